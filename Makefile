@@ -1,0 +1,37 @@
+# KSDiff for QGIS: every target sets itself up (QGIS from Debian + .venv) first.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+export QT_QPA_PLATFORM := offscreen
+export KSDIFF_DATA ?= $(HOME)/.cache/ksdiff/data
+SENSOR ?= wv2
+
+.PHONY: setup test demo data train bench package deploy clean
+
+setup:
+	@./scripts/setup.sh
+
+test: setup
+	@$(PY) -m pytest; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+demo: setup
+	@$(PY) scripts/demo.py
+
+data: setup
+	@$(PY) scripts/fetch_data.py
+
+train: setup data
+	@$(PY) -m model_core train --sensor $(SENSOR)
+
+bench: setup data
+	@$(PY) scripts/bench.py
+
+package: setup
+	@$(PY) scripts/package.py
+
+deploy: package
+	@$(PY) scripts/deploy.py
+
+clean:
+	rm -rf dist build demo-output .pytest_cache

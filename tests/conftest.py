@@ -1,0 +1,40 @@
+"""Shared fixtures: a headless QGIS application with Processing and our provider, and the real fixtures."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "tests" / "data"
+sys.path.insert(0, str(ROOT))
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """tests/data: small real WorldView-2 and Landsat 8 crops (see ATTRIBUTION.txt)."""
+    return DATA
+
+
+@pytest.fixture(scope="session")
+def qgis_app():
+    """A QgsApplication with Processing initialised and the ksdiff provider registered."""
+    from qgis.core import QgsApplication
+    from qgis.testing import start_app
+
+    app = start_app()
+    sys.path.insert(0, "/usr/share/qgis/python/plugins")
+    from processing.core.Processing import Processing
+
+    Processing.initialize()
+    import ksdiff_qgis
+
+    plugin = ksdiff_qgis.classFactory(None)
+    plugin.initProcessing()
+    assert QgsApplication.processingRegistry().providerById("ksdiff") is not None
+    yield app
+    plugin.unload()
