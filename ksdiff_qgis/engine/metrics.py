@@ -1,0 +1,407 @@
+"""Pansharpening quality indices (numpy only: this module runs inside QGIS's own Python).
+
+Images are ``(C, H, W)`` arrays (a 2-D array is one band). ``ref`` is the reference (ground truth at
+reduced resolution, or LMS / PAN for the no-reference indices), ``fused`` the image under test.
+Definitions follow ``shared/design/METHOD.md`` and the community toolbox (Vivone et al.):
+
+* ``sam``    spectral angle mapper, degrees, mean over pixels whose two spectra are non-zero.
+* ``ergas``  ``100/ratio * sqrt(mean_b(MSE_b / mean(ref_b)^2))``.
+* ``q_avg``  "Q": mean over bands of the universal image quality index (UIQI) averaged over all
+             ``block x block`` sliding windows (``img_qi.m``).
+* ``q2n``    hypercomplex UIQI (Q4 / Q8) on non-overlapping 32x32 blocks, bands zero-padded to a power
+             of two; sizes that are not a multiple of the block are mirror-padded (``q2n.m``).
+* ``scc``    correlation (no mean removal) of Sobel gradient magnitudes over interior pixels, all bands.
+* ``psnr``   on data divided by the sensor's maximum value: ``10 log10(1 / MSE)``.
+* ``ssim``   Wang et al. (11x11 Gaussian, sigma 1.5, K1 0.01, K2 0.03) per band on data / max, averaged.
+* ``d_lambda_khan``  ``1 - Q2n(LMS, MTF-filtered fused)`` (fused low-passed on its own grid with the
+             per-band MS gains).
+* ``d_s``    ``mean_b |Q(F_b, PAN) - Q(LMS_b, PAN_LP)|`` with ``PAN_LP`` the PAN degraded by Wald's
+             protocol (PAN MTF gain) and re-interpolated with the project's cubic upsampler.
+* ``hqnr``   ``(1 - D_lambda) (1 - D_s)``.
+
+Every index accepts an optional ``mask`` (H, W) of valid pixels: pixels, windows or blocks touching an
+invalid pixel are left out.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .filters import lowpass, upsample, wald_degrade
+
+EPS = np.finfo(np.float64).eps
+
+
+def _as3(x) -> np.ndarray:
+    a = np.asarray(x, dtype=np.float64)
+    if a.ndim == 2:
+        a = a[None]
+    if a.ndim != 3:
+        raise ValueError(f"expected a (C, H, W) or (H, W) array, got shape {a.shape}")
+    return a
+
+
+def _pair(fused, ref):
+    f, r = _as3(fused), _as3(ref)
+    if f.shape != r.shape:
+        raise ValueError(f"shape mismatch: fused {f.shape} vs reference {r.shape}")
+    return f, r
+
+
+def _mask(mask, shape) -> np.ndarray | None:
+    if mask is None:
+        return None
+    m = np.asarray(mask, dtype=bool)
+    if m.shape != tuple(shape[-2:]):
+        raise ValueError(f"mask shape {m.shape} does not match image {shape[-2:]}")
+    return m
+
+
+# ----------------------------------------------------------------------------------------- helpers
+def box_sum(img: np.ndarray, size: int) -> np.ndarray:
+    """Sum over every ``size x size`` window ('valid'): integral image, any leading axes."""
+    c = np.cumsum(np.cumsum(img, axis=-2, dtype=np.float64), axis=-1)
+    c = np.pad(c, [(0, 0)] * (c.ndim - 2) + [(1, 0), (1, 0)])
+    return c[..., size:, size:] - c[..., :-size, size:] - c[..., size:, :-size] + c[..., :-size, :-size]
+
+
+def _valid_windows(mask: np.ndarray | None, shape, size: int) -> np.ndarray | None:
+    """Windows ('valid' positions) whose whole support is valid."""
+    if mask is None:
+        return None
+    return box_sum((~mask).astype(np.float64), size) < 0.5
+
+
+def _conv_valid(img: np.ndarray, k: np.ndarray, axis: int) -> np.ndarray:
+    n = img.shape[axis] - len(k) + 1
+    out = None
+    for t, w in enumerate(k):
+        term = w * np.take(img, np.arange(t, t + n), axis=axis)
+        out = term if out is None else out + term
+    return out
+
+
+# --------------------------------------------------------------------------------------- spectral
+def sam(fused, ref, mask=None) -> float:
+    """Mean spectral angle in degrees over pixels where both spectra are non-zero (and valid)."""
+    f, r = _pair(fused, ref)
+    m = _mask(mask, f.shape)
+    dot = np.sum(f * r, axis=0)
+    nf, nr = np.sqrt(np.sum(f * f, axis=0)), np.sqrt(np.sum(r * r, axis=0))
+    ok = (nf > 0) & (nr > 0)
+    if m is not None:
+        ok &= m
+    if not ok.any():
+        return float("nan")
+    cos = np.clip(dot[ok] / (nf[ok] * nr[ok]), -1.0, 1.0)
+    return float(np.degrees(np.mean(np.arccos(cos))))
+
+
+def _valid_pixels(f, r, m):
+    if m is None:
+        return f.reshape(f.shape[0], -1), r.reshape(r.shape[0], -1)
+    return f[:, m], r[:, m]
+
+
+def ergas(fused, ref, ratio: float, mask=None) -> float:
+    """ERGAS = 100/ratio * sqrt(mean_b(MSE_b / mean(ref_b)^2))."""
+    f, r = _pair(fused, ref)
+    fv, rv = _valid_pixels(f, r, _mask(mask, f.shape))
+    mse = np.mean((fv - rv) ** 2, axis=1)
+    mu = np.mean(rv, axis=1)
+    return float(100.0 / ratio * math.sqrt(np.mean(mse / np.maximum(mu * mu, EPS))))
+
+
+def rmse_per_band(fused, ref, mask=None) -> np.ndarray:
+    f, r = _pair(fused, ref)
+    fv, rv = _valid_pixels(f, r, _mask(mask, f.shape))
+    return np.sqrt(np.mean((fv - rv) ** 2, axis=1))
+
+
+def psnr(fused, ref, max_value: float, mask=None) -> float:
+    """PSNR in dB of data divided by ``max_value`` (the sensor's maximum), MSE over all bands."""
+    f, r = _pair(fused, ref)
+    fv, rv = _valid_pixels(f / max_value, r / max_value, _mask(mask, f.shape))
+    mse = float(np.mean((fv - rv) ** 2))
+    return float("inf") if mse == 0 else 10.0 * math.log10(1.0 / mse)
+
+
+def psnr_per_band(fused, ref, max_value: float, mask=None) -> np.ndarray:
+    f, r = _pair(fused, ref)
+    fv, rv = _valid_pixels(f / max_value, r / max_value, _mask(mask, f.shape))
+    mse = np.mean((fv - rv) ** 2, axis=1)
+    with np.errstate(divide="ignore"):
+        return 10.0 * np.log10(1.0 / mse)
+
+
+# ------------------------------------------------------------------------------------- UIQI / Q
+def uiqi(a, b, block: int = 32, mask=None) -> float:
+    """Universal image quality index of two 2-D images, mean over all sliding ``block`` windows.
+
+    Literal port of ``img_qi.m`` (Wang & Bovik) with integral images; a window whose variances are
+    both zero scores its mean term only, a window with zero means and variances scores 1.
+    """
+    x, y = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if x.shape != y.shape or x.ndim != 2:
+        raise ValueError(f"uiqi needs two 2-D images of one shape, got {x.shape} and {y.shape}")
+    bs = min(block, x.shape[0], x.shape[1])
+    n = float(bs * bs)
+    s1, s2 = box_sum(x, bs), box_sum(y, bs)
+    s11, s22, s12 = box_sum(x * x, bs), box_sum(y * y, bs), box_sum(x * y, bs)
+    sum_mul = s1 * s2
+    sq_sum_mul = s1 * s1 + s2 * s2
+    numerator = 4.0 * (n * s12 - sum_mul) * sum_mul
+    den1 = n * (s11 + s22) - sq_sum_mul
+    den = den1 * sq_sum_mul
+    qmap = np.ones_like(den)
+    idx = (den1 == 0) & (sq_sum_mul != 0)
+    qmap[idx] = 2.0 * sum_mul[idx] / sq_sum_mul[idx]
+    idx = den != 0
+    qmap[idx] = numerator[idx] / den[idx]
+    ok = _valid_windows(_mask(mask, x.shape), x.shape, bs)
+    if ok is not None:
+        return float(qmap[ok].mean()) if ok.any() else float("nan")
+    return float(qmap.mean())
+
+
+def q_per_band(fused, ref, block: int = 32, mask=None) -> np.ndarray:
+    f, r = _pair(fused, ref)
+    return np.array([uiqi(r[b], f[b], block, mask) for b in range(f.shape[0])])
+
+
+def q_avg(fused, ref, block: int = 32, mask=None) -> float:
+    """Q: mean over bands of the UIQI (sliding ``block`` windows)."""
+    return float(np.mean(q_per_band(fused, ref, block, mask)))
+
+
+# ------------------------------------------------------------------------------------------ Q2n
+def _conj(v: np.ndarray) -> np.ndarray:
+    out = -v
+    out[0] = v[0]
+    return out
+
+
+def onion_mult(o1: np.ndarray, o2: np.ndarray) -> np.ndarray:
+    """Cayley-Dickson hypercomplex product (components on axis 0), as ``onion_mult.m``."""
+    n = o1.shape[0]
+    if n == 1:
+        return o1 * o2
+    h = n // 2
+    a, b = o1[:h], _conj(o1[h:])
+    c, d = o2[:h], _conj(o2[h:])
+    if n == 2:
+        return np.concatenate([a * c - d * b, a * d + c * b])
+    return np.concatenate([onion_mult(a, c) - onion_mult(d, _conj(b)), onion_mult(_conj(a), d) + onion_mult(c, b)])
+
+
+def _onions_quality(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Hypercomplex quality of blocks: x (reference), y (fused) as (C, nblocks, npix); returns (C, nblocks)."""
+    npx = x.shape[-1]
+    k = npx / (npx - 1.0)
+    m = x.mean(axis=-1, keepdims=True)
+    s = x.std(axis=-1, ddof=1, keepdims=True)
+    s = np.where(s == 0, EPS, s)
+    xn = (x - m) / s + 1.0
+    yn = np.where(m == 0, y - m + 1.0, (y - m) / s + 1.0)
+    yn = _conj(yn)
+    m1, m2 = xn.mean(axis=-1), yn.mean(axis=-1)                 # (C, nb)
+    mod1m2, mod2m2 = np.sum(m1 * m1, axis=0), np.sum(m2 * m2, axis=0)
+    int1 = k * np.mean(np.sum(xn * xn, axis=0), axis=-1)
+    int2 = k * np.mean(np.sum(yn * yn, axis=0), axis=-1)
+    term3 = int1 + int2 - k * (mod1m2 + mod2m2)
+    mean_bias = 2.0 * np.sqrt(mod1m2 * mod2m2) / (mod1m2 + mod2m2)
+    qu = onion_mult(xn, yn).mean(axis=-1)
+    qm = onion_mult(m1, m2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        q = (k * qu - k * qm) * mean_bias * (2.0 / term3)
+    zero = term3 == 0
+    if zero.any():
+        q[:, zero] = 0.0
+        q[-1, zero] = mean_bias[zero]
+    return q
+
+
+def q2n_map(fused, ref, block: int = 32, shift: int = 32, mask=None) -> np.ndarray:
+    """Per-block Q2n values (nby, nbx); NaN for blocks that touch an invalid pixel."""
+    f, r = _pair(fused, ref)
+    m = _mask(mask, f.shape)
+    c, h, w = f.shape
+    nby, nbx = math.ceil(h / shift), math.ceil(w / shift)
+    ph, pw = (nby - 1) * shift + block - h, (nbx - 1) * shift + block - w
+    if ph or pw:  # mirror-pad to whole blocks, as q2n.m
+        pad = ((0, 0), (0, ph), (0, pw))
+        f, r = np.pad(f, pad, mode="symmetric"), np.pad(r, pad, mode="symmetric")
+        if m is not None:
+            m = np.pad(m, pad[1:], mode="symmetric")
+    n2 = 1 << max(0, math.ceil(math.log2(c)))
+    if n2 != c:
+        z = np.zeros((n2 - c,) + f.shape[1:])
+        f, r = np.concatenate([f, z]), np.concatenate([r, z])
+    if shift != block:
+        raise ValueError("q2n: only shift == block (non-overlapping blocks) is supported")
+    hh, ww = nby * block, nbx * block
+
+    def blocks(a):
+        a = a[:, :hh, :ww].reshape(a.shape[0], nby, block, nbx, block)
+        return a.transpose(0, 1, 3, 2, 4).reshape(a.shape[0], nby * nbx, block * block)
+
+    q = _onions_quality(blocks(r), blocks(f))
+    vals = np.sqrt(np.sum(q * q, axis=0)).reshape(nby, nbx)
+    if m is not None:
+        bad = blocks((~m)[None].astype(np.float64))[0].sum(axis=-1).reshape(nby, nbx) > 0
+        vals[bad] = np.nan
+    return vals
+
+
+def q2n(fused, ref, block: int = 32, shift: int = 32, mask=None) -> float:
+    """Q2n (Q4 for 3-4 bands, Q8 for 5-8): mean hypercomplex UIQI over 32x32 blocks."""
+    vals = q2n_map(fused, ref, block, shift, mask)
+    return float(np.nanmean(vals)) if np.isfinite(vals).any() else float("nan")
+
+
+# ------------------------------------------------------------------------------------------ SCC
+def _sobel_mag(a: np.ndarray) -> np.ndarray:
+    """Sobel gradient magnitude at interior pixels (output shrinks by one pixel on each side)."""
+    sm = a[:, :-2, :] + 2.0 * a[:, 1:-1, :] + a[:, 2:, :]       # smooth along rows
+    gx = sm[:, :, 2:] - sm[:, :, :-2]
+    sm = a[:, :, :-2] + 2.0 * a[:, :, 1:-1] + a[:, :, 2:]
+    gy = sm[:, 2:, :] - sm[:, :-2, :]
+    return np.sqrt(gx * gx + gy * gy)
+
+
+def _scc_parts(fused, ref, mask=None):
+    f, r = _pair(fused, ref)
+    m = _mask(mask, f.shape)
+    gf, gr = _sobel_mag(f), _sobel_mag(r)
+    if m is not None:
+        ok = box_sum((~m).astype(np.float64), 3) < 0.5
+        gf, gr = gf * ok, gr * ok
+    return np.sum(gf * gr, axis=(1, 2)), np.sum(gf * gf, axis=(1, 2)), np.sum(gr * gr, axis=(1, 2))
+
+
+def scc(fused, ref, mask=None) -> float:
+    """Spatial correlation coefficient: sum(GF*GR)/sqrt(sum GF^2 * sum GR^2) of Sobel magnitudes, all bands."""
+    fr, ff, rr = _scc_parts(fused, ref, mask)
+    den = math.sqrt(float(ff.sum()) * float(rr.sum()))
+    return float(fr.sum() / den) if den > 0 else float("nan")
+
+
+def scc_per_band(fused, ref, mask=None) -> np.ndarray:
+    fr, ff, rr = _scc_parts(fused, ref, mask)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return fr / np.sqrt(ff * rr)
+
+
+# ----------------------------------------------------------------------------------------- SSIM
+def _gauss(size: int = 11, sigma: float = 1.5) -> np.ndarray:
+    x = np.arange(size) - (size - 1) / 2.0
+    g = np.exp(-0.5 * (x / sigma) ** 2)
+    return g / g.sum()
+
+
+def ssim_per_band(fused, ref, max_value: float, mask=None) -> np.ndarray:
+    """SSIM (Wang et al. 2004) of each band on data / ``max_value``, mean over 'valid' windows."""
+    f, r = _pair(fused, ref)
+    m = _mask(mask, f.shape)
+    f, r = f / max_value, r / max_value
+    g = _gauss()
+    if min(f.shape[1:]) < len(g):
+        raise ValueError("ssim needs images of at least 11x11 pixels")
+
+    def filt(a):
+        return _conv_valid(_conv_valid(a, g, -2), g, -1)
+
+    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    mu1, mu2 = filt(r), filt(f)
+    s11 = filt(r * r) - mu1 * mu1
+    s22 = filt(f * f) - mu2 * mu2
+    s12 = filt(r * f) - mu1 * mu2
+    smap = ((2 * mu1 * mu2 + c1) * (2 * s12 + c2)) / ((mu1 * mu1 + mu2 * mu2 + c1) * (s11 + s22 + c2))
+    ok = _valid_windows(m, f.shape, len(g))
+    if ok is not None:
+        return np.array([smap[b][ok].mean() if ok.any() else np.nan for b in range(f.shape[0])])
+    return smap.mean(axis=(1, 2))
+
+
+def ssim(fused, ref, max_value: float, mask=None) -> float:
+    return float(np.mean(ssim_per_band(fused, ref, max_value, mask)))
+
+
+# -------------------------------------------------------------------------------- no reference
+def mtf_filter(img, gains, ratio: int) -> np.ndarray:
+    """Low-pass every band with its MTF-matched Gaussian, on the same grid (no decimation)."""
+    a = _as3(img)
+    g = np.broadcast_to(np.asarray(gains, dtype=np.float64), (a.shape[0],))
+    return np.stack([lowpass(a[b], float(g[b]), ratio).astype(np.float64) for b in range(a.shape[0])])
+
+
+def d_lambda_khan(fused, lms, gains, ratio: int, block: int = 32, mask=None) -> float:
+    """Khan's spectral distortion: 1 - Q2n(LMS, MTF-filtered fused)."""
+    f, l = _pair(fused, lms)
+    return 1.0 - q2n(mtf_filter(f, gains, ratio), l, block, block, mask)
+
+
+def pan_lowpass(pan, pan_gain: float, ratio: int) -> np.ndarray:
+    """PAN degraded by Wald's protocol (PAN MTF gain, decimation) and cubic re-interpolated to its grid."""
+    p = np.asarray(pan, dtype=np.float64)
+    if p.ndim == 3:
+        p = p[0]
+    lr = wald_degrade(p.astype(np.float32), pan_gain, ratio)
+    return upsample(lr, ratio, p.shape).astype(np.float64)
+
+
+def d_s_per_band(fused, pan, lms, pan_gain: float, ratio: int, block: int = 32, mask=None,
+                 pan_lp=None) -> np.ndarray:
+    f, l = _pair(fused, lms)
+    p = np.asarray(pan, dtype=np.float64)
+    if p.ndim == 3:
+        p = p[0]
+    lp = pan_lowpass(p, pan_gain, ratio) if pan_lp is None else np.asarray(pan_lp, dtype=np.float64)
+    return np.array([abs(uiqi(f[b], p, block, mask) - uiqi(l[b], lp, block, mask)) for b in range(f.shape[0])])
+
+
+def d_s(fused, pan, lms, pan_gain: float, ratio: int, block: int = 32, q: float = 1.0, mask=None,
+        pan_lp=None) -> float:
+    """Spatial distortion: (mean_b |Q(F_b, PAN) - Q(LMS_b, PAN_LP)|^q)^(1/q)."""
+    d = d_s_per_band(fused, pan, lms, pan_gain, ratio, block, mask, pan_lp)
+    return float(np.mean(d ** q) ** (1.0 / q))
+
+
+def hqnr(d_lambda: float, ds: float) -> float:
+    return (1.0 - d_lambda) * (1.0 - ds)
+
+
+# ------------------------------------------------------------------------------------- bundles
+REDUCED = ("SAM", "ERGAS", "Q2n", "Q", "SCC", "PSNR", "SSIM")
+FULL = ("D_lambda", "D_s", "HQNR")
+
+
+def reduced_resolution(fused, ref, ratio: int, max_value: float, mask=None) -> dict:
+    """All reference-based indices; ``per_band`` holds per-band RMSE, Q, SCC, PSNR and SSIM."""
+    f, r = _pair(fused, ref)
+    out = {
+        "SAM": sam(f, r, mask),
+        "ERGAS": ergas(f, r, ratio, mask),
+        "Q2n": q2n(f, r, mask=mask),
+        "Q": q_avg(f, r, mask=mask),
+        "SCC": scc(f, r, mask),
+        "PSNR": psnr(f, r, max_value, mask),
+        "SSIM": ssim(f, r, max_value, mask),
+    }
+    out["per_band"] = {
+        "RMSE": rmse_per_band(f, r, mask).tolist(),
+        "Q": q_per_band(f, r, mask=mask).tolist(),
+        "SCC": scc_per_band(f, r, mask).tolist(),
+        "PSNR": psnr_per_band(f, r, max_value, mask).tolist(),
+        "SSIM": ssim_per_band(f, r, max_value, mask).tolist(),
+    }
+    return out
+
+
+def full_resolution(fused, pan, lms, gains, pan_gain: float, ratio: int, mask=None) -> dict:
+    """D_lambda (Khan), D_s and HQNR; ``per_band`` holds the per-band D_s terms."""
+    dl = d_lambda_khan(fused, lms, gains, ratio, mask=mask)
+    dsb = d_s_per_band(fused, pan, lms, pan_gain, ratio, mask=mask)
+    ds = float(np.mean(dsb))
+    return {"D_lambda": dl, "D_s": ds, "HQNR": hqnr(dl, ds), "per_band": {"D_s": dsb.tolist()}}

@@ -1,0 +1,241 @@
+"""The pansharpening job: validate, plan the grid, estimate scene statistics, fuse tile by tile, stream out.
+
+Everything that can be wrong with the inputs is checked before the output file is created; the
+output is written to a temporary file and renamed into place only when the whole scene is done.
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from osgeo import gdal
+
+from . import classical
+from .errors import Cancelled, InputError
+from .feedback import Feedback
+from .grid import GridPlan, RasterInfo, plan_grid
+from .raster_io import GeoTiffWriter, check_writable, open_raster, read_decimated, read_padded
+from .sensors import Sensor, get_sensor
+from .tiling import blend_strips, tile_count
+from .filters import upsample
+
+STATS_MAX_SIZE = 1024   # MS pixels per side read for scene statistics (larger scenes are averaged down)
+MIN_TILE = 64
+
+
+@dataclass
+class PansharpenResult:
+    output_path: str
+    seconds: float
+    width: int
+    height: int
+    tiles: int
+    method: str
+    ratio: int
+    device: str = "cpu"
+    warnings: list[str] = field(default_factory=list)
+
+
+def _is_valid(arr: np.ndarray, nodata: float | None) -> np.ndarray | None:
+    """Per-pixel validity over all bands of (C, H, W), or None when the raster declares no nodata."""
+    if nodata is None:
+        return None
+    bad = np.isnan(arr) if math.isnan(nodata) else arr == np.float32(nodata)
+    return ~bad.any(axis=0)
+
+
+def _value_range(info: RasterInfo) -> tuple[float, float]:
+    if info.dtype.kind == "f":
+        return float(np.finfo(np.float32).min), float(np.finfo(np.float32).max)
+    ii = np.iinfo(info.dtype)
+    hi = float(2 ** info.nbits - 1) if info.nbits and info.nbits < ii.bits else float(ii.max)
+    return float(ii.min), hi
+
+
+def _output_nodata(pan: RasterInfo, ms: RasterInfo) -> float | None:
+    """MS nodata if set, else PAN nodata when the MS data type can hold it."""
+    if ms.nodata is not None:
+        return ms.nodata
+    if pan.nodata is None:
+        return None
+    lo, hi = _value_range(ms)
+    if ms.dtype.kind == "f" or (lo <= pan.nodata <= hi and float(pan.nodata).is_integer()):
+        return pan.nodata
+    return None
+
+
+def to_dtype(strip: np.ndarray, info: RasterInfo, nodata: float | None) -> np.ndarray:
+    """Clip to the valid range of the MS type (NBITS aware), round integers, NaN -> nodata."""
+    lo, hi = _value_range(info)
+    nan = np.isnan(strip)
+    out = np.clip(strip, lo, hi)
+    if info.dtype.kind != "f":
+        out = np.rint(out)
+        if nodata is not None:
+            # a valid pixel must not read as nodata
+            out[(out == nodata) & ~nan] = nodata + 1 if nodata < hi else nodata - 1
+    out[nan] = nodata if nodata is not None else lo
+    return out.astype(info.dtype)
+
+
+def _ms_stats_window(plan: GridPlan, ms_w: int, ms_h: int) -> tuple[int, int, int, int]:
+    """MS pixels (col, row, w, h) whose footprint lies inside the output region."""
+    r0, c0, rows, cols = plan.region
+    k = plan.ratio
+    kc0 = max(0, math.ceil((c0 - plan.ms_origin[1]) / k - 1e-3))
+    kr0 = max(0, math.ceil((r0 - plan.ms_origin[0]) / k - 1e-3))
+    kc1 = min(ms_w, math.floor((c0 + cols - plan.ms_origin[1]) / k + 1e-3))
+    kr1 = min(ms_h, math.floor((r0 + rows - plan.ms_origin[0]) / k + 1e-3))
+    return kc0, kr0, max(1, kc1 - kc0), max(1, kr1 - kr0)
+
+
+def estimate_scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan) -> classical.SceneStats:
+    """Scene statistics from PAN averaged onto the MS grid and MS, read at most STATS_MAX_SIZE per side."""
+    kc, kr, kw, kh = _ms_stats_window(plan, ms_ds.RasterXSize, ms_ds.RasterYSize)
+    shrink = max(1.0, max(kw, kh) / STATS_MAX_SIZE)
+    ow, oh = max(1, int(kw / shrink)), max(1, int(kh / shrink))
+    k = plan.ratio
+    pc = min(max(0, round(plan.ms_origin[1] + kc * k)), pan.width - 1)
+    pr = min(max(0, round(plan.ms_origin[0] + kr * k)), pan.height - 1)
+    pw, ph = min(kw * k, pan.width - pc), min(kh * k, pan.height - pr)
+    pan_lr = read_decimated(pan_ds, pc, pr, pw, ph, ow, oh)[0]
+    ms_lr = read_decimated(ms_ds, kc, kr, kw, kh, ow, oh)
+    valid = np.ones(pan_lr.shape, dtype=bool)
+    for arr, nd in ((pan_lr[None], pan.nodata), (ms_lr, ms.nodata)):
+        v = _is_valid(arr, nd)
+        if v is not None:
+            valid &= v
+    if valid.sum() < 16:
+        raise InputError("the overlap of PAN and MS holds (almost) no valid pixels: everything is nodata")
+    return classical.scene_stats(pan_lr, ms_lr, valid)
+
+
+class _TileRunner:
+    """Reads one tile (plus margin) from PAN and MS, fuses it and returns the tile interior."""
+
+    def __init__(self, pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan, sensor: Sensor,
+                 fuse, margin: int, stats: classical.SceneStats, feedback: Feedback, total: int):
+        self.pan_ds, self.ms_ds, self.pan, self.ms, self.plan = pan_ds, ms_ds, pan, ms, plan
+        self.sensor, self.fuse, self.margin, self.stats = sensor, fuse, margin, stats
+        self.feedback, self.total, self.done = feedback, total, 0
+        self.track_nodata = pan.nodata is not None or ms.nodata is not None
+
+    def _ms_window(self, start: int, length: int, axis: int) -> tuple[int, int]:
+        """MS pixel range (first, count) the cubic interpolator touches for PAN pixels [start, start+length)."""
+        o, k = self.plan.ms_origin[axis], self.plan.ratio
+        first = math.floor((start + 0.5 - o) / k - 0.5) - 1
+        last = math.floor((start + length - 0.5 - o) / k - 0.5) + 2
+        return first, last - first + 1
+
+    def __call__(self, row: int, col: int, rows: int, cols: int) -> np.ndarray:
+        if self.feedback.is_cancelled():
+            raise Cancelled("cancelled by the user")
+        m, k = self.margin, self.plan.ratio
+        R0, C0 = self.plan.region[0] + row - m, self.plan.region[1] + col - m
+        H, W = rows + 2 * m, cols + 2 * m
+        pan = read_padded(self.pan_ds, R0, C0, H, W, "symmetric")
+        mr, mh = self._ms_window(R0, H, 0)
+        mc, mw = self._ms_window(C0, W, 1)
+        ms = read_padded(self.ms_ds, mr, mc, mh, mw, "edge")
+        pan_valid, ms_valid = _is_valid(pan, self.pan.nodata), _is_valid(ms, self.ms.nodata)
+        st = self.stats
+        if pan_valid is not None:
+            pan[0][~pan_valid] = st.pan_mean
+        if ms_valid is not None:
+            ms[:, ~ms_valid] = st.ms_mean.astype(np.float32)[:, None]
+        origin = (self.plan.ms_origin[0] + mr * k - R0, self.plan.ms_origin[1] + mc * k - C0)
+        lms = upsample(ms, k, (H, W), origin)
+        ctx = classical.TileContext(stats=st, ratio=k, gains=self.sensor.mtf_ms, origin=(R0, C0),
+                                    scale=self.sensor.scale)
+        fused = self.fuse(pan[0], lms, ctx)[:, m : m + rows, m : m + cols].astype(np.float32, copy=True)
+        if self.track_nodata:
+            valid = np.ones((rows, cols), dtype=bool) if pan_valid is None else pan_valid[m : m + rows, m : m + cols]
+            if ms_valid is not None:
+                # the MS pixel that contains each PAN pixel centre decides MS validity
+                ri = np.floor((np.arange(m, m + rows) + 0.5 - origin[0]) / k).astype(int).clip(0, mh - 1)
+                ci = np.floor((np.arange(m, m + cols) + 0.5 - origin[1]) / k).astype(int).clip(0, mw - 1)
+                valid &= ms_valid[ri][:, ci]
+            fused[:, ~valid] = np.nan
+        self.done += 1
+        self.feedback.progress(self.done / self.total)
+        return fused
+
+
+def pansharpen(
+    pan_path: str,
+    ms_path: str,
+    output_path: str,
+    sensor: str = "wv2",
+    method: str = classical.BEST_CLASSICAL,
+    tile_size: int = 512,
+    overlap: int = 32,
+    model_path: str | None = None,
+    device: str = "auto",
+    feedback: Feedback | None = None,
+) -> PansharpenResult:
+    """Fuse ``pan_path`` and ``ms_path`` into a GeoTIFF at ``output_path`` on the PAN grid.
+
+    Raises InputError (nothing written) for bad input and Cancelled when ``feedback`` asks to stop.
+    """
+    fb = feedback or Feedback()
+    t0 = time.perf_counter()
+    try:
+        spec = get_sensor(sensor)
+    except KeyError as e:
+        raise InputError(str(e.args[0])) from None
+    if method not in classical.FUSERS:
+        raise InputError(f"unknown method {method!r}; available: {', '.join(classical.FUSERS)}")
+    if tile_size < MIN_TILE:
+        raise InputError(f"the tile size must be at least {MIN_TILE} pixels")
+    if not 0 <= overlap <= tile_size // 2:
+        raise InputError("the overlap must be between 0 and half the tile size")
+    check_writable(output_path)
+    for p, role in ((pan_path, "PAN"), (ms_path, "MS")):
+        if p and os.path.exists(p) and os.path.exists(output_path) and os.path.samefile(p, output_path):
+            raise InputError(f"the output file is the {role} input: choose another output path")
+
+    pan_ds, pan = open_raster(pan_path, "PAN")
+    ms_ds, ms = open_raster(ms_path, "MS")
+    if pan.bands != 1:
+        raise InputError(f"the PAN raster must have one band; {pan_path!r} has {pan.bands}")
+    if ms.bands != spec.n_bands:
+        raise InputError(
+            f"the MS raster has {ms.bands} bands but sensor {spec.name} expects {spec.n_bands} "
+            f"({', '.join(spec.band_names)}); pick the matching sensor or select those bands"
+        )
+    plan = plan_grid(pan, ms, ms_ds)
+    warnings = list(plan.warnings)
+    if plan.ratio != spec.ratio:
+        warnings.append(
+            f"The PAN/MS pixel ratio of the data is {plan.ratio}, not {spec.ratio} as for {spec.name}; "
+            f"using {plan.ratio}."
+        )
+    for w in warnings:
+        fb.warning(w)
+    ms_src = plan.ms_dataset or ms_ds
+    r0, c0, rows, cols = plan.region
+    margin = classical.margin(method, plan.ratio)
+    total = tile_count(rows, cols, tile_size, overlap)
+    fb.info(
+        f"PAN {pan.width}x{pan.height}, MS {ms.width}x{ms.height}x{ms.bands}, ratio {plan.ratio}; "
+        f"output {cols}x{rows} at PAN offset ({c0}, {r0}); {total} tile(s) of {tile_size} px, "
+        f"overlap {overlap}, margin {margin}; method {method}"
+    )
+    stats = estimate_scene_stats(pan_ds, ms_src, pan, ms, plan)
+    nodata = _output_nodata(pan, ms)
+    names = ms.descriptions if all(ms.descriptions) else list(spec.band_names)
+    runner = _TileRunner(pan_ds, ms_src, pan, ms, plan, spec, classical.FUSERS[method], margin, stats, fb, total)
+    writer = GeoTiffWriter(output_path, cols, rows, ms, plan.out_gt, pan.wkt, names, nodata)
+    try:
+        for row, strip in blend_strips(rows, cols, tile_size, overlap, runner):
+            writer.write(to_dtype(strip, ms, nodata), row)
+        writer.commit()
+    except BaseException:
+        writer.abort()
+        raise
+    gdal.ErrorReset()
+    return PansharpenResult(output_path=output_path, seconds=time.perf_counter() - t0, width=cols, height=rows,
+                            tiles=total, method=method, ratio=plan.ratio, warnings=warnings)

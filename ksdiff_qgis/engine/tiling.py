@@ -1,0 +1,71 @@
+"""Tile layout over the output grid and seam-free blending of overlapping tiles, one row strip at a time.
+
+Overlaps are blended with linear ramps written as ``a + (b - a) * t``: where neighbouring tiles agree
+(every classical method) the blend returns their value exactly, so tiled output equals untiled output.
+"""
+from __future__ import annotations
+
+from typing import Callable, Iterator
+
+import numpy as np
+
+
+def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
+    """Start offsets of tiles of size ``tile`` covering ``length`` with at least ``overlap`` between them."""
+    if tile >= length:
+        return [0]
+    stride = max(1, tile - overlap)
+    starts = list(range(0, length - tile + 1, stride))
+    if starts[-1] + tile < length:
+        starts.append(length - tile)
+    return starts
+
+
+def _ramp(n: int) -> np.ndarray:
+    """Weights of the incoming tile across an overlap of ``n`` pixels."""
+    return ((np.arange(n, dtype=np.float32) + 0.5) / n).astype(np.float32)
+
+
+def blend_strips(
+    height: int,
+    width: int,
+    tile: int,
+    overlap: int,
+    run_tile: Callable[[int, int, int, int], np.ndarray],
+) -> Iterator[tuple[int, np.ndarray]]:
+    """Run ``run_tile(row, col, rows, cols) -> (C, rows, cols)`` over the grid; yield finished strips.
+
+    Yields ``(row, strip)`` with strips in top-to-bottom order, each final (blended with the tiles
+    around it) and covering whole rows of the grid. Memory holds one tile row, never the grid.
+    """
+    th, tw = min(tile, height), min(tile, width)
+    rows, cols = tile_starts(height, th, overlap), tile_starts(width, tw, overlap)
+    carry: np.ndarray | None = None
+    carry_row = 0
+    for i, r in enumerate(rows):
+        strip = None
+        prev_end = 0
+        for c in cols:
+            out = run_tile(r, c, th, tw)
+            if strip is None:
+                strip = np.empty((out.shape[0], th, width), dtype=np.float32)
+            ov = max(0, prev_end - c)
+            if ov:
+                old = strip[:, :, c:prev_end]
+                strip[:, :, c:prev_end] = old + (out[:, :, :ov] - old) * _ramp(ov)[None, None, :]
+            strip[:, :, c + ov : c + tw] = out[:, :, ov:]
+            prev_end = c + tw
+        if carry is not None:
+            ov = carry_row + carry.shape[1] - r
+            top = strip[:, :ov]
+            strip[:, :ov] = carry + (top - carry) * _ramp(ov)[None, :, None]
+        if i + 1 < len(rows):
+            keep = rows[i + 1] - r
+            yield r, strip[:, :keep]
+            carry, carry_row = strip[:, keep:].copy(), rows[i + 1]
+        else:
+            yield r, strip
+
+
+def tile_count(height: int, width: int, tile: int, overlap: int) -> int:
+    return len(tile_starts(height, min(tile, height), overlap)) * len(tile_starts(width, min(tile, width), overlap))
