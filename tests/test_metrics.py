@@ -1,0 +1,179 @@
+"""Quality indices on hand-checkable cases (METHOD.md definitions)."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from ksdiff_qgis.engine import metrics as M
+from ksdiff_qgis.engine.filters import mtf_kernel, mtf_sigma
+from ksdiff_qgis.engine.sensors import SENSORS
+
+
+@pytest.fixture(scope="module")
+def img():
+    rng = np.random.default_rng(42)
+    base = rng.uniform(100, 1000, (4, 70, 90))
+    return base
+
+
+def test_identical_images_are_perfect(img):
+    assert M.sam(img, img) == pytest.approx(0.0, abs=1e-5)
+    assert M.ergas(img, img, 4) == 0.0
+    assert M.q2n(img, img) == pytest.approx(1.0, abs=1e-12)
+    assert M.q_avg(img, img) == pytest.approx(1.0, abs=1e-12)
+    assert M.scc(img, img) == pytest.approx(1.0, abs=1e-12)
+    assert M.psnr(img, img, 2047) == math.inf
+    assert M.ssim(img, img, 2047) == pytest.approx(1.0, abs=1e-12)
+
+
+def test_sam_known_angles():
+    ref = np.zeros((2, 4, 4))
+    ref[0] = 1.0
+    fused = np.zeros((2, 4, 4))
+    fused[0], fused[1] = 1.0, 1.0                              # 45 degrees everywhere
+    assert M.sam(fused, ref) == pytest.approx(45.0, abs=1e-9)
+    fused[0, :2], fused[1, :2] = 0.0, 3.0                      # half the pixels at 90 degrees
+    assert M.sam(fused, ref) == pytest.approx(67.5, abs=1e-9)
+    # a spectrum scaled by any positive factor has angle 0
+    rng = np.random.default_rng(1)
+    r = rng.uniform(1, 10, (4, 8, 8))
+    assert M.sam(r * 3.7, r) == pytest.approx(0.0, abs=1e-5)
+    # zero spectra are left out, invalid pixels too
+    z = r.copy()
+    z[:, 0, 0] = 0
+    assert M.sam(z * 2, r) == pytest.approx(0.0, abs=1e-5)
+
+
+def test_ergas_scaling_laws(img):
+    # a relative error e on constant bands gives ERGAS = 100/ratio * e
+    flat = np.stack([np.full((8, 8), v) for v in (100.0, 300.0, 900.0)])
+    assert M.ergas(flat * 1.1, flat, 4) == pytest.approx(100 / 4 * 0.1, rel=1e-12)
+    assert M.ergas(flat * 1.1, flat, 2) == pytest.approx(100 / 2 * 0.1, rel=1e-12)
+    # on textured bands: 100/ratio * e * sqrt(mean_b(E[x^2] / E[x]^2))
+    k = np.sqrt(np.mean((img ** 2).mean(axis=(1, 2)) / img.mean(axis=(1, 2)) ** 2))
+    assert M.ergas(img * 1.1, img, 4) == pytest.approx(25 * 0.1 * k, rel=1e-12)
+    # invariant to a common scaling of both images
+    noisy = img + np.random.default_rng(3).normal(0, 20, img.shape)
+    assert M.ergas(noisy * 5, img * 5, 4) == pytest.approx(M.ergas(noisy, img, 4), rel=1e-12)
+    # an additive error d on band mean mu gives 100/ratio * d / mu (one band)
+    one = np.full((1, 10, 10), 200.0)
+    assert M.ergas(one + 10, one, 4) == pytest.approx(25 * 10 / 200)
+
+
+def test_psnr_and_ssim_scaling(img):
+    err = np.full_like(img, 2047 * 0.01)  # RMSE 1% of full scale -> 40 dB
+    assert M.psnr(img + err, img, 2047) == pytest.approx(40.0, abs=1e-9)
+    noisy = img + np.random.default_rng(4).normal(0, 30, img.shape)
+    assert M.psnr(noisy * 2, img * 2, 2 * 2047) == pytest.approx(M.psnr(noisy, img, 2047), rel=1e-12)
+    s = M.ssim(noisy, img, 2047)
+    assert 0 < s < 1
+    assert M.ssim(noisy * 2, img * 2, 2 * 2047) == pytest.approx(s, rel=1e-9)
+
+
+def test_uiqi_closed_form():
+    rng = np.random.default_rng(5)
+    x = rng.normal(100, 10, (32, 32))
+    y = 0.5 * x + 20 + rng.normal(0, 3, x.shape)
+    mx, my = x.mean(), y.mean()
+    vx, vy = x.var(ddof=1), y.var(ddof=1)
+    cxy = np.cov(x.ravel(), y.ravel())[0, 1]
+    expected = 4 * cxy * mx * my / ((vx + vy) * (mx ** 2 + my ** 2))
+    assert M.uiqi(x, y, 32) == pytest.approx(expected, rel=1e-9)
+    # scale and shift sensitivity: an image with a different mean scores below 1
+    assert M.uiqi(x, x + 50, 32) < 0.95
+    assert M.uiqi(x, x * 1.0, 8) == pytest.approx(1.0)
+
+
+def test_q2n_reduces_to_uiqi_for_one_block_and_is_bounded(img):
+    rng = np.random.default_rng(6)
+    noisy = img + rng.normal(0, 40, img.shape)
+    q = M.q2n(noisy, img)
+    assert 0 < q < 1
+    # a constant gain on every band lowers Q2n only through the mean/contrast terms
+    assert M.q2n(img * 1.05, img) < 1.0
+    assert M.q2n(img * 1.05, img) > 0.99
+    # 8 bands (Q8) and 5 bands (padded to 8) work
+    r8 = rng.uniform(100, 1000, (5, 64, 64))
+    assert M.q2n(r8, r8) == pytest.approx(1.0, abs=1e-12)
+    assert 0 < M.q2n(r8 + rng.normal(0, 50, r8.shape), r8) < 1
+
+
+def test_q2n_blocks_not_multiple_of_32():
+    rng = np.random.default_rng(7)
+    r = rng.uniform(100, 1000, (4, 40, 75))
+    vals = M.q2n_map(r + rng.normal(0, 30, r.shape), r)
+    assert vals.shape == (2, 3)                               # ceil(40/32) x ceil(75/32) blocks
+    assert np.isfinite(vals).all() and (vals > 0).all() and (vals < 1).all()
+    assert M.q2n(r, r) == pytest.approx(1.0, abs=1e-12)
+    # smaller than one block
+    small = r[:, :20, :20]
+    assert M.q2n(small, small) == pytest.approx(1.0, abs=1e-12)
+    # a mask drops the blocks that touch invalid pixels
+    mask = np.ones(r.shape[1:], bool)
+    mask[0, 0] = False
+    v = M.q2n_map(r, r, mask=mask)
+    assert np.isnan(v[0, 0]) and np.isfinite(v[1:, :]).all()
+
+
+def test_scc():
+    rng = np.random.default_rng(8)
+    r = rng.uniform(0, 100, (3, 30, 30))
+    assert M.scc(r * 4, r) == pytest.approx(1.0)              # scale invariant
+    assert M.scc(r + 7, r) == pytest.approx(1.0)              # gradients ignore offsets
+    flat = np.ones_like(r)
+    assert math.isnan(M.scc(flat, r))                         # no gradient at all: undefined
+    assert -1 <= M.scc(rng.uniform(0, 100, r.shape), r) < 0.9
+
+
+def test_mtf_filter_response_at_nyquist_equals_gain():
+    for sensor in SENSORS.values():
+        for gain in set(sensor.mtf_ms) | {sensor.mtf_pan}:
+            r = sensor.ratio
+            for shift in (0.0, 0.5):
+                k = mtf_kernel(gain, r, shift=shift)
+                n = np.arange(len(k)) - len(k) // 2 + shift
+                resp = abs(np.sum(k * np.exp(-2j * np.pi * n / (2 * r))))  # f = 1 / (2 ratio) cycles / px
+                assert resp == pytest.approx(gain, abs=2e-3), (sensor.key, gain, shift)
+    assert mtf_sigma(0.3, 4) == pytest.approx(4 * math.sqrt(-2 * math.log(0.3)) / math.pi)
+
+
+def test_mtf_filter_keeps_constants():
+    c = np.full((2, 50, 50), 321.0)
+    np.testing.assert_allclose(M.mtf_filter(c, [0.3, 0.35], 4), c, rtol=1e-5)
+
+
+def test_full_resolution_indices():
+    rng = np.random.default_rng(9)
+    pan = M.mtf_filter(rng.uniform(100, 1000, (128, 128)), 0.6, 2)[0]   # some texture, not white noise
+    pan_lp = M.pan_lowpass(pan, 0.11, 4)
+    gains = (0.8, 1.0, 1.1, 1.3)
+    lms = np.stack([pan_lp * g for g in gains])               # LMS = scaled low-passed PAN
+    ideal = np.stack([pan * g for g in gains])                # ideal fusion: PAN scaled per band
+    # Ds of the ideal fusion is 0: Q(g PAN, PAN) = Q(g PAN_LP, PAN_LP) for every window
+    assert M.d_s(ideal, pan, lms, 0.11, 4, pan_lp=pan_lp) == pytest.approx(0.0, abs=1e-9)
+    # the LMS itself as "fused" has spatial distortion
+    res = M.full_resolution(lms, pan, lms, [0.35] * 4, 0.11, 4)
+    assert res["D_s"] > 0.05
+    assert 0 <= res["D_lambda"] < 0.05                        # low-passing a smooth image changes little
+    assert res["HQNR"] == pytest.approx((1 - res["D_lambda"]) * (1 - res["D_s"]))
+    # swapping bands is a spectral distortion Khan's index sees
+    assert M.d_lambda_khan(lms[::-1], lms, [0.35] * 4, 4) > res["D_lambda"] + 0.01
+    assert M.hqnr(0.0, 0.0) == 1.0 and M.hqnr(0.1, 0.2) == pytest.approx(0.72)
+
+
+def test_reduced_resolution_bundle_and_mask(img):
+    noisy = img + np.random.default_rng(10).normal(0, 25, img.shape)
+    res = M.reduced_resolution(noisy, img, 4, 2047)
+    for k in M.REDUCED:
+        assert np.isfinite(res[k]), k
+    assert len(res["per_band"]["Q"]) == 4
+    # masked pixels are ignored: corrupt them and the score stays the same
+    mask = np.ones(img.shape[1:], bool)
+    mask[:, :40] = False
+    bad = noisy.copy()
+    bad[:, :, :40] = 0
+    assert M.sam(bad, img, mask) == pytest.approx(M.sam(noisy[:, :, 40:], img[:, :, 40:]))
+    assert M.ergas(bad, img, 4, mask) == pytest.approx(M.ergas(noisy[:, :, 40:], img[:, :, 40:], 4))
+    assert M.psnr(bad, img, 2047, mask) == pytest.approx(M.psnr(noisy[:, :, 40:], img[:, :, 40:], 2047))
