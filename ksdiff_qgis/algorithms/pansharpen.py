@@ -1,0 +1,163 @@
+"""Processing algorithm ``ksdiff:pansharpen``: fuse a PAN and an MS raster onto the PAN grid."""
+from __future__ import annotations
+
+from qgis.core import (
+    QgsProcessing,
+    QgsProcessingAlgorithm,
+    QgsProcessingException,
+    QgsProcessingParameterDefinition,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterDestination,
+    QgsProcessingParameterRasterLayer,
+    QgsProviderRegistry,
+)
+from qgis.PyQt.QtCore import QCoreApplication
+
+from ..engine import classical
+from ..engine.errors import Cancelled, InputError
+from ..engine.feedback import Feedback
+from ..engine.pipeline import pansharpen
+from ..engine.sensors import SENSORS
+
+DEVICES = ["auto", "cuda", "cpu"]
+
+
+def tr(text: str) -> str:
+    return QCoreApplication.translate("KsdiffPansharpen", text)
+
+
+class _ProcessingFeedback(Feedback):
+    """Engine feedback forwarded to QgsProcessingFeedback (safe from the worker thread)."""
+
+    def __init__(self, feedback):
+        self.fb = feedback
+
+    def progress(self, fraction: float) -> None:
+        self.fb.setProgress(100.0 * fraction)
+
+    def info(self, message: str) -> None:
+        self.fb.pushInfo(message)
+
+    def warning(self, message: str) -> None:
+        self.fb.pushWarning(message)
+
+    def is_cancelled(self) -> bool:
+        return self.fb.isCanceled()
+
+
+def raster_path(layer, name: str) -> str:
+    """File path behind a GDAL raster layer, or a clear error for other providers."""
+    if layer is None:
+        raise QgsProcessingException(tr(f"{name}: no raster layer given or it could not be loaded"))
+    if layer.providerType() != "gdal":
+        raise QgsProcessingException(
+            tr(f"{name}: layer '{layer.name()}' is served by the '{layer.providerType()}' provider; "
+               "pansharpening reads files through GDAL (export it to GeoTIFF first)")
+        )
+    parts = QgsProviderRegistry.instance().decodeUri("gdal", layer.source())
+    return parts.get("path") or layer.source()
+
+
+class PansharpenAlgorithm(QgsProcessingAlgorithm):
+    PAN, MS, SENSOR, METHOD, MODEL, DEVICE = "PAN", "MS", "SENSOR", "METHOD", "MODEL", "DEVICE"
+    TILE_SIZE, OVERLAP, OUTPUT = "TILE_SIZE", "OVERLAP", "OUTPUT"
+
+    def name(self) -> str:
+        return "pansharpen"
+
+    def displayName(self) -> str:  # noqa: N802
+        return tr("Pansharpen (KSDiff)")
+
+    def group(self) -> str:
+        return tr("Pansharpening")
+
+    def groupId(self) -> str:  # noqa: N802
+        return "pansharpening"
+
+    def tags(self) -> list[str]:
+        return tr("pansharpening,fusion,panchromatic,multispectral,ksdiff,diffusion,brovey,gsa,mtf,glp").split(",")
+
+    def shortHelpString(self) -> str:  # noqa: N802
+        sensors = "".join(f"<li><b>{k}</b>: {s.name}, ratio {s.ratio}</li>" for k, s in SENSORS.items())
+        methods = "".join(f"<li><b>{k}</b>: {v}</li>" for k, v in classical.METHODS.items())
+        return tr(
+            "Fuses a panchromatic (PAN) band and a multispectral (MS) raster into MS at the PAN resolution. "
+            "The output lies on the PAN pixel grid over the PAN/MS overlap, keeps the MS data type, band names "
+            "and nodata, and is written tile by tile (any scene size).<br><br>"
+            "<b>PAN</b>: one-band panchromatic raster. <b>MS</b>: multispectral raster with the sensor's bands, "
+            "pixels a whole number of times coarser than PAN (e.g. 4); another CRS or a shifted grid is handled "
+            "(with a warning).<br><b>Sensor</b>: sets the band layout and the MTF (blur) of the sensor:"
+            f"<ul>{sensors}</ul><b>Method</b>:<ul>{methods}</ul>"
+            "<b>Model</b> (advanced): an ONNX model with its model card, overriding the bundled one. "
+            "<b>Device</b> (advanced): where a learned model runs (auto uses an NVIDIA GPU when present). "
+            "<b>Tile size</b> / <b>Overlap</b> (advanced): PAN pixels per tile and blended overlap between tiles; "
+            "smaller tiles use less memory."
+        )
+
+    def createInstance(self):  # noqa: N802
+        return PansharpenAlgorithm()
+
+    def initAlgorithm(self, config=None):  # noqa: N802
+        self.addParameter(QgsProcessingParameterRasterLayer(self.PAN, tr("Panchromatic (PAN) raster")))
+        self.addParameter(QgsProcessingParameterRasterLayer(self.MS, tr("Multispectral (MS) raster")))
+        self.addParameter(
+            QgsProcessingParameterEnum(self.SENSOR, tr("Sensor"), options=list(SENSORS), defaultValue="wv2",
+                                       usesStaticStrings=True)
+        )
+        self.addParameter(
+            QgsProcessingParameterEnum(self.METHOD, tr("Method"), options=list(classical.METHODS),
+                                       defaultValue=classical.BEST_CLASSICAL, usesStaticStrings=True)
+        )
+        advanced = [
+            QgsProcessingParameterFile(self.MODEL, tr("ONNX model overriding the bundled one"), extension="onnx",
+                                       optional=True),
+            QgsProcessingParameterEnum(self.DEVICE, tr("Device for learned models"), options=DEVICES,
+                                       defaultValue="auto", usesStaticStrings=True),
+            QgsProcessingParameterNumber(self.TILE_SIZE, tr("Tile size (PAN pixels)"),
+                                         QgsProcessingParameterNumber.Integer, defaultValue=512, minValue=64,
+                                         maxValue=8192),
+            QgsProcessingParameterNumber(self.OVERLAP, tr("Tile overlap (PAN pixels)"),
+                                         QgsProcessingParameterNumber.Integer, defaultValue=32, minValue=0,
+                                         maxValue=4096),
+        ]
+        for p in advanced:
+            p.setFlags(p.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+            self.addParameter(p)
+        self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, tr("Pansharpened")))
+
+    def supportedOutputRasterLayerExtensions(self):  # noqa: N802
+        return ["tif"]
+
+    def prepareAlgorithm(self, parameters, context, feedback):  # noqa: N802
+        # main thread: copy everything the worker needs; it never touches layers or the project
+        self._pan = raster_path(self.parameterAsRasterLayer(parameters, self.PAN, context), "PAN")
+        self._ms = raster_path(self.parameterAsRasterLayer(parameters, self.MS, context), "MS")
+        self._sensor = self.parameterAsEnumString(parameters, self.SENSOR, context)
+        self._method = self.parameterAsEnumString(parameters, self.METHOD, context)
+        self._model = self.parameterAsFile(parameters, self.MODEL, context) or None
+        self._device = self.parameterAsEnumString(parameters, self.DEVICE, context)
+        self._tile = self.parameterAsInt(parameters, self.TILE_SIZE, context)
+        self._overlap = self.parameterAsInt(parameters, self.OVERLAP, context)
+        self._output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
+        return True
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
+        try:
+            result = pansharpen(
+                self._pan, self._ms, self._output, sensor=self._sensor, method=self._method,
+                tile_size=self._tile, overlap=self._overlap, model_path=self._model, device=self._device,
+                feedback=_ProcessingFeedback(feedback),
+            )
+        except InputError as e:
+            raise QgsProcessingException(str(e)) from e
+        except Cancelled:
+            raise QgsProcessingException(tr("Cancelled: no output was written")) from None
+        except OSError as e:
+            raise QgsProcessingException(tr(f"Reading or writing a raster failed: {e}")) from e
+        feedback.pushInfo(
+            tr(f"Wrote {result.width}x{result.height} pixels in {result.tiles} tile(s) in {result.seconds:.1f} s "
+               f"({result.width * result.height / 1e6 / max(result.seconds, 1e-9):.2f} Mpx/s) on {result.device}")
+        )
+        return {self.OUTPUT: self._output}

@@ -1,0 +1,50 @@
+"""The QGIS plugin object: registers the Processing provider and a menu/toolbar shortcut."""
+from __future__ import annotations
+
+import os
+
+from qgis.core import QgsApplication
+
+from .provider import KsdiffProvider
+
+ICON = os.path.join(os.path.dirname(__file__), "resources", "icons", "ksdiff.svg")
+
+
+class KsdiffPlugin:
+    def __init__(self, iface):
+        self.iface = iface
+        self.provider: KsdiffProvider | None = None
+        self.action = None
+
+    def initProcessing(self) -> None:  # noqa: N802
+        """Register the provider (no GUI code: qgis_process calls only this)."""
+        self.provider = KsdiffProvider()
+        QgsApplication.processingRegistry().addProvider(self.provider)
+
+    def initGui(self) -> None:  # noqa: N802
+        self.initProcessing()
+        if self.iface is None:
+            return
+        from qgis.PyQt.QtGui import QIcon
+        from qgis.PyQt.QtWidgets import QAction
+
+        self.action = QAction(QIcon(ICON), "KSDiff Pansharpening…", self.iface.mainWindow())
+        self.action.setToolTip("Pansharpen a PAN + MS pair (KSDiff and classical methods)")
+        self.action.triggered.connect(self.open_dialog)
+        self.iface.addPluginToRasterMenu("KSDiff", self.action)
+        self.iface.addRasterToolBarIcon(self.action)
+
+    def open_dialog(self) -> None:
+        import processing
+
+        processing.execAlgorithmDialog("ksdiff:pansharpen")
+
+    def unload(self) -> None:
+        if self.action is not None and self.iface is not None:
+            self.iface.removePluginRasterMenu("KSDiff", self.action)
+            self.iface.removeRasterToolBarIcon(self.action)
+            self.action.deleteLater()
+            self.action = None
+        if self.provider is not None:
+            QgsApplication.processingRegistry().removeProvider(self.provider)
+            self.provider = None

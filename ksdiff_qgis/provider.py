@@ -1,0 +1,31 @@
+"""Processing provider ``ksdiff``."""
+from __future__ import annotations
+
+import os
+
+from qgis.core import QgsProcessingProvider
+from qgis.PyQt.QtGui import QIcon
+
+from .algorithms.pansharpen import PansharpenAlgorithm
+
+ICON = os.path.join(os.path.dirname(__file__), "resources", "icons", "ksdiff.svg")
+
+
+class KsdiffProvider(QgsProcessingProvider):
+    def id(self) -> str:
+        return "ksdiff"
+
+    def name(self) -> str:
+        return "KSDiff pansharpening"
+
+    def longName(self) -> str:  # noqa: N802
+        return "KSDiff pansharpening (kernel-space diffusion and classical methods)"
+
+    def icon(self) -> QIcon:
+        return QIcon(ICON)
+
+    def svgIconPath(self) -> str:  # noqa: N802
+        return ICON
+
+    def loadAlgorithms(self) -> None:  # noqa: N802
+        self.addAlgorithm(PansharpenAlgorithm())
