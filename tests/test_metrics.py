@@ -177,3 +177,34 @@ def test_reduced_resolution_bundle_and_mask(img):
     assert M.sam(bad, img, mask) == pytest.approx(M.sam(noisy[:, :, 40:], img[:, :, 40:]))
     assert M.ergas(bad, img, 4, mask) == pytest.approx(M.ergas(noisy[:, :, 40:], img[:, :, 40:], 4))
     assert M.psnr(bad, img, 2047, mask) == pytest.approx(M.psnr(noisy[:, :, 40:], img[:, :, 40:], 2047))
+
+
+def test_tiled_accumulation_equals_whole_image():
+    rng = np.random.default_rng(11)
+    ref = M.mtf_filter(rng.uniform(50, 1500, (4, 150, 170)), 0.5, 2)
+    fused = ref + rng.normal(0, 30, ref.shape)
+    mask = np.ones(ref.shape[1:], bool)
+    mask[100:104, 20:30] = False
+    whole = M.reduced_resolution(fused, ref, 4, 2047, mask)
+    acc = M.ReducedAccumulator(4, 4, 2047)
+    for (r, c, h, w), core in M.tile_cores(150, 170, tile=64, halo=40):
+        acc.add(fused[:, r:r + h, c:c + w], ref[:, r:r + h, c:c + w], core, mask[r:r + h, c:c + w])
+    tiled = acc.result()
+    for k in M.REDUCED:
+        assert tiled[k] == pytest.approx(whole[k], rel=1e-9), k
+    for k, v in whole["per_band"].items():
+        np.testing.assert_allclose(tiled["per_band"][k], v, rtol=1e-9, err_msg=k)
+
+
+def test_tiled_full_resolution_equals_whole_image():
+    rng = np.random.default_rng(12)
+    pan = M.mtf_filter(rng.uniform(100, 1000, (200, 136)), 0.5, 2)[0]
+    lms = np.stack([M.pan_lowpass(pan, 0.11, 4) * g for g in (0.9, 1.0, 1.2, 1.1)])
+    fused = np.stack([pan * g for g in (0.9, 1.0, 1.2, 1.1)]) + rng.normal(0, 10, lms.shape)
+    whole = M.full_resolution(fused, pan, lms, [0.35] * 4, 0.11, 4)
+    acc = M.FullAccumulator(4, [0.35] * 4, 0.11, 4)
+    for (r, c, h, w), core in M.tile_cores(200, 136, tile=64, halo=64):
+        acc.add(fused[:, r:r + h, c:c + w], pan[r:r + h, c:c + w], lms[:, r:r + h, c:c + w], core)
+    tiled = acc.result()
+    for k in M.FULL:
+        assert tiled[k] == pytest.approx(whole[k], rel=1e-4, abs=1e-6), k

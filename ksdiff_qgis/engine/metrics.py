@@ -136,12 +136,11 @@ def psnr_per_band(fused, ref, max_value: float, mask=None) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------- UIQI / Q
-def uiqi(a, b, block: int = 32, mask=None) -> float:
-    """Universal image quality index of two 2-D images, mean over all sliding ``block`` windows.
-
-    Literal port of ``img_qi.m`` (Wang & Bovik) with integral images; a window whose variances are
-    both zero scores its mean term only, a window with zero means and variances scores 1.
-    """
+def uiqi_map(a, b, block: int = 32, mask=None) -> np.ndarray:
+    """UIQI of every ``block x block`` window ('valid': entry (i, j) is the window starting at pixel
+    (i, j)); NaN where the window touches an invalid pixel. Literal port of ``img_qi.m`` with integral
+    images: a window whose variances are both zero scores its mean term only, one whose means and
+    variances are all zero scores 1."""
     x, y = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if x.shape != y.shape or x.ndim != 2:
         raise ValueError(f"uiqi needs two 2-D images of one shape, got {x.shape} and {y.shape}")
@@ -161,8 +160,19 @@ def uiqi(a, b, block: int = 32, mask=None) -> float:
     qmap[idx] = numerator[idx] / den[idx]
     ok = _valid_windows(_mask(mask, x.shape), x.shape, bs)
     if ok is not None:
-        return float(qmap[ok].mean()) if ok.any() else float("nan")
-    return float(qmap.mean())
+        qmap[~ok] = np.nan
+    return qmap
+
+
+def _nanmean(a) -> float:
+    a = np.asarray(a, dtype=np.float64)
+    fin = np.isfinite(a)
+    return float(a[fin].mean()) if fin.any() else float("nan")
+
+
+def uiqi(a, b, block: int = 32, mask=None) -> float:
+    """Universal image quality index of two 2-D images, mean over all sliding ``block`` windows."""
+    return _nanmean(uiqi_map(a, b, block, mask))
 
 
 def q_per_band(fused, ref, block: int = 32, mask=None) -> np.ndarray:
@@ -300,8 +310,9 @@ def _gauss(size: int = 11, sigma: float = 1.5) -> np.ndarray:
     return g / g.sum()
 
 
-def ssim_per_band(fused, ref, max_value: float, mask=None) -> np.ndarray:
-    """SSIM (Wang et al. 2004) of each band on data / ``max_value``, mean over 'valid' windows."""
+def ssim_map(fused, ref, max_value: float, mask=None) -> np.ndarray:
+    """SSIM (Wang et al. 2004) map per band (C, H-10, W-10) on data / ``max_value``: entry (i, j) is the
+    11x11 Gaussian window starting at pixel (i, j); NaN where it touches an invalid pixel."""
     f, r = _pair(fused, ref)
     m = _mask(mask, f.shape)
     f, r = f / max_value, r / max_value
@@ -320,8 +331,14 @@ def ssim_per_band(fused, ref, max_value: float, mask=None) -> np.ndarray:
     smap = ((2 * mu1 * mu2 + c1) * (2 * s12 + c2)) / ((mu1 * mu1 + mu2 * mu2 + c1) * (s11 + s22 + c2))
     ok = _valid_windows(m, f.shape, len(g))
     if ok is not None:
-        return np.array([smap[b][ok].mean() if ok.any() else np.nan for b in range(f.shape[0])])
-    return smap.mean(axis=(1, 2))
+        smap[:, ~ok] = np.nan
+    return smap
+
+
+def ssim_per_band(fused, ref, max_value: float, mask=None) -> np.ndarray:
+    """SSIM of each band, mean over the 'valid' 11x11 windows."""
+    smap = ssim_map(fused, ref, max_value, mask)
+    return np.array([_nanmean(b) for b in smap])
 
 
 def ssim(fused, ref, max_value: float, mask=None) -> float:
@@ -405,3 +422,183 @@ def full_resolution(fused, pan, lms, gains, pan_gain: float, ratio: int, mask=No
     dsb = d_s_per_band(fused, pan, lms, pan_gain, ratio, mask=mask)
     ds = float(np.mean(dsb))
     return {"D_lambda": dl, "D_s": ds, "HQNR": hqnr(dl, ds), "per_band": {"D_s": dsb.tolist()}}
+
+
+# ------------------------------------------------------------------------ tiled (bounded memory)
+TILE_HALO = 64   # pixels of context a tile needs on each side for exact tiled results
+
+
+class _Sums:
+    def __init__(self, n: int):
+        self.s = np.zeros(n)
+        self.n = np.zeros(n)
+
+    def add(self, values: np.ndarray, band: int | None = None):
+        v = np.asarray(values, dtype=np.float64)
+        fin = np.isfinite(v)
+        if band is None:
+            self.s += v[fin].sum()
+            self.n += fin.sum()
+        else:
+            self.s[band] += v[fin].sum()
+            self.n[band] += fin.sum()
+
+    def mean(self) -> np.ndarray:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return self.s / self.n
+
+
+def _core_q2n(f, r, core, m, bs):
+    """Q2n block values of a tile core; partial blocks at the image edge are mirror-padded from the
+    whole read region, exactly as for the whole image."""
+    r0, r1, c0, c1 = core
+    if r1 <= r0 or c1 <= c0:
+        return np.empty(0)
+    hh, ww = math.ceil((r1 - r0) / bs) * bs, math.ceil((c1 - c0) / bs) * bs
+    pr, pc = max(0, r0 + hh - f.shape[1]), max(0, c0 + ww - f.shape[2])
+    if pr or pc:
+        pad = ((0, 0), (0, pr), (0, pc))
+        f, r = np.pad(f, pad, mode="symmetric"), np.pad(r, pad, mode="symmetric")
+        if m is not None:
+            m = np.pad(m, pad[1:], mode="symmetric")
+    sl = (slice(None), slice(r0, r0 + hh), slice(c0, c0 + ww))
+    return q2n_map(f[sl], r[sl], bs, bs, None if m is None else m[sl[1:]])
+
+
+def _core_slice(lo: int, hi: int, n_map: int, offset: int = 0) -> slice:
+    return slice(max(lo + offset, 0), max(min(hi + offset, n_map), 0))
+
+
+class ReducedAccumulator:
+    """Reference-based indices accumulated tile by tile, equal to the whole-image values.
+
+    The caller cuts the common grid into tiles whose cores start at multiples of 32 pixels and reads
+    each core with up to :data:`TILE_HALO` pixels of context around it (less at the image edges).
+    ``add`` takes the read region and ``core`` = (row0, row1, col0, col1) in region coordinates; every
+    pixel, window and 32x32 block is counted in the one tile whose core holds its first pixel.
+    """
+
+    def __init__(self, n_bands: int, ratio: int, max_value: float, block: int = 32):
+        self.c, self.ratio, self.max_value, self.block = n_bands, ratio, max_value, block
+        self.sam = _Sums(1)
+        self.sse, self.sref, self.npx = np.zeros(n_bands), np.zeros(n_bands), 0
+        self.q2n = _Sums(1)
+        self.q = _Sums(n_bands)
+        self.ssim = _Sums(n_bands)
+        self.scc = np.zeros((3, n_bands))
+
+    def add(self, fused, ref, core, mask=None) -> None:
+        f, r = _pair(fused, ref)
+        m = _mask(mask, f.shape)
+        r0, r1, c0, c1 = core
+        fc, rc = f[:, r0:r1, c0:c1], r[:, r0:r1, c0:c1]
+        mc = None if m is None else m[r0:r1, c0:c1]
+        ok = np.ones(fc.shape[1:], bool) if mc is None else mc
+        # SAM, MSE, means: per pixel of the core
+        dot = np.sum(fc * rc, axis=0)
+        nf, nr = np.sqrt(np.sum(fc * fc, axis=0)), np.sqrt(np.sum(rc * rc, axis=0))
+        good = ok & (nf > 0) & (nr > 0)
+        if good.any():
+            self.sam.add(np.degrees(np.arccos(np.clip(dot[good] / (nf[good] * nr[good]), -1, 1))))
+        self.sse += np.sum(((fc - rc) ** 2)[:, ok], axis=1)
+        self.sref += np.sum(rc[:, ok], axis=1)
+        self.npx += int(ok.sum())
+        # Q2n: 32x32 blocks of the core
+        self.q2n.add(_core_q2n(f, r, core, m, self.block))
+        # sliding windows starting in the core
+        h, w = f.shape[1:]
+        if min(h, w) >= self.block:
+            for b in range(self.c):
+                qm = uiqi_map(r[b], f[b], self.block, m)
+                self.q.add(qm[_core_slice(r0, r1, qm.shape[0]), _core_slice(c0, c1, qm.shape[1])], b)
+        if min(h, w) >= 11:
+            sm = ssim_map(f, r, self.max_value, m)
+            for b in range(self.c):
+                self.ssim.add(sm[b][_core_slice(r0, r1, sm.shape[1]), _core_slice(c0, c1, sm.shape[2])], b)
+        # SCC: interior pixels of the core (gradient index i is pixel i + 1)
+        if min(h, w) >= 3:
+            fr, ff, rr = _scc_parts_map(f, r, m)
+            sl = (slice(None), _core_slice(r0, r1, fr.shape[1], -1), _core_slice(c0, c1, fr.shape[2], -1))
+            self.scc += np.stack([fr[sl].sum(axis=(1, 2)), ff[sl].sum(axis=(1, 2)), rr[sl].sum(axis=(1, 2))])
+
+    def result(self) -> dict:
+        n = max(self.npx, 1)
+        mse = self.sse / n
+        mu = self.sref / n
+        fr, ff, rr = self.scc
+        with np.errstate(divide="ignore", invalid="ignore"):
+            scc_b = fr / np.sqrt(ff * rr)
+            psnr_b = 10 * np.log10(self.max_value ** 2 / mse)
+        mse_all = float(mse.mean())
+        den = math.sqrt(float(ff.sum()) * float(rr.sum()))
+        q_b, ssim_b = self.q.mean(), self.ssim.mean()
+        return {
+            "SAM": float(self.sam.mean()[0]),
+            "ERGAS": float(100.0 / self.ratio * math.sqrt(np.mean(mse / np.maximum(mu * mu, EPS)))),
+            "Q2n": float(self.q2n.mean()[0]),
+            "Q": float(np.mean(q_b)),
+            "SCC": float(fr.sum() / den) if den > 0 else float("nan"),
+            "PSNR": float("inf") if mse_all == 0 else 10 * math.log10(self.max_value ** 2 / mse_all),
+            "SSIM": float(np.mean(ssim_b)),
+            "per_band": {"RMSE": np.sqrt(mse).tolist(), "Q": q_b.tolist(), "SCC": scc_b.tolist(),
+                         "PSNR": psnr_b.tolist(), "SSIM": ssim_b.tolist()},
+            "pixels": int(self.npx),
+        }
+
+
+def _scc_parts_map(f, r, m):
+    gf, gr = _sobel_mag(f), _sobel_mag(r)
+    if m is not None:
+        ok = box_sum((~m).astype(np.float64), 3) < 0.5
+        gf, gr = gf * ok, gr * ok
+    return gf * gr, gf * gf, gr * gr
+
+
+class FullAccumulator:
+    """D_lambda (Khan), D_s and HQNR accumulated tile by tile (see :class:`ReducedAccumulator`).
+
+    Tiles' read regions must start at multiples of ``ratio`` (PAN pixels) on the fused grid so the
+    PAN's Wald degradation lands on one grid, and carry :data:`TILE_HALO` pixels of context.
+    """
+
+    def __init__(self, n_bands: int, gains, pan_gain: float, ratio: int, block: int = 32):
+        self.c, self.ratio, self.block = n_bands, ratio, block
+        self.gains = np.broadcast_to(np.asarray(gains, dtype=np.float64), (n_bands,))
+        self.pan_gain = pan_gain
+        self.q2n = _Sums(1)
+        self.q_fp = _Sums(n_bands)
+        self.q_lp = _Sums(n_bands)
+
+    def add(self, fused, pan, lms, core, mask=None) -> None:
+        f, l = _pair(fused, lms)
+        p = np.asarray(pan, dtype=np.float64)
+        p = p[0] if p.ndim == 3 else p
+        m = _mask(mask, f.shape)
+        r0, r1, c0, c1 = core
+        ff = mtf_filter(f, self.gains, self.ratio)
+        self.q2n.add(_core_q2n(ff, l, core, m, self.block))
+        h, w = p.shape
+        if min(h, w) >= self.block and min(h, w) >= self.ratio * 2:
+            plp = pan_lowpass(p, self.pan_gain, self.ratio)
+            for b in range(self.c):
+                for acc, a, ref in ((self.q_fp, f[b], p), (self.q_lp, l[b], plp)):
+                    qm = uiqi_map(a, ref, self.block, m)
+                    acc.add(qm[_core_slice(r0, r1, qm.shape[0]), _core_slice(c0, c1, qm.shape[1])], b)
+
+    def result(self) -> dict:
+        dl = 1.0 - float(self.q2n.mean()[0])
+        dsb = np.abs(self.q_fp.mean() - self.q_lp.mean())
+        ds = float(np.mean(dsb))
+        return {"D_lambda": dl, "D_s": ds, "HQNR": hqnr(dl, ds), "per_band": {"D_s": dsb.tolist()}}
+
+
+def tile_cores(height: int, width: int, tile: int = 512, halo: int = TILE_HALO):
+    """Yield (region, core) per tile: region = (row, col, h, w) to read, core in region coordinates.
+
+    ``tile`` must be a multiple of 32 and of the ratio; ``halo`` a multiple of the ratio.
+    """
+    for r in range(0, height, tile):
+        for c in range(0, width, tile):
+            rr, cc = max(r - halo, 0), max(c - halo, 0)
+            re, ce = min(r + tile + halo, height), min(c + tile + halo, width)
+            yield (rr, cc, re - rr, ce - cc), (r - rr, min(r + tile, height) - rr, c - cc, min(c + tile, width) - cc)
