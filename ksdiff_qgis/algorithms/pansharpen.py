@@ -1,6 +1,8 @@
 """Processing algorithm ``ksdiff:pansharpen``: fuse a PAN and an MS raster onto the PAN grid."""
 from __future__ import annotations
 
+import os
+
 from qgis.core import (
     QgsProcessing,
     QgsProcessingAlgorithm,
@@ -19,6 +21,7 @@ from ..engine import classical
 from ..engine.errors import Cancelled, InputError
 from ..engine.feedback import Feedback
 from ..engine.pipeline import pansharpen
+from ..engine.raster_io import open_raster
 from ..engine.sensors import SENSORS
 
 DEVICES = ["auto", "cuda", "cpu"]
@@ -129,6 +132,19 @@ class PansharpenAlgorithm(QgsProcessingAlgorithm):
 
     def supportedOutputRasterLayerExtensions(self):  # noqa: N802
         return ["tif"]
+
+    def checkParameterValues(self, parameters, context):  # noqa: N802
+        ok, msg = super().checkParameterValues(parameters, context)
+        if not ok:
+            # QGIS only says "Incorrect parameter value": say what is wrong with a file that won't load
+            for name in (self.PAN, self.MS):
+                value = parameters.get(name)
+                if isinstance(value, str) and os.path.isfile(value):
+                    try:
+                        open_raster(value, name)
+                    except InputError as e:
+                        return False, str(e)
+        return ok, msg
 
     def prepareAlgorithm(self, parameters, context, feedback):  # noqa: N802
         # main thread: copy everything the worker needs; it never touches layers or the project

@@ -1,0 +1,142 @@
+"""Bad input gets a clear message before any pixel is written, and nothing is left behind."""
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+from osgeo import gdal
+
+
+def _copy_with_gt(src: str, dst: str, transform) -> str:
+    """A GeoTIFF copy of ``src`` whose geotransform is ``transform(old geotransform)``."""
+    ds = gdal.Translate(dst, src, format="GTiff")
+    ds.SetGeoTransform(transform(list(ds.GetGeoTransform())))
+    ds = None
+    return dst
+
+
+def _without_georef(src: str, dst: str) -> str:
+    """The pixels of ``src`` in a GeoTIFF with neither geotransform nor CRS."""
+    s = gdal.Open(src)
+    out = gdal.GetDriverByName("GTiff").Create(dst, s.RasterXSize, s.RasterYSize, s.RasterCount,
+                                               s.GetRasterBand(1).DataType)
+    for i in range(1, s.RasterCount + 1):
+        out.GetRasterBand(i).WriteArray(s.GetRasterBand(i).ReadAsArray())
+    out = None
+    return dst
+
+
+def _expect_error(params, out, match):
+    import processing
+    from qgis.core import QgsProcessingException
+
+    with pytest.raises(QgsProcessingException, match=match):
+        processing.run("ksdiff:pansharpen", {**params, "OUTPUT": out})
+    assert not os.path.exists(out)
+    leftovers = [f for f in os.listdir(os.path.dirname(out)) if "partial" in f]
+    assert not leftovers
+
+
+@pytest.fixture()
+def pair(data_dir, tmp_path):
+    pan, ms = str(tmp_path / "pan.tif"), str(tmp_path / "ms.tif")
+    shutil.copy(data_dir / "wv2_pan.tif", pan)
+    shutil.copy(data_dir / "wv2_ms.tif", ms)
+    return {"PAN": pan, "MS": ms, "SENSOR": "wv2", "METHOD": "mtf_glp_hpm"}
+
+
+def test_no_overlap(qgis_app, pair, tmp_path):
+    ms = _copy_with_gt(pair["MS"], str(tmp_path / "far.tif"), lambda gt: [gt[0] + 10000, *gt[1:]])
+    _expect_error({**pair, "MS": ms}, str(tmp_path / "o.tif"), "do not overlap")
+
+
+def test_non_integer_ratio(qgis_app, pair, tmp_path):
+    ms = _copy_with_gt(pair["MS"], str(tmp_path / "r25.tif"), lambda gt: [gt[0], gt[1] * 0.625, 0, gt[3], 0, gt[5] * 0.625])
+    _expect_error({**pair, "MS": ms}, str(tmp_path / "o.tif"), "whole")
+
+
+def test_ms_finer_than_pan(qgis_app, pair, tmp_path):
+    ms = _copy_with_gt(pair["MS"], str(tmp_path / "fine.tif"), lambda gt: [gt[0], gt[1] / 8, 0, gt[3], 0, gt[5] / 8])
+    _expect_error({**pair, "MS": ms}, str(tmp_path / "o.tif"), "finer than the PAN")
+
+
+def test_pan_with_several_bands(qgis_app, pair, tmp_path):
+    _expect_error({**pair, "PAN": pair["MS"]}, str(tmp_path / "o.tif"), "one band")
+
+
+def test_band_count_does_not_fit_sensor(qgis_app, pair, tmp_path):
+    _expect_error({**pair, "SENSOR": "wv3"}, str(tmp_path / "o.tif"), "4 bands but sensor .* expects 8")
+
+
+def test_no_georeferencing(qgis_app, pair, tmp_path):
+    pan = _without_georef(pair["PAN"], str(tmp_path / "nogeo.tif"))
+    _expect_error({**pair, "PAN": pan}, str(tmp_path / "o.tif"), "no georeferencing")
+
+
+def test_truncated_file(qgis_app, pair, tmp_path):
+    bad = str(tmp_path / "trunc.tif")
+    # an uncompressed copy whose pixel data is cut short: the header opens, the last rows are missing
+    gdal.Translate(bad, pair["MS"], creationOptions=["COMPRESS=NONE", "TILED=NO"])
+    size = os.path.getsize(bad)
+    with open(bad, "r+b") as f:
+        f.truncate(size // 2)
+    _expect_error({**pair, "MS": bad}, str(tmp_path / "o.tif"), "(?i)unreadable or truncated|could not load|cannot open")
+
+
+def test_not_a_raster(qgis_app, pair, tmp_path):
+    bad = tmp_path / "garbage.tif"
+    bad.write_bytes(b"this is not a GeoTIFF" * 100)
+    _expect_error({**pair, "PAN": str(bad)}, str(tmp_path / "o.tif"), "cannot open the PAN raster")
+
+
+def test_output_not_writable(qgis_app, pair, tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    import processing
+    from qgis.core import QgsProcessingException
+
+    with pytest.raises(QgsProcessingException, match="(?i)folder|directory|writ|create"):
+        processing.run("ksdiff:pansharpen", {**pair, "OUTPUT": str(blocker / "out.tif")})
+
+
+def test_cancel_halfway_leaves_nothing_and_keeps_old_output(qgis_app, pair, tmp_path):
+    import processing
+    from qgis.core import QgsProcessingException, QgsProcessingFeedback
+
+    out = tmp_path / "o.tif"
+    out.write_bytes(b"previous result")
+    fb = QgsProcessingFeedback()
+    seen = []
+
+    def on_progress(p):
+        seen.append(p)
+        if p >= 30:
+            fb.cancel()
+
+    fb.progressChanged.connect(on_progress)
+    with pytest.raises(QgsProcessingException, match="(?i)cancel"):
+        processing.run("ksdiff:pansharpen", {**pair, "TILE_SIZE": 64, "OVERLAP": 8, "OUTPUT": str(out)}, feedback=fb)
+    assert 30 <= max(seen) < 100
+    assert out.read_bytes() == b"previous result"
+    assert not [f for f in os.listdir(tmp_path) if "partial" in f]
+
+
+def test_different_crs_is_reprojected_with_warning(qgis_app, pair, tmp_path):
+    import processing
+    from qgis.core import QgsProcessingFeedback
+
+    ms = str(tmp_path / "ms_4326.tif")
+    gdal.Warp(ms, pair["MS"], dstSRS="EPSG:4326", resampleAlg="near")
+    warnings = []
+
+    class Fb(QgsProcessingFeedback):
+        def pushWarning(self, msg):  # noqa: N802
+            warnings.append(msg)
+            super().pushWarning(msg)
+
+    out = str(tmp_path / "o.tif")
+    processing.run("ksdiff:pansharpen", {**pair, "MS": ms, "OUTPUT": out}, feedback=Fb())
+    ds = gdal.Open(out)
+    assert ds.RasterCount == 4 and ds.RasterXSize > 200
+    assert any("another CRS" in w for w in warnings)

@@ -1,0 +1,128 @@
+"""Engine without QGIS: grid logic, tiling equivalence, streaming writer, data types."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from osgeo import gdal
+
+from ksdiff_qgis.engine import classical
+from ksdiff_qgis.engine.errors import Cancelled, InputError
+from ksdiff_qgis.engine.feedback import Feedback
+from ksdiff_qgis.engine.grid import describe, plan_grid
+from ksdiff_qgis.engine.pipeline import pansharpen
+from ksdiff_qgis.engine.tiling import blend_strips, tile_starts
+
+
+def _read(path):
+    return gdal.Open(str(path)).ReadAsArray().astype(np.float64)
+
+
+@pytest.mark.parametrize("method", list(classical.FUSERS))
+def test_tiled_equals_untiled(data_dir, tmp_path, method):
+    pan, ms = str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif")
+    whole = pansharpen(pan, ms, str(tmp_path / "whole.tif"), "wv2", method, tile_size=1024, overlap=0)
+    tiled = pansharpen(pan, ms, str(tmp_path / "tiled.tif"), "wv2", method, tile_size=80, overlap=12)
+    assert whole.tiles == 1 and tiled.tiles == 16
+    a, b = _read(whole.output_path), _read(tiled.output_path)
+    if method in ("exp", "brovey", "gsa"):   # pixel-wise given LMS: exactly equal
+        assert np.array_equal(a, b)
+    else:                                    # filtered: within 1e-4 relative
+        assert np.abs(a - b).max() <= 1e-4 * a.max() + 0.5  # 0.5: integer rounding of the uint16 output
+
+
+def test_landsat_half_pixel_offset_is_honoured(data_dir, tmp_path):
+    """Landsat 8: MS pixel centres coincide with every other PAN pixel centre; EXP must return MS exactly there."""
+    res = pansharpen(str(data_dir / "l8_pan.tif"), str(data_dir / "l8_ms.tif"), str(tmp_path / "l8.tif"),
+                     "landsat8", "exp")
+    assert any("shifted" in w for w in res.warnings)
+    out_ds, ms_ds = gdal.Open(res.output_path), gdal.Open(str(data_dir / "l8_ms.tif"))
+    ogt, mgt = out_ds.GetGeoTransform(), ms_ds.GetGeoTransform()
+    out, ms = out_ds.ReadAsArray(), ms_ds.ReadAsArray()
+    # PAN pixel (i, j) centre -> MS fractional index; keep pixels landing exactly on MS centres
+    i = np.arange(out.shape[1])
+    u = (ogt[3] - (i + 0.5) * -ogt[5] - mgt[3]) / mgt[5] - 0.5
+    j = np.arange(out.shape[2])
+    v = (ogt[0] + (j + 0.5) * ogt[1] - mgt[0]) / mgt[1] - 0.5
+    ri, ci = np.where(np.isclose(u, np.round(u)))[0], np.where(np.isclose(v, np.round(v)))[0]
+    assert len(ri) > 100 and len(ci) > 100
+    got = out[:, ri][:, :, ci]
+    want = ms[:, np.round(u[ri]).astype(int)][:, :, np.round(v[ci]).astype(int)]
+    assert np.array_equal(got, want)
+
+
+def test_output_on_pan_grid_over_intersection(data_dir, tmp_path):
+    # MS cut to its lower-right part: the output must shrink to the overlap, snapped to PAN pixels
+    ms = str(tmp_path / "ms_part.tif")
+    gdal.Translate(ms, str(data_dir / "wv2_ms.tif"), srcWin=[10, 20, 54, 44])
+    res = pansharpen(str(data_dir / "wv2_pan.tif"), ms, str(tmp_path / "o.tif"), "wv2", "gsa")
+    pan_gt = gdal.Open(str(data_dir / "wv2_pan.tif")).GetGeoTransform()
+    ogt = gdal.Open(res.output_path).GetGeoTransform()
+    assert (res.width, res.height) == (216, 176)
+    assert ogt[1] == pan_gt[1] and ogt[5] == pan_gt[5]
+    col, row = (ogt[0] - pan_gt[0]) / pan_gt[1], (ogt[3] - pan_gt[3]) / pan_gt[5]
+    assert col == pytest.approx(40, abs=1e-6) and row == pytest.approx(80, abs=1e-6)
+
+
+def test_float_ms_keeps_type_and_values_in_range(data_dir, tmp_path):
+    ms = str(tmp_path / "ms_f32.tif")
+    gdal.Translate(ms, str(data_dir / "wv2_ms.tif"), outputType=gdal.GDT_Float32, noData="none")
+    res = pansharpen(str(data_dir / "wv2_pan.tif"), ms, str(tmp_path / "o.tif"), "wv2", "brovey")
+    b = gdal.Open(res.output_path).GetRasterBand(1)
+    assert gdal.GetDataTypeName(b.DataType) == "Float32"
+
+
+def test_byte_ms_is_clipped_to_its_range(data_dir, tmp_path):
+    ms = str(tmp_path / "ms_u8.tif")
+    gdal.Translate(ms, str(data_dir / "wv2_ms.tif"), outputType=gdal.GDT_Byte, scaleParams=[[0, 600, 0, 255]])
+    res = pansharpen(str(data_dir / "wv2_pan.tif"), ms, str(tmp_path / "o.tif"), "wv2", "mtf_glp_hpm")
+    ds = gdal.Open(res.output_path)
+    assert gdal.GetDataTypeName(ds.GetRasterBand(1).DataType) == "Byte"
+    assert ds.ReadAsArray().max() <= 255
+
+
+def test_ratio_detection_tolerates_float_noise(data_dir):
+    pan_ds, ms_ds = gdal.Open(str(data_dir / "wv2_pan.tif")), gdal.Open(str(data_dir / "wv2_ms.tif"))
+    plan = plan_grid(describe(pan_ds, "pan"), describe(ms_ds, "ms"), ms_ds)
+    assert plan.ratio == 4   # the WorldView-2 product's pixel sizes differ from 4 by 6e-5
+
+
+def test_cancel_raises_and_removes_partial(data_dir, tmp_path):
+    class StopAfterTwo(Feedback):
+        n = 0
+
+        def progress(self, fraction):
+            self.n += 1
+
+        def is_cancelled(self):
+            return self.n >= 2
+
+    with pytest.raises(Cancelled):
+        pansharpen(str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif"), str(tmp_path / "o.tif"), "wv2",
+                   "gsa", tile_size=64, overlap=0, feedback=StopAfterTwo())
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_output_equal_to_input_is_refused(data_dir, tmp_path):
+    import shutil
+
+    pan = tmp_path / "pan.tif"
+    shutil.copy(data_dir / "wv2_pan.tif", pan)
+    with pytest.raises(InputError, match="is the PAN input"):
+        pansharpen(str(pan), str(data_dir / "wv2_ms.tif"), str(pan), "wv2", "gsa")
+
+
+def test_blend_strips_seamless_and_streaming():
+    """Blending many disagreeing tiles stays within their values and yields each row exactly once."""
+    rng = np.random.default_rng(0)
+    offsets = {}
+
+    def run(r, c, h, w):
+        offsets[(r, c)] = rng.uniform(-1, 1)
+        return np.full((1, h, w), offsets[(r, c)], dtype=np.float32)
+
+    rows = []
+    for row, strip in blend_strips(300, 260, 64, 16, run):
+        rows.extend(range(row, row + strip.shape[1]))
+        assert strip.min() >= -1 and strip.max() <= 1
+    assert rows == list(range(300))
+    assert tile_starts(300, 64, 16)[-1] == 300 - 64
