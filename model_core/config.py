@@ -1,0 +1,65 @@
+"""Training configurations: YAML files in ``model_core/configs`` (one per sensor/backbone/method)."""
+from __future__ import annotations
+
+import copy
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+
+
+def default_config_path(sensor: str) -> Path:
+    """The config ``make train SENSOR=...`` uses: KSDiff around FusionNet, both stages."""
+    return CONFIG_DIR / f"{sensor}_ksdiff_fusionnet.yaml"
+
+
+def load_config(path: str | Path | None = None, sensor: str | None = None) -> dict[str, Any]:
+    """Load a YAML config (by path, or the default one for ``sensor``) and fill defaults."""
+    if path is None:
+        if sensor is None:
+            raise ValueError("give a config path or a sensor")
+        path = default_config_path(sensor)
+    path = Path(path)
+    if not path.exists() and (CONFIG_DIR / path).exists():
+        path = CONFIG_DIR / path
+    with open(path) as f:
+        cfg = yaml.safe_load(f)
+    cfg = with_defaults(cfg)
+    cfg["config_path"] = str(path)
+    return cfg
+
+
+def with_defaults(cfg: dict[str, Any]) -> dict[str, Any]:
+    cfg = copy.deepcopy(cfg)
+    cfg.setdefault("seed", 0)
+    cfg.setdefault("backbone", cfg["method"] if cfg["method"] in ("fusionnet", "pannet") else "fusionnet")
+    cfg.setdefault("model", {})
+    d = cfg.setdefault("data", {})
+    d.setdefault("patch", 64)
+    d.setdefault("stride", 16)
+    d.setdefault("batch", 16)
+    t = cfg.setdefault("train", {})
+    t.setdefault("val_every", 500)
+    t.setdefault("val_batches", 8)
+    t.setdefault("ckpt_every", 500)
+    t.setdefault("device", "auto")
+    t.setdefault("threads", 2)
+    t.setdefault("out_dir", f"runs/{cfg['sensor']}_{cfg['method']}" + (
+        f"_{cfg['backbone']}" if cfg["method"] == "ksdiff" else ""))
+    for st in cfg["stages"]:
+        st.setdefault("lr", 1e-3)
+        st.setdefault("weight_decay", 1e-4)
+        st.setdefault("warmup", 100)
+        st.setdefault("min_lr_frac", 0.05)
+        st.setdefault("ema", None)
+        st.setdefault("grad_clip", 1.0)
+    return cfg
+
+
+def data_root(cfg: dict[str, Any]) -> Path:
+    """Where real imagery lives: config ``data.root``, else ``$KSDIFF_DATA``, else make data's default."""
+    root = cfg["data"].get("root") or os.environ.get("KSDIFF_DATA") or Path.home() / ".cache" / "ksdiff" / "data"
+    return Path(root)

@@ -1,0 +1,68 @@
+"""Patch sampling from Wald triples: valid positions, flips/rot90 augmentation, deterministic batches.
+
+Batches are drawn with a ``torch.Generator`` seeded from (seed, step), so a resumed run draws exactly
+the batches an uninterrupted run would have drawn.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .scenes import Triple
+
+
+def valid_positions(t: Triple, patch: int, stride: int) -> np.ndarray:
+    """Top-left corners (K, 2) of patches whose support (+ margin) holds no invalid pixel."""
+    h, w = t.gt.shape[-2:]
+    if h < patch or w < patch:
+        return np.zeros((0, 2), dtype=np.int64)
+    m = t.margin
+    bad = np.pad(t.invalid.astype(np.int64), ((m + 1, m), (m + 1, m)))
+    ii = bad.cumsum(0).cumsum(1)  # integral image with a leading zero row/col
+    ys = np.arange(0, h - patch + 1, stride)
+    xs = np.arange(0, w - patch + 1, stride)
+    yy, xx = np.meshgrid(ys, xs, indexing="ij")
+    s = patch + 2 * m
+    # window [y - m, y + patch + m) in original coords = [y, y + s) in padded coords (+1 for the lead row)
+    cnt = ii[yy + s, xx + s] - ii[yy, xx + s] - ii[yy + s, xx] + ii[yy, xx]
+    ok = cnt == 0
+    return np.stack([yy[ok], xx[ok]], axis=1)
+
+
+class PatchSampler:
+    """Random (pan, lms, gt) patch batches from a list of triples, weighted by their valid positions."""
+
+    def __init__(self, triples: list[Triple], patch: int, stride: int, augment: bool = True) -> None:
+        self.triples, self.patch, self.augment = triples, patch, augment
+        self.positions = [valid_positions(t, patch, stride) for t in triples]
+        self.index = [(i, j) for i, p in enumerate(self.positions) for j in range(len(p))]
+        if not self.index:
+            raise ValueError(f"no valid {patch}x{patch} patch in {[t.name for t in triples]}")
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def _crop(self, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        i, j = self.index[k]
+        t, (y, x), p = self.triples[i], self.positions[i][j], self.patch
+        return t.pan[None, y : y + p, x : x + p], t.lms[:, y : y + p, x : x + p], t.gt[:, y : y + p, x : x + p]
+
+    def batch(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        ks = torch.randint(0, len(self.index), (n,), generator=generator).tolist()
+        augs = torch.randint(0, 8, (n,), generator=generator).tolist()
+        out: list[list[np.ndarray]] = [[], [], []]
+        for k, a in zip(ks, augs):
+            for lst, arr in zip(out, self._crop(k)):
+                if self.augment:  # one of the 8 dihedral transforms, the same for PAN, LMS and GT
+                    arr = np.rot90(arr, a % 4, axes=(1, 2))
+                    if a >= 4:
+                        arr = arr[:, :, ::-1]
+                lst.append(np.ascontiguousarray(arr))
+        return tuple(torch.from_numpy(np.stack(x)) for x in out)  # type: ignore[return-value]
+
+    def all_batches(self, n: int, limit: int | None = None):
+        """Deterministic, unaugmented batches over (up to ``limit``) positions: for validation."""
+        ks = list(range(len(self.index)))[: limit or None]
+        for s in range(0, len(ks), n):
+            crops = [self._crop(k) for k in ks[s : s + n]]
+            yield tuple(torch.from_numpy(np.stack([c[i] for c in crops]).copy()) for i in range(3))

