@@ -6,6 +6,7 @@ import os
 from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
+from .algorithms.assess import AssessAlgorithm
 from .algorithms.pansharpen import PansharpenAlgorithm
 
 ICON = os.path.join(os.path.dirname(__file__), "resources", "icons", "ksdiff.svg")
@@ -29,3 +30,4 @@ class KsdiffProvider(QgsProcessingProvider):
 
     def loadAlgorithms(self) -> None:  # noqa: N802
         self.addAlgorithm(PansharpenAlgorithm())
+        self.addAlgorithm(AssessAlgorithm())
