@@ -89,7 +89,11 @@ def margin(method: str, ratio: int) -> int:
 
 
 def _intensity(lms: np.ndarray, coef: np.ndarray) -> np.ndarray:
-    return np.tensordot(coef[:-1].astype(np.float32), lms, axes=1) + np.float32(coef[-1])
+    # an explicit sum, not BLAS: the result must not depend on the BLAS build or its thread count
+    out = np.full(lms.shape[1:], np.float32(coef[-1]), dtype=np.float32)
+    for b in range(lms.shape[0]):
+        out += np.float32(coef[b]) * lms[b]
+    return out
 
 
 def _equalise(pan: np.ndarray, stats: SceneStats, mean: float, std: float) -> np.ndarray:

@@ -1,0 +1,62 @@
+"""`make deploy`: install dist/ksdiff_qgis.zip into the current user's QGIS profile and enable it.
+
+The profile root is ``$QGIS_CUSTOM_CONFIG_PATH`` when set (QGIS's own variable; tests use a temporary
+one), else ``~/.local/share/QGIS/QGIS3``; the profile is ``default`` unless ``--profile`` says otherwise.
+Afterwards ``qgis_process run ksdiff:pansharpen -- ...`` works headless.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+QGIS_PROCESS = "/usr/bin/qgis_process.bin"   # Debian's wrapper passes an option qgis_process rejects
+
+
+def profile_plugins_dir(profile: str = "default") -> Path:
+    base = Path(os.environ.get("QGIS_CUSTOM_CONFIG_PATH") or Path.home() / ".local/share/QGIS/QGIS3")
+    return base / "profiles" / profile / "python" / "plugins"
+
+
+def install(zip_path: Path, plugins_dir: Path) -> Path:
+    """Unpack the plugin, replacing an older copy only once the new one is complete."""
+    plugins_dir.mkdir(parents=True, exist_ok=True)
+    target = plugins_dir / "ksdiff_qgis"
+    with tempfile.TemporaryDirectory(dir=plugins_dir) as tmp:
+        with zipfile.ZipFile(zip_path) as zf:
+            zf.extractall(tmp)
+        if target.exists():
+            shutil.rmtree(target)
+        shutil.move(str(Path(tmp) / "ksdiff_qgis"), target)
+    return target
+
+
+def enable(env: dict | None = None) -> None:
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", **(env or {})}
+    res = subprocess.run([QGIS_PROCESS, "plugins", "enable", "ksdiff_qgis"], capture_output=True, text=True, env=env)
+    if res.returncode != 0:
+        raise SystemExit(f"make deploy: enabling the plugin failed:\n{res.stdout}\n{res.stderr}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--zip", type=Path, default=ROOT / "dist" / "ksdiff_qgis.zip")
+    ap.add_argument("--profile", default="default")
+    args = ap.parse_args(argv)
+    if not args.zip.exists():
+        raise SystemExit(f"make deploy: {args.zip} not found; run 'make package' first")
+    target = install(args.zip, profile_plugins_dir(args.profile))
+    enable()
+    print(f"make deploy: installed and enabled in {target}")
+    print("try: qgis_process run ksdiff:pansharpen -- PAN=pan.tif MS=ms.tif SENSOR=wv2 OUTPUT=fused.tif")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

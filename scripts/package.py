@@ -1,0 +1,56 @@
+"""`make package`: build dist/ksdiff_qgis.zip, the archive QGIS's plugin installer accepts.
+
+One top folder ``ksdiff_qgis/`` holding the plugin code, metadata.txt, LICENSE, the icon and the bundled
+models (symlinks in the source tree are stored as real files). Caches and the demo scene stay out.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import zipfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PLUGIN = ROOT / "ksdiff_qgis"
+DIST = ROOT / "dist" / "ksdiff_qgis.zip"
+EXCLUDE_DIRS = {"__pycache__", "sample"}
+EXCLUDE_SUFFIXES = {".pyc", ".pyo", ".aux.xml"}
+
+
+def plugin_files() -> list[tuple[Path, str]]:
+    """(file on disk, name in the archive) for every file the plugin ships."""
+    files = []
+    walked = (Path(d) / f for d, _, names in os.walk(PLUGIN, followlinks=True) for f in names)
+    for path in sorted(walked):
+        rel = path.relative_to(PLUGIN)
+        if any(part in EXCLUDE_DIRS for part in rel.parts):
+            continue
+        if "".join(path.suffixes[-2:]) in EXCLUDE_SUFFIXES or path.suffix in EXCLUDE_SUFFIXES:
+            continue
+        files.append((path, f"ksdiff_qgis/{rel.as_posix()}"))
+    return files
+
+
+def build(dest: Path = DIST) -> Path:
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_suffix(".zip.partial")
+    with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for path, name in plugin_files():
+            zf.write(path.resolve(), name)   # resolve(): follow the metadata/LICENSE/resources links
+    tmp.replace(dest)
+    return dest
+
+
+def main() -> int:
+    dest = build()
+    with zipfile.ZipFile(dest) as zf:
+        names = zf.namelist()
+    for required in ("ksdiff_qgis/metadata.txt", "ksdiff_qgis/__init__.py", "ksdiff_qgis/LICENSE"):
+        if required not in names:
+            raise SystemExit(f"make package: {required} missing from {dest}")
+    print(f"make package: {dest} ({dest.stat().st_size / 1e6:.2f} MB, {len(names)} files)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
