@@ -121,7 +121,6 @@ def fuse_gsa(pan: np.ndarray, lms: np.ndarray, ctx: TileContext) -> np.ndarray:
 
 
 def fuse_mtf_glp_hpm(pan: np.ndarray, lms: np.ndarray, ctx: TileContext) -> np.ndarray:
-    st = ctx.stats
     out = np.empty_like(lms)
     floor = np.float32(1e-3 * ctx.scale)
     for b in range(lms.shape[0]):

@@ -15,6 +15,7 @@ import numpy as np
 from osgeo import gdal, osr
 
 from .errors import InputError
+from .gdalutil import gdal_call
 
 RATIO_TOLERANCE = 1e-3   # relative; WorldView-2 products carry ~6e-5 of float noise
 EDGE_TOLERANCE = 0.05    # PAN pixels: grid-edge noise below this snaps to the nearest pixel edge
@@ -113,9 +114,9 @@ def _integer_ratio(rx: float, ry: float) -> int:
 
 def _warp_ms(ms_ds: gdal.Dataset, ms: RasterInfo, pan: RasterInfo) -> tuple[gdal.Dataset, int]:
     """Reproject MS into the PAN CRS on a grid aligned with PAN whose pixels are a whole ratio of PAN's."""
-    guess = gdal.AutoCreateWarpedVRT(ms_ds, ms.wkt or None, pan.wkt, gdal.GRA_NearestNeighbour)
+    guess, msg = gdal_call(gdal.AutoCreateWarpedVRT, ms_ds, ms.wkt or None, pan.wkt, gdal.GRA_NearestNeighbour)
     if guess is None:
-        raise InputError(f"cannot reproject the MS raster into the PAN CRS: {gdal.GetLastErrorMsg()}")
+        raise InputError(f"cannot reproject the MS raster into the PAN CRS: {msg}")
     ggt = guess.GetGeoTransform()
     px, py = pan.gt[1], -pan.gt[5]
     # a reprojected pixel size is never exact: accept 10% around a whole ratio
@@ -136,9 +137,9 @@ def _warp_ms(ms_ds: gdal.Dataset, ms: RasterInfo, pan: RasterInfo) -> tuple[gdal
         format="VRT", dstSRS=pan.wkt, outputBounds=bounds, xRes=px * ratio, yRes=py * ratio,
         resampleAlg="cubic", srcNodata=ms.nodata, dstNodata=ms.nodata,
     )
-    warped = gdal.Warp("", ms_ds, options=opts)
+    warped, msg = gdal_call(gdal.Warp, "", ms_ds, options=opts)
     if warped is None:
-        raise InputError(f"cannot reproject the MS raster into the PAN CRS: {gdal.GetLastErrorMsg()}")
+        raise InputError(f"cannot reproject the MS raster into the PAN CRS: {msg}")
     return warped, ratio
 
 

@@ -11,8 +11,6 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-from osgeo import gdal
-
 from . import classical
 from .errors import Cancelled, InputError
 from .feedback import Feedback
@@ -236,6 +234,5 @@ def pansharpen(
     except BaseException:
         writer.abort()
         raise
-    gdal.ErrorReset()
     return PansharpenResult(output_path=output_path, seconds=time.perf_counter() - t0, width=cols, height=rows,
                             tiles=total, method=method, ratio=plan.ratio, warnings=warnings)

@@ -8,6 +8,7 @@ import numpy as np
 from osgeo import gdal
 
 from .errors import InputError
+from .gdalutil import gdal_call
 from .grid import RasterInfo, describe
 
 SUPPORTED_TYPES = {"Byte", "UInt16", "Int16", "UInt32", "Int32", "Float32", "Float64", "Int8"}
@@ -15,10 +16,9 @@ SUPPORTED_TYPES = {"Byte", "UInt16", "Int16", "UInt32", "Int32", "Float32", "Flo
 
 def open_raster(path: str, role: str) -> tuple[gdal.Dataset, RasterInfo]:
     """Open a raster for reading and prove it is readable (first and last block of every band)."""
-    gdal.ErrorReset()
-    ds = gdal.OpenEx(path, gdal.OF_RASTER | gdal.OF_READONLY) if path else None
+    ds, msg = gdal_call(gdal.OpenEx, path, gdal.OF_RASTER | gdal.OF_READONLY) if path else (None, "")
     if ds is None:
-        msg = gdal.GetLastErrorMsg() or "not a raster GDAL can read"
+        msg = msg or "not a raster GDAL can read"
         raise InputError(f"cannot open the {role} raster {path!r}: {msg}")
     if ds.RasterCount < 1:
         raise InputError(f"the {role} raster {path!r} has no bands")
@@ -28,19 +28,16 @@ def open_raster(path: str, role: str) -> tuple[gdal.Dataset, RasterInfo]:
     for i in range(1, ds.RasterCount + 1):
         band = ds.GetRasterBand(i)
         for x, y in ((0, 0), (ds.RasterXSize - 1, ds.RasterYSize - 1)):
-            gdal.ErrorReset()
-            if band.ReadRaster(x, y, 1, 1) is None:
-                raise InputError(
-                    f"the {role} raster {path!r} is unreadable or truncated (band {i}): {gdal.GetLastErrorMsg()}"
-                )
+            data, msg = gdal_call(band.ReadRaster, x, y, 1, 1)
+            if data is None:
+                raise InputError(f"the {role} raster {path!r} is unreadable or truncated (band {i}): {msg}")
     return ds, describe(ds, path)
 
 
 def _read(ds: gdal.Dataset, bands: int, col: int, row: int, w: int, h: int) -> np.ndarray:
-    gdal.ErrorReset()
-    arr = ds.ReadAsArray(col, row, w, h, band_list=list(range(1, bands + 1)))
+    arr, msg = gdal_call(ds.ReadAsArray, col, row, w, h, band_list=list(range(1, bands + 1)))
     if arr is None:
-        raise OSError(f"reading {w}x{h} pixels at ({col}, {row}) failed: {gdal.GetLastErrorMsg()}")
+        raise OSError(f"reading {w}x{h} pixels at ({col}, {row}) failed: {msg}")
     arr = arr.reshape(bands, h, w)
     return arr
 
@@ -66,11 +63,10 @@ def read_padded(ds: gdal.Dataset, row0: int, col0: int, rows: int, cols: int, mo
 
 def read_decimated(ds: gdal.Dataset, col: int, row: int, w: int, h: int, out_w: int, out_h: int) -> np.ndarray:
     """Read a window averaged down to (out_h, out_w) by GDAL, as float64 (bands, out_h, out_w)."""
-    gdal.ErrorReset()
-    arr = ds.ReadAsArray(col, row, w, h, buf_xsize=out_w, buf_ysize=out_h,
+    arr, msg = gdal_call(ds.ReadAsArray, col, row, w, h, buf_xsize=out_w, buf_ysize=out_h,
                          buf_type=gdal.GDT_Float64, resample_alg=gdal.GRIORA_Average)
     if arr is None:
-        raise OSError(f"reading the raster failed: {gdal.GetLastErrorMsg()}")
+        raise OSError(f"reading the raster failed: {msg}")
     return arr.reshape(ds.RasterCount, out_h, out_w)
 
 
@@ -108,10 +104,10 @@ class GeoTiffWriter:
             opts.append(f"NBITS={ms.nbits}")
         else:
             opts.append("PREDICTOR=3" if ms.dtype.kind == "f" else "PREDICTOR=2")
-        gdal.ErrorReset()
-        self.ds = gdal.GetDriverByName("GTiff").Create(self.tmp_path, width, height, ms.bands, ms.gdal_type, opts)
+        self.ds, msg = gdal_call(gdal.GetDriverByName("GTiff").Create, self.tmp_path, width, height, ms.bands,
+                                 ms.gdal_type, opts)
         if self.ds is None:
-            raise InputError(f"cannot create the output file {path!r}: {gdal.GetLastErrorMsg()}")
+            raise InputError(f"cannot create the output file {path!r}: {msg}")
         self.ds.SetGeoTransform(gt)
         self.ds.SetProjection(wkt)
         for i, name in enumerate(band_names, start=1):
@@ -123,8 +119,9 @@ class GeoTiffWriter:
     def write(self, arr: np.ndarray, row: int, col: int = 0) -> None:
         """Write (bands, h, w) already in the output data type at (row, col)."""
         for i in range(arr.shape[0]):
-            if self.ds.GetRasterBand(i + 1).WriteArray(arr[i], col, row) != 0:
-                raise OSError(f"writing the output failed: {gdal.GetLastErrorMsg()}")
+            err, msg = gdal_call(self.ds.GetRasterBand(i + 1).WriteArray, arr[i], col, row)
+            if err != 0:
+                raise OSError(f"writing the output failed: {msg}")
 
     def commit(self) -> None:
         self.ds.FlushCache()
