@@ -21,8 +21,16 @@ def data_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def qgis_app():
+def qgis_app(session_plugin):
     """A QgsApplication with Processing initialised and the ksdiff provider registered."""
+    from qgis.core import QgsApplication
+
+    return QgsApplication.instance()
+
+
+@pytest.fixture(scope="session")
+def session_plugin():
+    """The plugin object whose initProcessing() registered the provider for the whole session."""
     from qgis.core import QgsApplication
     from qgis.testing import start_app
 
@@ -36,5 +44,6 @@ def qgis_app():
     plugin = ksdiff_qgis.classFactory(None)
     plugin.initProcessing()
     assert QgsApplication.processingRegistry().providerById("ksdiff") is not None
-    yield app
+    yield plugin
     plugin.unload()
+    del app

@@ -1,0 +1,31 @@
+"""initGui adds a menu entry and toolbar button; unload removes them and the provider."""
+from __future__ import annotations
+
+from unittest import mock
+
+
+def test_init_gui_and_unload(qgis_app, session_plugin):
+    from qgis.core import QgsApplication
+    from qgis.PyQt.QtWidgets import QMainWindow
+
+    import ksdiff_qgis
+
+    window = QMainWindow()
+    iface = mock.MagicMock()
+    iface.mainWindow.return_value = window
+    registry = QgsApplication.processingRegistry()
+    session_plugin.unload()   # the session's provider; registered again below
+    try:
+        plugin = ksdiff_qgis.classFactory(iface)
+        plugin.initGui()
+        assert registry.providerById("ksdiff") is not None
+        iface.addPluginToRasterMenu.assert_called_once()
+        iface.addRasterToolBarIcon.assert_called_once_with(plugin.action)
+        assert "Pansharpen" in plugin.action.text()
+        plugin.unload()
+        iface.removePluginRasterMenu.assert_called_once()
+        iface.removeRasterToolBarIcon.assert_called_once()
+        assert registry.providerById("ksdiff") is None
+        assert plugin.action is None
+    finally:
+        session_plugin.initProcessing()
