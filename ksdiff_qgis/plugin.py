@@ -15,9 +15,16 @@ class KsdiffPlugin:
         self.iface = iface
         self.provider: KsdiffProvider | None = None
         self.action = None
+        self.install_action = None
 
     def initProcessing(self) -> None:  # noqa: N802
         """Register the provider (no GUI code: qgis_process calls only this)."""
+        if self.provider is not None:
+            return
+        from .algorithms.install_runtime import runtime_base
+        from .engine import deps
+
+        deps.activate(runtime_base())   # a private ONNX Runtime installed earlier, if any
         self.provider = KsdiffProvider()
         QgsApplication.processingRegistry().addProvider(self.provider)
 
@@ -33,13 +40,26 @@ class KsdiffPlugin:
         self.action.triggered.connect(self.open_dialog)
         self.iface.addPluginToRasterMenu("KSDiff", self.action)
         self.iface.addRasterToolBarIcon(self.action)
+        self.install_action = QAction("Install ONNX Runtime…", self.iface.mainWindow())
+        self.install_action.setToolTip("Install the runtime the KSDiff method needs (GPU build when an NVIDIA GPU is found)")
+        self.install_action.triggered.connect(self.open_installer)
+        self.iface.addPluginToRasterMenu("KSDiff", self.install_action)
 
     def open_dialog(self) -> None:
         import processing
 
         processing.execAlgorithmDialog("ksdiff:pansharpen")
 
+    def open_installer(self) -> None:
+        import processing
+
+        processing.execAlgorithmDialog("ksdiff:install_runtime")
+
     def unload(self) -> None:
+        if self.install_action is not None and self.iface is not None:
+            self.iface.removePluginRasterMenu("KSDiff", self.install_action)
+            self.install_action.deleteLater()
+            self.install_action = None
         if self.action is not None and self.iface is not None:
             self.iface.removePluginRasterMenu("KSDiff", self.action)
             self.iface.removeRasterToolBarIcon(self.action)

@@ -7,6 +7,7 @@ from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
 from .algorithms.assess import AssessAlgorithm
+from .algorithms.install_runtime import InstallRuntimeAlgorithm
 from .algorithms.pansharpen import PansharpenAlgorithm
 
 ICON = os.path.join(os.path.dirname(__file__), "resources", "icons", "ksdiff.svg")
@@ -31,3 +32,4 @@ class KsdiffProvider(QgsProcessingProvider):
     def loadAlgorithms(self) -> None:  # noqa: N802
         self.addAlgorithm(PansharpenAlgorithm())
         self.addAlgorithm(AssessAlgorithm())
+        self.addAlgorithm(InstallRuntimeAlgorithm())

@@ -19,7 +19,8 @@ from qgis.PyQt.QtCore import QCoreApplication
 from ..engine import classical
 from ..engine.errors import Cancelled, InputError
 from ..engine.feedback import Feedback
-from ..engine.pipeline import pansharpen
+from ..engine.model_card import bundled_cards
+from ..engine.pipeline import method_names, pansharpen
 from ..engine.raster_io import open_raster
 from ..engine.sensors import SENSORS
 
@@ -64,7 +65,7 @@ def raster_path(layer, name: str) -> str:
 
 class PansharpenAlgorithm(QgsProcessingAlgorithm):
     PAN, MS, SENSOR, METHOD, MODEL, DEVICE = "PAN", "MS", "SENSOR", "METHOD", "MODEL", "DEVICE"
-    TILE_SIZE, OVERLAP, OUTPUT = "TILE_SIZE", "OVERLAP", "OUTPUT"
+    TILE_SIZE, OVERLAP, THREADS, OUTPUT = "TILE_SIZE", "OVERLAP", "THREADS", "OUTPUT"
 
     def name(self) -> str:
         return "pansharpen"
@@ -83,7 +84,8 @@ class PansharpenAlgorithm(QgsProcessingAlgorithm):
 
     def shortHelpString(self) -> str:  # noqa: N802
         sensors = "".join(f"<li><b>{k}</b>: {s.name}, ratio {s.ratio}</li>" for k, s in SENSORS.items())
-        methods = "".join(f"<li><b>{k}</b>: {v}</li>" for k, v in classical.METHODS.items())
+        methods = "".join(f"<li><b>{k}</b>: {v}</li>" for k, v in method_names().items())
+        bundled = ", ".join(bundled_cards()) or "none yet"
         return tr(
             "Fuses a panchromatic (PAN) band and a multispectral (MS) raster into MS at the PAN resolution. "
             "The output lies on the PAN pixel grid over the PAN/MS overlap, keeps the MS data type, band names "
@@ -91,11 +93,12 @@ class PansharpenAlgorithm(QgsProcessingAlgorithm):
             "<b>PAN</b>: one-band panchromatic raster. <b>MS</b>: multispectral raster with the sensor's bands, "
             "pixels a whole number of times coarser than PAN (e.g. 4); another CRS or a shifted grid is handled "
             "(with a warning).<br><b>Sensor</b>: sets the band layout and the MTF (blur) of the sensor:"
-            f"<ul>{sensors}</ul><b>Method</b>:<ul>{methods}</ul>"
+            f"<ul>{sensors}</ul><b>Method</b>:<ul>{methods}</ul>Bundled KSDiff models: {bundled}.<br>"
             "<b>Model</b> (advanced): an ONNX model with its model card, overriding the bundled one. "
             "<b>Device</b> (advanced): where a learned model runs (auto uses an NVIDIA GPU when present). "
             "<b>Tile size</b> / <b>Overlap</b> (advanced): PAN pixels per tile and blended overlap between tiles; "
-            "smaller tiles use less memory."
+            "smaller tiles use less memory. <b>Threads</b> (advanced): CPU threads for a learned model "
+            "(0 = all cores)."
         )
 
     def createInstance(self):  # noqa: N802
@@ -109,8 +112,9 @@ class PansharpenAlgorithm(QgsProcessingAlgorithm):
                                        usesStaticStrings=True)
         )
         self.addParameter(
-            QgsProcessingParameterEnum(self.METHOD, tr("Method"), options=list(classical.METHODS),
-                                       defaultValue=classical.BEST_CLASSICAL, usesStaticStrings=True)
+            QgsProcessingParameterEnum(self.METHOD, tr("Method"), options=list(method_names()),
+                                       defaultValue="ksdiff" if bundled_cards() else classical.BEST_CLASSICAL,
+                                       usesStaticStrings=True)
         )
         advanced = [
             QgsProcessingParameterFile(self.MODEL, tr("ONNX model overriding the bundled one"), extension="onnx",
@@ -123,6 +127,9 @@ class PansharpenAlgorithm(QgsProcessingAlgorithm):
             QgsProcessingParameterNumber(self.OVERLAP, tr("Tile overlap (PAN pixels)"),
                                          QgsProcessingParameterNumber.Integer, defaultValue=32, minValue=0,
                                          maxValue=4096),
+            QgsProcessingParameterNumber(self.THREADS, tr("CPU threads for a learned model (0 = all cores)"),
+                                         QgsProcessingParameterNumber.Integer, defaultValue=0, minValue=0,
+                                         maxValue=256),
         ]
         for p in advanced:
             p.setFlags(p.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
@@ -155,6 +162,7 @@ class PansharpenAlgorithm(QgsProcessingAlgorithm):
         self._device = self.parameterAsEnumString(parameters, self.DEVICE, context)
         self._tile = self.parameterAsInt(parameters, self.TILE_SIZE, context)
         self._overlap = self.parameterAsInt(parameters, self.OVERLAP, context)
+        self._threads = self.parameterAsInt(parameters, self.THREADS, context)
         self._output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         return True
 
@@ -163,7 +171,7 @@ class PansharpenAlgorithm(QgsProcessingAlgorithm):
             result = pansharpen(
                 self._pan, self._ms, self._output, sensor=self._sensor, method=self._method,
                 tile_size=self._tile, overlap=self._overlap, model_path=self._model, device=self._device,
-                feedback=_ProcessingFeedback(feedback),
+                feedback=_ProcessingFeedback(feedback), threads=self._threads,
             )
         except InputError as e:
             raise QgsProcessingException(str(e)) from e

@@ -19,9 +19,30 @@ from .raster_io import GeoTiffWriter, check_writable, open_raster, read_decimate
 from .sensors import Sensor, get_sensor
 from .tiling import blend_strips, tile_count
 from .filters import upsample
+from . import model_card, runtime
+from .learned import OnnxFuser, value_scale
 
 STATS_MAX_SIZE = 1024   # MS pixels per side read for scene statistics (larger scenes are averaged down)
 MIN_TILE = 64
+LEARNED_METHODS = {"ksdiff": "KSDiff (kernel-space diffusion network, bundled model per sensor)"}
+
+
+def method_names() -> dict[str, str]:
+    """Every method the pipeline knows: the learned ones first, then the classical ones."""
+    return {**LEARNED_METHODS, **classical.METHODS}
+
+
+def resolve_model(sensor: str, model_path: str | None) -> model_card.ModelCard:
+    """The checked model card for a user's MODEL file or the bundled model of ``sensor``."""
+    if not model_path:
+        bundled = model_card.bundled_cards()
+        if sensor not in bundled:
+            raise InputError(
+                f"no bundled KSDiff model for sensor {sensor!r} (bundled: {', '.join(bundled) or 'none'}); "
+                "give an ONNX model with its card, or choose a classical method"
+            )
+        model_path = str(bundled[sensor])
+    return model_card.load_card(model_path)
 
 
 @dataclass
@@ -173,6 +194,7 @@ def pansharpen(
     model_path: str | None = None,
     device: str = "auto",
     feedback: Feedback | None = None,
+    threads: int = 0,
 ) -> PansharpenResult:
     """Fuse ``pan_path`` and ``ms_path`` into a GeoTIFF at ``output_path`` on the PAN grid.
 
@@ -184,8 +206,8 @@ def pansharpen(
         spec = get_sensor(sensor)
     except KeyError as e:
         raise InputError(str(e.args[0])) from None
-    if method not in classical.FUSERS:
-        raise InputError(f"unknown method {method!r}; available: {', '.join(classical.FUSERS)}")
+    if method not in method_names():
+        raise InputError(f"unknown method {method!r}; available: {', '.join(method_names())}")
     if tile_size < MIN_TILE:
         raise InputError(f"the tile size must be at least {MIN_TILE} pixels")
     if not 0 <= overlap <= tile_size // 2:
@@ -206,6 +228,18 @@ def pansharpen(
         )
     plan = plan_grid(pan, ms, ms_ds)
     warnings = list(plan.warnings)
+    if method in LEARNED_METHODS:
+        card = resolve_model(sensor, model_path)
+        model_card.check_against_data(card, ms.bands, plan.ratio)
+        session = runtime.get_session(str(card.path), device, threads)
+        scale = value_scale(card, ms)
+        fuse, margin, used_device = OnnxFuser(card, session, scale), card.margin, session.device
+        fb.info(f"model {card.path.name} ({card.data.get('backbone', '')}); device {session.device}: "
+                f"{session.reason}; values normalised by {scale:g}")
+    else:
+        if model_path:
+            warnings.append(f"MODEL is ignored by the classical method {method}.")
+        fuse, margin, used_device = classical.FUSERS[method], classical.margin(method, plan.ratio), "cpu"
     if plan.ratio != spec.ratio:
         warnings.append(
             f"The PAN/MS pixel ratio of the data is {plan.ratio}, not {spec.ratio} as for {spec.name}; "
@@ -215,7 +249,6 @@ def pansharpen(
         fb.warning(w)
     ms_src = plan.ms_dataset or ms_ds
     r0, c0, rows, cols = plan.region
-    margin = classical.margin(method, plan.ratio)
     total = tile_count(rows, cols, tile_size, overlap)
     fb.info(
         f"PAN {pan.width}x{pan.height}, MS {ms.width}x{ms.height}x{ms.bands}, ratio {plan.ratio}; "
@@ -225,7 +258,7 @@ def pansharpen(
     stats = estimate_scene_stats(pan_ds, ms_src, pan, ms, plan)
     nodata = _output_nodata(pan, ms)
     names = ms.descriptions if all(ms.descriptions) else list(spec.band_names)
-    runner = _TileRunner(pan_ds, ms_src, pan, ms, plan, spec, classical.FUSERS[method], margin, stats, fb, total)
+    runner = _TileRunner(pan_ds, ms_src, pan, ms, plan, spec, fuse, margin, stats, fb, total)
     writer = GeoTiffWriter(output_path, cols, rows, ms, plan.out_gt, pan.wkt, names, nodata)
     try:
         for row, strip in blend_strips(rows, cols, tile_size, overlap, runner):
@@ -235,4 +268,4 @@ def pansharpen(
         writer.abort()
         raise
     return PansharpenResult(output_path=output_path, seconds=time.perf_counter() - t0, width=cols, height=rows,
-                            tiles=total, method=method, ratio=plan.ratio, warnings=warnings)
+                            tiles=total, method=method, ratio=plan.ratio, device=used_device, warnings=warnings)

@@ -150,8 +150,15 @@ def make_reduced_case(pan_path: str, ms_path: str, out_dir: str, sensor: str, wi
     if window is None:
         window = (c_lo, r_lo, c_hi - c_lo, r_hi - r_lo)
     col, row, w, h = (int(v) for v in window)
-    if col < c_lo or row < r_lo or col + w > c_hi or row + h > r_hi:
-        raise ValueError(f"MS window {window} is not covered by the PAN (covered: cols {c_lo}-{c_hi}, rows {r_lo}-{r_hi})")
+    if col < 0 or row < 0 or col + w > mds.RasterXSize or row + h > mds.RasterYSize:
+        raise ValueError(f"MS window {window} lies outside the MS raster ({mds.RasterXSize}x{mds.RasterYSize})")
+    col2, row2 = max(col, c_lo), max(row, r_lo)
+    w2, h2 = min(col + w, c_hi) - col2, min(row + h, r_hi) - row2
+    if (col2, row2, w2, h2) != (col, row, w, h):
+        if w2 < w // 2 or h2 < h // 2:
+            raise ValueError(f"MS window {window} is mostly not covered by the PAN (covered: cols {c_lo}-{c_hi}, rows {r_lo}-{r_hi})")
+        notes.append(f"MS window {tuple(window)} clipped to the part the PAN covers: {(col2, row2, w2, h2)}")
+        col, row, w, h = col2, row2, w2, h2
     w, h = w // ratio * ratio, h // ratio * ratio
     if w < ratio * 2 or h < ratio * 2:
         raise ValueError("window too small for a reduced-resolution case")

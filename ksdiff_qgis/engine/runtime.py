@@ -1,0 +1,97 @@
+"""ONNX Runtime sessions: device choice (CUDA only when it really works), one cached session per model.
+
+ONNX Runtime is the plugin's only extra dependency. It may be missing (the classical methods still
+work) or live in a plugin-private folder put on ``sys.path`` by ``deps.activate``.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+
+from .errors import InputError
+
+CUDA = "CUDAExecutionProvider"
+CPU = "CPUExecutionProvider"
+INSTALL_HINT = (
+    "ONNX Runtime is not installed for this QGIS. Use Plugins > KSDiff > Install ONNX Runtime "
+    "(or run the Processing algorithm 'ksdiff:install_runtime', or `make deploy`); "
+    "the classical methods work without it."
+)
+
+
+def import_onnxruntime():
+    """The onnxruntime module, or InputError explaining how to install it."""
+    try:
+        import onnxruntime
+    except ImportError:
+        raise InputError(INSTALL_HINT) from None
+    return onnxruntime
+
+
+@dataclass(frozen=True)
+class DeviceChoice:
+    providers: tuple[str, ...]
+    reason: str
+
+
+def choose_providers(device: str, available: list[str]) -> DeviceChoice:
+    """Execution providers to ask for, given the user's DEVICE and what this ONNX Runtime build offers."""
+    if device not in ("auto", "cuda", "cpu"):
+        raise InputError(f"unknown device {device!r}: use auto, cuda or cpu")
+    if device == "cpu":
+        return DeviceChoice((CPU,), "CPU requested")
+    if CUDA in available:
+        return DeviceChoice((CUDA, CPU), f"{'CUDA requested' if device == 'cuda' else 'auto'}: CUDA provider available")
+    why = "this ONNX Runtime build has no CUDA provider (install onnxruntime-gpu on a machine with an NVIDIA GPU)"
+    if device == "cuda":
+        return DeviceChoice((CPU,), f"CUDA requested but unavailable: {why}; falling back to CPU")
+    return DeviceChoice((CPU,), f"auto: {why}; using CPU")
+
+
+@dataclass
+class Session:
+    session: object
+    device: str      # "cuda" or "cpu": what the session really runs on
+    reason: str
+
+
+_cache: dict[tuple, Session] = {}
+_lock = threading.Lock()
+
+
+def default_threads() -> int:
+    return max(1, (os.cpu_count() or 1))
+
+
+def get_session(model_path: str, device: str = "auto", threads: int = 0) -> Session:
+    """A session for ``model_path`` on the chosen device, created once and reused across tiles and runs."""
+    ort = import_onnxruntime()
+    stat = os.stat(model_path)
+    key = (os.path.abspath(model_path), stat.st_mtime_ns, stat.st_size, device, threads)
+    with _lock:
+        if key in _cache:
+            return _cache[key]
+        choice = choose_providers(device, ort.get_available_providers())
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads or default_threads()
+        opts.inter_op_num_threads = 1
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        try:
+            sess = ort.InferenceSession(model_path, sess_options=opts, providers=list(choice.providers))
+        except Exception as e:  # ONNX Runtime raises its own exception types for corrupt files
+            raise InputError(f"ONNX Runtime cannot load the model {os.path.basename(model_path)}: {e}") from None
+        reason = choice.reason
+        ran_on = "cuda" if sess.get_providers()[0] == CUDA else "cpu"
+        if CUDA in choice.providers and ran_on != "cuda":
+            reason = "the CUDA provider is installed but could not create the session (driver/CUDA libraries?); using CPU"
+        session = Session(sess, ran_on, reason)
+        if len(_cache) >= 4:
+            _cache.pop(next(iter(_cache)))
+        _cache[key] = session
+        return session
+
+
+def clear_cache() -> None:
+    with _lock:
+        _cache.clear()

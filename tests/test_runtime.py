@@ -1,0 +1,164 @@
+"""ONNX inference plumbing: device choice and fallback, model cards, normalisation and tiling of a model."""
+from __future__ import annotations
+
+import json
+import types
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper
+from osgeo import gdal
+
+from ksdiff_qgis.engine import runtime
+from ksdiff_qgis.engine.errors import InputError
+from ksdiff_qgis.engine.model_card import load_card, sha256_file
+from ksdiff_qgis.engine.pipeline import pansharpen
+
+
+def identity_model(path, bands=4, ratio=4, scale=2047.0, margin=0, multiple=8):
+    """An ONNX graph hrms = lms + 0 * pan with a valid card: a learned method that must reproduce EXP."""
+    dims = ["N", None, "H", "W"]
+    pan = helper.make_tensor_value_info("pan", TensorProto.FLOAT, ["N", 1, "H", "W"])
+    lms = helper.make_tensor_value_info("lms", TensorProto.FLOAT, ["N", bands, "H", "W"])
+    out = helper.make_tensor_value_info("hrms", TensorProto.FLOAT, [d if d else bands for d in dims])
+    zero = helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0])
+    nodes = [helper.make_node("Mul", ["pan", "zero"], ["z"]), helper.make_node("Add", ["lms", "z"], ["hrms"])]
+    graph = helper.make_graph(nodes, "identity", [pan, lms], [out], initializer=[zero])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    onnx.save(model, str(path))
+    card = {"format_version": 1, "sensor": "wv2", "sensor_name": "test", "bands": ["B", "G", "R", "N"][:bands]
+            + [f"b{i}" for i in range(bands - 4)], "ratio": ratio, "scale": scale, "method": "ksdiff",
+            "backbone": "identity", "inputs": {"pan": "pan", "lms": "lms"}, "output": "hrms", "layout": "NCHW",
+            "normalisation": "value / scale", "margin": margin, "size_multiple": multiple,
+            "onnx_sha256": sha256_file(path)}
+    path.with_suffix(".json").write_text(json.dumps(card))
+    return path
+
+
+def test_choose_providers():
+    cpu_only = ["CPUExecutionProvider"]
+    both = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    assert runtime.choose_providers("cpu", both).providers == ("CPUExecutionProvider",)
+    assert runtime.choose_providers("auto", both).providers[0] == "CUDAExecutionProvider"
+    auto = runtime.choose_providers("auto", cpu_only)
+    assert auto.providers == ("CPUExecutionProvider",) and "using CPU" in auto.reason
+    cuda = runtime.choose_providers("cuda", cpu_only)
+    assert cuda.providers == ("CPUExecutionProvider",) and "falling back to CPU" in cuda.reason
+    with pytest.raises(InputError):
+        runtime.choose_providers("tpu", both)
+
+
+def test_cuda_requested_on_this_machine_falls_back_to_cpu(tmp_path):
+    model = identity_model(tmp_path / "m.onnx")
+    runtime.clear_cache()
+    s = runtime.get_session(str(model), "cuda")
+    assert s.device == "cpu" and "CPU" in s.reason
+    assert runtime.get_session(str(model), "cuda") is s   # created once, reused
+
+
+def test_cuda_provider_present_but_session_not_on_gpu(tmp_path, monkeypatch):
+    """The CUDA provider is listed but the session ends up on CPU (no driver): report CPU and why."""
+    model = identity_model(tmp_path / "m.onnx")
+
+    class FakeSession:
+        def __init__(self, path, sess_options=None, providers=None):
+            self.asked = providers
+
+        def get_providers(self):
+            return ["CPUExecutionProvider"]
+
+    import onnxruntime
+
+    fake = types.SimpleNamespace(get_available_providers=lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"],
+                                 SessionOptions=onnxruntime.SessionOptions,
+                                 GraphOptimizationLevel=onnxruntime.GraphOptimizationLevel,
+                                 InferenceSession=FakeSession)
+    monkeypatch.setattr(runtime, "import_onnxruntime", lambda: fake)
+    runtime.clear_cache()
+    s = runtime.get_session(str(model), "auto")
+    assert s.session.asked[0] == "CUDAExecutionProvider"
+    assert s.device == "cpu" and "could not create the session" in s.reason
+    runtime.clear_cache()
+
+
+def test_identity_model_reproduces_exp_tiled(data_dir, tmp_path):
+    model = identity_model(tmp_path / "m.onnx", multiple=16)
+    pan, ms = str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif")
+    exp = pansharpen(pan, ms, str(tmp_path / "exp.tif"), "wv2", "exp")
+    learned = pansharpen(pan, ms, str(tmp_path / "m.tif"), "wv2", "ksdiff", tile_size=100, overlap=20,
+                         model_path=str(model), device="auto")
+    assert learned.device == "cpu" and learned.tiles == 9
+    a = gdal.Open(exp.output_path).ReadAsArray().astype(int)
+    b = gdal.Open(learned.output_path).ReadAsArray().astype(int)
+    assert np.abs(a - b).max() <= 1 and (a == b).mean() > 0.999
+
+
+def test_model_sha_mismatch_is_refused(tmp_path, data_dir):
+    model = identity_model(tmp_path / "m.onnx")
+    with open(model, "ab") as f:
+        f.write(b"\0")
+    with pytest.raises(InputError, match="does not match its card"):
+        load_card(model)
+    with pytest.raises(InputError, match="does not match its card"):
+        pansharpen(str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif"), str(tmp_path / "o.tif"), "wv2",
+                   "ksdiff", model_path=str(model))
+    assert not (tmp_path / "o.tif").exists()
+
+
+def test_corrupt_model_is_refused(tmp_path, data_dir):
+    model = tmp_path / "bad.onnx"
+    model.write_bytes(b"not a protobuf" * 50)
+    card = {"format_version": 1, "sensor": "wv2", "bands": ["B", "G", "R", "N"], "ratio": 4, "scale": 2047.0,
+            "method": "ksdiff", "inputs": {"pan": "pan", "lms": "lms"}, "output": "hrms", "margin": 0,
+            "onnx_sha256": sha256_file(model)}
+    model.with_suffix(".json").write_text(json.dumps(card))
+    runtime.clear_cache()
+    with pytest.raises(InputError, match="ONNX Runtime cannot load"):
+        pansharpen(str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif"), str(tmp_path / "o.tif"), "wv2",
+                   "ksdiff", model_path=str(model))
+    assert not (tmp_path / "o.tif").exists()
+
+
+def test_model_that_does_not_fit_the_data(tmp_path, data_dir):
+    model = identity_model(tmp_path / "m8.onnx", bands=8)
+    with pytest.raises(InputError, match="expects 8 MS bands"):
+        pansharpen(str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif"), str(tmp_path / "o.tif"), "wv2",
+                   "ksdiff", model_path=str(model))
+    model = identity_model(tmp_path / "m2.onnx", ratio=2)
+    with pytest.raises(InputError, match="ratio 2"):
+        pansharpen(str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif"), str(tmp_path / "o.tif"), "wv2",
+                   "ksdiff", model_path=str(model))
+
+
+def test_missing_card(tmp_path, data_dir):
+    model = identity_model(tmp_path / "m.onnx")
+    model.with_suffix(".json").unlink()
+    with pytest.raises(InputError, match="no model card"):
+        load_card(model)
+
+
+def test_missing_onnxruntime_explains_install(monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_ort(name, *a, **k):
+        if name == "onnxruntime":
+            raise ImportError("no onnxruntime")
+        return real_import(name, *a, **k)
+
+    monkeypatch.setattr(builtins, "__import__", no_ort)
+    with pytest.raises(InputError, match="Install ONNX Runtime"):
+        runtime.import_onnxruntime()
+
+
+def test_learned_model_through_processing(qgis_app, data_dir, tmp_path):
+    import processing
+
+    model = identity_model(tmp_path / "m.onnx")
+    out = str(tmp_path / "o.tif")
+    processing.run("ksdiff:pansharpen", {"PAN": str(data_dir / "wv2_pan.tif"), "MS": str(data_dir / "wv2_ms.tif"),
+                                         "SENSOR": "wv2", "METHOD": "ksdiff", "MODEL": str(model),
+                                         "DEVICE": "cuda", "THREADS": 1, "OUTPUT": out})
+    assert gdal.Open(out).RasterCount == 4
