@@ -52,7 +52,7 @@ def test_window_argument(data_dir, tmp_path):
     assert _info(case.ms)[1].shape == (4, 10, 8)
     with pytest.raises(ValueError):
         make_reduced_case(data_dir / "wv2_pan.tif", data_dir / "wv2_ms.tif", str(tmp_path), "wv2",
-                          window=(40, 40, 40, 40))
+                          window=(40, 40, 40, 40))  # outside the MS raster
 
 
 def test_landsat_offset_grids(data_dir, tmp_path):
@@ -78,3 +78,12 @@ def test_nodata_propagates(data_dir, tmp_path):
     # wherever the reference is nodata the degraded PAN is too (its support touched nodata)
     ref_nd = np.all(ref == 0, axis=0)
     assert np.all(pan[0][ref_nd] == 0)
+
+
+def test_window_clipped_to_pan_coverage(data_dir, tmp_path):
+    # Landsat: the last MS column is only partly under the PAN (grids half a PAN pixel apart)
+    case = make_reduced_case(data_dir / "l8_pan.tif", data_dir / "l8_ms.tif", str(tmp_path), "landsat8",
+                             window=(60, 60, 70, 70))
+    assert any("clipped" in n for n in case.notes)
+    c, r, w, h = case.ms_window
+    assert c == 60 and r == 60 and c + w <= 128 and w % 2 == 0

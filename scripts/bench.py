@@ -1,0 +1,529 @@
+"""`make bench`: quality and speed of every available pansharpening method on the held-apart real scenes.
+
+Methods: the classical ones through the engine pipeline (``exp``, ``brovey``, ``gsa``, ``mtf_glp_hpm``),
+each learned ONNX model in ``resources/models/*.onnx`` (method ``ksdiff`` with that model; skipped when
+there is none or it fails), and GDAL's own pansharpening exactly as QGIS's ``gdal:pansharp`` runs it
+(``gdal_pansharpen.py PAN MS OUT -r cubic -of GTiff``: weighted Brovey, GDAL's default weights).
+
+Scenes (held-apart areas from ``ksdiff_qgis.engine.heldout``; data from `make data` in ``$KSDIFF_DATA``):
+* WorldView-2 pair 3, valid window only (PAN rows 240-599, MS rows 60-149): reduced resolution (Wald's
+  protocol, ratio 4) and full resolution.
+* Landsat 8 held-apart crop: reduced resolution (ratio 2) and full resolution.
+* Sentinel-2 held-apart 10 m crop, reduced resolution with a *simulated* PAN: S2 bands matched to the
+  WorldView-2 statistics (per band 1st percentile and mean of WV2 pairs 1-2), PAN = 0.177 B + 0.194 G +
+  0.416 R + 0.182 NIR - 4.8 DN, Gaussian blur sigma 0.8 px (DATA.md), MS degraded with the WV2 gains.
+
+Speed: PAN megapixels per second of the whole pipeline (read, fuse, write a GeoTIFF) on a 4096x4096
+PAN scene made by mirroring real WorldView-2 pair 1 imagery, each method in its own subprocess (peak RSS
+= the subprocess's VmHWM; its ``ru_maxrss`` is recorded too), GDAL in the same run; peak RSS of the best classical method at 2048^2 and 8192^2.
+
+Writes bench/results.json, docs/BENCHMARKS.md and docs/img/*.png. Not part of `make test`.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from osgeo import gdal
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from ksdiff_qgis.engine import metrics as M  # noqa: E402
+from ksdiff_qgis.engine.filters import convolve_axis, upsample, wald_degrade  # noqa: E402
+from ksdiff_qgis.engine.heldout import HELD_APART  # noqa: E402
+from ksdiff_qgis.engine.sensors import get_sensor  # noqa: E402
+from ksdiff_qgis.engine.wald import make_reduced_case, write_geotiff  # noqa: E402
+
+gdal.UseExceptions()
+
+CLASSICAL = ["exp", "brovey", "gsa", "mtf_glp_hpm"]
+BEST_CLASSICAL = "mtf_glp_hpm"
+GDAL_METHOD = "gdal_pansharp"
+LABELS = {"exp": "EXP (cubic upsampling)", "brovey": "Brovey", "gsa": "GSA", "mtf_glp_hpm": "MTF-GLP-HPM",
+          GDAL_METHOD: "GDAL pansharpening (QGIS gdal:pansharp)"}
+S2_PAN_WEIGHTS = (0.177, 0.194, 0.416, 0.182)
+S2_PAN_OFFSET = -4.8
+S2_PAN_BLUR = 0.8
+
+
+def data_dir() -> Path:
+    return Path(os.environ.get("KSDIFF_DATA", Path.home() / ".cache" / "ksdiff" / "data"))
+
+
+# ------------------------------------------------------------------------------------ running
+def run_method(method: str, pan: str, ms: str, out: str, sensor: str, model: str | None = None) -> float:
+    """Fuse in this process; returns seconds."""
+    t0 = time.perf_counter()
+    if method == GDAL_METHOD:
+        from osgeo_utils.gdal_pansharpen import main as gdal_pansharpen_main
+
+        # exactly QGIS's processing/algs/gdal/pansharp.py defaults: -r cubic -of GTiff (no weights)
+        rc = gdal_pansharpen_main(["gdal_pansharpen.py", pan, ms, out, "-r", "cubic", "-of", "GTiff", "-q"])
+        if rc != 0:
+            raise RuntimeError(f"gdal_pansharpen failed ({rc})")
+    else:
+        from ksdiff_qgis.engine.pipeline import pansharpen
+
+        pansharpen(pan, ms, out, sensor=sensor, method=method, model_path=model)
+    return time.perf_counter() - t0
+
+
+def peak_rss_mb() -> float:
+    """Peak RSS of this process image: VmHWM. ``ru_maxrss`` is not used for the figure because Linux
+    carries the forking parent's high-water mark over ``exec`` into it (it is reported beside it)."""
+    try:
+        for line in open("/proc/self/status"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def worker(argv: list[str]) -> int:
+    """Subprocess entry: fuse once, print seconds and this process's peak RSS as JSON."""
+    method, pan, ms, out, sensor, model = argv
+    if method == "__idle__":
+        import ksdiff_qgis.engine.pipeline  # noqa: F401  (imports only: the baseline)
+
+        secs = 0.0
+    else:
+        secs = run_method(method, pan, ms, out, sensor, model or None)
+    print(json.dumps({"seconds": secs, "peak_mb": peak_rss_mb(), "ru_maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}))
+    return 0
+
+
+def run_subprocess(method, pan, ms, out, sensor, model=None) -> dict:
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", method, pan, ms, out, sensor, model or ""]
+    res = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    if res.returncode != 0:
+        raise RuntimeError(res.stderr[-1500:])
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+# ---------------------------------------------------------------------------------- raster i/o
+def read(path: str, window=None) -> tuple[np.ndarray, tuple, str]:
+    ds = gdal.Open(str(path))
+    arr = ds.ReadAsArray(*(window or ()))
+    arr = arr[None] if arr.ndim == 2 else arr
+    gt = ds.GetGeoTransform()
+    if window:
+        gt = (gt[0] + window[0] * gt[1], gt[1], 0.0, gt[3] + window[1] * gt[5], 0.0, gt[5])
+    return arr, gt, ds.GetProjection()
+
+
+def crop(src: str, dst: str, window) -> str:
+    ds = gdal.Open(str(src))
+    gdal.Translate(dst, ds, srcWin=list(window), creationOptions=["TILED=YES", "COMPRESS=DEFLATE"])
+    return dst
+
+
+def on_grid(path: str, gt_ref: tuple, shape: tuple[int, int]) -> np.ndarray:
+    """Read ``path`` over the pixels of the grid (gt_ref, shape); the grids must coincide."""
+    ds = gdal.Open(str(path))
+    gt = ds.GetGeoTransform()
+    c = (gt_ref[0] - gt[0]) / gt[1]
+    r = (gt_ref[3] - gt[3]) / gt[5]
+    if abs(c - round(c)) > 0.05 or abs(r - round(r)) > 0.05 or abs(gt[1] - gt_ref[1]) > 1e-6 * abs(gt[1]):
+        raise RuntimeError(f"{path} is not on the reference grid")
+    c, r = int(round(c)), int(round(r))
+    arr = ds.ReadAsArray(c, r, shape[1], shape[0])
+    return arr[None] if arr.ndim == 2 else arr
+
+
+# ------------------------------------------------------------------------------------- scenes
+def wv2_valid_ms_window(ms_path: str, ratio: int) -> tuple[int, int, int, int]:
+    """Largest block of MS rows without nodata (pair 3: rows 60-149), trimmed to the ratio."""
+    ms, _, _ = read(ms_path)
+    good_rows = np.where(np.all(ms != 0, axis=(0, 2)))[0]
+    r0, r1 = int(good_rows.min()), int(good_rows.max()) + 1
+    w, h = ms.shape[2] // ratio * ratio, (r1 - r0) // ratio * ratio
+    return (0, r0, w, h)
+
+
+def wv2_stats(dd: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Per-band 1st percentile and mean of the WV2 training pairs' MS (1 and 2)."""
+    lo, mean = [], []
+    for i in (1, 2):
+        ms, _, _ = read(dd / "wv2" / f"pair{i}_ms.tif")
+        valid = np.all(ms != 0, axis=0)
+        lo.append([np.percentile(b[valid], 1) for b in ms])
+        mean.append([b[valid].mean() for b in ms])
+    return np.mean(lo, axis=0), np.mean(mean, axis=0)
+
+
+def build_s2_case(dd: Path, tmp: Path) -> tuple[str, str, str, list[str]]:
+    """Sentinel-2 held-apart 10 m crop -> (PAN, MS, REF) paths of a reduced-resolution case (WV2 sensor)."""
+    sens = get_sensor("wv2")
+    win = HELD_APART["sentinel2/s2_10m.tif"]
+    whole, _, _ = read(dd / "sentinel2" / "s2_10m.tif")
+    s2, gt, srs = read(dd / "sentinel2" / "s2_10m.tif", win)
+    s2 = s2.astype(np.float64)
+    wlo, wmean = wv2_stats(dd)
+    # one linear map per band from whole-scene statistics (the crop itself is mostly water)
+    slo = np.array([np.percentile(b, 1) for b in whole])
+    smean = whole.reshape(4, -1).mean(axis=1)
+    gains_b = (wmean - wlo) / (smean - slo)
+    del whole
+    ref = np.empty_like(s2)
+    for b in range(4):
+        ref[b] = (s2[b] - slo[b]) * gains_b[b] + wlo[b]
+    ref = np.clip(np.round(ref), 1, 2047)
+    pan = np.tensordot(np.asarray(S2_PAN_WEIGHTS), ref, axes=1) + S2_PAN_OFFSET
+    x = np.arange(-3, 4, dtype=np.float64)
+    k = np.exp(-0.5 * (x / S2_PAN_BLUR) ** 2)
+    pan = convolve_axis(convolve_axis(pan.astype(np.float32), k / k.sum(), 0), k / k.sum(), 1)
+    ms_lr = wald_degrade(ref.astype(np.float32), sens.mtf_ms, sens.ratio)
+    lr_gt = (gt[0], gt[1] * 4, 0.0, gt[3], 0.0, gt[5] * 4)
+    names = ["B02", "B03", "B04", "B08"]
+    p = write_geotiff(str(tmp / "s2_pan.tif"), np.clip(np.round(pan), 1, 2047).astype(np.uint16)[None], gt, srs, 0, ["PAN (simulated)"])
+    m = write_geotiff(str(tmp / "s2_ms.tif"), np.clip(np.round(ms_lr), 1, 2047).astype(np.uint16), lr_gt, srs, 0, names)
+    r = write_geotiff(str(tmp / "s2_ref.tif"), ref.astype(np.uint16), gt, srs, 0, names)
+    gains = ", ".join(f"{g:.2f}" for g in gains_b)
+    notes = [f"S2 bands mapped linearly so that the whole S2 scene's 1st percentile and mean match WV2 pairs 1-2 "
+             f"(gains {gains}); PAN simulated as "
+             f"{' + '.join(f'{w} {n}' for w, n in zip(S2_PAN_WEIGHTS, 'BGRN'))} {S2_PAN_OFFSET} DN, "
+             f"Gaussian blur sigma {S2_PAN_BLUR} px; MS degraded with the WV2 MTF gains, ratio 4"]
+    return p, m, r, notes
+
+
+def reduced_scenes(dd: Path, tmp: Path) -> list[dict]:
+    out = []
+    wv2_ms = dd / "wv2" / "pair3_ms.tif"
+    win = wv2_valid_ms_window(str(wv2_ms), 4)
+    case = make_reduced_case(str(dd / "wv2" / "pair3_pan.tif"), str(wv2_ms), str(tmp), "wv2", window=win, prefix="wv2p3")
+    out.append(dict(name="wv2_pair3", sensor="wv2", pan=case.pan, ms=case.ms, ref=case.ref, ratio=4,
+                    desc=f"WorldView-2 pair 3, valid MS window {case.ms_window} (col, row, w, h), ratio 4",
+                    notes=case.notes))
+    l8win = HELD_APART["landsat8/ms.tif"]
+    case = make_reduced_case(str(dd / "landsat8" / "pan.tif"), str(dd / "landsat8" / "ms.tif"), str(tmp), "landsat8",
+                             window=l8win, prefix="l8")
+    out.append(dict(name="landsat8", sensor="landsat8", pan=case.pan, ms=case.ms, ref=case.ref, ratio=2,
+                    desc=f"Landsat 8 held-apart crop, MS window {case.ms_window}, ratio 2", notes=case.notes))
+    p, m, r, notes = build_s2_case(dd, tmp)
+    out.append(dict(name="sentinel2_simpan", sensor="wv2", pan=p, ms=m, ref=r, ratio=4,
+                    desc=f"Sentinel-2 held-apart 10 m crop {HELD_APART['sentinel2/s2_10m.tif']}, simulated PAN, ratio 4",
+                    notes=notes))
+    return out
+
+
+def full_scenes(dd: Path, tmp: Path) -> list[dict]:
+    out = []
+    win = wv2_valid_ms_window(str(dd / "wv2" / "pair3_ms.tif"), 4)
+    pan_win = (win[0] * 4, win[1] * 4, win[2] * 4, win[3] * 4)
+    out.append(dict(name="wv2_pair3", sensor="wv2",
+                    pan=crop(dd / "wv2" / "pair3_pan.tif", str(tmp / "wv2p3_fr_pan.tif"), pan_win),
+                    ms=crop(dd / "wv2" / "pair3_ms.tif", str(tmp / "wv2p3_fr_ms.tif"), win),
+                    desc=f"WorldView-2 pair 3, PAN window {pan_win}, MS window {win}"))
+    out.append(dict(name="landsat8", sensor="landsat8",
+                    pan=crop(dd / "landsat8" / "pan.tif", str(tmp / "l8_fr_pan.tif"), HELD_APART["landsat8/pan.tif"]),
+                    ms=crop(dd / "landsat8" / "ms.tif", str(tmp / "l8_fr_ms.tif"), HELD_APART["landsat8/ms.tif"]),
+                    desc=f"Landsat 8 held-apart crop, PAN window {HELD_APART['landsat8/pan.tif']}, "
+                         f"MS window {HELD_APART['landsat8/ms.tif']}"))
+    return out
+
+
+# ----------------------------------------------------------------------------------- scoring
+def score_reduced(fused_path: str, scene: dict) -> dict:
+    ref, gt, _ = read(scene["ref"])
+    f = on_grid(fused_path, gt, ref.shape[1:]).astype(np.float64)
+    mask = np.all(ref != 0, axis=0) & np.all(f != 0, axis=0)
+    res = M.reduced_resolution(f, ref.astype(np.float64), scene["ratio"], get_sensor(scene["sensor"]).scale, mask)
+    return {k: v for k, v in res.items()}
+
+
+def score_full(fused_path: str, scene: dict) -> dict:
+    """Dλ, Ds, HQNR over the fused pixels covered by PAN and MS (LMS by the project's cubic upsampler)."""
+    sens = get_sensor(scene["sensor"])
+    pan, pgt, _ = read(scene["pan"])
+    ms, mgt, _ = read(scene["ms"])
+    ratio = int(round(mgt[1] / pgt[1]))
+    # fused pixels over the PAN raster, inset so the MS covers them (grids may be offset, e.g. Landsat)
+    u0, v0 = (mgt[0] - pgt[0]) / pgt[1], (mgt[3] - pgt[3]) / pgt[5]
+    c0, r0 = max(0, int(np.ceil(u0))), max(0, int(np.ceil(v0)))
+    c1 = min(pan.shape[2], int(np.floor(u0 + ms.shape[2] * ratio)))
+    r1 = min(pan.shape[1], int(np.floor(v0 + ms.shape[1] * ratio)))
+    gt = (pgt[0] + c0 * pgt[1], pgt[1], 0.0, pgt[3] + r0 * pgt[5], 0.0, pgt[5])
+    shape = (r1 - r0, c1 - c0)
+    f = on_grid(fused_path, gt, shape).astype(np.float64)
+    p = pan[0, r0:r1, c0:c1].astype(np.float64)
+    lms = upsample(ms.astype(np.float32), ratio, shape, origin=(v0 - r0, u0 - c0)).astype(np.float64)
+    mask = (p != 0) & np.all(f != 0, axis=0)
+    res = M.full_resolution(f, p, lms, sens.mtf_ms, sens.mtf_pan, ratio, mask)
+    res["pixels"] = int(mask.sum())
+    return res
+
+
+# ------------------------------------------------------------------------------------- speed
+def mirrored_scene(dd: Path, tmp: Path, size: int) -> tuple[str, str]:
+    """A size x size PAN (+ MS) scene mirrored from real WorldView-2 pair 1 (training pair)."""
+    pan, pgt, srs = read(dd / "wv2" / "pair1_pan.tif")
+    ms, mgt, _ = read(dd / "wv2" / "pair1_ms.tif")
+    ph, pw = pan.shape[1:]
+    P = np.pad(pan[0], ((0, max(0, size - ph)), (0, max(0, size - pw))), mode="symmetric")[:size, :size]
+    m = size // 4
+    Ms = np.pad(ms, ((0, 0), (0, max(0, m - ms.shape[1])), (0, max(0, m - ms.shape[2]))), mode="symmetric")[:, :m, :m]
+    p = write_geotiff(str(tmp / f"speed{size}_pan.tif"), P[None], pgt, srs, 0, ["PAN"])
+    q = write_geotiff(str(tmp / f"speed{size}_ms.tif"), Ms, mgt, srs, 0, ["Blue", "Green", "Red", "NIR"])
+    return p, q
+
+
+def environment() -> dict:
+    cpu = platform.processor()
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = None
+    try:
+        for line in open("/proc/meminfo"):
+            if line.startswith("MemTotal"):
+                mem = round(int(line.split()[1]) / 1024 / 1024, 1)
+    except OSError:
+        pass
+    try:
+        load = os.getloadavg()
+    except OSError:
+        load = None
+    return {
+        "cpu_model": cpu, "logical_cores": os.cpu_count(), "affinity_cores": len(os.sched_getaffinity(0)),
+        "memory_gb": mem, "load_average_at_start": load, "platform": platform.platform(),
+        "python": platform.python_version(), "numpy": np.__version__, "gdal": gdal.__version__,
+        "date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def onnx_models() -> list[tuple[str, str]]:
+    models = sorted((ROOT / "resources" / "models").glob("*.onnx"))
+    return [(f"ksdiff[{p.stem}]", str(p)) for p in models]
+
+
+# ------------------------------------------------------------------------------------ plots
+def plots(results: dict, quick: dict, img_dir: Path) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    img_dir.mkdir(parents=True, exist_ok=True)
+    files = []
+    rr = [r for r in results["quality"] if r["mode"] == "reduced"]
+    fr = [r for r in results["quality"] if r["mode"] == "full"]
+    scenes = list(dict.fromkeys(r["scene"] for r in rr))
+    methods = list(dict.fromkeys(r["method"] for r in results["quality"]))
+    panels = [("ERGAS", rr, "lower is better"), ("SAM", rr, "degrees, lower is better"),
+              ("Q2n", rr, "Q4, higher is better"), ("SCC", rr, "higher is better"), ("HQNR", fr, "full resolution, higher is better")]
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.8))
+    for ax, (key, rows, sub) in zip(axes, panels):
+        sc = list(dict.fromkeys(r["scene"] for r in rows)) or scenes
+        w = 0.8 / max(len(methods), 1)
+        for i, m in enumerate(methods):
+            vals = [next((r[key] for r in rows if r["scene"] == s and r["method"] == m), np.nan) for s in sc]
+            ax.bar(np.arange(len(sc)) + i * w, vals, w, label=m)
+        ax.set_xticks(np.arange(len(sc)) + 0.4 - w / 2)
+        ax.set_xticklabels([s.replace("_", "\n") for s in sc], fontsize=8)
+        ax.set_title(f"{key}\n({sub})", fontsize=9)
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(img_dir / "bench_quality.png", dpi=90)
+    plt.close(fig)
+    files.append("img/bench_quality.png")
+
+    # quicklooks: WV2 pair 3 full resolution, a 160x160 PAN-pixel crop, true colour with one stretch
+    tiles = quick.get("tiles", {})
+    if tiles:
+        names = list(tiles)
+        fig, axes = plt.subplots(1, len(names), figsize=(2.6 * len(names), 2.9))
+        ref = tiles.get("exp", next(iter(tiles.values())))
+        lo, hi = np.percentile(ref, 1, axis=(1, 2)), np.percentile(ref, 99, axis=(1, 2))
+        for ax, n in zip(np.atleast_1d(axes), names):
+            t = tiles[n]
+            if t.shape[0] == 1:
+                g = (t[0] - np.percentile(t, 1)) / (np.percentile(t, 99) - np.percentile(t, 1))
+                ax.imshow(np.clip(g, 0, 1), cmap="gray")
+            else:
+                rgb = np.stack([(t[b] - lo[b]) / (hi[b] - lo[b]) for b in (2, 1, 0)], axis=-1)
+                ax.imshow(np.clip(rgb, 0, 1))
+            ax.set_title(n, fontsize=8)
+            ax.axis("off")
+        fig.tight_layout()
+        fig.savefig(img_dir / "bench_quicklook.png", dpi=90)
+        plt.close(fig)
+        files.append("img/bench_quicklook.png")
+    return files
+
+
+# ------------------------------------------------------------------------------------ report
+def _f(v, nd=4):
+    if v is None:
+        return "—"
+    if isinstance(v, float) and not np.isfinite(v):
+        return "∞" if v > 0 else "n/a"
+    return f"{v:.{nd}f}"
+
+
+def markdown(results: dict, images: list[str]) -> str:
+    env = results["environment"]
+    lines = ["# Benchmarks", "",
+             f"Measured by `make bench` (scripts/bench.py) on {env['date_utc']}. Hardware: **{env['cpu_model']}**, "
+             f"{env['affinity_cores']} usable logical cores ({env['logical_cores']} on the machine), "
+             f"{env['memory_gb']} GB RAM, {env['platform']}; Python {env['python']}, numpy {env['numpy']}, "
+             f"GDAL {env['gdal']}; CPU only. Load average at start: {env['load_average_at_start']} "
+             "(the machine is shared: speeds are indicative). Machine-readable results: `bench/results.json`.", "",
+             "Methods: " + "; ".join(f"`{m}` = {LABELS.get(m, m)}" for m in results["methods"]) + ".",
+             "GDAL's pansharpening is run as QGIS's `gdal:pansharp` runs it: `gdal_pansharpen.py PAN MS OUT -r cubic "
+             "-of GTiff` (weighted Brovey with GDAL's default weights).", "",
+             "## Quality on the held-apart scenes", "",
+             "Reduced resolution = Wald's protocol: PAN and MS degraded by the ratio with the sensor's MTF-matched "
+             "Gaussian filters, fused, compared with the original MS. Full resolution = no reference (QNR family). "
+             "Index definitions: `ksdiff_qgis/engine/metrics.py` (METHOD.md).", ""]
+    for sc in results["scenes"]:
+        lines.append(f"- **{sc['mode']} / {sc['name']}**: {sc['desc']}." + (" " + " ".join(sc.get("notes", [])) if sc.get("notes") else ""))
+    lines.append("")
+    rr = [r for r in results["quality"] if r["mode"] == "reduced"]
+    fr = [r for r in results["quality"] if r["mode"] == "full"]
+    lines += ["### Reduced resolution", "", "| scene | method | SAM ° ↓ | ERGAS ↓ | Q4 ↑ | Q ↑ | SCC ↑ | PSNR dB ↑ | SSIM ↑ |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in rr:
+        lines.append(f"| {r['scene']} | {r['method']} | {_f(r['SAM'], 3)} | {_f(r['ERGAS'], 3)} | {_f(r['Q2n'])} | {_f(r['Q'])} | "
+                     f"{_f(r['SCC'])} | {_f(r['PSNR'], 2)} | {_f(r['SSIM'])} |")
+    lines += ["", "### Full resolution", "", "| scene | method | Dλ (Khan) ↓ | Ds ↓ | HQNR ↑ |", "| --- | --- | --- | --- | --- |"]
+    for r in fr:
+        lines.append(f"| {r['scene']} | {r['method']} | {_f(r['D_lambda'])} | {_f(r['D_s'])} | {_f(r['HQNR'])} |")
+    sp = results["speed"]
+    lines += ["", "## Speed and memory", "",
+              f"Whole pipeline (read, fuse, write a deflate GeoTIFF) on one {sp['scene']['pan_size']}² PAN scene "
+              f"({sp['scene']['desc']}), each method in its own subprocess; peak RSS = VmHWM of that process "
+              f"(an idle worker that only imports the engine peaks at {sp['idle_peak_mb']:.0f} MB).", "",
+              "| method | seconds | PAN Mpx/s | speed vs GDAL | peak RSS MB |", "| --- | --- | --- | --- | --- |"]
+    for r in sp["runs"]:
+        lines.append(f"| {r['method']} | {r['seconds']:.2f} | {r['mpx_per_s']:.2f} | {_f(r.get('ratio_to_gdal'), 3)}× | {r['peak_mb']:.0f} |")
+    if sp.get("memory_scaling"):
+        lines += ["", f"Peak RSS of `{BEST_CLASSICAL}` against scene size (bounded memory: it streams tile rows):", "",
+                  "| PAN size | seconds | PAN Mpx/s | peak RSS MB |", "| --- | --- | --- | --- |"]
+        for r in sp["memory_scaling"]:
+            lines.append(f"| {r['pan_size']}² | {r['seconds']:.2f} | {r['mpx_per_s']:.2f} | {r['peak_mb']:.0f} |")
+    lines += ["", "## Plots", ""] + [f"![{Path(i).stem}]({i})" for i in images]
+    lines += ["", f"Total bench time: {results['total_seconds']:.0f} s.", ""]
+    return "\n".join(lines)
+
+
+# -------------------------------------------------------------------------------------- main
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--worker", nargs=6, help=argparse.SUPPRESS)
+    ap.add_argument("--data", type=Path, default=None, help="data directory (default $KSDIFF_DATA)")
+    ap.add_argument("--speed-size", type=int, default=4096, help="PAN side of the speed scene (default 4096)")
+    ap.add_argument("--memory-sizes", default="2048,8192", help="PAN sides for the memory scaling runs ('' to skip)")
+    ap.add_argument("--results", type=Path, default=ROOT / "bench" / "results.json")
+    ap.add_argument("--docs", type=Path, default=ROOT / "docs" / "BENCHMARKS.md")
+    args = ap.parse_args(argv)
+    if args.worker:
+        return worker(args.worker)
+
+    t_start = time.perf_counter()
+    dd = args.data or data_dir()
+    needed = [dd / "wv2" / "pair3_pan.tif", dd / "landsat8" / "pan.tif", dd / "sentinel2" / "s2_10m.tif"]
+    missing = [str(p) for p in needed if not p.exists()]
+    if missing:
+        print(f"make bench: real data missing ({', '.join(missing)}); run `make data` first", file=sys.stderr)
+        return 2
+    methods = [(m, None) for m in CLASSICAL] + onnx_models() + [(GDAL_METHOD, None)]
+    if not onnx_models():
+        print("bench: no ONNX model in resources/models/: learned methods skipped")
+    tmp = Path(tempfile.mkdtemp(prefix="ksdiff_bench_"))
+    results = {"environment": environment(), "methods": [m for m, _ in methods], "scenes": [], "quality": [],
+               "speed": {}, "skipped": []}
+    quick = {"tiles": {}}
+    try:
+        # ---- quality
+        for mode, scenes in (("reduced", reduced_scenes(dd, tmp)), ("full", full_scenes(dd, tmp))):
+            for sc in scenes:
+                results["scenes"].append({"mode": mode, "name": sc["name"], "desc": sc["desc"], "notes": sc.get("notes", [])})
+                for method, model in methods:
+                    out = str(tmp / f"{mode}_{sc['name']}_{method.replace('[', '_').replace(']', '')}.tif")
+                    try:
+                        secs = run_method(method if model is None else "ksdiff", sc["pan"], sc["ms"], out, sc["sensor"], model)
+                    except Exception as e:  # a learned model may not fit a sensor: record and go on
+                        results["skipped"].append({"method": method, "scene": sc["name"], "mode": mode, "error": str(e)[:300]})
+                        print(f"bench: {method} on {mode}/{sc['name']} skipped: {e}")
+                        continue
+                    score = score_reduced(out, sc) if mode == "reduced" else score_full(out, sc)
+                    row = {"mode": mode, "scene": sc["name"], "method": method, "sensor": sc["sensor"], "seconds": secs}
+                    row.update({k: v for k, v in score.items() if k != "per_band"})
+                    row["per_band"] = score["per_band"]
+                    results["quality"].append(row)
+                    print(f"{mode:8s} {sc['name']:18s} {method:14s} " + " ".join(
+                        f"{k}={row[k]:.4f}" for k in (M.REDUCED if mode == "reduced" else M.FULL)))
+                    if mode == "full" and sc["name"] == "wv2_pair3":
+                        arr, _, _ = read(out)
+                        quick["tiles"][method] = arr[:, 40:200, 200:360].astype(np.float64)
+                if mode == "full" and sc["name"] == "wv2_pair3":
+                    pan, _, _ = read(sc["pan"])
+                    quick["tiles"] = {"PAN": pan[:, 40:200, 200:360].astype(np.float64), **quick["tiles"]}
+
+        # ---- speed
+        size = args.speed_size
+        pan, ms = mirrored_scene(dd, tmp, size)
+        mpx = size * size / 1e6
+        idle = run_subprocess("__idle__", pan, ms, "", "wv2")
+        runs = []
+        for method, model in methods:
+            out = str(tmp / "speed_out.tif")
+            try:
+                r = run_subprocess(method if model is None else "ksdiff", pan, ms, out, "wv2", model)
+            except Exception as e:
+                results["skipped"].append({"method": method, "scene": f"speed{size}", "error": str(e)[-300:]})
+                continue
+            finally:
+                if os.path.exists(out):
+                    os.remove(out)
+            runs.append({"method": method, "seconds": r["seconds"], "mpx_per_s": mpx / r["seconds"], "peak_mb": r["peak_mb"],
+                         "ru_maxrss_mb": r["ru_maxrss_mb"]})
+            print(f"speed {size}² {method:14s} {r['seconds']:.2f} s {mpx / r['seconds']:.2f} Mpx/s peak {r['peak_mb']:.0f} MB")
+        gd = next((r for r in runs if r["method"] == GDAL_METHOD), None)
+        for r in runs:
+            r["ratio_to_gdal"] = (r["mpx_per_s"] / gd["mpx_per_s"]) if gd else None
+        scaling = []
+        for s in [int(x) for x in args.memory_sizes.split(",") if x.strip()]:
+            p2, m2 = (pan, ms) if s == size else mirrored_scene(dd, tmp, s)
+            out = str(tmp / "mem_out.tif")
+            r = run_subprocess(BEST_CLASSICAL, p2, m2, out, "wv2")
+            scaling.append({"pan_size": s, "seconds": r["seconds"], "mpx_per_s": s * s / 1e6 / r["seconds"], "peak_mb": r["peak_mb"]})
+            print(f"memory {s}² {BEST_CLASSICAL}: {r['seconds']:.2f} s, peak {r['peak_mb']:.0f} MB")
+            for f in (out, p2, m2) if s != size else (out,):
+                if os.path.exists(f):
+                    os.remove(f)
+        scaling.sort(key=lambda r: r["pan_size"])
+        results["speed"] = {"scene": {"pan_size": size, "ms_size": size // 4, "ratio": 4, "sensor": "wv2",
+                                      "desc": "WorldView-2 pair 1 (a training pair) mirrored to size; uint16"},
+                            "idle_peak_mb": idle["peak_mb"], "runs": runs, "memory_scaling": scaling}
+        results["total_seconds"] = time.perf_counter() - t_start
+        images = plots(results, quick, args.docs.parent / "img")
+        args.results.parent.mkdir(parents=True, exist_ok=True)
+        args.results.write_text(json.dumps(results, indent=1, default=float) + "\n")
+        args.docs.parent.mkdir(parents=True, exist_ok=True)
+        args.docs.write_text(markdown(results, images))
+        print(f"bench: wrote {args.results} and {args.docs} in {results['total_seconds']:.0f} s")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
