@@ -31,6 +31,7 @@ from qgis.PyQt.QtCore import QCoreApplication
 
 from ..engine import metrics as M
 from ..engine.filters import upsample
+from ..engine.gdalutil import gdal_call
 from ..engine.sensors import SENSORS, get_sensor
 
 TILE = 512
@@ -67,9 +68,9 @@ def _layer_path(layer, name: str) -> str:
 class _Raster:
     def __init__(self, path: str, role: str):
         self.path, self.role = path, role
-        self.ds = gdal.Open(path)
+        self.ds, msg = gdal_call(gdal.Open, path)
         if self.ds is None:
-            raise QgsProcessingException(tr(f"{role}: cannot open {path}"))
+            raise QgsProcessingException(tr(f"{role}: cannot open {path}: {msg}"))
         gt = self.ds.GetGeoTransform()
         if gt[2] or gt[4]:
             raise QgsProcessingException(tr(f"{role}: rotated rasters are not supported"))
@@ -80,9 +81,9 @@ class _Raster:
 
     def read(self, col: int, row: int, w: int, h: int) -> tuple[np.ndarray, np.ndarray]:
         """(C, h, w) float64 and a validity mask (False where any band is nodata or NaN)."""
-        arr = self.ds.ReadAsArray(int(col), int(row), int(w), int(h))
+        arr, msg = gdal_call(self.ds.ReadAsArray, int(col), int(row), int(w), int(h))
         if arr is None:
-            raise QgsProcessingException(tr(f"{self.role}: reading {self.path} failed"))
+            raise QgsProcessingException(tr(f"{self.role}: reading {self.path} failed: {msg}"))
         arr = (arr[None] if arr.ndim == 2 else arr).astype(np.float64)
         valid = np.ones(arr.shape[1:], bool)
         for b, nd in enumerate(self.nodata):

@@ -27,10 +27,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from osgeo import gdal
 
-from .filters import MTF_TAPS, upsample, wald_degrade
+from .filters import upsample, wald_degrade
+from .gdalutil import gdal_call
 from .sensors import get_sensor
-
-gdal.UseExceptions()
 
 ALIGN_TOL = 0.05  # PAN pixels: offsets below this count as aligned
 
@@ -46,9 +45,18 @@ class WaldCase:
     notes: list[str] = field(default_factory=list)
 
 
+def _open(path) -> gdal.Dataset:
+    ds, msg = gdal_call(gdal.Open, str(path))
+    if ds is None:
+        raise ValueError(f"cannot open {path}: {msg}")
+    return ds
+
+
 def _read(ds: gdal.Dataset, window: tuple[int, int, int, int]) -> np.ndarray:
     c, r, w, h = window
-    arr = ds.ReadAsArray(c, r, w, h)
+    arr, msg = gdal_call(ds.ReadAsArray, c, r, w, h)
+    if arr is None:
+        raise ValueError(f"reading {ds.GetDescription()} window {window} failed: {msg}")
     return arr[None] if arr.ndim == 2 else arr
 
 
@@ -86,8 +94,10 @@ def write_geotiff(path: str, arr: np.ndarray, gt, srs_wkt: str, nodata=None, des
     arr = arr[None] if arr.ndim == 2 else arr
     drv = gdal.GetDriverByName("GTiff")
     tmp = path + ".partial.tif"
-    ds = drv.Create(tmp, arr.shape[2], arr.shape[1], arr.shape[0], _gdal_type(arr.dtype),
-                    options=["TILED=YES", "COMPRESS=DEFLATE"])
+    ds, msg = gdal_call(drv.Create, tmp, arr.shape[2], arr.shape[1], arr.shape[0], _gdal_type(arr.dtype),
+                        options=["TILED=YES", "COMPRESS=DEFLATE"])
+    if ds is None:
+        raise OSError(f"cannot create {tmp}: {msg}")
     ds.SetGeoTransform(tuple(gt))
     if srs_wkt:
         ds.SetProjection(srs_wkt)
@@ -122,7 +132,7 @@ def make_reduced_case(pan_path: str, ms_path: str, out_dir: str, sensor: str, wi
     """
     sens = get_sensor(sensor)
     ratio = int(ratio or sens.ratio)
-    pds, mds = gdal.Open(str(pan_path)), gdal.Open(str(ms_path))
+    pds, mds = _open(pan_path), _open(ms_path)
     pgt, mgt = pds.GetGeoTransform(), mds.GetGeoTransform()
     if pgt[2] or pgt[4] or mgt[2] or mgt[4]:
         raise ValueError("rotated geotransforms are not supported")
@@ -196,7 +206,7 @@ def make_reduced_case(pan_path: str, ms_path: str, out_dir: str, sensor: str, wi
     names = [mds.GetRasterBand(b + 1).GetDescription() for b in range(mds.RasterCount)]
     meta = {"KSDIFF_WALD": f"sensor={sensor} ratio={ratio} ms_window={col},{row},{w},{h}"}
     os.makedirs(out_dir, exist_ok=True)
-    pan_dt = pds.ReadAsArray(0, 0, 1, 1).dtype
+    pan_dt = _read(pds, (0, 0, 1, 1)).dtype
     case = WaldCase(
         pan=os.path.join(out_dir, f"{prefix}_pan.tif"),
         ms=os.path.join(out_dir, f"{prefix}_ms.tif"),
