@@ -1,6 +1,7 @@
 """`make deploy`: install dist/ksdiff_qgis.zip into the current user's QGIS profile and enable it.
 
-The profile root is ``$QGIS_CUSTOM_CONFIG_PATH`` when set (QGIS's own variable; tests use a temporary
+It then installs ONNX Runtime for that profile with the plugin's own `ksdiff:install_runtime`
+algorithm (the menu action runs the same). The profile root is ``$QGIS_CUSTOM_CONFIG_PATH`` when set (QGIS's own variable; tests use a temporary
 one), else ``~/.local/share/QGIS/QGIS3``; the profile is ``default`` unless ``--profile`` says otherwise.
 Afterwards ``qgis_process run ksdiff:pansharpen -- ...`` works headless.
 """
@@ -44,16 +45,30 @@ def enable(env: dict | None = None) -> None:
         raise SystemExit(f"make deploy: enabling the plugin failed:\n{res.stdout}\n{res.stderr}")
 
 
+def install_runtime(env: dict | None = None) -> str:
+    """Install ONNX Runtime for the profile with the plugin's own algorithm (what the menu action runs)."""
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", **(env or {})}
+    res = subprocess.run([QGIS_PROCESS, "run", "ksdiff:install_runtime", "--", "PACKAGE=auto"],
+                         capture_output=True, text=True, env=env)
+    if res.returncode != 0:
+        raise SystemExit(f"make deploy: installing ONNX Runtime failed:\n{res.stdout[-3000:]}\n{res.stderr[-2000:]}")
+    lines = [ln for ln in res.stdout.splitlines() if "installed in" in ln]
+    return lines[-1] if lines else "ONNX Runtime installed"
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--zip", type=Path, default=ROOT / "dist" / "ksdiff_qgis.zip")
     ap.add_argument("--profile", default="default")
+    ap.add_argument("--no-runtime", action="store_true", help="skip installing ONNX Runtime for the profile")
     args = ap.parse_args(argv)
     if not args.zip.exists():
         raise SystemExit(f"make deploy: {args.zip} not found; run 'make package' first")
     target = install(args.zip, profile_plugins_dir(args.profile))
     enable()
     print(f"make deploy: installed and enabled in {target}")
+    if not args.no_runtime:
+        print(f"make deploy: {install_runtime()}")
     print("try: qgis_process run ksdiff:pansharpen -- PAN=pan.tif MS=ms.tif SENSOR=wv2 OUTPUT=fused.tif")
     return 0
 

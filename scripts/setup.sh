@@ -18,6 +18,12 @@ if ! QT_QPA_PLATFORM=offscreen "$SYS_PY" -c "import qgis.core" >/dev/null 2>&1; 
   $SUDO apt-get install -y -q qgis python3-qgis qgis-providers gdal-bin
 fi
 
+if ! "$SYS_PY" -c "import pip, venv" >/dev/null 2>&1; then
+  echo "setup: installing python3-pip and python3-venv (the plugin installs ONNX Runtime with pip)"
+  if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q python3-pip python3-venv
+fi
+
 if [ ! -x "$VENV/bin/python" ]; then
   echo "setup: creating $VENV (with system site-packages so qgis and osgeo stay importable)"
   "$SYS_PY" -m venv --system-site-packages "$VENV"

@@ -14,6 +14,7 @@ from osgeo import gdal
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
+sys.path.insert(0, str(ROOT / "tests"))
 import deploy  # noqa: E402
 import package  # noqa: E402
 
@@ -33,6 +34,7 @@ def profile(tmp_path_factory):
     try:
         deploy.install(zip_path, deploy.profile_plugins_dir())
         deploy.enable(env)
+        print(deploy.install_runtime(env))
     finally:
         if old is None:
             os.environ.pop("QGIS_CUSTOM_CONFIG_PATH")
@@ -78,3 +80,17 @@ def test_qgis_process_lists_algorithm_help(profile):
     assert res.returncode == 0
     for name in ("PAN", "MS", "SENSOR", "METHOD", "TILE_SIZE", "OVERLAP", "OUTPUT"):
         assert name in res.stdout
+
+
+def test_qgis_process_runs_a_learned_model(profile, data_dir, tmp_path):
+    """ONNX Runtime installed by deploy into the profile's private folder runs a model under qgis_process."""
+    from test_runtime import identity_model
+
+    model = identity_model(tmp_path / "m.onnx")
+    out = tmp_path / "fused.tif"
+    res = qgis_process(profile, "run", "ksdiff:pansharpen", "--", f"PAN={data_dir / 'wv2_pan.tif'}",
+                       f"MS={data_dir / 'wv2_ms.tif'}", "SENSOR=wv2", "METHOD=ksdiff", f"MODEL={model}",
+                       "DEVICE=auto", f"OUTPUT={out}")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "device cpu" in res.stdout
+    assert gdal.Open(str(out)).RasterCount == 4
