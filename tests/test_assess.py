@@ -40,7 +40,8 @@ def test_assess_reduced_resolution(qgis_app, wald_case):
         assert 0.3 < res[k] < 1.0, k
     assert 15 < res["PSNR"] < 60
     assert res["D_LAMBDA"] is None and res["HQNR"] is None
-    text = open(res["OUTPUT_HTML"], encoding="utf-8").read()
+    with open(res["OUTPUT_HTML"], encoding="utf-8") as fh:
+        text = fh.read()
     assert "<svg" in text and "ERGAS" in text and "Blue" in text
     # the algorithm equals the whole-image engine computation
     f = gdal.Open(fused["mtf_glp_hpm"]).ReadAsArray().astype(float)
@@ -62,7 +63,8 @@ def test_assess_full_resolution(qgis_app, wald_case, data_dir, tmp_path):
     assert 0 <= res["D_LAMBDA"] < 0.3 and 0 <= res["D_S"] < 0.3
     assert res["HQNR"] == pytest.approx((1 - res["D_LAMBDA"]) * (1 - res["D_S"]))
     assert res["SAM"] is None
-    assert "Ds" in open(res["OUTPUT_HTML"], encoding="utf-8").read()
+    with open(res["OUTPUT_HTML"], encoding="utf-8") as fh:
+        assert "Ds" in fh.read()
 
 
 def test_assess_needs_a_reference_or_pan_and_ms(qgis_app, wald_case, tmp_path):

