@@ -23,7 +23,8 @@ from tqdm import tqdm
 from ksdiff_qgis.engine.sensors import get_sensor
 
 from .config import data_root
-from .data import PanCollection, PatchSampler, pair_triple, simulated_triple
+from .data import PanCollection, PatchSampler
+from .data.scenes import build_triple
 from .nets import build_model
 
 
@@ -37,19 +38,7 @@ def build_samplers(cfg: dict[str, Any]) -> tuple[Any, Any]:
     sensor, root = get_sensor(cfg["sensor"]), data_root(cfg)
 
     def triples(specs):
-        out = []
-        for s in specs:
-            rows = tuple(s.get("rows", (0.0, 1.0)))
-            base = Path(s["root"]) if "root" in s else root
-            if s["kind"] == "pair":
-                out.append(pair_triple(base, s["pan"], s["ms"], sensor, rows=rows))
-            elif s["kind"] == "simulated":
-                out.append(simulated_triple(base, s["ms"], sensor, s["pan_weights"], s.get("pan_offset", 0.0),
-                                            s.get("pan_blur", 0.8), s.get("match"), s.get("crop_first", False),
-                                            rows=rows))
-            else:
-                raise ValueError(f"unknown data source kind {s['kind']!r}")
-        return out
+        return [build_triple(root, spec, sensor) for spec in specs]
 
     train = PatchSampler(triples(d["train"]), d["patch"], d["stride"], augment=True)
     val = PatchSampler(triples(d["val"]), d["patch"], d["patch"], augment=False) if d.get("val") else None
@@ -143,17 +132,17 @@ def compute_loss(model: nn.Module, method: str, stage: dict[str, Any], pan, lms,
     """Training loss of one batch and its parts."""
     if method in ("fusionnet", "pannet"):
         loss = F.l1_loss(model(pan, lms), gt)
-        return loss, {"l1": float(loss)}
+        return loss, {"l1": float(loss.detach())}
     if method == "ssdiff":
         loss = model.loss(pan, lms, gt, generator=g)
-        return loss, {"l1_x0": float(loss)}
+        return loss, {"l1_x0": float(loss.detach())}
     if stage["name"] == "stage1":
         loss = F.l1_loss(model.forward_stage1(pan, lms, gt), gt)
-        return loss, {"l1": float(loss)}
+        return loss, {"l1": float(loss.detach())}
     hrms, prior_loss, _ = model.stage2_losses(pan, lms, gt, generator=g)
     l1 = F.l1_loss(hrms, gt)
     loss = l1 + stage.get("prior_weight", 1.0) * prior_loss
-    return loss, {"l1": float(l1), "prior": float(prior_loss)}
+    return loss, {"l1": float(l1.detach()), "prior": float(prior_loss.detach())}
 
 
 @torch.no_grad()

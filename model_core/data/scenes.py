@@ -94,11 +94,13 @@ def wald_margin(sensor: Sensor, ratio: int) -> int:
 
 
 def pair_triple(root: Path, pan_rel: str, ms_rel: str, sensor: Sensor, ratio: int | None = None,
-                rows: tuple[float, float] = (0.0, 1.0), allow_held: bool = False) -> Triple:
-    """Wald triple from a real PAN+MS pair; ``rows`` keeps a fraction band of MS rows (split inside a scene)."""
+                rows: tuple[float, float] = (0.0, 1.0), allow_held: bool = False, value_gain: float = 1.0) -> Triple:
+    """Wald triple from a real PAN+MS pair; ``rows`` keeps a fraction band of MS rows (split inside a scene);
+    ``value_gain`` rescales raw values (e.g. 0.5 to present 11-bit data as a 10-bit sensor's)."""
     ratio = ratio or sensor.ratio
     pan, pan_tf = _read(root / pan_rel)
     ms, ms_tf = _read(root / ms_rel)
+    pan, ms = pan * value_gain, ms * value_gain
     _blank_held(pan, pan_rel, allow_held)
     _blank_held(ms, ms_rel, allow_held)
     pan_al, ms = align_pan(pan, pan_tf, ms, ms_tf, ratio)
@@ -138,7 +140,7 @@ def band_stats(root: Path, refs: list[str]) -> tuple[np.ndarray, np.ndarray]:
 def simulated_triple(root: Path, ms_rel: str, sensor: Sensor, pan_weights: list[float], pan_offset: float = 0.0,
                      pan_blur: float = 0.8, match_refs: list[str] | None = None, crop_first: bool = False,
                      rows: tuple[float, float] = (0.0, 1.0), ratio: int | None = None,
-                     allow_held: bool = False) -> Triple:
+                     allow_held: bool = False, value_gain: float = 1.0) -> Triple:
     """Wald triple from an MS image alone, with a simulated PAN (weighted band sum, blurred)."""
     ratio = ratio or sensor.ratio
     ms, _ = _read(root / ms_rel)
@@ -155,6 +157,7 @@ def simulated_triple(root: Path, ms_rel: str, sensor: Sensor, pan_weights: list[
         gain = (mean_t - lo_t) / (mean_s - lo_s)
         ms = ((ms - lo_s[:, None, None]) * gain[:, None, None] + lo_t[:, None, None]).astype(np.float32)
         ms = np.clip(ms, 1.0, sensor.scale)
+    ms = ms * value_gain
     ms[:, bad] = 0
     h = ms.shape[1]
     r0, r1 = int(round(rows[0] * h)), int(round(rows[1] * h))
@@ -172,13 +175,28 @@ def simulated_triple(root: Path, ms_rel: str, sensor: Sensor, pan_weights: list[
                   {"kind": "simulated", "ms": ms_rel, "rows": list(rows), "pan_weights": list(map(float, pan_weights))})
 
 
-def full_resolution_pair(root: Path, pan_rel: str, ms_rel: str, sensor: Sensor, allow_held: bool = True
-                         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def full_resolution_pair(root: Path, pan_rel: str, ms_rel: str, sensor: Sensor, allow_held: bool = True,
+                         value_gain: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(PAN aligned to the MS grid, MS, LMS) for full-resolution scoring, raw values (not normalised)."""
     pan, pan_tf = _read(root / pan_rel)
     ms, ms_tf = _read(root / ms_rel)
+    pan, ms = pan * value_gain, ms * value_gain
     _blank_held(pan, pan_rel, allow_held)
     _blank_held(ms, ms_rel, allow_held)
     pan_al, ms = align_pan(pan, pan_tf, ms, ms_tf, sensor.ratio)
     lms = upsample(ms, sensor.ratio, pan_al.shape)
     return pan_al, ms, lms
+
+
+def build_triple(root: Path, spec: dict, sensor: Sensor, allow_held: bool = False) -> Triple:
+    """A triple from a config data-source entry (``kind: pair`` or ``kind: simulated``)."""
+    rows = tuple(spec.get("rows", (0.0, 1.0)))
+    base = Path(spec["root"]) if "root" in spec else root
+    gain = float(spec.get("value_gain", 1.0))
+    if spec["kind"] == "pair":
+        return pair_triple(base, spec["pan"], spec["ms"], sensor, rows=rows, allow_held=allow_held, value_gain=gain)
+    if spec["kind"] == "simulated":
+        return simulated_triple(base, spec["ms"], sensor, spec["pan_weights"], spec.get("pan_offset", 0.0),
+                                spec.get("pan_blur", 0.8), spec.get("match"), spec.get("crop_first", False),
+                                rows=rows, allow_held=allow_held, value_gain=gain)
+    raise ValueError(f"unknown data source kind {spec['kind']!r}")

@@ -15,8 +15,9 @@ METHODS = ("ksdiff", "fusionnet", "pannet", "ssdiff")
 def build_model(method: str, bands: int, backbone: str = "fusionnet", **kw) -> nn.Module:
     """Build a network by method name; ``kw`` are the config's ``model`` options."""
     kw = dict(kw)
-    bb_kw = {k: kw.pop(k) for k in ("width", "blocks") if k in kw}
+    bb_kw = {k: kw.pop(k) for k in ("width", "blocks", "modulate") if k in kw}
     if method in BACKBONES:
+        bb_kw.pop("modulate", None)
         return BACKBONES[method](bands, **bb_kw)
     if method == "ksdiff":
         return KSDiff(BACKBONES[backbone](bands, **bb_kw), bands, **kw)

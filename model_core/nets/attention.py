@@ -35,13 +35,19 @@ class AttnPool(nn.Module):
 
     def __init__(self, cin: int, dim: int, tokens: int, heads: int = 4) -> None:
         super().__init__()
+        self.heads, self.dim = heads, dim
         self.queries = nn.Parameter(torch.randn(tokens, dim) * 0.02)
-        self.proj = nn.Linear(cin, dim)
-        self.attn = MultiHeadAttention(dim, heads)
+        self.q = nn.Linear(dim, dim)
+        self.kv = nn.Conv2d(cin, 2 * dim, 1)  # keys/values stay channel-first: no big transposes
+        self.out = nn.Linear(dim, dim)
 
     def forward(self, fmap: torch.Tensor) -> torch.Tensor:
-        kv = self.proj(fmap.flatten(2).transpose(1, 2))
-        return self.attn(self.queries.expand(fmap.shape[0], -1, -1), kv)
+        n, h, d = fmap.shape[0], self.heads, self.dim
+        k, v = self.kv(fmap).reshape(n, 2, h, d // h, -1).unbind(1)        # (N, h, dh, HW)
+        q = self.q(self.queries).reshape(-1, h, d // h).transpose(0, 1)     # (h, Q, dh)
+        att = torch.softmax(torch.matmul(q, k) * (d // h) ** -0.5, dim=-1)  # (N, h, Q, HW)
+        o = torch.matmul(v, att.transpose(-1, -2))                          # (N, h, dh, Q)
+        return self.out(o.permute(0, 3, 1, 2).reshape(n, -1, d))
 
 
 class Block(nn.Module):

@@ -14,16 +14,18 @@ class FusionNet(nn.Module):
     The residual-block convolutions are the modulatable layers (``mod_layers`` of them, width x width).
     """
 
-    def __init__(self, bands: int, width: int = 32, blocks: int = 4) -> None:
+    def __init__(self, bands: int, width: int = 32, blocks: int = 4, modulate: str = "first") -> None:
         super().__init__()
         self.bands, self.width = bands, width
+        # which residual-block convs KSDiff modulates: the first of each block, or both
+        self.per_block = {"first": 1, "all": 2}[modulate]
         self.head = nn.Conv2d(bands, width, 3, padding=1)
         self.blocks = nn.ModuleList(ResBlock(width) for _ in range(blocks))
         self.tail = nn.Conv2d(width, bands, 3, padding=1)
 
     @property
     def mod_layers(self) -> int:
-        return 2 * len(self.blocks)
+        return self.per_block * len(self.blocks)
 
     @property
     def margin(self) -> int:
@@ -31,11 +33,12 @@ class FusionNet(nn.Module):
         return 2 + 2 * len(self.blocks)
 
     def modconvs(self) -> list[ModConv2d]:
-        return [c for b in self.blocks for c in (b.conv1, b.conv2)]
+        return [c for b in self.blocks for c in (b.conv1, b.conv2)[: self.per_block]]
 
     def forward(self, pan: torch.Tensor, lms: torch.Tensor, mods: list[Modulation] | None = None) -> torch.Tensor:
         x = F.relu(self.head(pan - lms))  # pan broadcasts over bands: FusionNet's "PAN replicated minus LMS"
+        k = self.per_block
         for i, blk in enumerate(self.blocks):
-            x = blk(x, *(mods[2 * i : 2 * i + 2] if mods is not None else (None, None)))
+            x = blk(x, *(mods[k * i : k * i + k] if mods is not None else ()))
         x = F.relu(x)
         return lms + self.tail(x)

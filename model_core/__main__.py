@@ -1,0 +1,108 @@
+"""``python -m model_core train|evaluate|export|profile`` (see ``--help`` of each)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+
+def _train(a) -> int:
+    from .config import load_config
+    from .train import run
+
+    cfg = load_config(a.config, a.sensor)
+    if a.out:
+        cfg["train"]["out_dir"] = a.out
+    if a.device:
+        cfg["train"]["device"] = a.device
+    summary = run(cfg, max_steps=a.max_steps)
+    print(json.dumps({k: v for k, v in summary.items() if k != "stages"}
+                     | {"stages": [{k: v for k, v in s.items() if k != "losses"} for s in summary["stages"]]}, indent=1))
+    return 0
+
+
+def _evaluate(a) -> int:
+    from .config import load_config
+    from .evaluate import evaluate, onnx_runner, torch_runner
+    from .train import model_from_checkpoint
+
+    if a.onnx:
+        run, mult, card = onnx_runner(a.onnx, a.threads)
+        cfg = load_config(a.config, a.sensor or card["sensor"])
+        src = str(a.onnx)
+    else:
+        model, ck = model_from_checkpoint(a.checkpoint)
+        run, mult = torch_runner(model)
+        cfg = ck["config"] if not a.config else load_config(a.config)
+        src = str(a.checkpoint)
+    torch.set_num_threads(a.threads)
+    res = evaluate(run, mult, cfg)
+    res["model"] = src
+    text = json.dumps(res, indent=1)
+    Path(a.out).write_text(text + "\n") if a.out else print(text)
+    return 0
+
+
+def _export(a) -> int:
+    from .export import export, training_record
+    from .train import data_sources, git_revision, load_checkpoint, model_from_checkpoint
+
+    model, ck = model_from_checkpoint(a.checkpoint)
+    ckpts = sorted(Path(a.checkpoint).parent.glob("*.pt"))
+    finals = [load_checkpoint(p) for p in ckpts if not p.stem.endswith("_last")]
+    rec = training_record(ck, data_sources(ck["config"]), git_revision())
+    rec["steps"] = sum(int(c["step"]) for c in finals) or rec["steps"]  # all stages of this run
+    rec["seconds"] = round(sum(float(c.get("seconds", 0)) for c in finals), 1) or rec["seconds"]
+    out = a.out or Path("resources/models") / f"{ck['config']['sensor']}.onnx"
+    card = export(model, ck["config"], out, rec)
+    print(json.dumps(card, indent=1))
+    return 0
+
+
+def _profile(a) -> int:
+    from .profile import main
+
+    res = main(a.out, a.tile, a.threads)
+    print(json.dumps(res, indent=1))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m model_core", description=__doc__)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    t = sub.add_parser("train", help="train every stage of a config (resumes unfinished stages)")
+    t.add_argument("--config", help="YAML config (path or name in model_core/configs)")
+    t.add_argument("--sensor", help="use the sensor's default config (KSDiff around FusionNet)")
+    t.add_argument("--out", help="run directory (default: the config's train.out_dir)")
+    t.add_argument("--device", help="auto | cpu | cuda")
+    t.add_argument("--max-steps", type=int, help="stop each stage after this many steps (smoke runs)")
+    t.set_defaults(fn=_train)
+    e = sub.add_parser("evaluate", help="score a checkpoint or an ONNX file; writes JSON")
+    src = e.add_mutually_exclusive_group(required=True)
+    src.add_argument("--checkpoint")
+    src.add_argument("--onnx")
+    e.add_argument("--config", help="config whose 'test' section to use (default: the checkpoint's / sensor's)")
+    e.add_argument("--sensor")
+    e.add_argument("--out", help="JSON output (default: stdout)")
+    e.add_argument("--threads", type=int, default=2)
+    e.set_defaults(fn=_evaluate)
+    x = sub.add_parser("export", help="export a checkpoint to ONNX + model card")
+    x.add_argument("--checkpoint", required=True)
+    x.add_argument("--out", help="ONNX path (default resources/models/<sensor>.onnx)")
+    x.set_defaults(fn=_export)
+    p = sub.add_parser("profile", help="parameters, FLOPs/pixel and ONNX Runtime time per tile")
+    p.add_argument("--out", default=str(Path(__file__).resolve().parent / "PROFILE.json"))
+    p.add_argument("--tile", type=int, default=512)
+    p.add_argument("--threads", type=int, default=1)
+    p.set_defaults(fn=_profile)
+    a = ap.parse_args(argv)
+    if a.cmd == "train" and not (a.config or a.sensor):
+        ap.error("train needs --config or --sensor")
+    return a.fn(a)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
