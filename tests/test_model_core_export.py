@@ -1,0 +1,87 @@
+"""model_core export: ONNX Runtime equals PyTorch for every network, model card contract, CLI end to end."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+import yaml
+
+from model_core.__main__ import main as cli
+from model_core.export import export, export_onnx, sha256_file, verify_card, write_card
+from model_core.nets import build_model
+
+torch.set_num_threads(1)
+CARD_KEYS = {"format_version", "sensor", "sensor_name", "bands", "ratio", "scale", "method", "backbone", "inputs",
+             "output", "layout", "normalisation", "margin", "size_multiple", "parameters", "training", "metrics"}
+
+
+@pytest.mark.parametrize("method,backbone,bands", [("fusionnet", "fusionnet", 4), ("pannet", "pannet", 8),
+                                                   ("ksdiff", "fusionnet", 4), ("ksdiff", "pannet", 8),
+                                                   ("ssdiff", "fusionnet", 4)])
+def test_onnx_matches_torch(tmp_path, method, backbone, bands):
+    torch.manual_seed(0)
+    model = build_model(method, bands, backbone).eval()
+    if method == "ksdiff":  # non-zero kernel updates, so the modulated path is exercised
+        torch.nn.init.normal_(model.kgen.core_gen[-1].weight, std=0.2)
+    path = export_onnx(model, tmp_path / "m.onnx", bands)
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert [i.name for i in sess.get_inputs()] == ["pan", "lms"] and sess.get_outputs()[0].name == "hrms"
+    rng = np.random.default_rng(1)
+    for n, h, w in [(1, 32, 48), (2, 40, 28)]:  # dynamic batch, height and width
+        lms = rng.uniform(0.05, 0.4, (n, bands, h, w)).astype(np.float32)
+        pan = (lms.mean(1, keepdims=True) + rng.normal(0, 0.02, (n, 1, h, w))).astype(np.float32)
+        with torch.no_grad():
+            ref = model(torch.from_numpy(pan), torch.from_numpy(lms)).numpy()
+        out = sess.run(["hrms"], {"pan": pan, "lms": lms})[0]
+        assert out.shape == (n, bands, h, w)
+        assert np.abs(out - ref).max() < 1e-4
+
+
+def test_card_written_beside_and_embedded(tmp_path):
+    model = build_model("ksdiff", 4, "fusionnet")
+    cfg = {"sensor": "wv2", "method": "ksdiff", "backbone": "fusionnet"}
+    training = {"config": "x.yaml", "steps": 0, "seconds": 0.0, "seed": 0, "git_revision": "abc", "data": []}
+    path = tmp_path / "wv2.onnx"
+    card = export(model, cfg, path, training)
+    assert CARD_KEYS <= set(card)
+    assert card["onnx_sha256"] == sha256_file(path)
+    assert card["bands"] == ["Blue", "Green", "Red", "NIR"] and card["ratio"] == 4 and card["scale"] == 2047.0
+    assert card["margin"] == model.backbone.margin == 10 and card["size_multiple"] == 1
+    assert json.loads(path.with_suffix(".json").read_text()) == card
+    meta = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+    embedded = json.loads(meta["model_card"])
+    assert "onnx_sha256" not in embedded and embedded == {k: v for k, v in card.items() if k != "onnx_sha256"}
+    assert verify_card(path) == card
+    card2 = write_card(path, dict(card, metrics={"SAM": 1.0}))  # re-writing replaces the embedded card
+    assert verify_card(path)["metrics"] == {"SAM": 1.0} and card2["onnx_sha256"] != card["onnx_sha256"]
+
+
+def test_cli_train_export_evaluate(tmp_path, data_dir):
+    cfg = {"sensor": "wv2", "method": "ksdiff", "backbone": "fusionnet", "seed": 0,
+           "model": {"dim": 32, "tokens": 4, "struct_tokens": 4, "sample_steps": 2, "enc_widths": [8, 16, 32]},
+           "data": {"root": str(data_dir), "patch": 32, "stride": 8, "batch": 2,
+                    "train": [{"kind": "pair", "pan": "wv2_pan.tif", "ms": "wv2_ms.tif"}],
+                    "val": [{"kind": "pair", "pan": "wv2_pan.tif", "ms": "wv2_ms.tif"}]},
+           "stages": [{"name": "stage1", "steps": 2, "ema": 0.9}, {"name": "stage2", "steps": 2}],
+           "train": {"val_every": 2, "val_batches": 1, "threads": 1, "device": "cpu", "out_dir": str(tmp_path / "run")},
+           "test": {"reduced": {"kind": "pair", "pan": "wv2_pan.tif", "ms": "wv2_ms.tif"},
+                    "full": {"pan": "wv2_pan.tif", "ms": "wv2_ms.tif"}}}
+    cfg_path = tmp_path / "fixture.yaml"
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    assert cli(["train", "--config", str(cfg_path)]) == 0
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert any("val_sam" in r for r in log)
+    onnx_path = tmp_path / "wv2.onnx"
+    assert cli(["export", "--checkpoint", str(tmp_path / "run" / "stage2.pt"), "--out", str(onnx_path)]) == 0
+    card = verify_card(onnx_path)
+    assert card["training"]["steps"] == 4 and card["training"]["data"]
+    for src in (["--onnx", str(onnx_path)], ["--checkpoint", str(tmp_path / "run" / "stage2.pt")]):
+        out = tmp_path / "eval.json"
+        assert cli(["evaluate", *src, "--config", str(cfg_path), "--out", str(out), "--threads", "1"]) == 0
+        res = json.loads(out.read_text())
+        assert {"SAM", "ERGAS", "Q2n", "SCC"} <= set(res["reduced"]) and "HQNR" in res["full"]
+        assert np.isfinite(res["reduced"]["SAM"])
