@@ -310,9 +310,24 @@ def environment() -> dict:
     }
 
 
+MODELS_DIR = ROOT / "resources" / "models"
+
+
 def onnx_models() -> list[tuple[str, str]]:
-    models = sorted((ROOT / "resources" / "models").glob("*.onnx"))
+    models = sorted(Path(MODELS_DIR).glob("*.onnx"))
     return [(f"ksdiff[{p.stem}]", str(p)) for p in models]
+
+
+def model_sensor(model: str | None) -> str | None:
+    """The sensor key of an ONNX model's card (None when unreadable: the pipeline then reports why)."""
+    if model is None:
+        return None
+    try:
+        from ksdiff_qgis.engine.model_card import load_card
+
+        return load_card(model).sensor
+    except Exception:  # noqa: BLE001  (a broken card is reported by the pipeline run itself)
+        return None
 
 
 # ------------------------------------------------------------------------------------ plots
@@ -459,9 +474,13 @@ def main(argv=None) -> int:
     ap.add_argument("--memory-sizes", default="2048,8192", help="PAN sides for the memory scaling runs ('' to skip)")
     ap.add_argument("--results", type=Path, default=ROOT / "bench" / "results.json")
     ap.add_argument("--docs", type=Path, default=ROOT / "docs" / "BENCHMARKS.md")
+    ap.add_argument("--models", type=Path, default=None, help="folder of ONNX models (default resources/models)")
     args = ap.parse_args(argv)
     if args.worker:
         return worker(args.worker)
+    global MODELS_DIR
+    if args.models:
+        MODELS_DIR = args.models
 
     t_start = time.perf_counter()
     dd = args.data or data_dir()
@@ -483,6 +502,9 @@ def main(argv=None) -> int:
             for sc in scenes:
                 results["scenes"].append({"mode": mode, "name": sc["name"], "desc": sc["desc"], "notes": sc.get("notes", [])})
                 for method, model in methods:
+                    ms_key = model_sensor(model)
+                    if model is not None and ms_key is not None and ms_key != sc["sensor"]:
+                        continue  # a learned model runs on the scenes of its own sensor only
                     out = str(tmp / f"{mode}_{sc['name']}_{method.replace('[', '_').replace(']', '')}.tif")
                     try:
                         secs = run_method(method if model is None else "ksdiff", sc["pan"], sc["ms"], out, sc["sensor"], model)
@@ -511,6 +533,8 @@ def main(argv=None) -> int:
         idle = run_subprocess("__idle__", pan, ms, "", "wv2")
         runs = []
         for method, model in methods:
+            if model is not None and model_sensor(model) not in (None, "wv2"):
+                continue  # the speed scene is WorldView-2
             out = str(tmp / "speed_out.tif")
             try:
                 r = run_subprocess(method if model is None else "ksdiff", pan, ms, out, "wv2", model)
