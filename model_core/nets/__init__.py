@@ -17,10 +17,12 @@ def build_model(method: str, bands: int, backbone: str = "fusionnet", **kw) -> n
     kw = dict(kw)
     bb_kw = {k: kw.pop(k) for k in ("width", "blocks", "modulate") if k in kw}
     if method in BACKBONES:
-        bb_kw.pop("modulate", None)
+        bb_kw.pop("modulate", None)  # a bare backbone has no kernel modulation
         return BACKBONES[method](bands, **bb_kw)
     if method == "ksdiff":
-        return KSDiff(BACKBONES[backbone](bands, **bb_kw), bands, **kw)
+        bb_kw.setdefault("modulate", "first")
+        bb = BACKBONES[backbone](bands, ranks=tuple(kw.get("ranks", (4, 4, 3))), **bb_kw)
+        return KSDiff(bb, bands, **kw)
     if method == "ssdiff":
         return SSDiff(bands, **kw)
     raise ValueError(f"unknown method {method!r}; choose from {METHODS}")

@@ -6,7 +6,7 @@
   tokens for the latent denoiser.
 * ``StructureEncoder``: Sobel gradients of the PAN pooled into structure tokens for the kernel
   generator's structure-aware attention.
-All work at 1/2 .. 1/8 of the PAN resolution with narrow widths, so their cost per PAN pixel is a
+All work at 1/4 .. 1/16 of the PAN resolution with narrow widths, so their cost per PAN pixel is a
 small fraction of the backbone's, and their token count does not depend on the tile size.
 """
 from __future__ import annotations
@@ -28,7 +28,9 @@ class _Pyramid(nn.Module):
         self.normalise = normalise
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        toks = pyramid_tokens(x, self.levels, self.pools)
+        # a tile-level prior needs no full-resolution detail: start at 1/2 so the pyramid is 1/4 .. 1/16
+        # and its cost per PAN pixel stays a few percent of the backbone's
+        toks = pyramid_tokens(F.avg_pool2d(x, 2, ceil_mode=True), self.levels, self.pools)
         z = self.mix(self.fuse(torch.cat(toks, dim=-1)))
         # unit-variance tokens: a well-scaled target for the latent diffusion
         return F.layer_norm(z, z.shape[-1:]) if self.normalise else z
@@ -74,6 +76,7 @@ class StructureEncoder(nn.Module):
 
     def forward(self, pan: torch.Tensor) -> torch.Tensor:
         x = sobel(F.avg_pool2d(pan, 2, ceil_mode=True)) * 10.0  # gradients of [0,1] data are small
+        # (levels at 1/4 and 1/8: edges of the 2x-pooled PAN, pooled into tokens at 1/8)
         for lev in self.levels:
             x = lev(x)
         return self.pool(x)

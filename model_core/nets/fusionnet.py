@@ -14,13 +14,16 @@ class FusionNet(nn.Module):
     The residual-block convolutions are the modulatable layers (``mod_layers`` of them, width x width).
     """
 
-    def __init__(self, bands: int, width: int = 32, blocks: int = 4, modulate: str = "first") -> None:
+    def __init__(self, bands: int, width: int = 32, blocks: int = 4, modulate: str = "none",
+                 ranks: tuple[int, int, int] = (4, 4, 3)) -> None:
         super().__init__()
         self.bands, self.width = bands, width
-        # which residual-block convs KSDiff modulates: the first of each block, or both
-        self.per_block = {"first": 1, "all": 2}[modulate]
+        # which residual-block convs KSDiff modulates: none (bare backbone), the first of each block, or both
+        self.per_block = {"none": 0, "first": 1, "all": 2}[modulate]
+        r = tuple(ranks)
+        r1, r2 = (r if self.per_block >= 1 else None), (r if self.per_block == 2 else None)
         self.head = nn.Conv2d(bands, width, 3, padding=1)
-        self.blocks = nn.ModuleList(ResBlock(width) for _ in range(blocks))
+        self.blocks = nn.ModuleList(ResBlock(width, r1, r2) for _ in range(blocks))
         self.tail = nn.Conv2d(width, bands, 3, padding=1)
 
     @property
@@ -39,6 +42,6 @@ class FusionNet(nn.Module):
         x = F.relu(self.head(pan - lms))  # pan broadcasts over bands: FusionNet's "PAN replicated minus LMS"
         k = self.per_block
         for i, blk in enumerate(self.blocks):
-            x = blk(x, *(mods[k * i : k * i + k] if mods is not None else ()))
+            x = blk(x, *(mods[k * i : k * i + k] if mods is not None and k else ()))
         x = F.relu(x)
         return lms + self.tail(x)

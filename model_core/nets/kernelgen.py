@@ -4,8 +4,10 @@ Structure-aware multi-head attention: learned kernel-slot queries (one core slot
 per modulated layer, plus one shared spatial slot) attend to the prior tokens and to structure tokens
 (each key set tagged with a type embedding), in two attention+MLP rounds.
 Low-rank core generator: one shared MLP maps each core slot to that layer's core G (r_out x r_in x r_s).
-Unified factor generator: one shared MLP maps each factor slot to that layer's U_out and U_in, and the
-spatial slot to U_sp (9 x r_s), shared by all layers.  dW_l = G_l x1 U_out_l x2 U_in_l x3 U_sp.
+Unified factor generator: one shared MLP maps each factor slot to that layer's factor matrices
+U_out = B_out R_out and U_in = B_in R_in, and the spatial slot to U_sp = B_sp R_sp (R_sp shared by all
+layers); it emits the small R, B is each layer's learned factor basis (see ``modconv``).
+dW_l = G_l x1 U_out_l x2 U_in_l x3 U_sp.
 Runs once per tile on a few dozen tokens, so its cost is independent of the tile size.
 """
 from __future__ import annotations
@@ -44,22 +46,23 @@ class KernelGenerator(nn.Module):
         self.rounds = nn.ModuleList(StructureAwareAttention(dim, heads) for _ in range(rounds))
         self.norm = nn.LayerNorm(dim)
         self.core_gen = nn.Sequential(nn.Linear(dim, dim), nn.GELU(), nn.Linear(dim, self.ro * self.ri * self.rs))
-        self.factor_gen = nn.Sequential(nn.Linear(dim, dim), nn.GELU(), nn.Linear(dim, width * (self.ro + self.ri)))
-        self.spatial_gen = nn.Linear(dim, 9 * self.rs)
+        self.factor_gen = nn.Sequential(nn.Linear(dim, dim), nn.GELU(),
+                                        nn.Linear(dim, self.ro * self.ro + self.ri * self.ri))
+        self.spatial_gen = nn.Linear(dim, self.rs * self.rs)
         # zero core at start: stage 1 begins from the plain backbone and learns the update
         nn.init.zeros_(self.core_gen[-1].weight)
         nn.init.zeros_(self.core_gen[-1].bias)
 
     def forward(self, z: torch.Tensor, struct: torch.Tensor) -> list[Modulation]:
-        n, L, w = z.shape[0], self.layers, self.width
+        n, L = z.shape[0], self.layers
         s = self.slots.expand(n, -1, -1)
         for r in self.rounds:
             s = r(s, z, struct)
         s = self.norm(s)
         core = self.core_gen(s[:, :L]).reshape(n, L, self.ro, self.ri, self.rs) * 0.1
-        fac = self.factor_gen(s[:, L : 2 * L])
-        # unit-scale columns keep the update's size governed by the core alone
-        u_out = fac[..., : w * self.ro].reshape(n, L, w, self.ro) * w ** -0.5
-        u_in = fac[..., w * self.ro :].reshape(n, L, w, self.ri) * w ** -0.5
-        u_sp = self.spatial_gen(s[:, 2 * L]).reshape(n, 9, self.rs) / 3.0
-        return [Modulation(core[:, l], u_out[:, l], u_in[:, l], u_sp) for l in range(L)]
+        fac = self.factor_gen(s[:, L : 2 * L]) * 0.5
+        # R = I + generated: factors start at the layer's basis and rotate/scale within it per sample
+        r_out = fac[..., : self.ro * self.ro].reshape(n, L, self.ro, self.ro) + torch.eye(self.ro, device=z.device)
+        r_in = fac[..., self.ro * self.ro :].reshape(n, L, self.ri, self.ri) + torch.eye(self.ri, device=z.device)
+        r_sp = self.spatial_gen(s[:, 2 * L]).reshape(n, self.rs, self.rs) * 0.5 + torch.eye(self.rs, device=z.device)
+        return [Modulation(core[:, l], r_out[:, l], r_in[:, l], r_sp) for l in range(L)]

@@ -23,13 +23,16 @@ class PanNet(nn.Module):
     two-input contract provides.
     """
 
-    def __init__(self, bands: int, width: int = 32, blocks: int = 4, modulate: str = "first") -> None:
+    def __init__(self, bands: int, width: int = 32, blocks: int = 4, modulate: str = "none",
+                 ranks: tuple[int, int, int] = (4, 4, 3)) -> None:
         super().__init__()
         self.bands, self.width = bands, width
-        # which residual-block convs KSDiff modulates: the first of each block, or both
-        self.per_block = {"first": 1, "all": 2}[modulate]
+        # which residual-block convs KSDiff modulates: none (bare backbone), the first of each block, or both
+        self.per_block = {"none": 0, "first": 1, "all": 2}[modulate]
+        r = tuple(ranks)
+        r1, r2 = (r if self.per_block >= 1 else None), (r if self.per_block == 2 else None)
         self.head = nn.Conv2d(bands + 1, width, 3, padding=1)
-        self.blocks = nn.ModuleList(ResBlock(width) for _ in range(blocks))
+        self.blocks = nn.ModuleList(ResBlock(width, r1, r2) for _ in range(blocks))
         self.tail = nn.Conv2d(width, bands, 3, padding=1)
 
     @property
@@ -48,6 +51,6 @@ class PanNet(nn.Module):
         x = F.relu(self.head(torch.cat([highpass(pan), highpass(lms)], dim=1)))
         k = self.per_block
         for i, blk in enumerate(self.blocks):
-            x = blk(x, *(mods[k * i : k * i + k] if mods is not None else ()))
+            x = blk(x, *(mods[k * i : k * i + k] if mods is not None and k else ()))
         x = F.relu(x)
         return lms + self.tail(x)
