@@ -14,7 +14,7 @@ HELD_APART: dict[str, tuple[int, int, int, int] | None] = {
     "landsat8/pan.tif": (742, 695, 512, 512),   # bottom-right corner, outside the cloud band
     "landsat8/ms.tif": (370, 347, 257, 256),    # MS pixels covering that PAN window (grids are half a PAN pixel apart)
     "sentinel2/s2_10m.tif": (1421, 1435, 512, 512),
-    "sentinel2/s2_20m.tif": (711, 718, 256, 256),
+    "sentinel2/s2_20m.tif": (710, 718, 256, 256),   # the 20 m stack starts at the first fully covered column
 }
 
 

@@ -22,8 +22,10 @@ from .filters import upsample
 from . import model_card, runtime
 from .learned import OnnxFuser, value_scale
 
-STATS_MAX_SIZE = 1024   # MS pixels per side read for scene statistics (larger scenes are averaged down)
+STATS_WINDOW = 128      # MS pixels per side of a window sampled for scene statistics
+STATS_WINDOWS = 16      # at most this many windows (262k MS pixels: plenty for a 5-term regression)
 MIN_TILE = 64
+WRITE_CHUNK = 1024      # columns converted and written at a time (a multiple of the 256-pixel blocks)
 LEARNED_METHODS = {"ksdiff": "KSDiff (kernel-space diffusion network, bundled model per sensor)"}
 
 
@@ -111,17 +113,32 @@ def _ms_stats_window(plan: GridPlan, ms_w: int, ms_h: int) -> tuple[int, int, in
     return kc0, kr0, max(1, kc1 - kc0), max(1, kr1 - kr0)
 
 
+def _sample_windows(kc: int, kr: int, kw: int, kh: int) -> list[tuple[int, int, int, int]]:
+    """Up to STATS_WINDOWS windows of at most STATS_WINDOW MS pixels, spread evenly over the region."""
+    cols = [(kc + i * STATS_WINDOW, min(STATS_WINDOW, kw - i * STATS_WINDOW)) for i in range(math.ceil(kw / STATS_WINDOW))]
+    rows = [(kr + i * STATS_WINDOW, min(STATS_WINDOW, kh - i * STATS_WINDOW)) for i in range(math.ceil(kh / STATS_WINDOW))]
+    grid = [(c, r, w, h) for r, h in rows for c, w in cols]
+    if len(grid) > STATS_WINDOWS:
+        grid = [grid[int(i)] for i in np.linspace(0, len(grid) - 1, STATS_WINDOWS).round()]
+    return grid
+
+
 def estimate_scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan) -> classical.SceneStats:
-    """Scene statistics from PAN averaged onto the MS grid and MS, read at most STATS_MAX_SIZE per side."""
+    """Scene statistics from MS and PAN averaged onto the MS grid, over a spread sample of windows.
+
+    Reading windows (not the whole scene decimated) keeps memory flat: GDAL's averaging reads its
+    source window at full resolution.
+    """
     kc, kr, kw, kh = _ms_stats_window(plan, ms_ds.RasterXSize, ms_ds.RasterYSize)
-    shrink = max(1.0, max(kw, kh) / STATS_MAX_SIZE)
-    ow, oh = max(1, int(kw / shrink)), max(1, int(kh / shrink))
     k = plan.ratio
-    pc = min(max(0, round(plan.ms_origin[1] + kc * k)), pan.width - 1)
-    pr = min(max(0, round(plan.ms_origin[0] + kr * k)), pan.height - 1)
-    pw, ph = min(kw * k, pan.width - pc), min(kh * k, pan.height - pr)
-    pan_lr = read_decimated(pan_ds, pc, pr, pw, ph, ow, oh)[0]
-    ms_lr = read_decimated(ms_ds, kc, kr, kw, kh, ow, oh)
+    pans, mss = [], []
+    for c, r, w, h in _sample_windows(kc, kr, kw, kh):
+        pc = min(max(0, round(plan.ms_origin[1] + c * k)), pan.width - 1)
+        pr = min(max(0, round(plan.ms_origin[0] + r * k)), pan.height - 1)
+        pw, ph = min(w * k, pan.width - pc), min(h * k, pan.height - pr)
+        pans.append(read_decimated(pan_ds, pc, pr, pw, ph, w, h)[0].ravel())
+        mss.append(read_decimated(ms_ds, c, r, w, h, w, h).reshape(ms.bands, -1))
+    pan_lr, ms_lr = np.concatenate(pans)[None], np.concatenate(mss, axis=1)[:, None]
     valid = np.ones(pan_lr.shape, dtype=bool)
     for arr, nd in ((pan_lr[None], pan.nodata), (ms_lr, ms.nodata)):
         v = _is_valid(arr, nd)
@@ -262,7 +279,13 @@ def pansharpen(
     writer = GeoTiffWriter(output_path, cols, rows, ms, plan.out_gt, pan.wkt, names, nodata)
     try:
         for row, strip in blend_strips(rows, cols, tile_size, overlap, runner):
-            writer.write(to_dtype(strip, ms, nodata), row)
+            for c in range(0, cols, WRITE_CHUNK):   # bounded temporaries for wide scenes
+                writer.write(to_dtype(strip[:, :, c : c + WRITE_CHUNK], ms, nodata), row, c)
+            # hand finished blocks to disk and drop cached input blocks: GDAL's block cache would
+            # otherwise grow with the scene (up to 5% of RAM) although the pipeline needs one strip
+            for ds in (writer.ds, pan_ds, ms_src):
+                ds.FlushCache()
+            del strip   # one strip in memory at a time
         writer.commit()
     except BaseException:
         writer.abort()

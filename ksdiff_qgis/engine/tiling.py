@@ -26,6 +26,12 @@ def _ramp(n: int) -> np.ndarray:
     return ((np.arange(n, dtype=np.float32) + 0.5) / n).astype(np.float32)
 
 
+def _lerp(dst: np.ndarray, new: np.ndarray, t: np.ndarray, old: np.ndarray | None = None) -> None:
+    """dst[...] = old + (new - old) * t, with ``old`` defaulting to dst's current values (in place)."""
+    base = dst if old is None else old
+    dst[...] = base + (new - base) * t
+
+
 def blend_strips(
     height: int,
     width: int,
@@ -42,8 +48,9 @@ def blend_strips(
     rows, cols = tile_starts(height, th, overlap), tile_starts(width, tw, overlap)
     carry: np.ndarray | None = None
     carry_row = 0
+    strip: np.ndarray | None = None
     for i, r in enumerate(rows):
-        strip = None
+        strip = None   # drop the previous strip before the next one is allocated
         prev_end = 0
         for c in cols:
             out = run_tile(r, c, th, tw)
@@ -51,14 +58,13 @@ def blend_strips(
                 strip = np.empty((out.shape[0], th, width), dtype=np.float32)
             ov = max(0, prev_end - c)
             if ov:
-                old = strip[:, :, c:prev_end]
-                strip[:, :, c:prev_end] = old + (out[:, :, :ov] - old) * _ramp(ov)[None, None, :]
+                _lerp(strip[:, :, c:prev_end], out[:, :, :ov], _ramp(ov)[None, None, :])
             strip[:, :, c + ov : c + tw] = out[:, :, ov:]
             prev_end = c + tw
         if carry is not None:
             ov = carry_row + carry.shape[1] - r
-            top = strip[:, :ov]
-            strip[:, :ov] = carry + (top - carry) * _ramp(ov)[None, :, None]
+            # the carried rows are the old values, this strip's top rows the new ones
+            _lerp(strip[:, :ov], strip[:, :ov].copy(), _ramp(ov)[None, :, None], old=carry)
         if i + 1 < len(rows):
             keep = rows[i + 1] - r
             yield r, strip[:, :keep]
