@@ -19,8 +19,9 @@ def valid_positions(t: Triple, patch: int, stride: int) -> np.ndarray:
     m = t.margin
     bad = np.pad(t.invalid.astype(np.int64), ((m + 1, m), (m + 1, m)))
     ii = bad.cumsum(0).cumsum(1)  # integral image with a leading zero row/col
-    ys = np.arange(0, h - patch + 1, stride)
-    xs = np.arange(0, w - patch + 1, stride)
+    # the grid plus the last row/column position, so scenes whose valid part is near an edge keep patches
+    ys = np.unique(np.append(np.arange(0, h - patch + 1, stride), h - patch))
+    xs = np.unique(np.append(np.arange(0, w - patch + 1, stride), w - patch))
     yy, xx = np.meshgrid(ys, xs, indexing="ij")
     s = patch + 2 * m
     # window [y - m, y + patch + m) in original coords = [y, y + s) in padded coords (+1 for the lead row)

@@ -34,6 +34,9 @@ class PanNet(nn.Module):
         self.head = nn.Conv2d(bands + 1, width, 3, padding=1)
         self.blocks = nn.ModuleList(ResBlock(width, r1, r2) for _ in range(blocks))
         self.tail = nn.Conv2d(width, bands, 3, padding=1)
+        with torch.no_grad():  # start close to LMS: a random residual would swamp dark scenes
+            self.tail.weight.mul_(0.1)
+            self.tail.bias.zero_()
 
     @property
     def mod_layers(self) -> int:
