@@ -53,7 +53,8 @@ def _blank_held(arr: np.ndarray, rel: str, allow_held: bool) -> None:
     if win is None:
         raise ValueError(f"{rel} is a held-apart test raster: never train or tune on it")
     c, r, w, h = win
-    arr[..., r : r + h, c : c + w] = 0
+    # one extra pixel all round: immune to off-by-one conventions of cropped stacks (Sentinel-2 20 m)
+    arr[..., max(0, r - 1) : r + h + 1, max(0, c - 1) : c + w + 1] = 0
 
 
 def align_pan(pan: np.ndarray, pan_tf, ms: np.ndarray, ms_tf, ratio: int) -> tuple[np.ndarray, np.ndarray]:
