@@ -56,6 +56,11 @@ def test_card_written_beside_and_embedded(tmp_path):
     embedded = json.loads(meta["model_card"])
     assert "onnx_sha256" not in embedded and embedded == {k: v for k, v in card.items() if k != "onnx_sha256"}
     assert verify_card(path) == card
+    from ksdiff_qgis.engine.model_card import check_against_data, load_card  # the plugin's reader accepts it
+
+    pc = load_card(path)
+    check_against_data(pc, 4, 4)
+    assert pc.input_names == ("pan", "lms") and pc.output_name == "hrms" and pc.margin == 10
     card2 = write_card(path, dict(card, metrics={"SAM": 1.0}))  # re-writing replaces the embedded card
     assert verify_card(path)["metrics"] == {"SAM": 1.0} and card2["onnx_sha256"] != card["onnx_sha256"]
 
