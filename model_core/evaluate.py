@@ -56,7 +56,7 @@ def fuse(run: Runner, mult: int, pan: np.ndarray, lms: np.ndarray) -> np.ndarray
 
 def _good_run(bad: np.ndarray) -> tuple[int, int]:
     """Longest run of False in a 1-D mask."""
-    best, start, cur = (0, 0), None, 0
+    best, start = (0, 0), None
     for i, b in enumerate(list(bad) + [True]):
         if not b and start is None:
             start = i

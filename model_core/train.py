@@ -7,7 +7,6 @@ validation indices every ``val_every`` steps (logged to ``log.jsonl``), a checkp
 """
 from __future__ import annotations
 
-import copy
 import json
 import math
 import subprocess

@@ -8,7 +8,6 @@ import h5py
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 from ksdiff_qgis.engine.sensors import SENSORS
 from model_core.config import with_defaults

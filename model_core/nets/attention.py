@@ -3,7 +3,6 @@ attention pooling of a feature map into a fixed number of tokens, and a pre-norm
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 
@@ -88,7 +87,3 @@ def pyramid_tokens(x: torch.Tensor, levels: nn.ModuleList, pools: nn.ModuleList)
         x = lev(x)
         out.append(pool(x))
     return out
-
-
-def gelu(x: torch.Tensor) -> torch.Tensor:
-    return F.gelu(x)

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..diffusion import T_TRAIN, ddim_step, ddim_timesteps, hash_noise, timestep_embedding
+from ..diffusion import T_TRAIN, ddim_step, ddim_timesteps, hash_noise, q_sample, timestep_embedding
 
 LOW_SCALE = (0.9, 0.6, 0.3)
 BOOST = (1.2, 1.4, 1.6)
@@ -155,7 +155,6 @@ class SSDiff(nn.Module):
         x0 = gt - lms
         t = torch.randint(0, T_TRAIN, (x0.shape[0],), generator=generator).to(x0.device)
         noise = torch.randn(x0.shape, generator=generator).to(x0.device)
-        from ..diffusion import q_sample
         return F.l1_loss(self.net(q_sample(x0, t, noise), t, pan, lms), x0)
 
     def forward(self, pan: torch.Tensor, lms: torch.Tensor) -> torch.Tensor:
