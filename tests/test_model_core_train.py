@@ -158,3 +158,19 @@ def test_pancollection_reader(tmp_path):
     assert len(pc) == 3 and pc.has_gt and pc.bands == 8
     pan, lms, gt = pc.batch(2, torch.Generator().manual_seed(0))
     assert pan.shape[1:] == (1, 64, 64) and gt.shape[1:] == (8, 64, 64) and float(gt.max()) <= 1.0
+
+
+def test_ssdiff_finetune_alternates_branches(tmp_path, data_dir, samplers):
+    from model_core.nets import build_model
+    from model_core.train import train_stage
+
+    cfg = fixture_cfg(data_dir, "ssdiff", steps=(1, 1))
+    torch.manual_seed(0)
+    model = build_model("ssdiff", 4, **cfg["model"])
+    spa = [p.detach().clone() for p in model.net.branch_parameters("spatial")]
+    spe = [p.detach().clone() for p in model.net.branch_parameters("spectral")]
+    other = {n: p.detach().clone() for n, p in model.named_parameters() if not n.startswith(("net.spa_", "net.spe_"))}
+    train_stage(model, cfg, 1, samplers[0], None, tmp_path, progress=False)  # step 0 trains the spatial branch
+    assert any(not torch.equal(a, b) for a, b in zip(spa, model.net.branch_parameters("spatial")))
+    assert all(torch.equal(a, b) for a, b in zip(spe, model.net.branch_parameters("spectral")))
+    assert all(torch.equal(other[n], p) for n, p in model.named_parameters() if n in other)
