@@ -1,7 +1,7 @@
 """Cut the small real fixtures (tests/data/) and the demo scene (resources/sample/) from `make data`'s cache.
 
 Crops are taken on whole MS pixels so PAN and MS stay co-registered exactly as in the source.
-WorldView-2 pair 3 is the held-apart test scene and is never used here.
+WorldView-2 pair 3 is the held-apart test scene: its crop (wv2_test_*) only ever scores models in tests.
 """
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CROPS = {
     "wv2": ("wv2/pair1_pan.tif", "wv2/pair1_ms.tif", (200, 200, 256, 256), 4, ROOT / "tests/data"),
     "wv2_nodata": ("wv2/pair2_pan.tif", "wv2/pair2_ms.tif", (40, 96, 192, 192), 4, ROOT / "tests/data"),
+    "wv2_test": ("wv2/pair3_pan.tif", "wv2/pair3_ms.tif", (200, 300, 256, 256), 4, ROOT / "tests/data"),
     "l8": ("landsat8/pan.tif", "landsat8/ms.tif", (500, 300, 256, 256), 2, ROOT / "tests/data"),
     "demo": ("wv2/pair1_pan.tif", "wv2/pair1_ms.tif", (44, 44, 512, 512), 4, ROOT / "resources/sample"),
 }
@@ -62,7 +63,8 @@ def main() -> int:
         cut(name)
     (ROOT / "tests/data/ATTRIBUTION.txt").write_text(
         "Fixtures cut by scripts/make_fixtures.py from `make data`'s cache:\n"
-        "- wv2_*, wv2_nodata_*: WorldView-2 pairs 1 and 2. " + WV2_ATTRIBUTION + "\n"
+        "- wv2_*, wv2_nodata_*: WorldView-2 pairs 1 and 2; wv2_test_*: pair 3 (held-apart test scene, used only to "
+        "score models). " + WV2_ATTRIBUTION + "\n"
         "- l8_*: Landsat 8. " + STEST_ATTRIBUTION + "\n"
     )
     (ROOT / "resources/sample/ATTRIBUTION.txt").write_text(
