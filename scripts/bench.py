@@ -311,11 +311,39 @@ def environment() -> dict:
 
 
 MODELS_DIR = ROOT / "resources" / "models"
+BASELINE_MODELS_DIR = ROOT / "bench" / "models"   # bare backbones trained the same way (not bundled)
+
+
+def model_method(model: str) -> str:
+    """The card's method (ksdiff, fusionnet, pannet, ssdiff) of an ONNX model; 'model' if unreadable."""
+    try:
+        return json.loads(Path(model).with_suffix(".json").read_text())["method"]
+    except (OSError, ValueError, KeyError):
+        return "model"
 
 
 def onnx_models() -> list[tuple[str, str]]:
-    models = sorted(Path(MODELS_DIR).glob("*.onnx"))
-    return [(f"ksdiff[{p.stem}]", str(p)) for p in models]
+    """(label, path) of every bundled model and every comparison backbone, e.g. ``ksdiff[wv2]``."""
+    models = sorted(Path(MODELS_DIR).glob("*.onnx")) + sorted(BASELINE_MODELS_DIR.glob("*.onnx"))
+    return [(f"{model_method(str(p))}[{p.stem}]", str(p)) for p in models]
+
+
+def ssdiff_timing_model(tmp: Path) -> str | None:
+    """SSDiff exported with untrained weights, for timing only (its cost does not depend on the weights)."""
+    try:
+        import torch
+
+        from model_core.export import export_onnx, make_card, write_card
+        from model_core.nets import build_model
+    except ImportError as e:
+        print(f"bench: SSDiff timing skipped ({e})")
+        return None
+    torch.manual_seed(0)
+    model = build_model("ssdiff", 4).eval()
+    path = export_onnx(model, tmp / "ssdiff_timing.onnx", 4)
+    write_card(path, make_card(model, {"sensor": "wv2", "method": "ssdiff", "backbone": "ssdiff"},
+                               {"note": "untrained weights: timing only"}))
+    return str(path)
 
 
 def model_sensor(model: str | None) -> str | None:
@@ -460,6 +488,26 @@ def markdown(results: dict, images: list[str]) -> str:
         for r in sp["memory_scaling"]:
             lines.append(f"| {r['pan_size']}² | {r['seconds']:.2f} | {r['mpx_per_s']:.2f} | {r['peak_mb']:.0f} | "
                          f"{r['peak_mb_gdal_cache_64mb']:.0f} |")
+    ln = sp.get("learned") or {}
+    if ln.get("runs"):
+        lines += ["", "### Learned networks on the same tiles", "",
+                  f"The whole pipeline on a {ln['pan_size']}² PAN scene (same scene, tiles of 512 with 32 px overlap), "
+                  "each network through ONNX Runtime on the CPU. SSDiff is exported with untrained weights: its "
+                  "cost does not depend on them, and it is timed only.", "",
+                  "| method | network | seconds | PAN Mpx/s | peak RSS MB |", "| --- | --- | --- | --- | --- |"]
+        for r in ln["runs"]:
+            lines.append(f"| {r['method']} | {r['network']} | {r['seconds']:.2f} | {r['mpx_per_s']:.3f} | {r['peak_mb']:.0f} |")
+        k = next((r for r in ln["runs"] if r["network"] == "ksdiff"), None)
+        if k:
+            lines += [""]
+            if "ssdiff_over_ksdiff" in k:
+                lines.append(f"- KSDiff is **{k['ssdiff_over_ksdiff']:.1f}×** faster than SSDiff end to end (target ≥ 5×).")
+            if "ksdiff_over_backbone" in k:
+                lines.append(f"- KSDiff takes **{k['ksdiff_over_backbone']:.2f}×** the time of its bare backbone (target ≤ 1.5×).")
+        if ln.get("ksdiff_memory_scaling"):
+            lines += ["", "| KSDiff, PAN size | seconds | PAN Mpx/s | peak RSS MB |", "| --- | --- | --- | --- |"]
+            for r in ln["ksdiff_memory_scaling"]:
+                lines.append(f"| {r['pan_size']}² | {r['seconds']:.2f} | {r['mpx_per_s']:.3f} | {r['peak_mb']:.0f} |")
     lines += ["", "## Plots", ""] + [f"![{Path(i).stem}]({i})" for i in images]
     lines += ["", f"Total bench time: {results['total_seconds']:.0f} s.", ""]
     return "\n".join(lines)
@@ -472,6 +520,8 @@ def main(argv=None) -> int:
     ap.add_argument("--data", type=Path, default=None, help="data directory (default $KSDIFF_DATA)")
     ap.add_argument("--speed-size", type=int, default=4096, help="PAN side of the speed scene (default 4096)")
     ap.add_argument("--memory-sizes", default="2048,8192", help="PAN sides for the memory scaling runs ('' to skip)")
+    ap.add_argument("--model-speed-size", type=int, default=1024,
+                    help="PAN side of the scene on which KSDiff, its backbone and SSDiff are timed (default 1024)")
     ap.add_argument("--results", type=Path, default=ROOT / "bench" / "results.json")
     ap.add_argument("--docs", type=Path, default=ROOT / "docs" / "BENCHMARKS.md")
     ap.add_argument("--models", type=Path, default=None, help="folder of ONNX models (default resources/models)")
@@ -566,9 +616,52 @@ def main(argv=None) -> int:
                 if os.path.exists(f):
                     os.remove(f)
         scaling.sort(key=lambda r: r["pan_size"])
+
+        # ---- learned networks on the same tiles: KSDiff against its bare backbone and SSDiff
+        learned = []
+        msize = args.model_speed_size
+        lpan, lms_ = mirrored_scene(dd, tmp, msize)
+        candidates = [(m, p) for m, p in methods if p is not None and model_sensor(p) == "wv2"]
+        ss = ssdiff_timing_model(tmp)
+        if ss:
+            candidates.append(("ssdiff[timing, untrained]", ss))
+        for method, model in candidates:
+            out = str(tmp / "learned_out.tif")
+            try:
+                r = run_subprocess("ksdiff", lpan, lms_, out, "wv2", model)
+            except Exception as e:
+                results["skipped"].append({"method": method, "scene": f"speed{msize}", "error": str(e)[-300:]})
+                continue
+            finally:
+                if os.path.exists(out):
+                    os.remove(out)
+            learned.append({"method": method, "network": model_method(model), "seconds": r["seconds"],
+                            "mpx_per_s": msize * msize / 1e6 / r["seconds"], "peak_mb": r["peak_mb"]})
+            print(f"learned {msize}² {method:28s} {r['seconds']:.2f} s peak {r['peak_mb']:.0f} MB")
+        by_net = {r["network"]: r for r in learned}
+        if "ksdiff" in by_net:
+            k = by_net["ksdiff"]
+            if "ssdiff" in by_net:
+                k["ssdiff_over_ksdiff"] = by_net["ssdiff"]["seconds"] / k["seconds"]
+            for bb in ("fusionnet", "pannet"):
+                if bb in by_net:
+                    k["ksdiff_over_backbone"] = k["seconds"] / by_net[bb]["seconds"]
+        ks_mem = []
+        ks_model = next((p for m, p in candidates if model_method(p) == "ksdiff"), None)
+        for s_ in [int(x) for x in args.memory_sizes.split(",") if x.strip()] if ks_model else []:
+            p2, m2 = mirrored_scene(dd, tmp, s_)
+            out = str(tmp / "mem_out.tif")
+            r = run_subprocess("ksdiff", p2, m2, out, "wv2", ks_model)
+            ks_mem.append({"pan_size": s_, "seconds": r["seconds"], "mpx_per_s": s_ * s_ / 1e6 / r["seconds"],
+                           "peak_mb": r["peak_mb"]})
+            print(f"memory {s_}² ksdiff: {r['seconds']:.2f} s, peak {r['peak_mb']:.0f} MB")
+            for f in (out, p2, m2):
+                if os.path.exists(f):
+                    os.remove(f)
         results["speed"] = {"scene": {"pan_size": size, "ms_size": size // 4, "ratio": 4, "sensor": "wv2",
                                       "desc": "WorldView-2 pair 1 (a training pair) mirrored to size; uint16"},
-                            "idle_peak_mb": idle["peak_mb"], "runs": runs, "memory_scaling": scaling}
+                            "idle_peak_mb": idle["peak_mb"], "runs": runs, "memory_scaling": scaling,
+                            "learned": {"pan_size": msize, "runs": learned, "ksdiff_memory_scaling": ks_mem}}
         results["total_seconds"] = time.perf_counter() - t_start
         images = plots(results, quick, args.docs.parent / "img")
         args.results.parent.mkdir(parents=True, exist_ok=True)
