@@ -21,8 +21,11 @@ demo: setup
 data: setup
 	@$(PY) scripts/fetch_data.py
 
+# trains the sensor's default KSDiff config and exports resources/models/$(SENSOR).onnx + card;
+# `make bench` then writes the measured indices into the card
 train: setup data
 	@$(PY) -m model_core train --sensor $(SENSOR)
+	@$(PY) -m model_core export --checkpoint runs/$(SENSOR)_ksdiff_fusionnet/stage2.pt
 
 bench: setup data
 	@$(PY) scripts/bench.py

@@ -358,6 +358,36 @@ def model_sensor(model: str | None) -> str | None:
         return None
 
 
+def update_cards(results: dict) -> list[str]:
+    """Write each bundled model's measured indices (and the best classical method's, for reference) into its card."""
+    from model_core.export import write_card
+
+    updated = []
+    for label, path in onnx_models():
+        if Path(path).parent != Path(MODELS_DIR):
+            continue
+        rows = [r for r in results["quality"] if r["method"] == label]
+        if not rows:
+            continue
+        card = json.loads(Path(path).with_suffix(".json").read_text())
+        metrics = {}
+        for r in rows:
+            keys = M.REDUCED if r["mode"] == "reduced" else M.FULL
+            best = [q for q in results["quality"] if q["mode"] == r["mode"] and q["scene"] == r["scene"]
+                    and q["method"] in CLASSICAL + [GDAL_METHOD]]
+            metrics[f"{r['mode']}/{r['scene']}"] = {
+                **{k: round(float(r[k]), 4) for k in keys if r.get(k) is not None},
+                "best_classical_ERGAS" if r["mode"] == "reduced" else "best_classical_HQNR": round(float(
+                    min(q["ERGAS"] for q in best) if r["mode"] == "reduced" else max(q["HQNR"] for q in best)), 4)
+                if best else None,
+            }
+        card["metrics"] = {"measured_by": "make bench (scripts/bench.py)", "date_utc": results["environment"]["date_utc"],
+                           "scenes": metrics}
+        write_card(path, card)
+        updated.append(Path(path).name)
+    return updated
+
+
 # ------------------------------------------------------------------------------------ plots
 def plots(results: dict, quick: dict, img_dir: Path) -> list[str]:
     import matplotlib
@@ -520,6 +550,7 @@ def main(argv=None) -> int:
     ap.add_argument("--data", type=Path, default=None, help="data directory (default $KSDIFF_DATA)")
     ap.add_argument("--speed-size", type=int, default=4096, help="PAN side of the speed scene (default 4096)")
     ap.add_argument("--memory-sizes", default="2048,8192", help="PAN sides for the memory scaling runs ('' to skip)")
+    ap.add_argument("--no-card-update", action="store_true", help="do not write the indices into the bundled cards")
     ap.add_argument("--model-speed-size", type=int, default=1024,
                     help="PAN side of the scene on which KSDiff, its backbone and SSDiff are timed (default 1024)")
     ap.add_argument("--results", type=Path, default=ROOT / "bench" / "results.json")
@@ -664,6 +695,8 @@ def main(argv=None) -> int:
                             "learned": {"pan_size": msize, "runs": learned, "ksdiff_memory_scaling": ks_mem}}
         results["total_seconds"] = time.perf_counter() - t_start
         images = plots(results, quick, args.docs.parent / "img")
+        if not args.no_card_update:
+            print(f"bench: measured indices written into the cards of {', '.join(update_cards(results)) or 'no model'}")
         args.results.parent.mkdir(parents=True, exist_ok=True)
         args.results.write_text(json.dumps(results, indent=1, default=float) + "\n")
         args.docs.parent.mkdir(parents=True, exist_ok=True)

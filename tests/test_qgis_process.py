@@ -94,3 +94,17 @@ def test_qgis_process_runs_a_learned_model(profile, data_dir, tmp_path):
     assert res.returncode == 0, res.stdout + res.stderr
     assert "device cpu" in res.stdout
     assert gdal.Open(str(out)).RasterCount == 4
+
+
+@pytest.mark.skipif(not (ROOT / "resources" / "models" / "wv2.onnx").exists(), reason="no bundled wv2 model yet")
+def test_qgis_process_bundled_ksdiff_matches_engine(profile, data_dir, tmp_path):
+    """The bundled model under qgis_process gives the same pixels as inside QGIS's Python (processing.run)."""
+    pan, ms = data_dir / "wv2_test_pan.tif", data_dir / "wv2_test_ms.tif"
+    out = tmp_path / "qp.tif"
+    res = qgis_process(profile, "run", "ksdiff:pansharpen", "--", f"PAN={pan}", f"MS={ms}", "SENSOR=wv2",
+                       f"OUTPUT={out}")   # METHOD defaults to ksdiff
+    assert res.returncode == 0, res.stdout + res.stderr
+    from ksdiff_qgis.engine.pipeline import pansharpen
+
+    ref = pansharpen(str(pan), str(ms), str(tmp_path / "ref.tif"), "wv2", "ksdiff")
+    assert np.array_equal(gdal.Open(str(out)).ReadAsArray(), gdal.Open(ref.output_path).ReadAsArray())
