@@ -1,5 +1,7 @@
 """`make demo`: pansharpen the bundled WorldView-2 demo scene through QGIS Processing, write a quicklook.
 
+Runs KSDiff with the bundled WorldView-2 model (the best classical method if no model is bundled).
+
 Writes demo-output/fused.tif and demo-output/quicklook.png (MS upsampled | PAN | fused).
 """
 from __future__ import annotations
@@ -48,14 +50,14 @@ def stretch(rgb: np.ndarray) -> np.ndarray:
     return np.clip((rgb - lo) / np.maximum(hi - lo, 1e-6), 0, 1).transpose(1, 2, 0)
 
 
-def quicklook(pan_path: Path, ms_path: Path, fused_path: Path, dest: Path) -> None:
+def quicklook(pan_path: Path, ms_path: Path, fused_path: Path, dest: Path, method: str) -> None:
     with rasterio.open(pan_path) as p, rasterio.open(ms_path) as m, rasterio.open(fused_path) as f:
         pan = p.read(1).astype(float)
         fused = f.read([3, 2, 1]).astype(float)
         ms = m.read([3, 2, 1], out_shape=(3, f.height, f.width), resampling=rasterio.enums.Resampling.nearest)
     fig, axes = plt.subplots(1, 3, figsize=(15, 5.4), dpi=110)
     for ax, img, title in zip(axes, (stretch(ms.astype(float)), pan, stretch(fused)),
-                              ("MS (2 m, upsampled)", "PAN (0.5 m)", "Fused (0.5 m)")):
+                              ("MS (2 m, upsampled)", "PAN (0.5 m)", f"Fused (0.5 m, {method})")):
         ax.imshow(img, cmap="gray" if img.ndim == 2 else None,
                   vmin=np.percentile(img, 2) if img.ndim == 2 else None,
                   vmax=np.percentile(img, 98) if img.ndim == 2 else None)
@@ -69,19 +71,20 @@ def quicklook(pan_path: Path, ms_path: Path, fused_path: Path, dest: Path) -> No
 
 def main() -> int:
     from ksdiff_qgis.engine.classical import BEST_CLASSICAL
+    from ksdiff_qgis.engine.model_card import bundled_cards
 
     OUT.mkdir(exist_ok=True)
     app, plugin = start_processing()
     import processing
     from qgis.core import QgsProcessingFeedback
 
-    method = BEST_CLASSICAL
+    method = "ksdiff" if "wv2" in bundled_cards() else BEST_CLASSICAL
     fused = OUT / "fused.tif"
     processing.run("ksdiff:pansharpen", {"PAN": str(SAMPLE / "demo_pan.tif"), "MS": str(SAMPLE / "demo_ms.tif"),
                                          "SENSOR": "wv2", "METHOD": method, "OUTPUT": str(fused)},
                    feedback=QgsProcessingFeedback())
     look = OUT / "quicklook.png"
-    quicklook(SAMPLE / "demo_pan.tif", SAMPLE / "demo_ms.tif", fused, look)
+    quicklook(SAMPLE / "demo_pan.tif", SAMPLE / "demo_ms.tif", fused, look, method)
     plugin.unload()
     print(f"make demo: method {method}")
     print(f"  fused scene: {fused}")
