@@ -25,7 +25,6 @@ from qgis.core import (
     QgsProcessingParameterEnum,
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterRasterLayer,
-    QgsProviderRegistry,
 )
 from qgis.PyQt.QtCore import QCoreApplication
 
@@ -33,6 +32,7 @@ from ..engine import metrics as M
 from ..engine.filters import upsample
 from ..engine.gdalutil import gdal_call
 from ..engine.sensors import SENSORS, get_sensor
+from .common import raster_path
 
 TILE = 512
 
@@ -56,15 +56,6 @@ def tr(text: str) -> str:
 
 
 # ------------------------------------------------------------------------------- raster access
-def _layer_path(layer, name: str) -> str:
-    if layer is None:
-        raise QgsProcessingException(tr(f"{name}: the raster layer could not be loaded"))
-    if layer.providerType() != "gdal":
-        raise QgsProcessingException(tr(f"{name}: layer '{layer.name()}' is not a GDAL raster; export it to GeoTIFF"))
-    parts = QgsProviderRegistry.instance().decodeUri("gdal", layer.source())
-    return parts.get("path") or layer.source()
-
-
 class _Raster:
     def __init__(self, path: str, role: str):
         self.path, self.role = path, role
@@ -347,15 +338,15 @@ class AssessAlgorithm(QgsProcessingAlgorithm):
             self.addOutput(QgsProcessingOutputNumber(out, label))
 
     def prepareAlgorithm(self, parameters, context, feedback):  # noqa: N802
-        self._fused = _layer_path(self.parameterAsRasterLayer(parameters, self.FUSED, context), "FUSED")
+        self._fused = raster_path(self.parameterAsRasterLayer(parameters, self.FUSED, context), "FUSED")
         ref = self.parameterAsRasterLayer(parameters, self.REFERENCE, context)
         pan = self.parameterAsRasterLayer(parameters, self.PAN, context)
         ms = self.parameterAsRasterLayer(parameters, self.MS, context)
-        self._ref = _layer_path(ref, "REFERENCE") if ref is not None else None
+        self._ref = raster_path(ref, "REFERENCE") if ref is not None else None
         if (pan is None) != (ms is None):
             raise QgsProcessingException(tr("Full-resolution assessment needs both the original PAN and the original MS"))
-        self._pan = _layer_path(pan, "PAN") if pan is not None else None
-        self._ms = _layer_path(ms, "MS") if ms is not None else None
+        self._pan = raster_path(pan, "PAN") if pan is not None else None
+        self._ms = raster_path(ms, "MS") if ms is not None else None
         if self._ref is None and self._pan is None:
             raise QgsProcessingException(tr("Give a reference raster, or the original PAN and MS, or both"))
         self._sensor = self.parameterAsEnumString(parameters, self.SENSOR, context) or "wv2"

@@ -18,7 +18,7 @@ from qgis.PyQt.QtCore import QCoreApplication
 
 from ..engine import deps
 from ..engine.errors import Cancelled, InputError
-from .pansharpen import _ProcessingFeedback
+from .common import ProcessingFeedback
 
 PACKAGES = ["auto", "onnxruntime", "onnxruntime-gpu"]
 
@@ -67,7 +67,7 @@ class InstallRuntimeAlgorithm(QgsProcessingAlgorithm):
         choice = self.parameterAsEnumString(parameters, self.PACKAGE, context)
         package = None if choice == "auto" else choice
         try:
-            result = deps.install(runtime_base(), _ProcessingFeedback(feedback), package)
+            result = deps.install(runtime_base(), ProcessingFeedback(feedback), package)
         except Cancelled:
             raise QgsProcessingException(tr("Cancelled: nothing was installed")) from None
         except InputError as e:

@@ -12,55 +12,22 @@ from qgis.core import (
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
-    QgsProviderRegistry,
 )
 from qgis.PyQt.QtCore import QCoreApplication
 
 from ..engine import classical
 from ..engine.errors import Cancelled, InputError
-from ..engine.feedback import Feedback
 from ..engine.model_card import bundled_cards
 from ..engine.pipeline import method_names, pansharpen
 from ..engine.raster_io import open_raster
 from ..engine.sensors import SENSORS
+from .common import ProcessingFeedback, raster_path
 
 DEVICES = ["auto", "cuda", "cpu"]
 
 
 def tr(text: str) -> str:
     return QCoreApplication.translate("KsdiffPansharpen", text)
-
-
-class _ProcessingFeedback(Feedback):
-    """Engine feedback forwarded to QgsProcessingFeedback (safe from the worker thread)."""
-
-    def __init__(self, feedback):
-        self.fb = feedback
-
-    def progress(self, fraction: float) -> None:
-        self.fb.setProgress(100.0 * fraction)
-
-    def info(self, message: str) -> None:
-        self.fb.pushInfo(message)
-
-    def warning(self, message: str) -> None:
-        self.fb.pushWarning(message)
-
-    def is_cancelled(self) -> bool:
-        return self.fb.isCanceled()
-
-
-def raster_path(layer, name: str) -> str:
-    """File path behind a GDAL raster layer, or a clear error for other providers."""
-    if layer is None:
-        raise QgsProcessingException(tr(f"{name}: no raster layer given or it could not be loaded"))
-    if layer.providerType() != "gdal":
-        raise QgsProcessingException(
-            tr(f"{name}: layer '{layer.name()}' is served by the '{layer.providerType()}' provider; "
-               "pansharpening reads files through GDAL (export it to GeoTIFF first)")
-        )
-    parts = QgsProviderRegistry.instance().decodeUri("gdal", layer.source())
-    return parts.get("path") or layer.source()
 
 
 class PansharpenAlgorithm(QgsProcessingAlgorithm):
@@ -171,7 +138,7 @@ class PansharpenAlgorithm(QgsProcessingAlgorithm):
             result = pansharpen(
                 self._pan, self._ms, self._output, sensor=self._sensor, method=self._method,
                 tile_size=self._tile, overlap=self._overlap, model_path=self._model, device=self._device,
-                feedback=_ProcessingFeedback(feedback), threads=self._threads,
+                feedback=ProcessingFeedback(feedback), threads=self._threads,
             )
         except InputError as e:
             raise QgsProcessingException(str(e)) from e
