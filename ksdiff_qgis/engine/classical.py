@@ -27,7 +27,6 @@ class SceneStats:
     """Scene-wide statistics at MS resolution (nodata excluded)."""
 
     ms_mean: np.ndarray        # (C,)
-    ms_std: np.ndarray         # (C,)
     pan_mean: float
     pan_std: float             # of PAN averaged to the MS grid
     gsa_alpha: np.ndarray      # (C+1,) regression of low-res PAN on MS (last = intercept)
@@ -64,7 +63,7 @@ def scene_stats(pan_lr: np.ndarray, ms: np.ndarray, valid: np.ndarray) -> SceneS
         w = np.append(np.full(m.shape[0], 1.0 / m.shape[0]), 0.0)
     i_b = design @ w
     return SceneStats(
-        ms_mean=m.mean(axis=1), ms_std=m.std(axis=1), pan_mean=float(p.mean()), pan_std=max(float(p.std()), 1e-6),
+        ms_mean=m.mean(axis=1), pan_mean=float(p.mean()), pan_std=max(float(p.std()), 1e-6),
         gsa_alpha=alpha, gsa_gain=gain, gsa_i_mean=float(i_gsa.mean()), gsa_i_std=float(np.sqrt(var_i)),
         brovey_w=w, brovey_i_mean=float(i_b.mean()), brovey_i_std=max(float(i_b.std()), 1e-6),
     )
