@@ -23,12 +23,13 @@ from .kernelgen import KernelGenerator
 class KSDiff(nn.Module):
     def __init__(self, backbone: nn.Module, bands: int, dim: int = 64, tokens: int = 8, struct_tokens: int = 8,
                  ranks=(4, 4, 3), sample_steps: int = 4, heads: int = 4, enc_widths=(16, 32, 64),
-                 denoiser_depth: int = 2, noise_seed: int = 20250524) -> None:
+                 denoiser_depth: int = 2, noise_seed: int = 20250524, prior_norm: bool = True) -> None:
         super().__init__()
         self.backbone = backbone
         self.bands, self.dim, self.tokens, self.sample_steps = bands, dim, tokens, sample_steps
-        self.prior_enc = PyramidLatentFusionEncoder(bands, dim, tokens, enc_widths, heads)
-        self.cond_enc = ConditionEncoder(bands, dim, tokens, enc_widths, heads)
+        # prior_norm=False is the first design (raw encoder inputs, collapsed prior); kept to rebuild those models
+        self.prior_enc = PyramidLatentFusionEncoder(bands, dim, tokens, enc_widths, heads, prior_norm)
+        self.cond_enc = ConditionEncoder(bands, dim, tokens, enc_widths, heads, prior_norm)
         self.struct_enc = StructureEncoder(dim, struct_tokens, enc_widths[:2], heads)
         self.denoiser = LatentDenoiser(dim, tokens, denoiser_depth, heads)
         self.kgen = KernelGenerator(backbone.mod_layers, backbone.width, dim, tuple(ranks), heads)
