@@ -53,7 +53,8 @@ def _export(a) -> int:
     model, ck = model_from_checkpoint(a.checkpoint)
     ckpts = sorted(Path(a.checkpoint).parent.glob("*.pt"))
     finals = [load_checkpoint(p) for p in ckpts if not p.stem.endswith("_last")]
-    rec = training_record(ck, data_sources(ck["config"]), git_revision())
+    # the revision that trained the weights (older checkpoints lack it: the current one then)
+    rec = training_record(ck, data_sources(ck["config"]), ck.get("git_revision") or git_revision())
     rec["steps"] = sum(int(c["step"]) for c in finals) or rec["steps"]  # all stages of this run
     rec["seconds"] = round(sum(float(c.get("seconds", 0)) for c in finals), 1) or rec["seconds"]
     out = a.out or Path("resources/models") / f"{ck['config']['sensor']}.onnx"

@@ -89,6 +89,33 @@ def reduced_case(cfg: dict[str, Any], sensor: Sensor) -> Triple:
                   dict(t.info, rows=[rs.start, rs.stop], cols=[cs.start, cs.stop]))
 
 
+def _block_mean(a: np.ndarray, q: int) -> np.ndarray:
+    h, w = a.shape[-2] // q * q, a.shape[-1] // q * q
+    a = a[..., :h, :w]
+    return a.reshape(a.shape[:-2] + (h // q, q, w // q, q)).mean(axis=(-3, -1))
+
+
+def classical_yardsticks(t: Triple, sensor: Sensor) -> dict[str, dict[str, float]]:
+    """Reduced-resolution indices of the plugin's classical methods on the same case (what a model must beat)."""
+    from ksdiff_qgis.engine import classical, metrics
+
+    s, q = sensor.scale, sensor.ratio
+    pan, lms = (t.pan * s).astype(np.float32), (t.lms * s).astype(np.float32)
+    pan_lr, ms_lr = _block_mean(pan, q), _block_mean(lms, q)
+    stats = classical.scene_stats(pan_lr, ms_lr, np.ones(pan_lr.shape, dtype=bool))
+    ctx = classical.TileContext(stats=stats, ratio=q, gains=sensor.mtf_ms, origin=(0, 0), scale=s)
+    # reflect-pad like the pipeline's tile margin: the MTF-GLP filters need context beyond the case's edges
+    pad = -(-classical.margin("mtf_glp_hpm", q) // q) * q
+    pan_p = np.pad(pan, pad, mode="reflect")
+    lms_p = np.pad(lms, ((0, 0), (pad, pad), (pad, pad)), mode="reflect")
+    out = {}
+    for name in ("brovey", "gsa", "mtf_glp_hpm"):
+        f = classical.FUSERS[name](pan_p, lms_p, ctx)[:, pad:-pad, pad:-pad]
+        idx = metrics.reduced_resolution(f, t.gt * s, q, s)
+        out[name] = {k: idx[k] for k in metrics.REDUCED}
+    return out
+
+
 def evaluate(run: Runner, mult: int, cfg: dict[str, Any]) -> dict[str, Any]:
     """Reduced- and full-resolution indices (and fusion time) for the config's test cases."""
     from ksdiff_qgis.engine import metrics
@@ -105,6 +132,7 @@ def evaluate(run: Runner, mult: int, cfg: dict[str, Any]) -> dict[str, Any]:
         r.update(case=t.name, shape=list(t.gt.shape), seconds=round(dt, 3), window=t.info)
         exp = metrics.reduced_resolution(t.lms * s, t.gt * s, sensor.ratio, s)  # EXP (upsampling) yardstick
         r["EXP"] = {k: exp[k] for k in metrics.REDUCED}
+        r["classical"] = classical_yardsticks(t, sensor)
         out["reduced"] = r
     if test.get("full"):
         spec = test["full"]

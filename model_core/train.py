@@ -171,7 +171,7 @@ def save_checkpoint(path: Path, model, ema, opt, sched, step: int, stage: str, c
     tmp = path.with_suffix(".tmp")
     torch.save({"model": model.state_dict(), "ema": ema.state if ema else None, "opt": opt.state_dict(),
                 "sched": sched.state_dict(), "step": step, "stage": stage, "config": cfg, "done": done,
-                "seconds": seconds}, tmp)
+                "seconds": seconds, "git_revision": git_revision()}, tmp)
     tmp.replace(path)
 
 
@@ -252,6 +252,32 @@ def train_stage(model: nn.Module, cfg: dict[str, Any], stage_idx: int, train, va
     return {"stage": st["name"], "steps": done_step, "seconds": seconds, "losses": history}
 
 
+def load_pretrained_backbone(model: nn.Module, config: str, device, progress: bool = True) -> str:
+    """Start from the bare backbone trained by ``config`` (trained first when its checkpoint is missing).
+
+    Into a KSDiff model only the backbone's weights are loaded: its kernel modulation starts at zero
+    (the generator's last layer is zero-initialised), so training starts from the backbone's output.
+    Into a bare backbone the whole network is loaded (the same budget of further steps, for comparison).
+    """
+    from .config import load_config
+
+    base = load_config(config)
+    if base["method"] not in ("fusionnet", "pannet"):
+        raise ValueError(f"backbone_from: {config} trains {base['method']!r}, not a bare backbone")
+    final = Path(base["train"]["out_dir"]) / f"{base['stages'][-1]['name']}.pt"
+    if not final.exists():
+        run(base, progress=progress)
+    ck = load_checkpoint(final, device)
+    weights = ck["ema"] if ck.get("ema") else ck["model"]
+    target = getattr(model, "backbone", model)
+    missing, unexpected = target.load_state_dict(weights, strict=False)
+    # only the modulation factors of the modulated layers (b_in, b_sp, b_out) may be missing
+    bad = [k for k in missing if k.rsplit(".", 2)[-2] not in ("b_in", "b_out") and not k.endswith(".b_sp")]
+    if bad or unexpected:
+        raise ValueError(f"backbone_from {config}: weights do not fit (missing {bad}, unexpected {unexpected})")
+    return str(final)
+
+
 def run(cfg: dict[str, Any], out_dir: str | Path | None = None, max_steps: int | None = None,
         progress: bool = True, samplers=None) -> dict:
     """Train every stage of ``cfg`` in order (skipping finished ones); returns a summary."""
@@ -266,6 +292,8 @@ def run(cfg: dict[str, Any], out_dir: str | Path | None = None, max_steps: int |
     model = build_model(cfg["method"], sensor.n_bands, cfg["backbone"], **cfg["model"]).to(device)
     summary = {"stages": []}
     prev: Path | None = Path(cfg["init_from"]) if cfg.get("init_from") else None
+    if cfg.get("backbone_from") and prev is None and not any(out.glob("*.pt")):
+        summary["backbone_from"] = load_pretrained_backbone(model, cfg["backbone_from"], device, progress)
     for i, st in enumerate(cfg["stages"]):
         final = out / f"{st['name']}.pt"
         if final.exists():

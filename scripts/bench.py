@@ -100,9 +100,19 @@ def worker(argv: list[str]) -> int:
         import ksdiff_qgis.engine.pipeline  # noqa: F401  (imports only: the baseline)
 
         secs = 0.0
+        session_secs = 0.0
     else:
-        secs = run_method(method, pan, ms, out, sensor, model or None)
-    print(json.dumps({"seconds": secs, "peak_mb": peak_rss_mb(), "ru_maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}))
+        session_secs = 0.0
+        if model:
+            # the one-off ONNX Runtime session creation, timed apart; the run below reuses the cached session
+            from ksdiff_qgis.engine import runtime
+
+            t0 = time.perf_counter()
+            runtime.get_session(model)
+            session_secs = time.perf_counter() - t0
+        secs = session_secs + run_method(method, pan, ms, out, sensor, model or None)
+    print(json.dumps({"seconds": secs, "session_seconds": session_secs, "peak_mb": peak_rss_mb(),
+                      "ru_maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}))
     return 0
 
 
@@ -407,6 +417,9 @@ def evaluate_card_model(path: str, sensor: str) -> dict:
             scenes[f"{mode}/{r.get('case', sensor)}"] = {k: round(float(r[k]), 4) for k in keys if r.get(k) is not None}
             if "EXP" in r:
                 scenes[f"{mode}/{r.get('case', sensor)}"]["EXP_ERGAS"] = round(float(r["EXP"]["ERGAS"]), 4)
+            if r.get("classical"):
+                scenes[f"{mode}/{r.get('case', sensor)}"]["best_classical_ERGAS"] = round(
+                    min(float(c["ERGAS"]) for c in r["classical"].values()), 4)
     return {"measured_by": "make bench via model_core evaluate (the sensor config's held-apart test case; no real "
                            "image of this sensor exists here, see the card's training data)", "scenes": scenes}
 
@@ -504,6 +517,34 @@ def _f(v, nd=4):
     return f"{v:.{nd}f}"
 
 
+def quality_targets(rr: list[dict], fr: list[dict]) -> list[str]:
+    """The issue's quality targets, per scene with a KSDiff model: against the best classical method
+    (and GDAL), and against the bare backbone trained the same way."""
+    lines = []
+    for sc in dict.fromkeys(r["scene"] for r in rr):
+        rows = {r["method"]: r for r in rr if r["scene"] == sc}
+        ks = [m for m in rows if m.startswith("ksdiff[")]
+        classical = [rows[m] for m in CLASSICAL + [GDAL_METHOD] if m in rows]
+        if not ks or not classical:
+            continue
+        k = rows[ks[0]]
+        best = min(classical, key=lambda r: r["ERGAS"])
+        beats = all(k["SAM"] < c["SAM"] and k["ERGAS"] < c["ERGAS"] and k["Q2n"] > c["Q2n"] for c in classical)
+        text = (f"- {sc}: `{ks[0]}` ERGAS is **{100 * (1 - k['ERGAS'] / best['ERGAS']):.1f}%** below the best classical "
+                f"(`{best['method']}`, target ≥ 15%); it {'beats' if beats else 'does not beat'} every classical method "
+                "and GDAL on SAM, ERGAS and Q4 together")
+        bb = [m for m in rows if m.startswith(("fusionnet[", "pannet["))]
+        if bb:
+            b = rows[bb[0]]
+            text += (f"; against its bare backbone `{bb[0]}`: ERGAS {k['ERGAS']:.3f} vs {b['ERGAS']:.3f} "
+                     f"({100 * (k['ERGAS'] / b['ERGAS'] - 1):+.1f}%), SAM {k['SAM']:.3f} vs {b['SAM']:.3f}")
+        f = {r["method"]: r for r in fr if r["scene"] == sc}
+        if ks[0] in f and GDAL_METHOD in f:
+            text += f"; full-resolution HQNR {f[ks[0]]['HQNR']:.4f} vs GDAL's {f[GDAL_METHOD]['HQNR']:.4f}"
+        lines.append(text + ".")
+    return lines
+
+
 def markdown(results: dict, images: list[str]) -> str:
     env = results["environment"]
     lines = ["# Benchmarks", "",
@@ -550,6 +591,7 @@ def markdown(results: dict, images: list[str]) -> str:
                     + (" (DATA.md: pair 3's PAN and MS are 0.5-1.25 PAN pixels apart)" if sc.startswith("wv2") else "")
                     + "; read it together with the reduced-resolution indices.")
         lines.append(f"- {sc} (full resolution): highest HQNR `{best['method']}` ({best['HQNR']:.4f}).{note}")
+    lines += quality_targets(rr, fr)
     lines.append("- Brovey and MTF-GLP-HPM modulate every band of a pixel by one common factor, so their SAM equals "
                  "EXP's (the spectral angle of the upsampled MS).")
     sp = results["speed"]
@@ -576,16 +618,24 @@ def markdown(results: dict, images: list[str]) -> str:
                   f"The whole pipeline on a {ln['pan_size']}² PAN scene (same scene, tiles of 512 with 32 px overlap), "
                   "each network through ONNX Runtime on the CPU. SSDiff is exported with untrained weights: its "
                   "cost does not depend on them, and it is timed only.", "",
-                  "| method | network | seconds | PAN Mpx/s | peak RSS MB |", "| --- | --- | --- | --- | --- |"]
+                  "| method | network | seconds | of which session creation | PAN Mpx/s | peak RSS MB |",
+                  "| --- | --- | --- | --- | --- | --- |"]
         for r in ln["runs"]:
-            lines.append(f"| {r['method']} | {r['network']} | {r['seconds']:.2f} | {r['mpx_per_s']:.3f} | {r['peak_mb']:.0f} |")
+            lines.append(f"| {r['method']} | {r['network']} | {r['seconds']:.2f} | {r.get('session_seconds', 0):.2f} | "
+                         f"{r['mpx_per_s']:.3f} | {r['peak_mb']:.0f} |")
         k = next((r for r in ln["runs"] if r["network"] == "ksdiff"), None)
         if k:
             lines += [""]
             if "ssdiff_over_ksdiff" in k:
                 lines.append(f"- KSDiff is **{k['ssdiff_over_ksdiff']:.1f}×** faster than SSDiff end to end (target ≥ 5×).")
             if "ksdiff_over_backbone" in k:
-                lines.append(f"- KSDiff takes **{k['ksdiff_over_backbone']:.2f}×** the time of its bare backbone (target ≤ 1.5×).")
+                lines.append(f"- KSDiff takes **{k['ksdiff_over_backbone']:.2f}×** the time of its bare backbone end to "
+                             f"end on this scene (target ≤ 1.5×); **{k['ksdiff_over_backbone_warm']:.2f}×** without the "
+                             "one-off ONNX Runtime session creation, which the plugin pays once per model and QGIS "
+                             "session (it keeps the session for later tiles and runs).")
+            if results.get("ksdiff_over_backbone_speed_scene"):
+                lines.append(f"- On the {sp['scene']['pan_size']}² speed scene above, KSDiff takes "
+                             f"**{results['ksdiff_over_backbone_speed_scene']:.2f}×** the time of its bare backbone.")
         if ln.get("ksdiff_memory_scaling"):
             lines += ["", "| KSDiff, PAN size | seconds | PAN Mpx/s | peak RSS MB |", "| --- | --- | --- | --- |"]
             for r in ln["ksdiff_memory_scaling"]:
@@ -719,6 +769,7 @@ def main(argv=None) -> int:
                 if os.path.exists(out):
                     os.remove(out)
             learned.append({"method": method, "network": model_method(model), "seconds": r["seconds"],
+                            "session_seconds": r["session_seconds"],
                             "mpx_per_s": msize * msize / 1e6 / r["seconds"], "peak_mb": r["peak_mb"]})
             print(f"learned {msize}² {method:28s} {r['seconds']:.2f} s peak {r['peak_mb']:.0f} MB")
         by_net = {r["network"]: r for r in learned}
@@ -728,7 +779,16 @@ def main(argv=None) -> int:
                 k["ssdiff_over_ksdiff"] = by_net["ssdiff"]["seconds"] / k["seconds"]
             for bb in ("fusionnet", "pannet"):
                 if bb in by_net:
-                    k["ksdiff_over_backbone"] = k["seconds"] / by_net[bb]["seconds"]
+                    b = by_net[bb]
+                    k["ksdiff_over_backbone"] = k["seconds"] / b["seconds"]
+                    k["ksdiff_over_backbone_warm"] = ((k["seconds"] - k["session_seconds"])
+                                                      / (b["seconds"] - b["session_seconds"]))
+        # the same ratio on the large speed scene, where the one-off session creation weighs little
+        ran = {r["method"]: r for r in runs}
+        big = {model_method(p): ran[m] for m, p in methods if p and m in ran}
+        if big.get("ksdiff") and (big.get("fusionnet") or big.get("pannet")):
+            bb = big.get("fusionnet") or big.get("pannet")
+            results["ksdiff_over_backbone_speed_scene"] = big["ksdiff"]["seconds"] / bb["seconds"]
         ks_mem = []
         ks_model = next((p for m, p in candidates if model_method(p) == "ksdiff"), None)
         for s_ in [int(x) for x in args.memory_sizes.split(",") if x.strip()] if ks_model else []:

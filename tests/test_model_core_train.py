@@ -174,3 +174,29 @@ def test_ssdiff_finetune_alternates_branches(tmp_path, data_dir, samplers):
     assert any(not torch.equal(a, b) for a, b in zip(spa, model.net.branch_parameters("spatial")))
     assert all(torch.equal(a, b) for a, b in zip(spe, model.net.branch_parameters("spectral")))
     assert all(torch.equal(other[n], p) for n, p in model.named_parameters() if n in other)
+
+
+def test_ksdiff_starts_from_a_trained_bare_backbone(tmp_path, data_dir, samplers):
+    """backbone_from: the bare backbone is trained first when missing, and KSDiff (zero kernel update at
+    initialisation) then starts with exactly the backbone's output."""
+    import yaml
+
+    from model_core.nets import build_model
+    from model_core.train import load_pretrained_backbone
+
+    base = fixture_cfg(data_dir, "fusionnet", steps=(3, 0))
+    base["train"]["out_dir"] = str(tmp_path / "bare")
+    (tmp_path / "bare.yaml").write_text(yaml.safe_dump(base))
+    ks = build_model("ksdiff", 4, "fusionnet", dim=32, tokens=4, struct_tokens=4, sample_steps=2, enc_widths=[8, 16, 32])
+    final = load_pretrained_backbone(ks, str(tmp_path / "bare.yaml"), "cpu", progress=False)
+    assert final.endswith("main.pt") and (tmp_path / "bare" / "main.pt").exists()
+    bare = build_model("fusionnet", 4)
+    ck = load_checkpoint(final)
+    bare.load_state_dict(ck["ema"] or ck["model"])
+    pan, lms, _ = samplers[1].batch(2, step_generator(5, 0, 0))
+    ks.eval(), bare.eval()
+    with torch.no_grad():
+        assert torch.allclose(ks(pan, lms), bare(pan, lms), atol=1e-6)
+    with pytest.raises(ValueError, match="not a bare backbone"):
+        (tmp_path / "ks.yaml").write_text(yaml.safe_dump(fixture_cfg(data_dir, "ksdiff")))
+        load_pretrained_backbone(ks, str(tmp_path / "ks.yaml"), "cpu", progress=False)
