@@ -25,7 +25,7 @@ data: setup
 # `make bench` then writes the measured indices into the card
 train: setup data
 	@$(PY) -m model_core train --sensor $(SENSOR)
-	@$(PY) -m model_core export --checkpoint runs/$(SENSOR)_ksdiff_fusionnet/stage2.pt
+	@$(PY) -m model_core export --sensor $(SENSOR)
 
 bench: setup data
 	@$(PY) scripts/bench.py

@@ -50,6 +50,11 @@ def _export(a) -> int:
     from .export import export, training_record
     from .train import data_sources, git_revision, load_checkpoint, model_from_checkpoint
 
+    if a.sensor:
+        from .config import load_config
+
+        cfg = load_config(None, a.sensor)
+        a.checkpoint = Path(cfg["train"]["out_dir"]) / f"{cfg['stages'][-1]['name']}.pt"
     model, ck = model_from_checkpoint(a.checkpoint)
     ckpts = sorted(Path(a.checkpoint).parent.glob("*.pt"))
     finals = [load_checkpoint(p) for p in ckpts if not p.stem.endswith("_last")]
@@ -91,7 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--threads", type=int, default=2)
     e.set_defaults(fn=_evaluate)
     x = sub.add_parser("export", help="export a checkpoint to ONNX + model card")
-    x.add_argument("--checkpoint", required=True)
+    xs = x.add_mutually_exclusive_group(required=True)
+    xs.add_argument("--checkpoint")
+    xs.add_argument("--sensor", help="the final checkpoint of the sensor's default config (what make train trained)")
     x.add_argument("--out", help="ONNX path (default resources/models/<sensor>.onnx)")
     x.set_defaults(fn=_export)
     p = sub.add_parser("profile", help="parameters, FLOPs/pixel and ONNX Runtime time per tile")
