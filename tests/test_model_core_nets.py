@@ -79,11 +79,28 @@ def test_ksdiff_prior_noise_is_fixed_size_and_modulation_acts():
     pan, lms = _inputs(4, 4, 6)
     with torch.no_grad():
         z = model.sample_prior(model.cond_enc(pan, lms))
-        mods = model.kgen(z, model.struct_enc(pan))
-        assert len(mods) == model.backbone.mod_layers
+        mods, gain = model.kgen(z, model.struct_enc(pan))
+        assert len(mods) == model.backbone.mod_layers and gain is None
         plain = model.backbone(pan, lms)
         modulated = model.backbone(pan, lms, mods)
     assert (plain - modulated).abs().max() > 1e-6
+
+
+def test_ksdiff_tail_gain_scales_each_band_detail_and_starts_at_zero():
+    torch.manual_seed(3)
+    model = build_model("ksdiff", 4, "fusionnet", tail_gain=True).eval()
+    pan, lms = _inputs(4, 4, 6, n=2)
+    with torch.no_grad():
+        z = model.sample_prior(model.cond_enc(pan, lms))
+        mods, gain = model.kgen(z, model.struct_enc(pan))
+        assert gain.shape == (2, 4) and torch.count_nonzero(gain) == 0  # starts at the unmodulated tail
+        torch.nn.init.normal_(model.kgen.gain_gen.weight, std=0.5)
+        mods, gain = model.kgen(z, model.struct_enc(pan))
+        plain = model.backbone(pan, lms, mods)
+        scaled = model.backbone(pan, lms, mods, gain)
+    # the tail's residual (output - LMS) is multiplied by 1 + gain, band by band
+    assert torch.allclose(scaled - lms, (plain - lms) * (1 + gain[:, :, None, None]), atol=1e-6)
+    assert torch.allclose(model(pan, lms), scaled, atol=1e-6)
 
 
 def test_hash_noise_deterministic_and_gaussian():

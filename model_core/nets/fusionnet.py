@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .modconv import ModConv2d, Modulation, ResBlock
+from .modconv import ModConv2d, Modulation, ResBlock, scale_bands
 
 
 class FusionNet(nn.Module):
@@ -41,10 +41,11 @@ class FusionNet(nn.Module):
     def modconvs(self) -> list[ModConv2d]:
         return [c for b in self.blocks for c in (b.conv1, b.conv2)[: self.per_block]]
 
-    def forward(self, pan: torch.Tensor, lms: torch.Tensor, mods: list[Modulation] | None = None) -> torch.Tensor:
+    def forward(self, pan: torch.Tensor, lms: torch.Tensor, mods: list[Modulation] | None = None,
+                tail_gain: torch.Tensor | None = None) -> torch.Tensor:
         x = F.relu(self.head(pan - lms))  # pan broadcasts over bands: FusionNet's "PAN replicated minus LMS"
         k = self.per_block
         for i, blk in enumerate(self.blocks):
             x = blk(x, *(mods[k * i : k * i + k] if mods is not None and k else ()))
         x = F.relu(x)
-        return lms + self.tail(x)
+        return lms + scale_bands(self.tail(x), tail_gain)

@@ -8,6 +8,9 @@ Unified factor generator: one shared MLP maps each factor slot to that layer's f
 U_out = B_out R_out and U_in = B_in R_in, and the spatial slot to U_sp = B_sp R_sp (R_sp shared by all
 layers); it emits the small R, B is each layer's learned factor basis (see ``modconv``).
 dW_l = G_l x1 U_out_l x2 U_in_l x3 U_sp.
+Tail gain (optional): one more slot emits a per-band gain g, the tail kernel becomes diag(1 + g) W_tail,
+so the prior sets how much detail each band receives in this tile (what classical methods estimate per
+scene as injection gains); zero at start like the core.
 Runs once per tile on a few dozen tokens, so its cost is independent of the tile size.
 """
 from __future__ import annotations
@@ -38,11 +41,12 @@ class StructureAwareAttention(nn.Module):
 class KernelGenerator(nn.Module):
     """Produces one ``Modulation`` per modulated layer (all layers width x width, 3x3)."""
 
-    def __init__(self, layers: int, width: int, dim: int = 64, ranks=(4, 4, 3), heads: int = 4, rounds: int = 2) -> None:
+    def __init__(self, layers: int, width: int, dim: int = 64, ranks=(4, 4, 3), heads: int = 4, rounds: int = 2,
+                 tail_bands: int = 0) -> None:
         super().__init__()
-        self.layers, self.width = layers, width
+        self.layers, self.width, self.tail_bands = layers, width, tail_bands
         self.ro, self.ri, self.rs = ranks
-        self.slots = nn.Parameter(torch.randn(2 * layers + 1, dim) * 0.02)
+        self.slots = nn.Parameter(torch.randn(2 * layers + 1 + (1 if tail_bands else 0), dim) * 0.02)
         self.rounds = nn.ModuleList(StructureAwareAttention(dim, heads) for _ in range(rounds))
         self.norm = nn.LayerNorm(dim)
         self.core_gen = nn.Sequential(nn.Linear(dim, dim), nn.GELU(), nn.Linear(dim, self.ro * self.ri * self.rs))
@@ -52,8 +56,13 @@ class KernelGenerator(nn.Module):
         # zero core at start: stage 1 begins from the plain backbone and learns the update
         nn.init.zeros_(self.core_gen[-1].weight)
         nn.init.zeros_(self.core_gen[-1].bias)
+        if tail_bands:
+            self.gain_gen = nn.Linear(dim, tail_bands)
+            nn.init.zeros_(self.gain_gen.weight)
+            nn.init.zeros_(self.gain_gen.bias)
 
-    def forward(self, z: torch.Tensor, struct: torch.Tensor) -> list[Modulation]:
+    def forward(self, z: torch.Tensor, struct: torch.Tensor) -> tuple[list[Modulation], torch.Tensor | None]:
+        """(one Modulation per modulated layer, per-band tail gain (N, bands) or None)."""
         n, L = z.shape[0], self.layers
         s = self.slots.expand(n, -1, -1)
         for r in self.rounds:
@@ -65,4 +74,5 @@ class KernelGenerator(nn.Module):
         r_out = fac[..., : self.ro * self.ro].reshape(n, L, self.ro, self.ro) + torch.eye(self.ro, device=z.device)
         r_in = fac[..., self.ro * self.ro :].reshape(n, L, self.ri, self.ri) + torch.eye(self.ri, device=z.device)
         r_sp = self.spatial_gen(s[:, 2 * L]).reshape(n, self.rs, self.rs) * 0.5 + torch.eye(self.rs, device=z.device)
-        return [Modulation(core[:, l], r_out[:, l], r_in[:, l], r_sp) for l in range(L)]
+        gain = self.gain_gen(s[:, 2 * L + 1]) if self.tail_bands else None
+        return [Modulation(core[:, l], r_out[:, l], r_in[:, l], r_sp) for l in range(L)], gain

@@ -5,6 +5,7 @@ Stage 2 / inference:             z = DDIM_{few steps, eta=0}(LatentDenoiser | Co
                                  starting from a fixed noise buffer (tokens x dim, independent of H, W)
 Both:                            kernels = KernelGenerator(z, StructureEncoder(PAN))
                                  HRMS = backbone(PAN, LMS, kernels)  with W' = W + dW(z) per sample
+                                 (optionally also W_tail' = diag(1 + g(z)) W_tail: per-band detail gain)
 The prior is a tile-level (global) summary: inside a tile every output pixel depends on the whole tile
 through z, while the backbone's local receptive field is ``margin`` PAN pixels.
 """
@@ -23,7 +24,8 @@ from .kernelgen import KernelGenerator
 class KSDiff(nn.Module):
     def __init__(self, backbone: nn.Module, bands: int, dim: int = 64, tokens: int = 8, struct_tokens: int = 8,
                  ranks=(4, 4, 3), sample_steps: int = 4, heads: int = 4, enc_widths=(16, 32, 64),
-                 denoiser_depth: int = 2, noise_seed: int = 20250524, prior_norm: bool = True) -> None:
+                 denoiser_depth: int = 2, noise_seed: int = 20250524, prior_norm: bool = True,
+                 tail_gain: bool = False) -> None:
         super().__init__()
         self.backbone = backbone
         self.bands, self.dim, self.tokens, self.sample_steps = bands, dim, tokens, sample_steps
@@ -32,7 +34,8 @@ class KSDiff(nn.Module):
         self.cond_enc = ConditionEncoder(bands, dim, tokens, enc_widths, heads, prior_norm)
         self.struct_enc = StructureEncoder(dim, struct_tokens, enc_widths[:2], heads)
         self.denoiser = LatentDenoiser(dim, tokens, denoiser_depth, heads)
-        self.kgen = KernelGenerator(backbone.mod_layers, backbone.width, dim, tuple(ranks), heads)
+        self.kgen = KernelGenerator(backbone.mod_layers, backbone.width, dim, tuple(ranks), heads,
+                                    tail_bands=bands if tail_gain else 0)
         g = torch.Generator().manual_seed(noise_seed)
         # fixed initial noise of the sampler: a constant of the graph, so the output is deterministic
         self.register_buffer("z_init", torch.randn(tokens, dim, generator=g))
@@ -44,8 +47,8 @@ class KSDiff(nn.Module):
     # --- pieces -----------------------------------------------------------------------------------
     def decode(self, z: torch.Tensor, pan: torch.Tensor, lms: torch.Tensor) -> torch.Tensor:
         """Prior tokens -> kernels -> modulated backbone -> HRMS."""
-        mods = self.kgen(z, self.struct_enc(pan))
-        return self.backbone(pan, lms, mods)
+        mods, gain = self.kgen(z, self.struct_enc(pan))
+        return self.backbone(pan, lms, mods, gain)
 
     def sample_prior(self, cond: torch.Tensor) -> torch.Tensor:
         """Deterministic DDIM over the prior tokens, unrolled (traceable into ONNX)."""

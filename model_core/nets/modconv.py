@@ -98,3 +98,8 @@ class ResBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, m1: Modulation | None = None, m2: Modulation | None = None) -> torch.Tensor:
         return x + self.conv2(F.relu(self.conv1(x, m1)), m2)
+
+
+def scale_bands(residual: torch.Tensor, gain: torch.Tensor | None) -> torch.Tensor:
+    """The tail kernel's per-sample update diag(1 + gain) W_tail, applied to its output (N, bands, H, W)."""
+    return residual if gain is None else residual * (1 + gain[:, :, None, None])

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .modconv import ModConv2d, Modulation, ResBlock
+from .modconv import ModConv2d, Modulation, ResBlock, scale_bands
 
 BOX = 5  # PanNet's high-pass: image minus its 5x5 box mean
 
@@ -50,10 +50,11 @@ class PanNet(nn.Module):
     def modconvs(self) -> list[ModConv2d]:
         return [c for b in self.blocks for c in (b.conv1, b.conv2)[: self.per_block]]
 
-    def forward(self, pan: torch.Tensor, lms: torch.Tensor, mods: list[Modulation] | None = None) -> torch.Tensor:
+    def forward(self, pan: torch.Tensor, lms: torch.Tensor, mods: list[Modulation] | None = None,
+                tail_gain: torch.Tensor | None = None) -> torch.Tensor:
         x = F.relu(self.head(torch.cat([highpass(pan), highpass(lms)], dim=1)))
         k = self.per_block
         for i, blk in enumerate(self.blocks):
             x = blk(x, *(mods[k * i : k * i + k] if mods is not None and k else ()))
         x = F.relu(x)
-        return lms + self.tail(x)
+        return lms + scale_bands(self.tail(x), tail_gain)
