@@ -11,9 +11,15 @@ import yaml
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
 
+# sensors whose bundled model came from another config than ``<sensor>_ksdiff_fusionnet.yaml``
+# (chosen on validation; see README "Experiments")
+DEFAULT_CONFIGS = {"landsat8": "landsat8_ksdiff_fusionnet_gain.yaml"}
+
+
 def default_config_path(sensor: str) -> Path:
-    """The config ``make train SENSOR=...`` uses: KSDiff around FusionNet, both stages."""
-    return CONFIG_DIR / f"{sensor}_ksdiff_fusionnet.yaml"
+    """The config ``make train SENSOR=...`` uses (the one that trained the bundled model): KSDiff around
+    FusionNet, both stages."""
+    return CONFIG_DIR / DEFAULT_CONFIGS.get(sensor, f"{sensor}_ksdiff_fusionnet.yaml")
 
 
 def load_config(path: str | Path | None = None, sensor: str | None = None) -> dict[str, Any]:

@@ -120,6 +120,10 @@ def export(model: nn.Module, cfg: dict[str, Any], path: str | Path, training: di
 
 def training_record(ck: dict[str, Any], sources: list[dict[str, str]], git_revision: str) -> dict[str, Any]:
     cfg = ck["config"]
-    return {"config": Path(cfg.get("config_path", "")).name, "stages": [s["name"] for s in cfg["stages"]],
-            "steps": int(ck["step"]), "seconds": round(float(ck.get("seconds", 0.0)), 1), "seed": cfg["seed"],
-            "git_revision": git_revision, "data": sources}
+    record = {"config": Path(cfg.get("config_path", "")).name, "stages": [s["name"] for s in cfg["stages"]],
+              "steps": int(ck["step"]), "seconds": round(float(ck.get("seconds", 0.0)), 1), "seed": cfg["seed"],
+              "git_revision": git_revision, "data": sources}
+    if cfg.get("backbone_from"):
+        record["backbone_from"] = (f"{cfg['backbone_from']}: the backbone started from the bare backbone this "
+                                   "config trains; its steps and time are not counted in steps/seconds")
+    return record

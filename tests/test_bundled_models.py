@@ -35,6 +35,10 @@ def test_bundled_card_is_complete_and_verified(sensor):
     assert training["git_revision"] and training["steps"] > 0 and training["seconds"] > 0
     assert card.data["metrics"], "make bench writes the measured indices into the card"
     assert os.path.getsize(card.path) < 8 * 1024 * 1024
+    # `make train SENSOR=...` trains the config that made the bundled model
+    from model_core.config import default_config_path
+
+    assert training["config"] == default_config_path(sensor).name
 
 
 @pytest.mark.parametrize("sensor", sorted(BUNDLED))
