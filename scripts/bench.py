@@ -440,7 +440,9 @@ def write_models_readme() -> None:
                   f"values / {card['scale']:g}; receptive-field margin {card['margin']} px.",
                   f"- Training: config `model_core/configs/{tr.get('config')}`, stages {', '.join(tr.get('stages', []))}, "
                   f"{tr.get('steps')} steps, {tr.get('seconds', 0) / 60:.0f} min on a shared 2-core CPU, seed {tr.get('seed')}, "
-                  f"git {str(tr.get('git_revision', ''))[:10]}.", "- Data:"]
+                  f"git {str(tr.get('git_revision', ''))[:10]}."
+                  + (f" Started from the trained bare backbone of `{tr['backbone_from'].split(':')[0]}` "
+                     "(not counted in the steps and minutes)." if tr.get("backbone_from") else ""), "- Data:"]
         lines += [f"  - {d.get('name')}: {d.get('how')} (licence: {d.get('licence')})" for d in tr.get("data", [])]
         scenes = (card.get("metrics") or {}).get("scenes", {})
         if scenes:
