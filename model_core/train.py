@@ -24,6 +24,7 @@ from ksdiff_qgis.engine.sensors import get_sensor
 from .config import data_root
 from .data import PanCollection, PatchSampler
 from .data.scenes import build_triple
+from .losses import mtf_kernels, scaled_l1, spatial_loss, spectral_loss
 from .nets import build_model
 
 
@@ -39,9 +40,20 @@ def build_samplers(cfg: dict[str, Any]) -> tuple[Any, Any]:
     def triples(specs):
         return [build_triple(root, spec, sensor) for spec in specs]
 
-    train = PatchSampler(triples(d["train"]), d["patch"], d["stride"], augment=True)
+    train = PatchSampler(triples(d["train"]), d["patch"], d["stride"], augment=True, randomise=d.get("randomise"))
     val = PatchSampler(triples(d["val"]), d["patch"], d["patch"], augment=False) if d.get("val") else None
     return train, val
+
+
+def build_fullres_sampler(cfg: dict[str, Any]):
+    """The native-resolution patches of the config's ``data.fullres`` (None when it has none)."""
+    from .data.fullres import FullResSampler
+
+    fr = cfg["data"].get("fullres")
+    if not fr:
+        return None
+    return FullResSampler(data_root(cfg), fr["sources"], get_sensor(cfg["sensor"]), fr.get("patch", 64),
+                          fr.get("stride", 16))
 
 
 def data_sources(cfg: dict[str, Any]) -> list[dict[str, str]]:
@@ -95,17 +107,24 @@ def lr_lambda(st: dict[str, Any]):
 
 
 class EMA:
-    """Exponential moving average of a model's floating-point state."""
+    """Exponential moving average of a model's floating-point state.
+
+    The decay warms up as min(decay, (1 + n) / (10 + n)) over the n updates so far: a stage that starts
+    modules from random weights (KSDiff stage 2) must not carry that initialisation in its average
+    (0.999^1000 would still hold 37 % of it).
+    """
 
     def __init__(self, model: nn.Module, decay: float) -> None:
-        self.decay = decay
+        self.decay, self.updates = decay, 0
         self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
+        self.updates += 1
+        d = min(self.decay, (1 + self.updates) / (10 + self.updates))
         for k, v in model.state_dict().items():
             if v.dtype.is_floating_point:
-                self.state[k].mul_(self.decay).add_(v.detach(), alpha=1 - self.decay)
+                self.state[k].mul_(d).add_(v.detach(), alpha=1 - d)
             else:
                 self.state[k].copy_(v)
 
@@ -115,7 +134,7 @@ def trainable_parameters(model: nn.Module, method: str, stage: dict[str, Any]) -
     name = stage["name"]
     if method == "ksdiff" and name == "stage1":  # encoder + kernel generator + backbone
         skip = ("cond_enc.", "denoiser.")
-    elif method == "ksdiff" and name == "stage2":  # stage-1 encoder frozen
+    elif method == "ksdiff" and name in ("stage2", "fullres"):  # stage-1 encoder frozen
         skip = ("prior_enc.",)
     else:
         skip = ()
@@ -127,21 +146,45 @@ def trainable_parameters(model: nn.Module, method: str, stage: dict[str, Any]) -
     return ps
 
 
-def compute_loss(model: nn.Module, method: str, stage: dict[str, Any], pan, lms, gt, g) -> tuple[torch.Tensor, dict]:
-    """Training loss of one batch and its parts."""
+def _l1(out, gt, lms, scaled: bool) -> torch.Tensor:
+    return scaled_l1(out, gt, lms) if scaled else F.l1_loss(out, gt)
+
+
+def fullres_loss(model: nn.Module, stage: dict[str, Any], batch, kernels, ratio: int) -> tuple[torch.Tensor, dict]:
+    """Reference-free loss on native-resolution patches: spectral consistency + lambda x spatial."""
+    pan, lms, ms = batch
+    fused = model(pan, lms)
+    spec = spectral_loss(fused, ms, lms, kernels, ratio, border=2)
+    spat = spatial_loss(fused, pan, ratio)
+    loss = stage.get("fr_weight", 1.0) * (spec + stage.get("fr_lambda", 0.05) * spat)
+    return loss, {"fr_spectral": float(spec.detach()), "fr_spatial": float(spat.detach())}
+
+
+def compute_loss(model: nn.Module, method: str, stage: dict[str, Any], pan, lms, gt, g,
+                 scaled: bool = False) -> tuple[torch.Tensor, dict]:
+    """Training loss of one batch and its parts (``scaled``: L1 in units of each sample's mean intensity)."""
     if method in ("fusionnet", "pannet"):
-        loss = F.l1_loss(model(pan, lms), gt)
+        loss = _l1(model(pan, lms), gt, lms, scaled)
         return loss, {"l1": float(loss.detach())}
     if method == "ssdiff":
         loss = model.loss(pan, lms, gt, generator=g)
         return loss, {"l1_x0": float(loss.detach())}
     if stage["name"] == "stage1":
-        loss = F.l1_loss(model.forward_stage1(pan, lms, gt), gt)
+        loss = _l1(model.forward_stage1(pan, lms, gt), gt, lms, scaled)
         return loss, {"l1": float(loss.detach())}
-    hrms, prior_loss, _ = model.stage2_losses(pan, lms, gt, generator=g)
-    l1 = F.l1_loss(hrms, gt)
+    if stage["name"] == "fullres":  # the Wald half of a full-resolution stage: the inference path
+        loss = _l1(model(pan, lms), gt, lms, scaled)
+        return loss, {"l1": float(loss.detach())}
+    hrms, prior_loss, hrms_ref = model.stage2_losses(pan, lms, gt, generator=g,
+                                                     sampling_t=stage.get("sampling_t", False))
+    l1 = _l1(hrms, gt, lms, scaled)
     loss = l1 + stage.get("prior_weight", 1.0) * prior_loss
-    return loss, {"l1": float(l1.detach()), "prior": float(prior_loss.detach())}
+    parts = {"l1": float(l1.detach()), "prior": float(prior_loss.detach())}
+    if stage.get("output_weight"):  # distil in output space: the sampled prior must decode like the encoder's
+        out_l1 = _l1(hrms, hrms_ref, lms, scaled)
+        loss = loss + stage["output_weight"] * out_l1
+        parts["out_distil"] = float(out_l1.detach())
+    return loss, parts
 
 
 @torch.no_grad()
@@ -190,9 +233,17 @@ def model_from_checkpoint(path: str | Path, use_ema: bool = True) -> tuple[nn.Mo
 
 # ---------------------------------------------------------------------------------------------- loop
 def train_stage(model: nn.Module, cfg: dict[str, Any], stage_idx: int, train, val, out: Path,
-                max_steps: int | None = None, progress: bool = True) -> dict:
-    """Run (or resume) one stage; returns its summary. ``max_steps`` stops early (tests, smoke runs)."""
+                max_steps: int | None = None, progress: bool = True, fullres=None) -> dict:
+    """Run (or resume) one stage; returns its summary. ``max_steps`` stops early (tests, smoke runs).
+
+    A stage named ``fullres`` adds, on every step, the reference-free loss of a ``fullres`` batch.
+    """
     st = cfg["stages"][stage_idx]
+    sensor = get_sensor(cfg["sensor"])
+    kernels = mtf_kernels(sensor.mtf_ms, sensor.ratio) if st["name"] == "fullres" else None
+    if kernels is not None and fullres is None:
+        raise ValueError("a fullres stage needs data.fullres sources")
+    scaled = bool(cfg["train"].get("scaled_loss", False))
     method, device = cfg["method"], next(model.parameters()).device
     last, final = out / f"{st['name']}_last.pt", out / f"{st['name']}.pt"
     params = trainable_parameters(model, method, st)
@@ -206,7 +257,7 @@ def train_stage(model: nn.Module, cfg: dict[str, Any], stage_idx: int, train, va
         opt.load_state_dict(ck["opt"])
         sched.load_state_dict(ck["sched"])
         if ema and ck["ema"]:
-            ema.state = ck["ema"]
+            ema.state, ema.updates = ck["ema"], ck["step"]
         step, seconds = ck["step"], ck.get("seconds", 0.0)
     end = st["steps"] if max_steps is None else min(st["steps"], max_steps)
     alt = st.get("alternate_every")  # SSDiff branch-wise alternating fine-tuning
@@ -223,7 +274,11 @@ def train_stage(model: nn.Module, cfg: dict[str, Any], stage_idx: int, train, va
             live = branches["spatial" if (step // alt) % 2 == 0 else "spectral"]
             for p in params:
                 p.requires_grad_(id(p) in live)
-        loss, parts = compute_loss(model, method, st, pan, lms, gt, g)
+        loss, parts = compute_loss(model, method, st, pan, lms, gt, g, scaled)
+        if kernels is not None:
+            fb = tuple(x.to(device) for x in fullres.batch(st.get("fr_batch", cfg["data"]["batch"]), g))
+            fr_loss, fr_parts = fullres_loss(model, st, fb, kernels, sensor.ratio)
+            loss, parts = loss + fr_loss, {**parts, **fr_parts}
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if st["grad_clip"]:
@@ -288,6 +343,7 @@ def run(cfg: dict[str, Any], out_dir: str | Path | None = None, max_steps: int |
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(cfg, indent=1))
     train, val = samplers or build_samplers(cfg)
+    fullres = build_fullres_sampler(cfg) if any(st["name"] == "fullres" for st in cfg["stages"]) else None
     sensor = get_sensor(cfg["sensor"])
     model = build_model(cfg["method"], sensor.n_bands, cfg["backbone"], **cfg["model"]).to(device)
     summary = {"stages": []}
@@ -302,7 +358,7 @@ def run(cfg: dict[str, Any], out_dir: str | Path | None = None, max_steps: int |
         if prev is not None and not (out / f"{st['name']}_last.pt").exists():
             ck = load_checkpoint(prev, device)  # start from the previous stage (its EMA weights if kept)
             model.load_state_dict(ck["ema"] if ck.get("ema") else ck["model"])
-        summary["stages"].append(train_stage(model, cfg, i, train, val, out, max_steps, progress))
+        summary["stages"].append(train_stage(model, cfg, i, train, val, out, max_steps, progress, fullres))
         if not final.exists():  # stopped early by max_steps
             break
         prev = final

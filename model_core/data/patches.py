@@ -31,29 +31,67 @@ def valid_positions(t: Triple, patch: int, stride: int) -> np.ndarray:
 
 
 class PatchSampler:
-    """Random (pan, lms, gt) patch batches from a list of triples, weighted by their valid positions."""
+    """Random (pan, lms, gt) patch batches from a list of triples, weighted by their valid positions
+    (or by each triple's ``share`` of the batches when the config gives shares).
 
-    def __init__(self, triples: list[Triple], patch: int, stride: int, augment: bool = True) -> None:
-        self.triples, self.patch, self.augment = triples, patch, augment
+    ``randomise`` (a dict, training only) turns on domain randomisation per sample: a random PAN and LMS
+    variant of the triple (other PAN sharpness / spectral response, other MS MTF) and radiometric changes
+    that real products show: per-band gains and offsets of the MS (``band_gain`` range, ``offset`` as a
+    fraction of the mean), coarse quantisation (probability ``quantise``: a DN step of mean/U(30, 150),
+    like 8-bit or dark 11-bit data) and PAN noise (std up to ``noise`` x mean).
+    """
+
+    def __init__(self, triples: list[Triple], patch: int, stride: int, augment: bool = True,
+                 randomise: dict | None = None) -> None:
+        self.triples, self.patch, self.augment, self.randomise = triples, patch, augment, randomise
         self.positions = [valid_positions(t, patch, stride) for t in triples]
         self.index = [(i, j) for i, p in enumerate(self.positions) for j in range(len(p))]
         if not self.index:
             raise ValueError(f"no valid {patch}x{patch} patch in {[t.name for t in triples]}")
+        self.weights = None
+        if any(t.share for t in triples):
+            # each triple gets its share of the batches, spread evenly over its positions
+            w = [(t.share or 0.0) / max(1, len(p)) for t, p in zip(triples, self.positions)]
+            self.weights = torch.tensor([w[i] for i, _ in self.index], dtype=torch.float64)
 
     def __len__(self) -> int:
         return len(self.index)
 
-    def _crop(self, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _crop(self, k: int, pv: int = 0, lv: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         i, j = self.index[k]
         t, (y, x), p = self.triples[i], self.positions[i][j], self.patch
-        return t.pan[None, y : y + p, x : x + p], t.lms[:, y : y + p, x : x + p], t.gt[:, y : y + p, x : x + p]
+        pan = t.pans[pv % len(t.pans)] if t.pans else t.pan
+        lms = t.lmss[lv % len(t.lmss)] if t.lmss else t.lms
+        return pan[None, y : y + p, x : x + p], lms[:, y : y + p, x : x + p], t.gt[:, y : y + p, x : x + p]
+
+    def _radiometry(self, pan: np.ndarray, lms: np.ndarray, gt: np.ndarray, g: torch.Generator):
+        r = self.randomise or {}
+        u = lambda *shape: torch.rand(shape or (1,), generator=g, dtype=torch.float64).numpy()  # noqa: E731
+        c = lms.shape[0]
+        mean = max(float(gt.mean()), 1e-4)
+        lo, hi = r.get("band_gain", (1.0, 1.0))
+        gain = np.exp(np.log(lo) + u(c) * (np.log(hi) - np.log(lo))).astype(np.float32)[:, None, None]
+        off = ((u(c) * 2 - 1) * r.get("offset", 0.0) * mean).astype(np.float32)[:, None, None]
+        lms, gt = lms * gain + off, gt * gain + off
+        pan = pan + (torch.randn(pan.shape, generator=g).numpy() * float(u()[0]) * r.get("noise", 0.0) * mean)
+        if float(u()[0]) < r.get("quantise", 0.0):
+            step = mean / (30 + 120 * float(u()[0]))
+            pan, gt = np.round(pan / step) * step, np.round(gt / step) * step
+        return pan.astype(np.float32), lms.astype(np.float32), gt.astype(np.float32)
 
     def batch(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        ks = torch.randint(0, len(self.index), (n,), generator=generator).tolist()
+        if self.weights is not None:
+            ks = torch.multinomial(self.weights, n, replacement=True, generator=generator).tolist()
+        else:
+            ks = torch.randint(0, len(self.index), (n,), generator=generator).tolist()
         augs = torch.randint(0, 8, (n,), generator=generator).tolist()
         out: list[list[np.ndarray]] = [[], [], []]
         for k, a in zip(ks, augs):
-            for lst, arr in zip(out, self._crop(k)):
+            crop = self._crop(k)
+            if self.randomise:
+                pv, lv = torch.randint(0, 1 << 20, (2,), generator=generator).tolist()
+                crop = self._radiometry(*self._crop(k, pv, lv), generator)
+            for lst, arr in zip(out, crop):
                 if self.augment:  # one of the 8 dihedral transforms, the same for PAN, LMS and GT
                     arr = np.rot90(arr, a % 4, axes=(1, 2))
                     if a >= 4:

@@ -38,6 +38,11 @@ class Triple:
     invalid: np.ndarray  # (H, W) bool: nodata (or held-apart) anywhere in the filter support
     margin: int          # GT pixels a patch must stay away from invalid pixels
     info: dict = field(default_factory=dict)
+    # training variants (domain randomisation): PANs of other sharpness / spectral response, LMS from
+    # other MS MTFs; ``pan`` and ``lms`` above are the sensor's own (variant 0)
+    pans: list = field(default_factory=list)
+    lmss: list = field(default_factory=list)
+    share: float | None = None   # fraction of training batches drawn from this triple (None: by positions)
 
 
 def _read(path: Path) -> tuple[np.ndarray, rasterio.Affine]:
@@ -94,10 +99,24 @@ def wald_margin(sensor: Sensor, ratio: int) -> int:
     return math.ceil(3 * s_ms) + math.ceil(3 * s_pan) + 2 * ratio + 1
 
 
+def block_mean(img: np.ndarray, ratio: int) -> np.ndarray:
+    """Plain ratio x ratio block average (the sharpest possible 'degradation': no MTF blur)."""
+    h, w = img.shape[-2] // ratio, img.shape[-1] // ratio
+    a = img[..., : h * ratio, : w * ratio]
+    return a.reshape(a.shape[:-2] + (h, ratio, w, ratio)).mean(axis=(-3, -1)).astype(np.float32)
+
+
+def degrade_variant(img: np.ndarray, gain, ratio: int) -> np.ndarray:
+    """Wald degradation with MTF ``gain`` (a number or one per band), or a block average for ``"box"``."""
+    return block_mean(img, ratio) if gain == "box" else wald_degrade(img, gain, ratio)
+
+
 def pair_triple(root: Path, pan_rel: str, ms_rel: str, sensor: Sensor, ratio: int | None = None,
-                rows: tuple[float, float] = (0.0, 1.0), allow_held: bool = False, value_gain: float = 1.0) -> Triple:
+                rows: tuple[float, float] = (0.0, 1.0), allow_held: bool = False, value_gain: float = 1.0,
+                pan_gains: list | None = None, ms_gains: list | None = None) -> Triple:
     """Wald triple from a real PAN+MS pair; ``rows`` keeps a fraction band of MS rows (split inside a scene);
-    ``value_gain`` rescales raw values (e.g. 0.5 to present 11-bit data as a 10-bit sensor's)."""
+    ``value_gain`` rescales raw values (e.g. 0.5 to present 11-bit data as a 10-bit sensor's).
+    ``pan_gains`` / ``ms_gains``: further degradations (MTF gains or "box") kept as training variants."""
     ratio = ratio or sensor.ratio
     pan, pan_tf = _read(root / pan_rel)
     ms, ms_tf = _read(root / ms_rel)
@@ -113,8 +132,10 @@ def pair_triple(root: Path, pan_rel: str, ms_rel: str, sensor: Sensor, ratio: in
     ms_d = wald_degrade(ms, sensor.mtf_ms, ratio)
     lms = upsample(ms_d, ratio, ms.shape[-2:])
     s = sensor.scale
+    pans = [pan_d / s] + [degrade_variant(pan_al, g, ratio) / s for g in pan_gains or []]
+    lmss = [lms / s] + [upsample(degrade_variant(ms, g, ratio), ratio, ms.shape[-2:]) / s for g in ms_gains or []]
     return Triple(f"{pan_rel}+{ms_rel}", pan_d / s, lms / s, ms / s, invalid, wald_margin(sensor, ratio),
-                  {"kind": "pair", "pan": pan_rel, "ms": ms_rel, "rows": list(rows)})
+                  {"kind": "pair", "pan": pan_rel, "ms": ms_rel, "rows": list(rows)}, pans, lmss)
 
 
 def gaussian_blur(img: np.ndarray, sigma: float) -> np.ndarray:
@@ -141,8 +162,12 @@ def band_stats(root: Path, refs: list[str]) -> tuple[np.ndarray, np.ndarray]:
 def simulated_triple(root: Path, ms_rel: str, sensor: Sensor, pan_weights: list[float], pan_offset: float = 0.0,
                      pan_blur: float = 0.8, match_refs: list[str] | None = None, crop_first: bool = False,
                      rows: tuple[float, float] = (0.0, 1.0), ratio: int | None = None,
-                     allow_held: bool = False, value_gain: float = 1.0) -> Triple:
-    """Wald triple from an MS image alone, with a simulated PAN (weighted band sum, blurred)."""
+                     allow_held: bool = False, value_gain: float = 1.0, pan_variants: list | None = None,
+                     ms_gains: list | None = None) -> Triple:
+    """Wald triple from an MS image alone, with a simulated PAN (weighted band sum, blurred).
+
+    ``pan_variants``: further PANs as ``{weights, blur}`` (other spectral responses and sharpness);
+    ``ms_gains``: further MS degradations (MTF gains or "box"); both kept as training variants."""
     ratio = ratio or sensor.ratio
     ms, _ = _read(root / ms_rel)
     _blank_held(ms, ms_rel, allow_held)
@@ -171,9 +196,17 @@ def simulated_triple(root: Path, ms_rel: str, sensor: Sensor, pan_weights: list[
     hh, ww = ms_d.shape[-2] * ratio, ms_d.shape[-1] * ratio
     lms = upsample(ms_d, ratio, (hh, ww))
     s = sensor.scale
+    pans, blur_max = [pan[:hh, :ww] / s], pan_blur
+    for v in pan_variants or []:
+        wv = np.asarray(v["weights"], dtype=np.float32)[:, None, None]
+        pv = np.clip(gaussian_blur((wv * ms).sum(0) + v.get("offset", pan_offset), v.get("blur", 0.0)), 1.0, None)
+        pans.append(pv[:hh, :ww] / s)
+        blur_max = max(blur_max, v.get("blur", 0.0))
+    lmss = [lms / s] + [upsample(degrade_variant(ms, g, ratio), ratio, (hh, ww)) / s for g in ms_gains or []]
     return Triple(f"{ms_rel} (simulated PAN)", pan[:hh, :ww] / s, lms / s, ms[:, :hh, :ww] / s, bad[:hh, :ww],
-                  wald_margin(sensor, ratio) + math.ceil(3 * pan_blur),
-                  {"kind": "simulated", "ms": ms_rel, "rows": list(rows), "pan_weights": list(map(float, pan_weights))})
+                  wald_margin(sensor, ratio) + math.ceil(3 * blur_max),
+                  {"kind": "simulated", "ms": ms_rel, "rows": list(rows), "pan_weights": list(map(float, pan_weights))},
+                  pans, lmss)
 
 
 def full_resolution_pair(root: Path, pan_rel: str, ms_rel: str, sensor: Sensor, allow_held: bool = True,
@@ -195,9 +228,14 @@ def build_triple(root: Path, spec: dict, sensor: Sensor, allow_held: bool = Fals
     base = Path(spec["root"]) if "root" in spec else root
     gain = float(spec.get("value_gain", 1.0))
     if spec["kind"] == "pair":
-        return pair_triple(base, spec["pan"], spec["ms"], sensor, rows=rows, allow_held=allow_held, value_gain=gain)
-    if spec["kind"] == "simulated":
-        return simulated_triple(base, spec["ms"], sensor, spec["pan_weights"], spec.get("pan_offset", 0.0),
-                                spec.get("pan_blur", 0.8), spec.get("match"), spec.get("crop_first", False),
-                                rows=rows, allow_held=allow_held, value_gain=gain)
-    raise ValueError(f"unknown data source kind {spec['kind']!r}")
+        t = pair_triple(base, spec["pan"], spec["ms"], sensor, rows=rows, allow_held=allow_held, value_gain=gain,
+                        pan_gains=spec.get("pan_gains"), ms_gains=spec.get("ms_gains"))
+    elif spec["kind"] == "simulated":
+        t = simulated_triple(base, spec["ms"], sensor, spec["pan_weights"], spec.get("pan_offset", 0.0),
+                             spec.get("pan_blur", 0.8), spec.get("match"), spec.get("crop_first", False),
+                             rows=rows, allow_held=allow_held, value_gain=gain,
+                             pan_variants=spec.get("pan_variants"), ms_gains=spec.get("ms_gains"))
+    else:
+        raise ValueError(f"unknown data source kind {spec['kind']!r}")
+    t.share = spec.get("share")
+    return t

@@ -7,6 +7,7 @@ from .fusionnet import FusionNet
 from .ksdiff import KSDiff
 from .pannet import PanNet
 from .ssdiff import SSDiff
+from .tilenorm import TileNormalised
 
 BACKBONES = {"fusionnet": FusionNet, "pannet": PanNet}
 METHODS = ("ksdiff", "fusionnet", "pannet", "ssdiff")
@@ -15,10 +16,13 @@ METHODS = ("ksdiff", "fusionnet", "pannet", "ssdiff")
 def build_model(method: str, bands: int, backbone: str = "fusionnet", **kw) -> nn.Module:
     """Build a network by method name; ``kw`` are the config's ``model`` options."""
     kw = dict(kw)
-    bb_kw = {k: kw.pop(k) for k in ("width", "blocks", "modulate") if k in kw}
+    bb_kw = {k: kw.pop(k) for k in ("width", "blocks", "modulate", "modulate_ends") if k in kw}
     if method in BACKBONES:
         bb_kw.pop("modulate", None)  # a bare backbone has no kernel modulation
-        return BACKBONES[method](bands, **bb_kw)
+        bb_kw.pop("modulate_ends", None)
+        net = BACKBONES[method](bands, **bb_kw)
+        # the same per-tile normalisation as KSDiff's, for a like-for-like comparison
+        return TileNormalised(net, int(kw.get("ratio", 4))) if kw.get("tile_norm") else net
     if method == "ksdiff":
         bb_kw.setdefault("modulate", "first")
         bb = BACKBONES[backbone](bands, ranks=tuple(kw.get("ranks", (4, 4, 3))), **bb_kw)

@@ -15,23 +15,26 @@ class FusionNet(nn.Module):
     """
 
     def __init__(self, bands: int, width: int = 32, blocks: int = 4, modulate: str = "none",
-                 ranks: tuple[int, int, int] = (4, 4, 3)) -> None:
+                 ranks: tuple[int, int, int] = (4, 4, 3), modulate_ends: bool = False) -> None:
         super().__init__()
         self.bands, self.width = bands, width
         # which residual-block convs KSDiff modulates: none (bare backbone), the first of each block, or both
         self.per_block = {"none": 0, "first": 1, "all": 2}[modulate]
+        # also the head (what detail is extracted from PAN - LMS) and the tail (how much goes into each band)
+        self.ends = bool(modulate_ends) and self.per_block > 0
         r = tuple(ranks)
         r1, r2 = (r if self.per_block >= 1 else None), (r if self.per_block == 2 else None)
-        self.head = nn.Conv2d(bands, width, 3, padding=1)
+        re_ = r if self.ends else None
+        self.head = ModConv2d(bands, width, re_)
         self.blocks = nn.ModuleList(ResBlock(width, r1, r2) for _ in range(blocks))
-        self.tail = nn.Conv2d(width, bands, 3, padding=1)
+        self.tail = ModConv2d(width, bands, re_)
         with torch.no_grad():  # start close to LMS: a random residual would swamp dark scenes
             self.tail.weight.mul_(0.1)
             self.tail.bias.zero_()
 
     @property
     def mod_layers(self) -> int:
-        return self.per_block * len(self.blocks)
+        return self.per_block * len(self.blocks) + (2 if self.ends else 0)
 
     @property
     def margin(self) -> int:
@@ -39,13 +42,17 @@ class FusionNet(nn.Module):
         return 2 + 2 * len(self.blocks)
 
     def modconvs(self) -> list[ModConv2d]:
-        return [c for b in self.blocks for c in (b.conv1, b.conv2)[: self.per_block]]
+        inner = [c for b in self.blocks for c in (b.conv1, b.conv2)[: self.per_block]]
+        return [self.head, *inner, self.tail] if self.ends else inner
 
     def forward(self, pan: torch.Tensor, lms: torch.Tensor, mods: list[Modulation] | None = None,
                 tail_gain: torch.Tensor | None = None) -> torch.Tensor:
-        x = F.relu(self.head(pan - lms))  # pan broadcasts over bands: FusionNet's "PAN replicated minus LMS"
+        m_head = m_tail = None
+        if mods is not None and self.ends:
+            m_head, mods, m_tail = mods[0], mods[1:-1], mods[-1]
+        x = F.relu(self.head(pan - lms, m_head))  # pan broadcasts over bands: FusionNet's "PAN replicated minus LMS"
         k = self.per_block
         for i, blk in enumerate(self.blocks):
             x = blk(x, *(mods[k * i : k * i + k] if mods is not None and k else ()))
         x = F.relu(x)
-        return lms + scale_bands(self.tail(x), tail_gain)
+        return lms + scale_bands(self.tail(x, m_tail), tail_gain)

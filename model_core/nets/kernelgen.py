@@ -42,24 +42,45 @@ class KernelGenerator(nn.Module):
     """Produces one ``Modulation`` per modulated layer (all layers width x width, 3x3)."""
 
     def __init__(self, layers: int, width: int, dim: int = 64, ranks=(4, 4, 3), heads: int = 4, rounds: int = 2,
-                 tail_bands: int = 0) -> None:
+                 tail_bands: int = 0, live: bool = False) -> None:
         super().__init__()
-        self.layers, self.width, self.tail_bands = layers, width, tail_bands
+        self.layers, self.width, self.tail_bands, self.live = layers, width, tail_bands, live
         self.ro, self.ri, self.rs = ranks
         self.slots = nn.Parameter(torch.randn(2 * layers + 1 + (1 if tail_bands else 0), dim) * 0.02)
         self.rounds = nn.ModuleList(StructureAwareAttention(dim, heads) for _ in range(rounds))
         self.norm = nn.LayerNorm(dim)
-        self.core_gen = nn.Sequential(nn.Linear(dim, dim), nn.GELU(), nn.Linear(dim, self.ro * self.ri * self.rs))
+        self.core_gen = nn.Sequential(nn.Linear(dim, dim), nn.GELU(),
+                                      nn.Linear(dim, self.ro * self.ri * self.rs, bias=not live))
         self.factor_gen = nn.Sequential(nn.Linear(dim, dim), nn.GELU(),
                                         nn.Linear(dim, self.ro * self.ro + self.ri * self.ri))
         self.spatial_gen = nn.Linear(dim, self.rs * self.rs)
-        # zero core at start: stage 1 begins from the plain backbone and learns the update
-        nn.init.zeros_(self.core_gen[-1].weight)
-        nn.init.zeros_(self.core_gen[-1].bias)
+        if live:
+            # LoRA-like start: a tiny random core (not zero), so every upstream module gets a gradient
+            # from step 0, no bias (a constant update belongs in W), and the core is centred over the
+            # batch (running mean at inference): the kernel path can only carry what differs between tiles
+            nn.init.normal_(self.core_gen[-1].weight, std=1e-3)
+            self.register_buffer("core_mean", torch.zeros(layers, self.ro, self.ri, self.rs))
+        else:  # the first design: zero core at start (with a bias: it collapsed to a constant update)
+            nn.init.zeros_(self.core_gen[-1].weight)
+            nn.init.zeros_(self.core_gen[-1].bias)
         if tail_bands:
-            self.gain_gen = nn.Linear(dim, tail_bands)
-            nn.init.zeros_(self.gain_gen.weight)
-            nn.init.zeros_(self.gain_gen.bias)
+            self.gain_gen = nn.Linear(dim, tail_bands, bias=not live)
+            if live:
+                nn.init.normal_(self.gain_gen.weight, std=1e-3)
+                self.register_buffer("gain_mean", torch.zeros(tail_bands))
+            else:
+                nn.init.zeros_(self.gain_gen.weight)
+                nn.init.zeros_(self.gain_gen.bias)
+
+    def _centre(self, x: torch.Tensor, name: str) -> torch.Tensor:
+        """Subtract the batch mean (training; updates the running mean) or the running mean (inference)."""
+        running = getattr(self, name)
+        if self.training and x.shape[0] > 1:
+            mean = x.mean(dim=0)
+            with torch.no_grad():
+                running.mul_(0.99).add_(mean.detach(), alpha=0.01)
+            return x - mean
+        return x - running
 
     def forward(self, z: torch.Tensor, struct: torch.Tensor) -> tuple[list[Modulation], torch.Tensor | None]:
         """(one Modulation per modulated layer, per-band tail gain (N, bands) or None)."""
@@ -68,11 +89,14 @@ class KernelGenerator(nn.Module):
         for r in self.rounds:
             s = r(s, z, struct)
         s = self.norm(s)
-        core = self.core_gen(s[:, :L]).reshape(n, L, self.ro, self.ri, self.rs) * 0.1
+        core = self.core_gen(s[:, :L]).reshape(n, L, self.ro, self.ri, self.rs)
+        core = self._centre(core, "core_mean") if self.live else core * 0.1
         fac = self.factor_gen(s[:, L : 2 * L]) * 0.5
         # R = I + generated: factors start at the layer's basis and rotate/scale within it per sample
         r_out = fac[..., : self.ro * self.ro].reshape(n, L, self.ro, self.ro) + torch.eye(self.ro, device=z.device)
         r_in = fac[..., self.ro * self.ro :].reshape(n, L, self.ri, self.ri) + torch.eye(self.ri, device=z.device)
         r_sp = self.spatial_gen(s[:, 2 * L]).reshape(n, self.rs, self.rs) * 0.5 + torch.eye(self.rs, device=z.device)
         gain = self.gain_gen(s[:, 2 * L + 1]) if self.tail_bands else None
+        if gain is not None and self.live:
+            gain = self._centre(gain, "gain_mean")
         return [Modulation(core[:, l], r_out[:, l], r_in[:, l], r_sp) for l in range(L)], gain

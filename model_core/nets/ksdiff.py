@@ -18,24 +18,30 @@ from torch import nn
 from ..diffusion import T_TRAIN, ddim_step, ddim_timesteps, q_sample
 from .denoiser import LatentDenoiser
 from .encoders import ConditionEncoder, PyramidLatentFusionEncoder, StructureEncoder
+from .context import ContextTokens
 from .kernelgen import KernelGenerator
+from .tilenorm import tile_normalise
 
 
 class KSDiff(nn.Module):
     def __init__(self, backbone: nn.Module, bands: int, dim: int = 64, tokens: int = 8, struct_tokens: int = 8,
                  ranks=(4, 4, 3), sample_steps: int = 4, heads: int = 4, enc_widths=(16, 32, 64),
                  denoiser_depth: int = 2, noise_seed: int = 20250524, prior_norm: bool = True,
-                 tail_gain: bool = False) -> None:
+                 tail_gain: bool = False, live: bool = False, tile_norm: bool = False, context_tokens: int = 0,
+                 ratio: int = 4) -> None:
         super().__init__()
         self.backbone = backbone
         self.bands, self.dim, self.tokens, self.sample_steps = bands, dim, tokens, sample_steps
+        # live / tile_norm / context_tokens: the adaptive design (see module docstring); off = the first design
+        self.tile_norm, self.ratio = tile_norm, ratio
         # prior_norm=False is the first design (raw encoder inputs, collapsed prior); kept to rebuild those models
         self.prior_enc = PyramidLatentFusionEncoder(bands, dim, tokens, enc_widths, heads, prior_norm)
         self.cond_enc = ConditionEncoder(bands, dim, tokens, enc_widths, heads, prior_norm)
         self.struct_enc = StructureEncoder(dim, struct_tokens, enc_widths[:2], heads)
         self.denoiser = LatentDenoiser(dim, tokens, denoiser_depth, heads)
         self.kgen = KernelGenerator(backbone.mod_layers, backbone.width, dim, tuple(ranks), heads,
-                                    tail_bands=bands if tail_gain else 0)
+                                    tail_bands=bands if tail_gain else 0, live=live)
+        self.context = ContextTokens(bands, ratio, dim, context_tokens) if context_tokens else None
         g = torch.Generator().manual_seed(noise_seed)
         # fixed initial noise of the sampler: a constant of the graph, so the output is deterministic
         self.register_buffer("z_init", torch.randn(tokens, dim, generator=g))
@@ -45,9 +51,18 @@ class KSDiff(nn.Module):
         return self.backbone.margin
 
     # --- pieces -----------------------------------------------------------------------------------
+    def normalise(self, pan: torch.Tensor, lms: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Tile-normalised (pan, lms) and the scale s to multiply the output by (1 without tile_norm)."""
+        if not self.tile_norm:
+            return pan, lms, torch.ones((), dtype=pan.dtype, device=pan.device)
+        return tile_normalise(pan, lms, self.ratio)
+
     def decode(self, z: torch.Tensor, pan: torch.Tensor, lms: torch.Tensor) -> torch.Tensor:
-        """Prior tokens -> kernels -> modulated backbone -> HRMS."""
-        mods, gain = self.kgen(z, self.struct_enc(pan))
+        """Prior tokens -> kernels -> modulated backbone -> HRMS (inputs already normalised)."""
+        struct = self.struct_enc(pan)
+        if self.context is not None:
+            struct = torch.cat([struct, self.context(pan, lms)], dim=1)
+        mods, gain = self.kgen(z, struct)
         return self.backbone(pan, lms, mods, gain)
 
     def sample_prior(self, cond: torch.Tensor) -> torch.Tensor:
@@ -62,22 +77,34 @@ class KSDiff(nn.Module):
 
     # --- training entry points ------------------------------------------------------------------
     def forward_stage1(self, pan: torch.Tensor, lms: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
-        return self.decode(self.prior_enc(pan, lms, gt), pan, lms)
+        p, m, s = self.normalise(pan, lms)
+        return self.decode(self.prior_enc(p, m, gt / s), p, m) * s
 
     def stage2_losses(self, pan: torch.Tensor, lms: torch.Tensor, gt: torch.Tensor,
-                      generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(HRMS from the sampled prior, prior distillation loss, target prior)."""
+                      generator: torch.Generator | None = None, sampling_t: bool = False
+                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(HRMS from the sampled prior, prior distillation loss, HRMS from the stage-1 prior).
+
+        ``sampling_t``: train the denoiser on the timesteps the sampler visits (not all 1000).
+        """
+        p, m, s = self.normalise(pan, lms)
         with torch.no_grad():
-            z_ref = self.prior_enc(pan, lms, gt)  # frozen stage-1 encoder gives the target prior
-        cond = self.cond_enc(pan, lms)
+            z_ref = self.prior_enc(p, m, gt / s)  # frozen stage-1 encoder gives the target prior
+            hrms_ref = self.decode(z_ref, p, m) * s
+        cond = self.cond_enc(p, m)
         n = pan.shape[0]
-        t = torch.randint(0, T_TRAIN, (n,), generator=generator).to(pan.device)
+        if sampling_t:
+            ts = torch.tensor(ddim_timesteps(self.sample_steps))
+            t = ts[torch.randint(0, len(ts), (n,), generator=generator)].to(pan.device)
+        else:
+            t = torch.randint(0, T_TRAIN, (n,), generator=generator).to(pan.device)
         noise = torch.randn(z_ref.shape, generator=generator).to(pan.device)
         z0_hat = self.denoiser(q_sample(z_ref, t, noise), t, cond)
         prior_loss = F.mse_loss(z0_hat, z_ref)
-        hrms = self.decode(self.sample_prior(cond), pan, lms)
-        return hrms, prior_loss, z_ref
+        hrms = self.decode(self.sample_prior(cond), p, m) * s
+        return hrms, prior_loss, hrms_ref
 
     # --- inference (what is exported) -------------------------------------------------------------
     def forward(self, pan: torch.Tensor, lms: torch.Tensor) -> torch.Tensor:
-        return self.decode(self.sample_prior(self.cond_enc(pan, lms)), pan, lms)
+        p, m, s = self.normalise(pan, lms)
+        return self.decode(self.sample_prior(self.cond_enc(p, m)), p, m) * s

@@ -1,0 +1,182 @@
+"""The adaptive KSDiff design (issue 12): a live kernel path, per-tile normalisation, context descriptors,
+domain-randomised data, the full-resolution stage and its losses, the EMA warm-up."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from ksdiff_qgis.engine.filters import decimate, upsample
+from ksdiff_qgis.engine.sensors import SENSORS
+from model_core.config import load_config, with_defaults
+from model_core.data import pair_triple
+from model_core.data.fullres import FullResSampler
+from model_core.data.patches import PatchSampler
+from model_core.losses import degrade, mtf_kernels, spectral_loss
+from model_core.nets import build_model
+from model_core.nets.context import descriptors
+from model_core.nets.tilenorm import tile_normalise
+from model_core.train import EMA, run
+
+torch.set_num_threads(1)
+WV2 = SENSORS["wv2"]
+SMALL = {"width": 16, "blocks": 2, "modulate": "all", "modulate_ends": True, "dim": 32, "tokens": 4,
+         "struct_tokens": 4, "ranks": [4, 4, 3], "sample_steps": 2, "enc_widths": [8, 16, 32], "live": True,
+         "tile_norm": True, "context_tokens": 2, "ratio": 4}
+
+
+def _inputs(n=4, size=48, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    ramp = torch.linspace(0, 0.1, size).view(1, 1, 1, size)   # structure at the MS scale, like real scenes
+    lms = 0.1 + ramp + 0.05 * torch.rand(n, 4, size, size, generator=g)
+    pan = lms.mean(1, keepdim=True) + 0.02 * torch.rand(n, 1, size, size, generator=g)
+    gt = lms + 0.01 * torch.randn(lms.shape, generator=g)
+    return pan, lms, gt
+
+
+def test_gradient_reaches_every_module_at_initialisation():
+    torch.manual_seed(0)
+    model = build_model("ksdiff", 4, "fusionnet", **SMALL).train()
+    pan, lms, gt = _inputs()
+    (model.forward_stage1(pan, lms, gt) - gt).abs().mean().backward()
+    stage1 = ("prior_enc.", "struct_enc.", "kgen.", "context.", "backbone.")
+    dead = [n for n, p in model.named_parameters() if n.startswith(stage1) and not (p.grad is not None and p.grad.abs().sum() > 0)]
+    assert dead == []
+    model.zero_grad()
+    hrms, prior_loss, _ = model.stage2_losses(pan, lms, gt, sampling_t=True)
+    ((hrms - gt).abs().mean() + prior_loss).backward()
+    dead = [n for n, p in model.named_parameters()
+            if n.startswith(("cond_enc.", "denoiser.")) and not (p.grad is not None and p.grad.abs().sum() > 0)]
+    assert dead == []
+
+
+def test_the_first_design_starves_the_kernel_path():
+    """What issue 12 found: the zero-initialised core with a bias gives upstream modules no gradient."""
+    torch.manual_seed(0)
+    model = build_model("ksdiff", 4, "fusionnet", **{**SMALL, "live": False}).train()
+    pan, lms, gt = _inputs()
+    (model.forward_stage1(pan, lms, gt) - gt).abs().mean().backward()
+    assert all(p.grad is None or p.grad.abs().sum() == 0 for n, p in model.named_parameters() if n.startswith("prior_enc."))
+
+
+def test_live_core_is_centred_over_the_batch_and_uses_the_running_mean_at_inference():
+    torch.manual_seed(0)
+    model = build_model("ksdiff", 4, "fusionnet", **SMALL).train()
+    pan, lms, gt = _inputs()
+    p, m, s = model.normalise(pan, lms)
+    z = model.prior_enc(p, m, gt / s)
+    mods, gain = model.kgen(z, torch.cat([model.struct_enc(p), model.context(p, m)], dim=1))
+    assert torch.allclose(mods[0].core.mean(0), torch.zeros_like(mods[0].core[0]), atol=1e-7)
+    assert model.kgen.core_mean.abs().sum() > 0          # the running mean moved
+    model.eval()
+    mods_eval, _ = model.kgen(z[:1], torch.cat([model.struct_enc(p[:1]), model.context(p[:1], m[:1])], dim=1))
+    assert mods_eval[0].core.shape[0] == 1               # a batch of one works at inference
+
+
+def test_tile_normalisation_makes_the_output_follow_the_data_gain_and_the_pan_gain():
+    torch.manual_seed(0)
+    model = build_model("ksdiff", 4, "fusionnet", **SMALL).eval()
+    pan, lms, _ = _inputs(1)
+    with torch.no_grad():
+        y = model(pan, lms)
+        assert torch.allclose(model(7.0 * pan, 7.0 * lms), 7.0 * y, rtol=1e-4, atol=1e-6)
+        # another PAN gain and offset (another spectral response): matched away per tile
+        assert torch.allclose(model(2.5 * pan + 0.3, lms), y, rtol=1e-4, atol=1e-5)
+
+
+def test_tile_normalise_matches_pan_to_the_intensity_at_the_ms_scale():
+    pan, lms, _ = _inputs(2, 64)
+    p, m, s = tile_normalise(3 * pan + 1, lms, 4)
+    inten = m.mean(1, keepdim=True)
+    lp = torch.nn.functional.avg_pool2d
+    assert torch.allclose(lp(p, 4).mean((2, 3)), lp(inten, 4).mean((2, 3)), atol=1e-5)
+    assert torch.allclose(lp(p, 4).std((2, 3)), lp(inten, 4).std((2, 3)), rtol=1e-2)
+
+
+def test_sharpness_descriptors_tell_a_sharp_pan_from_a_blurred_one():
+    g = torch.Generator().manual_seed(1)
+    sharp = torch.rand(1, 1, 64, 64, generator=g)
+    blurred = torch.nn.functional.avg_pool2d(torch.nn.functional.pad(sharp, (1, 1, 1, 1), mode="replicate"), 3, 1)
+    lms = torch.rand(1, 4, 64, 64, generator=g)
+    ds, db = descriptors(sharp, lms, 4), descriptors(blurred, lms, 4)
+    assert ds[0, 0] > db[0, 0] + 0.3 and ds[0, 2] > db[0, 2]
+
+
+def test_torch_degradation_equals_the_engines_wald_decimation(data_dir):
+    import rasterio
+
+    with rasterio.open(data_dir / "wv2_ms.tif") as src:
+        ms = src.read().astype(np.float32)[:, :32, :32]
+    fine = upsample(ms, 4, (128, 128))
+    ref, first = decimate(fine, WV2.mtf_ms, 4)
+    got = degrade(torch.from_numpy(fine)[None], mtf_kernels(WV2.mtf_ms, 4), 4)[0].numpy()
+    # the engine returns only samples whose whole 41-tap support lies inside; compare on those
+    r0, c0 = first
+    sub = got[:, r0 : r0 + ref.shape[1], c0 : c0 + ref.shape[2]]
+    assert np.abs(sub - ref).max() < 1e-3 * ref.mean()
+
+
+def test_fullres_patches_are_aligned_and_the_lms_itself_is_spectrally_close(data_dir):
+    fr = FullResSampler(data_dir, [{"pan": "wv2_pan.tif", "ms": "wv2_ms.tif"}], WV2, patch=32, stride=16)
+    pan, lms, ms = fr.batch(6, torch.Generator().manual_seed(0))
+    assert pan.shape == (6, 1, 32, 32) and lms.shape == (6, 4, 32, 32) and ms.shape == (6, 4, 8, 8)
+    # block means of the LMS reproduce the MS patch under it (same ground, same flips)
+    blocks = torch.nn.functional.avg_pool2d(lms, 4)
+    assert float(((blocks - ms).abs() / ms.mean()).mean()) < 0.1
+    # and a patch shifted by one MS pixel does not
+    assert float(((blocks[..., 1:, :] - ms[..., :-1, :]).abs() / ms.mean()).mean()) > float(((blocks - ms).abs() / ms.mean()).mean())
+    k = mtf_kernels(WV2.mtf_ms, 4)
+    assert float(spectral_loss(lms, ms, lms, k, 4, border=1)) < 0.2
+
+
+def test_randomised_sampler_draws_variants_and_honours_shares(data_dir):
+    t1 = pair_triple(data_dir, "wv2_pan.tif", "wv2_ms.tif", WV2, pan_gains=[0.3, "box"], ms_gains=[0.45])
+    t2 = pair_triple(data_dir, "wv2_test_pan.tif", "wv2_test_ms.tif", WV2, allow_held=True)
+    assert len(t1.pans) == 3 and len(t1.lmss) == 2
+    # a sharper degradation keeps more fine detail than the sensor's MTF
+    d = lambda a: float(np.abs(np.diff(a, axis=-1)).mean())  # noqa: E731
+    assert d(t1.pans[2]) > d(t1.pans[1]) > d(t1.pans[0])
+    t1.share, t2.share = 0.9, 0.1
+    s = PatchSampler([t1, t2], 16, 8, randomise={"band_gain": [0.7, 1.4], "offset": 0.05, "quantise": 0.5, "noise": 0.02})
+    g = torch.Generator().manual_seed(0)
+    idx = torch.multinomial(s.weights, 4000, replacement=True, generator=g)
+    from_first = sum(1 for k in idx.tolist() if s.index[k][0] == 0) / 4000
+    assert 0.85 < from_first < 0.95
+    a = s.batch(4, torch.Generator().manual_seed(5))
+    b = s.batch(4, torch.Generator().manual_seed(5))
+    assert all(torch.equal(x, y) for x, y in zip(a, b))       # deterministic per generator (exact resume)
+
+
+def test_ema_warms_up_from_the_current_weights():
+    net = torch.nn.Linear(2, 2)
+    ema = EMA(net, 0.999)
+    with torch.no_grad():
+        net.weight.fill_(1.0)
+    for _ in range(50):
+        ema.update(net)
+    # a plain 0.999 EMA would still be 95 % the initial weights after 50 updates
+    assert torch.allclose(ema.state["weight"], torch.ones(2, 2), atol=0.05)
+
+
+def test_adaptive_recipe_trains_every_stage_on_the_fixture(tmp_path, data_dir):
+    cfg = load_config("rr4_ksdiff_adaptive.yaml")
+    cfg["model"] = dict(SMALL)
+    cfg["data"].update(root=str(data_dir), patch=32, batch=4,
+                       train=[{"kind": "pair", "pan": "wv2_pan.tif", "ms": "wv2_ms.tif", "pan_gains": [0.3], "share": 1.0}],
+                       val=[{"kind": "pair", "pan": "wv2_pan.tif", "ms": "wv2_ms.tif"}],
+                       fullres={"patch": 32, "sources": [{"pan": "wv2_pan.tif", "ms": "wv2_ms.tif"}]})
+    for st in cfg["stages"]:
+        st.update(steps=2, warmup=1)
+    cfg["train"].update(val_every=1000, ckpt_every=1000, device="cpu")
+    cfg = with_defaults(cfg)
+    summary = run(cfg, out_dir=tmp_path, progress=False)
+    assert [s["stage"] for s in summary["stages"]] == ["stage1", "stage2", "fullres"]
+    assert (tmp_path / "fullres.pt").exists()
+    assert all(np.isfinite(s["losses"]).all() for s in summary["stages"])
+
+
+@pytest.mark.parametrize("name", ["rr4_ksdiff_adaptive.yaml", "rr4_fusionnet_adaptive.yaml"])
+def test_adaptive_configs_build(name):
+    cfg = load_config(name)
+    model = build_model(cfg["method"], 4, cfg["backbone"], **cfg["model"])
+    assert model.margin > 0
