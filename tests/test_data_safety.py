@@ -1,0 +1,346 @@
+"""Nothing lost, nothing wrong: failed writes, late cancels, odd input sources, nodata, formats, sidecars.
+
+Every test goes through ``processing.run("ksdiff:pansharpen", ...)`` in the real QGIS with the real fixtures.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from osgeo import gdal
+
+ROOT = Path(__file__).resolve().parent.parent
+OLD = b"previous result: must survive a failed run"
+
+
+def _run(params, feedback=None):
+    import processing
+
+    return processing.run("ksdiff:pansharpen", params, feedback=feedback)
+
+
+def _fails(params, match, feedback=None):
+    from qgis.core import QgsProcessingException
+
+    with pytest.raises(QgsProcessingException, match=match):
+        _run(params, feedback)
+
+
+def _partials(folder) -> list[str]:
+    return [f for f in os.listdir(folder) if "partial" in f]
+
+
+def _recording_feedback():
+    """A QgsProcessingFeedback that keeps every info and warning line."""
+    from qgis.core import QgsProcessingFeedback
+
+    class Fb(QgsProcessingFeedback):
+        def __init__(self):
+            super().__init__()
+            self.infos, self.warnings = [], []
+
+        def pushInfo(self, msg):  # noqa: N802
+            self.infos.append(msg)
+            super().pushInfo(msg)
+
+        def pushWarning(self, msg):  # noqa: N802
+            self.warnings.append(msg)
+            super().pushWarning(msg)
+
+    return Fb()
+
+
+@pytest.fixture()
+def pair(data_dir, tmp_path):
+    pan, ms = str(tmp_path / "pan.tif"), str(tmp_path / "ms.tif")
+    shutil.copy(data_dir / "wv2_pan.tif", pan)
+    shutil.copy(data_dir / "wv2_ms.tif", ms)
+    return {"PAN": pan, "MS": ms, "SENSOR": "wv2", "METHOD": "mtf_glp_hpm"}
+
+
+# 1. write errors ---------------------------------------------------------------------------------------
+
+@pytest.fixture()
+def small_disk(tmp_path):
+    """A 1 MiB tmpfs; skipped only where mounting is not allowed (a container without CAP_SYS_ADMIN)."""
+    mnt = tmp_path / "small_disk"
+    mnt.mkdir()
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)], capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
+    try:
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def test_full_disk_fails_cleanly_and_keeps_old_output(qgis_app, pair, small_disk):
+    out = small_disk / "fused.tif"
+    out.write_bytes(OLD)
+    # leave ~48 KiB free: the fused 256x256x4 UInt16 scene needs several times that
+    free = shutil.disk_usage(small_disk).free
+    (small_disk / "filler").write_bytes(b"\0" * (free - 48 * 1024))
+    _fails({**pair, "OUTPUT": str(out)}, "(?i)no space left on device")
+    assert out.read_bytes() == OLD
+    assert not _partials(small_disk)
+
+
+FSIZE_SCRIPT = textwrap.dedent("""
+    import json, os, resource, signal, sys
+    os.environ["QT_QPA_PLATFORM"] = "offscreen"
+    sys.path.insert(0, {root!r})
+    sys.path.insert(0, "/usr/share/qgis/python/plugins")
+    from qgis.testing import start_app
+    app = start_app()
+    from processing.core.Processing import Processing
+    Processing.initialize()
+    import ksdiff_qgis
+    plugin = ksdiff_qgis.classFactory(None)   # keep it: its provider lives as long as the plugin
+    plugin.initProcessing()
+    import processing
+    from qgis.core import QgsProcessingException
+    # a write beyond the limit fails with EFBIG instead of killing the process
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (48 * 1024, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+    try:
+        processing.run("ksdiff:pansharpen", json.loads(sys.argv[1]))
+        print(json.dumps({{"ok": True}}))
+    except QgsProcessingException as e:
+        print(json.dumps({{"ok": False, "error": str(e)}}))
+""")
+
+
+def test_file_size_limit_fails_cleanly_and_keeps_old_output(pair, tmp_path):
+    """The same failure path without mount: a subprocess whose files may not grow beyond 48 KiB."""
+    out = tmp_path / "fused.tif"
+    out.write_bytes(OLD)
+    params = json.dumps({**pair, "OUTPUT": str(out)})
+    r = subprocess.run([sys.executable, "-c", FSIZE_SCRIPT.format(root=str(ROOT)), params],
+                       capture_output=True, text=True, timeout=300)
+    lines = [ln for ln in r.stdout.splitlines() if ln.startswith("{")]
+    assert lines, r.stdout + r.stderr
+    res = json.loads(lines[-1])
+    assert not res["ok"]
+    assert "file size limit" in res["error"].lower(), res["error"]
+    assert out.read_bytes() == OLD
+    assert not _partials(tmp_path)
+
+
+def test_leftover_partials_of_killed_runs_are_removed(qgis_app, pair, tmp_path):
+    out = tmp_path / "fused.tif"
+    stale = [tmp_path / ".fused.tif.0123abcd.partial", tmp_path / ".fused.tif.0123abcd.partial.aux.xml"]
+    other = tmp_path / ".other.tif.0123abcd.partial"   # belongs to another output: left alone
+    for p in (*stale, other):
+        p.write_bytes(b"half a file")
+    fb = _recording_feedback()
+    _run({**pair, "OUTPUT": str(out)}, fb)
+    assert gdal.Open(str(out)).RasterCount == 4
+    assert not any(p.exists() for p in stale)
+    assert other.exists()
+    assert any("0123abcd.partial" in m and "removed" in m.lower() for m in fb.infos), fb.infos
+
+
+# 2. cancel before commit -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("tile", [512, 64], ids=["single-tile", "last-tile"])
+def test_cancel_at_100_percent_keeps_old_output(qgis_app, pair, tmp_path, tile):
+    from qgis.core import QgsProcessingFeedback
+
+    out = tmp_path / "fused.tif"
+    out.write_bytes(OLD)
+    fb = QgsProcessingFeedback()
+    fb.progressChanged.connect(lambda p: fb.cancel() if p >= 100 else None)
+    _fails({**pair, "TILE_SIZE": tile, "OVERLAP": 8, "OUTPUT": str(out)}, "(?i)cancel", fb)
+    assert out.read_bytes() == OLD
+    assert not _partials(tmp_path)
+
+
+# 3. inputs that are not plain files ----------------------------------------------------------------------
+
+def _reference(pair, tmp_path, pan=None, ms=None) -> np.ndarray:
+    ref = str(tmp_path / "reference.tif")
+    _run({**pair, "PAN": pan or pair["PAN"], "MS": ms or pair["MS"], "OUTPUT": ref})
+    return gdal.Open(ref).ReadAsArray()
+
+
+def test_vsizip_inputs(qgis_app, pair, tmp_path):
+    from qgis.core import QgsRasterLayer
+
+    z = tmp_path / "scene.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        zf.write(pair["PAN"], "scene/pan.tif")
+        zf.write(pair["MS"], "scene/ms.tif")
+    pan = QgsRasterLayer(f"/vsizip/{z}/scene/pan.tif", "pan", "gdal")
+    ms = QgsRasterLayer(f"/vsizip/{z}/scene/ms.tif", "ms", "gdal")
+    assert pan.isValid() and ms.isValid()
+    out = str(tmp_path / "fused.tif")
+    _run({**pair, "PAN": pan, "MS": ms, "OUTPUT": out})
+    np.testing.assert_array_equal(gdal.Open(out).ReadAsArray(), _reference(pair, tmp_path))
+
+
+def test_geopackage_raster_table_input(qgis_app, pair, data_dir, tmp_path):
+    from qgis.core import QgsRasterLayer
+
+    gpkg = str(tmp_path / "scene.gpkg")
+    # a decoy table first: a reader that drops the table name gets the wrong raster (or none)
+    gdal.Translate(gpkg, str(data_dir / "wv2_test_pan.tif"), format="GPKG", creationOptions=["RASTER_TABLE=decoy"])
+    gdal.Translate(gpkg, pair["PAN"], format="GPKG", creationOptions=["RASTER_TABLE=pan", "APPEND_SUBDATASET=YES"])
+    pan = QgsRasterLayer(f"GPKG:{gpkg}:pan", "pan", "gdal")
+    assert pan.isValid()
+    out = str(tmp_path / "fused.tif")
+    _run({**pair, "PAN": pan, "OUTPUT": out})
+    # the reference reads the same table as a GeoTIFF (GPKG may store UInt16 with a scale/offset)
+    pan_tif = str(tmp_path / "pan_from_gpkg.tif")
+    gdal.Translate(pan_tif, f"GPKG:{gpkg}:pan")
+    np.testing.assert_array_equal(gdal.Open(out).ReadAsArray(), _reference(pair, tmp_path, pan=pan_tif))
+
+
+# 4. nodata ---------------------------------------------------------------------------------------------
+
+def _nodata(path: str) -> float | None:
+    ds = gdal.Open(path)   # keep the dataset alive while its band is used
+    return ds.GetRasterBand(1).GetNoDataValue()
+
+
+def _holes_are_nodata(out: str, holes: np.ndarray, dtype) -> float:
+    """Assert holes are declared nodata of a value the output type holds; return that value."""
+    ds = gdal.Open(out)
+    nd = ds.GetRasterBand(1).GetNoDataValue()
+    assert nd is not None, "holes in the input but no nodata declared in the output"
+    assert all(ds.GetRasterBand(i).GetNoDataValue() == nd for i in range(1, ds.RasterCount + 1))
+    info = np.iinfo(dtype)
+    assert float(nd).is_integer() and info.min <= nd <= info.max, nd
+    arr = ds.ReadAsArray()
+    assert arr.dtype == dtype
+    assert (arr[:, holes] == nd).all()
+    assert not (arr[:, ~holes] == nd).any()    # a valid pixel never reads as nodata
+    return nd
+
+
+def test_nan_pan_nodata_with_ms_without_nodata(qgis_app, data_dir, tmp_path):
+    pan = str(tmp_path / "pan_nan.tif")
+    src = gdal.Open(str(data_dir / "wv2_nodata_pan.tif"))
+    a = src.ReadAsArray().astype(np.float32)
+    holes = a == 0
+    a[holes] = np.nan
+    ds = gdal.GetDriverByName("GTiff").Create(pan, src.RasterXSize, src.RasterYSize, 1, gdal.GDT_Float32)
+    ds.SetGeoTransform(src.GetGeoTransform())
+    ds.SetProjection(src.GetProjection())
+    ds.GetRasterBand(1).WriteArray(a)
+    ds.GetRasterBand(1).SetNoDataValue(float("nan"))
+    ds = None
+    ms = str(tmp_path / "ms_no_nodata.tif")
+    gdal.Translate(ms, str(data_dir / "wv2_nodata_ms.tif"), noData="none")
+    assert _nodata(ms) is None
+    out = str(tmp_path / "fused.tif")
+    fb = _recording_feedback()
+    _run({"PAN": pan, "MS": ms, "SENSOR": "wv2", "METHOD": "gsa", "OUTPUT": out}, fb)
+    assert 0.2 < holes.mean() < 0.8
+    assert _holes_are_nodata(out, holes, np.uint16) == 0
+    assert any("nodata" in m.lower() for m in fb.infos), fb.infos
+
+
+@pytest.mark.parametrize("ms_nodata", [-1.0, 70000.0])
+def test_ms_nodata_outside_the_type_range(qgis_app, data_dir, tmp_path, ms_nodata):
+    ms = str(tmp_path / "ms_bad_nodata.tif")
+    gdal.Translate(ms, str(data_dir / "wv2_nodata_ms.tif"))
+    ds = gdal.Open(ms, gdal.GA_Update)   # gdal_translate would clamp it into the UInt16 range
+    for i in range(1, ds.RasterCount + 1):
+        ds.GetRasterBand(i).SetNoDataValue(ms_nodata)
+    ds = None
+    assert _nodata(ms) == ms_nodata
+    pan = str(data_dir / "wv2_nodata_pan.tif")
+    out = str(tmp_path / "fused.tif")
+    fb = _recording_feedback()
+    _run({"PAN": pan, "MS": ms, "SENSOR": "wv2", "METHOD": "gsa", "OUTPUT": out}, fb)
+    holes = gdal.Open(pan).ReadAsArray() == 0
+    assert _holes_are_nodata(out, holes, np.uint16) == 0   # PAN's nodata, as the MS one does not fit
+    assert any("nodata" in m.lower() and "pan" in m.lower() for m in fb.infos), fb.infos
+
+
+# 5. output format --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("ext", ["img", "png"])
+def test_non_geotiff_output_is_refused(qgis_app, pair, tmp_path, ext):
+    out = tmp_path / f"fused.{ext}"
+    _fails({**pair, "OUTPUT": str(out)}, r"(?i)\.tif")
+    assert not out.exists()
+    assert not _partials(tmp_path)
+
+
+def test_temporary_output_is_geotiff(qgis_app, pair):
+    res = _run({**pair, "OUTPUT": "TEMPORARY_OUTPUT"})
+    assert res["OUTPUT"].endswith(".tif")
+    assert gdal.Open(res["OUTPUT"]).GetDriver().ShortName == "GTiff"
+
+
+# 6. stale sidecars -------------------------------------------------------------------------------------
+
+def test_replaced_output_loses_stale_sidecars(qgis_app, pair, tmp_path):
+    from qgis.core import QgsProcessingFeedback
+
+    out = str(tmp_path / "fused.tif")
+    _run({**pair, "METHOD": "exp", "OUTPUT": out})
+    ds = gdal.Open(out)             # read-only: statistics go to .aux.xml, overviews to .ovr
+    ds.GetRasterBand(1).ComputeStatistics(False)
+    ds.BuildOverviews("AVERAGE", [2])
+    ds = None
+    Path(out + ".msk").write_bytes(b"stale mask")
+    sidecars = [Path(out + s) for s in (".aux.xml", ".ovr", ".msk")]
+    assert all(p.exists() for p in sidecars)
+    fb = QgsProcessingFeedback()
+    fb.progressChanged.connect(lambda p: fb.cancel() if p >= 100 else None)
+    _fails({**pair, "OUTPUT": out}, "(?i)cancel", fb)
+    assert all(p.exists() for p in sidecars)            # a failed run keeps the old output whole
+    _run({**pair, "OUTPUT": out})
+    assert not any(p.exists() for p in sidecars)
+    ds = gdal.Open(out)
+    assert ds.GetRasterBand(1).GetOverviewCount() == 0
+
+
+# 7. output behind a VRT input ------------------------------------------------------------------------
+
+def test_output_behind_a_vrt_input_is_refused(qgis_app, pair, tmp_path):
+    vrt = str(tmp_path / "pan.vrt")
+    gdal.BuildVRT(vrt, [pair["PAN"]]).FlushCache()
+    before = Path(pair["PAN"]).read_bytes()
+    _fails({**pair, "PAN": vrt, "OUTPUT": pair["PAN"]}, "(?i)PAN input")
+    assert Path(pair["PAN"]).read_bytes() == before
+    assert not _partials(tmp_path)
+
+
+# 8. geometry -------------------------------------------------------------------------------------------
+
+def test_rotated_ms_is_warped_at_the_true_ratio(qgis_app, pair, tmp_path):
+    ms = str(tmp_path / "ms_rot45.tif")
+    gdal.Translate(ms, pair["MS"])
+    ds = gdal.Open(ms, gdal.GA_Update)
+    x0, s, _, y0, _, _ = ds.GetGeoTransform()
+    w, h = ds.RasterXSize, ds.RasterYSize
+    c, sn = s * math.cos(math.pi / 4), s * math.sin(math.pi / 4)
+    cx, cy = x0 + s * w / 2, y0 - s * h / 2      # rotate 45 degrees about the centre
+    ds.SetGeoTransform([cx - c * w / 2 - sn * h / 2, c, sn, cy - sn * w / 2 + c * h / 2, sn, -c])
+    ds = None
+    fb = _recording_feedback()
+    out = str(tmp_path / "fused.tif")
+    _run({**pair, "MS": ms, "OUTPUT": out}, fb)
+    assert any("rotat" in w.lower() and "4 PAN pixels per MS pixel" in w for w in fb.warnings), fb.warnings
+    assert not any("ratio of the data is" in w for w in fb.warnings), fb.warnings
+    assert gdal.Open(out).RasterCount == 4
+
+
+def test_tiny_pan_says_too_small_and_the_minimum(qgis_app, pair, tmp_path):
+    pan = str(tmp_path / "pan16.tif")
+    gdal.Translate(pan, pair["PAN"], srcWin=[64, 64, 16, 16])
+    out = tmp_path / "fused.tif"
+    _fails({**pair, "PAN": pan, "OUTPUT": str(out)}, "(?i)too small.*minimum")
+    assert not out.exists()
