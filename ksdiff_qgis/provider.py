@@ -29,6 +29,11 @@ class KsdiffProvider(QgsProcessingProvider):
     def svgIconPath(self) -> str:  # noqa: N802
         return ICON
 
+    def supportedOutputRasterLayerExtensions(self) -> list[str]:  # noqa: N802
+        # the engine writes GeoTIFF only: QGIS then offers .tif/.tiff, names temporary outputs .tif
+        # and refuses other extensions before the algorithm runs
+        return ["tif", "tiff"]
+
     def loadAlgorithms(self) -> None:  # noqa: N802
         self.addAlgorithm(PansharpenAlgorithm())
         self.addAlgorithm(AssessAlgorithm())

@@ -1,7 +1,7 @@
-"""What the Processing algorithms share: feedback forwarding and the file behind a raster layer."""
+"""What the Processing algorithms share: feedback forwarding and the GDAL source behind a raster layer."""
 from __future__ import annotations
 
-from qgis.core import QgsProcessingException, QgsProviderRegistry
+from qgis.core import QgsProcessingException
 from qgis.PyQt.QtCore import QCoreApplication
 
 from ..engine.feedback import Feedback
@@ -31,13 +31,17 @@ class ProcessingFeedback(Feedback):
 
 
 def raster_path(layer, name: str) -> str:
-    """File path behind a GDAL raster layer, or a clear error for other providers."""
+    """The GDAL dataset name behind a GDAL raster layer, or a clear error for other providers.
+
+    That is the layer's full source, not just its file: ``/vsizip/…/scene.zip/pan.tif`` keeps the
+    archive prefix and the member, ``GPKG:file.gpkg:table`` the table, ``NETCDF:"f.nc":var`` the
+    subdataset. Only QGIS's own ``|key:value`` URI parts are dropped: GDAL does not know them.
+    """
     if layer is None:
-        raise QgsProcessingException(tr(f"{name}: no raster layer given or it could not be loaded"))
+        raise QgsProcessingException(tr("{}: no raster layer given or it could not be loaded").format(name))
     if layer.providerType() != "gdal":
         raise QgsProcessingException(
-            tr(f"{name}: layer '{layer.name()}' is served by the '{layer.providerType()}' provider; "
-               "pansharpening reads files through GDAL (export it to GeoTIFF first)")
+            tr("{}: layer '{}' is served by the '{}' provider; pansharpening reads files through GDAL "
+               "(export it to GeoTIFF first)").format(name, layer.name(), layer.providerType())
         )
-    parts = QgsProviderRegistry.instance().decodeUri("gdal", layer.source())
-    return parts.get("path") or layer.source()
+    return layer.source().split("|")[0]

@@ -15,3 +15,46 @@ def gdal_call(fn, *args, **kwargs):
     except RuntimeError as e:
         return None, str(e)
     return result, gdal.GetLastErrorMsg()
+
+
+def gdal_try(fn, *args, **kwargs) -> tuple[object, list[str]]:
+    """Call a GDAL function and collect every failure it reports, with or without GDAL exceptions.
+
+    Returns ``(result, errors)``; ``errors`` is empty on success. GDAL often reports a failed write only
+    through its error handler (``FlushCache`` returns nothing in 3.6), and the first message usually
+    names the cause ("No space left on device") while the last one is a consequence, so all are kept.
+    A non-zero integer result (a CPLErr return code) counts as a failure too.
+    """
+    errors: list[str] = []
+
+    def handler(err_class, _err_no, msg):
+        if err_class >= gdal.CE_Failure:
+            errors.append(msg)
+
+    gdal.ErrorReset()
+    gdal.PushErrorHandler(handler)   # per thread in GDAL: safe in a Processing worker
+    try:
+        result = fn(*args, **kwargs)
+    except RuntimeError as e:
+        result = None
+        errors.append(str(e))
+    finally:
+        gdal.PopErrorHandler()
+    if not errors and gdal.GetLastErrorType() >= gdal.CE_Failure:
+        errors.append(gdal.GetLastErrorMsg())
+    if not errors and isinstance(result, int) and not isinstance(result, bool) and result != 0:
+        errors.append(f"GDAL error code {result}")
+    return result, list(dict.fromkeys(errors))
+
+
+def close_dataset(ds: gdal.Dataset) -> list[str]:
+    """Close ``ds`` now and return the errors of the close (the last blocks and the TIFF directory are
+    written here). ``ds = None`` would hide them: with exceptions on, GDAL 3.6 raises them inside a
+    destructor, where Python only prints "Exception ignored". The caller must drop every reference
+    to ``ds`` and its bands afterwards.
+    """
+    close = getattr(ds, "Close", None)   # GDAL >= 3.8
+    if close is None:
+        # the SWIG destructor disowns the object, so the later garbage collection does not close twice
+        close = lambda: gdal.Dataset.__swig_destroy__(ds)  # noqa: E731
+    return gdal_try(close)[1]

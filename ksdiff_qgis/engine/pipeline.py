@@ -15,7 +15,7 @@ from . import classical
 from .errors import Cancelled, InputError
 from .feedback import Feedback
 from .grid import GridPlan, RasterInfo, plan_grid
-from .raster_io import GeoTiffWriter, check_writable, open_raster, read_decimated, read_padded
+from .raster_io import GeoTiffWriter, check_not_input, check_writable, open_raster, read_decimated, read_padded
 from .sensors import Sensor, get_sensor
 from .tiling import blend_strips, tile_count
 from .filters import upsample
@@ -76,16 +76,31 @@ def _value_range(info: RasterInfo) -> tuple[float, float]:
     return float(ii.min), hi
 
 
-def _output_nodata(pan: RasterInfo, ms: RasterInfo) -> float | None:
-    """MS nodata if set, else PAN nodata when the MS data type can hold it."""
-    if ms.nodata is not None:
-        return ms.nodata
-    if pan.nodata is None:
-        return None
-    lo, hi = _value_range(ms)
-    if ms.dtype.kind == "f" or (lo <= pan.nodata <= hi and float(pan.nodata).is_integer()):
-        return pan.nodata
-    return None
+def _fits(value: float | None, info: RasterInfo) -> bool:
+    """Whether ``value`` is a pixel value the output type (the MS type, NBITS aware) can hold."""
+    if value is None:
+        return False
+    if info.dtype.kind == "f":
+        return math.isnan(value) or abs(value) <= float(np.finfo(info.dtype).max)
+    lo, hi = _value_range(info)
+    return not math.isnan(value) and float(value).is_integer() and lo <= value <= hi
+
+
+def output_nodata(pan: RasterInfo, ms: RasterInfo) -> tuple[float | None, str]:
+    """The output nodata value and why: MS nodata if the output type holds it, else PAN nodata if it does,
+    else 0 for unsigned integers, the type's minimum for signed ones, NaN for floats. None (no nodata)
+    only when neither input declares one, since then no pixel can be a hole."""
+    if _fits(ms.nodata, ms):
+        return ms.nodata, f"the MS nodata value {ms.nodata:g}"
+    if pan.nodata is None and ms.nodata is None:
+        return None, "none (neither input declares nodata)"
+    unfit = [f"{n} nodata {v:g}" for n, v in (("MS", ms.nodata), ("PAN", pan.nodata))
+             if v is not None and not _fits(v, ms)]
+    note = f" ({' and '.join(unfit)} not representable in {ms.dtype.name})" if unfit else ""
+    if _fits(pan.nodata, ms):
+        return pan.nodata, f"the PAN nodata value {pan.nodata:g}{note}"
+    value = float("nan") if ms.dtype.kind == "f" else _value_range(ms)[0]
+    return value, f"{value:g}, the default for {ms.dtype.name}{note}"
 
 
 def to_dtype(strip: np.ndarray, info: RasterInfo, nodata: float | None) -> np.ndarray:
@@ -98,6 +113,8 @@ def to_dtype(strip: np.ndarray, info: RasterInfo, nodata: float | None) -> np.nd
         if nodata is not None:
             # a valid pixel must not read as nodata
             out[(out == nodata) & ~nan] = nodata + 1 if nodata < hi else nodata - 1
+    elif nodata is not None and not math.isnan(nodata):
+        out[(out == nodata) & ~nan] = np.nextafter(np.float32(nodata), np.float32(np.inf if nodata < hi else -np.inf))
     out[nan] = nodata if nodata is not None else lo
     return out.astype(info.dtype)
 
@@ -230,12 +247,9 @@ def pansharpen(
     if not 0 <= overlap <= tile_size // 2:
         raise InputError("the overlap must be between 0 and half the tile size")
     check_writable(output_path)
-    for p, role in ((pan_path, "PAN"), (ms_path, "MS")):
-        if p and os.path.exists(p) and os.path.exists(output_path) and os.path.samefile(p, output_path):
-            raise InputError(f"the output file is the {role} input: choose another output path")
-
     pan_ds, pan = open_raster(pan_path, "PAN")
     ms_ds, ms = open_raster(ms_path, "MS")
+    check_not_input(output_path, {"PAN": pan_ds, "MS": ms_ds})
     if pan.bands != 1:
         raise InputError(f"the PAN raster must have one band; {pan_path!r} has {pan.bands}")
     if ms.bands != spec.n_bands:
@@ -273,20 +287,28 @@ def pansharpen(
         f"overlap {overlap}, margin {margin}; method {method}"
     )
     stats = estimate_scene_stats(pan_ds, ms_src, pan, ms, plan)
-    nodata = _output_nodata(pan, ms)
+    nodata, nodata_why = output_nodata(pan, ms)
+    fb.info(f"output nodata: {nodata_why}")
     names = ms.descriptions if all(ms.descriptions) else list(spec.band_names)
     runner = _TileRunner(pan_ds, ms_src, pan, ms, plan, spec, fuse, margin, stats, fb, total)
     writer = GeoTiffWriter(output_path, cols, rows, ms, plan.out_gt, pan.wkt, names, nodata)
+    for p in writer.removed_partials:
+        fb.info(f"removed {os.path.basename(p)}, left beside the output by an interrupted earlier run")
     try:
         for row, strip in blend_strips(rows, cols, tile_size, overlap, runner):
             for c in range(0, cols, WRITE_CHUNK):   # bounded temporaries for wide scenes
                 writer.write(to_dtype(strip[:, :, c : c + WRITE_CHUNK], ms, nodata), row, c)
-            # hand finished blocks to disk and drop cached input blocks: GDAL's block cache would
-            # otherwise grow with the scene (up to 5% of RAM) although the pipeline needs one strip
-            for ds in (writer.ds, pan_ds, ms_src):
+            # hand finished blocks to disk (checked) and drop cached input blocks: GDAL's block cache
+            # would otherwise grow with the scene (up to 5% of RAM) although the pipeline needs one strip
+            writer.flush()
+            for ds in (pan_ds, ms_src):
                 ds.FlushCache()
             del strip   # one strip in memory at a time
-        writer.commit()
+        # a cancel during the last tile (or the only one) must not replace the old output
+        if fb.is_cancelled():
+            raise Cancelled("cancelled by the user")
+        for note in writer.commit(fb.is_cancelled):
+            fb.info(note)
     except BaseException:
         writer.abort()
         raise

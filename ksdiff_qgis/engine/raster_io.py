@@ -2,16 +2,23 @@
 from __future__ import annotations
 
 import os
+import re
+import resource
+import shutil
 import uuid
+from typing import Callable
 
 import numpy as np
 from osgeo import gdal
 
-from .errors import InputError
-from .gdalutil import gdal_call
+from .errors import Cancelled, InputError
+from .gdalutil import close_dataset, gdal_call, gdal_try
 from .grid import RasterInfo, describe
 
 SUPPORTED_TYPES = {"Byte", "UInt16", "Int16", "UInt32", "Int32", "Float32", "Float64", "Int8"}
+OUTPUT_EXTENSIONS = (".tif", ".tiff")       # the writer makes GeoTIFF and nothing else
+SIDECARS = (".aux.xml", ".ovr", ".msk")      # files GDAL/QGIS keep beside a raster (stats, overviews, mask)
+LOW_SPACE = 1 << 20                          # bytes: a failed write with less free space is a full disk
 
 
 def open_raster(path: str, role: str) -> tuple[gdal.Dataset, RasterInfo]:
@@ -83,19 +90,102 @@ def check_writable(path: str) -> None:
         raise InputError(f"the output folder {folder!r} is not writable")
     if os.path.exists(path) and not os.access(path, os.W_OK):
         raise InputError(f"the output file {path!r} exists and cannot be overwritten")
+    if not path.lower().endswith(OUTPUT_EXTENSIONS):
+        raise InputError(
+            f"the output {path!r} must be a GeoTIFF file ending in .tif or .tiff: pansharpening writes "
+            "GeoTIFF only (convert it afterwards with gdal_translate or Raster > Conversion)"
+        )
+
+
+def _local_file(name: str) -> str | None:
+    """The local file behind a GDAL file name: the name itself, or the archive a /vsizip/-style name reads."""
+    if not name.startswith("/vsi"):
+        return name
+    parts = name.split("/", 2)[-1].split("/")     # '/vsizip//d/a.zip/x.tif' -> ['', 'd', 'a.zip', 'x.tif']
+    for i in range(len(parts), 1, -1):
+        candidate = "/".join(parts[:i])
+        if os.path.isfile(candidate):
+            return candidate
+    return None                                   # a remote or in-memory file cannot be the output
+
+
+def check_not_input(output_path: str, inputs: dict[str, gdal.Dataset]) -> None:
+    """Refuse an output that is an input file or a file an input reads (the sources of a VRT, an archive)."""
+    if not os.path.exists(output_path):
+        return
+    for role, ds in inputs.items():
+        files = ds.GetFileList() or []
+        for i, name in enumerate(files):
+            real = _local_file(name)
+            if real is None or not os.path.exists(real) or not os.path.samefile(real, output_path):
+                continue
+            if i == 0:
+                raise InputError(f"the output file is the {role} input: choose another output path")
+            raise InputError(
+                f"the output file {output_path!r} is read by the {role} input {files[0]!r}: "
+                "choose another output path"
+            )
+
+
+def stale_partials(path: str) -> list[str]:
+    """Temporary files that killed runs onto ``path`` left beside it (``.<name>.<hex>.partial`` and sidecars)."""
+    folder, name = os.path.split(os.path.abspath(path))
+    pattern = re.compile(rf"\.{re.escape(name)}\.[0-9a-f]{{8}}\.partial(\..+)?$")
+    try:
+        return sorted(os.path.join(folder, f) for f in os.listdir(folder) if pattern.match(f))
+    except OSError:
+        return []
+
+
+def remove_stale_partials(path: str) -> list[str]:
+    """Delete the leftovers of killed runs onto ``path``; return the ones removed."""
+    removed = []
+    for p in stale_partials(path):
+        try:
+            os.remove(p)
+            removed.append(p)
+        except OSError:
+            pass   # another user's file or already gone: not ours to insist on
+    return removed
+
+
+def _fsize_limit() -> int | None:
+    soft = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    return None if soft == resource.RLIM_INFINITY else soft
+
+
+def write_failure(path: str, action: str, errors: list[str]) -> str:
+    """A message that says why writing failed (full disk, file size limit) and that nothing was lost."""
+    text = " ".join(errors)
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        free = None
+    if "no space left" in text.lower() or (free is not None and free < LOW_SPACE):
+        cause = f"no space left on device ({free or 0} bytes free in {folder})"
+    elif "file too large" in text.lower() or _fsize_limit() is not None:
+        cause = f"the file size limit of this process was reached (ulimit -f: {_fsize_limit()} bytes)"
+    else:
+        cause = "GDAL reported an error"
+    return (f"writing the output {path!r} failed while {action}: {cause}; the partial file was removed and "
+            f"any earlier output there is unchanged (GDAL: {'; '.join(errors[:3])})")
 
 
 class GeoTiffWriter:
     """Tiled, compressed GeoTIFF written row-strip by row-strip into a temporary file.
 
-    ``commit()`` renames it onto the destination (an existing file there is replaced only then);
-    ``abort()`` deletes it, so a failed or cancelled run leaves nothing behind.
+    Every GDAL call is checked (a full disk often shows only in GDAL's error handler, at a flush or the
+    close). ``commit()`` renames the file onto the destination (an existing file there is replaced only
+    then, and loses its stale sidecars); ``abort()`` deletes it, so a failed or cancelled run leaves
+    nothing behind.
     """
 
     def __init__(self, path: str, width: int, height: int, ms: RasterInfo, gt, wkt: str,
                  band_names: list[str], nodata: float | None):
         check_writable(path)
         self.path = path
+        self.removed_partials = remove_stale_partials(path)
         folder, name = os.path.split(os.path.abspath(path))
         self.tmp_path = os.path.join(folder, f".{name}.{uuid.uuid4().hex[:8]}.partial")
         self.dtype = ms.dtype
@@ -104,32 +194,78 @@ class GeoTiffWriter:
             opts.append(f"NBITS={ms.nbits}")
         else:
             opts.append("PREDICTOR=3" if ms.dtype.kind == "f" else "PREDICTOR=2")
-        self.ds, msg = gdal_call(gdal.GetDriverByName("GTiff").Create, self.tmp_path, width, height, ms.bands,
-                                 ms.gdal_type, opts)
+        self.ds, errors = gdal_try(gdal.GetDriverByName("GTiff").Create, self.tmp_path, width, height,
+                                   ms.bands, ms.gdal_type, opts)
         if self.ds is None:
-            raise InputError(f"cannot create the output file {path!r}: {msg}")
-        self.ds.SetGeoTransform(gt)
-        self.ds.SetProjection(wkt)
+            self.abort()
+            raise OSError(write_failure(path, "creating it", errors))
+        try:
+            self._describe(gt, wkt, band_names, nodata)
+        except BaseException:
+            self.abort()
+            raise
+
+    def _checked(self, action: str, fn, *args, **kwargs):
+        result, errors = gdal_try(fn, *args, **kwargs)
+        if errors:
+            raise OSError(write_failure(self.path, action, errors))
+        return result
+
+    def _describe(self, gt, wkt: str, band_names: list[str], nodata: float | None) -> None:
+        self._checked("setting its georeferencing", self.ds.SetGeoTransform, gt)
+        self._checked("setting its georeferencing", self.ds.SetProjection, wkt)
         for i, name in enumerate(band_names, start=1):
             band = self.ds.GetRasterBand(i)
-            band.SetDescription(name)
+            self._checked("naming its bands", band.SetDescription, name)
             if nodata is not None:
-                band.SetNoDataValue(nodata)
+                self._checked("setting its nodata value", band.SetNoDataValue, nodata)
 
     def write(self, arr: np.ndarray, row: int, col: int = 0) -> None:
         """Write (bands, h, w) already in the output data type at (row, col)."""
         for i in range(arr.shape[0]):
-            err, msg = gdal_call(self.ds.GetRasterBand(i + 1).WriteArray, arr[i], col, row)
-            if err != 0:
-                raise OSError(f"writing the output failed: {msg}")
+            self._checked("writing pixels", self.ds.GetRasterBand(i + 1).WriteArray, arr[i], col, row)
 
-    def commit(self) -> None:
-        self.ds.FlushCache()
-        self.ds = None
+    def flush(self) -> None:
+        """Hand finished blocks to disk (this is where a full disk usually shows)."""
+        self._checked("writing pixels", self.ds.FlushCache)
+
+    def commit(self, cancelled: Callable[[], bool] | None = None) -> list[str]:
+        """Flush and close (checked), then, unless ``cancelled()`` says stop, rename onto the destination
+        and drop the sidecars of the raster it replaces. Returns what to tell the user about sidecars."""
+        self.flush()
+        ds, self.ds = self.ds, None
+        errors = close_dataset(ds)
+        del ds
+        if errors:
+            raise OSError(write_failure(self.path, "closing it", errors))
+        if cancelled is not None and cancelled():
+            raise Cancelled("cancelled by the user")
         os.replace(self.tmp_path, self.path)
+        return self._replace_sidecars()
+
+    def _replace_sidecars(self) -> list[str]:
+        """Sidecars of the old raster (statistics, overviews, mask) describe other pixels: remove them."""
+        notes = []
+        for suffix in SIDECARS:
+            old, new = self.path + suffix, self.tmp_path + suffix
+            try:
+                if os.path.exists(new):
+                    os.replace(new, old)
+                elif os.path.exists(old):
+                    os.remove(old)
+                    notes.append(f"removed the stale {os.path.basename(old)} of the replaced output")
+            except OSError as e:
+                notes.append(f"could not remove the stale {os.path.basename(old)}: {e}; delete it by hand")
+        return notes
 
     def abort(self) -> None:
-        self.ds = None
-        for p in (self.tmp_path, self.tmp_path + ".aux.xml"):
-            if os.path.exists(p):
-                os.remove(p)
+        ds, self.ds = self.ds, None
+        if ds is not None:
+            close_dataset(ds)   # its errors do not matter: the file goes
+        del ds
+        for p in (self.tmp_path, *(self.tmp_path + s for s in SIDECARS)):
+            try:
+                if os.path.exists(p):
+                    os.remove(p)
+            except OSError:
+                pass
