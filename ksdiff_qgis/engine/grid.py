@@ -20,6 +20,7 @@ from .gdalutil import gdal_call
 RATIO_TOLERANCE = 1e-3   # relative; WorldView-2 products carry ~6e-5 of float noise
 EDGE_TOLERANCE = 0.05    # PAN pixels: grid-edge noise below this snaps to the nearest pixel edge
 DEFAULT_GT = (0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
+MIN_OVERLAP_MS = 8       # MS pixels per side: fewer leave too few samples for the scene statistics
 
 
 @dataclass
@@ -112,6 +113,36 @@ def _integer_ratio(rx: float, ry: float) -> int:
     return r
 
 
+def _ms_pixel_size(ms: RasterInfo, pan: RasterInfo) -> float | None:
+    """Side of a square with the area of one MS pixel at the MS centre, in PAN CRS units.
+
+    The pixel size GDAL suggests for a warp is that of the north-up box around a pixel, up to 1.41 times
+    too large for a rotated MS (45 degrees); the area of the pixel itself does not depend on rotation.
+    """
+    gt = ms.gt
+    c, r = ms.width / 2, ms.height / 2
+    pts = [(gt[0] + x * gt[1] + y * gt[2], gt[3] + x * gt[4] + y * gt[5]) for x, y in ((c, r), (c + 1, r), (c, r + 1))]
+    if not _same_crs(ms.wkt, pan.wkt):
+        src, dst = osr.SpatialReference(), osr.SpatialReference()
+        src.ImportFromWkt(ms.wkt)
+        dst.ImportFromWkt(pan.wkt)
+        for srs in (src, dst):
+            srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+        try:
+            ct = osr.CoordinateTransformation(src, dst)
+            pts = [ct.TransformPoint(x, y)[:2] for x, y in pts]
+        except (RuntimeError, TypeError):
+            return None
+    (x0, y0), (x1, y1), (x2, y2) = pts
+    area = abs((x1 - x0) * (y2 - y0) - (x2 - x0) * (y1 - y0))
+    return math.sqrt(area) if math.isfinite(area) and area > 0 else None
+
+
+def _rotation(ms: RasterInfo) -> float:
+    """Rotation of the MS pixel grid against north-up, in degrees."""
+    return math.degrees(math.atan2(ms.gt[4], ms.gt[1]))
+
+
 def _warp_ms(ms_ds: gdal.Dataset, ms: RasterInfo, pan: RasterInfo) -> tuple[gdal.Dataset, int]:
     """Reproject MS into the PAN CRS on a grid aligned with PAN whose pixels are a whole ratio of PAN's."""
     guess, msg = gdal_call(gdal.AutoCreateWarpedVRT, ms_ds, ms.wkt or None, pan.wkt, gdal.GRA_NearestNeighbour)
@@ -120,7 +151,8 @@ def _warp_ms(ms_ds: gdal.Dataset, ms: RasterInfo, pan: RasterInfo) -> tuple[gdal
     ggt = guess.GetGeoTransform()
     px, py = pan.gt[1], -pan.gt[5]
     # a reprojected pixel size is never exact: accept 10% around a whole ratio
-    raw = _ratio(math.sqrt(abs(ggt[1] * ggt[5])), math.sqrt(px * py), "x and y")
+    ms_size = _ms_pixel_size(ms, pan) or math.sqrt(abs(ggt[1] * ggt[5]))
+    raw = _ratio(ms_size, math.sqrt(px * py), "x and y")
     ratio = round(raw)
     if ratio < 2 or abs(raw - ratio) > 0.1 * ratio:
         raise InputError(f"after reprojection the MS/PAN pixel size ratio is {raw:.3g}, not a whole number >= 2")
@@ -157,7 +189,12 @@ def plan_grid(pan: RasterInfo, ms: RasterInfo, ms_ds: gdal.Dataset) -> GridPlan:
     warped = None
     if not _same_crs(pan.wkt, ms.wkt) or ms.rotated or ms.gt[5] >= 0:
         warped, ratio = _warp_ms(ms_ds, ms, pan)
-        why = "is in another CRS than PAN" if not _same_crs(pan.wkt, ms.wkt) else "is not north-up"
+        if not _same_crs(pan.wkt, ms.wkt):
+            why = "is in another CRS than PAN"
+        elif ms.rotated:
+            why = f"is rotated by {_rotation(ms):.1f} degrees against north-up"
+        else:
+            why = "is not north-up"
         warnings.append(
             f"The MS raster {why}: it is reprojected on the fly (cubic) onto the PAN CRS at "
             f"{ratio} PAN pixels per MS pixel."
@@ -177,9 +214,12 @@ def plan_grid(pan: RasterInfo, ms: RasterInfo, ms_ds: gdal.Dataset) -> GridPlan:
     r_end = min(pan.height, math.floor(ms_r1 + EDGE_TOLERANCE))
     if c_end <= c_start or r_end <= r_start:
         raise InputError("the PAN and MS rasters do not overlap")
-    if c_end - c_start < 4 * ratio or r_end - r_start < 4 * ratio:
+    min_px = MIN_OVERLAP_MS * ratio
+    if c_end - c_start < min_px or r_end - r_start < min_px:
         raise InputError(
-            f"the PAN and MS rasters overlap on only {c_end - c_start} x {r_end - r_start} PAN pixels: too small to fuse"
+            f"the PAN and MS rasters overlap on only {c_end - c_start} x {r_end - r_start} PAN pixels: too small "
+            f"to fuse; the minimum is {min_px} x {min_px} PAN pixels ({MIN_OVERLAP_MS} x {MIN_OVERLAP_MS} MS "
+            f"pixels at ratio {ratio})"
         )
     frac_r, frac_c = ms_r0 - round(ms_r0 / ratio) * ratio, ms_c0 - round(ms_c0 / ratio) * ratio
     if warped is None and (abs(frac_r) > EDGE_TOLERANCE or abs(frac_c) > EDGE_TOLERANCE):
