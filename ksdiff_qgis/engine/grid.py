@@ -121,7 +121,8 @@ def _ms_pixel_size(ms: RasterInfo, pan: RasterInfo) -> float | None:
     """
     gt = ms.gt
     c, r = ms.width / 2, ms.height / 2
-    pts = [(gt[0] + x * gt[1] + y * gt[2], gt[3] + x * gt[4] + y * gt[5]) for x, y in ((c, r), (c + 1, r), (c, r + 1))]
+    corners = ((c, r), (c + 1, r), (c, r + 1))
+    pts = [(gt[0] + x * gt[1] + y * gt[2], gt[3] + x * gt[4] + y * gt[5]) for x, y in corners]
     if not _same_crs(ms.wkt, pan.wkt):
         src, dst = osr.SpatialReference(), osr.SpatialReference()
         src.ImportFromWkt(ms.wkt)

@@ -114,7 +114,9 @@ def to_dtype(strip: np.ndarray, info: RasterInfo, nodata: float | None) -> np.nd
             # a valid pixel must not read as nodata
             out[(out == nodata) & ~nan] = nodata + 1 if nodata < hi else nodata - 1
     elif nodata is not None and not math.isnan(nodata):
-        out[(out == nodata) & ~nan] = np.nextafter(np.float32(nodata), np.float32(np.inf if nodata < hi else -np.inf))
+        # the same for floats: the nearest representable value next to nodata
+        toward = np.float32(np.inf if nodata < hi else -np.inf)
+        out[(out == nodata) & ~nan] = np.nextafter(np.float32(nodata), toward)
     out[nan] = nodata if nodata is not None else lo
     return out.astype(info.dtype)
 

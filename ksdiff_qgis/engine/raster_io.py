@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import re
-import resource
 import shutil
 import uuid
 from typing import Callable
@@ -12,6 +11,11 @@ import numpy as np
 from osgeo import gdal
 
 from .errors import Cancelled, InputError
+
+try:
+    import resource   # POSIX only; QGIS on Windows has no file size limit to report
+except ImportError:   # pragma: no cover
+    resource = None
 from .gdalutil import close_dataset, gdal_call, gdal_try
 from .grid import RasterInfo, describe
 
@@ -150,6 +154,9 @@ def remove_stale_partials(path: str) -> list[str]:
 
 
 def _fsize_limit() -> int | None:
+    """The process's file size limit in bytes (``ulimit -f``), or None when there is none."""
+    if resource is None:
+        return None
     soft = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
     return None if soft == resource.RLIM_INFINITY else soft
 
