@@ -344,3 +344,54 @@ def test_tiny_pan_says_too_small_and_the_minimum(qgis_app, pair, tmp_path):
     out = tmp_path / "fused.tif"
     _fails({**pair, "PAN": pan, "OUTPUT": str(out)}, "(?i)too small.*minimum")
     assert not out.exists()
+
+
+# engine-level details behind the tests above ------------------------------------------------------------
+
+def _info(dtype: str, nodata, nbits=None):
+    from ksdiff_qgis.engine.grid import RasterInfo
+
+    gtype = gdal.GetDataTypeByName(dtype.replace("uint8", "Byte").title().replace("Uint", "UInt"))
+    return RasterInfo(path="x", width=8, height=8, bands=1, gt=(0, 1, 0, 0, 0, -1), wkt="",
+                      dtype=np.dtype(dtype), gdal_type=gtype, nodata=nodata, nbits=nbits, descriptions=[""])
+
+
+@pytest.mark.parametrize("pan_nd, ms_dtype, ms_nd, nbits, expected", [
+    (None, "uint16", None, None, None),            # no input declares nodata: none in the output
+    (0.0, "uint16", 5.0, None, 5.0),               # MS nodata first
+    (0.0, "uint16", -1.0, None, 0.0),              # MS nodata does not fit: PAN's
+    (float("nan"), "uint16", None, None, 0.0),     # neither fits: 0 for unsigned
+    (float("nan"), "uint16", 4000.0, 11, 0.0),     # NBITS=11: 4000 does not fit either
+    (65535.0, "int16", None, None, -32768.0),      # signed: the type's minimum
+    (0.0, "float32", 1e39, None, 0.0),             # beyond float32
+    (-1e39, "float32", None, None, float("nan")),  # floats: NaN
+])
+def test_output_nodata_policy(pan_nd, ms_dtype, ms_nd, nbits, expected):
+    from ksdiff_qgis.engine.pipeline import output_nodata
+
+    value, why = output_nodata(_info("float32", pan_nd), _info(ms_dtype, ms_nd, nbits))
+    if expected is None or not math.isnan(expected):
+        assert value == expected, why
+    else:
+        assert math.isnan(value), why
+    assert why
+
+
+@pytest.mark.parametrize("exceptions", [False, True])
+def test_close_reports_a_full_disk(small_disk, exceptions):
+    """The last blocks and the TIFF directory are written at close: its errors must not be lost."""
+    from ksdiff_qgis.engine.gdalutil import close_dataset
+
+    was = gdal.GetUseExceptions()
+    (gdal.UseExceptions if exceptions else gdal.DontUseExceptions)()
+    try:
+        ds = gdal.GetDriverByName("GTiff").Create(str(small_disk / "x.tif"), 1024, 1024, 2, gdal.GDT_UInt16,
+                                                  ["TILED=YES"])
+        noise = np.random.default_rng(0).integers(0, 4000, (1024, 1024), dtype=np.uint16)
+        for i in (1, 2):
+            ds.GetRasterBand(i).WriteArray(noise)   # stays in the block cache until the close
+        errors = close_dataset(ds)
+        del ds
+    finally:
+        (gdal.UseExceptions if was else gdal.DontUseExceptions)()
+    assert any("no space left" in e.lower() for e in errors), errors

@@ -200,6 +200,10 @@ def plan_grid(pan: RasterInfo, ms: RasterInfo, ms_ds: gdal.Dataset) -> GridPlan:
             f"The MS raster {why}: it is reprojected on the fly (cubic) onto the PAN CRS at "
             f"{ratio} PAN pixels per MS pixel."
         )
+        if ms.nodata is None:
+            # the warp fills the corners outside the MS footprint with 0, which then reads as data
+            warnings.append("The MS raster declares no nodata value: where the reprojected MS does not cover "
+                            "PAN, its fill value 0 is fused as data. Set an MS nodata value to mask it.")
         ms_gt, ms_w, ms_h = warped.GetGeoTransform(), warped.RasterXSize, warped.RasterYSize
     else:
         ms_gt, ms_w, ms_h = ms.gt, ms.width, ms.height
