@@ -11,13 +11,13 @@ import numpy as np
 from osgeo import gdal
 
 from .errors import Cancelled, InputError
+from .gdalutil import close_dataset, gdal_call, gdal_try
+from .grid import RasterInfo, describe
 
 try:
     import resource   # POSIX only; QGIS on Windows has no file size limit to report
 except ImportError:   # pragma: no cover
     resource = None
-from .gdalutil import close_dataset, gdal_call, gdal_try
-from .grid import RasterInfo, describe
 
 SUPPORTED_TYPES = {"Byte", "UInt16", "Int16", "UInt32", "Int32", "Float32", "Float64", "Int8"}
 OUTPUT_EXTENSIONS = (".tif", ".tiff")       # the writer makes GeoTIFF and nothing else
@@ -171,7 +171,7 @@ def write_failure(path: str, action: str, errors: list[str]) -> str:
         free = None
     if "no space left" in text.lower() or (free is not None and free < LOW_SPACE):
         cause = f"no space left on device ({free or 0} bytes free in {folder})"
-    elif "file too large" in text.lower() or _fsize_limit() is not None:
+    elif "file too large" in text.lower():      # EFBIG: the process's file size limit
         cause = f"the file size limit of this process was reached (ulimit -f: {_fsize_limit()} bytes)"
     else:
         cause = "GDAL reported an error"
