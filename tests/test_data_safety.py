@@ -153,6 +153,21 @@ def test_leftover_partials_of_killed_runs_are_removed(qgis_app, pair, tmp_path):
     assert any("0123abcd.partial" in m and "removed" in m.lower() for m in fb.infos), fb.infos
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="Windows does not delete an open file anyway")
+def test_partial_of_a_live_run_is_kept(qgis_app, pair, tmp_path):
+    """Another run writing to the same output right now holds a lock on its temporary file."""
+    import fcntl
+
+    live = tmp_path / ".fused.tif.0badcafe.partial"
+    live.write_bytes(b"being written")
+    with open(live, "rb") as held:
+        fcntl.flock(held, fcntl.LOCK_SH)    # what GeoTiffWriter does while it writes
+        fb = _recording_feedback()
+        _run({**pair, "OUTPUT": str(tmp_path / "fused.tif")}, fb)
+    assert live.exists()
+    assert not any("0badcafe" in m for m in fb.infos)
+
+
 # 2. cancel before commit -------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("tile", [512, 64], ids=["single-tile", "last-tile"])

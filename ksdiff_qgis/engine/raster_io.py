@@ -14,10 +14,11 @@ from .errors import Cancelled, InputError
 from .gdalutil import close_dataset, gdal_call, gdal_try
 from .grid import RasterInfo, describe
 
-try:
-    import resource   # POSIX only; QGIS on Windows has no file size limit to report
+try:                  # POSIX only: Windows has no file size limit to report, and refuses to delete an
+    import fcntl      # open file, which protects a live run's temporary file there without a lock
+    import resource
 except ImportError:   # pragma: no cover
-    resource = None
+    fcntl = resource = None
 
 SUPPORTED_TYPES = {"Byte", "UInt16", "Int16", "UInt32", "Int32", "Float32", "Float64", "Int8"}
 OUTPUT_EXTENSIONS = (".tif", ".tiff")       # the writer makes GeoTIFF and nothing else
@@ -141,10 +142,36 @@ def stale_partials(path: str) -> list[str]:
         return []
 
 
+def _hold(path: str):
+    """Keep a shared lock on a temporary file while this run writes it (released by closing the handle)."""
+    if fcntl is None:
+        return None
+    f = open(path, "rb")
+    fcntl.flock(f, fcntl.LOCK_SH)
+    return f
+
+
+def _in_use(partial: str) -> bool:
+    """Whether a live run (this process or another) holds ``partial``; a killed run's lock is gone."""
+    if fcntl is None or not os.path.exists(partial):
+        return False
+    try:
+        with open(partial, "rb") as f:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    return False
+
+
 def remove_stale_partials(path: str) -> list[str]:
-    """Delete the leftovers of killed runs onto ``path``; return the ones removed."""
+    """Delete the leftovers of killed runs onto ``path``; return the ones removed.
+
+    A run writing to the same output right now keeps its file (it holds a lock on it).
+    """
     removed = []
     for p in stale_partials(path):
+        if _in_use(re.sub(r"\.partial\..+$", ".partial", p)):
+            continue
         try:
             os.remove(p)
             removed.append(p)
@@ -201,12 +228,14 @@ class GeoTiffWriter:
             opts.append(f"NBITS={ms.nbits}")
         else:
             opts.append("PREDICTOR=3" if ms.dtype.kind == "f" else "PREDICTOR=2")
+        self._lock = None
         self.ds, errors = gdal_try(gdal.GetDriverByName("GTiff").Create, self.tmp_path, width, height,
                                    ms.bands, ms.gdal_type, opts)
-        if self.ds is None:
+        if self.ds is None or errors:
             self.abort()
             raise OSError(write_failure(path, "creating it", errors))
         try:
+            self._lock = _hold(self.tmp_path)   # tells a concurrent run onto this output it is not stale
             self._describe(gt, wkt, band_names, nodata)
         except BaseException:
             self.abort()
@@ -248,7 +277,13 @@ class GeoTiffWriter:
         if cancelled is not None and cancelled():
             raise Cancelled("cancelled by the user")
         os.replace(self.tmp_path, self.path)
+        self._release()
         return self._replace_sidecars()
+
+    def _release(self) -> None:
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
 
     def _replace_sidecars(self) -> list[str]:
         """Sidecars of the old raster (statistics, overviews, mask) describe other pixels: remove them."""
@@ -270,6 +305,7 @@ class GeoTiffWriter:
         if ds is not None:
             close_dataset(ds)   # its errors do not matter: the file goes
         del ds
+        self._release()
         for p in (self.tmp_path, *(self.tmp_path + s for s in SIDECARS)):
             try:
                 if os.path.exists(p):
