@@ -30,8 +30,8 @@ class KsdiffProvider(QgsProcessingProvider):
         return ICON
 
     def supportedOutputRasterLayerExtensions(self) -> list[str]:  # noqa: N802
-        # the engine writes GeoTIFF only: QGIS then offers .tif/.tiff, names temporary outputs .tif
-        # and refuses other extensions before the algorithm runs
+        # the engine writes GeoTIFF only: QGIS then offers .tif/.tiff, names temporary outputs .tif and
+        # the dialog refuses other extensions; processing.run and qgis_process meet the engine's own check
         return ["tif", "tiff"]
 
     def loadAlgorithms(self) -> None:  # noqa: N802
