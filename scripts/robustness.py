@@ -1,0 +1,298 @@
+"""Robustness suite (issue 12): reduced-resolution cases that differ the way users' products differ.
+
+Every case is built from the held-apart areas only (``ksdiff_qgis.engine.heldout``: WorldView-2 pair 3,
+the Landsat 8 and Sentinel-2 corners), so no case overlaps training data. Each differs from the others in
+sensor, radiometry (8-bit, 11/12-bit, 16-bit reflectance, float reflectance), PAN spectral response, PAN
+sharpness or MS MTF. A case is three GeoTIFFs (degraded PAN, degraded MS, reference MS) that the plugin's
+engine fuses end to end (``engine.pipeline.pansharpen``: reading, tiling, normalisation, writing), exactly
+as a user's scene; the fused raster is scored against the reference.
+
+    python scripts/robustness.py [--methods exp,brovey,gsa,mtf_glp_hpm,ksdiff,auto] [--models DIR]
+                                 [--out bench/robustness.json] [--md docs/ROBUSTNESS.md]
+
+``--models DIR`` scores the ONNX models of another folder (``<sensor>.onnx``) instead of the bundled ones.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from rasterio.transform import Affine
+from tqdm import tqdm
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from ksdiff_qgis.engine import metrics  # noqa: E402
+from ksdiff_qgis.engine.filters import upsample, wald_degrade  # noqa: E402
+from ksdiff_qgis.engine.heldout import HELD_APART  # noqa: E402
+from ksdiff_qgis.engine.sensors import get_sensor  # noqa: E402
+from model_core.data.scenes import block_mean, gaussian_blur  # noqa: E402
+
+CLASSICAL = ("exp", "brovey", "gsa", "mtf_glp_hpm")
+FIT = (0.177, 0.194, 0.416, 0.182)   # WorldView-2's PAN as a band mix (DATA.md)
+QB_MTF, GEOEYE_MTF, GENERIC_MTF = (0.34, 0.32, 0.30, 0.22), (0.23,) * 4, (0.3,) * 4
+
+
+@dataclass
+class Case:
+    name: str
+    sensor: str            # SENSOR given to the plugin
+    what: str              # how it differs
+    pan: np.ndarray        # degraded PAN on the reference grid (H, W)
+    ms: np.ndarray         # degraded MS (C, H/r, W/r)
+    ref: np.ndarray        # reference MS (C, H, W)
+    transform: Affine      # of the reference grid
+    crs: object
+    dtype: str
+    ratio: int
+
+
+def data_root() -> Path:
+    return Path(os.environ.get("KSDIFF_DATA", Path.home() / ".cache" / "ksdiff" / "data"))
+
+
+def _read(path: Path, window=None) -> tuple[np.ndarray, Affine, object]:
+    with rasterio.open(path) as src:
+        win = rasterio.windows.Window(*window) if window else None
+        return src.read(window=win).astype(np.float64), src.window_transform(win) if win else src.transform, src.crs
+
+
+def _pair_on_ms_grid(pan_rel: str, ms_rel: str, ratio: int, ms_window=None):
+    """(PAN resampled onto the ratio-finer grid of the MS pixels, MS, transform of that MS crop, crs)."""
+    root = data_root()
+    ms, ms_tf, crs = _read(root / ms_rel, ms_window)
+    pan, pan_tf, _ = _read(root / pan_rel)
+    off_r, off_c = (ms_tf.f - pan_tf.f) / pan_tf.e, (ms_tf.c - pan_tf.c) / pan_tf.a
+    h, w = ms.shape[1] * ratio, ms.shape[2] * ratio
+    if abs(off_r - round(off_r)) < 0.05 and abs(off_c - round(off_c)) < 0.05:
+        r0, c0 = int(round(off_r)), int(round(off_c))
+        p = pan[0, r0 : r0 + h, c0 : c0 + w]
+    else:  # Landsat 8: half a PAN pixel off; sample PAN at the MS-anchored fine grid
+        p = upsample(pan[0].astype(np.float32), 1.0, (h, w), origin=(-off_r, -off_c)).astype(np.float64)
+    return p, ms, ms_tf, crs
+
+
+def _valid_rows(ms: np.ndarray) -> slice:
+    good = np.where(np.all(ms != 0, axis=(0, 2)))[0]
+    return slice(int(good.min()), int(good.max()) + 1)
+
+
+def _crop_to_ratio(pan, ms, ratio, rows: slice | None = None):
+    if rows is not None:
+        ms = ms[:, rows]
+        pan = pan[rows.start * ratio : rows.stop * ratio]
+    h, w = ms.shape[1] // ratio * ratio, ms.shape[2] // ratio * ratio
+    return pan[: h * ratio, : w * ratio], ms[:, :h, :w]
+
+
+def _degrade(pan, ref, ratio, pan_mtf, ms_mtf):
+    pan_d = block_mean(pan, ratio) if pan_mtf == "box" else wald_degrade(pan.astype(np.float32), pan_mtf, ratio)
+    return pan_d, wald_degrade(ref.astype(np.float32), ms_mtf, ratio)
+
+
+def _quantise(arrays, dtype: str, top: float | None = None):
+    """Cast to an integer product type: scaled so the 99.5th percentile is ``top`` (None: keep values)."""
+    if dtype.startswith("float"):
+        return [a.astype(dtype) for a in arrays]
+    info = np.iinfo(dtype)
+    gain = 1.0 if top is None else top / np.percentile(np.concatenate([a.ravel() for a in arrays]), 99.5)
+    return [np.clip(np.round(a * gain), 1, info.max).astype(dtype) for a in arrays]
+
+
+def wv2_cases() -> list[Case]:
+    s = get_sensor("wv2")
+    pan, ms, tf, crs = _pair_on_ms_grid("wv2/pair3_pan.tif", "wv2/pair3_ms.tif", 4)
+    pan, ref = _crop_to_ratio(pan, ms, 4, _valid_rows(ms))
+    rows = _valid_rows(ms)
+    tf = tf * Affine.translation(0, rows.start)
+    out = []
+    for name, what, pan_mtf, dtype, top in (
+        ("wv2_pair3", "real WorldView-2 pair, 11-bit, sensor MTF", s.mtf_pan, "uint16", None),
+        ("wv2_pair3_8bit", "the same scene as an 8-bit product", s.mtf_pan, "uint8", 250.0),
+        ("wv2_pair3_sharp_pan", "the same scene with a sharp PAN (block average, no MTF blur)", "box", "uint16", None),
+    ):
+        p, m = _degrade(pan, ref, 4, pan_mtf, s.mtf_ms)
+        p, m, r = _quantise([p, m, ref], dtype, top)
+        out.append(Case(name, "wv2", what, p, m, r, tf, crs, dtype, 4))
+    return out
+
+
+def landsat_case() -> Case:
+    s = get_sensor("landsat8")
+    pan, ms, tf, crs = _pair_on_ms_grid("landsat8/pan.tif", "landsat8/ms.tif", 2, HELD_APART["landsat8/ms.tif"])
+    pan, ref = _crop_to_ratio(pan, ms, 2)
+    p, m = _degrade(pan, ref, 2, s.mtf_pan, s.mtf_ms)
+    p, m, r = _quantise([p, m, ref], "uint16")
+    return Case("landsat8", "landsat8", "real Landsat 8 pair, 12-bit in 16 bits, ratio 2", p, m, r, tf, crs, "uint16", 2)
+
+
+def sentinel2_cases() -> list[Case]:
+    """The held-apart Sentinel-2 corners with simulated PANs of other spectral responses and sharpness."""
+    out = []
+    s2, tf, crs = _read(data_root() / "sentinel2/s2_10m.tif", HELD_APART["sentinel2/s2_10m.tif"])
+    s20, tf20, _ = _read(data_root() / "sentinel2/s2_20m.tif", HELD_APART["sentinel2/s2_20m.tif"])
+    s20 = s20[[0, 1, 2, 6]]   # B02, B03, B04, B08 of the 20 m stack
+    for name, sensor, what, src, t, weights, blur, mtf, dtype, top in (
+        ("s2_fit_pan_11bit", "wv2", "Sentinel-2 10 m, WV2-like PAN (blur 0.8 px), WV2 MTF, 11-bit",
+         s2, tf, FIT, 0.8, get_sensor("wv2").mtf_ms, "uint16", 1800.0),
+        ("s2_visible_pan_refl16", "qb", "Sentinel-2 10 m as 16-bit reflectance x 1e4, visible-only PAN, no blur, QuickBird MTF",
+         s2, tf, (0.3, 0.35, 0.35, 0.0), 0.0, QB_MTF, "uint16", None),
+        ("s2_nir_pan_float", "gf2", "Sentinel-2 10 m as float reflectance, NIR-heavy PAN, strong blur (1.5 px), generic MTF",
+         s2 / 1e4, tf, (0.1, 0.2, 0.3, 0.4), 1.5, GENERIC_MTF, "float32", None),
+        ("s2_flat_pan_8bit", "qb", "Sentinel-2 10 m as 8-bit, flat PAN (equal weights), blur 0.5 px, GeoEye-1 MTF",
+         s2, tf, (0.25, 0.25, 0.25, 0.25), 0.5, GEOEYE_MTF, "uint8", 250.0),
+        ("s2_20m_fit_pan_10bit", "gf2", "Sentinel-2 20 m (another ground resolution), WV2-like PAN, GaoFen-2 10-bit",
+         s20, tf20, FIT, 0.8, get_sensor("gf2").mtf_ms, "uint16", 1000.0),
+    ):
+        ref = src[:, : src.shape[1] // 4 * 4, : src.shape[2] // 4 * 4]
+        pan = gaussian_blur(np.tensordot(np.asarray(weights), ref, axes=1).astype(np.float32), blur)
+        m = wald_degrade(ref.astype(np.float32), mtf, 4)
+        p, m, r = _quantise([pan, m, ref], dtype, top)
+        out.append(Case(name, sensor, what, p, m, r, t, crs, dtype, 4))
+    return out
+
+
+def build_cases() -> list[Case]:
+    return wv2_cases() + [landsat_case()] + sentinel2_cases()
+
+
+def write_case(case: Case, folder: Path) -> tuple[str, str, str]:
+    """GeoTIFFs of the case: PAN and reference on the fine grid, MS on the ratio-coarser grid."""
+    folder.mkdir(parents=True, exist_ok=True)
+    coarse = case.transform * Affine.scale(case.ratio)
+    paths = []
+    for kind, arr, tf in (("pan", case.pan[None], case.transform), ("ms", case.ms, coarse), ("ref", case.ref, case.transform)):
+        path = folder / f"{case.name}_{kind}.tif"
+        nodata = None if case.dtype.startswith("float") else 0
+        with rasterio.open(path, "w", driver="GTiff", width=arr.shape[2], height=arr.shape[1], count=arr.shape[0],
+                           dtype=case.dtype, crs=case.crs, transform=tf, nodata=nodata) as dst:
+            dst.write(arr.astype(case.dtype))
+        paths.append(str(path))
+    return tuple(paths)  # type: ignore[return-value]
+
+
+def score(fused_path: str, case: Case) -> dict:
+    with rasterio.open(fused_path) as src:
+        f = src.read().astype(np.float64)
+    ref = case.ref.astype(np.float64)
+    scale = float(np.iinfo(case.dtype).max) if not case.dtype.startswith("float") else float(ref.max())
+    r = metrics.reduced_resolution(f, ref, case.ratio, scale)
+    return {k: round(float(r[k]), 4) for k in ("ERGAS", "SAM", "Q2n", "SCC")}
+
+
+def run_case(case: Case, methods: list[str], folder: Path, models: Path | None) -> dict:
+    from ksdiff_qgis.engine.feedback import Feedback
+    from ksdiff_qgis.engine.pipeline import pansharpen
+
+    class Log(Feedback):
+        def __init__(self):
+            self.lines: list[str] = []
+
+        def info(self, message: str) -> None:
+            self.lines.append(message)
+
+        def warning(self, message: str) -> None:
+            self.lines.append("WARNING " + message)
+
+    pan, ms, _ = write_case(case, folder)
+    res = {"case": case.name, "sensor": case.sensor, "what": case.what, "dtype": case.dtype, "ratio": case.ratio,
+           "size": list(case.ref.shape), "methods": {}}
+    for method in methods:
+        out = str(folder / f"{case.name}_{method}.tif")
+        model = None
+        if models is not None and method in ("ksdiff", "auto"):
+            cand = models / f"{case.sensor}.onnx"
+            model = str(cand) if cand.exists() else None
+        log = Log()
+        t0 = time.perf_counter()
+        try:
+            pansharpen(pan, ms, out, sensor=case.sensor, method=method, model_path=model, feedback=log)
+            entry = score(out, case)
+        except Exception as e:  # a method that cannot run here is reported, not fatal
+            entry = {"error": f"{type(e).__name__}: {e}"}
+        entry["seconds"] = round(time.perf_counter() - t0, 2)
+        picked = [ln for ln in log.lines if "self-check" in ln.lower()]
+        if picked:
+            entry["log"] = picked[-3:]
+        res["methods"][method] = entry
+    return res
+
+
+def summarise(results: list[dict]) -> dict:
+    """Per case: best classical ERGAS; the suite targets of issue 12."""
+    rows, ks, default_ok = [], [], []
+    for r in results:
+        m = r["methods"]
+        best = min((m[k]["ERGAS"], k) for k in CLASSICAL if "ERGAS" in m.get(k, {}))
+        row = {"case": r["case"], "best_classical": best[1], "best_classical_ERGAS": best[0]}
+        if "ERGAS" in m.get("ksdiff", {}):
+            row["ksdiff_ERGAS"] = m["ksdiff"]["ERGAS"]
+            ks.append(m["ksdiff"]["ERGAS"] / best[0])
+        if "ERGAS" in m.get("auto", {}):
+            row["default_ERGAS"] = m["auto"]["ERGAS"]
+            default_ok.append(m["auto"]["ERGAS"] <= best[0] * 1.0001)
+        rows.append(row)
+    return {"cases": rows,
+            "ksdiff_vs_best_classical_mean_ratio": round(float(np.mean(ks)), 4) if ks else None,
+            "default_never_worse_than_best_classical": all(default_ok) if default_ok else None,
+            "default_cases_ok": f"{sum(default_ok)}/{len(default_ok)}"}
+
+
+def markdown(results: list[dict], summary: dict, methods: list[str], note: str) -> str:
+    lines = ["# Robustness suite (reduced resolution, held-apart areas only)", "",
+             note, "",
+             "ERGAS (lower is better) per case and method; `auto` = the plugin's default (KSDiff checked on the "
+             "scene, MTF-GLP-HPM when the check prefers it); `ksdiff` = the model forced.", "",
+             "| case | sensor | what differs | " + " | ".join(methods) + " |",
+             "| --- | --- | --- | " + " | ".join("---" for _ in methods) + " |"]
+    for r in results:
+        cells = []
+        for k in methods:
+            e = r["methods"].get(k, {})
+            cells.append(f"{e['ERGAS']:.3f}" if "ERGAS" in e else "—")
+        lines.append(f"| {r['case']} | {r['sensor']} | {r['what']} | " + " | ".join(cells) + " |")
+    lines += ["", f"Forced KSDiff ERGAS / best classical ERGAS, suite mean: {summary['ksdiff_vs_best_classical_mean_ratio']}",
+              f"Default method never worse than the best classical one: {summary['default_never_worse_than_best_classical']} "
+              f"({summary['default_cases_ok']} cases).", ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--methods", default="exp,brovey,gsa,mtf_glp_hpm,ksdiff,auto")
+    ap.add_argument("--models", type=Path, help="folder of <sensor>.onnx models to score instead of the bundled ones")
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "robustness.json")
+    ap.add_argument("--md", type=Path, default=ROOT / "docs" / "ROBUSTNESS.md")
+    ap.add_argument("--cases", help="comma-separated case names (default: all)")
+    a = ap.parse_args(argv)
+    methods = a.methods.split(",")
+    cases = build_cases()
+    if a.cases:
+        cases = [c for c in cases if c.name in a.cases.split(",")]
+    results = []
+    with tempfile.TemporaryDirectory(prefix="ksdiff_robust_") as tmp:
+        for case in tqdm(cases, desc="robustness cases"):
+            results.append(run_case(case, methods, Path(tmp), a.models))
+    summary = summarise(results)
+    note = (f"{len(results)} cases built by `scripts/robustness.py` from `make data`'s held-apart areas; models: "
+            f"{a.models or 'bundled'}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.")
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    a.out.write_text(json.dumps({"note": note, "summary": summary, "results": results}, indent=1) + "\n")
+    a.md.parent.mkdir(parents=True, exist_ok=True)
+    a.md.write_text(markdown(results, summary, methods, note))
+    print(json.dumps(summary, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
