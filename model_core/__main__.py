@@ -55,6 +55,8 @@ def _export(a) -> int:
 
         cfg = load_config(None, a.sensor)
         a.checkpoint = Path(cfg["train"]["out_dir"]) / f"{cfg['stages'][-1]['name']}.pt"
+        if cfg["sensor"] != a.sensor:  # a network shared by several sensors (e.g. the 4-band ratio-4 one)
+            a.as_sensor = a.as_sensor or a.sensor
     model, ck = model_from_checkpoint(a.checkpoint)
     ckpts = sorted(Path(a.checkpoint).parent.glob("*.pt"))
     finals = [load_checkpoint(p) for p in ckpts if not p.stem.endswith("_last")]
@@ -62,8 +64,19 @@ def _export(a) -> int:
     rec = training_record(ck, data_sources(ck["config"]), ck.get("git_revision") or git_revision())
     rec["steps"] = sum(int(c["step"]) for c in finals) or rec["steps"]  # all stages of this run
     rec["seconds"] = round(sum(float(c.get("seconds", 0)) for c in finals), 1) or rec["seconds"]
-    out = a.out or Path("resources/models") / f"{ck['config']['sensor']}.onnx"
-    card = export(model, ck["config"], out, rec)
+    cfg = ck["config"]
+    if a.as_sensor:  # one network serving several sensors of the same layout (its card says so)
+        from ksdiff_qgis.engine.sensors import get_sensor
+
+        trained, target = get_sensor(cfg["sensor"]), get_sensor(a.as_sensor)
+        if (trained.n_bands, trained.ratio) != (target.n_bands, target.ratio):
+            raise SystemExit(f"--as-sensor {a.as_sensor}: {target.n_bands} bands at ratio {target.ratio}, the model "
+                             f"has {trained.n_bands} at ratio {trained.ratio}")
+        rec["serves_sensor"] = (f"{target.key}: the {Path(cfg.get('config_path', '')).name} network (trained with "
+                                f"{trained.name}'s nominal MTF, PAN and MS MTF randomised) bundled for this sensor")
+        cfg = dict(cfg, sensor=target.key)
+    out = a.out or Path("resources/models") / f"{cfg['sensor']}.onnx"
+    card = export(model, cfg, out, rec)
     print(json.dumps(card, indent=1))
     return 0
 
@@ -100,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     xs.add_argument("--checkpoint")
     xs.add_argument("--sensor", help="the final checkpoint of the sensor's default config (what make train trained)")
     x.add_argument("--out", help="ONNX path (default resources/models/<sensor>.onnx)")
+    x.add_argument("--as-sensor", help="write the card for another sensor of the same band layout and ratio")
     x.set_defaults(fn=_export)
     p = sub.add_parser("profile", help="parameters, FLOPs/pixel and ONNX Runtime time per tile")
     p.add_argument("--out", default=str(Path(__file__).resolve().parent / "PROFILE.json"))

@@ -50,7 +50,9 @@ def make_card(model: nn.Module, cfg: dict[str, Any], training: dict[str, Any]) -
         "inputs": {"pan": "pan", "lms": "lms"},
         "output": "hrms",
         "layout": "NCHW",
-        "normalisation": "value / scale",
+        "normalisation": ("value / scale; the graph then normalises each tile itself (PAN matched to the MS "
+                          "intensity, all divided by the tile's mean intensity), so any value scale works")
+        if getattr(model, "tile_norm", False) else "value / scale",
         "margin": int(model.margin),
         "size_multiple": size_multiple(model),
         "parameters": count_parameters(model),
