@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from . import classical
+from .bandcolour import set_colour_interpretation
 from .errors import Cancelled, InputError
 from .feedback import Feedback
 from .grid import GridPlan, RasterInfo, plan_grid
@@ -58,6 +59,7 @@ class PansharpenResult:
     ratio: int
     device: str = "cpu"
     warnings: list[str] = field(default_factory=list)
+    band_names: list[str] = field(default_factory=list)
 
 
 def _is_valid(arr: np.ndarray, nodata: float | None) -> np.ndarray | None:
@@ -294,6 +296,7 @@ def pansharpen(
     names = ms.descriptions if all(ms.descriptions) else list(spec.band_names)
     runner = _TileRunner(pan_ds, ms_src, pan, ms, plan, spec, fuse, margin, stats, fb, total)
     writer = GeoTiffWriter(output_path, cols, rows, ms, plan.out_gt, pan.wkt, names, nodata)
+    set_colour_interpretation(writer.ds, names)
     for p in writer.removed_partials:
         fb.info(f"removed {os.path.basename(p)}, left beside the output by an interrupted earlier run")
     try:
@@ -315,4 +318,5 @@ def pansharpen(
         writer.abort()
         raise
     return PansharpenResult(output_path=output_path, seconds=time.perf_counter() - t0, width=cols, height=rows,
-                            tiles=total, method=method, ratio=plan.ratio, device=used_device, warnings=warnings)
+                            tiles=total, method=method, ratio=plan.ratio, device=used_device, warnings=warnings,
+                            band_names=list(names))
