@@ -100,3 +100,8 @@ def test_assess_report_through_task(project, tmp_path):
     results = _run_like_dialog("ksdiff:assess", {"FUSED": fused, "PAN": pan.id(), "MS": ms.id(), "SENSOR": "wv2",
                                                  "OUTPUT_HTML": html})
     assert results["OUTPUT_HTML"] == html and "<html" in open(html, encoding="utf-8").read()
+    # the dialog lists an HTML output in its results viewer (it loads no layer for assess)
+    from qgis.core import QgsApplication, QgsProcessingOutputHtml
+
+    alg = QgsApplication.processingRegistry().algorithmById("ksdiff:assess")
+    assert isinstance(alg.outputDefinition("OUTPUT_HTML"), QgsProcessingOutputHtml)
