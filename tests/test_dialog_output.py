@@ -105,3 +105,40 @@ def test_assess_report_through_task(project, tmp_path):
 
     alg = QgsApplication.processingRegistry().algorithmById("ksdiff:assess")
     assert isinstance(alg.outputDefinition("OUTPUT_HTML"), QgsProcessingOutputHtml)
+
+
+def test_dialog_starts_on_plausible_pair(project, data_dir, monkeypatch):
+    """PAN picker on the one-band layer, MS on the overlapping multi-band one, whatever layer is active."""
+    from unittest import mock
+
+    import processing.gui.ParametersPanel as panel_module
+    from qgis.core import QgsRasterLayer
+
+    proj, pan, ms = project
+    other = QgsRasterLayer(str(data_dir / "l8_ms.tif"), "landsat elsewhere")   # multi-band, far away
+    proj.addMapLayer(other)
+    from processing.gui.AlgorithmDialog import AlgorithmDialog
+    from qgis.core import QgsApplication
+
+    iface = mock.MagicMock()
+    iface.mapCanvas.return_value = iface.browserModel.return_value = None
+    iface.activeLayer.return_value = ms       # the user last clicked the MS layer
+    monkeypatch.setattr(panel_module, "iface", iface)
+    # what processing.createAlgorithmDialog does, without a main window
+    dialog = AlgorithmDialog(QgsApplication.processingRegistry().createAlgorithmById("ksdiff:pansharpen"))
+    try:
+        wrappers = dialog.mainWidget().wrappers
+        assert wrappers["PAN"].parameterValue() == pan.id()
+        assert wrappers["MS"].parameterValue() == ms.id()
+    finally:
+        dialog.deleteLater()
+
+
+def test_no_plausible_pair_no_defaults(qgis_app):
+    """Without project layers (qgis_process, scripts) PAN and MS have no default."""
+    from qgis.core import QgsApplication, QgsProject
+
+    QgsProject.instance().clear()
+    alg = QgsApplication.processingRegistry().createAlgorithmById("ksdiff:pansharpen")
+    assert alg.parameterDefinition("PAN").defaultValue() is None
+    assert alg.parameterDefinition("MS").defaultValue() is None

@@ -23,6 +23,7 @@ from ..engine.raster_io import open_raster
 from ..engine.sensors import SENSORS
 from ..engine.bandcolour import rgb_bands
 from .common import NaturalColour, ProcessingFeedback, raster_path
+from .layer_pair import dialog_defaults
 
 DEVICES = ["auto", "cuda", "cpu"]
 
@@ -73,8 +74,12 @@ class PansharpenAlgorithm(QgsProcessingAlgorithm):
         return PansharpenAlgorithm()
 
     def initAlgorithm(self, config=None):  # noqa: N802
-        self.addParameter(QgsProcessingParameterRasterLayer(self.PAN, tr("Panchromatic (PAN) raster")))
-        self.addParameter(QgsProcessingParameterRasterLayer(self.MS, tr("Multispectral (MS) raster")))
+        # the dialog would otherwise preselect the active layer for both: start on the project's likely pair
+        pair = dialog_defaults() or (None, None)
+        self.addParameter(QgsProcessingParameterRasterLayer(self.PAN, tr("Panchromatic (PAN) raster"),
+                                                            defaultValue=pair[0]))
+        self.addParameter(QgsProcessingParameterRasterLayer(self.MS, tr("Multispectral (MS) raster"),
+                                                            defaultValue=pair[1]))
         self.addParameter(
             QgsProcessingParameterEnum(self.SENSOR, tr("Sensor"), options=list(SENSORS), defaultValue="wv2",
                                        usesStaticStrings=True)
