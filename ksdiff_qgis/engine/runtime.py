@@ -54,6 +54,7 @@ class Session:
     session: object
     device: str      # "cuda" or "cpu": what the session really runs on
     reason: str
+    probed: tuple | None = None   # the card fields the graph passed learned.check_graph with
 
 
 _cache: dict[tuple, Session] = {}
