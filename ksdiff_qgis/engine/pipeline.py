@@ -20,7 +20,7 @@ from .raster_io import GeoTiffWriter, check_not_input, check_writable, open_rast
 from .sensors import Sensor, get_sensor
 from .tiling import blend_strips, tile_count
 from .filters import upsample
-from . import model_card, runtime
+from . import memory, model_card, runtime
 from .learned import OnnxFuser, value_scale
 
 STATS_WINDOW = 128      # MS pixels per side of a window sampled for scene statistics
@@ -284,6 +284,13 @@ def pansharpen(
         fb.warning(w)
     ms_src = plan.ms_dataset or ms_ds
     r0, c0, rows, cols = plan.region
+    # before any tile: refuse, or shrink the tiles, when the run would not fit the free memory
+    learned = method in LEARNED_METHODS
+    tile_size, overlap, too_big = memory.fit_tile(tile_size, overlap, rows, cols, ms.bands, margin, learned,
+                                                  card.size_multiple if learned else 1)
+    if too_big:
+        fb.warning(too_big)
+        warnings.append(too_big)
     total = tile_count(rows, cols, tile_size, overlap)
     fb.info(
         f"PAN {pan.width}x{pan.height}, MS {ms.width}x{ms.height}x{ms.bands}, ratio {plan.ratio}; "
