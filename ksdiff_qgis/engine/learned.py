@@ -7,6 +7,7 @@ from .classical import TileContext
 from .errors import InputError
 from .grid import RasterInfo
 from .model_card import ModelCard
+from . import runtime
 from .runtime import Session
 
 PROBE_MIN = 8   # PAN pixels per side of the smallest probe tile
@@ -73,6 +74,19 @@ def check_graph(card: ModelCard, session: Session) -> None:
         raise InputError(f"the model {card.path.name} returns NaN or infinite values ({bad.mean():.0%} of a "
                          f"{side}x{side} test tile): it is broken")
     session.probed = key
+
+
+def checked_session(card: ModelCard, device: str, threads: int) -> Session:
+    """A session for the card's model that passed ``check_graph``; CUDA failing at its first run falls back to CPU."""
+    session = runtime.get_session(str(card.path), device, threads)
+    try:
+        check_graph(card, session)
+    except InputError as e:
+        if session.device != "cuda":
+            raise
+        session = runtime.cpu_fallback(session, str(card.path), threads, runtime.short_error(e))
+        check_graph(card, session)   # the model itself is broken if it fails on CPU too
+    return session
 
 
 class OnnxFuser:

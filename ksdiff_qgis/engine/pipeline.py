@@ -20,8 +20,8 @@ from .raster_io import GeoTiffWriter, check_not_input, check_writable, open_rast
 from .sensors import Sensor, get_sensor
 from .tiling import blend_strips, tile_count
 from .filters import upsample
-from . import memory, model_card, runtime
-from .learned import OnnxFuser, value_scale
+from . import memory, model_card
+from .learned import OnnxFuser, checked_session, value_scale
 
 STATS_WINDOW = 128      # MS pixels per side of a window sampled for scene statistics
 STATS_WINDOWS = 16      # at most this many windows (262k MS pixels: plenty for a 5-term regression)
@@ -266,7 +266,7 @@ def pansharpen(
     if method in LEARNED_METHODS:
         card = resolve_model(sensor, model_path)
         model_card.check_against_data(card, ms.bands, plan.ratio)
-        session = runtime.get_session(str(card.path), device, threads)
+        session = checked_session(card, device, threads)
         scale = value_scale(card, ms)
         fuse, margin, used_device = OnnxFuser(card, session, scale), card.margin, session.device
         fb.info(f"model {card.path.name} ({card.data.get('backbone', '')}); device {session.device}: "
