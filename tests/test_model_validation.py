@@ -33,6 +33,10 @@ def _graph(kind: str, bands: int = 4) -> onnx.ModelProto:
                   helper.make_node("AveragePool", ["full"], ["hrms"], kernel_shape=[2, 2], strides=[2, 2])]
     elif kind == "nan":            # 0 / 0 everywhere
         nodes += [helper.make_node("Div", ["z", "z"], ["nan"]), helper.make_node("Add", ["lms", "nan"], ["hrms"])]
+    elif kind == "dark_nan":       # sqrt(pan - 0.1): NaN on dark pixels only, which the probe ramp lacks
+        inits.append(helper.make_tensor("tenth", TensorProto.FLOAT, [], [0.1]))
+        nodes += [helper.make_node("Sub", ["pan", "tenth"], ["d"]), helper.make_node("Sqrt", ["d"], ["r"]),
+                  helper.make_node("Mul", ["r", "zero"], ["r0"]), helper.make_node("Add", ["lms", "r0"], ["hrms"])]
     graph = helper.make_graph(nodes, kind, [pan, lms], [out], initializer=inits)
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
 
@@ -102,6 +106,11 @@ def test_card_names_tensors_the_graph_lacks(qgis_app, data_dir, tmp_path):
 ])
 def test_broken_graphs(qgis_app, data_dir, tmp_path, kind, match):
     _expect_refused(data_dir, tmp_path, make_model(tmp_path, kind), match)
+
+
+def test_graph_producing_nan_on_the_data(qgis_app, data_dir, tmp_path):
+    """Passes the probe, but returns NaN on dark pixels: refused instead of silently writing nodata."""
+    _expect_refused(data_dir, tmp_path, make_model(tmp_path, "dark_nan"), "returned NaN or infinite values on the tile")
 
 
 def test_valid_model_runs(qgis_app, data_dir, tmp_path):

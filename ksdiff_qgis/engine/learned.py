@@ -106,5 +106,9 @@ class OnnxFuser:
             p = np.pad(p, ((0, 0), (0, 0), (0, ph), (0, pw)), mode="symmetric")
             x = np.pad(x, ((0, 0), (0, 0), (0, ph), (0, pw)), mode="symmetric")
         out = _run(self.card, self.session, np.ascontiguousarray(p, dtype=np.float32),
-                   np.ascontiguousarray(x, dtype=np.float32))
-        return out[0, :, :h, :w] * self.scale
+                   np.ascontiguousarray(x, dtype=np.float32))[0, :, :h, :w]
+        if not np.isfinite(out).all():
+            # NaN would silently become nodata: a model that produces it is broken, not the data
+            raise InputError(f"the model {self.card.path.name} returned NaN or infinite values on the tile at PAN "
+                             f"row {ctx.origin[0]}, column {ctx.origin[1]}: it is broken for this data")
+        return out * self.scale
