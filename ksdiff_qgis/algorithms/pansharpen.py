@@ -66,7 +66,8 @@ class PansharpenAlgorithm(QgsProcessingAlgorithm):
             "<b>Model</b> (advanced): an ONNX model with its model card, overriding the bundled one. "
             "<b>Device</b> (advanced): where a learned model runs (auto uses an NVIDIA GPU when present). "
             "<b>Tile size</b> / <b>Overlap</b> (advanced): PAN pixels per tile and blended overlap between tiles; "
-            "smaller tiles use less memory. <b>Threads</b> (advanced): CPU threads for a learned model "
+            "smaller tiles use less memory (tiles that would not fit in half the free memory are made smaller, with a "
+            "warning). <b>Threads</b> (advanced): CPU threads for a learned model "
             "(0 = all cores)."
         )
 
