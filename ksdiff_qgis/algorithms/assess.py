@@ -350,10 +350,11 @@ class AssessAlgorithm(QgsProcessingAlgorithm):
         if self._ref is None and self._pan is None:
             raise QgsProcessingException(tr("Give a reference raster, or the original PAN and MS, or both"))
         self._sensor = self.parameterAsEnumString(parameters, self.SENSOR, context) or "wv2"
-        self._html = self.parameterAsFileOutput(parameters, self.OUTPUT_HTML, context)
         return True
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
+        # destinations are resolved in the worker's context (the house rule; see ksdiff:pansharpen)
+        self._html = self.parameterAsFileOutput(parameters, self.OUTPUT_HTML, context)
         reduced = full = None
         try:
             if self._ref:

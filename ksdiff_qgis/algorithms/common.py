@@ -1,7 +1,14 @@
 """What the Processing algorithms share: feedback forwarding and the GDAL source behind a raster layer."""
 from __future__ import annotations
 
-from qgis.core import QgsProcessingException
+from qgis.core import (
+    QgsContrastEnhancement,
+    QgsMultiBandColorRenderer,
+    QgsProcessingException,
+    QgsProcessingLayerPostProcessorInterface,
+    QgsRasterMinMaxOrigin,
+    QgsRectangle,
+)
 from qgis.PyQt.QtCore import QCoreApplication
 
 from ..engine.feedback import Feedback
@@ -45,3 +52,26 @@ def raster_path(layer, name: str) -> str:
                "(export it to GeoTIFF first)").format(name, layer.name(), layer.providerType())
         )
     return layer.source().split("|")[0]
+
+
+class NaturalColour(QgsProcessingLayerPostProcessorInterface):
+    """Shows a loaded multiband result as red/green/blue = the given bands, stretched 2–98 %."""
+
+    _keep = []   # Processing holds a plain pointer to it: keep every instance alive (a few bytes each)
+
+    def __init__(self, rgb: tuple[int, int, int]):
+        super().__init__()
+        self.rgb = rgb
+
+    @classmethod
+    def create(cls, rgb: tuple[int, int, int]) -> "NaturalColour":
+        processor = cls(rgb)
+        cls._keep.append(processor)
+        return processor
+
+    def postProcessLayer(self, layer, context, feedback):  # noqa: N802
+        if layer.bandCount() >= max(self.rgb):
+            layer.setRenderer(QgsMultiBandColorRenderer(layer.dataProvider(), *self.rgb))
+            layer.setContrastEnhancement(QgsContrastEnhancement.StretchToMinimumMaximum,
+                                         QgsRasterMinMaxOrigin.CumulativeCut, QgsRectangle())
+            layer.triggerRepaint()

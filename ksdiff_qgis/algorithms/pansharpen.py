@@ -21,7 +21,9 @@ from ..engine.model_card import bundled_cards
 from ..engine.pipeline import method_names, pansharpen
 from ..engine.raster_io import open_raster
 from ..engine.sensors import SENSORS
-from .common import ProcessingFeedback, raster_path
+from ..engine.bandcolour import rgb_bands
+from .common import NaturalColour, ProcessingFeedback, raster_path
+from .layer_pair import dialog_defaults
 
 DEVICES = ["auto", "cuda", "cpu"]
 
@@ -64,7 +66,8 @@ class PansharpenAlgorithm(QgsProcessingAlgorithm):
             "<b>Model</b> (advanced): an ONNX model with its model card, overriding the bundled one. "
             "<b>Device</b> (advanced): where a learned model runs (auto uses an NVIDIA GPU when present). "
             "<b>Tile size</b> / <b>Overlap</b> (advanced): PAN pixels per tile and blended overlap between tiles; "
-            "smaller tiles use less memory. <b>Threads</b> (advanced): CPU threads for a learned model "
+            "smaller tiles use less memory (tiles that would not fit in half the free memory are made smaller, with a "
+            "warning). <b>Threads</b> (advanced): CPU threads for a learned model "
             "(0 = all cores)."
         )
 
@@ -72,8 +75,12 @@ class PansharpenAlgorithm(QgsProcessingAlgorithm):
         return PansharpenAlgorithm()
 
     def initAlgorithm(self, config=None):  # noqa: N802
-        self.addParameter(QgsProcessingParameterRasterLayer(self.PAN, tr("Panchromatic (PAN) raster")))
-        self.addParameter(QgsProcessingParameterRasterLayer(self.MS, tr("Multispectral (MS) raster")))
+        # the dialog would otherwise preselect the active layer for both: start on the project's likely pair
+        pair = dialog_defaults() or (None, None)
+        self.addParameter(QgsProcessingParameterRasterLayer(self.PAN, tr("Panchromatic (PAN) raster"),
+                                                            defaultValue=pair[0]))
+        self.addParameter(QgsProcessingParameterRasterLayer(self.MS, tr("Multispectral (MS) raster"),
+                                                            defaultValue=pair[1]))
         self.addParameter(
             QgsProcessingParameterEnum(self.SENSOR, tr("Sensor"), options=list(SENSORS), defaultValue="wv2",
                                        usesStaticStrings=True)
@@ -130,10 +137,12 @@ class PansharpenAlgorithm(QgsProcessingAlgorithm):
         self._tile = self.parameterAsInt(parameters, self.TILE_SIZE, context)
         self._overlap = self.parameterAsInt(parameters, self.OVERLAP, context)
         self._threads = self.parameterAsInt(parameters, self.THREADS, context)
-        self._output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
+        self._ms_name = self.parameterAsRasterLayer(parameters, self.MS, context).name()
         return True
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
+        # resolved here, not in prepareAlgorithm: only this (worker) context's layers-to-load survive the task
+        self._output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         try:
             result = pansharpen(
                 self._pan, self._ms, self._output, sensor=self._sensor, method=self._method,
@@ -150,4 +159,16 @@ class PansharpenAlgorithm(QgsProcessingAlgorithm):
             tr(f"Wrote {result.width}x{result.height} pixels in {result.tiles} tile(s) in {result.seconds:.1f} s "
                f"({result.width * result.height / 1e6 / max(result.seconds, 1e-9):.2f} Mpx/s) on {result.device}")
         )
+        self._describe_layer_to_load(context, rgb_bands(result.band_names))
         return {self.OUTPUT: self._output}
+
+    def _describe_layer_to_load(self, context, rgb: tuple[int, int, int] | None) -> None:
+        """Name the layer the dialog loads after the method and MS layer, and show it in natural colour."""
+        if not context.willLoadLayerOnCompletion(self._output):
+            return
+        details = context.layerToLoadOnCompletionDetails(self._output)
+        label = method_names()[self._method].split(" (")[0]
+        # QGIS still prefers the file name for a typed path (its "use filename as layer name" setting)
+        details.name = "{} – {}".format(label, self._ms_name)
+        if rgb is not None:
+            details.setPostProcessor(NaturalColour.create(rgb))

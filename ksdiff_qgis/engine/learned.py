@@ -4,9 +4,13 @@ from __future__ import annotations
 import numpy as np
 
 from .classical import TileContext
+from .errors import InputError
 from .grid import RasterInfo
 from .model_card import ModelCard
+from . import runtime
 from .runtime import Session
+
+PROBE_MIN = 8   # PAN pixels per side of the smallest probe tile
 
 
 def value_scale(card: ModelCard, ms: RasterInfo) -> float:
@@ -22,12 +26,75 @@ def value_scale(card: ModelCard, ms: RasterInfo) -> float:
     return card.scale
 
 
+def probe_side(card: ModelCard) -> int:
+    """Side of the probe tile: covers the receptive field, a multiple of the model's size multiple."""
+    m = card.size_multiple
+    need = max(2 * card.margin + 1, PROBE_MIN)
+    return -(-need // m) * m
+
+
+def _run(card: ModelCard, session: Session, pan: np.ndarray, lms: np.ndarray) -> np.ndarray:
+    """Run the graph on (1, 1, H, W) and (1, C, H, W); InputError when it fails or returns the wrong shape."""
+    pan_name, lms_name = card.input_names
+    try:
+        out = session.session.run([card.output_name], {pan_name: pan, lms_name: lms})[0]
+    except Exception as e:  # ONNX Runtime raises its own exception types
+        raise InputError(f"the model {card.path.name} failed on a {pan.shape[3]}x{pan.shape[2]} tile: {e}") from None
+    want = (1, len(card.bands), pan.shape[2], pan.shape[3])
+    if tuple(getattr(out, "shape", ())) != want:
+        raise InputError(
+            f"the model {card.path.name} returns an array of shape {tuple(getattr(out, 'shape', ()))} for a "
+            f"{pan.shape[3]}x{pan.shape[2]} tile; its card promises {want} ({len(card.bands)} bands, same size)"
+        )
+    return out
+
+
+def check_graph(card: ModelCard, session: Session) -> None:
+    """The graph has the card's tensors and turns a small probe tile into finite values of the right shape."""
+    # sessions are cached per ONNX file; the card beside it may have changed since the last probe
+    key = (card.input_names, card.output_name, len(card.bands), card.margin, card.size_multiple)
+    if session.probed == key:
+        return
+    inputs = [i.name for i in session.session.get_inputs()]
+    outputs = [o.name for o in session.session.get_outputs()]
+    for role, name in zip(("pan", "lms"), card.input_names):
+        if name not in inputs:
+            raise InputError(f"the model card of {card.path.name} names the {role} input {name!r}, but the graph's "
+                             f"inputs are {', '.join(inputs)}")
+    if card.output_name not in outputs:
+        raise InputError(f"the model card of {card.path.name} names the output {card.output_name!r}, but the "
+                         f"graph's outputs are {', '.join(outputs)}")
+    side = probe_side(card)
+    # a smooth ramp in the normalised range: any sane network maps it to finite values
+    ramp = np.linspace(0.2, 0.8, side * side, dtype=np.float32).reshape(1, 1, side, side)
+    lms = np.concatenate([ramp * np.float32(0.8 + 0.1 * b) for b in range(len(card.bands))], axis=1)
+    out = _run(card, session, ramp, lms)
+    bad = ~np.isfinite(out)
+    if bad.any():
+        raise InputError(f"the model {card.path.name} returns NaN or infinite values ({bad.mean():.0%} of a "
+                         f"{side}x{side} test tile): it is broken")
+    session.probed = key
+
+
+def checked_session(card: ModelCard, device: str, threads: int) -> Session:
+    """A session for the card's model that passed ``check_graph``; CUDA failing at its first run falls back to CPU."""
+    session = runtime.get_session(str(card.path), device, threads)
+    try:
+        check_graph(card, session)
+    except InputError as e:
+        if session.device != "cuda":
+            raise
+        session = runtime.cpu_fallback(session, str(card.path), threads, runtime.short_error(e))
+        check_graph(card, session)   # the model itself is broken if it fails on CPU too
+    return session
+
+
 class OnnxFuser:
     """Runs the model on one tile: normalise, pad to the model's size multiple, infer, crop, de-normalise."""
 
     def __init__(self, card: ModelCard, session: Session, scale: float):
+        check_graph(card, session)
         self.card, self.session, self.scale = card, session, np.float32(scale)
-        self.pan_name, self.lms_name = card.input_names
 
     def __call__(self, pan: np.ndarray, lms: np.ndarray, ctx: TileContext) -> np.ndarray:
         h, w = pan.shape
@@ -38,8 +105,10 @@ class OnnxFuser:
         if ph or pw:
             p = np.pad(p, ((0, 0), (0, 0), (0, ph), (0, pw)), mode="symmetric")
             x = np.pad(x, ((0, 0), (0, 0), (0, ph), (0, pw)), mode="symmetric")
-        out = self.session.session.run(
-            [self.card.output_name],
-            {self.pan_name: np.ascontiguousarray(p, dtype=np.float32), self.lms_name: np.ascontiguousarray(x, dtype=np.float32)},
-        )[0]
-        return out[0, :, :h, :w] * self.scale
+        out = _run(self.card, self.session, np.ascontiguousarray(p, dtype=np.float32),
+                   np.ascontiguousarray(x, dtype=np.float32))[0, :, :h, :w]
+        if not np.isfinite(out).all():
+            # NaN would silently become nodata: a model that produces it is broken, not the data
+            raise InputError(f"the model {self.card.path.name} returned NaN or infinite values on the tile at PAN "
+                             f"row {ctx.origin[0]}, column {ctx.origin[1]}: it is broken for this data")
+        return out * self.scale

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,11 @@ from .errors import InputError
 
 MODELS_DIR = Path(__file__).resolve().parent.parent / "resources" / "models"
 REQUIRED = ("format_version", "sensor", "bands", "ratio", "scale", "method", "inputs", "output", "margin")
+# bounds on what a card may ask for: beyond them a model is broken or would exhaust memory
+MAX_MARGIN = 256          # PAN pixels of context each side of a tile
+MAX_SIZE_MULTIPLE = 64    # tile sides are padded to a multiple of this
+RATIOS = (2, 16)
+MAX_SCALE = 65535.0 * 4
 
 
 @dataclass(frozen=True)
@@ -81,8 +87,7 @@ def load_card(onnx_path: str | os.PathLike) -> ModelCard:
         raise InputError(f"the model card {card_path.name} lacks {', '.join(missing)}")
     if data["format_version"] != 1:
         raise InputError(f"the model card {card_path.name} has format version {data['format_version']}; this plugin reads 1")
-    if not (isinstance(data["ratio"], int) and data["ratio"] >= 2 and float(data["scale"]) > 0):
-        raise InputError(f"the model card {card_path.name} has an invalid ratio or scale")
+    check_fields(data, card_path.name)
     want = data.get("onnx_sha256")
     if not want:
         raise InputError(f"the model card {card_path.name} has no onnx_sha256: the model file cannot be verified")
@@ -93,6 +98,47 @@ def load_card(onnx_path: str | os.PathLike) -> ModelCard:
             "it is corrupt or was modified"
         )
     return ModelCard(path=path, data=data)
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _bad(name: str, field: str, value, want: str) -> InputError:
+    return InputError(f"the model card {name} has an invalid {field} ({value!r}): it must be {want}")
+
+
+def _check_int(data: dict, name: str, field: str, lo: int, hi: int, default: int | None = None) -> None:
+    value = data.get(field, default)
+    if not (_is_int(value) and lo <= value <= hi):
+        raise _bad(name, field, value, f"a whole number from {lo} to {hi}")
+
+
+def _check_names(data: dict, name: str) -> None:
+    """bands: a non-empty list of names; inputs.pan, inputs.lms and output: tensor names."""
+    bands = data["bands"]
+    if not (isinstance(bands, list) and bands and all(isinstance(b, str) and b.strip() for b in bands)):
+        raise _bad(name, "bands", bands, "a non-empty list of band names")
+    inputs = data["inputs"]
+    if not (isinstance(inputs, dict) and all(isinstance(inputs.get(k), str) and inputs[k] for k in ("pan", "lms"))):
+        raise _bad(name, "inputs", inputs, 'an object naming the "pan" and "lms" input tensors')
+    if not (isinstance(data["output"], str) and data["output"]):
+        raise _bad(name, "output", data["output"], "the name of the output tensor")
+    if data.get("layout", "NCHW") != "NCHW":
+        raise _bad(name, "layout", data["layout"], "NCHW")
+
+
+def check_fields(data: dict, name: str) -> None:
+    """Every field the plugin uses has the right type and lies within bounds; InputError says which not."""
+    _check_names(data, name)
+    _check_int(data, name, "ratio", *RATIOS)
+    _check_int(data, name, "margin", 0, MAX_MARGIN)
+    _check_int(data, name, "size_multiple", 1, MAX_SIZE_MULTIPLE, default=1)
+    scale = data["scale"]
+    # json reads NaN and Infinity: a scale must be a real, finite, positive number
+    if not (isinstance(scale, (int, float)) and not isinstance(scale, bool) and math.isfinite(scale)
+            and 0 < scale <= MAX_SCALE):
+        raise _bad(name, "scale", scale, f"a finite number above 0 and at most {MAX_SCALE:g}")
 
 
 def bundled_cards(models_dir: Path = MODELS_DIR) -> dict[str, Path]:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from . import classical
+from .bandcolour import set_colour_interpretation
 from .errors import Cancelled, InputError
 from .feedback import Feedback
 from .grid import GridPlan, RasterInfo, plan_grid
@@ -19,8 +20,8 @@ from .raster_io import GeoTiffWriter, check_not_input, check_writable, open_rast
 from .sensors import Sensor, get_sensor
 from .tiling import blend_strips, tile_count
 from .filters import upsample
-from . import model_card, runtime
-from .learned import OnnxFuser, value_scale
+from . import memory, model_card
+from .learned import OnnxFuser, checked_session, value_scale
 
 STATS_WINDOW = 128      # MS pixels per side of a window sampled for scene statistics
 STATS_WINDOWS = 16      # at most this many windows (262k MS pixels: plenty for a 5-term regression)
@@ -58,6 +59,7 @@ class PansharpenResult:
     ratio: int
     device: str = "cpu"
     warnings: list[str] = field(default_factory=list)
+    band_names: list[str] = field(default_factory=list)
 
 
 def _is_valid(arr: np.ndarray, nodata: float | None) -> np.ndarray | None:
@@ -264,7 +266,7 @@ def pansharpen(
     if method in LEARNED_METHODS:
         card = resolve_model(sensor, model_path)
         model_card.check_against_data(card, ms.bands, plan.ratio)
-        session = runtime.get_session(str(card.path), device, threads)
+        session = checked_session(card, device, threads)
         scale = value_scale(card, ms)
         fuse, margin, used_device = OnnxFuser(card, session, scale), card.margin, session.device
         fb.info(f"model {card.path.name} ({card.data.get('backbone', '')}); device {session.device}: "
@@ -282,6 +284,13 @@ def pansharpen(
         fb.warning(w)
     ms_src = plan.ms_dataset or ms_ds
     r0, c0, rows, cols = plan.region
+    # before any tile: refuse, or shrink the tiles, when the run would not fit the free memory
+    learned = method in LEARNED_METHODS
+    tile_size, overlap, too_big = memory.fit_tile(tile_size, overlap, rows, cols, ms.bands, margin, learned,
+                                                  card.size_multiple if learned else 1)
+    if too_big:
+        fb.warning(too_big)
+        warnings.append(too_big)
     total = tile_count(rows, cols, tile_size, overlap)
     fb.info(
         f"PAN {pan.width}x{pan.height}, MS {ms.width}x{ms.height}x{ms.bands}, ratio {plan.ratio}; "
@@ -294,6 +303,7 @@ def pansharpen(
     names = ms.descriptions if all(ms.descriptions) else list(spec.band_names)
     runner = _TileRunner(pan_ds, ms_src, pan, ms, plan, spec, fuse, margin, stats, fb, total)
     writer = GeoTiffWriter(output_path, cols, rows, ms, plan.out_gt, pan.wkt, names, nodata)
+    set_colour_interpretation(writer.ds, names)
     for p in writer.removed_partials:
         fb.info(f"removed {os.path.basename(p)}, left beside the output by an interrupted earlier run")
     try:
@@ -315,4 +325,5 @@ def pansharpen(
         writer.abort()
         raise
     return PansharpenResult(output_path=output_path, seconds=time.perf_counter() - t0, width=cols, height=rows,
-                            tiles=total, method=method, ratio=plan.ratio, device=used_device, warnings=warnings)
+                            tiles=total, method=method, ratio=plan.ratio, device=used_device, warnings=warnings,
+                            band_names=list(names))

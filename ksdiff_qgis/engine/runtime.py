@@ -54,6 +54,7 @@ class Session:
     session: object
     device: str      # "cuda" or "cpu": what the session really runs on
     reason: str
+    probed: tuple | None = None   # the card fields the graph passed learned.check_graph with
 
 
 _cache: dict[tuple, Session] = {}
@@ -77,19 +78,46 @@ def get_session(model_path: str, device: str = "auto", threads: int = 0) -> Sess
         opts.intra_op_num_threads = threads or default_threads()
         opts.inter_op_num_threads = 1
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        try:
-            sess = ort.InferenceSession(model_path, sess_options=opts, providers=list(choice.providers))
-        except Exception as e:  # ONNX Runtime raises its own exception types for corrupt files
-            raise InputError(f"ONNX Runtime cannot load the model {os.path.basename(model_path)}: {e}") from None
-        reason = choice.reason
+        sess, reason = _create(ort, model_path, opts, choice)
         ran_on = "cuda" if sess.get_providers()[0] == CUDA else "cpu"
-        if CUDA in choice.providers and ran_on != "cuda":
+        if CUDA in choice.providers and ran_on != "cuda" and reason == choice.reason:
             reason = "the CUDA provider is installed but could not create the session (driver/CUDA libraries?); using CPU"
         session = Session(sess, ran_on, reason)
         if len(_cache) >= 4:
             _cache.pop(next(iter(_cache)))
         _cache[key] = session
         return session
+
+
+def short_error(error: Exception, limit: int = 300) -> str:
+    """First line of an ONNX Runtime error, shortened: enough to tell which library is missing."""
+    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _create(ort, model_path: str, opts, choice: DeviceChoice) -> tuple[object, str]:
+    """An InferenceSession and the device reason; a CUDA session that fails to start falls back to CPU."""
+    name = os.path.basename(model_path)
+    try:
+        return ort.InferenceSession(model_path, sess_options=opts, providers=list(choice.providers)), choice.reason
+    except Exception as e:  # ONNX Runtime raises its own exception types (corrupt file, missing CUDA/cuDNN)
+        if CUDA not in choice.providers:
+            raise InputError(f"ONNX Runtime cannot load the model {name}: {e}") from None
+        cuda_error = short_error(e)
+    try:
+        sess = ort.InferenceSession(model_path, sess_options=opts, providers=[CPU])
+    except Exception as e:  # noqa: BLE001 - the CPU error says what is wrong with the model itself
+        raise InputError(f"ONNX Runtime cannot load the model {name}: {e}") from None
+    return sess, f"the CUDA session failed to start ({cuda_error}); using CPU"
+
+
+def cpu_fallback(session: Session, model_path: str, threads: int, why: str) -> Session:
+    """A CPU session replacing a CUDA ``session`` that failed on its first run (e.g. cuDNN missing)."""
+    with _lock:
+        for key in [k for k, v in _cache.items() if v is session]:
+            del _cache[key]   # do not hand the broken session to the next run
+    cpu = get_session(model_path, "cpu", threads)
+    return Session(cpu.session, "cpu", f"the CUDA session failed on its first run ({why}); using CPU", cpu.probed)
 
 
 def clear_cache() -> None:

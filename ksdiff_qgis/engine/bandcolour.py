@@ -1,0 +1,43 @@
+"""Which output bands are red, green and blue, and telling GDAL so (natural colour in any GIS)."""
+from __future__ import annotations
+
+import re
+
+from osgeo import gdal
+
+from .gdalutil import gdal_call
+
+_COLOURS = {"red": gdal.GCI_RedBand, "green": gdal.GCI_GreenBand, "blue": gdal.GCI_BlueBand}
+
+
+def _colour_of(name: str) -> str | None:
+    """'red', 'green' or 'blue' when a band name says so ('B4 Red', 'Blue'); 'Red Edge' is not red."""
+    words = set(re.findall(r"[a-z]+", name.lower()))
+    hits = [c for c in _COLOURS if c in words]
+    if len(hits) != 1 or words & {"edge", "nir", "infrared"}:
+        return None
+    return hits[0]
+
+
+def rgb_bands(names: list[str]) -> tuple[int, int, int] | None:
+    """1-based (red, green, blue) band numbers from band names, or None unless each colour is there once."""
+    found: dict[str, list[int]] = {c: [] for c in _COLOURS}
+    for i, name in enumerate(names, start=1):
+        colour = _colour_of(name or "")
+        if colour:
+            found[colour].append(i)
+    if any(len(v) != 1 for v in found.values()):
+        return None
+    return found["red"][0], found["green"][0], found["blue"][0]
+
+
+def set_colour_interpretation(ds: gdal.Dataset, names: list[str]) -> None:
+    """Mark the red, green and blue bands of ``ds`` (GeoTIFF stores this in the file, no sidecar)."""
+    rgb = rgb_bands(names)
+    if rgb is None:
+        return
+    wanted = {i: gdal.GCI_Undefined for i in range(1, ds.RasterCount + 1)}   # GTiff would say Gray
+    wanted.update({band: _COLOURS[c] for band, c in zip(rgb, ("red", "green", "blue"))})
+    for i, interp in wanted.items():
+        # cosmetic: a driver that refuses must not fail the run (GDAL exceptions may be on)
+        gdal_call(ds.GetRasterBand(i).SetColorInterpretation, interp)

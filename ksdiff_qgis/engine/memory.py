@@ -1,0 +1,89 @@
+"""Peak-memory estimate of a run and the tile size that keeps it within a safe share of the free RAM.
+
+Measured on the bundled FusionNet-based KSDiff models (ONNX Runtime, CPU): about 130 float32 per pixel of
+the padded tile for the network's activations, about 200 for the whole pipeline with 4 bands (a run at
+4096 px tiles peaked at 14.3 GB). The classical methods need about 17 per pixel with 4 bands.
+psutil is not part of QGIS's Python: free memory is read from /proc/meminfo or sysconf.
+"""
+from __future__ import annotations
+
+import os
+
+from .errors import InputError
+
+ENV_LIMIT = "KSDIFF_MAX_MEMORY_MB"   # overrides the budget (tests, shared machines, clusters)
+SAFE_SHARE = 0.5                     # of the memory available when the run starts
+FIXED_MB = 100.0                     # ONNX Runtime session, GDAL handles and caches
+LEARNED_FLOATS = 170                 # activations per padded tile pixel (+ 8 per band for the pipeline)
+CLASSICAL_FLOATS = 4                 # per padded tile pixel (+ 4 per band)
+MIN_TILE = 64
+
+
+def available_mb() -> float | None:
+    """Memory the system can give this process now (MB), or None when it cannot be told."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) / 1024.0
+    except (OSError, ValueError, IndexError):
+        pass
+    try:   # other Unixes: free physical pages (an underestimate: caches are not counted)
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def budget_mb() -> tuple[float, str] | None:
+    """(MB this run may use, where that number comes from), or None when unknown."""
+    override = os.environ.get(ENV_LIMIT, "").strip()
+    if override:
+        try:
+            return float(override), f"{ENV_LIMIT}={override}"
+        except ValueError:
+            raise InputError(f"{ENV_LIMIT} must be a number of megabytes, not {override!r}") from None
+    free = available_mb()
+    if free is None:
+        return None
+    return SAFE_SHARE * free, f"half of the {free:,.0f} MB of RAM available"
+
+
+def estimate_mb(tile: int, rows: int, cols: int, bands: int, margin: int, learned: bool,
+                size_multiple: int = 1) -> float:
+    """Peak memory (MB) of a run: one padded tile in flight plus the row strip being blended."""
+    th, tw = min(tile, rows), min(tile, cols)
+    k = max(1, size_multiple)
+    side_h = -(-(th + 2 * margin) // k) * k
+    side_w = -(-(tw + 2 * margin) // k) * k
+    per_px = (LEARNED_FLOATS + 8 * bands) if learned else (CLASSICAL_FLOATS + 4 * bands)
+    tile_bytes = side_h * side_w * 4 * per_px
+    strip_bytes = 2 * bands * th * cols * 4        # the strip and the rows carried to the next one
+    return FIXED_MB + (tile_bytes + strip_bytes) / 2**20
+
+
+def fit_tile(tile: int, overlap: int, rows: int, cols: int, bands: int, margin: int, learned: bool,
+             size_multiple: int = 1) -> tuple[int, int, str | None]:
+    """(tile, overlap, warning): ``tile`` if the run fits the budget, else a smaller one and why.
+
+    InputError when even the smallest tile does not fit (a very wide scene or very little memory).
+    """
+    budget = budget_mb()
+    if budget is None:
+        return tile, overlap, None
+    limit, source = budget
+    need = estimate_mb(tile, rows, cols, bands, margin, learned, size_multiple)
+    if need <= limit:
+        return tile, overlap, None
+    smaller = tile
+    while smaller > MIN_TILE and estimate_mb(smaller, rows, cols, bands, margin, learned, size_multiple) > limit:
+        smaller = max(MIN_TILE, smaller * 3 // 4 // 16 * 16)   # multiples of 16 keep GDAL reads aligned
+    least = estimate_mb(smaller, rows, cols, bands, margin, learned, size_multiple)
+    if least > limit:
+        raise InputError(
+            f"this run needs about {least:,.0f} MB even with {smaller}-pixel tiles, more than the "
+            f"{limit:,.0f} MB it may use ({source}): free memory, or process a smaller area"
+        )
+    return smaller, min(overlap, smaller // 2), (
+        f"Tiles of {tile} px would need about {need:,.0f} MB, more than the {limit:,.0f} MB this run may use "
+        f"({source}); using tiles of {smaller} px (about {least:,.0f} MB)."
+    )

@@ -1,0 +1,144 @@
+"""The dialog's way of running: a background task, then Processing loads the outputs into the project."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+
+def _run_like_dialog(alg_id: str, params: dict, timeout: float = 120.0):
+    """Run ``alg_id`` as AlgorithmDialog does: QgsProcessingAlgRunnerTask, then handleAlgorithmResults."""
+    from processing.gui.Postprocessing import handleAlgorithmResults
+    from processing.tools import dataobjects
+    from qgis.core import QgsApplication, QgsProcessingAlgRunnerTask, QgsProcessingFeedback
+
+    alg = QgsApplication.processingRegistry().createAlgorithmById(alg_id)
+    feedback = QgsProcessingFeedback()
+    context = dataobjects.createContext(feedback)
+    done: dict = {}
+    task = QgsProcessingAlgRunnerTask(alg, params, context, feedback)
+    task.executed.connect(lambda ok, results: done.update(ok=ok, results=results))
+    QgsApplication.taskManager().addTask(task)
+    t0 = time.time()
+    while "ok" not in done and time.time() - t0 < timeout:
+        QgsApplication.processEvents()
+        time.sleep(0.02)
+    assert done.get("ok"), f"task failed or timed out: {done}"
+    assert handleAlgorithmResults(alg, context, feedback, False, done["results"])
+    return done["results"]
+
+
+@pytest.fixture()
+def project(qgis_app, data_dir):
+    """QgsProject.instance() holding the WV-2 PAN and MS as layers; emptied afterwards."""
+    from qgis.core import QgsProject, QgsRasterLayer
+
+    proj = QgsProject.instance()
+    proj.clear()
+    pan = QgsRasterLayer(str(data_dir / "wv2_pan.tif"), "wv2 pan")
+    ms = QgsRasterLayer(str(data_dir / "wv2_ms.tif"), "wv2 ms")
+    assert pan.isValid() and ms.isValid()
+    proj.addMapLayers([pan, ms])
+    yield proj, pan, ms
+    proj.clear()
+
+
+def _new_layers(proj, before: set):
+    return [lyr for lid, lyr in proj.mapLayers().items() if lid not in before]
+
+
+@pytest.mark.parametrize("typed_path", [False, True])
+def test_dialog_loads_fused_raster(project, tmp_path, typed_path):
+    from qgis.core import QgsProcessing, QgsProcessingOutputLayerDefinition, QgsProject
+
+    proj, pan, ms = project
+    dest = str(tmp_path / "fused.tif") if typed_path else QgsProcessing.TEMPORARY_OUTPUT
+    out = QgsProcessingOutputLayerDefinition(dest, QgsProject.instance())
+    before = set(proj.mapLayers())
+    results = _run_like_dialog("ksdiff:pansharpen", {"PAN": pan.id(), "MS": ms.id(), "SENSOR": "wv2",
+                                                     "METHOD": "brovey", "OUTPUT": out})
+    new = _new_layers(proj, before)
+    assert len(new) == 1, "the fused raster was not loaded into the project"
+    layer = new[0]
+    assert layer.isValid() and layer.bandCount() == 4
+    assert layer.source() == results["OUTPUT"]
+    if typed_path:
+        assert results["OUTPUT"] == dest
+    else:
+        # a temporary output has no meaningful file name: name it after the method and the MS layer
+        assert layer.name() == "Weighted Brovey – wv2 ms"
+    # natural colour: red, green, blue = the sensor's Red, Green, Blue bands (B, G, R, NIR -> 3, 2, 1)
+    renderer = layer.renderer()
+    assert renderer.type() == "multibandcolor"
+    assert (renderer.redBand(), renderer.greenBand(), renderer.blueBand()) == (3, 2, 1)
+    assert renderer.redContrastEnhancement() is not None
+
+
+def test_output_declares_rgb_colour_interpretation(qgis_app, data_dir, tmp_path):
+    """Any GIS opening the file sees which bands are red, green and blue (GDAL colour interpretation)."""
+    import processing
+    from osgeo import gdal
+
+    out = str(tmp_path / "o.tif")
+    processing.run("ksdiff:pansharpen", {"PAN": str(data_dir / "wv2_pan.tif"), "MS": str(data_dir / "wv2_ms.tif"),
+                                         "SENSOR": "wv2", "METHOD": "exp", "OUTPUT": out})
+    ds = gdal.Open(out)
+    got = [gdal.GetColorInterpretationName(ds.GetRasterBand(i).GetColorInterpretation()) for i in range(1, 5)]
+    assert got[:3] == ["Blue", "Green", "Red"] and got[3] != "Alpha"
+    assert not (tmp_path / "o.tif.aux.xml").exists()   # stored in the GeoTIFF itself, not a sidecar
+
+
+def test_assess_report_through_task(project, tmp_path):
+    """ksdiff:assess in the background task: the report is written where the dialog said."""
+    from qgis.core import QgsProcessingOutputLayerDefinition, QgsProject
+
+    proj, pan, ms = project
+    fused = str(tmp_path / "fused.tif")
+    _run_like_dialog("ksdiff:pansharpen", {"PAN": pan.id(), "MS": ms.id(), "SENSOR": "wv2", "METHOD": "exp",
+                                           "OUTPUT": QgsProcessingOutputLayerDefinition(fused, QgsProject.instance())})
+    html = str(tmp_path / "report.html")
+    results = _run_like_dialog("ksdiff:assess", {"FUSED": fused, "PAN": pan.id(), "MS": ms.id(), "SENSOR": "wv2",
+                                                 "OUTPUT_HTML": html})
+    assert results["OUTPUT_HTML"] == html and "<html" in open(html, encoding="utf-8").read()
+    # the dialog lists an HTML output in its results viewer (it loads no layer for assess)
+    from qgis.core import QgsApplication, QgsProcessingOutputHtml
+
+    alg = QgsApplication.processingRegistry().algorithmById("ksdiff:assess")
+    assert isinstance(alg.outputDefinition("OUTPUT_HTML"), QgsProcessingOutputHtml)
+
+
+def test_dialog_starts_on_plausible_pair(project, data_dir, monkeypatch):
+    """PAN picker on the one-band layer, MS on the overlapping multi-band one, whatever layer is active."""
+    from unittest import mock
+
+    import processing.gui.ParametersPanel as panel_module
+    from qgis.core import QgsRasterLayer
+
+    proj, pan, ms = project
+    other = QgsRasterLayer(str(data_dir / "l8_ms.tif"), "landsat elsewhere")   # multi-band, far away
+    proj.addMapLayer(other)
+    from processing.gui.AlgorithmDialog import AlgorithmDialog
+    from qgis.core import QgsApplication
+
+    iface = mock.MagicMock()
+    iface.mapCanvas.return_value = iface.browserModel.return_value = None
+    iface.activeLayer.return_value = ms       # the user last clicked the MS layer
+    monkeypatch.setattr(panel_module, "iface", iface)
+    # what processing.createAlgorithmDialog does, without a main window
+    dialog = AlgorithmDialog(QgsApplication.processingRegistry().createAlgorithmById("ksdiff:pansharpen"))
+    try:
+        wrappers = dialog.mainWidget().wrappers
+        assert wrappers["PAN"].parameterValue() == pan.id()
+        assert wrappers["MS"].parameterValue() == ms.id()
+    finally:
+        dialog.deleteLater()
+
+
+def test_no_plausible_pair_no_defaults(qgis_app):
+    """Without project layers (qgis_process, scripts) PAN and MS have no default."""
+    from qgis.core import QgsApplication, QgsProject
+
+    QgsProject.instance().clear()
+    alg = QgsApplication.processingRegistry().createAlgorithmById("ksdiff:pansharpen")
+    assert alg.parameterDefinition("PAN").defaultValue() is None
+    assert alg.parameterDefinition("MS").defaultValue() is None

@@ -1,0 +1,88 @@
+"""A run estimates its peak memory first: it shrinks tiles that would not fit, or refuses with a reason."""
+from __future__ import annotations
+
+import os
+
+import pytest
+from osgeo import gdal
+
+from ksdiff_qgis.engine import memory
+from ksdiff_qgis.engine.errors import InputError
+
+
+@pytest.fixture(scope="module")
+def big_pair(data_dir, tmp_path_factory):
+    """A 2048x2048 PAN and 512x512 MS made from the WV-2 crop (a scene larger than one default tile)."""
+    folder = tmp_path_factory.mktemp("big")
+    paths = {}
+    for role, size in (("pan", 2048), ("ms", 512)):
+        paths[role] = str(folder / f"{role}.tif")
+        gdal.Translate(paths[role], str(data_dir / f"wv2_{role}.tif"), width=size, height=size,
+                       resampleAlg="bilinear", creationOptions=["TILED=YES"])
+    return paths
+
+
+def _run(params, out):
+    import processing
+    from qgis.core import QgsProcessingFeedback
+
+    feedback = QgsProcessingFeedback()
+    processing.run("ksdiff:pansharpen", {**params, "OUTPUT": out}, feedback=feedback)
+    return feedback.textLog()
+
+
+def test_huge_tile_is_reduced_to_fit(qgis_app, big_pair, tmp_path, monkeypatch):
+    monkeypatch.setenv(memory.ENV_LIMIT, "300")
+    out = str(tmp_path / "o.tif")
+    log = _run({"PAN": big_pair["pan"], "MS": big_pair["ms"], "SENSOR": "wv2", "METHOD": "exp",
+                "TILE_SIZE": 8192, "OVERLAP": 32}, out)
+    assert "Tiles of 8192 px would need about" in log and "KSDIFF_MAX_MEMORY_MB=300" in log
+    assert gdal.Open(out).RasterXSize >= 2040   # the PAN/MS overlap
+
+
+def test_run_that_cannot_fit_is_refused(qgis_app, big_pair, tmp_path, monkeypatch):
+    from qgis.core import QgsProcessingException
+
+    monkeypatch.setenv(memory.ENV_LIMIT, "80")
+    out = str(tmp_path / "o.tif")
+    with pytest.raises(QgsProcessingException, match="needs about .* MB even with 64-pixel tiles"):
+        _run({"PAN": big_pair["pan"], "MS": big_pair["ms"], "SENSOR": "wv2", "METHOD": "mtf_glp_hpm",
+              "TILE_SIZE": 8192}, out)
+    assert not os.path.exists(out) and not [f for f in os.listdir(tmp_path) if "partial" in f]
+
+
+def test_learned_model_tiles_are_reduced(qgis_app, data_dir, tmp_path, monkeypatch):
+    """A learned model's activations count (about 200 floats per tile pixel): a small budget shrinks its tiles."""
+    from test_model_validation import make_model
+
+    from ksdiff_qgis.engine import runtime
+
+    runtime.clear_cache()
+    model = make_model(tmp_path)
+    monkeypatch.setenv(memory.ENV_LIMIT, "140")
+    out = str(tmp_path / "o.tif")
+    log = _run({"PAN": str(data_dir / "wv2_pan.tif"), "MS": str(data_dir / "wv2_ms.tif"), "SENSOR": "wv2",
+                "METHOD": "ksdiff", "MODEL": str(model), "THREADS": 1, "TILE_SIZE": 8192}, out)
+    assert "Tiles of 8192 px would need about" in log
+    assert gdal.Open(out).RasterCount == 4
+
+
+def test_default_runs_are_untouched(qgis_app, data_dir, tmp_path, monkeypatch):
+    monkeypatch.delenv(memory.ENV_LIMIT, raising=False)
+    log = _run({"PAN": str(data_dir / "wv2_pan.tif"), "MS": str(data_dir / "wv2_ms.tif"), "SENSOR": "wv2",
+                "METHOD": "gsa"}, str(tmp_path / "o.tif"))
+    assert "would need about" not in log
+
+
+def test_estimate_and_budget(monkeypatch):
+    # the measured case: KSDiff, 4-band scene, 4096-pixel tiles peaked at 14.3 GB
+    assert 12_000 < memory.estimate_mb(4096, 8192, 8192, 4, 10, learned=True) < 18_000
+    assert memory.estimate_mb(512, 8192, 8192, 4, 10, True) < memory.estimate_mb(1024, 8192, 8192, 4, 10, True)
+    assert memory.estimate_mb(8192, 256, 256, 4, 0, False) == memory.estimate_mb(256, 256, 256, 4, 0, False)
+    free = memory.available_mb()
+    assert free is not None and free > 0
+    monkeypatch.setenv(memory.ENV_LIMIT, "lots")
+    with pytest.raises(InputError, match="number of megabytes"):
+        memory.budget_mb()
+    monkeypatch.delenv(memory.ENV_LIMIT)
+    assert memory.budget_mb()[0] == pytest.approx(memory.SAFE_SHARE * memory.available_mb(), rel=0.2)

@@ -1,0 +1,138 @@
+"""A user's MODEL is checked before any pixel is written: card fields within bounds, the graph probed."""
+from __future__ import annotations
+
+import json
+import math
+import os
+
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+from ksdiff_qgis.engine import runtime
+from ksdiff_qgis.engine.model_card import sha256_file
+
+BANDS = ["Blue", "Green", "Red", "NIR"]
+
+
+def _graph(kind: str, bands: int = 4) -> onnx.ModelProto:
+    """Small graphs (pan, lms) -> hrms: 'identity' works; the others are broken in one way each."""
+    pan = helper.make_tensor_value_info("pan", TensorProto.FLOAT, ["N", 1, "H", "W"])
+    lms = helper.make_tensor_value_info("lms", TensorProto.FLOAT, ["N", bands, "H", "W"])
+    out = helper.make_tensor_value_info("hrms", TensorProto.FLOAT, None)
+    inits = [helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0])]
+    nodes = [helper.make_node("Mul", ["pan", "zero"], ["z"])]
+    if kind == "identity":
+        nodes.append(helper.make_node("Add", ["lms", "z"], ["hrms"]))
+    elif kind == "one_band":       # returns only the first band
+        inits += [helper.make_tensor(n, TensorProto.INT64, [1], [v]) for n, v in (("s", 0), ("e", 1), ("a", 1))]
+        nodes += [helper.make_node("Slice", ["lms", "s", "e", "a"], ["first"]),
+                  helper.make_node("Add", ["first", "z"], ["hrms"])]
+    elif kind == "half_size":      # returns a half-resolution image
+        nodes += [helper.make_node("Add", ["lms", "z"], ["full"]),
+                  helper.make_node("AveragePool", ["full"], ["hrms"], kernel_shape=[2, 2], strides=[2, 2])]
+    elif kind == "nan":            # 0 / 0 everywhere
+        nodes += [helper.make_node("Div", ["z", "z"], ["nan"]), helper.make_node("Add", ["lms", "nan"], ["hrms"])]
+    elif kind == "dark_nan":       # sqrt(pan - 0.1): NaN on dark pixels only, which the probe ramp lacks
+        inits.append(helper.make_tensor("tenth", TensorProto.FLOAT, [], [0.1]))
+        nodes += [helper.make_node("Sub", ["pan", "tenth"], ["d"]), helper.make_node("Sqrt", ["d"], ["r"]),
+                  helper.make_node("Mul", ["r", "zero"], ["r0"]), helper.make_node("Add", ["lms", "r0"], ["hrms"])]
+    graph = helper.make_graph(nodes, kind, [pan, lms], [out], initializer=inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+
+
+def make_model(folder, kind: str = "identity", **card_changes):
+    """An ONNX file and its card (sha256 matching) in ``folder``; ``card_changes`` overrides card fields."""
+    path = folder / f"{kind}.onnx"
+    onnx.save(_graph(kind), str(path))
+    card = {"format_version": 1, "sensor": "wv2", "bands": BANDS, "ratio": 4, "scale": 2047.0, "method": "ksdiff",
+            "inputs": {"pan": "pan", "lms": "lms"}, "output": "hrms", "layout": "NCHW", "margin": 2,
+            "size_multiple": 4, "onnx_sha256": sha256_file(path)}
+    card.update(card_changes)
+    card = {k: v for k, v in card.items() if v is not None}
+    path.with_suffix(".json").write_text(json.dumps(card))   # json writes NaN/Infinity as bare words
+    return path
+
+
+def _expect_refused(data_dir, tmp_path, model, match):
+    import processing
+    from qgis.core import QgsProcessingException
+
+    runtime.clear_cache()
+    out = tmp_path / "o.tif"
+    with pytest.raises(QgsProcessingException, match=match):
+        processing.run("ksdiff:pansharpen", {"PAN": str(data_dir / "wv2_pan.tif"), "MS": str(data_dir / "wv2_ms.tif"),
+                                             "SENSOR": "wv2", "METHOD": "ksdiff", "MODEL": str(model),
+                                             "TILE_SIZE": 128, "OVERLAP": 16, "THREADS": 1, "OUTPUT": str(out)})
+    assert not out.exists()
+    assert not [f for f in os.listdir(tmp_path) if "partial" in f]
+
+
+@pytest.mark.parametrize("field,value,match", [
+    ("margin", -5, "invalid margin"),
+    ("margin", 3000, "invalid margin"),
+    ("margin", 2.5, "invalid margin"),
+    ("size_multiple", 0, "invalid size_multiple"),
+    ("size_multiple", 4096, "invalid size_multiple"),
+    ("ratio", 1, "invalid ratio"),
+    ("ratio", True, "invalid ratio"),
+    ("ratio", 32, "invalid ratio"),
+    ("scale", math.inf, "invalid scale"),
+    ("scale", math.nan, "invalid scale"),
+    ("scale", 0, "invalid scale"),
+    ("scale", "2047", "invalid scale"),
+    ("scale", 1e9, "invalid scale"),
+    ("bands", "BGRN", "invalid bands"),
+    ("bands", [1, 2, 3, 4], "invalid bands"),
+    ("bands", [], "invalid bands"),
+    ("inputs", {"pan": "pan"}, "invalid inputs"),
+    ("output", 3, "invalid output"),
+    ("layout", "NHWC", "invalid layout"),
+])
+def test_card_fields_out_of_bounds(qgis_app, data_dir, tmp_path, field, value, match):
+    _expect_refused(data_dir, tmp_path, make_model(tmp_path, **{field: value}), match)
+
+
+def test_card_names_tensors_the_graph_lacks(qgis_app, data_dir, tmp_path):
+    _expect_refused(data_dir, tmp_path, make_model(tmp_path, inputs={"pan": "panchro", "lms": "lms"}),
+                    "names the pan input 'panchro'.*inputs are pan, lms")
+    _expect_refused(data_dir, tmp_path, make_model(tmp_path, output="fused"), "names the output 'fused'")
+
+
+@pytest.mark.parametrize("kind,match", [
+    ("one_band", r"shape \(1, 1, .*promises \(1, 4,"),
+    ("half_size", r"shape \(1, 4, 4, 4\) for a 8x8 tile"),
+    ("nan", "NaN or infinite values"),
+])
+def test_broken_graphs(qgis_app, data_dir, tmp_path, kind, match):
+    _expect_refused(data_dir, tmp_path, make_model(tmp_path, kind), match)
+
+
+def test_graph_producing_nan_on_the_data(qgis_app, data_dir, tmp_path):
+    """Passes the probe, but returns NaN on dark pixels: refused instead of silently writing nodata."""
+    _expect_refused(data_dir, tmp_path, make_model(tmp_path, "dark_nan"), "returned NaN or infinite values on the tile")
+
+
+def test_valid_model_runs(qgis_app, data_dir, tmp_path):
+    import processing
+    from osgeo import gdal
+
+    runtime.clear_cache()
+    model = make_model(tmp_path, size_multiple=None)    # size_multiple is optional (1)
+    out = str(tmp_path / "ok.tif")
+    processing.run("ksdiff:pansharpen", {"PAN": str(data_dir / "wv2_pan.tif"), "MS": str(data_dir / "wv2_ms.tif"),
+                                         "SENSOR": "wv2", "METHOD": "ksdiff", "MODEL": str(model), "THREADS": 1,
+                                         "OUTPUT": out})
+    arr = gdal.Open(out).ReadAsArray()
+    assert arr.shape == (4, 256, 256) and (arr > 0).all()
+
+
+def test_probe_side():
+    from ksdiff_qgis.engine.learned import probe_side
+    from ksdiff_qgis.engine.model_card import ModelCard
+
+    card = lambda m, k: ModelCard(None, {"margin": m, "size_multiple": k})  # noqa: E731
+    assert probe_side(card(0, 1)) == 8
+    assert probe_side(card(10, 1)) == 21
+    assert probe_side(card(10, 16)) == 32
+    assert probe_side(card(256, 64)) == 576
