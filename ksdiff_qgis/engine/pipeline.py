@@ -8,16 +8,18 @@ from __future__ import annotations
 import math
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from . import classical
 from .bandcolour import set_colour_interpretation
 from .errors import Cancelled, InputError
 from .feedback import Feedback
-from .grid import GridPlan, RasterInfo, plan_grid
+from .grid import GridPlan, RasterInfo, describe, plan_grid
 from .raster_io import GeoTiffWriter, check_not_input, check_writable, open_raster, read_decimated, read_padded
-from .sensors import Sensor, get_sensor
+from .sensors import AUTO, SENSORS, Sensor, get_sensor, model_for
+from . import aoi, bands as band_sel
+from .sensor_detect import detect_sensor
 from .tiling import blend_strips, tile_count
 from .filters import upsample
 from . import memory, model_card
@@ -35,17 +37,32 @@ def method_names() -> dict[str, str]:
     return {**LEARNED_METHODS, **classical.METHODS}
 
 
-def resolve_model(sensor: str, model_path: str | None) -> model_card.ModelCard:
-    """The checked model card for a user's MODEL file or the bundled model of ``sensor``."""
+def resolve_model(sensor: str, model_path: str | None, feedback: Feedback | None = None) -> model_card.ModelCard:
+    """The checked model card for a user's MODEL file or the bundled model that serves ``sensor``.
+
+    A sensor without its own model gets the nearest sensor's (``sensors.model_for``), with a warning: whether
+    that helps on a scene is for the per-scene self-check to say.
+    """
     if not model_path:
         bundled = model_card.bundled_cards()
-        if sensor not in bundled:
+        key, nearest = model_for(sensor) if sensor in SENSORS else (sensor, False)
+        if key not in bundled:
             raise InputError(
                 f"no bundled KSDiff model for sensor {sensor!r} (bundled: {', '.join(bundled) or 'none'}); "
                 "give an ONNX model with its card, or choose a classical method"
             )
-        model_path = str(bundled[sensor])
+        if nearest and feedback is not None:
+            feedback.warning(f"no KSDiff model was trained on {get_sensor(sensor).name}; using the model of the "
+                             f"nearest sensor ({key}.onnx): compare with a classical method")
+        model_path = str(bundled[key])
     return model_card.load_card(model_path)
+
+
+def data_scale(info: RasterInfo) -> float:
+    """Largest raw value of a raster's type (NBITS aware); 1.0 for floating point (reflectance)."""
+    if info.dtype.kind == "f":
+        return 1.0
+    return _value_range(info)[1]
 
 
 @dataclass
@@ -225,7 +242,7 @@ def pansharpen(
     pan_path: str,
     ms_path: str,
     output_path: str,
-    sensor: str = "wv2",
+    sensor: str = AUTO,
     method: str = classical.BEST_CLASSICAL,
     tile_size: int = 512,
     overlap: int = 32,
@@ -233,17 +250,25 @@ def pansharpen(
     device: str = "auto",
     feedback: Feedback | None = None,
     threads: int = 0,
+    ms_bands: list[int] | None = None,
+    extent: tuple[float, float, float, float] | None = None,
+    extent_wkt: str | None = None,
+    mtf_gains: list[float] | None = None,
 ) -> PansharpenResult:
     """Fuse ``pan_path`` and ``ms_path`` into a GeoTIFF at ``output_path`` on the PAN grid.
 
+    ``sensor='auto'`` guesses the sensor (``sensor_detect``); ``ms_bands`` selects and orders MS bands
+    (1-based); ``extent`` (xmin, ymin, xmax, ymax in ``extent_wkt``, default the PAN CRS) limits the output;
+    ``mtf_gains`` overrides the sensor's MS MTF gains (one per fused band, or one for all).
     Raises InputError (nothing written) for bad input and Cancelled when ``feedback`` asks to stop.
     """
     fb = feedback or Feedback()
     t0 = time.perf_counter()
-    try:
-        spec = get_sensor(sensor)
-    except KeyError as e:
-        raise InputError(str(e.args[0])) from None
+    if sensor != AUTO:
+        try:
+            get_sensor(sensor)
+        except KeyError as e:
+            raise InputError(str(e.args[0])) from None
     if method not in method_names():
         raise InputError(f"unknown method {method!r}; available: {', '.join(method_names())}")
     if tile_size < MIN_TILE:
@@ -256,16 +281,36 @@ def pansharpen(
     check_not_input(output_path, {"PAN": pan_ds, "MS": ms_ds})
     if pan.bands != 1:
         raise InputError(f"the PAN raster must have one band; {pan_path!r} has {pan.bands}")
-    if ms.bands != spec.n_bands:
-        raise InputError(
-            f"the MS raster has {ms.bands} bands but sensor {spec.name} expects {spec.n_bands} "
-            f"({', '.join(spec.band_names)}); pick the matching sensor or select those bands"
-        )
     plan = plan_grid(pan, ms, ms_ds)
     warnings = list(plan.warnings)
+    if sensor == AUTO:
+        found = detect_sensor(pan, ms, plan.ratio)
+        sensor = found.key
+        (fb.warning if found.source == "fallback" else fb.info)(found.message())
+    spec = get_sensor(sensor)
+    if extent is not None:
+        plan = aoi.clip_plan(plan, pan, aoi.to_pan_crs(extent, extent_wkt, pan.wkt))
+    card = None
     if method in LEARNED_METHODS:
-        card = resolve_model(sensor, model_path)
-        model_card.check_against_data(card, ms.bands, plan.ratio)
+        card = resolve_model(sensor, model_path, fb)
+    bplan = band_sel.plan_bands(ms, spec, ms_bands, card.bands if card else None, mtf_gains)
+    for note in bplan.notes:
+        fb.info(note)
+    if bplan.indices != list(range(1, ms.bands + 1)):
+        ms_ds, ms = band_sel.select_bands(ms_ds, ms, bplan.indices)
+        if plan.ms_dataset is not None:   # a reprojected MS: select from the warped one
+            plan.ms_dataset, _ = band_sel.select_bands(plan.ms_dataset, describe(plan.ms_dataset, ms_path),
+                                                       bplan.indices)
+    # the MTF gains and names follow the fused bands; ratio and value scale the data for the generic sensor
+    spec = replace(spec, band_names=tuple(bplan.names), mtf_ms=bplan.gains,
+                   ratio=spec.ratio or plan.ratio, scale=spec.scale or data_scale(ms))
+    if method in LEARNED_METHODS:
+        try:
+            model_card.check_against_data(card, ms.bands, plan.ratio)
+        except InputError as e:
+            guess = detect_sensor(pan, ms, plan.ratio)
+            hint = f" (the data looks like {guess.key}: try SENSOR={guess.key} or auto)" if guess.key != sensor else ""
+            raise InputError(f"{e}{hint}") from None
         session = checked_session(card, device, threads)
         scale = value_scale(card, ms)
         fuse, margin, used_device = OnnxFuser(card, session, scale), card.margin, session.device
@@ -275,7 +320,7 @@ def pansharpen(
         if model_path:
             warnings.append(f"MODEL is ignored by the classical method {method}.")
         fuse, margin, used_device = classical.FUSERS[method], classical.margin(method, plan.ratio), "cpu"
-    if plan.ratio != spec.ratio:
+    if spec.ratio and plan.ratio != spec.ratio:
         warnings.append(
             f"The PAN/MS pixel ratio of the data is {plan.ratio}, not {spec.ratio} as for {spec.name}; "
             f"using {plan.ratio}."
@@ -300,7 +345,7 @@ def pansharpen(
     stats = estimate_scene_stats(pan_ds, ms_src, pan, ms, plan)
     nodata, nodata_why = output_nodata(pan, ms)
     fb.info(f"output nodata: {nodata_why}")
-    names = ms.descriptions if all(ms.descriptions) else list(spec.band_names)
+    names = bplan.names
     runner = _TileRunner(pan_ds, ms_src, pan, ms, plan, spec, fuse, margin, stats, fb, total)
     writer = GeoTiffWriter(output_path, cols, rows, ms, plan.out_gt, pan.wkt, names, nodata)
     set_colour_interpretation(writer.ds, names)

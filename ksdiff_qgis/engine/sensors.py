@@ -1,56 +1,91 @@
-"""Sensor table: band layout, PAN/MS ratio, MTF gains at Nyquist and value scale.
+"""Sensor table: band layout, PAN/MS ratio, MTF gains at Nyquist, value scale, and which model serves it.
 
-Gains come from ``shared/design/METHOD.md``; a 4-band B, G, R, NIR product of an 8-band sensor uses
-those bands' gains.
+MTF gains (MS per band; PAN) come from ``shared/design/METHOD.md``, i.e. the values of the
+pansharpening toolbox of Vivone et al. ("A Critical Comparison Among Pansharpening Algorithms", IEEE
+TGRS 53(5), 2015; its MATLAB ``MTF.m`` / ``genMTF.m``, also in liangjiandeng/DLPan-Toolbox
+``Tools/genMTF.m``): QuickBird, IKONOS, GeoEye-1, WorldView-2, WorldView-3. A 4-band B, G, R, NIR
+product of an 8-band sensor takes those bands' gains.
+
+No published gains were found for Pléiades 1A/1B, Pléiades Neo or SPOT 6/7 (searched: toolbox code,
+"GNyq Pleiades"): they use the generic 0.3 (MS) / 0.15 (PAN), as GaoFen-2 and Landsat do. WorldView-4
+reuses GeoEye-1's 0.23 / 0.16: the one public training script found that lists WV4 treats it like
+GeoEye-1 (WorldView-4 was built as GeoEye-2); that is a convention, not a measurement.
+
+Keys are part of the plugin's interface (``SENSOR=`` in models, scripts and qgis_process calls):
+never rename one, only add.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+GENERIC_MTF_MS = 0.3
+GENERIC_MTF_PAN = 0.15
 
 
 @dataclass(frozen=True)
 class Sensor:
     key: str
     name: str
-    band_names: tuple[str, ...]
-    ratio: int
-    mtf_ms: tuple[float, ...]   # MS gain at the low-resolution Nyquist frequency, per band
-    mtf_pan: float              # PAN gain at its own Nyquist frequency
-    scale: float                # maximum raw value (2**bits - 1) the sensor delivers
+    band_names: tuple[str, ...]  # empty: any band layout (generic)
+    ratio: int                   # 0: any ratio (generic)
+    mtf_ms: tuple[float, ...]    # MS gain at the low-resolution Nyquist frequency, per band
+    mtf_pan: float               # PAN gain at its own Nyquist frequency
+    scale: float                 # maximum raw value (2**bits - 1) the sensor delivers; 0: from the data
+    pan_gsd: float = 0.0         # nominal PAN pixel size (m) of delivered products, for auto-detection
+    model: str | None = None     # bundled model (resources/models/<model>.onnx) trained on this sensor
+    nearest_model: str | None = None  # else the bundled model of the nearest sensor (used only if it helps)
 
     @property
     def n_bands(self) -> int:
         return len(self.band_names)
 
+    @property
+    def generic(self) -> bool:
+        return not self.band_names
+
+    def gain_for(self, index: int) -> float:
+        """MTF gain of the sensor's band ``index`` (0-based), generic beyond the table."""
+        return self.mtf_ms[index] if 0 <= index < len(self.mtf_ms) else GENERIC_MTF_MS
+
 
 BGRN = ("Blue", "Green", "Red", "NIR")
+WV8 = ("Coastal", "Blue", "Green", "Yellow", "Red", "Red Edge", "NIR1", "NIR2")
+G4 = (GENERIC_MTF_MS,) * 4
 
 SENSORS: dict[str, Sensor] = {
     s.key: s
     for s in (
-        Sensor("wv2", "WorldView-2 (4 bands: B, G, R, NIR)", BGRN, 4, (0.35, 0.35, 0.35, 0.35), 0.11, 2047.0),
-        Sensor(
-            "wv3",
-            "WorldView-3 (8 bands)",
-            ("Coastal", "Blue", "Green", "Yellow", "Red", "Red Edge", "NIR1", "NIR2"),
-            4,
-            (0.325, 0.355, 0.360, 0.350, 0.365, 0.360, 0.335, 0.315),
-            0.14,
-            2047.0,
-        ),
-        Sensor("qb", "QuickBird (4 bands: B, G, R, NIR)", BGRN, 4, (0.34, 0.32, 0.30, 0.22), 0.15, 2047.0),
-        Sensor("gf2", "GaoFen-2 (4 bands: B, G, R, NIR)", BGRN, 4, (0.3, 0.3, 0.3, 0.3), 0.15, 1023.0),
-        Sensor(
-            "landsat8",
-            "Landsat 8/9 OLI (B2, B3, B4, B5; PAN B8)",
-            ("B2 Blue", "B3 Green", "B4 Red", "B5 NIR"),
-            2,
-            (0.3, 0.3, 0.3, 0.3),
-            0.15,
-            65535.0,
-        ),
+        Sensor("wv2", "WorldView-2 (4 bands: B, G, R, NIR)", BGRN, 4, (0.35, 0.35, 0.35, 0.35), 0.11, 2047.0,
+               pan_gsd=0.46, model="wv2"),
+        Sensor("wv2_8", "WorldView-2 (8 bands)", WV8, 4, (0.35,) * 7 + (0.27,), 0.11, 2047.0,
+               pan_gsd=0.46, model="wv2"),   # the wv2 model fuses its B, G, R, NIR1
+        Sensor("wv3", "WorldView-3 (8 VNIR bands)", WV8, 4, (0.325, 0.355, 0.360, 0.350, 0.365, 0.360, 0.335, 0.315),
+               0.14, 2047.0, pan_gsd=0.31, model="wv3"),
+        Sensor("wv3_4", "WorldView-3 (4 bands: B, G, R, NIR)", BGRN, 4, (0.355, 0.360, 0.365, 0.335), 0.14, 2047.0,
+               pan_gsd=0.31, nearest_model="wv2"),
+        Sensor("wv4", "WorldView-4 (4 bands: B, G, R, NIR)", BGRN, 4, (0.23,) * 4, 0.16, 2047.0,
+               pan_gsd=0.31, nearest_model="qb"),
+        Sensor("qb", "QuickBird (4 bands: B, G, R, NIR)", BGRN, 4, (0.34, 0.32, 0.30, 0.22), 0.15, 2047.0,
+               pan_gsd=0.61, model="qb"),
+        Sensor("ge1", "GeoEye-1 (4 bands: B, G, R, NIR)", BGRN, 4, (0.23,) * 4, 0.16, 2047.0,
+               pan_gsd=0.41, nearest_model="qb"),
+        Sensor("ikonos", "IKONOS (4 bands: B, G, R, NIR)", BGRN, 4, (0.26, 0.28, 0.29, 0.28), 0.17, 2047.0,
+               pan_gsd=0.82, nearest_model="qb"),
+        Sensor("pleiades", "Pléiades 1A/1B (4 bands: B, G, R, NIR)", BGRN, 4, G4, GENERIC_MTF_PAN, 4095.0,
+               pan_gsd=0.7, nearest_model="qb"),
+        Sensor("pneo", "Pléiades Neo (6 bands)", ("Deep Blue", "Blue", "Green", "Red", "Red Edge", "NIR"), 4,
+               (GENERIC_MTF_MS,) * 6, GENERIC_MTF_PAN, 4095.0, pan_gsd=0.3, nearest_model="wv2"),
+        Sensor("spot67", "SPOT 6/7 (4 bands: B, G, R, NIR)", BGRN, 4, G4, GENERIC_MTF_PAN, 4095.0,
+               pan_gsd=1.5, nearest_model="qb"),
+        Sensor("gf2", "GaoFen-2 (4 bands: B, G, R, NIR)", BGRN, 4, G4, GENERIC_MTF_PAN, 1023.0,
+               pan_gsd=0.81, model="gf2"),
+        Sensor("landsat8", "Landsat 8/9 OLI (B2, B3, B4, B5; PAN B8)", ("B2 Blue", "B3 Green", "B4 Red", "B5 NIR"), 2,
+               G4, GENERIC_MTF_PAN, 65535.0, pan_gsd=15.0, model="landsat8"),
+        Sensor("generic", "Generic (any bands and ratio; MTF gains 0.3 / 0.15 unless given)", (), 0, (),
+               GENERIC_MTF_PAN, 0.0),
     )
 }
+AUTO = "auto"
 
 
 def get_sensor(key: str) -> Sensor:
@@ -58,4 +93,12 @@ def get_sensor(key: str) -> Sensor:
     try:
         return SENSORS[key]
     except KeyError:
-        raise KeyError(f"unknown sensor {key!r}; known sensors: {', '.join(SENSORS)}") from None
+        raise KeyError(f"unknown sensor {key!r}; known sensors: {AUTO}, {', '.join(SENSORS)}") from None
+
+
+def model_for(key: str) -> tuple[str | None, bool]:
+    """The bundled model that serves sensor ``key`` and whether it is the nearest sensor's (not its own)."""
+    s = get_sensor(key)
+    if s.model:
+        return s.model, False
+    return s.nearest_model, s.nearest_model is not None

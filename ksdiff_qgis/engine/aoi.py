@@ -1,0 +1,66 @@
+"""Area of interest: clip a run's output region to an extent, snapped outward to the PAN grid.
+
+Only the region is read (tiles, scene statistics) and written, so a district of a large scene costs
+what the district costs.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+from osgeo import osr
+
+from .errors import InputError
+from .grid import GridPlan, RasterInfo
+
+Extent = tuple[float, float, float, float]   # xmin, ymin, xmax, ymax
+
+
+def to_pan_crs(extent: Extent, extent_wkt: str | None, pan_wkt: str) -> Extent:
+    """``extent`` given in ``extent_wkt`` (None: already in the PAN CRS) as a bounding box in the PAN CRS."""
+    if not extent_wkt or not pan_wkt:
+        return extent
+    src, dst = osr.SpatialReference(), osr.SpatialReference()
+    src.ImportFromWkt(extent_wkt)
+    dst.ImportFromWkt(pan_wkt)
+    if src.IsSame(dst):
+        return extent
+    for s in (src, dst):
+        s.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)   # x = easting/longitude everywhere
+    ct = osr.CoordinateTransformation(src, dst)
+    # densify the edges: a reprojected rectangle bulges, and its corners alone would clip it
+    x0, y0, x1, y1 = extent
+    n = 21
+    pts = [(x0 + (x1 - x0) * i / (n - 1), y) for i in range(n) for y in (y0, y1)]
+    pts += [(x, y0 + (y1 - y0) * i / (n - 1)) for i in range(n) for x in (x0, x1)]
+    out = [ct.TransformPoint(x, y)[:2] for x, y in pts]
+    xs, ys = [p[0] for p in out], [p[1] for p in out]
+    return min(xs), min(ys), max(xs), max(ys)
+
+
+def clip_plan(plan: GridPlan, pan: RasterInfo, extent: Extent) -> GridPlan:
+    """``plan`` with its region limited to ``extent`` (PAN CRS), snapped outward to whole PAN pixels."""
+    x0, y0, x1, y1 = extent
+    if not (x1 > x0 and y1 > y0):
+        raise InputError(f"EXTENT is empty ({x0:g}, {y0:g}, {x1:g}, {y1:g})")
+    px, py = pan.gt[1], -pan.gt[5]
+    c_a = math.floor((x0 - pan.gt[0]) / px + 1e-6)
+    c_b = math.ceil((x1 - pan.gt[0]) / px - 1e-6)
+    r_a = math.floor((pan.gt[3] - y1) / py + 1e-6)
+    r_b = math.ceil((pan.gt[3] - y0) / py - 1e-6)
+    r0, c0, rows, cols = plan.region
+    nc0, nc1 = max(c0, c_a), min(c0 + cols, c_b)
+    nr0, nr1 = max(r0, r_a), min(r0 + rows, r_b)
+    if nc1 <= nc0 or nr1 <= nr0:
+        ox0, oy1 = pan.gt[0] + c0 * px, pan.gt[3] - r0 * py
+        raise InputError(
+            f"EXTENT ({x0:.6g}, {y0:.6g}, {x1:.6g}, {y1:.6g} in the PAN CRS) misses the PAN/MS overlap "
+            f"({ox0:.6g}, {oy1 - rows * py:.6g}, {ox0 + cols * px:.6g}, {oy1:.6g}): nothing to fuse"
+        )
+    if nc1 - nc0 < 4 * plan.ratio or nr1 - nr0 < 4 * plan.ratio:
+        raise InputError(
+            f"EXTENT covers only {nc1 - nc0} x {nr1 - nr0} PAN pixels of the overlap; at least "
+            f"{4 * plan.ratio} x {4 * plan.ratio} are needed"
+        )
+    out_gt = (pan.gt[0] + nc0 * px, px, 0.0, pan.gt[3] - nr0 * py, 0.0, -py)
+    return dataclasses.replace(plan, region=(nr0, nc0, nr1 - nr0, nc1 - nc0), out_gt=out_gt)

@@ -1,0 +1,148 @@
+"""Which MS bands a run fuses, in which order, with which MTF gains, names and colour interpretation.
+
+Classical methods fuse every selected band (any count). A learned model fuses the bands it was trained
+on, found by name among the selected bands (the wv2 model on the Blue, Green, Red, NIR1 of an 8-band
+WorldView-2 product); the selection is applied as a virtual raster (VRT), so the rest of the pipeline
+reads only those bands.
+"""
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+
+from osgeo import gdal
+
+from .errors import InputError
+from .gdalutil import gdal_call
+from .grid import RasterInfo, describe
+from .sensors import GENERIC_MTF_MS, Sensor
+
+# canonical band kinds, tested in this order (so "Red Edge" is not "Red" and "Deep Blue" not "Blue")
+_KINDS = [
+    ("rededge", r"red ?edge|\bre\b|vre"),
+    ("coastal", r"coastal|deep ?blue|aerosol"),
+    ("nir2", r"nir ?2|near.?infra.?red ?2"),
+    ("nir", r"nir|near.?infra.?red|near.?ir"),
+    ("yellow", r"yellow"),
+    ("blue", r"blue"),
+    ("green", r"green"),
+    ("red", r"red"),
+    ("pan", r"pan"),
+]
+_COLOUR = {"red": gdal.GCI_RedBand, "green": gdal.GCI_GreenBand, "blue": gdal.GCI_BlueBand}
+
+
+def band_kind(name: str) -> str | None:
+    """Canonical kind of a band name ('NIR1' -> 'nir', 'B4 Red' -> 'red'), or None."""
+    text = (name or "").lower().replace("_", " ")
+    for kind, pat in _KINDS:
+        if re.search(pat, text):
+            return kind
+    return None
+
+
+def colour_interpretation(name: str) -> int:
+    """GDAL colour interpretation for a band name (NIR only where GDAL knows it, >= 3.10)."""
+    kind = band_kind(name)
+    if kind == "nir":
+        return getattr(gdal, "GCI_NIRBand", gdal.GCI_Undefined)
+    return _COLOUR.get(kind, gdal.GCI_Undefined)
+
+
+@dataclass
+class BandPlan:
+    indices: list[int]                 # 1-based MS bands fused, in output order
+    names: list[str]                   # output band names
+    gains: tuple[float, ...]           # MTF gain per fused band
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def colours(self) -> list[int]:
+        return [colour_interpretation(n) for n in self.names]
+
+
+def _names(ms: RasterInfo, spec: Sensor) -> list[str]:
+    """Name of every MS band: its description, else the sensor's name for that position, else 'Band i'."""
+    out = []
+    for i, d in enumerate(ms.descriptions):
+        if d:
+            out.append(d)
+        elif ms.bands == spec.n_bands:
+            out.append(spec.band_names[i])
+        else:
+            out.append(f"Band {i + 1}")
+    return out
+
+
+def _gain(i: int, name: str, ms: RasterInfo, spec: Sensor, custom: list[float] | None) -> float:
+    """Gain of MS band ``i`` (0-based): user value, sensor value by position, by name, else generic."""
+    if custom:
+        return float(custom[i] if i < len(custom) else custom[-1])
+    if ms.bands == spec.n_bands:
+        return spec.gain_for(i)
+    kinds = [band_kind(n) for n in spec.band_names]
+    k = band_kind(name)
+    return spec.mtf_ms[kinds.index(k)] if k is not None and k in kinds else GENERIC_MTF_MS
+
+
+def plan_bands(ms: RasterInfo, spec: Sensor, selection: list[int] | None, model_bands: list[str] | None = None,
+               custom_gains: list[float] | None = None) -> BandPlan:
+    """Decide the bands to fuse. ``selection``: user's 1-based bands (None: all); ``model_bands``: a model's."""
+    for b in selection or []:
+        if not 1 <= b <= ms.bands:
+            raise InputError(f"MS_BANDS: band {b} does not exist (the MS raster has {ms.bands} bands)")
+    if selection and len(set(selection)) != len(selection):
+        raise InputError("MS_BANDS: a band is selected twice")
+    if custom_gains and any(not 0.0 < g < 1.0 for g in custom_gains):
+        raise InputError("MTF gains must lie between 0 and 1 (exclusive)")
+    if not selection and not spec.generic and ms.bands != spec.n_bands:
+        raise InputError(
+            f"the MS raster has {ms.bands} bands but sensor {spec.name} expects {spec.n_bands} "
+            f"({', '.join(spec.band_names)}); pick the matching sensor (or auto), choose the bands with "
+            "MS_BANDS, or use the generic sensor"
+        )
+    names = _names(ms, spec)
+    chosen = list(selection or range(1, ms.bands + 1))
+    notes = []
+    if model_bands is not None:
+        picked = _match(model_bands, chosen, names)
+        if picked is None and len(model_bands) != len(chosen):
+            raise InputError(
+                f"the model knows the bands {', '.join(model_bands)}; they were not all found among the selected MS "
+                f"bands ({', '.join(names[b - 1] for b in chosen)}): select them in that order with MS_BANDS, or "
+                "choose a classical method (it fuses any bands)"
+            )
+        if picked is not None and picked != chosen:
+            left = [names[b - 1] for b in chosen if b not in picked]
+            notes.append(
+                f"KSDiff fuses the bands its model knows: {', '.join(f'{names[b - 1]} (band {b})' for b in picked)}"
+                + (f"; not fused: {', '.join(left)} (a classical method fuses every band)" if left else "")
+            )
+            chosen = picked
+    gains = tuple(_gain(b - 1, names[b - 1], ms, spec, custom_gains) for b in chosen)
+    return BandPlan(indices=chosen, names=[names[b - 1] for b in chosen], gains=gains, notes=notes)
+
+
+def _match(wanted: list[str], chosen: list[int], names: list[str]) -> list[int] | None:
+    """The chosen bands whose kinds match the model's band names, in the model's order; None if one is missing."""
+    out = []
+    for w in wanted:
+        k = band_kind(w)
+        hit = [b for b in chosen if k is not None and band_kind(names[b - 1]) == k and b not in out]
+        if not hit:
+            return None
+        out.append(hit[0])
+    return out
+
+
+def select_bands(ds: gdal.Dataset, info: RasterInfo, indices: list[int]) -> tuple[gdal.Dataset, RasterInfo]:
+    """A virtual raster of ``indices`` (1-based, in order); the original itself when that is all of it in order."""
+    if indices == list(range(1, info.bands + 1)):
+        return ds, info
+    vrt, msg = gdal_call(gdal.Translate, "", ds, format="VRT", bandList=indices)
+    if vrt is None:
+        raise InputError(f"cannot select the MS bands {indices}: {msg}")
+    # a VRT does not carry NBITS; the value range (and a model's normalisation) must stay the product's
+    sub = describe(vrt, info.path)
+    return vrt, dataclasses.replace(sub, nbits=info.nbits, descriptions=[info.descriptions[b - 1] for b in indices])

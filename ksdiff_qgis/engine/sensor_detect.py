@@ -1,0 +1,177 @@
+"""``SENSOR=auto``: guess the sensor from the data and its metadata, and say why.
+
+Evidence, strongest first: product metadata (GDAL's ``IMAGERY`` domain ``SATELLITEID``, a Maxar
+``.IMD``/``.XML`` or a Landsat ``MTL.txt``/``MTL.json`` beside either input), then band descriptions,
+then the geometry (PAN/MS ratio, MS band count, PAN pixel size). Without a match the answer is
+``generic`` with a warning: the classical methods still work, with generic MTF gains.
+"""
+from __future__ import annotations
+
+import glob
+import json
+import math
+import os
+import re
+from dataclasses import dataclass, field
+
+from osgeo import gdal, osr
+
+from .grid import RasterInfo
+from .sensors import SENSORS
+
+# satellite ids as GDAL, Maxar, Airbus and USGS write them (upper case, spaces/dashes/underscores removed)
+SATELLITE_IDS: dict[str, str] = {
+    "WV02": "wv2", "WORLDVIEW2": "wv2",
+    "WV03": "wv3", "WORLDVIEW3": "wv3",
+    "WV04": "wv4", "WORLDVIEW4": "wv4",
+    "QB02": "qb", "QB": "qb", "QUICKBIRD": "qb", "QUICKBIRD2": "qb",
+    "GE01": "ge1", "GEOEYE1": "ge1",
+    "IK02": "ikonos", "IKONOS": "ikonos", "IKONOS2": "ikonos",
+    "PHR1A": "pleiades", "PHR1B": "pleiades", "PLEIADES1A": "pleiades", "PLEIADES1B": "pleiades", "PHR": "pleiades",
+    "PNEO3": "pneo", "PNEO4": "pneo", "PNEO": "pneo", "PLEIADESNEO": "pneo",
+    "SPOT6": "spot67", "SPOT7": "spot67",
+    "GF2": "gf2", "GAOFEN2": "gf2",
+    "LANDSAT8": "landsat8", "LANDSAT9": "landsat8", "LC08": "landsat8", "LC09": "landsat8",
+}
+# the key for a satellite's product with this many MS bands, when it differs from the default key
+BAND_VARIANTS = {("wv2", 8): "wv2_8", ("wv3", 4): "wv3_4"}
+
+# (sensor, PAN pixel sizes in metres) for ratio 4 by MS band count, first match wins: where sensors share
+# a pixel size (0.5 m resampled WorldView-2, GeoEye-1 and Pléiades) the sensor with a trained model comes first
+BY_PIXEL_SIZE: dict[int, list[tuple[str, float, float]]] = {
+    4: [("wv4", 0.25, 0.38), ("wv2", 0.38, 0.56), ("qb", 0.56, 0.7), ("gf2", 0.7, 0.9), ("ikonos", 0.9, 1.2),
+        ("spot67", 1.2, 2.2)],
+    6: [("pneo", 0.2, 0.45)],
+    8: [("wv3", 0.2, 0.38), ("wv2_8", 0.38, 0.7)],
+}
+
+
+@dataclass
+class Detection:
+    key: str
+    reasons: list[str] = field(default_factory=list)
+    source: str = "geometry"     # "metadata", "geometry" or "fallback"
+
+    def message(self) -> str:
+        name = SENSORS[self.key].name
+        return f"SENSOR=auto: {name} [{self.key}] — {'; '.join(self.reasons)}"
+
+
+def _norm_id(text: str) -> str:
+    return re.sub(r"[\s_\-]", "", text).upper()
+
+
+def _satellite_key(text: str) -> str | None:
+    return SATELLITE_IDS.get(_norm_id(text))
+
+
+def _imagery_domain(path: str) -> str | None:
+    ds = gdal.Open(path) if path else None
+    if ds is None:
+        return None
+    md = ds.GetMetadata("IMAGERY") or {}
+    return md.get("SATELLITEID")
+
+
+def _sidecars(path: str) -> list[str]:
+    """Metadata files that belong to ``path``: same stem first, then any in its folder (products are folders)."""
+    folder, name = os.path.split(os.path.abspath(path))
+    stem = os.path.splitext(name)[0]
+    same = [p for ext in (".IMD", ".imd", ".XML", ".xml", "_MTL.txt", "_MTL.json", ".MTL.txt")
+            for p in [os.path.join(folder, stem + ext)] if os.path.isfile(p)]
+    pats = ("*.IMD", "*.imd", "*_MTL.txt", "*_MTL.json", "*MTL.txt", "*MTL.json", "*.XML", "*.xml")
+    rest = sorted({p for pat in pats for p in glob.glob(os.path.join(folder, pat))} - set(same))
+    return same + [p for p in rest if not p.endswith(".aux.xml")]
+
+
+def _read_head(path: str, limit: int = 1 << 20) -> str:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.read(limit)
+    except OSError:
+        return ""
+
+
+def _from_sidecar(path: str) -> str | None:
+    """Satellite id in a Maxar IMD/XML or a Landsat MTL (text or JSON)."""
+    text = _read_head(path)
+    if path.lower().endswith(".json"):
+        try:
+            data = json.loads(text)
+        except ValueError:
+            return None
+        stack = [data]
+        while stack:       # SPACECRAFT_ID sits a level or two down; walk without caring where
+            node = stack.pop()
+            if isinstance(node, dict):
+                if isinstance(node.get("SPACECRAFT_ID"), str):
+                    return node["SPACECRAFT_ID"]
+                stack.extend(node.values())
+        return None
+    for pat in (r'satId\s*=\s*"([^"]+)"', r"<SATID>\s*([^<]+?)\s*</SATID>", r'SPACECRAFT_ID\s*=\s*"?([^"\s]+)"?',
+                r"<MISSION>\s*([^<]+?)\s*</MISSION>\s*<MISSION_INDEX>\s*([^<]+?)\s*</MISSION_INDEX>"):
+        m = re.search(pat, text, re.IGNORECASE)
+        if m:
+            return "".join(m.groups())
+    return None
+
+
+def metadata_satellite(paths: list[str]) -> tuple[str, str] | None:
+    """(sensor key, where it was found) from the inputs' metadata, or None."""
+    for p in paths:
+        sat = _imagery_domain(p)
+        if sat and _satellite_key(sat):
+            return _satellite_key(sat), f"GDAL IMAGERY metadata of {os.path.basename(p)} says SATELLITEID={sat}"
+    for p in paths:
+        for side in _sidecars(p):
+            sat = _from_sidecar(side)
+            if sat and _satellite_key(sat):
+                return _satellite_key(sat), f"{os.path.basename(side)} says {sat}"
+    return None
+
+
+def pixel_size_m(info: RasterInfo) -> float | None:
+    """PAN pixel size in metres (geographic CRS converted at the raster's latitude), or None."""
+    if not info.wkt:
+        return None
+    srs = osr.SpatialReference()
+    if srs.ImportFromWkt(info.wkt) != 0:
+        return None
+    size = math.sqrt(abs(info.gt[1] * info.gt[5]))
+    if srs.IsGeographic():
+        lat = math.radians(info.gt[3] + info.gt[5] * info.height / 2)
+        return size * 111_320.0 * math.sqrt(max(math.cos(lat), 1e-6))
+    return size * (srs.GetLinearUnits() or 1.0)
+
+
+def _from_descriptions(ms: RasterInfo) -> str | None:
+    names = " ".join(d.lower() for d in ms.descriptions)
+    if ms.bands == 4 and all(re.search(rf"\bb{n}\b", names) for n in (2, 3, 4, 5)):
+        return "landsat8"     # OLI band numbers (B2 Blue ... B5 NIR)
+    return None
+
+
+def detect_sensor(pan: RasterInfo, ms: RasterInfo, ratio: int) -> Detection:
+    """Best guess of the sensor key for a PAN/MS pair with the given ratio."""
+    found = metadata_satellite([ms.path, pan.path])
+    gsd = pixel_size_m(pan)
+    gsd_txt = f"PAN pixel {gsd:.2f} m" if gsd is not None else "PAN pixel size unknown (no CRS)"
+    if found:
+        key, why = found
+        key = BAND_VARIANTS.get((key, ms.bands), key)
+        return Detection(key, [why, f"{ms.bands} MS bands", f"ratio {ratio}"], "metadata")
+    key = _from_descriptions(ms)
+    if key and ratio == SENSORS[key].ratio:
+        return Detection(key, [f"MS band descriptions {', '.join(ms.descriptions)}", f"ratio {ratio}", gsd_txt],
+                         "descriptions")
+    if ratio == 2 and gsd is not None and 10.0 <= gsd <= 20.0 and ms.bands == 4:
+        return Detection("landsat8", [f"ratio 2, {gsd_txt} (Landsat 8/9: 15 m), {ms.bands} MS bands"])
+    if ratio == 4 and gsd is not None:
+        for key, lo, hi in BY_PIXEL_SIZE.get(ms.bands, []):
+            if lo <= gsd < hi:
+                spec = SENSORS[key]
+                return Detection(key, [f"ratio 4, {ms.bands} MS bands, {gsd_txt} (nominal {spec.pan_gsd:g} m)",
+                                       "no product metadata: set SENSOR to be sure"])
+    return Detection("generic", [f"no known sensor has ratio {ratio} with {ms.bands} MS bands and a {gsd_txt}",
+                                 "generic MTF gains (0.3 MS, 0.15 PAN) are used; set SENSOR if you know it"],
+                     "fallback")
