@@ -324,7 +324,8 @@ class AssessAlgorithm(QgsProcessingAlgorithm):
                 "it enables Dλ, Ds and HQNR.")),
             (QgsProcessingParameterRasterLayer(self.MS, tr("Original MS (full-resolution assessment)"), optional=True),
              tr("The multispectral raster the fused raster was made from (pixels a whole number of times larger).")),
-            (QgsProcessingParameterEnum(self.SENSOR, tr("Sensor"), options=list(SENSORS), defaultValue="wv2",
+            (QgsProcessingParameterEnum(self.SENSOR, tr("Sensor"), options=[k for k, s in SENSORS.items() if s.ratio],
+                                        defaultValue="wv2",
                                         usesStaticStrings=True),
              tr("Sensor of the imagery: resolution ratio, MTF gains and maximum value. "
                 + "; ".join(f"{k}: {s.name}" for k, s in SENSORS.items()))),

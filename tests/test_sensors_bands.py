@@ -1,0 +1,222 @@
+"""Issue 14 in the engine: the sensor table, SENSOR=auto, band selection (MS_BANDS) and the area of interest."""
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+from osgeo import gdal
+
+from ksdiff_qgis.engine.bands import band_kind, plan_bands
+from ksdiff_qgis.engine.errors import InputError
+from ksdiff_qgis.engine.feedback import Feedback
+from ksdiff_qgis.engine.grid import describe
+from ksdiff_qgis.engine.model_card import bundled_cards
+from ksdiff_qgis.engine.pipeline import pansharpen
+from ksdiff_qgis.engine.sensor_detect import detect_sensor
+from ksdiff_qgis.engine.sensors import SENSORS, get_sensor, model_for
+
+WV8 = ["Coastal", "Blue", "Green", "Yellow", "Red", "Red Edge", "NIR1", "NIR2"]
+
+
+class Log(Feedback):
+    def __init__(self):
+        self.lines: list[str] = []
+
+    def info(self, message: str) -> None:
+        self.lines.append(message)
+
+    def warning(self, message: str) -> None:
+        self.lines.append("WARNING " + message)
+
+
+def _info(path):
+    return describe(gdal.Open(str(path)), str(path))
+
+
+def make_wv2_8band(src, dst):
+    """An 8-band WorldView-2 layout from the real 4-band fixture (B, G, R, NIR) plus derived bands."""
+    ds = gdal.Open(str(src))
+    b, g, r, n = ds.ReadAsArray().astype(np.float64)
+    bands = [b * 0.9, b, g, (g + r) / 2, r, (r + n) / 2, n, n * 0.95]
+    out = gdal.GetDriverByName("GTiff").Create(str(dst), ds.RasterXSize, ds.RasterYSize, 8, gdal.GDT_UInt16,
+                                              ["NBITS=11"])
+    out.SetGeoTransform(ds.GetGeoTransform())
+    out.SetProjection(ds.GetProjection())
+    for i, (arr, name) in enumerate(zip(bands, WV8), start=1):
+        band = out.GetRasterBand(i)
+        band.WriteArray(np.rint(arr).astype(np.uint16))
+        band.SetDescription(name)
+        band.SetNoDataValue(0)
+    out = None
+    return dst
+
+
+def test_sensor_table():
+    wv2_8 = get_sensor("wv2_8")
+    assert wv2_8.mtf_ms == (0.35,) * 7 + (0.27,) and wv2_8.mtf_pan == 0.11 and wv2_8.n_bands == 8
+    assert get_sensor("ikonos").mtf_ms == (0.26, 0.28, 0.29, 0.28) and get_sensor("ikonos").mtf_pan == 0.17
+    assert get_sensor("ge1").mtf_ms == (0.23,) * 4 and get_sensor("ge1").mtf_pan == 0.16
+    for key in ("wv2", "wv3", "qb", "gf2", "landsat8"):       # existing keys keep their own models
+        assert model_for(key) == (key, False)
+    for key, spec in SENSORS.items():
+        assert len(spec.mtf_ms) == spec.n_bands, key
+        model, _ = model_for(key)
+        assert model is None or model in bundled_cards(), key
+    assert model_for("pleiades") == ("qb", True) and model_for("generic") == (None, False)
+    with pytest.raises(KeyError, match="known sensors: auto"):
+        get_sensor("nope")
+
+
+@pytest.mark.parametrize("name,kind", [("NIR1", "nir"), ("B5 NIR", "nir"), ("Red Edge", "rededge"), ("B4 Red", "red"),
+                                       ("Coastal", "coastal"), ("Deep Blue", "coastal"), ("NIR2", "nir2"), ("", None)])
+def test_band_kind(name, kind):
+    assert band_kind(name) == kind
+
+
+def test_auto_detects_fixtures_by_geometry(data_dir):
+    wv2 = detect_sensor(_info(data_dir / "wv2_pan.tif"), _info(data_dir / "wv2_ms.tif"), 4)
+    assert wv2.key == "wv2" and "0.50 m" in wv2.message()
+    l8 = detect_sensor(_info(data_dir / "l8_pan.tif"), _info(data_dir / "l8_ms.tif"), 2)
+    assert l8.key == "landsat8"
+
+
+def test_auto_reads_imagery_metadata(data_dir, tmp_path):
+    """A copy carrying GDAL's IMAGERY domain (as GDAL's DigitalGlobe reader fills it) says WorldView-3."""
+    ms8 = make_wv2_8band(data_dir / "wv2_ms.tif", tmp_path / "ms8.tif")
+    pan = _info(data_dir / "wv2_pan.tif")
+    assert detect_sensor(pan, _info(ms8), 4).key == "wv2_8"      # 0.5 m PAN, 8 bands, no metadata
+    ds = gdal.Open(str(ms8), gdal.GA_Update)
+    ds.SetMetadata({"SATELLITEID": "WV03"}, "IMAGERY")
+    ds = None
+    found = detect_sensor(pan, _info(ms8), 4)
+    assert found.key == "wv3" and found.source == "metadata" and "SATELLITEID=WV03" in found.message()
+
+
+def test_auto_reads_maxar_imd_and_landsat_mtl(data_dir, tmp_path):
+    pan, ms = tmp_path / "scene_P.tif", tmp_path / "scene_M.tif"
+    shutil.copy(data_dir / "wv2_pan.tif", pan)
+    shutil.copy(data_dir / "wv2_ms.tif", ms)
+    (tmp_path / "scene_M.IMD").write_text('version = "28.3";\nBEGIN_GROUP = IMAGE_1\n\tsatId = "QB02";\nEND_GROUP = IMAGE_1\nEND;\n')
+    assert detect_sensor(_info(pan), _info(ms), 4).key == "qb"
+    # Landsat: the real MTL of the fixture's scene beside copies whose band descriptions are gone
+    l8 = tmp_path / "l8"
+    l8.mkdir()
+    shutil.copy(data_dir / "l8_mtl" / "LC80200392015216LGN00_MTL.txt", l8)
+    for role in ("pan", "ms"):
+        gdal.Translate(str(l8 / f"{role}.tif"), str(data_dir / f"l8_{role}.tif"))
+        ds = gdal.Open(str(l8 / f"{role}.tif"), gdal.GA_Update)
+        for i in range(ds.RasterCount):
+            ds.GetRasterBand(i + 1).SetDescription("")
+        ds = None
+    found = detect_sensor(_info(l8 / "pan.tif"), _info(l8 / "ms.tif"), 2)
+    assert found.key == "landsat8" and found.source == "metadata" and "MTL" in found.message()
+
+
+def test_auto_falls_back_to_generic_with_a_warning(data_dir, tmp_path):
+    """Three MS bands at ratio 4 match no sensor: generic, with a warning, and the classical method runs."""
+    ms3 = tmp_path / "ms3.tif"
+    gdal.Translate(str(ms3), str(data_dir / "wv2_ms.tif"), bandList=[1, 2, 3])
+    log = Log()
+    res = pansharpen(str(data_dir / "wv2_pan.tif"), str(ms3), str(tmp_path / "out.tif"), "auto", "mtf_glp_hpm",
+                     feedback=log)
+    assert any(line.startswith("WARNING SENSOR=auto") and "[generic]" in line for line in log.lines)
+    assert gdal.Open(res.output_path).RasterCount == 3
+
+
+@pytest.mark.skipif("landsat8" not in bundled_cards(), reason="no bundled Landsat model")
+def test_landsat_pair_with_default_sensor_runs_ksdiff(data_dir, tmp_path):
+    """It used to fail: 'the model wv2.onnx was trained for ratio 4; the data has ratio 2'."""
+    log = Log()
+    res = pansharpen(str(data_dir / "l8_pan.tif"), str(data_dir / "l8_ms.tif"), str(tmp_path / "l8.tif"),
+                     method="ksdiff", feedback=log)
+    assert res.ratio == 2 and any("[landsat8]" in line for line in log.lines)
+    ds = gdal.Open(res.output_path)
+    assert [ds.GetRasterBand(i).GetDescription() for i in (1, 2, 3, 4)] == ["B2 Blue", "B3 Green", "B4 Red", "B5 NIR"]
+
+
+def test_wrong_sensor_error_suggests_the_right_one(data_dir, tmp_path):
+    with pytest.raises(InputError, match="ratio 2.*SENSOR=landsat8"):
+        pansharpen(str(data_dir / "l8_pan.tif"), str(data_dir / "l8_ms.tif"), str(tmp_path / "x.tif"), "wv2", "ksdiff")
+
+
+def test_plan_bands_gains_and_model_pick(data_dir, tmp_path):
+    ms8 = _info(make_wv2_8band(data_dir / "wv2_ms.tif", tmp_path / "ms8.tif"))
+    spec = get_sensor("wv2_8")
+    all8 = plan_bands(ms8, spec, None)
+    assert all8.indices == list(range(1, 9)) and all8.gains == spec.mtf_ms
+    sel = plan_bands(ms8, spec, [8, 5, 3])                       # any count, any order, gains follow the bands
+    assert sel.names == ["NIR2", "Red", "Green"] and sel.gains == (0.27, 0.35, 0.35)
+    pick = plan_bands(ms8, spec, None, ["Blue", "Green", "Red", "NIR"])
+    assert pick.indices == [2, 3, 5, 7] and "Coastal" in pick.notes[0] and "NIR1 (band 7)" in pick.notes[0]
+    with pytest.raises(InputError, match="not all found"):
+        plan_bands(ms8, spec, [1, 2, 3], ["Blue", "Green", "Red", "NIR"])
+    with pytest.raises(InputError, match="does not exist"):
+        plan_bands(ms8, spec, [9])
+    with pytest.raises(InputError, match="expects 4"):
+        plan_bands(ms8, get_sensor("wv2"), None)
+    custom = plan_bands(ms8, get_sensor("generic"), [2, 3], custom_gains=[0.2])
+    assert custom.gains == (0.2, 0.2)
+
+
+@pytest.mark.parametrize("method", ["mtf_glp_hpm", "ksdiff"])
+def test_eight_band_product(data_dir, tmp_path, method):
+    if method == "ksdiff" and "wv2" not in bundled_cards():
+        pytest.skip("no bundled wv2 model")
+    ms8 = make_wv2_8band(data_dir / "wv2_ms.tif", tmp_path / "ms8.tif")
+    log = Log()
+    res = pansharpen(str(data_dir / "wv2_pan.tif"), str(ms8), str(tmp_path / f"{method}.tif"), "wv2_8", method,
+                     feedback=log)
+    ds = gdal.Open(res.output_path)
+    names = [ds.GetRasterBand(i + 1).GetDescription() for i in range(ds.RasterCount)]
+    colours = [ds.GetRasterBand(i + 1).GetColorInterpretation() for i in range(ds.RasterCount)]
+    if method == "ksdiff":
+        assert names == ["Blue", "Green", "Red", "NIR1"]
+        assert colours[:3] == [gdal.GCI_BlueBand, gdal.GCI_GreenBand, gdal.GCI_RedBand]
+        assert any("KSDiff fuses the bands its model knows" in line for line in log.lines)
+        # the same pixels as the 4-band product the derived bands came from
+        ref = pansharpen(str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif"), str(tmp_path / "r.tif"),
+                         "wv2", "ksdiff")
+        assert np.array_equal(ds.ReadAsArray(), gdal.Open(ref.output_path).ReadAsArray())
+    else:
+        assert names == WV8 and [colours[i] for i in (1, 2, 4)] == [gdal.GCI_BlueBand, gdal.GCI_GreenBand, gdal.GCI_RedBand]
+        assert ds.GetRasterBand(1).GetMetadataItem("NBITS", "IMAGE_STRUCTURE") == "11"
+
+
+def test_extent_snaps_outward_and_matches_the_full_run(data_dir, tmp_path):
+    pan, ms = str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif")
+    gt = gdal.Open(pan).GetGeoTransform()
+    # 100.3 .. 180.6 PAN pixels in x, 40.2 .. 120.9 in y: snapped outward to 100..181 and 40..121
+    x0, x1 = gt[0] + 100.3 * gt[1], gt[0] + 180.6 * gt[1]
+    y1, y0 = gt[3] + 40.2 * gt[5], gt[3] + 120.9 * gt[5]
+    res = pansharpen(pan, ms, str(tmp_path / "aoi.tif"), "wv2", "exp", extent=(x0, y0, x1, y1))
+    ds = gdal.Open(res.output_path)
+    assert (ds.RasterXSize, ds.RasterYSize) == (81, 81)
+    assert ds.GetGeoTransform() == pytest.approx((gt[0] + 100 * gt[1], gt[1], 0, gt[3] + 40 * gt[5], 0, gt[5]))
+    full = pansharpen(pan, ms, str(tmp_path / "full.tif"), "wv2", "exp")
+    # EXP is local: the window equals the same window of a full run
+    assert np.array_equal(ds.ReadAsArray(), gdal.Open(full.output_path).ReadAsArray()[:, 40:121, 100:181])
+
+
+def test_extent_in_another_crs_and_one_that_misses(data_dir, tmp_path):
+    from osgeo import osr
+
+    pan, ms = str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif")
+    ds = gdal.Open(pan)
+    gt, wkt = ds.GetGeoTransform(), ds.GetProjection()
+    src, dst = osr.SpatialReference(), osr.SpatialReference()
+    src.ImportFromWkt(wkt)
+    dst.ImportFromEPSG(4326)
+    for s in (src, dst):
+        s.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    ct = osr.CoordinateTransformation(src, dst)
+    lon0, lat0, _ = ct.TransformPoint(gt[0] + 64 * gt[1], gt[3] + 192 * gt[5])
+    lon1, lat1, _ = ct.TransformPoint(gt[0] + 192 * gt[1], gt[3] + 64 * gt[5])
+    res = pansharpen(pan, ms, str(tmp_path / "ll.tif"), "wv2", "exp", extent=(lon0, lat0, lon1, lat1),
+                     extent_wkt=dst.ExportToWkt())
+    out = gdal.Open(res.output_path)
+    assert 128 <= out.RasterXSize <= 136 and 128 <= out.RasterYSize <= 136
+    with pytest.raises(InputError, match="misses the PAN/MS overlap"):
+        pansharpen(pan, ms, str(tmp_path / "miss.tif"), "wv2", "exp",
+                   extent=(gt[0] - 1000, gt[3] + 500, gt[0] - 900, gt[3] + 600))
+    assert not (tmp_path / "miss.tif").exists()
