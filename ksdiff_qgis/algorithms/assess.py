@@ -33,6 +33,7 @@ from ..engine.filters import upsample
 from ..engine.gdalutil import gdal_call
 from ..engine.sensors import SENSORS, get_sensor
 from .common import raster_path
+from .compat import set_help
 
 TILE = 512
 
@@ -61,10 +62,10 @@ class _Raster:
         self.path, self.role = path, role
         self.ds, msg = gdal_call(gdal.Open, path)
         if self.ds is None:
-            raise QgsProcessingException(tr(f"{role}: cannot open {path}: {msg}"))
+            raise QgsProcessingException(tr("{}: cannot open {}: {}").format(role, path, msg))
         gt = self.ds.GetGeoTransform()
         if gt[2] or gt[4]:
-            raise QgsProcessingException(tr(f"{role}: rotated rasters are not supported"))
+            raise QgsProcessingException(tr("{}: rotated rasters are not supported").format(role))
         self.gt = gt
         self.w, self.h, self.bands = self.ds.RasterXSize, self.ds.RasterYSize, self.ds.RasterCount
         self.nodata = [self.ds.GetRasterBand(b + 1).GetNoDataValue() for b in range(self.bands)]
@@ -74,7 +75,7 @@ class _Raster:
         """(C, h, w) float64 and a validity mask (False where any band is nodata or NaN)."""
         arr, msg = gdal_call(self.ds.ReadAsArray, int(col), int(row), int(w), int(h))
         if arr is None:
-            raise QgsProcessingException(tr(f"{self.role}: reading {self.path} failed: {msg}"))
+            raise QgsProcessingException(tr("{}: reading {} failed: {}").format(self.role, self.path, msg))
         arr = (arr[None] if arr.ndim == 2 else arr).astype(np.float64)
         valid = np.ones(arr.shape[1:], bool)
         for b, nd in enumerate(self.nodata):
@@ -88,12 +89,12 @@ def _offset(a: _Raster, b: _Raster, tol: float = 0.05) -> tuple[int, int]:
     """Integer pixel offset (col, row) of ``b``'s origin on ``a``'s grid; both grids must coincide."""
     if abs(a.gt[1] - b.gt[1]) > 1e-6 * abs(a.gt[1]) or abs(a.gt[5] - b.gt[5]) > 1e-6 * abs(a.gt[5]):
         raise QgsProcessingException(
-            tr(f"{b.role} and {a.role} have different pixel sizes ({b.gt[1]:g} vs {a.gt[1]:g}); "
-               "they must share one pixel grid")
+            tr("{} and {} have different pixel sizes ({:g} vs {:g}); they must share one pixel grid").format(
+                b.role, a.role, b.gt[1], a.gt[1])
         )
     u, v = (b.gt[0] - a.gt[0]) / a.gt[1], (b.gt[3] - a.gt[3]) / a.gt[5]
     if abs(u - round(u)) > tol or abs(v - round(v)) > tol:
-        raise QgsProcessingException(tr(f"{b.role} is shifted by a fraction of a pixel from {a.role}"))
+        raise QgsProcessingException(tr("{} is shifted by a fraction of a pixel from {}").format(b.role, a.role))
     return int(round(u)), int(round(v))
 
 
@@ -106,7 +107,7 @@ def assess_reduced(fused_path: str, ref_path: str, sensor: str, feedback=None) -
     sens = get_sensor(sensor)
     fu, rf = _Raster(fused_path, "FUSED"), _Raster(ref_path, "REFERENCE")
     if fu.bands != rf.bands:
-        raise QgsProcessingException(tr(f"FUSED has {fu.bands} bands, REFERENCE {rf.bands}"))
+        raise QgsProcessingException(tr("FUSED has {} bands, REFERENCE {}").format(fu.bands, rf.bands))
     dc, dr = _offset(fu, rf)               # reference origin in fused pixels
     c0, r0 = max(0, dc), max(0, dr)
     c1, r1 = min(fu.w, dc + rf.w), min(fu.h, dr + rf.h)
@@ -132,13 +133,13 @@ def assess_full(fused_path: str, pan_path: str, ms_path: str, sensor: str, feedb
     sens = get_sensor(sensor)
     fu, pn, ms = _Raster(fused_path, "FUSED"), _Raster(pan_path, "PAN"), _Raster(ms_path, "MS")
     if pn.bands != 1:
-        raise QgsProcessingException(tr(f"PAN must have one band, it has {pn.bands}"))
+        raise QgsProcessingException(tr("PAN must have one band, it has {}").format(pn.bands))
     if ms.bands != fu.bands:
-        raise QgsProcessingException(tr(f"FUSED has {fu.bands} bands, MS {ms.bands}"))
+        raise QgsProcessingException(tr("FUSED has {} bands, MS {}").format(fu.bands, ms.bands))
     ratio_f = ms.gt[1] / fu.gt[1]
     ratio = int(round(ratio_f))
     if ratio < 2 or abs(ratio_f - ratio) > 1e-3 * ratio:
-        raise QgsProcessingException(tr(f"MS pixels are {ratio_f:.4f} times the FUSED pixels; expected a whole ratio ≥ 2"))
+        raise QgsProcessingException(tr("MS pixels are {:.4f} times the FUSED pixels; expected a whole ratio ≥ 2").format(ratio_f))
     dc, dr = _offset(fu, pn)
     # MS extent in fused pixels
     mu0, mv0 = (ms.gt[0] - fu.gt[0]) / fu.gt[1], (ms.gt[3] - fu.gt[3]) / fu.gt[5]
@@ -295,16 +296,16 @@ class AssessAlgorithm(QgsProcessingAlgorithm):
         return tr(
             "Measures the quality of a pansharpened raster with the indices of the pansharpening literature and "
             "writes an HTML report (table of indices, per-band figures, a bar chart). Every index is also an "
-            "output of the algorithm, for use in graphical models.<br><br>"
-            "<b>Pansharpened (fused) raster</b>: the image to assess.<br>"
-            "<b>Reference</b> (reduced-resolution assessment): the true MS on the same pixel grid as the fused "
+            "output of the algorithm, for use in graphical models.\n\n"
+            "Pansharpened (fused) raster: the image to assess.\n"
+            "Reference (reduced-resolution assessment): the true MS on the same pixel grid as the fused "
             "raster, typically the original MS of a Wald test case (fuse the PAN and MS degraded by the ratio, "
-            "compare with the original MS). Gives SAM, ERGAS, Q2n (Q4/Q8), Q, SCC, PSNR and SSIM.<br>"
-            "<b>Original PAN</b> and <b>original MS</b> (full-resolution assessment, no reference needed): the "
-            "inputs the fused raster was made from. Gives Dλ (Khan), Ds and HQNR.<br>"
-            "Give a reference, or PAN and MS, or all three.<br>"
-            "<b>Sensor</b>: sets the resolution ratio, the MTF gains used by Dλ/Ds and the maximum value used by "
-            "PSNR/SSIM.<br><b>Report</b>: the HTML file to write.<br><br>"
+            "compare with the original MS). Gives SAM, ERGAS, Q2n (Q4/Q8), Q, SCC, PSNR and SSIM.\n"
+            "Original PAN and original MS (full-resolution assessment, no reference needed): the "
+            "inputs the fused raster was made from. Gives Dλ (Khan), Ds and HQNR.\n"
+            "Give a reference, or PAN and MS, or all three.\n"
+            "Sensor: sets the resolution ratio, the MTF gains used by Dλ/Ds and the maximum value used by "
+            "PSNR/SSIM.\nReport: the HTML file to write.\n\n"
             "Rasters are read in tiles: memory stays bounded for any scene size. Nodata pixels are left out."
         )
 
@@ -327,13 +328,13 @@ class AssessAlgorithm(QgsProcessingAlgorithm):
             (QgsProcessingParameterEnum(self.SENSOR, tr("Sensor"), options=[k for k, s in SENSORS.items() if s.ratio],
                                         defaultValue="wv2",
                                         usesStaticStrings=True),
-             tr("Sensor of the imagery: resolution ratio, MTF gains and maximum value. "
-                + "; ".join(f"{k}: {s.name}" for k, s in SENSORS.items()))),
+             tr("Sensor of the imagery: resolution ratio, MTF gains and maximum value. {}").format(
+                 "; ".join(f"{k}: {s.name}" for k, s in SENSORS.items() if s.ratio))),
             (QgsProcessingParameterFileDestination(self.OUTPUT_HTML, tr("Report"), tr("HTML files (*.html)")),
              tr("HTML report with the table of indices, per-band figures and a chart.")),
         ]
         for p, helptext in params:
-            p.setHelp(helptext)
+            set_help(p, helptext)
             self.addParameter(p)
         for key, (out, label, _, _) in INDICES.items():
             self.addOutput(QgsProcessingOutputNumber(out, label))
@@ -365,7 +366,7 @@ class AssessAlgorithm(QgsProcessingAlgorithm):
                 feedback.pushInfo(tr("Full-resolution assessment against the original PAN and MS…"))
                 full = assess_full(self._fused, self._pan, self._ms, self._sensor, feedback)
         except (ValueError, RuntimeError) as e:
-            raise QgsProcessingException(tr(f"Assessment failed: {e}")) from e
+            raise QgsProcessingException(tr("Assessment failed: {}").format(e)) from e
         if feedback.isCanceled():
             raise QgsProcessingException(tr("Cancelled"))
         results = {}

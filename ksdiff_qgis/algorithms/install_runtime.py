@@ -50,10 +50,10 @@ class InstallRuntimeAlgorithm(QgsProcessingAlgorithm):
     def shortHelpString(self) -> str:  # noqa: N802
         return tr(
             "Downloads ONNX Runtime with pip into a folder private to this plugin and QGIS profile "
-            f"({runtime_base()}), for the Python version QGIS runs. QGIS's own packages (numpy) are not "
-            "touched. <b>Package</b>: <i>auto</i> takes onnxruntime-gpu when an NVIDIA GPU is found "
+            "({}), for the Python version QGIS runs. QGIS's own packages (numpy) are not "
+            "touched.\nPackage: auto takes onnxruntime-gpu when an NVIDIA GPU is found "
             "(nvidia-smi), else onnxruntime. Needs access to the Python package index. Takes effect at once."
-        )
+        ).format(runtime_base())
 
     def createInstance(self):  # noqa: N802
         return InstallRuntimeAlgorithm()

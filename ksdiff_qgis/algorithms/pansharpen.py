@@ -6,12 +6,13 @@ import os
 from qgis.core import (
     QgsProcessingAlgorithm,
     QgsProcessingException,
-    QgsProcessingParameterDefinition,
-    QgsProcessingParameterEnum,
+    QgsProcessingParameterBand,
+    QgsProcessingParameterExtent,
     QgsProcessingParameterFile,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterString,
 )
 from qgis.PyQt.QtCore import QCoreApplication
 
@@ -20,10 +21,12 @@ from ..engine.errors import Cancelled, InputError
 from ..engine.model_card import bundled_cards
 from ..engine.pipeline import method_names, pansharpen
 from ..engine.raster_io import open_raster
-from ..engine.sensors import SENSORS
+from ..engine.sensors import AUTO, SENSORS
 from ..engine.bandcolour import rgb_bands
 from .common import NaturalColour, ProcessingFeedback, raster_path
 from .layer_pair import dialog_defaults
+from .compat import NUMBER_INTEGER, KeyedEnum, advanced, set_help
+from .options import device_labels, method_labels, parse_gains, sensor_labels
 
 DEVICES = ["auto", "cuda", "cpu"]
 
@@ -34,6 +37,7 @@ def tr(text: str) -> str:
 
 class PansharpenAlgorithm(QgsProcessingAlgorithm):
     PAN, MS, SENSOR, METHOD, MODEL, DEVICE = "PAN", "MS", "SENSOR", "METHOD", "MODEL", "DEVICE"
+    MS_BANDS, EXTENT, MTF_GAINS = "MS_BANDS", "EXTENT", "MTF_GAINS"
     TILE_SIZE, OVERLAP, THREADS, OUTPUT = "TILE_SIZE", "OVERLAP", "THREADS", "OUTPUT"
 
     def name(self) -> str:
@@ -52,24 +56,22 @@ class PansharpenAlgorithm(QgsProcessingAlgorithm):
         return tr("pansharpening,fusion,panchromatic,multispectral,ksdiff,diffusion,brovey,gsa,mtf,glp").split(",")
 
     def shortHelpString(self) -> str:  # noqa: N802
-        sensors = "".join(f"<li><b>{k}</b>: {s.name}, ratio {s.ratio}</li>" for k, s in SENSORS.items())
-        methods = "".join(f"<li><b>{k}</b>: {v}</li>" for k, v in method_names().items())
-        bundled = ", ".join(bundled_cards()) or "none yet"
+        # plain sentences: the dialog and `qgis_process help` both show it (3.22's qgis_process prints raw HTML)
+        bundled = ", ".join(bundled_cards()) or tr("none yet")
         return tr(
             "Fuses a panchromatic (PAN) band and a multispectral (MS) raster into MS at the PAN resolution. "
-            "The output lies on the PAN pixel grid over the PAN/MS overlap, keeps the MS data type, band names "
-            "and nodata, and is written tile by tile (any scene size).<br><br>"
-            "<b>PAN</b>: one-band panchromatic raster. <b>MS</b>: multispectral raster with the sensor's bands, "
-            "pixels a whole number of times coarser than PAN (e.g. 4); another CRS or a shifted grid is handled "
-            "(with a warning).<br><b>Sensor</b>: sets the band layout and the MTF (blur) of the sensor:"
-            f"<ul>{sensors}</ul><b>Method</b>:<ul>{methods}</ul>Bundled KSDiff models: {bundled}.<br>"
-            "<b>Model</b> (advanced): an ONNX model with its model card, overriding the bundled one. "
-            "<b>Device</b> (advanced): where a learned model runs (auto uses an NVIDIA GPU when present). "
-            "<b>Tile size</b> / <b>Overlap</b> (advanced): PAN pixels per tile and blended overlap between tiles; "
-            "smaller tiles use less memory (tiles that would not fit in half the free memory are made smaller, with a "
-            "warning). <b>Threads</b> (advanced): CPU threads for a learned model "
-            "(0 = all cores)."
-        )
+            "The output lies on the PAN pixel grid over the PAN/MS overlap (or the area of interest), keeps the "
+            "MS data type, band names and nodata, and is written tile by tile (any scene size).\n\n"
+            "Sensor: auto (the default) guesses it from the pixel-size ratio, band count, PAN pixel size and "
+            "product metadata (GDAL IMAGERY metadata, a Maxar .IMD/.XML or a Landsat MTL file beside the input) "
+            "and logs why; unknown data falls back to the generic sensor (MTF gains 0.3 / 0.15). "
+            "MS bands (advanced): choose and order the bands; classical methods fuse every chosen band, KSDiff "
+            "fuses the bands its model knows (e.g. Blue, Green, Red, NIR1 of an 8-band WorldView-2 product). "
+            "Area of interest: only that window (snapped outward to PAN pixels) is read and written. "
+            "Tiles that would not fit in half the free memory are made smaller, with a warning.\n\n"
+            "Bundled KSDiff models: {}. Each option's key (shown in brackets) can be given to qgis_process, "
+            "as can its label or number."
+        ).format(bundled)
 
     def createInstance(self):  # noqa: N802
         return PansharpenAlgorithm()
@@ -77,37 +79,51 @@ class PansharpenAlgorithm(QgsProcessingAlgorithm):
     def initAlgorithm(self, config=None):  # noqa: N802
         # the dialog would otherwise preselect the active layer for both: start on the project's likely pair
         pair = dialog_defaults() or (None, None)
-        self.addParameter(QgsProcessingParameterRasterLayer(self.PAN, tr("Panchromatic (PAN) raster"),
-                                                            defaultValue=pair[0]))
-        self.addParameter(QgsProcessingParameterRasterLayer(self.MS, tr("Multispectral (MS) raster"),
-                                                            defaultValue=pair[1]))
-        self.addParameter(
-            QgsProcessingParameterEnum(self.SENSOR, tr("Sensor"), options=list(SENSORS), defaultValue="wv2",
-                                       usesStaticStrings=True)
-        )
-        self.addParameter(
-            QgsProcessingParameterEnum(self.METHOD, tr("Method"), options=list(method_names()),
-                                       defaultValue="ksdiff" if bundled_cards() else classical.BEST_CLASSICAL,
-                                       usesStaticStrings=True)
-        )
-        advanced = [
-            QgsProcessingParameterFile(self.MODEL, tr("ONNX model overriding the bundled one"), extension="onnx",
-                                       optional=True),
-            QgsProcessingParameterEnum(self.DEVICE, tr("Device for learned models"), options=DEVICES,
-                                       defaultValue="auto", usesStaticStrings=True),
-            QgsProcessingParameterNumber(self.TILE_SIZE, tr("Tile size (PAN pixels)"),
-                                         QgsProcessingParameterNumber.Integer, defaultValue=512, minValue=64,
-                                         maxValue=8192),
-            QgsProcessingParameterNumber(self.OVERLAP, tr("Tile overlap (PAN pixels)"),
-                                         QgsProcessingParameterNumber.Integer, defaultValue=32, minValue=0,
-                                         maxValue=4096),
-            QgsProcessingParameterNumber(self.THREADS, tr("CPU threads for a learned model (0 = all cores)"),
-                                         QgsProcessingParameterNumber.Integer, defaultValue=0, minValue=0,
-                                         maxValue=256),
+        enums = {
+            self.SENSOR: KeyedEnum(self.SENSOR, tr("Sensor"), [AUTO, *SENSORS], sensor_labels(tr), AUTO),
+            self.METHOD: KeyedEnum(self.METHOD, tr("Method"), list(method_names()), method_labels(tr),
+                                   "ksdiff" if bundled_cards() else classical.BEST_CLASSICAL),
+            self.DEVICE: KeyedEnum(self.DEVICE, tr("Device for learned models"), DEVICES, device_labels(tr), "auto"),
+        }
+        main = [
+            (QgsProcessingParameterRasterLayer(self.PAN, tr("Panchromatic (PAN) raster"), defaultValue=pair[0]),
+             tr("One-band panchromatic raster.")),
+            (QgsProcessingParameterRasterLayer(self.MS, tr("Multispectral (MS) raster"), defaultValue=pair[1]),
+             tr("Multispectral raster, pixels a whole number of times coarser than PAN (e.g. 4); another CRS or a "
+                "shifted grid is handled (with a warning).")),
+            (enums[self.SENSOR],
+             tr("Sets the band layout and MTF (blur) of the sensor; auto guesses it from the data and its metadata.")),
+            (enums[self.METHOD], tr("KSDiff (learned) or a classical method.")),
+            (QgsProcessingParameterExtent(self.EXTENT, tr("Area of interest (default: the whole PAN/MS overlap)"),
+                                          optional=True),
+             tr("Only this window is fused, snapped outward to the PAN grid; any CRS (reprojected to PAN's).")),
         ]
-        for p in advanced:
-            p.setFlags(p.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
-            self.addParameter(p)
+        extra = [
+            (QgsProcessingParameterBand(self.MS_BANDS, tr("MS bands to fuse, in this order (default: all)"),
+                                        parentLayerParameterName=self.MS, optional=True, allowMultiple=True),
+             tr("Classical methods fuse every chosen band; KSDiff fuses the bands its model knows among them.")),
+            (QgsProcessingParameterString(self.MTF_GAINS, tr("MS MTF gains at Nyquist, comma-separated "
+                                                             "(default: the sensor's)"), optional=True),
+             tr("One value for all bands or one per fused band, each between 0 and 1 (e.g. 0.3 for a generic "
+                "sensor).")),
+            (QgsProcessingParameterFile(self.MODEL, tr("ONNX model overriding the bundled one"), extension="onnx",
+                                        optional=True),
+             tr("An ONNX model with its model card (JSON) beside it.")),
+            (enums[self.DEVICE], tr("Where a learned model runs: auto uses an NVIDIA GPU when present.")),
+            (QgsProcessingParameterNumber(self.TILE_SIZE, tr("Tile size (PAN pixels)"), NUMBER_INTEGER,
+                                          defaultValue=512, minValue=64, maxValue=8192),
+             tr("PAN pixels per tile side; smaller tiles use less memory.")),
+            (QgsProcessingParameterNumber(self.OVERLAP, tr("Tile overlap (PAN pixels)"), NUMBER_INTEGER,
+                                          defaultValue=32, minValue=0, maxValue=4096),
+             tr("Blended overlap between neighbouring tiles.")),
+            (QgsProcessingParameterNumber(self.THREADS, tr("CPU threads for a learned model (0 = all cores)"),
+                                          NUMBER_INTEGER, defaultValue=0, minValue=0, maxValue=256),
+             tr("CPU threads ONNX Runtime may use.")),
+        ]
+        for p, helptext in main:
+            self.addParameter(set_help(p, helptext))
+        for p, helptext in extra:
+            self.addParameter(advanced(set_help(p, helptext)))
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, tr("Pansharpened")))
 
     def supportedOutputRasterLayerExtensions(self):  # noqa: N802
@@ -116,6 +132,11 @@ class PansharpenAlgorithm(QgsProcessingAlgorithm):
     def checkParameterValues(self, parameters, context):  # noqa: N802
         ok, msg = super().checkParameterValues(parameters, context)
         if not ok:
+            for param in self.parameterDefinitions():
+                value = parameters.get(param.name())
+                if isinstance(param, KeyedEnum) and value not in (None, "") and param.key_of(value) is None:
+                    return False, tr("{}: unknown value {!r}; use one of {} (or an option's label or number)").format(
+                        param.name(), value, ", ".join(param.keys))
             # QGIS only says "Incorrect parameter value": say what is wrong with a file that won't load
             for name in (self.PAN, self.MS):
                 value = parameters.get(name)
@@ -130,15 +151,41 @@ class PansharpenAlgorithm(QgsProcessingAlgorithm):
         # main thread: copy everything the worker needs; it never touches layers or the project
         self._pan = raster_path(self.parameterAsRasterLayer(parameters, self.PAN, context), "PAN")
         self._ms = raster_path(self.parameterAsRasterLayer(parameters, self.MS, context), "MS")
-        self._sensor = self.parameterAsEnumString(parameters, self.SENSOR, context)
-        self._method = self.parameterAsEnumString(parameters, self.METHOD, context)
+        self._sensor = self._enum(parameters, self.SENSOR, context)
+        self._method = self._enum(parameters, self.METHOD, context)
         self._model = self.parameterAsFile(parameters, self.MODEL, context) or None
-        self._device = self.parameterAsEnumString(parameters, self.DEVICE, context)
+        self._device = self._enum(parameters, self.DEVICE, context)
+        self._ms_bands = self.parameterAsInts(parameters, self.MS_BANDS, context) or None
+        try:
+            self._gains = parse_gains(self.parameterAsString(parameters, self.MTF_GAINS, context))
+        except ValueError as e:
+            raise QgsProcessingException(str(e)) from None
+        self._extent, self._extent_wkt = self._area(parameters, context)
         self._tile = self.parameterAsInt(parameters, self.TILE_SIZE, context)
         self._overlap = self.parameterAsInt(parameters, self.OVERLAP, context)
         self._threads = self.parameterAsInt(parameters, self.THREADS, context)
         self._ms_name = self.parameterAsRasterLayer(parameters, self.MS, context).name()
         return True
+
+    def _enum(self, parameters, name: str, context) -> str:
+        param = self.parameterDefinition(name)
+        key = param.resolve(parameters, context) if hasattr(param, "resolve") else None
+        if key is None:   # a parameter object that lost its Python class (should not happen): ask QGIS
+            key = self.parameterAsEnumString(parameters, name, context)
+        return key
+
+    def _area(self, parameters, context):
+        """EXTENT in the PAN layer's CRS (QGIS reprojects it), or (None, None) when not given."""
+        if parameters.get(self.EXTENT) in (None, ""):
+            return None, None
+        layer = self.parameterAsRasterLayer(parameters, self.PAN, context)
+        crs = layer.crs() if layer is not None else None
+        rect = self.parameterAsExtent(parameters, self.EXTENT, context, crs) if crs else \
+            self.parameterAsExtent(parameters, self.EXTENT, context)
+        if rect.isNull():
+            return None, None
+        extent = (rect.xMinimum(), rect.yMinimum(), rect.xMaximum(), rect.yMaximum())
+        return extent, None    # already in the PAN CRS
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         # resolved here, not in prepareAlgorithm: only this (worker) context's layers-to-load survive the task
@@ -147,17 +194,19 @@ class PansharpenAlgorithm(QgsProcessingAlgorithm):
             result = pansharpen(
                 self._pan, self._ms, self._output, sensor=self._sensor, method=self._method,
                 tile_size=self._tile, overlap=self._overlap, model_path=self._model, device=self._device,
-                feedback=ProcessingFeedback(feedback), threads=self._threads,
+                feedback=ProcessingFeedback(feedback), threads=self._threads, ms_bands=self._ms_bands,
+                extent=self._extent, extent_wkt=self._extent_wkt, mtf_gains=self._gains,
             )
         except InputError as e:
             raise QgsProcessingException(str(e)) from e
         except Cancelled:
             raise QgsProcessingException(tr("Cancelled: no output was written")) from None
         except OSError as e:
-            raise QgsProcessingException(tr(f"Reading or writing a raster failed: {e}")) from e
+            raise QgsProcessingException(tr("Reading or writing a raster failed: {}").format(e)) from e
         feedback.pushInfo(
-            tr(f"Wrote {result.width}x{result.height} pixels in {result.tiles} tile(s) in {result.seconds:.1f} s "
-               f"({result.width * result.height / 1e6 / max(result.seconds, 1e-9):.2f} Mpx/s) on {result.device}")
+            tr("Wrote {}x{} pixels in {} tile(s) in {:.1f} s ({:.2f} Mpx/s) on {}").format(
+                result.width, result.height, result.tiles, result.seconds,
+                result.width * result.height / 1e6 / max(result.seconds, 1e-9), result.device)
         )
         self._describe_layer_to_load(context, rgb_bands(result.band_names))
         return {self.OUTPUT: self._output}

@@ -1,0 +1,101 @@
+"""QGIS 3.22 … 4.x compatibility: scoped enums where they exist, per-parameter help, readable enums.
+
+QGIS 3.36 moved Processing enums into ``Qgis`` (``Qgis.ProcessingNumberParameterType.Integer``,
+``Qgis.ProcessingParameterFlag.Advanced``); QGIS 4 (Qt6) drops the old unscoped names. Each helper
+picks whichever exists, so one plugin build runs on both.
+"""
+from __future__ import annotations
+
+from qgis.core import Qgis, QgsProcessingParameterDefinition, QgsProcessingParameterEnum, QgsProcessingParameterNumber
+
+
+def _scoped(enum_name: str, member: str, fallback_owner, fallback_name: str):
+    scoped = getattr(Qgis, enum_name, None)
+    if scoped is not None and hasattr(scoped, member):
+        return getattr(scoped, member)
+    return getattr(fallback_owner, fallback_name)
+
+
+NUMBER_INTEGER = _scoped("ProcessingNumberParameterType", "Integer", QgsProcessingParameterNumber, "Integer")
+NUMBER_DOUBLE = _scoped("ProcessingNumberParameterType", "Double", QgsProcessingParameterNumber, "Double")
+FLAG_ADVANCED = _scoped("ProcessingParameterFlag", "Advanced", QgsProcessingParameterDefinition, "FlagAdvanced")
+FLAG_OPTIONAL = _scoped("ProcessingParameterFlag", "Optional", QgsProcessingParameterDefinition, "FlagOptional")
+
+
+def advanced(param):
+    """Mark ``param`` advanced (returns it)."""
+    param.setFlags(param.flags() | FLAG_ADVANCED)
+    return param
+
+
+def set_help(param, text: str):
+    """Per-parameter help (tooltip, ``qgis_process help``) where this QGIS has it (3.16+); returns ``param``."""
+    if hasattr(param, "setHelp"):
+        param.setHelp(text)
+    return param
+
+
+class KeyedEnum(QgsProcessingParameterEnum):
+    """An enum that shows human labels and accepts a key, a label or an index.
+
+    The dialog needs labels and scripts need stable keys; 3.22's static-string enums show the raw keys
+    and accept nothing else. So the options are the labels (value: their index, as the dialog stores it)
+    and this class also accepts the key or the label (any case) from processing.run and qgis_process.
+    ``valueAsPythonString`` writes the key, so logged commands and history stay readable. Keys are only
+    ever appended, so a stored index keeps its meaning.
+    """
+
+    def __init__(self, name: str, description: str, keys: list[str], labels: list[str], default_key: str,
+                 optional: bool = False):
+        super().__init__(name, description, options=labels, allowMultiple=False,
+                         defaultValue=keys.index(default_key), optional=optional)
+        self.keys, self.labels = list(keys), list(labels)
+
+    def clone(self):
+        c = KeyedEnum(self.name(), self.description(), self.keys, self.labels,
+                      self.keys[self.defaultValue()] if isinstance(self.defaultValue(), int) else self.keys[0],
+                      bool(self.flags() & FLAG_OPTIONAL))
+        c.setFlags(self.flags())
+        if hasattr(self, "help"):
+            set_help(c, self.help())
+        return c
+
+    def key_of(self, value) -> str | None:
+        """The key for a value given as key, label or index (int or digit string); None when unknown."""
+        if isinstance(value, bool):
+            return None
+        if isinstance(value, (int, float)) and float(value).is_integer():
+            i = int(value)
+            return self.keys[i] if 0 <= i < len(self.keys) else None
+        if isinstance(value, (list, tuple)) and len(value) == 1:    # qgis_process passes repeated args as a list
+            return self.key_of(value[0])
+        if isinstance(value, str):
+            text = value.strip()
+            if text.lstrip("-").isdigit():
+                return self.key_of(int(text))
+            for keys in (self.keys, self.labels):
+                low = [k.lower() for k in keys]
+                if text.lower() in low:
+                    return self.keys[low.index(text.lower())]
+        return None
+
+    def checkValueIsAcceptable(self, value, context=None):  # noqa: N802
+        if value is None or value == "":
+            return bool(self.flags() & FLAG_OPTIONAL) or self.defaultValue() is not None
+        if hasattr(value, "propertyType"):    # a data-defined QgsProperty (models): judged at run time
+            return True
+        return self.key_of(value) is not None
+
+    def valueAsPythonString(self, value, context):  # noqa: N802
+        key = self.key_of(value)
+        return repr(key) if key is not None else super().valueAsPythonString(value, context)
+
+    def resolve(self, parameters: dict, context) -> str:
+        """The key chosen in ``parameters`` (the default when absent)."""
+        value = parameters.get(self.name())
+        if hasattr(value, "valueAsString"):     # QgsProperty
+            value, _ = value.valueAsString(context.expressionContext(), "")
+        key = self.key_of(value) if value not in (None, "") else None
+        if key is None:
+            key = self.key_of(self.defaultValue())
+        return key
