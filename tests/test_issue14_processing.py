@@ -1,0 +1,195 @@
+"""Issue 14 through QGIS Processing: enum forms, SENSOR=auto, MS_BANDS, EXTENT (also in models and batch)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from osgeo import gdal, osr
+
+from test_sensors_bands import make_wv2_8band
+
+
+def _run(params, feedback=None):
+    import processing
+    from qgis.core import QgsProcessingFeedback
+
+    return processing.run("ksdiff:pansharpen", params, feedback=feedback or QgsProcessingFeedback())
+
+
+class Log:
+    """A QgsProcessingFeedback that keeps what the algorithm logged."""
+
+    def __new__(cls):
+        from qgis.core import QgsProcessingFeedback
+
+        class _Log(QgsProcessingFeedback):
+            def __init__(self):
+                super().__init__()
+                self.lines = []
+
+            def pushInfo(self, info):  # noqa: N802
+                self.lines.append(info)
+                super().pushInfo(info)
+
+            def pushWarning(self, warning):  # noqa: N802
+                self.lines.append("WARNING " + warning)
+                super().pushWarning(warning)
+
+            def reportError(self, error, fatalError=False):  # noqa: N802, N803
+                self.lines.append("ERROR " + error)
+                super().reportError(error, fatalError)
+
+        return _Log()
+
+
+def _extent_string(path, cols, rows, epsg=None):
+    """'xmin,xmax,ymin,ymax [CRS]' over PAN pixel columns/rows ``cols``/``rows`` (optionally in EPSG:epsg)."""
+    ds = gdal.Open(str(path))
+    gt = ds.GetGeoTransform()
+    x0, x1 = gt[0] + cols[0] * gt[1], gt[0] + cols[1] * gt[1]
+    y1, y0 = gt[3] + rows[0] * gt[5], gt[3] + rows[1] * gt[5]
+    src = osr.SpatialReference(wkt=ds.GetProjection())
+    if epsg is None:
+        return f"{x0!r},{x1!r},{y0!r},{y1!r} [{src.GetAuthorityName(None)}:{src.GetAuthorityCode(None)}]"
+    dst = osr.SpatialReference()
+    dst.ImportFromEPSG(epsg)
+    for s in (src, dst):
+        s.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    ct = osr.CoordinateTransformation(src, dst)
+    a, b = ct.TransformPoint(x0, y0)[:2], ct.TransformPoint(x1, y1)[:2]
+    return f"{a[0]!r},{b[0]!r},{a[1]!r},{b[1]!r} [EPSG:{epsg}]"
+
+
+@pytest.mark.parametrize("value", ["wv2", "WV2", 1, "1", "WorldView-2 (4 bands: B, G, R, NIR), ratio 4 [wv2]"])
+def test_sensor_accepts_key_label_and_index(qgis_app, data_dir, tmp_path, value):
+    out = str(tmp_path / "o.tif")
+    _run({"PAN": str(data_dir / "wv2_pan.tif"), "MS": str(data_dir / "wv2_ms.tif"), "SENSOR": value,
+          "METHOD": "exp", "OUTPUT": out})
+    ref = str(tmp_path / "ref.tif")
+    _run({"PAN": str(data_dir / "wv2_pan.tif"), "MS": str(data_dir / "wv2_ms.tif"), "SENSOR": "wv2",
+          "METHOD": 1, "OUTPUT": ref})                    # METHOD index 1 = exp
+    assert np.array_equal(gdal.Open(out).ReadAsArray(), gdal.Open(ref).ReadAsArray())
+
+
+def test_unknown_enum_value_lists_the_keys(qgis_app, data_dir, tmp_path):
+    from qgis.core import QgsApplication, QgsProcessingContext
+
+    alg = QgsApplication.processingRegistry().algorithmById("ksdiff:pansharpen")
+    ok, msg = alg.checkParameterValues({"PAN": str(data_dir / "wv2_pan.tif"), "MS": str(data_dir / "wv2_ms.tif"),
+                                        "SENSOR": "worldview9", "OUTPUT": str(tmp_path / "o.tif")},
+                                       QgsProcessingContext())
+    assert not ok and "worldview9" in msg and "wv2_8" in msg and "landsat8" in msg
+    sensor = alg.parameterDefinition("SENSOR")
+    assert sensor.valueAsPythonString(2, QgsProcessingContext()) == "'wv2_8'"   # logged commands show keys
+    assert sensor.defaultValue() == 0 and sensor.keys[0] == "auto"
+
+
+def test_default_sensor_on_a_landsat_pair(qgis_app, data_dir, tmp_path):
+    """The default sensor is auto: a Landsat pair is recognised (it used to fail with the wv2 model)."""
+    log = Log()
+    out = str(tmp_path / "l8.tif")
+    _run({"PAN": str(data_dir / "l8_pan.tif"), "MS": str(data_dir / "l8_ms.tif"), "OUTPUT": out}, log)
+    assert any("SENSOR=auto" in line and "[landsat8]" in line for line in log.lines), log.lines
+    assert gdal.Open(out).RasterCount == 4
+
+
+@pytest.mark.parametrize("method", ["gsa", "ksdiff"])
+def test_ms_bands_on_an_eight_band_product(qgis_app, data_dir, tmp_path, method):
+    ms8 = make_wv2_8band(data_dir / "wv2_ms.tif", tmp_path / "ms8.tif")
+    log = Log()
+    out = str(tmp_path / "o.tif")
+    # reorder: NIR1, Red, Green, Blue, Yellow (band numbers of the 8-band layout)
+    _run({"PAN": str(data_dir / "wv2_pan.tif"), "MS": str(ms8), "SENSOR": "wv2_8", "METHOD": method,
+          "MS_BANDS": [7, 5, 3, 2, 4], "OUTPUT": out}, log)
+    ds = gdal.Open(out)
+    names = [ds.GetRasterBand(i + 1).GetDescription() for i in range(ds.RasterCount)]
+    if method == "gsa":
+        assert names == ["NIR1", "Red", "Green", "Blue", "Yellow"]
+        assert ds.GetRasterBand(2).GetColorInterpretation() == gdal.GCI_RedBand
+    else:   # the wv2 model knows Blue, Green, Red, NIR: picked from the selection, and said so
+        assert names == ["Blue", "Green", "Red", "NIR1"]
+        assert any("not fused: Yellow" in line for line in log.lines), log.lines
+
+
+def test_extent_through_processing_in_another_crs(qgis_app, data_dir, tmp_path):
+    pan = data_dir / "wv2_pan.tif"
+    out = str(tmp_path / "aoi.tif")
+    _run({"PAN": str(pan), "MS": str(data_dir / "wv2_ms.tif"), "SENSOR": "wv2", "METHOD": "exp",
+          "EXTENT": _extent_string(pan, (64, 192), (32, 160), epsg=4326), "OUTPUT": out})
+    ds = gdal.Open(out)
+    assert 128 <= ds.RasterXSize <= 134 and 128 <= ds.RasterYSize <= 134
+    gt, pgt = ds.GetGeoTransform(), gdal.Open(str(pan)).GetGeoTransform()
+    col, row = (gt[0] - pgt[0]) / pgt[1], (gt[3] - pgt[3]) / pgt[5]
+    assert col == pytest.approx(round(col), abs=1e-6) and row == pytest.approx(round(row), abs=1e-6)  # on the PAN grid
+
+
+def test_extent_that_misses_is_refused(qgis_app, data_dir, tmp_path):
+    from qgis.core import QgsProcessingException
+
+    out = tmp_path / "miss.tif"
+    with pytest.raises(QgsProcessingException):
+        _run({"PAN": str(data_dir / "wv2_pan.tif"), "MS": str(data_dir / "wv2_ms.tif"), "SENSOR": "wv2",
+              "METHOD": "exp", "EXTENT": _extent_string(data_dir / "wv2_pan.tif", (400, 500), (400, 500)),
+              "OUTPUT": str(out)})
+    assert not out.exists()
+
+
+def test_extent_in_a_graphical_model_and_a_batch(qgis_app, data_dir, tmp_path):
+    from qgis.core import (QgsProcessingContext, QgsProcessingFeedback, QgsProcessingModelAlgorithm,
+                           QgsProcessingModelChildAlgorithm, QgsProcessingModelChildParameterSource,
+                           QgsProcessingModelOutput, QgsProcessingModelParameter, QgsProcessingParameterExtent,
+                           QgsProcessingParameterRasterLayer)
+    import processing
+
+    model = QgsProcessingModelAlgorithm("aoi model", "tests")
+    for name in ("pan", "ms"):
+        model.addModelParameter(QgsProcessingParameterRasterLayer(name, name), QgsProcessingModelParameter(name))
+    model.addModelParameter(QgsProcessingParameterExtent("aoi", "aoi"), QgsProcessingModelParameter("aoi"))
+    child = QgsProcessingModelChildAlgorithm("ksdiff:pansharpen")
+    child.setChildId("sharpen")
+    for param, src in (("PAN", "pan"), ("MS", "ms"), ("EXTENT", "aoi")):
+        child.addParameterSources(param, [QgsProcessingModelChildParameterSource.fromModelParameter(src)])
+    child.addParameterSources("SENSOR", [QgsProcessingModelChildParameterSource.fromStaticValue("qb")])
+    child.addParameterSources("METHOD", [QgsProcessingModelChildParameterSource.fromStaticValue("brovey")])
+    out = QgsProcessingModelOutput("fused", "fused")
+    out.setChildOutputName("OUTPUT")
+    child.setModelOutputs({"fused": out})
+    model.addChildAlgorithm(child)
+    pan = data_dir / "wv2_pan.tif"
+    res = processing.run(model, {"pan": str(pan), "ms": str(data_dir / "wv2_ms.tif"),
+                                 "aoi": _extent_string(pan, (0, 100), (0, 60)),
+                                 "sharpen:fused": str(tmp_path / "m.tif")},
+                         context=QgsProcessingContext(), feedback=QgsProcessingFeedback())
+    ds = gdal.Open(res["sharpen:fused"])
+    assert (ds.RasterXSize, ds.RasterYSize) == (100, 60)
+    # a batch: the same algorithm, one area per scene
+    for i, (cols, rows) in enumerate((((0, 64), (0, 64)), ((128, 256), (100, 200)))):
+        o = str(tmp_path / f"b{i}.tif")
+        _run({"PAN": str(pan), "MS": str(data_dir / "wv2_ms.tif"), "SENSOR": "wv2", "METHOD": "gsa",
+              "EXTENT": _extent_string(pan, cols, rows), "OUTPUT": o})
+        assert (gdal.Open(o).RasterXSize, gdal.Open(o).RasterYSize) == (cols[1] - cols[0], rows[1] - rows[0])
+
+
+def test_help_is_plain_text_with_parameter_help(qgis_app):
+    from qgis.core import QgsApplication
+
+    alg = QgsApplication.processingRegistry().algorithmById("ksdiff:pansharpen")
+    assert "<" not in alg.shortHelpString()
+    for name in ("SENSOR", "MS_BANDS", "EXTENT", "MTF_GAINS"):
+        p = alg.parameterDefinition(name)
+        assert p is not None and (not hasattr(p, "help") or p.help())
+    from ksdiff_qgis.algorithms.compat import FLAG_ADVANCED
+
+    assert alg.parameterDefinition("MS_BANDS").flags() & FLAG_ADVANCED
+    assert not alg.parameterDefinition("EXTENT").flags() & FLAG_ADVANCED
+
+
+def test_generic_sensor_with_custom_gains(qgis_app, data_dir, tmp_path):
+    out, ref = str(tmp_path / "g.tif"), str(tmp_path / "qb.tif")
+    common = {"PAN": str(data_dir / "wv2_pan.tif"), "MS": str(data_dir / "wv2_ms.tif"), "METHOD": "mtf_glp_hpm"}
+    _run({**common, "SENSOR": "generic", "MTF_GAINS": "0.34, 0.32, 0.30, 0.22", "OUTPUT": out})
+    _run({**common, "SENSOR": "qb", "OUTPUT": ref})       # the same gains as QuickBird's table entry
+    assert np.array_equal(gdal.Open(out).ReadAsArray(), gdal.Open(ref).ReadAsArray())
+    from qgis.core import QgsProcessingException
+
+    with pytest.raises(QgsProcessingException):
+        _run({**common, "SENSOR": "generic", "MTF_GAINS": "1.5", "OUTPUT": str(tmp_path / "bad.tif")})
