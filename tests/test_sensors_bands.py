@@ -220,3 +220,27 @@ def test_extent_in_another_crs_and_one_that_misses(data_dir, tmp_path):
         pansharpen(pan, ms, str(tmp_path / "miss.tif"), "wv2", "exp",
                    extent=(gt[0] - 1000, gt[3] + 500, gt[0] - 900, gt[3] + 600))
     assert not (tmp_path / "miss.tif").exists()
+
+
+def test_auto_reads_a_dimap_xml(data_dir, tmp_path):
+    """Airbus DIMAP: <MISSION>PHR</MISSION><MISSION_INDEX>1A</MISSION_INDEX> -> Pléiades."""
+    for role in ("pan", "ms"):
+        shutil.copy(data_dir / f"wv2_{role}.tif", tmp_path / f"IMG_PHR1A_{role}.tif")
+    (tmp_path / "DIM_PHR1A_PMS_001.XML").write_text(
+        "<Dimap_Document><Dataset_Sources><Source_Identification><Strip_Source>\n"
+        "  <MISSION>PHR</MISSION>\n  <MISSION_INDEX>1A</MISSION_INDEX>\n"
+        "</Strip_Source></Source_Identification></Dataset_Sources></Dimap_Document>\n")
+    found = detect_sensor(_info(tmp_path / "IMG_PHR1A_pan.tif"), _info(tmp_path / "IMG_PHR1A_ms.tif"), 4)
+    assert found.key == "pleiades" and "PHR1A" in found.message()
+
+
+def test_band_selection_on_a_reprojected_ms(data_dir, tmp_path):
+    """MS in another CRS (warped on the fly) and MS_BANDS together."""
+    ms_ll = tmp_path / "ms_ll.tif"
+    gdal.Warp(str(ms_ll), str(data_dir / "wv2_ms.tif"), dstSRS="EPSG:4326")
+    log = Log()
+    res = pansharpen(str(data_dir / "wv2_pan.tif"), str(ms_ll), str(tmp_path / "o.tif"), "wv2", "gsa",
+                     ms_bands=[4, 1], feedback=log)
+    ds = gdal.Open(res.output_path)
+    assert ds.RasterCount == 2 and [ds.GetRasterBand(i).GetDescription() for i in (1, 2)] == ["NIR", "Blue"]
+    assert any("reprojected" in line for line in log.lines)
