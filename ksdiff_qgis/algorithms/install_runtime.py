@@ -12,15 +12,17 @@ from qgis.core import (
     QgsProcessingAlgorithm,
     QgsProcessingException,
     QgsProcessingOutputString,
-    QgsProcessingParameterEnum,
+    QgsProcessingParameterFile,
+    QgsSettings,
 )
 from qgis.PyQt.QtCore import QCoreApplication
 
 from ..engine import deps
 from ..engine.errors import Cancelled, InputError
 from .common import ProcessingFeedback
+from .compat import KeyedEnum, advanced, set_help
 
-PACKAGES = ["auto", "onnxruntime", "onnxruntime-gpu"]
+PACKAGES = ["auto", "onnxruntime", "onnxruntime-gpu", deps.GPU_WITH_CUDA]
 
 
 def tr(text: str) -> str:
@@ -33,7 +35,7 @@ def runtime_base() -> str:
 
 
 class InstallRuntimeAlgorithm(QgsProcessingAlgorithm):
-    PACKAGE, RESULT = "PACKAGE", "RESULT"
+    PACKAGE, WHEEL, RESULT = "PACKAGE", "WHEEL", "RESULT"
 
     def name(self) -> str:
         return "install_runtime"
@@ -51,23 +53,36 @@ class InstallRuntimeAlgorithm(QgsProcessingAlgorithm):
         return tr(
             "Downloads ONNX Runtime with pip into a folder private to this plugin and QGIS profile "
             "({}), for the Python version QGIS runs. QGIS's own packages (numpy) are not "
-            "touched.\nPackage: auto takes onnxruntime-gpu when an NVIDIA GPU is found "
-            "(nvidia-smi), else onnxruntime. Needs access to the Python package index. Takes effect at once."
-        ).format(runtime_base())
+            "touched, and nothing but onnxruntime is installed (tested versions {}).\nPackage: auto takes "
+            "onnxruntime-gpu when an NVIDIA GPU is found (nvidia-smi), else onnxruntime; the GPU build with the "
+            "CUDA/cuDNN runtime wheels (several GB) is an explicit choice for machines without CUDA 12 and cuDNN 9. "
+            "Needs access to the Python package index (QGIS's proxy settings are passed to pip), or a local "
+            "onnxruntime wheel (offline install). The import is checked in QGIS's own Python; takes effect at once."
+        ).format(runtime_base(), deps.TESTED_TEXT)
 
     def createInstance(self):  # noqa: N802
         return InstallRuntimeAlgorithm()
 
     def initAlgorithm(self, config=None):  # noqa: N802
-        self.addParameter(QgsProcessingParameterEnum(self.PACKAGE, tr("Package"), options=PACKAGES,
-                                                     defaultValue="auto", usesStaticStrings=True))
+        labels = [tr("Automatic (GPU build when an NVIDIA GPU is found)") + " [auto]",
+                  tr("CPU build") + " [onnxruntime]", tr("NVIDIA GPU build (uses the system CUDA/cuDNN)") +
+                  " [onnxruntime-gpu]", tr("NVIDIA GPU build with CUDA/cuDNN runtime wheels (large download)") +
+                  " [{}]".format(deps.GPU_WITH_CUDA)]
+        self.addParameter(set_help(KeyedEnum(self.PACKAGE, tr("Package"), PACKAGES, labels, "auto"),
+                                   tr("Which ONNX Runtime build to install.")))
+        self.addParameter(advanced(set_help(
+            QgsProcessingParameterFile(self.WHEEL, tr("Local onnxruntime wheel (offline install)"), extension="whl",
+                                       optional=True),
+            tr("An onnxruntime or onnxruntime-gpu .whl for this Python; installed without the package index."))))
         self.addOutput(QgsProcessingOutputString(self.RESULT, tr("What was installed")))
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
-        choice = self.parameterAsEnumString(parameters, self.PACKAGE, context)
+        choice = self.parameterDefinition(self.PACKAGE).resolve(parameters, context)
         package = None if choice == "auto" else choice
+        wheel = self.parameterAsFile(parameters, self.WHEEL, context) or None
         try:
-            result = deps.install(runtime_base(), ProcessingFeedback(feedback), package)
+            result = deps.install(runtime_base(), ProcessingFeedback(feedback), package, wheel=wheel,
+                                  proxy=qgis_proxy())
         except Cancelled:
             raise QgsProcessingException(tr("Cancelled: nothing was installed")) from None
         except InputError as e:
@@ -75,3 +90,11 @@ class InstallRuntimeAlgorithm(QgsProcessingAlgorithm):
         deps.activate(runtime_base())
         feedback.pushInfo(result)
         return {self.RESULT: result}
+
+
+def qgis_proxy() -> str | None:
+    """The proxy configured in QGIS's options (Network tab), as pip's ``--proxy`` value."""
+    st = QgsSettings()
+    return deps.proxy_url(st.value("proxy/proxyEnabled", False, type=bool), st.value("proxy/proxyType", "", type=str),
+                          st.value("proxy/proxyHost", "", type=str), st.value("proxy/proxyPort", "", type=str),
+                          st.value("proxy/proxyUser", "", type=str), st.value("proxy/proxyPassword", "", type=str))

@@ -109,7 +109,8 @@ def plan_bands(ms: RasterInfo, spec: Sensor, selection: list[int] | None, model_
         picked = _match(model_bands, chosen, names)
         if picked is None and len(model_bands) != len(chosen):
             raise InputError(
-                f"the model knows the bands {', '.join(model_bands)}; they were not all found among the selected MS "
+                f"the model expects {len(model_bands)} MS bands ({', '.join(model_bands)}); they were not all found "
+                "among the selected MS "
                 f"bands ({', '.join(names[b - 1] for b in chosen)}): select them in that order with MS_BANDS, or "
                 "choose a classical method (it fuses any bands)"
             )

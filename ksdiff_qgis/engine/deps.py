@@ -1,8 +1,11 @@
 """Install ONNX Runtime into a plugin-private folder for the running Python, never touching QGIS's numpy.
 
-``pip install --target <folder> --no-deps onnxruntime[-gpu] flatbuffers protobuf`` into
+``pip install --target <folder> --no-deps "onnxruntime[-gpu]<tested range>"`` into
 ``<base>/py<major><minor>``; ``activate`` puts that folder on ``sys.path``. The GPU build is chosen
-only when an NVIDIA GPU answers ``nvidia-smi -L``.
+only when an NVIDIA GPU answers ``nvidia-smi -L``. Nothing else is installed: onnxruntime needs neither
+protobuf nor flatbuffers to run a model, and a private protobuf first on ``sys.path`` would shadow
+QGIS's own for every plugin. Options: a local wheel (offline), a proxy (QGIS's settings), and, on
+request only, the CUDA/cuDNN runtime wheels (gigabytes) for machines without a system CUDA.
 """
 from __future__ import annotations
 
@@ -15,7 +18,14 @@ from typing import Callable
 from .errors import Cancelled, InputError
 from .feedback import Feedback
 
-EXTRA_PACKAGES = ("flatbuffers", "protobuf")
+# the range the test suite and `make deploy` run (1.32); widen it only after testing a release
+ORT_SPEC = ">=1.32,<1.33"
+TESTED = ((1, 32), (1, 33))      # [low, high) of (major, minor)
+TESTED_TEXT = "1.32.x"
+# what onnxruntime-gpu[cuda,cudnn] pulls in; listed explicitly so that --no-deps keeps numpy out
+CUDA_WHEELS = ("nvidia-cuda-runtime-cu12", "nvidia-cuda-nvrtc-cu12", "nvidia-cublas-cu12", "nvidia-cufft-cu12",
+               "nvidia-curand-cu12", "nvidia-cudnn-cu12")
+GPU_WITH_CUDA = "onnxruntime-gpu-cuda"   # package choice: onnxruntime-gpu plus the CUDA/cuDNN runtime wheels
 
 
 def private_dir(base: str) -> str:
@@ -47,12 +57,26 @@ def package_for_machine(gpu: bool | None = None) -> str:
     return "onnxruntime-gpu" if (has_nvidia_gpu() if gpu is None else gpu) else "onnxruntime"
 
 
+def python_candidates() -> list[str]:
+    """Where a Python of the running version may live, most specific first.
+
+    Inside QGIS ``sys.executable`` is QGIS itself; the macOS bundle keeps its interpreter beside it
+    (``QGIS.app/Contents/MacOS/python``), Windows (OSGeo4W) under ``sys.exec_prefix``.
+    """
+    major, minor = sys.version_info[:2]
+    here = os.path.dirname(sys.executable or "")
+    return [sys.executable, os.path.join(here, "python"), os.path.join(here, f"python{major}"),
+            os.path.join(here, "bin", f"python{major}"), os.path.join(here, "bin", f"python{major}.{minor}"),
+            os.path.join(sys.exec_prefix, "bin", f"python{major}.{minor}"),
+            os.path.join(sys.exec_prefix, "bin", f"python{major}"),
+            os.path.join(sys.exec_prefix, "python.exe"), os.path.join(sys.exec_prefix, "python3.exe"),
+            shutil.which(f"python{major}.{minor}") or "", shutil.which("python3") or ""]
+
+
 def python_for_pip() -> str:
     """A Python executable of the running version (inside QGIS, sys.executable may be QGIS itself)."""
     major, minor = sys.version_info[:2]
-    names = [sys.executable, os.path.join(sys.exec_prefix, "bin", f"python{major}.{minor}"),
-             os.path.join(sys.exec_prefix, "python.exe"), os.path.join(sys.exec_prefix, "python3.exe"),
-             shutil.which(f"python{major}.{minor}") or "", shutil.which("python3") or ""]
+    names = python_candidates()
     for exe in names:
         if not exe or not os.path.isfile(exe) or "python" not in os.path.basename(exe).lower():
             continue
@@ -66,19 +90,74 @@ def python_for_pip() -> str:
     raise InputError(f"no Python {major}.{minor} with pip found to install ONNX Runtime; install python3-pip")
 
 
-def install(base: str, feedback: Feedback | None = None, package: str | None = None) -> str:
-    """Install ONNX Runtime into ``private_dir(base)``; returns a line saying what was installed."""
+def wheel_version(path: str) -> tuple[int, int] | None:
+    """(major, minor) from a wheel file name (``onnxruntime-1.32.0-cp311-…whl``), or None."""
+    parts = os.path.basename(path).split("-")
+    try:
+        major, minor = parts[1].split(".")[:2]
+        return int(major), int(minor)
+    except (IndexError, ValueError):
+        return None
+
+
+def pip_command(python: str, staging: str, package: str, wheel: str | None = None, proxy: str | None = None) -> list[str]:
+    """The pip call: always --no-deps into ``staging``; a local wheel offline (--no-index), else the pinned spec."""
+    cmd = [python, "-m", "pip", "install", "--no-deps", "--upgrade", "--disable-pip-version-check",
+           "--no-input", "--target", staging]
+    if proxy:
+        cmd += ["--proxy", proxy]
+    if wheel:
+        return cmd + ["--no-index", wheel]
+    if package == GPU_WITH_CUDA:
+        return cmd + [f"onnxruntime-gpu{ORT_SPEC}", *CUDA_WHEELS]
+    return cmd + [f"{package}{ORT_SPEC}"]
+
+
+def proxy_url(enabled: bool, kind: str, host: str, port: int | str | None, user: str = "",
+              password: str = "") -> str | None:
+    """pip's ``--proxy`` value from QGIS's proxy settings; None when QGIS uses none or the system's.
+
+    The system proxy (``DefaultProxy``) already reaches pip through HTTP(S)_PROXY in the environment.
+    """
+    if not enabled or not host or kind in ("DefaultProxy", "NoProxy"):
+        return None
+    from urllib.parse import quote
+
+    scheme = "socks5" if "socks" in (kind or "").lower() else "http"
+    auth = f"{quote(user, safe='')}:{quote(password, safe='')}@" if user else ""
+    return f"{scheme}://{auth}{host}{f':{port}' if port else ''}"
+
+
+def _masked(cmd: list[str]) -> str:
+    """The command for the log, without a proxy password."""
+    import re
+
+    return " ".join(re.sub(r"//([^:/@]+):[^@/]+@", r"//\1:***@", c) for c in cmd)
+
+
+def install(base: str, feedback: Feedback | None = None, package: str | None = None, wheel: str | None = None,
+            proxy: str | None = None) -> str:
+    """Install ONNX Runtime into ``private_dir(base)``; returns a line saying what was installed.
+
+    ``wheel``: a local onnxruntime wheel (offline install); ``proxy``: passed to pip (``--proxy``).
+    """
     fb = feedback or Feedback()
     package = package or package_for_machine()
+    if wheel:
+        if not os.path.isfile(wheel) or not wheel.endswith(".whl"):
+            raise InputError(f"the wheel {wheel!r} does not exist or is not a .whl file")
+        version = wheel_version(wheel)
+        if version is None or not TESTED[0] <= version < TESTED[1]:
+            fb.warning(f"{os.path.basename(wheel)} is outside the tested onnxruntime range {ORT_SPEC}")
+        package = os.path.basename(wheel).split("-")[0].replace("_", "-")
     target = private_dir(base)
     staging = target + ".partial"
     shutil.rmtree(staging, ignore_errors=True)
     os.makedirs(staging)
     python = python_for_pip()
-    cmd = [python, "-m", "pip", "install", "--no-deps", "--upgrade", "--disable-pip-version-check",
-           "--no-input", "--target", staging, package, *EXTRA_PACKAGES]
+    cmd = pip_command(python, staging, package, wheel, proxy)
     fb.info(f"Installing {package} for Python {sys.version_info.major}.{sys.version_info.minor} into {target}")
-    fb.info(" ".join(cmd))
+    fb.info(_masked(cmd))
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     tail: list[str] = []
     steps = 0
@@ -110,4 +189,33 @@ def install(base: str, feedback: Feedback | None = None, package: str | None = N
     os.replace(staging, target)
     fb.progress(1.0)
     version, providers = check.stdout.split()
+    fb.info(verify_here(base))
     return f"{package} {version} installed in {target} (providers: {providers})"
+
+
+def verify_here(base: str) -> str:
+    """Import onnxruntime in *this* interpreter (QGIS's own, not the pip Python) and say what loaded."""
+    import importlib
+
+    activate(base)
+    loaded = sys.modules.get("onnxruntime")
+    if loaded is not None:
+        where = os.path.dirname(getattr(loaded, "__file__", "") or "")
+        if not where.startswith(private_dir(base)):
+            return (f"onnxruntime {getattr(loaded, '__version__', '?')} from {where} is already loaded in this "
+                    "QGIS session; restart QGIS to use the new one")
+    try:
+        ort = importlib.import_module("onnxruntime")
+    except Exception as e:   # noqa: BLE001 - any import failure must be reported, not raised
+        raise InputError(f"onnxruntime was installed but does not import in QGIS's Python: {e}") from None
+    return f"onnxruntime {ort.__version__} imports in this interpreter ({sys.executable})"
+
+
+def preload_cuda(ort) -> None:
+    """Load the CUDA/cuDNN libraries of the nvidia-* wheels before a CUDA session (onnxruntime >= 1.21)."""
+    fn = getattr(ort, "preload_dlls", None)
+    if fn is not None:
+        try:
+            fn()
+        except Exception:   # noqa: BLE001 - a system CUDA may still work; the session reports the outcome
+            pass

@@ -74,6 +74,10 @@ def get_session(model_path: str, device: str = "auto", threads: int = 0) -> Sess
         if key in _cache:
             return _cache[key]
         choice = choose_providers(device, ort.get_available_providers())
+        if CUDA in choice.providers:   # CUDA/cuDNN from the nvidia-* wheels, when those were installed
+            from .deps import preload_cuda
+
+            preload_cuda(ort)
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads or default_threads()
         opts.inter_op_num_threads = 1
