@@ -83,6 +83,18 @@ def test_unknown_enum_value_lists_the_keys(qgis_app, data_dir, tmp_path):
     assert sensor.defaultValue() == 0 and sensor.keys[0] == "auto"
 
 
+def test_option_numbers_never_move(qgis_app):
+    """The dialog and saved models store an option's number: keys are only ever appended."""
+    from qgis.core import QgsApplication
+
+    alg = QgsApplication.processingRegistry().algorithmById("ksdiff:pansharpen")
+    assert alg.parameterDefinition("SENSOR").keys[:15] == [
+        "auto", "wv2", "wv2_8", "wv3", "wv3_4", "wv4", "qb", "ge1", "ikonos", "pleiades", "pneo", "spot67", "gf2",
+        "landsat8", "generic"]
+    assert alg.parameterDefinition("METHOD").keys[:5] == ["ksdiff", "exp", "brovey", "gsa", "mtf_glp_hpm"]
+    assert alg.parameterDefinition("DEVICE").keys == ["auto", "cuda", "cpu"]
+
+
 def test_default_sensor_on_a_landsat_pair(qgis_app, data_dir, tmp_path):
     """The default sensor is auto: a Landsat pair is recognised (it used to fail with the wv2 model)."""
     log = Log()
