@@ -22,7 +22,6 @@ from qgis.core import (
     QgsProcessingAlgorithm,
     QgsProcessingException,
     QgsProcessingOutputNumber,
-    QgsProcessingParameterEnum,
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterRasterLayer,
 )
@@ -33,9 +32,10 @@ from ..engine.filters import upsample
 from ..engine.gdalutil import gdal_call
 from ..engine.sensors import SENSORS, get_sensor
 from .common import raster_path
-from .compat import set_help
+from .compat import KeyedEnum, set_help
 
 TILE = 512
+ASSESS_SENSORS = [k for k, s in SENSORS.items() if s.ratio]   # the generic sensor has no ratio to assess with
 
 # index key in the metrics results -> (output name, label, ideal value, what it says)
 INDICES = {
@@ -325,11 +325,9 @@ class AssessAlgorithm(QgsProcessingAlgorithm):
                 "it enables Dλ, Ds and HQNR.")),
             (QgsProcessingParameterRasterLayer(self.MS, tr("Original MS (full-resolution assessment)"), optional=True),
              tr("The multispectral raster the fused raster was made from (pixels a whole number of times larger).")),
-            (QgsProcessingParameterEnum(self.SENSOR, tr("Sensor"), options=[k for k, s in SENSORS.items() if s.ratio],
-                                        defaultValue="wv2",
-                                        usesStaticStrings=True),
-             tr("Sensor of the imagery: resolution ratio, MTF gains and maximum value. {}").format(
-                 "; ".join(f"{k}: {s.name}" for k, s in SENSORS.items() if s.ratio))),
+            (KeyedEnum(self.SENSOR, tr("Sensor"), ASSESS_SENSORS,
+                       ["{} [{}]".format(SENSORS[k].name, k) for k in ASSESS_SENSORS], "wv2"),
+             tr("Sensor of the imagery: resolution ratio, MTF gains and maximum value.")),
             (QgsProcessingParameterFileDestination(self.OUTPUT_HTML, tr("Report"), tr("HTML files (*.html)")),
              tr("HTML report with the table of indices, per-band figures and a chart.")),
         ]
@@ -351,7 +349,7 @@ class AssessAlgorithm(QgsProcessingAlgorithm):
         self._ms = raster_path(ms, "MS") if ms is not None else None
         if self._ref is None and self._pan is None:
             raise QgsProcessingException(tr("Give a reference raster, or the original PAN and MS, or both"))
-        self._sensor = self.parameterAsEnumString(parameters, self.SENSOR, context) or "wv2"
+        self._sensor = self.parameterDefinition(self.SENSOR).resolve(parameters, context) or "wv2"
         return True
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
