@@ -79,7 +79,7 @@ def test_unknown_enum_value_lists_the_keys(qgis_app, data_dir, tmp_path):
                                        QgsProcessingContext())
     assert not ok and "worldview9" in msg and "wv2_8" in msg and "landsat8" in msg
     sensor = alg.parameterDefinition("SENSOR")
-    assert sensor.valueAsPythonString(2, QgsProcessingContext()) == "'wv2_8'"   # logged commands show keys
+    assert sensor.valueAsPythonString(2, QgsProcessingContext()) == "2"   # History re-opens dialogs by index
     assert sensor.defaultValue() == 0 and sensor.keys[0] == "auto"
 
 
@@ -205,3 +205,20 @@ def test_generic_sensor_with_custom_gains(qgis_app, data_dir, tmp_path):
 
     with pytest.raises(QgsProcessingException):
         _run({**common, "SENSOR": "generic", "MTF_GAINS": "1.5", "OUTPUT": str(tmp_path / "bad.tif")})
+
+
+def test_dialog_widget_shows_labels_and_round_trips(qgis_app):
+    """The dialog's enum widget lists the labels; a value set by index (History, batch, models) comes back."""
+    from qgis.core import QgsApplication, QgsProcessingContext
+    from qgis.gui import QgsGui, QgsProcessingGui
+    from qgis.PyQt.QtWidgets import QComboBox
+
+    alg = QgsApplication.processingRegistry().algorithmById("ksdiff:pansharpen")
+    param = alg.parameterDefinition("SENSOR")
+    wrapper = QgsGui.processingGuiRegistry().createParameterWidgetWrapper(param, QgsProcessingGui.Standard)
+    widget = wrapper.createWrappedWidget(QgsProcessingContext())
+    combo = widget if isinstance(widget, QComboBox) else widget.findChild(QComboBox)
+    assert combo.itemText(0).endswith("[auto]") and combo.itemText(2) == "WorldView-2 (8 bands), ratio 4 [wv2_8]"
+    assert wrapper.parameterValue() == 0                  # default: auto
+    wrapper.setParameterValue(2, QgsProcessingContext())
+    assert wrapper.parameterValue() == 2 and param.key_of(wrapper.parameterValue()) == "wv2_8"

@@ -244,3 +244,15 @@ def test_band_selection_on_a_reprojected_ms(data_dir, tmp_path):
     ds = gdal.Open(res.output_path)
     assert ds.RasterCount == 2 and [ds.GetRasterBand(i).GetDescription() for i in (1, 2)] == ["NIR", "Blue"]
     assert any("reprojected" in line for line in log.lines)
+
+
+def test_gains_follow_band_names_in_a_reordered_product(data_dir, tmp_path):
+    """A QuickBird product delivered as R, G, B, NIR gets each band's own gain."""
+    rgbn = tmp_path / "rgbn.tif"
+    gdal.Translate(str(rgbn), str(data_dir / "wv2_ms.tif"), bandList=[3, 2, 1, 4])
+    ds = gdal.Open(str(rgbn), gdal.GA_Update)
+    for i, n in enumerate(["Red", "Green", "Blue", "NIR"], start=1):
+        ds.GetRasterBand(i).SetDescription(n)
+    ds = None
+    plan = plan_bands(_info(rgbn), get_sensor("qb"), None)
+    assert plan.gains == (0.30, 0.32, 0.34, 0.22)

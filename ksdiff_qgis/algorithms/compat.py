@@ -41,8 +41,8 @@ class KeyedEnum(QgsProcessingParameterEnum):
     The dialog needs labels and scripts need stable keys; 3.22's static-string enums show the raw keys
     and accept nothing else. So the options are the labels (value: their index, as the dialog stores it)
     and this class also accepts the key or the label (any case) from processing.run and qgis_process.
-    ``valueAsPythonString`` writes the key, so logged commands and history stay readable. Keys are only
-    ever appended, so a stored index keeps its meaning.
+    Logged commands keep the index: a dialog re-opened from History reads enum values through QGIS's C++
+    code, which understands indexes only. Keys are only ever appended, so a stored index keeps its meaning.
     """
 
     def __init__(self, name: str, description: str, keys: list[str], labels: list[str], default_key: str,
@@ -85,10 +85,6 @@ class KeyedEnum(QgsProcessingParameterEnum):
         if hasattr(value, "propertyType"):    # a data-defined QgsProperty (models): judged at run time
             return True
         return self.key_of(value) is not None
-
-    def valueAsPythonString(self, value, context):  # noqa: N802
-        key = self.key_of(value)
-        return repr(key) if key is not None else super().valueAsPythonString(value, context)
 
     def resolve(self, parameters: dict, context) -> str:
         """The key chosen in ``parameters`` (the default when absent)."""

@@ -76,14 +76,17 @@ def _names(ms: RasterInfo, spec: Sensor) -> list[str]:
 
 
 def _gain(i: int, name: str, ms: RasterInfo, spec: Sensor, custom: list[float] | None) -> float:
-    """Gain of MS band ``i`` (0-based): user value, sensor value by position, by name, else generic."""
+    """Gain of MS band ``i`` (0-based): user value, the sensor's value for that band name (products may
+    reorder bands, e.g. R, G, B, NIR), by position when the layout matches, else generic."""
     if custom:
         return float(custom[i] if i < len(custom) else custom[-1])
-    if ms.bands == spec.n_bands:
-        return spec.gain_for(i)
     kinds = [band_kind(n) for n in spec.band_names]
     k = band_kind(name)
-    return spec.mtf_ms[kinds.index(k)] if k is not None and k in kinds else GENERIC_MTF_MS
+    if k is not None and kinds.count(k) == 1:
+        return spec.mtf_ms[kinds.index(k)]
+    if ms.bands == spec.n_bands:
+        return spec.gain_for(i)
+    return GENERIC_MTF_MS
 
 
 def plan_bands(ms: RasterInfo, spec: Sensor, selection: list[int] | None, model_bands: list[str] | None = None,
