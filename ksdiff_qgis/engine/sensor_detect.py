@@ -40,7 +40,7 @@ BAND_VARIANTS = {("wv2", 8): "wv2_8", ("wv3", 4): "wv3_4"}
 # a pixel size (0.5 m resampled WorldView-2, GeoEye-1 and Pléiades) the sensor with a trained model comes first
 BY_PIXEL_SIZE: dict[int, list[tuple[str, float, float]]] = {
     4: [("wv4", 0.25, 0.38), ("wv2", 0.38, 0.56), ("qb", 0.56, 0.7), ("gf2", 0.7, 0.9), ("ikonos", 0.9, 1.2),
-        ("spot67", 1.2, 2.2)],
+        ("spot67", 1.2, 1.8)],
     6: [("pneo", 0.2, 0.45)],
     8: [("wv3", 0.2, 0.38), ("wv2_8", 0.38, 0.7)],
 }
