@@ -222,3 +222,31 @@ def test_dialog_widget_shows_labels_and_round_trips(qgis_app):
     assert wrapper.parameterValue() == 0                  # default: auto
     wrapper.setParameterValue(2, QgsProcessingContext())
     assert wrapper.parameterValue() == 2 and param.key_of(wrapper.parameterValue()) == "wv2_8"
+
+
+def test_algorithm_dialog_builds_and_returns_the_new_parameters(qgis_app, data_dir):
+    """The real dialog (as the toolbox opens it) with the band picker, extent and labelled enums."""
+    from unittest import mock
+
+    import processing
+    import processing.gui.AlgorithmDialog as algorithm_dialog
+    import processing.tools.general as general
+    from qgis.core import QgsProject, QgsRasterLayer
+    from qgis.PyQt.QtWidgets import QMainWindow
+
+    window = QMainWindow()
+    iface = mock.MagicMock()
+    iface.mainWindow.return_value = window
+    iface.activeLayer.return_value = None
+    pan = QgsRasterLayer(str(data_dir / "wv2_pan.tif"), "pan")
+    ms = QgsRasterLayer(str(data_dir / "wv2_ms.tif"), "ms")
+    QgsProject.instance().addMapLayers([pan, ms])
+    with mock.patch.object(general, "iface", iface), mock.patch.object(algorithm_dialog, "iface", iface):
+        dlg = processing.createAlgorithmDialog("ksdiff:pansharpen", {"PAN": pan.id(), "MS": ms.id(), "SENSOR": 6,
+                                                                      "MS_BANDS": [4, 3, 2]})
+        params = dlg.createProcessingParameters()
+        assert params["SENSOR"] == 6 and dlg.algorithm().parameterDefinition("SENSOR").key_of(6) == "qb"
+        assert params["MS_BANDS"] == [4, 3, 2]
+        assert params.get("EXTENT") in (None, "")
+        dlg.close()
+    QgsProject.instance().removeMapLayers([pan.id(), ms.id()])
