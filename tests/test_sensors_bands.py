@@ -256,3 +256,15 @@ def test_gains_follow_band_names_in_a_reordered_product(data_dir, tmp_path):
     ds = None
     plan = plan_bands(_info(rgbn), get_sensor("qb"), None)
     assert plan.gains == (0.30, 0.32, 0.34, 0.22)
+
+
+def test_auto_reads_a_collection2_mtl_json(data_dir, tmp_path):
+    """Landsat Collection 2 ships MTL.json; SPACECRAFT_ID sits under IMAGE_ATTRIBUTES (Landsat 9 -> landsat8)."""
+    import json
+
+    for role in ("pan", "ms"):
+        shutil.copy(data_dir / f"l8_{role}.tif", tmp_path / f"LC09_{role}.tif")
+    (tmp_path / "LC09_L1TP_020039_20220101_20220101_02_T1_MTL.json").write_text(json.dumps(
+        {"LANDSAT_METADATA_FILE": {"IMAGE_ATTRIBUTES": {"SPACECRAFT_ID": "LANDSAT_9", "SENSOR_ID": "OLI_TIRS"}}}))
+    found = detect_sensor(_info(tmp_path / "LC09_pan.tif"), _info(tmp_path / "LC09_ms.tif"), 2)
+    assert found.key == "landsat8" and found.source == "metadata" and "LANDSAT_9" in found.message()
