@@ -1,4 +1,4 @@
-"""Which MS bands a run fuses, in which order, with which MTF gains, names and colour interpretation.
+"""Which MS bands a run fuses, in which order, with which MTF gains and names (colours: ``bandcolour``).
 
 Classical methods fuse every selected band (any count). A learned model fuses the bands it was trained
 on, found by name among the selected bands (the wv2 model on the Blue, Green, Red, NIR1 of an 8-band
@@ -30,7 +30,6 @@ _KINDS = [
     ("red", r"red"),
     ("pan", r"pan"),
 ]
-_COLOUR = {"red": gdal.GCI_RedBand, "green": gdal.GCI_GreenBand, "blue": gdal.GCI_BlueBand}
 
 
 def band_kind(name: str) -> str | None:
@@ -42,24 +41,12 @@ def band_kind(name: str) -> str | None:
     return None
 
 
-def colour_interpretation(name: str) -> int:
-    """GDAL colour interpretation for a band name (NIR only where GDAL knows it, >= 3.10)."""
-    kind = band_kind(name)
-    if kind == "nir":
-        return getattr(gdal, "GCI_NIRBand", gdal.GCI_Undefined)
-    return _COLOUR.get(kind, gdal.GCI_Undefined)
-
-
 @dataclass
 class BandPlan:
     indices: list[int]                 # 1-based MS bands fused, in output order
     names: list[str]                   # output band names
     gains: tuple[float, ...]           # MTF gain per fused band
     notes: list[str] = field(default_factory=list)
-
-    @property
-    def colours(self) -> list[int]:
-        return [colour_interpretation(n) for n in self.names]
 
 
 def _names(ms: RasterInfo, spec: Sensor) -> list[str]:
