@@ -79,3 +79,19 @@ def test_compat_helpers_pick_an_existing_enum(qgis_app):
     assert p.dataType() == compat.NUMBER_INTEGER and p.flags() & compat.FLAG_ADVANCED
     compat.set_help(p, "some help")
     assert not hasattr(p, "help") or p.help() == "some help"
+
+
+def test_metadata_icon_is_a_shipped_png():
+    """The plugin site shows metadata's icon: a PNG (rendered from the SVG by scripts/icon_png.py) in the zip."""
+    import sys
+
+    sys.path.insert(0, str(PLUGIN.parent / "scripts"))
+    import package
+
+    cfg = configparser.ConfigParser()
+    cfg.read(PLUGIN / "metadata.txt", encoding="utf-8")
+    icon = cfg["general"]["icon"]
+    assert icon.endswith(".png")
+    assert (PLUGIN / icon).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert f"ksdiff_qgis/{icon}" in {name for _, name in package.plugin_files()}
+    assert "pip" in cfg["general"]["about"] and "onnxruntime" in cfg["general"]["about"]
