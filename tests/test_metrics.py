@@ -206,5 +206,71 @@ def test_tiled_full_resolution_equals_whole_image():
     for (r, c, h, w), core in M.tile_cores(200, 136, tile=64, halo=64):
         acc.add(fused[:, r:r + h, c:c + w], pan[r:r + h, c:c + w], lms[:, r:r + h, c:c + w], core)
     tiled = acc.result()
-    for k in M.FULL:
+    for k in M.FULL + ("D_rho", "CB", "CB_PAN"):
         assert tiled[k] == pytest.approx(whole[k], rel=1e-4, abs=1e-6), k
+    for k in ("D_rho", "CB"):
+        np.testing.assert_allclose(tiled["per_band"][k], whole["per_band"][k], rtol=1e-6, err_msg=k)
+
+
+# ------------------------------------------------------------ full-resolution consistency indices
+def test_checkerboard_response_known_values():
+    i, j = np.mgrid[0:64, 0:64]
+    checker = np.where((i + j) % 2, 1.0, -1.0) * 50 + 500
+    assert M.checkerboard_response(checker)[0] == pytest.approx(1.0)     # |4a| / (2a + 2a)
+    ramp = 3.0 * i + 2.0 * j                                             # no 2x2 alternation at all
+    stripes = np.where(j % 2, 10.0, 0.0)                                 # a one-pixel stripe is not a checkerboard
+    assert M.checkerboard_response(np.stack([ramp, stripes])) == pytest.approx([0.0, 0.0], abs=1e-12)
+    noise = np.random.default_rng(0).normal(0, 1, (400, 400))
+    # white noise: E|4 terms| / E(|2 terms| + |2 terms|) = 2 sigma / (2 sqrt(2) sigma)
+    assert M.checkerboard_response(noise)[0] == pytest.approx(1 / math.sqrt(2), rel=0.02)
+    # a masked corner does not count
+    bad = checker.copy()
+    bad[:10, :10] = 0
+    mask = np.ones(bad.shape, bool)
+    mask[:10, :10] = False
+    assert M.checkerboard_response(bad, mask)[0] == pytest.approx(1.0)
+
+
+def test_d_rho_known_values():
+    rng = np.random.default_rng(1)
+    pan = M.mtf_filter(rng.uniform(100, 1000, (96, 96)), 0.5, 2)[0]
+    fused = np.stack([pan * 0.7 + 30, pan * 1.3])          # affine in PAN: correlation 1 in every window
+    assert M.d_rho(fused, pan, 4) == pytest.approx(0.0, abs=1e-9)
+    assert M.d_rho(-fused, pan, 4) == pytest.approx(2.0, abs=1e-9)      # anti-correlated: 1 - (-1)
+    unrelated = rng.normal(0, 1, (2, 96, 96))
+    assert 0.8 < M.d_rho(unrelated, pan, 4) < 1.2                        # independent noise: rho ~ 0
+    flat = np.full((1, 96, 96), 7.0)
+    assert M.d_rho(flat, pan, 4) == pytest.approx(1.0)                   # flat windows count as rho = 0
+    # window size is the ratio: a 4x4 map is (H-3) x (W-3)
+    assert M.local_corr_map(pan, pan, 4).shape == (93, 93)
+
+
+def test_reprojection_of_upsampled_ms_is_nearly_consistent():
+    from ksdiff_qgis.engine.filters import upsample, wald_degrade
+
+    rng = np.random.default_rng(2)
+    scene = M.mtf_filter(rng.uniform(200, 1500, (4, 256, 256)), 0.3, 4)   # a smooth "true" HR scene
+    ms = wald_degrade(scene.astype(np.float32), [0.35] * 4, 4).astype(np.float64)
+    # the true scene reprojects exactly onto its own MS
+    exact = M.reprojection(scene, ms, [0.35] * 4, 4)
+    assert exact["R_ERGAS"] == pytest.approx(0.0, abs=1e-4) and exact["R_SAM"] == pytest.approx(0.0, abs=1e-3)
+    assert exact["R_Q2n"] == pytest.approx(1.0, abs=1e-4)
+    # plain upsampling of the MS is close (small R-ERGAS); doubling the detail is much further
+    lms = upsample(ms.astype(np.float32), 4, (256, 256)).astype(np.float64)
+    up = M.reprojection(lms, ms, [0.35] * 4, 4)
+    assert up["R_ERGAS"] < 1.0 and up["R_Q2n"] > 0.9
+    wrong = M.reprojection(lms * np.array([1.3, 1.0, 0.8, 1.0])[:, None, None], ms, [0.35] * 4, 4)
+    assert wrong["R_ERGAS"] > 5 * up["R_ERGAS"] and wrong["R_SAM"] > up["R_SAM"]
+
+
+def test_full_resolution_bundle_has_consistency_indices():
+    rng = np.random.default_rng(3)
+    pan = M.mtf_filter(rng.uniform(100, 1000, (128, 128)), 0.6, 2)[0]
+    lms = np.stack([M.pan_lowpass(pan, 0.11, 4) * g for g in (0.9, 1.0, 1.1)])
+    ms = M.reproject(lms, [0.35] * 3, 4)
+    res = M.full_resolution(lms, pan, lms, [0.35] * 3, 0.11, 4, ms=ms)
+    for k in M.CONSISTENCY:
+        assert np.isfinite(res[k]), k
+    assert len(res["per_band"]["D_rho"]) == 3 and len(res["per_band"]["CB"]) == 3
+    assert res["R_ERGAS"] < 0.5
+    assert math.isnan(M.full_resolution(lms, pan, lms, [0.35] * 3, 0.11, 4)["R_ERGAS"])

@@ -18,6 +18,13 @@ Definitions follow ``shared/design/METHOD.md`` and the community toolbox (Vivone
 * ``d_s``    ``mean_b |Q(F_b, PAN) - Q(LMS_b, PAN_LP)|`` with ``PAN_LP`` the PAN degraded by Wald's
              protocol (PAN MTF gain) and re-interpolated with the project's cubic upsampler.
 * ``hqnr``   ``(1 - D_lambda) (1 - D_s)``.
+* ``d_rho``  Scarpa & Ciotola (2022): ``1 - mean`` over bands and ``ratio x ratio`` windows of the local
+             correlation coefficient between each fused band and the PAN, clipped to [-1, 1].
+* ``reprojection``  R-Q2n, R-SAM, R-ERGAS: the fused image filtered with the MS MTF and decimated by the
+             ratio (Wald's degradation, ``filters.wald_degrade``) against the original MS.
+* ``checkerboard_response``  per band ``mean |x * [[1,-1],[-1,1]]| / mean(|dx x| + |dy x|)`` over 2x2
+             windows: 1 for a pure one-pixel checkerboard, 0 for anything without one, ~0.71 for white
+             noise; a real PAN scores ~0.4-0.5.
 
 Every index accepts an optional ``mask`` (H, W) of valid pixels: pixels, windows or blocks touching an
 invalid pixel are left out.
@@ -389,9 +396,86 @@ def hqnr(d_lambda: float, ds: float) -> float:
     return (1.0 - d_lambda) * (1.0 - ds)
 
 
+# ------------------------------------------------------------ consistency (Scarpa & Ciotola 2022)
+def local_corr_map(a, b, size: int, mask=None) -> np.ndarray:
+    """Correlation coefficient of two 2-D images on every ``size x size`` window ('valid' positions),
+    clipped to [-1, 1]; NaN where the window touches an invalid pixel. A flat window (zero variance in
+    either image) scores 0, as in the reference implementation."""
+    x, y = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if x.shape != y.shape or x.ndim != 2:
+        raise ValueError(f"local correlation needs two 2-D images of one shape, got {x.shape} and {y.shape}")
+    n = float(size * size)
+    # centre on the global means first: the box-sum variances then lose no precision on raw DN
+    x, y = x - x.mean(), y - y.mean()
+    sx, sy = box_sum(x, size), box_sum(y, size)
+    vx = box_sum(x * x, size) - sx * sx / n
+    vy = box_sum(y * y, size) - sy * sy / n
+    cxy = box_sum(x * y, size) - sx * sy / n
+    tiny = 1e-12 * max(float(np.abs(x).max(initial=0.0)), float(np.abs(y).max(initial=0.0)), 1.0) ** 2 * n
+    flat = (vx <= tiny) | (vy <= tiny)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rho = np.where(flat, 0.0, cxy / np.sqrt(np.maximum(vx, tiny) * np.maximum(vy, tiny)))
+    rho = np.clip(rho, -1.0, 1.0)
+    ok = _valid_windows(_mask(mask, x.shape), x.shape, size)
+    if ok is not None:
+        rho[~ok] = np.nan
+    return rho
+
+
+def d_rho_per_band(fused, pan, ratio: int, mask=None) -> np.ndarray:
+    """1 - mean local correlation of each fused band with the PAN on ``ratio x ratio`` windows."""
+    f = _as3(fused)
+    p = np.asarray(pan, dtype=np.float64)
+    p = p[0] if p.ndim == 3 else p
+    return np.array([1.0 - _nanmean(local_corr_map(f[b], p, ratio, mask)) for b in range(f.shape[0])])
+
+
+def d_rho(fused, pan, ratio: int, mask=None) -> float:
+    """Dρ (spatial consistency, 0 is ideal): mean over bands of :func:`d_rho_per_band`."""
+    return float(np.mean(d_rho_per_band(fused, pan, ratio, mask)))
+
+
+def _checker_parts(img, mask=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per 2x2 window (top-left at (i, j)): |checkerboard filter|, |dx| + |dy|, and window validity."""
+    a = _as3(img)
+    cb = np.abs(a[:, :-1, :-1] - a[:, :-1, 1:] - a[:, 1:, :-1] + a[:, 1:, 1:])
+    grad = np.abs(a[:, :-1, 1:] - a[:, :-1, :-1]) + np.abs(a[:, 1:, :-1] - a[:, :-1, :-1])
+    m = _mask(mask, a.shape)
+    ok = np.ones(cb.shape[1:], bool) if m is None else _valid_windows(m, a.shape, 2)
+    return cb, grad, ok
+
+
+def checkerboard_response(img, mask=None) -> np.ndarray:
+    """Per band mean |x * [[1,-1],[-1,1]]| / mean(|dx x| + |dy x|) over valid 2x2 windows."""
+    cb, grad, ok = _checker_parts(img, mask)
+    num, den = cb[:, ok].sum(axis=1), grad[:, ok].sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(den > 0, num / den, np.nan)
+
+
+def reproject(fused, gains, ratio: int) -> np.ndarray:
+    """The fused image as the MS sensor would see it: MTF filter per band, decimation by ``ratio``."""
+    return wald_degrade(_as3(fused).astype(np.float32), gains, ratio).astype(np.float64)
+
+
+def reprojection(fused, ms, gains, ratio: int, mask=None) -> dict:
+    """R-Q2n, R-SAM, R-ERGAS of ``fused`` (``ratio`` x the MS grid, same origin) against ``ms``.
+
+    ``mask`` is on the MS grid. The fused image is trimmed to whole MS pixels; ``ms`` must cover them.
+    """
+    red = reproject(fused, gains, ratio)
+    m = _as3(ms)[:, : red.shape[1], : red.shape[2]]
+    if m.shape != red.shape:
+        raise ValueError(f"the MS {_as3(ms).shape} does not cover the reprojected fused image {red.shape}")
+    mk = None if mask is None else np.asarray(mask, bool)[: red.shape[1], : red.shape[2]]
+    return {"R_Q2n": q2n(red, m, mask=mk), "R_SAM": sam(red, m, mk), "R_ERGAS": ergas(red, m, ratio, mk)}
+
+
 # ------------------------------------------------------------------------------------- bundles
 REDUCED = ("SAM", "ERGAS", "Q2n", "Q", "SCC", "PSNR", "SSIM")
 FULL = ("D_lambda", "D_s", "HQNR")
+# full-resolution consistency indices: Dρ, reprojection (need the original MS), checkerboard (worst band)
+CONSISTENCY = ("D_rho", "R_Q2n", "R_SAM", "R_ERGAS", "CB", "CB_PAN")
 
 
 def reduced_resolution(fused, ref, ratio: int, max_value: float, mask=None) -> dict:
@@ -416,12 +500,23 @@ def reduced_resolution(fused, ref, ratio: int, max_value: float, mask=None) -> d
     return out
 
 
-def full_resolution(fused, pan, lms, gains, pan_gain: float, ratio: int, mask=None) -> dict:
-    """D_lambda (Khan), D_s and HQNR; ``per_band`` holds the per-band D_s terms."""
+def full_resolution(fused, pan, lms, gains, pan_gain: float, ratio: int, mask=None, ms=None,
+                    ms_mask=None) -> dict:
+    """D_lambda (Khan), D_s, HQNR, Dρ and the checkerboard response (worst band, and the PAN's);
+    R-Q2n / R-SAM / R-ERGAS when the original ``ms`` (on the MS grid, same origin) is given, else NaN.
+    ``per_band`` holds the per-band D_s, Dρ and checkerboard terms."""
     dl = d_lambda_khan(fused, lms, gains, ratio, mask=mask)
     dsb = d_s_per_band(fused, pan, lms, pan_gain, ratio, mask=mask)
     ds = float(np.mean(dsb))
-    return {"D_lambda": dl, "D_s": ds, "HQNR": hqnr(dl, ds), "per_band": {"D_s": dsb.tolist()}}
+    drb = d_rho_per_band(fused, pan, ratio, mask)
+    cbb = checkerboard_response(fused, mask)
+    out = {"D_lambda": dl, "D_s": ds, "HQNR": hqnr(dl, ds), "D_rho": float(np.mean(drb)),
+           "CB": float(np.nanmax(cbb)), "CB_PAN": float(checkerboard_response(pan, mask)[0]),
+           "R_Q2n": float("nan"), "R_SAM": float("nan"), "R_ERGAS": float("nan"),
+           "per_band": {"D_s": dsb.tolist(), "D_rho": drb.tolist(), "CB": cbb.tolist()}}
+    if ms is not None:
+        out.update(reprojection(fused, ms, gains, ratio, ms_mask))
+    return out
 
 
 # ------------------------------------------------------------------------ tiled (bounded memory)
@@ -568,6 +663,9 @@ class FullAccumulator:
         self.q2n = _Sums(1)
         self.q_fp = _Sums(n_bands)
         self.q_lp = _Sums(n_bands)
+        self.rho = _Sums(n_bands)
+        self.cb = np.zeros((2, n_bands))      # sum |checkerboard|, sum |gradient| of the fused bands
+        self.cb_pan = np.zeros(2)
 
     def add(self, fused, pan, lms, core, mask=None) -> None:
         f, l = _pair(fused, lms)
@@ -584,12 +682,32 @@ class FullAccumulator:
                 for acc, a, ref in ((self.q_fp, f[b], p), (self.q_lp, l[b], plp)):
                     qm = uiqi_map(a, ref, self.block, m)
                     acc.add(qm[_core_slice(r0, r1, qm.shape[0]), _core_slice(c0, c1, qm.shape[1])], b)
+        if min(h, w) >= self.ratio:
+            for b in range(self.c):
+                rm = local_corr_map(f[b], p, self.ratio, m)
+                self.rho.add(rm[_core_slice(r0, r1, rm.shape[0]), _core_slice(c0, c1, rm.shape[1])], b)
+        if min(h, w) >= 2:
+            for img, target in ((f, self.cb), (p[None], None)):
+                cb, grad, ok = _checker_parts(img, m)
+                sl = (_core_slice(r0, r1, ok.shape[0]), _core_slice(c0, c1, ok.shape[1]))
+                sums = np.stack([cb[(slice(None),) + sl][:, ok[sl]].sum(axis=1),
+                                 grad[(slice(None),) + sl][:, ok[sl]].sum(axis=1)])
+                if target is None:
+                    self.cb_pan += sums[:, 0]
+                else:
+                    target += sums
 
     def result(self) -> dict:
         dl = 1.0 - float(self.q2n.mean()[0])
         dsb = np.abs(self.q_fp.mean() - self.q_lp.mean())
         ds = float(np.mean(dsb))
-        return {"D_lambda": dl, "D_s": ds, "HQNR": hqnr(dl, ds), "per_band": {"D_s": dsb.tolist()}}
+        drb = 1.0 - self.rho.mean()
+        with np.errstate(divide="ignore", invalid="ignore"):
+            cbb = self.cb[0] / self.cb[1]
+            cbp = float(self.cb_pan[0] / self.cb_pan[1])
+        return {"D_lambda": dl, "D_s": ds, "HQNR": hqnr(dl, ds), "D_rho": float(np.mean(drb)),
+                "CB": float(np.nanmax(cbb)) if np.isfinite(cbb).any() else float("nan"), "CB_PAN": cbp,
+                "per_band": {"D_s": dsb.tolist(), "D_rho": drb.tolist(), "CB": cbb.tolist()}}
 
 
 def tile_cores(height: int, width: int, tile: int = 512, halo: int = TILE_HALO):
