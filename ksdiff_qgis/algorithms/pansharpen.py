@@ -6,6 +6,8 @@ import os
 from qgis.core import (
     QgsProcessingAlgorithm,
     QgsProcessingException,
+    QgsProcessingOutputNumber,
+    QgsProcessingOutputString,
     QgsProcessingParameterBand,
     QgsProcessingParameterExtent,
     QgsProcessingParameterFile,
@@ -16,7 +18,7 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QCoreApplication
 
-from ..engine import classical
+from ..engine import selfcheck
 from ..engine.errors import Cancelled, InputError
 from ..engine.model_card import bundled_cards
 from ..engine.pipeline import method_names, pansharpen
@@ -29,6 +31,21 @@ from .compat import NUMBER_INTEGER, KeyedEnum, advanced, set_help
 from .options import device_labels, method_labels, parse_gains, sensor_labels
 
 DEVICES = ["auto", "cuda", "cpu"]
+# METHOD auto: the self-check's figures, as outputs for graphical models and scripts (None when not run)
+SELFCHECK_OUTPUTS = {
+    "SELFCHECK_METHOD": "Self-check: method used",
+    "SELFCHECK_REASON": "Self-check: why",
+    "SELFCHECK_KSDIFF_ERGAS": "Self-check: KSDiff ERGAS (Wald, on this scene)",
+    "SELFCHECK_CLASSICAL_ERGAS": "Self-check: MTF-GLP-HPM ERGAS (Wald, on this scene)",
+    "SELFCHECK_KSDIFF_SAM": "Self-check: KSDiff SAM (Wald)",
+    "SELFCHECK_CLASSICAL_SAM": "Self-check: MTF-GLP-HPM SAM (Wald)",
+    "SELFCHECK_KSDIFF_R_ERGAS": "Self-check: KSDiff R-ERGAS (full resolution)",
+    "SELFCHECK_CLASSICAL_R_ERGAS": "Self-check: MTF-GLP-HPM R-ERGAS (full resolution)",
+    "SELFCHECK_KSDIFF_CHECKERBOARD": "Self-check: KSDiff checkerboard response (worst band)",
+    "SELFCHECK_PAN_CHECKERBOARD": "Self-check: PAN checkerboard response",
+    "SELFCHECK_MS_CHECKERBOARD": "Self-check: MS checkerboard response (own resolution, worst band)",
+    "SELFCHECK_PIXELS": "Self-check: MS pixels in the sample",
+}
 
 
 def tr(text: str) -> str:
@@ -69,6 +86,11 @@ class PansharpenAlgorithm(QgsProcessingAlgorithm):
             "fuses the bands its model knows (e.g. Blue, Green, Red, NIR1 of an 8-band WorldView-2 product). "
             "Area of interest: only that window (snapped outward to PAN pixels) is read and written. "
             "Tiles that would not fit in half the free memory are made smaller, with a warning.\n\n"
+            "Method: auto (the default) first runs a self-check on a sample of your scene: Wald's protocol (PAN "
+            "and MS degraded by the ratio, fused, compared with the real MS) and full-resolution consistency "
+            "(R-ERGAS, checkerboard response). KSDiff is used only if it beats MTF-GLP-HPM there; otherwise the "
+            "log says why and MTF-GLP-HPM is used. The figures are outputs of the algorithm (SELFCHECK_...). "
+            "ksdiff forces the model.\n\n"
             "Bundled KSDiff models: {}. Each option's key (shown in brackets) can be given to qgis_process, "
             "as can its label or number."
         ).format(bundled)
@@ -82,7 +104,7 @@ class PansharpenAlgorithm(QgsProcessingAlgorithm):
         enums = {
             self.SENSOR: KeyedEnum(self.SENSOR, tr("Sensor"), [AUTO, *SENSORS], sensor_labels(tr), AUTO),
             self.METHOD: KeyedEnum(self.METHOD, tr("Method"), list(method_names()), method_labels(tr),
-                                   "ksdiff" if bundled_cards() else classical.BEST_CLASSICAL),
+                                   selfcheck.AUTO),
             self.DEVICE: KeyedEnum(self.DEVICE, tr("Device for learned models"), DEVICES, device_labels(tr), "auto"),
         }
         main = [
@@ -125,6 +147,10 @@ class PansharpenAlgorithm(QgsProcessingAlgorithm):
         for p, helptext in extra:
             self.addParameter(advanced(set_help(p, helptext)))
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, tr("Pansharpened")))
+        for name, label in SELFCHECK_OUTPUTS.items():
+            text = name in ("SELFCHECK_METHOD", "SELFCHECK_REASON")
+            kind = QgsProcessingOutputString if text else QgsProcessingOutputNumber
+            self.addOutput(kind(name, tr(label)))
 
     def supportedOutputRasterLayerExtensions(self):  # noqa: N802
         return ["tif"]
@@ -208,15 +234,16 @@ class PansharpenAlgorithm(QgsProcessingAlgorithm):
                 result.width, result.height, result.tiles, result.seconds,
                 result.width * result.height / 1e6 / max(result.seconds, 1e-9), result.device)
         )
-        self._describe_layer_to_load(context, rgb_bands(result.band_names))
-        return {self.OUTPUT: self._output}
+        self._describe_layer_to_load(context, rgb_bands(result.band_names), result.method)
+        checked = result.selfcheck.outputs() if result.selfcheck else {}
+        return {self.OUTPUT: self._output, **{k: checked.get(k) for k in SELFCHECK_OUTPUTS}}
 
-    def _describe_layer_to_load(self, context, rgb: tuple[int, int, int] | None) -> None:
+    def _describe_layer_to_load(self, context, rgb: tuple[int, int, int] | None, method: str) -> None:
         """Name the layer the dialog loads after the method and MS layer, and show it in natural colour."""
         if not context.willLoadLayerOnCompletion(self._output):
             return
         details = context.layerToLoadOnCompletionDetails(self._output)
-        label = method_names()[self._method].split(" (")[0]
+        label = method_names()[method].split(" (")[0]   # what ran (METHOD auto may fall back)
         # QGIS still prefers the file name for a typed path (its "use filename as layer name" setting)
         details.name = "{} – {}".format(label, self._ms_name)
         if rgb is not None:

@@ -22,8 +22,9 @@ from . import aoi, bands as band_sel
 from .sensor_detect import detect_sensor
 from .tiling import blend_strips, tile_count
 from .filters import upsample
-from . import memory, model_card
+from . import memory, model_card, runtime, selfcheck
 from .learned import OnnxFuser, checked_session, value_scale
+from .clipping import ClipCounter
 
 STATS_WINDOW = 128      # MS pixels per side of a window sampled for scene statistics
 STATS_WINDOWS = 16      # at most this many windows (262k MS pixels: plenty for a 5-term regression)
@@ -33,8 +34,9 @@ LEARNED_METHODS = {"ksdiff": "KSDiff (kernel-space diffusion network, bundled mo
 
 
 def method_names() -> dict[str, str]:
-    """Every method the pipeline knows: the learned ones first, then the classical ones."""
-    return {**LEARNED_METHODS, **classical.METHODS}
+    """Every method the pipeline knows: the learned ones, the classical ones, then the checked default
+    (appended: option numbers never move)."""
+    return {**LEARNED_METHODS, **classical.METHODS, selfcheck.AUTO: selfcheck.AUTO_LABEL}
 
 
 def resolve_model(sensor: str, model_path: str | None, feedback: Feedback | None = None) -> model_card.ModelCard:
@@ -76,6 +78,7 @@ class PansharpenResult:
     ratio: int
     device: str = "cpu"
     warnings: list[str] = field(default_factory=list)
+    selfcheck: selfcheck.SelfCheck | None = None    # METHOD auto: the check's figures and choice
     band_names: list[str] = field(default_factory=list)
 
 
@@ -293,6 +296,8 @@ def pansharpen(
     card = None
     if method in LEARNED_METHODS:
         card = resolve_model(sensor, model_path, fb)
+    elif method == selfcheck.AUTO:   # the bands KSDiff would fuse, whichever method the check picks
+        card, no_model = _auto_card(sensor, model_path, fb)
     bplan = band_sel.plan_bands(ms, spec, ms_bands, card.bands if card else None, mtf_gains)
     for note in bplan.notes:
         fb.info(note)
@@ -304,6 +309,10 @@ def pansharpen(
     # the MTF gains and names follow the fused bands; ratio and value scale the data for the generic sensor
     spec = replace(spec, band_names=tuple(bplan.names), mtf_ms=bplan.gains,
                    ratio=spec.ratio or plan.ratio, scale=spec.scale or data_scale(ms))
+    check = None
+    if method == selfcheck.AUTO:
+        method, check = _auto_method(pan_ds, ms_ds, pan, ms, plan, spec, card, no_model, model_path, device,
+                                     threads, fb)
     if method in LEARNED_METHODS:
         try:
             model_card.check_against_data(card, ms.bands, plan.ratio)
@@ -317,7 +326,7 @@ def pansharpen(
         fb.info(f"model {card.path.name} ({card.data.get('backbone', '')}); device {session.device}: "
                 f"{session.reason}; values normalised by {scale:g}")
     else:
-        if model_path:
+        if model_path and check is None:   # auto explained already why the model is not used
             warnings.append(f"MODEL is ignored by the classical method {method}.")
         fuse, margin, used_device = classical.FUSERS[method], classical.margin(method, plan.ratio), "cpu"
     if spec.ratio and plan.ratio != spec.ratio:
@@ -351,8 +360,10 @@ def pansharpen(
     set_colour_interpretation(writer.ds, names)
     for p in writer.removed_partials:
         fb.info(f"removed {os.path.basename(p)}, left beside the output by an interrupted earlier run")
+    clips = ClipCounter(_value_range(ms)[1], names)   # clipping is never silent
     try:
         for row, strip in blend_strips(rows, cols, tile_size, overlap, runner):
+            clips.add(strip)
             for c in range(0, cols, WRITE_CHUNK):   # bounded temporaries for wide scenes
                 writer.write(to_dtype(strip[:, :, c : c + WRITE_CHUNK], ms, nodata), row, c)
             # hand finished blocks to disk (checked) and drop cached input blocks: GDAL's block cache
@@ -369,6 +380,40 @@ def pansharpen(
     except BaseException:
         writer.abort()
         raise
+    clips.report(fb, method)
     return PansharpenResult(output_path=output_path, seconds=time.perf_counter() - t0, width=cols, height=rows,
                             tiles=total, method=method, ratio=plan.ratio, device=used_device, warnings=warnings,
-                            band_names=list(names))
+                            band_names=list(names), selfcheck=check)
+
+
+def _auto_card(sensor: str, model_path: str | None, fb: Feedback) -> tuple[model_card.ModelCard | None, str]:
+    """METHOD auto: the model to check, or (None, why) when there is none for the sensor."""
+    try:
+        return resolve_model(sensor, model_path, fb), ""
+    except InputError as e:
+        if model_path:
+            raise   # the user's own MODEL is broken: say so rather than hide it
+        return None, str(e)
+
+
+def _auto_method(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan, spec: Sensor,
+                 card: model_card.ModelCard | None, no_model: str, model_path: str | None, device: str,
+                 threads: int, fb: Feedback) -> tuple[str, selfcheck.SelfCheck]:
+    """METHOD auto: the learned model if it passes the self-check on this scene, else MTF-GLP-HPM."""
+    try:
+        if card is None:
+            raise InputError(no_model)
+        model_card.check_against_data(card, ms.bands, plan.ratio)
+        session = checked_session(card, device, threads)
+    except InputError as e:
+        if model_path and str(e) != runtime.INSTALL_HINT:
+            raise   # the user's own MODEL does not fit the data: say so rather than hide it
+        fb.info(f"Method auto: the learned model cannot run here ({e}); fusing with {selfcheck.FALLBACK}.")
+        return selfcheck.FALLBACK, selfcheck.SelfCheck(method=selfcheck.FALLBACK, reason=str(e))
+    fuser = OnnxFuser(card, session, value_scale(card, ms))
+    ms_src = plan.ms_dataset or ms_ds
+    stats = estimate_scene_stats(pan_ds, ms_src, pan, ms, plan)
+    area = _ms_stats_window(plan, ms_src.RasterXSize, ms_src.RasterYSize)
+    check = selfcheck.run_check(pan_ds, ms_src, pan, ms, plan, spec, fuser, stats, area, fb)
+    selfcheck.log_check(check, fb)
+    return check.method, check

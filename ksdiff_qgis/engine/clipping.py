@@ -1,0 +1,61 @@
+"""Count fused values the output type cannot hold, so clipping is never silent.
+
+A learned network can return negative values or values above the range of the MS data type; the
+writer clips them (``pipeline.to_dtype``). This counter sees every final strip before that and the
+pipeline logs the totals per run: a warning when more than :data:`WARN_FRACTION` of the pixels were hit.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .feedback import Feedback
+
+WARN_FRACTION = 0.001   # 0.1 % of the valid pixels
+
+
+class ClipCounter:
+    """Accumulates, over the strips of one run, how many valid values fell below 0 / above ``high``."""
+
+    def __init__(self, high: float, band_names: list[str] | None = None):
+        self.high = float(high)
+        self.names = band_names
+        self.negative: np.ndarray | None = None
+        self.above: np.ndarray | None = None
+        self.valid = 0
+        self.minimum, self.maximum = np.inf, -np.inf
+
+    def add(self, strip: np.ndarray) -> None:
+        """Count one (C, H, W) float strip; NaN (nodata) pixels are ignored."""
+        if self.negative is None:
+            self.negative = np.zeros(strip.shape[0], np.int64)
+            self.above = np.zeros(strip.shape[0], np.int64)
+        ok = ~np.isnan(strip).any(axis=0)
+        self.valid += int(ok.sum())
+        if not ok.any():
+            return
+        v = strip[:, ok]
+        self.negative += (v < 0).sum(axis=1)
+        self.above += (v > self.high).sum(axis=1)
+        self.minimum = min(self.minimum, float(v.min()))
+        self.maximum = max(self.maximum, float(v.max()))
+
+    def fraction(self) -> float:
+        """Share of valid pixel values (all bands) that had to be clipped."""
+        if not self.valid or self.negative is None:
+            return 0.0
+        return float(self.negative.sum() + self.above.sum()) / (self.valid * len(self.negative))
+
+    def report(self, fb: Feedback, method: str) -> None:
+        """Log the counts: nothing when none were clipped, info below the threshold, else a warning."""
+        if self.negative is None or not (self.negative.sum() or self.above.sum()):
+            return
+        names = self.names or [f"band {i + 1}" for i in range(len(self.negative))]
+        per_band = ", ".join(f"{n}: {int(a)} < 0, {int(b)} > {self.high:g}"
+                             for n, a, b in zip(names, self.negative, self.above) if a or b)
+        msg = (f"{method}: {self.fraction():.3%} of the fused values were negative or above {self.high:g} "
+               f"(min {self.minimum:.1f}, max {self.maximum:.1f}; {per_band}); an integer output type holds "
+               "them clipped to its range.")
+        if self.fraction() > WARN_FRACTION:
+            fb.warning(msg)
+        else:
+            fb.info(msg)

@@ -1,0 +1,330 @@
+"""Per-scene self-check: does the learned model beat MTF-GLP-HPM on *this* scene? (METHOD ``auto``)
+
+Before fusing with ``auto``, a sample of the user's own scene is drawn: windows of up to 128x128 MS
+pixels spread over the valid PAN/MS overlap until about 64k MS pixels are covered (METHOD.md: a 20x36
+sample was too small to trust). On every window both candidates are scored
+
+* at reduced resolution (Wald's protocol): PAN and MS degraded by the ratio with the sensor MTF
+  (``filters.wald_degrade``), fused, compared with the real MS: ERGAS and SAM;
+* at full resolution: the window fused as the pipeline would fuse it; R-ERGAS (the fused image
+  MTF-filtered and decimated, against the MS) and the checkerboard response of the learned output
+  against the PAN's own.
+
+:func:`decide` keeps the learned model only if it beats MTF-GLP-HPM on the Wald ERGAS, is not worse on
+R-ERGAS by more than :data:`R_ERGAS_MARGIN`, and its checkerboard response stays within
+:data:`CB_FACTOR` times the PAN's on every band. Memory: one window (plus context) at a time, and the
+pooled scores of ~64k MS pixels.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from . import classical
+from . import metrics as M
+from .errors import Cancelled
+from .feedback import Feedback
+from .filters import upsample, wald_degrade
+from .grid import GridPlan, RasterInfo
+from .raster_io import read_padded
+from .sensors import Sensor
+
+AUTO = "auto"
+AUTO_LABEL = "KSDiff, checked on this scene (MTF-GLP-HPM when the model loses the self-check)"
+FALLBACK = classical.BEST_CLASSICAL
+
+WINDOW_SIZES = (128, 64, 32)   # MS pixels per side; smaller ones only where the valid area is narrow
+TARGET_PIXELS = 65536          # MS pixels the sample should cover when the scene has them
+MIN_PIXELS = 1024              # below this the check cannot be trusted: fall back
+MAX_READS = 64                 # candidate windows read at most (bounded time on sparse scenes)
+MIN_VALID = 0.99               # a window (with its context) must be this valid to be used
+R_ERGAS_MARGIN = 0.10          # the learned R-ERGAS may exceed the classical one by 10 %
+CB_FACTOR = 1.1                # learned checkerboard response <= 1.1 x the PAN's, every band
+
+Fuser = Callable[[np.ndarray, np.ndarray, classical.TileContext], np.ndarray]
+
+
+@dataclass
+class Scores:
+    """One method's figures on the sample (pooled over all windows)."""
+
+    ergas: float           # Wald, reduced resolution, against the real MS
+    sam: float
+    r_ergas: float         # full resolution, reprojected onto the MS
+    checkerboard: float    # full resolution, worst band
+
+
+@dataclass
+class SelfCheck:
+    method: str                      # what the pipeline will fuse with
+    reason: str
+    learned: Scores | None = None
+    classical: Scores | None = None
+    pan_checkerboard: float = float("nan")
+    pixels: int = 0                  # MS pixels scored at reduced resolution
+    windows: int = 0
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    def outputs(self) -> dict:
+        """Figures as Processing outputs (``None`` where not measured)."""
+        def num(s: Scores | None, attr: str):
+            v = None if s is None else getattr(s, attr)
+            return None if v is None or not math.isfinite(v) else float(v)
+
+        return {
+            "SELFCHECK_METHOD": self.method,
+            "SELFCHECK_REASON": self.reason,
+            "SELFCHECK_KSDIFF_ERGAS": num(self.learned, "ergas"),
+            "SELFCHECK_CLASSICAL_ERGAS": num(self.classical, "ergas"),
+            "SELFCHECK_KSDIFF_SAM": num(self.learned, "sam"),
+            "SELFCHECK_CLASSICAL_SAM": num(self.classical, "sam"),
+            "SELFCHECK_KSDIFF_R_ERGAS": num(self.learned, "r_ergas"),
+            "SELFCHECK_CLASSICAL_R_ERGAS": num(self.classical, "r_ergas"),
+            "SELFCHECK_KSDIFF_CHECKERBOARD": num(self.learned, "checkerboard"),
+            "SELFCHECK_PAN_CHECKERBOARD": self.pan_checkerboard if math.isfinite(self.pan_checkerboard) else None,
+            "SELFCHECK_PIXELS": self.pixels,
+        }
+
+
+# ---------------------------------------------------------------------------------- decision
+def decide(learned: Scores, classic: Scores, pan_cb: float, r_margin: float = R_ERGAS_MARGIN,
+           cb_factor: float = CB_FACTOR) -> tuple[bool, str]:
+    """(keep the learned model?, why) from the pooled figures of both methods."""
+    why = []
+    if not learned.ergas < classic.ergas:
+        why.append(f"its Wald ERGAS {learned.ergas:.3f} is not below MTF-GLP-HPM's {classic.ergas:.3f}")
+    if not learned.r_ergas <= classic.r_ergas * (1.0 + r_margin):
+        why.append(f"its full-resolution R-ERGAS {learned.r_ergas:.3f} exceeds MTF-GLP-HPM's "
+                   f"{classic.r_ergas:.3f} by more than {r_margin:.0%}")
+    if not learned.checkerboard <= cb_factor * pan_cb:
+        why.append(f"its checkerboard response {learned.checkerboard:.3f} exceeds {cb_factor:g} x the PAN's "
+                   f"{pan_cb:.3f} (one-pixel artefacts)")
+    if why:
+        return False, "; ".join(why)
+    return True, (f"Wald ERGAS {learned.ergas:.3f} < {classic.ergas:.3f}, R-ERGAS {learned.r_ergas:.3f} within "
+                  f"{r_margin:.0%} of {classic.r_ergas:.3f}, checkerboard {learned.checkerboard:.3f} <= "
+                  f"{cb_factor:g} x PAN {pan_cb:.3f}")
+
+
+# ---------------------------------------------------------------------------------- sampling
+def context_margin(ratio: int) -> int:
+    """MS pixels of context read around a window (a multiple of the ratio, >= 32 PAN pixels)."""
+    need = max(8, math.ceil(32 / ratio))
+    return ratio * math.ceil(need / ratio)
+
+
+def candidate_windows(area: tuple[int, int, int, int], size: int, ratio: int, ctx: int) -> list[tuple[int, int, int, int]]:
+    """Windows (col, row, w, h) of at most ``size`` MS pixels, ``ctx`` pixels inside ``area``, on a
+    half-overlapping grid, ordered so that any prefix is spread over the area (coarse to fine)."""
+    c0, r0, w, h = area
+    uw, uh = w - 2 * ctx, h - 2 * ctx
+    ww, wh = min(size, uw) // ratio * ratio, min(size, uh) // ratio * ratio
+    if ww < 4 * ratio or wh < 4 * ratio:
+        return []
+    cols = _positions(c0 + ctx, uw, ww)
+    rows = _positions(r0 + ctx, uh, wh)
+    grid = [(c, r, ww, wh) for r in rows for c in cols]
+    return [grid[i] for i in _spread_order(len(grid))]
+
+
+def _positions(start: int, length: int, size: int) -> list[int]:
+    n = max(1, math.ceil((length - size) / (size / 2)) + 1)
+    return sorted({start + round(i * (length - size) / max(n - 1, 1)) for i in range(n)})
+
+
+def _spread_order(n: int) -> list[int]:
+    """0..n-1 in an order whose every prefix is roughly evenly spread (bit-reversal-like bisection)."""
+    order, seen, step = [], set(), 1
+    while len(order) < n:
+        for i in np.linspace(0, n - 1, step).round().astype(int):
+            if int(i) not in seen:
+                seen.add(int(i))
+                order.append(int(i))
+        step = step * 2 + 1
+    return order
+
+
+def _overlaps(a, b) -> bool:
+    return a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]
+
+
+def _valid(arr: np.ndarray, nodata: float | None) -> np.ndarray:
+    if nodata is None:
+        return np.isfinite(arr).all(axis=0)
+    bad = np.isnan(arr) if math.isnan(nodata) else arr == np.float32(nodata)
+    return ~bad.any(axis=0) & np.isfinite(arr).all(axis=0)
+
+
+# -------------------------------------------------------------------------------- the check
+class _Pool:
+    """Pooled sums over windows, so ERGAS/SAM/checkerboard equal those of one concatenated sample."""
+
+    def __init__(self, bands: int):
+        self.sse = np.zeros(bands)
+        self.sref = np.zeros(bands)
+        self.n = 0
+        self.sam_sum, self.sam_n = 0.0, 0
+        self.cb = np.zeros((2, bands))
+
+    def add_error(self, fused: np.ndarray, ref: np.ndarray) -> None:
+        f, r = fused.reshape(fused.shape[0], -1).astype(np.float64), ref.reshape(ref.shape[0], -1).astype(np.float64)
+        self.sse += ((f - r) ** 2).sum(axis=1)
+        self.sref += r.sum(axis=1)
+        self.n += f.shape[1]
+        nf, nr = np.linalg.norm(f, axis=0), np.linalg.norm(r, axis=0)
+        ok = (nf > 0) & (nr > 0)
+        cos = np.clip((f * r).sum(axis=0)[ok] / (nf[ok] * nr[ok]), -1.0, 1.0)
+        self.sam_sum += float(np.degrees(np.arccos(cos)).sum())
+        self.sam_n += int(ok.sum())
+
+    def add_checker(self, img: np.ndarray) -> None:
+        cb, grad, _ = M._checker_parts(img)
+        self.cb += np.stack([cb.sum(axis=(1, 2)), grad.sum(axis=(1, 2))])
+
+    def ergas(self, ratio: int) -> float:
+        mse, mu = self.sse / max(self.n, 1), self.sref / max(self.n, 1)
+        return float(100.0 / ratio * math.sqrt(np.mean(mse / np.maximum(mu * mu, M.EPS))))
+
+    def sam(self) -> float:
+        return self.sam_sum / self.sam_n if self.sam_n else float("nan")
+
+    def checkerboard(self) -> np.ndarray:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return self.cb[0] / self.cb[1]
+
+
+class _Sample:
+    """One window of the scene with its context: PAN and MS read, MS resampled onto the PAN-anchored
+    coarse grid when the grids are offset by a fraction of a PAN pixel (Landsat 8)."""
+
+    def __init__(self, pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan, win, ctx: int,
+                 stats: classical.SceneStats):
+        k = plan.ratio
+        c, r, w, h = win
+        self.k, self.ctx, self.win = k, ctx, win
+        y, x = plan.ms_origin[0] + (r - ctx) * k, plan.ms_origin[1] + (c - ctx) * k   # PAN position of the region
+        self.R0, self.C0 = int(round(y)), int(round(x))
+        off = (y - self.R0, x - self.C0)                   # MS corner relative to the PAN pixel grid
+        H, W = h + 2 * ctx, w + 2 * ctx                    # region, MS pixels
+        pad = 2
+        self.ms_raw = read_padded(ms_ds, r - ctx - pad, c - ctx - pad, H + 2 * pad, W + 2 * pad, "edge")
+        self.ms_ok = _valid(self.ms_raw, ms.nodata)
+        self.pan = None
+        if self.ms_ok.mean() < MIN_VALID:
+            return
+        pan_arr = read_padded(pan_ds, self.R0, self.C0, H * k, W * k, "symmetric")
+        pan_ok = _valid(pan_arr, pan.nodata)
+        if pan_ok.mean() < MIN_VALID:
+            return
+        pan_arr[0][~pan_ok] = stats.pan_mean                # rare holes: neutral values, like the pipeline
+        self.ms_raw[:, ~self.ms_ok] = stats.ms_mean.astype(np.float32)[:, None]
+        self.pan = pan_arr[0]
+        # LMS on the PAN region; MS on the coarse grid anchored at the PAN region (exact when aligned)
+        self.lms = upsample(self.ms_raw, k, (H * k, W * k), (off[0] - pad * k, off[1] - pad * k))
+        if abs(off[0]) < 0.05 and abs(off[1]) < 0.05:
+            self.ms = self.ms_raw[:, pad:pad + H, pad:pad + W]
+        else:
+            self.ms = upsample(self.ms_raw, 1, (H, W), (off[0] / k - pad, off[1] / k - pad))
+
+    @property
+    def usable(self) -> bool:
+        return self.pan is not None
+
+
+def _fuse_pair(fuser: Fuser, pan: np.ndarray, lms: np.ndarray, ctx: classical.TileContext) -> np.ndarray:
+    return np.asarray(fuser(pan.astype(np.float32), lms.astype(np.float32), ctx), dtype=np.float32)
+
+
+def run_check(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan, sensor: Sensor,
+              learned: Fuser, stats: classical.SceneStats, ms_area: tuple[int, int, int, int],
+              feedback: Feedback | None = None) -> SelfCheck:
+    """Score ``learned`` and MTF-GLP-HPM on a spread sample of the scene and decide (see module doc).
+
+    ``ms_area`` = (col, row, w, h): the MS pixels inside the output region (``ms_ds`` coordinates).
+    """
+    fb = feedback or Feedback()
+    t0 = time.perf_counter()
+    k = plan.ratio
+    gains = sensor.mtf_ms
+    hpm = classical.FUSERS[FALLBACK]
+    ctx = context_margin(k)
+    pools = {"learned": (_Pool(ms.bands), _Pool(ms.bands)), "classical": (_Pool(ms.bands), _Pool(ms.bands))}
+    pan_pool = _Pool(1)
+    taken: list[tuple[int, int, int, int]] = []
+    pixels, reads = 0, 0
+    for size in WINDOW_SIZES:
+        for win in candidate_windows(ms_area, size, k, ctx):
+            if pixels >= TARGET_PIXELS or reads >= MAX_READS:
+                break
+            if any(_overlaps(win, t) for t in taken):
+                continue
+            if fb.is_cancelled():
+                raise Cancelled("cancelled by the user")
+            reads += 1
+            s = _Sample(pan_ds, ms_ds, pan, ms, plan, win, ctx, stats)
+            if not s.usable:
+                continue
+            _score_window(s, learned, hpm, pools, pan_pool, stats, sensor, gains)
+            taken.append(win)
+            pixels += win[2] * win[3]
+    res = SelfCheck(method=FALLBACK, reason="", pixels=pixels, windows=len(taken))
+    if pixels < MIN_PIXELS:
+        res.reason = (f"the scene offers only {pixels} valid MS pixels for the self-check (at least {MIN_PIXELS} "
+                      "needed to trust it)")
+        res.seconds = time.perf_counter() - t0
+        return res
+    scores = {}
+    for name, (red, full) in pools.items():
+        scores[name] = Scores(ergas=red.ergas(k), sam=red.sam(), r_ergas=full.ergas(k),
+                              checkerboard=float(np.nanmax(full.checkerboard())))
+    res.learned, res.classical = scores["learned"], scores["classical"]
+    res.pan_checkerboard = float(pan_pool.checkerboard()[0])
+    keep, why = decide(res.learned, res.classical, res.pan_checkerboard)
+    res.method = "ksdiff" if keep else FALLBACK
+    res.reason = why
+    res.seconds = time.perf_counter() - t0
+    return res
+
+
+def _score_window(s: _Sample, learned: Fuser, hpm: Fuser, pools, pan_pool: _Pool, stats, sensor: Sensor,
+                  gains) -> None:
+    k, ctx = s.k, s.ctx
+    c, r, w, h = s.win
+    # reduced resolution (Wald): degrade the region's PAN and MS, fuse on the MS grid, compare with the MS
+    pan_lr = wald_degrade(s.pan, sensor.mtf_pan, k)
+    ms_lr = wald_degrade(s.ms, gains, k)
+    lms_lr = upsample(ms_lr, k, pan_lr.shape)
+    ref = s.ms[:, ctx:ctx + h, ctx:ctx + w]
+    red_ctx = classical.TileContext(stats=stats, ratio=k, gains=gains, origin=(0, 0), scale=sensor.scale)
+    full_ctx = classical.TileContext(stats=stats, ratio=k, gains=gains, origin=(s.R0, s.C0), scale=sensor.scale)
+    for name, fuser in (("learned", learned), ("classical", hpm)):
+        red_pool, full_pool = pools[name]
+        fused_lr = _fuse_pair(fuser, pan_lr, lms_lr, red_ctx)
+        red_pool.add_error(fused_lr[:, ctx:ctx + h, ctx:ctx + w], ref)
+        # full resolution: the region fused as the pipeline would, reprojected onto the MS grid
+        fused = _fuse_pair(fuser, s.pan, s.lms, full_ctx)
+        rep = wald_degrade(fused, gains, k)
+        full_pool.add_error(rep[:, ctx:ctx + h, ctx:ctx + w], ref)
+        full_pool.add_checker(fused[:, ctx * k:(ctx + h) * k, ctx * k:(ctx + w) * k])
+    pan_pool.add_checker(s.pan[None, ctx * k:(ctx + h) * k, ctx * k:(ctx + w) * k])
+
+
+def log_check(res: SelfCheck, fb: Feedback, learned_name: str = "KSDiff") -> None:
+    """Both methods' figures and the decision, as info (the choice) and warning (a rejected model)."""
+    if res.learned is None:
+        fb.warning(f"Self-check: {res.reason}; fusing with {FALLBACK}.")
+        return
+    fb.info(f"Self-check on {res.windows} window(s), {res.pixels} MS pixels ({res.seconds:.1f} s):")
+    for name, sc in ((learned_name, res.learned), ("MTF-GLP-HPM", res.classical)):
+        fb.info(f"  {name:12s} Wald ERGAS {sc.ergas:.3f}  SAM {sc.sam:.3f}  |  full resolution R-ERGAS "
+                f"{sc.r_ergas:.3f}  checkerboard {sc.checkerboard:.3f} (PAN {res.pan_checkerboard:.3f})")
+    if res.method == FALLBACK:
+        fb.warning(f"Self-check: {learned_name} is not used on this scene because {res.reason}; fusing with "
+                   f"MTF-GLP-HPM instead (METHOD=ksdiff forces the model).")
+    else:
+        fb.info(f"Self-check: {learned_name} kept ({res.reason}).")
