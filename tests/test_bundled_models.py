@@ -81,12 +81,13 @@ def test_ksdiff_beats_brovey_through_processing(qgis_app, test_case, tmp_path):
     assert errs["ksdiff"] < errs["brovey"], errs
 
 
-def test_default_method_is_ksdiff(qgis_app):
+def test_default_method_is_checked_ksdiff(qgis_app):
     from qgis.core import QgsApplication
 
     alg = QgsApplication.processingRegistry().algorithmById("ksdiff:pansharpen")
     method = alg.parameterDefinition("METHOD")
-    assert method.key_of(method.defaultValue()) == "ksdiff"   # the dialog stores an option's number
+    assert method.key_of(method.defaultValue()) == "auto"   # KSDiff, checked on the scene
+    assert "ksdiff" in method.keys                          # the dialog stores an option's number
 
 
 def test_tiles_blend_without_seams(data_dir, tmp_path):

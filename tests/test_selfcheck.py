@@ -1,0 +1,196 @@
+"""METHOD auto: the per-scene self-check, its decision rule, its fallbacks, and clipping reports."""
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+
+import numpy as np
+import pytest
+from osgeo import gdal
+
+from ksdiff_qgis.engine import model_card, selfcheck
+from ksdiff_qgis.engine.clipping import ClipCounter
+from ksdiff_qgis.engine.feedback import Feedback
+from ksdiff_qgis.engine.pipeline import pansharpen
+from ksdiff_qgis.engine.selfcheck import Scores, decide
+
+
+class Recorder(Feedback):
+    def __init__(self):
+        self.infos, self.warnings = [], []
+
+    def info(self, message: str) -> None:
+        self.infos.append(message)
+
+    def warning(self, message: str) -> None:
+        self.warnings.append(message)
+
+
+def _run(params):
+    import processing
+
+    return processing.run("ksdiff:pansharpen", params)
+
+
+def _read(path) -> np.ndarray:
+    return gdal.Open(str(path)).ReadAsArray().astype(np.float64)
+
+
+@pytest.fixture(scope="module")
+def scaled_model(tmp_path_factory):
+    """A deliberately bad model with a valid card: it returns 1.5 x the upsampled MS (over-bright, no detail)."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    d = tmp_path_factory.mktemp("badmodel")
+    pan = helper.make_tensor_value_info("pan", TensorProto.FLOAT, [1, 1, "h", "w"])
+    lms = helper.make_tensor_value_info("lms", TensorProto.FLOAT, [1, 4, "h", "w"])
+    out = helper.make_tensor_value_info("hrms", TensorProto.FLOAT, [1, 4, "h", "w"])
+    gain = helper.make_tensor("gain", TensorProto.FLOAT, [], [1.5])
+    graph = helper.make_graph([helper.make_node("Mul", ["lms", "gain"], ["hrms"])], "scaled", [pan, lms], [out],
+                              initializer=[gain])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    path = d / "bad.onnx"
+    onnx.save(model, str(path))
+    card = json.loads((model_card.MODELS_DIR / "wv2.json").read_text())
+    card.update(onnx_sha256=model_card.sha256_file(path), margin=0, size_multiple=1,
+                inputs={"pan": "pan", "lms": "lms"}, output="hrms")
+    path.with_suffix(".json").write_text(json.dumps(card))
+    return str(path)
+
+
+# ------------------------------------------------------------------------------- decision rule
+def test_decide_keeps_a_model_that_wins_everywhere():
+    keep, why = decide(Scores(3.0, 4.0, 1.0, 0.40), Scores(4.0, 4.5, 1.0, 0.38), pan_cb=0.42)
+    assert keep and "3.000" in why
+
+
+@pytest.mark.parametrize("learned, words", [
+    (Scores(4.1, 4.0, 1.0, 0.40), "Wald ERGAS"),            # loses the Wald check
+    (Scores(3.0, 4.0, 1.2, 0.40), "R-ERGAS"),               # 20 % worse spectral consistency at full resolution
+    (Scores(3.0, 4.0, 1.0, 0.70), "checkerboard"),          # one-pixel artefacts (the bundled WV2 model today)
+])
+def test_decide_rejects_each_failure_and_says_why(learned, words):
+    keep, why = decide(learned, Scores(4.0, 4.5, 1.0, 0.38), pan_cb=0.42)
+    assert not keep and words in why
+
+
+def test_decide_allows_the_margins():
+    # 9 % worse R-ERGAS and 1.09 x the PAN's checkerboard response are tolerated
+    assert decide(Scores(3.0, 4.0, 1.09, 0.4578), Scores(4.0, 4.5, 1.0, 0.38), pan_cb=0.42)[0]
+
+
+def test_candidate_windows_cover_the_target_and_stay_inside():
+    area = (10, 20, 400, 300)
+    wins = selfcheck.candidate_windows(area, 128, 4, selfcheck.context_margin(4))
+    assert wins
+    for c, r, w, h in wins:
+        assert c - 8 >= 10 and r - 8 >= 20 and c + w + 8 <= 410 and r + h + 8 <= 320
+        assert w % 4 == 0 and h % 4 == 0
+    # the first windows of the order are spread out (not all in the first row)
+    assert len({r for _, r, _, _ in wins[:4]}) > 1
+    # a non-overlapping subset reaches the 64k-pixel target on a scene this size
+    taken = []
+    for win in wins:
+        if not any(selfcheck._overlaps(win, t) for t in taken):
+            taken.append(win)
+    assert sum(w * h for _, _, w, h in taken) >= selfcheck.TARGET_PIXELS
+
+
+def test_clip_counter():
+    fb = Recorder()
+    cc = ClipCounter(2047, ["a", "b"])
+    strip = np.full((2, 10, 100), 500.0, np.float32)
+    strip[0, 0, 0] = -3
+    strip[:, 5, 5] = np.nan                     # nodata pixel: ignored
+    cc.add(strip)
+    assert cc.negative.tolist() == [1, 0] and cc.valid == 999
+    cc.report(fb, "ksdiff")
+    assert fb.infos and not fb.warnings         # 1 of 1998 values: below 0.1 %
+    strip[1, :3] = 3000
+    cc.add(strip)
+    cc.report(fb, "ksdiff")
+    assert fb.warnings and "3000" in fb.warnings[0]
+
+
+# -------------------------------------------------------------------------- through Processing
+def test_default_method_is_auto(qgis_app):
+    from qgis.core import QgsApplication
+
+    alg = QgsApplication.processingRegistry().algorithmById("ksdiff:pansharpen")
+    method = alg.parameterDefinition("METHOD")
+    assert method.key_of(method.defaultValue()) == "auto"
+    assert method.keys[:6] == ["ksdiff", "exp", "brovey", "gsa", "mtf_glp_hpm", "auto"]   # appended: numbers keep
+    outs = {o.name() for o in alg.outputDefinitions()}
+    assert {"SELFCHECK_METHOD", "SELFCHECK_KSDIFF_ERGAS", "SELFCHECK_CLASSICAL_ERGAS",
+            "SELFCHECK_KSDIFF_R_ERGAS", "SELFCHECK_PAN_CHECKERBOARD"} <= outs
+
+
+def test_auto_runs_the_check_and_fuses_with_its_choice(qgis_app, data_dir, tmp_path):
+    pan, ms = str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif")
+    res = _run({"PAN": pan, "MS": ms, "SENSOR": "wv2", "OUTPUT": str(tmp_path / "auto.tif")})   # default METHOD
+    assert res["SELFCHECK_METHOD"] in ("ksdiff", "mtf_glp_hpm")
+    for k in ("SELFCHECK_KSDIFF_ERGAS", "SELFCHECK_CLASSICAL_ERGAS", "SELFCHECK_KSDIFF_SAM",
+              "SELFCHECK_KSDIFF_R_ERGAS", "SELFCHECK_CLASSICAL_R_ERGAS", "SELFCHECK_KSDIFF_CHECKERBOARD",
+              "SELFCHECK_PAN_CHECKERBOARD"):
+        assert res[k] is not None and 0 < res[k] < 50, k
+    assert res["SELFCHECK_PIXELS"] >= 1024 and res["SELFCHECK_REASON"]
+    # the output is exactly what the chosen method gives
+    direct = _run({"PAN": pan, "MS": ms, "SENSOR": "wv2", "METHOD": res["SELFCHECK_METHOD"],
+                   "OUTPUT": str(tmp_path / "direct.tif")})
+    assert direct["SELFCHECK_METHOD"] is None          # no check when a method is forced
+    np.testing.assert_array_equal(_read(res["OUTPUT"]), _read(direct["OUTPUT"]))
+
+
+def test_a_worse_model_is_replaced_and_ksdiff_forces_it(qgis_app, data_dir, scaled_model, tmp_path):
+    pan, ms = str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif")
+    base = {"PAN": pan, "MS": ms, "SENSOR": "wv2", "MODEL": scaled_model}
+    auto = _run({**base, "METHOD": "auto", "OUTPUT": str(tmp_path / "auto.tif")})
+    assert auto["SELFCHECK_METHOD"] == "mtf_glp_hpm"
+    assert "Wald ERGAS" in auto["SELFCHECK_REASON"]
+    assert auto["SELFCHECK_KSDIFF_ERGAS"] > 1.3 * auto["SELFCHECK_CLASSICAL_ERGAS"]
+    hpm = _run({"PAN": pan, "MS": ms, "SENSOR": "wv2", "METHOD": "mtf_glp_hpm", "OUTPUT": str(tmp_path / "hpm.tif")})
+    np.testing.assert_array_equal(_read(auto["OUTPUT"]), _read(hpm["OUTPUT"]))
+    # METHOD=ksdiff runs the model whatever the check would say: 1.5 x the upsampled MS
+    forced = _run({**base, "METHOD": "ksdiff", "OUTPUT": str(tmp_path / "forced.tif")})
+    exp = _run({"PAN": pan, "MS": ms, "SENSOR": "wv2", "METHOD": "exp", "OUTPUT": str(tmp_path / "exp.tif")})
+    f, e = _read(forced["OUTPUT"]), _read(exp["OUTPUT"])
+    ok = (e > 0) & (1.5 * e < 2000)
+    np.testing.assert_allclose(f[ok], 1.5 * e[ok], atol=2.0)
+
+
+def test_auto_falls_back_without_a_model_for_the_sensor(qgis_app, data_dir, tmp_path, monkeypatch, caplog):
+    empty = tmp_path / "models"
+    empty.mkdir()
+    monkeypatch.setattr(model_card, "MODELS_DIR", empty)
+    monkeypatch.setattr(model_card.bundled_cards, "__defaults__", (empty,))
+    fb = Recorder()
+    res = pansharpen(str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif"), str(tmp_path / "o.tif"),
+                     sensor="wv2", method="auto", feedback=fb)
+    assert res.method == "mtf_glp_hpm" and res.selfcheck.learned is None
+    assert any("no bundled KSDiff model" in m for m in fb.infos)
+    assert not fb.warnings or all("bundled" not in w for w in fb.warnings)   # an info, not an error
+
+
+def test_auto_falls_back_without_onnx_runtime(qgis_app, data_dir, tmp_path, monkeypatch):
+    from ksdiff_qgis.engine import runtime
+    from ksdiff_qgis.engine.errors import InputError
+
+    def missing():
+        raise InputError(runtime.INSTALL_HINT)
+
+    monkeypatch.setattr(runtime, "import_onnxruntime", missing)
+    res = _run({"PAN": str(data_dir / "wv2_pan.tif"), "MS": str(data_dir / "wv2_ms.tif"), "SENSOR": "wv2",
+                "OUTPUT": str(tmp_path / "o.tif")})
+    assert res["SELFCHECK_METHOD"] == "mtf_glp_hpm" and "ONNX Runtime" in res["SELFCHECK_REASON"]
+    assert res["SELFCHECK_KSDIFF_ERGAS"] is None
+
+
+def test_auto_falls_back_when_the_ratio_does_not_fit(qgis_app, data_dir, tmp_path):
+    # Landsat data (ratio 2) declared as WorldView-2: the wv2 model (ratio 4) cannot run
+    fb = Recorder()
+    res = pansharpen(str(data_dir / "l8_pan.tif"), str(data_dir / "l8_ms.tif"), str(tmp_path / "o.tif"),
+                     sensor="wv2", method="auto", feedback=fb)
+    assert res.method == "mtf_glp_hpm" and "ratio" in res.selfcheck.reason
