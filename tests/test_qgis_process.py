@@ -102,7 +102,7 @@ def test_qgis_process_bundled_ksdiff_matches_engine(profile, data_dir, tmp_path)
     pan, ms = data_dir / "wv2_test_pan.tif", data_dir / "wv2_test_ms.tif"
     out = tmp_path / "qp.tif"
     res = qgis_process(profile, "run", "ksdiff:pansharpen", "--", f"PAN={pan}", f"MS={ms}", "SENSOR=wv2",
-                       f"OUTPUT={out}")   # METHOD defaults to ksdiff
+                       "METHOD=ksdiff", f"OUTPUT={out}")   # forced: the default (auto) may pick MTF-GLP-HPM
     assert res.returncode == 0, res.stdout + res.stderr
     from ksdiff_qgis.engine.pipeline import pansharpen
 
