@@ -11,7 +11,8 @@ from ksdiff_qgis.engine import metrics as M
 from ksdiff_qgis.engine.pipeline import pansharpen
 from ksdiff_qgis.engine.wald import make_reduced_case
 
-OUTPUTS = ("SAM", "ERGAS", "Q2N", "Q", "SCC", "PSNR", "SSIM", "D_LAMBDA", "D_S", "HQNR")
+OUTPUTS = ("SAM", "ERGAS", "Q2N", "Q", "SCC", "PSNR", "SSIM", "D_LAMBDA", "D_S", "HQNR", "D_RHO", "R_Q2N", "R_SAM",
+           "R_ERGAS", "CHECKERBOARD", "CHECKERBOARD_PAN")
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +65,28 @@ def test_assess_full_resolution(qgis_app, wald_case, data_dir, tmp_path):
     assert res["HQNR"] == pytest.approx((1 - res["D_LAMBDA"]) * (1 - res["D_S"]))
     assert res["SAM"] is None
     with open(res["OUTPUT_HTML"], encoding="utf-8") as fh:
-        assert "Ds" in fh.read()
+        text = fh.read()
+    assert "Ds" in text and "R-ERGAS" in text and "Checkerboard" in text and "Dρ" in text
+    # a clean classical fusion: consistent with its MS, no one-pixel grid
+    assert 0 < res["R_ERGAS"] < 5 and res["R_Q2N"] > 0.8 and 0 < res["D_RHO"] < 1
+    assert res["CHECKERBOARD"] < 1.1 * res["CHECKERBOARD_PAN"]
+
+
+def test_assess_full_resolution_offset_grids_and_upsampling(qgis_app, data_dir, tmp_path):
+    """Landsat 8 (MS half a PAN pixel off the PAN grid): indices are finite, and plain upsampling is
+    spectrally consistent (small R-ERGAS) but spatially not (large Dρ) compared with MTF-GLP-HPM."""
+    pan, ms = str(data_dir / "l8_pan.tif"), str(data_dir / "l8_ms.tif")
+    res = {}
+    for method in ("exp", "mtf_glp_hpm"):
+        fused = pansharpen(pan, ms, str(tmp_path / f"{method}.tif"), sensor="landsat8", method=method).output_path
+        res[method] = _run({"FUSED": fused, "PAN": pan, "MS": ms, "SENSOR": "landsat8",
+                            "OUTPUT_HTML": str(tmp_path / f"{method}.html")})
+    for r in res.values():
+        for k in ("D_RHO", "R_Q2N", "R_SAM", "R_ERGAS", "CHECKERBOARD", "CHECKERBOARD_PAN"):
+            assert r[k] is not None and np.isfinite(r[k]), k
+    assert res["exp"]["R_ERGAS"] < 1.0 and res["mtf_glp_hpm"]["R_ERGAS"] < 1.5
+    assert res["exp"]["D_RHO"] > res["mtf_glp_hpm"]["D_RHO"] + 0.1
+    assert res["exp"]["CHECKERBOARD"] < res["mtf_glp_hpm"]["CHECKERBOARD"]
 
 
 def test_assess_needs_a_reference_or_pan_and_ms(qgis_app, wald_case, tmp_path):
@@ -83,3 +105,30 @@ def test_assess_is_registered_with_help(qgis_app):
     for p in alg.parameterDefinitions():
         assert p.help(), p.name()
     assert {o.name() for o in alg.outputDefinitions()} >= set(OUTPUTS)
+
+
+def test_engine_assessment_tiled_equals_whole_image(tmp_path, monkeypatch):
+    """engine.assessment reads tiles (here forced small) and equals metrics on the whole arrays."""
+    from ksdiff_qgis.engine import assessment
+    from ksdiff_qgis.engine.wald import write_geotiff
+
+    monkeypatch.setattr(assessment, "TILE", 64)
+    monkeypatch.setattr(assessment, "REPRO_TILE", 32)
+    rng = np.random.default_rng(5)
+    pan = M.mtf_filter(rng.uniform(100, 1000, (200, 136)), 0.5, 2)[0]
+    fused = np.stack([pan * g for g in (0.9, 1.0, 1.2, 1.1)]) + rng.normal(0, 20, (4, 200, 136))
+    ms = M.reproject(fused * 1.05, [0.35] * 4, 4) + rng.normal(0, 5, (4, 50, 34))
+    gt = (1000.0, 0.5, 0.0, 2000.0, 0.0, -0.5)
+    gt_ms = (1000.0, 2.0, 0.0, 2000.0, 0.0, -2.0)
+    paths = {}
+    for name, arr, g in (("pan", pan[None], gt), ("fused", fused, gt), ("ms", ms, gt_ms)):
+        paths[name] = write_geotiff(str(tmp_path / f"{name}.tif"), arr.astype(np.float32), g, "", None)
+    res = assessment.assess_full(paths["fused"], paths["pan"], paths["ms"], "wv2")
+    f32 = lambda a: a.astype(np.float32).astype(np.float64)  # noqa: E731  (the files hold float32)
+    from ksdiff_qgis.engine.filters import upsample
+
+    lms = upsample(f32(ms).astype(np.float32), 4, (200, 136)).astype(np.float64)
+    whole = M.full_resolution(f32(fused), f32(pan), lms, [0.35] * 4, 0.11, 4, ms=f32(ms))
+    for k in M.FULL + M.CONSISTENCY:
+        assert res[k] == pytest.approx(whole[k], rel=1e-4, abs=1e-6), k
+    assert res["R_ERGAS"] > 1.0                      # the 5 % gain error is seen

@@ -84,10 +84,10 @@ def test_decide_allows_the_margins():
 
 def test_candidate_windows_cover_the_target_and_stay_inside():
     area = (10, 20, 400, 300)
-    wins = selfcheck.candidate_windows(area, 128, 4, selfcheck.context_margin(4))
+    wins = selfcheck.candidate_windows(area, 128, 4)
     assert wins
     for c, r, w, h in wins:
-        assert c - 8 >= 10 and r - 8 >= 20 and c + w + 8 <= 410 and r + h + 8 <= 320
+        assert c >= 10 and r >= 20 and c + w <= 410 and r + h <= 320
         assert w % 4 == 0 and h % 4 == 0
     # the first windows of the order are spread out (not all in the first row)
     assert len({r for _, r, _, _ in wins[:4]}) > 1

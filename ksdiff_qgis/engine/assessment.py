@@ -1,0 +1,223 @@
+"""Quality assessment of a pansharpened raster against rasters on disk, tile by tile (no QGIS).
+
+Reduced resolution (a reference MS on the fused grid, e.g. the original MS of a Wald test case):
+SAM, ERGAS, Q2n (Q4/Q8), Q, SCC, PSNR, SSIM. Full resolution (the original PAN and MS): Dλ (Khan), Ds,
+HQNR, Dρ, the checkerboard response (fused, worst band, and the PAN's) and the reprojection indices
+R-Q2n, R-SAM, R-ERGAS. Definitions: ``metrics.py``.
+
+Memory is bounded: rasters are read through GDAL in tiles with context and the indices are accumulated
+tile by tile (:class:`metrics.ReducedAccumulator`, :class:`metrics.FullAccumulator`); every pixel,
+sliding window and 32x32 block is counted once, so the result equals the whole-image computation.
+The reprojection indices are accumulated on the MS grid in a second pass.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from osgeo import gdal
+
+from . import metrics as M
+from .errors import Cancelled, InputError
+from .feedback import Feedback
+from .filters import MTF_TAPS, decimate, upsample
+from .gdalutil import gdal_call
+from .sensors import get_sensor
+
+TILE = 512
+REPRO_TILE = 128        # MS pixels per reprojection tile (the fused window behind it is ratio^2 larger)
+REPRO_HALO = 32         # MS pixels of context: enough for 32x32 Q2n blocks and Q windows
+ALIGN_TOL = 0.05        # fused pixels: a smaller MS grid offset counts as aligned
+
+
+class Raster:
+    """A GDAL raster read window by window as float64 with a validity mask."""
+
+    def __init__(self, path: str, role: str):
+        self.path, self.role = path, role
+        self.ds, msg = gdal_call(gdal.Open, path)
+        if self.ds is None:
+            raise InputError(f"{role}: cannot open {path}: {msg}")
+        gt = self.ds.GetGeoTransform()
+        if gt[2] or gt[4]:
+            raise InputError(f"{role}: rotated rasters are not supported")
+        self.gt = gt
+        self.w, self.h, self.bands = self.ds.RasterXSize, self.ds.RasterYSize, self.ds.RasterCount
+        self.nodata = [self.ds.GetRasterBand(b + 1).GetNoDataValue() for b in range(self.bands)]
+        self.names = [self.ds.GetRasterBand(b + 1).GetDescription() for b in range(self.bands)]
+
+    def read(self, col: int, row: int, w: int, h: int) -> tuple[np.ndarray, np.ndarray]:
+        """(C, h, w) float64 and a validity mask (False where any band is nodata or NaN)."""
+        arr, msg = gdal_call(self.ds.ReadAsArray, int(col), int(row), int(w), int(h))
+        if arr is None:
+            raise InputError(f"{self.role}: reading {self.path} failed: {msg}")
+        arr = (arr[None] if arr.ndim == 2 else arr).astype(np.float64)
+        valid = np.ones(arr.shape[1:], bool)
+        for b, nd in enumerate(self.nodata):
+            if nd is not None:
+                valid &= ~(np.isnan(arr[b]) if math.isnan(nd) else arr[b] == nd)
+        valid &= np.all(np.isfinite(arr), axis=0)
+        return arr, valid
+
+    def read_mirrored(self, col: int, row: int, w: int, h: int, bounds) -> tuple[np.ndarray, np.ndarray]:
+        """Like :meth:`read`, for a window that may leave ``bounds`` = (col0, row0, col1, row1): the part
+        outside is mirrored at those bounds (as ``np.pad(..., 'symmetric')`` of the bounded image)."""
+        c0, r0, c1, r1 = bounds
+        ca, cb, ra, rb = max(col, c0), min(col + w, c1), max(row, r0), min(row + h, r1)
+        arr, valid = self.read(ca, ra, cb - ca, rb - ra)
+        pad = ((ra - row, row + h - rb), (ca - col, col + w - cb))
+        if any(p for ax in pad for p in ax):
+            arr = np.pad(arr, ((0, 0),) + pad, mode="symmetric")
+            valid = np.pad(valid, pad, mode="symmetric")
+        return arr, valid
+
+
+def grid_offset(a: Raster, b: Raster, tol: float = ALIGN_TOL) -> tuple[int, int]:
+    """Integer pixel offset (col, row) of ``b``'s origin on ``a``'s grid; both grids must coincide."""
+    if abs(a.gt[1] - b.gt[1]) > 1e-6 * abs(a.gt[1]) or abs(a.gt[5] - b.gt[5]) > 1e-6 * abs(a.gt[5]):
+        raise InputError(f"{b.role} and {a.role} have different pixel sizes ({b.gt[1]:g} vs {a.gt[1]:g}); "
+                         "they must share one pixel grid")
+    u, v = (b.gt[0] - a.gt[0]) / a.gt[1], (b.gt[3] - a.gt[3]) / a.gt[5]
+    if abs(u - round(u)) > tol or abs(v - round(v)) > tol:
+        raise InputError(f"{b.role} is shifted by a fraction of a pixel from {a.role}")
+    return int(round(u)), int(round(v))
+
+
+def _tiles(h: int, w: int):
+    return list(M.tile_cores(h, w, TILE, M.TILE_HALO))
+
+
+def _step(fb: Feedback, done: int, total: int) -> None:
+    if fb.is_cancelled():
+        raise Cancelled("cancelled by the user")
+    fb.progress(done / max(total, 1))
+
+
+def assess_reduced(fused_path: str, ref_path: str, sensor: str, feedback: Feedback | None = None) -> dict:
+    """Reference-based indices of ``fused`` against ``ref`` over their common pixels (same grid)."""
+    fb = feedback or Feedback()
+    sens = get_sensor(sensor)
+    fu, rf = Raster(fused_path, "FUSED"), Raster(ref_path, "REFERENCE")
+    if fu.bands != rf.bands:
+        raise InputError(f"FUSED has {fu.bands} bands, REFERENCE {rf.bands}")
+    dc, dr = grid_offset(fu, rf)               # reference origin in fused pixels
+    c0, r0 = max(0, dc), max(0, dr)
+    c1, r1 = min(fu.w, dc + rf.w), min(fu.h, dr + rf.h)
+    if c1 - c0 < 11 or r1 - r0 < 11:
+        raise InputError("FUSED and REFERENCE overlap by less than 11x11 pixels")
+    acc = M.ReducedAccumulator(fu.bands, sens.ratio, sens.scale)
+    tiles = _tiles(r1 - r0, c1 - c0)
+    for i, ((r, c, h, w), core) in enumerate(tiles):
+        _step(fb, i, len(tiles))
+        f, fv = fu.read(c0 + c, r0 + r, w, h)
+        g, gv = rf.read(c0 + c - dc, r0 + r - dr, w, h)
+        acc.add(f, g, core, fv & gv)
+    fb.progress(1.0)
+    res = acc.result()
+    res.update(width=c1 - c0, height=r1 - r0, band_names=fu.names, ratio=sens.ratio, max_value=sens.scale)
+    return res
+
+
+def assess_full(fused_path: str, pan_path: str, ms_path: str, sensor: str, feedback: Feedback | None = None) -> dict:
+    """No-reference indices of ``fused`` (PAN grid) against the original PAN and MS."""
+    fb = feedback or Feedback()
+    sens = get_sensor(sensor)
+    fu, pn, ms = Raster(fused_path, "FUSED"), Raster(pan_path, "PAN"), Raster(ms_path, "MS")
+    if pn.bands != 1:
+        raise InputError(f"PAN must have one band, it has {pn.bands}")
+    if ms.bands != fu.bands:
+        raise InputError(f"FUSED has {fu.bands} bands, MS {ms.bands}")
+    ratio_f = ms.gt[1] / fu.gt[1]
+    ratio = int(round(ratio_f))
+    if ratio < 2 or abs(ratio_f - ratio) > 1e-3 * ratio:
+        raise InputError(f"MS pixels are {ratio_f:.4f} times the FUSED pixels; expected a whole ratio ≥ 2")
+    dc, dr = grid_offset(fu, pn)
+    # MS extent in fused pixels
+    mu0, mv0 = (ms.gt[0] - fu.gt[0]) / fu.gt[1], (ms.gt[3] - fu.gt[3]) / fu.gt[5]
+    c0 = max(0, dc, math.ceil(mu0 - 1e-6))
+    r0 = max(0, dr, math.ceil(mv0 - 1e-6))
+    c1 = min(fu.w, dc + pn.w, math.floor(mu0 + ms.w * ratio + 1e-6))
+    r1 = min(fu.h, dr + pn.h, math.floor(mv0 + ms.h * ratio + 1e-6))
+    if c1 - c0 < 2 * 32 or r1 - r0 < 2 * 32:
+        raise InputError("FUSED, PAN and MS overlap by less than 64x64 PAN pixels")
+    gains = list(sens.mtf_ms) if len(sens.mtf_ms) == fu.bands else [sens.mtf_ms[0]] * fu.bands
+    acc = M.FullAccumulator(fu.bands, gains, sens.mtf_pan, ratio)
+    tiles = _tiles(r1 - r0, c1 - c0)
+    repro = _repro_tiles(fu, ms, ratio, (c0, r0, c1, r1), mu0, mv0)
+    total = len(tiles) + len(repro[0])
+    for i, ((r, c, h, w), core) in enumerate(tiles):
+        _step(fb, i, total)
+        f, fv = fu.read(c0 + c, r0 + r, w, h)
+        p, pv = pn.read(c0 + c - dc, r0 + r - dr, w, h)
+        # MS pixels around the region, upsampled onto it with the project's cubic interpolator
+        u, v = (c0 + c - mu0) / ratio, (r0 + r - mv0) / ratio
+        mc0, mr0 = max(0, math.floor(u) - 3), max(0, math.floor(v) - 3)
+        mc1, mr1 = min(ms.w, math.ceil(u + w / ratio) + 3), min(ms.h, math.ceil(v + h / ratio) + 3)
+        m, mvalid = ms.read(mc0, mr0, mc1 - mc0, mr1 - mr0)
+        origin = ((mr0 - v) * ratio, (mc0 - u) * ratio)
+        lms = upsample(m.astype(np.float32), ratio, (h, w), origin).astype(np.float64)
+        valid = fv & pv
+        if not mvalid.all():
+            valid &= np.abs(upsample((~mvalid).astype(np.float32), ratio, (h, w), origin)) < 1e-6
+        acc.add(f, p[0], lms, core, valid)
+    res = acc.result()
+    res.update(_reprojection(fu, ms, gains, ratio, sens.scale, repro, fb, len(tiles), total))
+    fb.progress(1.0)
+    res.update(width=c1 - c0, height=r1 - r0, band_names=fu.names, ratio=ratio)
+    return res
+
+
+def _repro_tiles(fu: Raster, ms: Raster, ratio: int, region, mu0: float, mv0: float):
+    """MS-grid tiles for the reprojection pass: the MS pixels whose footprint lies in the fused region.
+
+    Returns (tiles, crop) with ``crop`` = (fused col, fused row, MS col, MS row, cols, rows, frac_col,
+    frac_row): the fused crop starts at the rounded footprint of MS pixel (MS col, MS row); ``frac`` is
+    the remaining sub-pixel offset of the MS grid (fused pixels), honoured by resampling the MS.
+    """
+    c0, r0, c1, r1 = region
+    mc0, mr0 = math.ceil((c0 - mu0) / ratio - 1e-6), math.ceil((r0 - mv0) / ratio - 1e-6)
+    mc1, mr1 = math.floor((c1 - mu0) / ratio + 1e-6), math.floor((r1 - mv0) / ratio + 1e-6)
+    fc, fr = round(mu0 + mc0 * ratio), round(mv0 + mr0 * ratio)
+    # rounding may push the last footprint past the region: drop it
+    while fc + (mc1 - mc0) * ratio > c1:
+        mc1 -= 1
+    while fr + (mr1 - mr0) * ratio > r1:
+        mr1 -= 1
+    n_c, n_r = mc1 - mc0, mr1 - mr0
+    if n_c < 2 * 32 // ratio or n_r < 2 * 32 // ratio:
+        return [], None
+    crop = (fc, fr, mc0, mr0, n_c, n_r, mu0 + mc0 * ratio - fc, mv0 + mr0 * ratio - fr)
+    return list(M.tile_cores(n_r, n_c, REPRO_TILE, REPRO_HALO)), crop
+
+
+def _reprojection(fu: Raster, ms: Raster, gains, ratio: int, scale: float, repro, fb: Feedback, done: int,
+                  total: int) -> dict:
+    """R-Q2n, R-SAM, R-ERGAS accumulated over MS-grid tiles (whole-image equal to
+    ``metrics.reprojection`` of the aligned fused crop against the MS)."""
+    tiles, crop = repro
+    if crop is None:
+        return {"R_Q2n": float("nan"), "R_SAM": float("nan"), "R_ERGAS": float("nan")}
+    fc, fr, mc0, mr0, n_c, n_r, frac_c, frac_r = crop
+    bounds = (fc, fr, fc + n_c * ratio, fr + n_r * ratio)
+    half = MTF_TAPS // 2 + ratio
+    resample = abs(frac_c) > ALIGN_TOL or abs(frac_r) > ALIGN_TOL
+    acc = M.ReducedAccumulator(fu.bands, ratio, scale)
+    for i, ((r, c, h, w), core) in enumerate(tiles):
+        _step(fb, done + i, total)
+        # fused footprint of the MS region with filter context, mirrored at the crop edges
+        f, fv = fu.read_mirrored(fc + c * ratio - half, fr + r * ratio - half, w * ratio + 2 * half,
+                                 h * ratio + 2 * half, bounds)
+        rep, first = decimate(f.astype(np.float32), gains, ratio, origin=(r * ratio - half, c * ratio - half))
+        rep = rep[:, r - first[0]: r - first[0] + h, c - first[1]: c - first[1] + w].astype(np.float64)
+        inner = fv[half:half + h * ratio, half:half + w * ratio]
+        ok = inner.reshape(h, ratio, w, ratio).all(axis=(1, 3))
+        if resample:   # MS sampled at the centres of the fused-anchored coarse pixels (cubic)
+            m, mv = ms.read_mirrored(mc0 + c - 2, mr0 + r - 2, w + 4, h + 4, (0, 0, ms.w, ms.h))
+            org = (frac_r / ratio - 2, frac_c / ratio - 2)
+            m = upsample(m.astype(np.float32), 1, (h, w), org).astype(np.float64)
+            mv = np.abs(upsample((~mv).astype(np.float32), 1, (h, w), org)) < 1e-6
+        else:
+            m, mv = ms.read(mc0 + c, mr0 + r, w, h)
+        acc.add(rep, m, core, ok & mv)
+    res = acc.result()
+    return {"R_Q2n": res["Q2n"], "R_SAM": res["SAM"], "R_ERGAS": res["ERGAS"]}

@@ -1,0 +1,137 @@
+"""HTML quality report of ``ksdiff:assess`` (tables of indices, per-band figures, an inline SVG chart).
+
+No QGIS: the Processing algorithm, the bench and scripts can write the same report.
+"""
+from __future__ import annotations
+
+import datetime
+import html
+import math
+
+from . import metrics as M
+from .sensors import get_sensor
+
+# index key in the metrics results -> (output name, label, ideal value, what it says)
+INDICES = {
+    "SAM": ("SAM", "SAM (degrees)", "0", "spectral angle between fused and reference spectra"),
+    "ERGAS": ("ERGAS", "ERGAS", "0", "relative global error, normalised by the resolution ratio"),
+    "Q2n": ("Q2N", "Q2n (Q4/Q8)", "1", "hypercomplex quality index on 32×32 blocks (all bands jointly)"),
+    "Q": ("Q", "Q (mean UIQI)", "1", "universal image quality index per band, averaged"),
+    "SCC": ("SCC", "SCC", "1", "correlation of Sobel gradient magnitudes (spatial detail)"),
+    "PSNR": ("PSNR", "PSNR (dB)", "∞", "peak signal-to-noise ratio on data / sensor maximum"),
+    "SSIM": ("SSIM", "SSIM", "1", "structural similarity per band, averaged"),
+    "D_lambda": ("D_LAMBDA", "Dλ (Khan)", "0", "spectral distortion: 1 − Q2n(MS upsampled, MTF-filtered fused)"),
+    "D_s": ("D_S", "Ds", "0", "spatial distortion: PAN relations of the fused vs those of the MS at low resolution"),
+    "HQNR": ("HQNR", "HQNR", "1", "hybrid quality with no reference: (1 − Dλ)(1 − Ds)"),
+    "D_rho": ("D_RHO", "Dρ", "0", "spatial consistency: 1 − local correlation of each fused band with the PAN "
+              "(ratio×ratio windows)"),
+    "R_Q2n": ("R_Q2N", "R-Q2n", "1", "Q2n of the fused image MTF-filtered and decimated, against the original MS"),
+    "R_SAM": ("R_SAM", "R-SAM (degrees)", "0", "SAM of the reprojected fused image against the original MS"),
+    "R_ERGAS": ("R_ERGAS", "R-ERGAS", "0", "ERGAS of the reprojected fused image against the original MS"),
+    "CB": ("CHECKERBOARD", "Checkerboard response (worst band)", "≈ PAN's",
+           "mean |2×2 checkerboard filter| / mean |gradient|: one-pixel grid artefacts; 1 = pure checkerboard"),
+    "CB_PAN": ("CHECKERBOARD_PAN", "Checkerboard response of the PAN", "—",
+               "the same index on the PAN: a clean fusion stays near it"),
+}
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, float) and math.isinf(v):
+        return "∞"
+    if isinstance(v, float) and math.isnan(v):
+        return "n/a"
+    return f"{v:.4f}"
+
+
+def svg_bars(series: dict[str, list[float]], labels: list[str], width: int = 520, height: int = 220,
+             vmax: float | None = None) -> str:
+    """A small grouped bar chart (one group per band, one bar per series) as inline SVG."""
+    colors = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd"]
+    vals = [v for s in series.values() for v in s if v is not None and math.isfinite(v)]
+    if not vals:
+        return ""
+    top = vmax if vmax is not None else max(max(vals), 1e-9) * 1.1
+    left, bottom, pad = 40, 30, 10
+    pw, ph = width - left - pad, height - bottom - pad - 18
+    ng, ns = len(labels), len(series)
+    gw = pw / max(ng, 1)
+    bw = gw * 0.8 / max(ns, 1)
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="11">']
+    for t in range(5):
+        val = top * t / 4
+        y = pad + 18 + ph - ph * t / 4
+        out.append(f'<line x1="{left}" y1="{y:.1f}" x2="{width - pad}" y2="{y:.1f}" stroke="#ddd"/>')
+        out.append(f'<text x="{left - 4}" y="{y + 4:.1f}" text-anchor="end">{val:.2f}</text>')
+    for si, (name, s) in enumerate(series.items()):
+        col = colors[si % len(colors)]
+        out.append(f'<rect x="{left + si * 90}" y="2" width="10" height="10" fill="{col}"/>'
+                   f'<text x="{left + si * 90 + 14}" y="11">{html.escape(name)}</text>')
+        for gi, v in enumerate(s):
+            if v is None or not math.isfinite(v):
+                continue
+            hgt = ph * max(0.0, min(v, top)) / top
+            x = left + gi * gw + gw * 0.1 + si * bw
+            out.append(f'<rect x="{x:.1f}" y="{pad + 18 + ph - hgt:.1f}" width="{bw:.1f}" height="{hgt:.1f}" fill="{col}">'
+                       f'<title>{html.escape(name)} {html.escape(labels[gi])}: {v:.4f}</title></rect>')
+    for gi, lab in enumerate(labels):
+        out.append(f'<text x="{left + gi * gw + gw / 2:.1f}" y="{height - 10}" text-anchor="middle">{html.escape(lab)}</text>')
+    out.append("</svg>")
+    return "".join(out)
+
+
+def html_report(reduced: dict | None, full: dict | None, inputs: dict, sensor: str) -> str:
+    sens = get_sensor(sensor)
+    rows, parts = [], []
+    for res, keys in ((reduced, M.REDUCED), (full, M.FULL + M.CONSISTENCY)):
+        if res is None:
+            continue
+        for k in keys:
+            _, label, ideal, what = INDICES[k]
+            rows.append(f"<tr><td>{label}</td><td class='n'>{_fmt(res.get(k))}</td><td class='n'>{ideal}</td><td>{what}</td></tr>")
+    ins = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>" for k, v in inputs.items() if v)
+    parts.append(f"<h1>Pansharpening quality report</h1><p>Sensor: {html.escape(sens.name)} "
+                 f"(ratio {sens.ratio}, MS MTF gains {', '.join(f'{g:g}' for g in sens.mtf_ms)}, PAN {sens.mtf_pan:g}). "
+                 f"Generated {datetime.datetime.now().isoformat(timespec='seconds')} by ksdiff:assess.</p>")
+    parts.append(f"<h2>Inputs</h2><table>{ins}</table>")
+    parts.append("<h2>Indices</h2><table><tr><th>index</th><th>value</th><th>ideal</th><th>meaning</th></tr>"
+                 + "".join(rows) + "</table>")
+    for res, title in ((reduced, "Reduced resolution (against the reference)"), (full, "Full resolution (no reference)")):
+        if res is None:
+            continue
+        pb = res["per_band"]
+        n = len(next(iter(pb.values())))
+        names = [nm or f"Band {i + 1}" for i, nm in enumerate((res.get("band_names") or [""] * n)[:n])]
+        names += [f"Band {i + 1}" for i in range(len(names), n)]
+        head = "".join(f"<th>{html.escape(k)}</th>" for k in pb)
+        body = "".join(
+            f"<tr><td>{html.escape(names[i])}</td>" + "".join(f"<td class='n'>{_fmt(float(pb[k][i]))}</td>" for k in pb) + "</tr>"
+            for i in range(n)
+        )
+        parts.append(f"<h2>{title}: per band</h2><p>{res['width']}×{res['height']} pixels assessed.</p>"
+                     f"<table><tr><th>band</th>{head}</tr>{body}</table>")
+        if "Q" in pb:
+            chart = svg_bars({k: [float(x) for x in pb[k]] for k in ("Q", "SCC", "SSIM")}, names, vmax=1.0)
+        else:
+            chart = svg_bars({{"D_s": "Ds", "D_rho": "Dρ", "CB": "Checkerboard"}.get(k, k): [float(x) for x in v]
+                              for k, v in pb.items()}, names)
+        parts.append(f"<div class='plot'>{chart}</div>")
+    parts.append(
+        "<h2>Notes</h2><ul>"
+        "<li>Definitions: SAM in degrees; ERGAS = 100/ratio·√(mean_b MSE_b/μ_b²); Q2n and Q on 32×32 blocks / "
+        "windows; SCC on Sobel magnitudes of interior pixels; PSNR and SSIM on data divided by the sensor maximum "
+        f"({sens.scale:g}); Dλ (Khan) = 1 − Q2n(MS cubic-upsampled, fused low-passed with the MS MTF); "
+        "Ds = mean_b |Q(F_b, PAN) − Q(MS_b upsampled, PAN degraded and re-interpolated)|; HQNR = (1 − Dλ)(1 − Ds); "
+        "Dρ = 1 − mean local correlation (ratio×ratio windows, clipped to [−1, 1]) of each fused band with the PAN "
+        "(Scarpa &amp; Ciotola 2022); R-Q2n / R-SAM / R-ERGAS compare the fused image filtered with the MS MTF "
+        "and decimated by the ratio (Wald's degradation) with the original MS; checkerboard response = mean "
+        "|x ⊛ [[1,−1],[−1,1]]| / mean(|∂x x| + |∂y x|), worst band (a clean fusion stays near the PAN's value).</li>"
+        "<li>Pixels that are nodata in any input are left out, with every window and block that touches them.</li>"
+        "<li>Computed tile by tile (512×512 pixels with 64 pixels of context): equal to the whole-image values, "
+        "with bounded memory.</li></ul>"
+    )
+    style = ("body{font-family:sans-serif;max-width:60em;margin:1em auto;color:#222}table{border-collapse:collapse;margin:.5em 0}"
+             "td,th{border:1px solid #ccc;padding:3px 8px}th{background:#f0f0f0}td.n{text-align:right;font-variant-numeric:tabular-nums}")
+    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>KSDiff quality report</title>"
+            f"<style>{style}</style></head><body>{''.join(parts)}</body></html>")

@@ -1,0 +1,261 @@
+"""Validate METHOD auto's decision rule on real cases whose truth is known (not part of `make test`).
+
+Every reduced-resolution case is a Wald pair with its reference (the original MS): ``auto`` runs on the
+degraded pair (its self-check degrades it once more), and the truth is the ERGAS of forced KSDiff and of
+MTF-GLP-HPM against the reference. Full-resolution cases run ``auto`` on the real pair and report the
+whole-scene R-ERGAS and checkerboard response of both methods next to the pair's reduced-resolution truth.
+
+WorldView-2 pair 3 (the test scene) is never used. Cases: WV2 pairs 1 and 2; Landsat 8 outside its
+held-apart window; Sentinel-2 10 m outside its held-apart window with a simulated PAN (as ``make bench``,
+blur sigma 0.8 px) plus a sharp (no blur) and a blurry (sigma 1.6 px) PAN; 8-bit rescaled versions of
+WV2 pair 1 and Sentinel-2; WV2 pair 1 with a blurred PAN.
+
+Usage: python scripts/validate_selfcheck.py [--out FILE.md] [--json FILE.json]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from osgeo import gdal
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from ksdiff_qgis.engine import metrics as M  # noqa: E402
+from ksdiff_qgis.engine.filters import convolve_axis, upsample, wald_degrade  # noqa: E402
+from ksdiff_qgis.engine.pipeline import pansharpen  # noqa: E402
+from ksdiff_qgis.engine.selfcheck import decide  # noqa: E402
+from ksdiff_qgis.engine.sensors import get_sensor  # noqa: E402
+from ksdiff_qgis.engine.wald import make_reduced_case, write_geotiff  # noqa: E402
+
+gdal.UseExceptions()
+DATA = Path(os.environ.get("KSDIFF_DATA", Path.home() / ".cache" / "ksdiff" / "data"))
+S2_WEIGHTS, S2_OFFSET = (0.177, 0.194, 0.416, 0.182), -4.8     # as scripts/bench.py
+S2_WINDOW = (0, 0, 1024, 1024)            # 10 m pixels; the held-apart window is (1421, 1435, 512, 512)
+L8_MS_WINDOW = (0, 0, 360, 340)           # MS pixels; the held-apart window is (370, 347, 257, 256)
+
+
+def read(path, window=None):
+    ds = gdal.Open(str(path))
+    arr = ds.ReadAsArray(*(window or ()))
+    arr = arr[None] if arr.ndim == 2 else arr
+    gt = ds.GetGeoTransform()
+    if window:
+        gt = (gt[0] + window[0] * gt[1], gt[1], 0.0, gt[3] + window[1] * gt[5], 0.0, gt[5])
+    return arr, gt, ds.GetProjection()
+
+
+def blur(img: np.ndarray, sigma: float) -> np.ndarray:
+    if sigma <= 0:
+        return img.astype(np.float32)
+    x = np.arange(-4, 5, dtype=np.float64)
+    k = np.exp(-0.5 * (x / sigma) ** 2)
+    k /= k.sum()
+    return convolve_axis(convolve_axis(img.astype(np.float32), k, -2), k, -1)
+
+
+def to8(arr: np.ndarray, top: float) -> np.ndarray:
+    return np.clip(np.round(arr.astype(np.float64) * 255.0 / top), 1, 255).astype(np.uint8)
+
+
+def s2_case(tmp: Path, name: str, pan_blur: float, eight_bit: bool = False) -> dict:
+    """Sentinel-2 10 m bands mapped to WV2-like DN (1st percentile and mean of WV2 pairs 1-2) as the
+    reference, a simulated PAN, the MS degraded with the WV2 MTF (ratio 4)."""
+    sens = get_sensor("wv2")
+    s2, gt, srs = read(DATA / "sentinel2" / "s2_10m.tif", S2_WINDOW)
+    s2 = s2.astype(np.float64)
+    lo, mean = [], []
+    for i in (1, 2):
+        ms, _, _ = read(DATA / "wv2" / f"pair{i}_ms.tif")
+        v = np.all(ms != 0, axis=0)
+        lo.append([np.percentile(b[v], 1) for b in ms])
+        mean.append([b[v].mean() for b in ms])
+    wlo, wmean = np.mean(lo, axis=0), np.mean(mean, axis=0)
+    slo = np.array([np.percentile(b, 1) for b in s2])
+    smean = s2.reshape(4, -1).mean(axis=1)
+    ref = np.clip(np.round((s2 - slo[:, None, None]) * ((wmean - wlo) / (smean - slo))[:, None, None]
+                           + wlo[:, None, None]), 1, 2047)
+    pan = blur(np.tensordot(np.asarray(S2_WEIGHTS), ref, axes=1) + S2_OFFSET, pan_blur)
+    ms_lr = wald_degrade(ref.astype(np.float32), sens.mtf_ms, 4)
+    pan, ms_lr = np.clip(np.round(pan), 1, 2047), np.clip(np.round(ms_lr), 1, 2047)
+    if eight_bit:
+        pan, ms_lr, ref = to8(pan, 2047), to8(ms_lr, 2047), to8(ref, 2047)
+    dt = np.uint8 if eight_bit else np.uint16
+    lr_gt = (gt[0], gt[1] * 4, 0.0, gt[3], 0.0, gt[5] * 4)
+    p = write_geotiff(str(tmp / f"{name}_pan.tif"), pan.astype(dt)[None], gt, srs, 0, ["PAN"])
+    m = write_geotiff(str(tmp / f"{name}_ms.tif"), ms_lr.astype(dt), lr_gt, srs, 0, ["B", "G", "R", "N"])
+    r = write_geotiff(str(tmp / f"{name}_ref.tif"), ref.astype(dt), gt, srs, 0, ["B", "G", "R", "N"])
+    return dict(name=name, sensor="wv2", pan=p, ms=m, ref=r, ratio=4)
+
+
+def wald_case(tmp: Path, name: str, pan: str, ms: str, sensor: str, window=None, pan_blur: float = 0.0,
+              eight_bit: bool = False) -> dict:
+    """A Wald pair of a real scene; optionally with a blurred PAN or rescaled to 8 bits."""
+    c = make_reduced_case(pan, ms, str(tmp), sensor, window=window, prefix=name)
+    case = dict(name=name, sensor=sensor, pan=c.pan, ms=c.ms, ref=c.ref, ratio=c.ratio)
+    if pan_blur or eight_bit:
+        top = get_sensor(sensor).scale
+        for key in ("pan", "ms", "ref"):
+            arr, gt, srs = read(case[key])
+            valid = np.all(arr != 0, axis=0)
+            if key == "pan" and pan_blur:
+                arr = np.clip(np.round(blur(arr[0], pan_blur)), 1, top)[None]
+            if eight_bit:
+                arr = to8(arr, 2047.0)
+            arr = arr.astype(np.uint8 if eight_bit else np.uint16)
+            arr[:, ~valid] = 0
+            out = str(tmp / f"{name}_{key}_v.tif")
+            write_geotiff(out, arr, gt, srs, 0, None)
+            case[key] = out
+    return case
+
+
+def truth_ergas(fused: str, case: dict) -> float:
+    ref, gt, _ = read(case["ref"])
+    f = gdal.Open(fused)
+    fgt = f.GetGeoTransform()
+    c, r = round((gt[0] - fgt[0]) / fgt[1]), round((gt[3] - fgt[3]) / fgt[5])
+    fa = f.ReadAsArray(c, r, ref.shape[2], ref.shape[1]).astype(np.float64)
+    mask = np.all(ref != 0, axis=0) & np.all(fa != 0, axis=0)
+    return M.ergas(fa, ref.astype(np.float64), case["ratio"], mask)
+
+
+def full_scores(fused: str, case: dict) -> dict:
+    """Whole-scene R-ERGAS and checkerboard response (aligned grids only; valid MS rows only)."""
+    f, fgt, _ = read(fused)
+    ms, mgt, _ = read(case["ms"])
+    pan, _, _ = read(case["pan"])
+    k = case["ratio"]
+    valid = np.all(ms != 0, axis=0)
+    rows = np.where(valid.all(axis=1))[0]
+    r0, r1 = int(rows.min()), int(rows.max()) + 1
+    fs = f[:, r0 * k:r1 * k].astype(np.float64)
+    gains = get_sensor(case["sensor"]).mtf_ms
+    rep = M.reprojection(fs, ms[:, r0:r1].astype(np.float64), gains, k)
+    return {"R_ERGAS": rep["R_ERGAS"], "CB": float(np.nanmax(M.checkerboard_response(fs))),
+            "CB_PAN": float(M.checkerboard_response(pan[:, r0 * k:r1 * k].astype(np.float64))[0])}
+
+
+def run_case(case: dict, tmp: Path, full: bool = False) -> dict:
+    out = {"name": case["name"]}
+    t = time.perf_counter()
+    auto = pansharpen(case["pan"], case["ms"], str(tmp / f"{case['name']}_auto.tif"), case["sensor"], "auto")
+    out["auto_seconds"] = time.perf_counter() - t
+    sc = auto.selfcheck
+    out["choice"] = auto.method
+    out["reason"] = sc.reason
+    out["check"] = sc.outputs()
+    if sc.learned is not None:   # the brief's original guard (PAN only), for comparison
+        out["choice_pan_only"] = "ksdiff" if decide(sc.learned, sc.classical, sc.pan_checkerboard)[0] else "mtf_glp_hpm"
+    else:
+        out["choice_pan_only"] = auto.method
+    for m in ("ksdiff", "mtf_glp_hpm"):
+        path = str(tmp / f"{case['name']}_{m}.tif")
+        pansharpen(case["pan"], case["ms"], path, case["sensor"], m)
+        if full:
+            out[m] = full_scores(path, case)
+        else:
+            out[m] = {"ERGAS": truth_ergas(path, case)}
+    if not full:
+        best = "ksdiff" if out["ksdiff"]["ERGAS"] < out["mtf_glp_hpm"]["ERGAS"] else "mtf_glp_hpm"
+        out["truth_best"] = best
+        out["correct"] = best == out["choice"]
+        out["correct_pan_only"] = best == out["choice_pan_only"]
+        out["auto_ERGAS"] = out[out["choice"]]["ERGAS"]
+    return out
+
+
+def cases(tmp: Path) -> tuple[list[dict], list[dict]]:
+    wv2 = DATA / "wv2"
+    l8 = DATA / "landsat8"
+    rr = [
+        wald_case(tmp, "wv2_pair1", str(wv2 / "pair1_pan.tif"), str(wv2 / "pair1_ms.tif"), "wv2"),
+        wald_case(tmp, "wv2_pair2", str(wv2 / "pair2_pan.tif"), str(wv2 / "pair2_ms.tif"), "wv2",
+                  window=(0, 52, 148, 96)),
+        wald_case(tmp, "wv2_pair1_8bit", str(wv2 / "pair1_pan.tif"), str(wv2 / "pair1_ms.tif"), "wv2",
+                  eight_bit=True),
+        wald_case(tmp, "wv2_pair1_pan_blur1.2", str(wv2 / "pair1_pan.tif"), str(wv2 / "pair1_ms.tif"), "wv2",
+                  pan_blur=1.2),
+        wald_case(tmp, "landsat8", str(l8 / "pan.tif"), str(l8 / "ms.tif"), "landsat8", window=L8_MS_WINDOW),
+        s2_case(tmp, "s2_simpan", 0.8),
+        s2_case(tmp, "s2_simpan_sharp", 0.0),
+        s2_case(tmp, "s2_simpan_blur1.6", 1.6),
+        s2_case(tmp, "s2_simpan_8bit", 0.8, eight_bit=True),
+    ]
+    fr = [
+        dict(name="wv2_pair1_full", sensor="wv2", pan=str(wv2 / "pair1_pan.tif"), ms=str(wv2 / "pair1_ms.tif"), ratio=4),
+        dict(name="wv2_pair2_full", sensor="wv2", pan=str(wv2 / "pair2_pan.tif"), ms=str(wv2 / "pair2_ms.tif"), ratio=4),
+    ]
+    return rr, fr
+
+
+def markdown(rr: list[dict], fr: list[dict]) -> str:
+    lines = ["| case | check: KSDiff / HPM Wald ERGAS | R-ERGAS | CB KSDiff (PAN, MS) | MS px | choice | truth ERGAS KSDiff / HPM | right? | PAN-only guard |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in rr:
+        c = r["check"]
+        f = (lambda v: "—" if v is None else f"{v:.3f}")  # noqa: E731
+        lines.append(f"| {r['name']} | {f(c['SELFCHECK_KSDIFF_ERGAS'])} / {f(c['SELFCHECK_CLASSICAL_ERGAS'])} | "
+                     f"{f(c['SELFCHECK_KSDIFF_R_ERGAS'])} / {f(c['SELFCHECK_CLASSICAL_R_ERGAS'])} | "
+                     f"{f(c['SELFCHECK_KSDIFF_CHECKERBOARD'])} ({f(c['SELFCHECK_PAN_CHECKERBOARD'])}, "
+                     f"{f(c['SELFCHECK_MS_CHECKERBOARD'])}) | "
+                     f"{c['SELFCHECK_PIXELS']} | {r['choice']} | {r['ksdiff']['ERGAS']:.3f} / "
+                     f"{r['mtf_glp_hpm']['ERGAS']:.3f} | {'yes' if r['correct'] else '**no**'} | "
+                     f"{r['choice_pan_only']} ({'right' if r['correct_pan_only'] else 'wrong'}) |")
+    lines += ["", "| full-resolution case | check: KSDiff / HPM Wald ERGAS | R-ERGAS | CB KSDiff (PAN, MS) | choice | "
+              "whole scene R-ERGAS KSDiff / HPM | whole scene CB KSDiff / HPM (PAN) | PAN-only guard |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for r in fr:
+        c = r["check"]
+        f = (lambda v: "—" if v is None else f"{v:.3f}")  # noqa: E731
+        lines.append(f"| {r['name']} | {f(c['SELFCHECK_KSDIFF_ERGAS'])} / {f(c['SELFCHECK_CLASSICAL_ERGAS'])} | "
+                     f"{f(c['SELFCHECK_KSDIFF_R_ERGAS'])} / {f(c['SELFCHECK_CLASSICAL_R_ERGAS'])} | "
+                     f"{f(c['SELFCHECK_KSDIFF_CHECKERBOARD'])} ({f(c['SELFCHECK_PAN_CHECKERBOARD'])}, "
+                     f"{f(c['SELFCHECK_MS_CHECKERBOARD'])}) | {r['choice']} | "
+                     f"{r['ksdiff']['R_ERGAS']:.3f} / {r['mtf_glp_hpm']['R_ERGAS']:.3f} | "
+                     f"{r['ksdiff']['CB']:.3f} / {r['mtf_glp_hpm']['CB']:.3f} ({r['ksdiff']['CB_PAN']:.3f}) | "
+                     f"{r['choice_pan_only']} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--only", default="", help="comma-separated case names")
+    args = ap.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="ksdiff_selfcheck_") as d:
+        tmp = Path(d)
+        rr, fr = cases(tmp)
+        if args.only:
+            keep = set(args.only.split(","))
+            rr, fr = [c for c in rr if c["name"] in keep], [c for c in fr if c["name"] in keep]
+        res_rr, res_fr = [], []
+        for c in rr:
+            res_rr.append(run_case(c, tmp))
+            r = res_rr[-1]
+            print(f"{r['name']}: choice {r['choice']} truth {r['truth_best']} "
+                  f"(KSDiff {r['ksdiff']['ERGAS']:.3f}, HPM {r['mtf_glp_hpm']['ERGAS']:.3f}); check {r['check']}",
+                  flush=True)
+        for c in fr:
+            res_fr.append(run_case(c, tmp, full=True))
+            print(f"{res_fr[-1]['name']}: {res_fr[-1]}", flush=True)
+    md = markdown(res_rr, res_fr)
+    print(md)
+    if args.out:
+        args.out.write_text(md)
+    if args.json:
+        args.json.write_text(json.dumps({"reduced": res_rr, "full": res_fr}, indent=1, default=float))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
