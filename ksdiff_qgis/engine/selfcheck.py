@@ -66,6 +66,9 @@ class SelfCheck:
     classical: Scores | None = None
     pan_checkerboard: float = float("nan")
     ms_checkerboard: float = float("nan")   # the real MS at its own resolution, worst band
+    # least-squares per-band gains g on the learned detail (fused - lms) against (MS - lms) on the Wald
+    # sample: a measured diagnostic of over/under-injection, not applied (see docs/SELFCHECK.md)
+    detail_gains: list[float] = field(default_factory=list)
     pixels: int = 0                  # MS pixels scored at reduced resolution
     windows: int = 0
     seconds: float = 0.0
@@ -179,6 +182,7 @@ class _Pool:
         self.n = 0
         self.sam_sum, self.sam_n = 0.0, 0
         self.cb = np.zeros((2, bands))
+        self.dt, self.dd = np.zeros(bands), np.zeros(bands)   # sum(detail * target), sum(detail^2)
 
     def add_error(self, fused: np.ndarray, ref: np.ndarray) -> None:
         f, r = fused.reshape(fused.shape[0], -1).astype(np.float64), ref.reshape(ref.shape[0], -1).astype(np.float64)
@@ -190,6 +194,12 @@ class _Pool:
         cos = np.clip((f * r).sum(axis=0)[ok] / (nf[ok] * nr[ok]), -1.0, 1.0)
         self.sam_sum += float(np.degrees(np.arccos(cos)).sum())
         self.sam_n += int(ok.sum())
+
+    def add_detail(self, fused: np.ndarray, lms: np.ndarray, ref: np.ndarray) -> None:
+        d = (fused - lms).reshape(fused.shape[0], -1).astype(np.float64)
+        t = (ref - lms).reshape(ref.shape[0], -1).astype(np.float64)
+        self.dt += (d * t).sum(axis=1)
+        self.dd += (d * d).sum(axis=1)
 
     def add_checker(self, img: np.ndarray) -> None:
         cb, grad, _ = M._checker_parts(img)
@@ -303,6 +313,8 @@ def run_check(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan, se
     res.learned, res.classical = scores["learned"], scores["classical"]
     res.pan_checkerboard = float(pan_pool.checkerboard()[0])
     res.ms_checkerboard = float(np.nanmax(ms_pool.checkerboard()))
+    red = pools["learned"][0]
+    res.detail_gains = [float(a / b) if b > 0 else 1.0 for a, b in zip(red.dt, red.dd)]
     keep, why = decide(res.learned, res.classical, res.pan_checkerboard, res.ms_checkerboard)
     res.method = "ksdiff" if keep else FALLBACK
     res.reason = why
@@ -325,6 +337,7 @@ def _score_window(s: _Sample, learned: Fuser, hpm: Fuser, pools, pan_pool: _Pool
         red_pool, full_pool = pools[name]
         fused_lr = _fuse_pair(fuser, pan_lr, lms_lr, red_ctx)
         red_pool.add_error(fused_lr[:, ctx:ctx + h, ctx:ctx + w], ref)
+        red_pool.add_detail(fused_lr[:, ctx:ctx + h, ctx:ctx + w], lms_lr[:, ctx:ctx + h, ctx:ctx + w], ref)
         # full resolution: the region fused as the pipeline would, reprojected onto the MS grid
         fused = _fuse_pair(fuser, s.pan, s.lms, full_ctx)
         rep = wald_degrade(fused, gains, k)
