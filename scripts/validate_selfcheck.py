@@ -105,13 +105,15 @@ def wald_case(tmp: Path, name: str, pan: str, ms: str, sensor: str, window=None,
     case = dict(name=name, sensor=sensor, pan=c.pan, ms=c.ms, ref=c.ref, ratio=c.ratio)
     if pan_blur or eight_bit:
         top = get_sensor(sensor).scale
+        # 8 bits: one linear map for all three rasters, 255 at the reference's 99.9th percentile
+        ref8 = float(np.percentile(read(case["ref"])[0], 99.9)) if eight_bit else top
         for key in ("pan", "ms", "ref"):
             arr, gt, srs = read(case[key])
             valid = np.all(arr != 0, axis=0)
             if key == "pan" and pan_blur:
                 arr = np.clip(np.round(blur(arr[0], pan_blur)), 1, top)[None]
             if eight_bit:
-                arr = to8(arr, 2047.0)
+                arr = to8(arr, ref8)
             arr = arr.astype(np.uint8 if eight_bit else np.uint16)
             arr[:, ~valid] = 0
             out = str(tmp / f"{name}_{key}_v.tif")
