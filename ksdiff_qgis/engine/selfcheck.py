@@ -356,6 +356,9 @@ def log_check(res: SelfCheck, fb: Feedback, learned_name: str = "KSDiff") -> Non
         fb.info(f"  {name:12s} Wald ERGAS {sc.ergas:.3f}  SAM {sc.sam:.3f}  |  full resolution R-ERGAS "
                 f"{sc.r_ergas:.3f}  checkerboard {sc.checkerboard:.3f} (PAN {res.pan_checkerboard:.3f}, "
                 f"MS {res.ms_checkerboard:.3f})")
+    if res.detail_gains:   # < 1: the network injects more detail than the scene's Wald sample supports
+        fb.info(f"  {learned_name} detail gains fitted on the Wald sample (diagnostic, not applied): "
+                + ", ".join(f"{g:.2f}" for g in res.detail_gains))
     if res.method == FALLBACK:
         fb.warning(f"Self-check: {learned_name} is not used on this scene because {res.reason}; fusing with "
                    f"MTF-GLP-HPM instead (METHOD=ksdiff forces the model).")
