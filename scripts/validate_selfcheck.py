@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
 from ksdiff_qgis.engine import metrics as M  # noqa: E402
-from ksdiff_qgis.engine.filters import convolve_axis, upsample, wald_degrade  # noqa: E402
+from ksdiff_qgis.engine.filters import convolve_axis, wald_degrade  # noqa: E402
 from ksdiff_qgis.engine.pipeline import pansharpen  # noqa: E402
 from ksdiff_qgis.engine.selfcheck import decide  # noqa: E402
 from ksdiff_qgis.engine.sensors import get_sensor  # noqa: E402
@@ -213,8 +213,8 @@ def cases(tmp: Path, test_scene: bool = False) -> tuple[list[dict], list[dict]]:
         rr.append(wald_case(tmp, "TEST_wv2_pair3", str(wv2 / "pair3_pan.tif"), str(wv2 / "pair3_ms.tif"), "wv2",
                             window=(0, 60, 148, 88)))
     fr = [
-        dict(name="wv2_pair1_full", sensor="wv2", pan=str(wv2 / "pair1_pan.tif"), ms=str(wv2 / "pair1_ms.tif"), ratio=4),
-        dict(name="wv2_pair2_full", sensor="wv2", pan=str(wv2 / "pair2_pan.tif"), ms=str(wv2 / "pair2_ms.tif"), ratio=4),
+        dict(name=f"wv2_pair{i}_full", sensor="wv2", pan=str(wv2 / f"pair{i}_pan.tif"),
+             ms=str(wv2 / f"pair{i}_ms.tif"), ratio=4) for i in (1, 2)
     ]
     if test_scene:
         fr.append(dict(name="TEST_wv2_pair3_full", sensor="wv2", pan=str(wv2 / "pair3_pan.tif"),
@@ -223,17 +223,19 @@ def cases(tmp: Path, test_scene: bool = False) -> tuple[list[dict], list[dict]]:
 
 
 def markdown(rr: list[dict], fr: list[dict]) -> str:
-    lines = ["| case | check: KSDiff / HPM Wald ERGAS | R-ERGAS | CB KSDiff (PAN, MS) | MS px | choice | truth ERGAS KSDiff / HPM | right? | PAN-only guard |",
+    lines = ["| case | check: KSDiff / HPM Wald ERGAS | R-ERGAS | CB KSDiff (PAN, MS) | MS px | choice | "
+             "truth ERGAS KSDiff / HPM | right? | PAN-only guard |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rr:
         c = r["check"]
         f = (lambda v: "—" if v is None else f"{v:.3f}")  # noqa: E731
+        verdict = ("tie" if r["tie"] else "yes") if r["correct"] else "**no**"
         lines.append(f"| {r['name']} | {f(c['SELFCHECK_KSDIFF_ERGAS'])} / {f(c['SELFCHECK_CLASSICAL_ERGAS'])} | "
                      f"{f(c['SELFCHECK_KSDIFF_R_ERGAS'])} / {f(c['SELFCHECK_CLASSICAL_R_ERGAS'])} | "
                      f"{f(c['SELFCHECK_KSDIFF_CHECKERBOARD'])} ({f(c['SELFCHECK_PAN_CHECKERBOARD'])}, "
                      f"{f(c['SELFCHECK_MS_CHECKERBOARD'])}) | "
                      f"{c['SELFCHECK_PIXELS']} | {r['choice']} | {r['ksdiff']['ERGAS']:.3f} / "
-                     f"{r['mtf_glp_hpm']['ERGAS']:.3f} | {('tie' if r['tie'] else 'yes') if r['correct'] else '**no**'} | "
+                     f"{r['mtf_glp_hpm']['ERGAS']:.3f} | {verdict} | "
                      f"{r['choice_pan_only']} ({'right' if r['correct_pan_only'] else 'wrong'}) |")
     n_ok = sum(r["correct"] for r in rr)
     n_pan = sum(r["correct_pan_only"] for r in rr)
@@ -241,7 +243,8 @@ def markdown(rr: list[dict], fr: list[dict]) -> str:
     lines += ["", f"Right (or a tie within {NOISE} ERGAS) on {n_ok} of {len(rr)} cases with the guard against "
               f"max(PAN, MS); {n_pan} of {len(rr)} with the PAN-only guard. The default's ERGAS is at most "
               f"MTF-GLP-HPM's on {never_worse} of {len(rr)} cases."]
-    lines += ["", "| case | injection gains fitted on the Wald sample | truth ERGAS KSDiff → calibrated |", "| --- | --- | --- |"]
+    lines += ["", "| case | injection gains fitted on the Wald sample | truth ERGAS KSDiff → calibrated |",
+              "| --- | --- | --- |"]
     for r in rr:
         if "ksdiff_calibrated" in r:
             lines.append(f"| {r['name']} | {', '.join(f'{g:.2f}' for g in r['detail_gains'])} | "

@@ -1,8 +1,6 @@
 """ksdiff:assess in real QGIS: a Wald test case from the real WorldView-2 fixture, fused, then assessed."""
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 from osgeo import gdal

@@ -2,8 +2,7 @@
 from __future__ import annotations
 
 import json
-import logging
-import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -161,7 +160,7 @@ def test_a_worse_model_is_replaced_and_ksdiff_forces_it(qgis_app, data_dir, scal
     np.testing.assert_allclose(f[ok], 1.5 * e[ok], atol=2.0)
 
 
-def test_auto_falls_back_without_a_model_for_the_sensor(qgis_app, data_dir, tmp_path, monkeypatch, caplog):
+def test_auto_falls_back_without_a_model_for_the_sensor(qgis_app, data_dir, tmp_path, monkeypatch):
     empty = tmp_path / "models"
     empty.mkdir()
     monkeypatch.setattr(model_card, "MODELS_DIR", empty)
@@ -194,3 +193,41 @@ def test_auto_falls_back_when_the_ratio_does_not_fit(qgis_app, data_dir, tmp_pat
     res = pansharpen(str(data_dir / "l8_pan.tif"), str(data_dir / "l8_ms.tif"), str(tmp_path / "o.tif"),
                      sensor="wv2", method="auto", feedback=fb)
     assert res.method == "mtf_glp_hpm" and "ratio" in res.selfcheck.reason
+
+
+def test_sample_reaches_64k_ms_pixels_on_a_large_scene(tmp_path):
+    """A 1280^2 PAN / 320^2 MS scene (the real WV2 fixture mirrored): >= 64k MS pixels in spread windows,
+    and a 'model' that only upsamples (EXP) loses the Wald check to MTF-GLP-HPM."""
+    from ksdiff_qgis.engine import classical
+    from ksdiff_qgis.engine.grid import plan_grid
+    from ksdiff_qgis.engine.pipeline import _ms_stats_window, estimate_scene_stats
+    from ksdiff_qgis.engine.raster_io import open_raster
+    from ksdiff_qgis.engine.sensors import get_sensor
+    from ksdiff_qgis.engine.wald import write_geotiff
+
+    data = Path(__file__).resolve().parent / "data"
+    paths = {}
+    for name in ("pan", "ms"):
+        ds = gdal.Open(str(data / f"wv2_{name}.tif"))
+        a = ds.ReadAsArray()
+        a = a[None] if a.ndim == 2 else a
+        a = np.concatenate([a, a[:, ::-1]], axis=1)
+        a = np.concatenate([a, a[:, :, ::-1]], axis=2)
+        a = np.tile(a, (1, 3, 3))[:, : a.shape[1] * 5 // 2, : a.shape[2] * 5 // 2]
+        paths[name] = write_geotiff(str(tmp_path / f"{name}.tif"), a, ds.GetGeoTransform(), ds.GetProjection(), 0)
+    pan_ds, pan = open_raster(paths["pan"], "PAN")
+    ms_ds, ms = open_raster(paths["ms"], "MS")
+    plan = plan_grid(pan, ms, ms_ds)
+    stats = estimate_scene_stats(pan_ds, ms_ds, pan, ms, plan)
+    area = _ms_stats_window(plan, ms.width, ms.height)
+    res = selfcheck.run_check(pan_ds, ms_ds, pan, ms, plan, get_sensor("wv2"), classical.fuse_exp, stats, area)
+    assert ms.width == 320 and res.pixels >= selfcheck.TARGET_PIXELS and res.windows >= 4
+    assert res.method == "mtf_glp_hpm" and "Wald ERGAS" in res.reason
+    assert res.learned.checkerboard < res.classical.checkerboard     # upsampling draws no one-pixel detail
+
+
+def test_out_of_range_network_outputs_are_counted(data_dir, scaled_model, tmp_path):
+    fb = Recorder()
+    pansharpen(str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif"), str(tmp_path / "o.tif"), sensor="wv2",
+               method="ksdiff", model_path=scaled_model, feedback=fb)
+    assert any("above 2047" in w for w in fb.warnings), fb.warnings

@@ -76,11 +76,13 @@ class AssessAlgorithm(QgsProcessingAlgorithm):
         params = [
             (QgsProcessingParameterRasterLayer(self.FUSED, tr("Pansharpened (fused) raster")),
              tr("The pansharpened raster to assess.")),
-            (QgsProcessingParameterRasterLayer(self.REFERENCE, tr("Reference MS on the fused grid (reduced-resolution assessment)"),
+            (QgsProcessingParameterRasterLayer(self.REFERENCE,
+                                               tr("Reference MS on the fused grid (reduced-resolution assessment)"),
                                                optional=True),
              tr("Ground-truth MS on the same pixel grid as the fused raster (e.g. the original MS of a Wald test "
                 "case). Enables SAM, ERGAS, Q2n, Q, SCC, PSNR and SSIM.")),
-            (QgsProcessingParameterRasterLayer(self.PAN, tr("Original PAN (full-resolution assessment)"), optional=True),
+            (QgsProcessingParameterRasterLayer(self.PAN, tr("Original PAN (full-resolution assessment)"),
+                                               optional=True),
              tr("The panchromatic raster the fused raster was made from (same pixel grid). With the original MS "
                 "it enables Dλ, Ds, HQNR, Dρ, R-Q2n, R-SAM, R-ERGAS and the checkerboard response.")),
             (QgsProcessingParameterRasterLayer(self.MS, tr("Original MS (full-resolution assessment)"), optional=True),
@@ -95,7 +97,7 @@ class AssessAlgorithm(QgsProcessingAlgorithm):
         for p, helptext in params:
             p.setHelp(helptext)
             self.addParameter(p)
-        for key, (out, label, _, _) in INDICES.items():
+        for out, label, _, _ in INDICES.values():
             self.addOutput(QgsProcessingOutputNumber(out, label))
 
     def prepareAlgorithm(self, parameters, context, feedback):  # noqa: N802
@@ -105,7 +107,8 @@ class AssessAlgorithm(QgsProcessingAlgorithm):
         ms = self.parameterAsRasterLayer(parameters, self.MS, context)
         self._ref = raster_path(ref, "REFERENCE") if ref is not None else None
         if (pan is None) != (ms is None):
-            raise QgsProcessingException(tr("Full-resolution assessment needs both the original PAN and the original MS"))
+            raise QgsProcessingException(
+                tr("Full-resolution assessment needs both the original PAN and the original MS"))
         self._pan = raster_path(pan, "PAN") if pan is not None else None
         self._ms = raster_path(ms, "MS") if ms is not None else None
         if self._ref is None and self._pan is None:

@@ -58,7 +58,8 @@ def svg_bars(series: dict[str, list[float]], labels: list[str], width: int = 520
     ng, ns = len(labels), len(series)
     gw = pw / max(ng, 1)
     bw = gw * 0.8 / max(ns, 1)
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="11">']
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+           'font-family="sans-serif" font-size="11">']
     for t in range(5):
         val = top * t / 4
         y = pad + 18 + ph - ph * t / 4
@@ -73,10 +74,11 @@ def svg_bars(series: dict[str, list[float]], labels: list[str], width: int = 520
                 continue
             hgt = ph * max(0.0, min(v, top)) / top
             x = left + gi * gw + gw * 0.1 + si * bw
-            out.append(f'<rect x="{x:.1f}" y="{pad + 18 + ph - hgt:.1f}" width="{bw:.1f}" height="{hgt:.1f}" fill="{col}">'
-                       f'<title>{html.escape(name)} {html.escape(labels[gi])}: {v:.4f}</title></rect>')
+            out.append(f'<rect x="{x:.1f}" y="{pad + 18 + ph - hgt:.1f}" width="{bw:.1f}" height="{hgt:.1f}" '
+                       f'fill="{col}"><title>{html.escape(name)} {html.escape(labels[gi])}: {v:.4f}</title></rect>')
     for gi, lab in enumerate(labels):
-        out.append(f'<text x="{left + gi * gw + gw / 2:.1f}" y="{height - 10}" text-anchor="middle">{html.escape(lab)}</text>')
+        out.append(f'<text x="{left + gi * gw + gw / 2:.1f}" y="{height - 10}" text-anchor="middle">'
+                   f'{html.escape(lab)}</text>')
     out.append("</svg>")
     return "".join(out)
 
@@ -89,15 +91,18 @@ def html_report(reduced: dict | None, full: dict | None, inputs: dict, sensor: s
             continue
         for k in keys:
             _, label, ideal, what = INDICES[k]
-            rows.append(f"<tr><td>{label}</td><td class='n'>{_fmt(res.get(k))}</td><td class='n'>{ideal}</td><td>{what}</td></tr>")
+            rows.append(f"<tr><td>{label}</td><td class='n'>{_fmt(res.get(k))}</td><td class='n'>{ideal}</td>"
+                        f"<td>{what}</td></tr>")
     ins = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>" for k, v in inputs.items() if v)
+    gains = ", ".join(f"{g:g}" for g in sens.mtf_ms)
     parts.append(f"<h1>Pansharpening quality report</h1><p>Sensor: {html.escape(sens.name)} "
-                 f"(ratio {sens.ratio}, MS MTF gains {', '.join(f'{g:g}' for g in sens.mtf_ms)}, PAN {sens.mtf_pan:g}). "
+                 f"(ratio {sens.ratio}, MS MTF gains {gains}, PAN {sens.mtf_pan:g}). "
                  f"Generated {datetime.datetime.now().isoformat(timespec='seconds')} by ksdiff:assess.</p>")
     parts.append(f"<h2>Inputs</h2><table>{ins}</table>")
     parts.append("<h2>Indices</h2><table><tr><th>index</th><th>value</th><th>ideal</th><th>meaning</th></tr>"
                  + "".join(rows) + "</table>")
-    for res, title in ((reduced, "Reduced resolution (against the reference)"), (full, "Full resolution (no reference)")):
+    for res, title in ((reduced, "Reduced resolution (against the reference)"),
+                       (full, "Full resolution (no reference)")):
         if res is None:
             continue
         pb = res["per_band"]
@@ -106,7 +111,8 @@ def html_report(reduced: dict | None, full: dict | None, inputs: dict, sensor: s
         names += [f"Band {i + 1}" for i in range(len(names), n)]
         head = "".join(f"<th>{html.escape(k)}</th>" for k in pb)
         body = "".join(
-            f"<tr><td>{html.escape(names[i])}</td>" + "".join(f"<td class='n'>{_fmt(float(pb[k][i]))}</td>" for k in pb) + "</tr>"
+            f"<tr><td>{html.escape(names[i])}</td>"
+            + "".join(f"<td class='n'>{_fmt(float(pb[k][i]))}</td>" for k in pb) + "</tr>"
             for i in range(n)
         )
         parts.append(f"<h2>{title}: per band</h2><p>{res['width']}×{res['height']} pixels assessed.</p>"
@@ -131,7 +137,8 @@ def html_report(reduced: dict | None, full: dict | None, inputs: dict, sensor: s
         "<li>Computed tile by tile (512×512 pixels with 64 pixels of context): equal to the whole-image values, "
         "with bounded memory.</li></ul>"
     )
-    style = ("body{font-family:sans-serif;max-width:60em;margin:1em auto;color:#222}table{border-collapse:collapse;margin:.5em 0}"
-             "td,th{border:1px solid #ccc;padding:3px 8px}th{background:#f0f0f0}td.n{text-align:right;font-variant-numeric:tabular-nums}")
+    style = ("body{font-family:sans-serif;max-width:60em;margin:1em auto;color:#222}"
+             "table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:3px 8px}"
+             "th{background:#f0f0f0}td.n{text-align:right;font-variant-numeric:tabular-nums}")
     return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>KSDiff quality report</title>"
             f"<style>{style}</style></head><body>{''.join(parts)}</body></html>")

@@ -12,8 +12,8 @@ sample was too small to trust). On every window both candidates are scored
 
 :func:`decide` keeps the learned model only if it beats MTF-GLP-HPM on the Wald ERGAS, is not worse on
 R-ERGAS by more than :data:`R_ERGAS_MARGIN`, and its checkerboard response stays within
-:data:`CB_FACTOR` times the sharper of the PAN's and the real MS's on every band. Memory: one window (plus context) at a time, and the
-pooled scores of ~64k MS pixels.
+:data:`CB_FACTOR` times the sharper of the PAN's and the real MS's on every band. Memory: one window
+(plus context) at a time, and the pooled scores of ~64k MS pixels.
 """
 from __future__ import annotations
 
