@@ -12,7 +12,6 @@ from qgis.core import (
     QgsProcessingAlgorithm,
     QgsProcessingException,
     QgsProcessingOutputNumber,
-    QgsProcessingParameterEnum,
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterRasterLayer,
 )
@@ -24,6 +23,9 @@ from ..engine.errors import Cancelled
 from ..engine.report import INDICES, html_report
 from ..engine.sensors import SENSORS
 from .common import ProcessingFeedback, raster_path
+from .compat import KeyedEnum, set_help
+
+ASSESS_SENSORS = [k for k, s in SENSORS.items() if s.ratio]   # the generic sensor has no ratio to assess with
 
 
 def tr(text: str) -> str:
@@ -53,19 +55,19 @@ class AssessAlgorithm(QgsProcessingAlgorithm):
         return tr(
             "Measures the quality of a pansharpened raster with the indices of the pansharpening literature and "
             "writes an HTML report (table of indices, per-band figures, a bar chart). Every index is also an "
-            "output of the algorithm, for use in graphical models.<br><br>"
-            "<b>Pansharpened (fused) raster</b>: the image to assess.<br>"
-            "<b>Reference</b> (reduced-resolution assessment): the true MS on the same pixel grid as the fused "
+            "output of the algorithm, for use in graphical models.\n\n"
+            "Pansharpened (fused) raster: the image to assess.\n"
+            "Reference (reduced-resolution assessment): the true MS on the same pixel grid as the fused "
             "raster, typically the original MS of a Wald test case (fuse the PAN and MS degraded by the ratio, "
-            "compare with the original MS). Gives SAM, ERGAS, Q2n (Q4/Q8), Q, SCC, PSNR and SSIM.<br>"
-            "<b>Original PAN</b> and <b>original MS</b> (full-resolution assessment, no reference needed): the "
+            "compare with the original MS). Gives SAM, ERGAS, Q2n (Q4/Q8), Q, SCC, PSNR and SSIM.\n"
+            "Original PAN and original MS (full-resolution assessment, no reference needed): the "
             "inputs the fused raster was made from. Gives Dλ (Khan), Ds, HQNR, Dρ (local correlation with the PAN), "
             "the reprojection indices R-Q2n, R-SAM and R-ERGAS (the fused image filtered with the MS MTF and "
             "decimated, against the MS) and the checkerboard response (one-pixel grid artefacts; a clean fusion "
-            "stays near the PAN's own value, also reported).<br>"
-            "Give a reference, or PAN and MS, or all three.<br>"
-            "<b>Sensor</b>: sets the resolution ratio, the MTF gains used by Dλ/Ds and the maximum value used by "
-            "PSNR/SSIM.<br><b>Report</b>: the HTML file to write.<br><br>"
+            "stays near the PAN's own value, also reported).\n"
+            "Give a reference, or PAN and MS, or all three.\n"
+            "Sensor: sets the resolution ratio, the MTF gains used by Dλ/Ds and the maximum value used by "
+            "PSNR/SSIM.\nReport: the HTML file to write.\n\n"
             "Rasters are read in tiles: memory stays bounded for any scene size. Nodata pixels are left out."
         )
 
@@ -87,15 +89,14 @@ class AssessAlgorithm(QgsProcessingAlgorithm):
                 "it enables Dλ, Ds, HQNR, Dρ, R-Q2n, R-SAM, R-ERGAS and the checkerboard response.")),
             (QgsProcessingParameterRasterLayer(self.MS, tr("Original MS (full-resolution assessment)"), optional=True),
              tr("The multispectral raster the fused raster was made from (pixels a whole number of times larger).")),
-            (QgsProcessingParameterEnum(self.SENSOR, tr("Sensor"), options=list(SENSORS), defaultValue="wv2",
-                                        usesStaticStrings=True),
-             tr("Sensor of the imagery: resolution ratio, MTF gains and maximum value. "
-                + "; ".join(f"{k}: {s.name}" for k, s in SENSORS.items()))),
+            (KeyedEnum(self.SENSOR, tr("Sensor"), ASSESS_SENSORS,
+                       ["{} [{}]".format(SENSORS[k].name, k) for k in ASSESS_SENSORS], "wv2"),
+             tr("Sensor of the imagery: resolution ratio, MTF gains and maximum value.")),
             (QgsProcessingParameterFileDestination(self.OUTPUT_HTML, tr("Report"), tr("HTML files (*.html)")),
              tr("HTML report with the table of indices, per-band figures and a chart.")),
         ]
         for p, helptext in params:
-            p.setHelp(helptext)
+            set_help(p, helptext)
             self.addParameter(p)
         for out, label, _, _ in INDICES.values():
             self.addOutput(QgsProcessingOutputNumber(out, label))
@@ -113,7 +114,7 @@ class AssessAlgorithm(QgsProcessingAlgorithm):
         self._ms = raster_path(ms, "MS") if ms is not None else None
         if self._ref is None and self._pan is None:
             raise QgsProcessingException(tr("Give a reference raster, or the original PAN and MS, or both"))
-        self._sensor = self.parameterAsEnumString(parameters, self.SENSOR, context) or "wv2"
+        self._sensor = self.parameterDefinition(self.SENSOR).resolve(parameters, context) or "wv2"
         return True
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
