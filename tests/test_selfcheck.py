@@ -231,3 +231,20 @@ def test_out_of_range_network_outputs_are_counted(data_dir, scaled_model, tmp_pa
     pansharpen(str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif"), str(tmp_path / "o.tif"), sensor="wv2",
                method="ksdiff", model_path=scaled_model, feedback=fb)
     assert any("above 2047" in w for w in fb.warnings), fb.warnings
+
+
+def test_auto_with_a_users_model_that_does_not_fit_is_an_error(data_dir, scaled_model, tmp_path):
+    """A user's own MODEL is never silently replaced when it cannot run: auto says what is wrong."""
+    import shutil
+
+    from ksdiff_qgis.engine.errors import InputError
+
+    bad = tmp_path / "ratio2.onnx"
+    shutil.copy(scaled_model, bad)
+    card = json.loads(Path(scaled_model).with_suffix(".json").read_text())
+    card["ratio"] = 2
+    bad.with_suffix(".json").write_text(json.dumps(card))
+    with pytest.raises(InputError, match="ratio"):
+        pansharpen(str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif"), str(tmp_path / "o.tif"),
+                   sensor="wv2", method="auto", model_path=str(bad))
+    assert not (tmp_path / "o.tif").exists()
