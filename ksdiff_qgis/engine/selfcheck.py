@@ -8,7 +8,7 @@ sample was too small to trust). On every window both candidates are scored
   (``filters.wald_degrade``), fused, compared with the real MS: ERGAS and SAM;
 * at full resolution: the window fused as the pipeline would fuse it; R-ERGAS (the fused image
   MTF-filtered and decimated, against the MS) and the checkerboard response of the learned output
-  against the PAN's own.
+  against the PAN's and the real MS's own (a blurred PAN alone under-rates natural detail).
 
 :func:`decide` keeps the learned model only if it beats MTF-GLP-HPM on the Wald ERGAS, is not worse on
 R-ERGAS by more than :data:`R_ERGAS_MARGIN`, and its checkerboard response stays within
