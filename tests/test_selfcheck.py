@@ -12,7 +12,7 @@ from ksdiff_qgis.engine import model_card, selfcheck
 from ksdiff_qgis.engine.clipping import ClipCounter
 from ksdiff_qgis.engine.feedback import Feedback
 from ksdiff_qgis.engine.pipeline import pansharpen
-from ksdiff_qgis.engine.selfcheck import Scores, decide
+from ksdiff_qgis.engine.selfcheck import Scores, decide, pick_classical
 
 
 class Recorder(Feedback):
@@ -248,3 +248,11 @@ def test_auto_with_a_users_model_that_does_not_fit_is_an_error(data_dir, scaled_
         pansharpen(str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif"), str(tmp_path / "o.tif"),
                    sensor="wv2", method="auto", model_path=str(bad))
     assert not (tmp_path / "o.tif").exists()
+
+
+def test_the_best_classical_method_is_the_yardstick():
+    hpm, gsa = Scores(4.0, 4.5, 1.00, 0.38), Scores(3.5, 4.4, 1.05, 0.38)
+    assert pick_classical({"mtf_glp_hpm": hpm, "gsa": gsa})[0] == "gsa"          # lower Wald ERGAS, consistent
+    gsa_inconsistent = Scores(3.5, 4.4, 1.25, 0.38)                                 # 25 % worse R-ERGAS
+    assert pick_classical({"mtf_glp_hpm": hpm, "gsa": gsa_inconsistent})[0] == "mtf_glp_hpm"
+    assert pick_classical({"gsa": Scores(4.0, 4.5, 1.0, 0.38), "mtf_glp_hpm": hpm})[0] == "mtf_glp_hpm"   # ties

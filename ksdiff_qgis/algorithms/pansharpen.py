@@ -35,12 +35,13 @@ DEVICES = ["auto", "cuda", "cpu"]
 SELFCHECK_OUTPUTS = {
     "SELFCHECK_METHOD": "Self-check: method used",
     "SELFCHECK_REASON": "Self-check: why",
+    "SELFCHECK_CLASSICAL_METHOD": "Self-check: best classical method on this scene",
     "SELFCHECK_KSDIFF_ERGAS": "Self-check: KSDiff ERGAS (Wald, on this scene)",
-    "SELFCHECK_CLASSICAL_ERGAS": "Self-check: MTF-GLP-HPM ERGAS (Wald, on this scene)",
+    "SELFCHECK_CLASSICAL_ERGAS": "Self-check: best classical ERGAS (Wald, on this scene)",
     "SELFCHECK_KSDIFF_SAM": "Self-check: KSDiff SAM (Wald)",
-    "SELFCHECK_CLASSICAL_SAM": "Self-check: MTF-GLP-HPM SAM (Wald)",
+    "SELFCHECK_CLASSICAL_SAM": "Self-check: best classical SAM (Wald)",
     "SELFCHECK_KSDIFF_R_ERGAS": "Self-check: KSDiff R-ERGAS (full resolution)",
-    "SELFCHECK_CLASSICAL_R_ERGAS": "Self-check: MTF-GLP-HPM R-ERGAS (full resolution)",
+    "SELFCHECK_CLASSICAL_R_ERGAS": "Self-check: best classical R-ERGAS (full resolution)",
     "SELFCHECK_KSDIFF_CHECKERBOARD": "Self-check: KSDiff checkerboard response (worst band)",
     "SELFCHECK_PAN_CHECKERBOARD": "Self-check: PAN checkerboard response",
     "SELFCHECK_MS_CHECKERBOARD": "Self-check: MS checkerboard response (own resolution, worst band)",
@@ -148,7 +149,7 @@ class PansharpenAlgorithm(QgsProcessingAlgorithm):
             self.addParameter(advanced(set_help(p, helptext)))
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, tr("Pansharpened")))
         for name, label in SELFCHECK_OUTPUTS.items():
-            text = name in ("SELFCHECK_METHOD", "SELFCHECK_REASON")
+            text = name in ("SELFCHECK_METHOD", "SELFCHECK_REASON", "SELFCHECK_CLASSICAL_METHOD")
             kind = QgsProcessingOutputString if text else QgsProcessingOutputNumber
             self.addOutput(kind(name, tr(label)))
 

@@ -43,6 +43,9 @@ MIN_PIXELS = 1024              # below this the check cannot be trusted: fall ba
 MAX_READS = 64                 # candidate windows read at most (bounded time on sparse scenes)
 MIN_VALID = 0.99               # a window (with its context) must be this valid to be used
 R_ERGAS_MARGIN = 0.10          # the learned R-ERGAS may exceed the classical one by 10 %
+# classical candidates: the best of them on this scene is the yardstick and the fallback (MTF-GLP-HPM
+# first: it wins ties). GSA beats it on some products (the robustness suite's Sentinel-2 cases)
+CLASSICAL_CANDIDATES = ("mtf_glp_hpm", "gsa", "brovey")
 CB_FACTOR = 1.1                # learned checkerboard response <= 1.1 x max(PAN, MS), every band
 
 Fuser = Callable[[np.ndarray, np.ndarray, classical.TileContext], np.ndarray]
@@ -70,6 +73,8 @@ class SelfCheck:
     # sample: a measured diagnostic of over/under-injection, not applied (see docs/SELFCHECK.md)
     detail_gains: list[float] = field(default_factory=list)
     pixels: int = 0                  # MS pixels scored at reduced resolution
+    classical_method: str = FALLBACK  # the best classical method on the check (yardstick and fallback)
+    candidates: dict = field(default_factory=dict)   # every candidate's Scores
     windows: int = 0
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
@@ -82,6 +87,7 @@ class SelfCheck:
 
         return {
             "SELFCHECK_METHOD": self.method,
+            "SELFCHECK_CLASSICAL_METHOD": self.classical_method,
             "SELFCHECK_REASON": self.reason,
             "SELFCHECK_KSDIFF_ERGAS": num(self.learned, "ergas"),
             "SELFCHECK_CLASSICAL_ERGAS": num(self.classical, "ergas"),
@@ -97,6 +103,17 @@ class SelfCheck:
 
 
 # ---------------------------------------------------------------------------------- decision
+def pick_classical(scores: dict[str, Scores], r_margin: float = R_ERGAS_MARGIN) -> tuple[str, str]:
+    """(the classical method to compare with and fall back to, why): the lowest Wald ERGAS among those
+    whose full-resolution R-ERGAS is within ``r_margin`` of the best one (spectrally consistent at the
+    scale the user sees); MTF-GLP-HPM wins ties."""
+    best_r = min(sc.r_ergas for sc in scores.values())
+    ok = {k: sc for k, sc in scores.items() if sc.r_ergas <= best_r * (1.0 + r_margin)}
+    name = min(ok, key=lambda k: (round(ok[k].ergas, 6), k != FALLBACK))
+    others = ", ".join(f"{k} {sc.ergas:.3f}" for k, sc in scores.items() if k != name)
+    return name, f"{name} has the lowest Wald ERGAS {scores[name].ergas:.3f} of the classical methods ({others})"
+
+
 def decide(learned: Scores, classic: Scores, pan_cb: float, ms_cb: float = float("nan"),
            r_margin: float = R_ERGAS_MARGIN, cb_factor: float = CB_FACTOR) -> tuple[bool, str]:
     """(keep the learned model?, why) from the pooled figures of both methods.
@@ -109,9 +126,9 @@ def decide(learned: Scores, classic: Scores, pan_cb: float, ms_cb: float = float
     ref_cb = max(pan_cb, ms_cb) if math.isfinite(ms_cb) else pan_cb
     ref_name = "MS's" if ref_cb != pan_cb else "PAN's"
     if not learned.ergas < classic.ergas:
-        why.append(f"its Wald ERGAS {learned.ergas:.3f} is not below MTF-GLP-HPM's {classic.ergas:.3f}")
+        why.append(f"its Wald ERGAS {learned.ergas:.3f} is not below the classical method's {classic.ergas:.3f}")
     if not learned.r_ergas <= classic.r_ergas * (1.0 + r_margin):
-        why.append(f"its full-resolution R-ERGAS {learned.r_ergas:.3f} exceeds MTF-GLP-HPM's "
+        why.append(f"its full-resolution R-ERGAS {learned.r_ergas:.3f} exceeds the classical method's "
                    f"{classic.r_ergas:.3f} by more than {r_margin:.0%}")
     if not learned.checkerboard <= cb_factor * ref_cb:
         why.append(f"its checkerboard response {learned.checkerboard:.3f} exceeds {cb_factor:g} x the {ref_name} "
@@ -278,9 +295,9 @@ def run_check(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan, se
     t0 = time.perf_counter()
     k = plan.ratio
     gains = sensor.mtf_ms
-    hpm = classical.FUSERS[FALLBACK]
+    fusers = {"learned": learned, **{c: classical.FUSERS[c] for c in CLASSICAL_CANDIDATES}}
     ctx = context_margin(k)
-    pools = {"learned": (_Pool(ms.bands), _Pool(ms.bands)), "classical": (_Pool(ms.bands), _Pool(ms.bands))}
+    pools = {name: (_Pool(ms.bands), _Pool(ms.bands)) for name in fusers}
     pan_pool, ms_pool = _Pool(1), _Pool(ms.bands)
     taken: list[tuple[int, int, int, int]] = []
     pixels, reads = 0, 0
@@ -296,7 +313,7 @@ def run_check(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan, se
             s = _Sample(pan_ds, ms_ds, pan, ms, plan, win, ctx, stats)
             if not s.usable:
                 continue
-            _score_window(s, learned, hpm, pools, pan_pool, stats, sensor, gains)
+            _score_window(s, fusers, pools, pan_pool, stats, sensor, gains)
             ms_pool.add_checker(s.ms[:, ctx:ctx + win[3], ctx:ctx + win[2]])
             taken.append(win)
             pixels += win[2] * win[3]
@@ -310,19 +327,22 @@ def run_check(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan, se
     for name, (red, full) in pools.items():
         scores[name] = Scores(ergas=red.ergas(k), sam=red.sam(), r_ergas=full.ergas(k),
                               checkerboard=float(np.nanmax(full.checkerboard())))
-    res.learned, res.classical = scores["learned"], scores["classical"]
+    chosen, why_classical = pick_classical({c: scores[c] for c in CLASSICAL_CANDIDATES})
+    res.learned, res.classical, res.classical_method = scores["learned"], scores[chosen], chosen
+    res.candidates = scores
+    res.notes.append(why_classical)
     res.pan_checkerboard = float(pan_pool.checkerboard()[0])
     res.ms_checkerboard = float(np.nanmax(ms_pool.checkerboard()))
     red = pools["learned"][0]
     res.detail_gains = [float(a / b) if b > 0 else 1.0 for a, b in zip(red.dt, red.dd)]
     keep, why = decide(res.learned, res.classical, res.pan_checkerboard, res.ms_checkerboard)
-    res.method = "ksdiff" if keep else FALLBACK
+    res.method = "ksdiff" if keep else chosen
     res.reason = why
     res.seconds = time.perf_counter() - t0
     return res
 
 
-def _score_window(s: _Sample, learned: Fuser, hpm: Fuser, pools, pan_pool: _Pool, stats, sensor: Sensor,
+def _score_window(s: _Sample, fusers: dict[str, Fuser], pools, pan_pool: _Pool, stats, sensor: Sensor,
                   gains) -> None:
     k, ctx = s.k, s.ctx
     c, r, w, h = s.win
@@ -333,7 +353,7 @@ def _score_window(s: _Sample, learned: Fuser, hpm: Fuser, pools, pan_pool: _Pool
     ref = s.ms[:, ctx:ctx + h, ctx:ctx + w]
     red_ctx = classical.TileContext(stats=stats, ratio=k, gains=gains, origin=(0, 0), scale=sensor.scale)
     full_ctx = classical.TileContext(stats=stats, ratio=k, gains=gains, origin=(s.R0, s.C0), scale=sensor.scale)
-    for name, fuser in (("learned", learned), ("classical", hpm)):
+    for name, fuser in fusers.items():
         red_pool, full_pool = pools[name]
         fused_lr = _fuse_pair(fuser, pan_lr, lms_lr, red_ctx)
         red_pool.add_error(fused_lr[:, ctx:ctx + h, ctx:ctx + w], ref)
@@ -352,15 +372,18 @@ def log_check(res: SelfCheck, fb: Feedback, learned_name: str = "KSDiff") -> Non
         fb.warning(f"Self-check: {res.reason}; fusing with {FALLBACK}.")
         return
     fb.info(f"Self-check on {res.windows} window(s), {res.pixels} MS pixels ({res.seconds:.1f} s):")
-    for name, sc in ((learned_name, res.learned), ("MTF-GLP-HPM", res.classical)):
+    rows = [(learned_name, res.learned)] + [(k, sc) for k, sc in res.candidates.items() if k != "learned"]
+    for name, sc in rows or [(learned_name, res.learned), (res.classical_method, res.classical)]:
         fb.info(f"  {name:12s} Wald ERGAS {sc.ergas:.3f}  SAM {sc.sam:.3f}  |  full resolution R-ERGAS "
                 f"{sc.r_ergas:.3f}  checkerboard {sc.checkerboard:.3f} (PAN {res.pan_checkerboard:.3f}, "
                 f"MS {res.ms_checkerboard:.3f})")
     if res.detail_gains:   # < 1: the network injects more detail than the scene's Wald sample supports
         fb.info(f"  {learned_name} detail gains fitted on the Wald sample (diagnostic, not applied): "
                 + ", ".join(f"{g:.2f}" for g in res.detail_gains))
-    if res.method == FALLBACK:
+    for note in res.notes:
+        fb.info(f"  {note}")
+    if res.method != "ksdiff":
         fb.warning(f"Self-check: {learned_name} is not used on this scene because {res.reason}; fusing with "
-                   f"MTF-GLP-HPM instead (METHOD=ksdiff forces the model).")
+                   f"{res.method} instead (METHOD=ksdiff forces the model).")
     else:
         fb.info(f"Self-check: {learned_name} kept ({res.reason}).")
