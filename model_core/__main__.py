@@ -18,6 +18,10 @@ def _train(a) -> int:
         cfg["train"]["out_dir"] = a.out
     if a.device:
         cfg["train"]["device"] = a.device
+    if a.seed is not None:  # paired-seed experiments: same config, another seed, its own run folder
+        cfg["seed"] = a.seed
+        if not a.out:
+            cfg["train"]["out_dir"] = f"{cfg['train']['out_dir']}_seed{a.seed}"
     summary = run(cfg, max_steps=a.max_steps)
     print(json.dumps({k: v for k, v in summary.items() if k != "stages"}
                      | {"stages": [{k: v for k, v in s.items() if k != "losses"} for s in summary["stages"]]}, indent=1))
@@ -98,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--out", help="run directory (default: the config's train.out_dir)")
     t.add_argument("--device", help="auto | cpu | cuda")
     t.add_argument("--max-steps", type=int, help="stop each stage after this many steps (smoke runs)")
+    t.add_argument("--seed", type=int, help="override the config's seed (run folder gets a _seed<N> suffix)")
     t.set_defaults(fn=_train)
     e = sub.add_parser("evaluate", help="score a checkpoint or an ONNX file; writes JSON")
     src = e.add_mutually_exclusive_group(required=True)
