@@ -21,7 +21,7 @@ demo: setup
 data: setup
 	@$(PY) scripts/fetch_data.py
 
-# trains the sensor's default KSDiff config and exports resources/models/$(SENSOR).onnx + card;
+# trains the sensor's default KSDiff config and exports ksdiff_qgis/resources/models/$(SENSOR).onnx + card;
 # `make bench` then writes the measured indices into the card
 train: setup data
 	@$(PY) -m model_core train --sensor $(SENSOR)

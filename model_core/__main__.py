@@ -51,6 +51,8 @@ def _evaluate(a) -> int:
 
 
 def _export(a) -> int:
+    from ksdiff_qgis.engine.model_card import MODELS_DIR
+
     from .export import export, training_record
     from .train import data_sources, git_revision, load_checkpoint, model_from_checkpoint
 
@@ -79,7 +81,7 @@ def _export(a) -> int:
         rec["serves_sensor"] = (f"{target.key}: the {Path(cfg.get('config_path', '')).name} network (trained with "
                                 f"{trained.name}'s nominal MTF, PAN and MS MTF randomised) bundled for this sensor")
         cfg = dict(cfg, sensor=target.key)
-    out = a.out or Path("resources/models") / f"{cfg['sensor']}.onnx"
+    out = a.out or MODELS_DIR / f"{cfg['sensor']}.onnx"
     card = export(model, cfg, out, rec)
     print(json.dumps(card, indent=1))
     return 0
@@ -117,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     xs = x.add_mutually_exclusive_group(required=True)
     xs.add_argument("--checkpoint")
     xs.add_argument("--sensor", help="the final checkpoint of the sensor's default config (what make train trained)")
-    x.add_argument("--out", help="ONNX path (default resources/models/<sensor>.onnx)")
+    x.add_argument("--out", help="ONNX path (default ksdiff_qgis/resources/models/<sensor>.onnx)")
     x.add_argument("--as-sensor", help="write the card for another sensor of the same band layout and ratio")
     x.set_defaults(fn=_export)
     p = sub.add_parser("profile", help="parameters, FLOPs/pixel and ONNX Runtime time per tile")

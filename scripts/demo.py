@@ -12,7 +12,7 @@ from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 ROOT = Path(__file__).resolve().parent.parent
-SAMPLE = ROOT / "resources" / "sample"
+SAMPLE = ROOT / "ksdiff_qgis" / "resources" / "sample"
 OUT = ROOT / "demo-output"
 sys.path.insert(0, str(ROOT))
 

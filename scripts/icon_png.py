@@ -1,4 +1,4 @@
-"""Render resources/icons/ksdiff.svg to the 128x128 PNG that metadata.txt names (the plugin site shows it)."""
+"""Render ksdiff_qgis/resources/icons/ksdiff.svg to the 128x128 PNG that metadata.txt names (the plugin site shows it)."""
 from __future__ import annotations
 
 import os
@@ -15,13 +15,13 @@ def main() -> int:
     from qgis.PyQt.QtWidgets import QApplication
 
     app = QApplication(sys.argv)  # noqa: F841 - QPainter needs an application
-    renderer = QSvgRenderer(str(ROOT / "resources" / "icons" / "ksdiff.svg"))
+    renderer = QSvgRenderer(str(ROOT / "ksdiff_qgis" / "resources" / "icons" / "ksdiff.svg"))
     image = QImage(128, 128, QImage.Format.Format_ARGB32)
     image.fill(QColor(0, 0, 0, 0))
     painter = QPainter(image)
     renderer.render(painter)
     painter.end()
-    out = ROOT / "resources" / "icons" / "ksdiff.png"
+    out = ROOT / "ksdiff_qgis" / "resources" / "icons" / "ksdiff.png"
     if not image.save(str(out)):
         raise SystemExit(f"cannot write {out}")
     print(out)

@@ -1,4 +1,4 @@
-"""Cut the small real fixtures (tests/data/) and the demo scene (resources/sample/) from `make data`'s cache.
+"""Cut the small real fixtures (tests/data/) and the demo scene (ksdiff_qgis/resources/sample/) from `make data`'s cache.
 
 Crops are taken on whole MS pixels so PAN and MS stay co-registered exactly as in the source.
 WorldView-2 pair 3 is the held-apart test scene: its crop (wv2_test_*) only ever scores models in tests.
@@ -22,7 +22,7 @@ CROPS = {
     "wv2_nodata": ("wv2/pair2_pan.tif", "wv2/pair2_ms.tif", (40, 96, 192, 192), 4, ROOT / "tests/data"),
     "wv2_test": ("wv2/pair3_pan.tif", "wv2/pair3_ms.tif", (200, 300, 256, 256), 4, ROOT / "tests/data"),
     "l8": ("landsat8/pan.tif", "landsat8/ms.tif", (500, 300, 256, 256), 2, ROOT / "tests/data"),
-    "demo": ("wv2/pair1_pan.tif", "wv2/pair1_ms.tif", (44, 44, 512, 512), 4, ROOT / "resources/sample"),
+    "demo": ("wv2/pair1_pan.tif", "wv2/pair1_ms.tif", (44, 44, 512, 512), 4, ROOT / "ksdiff_qgis/resources/sample"),
 }
 
 
@@ -67,7 +67,7 @@ def main() -> int:
         "score models). " + WV2_ATTRIBUTION + "\n"
         "- l8_*: Landsat 8. " + STEST_ATTRIBUTION + "\n"
     )
-    (ROOT / "resources/sample/ATTRIBUTION.txt").write_text(
+    (ROOT / "ksdiff_qgis/resources/sample/ATTRIBUTION.txt").write_text(
         "Demo scene: a 256 m x 256 m crop of WorldView-2 pair 1 (PAN 0.5 m, MS B, G, R, NIR 2 m).\n"
         + WV2_ATTRIBUTION + "\nCC BY-SA 4.0 requires this attribution to travel with the imagery.\n"
     )

@@ -1,7 +1,11 @@
 """`make package`: build dist/ksdiff_qgis.zip, the archive QGIS's plugin installer accepts.
 
 One top folder ``ksdiff_qgis/`` holding the plugin code, metadata.txt, LICENSE, the icon and the bundled
-models (symlinks in the source tree are stored as real files). Caches and the demo scene stay out.
+models (all real files inside the plugin folder). Caches and the demo scene stay out.
+
+The plugin folder holds the authoritative ``metadata.txt`` and ``LICENSE``; the copies at the repository
+root (for the design card and for code hosts) are refreshed here (``sync_root_copies``) and a test checks
+that they agree.
 """
 from __future__ import annotations
 
@@ -15,12 +19,24 @@ PLUGIN = ROOT / "ksdiff_qgis"
 DIST = ROOT / "dist" / "ksdiff_qgis.zip"
 EXCLUDE_DIRS = {"__pycache__", "sample"}
 EXCLUDE_SUFFIXES = {".pyc", ".pyo", ".aux.xml"}
+ROOT_COPIES = ("metadata.txt", "LICENSE")   # ksdiff_qgis/<name> is the original, <root>/<name> a copy
+
+
+def sync_root_copies(root: Path = ROOT) -> list[str]:
+    """Copy the plugin folder's metadata.txt and LICENSE to the repository root when they differ."""
+    changed = []
+    for name in ROOT_COPIES:
+        src, dst = root / "ksdiff_qgis" / name, root / name
+        if not dst.exists() or dst.read_bytes() != src.read_bytes():
+            dst.write_bytes(src.read_bytes())
+            changed.append(name)
+    return changed
 
 
 def plugin_files() -> list[tuple[Path, str]]:
     """(file on disk, name in the archive) for every file the plugin ships."""
     files = []
-    walked = (Path(d) / f for d, _, names in os.walk(PLUGIN, followlinks=True) for f in names)
+    walked = (Path(d) / f for d, _, names in os.walk(PLUGIN) for f in names)
     for path in sorted(walked):
         rel = path.relative_to(PLUGIN)
         if any(part in EXCLUDE_DIRS for part in rel.parts):
@@ -36,12 +52,14 @@ def build(dest: Path = DIST) -> Path:
     tmp = dest.with_suffix(".zip.partial")
     with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         for path, name in plugin_files():
-            zf.write(path.resolve(), name)   # resolve(): follow the metadata/LICENSE/resources links
+            zf.write(path, name)
     tmp.replace(dest)
     return dest
 
 
 def main() -> int:
+    for name in sync_root_copies():
+        print(f"make package: refreshed the root copy of {name} from ksdiff_qgis/{name}")
     dest = build()
     with zipfile.ZipFile(dest) as zf:
         names = zf.namelist()

@@ -1,0 +1,38 @@
+"""The repository layout: a real plugin folder, root copies that agree, the plugin ships plugin code only."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PLUGIN = ROOT / "ksdiff_qgis"
+
+
+def test_plugin_folder_has_no_symlinks():
+    links = [str(Path(d, n).relative_to(ROOT)) for d, dirs, files in os.walk(PLUGIN) for n in dirs + files
+             if Path(d, n).is_symlink()]
+    assert not links, f"symlinks break on Windows clones and confuse tools: {links}"
+    for name in ("metadata.txt", "LICENSE", "resources/icons/ksdiff.svg", "resources/models"):
+        assert (PLUGIN / name).exists(), name
+
+
+def test_root_copies_agree_with_the_plugin_folder():
+    """ksdiff_qgis/metadata.txt and LICENSE are the originals; `make package` refreshes the root copies."""
+    for name in ("metadata.txt", "LICENSE"):
+        assert (ROOT / name).read_bytes() == (PLUGIN / name).read_bytes(), (
+            f"{name} differs from ksdiff_qgis/{name}: edit the plugin folder's copy and run `make package`")
+
+
+def test_metadata_points_at_real_files():
+    meta = dict(line.split("=", 1) for line in (PLUGIN / "metadata.txt").read_text().splitlines() if "=" in line)
+    assert meta["hasProcessingProvider"] == "yes"
+    assert (PLUGIN / meta["icon"]).is_file()
+
+
+def test_plugin_ships_no_bench_or_training_helpers():
+    """Held-apart areas and Wald test-case files serve the bench and model_core, not the plugin."""
+    engine = PLUGIN / "engine"
+    assert not (engine / "heldout.py").exists() and not (engine / "wald.py").exists()
+    for path in PLUGIN.rglob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        assert "import model_core" not in text and "from model_core" not in text, path
