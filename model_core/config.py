@@ -1,4 +1,13 @@
-"""Training configurations: YAML files in ``model_core/configs`` (one per sensor/backbone/method)."""
+"""Training configurations: YAML files in ``model_core/configs`` (one per sensor/backbone/method).
+
+A config may name the configs it builds on with ``base:`` (one path or a list, relative to the file
+naming them, else to ``model_core/configs``). The bases are merged in order, then the file's own keys on
+top: mappings merge key by key, anything else (lists such as ``stages`` or ``data.train``, numbers,
+strings) is replaced whole. ``configs/base/<method>.yaml`` hold what a method trains with,
+``configs/sensors/<sensor>.yaml`` the data of a sensor; a file in ``configs/`` names one of each and adds
+what is its own. A config that uses ``base:`` and gives no ``train.out_dir`` runs in ``runs/<its name>``.
+A plain complete YAML (no ``base:``) loads exactly as before.
+"""
 from __future__ import annotations
 
 import copy
@@ -31,10 +40,44 @@ def load_config(path: str | Path | None = None, sensor: str | None = None) -> di
     path = Path(path)
     if not path.exists() and (CONFIG_DIR / path).exists():
         path = CONFIG_DIR / path
-    with open(path) as f:
-        cfg = yaml.safe_load(f)
+    cfg = resolve_bases(path)
     cfg = with_defaults(cfg)
     cfg["config_path"] = str(path)
+    return cfg
+
+
+def merge(under: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """``over`` on top of ``under``: mappings merge recursively, every other value replaces."""
+    out = copy.deepcopy(under)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def resolve_bases(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The YAML at ``path`` with its ``base:`` configs merged underneath (recursively), ``base`` removed."""
+    path = Path(path).resolve()
+    if path in _seen:
+        raise ValueError(f"config {path.name}: circular base ({' -> '.join(p.name for p in _seen + (path,))})")
+    with open(path) as f:
+        cfg = yaml.safe_load(f) or {}
+    if "base" not in cfg:
+        return cfg
+    bases = cfg.pop("base")
+    merged: dict[str, Any] = {}
+    for b in [bases] if isinstance(bases, str) else bases:
+        bp = path.parent / b
+        if not bp.exists():
+            bp = CONFIG_DIR / b
+        if not bp.exists():
+            raise FileNotFoundError(f"config {path.name}: base {b!r} not found beside it or in {CONFIG_DIR}")
+        merged = merge(merged, resolve_bases(bp, _seen + (path,)))
+    cfg = merge(merged, cfg)
+    if not _seen:  # the named config itself: its runs go to runs/<its name> unless it says otherwise
+        cfg.setdefault("train", {}).setdefault("out_dir", f"runs/{path.stem}")
     return cfg
 
 

@@ -1,0 +1,65 @@
+"""Training configs: ``base:`` layering resolves to exactly the complete configs it replaced; plain YAMLs still load."""
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from model_core.config import CONFIG_DIR, DEFAULT_CONFIGS, default_config_path, load_config
+
+# every config as it resolved before the configs were layered (one complete YAML per config), config_path left out
+SNAPSHOT = json.loads((Path(__file__).parent / "data" / "configs_resolved.json").read_text())
+
+
+@pytest.mark.parametrize("name", sorted(SNAPSHOT))
+def test_layered_config_resolves_to_the_complete_one(name):
+    cfg = load_config(name)
+    assert cfg.pop("config_path") == str(CONFIG_DIR / name)
+    assert cfg == SNAPSHOT[name]
+
+
+def test_every_config_loads_and_none_is_lost():
+    names = {p.name for p in CONFIG_DIR.glob("*.yaml")}
+    assert set(SNAPSHOT) <= names
+    for name in names:
+        cfg = load_config(name)
+        assert "base" not in cfg and cfg["stages"] and cfg["sensor"]
+
+
+def test_default_configs_exist():
+    for sensor in ("wv2", "wv3", "qb", "gf2", "landsat8"):
+        assert default_config_path(sensor).is_file()
+    assert default_config_path("landsat8").name == DEFAULT_CONFIGS["landsat8"]
+    assert load_config(None, "wv2")["method"] == "ksdiff"
+
+
+def test_plain_complete_yaml_loads_as_before(tmp_path):
+    full = copy.deepcopy(SNAPSHOT["wv2_ksdiff_fusionnet.yaml"])
+    del full["train"]["out_dir"]  # a plain YAML without out_dir keeps the old default
+    p = tmp_path / "anything.yaml"
+    p.write_text(yaml.safe_dump(full))
+    cfg = load_config(p)
+    assert cfg["train"]["out_dir"] == "runs/wv2_ksdiff_fusionnet"
+    assert {k: v for k, v in cfg.items() if k != "config_path"} == SNAPSHOT["wv2_ksdiff_fusionnet.yaml"]
+
+
+def test_base_merges_mappings_and_replaces_lists(tmp_path):
+    (tmp_path / "under.yaml").write_text(yaml.safe_dump(
+        {"sensor": "wv2", "method": "fusionnet", "model": {"width": 8, "blocks": 2},
+         "stages": [{"name": "a", "steps": 1}, {"name": "b", "steps": 1}]}))
+    (tmp_path / "mine.yaml").write_text(yaml.safe_dump(
+        {"base": "under.yaml", "model": {"width": 16}, "stages": [{"name": "c", "steps": 3}]}))
+    cfg = load_config(tmp_path / "mine.yaml")
+    assert cfg["model"] == {"width": 16, "blocks": 2}
+    assert [s["name"] for s in cfg["stages"]] == ["c"]
+    assert cfg["train"]["out_dir"] == "runs/mine"
+
+
+def test_circular_base_is_reported(tmp_path):
+    (tmp_path / "a.yaml").write_text("base: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("base: a.yaml\n")
+    with pytest.raises(ValueError, match="circular"):
+        load_config(tmp_path / "a.yaml")
