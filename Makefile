@@ -3,6 +3,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 export QT_QPA_PLATFORM := offscreen
+# where `make data` caches real imagery; the same default as model_core/datacache.py (DEFAULT_DATA_ROOT)
 export KSDIFF_DATA ?= $(HOME)/.cache/ksdiff/data
 SENSOR ?= wv2
 
@@ -21,14 +22,14 @@ demo: setup
 data: setup
 	@$(PY) scripts/fetch_data.py
 
-# trains the sensor's default KSDiff config and exports ksdiff_qgis/resources/models/$(SENSOR).onnx + card;
-# `make bench` then writes the measured indices into the card
+# trains the sensor's default KSDiff config and exports ksdiff_qgis/resources/models/$(SENSOR).onnx + its card
+# (with the evaluation on the config's held-apart test case); `make bench` only reads them
 train: setup data
 	@$(PY) -m model_core train --sensor $(SENSOR)
 	@$(PY) -m model_core export --sensor $(SENSOR)
 
 bench: setup data
-	@$(PY) scripts/bench.py
+	@$(PY) -m bench
 
 package: setup
 	@$(PY) scripts/package.py

@@ -23,8 +23,8 @@ def _train(a) -> int:
         if not a.out:
             cfg["train"]["out_dir"] = f"{cfg['train']['out_dir']}_seed{a.seed}"
     summary = run(cfg, max_steps=a.max_steps)
-    print(json.dumps({k: v for k, v in summary.items() if k != "stages"}
-                     | {"stages": [{k: v for k, v in s.items() if k != "losses"} for s in summary["stages"]]}, indent=1))
+    stages = [{k: v for k, v in s.items() if k != "losses"} for s in summary["stages"]]
+    print(json.dumps({k: v for k, v in summary.items() if k != "stages"} | {"stages": stages}, indent=1))
     return 0
 
 
@@ -53,7 +53,7 @@ def _evaluate(a) -> int:
 def _export(a) -> int:
     from ksdiff_qgis.engine.model_card import MODELS_DIR
 
-    from .export import export, training_record
+    from .export import export, training_record, write_models_readme
     from .train import data_sources, git_revision, load_checkpoint, model_from_checkpoint
 
     if a.sensor:
@@ -81,10 +81,26 @@ def _export(a) -> int:
         rec["serves_sensor"] = (f"{target.key}: the {Path(cfg.get('config_path', '')).name} network (trained with "
                                 f"{trained.name}'s nominal MTF, PAN and MS MTF randomised) bundled for this sensor")
         cfg = dict(cfg, sensor=target.key)
-    out = a.out or MODELS_DIR / f"{cfg['sensor']}.onnx"
-    card = export(model, cfg, out, rec)
+    out = Path(a.out or MODELS_DIR / f"{cfg['sensor']}.onnx")
+    metrics = None if a.no_evaluate else _export_metrics(model, cfg)
+    card = export(model, cfg, out, rec, metrics)
+    if out.resolve().parent == MODELS_DIR.resolve():
+        write_models_readme(MODELS_DIR)
     print(json.dumps(card, indent=1))
     return 0
+
+
+def _export_metrics(model, cfg) -> dict | None:
+    """The card's evaluation numbers: the exported network on its config's held-apart test case."""
+    from .evaluate import card_metrics, evaluate, torch_runner
+
+    try:
+        res = evaluate(*torch_runner(model), cfg)
+    except (OSError, FileNotFoundError) as e:   # no imagery (`make data` not run): the card says so
+        print(f"export: not evaluated ({e}); the card's metrics stay empty", file=sys.stderr)
+        return None
+    return card_metrics(res, cfg["sensor"], "python -m model_core export (the config's held-apart test case, "
+                                            "PyTorch weights = the ONNX graph within 1e-4)")
 
 
 def _profile(a) -> int:
@@ -121,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     xs.add_argument("--sensor", help="the final checkpoint of the sensor's default config (what make train trained)")
     x.add_argument("--out", help="ONNX path (default ksdiff_qgis/resources/models/<sensor>.onnx)")
     x.add_argument("--as-sensor", help="write the card for another sensor of the same band layout and ratio")
+    x.add_argument("--no-evaluate", action="store_true",
+                   help="leave the card's metrics empty (default: score the config's held-apart test case)")
     x.set_defaults(fn=_export)
     p = sub.add_parser("profile", help="parameters, FLOPs/pixel and ONNX Runtime time per tile")
     p.add_argument("--out", default=str(Path(__file__).resolve().parent / "PROFILE.json"))

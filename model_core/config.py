@@ -17,6 +17,8 @@ from typing import Any
 
 import yaml
 
+from .datacache import data_dir
+
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
 
@@ -109,6 +111,5 @@ def with_defaults(cfg: dict[str, Any]) -> dict[str, Any]:
 
 
 def data_root(cfg: dict[str, Any]) -> Path:
-    """Where real imagery lives: config ``data.root``, else ``$KSDIFF_DATA``, else make data's default."""
-    root = cfg["data"].get("root") or os.environ.get("KSDIFF_DATA") or Path.home() / ".cache" / "ksdiff" / "data"
-    return Path(root)
+    """Where real imagery lives: config ``data.root``, else make data's cache (``datacache.data_dir()``)."""
+    return Path(cfg["data"].get("root") or data_dir())

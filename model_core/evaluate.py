@@ -2,7 +2,7 @@
 
 Indices come from the shared ``ksdiff_qgis.engine.metrics`` (one implementation for the whole
 project). Test cases are the config's ``test`` section: by default the held-apart areas of
-``ksdiff_qgis.engine.heldout`` (WorldView-2 pair 3; the Landsat 8 and Sentinel-2 corners).
+``model_core.datacache`` (WorldView-2 pair 3; the Landsat 8 and Sentinel-2 corners).
 """
 from __future__ import annotations
 
@@ -154,3 +154,21 @@ def evaluate(run: Runner, mult: int, cfg: dict[str, Any]) -> dict[str, Any]:
         fr.update(case=f"{spec['pan']}+{spec['ms']}", shape=list(f.shape), seconds=round(dt, 3))
         out["full"] = fr
     return out
+
+
+def card_metrics(res: dict[str, Any], sensor: str, measured_by: str) -> dict[str, Any]:
+    """The ``metrics`` of a model card from an ``evaluate`` result: per test case the indices, EXP's ERGAS
+    and the best classical ERGAS, rounded to 4 digits."""
+    from ksdiff_qgis.engine import metrics as M
+
+    scenes: dict[str, dict[str, float]] = {}
+    for mode, keys in (("reduced", M.REDUCED), ("full", M.FULL)):
+        if mode in res:
+            r = res[mode]
+            name = f"{mode}/{r.get('case', sensor)}"
+            scenes[name] = {k: round(float(r[k]), 4) for k in keys if r.get(k) is not None}
+            if "EXP" in r:
+                scenes[name]["EXP_ERGAS"] = round(float(r["EXP"]["ERGAS"]), 4)
+            if r.get("classical"):
+                scenes[name]["best_classical_ERGAS"] = round(min(float(c["ERGAS"]) for c in r["classical"].values()), 4)
+    return {"measured_by": measured_by, "scenes": scenes}

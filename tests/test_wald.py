@@ -8,7 +8,7 @@ from osgeo import gdal
 from ksdiff_qgis.engine import metrics as M
 from ksdiff_qgis.engine.filters import wald_degrade
 from ksdiff_qgis.engine.sensors import get_sensor
-from ksdiff_qgis.engine.wald import make_reduced_case
+from model_core.wald import make_reduced_case
 
 
 def _info(path):

@@ -9,7 +9,7 @@ Two kinds of source:
   statistics, a PAN is simulated as a weighted band sum plus a small blur (DATA.md's fit for
   WorldView-2), and the MS is Wald-degraded. Models trained on it say so in their card.
 
-Held-apart test areas (``ksdiff_qgis.engine.heldout``) are set to nodata *before* anything is filtered,
+Held-apart test areas (``model_core.datacache``) are set to nodata *before* anything is filtered,
 and patches whose filter support reaches nodata are never drawn, so training cannot see them; the
 whole WorldView-2 test pair is refused outright unless a caller asks for test data explicitly.
 """
@@ -23,7 +23,7 @@ import numpy as np
 import rasterio
 
 from ksdiff_qgis.engine.filters import convolve_axis, mtf_sigma, upsample, wald_degrade
-from ksdiff_qgis.engine.heldout import HELD_APART
+from ..datacache import HELD_APART
 from ksdiff_qgis.engine.sensors import Sensor
 
 

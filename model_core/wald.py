@@ -16,7 +16,8 @@ resampled onto the PAN-resolution grid anchored at the MS origin with the projec
 Nodata: a degraded pixel whose filter support touches a nodata pixel becomes nodata. Outputs keep the
 input data types (degraded values rounded and clipped for integer types). Whole windows are held in
 memory: this is for test scenes (up to a few thousand pixels a side), not for whole archives.
-Needs osgeo.gdal and numpy only.
+Needs osgeo.gdal and numpy only (no torch): the bench and the tests build their test cases with it. It
+lives beside the training code, not in the plugin: the plugin never builds test cases.
 """
 from __future__ import annotations
 
@@ -27,9 +28,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from osgeo import gdal
 
-from .filters import upsample, wald_degrade
-from .gdalutil import gdal_call
-from .sensors import get_sensor
+from ksdiff_qgis.engine.filters import upsample, wald_degrade
+from ksdiff_qgis.engine.gdalutil import gdal_call
+from ksdiff_qgis.engine.sensors import get_sensor
 
 ALIGN_TOL = 0.05  # PAN pixels: offsets below this count as aligned
 

@@ -1,9 +1,26 @@
-"""The held-apart test areas, defined once: `make bench` scores on them, training never sees them.
+"""`make data`'s cache of real imagery: where it is, and the held-apart test areas, each defined once.
 
-Windows are (col_off, row_off, width, height) in pixels of the named raster under `make data`'s
-cache (``$KSDIFF_DATA``). For Sentinel-2 the 20 m window covers the same ground as the 10 m one.
+``data_dir()`` is ``$KSDIFF_DATA``, else ``DEFAULT_DATA_ROOT`` (the Makefile exports the same default);
+`make data` (scripts/fetch_data.py), model_core and the bench all ask here.
+
+Held-apart areas: `make bench` and ``python -m model_core evaluate`` score on them, training never sees
+them. Windows are (col_off, row_off, width, height) in pixels of the named raster under the cache. For
+Sentinel-2 the 20 m window covers the same ground as the 10 m one. No torch, no QGIS: the bench and the
+data fetcher import this without the training stack.
 """
 from __future__ import annotations
+
+import os
+from pathlib import Path
+
+DATA_ENV = "KSDIFF_DATA"
+DEFAULT_DATA_ROOT = Path.home() / ".cache" / "ksdiff" / "data"   # Makefile: KSDIFF_DATA ?= $(HOME)/.cache/ksdiff/data
+
+
+def data_dir() -> Path:
+    """Where `make data` caches real imagery: ``$KSDIFF_DATA`` when set, else ``~/.cache/ksdiff/data``."""
+    return Path(os.environ.get(DATA_ENV) or DEFAULT_DATA_ROOT)
+
 
 # WorldView-2 pair 3 is held apart whole (DATA.md: never train or tune on it).
 WV2_TEST_PAIR = 3

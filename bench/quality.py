@@ -1,0 +1,83 @@
+"""Quality: fuse every scene with every method and score it with the engine's indices (``ksdiff_qgis.engine.metrics``)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ksdiff_qgis.engine import metrics as M
+from ksdiff_qgis.engine.filters import upsample
+from ksdiff_qgis.engine.sensors import get_sensor
+
+from .common import on_grid, read, run_method
+from .learned import model_sensor
+
+
+def score_reduced(fused_path: str, scene: dict) -> dict:
+    """SAM, ERGAS, Q2n, Q, SCC, PSNR, SSIM of a fused raster against the scene's reference (nodata = 0 left out)."""
+    ref, gt, _ = read(scene["ref"])
+    f = on_grid(fused_path, gt, ref.shape[1:]).astype(np.float64)
+    mask = np.all(ref != 0, axis=0) & np.all(f != 0, axis=0)
+    res = M.reduced_resolution(f, ref.astype(np.float64), scene["ratio"], get_sensor(scene["sensor"]).scale, mask)
+    return dict(res.items())
+
+
+def score_full(fused_path: str, scene: dict) -> dict:
+    """Dλ, Ds, HQNR over the fused pixels covered by PAN and MS (LMS by the project's cubic upsampler)."""
+    sens = get_sensor(scene["sensor"])
+    pan, pgt, _ = read(scene["pan"])
+    ms, mgt, _ = read(scene["ms"])
+    ratio = int(round(mgt[1] / pgt[1]))
+    # fused pixels over the PAN raster, inset so the MS covers them (grids may be offset, e.g. Landsat)
+    u0, v0 = (mgt[0] - pgt[0]) / pgt[1], (mgt[3] - pgt[3]) / pgt[5]
+    c0, r0 = max(0, int(np.ceil(u0))), max(0, int(np.ceil(v0)))
+    c1 = min(pan.shape[2], int(np.floor(u0 + ms.shape[2] * ratio)))
+    r1 = min(pan.shape[1], int(np.floor(v0 + ms.shape[1] * ratio)))
+    gt = (pgt[0] + c0 * pgt[1], pgt[1], 0.0, pgt[3] + r0 * pgt[5], 0.0, pgt[5])
+    shape = (r1 - r0, c1 - c0)
+    f = on_grid(fused_path, gt, shape).astype(np.float64)
+    p = pan[0, r0:r1, c0:c1].astype(np.float64)
+    lms = upsample(ms.astype(np.float32), ratio, shape, origin=(v0 - r0, u0 - c0)).astype(np.float64)
+    mask = (p != 0) & np.all(f != 0, axis=0)
+    res = M.full_resolution(f, p, lms, sens.mtf_ms, sens.mtf_pan, ratio, mask)
+    res["pixels"] = int(mask.sum())
+    return res
+
+
+def score(fused_path: str, scene: dict, mode: str) -> dict:
+    return score_reduced(fused_path, scene) if mode == "reduced" else score_full(fused_path, scene)
+
+
+def run_quality(methods: list[tuple[str, str | None]], scenes: list[tuple[str, list[dict]]], tmp: Path,
+                results: dict, quick: dict) -> None:
+    """Fuse and score each (mode, scene) with each method; rows go to ``results['quality']``, failures to
+    ``results['skipped']``; the WV2 full-resolution crops used by the quicklook to ``quick['tiles']``."""
+    for mode, mode_scenes in scenes:
+        for sc in mode_scenes:
+            results["scenes"].append({"mode": mode, "name": sc["name"], "desc": sc["desc"], "notes": sc.get("notes", [])})
+            for method, model in methods:
+                ms_key = model_sensor(model)
+                if model is not None and ms_key is not None and ms_key != sc["sensor"]:
+                    continue  # a learned model runs on the scenes of its own sensor only
+                out = str(tmp / f"{mode}_{sc['name']}_{method.replace('[', '_').replace(']', '')}.tif")
+                try:
+                    secs = run_method(method if model is None else "ksdiff", sc["pan"], sc["ms"], out, sc["sensor"],
+                                      model)
+                except Exception as e:  # a learned model may not fit a sensor: record and go on
+                    results["skipped"].append({"method": method, "scene": sc["name"], "mode": mode,
+                                               "error": str(e)[:300]})
+                    print(f"bench: {method} on {mode}/{sc['name']} skipped: {e}")
+                    continue
+                sc_score = score(out, sc, mode)
+                row = {"mode": mode, "scene": sc["name"], "method": method, "sensor": sc["sensor"], "seconds": secs}
+                row.update({k: v for k, v in sc_score.items() if k != "per_band"})
+                row["per_band"] = sc_score["per_band"]
+                results["quality"].append(row)
+                print(f"{mode:8s} {sc['name']:18s} {method:14s} " + " ".join(
+                    f"{k}={row[k]:.4f}" for k in (M.REDUCED if mode == "reduced" else M.FULL)))
+                if mode == "full" and sc["name"] == "wv2_pair3":
+                    arr, _, _ = read(out)
+                    quick["tiles"][method] = arr[:, 40:200, 200:360].astype(np.float64)
+            if mode == "full" and sc["name"] == "wv2_pair3":
+                pan, _, _ = read(sc["pan"])
+                quick["tiles"] = {"PAN": pan[:, 40:200, 200:360].astype(np.float64), **quick["tiles"]}

@@ -1,0 +1,77 @@
+"""The bench (``python -m bench``) on a small real fixture: it scores, reports, and never touches the shipped models."""
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pytest
+
+from bench import common, learned, quality, report, speed
+from ksdiff_qgis.engine.model_card import MODELS_DIR
+from model_core.wald import make_reduced_case
+
+
+def _hashes(folder) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def scenes(data_dir, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("bench")
+    case = make_reduced_case(str(data_dir / "wv2_test_pan.tif"), str(data_dir / "wv2_test_ms.tif"), str(tmp), "wv2",
+                             prefix="fx")
+    reduced = [dict(name="wv2_fixture", sensor="wv2", pan=case.pan, ms=case.ms, ref=case.ref, ratio=4,
+                    desc="pair-3 fixture", notes=case.notes)]
+    full = [dict(name="wv2_pair3", sensor="wv2", pan=str(data_dir / "wv2_test_pan.tif"),
+                 ms=str(data_dir / "wv2_test_ms.tif"), desc="pair-3 fixture")]
+    return tmp, [("reduced", reduced), ("full", full)]
+
+
+def test_bench_scoring_leaves_the_shipped_models_byte_identical(scenes):
+    before = _hashes(MODELS_DIR)
+    tmp, cases = scenes
+    models = [m for m in learned.onnx_models() if m[0] == "ksdiff[wv2]"]
+    assert models, "the bundled wv2 model is found"
+    methods = [("exp", None), ("mtf_glp_hpm", None)] + models + [(common.GDAL_METHOD, None)]
+    results = {"environment": report.environment(), "methods": [m for m, _ in methods], "scenes": [],
+               "quality": [], "speed": {}, "skipped": []}
+    quick = {"tiles": {}}
+    quality.run_quality(methods, cases, tmp, results, quick)
+    assert not results["skipped"], results["skipped"]
+    rows = {(r["mode"], r["method"]): r for r in results["quality"]}
+    assert len(rows) == 2 * len(methods)
+    # the learned model beats cubic upsampling on the held-apart fixture, and every index is finite
+    assert rows["reduced", "ksdiff[wv2]"]["ERGAS"] < rows["reduced", "exp"]["ERGAS"]
+    assert all(np.isfinite(r["HQNR"]) for (mode, _), r in rows.items() if mode == "full")
+    assert set(quick["tiles"]) >= {"PAN", "exp", "ksdiff[wv2]"}
+
+    scores = learned.model_scores(results, evaluate_missing=False)
+    assert set(scores) == {"wv2.onnx"}
+    assert scores["wv2.onnx"]["scenes"]["reduced/wv2_fixture"]["ERGAS"] == round(rows["reduced", "ksdiff[wv2]"]["ERGAS"], 4)
+    results["bundled_models"] = scores
+    results["speed"] = {"scene": {"pan_size": 0, "desc": "none"}, "idle_peak_mb": 0.0, "runs": []}
+    results["total_seconds"] = 0.0
+    text = report.markdown(results, [])
+    assert "## Bundled models" in text and "`wv2.onnx`" in text
+    assert _hashes(MODELS_DIR) == before, "the bench changed a shipped model, card or README"
+
+
+def test_bench_worker_subprocess(data_dir, tmp_path):
+    """Speed runs go through ``python -m bench --worker``: one classical fusion, timed with its peak RSS."""
+    out = tmp_path / "w.tif"
+    r = speed.run_subprocess("exp", str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif"), str(out), "wv2")
+    assert r["seconds"] > 0 and r["peak_mb"] > 0 and out.exists()
+
+
+def test_bench_uses_the_engine_method_list():
+    from ksdiff_qgis.engine import classical
+
+    assert common.CLASSICAL == list(classical.METHODS) and common.BEST_CLASSICAL == classical.BEST_CLASSICAL
+    assert common.BUNDLED_MODELS_DIR == MODELS_DIR
+
+
+def test_bench_needs_make_data(tmp_path, capsys):
+    from bench.__main__ import main
+
+    assert main(["--data", str(tmp_path)]) == 2
+    assert "make data" in capsys.readouterr().err
