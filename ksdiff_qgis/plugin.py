@@ -1,13 +1,10 @@
 """The QGIS plugin object: registers the Processing provider and a menu/toolbar shortcut."""
 from __future__ import annotations
 
-import os
-
 from qgis.core import QgsApplication
 
+from .algorithms.base import ICON
 from .provider import KsdiffProvider
-
-ICON = os.path.join(os.path.dirname(__file__), "resources", "icons", "ksdiff.svg")
 
 
 class KsdiffPlugin:

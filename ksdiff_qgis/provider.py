@@ -1,16 +1,13 @@
 """Processing provider ``ksdiff``."""
 from __future__ import annotations
 
-import os
-
 from qgis.core import QgsProcessingProvider
 from qgis.PyQt.QtGui import QIcon
 
 from .algorithms.assess import AssessAlgorithm
+from .algorithms.base import ICON
 from .algorithms.install_runtime import InstallRuntimeAlgorithm
 from .algorithms.pansharpen import PansharpenAlgorithm
-
-ICON = os.path.join(os.path.dirname(__file__), "resources", "icons", "ksdiff.svg")
 
 
 class KsdiffProvider(QgsProcessingProvider):

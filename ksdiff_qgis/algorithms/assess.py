@@ -9,31 +9,29 @@ import math
 import os
 
 from qgis.core import (
-    QgsProcessingAlgorithm,
     QgsProcessingException,
     QgsProcessingOutputNumber,
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterRasterLayer,
 )
-from qgis.PyQt.QtCore import QCoreApplication
 
 from ..engine import metrics as M
 from ..engine.assessment import assess_full, assess_reduced
 from ..engine.errors import Cancelled
 from ..engine.report import INDICES, html_report
 from ..engine.sensors import SENSORS
+from .base import KsdiffAlgorithm, translator
 from .common import ProcessingFeedback, raster_path
 from .compat import KeyedEnum, set_help
 
 ASSESS_SENSORS = [k for k, s in SENSORS.items() if s.ratio]   # the generic sensor has no ratio to assess with
 
 
-def tr(text: str) -> str:
-    return QCoreApplication.translate("KsdiffAssess", text)
+tr = translator("KsdiffAssess")
 
 
 # ----------------------------------------------------------------------------------- algorithm
-class AssessAlgorithm(QgsProcessingAlgorithm):
+class AssessAlgorithm(KsdiffAlgorithm):
     FUSED, REFERENCE, PAN, MS, SENSOR, OUTPUT_HTML = "FUSED", "REFERENCE", "PAN", "MS", "SENSOR", "OUTPUT_HTML"
 
     def name(self) -> str:
@@ -41,12 +39,6 @@ class AssessAlgorithm(QgsProcessingAlgorithm):
 
     def displayName(self) -> str:  # noqa: N802
         return tr("Assess pansharpening quality")
-
-    def group(self) -> str:
-        return tr("Pansharpening")
-
-    def groupId(self) -> str:  # noqa: N802
-        return "pansharpening"
 
     def tags(self) -> list[str]:
         return tr("quality,assessment,sam,ergas,q4,q8,q2n,scc,psnr,ssim,qnr,hqnr,wald,pansharpening").split(",")
@@ -70,9 +62,6 @@ class AssessAlgorithm(QgsProcessingAlgorithm):
             "PSNR/SSIM.\nReport: the HTML file to write.\n\n"
             "Rasters are read in tiles: memory stays bounded for any scene size. Nodata pixels are left out."
         )
-
-    def createInstance(self):  # noqa: N802
-        return AssessAlgorithm()
 
     def initAlgorithm(self, config=None):  # noqa: N802
         params = [

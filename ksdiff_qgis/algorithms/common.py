@@ -9,13 +9,11 @@ from qgis.core import (
     QgsRasterMinMaxOrigin,
     QgsRectangle,
 )
-from qgis.PyQt.QtCore import QCoreApplication
 
 from ..engine.feedback import Feedback
+from .base import translator
 
-
-def tr(text: str) -> str:
-    return QCoreApplication.translate("Ksdiff", text)
+tr = translator("Ksdiff")
 
 
 class ProcessingFeedback(Feedback):

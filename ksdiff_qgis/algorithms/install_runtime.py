@@ -9,24 +9,22 @@ import os
 
 from qgis.core import (
     QgsApplication,
-    QgsProcessingAlgorithm,
     QgsProcessingException,
     QgsProcessingOutputString,
     QgsProcessingParameterFile,
     QgsSettings,
 )
-from qgis.PyQt.QtCore import QCoreApplication
 
 from ..engine import deps
 from ..engine.errors import Cancelled, InputError
+from .base import KsdiffAlgorithm, translator
 from .common import ProcessingFeedback
 from .compat import KeyedEnum, advanced, set_help
 
 PACKAGES = ["auto", "onnxruntime", "onnxruntime-gpu", deps.GPU_WITH_CUDA]
 
 
-def tr(text: str) -> str:
-    return QCoreApplication.translate("KsdiffInstallRuntime", text)
+tr = translator("KsdiffInstallRuntime")
 
 
 def runtime_base() -> str:
@@ -34,20 +32,15 @@ def runtime_base() -> str:
     return os.path.join(QgsApplication.qgisSettingsDirPath(), "python", "ksdiff_runtime")
 
 
-class InstallRuntimeAlgorithm(QgsProcessingAlgorithm):
+class InstallRuntimeAlgorithm(KsdiffAlgorithm):
     PACKAGE, WHEEL, RESULT = "PACKAGE", "WHEEL", "RESULT"
+    GROUP_ID = "setup"
 
     def name(self) -> str:
         return "install_runtime"
 
     def displayName(self) -> str:  # noqa: N802
         return tr("Install ONNX Runtime (for KSDiff)")
-
-    def group(self) -> str:
-        return tr("Setup")
-
-    def groupId(self) -> str:  # noqa: N802
-        return "setup"
 
     def shortHelpString(self) -> str:  # noqa: N802
         return tr(
@@ -59,9 +52,6 @@ class InstallRuntimeAlgorithm(QgsProcessingAlgorithm):
             "Needs access to the Python package index (QGIS's proxy settings are passed to pip), or a local "
             "onnxruntime wheel (offline install). The import is checked in QGIS's own Python; takes effect at once."
         ).format(runtime_base(), deps.TESTED_TEXT)
-
-    def createInstance(self):  # noqa: N802
-        return InstallRuntimeAlgorithm()
 
     def initAlgorithm(self, config=None):  # noqa: N802
         labels = [tr("Automatic (GPU build when an NVIDIA GPU is found)") + " [auto]",

@@ -4,7 +4,6 @@ from __future__ import annotations
 import os
 
 from qgis.core import (
-    QgsProcessingAlgorithm,
     QgsProcessingException,
     QgsProcessingOutputNumber,
     QgsProcessingOutputString,
@@ -16,7 +15,6 @@ from qgis.core import (
     QgsProcessingParameterRasterLayer,
     QgsProcessingParameterString,
 )
-from qgis.PyQt.QtCore import QCoreApplication
 
 from ..engine import selfcheck
 from ..engine.errors import Cancelled, InputError
@@ -25,6 +23,7 @@ from ..engine.pipeline import method_names, pansharpen
 from ..engine.raster_io import open_raster
 from ..engine.sensors import AUTO, SENSORS
 from ..engine.bandcolour import rgb_bands
+from .base import KsdiffAlgorithm, translator
 from .common import NaturalColour, ProcessingFeedback, raster_path
 from .layer_pair import dialog_defaults
 from .compat import NUMBER_INTEGER, KeyedEnum, advanced, set_help
@@ -49,11 +48,10 @@ SELFCHECK_OUTPUTS = {
 }
 
 
-def tr(text: str) -> str:
-    return QCoreApplication.translate("KsdiffPansharpen", text)
+tr = translator("KsdiffPansharpen")
 
 
-class PansharpenAlgorithm(QgsProcessingAlgorithm):
+class PansharpenAlgorithm(KsdiffAlgorithm):
     PAN, MS, SENSOR, METHOD, MODEL, DEVICE = "PAN", "MS", "SENSOR", "METHOD", "MODEL", "DEVICE"
     MS_BANDS, EXTENT, MTF_GAINS = "MS_BANDS", "EXTENT", "MTF_GAINS"
     TILE_SIZE, OVERLAP, THREADS, OUTPUT = "TILE_SIZE", "OVERLAP", "THREADS", "OUTPUT"
@@ -63,12 +61,6 @@ class PansharpenAlgorithm(QgsProcessingAlgorithm):
 
     def displayName(self) -> str:  # noqa: N802
         return tr("Pansharpen (KSDiff)")
-
-    def group(self) -> str:
-        return tr("Pansharpening")
-
-    def groupId(self) -> str:  # noqa: N802
-        return "pansharpening"
 
     def tags(self) -> list[str]:
         return tr("pansharpening,fusion,panchromatic,multispectral,ksdiff,diffusion,brovey,gsa,mtf,glp").split(",")
@@ -95,9 +87,6 @@ class PansharpenAlgorithm(QgsProcessingAlgorithm):
             "Bundled KSDiff models: {}. Each option's key (shown in brackets) can be given to qgis_process, "
             "as can its label or number."
         ).format(bundled)
-
-    def createInstance(self):  # noqa: N802
-        return PansharpenAlgorithm()
 
     def initAlgorithm(self, config=None):  # noqa: N802
         # the dialog would otherwise preselect the active layer for both: start on the project's likely pair
@@ -152,9 +141,6 @@ class PansharpenAlgorithm(QgsProcessingAlgorithm):
             text = name in ("SELFCHECK_METHOD", "SELFCHECK_REASON", "SELFCHECK_CLASSICAL_METHOD")
             kind = QgsProcessingOutputString if text else QgsProcessingOutputNumber
             self.addOutput(kind(name, tr(label)))
-
-    def supportedOutputRasterLayerExtensions(self):  # noqa: N802
-        return ["tif"]
 
     def checkParameterValues(self, parameters, context):  # noqa: N802
         ok, msg = super().checkParameterValues(parameters, context)

@@ -1,0 +1,46 @@
+"""What every ``ksdiff`` Processing algorithm shares: translation, group, icon and ``createInstance``.
+
+Translatable strings: ``tr("… {} …").format(…)``, never ``tr(f"…")`` (the translation is looked up by the
+literal source text, which an f-string has already replaced).
+"""
+from __future__ import annotations
+
+import os
+from typing import Callable
+
+from qgis.core import QgsProcessingAlgorithm
+from qgis.PyQt.QtCore import QCoreApplication
+from qgis.PyQt.QtGui import QIcon
+
+ICON = os.path.join(os.path.dirname(os.path.dirname(__file__)), "resources", "icons", "ksdiff.svg")
+GROUPS = {"pansharpening": "Pansharpening", "setup": "Setup"}   # group id -> display name (translated in group())
+
+
+def translator(context: str) -> Callable[[str], str]:
+    """A ``tr(text)`` that translates in ``context`` (one context per algorithm module)."""
+    def tr(text: str) -> str:
+        return QCoreApplication.translate(context, text)
+
+    return tr
+
+
+class KsdiffAlgorithm(QgsProcessingAlgorithm):
+    """Base of the provider's algorithms: a subclass sets ``GROUP_ID`` (a key of ``GROUPS``) and defines
+    name, displayName, shortHelpString, initAlgorithm and processAlgorithm."""
+
+    GROUP_ID = "pansharpening"
+
+    def group(self) -> str:
+        return QCoreApplication.translate("Ksdiff", GROUPS[self.GROUP_ID])
+
+    def groupId(self) -> str:  # noqa: N802
+        return self.GROUP_ID
+
+    def icon(self) -> QIcon:
+        return QIcon(ICON)
+
+    def svgIconPath(self) -> str:  # noqa: N802
+        return ICON
+
+    def createInstance(self):  # noqa: N802
+        return type(self)()
