@@ -22,7 +22,8 @@ def model_method(model: str) -> str:
         return "model"
 
 
-def onnx_models(models_dir: Path = BUNDLED_MODELS_DIR, baselines_dir: Path = BASELINE_MODELS_DIR) -> list[tuple[str, str]]:
+def onnx_models(models_dir: Path = BUNDLED_MODELS_DIR,
+                baselines_dir: Path = BASELINE_MODELS_DIR) -> list[tuple[str, str]]:
     """(label, path) of every bundled model and every comparison backbone, e.g. ``ksdiff[wv2]``."""
     models = sorted(Path(models_dir).glob("*.onnx")) + sorted(Path(baselines_dir).glob("*.onnx"))
     return [(f"{model_method(str(p))}[{p.stem}]", str(p)) for p in models]

@@ -1,4 +1,4 @@
-"""Quality: fuse every scene with every method and score it with the engine's indices (``ksdiff_qgis.engine.metrics``)."""
+"""Quality: fuse every scene with every method, score it with the engine's indices (``ksdiff_qgis.engine.metrics``)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -54,7 +54,8 @@ def run_quality(methods: list[tuple[str, str | None]], scenes: list[tuple[str, l
     ``results['skipped']``; the WV2 full-resolution crops used by the quicklook to ``quick['tiles']``."""
     for mode, mode_scenes in scenes:
         for sc in mode_scenes:
-            results["scenes"].append({"mode": mode, "name": sc["name"], "desc": sc["desc"], "notes": sc.get("notes", [])})
+            results["scenes"].append({"mode": mode, "name": sc["name"], "desc": sc["desc"],
+                                      "notes": sc.get("notes", [])})
             for method, model in methods:
                 ms_key = model_sensor(model)
                 if model is not None and ms_key is not None and ms_key != sc["sensor"]:

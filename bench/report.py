@@ -54,7 +54,8 @@ def plots(results: dict, quick: dict, img_dir: Path) -> list[str]:
     scenes = list(dict.fromkeys(r["scene"] for r in rr))
     methods = list(dict.fromkeys(r["method"] for r in results["quality"]))
     panels = [("ERGAS", rr, "lower is better"), ("SAM", rr, "degrees, lower is better"),
-              ("Q2n", rr, "Q4, higher is better"), ("SCC", rr, "higher is better"), ("HQNR", fr, "full resolution, higher is better")]
+              ("Q2n", rr, "Q4, higher is better"), ("SCC", rr, "higher is better"),
+              ("HQNR", fr, "full resolution, higher is better")]
     fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.8))
     for ax, (key, rows, sub) in zip(axes, panels):
         sc = list(dict.fromkeys(r["scene"] for r in rows)) or scenes
@@ -117,8 +118,10 @@ def quality_targets(rr: list[dict], fr: list[dict]) -> list[str]:
         k = rows[ks[0]]
         best = min(classical, key=lambda r: r["ERGAS"])
         beats = all(k["SAM"] < c["SAM"] and k["ERGAS"] < c["ERGAS"] and k["Q2n"] > c["Q2n"] for c in classical)
-        text = (f"- {sc}: `{ks[0]}` ERGAS is **{100 * (1 - k['ERGAS'] / best['ERGAS']):.1f}%** below the best classical "
-                f"(`{best['method']}`, target ≥ 15%); it {'beats' if beats else 'does not beat'} every classical method "
+        below = 100 * (1 - k["ERGAS"] / best["ERGAS"])
+        text = (f"- {sc}: `{ks[0]}` ERGAS is **{below:.1f}%** below the best classical "
+                f"(`{best['method']}`, target ≥ 15%); it {'beats' if beats else 'does not beat'} every classical "
+                "method "
                 "and GDAL on SAM, ERGAS and Q4 together")
         bb = [m for m in rows if m.startswith(("fusionnet[", "pannet["))]
         if bb:
@@ -148,16 +151,20 @@ def markdown(results: dict, images: list[str]) -> str:
              "Gaussian filters, fused, compared with the original MS. Full resolution = no reference (QNR family). "
              "Index definitions: `ksdiff_qgis/engine/metrics.py` (METHOD.md).", ""]
     for sc in results["scenes"]:
-        lines.append(f"- **{sc['mode']} / {sc['name']}**: {sc['desc']}." + (" " + " ".join(sc.get("notes", [])) if sc.get("notes") else ""))
+        notes = " " + " ".join(sc["notes"]) if sc.get("notes") else ""
+        lines.append(f"- **{sc['mode']} / {sc['name']}**: {sc['desc']}." + notes)
     lines.append("")
     rr = [r for r in results["quality"] if r["mode"] == "reduced"]
     fr = [r for r in results["quality"] if r["mode"] == "full"]
-    lines += ["### Reduced resolution", "", "| scene | method | SAM ° ↓ | ERGAS ↓ | Q4 ↑ | Q ↑ | SCC ↑ | PSNR dB ↑ | SSIM ↑ |",
+    lines += ["### Reduced resolution", "",
+              "| scene | method | SAM ° ↓ | ERGAS ↓ | Q4 ↑ | Q ↑ | SCC ↑ | PSNR dB ↑ | SSIM ↑ |",
               "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in rr:
-        lines.append(f"| {r['scene']} | {r['method']} | {_f(r['SAM'], 3)} | {_f(r['ERGAS'], 3)} | {_f(r['Q2n'])} | {_f(r['Q'])} | "
+        lines.append(f"| {r['scene']} | {r['method']} | {_f(r['SAM'], 3)} | {_f(r['ERGAS'], 3)} | {_f(r['Q2n'])} | "
+                     f"{_f(r['Q'])} | "
                      f"{_f(r['SCC'])} | {_f(r['PSNR'], 2)} | {_f(r['SSIM'])} |")
-    lines += ["", "### Full resolution", "", "| scene | method | Dλ (Khan) ↓ | Ds ↓ | HQNR ↑ |", "| --- | --- | --- | --- | --- |"]
+    lines += ["", "### Full resolution", "", "| scene | method | Dλ (Khan) ↓ | Ds ↓ | HQNR ↑ |",
+              "| --- | --- | --- | --- | --- |"]
     for r in fr:
         lines.append(f"| {r['scene']} | {r['method']} | {_f(r['D_lambda'])} | {_f(r['D_s'])} | {_f(r['HQNR'])} |")
     lines += ["", "### Reading the tables", ""]
@@ -188,7 +195,8 @@ def markdown(results: dict, images: list[str]) -> str:
               f"(an idle worker that only imports the engine peaks at {sp['idle_peak_mb']:.0f} MB).", "",
               "| method | seconds | PAN Mpx/s | speed vs GDAL | peak RSS MB |", "| --- | --- | --- | --- | --- |"]
     for r in sp["runs"]:
-        lines.append(f"| {r['method']} | {r['seconds']:.2f} | {r['mpx_per_s']:.2f} | {_f(r.get('ratio_to_gdal'), 3)}× | {r['peak_mb']:.0f} |")
+        lines.append(f"| {r['method']} | {r['seconds']:.2f} | {r['mpx_per_s']:.2f} | "
+                     f"{_f(r.get('ratio_to_gdal'), 3)}× | {r['peak_mb']:.0f} |")
     if sp.get("memory_scaling"):
         lines += ["", f"Peak RSS of `{BEST_CLASSICAL}` against scene size. The pipeline streams rows of tiles, so its "
                   "own memory grows with the scene *width*, not its area; GDAL's block cache (default 5% of RAM, here "
@@ -214,10 +222,12 @@ def markdown(results: dict, images: list[str]) -> str:
         if k:
             lines += [""]
             if "ssdiff_over_ksdiff" in k:
-                lines.append(f"- KSDiff is **{k['ssdiff_over_ksdiff']:.1f}×** faster than SSDiff end to end (target ≥ 5×).")
+                lines.append(f"- KSDiff is **{k['ssdiff_over_ksdiff']:.1f}×** faster than SSDiff end to end "
+                             "(target ≥ 5×).")
             if "ksdiff_over_backbone" in k:
-                lines.append(f"- KSDiff takes **{k['ksdiff_over_backbone']:.2f}×** the time of its bare backbone end to "
-                             f"end on this scene (target ≤ 1.5×); **{k['ksdiff_over_backbone_warm']:.2f}×** without the "
+                lines.append(f"- KSDiff takes **{k['ksdiff_over_backbone']:.2f}×** the time of its bare backbone "
+                             f"end to end on this scene (target ≤ 1.5×); **{k['ksdiff_over_backbone_warm']:.2f}×** "
+                             "without the "
                              "one-off ONNX Runtime session creation, which the plugin pays once per model and QGIS "
                              "session (it keeps the session for later tiles and runs).")
             if results.get("ksdiff_over_backbone_speed_scene"):

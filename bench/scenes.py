@@ -94,7 +94,8 @@ def reduced_scenes(dd: Path, tmp: Path) -> list[dict]:
                     desc=f"Landsat 8 held-apart crop, MS window {case.ms_window}, ratio 2", notes=case.notes))
     p, m, r, notes = build_s2_case(dd, tmp)
     out.append(dict(name="sentinel2_simpan", sensor="wv2", pan=p, ms=m, ref=r, ratio=4,
-                    desc=f"Sentinel-2 held-apart 10 m crop {HELD_APART['sentinel2/s2_10m.tif']}, simulated PAN, ratio 4",
+                    desc=f"Sentinel-2 held-apart 10 m crop {HELD_APART['sentinel2/s2_10m.tif']}, simulated PAN, "
+                         "ratio 4",
                     notes=notes))
     return out
 

@@ -64,7 +64,8 @@ def _remove(*paths: str) -> None:
             os.remove(f)
 
 
-def run_speed(methods: list[tuple[str, str | None]], pan: str, ms: str, size: int, tmp: Path, results: dict) -> list[dict]:
+def run_speed(methods: list[tuple[str, str | None]], pan: str, ms: str, size: int, tmp: Path,
+              results: dict) -> list[dict]:
     """Every method on the WorldView-2 speed scene (PAN ``size``²): seconds, Mpx/s, peak RSS, ratio to GDAL."""
     mpx = size * size / 1e6
     runs = []
@@ -79,16 +80,19 @@ def run_speed(methods: list[tuple[str, str | None]], pan: str, ms: str, size: in
             continue
         finally:
             _remove(out)
-        runs.append({"method": method, "seconds": r["seconds"], "mpx_per_s": mpx / r["seconds"], "peak_mb": r["peak_mb"],
+        runs.append({"method": method, "seconds": r["seconds"], "mpx_per_s": mpx / r["seconds"],
+                     "peak_mb": r["peak_mb"],
                      "ru_maxrss_mb": r["ru_maxrss_mb"]})
-        print(f"speed {size}² {method:14s} {r['seconds']:.2f} s {mpx / r['seconds']:.2f} Mpx/s peak {r['peak_mb']:.0f} MB")
+        print(f"speed {size}² {method:14s} {r['seconds']:.2f} s {mpx / r['seconds']:.2f} Mpx/s "
+              f"peak {r['peak_mb']:.0f} MB")
     gd = next((r for r in runs if r["method"] == GDAL_METHOD), None)
     for r in runs:
         r["ratio_to_gdal"] = (r["mpx_per_s"] / gd["mpx_per_s"]) if gd else None
     return runs
 
 
-def run_memory_scaling(dd: Path, tmp: Path, sizes: list[int], speed_scene: tuple[str, str], speed_size: int) -> list[dict]:
+def run_memory_scaling(dd: Path, tmp: Path, sizes: list[int], speed_scene: tuple[str, str],
+                       speed_size: int) -> list[dict]:
     """Peak RSS of the best classical method against scene size, with GDAL's default cache and a small one."""
     pan, ms = speed_scene
     scaling = []

@@ -11,7 +11,6 @@ A plain complete YAML (no ``base:``) loads exactly as before.
 from __future__ import annotations
 
 import copy
-import os
 from pathlib import Path
 from typing import Any
 

