@@ -7,12 +7,16 @@ export QT_QPA_PLATFORM := offscreen
 export KSDIFF_DATA ?= $(HOME)/.cache/ksdiff/data
 SENSOR ?= wv2
 
-.PHONY: setup test demo data train bench package deploy clean
+.PHONY: setup lint test demo data train bench package deploy clean
 
 setup:
 	@./scripts/setup.sh
 
-test: setup
+# ruff with the checked-in ruff.toml; fix what it can with `$(PY) -m ruff check --fix .`
+lint: setup
+	@$(PY) -m ruff check .
+
+test: setup lint
 	@$(PY) -m pytest; rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Idempotent project setup: QGIS from Debian (when missing), then .venv with the pinned requirements.
+# requirements/dev.txt (what `make test` needs) pulls in training.txt, which pulls in plugin.txt; the venv is
+# refreshed whenever any requirements file changes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SYS_PY=/usr/bin/python3
 VENV=.venv
-REQ=requirements/base.txt
+REQ=requirements/dev.txt
 
 if ! QT_QPA_PLATFORM=offscreen "$SYS_PY" -c "import qgis.core" >/dev/null 2>&1; then
   echo "setup: QGIS Python bindings not found; installing QGIS from Debian (about 2 minutes)"
@@ -30,12 +32,12 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 
 stamp="$VENV/.requirements.sha256"
-want=$(sha256sum "$REQ" | cut -d' ' -f1)
+want=$(cat requirements/*.txt | sha256sum | cut -d' ' -f1)   # every file: dev.txt includes the others
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   echo "setup: installing $REQ into $VENV"
   "$VENV/bin/python" -m pip install -q --upgrade pip
   "$VENV/bin/python" -m pip install -q -r "$REQ"
   echo "$want" > "$stamp"
 fi
-QT_QPA_PLATFORM=offscreen "$VENV/bin/python" -c "import qgis.core, osgeo.gdal, numpy, onnxruntime, rasterio, torch" \
+QT_QPA_PLATFORM=offscreen "$VENV/bin/python" -c "import qgis.core, osgeo.gdal, numpy, onnxruntime, rasterio, torch, ruff" \
   || { echo "setup: the venv cannot import its dependencies together" >&2; exit 1; }
