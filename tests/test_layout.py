@@ -36,3 +36,19 @@ def test_plugin_ships_no_bench_or_training_helpers():
     for path in PLUGIN.rglob("*.py"):
         text = path.read_text(encoding="utf-8")
         assert "import model_core" not in text and "from model_core" not in text, path
+
+
+def test_readme_layout_table_matches_the_tree():
+    """Every path in README's layout table exists, and every top-level entry of the tree is in the table."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    table = text.split("## Layout", 1)[1].split("\n\n", 2)[1]
+    named = set()
+    for row in table.splitlines()[2:]:
+        cell = row.split("|")[1]
+        for path in cell.replace("`", "").split(","):
+            path = path.strip().rstrip("/")
+            assert (ROOT / path).exists(), f"README layout names {path!r}, which does not exist"
+            named.add(path.split("/")[0])
+    tracked = {p.name for p in ROOT.iterdir() if not p.name.startswith(".") and p.name not in
+               {"runs", "dist", "build", "demo-output", "__pycache__"}}
+    assert tracked <= named | {"README.md"}, f"not in README's layout table: {sorted(tracked - named)}"
