@@ -52,3 +52,14 @@ def test_readme_layout_table_matches_the_tree():
     tracked = {p.name for p in ROOT.iterdir() if not p.name.startswith(".") and p.name not in
                {"runs", "dist", "build", "demo-output", "__pycache__"}}
     assert tracked <= named | {"README.md"}, f"not in README's layout table: {sorted(tracked - named)}"
+
+
+def test_make_test_lints_first_and_requirements_are_layered():
+    makefile = (ROOT / "Makefile").read_text()
+    assert "\ntest: setup lint\n" in makefile and "\nlint: setup\n\t@$(PY) -m ruff check .\n" in makefile
+    assert (ROOT / "ruff.toml").is_file()
+    req = {n: (ROOT / "requirements" / f"{n}.txt").read_text() for n in ("plugin", "training", "dev")}
+    assert "onnxruntime" in req["plugin"] and "torch" not in req["plugin"]
+    assert "-r plugin.txt" in req["training"] and "torch" in req["training"]
+    assert "-r training.txt" in req["dev"] and "ruff" in req["dev"] and "pytest" in req["dev"]
+    assert "REQ=requirements/dev.txt" in (ROOT / "scripts" / "setup.sh").read_text()
