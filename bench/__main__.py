@@ -9,6 +9,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from osgeo import gdal
+
 from model_core.datacache import data_dir
 
 from . import __doc__ as DOC
@@ -40,6 +42,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    gdal.UseExceptions()   # the bench's own reads fail loudly (set here, not at import: it is process-wide)
     if args.worker:
         return worker(args.worker)
 

@@ -11,8 +11,6 @@ from ksdiff_qgis.engine import classical
 from ksdiff_qgis.engine.model_card import MODELS_DIR
 from ksdiff_qgis.engine.pipeline import pansharpen
 
-gdal.UseExceptions()
-
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results.json"
 DOCS = ROOT / "docs" / "BENCHMARKS.md"
