@@ -1,6 +1,6 @@
 """Robustness suite (issue 12): reduced-resolution cases that differ the way users' products differ.
 
-Every case is built from the held-apart areas only (``ksdiff_qgis.engine.heldout``: WorldView-2 pair 3,
+Every case is built from the held-apart areas only (``model_core.datacache``: WorldView-2 pair 3,
 the Landsat 8 and Sentinel-2 corners), so no case overlaps training data. Each differs from the others in
 sensor, radiometry (8-bit, 11/12-bit, 16-bit reflectance, float reflectance), PAN spectral response, PAN
 sharpness or MS MTF. A case is three GeoTIFFs (degraded PAN, degraded MS, reference MS) that the plugin's
@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 import tempfile
 import time
@@ -34,9 +33,9 @@ sys.path.insert(0, str(ROOT))
 
 from ksdiff_qgis.engine import metrics  # noqa: E402
 from ksdiff_qgis.engine.filters import upsample, wald_degrade  # noqa: E402
-from ksdiff_qgis.engine.heldout import HELD_APART  # noqa: E402
 from ksdiff_qgis.engine.sensors import get_sensor  # noqa: E402
 from model_core.data.scenes import block_mean, gaussian_blur  # noqa: E402
+from model_core.datacache import HELD_APART, data_dir  # noqa: E402
 
 CLASSICAL = ("exp", "brovey", "gsa", "mtf_glp_hpm")
 FIT = (0.177, 0.194, 0.416, 0.182)   # WorldView-2's PAN as a band mix (DATA.md)
@@ -58,7 +57,7 @@ class Case:
 
 
 def data_root() -> Path:
-    return Path(os.environ.get("KSDIFF_DATA", Path.home() / ".cache" / "ksdiff" / "data"))
+    return data_dir()
 
 
 def _read(path: Path, window=None) -> tuple[np.ndarray, Affine, object]:
