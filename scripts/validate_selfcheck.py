@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import time
@@ -34,11 +33,12 @@ from ksdiff_qgis.engine.filters import convolve_axis, wald_degrade  # noqa: E402
 from ksdiff_qgis.engine.pipeline import pansharpen  # noqa: E402
 from ksdiff_qgis.engine.selfcheck import decide  # noqa: E402
 from ksdiff_qgis.engine.sensors import get_sensor  # noqa: E402
-from ksdiff_qgis.engine.wald import make_reduced_case, write_geotiff  # noqa: E402
+from model_core.datacache import data_dir  # noqa: E402
+from model_core.wald import make_reduced_case, write_geotiff  # noqa: E402
 
 gdal.UseExceptions()
-DATA = Path(os.environ.get("KSDIFF_DATA", Path.home() / ".cache" / "ksdiff" / "data"))
-S2_WEIGHTS, S2_OFFSET = (0.177, 0.194, 0.416, 0.182), -4.8     # as scripts/bench.py
+DATA = data_dir()
+S2_WEIGHTS, S2_OFFSET = (0.177, 0.194, 0.416, 0.182), -4.8     # as bench/scenes.py
 S2_WINDOW = (0, 0, 1024, 1024)            # 10 m pixels; the held-apart window is (1421, 1435, 512, 512)
 S2_WINDOW2 = (900, 0, 1024, 1024)         # a second area (overlaps the first by 124 columns)
 NOISE = 0.2                               # ERGAS: smaller truth differences are a tie (METHOD.md)
