@@ -38,7 +38,8 @@ class KsdiffPlugin:
         self.iface.addPluginToRasterMenu("KSDiff", self.action)
         self.iface.addRasterToolBarIcon(self.action)
         self.install_action = QAction("Install ONNX Runtime…", self.iface.mainWindow())
-        self.install_action.setToolTip("Install the runtime the KSDiff method needs (GPU build when an NVIDIA GPU is found)")
+        self.install_action.setToolTip(
+            "Install the runtime the KSDiff method needs (GPU build when an NVIDIA GPU is found)")
         self.install_action.triggered.connect(self.open_installer)
         self.iface.addPluginToRasterMenu("KSDiff", self.install_action)
 

@@ -37,11 +37,13 @@ def kernel_ablation(model, cases: list[tuple[str, np.ndarray, np.ndarray, np.nda
         kgen.forward = forward
         out = {}
         try:
-            for name, pan, lms, gt, _ in cases:
+            for name, pan, lms, _gt, _ in cases:
                 f = np.array(lms, dtype=np.float32, copy=True)
                 for r, c in _tiles(pan, lms, tile):
-                    p = torch.from_numpy(np.ascontiguousarray(pan[None, None, r : r + tile, c : c + tile], dtype=np.float32))
-                    m = torch.from_numpy(np.ascontiguousarray(lms[None, :, r : r + tile, c : c + tile], dtype=np.float32))
+                    p = torch.from_numpy(np.ascontiguousarray(pan[None, None, r : r + tile, c : c + tile],
+                                                              dtype=np.float32))
+                    m = torch.from_numpy(np.ascontiguousarray(lms[None, :, r : r + tile, c : c + tile],
+                                                              dtype=np.float32))
                     f[:, r : r + tile, c : c + tile] = model(p, m)[0].numpy()
                 out[name] = f
         finally:
@@ -66,7 +68,7 @@ def kernel_ablation(model, cases: list[tuple[str, np.ndarray, np.ndarray, np.nda
     mean = fuse_all(fixed)
     static = fuse_all(none)
     res = {}
-    for name, pan, lms, gt, ratio in cases:
+    for name, pan, _lms, gt, ratio in cases:
         # the same pixels for all three: the tiled part of the case
         hh, ww = pan.shape[0] // tile * tile, pan.shape[1] // tile * tile
         ref = gt[:, :hh, :ww].astype(np.float64)

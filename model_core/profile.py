@@ -4,7 +4,8 @@ Networks: each backbone, KSDiff around each backbone, and SSDiff (10 DDIM steps)
 (WorldView-2 layout), untrained weights (cost does not depend on the weights). FLOPs are counted by
 ``torch.utils.flop_counter.FlopCounterMode`` (convolutions and matrix products, 2 per multiply-add)
 on a full tile, so KSDiff's per-tile token work is included. Time: the fastest of ``repeats`` ONNX Runtime
-runs (the least disturbed by other processes on a shared machine; the median is reported too) of the exported graph on one tile, all in the same process and with the same thread count.
+runs (the least disturbed by other processes on a shared machine; the median is reported too) of the exported
+graph on one tile, all in the same process and with the same thread count.
 """
 from __future__ import annotations
 
@@ -63,7 +64,8 @@ def profile(tile: int = 512, bands: int = 4, threads: int = 1, repeats: int = 5,
             k["time_vs_ssdiff"] = round(rows["ssdiff"]["seconds_per_tile"] / k["seconds_per_tile"], 2)  # x faster
         k["time_vs_backbone"] = round(k["seconds_per_tile"] / rows[bb]["seconds_per_tile"], 3)
         k["flops_vs_backbone"] = round(k["flops_per_pan_pixel"] / rows[bb]["flops_per_pan_pixel"], 3)
-    return {"tile": tile, "bands": bands, "ratio": 4, "threads": threads, "runtime": f"onnxruntime {ort.__version__} CPU",
+    return {"tile": tile, "bands": bands, "ratio": 4, "threads": threads,
+            "runtime": f"onnxruntime {ort.__version__} CPU",
             "ssdiff_steps": 10, "ksdiff_sampler_steps": 4,
             "notes": "time_vs_ssdiff = SSDiff time / KSDiff time (target >= 5); time_vs_backbone = KSDiff time / "
                      "bare backbone time (target <= 1.5)", "networks": rows}

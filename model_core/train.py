@@ -290,7 +290,8 @@ def train_stage(model: nn.Module, cfg: dict[str, Any], stage_idx: int, train, va
         seconds += time.perf_counter() - t0
         history.append(float(loss.detach()))
         bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
-        rec = {"stage": st["name"], "step": step + 1, "loss": float(loss.detach()), **parts, "lr": sched.get_last_lr()[0]}
+        rec = {"stage": st["name"], "step": step + 1, "loss": float(loss.detach()), **parts,
+               "lr": sched.get_last_lr()[0]}
         if val is not None and (step + 1) % cfg["train"]["val_every"] == 0:
             rec.update(validate(model, method, st, val, cfg, device))
             tqdm.write(json.dumps(rec))

@@ -16,10 +16,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
+from robustness import build_cases  # noqa: E402
+
 from ksdiff_qgis.engine.filters import upsample  # noqa: E402
 from model_core.ablation import kernel_ablation  # noqa: E402
 from model_core.train import model_from_checkpoint  # noqa: E402
-from robustness import build_cases  # noqa: E402
 
 
 def main(argv=None) -> int:

@@ -1,4 +1,4 @@
-"""Render ksdiff_qgis/resources/icons/ksdiff.svg to the 128x128 PNG that metadata.txt names (the plugin site shows it)."""
+"""Render ksdiff_qgis/resources/icons/ksdiff.svg to the 128x128 PNG named by metadata.txt (shown by the plugin site)."""
 from __future__ import annotations
 
 import os

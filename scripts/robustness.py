@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import tempfile
 import time
@@ -132,7 +131,8 @@ def landsat_case() -> Case:
     pan, ref = _crop_to_ratio(pan, ms, 2)
     p, m = _degrade(pan, ref, 2, s.mtf_pan, s.mtf_ms)
     p, m, r = _quantise([p, m, ref], "uint16")
-    return Case("landsat8", "landsat8", "real Landsat 8 pair, 12-bit in 16 bits, ratio 2", p, m, r, tf, crs, "uint16", 2)
+    return Case("landsat8", "landsat8", "real Landsat 8 pair, 12-bit in 16 bits, ratio 2", p, m, r, tf, crs,
+                "uint16", 2)
 
 
 def sentinel2_cases() -> list[Case]:
@@ -144,9 +144,11 @@ def sentinel2_cases() -> list[Case]:
     for name, sensor, what, src, t, weights, blur, mtf, dtype, top in (
         ("s2_fit_pan_11bit", "wv2", "Sentinel-2 10 m, WV2-like PAN (blur 0.8 px), WV2 MTF, 11-bit",
          s2, tf, FIT, 0.8, get_sensor("wv2").mtf_ms, "uint16", 1800.0),
-        ("s2_visible_pan_refl16", "qb", "Sentinel-2 10 m as 16-bit reflectance x 1e4, visible-only PAN, no blur, QuickBird MTF",
+        ("s2_visible_pan_refl16", "qb",
+         "Sentinel-2 10 m as 16-bit reflectance x 1e4, visible-only PAN, no blur, QuickBird MTF",
          s2, tf, (0.3, 0.35, 0.35, 0.0), 0.0, QB_MTF, "uint16", None),
-        ("s2_nir_pan_float", "gf2", "Sentinel-2 10 m as float reflectance, NIR-heavy PAN, strong blur (1.5 px), generic MTF",
+        ("s2_nir_pan_float", "gf2",
+         "Sentinel-2 10 m as float reflectance, NIR-heavy PAN, strong blur (1.5 px), generic MTF",
          s2 / 1e4, tf, (0.1, 0.2, 0.3, 0.4), 1.5, GENERIC_MTF, "float32", None),
         ("s2_flat_pan_8bit", "qb", "Sentinel-2 10 m as 8-bit, flat PAN (equal weights), blur 0.5 px, GeoEye-1 MTF",
          s2, tf, (0.25, 0.25, 0.25, 0.25), 0.5, GEOEYE_MTF, "uint8", 250.0),
@@ -170,7 +172,8 @@ def write_case(case: Case, folder: Path) -> tuple[str, str, str]:
     folder.mkdir(parents=True, exist_ok=True)
     coarse = case.transform * Affine.scale(case.ratio)
     paths = []
-    for kind, arr, tf in (("pan", case.pan[None], case.transform), ("ms", case.ms, coarse), ("ref", case.ref, case.transform)):
+    for kind, arr, tf in (("pan", case.pan[None], case.transform), ("ms", case.ms, coarse),
+                          ("ref", case.ref, case.transform)):
         path = folder / f"{case.name}_{kind}.tif"
         nodata = None if case.dtype.startswith("float") else 0
         with rasterio.open(path, "w", driver="GTiff", width=arr.shape[2], height=arr.shape[1], count=arr.shape[0],
@@ -260,8 +263,10 @@ def markdown(results: list[dict], summary: dict, methods: list[str], note: str) 
             e = r["methods"].get(k, {})
             cells.append(f"{e['ERGAS']:.3f}" if "ERGAS" in e else "—")
         lines.append(f"| {r['case']} | {r['sensor']} | {r['what']} | " + " | ".join(cells) + " |")
-    lines += ["", f"Forced KSDiff ERGAS / best classical ERGAS, suite mean: {summary['ksdiff_vs_best_classical_mean_ratio']}",
-              f"Default method never worse than the best classical one: {summary['default_never_worse_than_best_classical']} "
+    lines += ["", "Forced KSDiff ERGAS / best classical ERGAS, suite mean: "
+                  f"{summary['ksdiff_vs_best_classical_mean_ratio']}",
+              "Default method never worse than the best classical one: "
+              f"{summary['default_never_worse_than_best_classical']} "
               f"({summary['default_cases_ok']} cases).", ""]
     return "\n".join(lines)
 

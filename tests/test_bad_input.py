@@ -52,7 +52,8 @@ def test_no_overlap(qgis_app, pair, tmp_path):
 
 
 def test_non_integer_ratio(qgis_app, pair, tmp_path):
-    ms = _copy_with_gt(pair["MS"], str(tmp_path / "r25.tif"), lambda gt: [gt[0], gt[1] * 0.625, 0, gt[3], 0, gt[5] * 0.625])
+    ms = _copy_with_gt(pair["MS"], str(tmp_path / "r25.tif"),
+                       lambda gt: [gt[0], gt[1] * 0.625, 0, gt[3], 0, gt[5] * 0.625])
     _expect_error({**pair, "MS": ms}, str(tmp_path / "o.tif"), "whole")
 
 
@@ -81,7 +82,8 @@ def test_truncated_file(qgis_app, pair, tmp_path):
     size = os.path.getsize(bad)
     with open(bad, "r+b") as f:
         f.truncate(size // 2)
-    _expect_error({**pair, "MS": bad}, str(tmp_path / "o.tif"), "(?i)unreadable or truncated|could not load|cannot open")
+    _expect_error({**pair, "MS": bad}, str(tmp_path / "o.tif"),
+                  "(?i)unreadable or truncated|could not load|cannot open")
 
 
 def test_not_a_raster(qgis_app, pair, tmp_path):

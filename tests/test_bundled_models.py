@@ -1,9 +1,7 @@
 """The bundled KSDiff models: cards, quality on the held-apart scene, seams, identical results everywhere."""
 from __future__ import annotations
 
-import json
 import os
-import subprocess
 
 import numpy as np
 import pytest

@@ -4,7 +4,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from osgeo import gdal, osr
-
 from test_sensors_bands import make_wv2_8band
 
 
@@ -146,11 +145,18 @@ def test_extent_that_misses_is_refused(qgis_app, data_dir, tmp_path):
 
 
 def test_extent_in_a_graphical_model_and_a_batch(qgis_app, data_dir, tmp_path):
-    from qgis.core import (QgsProcessingContext, QgsProcessingFeedback, QgsProcessingModelAlgorithm,
-                           QgsProcessingModelChildAlgorithm, QgsProcessingModelChildParameterSource,
-                           QgsProcessingModelOutput, QgsProcessingModelParameter, QgsProcessingParameterExtent,
-                           QgsProcessingParameterRasterLayer)
     import processing
+    from qgis.core import (
+        QgsProcessingContext,
+        QgsProcessingFeedback,
+        QgsProcessingModelAlgorithm,
+        QgsProcessingModelChildAlgorithm,
+        QgsProcessingModelChildParameterSource,
+        QgsProcessingModelOutput,
+        QgsProcessingModelParameter,
+        QgsProcessingParameterExtent,
+        QgsProcessingParameterRasterLayer,
+    )
 
     model = QgsProcessingModelAlgorithm("aoi model", "tests")
     for name in ("pan", "ms"):

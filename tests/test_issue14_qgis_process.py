@@ -6,7 +6,6 @@ import re
 import numpy as np
 import pytest
 from osgeo import gdal
-
 from test_issue14_processing import _extent_string
 from test_qgis_process import profile, qgis_process  # noqa: F401  (module fixture: deploy into a temp profile)
 from test_sensors_bands import make_wv2_8band

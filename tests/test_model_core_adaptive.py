@@ -40,7 +40,8 @@ def test_gradient_reaches_every_module_at_initialisation():
     pan, lms, gt = _inputs()
     (model.forward_stage1(pan, lms, gt) - gt).abs().mean().backward()
     stage1 = ("prior_enc.", "struct_enc.", "kgen.", "context.", "backbone.")
-    dead = [n for n, p in model.named_parameters() if n.startswith(stage1) and not (p.grad is not None and p.grad.abs().sum() > 0)]
+    dead = [n for n, p in model.named_parameters()
+            if n.startswith(stage1) and not (p.grad is not None and p.grad.abs().sum() > 0)]
     assert dead == []
     model.zero_grad()
     hrms, prior_loss, _ = model.stage2_losses(pan, lms, gt, sampling_t=True)
@@ -56,7 +57,8 @@ def test_the_first_design_starves_the_kernel_path():
     model = build_model("ksdiff", 4, "fusionnet", **{**SMALL, "live": False}).train()
     pan, lms, gt = _inputs()
     (model.forward_stage1(pan, lms, gt) - gt).abs().mean().backward()
-    assert all(p.grad is None or p.grad.abs().sum() == 0 for n, p in model.named_parameters() if n.startswith("prior_enc."))
+    assert all(p.grad is None or p.grad.abs().sum() == 0
+               for n, p in model.named_parameters() if n.startswith("prior_enc."))
 
 
 def test_live_core_is_centred_over_the_batch_and_uses_the_running_mean_at_inference():
@@ -124,7 +126,8 @@ def test_fullres_patches_are_aligned_and_the_lms_itself_is_spectrally_close(data
     blocks = torch.nn.functional.avg_pool2d(lms, 4)
     assert float(((blocks - ms).abs() / ms.mean()).mean()) < 0.1
     # and a patch shifted by one MS pixel does not
-    assert float(((blocks[..., 1:, :] - ms[..., :-1, :]).abs() / ms.mean()).mean()) > float(((blocks - ms).abs() / ms.mean()).mean())
+    shifted = float(((blocks[..., 1:, :] - ms[..., :-1, :]).abs() / ms.mean()).mean())
+    assert shifted > float(((blocks - ms).abs() / ms.mean()).mean())
     k = mtf_kernels(WV2.mtf_ms, 4)
     assert float(spectral_loss(lms, ms, lms, k, 4, border=1)) < 0.2
 
@@ -137,7 +140,8 @@ def test_randomised_sampler_draws_variants_and_honours_shares(data_dir):
     d = lambda a: float(np.abs(np.diff(a, axis=-1)).mean())  # noqa: E731
     assert d(t1.pans[2]) > d(t1.pans[1]) > d(t1.pans[0])
     t1.share, t2.share = 0.9, 0.1
-    s = PatchSampler([t1, t2], 16, 8, randomise={"band_gain": [0.7, 1.4], "offset": 0.05, "quantise": 0.5, "noise": 0.02})
+    s = PatchSampler([t1, t2], 16, 8,
+                     randomise={"band_gain": [0.7, 1.4], "offset": 0.05, "quantise": 0.5, "noise": 0.02})
     g = torch.Generator().manual_seed(0)
     idx = torch.multinomial(s.weights, 4000, replacement=True, generator=g)
     from_first = sum(1 for k in idx.tolist() if s.index[k][0] == 0) / 4000
@@ -162,7 +166,8 @@ def test_adaptive_recipe_trains_every_stage_on_the_fixture(tmp_path, data_dir):
     cfg = load_config("rr4_ksdiff_adaptive.yaml")
     cfg["model"] = dict(SMALL)
     cfg["data"].update(root=str(data_dir), patch=32, batch=4,
-                       train=[{"kind": "pair", "pan": "wv2_pan.tif", "ms": "wv2_ms.tif", "pan_gains": [0.3], "share": 1.0}],
+                       train=[{"kind": "pair", "pan": "wv2_pan.tif", "ms": "wv2_ms.tif", "pan_gains": [0.3],
+                               "share": 1.0}],
                        val=[{"kind": "pair", "pan": "wv2_pan.tif", "ms": "wv2_ms.tif"}],
                        fullres={"patch": 32, "sources": [{"pan": "wv2_pan.tif", "ms": "wv2_ms.tif"}]})
     for st in cfg["stages"]:

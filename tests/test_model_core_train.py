@@ -187,7 +187,8 @@ def test_ksdiff_starts_from_a_trained_bare_backbone(tmp_path, data_dir, samplers
     base = fixture_cfg(data_dir, "fusionnet", steps=(3, 0))
     base["train"]["out_dir"] = str(tmp_path / "bare")
     (tmp_path / "bare.yaml").write_text(yaml.safe_dump(base))
-    ks = build_model("ksdiff", 4, "fusionnet", dim=32, tokens=4, struct_tokens=4, sample_steps=2, enc_widths=[8, 16, 32])
+    ks = build_model("ksdiff", 4, "fusionnet", dim=32, tokens=4, struct_tokens=4, sample_steps=2,
+                     enc_widths=[8, 16, 32])
     final = load_pretrained_backbone(ks, str(tmp_path / "bare.yaml"), "cpu", progress=False)
     assert final.endswith("main.pt") and (tmp_path / "bare" / "main.pt").exists()
     bare = build_model("fusionnet", 4)

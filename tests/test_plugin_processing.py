@@ -60,10 +60,16 @@ def test_nodata_propagates(qgis_app, data_dir, tmp_path):
 
 
 def test_graphical_model(qgis_app, data_dir, tmp_path):
-    from qgis.core import (QgsProcessingContext, QgsProcessingFeedback, QgsProcessingModelAlgorithm,
-                           QgsProcessingModelChildAlgorithm, QgsProcessingModelChildParameterSource,
-                           QgsProcessingModelOutput, QgsProcessingModelParameter,
-                           QgsProcessingParameterRasterLayer)
+    from qgis.core import (
+        QgsProcessingContext,
+        QgsProcessingFeedback,
+        QgsProcessingModelAlgorithm,
+        QgsProcessingModelChildAlgorithm,
+        QgsProcessingModelChildParameterSource,
+        QgsProcessingModelOutput,
+        QgsProcessingModelParameter,
+        QgsProcessingParameterRasterLayer,
+    )
 
     model = QgsProcessingModelAlgorithm("pansharpen model", "tests")
     for name in ("pan", "ms"):

@@ -96,7 +96,8 @@ def test_qgis_process_runs_a_learned_model(profile, data_dir, tmp_path):
     assert gdal.Open(str(out)).RasterCount == 4
 
 
-@pytest.mark.skipif(not (ROOT / "ksdiff_qgis" / "resources" / "models" / "wv2.onnx").exists(), reason="no bundled wv2 model yet")
+@pytest.mark.skipif(not (ROOT / "ksdiff_qgis" / "resources" / "models" / "wv2.onnx").exists(),
+                    reason="no bundled wv2 model yet")
 def test_qgis_process_bundled_ksdiff_matches_engine(profile, data_dir, tmp_path):
     """The bundled model under qgis_process gives the same pixels as inside QGIS's Python (processing.run)."""
     pan, ms = data_dir / "wv2_test_pan.tif", data_dir / "wv2_test_ms.tif"

@@ -17,9 +17,10 @@ UNSCOPED_PROCESSING = re.compile(
     r"\bQgsProcessing(?:ParameterDefinition|ParameterNumber|ParameterField|ParameterFile|Algorithm|Provider)?"
     r"\.(?:Flag\w+|Integer|Double|Type\w+|Numeric|String|DateTime|Any|Folder|File)\b"
 )
-# Qt enum members used through the class (Qt.AlignLeft) instead of their enum (Qt.AlignmentFlag.AlignLeft)
+# Qt enum members used through the class (Qt.AlignLeft) instead of their enum (Qt.AlignmentFlag.AlignLeft);
+# Qt.AlignmentFlag.X is scoped
 UNSCOPED_QT = re.compile(r"\bQt\.(?:Align\w+|Key_\w+|Checked|Unchecked|Horizontal|Vertical|\w+Role|Window\w+|"
-                         r"ItemIs\w+|[A-Z]\w*Cursor|NoPen|NoBrush|SolidLine|Wait\w*)\b(?!\.)")   # Qt.AlignmentFlag.X is scoped
+                         r"ItemIs\w+|[A-Z]\w*Cursor|NoPen|NoBrush|SolidLine|Wait\w*)\b(?!\.)")
 
 
 def _findings(path: Path) -> list[str]:
@@ -28,12 +29,15 @@ def _findings(path: Path) -> list[str]:
     tree = ast.parse(text)
     for node in ast.walk(tree):
         if isinstance(node, (ast.Import, ast.ImportFrom)):
-            names = [a.name for a in node.names] + ([node.module] if isinstance(node, ast.ImportFrom) and node.module else [])
+            module = [node.module] if isinstance(node, ast.ImportFrom) and node.module else []
+            names = [a.name for a in node.names] + module
             if any(n and (n == "PyQt5" or n.startswith("PyQt5.") or n.startswith("sip")) for n in names):
                 out.append(f"{path.name}:{node.lineno}: import PyQt5/sip directly (use qgis.PyQt)")
-        if isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", "")) in ("tr", "translate"):
+        called = getattr(node.func, "id", getattr(node.func, "attr", "")) if isinstance(node, ast.Call) else ""
+        if called in ("tr", "translate"):
             if any(isinstance(a, ast.JoinedStr) for a in node.args):
-                out.append(f"{path.name}:{node.lineno}: tr(f'...') can never be translated (use tr('... {{}}').format())")
+                out.append(f"{path.name}:{node.lineno}: tr(f'...') can never be translated "
+                           "(use tr('... {}').format())")
             if any(isinstance(a, ast.BinOp) for a in node.args):
                 out.append(f"{path.name}:{node.lineno}: tr() of a computed string can never be translated")
     for i, line in enumerate(text.splitlines(), start=1):

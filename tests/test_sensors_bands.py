@@ -97,7 +97,8 @@ def test_auto_reads_maxar_imd_and_landsat_mtl(data_dir, tmp_path):
     pan, ms = tmp_path / "scene_P.tif", tmp_path / "scene_M.tif"
     shutil.copy(data_dir / "wv2_pan.tif", pan)
     shutil.copy(data_dir / "wv2_ms.tif", ms)
-    (tmp_path / "scene_M.IMD").write_text('version = "28.3";\nBEGIN_GROUP = IMAGE_1\n\tsatId = "QB02";\nEND_GROUP = IMAGE_1\nEND;\n')
+    (tmp_path / "scene_M.IMD").write_text(
+        'version = "28.3";\nBEGIN_GROUP = IMAGE_1\n\tsatId = "QB02";\nEND_GROUP = IMAGE_1\nEND;\n')
     assert detect_sensor(_info(pan), _info(ms), 4).key == "qb"
     # Landsat: the real MTL of the fixture's scene beside copies whose band descriptions are gone
     l8 = tmp_path / "l8"
@@ -179,7 +180,8 @@ def test_eight_band_product(data_dir, tmp_path, method):
                          "wv2", "ksdiff")
         assert np.array_equal(ds.ReadAsArray(), gdal.Open(ref.output_path).ReadAsArray())
     else:
-        assert names == WV8 and [colours[i] for i in (1, 2, 4)] == [gdal.GCI_BlueBand, gdal.GCI_GreenBand, gdal.GCI_RedBand]
+        assert names == WV8
+        assert [colours[i] for i in (1, 2, 4)] == [gdal.GCI_BlueBand, gdal.GCI_GreenBand, gdal.GCI_RedBand]
         assert ds.GetRasterBand(1).GetMetadataItem("NBITS", "IMAGE_STRUCTURE") == "11"
 
 

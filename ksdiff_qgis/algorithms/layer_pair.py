@@ -14,7 +14,8 @@ def _overlap(pan: QgsRasterLayer, ms: QgsRasterLayer, project: QgsProject) -> fl
     extent = ms.extent()
     if ms.crs() != pan.crs():
         try:
-            extent = QgsCoordinateTransform(ms.crs(), pan.crs(), project.transformContext()).transformBoundingBox(extent)
+            to_pan = QgsCoordinateTransform(ms.crs(), pan.crs(), project.transformContext())
+            extent = to_pan.transformBoundingBox(extent)
         except Exception:  # noqa: BLE001 - QgsCsException: an MS that cannot be placed is no candidate
             return 0.0
     area = pan.extent().area()

@@ -17,16 +17,16 @@ from qgis.core import (
 )
 
 from ..engine import selfcheck
+from ..engine.bandcolour import rgb_bands
 from ..engine.errors import Cancelled, InputError
 from ..engine.model_card import bundled_cards
 from ..engine.pipeline import method_names, pansharpen
 from ..engine.raster_io import open_raster
 from ..engine.sensors import AUTO, SENSORS
-from ..engine.bandcolour import rgb_bands
 from .base import KsdiffAlgorithm, translator
 from .common import NaturalColour, ProcessingFeedback, raster_path
-from .layer_pair import dialog_defaults
 from .compat import NUMBER_INTEGER, KeyedEnum, advanced, set_help
+from .layer_pair import dialog_defaults
 from .options import device_labels, method_labels, parse_gains, sensor_labels
 
 DEVICES = ["auto", "cuda", "cpu"]

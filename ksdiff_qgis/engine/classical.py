@@ -17,7 +17,8 @@ METHODS = {
     "exp": "EXP (cubic upsampling of MS, no PAN detail)",
     "brovey": "Weighted Brovey (adaptive band weights)",
     "gsa": "Gram-Schmidt adaptive (GSA)",
-    "mtf_glp_hpm": "MTF-GLP-HPM (MTF-matched details, multiplicative injection)",  # injection P/P_L keeps spectral angles
+    # injection P/P_L keeps spectral angles
+    "mtf_glp_hpm": "MTF-GLP-HPM (MTF-matched details, multiplicative injection)",
 }
 BEST_CLASSICAL = "mtf_glp_hpm"
 

@@ -100,7 +100,8 @@ def wheel_version(path: str) -> tuple[int, int] | None:
         return None
 
 
-def pip_command(python: str, staging: str, package: str, wheel: str | None = None, proxy: str | None = None) -> list[str]:
+def pip_command(python: str, staging: str, package: str, wheel: str | None = None,
+                proxy: str | None = None) -> list[str]:
     """The pip call: always --no-deps into ``staging``; a local wheel offline (--no-index), else the pinned spec."""
     cmd = [python, "-m", "pip", "install", "--no-deps", "--upgrade", "--disable-pip-version-check",
            "--no-input", "--target", staging]

@@ -74,7 +74,8 @@ def _decimate_axis(img: np.ndarray, kernel: np.ndarray, ratio: int, axis: int, o
     return out.astype(np.float32, copy=False), k_first
 
 
-def decimate(img: np.ndarray, gains, ratio: int, origin: tuple[int, int] = (0, 0)) -> tuple[np.ndarray, tuple[int, int]]:
+def decimate(img: np.ndarray, gains, ratio: int,
+             origin: tuple[int, int] = (0, 0)) -> tuple[np.ndarray, tuple[int, int]]:
     """MTF-filter each band with its gain and decimate by ``ratio`` (Wald degradation).
 
     ``img`` is (H, W) or (C, H, W); ``gains`` one value or one per band. For an even ratio the
@@ -118,7 +119,8 @@ def _cubic_taps(n_out: int, ratio: float, origin: float, n_in: int) -> tuple[np.
     return idx, w.astype(np.float32)
 
 
-def upsample(lr: np.ndarray, ratio: float, out_shape: tuple[int, int], origin: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
+def upsample(lr: np.ndarray, ratio: float, out_shape: tuple[int, int],
+             origin: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
     """Cubic (Keys, a=-0.5) interpolation of ``lr`` (C, h, w) or (h, w) onto a fine grid.
 
     ``origin`` = (row, col) position, in output pixels, of the top-left corner of ``lr[..., 0, 0]``

@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import runtime
 from .classical import TileContext
 from .errors import InputError
 from .grid import RasterInfo
 from .model_card import ModelCard
-from . import runtime
 from .runtime import Session
 
 PROBE_MIN = 8   # PAN pixels per side of the smallest probe tile

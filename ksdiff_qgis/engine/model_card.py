@@ -86,7 +86,8 @@ def load_card(onnx_path: str | os.PathLike) -> ModelCard:
     if missing:
         raise InputError(f"the model card {card_path.name} lacks {', '.join(missing)}")
     if data["format_version"] != 1:
-        raise InputError(f"the model card {card_path.name} has format version {data['format_version']}; this plugin reads 1")
+        raise InputError(f"the model card {card_path.name} has format version {data['format_version']}; "
+                         "this plugin reads 1")
     check_fields(data, card_path.name)
     want = data.get("onnx_sha256")
     if not want:

@@ -11,20 +11,20 @@ import time
 from dataclasses import dataclass, field, replace
 
 import numpy as np
-from . import classical
+
+from . import aoi, classical, memory, model_card, runtime, selfcheck
+from . import bands as band_sel
 from .bandcolour import set_colour_interpretation
+from .clipping import ClipCounter
 from .errors import Cancelled, InputError
 from .feedback import Feedback
-from .grid import GridPlan, RasterInfo, describe, plan_grid
-from .raster_io import GeoTiffWriter, check_not_input, check_writable, open_raster, read_decimated, read_padded
-from .sensors import AUTO, SENSORS, Sensor, get_sensor, model_for
-from . import aoi, bands as band_sel
-from .sensor_detect import detect_sensor
-from .tiling import blend_strips, tile_count
 from .filters import upsample
-from . import memory, model_card, runtime, selfcheck
+from .grid import GridPlan, RasterInfo, describe, plan_grid
 from .learned import OnnxFuser, checked_session, value_scale
-from .clipping import ClipCounter
+from .raster_io import GeoTiffWriter, check_not_input, check_writable, open_raster, read_decimated, read_padded
+from .sensor_detect import detect_sensor
+from .sensors import AUTO, SENSORS, Sensor, get_sensor, model_for
+from .tiling import blend_strips, tile_count
 
 STATS_WINDOW = 128      # MS pixels per side of a window sampled for scene statistics
 STATS_WINDOWS = 16      # at most this many windows (262k MS pixels: plenty for a 5-term regression)
@@ -156,8 +156,10 @@ def _ms_stats_window(plan: GridPlan, ms_w: int, ms_h: int) -> tuple[int, int, in
 
 def _sample_windows(kc: int, kr: int, kw: int, kh: int) -> list[tuple[int, int, int, int]]:
     """Up to STATS_WINDOWS windows of at most STATS_WINDOW MS pixels, spread evenly over the region."""
-    cols = [(kc + i * STATS_WINDOW, min(STATS_WINDOW, kw - i * STATS_WINDOW)) for i in range(math.ceil(kw / STATS_WINDOW))]
-    rows = [(kr + i * STATS_WINDOW, min(STATS_WINDOW, kh - i * STATS_WINDOW)) for i in range(math.ceil(kh / STATS_WINDOW))]
+    cols = [(kc + i * STATS_WINDOW, min(STATS_WINDOW, kw - i * STATS_WINDOW))
+            for i in range(math.ceil(kw / STATS_WINDOW))]
+    rows = [(kr + i * STATS_WINDOW, min(STATS_WINDOW, kh - i * STATS_WINDOW))
+            for i in range(math.ceil(kh / STATS_WINDOW))]
     grid = [(c, r, w, h) for r, h in rows for c, w in cols]
     if len(grid) > STATS_WINDOWS:
         grid = [grid[int(i)] for i in np.linspace(0, len(grid) - 1, STATS_WINDOWS).round()]

@@ -15,7 +15,7 @@ from .gdalutil import close_dataset, gdal_call, gdal_try
 from .grid import RasterInfo, describe
 
 try:                  # POSIX only: Windows has no file size limit to report, and refuses to delete an
-    import fcntl      # open file, which protects a live run's temporary file there without a lock
+    import fcntl  # open file, which protects a live run's temporary file there without a lock
     import resource
 except ImportError:   # pragma: no cover
     fcntl = resource = None

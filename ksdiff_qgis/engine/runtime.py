@@ -85,7 +85,8 @@ def get_session(model_path: str, device: str = "auto", threads: int = 0) -> Sess
         sess, reason = _create(ort, model_path, opts, choice)
         ran_on = "cuda" if sess.get_providers()[0] == CUDA else "cpu"
         if CUDA in choice.providers and ran_on != "cuda" and reason == choice.reason:
-            reason = "the CUDA provider is installed but could not create the session (driver/CUDA libraries?); using CPU"
+            reason = ("the CUDA provider is installed but could not create the session (driver/CUDA libraries?); "
+                      "using CPU")
         session = Session(sess, ran_on, reason)
         if len(_cache) >= 4:
             _cache.pop(next(iter(_cache)))

@@ -15,7 +15,7 @@ import torch
 from ksdiff_qgis.engine.filters import upsample
 from ksdiff_qgis.engine.sensors import Sensor
 
-from .scenes import _block_any, _blank_held, _read, align_pan
+from .scenes import _blank_held, _block_any, _read, align_pan
 
 
 class FullResSampler:

@@ -23,8 +23,9 @@ import numpy as np
 import rasterio
 
 from ksdiff_qgis.engine.filters import convolve_axis, mtf_sigma, upsample, wald_degrade
-from ..datacache import HELD_APART
 from ksdiff_qgis.engine.sensors import Sensor
+
+from ..datacache import HELD_APART
 
 
 @dataclass

@@ -65,7 +65,8 @@ class PyramidLatentFusionEncoder(_Pyramid):
 
     def __init__(self, bands: int, dim: int = 64, tokens: int = 8, widths=(16, 32, 64), heads: int = 4,
                  normalise_input: bool = True) -> None:
-        super().__init__(2 * bands + 1, dim, tokens, tuple(widths), heads, normalise=True, normalise_input=normalise_input)
+        super().__init__(2 * bands + 1, dim, tokens, tuple(widths), heads, normalise=True,
+                         normalise_input=normalise_input)
 
     def forward(self, pan: torch.Tensor, lms: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         # GT enters as its residual over LMS: the information the backbone lacks

@@ -16,9 +16,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..diffusion import T_TRAIN, ddim_step, ddim_timesteps, q_sample
+from .context import ContextTokens
 from .denoiser import LatentDenoiser
 from .encoders import ConditionEncoder, PyramidLatentFusionEncoder, StructureEncoder
-from .context import ContextTokens
 from .kernelgen import KernelGenerator
 from .tilenorm import tile_normalise
 

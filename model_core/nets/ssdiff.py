@@ -144,7 +144,7 @@ class SSDiff(nn.Module):
             if lvl + 1 < len(self.net.widths):
                 r += scale  # stride-2 conv, radius 1 at this scale
                 scale *= 2
-        for lvl in reversed(range(len(self.net.widths) - 1)):
+        for _lvl in reversed(range(len(self.net.widths) - 1)):
             scale //= 2
             r += scale + 2 * scale  # transposed conv + decoder block
         return r + 1  # output conv
