@@ -40,8 +40,8 @@ class SceneStats:
 
 def scene_stats(pan_lr: np.ndarray, ms: np.ndarray, valid: np.ndarray) -> SceneStats:
     """Estimate ``SceneStats`` from PAN averaged onto the MS grid (H, W), MS (C, H, W) and a validity mask."""
-    p = pan_lr[valid].astype(np.float64)
-    m = ms[:, valid].astype(np.float64)
+    p = pan_lr[valid].astype(np.float64, copy=False)   # boolean indexing already copied
+    m = ms[:, valid].astype(np.float64, copy=False)
     if p.size < 16:
         raise ValueError("too few valid pixels to estimate scene statistics")
     design = np.vstack([m, np.ones_like(p)]).T
@@ -55,7 +55,8 @@ def scene_stats(pan_lr: np.ndarray, ms: np.ndarray, valid: np.ndarray) -> SceneS
     while True:
         cols = np.append(active, True)
         w = np.zeros_like(alpha)
-        w[cols] = np.linalg.lstsq(design[:, cols], p, rcond=None)[0]
+        # with every band active this is the GSA regression, already solved
+        w[cols] = alpha if active.all() else np.linalg.lstsq(design[:, cols], p, rcond=None)[0]
         if (w[:-1] >= 0).all() or active.sum() == 1:
             break
         active &= w[:-1] > 0
