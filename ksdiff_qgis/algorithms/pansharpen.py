@@ -158,7 +158,7 @@ class PansharpenAlgorithm(QgsProcessingAlgorithm):
                                            defaultValue=False),
              tr("COG layout with internal overviews, for web and cloud use; takes a second pass.")),
             (self._create_options_parameter(),
-             tr("Extra GDAL creation options (KEY=VALUE separated by |) overriding ours, e.g. ZLEVEL=9 or NBITS=11.")),
+             tr("Extra GDAL creation options (KEY=VALUE separated by |) overriding ours, e.g. ZLEVEL=9 or NBITS=16.")),
         ]
         for p, helptext in main:
             self.addParameter(set_help(p, helptext))

@@ -2,9 +2,10 @@
 
 The default, DEFLATE level 1 with the horizontal predictor (floating-point predictor for float data),
 encoded by all cores, was measured fastest among the lossless choices at about the size of DEFLATE
-level 6 (docs/BENCHMARKS_SPEED.md). NBITS bit-packing (e.g. 11-bit WorldView products) is not
-repeated by default: GDAL packs bits slowly and the predictor + DEFLATE file is smaller; add
-``NBITS=11`` to the creation options to get it.
+level 6 (docs/BENCHMARKS_SPEED.md). An MS product with fewer significant bits than its type (NBITS,
+e.g. 11-bit WorldView) keeps them in the output: the samples are bit-packed, without a predictor (GDAL
+allows none on packed samples). ``NBITS=16`` in the creation options skips the packing: faster and,
+with the predictor, smaller, but the bit depth is no longer recorded.
 """
 from __future__ import annotations
 
@@ -55,8 +56,10 @@ def _predictor(dtype_kind: str) -> str:
     return "3" if dtype_kind == "f" else "2"
 
 
-def gtiff_options(dtype_kind: str, compression: str = DEFAULT_COMPRESSION, extra: list[str] | None = None) -> list[str]:
-    """GTiff creation options for a streamed, tiled output of data kind ``dtype_kind`` ('u', 'i' or 'f')."""
+def gtiff_options(dtype_kind: str, compression: str = DEFAULT_COMPRESSION, extra: list[str] | None = None,
+                  nbits: int | None = None) -> list[str]:
+    """GTiff creation options for a streamed, tiled output of data kind ``dtype_kind`` ('u', 'i' or 'f');
+    ``nbits``: significant bits of an integer product narrower than its type (bit-packed)."""
     if compression not in COMPRESSIONS:
         raise InputError(f"unknown compression {compression!r}; choose one of {', '.join(COMPRESSIONS)}")
     opts = list(BASE)
@@ -67,11 +70,13 @@ def gtiff_options(dtype_kind: str, compression: str = DEFAULT_COMPRESSION, extra
             opts.append(f"{key}={level}")
     else:
         opts.append("COMPRESS=NONE")
-    extra = list(extra or [])
-    if any(e.upper().startswith("NBITS=") for e in extra):
-        # GDAL refuses a predictor on bit-packed samples
+    if nbits:
+        opts.append(f"NBITS={nbits}")
+    opts = _merge(opts, list(extra or []))
+    packed = [o for o in opts if o.upper().startswith("NBITS=") and o.split("=", 1)[1] not in ("8", "16", "32", "64")]
+    if packed:   # GDAL refuses a predictor on bit-packed samples
         opts = [o for o in opts if not o.upper().startswith("PREDICTOR=")]
-    return _merge(opts, extra)
+    return opts
 
 
 def cog_options(dtype_kind: str, compression: str = DEFAULT_COMPRESSION, extra: list[str] | None = None) -> list[str]:

@@ -214,8 +214,9 @@ def _make_writer(path: str, cols: int, rows: int, ms: RasterInfo, gt, wkt: str, 
                                  options=outputs.intermediate_options(kind),
                                  cog_options=outputs.cog_options(kind, compression, extra),
                                  is_cancelled=fb.is_cancelled)
+    nbits = ms.nbits if ms.nbits and ms.nbits < ms.dtype.itemsize * 8 else None
     return GeoTiffWriter(path, cols, rows, ms, gt, wkt, names, nodata,
-                         options=outputs.gtiff_options(kind, compression, extra))
+                         options=outputs.gtiff_options(kind, compression, extra, nbits))
 
 
 class _TileRunner:
