@@ -221,3 +221,14 @@ def test_processing_output_parameters(qgis_app, data_dir, tmp_path):
     meta = ds.GetMetadata("IMAGE_STRUCTURE")
     assert meta.get("LAYOUT") == "COG" and meta.get("COMPRESSION") == "LZW"
     assert ds.GetRasterBand(1).GetBlockSize() == [128, 128]
+
+
+def test_fewer_workers_when_memory_is_short(monkeypatch):
+    from ksdiff_qgis.engine import memory
+    from ksdiff_qgis.engine.pipeline import _fit_workers
+
+    one = memory.estimate_mb(512, 4096, 4096, 4, 10, True)
+    monkeypatch.setenv(memory.ENV_LIMIT, str(one * 1.5))   # room for one tile in flight, not two
+    assert _fit_workers(4, 512, 4096, 4096, 4, 10, True, 1) == 1
+    monkeypatch.setenv(memory.ENV_LIMIT, str(one * 10))
+    assert _fit_workers(4, 512, 4096, 4096, 4, 10, True, 1) == 4
