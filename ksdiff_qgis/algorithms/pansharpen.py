@@ -8,6 +8,7 @@ from qgis.core import (
     QgsProcessingOutputNumber,
     QgsProcessingOutputString,
     QgsProcessingParameterBand,
+    QgsProcessingParameterBoolean,
     QgsProcessingParameterExtent,
     QgsProcessingParameterFile,
     QgsProcessingParameterNumber,
@@ -16,7 +17,7 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
-from ..engine import selfcheck
+from ..engine import outputs, selfcheck
 from ..engine.bandcolour import rgb_bands
 from ..engine.errors import Cancelled, InputError
 from ..engine.model_card import bundled_cards
@@ -55,6 +56,7 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
     PAN, MS, SENSOR, METHOD, MODEL, DEVICE = "PAN", "MS", "SENSOR", "METHOD", "MODEL", "DEVICE"
     MS_BANDS, EXTENT, MTF_GAINS = "MS_BANDS", "EXTENT", "MTF_GAINS"
     TILE_SIZE, OVERLAP, THREADS, OUTPUT = "TILE_SIZE", "OVERLAP", "THREADS", "OUTPUT"
+    COMPRESSION, COG, CREATE_OPTIONS = "COMPRESSION", "COG", "CREATE_OPTIONS"
 
     def name(self) -> str:
         return "pansharpen"
@@ -78,7 +80,12 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
             "MS bands (advanced): choose and order the bands; classical methods fuse every chosen band, KSDiff "
             "fuses the bands its model knows (e.g. Blue, Green, Red, NIR1 of an 8-band WorldView-2 product). "
             "Area of interest: only that window (snapped outward to PAN pixels) is read and written. "
-            "Tiles that would not fit in half the free memory are made smaller, with a warning.\n\n"
+            "Tiles that would not fit in half the free memory are made smaller, with a warning. "
+            "Tiles are fused a few at a time on all cores; the output does not depend on the number of threads.\n\n"
+            "Output (advanced): lossless compression, by default DEFLATE level 1 with a predictor, encoded by all "
+            "cores (fast, and about as small as stronger levels); optionally a Cloud-Optimized GeoTIFF with "
+            "overviews (a second pass); extra GDAL creation options, KEY=VALUE separated by |, override ours "
+            "(e.g. ZLEVEL=9, or NBITS=16 to store an 11-bit product unpacked: faster, smaller).\n\n"
             "Method: auto (the default) first runs a self-check on a sample of your scene: Wald's protocol (PAN "
             "and MS degraded by the ratio, fused, compared with the real MS) and full-resolution consistency "
             "(R-ERGAS, checkerboard response). KSDiff is used only if it beats MTF-GLP-HPM there; otherwise the "
@@ -96,6 +103,9 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
             self.METHOD: KeyedEnum(self.METHOD, tr("Method"), list(method_names()), method_labels(tr),
                                    selfcheck.AUTO),
             self.DEVICE: KeyedEnum(self.DEVICE, tr("Device for learned models"), DEVICES, device_labels(tr), "auto"),
+            self.COMPRESSION: KeyedEnum(self.COMPRESSION, tr("Output compression"), list(outputs.COMPRESSIONS),
+                                        [f"{tr(v)} [{k}]" for k, v in outputs.COMPRESSIONS.items()],
+                                        outputs.DEFAULT_COMPRESSION),
         }
         main = [
             (QgsProcessingParameterRasterLayer(self.PAN, tr("Panchromatic (PAN) raster"), defaultValue=pair[0]),
@@ -131,6 +141,13 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
             (QgsProcessingParameterNumber(self.THREADS, tr("CPU threads for a learned model (0 = all cores)"),
                                           NUMBER_INTEGER, defaultValue=0, minValue=0, maxValue=256),
              tr("CPU threads ONNX Runtime may use.")),
+            (enums[self.COMPRESSION],
+             tr("Lossless encoding of the output GeoTIFF; DEFLATE (level 1, with a predictor) is fast and small.")),
+            (QgsProcessingParameterBoolean(self.COG, tr("Write a Cloud-Optimized GeoTIFF (with overviews)"),
+                                           defaultValue=False),
+             tr("COG layout with internal overviews, for web and cloud use; takes a second pass.")),
+            (self._create_options_parameter(),
+             tr("Extra GDAL creation options (KEY=VALUE separated by |) overriding ours, e.g. ZLEVEL=9 or NBITS=16.")),
         ]
         for p, helptext in main:
             self.addParameter(set_help(p, helptext))
@@ -141,6 +158,12 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
             text = name in ("SELFCHECK_METHOD", "SELFCHECK_REASON", "SELFCHECK_CLASSICAL_METHOD")
             kind = QgsProcessingOutputString if text else QgsProcessingOutputNumber
             self.addOutput(kind(name, tr(label)))
+
+    def _create_options_parameter(self) -> QgsProcessingParameterString:
+        p = QgsProcessingParameterString(self.CREATE_OPTIONS, tr("Additional creation options"), defaultValue="",
+                                         optional=True)
+        p.setMetadata({"widget_wrapper": {"widget_type": "rasteroptions"}})   # QGIS's own options widget
+        return p
 
     def checkParameterValues(self, parameters, context):  # noqa: N802
         ok, msg = super().checkParameterValues(parameters, context)
@@ -178,6 +201,9 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
         self._overlap = self.parameterAsInt(parameters, self.OVERLAP, context)
         self._threads = self.parameterAsInt(parameters, self.THREADS, context)
         self._ms_name = self.parameterAsRasterLayer(parameters, self.MS, context).name()
+        self._compression = self._enum(parameters, self.COMPRESSION, context)
+        self._cog = self.parameterAsBoolean(parameters, self.COG, context)
+        self._create_options = self.parameterAsString(parameters, self.CREATE_OPTIONS, context)
         return True
 
     def _enum(self, parameters, name: str, context) -> str:
@@ -209,6 +235,7 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
                 tile_size=self._tile, overlap=self._overlap, model_path=self._model, device=self._device,
                 feedback=ProcessingFeedback(feedback), threads=self._threads, ms_bands=self._ms_bands,
                 extent=self._extent, extent_wkt=self._extent_wkt, mtf_gains=self._gains,
+                compression=self._compression, cog=self._cog, create_options=self._create_options,
             )
         except InputError as e:
             raise QgsProcessingException(str(e)) from e

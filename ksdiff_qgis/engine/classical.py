@@ -41,8 +41,8 @@ class SceneStats:
 
 def scene_stats(pan_lr: np.ndarray, ms: np.ndarray, valid: np.ndarray) -> SceneStats:
     """Estimate ``SceneStats`` from PAN averaged onto the MS grid (H, W), MS (C, H, W) and a validity mask."""
-    p = pan_lr[valid].astype(np.float64)
-    m = ms[:, valid].astype(np.float64)
+    p = pan_lr[valid].astype(np.float64, copy=False)   # boolean indexing already copied
+    m = ms[:, valid].astype(np.float64, copy=False)
     if p.size < 16:
         raise ValueError("too few valid pixels to estimate scene statistics")
     design = np.vstack([m, np.ones_like(p)]).T
@@ -56,7 +56,8 @@ def scene_stats(pan_lr: np.ndarray, ms: np.ndarray, valid: np.ndarray) -> SceneS
     while True:
         cols = np.append(active, True)
         w = np.zeros_like(alpha)
-        w[cols] = np.linalg.lstsq(design[:, cols], p, rcond=None)[0]
+        # with every band active this is the GSA regression, already solved
+        w[cols] = alpha if active.all() else np.linalg.lstsq(design[:, cols], p, rcond=None)[0]
         if (w[:-1] >= 0).all() or active.sum() == 1:
             break
         active &= w[:-1] > 0
@@ -97,7 +98,18 @@ def _intensity(lms: np.ndarray, coef: np.ndarray) -> np.ndarray:
 
 
 def _equalise(pan: np.ndarray, stats: SceneStats, mean: float, std: float) -> np.ndarray:
-    return (pan - np.float32(stats.pan_mean)) * np.float32(std / stats.pan_std) + np.float32(mean)
+    out = pan - np.float32(stats.pan_mean)   # one new array, then in place: no temporaries
+    out *= np.float32(std / stats.pan_std)
+    out += np.float32(mean)
+    return out
+
+
+def _safe_ratio(num: np.ndarray, den: np.ndarray, floor: np.float32) -> np.ndarray:
+    """``num / den`` where ``den > floor``, else 1 (as ``np.where`` would give, without its temporaries)."""
+    out = np.maximum(den, floor)
+    np.divide(num, out, out=out)
+    np.copyto(out, np.float32(1.0), where=~(den > floor))
+    return out
 
 
 def fuse_exp(pan: np.ndarray, lms: np.ndarray, ctx: TileContext) -> np.ndarray:
@@ -108,28 +120,37 @@ def fuse_brovey(pan: np.ndarray, lms: np.ndarray, ctx: TileContext) -> np.ndarra
     st = ctx.stats
     intensity = _intensity(lms, st.brovey_w)
     p = _equalise(pan, st, st.brovey_i_mean, st.brovey_i_std)
-    floor = np.float32(1e-3 * ctx.scale)
-    ratio = np.where(intensity > floor, p / np.maximum(intensity, floor), np.float32(1.0))
+    ratio = _safe_ratio(p, intensity, np.float32(1e-3 * ctx.scale))
     return lms * ratio[None]
 
 
 def fuse_gsa(pan: np.ndarray, lms: np.ndarray, ctx: TileContext) -> np.ndarray:
     st = ctx.stats
-    i0 = _intensity(lms, st.gsa_alpha) - np.float32(st.gsa_i_mean)
-    p = _equalise(pan, st, 0.0, st.gsa_i_std)
-    return lms + st.gsa_gain.astype(np.float32)[:, None, None] * (p - i0)[None]
+    i0 = _intensity(lms, st.gsa_alpha)
+    i0 -= np.float32(st.gsa_i_mean)
+    detail = _equalise(pan, st, 0.0, st.gsa_i_std)
+    detail -= i0
+    out = st.gsa_gain.astype(np.float32)[:, None, None] * detail[None]
+    out += lms   # lms is left untouched: callers may reuse it
+    return out
+
+
+def _hpm_ratio(pan: np.ndarray, gain: float, ctx: TileContext) -> np.ndarray:
+    """P / P_L: PAN over its MTF-matched low-pass (decimated on the global MS lattice, re-interpolated)."""
+    lr, first = decimate(pan, gain, ctx.ratio, origin=ctx.origin)
+    origin = (first[0] * ctx.ratio - ctx.origin[0], first[1] * ctx.ratio - ctx.origin[1])
+    pan_lp = upsample(lr, ctx.ratio, pan.shape, origin)
+    return _safe_ratio(pan, pan_lp, np.float32(1e-3 * ctx.scale))
 
 
 def fuse_mtf_glp_hpm(pan: np.ndarray, lms: np.ndarray, ctx: TileContext) -> np.ndarray:
     out = np.empty_like(lms)
-    floor = np.float32(1e-3 * ctx.scale)
+    ratios: dict[float, np.ndarray] = {}   # bands sharing an MTF gain share the low-pass PAN
     for b in range(lms.shape[0]):
-        # PAN low-passed with this band's MTF, decimated on the global MS-aligned lattice, re-interpolated
-        lr, first = decimate(pan, ctx.gains[b], ctx.ratio, origin=ctx.origin)
-        origin = (first[0] * ctx.ratio - ctx.origin[0], first[1] * ctx.ratio - ctx.origin[1])
-        pan_lp = upsample(lr, ctx.ratio, pan.shape, origin)
-        ratio = np.where(pan_lp > floor, pan / np.maximum(pan_lp, floor), np.float32(1.0))
-        out[b] = lms[b] * ratio
+        gain = float(ctx.gains[b])
+        if gain not in ratios:
+            ratios[gain] = _hpm_ratio(pan, gain, ctx)
+        np.multiply(lms[b], ratios[gain], out=out[b])
     return out
 
 

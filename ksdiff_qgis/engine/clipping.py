@@ -33,9 +33,10 @@ class ClipCounter:
         self.valid += int(ok.sum())
         if not ok.any():
             return
-        v = strip[:, ok]
-        self.negative += (v < 0).sum(axis=1)
-        self.above += (v > self.high).sum(axis=1)
+        v = strip if ok.all() else strip[:, ok]   # no nodata in the strip: count in place, no copy
+        axes = tuple(range(1, v.ndim))
+        self.negative += np.count_nonzero(v < 0, axis=axes)
+        self.above += np.count_nonzero(v > self.high, axis=axes)
         self.minimum = min(self.minimum, float(v.min()))
         self.maximum = max(self.maximum, float(v.max()))
 

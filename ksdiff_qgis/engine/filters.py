@@ -40,8 +40,34 @@ def convolve_axis(img: np.ndarray, kernel: np.ndarray, axis: int) -> np.ndarray:
     padded = np.pad(img, pad, mode="symmetric")
     n = img.shape[axis]
     out = np.zeros(img.shape, dtype=np.float32)
+    tmp = np.empty(img.shape, dtype=np.float32)
     for t, w in enumerate(kernel):
-        out += np.float32(w) * np.take(padded, np.arange(t, t + n), axis=axis)
+        # a strided view, not a gather: no index array and no copy per tap
+        np.multiply(_axis_slice(padded, axis, t, n, 1), np.float32(w), out=tmp)
+        out += tmp
+    return out
+
+
+def _axis_slice(arr: np.ndarray, axis: int, start: int, count: int, step: int) -> np.ndarray:
+    """View of ``count`` elements of ``arr`` along ``axis`` from ``start`` every ``step``."""
+    index = [slice(None)] * arr.ndim
+    index[axis] = slice(start, start + (count - 1) * step + 1, step)
+    return arr[tuple(index)]
+
+
+def _fir(img: np.ndarray, kernel, axis: int, start: int, count: int, step: int) -> np.ndarray:
+    """sum_t kernel[t] * img[start + t + j*step] along ``axis`` for j < count, in float32.
+
+    Taps are added in kernel order, term 0 first: the same arithmetic as a gather-based loop.
+    """
+    shape = list(img.shape)
+    shape[axis] = count
+    out = np.empty(shape, dtype=np.float32)
+    tmp = np.empty(shape, dtype=np.float32)
+    for t, w in enumerate(kernel):
+        np.multiply(_axis_slice(img, axis, start + t, count, step), np.float32(w), out=tmp if t else out)
+        if t:
+            out += tmp
     return out
 
 
@@ -66,12 +92,8 @@ def _decimate_axis(img: np.ndarray, kernel: np.ndarray, ratio: int, axis: int, o
     k_last = math.floor((origin + n - 1 - half - off) / ratio)
     if k_last < k_first:
         raise ValueError("array too small for the decimation filter")
-    centres = np.arange(k_first, k_last + 1) * ratio + off - origin
-    out = None
-    for t, w in enumerate(kernel):
-        term = np.float32(w) * np.take(img, centres + (t - half), axis=axis)
-        out = term if out is None else out + term
-    return out.astype(np.float32, copy=False), k_first
+    first_centre = k_first * ratio + off - origin
+    return _fir(img, kernel, axis, first_centre - half, k_last - k_first + 1, ratio), k_first
 
 
 def decimate(img: np.ndarray, gains, ratio: int,
@@ -129,12 +151,43 @@ def upsample(lr: np.ndarray, ratio: float, out_shape: tuple[int, int],
     """
     squeeze = lr.ndim == 2
     arr = (lr[None] if squeeze else lr).astype(np.float32, copy=False)
-    ri, rw = _cubic_taps(out_shape[0], ratio, origin[0], arr.shape[1])
-    ci, cw = _cubic_taps(out_shape[1], ratio, origin[1], arr.shape[2])
-    rows = sum(rw[t][None, :, None] * arr[:, ri[t], :] for t in range(4))
-    out = sum(cw[t][None, None, :] * rows[:, :, ci[t]] for t in range(4))
-    out = out.astype(np.float32, copy=False)
+    if float(ratio).is_integer():
+        # columns first, on the small array: the big pass then writes whole contiguous rows
+        cols = _cubic_axis_phased(arr, int(ratio), origin[1], out_shape[1], 2)
+        out = _cubic_axis_phased(cols, int(ratio), origin[0], out_shape[0], 1)
+    else:
+        ri, rw = _cubic_taps(out_shape[0], ratio, origin[0], arr.shape[1])
+        ci, cw = _cubic_taps(out_shape[1], ratio, origin[1], arr.shape[2])
+        rows = sum(rw[t][None, :, None] * arr[:, ri[t], :] for t in range(4))
+        out = sum(cw[t][None, None, :] * rows[:, :, ci[t]] for t in range(4)).astype(np.float32, copy=False)
     return out[0] if squeeze else out
+
+
+def _cubic_axis_phased(arr: np.ndarray, ratio: int, origin: float, n_out: int, axis: int) -> np.ndarray:
+    """Cubic interpolation along ``axis`` by phase: output pixels ``p, p+ratio, ...`` share one set of weights.
+
+    Each phase reads four contiguous views of the edge-padded input (no gathers). Weights and the order
+    of the four terms are those of ``_cubic_taps``, so results equal the gather-based form.
+    """
+    n_in = arr.shape[axis]
+    idx, w = _cubic_taps(n_out, ratio, origin, n_in)
+    first = math.floor((0.5 - origin) / ratio - 0.5) - 1
+    last = math.floor((n_out - 0.5 - origin) / ratio - 0.5) + 2
+    lo, hi = max(0, -first), max(0, last - (n_in - 1))
+    pad = [(0, 0)] * arr.ndim
+    pad[axis] = (lo, hi)
+    src = np.pad(arr, pad, mode="edge") if lo or hi else arr   # edge padding == clamped indices
+    shape = list(arr.shape)
+    shape[axis] = n_out
+    out = np.empty(shape, dtype=np.float32)
+    for p in range(min(ratio, n_out)):
+        count = len(range(p, n_out, ratio))
+        k0 = math.floor((p + 0.5 - origin) / ratio - 0.5)   # coarse index left of output pixel p
+        acc = _fir(src, w[:, p], axis, k0 - 1 + lo, count, 1)
+        index = [slice(None)] * arr.ndim
+        index[axis] = slice(p, None, ratio)
+        out[tuple(index)] = acc
+    return out
 
 
 def wald_degrade(img: np.ndarray, gains, ratio: int) -> np.ndarray:

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 import time
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from . import aoi, classical, memory, model_card, runtime, selfcheck
+from . import aoi, classical, memory, model_card, outputs, runtime, selfcheck
 from . import bands as band_sel
 from .bandcolour import set_colour_interpretation
 from .clipping import ClipCounter
@@ -21,10 +22,11 @@ from .feedback import Feedback
 from .filters import upsample
 from .grid import GridPlan, RasterInfo, describe, plan_grid
 from .learned import OnnxFuser, checked_session, value_scale
+from .parallel import BlockRowWriter, TilePool, default_workers
 from .raster_io import GeoTiffWriter, check_not_input, check_writable, open_raster, read_decimated, read_padded
 from .sensor_detect import detect_sensor
 from .sensors import AUTO, SENSORS, Sensor, get_sensor, model_for
-from .tiling import blend_strips, tile_count
+from .tiling import balanced_tile, blend_strips, tile_count
 
 STATS_WINDOW = 128      # MS pixels per side of a window sampled for scene statistics
 STATS_WINDOWS = 16      # at most this many windows (262k MS pixels: plenty for a 5-term regression)
@@ -192,6 +194,33 @@ def estimate_scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: G
     return classical.scene_stats(pan_lr, ms_lr, valid)
 
 
+def _fit_workers(workers: int, tile: int, rows: int, cols: int, bands: int, margin: int, learned: bool,
+                 size_multiple: int) -> int:
+    """At most ``workers`` tiles in flight, fewer when their memory would pass the run's budget."""
+    budget = memory.budget_mb()
+    if budget is None or workers <= 1:
+        return workers
+    one = memory.estimate_mb(tile, rows, cols, bands, margin, learned, size_multiple)
+    per_tile = one - memory.FIXED_MB   # each extra worker: a padded tile (and, to be safe, a strip)
+    while workers > 1 and one + (workers - 1) * per_tile > budget[0]:
+        workers -= 1
+    return workers
+
+
+def _make_writer(path: str, cols: int, rows: int, ms: RasterInfo, gt, wkt: str, names: list[str],
+                 nodata: float | None, compression: str, cog: bool, extra: list[str], fb: Feedback) -> GeoTiffWriter:
+    """A streamed GeoTIFF writer with the chosen encoding; for a COG, a fast intermediate copied at commit."""
+    kind = ms.dtype.kind
+    if cog:
+        return outputs.CogWriter(path, cols, rows, ms, gt, wkt, names, nodata,
+                                 options=outputs.intermediate_options(kind),
+                                 cog_options=outputs.cog_options(kind, compression, extra),
+                                 is_cancelled=fb.is_cancelled)
+    nbits = ms.nbits if ms.nbits and ms.nbits < ms.dtype.itemsize * 8 else None
+    return GeoTiffWriter(path, cols, rows, ms, gt, wkt, names, nodata,
+                         options=outputs.gtiff_options(kind, compression, extra, nbits))
+
+
 class _TileRunner:
     """Reads one tile (plus margin) from PAN and MS, fuses it and returns the tile interior."""
 
@@ -201,6 +230,8 @@ class _TileRunner:
         self.sensor, self.fuse, self.margin, self.stats = sensor, fuse, margin, stats
         self.feedback, self.total, self.done = feedback, total, 0
         self.track_nodata = pan.nodata is not None or ms.nodata is not None
+        # one GDAL dataset must not be read from two threads at once: tile workers take turns reading
+        self.read_lock = threading.Lock()
 
     def _ms_window(self, start: int, length: int, axis: int) -> tuple[int, int]:
         """MS pixel range (first, count) the cubic interpolator touches for PAN pixels [start, start+length)."""
@@ -215,10 +246,11 @@ class _TileRunner:
         m, k = self.margin, self.plan.ratio
         R0, C0 = self.plan.region[0] + row - m, self.plan.region[1] + col - m
         H, W = rows + 2 * m, cols + 2 * m
-        pan = read_padded(self.pan_ds, R0, C0, H, W, "symmetric")
         mr, mh = self._ms_window(R0, H, 0)
         mc, mw = self._ms_window(C0, W, 1)
-        ms = read_padded(self.ms_ds, mr, mc, mh, mw, "edge")
+        with self.read_lock:
+            pan = read_padded(self.pan_ds, R0, C0, H, W, "symmetric")
+            ms = read_padded(self.ms_ds, mr, mc, mh, mw, "edge")
         pan_valid, ms_valid = _is_valid(pan, self.pan.nodata), _is_valid(ms, self.ms.nodata)
         st = self.stats
         if pan_valid is not None:
@@ -229,7 +261,9 @@ class _TileRunner:
         lms = upsample(ms, k, (H, W), origin)
         ctx = classical.TileContext(stats=st, ratio=k, gains=self.sensor.mtf_ms, origin=(R0, C0),
                                     scale=self.sensor.scale)
-        fused = self.fuse(pan[0], lms, ctx)[:, m : m + rows, m : m + cols].astype(np.float32, copy=True)
+        fused = self.fuse(pan[0], lms, ctx).astype(np.float32, copy=False)
+        if m:   # a copy of the interior frees the margin; without a margin the array is already fresh
+            fused = fused[:, m : m + rows, m : m + cols].copy()
         if self.track_nodata:
             valid = np.ones((rows, cols), dtype=bool) if pan_valid is None else pan_valid[m : m + rows, m : m + cols]
             if ms_valid is not None:
@@ -238,9 +272,14 @@ class _TileRunner:
                 ci = np.floor((np.arange(m, m + cols) + 0.5 - origin[1]) / k).astype(int).clip(0, mw - 1)
                 valid &= ms_valid[ri][:, ci]
             fused[:, ~valid] = np.nan
+        return fused
+
+    def tile_done(self) -> None:
+        """Progress after each tile, reported from the caller's thread (Qt delivers its signals there)."""
         self.done += 1
         self.feedback.progress(self.done / self.total)
-        return fused
+        if self.feedback.is_cancelled():
+            raise Cancelled("cancelled by the user")
 
 
 def pansharpen(
@@ -259,12 +298,19 @@ def pansharpen(
     extent: tuple[float, float, float, float] | None = None,
     extent_wkt: str | None = None,
     mtf_gains: list[float] | None = None,
+    compression: str = outputs.DEFAULT_COMPRESSION,
+    cog: bool = False,
+    create_options: str | list[str] | None = None,
+    workers: int = 0,
 ) -> PansharpenResult:
     """Fuse ``pan_path`` and ``ms_path`` into a GeoTIFF at ``output_path`` on the PAN grid.
 
     ``sensor='auto'`` guesses the sensor (``sensor_detect``); ``ms_bands`` selects and orders MS bands
     (1-based); ``extent`` (xmin, ymin, xmax, ymax in ``extent_wkt``, default the PAN CRS) limits the output;
     ``mtf_gains`` overrides the sensor's MS MTF gains (one per fused band, or one for all).
+    ``compression``/``cog``/``create_options`` choose the output encoding (``engine.outputs``); ``workers``
+    tiles are fused in parallel (0: one per core), ``threads`` is ONNX Runtime's intra-op thread count
+    (0: cores shared out between the tile workers). The output does not depend on either.
     Raises InputError (nothing written) for bad input and Cancelled when ``feedback`` asks to stop.
     """
     fb = feedback or Feedback()
@@ -281,6 +327,9 @@ def pansharpen(
     if not 0 <= overlap <= tile_size // 2:
         raise InputError("the overlap must be between 0 and half the tile size")
     check_writable(output_path)
+    extra_options = outputs.parse_options(create_options)
+    if compression not in outputs.COMPRESSIONS:
+        raise InputError(f"unknown compression {compression!r}; choose one of {', '.join(outputs.COMPRESSIONS)}")
     pan_ds, pan = open_raster(pan_path, "PAN")
     ms_ds, ms = open_raster(ms_path, "MS")
     check_not_input(output_path, {"PAN": pan_ds, "MS": ms_ds})
@@ -311,10 +360,12 @@ def pansharpen(
     # the MTF gains and names follow the fused bands; ratio and value scale the data for the generic sensor
     spec = replace(spec, band_names=tuple(bplan.names), mtf_ms=bplan.gains,
                    ratio=spec.ratio or plan.ratio, scale=spec.scale or data_scale(ms))
+    # tiles in flight x ONNX Runtime threads = the cores; one session serves the self-check and the run
+    pool_size, ort_threads = runtime.balance_threads(workers, threads)
     check = None
     if method == selfcheck.AUTO:
         method, check = _auto_method(pan_ds, ms_ds, pan, ms, plan, spec, card, no_model, model_path, device,
-                                     threads, fb)
+                                     ort_threads, fb)
     if method in LEARNED_METHODS:
         try:
             model_card.check_against_data(card, ms.bands, plan.ratio)
@@ -322,7 +373,9 @@ def pansharpen(
             guess = detect_sensor(pan, ms, plan.ratio)
             hint = f" (the data looks like {guess.key}: try SENSOR={guess.key} or auto)" if guess.key != sensor else ""
             raise InputError(f"{e}{hint}") from None
-        session = checked_session(card, device, threads)
+        session = checked_session(card, device, ort_threads)
+        # a GPU runs one tile at a time anyway: a second in flight would only double its memory
+        workers = workers or (1 if session.device == "cuda" else pool_size)
         scale = value_scale(card, ms)
         fuse, margin, used_device = OnnxFuser(card, session, scale), card.margin, session.device
         fb.info(f"model {card.path.name} ({card.data.get('backbone', '')}); device {session.device}: "
@@ -347,6 +400,9 @@ def pansharpen(
     if too_big:
         fb.warning(too_big)
         warnings.append(too_big)
+    tile_size = balanced_tile(rows, cols, tile_size, overlap)   # same tile count, less redundant area
+    workers = _fit_workers(workers or default_workers(), tile_size, rows, cols, ms.bands, margin, learned,
+                           card.size_multiple if learned else 1)
     total = tile_count(rows, cols, tile_size, overlap)
     fb.info(
         f"PAN {pan.width}x{pan.height}, MS {ms.width}x{ms.height}x{ms.bands}, ratio {plan.ratio}; "
@@ -358,28 +414,39 @@ def pansharpen(
     fb.info(f"output nodata: {nodata_why}")
     names = bplan.names
     runner = _TileRunner(pan_ds, ms_src, pan, ms, plan, spec, fuse, margin, stats, fb, total)
-    writer = GeoTiffWriter(output_path, cols, rows, ms, plan.out_gt, pan.wkt, names, nodata)
+    writer = _make_writer(output_path, cols, rows, ms, plan.out_gt, pan.wkt, names, nodata, compression, cog,
+                          extra_options, fb)
     set_colour_interpretation(writer.ds, names)
     for p in writer.removed_partials:
         fb.info(f"removed {os.path.basename(p)}, left beside the output by an interrupted earlier run")
     clips = ClipCounter(_value_range(ms)[1], names)   # clipping is never silent
-    try:
-        for row, strip in blend_strips(rows, cols, tile_size, overlap, runner):
-            clips.add(strip)
-            for c in range(0, cols, WRITE_CHUNK):   # bounded temporaries for wide scenes
-                writer.write(to_dtype(strip[:, :, c : c + WRITE_CHUNK], ms, nodata), row, c)
-            # hand finished blocks to disk (checked) and drop cached input blocks: GDAL's block cache
-            # would otherwise grow with the scene (up to 5% of RAM) although the pipeline needs one strip
-            writer.flush()
+    pool = TilePool(runner, rows, cols, tile_size, overlap, workers, on_result=runner.tile_done)
+
+    def flush() -> None:
+        # hand finished blocks to disk (checked) and drop cached input blocks: GDAL's block cache
+        # would otherwise grow with the scene (up to 5% of RAM) although the pipeline needs one strip
+        writer.flush()
+        with runner.read_lock:
             for ds in (pan_ds, ms_src):
                 ds.FlushCache()
+
+    # whole GeoTIFF block rows per flush: each block is compressed once, by all cores (NUM_THREADS)
+    rows_out = BlockRowWriter(writer.write, flush, lambda a: to_dtype(a, ms, nodata), outputs.BLOCK, rows,
+                              WRITE_CHUNK)
+    try:
+        for row, strip in blend_strips(rows, cols, tile_size, overlap, pool):
+            clips.add(strip)
+            rows_out.add(row, strip)
             del strip   # one strip in memory at a time
+        rows_out.finish()
+        pool.close()
         # a cancel during the last tile (or the only one) must not replace the old output
         if fb.is_cancelled():
             raise Cancelled("cancelled by the user")
         for note in writer.commit(fb.is_cancelled):
             fb.info(note)
     except BaseException:
+        pool.close()
         writer.abort()
         raise
     clips.report(fb, method)

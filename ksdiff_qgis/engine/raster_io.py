@@ -216,7 +216,7 @@ class GeoTiffWriter:
     """
 
     def __init__(self, path: str, width: int, height: int, ms: RasterInfo, gt, wkt: str,
-                 band_names: list[str], nodata: float | None):
+                 band_names: list[str], nodata: float | None, options: list[str] | None = None):
         check_writable(path)
         self.path = path
         self.removed_partials = remove_stale_partials(path)
@@ -228,6 +228,8 @@ class GeoTiffWriter:
             opts.append(f"NBITS={ms.nbits}")
         else:
             opts.append("PREDICTOR=3" if ms.dtype.kind == "f" else "PREDICTOR=2")
+        if options is not None:   # the caller's full list of GTiff creation options (engine.outputs)
+            opts = list(options)
         self._lock = None
         self.ds, errors = gdal_try(gdal.GetDriverByName("GTiff").Create, self.tmp_path, width, height,
                                    ms.bands, ms.gdal_type, opts)

@@ -65,6 +65,21 @@ def default_threads() -> int:
     return max(1, (os.cpu_count() or 1))
 
 
+def balance_threads(workers: int, threads: int) -> tuple[int, int]:
+    """(tile workers, ONNX Runtime intra-op threads per session run) sharing the cores; 0 means choose.
+
+    Measured on 2 cores (docs/BENCHMARKS_SPEED.md): two tiles at a time with one intra-op thread each
+    beat one tile with two threads, because reading, cubic upsampling and blending stay single-threaded
+    inside a tile while ONNX Runtime's own threads would idle through them.
+    """
+    cores = default_threads()
+    if not workers:
+        workers = max(1, cores // threads) if threads else min(cores, 4)
+    if not threads:
+        threads = max(1, cores // workers)
+    return workers, threads
+
+
 def get_session(model_path: str, device: str = "auto", threads: int = 0) -> Session:
     """A session for ``model_path`` on the chosen device, created once and reused across tiles and runs."""
     ort = import_onnxruntime()
@@ -82,6 +97,9 @@ def get_session(model_path: str, device: str = "auto", threads: int = 0) -> Sess
         opts.intra_op_num_threads = threads or default_threads()
         opts.inter_op_num_threads = 1
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # several tile workers run this session at once: idle ORT threads must sleep, not spin on the
+        # cores the other tiles need (denormals-as-zero is not set: it would leak into QGIS's thread)
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         sess, reason = _create(ort, model_path, opts, choice)
         ran_on = "cuda" if sess.get_providers()[0] == CUDA else "cpu"
         if CUDA in choice.providers and ran_on != "cuda" and reason == choice.reason:

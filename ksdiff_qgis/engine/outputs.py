@@ -1,0 +1,161 @@
+"""Output GeoTIFF options: compression, predictor, multi-threaded encoding and Cloud-Optimized GeoTIFF.
+
+The default, DEFLATE level 1 with the horizontal predictor (floating-point predictor for float data),
+encoded by all cores, was measured fastest among the lossless choices at about the size of DEFLATE
+level 6 (docs/BENCHMARKS_SPEED.md). An MS product with fewer significant bits than its type (NBITS,
+e.g. 11-bit WorldView) keeps them in the output: the samples are bit-packed, without a predictor (GDAL
+allows none on packed samples). ``NBITS=16`` in the creation options skips the packing: faster and,
+with the predictor, smaller, but the bit depth is no longer recorded.
+"""
+from __future__ import annotations
+
+import os
+from typing import Callable
+
+from osgeo import gdal
+
+from .errors import Cancelled, InputError
+from .gdalutil import close_dataset, gdal_call
+from .raster_io import SIDECARS, GeoTiffWriter, write_failure
+
+COMPRESSIONS = {
+    "deflate": "DEFLATE (lossless, readable everywhere)",
+    "zstd": "ZSTD (lossless, faster to read, GDAL 2.3 or later)",
+    "lzw": "LZW (lossless)",
+    "none": "None (largest files)",
+}
+DEFAULT_COMPRESSION = "deflate"
+LEVELS = {"deflate": ("ZLEVEL", 1), "zstd": ("ZSTD_LEVEL", 1)}   # speed first: ~2 % larger than level 6/9
+BLOCK = 256
+BASE = ["TILED=YES", f"BLOCKXSIZE={BLOCK}", f"BLOCKYSIZE={BLOCK}", "BIGTIFF=IF_SAFER", "NUM_THREADS=ALL_CPUS"]
+
+
+def parse_options(text: str | list[str] | None) -> list[str]:
+    """``KEY=VALUE`` items from QGIS's '|'-separated creation options string (or a list), validated."""
+    if not text:
+        return []
+    items = text if isinstance(text, list) else text.split("|")
+    out = []
+    for item in (i.strip() for i in items):
+        if not item:
+            continue
+        if "=" not in item or not item.split("=", 1)[0]:
+            raise InputError(f"creation option {item!r} is not of the form KEY=VALUE")
+        out.append(item)
+    return out
+
+
+def _merge(base: list[str], extra: list[str]) -> list[str]:
+    """``base`` with every key given in ``extra`` replaced by ``extra``'s value (case-insensitive keys)."""
+    keys = {e.split("=", 1)[0].upper() for e in extra}
+    return [o for o in base if o.split("=", 1)[0].upper() not in keys] + extra
+
+
+def _predictor(dtype_kind: str) -> str:
+    return "3" if dtype_kind == "f" else "2"
+
+
+def gtiff_options(dtype_kind: str, compression: str = DEFAULT_COMPRESSION, extra: list[str] | None = None,
+                  nbits: int | None = None) -> list[str]:
+    """GTiff creation options for a streamed, tiled output of data kind ``dtype_kind`` ('u', 'i' or 'f');
+    ``nbits``: significant bits of an integer product narrower than its type (bit-packed)."""
+    if compression not in COMPRESSIONS:
+        raise InputError(f"unknown compression {compression!r}; choose one of {', '.join(COMPRESSIONS)}")
+    opts = list(BASE)
+    if compression != "none":
+        opts += [f"COMPRESS={compression.upper()}", f"PREDICTOR={_predictor(dtype_kind)}"]
+        if compression in LEVELS:
+            key, level = LEVELS[compression]
+            opts.append(f"{key}={level}")
+    else:
+        opts.append("COMPRESS=NONE")
+    if nbits:
+        opts.append(f"NBITS={nbits}")
+    opts = _merge(opts, list(extra or []))
+    packed = [o for o in opts if o.upper().startswith("NBITS=") and o.split("=", 1)[1] not in ("8", "16", "32", "64")]
+    if packed:   # GDAL refuses a predictor on bit-packed samples
+        opts = [o for o in opts if not o.upper().startswith("PREDICTOR=")]
+    return opts
+
+
+def cog_options(dtype_kind: str, compression: str = DEFAULT_COMPRESSION, extra: list[str] | None = None) -> list[str]:
+    """COG driver creation options matching ``gtiff_options``."""
+    opts = [f"BLOCKSIZE={BLOCK}", "BIGTIFF=IF_SAFER", "NUM_THREADS=ALL_CPUS", "OVERVIEW_RESAMPLING=AVERAGE",
+            f"COMPRESS={compression.upper()}"]
+    if compression != "none":
+        opts.append("PREDICTOR=" + ("FLOATING_POINT" if dtype_kind == "f" else "STANDARD"))
+        if compression in LEVELS:
+            opts.append(f"LEVEL={LEVELS[compression][1]}")
+    return _merge(opts, list(extra or []))
+
+
+def intermediate_options(dtype_kind: str) -> list[str]:
+    """Options of the temporary GeoTIFF a COG is copied from: fast to write and to read back."""
+    return gtiff_options(dtype_kind, "zstd")
+
+
+def write_cog(src_path: str, dst_path: str, options: list[str],
+              is_cancelled: Callable[[], bool] = lambda: False) -> None:
+    """Copy the finished GeoTIFF ``src_path`` to a Cloud-Optimized GeoTIFF (with overviews) at ``dst_path``."""
+    src, msg = gdal_call(gdal.OpenEx, src_path, gdal.OF_RASTER | gdal.OF_READONLY)
+    if src is None:
+        raise OSError(f"reading back the output failed: {msg}")
+    stop = []
+
+    def progress(_fraction, _message, _data):
+        if is_cancelled():
+            stop.append(True)
+            return 0
+        return 1
+
+    dst, msg = gdal_call(gdal.GetDriverByName("COG").CreateCopy, dst_path, src, 0, options, callback=progress)
+    errors = close_dataset(dst) if dst is not None else [msg or "no dataset"]
+    del dst
+    close_dataset(src)
+    del src
+    if errors or stop:
+        msg = "; ".join(errors)
+        if os.path.exists(dst_path):
+            os.remove(dst_path)
+        if stop:
+            raise Cancelled("cancelled by the user")
+        raise OSError(f"writing the Cloud-Optimized GeoTIFF failed: {msg}")
+
+
+class CogWriter(GeoTiffWriter):
+    """Streams tile rows into a temporary tiled GeoTIFF like ``GeoTiffWriter``; ``commit()`` copies that to
+    a Cloud-Optimized GeoTIFF (overviews, COG layout) beside it and commits the copy in its place."""
+
+    def __init__(self, *args, cog_options: list[str], is_cancelled: Callable[[], bool] = lambda: False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.cog_options, self.is_cancelled = cog_options, is_cancelled
+        self.staged = self.tmp_path
+
+    def commit(self, cancelled: Callable[[], bool] | None = None) -> list[str]:
+        self.flush()
+        ds, self.ds = self.ds, None
+        errors = close_dataset(ds)
+        del ds
+        if errors:
+            raise OSError(write_failure(self.path, "closing it", errors))
+        cog = self.staged + ".cog"
+        write_cog(self.staged, cog, self.cog_options, cancelled or self.is_cancelled)
+        # the base class renames tmp_path into place; the staged file keeps its lock until then
+        self.tmp_path = cog
+        self.ds = gdal.OpenEx(cog, gdal.OF_RASTER | gdal.OF_READONLY)
+        notes = super().commit(cancelled)
+        _remove(self.staged)
+        return notes
+
+    def abort(self) -> None:
+        super().abort()
+        _remove(self.staged)
+
+
+def _remove(path: str) -> None:
+    for p in (path, *(path + s for s in SIDECARS)):
+        try:
+            if os.path.exists(p):
+                os.remove(p)
+        except OSError:
+            pass

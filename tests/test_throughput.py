@@ -1,0 +1,235 @@
+"""Pipelined engine and output options: parallel == sequential, whole block rows, cancel, compression, COG."""
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+from osgeo import gdal
+
+from ksdiff_qgis.engine import classical, outputs
+from ksdiff_qgis.engine.errors import Cancelled, InputError
+from ksdiff_qgis.engine.feedback import Feedback
+from ksdiff_qgis.engine.model_card import bundled_cards
+from ksdiff_qgis.engine.parallel import TilePool
+from ksdiff_qgis.engine.pipeline import pansharpen
+from ksdiff_qgis.engine.tiling import blend_strips
+
+
+def _pixels(path):
+    return gdal.Open(str(path)).ReadAsArray()
+
+
+def _learned_available() -> bool:
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return "wv2" in bundled_cards()
+
+
+METHODS = list(classical.FUSERS) + (["ksdiff"] if _learned_available() else [])
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_parallel_output_equals_sequential(data_dir, tmp_path, method):
+    """Many small overlapping tiles, fused 1, 2 or 3 at a time: the same pixels, bit for bit."""
+    pan, ms = str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif")
+    runs = {}
+    for workers in (1, 2, 3):
+        out = tmp_path / f"w{workers}.tif"
+        res = pansharpen(pan, ms, str(out), "wv2", method, tile_size=72, overlap=12, workers=workers, device="cpu")
+        assert res.tiles > 16
+        runs[workers] = _pixels(out)
+    assert np.array_equal(runs[1], runs[2]) and np.array_equal(runs[1], runs[3])
+
+
+def test_parallel_nodata_scene_equals_sequential(data_dir, tmp_path):
+    pan, ms = str(data_dir / "wv2_nodata_pan.tif"), str(data_dir / "wv2_nodata_ms.tif")
+    a = pansharpen(pan, ms, str(tmp_path / "a.tif"), "wv2", "brovey", tile_size=64, overlap=8, workers=1)
+    b = pansharpen(pan, ms, str(tmp_path / "b.tif"), "wv2", "brovey", tile_size=64, overlap=8, workers=2)
+    assert np.array_equal(_pixels(a.output_path), _pixels(b.output_path))
+
+
+def test_tile_pool_feeds_blend_strips_in_order():
+    """Tiles finishing out of order still reach the blender in its own order; the result equals a plain run."""
+    rng = np.random.default_rng(1)
+    values = {}
+
+    def tile(r, c, h, w):
+        time.sleep(float(rng.uniform(0, 0.002)))
+        values.setdefault((r, c), float(r * 1000 + c))
+        return np.full((2, h, w), values[(r, c)], dtype=np.float32) + np.arange(w, dtype=np.float32)
+
+    plain = [s.copy() for _, s in blend_strips(300, 260, 64, 16, tile)]
+    with TilePool(tile, 300, 260, 64, 16, workers=3) as pool:
+        pooled = [s.copy() for _, s in blend_strips(300, 260, 64, 16, pool)]
+    assert len(plain) == len(pooled) and all(np.array_equal(a, b) for a, b in zip(plain, pooled))
+
+
+def test_tile_pool_stops_within_one_tile_per_worker():
+    started, lock = [], threading.Lock()
+
+    def tile(r, c, h, w):
+        with lock:
+            started.append((r, c))
+            n = len(started)
+        if n >= 3:
+            raise Cancelled("stop")
+        time.sleep(0.01)
+        return np.zeros((1, h, w), dtype=np.float32)
+
+    pool = TilePool(tile, 1000, 1000, 64, 0, workers=2)
+    with pytest.raises(Cancelled):
+        for _ in blend_strips(1000, 1000, 64, 0, pool):
+            pass
+    pool.close()
+    total = len(started)
+    time.sleep(0.05)
+    assert len(started) == total          # nothing runs after close()
+    assert total <= 3 + 2 * 2             # the tiles in flight when the cancel came (depth 2 per worker)
+
+
+@pytest.mark.parametrize("cuts", [[0, 130, 480, 512, 700, 1000], [0, 100, 200, 300, 1000], [0, 1000],
+                                  [0, 256, 512, 999, 1000]])
+def test_block_row_writer_flushes_whole_block_rows_only(cuts):
+    from ksdiff_qgis.engine.parallel import BlockRowWriter
+
+    data = np.arange(3 * 1000 * 50, dtype=np.float32).reshape(3, 1000, 50)
+    out = np.zeros(data.shape, dtype=np.int64)
+    written, flushed = [0], []
+
+    def write(arr, row, col):
+        assert arr.dtype == np.int64
+        out[:, row : row + arr.shape[1], col : col + arr.shape[2]] = arr
+        written[0] = max(written[0], row + arr.shape[1])
+
+    def flush():
+        flushed.append(written[0])
+
+    w = BlockRowWriter(write, flush, lambda a: a.astype(np.int64), 256, 1000, chunk=16)
+    for a, b in zip(cuts, cuts[1:]):
+        w.add(a, data[:, a:b])
+    w.finish()
+    assert np.array_equal(out, data.astype(np.int64))
+    assert flushed and flushed[-1] == 1000
+    assert all(f % 256 == 0 or f == 1000 for f in flushed)   # never a half-written block row
+
+
+def test_cancel_with_parallel_workers_leaves_nothing(data_dir, tmp_path):
+    class StopAfterTwo(Feedback):
+        n = 0
+
+        def progress(self, fraction):
+            self.n += 1
+
+        def is_cancelled(self):
+            return self.n >= 2
+
+    with pytest.raises(Cancelled):
+        pansharpen(str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif"), str(tmp_path / "o.tif"), "wv2",
+                   "mtf_glp_hpm", tile_size=64, overlap=0, feedback=StopAfterTwo(), workers=2)
+    assert list(tmp_path.iterdir()) == []
+
+
+# ------------------------------------------------------------------------------------ output options
+def test_default_options_are_fast_lossless_and_threaded():
+    opts = outputs.gtiff_options("u")
+    for o in ("TILED=YES", "COMPRESS=DEFLATE", "PREDICTOR=2", "ZLEVEL=1", "NUM_THREADS=ALL_CPUS"):
+        assert o in opts
+    assert "PREDICTOR=3" in outputs.gtiff_options("f")
+    assert "COMPRESS=NONE" in outputs.gtiff_options("u", "none")
+    # the user's options win, and bit packing drops the predictor GDAL would refuse
+    opts = outputs.gtiff_options("u", "deflate", outputs.parse_options("ZLEVEL=9|NBITS=11"))
+    assert "ZLEVEL=9" in opts and "ZLEVEL=1" not in opts and not any(o.startswith("PREDICTOR") for o in opts)
+    # an 11-bit product stays 11-bit unless the user asks for plain 16-bit samples (then with the predictor)
+    assert "NBITS=11" in outputs.gtiff_options("u", nbits=11)
+    opts = outputs.gtiff_options("u", nbits=11, extra=["NBITS=16"])
+    assert "NBITS=16" in opts and "PREDICTOR=2" in opts
+    with pytest.raises(InputError):
+        outputs.parse_options("COMPRESS")
+
+
+@pytest.mark.parametrize("compression,tag", [("deflate", "DEFLATE"), ("zstd", "ZSTD"), ("lzw", "LZW"), ("none", None)])
+def test_compression_choices_are_lossless(data_dir, tmp_path, compression, tag):
+    pan, ms = str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif")
+    ref = pansharpen(pan, ms, str(tmp_path / "ref.tif"), "wv2", "gsa", compression="none")
+    res = pansharpen(pan, ms, str(tmp_path / "o.tif"), "wv2", "gsa", compression=compression)
+    ds = gdal.Open(res.output_path)
+    assert ds.GetMetadata("IMAGE_STRUCTURE").get("COMPRESSION") == tag
+    assert ds.GetRasterBand(1).GetBlockSize() == [256, 256]
+    assert np.array_equal(ds.ReadAsArray(), _pixels(ref.output_path))
+
+
+def test_nbits_kept_by_default_and_skipped_on_request(data_dir, tmp_path):
+    pan, ms = str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif")
+    packed = pansharpen(pan, ms, str(tmp_path / "a.tif"), "wv2", "brovey")
+    plain = pansharpen(pan, ms, str(tmp_path / "b.tif"), "wv2", "brovey", create_options="NBITS=16")
+    a, b = gdal.Open(packed.output_path), gdal.Open(plain.output_path)   # datasets alive while bands are used
+    assert a.GetRasterBand(1).GetMetadataItem("NBITS", "IMAGE_STRUCTURE") == "11"
+    assert b.GetRasterBand(1).GetMetadataItem("NBITS", "IMAGE_STRUCTURE") is None
+    assert np.array_equal(a.ReadAsArray(), b.ReadAsArray())
+
+
+def test_cloud_optimized_geotiff(data_dir, tmp_path):
+    pan, ms = str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif")
+    ref = pansharpen(pan, ms, str(tmp_path / "ref.tif"), "wv2", "mtf_glp_hpm")
+    res = pansharpen(pan, ms, str(tmp_path / "cog.tif"), "wv2", "mtf_glp_hpm", cog=True, compression="zstd")
+    ds = gdal.Open(res.output_path)
+    meta = ds.GetMetadata("IMAGE_STRUCTURE")
+    assert meta.get("LAYOUT") == "COG" and meta.get("COMPRESSION") == "ZSTD"
+    assert ds.GetRasterBand(1).GetOverviewCount() >= 1 or ds.RasterXSize <= 512
+    assert np.array_equal(ds.ReadAsArray(), _pixels(ref.output_path))
+    assert ds.GetRasterBand(1).GetDescription() == "Blue" and ds.GetRasterBand(1).GetNoDataValue() == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cog.tif", "ref.tif"]   # no intermediate left
+
+
+def test_unknown_compression_is_refused_before_writing(data_dir, tmp_path):
+    with pytest.raises(InputError, match="compression"):
+        pansharpen(str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif"), str(tmp_path / "o.tif"), "wv2",
+                   "gsa", compression="jpeg")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("h,w,tile,overlap", [(2048, 2048, 512, 32), (4096, 3000, 512, 32), (256, 256, 80, 12),
+                                              (100, 2048, 512, 32), (700, 513, 256, 0), (256, 256, 512, 32)])
+def test_balanced_tile_keeps_the_count_and_shrinks_the_area(h, w, tile, overlap):
+    from ksdiff_qgis.engine.tiling import balanced_tile, tile_count
+
+    size = balanced_tile(h, w, tile, overlap)
+    assert 2 * overlap <= size <= tile
+    assert tile_count(h, w, size, overlap) == tile_count(h, w, tile, overlap)
+    if (h, w, tile) == (2048, 2048, 512):
+        assert size == 436   # 25 tiles of 436², not 25 of 512² (26 % fewer pixels)
+
+
+def test_processing_output_parameters(qgis_app, data_dir, tmp_path):
+    import processing
+    from qgis.core import QgsApplication, QgsProcessingParameterDefinition
+
+    alg = QgsApplication.processingRegistry().algorithmById("ksdiff:pansharpen")
+    for name in ("COMPRESSION", "COG", "CREATE_OPTIONS"):
+        assert alg.parameterDefinition(name).flags() & QgsProcessingParameterDefinition.FlagAdvanced
+    assert alg.parameterDefinition("CREATE_OPTIONS").metadata()["widget_wrapper"]["widget_type"] == "rasteroptions"
+    comp = alg.parameterDefinition("COMPRESSION")
+    assert comp.keys[comp.defaultValue()] == "deflate"
+    out = str(tmp_path / "o.tif")
+    processing.run("ksdiff:pansharpen", {"PAN": str(data_dir / "wv2_pan.tif"), "MS": str(data_dir / "wv2_ms.tif"),
+                                         "SENSOR": "wv2", "METHOD": "brovey", "COMPRESSION": "lzw", "COG": True,
+                                         "CREATE_OPTIONS": "BLOCKSIZE=128", "OUTPUT": out})
+    ds = gdal.Open(out)
+    meta = ds.GetMetadata("IMAGE_STRUCTURE")
+    assert meta.get("LAYOUT") == "COG" and meta.get("COMPRESSION") == "LZW"
+    assert ds.GetRasterBand(1).GetBlockSize() == [128, 128]
+
+
+def test_fewer_workers_when_memory_is_short(monkeypatch):
+    from ksdiff_qgis.engine import memory
+    from ksdiff_qgis.engine.pipeline import _fit_workers
+
+    one = memory.estimate_mb(512, 4096, 4096, 4, 10, True)
+    monkeypatch.setenv(memory.ENV_LIMIT, str(one * 1.5))   # room for one tile in flight, not two
+    assert _fit_workers(4, 512, 4096, 4096, 4, 10, True, 1) == 1
+    monkeypatch.setenv(memory.ENV_LIMIT, str(one * 10))
+    assert _fit_workers(4, 512, 4096, 4096, 4, 10, True, 1) == 4
