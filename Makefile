@@ -34,6 +34,10 @@ train: setup data
 
 bench: setup data
 	@$(PY) -m bench
+	@$(PY) scripts/robustness.py
+	@if [ -f runs/rr4_ksdiff_adaptive/fullres.pt ]; then $(PY) scripts/ablation.py --checkpoint runs/rr4_ksdiff_adaptive/fullres.pt; \
+	else echo "bench: no runs/rr4_ksdiff_adaptive/fullres.pt (make train SENSOR=wv2): kernel ablation skipped"; fi
+	@$(PY) scripts/bench_speed.py
 
 package: setup
 	@$(PY) scripts/package.py
