@@ -32,6 +32,7 @@ tr = translator("KsdiffAssess")
 
 # ----------------------------------------------------------------------------------- algorithm
 class AssessAlgorithm(KsdiffAlgorithm):
+    ICON_FILE = "assess.svg"
     FUSED, REFERENCE, PAN, MS, SENSOR, OUTPUT_HTML = "FUSED", "REFERENCE", "PAN", "MS", "SENSOR", "OUTPUT_HTML"
 
     def name(self) -> str:

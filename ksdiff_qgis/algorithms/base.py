@@ -12,7 +12,8 @@ from qgis.core import QgsProcessingAlgorithm
 from qgis.PyQt.QtCore import QCoreApplication
 from qgis.PyQt.QtGui import QIcon
 
-ICON = os.path.join(os.path.dirname(os.path.dirname(__file__)), "resources", "icons", "ksdiff.svg")
+ICONS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "resources", "icons")
+ICON = os.path.join(ICONS, "ksdiff.svg")
 GROUPS = {"pansharpening": "Pansharpening", "setup": "Setup"}   # group id -> display name (translated in group())
 
 
@@ -29,6 +30,7 @@ class KsdiffAlgorithm(QgsProcessingAlgorithm):
     name, displayName, shortHelpString, initAlgorithm and processAlgorithm."""
 
     GROUP_ID = "pansharpening"
+    ICON_FILE = "ksdiff.svg"   # in resources/icons: each algorithm shows its own icon in the toolbox
 
     def group(self) -> str:
         return QCoreApplication.translate("Ksdiff", GROUPS[self.GROUP_ID])
@@ -37,10 +39,10 @@ class KsdiffAlgorithm(QgsProcessingAlgorithm):
         return self.GROUP_ID
 
     def icon(self) -> QIcon:
-        return QIcon(ICON)
+        return QIcon(self.svgIconPath())
 
     def svgIconPath(self) -> str:  # noqa: N802
-        return ICON
+        return os.path.join(ICONS, self.ICON_FILE)
 
     def createInstance(self):  # noqa: N802
         return type(self)()

@@ -33,6 +33,7 @@ def runtime_base() -> str:
 
 
 class InstallRuntimeAlgorithm(KsdiffAlgorithm):
+    ICON_FILE = "install.svg"
     PACKAGE, WHEEL, RESULT = "PACKAGE", "WHEEL", "RESULT"
     GROUP_ID = "setup"
 
