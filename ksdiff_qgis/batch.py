@@ -1,0 +1,208 @@
+"""Batch pansharpening of a scene list on a Dask cluster: ``python -m ksdiff_qgis.batch SCENES.csv``.
+
+Without ``--scheduler`` a local cluster of ``--workers`` processes runs on this machine; with it, the
+same command uses an existing cluster (``dask scheduler`` + ``dask worker``, Kubernetes, HPC, ...).
+One task per scene runs ``engine.scenes.run_scene``, i.e. ``engine.pipeline.pansharpen`` with the
+parameters the Processing algorithm would get. Dask is imported only inside the functions below: the
+plugin inside QGIS never imports this module, and importing it does not import Dask either.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+import time
+from typing import IO, Any, Iterable, Iterator
+
+from .engine.scenes import Scene, SceneListError, base_record, read_scenes, remove_partials
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def usable_cores() -> int:
+    """CPU cores this process may use (affinity-aware, e.g. inside a container or a Slurm job)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return max(1, os.cpu_count() or 1)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python -m ksdiff_qgis.batch",
+        description="Pansharpen every scene of a CSV list (header pan,ms,sensor,method,output; further "
+                    "columns: any ksdiff:pansharpen parameter, e.g. tile_size, overlap, device, model, threads) "
+                    "on a Dask cluster.")
+    p.add_argument("scenes", help="CSV scene list; relative paths are relative to its folder")
+    p.add_argument("--scheduler", help="address of a running Dask scheduler (default: start a local cluster)")
+    p.add_argument("--workers", type=int, default=2, help="local worker processes (default 2; ignored with --scheduler)")
+    p.add_argument("--threads", type=int, default=0,
+                   help="CPU threads per scene (default: a worker's cores / the scenes it runs at once)")
+    p.add_argument("--report", help="write one JSON line per scene (and a final summary line) to this file")
+    p.add_argument("--retries", type=int, default=2, help="retries of a scene that fails for other reasons than bad input")
+    p.add_argument("--force", action="store_true", help="redo scenes whose output is up to date")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    for key in ("sensor", "method", "device"):
+        p.add_argument(f"--{key}", help=f"{key} for rows that leave it empty (default: the engine's default)")
+    p.add_argument("--tile-size", dest="tile_size", type=int, help="tile size for rows that leave it empty")
+    p.add_argument("--overlap", type=int, help="tile overlap for rows that leave it empty")
+    return p.parse_args(argv)
+
+
+def defaults_from(args: argparse.Namespace) -> dict[str, Any]:
+    """Engine keywords given on the command line (a CSV cell overrides them)."""
+    keys = ("sensor", "method", "device", "tile_size", "overlap")
+    return {k: getattr(args, k) for k in keys if getattr(args, k) is not None}
+
+
+# ------------------------------------------------------------------------- cluster
+@contextlib.contextmanager
+def connect(scheduler: str | None, workers: int) -> Iterator:
+    """A Dask client: to ``scheduler`` if given, else to a new local cluster of ``workers`` processes."""
+    from dask.distributed import Client, LocalCluster
+
+    if scheduler:
+        with Client(scheduler) as client:
+            yield client
+        return
+    # one scene at a time per worker process: a scene's parallelism comes from its own threads (ONNX
+    # Runtime, GDAL), and a process caches one ONNX session per model for all the scenes it runs
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
+            Client(cluster) as client:
+        yield client
+
+
+def threads_per_worker(client, threads: int) -> dict[str, int]:
+    """Threads per scene for each worker so that the scenes running at once on a host fit its cores."""
+    info = client.scheduler_info()["workers"]
+    if threads > 0:
+        return {addr: threads for addr in info}
+    cores = client.run(usable_cores)
+    slots: dict[str, int] = {}
+    for w in info.values():
+        slots[w["host"]] = slots.get(w["host"], 0) + w["nthreads"]
+    return {addr: max(1, cores.get(addr, 1) // slots[w["host"]]) for addr, w in info.items()}
+
+
+def scene_task(scene: Scene, threads_by_worker: dict[str, int], force: bool) -> dict:
+    """The Dask task of one scene: pick this worker's thread count, run the scene."""
+    from dask.distributed import get_worker
+
+    worker = get_worker()
+    # a worker that joined after the plan (autoscaling) divides its own cores by its own slots
+    threads = threads_by_worker.get(worker.address) or max(1, usable_cores() // max(1, worker.state.nthreads))
+    from .engine.scenes import run_scene
+
+    record = run_scene(scene, threads=threads, force=force)
+    record["worker"] = worker.address
+    return record
+
+
+def submit(client, scenes: list[Scene], threads: int, retries: int, force: bool) -> dict:
+    """One future per scene (retried ``retries`` times on errors other than bad input)."""
+    plan = threads_per_worker(client, threads)
+    stamp = f"{time.time_ns():x}"
+    return {client.submit(scene_task, s, plan, force, retries=retries, pure=False,
+                          key=f"ksdiff-scene-{s.line}-{stamp}"): s for s in scenes}
+
+
+# ------------------------------------------------------------------------- results
+def outcome(future, scene: Scene) -> dict:
+    """The report record of a finished future; a task that still failed after its retries becomes 'failed'."""
+    if future.status == "finished":
+        return future.result()
+    try:
+        exc = future.exception()
+        error = f"{type(exc).__name__}: {exc}"
+    except Exception as e:   # cancelled futures raise here
+        error = f"{type(e).__name__}: {e}"
+    return {**base_record(scene), "status": "failed", "error": error}
+
+
+def collect(client, futures: dict, report: IO[str] | None, progress: bool) -> list[dict]:
+    """Records in completion order, each written to ``report`` as soon as it is known."""
+    from dask.distributed import as_completed
+    from tqdm import tqdm
+
+    records = []
+    bar = tqdm(total=len(futures), unit="scene", disable=not progress, file=sys.stderr)
+    for future in as_completed(list(futures)):
+        rec = outcome(future, futures[future])
+        records.append(rec)
+        if report is not None:
+            report.write(json.dumps(rec) + "\n")
+            report.flush()   # a long run interrupted halfway keeps the lines it has
+        bar.update(1)
+        bar.set_postfix_str(f"failed {sum(r['status'] == 'failed' for r in records)}")
+        if rec["status"] == "failed":
+            bar.write(f"line {rec['line']}: {rec['output']}: {rec['error']}")
+    bar.close()
+    return records
+
+
+def summarize(records: list[dict], wall: float) -> dict:
+    """Counts, wall time and throughput of the scenes fused in this run."""
+    done = [r for r in records if r["status"] == "done"]
+    mpx = sum(r["width"] * r["height"] for r in done) / 1e6
+    return {
+        "scenes": len(records), "done": len(done),
+        "skipped": sum(r["status"] == "skipped" for r in records),
+        "failed": sum(r["status"] == "failed" for r in records),
+        "seconds": round(wall, 3), "mpx": round(mpx, 3), "mpx_per_s": round(mpx / max(wall, 1e-9), 3),
+    }
+
+
+def cleanup(scenes: Iterable[Scene]) -> None:
+    """Remove temporary files of writers killed mid-scene (no task is running any more)."""
+    for s in scenes:
+        if not s.output.startswith("/vsi"):
+            remove_partials(s.output)
+
+
+def run(scenes: list[Scene], client, threads: int = 0, retries: int = 2, force: bool = False,
+        report: IO[str] | None = None, progress: bool = True) -> tuple[list[dict], dict]:
+    """Run every scene on ``client``'s cluster; returns the records (completion order) and the summary."""
+    t0 = time.perf_counter()
+    futures = submit(client, scenes, threads, retries, force)
+    try:
+        records = collect(client, futures, report, progress)
+    finally:
+        cleanup(scenes)
+    summary = summarize(records, time.perf_counter() - t0)
+    if report is not None:
+        report.write(json.dumps({"summary": summary}) + "\n")
+    return records, summary
+
+
+def print_summary(summary: dict) -> None:
+    print(f"{summary['scenes']} scene(s): {summary['done']} done, {summary['skipped']} skipped, "
+          f"{summary['failed']} failed in {summary['seconds']:.1f} s "
+          f"({summary['mpx']:.1f} Mpx fused, {summary['mpx_per_s']:.2f} Mpx/s)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        scenes = read_scenes(args.scenes, defaults_from(args))
+    except (OSError, SceneListError) as e:
+        print(f"ksdiff batch: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    report = open(args.report, "w", encoding="utf-8") if args.report else None
+    try:
+        with connect(args.scheduler, args.workers) as client:
+            _, summary = run(scenes, client, args.threads, args.retries, args.force, report,
+                             progress=not args.no_progress)
+    finally:
+        if report is not None:
+            report.close()
+    print_summary(summary)
+    return EXIT_FAILED if summary["failed"] else EXIT_OK
+
+
+if __name__ == "__main__":
+    # run main() from the importable module, not __main__: Dask then ships scene_task by reference
+    from ksdiff_qgis.batch import main as _main
+
+    sys.exit(_main())

@@ -1,0 +1,284 @@
+"""Scene lists for batch runs: parse a SCENES.csv, run one scene, remember what produced an output.
+
+Dask-free on purpose: ``ksdiff_qgis.batch`` ships these functions to cluster workers, and tests call
+them directly. Each scene calls :func:`pipeline.pansharpen`, the function the Processing algorithm
+calls, with the same parameters. A finished output gets a sidecar record ``<output>.ksdiff.json``
+(inputs, parameters, version, and the output file it describes) so that a re-run skips it.
+"""
+from __future__ import annotations
+
+import configparser
+import csv
+import glob
+import inspect
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from osgeo import gdal
+
+from . import classical, pipeline
+from .errors import InputError
+from .feedback import Feedback
+
+SIDECAR_SUFFIX = ".ksdiff.json"
+REQUIRED_COLUMNS = ("pan", "ms", "output")
+# CSV column -> pipeline.pansharpen keyword where they differ; every other keyword keeps its name, which is
+# also the lower-cased Processing parameter name (TILE_SIZE -> tile_size)
+ALIASES = {"pan": "pan_path", "ms": "ms_path", "output": "output_path", "model": "model_path"}
+PATH_KEYS = ("pan_path", "ms_path", "output_path", "model_path")
+NOT_PARAMETERS = {"feedback"}
+# what can change without changing the output: not part of the record that decides a skip
+NOT_FINGERPRINTED = {"output_path", "threads", "feedback"}
+
+
+class QuietFeedback(Feedback):
+    """Warnings go into the scene's report record, not into every worker's log."""
+
+    def warning(self, message: str) -> None:
+        pass
+
+
+class SceneListError(ValueError):
+    """The scene list cannot be used (raised before any scene runs)."""
+
+
+@dataclass(frozen=True)
+class Scene:
+    """One CSV row: its 1-based line number and the keywords for ``pipeline.pansharpen``."""
+
+    line: int
+    kwargs: dict[str, Any]
+
+    @property
+    def output(self) -> str:
+        return self.kwargs["output_path"]
+
+
+def engine_parameters() -> dict[str, inspect.Parameter]:
+    """The keywords of ``pipeline.pansharpen`` a scene list may set."""
+    params = inspect.signature(pipeline.pansharpen).parameters
+    return {k: p for k, p in params.items() if k not in NOT_PARAMETERS}
+
+
+def column_keyword(column: str) -> str:
+    """The engine keyword of a CSV column (case-insensitive; Processing names work too)."""
+    name = column.strip().lower()
+    return ALIASES.get(name, name)
+
+
+def _convert(value: str, param: inspect.Parameter) -> Any:
+    """A CSV cell as the type of the keyword's default (int, float, bool), JSON for lists, else str."""
+    default = param.default
+    if isinstance(default, bool):
+        return value.lower() in ("1", "true", "yes", "on")
+    if isinstance(default, int):
+        return int(value)
+    if isinstance(default, float):
+        return float(value)
+    if value[:1] in "[{":
+        return json.loads(value)
+    return value
+
+
+def _resolve_path(value: str, base: Path) -> str:
+    """Relative paths are relative to the CSV's folder; GDAL virtual paths (/vsis3/ ...) stay as they are."""
+    if value.startswith("/vsi") or "://" in value:
+        return value
+    return str((base / os.path.expanduser(value)).resolve())
+
+
+def _row_kwargs(row: dict[str, str], params: dict[str, inspect.Parameter], base: Path, line: int) -> dict:
+    kwargs: dict[str, Any] = {}
+    for column, cell in row.items():
+        cell = (cell or "").strip()
+        if not cell or column is None:
+            continue   # empty cell: the engine's default
+        key = column_keyword(column)
+        try:
+            kwargs[key] = _resolve_path(cell, base) if key in PATH_KEYS else _convert(cell, params[key])
+        except (ValueError, json.JSONDecodeError) as e:
+            raise SceneListError(f"line {line}: column {column!r}: cannot read {cell!r}: {e}") from None
+    missing = [c for c in REQUIRED_COLUMNS if column_keyword(c) not in kwargs]
+    if missing:
+        raise SceneListError(f"line {line}: no {', '.join(missing)} given")
+    return kwargs
+
+
+def _check_header(fields: list[str] | None, params: dict[str, inspect.Parameter]) -> None:
+    if not fields:
+        raise SceneListError("the scene list is empty (expected the header pan,ms,sensor,method,output)")
+    unknown = [f for f in fields if column_keyword(f) not in params]
+    if unknown:
+        known = sorted({"pan", "ms", "output", "model"} | set(params) - set(PATH_KEYS))
+        raise SceneListError(f"unknown column(s) {', '.join(map(repr, unknown))}; known: {', '.join(known)}")
+    missing = [c for c in REQUIRED_COLUMNS if c not in {f.strip().lower() for f in fields}]
+    if missing:
+        raise SceneListError(f"the header lacks the column(s) {', '.join(missing)}")
+
+
+def read_scenes(csv_path: str, defaults: dict[str, Any] | None = None) -> list[Scene]:
+    """Every scene of a CSV list; ``defaults`` (engine keywords) apply where a row leaves a cell empty."""
+    params = engine_parameters()
+    base = Path(csv_path).resolve().parent
+    with open(csv_path, newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        _check_header(reader.fieldnames, params)
+        scenes = [Scene(reader.line_num, {**(defaults or {}), **_row_kwargs(row, params, base, reader.line_num)})
+                  for row in reader if any((v or "").strip() for v in row.values())]
+    if not scenes:
+        raise SceneListError(f"{csv_path} lists no scene")
+    _check_unique_outputs(scenes)
+    return scenes
+
+
+def _check_unique_outputs(scenes: list[Scene]) -> None:
+    # two scenes writing one file would both "succeed" and one result would be lost
+    seen: dict[str, int] = {}
+    for s in scenes:
+        key = os.path.normcase(s.output)
+        if key in seen:
+            raise SceneListError(f"lines {seen[key]} and {s.line} write the same output {s.output}")
+        seen[key] = s.line
+
+
+# ------------------------------------------------------------------------- sidecar records
+def plugin_version() -> str:
+    """The plugin version from metadata.txt (part of every record: a new version redoes old outputs)."""
+    cfg = configparser.ConfigParser(interpolation=None)
+    cfg.read(Path(__file__).resolve().parent.parent / "metadata.txt", encoding="utf-8")
+    return cfg.get("general", "version", fallback="unknown")
+
+
+def file_identity(path: str | None) -> dict | None:
+    """Path, size and modification time of a file (GDAL virtual files too), None when it is missing."""
+    if not path:
+        return None
+    if path.startswith("/vsi"):
+        st = gdal.VSIStatL(path)
+        return None if st is None else {"path": path, "size": st.size, "mtime": st.mtime}
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return {"path": os.path.abspath(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def _model_identity(kwargs: dict[str, Any]) -> dict | None:
+    """The model file a learned (or automatic) method would use; None for classical methods."""
+    method = kwargs.get("method", engine_parameters()["method"].default)
+    if method in classical.METHODS:
+        return None
+    if kwargs.get("model_path"):
+        return file_identity(kwargs["model_path"])
+    try:
+        sensor = kwargs.get("sensor", engine_parameters()["sensor"].default)
+        return file_identity(str(pipeline.resolve_model(sensor, None).path))
+    except Exception:   # no bundled model for this sensor: the run itself will say so
+        return None
+
+
+def fingerprint(kwargs: dict[str, Any]) -> dict:
+    """What decides the output: version, parameters (with engine defaults filled in), inputs and model."""
+    defaults = {k: p.default for k, p in engine_parameters().items() if p.default is not inspect.Parameter.empty}
+    params = {k: v for k, v in {**defaults, **kwargs}.items() if k not in NOT_FINGERPRINTED}
+    return {
+        "version": plugin_version(),
+        "parameters": {k: v for k, v in params.items() if k not in ("pan_path", "ms_path", "model_path")},
+        "pan": file_identity(kwargs["pan_path"]),
+        "ms": file_identity(kwargs["ms_path"]),
+        "model": _model_identity(kwargs),
+    }
+
+
+def sidecar_path(output: str) -> str:
+    return output + SIDECAR_SUFFIX
+
+
+def read_record(output: str) -> dict | None:
+    """The sidecar record of ``output``, None when there is none or it is unreadable."""
+    try:
+        with open(sidecar_path(output), encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def write_record(output: str, record: dict) -> None:
+    """Write the sidecar atomically (temp file + rename), like the raster itself."""
+    path = sidecar_path(output)
+    tmp = f"{path}.{os.getpid()}.partial"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(record, f, indent=1, sort_keys=True)
+    os.replace(tmp, path)
+
+
+def up_to_date(kwargs: dict[str, Any]) -> dict | None:
+    """The record of an existing output made from the same inputs and parameters, else None."""
+    record = read_record(kwargs["output_path"])
+    if record is None or record.get("fingerprint") != json.loads(json.dumps(fingerprint(kwargs))):
+        return None
+    # the output must still be the file the record describes (not replaced or truncated since)
+    return record if record.get("output") == file_identity(kwargs["output_path"]) else None
+
+
+def remove_partials(output: str) -> list[str]:
+    """Delete temporary files a killed writer left beside ``output`` (call only when no writer is running)."""
+    folder, name = os.path.split(os.path.abspath(output))
+    pattern = os.path.join(glob.escape(folder), f".{glob.escape(name)}.*.partial")
+    leftovers = glob.glob(pattern) + glob.glob(glob.escape(sidecar_path(output)) + ".*.partial")
+    for p in leftovers:
+        os.remove(p)
+    return leftovers
+
+
+# ------------------------------------------------------------------------- one scene
+def base_record(scene: Scene) -> dict:
+    """The report fields every outcome of a scene has."""
+    kw = scene.kwargs
+    params = engine_parameters()
+    return {
+        "line": scene.line, "pan": kw["pan_path"], "ms": kw["ms_path"], "output": scene.output,
+        "sensor": kw.get("sensor", params["sensor"].default), "method": kw.get("method", params["method"].default),
+        "device": None, "threads": kw.get("threads"), "width": None, "height": None, "seconds": None,
+        "mpx_per_s": None, "status": None, "error": None, "warnings": [],
+    }
+
+
+def _done_record(base: dict, result: pipeline.PansharpenResult) -> dict:
+    mpx = result.width * result.height / 1e6
+    return {**base, "status": "done", "device": result.device, "width": result.width, "height": result.height,
+            "seconds": round(result.seconds, 3), "mpx_per_s": round(mpx / max(result.seconds, 1e-9), 3),
+            "warnings": list(result.warnings)}
+
+
+def run_scene(scene: Scene, threads: int | None = None, force: bool = False) -> dict:
+    """Fuse one scene unless its output is up to date; returns its report record.
+
+    Bad input (InputError) is reported in the record: retrying cannot fix it. Any other exception
+    (I/O, memory) propagates so that the scheduler retries the scene.
+    """
+    kwargs = dict(scene.kwargs)
+    if threads is not None and "threads" not in kwargs:
+        kwargs["threads"] = threads
+    base = {**base_record(scene), "threads": kwargs.get("threads")}
+    previous = None if force else up_to_date(kwargs)
+    if previous is not None:
+        r = previous.get("result", {})
+        return {**base, **{k: r.get(k) for k in ("device", "width", "height")}, "status": "skipped", "seconds": 0.0}
+    output = kwargs["output_path"]
+    if os.path.exists(sidecar_path(output)):
+        os.remove(sidecar_path(output))   # the output is about to be replaced: its record no longer holds
+    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+    identity = fingerprint(kwargs)        # before the run: inputs changed during it do not count as done
+    try:
+        result = pipeline.pansharpen(**kwargs, feedback=QuietFeedback())
+    except InputError as e:
+        return {**base, "status": "failed", "error": str(e)}
+    record = _done_record(base, result)
+    write_record(output, {"fingerprint": identity, "output": file_identity(output), "written": time.time(),
+                          "result": {k: record[k] for k in ("device", "width", "height", "seconds", "warnings")}})
+    return record
