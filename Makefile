@@ -38,6 +38,7 @@ bench: setup data
 	@if [ -f runs/rr4_ksdiff_adaptive/fullres.pt ]; then $(PY) scripts/ablation.py --checkpoint runs/rr4_ksdiff_adaptive/fullres.pt; \
 	else echo "bench: no runs/rr4_ksdiff_adaptive/fullres.pt (make train SENSOR=wv2): kernel ablation skipped"; fi
 	@$(PY) scripts/bench_speed.py
+	@$(PY) scripts/bench_batch.py
 
 package: setup
 	@$(PY) scripts/package.py

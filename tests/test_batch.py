@@ -1,0 +1,232 @@
+"""`python -m ksdiff_qgis.batch` on a 2-worker local Dask cluster over the real fixtures.
+
+One CLI run (module fixture) covers mixed sensors and methods and two bad scenes; further tests compare
+its outputs with processing.run, re-run it (skips), and kill a worker process in the middle of a scene.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+import pytest
+from osgeo import gdal
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "tests" / "data"
+SAMPLE = ROOT / "resources" / "sample"
+HEADER = ["pan", "ms", "sensor", "method", "output", "tile_size", "overlap"]
+GOOD = [  # (pan, ms, sensor, method, output, tile_size, overlap): both sensors, learned and classical
+    (DATA / "wv2_pan.tif", DATA / "wv2_ms.tif", "wv2", "ksdiff", "out/wv2_ksdiff.tif", "", ""),
+    (DATA / "wv2_pan.tif", DATA / "wv2_ms.tif", "wv2", "gsa", "out/wv2_gsa.tif", "128", "16"),
+    (DATA / "l8_pan.tif", DATA / "l8_ms.tif", "landsat8", "ksdiff", "out/l8_ksdiff.tif", "", ""),
+    (DATA / "l8_pan.tif", DATA / "l8_ms.tif", "landsat8", "mtf_glp_hpm", "out/l8/mtf.tif", "", ""),
+]
+BAD = [
+    # bad input: reported at once (retrying cannot fix it)
+    (DATA / "missing_pan.tif", DATA / "wv2_ms.tif", "wv2", "gsa", "out/missing.tif", "", ""),
+    # the output folder cannot be created (a file is in the way): an OSError, retried, then reported
+    (DATA / "wv2_pan.tif", DATA / "wv2_ms.tif", "wv2", "brovey", "blocker/sub/brovey.tif", "", ""),
+]
+
+
+def write_csv(path: Path, rows) -> Path:
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(HEADER)
+        w.writerows([str(c) for c in row] for row in rows)
+    return path
+
+
+def cli(*args: str, **popen) -> subprocess.Popen:
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen([sys.executable, "-m", "ksdiff_qgis.batch", *args, "--no-progress"], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
+
+
+def run_cli(*args: str) -> tuple[int, str]:
+    proc = cli(*args)
+    out, err = proc.communicate(timeout=120)
+    return proc.returncode, out + err
+
+
+def read_report(path: Path) -> tuple[dict[str, dict], dict]:
+    lines = [json.loads(line) for line in path.read_text().splitlines()]
+    assert "summary" in lines[-1]
+    return {Path(r["output"]).name: r for r in lines[:-1]}, lines[-1]["summary"]
+
+
+def sha256(path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory):
+    """The scene list run once on 2 local workers: (folder, report records, summary, exit code, log)."""
+    d = tmp_path_factory.mktemp("batch")
+    (d / "blocker").write_text("a file where a folder should be")
+    write_csv(d / "scenes.csv", GOOD + BAD)
+    rc, log = run_cli(str(d / "scenes.csv"), "--workers", "2", "--retries", "1", "--report", str(d / "report.jsonl"))
+    records, summary = read_report(d / "report.jsonl")
+    return d, records, summary, rc, log
+
+
+def test_batch_runs_mixed_scenes_and_reports_bad_ones(first_run):
+    d, records, summary, rc, log = first_run
+    assert rc == 1, log                                  # some scenes failed
+    assert summary["scenes"] == 6 and summary["done"] == 4 and summary["failed"] == 2, log
+    for row in GOOD:
+        rec = records[Path(row[4]).name]
+        assert rec["status"] == "done" and rec["error"] is None
+        assert (rec["sensor"], rec["method"], rec["device"]) == (row[2], row[3], "cpu")
+        assert rec["width"] == rec["height"] == 256 and rec["seconds"] > 0 and rec["mpx_per_s"] > 0
+        assert rec["threads"] == 1                          # 2 workers x 1 thread on this 2-core machine
+        assert gdal.Open(str(d / row[4])).RasterCount == 4
+        assert (d / (row[4] + ".ksdiff.json")).exists()
+    assert any("shifted" in w for w in records["l8_ksdiff.tif"]["warnings"])
+    assert "cannot open the PAN raster" in records["missing.tif"]["error"]
+    assert "Error" in records["brovey.tif"]["error"]      # e.g. NotADirectoryError, after its retry
+    assert "missing.tif: cannot open the PAN raster" in log
+    assert not list(d.rglob("*.partial")) and not (d / "out" / "missing.tif").exists()
+
+
+def test_batch_outputs_equal_processing_run(first_run, qgis_app, tmp_path):
+    import processing
+
+    d, records, *_ = first_run
+    for pan, ms, sensor, method, output, tile, overlap in GOOD:
+        params = {"PAN": str(pan), "MS": str(ms), "SENSOR": sensor, "METHOD": method, "OUTPUT": str(tmp_path / "p.tif"),
+                  "THREADS": records[Path(output).name]["threads"]}
+        params.update({k: int(v) for k, v in (("TILE_SIZE", tile), ("OVERLAP", overlap)) if v})
+        processing.run("ksdiff:pansharpen", params)
+        assert sha256(tmp_path / "p.tif") == sha256(d / output), output
+
+
+def test_batch_rerun_skips_what_is_up_to_date(first_run, tmp_path):
+    d, *_ = first_run
+    before = {row[4]: os.stat(d / row[4]).st_mtime_ns for row in GOOD}
+    rows = [list(r) for r in GOOD]
+    rows[1][6] = "32"                                     # wv2_gsa: another overlap -> redone
+    os.remove(d / GOOD[3][4])                             # l8/mtf.tif deleted -> redone
+    write_csv(d / "scenes.csv", rows)
+    rc, log = run_cli(str(d / "scenes.csv"), "--workers", "2", "--report", str(tmp_path / "again.jsonl"))
+    records, summary = read_report(tmp_path / "again.jsonl")
+    assert rc == 0, log
+    assert {k: r["status"] for k, r in records.items()} == {
+        "wv2_ksdiff.tif": "skipped", "wv2_gsa.tif": "done", "l8_ksdiff.tif": "skipped", "mtf.tif": "done"}
+    assert (summary["done"], summary["skipped"]) == (2, 2)
+    for name in ("out/wv2_ksdiff.tif", "out/l8_ksdiff.tif"):
+        assert os.stat(d / name).st_mtime_ns == before[name]  # not rewritten
+    assert "2 skipped" in log
+
+
+def _holder_of(partials: list[Path], root: psutil.Process) -> psutil.Process | None:
+    """The process (below ``root``) that has one of ``partials`` open: the worker writing it."""
+    wanted = {str(p) for p in partials}
+    for proc in root.children(recursive=True):
+        try:
+            if any(f.path in wanted for f in proc.open_files()):
+                return proc
+        except psutil.Error:
+            continue
+    return None
+
+
+def _kill_writer(out_dir: Path, root: psutil.Process, timeout: float = 60) -> int:
+    """Wait until a worker is writing a temporary output, SIGKILL it; returns its pid."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        partials = list(out_dir.glob(".*.partial"))
+        holder = _holder_of(partials, root) if partials else None
+        if holder is not None:
+            holder.send_signal(signal.SIGKILL)
+            return holder.pid
+        time.sleep(0.01)
+    raise AssertionError("no worker was seen writing an output")
+
+
+def test_batch_survives_a_worker_killed_mid_scene(tmp_path):
+    from ksdiff_qgis.engine.pipeline import pansharpen
+
+    out = tmp_path / "out"
+    out.mkdir()
+    slow = (SAMPLE / "demo_pan.tif", SAMPLE / "demo_ms.tif", "wv2", "ksdiff", "out/demo.tif", "128", "32")
+    write_csv(tmp_path / "scenes.csv", [slow])
+    proc = cli(str(tmp_path / "scenes.csv"), "--workers", "2", "--report", str(tmp_path / "r.jsonl"))
+    try:
+        killed = _kill_writer(out, psutil.Process(proc.pid))
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert not psutil.pid_exists(killed) or psutil.Process(killed).status() == psutil.STATUS_ZOMBIE
+    records, summary = read_report(tmp_path / "r.jsonl")
+    assert records["demo.tif"]["status"] == "done" and summary["done"] == 1
+    assert not list(out.glob("*.partial")) and not list(out.glob(".*.partial"))   # the killed writer's temp file is gone
+    ref = str(tmp_path / "ref.tif")
+    pansharpen(str(slow[0]), str(slow[1]), ref, sensor="wv2", method="ksdiff", tile_size=128, overlap=32,
+               threads=records["demo.tif"]["threads"])
+    np.testing.assert_array_equal(gdal.Open(str(out / "demo.tif")).ReadAsArray(), gdal.Open(ref).ReadAsArray())
+
+
+def test_plugin_and_batch_module_do_not_import_dask():
+    code = (
+        "import sys\n"
+        "from qgis.core import QgsApplication\n"
+        "app = QgsApplication([], False); app.initQgis()\n"
+        "import ksdiff_qgis, ksdiff_qgis.batch\n"
+        "plugin = ksdiff_qgis.classFactory(None); plugin.initProcessing()\n"
+        "assert QgsApplication.processingRegistry().algorithmById('ksdiff:pansharpen') is not None\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed')))\n"
+    )
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "PYTHONPATH": str(ROOT)}
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env, cwd=ROOT)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.parametrize("header, rows, message", [
+    ("pan,ms,sensor,method,output,colour", [], "unknown column"),
+    ("pan,sensor,method,output", [], "lacks the column(s) ms"),
+    ("pan,ms,sensor,method,output", [["a.tif", "b.tif", "wv2", "gsa", "o.tif"], ["c.tif", "d.tif", "wv2", "gsa", "o.tif"]],
+     "write the same output"),
+    ("pan,ms,sensor,method,output,tile_size", [["a.tif", "b.tif", "wv2", "gsa", "o.tif", "big"]], "tile_size"),
+])
+def test_bad_scene_lists_are_refused_before_any_work(tmp_path, header, rows, message):
+    from ksdiff_qgis.engine.scenes import SceneListError, read_scenes
+
+    path = tmp_path / "s.csv"
+    path.write_text("\n".join([header, *(",".join(r) for r in rows)]) + "\n")
+    with pytest.raises(SceneListError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        read_scenes(str(path))
+
+
+def test_scene_list_maps_columns_to_engine_keywords(tmp_path):
+    from ksdiff_qgis.engine.scenes import read_scenes
+
+    path = tmp_path / "s.csv"
+    path.write_text("pan,ms,sensor,method,output,TILE_SIZE,model\npan.tif,/vsis3/b/ms.tif,,gsa,o/x.tif,256,m.onnx\n")
+    (scene,) = read_scenes(str(path), {"sensor": "landsat8", "tile_size": 64})
+    assert scene.kwargs == {"pan_path": str(tmp_path / "pan.tif"), "ms_path": "/vsis3/b/ms.tif", "sensor": "landsat8",
+                            "method": "gsa", "output_path": str(tmp_path / "o" / "x.tif"), "tile_size": 256,
+                            "model_path": str(tmp_path / "m.onnx")}
+
+
+def test_one_onnx_session_per_model_across_scenes(tmp_path):
+    from ksdiff_qgis.engine import runtime
+    from ksdiff_qgis.engine.scenes import Scene, run_scene
+
+    runtime.clear_cache()
+    for i in range(2):   # what one worker process does with two scenes of the same sensor
+        kwargs = {"pan_path": str(DATA / "wv2_pan.tif"), "ms_path": str(DATA / "wv2_ms.tif"), "sensor": "wv2",
+                  "method": "ksdiff", "output_path": str(tmp_path / f"s{i}.tif")}
+        assert run_scene(Scene(i + 2, kwargs), threads=1)["status"] == "done"
+    assert len(runtime._cache) == 1
