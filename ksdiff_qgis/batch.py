@@ -36,8 +36,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     "columns: any ksdiff:pansharpen parameter, e.g. tile_size, overlap, device, model, threads) "
                     "on a Dask cluster.")
     p.add_argument("scenes", help="CSV scene list; relative paths are relative to its folder")
-    p.add_argument("--scheduler", help="address of a running Dask scheduler (default: start a local cluster)")
-    p.add_argument("--workers", type=int, default=2, help="local worker processes (default 2; ignored with --scheduler)")
+    p.add_argument("--scheduler", help="address of a running Dask scheduler (tcp://host:8786) or its scheduler "
+                                       "file (.json); default: start a local cluster")
+    p.add_argument("--workers", type=int, default=0,
+                   help="local worker processes (default: one per core; ignored with --scheduler)")
     p.add_argument("--threads", type=int, default=0,
                    help="CPU threads per scene (default: a worker's cores / the scenes it runs at once)")
     p.add_argument("--report", help="write one JSON line per scene (and a final summary line) to this file")
@@ -64,9 +66,11 @@ def connect(scheduler: str | None, workers: int) -> Iterator:
     from dask.distributed import Client, LocalCluster
 
     if scheduler:
-        with Client(scheduler) as client:
+        kind = "scheduler_file" if scheduler.endswith(".json") and os.path.isfile(scheduler) else "address"
+        with Client(**{kind: scheduler}) as client:
             yield client
         return
+    workers = workers or usable_cores()
     # one scene at a time per worker process: a scene's parallelism comes from its own threads (ONNX
     # Runtime, GDAL), and a process caches one ONNX session per model for all the scenes it runs
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
@@ -168,8 +172,10 @@ def run(scenes: list[Scene], client, threads: int = 0, retries: int = 2, force: 
     futures = submit(client, scenes, threads, retries, force)
     try:
         records = collect(client, futures, report, progress)
-    finally:
-        cleanup(scenes)
+    except BaseException:   # e.g. Ctrl-C: stop the scenes; their temporary files go at the next full run
+        client.cancel(list(futures))
+        raise
+    cleanup(scenes)
     summary = summarize(records, time.perf_counter() - t0)
     if report is not None:
         report.write(json.dumps({"summary": summary}) + "\n")
