@@ -141,7 +141,7 @@ def collect(client, futures: dict, report: IO[str] | None, progress: bool) -> li
         bar.update(1)
         bar.set_postfix_str(f"failed {sum(r['status'] == 'failed' for r in records)}")
         if rec["status"] == "failed":
-            bar.write(f"line {rec['line']}: {rec['output']}: {rec['error']}")
+            bar.write(f"line {rec['line']}: {rec['output']}: {rec['error']}", file=sys.stderr)
     bar.close()
     return records
 
