@@ -28,9 +28,10 @@ sys.path.insert(0, str(ROOT))
 from ksdiff_qgis import batch  # noqa: E402
 from ksdiff_qgis.engine.scenes import Scene  # noqa: E402
 
+SAMPLE = ROOT / "ksdiff_qgis" / "resources" / "sample"
 CONFIGS = [(1, 1), (2, 1), (1, 2)]   # (worker processes, threads per scene)
 SOURCES = [
-    (ROOT / "resources" / "sample" / "demo_pan.tif", ROOT / "resources" / "sample" / "demo_ms.tif", "wv2"),
+    (SAMPLE / "demo_pan.tif", SAMPLE / "demo_ms.tif", "wv2"),
     (ROOT / "tests" / "data" / "l8_pan.tif", ROOT / "tests" / "data" / "l8_ms.tif", "landsat8"),
 ]
 RESULTS = ROOT / "bench" / "batch_results.json"

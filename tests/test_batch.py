@@ -24,7 +24,7 @@ from ksdiff_qgis.batch import usable_cores
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"
-SAMPLE = ROOT / "resources" / "sample"
+SAMPLE = ROOT / "ksdiff_qgis" / "resources" / "sample"   # the plugin folder holds resources/
 HEADER = ["pan", "ms", "sensor", "method", "output", "tile_size", "overlap"]
 GOOD = [  # (pan, ms, sensor, method, output, tile_size, overlap): both sensors, learned and classical
     (DATA / "wv2_pan.tif", DATA / "wv2_ms.tif", "wv2", "ksdiff", "out/wv2_ksdiff.tif", "", ""),
@@ -237,3 +237,17 @@ def test_one_onnx_session_per_model_across_scenes(tmp_path):
                   "method": "ksdiff", "output_path": str(tmp_path / f"s{i}.tif")}
         assert run_scene(Scene(i + 2, kwargs), threads=1)["status"] == "done"
     assert len(runtime._cache) == 1
+
+
+def test_list_columns_follow_the_engine_annotation():
+    import inspect
+
+    from ksdiff_qgis.engine.scenes import _convert
+
+    def p(annotation: str) -> inspect.Parameter:
+        return inspect.Parameter("x", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=annotation)
+
+    assert _convert("1 2 3", p("list[int] | None")) == [1, 2, 3]
+    assert _convert("[1, 2]", p("list[int] | None")) == [1, 2]
+    assert _convert("0;1.5;2;3", p("tuple[float, float, float, float] | None")) == (0.0, 1.5, 2.0, 3.0)
+    assert _convert("EPSG:32631", p("str | None")) == "EPSG:32631"

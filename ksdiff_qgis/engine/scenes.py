@@ -13,6 +13,7 @@ import glob
 import inspect
 import json
 import os
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,15 +71,25 @@ def column_keyword(column: str) -> str:
     return ALIASES.get(name, name)
 
 
+def _sequence(value: str, annotation: str) -> list | tuple:
+    """'1 2 3', '1;2;3', '[1, 2, 3]' as the list or tuple of ints or floats the annotation names."""
+    kind = int if re.match(r"(list|tuple)\[int\b", annotation) else float
+    items = [kind(v) for v in re.split(r"[\s,;]+", value.strip("[]() ")) if v]
+    return tuple(items) if annotation.startswith("tuple") else items
+
+
 def _convert(value: str, param: inspect.Parameter) -> Any:
-    """A CSV cell as the type of the keyword's default (int, float, bool), JSON for lists, else str."""
-    default = param.default
+    """A CSV cell as the keyword's type: that of its default (int, float, bool), a list/tuple its
+    annotation names, JSON when it looks like JSON, else the string."""
+    default, annotation = param.default, str(param.annotation)
     if isinstance(default, bool):
         return value.lower() in ("1", "true", "yes", "on")
     if isinstance(default, int):
         return int(value)
     if isinstance(default, float):
         return float(value)
+    if annotation.startswith(("list[", "tuple[")):
+        return _sequence(value, annotation)
     if value[:1] in "[{":
         return json.loads(value)
     return value
