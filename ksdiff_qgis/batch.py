@@ -43,7 +43,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=0,
                    help="CPU threads per scene (default: a worker's cores / the scenes it runs at once)")
     p.add_argument("--report", help="write one JSON line per scene (and a final summary line) to this file")
-    p.add_argument("--retries", type=int, default=2, help="retries of a scene that fails for other reasons than bad input")
+    p.add_argument("--retries", type=int, default=2,
+                   help="retries of a scene that fails for other reasons than bad input (default 2)")
     p.add_argument("--force", action="store_true", help="redo scenes whose output is up to date")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     for key in ("sensor", "method", "device"):

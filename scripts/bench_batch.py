@@ -94,7 +94,8 @@ def main() -> int:
     RESULTS.write_text(json.dumps(result, indent=1) + "\n")
     for r in runs:
         print(f"{r['workers']} worker(s) x {r['threads_per_scene']} thread(s): {r['seconds']:.2f} s for 8 scenes "
-              f"({r['mpx_per_s']:.2f} Mpx/s; concurrency {r['concurrency']}; cluster start {r['startup_seconds']:.1f} s)")
+              f"({r['mpx_per_s']:.2f} Mpx/s; concurrency {r['concurrency']}; "
+              f"cluster start {r['startup_seconds']:.1f} s)")
     print(f"scaling 1 -> 2 workers: {result['scaling_2_vs_1_worker']}x; wrote {RESULTS.relative_to(ROOT)}")
     return 0
 

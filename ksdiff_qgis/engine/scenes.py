@@ -254,14 +254,16 @@ def base_record(scene: Scene) -> dict:
     return {
         "line": scene.line, "pan": kw["pan_path"], "ms": kw["ms_path"], "output": scene.output,
         "sensor": kw.get("sensor", params["sensor"].default), "method": kw.get("method", params["method"].default),
-        "device": None, "threads": kw.get("threads"), "width": None, "height": None, "seconds": None,
-        "mpx_per_s": None, "status": None, "error": None, "warnings": [],
+        "method_used": None, "device": None, "threads": kw.get("threads"), "width": None, "height": None,
+        "seconds": None, "mpx_per_s": None, "status": None, "error": None, "warnings": [],
     }
 
 
 def _done_record(base: dict, result: pipeline.PansharpenResult) -> dict:
     mpx = result.width * result.height / 1e6
-    return {**base, "status": "done", "device": result.device, "width": result.width, "height": result.height,
+    # method_used: what ran, e.g. the method an automatic choice settled on
+    return {**base, "status": "done", "method_used": result.method, "device": result.device,
+            "width": result.width, "height": result.height,
             "seconds": round(result.seconds, 3), "mpx_per_s": round(mpx / max(result.seconds, 1e-9), 3),
             "warnings": list(result.warnings)}
 
@@ -278,8 +280,8 @@ def run_scene(scene: Scene, threads: int | None = None, force: bool = False) -> 
     base = {**base_record(scene), "threads": kwargs.get("threads")}
     previous = None if force else up_to_date(kwargs)
     if previous is not None:
-        r = previous.get("result", {})
-        return {**base, **{k: r.get(k) for k in ("device", "width", "height")}, "status": "skipped", "seconds": 0.0}
+        kept = {k: previous.get("result", {}).get(k) for k in ("method_used", "device", "width", "height")}
+        return {**base, **kept, "status": "skipped", "seconds": 0.0}
     output = kwargs["output_path"]
     if os.path.exists(sidecar_path(output)):
         os.remove(sidecar_path(output))   # the output is about to be replaced: its record no longer holds
@@ -291,5 +293,6 @@ def run_scene(scene: Scene, threads: int | None = None, force: bool = False) -> 
         return {**base, "status": "failed", "error": str(e)}
     record = _done_record(base, result)
     write_record(output, {"fingerprint": identity, "output": file_identity(output), "written": time.time(),
-                          "result": {k: record[k] for k in ("device", "width", "height", "seconds", "warnings")}})
+                          "result": {k: record[k] for k in ("method_used", "device", "width", "height", "seconds",
+                                                                "warnings")}})
     return record
