@@ -14,7 +14,8 @@ import json
 import os
 import sys
 import time
-from typing import IO, Any, Iterable, Iterator
+from collections.abc import Iterable, Iterator
+from typing import IO, Any
 
 from .engine.scenes import Scene, SceneListError, base_record, read_scenes, remove_partials
 
@@ -193,17 +194,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         scenes = read_scenes(args.scenes, defaults_from(args))
+        report_file = open(args.report, "w", encoding="utf-8") if args.report else contextlib.nullcontext()
     except (OSError, SceneListError) as e:
         print(f"ksdiff batch: {e}", file=sys.stderr)
         return EXIT_USAGE
-    report = open(args.report, "w", encoding="utf-8") if args.report else None
-    try:
-        with connect(args.scheduler, args.workers) as client:
-            _, summary = run(scenes, client, args.threads, args.retries, args.force, report,
-                             progress=not args.no_progress)
-    finally:
-        if report is not None:
-            report.close()
+    with report_file as report, connect(args.scheduler, args.workers) as client:
+        _, summary = run(scenes, client, args.threads, args.retries, args.force, report,
+                         progress=not args.no_progress)
     print_summary(summary)
     return EXIT_FAILED if summary["failed"] else EXIT_OK
 
