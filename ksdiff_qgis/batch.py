@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
-from .engine.scenes import Scene, SceneListError, base_record, read_scenes, remove_partials
+from .engine.scenes import Scene, SceneListError, base_record, read_scenes, remove_partials, run_scene
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -99,8 +99,6 @@ def scene_task(scene: Scene, threads_by_worker: dict[str, int], force: bool) -> 
     worker = get_worker()
     # a worker that joined after the plan (autoscaling) divides its own cores by its own slots
     threads = threads_by_worker.get(worker.address) or max(1, usable_cores() // max(1, worker.state.nthreads))
-    from .engine.scenes import run_scene
-
     record = run_scene(scene, threads=threads, force=force)
     record["worker"] = worker.address
     return record
