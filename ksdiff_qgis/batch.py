@@ -159,7 +159,7 @@ def summarize(records: list[dict], wall: float) -> dict:
 
 
 def cleanup(scenes: Iterable[Scene]) -> None:
-    """Remove temporary files of writers killed mid-scene (no task is running any more)."""
+    """Remove temporary files of writers killed mid-scene and never redone (a redo removes them itself)."""
     for s in scenes:
         if not s.output.startswith("/vsi"):
             remove_partials(s.output)

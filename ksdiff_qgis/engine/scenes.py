@@ -21,7 +21,7 @@ from typing import Any
 
 from osgeo import gdal
 
-from . import classical, pipeline
+from . import classical, pipeline, raster_io
 from .errors import InputError
 from .feedback import Feedback
 
@@ -237,13 +237,11 @@ def up_to_date(kwargs: dict[str, Any]) -> dict | None:
 
 
 def remove_partials(output: str) -> list[str]:
-    """Delete temporary files a killed writer left beside ``output`` (call only when no writer is running)."""
-    folder, name = os.path.split(os.path.abspath(output))
-    pattern = os.path.join(glob.escape(folder), f".{glob.escape(name)}.*.partial")
-    leftovers = glob.glob(pattern) + glob.glob(glob.escape(sidecar_path(output)) + ".*.partial")
+    """Delete temporary files killed writers left beside ``output``; a live writer's file stays (it is locked)."""
+    leftovers = glob.glob(glob.escape(sidecar_path(output)) + ".*.partial")   # a sidecar write is one rename
     for p in leftovers:
         os.remove(p)
-    return leftovers
+    return raster_io.remove_stale_partials(output) + leftovers
 
 
 # ------------------------------------------------------------------------- one scene
