@@ -80,11 +80,9 @@ def connect(scheduler: str | None, workers: int) -> Iterator:
         yield client
 
 
-def threads_per_worker(client, threads: int) -> dict[str, int]:
+def threads_per_worker(client) -> dict[str, int]:
     """Threads per scene for each worker so that the scenes running at once on a host fit its cores."""
     info = client.scheduler_info()["workers"]
-    if threads > 0:
-        return {addr: threads for addr in info}
     cores = client.run(usable_cores)
     slots: dict[str, int] = {}
     for w in info.values():
@@ -92,13 +90,13 @@ def threads_per_worker(client, threads: int) -> dict[str, int]:
     return {addr: max(1, cores.get(addr, 1) // slots[w["host"]]) for addr, w in info.items()}
 
 
-def scene_task(scene: Scene, threads_by_worker: dict[str, int], force: bool) -> dict:
-    """The Dask task of one scene: pick this worker's thread count, run the scene."""
+def scene_task(scene: Scene, threads: int, threads_by_worker: dict[str, int], force: bool) -> dict:
+    """The Dask task of one scene: pick this worker's thread count (unless given), run the scene."""
     from dask.distributed import get_worker
 
     worker = get_worker()
     # a worker that joined after the plan (autoscaling) divides its own cores by its own slots
-    threads = threads_by_worker.get(worker.address) or max(1, usable_cores() // max(1, worker.state.nthreads))
+    threads = threads or threads_by_worker.get(worker.address) or max(1, usable_cores() // worker.state.nthreads)
     record = run_scene(scene, threads=threads, force=force)
     record["worker"] = worker.address
     return record
@@ -106,9 +104,9 @@ def scene_task(scene: Scene, threads_by_worker: dict[str, int], force: bool) -> 
 
 def submit(client, scenes: list[Scene], threads: int, retries: int, force: bool) -> dict:
     """One future per scene (retried ``retries`` times on errors other than bad input)."""
-    plan = threads_per_worker(client, threads)
+    plan = {} if threads > 0 else threads_per_worker(client)
     stamp = f"{time.time_ns():x}"
-    return {client.submit(scene_task, s, plan, force, retries=retries, pure=False,
+    return {client.submit(scene_task, s, threads, plan, force, retries=retries, pure=False,
                           key=f"ksdiff-scene-{s.line}-{stamp}"): s for s in scenes}
 
 
