@@ -189,6 +189,11 @@ def print_summary(summary: dict) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
+        import distributed  # noqa: F401  (checked first: the plugin's own Python usually lacks it)
+    except ImportError:
+        print("ksdiff batch: needs Dask: python -m pip install 'dask[distributed]>=2024.1'", file=sys.stderr)
+        return EXIT_USAGE
+    try:
         scenes = read_scenes(args.scenes, defaults_from(args))
         report_file = open(args.report, "w", encoding="utf-8") if args.report else contextlib.nullcontext()
     except (OSError, SceneListError) as e:
