@@ -17,9 +17,11 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
+from .engine import memory
 from .engine.scenes import Scene, SceneListError, base_record, read_scenes, remove_partials, run_scene
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+USER_MEMORY_LIMIT = os.environ.get(memory.ENV_LIMIT)   # as the process started: a user's setting wins
 
 
 def usable_cores() -> int:
@@ -90,6 +92,19 @@ def threads_per_worker(client) -> dict[str, int]:
     return {addr: max(1, cores.get(addr, 1) // slots[w["host"]]) for addr, w in info.items()}
 
 
+def share_memory(memory_limit: int | None, slots: int) -> None:
+    """Limit each scene to its share of the worker's memory limit.
+
+    The engine's memory guard otherwise sizes tiles on half the host's free RAM in every worker process
+    at once; Dask would then restart a worker that outgrows its limit.
+    """
+    if USER_MEMORY_LIMIT or not memory_limit:
+        return
+    share = memory.SAFE_SHARE * memory_limit / 2**20 / max(1, slots)
+    free = memory.available_mb()
+    os.environ[memory.ENV_LIMIT] = f"{min(share, memory.SAFE_SHARE * free) if free else share:.0f}"
+
+
 def scene_task(scene: Scene, threads: int, threads_by_worker: dict[str, int], force: bool) -> dict:
     """The Dask task of one scene: pick this worker's thread count (unless given), run the scene."""
     from dask.distributed import get_worker
@@ -97,6 +112,7 @@ def scene_task(scene: Scene, threads: int, threads_by_worker: dict[str, int], fo
     worker = get_worker()
     # a worker that joined after the plan (autoscaling) divides its own cores by its own slots
     threads = threads or threads_by_worker.get(worker.address) or max(1, usable_cores() // worker.state.nthreads)
+    share_memory(worker.memory_manager.memory_limit, worker.state.nthreads)
     record = run_scene(scene, threads=threads, force=force)
     record["worker"] = worker.address
     return record
