@@ -21,7 +21,7 @@ from typing import Any
 
 from osgeo import gdal
 
-from . import classical, pipeline, raster_io
+from . import classical, model_card, pipeline, raster_io
 from .errors import InputError
 from .feedback import Feedback
 
@@ -179,7 +179,7 @@ def file_identity(path: str | None) -> dict | None:
 
 
 def _model_identity(kwargs: dict[str, Any]) -> dict | None:
-    """The model file a learned (or automatic) method would use; None for classical methods."""
+    """The model file(s) a learned (or automatic) method may use; None for classical methods."""
     method = kwargs.get("method", engine_parameters()["method"].default)
     if method in classical.METHODS:
         return None
@@ -188,8 +188,8 @@ def _model_identity(kwargs: dict[str, Any]) -> dict | None:
     try:
         sensor = kwargs.get("sensor", engine_parameters()["sensor"].default)
         return file_identity(str(pipeline.resolve_model(sensor, None).path))
-    except Exception:   # no bundled model for this sensor: the run itself will say so
-        return None
+    except Exception:   # SENSOR=auto or a sensor without its own model: any bundled model may be the one
+        return {name: file_identity(str(path)) for name, path in model_card.bundled_cards().items()}
 
 
 def fingerprint(kwargs: dict[str, Any]) -> dict:
