@@ -44,7 +44,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--workers", type=int, default=0,
                    help="local worker processes (default: one per core; ignored with --scheduler)")
     p.add_argument("--threads", type=int, default=0,
-                   help="CPU threads per scene (default: a worker's cores / the scenes it runs at once)")
+                   help="CPU cores per scene, for the engine's tile workers and ONNX Runtime threads "
+                        "(default: a worker's cores / the scenes it runs at once)")
     p.add_argument("--report", help="write one JSON line per scene (and a final summary line) to this file")
     p.add_argument("--retries", type=int, default=2,
                    help="retries of a scene that fails for other reasons than bad input (default 2)")
@@ -75,8 +76,8 @@ def connect(scheduler: str | None, workers: int) -> Iterator:
             yield client
         return
     workers = workers or usable_cores()
-    # one scene at a time per worker process: a scene's parallelism comes from its own threads (ONNX
-    # Runtime, GDAL), and a process caches one ONNX session per model for all the scenes it runs
+    # one scene at a time per worker process: a scene's parallelism comes from its own threads (tile
+    # workers, ONNX Runtime), and a process caches one ONNX session per model for all the scenes it runs
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
             Client(cluster) as client:
         yield client
@@ -113,7 +114,7 @@ def scene_task(scene: Scene, threads: int, threads_by_worker: dict[str, int], fo
     # a worker that joined after the plan (autoscaling) divides its own cores by its own slots
     threads = threads or threads_by_worker.get(worker.address) or max(1, usable_cores() // worker.state.nthreads)
     share_memory(worker.memory_manager.memory_limit, worker.state.nthreads)
-    record = run_scene(scene, threads=threads, force=force)
+    record = run_scene(scene, cores=threads, force=force)
     record["worker"] = worker.address
     return record
 

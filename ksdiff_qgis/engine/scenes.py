@@ -33,7 +33,7 @@ ALIASES = {"pan": "pan_path", "ms": "ms_path", "output": "output_path", "model":
 PATH_KEYS = ("pan_path", "ms_path", "output_path", "model_path")
 NOT_PARAMETERS = {"feedback"}
 # what can change without changing the output: not part of the record that decides a skip
-NOT_FINGERPRINTED = {"output_path", "threads", "feedback"}
+NOT_FINGERPRINTED = {"output_path", "threads", "workers", "feedback"}
 
 
 class QuietFeedback(Feedback):
@@ -252,7 +252,8 @@ def base_record(scene: Scene) -> dict:
     return {
         "line": scene.line, "pan": kw["pan_path"], "ms": kw["ms_path"], "output": scene.output,
         "sensor": kw.get("sensor", params["sensor"].default), "method": kw.get("method", params["method"].default),
-        "method_used": None, "device": None, "threads": kw.get("threads"), "width": None, "height": None,
+        "method_used": None, "device": None, "workers": kw.get("workers"), "threads": kw.get("threads"),
+        "width": None, "height": None,
         "seconds": None, "mpx_per_s": None, "status": None, "error": None, "warnings": [],
     }
 
@@ -266,16 +267,30 @@ def _done_record(base: dict, result: pipeline.PansharpenResult) -> dict:
             "warnings": list(result.warnings)}
 
 
-def run_scene(scene: Scene, threads: int | None = None, force: bool = False) -> dict:
-    """Fuse one scene unless its output is up to date; returns its report record.
+def share_cores(kwargs: dict[str, Any], cores: int) -> dict[str, Any]:
+    """Split a scene's ``cores`` into the engine's tile workers and ONNX Runtime threads (a row's own win).
+
+    Tile workers first, as the engine itself does: reading, upsampling and blending stay single-threaded
+    inside a tile, so intra-op threads would idle through them.
+    """
+    workers, threads = kwargs.get("workers") or 0, kwargs.get("threads") or 0
+    if not workers:
+        workers = max(1, cores // threads) if threads else cores
+    if not threads:
+        threads = max(1, cores // workers)
+    return {**kwargs, "workers": workers, "threads": threads}
+
+
+def run_scene(scene: Scene, cores: int | None = None, force: bool = False) -> dict:
+    """Fuse one scene on ``cores`` CPU cores unless its output is up to date; returns its report record.
 
     Bad input (InputError) is reported in the record: retrying cannot fix it. Any other exception
     (I/O, memory) propagates so that the scheduler retries the scene.
     """
     kwargs = dict(scene.kwargs)
-    if threads is not None and "threads" not in kwargs:
-        kwargs["threads"] = threads
-    base = {**base_record(scene), "threads": kwargs.get("threads")}
+    if cores:   # the CPU cores this scene may use
+        kwargs = share_cores(kwargs, cores)
+    base = {**base_record(scene), "workers": kwargs.get("workers"), "threads": kwargs.get("threads")}
     previous = None if force else up_to_date(kwargs)
     if previous is not None:
         kept = {k: previous.get("result", {}).get(k) for k in ("method_used", "device", "width", "height")}
