@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
+from bench.common import read  # noqa: E402
 from ksdiff_qgis.engine import metrics as M  # noqa: E402
 from ksdiff_qgis.engine.filters import convolve_axis, wald_degrade  # noqa: E402
 from ksdiff_qgis.engine.pipeline import pansharpen  # noqa: E402
@@ -43,16 +44,6 @@ S2_WINDOW = (0, 0, 1024, 1024)            # 10 m pixels; the held-apart window i
 S2_WINDOW2 = (900, 0, 1024, 1024)         # a second area (overlaps the first by 124 columns)
 NOISE = 0.2                               # ERGAS: smaller truth differences are a tie (METHOD.md)
 L8_MS_WINDOW = (0, 0, 360, 340)           # MS pixels; the held-apart window is (370, 347, 257, 256)
-
-
-def read(path, window=None):
-    ds = gdal.Open(str(path))
-    arr = ds.ReadAsArray(*(window or ()))
-    arr = arr[None] if arr.ndim == 2 else arr
-    gt = ds.GetGeoTransform()
-    if window:
-        gt = (gt[0] + window[0] * gt[1], gt[1], 0.0, gt[3] + window[1] * gt[5], 0.0, gt[5])
-    return arr, gt, ds.GetProjection()
 
 
 def blur(img: np.ndarray, sigma: float) -> np.ndarray:

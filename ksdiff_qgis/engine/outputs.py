@@ -16,7 +16,7 @@ from osgeo import gdal
 
 from .errors import Cancelled, InputError
 from .gdalutil import close_dataset, gdal_call
-from .raster_io import SIDECARS, GeoTiffWriter, write_failure
+from .raster_io import SIDECARS, GeoTiffWriter
 
 COMPRESSIONS = {
     "deflate": "DEFLATE (lossless, readable everywhere)",
@@ -132,12 +132,7 @@ class CogWriter(GeoTiffWriter):
         self.staged = self.tmp_path
 
     def commit(self, cancelled: Callable[[], bool] | None = None) -> list[str]:
-        self.flush()
-        ds, self.ds = self.ds, None
-        errors = close_dataset(ds)
-        del ds
-        if errors:
-            raise OSError(write_failure(self.path, "closing it", errors))
+        self.close_checked()
         cog = self.staged + ".cog"
         write_cog(self.staged, cog, self.cog_options, cancelled or self.is_cancelled)
         # the base class renames tmp_path into place; the staged file keeps its lock until then

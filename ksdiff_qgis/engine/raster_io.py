@@ -267,15 +267,19 @@ class GeoTiffWriter:
         """Hand finished blocks to disk (this is where a full disk usually shows)."""
         self._checked("writing pixels", self.ds.FlushCache)
 
-    def commit(self, cancelled: Callable[[], bool] | None = None) -> list[str]:
-        """Flush and close (checked), then, unless ``cancelled()`` says stop, rename onto the destination
-        and drop the sidecars of the raster it replaces. Returns what to tell the user about sidecars."""
+    def close_checked(self) -> None:
+        """Flush and close the dataset; OSError when GDAL reports any failure (e.g. a full disk)."""
         self.flush()
         ds, self.ds = self.ds, None
         errors = close_dataset(ds)
         del ds
         if errors:
             raise OSError(write_failure(self.path, "closing it", errors))
+
+    def commit(self, cancelled: Callable[[], bool] | None = None) -> list[str]:
+        """Flush and close (checked), then, unless ``cancelled()`` says stop, rename onto the destination
+        and drop the sidecars of the raster it replaces. Returns what to tell the user about sidecars."""
+        self.close_checked()
         if cancelled is not None and cancelled():
             raise Cancelled("cancelled by the user")
         os.replace(self.tmp_path, self.path)
