@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from ksdiff_qgis.engine import metrics as M
-from ksdiff_qgis.engine.filters import upsample
+from ksdiff_qgis.engine.assessment import assess_full
 from ksdiff_qgis.engine.sensors import get_sensor
 
 from .common import on_grid, read, run_method
@@ -23,25 +23,12 @@ def score_reduced(fused_path: str, scene: dict) -> dict:
 
 
 def score_full(fused_path: str, scene: dict) -> dict:
-    """Dλ, Ds, HQNR over the fused pixels covered by PAN and MS (LMS by the project's cubic upsampler)."""
-    sens = get_sensor(scene["sensor"])
-    pan, pgt, _ = read(scene["pan"])
-    ms, mgt, _ = read(scene["ms"])
-    ratio = int(round(mgt[1] / pgt[1]))
-    # fused pixels over the PAN raster, inset so the MS covers them (grids may be offset, e.g. Landsat)
-    u0, v0 = (mgt[0] - pgt[0]) / pgt[1], (mgt[3] - pgt[3]) / pgt[5]
-    c0, r0 = max(0, int(np.ceil(u0))), max(0, int(np.ceil(v0)))
-    c1 = min(pan.shape[2], int(np.floor(u0 + ms.shape[2] * ratio)))
-    r1 = min(pan.shape[1], int(np.floor(v0 + ms.shape[1] * ratio)))
-    gt = (pgt[0] + c0 * pgt[1], pgt[1], 0.0, pgt[3] + r0 * pgt[5], 0.0, pgt[5])
-    shape = (r1 - r0, c1 - c0)
-    f = on_grid(fused_path, gt, shape).astype(np.float64)
-    p = pan[0, r0:r1, c0:c1].astype(np.float64)
-    lms = upsample(ms.astype(np.float32), ratio, shape, origin=(v0 - r0, u0 - c0)).astype(np.float64)
-    mask = (p != 0) & np.all(f != 0, axis=0)
-    res = M.full_resolution(f, p, lms, sens.mtf_ms, sens.mtf_pan, ratio, mask)
-    res["pixels"] = int(mask.sum())
-    return res
+    """No-reference indices through the engine's own assessment (what ``ksdiff:assess`` reports): Dλ, Ds,
+    HQNR, Dρ, the reprojection indices R-Q2n / R-SAM / R-ERGAS and the checkerboard response (worst band)
+    against the PAN's."""
+    res = assess_full(fused_path, scene["pan"], scene["ms"], scene["sensor"])
+    res["pixels"] = int(res["width"] * res["height"])
+    return {k: v for k, v in res.items() if k not in ("band_names", "width", "height", "ratio")}
 
 
 def score(fused_path: str, scene: dict, mode: str) -> dict:

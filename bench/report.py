@@ -163,10 +163,15 @@ def markdown(results: dict, images: list[str]) -> str:
         lines.append(f"| {r['scene']} | {r['method']} | {_f(r['SAM'], 3)} | {_f(r['ERGAS'], 3)} | {_f(r['Q2n'])} | "
                      f"{_f(r['Q'])} | "
                      f"{_f(r['SCC'])} | {_f(r['PSNR'], 2)} | {_f(r['SSIM'])} |")
-    lines += ["", "### Full resolution", "", "| scene | method | Dλ (Khan) ↓ | Ds ↓ | HQNR ↑ |",
-              "| --- | --- | --- | --- | --- |"]
+    lines += ["", "### Full resolution", "",
+              "Dρ, R-ERGAS (reprojection onto the MS) and the checkerboard response (worst band; the PAN's beside "
+              "it) as defined in METHOD.md; never judge full resolution by QNR alone.", "",
+              "| scene | method | Dλ (Khan) ↓ | Ds ↓ | HQNR ↑ | Dρ ↓ | R-ERGAS ↓ | R-SAM ↓ | checkerboard (PAN) |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in fr:
-        lines.append(f"| {r['scene']} | {r['method']} | {_f(r['D_lambda'])} | {_f(r['D_s'])} | {_f(r['HQNR'])} |")
+        lines.append(f"| {r['scene']} | {r['method']} | {_f(r['D_lambda'])} | {_f(r['D_s'])} | {_f(r['HQNR'])} | "
+                     f"{_f(r.get('D_rho'))} | {_f(r.get('R_ERGAS'), 3)} | {_f(r.get('R_SAM'), 3)} | "
+                     f"{_f(r.get('CB'), 3)} ({_f(r.get('CB_PAN'), 3)}) |")
     lines += ["", "### Reading the tables", ""]
     for sc in dict.fromkeys(r["scene"] for r in rr):
         rows = [r for r in rr if r["scene"] == sc]
