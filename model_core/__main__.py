@@ -103,6 +103,14 @@ def _export_metrics(model, cfg) -> dict | None:
                                             "PyTorch weights = the ONNX graph within 1e-4)")
 
 
+def _adapt(a) -> int:
+    from .adapt import adapt
+
+    card = adapt(a.checkpoint, a.pan, a.ms, a.out, a.sensor, a.steps, a.lr, a.patch)
+    print(json.dumps({k: card[k] for k in ("sensor", "onnx_sha256", "training")}, indent=1))
+    return 0
+
+
 def _profile(a) -> int:
     from .profile import main
 
@@ -140,6 +148,16 @@ def main(argv: list[str] | None = None) -> int:
     x.add_argument("--no-evaluate", action="store_true",
                    help="leave the card's metrics empty (default: score the config's held-apart test case)")
     x.set_defaults(fn=_export)
+    ad = sub.add_parser("adapt", help="fine-tune a checkpoint on one scene (target-adaptive); export ONNX + card")
+    ad.add_argument("--checkpoint", required=True, help="a trained checkpoint (make train: runs/<config>/<stage>.pt)")
+    ad.add_argument("--pan", required=True)
+    ad.add_argument("--ms", required=True)
+    ad.add_argument("--out", required=True, help="ONNX file to write (its card beside it): the plugin's MODEL")
+    ad.add_argument("--sensor", help="sensor key of the scene (default: the checkpoint's)")
+    ad.add_argument("--steps", type=int, default=200)
+    ad.add_argument("--lr", type=float, default=1e-4)
+    ad.add_argument("--patch", type=int, default=64)
+    ad.set_defaults(fn=_adapt)
     p = sub.add_parser("profile", help="parameters, FLOPs/pixel and ONNX Runtime time per tile")
     p.add_argument("--out", default=str(Path(__file__).resolve().parent / "PROFILE.json"))
     p.add_argument("--tile", type=int, default=512)

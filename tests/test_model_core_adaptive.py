@@ -185,3 +185,33 @@ def test_adaptive_configs_build(name):
     cfg = load_config(name)
     model = build_model(cfg["method"], 4, cfg["backbone"], **cfg["model"])
     assert model.margin > 0
+
+
+def test_adapt_fine_tunes_on_one_scene_and_the_plugin_takes_the_model(tmp_path, data_dir, qgis_app):
+    """python -m model_core adapt: a checkpoint + a user's scene -> ONNX + card that MODEL accepts."""
+    import processing
+    from osgeo import gdal
+
+    from model_core.__main__ import main
+
+    cfg = load_config("rr4_ksdiff_adaptive.yaml")
+    cfg["model"] = dict(SMALL)
+    cfg["data"].update(root=str(data_dir), patch=32, batch=4,
+                       train=[{"kind": "pair", "pan": "wv2_pan.tif", "ms": "wv2_ms.tif"}], val=[],
+                       fullres={"patch": 32, "sources": [{"pan": "wv2_pan.tif", "ms": "wv2_ms.tif"}]})
+    for st in cfg["stages"]:
+        st.update(steps=1, warmup=1)
+    cfg["train"].update(val_every=1000, ckpt_every=1000, device="cpu")
+    run(with_defaults(cfg), out_dir=tmp_path / "run", progress=False)
+    onnx_path = tmp_path / "scene.onnx"
+    # the user's own scene: the test pair (never a training scene of the checkpoint above)
+    pan, ms = data_dir / "wv2_test_pan.tif", data_dir / "wv2_test_ms.tif"
+    assert main(["adapt", "--checkpoint", str(tmp_path / "run" / "fullres.pt"), "--pan", str(pan), "--ms", str(ms),
+                 "--out", str(onnx_path), "--steps", "2", "--patch", "32"]) == 0
+    card = __import__("json").loads(onnx_path.with_suffix(".json").read_text())
+    assert card["training"]["adapted_from"].endswith("fullres.pt") and card["sensor"] == "wv2"
+    out = tmp_path / "fused.tif"
+    res = processing.run("ksdiff:pansharpen", {"PAN": str(pan), "MS": str(ms), "SENSOR": "wv2", "METHOD": "ksdiff",
+                                                "MODEL": str(onnx_path), "OUTPUT": str(out)})
+    ds = gdal.Open(res["OUTPUT"])
+    assert ds.RasterCount == 4 and ds.RasterXSize == gdal.Open(str(pan)).RasterXSize

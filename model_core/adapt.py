@@ -1,0 +1,83 @@
+"""Target-adaptive fine-tuning: adapt a trained network to one user scene, export ONNX + card for MODEL.
+
+Scarpa, Vitale & Cozzolino ("Target-adaptive CNN-based pansharpening", TGRS 2018) fine-tune briefly on the
+scene that is about to be fused; Ciotola et al. (Z-PNN) do it at full resolution without reference. Here
+both at once, as the full-resolution stage of training does: every step mixes
+
+* a Wald batch from the scene itself (PAN and MS degraded by the ratio with the sensor MTF; the real MS is
+  the reference), and
+* a full-resolution batch from the scene (spectral consistency with the MS, spatial consistency with the
+  PAN, see ``model_core.losses``).
+
+    python -m model_core adapt --checkpoint runs/rr4_ksdiff_adaptive/fullres.pt --pan pan.tif --ms ms.tif \
+        --out my_scene.onnx [--sensor wv2] [--steps 200]
+
+The exported file and its card (``my_scene.json``) go to the plugin's MODEL parameter.
+"""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+from ksdiff_qgis.engine.sensors import get_sensor
+
+from .data.fullres import FullResSampler
+from .data.patches import PatchSampler
+from .data.scenes import pair_triple
+
+
+def adapt_config(ck_cfg: dict[str, Any], sensor: str, steps: int, lr: float, patch: int) -> dict[str, Any]:
+    """The checkpoint's config with one ``fullres`` stage on the user's scene."""
+    cfg = copy.deepcopy(ck_cfg)
+    cfg["sensor"] = sensor
+    cfg["stages"] = [{"name": "fullres", "steps": steps, "lr": lr, "warmup": max(1, steps // 10),
+                      "weight_decay": 1e-4, "min_lr_frac": 0.05, "ema": None, "grad_clip": 1.0,
+                      "fr_weight": 1.0, "fr_lambda": 0.05, "fr_batch": 8}]
+    cfg["data"] = dict(cfg["data"], patch=patch, randomise=None, val=[])
+    cfg["train"] = dict(cfg["train"], val_every=10 ** 9, ckpt_every=max(1, steps))
+    return cfg
+
+
+def samplers(pan: Path, ms: Path, sensor: str, patch: int) -> tuple[PatchSampler, FullResSampler]:
+    """(Wald patches, full-resolution patches) of one scene; absolute paths, nothing held apart."""
+    spec = get_sensor(sensor)
+    root = Path("/")
+    triple = pair_triple(root, str(pan.resolve()), str(ms.resolve()), spec)
+    wald = PatchSampler([triple], patch, max(4, patch // 4), augment=True)
+    full = FullResSampler(root, [{"pan": str(pan.resolve()), "ms": str(ms.resolve())}], spec,
+                          patch - patch % spec.ratio)
+    return wald, full
+
+
+def adapt(checkpoint: str | Path, pan: str | Path, ms: str | Path, out: str | Path, sensor: str | None = None,
+          steps: int = 200, lr: float = 1e-4, patch: int = 64, work_dir: str | Path | None = None,
+          progress: bool = True) -> dict[str, Any]:
+    """Fine-tune ``checkpoint`` on the scene (``pan``, ``ms``) and export ``out`` (.onnx) with its card."""
+    import tempfile
+
+    import torch
+
+    from .export import export, training_record
+    from .nets import build_model
+    from .train import load_checkpoint, train_stage
+
+    ck = load_checkpoint(checkpoint)
+    sensor = sensor or ck["config"]["sensor"]
+    cfg = adapt_config(ck["config"], sensor, steps, lr, patch)
+    torch.manual_seed(cfg["seed"])
+    torch.set_num_threads(int(cfg["train"]["threads"]))
+    model = build_model(cfg["method"], get_sensor(sensor).n_bands, cfg["backbone"], **cfg["model"])
+    model.load_state_dict(ck["ema"] if ck.get("ema") else ck["model"])
+    wald, full = samplers(Path(pan), Path(ms), sensor, patch)
+    with tempfile.TemporaryDirectory(prefix="ksdiff_adapt_") as tmp:
+        run_dir = Path(work_dir or tmp)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        summary = train_stage(model, cfg, 0, wald, None, run_dir, progress=progress, fullres=full)
+    model.eval()
+    record = training_record({"config": cfg, "step": steps, "seconds": summary["seconds"]},
+                             [{"name": f"{pan} + {ms}", "licence": "the user's own scene",
+                               "how": "target-adaptive fine-tuning: Wald patches and full-resolution patches "
+                                      "of this scene"}], ck.get("git_revision", "unknown"))
+    record["adapted_from"] = str(checkpoint)
+    return export(model, cfg, out, record)
