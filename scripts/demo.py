@@ -1,6 +1,7 @@
 """`make demo`: pansharpen the bundled WorldView-2 demo scene through QGIS Processing, write a quicklook.
 
-Runs KSDiff with the bundled WorldView-2 model (the best classical method if no model is bundled).
+Runs the default method (auto: the bundled KSDiff model, checked on the scene against the best classical
+method) with the default sensor detection, as a user who only picks the two layers would.
 
 Writes demo-output/fused.tif and demo-output/quicklook.png (MS upsampled | PAN | fused).
 """
@@ -71,18 +72,20 @@ def quicklook(pan_path: Path, ms_path: Path, fused_path: Path, dest: Path, metho
 
 def main() -> int:
     from ksdiff_qgis.engine.classical import BEST_CLASSICAL
-    from ksdiff_qgis.engine.model_card import bundled_cards
 
     OUT.mkdir(exist_ok=True)
     app, plugin = start_processing()
     import processing
     from qgis.core import QgsProcessingFeedback
 
-    method = "ksdiff" if "wv2" in bundled_cards() else BEST_CLASSICAL
     fused = OUT / "fused.tif"
-    processing.run("ksdiff:pansharpen", {"PAN": str(SAMPLE / "demo_pan.tif"), "MS": str(SAMPLE / "demo_ms.tif"),
-                                         "SENSOR": "wv2", "METHOD": method, "OUTPUT": str(fused)},
-                   feedback=QgsProcessingFeedback())
+    # the default method (auto): KSDiff checked on this scene against the best classical method
+    res = processing.run("ksdiff:pansharpen", {"PAN": str(SAMPLE / "demo_pan.tif"),
+                                               "MS": str(SAMPLE / "demo_ms.tif"), "OUTPUT": str(fused)},
+                         feedback=QgsProcessingFeedback())
+    method = res.get("SELFCHECK_METHOD") or BEST_CLASSICAL
+    if res.get("SELFCHECK_REASON"):
+        print(f"make demo: self-check chose {method}: {res['SELFCHECK_REASON']}")
     look = OUT / "quicklook.png"
     quicklook(SAMPLE / "demo_pan.tif", SAMPLE / "demo_ms.tif", fused, look, method)
     plugin.unload()
