@@ -193,18 +193,8 @@ def score(fused_path: str, case: Case) -> dict:
 
 
 def run_case(case: Case, methods: list[str], folder: Path, models: Path | None) -> dict:
-    from ksdiff_qgis.engine.feedback import Feedback
+    from ksdiff_qgis.engine.feedback import RecordingFeedback
     from ksdiff_qgis.engine.pipeline import pansharpen
-
-    class Log(Feedback):
-        def __init__(self):
-            self.lines: list[str] = []
-
-        def info(self, message: str) -> None:
-            self.lines.append(message)
-
-        def warning(self, message: str) -> None:
-            self.lines.append("WARNING " + message)
 
     pan, ms, _ = write_case(case, folder)
     res = {"case": case.name, "sensor": case.sensor, "what": case.what, "dtype": case.dtype, "ratio": case.ratio,
@@ -215,7 +205,7 @@ def run_case(case: Case, methods: list[str], folder: Path, models: Path | None) 
         if models is not None and method in ("ksdiff", "auto"):
             cand = models / f"{case.sensor}.onnx"
             model = str(cand) if cand.exists() else None
-        log = Log()
+        log = RecordingFeedback()
         t0 = time.perf_counter()
         try:
             pansharpen(pan, ms, out, sensor=case.sensor, method=method, model_path=model, feedback=log)

@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
 from bench.common import read  # noqa: E402
+from bench.scenes import wv2_stats  # noqa: E402
 from ksdiff_qgis.engine import metrics as M  # noqa: E402
 from ksdiff_qgis.engine.filters import convolve_axis, wald_degrade  # noqa: E402
 from ksdiff_qgis.engine.pipeline import pansharpen  # noqa: E402
@@ -65,13 +66,7 @@ def s2_case(tmp: Path, name: str, pan_blur: float, eight_bit: bool = False, wind
     sens = get_sensor("wv2")
     s2, gt, srs = read(DATA / "sentinel2" / "s2_10m.tif", window)
     s2 = s2.astype(np.float64)
-    lo, mean = [], []
-    for i in (1, 2):
-        ms, _, _ = read(DATA / "wv2" / f"pair{i}_ms.tif")
-        v = np.all(ms != 0, axis=0)
-        lo.append([np.percentile(b[v], 1) for b in ms])
-        mean.append([b[v].mean() for b in ms])
-    wlo, wmean = np.mean(lo, axis=0), np.mean(mean, axis=0)
+    wlo, wmean = wv2_stats(DATA)
     slo = np.array([np.percentile(b, 1) for b in s2])
     smean = s2.reshape(4, -1).mean(axis=1)
     ref = np.clip(np.round((s2 - slo[:, None, None]) * ((wmean - wlo) / (smean - slo))[:, None, None]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -18,6 +19,15 @@ sys.path.insert(0, str(ROOT))
 def data_dir() -> Path:
     """tests/data: small real WorldView-2 and Landsat 8 crops (see ATTRIBUTION.txt)."""
     return DATA
+
+
+@pytest.fixture()
+def pair(data_dir, tmp_path):
+    """Processing parameters for a copy of the WV2 fixture pair in tmp_path (tests may damage the copies)."""
+    pan, ms = str(tmp_path / "pan.tif"), str(tmp_path / "ms.tif")
+    shutil.copy(data_dir / "wv2_pan.tif", pan)
+    shutil.copy(data_dir / "wv2_ms.tif", ms)
+    return {"PAN": pan, "MS": ms, "SENSOR": "wv2", "METHOD": "mtf_glp_hpm"}
 
 
 @pytest.fixture(scope="session")

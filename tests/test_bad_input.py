@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 
 import pytest
 from osgeo import gdal
@@ -36,14 +35,6 @@ def _expect_error(params, out, match):
     assert not os.path.exists(out)
     leftovers = [f for f in os.listdir(os.path.dirname(out)) if "partial" in f]
     assert not leftovers
-
-
-@pytest.fixture()
-def pair(data_dir, tmp_path):
-    pan, ms = str(tmp_path / "pan.tif"), str(tmp_path / "ms.tif")
-    shutil.copy(data_dir / "wv2_pan.tif", pan)
-    shutil.copy(data_dir / "wv2_ms.tif", ms)
-    return {"PAN": pan, "MS": ms, "SENSOR": "wv2", "METHOD": "mtf_glp_hpm"}
 
 
 def test_no_overlap(qgis_app, pair, tmp_path):

@@ -59,14 +59,6 @@ def _recording_feedback():
     return Fb()
 
 
-@pytest.fixture()
-def pair(data_dir, tmp_path):
-    pan, ms = str(tmp_path / "pan.tif"), str(tmp_path / "ms.tif")
-    shutil.copy(data_dir / "wv2_pan.tif", pan)
-    shutil.copy(data_dir / "wv2_ms.tif", ms)
-    return {"PAN": pan, "MS": ms, "SENSOR": "wv2", "METHOD": "mtf_glp_hpm"}
-
-
 # 1. write errors ---------------------------------------------------------------------------------------
 
 @pytest.fixture()

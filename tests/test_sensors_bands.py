@@ -9,7 +9,7 @@ from osgeo import gdal
 
 from ksdiff_qgis.engine.bands import band_kind, plan_bands
 from ksdiff_qgis.engine.errors import InputError
-from ksdiff_qgis.engine.feedback import Feedback
+from ksdiff_qgis.engine.feedback import RecordingFeedback
 from ksdiff_qgis.engine.grid import describe
 from ksdiff_qgis.engine.model_card import bundled_cards
 from ksdiff_qgis.engine.pipeline import pansharpen
@@ -19,15 +19,7 @@ from ksdiff_qgis.engine.sensors import SENSORS, get_sensor, model_for
 WV8 = ["Coastal", "Blue", "Green", "Yellow", "Red", "Red Edge", "NIR1", "NIR2"]
 
 
-class Log(Feedback):
-    def __init__(self):
-        self.lines: list[str] = []
-
-    def info(self, message: str) -> None:
-        self.lines.append(message)
-
-    def warning(self, message: str) -> None:
-        self.lines.append("WARNING " + message)
+Log = RecordingFeedback
 
 
 def _info(path):

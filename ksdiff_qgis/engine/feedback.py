@@ -20,3 +20,16 @@ class Feedback:
 
     def is_cancelled(self) -> bool:
         return False
+
+
+class RecordingFeedback(Feedback):
+    """Keeps every message (warnings prefixed ``WARNING``): for scripts and tests that read the log."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def info(self, message: str) -> None:
+        self.lines.append(message)
+
+    def warning(self, message: str) -> None:
+        self.lines.append("WARNING " + message)
