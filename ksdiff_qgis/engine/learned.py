@@ -1,6 +1,8 @@
 """A learned network (ONNX) as a tile fuser, with the same interface as the classical methods."""
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from . import runtime
@@ -11,6 +13,30 @@ from .model_card import ModelCard
 from .runtime import Session
 
 PROBE_MIN = 8   # PAN pixels per side of the smallest probe tile
+FLOOR_FRACTION = 0.2   # learned values below this share of the upsampled MS are compressed towards 0
+
+
+def soft_floor(fused: np.ndarray, lms: np.ndarray, fraction: float = FLOOR_FRACTION) -> tuple[np.ndarray, int]:
+    """(fused kept positive, how many values changed).
+
+    The networks inject detail additively: where a band is nearly black (NIR over water, deep shadow)
+    and the PAN, which hardly sees that band, has a strong dark edge, lms + detail falls below zero
+    (measured on WorldView-2 pairs 2 and 3: 2.4-4 % of the NIR values, 0.1-0.8 % of the visible ones).
+    Below t = fraction * lms the value becomes t * exp((v - t) / t): equal to v with the same slope at t,
+    always positive, tending to 0 - the proportional damping MTF-GLP-HPM's ratio injection has built in,
+    applied only where the additive result turns implausible. Where lms <= 0 the value is clipped at 0.
+    """
+    t = np.maximum(lms, 0, dtype=np.float32) * np.float32(fraction)
+    low = fused < t
+    n = int(np.count_nonzero(low))
+    if not n:
+        return fused, 0
+    out = fused.copy()
+    tl, v = t[low], fused[low]
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        damped = tl * np.exp((v - tl) / tl)
+    out[low] = np.where(tl > 0, damped, np.maximum(v, 0))
+    return out, n
 
 
 def value_scale(card: ModelCard, ms: RasterInfo) -> float:
@@ -95,6 +121,17 @@ class OnnxFuser:
     def __init__(self, card: ModelCard, session: Session, scale: float):
         check_graph(card, session)
         self.card, self.session, self.scale = card, session, np.float32(scale)
+        self.floored = 0      # values damped by soft_floor over this fuser's tiles (tiles run in parallel)
+        self.values = 0
+        self._count_lock = threading.Lock()
+
+    def floor_note(self) -> str | None:
+        """What soft_floor did over the run, or None when no value needed it."""
+        if not self.floored:
+            return None
+        return (f"{self.floored} of {self.values} fused values ({self.floored / max(self.values, 1):.2%}) fell below "
+                f"{FLOOR_FRACTION:.0%} of the upsampled MS (additive detail on nearly black pixels) and were damped "
+                "towards 0 instead of turning negative")
 
     def __call__(self, pan: np.ndarray, lms: np.ndarray, ctx: TileContext) -> np.ndarray:
         h, w = pan.shape
@@ -111,4 +148,8 @@ class OnnxFuser:
             # NaN would silently become nodata: a model that produces it is broken, not the data
             raise InputError(f"the model {self.card.path.name} returned NaN or infinite values on the tile at PAN "
                              f"row {ctx.origin[0]}, column {ctx.origin[1]}: it is broken for this data")
+        out, n = soft_floor(out, x[0, :, :h, :w])
+        with self._count_lock:
+            self.floored += n
+            self.values += out.size
         return out * self.scale

@@ -449,6 +449,9 @@ def pansharpen(
         pool.close()
         writer.abort()
         raise
+    floor_note = fuse.floor_note() if isinstance(fuse, OnnxFuser) else None
+    if floor_note:
+        fb.info(f"{method}: {floor_note}")
     clips.report(fb, method)
     return PansharpenResult(output_path=output_path, seconds=time.perf_counter() - t0, width=cols, height=rows,
                             tiles=total, method=method, ratio=plan.ratio, device=used_device, warnings=warnings,
