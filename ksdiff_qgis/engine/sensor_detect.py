@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from osgeo import gdal, osr
 
-from .grid import RasterInfo
+from .raster_io import RasterInfo
 from .sensors import SENSORS
 
 # satellite ids as GDAL, Maxar, Airbus and USGS write them (upper case, spaces/dashes/underscores removed)
