@@ -113,8 +113,10 @@ def cast(arr: np.ndarray, dtype, nodata: float | None, invalid: np.ndarray | Non
 
 def crop(src, dst, window: tuple[int, int, int, int], options: dict | None = None) -> str:
     """Copy the pixel ``window`` = (col, row, width, height) of ``src`` into a GeoTIFF ``dst`` with its
-    georeferencing, nodata, band names, metadata and bit depth; returns ``dst``."""
+    georeferencing, nodata, band names, metadata, bit depth and interleave; returns ``dst``."""
     with rasterio.open(src) as s:
-        tags = s.tags()
+        tags, interleave = s.tags(), s.profile.get("interleave")
     r = read(src, window)
-    return write_geotiff(dst, r.data, r.transform, r.crs, r.nodata, r.descriptions, tags, r.nbits, options)
+    keep = {"interleave": interleave} if interleave else {}   # a copy keeps the band layout of its source
+    return write_geotiff(dst, r.data, r.transform, r.crs, r.nodata, r.descriptions, tags, r.nbits,
+                         {**keep, **(options or {})})
