@@ -42,7 +42,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    gdal.UseExceptions()   # the bench's own reads fail loudly (set here, not at import: it is process-wide)
+    gdal.UseExceptions()   # GDAL's pansharpening, run in this process, fails loudly (process-wide: set here, not at import)
     if args.worker:
         return worker(args.worker)
 
