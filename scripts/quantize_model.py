@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 from ksdiff_qgis.engine import metrics, model_card  # noqa: E402
 from ksdiff_qgis.engine.filters import upsample  # noqa: E402
 from ksdiff_qgis.engine.pipeline import pansharpen  # noqa: E402
+from model_core.datacache import data_dir  # noqa: E402
 from model_core.rasters import read  # noqa: E402
 from model_core.wald import make_reduced_case  # noqa: E402
 
@@ -45,7 +46,7 @@ PATCH = 128
 
 
 def calibration_pair(sensor: str) -> tuple[str, str]:
-    data = Path(os.environ.get("KSDIFF_DATA", Path.home() / ".cache" / "ksdiff" / "data")) / sensor
+    data = data_dir() / sensor
     if (data / "pair1_pan.tif").is_file():
         return str(data / "pair1_pan.tif"), str(data / "pair1_ms.tif")
     return str(ROOT / "tests" / "data" / "wv2_test_pan.tif"), str(ROOT / "tests" / "data" / "wv2_test_ms.tif")
