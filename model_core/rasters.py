@@ -18,7 +18,7 @@ from rasterio.enums import Resampling
 from rasterio.transform import Affine
 from rasterio.windows import Window
 
-from ksdiff_qgis.engine.raster_io.dtypes import to_dtype
+from ksdiff_qgis.engine.raster_io import to_dtype
 
 CREATE_OPTIONS = {"driver": "GTiff", "tiled": True, "compress": "deflate"}
 

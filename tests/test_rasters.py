@@ -1,11 +1,15 @@
 """model_core.rasters (rasterio, outside the plugin) agrees with what GDAL reads, and casts by the engine's policy."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 from osgeo import gdal
 
 from ksdiff_qgis.engine.raster_io import to_dtype
 from model_core.rasters import cast, crop, describe, read, write_geotiff
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_crop_keeps_pixels_georeferencing_and_bit_depth(data_dir, tmp_path):
@@ -50,3 +54,21 @@ def test_cast_is_the_engine_output_policy():
     expected = arr.copy()
     expected[:, invalid] = np.nan
     assert np.array_equal(cast(arr, np.uint16, 0, invalid), to_dtype(expected, np.uint16, 0))
+
+
+def test_every_raster_io_name_resolves():
+    """The engine's raster_io exports its names lazily; each one must exist in its submodule."""
+    from ksdiff_qgis.engine import raster_io
+
+    for name in raster_io.__all__:
+        assert getattr(raster_io, name) is not None, name
+
+
+def test_training_side_needs_no_osgeo():
+    """model_core reads with rasterio and casts with the engine's numpy-only policy: no osgeo import."""
+    import subprocess
+    import sys
+
+    code = ("import sys, model_core.rasters, model_core.wald, model_core.data.scenes; "
+            "sys.exit('osgeo' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code], cwd=str(ROOT)).returncode == 0

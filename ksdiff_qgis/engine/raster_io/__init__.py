@@ -11,22 +11,27 @@ Import the public names from here (``from .raster_io import open_raster``); the 
 """
 from __future__ import annotations
 
-from .dtypes import data_scale, fits, output_nodata, to_dtype, value_range
-from .info import DEFAULT_GT, SUPPORTED_TYPES, RasterInfo, describe, open_dataset, open_raster
-from .partials import remove_stale_partials, stale_partials
-from .read import MaskedRaster, read_decimated, read_padded
-from .writer import (
-    OUTPUT_EXTENSIONS,
-    SIDECARS,
-    GeoTiffWriter,
-    check_not_input,
-    check_writable,
-    write_failure,
-)
+import importlib
 
-__all__ = [
-    "DEFAULT_GT", "OUTPUT_EXTENSIONS", "SIDECARS", "SUPPORTED_TYPES", "GeoTiffWriter", "MaskedRaster",
-    "RasterInfo", "check_not_input", "check_writable", "data_scale", "describe", "fits", "open_dataset",
-    "open_raster", "output_nodata", "read_decimated", "read_padded", "remove_stale_partials", "stale_partials",
-    "to_dtype", "value_range", "write_failure",
-]
+# public name -> submodule. Loaded on first use (PEP 562), so that ``model_core`` can use the numpy-only
+# output type policy (``dtypes``) without importing osgeo: training runs where only rasterio is installed.
+_EXPORTS = {
+    **dict.fromkeys(("data_scale", "fits", "output_nodata", "to_dtype", "value_range"), "dtypes"),
+    **dict.fromkeys(("DEFAULT_GT", "SUPPORTED_TYPES", "RasterInfo", "describe", "open_dataset", "open_raster"),
+                    "info"),
+    **dict.fromkeys(("remove_stale_partials", "stale_partials"), "partials"),
+    **dict.fromkeys(("MaskedRaster", "read_decimated", "read_padded"), "read"),
+    **dict.fromkeys(("OUTPUT_EXTENSIONS", "SIDECARS", "GeoTiffWriter", "check_not_input", "check_writable",
+                     "write_failure"), "writer"),
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

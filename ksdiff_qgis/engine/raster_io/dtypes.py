@@ -4,10 +4,12 @@ through :func:`to_dtype` (the pipeline's output, and model_core's Wald test case
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .info import RasterInfo
+if TYPE_CHECKING:   # info imports osgeo; this module stays numpy-only (model_core uses it)
+    from .info import RasterInfo
 
 
 def value_range(dtype, nbits: int | None = None) -> tuple[float, float]:
