@@ -42,7 +42,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    gdal.UseExceptions()   # GDAL's pansharpening, run in this process, fails loudly (process-wide: set here, not at import)
+    # GDAL's pansharpening runs in this process: fail loudly (process-wide, so set here, not at import)
+    gdal.UseExceptions()
     if args.worker:
         return worker(args.worker)
 

@@ -114,7 +114,7 @@ def run(cfg: dict) -> dict:
 
 
 def configurations(pan: str, ms: str, tmp: Path, methods: list[str]) -> dict[str, dict]:
-    from ksdiff_qgis.engine import outputs
+    from ksdiff_qgis.engine.raster_io import outputs
 
     same = outputs.gtiff_options("u", nbits=11)   # our default for this 11-bit scene
     c = {
@@ -210,7 +210,7 @@ def main(argv=None) -> int:
     if a.worker:
         print(json.dumps(worker(json.loads(a.worker))))
         return 0
-    from ksdiff_qgis.engine import outputs
+    from ksdiff_qgis.engine.raster_io import outputs
 
     methods = a.methods.split(",")
     load = [os.getloadavg()[0]]

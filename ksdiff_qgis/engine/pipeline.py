@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from . import aoi, classical, memory, model_card, outputs, runtime, selfcheck
+from . import aoi, classical, memory, model_card, runtime, selfcheck
 from . import bands as band_sel
 from .bandcolour import set_colour_interpretation
 from .clipping import ClipCounter
@@ -32,6 +32,7 @@ from .raster_io import (
     describe,
     open_raster,
     output_nodata,
+    outputs,
     read_decimated,
     read_padded,
     to_dtype,
@@ -261,7 +262,7 @@ def pansharpen(
     ``sensor='auto'`` guesses the sensor (``sensor_detect``); ``ms_bands`` selects and orders MS bands
     (1-based); ``extent`` (xmin, ymin, xmax, ymax in ``extent_wkt``, default the PAN CRS) limits the output;
     ``mtf_gains`` overrides the sensor's MS MTF gains (one per fused band, or one for all).
-    ``compression``/``cog``/``create_options`` choose the output encoding (``engine.outputs``); ``workers``
+    ``compression``/``cog``/``create_options`` choose the output encoding (``raster_io.outputs``); ``workers``
     tiles are fused in parallel (0: one per core), ``threads`` is ONNX Runtime's intra-op thread count
     (0: cores shared out between the tile workers). The output does not depend on either.
     Raises InputError (nothing written) for bad input and Cancelled when ``feedback`` asks to stop.

@@ -5,6 +5,7 @@
   :class:`MaskedRaster` for the quality assessment);
 * ``dtypes``: the output type policy (value range, output nodata, the cast of fused values);
 * ``writer``: the streamed, checked GeoTIFF writer and the checks on an output path;
+* ``outputs``: the output encoding (compression, predictor, NBITS, creation options) and the COG writer;
 * ``partials``: temporary files of killed runs and the lock of a live one.
 
 Import the public names from here (``from .raster_io import open_raster``); the submodules stay small.

@@ -122,7 +122,7 @@ class GeoTiffWriter:
             opts.append(f"NBITS={ms.nbits}")
         else:
             opts.append("PREDICTOR=3" if ms.dtype.kind == "f" else "PREDICTOR=2")
-        if options is not None:   # the caller's full list of GTiff creation options (engine.outputs)
+        if options is not None:   # the caller's full list of GTiff creation options (raster_io.outputs)
             opts = list(options)
         self._lock = None
         self.ds, errors = gdal_try(gdal.GetDriverByName("GTiff").Create, self.tmp_path, width, height,
