@@ -42,7 +42,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    gdal.UseExceptions()   # the bench's own reads fail loudly (set here, not at import: it is process-wide)
+    # GDAL's pansharpening runs in this process: fail loudly (process-wide, so set here, not at import)
+    gdal.UseExceptions()
     if args.worker:
         return worker(args.worker)
 

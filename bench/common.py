@@ -1,11 +1,12 @@
-"""What the bench modules share: paths, the methods under test, raster helpers and one fusion run."""
+"""What the bench modules share: paths, the methods under test and one fusion run.
+
+Raster files are read and written with ``model_core.rasters``; fused rasters are scored with the engine's
+assessment (``ksdiff_qgis.engine.assessment``).
+"""
 from __future__ import annotations
 
 import time
 from pathlib import Path
-
-import numpy as np
-from osgeo import gdal
 
 from ksdiff_qgis.engine import classical
 from ksdiff_qgis.engine.model_card import MODELS_DIR
@@ -38,34 +39,3 @@ def run_method(method: str, pan: str, ms: str, out: str, sensor: str, model: str
     else:
         pansharpen(pan, ms, out, sensor=sensor, method=method, model_path=model)
     return time.perf_counter() - t0
-
-
-# ---------------------------------------------------------------------------------- raster i/o
-def read(path: str, window=None) -> tuple[np.ndarray, tuple, str]:
-    """(C, H, W) array, geotransform (of the window) and projection of a raster or a window of it."""
-    ds = gdal.Open(str(path))
-    arr = ds.ReadAsArray(*(window or ()))
-    arr = arr[None] if arr.ndim == 2 else arr
-    gt = ds.GetGeoTransform()
-    if window:
-        gt = (gt[0] + window[0] * gt[1], gt[1], 0.0, gt[3] + window[1] * gt[5], 0.0, gt[5])
-    return arr, gt, ds.GetProjection()
-
-
-def crop(src: str, dst: str, window) -> str:
-    ds = gdal.Open(str(src))
-    gdal.Translate(dst, ds, srcWin=list(window), creationOptions=["TILED=YES", "COMPRESS=DEFLATE"])
-    return dst
-
-
-def on_grid(path: str, gt_ref: tuple, shape: tuple[int, int]) -> np.ndarray:
-    """Read ``path`` over the pixels of the grid (gt_ref, shape); the grids must coincide."""
-    ds = gdal.Open(str(path))
-    gt = ds.GetGeoTransform()
-    c = (gt_ref[0] - gt[0]) / gt[1]
-    r = (gt_ref[3] - gt[3]) / gt[5]
-    if abs(c - round(c)) > 0.05 or abs(r - round(r)) > 0.05 or abs(gt[1] - gt_ref[1]) > 1e-6 * abs(gt[1]):
-        raise RuntimeError(f"{path} is not on the reference grid")
-    c, r = int(round(c)), int(round(r))
-    arr = ds.ReadAsArray(c, r, shape[1], shape[0])
-    return arr[None] if arr.ndim == 2 else arr

@@ -6,20 +6,19 @@ from pathlib import Path
 import numpy as np
 
 from ksdiff_qgis.engine import metrics as M
-from ksdiff_qgis.engine.assessment import assess_full
-from ksdiff_qgis.engine.sensors import get_sensor
+from ksdiff_qgis.engine.assessment import assess_full, assess_reduced
+from model_core.rasters import read
 
-from .common import on_grid, read, run_method
+from .common import run_method
 from .learned import model_sensor
 
 
 def score_reduced(fused_path: str, scene: dict) -> dict:
-    """SAM, ERGAS, Q2n, Q, SCC, PSNR, SSIM of a fused raster against the scene's reference (nodata = 0 left out)."""
-    ref, gt, _ = read(scene["ref"])
-    f = on_grid(fused_path, gt, ref.shape[1:]).astype(np.float64)
-    mask = np.all(ref != 0, axis=0) & np.all(f != 0, axis=0)
-    res = M.reduced_resolution(f, ref.astype(np.float64), scene["ratio"], get_sensor(scene["sensor"]).scale, mask)
-    return dict(res.items())
+    """SAM, ERGAS, Q2n, Q, SCC, PSNR, SSIM (and per band) of a fused raster against the scene's reference,
+    through the engine's own assessment (what ``ksdiff:assess`` reports); a pixel that is 0 in any band of
+    either raster is left out (the fill of the bench's test cases, declared as nodata or not)."""
+    res = assess_reduced(fused_path, scene["ref"], scene["sensor"], extra_nodata=0)
+    return {k: res[k] for k in (*M.REDUCED, "per_band")}
 
 
 def score_full(fused_path: str, scene: dict) -> dict:
@@ -64,8 +63,7 @@ def run_quality(methods: list[tuple[str, str | None]], scenes: list[tuple[str, l
                 print(f"{mode:8s} {sc['name']:18s} {method:14s} " + " ".join(
                     f"{k}={row[k]:.4f}" for k in (M.REDUCED if mode == "reduced" else M.FULL)))
                 if mode == "full" and sc["name"] == "wv2_pair3":
-                    arr, _, _ = read(out)
-                    quick["tiles"][method] = arr[:, 40:200, 200:360].astype(np.float64)
+                    quick["tiles"][method] = read(out).data[:, 40:200, 200:360].astype(np.float64)
             if mode == "full" and sc["name"] == "wv2_pair3":
-                pan, _, _ = read(sc["pan"])
-                quick["tiles"] = {"PAN": pan[:, 40:200, 200:360].astype(np.float64), **quick["tiles"]}
+                pan = read(sc["pan"]).data[:, 40:200, 200:360].astype(np.float64)
+                quick["tiles"] = {"PAN": pan, **quick["tiles"]}

@@ -8,9 +8,8 @@ import numpy as np
 from ksdiff_qgis.engine.filters import convolve_axis, wald_degrade
 from ksdiff_qgis.engine.sensors import get_sensor
 from model_core.datacache import HELD_APART
-from model_core.wald import make_reduced_case, write_geotiff
-
-from .common import crop, read
+from model_core.rasters import crop, read, write_geotiff
+from model_core.wald import make_reduced_case
 
 S2_PAN_WEIGHTS = (0.177, 0.194, 0.416, 0.182)
 S2_PAN_OFFSET = -4.8
@@ -24,7 +23,7 @@ def needed_files(dd: Path) -> list[Path]:
 
 def wv2_valid_ms_window(ms_path: str, ratio: int) -> tuple[int, int, int, int]:
     """Largest block of MS rows without nodata (pair 3: rows 60-149), trimmed to the ratio."""
-    ms, _, _ = read(ms_path)
+    ms = read(ms_path).data
     good_rows = np.where(np.all(ms != 0, axis=(0, 2)))[0]
     r0, r1 = int(good_rows.min()), int(good_rows.max()) + 1
     w, h = ms.shape[2] // ratio * ratio, (r1 - r0) // ratio * ratio
@@ -35,7 +34,7 @@ def wv2_stats(dd: Path) -> tuple[np.ndarray, np.ndarray]:
     """Per-band 1st percentile and mean of the WV2 training pairs' MS (1 and 2)."""
     lo, mean = [], []
     for i in (1, 2):
-        ms, _, _ = read(dd / "wv2" / f"pair{i}_ms.tif")
+        ms = read(dd / "wv2" / f"pair{i}_ms.tif").data
         valid = np.all(ms != 0, axis=0)
         lo.append([np.percentile(b[valid], 1) for b in ms])
         mean.append([b[valid].mean() for b in ms])
@@ -46,9 +45,9 @@ def build_s2_case(dd: Path, tmp: Path) -> tuple[str, str, str, list[str]]:
     """Sentinel-2 held-apart 10 m crop -> (PAN, MS, REF) paths of a reduced-resolution case (WV2 sensor)."""
     sens = get_sensor("wv2")
     win = HELD_APART["sentinel2/s2_10m.tif"]
-    whole, _, _ = read(dd / "sentinel2" / "s2_10m.tif")
-    s2, gt, srs = read(dd / "sentinel2" / "s2_10m.tif", win)
-    s2 = s2.astype(np.float64)
+    whole = read(dd / "sentinel2" / "s2_10m.tif").data
+    crop_ = read(dd / "sentinel2" / "s2_10m.tif", win)
+    s2, gt, srs = crop_.data.astype(np.float64), crop_.gt, crop_.crs
     wlo, wmean = wv2_stats(dd)
     # one linear map per band from whole-scene statistics (the crop itself is mostly water)
     slo = np.array([np.percentile(b, 1) for b in whole])
@@ -118,8 +117,9 @@ def full_scenes(dd: Path, tmp: Path) -> list[dict]:
 
 def mirrored_scene(dd: Path, tmp: Path, size: int) -> tuple[str, str]:
     """A size x size PAN (+ MS) scene mirrored from real WorldView-2 pair 1 (training pair)."""
-    pan, pgt, srs = read(dd / "wv2" / "pair1_pan.tif")
-    ms, mgt, _ = read(dd / "wv2" / "pair1_ms.tif")
+    pan_r, ms_r = read(dd / "wv2" / "pair1_pan.tif"), read(dd / "wv2" / "pair1_ms.tif")
+    pan, pgt, srs = pan_r.data, pan_r.gt, pan_r.crs
+    ms, mgt = ms_r.data, ms_r.gt
     ph, pw = pan.shape[1:]
     P = np.pad(pan[0], ((0, max(0, size - ph)), (0, max(0, size - pw))), mode="symmetric")[:size, :size]
     m = size // 4

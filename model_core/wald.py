@@ -1,6 +1,6 @@
 """Wald's protocol on real rasters: build a reduced-resolution test case from a PAN + MS GeoTIFF pair.
 
-Given a PAN and an MS raster (any GDAL format, grids ``ratio`` apart), :func:`make_reduced_case` writes
+Given a PAN and an MS raster (any format GDAL reads, grids ``ratio`` apart), :func:`make_reduced_case` writes
 
 * ``<prefix>_pan.tif``  the PAN degraded by ``ratio`` (PAN MTF gain, :func:`filters.wald_degrade`); it
   lands exactly on the original MS grid (same origin, MS pixel size),
@@ -16,8 +16,9 @@ resampled onto the PAN-resolution grid anchored at the MS origin with the projec
 Nodata: a degraded pixel whose filter support touches a nodata pixel becomes nodata. Outputs keep the
 input data types (degraded values rounded and clipped for integer types). Whole windows are held in
 memory: this is for test scenes (up to a few thousand pixels a side), not for whole archives.
-Needs osgeo.gdal and numpy only (no torch): the bench and the tests build their test cases with it. It
-lives beside the training code, not in the plugin: the plugin never builds test cases.
+Needs rasterio and numpy only (no torch; files through ``model_core.rasters``): the bench and the tests
+build their test cases with it. It lives beside the training code, not in the plugin: the plugin never
+builds test cases.
 """
 from __future__ import annotations
 
@@ -26,11 +27,11 @@ import os
 from dataclasses import dataclass, field
 
 import numpy as np
-from osgeo import gdal
 
 from ksdiff_qgis.engine.filters import upsample, wald_degrade
-from ksdiff_qgis.engine.gdalutil import gdal_call
 from ksdiff_qgis.engine.sensors import get_sensor
+
+from .rasters import cast, describe, read, write_geotiff
 
 ALIGN_TOL = 0.05  # PAN pixels: offsets below this count as aligned
 
@@ -44,77 +45,6 @@ class WaldCase:
     sensor: str
     ms_window: tuple[int, int, int, int]   # (col, row, width, height) of the reference in the MS raster
     notes: list[str] = field(default_factory=list)
-
-
-def _open(path) -> gdal.Dataset:
-    ds, msg = gdal_call(gdal.Open, str(path))
-    if ds is None:
-        raise ValueError(f"cannot open {path}: {msg}")
-    return ds
-
-
-def _read(ds: gdal.Dataset, window: tuple[int, int, int, int]) -> np.ndarray:
-    c, r, w, h = window
-    arr, msg = gdal_call(ds.ReadAsArray, c, r, w, h)
-    if arr is None:
-        raise ValueError(f"reading {ds.GetDescription()} window {window} failed: {msg}")
-    return arr[None] if arr.ndim == 2 else arr
-
-
-def _nodata(ds: gdal.Dataset):
-    return ds.GetRasterBand(1).GetNoDataValue()
-
-
-def _gdal_type(dtype: np.dtype) -> int:
-    return {
-        "uint8": gdal.GDT_Byte, "uint16": gdal.GDT_UInt16, "int16": gdal.GDT_Int16,
-        "uint32": gdal.GDT_UInt32, "int32": gdal.GDT_Int32, "float32": gdal.GDT_Float32,
-        "float64": gdal.GDT_Float64,
-    }[np.dtype(dtype).name]
-
-
-def _cast(arr: np.ndarray, dtype: np.dtype, invalid: np.ndarray | None, nodata) -> np.ndarray:
-    dt = np.dtype(dtype)
-    out = arr.astype(np.float64)
-    if np.issubdtype(dt, np.integer):
-        info = np.iinfo(dt)
-        out = np.clip(np.round(out), info.min, info.max)
-    if nodata is not None:
-        valid_hit = out == nodata
-        if invalid is not None:
-            valid_hit &= ~invalid[None]
-        out[valid_hit] = nodata + 1  # a valid pixel must not read as nodata
-        if invalid is not None:
-            out[:, invalid] = nodata
-    return out.astype(dt)
-
-
-def write_geotiff(path: str, arr: np.ndarray, gt, srs_wkt: str, nodata=None, descriptions=None,
-                  metadata: dict | None = None) -> str:
-    """Write a (C, H, W) array as a tiled, deflate-compressed GeoTIFF."""
-    arr = arr[None] if arr.ndim == 2 else arr
-    drv = gdal.GetDriverByName("GTiff")
-    tmp = path + ".partial.tif"
-    ds, msg = gdal_call(drv.Create, tmp, arr.shape[2], arr.shape[1], arr.shape[0], _gdal_type(arr.dtype),
-                        options=["TILED=YES", "COMPRESS=DEFLATE"])
-    if ds is None:
-        raise OSError(f"cannot create {tmp}: {msg}")
-    ds.SetGeoTransform(tuple(gt))
-    if srs_wkt:
-        ds.SetProjection(srs_wkt)
-    for b in range(arr.shape[0]):
-        band = ds.GetRasterBand(b + 1)
-        if nodata is not None:
-            band.SetNoDataValue(float(nodata))
-        if descriptions and b < len(descriptions) and descriptions[b]:
-            band.SetDescription(descriptions[b])
-        band.WriteArray(arr[b])
-    if metadata:
-        ds.SetMetadata({k: str(v) for k, v in metadata.items()})
-    ds.FlushCache()
-    ds = None
-    os.replace(tmp, path)
-    return path
 
 
 def _degrade_mask(invalid: np.ndarray, ratio: int) -> np.ndarray:
@@ -133,15 +63,15 @@ def make_reduced_case(pan_path: str, ms_path: str, out_dir: str, sensor: str, wi
     """
     sens = get_sensor(sensor)
     ratio = int(ratio or sens.ratio)
-    pds, mds = _open(pan_path), _open(ms_path)
-    pgt, mgt = pds.GetGeoTransform(), mds.GetGeoTransform()
+    pds, mds = describe(pan_path), describe(ms_path)
+    pgt, mgt = pds.gt, mds.gt
     if pgt[2] or pgt[4] or mgt[2] or mgt[4]:
         raise ValueError("rotated geotransforms are not supported")
     real_ratio = mgt[1] / pgt[1]
     if abs(real_ratio - ratio) > 1e-3 * ratio or abs(mgt[5] / pgt[5] - ratio) > 1e-3 * ratio:
         raise ValueError(f"MS/PAN pixel size ratio is {real_ratio:.4f}, expected {ratio}")
-    if mds.RasterCount != sens.n_bands:
-        raise ValueError(f"sensor {sensor} has {sens.n_bands} bands, MS has {mds.RasterCount}")
+    if mds.count != sens.n_bands:
+        raise ValueError(f"sensor {sensor} has {sens.n_bands} bands, MS has {mds.count}")
     notes: list[str] = []
 
     # position of MS pixel (0, 0)'s corner in PAN pixels
@@ -153,16 +83,16 @@ def make_reduced_case(pan_path: str, ms_path: str, out_dir: str, sensor: str, wi
         u0, v0 = float(round(u0)), float(round(v0))
     m = 0 if aligned else 2
     c_lo = math.ceil((m - u0) / ratio)
-    c_hi = math.floor((pds.RasterXSize - m - u0) / ratio)   # exclusive
+    c_hi = math.floor((pds.width - m - u0) / ratio)   # exclusive
     r_lo = math.ceil((m - v0) / ratio)
-    r_hi = math.floor((pds.RasterYSize - m - v0) / ratio)
+    r_hi = math.floor((pds.height - m - v0) / ratio)
     c_lo, r_lo = max(c_lo, 0), max(r_lo, 0)
-    c_hi, r_hi = min(c_hi, mds.RasterXSize), min(r_hi, mds.RasterYSize)
+    c_hi, r_hi = min(c_hi, mds.width), min(r_hi, mds.height)
     if window is None:
         window = (c_lo, r_lo, c_hi - c_lo, r_hi - r_lo)
     col, row, w, h = (int(v) for v in window)
-    if col < 0 or row < 0 or col + w > mds.RasterXSize or row + h > mds.RasterYSize:
-        raise ValueError(f"MS window {window} lies outside the MS raster ({mds.RasterXSize}x{mds.RasterYSize})")
+    if col < 0 or row < 0 or col + w > mds.width or row + h > mds.height:
+        raise ValueError(f"MS window {window} lies outside the MS raster ({mds.width}x{mds.height})")
     col2, row2 = max(col, c_lo), max(row, r_lo)
     w2, h2 = min(col + w, c_hi) - col2, min(row + h, r_hi) - row2
     if (col2, row2, w2, h2) != (col, row, w, h):
@@ -178,13 +108,13 @@ def make_reduced_case(pan_path: str, ms_path: str, out_dir: str, sensor: str, wi
     # PAN over the MS window, on the PAN-resolution grid anchored at the MS window origin
     fw, fh = w * ratio, h * ratio
     pu, pv = u0 + col * ratio, v0 + row * ratio
-    pnd = _nodata(pds)
+    pnd = pds.nodata
     if aligned:
-        pan = _read(pds, (int(round(pu)), int(round(pv)), fw, fh))[0]
+        pan = read(pan_path, (int(round(pu)), int(round(pv)), fw, fh)).data[0]
         pan_invalid = (pan == pnd) if pnd is not None else None
     else:
         iu, iv = int(math.floor(pu)) - 2, int(math.floor(pv)) - 2
-        src = _read(pds, (iu, iv, fw + 5, fh + 5))[0].astype(np.float32)
+        src = read(pan_path, (iu, iv, fw + 5, fh + 5)).data[0].astype(np.float32)
         # output pixel j centre sits at PAN position pu + j + 0.5: src pixel 0 starts at iu - pu
         pan = upsample(src, 1, (fh, fw), origin=(iv - pv, iu - pu))
         pan_invalid = None
@@ -194,8 +124,8 @@ def make_reduced_case(pan_path: str, ms_path: str, out_dir: str, sensor: str, wi
         notes.append(f"PAN resampled (cubic) by ({pu - round(pu):+.3f}, {pv - round(pv):+.3f}) PAN pixels onto the "
                      "MS-aligned grid")
 
-    ms = _read(mds, (col, row, w, h))
-    mnd = _nodata(mds)
+    ms = read(ms_path, (col, row, w, h)).data
+    mnd = mds.nodata
     ms_invalid = np.any(ms == mnd, axis=0) if mnd is not None else None
 
     pan_lr = wald_degrade(pan.astype(np.float32), sens.mtf_pan, ratio)          # (h, w) on the MS grid
@@ -203,21 +133,20 @@ def make_reduced_case(pan_path: str, ms_path: str, out_dir: str, sensor: str, wi
     pan_lr_invalid = _degrade_mask(pan_invalid, ratio) if pan_invalid is not None and pan_invalid.any() else None
     ms_lr_invalid = _degrade_mask(ms_invalid, ratio) if ms_invalid is not None and ms_invalid.any() else None
 
-    srs = mds.GetProjection() or pds.GetProjection()
+    srs = mds.crs or pds.crs
     ref_gt = (mgt[0] + col * mgt[1], mgt[1], 0.0, mgt[3] + row * mgt[5], 0.0, mgt[5])
     lr_gt = (ref_gt[0], mgt[1] * ratio, 0.0, ref_gt[3], 0.0, mgt[5] * ratio)
-    names = [mds.GetRasterBand(b + 1).GetDescription() for b in range(mds.RasterCount)]
+    names = mds.descriptions
     meta = {"KSDIFF_WALD": f"sensor={sensor} ratio={ratio} ms_window={col},{row},{w},{h}"}
     os.makedirs(out_dir, exist_ok=True)
-    pan_dt = _read(pds, (0, 0, 1, 1)).dtype
     case = WaldCase(
         pan=os.path.join(out_dir, f"{prefix}_pan.tif"),
         ms=os.path.join(out_dir, f"{prefix}_ms.tif"),
         ref=os.path.join(out_dir, f"{prefix}_ref.tif"),
         ratio=ratio, sensor=sensor, ms_window=(col, row, w, h), notes=notes,
     )
-    write_geotiff(case.pan, _cast(pan_lr[None], pan_dt, pan_lr_invalid, pnd), ref_gt, srs, pnd,
-                  [pds.GetRasterBand(1).GetDescription() or "PAN"], meta)
-    write_geotiff(case.ms, _cast(ms_lr, ms.dtype, ms_lr_invalid, mnd), lr_gt, srs, mnd, names, meta)
-    write_geotiff(case.ref, _cast(ms, ms.dtype, ms_invalid, mnd), ref_gt, srs, mnd, names, meta)
+    write_geotiff(case.pan, cast(pan_lr[None], pds.dtype, pnd, pan_lr_invalid), ref_gt, srs, pnd,
+                  [pds.descriptions[0] or "PAN"], meta)
+    write_geotiff(case.ms, cast(ms_lr, ms.dtype, mnd, ms_lr_invalid), lr_gt, srs, mnd, names, meta)
+    write_geotiff(case.ref, cast(ms, ms.dtype, mnd, ms_invalid), ref_gt, srs, mnd, names, meta)
     return case

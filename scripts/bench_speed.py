@@ -50,24 +50,15 @@ def mirror(a: np.ndarray, size: int) -> np.ndarray:
 def build_scene(size: int, folder: Path) -> tuple[str, str]:
     """PAN (size²) and MS ((size/4)²) GeoTIFFs mirrored from the WorldView-2 fixture, as the product:
     11-bit, DEFLATE."""
-    from osgeo import gdal
+    from model_core.rasters import read, write_geotiff
 
     paths = []
     for name, n in (("pan", size), ("ms", size // 4)):
-        src = gdal.Open(str(ROOT / "tests" / "data" / f"wv2_{name}.tif"))
-        a = src.ReadAsArray()
-        a = mirror(a[None] if a.ndim == 2 else a, n)
-        path = str(folder / f"scene{size}_{name}.tif")
-        ds = gdal.GetDriverByName("GTiff").Create(path, n, n, a.shape[0], gdal.GDT_UInt16,
-                                                  ["TILED=YES", "COMPRESS=DEFLATE", "NBITS=11"])
-        ds.SetGeoTransform(src.GetGeoTransform())
-        ds.SetProjection(src.GetProjection())
-        for b in range(a.shape[0]):
-            band = ds.GetRasterBand(b + 1)
-            band.WriteArray(a[b])
-            band.SetDescription(src.GetRasterBand(b + 1).GetDescription())
-        ds = None
-        paths.append(path)
+        src = read(ROOT / "tests" / "data" / f"wv2_{name}.tif")
+        a = mirror(src.data, n).astype(np.uint16)
+        # the fixture's georeferencing and band names, no nodata (every pixel is data)
+        paths.append(write_geotiff(folder / f"scene{size}_{name}.tif", a, src.transform, src.crs, None,
+                                   src.descriptions, nbits=11))
     return paths[0], paths[1]
 
 
@@ -123,7 +114,7 @@ def run(cfg: dict) -> dict:
 
 
 def configurations(pan: str, ms: str, tmp: Path, methods: list[str]) -> dict[str, dict]:
-    from ksdiff_qgis.engine import outputs
+    from ksdiff_qgis.engine.raster_io import outputs
 
     same = outputs.gtiff_options("u", nbits=11)   # our default for this 11-bit scene
     c = {
@@ -219,7 +210,7 @@ def main(argv=None) -> int:
     if a.worker:
         print(json.dumps(worker(json.loads(a.worker))))
         return 0
-    from ksdiff_qgis.engine import outputs
+    from ksdiff_qgis.engine.raster_io import outputs
 
     methods = a.methods.split(",")
     load = [os.getloadavg()[0]]

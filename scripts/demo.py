@@ -25,7 +25,8 @@ import matplotlib  # noqa: E402
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-import rasterio  # noqa: E402
+
+from model_core.rasters import read  # noqa: E402
 
 
 def start_processing():
@@ -52,10 +53,10 @@ def stretch(rgb: np.ndarray) -> np.ndarray:
 
 
 def quicklook(pan_path: Path, ms_path: Path, fused_path: Path, dest: Path, method: str) -> None:
-    with rasterio.open(pan_path) as p, rasterio.open(ms_path) as m, rasterio.open(fused_path) as f:
-        pan = p.read(1).astype(float)
-        fused = f.read([3, 2, 1]).astype(float)
-        ms = m.read([3, 2, 1], out_shape=(3, f.height, f.width), resampling=rasterio.enums.Resampling.nearest)
+    f = read(fused_path)
+    pan = read(pan_path).data[0].astype(float)
+    fused = f.data[[2, 1, 0]].astype(float)
+    ms = read(ms_path, out_shape=(f.height, f.width)).data[[2, 1, 0]]
     fig, axes = plt.subplots(1, 3, figsize=(15, 5.4), dpi=110)
     for ax, img, title in zip(axes, (stretch(ms.astype(float)), pan, stretch(fused)),
                               ("MS (2 m, upsampled)", "PAN (0.5 m)", f"Fused (0.5 m, {method})")):

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import subprocess
 import sys
 import tarfile
@@ -34,6 +33,7 @@ from rasterio.warp import reproject
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from ksdiff_qgis.engine.model_card import sha256_file  # noqa: E402
 from model_core.datacache import data_dir  # noqa: E402  (the one definition of the cache's place)
+from model_core.rasters import write_geotiff  # noqa: E402
 
 ARCHIVES = {
     "solaris": {
@@ -93,20 +93,11 @@ def fetch_archive(name: str, dest: Path) -> Path:
 
 
 def _write(path: Path, arr: np.ndarray, profile: dict, descriptions=None, nbits=None, tags=None) -> None:
-    tmp = path.with_suffix(".partial.tif")
-    prof = dict(profile)
-    prof.update(driver="GTiff", count=arr.shape[0], dtype=arr.dtype.name, tiled=True, blockxsize=256,
-                blockysize=256, compress="deflate", predictor=2)
-    if nbits:
-        prof["nbits"] = nbits
-        prof.pop("predictor")  # GDAL's predictor needs whole-byte samples
-    with rasterio.open(tmp, "w", **prof) as dst:
-        dst.write(arr)
-        for i, d in enumerate(descriptions or [], start=1):
-            dst.set_band_description(i, d)
-        if tags:
-            dst.update_tags(**tags)
-    os.replace(tmp, path)
+    """The cache's GeoTIFF layout: 256² tiles, DEFLATE with the integer predictor (none for bit-packed
+    NBITS samples, which GDAL's predictor cannot handle)."""
+    options = {"blockxsize": 256, "blockysize": 256, **({} if nbits else {"predictor": 2})}
+    write_geotiff(path, arr, profile["transform"], profile.get("crs"), profile.get("nodata"), descriptions, tags,
+                  nbits, options)
 
 
 def convert_wv2(whl: Path, out: Path) -> None:

@@ -5,14 +5,14 @@ WorldView-2 pair 3 is the held-apart test scene: its crop (wv2_test_*) only ever
 """
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 
-import rasterio
-from rasterio.windows import Window
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fetch_data import STEST_ATTRIBUTION, WV2_ATTRIBUTION, data_dir  # noqa: E402
+
+from model_core.rasters import crop, describe  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -26,36 +26,19 @@ CROPS = {
 }
 
 
-def _copy_window(src_path: Path, dst_path: Path, win: Window) -> None:
-    with rasterio.open(src_path) as src:
-        prof = src.profile
-        prof.update(width=int(win.width), height=int(win.height), transform=src.window_transform(win),
-                    tiled=False, compress="deflate")
-        prof.pop("blockxsize", None)
-        prof.pop("blockysize", None)
-        nbits = src.tags(1, "IMAGE_STRUCTURE").get("NBITS")
-        if nbits:
-            prof["nbits"] = int(nbits)
-        with rasterio.open(dst_path, "w", **prof) as dst:
-            dst.write(src.read(window=win))
-            for i in range(1, src.count + 1):
-                dst.set_band_description(i, src.descriptions[i - 1] or "")
-            dst.update_tags(**src.tags())
-
-
 def cut(name: str) -> None:
     pan_rel, ms_rel, (c, r, w, h), ratio, dest = CROPS[name]
     src = data_dir()
     dest.mkdir(parents=True, exist_ok=True)
-    _copy_window(src / pan_rel, dest / f"{name}_pan.tif", Window(c, r, w, h))
-    with rasterio.open(src / pan_rel) as pan, rasterio.open(src / ms_rel) as ms:
-        # the MS pixels covering the PAN window (one extra ring where grids are offset, e.g. Landsat 8)
-        # a point a quarter PAN pixel inside the window's corner, so float noise cannot pick the neighbour
-        x0, y0 = pan.transform * (c + 0.25, r + 0.25)
-        row, col = ms.index(x0, y0)
-        extra = 0 if (pan.transform.c - ms.transform.c) % ms.transform.a == 0 else 1
-        win = Window(col - extra, row - extra, w // ratio + 2 * extra, h // ratio + 2 * extra)
-    _copy_window(src / ms_rel, dest / f"{name}_ms.tif", win)
+    # fixtures stay striped (untiled): small files that any tool reads
+    crop(src / pan_rel, dest / f"{name}_pan.tif", (c, r, w, h), options={"tiled": False})
+    pan, ms = describe(src / pan_rel).transform, describe(src / ms_rel).transform
+    # the MS pixels covering the PAN window (one extra ring where grids are offset, e.g. Landsat 8)
+    # a point a quarter PAN pixel inside the window's corner, so float noise cannot pick the neighbour
+    col, row = (math.floor(v) for v in ~ms * (pan * (c + 0.25, r + 0.25)))
+    extra = 0 if (pan.c - ms.c) % ms.a == 0 else 1
+    win = (col - extra, row - extra, w // ratio + 2 * extra, h // ratio + 2 * extra)
+    crop(src / ms_rel, dest / f"{name}_ms.tif", win, options={"tiled": False})
 
 
 def main() -> int:

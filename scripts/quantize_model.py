@@ -28,7 +28,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-from osgeo import gdal
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -36,7 +35,9 @@ sys.path.insert(0, str(ROOT))
 from ksdiff_qgis.engine import metrics, model_card  # noqa: E402
 from ksdiff_qgis.engine.filters import upsample  # noqa: E402
 from ksdiff_qgis.engine.pipeline import pansharpen  # noqa: E402
-from ksdiff_qgis.engine.wald import make_reduced_case  # noqa: E402
+from model_core.datacache import data_dir  # noqa: E402
+from model_core.rasters import read  # noqa: E402
+from model_core.wald import make_reduced_case  # noqa: E402
 
 EXCLUDE = [e for e in os.environ.get("KSDIFF_Q_EXCLUDE", "/backbone/head/,/backbone/tail/").split(",") if e]
 CALIBRATION = []
@@ -45,7 +46,7 @@ PATCH = 128
 
 
 def calibration_pair(sensor: str) -> tuple[str, str]:
-    data = Path(os.environ.get("KSDIFF_DATA", Path.home() / ".cache" / "ksdiff" / "data")) / sensor
+    data = data_dir() / sensor
     if (data / "pair1_pan.tif").is_file():
         return str(data / "pair1_pan.tif"), str(data / "pair1_ms.tif")
     return str(ROOT / "tests" / "data" / "wv2_test_pan.tif"), str(ROOT / "tests" / "data" / "wv2_test_ms.tif")
@@ -69,8 +70,8 @@ def calibration_patches(pan: str, ms: str, sensor: str, scale: float, tmp: str, 
     case = make_reduced_case(pan, ms, tmp, sensor, prefix="calib")
     feeds = []
     for p_path, m_path in ((case.pan, case.ms), (pan, ms)):
-        p = gdal.Open(p_path).ReadAsArray().astype(np.float32)
-        m = gdal.Open(m_path).ReadAsArray().astype(np.float32)
+        p = read(p_path).data[0].astype(np.float32)
+        m = read(m_path).data.astype(np.float32)
         feeds += _patches(p, m, case.ratio, scale)
     return [feeds[int(i)] for i in np.linspace(0, len(feeds) - 1, min(n, len(feeds))).round()]
 
@@ -133,8 +134,8 @@ def ergas_on_fixtures(model: Path, sensor: str, tmp: str) -> dict[str, float]:
                                  prefix=pan[:-8])
         fused = os.path.join(tmp, f"{pan[:-8]}_{model.stem}.tif")
         pansharpen(case.pan, case.ms, fused, sensor, "ksdiff", model_path=str(model), device="cpu")
-        f = gdal.Open(fused).ReadAsArray().astype(np.float64)
-        r = gdal.Open(case.ref).ReadAsArray().astype(np.float64)
+        f = read(fused).data.astype(np.float64)
+        r = read(case.ref).data.astype(np.float64)
         out[pan[:-8]] = float(metrics.ergas(f, r, case.ratio))
     return out
 

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import rasterio
 from rasterio.transform import Affine
 from tqdm import tqdm
 
@@ -35,6 +34,7 @@ from ksdiff_qgis.engine.filters import upsample, wald_degrade  # noqa: E402
 from ksdiff_qgis.engine.sensors import get_sensor  # noqa: E402
 from model_core.data.scenes import block_mean, gaussian_blur  # noqa: E402
 from model_core.datacache import HELD_APART, data_dir  # noqa: E402
+from model_core.rasters import read, write_geotiff  # noqa: E402
 
 CLASSICAL = ("exp", "brovey", "gsa", "mtf_glp_hpm")
 FIT = (0.177, 0.194, 0.416, 0.182)   # WorldView-2's PAN as a band mix (DATA.md)
@@ -50,7 +50,7 @@ class Case:
     ms: np.ndarray         # degraded MS (C, H/r, W/r)
     ref: np.ndarray        # reference MS (C, H, W)
     transform: Affine      # of the reference grid
-    crs: object
+    crs: str               # WKT
     dtype: str
     ratio: int
 
@@ -59,10 +59,9 @@ def data_root() -> Path:
     return data_dir()
 
 
-def _read(path: Path, window=None) -> tuple[np.ndarray, Affine, object]:
-    with rasterio.open(path) as src:
-        win = rasterio.windows.Window(*window) if window else None
-        return src.read(window=win).astype(np.float64), src.window_transform(win) if win else src.transform, src.crs
+def _read(path: Path, window=None) -> tuple[np.ndarray, Affine, str]:
+    r = read(path, window)
+    return r.data.astype(np.float64), r.transform, r.crs
 
 
 def _pair_on_ms_grid(pan_rel: str, ms_rel: str, ratio: int, ms_window=None):
@@ -176,16 +175,12 @@ def write_case(case: Case, folder: Path) -> tuple[str, str, str]:
                           ("ref", case.ref, case.transform)):
         path = folder / f"{case.name}_{kind}.tif"
         nodata = None if case.dtype.startswith("float") else 0
-        with rasterio.open(path, "w", driver="GTiff", width=arr.shape[2], height=arr.shape[1], count=arr.shape[0],
-                           dtype=case.dtype, crs=case.crs, transform=tf, nodata=nodata) as dst:
-            dst.write(arr.astype(case.dtype))
-        paths.append(str(path))
+        paths.append(write_geotiff(path, arr.astype(case.dtype), tf, case.crs, nodata))
     return tuple(paths)  # type: ignore[return-value]
 
 
 def score(fused_path: str, case: Case) -> dict:
-    with rasterio.open(fused_path) as src:
-        f = src.read().astype(np.float64)
+    f = read(fused_path).data.astype(np.float64)
     ref = case.ref.astype(np.float64)
     scale = float(np.iinfo(case.dtype).max) if not case.dtype.startswith("float") else float(ref.max())
     r = metrics.reduced_resolution(f, ref, case.ratio, scale)

@@ -22,23 +22,22 @@ import time
 from pathlib import Path
 
 import numpy as np
-from osgeo import gdal
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from bench.common import read  # noqa: E402
 from bench.scenes import wv2_stats  # noqa: E402
 from ksdiff_qgis.engine import metrics as M  # noqa: E402
+from ksdiff_qgis.engine.assessment import assess_reduced  # noqa: E402
 from ksdiff_qgis.engine.filters import convolve_axis, wald_degrade  # noqa: E402
 from ksdiff_qgis.engine.pipeline import pansharpen  # noqa: E402
 from ksdiff_qgis.engine.selfcheck import decide  # noqa: E402
 from ksdiff_qgis.engine.sensors import get_sensor  # noqa: E402
 from model_core.datacache import data_dir  # noqa: E402
-from model_core.wald import make_reduced_case, write_geotiff  # noqa: E402
+from model_core.rasters import read, write_geotiff  # noqa: E402
+from model_core.wald import make_reduced_case  # noqa: E402
 
-gdal.UseExceptions()
 DATA = data_dir()
 S2_WEIGHTS, S2_OFFSET = (0.177, 0.194, 0.416, 0.182), -4.8     # as bench/scenes.py
 S2_WINDOW = (0, 0, 1024, 1024)            # 10 m pixels; the held-apart window is (1421, 1435, 512, 512)
@@ -64,8 +63,8 @@ def s2_case(tmp: Path, name: str, pan_blur: float, eight_bit: bool = False, wind
     """Sentinel-2 10 m bands mapped to WV2-like DN (1st percentile and mean of WV2 pairs 1-2) as the
     reference, a simulated PAN, the MS degraded with the WV2 MTF (ratio 4)."""
     sens = get_sensor("wv2")
-    s2, gt, srs = read(DATA / "sentinel2" / "s2_10m.tif", window)
-    s2 = s2.astype(np.float64)
+    s2_r = read(DATA / "sentinel2" / "s2_10m.tif", window)
+    s2, gt, srs = s2_r.data.astype(np.float64), s2_r.gt, s2_r.crs
     wlo, wmean = wv2_stats(DATA)
     slo = np.array([np.percentile(b, 1) for b in s2])
     smean = s2.reshape(4, -1).mean(axis=1)
@@ -92,9 +91,10 @@ def wald_case(tmp: Path, name: str, pan: str, ms: str, sensor: str, window=None,
     if pan_blur or eight_bit:
         top = get_sensor(sensor).scale
         # 8 bits: one linear map for all three rasters, 255 at the reference's 99.9th percentile
-        ref8 = float(np.percentile(read(case["ref"])[0], 99.9)) if eight_bit else top
+        ref8 = float(np.percentile(read(case["ref"]).data, 99.9)) if eight_bit else top
         for key in ("pan", "ms", "ref"):
-            arr, gt, srs = read(case[key])
+            r = read(case[key])
+            arr, gt, srs = r.data, r.gt, r.crs
             valid = np.all(arr != 0, axis=0)
             if key == "pan" and pan_blur:
                 arr = np.clip(np.round(blur(arr[0], pan_blur)), 1, top)[None]
@@ -109,20 +109,13 @@ def wald_case(tmp: Path, name: str, pan: str, ms: str, sensor: str, window=None,
 
 
 def truth_ergas(fused: str, case: dict) -> float:
-    ref, gt, _ = read(case["ref"])
-    f = gdal.Open(fused)
-    fgt = f.GetGeoTransform()
-    c, r = round((gt[0] - fgt[0]) / fgt[1]), round((gt[3] - fgt[3]) / fgt[5])
-    fa = f.ReadAsArray(c, r, ref.shape[2], ref.shape[1]).astype(np.float64)
-    mask = np.all(ref != 0, axis=0) & np.all(fa != 0, axis=0)
-    return M.ergas(fa, ref.astype(np.float64), case["ratio"], mask)
+    """ERGAS against the reference, as the bench scores (the engine's assessment; 0 is the fill)."""
+    return assess_reduced(fused, case["ref"], case["sensor"], extra_nodata=0)["ERGAS"]
 
 
 def full_scores(fused: str, case: dict) -> dict:
     """Whole-scene R-ERGAS and checkerboard response (aligned grids only; valid MS rows only)."""
-    f, fgt, _ = read(fused)
-    ms, mgt, _ = read(case["ms"])
-    pan, _, _ = read(case["pan"])
+    f, ms, pan = read(fused).data, read(case["ms"]).data, read(case["pan"]).data
     k = case["ratio"]
     valid = np.all(ms != 0, axis=0)
     rows = np.where(valid.all(axis=1))[0]
@@ -158,8 +151,9 @@ def run_case(case: dict, tmp: Path, full: bool = False) -> dict:
     if not full and sc.detail_gains:   # would the check's injection-gain calibration have helped?
         exp = str(tmp / f"{case['name']}_exp.tif")
         pansharpen(case["pan"], case["ms"], exp, case["sensor"], "exp")
-        ks, gt, srs = read(str(tmp / f"{case['name']}_ksdiff.tif"))
-        lms = read(exp)[0].astype(np.float64)
+        ks_r = read(str(tmp / f"{case['name']}_ksdiff.tif"))
+        ks, gt, srs = ks_r.data, ks_r.gt, ks_r.crs
+        lms = read(exp).data.astype(np.float64)
         g = np.asarray(sc.detail_gains)[:, None, None]
         cal = np.where(ks == 0, 0, np.clip(np.round(lms + g * (ks - lms)), 1, np.iinfo(ks.dtype).max))
         path = write_geotiff(str(tmp / f"{case['name']}_cal.tif"), cal.astype(ks.dtype), gt, srs, 0, None)

@@ -108,7 +108,7 @@ def test_assess_is_registered_with_help(qgis_app):
 def test_engine_assessment_tiled_equals_whole_image(tmp_path, monkeypatch):
     """engine.assessment reads tiles (here forced small) and equals metrics on the whole arrays."""
     from ksdiff_qgis.engine import assessment
-    from model_core.wald import write_geotiff
+    from model_core.rasters import write_geotiff
 
     monkeypatch.setattr(assessment, "TILE", 64)
     monkeypatch.setattr(assessment, "REPRO_TILE", 32)

@@ -57,6 +57,30 @@ def test_bench_scoring_leaves_the_shipped_models_byte_identical(scenes):
     assert _hashes(MODELS_DIR) == before, "the bench changed a shipped model, card or README"
 
 
+def test_bench_reduced_scores_are_the_whole_image_indices(scenes):
+    """The bench scores through the engine's tiled assessment; that equals the whole-image indices it
+    computed itself before (pixels that are 0 in any band of either raster left out), also for GDAL's
+    pansharpening, whose output declares no nodata."""
+    from ksdiff_qgis.engine import metrics as M
+    from model_core.rasters import read
+
+    tmp, cases = scenes
+    scene = cases[0][1][0]
+    for method in ("exp", common.GDAL_METHOD):
+        out = str(tmp / f"equal_{method}.tif")
+        common.run_method(method, scene["pan"], scene["ms"], out, scene["sensor"])
+        ref, fused = read(scene["ref"]).data.astype(np.float64), read(out).data.astype(np.float64)
+        assert fused.shape == ref.shape
+        mask = np.all(ref != 0, axis=0) & np.all(fused != 0, axis=0)
+        whole = M.reduced_resolution(fused, ref, scene["ratio"], 2047.0, mask)
+        got = quality.score_reduced(out, scene)
+        assert set(got) == {*M.REDUCED, "per_band"}
+        for k in M.REDUCED:
+            assert got[k] == pytest.approx(whole[k], rel=1e-9), (method, k)
+        for k, v in whole["per_band"].items():
+            assert got["per_band"][k] == pytest.approx(v, rel=1e-9), (method, k)
+
+
 def test_bench_worker_subprocess(data_dir, tmp_path):
     """Speed runs go through ``python -m bench --worker``: one classical fusion, timed with its peak RSS."""
     out = tmp_path / "w.tif"

@@ -366,7 +366,7 @@ def test_tiny_pan_says_too_small_and_the_minimum(qgis_app, pair, tmp_path):
 # engine-level details behind the tests above ------------------------------------------------------------
 
 def _info(dtype: str, nodata, nbits=None):
-    from ksdiff_qgis.engine.grid import RasterInfo
+    from ksdiff_qgis.engine.raster_io import RasterInfo
 
     gtype = gdal.GetDataTypeByName(dtype.replace("uint8", "Byte").title().replace("Uint", "UInt"))
     return RasterInfo(path="x", width=8, height=8, bands=1, gt=(0, 1, 0, 0, 0, -1), wkt="",
@@ -384,7 +384,7 @@ def _info(dtype: str, nodata, nbits=None):
     (-1e39, "float32", None, None, float("nan")),  # floats: NaN
 ])
 def test_output_nodata_policy(pan_nd, ms_dtype, ms_nd, nbits, expected):
-    from ksdiff_qgis.engine.pipeline import output_nodata
+    from ksdiff_qgis.engine.raster_io import output_nodata
 
     value, why = output_nodata(_info("float32", pan_nd), _info(ms_dtype, ms_nd, nbits))
     if expected is None or not math.isnan(expected):

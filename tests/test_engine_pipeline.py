@@ -8,8 +8,9 @@ from osgeo import gdal
 from ksdiff_qgis.engine import classical
 from ksdiff_qgis.engine.errors import Cancelled, InputError
 from ksdiff_qgis.engine.feedback import Feedback
-from ksdiff_qgis.engine.grid import describe, plan_grid
+from ksdiff_qgis.engine.grid import plan_grid
 from ksdiff_qgis.engine.pipeline import pansharpen
+from ksdiff_qgis.engine.raster_io import describe
 from ksdiff_qgis.engine.tiling import blend_strips, tile_starts
 
 

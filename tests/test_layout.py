@@ -54,6 +54,20 @@ def test_readme_layout_table_matches_the_tree():
     assert tracked <= named | {"README.md"}, f"not in README's layout table: {sorted(tracked - named)}"
 
 
+def test_readme_layout_rows_name_every_file_of_their_folder():
+    """scripts/, bench/ and docs/: every file (by name or module name) appears in its row of the layout table."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    rows = {row.split("|")[1].strip().strip("`").rstrip("/"): row
+            for row in text.split("## Layout", 1)[1].split("\n\n", 2)[1].splitlines()[2:]}
+    for folder in ("scripts", "bench", "docs"):
+        row = rows[folder]
+        for p in (ROOT / folder).iterdir():
+            if p.name.startswith((".", "__")):
+                continue
+            assert f"`{p.name}`" in row or f"`{p.stem}`" in row or f"`{p.name}/`" in row, (
+                f"README's layout row for {folder}/ does not name {p.name}")
+
+
 def test_make_test_lints_first_and_requirements_are_layered():
     makefile = (ROOT / "Makefile").read_text()
     assert "\ntest: setup lint\n" in makefile and "\nlint: setup\n\t@$(PY) -m ruff check .\n" in makefile

@@ -204,7 +204,7 @@ def test_sample_reaches_64k_ms_pixels_on_a_large_scene(tmp_path):
     from ksdiff_qgis.engine.pipeline import _ms_stats_window, estimate_scene_stats
     from ksdiff_qgis.engine.raster_io import open_raster
     from ksdiff_qgis.engine.sensors import get_sensor
-    from model_core.wald import write_geotiff
+    from model_core.rasters import write_geotiff
 
     data = Path(__file__).resolve().parent / "data"
     paths = {}

@@ -10,9 +10,9 @@ from osgeo import gdal
 from ksdiff_qgis.engine.bands import band_kind, plan_bands
 from ksdiff_qgis.engine.errors import InputError
 from ksdiff_qgis.engine.feedback import RecordingFeedback
-from ksdiff_qgis.engine.grid import describe
 from ksdiff_qgis.engine.model_card import bundled_cards
 from ksdiff_qgis.engine.pipeline import pansharpen
+from ksdiff_qgis.engine.raster_io import describe
 from ksdiff_qgis.engine.sensor_detect import detect_sensor
 from ksdiff_qgis.engine.sensors import SENSORS, get_sensor, model_for
 

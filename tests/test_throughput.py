@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 from osgeo import gdal
 
-from ksdiff_qgis.engine import classical, outputs
+from ksdiff_qgis.engine import classical
 from ksdiff_qgis.engine.errors import Cancelled, InputError
 from ksdiff_qgis.engine.feedback import Feedback
 from ksdiff_qgis.engine.model_card import bundled_cards
 from ksdiff_qgis.engine.parallel import TilePool
 from ksdiff_qgis.engine.pipeline import pansharpen
+from ksdiff_qgis.engine.raster_io import outputs
 from ksdiff_qgis.engine.tiling import blend_strips
 
 

@@ -17,12 +17,12 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
-from ..engine import outputs, selfcheck
+from ..engine import selfcheck
 from ..engine.bandcolour import rgb_bands
 from ..engine.errors import Cancelled, InputError
 from ..engine.model_card import bundled_cards
 from ..engine.pipeline import method_names, pansharpen
-from ..engine.raster_io import open_raster
+from ..engine.raster_io import open_raster, outputs
 from ..engine.sensors import AUTO, SENSORS
 from .base import KsdiffAlgorithm, translator
 from .common import NaturalColour, ProcessingFeedback, raster_path

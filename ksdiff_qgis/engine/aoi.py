@@ -11,7 +11,8 @@ import math
 from osgeo import osr
 
 from .errors import InputError
-from .grid import GridPlan, RasterInfo
+from .grid import GridPlan
+from .raster_io import RasterInfo
 
 Extent = tuple[float, float, float, float]   # xmin, ymin, xmax, ymax
 

@@ -5,8 +5,8 @@ SAM, ERGAS, Q2n (Q4/Q8), Q, SCC, PSNR, SSIM. Full resolution (the original PAN a
 HQNR, Dρ, the checkerboard response (fused, worst band, and the PAN's) and the reprojection indices
 R-Q2n, R-SAM, R-ERGAS. Definitions: ``metrics.py``.
 
-Memory is bounded: rasters are read through GDAL in tiles with context and the indices are accumulated
-tile by tile (:class:`metrics.ReducedAccumulator`, :class:`metrics.FullAccumulator`); every pixel,
+Memory is bounded: rasters are read in tiles with context (``raster_io.MaskedRaster``) and the indices are
+accumulated tile by tile (:class:`metrics.ReducedAccumulator`, :class:`metrics.FullAccumulator`); every pixel,
 sliding window and 32x32 block is counted once, so the result equals the whole-image computation.
 The reprojection indices are accumulated on the MS grid in a second pass.
 """
@@ -15,13 +15,12 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from osgeo import gdal
 
 from . import metrics as M
 from .errors import Cancelled, InputError
 from .feedback import Feedback
 from .filters import MTF_TAPS, decimate, upsample
-from .gdalutil import gdal_call
+from .raster_io import MaskedRaster
 from .sensors import get_sensor
 
 TILE = 512
@@ -30,49 +29,7 @@ REPRO_HALO = 32         # MS pixels of context: enough for 32x32 Q2n blocks and 
 ALIGN_TOL = 0.05        # fused pixels: a smaller MS grid offset counts as aligned
 
 
-class Raster:
-    """A GDAL raster read window by window as float64 with a validity mask."""
-
-    def __init__(self, path: str, role: str):
-        self.path, self.role = path, role
-        self.ds, msg = gdal_call(gdal.Open, path)
-        if self.ds is None:
-            raise InputError(f"{role}: cannot open {path}: {msg}")
-        gt = self.ds.GetGeoTransform()
-        if gt[2] or gt[4]:
-            raise InputError(f"{role}: rotated rasters are not supported")
-        self.gt = gt
-        self.w, self.h, self.bands = self.ds.RasterXSize, self.ds.RasterYSize, self.ds.RasterCount
-        self.nodata = [self.ds.GetRasterBand(b + 1).GetNoDataValue() for b in range(self.bands)]
-        self.names = [self.ds.GetRasterBand(b + 1).GetDescription() for b in range(self.bands)]
-
-    def read(self, col: int, row: int, w: int, h: int) -> tuple[np.ndarray, np.ndarray]:
-        """(C, h, w) float64 and a validity mask (False where any band is nodata or NaN)."""
-        arr, msg = gdal_call(self.ds.ReadAsArray, int(col), int(row), int(w), int(h))
-        if arr is None:
-            raise InputError(f"{self.role}: reading {self.path} failed: {msg}")
-        arr = (arr[None] if arr.ndim == 2 else arr).astype(np.float64)
-        valid = np.ones(arr.shape[1:], bool)
-        for b, nd in enumerate(self.nodata):
-            if nd is not None:
-                valid &= ~(np.isnan(arr[b]) if math.isnan(nd) else arr[b] == nd)
-        valid &= np.all(np.isfinite(arr), axis=0)
-        return arr, valid
-
-    def read_mirrored(self, col: int, row: int, w: int, h: int, bounds) -> tuple[np.ndarray, np.ndarray]:
-        """Like :meth:`read`, for a window that may leave ``bounds`` = (col0, row0, col1, row1): the part
-        outside is mirrored at those bounds (as ``np.pad(..., 'symmetric')`` of the bounded image)."""
-        c0, r0, c1, r1 = bounds
-        ca, cb, ra, rb = max(col, c0), min(col + w, c1), max(row, r0), min(row + h, r1)
-        arr, valid = self.read(ca, ra, cb - ca, rb - ra)
-        pad = ((ra - row, row + h - rb), (ca - col, col + w - cb))
-        if any(p for ax in pad for p in ax):
-            arr = np.pad(arr, ((0, 0),) + pad, mode="symmetric")
-            valid = np.pad(valid, pad, mode="symmetric")
-        return arr, valid
-
-
-def grid_offset(a: Raster, b: Raster, tol: float = ALIGN_TOL) -> tuple[int, int]:
+def grid_offset(a: MaskedRaster, b: MaskedRaster, tol: float = ALIGN_TOL) -> tuple[int, int]:
     """Integer pixel offset (col, row) of ``b``'s origin on ``a``'s grid; both grids must coincide."""
     if abs(a.gt[1] - b.gt[1]) > 1e-6 * abs(a.gt[1]) or abs(a.gt[5] - b.gt[5]) > 1e-6 * abs(a.gt[5]):
         raise InputError(f"{b.role} and {a.role} have different pixel sizes ({b.gt[1]:g} vs {a.gt[1]:g}); "
@@ -93,11 +50,16 @@ def _step(fb: Feedback, done: int, total: int) -> None:
     fb.progress(done / max(total, 1))
 
 
-def assess_reduced(fused_path: str, ref_path: str, sensor: str, feedback: Feedback | None = None) -> dict:
-    """Reference-based indices of ``fused`` against ``ref`` over their common pixels (same grid)."""
+def assess_reduced(fused_path: str, ref_path: str, sensor: str, feedback: Feedback | None = None,
+                   extra_nodata: float | None = None) -> dict:
+    """Reference-based indices of ``fused`` against ``ref`` over their common pixels (same grid).
+
+    A pixel counts when it is valid in both (declared nodata, NaN and ``extra_nodata`` in any band are not).
+    """
     fb = feedback or Feedback()
     sens = get_sensor(sensor)
-    fu, rf = Raster(fused_path, "FUSED"), Raster(ref_path, "REFERENCE")
+    fu = MaskedRaster(fused_path, "FUSED", extra_nodata)
+    rf = MaskedRaster(ref_path, "REFERENCE", extra_nodata)
     if fu.bands != rf.bands:
         raise InputError(f"FUSED has {fu.bands} bands, REFERENCE {rf.bands}")
     dc, dr = grid_offset(fu, rf)               # reference origin in fused pixels
@@ -122,7 +84,7 @@ def assess_full(fused_path: str, pan_path: str, ms_path: str, sensor: str, feedb
     """No-reference indices of ``fused`` (PAN grid) against the original PAN and MS."""
     fb = feedback or Feedback()
     sens = get_sensor(sensor)
-    fu, pn, ms = Raster(fused_path, "FUSED"), Raster(pan_path, "PAN"), Raster(ms_path, "MS")
+    fu, pn, ms = MaskedRaster(fused_path, "FUSED"), MaskedRaster(pan_path, "PAN"), MaskedRaster(ms_path, "MS")
     if pn.bands != 1:
         raise InputError(f"PAN must have one band, it has {pn.bands}")
     if ms.bands != fu.bands:
@@ -167,7 +129,7 @@ def assess_full(fused_path: str, pan_path: str, ms_path: str, sensor: str, feedb
     return res
 
 
-def _repro_tiles(fu: Raster, ms: Raster, ratio: int, region, mu0: float, mv0: float):
+def _repro_tiles(fu: MaskedRaster, ms: MaskedRaster, ratio: int, region, mu0: float, mv0: float):
     """MS-grid tiles for the reprojection pass: the MS pixels whose footprint lies in the fused region.
 
     Returns (tiles, crop) with ``crop`` = (fused col, fused row, MS col, MS row, cols, rows, frac_col,
@@ -190,7 +152,7 @@ def _repro_tiles(fu: Raster, ms: Raster, ratio: int, region, mu0: float, mv0: fl
     return list(M.tile_cores(n_r, n_c, REPRO_TILE, REPRO_HALO)), crop
 
 
-def _reprojection(fu: Raster, ms: Raster, gains, ratio: int, scale: float, repro, fb: Feedback, done: int,
+def _reprojection(fu: MaskedRaster, ms: MaskedRaster, gains, ratio: int, scale: float, repro, fb: Feedback, done: int,
                   total: int) -> dict:
     """R-Q2n, R-SAM, R-ERGAS accumulated over MS-grid tiles (whole-image equal to
     ``metrics.reprojection`` of the aligned fused crop against the MS)."""

@@ -15,7 +15,7 @@ from osgeo import gdal
 
 from .errors import InputError
 from .gdalutil import gdal_call
-from .grid import RasterInfo, describe
+from .raster_io import RasterInfo, describe
 from .sensors import GENERIC_MTF_MS, Sensor
 
 # canonical band kinds, tested in this order (so "Red Edge" is not "Red" and "Deep Blue" not "Blue")

@@ -1,7 +1,7 @@
 """Count fused values the output type cannot hold, so clipping is never silent.
 
 A learned network can return negative values or values above the range of the MS data type; the
-writer clips them (``pipeline.to_dtype``). This counter sees every final strip before that and the
+writer clips them (``raster_io.to_dtype``). This counter sees every final strip before that and the
 pipeline logs the totals per run: a warning when more than :data:`WARN_FRACTION` of the pixels were hit.
 """
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Grid logic: describe the inputs, detect the PAN/MS ratio, find the output grid, reproject MS if needed.
+"""Grid logic: detect the PAN/MS ratio, find the output grid, reproject MS if needed.
 
 The output grid is the PAN grid over the PAN∩MS intersection. An MS grid that is merely shifted
 against the PAN grid (Landsat 8's half PAN pixel, misregistered products) is not warped: the
@@ -11,61 +11,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-import numpy as np
 from osgeo import gdal, osr
 
 from .errors import InputError
 from .gdalutil import gdal_call
+from .raster_io import RasterInfo
 
 RATIO_TOLERANCE = 1e-3   # relative; WorldView-2 products carry ~6e-5 of float noise
 EDGE_TOLERANCE = 0.05    # PAN pixels: grid-edge noise below this snaps to the nearest pixel edge
-DEFAULT_GT = (0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
 MIN_OVERLAP_MS = 8       # MS pixels per side: fewer leave too few samples for the scene statistics
-
-
-@dataclass
-class RasterInfo:
-    """What the pipeline needs to know about one input raster."""
-
-    path: str
-    width: int
-    height: int
-    bands: int
-    gt: tuple[float, ...]
-    wkt: str
-    dtype: np.dtype
-    gdal_type: int
-    nodata: float | None
-    nbits: int | None
-    descriptions: list[str]
-
-    @property
-    def georeferenced(self) -> bool:
-        return tuple(self.gt) != DEFAULT_GT or bool(self.wkt)
-
-    @property
-    def rotated(self) -> bool:
-        return self.gt[2] != 0.0 or self.gt[4] != 0.0
-
-
-def describe(ds: gdal.Dataset, path: str) -> RasterInfo:
-    """Read the facts of an opened dataset."""
-    b1 = ds.GetRasterBand(1)
-    dtype = np.dtype(gdal.GetDataTypeName(b1.DataType).lower().replace("byte", "uint8"))
-    nbits = b1.GetMetadataItem("NBITS", "IMAGE_STRUCTURE")
-    return RasterInfo(
-        path=path,
-        width=ds.RasterXSize,
-        height=ds.RasterYSize,
-        bands=ds.RasterCount,
-        gt=tuple(ds.GetGeoTransform(can_return_null=True) or DEFAULT_GT),
-        wkt=ds.GetProjection() or "",
-        dtype=dtype,
-        gdal_type=b1.DataType,
-        nodata=b1.GetNoDataValue(),
-        nbits=int(nbits) if nbits else None,
-        descriptions=[ds.GetRasterBand(i + 1).GetDescription() for i in range(ds.RasterCount)],
-    )
 
 
 @dataclass

@@ -8,8 +8,8 @@ import numpy as np
 from . import runtime
 from .classical import TileContext
 from .errors import InputError
-from .grid import RasterInfo
 from .model_card import ModelCard
+from .raster_io import RasterInfo
 from .runtime import Session
 
 PROBE_MIN = 8   # PAN pixels per side of the smallest probe tile

@@ -13,17 +13,31 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from . import aoi, classical, memory, model_card, outputs, runtime, selfcheck
+from . import aoi, classical, memory, model_card, runtime, selfcheck
 from . import bands as band_sel
 from .bandcolour import set_colour_interpretation
 from .clipping import ClipCounter
 from .errors import Cancelled, InputError
 from .feedback import Feedback
 from .filters import upsample
-from .grid import GridPlan, RasterInfo, describe, plan_grid
+from .grid import GridPlan, plan_grid
 from .learned import OnnxFuser, checked_session, value_scale
 from .parallel import BlockRowWriter, TilePool, default_workers
-from .raster_io import GeoTiffWriter, check_not_input, check_writable, open_raster, read_decimated, read_padded
+from .raster_io import (
+    GeoTiffWriter,
+    RasterInfo,
+    check_not_input,
+    check_writable,
+    data_scale,
+    describe,
+    open_raster,
+    output_nodata,
+    outputs,
+    read_decimated,
+    read_padded,
+    to_dtype,
+    value_range,
+)
 from .sensor_detect import detect_sensor
 from .sensors import AUTO, SENSORS, Sensor, get_sensor, model_for
 from .tiling import balanced_tile, blend_strips, tile_count
@@ -62,13 +76,6 @@ def resolve_model(sensor: str, model_path: str | None, feedback: Feedback | None
     return model_card.load_card(model_path)
 
 
-def data_scale(info: RasterInfo) -> float:
-    """Largest raw value of a raster's type (NBITS aware); 1.0 for floating point (reflectance)."""
-    if info.dtype.kind == "f":
-        return 1.0
-    return _value_range(info)[1]
-
-
 @dataclass
 class PansharpenResult:
     output_path: str
@@ -90,59 +97,6 @@ def _is_valid(arr: np.ndarray, nodata: float | None) -> np.ndarray | None:
         return None
     bad = np.isnan(arr) if math.isnan(nodata) else arr == np.float32(nodata)
     return ~bad.any(axis=0)
-
-
-def _value_range(info: RasterInfo) -> tuple[float, float]:
-    if info.dtype.kind == "f":
-        return float(np.finfo(np.float32).min), float(np.finfo(np.float32).max)
-    ii = np.iinfo(info.dtype)
-    hi = float(2 ** info.nbits - 1) if info.nbits and info.nbits < ii.bits else float(ii.max)
-    return float(ii.min), hi
-
-
-def _fits(value: float | None, info: RasterInfo) -> bool:
-    """Whether ``value`` is a pixel value the output type (the MS type, NBITS aware) can hold."""
-    if value is None:
-        return False
-    if info.dtype.kind == "f":
-        return math.isnan(value) or abs(value) <= float(np.finfo(info.dtype).max)
-    lo, hi = _value_range(info)
-    return not math.isnan(value) and float(value).is_integer() and lo <= value <= hi
-
-
-def output_nodata(pan: RasterInfo, ms: RasterInfo) -> tuple[float | None, str]:
-    """The output nodata value and why: MS nodata if the output type holds it, else PAN nodata if it does,
-    else 0 for unsigned integers, the type's minimum for signed ones, NaN for floats. None (no nodata)
-    only when neither input declares one, since then no pixel can be a hole."""
-    if _fits(ms.nodata, ms):
-        return ms.nodata, f"the MS nodata value {ms.nodata:g}"
-    if pan.nodata is None and ms.nodata is None:
-        return None, "none (neither input declares nodata)"
-    unfit = [f"{n} nodata {v:g}" for n, v in (("MS", ms.nodata), ("PAN", pan.nodata))
-             if v is not None and not _fits(v, ms)]
-    note = f" ({' and '.join(unfit)} not representable in {ms.dtype.name})" if unfit else ""
-    if _fits(pan.nodata, ms):
-        return pan.nodata, f"the PAN nodata value {pan.nodata:g}{note}"
-    value = float("nan") if ms.dtype.kind == "f" else _value_range(ms)[0]
-    return value, f"{value:g}, the default for {ms.dtype.name}{note}"
-
-
-def to_dtype(strip: np.ndarray, info: RasterInfo, nodata: float | None) -> np.ndarray:
-    """Clip to the valid range of the MS type (NBITS aware), round integers, NaN -> nodata."""
-    lo, hi = _value_range(info)
-    nan = np.isnan(strip)
-    out = np.clip(strip, lo, hi)
-    if info.dtype.kind != "f":
-        out = np.rint(out)
-        if nodata is not None:
-            # a valid pixel must not read as nodata
-            out[(out == nodata) & ~nan] = nodata + 1 if nodata < hi else nodata - 1
-    elif nodata is not None and not math.isnan(nodata):
-        # the same for floats: the nearest representable value next to nodata
-        toward = np.float32(np.inf if nodata < hi else -np.inf)
-        out[(out == nodata) & ~nan] = np.nextafter(np.float32(nodata), toward)
-    out[nan] = nodata if nodata is not None else lo
-    return out.astype(info.dtype)
 
 
 def _ms_stats_window(plan: GridPlan, ms_w: int, ms_h: int) -> tuple[int, int, int, int]:
@@ -308,7 +262,7 @@ def pansharpen(
     ``sensor='auto'`` guesses the sensor (``sensor_detect``); ``ms_bands`` selects and orders MS bands
     (1-based); ``extent`` (xmin, ymin, xmax, ymax in ``extent_wkt``, default the PAN CRS) limits the output;
     ``mtf_gains`` overrides the sensor's MS MTF gains (one per fused band, or one for all).
-    ``compression``/``cog``/``create_options`` choose the output encoding (``engine.outputs``); ``workers``
+    ``compression``/``cog``/``create_options`` choose the output encoding (``raster_io.outputs``); ``workers``
     tiles are fused in parallel (0: one per core), ``threads`` is ONNX Runtime's intra-op thread count
     (0: cores shared out between the tile workers). The output does not depend on either.
     Raises InputError (nothing written) for bad input and Cancelled when ``feedback`` asks to stop.
@@ -419,7 +373,7 @@ def pansharpen(
     set_colour_interpretation(writer.ds, names)
     for p in writer.removed_partials:
         fb.info(f"removed {os.path.basename(p)}, left beside the output by an interrupted earlier run")
-    clips = ClipCounter(_value_range(ms)[1], names)   # clipping is never silent
+    clips = ClipCounter(value_range(ms.dtype, ms.nbits)[1], names)   # clipping is never silent
     pool = TilePool(runner, rows, cols, tile_size, overlap, workers, on_result=runner.tile_done)
 
     def flush() -> None:
@@ -431,8 +385,8 @@ def pansharpen(
                 ds.FlushCache()
 
     # whole GeoTIFF block rows per flush: each block is compressed once, by all cores (NUM_THREADS)
-    rows_out = BlockRowWriter(writer.write, flush, lambda a: to_dtype(a, ms, nodata), outputs.BLOCK, rows,
-                              WRITE_CHUNK)
+    rows_out = BlockRowWriter(writer.write, flush, lambda a: to_dtype(a, ms.dtype, nodata, ms.nbits),
+                              outputs.BLOCK, rows, WRITE_CHUNK)
     try:
         for row, strip in blend_strips(rows, cols, tile_size, overlap, pool):
             clips.add(strip)

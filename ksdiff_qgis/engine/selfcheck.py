@@ -29,8 +29,8 @@ from . import metrics as M
 from .errors import Cancelled
 from .feedback import Feedback
 from .filters import upsample, wald_degrade
-from .grid import GridPlan, RasterInfo
-from .raster_io import read_padded
+from .grid import GridPlan
+from .raster_io import RasterInfo, read_padded
 from .sensors import Sensor
 
 AUTO = "auto"

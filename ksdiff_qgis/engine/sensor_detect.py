@@ -14,9 +14,10 @@ import os
 import re
 from dataclasses import dataclass, field
 
-from osgeo import gdal, osr
+from osgeo import osr
 
-from .grid import RasterInfo
+from .errors import InputError
+from .raster_io import RasterInfo, open_dataset
 from .sensors import SENSORS
 
 # satellite ids as GDAL, Maxar, Airbus and USGS write them (upper case, spaces/dashes/underscores removed)
@@ -66,8 +67,9 @@ def _satellite_key(text: str) -> str | None:
 
 
 def _imagery_domain(path: str) -> str | None:
-    ds = gdal.Open(path) if path else None
-    if ds is None:
+    try:   # a file GDAL cannot open simply carries no IMAGERY metadata
+        ds = open_dataset(path, "input")
+    except InputError:
         return None
     md = ds.GetMetadata("IMAGERY") or {}
     return md.get("SATELLITEID")

@@ -20,12 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import rasterio
+from rasterio.transform import Affine
 
 from ksdiff_qgis.engine.filters import convolve_axis, mtf_sigma, upsample, wald_degrade
 from ksdiff_qgis.engine.sensors import Sensor
 
 from ..datacache import HELD_APART
+from ..rasters import read
 
 
 @dataclass
@@ -46,9 +47,9 @@ class Triple:
     share: float | None = None   # fraction of training batches drawn from this triple (None: by positions)
 
 
-def _read(path: Path) -> tuple[np.ndarray, rasterio.Affine]:
-    with rasterio.open(path) as src:
-        return src.read().astype(np.float32), src.transform
+def _read(path: Path) -> tuple[np.ndarray, Affine]:
+    r = read(path)
+    return r.data.astype(np.float32), r.transform
 
 
 def _blank_held(arr: np.ndarray, rel: str, allow_held: bool) -> None:

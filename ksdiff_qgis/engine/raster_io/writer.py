@@ -1,8 +1,7 @@
-"""GDAL window reads with edge handling, and a streamed GeoTIFF writer that never leaves half a file."""
+"""A streamed GeoTIFF writer that never leaves half a file, and the checks on an output path."""
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import uuid
 from typing import Callable
@@ -10,76 +9,19 @@ from typing import Callable
 import numpy as np
 from osgeo import gdal
 
-from .errors import Cancelled, InputError
-from .gdalutil import close_dataset, gdal_call, gdal_try
-from .grid import RasterInfo, describe
+from ..errors import Cancelled, InputError
+from ..gdalutil import close_dataset, gdal_try
+from .info import RasterInfo
+from .partials import hold, remove_stale_partials
 
-try:                  # POSIX only: Windows has no file size limit to report, and refuses to delete an
-    import fcntl  # open file, which protects a live run's temporary file there without a lock
+try:                  # POSIX only: Windows has no file size limit to report
     import resource
 except ImportError:   # pragma: no cover
-    fcntl = resource = None
+    resource = None
 
-SUPPORTED_TYPES = {"Byte", "UInt16", "Int16", "UInt32", "Int32", "Float32", "Float64", "Int8"}
 OUTPUT_EXTENSIONS = (".tif", ".tiff")       # the writer makes GeoTIFF and nothing else
 SIDECARS = (".aux.xml", ".ovr", ".msk")      # files GDAL/QGIS keep beside a raster (stats, overviews, mask)
 LOW_SPACE = 1 << 20                          # bytes: a failed write with less free space is a full disk
-
-
-def open_raster(path: str, role: str) -> tuple[gdal.Dataset, RasterInfo]:
-    """Open a raster for reading and prove it is readable (first and last block of every band)."""
-    ds, msg = gdal_call(gdal.OpenEx, path, gdal.OF_RASTER | gdal.OF_READONLY) if path else (None, "")
-    if ds is None:
-        msg = msg or "not a raster GDAL can read"
-        raise InputError(f"cannot open the {role} raster {path!r}: {msg}")
-    if ds.RasterCount < 1:
-        raise InputError(f"the {role} raster {path!r} has no bands")
-    tname = gdal.GetDataTypeName(ds.GetRasterBand(1).DataType)
-    if tname not in SUPPORTED_TYPES:
-        raise InputError(f"the {role} raster has data type {tname}, which pansharpening does not support")
-    for i in range(1, ds.RasterCount + 1):
-        band = ds.GetRasterBand(i)
-        for x, y in ((0, 0), (ds.RasterXSize - 1, ds.RasterYSize - 1)):
-            data, msg = gdal_call(band.ReadRaster, x, y, 1, 1)
-            if data is None:
-                raise InputError(f"the {role} raster {path!r} is unreadable or truncated (band {i}): {msg}")
-    return ds, describe(ds, path)
-
-
-def _read(ds: gdal.Dataset, bands: int, col: int, row: int, w: int, h: int) -> np.ndarray:
-    arr, msg = gdal_call(ds.ReadAsArray, col, row, w, h, band_list=list(range(1, bands + 1)))
-    if arr is None:
-        raise OSError(f"reading {w}x{h} pixels at ({col}, {row}) failed: {msg}")
-    arr = arr.reshape(bands, h, w)
-    return arr
-
-
-def read_padded(ds: gdal.Dataset, row0: int, col0: int, rows: int, cols: int, mode: str) -> np.ndarray:
-    """Read (bands, rows, cols) as float32 from a window that may extend beyond the raster.
-
-    Outside the raster, ``mode='symmetric'`` mirrors the edge pixels (PAN, for filters) and
-    ``mode='edge'`` repeats them (MS, equivalent to clamping the interpolation indices). Padding depends
-    only on the raster edge, so every tile of a scene sees the same values.
-    """
-    h, w = ds.RasterYSize, ds.RasterXSize
-    r_a, r_b = max(row0, 0), min(row0 + rows, h)
-    c_a, c_b = max(col0, 0), min(col0 + cols, w)
-    if r_b <= r_a or c_b <= c_a:
-        raise ValueError("window lies entirely outside the raster")
-    arr = _read(ds, ds.RasterCount, c_a, r_a, c_b - c_a, r_b - r_a).astype(np.float32, copy=False)
-    pad = ((0, 0), (r_a - row0, row0 + rows - r_b), (c_a - col0, col0 + cols - c_b))
-    if any(p for ax in pad for p in ax):
-        arr = np.pad(arr, pad, mode=mode)
-    return arr
-
-
-def read_decimated(ds: gdal.Dataset, col: int, row: int, w: int, h: int, out_w: int, out_h: int) -> np.ndarray:
-    """Read a window averaged down to (out_h, out_w) by GDAL, as float64 (bands, out_h, out_w)."""
-    arr, msg = gdal_call(ds.ReadAsArray, col, row, w, h, buf_xsize=out_w, buf_ysize=out_h,
-                         buf_type=gdal.GDT_Float64, resample_alg=gdal.GRIORA_Average)
-    if arr is None:
-        raise OSError(f"reading the raster failed: {msg}")
-    return arr.reshape(ds.RasterCount, out_h, out_w)
 
 
 def check_writable(path: str) -> None:
@@ -132,54 +74,6 @@ def check_not_input(output_path: str, inputs: dict[str, gdal.Dataset]) -> None:
             )
 
 
-def stale_partials(path: str) -> list[str]:
-    """Temporary files that killed runs onto ``path`` left beside it (``.<name>.<hex>.partial`` and sidecars)."""
-    folder, name = os.path.split(os.path.abspath(path))
-    pattern = re.compile(rf"\.{re.escape(name)}\.[0-9a-f]{{8}}\.partial(\..+)?$")
-    try:
-        return sorted(os.path.join(folder, f) for f in os.listdir(folder) if pattern.match(f))
-    except OSError:
-        return []
-
-
-def _hold(path: str):
-    """Keep a shared lock on a temporary file while this run writes it (released by closing the handle)."""
-    if fcntl is None:
-        return None
-    f = open(path, "rb")
-    fcntl.flock(f, fcntl.LOCK_SH)
-    return f
-
-
-def _in_use(partial: str) -> bool:
-    """Whether a live run (this process or another) holds ``partial``; a killed run's lock is gone."""
-    if fcntl is None or not os.path.exists(partial):
-        return False
-    try:
-        with open(partial, "rb") as f:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        return True
-    return False
-
-
-def remove_stale_partials(path: str) -> list[str]:
-    """Delete the leftovers of killed runs onto ``path``; return the ones removed.
-
-    A run writing to the same output right now keeps its file (it holds a lock on it).
-    """
-    removed = []
-    for p in stale_partials(path):
-        if _in_use(re.sub(r"\.partial\..+$", ".partial", p)):
-            continue
-        try:
-            os.remove(p)
-            removed.append(p)
-        except OSError:
-            pass   # another user's file or already gone: not ours to insist on
-    return removed
-
-
 def _fsize_limit() -> int | None:
     """The process's file size limit in bytes (``ulimit -f``), or None when there is none."""
     if resource is None:
@@ -228,7 +122,7 @@ class GeoTiffWriter:
             opts.append(f"NBITS={ms.nbits}")
         else:
             opts.append("PREDICTOR=3" if ms.dtype.kind == "f" else "PREDICTOR=2")
-        if options is not None:   # the caller's full list of GTiff creation options (engine.outputs)
+        if options is not None:   # the caller's full list of GTiff creation options (raster_io.outputs)
             opts = list(options)
         self._lock = None
         self.ds, errors = gdal_try(gdal.GetDriverByName("GTiff").Create, self.tmp_path, width, height,
@@ -237,7 +131,7 @@ class GeoTiffWriter:
             self.abort()
             raise OSError(write_failure(path, "creating it", errors))
         try:
-            self._lock = _hold(self.tmp_path)   # tells a concurrent run onto this output it is not stale
+            self._lock = hold(self.tmp_path)   # tells a concurrent run onto this output it is not stale
             self._describe(gt, wkt, band_names, nodata)
         except BaseException:
             self.abort()

@@ -14,9 +14,9 @@ from typing import Callable
 
 from osgeo import gdal
 
-from .errors import Cancelled, InputError
-from .gdalutil import close_dataset, gdal_call
-from .raster_io import SIDECARS, GeoTiffWriter
+from ..errors import Cancelled, InputError
+from ..gdalutil import close_dataset, gdal_call
+from .writer import SIDECARS, GeoTiffWriter
 
 COMPRESSIONS = {
     "deflate": "DEFLATE (lossless, readable everywhere)",

@@ -1,0 +1,38 @@
+"""The engine's one place for raster I/O (GDAL's own Python binding, ``osgeo.gdal``, as QGIS ships it).
+
+* ``info``: open a raster (checked), :class:`RasterInfo` and :func:`describe`;
+* ``read``: window reads (padded float32 tiles for fusion, GDAL-averaged windows for scene statistics,
+  :class:`MaskedRaster` for the quality assessment);
+* ``dtypes``: the output type policy (value range, output nodata, the cast of fused values);
+* ``writer``: the streamed, checked GeoTIFF writer and the checks on an output path;
+* ``outputs``: the output encoding (compression, predictor, NBITS, creation options) and the COG writer;
+* ``partials``: temporary files of killed runs and the lock of a live one.
+
+Import the public names from here (``from .raster_io import open_raster``); the submodules stay small.
+"""
+from __future__ import annotations
+
+import importlib
+
+# public name -> submodule. Loaded on first use (PEP 562), so that ``model_core`` can use the numpy-only
+# output type policy (``dtypes``) without importing osgeo: training runs where only rasterio is installed.
+_EXPORTS = {
+    **dict.fromkeys(("data_scale", "fits", "output_nodata", "to_dtype", "value_range"), "dtypes"),
+    **dict.fromkeys(("DEFAULT_GT", "SUPPORTED_TYPES", "RasterInfo", "describe", "open_dataset", "open_raster"),
+                    "info"),
+    **dict.fromkeys(("remove_stale_partials", "stale_partials"), "partials"),
+    **dict.fromkeys(("MaskedRaster", "read_decimated", "read_padded"), "read"),
+    **dict.fromkeys(("OUTPUT_EXTENSIONS", "SIDECARS", "GeoTiffWriter", "check_not_input", "check_writable",
+                     "write_failure"), "writer"),
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

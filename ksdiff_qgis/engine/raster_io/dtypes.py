@@ -1,0 +1,79 @@
+"""The output type policy: the valid value range of a data type, the nodata value of an output, and the
+cast of fused float values into the output type. Numpy only; every raster the project writes goes
+through :func:`to_dtype` (the pipeline's output, and model_core's Wald test cases)."""
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:   # info imports osgeo; this module stays numpy-only (model_core uses it)
+    from .info import RasterInfo
+
+
+def value_range(dtype, nbits: int | None = None) -> tuple[float, float]:
+    """(lowest, highest) value an output of ``dtype`` holds; an NBITS integer raster tops out at 2**nbits - 1.
+
+    Floating point outputs are held to the float32 range (the output type of float data).
+    """
+    dt = np.dtype(dtype)
+    if dt.kind == "f":
+        return float(np.finfo(np.float32).min), float(np.finfo(np.float32).max)
+    ii = np.iinfo(dt)
+    hi = float(2 ** nbits - 1) if nbits and nbits < ii.bits else float(ii.max)
+    return float(ii.min), hi
+
+
+def data_scale(info: RasterInfo) -> float:
+    """Largest raw value of a raster's type (NBITS aware); 1.0 for floating point (reflectance)."""
+    if info.dtype.kind == "f":
+        return 1.0
+    return value_range(info.dtype, info.nbits)[1]
+
+
+def fits(value: float | None, info: RasterInfo) -> bool:
+    """Whether ``value`` is a pixel value the output type (the MS type, NBITS aware) can hold."""
+    if value is None:
+        return False
+    if info.dtype.kind == "f":
+        return math.isnan(value) or abs(value) <= float(np.finfo(info.dtype).max)
+    lo, hi = value_range(info.dtype, info.nbits)
+    return not math.isnan(value) and float(value).is_integer() and lo <= value <= hi
+
+
+def output_nodata(pan: RasterInfo, ms: RasterInfo) -> tuple[float | None, str]:
+    """The output nodata value and why: MS nodata if the output type holds it, else PAN nodata if it does,
+    else 0 for unsigned integers, the type's minimum for signed ones, NaN for floats. None (no nodata)
+    only when neither input declares one, since then no pixel can be a hole."""
+    if fits(ms.nodata, ms):
+        return ms.nodata, f"the MS nodata value {ms.nodata:g}"
+    if pan.nodata is None and ms.nodata is None:
+        return None, "none (neither input declares nodata)"
+    unfit = [f"{n} nodata {v:g}" for n, v in (("MS", ms.nodata), ("PAN", pan.nodata))
+             if v is not None and not fits(v, ms)]
+    note = f" ({' and '.join(unfit)} not representable in {ms.dtype.name})" if unfit else ""
+    if fits(pan.nodata, ms):
+        return pan.nodata, f"the PAN nodata value {pan.nodata:g}{note}"
+    value = float("nan") if ms.dtype.kind == "f" else value_range(ms.dtype, ms.nbits)[0]
+    return value, f"{value:g}, the default for {ms.dtype.name}{note}"
+
+
+def to_dtype(strip: np.ndarray, dtype, nodata: float | None, nbits: int | None = None) -> np.ndarray:
+    """Float values (NaN = nodata) -> ``dtype``: clipped to its valid range (NBITS aware), integers rounded,
+    NaN -> ``nodata``, and a valid value that would equal ``nodata`` nudged by one step so it never reads
+    as a hole."""
+    dt = np.dtype(dtype)
+    lo, hi = value_range(dt, nbits)
+    nan = np.isnan(strip)
+    out = np.clip(strip, lo, hi)
+    if dt.kind != "f":
+        out = np.rint(out)
+        if nodata is not None:
+            out[(out == nodata) & ~nan] = nodata + 1 if nodata < hi else nodata - 1
+    elif nodata is not None and not math.isnan(nodata):
+        # the same for floats: the nearest representable value next to nodata
+        toward = np.float32(np.inf if nodata < hi else -np.inf)
+        out[(out == nodata) & ~nan] = np.nextafter(np.float32(nodata), toward)
+    out[nan] = nodata if nodata is not None else lo
+    return out.astype(dt)

@@ -1,0 +1,84 @@
+"""Open a raster and describe it: what the pipeline and the assessment need to know about an input."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from osgeo import gdal
+
+from ..errors import InputError
+from ..gdalutil import gdal_call
+
+SUPPORTED_TYPES = {"Byte", "UInt16", "Int16", "UInt32", "Int32", "Float32", "Float64", "Int8"}
+DEFAULT_GT = (0.0, 1.0, 0.0, 0.0, 0.0, 1.0)   # what GDAL reports for a raster without a geotransform
+
+
+@dataclass
+class RasterInfo:
+    """What the pipeline needs to know about one input raster."""
+
+    path: str
+    width: int
+    height: int
+    bands: int
+    gt: tuple[float, ...]
+    wkt: str
+    dtype: np.dtype
+    gdal_type: int
+    nodata: float | None
+    nbits: int | None
+    descriptions: list[str]
+
+    @property
+    def georeferenced(self) -> bool:
+        return tuple(self.gt) != DEFAULT_GT or bool(self.wkt)
+
+    @property
+    def rotated(self) -> bool:
+        return self.gt[2] != 0.0 or self.gt[4] != 0.0
+
+
+def describe(ds: gdal.Dataset, path: str) -> RasterInfo:
+    """Read the facts of an opened dataset."""
+    b1 = ds.GetRasterBand(1)
+    dtype = np.dtype(gdal.GetDataTypeName(b1.DataType).lower().replace("byte", "uint8"))
+    nbits = b1.GetMetadataItem("NBITS", "IMAGE_STRUCTURE")
+    return RasterInfo(
+        path=path,
+        width=ds.RasterXSize,
+        height=ds.RasterYSize,
+        bands=ds.RasterCount,
+        gt=tuple(ds.GetGeoTransform(can_return_null=True) or DEFAULT_GT),
+        wkt=ds.GetProjection() or "",
+        dtype=dtype,
+        gdal_type=b1.DataType,
+        nodata=b1.GetNoDataValue(),
+        nbits=int(nbits) if nbits else None,
+        descriptions=[ds.GetRasterBand(i + 1).GetDescription() for i in range(ds.RasterCount)],
+    )
+
+
+def open_dataset(path: str, role: str) -> gdal.Dataset:
+    """Open a raster read-only (any GDAL source: files, /vsi paths, subdatasets); InputError if GDAL cannot."""
+    ds, msg = gdal_call(gdal.OpenEx, path, gdal.OF_RASTER | gdal.OF_READONLY) if path else (None, "")
+    if ds is None:
+        msg = msg or "not a raster GDAL can read"
+        raise InputError(f"cannot open the {role} raster {path!r}: {msg}")
+    return ds
+
+
+def open_raster(path: str, role: str) -> tuple[gdal.Dataset, RasterInfo]:
+    """Open a raster for reading and prove it is readable (first and last block of every band)."""
+    ds = open_dataset(path, role)
+    if ds.RasterCount < 1:
+        raise InputError(f"the {role} raster {path!r} has no bands")
+    tname = gdal.GetDataTypeName(ds.GetRasterBand(1).DataType)
+    if tname not in SUPPORTED_TYPES:
+        raise InputError(f"the {role} raster has data type {tname}, which pansharpening does not support")
+    for i in range(1, ds.RasterCount + 1):
+        band = ds.GetRasterBand(i)
+        for x, y in ((0, 0), (ds.RasterXSize - 1, ds.RasterYSize - 1)):
+            data, msg = gdal_call(band.ReadRaster, x, y, 1, 1)
+            if data is None:
+                raise InputError(f"the {role} raster {path!r} is unreadable or truncated (band {i}): {msg}")
+    return ds, describe(ds, path)

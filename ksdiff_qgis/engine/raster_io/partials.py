@@ -1,0 +1,58 @@
+"""Temporary files of runs onto an output: the ones killed runs left behind, and the lock a live run holds."""
+from __future__ import annotations
+
+import os
+import re
+
+try:                  # POSIX only: Windows refuses to delete an open file, which protects a live run's
+    import fcntl  # temporary file there without a lock
+except ImportError:   # pragma: no cover
+    fcntl = None
+
+
+def stale_partials(path: str) -> list[str]:
+    """Temporary files that killed runs onto ``path`` left beside it (``.<name>.<hex>.partial`` and sidecars)."""
+    folder, name = os.path.split(os.path.abspath(path))
+    pattern = re.compile(rf"\.{re.escape(name)}\.[0-9a-f]{{8}}\.partial(\..+)?$")
+    try:
+        return sorted(os.path.join(folder, f) for f in os.listdir(folder) if pattern.match(f))
+    except OSError:
+        return []
+
+
+def hold(path: str):
+    """Keep a shared lock on a temporary file while this run writes it (released by closing the handle)."""
+    if fcntl is None:
+        return None
+    f = open(path, "rb")
+    fcntl.flock(f, fcntl.LOCK_SH)
+    return f
+
+
+def _in_use(partial: str) -> bool:
+    """Whether a live run (this process or another) holds ``partial``; a killed run's lock is gone."""
+    if fcntl is None or not os.path.exists(partial):
+        return False
+    try:
+        with open(partial, "rb") as f:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return True
+    return False
+
+
+def remove_stale_partials(path: str) -> list[str]:
+    """Delete the leftovers of killed runs onto ``path``; return the ones removed.
+
+    A run writing to the same output right now keeps its file (it holds a lock on it).
+    """
+    removed = []
+    for p in stale_partials(path):
+        if _in_use(re.sub(r"\.partial\..+$", ".partial", p)):
+            continue
+        try:
+            os.remove(p)
+            removed.append(p)
+        except OSError:
+            pass   # another user's file or already gone: not ours to insist on
+    return removed
