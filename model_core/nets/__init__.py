@@ -17,6 +17,8 @@ def build_model(method: str, bands: int, backbone: str = "fusionnet", **kw) -> n
     """Build a network by method name; ``kw`` are the config's ``model`` options."""
     kw = dict(kw)
     bb_kw = {k: kw.pop(k) for k in ("width", "blocks", "modulate", "modulate_ends") if k in kw}
+    if kw.pop("prefuse", False):   # the backbone corrects an in-graph HPM fusion (nets/prefuse.py)
+        bb_kw["prefuse"] = int(kw.get("ratio", 4))
     if method in BACKBONES:
         bb_kw.pop("modulate", None)  # a bare backbone has no kernel modulation
         bb_kw.pop("modulate_ends", None)

@@ -6,18 +6,22 @@ import torch.nn.functional as F
 from torch import nn
 
 from .modconv import ModConv2d, Modulation, ResBlock, scale_bands
+from .prefuse import HPMPrefuse
 
 
 class FusionNet(nn.Module):
     """head conv -> ``blocks`` residual blocks -> tail conv; output = LMS + residual.
 
     The residual-block convolutions are the modulatable layers (``mod_layers`` of them, width x width).
+    ``prefuse`` = the PAN/MS ratio: the residual goes on top of an in-graph HPM fusion instead of LMS
+    (``nets/prefuse.py``); 0 = off (the original FusionNet).
     """
 
     def __init__(self, bands: int, width: int = 32, blocks: int = 4, modulate: str = "none",
-                 ranks: tuple[int, int, int] = (4, 4, 3), modulate_ends: bool = False) -> None:
+                 ranks: tuple[int, int, int] = (4, 4, 3), modulate_ends: bool = False, prefuse: int = 0) -> None:
         super().__init__()
         self.bands, self.width = bands, width
+        self.prefuse = HPMPrefuse(prefuse) if prefuse else None
         # which residual-block convs KSDiff modulates: none (bare backbone), the first of each block, or both
         self.per_block = {"none": 0, "first": 1, "all": 2}[modulate]
         # also the head (what detail is extracted from PAN - LMS) and the tail (how much goes into each band)
@@ -39,7 +43,8 @@ class FusionNet(nn.Module):
     @property
     def margin(self) -> int:
         """Receptive-field radius in PAN pixels: one pixel per 3x3 conv."""
-        return 2 + 2 * len(self.blocks)
+        conv = 2 + 2 * len(self.blocks)
+        return max(conv, self.prefuse.margin) if self.prefuse is not None else conv
 
     def modconvs(self) -> list[ModConv2d]:
         inner = [c for b in self.blocks for c in (b.conv1, b.conv2)[: self.per_block]]
@@ -55,4 +60,5 @@ class FusionNet(nn.Module):
         for i, blk in enumerate(self.blocks):
             x = blk(x, *(mods[k * i : k * i + k] if mods is not None and k else ()))
         x = F.relu(x)
-        return lms + scale_bands(self.tail(x, m_tail), tail_gain)
+        base = lms if self.prefuse is None else self.prefuse(pan, lms)
+        return base + scale_bands(self.tail(x, m_tail), tail_gain)
