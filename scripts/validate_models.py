@@ -1,0 +1,119 @@
+"""Candidate 4-band models on the validation scene (WorldView-2 pair 2), where model choices are made.
+
+    python scripts/validate_models.py NAME=DIR [NAME=DIR ...] [--out bench/validation.json] [--md docs/VALIDATION.md]
+
+``DIR`` holds a ``wv2.onnx`` with its card (``python -m model_core export --checkpoint ... --out DIR/wv2.onnx
+--no-evaluate``); ``bundled`` names the plugin's own. Pair 2 is neither trained on (the configs use it for
+validation only) nor held apart for testing (WV2 pair 3 and the robustness suite are): choosing a model here
+leaves the tests independent. Every candidate and the classical methods are fused through the plugin's engine
+(``pipeline.pansharpen``, METHOD=ksdiff forced for models) and scored by its assessment:
+
+* Wald's protocol with the sensor's MTF (``model_core.wald``): ERGAS, SAM;
+* the same with a sharp PAN (block average, no MTF blur: what a real PAN looks like to the network);
+* full resolution on the real pair: R-ERGAS, Dλ (Khan), HQNR, Dρ and the worst band's checkerboard
+  response against the PAN's.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from ksdiff_qgis.engine.assessment import assess_full, assess_reduced  # noqa: E402
+from ksdiff_qgis.engine.pipeline import pansharpen  # noqa: E402
+from model_core.datacache import data_dir  # noqa: E402
+from model_core.rasters import read, write_geotiff  # noqa: E402
+from model_core.wald import make_reduced_case  # noqa: E402
+
+CLASSICAL = ("mtf_glp_hpm", "gsa")
+SENSOR, RATIO = "wv2", 4
+
+
+def sharp_pan_case(case, pan_path: str, folder: Path) -> str:
+    """The Wald case's PAN replaced by the real PAN block-averaged by the ratio (no MTF blur)."""
+    ref = read(case.pan)
+    x0, dx, _, y0, _, dy = ref.gt
+    full = read(pan_path)
+    fx0, fdx, _, fy0, _, fdy = full.gt
+    c, r = round((x0 - fx0) / fdx), round((y0 - fy0) / fdy)
+    h, w = ref.height * RATIO, ref.width * RATIO
+    block = full.data[0, r:r + h, c:c + w].astype(np.float64)
+    block = block.reshape(ref.height, RATIO, ref.width, RATIO).mean(axis=(1, 3))
+    out = folder / "sharp_pan.tif"
+    return write_geotiff(str(out), np.round(block).astype(ref.dtype), ref.transform, ref.crs, ref.nodata,
+                         nbits=ref.nbits)
+
+
+def score(method: str, model: str | None, scenes: dict, folder: Path) -> dict:
+    """Every figure of one method on the validation scene."""
+    row: dict = {}
+    for key, (pan, ms, ref) in scenes.items():
+        out = str(folder / f"{key}_{method}_{Path(model).parent.name if model else ''}.tif")
+        pansharpen(pan, ms, out, sensor=SENSOR, method=method, model_path=model)
+        if ref:
+            r = assess_reduced(out, ref, SENSOR)
+            row[f"{key}_ERGAS"], row[f"{key}_SAM"] = round(r["ERGAS"], 3), round(r["SAM"], 3)
+        else:
+            f = assess_full(out, pan, ms, SENSOR)
+            row.update({"R_ERGAS": round(f["R_ERGAS"], 3), "D_lambda_khan": round(f["D_lambda"], 4),
+                        "HQNR": round(f["HQNR"], 4), "D_rho": round(f["D_rho"], 4),
+                        "checkerboard_worst": round(f["CB"], 3), "checkerboard_pan": round(f["CB_PAN"], 3)})
+    return row
+
+
+def markdown(res: dict) -> str:
+    cols = ["wald_ERGAS", "wald_SAM", "sharp_ERGAS", "R_ERGAS", "D_lambda_khan", "HQNR", "D_rho",
+            "checkerboard_worst"]
+    lines = ["# Candidate models on the validation scene (WorldView-2 pair 2)", "",
+             f"Written by `scripts/validate_models.py` on {res['date_utc']}. `wald` = Wald's protocol with the "
+             "sensor MTF; `sharp` = the same with a block-averaged (sharp) PAN; the rest at full resolution on the "
+             f"real pair (PAN checkerboard response {res.get('checkerboard_pan')}). Lower is better except HQNR.", "",
+             "| method | " + " | ".join(cols) + " |", "| --- | " + " | ".join("---:" for _ in cols) + " |"]
+    for name, row in res["methods"].items():
+        lines.append(f"| {name} | " + " | ".join(str(row.get(c, "—")) for c in cols) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("models", nargs="*", help="NAME=DIR with DIR/wv2.onnx, or 'bundled'")
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "validation.json")
+    ap.add_argument("--md", type=Path, default=ROOT / "docs" / "VALIDATION.md")
+    a = ap.parse_args(argv)
+    root = data_dir() / "wv2"
+    pan, ms = str(root / "pair2_pan.tif"), str(root / "pair2_ms.tif")
+    methods: dict[str, str | None] = {m: None for m in CLASSICAL}
+    for spec in a.models:
+        name, _, folder = spec.partition("=")
+        methods[name] = None if name == "bundled" else str(Path(folder) / "wv2.onnx")
+    res: dict = {"date_utc": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "scene": "wv2/pair2",
+                 "methods": {}}
+    with tempfile.TemporaryDirectory(prefix="ksdiff_validate_") as tmp:
+        folder = Path(tmp)
+        case = make_reduced_case(pan, ms, str(folder), SENSOR)
+        scenes = {"wald": (case.pan, case.ms, case.ref),
+                  "sharp": (sharp_pan_case(case, pan, folder), case.ms, case.ref),
+                  "full": (pan, ms, None)}
+        for name, model in tqdm(methods.items(), desc="validation"):
+            method = name if name in CLASSICAL else "ksdiff"
+            res["methods"][name] = row = score(method, model, scenes, folder)
+            res["checkerboard_pan"] = row.pop("checkerboard_pan", None)
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    a.out.write_text(json.dumps(res, indent=1) + "\n")
+    a.md.parent.mkdir(parents=True, exist_ok=True)
+    a.md.write_text(markdown(res))
+    print(a.md.read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
