@@ -116,7 +116,7 @@ def run(cfg: dict) -> dict:
 def configurations(pan: str, ms: str, tmp: Path, methods: list[str]) -> dict[str, dict]:
     from ksdiff_qgis.engine.raster_io import outputs
 
-    same = outputs.gtiff_options("u", nbits=11)   # our default for this 11-bit scene
+    same = outputs.gtiff_options("u")   # our default, also for this 11-bit scene (not bit-packed)
     c = {
         "gdal_default": {"kind": "gdal"},
         "gdal_deflate": {"kind": "gdal", "co": GDAL_DEFLATE},
@@ -128,7 +128,7 @@ def configurations(pan: str, ms: str, tmp: Path, methods: list[str]) -> dict[str
         if m in ("brovey", "mtf_glp_hpm"):
             c[f"{m}@gdal_deflate"] = {"kind": "ours", "method": m, "options": OURS_AS_GDAL_DEFLATE}
         if m == "brovey":
-            c[f"{m}@nbits16"] = {"kind": "ours", "method": m, "options": "NBITS=16"}
+            c[f"{m}@nbits11"] = {"kind": "ours", "method": m, "options": "NBITS=11"}
     for name, cfg in c.items():
         cfg.update(pan=pan, ms=ms, out=str(tmp / f"{name}.tif"))
     return c
@@ -161,7 +161,7 @@ def label(name: str) -> str:
     if base.endswith("_w1"):
         return LABELS.get(base[:-3], base) + ", 1 tile worker"
     tails = {"gdal_deflate": ", writing GDAL's tiled DEFLATE (11-bit packed, level 6, 1 thread)",
-             "nbits16": ", NBITS=16 (not bit-packed: predictor)"}
+             "nbits11": ", NBITS=11 (bit-packed as the input: no predictor)"}
     return LABELS.get(base, base) + tails.get(tail, "")
 
 
@@ -223,7 +223,7 @@ def main(argv=None) -> int:
                platform.processor())
     res = {"date_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"), "size": a.size,
            "repeat": a.repeat, "load": load, "cpu": cpu, "cores": os.cpu_count(), "methods": methods,
-           "default_options": outputs.gtiff_options("u", nbits=11), "results": results}
+           "default_options": outputs.gtiff_options("u"), "results": results}
     md = markdown(res)
     print(md)
     if not a.no_write:

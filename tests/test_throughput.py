@@ -144,7 +144,7 @@ def test_default_options_are_fast_lossless_and_threaded():
     # the user's options win, and bit packing drops the predictor GDAL would refuse
     opts = outputs.gtiff_options("u", "deflate", outputs.parse_options("ZLEVEL=9|NBITS=11"))
     assert "ZLEVEL=9" in opts and "ZLEVEL=1" not in opts and not any(o.startswith("PREDICTOR") for o in opts)
-    # an 11-bit product stays 11-bit unless the user asks for plain 16-bit samples (then with the predictor)
+    # bit packing on request only; explicit 16-bit samples keep the predictor
     assert "NBITS=11" in outputs.gtiff_options("u", nbits=11)
     opts = outputs.gtiff_options("u", nbits=11, extra=["NBITS=16"])
     assert "NBITS=16" in opts and "PREDICTOR=2" in opts
@@ -163,14 +163,17 @@ def test_compression_choices_are_lossless(data_dir, tmp_path, compression, tag):
     assert np.array_equal(ds.ReadAsArray(), _pixels(ref.output_path))
 
 
-def test_nbits_kept_by_default_and_skipped_on_request(data_dir, tmp_path):
+def test_nbits_unpacked_by_default_and_packed_on_request(data_dir, tmp_path):
+    """An 11-bit product: 16-bit samples with the predictor by default (faster, smaller), packed on request."""
     pan, ms = str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif")
-    packed = pansharpen(pan, ms, str(tmp_path / "a.tif"), "wv2", "brovey")
-    plain = pansharpen(pan, ms, str(tmp_path / "b.tif"), "wv2", "brovey", create_options="NBITS=16")
-    a, b = gdal.Open(packed.output_path), gdal.Open(plain.output_path)   # datasets alive while bands are used
-    assert a.GetRasterBand(1).GetMetadataItem("NBITS", "IMAGE_STRUCTURE") == "11"
-    assert b.GetRasterBand(1).GetMetadataItem("NBITS", "IMAGE_STRUCTURE") is None
+    plain = pansharpen(pan, ms, str(tmp_path / "a.tif"), "wv2", "brovey")
+    packed = pansharpen(pan, ms, str(tmp_path / "b.tif"), "wv2", "brovey", create_options="NBITS=11")
+    a, b = gdal.Open(plain.output_path), gdal.Open(packed.output_path)   # datasets alive while bands are used
+    assert a.GetRasterBand(1).GetMetadataItem("NBITS", "IMAGE_STRUCTURE") is None
+    assert a.GetMetadata("IMAGE_STRUCTURE").get("PREDICTOR") == "2"
+    assert b.GetRasterBand(1).GetMetadataItem("NBITS", "IMAGE_STRUCTURE") == "11"
     assert np.array_equal(a.ReadAsArray(), b.ReadAsArray())
+    assert a.ReadAsArray().max() <= 2047
 
 
 def test_cloud_optimized_geotiff(data_dir, tmp_path):

@@ -85,7 +85,7 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
             "Output (advanced): lossless compression, by default DEFLATE level 1 with a predictor, encoded by all "
             "cores (fast, and about as small as stronger levels); optionally a Cloud-Optimized GeoTIFF with "
             "overviews (a second pass); extra GDAL creation options, KEY=VALUE separated by |, override ours "
-            "(e.g. ZLEVEL=9, or NBITS=16 to store an 11-bit product unpacked: faster, smaller).\n\n"
+            "(e.g. ZLEVEL=9, or NBITS=11 to bit-pack an 11-bit product: slower, larger).\n\n"
             "Method: auto (the default) first runs a self-check on a sample of your scene: Wald's protocol (PAN "
             "and MS degraded by the ratio, fused, compared with the real MS) and full-resolution consistency "
             "(R-ERGAS, checkerboard response). KSDiff is used only if it beats MTF-GLP-HPM there; otherwise the "
@@ -147,7 +147,7 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
                                            defaultValue=False),
              tr("COG layout with internal overviews, for web and cloud use; takes a second pass.")),
             (self._create_options_parameter(),
-             tr("Extra GDAL creation options (KEY=VALUE separated by |) overriding ours, e.g. ZLEVEL=9 or NBITS=16.")),
+             tr("Extra GDAL creation options (KEY=VALUE separated by |) overriding ours, e.g. ZLEVEL=9 or NBITS=11.")),
         ]
         for p, helptext in main:
             self.addParameter(set_help(p, helptext))

@@ -170,9 +170,10 @@ def _make_writer(path: str, cols: int, rows: int, ms: RasterInfo, gt, wkt: str, 
                                  options=outputs.intermediate_options(kind),
                                  cog_options=outputs.cog_options(kind, compression, extra),
                                  is_cancelled=fb.is_cancelled)
-    nbits = ms.nbits if ms.nbits and ms.nbits < ms.dtype.itemsize * 8 else None
+    # an 11-bit product is written as plain 16-bit samples with the predictor, not bit-packed (NBITS=11):
+    # half the encoding time and ~13 % smaller (docs/BENCHMARKS_SPEED.md); CREATE_OPTIONS NBITS=11 packs
     return GeoTiffWriter(path, cols, rows, ms, gt, wkt, names, nodata,
-                         options=outputs.gtiff_options(kind, compression, extra, nbits))
+                         options=outputs.gtiff_options(kind, compression, extra))
 
 
 class _TileRunner:
