@@ -118,7 +118,52 @@ def test_block_row_writer_flushes_whole_block_rows_only(cuts):
     assert all(f % 256 == 0 or f == 1000 for f in flushed)   # never a half-written block row
 
 
-def test_cancel_with_parallel_workers_leaves_nothing(data_dir, tmp_path):
+@pytest.mark.parametrize("method", list(classical.FUSERS))
+@pytest.mark.parametrize("scene", ["wv2", "wv2_nodata"])
+def test_block_aligned_tiles_equal_blended_strips(data_dir, tmp_path, method, scene):
+    """Classical methods on block-aligned tiles without overlap, 1-3 at a time: the pixels of overlapping
+    tiles blended in strips, bit for bit."""
+    pan, ms = str(data_dir / f"{scene}_pan.tif"), str(data_dir / f"{scene}_ms.tif")
+    strips = pansharpen(pan, ms, str(tmp_path / "s.tif"), "wv2", method, tile_size=72, overlap=12, workers=1)
+    ref = _pixels(strips.output_path)
+    for workers in (1, 2, 3):
+        res = pansharpen(pan, ms, str(tmp_path / f"a{workers}.tif"), "wv2", method, tile_size=72, overlap=12,
+                         workers=workers, create_options="BLOCKXSIZE=64|BLOCKYSIZE=64")
+        assert res.tiles == (gdal.Open(pan).RasterXSize // 64) ** 2
+        assert np.array_equal(_pixels(res.output_path), ref)
+
+
+def test_aligned_tiles_cover_the_grid_on_block_edges():
+    from ksdiff_qgis.engine.tiling import aligned_tiles
+
+    assert aligned_tiles(1000, 1000, 200, (256, 256)) is None          # tiles below a block: blended strips
+    tiles = aligned_tiles(1000, 700, 600, (256, 128))
+    cover = np.zeros((1000, 700), dtype=int)
+    for r, c, h, w in tiles:
+        assert r % 512 == 0 and c % 512 == 0                            # 600 rounded down to whole blocks
+        cover[r : r + h, c : c + w] += 1
+    assert (cover == 1).all() and tiles == sorted(tiles)                # row by row, no overlap, no gap
+    assert aligned_tiles(300, 200, 512, (256, 256)) == [(0, 0, 300, 200)]
+
+
+def test_input_cache_flushes_past_its_budget():
+    from ksdiff_qgis.engine.blockcache import InputCache
+
+    class Ds:
+        flushed = 0
+
+        def FlushCache(self):   # noqa: N802 (GDAL's name)
+            self.flushed += 1
+
+    ds = Ds()
+    InputCache([ds], threading.Lock(), budget_mb=1e6).trim()
+    assert ds.flushed == 0
+    InputCache([ds], threading.Lock(), budget_mb=-1).trim()
+    assert ds.flushed == 1
+
+
+@pytest.mark.parametrize("options", [None, "BLOCKXSIZE=64|BLOCKYSIZE=64"])
+def test_cancel_with_parallel_workers_leaves_nothing(data_dir, tmp_path, options):
     class StopAfterTwo(Feedback):
         n = 0
 
@@ -130,7 +175,7 @@ def test_cancel_with_parallel_workers_leaves_nothing(data_dir, tmp_path):
 
     with pytest.raises(Cancelled):
         pansharpen(str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif"), str(tmp_path / "o.tif"), "wv2",
-                   "mtf_glp_hpm", tile_size=64, overlap=0, feedback=StopAfterTwo(), workers=2)
+                   "mtf_glp_hpm", tile_size=64, overlap=0, feedback=StopAfterTwo(), workers=2, create_options=options)
     assert list(tmp_path.iterdir()) == []
 
 

@@ -17,6 +17,7 @@ import numpy as np
 from .tiling import tile_starts
 
 TileFn = Callable[[int, int, int, int], np.ndarray]
+Tile = tuple[int, int, int, int]   # row, col, rows, cols
 
 
 def default_workers() -> int:
@@ -33,11 +34,13 @@ class TilePool:
     """
 
     def __init__(self, run_tile: TileFn, height: int, width: int, tile: int, overlap: int, workers: int,
-                 depth: int | None = None, on_result: Callable[[], None] = lambda: None):
+                 depth: int | None = None, on_result: Callable[[], None] = lambda: None,
+                 order: list[Tile] | None = None):
         self.run_tile, self.workers, self.on_result = run_tile, workers, on_result
         th, tw = min(tile, height), min(tile, width)
-        # the call order of blend_strips: row by row, left to right, always full-size tiles
-        self.order = [(r, c, th, tw) for r in tile_starts(height, th, overlap) for c in tile_starts(width, tw, overlap)]
+        # the call order of blend_strips (row by row, left to right, always full-size tiles), unless given
+        self.order = order if order is not None else [
+            (r, c, th, tw) for r in tile_starts(height, th, overlap) for c in tile_starts(width, tw, overlap)]
         self.depth = max(1, depth or 2 * workers)
         self.next = 0
         self.pending: dict[tuple[int, int, int, int], Future] = {}
@@ -124,3 +127,20 @@ class BlockRowWriter:
             self.write(self.held[1], self.held[0], 0)
             self.held = None
             self.flush()
+
+
+def write_aligned_tiles(tiles: list[Tile], pool: TilePool, width: int, write: Callable[[np.ndarray, int, int], None],
+                        convert: Callable[[np.ndarray], np.ndarray], inspect: Callable[[np.ndarray], None],
+                        after_tile: Callable[[bool], None]) -> None:
+    """Fuse block-aligned, non-overlapping ``tiles`` (``tiling.aligned_tiles``) through ``pool`` and write each.
+
+    Every tile completes its GeoTIFF blocks, so ``after_tile(row_done)`` may flush (encode) them at once:
+    nothing of the scene's width is held, in our arrays or in GDAL's cache. ``row_done``: the tile
+    ended a row of tiles.
+    """
+    for r, c, h, w in tiles:
+        out = pool(r, c, h, w)
+        inspect(out)
+        write(convert(out), r, c)
+        del out
+        after_tile(c + w == width)

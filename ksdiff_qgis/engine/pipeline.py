@@ -16,13 +16,14 @@ import numpy as np
 from . import aoi, classical, memory, model_card, runtime, selfcheck
 from . import bands as band_sel
 from .bandcolour import set_colour_interpretation
+from .blockcache import InputCache
 from .clipping import ClipCounter
 from .errors import Cancelled, InputError
 from .feedback import Feedback
 from .filters import upsample
 from .grid import GridPlan, plan_grid
 from .learned import OnnxFuser, checked_session, value_scale
-from .parallel import BlockRowWriter, TilePool, default_workers
+from .parallel import BlockRowWriter, TilePool, default_workers, write_aligned_tiles
 from .raster_io import (
     GeoTiffWriter,
     RasterInfo,
@@ -40,7 +41,7 @@ from .raster_io import (
 )
 from .sensor_detect import detect_sensor
 from .sensors import AUTO, SENSORS, Sensor, get_sensor, model_for
-from .tiling import balanced_tile, blend_strips, tile_count
+from .tiling import aligned_tiles, balanced_tile, blend_strips, tile_count
 
 STATS_WINDOW = 128      # MS pixels per side of a window sampled for scene statistics
 STATS_WINDOWS = 16      # at most this many windows (262k MS pixels: plenty for a 5-term regression)
@@ -355,45 +356,60 @@ def pansharpen(
     if too_big:
         fb.warning(too_big)
         warnings.append(too_big)
-    tile_size = balanced_tile(rows, cols, tile_size, overlap)   # same tile count, less redundant area
-    workers = _fit_workers(workers or default_workers(), tile_size, rows, cols, ms.bands, margin, learned,
-                           card.size_multiple if learned else 1)
-    total = tile_count(rows, cols, tile_size, overlap)
-    fb.info(
-        f"PAN {pan.width}x{pan.height}, MS {ms.width}x{ms.height}x{ms.bands}, ratio {plan.ratio}; "
-        f"output {cols}x{rows} at PAN offset ({c0}, {r0}); {total} tile(s) of {tile_size} px, "
-        f"overlap {overlap}, margin {margin}; method {method}"
-    )
     stats = estimate_scene_stats(pan_ds, ms_src, pan, ms, plan)
     nodata, nodata_why = output_nodata(pan, ms)
-    fb.info(f"output nodata: {nodata_why}")
     names = bplan.names
-    runner = _TileRunner(pan_ds, ms_src, pan, ms, plan, spec, fuse, margin, stats, fb, total)
     writer = _make_writer(output_path, cols, rows, ms, plan.out_gt, pan.wkt, names, nodata, compression, cog,
                           extra_options, fb)
+    # a classical method is exact per pixel: block-aligned tiles without overlap (None: tiles below a block)
+    aligned = None if learned else aligned_tiles(rows, cols, tile_size, writer.block_size())
+    if aligned is None:
+        tile_size = balanced_tile(rows, cols, tile_size, overlap)   # same tile count, less redundant area
+        total, layout = tile_count(rows, cols, tile_size, overlap), f"of {tile_size} px, overlap {overlap}"
+    else:
+        total, layout = len(aligned), f"of {max(aligned[0][2:])} px on the output blocks, no overlap needed"
+        tile_size, overlap = max(aligned[0][2:]), 0
+    workers = _fit_workers(workers or default_workers(), tile_size, rows, cols, ms.bands, margin, learned,
+                           card.size_multiple if learned else 1)
+    fb.info(
+        f"PAN {pan.width}x{pan.height}, MS {ms.width}x{ms.height}x{ms.bands}, ratio {plan.ratio}; "
+        f"output {cols}x{rows} at PAN offset ({c0}, {r0}); {total} tile(s) {layout}, "
+        f"margin {margin}; method {method}"
+    )
+    fb.info(f"output nodata: {nodata_why}")
+    runner = _TileRunner(pan_ds, ms_src, pan, ms, plan, spec, fuse, margin, stats, fb, total)
     set_colour_interpretation(writer.ds, names)
     for p in writer.removed_partials:
         fb.info(f"removed {os.path.basename(p)}, left beside the output by an interrupted earlier run")
     clips = ClipCounter(value_range(ms.dtype, ms.nbits)[1], names)   # clipping is never silent
-    pool = TilePool(runner, rows, cols, tile_size, overlap, workers, on_result=runner.tile_done)
+    pool = TilePool(runner, rows, cols, tile_size, overlap, workers, on_result=runner.tile_done, order=aligned)
+
+    inputs = InputCache([pan_ds, ms_src], runner.read_lock)
 
     def flush() -> None:
-        # hand finished blocks to disk (checked) and drop cached input blocks: GDAL's block cache
-        # would otherwise grow with the scene (up to 5% of RAM) although the pipeline needs one strip
-        writer.flush()
-        with runner.read_lock:
-            for ds in (pan_ds, ms_src):
-                ds.FlushCache()
+        writer.flush()   # hand finished blocks to disk (checked)
+        inputs.flush()   # the strip's input blocks: the cache would otherwise grow with the scene
+
+    def after_tile(row_done: bool) -> None:
+        writer.flush()   # the tile completed its blocks: each is encoded once
+        inputs.trim()
+        if row_done:
+            memory.release_free_memory()
+
+    def convert(fused: np.ndarray) -> np.ndarray:
+        return to_dtype(fused, ms.dtype, nodata, ms.nbits)
 
     # whole GeoTIFF block rows per flush: each block is compressed once, by all cores (NUM_THREADS)
-    rows_out = BlockRowWriter(writer.write, flush, lambda a: to_dtype(a, ms.dtype, nodata, ms.nbits),
-                              outputs.BLOCK, rows, WRITE_CHUNK)
+    rows_out = BlockRowWriter(writer.write, flush, convert, outputs.BLOCK, rows, WRITE_CHUNK)
     try:
-        for row, strip in blend_strips(rows, cols, tile_size, overlap, pool):
-            clips.add(strip)
-            rows_out.add(row, strip)
-            del strip   # one strip in memory at a time
-        rows_out.finish()
+        if aligned is not None:
+            write_aligned_tiles(aligned, pool, cols, writer.write, convert, clips.add, after_tile)
+        else:
+            for row, strip in blend_strips(rows, cols, tile_size, overlap, pool):
+                clips.add(strip)
+                rows_out.add(row, strip)
+                del strip   # one strip in memory at a time
+            rows_out.finish()
         pool.close()
         # a cancel during the last tile (or the only one) must not replace the old output
         if fb.is_cancelled():

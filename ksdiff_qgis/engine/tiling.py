@@ -74,6 +74,28 @@ def blend_strips(
             yield r, strip
 
 
+def _aligned_side(length: int, tile: int, block: int) -> int | None:
+    """Tile side along one axis whose tile edges fall on block edges: ``tile`` rounded down to whole blocks."""
+    if length <= tile:
+        return length
+    return tile // block * block if tile >= block else None
+
+
+def aligned_tiles(height: int, width: int, tile: int, block: tuple[int, int]) -> list[tuple[int, int, int, int]] | None:
+    """Non-overlapping tiles (row, col, rows, cols), row by row, whose edges fall on the output's
+    ``block`` = (block width, block height) grid, or None when ``tile`` is smaller than a block.
+
+    For methods that are exact per pixel (every classical one: the margin gives each tile its whole
+    context) tiles need no overlap, and each finished tile completes whole GeoTIFF blocks: they are
+    encoded at once, and memory does not grow with the scene's width. The last row and column of tiles
+    are shorter.
+    """
+    th, tw = _aligned_side(height, tile, block[1]), _aligned_side(width, tile, block[0])
+    if th is None or tw is None:
+        return None
+    return [(r, c, min(th, height - r), min(tw, width - c)) for r in range(0, height, th) for c in range(0, width, tw)]
+
+
 def tile_count(height: int, width: int, tile: int, overlap: int) -> int:
     return len(tile_starts(height, min(tile, height), overlap)) * len(tile_starts(width, min(tile, width), overlap))
 

@@ -157,6 +157,11 @@ class GeoTiffWriter:
         for i in range(arr.shape[0]):
             self._checked("writing pixels", self.ds.GetRasterBand(i + 1).WriteArray, arr[i], col, row)
 
+    def block_size(self) -> tuple[int, int]:
+        """(width, height) of the output's GeoTIFF blocks (tiles, or strips of full rows)."""
+        bx, by = self.ds.GetRasterBand(1).GetBlockSize()
+        return bx, by
+
     def flush(self) -> None:
         """Hand finished blocks to disk (this is where a full disk usually shows)."""
         self._checked("writing pixels", self.ds.FlushCache)
