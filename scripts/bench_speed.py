@@ -120,7 +120,8 @@ def configurations(pan: str, ms: str, tmp: Path, methods: list[str]) -> dict[str
     c = {
         "gdal_default": {"kind": "gdal"},
         "gdal_deflate": {"kind": "gdal", "co": GDAL_DEFLATE},
-        "gdal_same": {"kind": "gdal", "co": same, "threads": "ALL_CPUS"},
+        # GDAL keeps the input's NBITS=11, which refuses the predictor: plain 16-bit samples as ours
+        "gdal_same": {"kind": "gdal", "co": same + ["NBITS=16"], "threads": "ALL_CPUS"},
     }
     for m in methods:
         c[m] = {"kind": "ours", "method": m}
