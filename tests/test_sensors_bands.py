@@ -174,7 +174,7 @@ def test_eight_band_product(data_dir, tmp_path, method):
     else:
         assert names == WV8
         assert [colours[i] for i in (1, 2, 4)] == [gdal.GCI_BlueBand, gdal.GCI_GreenBand, gdal.GCI_RedBand]
-        assert ds.GetRasterBand(1).GetMetadataItem("NBITS", "IMAGE_STRUCTURE") == "11"
+        assert ds.ReadAsArray().max() <= 2047   # 11-bit values, stored unpacked by default (engine outputs)
 
 
 def test_extent_snaps_outward_and_matches_the_full_run(data_dir, tmp_path):

@@ -5,7 +5,7 @@ encoded by all cores, was measured fastest among the lossless choices at about t
 level 6 (docs/BENCHMARKS_SPEED.md). An MS product with fewer significant bits than its type (NBITS,
 e.g. 11-bit WorldView) is written as plain samples of its type with the predictor, not bit-packed: GDAL
 packs bits slowly and allows no predictor on packed samples, so packing doubles the encoding time and
-makes the file ~13 % larger. The values stay within the product's range (``pipeline.to_dtype``); only
+makes the file ~13 % larger. The values stay within the product's range (``raster_io.to_dtype``); only
 the bit depth is not recorded. ``NBITS=11`` in the creation options packs them as the input was.
 """
 from __future__ import annotations
