@@ -1,9 +1,11 @@
 """KSDiff against its bare backbone over paired seeds (issue 12): same data, normalisation and stages.
 
-    python scripts/paired_seeds.py [--seeds 0,1,2] [--out bench/seeds.json] [--md docs/SEEDS.md]
+    python scripts/paired_seeds.py [--recipes adaptive,hpm] [--seeds 0,1,2] [--out bench/seeds.json]
+                                   [--md docs/SEEDS.md]
 
-The runs come from ``python -m model_core train --config rr4_ksdiff_adaptive.yaml --seed N`` and the same
-with ``rr4_fusionnet_adaptive.yaml`` (seed 0 is the run folder without a suffix). For every seed with both
+The runs come from ``python -m model_core train --config rr4_ksdiff_<recipe>.yaml --seed N`` and the same
+with ``rr4_fusionnet_<recipe>.yaml`` (seed 0 is the run folder without a suffix; recipes: ``adaptive``, and
+``hpm`` = the same with the in-graph HPM prefusion). For every seed with both
 runs finished, both final checkpoints are exported as wv2/qb/gf2 models into a temporary folder and scored
 forced (``METHOD=ksdiff`` with that model) by ``scripts/robustness.py`` on the suite's ratio-4 cases; the
 KSDiff checkpoint also gets the kernel-prior ablation of ``scripts/ablation.py`` (own / mean / no kernels).
@@ -24,7 +26,7 @@ import numpy as np
 from tqdm import tqdm
 
 ROOT = Path(__file__).resolve().parent.parent
-NETWORKS = {"ksdiff": "rr4_ksdiff_adaptive", "fusionnet": "rr4_fusionnet_adaptive"}
+NETWORKS = ("ksdiff", "fusionnet")
 SENSORS = ("wv2", "qb", "gf2")   # the sensors the ratio-4 cases are fused as
 RATIO4_CASES = ("wv2_pair3", "wv2_pair3_8bit", "wv2_pair3_sharp_pan", "s2_fit_pan_11bit", "s2_visible_pan_refl16",
                 "s2_nir_pan_float", "s2_flat_pan_8bit", "s2_20m_fit_pan_10bit")
@@ -68,14 +70,21 @@ def verdict(means: dict[str, list[float]]) -> dict:
             "ksdiff_wins_beyond_spread": bool(margin > spread)}
 
 
-def markdown(res: dict) -> str:
+def markdown(results: dict) -> str:
     lines = ["# KSDiff against its bare backbone, paired seeds", "",
-             f"Written by `scripts/paired_seeds.py` on {res['date_utc']}. Forced model, ERGAS on the robustness "
-             "suite's eight ratio-4 held-apart cases (`scripts/robustness.py`); configs `rr4_ksdiff_adaptive.yaml` "
-             "and `rr4_fusionnet_adaptive.yaml` (same data, per-tile normalisation and full-resolution stage), "
-             "seed 0 = the bundled run. Ablation: the same KSDiff checkpoint with each tile's own kernels, with the "
+             f"Written by `scripts/paired_seeds.py` on {results['date_utc']}. Forced model, ERGAS on the robustness "
+             "suite's eight ratio-4 held-apart cases (`scripts/robustness.py`); per recipe, configs "
+             "`rr4_ksdiff_<recipe>.yaml` and `rr4_fusionnet_<recipe>.yaml` (same data, per-tile normalisation, "
+             "stages and budget). Ablation: the same KSDiff checkpoint with each tile's own kernels, with the "
              "kernels replaced by their mean over tiles (a fixed low-rank branch of the same size) and with no "
-             "kernel update (`scripts/ablation.py`, mean ERGAS over 64² tiles of the same cases).", "",
+             "kernel update (`scripts/ablation.py`, mean ERGAS over 64² tiles of the same cases).", ""]
+    for recipe, res in results["recipes"].items():
+        lines += _recipe_markdown(recipe, res)
+    return "\n".join(lines) + "\n"
+
+
+def _recipe_markdown(recipe: str, res: dict) -> list[str]:
+    lines = [f"## Recipe `{recipe}`", "",
              "| seed | KSDiff suite mean | FusionNet suite mean | KSDiff − FusionNet "
              "| ablation: own / mean / no kernels |",
              "| --- | ---: | ---: | ---: | --- |"]
@@ -97,42 +106,52 @@ def markdown(res: dict) -> str:
         cells = [f"{s['cases']['ksdiff'].get(case, nan):.3f} / {s['cases']['fusionnet'].get(case, nan):.3f}"
                  for s in res["seeds"]]
         lines.append(f"| {case} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    return lines + [""]
+
+
+def run_recipe(recipe: str, seeds: list[int], with_ablation: bool) -> dict | None:
+    """Every figure of one recipe over the seeds trained for both networks (None if there are none)."""
+    runs = {net: f"rr4_{net}_{recipe}" for net in NETWORKS}
+    ready = [s for s in seeds if all(checkpoint(run, s).exists() for run in runs.values())]
+    missing = sorted(set(seeds) - set(ready))
+    if missing:
+        print(f"paired_seeds: {recipe} seeds {missing} not trained for both networks; skipped", file=sys.stderr)
+    if not ready:
+        return None
+    rows = []
+    for seed in tqdm(ready, desc=f"{recipe} seeds"):
+        row: dict = {"seed": seed, "cases": {}}
+        for net, run in runs.items():
+            with tempfile.TemporaryDirectory(prefix=f"ksdiff_seed{seed}_{net}_") as tmp:
+                ck = checkpoint(run, seed)
+                row["cases"][net] = suite_scores(ck, Path(tmp))
+                row[f"{net}_mean"] = round(float(np.mean(list(row["cases"][net].values()))), 4)
+                if net == "ksdiff" and with_ablation:
+                    row["ablation"] = ablation(ck, Path(tmp))
+        rows.append(row)
+    return {"seeds": rows, "verdict": verdict({net: [r[f"{net}_mean"] for r in rows] for net in NETWORKS})}
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--recipes", default="adaptive,hpm")
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "seeds.json")
     ap.add_argument("--md", type=Path, default=ROOT / "docs" / "SEEDS.md")
     ap.add_argument("--no-ablation", action="store_true")
     a = ap.parse_args(argv)
     seeds = [int(s) for s in a.seeds.split(",")]
-    ready = [s for s in seeds if all(checkpoint(run, s).exists() for run in NETWORKS.values())]
-    missing = sorted(set(seeds) - set(ready))
-    if missing:
-        print(f"paired_seeds: seeds {missing} not trained for both networks; skipped", file=sys.stderr)
-    if not ready:
+    recipes = {r: run_recipe(r, seeds, not a.no_ablation) for r in a.recipes.split(",")}
+    recipes = {r: v for r, v in recipes.items() if v is not None}
+    if not recipes:
         return 1
-    rows = []
-    for seed in tqdm(ready, desc="paired seeds"):
-        row: dict = {"seed": seed, "cases": {}}
-        for net, run in NETWORKS.items():
-            with tempfile.TemporaryDirectory(prefix=f"ksdiff_seed{seed}_{net}_") as tmp:
-                ck = checkpoint(run, seed)
-                row["cases"][net] = suite_scores(ck, Path(tmp))
-                row[f"{net}_mean"] = round(float(np.mean(list(row["cases"][net].values()))), 4)
-                if net == "ksdiff" and not a.no_ablation:
-                    row["ablation"] = ablation(ck, Path(tmp))
-        rows.append(row)
     res = {"date_utc": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cases": list(RATIO4_CASES),
-           "seeds": rows,
-           "verdict": verdict({net: [r[f"{net}_mean"] for r in rows] for net in NETWORKS})}
+           "recipes": recipes}
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(res, indent=1) + "\n")
     a.md.parent.mkdir(parents=True, exist_ok=True)
     a.md.write_text(markdown(res))
-    print(json.dumps(res["verdict"], indent=1))
+    print(json.dumps({r: v["verdict"] for r, v in recipes.items()}, indent=1))
     return 0
 
 
