@@ -44,3 +44,23 @@ def test_bundled_model_output_is_positive_on_real_dark_pixels(data_dir):
     assert low.any(), "the fixture no longer shows the dark-pixel overshoot this guards against"
     assert (out >= 0).all() and np.allclose(out[~low], raw[~low], rtol=1e-5, atol=1e-2)
     assert fuser.floored == int(low.sum()) and "damped towards 0" in fuser.floor_note()
+
+
+def test_float_reflectance_is_fused_like_the_same_integer_product(data_dir, tmp_path):
+    """The bundled (tile-normalised) model gives the same image for an 11-bit product and for the same data
+    as float reflectance: float data is scaled by its own mean, not divided by the card's 2047."""
+    from ksdiff_qgis.engine import metrics as M
+    from ksdiff_qgis.engine.pipeline import pansharpen
+    from model_core.rasters import read, write_geotiff
+
+    paths = {}
+    for name in ("pan", "ms"):
+        r = read(str(data_dir / f"wv2_{name}.tif"))
+        paths[name] = write_geotiff(str(tmp_path / f"{name}_refl.tif"), r.data.astype(np.float32) / 4000.0,
+                                    r.transform, r.crs)
+    pansharpen(str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif"), str(tmp_path / "int.tif"), sensor="wv2",
+               method="ksdiff")
+    pansharpen(paths["pan"], paths["ms"], str(tmp_path / "float.tif"), sensor="wv2", method="ksdiff")
+    a = read(str(tmp_path / "int.tif")).data.astype(np.float64)
+    b = read(str(tmp_path / "float.tif")).data.astype(np.float64) * 4000.0
+    assert M.ergas(b, a, 4) < 0.5, "float reflectance is fused differently from the same integer product"

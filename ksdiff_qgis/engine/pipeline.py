@@ -322,6 +322,8 @@ def pansharpen(
     if method == selfcheck.AUTO:
         method, check = _auto_method(pan_ds, ms_ds, pan, ms, plan, spec, card, no_model, model_path, device,
                                      ort_threads, fb)
+    ms_src = plan.ms_dataset or ms_ds
+    stats = estimate_scene_stats(pan_ds, ms_src, pan, ms, plan)
     if method in LEARNED_METHODS:
         try:
             model_card.check_against_data(card, ms.bands, plan.ratio)
@@ -332,7 +334,7 @@ def pansharpen(
         session = checked_session(card, device, ort_threads)
         # a GPU runs one tile at a time anyway: a second in flight would only double its memory
         workers = workers or (1 if session.device == "cuda" else pool_size)
-        scale = value_scale(card, ms)
+        scale = value_scale(card, ms, float(np.mean(stats.ms_mean)))
         fuse, margin, used_device = OnnxFuser(card, session, scale), card.margin, session.device
         fb.info(f"model {card.path.name} ({card.data.get('backbone', '')}); device {session.device}: "
                 f"{session.reason}; values normalised by {scale:g}")
@@ -347,7 +349,6 @@ def pansharpen(
         )
     for w in warnings:
         fb.warning(w)
-    ms_src = plan.ms_dataset or ms_ds
     r0, c0, rows, cols = plan.region
     # before any tile: refuse, or shrink the tiles, when the run would not fit the free memory
     learned = method in LEARNED_METHODS
@@ -356,7 +357,6 @@ def pansharpen(
     if too_big:
         fb.warning(too_big)
         warnings.append(too_big)
-    stats = estimate_scene_stats(pan_ds, ms_src, pan, ms, plan)
     nodata, nodata_why = output_nodata(pan, ms)
     names = bplan.names
     writer = _make_writer(output_path, cols, rows, ms, plan.out_gt, pan.wkt, names, nodata, compression, cog,
@@ -453,9 +453,9 @@ def _auto_method(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan,
             raise   # the user's own MODEL does not fit the data: say so rather than hide it
         fb.info(f"Method auto: the learned model cannot run here ({e}); fusing with {selfcheck.FALLBACK}.")
         return selfcheck.FALLBACK, selfcheck.SelfCheck(method=selfcheck.FALLBACK, reason=str(e))
-    fuser = OnnxFuser(card, session, value_scale(card, ms))
     ms_src = plan.ms_dataset or ms_ds
     stats = estimate_scene_stats(pan_ds, ms_src, pan, ms, plan)
+    fuser = OnnxFuser(card, session, value_scale(card, ms, float(np.mean(stats.ms_mean))))
     area = _ms_stats_window(plan, ms_src.RasterXSize, ms_src.RasterYSize)
     check = selfcheck.run_check(pan_ds, ms_src, pan, ms, plan, spec, fuser, stats, area, fb)
     selfcheck.log_check(check, fb)
