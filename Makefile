@@ -35,8 +35,8 @@ train: setup data
 bench: setup data
 	@$(PY) -m bench
 	@$(PY) scripts/robustness.py
-	@if [ -f runs/rr4_ksdiff_adaptive/fullres.pt ]; then $(PY) scripts/ablation.py --checkpoint runs/rr4_ksdiff_adaptive/fullres.pt; \
-	else echo "bench: no runs/rr4_ksdiff_adaptive/fullres.pt (make train SENSOR=wv2): kernel ablation skipped"; fi
+	@if [ -f runs/rr4_ksdiff_hpm/fullres.pt ]; then $(PY) scripts/ablation.py --checkpoint runs/rr4_ksdiff_hpm/fullres.pt; \
+	else echo "bench: no runs/rr4_ksdiff_hpm/fullres.pt (make train SENSOR=wv2): kernel ablation skipped"; fi
 	@$(PY) scripts/bench_speed.py
 	@$(PY) scripts/bench_batch.py
 
