@@ -1,6 +1,9 @@
 """A 1:1 look at full-resolution output: PAN | MTF-GLP-HPM | KSDiff on a crop of a real pair, 3x nearest.
 
     python scripts/crops.py [--pair pair3] [--size 128] [--out docs/img/pair3_crop_pan_hpm_ksdiff_3x.png]
+    python scripts/crops.py --pan ksdiff_qgis/resources/sample/demo_pan.tif \
+                            --ms ksdiff_qgis/resources/sample/demo_ms.tif --size 160 --zoom 2 \
+                            --out docs/img/demo_crop_hpm_vs_ksdiff.png       # the demo scene
 
 Reduced-resolution scores do not show what a user sees at 1:1 (one-pixel grids, halos, colour speckle).
 The crop is the ``size`` x ``size`` PAN window with the most edge energy in the pair (roofs, roads): a
@@ -52,13 +55,15 @@ def stretch(img: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--pair", default="pair3")
+    ap.add_argument("--pair", default="pair3", help="WorldView-2 pair of make data's cache")
+    ap.add_argument("--pan", type=Path, help="another PAN (with --ms): e.g. the demo scene")
+    ap.add_argument("--ms", type=Path)
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--zoom", type=int, default=3)
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "img" / "pair3_crop_pan_hpm_ksdiff_3x.png")
     a = ap.parse_args(argv)
     root = data_dir() / "wv2"
-    pan_path, ms_path = root / f"{a.pair}_pan.tif", root / f"{a.pair}_ms.tif"
+    pan_path, ms_path = (a.pan, a.ms) if a.pan else (root / f"{a.pair}_pan.tif", root / f"{a.pair}_ms.tif")
     r, c = busiest_window(read(str(pan_path)).data[0].astype(np.float32), a.size)
     side = a.size + 2 * CONTEXT
     with tempfile.TemporaryDirectory(prefix="ksdiff_crop_") as tmp:
