@@ -319,11 +319,11 @@ def pansharpen(
     # tiles in flight x ONNX Runtime threads = the cores; one session serves the self-check and the run
     pool_size, ort_threads = runtime.balance_threads(workers, threads)
     check = None
-    if method == selfcheck.AUTO:
-        method, check = _auto_method(pan_ds, ms_ds, pan, ms, plan, spec, card, no_model, model_path, device,
-                                     ort_threads, fb)
     ms_src = plan.ms_dataset or ms_ds
-    stats = estimate_scene_stats(pan_ds, ms_src, pan, ms, plan)
+    stats = estimate_scene_stats(pan_ds, ms_src, pan, ms, plan)   # one read: the self-check and the run share it
+    if method == selfcheck.AUTO:
+        method, check = _auto_method(pan_ds, ms_src, pan, ms, plan, spec, stats, card, no_model, model_path, device,
+                                     ort_threads, fb)
     if method in LEARNED_METHODS:
         try:
             model_card.check_against_data(card, ms.bands, plan.ratio)
@@ -439,7 +439,8 @@ def _auto_card(sensor: str, model_path: str | None, fb: Feedback) -> tuple[model
         return None, str(e)
 
 
-def _auto_method(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan, spec: Sensor,
+def _auto_method(pan_ds, ms_src, pan: RasterInfo, ms: RasterInfo, plan: GridPlan, spec: Sensor,
+                 stats: classical.SceneStats,
                  card: model_card.ModelCard | None, no_model: str, model_path: str | None, device: str,
                  threads: int, fb: Feedback) -> tuple[str, selfcheck.SelfCheck]:
     """METHOD auto: the learned model if it passes the self-check on this scene, else MTF-GLP-HPM."""
@@ -453,8 +454,6 @@ def _auto_method(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan,
             raise   # the user's own MODEL does not fit the data: say so rather than hide it
         fb.info(f"Method auto: the learned model cannot run here ({e}); fusing with {selfcheck.FALLBACK}.")
         return selfcheck.FALLBACK, selfcheck.SelfCheck(method=selfcheck.FALLBACK, reason=str(e))
-    ms_src = plan.ms_dataset or ms_ds
-    stats = estimate_scene_stats(pan_ds, ms_src, pan, ms, plan)
     fuser = OnnxFuser(card, session, value_scale(card, ms, float(np.mean(stats.ms_mean))))
     area = _ms_stats_window(plan, ms_src.RasterXSize, ms_src.RasterYSize)
     check = selfcheck.run_check(pan_ds, ms_src, pan, ms, plan, spec, fuser, stats, area, fb)
