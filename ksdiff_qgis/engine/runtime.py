@@ -100,6 +100,9 @@ def get_session(model_path: str, device: str = "auto", threads: int = 0) -> Sess
         # several tile workers run this session at once: idle ORT threads must sleep, not spin on the
         # cores the other tiles need (denormals-as-zero is not set: it would leak into QGIS's thread)
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # no pre-planned memory pattern: it reserves one block per shape for every intermediate at once
+        # (measured on a 532² tile of the bundled model: peak RSS 473 -> 310 MB, no slower)
+        opts.enable_mem_pattern = False
         sess, reason = _create(ort, model_path, opts, choice)
         ran_on = "cuda" if sess.get_providers()[0] == CUDA else "cpu"
         if CUDA in choice.providers and ran_on != "cuda" and reason == choice.reason:

@@ -17,8 +17,10 @@ def build_model(method: str, bands: int, backbone: str = "fusionnet", **kw) -> n
     """Build a network by method name; ``kw`` are the config's ``model`` options."""
     kw = dict(kw)
     bb_kw = {k: kw.pop(k) for k in ("width", "blocks", "modulate", "modulate_ends") if k in kw}
-    if kw.pop("prefuse", False):   # the backbone corrects an in-graph HPM fusion (nets/prefuse.py)
+    prefuse = kw.pop("prefuse", False)
+    if prefuse:   # the backbone corrects an in-graph classical fusion (nets/prefuse.py): true = HPM, or "gsa"
         bb_kw["prefuse"] = int(kw.get("ratio", 4))
+        bb_kw["prefuse_kind"] = "hpm" if prefuse is True else str(prefuse)
     if method in BACKBONES:
         bb_kw.pop("modulate", None)  # a bare backbone has no kernel modulation
         bb_kw.pop("modulate_ends", None)

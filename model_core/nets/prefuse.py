@@ -11,6 +11,10 @@ response at the MS Nyquist frequency is :data:`GAIN`, shift-invariant so tiles n
 and starts training as that classical method (the tail starts near zero). Its worst case is then a
 perturbed MTF-GLP-HPM rather than arbitrary detail, and it keeps HPM's positivity where the residual is
 small. Computed in the graph (exported to ONNX with the model): no change in the plugin.
+
+:class:`GSAPrefuse` is the other classical start (``model.prefuse: gsa``): Gram-Schmidt adaptive fitted on
+the tile itself (the intensity regressed on the low-passed PAN, band gains cov(MS_b, I)/var(I)), which
+follows a PAN whose spectral response differs from the training sensor's.
 """
 from __future__ import annotations
 
@@ -54,3 +58,50 @@ class HPMPrefuse(nn.Module):
 
     def forward(self, pan: torch.Tensor, lms: torch.Tensor) -> torch.Tensor:
         return lms * pan / self.lowpass(pan).clamp_min(FLOOR)
+
+
+class GSAPrefuse(HPMPrefuse):
+    """``forward(pan, lms)`` -> GSA fitted per tile: LMS_b + g_b (P_eq - I).
+
+    I = sum_b a_b LMS_b regressed (centred, ridge 1e-3) on G(P), the low-passed PAN, by a fixed number of
+    conjugate-gradient steps (exportable: matmuls only); P_eq = the PAN centred and scaled to I's standard
+    deviation; g_b = cov(LMS_b, I) / var(I). As :class:`HPMPrefuse` without the division by G(P).
+    """
+
+    RIDGE = 1e-3
+    EPS = 1e-6   # variance floor in tile-mean units: flat tiles get no detail instead of 0/0
+
+    def forward(self, pan: torch.Tensor, lms: torch.Tensor) -> torch.Tensor:
+        n, c = lms.shape[:2]
+        low = self.lowpass(pan).flatten(2)                     # (n, 1, N)
+        x = lms.flatten(2)                                     # (n, c, N)
+        xc = x - x.mean(2, keepdim=True)
+        pc = low - low.mean(2, keepdim=True)
+        a = xc @ xc.transpose(1, 2) / xc.shape[2]              # (n, c, c)
+        ridge = self.RIDGE * a.diagonal(dim1=1, dim2=2).mean(1).view(n, 1, 1) + 1e-12
+        a = a + ridge * torch.eye(c, dtype=a.dtype, device=a.device)
+        b = xc @ pc.transpose(1, 2) / xc.shape[2]              # (n, c, 1)
+        alpha = _conjugate_gradient(a, b, c + 2)
+        i0 = (alpha.transpose(1, 2) @ xc)                      # (n, 1, N) centred intensity
+        var_i = (i0 * i0).mean(2, keepdim=True)
+        gain = (a - ridge * torch.eye(c, dtype=a.dtype, device=a.device)) @ alpha / (var_i + self.EPS)
+        p = pan.flatten(2)
+        p_eq = (p - low.mean(2, keepdim=True)) * torch.sqrt(var_i / ((pc * pc).mean(2, keepdim=True) + self.EPS))
+        return (x + gain * (p_eq - i0)).view_as(lms)
+
+
+def _conjugate_gradient(a: torch.Tensor, b: torch.Tensor, steps: int) -> torch.Tensor:
+    """Solve the batched SPD systems a x = b (n, c, c)(n, c, 1) with ``steps`` CG iterations."""
+    x = torch.zeros_like(b)
+    r = b
+    d = r
+    rs = (r * r).sum(1, keepdim=True)
+    for _ in range(steps):
+        ad = a @ d
+        step = rs / ((d * ad).sum(1, keepdim=True) + 1e-30)
+        x = x + step * d
+        r = r - step * ad
+        rs_new = (r * r).sum(1, keepdim=True)
+        d = r + rs_new / (rs + 1e-30) * d
+        rs = rs_new
+    return x
