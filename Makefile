@@ -35,8 +35,8 @@ train: setup data
 bench: setup data
 	@$(PY) -m bench
 	@$(PY) scripts/robustness.py
-	@if [ -f runs/rr4_ksdiff_hpm/fullres.pt ]; then $(PY) scripts/ablation.py --checkpoint runs/rr4_ksdiff_hpm/fullres.pt; \
-	else echo "bench: no runs/rr4_ksdiff_hpm/fullres.pt (make train SENSOR=wv2): kernel ablation skipped"; fi
+	@if [ -f runs/rr4_ksdiff_hpm_seed2/fullres.pt ]; then $(PY) scripts/ablation.py --checkpoint runs/rr4_ksdiff_hpm_seed2/fullres.pt; \
+	else echo "bench: no runs/rr4_ksdiff_hpm_seed2/fullres.pt (make train SENSOR=wv2): kernel ablation skipped"; fi
 	@if [ -f runs/rr4_fusionnet_hpm/fullres.pt ]; then $(PY) scripts/paired_seeds.py; \
 	else echo "bench: no paired-seed runs (model_core train --config rr4_{ksdiff,fusionnet}_hpm.yaml --seed N): skipped"; fi
 	@$(PY) scripts/bench_speed.py
