@@ -228,14 +228,18 @@ def flatness_markdown(peaks: dict[str, dict[str, float]], sizes: list[int]) -> l
         cells = " | ".join(f"{v:.0f}" for v in vals)
         lines.append(f"| {label(name)} | {cells} | {vals[-1] / vals[0] - 1:+.0%} |")
     if any(name.startswith("ksdiff") for name in peaks):
+        import inspect
+
+        from ksdiff_qgis.engine.pipeline import pansharpen
         from ksdiff_qgis.engine.tiling import balanced_tile
 
-        tiles = ", ".join(f"{balanced_tile(s, s, 512, 32)} px at {s}²" for s in sizes)
-        lines += ["", f"KSDiff's overlapping tiles are balanced to the scene ({tiles}; at most the 512 px default) and "
-                  "ONNX Runtime's activations grow with the tile's area: that part of the peak is bounded by the "
-                  "tile size, not by the scene. What "
-                  "grows with the width besides: the blended float32 strip (C x tile x width) and GDAL's cache of "
-                  "the output block rows it completes."]
+        defaults = inspect.signature(pansharpen).parameters   # the runs above use the engine's defaults
+        tile, overlap = defaults["tile_size"].default, defaults["overlap"].default
+        tiles = ", ".join(f"{balanced_tile(s, s, tile, overlap)} px at {s}²" for s in sizes)
+        lines += ["", f"KSDiff's overlapping tiles are balanced to the scene ({tiles}; at most the {tile} px default) "
+                  "and ONNX Runtime's activations grow with the tile's area: that part of the peak is bounded by the "
+                  "tile size, not by the scene. What grows with the width besides: the blended float32 strip "
+                  "(C x tile x width) and GDAL's cache of the output block rows it completes."]
     return lines
 
 

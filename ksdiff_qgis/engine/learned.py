@@ -43,22 +43,23 @@ def soft_floor(fused: np.ndarray, lms: np.ndarray, fraction: float = FLOOR_FRACT
     return out, n
 
 
-def value_scale(card: ModelCard, ms: RasterInfo, ms_mean: float | None = None) -> float:
+def value_scale(card: ModelCard, ms: RasterInfo, ms_mean: np.ndarray | None = None) -> float:
     """The raw value that maps to 1.0 for the network: the raster's NBITS (or 8-bit range), else the card's scale.
 
     A 12-bit product fed to an 11-bit model is normalised by its own range, so the network sees the
     value distribution it was trained on. Floating-point data (reflectance 0-1, radiance, x 1e4 ...) has
-    no range to go by: ``ms_mean`` (the scene's mean MS value) is mapped to :data:`TYPICAL_MEAN`, the mean
-    of the training products in model units. Dividing reflectance by the card's 2047 left values near
-    1e-4, under the tile normalisation's floor: ERGAS 5.6 against 1.4 for GSA on the robustness suite's
-    float case.
+    no range to go by: the scene's mean MS value (``ms_mean``: per band, as ``SceneStats.ms_mean``) is
+    mapped to :data:`TYPICAL_MEAN`, the mean of the training products in model units. Dividing reflectance
+    by the card's 2047 left values near 1e-4, under the tile normalisation's floor: ERGAS 5.6 against 1.4
+    for GSA on the robustness suite's float case.
     """
     if ms.nbits and ms.dtype.kind in "iu":
         return float(2 ** ms.nbits - 1)
     if ms.dtype == np.uint8:
         return 255.0
-    if ms.dtype.kind == "f" and ms_mean is not None and math.isfinite(ms_mean) and ms_mean > 0:
-        return float(ms_mean) / TYPICAL_MEAN
+    mean = float(np.mean(ms_mean)) if ms_mean is not None else math.nan
+    if ms.dtype.kind == "f" and math.isfinite(mean) and mean > 0:
+        return mean / TYPICAL_MEAN
     return card.scale
 
 

@@ -334,7 +334,7 @@ def pansharpen(
         session = checked_session(card, device, ort_threads)
         # a GPU runs one tile at a time anyway: a second in flight would only double its memory
         workers = workers or (1 if session.device == "cuda" else pool_size)
-        scale = value_scale(card, ms, float(np.mean(stats.ms_mean)))
+        scale = value_scale(card, ms, stats.ms_mean)
         fuse, margin, used_device = OnnxFuser(card, session, scale), card.margin, session.device
         fb.info(f"model {card.path.name} ({card.data.get('backbone', '')}); device {session.device}: "
                 f"{session.reason}; values normalised by {scale:g}")
@@ -454,7 +454,7 @@ def _auto_method(pan_ds, ms_src, pan: RasterInfo, ms: RasterInfo, plan: GridPlan
             raise   # the user's own MODEL does not fit the data: say so rather than hide it
         fb.info(f"Method auto: the learned model cannot run here ({e}); fusing with {selfcheck.FALLBACK}.")
         return selfcheck.FALLBACK, selfcheck.SelfCheck(method=selfcheck.FALLBACK, reason=str(e))
-    fuser = OnnxFuser(card, session, value_scale(card, ms, float(np.mean(stats.ms_mean))))
+    fuser = OnnxFuser(card, session, value_scale(card, ms, stats.ms_mean))
     area = _ms_stats_window(plan, ms_src.RasterXSize, ms_src.RasterYSize)
     check = selfcheck.run_check(pan_ds, ms_src, pan, ms, plan, spec, fuser, stats, area, fb)
     selfcheck.log_check(check, fb)

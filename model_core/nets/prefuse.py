@@ -77,14 +77,13 @@ class GSAPrefuse(HPMPrefuse):
         x = lms.flatten(2)                                     # (n, c, N)
         xc = x - x.mean(2, keepdim=True)
         pc = low - low.mean(2, keepdim=True)
-        a = xc @ xc.transpose(1, 2) / xc.shape[2]              # (n, c, c)
-        ridge = self.RIDGE * a.diagonal(dim1=1, dim2=2).mean(1).view(n, 1, 1) + 1e-12
-        a = a + ridge * torch.eye(c, dtype=a.dtype, device=a.device)
+        cov = xc @ xc.transpose(1, 2) / xc.shape[2]            # (n, c, c)
+        ridge = self.RIDGE * cov.diagonal(dim1=1, dim2=2).mean(1).view(n, 1, 1) + 1e-12
         b = xc @ pc.transpose(1, 2) / xc.shape[2]              # (n, c, 1)
-        alpha = _conjugate_gradient(a, b, c + 2)
-        i0 = (alpha.transpose(1, 2) @ xc)                      # (n, 1, N) centred intensity
+        alpha = _conjugate_gradient(cov + ridge * torch.eye(c, dtype=cov.dtype, device=cov.device), b, c + 2)
+        i0 = alpha.transpose(1, 2) @ xc                        # (n, 1, N) centred intensity
         var_i = (i0 * i0).mean(2, keepdim=True)
-        gain = (a - ridge * torch.eye(c, dtype=a.dtype, device=a.device)) @ alpha / (var_i + self.EPS)
+        gain = cov @ alpha / (var_i + self.EPS)                # cov(LMS_b, I) / var(I)
         p = pan.flatten(2)
         p_eq = (p - low.mean(2, keepdim=True)) * torch.sqrt(var_i / ((pc * pc).mean(2, keepdim=True) + self.EPS))
         return (x + gain * (p_eq - i0)).view_as(lms)
