@@ -183,7 +183,8 @@ def markdown(res: dict) -> str:
         f"Our default output for this 11-bit scene: {' '.join(res['default_options'])}: plain 16-bit samples "
         "with the predictor, chosen for speed and size (bit-packing them as NBITS=11, as GDAL does, takes about "
         "twice the encoding time and gives a larger file: the NBITS=11 row). Classical methods fuse "
-        "block-aligned 512-pixel tiles without overlap; KSDiff blends overlapping tiles in row strips.",
+        "block-aligned 512-pixel tiles without overlap; KSDiff blends overlapping 544-pixel tiles, each finishing "
+        "a block-aligned 512-pixel cell.",
         "",
         "| configuration | seconds | PAN Mpx/s | CPU seconds | peak RSS (MB) | output (MB) "
         "| speed vs GDAL tiled DEFLATE "
@@ -231,15 +232,13 @@ def flatness_markdown(peaks: dict[str, dict[str, float]], sizes: list[int]) -> l
         import inspect
 
         from ksdiff_qgis.engine.pipeline import pansharpen
-        from ksdiff_qgis.engine.tiling import balanced_tile
+        from ksdiff_qgis.engine.raster_io import outputs
 
         defaults = inspect.signature(pansharpen).parameters   # the runs above use the engine's defaults
         tile, overlap = defaults["tile_size"].default, defaults["overlap"].default
-        tiles = ", ".join(f"{balanced_tile(s, s, tile, overlap)} px at {s}²" for s in sizes)
-        lines += ["", f"KSDiff's overlapping tiles are balanced to the scene ({tiles}; at most the {tile} px default) "
-                  "and ONNX Runtime's activations grow with the tile's area: that part of the peak is bounded by the "
-                  "tile size, not by the scene. What grows with the width besides: the blended float32 strip "
-                  "(C x tile x width) and GDAL's cache of the output block rows it completes."]
+        lines += ["", f"KSDiff blends overlapping tiles of {tile} + {overlap} px, each finishing a {tile} px cell of "
+                  f"whole {outputs.BLOCK} px output blocks: the tile (ONNX Runtime's activations grow with its area) "
+                  f"is the same at every scene size, and of the scene's width only {overlap} blended rows are held."]
     return lines
 
 

@@ -10,7 +10,7 @@ from osgeo import gdal
 
 from ksdiff_qgis.engine import classical
 from ksdiff_qgis.engine.errors import Cancelled, InputError
-from ksdiff_qgis.engine.feedback import Feedback
+from ksdiff_qgis.engine.feedback import Feedback, RecordingFeedback
 from ksdiff_qgis.engine.model_card import bundled_cards
 from ksdiff_qgis.engine.parallel import TilePool
 from ksdiff_qgis.engine.pipeline import pansharpen
@@ -282,3 +282,103 @@ def test_fewer_workers_when_memory_is_short(monkeypatch):
     assert _fit_workers(4, 512, 4096, 4096, 4, 10, True, 1) == 1
     monkeypatch.setenv(memory.ENV_LIMIT, str(one * 10))
     assert _fit_workers(4, 512, 4096, 4096, 4, 10, True, 1) == 4
+
+
+def _assemble(height, width, bands, pieces):
+    out = np.full((bands, height, width), np.nan, dtype=np.float32)
+    seen = np.zeros((height, width), dtype=int)
+    for r, c, a in pieces:
+        out[:, r : r + a.shape[1], c : c + a.shape[2]] = a
+        seen[r : r + a.shape[1], c : c + a.shape[2]] += 1
+    return out, seen
+
+
+def _disagreeing_tiles():
+    """Tiles that disagree with each other (a random offset per tile) on top of a shared field."""
+    rng, offsets = np.random.default_rng(3), {}
+
+    def tile(r, c, h, w):
+        offsets.setdefault((r, c, h, w), float(rng.uniform(-1, 1)))
+        yy, xx = np.mgrid[r : r + h, c : c + w].astype(np.float32)
+        return np.stack([yy * 0.01 + xx * 0.02, yy - xx]) + np.float32(offsets[(r, c, h, w)])
+
+    return tile
+
+
+def test_blend_cells_equals_blend_strips_on_the_same_tiles():
+    """Where both layouts place the same tiles (scene = n cells + overlap), the cells are the strips' pixels, bit for bit."""
+    from ksdiff_qgis.engine.tiling import blend_cells
+
+    h, w, cell, ov = 3 * 48 + 16, 4 * 48 + 16, 48, 16
+    tile = _disagreeing_tiles()
+    strips = [(r, 0, s.copy()) for r, s in blend_strips(h, w, cell + ov, ov, tile)]
+    cells = [(r, c, a.copy()) for r, c, a in blend_cells(h, w, cell, ov, tile)]
+    a, _ = _assemble(h, w, 2, strips)
+    b, seen = _assemble(h, w, 2, cells)
+    assert (seen == 1).all() and np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("h,w,cell,ov", [(300, 260, 64, 16), (64, 64, 64, 16), (100, 2000, 256, 32), (257, 513, 256, 32)])
+def test_blend_cells_covers_each_pixel_once_on_aligned_cells(h, w, cell, ov):
+    from ksdiff_qgis.engine.tiling import blend_cells, cell_spans
+
+    asked = []
+    base = _disagreeing_tiles()
+
+    def tile(r, c, th, tw):
+        asked.append((th, tw))
+        return base(r, c, th, tw)
+
+    cells = [(r, c, a.copy()) for r, c, a in blend_cells(h, w, cell, ov, tile)]
+    _, seen = _assemble(h, w, 2, cells)
+    assert (seen == 1).all()
+    assert all(r % cell == 0 and c % cell == 0 for r, c, _ in cells)   # cells start on the block grid
+    # every tile has the full size the network is given elsewhere (the last one reaches back for context)
+    assert set(asked) == {(min(h, cell + ov), min(w, cell + ov))}
+    for n in (h, w):
+        spans = cell_spans(n, cell, ov)
+        assert spans[-1].cell_end == n and all(a.cell_end == b.cell for a, b in zip(spans, spans[1:]))
+
+
+def test_blend_cells_is_seamless():
+    """Blended tiles that disagree by a constant leave no step larger than the ramp's at any cell edge."""
+    from ksdiff_qgis.engine.tiling import blend_cells
+
+    rng, offsets = np.random.default_rng(5), {}
+
+    def tile(r, c, h, w):
+        offsets[(r, c)] = float(rng.uniform(-1, 1))
+        return np.full((1, h, w), offsets[(r, c)], dtype=np.float32)
+
+    out, _ = _assemble(300, 260, 1, blend_cells(300, 260, 64, 16, tile))
+    assert out.min() >= -1 and out.max() <= 1
+    steps = max(np.abs(np.diff(out, axis=1)).max(), np.abs(np.diff(out, axis=2)).max())
+    assert steps <= 2 / 16 + 1e-6   # a ramp over 16 px between values 2 apart at most
+
+
+def test_learned_run_finishes_block_aligned_cells(data_dir, tmp_path):
+    """KSDiff with tiles spanning whole output blocks: cells, the same pixels with 1 or 2 workers, no seams."""
+    if not _learned_available():
+        pytest.skip("no onnxruntime or bundled model")
+    pan, ms = str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif")
+    log, runs = RecordingFeedback(), {}
+    for workers in (1, 2):
+        out = tmp_path / f"w{workers}.tif"
+        pansharpen(pan, ms, str(out), "wv2", "ksdiff", tile_size=72, overlap=12, workers=workers, device="cpu",
+                   create_options=["BLOCKXSIZE=64", "BLOCKYSIZE=64"], feedback=log)
+        runs[workers] = _pixels(out).astype(np.float64)
+    assert any("finishing 64 px cells" in m for m in log.lines)
+    assert np.array_equal(runs[1], runs[2])
+    # against one untiled run, cells are as close as row strips of the same tiles (76 px, default blocks),
+    # and no further off along the cell edges than inside the cells
+    ref = {}
+    for name, tile in (("whole", 512), ("strips", 76)):
+        res = pansharpen(pan, ms, str(tmp_path / f"{name}.tif"), "wv2", "ksdiff", tile_size=tile, overlap=12,
+                         workers=1, device="cpu")
+        ref[name] = _pixels(res.output_path).astype(np.float64)
+    diff = np.abs(runs[1] - ref["whole"]).mean(axis=0)
+    assert diff.mean() <= 1.1 * np.abs(ref["strips"] - ref["whole"]).mean()
+    edge = np.zeros(diff.shape, dtype=bool)
+    for k in range(64, 256, 64):
+        edge[k : k + 12, :] = edge[:, k : k + 12] = True
+    assert diff[edge].mean() < 1.25 * diff[~edge].mean()

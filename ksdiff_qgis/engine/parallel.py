@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Callable
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -28,7 +28,8 @@ def default_workers() -> int:
 class TilePool:
     """Calls ``run_tile`` ahead of time for the tiles ``blend_strips`` will ask for, at most ``depth`` in flight.
 
-    Use it in place of ``run_tile``: ``blend_strips(h, w, tile, overlap, pool)``. With ``workers <= 1``
+    Use it in place of ``run_tile``: ``blend_strips(h, w, tile, overlap, pool)`` (or any layout given as
+    ``order``). With ``workers <= 1``
     it calls ``run_tile`` directly (the sequential engine). ``close()`` drops tiles not yet started
     and waits for running ones, so a cancel or an error stops within one tile per worker.
     """
@@ -129,18 +130,23 @@ class BlockRowWriter:
             self.flush()
 
 
-def write_aligned_tiles(tiles: list[Tile], pool: TilePool, width: int, write: Callable[[np.ndarray, int, int], None],
-                        convert: Callable[[np.ndarray], np.ndarray], inspect: Callable[[np.ndarray], None],
-                        after_tile: Callable[[bool], None]) -> None:
-    """Fuse block-aligned, non-overlapping ``tiles`` (``tiling.aligned_tiles``) through ``pool`` and write each.
+def write_cells(cells: Iterable[tuple[int, int, np.ndarray]], width: int, write: Callable[[np.ndarray, int, int], None],
+                convert: Callable[[np.ndarray], np.ndarray], inspect: Callable[[np.ndarray], None],
+                after_tile: Callable[[bool], None]) -> None:
+    """Write finished ``(row, col, pixels)`` cells that each complete their GeoTIFF blocks.
 
-    Every tile completes its GeoTIFF blocks, so ``after_tile(row_done)`` may flush (encode) them at once:
-    nothing of the scene's width is held, in our arrays or in GDAL's cache. ``row_done``: the tile
-    ended a row of tiles.
+    The cells come from block-aligned tiles (``tiling.aligned_tiles`` through the pool, or
+    ``tiling.blend_cells``), so ``after_tile(row_done)`` may flush (encode) them at once: nothing of the
+    scene's width is held, in our arrays or in GDAL's cache. ``row_done``: the cell ended a row.
     """
-    for r, c, h, w in tiles:
-        out = pool(r, c, h, w)
+    for r, c, out in cells:
         inspect(out)
         write(convert(out), r, c)
+        after_tile(c + out.shape[2] == width)
         del out
-        after_tile(c + w == width)
+
+
+def aligned_cells(tiles: list[Tile], pool: TilePool) -> Iterator[tuple[int, int, np.ndarray]]:
+    """The non-overlapping ``tiles`` of ``tiling.aligned_tiles``, fused through ``pool``, as cells."""
+    for r, c, h, w in tiles:
+        yield r, c, pool(r, c, h, w)

@@ -23,7 +23,7 @@ from .feedback import Feedback
 from .filters import upsample
 from .grid import GridPlan, plan_grid
 from .learned import OnnxFuser, checked_session, value_scale
-from .parallel import BlockRowWriter, TilePool, default_workers, write_aligned_tiles
+from .parallel import BlockRowWriter, TilePool, aligned_cells, default_workers, write_cells
 from .raster_io import (
     GeoTiffWriter,
     RasterInfo,
@@ -41,7 +41,7 @@ from .raster_io import (
 )
 from .sensor_detect import detect_sensor
 from .sensors import AUTO, SENSORS, Sensor, get_sensor, model_for
-from .tiling import aligned_tiles, balanced_tile, blend_strips, tile_count
+from .tiling import aligned_tiles, balanced_tile, blend_cells, blend_strips, block_cell, cell_tiles, tile_count
 
 STATS_WINDOW = 128      # MS pixels per side of a window sampled for scene statistics
 STATS_WINDOWS = 16      # at most this many windows (262k MS pixels: plenty for a 5-term regression)
@@ -363,12 +363,21 @@ def pansharpen(
                           extra_options, fb)
     # a classical method is exact per pixel: block-aligned tiles without overlap (None: tiles below a block)
     aligned = None if learned else aligned_tiles(rows, cols, tile_size, writer.block_size())
-    if aligned is None:
-        tile_size = balanced_tile(rows, cols, tile_size, overlap)   # same tile count, less redundant area
-        total, layout = tile_count(rows, cols, tile_size, overlap), f"of {tile_size} px, overlap {overlap}"
-    else:
+    # a learned method blends overlapping tiles; when they span whole output blocks, each tile finishes a
+    # block-aligned cell, so memory does not grow with the scene's width (no full-width strip, no block rows
+    # waiting in GDAL's cache)
+    cell = block_cell(tile_size, overlap, writer.block_size()) if learned else None
+    order = aligned
+    if aligned is not None:
         total, layout = len(aligned), f"of {max(aligned[0][2:])} px on the output blocks, no overlap needed"
         tile_size, overlap = max(aligned[0][2:]), 0
+    elif cell is not None:
+        order = cell_tiles(rows, cols, cell, overlap)
+        total, layout = len(order), f"finishing {cell} px cells on the output blocks, overlap {overlap}"
+        tile_size = max(max(t[2:]) for t in order)
+    else:
+        tile_size = balanced_tile(rows, cols, tile_size, overlap)   # same tile count, less redundant area
+        total, layout = tile_count(rows, cols, tile_size, overlap), f"of {tile_size} px, overlap {overlap}"
     workers = _fit_workers(workers or default_workers(), tile_size, rows, cols, ms.bands, margin, learned,
                            card.size_multiple if learned else 1)
     fb.info(
@@ -382,7 +391,7 @@ def pansharpen(
     for p in writer.removed_partials:
         fb.info(f"removed {os.path.basename(p)}, left beside the output by an interrupted earlier run")
     clips = ClipCounter(value_range(ms.dtype, ms.nbits)[1], names)   # clipping is never silent
-    pool = TilePool(runner, rows, cols, tile_size, overlap, workers, on_result=runner.tile_done, order=aligned)
+    pool = TilePool(runner, rows, cols, tile_size, overlap, workers, on_result=runner.tile_done, order=order)
 
     inputs = InputCache([pan_ds, ms_src], runner.read_lock)
 
@@ -402,8 +411,9 @@ def pansharpen(
     # whole GeoTIFF block rows per flush: each block is compressed once, by all cores (NUM_THREADS)
     rows_out = BlockRowWriter(writer.write, flush, convert, outputs.BLOCK, rows, WRITE_CHUNK)
     try:
-        if aligned is not None:
-            write_aligned_tiles(aligned, pool, cols, writer.write, convert, clips.add, after_tile)
+        if aligned is not None or cell is not None:
+            cells = aligned_cells(aligned, pool) if aligned is not None else blend_cells(rows, cols, cell, overlap, pool)
+            write_cells(cells, cols, writer.write, convert, clips.add, after_tile)
         else:
             for row, strip in blend_strips(rows, cols, tile_size, overlap, pool):
                 clips.add(strip)

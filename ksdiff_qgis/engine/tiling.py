@@ -1,4 +1,5 @@
-"""Tile layout over the output grid and seam-free blending of overlapping tiles, one row strip at a time.
+"""Tile layout over the output grid and seam-free blending of overlapping tiles: by block-aligned cells
+(``blend_cells``) or, when the tiles are smaller than the output's blocks, one row strip at a time.
 
 Overlaps are blended with linear ramps written as ``a + (b - a) * t``: where neighbouring tiles agree
 (every classical method) the blend returns their value exactly, so tiled output equals untiled output.
@@ -6,6 +7,7 @@ Overlaps are blended with linear ramps written as ``a + (b - a) * t``: where nei
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Callable, Iterator
 
 import numpy as np
@@ -96,6 +98,14 @@ def aligned_tiles(height: int, width: int, tile: int, block: tuple[int, int]) ->
     return [(r, c, min(th, height - r), min(tw, width - c)) for r in range(0, height, th) for c in range(0, width, tw)]
 
 
+def block_cell(tile: int, overlap: int, block: tuple[int, int]) -> int | None:
+    """The cell of ``blend_cells`` for tiles of about ``tile`` px: whole square blocks, or None when the
+    blocks are not square, or larger than ``tile``, or the overlap does not fit in a cell."""
+    bx, by = block
+    cell = tile // bx * bx
+    return cell if bx == by and cell >= max(bx, overlap, 1) else None
+
+
 def tile_count(height: int, width: int, tile: int, overlap: int) -> int:
     return len(tile_starts(height, min(tile, height), overlap)) * len(tile_starts(width, min(tile, width), overlap))
 
@@ -113,3 +123,81 @@ def balanced_tile(height: int, width: int, tile: int, overlap: int) -> int:
     while size < tile and any(len(tile_starts(n, min(size, n), overlap)) > k for n, k in zip((height, width), counts)):
         size += 1
     return min(size, tile)
+
+
+@dataclass(frozen=True)
+class Span:
+    """One tile along one axis of a cell layout (``cell_spans``)."""
+
+    start: int      # first pixel the tile computes: before ``cell`` only for context (the last tile)
+    length: int     # pixels computed
+    cell: int       # first pixel of the cell the tile finishes
+    cell_end: int   # end of that cell: the next cell's start, or the edge
+    end: int        # end of the computed pixels that are used: ``cell_end`` plus the overlap tail
+
+
+def cell_spans(length: int, cell: int, overlap: int) -> list[Span]:
+    """Tiles of ``cell + overlap`` pixels at a stride of ``cell`` along one axis.
+
+    Each tile finishes one cell (blended with the previous tile's ``overlap`` tail at its start); the
+    last cell runs to the edge, and its tile reaches back into the grid for context, so every tile
+    but a lone one has the same size (the network sees the same context everywhere).
+    """
+    full = cell + overlap
+    n = max(1, math.ceil((length - overlap) / cell))
+    spans = []
+    for k in range(n):
+        first, last = k * cell, k == n - 1
+        end = length if last else first + full
+        start = max(0, end - full)
+        spans.append(Span(start, end - start, first, length if last else first + cell, end))
+    return spans
+
+
+def cell_tiles(height: int, width: int, cell: int, overlap: int) -> list[tuple[int, int, int, int]]:
+    """(row, col, rows, cols) of the tiles ``blend_cells`` asks for, in its order."""
+    rows, cols = cell_spans(height, cell, overlap), cell_spans(width, cell, overlap)
+    return [(r.start, c.start, r.length, c.length) for r in rows for c in cols]
+
+
+def blend_cells(
+    height: int,
+    width: int,
+    cell: int,
+    overlap: int,
+    run_tile: Callable[[int, int, int, int], np.ndarray],
+) -> Iterator[tuple[int, int, np.ndarray]]:
+    """Run ``run_tile`` over tiles of ``cell + overlap`` pixels; yield each finished cell as ``(row, col, cell)``.
+
+    The same ramps as ``blend_strips`` (across columns first, then across rows), but each tile finishes
+    a whole ``cell`` x ``cell`` block of the grid, so a block-aligned ``cell`` completes GeoTIFF blocks
+    tile by tile: memory holds the tiles in flight, one tile's right tail and ``overlap`` rows of the
+    grid's width, never a full-width strip. Needs ``cell >= overlap``.
+    """
+    if cell < overlap:
+        raise ValueError(f"cells of {cell} px cannot carry an overlap of {overlap} px")
+    rows, cols = cell_spans(height, cell, overlap), cell_spans(width, cell, overlap)
+    carry: np.ndarray | None = None   # the previous row of tiles' bottom tails, blended across columns
+    for i, rs in enumerate(rows):
+        below = None if i + 1 == len(rows) else rs.end - rs.cell_end
+        next_carry = None
+        tail: np.ndarray | None = None    # the previous tile's right tail
+        for cs in cols:
+            out = run_tile(rs.start, cs.start, rs.length, cs.length)
+            t = out[:, rs.cell - rs.start :, cs.cell - cs.start :]   # the used pixels: [cell, end)
+            if tail is not None:
+                ov = tail.shape[2]
+                _lerp(t[:, :, :ov], t[:, :, :ov].copy(), _ramp(ov)[None, None, :], old=tail)
+            cw = cs.cell_end - cs.cell
+            tail = t[:, :, cw:].copy() if cs.end > cs.cell_end else None
+            if carry is not None:
+                ov = carry.shape[1]
+                top = t[:, :ov, :cw]
+                _lerp(top, top.copy(), _ramp(ov)[None, :, None], old=carry[:, :, cs.cell : cs.cell_end])
+            if below:
+                if next_carry is None:
+                    next_carry = np.empty((t.shape[0], below, width), dtype=np.float32)
+                next_carry[:, :, cs.cell : cs.cell_end] = t[:, rs.cell_end - rs.cell :, :cw]
+            yield rs.cell, cs.cell, t[:, : rs.cell_end - rs.cell, :cw]
+            del out, t
+        carry = next_carry
