@@ -306,7 +306,7 @@ def _disagreeing_tiles():
 
 
 def test_blend_cells_equals_blend_strips_on_the_same_tiles():
-    """Where both layouts place the same tiles (scene = n cells + overlap), the cells are the strips' pixels, bit for bit."""
+    """Where both layouts place the same tiles (scene = n cells + overlap), cells = strips, bit for bit."""
     from ksdiff_qgis.engine.tiling import blend_cells
 
     h, w, cell, ov = 3 * 48 + 16, 4 * 48 + 16, 48, 16
@@ -318,7 +318,8 @@ def test_blend_cells_equals_blend_strips_on_the_same_tiles():
     assert (seen == 1).all() and np.array_equal(a, b)
 
 
-@pytest.mark.parametrize("h,w,cell,ov", [(300, 260, 64, 16), (64, 64, 64, 16), (100, 2000, 256, 32), (257, 513, 256, 32)])
+@pytest.mark.parametrize("h,w,cell,ov", [(300, 260, 64, 16), (64, 64, 64, 16), (100, 2000, 256, 32),
+                                         (257, 513, 256, 32)])
 def test_blend_cells_covers_each_pixel_once_on_aligned_cells(h, w, cell, ov):
     from ksdiff_qgis.engine.tiling import blend_cells, cell_spans
 

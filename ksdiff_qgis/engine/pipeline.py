@@ -412,7 +412,8 @@ def pansharpen(
     rows_out = BlockRowWriter(writer.write, flush, convert, outputs.BLOCK, rows, WRITE_CHUNK)
     try:
         if aligned is not None or cell is not None:
-            cells = aligned_cells(aligned, pool) if aligned is not None else blend_cells(rows, cols, cell, overlap, pool)
+            cells = (aligned_cells(aligned, pool) if aligned is not None
+                     else blend_cells(rows, cols, cell, overlap, pool))
             write_cells(cells, cols, writer.write, convert, clips.add, after_tile)
         else:
             for row, strip in blend_strips(rows, cols, tile_size, overlap, pool):
