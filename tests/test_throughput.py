@@ -383,3 +383,17 @@ def test_learned_run_finishes_block_aligned_cells(data_dir, tmp_path):
     for k in range(64, 256, 64):
         edge[k : k + 12, :] = edge[:, k : k + 12] = True
     assert diff[edge].mean() < 1.25 * diff[~edge].mean()
+
+
+def test_learned_small_scene_keeps_balanced_strips(data_dir, tmp_path):
+    """When full-size cell tiles would recompute much of a small scene, KSDiff keeps the balanced strips."""
+    if not _learned_available():
+        pytest.skip("no onnxruntime or bundled model")
+    from ksdiff_qgis.engine.tiling import computed_pixels
+
+    assert computed_pixels(600, 600, 0, 32, 512) > 2.9 * computed_pixels(600, 600, 316, 32)   # WV2 pair 3's size
+    log = RecordingFeedback()
+    pansharpen(str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif"), str(tmp_path / "o.tif"), "wv2", "ksdiff",
+               tile_size=200, overlap=12, workers=1, device="cpu", create_options=["BLOCKXSIZE=64", "BLOCKYSIZE=64"],
+               feedback=log)
+    assert any("4 tile(s) of 134 px, overlap 12" in m for m in log.lines)

@@ -41,12 +41,22 @@ from .raster_io import (
 )
 from .sensor_detect import detect_sensor
 from .sensors import AUTO, SENSORS, Sensor, get_sensor, model_for
-from .tiling import aligned_tiles, balanced_tile, blend_cells, blend_strips, block_cell, cell_tiles, tile_count
+from .tiling import (
+    aligned_tiles,
+    balanced_tile,
+    blend_cells,
+    blend_strips,
+    block_cell,
+    cell_tiles,
+    computed_pixels,
+    tile_count,
+)
 
 STATS_WINDOW = 128      # MS pixels per side of a window sampled for scene statistics
 STATS_WINDOWS = 16      # at most this many windows (262k MS pixels: plenty for a 5-term regression)
 MIN_TILE = 64
 WRITE_CHUNK = 1024      # columns converted and written at a time (a multiple of the 256-pixel blocks)
+CELL_WORK = 1.05        # block-aligned cells unless their tiles compute this much more than balanced strips
 LEARNED_METHODS = {"ksdiff": "KSDiff (kernel-space diffusion network, bundled model per sensor)"}
 
 
@@ -367,6 +377,9 @@ def pansharpen(
     # block-aligned cell, so memory does not grow with the scene's width (no full-width strip, no block rows
     # waiting in GDAL's cache)
     cell = block_cell(tile_size, overlap, writer.block_size()) if learned else None
+    if cell is not None and computed_pixels(rows, cols, 0, overlap, cell) > CELL_WORK * computed_pixels(
+            rows, cols, balanced_tile(rows, cols, tile_size, overlap), overlap):
+        cell = None   # a small scene: the cells' full-size tiles would recompute much of it; strips are narrow
     order = aligned
     if aligned is not None:
         total, layout = len(aligned), f"of {max(aligned[0][2:])} px on the output blocks, no overlap needed"

@@ -106,6 +106,15 @@ def block_cell(tile: int, overlap: int, block: tuple[int, int]) -> int | None:
     return cell if bx == by and cell >= max(bx, overlap, 1) else None
 
 
+def computed_pixels(height: int, width: int, tile: int, overlap: int, cell: int | None = None) -> int:
+    """Pixels a learned method computes over the grid: ``blend_cells`` with ``cell``, else ``blend_strips``
+    with ``tile`` (overlaps and tiles pushed back into the grid counted each time)."""
+    if cell is not None:
+        return sum(r.length for r in cell_spans(height, cell, overlap)) * sum(
+            c.length for c in cell_spans(width, cell, overlap))
+    return tile_count(height, width, tile, overlap) * min(tile, height) * min(tile, width)
+
+
 def tile_count(height: int, width: int, tile: int, overlap: int) -> int:
     return len(tile_starts(height, min(tile, height), overlap)) * len(tile_starts(width, min(tile, width), overlap))
 
