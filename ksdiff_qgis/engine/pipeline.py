@@ -41,22 +41,12 @@ from .raster_io import (
 )
 from .sensor_detect import detect_sensor
 from .sensors import AUTO, SENSORS, Sensor, get_sensor, model_for
-from .tiling import (
-    aligned_tiles,
-    balanced_tile,
-    blend_cells,
-    blend_strips,
-    block_cell,
-    cell_tiles,
-    computed_pixels,
-    tile_count,
-)
+from .tiling import blend_cells, blend_strips, choose_layout
 
 STATS_WINDOW = 128      # MS pixels per side of a window sampled for scene statistics
 STATS_WINDOWS = 16      # at most this many windows (262k MS pixels: plenty for a 5-term regression)
 MIN_TILE = 64
 WRITE_CHUNK = 1024      # columns converted and written at a time (a multiple of the 256-pixel blocks)
-CELL_WORK = 1.05        # block-aligned cells unless their tiles compute this much more than balanced strips
 LEARNED_METHODS = {"ksdiff": "KSDiff (kernel-space diffusion network, bundled model per sensor)"}
 
 
@@ -371,40 +361,23 @@ def pansharpen(
     names = bplan.names
     writer = _make_writer(output_path, cols, rows, ms, plan.out_gt, pan.wkt, names, nodata, compression, cog,
                           extra_options, fb)
-    # a classical method is exact per pixel: block-aligned tiles without overlap (None: tiles below a block)
-    aligned = None if learned else aligned_tiles(rows, cols, tile_size, writer.block_size())
-    # a learned method blends overlapping tiles; when they span whole output blocks, each tile finishes a
-    # block-aligned cell, so memory does not grow with the scene's width (no full-width strip, no block rows
-    # waiting in GDAL's cache)
-    cell = block_cell(tile_size, overlap, writer.block_size()) if learned else None
-    if cell is not None and computed_pixels(rows, cols, 0, overlap, cell) > CELL_WORK * computed_pixels(
-            rows, cols, balanced_tile(rows, cols, tile_size, overlap), overlap):
-        cell = None   # a small scene: the cells' full-size tiles would recompute much of it; strips are narrow
-    order = aligned
-    if aligned is not None:
-        total, layout = len(aligned), f"of {max(aligned[0][2:])} px on the output blocks, no overlap needed"
-        tile_size, overlap = max(aligned[0][2:]), 0
-    elif cell is not None:
-        order = cell_tiles(rows, cols, cell, overlap)
-        total, layout = len(order), f"finishing {cell} px cells on the output blocks, overlap {overlap}"
-        tile_size = max(max(t[2:]) for t in order)
-    else:
-        tile_size = balanced_tile(rows, cols, tile_size, overlap)   # same tile count, less redundant area
-        total, layout = tile_count(rows, cols, tile_size, overlap), f"of {tile_size} px, overlap {overlap}"
+    # classical methods: block-aligned tiles, no overlap; KSDiff: blended cells (or strips on small scenes)
+    layout = choose_layout(rows, cols, tile_size, overlap, writer.block_size(), exact=not learned)
+    tile_size, overlap = layout.tile, layout.overlap
     workers = _fit_workers(workers or default_workers(), tile_size, rows, cols, ms.bands, margin, learned,
                            card.size_multiple if learned else 1)
     fb.info(
         f"PAN {pan.width}x{pan.height}, MS {ms.width}x{ms.height}x{ms.bands}, ratio {plan.ratio}; "
-        f"output {cols}x{rows} at PAN offset ({c0}, {r0}); {total} tile(s) {layout}, "
+        f"output {cols}x{rows} at PAN offset ({c0}, {r0}); {layout.describe()}, "
         f"margin {margin}; method {method}"
     )
     fb.info(f"output nodata: {nodata_why}")
-    runner = _TileRunner(pan_ds, ms_src, pan, ms, plan, spec, fuse, margin, stats, fb, total)
+    runner = _TileRunner(pan_ds, ms_src, pan, ms, plan, spec, fuse, margin, stats, fb, layout.count)
     set_colour_interpretation(writer.ds, names)
     for p in writer.removed_partials:
         fb.info(f"removed {os.path.basename(p)}, left beside the output by an interrupted earlier run")
     clips = ClipCounter(value_range(ms.dtype, ms.nbits)[1], names)   # clipping is never silent
-    pool = TilePool(runner, rows, cols, tile_size, overlap, workers, on_result=runner.tile_done, order=order)
+    pool = TilePool(runner, rows, cols, tile_size, overlap, workers, on_result=runner.tile_done, order=layout.order)
 
     inputs = InputCache([pan_ds, ms_src], runner.read_lock)
 
@@ -424,9 +397,9 @@ def pansharpen(
     # whole GeoTIFF block rows per flush: each block is compressed once, by all cores (NUM_THREADS)
     rows_out = BlockRowWriter(writer.write, flush, convert, outputs.BLOCK, rows, WRITE_CHUNK)
     try:
-        if aligned is not None or cell is not None:
-            cells = (aligned_cells(aligned, pool) if aligned is not None
-                     else blend_cells(rows, cols, cell, overlap, pool))
+        if layout.kind != "strips":
+            cells = (aligned_cells(layout.order, pool) if layout.kind == "aligned"
+                     else blend_cells(rows, cols, layout.cell, overlap, pool))
             write_cells(cells, cols, writer.write, convert, clips.add, after_tile)
         else:
             for row, strip in blend_strips(rows, cols, tile_size, overlap, pool):
@@ -449,7 +422,7 @@ def pansharpen(
         fb.info(f"{method}: {floor_note}")
     clips.report(fb, method)
     return PansharpenResult(output_path=output_path, seconds=time.perf_counter() - t0, width=cols, height=rows,
-                            tiles=total, method=method, ratio=plan.ratio, device=used_device, warnings=warnings,
+                            tiles=layout.count, method=method, ratio=plan.ratio, device=used_device, warnings=warnings,
                             band_names=list(names), selfcheck=check)
 
 

@@ -210,3 +210,43 @@ def blend_cells(
             yield rs.cell, cs.cell, t[:, : rs.cell_end - rs.cell, :cw]
             del out, t
         carry = next_carry
+
+
+CELL_WORK = 1.05   # block-aligned cells unless their tiles compute this much more than balanced strips
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How a run covers its grid: ``aligned`` block tiles, blended ``cells``, or blended row ``strips``."""
+
+    kind: str
+    tile: int          # the largest tile computed
+    overlap: int
+    count: int
+    order: list[tuple[int, int, int, int]] | None   # (row, col, rows, cols) as consumed; None: blend_strips's
+    cell: int | None = None
+
+    def describe(self) -> str:
+        if self.kind == "aligned":
+            return f"{self.count} tile(s) of {self.tile} px on the output blocks, no overlap needed"
+        if self.kind == "cells":
+            return f"{self.count} tile(s) finishing {self.cell} px cells on the output blocks, overlap {self.overlap}"
+        return f"{self.count} tile(s) of {self.tile} px, overlap {self.overlap}"
+
+
+def choose_layout(height: int, width: int, tile: int, overlap: int, block: tuple[int, int], exact: bool) -> Layout:
+    """The tiling of a run. ``exact``: the method is exact per pixel (every classical one), so block-aligned
+    tiles need no overlap. Otherwise tiles overlap and are blended: by block-aligned cells, which hold
+    nothing of the scene's width (``blend_cells``), unless their full-size tiles would recompute much of a
+    small scene; then by row strips of balanced tiles (``blend_strips``)."""
+    if exact:
+        aligned = aligned_tiles(height, width, tile, block)
+        if aligned is not None:
+            return Layout("aligned", max(aligned[0][2:]), 0, len(aligned), aligned)
+    balanced = balanced_tile(height, width, tile, overlap)   # same tile count, less redundant area
+    cell = None if exact else block_cell(tile, overlap, block)
+    if cell is not None and computed_pixels(height, width, 0, overlap, cell) <= CELL_WORK * computed_pixels(
+            height, width, balanced, overlap):
+        order = cell_tiles(height, width, cell, overlap)
+        return Layout("cells", max(max(t[2:]) for t in order), overlap, len(order), order, cell)
+    return Layout("strips", balanced, overlap, tile_count(height, width, balanced, overlap), None)
