@@ -70,6 +70,10 @@ def _export(a) -> int:
     rec = training_record(ck, data_sources(ck["config"]), ck.get("git_revision") or git_revision())
     rec["steps"] = sum(int(c["step"]) for c in finals) or rec["steps"]  # all stages of this run
     rec["seconds"] = round(sum(float(c.get("seconds", 0)) for c in finals), 1) or rec["seconds"]
+    if a.sensor:   # what `make train SENSOR=...` runs (a seed variant names its base config in the checkpoint)
+        from .config import default_config_path
+
+        rec["config"] = default_config_path(a.sensor).name
     cfg = ck["config"]
     if a.as_sensor:  # one network serving several sensors of the same layout (its card says so)
         from ksdiff_qgis.engine.sensors import get_sensor

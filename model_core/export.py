@@ -24,6 +24,7 @@ from torch import nn
 from ksdiff_qgis.engine.model_card import sha256_file
 from ksdiff_qgis.engine.sensors import get_sensor
 
+from . import tile_graphs
 from .nets import size_multiple
 
 OPSET = 17
@@ -68,17 +69,23 @@ def make_card(model: nn.Module, cfg: dict[str, Any], training: dict[str, Any]) -
     return card
 
 
+def add_metadata(onnx_path: str | Path, entries: dict[str, str]) -> None:
+    """Set ONNX metadata entries (replacing any of the same keys)."""
+    m = onnx.load(str(onnx_path))
+    keep = [p for p in m.metadata_props if p.key not in entries]
+    del m.metadata_props[:]
+    m.metadata_props.extend(keep)
+    for key, value in entries.items():
+        m.metadata_props.add(key=key, value=value)
+    onnx.save(m, str(onnx_path))
+
+
 def write_card(onnx_path: str | Path, card: dict[str, Any]) -> dict[str, Any]:
     """Embed ``card`` (minus ``onnx_sha256``) as ONNX metadata ``model_card``, then write the JSON beside
     the file with ``onnx_sha256`` = sha256 of the final ONNX bytes. Returns the JSON card."""
     onnx_path = Path(onnx_path)
     embedded = {k: v for k, v in card.items() if k != "onnx_sha256"}
-    m = onnx.load(str(onnx_path))
-    keep = [p for p in m.metadata_props if p.key != "model_card"]
-    del m.metadata_props[:]
-    m.metadata_props.extend(keep)
-    m.metadata_props.add(key="model_card", value=json.dumps(embedded, sort_keys=True))
-    onnx.save(m, str(onnx_path))
+    add_metadata(onnx_path, {"model_card": json.dumps(embedded, sort_keys=True)})
     full = dict(embedded, onnx_sha256=sha256_file(onnx_path))
     onnx_path.with_suffix(".json").write_text(json.dumps(full, indent=1, sort_keys=True) + "\n")
     return full
@@ -120,6 +127,11 @@ def export(model: nn.Module, cfg: dict[str, Any], path: str | Path, training: di
     bands = get_sensor(cfg["sensor"]).n_bands
     export_onnx(model, path, bands)
     card = make_card(model, cfg, training)
+    if tile_graphs.supported(model):   # the CPU fast path travels inside the file (tile_graphs.py)
+        meta, offsets = tile_graphs.tile_graphs(model, bands)
+        add_metadata(path, meta)
+        card["tile_kernels"] = {"prior": tile_graphs.META_PRIOR, "backbone": tile_graphs.META_BACKBONE,
+                                "offsets": offsets}
     if metrics:
         card["metrics"] = metrics
     return write_card(path, card)
@@ -142,7 +154,9 @@ def write_models_readme(models_dir: str | Path) -> Path:
         lines += [f"## `{card['sensor']}` — {card.get('sensor_name', '')}", "",
                   f"- Network: KSDiff around {card.get('backbone')}, {card.get('parameters', 0):,} parameters, "
                   f"{p.stat().st_size / 1e6:.1f} MB; bands {', '.join(card['bands'])}; ratio {card['ratio']}; "
-                  f"values / {card['scale']:g}; receptive-field margin {card['margin']} px.",
+                  f"values / {card['scale']:g}; receptive-field margin {card['margin']} px"
+                  + ("; on CPU the plugin runs each tile's kernels on the plain backbone (the file also holds "
+                     "the prior and backbone graphs: `model_core/tile_graphs.py`)." if "tile_kernels" in card else "."),
                   f"- Training: config `model_core/configs/{tr.get('config')}`, "
                   f"stages {', '.join(tr.get('stages', []))}, {tr.get('steps')} steps, "
                   f"{tr.get('seconds', 0) / 60:.0f} min on a shared 2-core CPU, seed {tr.get('seed')}, "

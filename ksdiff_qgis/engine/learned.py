@@ -1,6 +1,7 @@
 """A learned network (ONNX) as a tile fuser, with the same interface as the classical methods."""
 from __future__ import annotations
 
+import base64
 import math
 import threading
 
@@ -18,6 +19,7 @@ PROBE_MIN = 8   # PAN pixels per side of the smallest probe tile
 # Landsat 8 / 65535: 0.16): where floating-point data is put
 TYPICAL_MEAN = 0.1
 FLOOR_FRACTION = 0.2   # learned values below this share of the upsampled MS are compressed towards 0
+FAST_TOLERANCE = 1e-4  # the per-tile kernel path must reproduce the full graph within this share of its range
 
 
 def soft_floor(fused: np.ndarray, lms: np.ndarray, fraction: float = FLOOR_FRACTION) -> tuple[np.ndarray, int]:
@@ -70,11 +72,59 @@ def probe_side(card: ModelCard) -> int:
     return -(-need // m) * m
 
 
+class TileKernels:
+    """A KSDiff model's per-tile kernel path on CPU (``model_core/tile_graphs.py``): the prior graph gives
+    the tile's merged kernels, written into a copy of the plain backbone graph, which ONNX Runtime then
+    runs with its fastest convolutions. Same result as the full graph (checked on the probe tile)."""
+
+    def __init__(self, card: ModelCard, session: Session):
+        ort = runtime.import_onnxruntime()
+        meta = session.session.get_modelmeta().custom_metadata_map
+        spec = card.data["tile_kernels"]
+        self.threads = session.threads
+        self.offsets = {name: (int(at), int(n)) for name, (at, n) in spec["offsets"].items()}
+        self.names = list(self.offsets)
+        self.backbone = base64.b64decode(meta[spec["backbone"]])
+        self.prior = ort.InferenceSession(base64.b64decode(meta[spec["prior"]]), runtime.session_options(self.threads),
+                                          providers=[runtime.CPU])
+        for at, n in self.offsets.values():
+            if at < 0 or at + n > len(self.backbone):
+                raise ValueError("a kernel offset lies outside the backbone graph")
+
+    def __call__(self, pan: np.ndarray, lms: np.ndarray) -> np.ndarray:
+        ort = runtime.import_onnxruntime()
+        graph = bytearray(self.backbone)
+        for name, value in zip(self.names, self.prior.run(self.names, {"pan": pan, "lms": lms})):
+            at, n = self.offsets[name]
+            raw = np.ascontiguousarray(value, dtype="<f4").tobytes()
+            if len(raw) != n:
+                raise ValueError(f"the prior graph's {name} has {len(raw)} bytes, the backbone's {n}")
+            graph[at : at + n] = raw
+        tile = ort.InferenceSession(bytes(graph), runtime.session_options(self.threads), providers=[runtime.CPU])
+        return tile.run(None, {"pan": pan, "lms": lms})[0]
+
+
+def _tile_kernels(card: ModelCard, session: Session, pan: np.ndarray, lms: np.ndarray, reference: np.ndarray):
+    """The checked ``TileKernels`` of the card's model, or None (no such path, not on CPU, or it disagrees)."""
+    if "tile_kernels" not in card.data or session.device != "cpu":
+        return None
+    try:
+        fast = TileKernels(card, session)
+        error = float(np.abs(fast(pan, lms) - reference).max())
+        ok = error <= FAST_TOLERANCE * max(1.0, float(np.abs(reference).max()))
+    except Exception:  # noqa: BLE001 - a broken fast path only costs speed: the full graph stays
+        return None
+    return fast if ok else None
+
+
 def _run(card: ModelCard, session: Session, pan: np.ndarray, lms: np.ndarray) -> np.ndarray:
     """Run the graph on (1, 1, H, W) and (1, C, H, W); InputError when it fails or returns the wrong shape."""
     pan_name, lms_name = card.input_names
     try:
-        out = session.session.run([card.output_name], {pan_name: pan, lms_name: lms})[0]
+        if session.tile_kernels:
+            out = session.tile_kernels(pan, lms)
+        else:
+            out = session.session.run([card.output_name], {pan_name: pan, lms_name: lms})[0]
     except Exception as e:  # ONNX Runtime raises its own exception types
         raise InputError(f"the model {card.path.name} failed on a {pan.shape[3]}x{pan.shape[2]} tile: {e}") from None
     want = (1, len(card.bands), pan.shape[2], pan.shape[3])
@@ -105,11 +155,13 @@ def check_graph(card: ModelCard, session: Session) -> None:
     # a smooth ramp in the normalised range: any sane network maps it to finite values
     ramp = np.linspace(0.2, 0.8, side * side, dtype=np.float32).reshape(1, 1, side, side)
     lms = np.concatenate([ramp * np.float32(0.8 + 0.1 * b) for b in range(len(card.bands))], axis=1)
+    session.tile_kernels = None   # the probe runs the full graph, the reference
     out = _run(card, session, ramp, lms)
     bad = ~np.isfinite(out)
     if bad.any():
         raise InputError(f"the model {card.path.name} returns NaN or infinite values ({bad.mean():.0%} of a "
                          f"{side}x{side} test tile): it is broken")
+    session.tile_kernels = _tile_kernels(card, session, ramp, lms, out)
     session.probed = key
 
 

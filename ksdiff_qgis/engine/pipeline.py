@@ -337,7 +337,8 @@ def pansharpen(
         scale = value_scale(card, ms, stats.ms_mean)
         fuse, margin, used_device = OnnxFuser(card, session, scale), card.margin, session.device
         fb.info(f"model {card.path.name} ({card.data.get('backbone', '')}); device {session.device}: "
-                f"{session.reason}; values normalised by {scale:g}")
+                f"{session.reason}; values normalised by {scale:g}"
+                + ("; per-tile kernels on the plain backbone" if session.tile_kernels else ""))
     else:
         if model_path and check is None:   # auto explained already why the model is not used
             warnings.append(f"MODEL is ignored by the classical method {method}.")

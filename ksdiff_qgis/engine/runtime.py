@@ -55,6 +55,8 @@ class Session:
     device: str      # "cuda" or "cpu": what the session really runs on
     reason: str
     probed: tuple | None = None   # the card fields the graph passed learned.check_graph with
+    threads: int = 0
+    tile_kernels: object = None   # learned.TileKernels once built and checked; False: not usable
 
 
 _cache: dict[tuple, Session] = {}
@@ -80,6 +82,22 @@ def balance_threads(workers: int, threads: int) -> tuple[int, int]:
     return workers, threads
 
 
+def session_options(threads: int = 0):
+    """ONNX Runtime options of every session the plugin creates."""
+    ort = import_onnxruntime()
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads or default_threads()
+    opts.inter_op_num_threads = 1
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # several tile workers run this session at once: idle ORT threads must sleep, not spin on the
+    # cores the other tiles need (denormals-as-zero is not set: it would leak into QGIS's thread)
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    # no pre-planned memory pattern: it reserves one block per shape for every intermediate at once
+    # (measured on a 532² tile of the bundled model: peak RSS 473 -> 310 MB, no slower)
+    opts.enable_mem_pattern = False
+    return opts
+
+
 def get_session(model_path: str, device: str = "auto", threads: int = 0) -> Session:
     """A session for ``model_path`` on the chosen device, created once and reused across tiles and runs."""
     ort = import_onnxruntime()
@@ -93,22 +111,12 @@ def get_session(model_path: str, device: str = "auto", threads: int = 0) -> Sess
             from .deps import preload_cuda
 
             preload_cuda(ort)
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads or default_threads()
-        opts.inter_op_num_threads = 1
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # several tile workers run this session at once: idle ORT threads must sleep, not spin on the
-        # cores the other tiles need (denormals-as-zero is not set: it would leak into QGIS's thread)
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        # no pre-planned memory pattern: it reserves one block per shape for every intermediate at once
-        # (measured on a 532² tile of the bundled model: peak RSS 473 -> 310 MB, no slower)
-        opts.enable_mem_pattern = False
-        sess, reason = _create(ort, model_path, opts, choice)
+        sess, reason = _create(ort, model_path, session_options(threads), choice)
         ran_on = "cuda" if sess.get_providers()[0] == CUDA else "cpu"
         if CUDA in choice.providers and ran_on != "cuda" and reason == choice.reason:
             reason = ("the CUDA provider is installed but could not create the session (driver/CUDA libraries?); "
                       "using CPU")
-        session = Session(sess, ran_on, reason)
+        session = Session(sess, ran_on, reason, threads=threads)
         if len(_cache) >= 4:
             _cache.pop(next(iter(_cache)))
         _cache[key] = session
@@ -143,7 +151,8 @@ def cpu_fallback(session: Session, model_path: str, threads: int, why: str) -> S
         for key in [k for k, v in _cache.items() if v is session]:
             del _cache[key]   # do not hand the broken session to the next run
     cpu = get_session(model_path, "cpu", threads)
-    return Session(cpu.session, "cpu", f"the CUDA session failed on its first run ({why}); using CPU", cpu.probed)
+    return Session(cpu.session, "cpu", f"the CUDA session failed on its first run ({why}); using CPU", cpu.probed,
+                   threads, cpu.tile_kernels)
 
 
 def clear_cache() -> None:
