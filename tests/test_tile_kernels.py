@@ -88,3 +88,18 @@ def test_broken_tile_kernels_fall_back_to_the_full_graph(tmp_path, data_dir):
         out[name] = gdal.Open(res.output_path).ReadAsArray().astype(np.float64)
         assert any("per-tile kernels" in m for m in log.lines) == (name == "good")
     assert np.abs(out["good"] - out["bad"]).max() <= 1
+
+
+def test_a_gpu_session_runs_the_full_graph(tmp_path):
+    """Per-tile session building would cost more than it saves on CUDA: only a CPU session gets the path."""
+    from ksdiff_qgis.engine.learned import _tile_kernels
+    from ksdiff_qgis.engine.runtime import Session
+
+    export(_model(), {"sensor": "wv2", "method": "ksdiff", "backbone": "fusionnet"}, tmp_path / "wv2.onnx", TRAINING)
+    runtime.clear_cache()
+    card = load_card(tmp_path / "wv2.onnx")
+    cpu = checked_session(card, "cpu", 1)
+    pan, lms = _tile(np.random.default_rng(3))
+    ref = cpu.session.run(["hrms"], {"pan": pan, "lms": lms})[0]
+    assert _tile_kernels(card, cpu, pan, lms, ref) is not None
+    assert _tile_kernels(card, Session(cpu.session, "cuda", "test", threads=1), pan, lms, ref) is None
