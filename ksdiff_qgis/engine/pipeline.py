@@ -389,7 +389,7 @@ def pansharpen(
     def after_tile(row_done: bool) -> None:
         writer.flush()   # the tile completed its blocks: each is encoded once
         inputs.trim()
-        if row_done:
+        if row_done or learned:   # per-tile sessions (tile_kernels) leave free pages behind each tile
             memory.release_free_memory()
 
     def convert(fused: np.ndarray) -> np.ndarray:
