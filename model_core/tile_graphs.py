@@ -22,23 +22,13 @@ import io
 import warnings
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .nets.ksdiff import KSDiff
-from .nets.tilenorm import EPS, _mean_std
+from .nets.tilenorm import tile_norm_affine
 
 OPSET = 17
 META_PRIOR, META_BACKBONE = "tile_prior", "tile_backbone"
-
-
-def tile_norm_affine(pan: torch.Tensor, lms: torch.Tensor, ratio: int) -> tuple[torch.Tensor, ...]:
-    """(a, b, s) with ``tile_normalise``'s outputs = (pan * a + b, lms / s), each (N, 1, 1, 1)."""
-    mp, sp = _mean_std(F.avg_pool2d(pan, ratio))
-    mi, si = _mean_std(F.avg_pool2d(lms.mean(dim=1, keepdim=True), ratio))
-    s = mi.abs().clamp_min(EPS)
-    gain = (si + EPS * s) / (sp + EPS * s)
-    return gain / s, (mi - mp * gain) / s, s
 
 
 class PlainBackbone(nn.Module):
@@ -48,8 +38,7 @@ class PlainBackbone(nn.Module):
     def __init__(self, model: KSDiff) -> None:
         super().__init__()
         self.net = model.backbone
-        # placeholders: distinct (the exporter merges equal initializers) and with byte patterns found once
-        # in the file (``patch_offsets``)
+        # placeholders, replaced per tile; distinct, or the exporter would merge them into one initializer
         self.a, self.b, self.s = (nn.Parameter(torch.full((1, 1, 1, 1), v)) for v in (1.2345678, -0.8765432, 2.3456789))
 
     def forward(self, pan: torch.Tensor, lms: torch.Tensor) -> torch.Tensor:

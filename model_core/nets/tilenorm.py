@@ -27,16 +27,28 @@ def _mean_std(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return mean, std
 
 
-def tile_normalise(pan: torch.Tensor, lms: torch.Tensor, ratio: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(PAN matched to the LMS intensity, LMS, both divided by the scale s; s of shape (N, 1, 1, 1))."""
+def _match(pan: torch.Tensor, lms: torch.Tensor, ratio: int) -> tuple[torch.Tensor, ...]:
+    """(PAN mean, intensity mean, PAN gain, scale s) of a tile, each (N, 1, 1, 1)."""
     inten = lms.mean(dim=1, keepdim=True)
     mp, sp = _mean_std(F.avg_pool2d(pan, ratio))
     mi, si = _mean_std(F.avg_pool2d(inten, ratio))
     s = mi.abs().clamp_min(EPS)
     # a flat tile (water, nodata fill) has no contrast to match: the floor keeps the gain finite
     gain = (si + EPS * s) / (sp + EPS * s)
+    return mp, mi, gain, s
+
+
+def tile_normalise(pan: torch.Tensor, lms: torch.Tensor, ratio: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(PAN matched to the LMS intensity, LMS, both divided by the scale s; s of shape (N, 1, 1, 1))."""
+    mp, mi, gain, s = _match(pan, lms, ratio)
     pan_m = (pan - mp) * gain + mi
     return pan_m / s, lms / s, s
+
+
+def tile_norm_affine(pan: torch.Tensor, lms: torch.Tensor, ratio: int) -> tuple[torch.Tensor, ...]:
+    """(a, b, s) with ``tile_normalise``'s outputs = (pan * a + b, lms / s), each (N, 1, 1, 1)."""
+    mp, mi, gain, s = _match(pan, lms, ratio)
+    return gain / s, (mi - mp * gain) / s, s
 
 
 class TileNormalised(torch.nn.Module):
