@@ -67,27 +67,22 @@ class PriorGraph(nn.Module):
 
     def forward(self, pan: torch.Tensor, lms: torch.Tensor) -> tuple[torch.Tensor, ...]:
         m = self.model
-        p, x, _ = m.normalise(pan, lms)
         if m.tile_norm:
             a, b, s = tile_norm_affine(pan, lms, m.ratio)
         else:
-            a, b, s = (torch.ones(1, 1, 1, 1), torch.zeros(1, 1, 1, 1), torch.ones(1, 1, 1, 1))
-        struct = m.struct_enc(p)
-        if m.context is not None:
-            struct = torch.cat([struct, m.context(p, x)], dim=1)
-        mods, gain = m.kgen(m.sample_prior(m.cond_enc(p, x)), struct)
+            a, b, s = torch.ones(1, 1, 1, 1), torch.zeros(1, 1, 1, 1), torch.ones(1, 1, 1, 1)
+        p, x = pan * a + b, lms / s   # what the backbone graph computes from the same a, b, s
+        mods, gain = m.kernels(m.sample_prior(m.cond_enc(p, x)), p, x)
         bb = m.backbone
         convs = bb.modconvs()
-        weights = {id(c): c.weight + c.dense_update(mod)[0] for c, mod in zip(convs, mods)}
-        out = [weights[id(c)] for c in convs]
+        out = [c.weight + c.dense_update(mod)[0] for c, mod in zip(convs, mods)]   # replaced_names' order
         if gain is not None:   # diag(1 + g) on the tail's output = on its kernel and bias
-            g = 1 + gain[0]
-            tail = weights.get(id(bb.tail), bb.tail.weight) * g[:, None, None, None]
-            if id(bb.tail) in weights:
-                out[[id(c) for c in convs].index(id(bb.tail))] = tail
+            g = (1 + gain[0])[:, None, None, None]
+            if bb.tail in convs:
+                out[convs.index(bb.tail)] = out[convs.index(bb.tail)] * g
             else:
-                out.append(tail)
-            out.append(bb.tail.bias * g)
+                out.append(bb.tail.weight * g)
+            out.append(bb.tail.bias * g[:, 0, 0, 0])
         return (*out, a, b, s)
 
 

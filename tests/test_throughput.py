@@ -389,9 +389,9 @@ def test_learned_small_scene_keeps_balanced_strips(data_dir, tmp_path):
     """When full-size cell tiles would recompute much of a small scene, KSDiff keeps the balanced strips."""
     if not _learned_available():
         pytest.skip("no onnxruntime or bundled model")
-    from ksdiff_qgis.engine.tiling import computed_pixels
+    from ksdiff_qgis.engine.tiling import cell_pixels, strip_pixels
 
-    assert computed_pixels(600, 600, 0, 32, 512) > 2.9 * computed_pixels(600, 600, 316, 32)   # WV2 pair 3's size
+    assert cell_pixels(600, 600, 512, 32) > 2.9 * strip_pixels(600, 600, 316, 32)   # WV2 pair 3's size
     log = RecordingFeedback()
     pansharpen(str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif"), str(tmp_path / "o.tif"), "wv2", "ksdiff",
                tile_size=200, overlap=12, workers=1, device="cpu", create_options=["BLOCKXSIZE=64", "BLOCKYSIZE=64"],

@@ -78,7 +78,7 @@ class TileKernels:
     runs with its fastest convolutions. Same result as the full graph (checked on the probe tile)."""
 
     def __init__(self, card: ModelCard, session: Session):
-        ort = runtime.import_onnxruntime()
+        self.ort = ort = runtime.import_onnxruntime()
         meta = session.session.get_modelmeta().custom_metadata_map
         spec = card.data["tile_kernels"]
         self.threads = session.threads
@@ -92,7 +92,6 @@ class TileKernels:
                 raise ValueError("a kernel offset lies outside the backbone graph")
 
     def __call__(self, pan: np.ndarray, lms: np.ndarray) -> np.ndarray:
-        ort = runtime.import_onnxruntime()
         graph = bytearray(self.backbone)
         for name, value in zip(self.names, self.prior.run(self.names, {"pan": pan, "lms": lms})):
             at, n = self.offsets[name]
@@ -100,7 +99,8 @@ class TileKernels:
             if len(raw) != n:
                 raise ValueError(f"the prior graph's {name} has {len(raw)} bytes, the backbone's {n}")
             graph[at : at + n] = raw
-        tile = ort.InferenceSession(bytes(graph), runtime.session_options(self.threads), providers=[runtime.CPU])
+        tile = self.ort.InferenceSession(bytes(graph), runtime.session_options(self.threads),
+                                         providers=[runtime.CPU])
         return tile.run(None, {"pan": pan, "lms": lms})[0]
 
 

@@ -56,7 +56,7 @@ class Session:
     reason: str
     probed: tuple | None = None   # the card fields the graph passed learned.check_graph with
     threads: int = 0
-    tile_kernels: object = None   # learned.TileKernels once built and checked; False: not usable
+    tile_kernels: object = None   # learned.TileKernels when built and checked on the probe, else None
 
 
 _cache: dict[tuple, Session] = {}

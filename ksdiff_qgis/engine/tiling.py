@@ -106,13 +106,15 @@ def block_cell(tile: int, overlap: int, block: tuple[int, int]) -> int | None:
     return cell if bx == by and cell >= max(bx, overlap, 1) else None
 
 
-def computed_pixels(height: int, width: int, tile: int, overlap: int, cell: int | None = None) -> int:
-    """Pixels a learned method computes over the grid: ``blend_cells`` with ``cell``, else ``blend_strips``
-    with ``tile`` (overlaps and tiles pushed back into the grid counted each time)."""
-    if cell is not None:
-        return sum(r.length for r in cell_spans(height, cell, overlap)) * sum(
-            c.length for c in cell_spans(width, cell, overlap))
+def strip_pixels(height: int, width: int, tile: int, overlap: int) -> int:
+    """Pixels ``blend_strips`` computes with ``tile`` (overlaps and tiles pushed back into the grid counted)."""
     return tile_count(height, width, tile, overlap) * min(tile, height) * min(tile, width)
+
+
+def cell_pixels(height: int, width: int, cell: int, overlap: int) -> int:
+    """Pixels ``blend_cells`` computes with ``cell`` (overlaps and the last tiles' context counted)."""
+    return sum(r.length for r in cell_spans(height, cell, overlap)) * sum(
+        c.length for c in cell_spans(width, cell, overlap))
 
 
 def tile_count(height: int, width: int, tile: int, overlap: int) -> int:
@@ -245,7 +247,7 @@ def choose_layout(height: int, width: int, tile: int, overlap: int, block: tuple
             return Layout("aligned", max(aligned[0][2:]), 0, len(aligned), aligned)
     balanced = balanced_tile(height, width, tile, overlap)   # same tile count, less redundant area
     cell = None if exact else block_cell(tile, overlap, block)
-    if cell is not None and computed_pixels(height, width, 0, overlap, cell) <= CELL_WORK * computed_pixels(
+    if cell is not None and cell_pixels(height, width, cell, overlap) <= CELL_WORK * strip_pixels(
             height, width, balanced, overlap):
         order = cell_tiles(height, width, cell, overlap)
         return Layout("cells", max(max(t[2:]) for t in order), overlap, len(order), order, cell)

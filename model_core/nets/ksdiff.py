@@ -57,12 +57,16 @@ class KSDiff(nn.Module):
             return pan, lms, torch.ones((), dtype=pan.dtype, device=pan.device)
         return tile_normalise(pan, lms, self.ratio)
 
-    def decode(self, z: torch.Tensor, pan: torch.Tensor, lms: torch.Tensor) -> torch.Tensor:
-        """Prior tokens -> kernels -> modulated backbone -> HRMS (inputs already normalised)."""
+    def kernels(self, z: torch.Tensor, pan: torch.Tensor, lms: torch.Tensor):
+        """Prior tokens -> (one Modulation per modulated layer, tail gain or None) (inputs normalised)."""
         struct = self.struct_enc(pan)
         if self.context is not None:
             struct = torch.cat([struct, self.context(pan, lms)], dim=1)
-        mods, gain = self.kgen(z, struct)
+        return self.kgen(z, struct)
+
+    def decode(self, z: torch.Tensor, pan: torch.Tensor, lms: torch.Tensor) -> torch.Tensor:
+        """Prior tokens -> kernels -> modulated backbone -> HRMS (inputs already normalised)."""
+        mods, gain = self.kernels(z, pan, lms)
         return self.backbone(pan, lms, mods, gain)
 
     def sample_prior(self, cond: torch.Tensor) -> torch.Tensor:
