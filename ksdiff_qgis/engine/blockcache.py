@@ -13,6 +13,12 @@ from osgeo import gdal
 INPUT_CACHE_MB = 8   # about a row of 512-pixel tiles of a 2048-pixel wide PAN and its MS
 
 
+def drop_cached_blocks(datasets: list[gdal.Dataset]) -> None:
+    """Drop the datasets' blocks from GDAL's cache (read-only inputs: nothing to write back)."""
+    for ds in datasets:
+        ds.FlushCache()
+
+
 class InputCache:
     """Flushes the input datasets' cached blocks when the cache grew by more than ``budget_mb`` since the start.
 
@@ -22,6 +28,9 @@ class InputCache:
 
     def __init__(self, datasets: list[gdal.Dataset], lock: threading.Lock, budget_mb: float = INPUT_CACHE_MB):
         self.datasets, self.lock = datasets, lock
+        # blocks read before the tiles (scene statistics, the self-check's sample) scale with the scene:
+        # dropped first, or the budget would start above them
+        self.flush()
         self.limit = gdal.GetCacheUsed() + int(budget_mb * 2**20)
 
     def trim(self) -> None:
@@ -32,5 +41,4 @@ class InputCache:
     def flush(self) -> None:
         # a dataset must not be read while its cache is flushed: readers hold the same lock
         with self.lock:
-            for ds in self.datasets:
-                ds.FlushCache()
+            drop_cached_blocks(self.datasets)

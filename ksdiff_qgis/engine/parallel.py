@@ -130,19 +130,19 @@ class BlockRowWriter:
             self.flush()
 
 
-def write_cells(cells: Iterable[tuple[int, int, np.ndarray]], width: int, write: Callable[[np.ndarray, int, int], None],
+def write_cells(cells: Iterable[tuple[int, int, np.ndarray]], write: Callable[[np.ndarray, int, int], None],
                 convert: Callable[[np.ndarray], np.ndarray], inspect: Callable[[np.ndarray], None],
-                after_tile: Callable[[bool], None]) -> None:
+                after_tile: Callable[[], None]) -> None:
     """Write finished ``(row, col, pixels)`` cells that each complete their GeoTIFF blocks.
 
     The cells come from block-aligned tiles (``tiling.aligned_tiles`` through the pool, or
-    ``tiling.blend_cells``), so ``after_tile(row_done)`` may flush (encode) them at once: nothing of the
-    scene's width is held, in our arrays or in GDAL's cache. ``row_done``: the cell ended a row.
+    ``tiling.blend_cells``), so ``after_tile()`` may flush (encode) them at once: nothing of the
+    scene's width is held, in our arrays or in GDAL's cache.
     """
     for r, c, out in cells:
         inspect(out)
         write(convert(out), r, c)
-        after_tile(c + out.shape[2] == width)
+        after_tile()
         del out
 
 

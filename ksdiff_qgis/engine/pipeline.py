@@ -16,7 +16,7 @@ import numpy as np
 from . import aoi, classical, memory, model_card, runtime, selfcheck
 from . import bands as band_sel
 from .bandcolour import set_colour_interpretation
-from .blockcache import InputCache
+from .blockcache import InputCache, drop_cached_blocks
 from .clipping import ClipCounter
 from .errors import Cancelled, InputError
 from .feedback import Feedback
@@ -138,6 +138,7 @@ def estimate_scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: G
         pw, ph = min(w * k, pan.width - pc), min(h * k, pan.height - pr)
         pans.append(read_decimated(pan_ds, pc, pr, pw, ph, w, h)[0].ravel())
         mss.append(read_decimated(ms_ds, c, r, w, h, w, h).reshape(ms.bands, -1))
+        drop_cached_blocks([pan_ds, ms_ds])   # a window at a time in GDAL's cache, whatever the scene's size
     pan_lr, ms_lr = np.concatenate(pans)[None], np.concatenate(mss, axis=1)[:, None]
     valid = np.ones(pan_lr.shape, dtype=bool)
     for arr, nd in ((pan_lr[None], pan.nodata), (ms_lr, ms.nodata)):
@@ -386,11 +387,12 @@ def pansharpen(
         writer.flush()   # hand finished blocks to disk (checked)
         inputs.flush()   # the strip's input blocks: the cache would otherwise grow with the scene
 
-    def after_tile(row_done: bool) -> None:
+    def after_tile() -> None:
         writer.flush()   # the tile completed its blocks: each is encoded once
         inputs.trim()
-        if row_done or learned:   # per-tile sessions (tile_kernels) leave free pages behind each tile
-            memory.release_free_memory()
+        # freed pages go back after every tile, not every row: what the allocator keeps would grow with
+        # the tiles of a row, i.e. the scene's width (per-tile sessions of tile_kernels churn it most)
+        memory.release_free_memory()
 
     def convert(fused: np.ndarray) -> np.ndarray:
         return to_dtype(fused, ms.dtype, nodata, ms.nbits)
@@ -401,7 +403,7 @@ def pansharpen(
         if layout.kind != "strips":
             cells = (aligned_cells(layout.order, pool) if layout.kind == "aligned"
                      else blend_cells(rows, cols, layout.cell, overlap, pool))
-            write_cells(cells, cols, writer.write, convert, clips.add, after_tile)
+            write_cells(cells, writer.write, convert, clips.add, after_tile)
         else:
             for row, strip in blend_strips(rows, cols, tile_size, overlap, pool):
                 clips.add(strip)

@@ -26,6 +26,7 @@ import numpy as np
 
 from . import classical
 from . import metrics as M
+from .blockcache import drop_cached_blocks
 from .errors import Cancelled
 from .feedback import Feedback
 from .filters import upsample, wald_degrade
@@ -317,6 +318,7 @@ def run_check(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan, se
                 raise Cancelled("cancelled by the user")
             reads += 1
             s = _Sample(pan_ds, ms_ds, pan, ms, plan, win, ctx, stats)
+            drop_cached_blocks([pan_ds, ms_ds])   # one window at a time in GDAL's cache
             if not s.usable:
                 continue
             _score_window(s, fusers, pools, pan_pool, stats, sensor, gains)
