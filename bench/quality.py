@@ -9,7 +9,7 @@ from ksdiff_qgis.engine import metrics as M
 from ksdiff_qgis.engine.assessment import assess_full, assess_reduced
 from model_core.rasters import read
 
-from .common import run_method
+from .common import learned_method, run_method
 from .learned import model_sensor
 
 
@@ -48,7 +48,8 @@ def run_quality(methods: list[tuple[str, str | None]], scenes: list[tuple[str, l
                     continue  # a learned model runs on the scenes of its own sensor only
                 out = str(tmp / f"{mode}_{sc['name']}_{method.replace('[', '_').replace(']', '')}.tif")
                 try:
-                    secs = run_method(method if model is None else "ksdiff", sc["pan"], sc["ms"], out, sc["sensor"],
+                    secs = run_method(method if model is None else learned_method(method), sc["pan"], sc["ms"], out,
+                                      sc["sensor"],
                                       model)
                 except Exception as e:  # a learned model may not fit a sensor: record and go on
                     results["skipped"].append({"method": method, "scene": sc["name"], "mode": mode,

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from osgeo import gdal
 
-from .common import BEST_CLASSICAL, CLASSICAL, GDAL_METHOD, LABELS, SMALL_CACHE_MB
+from .common import BEST_CLASSICAL, CLASSICAL, FP32, GDAL_METHOD, LABELS, SMALL_CACHE_MB
 
 
 def environment() -> dict:
@@ -111,7 +111,7 @@ def quality_targets(rr: list[dict], fr: list[dict]) -> list[str]:
     lines = []
     for sc in dict.fromkeys(r["scene"] for r in rr):
         rows = {r["method"]: r for r in rr if r["scene"] == sc}
-        ks = [m for m in rows if m.startswith("ksdiff[")]
+        ks = [m for m in rows if m.startswith("ksdiff[") and not m.endswith(FP32)]   # the default precision
         classical = [rows[m] for m in CLASSICAL + [GDAL_METHOD] if m in rows]
         if not ks or not classical:
             continue
@@ -132,6 +132,31 @@ def quality_targets(rr: list[dict], fr: list[dict]) -> list[str]:
         if ks[0] in f and GDAL_METHOD in f:
             text += f"; full-resolution HQNR {f[ks[0]]['HQNR']:.4f} vs GDAL's {f[GDAL_METHOD]['HQNR']:.4f}"
         lines.append(text + ".")
+    return lines
+
+
+def precision_lines(rr: list[dict], fr: list[dict]) -> list[str]:
+    """The int8 CPU variant (the default) against float32 on every scene: issue 13's gate is 1 % ERGAS."""
+    pairs = [(r, q) for r in rr + fr for q in rr + fr if q["method"] == r["method"] + FP32
+             and q["scene"] == r["scene"] and q["mode"] == r["mode"]]
+    if not pairs:
+        return []
+    lines = ["", "### KSDiff int8 (the CPU default) against float32", "",
+             "| scene | model | ERGAS int8 / fp32 (change) | SAM int8 / fp32 | HQNR int8 / fp32 | R-ERGAS int8 / fp32 "
+             "| checkerboard int8 / fp32 |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    worst = 0.0
+    for r, q in pairs:
+        if r["mode"] == "reduced":
+            change = 100 * (r["ERGAS"] / q["ERGAS"] - 1)
+            worst = max(worst, abs(change))
+            lines.append(f"| reduced / {r['scene']} | {r['method']} | {r['ERGAS']:.3f} / {q['ERGAS']:.3f} "
+                         f"({change:+.2f} %) | {r['SAM']:.3f} / {q['SAM']:.3f} | — | — | — |")
+        else:
+            lines.append(f"| full / {r['scene']} | {r['method']} | — | — | {_f(r['HQNR'])} / {_f(q['HQNR'])} | "
+                         f"{_f(r.get('R_ERGAS'), 3)} / {_f(q.get('R_ERGAS'), 3)} | "
+                         f"{_f(r.get('CB'), 3)} / {_f(q.get('CB'), 3)} |")
+    lines += ["", f"Largest ERGAS change on a reduced-resolution scene: {worst:.2f} % (gate: within 1 %: "
+                  f"{'met' if worst <= 1 else 'NOT met'})."]
     return lines
 
 
@@ -191,6 +216,7 @@ def markdown(results: dict, images: list[str]) -> str:
                     + "; read it together with the reduced-resolution indices.")
         lines.append(f"- {sc} (full resolution): highest HQNR `{best['method']}` ({best['HQNR']:.4f}).{note}")
     lines += quality_targets(rr, fr)
+    lines += precision_lines(rr, fr)
     lines.append("- Brovey and MTF-GLP-HPM modulate every band of a pixel by one common factor, so their SAM equals "
                  "EXP's (the spectral angle of the upsampled MS).")
     sp = results["speed"]
@@ -223,21 +249,23 @@ def markdown(results: dict, images: list[str]) -> str:
         for r in ln["runs"]:
             lines.append(f"| {r['method']} | {r['network']} | {r['seconds']:.2f} | {r.get('session_seconds', 0):.2f} | "
                          f"{r['mpx_per_s']:.3f} | {r['peak_mb']:.0f} |")
-        k = next((r for r in ln["runs"] if r["network"] == "ksdiff"), None)
-        if k:
-            lines += [""]
+        for net, what in (("ksdiff" + FP32, "KSDiff in float32 (PRECISION=fp32)"),
+                          ("ksdiff", "KSDiff as run by default (int8 on CPU when the card carries it)")):
+            k = next((r for r in ln["runs"] if r["network"] == net), None)
+            if not k:
+                continue
+            lines += ["", f"{what}:"]
             if "ssdiff_over_ksdiff" in k:
-                lines.append(f"- KSDiff is **{k['ssdiff_over_ksdiff']:.1f}×** faster than SSDiff end to end "
-                             "(target ≥ 5×).")
+                lines.append(f"- **{k['ssdiff_over_ksdiff']:.1f}×** faster than SSDiff end to end (target ≥ 5×).")
             if "ksdiff_over_backbone" in k:
-                lines.append(f"- KSDiff takes **{k['ksdiff_over_backbone']:.2f}×** the time of its bare backbone "
-                             f"end to end on this scene (target ≤ 1.5×); **{k['ksdiff_over_backbone_warm']:.2f}×** "
-                             "without the "
-                             "one-off ONNX Runtime session creation, which the plugin pays once per model and QGIS "
-                             "session (it keeps the session for later tiles and runs).")
-            if results.get("ksdiff_over_backbone_speed_scene"):
-                lines.append(f"- On the {sp['scene']['pan_size']}² speed scene above, KSDiff takes "
-                             f"**{results['ksdiff_over_backbone_speed_scene']:.2f}×** the time of its bare backbone.")
+                lines.append(f"- **{k['ksdiff_over_backbone']:.2f}×** the time of its bare float32 backbone end to "
+                             f"end on this scene (target ≤ 1.5×); **{k['ksdiff_over_backbone_warm']:.2f}×** "
+                             "without the one-off ONNX Runtime session creation, which the plugin pays once per model "
+                             "and QGIS session (it keeps the session for later tiles and runs).")
+            key = "ksdiff_fp32_over_backbone_speed_scene" if net.endswith(FP32) else "ksdiff_over_backbone_speed_scene"
+            if results.get(key):
+                lines.append(f"- On the {sp['scene']['pan_size']}² speed scene above: **{results[key]:.2f}×** the "
+                             "time of its bare backbone.")
         if ln.get("ksdiff_memory_scaling"):
             lines += ["", "| KSDiff, PAN size | seconds | PAN Mpx/s | peak RSS MB |", "| --- | --- | --- | --- |"]
             for r in ln["ksdiff_memory_scaling"]:

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from .common import BEST_CLASSICAL, GDAL_METHOD, ROOT, SMALL_CACHE_MB, run_method
+from .common import BEST_CLASSICAL, FP32, GDAL_METHOD, ROOT, SMALL_CACHE_MB, learned_method, run_method
 from .learned import model_method, model_sensor, ssdiff_timing_model
 from .scenes import mirrored_scene
 
@@ -74,7 +74,7 @@ def run_speed(methods: list[tuple[str, str | None]], pan: str, ms: str, size: in
             continue  # the speed scene is WorldView-2
         out = str(tmp / "speed_out.tif")
         try:
-            r = run_subprocess(method if model is None else "ksdiff", pan, ms, out, "wv2", model)
+            r = run_subprocess(method if model is None else learned_method(method), pan, ms, out, "wv2", model)
         except Exception as e:
             results["skipped"].append({"method": method, "scene": f"speed{size}", "error": str(e)[-300:]})
             continue
@@ -125,19 +125,23 @@ def run_learned(methods: list[tuple[str, str | None]], dd: Path, tmp: Path, msiz
     for method, model in candidates:
         out = str(tmp / "learned_out.tif")
         try:
-            r = run_subprocess("ksdiff", lpan, lms_, out, "wv2", model)
+            r = run_subprocess(learned_method(method), lpan, lms_, out, "wv2", model)
         except Exception as e:
             results["skipped"].append({"method": method, "scene": f"speed{msize}", "error": str(e)[-300:]})
             continue
         finally:
             _remove(out)
-        learned.append({"method": method, "network": model_method(model), "seconds": r["seconds"],
+        learned.append({"method": method, "network": model_method(model) + (FP32 if method.endswith(FP32) else ""),
+                        "seconds": r["seconds"],
                         "session_seconds": r["session_seconds"],
                         "mpx_per_s": msize * msize / 1e6 / r["seconds"], "peak_mb": r["peak_mb"]})
         print(f"learned {msize}² {method:28s} {r['seconds']:.2f} s peak {r['peak_mb']:.0f} MB")
     by_net = {r["network"]: r for r in learned}
-    if "ksdiff" in by_net:
-        k = by_net["ksdiff"]
+    # KSDiff against its (float32) backbone: float32 against float32, and the default (int8) beside it
+    for net in ("ksdiff", "ksdiff" + FP32):
+        if net not in by_net:
+            continue
+        k = by_net[net]
         if "ssdiff" in by_net:
             k["ssdiff_over_ksdiff"] = by_net["ssdiff"]["seconds"] / k["seconds"]
         for bb in ("fusionnet", "pannet"):
@@ -148,12 +152,14 @@ def run_learned(methods: list[tuple[str, str | None]], dd: Path, tmp: Path, msiz
                                                   / (b["seconds"] - b["session_seconds"]))
     # the same ratio on the large speed scene, where the one-off session creation weighs little
     ran = {r["method"]: r for r in runs}
-    big = {model_method(p): ran[m] for m, p in methods if p and m in ran}
-    if big.get("ksdiff") and (big.get("fusionnet") or big.get("pannet")):
-        bb = big.get("fusionnet") or big.get("pannet")
-        results["ksdiff_over_backbone_speed_scene"] = big["ksdiff"]["seconds"] / bb["seconds"]
+    big = {model_method(p) + (FP32 if m.endswith(FP32) else ""): ran[m] for m, p in methods if p and m in ran}
+    bb = big.get("fusionnet") or big.get("pannet")
+    for net, key in (("ksdiff", "ksdiff_over_backbone_speed_scene"),
+                     ("ksdiff" + FP32, "ksdiff_fp32_over_backbone_speed_scene")):
+        if big.get(net) and bb:
+            results[key] = big[net]["seconds"] / bb["seconds"]
     ks_mem = []
-    ks_model = next((p for m, p in candidates if model_method(p) == "ksdiff"), None)
+    ks_model = next((p for m, p in candidates if model_method(p) == "ksdiff"), None)   # the default precision
     for s_ in sizes if ks_model else []:
         p2, m2 = mirrored_scene(dd, tmp, s_)
         out = str(tmp / "mem_out.tif")

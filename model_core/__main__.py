@@ -1,4 +1,4 @@
-"""``python -m model_core train|evaluate|export|profile`` (see ``--help`` of each)."""
+"""``python -m model_core train|evaluate|export|adapt|int8|profile`` (see ``--help`` of each)."""
 from __future__ import annotations
 
 import argparse
@@ -115,6 +115,27 @@ def _adapt(a) -> int:
     return 0
 
 
+def _int8(a) -> int:
+    """Add (or replace) the int8 variant of an exported KSDiff model: what `export` adds when the data is there."""
+    from .config import load_config
+    from .export import add_int8, int8_calibration, write_card
+
+    path = Path(a.model)
+    card = json.loads(path.with_suffix(".json").read_text())
+    card.pop("onnx_sha256", None)
+    if "tile_kernels" not in card:
+        raise SystemExit(f"{path.name} has no per-tile kernel graphs (not a KSDiff model exported by this project)")
+    cfg = dict(load_config(card["training"]["config"], None), sensor=card["sensor"])
+    feeds = int8_calibration(cfg, card["scale"], (a.pan, a.ms) if a.pan else None)
+    if not feeds:
+        raise SystemExit("no calibration pair: run `make data`, or give --pan and --ms")
+    add_int8(path, card, feeds)
+    card = write_card(path, card)
+    print(json.dumps({"model": str(path), "onnx_sha256": card["onnx_sha256"],
+                      "int8": card["tile_kernels"]["int8"]["calibration"]}, indent=1))
+    return 0
+
+
 def _profile(a) -> int:
     from .profile import main
 
@@ -162,6 +183,11 @@ def main(argv: list[str] | None = None) -> int:
     ad.add_argument("--lr", type=float, default=1e-4)
     ad.add_argument("--patch", type=int, default=64)
     ad.set_defaults(fn=_adapt)
+    q = sub.add_parser("int8", help="add the int8 CPU variant to an exported KSDiff model (calibrated on a pair)")
+    q.add_argument("--model", required=True, help="an exported KSDiff ONNX file (its card beside it)")
+    q.add_argument("--pan", help="calibration PAN (default: the model's config's first training pair)")
+    q.add_argument("--ms", help="calibration MS, with --pan")
+    q.set_defaults(fn=_int8)
     p = sub.add_parser("profile", help="parameters, FLOPs/pixel and ONNX Runtime time per tile")
     p.add_argument("--out", default=str(Path(__file__).resolve().parent / "PROFILE.json"))
     p.add_argument("--tile", type=int, default=512)

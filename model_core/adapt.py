@@ -80,4 +80,4 @@ def adapt(checkpoint: str | Path, pan: str | Path, ms: str | Path, out: str | Pa
                                "how": "target-adaptive fine-tuning: Wald patches and full-resolution patches "
                                       "of this scene"}], ck.get("git_revision", "unknown"))
     record["adapted_from"] = str(checkpoint)
-    return export(model, cfg, out, record)
+    return export(model, cfg, out, record, calibration=(str(pan), str(ms)))   # int8 ranges of this scene

@@ -24,7 +24,7 @@ from torch import nn
 from ksdiff_qgis.engine.model_card import sha256_file
 from ksdiff_qgis.engine.sensors import get_sensor
 
-from . import tile_graphs
+from . import tile_graphs, tile_int8
 from .nets import size_multiple
 
 OPSET = 17
@@ -121,9 +121,11 @@ def export_onnx(model: nn.Module, path: str | Path, bands: int, size: int = 64) 
 
 
 def export(model: nn.Module, cfg: dict[str, Any], path: str | Path, training: dict[str, Any],
-           metrics: dict[str, Any] | None = None) -> dict[str, Any]:
+           metrics: dict[str, Any] | None = None, calibration: tuple[str, str] | None = None) -> dict[str, Any]:
     """Export ``model`` to ``path`` and write its card (with ``metrics``, the evaluation numbers, when given);
-    returns the card. The card is written once, here: nothing rewrites it later (the bench only reads it)."""
+    returns the card. The card is written once, here: nothing rewrites it later (the bench only reads it).
+    ``calibration``: the (PAN, MS) pair the int8 variant is calibrated on (default: the config's first
+    real training pair)."""
     bands = get_sensor(cfg["sensor"]).n_bands
     export_onnx(model, path, bands)
     card = make_card(model, cfg, training)
@@ -132,9 +134,40 @@ def export(model: nn.Module, cfg: dict[str, Any], path: str | Path, training: di
         add_metadata(path, meta)
         card["tile_kernels"] = {"prior": tile_graphs.META_PRIOR, "backbone": tile_graphs.META_BACKBONE,
                                 "offsets": offsets}
+        feeds = int8_calibration(cfg, card["scale"], calibration)
+        if feeds:
+            add_int8(path, card, feeds)
     if metrics:
         card["metrics"] = metrics
     return write_card(path, card)
+
+
+def int8_calibration(cfg: dict[str, Any], scale: float, pair: tuple[str, str] | None = None) -> list[dict] | None:
+    """Calibration inputs of the int8 variant: patches of ``pair`` or of the config's first real training
+    pair, or None (no such pair, or `make data` not run: the model is exported without its int8 variant)."""
+    from .datacache import data_dir
+
+    if pair:
+        return tile_int8.calibration_feeds(pair[0], pair[1], cfg["sensor"], scale)
+    for src in cfg.get("data", {}).get("train", []):
+        if src.get("kind") == "pair":
+            pan, ms = data_dir() / src["pan"], data_dir() / src["ms"]
+            if pan.is_file() and ms.is_file():
+                return tile_int8.calibration_feeds(str(pan), str(ms), cfg["sensor"], scale)
+    return None
+
+
+def add_int8(path: str | Path, card: dict[str, Any], feeds: list[dict]) -> None:
+    """Add the int8 backbone graph (``tile_int8.py``), calibrated on ``feeds``, to the exported ``path`` and its
+    entry to ``card["tile_kernels"]`` (the card is written afterwards)."""
+    import base64
+
+    meta = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+    tk = card["tile_kernels"]
+    prior, backbone = (base64.b64decode(meta[tk[k]]) for k in ("prior", "backbone"))
+    graph, spec = tile_int8.int8_graph(prior, backbone, tk["offsets"], feeds)
+    add_metadata(path, {tile_int8.META_INT8: base64.b64encode(graph).decode("ascii")})
+    tk["int8"] = {"graph": tile_int8.META_INT8, **spec}
 
 
 def write_models_readme(models_dir: str | Path) -> Path:
@@ -156,7 +189,10 @@ def write_models_readme(models_dir: str | Path) -> Path:
                   f"{p.stat().st_size / 1e6:.1f} MB; bands {', '.join(card['bands'])}; ratio {card['ratio']}; "
                   f"values / {card['scale']:g}; receptive-field margin {card['margin']} px"
                   + ("; on CPU the plugin runs each tile's kernels on the plain backbone (the file also holds "
-                     "the prior and backbone graphs: `model_core/tile_graphs.py`)." if "tile_kernels" in card else "."),
+                     "the prior and backbone graphs: `model_core/tile_graphs.py`)" if "tile_kernels" in card else "")
+                  + (f"; and by default its int8 copy (`model_core/tile_int8.py`, activation ranges calibrated on "
+                     f"{card['tile_kernels']['int8']['calibration']['patches']} patches of the first training pair; "
+                     "PRECISION=fp32 for float32)." if "int8" in card.get("tile_kernels", {}) else "."),
                   f"- Training: config `model_core/configs/{tr.get('config')}`, "
                   f"stages {', '.join(tr.get('stages', []))}, {tr.get('steps')} steps, "
                   f"{tr.get('seconds', 0) / 60:.0f} min on a shared 2-core CPU, seed {tr.get('seed')}, "

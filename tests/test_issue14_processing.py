@@ -92,6 +92,20 @@ def test_option_numbers_never_move(qgis_app):
         "landsat8", "generic"]
     assert alg.parameterDefinition("METHOD").keys[:5] == ["ksdiff", "exp", "brovey", "gsa", "mtf_glp_hpm"]
     assert alg.parameterDefinition("DEVICE").keys == ["auto", "cuda", "cpu"]
+    assert alg.parameterDefinition("PRECISION").keys == ["auto", "fp32"]
+
+
+@pytest.mark.parametrize("precision, says", [(None, "per-tile int8 kernels"),
+                                             ("fp32", "per-tile kernels on the plain backbone")])
+def test_precision_through_processing(qgis_app, data_dir, tmp_path, precision, says):
+    """PRECISION (advanced): the int8 path by default on CPU, float32 when asked; the log says which ran."""
+    log = Log()
+    params = {"PAN": str(data_dir / "wv2_test_pan.tif"), "MS": str(data_dir / "wv2_test_ms.tif"), "SENSOR": "wv2",
+              "METHOD": "ksdiff", "DEVICE": "cpu", "OUTPUT": str(tmp_path / "out.tif")}
+    if precision:
+        params["PRECISION"] = precision
+    _run(params, log)
+    assert any(says in line for line in log.lines), log.lines
 
 
 def test_default_sensor_on_a_landsat_pair(qgis_app, data_dir, tmp_path):

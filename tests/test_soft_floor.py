@@ -38,7 +38,7 @@ def test_bundled_model_output_is_positive_on_real_dark_pixels(data_dir):
     pan = pan[:h, :w]
     lms = upsample(ms, 4, (h, w)).astype(np.float32)
     raw = session.session.run(None, {"pan": pan[None, None] / 2047, "lms": lms[None] / 2047})[0][0] * 2047
-    fuser = OnnxFuser(card, session, 2047.0)
+    fuser = OnnxFuser(card, session, 2047.0, "fp32")   # against the float32 graph: no int8 rounding
     out = fuser(pan, lms, TileContext(SceneStats.__new__(SceneStats), 4, (), (0, 0), 2047.0))
     low = raw < FLOOR_FRACTION * np.maximum(lms, 0)   # cubic upsampling can ring below 0
     assert low.any(), "the fixture no longer shows the dark-pixel overshoot this guards against"

@@ -24,6 +24,11 @@ def device_labels(tr: Callable[[str], str]) -> list[str]:
             tr("CPU") + " [cpu]"]
 
 
+def precision_labels(tr: Callable[[str], str]) -> list[str]:
+    return [tr("Automatic (int8 on CPU when the model carries it, else float32)") + " [auto]",
+            tr("float32 everywhere (exact, slower)") + " [fp32]"]
+
+
 def parse_gains(text: str) -> list[float] | None:
     """'0.3, 0.28' -> [0.3, 0.28]; empty -> None. ValueError with a readable message otherwise."""
     if not text or not text.strip():

@@ -20,6 +20,7 @@ from qgis.core import (
 from ..engine import selfcheck
 from ..engine.bandcolour import rgb_bands
 from ..engine.errors import Cancelled, InputError
+from ..engine.learned import PRECISIONS
 from ..engine.model_card import bundled_cards
 from ..engine.pipeline import method_names, pansharpen
 from ..engine.raster_io import open_raster, outputs
@@ -28,7 +29,7 @@ from .base import KsdiffAlgorithm, translator
 from .common import NaturalColour, ProcessingFeedback, raster_path
 from .compat import NUMBER_INTEGER, KeyedEnum, advanced, set_help
 from .layer_pair import dialog_defaults
-from .options import device_labels, method_labels, parse_gains, sensor_labels
+from .options import device_labels, method_labels, parse_gains, precision_labels, sensor_labels
 
 DEVICES = ["auto", "cuda", "cpu"]
 # METHOD auto: the self-check's figures, as outputs for graphical models and scripts (None when not run)
@@ -56,6 +57,7 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
     PAN, MS, SENSOR, METHOD, MODEL, DEVICE = "PAN", "MS", "SENSOR", "METHOD", "MODEL", "DEVICE"
     MS_BANDS, EXTENT, MTF_GAINS = "MS_BANDS", "EXTENT", "MTF_GAINS"
     TILE_SIZE, OVERLAP, THREADS, OUTPUT = "TILE_SIZE", "OVERLAP", "THREADS", "OUTPUT"
+    PRECISION = "PRECISION"
     COMPRESSION, COG, CREATE_OPTIONS = "COMPRESSION", "COG", "CREATE_OPTIONS"
 
     def name(self) -> str:
@@ -103,6 +105,8 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
             self.METHOD: KeyedEnum(self.METHOD, tr("Method"), list(method_names()), method_labels(tr),
                                    selfcheck.AUTO),
             self.DEVICE: KeyedEnum(self.DEVICE, tr("Device for learned models"), DEVICES, device_labels(tr), "auto"),
+            self.PRECISION: KeyedEnum(self.PRECISION, tr("Precision of a learned model on CPU"), list(PRECISIONS),
+                                      precision_labels(tr), "auto"),
             self.COMPRESSION: KeyedEnum(self.COMPRESSION, tr("Output compression"), list(outputs.COMPRESSIONS),
                                         [f"{tr(v)} [{k}]" for k, v in outputs.COMPRESSIONS.items()],
                                         outputs.DEFAULT_COMPRESSION),
@@ -132,6 +136,9 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
                                         optional=True),
              tr("An ONNX model with its model card (JSON) beside it.")),
             (enums[self.DEVICE], tr("Where a learned model runs: auto uses an NVIDIA GPU when present.")),
+            (enums[self.PRECISION],
+             tr("auto runs the model's int8 variant on CPU when it carries one (about 1.5x faster, within 1 % ERGAS "
+                "of float32, see its card); float32 for exact results. A GPU always runs float32.")),
             (QgsProcessingParameterNumber(self.TILE_SIZE, tr("Tile size (PAN pixels)"), NUMBER_INTEGER,
                                           defaultValue=512, minValue=64, maxValue=8192),
              tr("PAN pixels per tile side; smaller tiles use less memory.")),
@@ -191,6 +198,7 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
         self._method = self._enum(parameters, self.METHOD, context)
         self._model = self.parameterAsFile(parameters, self.MODEL, context) or None
         self._device = self._enum(parameters, self.DEVICE, context)
+        self._precision = self._enum(parameters, self.PRECISION, context)
         self._ms_bands = self.parameterAsInts(parameters, self.MS_BANDS, context) or None
         try:
             self._gains = parse_gains(self.parameterAsString(parameters, self.MTF_GAINS, context))
@@ -236,6 +244,7 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
                 feedback=ProcessingFeedback(feedback), threads=self._threads, ms_bands=self._ms_bands,
                 extent=self._extent, extent_wkt=self._extent_wkt, mtf_gains=self._gains,
                 compression=self._compression, cog=self._cog, create_options=self._create_options,
+                precision=self._precision,
             )
         except InputError as e:
             raise QgsProcessingException(str(e)) from e

@@ -20,6 +20,11 @@ PROBE_MIN = 8   # PAN pixels per side of the smallest probe tile
 TYPICAL_MEAN = 0.1
 FLOOR_FRACTION = 0.2   # learned values below this share of the upsampled MS are compressed towards 0
 FAST_TOLERANCE = 1e-4  # the per-tile kernel path must reproduce the full graph within this share of its range
+# the int8 path's RMS difference to the full graph on the probe, as a share of the output's RMS: measured
+# 0.028 on the probe ramp (0.006 on real tiles); wrong offsets or scales give ~1
+INT8_TOLERANCE = 0.1
+PRECISIONS = {"auto": "int8 on CPU when the model carries a checked int8 variant, else float32",
+              "fp32": "float32 everywhere"}
 
 
 def soft_floor(fused: np.ndarray, lms: np.ndarray, fraction: float = FLOOR_FRACTION) -> tuple[np.ndarray, int]:
@@ -75,54 +80,105 @@ def probe_side(card: ModelCard) -> int:
 class TileKernels:
     """A KSDiff model's per-tile kernel path on CPU (``model_core/tile_graphs.py``): the prior graph gives
     the tile's merged kernels, written into a copy of the plain backbone graph, which ONNX Runtime then
-    runs with its fastest convolutions. Same result as the full graph (checked on the probe tile)."""
+    runs with its fastest convolutions. Same result as the full graph (checked on the probe tile).
 
-    def __init__(self, card: ModelCard, session: Session):
+    ``int8``: the card's int8 backbone instead (``model_core/tile_int8.py``); each tile's kernels are
+    quantized here, per output channel, with the activation scales fixed at export."""
+
+    def __init__(self, card: ModelCard, session: Session, int8: bool = False):
         self.ort = ort = runtime.import_onnxruntime()
         meta = session.session.get_modelmeta().custom_metadata_map
         spec = card.data["tile_kernels"]
         self.threads = session.threads
-        self.offsets = {name: (int(at), int(n)) for name, (at, n) in spec["offsets"].items()}
-        self.names = list(self.offsets)
-        self.backbone = base64.b64decode(meta[spec["backbone"]])
+        self.names = list(spec["offsets"])
         self.prior = ort.InferenceSession(base64.b64decode(meta[spec["prior"]]), runtime.session_options(self.threads),
                                           providers=[runtime.CPU])
-        for at, n in self.offsets.values():
+        if int8:
+            q = spec["int8"]
+            self.backbone = base64.b64decode(meta[q["graph"]])
+            self.floats = {name: (int(at), int(n)) for name, (at, n) in q["floats"].items()}
+            self.convs = [_Int8Conv(c) for c in q["convs"]]
+            spans = [span for c in self.convs for span in c.spans()]
+        else:
+            self.backbone = base64.b64decode(meta[spec["backbone"]])
+            self.floats = {name: (int(at), int(n)) for name, (at, n) in spec["offsets"].items()}
+            self.convs, spans = [], []
+        for at, n in list(self.floats.values()) + spans:
             if at < 0 or at + n > len(self.backbone):
                 raise ValueError("a kernel offset lies outside the backbone graph")
 
     def __call__(self, pan: np.ndarray, lms: np.ndarray) -> np.ndarray:
         graph = bytearray(self.backbone)
-        for name, value in zip(self.names, self.prior.run(self.names, {"pan": pan, "lms": lms})):
-            at, n = self.offsets[name]
-            raw = np.ascontiguousarray(value, dtype="<f4").tobytes()
-            if len(raw) != n:
-                raise ValueError(f"the prior graph's {name} has {len(raw)} bytes, the backbone's {n}")
-            graph[at : at + n] = raw
-        tile = self.ort.InferenceSession(bytes(graph), runtime.session_options(self.threads),
+        values = dict(zip(self.names, self.prior.run(self.names, {"pan": pan, "lms": lms})))
+        for name, (at, n) in self.floats.items():
+            _put(graph, at, n, np.ascontiguousarray(values[name], dtype="<f4"))
+        for conv in self.convs:
+            conv.write(graph, values)
+        tile = self.ort.InferenceSession(bytes(graph), runtime.session_options(self.threads, shared_arena=True),
                                          providers=[runtime.CPU])
         return tile.run(None, {"pan": pan, "lms": lms})[0]
 
 
-def _tile_kernels(card: ModelCard, session: Session, pan: np.ndarray, lms: np.ndarray, reference: np.ndarray):
+def _put(graph: bytearray, at: int, n: int, value: np.ndarray) -> None:
+    raw = value.tobytes()
+    if len(raw) != n:
+        raise ValueError(f"a per-tile tensor has {len(raw)} bytes where the backbone graph holds {n}")
+    graph[at : at + n] = raw
+
+
+class _Int8Conv:
+    """One convolution of the int8 backbone whose kernel changes per tile: symmetric int8 per output
+    channel, the bias as int32 at the scale input x kernel (what QLinearConv computes with)."""
+
+    def __init__(self, spec: dict):
+        self.weight, self.bias = spec["weight"], spec.get("bias")
+        self.bias_values = np.asarray(spec.get("bias_values", []), dtype=np.float32)
+        self.x_scale = np.float32(spec["x_scale"])
+        self.at = {k: (int(spec[k][0]), int(spec[k][1])) for k in ("w_q", "w_scale", "b_q", "b_scale") if k in spec}
+
+    def spans(self) -> list[tuple[int, int]]:
+        return list(self.at.values())
+
+    def write(self, graph: bytearray, values: dict[str, np.ndarray]) -> None:
+        w = np.asarray(values[self.weight], dtype=np.float32)
+        absmax = np.abs(w.reshape(w.shape[0], -1)).max(axis=1)
+        scale = (np.maximum(absmax, np.float32(1e-12)) / np.float32(127)).astype("<f4")
+        q = np.clip(np.rint(w / scale[:, None, None, None]), -127, 127).astype(np.int8)
+        _put(graph, *self.at["w_q"], q)
+        _put(graph, *self.at["w_scale"], scale)
+        if "b_q" in self.at:
+            bias = np.asarray(values[self.bias], dtype=np.float32) if self.bias else self.bias_values
+            b_scale = (self.x_scale * scale).astype("<f4")
+            bq = np.clip(np.rint(bias / b_scale), -2**31, 2**31 - 1).astype("<i4")
+            _put(graph, *self.at["b_q"], bq)
+            _put(graph, *self.at["b_scale"], b_scale)
+
+
+def _tile_kernels(card: ModelCard, session: Session, pan: np.ndarray, lms: np.ndarray, reference: np.ndarray,
+                  int8: bool = False):
     """The checked ``TileKernels`` of the card's model, or None (no such path, not on CPU, or it disagrees)."""
-    if "tile_kernels" not in card.data or session.device != "cpu":
+    spec = card.data.get("tile_kernels")
+    if not spec or session.device != "cpu" or (int8 and "int8" not in spec):
         return None
     try:
-        fast = TileKernels(card, session)
-        error = float(np.abs(fast(pan, lms) - reference).max())
-        ok = error <= FAST_TOLERANCE * max(1.0, float(np.abs(reference).max()))
+        fast = TileKernels(card, session, int8)
+        diff = fast(pan, lms) - reference
+        if int8:
+            ok = float(np.sqrt(np.mean(diff ** 2))) <= INT8_TOLERANCE * float(np.sqrt(np.mean(reference ** 2)))
+        else:
+            ok = float(np.abs(diff).max()) <= FAST_TOLERANCE * max(1.0, float(np.abs(reference).max()))
     except Exception:  # noqa: BLE001 - a broken fast path only costs speed: the full graph stays
         return None
     return fast if ok else None
 
 
-def _run(card: ModelCard, session: Session, pan: np.ndarray, lms: np.ndarray) -> np.ndarray:
-    """Run the graph on (1, 1, H, W) and (1, C, H, W); InputError when it fails or returns the wrong shape."""
+def _run(card: ModelCard, session: Session, pan: np.ndarray, lms: np.ndarray, fast=None) -> np.ndarray:
+    """Run the graph on (1, 1, H, W) and (1, C, H, W) (through ``fast``, a ``TileKernels``, when given);
+    InputError when it fails or returns the wrong shape."""
     pan_name, lms_name = card.input_names
     try:
-        if session.tile_kernels:
-            out = session.tile_kernels(pan, lms)
+        if fast:
+            out = fast(pan, lms)
         else:
             out = session.session.run([card.output_name], {pan_name: pan, lms_name: lms})[0]
     except Exception as e:  # ONNX Runtime raises its own exception types
@@ -155,13 +211,13 @@ def check_graph(card: ModelCard, session: Session) -> None:
     # a smooth ramp in the normalised range: any sane network maps it to finite values
     ramp = np.linspace(0.2, 0.8, side * side, dtype=np.float32).reshape(1, 1, side, side)
     lms = np.concatenate([ramp * np.float32(0.8 + 0.1 * b) for b in range(len(card.bands))], axis=1)
-    session.tile_kernels = None   # the probe runs the full graph, the reference
-    out = _run(card, session, ramp, lms)
+    out = _run(card, session, ramp, lms)   # the full graph: the reference
     bad = ~np.isfinite(out)
     if bad.any():
         raise InputError(f"the model {card.path.name} returns NaN or infinite values ({bad.mean():.0%} of a "
                          f"{side}x{side} test tile): it is broken")
     session.tile_kernels = _tile_kernels(card, session, ramp, lms, out)
+    session.tile_int8 = _tile_kernels(card, session, ramp, lms, out, int8=True)
     session.probed = key
 
 
@@ -181,12 +237,22 @@ def checked_session(card: ModelCard, device: str, threads: int) -> Session:
 class OnnxFuser:
     """Runs the model on one tile: normalise, pad to the model's size multiple, infer, crop, de-normalise."""
 
-    def __init__(self, card: ModelCard, session: Session, scale: float):
+    def __init__(self, card: ModelCard, session: Session, scale: float, precision: str = "auto"):
         check_graph(card, session)
         self.card, self.session, self.scale = card, session, np.float32(scale)
+        # the per-tile kernel path when the probe checked it: int8 unless float32 is asked for
+        self.fast = (session.tile_int8 if precision == "auto" else None) or session.tile_kernels
         self.floored = 0      # values damped by soft_floor over this fuser's tiles (tiles run in parallel)
         self.values = 0
         self._count_lock = threading.Lock()
+
+    def path_note(self) -> str:
+        """How the tiles run, for the log."""
+        if self.fast is None:
+            return "the full graph"
+        if self.fast is self.session.tile_int8:
+            return "per-tile int8 kernels on the plain backbone (PRECISION fp32 for float32)"
+        return "per-tile kernels on the plain backbone"
 
     def floor_note(self) -> str | None:
         """What soft_floor did over the run, or None when no value needed it."""
@@ -206,7 +272,7 @@ class OnnxFuser:
             p = np.pad(p, ((0, 0), (0, 0), (0, ph), (0, pw)), mode="symmetric")
             x = np.pad(x, ((0, 0), (0, 0), (0, ph), (0, pw)), mode="symmetric")
         out = _run(self.card, self.session, np.ascontiguousarray(p, dtype=np.float32),
-                   np.ascontiguousarray(x, dtype=np.float32))[0, :, :h, :w]
+                   np.ascontiguousarray(x, dtype=np.float32), self.fast)[0, :, :h, :w]
         if not np.isfinite(out).all():
             # NaN would silently become nodata: a model that produces it is broken, not the data
             raise InputError(f"the model {self.card.path.name} returned NaN or infinite values on the tile at PAN "

@@ -57,6 +57,7 @@ class Session:
     probed: tuple | None = None   # the card fields the graph passed learned.check_graph with
     threads: int = 0
     tile_kernels: object = None   # learned.TileKernels when built and checked on the probe, else None
+    tile_int8: object = None      # its int8 variant (learned.TileKernels(int8=True)), likewise
 
 
 _cache: dict[tuple, Session] = {}
@@ -82,10 +83,33 @@ def balance_threads(workers: int, threads: int) -> tuple[int, int]:
     return workers, threads
 
 
-def session_options(threads: int = 0):
-    """ONNX Runtime options of every session the plugin creates."""
+_shared_arena: list[bool] = []
+
+
+def _register_shared_arena(ort) -> bool:
+    """One CPU memory arena for the whole process, registered once; False when ONNX Runtime refuses it."""
+    with _lock:
+        if not _shared_arena:
+            try:
+                info = ort.OrtMemoryInfo("Cpu", ort.OrtAllocatorType.ORT_ARENA_ALLOCATOR, 0, ort.OrtMemType.DEFAULT)
+                ort.create_and_register_allocator(info, ort.OrtArenaCfg(0, -1, -1, -1))
+                _shared_arena.append(True)
+            except Exception:  # noqa: BLE001 - an older or unusual build: each session keeps its own arena
+                _shared_arena.append(False)
+        return _shared_arena[0]
+
+
+def session_options(threads: int = 0, shared_arena: bool = False):
+    """ONNX Runtime options of every session the plugin creates.
+
+    ``shared_arena``: the session takes its memory from one process-wide arena, for the short-lived per-tile
+    sessions (``learned.TileKernels``): each new session otherwise faults its activations' pages in
+    afresh (measured, int8 backbone on a 564² tile: first run 0.32-0.37 s, 0.26-0.30 s from the shared arena).
+    """
     ort = import_onnxruntime()
     opts = ort.SessionOptions()
+    if shared_arena and _register_shared_arena(ort):
+        opts.add_session_config_entry("session.use_env_allocators", "1")
     opts.intra_op_num_threads = threads or default_threads()
     opts.inter_op_num_threads = 1
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -152,7 +176,7 @@ def cpu_fallback(session: Session, model_path: str, threads: int, why: str) -> S
             del _cache[key]   # do not hand the broken session to the next run
     cpu = get_session(model_path, "cpu", threads)
     return Session(cpu.session, "cpu", f"the CUDA session failed on its first run ({why}); using CPU", cpu.probed,
-                   threads, cpu.tile_kernels)
+                   threads, cpu.tile_kernels, cpu.tile_int8)
 
 
 def clear_cache() -> None:
