@@ -26,17 +26,17 @@ LABELS = {"exp": "EXP (cubic upsampling)", "brovey": "Brovey", "gsa": "GSA", "mt
           GDAL_METHOD: "GDAL pansharpening (QGIS gdal:pansharp)"}
 
 
-FP32 = "@fp32"   # label suffix: a bundled KSDiff model run with PRECISION=fp32 (its int8 variant is the default)
+INT8 = "@int8"   # label suffix: a bundled KSDiff model run with PRECISION=int8 (its int8 CPU variant)
 
 
 def learned_method(label: str) -> str:
-    """The ``run_method`` method of a learned model's label: ``ksdiff``, or ``ksdiff@fp32`` for float32."""
-    return "ksdiff" + (FP32 if label.endswith(FP32) else "")
+    """The ``run_method`` method of a learned model's label: ``ksdiff``, or ``ksdiff@int8`` for its int8 variant."""
+    return "ksdiff" + (INT8 if label.endswith(INT8) else "")
 
 
 def run_method(method: str, pan: str, ms: str, out: str, sensor: str, model: str | None = None) -> float:
-    """Fuse in this process; returns seconds. ``method`` may end in ``@fp32`` (PRECISION=fp32)."""
-    method, _, fp32 = method.partition("@")
+    """Fuse in this process; returns seconds. ``method`` may end in ``@int8`` (PRECISION=int8)."""
+    method, _, precision = method.partition("@")
     t0 = time.perf_counter()
     if method == GDAL_METHOD:
         from osgeo_utils.gdal_pansharpen import main as gdal_pansharpen_main
@@ -46,5 +46,5 @@ def run_method(method: str, pan: str, ms: str, out: str, sensor: str, model: str
         if rc != 0:
             raise RuntimeError(f"gdal_pansharpen failed ({rc})")
     else:
-        pansharpen(pan, ms, out, sensor=sensor, method=method, model_path=model, precision=fp32 or "auto")
+        pansharpen(pan, ms, out, sensor=sensor, method=method, model_path=model, precision=precision or "fp32")
     return time.perf_counter() - t0

@@ -11,7 +11,7 @@ from pathlib import Path
 from ksdiff_qgis.engine import metrics as M
 from ksdiff_qgis.engine.model_card import load_card
 
-from .common import BASELINE_MODELS_DIR, BUNDLED_MODELS_DIR, CLASSICAL, FP32, GDAL_METHOD
+from .common import BASELINE_MODELS_DIR, BUNDLED_MODELS_DIR, CLASSICAL, GDAL_METHOD, INT8
 
 
 def model_method(model: str) -> str:
@@ -25,13 +25,13 @@ def model_method(model: str) -> str:
 def onnx_models(models_dir: Path = BUNDLED_MODELS_DIR,
                 baselines_dir: Path = BASELINE_MODELS_DIR) -> list[tuple[str, str]]:
     """(label, path) of every bundled model and every comparison backbone, e.g. ``ksdiff[wv2]``; a model whose
-    card carries an int8 variant (the default on CPU) is listed twice, the second time as ``ksdiff[wv2]@fp32``."""
+    card carries an int8 variant is listed twice, the second time as ``ksdiff[wv2]@int8`` (PRECISION=int8)."""
     models = sorted(Path(models_dir).glob("*.onnx")) + sorted(Path(baselines_dir).glob("*.onnx"))
     out = []
     for p in models:
         out.append((f"{model_method(str(p))}[{p.stem}]", str(p)))
         if has_int8(str(p)):
-            out.append((f"{model_method(str(p))}[{p.stem}]{FP32}", str(p)))
+            out.append((f"{model_method(str(p))}[{p.stem}]{INT8}", str(p)))
     return out
 
 
@@ -76,7 +76,7 @@ def model_scores(results: dict, models_dir: Path = BUNDLED_MODELS_DIR, evaluate_
     on its sensor config's held-apart test case instead (``evaluate_missing``)."""
     scores = {}
     for label, path in onnx_models(models_dir):
-        if Path(path).parent != Path(models_dir) or label.endswith(FP32):
+        if Path(path).parent != Path(models_dir) or label.endswith(INT8):
             continue
         rows = [r for r in results["quality"] if r["method"] == label]
         sensor = model_sensor(path) or Path(path).stem

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from osgeo import gdal
 
-from .common import BEST_CLASSICAL, CLASSICAL, FP32, GDAL_METHOD, LABELS, SMALL_CACHE_MB
+from .common import BEST_CLASSICAL, CLASSICAL, GDAL_METHOD, INT8, LABELS, SMALL_CACHE_MB
 
 
 def environment() -> dict:
@@ -111,7 +111,7 @@ def quality_targets(rr: list[dict], fr: list[dict]) -> list[str]:
     lines = []
     for sc in dict.fromkeys(r["scene"] for r in rr):
         rows = {r["method"]: r for r in rr if r["scene"] == sc}
-        ks = [m for m in rows if m.startswith("ksdiff[") and not m.endswith(FP32)]   # the default precision
+        ks = [m for m in rows if m.startswith("ksdiff[") and not m.endswith(INT8)]   # the default: float32
         classical = [rows[m] for m in CLASSICAL + [GDAL_METHOD] if m in rows]
         if not ks or not classical:
             continue
@@ -136,12 +136,12 @@ def quality_targets(rr: list[dict], fr: list[dict]) -> list[str]:
 
 
 def precision_lines(rr: list[dict], fr: list[dict]) -> list[str]:
-    """The int8 CPU variant (the default) against float32 on every scene: issue 13's gate is 1 % ERGAS."""
-    pairs = [(r, q) for r in rr + fr for q in rr + fr if q["method"] == r["method"] + FP32
+    """The int8 CPU variant (PRECISION=int8) against float32 on every scene: issue 13's gate is 1 % ERGAS."""
+    pairs = [(q, r) for r in rr + fr for q in rr + fr if q["method"] == r["method"] + INT8
              and q["scene"] == r["scene"] and q["mode"] == r["mode"]]
     if not pairs:
         return []
-    lines = ["", "### KSDiff int8 (the CPU default) against float32", "",
+    lines = ["", "### KSDiff int8 (PRECISION=int8) against float32 (the default)", "",
              "| scene | model | ERGAS int8 / fp32 (change) | SAM int8 / fp32 | HQNR int8 / fp32 | R-ERGAS int8 / fp32 "
              "| checkerboard int8 / fp32 |", "| --- | --- | --- | --- | --- | --- | --- |"]
     worst = 0.0
@@ -249,8 +249,8 @@ def markdown(results: dict, images: list[str]) -> str:
         for r in ln["runs"]:
             lines.append(f"| {r['method']} | {r['network']} | {r['seconds']:.2f} | {r.get('session_seconds', 0):.2f} | "
                          f"{r['mpx_per_s']:.3f} | {r['peak_mb']:.0f} |")
-        for net, what in (("ksdiff" + FP32, "KSDiff in float32 (PRECISION=fp32)"),
-                          ("ksdiff", "KSDiff as run by default (int8 on CPU when the card carries it)")):
+        for net, what in (("ksdiff", "KSDiff in float32 (the default)"),
+                          ("ksdiff" + INT8, "KSDiff's int8 variant (PRECISION=int8)")):
             k = next((r for r in ln["runs"] if r["network"] == net), None)
             if not k:
                 continue
@@ -262,7 +262,7 @@ def markdown(results: dict, images: list[str]) -> str:
                              f"end on this scene (target ≤ 1.5×); **{k['ksdiff_over_backbone_warm']:.2f}×** "
                              "without the one-off ONNX Runtime session creation, which the plugin pays once per model "
                              "and QGIS session (it keeps the session for later tiles and runs).")
-            key = "ksdiff_fp32_over_backbone_speed_scene" if net.endswith(FP32) else "ksdiff_over_backbone_speed_scene"
+            key = "ksdiff_int8_over_backbone_speed_scene" if net.endswith(INT8) else "ksdiff_over_backbone_speed_scene"
             if results.get(key):
                 lines.append(f"- On the {sp['scene']['pan_size']}² speed scene above: **{results[key]:.2f}×** the "
                              "time of its bare backbone.")

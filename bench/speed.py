@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from .common import BEST_CLASSICAL, FP32, GDAL_METHOD, ROOT, SMALL_CACHE_MB, learned_method, run_method
+from .common import BEST_CLASSICAL, GDAL_METHOD, INT8, ROOT, SMALL_CACHE_MB, learned_method, run_method
 from .learned import model_method, model_sensor, ssdiff_timing_model
 from .scenes import mirrored_scene
 
@@ -131,14 +131,14 @@ def run_learned(methods: list[tuple[str, str | None]], dd: Path, tmp: Path, msiz
             continue
         finally:
             _remove(out)
-        learned.append({"method": method, "network": model_method(model) + (FP32 if method.endswith(FP32) else ""),
+        learned.append({"method": method, "network": model_method(model) + (INT8 if method.endswith(INT8) else ""),
                         "seconds": r["seconds"],
                         "session_seconds": r["session_seconds"],
                         "mpx_per_s": msize * msize / 1e6 / r["seconds"], "peak_mb": r["peak_mb"]})
         print(f"learned {msize}² {method:28s} {r['seconds']:.2f} s peak {r['peak_mb']:.0f} MB")
     by_net = {r["network"]: r for r in learned}
-    # KSDiff against its (float32) backbone: float32 against float32, and the default (int8) beside it
-    for net in ("ksdiff", "ksdiff" + FP32):
+    # KSDiff against its (float32) backbone: float32 against float32, and the int8 variant beside it
+    for net in ("ksdiff", "ksdiff" + INT8):
         if net not in by_net:
             continue
         k = by_net[net]
@@ -152,14 +152,14 @@ def run_learned(methods: list[tuple[str, str | None]], dd: Path, tmp: Path, msiz
                                                   / (b["seconds"] - b["session_seconds"]))
     # the same ratio on the large speed scene, where the one-off session creation weighs little
     ran = {r["method"]: r for r in runs}
-    big = {model_method(p) + (FP32 if m.endswith(FP32) else ""): ran[m] for m, p in methods if p and m in ran}
+    big = {model_method(p) + (INT8 if m.endswith(INT8) else ""): ran[m] for m, p in methods if p and m in ran}
     bb = big.get("fusionnet") or big.get("pannet")
     for net, key in (("ksdiff", "ksdiff_over_backbone_speed_scene"),
-                     ("ksdiff" + FP32, "ksdiff_fp32_over_backbone_speed_scene")):
+                     ("ksdiff" + INT8, "ksdiff_int8_over_backbone_speed_scene")):
         if big.get(net) and bb:
             results[key] = big[net]["seconds"] / bb["seconds"]
     ks_mem = []
-    ks_model = next((p for m, p in candidates if model_method(p) == "ksdiff"), None)   # the default precision
+    ks_model = next((p for m, p in candidates if model_method(p) == "ksdiff"), None)   # float32
     for s_ in sizes if ks_model else []:
         p2, m2 = mirrored_scene(dd, tmp, s_)
         out = str(tmp / "mem_out.tif")

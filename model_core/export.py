@@ -143,18 +143,12 @@ def export(model: nn.Module, cfg: dict[str, Any], path: str | Path, training: di
 
 
 def int8_calibration(cfg: dict[str, Any], scale: float, pair: tuple[str, str] | None = None) -> list[dict] | None:
-    """Calibration inputs of the int8 variant: patches of ``pair`` or of the config's first real training
-    pair, or None (no such pair, or `make data` not run: the model is exported without its int8 variant)."""
-    from .datacache import data_dir
-
+    """Calibration inputs of the int8 variant: patches of ``pair`` (e.g. the user's scene of ``adapt``), else
+    of every training source of the config (``tile_int8.training_feeds``); None when there are none (`make data`
+    not run: the model is exported without its int8 variant)."""
     if pair:
         return tile_int8.calibration_feeds(pair[0], pair[1], cfg["sensor"], scale)
-    for src in cfg.get("data", {}).get("train", []):
-        if src.get("kind") == "pair":
-            pan, ms = data_dir() / src["pan"], data_dir() / src["ms"]
-            if pan.is_file() and ms.is_file():
-                return tile_int8.calibration_feeds(str(pan), str(ms), cfg["sensor"], scale)
-    return None
+    return tile_int8.training_feeds(cfg) or None
 
 
 def add_int8(path: str | Path, card: dict[str, Any], feeds: list[dict]) -> None:

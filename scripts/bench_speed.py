@@ -12,7 +12,8 @@ Configurations:
   11-bit packing of the input): the reference of the issue's targets.
 * ``gdal_same``: GDAL with our default output options (and ``-threads ALL_CPUS``).
 * our methods with the default output options, one tile worker (``w1``) and the default pool;
-  Brovey and MTF-GLP-HPM also writing exactly GDAL's tiled DEFLATE (``@gdal_deflate``).
+  Brovey and MTF-GLP-HPM also writing exactly GDAL's tiled DEFLATE (``@gdal_deflate``); KSDiff in float32
+  (the default) and as its int8 CPU variant (``@int8``, PRECISION=int8).
 
 Writes bench/speed_results.json and docs/BENCHMARKS_SPEED.md. Not part of `make test`.
 """
@@ -92,7 +93,8 @@ def worker(cfg: dict) -> dict:
                                 runtime.balance_threads(cfg.get("workers", 0), 0)[1])
         t0, cpu0 = time.perf_counter(), _cpu_seconds()
         pansharpen(cfg["pan"], cfg["ms"], cfg["out"], "wv2", cfg["method"], device="cpu",
-                   workers=cfg.get("workers", 0), create_options=cfg.get("options"))
+                   workers=cfg.get("workers", 0), create_options=cfg.get("options"),
+                   precision=cfg.get("precision", "fp32"))
     secs = time.perf_counter() - t0
     cpu = _cpu_seconds() - cpu0
     return {"seconds": secs, "cpu_seconds": cpu, "peak_mb": peak_rss_mb(), "bytes": os.path.getsize(cfg["out"])}
@@ -130,6 +132,8 @@ def configurations(pan: str, ms: str, tmp: Path, methods: list[str]) -> dict[str
             c[f"{m}@gdal_deflate"] = {"kind": "ours", "method": m, "options": OURS_AS_GDAL_DEFLATE}
         if m == "brovey":
             c[f"{m}@nbits11"] = {"kind": "ours", "method": m, "options": "NBITS=11"}
+        if m == "ksdiff":
+            c[f"{m}@int8"] = {"kind": "ours", "method": m, "precision": "int8"}
     for name, cfg in c.items():
         cfg.update(pan=pan, ms=ms, out=str(tmp / f"{name}.tif"))
     return c
@@ -140,7 +144,7 @@ def measure(cfgs: dict[str, dict], repeat: int, slow: set[str]) -> dict[str, dic
     runs: dict[str, list[dict]] = {k: [] for k in cfgs}
     for i in range(repeat):
         for name, cfg in cfgs.items():
-            if name.split("_w1")[0] in slow and i >= 2:
+            if name.split("_w1")[0].split("@")[0] in slow and i >= 2:
                 continue
             r = run(cfg)
             runs[name].append(r)
@@ -154,7 +158,8 @@ def measure(cfgs: dict[str, dict], repeat: int, slow: set[str]) -> dict[str, dic
 LABELS = {"gdal_default": "GDAL pansharpening, QGIS default (uncompressed strips)",
           "gdal_deflate": "GDAL pansharpening, tiled DEFLATE",
           "gdal_same": "GDAL pansharpening, our output options, -threads ALL_CPUS",
-          "exp": "EXP", "brovey": "Brovey", "gsa": "GSA", "mtf_glp_hpm": "MTF-GLP-HPM", "ksdiff": "KSDiff (wv2 model)"}
+          "exp": "EXP", "brovey": "Brovey", "gsa": "GSA", "mtf_glp_hpm": "MTF-GLP-HPM",
+          "ksdiff": "KSDiff (wv2 model, float32)"}
 
 
 def label(name: str) -> str:
@@ -162,7 +167,8 @@ def label(name: str) -> str:
     if base.endswith("_w1"):
         return LABELS.get(base[:-3], base) + ", 1 tile worker"
     tails = {"gdal_deflate": ", writing GDAL's tiled DEFLATE (11-bit packed, level 6, 1 thread)",
-             "nbits11": ", NBITS=11 (bit-packed as the input: no predictor)"}
+             "nbits11": ", NBITS=11 (bit-packed as the input: no predictor)",
+             "int8": ", its int8 variant (PRECISION=int8)"}
     return LABELS.get(base, base) + tails.get(tail, "")
 
 

@@ -7,10 +7,12 @@ sharpness or MS MTF. A case is three GeoTIFFs (degraded PAN, degraded MS, refere
 engine fuses end to end (``engine.pipeline.pansharpen``: reading, tiling, normalisation, writing), exactly
 as a user's scene; the fused raster is scored against the reference.
 
-    python scripts/robustness.py [--methods exp,brovey,gsa,mtf_glp_hpm,ksdiff,auto] [--models DIR]
+    python scripts/robustness.py [--methods exp,brovey,gsa,mtf_glp_hpm,ksdiff,ksdiff@int8,auto] [--models DIR]
                                  [--out bench/robustness.json] [--md docs/ROBUSTNESS.md]
 
 ``--models DIR`` scores the ONNX models of another folder (``<sensor>.onnx``) instead of the bundled ones.
+``ksdiff`` runs the model as the plugin does by default (float32), ``ksdiff@int8`` its int8 CPU variant
+(PRECISION=int8; issue 13's gate: within 1 % ERGAS of float32 on every case).
 """
 from __future__ import annotations
 
@@ -134,11 +136,13 @@ def landsat_case() -> Case:
                 "uint16", 2)
 
 
-def sentinel2_cases() -> list[Case]:
-    """The held-apart Sentinel-2 corners with simulated PANs of other spectral responses and sharpness."""
+def sentinel2_cases(windows: tuple | None = None) -> list[Case]:
+    """The held-apart Sentinel-2 corners with simulated PANs of other spectral responses and sharpness
+    (other ``windows`` of the 10 m and 20 m stacks: the same kinds of case elsewhere, for validation)."""
     out = []
-    s2, tf, crs = _read(data_root() / "sentinel2/s2_10m.tif", HELD_APART["sentinel2/s2_10m.tif"])
-    s20, tf20, _ = _read(data_root() / "sentinel2/s2_20m.tif", HELD_APART["sentinel2/s2_20m.tif"])
+    w10, w20 = windows or (HELD_APART["sentinel2/s2_10m.tif"], HELD_APART["sentinel2/s2_20m.tif"])
+    s2, tf, crs = _read(data_root() / "sentinel2/s2_10m.tif", w10)
+    s20, tf20, _ = _read(data_root() / "sentinel2/s2_20m.tif", w20)
     s20 = s20[[0, 1, 2, 6]]   # B02, B03, B04, B08 of the 20 m stack
     for name, sensor, what, src, t, weights, blur, mtf, dtype, top in (
         ("s2_fit_pan_11bit", "wv2", "Sentinel-2 10 m, WV2-like PAN (blur 0.8 px), WV2 MTF, 11-bit",
@@ -195,15 +199,17 @@ def run_case(case: Case, methods: list[str], folder: Path, models: Path | None) 
     res = {"case": case.name, "sensor": case.sensor, "what": case.what, "dtype": case.dtype, "ratio": case.ratio,
            "size": list(case.ref.shape), "methods": {}}
     for method in methods:
-        out = str(folder / f"{case.name}_{method}.tif")
+        out = str(folder / f"{case.name}_{method.replace('@', '_')}.tif")
         model = None
-        if models is not None and method in ("ksdiff", "auto"):
+        name, _, precision = method.partition("@")
+        if models is not None and name in ("ksdiff", "auto"):
             cand = models / f"{case.sensor}.onnx"
             model = str(cand) if cand.exists() else None
         log = RecordingFeedback()
         t0 = time.perf_counter()
         try:
-            pansharpen(pan, ms, out, sensor=case.sensor, method=method, model_path=model, feedback=log)
+            pansharpen(pan, ms, out, sensor=case.sensor, method=name, model_path=model, feedback=log,
+                       precision=precision or "fp32")
             entry = score(out, case)
         except Exception as e:  # a method that cannot run here is reported, not fatal
             entry = {"error": f"{type(e).__name__}: {e}"}
@@ -217,7 +223,7 @@ def run_case(case: Case, methods: list[str], folder: Path, models: Path | None) 
 
 def summarise(results: list[dict]) -> dict:
     """Per case: best classical ERGAS; the suite targets of issue 12."""
-    rows, ks, default_ok = [], [], []
+    rows, ks, default_ok, int8 = [], [], [], []
     for r in results:
         m = r["methods"]
         scored = [(m[k]["ERGAS"], k) for k in CLASSICAL if "ERGAS" in m.get(k, {})]
@@ -229,6 +235,8 @@ def summarise(results: list[dict]) -> dict:
         if "ERGAS" in m.get("ksdiff", {}):
             row["ksdiff_ERGAS"] = m["ksdiff"]["ERGAS"]
             ks.append(m["ksdiff"]["ERGAS"] / best[0])
+        if "ERGAS" in m.get("ksdiff", {}) and "ERGAS" in m.get("ksdiff@int8", {}):
+            int8.append(100 * (m["ksdiff@int8"]["ERGAS"] / m["ksdiff"]["ERGAS"] - 1))
         if "ERGAS" in m.get("auto", {}):
             row["default_ERGAS"] = m["auto"]["ERGAS"]
             default_ok.append(m["auto"]["ERGAS"] <= best[0] * 1.0001)
@@ -236,7 +244,9 @@ def summarise(results: list[dict]) -> dict:
     return {"cases": rows,
             "ksdiff_vs_best_classical_mean_ratio": round(float(np.mean(ks)), 4) if ks else None,
             "default_never_worse_than_best_classical": all(default_ok) if default_ok else None,
-            "default_cases_ok": f"{sum(default_ok)}/{len(default_ok)}"}
+            "default_cases_ok": f"{sum(default_ok)}/{len(default_ok)}",
+            "int8_vs_fp32_ergas_change_percent": [round(c, 3) for c in int8],
+            "int8_within_1_percent": all(abs(c) <= 1 for c in int8) if int8 else None}
 
 
 def markdown(results: list[dict], summary: dict, methods: list[str], note: str) -> str:
@@ -256,13 +266,18 @@ def markdown(results: list[dict], summary: dict, methods: list[str], note: str) 
                   f"{summary['ksdiff_vs_best_classical_mean_ratio']}",
               "Default method never worse than the best classical one: "
               f"{summary['default_never_worse_than_best_classical']} "
-              f"({summary['default_cases_ok']} cases).", ""]
+              f"({summary['default_cases_ok']} cases)."]
+    if summary.get("int8_vs_fp32_ergas_change_percent"):
+        lines.append("Forced KSDiff's int8 variant (PRECISION=int8) against float32, ERGAS change per case (%): "
+                     + ", ".join(f"{c:+.2f}" for c in summary["int8_vs_fp32_ergas_change_percent"])
+                     + f"; within 1 % on every case: {summary['int8_within_1_percent']}.")
+    lines.append("")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--methods", default="exp,brovey,gsa,mtf_glp_hpm,ksdiff,auto")
+    ap.add_argument("--methods", default="exp,brovey,gsa,mtf_glp_hpm,ksdiff,ksdiff@int8,auto")
     ap.add_argument("--models", type=Path, help="folder of <sensor>.onnx models to score instead of the bundled ones")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "robustness.json")
     ap.add_argument("--md", type=Path, default=ROOT / "docs" / "ROBUSTNESS.md")

@@ -1,6 +1,7 @@
 """KSDiff's int8 CPU variant (model_core/tile_int8.py, engine/learned.TileKernels(int8=True)): each tile's kernels
-quantized by the plugin into a QDQ backbone calibrated at export; chosen by PRECISION=auto, float32 on request,
-the float32 per-tile path when it is missing or broken; and the allocator / arena behaviour it relies on."""
+quantized by the plugin into a QDQ backbone calibrated at export, with activation scales per contrast class;
+chosen by PRECISION=int8 (float32 is the default), the float32 per-tile path when it is missing or broken; and the
+allocator / arena behaviour it relies on."""
 from __future__ import annotations
 
 import base64
@@ -73,7 +74,7 @@ def test_export_adds_a_calibrated_int8_backbone(int8_model):
     quantized = {c["weight"] for c in q["convs"]}
     assert all(".blocks." in w for w in quantized) and len(quantized) == 4
     assert set(q["floats"]) >= {"a", "b", "s", "net.head.weight", "net.tail.weight"}
-    assert all(c["x_scale"] > 0 for c in q["convs"])
+    assert all(len(c["x_scale"]) == tile_int8.BINS and min(c["x_scale"]) > 0 for c in q["convs"])
 
 
 def test_no_int8_variant_without_calibration_data(tmp_path):
@@ -113,17 +114,17 @@ def test_bundled_int8_tiles_stay_within_one_percent(data_dir):
 
 
 def test_precision_chooses_the_path_and_the_pixels_agree(data_dir, tmp_path):
-    """The bundled model on a real scene: int8 by default, float32 on request, the same picture within 1 %."""
+    """The bundled model on a real scene: float32 by default, int8 on request, the same picture within 1 %."""
     out = {}
-    for precision, says in (("auto", "per-tile int8 kernels"), ("fp32", "per-tile kernels on the plain backbone")):
+    for precision, says in (("int8", "per-tile int8 kernels"), (None, "per-tile kernels on the plain backbone")):
         log = RecordingFeedback()
         res = pansharpen(str(data_dir / "wv2_test_pan.tif"), str(data_dir / "wv2_test_ms.tif"),
-                         str(tmp_path / f"{precision}.tif"), "wv2", "ksdiff", device="cpu", precision=precision,
-                         feedback=log)
+                         str(tmp_path / f"{precision}.tif"), "wv2", "ksdiff", device="cpu",
+                         **({"precision": precision} if precision else {}), feedback=log)
         assert any(says in m for m in log.lines), log.lines
         out[precision] = gdal.Open(res.output_path).ReadAsArray().astype(np.float64)
-    diff = np.abs(out["auto"] - out["fp32"])
-    assert diff.max() > 0 and diff.mean() < 0.01 * out["fp32"].mean()
+    diff = np.abs(out["int8"] - out[None])
+    assert diff.max() > 0 and diff.mean() < 0.01 * out[None].mean()
 
 
 def test_unknown_precision_is_refused_before_writing(data_dir, tmp_path):
@@ -145,8 +146,8 @@ def test_broken_int8_falls_back_to_the_float32_tile_kernels(int8_model, data_dir
     assert session.tile_int8 is None and isinstance(session.tile_kernels, TileKernels)
     log = RecordingFeedback()
     pansharpen(str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif"), str(tmp_path / "o.tif"), "wv2", "ksdiff",
-               model_path=str(bad), device="cpu", workers=1, feedback=log)
-    assert any("per-tile kernels on the plain backbone" in m for m in log.lines)
+               model_path=str(bad), device="cpu", workers=1, precision="int8", feedback=log)
+    assert any("per-tile kernels on the plain backbone in float32 (PRECISION int8" in m for m in log.lines)
 
 
 def test_a_gpu_session_gets_no_int8_path(int8_model, data_dir):
@@ -177,3 +178,37 @@ def test_free_memory_is_released_only_past_the_first_tiles_working_set(monkeypat
     monkeypatch.setattr(memory, "resident_mb", lambda: None)   # cannot watch memory: release every tile
     keeper.after_tile()
     assert len(calls) == 3
+
+
+def test_activation_scales_follow_the_tiles_contrast(data_dir, monkeypatch):
+    """Scales per contrast class: finer for low-contrast classes; a smooth tile gets the first class and is
+    closer to float32 with it than with the scales of the most contrasted class (the single set of before)."""
+    from ksdiff_qgis.engine.model_card import bundled_cards
+
+    card = load_card(bundled_cards()["wv2"])
+    q = card.data["tile_kernels"]["int8"]
+    assert len(q["contrast_edges"]) == tile_int8.BINS - 1 and q["contrast_edges"] == sorted(q["contrast_edges"])
+    assert q["activations"] and all(len(a["values"]) == tile_int8.BINS for a in q["activations"])
+    assert all(a["values"] == sorted(a["values"]) for a in q["activations"])
+    assert any(a["values"][0] < a["values"][-1] for a in q["activations"])
+    runtime.clear_cache()
+    session = checked_session(card, "cpu", 1)
+    fast = session.tile_int8
+    pan, lms = _real_tile(data_dir, 128)
+    def contrast(x, f):   # the same tile with its deviations from the mean scaled by f
+        m = x.mean(axis=(2, 3), keepdims=True)
+        return np.ascontiguousarray((m + f * (x - m)).astype(np.float32))
+
+    # the statistic is the normalised PAN's spread, and the normalisation matches PAN to the MS intensity:
+    # the tile's contrast is that of both
+    classes = []
+    for f in (0.2, 1.0, 3.0):
+        p, x = contrast(pan, f), contrast(lms, f)
+        classes.append(fast.contrast_class(p, dict(zip(fast.names, fast.prior.run(fast.names, {"pan": p, "lms": x})))))
+    assert classes == sorted(classes) and classes[0] == 0 < classes[-1]
+    smooth, lms = contrast(pan, 0.2), contrast(lms, 0.2)
+    full = session.session.run([card.output_name], {"pan": smooth, "lms": lms})[0]
+    own = float(np.sqrt(np.mean((fast(smooth, lms) - full) ** 2)))
+    monkeypatch.setattr(TileKernels, "contrast_class", lambda self, p, v: tile_int8.BINS - 1)
+    top = float(np.sqrt(np.mean((fast(smooth, lms) - full) ** 2)))
+    assert own < top

@@ -106,7 +106,7 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
                                    selfcheck.AUTO),
             self.DEVICE: KeyedEnum(self.DEVICE, tr("Device for learned models"), DEVICES, device_labels(tr), "auto"),
             self.PRECISION: KeyedEnum(self.PRECISION, tr("Precision of a learned model on CPU"), list(PRECISIONS),
-                                      precision_labels(tr), "auto"),
+                                      precision_labels(tr), "fp32"),
             self.COMPRESSION: KeyedEnum(self.COMPRESSION, tr("Output compression"), list(outputs.COMPRESSIONS),
                                         [f"{tr(v)} [{k}]" for k, v in outputs.COMPRESSIONS.items()],
                                         outputs.DEFAULT_COMPRESSION),
@@ -137,8 +137,8 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
              tr("An ONNX model with its model card (JSON) beside it.")),
             (enums[self.DEVICE], tr("Where a learned model runs: auto uses an NVIDIA GPU when present.")),
             (enums[self.PRECISION],
-             tr("auto runs the model's int8 variant on CPU when it carries one (about 1.5x faster, within 1 % ERGAS "
-                "of float32, see its card); float32 for exact results. A GPU always runs float32.")),
+             tr("int8 runs the model's int8 variant on CPU when it carries one: about 1.6x faster, ERGAS within about "
+                "1 % of float32 (docs/BENCHMARKS.md). A GPU always runs float32.")),
             (QgsProcessingParameterNumber(self.TILE_SIZE, tr("Tile size (PAN pixels)"), NUMBER_INTEGER,
                                           defaultValue=512, minValue=64, maxValue=8192),
              tr("PAN pixels per tile side; smaller tiles use less memory.")),
