@@ -184,9 +184,9 @@ def write_models_readme(models_dir: str | Path) -> Path:
                   f"values / {card['scale']:g}; receptive-field margin {card['margin']} px"
                   + ("; on CPU the plugin runs each tile's kernels on the plain backbone (the file also holds "
                      "the prior and backbone graphs: `model_core/tile_graphs.py`)" if "tile_kernels" in card else "")
-                  + (f"; and by default its int8 copy (`model_core/tile_int8.py`, activation ranges calibrated on "
-                     f"{card['tile_kernels']['int8']['calibration']['patches']} patches of the first training pair; "
-                     "PRECISION=fp32 for float32)." if "int8" in card.get("tile_kernels", {}) else "."),
+                  + (f"; it also holds an int8 copy (`model_core/tile_int8.py`, activation scales calibrated on "
+                     f"{card['tile_kernels']['int8']['calibration']['patches']} training patches, per contrast class; "
+                     "run with PRECISION=int8)." if "int8" in card.get("tile_kernels", {}) else "."),
                   f"- Training: config `model_core/configs/{tr.get('config')}`, "
                   f"stages {', '.join(tr.get('stages', []))}, {tr.get('steps')} steps, "
                   f"{tr.get('seconds', 0) / 60:.0f} min on a shared 2-core CPU, seed {tr.get('seed')}, "

@@ -18,7 +18,7 @@ from ksdiff_qgis.engine import memory, runtime
 from ksdiff_qgis.engine.errors import InputError
 from ksdiff_qgis.engine.feedback import RecordingFeedback
 from ksdiff_qgis.engine.filters import upsample
-from ksdiff_qgis.engine.learned import TileKernels, _tile_kernels, checked_session
+from ksdiff_qgis.engine.learned import TileKernels, _tile_kernels, checked_session, int8_path
 from ksdiff_qgis.engine.model_card import load_card
 from ksdiff_qgis.engine.pipeline import pansharpen
 from ksdiff_qgis.engine.runtime import Session
@@ -81,14 +81,17 @@ def test_no_int8_variant_without_calibration_data(tmp_path):
     card = export(_model(), CFG, tmp_path / "wv2.onnx", TRAINING)   # no training pair in the config
     assert "int8" not in card["tile_kernels"]
     runtime.clear_cache()
-    session = checked_session(load_card(tmp_path / "wv2.onnx"), "cpu", 1)
-    assert session.tile_int8 is None and isinstance(session.tile_kernels, TileKernels)
+    card = load_card(tmp_path / "wv2.onnx")
+    session = checked_session(card, "cpu", 1)
+    assert int8_path(card, session) is None and isinstance(session.tile_kernels, TileKernels)
 
 
 def test_int8_tiles_stay_close_to_float32(int8_model, data_dir):
     runtime.clear_cache()
-    session = checked_session(load_card(int8_model), "cpu", 1)
-    assert isinstance(session.tile_int8, TileKernels) and isinstance(session.tile_kernels, TileKernels)
+    card = load_card(int8_model)
+    session = checked_session(card, "cpu", 1)
+    assert session.tile_int8 is None   # not built unless asked for: float32 is the default
+    assert isinstance(int8_path(card, session), TileKernels) and isinstance(session.tile_kernels, TileKernels)
     pan, lms = _real_tile(data_dir)
     full = session.session.run(["hrms"], {"pan": pan, "lms": lms})[0]
     fp32, int8 = session.tile_kernels(pan, lms), session.tile_int8(pan, lms)
@@ -106,7 +109,7 @@ def test_bundled_int8_tiles_stay_within_one_percent(data_dir):
     assert "int8" in card.data["tile_kernels"]
     runtime.clear_cache()
     session = checked_session(card, "cpu", 1)
-    assert isinstance(session.tile_int8, TileKernels)
+    assert isinstance(int8_path(card, session), TileKernels)
     pan, lms = _real_tile(data_dir, 128)
     full = session.session.run([card.output_name], {"pan": pan, "lms": lms})[0]
     err = float(np.sqrt(np.mean((session.tile_int8(pan, lms) - full) ** 2)))
@@ -142,8 +145,9 @@ def test_broken_int8_falls_back_to_the_float32_tile_kernels(int8_model, data_dir
     card["tile_kernels"]["int8"]["convs"][0]["w_scale"][0] += 3   # the scales land in the wrong bytes
     bad.with_suffix(".json").write_text(json.dumps(card))
     runtime.clear_cache()
-    session = checked_session(load_card(bad), "cpu", 1)
-    assert session.tile_int8 is None and isinstance(session.tile_kernels, TileKernels)
+    card = load_card(bad)
+    session = checked_session(card, "cpu", 1)
+    assert int8_path(card, session) is None and isinstance(session.tile_kernels, TileKernels)
     log = RecordingFeedback()
     pansharpen(str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif"), str(tmp_path / "o.tif"), "wv2", "ksdiff",
                model_path=str(bad), device="cpu", workers=1, precision="int8", feedback=log)
@@ -193,7 +197,7 @@ def test_activation_scales_follow_the_tiles_contrast(data_dir, monkeypatch):
     assert any(a["values"][0] < a["values"][-1] for a in q["activations"])
     runtime.clear_cache()
     session = checked_session(card, "cpu", 1)
-    fast = session.tile_int8
+    fast = int8_path(card, session)
     pan, lms = _real_tile(data_dir, 128)
     def contrast(x, f):   # the same tile with its deviations from the mean scaled by f
         m = x.mean(axis=(2, 3), keepdims=True)

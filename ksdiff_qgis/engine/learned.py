@@ -228,18 +228,31 @@ def check_graph(card: ModelCard, session: Session) -> None:
     if card.output_name not in outputs:
         raise InputError(f"the model card of {card.path.name} names the output {card.output_name!r}, but the "
                          f"graph's outputs are {', '.join(outputs)}")
-    side = probe_side(card)
-    # a smooth ramp in the normalised range: any sane network maps it to finite values
-    ramp = np.linspace(0.2, 0.8, side * side, dtype=np.float32).reshape(1, 1, side, side)
-    lms = np.concatenate([ramp * np.float32(0.8 + 0.1 * b) for b in range(len(card.bands))], axis=1)
+    ramp, lms = _probe_inputs(card)
     out = _run(card, session, ramp, lms)   # the full graph: the reference
     bad = ~np.isfinite(out)
     if bad.any():
         raise InputError(f"the model {card.path.name} returns NaN or infinite values ({bad.mean():.0%} of a "
-                         f"{side}x{side} test tile): it is broken")
+                         f"{ramp.shape[3]}x{ramp.shape[2]} test tile): it is broken")
     session.tile_kernels = _tile_kernels(card, session, ramp, lms, out)
-    session.tile_int8 = _tile_kernels(card, session, ramp, lms, out, int8=True)
+    session.tile_int8 = None   # built and checked when first asked for (int8_path)
     session.probed = key
+
+
+def _probe_inputs(card: ModelCard) -> tuple[np.ndarray, np.ndarray]:
+    """A smooth ramp in the normalised range (PAN, LMS): any sane network maps it to finite values."""
+    side = probe_side(card)
+    ramp = np.linspace(0.2, 0.8, side * side, dtype=np.float32).reshape(1, 1, side, side)
+    return ramp, np.concatenate([ramp * np.float32(0.8 + 0.1 * b) for b in range(len(card.bands))], axis=1)
+
+
+def int8_path(card: ModelCard, session: Session):
+    """The session's checked int8 ``TileKernels`` (built on first use), or None when the model has none."""
+    if session.tile_int8 is None and session.tile_kernels is not None and "int8" in card.data["tile_kernels"]:
+        ramp, lms = _probe_inputs(card)
+        reference = _run(card, session, ramp, lms)
+        session.tile_int8 = _tile_kernels(card, session, ramp, lms, reference, int8=True) or False
+    return session.tile_int8 or None
 
 
 def checked_session(card: ModelCard, device: str, threads: int) -> Session:
@@ -263,14 +276,14 @@ class OnnxFuser:
         self.card, self.session, self.scale = card, session, np.float32(scale)
         # the per-tile kernel path when the probe checked it; its int8 variant when asked for
         self.precision = precision
-        self.fast = (session.tile_int8 if precision == "int8" else None) or session.tile_kernels
+        self.fast = (int8_path(card, session) if precision == "int8" else None) or session.tile_kernels
         self.floored = 0      # values damped by soft_floor over this fuser's tiles (tiles run in parallel)
         self.values = 0
         self._count_lock = threading.Lock()
 
     def path_note(self) -> str:
         """How the tiles run, for the log."""
-        if self.fast is not None and self.fast is self.session.tile_int8:
+        if self.fast is not None and self.fast is not self.session.tile_kernels:
             return "per-tile int8 kernels on the plain backbone (PRECISION int8)"
         note = "per-tile kernels on the plain backbone" if self.fast is not None else "the full graph"
         if self.precision == "int8":

@@ -57,7 +57,8 @@ class Session:
     probed: tuple | None = None   # the card fields the graph passed learned.check_graph with
     threads: int = 0
     tile_kernels: object = None   # learned.TileKernels when built and checked on the probe, else None
-    tile_int8: object = None      # its int8 variant (learned.TileKernels(int8=True)), likewise
+    tile_int8: object = None      # its int8 variant (learned.TileKernels(int8=True)), checked when first asked for;
+    #                               False when that check failed
 
 
 _cache: dict[tuple, Session] = {}
