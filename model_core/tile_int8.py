@@ -175,14 +175,15 @@ def class_scales(qgraph, classes: list[dict[str, tuple[float, float]]]) -> dict[
 
 
 def int8_spec(qgraph: bytes, float_graph: bytes, replaced: list[str],
-              classes: list[dict[str, tuple[float, float]]] | None = None) -> tuple[bytes, dict]:
+              classes: list[dict[str, tuple[float, float]]]) -> tuple[bytes, dict]:
     """(the QDQ graph with its per-tile tensors located, the card's ``tile_kernels.int8`` entry without ``graph``).
 
     ``replaced``: the float backbone's per-tile initializers (``tile_graphs.replaced_names``). Each
     quantized convolution whose kernel is among them is listed under ``convs`` with the byte ranges of its
-    int8 kernel, kernel scales, int32 bias and bias scales, its input scale, and where its float bias
-    comes from (a per-tile tensor, or its fixed values); per-tile tensors left float (the normalisation
-    a, b, s) under ``floats``.
+    int8 kernel, kernel scales, int32 bias and bias scales, its input scale per contrast class of
+    ``classes`` (each class's activation ranges), and where its float bias comes from (a per-tile tensor,
+    or its fixed values); per-tile tensors left float (the normalisation a, b, s) under ``floats``; every
+    activation scale with its value per class under ``activations``.
     """
     import onnx
     from onnx import numpy_helper
@@ -214,10 +215,10 @@ def int8_spec(qgraph: bytes, float_graph: bytes, replaced: list[str],
                 entry["bias_values"] = [float(v) for v in fixed[bias].ravel()]
         convs.append(entry)
         locate += [entry[k] for k in ("w_q", "w_scale", "b_q", "b_scale") if k in entry]
-    scales = class_scales(q, classes) if classes else {}
+    scales = class_scales(q, classes)
     for c in convs:   # the bias is quantized at the input scale: one per contrast class
         xs = c.pop("x_scale_name")
-        c["x_scale"] = scales.get(xs, [c["x_scale"]])
+        c["x_scale"] = scales[xs]
     locate += list(scales)
     done = {c["weight"] for c in convs} | {c.get("bias") for c in convs}
     floats = [n for n in replaced if n not in done]

@@ -159,7 +159,7 @@ LABELS = {"gdal_default": "GDAL pansharpening, QGIS default (uncompressed strips
           "gdal_deflate": "GDAL pansharpening, tiled DEFLATE",
           "gdal_same": "GDAL pansharpening, our output options, -threads ALL_CPUS",
           "exp": "EXP", "brovey": "Brovey", "gsa": "GSA", "mtf_glp_hpm": "MTF-GLP-HPM",
-          "ksdiff": "KSDiff (wv2 model, float32)"}
+          "ksdiff": "KSDiff (wv2 model)"}
 
 
 def label(name: str) -> str:
@@ -168,7 +168,7 @@ def label(name: str) -> str:
         return LABELS.get(base[:-3], base) + ", 1 tile worker"
     tails = {"gdal_deflate": ", writing GDAL's tiled DEFLATE (11-bit packed, level 6, 1 thread)",
              "nbits11": ", NBITS=11 (bit-packed as the input: no predictor)",
-             "int8": ", its int8 variant (PRECISION=int8)"}
+             "int8": ", int8 variant (PRECISION=int8; the default is float32)"}
     return LABELS.get(base, base) + tails.get(tail, "")
 
 

@@ -102,9 +102,9 @@ class TileKernels:
             self.floats = {name: (int(at), int(n)) for name, (at, n) in q["floats"].items()}
             self.convs = [_Int8Conv(c) for c in q["convs"]]
             # activation scales per contrast class (model_core/tile_int8.py), chosen per tile
-            self.edges = [float(e) for e in q.get("contrast_edges", [])]
+            self.edges = [float(e) for e in q["contrast_edges"]]
             self.activations = [(int(a["scale"][0]), int(a["scale"][1]), np.asarray(a["values"], dtype="<f4"))
-                                for a in q.get("activations", [])]
+                                for a in q["activations"]]
             spans = [span for c in self.convs for span in c.spans()] + [(at, n) for at, n, _ in self.activations]
         else:
             self.backbone = base64.b64decode(meta[spec["backbone"]])
@@ -122,19 +122,16 @@ class TileKernels:
         if self.convs:
             k = self.contrast_class(pan, values)
             for at, n, scales in self.activations:
-                _put(graph, at, n, scales[min(k, len(scales) - 1)])
+                _put(graph, at, n, scales[k])
             for conv in self.convs:
                 conv.write(graph, values, k)
         tile = self.ort.InferenceSession(bytes(graph), runtime.session_options(self.threads, shared_arena=True),
                                          providers=[runtime.CPU])
         return tile.run(None, {"pan": pan, "lms": lms})[0]
 
-
     def contrast_class(self, pan: np.ndarray, values: dict[str, np.ndarray]) -> int:
         """The tile's contrast class: the std of its normalised PAN (pan * a + b) against the calibration
         edges (``model_core.tile_int8.tile_contrast``, ``contrast_bins``)."""
-        if not self.edges:
-            return 0
         a, b = (np.float32(np.asarray(values[k]).ravel()[0]) for k in ("a", "b"))
         return int(np.searchsorted(self.edges, float(np.std(pan * a + b)), side="left"))
 
@@ -153,14 +150,14 @@ class _Int8Conv:
     def __init__(self, spec: dict):
         self.weight, self.bias = spec["weight"], spec.get("bias")
         self.bias_values = np.asarray(spec.get("bias_values", []), dtype=np.float32)
-        xs = spec["x_scale"]   # one per contrast class (a single value in cards without classes)
-        self.x_scales = np.asarray(xs if isinstance(xs, list) else [xs], dtype=np.float32)
+        self.x_scales = np.asarray(spec["x_scale"], dtype=np.float32)   # one per contrast class
         self.at = {k: (int(spec[k][0]), int(spec[k][1])) for k in ("w_q", "w_scale", "b_q", "b_scale") if k in spec}
 
     def spans(self) -> list[tuple[int, int]]:
         return list(self.at.values())
 
-    def write(self, graph: bytearray, values: dict[str, np.ndarray], k: int = 0) -> None:
+    def write(self, graph: bytearray, values: dict[str, np.ndarray], k: int) -> None:
+        """Quantize this tile's kernel into ``graph``; ``k``: the tile's contrast class."""
         w = np.asarray(values[self.weight], dtype=np.float32)
         absmax = np.abs(w.reshape(w.shape[0], -1)).max(axis=1)
         scale = (np.maximum(absmax, np.float32(1e-12)) / np.float32(127)).astype("<f4")
@@ -169,7 +166,7 @@ class _Int8Conv:
         _put(graph, *self.at["w_scale"], scale)
         if "b_q" in self.at:
             bias = np.asarray(values[self.bias], dtype=np.float32) if self.bias else self.bias_values
-            b_scale = (self.x_scales[min(k, len(self.x_scales) - 1)] * scale).astype("<f4")
+            b_scale = (self.x_scales[k] * scale).astype("<f4")
             bq = np.clip(np.rint(bias / b_scale), -2**31, 2**31 - 1).astype("<i4")
             _put(graph, *self.at["b_q"], bq)
             _put(graph, *self.at["b_scale"], b_scale)
