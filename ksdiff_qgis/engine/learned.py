@@ -92,6 +92,7 @@ class TileKernels:
         spec = card.data["tile_kernels"]
         self.threads = session.threads
         self.names = list(spec["offsets"])
+        self.probe = _probe_inputs(card)
         self.prior = ort.InferenceSession(base64.b64decode(meta[spec["prior"]]), runtime.session_options(self.threads),
                                           providers=[runtime.CPU])
         self.edges: list[float] = []
@@ -128,6 +129,16 @@ class TileKernels:
         tile = self.ort.InferenceSession(bytes(graph), runtime.session_options(self.threads, shared_arena=True),
                                          providers=[runtime.CPU])
         return tile.run(None, {"pan": pan, "lms": lms})[0]
+
+    def release(self) -> None:
+        """Hand the shared arena's free memory back (end of a run): ONNX Runtime shrinks an arena only at the
+        end of a run that asks for it. Without this QGIS kept ~290 MB after a 2048² run (497 against 231 MB)."""
+        options = self.ort.RunOptions()
+        options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+        tile = self.ort.InferenceSession(self.backbone, runtime.session_options(self.threads, shared_arena=True),
+                                         providers=[runtime.CPU])
+        pan, lms = self.probe
+        tile.run(None, {"pan": pan, "lms": lms}, options)
 
     def contrast_class(self, pan: np.ndarray, values: dict[str, np.ndarray]) -> int:
         """The tile's contrast class: the std of its normalised PAN (pan * a + b) against the calibration
@@ -277,6 +288,11 @@ class OnnxFuser:
         self.floored = 0      # values damped by soft_floor over this fuser's tiles (tiles run in parallel)
         self.values = 0
         self._count_lock = threading.Lock()
+
+    def release(self) -> None:
+        """Free the memory the run's per-tile sessions left in the shared arena (call once the tiles are done)."""
+        if self.fast is not None:
+            self.fast.release()
 
     def path_note(self) -> str:
         """How the tiles run, for the log."""

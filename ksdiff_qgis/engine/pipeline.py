@@ -423,6 +423,9 @@ def pansharpen(
         pool.close()
         writer.abort()
         raise
+    finally:
+        if isinstance(fuse, OnnxFuser):
+            fuse.release()   # the per-tile sessions' memory goes back to the system, not kept by QGIS
     floor_note = fuse.floor_note() if isinstance(fuse, OnnxFuser) else None
     if floor_note:
         fb.info(f"{method}: {floor_note}")
@@ -459,6 +462,9 @@ def _auto_method(pan_ds, ms_src, pan: RasterInfo, ms: RasterInfo, plan: GridPlan
         return selfcheck.FALLBACK, selfcheck.SelfCheck(method=selfcheck.FALLBACK, reason=str(e))
     fuser = OnnxFuser(card, session, value_scale(card, ms, stats.ms_mean), precision)
     area = _ms_stats_window(plan, ms_src.RasterXSize, ms_src.RasterYSize)
-    check = selfcheck.run_check(pan_ds, ms_src, pan, ms, plan, spec, fuser, stats, area, fb)
+    try:
+        check = selfcheck.run_check(pan_ds, ms_src, pan, ms, plan, spec, fuser, stats, area, fb)
+    finally:
+        fuser.release()
     selfcheck.log_check(check, fb)
     return check.method, check
