@@ -14,12 +14,17 @@ from ksdiff_qgis.engine.model_card import load_card
 from .common import BASELINE_MODELS_DIR, BUNDLED_MODELS_DIR, CLASSICAL, GDAL_METHOD, INT8
 
 
+def _card(model: str) -> dict:
+    """The JSON card beside an ONNX model ({} when unreadable)."""
+    try:
+        return json.loads(Path(model).with_suffix(".json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
 def model_method(model: str) -> str:
     """The card's method (ksdiff, fusionnet, pannet, ssdiff) of an ONNX model; 'model' if unreadable."""
-    try:
-        return json.loads(Path(model).with_suffix(".json").read_text())["method"]
-    except (OSError, ValueError, KeyError):
-        return "model"
+    return _card(model).get("method", "model")
 
 
 def onnx_models(models_dir: Path = BUNDLED_MODELS_DIR,
@@ -29,17 +34,12 @@ def onnx_models(models_dir: Path = BUNDLED_MODELS_DIR,
     models = sorted(Path(models_dir).glob("*.onnx")) + sorted(Path(baselines_dir).glob("*.onnx"))
     out = []
     for p in models:
-        out.append((f"{model_method(str(p))}[{p.stem}]", str(p)))
-        if has_int8(str(p)):
-            out.append((f"{model_method(str(p))}[{p.stem}]{INT8}", str(p)))
+        card = _card(str(p))
+        label = f"{card.get('method', 'model')}[{p.stem}]"
+        out.append((label, str(p)))
+        if "int8" in card.get("tile_kernels", {}):
+            out.append((label + INT8, str(p)))
     return out
-
-
-def has_int8(model: str) -> bool:
-    try:
-        return "int8" in json.loads(Path(model).with_suffix(".json").read_text()).get("tile_kernels", {})
-    except (OSError, ValueError):
-        return False
 
 
 def model_sensor(model: str | None) -> str | None:

@@ -124,8 +124,8 @@ def export(model: nn.Module, cfg: dict[str, Any], path: str | Path, training: di
            metrics: dict[str, Any] | None = None, calibration: tuple[str, str] | None = None) -> dict[str, Any]:
     """Export ``model`` to ``path`` and write its card (with ``metrics``, the evaluation numbers, when given);
     returns the card. The card is written once, here: nothing rewrites it later (the bench only reads it).
-    ``calibration``: the (PAN, MS) pair the int8 variant is calibrated on (default: the config's first
-    real training pair)."""
+    ``calibration``: the (PAN, MS) pair the int8 variant is calibrated on (default: the config's training
+    sources, ``int8_calibration``)."""
     bands = get_sensor(cfg["sensor"]).n_bands
     export_onnx(model, path, bands)
     card = make_card(model, cfg, training)
@@ -136,7 +136,7 @@ def export(model: nn.Module, cfg: dict[str, Any], path: str | Path, training: di
                                 "offsets": offsets}
         feeds = int8_calibration(cfg, card["scale"], calibration)
         if feeds:
-            add_int8(path, card, feeds)
+            add_int8(path, card, feeds, meta)
     if metrics:
         card["metrics"] = metrics
     return write_card(path, card)
@@ -151,12 +151,14 @@ def int8_calibration(cfg: dict[str, Any], scale: float, pair: tuple[str, str] | 
     return tile_int8.training_feeds(cfg) or None
 
 
-def add_int8(path: str | Path, card: dict[str, Any], feeds: list[dict]) -> None:
+def add_int8(path: str | Path, card: dict[str, Any], feeds: list[dict], meta: dict[str, str] | None = None) -> None:
     """Add the int8 backbone graph (``tile_int8.py``), calibrated on ``feeds``, to the exported ``path`` and its
-    entry to ``card["tile_kernels"]`` (the card is written afterwards)."""
+    entry to ``card["tile_kernels"]`` (the card is written afterwards). ``meta``: the file's tile graphs when
+    the caller has them (else read from the file)."""
     import base64
 
-    meta = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+    if meta is None:
+        meta = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
     tk = card["tile_kernels"]
     prior, backbone = (base64.b64decode(meta[tk[k]]) for k in ("prior", "backbone"))
     graph, spec = tile_int8.int8_graph(prior, backbone, tk["offsets"], feeds)

@@ -242,17 +242,21 @@ def calibration_feeds(pan_path: str, ms_path: str, sensor: str, scale: float, n:
     """Up to ``n`` network inputs (``PATCH``² pixels, fully valid, evenly spread) from a PAN/MS pair, at full
     (and, with ``reduced``, at Wald) resolution, fed as the pipeline feeds them (values / scale, cubic-upsampled MS)."""
     from ksdiff_qgis.engine.filters import upsample
+    from ksdiff_qgis.engine.sensors import get_sensor
 
     from .rasters import read
     from .wald import make_reduced_case
 
     feeds = []
     with tempfile.TemporaryDirectory() as tmp:
-        case = make_reduced_case(pan_path, ms_path, tmp, sensor, prefix="calibration")
-        for p_path, m_path in ((pan_path, ms_path), (case.pan, case.ms))[: 2 if reduced else 1]:
+        pairs = [(pan_path, ms_path)]
+        if reduced:
+            case = make_reduced_case(pan_path, ms_path, tmp, sensor, prefix="calibration")
+            pairs.append((case.pan, case.ms))
+        for p_path, m_path in pairs:
             p = read(p_path).data[0].astype(np.float32)
             m = read(m_path).data.astype(np.float32)
-            lms = upsample(m, case.ratio, p.shape)
+            lms = upsample(m, get_sensor(sensor).ratio, p.shape)
             step = PATCH // 2
             for r in range(0, p.shape[0] - PATCH + 1, step):
                 for c in range(0, p.shape[1] - PATCH + 1, step):

@@ -95,8 +95,6 @@ class TileKernels:
         self.probe = _probe_inputs(card)
         self.prior = ort.InferenceSession(base64.b64decode(meta[spec["prior"]]), runtime.session_options(self.threads),
                                           providers=[runtime.CPU])
-        self.edges: list[float] = []
-        self.activations: list[tuple[int, int, np.ndarray]] = []
         if int8:
             q = spec["int8"]
             self.backbone = base64.b64decode(meta[q["graph"]])
@@ -110,7 +108,7 @@ class TileKernels:
         else:
             self.backbone = base64.b64decode(meta[spec["backbone"]])
             self.floats = {name: (int(at), int(n)) for name, (at, n) in spec["offsets"].items()}
-            self.convs, spans = [], []
+            self.convs, self.edges, self.activations, spans = [], [], [], []
         for at, n in list(self.floats.values()) + spans:
             if at < 0 or at + n > len(self.backbone):
                 raise ValueError("a kernel offset lies outside the backbone graph")
