@@ -11,10 +11,14 @@ calibrated on training patches:
   fixture scene against +0.3 %);
 * those ranges depend on the tile's contrast (rank correlation 0.81-0.87 between the spread of a layer's
   activations and the standard deviation of the normalised PAN, over WorldView-2 and Sentinel-2 patches;
-  spreads vary 3-5x): a smooth tile used 8-24 % of ranges set by urban patches. So the patches are split
-  into ``BINS`` contrast classes and each class gets its own activation scales (the ranges of the patches
-  up to that contrast, same zero points); the plugin picks the class from the tile's own normalised PAN
-  and writes those scales per tile, like the kernels;
+  spreads vary 3-5x): a smooth tile used 8-24 % of ranges set by urban patches. So the patches are sorted
+  into contrast classes, each spanning a factor ``CLASS_RATIO`` of contrast from the smoothest candidates
+  up, and each class gets its own activation scales (the ranges of the patches up to that contrast, same
+  zero points); the plugin picks the class from the tile's own normalised PAN
+  (``ksdiff_qgis.engine.learned.tile_contrast``) and writes those scales per tile, like the kernels. The
+  patches are drawn from many candidates so that every class has ``PER_CLASS`` of them: quartile classes
+  of evenly spread patches left smooth scenes (fields, water; contrast 0.02-0.04) with the ranges of
+  patches ten times more contrasted (+1.3...+1.5 % ERGAS on smooth Sentinel-2 validation windows);
 * the first and last convolutions and the in-graph HPM fusion's two 13-tap filters stay float
   (``FLOAT_CONVS``, ~3 % of the work): 8 bits would round the input images, the output correction and
   the fused base themselves;
@@ -35,6 +39,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ksdiff_qgis.engine.learned import CONTRAST_BLOCK, tile_contrast
+
 from .tile_graphs import patch_offsets
 
 META_INT8 = "tile_backbone_int8"
@@ -44,9 +50,11 @@ PERCENTILE = 99.9
 # Measured on four WorldView-2 Wald cases (ERGAS change against float32): head, tail and HPM float
 # +0.03...+0.21 %; only HPM float +0.07...+0.93 %
 FLOAT_CONVS = ("/prefuse/", "/head/", "/tail/")
-PATCH = 128
-BINS = 4                  # contrast classes, split at the calibration patches' quartiles
-PATCHES_PER_SOURCE = 32   # calibration patches drawn from each training source (and the real pair at full resolution)
+PATCH = CONTRAST_BLOCK    # calibration patch side: the blocks the plugin measures a tile's contrast on
+CLASS_RATIO = 2.0    # contrast span of one class
+MAX_CLASSES = 8
+PER_CLASS = 32            # calibration patches per contrast class (fewer when the candidates have fewer)
+CANDIDATES_PER_SOURCE = 256   # candidate patches drawn from each training source (and the real pair at full resolution)
 
 
 def _session(graph: bytes, optimise: bool = True):
@@ -77,42 +85,70 @@ def _conv_tensors(model) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def tile_contrast(pan: np.ndarray, a: float, b: float) -> float:
-    """The contrast statistic the activation scales are chosen by: std of the tile's normalised PAN (pan * a + b,
-    what the backbone sees). The plugin computes the same (``learned._Int8Scales``)."""
-    return float(np.std(pan * np.float32(a) + np.float32(b)))
-
-
 def patch_ranges(prior: bytes, backbone: bytes, offsets: dict[str, list[int]],
                  feeds: list[dict]) -> tuple[np.ndarray, list[dict[str, tuple[float, float]]]]:
     """(each feed's contrast, each feed's {tensor: (0.1, 99.9 percentile)} of every convolution input and output)."""
     import onnx
 
     prior_session = _session(prior)
-    contrast, ranges = [], []
+    contrast, ranges = contrasts(prior_session, feeds), []
     for feed in feeds:
         model = onnx.load_from_string(tile_graph(prior_session, backbone, offsets, feed))
-        a, b = (float(np.asarray(v).ravel()[0]) for v in prior_session.run(["a", "b"], feed))
-        contrast.append(tile_contrast(feed["pan"], a, b))
         names = _conv_tensors(model)
         known = {o.name for o in model.graph.output}
         model.graph.output.extend(onnx.ValueInfoProto(name=n) for n in names if n not in known)
         values = _session(model.SerializeToString(), optimise=False).run(names, feed)
         ranges.append({n: tuple(float(x) for x in np.percentile(v, [100 - PERCENTILE, PERCENTILE]))
                        for n, v in zip(names, values)})
-    return np.asarray(contrast), ranges
+    return contrast, ranges
+
+
+def contrasts(prior_session, feeds: list[dict]) -> np.ndarray:
+    """Each feed's contrast statistic (``tile_contrast``, with the normalisation the prior gives it)."""
+    out = []
+    for feed in feeds:
+        a, b = (float(np.asarray(v).ravel()[0]) for v in prior_session.run(["a", "b"], feed))
+        out.append(tile_contrast(feed["pan"], a, b))
+    return np.asarray(out)
+
+
+def class_edges(contrast: np.ndarray) -> list[float]:
+    """Upper contrast edges of the classes but the last: from the 2nd percentile of the candidates' contrast
+    up by ``CLASS_RATIO``, while below the 98th (at most ``MAX_CLASSES`` classes)."""
+    lo, hi = (float(v) for v in np.percentile(contrast, [2, 98]))
+    edges = []
+    while lo > 0 and len(edges) < MAX_CLASSES - 1 and lo * CLASS_RATIO ** (len(edges) + 1) < hi:
+        edges.append(lo * CLASS_RATIO ** (len(edges) + 1))
+    return edges
+
+
+def select_patches(contrast: np.ndarray, edges: list[float]) -> list[int]:
+    """Indices of up to ``PER_CLASS`` candidates per contrast class, evenly spread over the class's contrasts."""
+    order = np.argsort(contrast, kind="stable")
+    cls = np.searchsorted(edges, contrast[order], side="left")
+    picked = []
+    for k in range(len(edges) + 1):
+        members = order[cls == k]
+        if len(members):
+            picked += [int(members[i]) for i in
+                       np.unique(np.linspace(0, len(members) - 1, min(PER_CLASS, len(members))).round().astype(int))]
+    return sorted(picked)
 
 
 def union(ranges: list[dict[str, tuple[float, float]]]) -> dict[str, tuple[float, float]]:
     return {k: (min(r[k][0] for r in ranges), max(r[k][1] for r in ranges)) for k in ranges[0]}
 
 
-def contrast_bins(contrast: np.ndarray, ranges: list[dict]) -> tuple[list[float], list[dict]]:
-    """(the ``BINS - 1`` contrast edges, each class's ranges: the union over the patches up to its upper edge;
-    the last class: all patches)."""
-    edges = [float(e) for e in np.quantile(contrast, np.arange(1, BINS) / BINS)]
-    classes = [union([r for c, r in zip(contrast, ranges) if c <= e]) for e in edges]
-    return edges, classes + [union(ranges)]
+def contrast_classes(contrast: np.ndarray, ranges: list[dict], edges: list[float]) -> list[dict]:
+    """Each class's ranges: the union over the patches up to its upper edge (the last class: all patches)."""
+    classes = []
+    for e in edges:
+        below = [r for c, r in zip(contrast, ranges) if c <= e]
+        classes.append(union(below) if below else None)
+    classes.append(union(ranges))
+    for k in range(len(classes) - 2, -1, -1):   # a class without patches takes the next class's ranges
+        classes[k] = classes[k] or classes[k + 1]
+    return classes
 
 
 def quantize(backbone: bytes, ranges: dict[str, tuple[float, float]], feed: dict) -> bytes:
@@ -237,7 +273,7 @@ def int8_spec(qgraph: bytes, float_graph: bytes, replaced: list[str],
     return graph, {"floats": {n: offsets[n] for n in floats}, "convs": convs, "activations": activations}
 
 
-def calibration_feeds(pan_path: str, ms_path: str, sensor: str, scale: float, n: int = 48,
+def calibration_feeds(pan_path: str, ms_path: str, sensor: str, scale: float, n: int = CANDIDATES_PER_SOURCE,
                       reduced: bool = True) -> list[dict]:
     """Up to ``n`` network inputs (``PATCH``² pixels, fully valid, evenly spread) from a PAN/MS pair, at full
     (and, with ``reduced``, at Wald) resolution, fed as the pipeline feeds them (values / scale, cubic-upsampled MS)."""
@@ -247,28 +283,36 @@ def calibration_feeds(pan_path: str, ms_path: str, sensor: str, scale: float, n:
     from .rasters import read
     from .wald import make_reduced_case
 
-    feeds = []
+    found = []   # (image, row, col) of every fully valid patch; the patches themselves only for those kept
     with tempfile.TemporaryDirectory() as tmp:
         pairs = [(pan_path, ms_path)]
         if reduced:
             case = make_reduced_case(pan_path, ms_path, tmp, sensor, prefix="calibration")
             pairs.append((case.pan, case.ms))
+        images = []
         for p_path, m_path in pairs:
             p = read(p_path).data[0].astype(np.float32)
-            m = read(m_path).data.astype(np.float32)
-            lms = upsample(m, get_sensor(sensor).ratio, p.shape)
-            step = PATCH // 2
-            for r in range(0, p.shape[0] - PATCH + 1, step):
-                for c in range(0, p.shape[1] - PATCH + 1, step):
-                    if (p[r:r + PATCH, c:c + PATCH] > 0).all():
-                        feeds.append({"pan": (p[None, None, r:r + PATCH, c:c + PATCH] / scale).astype(np.float32),
-                                      "lms": (lms[None, :, r:r + PATCH, c:c + PATCH] / scale).astype(np.float32)})
-    if not feeds:
+            images.append((p, upsample(read(m_path).data.astype(np.float32), get_sensor(sensor).ratio, p.shape)))
+            found += [(len(images) - 1, r, c) for r, c in _valid_patches(p <= 0)]
+    if not found:
         raise ValueError(f"no valid {PATCH}² calibration patch in {os.path.basename(pan_path)}")
-    return [feeds[int(i)] for i in np.linspace(0, len(feeds) - 1, min(n, len(feeds))).round()]
+    feeds = []
+    for i in np.linspace(0, len(found) - 1, min(n, len(found))).round().astype(int):
+        k, r, c = found[i]
+        p, lms = images[k]
+        feeds.append({"pan": (p[None, None, r:r + PATCH, c:c + PATCH] / scale).astype(np.float32),
+                      "lms": (lms[None, :, r:r + PATCH, c:c + PATCH] / scale).astype(np.float32)})
+    return feeds
 
 
-def training_feeds(cfg: dict, n: int = PATCHES_PER_SOURCE) -> list[dict]:
+def _valid_patches(invalid: np.ndarray) -> list[tuple[int, int]]:
+    """(row, col) of every ``PATCH``² patch at half-patch steps without an invalid pixel."""
+    step = PATCH // 2
+    return [(r, c) for r in range(0, invalid.shape[0] - PATCH + 1, step)
+            for c in range(0, invalid.shape[1] - PATCH + 1, step) if not invalid[r:r + PATCH, c:c + PATCH].any()]
+
+
+def training_feeds(cfg: dict, n: int = CANDIDATES_PER_SOURCE) -> list[dict]:
     """Calibration inputs from every training source of a config, as training feeds them (Wald-protocol
     patches, values / sensor scale, the PAN and MS variants of domain randomisation in turn), plus the
     first real pair at full resolution (how the plugin runs the network); [] when `make data` was not run."""
@@ -285,11 +329,7 @@ def training_feeds(cfg: dict, n: int = PATCHES_PER_SOURCE) -> list[dict]:
         except (OSError, FileNotFoundError):
             continue
         pans, lmss = t.pans or [t.pan], t.lmss or [t.lms]
-        found = []
-        for r in range(0, t.pan.shape[0] - PATCH + 1, PATCH // 2):
-            for c in range(0, t.pan.shape[1] - PATCH + 1, PATCH // 2):
-                if not t.invalid[r:r + PATCH, c:c + PATCH].any():
-                    found.append((r, c))
+        found = _valid_patches(t.invalid)
         for i, k in enumerate(np.linspace(0, len(found) - 1, min(n, len(found))).round().astype(int) if found else []):
             r, c = found[k]
             p, x = pans[i % len(pans)], lmss[i % len(lmss)]
@@ -303,11 +343,16 @@ def training_feeds(cfg: dict, n: int = PATCHES_PER_SOURCE) -> list[dict]:
 
 
 def int8_graph(prior: bytes, backbone: bytes, offsets: dict[str, list[int]], feeds: list[dict]) -> tuple[bytes, dict]:
-    """(the int8 backbone graph, its card entry) calibrated on ``feeds``, with per-contrast-class activation scales."""
+    """(the int8 backbone graph, its card entry) calibrated on patches of ``feeds`` chosen per contrast class,
+    with per-class activation scales."""
+    candidates = contrasts(_session(prior), feeds)
+    edges = class_edges(candidates)
+    feeds = [feeds[i] for i in select_patches(candidates, edges)]
     contrast, ranges = patch_ranges(prior, backbone, offsets, feeds)
-    edges, classes = contrast_bins(contrast, ranges)
+    classes = contrast_classes(contrast, ranges, edges)
     first = tile_graph(_session(prior), backbone, offsets, feeds[0])
     graph, spec = int8_spec(quantize(first, classes[-1], feeds[0]), backbone, list(offsets), classes)
     spec["contrast_edges"] = edges
-    spec["calibration"] = {"patches": len(feeds), "percentile": PERCENTILE, "classes": len(classes)}
+    spec["calibration"] = {"candidates": len(candidates), "patches": len(feeds), "percentile": PERCENTILE,
+                           "classes": len(classes), "class_ratio": CLASS_RATIO}
     return graph, spec

@@ -18,7 +18,14 @@ from ksdiff_qgis.engine import memory, runtime
 from ksdiff_qgis.engine.errors import InputError
 from ksdiff_qgis.engine.feedback import RecordingFeedback
 from ksdiff_qgis.engine.filters import upsample
-from ksdiff_qgis.engine.learned import TileKernels, _tile_kernels, checked_session, int8_path
+from ksdiff_qgis.engine.learned import (
+    CONTRAST_BLOCK,
+    TileKernels,
+    _tile_kernels,
+    checked_session,
+    int8_path,
+    tile_contrast,
+)
 from ksdiff_qgis.engine.model_card import load_card
 from ksdiff_qgis.engine.pipeline import pansharpen
 from ksdiff_qgis.engine.runtime import Session
@@ -74,7 +81,8 @@ def test_export_adds_a_calibrated_int8_backbone(int8_model):
     quantized = {c["weight"] for c in q["convs"]}
     assert all(".blocks." in w for w in quantized) and len(quantized) == 4
     assert set(q["floats"]) >= {"a", "b", "s", "net.head.weight", "net.tail.weight"}
-    assert all(len(c["x_scale"]) == tile_int8.BINS and min(c["x_scale"]) > 0 for c in q["convs"])
+    classes = len(q["contrast_edges"]) + 1
+    assert all(len(c["x_scale"]) == classes and min(c["x_scale"]) > 0 for c in q["convs"])
 
 
 def test_no_int8_variant_without_calibration_data(tmp_path):
@@ -191,8 +199,11 @@ def test_activation_scales_follow_the_tiles_contrast(data_dir, monkeypatch):
 
     card = load_card(bundled_cards()["wv2"])
     q = card.data["tile_kernels"]["int8"]
-    assert len(q["contrast_edges"]) == tile_int8.BINS - 1 and q["contrast_edges"] == sorted(q["contrast_edges"])
-    assert q["activations"] and all(len(a["values"]) == tile_int8.BINS for a in q["activations"])
+    edges = q["contrast_edges"]
+    n_classes = len(edges) + 1
+    assert n_classes >= 3 and edges == sorted(edges)
+    assert all(b / a == pytest.approx(tile_int8.CLASS_RATIO) for a, b in zip(edges, edges[1:]))
+    assert q["activations"] and all(len(a["values"]) == n_classes for a in q["activations"])
     assert all(a["values"] == sorted(a["values"]) for a in q["activations"])
     assert any(a["values"][0] < a["values"][-1] for a in q["activations"])
     runtime.clear_cache()
@@ -206,14 +217,14 @@ def test_activation_scales_follow_the_tiles_contrast(data_dir, monkeypatch):
     # the statistic is the normalised PAN's spread, and the normalisation matches PAN to the MS intensity:
     # the tile's contrast is that of both
     classes = []
-    for f in (0.2, 1.0, 3.0):
+    for f in (0.05, 0.3, 1.0):
         p, x = contrast(pan, f), contrast(lms, f)
         classes.append(fast.contrast_class(p, dict(zip(fast.names, fast.prior.run(fast.names, {"pan": p, "lms": x})))))
     assert classes == sorted(classes) and classes[0] == 0 < classes[-1]
-    smooth, lms = contrast(pan, 0.2), contrast(lms, 0.2)
+    smooth, lms = contrast(pan, 0.05), contrast(lms, 0.05)
     full = session.session.run([card.output_name], {"pan": smooth, "lms": lms})[0]
     own = float(np.sqrt(np.mean((fast(smooth, lms) - full) ** 2)))
-    monkeypatch.setattr(TileKernels, "contrast_class", lambda self, p, v: tile_int8.BINS - 1)
+    monkeypatch.setattr(TileKernels, "contrast_class", lambda self, p, v: n_classes - 1)
     top = float(np.sqrt(np.mean((fast(smooth, lms) - full) ** 2)))
     assert own < top
 
@@ -228,3 +239,40 @@ def test_the_shared_arena_is_shrunk_after_a_run(data_dir, tmp_path, monkeypatch,
     pansharpen(str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif"), str(tmp_path / "o.tif"), "wv2", method,
                device="cpu", workers=1)
     assert calls   # at least once: after the tiles, and (auto) after the self-check
+
+
+def test_tile_contrast_is_the_most_contrasted_block():
+    """A tile half flat, half textured is classed by its textured part (its activations span that part's
+    ranges), not by the spread of the whole tile; a tile smaller than a block is one block."""
+    rng = np.random.default_rng(0)
+    n = CONTRAST_BLOCK
+    flat = np.full((1, 1, 2 * n, 2 * n), 0.3, dtype=np.float32)
+    mixed = flat.copy()
+    mixed[..., n + 7:, :] += rng.normal(0, 0.1, (n - 7, 2 * n)).astype(np.float32)
+    assert tile_contrast(flat, 1.0, 0.0) == 0.0
+    textured_block = max(float(np.std(mixed[0, 0, n:, :n])), float(np.std(mixed[0, 0, n:, n:])))
+    assert tile_contrast(mixed, 1.0, 0.0) == pytest.approx(textured_block, rel=1e-5)
+    assert tile_contrast(mixed, 1.0, 0.0) > 1.3 * float(np.std(mixed))
+    assert tile_contrast(mixed, 2.0, 5.0) == pytest.approx(2 * tile_contrast(mixed, 1.0, 0.0), rel=1e-5)
+    small = mixed[..., -40:, :50]
+    assert tile_contrast(small, 1.0, 0.0) == pytest.approx(float(np.std(small)), rel=1e-5)
+
+
+def test_classes_span_a_fixed_contrast_ratio_and_each_gets_its_patches():
+    """Edges from the smoothest candidates up by CLASS_RATIO; up to PER_CLASS patches per class, spread over
+    the class (the smoothest and the most contrasted candidates included); classes without patches borrow
+    the next class's ranges."""
+    contrast = np.concatenate([np.linspace(0.02, 0.04, 50), np.linspace(0.04, 0.8, 400)])
+    edges = tile_int8.class_edges(contrast)
+    lo, hi = np.percentile(contrast, [2, 98])
+    assert edges[0] == pytest.approx(lo * tile_int8.CLASS_RATIO) and edges[-1] < hi <= edges[-1] * tile_int8.CLASS_RATIO
+    picked = tile_int8.select_patches(contrast, edges)
+    cls = np.searchsorted(edges, contrast[picked], side="left")
+    counts = np.bincount(cls, minlength=len(edges) + 1)
+    members = np.bincount(np.searchsorted(edges, contrast, side="left"), minlength=len(edges) + 1)
+    assert (counts == np.minimum(members, tile_int8.PER_CLASS)).all()
+    assert 0 in picked and int(np.argmax(contrast)) in picked
+    ranges = [{"x": (-c, 2 * c)} for c in contrast[picked]]
+    classes = tile_int8.contrast_classes(contrast[picked], ranges, [0.001] + edges)
+    assert classes[0] == classes[1] and classes[-1]["x"] == (-contrast.max(), 2 * contrast.max())
+    assert [c["x"][1] for c in classes] == sorted(c["x"][1] for c in classes)

@@ -23,9 +23,26 @@ FAST_TOLERANCE = 1e-4  # the per-tile kernel path must reproduce the full graph 
 # the int8 path's RMS difference to the full graph on the probe, as a share of the output's RMS: measured
 # 0.028 on the probe ramp (0.006 on real tiles); wrong offsets or scales give ~1
 INT8_TOLERANCE = 0.1
+CONTRAST_BLOCK = 128   # PAN pixels per side of the blocks the int8 path's contrast statistic is measured on
 PRECISIONS = {"fp32": "float32 (the default)",
               "int8": "int8 on CPU when the model carries a checked int8 variant (about 1.6x faster, ERGAS within "
                       "about 1 % of float32), else float32"}
+
+
+def tile_contrast(pan: np.ndarray, a: float, b: float) -> float:
+    """The statistic the int8 path picks its activation scales by (``model_core/tile_int8.py``): the largest
+    std of the normalised PAN (pan * a + b, what the backbone sees) over the tile's ``CONTRAST_BLOCK``² blocks
+    (the calibration patches' size). The largest, not the tile's: a tile half fields, half town needs the
+    town's ranges."""
+    x = np.asarray(pan, dtype=np.float32).reshape(pan.shape[-2:]) * np.float32(a) + np.float32(b)
+    n = CONTRAST_BLOCK
+    rows, cols = (_block_starts(size, n) for size in x.shape)
+    return max(float(np.std(x[r:r + n, c:c + n])) for r in rows for c in cols)
+
+
+def _block_starts(size: int, n: int) -> list[int]:
+    """Starts of ``n``-long blocks on a regular grid, the last flush with the end: every pixel in a block."""
+    return [0] if size <= n else sorted(set(range(0, size - n + 1, n)) | {size - n})
 
 
 def soft_floor(fused: np.ndarray, lms: np.ndarray, fraction: float = FLOOR_FRACTION) -> tuple[np.ndarray, int]:
@@ -139,10 +156,9 @@ class TileKernels:
         tile.run(None, {"pan": pan, "lms": lms}, options)
 
     def contrast_class(self, pan: np.ndarray, values: dict[str, np.ndarray]) -> int:
-        """The tile's contrast class: the std of its normalised PAN (pan * a + b) against the calibration
-        edges (``model_core.tile_int8.tile_contrast``, ``contrast_bins``)."""
-        a, b = (np.float32(np.asarray(values[k]).ravel()[0]) for k in ("a", "b"))
-        return int(np.searchsorted(self.edges, float(np.std(pan * a + b)), side="left"))
+        """The tile's contrast class: ``tile_contrast`` against the calibration edges (``model_core.tile_int8``)."""
+        a, b = (float(np.asarray(values[k]).ravel()[0]) for k in ("a", "b"))
+        return int(np.searchsorted(self.edges, tile_contrast(pan, a, b), side="left"))
 
 
 def _put(graph: bytearray, at: int, n: int, value: np.ndarray) -> None:
