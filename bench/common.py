@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from ksdiff_qgis.engine import classical
+from ksdiff_qgis.engine.learned import DEFAULT_PRECISION
 from ksdiff_qgis.engine.model_card import MODELS_DIR
 from ksdiff_qgis.engine.pipeline import pansharpen
 
@@ -35,7 +36,8 @@ def learned_method(label: str) -> str:
 
 
 def run_method(method: str, pan: str, ms: str, out: str, sensor: str, model: str | None = None) -> float:
-    """Fuse in this process; returns seconds. ``method`` may end in ``@int8`` (PRECISION=int8)."""
+    """Fuse in this process; returns seconds. ``method`` may end in ``@int8`` (PRECISION=int8, the plugin's
+    default on CPU); a plain ``ksdiff`` runs float32 (the model itself), other methods the plugin's default."""
     method, _, precision = method.partition("@")
     t0 = time.perf_counter()
     if method == GDAL_METHOD:
@@ -46,5 +48,6 @@ def run_method(method: str, pan: str, ms: str, out: str, sensor: str, model: str
         if rc != 0:
             raise RuntimeError(f"gdal_pansharpen failed ({rc})")
     else:
-        pansharpen(pan, ms, out, sensor=sensor, method=method, model_path=model, precision=precision or "fp32")
+        precision = precision or ("fp32" if method == "ksdiff" else DEFAULT_PRECISION)
+        pansharpen(pan, ms, out, sensor=sensor, method=method, model_path=model, precision=precision)
     return time.perf_counter() - t0

@@ -13,7 +13,7 @@ Configurations:
 * ``gdal_same``: GDAL with our default output options (and ``-threads ALL_CPUS``).
 * our methods with the default output options, one tile worker (``w1``) and the default pool;
   Brovey and MTF-GLP-HPM also writing exactly GDAL's tiled DEFLATE (``@gdal_deflate``); KSDiff in float32
-  (the default) and as its int8 CPU variant (``@int8``, PRECISION=int8).
+  (PRECISION=fp32) and as its int8 CPU variant (``@int8``, PRECISION=int8, the default on CPU).
 
 Writes bench/speed_results.json and docs/BENCHMARKS_SPEED.md. Not part of `make test`.
 """
@@ -168,7 +168,7 @@ def label(name: str) -> str:
         return LABELS.get(base[:-3], base) + ", 1 tile worker"
     tails = {"gdal_deflate": ", writing GDAL's tiled DEFLATE (11-bit packed, level 6, 1 thread)",
              "nbits11": ", NBITS=11 (bit-packed as the input: no predictor)",
-             "int8": ", int8 variant (PRECISION=int8; the default is float32)"}
+             "int8": ", int8 variant (PRECISION=int8, the default on CPU)"}
     return LABELS.get(base, base) + tails.get(tail, "")
 
 

@@ -11,8 +11,9 @@ as a user's scene; the fused raster is scored against the reference.
                                  [--out bench/robustness.json] [--md docs/ROBUSTNESS.md]
 
 ``--models DIR`` scores the ONNX models of another folder (``<sensor>.onnx``) instead of the bundled ones.
-``ksdiff`` runs the model as the plugin does by default (float32), ``ksdiff@int8`` its int8 CPU variant
-(PRECISION=int8; issue 13's gate: within 1 % ERGAS of float32 on every case).
+``ksdiff`` forces the model in float32 (PRECISION=fp32), ``ksdiff@int8`` its int8 CPU variant (PRECISION=int8,
+the plugin's default on CPU; issue 13's gate: within 1 % ERGAS of float32 on every case); ``auto`` runs
+the plugin's default (METHOD=auto, default precision).
 """
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from ksdiff_qgis.engine import metrics  # noqa: E402
 from ksdiff_qgis.engine.filters import upsample, wald_degrade  # noqa: E402
+from ksdiff_qgis.engine.learned import DEFAULT_PRECISION  # noqa: E402
 from ksdiff_qgis.engine.sensors import get_sensor  # noqa: E402
 from model_core.data.scenes import block_mean, gaussian_blur  # noqa: E402
 from model_core.datacache import HELD_APART, data_dir  # noqa: E402
@@ -184,7 +186,11 @@ def write_case(case: Case, folder: Path) -> tuple[str, str, str]:
 
 
 def score(fused_path: str, case: Case) -> dict:
-    f = read(fused_path).data.astype(np.float64)
+    return score_array(read(fused_path).data.astype(np.float64), case)
+
+
+def score_array(f: np.ndarray, case: Case) -> dict:
+    """ERGAS, SAM, Q2n, SCC of a fused array against the case's reference (values in the case's units)."""
     ref = case.ref.astype(np.float64)
     scale = float(np.iinfo(case.dtype).max) if not case.dtype.startswith("float") else float(ref.max())
     r = metrics.reduced_resolution(f, ref, case.ratio, scale)
@@ -209,7 +215,7 @@ def run_case(case: Case, methods: list[str], folder: Path, models: Path | None) 
         t0 = time.perf_counter()
         try:
             pansharpen(pan, ms, out, sensor=case.sensor, method=name, model_path=model, feedback=log,
-                       precision=precision or "fp32")
+                       precision=precision or ("fp32" if name == "ksdiff" else DEFAULT_PRECISION))
             entry = score(out, case)
         except Exception as e:  # a method that cannot run here is reported, not fatal
             entry = {"error": f"{type(e).__name__}: {e}"}
@@ -268,7 +274,8 @@ def markdown(results: list[dict], summary: dict, methods: list[str], note: str) 
               f"{summary['default_never_worse_than_best_classical']} "
               f"({summary['default_cases_ok']} cases)."]
     if summary.get("int8_vs_fp32_ergas_change_percent"):
-        lines.append("Forced KSDiff's int8 variant (PRECISION=int8) against float32, ERGAS change per case (%): "
+        lines.append("Forced KSDiff's int8 variant (PRECISION=int8, the default on CPU) against float32, ERGAS change "
+                     "per case (%): "
                      + ", ".join(f"{c:+.2f}" for c in summary["int8_vs_fp32_ergas_change_percent"])
                      + f"; within 1 % on every case: {summary['int8_within_1_percent']}.")
     lines.append("")

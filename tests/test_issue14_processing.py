@@ -93,12 +93,13 @@ def test_option_numbers_never_move(qgis_app):
     assert alg.parameterDefinition("METHOD").keys[:5] == ["ksdiff", "exp", "brovey", "gsa", "mtf_glp_hpm"]
     assert alg.parameterDefinition("DEVICE").keys == ["auto", "cuda", "cpu"]
     assert alg.parameterDefinition("PRECISION").keys == ["fp32", "int8"]
+    assert alg.parameterDefinition("PRECISION").defaultValue() == 1   # int8
 
 
-@pytest.mark.parametrize("precision, says", [(None, "per-tile kernels on the plain backbone"),
-                                             ("int8", "per-tile int8 kernels")])
+@pytest.mark.parametrize("precision, says", [(None, "per-tile int8 kernels"),
+                                             ("fp32", "per-tile kernels on the plain backbone")])
 def test_precision_through_processing(qgis_app, data_dir, tmp_path, precision, says):
-    """PRECISION (advanced): float32 by default, the int8 path on CPU when asked; the log says which ran."""
+    """PRECISION (advanced): the int8 path on CPU by default, float32 when asked; the log says which ran."""
     log = Log()
     params = {"PAN": str(data_dir / "wv2_test_pan.tif"), "MS": str(data_dir / "wv2_test_ms.tif"), "SENSOR": "wv2",
               "METHOD": "ksdiff", "DEVICE": "cpu", "OUTPUT": str(tmp_path / "out.tif")}

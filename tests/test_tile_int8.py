@@ -1,6 +1,6 @@
 """KSDiff's int8 CPU variant (model_core/tile_int8.py, engine/learned.TileKernels(int8=True)): each tile's kernels
 quantized by the plugin into a QDQ backbone calibrated at export, with activation scales per contrast class;
-chosen by PRECISION=int8 (float32 is the default), the float32 per-tile path when it is missing or broken; and the
+chosen by PRECISION=int8 (the default on CPU), the float32 per-tile path when it is missing or broken; and the
 allocator / arena behaviour it relies on."""
 from __future__ import annotations
 
@@ -125,17 +125,17 @@ def test_bundled_int8_tiles_stay_within_one_percent(data_dir):
 
 
 def test_precision_chooses_the_path_and_the_pixels_agree(data_dir, tmp_path):
-    """The bundled model on a real scene: float32 by default, int8 on request, the same picture within 1 %."""
+    """The bundled model on a real scene: int8 by default, float32 on request, the same picture within 1 %."""
     out = {}
-    for precision, says in (("int8", "per-tile int8 kernels"), (None, "per-tile kernels on the plain backbone")):
+    for precision, says in ((None, "per-tile int8 kernels"), ("fp32", "per-tile kernels on the plain backbone")):
         log = RecordingFeedback()
         res = pansharpen(str(data_dir / "wv2_test_pan.tif"), str(data_dir / "wv2_test_ms.tif"),
                          str(tmp_path / f"{precision}.tif"), "wv2", "ksdiff", device="cpu",
                          **({"precision": precision} if precision else {}), feedback=log)
         assert any(says in m for m in log.lines), log.lines
         out[precision] = gdal.Open(res.output_path).ReadAsArray().astype(np.float64)
-    diff = np.abs(out["int8"] - out[None])
-    assert diff.max() > 0 and diff.mean() < 0.01 * out[None].mean()
+    diff = np.abs(out[None] - out["fp32"])
+    assert diff.max() > 0 and diff.mean() < 0.01 * out["fp32"].mean()
 
 
 def test_unknown_precision_is_refused_before_writing(data_dir, tmp_path):
@@ -159,7 +159,7 @@ def test_broken_int8_falls_back_to_the_float32_tile_kernels(int8_model, data_dir
     log = RecordingFeedback()
     pansharpen(str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif"), str(tmp_path / "o.tif"), "wv2", "ksdiff",
                model_path=str(bad), device="cpu", workers=1, precision="int8", feedback=log)
-    assert any("per-tile kernels on the plain backbone in float32 (PRECISION int8" in m for m in log.lines)
+    assert any("per-tile kernels on the plain backbone in float32 (this model has no checked int8" in m for m in log.lines)
 
 
 def test_a_gpu_session_gets_no_int8_path(int8_model, data_dir):

@@ -25,8 +25,8 @@ def device_labels(tr: Callable[[str], str]) -> list[str]:
 
 
 def precision_labels(tr: Callable[[str], str]) -> list[str]:
-    return [tr("float32") + " [fp32]",
-            tr("int8 on CPU when the model carries it (faster, ERGAS within about 1 %)") + " [int8]"]
+    return [tr("float32 throughout") + " [fp32]",
+            tr("int8 on CPU when the model carries it (default: faster, ERGAS within 1 % of float32)") + " [int8]"]
 
 
 def parse_gains(text: str) -> list[float] | None:
