@@ -159,7 +159,8 @@ def test_broken_int8_falls_back_to_the_float32_tile_kernels(int8_model, data_dir
     log = RecordingFeedback()
     pansharpen(str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif"), str(tmp_path / "o.tif"), "wv2", "ksdiff",
                model_path=str(bad), device="cpu", workers=1, precision="int8", feedback=log)
-    assert any("per-tile kernels on the plain backbone in float32 (this model has no checked int8" in m for m in log.lines)
+    says = "per-tile kernels on the plain backbone in float32 (this model has no checked int8"
+    assert any(says in m for m in log.lines)
 
 
 def test_a_gpu_session_gets_no_int8_path(int8_model, data_dir):
