@@ -52,8 +52,8 @@ PERCENTILE = 99.9
 # +0.03...+0.21 %; only HPM float +0.07...+0.93 %
 FLOAT_CONVS = ("/prefuse/", "/head/", "/tail/")
 PATCH = CONTRAST_BLOCK    # calibration patch side: the blocks the plugin measures a tile's contrast on
-CLASS_RATIO = 2.0    # contrast span of one class
-MAX_CLASSES = 8
+CLASS_RATIO = 2.0         # contrast span of one class
+MAX_CLASSES = 8           # at most (the classes stop below the 98th percentile of the candidates)
 PER_CLASS = 32            # calibration patches per contrast class (fewer when the candidates have fewer)
 CANDIDATES_PER_SOURCE = 256   # candidate patches drawn from each training source (and the real pair at full resolution)
 

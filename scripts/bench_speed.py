@@ -164,12 +164,16 @@ LABELS = {"gdal_default": "GDAL pansharpening, QGIS default (uncompressed strips
 
 def label(name: str) -> str:
     base, _, tail = name.partition("@")
+    workers = ""
     if base.endswith("_w1"):
-        return LABELS.get(base[:-3], base) + ", 1 tile worker"
+        base, workers = base[:-3], ", 1 tile worker"
     tails = {"gdal_deflate": ", writing GDAL's tiled DEFLATE (11-bit packed, level 6, 1 thread)",
              "nbits11": ", NBITS=11 (bit-packed as the input: no predictor)",
-             "int8": ", int8 variant (PRECISION=int8, the default on CPU)"}
-    return LABELS.get(base, base) + tails.get(tail, "")
+             "int8": ", int8 (PRECISION=int8, the default on CPU)"}
+    if base == "ksdiff" and not tail:
+        tail = "fp32"
+        tails["fp32"] = ", float32 (PRECISION=fp32)"
+    return LABELS.get(base, base) + tails.get(tail, "") + workers
 
 
 def markdown(res: dict) -> str:
@@ -205,7 +209,7 @@ def markdown(res: dict) -> str:
     lines += ["", "Scaling from 1 tile worker to the default pool (same output, byte for byte):", ""]
     for m in res["methods"]:
         if m in r and f"{m}_w1" in r:
-            lines.append(f"- {LABELS.get(m, m)}: {r[f'{m}_w1']['seconds'] / r[m]['seconds']:.2f}x")
+            lines.append(f"- {label(m)}: {r[f'{m}_w1']['seconds'] / r[m]['seconds']:.2f}x")
     lines += ["", "Speed ratios are GDAL's seconds over ours (above 1: we are faster).", ""]
     return "\n".join(lines)
 
@@ -216,9 +220,10 @@ def flatness(sizes: list[int], methods: list[str], tmp: Path) -> dict[str, dict[
     for size in sizes:
         pan, ms = build_scene(size, tmp)
         for m in methods:
-            for name, workers in ((m, 0), (f"{m}_w1", 1)):
-                r = run({"kind": "ours", "method": m, "workers": workers, "pan": pan, "ms": ms,
-                         "out": str(tmp / f"flat_{name}_{size}.tif")})
+            method, at, precision = m.partition("@")
+            for name, workers in ((m, 0), (f"{method}_w1{at}{precision}", 1)):
+                r = run({"kind": "ours", "method": method, "workers": workers, "pan": pan, "ms": ms,
+                         "out": str(tmp / f"flat_{name}_{size}.tif"), **({"precision": precision} if at else {})})
                 peaks.setdefault(name, {})[str(size)] = r["peak_mb"]
                 print(f"  {name:28s} {size:6d}  {r['peak_mb']:6.0f} MB", flush=True)
         for p in (pan, ms):
@@ -254,7 +259,7 @@ def main(argv=None) -> int:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--methods", default="exp,brovey,gsa,mtf_glp_hpm,ksdiff")
     ap.add_argument("--flatness", default="", help="sizes, e.g. 2048,8192: peak RSS of each method at each size")
-    ap.add_argument("--flatness-methods", default="exp,brovey,gsa,mtf_glp_hpm,ksdiff")
+    ap.add_argument("--flatness-methods", default="exp,brovey,gsa,mtf_glp_hpm,ksdiff,ksdiff@int8")
     ap.add_argument("--worker")
     ap.add_argument("--no-write", action="store_true", help="print only; do not update the bench files")
     a = ap.parse_args(argv)
