@@ -4,13 +4,15 @@
     python scripts/crops.py --pan ksdiff_qgis/resources/sample/demo_pan.tif \
                             --ms ksdiff_qgis/resources/sample/demo_ms.tif --size 160 --zoom 2 \
                             --out docs/img/demo_crop_hpm_vs_ksdiff.png       # the demo scene
+    python scripts/crops.py --precision --out docs/img/int8_vs_fp32_crop.png     # KSDiff float32 | int8 | difference
 
 Reduced-resolution scores do not show what a user sees at 1:1 (one-pixel grids, halos, colour speckle).
 The crop is the ``size`` x ``size`` PAN window with the most edge energy in the pair (roofs, roads): a
 window of the pair with context around it is fused by the plugin's engine with both methods (KSDiff forced,
 the bundled model), then the central crop is shown with the same per-band stretch for both fusions and
 enlarged with nearest neighbour so single pixels stay visible. Writes the PNG and prints the crop's
-checkerboard response per band (``engine.metrics``) against the PAN's.
+checkerboard response per band (``engine.metrics``) against the PAN's. With ``--precision``: PAN | KSDiff in
+float32 | KSDiff in int8 (the CPU default) | their largest band difference (0-20 DN), and the difference's figures.
 """
 from __future__ import annotations
 
@@ -61,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--size", type=int, default=128)
     ap.add_argument("--zoom", type=int, default=3)
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "img" / "pair3_crop_pan_hpm_ksdiff_3x.png")
+    ap.add_argument("--precision", action="store_true", help="KSDiff float32 against its int8 variant")
     a = ap.parse_args(argv)
     root = data_dir() / "wv2"
     pan_path, ms_path = (a.pan, a.ms) if a.pan else (root / f"{a.pair}_pan.tif", root / f"{a.pair}_ms.tif")
@@ -72,25 +75,34 @@ def main(argv: list[str] | None = None) -> int:
         ms = crop(str(ms_path), str(t / "ms.tif"), ((c - CONTEXT) // RATIO, (r - CONTEXT) // RATIO,
                                                     side // RATIO, side // RATIO))
         fused = {}
-        for method in ("mtf_glp_hpm", "ksdiff"):
-            pansharpen(pan, ms, str(t / f"{method}.tif"), sensor="wv2", method=method)
-            fused[method] = read(str(t / f"{method}.tif")).data.astype(np.float32)
+        runs = ({"ksdiff@fp32": ("ksdiff", "fp32"), "ksdiff@int8": ("ksdiff", "int8")} if a.precision
+                else {"mtf_glp_hpm": ("mtf_glp_hpm", "int8"), "ksdiff": ("ksdiff", "int8")})
+        for key, (method, precision) in runs.items():
+            out = str(t / f"{method}_{precision}.tif")
+            pansharpen(pan, ms, out, sensor="wv2", method=method, precision=precision)
+            fused[key] = read(out).data.astype(np.float32)
         p = read(pan).data[0].astype(np.float32)
     win = (slice(CONTEXT, CONTEXT + a.size), slice(CONTEXT, CONTEXT + a.size))
     p = p[win]
     rgb = {k: v[[2, 1, 0]][(slice(None), *win)] for k, v in fused.items()}   # B, G, R, NIR -> R, G, B
-    lo, hi = np.percentile(rgb["mtf_glp_hpm"], 1, axis=(1, 2)), np.percentile(rgb["mtf_glp_hpm"], 99, axis=(1, 2))
+    first, second = list(fused)
+    lo, hi = np.percentile(rgb[first], 1, axis=(1, 2)), np.percentile(rgb[first], 99, axis=(1, 2))
     pl, ph = np.percentile(p, [1, 99])
     panels = [np.repeat(np.clip((p - pl) / (ph - pl), 0, 1)[..., None], 3, axis=2)]
-    panels += [stretch(rgb[k], lo, hi).transpose(1, 2, 0) for k in ("mtf_glp_hpm", "ksdiff")]
+    panels += [stretch(rgb[k], lo, hi).transpose(1, 2, 0) for k in (first, second)]
+    if a.precision:
+        diff = np.abs(fused[second] - fused[first])
+        print(f"|int8 - float32| over the fused window: mean {diff.mean():.2f} DN (mean value "
+              f"{fused[first].mean():.0f}), 99th percentile {np.percentile(diff, 99):.1f}, max {diff.max():.0f}")
+        panels.append(plt.get_cmap("magma")(np.clip(diff[(slice(None), *win)].max(axis=0) / 20, 0, 1))[..., :3])
     gap = np.ones((a.size, 4, 3))
-    strip = np.concatenate([panels[0], gap, panels[1], gap, panels[2]], axis=1)
+    strip = np.concatenate([x for panel in panels for x in (panel, gap)][:-1], axis=1)
     strip = np.repeat(np.repeat(strip, a.zoom, axis=0), a.zoom, axis=1)
     a.out.parent.mkdir(parents=True, exist_ok=True)
     plt.imsave(a.out, strip)
     cb = {k: np.round(M.checkerboard_response(v[(slice(None), *win)]), 3).tolist() for k, v in fused.items()}
-    print(f"{a.out}: PAN window row {r}, col {c}; checkerboard PAN "
-          f"{M.checkerboard_response(p[None])[0]:.3f}, MTF-GLP-HPM {cb['mtf_glp_hpm']}, KSDiff {cb['ksdiff']}")
+    print(f"{a.out}: PAN window row {r}, col {c}; checkerboard PAN {M.checkerboard_response(p[None])[0]:.3f}, "
+          + ", ".join(f"{k} {v}" for k, v in cb.items()))
     return 0
 
 
