@@ -26,7 +26,7 @@ def device_labels(tr: Callable[[str], str]) -> list[str]:
 
 def precision_labels(tr: Callable[[str], str]) -> list[str]:
     return [tr("float32 throughout") + " [fp32]",
-            tr("int8 on CPU when the model carries it (default: faster, ERGAS within 1 % of float32)") + " [int8]"]
+            tr("int8 on CPU, default (float32 if the model has none)") + " [int8]"]
 
 
 def parse_gains(text: str) -> list[float] | None:
