@@ -35,10 +35,16 @@ def learned_method(label: str) -> str:
     return "ksdiff" + (INT8 if label.endswith(INT8) else "")
 
 
-def run_method(method: str, pan: str, ms: str, out: str, sensor: str, model: str | None = None) -> float:
-    """Fuse in this process; returns seconds. ``method`` may end in ``@int8`` (PRECISION=int8, the plugin's
-    default on CPU); a plain ``ksdiff`` runs float32 (the model itself), other methods the plugin's default."""
+def method_precision(method: str) -> tuple[str, str]:
+    """(method, PRECISION) of a bench method name: ``ksdiff@int8`` the int8 variant (the plugin's default on
+    CPU); a plain ``ksdiff`` float32 (the model itself); other methods (``auto``...) the plugin's default."""
     method, _, precision = method.partition("@")
+    return method, precision or ("fp32" if method == "ksdiff" else DEFAULT_PRECISION)
+
+
+def run_method(method: str, pan: str, ms: str, out: str, sensor: str, model: str | None = None) -> float:
+    """Fuse in this process; returns seconds. ``method``: as ``method_precision`` reads it."""
+    method, precision = method_precision(method)
     t0 = time.perf_counter()
     if method == GDAL_METHOD:
         from osgeo_utils.gdal_pansharpen import main as gdal_pansharpen_main
@@ -48,6 +54,5 @@ def run_method(method: str, pan: str, ms: str, out: str, sensor: str, model: str
         if rc != 0:
             raise RuntimeError(f"gdal_pansharpen failed ({rc})")
     else:
-        precision = precision or ("fp32" if method == "ksdiff" else DEFAULT_PRECISION)
         pansharpen(pan, ms, out, sensor=sensor, method=method, model_path=model, precision=precision)
     return time.perf_counter() - t0

@@ -86,13 +86,12 @@ def _conv_tensors(model) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def patch_ranges(prior: bytes, backbone: bytes, offsets: dict[str, list[int]],
-                 feeds: list[dict]) -> tuple[np.ndarray, list[dict[str, tuple[float, float]]]]:
-    """(each feed's contrast, each feed's {tensor: (0.1, 99.9 percentile)} of every convolution input and output)."""
+def patch_ranges(prior_session, backbone: bytes, offsets: dict[str, list[int]],
+                 feeds: list[dict]) -> list[dict[str, tuple[float, float]]]:
+    """Each feed's {tensor: (0.1, 99.9 percentile)} of every convolution input and output."""
     import onnx
 
-    prior_session = _session(prior)
-    contrast, ranges = contrasts(prior_session, feeds), []
+    ranges = []
     for feed in feeds:
         model = onnx.load_from_string(tile_graph(prior_session, backbone, offsets, feed))
         names = _conv_tensors(model)
@@ -101,7 +100,7 @@ def patch_ranges(prior: bytes, backbone: bytes, offsets: dict[str, list[int]],
         values = _session(model.SerializeToString(), optimise=False).run(names, feed)
         ranges.append({n: tuple(float(x) for x in np.percentile(v, [100 - PERCENTILE, PERCENTILE]))
                        for n, v in zip(names, values)})
-    return contrast, ranges
+    return ranges
 
 
 def contrasts(prior_session, feeds: list[dict]) -> np.ndarray:
@@ -130,10 +129,15 @@ def select_patches(contrast: np.ndarray, edges: list[float]) -> list[int]:
     picked = []
     for k in range(len(edges) + 1):
         members = order[cls == k]
-        if len(members):
-            picked += [int(members[i]) for i in
-                       np.unique(np.linspace(0, len(members) - 1, min(PER_CLASS, len(members))).round().astype(int))]
+        picked += [int(members[i]) for i in _spread(len(members), PER_CLASS)]
     return sorted(picked)
+
+
+def _spread(count: int, n: int) -> np.ndarray:
+    """Indices of ``min(n, count)`` items evenly spread over ``count`` (first and last included)."""
+    if count == 0:
+        return np.zeros(0, dtype=int)
+    return np.unique(np.linspace(0, count - 1, min(n, count)).round().astype(int))
 
 
 def union(ranges: list[dict[str, tuple[float, float]]]) -> dict[str, tuple[float, float]]:
@@ -298,7 +302,7 @@ def calibration_feeds(pan_path: str, ms_path: str, sensor: str, scale: float, n:
     if not found:
         raise ValueError(f"no valid {PATCH}² calibration patch in {os.path.basename(pan_path)}")
     feeds = []
-    for i in np.linspace(0, len(found) - 1, min(n, len(found))).round().astype(int):
+    for i in _spread(len(found), n):
         k, r, c = found[i]
         p, lms = images[k]
         feeds.append({"pan": (p[None, None, r:r + PATCH, c:c + PATCH] / scale).astype(np.float32),
@@ -331,7 +335,7 @@ def training_feeds(cfg: dict, n: int = CANDIDATES_PER_SOURCE) -> list[dict]:
             continue
         pans, lmss = t.pans or [t.pan], t.lmss or [t.lms]
         found = _valid_patches(t.invalid)
-        for i, k in enumerate(np.linspace(0, len(found) - 1, min(n, len(found))).round().astype(int) if found else []):
+        for i, k in enumerate(_spread(len(found), n)):
             r, c = found[k]
             p, x = pans[i % len(pans)], lmss[i % len(lmss)]
             feeds.append({"pan": np.ascontiguousarray(p[None, None, r:r + PATCH, c:c + PATCH], dtype=np.float32),
@@ -346,12 +350,13 @@ def training_feeds(cfg: dict, n: int = CANDIDATES_PER_SOURCE) -> list[dict]:
 def int8_graph(prior: bytes, backbone: bytes, offsets: dict[str, list[int]], feeds: list[dict]) -> tuple[bytes, dict]:
     """(the int8 backbone graph, its card entry) calibrated on patches of ``feeds`` chosen per contrast class,
     with per-class activation scales."""
-    candidates = contrasts(_session(prior), feeds)
+    prior_session = _session(prior)
+    candidates = contrasts(prior_session, feeds)
     edges = class_edges(candidates)
-    feeds = [feeds[i] for i in select_patches(candidates, edges)]
-    contrast, ranges = patch_ranges(prior, backbone, offsets, feeds)
-    classes = contrast_classes(contrast, ranges, edges)
-    first = tile_graph(_session(prior), backbone, offsets, feeds[0])
+    picked = select_patches(candidates, edges)
+    feeds = [feeds[i] for i in picked]
+    classes = contrast_classes(candidates[picked], patch_ranges(prior_session, backbone, offsets, feeds), edges)
+    first = tile_graph(prior_session, backbone, offsets, feeds[0])
     graph, spec = int8_spec(quantize(first, classes[-1], feeds[0]), backbone, list(offsets), classes)
     spec["contrast_edges"] = edges
     spec["calibration"] = {"candidates": len(candidates), "patches": len(feeds), "percentile": PERCENTILE,

@@ -169,10 +169,9 @@ def label(name: str) -> str:
         base, workers = base[:-3], ", 1 tile worker"
     tails = {"gdal_deflate": ", writing GDAL's tiled DEFLATE (11-bit packed, level 6, 1 thread)",
              "nbits11": ", NBITS=11 (bit-packed as the input: no predictor)",
-             "int8": ", int8 (PRECISION=int8, the default on CPU)"}
-    if base == "ksdiff" and not tail:
+             "int8": ", int8 (PRECISION=int8, the default on CPU)", "fp32": ", float32 (PRECISION=fp32)"}
+    if base == "ksdiff" and not tail:   # the worker runs a plain ksdiff in float32
         tail = "fp32"
-        tails["fp32"] = ", float32 (PRECISION=fp32)"
     return LABELS.get(base, base) + tails.get(tail, "") + workers
 
 

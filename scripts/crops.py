@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from ksdiff_qgis.engine import metrics as M  # noqa: E402
+from ksdiff_qgis.engine.learned import DEFAULT_PRECISION  # noqa: E402
 from ksdiff_qgis.engine.pipeline import pansharpen  # noqa: E402
 from model_core.datacache import data_dir  # noqa: E402
 from model_core.rasters import crop, read  # noqa: E402
@@ -76,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
                                                     side // RATIO, side // RATIO))
         fused = {}
         runs = ({"ksdiff@fp32": ("ksdiff", "fp32"), "ksdiff@int8": ("ksdiff", "int8")} if a.precision
-                else {"mtf_glp_hpm": ("mtf_glp_hpm", "int8"), "ksdiff": ("ksdiff", "int8")})
+                else {"mtf_glp_hpm": ("mtf_glp_hpm", DEFAULT_PRECISION), "ksdiff": ("ksdiff", DEFAULT_PRECISION)})
         for key, (method, precision) in runs.items():
             out = str(t / f"{method}_{precision}.tif")
             pansharpen(pan, ms, out, sensor="wv2", method=method, precision=precision)

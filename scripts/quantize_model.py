@@ -58,21 +58,22 @@ def cases() -> dict[str, tuple[str, str]]:
     return {k: (str(p), str(m)) for k, (p, m) in out.items()}
 
 
-def _row(outs: dict[str, str], ref: np.ndarray, score) -> dict[str, float]:
-    row = {p: float(score(read(path).data.astype(np.float64))) for p, path in outs.items()}
-    fused = {p: read(path).data.astype(np.float64) for p, path in outs.items()}
+def _row(fused: dict[str, np.ndarray], ref: np.ndarray, score) -> dict[str, float]:
+    row = {p: float(score(f)) for p, f in fused.items()}
     row["change_percent"] = 100 * (row["int8"] - row["fp32"]) / row["fp32"]
     row["rms_share_percent"] = 100 * float(np.sqrt(np.mean((fused["int8"] - fused["fp32"]) ** 2)
                                                    / np.mean((fused["fp32"] - ref) ** 2)))
     return row
 
 
-def _both(pan: str, ms: str, tmp: str, name: str, sensor: str) -> dict[str, str]:
-    outs = {}
+def _both(pan: str, ms: str, tmp: str, name: str, sensor: str) -> dict[str, np.ndarray]:
+    """KSDiff's output in float32 and in int8, each read once."""
+    fused = {}
     for precision in ("fp32", "int8"):
-        outs[precision] = str(Path(tmp) / f"{name}_{precision}.tif")
-        pansharpen(pan, ms, outs[precision], sensor, "ksdiff", device="cpu", precision=precision)
-    return outs
+        out = str(Path(tmp) / f"{name}_{precision}.tif")
+        pansharpen(pan, ms, out, sensor, "ksdiff", device="cpu", precision=precision)
+        fused[precision] = read(out).data.astype(np.float64)
+    return fused
 
 
 def ergas(sensor: str, tmp: str) -> dict[str, dict[str, float]]:

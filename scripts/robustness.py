@@ -32,9 +32,9 @@ from tqdm import tqdm
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import method_precision  # noqa: E402
 from ksdiff_qgis.engine import metrics  # noqa: E402
 from ksdiff_qgis.engine.filters import upsample, wald_degrade  # noqa: E402
-from ksdiff_qgis.engine.learned import DEFAULT_PRECISION  # noqa: E402
 from ksdiff_qgis.engine.sensors import get_sensor  # noqa: E402
 from model_core.data.scenes import block_mean, gaussian_blur  # noqa: E402
 from model_core.datacache import HELD_APART, data_dir  # noqa: E402
@@ -207,7 +207,7 @@ def run_case(case: Case, methods: list[str], folder: Path, models: Path | None) 
     for method in methods:
         out = str(folder / f"{case.name}_{method.replace('@', '_')}.tif")
         model = None
-        name, _, precision = method.partition("@")
+        name, precision = method_precision(method)
         if models is not None and name in ("ksdiff", "auto"):
             cand = models / f"{case.sensor}.onnx"
             model = str(cand) if cand.exists() else None
@@ -215,7 +215,7 @@ def run_case(case: Case, methods: list[str], folder: Path, models: Path | None) 
         t0 = time.perf_counter()
         try:
             pansharpen(pan, ms, out, sensor=case.sensor, method=name, model_path=model, feedback=log,
-                       precision=precision or ("fp32" if name == "ksdiff" else DEFAULT_PRECISION))
+                       precision=precision)
             entry = score(out, case)
         except Exception as e:  # a method that cannot run here is reported, not fatal
             entry = {"error": f"{type(e).__name__}: {e}"}
