@@ -115,6 +115,26 @@ def test_wald_triples_on_real_fixtures(data_dir):
     assert corr > 0.8
 
 
+
+def test_landsat_pan_in_a_ratio4_triple_with_matched_radiometry(data_dir):
+    """Landsat 8's real PAN (ratio 2) in a ratio-4 WorldView-2 triple: PAN degraded by 2 onto the MS grid,
+    MS by 4; radiometry mapped to the WorldView-2 fixture (1st percentile and mean per band)."""
+    wv2 = SENSORS["wv2"]
+    t = pair_triple(data_dir, "l8_pan.tif", "l8_ms.tif", wv2, pan_ratio=2,
+                    match=["wv2_ms.tif"], match_pan=["wv2_pan.tif"], pan_gains=["box"])
+    h, w = t.gt.shape[1:]
+    assert t.pan.shape == (h, w) and h % 4 == 0 and w % 4 == 0 and h >= 120 and not t.invalid.all()
+    ok = ~t.invalid
+    # the MS now has the WorldView-2 fixture's band means (not Landsat's ~9000 DN with its haze offset)
+    ref = pair_triple(data_dir, "wv2_pan.tif", "wv2_ms.tif", wv2)
+    means, ref_means = t.gt[:, ok].mean(1), (ref.gt[:, ~ref.invalid]).mean(1)
+    assert np.allclose(means, ref_means, rtol=0.15)
+    # the PAN is Landsat's own, on the GT grid: strongly correlated with the visible bands
+    assert np.corrcoef(t.pan[ok], t.gt[:3, ok].mean(0))[0, 1] > 0.8
+    # LMS is the MS degraded by 4: smoother than the GT, and the PAN variants keep the grid
+    assert np.abs(np.diff(t.lms, axis=-1)).mean() < 0.7 * np.abs(np.diff(t.gt, axis=-1)).mean()
+    assert all(p.shape == (h, w) for p in t.pans) and len(t.pans) == 2
+
 def test_nodata_patches_skipped(data_dir):
     t = pair_triple(data_dir, "wv2_nodata_pan.tif", "wv2_nodata_ms.tif", SENSORS["wv2"])
     assert t.invalid.any()

@@ -115,26 +115,39 @@ def degrade_variant(img: np.ndarray, gain, ratio: int) -> np.ndarray:
 
 def pair_triple(root: Path, pan_rel: str, ms_rel: str, sensor: Sensor, ratio: int | None = None,
                 rows: tuple[float, float] = (0.0, 1.0), allow_held: bool = False, value_gain: float = 1.0,
-                pan_gains: list | None = None, ms_gains: list | None = None) -> Triple:
+                pan_gains: list | None = None, ms_gains: list | None = None, pan_ratio: int | None = None,
+                match: list[str] | None = None, match_pan: list[str] | None = None) -> Triple:
     """Wald triple from a real PAN+MS pair; ``rows`` keeps a fraction band of MS rows (split inside a scene);
     ``value_gain`` rescales raw values (e.g. 0.5 to present 11-bit data as a 10-bit sensor's).
-    ``pan_gains`` / ``ms_gains``: further degradations (MTF gains or "box") kept as training variants."""
+    ``pan_gains`` / ``ms_gains``: further degradations (MTF gains or "box") kept as training variants.
+    ``pan_ratio``: the pair's own PAN/MS resolution ratio when it is not ``ratio`` (Landsat 8's real PAN,
+    ratio 2, in a ratio-4 triple: the PAN is degraded by 2 onto the MS grid, the MS by 4).
+    ``match`` / ``match_pan``: reference MS / PAN rasters whose per-band 1st percentile and mean the
+    pair's MS / PAN are mapped to (another product's radiometry, e.g. Landsat's haze offset removed)."""
     ratio = ratio or sensor.ratio
+    pan_ratio = pan_ratio or ratio
     pan, pan_tf = _read(root / pan_rel)
     ms, ms_tf = _read(root / ms_rel)
     pan, ms = pan * value_gain, ms * value_gain
     _blank_held(pan, pan_rel, allow_held)
     _blank_held(ms, ms_rel, allow_held)
-    pan_al, ms = align_pan(pan, pan_tf, ms, ms_tf, ratio)
+    if match:
+        ms = match_statistics(ms, *band_stats(root, match), sensor.scale)
+    if match_pan:
+        pan = match_statistics(pan, *band_stats(root, match_pan), sensor.scale)
+    pan_al, ms = align_pan(pan, pan_tf, ms, ms_tf, pan_ratio)
     h = ms.shape[1]
     r0, r1 = int(round(rows[0] * h)), int(round(rows[1] * h))
     ms[:, :r0], ms[:, r1:] = 0, 0  # rows of the other split are nodata for this one
-    invalid = (ms == 0).any(0) | _block_any(pan_al == 0, ratio)
-    pan_d = wald_degrade(pan_al, sensor.mtf_pan, ratio)
+    invalid = (ms == 0).any(0) | _block_any(pan_al == 0, pan_ratio)
+    pan_d = wald_degrade(pan_al, sensor.mtf_pan, pan_ratio)
     ms_d = wald_degrade(ms, sensor.mtf_ms, ratio)
+    if pan_ratio != ratio:  # the MS decimated by ``ratio``: keep the whole multiples on both grids
+        hh, ww = ms_d.shape[-2] * ratio, ms_d.shape[-1] * ratio
+        ms, pan_d, invalid, pan_al = ms[:, :hh, :ww], pan_d[:hh, :ww], invalid[:hh, :ww], pan_al[: hh * pan_ratio, : ww * pan_ratio]
     lms = upsample(ms_d, ratio, ms.shape[-2:])
     s = sensor.scale
-    pans = [pan_d / s] + [degrade_variant(pan_al, g, ratio) / s for g in pan_gains or []]
+    pans = [pan_d / s] + [degrade_variant(pan_al, g, pan_ratio) / s for g in pan_gains or []]
     lmss = [lms / s] + [upsample(degrade_variant(ms, g, ratio), ratio, ms.shape[-2:]) / s for g in ms_gains or []]
     return Triple(f"{pan_rel}+{ms_rel}", pan_d / s, lms / s, ms / s, invalid, wald_margin(sensor, ratio),
                   {"kind": "pair", "pan": pan_rel, "ms": ms_rel, "rows": list(rows)}, pans, lmss)
@@ -161,6 +174,21 @@ def band_stats(root: Path, refs: list[str]) -> tuple[np.ndarray, np.ndarray]:
     return np.percentile(v, 1, axis=1), v.mean(axis=1)
 
 
+def match_statistics(img: np.ndarray, lo_t: np.ndarray, mean_t: np.ndarray, top: float) -> np.ndarray:
+    """``img`` (C, H, W) with each band's 1st percentile and mean (over pixels valid in every band) mapped
+    linearly to ``lo_t`` / ``mean_t``, clipped to [1, ``top``]; nodata (0) stays 0. A reference with
+    another band count gives every band the reference's average statistics."""
+    if len(lo_t) != img.shape[0]:
+        lo_t, mean_t = np.full(img.shape[0], lo_t.mean()), np.full(img.shape[0], mean_t.mean())
+    bad = (img == 0).any(0)
+    v = img[:, ~bad]
+    lo_s, mean_s = np.percentile(v, 1, axis=1), v.mean(axis=1)
+    gain = (mean_t - lo_t) / (mean_s - lo_s)
+    out = np.clip((img - lo_s[:, None, None]) * gain[:, None, None] + lo_t[:, None, None], 1.0, top)
+    out[:, bad] = 0
+    return out.astype(np.float32)
+
+
 def simulated_triple(root: Path, ms_rel: str, sensor: Sensor, pan_weights: list[float], pan_offset: float = 0.0,
                      pan_blur: float = 0.8, match_refs: list[str] | None = None, crop_first: bool = False,
                      rows: tuple[float, float] = (0.0, 1.0), ratio: int | None = None,
@@ -177,14 +205,7 @@ def simulated_triple(root: Path, ms_rel: str, sensor: Sensor, pan_weights: list[
         ms = ms[:, 1:, 1:]
     bad = (ms == 0).any(0)
     if match_refs:
-        lo_t, mean_t = band_stats(root, match_refs)
-        if len(lo_t) != ms.shape[0]:  # other band layout: match every band to the reference's average
-            lo_t, mean_t = np.full(ms.shape[0], lo_t.mean()), np.full(ms.shape[0], mean_t.mean())
-        v = ms[:, ~bad]
-        lo_s, mean_s = np.percentile(v, 1, axis=1), v.mean(axis=1)
-        gain = (mean_t - lo_t) / (mean_s - lo_s)
-        ms = ((ms - lo_s[:, None, None]) * gain[:, None, None] + lo_t[:, None, None]).astype(np.float32)
-        ms = np.clip(ms, 1.0, sensor.scale)
+        ms = match_statistics(ms, *band_stats(root, match_refs), sensor.scale)
     ms = ms * value_gain
     ms[:, bad] = 0
     h = ms.shape[1]
@@ -231,7 +252,8 @@ def build_triple(root: Path, spec: dict, sensor: Sensor, allow_held: bool = Fals
     gain = float(spec.get("value_gain", 1.0))
     if spec["kind"] == "pair":
         t = pair_triple(base, spec["pan"], spec["ms"], sensor, rows=rows, allow_held=allow_held, value_gain=gain,
-                        pan_gains=spec.get("pan_gains"), ms_gains=spec.get("ms_gains"))
+                        pan_gains=spec.get("pan_gains"), ms_gains=spec.get("ms_gains"),
+                        pan_ratio=spec.get("pan_ratio"), match=spec.get("match"), match_pan=spec.get("match_pan"))
     elif spec["kind"] == "simulated":
         t = simulated_triple(base, spec["ms"], sensor, spec["pan_weights"], spec.get("pan_offset", 0.0),
                              spec.get("pan_blur", 0.8), spec.get("match"), spec.get("crop_first", False),
