@@ -5,7 +5,7 @@
 Quality: reduced-resolution (Wald) ERGAS of the whole pipeline, ``PRECISION=int8`` against
 ``PRECISION=fp32``, on validation cases only: the WorldView-2 fixture scenes and WorldView-2 pairs 1 and 2
 (``make data``), and the robustness suite's five Sentinel-2 kinds rebuilt on five windows of the training
-area (``VALIDATION_WINDOWS``: two of them the smoothest of that area, fields and water, where 8-bit
+area (``robustness.VALIDATION_WINDOWS``: two of them the smoothest of that area, fields and water, where 8-bit
 activations lose most), each with its sensor's bundled model. Pair 3 and the robustness suite's own areas are
 scored by ``make bench`` and ``scripts/robustness.py``. The variant is acceptable only within 1 % ERGAS of
 float32 on every case; the report also gives the RMS of int8 - float32 as a share of float32's error.
@@ -41,11 +41,6 @@ from model_core.rasters import read  # noqa: E402
 from model_core.wald import make_reduced_case  # noqa: E402
 
 TILE = 564
-# (10 m window, 20 m window) as (col, row, width, height), outside the held-apart corner: three spread over the
-# stack, two the smoothest 512² windows (least high-pass energy relative to the mean)
-VALIDATION_WINDOWS = (((0, 0, 512, 512), (0, 0, 256, 256)), ((700, 300, 512, 512), (350, 150, 256, 256)),
-                      ((200, 1100, 512, 512), (100, 550, 256, 256)), ((1280, 896, 512, 512), (640, 448, 256, 256)),
-                      ((1408, 512, 512, 512), (704, 256, 256, 256)))
 
 
 def cases() -> dict[str, tuple[str, str]]:
@@ -86,7 +81,7 @@ def ergas(sensor: str, tmp: str) -> dict[str, dict[str, float]]:
         res[name] = _row(_both(case.pan, case.ms, tmp, name, sensor), ref,
                          lambda f, ref=ref, r=case.ratio: metrics.ergas(f, ref, r))
     if (data_dir() / "sentinel2" / "s2_10m.tif").is_file():
-        for windows in VALIDATION_WINDOWS:
+        for windows in robustness.VALIDATION_WINDOWS:
             for case in robustness.sentinel2_cases(windows):
                 name = f"{case.name}@{windows[0][0]},{windows[0][1]}"
                 pan, ms, _ = robustness.write_case(case, Path(tmp) / name)

@@ -138,6 +138,12 @@ def landsat_case() -> Case:
                 "uint16", 2)
 
 
+# (10 m window, 20 m window) as (col, row, width, height), outside the held-apart corner: three spread over the
+# stack, two the smoothest 512² windows (least high-pass energy relative to the mean)
+VALIDATION_WINDOWS = (((0, 0, 512, 512), (0, 0, 256, 256)), ((700, 300, 512, 512), (350, 150, 256, 256)),
+                      ((200, 1100, 512, 512), (100, 550, 256, 256)), ((1280, 896, 512, 512), (640, 448, 256, 256)),
+                      ((1408, 512, 512, 512), (704, 256, 256, 256)))
+
 def sentinel2_cases(windows: tuple | None = None) -> list[Case]:
     """The held-apart Sentinel-2 corners with simulated PANs of other spectral responses and sharpness
     (other ``windows`` of the 10 m and 20 m stacks: the same kinds of case elsewhere, for validation)."""

@@ -12,6 +12,12 @@ leaves the tests independent. Every candidate and the classical methods are fuse
 * the same with a sharp PAN (block average, no MTF blur: what a real PAN looks like to the network);
 * full resolution on the real pair: R-ERGAS, Dλ (Khan), HQNR, Dρ and the worst band's checkerboard
   response against the PAN's.
+
+``--sentinel2`` adds the robustness suite's five Sentinel-2 kinds of case (other PAN responses, sharpness, MTFs,
+radiometry) built on ``robustness.VALIDATION_WINDOWS`` instead of the held-apart corner: ``s2val_ERGAS`` is
+the mean over the 25 cases (the 10 m windows lie in the area the 4-band recipe trains on, with its own PAN
+kinds), ``s2val_20m_ERGAS`` the mean over the five 20 m cases (a product no 4-band recipe trains on), each
+with the model exported for the case's sensor (``DIR/{wv2,qb,gf2}.onnx``).
 """
 from __future__ import annotations
 
@@ -27,6 +33,7 @@ from tqdm import tqdm
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
 
 from ksdiff_qgis.engine.assessment import assess_full, assess_reduced  # noqa: E402
 from ksdiff_qgis.engine.pipeline import pansharpen  # noqa: E402
@@ -70,9 +77,26 @@ def score(method: str, model: str | None, scenes: dict, folder: Path) -> dict:
     return row
 
 
+def sentinel2_scores(methods: dict[str, str | None], folder: Path) -> dict[str, dict]:
+    """Mean ERGAS of every method over the Sentinel-2 validation cases (all 25; the five 20 m ones)."""
+    import robustness
+
+    cases = [c for w in robustness.VALIDATION_WINDOWS for c in robustness.sentinel2_cases(w)]
+    out: dict[str, dict] = {}
+    for name, model in tqdm(methods.items(), desc="sentinel-2 validation"):
+        models = None if model is None else Path(model).parent
+        method = name if name in CLASSICAL else "ksdiff"
+        ergs = {f"{c.name}@{i}": robustness.run_case(c, [method], folder / f"{name}_{i}", models)["methods"][method]["ERGAS"]
+                for i, c in enumerate(cases)}
+        out[name] = {"s2val_ERGAS": round(float(np.mean(list(ergs.values()))), 4),
+                     "s2val_20m_ERGAS": round(float(np.mean([v for k, v in ergs.items() if "20m" in k])), 4),
+                     "s2val_cases": ergs}
+    return out
+
+
 def markdown(res: dict) -> str:
     cols = ["wald_ERGAS", "wald_SAM", "sharp_ERGAS", "R_ERGAS", "D_lambda_khan", "HQNR", "D_rho",
-            "checkerboard_worst"]
+            "checkerboard_worst", "s2val_ERGAS", "s2val_20m_ERGAS"]
     lines = ["# Candidate models on the validation scene (WorldView-2 pair 2)", "",
              f"Written by `scripts/validate_models.py` on {res['date_utc']}. `wald` = Wald's protocol with the "
              "sensor MTF; `sharp` = the same with a block-averaged (sharp) PAN; the rest at full resolution on the "
@@ -88,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("models", nargs="*", help="NAME=DIR with DIR/wv2.onnx, or 'bundled'")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "validation.json")
     ap.add_argument("--md", type=Path, default=ROOT / "docs" / "VALIDATION.md")
+    ap.add_argument("--sentinel2", action="store_true", help="also the Sentinel-2 validation cases (slower)")
     a = ap.parse_args(argv)
     root = data_dir() / "wv2"
     pan, ms = str(root / "pair2_pan.tif"), str(root / "pair2_ms.tif")
@@ -107,6 +132,11 @@ def main(argv: list[str] | None = None) -> int:
             method = name if name in CLASSICAL else "ksdiff"
             res["methods"][name] = row = score(method, model, scenes, folder)
             res["checkerboard_pan"] = row.pop("checkerboard_pan", None)
+        if a.sentinel2:
+            bundled = ROOT / "ksdiff_qgis" / "resources" / "models" / "wv2.onnx"
+            s2 = sentinel2_scores({k: (str(bundled) if k == "bundled" else v) for k, v in methods.items()}, folder)
+            for name, row in s2.items():
+                res["methods"][name].update(row)
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(res, indent=1) + "\n")
     a.md.parent.mkdir(parents=True, exist_ok=True)
