@@ -36,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
 from ksdiff_qgis.engine.assessment import assess_full, assess_reduced  # noqa: E402
+from ksdiff_qgis.engine.learned import DEFAULT_PRECISION  # noqa: E402
 from ksdiff_qgis.engine.pipeline import pansharpen  # noqa: E402
 from model_core.datacache import data_dir  # noqa: E402
 from model_core.rasters import read, write_geotiff  # noqa: E402
@@ -85,7 +86,7 @@ def sentinel2_scores(methods: dict[str, str | None], folder: Path) -> dict[str, 
     out: dict[str, dict] = {}
     for name, model in tqdm(methods.items(), desc="sentinel-2 validation"):
         models = None if model is None else Path(model).parent
-        method = name if name in CLASSICAL else "ksdiff"
+        method = name if name in CLASSICAL else f"ksdiff@{DEFAULT_PRECISION}"   # as the pair-2 columns run it
         ergs = {f"{c.name}@{i}": robustness.run_case(c, [method], folder / f"{name}_{i}", models)["methods"][method]["ERGAS"]
                 for i, c in enumerate(cases)}
         out[name] = {"s2val_ERGAS": round(float(np.mean(list(ergs.values()))), 4),
