@@ -21,6 +21,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
 import robustness as R  # noqa: E402
+
 from ksdiff_qgis.engine.filters import wald_degrade  # noqa: E402
 from ksdiff_qgis.engine.sensors import get_sensor  # noqa: E402
 from model_core.data.scenes import gaussian_blur  # noqa: E402

@@ -87,8 +87,9 @@ def sentinel2_scores(methods: dict[str, str | None], folder: Path) -> dict[str, 
     for name, model in tqdm(methods.items(), desc="sentinel-2 validation"):
         models = None if model is None else Path(model).parent
         method = name if name in CLASSICAL else f"ksdiff@{DEFAULT_PRECISION}"   # as the pair-2 columns run it
-        ergs = {f"{c.name}@{i}": robustness.run_case(c, [method], folder / f"{name}_{i}", models)["methods"][method]["ERGAS"]
+        runs = {f"{c.name}@{i}": robustness.run_case(c, [method], folder / f"{name}_{i}", models)
                 for i, c in enumerate(cases)}
+        ergs = {k: r["methods"][method]["ERGAS"] for k, r in runs.items()}
         out[name] = {"s2val_ERGAS": round(float(np.mean(list(ergs.values()))), 4),
                      "s2val_20m_ERGAS": round(float(np.mean([v for k, v in ergs.items() if "20m" in k])), 4),
                      "s2val_cases": ergs}

@@ -144,7 +144,8 @@ def pair_triple(root: Path, pan_rel: str, ms_rel: str, sensor: Sensor, ratio: in
     ms_d = wald_degrade(ms, sensor.mtf_ms, ratio)
     if pan_ratio != ratio:  # the MS decimated by ``ratio``: keep the whole multiples on both grids
         hh, ww = ms_d.shape[-2] * ratio, ms_d.shape[-1] * ratio
-        ms, pan_d, invalid, pan_al = ms[:, :hh, :ww], pan_d[:hh, :ww], invalid[:hh, :ww], pan_al[: hh * pan_ratio, : ww * pan_ratio]
+        ms, pan_d, invalid = ms[:, :hh, :ww], pan_d[:hh, :ww], invalid[:hh, :ww]
+        pan_al = pan_al[: hh * pan_ratio, : ww * pan_ratio]
     lms = upsample(ms_d, ratio, ms.shape[-2:])
     s = sensor.scale
     pans = [pan_d / s] + [degrade_variant(pan_al, g, pan_ratio) / s for g in pan_gains or []]
