@@ -81,13 +81,12 @@ def ergas(sensor: str, tmp: str) -> dict[str, dict[str, float]]:
         res[name] = _row(_both(case.pan, case.ms, tmp, name, sensor), ref,
                          lambda f, ref=ref, r=case.ratio: metrics.ergas(f, ref, r))
     if (data_dir() / "sentinel2" / "s2_10m.tif").is_file():
-        for windows in robustness.VALIDATION_WINDOWS:
-            for case in robustness.sentinel2_cases(windows):
-                name = f"{case.name}@{windows[0][0]},{windows[0][1]}"
-                pan, ms, _ = robustness.write_case(case, Path(tmp) / name)
-                ref = case.ref.astype(np.float64)
-                res[name] = _row(_both(pan, ms, tmp, name, case.sensor), ref,
-                                 lambda f, c=case: robustness.score_array(f, c)["ERGAS"])
+        for windows, case in robustness.validation_cases():
+            name = f"{case.name}@{windows[0][0]},{windows[0][1]}"
+            pan, ms, _ = robustness.write_case(case, Path(tmp) / name)
+            ref = case.ref.astype(np.float64)
+            res[name] = _row(_both(pan, ms, tmp, name, case.sensor), ref,
+                             lambda f, c=case: robustness.score_array(f, c)["ERGAS"])
     for name, row in res.items():
         print(f"{name:34s} fp32 {row['fp32']:.4f}  int8 {row['int8']:.4f}  {row['change_percent']:+.2f} %  "
               f"rms {row['rms_share_percent']:.1f} %", flush=True)

@@ -144,6 +144,18 @@ VALIDATION_WINDOWS = (((0, 0, 512, 512), (0, 0, 256, 256)), ((700, 300, 512, 512
                       ((200, 1100, 512, 512), (100, 550, 256, 256)), ((1280, 896, 512, 512), (640, 448, 256, 256)),
                       ((1408, 512, 512, 512), (704, 256, 256, 256)))
 
+
+def simulated_pan_case(name: str, sensor: str, what: str, src: np.ndarray, transform: Affine, crs: str,
+                       weights, blur: float, mtf, dtype: str, top: float | None) -> Case:
+    """A ratio-4 Wald case from an MS image alone: PAN = ``weights`` band mix blurred by ``blur`` px on the
+    reference grid, MS degraded with ``mtf``, all three cast to ``dtype`` (``_quantise``)."""
+    ref = src[:, : src.shape[1] // 4 * 4, : src.shape[2] // 4 * 4]
+    pan = gaussian_blur(np.tensordot(np.asarray(weights), ref, axes=1).astype(np.float32), blur)
+    ms = wald_degrade(ref.astype(np.float32), mtf, 4)
+    p, m, r = _quantise([pan, ms, ref], dtype, top)
+    return Case(name, sensor, what, p, m, r, transform, crs, dtype, 4)
+
+
 def sentinel2_cases(windows: tuple | None = None) -> list[Case]:
     """The held-apart Sentinel-2 corners with simulated PANs of other spectral responses and sharpness
     (other ``windows`` of the 10 m and 20 m stacks: the same kinds of case elsewhere, for validation)."""
@@ -166,12 +178,13 @@ def sentinel2_cases(windows: tuple | None = None) -> list[Case]:
         ("s2_20m_fit_pan_10bit", "gf2", "Sentinel-2 20 m (another ground resolution), WV2-like PAN, GaoFen-2 10-bit",
          s20, tf20, FIT, 0.8, get_sensor("gf2").mtf_ms, "uint16", 1000.0),
     ):
-        ref = src[:, : src.shape[1] // 4 * 4, : src.shape[2] // 4 * 4]
-        pan = gaussian_blur(np.tensordot(np.asarray(weights), ref, axes=1).astype(np.float32), blur)
-        m = wald_degrade(ref.astype(np.float32), mtf, 4)
-        p, m, r = _quantise([pan, m, ref], dtype, top)
-        out.append(Case(name, sensor, what, p, m, r, t, crs, dtype, 4))
+        out.append(simulated_pan_case(name, sensor, what, src, t, crs, weights, blur, mtf, dtype, top))
     return out
+
+
+def validation_cases() -> list[tuple[tuple, Case]]:
+    """(windows, case) for every Sentinel-2 kind on every ``VALIDATION_WINDOWS`` entry (25 cases)."""
+    return [(w, c) for w in VALIDATION_WINDOWS for c in sentinel2_cases(w)]
 
 
 def build_cases() -> list[Case]:

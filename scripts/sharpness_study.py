@@ -3,9 +3,10 @@ MS MTF, radiometry or the sensor card? One factor at a time on validation window
 
     python scripts/sharpness_study.py [--windows 0,1,2] [--models DIR]
 
-Each variant is built like ``robustness.sentinel2_cases`` (simulated PAN = band mix + Gaussian blur, MS Wald-
-degraded with the given MTF, cast to the product type) and fused by GSA, MTF-GLP-HPM and the forced model
-(float32); the last column is the model's ERGAS over the better classical one (< 1: the model wins).
+Each variant is built as ``robustness.sentinel2_cases`` builds its cases (``robustness.simulated_pan_case``:
+simulated PAN = band mix + Gaussian blur, MS Wald-degraded with the given MTF, cast to the product type) and fused
+by GSA, MTF-GLP-HPM and the forced model (float32); the last column is the model's ERGAS over the better classical
+one (< 1: the model wins).
 """
 from __future__ import annotations
 
@@ -14,17 +15,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
 import robustness as R  # noqa: E402
 
-from ksdiff_qgis.engine.filters import wald_degrade  # noqa: E402
 from ksdiff_qgis.engine.sensors import get_sensor  # noqa: E402
-from model_core.data.scenes import gaussian_blur  # noqa: E402
 
 WV2_MTF = get_sensor("wv2").mtf_ms
 VISIBLE, FLAT = (0.3, 0.35, 0.35, 0.0), (0.25,) * 4
@@ -54,12 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="ksdiff_sharpness_") as tmp:
         for wi in (int(w) for w in a.windows.split(",")):
             s2, tf, crs = R._read(R.data_root() / "sentinel2/s2_10m.tif", R.VALIDATION_WINDOWS[wi][0])
-            ref = s2[:, : s2.shape[1] // 4 * 4, : s2.shape[2] // 4 * 4]
             for name, sensor, weights, blur, mtf, dtype, top in VARIANTS:
-                pan = gaussian_blur(np.tensordot(np.asarray(weights), ref, axes=1).astype(np.float32), blur)
-                ms = wald_degrade(ref.astype(np.float32), mtf, 4)
-                p, m, r = R._quantise([pan, ms, ref], dtype, top)
-                case = R.Case(name, sensor, name, p, m, r, tf, crs, dtype, 4)
+                case = R.simulated_pan_case(name, sensor, name, s2, tf, crs, weights, blur, mtf, dtype, top)
                 res = R.run_case(case, list(METHODS), Path(tmp) / f"{name}_{wi}", a.models)["methods"]
                 e = {k: res[k]["ERGAS"] for k in METHODS}
                 ratio = e["ksdiff"] / min(e["gsa"], e["mtf_glp_hpm"])

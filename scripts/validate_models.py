@@ -82,7 +82,7 @@ def sentinel2_scores(methods: dict[str, str | None], folder: Path) -> dict[str, 
     """Mean ERGAS of every method over the Sentinel-2 validation cases (all 25; the five 20 m ones)."""
     import robustness
 
-    cases = [c for w in robustness.VALIDATION_WINDOWS for c in robustness.sentinel2_cases(w)]
+    cases = [c for _, c in robustness.validation_cases()]
     out: dict[str, dict] = {}
     for name, model in tqdm(methods.items(), desc="sentinel-2 validation"):
         models = None if model is None else Path(model).parent
