@@ -102,8 +102,17 @@ def ref_fuse_gsa(pan, lms, ctx):
     return lms + st.gsa_gain.astype(np.float32)[:, None, None] * (p - i0)[None]
 
 
+def ref_fuse_mtf_glp_fs(pan, lms, ctx):
+    out = np.empty_like(lms)
+    for b in range(lms.shape[0]):
+        lr, first = ref_decimate(pan, ctx.gains[b], ctx.ratio, origin=ctx.origin)
+        origin = (first[0] * ctx.ratio - ctx.origin[0], first[1] * ctx.ratio - ctx.origin[1])
+        out[b] = lms[b] + np.float32(ctx.stats.fs_gain[b]) * (pan - ref_upsample(lr, ctx.ratio, pan.shape, origin))
+    return out
+
+
 REF_FUSERS = {"exp": lambda pan, lms, ctx: lms, "brovey": ref_fuse_brovey, "gsa": ref_fuse_gsa,
-              "mtf_glp_hpm": ref_fuse_mtf_glp_hpm}
+              "mtf_glp_hpm": ref_fuse_mtf_glp_hpm, "mtf_glp_fs": ref_fuse_mtf_glp_fs}
 
 
 # ----------------------------------------------------------------------------------- kernel tests

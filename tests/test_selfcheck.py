@@ -122,7 +122,7 @@ def test_default_method_is_auto(qgis_app):
     alg = QgsApplication.processingRegistry().algorithmById("ksdiff:pansharpen")
     method = alg.parameterDefinition("METHOD")
     assert method.key_of(method.defaultValue()) == "auto"
-    assert method.keys[:6] == ["ksdiff", "exp", "brovey", "gsa", "mtf_glp_hpm", "auto"]   # appended: numbers keep
+    assert method.keys[:7] == ["ksdiff", "exp", "brovey", "gsa", "mtf_glp_hpm", "auto", "mtf_glp_fs"]   # appended
     outs = {o.name() for o in alg.outputDefinitions()}
     assert {"SELFCHECK_METHOD", "SELFCHECK_KSDIFF_ERGAS", "SELFCHECK_CLASSICAL_ERGAS",
             "SELFCHECK_KSDIFF_R_ERGAS", "SELFCHECK_PAN_CHECKERBOARD"} <= outs

@@ -1,4 +1,4 @@
-"""Classical pansharpening methods (numpy): EXP, weighted Brovey, GSA, MTF-GLP-HPM.
+"""Classical pansharpening methods (numpy): EXP, weighted Brovey, GSA, MTF-GLP-HPM, MTF-GLP-FS.
 
 They are the baselines a learned model must beat and the fallback without a model. Scene-wide
 quantities (band means, regression weights, PAN equalisation) are estimated once per scene by
@@ -19,8 +19,12 @@ METHODS = {
     "gsa": "Gram-Schmidt adaptive (GSA)",
     # injection P/P_L keeps spectral angles
     "mtf_glp_hpm": "MTF-GLP-HPM (MTF-matched details, multiplicative injection)",
+    # Vivone, Restaino & Chanussot 2018: additive details, per-band gains regressed on the PAN at full scale
+    "mtf_glp_fs": "MTF-GLP-FS (MTF-matched details, full-scale regression gains)",
 }
 BEST_CLASSICAL = "mtf_glp_hpm"
+# methods added after METHOD auto existed: the Processing option list appends them after it
+ADDED_AFTER_AUTO = ("mtf_glp_fs",)
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,7 @@ class SceneStats:
     brovey_w: np.ndarray       # (C+1,) non-negative band weights + intercept
     brovey_i_mean: float
     brovey_i_std: float
+    fs_gain: np.ndarray        # (C,) cov(MS_b, PAN) / var(PAN) on the MS grid: MTF-GLP-FS's injection gains
 
 
 def scene_stats(pan_lr: np.ndarray, ms: np.ndarray, valid: np.ndarray) -> SceneStats:
@@ -64,10 +69,15 @@ def scene_stats(pan_lr: np.ndarray, ms: np.ndarray, valid: np.ndarray) -> SceneS
     if (w[:-1] < 0).any() or not (w[:-1] > 0).any():
         w = np.append(np.full(m.shape[0], 1.0 / m.shape[0]), 0.0)
     i_b = design @ w
+    # the PAN averaged onto the MS grid is a low-pass PAN: regressing each band on it is the full-scale
+    # estimate cov(MS~_b, P_L) / var(P_L) of MTF-GLP-FS, free of any assumption about the PAN's sharpness
+    p0 = p - p.mean()
+    fs_gain = np.array([np.mean(p0 * (mb - mb.mean())) for mb in m]) / max(float(p0.var()), 1e-12)
     return SceneStats(
         ms_mean=m.mean(axis=1), pan_mean=float(p.mean()), pan_std=max(float(p.std()), 1e-6),
         gsa_alpha=alpha, gsa_gain=gain, gsa_i_mean=float(i_gsa.mean()), gsa_i_std=float(np.sqrt(var_i)),
         brovey_w=w, brovey_i_mean=float(i_b.mean()), brovey_i_std=max(float(i_b.std()), 1e-6),
+        fs_gain=fs_gain,
     )
 
 
@@ -84,7 +94,7 @@ class TileContext:
 
 def margin(method: str, ratio: int) -> int:
     """PAN pixels of context each side of a tile so its interior is exact."""
-    if method == "mtf_glp_hpm":
+    if method in ("mtf_glp_hpm", "mtf_glp_fs"):
         return MTF_TAPS // 2 + 3 * ratio + 1
     return 0
 
@@ -135,12 +145,16 @@ def fuse_gsa(pan: np.ndarray, lms: np.ndarray, ctx: TileContext) -> np.ndarray:
     return out
 
 
-def _hpm_ratio(pan: np.ndarray, gain: float, ctx: TileContext) -> np.ndarray:
-    """P / P_L: PAN over its MTF-matched low-pass (decimated on the global MS lattice, re-interpolated)."""
+def _pan_lowpass(pan: np.ndarray, gain: float, ctx: TileContext) -> np.ndarray:
+    """P_L: the PAN's MTF-matched low-pass (decimated on the global MS lattice, re-interpolated)."""
     lr, first = decimate(pan, gain, ctx.ratio, origin=ctx.origin)
     origin = (first[0] * ctx.ratio - ctx.origin[0], first[1] * ctx.ratio - ctx.origin[1])
-    pan_lp = upsample(lr, ctx.ratio, pan.shape, origin)
-    return _safe_ratio(pan, pan_lp, np.float32(1e-3 * ctx.scale))
+    return upsample(lr, ctx.ratio, pan.shape, origin)
+
+
+def _hpm_ratio(pan: np.ndarray, gain: float, ctx: TileContext) -> np.ndarray:
+    """P / P_L."""
+    return _safe_ratio(pan, _pan_lowpass(pan, gain, ctx), np.float32(1e-3 * ctx.scale))
 
 
 def fuse_mtf_glp_hpm(pan: np.ndarray, lms: np.ndarray, ctx: TileContext) -> np.ndarray:
@@ -154,4 +168,17 @@ def fuse_mtf_glp_hpm(pan: np.ndarray, lms: np.ndarray, ctx: TileContext) -> np.n
     return out
 
 
-FUSERS = {"exp": fuse_exp, "brovey": fuse_brovey, "gsa": fuse_gsa, "mtf_glp_hpm": fuse_mtf_glp_hpm}
+def fuse_mtf_glp_fs(pan: np.ndarray, lms: np.ndarray, ctx: TileContext) -> np.ndarray:
+    """LMS_b + g_b (P - P_L): additive MTF-matched details with the scene's regression gains ``fs_gain``."""
+    out = lms.copy()
+    details: dict[float, np.ndarray] = {}
+    for b in range(lms.shape[0]):
+        gain = float(ctx.gains[b])
+        if gain not in details:
+            details[gain] = pan - _pan_lowpass(pan, gain, ctx)
+        out[b] += np.float32(ctx.stats.fs_gain[b]) * details[gain]
+    return out
+
+
+FUSERS = {"exp": fuse_exp, "brovey": fuse_brovey, "gsa": fuse_gsa, "mtf_glp_hpm": fuse_mtf_glp_hpm,
+          "mtf_glp_fs": fuse_mtf_glp_fs}

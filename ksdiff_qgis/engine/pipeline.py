@@ -51,9 +51,11 @@ LEARNED_METHODS = {"ksdiff": "KSDiff (kernel-space diffusion network, bundled mo
 
 
 def method_names() -> dict[str, str]:
-    """Every method the pipeline knows: the learned ones, the classical ones, then the checked default
-    (appended: option numbers never move)."""
-    return {**LEARNED_METHODS, **classical.METHODS, selfcheck.AUTO: selfcheck.AUTO_LABEL}
+    """Every method the pipeline knows, in option order: the learned ones, the first classical ones, the checked
+    default, then the classical methods added after it (appended: option numbers never move)."""
+    first = {k: v for k, v in classical.METHODS.items() if k not in classical.ADDED_AFTER_AUTO}
+    later = {k: classical.METHODS[k] for k in classical.ADDED_AFTER_AUTO}
+    return {**LEARNED_METHODS, **first, selfcheck.AUTO: selfcheck.AUTO_LABEL, **later}
 
 
 def resolve_model(sensor: str, model_path: str | None, feedback: Feedback | None = None) -> model_card.ModelCard:

@@ -1,4 +1,4 @@
-"""Per-scene self-check: does the learned model beat MTF-GLP-HPM on *this* scene? (METHOD ``auto``)
+"""Per-scene self-check: does the learned model beat the best classical method on *this* scene? (METHOD ``auto``)
 
 Before fusing with ``auto``, a sample of the user's own scene is drawn: windows of up to 128x128 MS
 pixels spread over the valid PAN/MS overlap until about 64k MS pixels are covered (METHOD.md: a 20x36
@@ -10,7 +10,8 @@ sample was too small to trust). On every window both candidates are scored
   MTF-filtered and decimated, against the MS) and the checkerboard response of the learned output
   against the PAN's and the real MS's own (a blurred PAN alone under-rates natural detail).
 
-:func:`decide` keeps the learned model only if it beats MTF-GLP-HPM on the Wald ERGAS, is not worse on
+:func:`pick_classical` names the best of :data:`CLASSICAL_CANDIDATES` on the sample (the yardstick and the
+fallback); :func:`decide` keeps the learned model only if it beats that method on the Wald ERGAS, is not worse on
 R-ERGAS by more than :data:`R_ERGAS_MARGIN`, and its checkerboard response stays within
 :data:`CB_FACTOR` times the sharper of the PAN's and the real MS's on every band. Memory: one window
 (plus context) at a time, and the pooled scores of ~64k MS pixels.
@@ -35,7 +36,7 @@ from .raster_io import RasterInfo, read_padded
 from .sensors import Sensor
 
 AUTO = "auto"
-AUTO_LABEL = "KSDiff, checked on this scene (MTF-GLP-HPM when the model loses the self-check)"
+AUTO_LABEL = "KSDiff, checked on this scene (the best classical method when the model loses the self-check)"
 FALLBACK = classical.BEST_CLASSICAL
 
 WINDOW_SIZES = (128, 64, 32)   # MS pixels per side; smaller ones only where the valid area is narrow
@@ -45,8 +46,8 @@ MAX_READS = 64                 # candidate windows read at most (bounded time on
 MIN_VALID = 0.99               # a window (with its context) must be this valid to be used
 R_ERGAS_MARGIN = 0.10          # the learned R-ERGAS may exceed the classical one by 10 %
 # classical candidates: the best of them on this scene is the yardstick and the fallback (MTF-GLP-HPM
-# first: it wins ties). GSA beats it on some products (the robustness suite's Sentinel-2 cases)
-CLASSICAL_CANDIDATES = ("mtf_glp_hpm", "gsa", "brovey")
+# first: it wins ties). GSA and MTF-GLP-FS beat it on some products (the Sentinel-2 cases of the robustness suite)
+CLASSICAL_CANDIDATES = ("mtf_glp_hpm", "gsa", "brovey", "mtf_glp_fs")
 CB_FACTOR = 1.1                # learned checkerboard response <= 1.1 x max(PAN, MS), every band
 
 Fuser = Callable[[np.ndarray, np.ndarray, classical.TileContext], np.ndarray]
