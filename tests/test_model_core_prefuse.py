@@ -1,9 +1,10 @@
-"""The in-graph prefusions (model.prefuse: HPM, or a per-tile GSA): a classical start for the network, exported
-with it."""
+"""The in-graph prefusions (model.prefuse: HPM, or a per-tile GSA or MTF-GLP-FS): a classical start for the network,
+exported with it."""
 from __future__ import annotations
 
 import numpy as np
 import onnxruntime as ort
+import pytest
 import torch
 from osgeo import gdal
 
@@ -11,7 +12,7 @@ from ksdiff_qgis.engine import metrics as M
 from ksdiff_qgis.engine.filters import upsample
 from model_core.export import export_onnx
 from model_core.nets import build_model
-from model_core.nets.prefuse import GAIN, GSAPrefuse, HPMPrefuse, _conjugate_gradient, gaussian_taps
+from model_core.nets.prefuse import GAIN, FSPrefuse, GSAPrefuse, HPMPrefuse, _conjugate_gradient, gaussian_taps
 from model_core.nets.tilenorm import tile_normalise
 from model_core.wald import make_reduced_case
 
@@ -65,8 +66,9 @@ def test_conjugate_gradient_solves_the_gsa_normal_equations():
     assert torch.allclose(_conjugate_gradient(a, b, 6), torch.linalg.solve(a, b), rtol=1e-3, atol=1e-4)
 
 
-def test_gsa_prefusion_follows_a_pan_of_another_spectral_response():
-    """A PAN that is a NIR-heavy band mix: the per-tile regression finds the mix, so GSA's detail goes into each
+@pytest.mark.parametrize("prefuse", [GSAPrefuse, FSPrefuse])
+def test_regression_prefusions_follow_a_pan_of_another_spectral_response(prefuse):
+    """A PAN that is a NIR-heavy band mix: the per-tile regression finds the mix, so the detail goes into each
     band by its own covariance, and flat tiles get no detail (no 0/0)."""
     rng = np.random.default_rng(1)
     # bands share their texture with band-dependent contrast (vegetation: dark in the visible, bright in NIR)
@@ -76,18 +78,19 @@ def test_gsa_prefusion_follows_a_pan_of_another_spectral_response():
     lms = HPMPrefuse(4).lowpass(hr.view(4, 1, 64, 64)).view(1, 4, 64, 64)   # a smooth "upsampled MS"
     w = torch.tensor([0.1, 0.2, 0.3, 0.4]).view(1, 4, 1, 1)
     pan = (hr * w).sum(1, keepdim=True)
-    out = GSAPrefuse(4)(pan, lms)
+    out = prefuse(4)(pan, lms)
     lms_err, out_err = (lms - hr).abs().mean(), (out - hr).abs().mean()
     assert out_err < 0.3 * lms_err
     hpm_err = (HPMPrefuse(4)(pan / pan.mean() * lms.mean(), lms) - hr).abs().mean()
     assert out_err < 0.5 * hpm_err   # HPM injects the same relative detail into every band: wrong sign here
-    flat = GSAPrefuse(4)(torch.ones(1, 1, 32, 32), torch.ones(1, 4, 32, 32))
+    flat = prefuse(4)(torch.ones(1, 1, 32, 32), torch.ones(1, 4, 32, 32))
     assert torch.isfinite(flat).all() and torch.allclose(flat, torch.ones(1, 4, 32, 32))
 
 
-def test_gsa_prefused_network_exports(tmp_path):
+@pytest.mark.parametrize("kind", ["gsa", "fs"])
+def test_regression_prefused_network_exports(tmp_path, kind):
     torch.manual_seed(0)
-    model = build_model("ksdiff", 4, "fusionnet", prefuse="gsa", **ADAPTIVE).eval()
+    model = build_model("ksdiff", 4, "fusionnet", prefuse=kind, **ADAPTIVE).eval()
     rng = np.random.default_rng(0)
     lms = rng.uniform(0.2, 0.4, (1, 4, 40, 56)).astype(np.float32)
     pan = (lms.mean(1, keepdims=True) + rng.normal(0, 0.03, (1, 1, 40, 56))).astype(np.float32)

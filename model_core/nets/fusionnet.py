@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .modconv import ModConv2d, Modulation, ResBlock, scale_bands
-from .prefuse import GSAPrefuse, HPMPrefuse
+from .prefuse import FSPrefuse, GSAPrefuse, HPMPrefuse
 
 
 class FusionNet(nn.Module):
@@ -14,7 +14,8 @@ class FusionNet(nn.Module):
 
     The residual-block convolutions are the modulatable layers (``mod_layers`` of them, width x width).
     ``prefuse`` = the PAN/MS ratio: the residual goes on top of an in-graph HPM fusion instead of LMS
-    (``nets/prefuse.py``; ``prefuse_kind`` "gsa": a per-tile GSA instead); 0 = off (the original FusionNet).
+    (``nets/prefuse.py``; ``prefuse_kind`` "gsa" / "fs": a per-tile GSA / MTF-GLP-FS instead); 0 = off (the
+    original FusionNet).
     """
 
     def __init__(self, bands: int, width: int = 32, blocks: int = 4, modulate: str = "none",
@@ -22,7 +23,8 @@ class FusionNet(nn.Module):
                  prefuse_kind: str = "hpm") -> None:
         super().__init__()
         self.bands, self.width = bands, width
-        self.prefuse = {"hpm": HPMPrefuse, "gsa": GSAPrefuse}[prefuse_kind](prefuse) if prefuse else None
+        kinds = {"hpm": HPMPrefuse, "gsa": GSAPrefuse, "fs": FSPrefuse}
+        self.prefuse = kinds[prefuse_kind](prefuse) if prefuse else None
         # which residual-block convs KSDiff modulates: none (bare backbone), the first of each block, or both
         self.per_block = {"none": 0, "first": 1, "all": 2}[modulate]
         # also the head (what detail is extracted from PAN - LMS) and the tail (how much goes into each band)

@@ -12,9 +12,10 @@ and starts training as that classical method (the tail starts near zero). Its wo
 perturbed MTF-GLP-HPM rather than arbitrary detail, and it keeps HPM's positivity where the residual is
 small. Computed in the graph (exported to ONNX with the model): no change in the plugin.
 
-:class:`GSAPrefuse` is the other classical start (``model.prefuse: gsa``): Gram-Schmidt adaptive fitted on
+:class:`GSAPrefuse` is another classical start (``model.prefuse: gsa``): Gram-Schmidt adaptive fitted on
 the tile itself (the intensity regressed on the low-passed PAN, band gains cov(MS_b, I)/var(I)), which
-follows a PAN whose spectral response differs from the training sensor's.
+follows a PAN whose spectral response differs from the training sensor's. :class:`FSPrefuse`
+(``model.prefuse: fs``) is MTF-GLP-FS fitted on the tile: additive details with regression gains.
 """
 from __future__ import annotations
 
@@ -87,6 +88,24 @@ class GSAPrefuse(HPMPrefuse):
         p = pan.flatten(2)
         p_eq = (p - low.mean(2, keepdim=True)) * torch.sqrt(var_i / ((pc * pc).mean(2, keepdim=True) + self.EPS))
         return (x + gain * (p_eq - i0)).view_as(lms)
+
+
+class FSPrefuse(HPMPrefuse):
+    """``forward(pan, lms)`` -> MTF-GLP-FS fitted per tile: LMS_b + g_b (P - G(P)).
+
+    g_b = cov(LMS_b, G(P)) / var(G(P)) over the tile: the full-scale regression gains of Vivone et al. (2018),
+    as the plugin's ``mtf_glp_fs`` estimates them per scene. Additive, so a PAN as sharp as the MS gets its
+    detail injected once, not amplified by a ratio.
+    """
+
+    EPS = 1e-6   # variance floor in tile-mean units: flat tiles get no detail instead of 0/0
+
+    def forward(self, pan: torch.Tensor, lms: torch.Tensor) -> torch.Tensor:
+        low = self.lowpass(pan)
+        lc = low - low.mean((2, 3), keepdim=True)
+        xc = lms - lms.mean((2, 3), keepdim=True)
+        gain = (xc * lc).mean((2, 3), keepdim=True) / ((lc * lc).mean((2, 3), keepdim=True) + self.EPS)
+        return lms + gain * (pan - low)
 
 
 def _conjugate_gradient(a: torch.Tensor, b: torch.Tensor, steps: int) -> torch.Tensor:
