@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path
 
@@ -161,7 +162,7 @@ def test_a_worse_model_is_replaced_and_ksdiff_forces_it(qgis_app, data_dir, scal
     np.testing.assert_allclose(f[ok], 1.5 * e[ok], atol=2.0)
 
 
-def test_auto_falls_back_without_a_model_for_the_sensor(qgis_app, data_dir, tmp_path, monkeypatch):
+def test_auto_picks_a_classical_method_without_a_model_for_the_sensor(qgis_app, data_dir, tmp_path, monkeypatch):
     empty = tmp_path / "models"
     empty.mkdir()
     monkeypatch.setattr(model_card, "MODELS_DIR", empty)
@@ -169,8 +170,13 @@ def test_auto_falls_back_without_a_model_for_the_sensor(qgis_app, data_dir, tmp_
     fb = Recorder()
     res = pansharpen(str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif"), str(tmp_path / "o.tif"),
                      sensor="wv2", method="auto", feedback=fb)
-    assert res.method == "mtf_glp_hpm" and res.selfcheck.learned is None
+    check = res.selfcheck
+    assert check.learned is None and set(check.candidates) == set(selfcheck.CLASSICAL_CANDIDATES)
+    # the check still ran on the scene: the fused method is the best classical one by the pick rule
+    assert res.method == check.classical_method == selfcheck.pick_classical(check.candidates)[0]
+    assert check.pixels >= selfcheck.MIN_PIXELS and all(math.isfinite(s.ergas) for s in check.candidates.values())
     assert any("no bundled KSDiff model" in m for m in fb.infos)
+    assert any("best classical method on this scene" in m for m in fb.infos)
     assert not fb.warnings or all("bundled" not in w for w in fb.warnings)   # an info, not an error
 
 
@@ -184,8 +190,9 @@ def test_auto_falls_back_without_onnx_runtime(qgis_app, data_dir, tmp_path, monk
     monkeypatch.setattr(runtime, "import_onnxruntime", missing)
     res = _run({"PAN": str(data_dir / "wv2_pan.tif"), "MS": str(data_dir / "wv2_ms.tif"), "SENSOR": "wv2",
                 "OUTPUT": str(tmp_path / "o.tif")})
-    assert res["SELFCHECK_METHOD"] == "mtf_glp_hpm" and "ONNX Runtime" in res["SELFCHECK_REASON"]
-    assert res["SELFCHECK_KSDIFF_ERGAS"] is None
+    assert res["SELFCHECK_METHOD"] in selfcheck.CLASSICAL_CANDIDATES and "ONNX Runtime" in res["SELFCHECK_REASON"]
+    assert res["SELFCHECK_METHOD"] == res["SELFCHECK_CLASSICAL_METHOD"]
+    assert res["SELFCHECK_KSDIFF_ERGAS"] is None and res["SELFCHECK_CLASSICAL_ERGAS"] > 0
 
 
 def test_auto_falls_back_when_the_ratio_does_not_fit(qgis_app, data_dir, tmp_path):
@@ -193,7 +200,8 @@ def test_auto_falls_back_when_the_ratio_does_not_fit(qgis_app, data_dir, tmp_pat
     fb = Recorder()
     res = pansharpen(str(data_dir / "l8_pan.tif"), str(data_dir / "l8_ms.tif"), str(tmp_path / "o.tif"),
                      sensor="wv2", method="auto", feedback=fb)
-    assert res.method == "mtf_glp_hpm" and "ratio" in res.selfcheck.reason
+    assert "ratio" in res.selfcheck.reason and res.selfcheck.learned is None
+    assert res.method == res.selfcheck.classical_method in selfcheck.CLASSICAL_CANDIDATES
 
 
 def test_sample_reaches_64k_ms_pixels_on_a_large_scene(tmp_path):

@@ -452,7 +452,8 @@ def _auto_method(pan_ds, ms_src, pan: RasterInfo, ms: RasterInfo, plan: GridPlan
                  stats: classical.SceneStats,
                  card: model_card.ModelCard | None, no_model: str, model_path: str | None, device: str,
                  threads: int, fb: Feedback, precision: str) -> tuple[str, selfcheck.SelfCheck]:
-    """METHOD auto: the learned model if it passes the self-check on this scene, else MTF-GLP-HPM."""
+    """METHOD auto: the learned model if it passes the self-check on this scene, else the best classical method
+    on the check (also the choice when no model can run here)."""
     try:
         if card is None:
             raise InputError(no_model)
@@ -461,8 +462,13 @@ def _auto_method(pan_ds, ms_src, pan: RasterInfo, ms: RasterInfo, plan: GridPlan
     except InputError as e:
         if model_path and str(e) != runtime.INSTALL_HINT:
             raise   # the user's own MODEL does not fit the data: say so rather than hide it
-        fb.info(f"Method auto: the learned model cannot run here ({e}); fusing with {selfcheck.FALLBACK}.")
-        return selfcheck.FALLBACK, selfcheck.SelfCheck(method=selfcheck.FALLBACK, reason=str(e))
+        fb.info(f"Method auto: the learned model cannot run here ({e}); choosing among the classical methods on "
+                "this scene.")
+        area = _ms_stats_window(plan, ms_src.RasterXSize, ms_src.RasterYSize)
+        check = selfcheck.run_check(pan_ds, ms_src, pan, ms, plan, spec, None, stats, area, fb)
+        check.reason = f"{e}; {check.reason}"
+        selfcheck.log_check(check, fb)
+        return check.method, check
     fuser = OnnxFuser(card, session, value_scale(card, ms, stats.ms_mean), precision)
     area = _ms_stats_window(plan, ms_src.RasterXSize, ms_src.RasterYSize)
     try:

@@ -293,17 +293,19 @@ def _fuse_pair(fuser: Fuser, pan: np.ndarray, lms: np.ndarray, ctx: classical.Ti
 
 
 def run_check(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan, sensor: Sensor,
-              learned: Fuser, stats: classical.SceneStats, ms_area: tuple[int, int, int, int],
+              learned: Fuser | None, stats: classical.SceneStats, ms_area: tuple[int, int, int, int],
               feedback: Feedback | None = None) -> SelfCheck:
-    """Score ``learned`` and MTF-GLP-HPM on a spread sample of the scene and decide (see module doc).
+    """Score ``learned`` and the classical candidates on a spread sample of the scene and decide (module doc).
 
     ``ms_area`` = (col, row, w, h): the MS pixels inside the output region (``ms_ds`` coordinates).
+    ``learned`` None (no model can run): only the classical candidates are scored and the best is chosen.
     """
     fb = feedback or Feedback()
     t0 = time.perf_counter()
     k = plan.ratio
     gains = sensor.mtf_ms
-    fusers = {"learned": learned, **{c: classical.FUSERS[c] for c in CLASSICAL_CANDIDATES}}
+    fusers = {**({"learned": learned} if learned is not None else {}),
+              **{c: classical.FUSERS[c] for c in CLASSICAL_CANDIDATES}}
     ctx = context_margin(k)
     pools = {name: (_Pool(ms.bands), _Pool(ms.bands)) for name in fusers}
     pan_pool, ms_pool = _Pool(1), _Pool(ms.bands)
@@ -337,11 +339,15 @@ def run_check(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan, se
         scores[name] = Scores(ergas=red.ergas(k), sam=red.sam(), r_ergas=full.ergas(k),
                               checkerboard=float(np.nanmax(full.checkerboard())))
     chosen, why_classical = pick_classical({c: scores[c] for c in CLASSICAL_CANDIDATES})
-    res.learned, res.classical, res.classical_method = scores["learned"], scores[chosen], chosen
+    res.learned, res.classical, res.classical_method = scores.get("learned"), scores[chosen], chosen
     res.candidates = scores
     res.notes.append(why_classical)
     res.pan_checkerboard = float(pan_pool.checkerboard()[0])
     res.ms_checkerboard = float(np.nanmax(ms_pool.checkerboard()))
+    if learned is None:
+        res.method, res.reason = chosen, f"{chosen} is the best classical method on this scene"
+        res.seconds = time.perf_counter() - t0
+        return res
     red = pools["learned"][0]
     res.detail_gains = [float(a / b) if b > 0 else 1.0 for a, b in zip(red.dt, red.dd)]
     keep, why = decide(res.learned, res.classical, res.pan_checkerboard, res.ms_checkerboard)
@@ -377,12 +383,13 @@ def _score_window(s: _Sample, fusers: dict[str, Fuser], pools, pan_pool: _Pool, 
 
 def log_check(res: SelfCheck, fb: Feedback, learned_name: str = "KSDiff") -> None:
     """Both methods' figures and the decision, as info (the choice) and warning (a rejected model)."""
-    if res.learned is None:
-        fb.warning(f"Self-check: {res.reason}; fusing with {FALLBACK}.")
+    if res.learned is None and not res.candidates:
+        fb.warning(f"Self-check: {res.reason}; fusing with {res.method}.")
         return
     fb.info(f"Self-check on {res.windows} window(s), {res.pixels} MS pixels ({res.seconds:.1f} s):")
-    rows = [(learned_name, res.learned)] + [(k, sc) for k, sc in res.candidates.items() if k != "learned"]
-    for name, sc in rows or [(learned_name, res.learned), (res.classical_method, res.classical)]:
+    rows = [(learned_name, res.learned)] if res.learned is not None else []
+    rows += [(k, sc) for k, sc in res.candidates.items() if k != "learned"]
+    for name, sc in rows:
         fb.info(f"  {name:12s} Wald ERGAS {sc.ergas:.3f}  SAM {sc.sam:.3f}  |  full resolution R-ERGAS "
                 f"{sc.r_ergas:.3f}  checkerboard {sc.checkerboard:.3f} (PAN {res.pan_checkerboard:.3f}, "
                 f"MS {res.ms_checkerboard:.3f})")
@@ -391,7 +398,10 @@ def log_check(res: SelfCheck, fb: Feedback, learned_name: str = "KSDiff") -> Non
                 + ", ".join(f"{g:.2f}" for g in res.detail_gains))
     for note in res.notes:
         fb.info(f"  {note}")
-    if res.method != "ksdiff":
+    if res.learned is None:
+        fb.info(f"Self-check: no learned model to check; fusing with {res.method}, the best classical method on "
+                "this scene.")
+    elif res.method != "ksdiff":
         fb.warning(f"Self-check: {learned_name} is not used on this scene because {res.reason}; fusing with "
                    f"{res.method} instead (METHOD=ksdiff forces the model).")
     else:
