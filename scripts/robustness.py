@@ -33,14 +33,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.common import method_precision  # noqa: E402
-from ksdiff_qgis.engine import metrics  # noqa: E402
+from ksdiff_qgis.engine import classical, metrics  # noqa: E402
 from ksdiff_qgis.engine.filters import upsample, wald_degrade  # noqa: E402
 from ksdiff_qgis.engine.sensors import get_sensor  # noqa: E402
 from model_core.data.scenes import block_mean, gaussian_blur  # noqa: E402
 from model_core.datacache import HELD_APART, data_dir  # noqa: E402
 from model_core.rasters import read, write_geotiff  # noqa: E402
 
-CLASSICAL = ("exp", "brovey", "gsa", "mtf_glp_hpm")
+CLASSICAL = tuple(classical.METHODS)   # every classical method the plugin has
 FIT = (0.177, 0.194, 0.416, 0.182)   # WorldView-2's PAN as a band mix (DATA.md)
 QB_MTF, GEOEYE_MTF, GENERIC_MTF = (0.34, 0.32, 0.30, 0.22), (0.23,) * 4, (0.3,) * 4
 

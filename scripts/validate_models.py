@@ -42,7 +42,7 @@ from model_core.datacache import data_dir  # noqa: E402
 from model_core.rasters import read, write_geotiff  # noqa: E402
 from model_core.wald import make_reduced_case  # noqa: E402
 
-CLASSICAL = ("mtf_glp_hpm", "gsa")
+CLASSICAL = ("mtf_glp_hpm", "gsa", "mtf_glp_fs")
 SENSOR, RATIO = "wv2", 4
 
 
