@@ -7,8 +7,8 @@ sharpness or MS MTF. A case is three GeoTIFFs (degraded PAN, degraded MS, refere
 engine fuses end to end (``engine.pipeline.pansharpen``: reading, tiling, normalisation, writing), exactly
 as a user's scene; the fused raster is scored against the reference.
 
-    python scripts/robustness.py [--methods exp,brovey,gsa,mtf_glp_hpm,ksdiff,ksdiff@int8,auto] [--models DIR]
-                                 [--out bench/robustness.json] [--md docs/ROBUSTNESS.md]
+    python scripts/robustness.py [--methods exp,brovey,gsa,mtf_glp_hpm,mtf_glp_fs,ksdiff,ksdiff@int8,auto]
+                                 [--models DIR] [--out bench/robustness.json] [--md docs/ROBUSTNESS.md]
 
 ``--models DIR`` scores the ONNX models of another folder (``<sensor>.onnx``) instead of the bundled ones.
 ``ksdiff`` forces the model in float32 (PRECISION=fp32), ``ksdiff@int8`` its int8 CPU variant (PRECISION=int8,
@@ -303,7 +303,7 @@ def markdown(results: list[dict], summary: dict, methods: list[str], note: str) 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--methods", default="exp,brovey,gsa,mtf_glp_hpm,ksdiff,ksdiff@int8,auto")
+    ap.add_argument("--methods", default=",".join(CLASSICAL + ("ksdiff", "ksdiff@int8", "auto")))
     ap.add_argument("--models", type=Path, help="folder of <sensor>.onnx models to score instead of the bundled ones")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "robustness.json")
     ap.add_argument("--md", type=Path, default=ROOT / "docs" / "ROBUSTNESS.md")

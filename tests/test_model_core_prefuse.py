@@ -87,7 +87,7 @@ def test_regression_prefusions_follow_a_pan_of_another_spectral_response(prefuse
     assert torch.isfinite(flat).all() and torch.allclose(flat, torch.ones(1, 4, 32, 32))
 
 
-@pytest.mark.parametrize("kind", ["gsa", "fs"])
+@pytest.mark.parametrize("kind", ["gsa", "fs", "mix"])
 def test_regression_prefused_network_exports(tmp_path, kind):
     torch.manual_seed(0)
     model = build_model("ksdiff", 4, "fusionnet", prefuse=kind, **ADAPTIVE).eval()

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .modconv import ModConv2d, Modulation, ResBlock, scale_bands
-from .prefuse import FSPrefuse, GSAPrefuse, HPMPrefuse
+from .prefuse import FSPrefuse, GSAPrefuse, HPMPrefuse, MixPrefuse
 
 
 class FusionNet(nn.Module):
@@ -14,8 +14,8 @@ class FusionNet(nn.Module):
 
     The residual-block convolutions are the modulatable layers (``mod_layers`` of them, width x width).
     ``prefuse`` = the PAN/MS ratio: the residual goes on top of an in-graph HPM fusion instead of LMS
-    (``nets/prefuse.py``; ``prefuse_kind`` "gsa" / "fs": a per-tile GSA / MTF-GLP-FS instead); 0 = off (the
-    original FusionNet).
+    (``nets/prefuse.py``; ``prefuse_kind`` "gsa" / "fs" / "mix": a per-tile GSA / MTF-GLP-FS / learned mix of HPM
+    and FS instead); 0 = off (the original FusionNet).
     """
 
     def __init__(self, bands: int, width: int = 32, blocks: int = 4, modulate: str = "none",
@@ -24,7 +24,12 @@ class FusionNet(nn.Module):
         super().__init__()
         self.bands, self.width = bands, width
         kinds = {"hpm": HPMPrefuse, "gsa": GSAPrefuse, "fs": FSPrefuse}
-        self.prefuse = kinds[prefuse_kind](prefuse) if prefuse else None
+        if not prefuse:
+            self.prefuse = None
+        elif prefuse_kind == "mix":
+            self.prefuse = MixPrefuse(prefuse, bands)
+        else:
+            self.prefuse = kinds[prefuse_kind](prefuse)
         # which residual-block convs KSDiff modulates: none (bare backbone), the first of each block, or both
         self.per_block = {"none": 0, "first": 1, "all": 2}[modulate]
         # also the head (what detail is extracted from PAN - LMS) and the tail (how much goes into each band)

@@ -15,7 +15,8 @@ small. Computed in the graph (exported to ONNX with the model): no change in the
 :class:`GSAPrefuse` is another classical start (``model.prefuse: gsa``): Gram-Schmidt adaptive fitted on
 the tile itself (the intensity regressed on the low-passed PAN, band gains cov(MS_b, I)/var(I)), which
 follows a PAN whose spectral response differs from the training sensor's. :class:`FSPrefuse`
-(``model.prefuse: fs``) is MTF-GLP-FS fitted on the tile: additive details with regression gains.
+(``model.prefuse: fs``) is MTF-GLP-FS fitted on the tile: additive details with regression gains, and
+:class:`MixPrefuse` (``model.prefuse: mix``) mixes HPM and that FS per tile and band with a learned weight.
 """
 from __future__ import annotations
 
@@ -106,6 +107,36 @@ class FSPrefuse(HPMPrefuse):
         xc = lms - lms.mean((2, 3), keepdim=True)
         gain = (xc * lc).mean((2, 3), keepdim=True) / ((lc * lc).mean((2, 3), keepdim=True) + self.EPS)
         return lms + gain * (pan - low)
+
+
+class MixPrefuse(FSPrefuse):
+    """``forward(pan, lms)`` -> HPM + a (FS - HPM): the two in-graph fusions mixed per tile and band.
+
+    HPM is the better start on the real WorldView-2 pairs, MTF-GLP-FS on PANs as sharp as the MS or of other
+    spectral responses (docs/VALIDATION.md). The weight a = sigmoid(b + w . f) is learned from three tile statistics
+    per band f = (FS gain, correlation of the band with G(P), log PAN detail-to-low-pass energy); it starts at 1/2.
+    """
+
+    def __init__(self, ratio: int, bands: int = 4) -> None:
+        super().__init__(ratio)
+        self.weight = nn.Parameter(torch.zeros(bands, 3))
+        self.bias = nn.Parameter(torch.zeros(bands))
+
+    def forward(self, pan: torch.Tensor, lms: torch.Tensor) -> torch.Tensor:
+        low = self.lowpass(pan)
+        lc = low - low.mean((2, 3), keepdim=True)
+        xc = lms - lms.mean((2, 3), keepdim=True)
+        var_l = (lc * lc).mean((2, 3))                                   # (n, 1)
+        cov = (xc * lc).mean((2, 3))                                     # (n, c)
+        gain = cov / (var_l + self.EPS)
+        corr = cov / torch.sqrt((xc * xc).mean((2, 3)) * var_l + self.EPS)
+        detail = pan - low
+        rel = torch.log(((detail * detail).mean((2, 3)) + self.EPS) / (var_l + self.EPS)).expand_as(gain)
+        feats = torch.stack([gain, corr, rel], -1)                       # (n, c, 3)
+        a = torch.sigmoid(self.bias + (feats * self.weight).sum(-1))[..., None, None]
+        hpm = lms * pan / low.clamp_min(FLOOR)
+        fs = lms + gain[..., None, None] * detail
+        return hpm + a * (fs - hpm)
 
 
 def _conjugate_gradient(a: torch.Tensor, b: torch.Tensor, steps: int) -> torch.Tensor:
