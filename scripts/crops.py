@@ -5,6 +5,7 @@
                             --ms ksdiff_qgis/resources/sample/demo_ms.tif --size 160 --zoom 2 \
                             --out docs/img/demo_crop_hpm_vs_ksdiff.png       # the demo scene
     python scripts/crops.py --precision --out docs/img/int8_vs_fp32_crop.png     # KSDiff float32 | int8 | difference
+    python scripts/crops.py --methods mtf_glp_hpm,mtf_glp_fs,ksdiff --out F.png      # any methods beside the PAN
 
 Reduced-resolution scores do not show what a user sees at 1:1 (one-pixel grids, halos, colour speckle).
 The crop is the ``size`` x ``size`` PAN window with the most edge energy in the pair (roofs, roads): a
@@ -65,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--zoom", type=int, default=3)
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "img" / "pair3_crop_pan_hpm_ksdiff_3x.png")
     ap.add_argument("--precision", action="store_true", help="KSDiff float32 against its int8 variant")
+    ap.add_argument("--methods", default="mtf_glp_hpm,ksdiff", help="comma-separated methods shown beside the PAN")
     a = ap.parse_args(argv)
     root = data_dir() / "wv2"
     pan_path, ms_path = (a.pan, a.ms) if a.pan else (root / f"{a.pair}_pan.tif", root / f"{a.pair}_ms.tif")
@@ -77,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
                                                     side // RATIO, side // RATIO))
         fused = {}
         runs = ({"ksdiff@fp32": ("ksdiff", "fp32"), "ksdiff@int8": ("ksdiff", "int8")} if a.precision
-                else {"mtf_glp_hpm": ("mtf_glp_hpm", DEFAULT_PRECISION), "ksdiff": ("ksdiff", DEFAULT_PRECISION)})
+                else {m: (m, DEFAULT_PRECISION) for m in a.methods.split(",")})
         for key, (method, precision) in runs.items():
             out = str(t / f"{method}_{precision}.tif")
             pansharpen(pan, ms, out, sensor="wv2", method=method, precision=precision)
@@ -86,11 +88,11 @@ def main(argv: list[str] | None = None) -> int:
     win = (slice(CONTEXT, CONTEXT + a.size), slice(CONTEXT, CONTEXT + a.size))
     p = p[win]
     rgb = {k: v[[2, 1, 0]][(slice(None), *win)] for k, v in fused.items()}   # B, G, R, NIR -> R, G, B
-    first, second = list(fused)
+    first, second = list(fused)[:2]
     lo, hi = np.percentile(rgb[first], 1, axis=(1, 2)), np.percentile(rgb[first], 99, axis=(1, 2))
     pl, ph = np.percentile(p, [1, 99])
     panels = [np.repeat(np.clip((p - pl) / (ph - pl), 0, 1)[..., None], 3, axis=2)]
-    panels += [stretch(rgb[k], lo, hi).transpose(1, 2, 0) for k in (first, second)]
+    panels += [stretch(rgb[k], lo, hi).transpose(1, 2, 0) for k in fused]
     if a.precision:
         diff = np.abs(fused[second] - fused[first])
         print(f"|int8 - float32| over the fused window: mean {diff.mean():.2f} DN (mean value "
