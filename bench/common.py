@@ -24,7 +24,7 @@ BEST_CLASSICAL = classical.BEST_CLASSICAL
 GDAL_METHOD = "gdal_pansharp"
 SMALL_CACHE_MB = 64
 LABELS = {"exp": "EXP (cubic upsampling)", "brovey": "Brovey", "gsa": "GSA", "mtf_glp_hpm": "MTF-GLP-HPM",
-          GDAL_METHOD: "GDAL pansharpening (QGIS gdal:pansharp)"}
+          "mtf_glp_fs": "MTF-GLP-FS", GDAL_METHOD: "GDAL pansharpening (QGIS gdal:pansharp)"}
 
 
 INT8 = "@int8"   # label suffix: a bundled KSDiff model run with PRECISION=int8 (its int8 CPU variant)

@@ -278,7 +278,7 @@ def markdown(results: list[dict], summary: dict, methods: list[str], note: str) 
     lines = ["# Robustness suite (reduced resolution, held-apart areas only)", "",
              note, "",
              "ERGAS (lower is better) per case and method; `auto` = the plugin's default (KSDiff checked on the "
-             "scene, MTF-GLP-HPM when the check prefers it); `ksdiff` = the model forced.", "",
+             "scene, the best classical method when the check prefers it); `ksdiff` = the model forced.", "",
              "| case | sensor | what differs | " + " | ".join(methods) + " |",
              "| --- | --- | --- | " + " | ".join("---" for _ in methods) + " |"]
     for r in results:
