@@ -138,6 +138,7 @@ def trainable_parameters(model: nn.Module, method: str, stage: dict[str, Any]) -
         skip = ("prior_enc.",)
     else:
         skip = ()
+    skip += tuple(stage.get("freeze", ()))   # a stage may freeze more (parameter-name prefixes)
     ps = []
     for n, p in model.named_parameters():
         p.requires_grad_(not n.startswith(skip))

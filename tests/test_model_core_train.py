@@ -221,3 +221,19 @@ def test_ksdiff_starts_from_a_trained_bare_backbone(tmp_path, data_dir, samplers
     with pytest.raises(ValueError, match="not a bare backbone"):
         (tmp_path / "ks.yaml").write_text(yaml.safe_dump(fixture_cfg(data_dir, "ksdiff")))
         load_pretrained_backbone(ks, str(tmp_path / "ks.yaml"), "cpu", progress=False)
+
+
+def test_a_stage_freezes_what_it_names(tmp_path, data_dir, samplers):
+    """stage2 with ``freeze``: only the prior (condition encoder, denoiser) moves; the kernel path and backbone keep
+    their stage-1 weights exactly (the recipe's stage 2 otherwise trains them too)."""
+    from model_core.nets import build_model
+    from model_core.train import train_stage
+
+    cfg = fixture_cfg(data_dir, "ksdiff", steps=(1, 2))
+    cfg["stages"][1]["freeze"] = ["kgen.", "struct_enc.", "backbone."]
+    torch.manual_seed(0)
+    model = build_model("ksdiff", 4, **cfg["model"])
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    train_stage(model, cfg, 1, samplers[0], None, tmp_path, progress=False)
+    moved = {n.split(".")[0] for n, p in model.named_parameters() if not torch.equal(before[n], p)}
+    assert moved and moved <= {"cond_enc", "denoiser"}, moved
