@@ -69,13 +69,17 @@ def ref_upsample(lr, ratio, out_shape, origin=(0.0, 0.0)):
     return out[0] if squeeze else out
 
 
+def ref_pan_lowpass(pan, gain, ctx):
+    lr, first = ref_decimate(pan, gain, ctx.ratio, origin=ctx.origin)
+    origin = (first[0] * ctx.ratio - ctx.origin[0], first[1] * ctx.ratio - ctx.origin[1])
+    return ref_upsample(lr, ctx.ratio, pan.shape, origin)
+
+
 def ref_fuse_mtf_glp_hpm(pan, lms, ctx):
     out = np.empty_like(lms)
     floor = np.float32(1e-3 * ctx.scale)
     for b in range(lms.shape[0]):
-        lr, first = ref_decimate(pan, ctx.gains[b], ctx.ratio, origin=ctx.origin)
-        origin = (first[0] * ctx.ratio - ctx.origin[0], first[1] * ctx.ratio - ctx.origin[1])
-        pan_lp = ref_upsample(lr, ctx.ratio, pan.shape, origin)
+        pan_lp = ref_pan_lowpass(pan, ctx.gains[b], ctx)
         ratio = np.where(pan_lp > floor, pan / np.maximum(pan_lp, floor), np.float32(1.0))
         out[b] = lms[b] * ratio
     return out
@@ -105,9 +109,7 @@ def ref_fuse_gsa(pan, lms, ctx):
 def ref_fuse_mtf_glp_fs(pan, lms, ctx):
     out = np.empty_like(lms)
     for b in range(lms.shape[0]):
-        lr, first = ref_decimate(pan, ctx.gains[b], ctx.ratio, origin=ctx.origin)
-        origin = (first[0] * ctx.ratio - ctx.origin[0], first[1] * ctx.ratio - ctx.origin[1])
-        out[b] = lms[b] + np.float32(ctx.stats.fs_gain[b]) * (pan - ref_upsample(lr, ctx.ratio, pan.shape, origin))
+        out[b] = lms[b] + np.float32(ctx.stats.fs_gain[b]) * (pan - ref_pan_lowpass(pan, ctx.gains[b], ctx))
     return out
 
 

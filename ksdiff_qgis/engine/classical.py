@@ -53,9 +53,8 @@ def scene_stats(pan_lr: np.ndarray, ms: np.ndarray, valid: np.ndarray) -> SceneS
     design = np.vstack([m, np.ones_like(p)]).T
     alpha = np.linalg.lstsq(design, p, rcond=None)[0]
     i_gsa = design @ alpha
-    i0 = i_gsa - i_gsa.mean()
-    var_i = max(float(i0.var()), 1e-12)
-    gain = np.array([np.mean(i0 * (mb - mb.mean())) / var_i for mb in m])
+    var_i = max(float(i_gsa.var()), 1e-12)
+    gain = _band_slopes(i_gsa, m)
     # Brovey: non-negative weights (a negative weight makes the intensity meaningless); active-set refits
     active = np.ones(m.shape[0], dtype=bool)
     while True:
@@ -69,16 +68,20 @@ def scene_stats(pan_lr: np.ndarray, ms: np.ndarray, valid: np.ndarray) -> SceneS
     if (w[:-1] < 0).any() or not (w[:-1] > 0).any():
         w = np.append(np.full(m.shape[0], 1.0 / m.shape[0]), 0.0)
     i_b = design @ w
-    # the PAN averaged onto the MS grid is a low-pass PAN: regressing each band on it is the full-scale
-    # estimate cov(MS~_b, P_L) / var(P_L) of MTF-GLP-FS, free of any assumption about the PAN's sharpness
-    p0 = p - p.mean()
-    fs_gain = np.array([np.mean(p0 * (mb - mb.mean())) for mb in m]) / max(float(p0.var()), 1e-12)
     return SceneStats(
         ms_mean=m.mean(axis=1), pan_mean=float(p.mean()), pan_std=max(float(p.std()), 1e-6),
         gsa_alpha=alpha, gsa_gain=gain, gsa_i_mean=float(i_gsa.mean()), gsa_i_std=float(np.sqrt(var_i)),
         brovey_w=w, brovey_i_mean=float(i_b.mean()), brovey_i_std=max(float(i_b.std()), 1e-6),
-        fs_gain=fs_gain,
+        # the PAN averaged onto the MS grid is a low-pass PAN: regressing each band on it is the full-scale
+        # estimate cov(MS~_b, P_L) / var(P_L) of MTF-GLP-FS, free of any assumption about the PAN's sharpness
+        fs_gain=_band_slopes(p, m),
     )
+
+
+def _band_slopes(x: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """cov(x, m_b) / var(x) for every band b of m (C, N): each band's regression slope on x (N,)."""
+    x0 = x - x.mean()
+    return np.array([np.mean(x0 * (mb - mb.mean())) for mb in m]) / max(float(x0.var()), 1e-12)
 
 
 @dataclass(frozen=True)
@@ -157,26 +160,28 @@ def _hpm_ratio(pan: np.ndarray, gain: float, ctx: TileContext) -> np.ndarray:
     return _safe_ratio(pan, _pan_lowpass(pan, gain, ctx), np.float32(1e-3 * ctx.scale))
 
 
+def _per_band_gain(ctx: TileContext, bands: int, make) -> list[np.ndarray]:
+    """``make(gain)`` for every band's MTF gain, once per distinct gain (bands sharing a gain share the array)."""
+    made: dict[float, np.ndarray] = {}
+    for b in range(bands):
+        gain = float(ctx.gains[b])
+        if gain not in made:
+            made[gain] = make(gain)
+    return [made[float(ctx.gains[b])] for b in range(bands)]
+
+
 def fuse_mtf_glp_hpm(pan: np.ndarray, lms: np.ndarray, ctx: TileContext) -> np.ndarray:
     out = np.empty_like(lms)
-    ratios: dict[float, np.ndarray] = {}   # bands sharing an MTF gain share the low-pass PAN
-    for b in range(lms.shape[0]):
-        gain = float(ctx.gains[b])
-        if gain not in ratios:
-            ratios[gain] = _hpm_ratio(pan, gain, ctx)
-        np.multiply(lms[b], ratios[gain], out=out[b])
+    for b, ratio in enumerate(_per_band_gain(ctx, lms.shape[0], lambda g: _hpm_ratio(pan, g, ctx))):
+        np.multiply(lms[b], ratio, out=out[b])
     return out
 
 
 def fuse_mtf_glp_fs(pan: np.ndarray, lms: np.ndarray, ctx: TileContext) -> np.ndarray:
     """LMS_b + g_b (P - P_L): additive MTF-matched details with the scene's regression gains ``fs_gain``."""
     out = lms.copy()
-    details: dict[float, np.ndarray] = {}
-    for b in range(lms.shape[0]):
-        gain = float(ctx.gains[b])
-        if gain not in details:
-            details[gain] = pan - _pan_lowpass(pan, gain, ctx)
-        out[b] += np.float32(ctx.stats.fs_gain[b]) * details[gain]
+    for b, detail in enumerate(_per_band_gain(ctx, lms.shape[0], lambda g: pan - _pan_lowpass(pan, g, ctx))):
+        out[b] += np.float32(ctx.stats.fs_gain[b]) * detail
     return out
 
 

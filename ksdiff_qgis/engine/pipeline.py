@@ -454,6 +454,7 @@ def _auto_method(pan_ds, ms_src, pan: RasterInfo, ms: RasterInfo, plan: GridPlan
                  threads: int, fb: Feedback, precision: str) -> tuple[str, selfcheck.SelfCheck]:
     """METHOD auto: the learned model if it passes the self-check on this scene, else the best classical method
     on the check (also the choice when no model can run here)."""
+    area = _ms_stats_window(plan, ms_src.RasterXSize, ms_src.RasterYSize)
     try:
         if card is None:
             raise InputError(no_model)
@@ -464,13 +465,11 @@ def _auto_method(pan_ds, ms_src, pan: RasterInfo, ms: RasterInfo, plan: GridPlan
             raise   # the user's own MODEL does not fit the data: say so rather than hide it
         fb.info(f"Method auto: the learned model cannot run here ({e}); choosing among the classical methods on "
                 "this scene.")
-        area = _ms_stats_window(plan, ms_src.RasterXSize, ms_src.RasterYSize)
         check = selfcheck.run_check(pan_ds, ms_src, pan, ms, plan, spec, None, stats, area, fb)
         check.reason = f"{e}; {check.reason}"
         selfcheck.log_check(check, fb)
         return check.method, check
     fuser = OnnxFuser(card, session, value_scale(card, ms, stats.ms_mean), precision)
-    area = _ms_stats_window(plan, ms_src.RasterXSize, ms_src.RasterYSize)
     try:
         check = selfcheck.run_check(pan_ds, ms_src, pan, ms, plan, spec, fuser, stats, area, fb)
     finally:

@@ -59,7 +59,12 @@ class HPMPrefuse(nn.Module):
         return F.conv2d(F.pad(x, (0, 0, h, h), mode="reflect"), self.ky)
 
     def forward(self, pan: torch.Tensor, lms: torch.Tensor) -> torch.Tensor:
-        return lms * pan / self.lowpass(pan).clamp_min(FLOOR)
+        return self.hpm(pan, lms, self.lowpass(pan))
+
+    @staticmethod
+    def hpm(pan: torch.Tensor, lms: torch.Tensor, low: torch.Tensor) -> torch.Tensor:
+        """LMS * P / G(P) given G(P) = ``low``."""
+        return lms * pan / low.clamp_min(FLOOR)
 
 
 class GSAPrefuse(HPMPrefuse):
@@ -102,11 +107,15 @@ class FSPrefuse(HPMPrefuse):
     EPS = 1e-6   # variance floor in tile-mean units: flat tiles get no detail instead of 0/0
 
     def forward(self, pan: torch.Tensor, lms: torch.Tensor) -> torch.Tensor:
+        low, _, cov, var_l = self.regression(pan, lms)
+        return lms + cov / (var_l + self.EPS) * (pan - low)
+
+    def regression(self, pan: torch.Tensor, lms: torch.Tensor):
+        """(G(P), LMS centred per tile, cov(LMS_b, G(P)), var(G(P))); the last two (n, c | 1, 1, 1)."""
         low = self.lowpass(pan)
         lc = low - low.mean((2, 3), keepdim=True)
         xc = lms - lms.mean((2, 3), keepdim=True)
-        gain = (xc * lc).mean((2, 3), keepdim=True) / ((lc * lc).mean((2, 3), keepdim=True) + self.EPS)
-        return lms + gain * (pan - low)
+        return low, xc, (xc * lc).mean((2, 3), keepdim=True), (lc * lc).mean((2, 3), keepdim=True)
 
 
 class MixPrefuse(FSPrefuse):
@@ -123,20 +132,15 @@ class MixPrefuse(FSPrefuse):
         self.bias = nn.Parameter(torch.zeros(bands))
 
     def forward(self, pan: torch.Tensor, lms: torch.Tensor) -> torch.Tensor:
-        low = self.lowpass(pan)
-        lc = low - low.mean((2, 3), keepdim=True)
-        xc = lms - lms.mean((2, 3), keepdim=True)
-        var_l = (lc * lc).mean((2, 3))                                   # (n, 1)
-        cov = (xc * lc).mean((2, 3))                                     # (n, c)
-        gain = cov / (var_l + self.EPS)
-        corr = cov / torch.sqrt((xc * xc).mean((2, 3)) * var_l + self.EPS)
+        low, xc, cov, var_l = self.regression(pan, lms)
+        gain = cov / (var_l + self.EPS)                                  # (n, c, 1, 1)
+        corr = cov / torch.sqrt((xc * xc).mean((2, 3), keepdim=True) * var_l + self.EPS)
         detail = pan - low
-        rel = torch.log(((detail * detail).mean((2, 3)) + self.EPS) / (var_l + self.EPS)).expand_as(gain)
-        feats = torch.stack([gain, corr, rel], -1)                       # (n, c, 3)
+        rel = torch.log(((detail * detail).mean((2, 3), keepdim=True) + self.EPS) / (var_l + self.EPS))
+        feats = torch.stack([gain, corr, rel.expand_as(gain)], -1).flatten(2)   # (n, c, 3)
         a = torch.sigmoid(self.bias + (feats * self.weight).sum(-1))[..., None, None]
-        hpm = lms * pan / low.clamp_min(FLOOR)
-        fs = lms + gain[..., None, None] * detail
-        return hpm + a * (fs - hpm)
+        hpm = self.hpm(pan, lms, low)
+        return hpm + a * (lms + gain * detail - hpm)
 
 
 def _conjugate_gradient(a: torch.Tensor, b: torch.Tensor, steps: int) -> torch.Tensor:
