@@ -10,7 +10,7 @@ import pytest
 from onnx import TensorProto, helper
 from osgeo import gdal
 
-from ksdiff_qgis.engine import runtime
+from ksdiff_qgis.engine import consistency, runtime
 from ksdiff_qgis.engine.errors import InputError
 from ksdiff_qgis.engine.model_card import load_card, sha256_file
 from ksdiff_qgis.engine.pipeline import pansharpen
@@ -82,15 +82,25 @@ def test_cuda_provider_present_but_session_not_on_gpu(tmp_path, monkeypatch):
     runtime.clear_cache()
 
 
-def test_identity_model_reproduces_exp_tiled(data_dir, tmp_path):
+def test_identity_model_reproduces_exp_tiled(data_dir, tmp_path, monkeypatch):
     model = identity_model(tmp_path / "m.onnx", multiple=16)
     pan, ms = str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif")
     exp = pansharpen(pan, ms, str(tmp_path / "exp.tif"), "wv2", "exp")
-    learned = pansharpen(pan, ms, str(tmp_path / "m.tif"), "wv2", "ksdiff", tile_size=100, overlap=20,
-                         model_path=str(model), device="auto")
-    assert learned.device == "cpu" and learned.tiles == 9
+    # the tiles with the consistency step: one tile or nine blended ones give the same image
+    whole = pansharpen(pan, ms, str(tmp_path / "m1.tif"), "wv2", "ksdiff", tile_size=512, model_path=str(model))
+    tiled = pansharpen(pan, ms, str(tmp_path / "m9.tif"), "wv2", "ksdiff", tile_size=100, overlap=20,
+                       model_path=str(model), device="auto")
+    assert tiled.device == "cpu" and tiled.tiles == 9 and whole.tiles == 1
+    b, c = (gdal.Open(r.output_path).ReadAsArray().astype(int) for r in (tiled, whole))
+    assert np.abs(c - b).max() <= 1 and (c == b).mean() > 0.999
+    # the step changed the identity's output (EXP is not consistent with its MS) ...
     a = gdal.Open(exp.output_path).ReadAsArray().astype(int)
-    b = gdal.Open(learned.output_path).ReadAsArray().astype(int)
+    assert np.abs(a - b).mean() > 1
+    # ... and without it the tiled identity model is EXP
+    monkeypatch.setattr(consistency, "project", lambda f, *args, **kw: np.asarray(f, np.float32))
+    plain = pansharpen(pan, ms, str(tmp_path / "m.tif"), "wv2", "ksdiff", tile_size=100, overlap=20,
+                       model_path=str(model), device="auto")
+    b = gdal.Open(plain.output_path).ReadAsArray().astype(int)
     assert np.abs(a - b).max() <= 1 and (a == b).mean() > 0.999
 
 

@@ -93,6 +93,10 @@ class TileContext:
     gains: tuple[float, ...]
     origin: tuple[int, int]    # global PAN (row, col) of the tile array's first pixel
     scale: float
+    # the MS pixels behind the tile and where pixel [0, 0]'s corner sits in tile pixels (learned methods
+    # project their output onto them: ``consistency``)
+    ms: np.ndarray | None = None
+    ms_origin: tuple[float, float] = (0.0, 0.0)
 
 
 def margin(method: str, ratio: int) -> int:

@@ -96,12 +96,12 @@ def _decimate_axis(img: np.ndarray, kernel: np.ndarray, ratio: int, axis: int, o
     return _fir(img, kernel, axis, first_centre - half, k_last - k_first + 1, ratio), k_first
 
 
-def decimate(img: np.ndarray, gains, ratio: int,
-             origin: tuple[int, int] = (0, 0)) -> tuple[np.ndarray, tuple[int, int]]:
+def decimate(img: np.ndarray, gains, ratio: int, origin: tuple[int, int] = (0, 0),
+             taps: int = MTF_TAPS) -> tuple[np.ndarray, tuple[int, int]]:
     """MTF-filter each band with its gain and decimate by ``ratio`` (Wald degradation).
 
-    ``img`` is (H, W) or (C, H, W); ``gains`` one value or one per band. For an even ratio the
-    coarse centre falls between fine pixels, so the Gaussian is sampled half a pixel off centre:
+    ``img`` is (H, W) or (C, H, W); ``gains`` one value or one per band; ``taps`` the filter length.
+    For an even ratio the coarse centre falls between fine pixels, so the Gaussian is sampled half a pixel off centre:
     the coarse grid is exactly the fine grid with ``ratio``-times larger pixels and the same origin.
     Returns the coarse image and the global coarse index (row, col) of its first pixel.
     """
@@ -112,7 +112,7 @@ def decimate(img: np.ndarray, gains, ratio: int,
     bands = []
     first = (0, 0)
     for b in range(arr.shape[0]):
-        k = mtf_kernel(float(g[b]), ratio, shift=shift)
+        k = mtf_kernel(float(g[b]), ratio, taps, shift=shift)
         rows, r0 = _decimate_axis(arr[b].astype(np.float32, copy=False), k, ratio, 0, origin[0])
         out, c0 = _decimate_axis(rows, k, ratio, 1, origin[1])
         bands.append(out)

@@ -7,7 +7,7 @@ import threading
 
 import numpy as np
 
-from . import runtime
+from . import consistency, runtime
 from .classical import TileContext
 from .errors import InputError
 from .model_card import ModelCard
@@ -341,6 +341,8 @@ class OnnxFuser:
             # NaN would silently become nodata: a model that produces it is broken, not the data
             raise InputError(f"the model {self.card.path.name} returned NaN or infinite values on the tile at PAN "
                              f"row {ctx.origin[0]}, column {ctx.origin[1]}: it is broken for this data")
+        if ctx.ms is not None:   # before the floor: the step may move values either way
+            out = consistency.project(out, ctx.ms / self.scale, ctx.ms_origin, ctx.gains, ctx.ratio)
         out, n = soft_floor(out, x[0, :, :h, :w])
         with self._count_lock:
             self.floored += n

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from . import aoi, classical, memory, model_card, runtime, selfcheck
+from . import aoi, classical, consistency, memory, model_card, runtime, selfcheck
 from . import bands as band_sel
 from .bandcolour import set_colour_interpretation
 from .blockcache import InputCache, drop_cached_blocks
@@ -219,7 +219,7 @@ class _TileRunner:
         origin = (self.plan.ms_origin[0] + mr * k - R0, self.plan.ms_origin[1] + mc * k - C0)
         lms = upsample(ms, k, (H, W), origin)
         ctx = classical.TileContext(stats=st, ratio=k, gains=self.sensor.mtf_ms, origin=(R0, C0),
-                                    scale=self.sensor.scale)
+                                    scale=self.sensor.scale, ms=ms, ms_origin=origin)
         fused = self.fuse(pan[0], lms, ctx).astype(np.float32, copy=False)
         if m:   # a copy of the interior frees the margin; without a margin the array is already fresh
             fused = fused[:, m : m + rows, m : m + cols].copy()
@@ -344,7 +344,9 @@ def pansharpen(
         # a GPU runs one tile at a time anyway: a second in flight would only double its memory
         workers = workers or (1 if session.device == "cuda" else pool_size)
         scale = value_scale(card, ms, stats.ms_mean)
-        fuse, margin, used_device = OnnxFuser(card, session, scale, precision), card.margin, session.device
+        # the model's own context plus the consistency step's (its filter reads beyond what it corrects)
+        margin = card.margin + consistency.halo(plan.ratio, spec.mtf_ms)
+        fuse, used_device = OnnxFuser(card, session, scale, precision), session.device
         fb.info(f"model {card.path.name} ({card.data.get('backbone', '')}); device {session.device}: "
                 f"{session.reason}; values normalised by {scale:g}; tiles run {fuse.path_note()}")
     else:

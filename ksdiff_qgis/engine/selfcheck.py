@@ -287,7 +287,8 @@ def _fuse_pair(fuser: Fuser, pan: np.ndarray, lms: np.ndarray, ctx: classical.Ti
     p = np.pad(pan.astype(np.float32), m, mode="symmetric")
     x = np.pad(lms.astype(np.float32), ((0, 0), (m, m), (m, m)), mode="symmetric")
     c = classical.TileContext(stats=ctx.stats, ratio=ctx.ratio, gains=ctx.gains,
-                              origin=(ctx.origin[0] - m, ctx.origin[1] - m), scale=ctx.scale)
+                              origin=(ctx.origin[0] - m, ctx.origin[1] - m), scale=ctx.scale, ms=ctx.ms,
+                              ms_origin=(ctx.ms_origin[0] + m, ctx.ms_origin[1] + m))
     out = np.asarray(fuser(p, x, c), dtype=np.float32)
     return out[:, m:m + pan.shape[0], m:m + pan.shape[1]]
 
@@ -366,8 +367,10 @@ def _score_window(s: _Sample, fusers: dict[str, Fuser], pools, pan_pool: _Pool, 
     ms_lr = wald_degrade(s.ms, gains, k)
     lms_lr = upsample(ms_lr, k, pan_lr.shape)
     ref = s.ms[:, ctx:ctx + h, ctx:ctx + w]
-    red_ctx = classical.TileContext(stats=stats, ratio=k, gains=gains, origin=(0, 0), scale=sensor.scale)
-    full_ctx = classical.TileContext(stats=stats, ratio=k, gains=gains, origin=(s.R0, s.C0), scale=sensor.scale)
+    # each fused as the pipeline would: a learned model is projected onto the MS it was given
+    red_ctx = classical.TileContext(stats=stats, ratio=k, gains=gains, origin=(0, 0), scale=sensor.scale, ms=ms_lr)
+    full_ctx = classical.TileContext(stats=stats, ratio=k, gains=gains, origin=(s.R0, s.C0), scale=sensor.scale,
+                                     ms=s.ms)
     for name, fuser in fusers.items():
         red_pool, full_pool = pools[name]
         fused_lr = _fuse_pair(fuser, pan_lr, lms_lr, red_ctx)
