@@ -20,6 +20,7 @@ import numpy as np
 from .filters import MTF_TAPS, decimate, mtf_sigma, upsample
 
 STEPS = 1
+FRACTION_TOLERANCE = 0.01   # fused pixels of MS grid offset below which no resampling is needed
 
 
 def taps(gains, ratio: int) -> int:
@@ -38,12 +39,16 @@ def halo(ratio: int, gains) -> int:
 def project(fused: np.ndarray, ms: np.ndarray, ms_origin: tuple[float, float], gains, ratio: int,
             steps: int = STEPS) -> np.ndarray:
     """``fused`` (C, H, W) corrected towards ``ms`` (C, h, w), whose pixel [0, 0] has its top-left corner at
-    fused pixel position ``ms_origin`` (row, col; a fraction is rounded: the correction is smooth).
+    fused pixel position ``ms_origin`` (row, col). A fractional origin (Landsat 8's MS grid sits half a PAN pixel
+    off the PAN's) is honoured by resampling the MS onto the coarse grid anchored at the rounded origin.
 
     Only MS pixels whose whole filter footprint lies inside ``fused`` give a residual; pixels farther than
     :func:`halo` from the edge are exact, the rest are corrected from the nearest residuals.
     """
     o = (int(round(ms_origin[0])), int(round(ms_origin[1])))
+    frac = (ms_origin[0] - o[0], ms_origin[1] - o[1])
+    if max(abs(frac[0]), abs(frac[1])) > FRACTION_TOLERANCE:
+        ms = upsample(ms, 1, ms.shape[-2:], (frac[0] / ratio, frac[1] / ratio))
     out = np.array(fused, dtype=np.float32)
     n = taps(gains, ratio)
     for _ in range(steps):
