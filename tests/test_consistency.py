@@ -105,3 +105,19 @@ def test_an_ms_grid_half_a_pan_pixel_off_is_honoured(data_dir, tmp_path, monkeyp
         r[name] = assess_full(out, pan, ms, "landsat8")
     assert r["with"]["R_ERGAS"] < 0.85 * r["without"]["R_ERGAS"]
     assert r["with"]["D_lambda"] < r["without"]["D_lambda"]
+
+
+def test_the_step_can_be_switched_off_in_processing(qgis_app, data_dir, tmp_path):
+    """CONSISTENCY (advanced, default on): off writes the network's own output, through real QGIS Processing."""
+    import processing
+
+    pan, ms = str(data_dir / "wv2_test_pan.tif"), str(data_dir / "wv2_test_ms.tif")
+    base = {"PAN": pan, "MS": ms, "SENSOR": "wv2", "METHOD": "ksdiff", "DEVICE": "cpu"}
+    alg_default = processing.run("ksdiff:pansharpen", {**base, "OUTPUT": str(tmp_path / "on.tif")})
+    alg_off = processing.run("ksdiff:pansharpen", {**base, "CONSISTENCY": False, "OUTPUT": str(tmp_path / "off.tif")})
+    on, off = (gdal.Open(r["OUTPUT"]).ReadAsArray() for r in (alg_default, alg_off))
+    raw = pansharpen(pan, ms, str(tmp_path / "raw.tif"), sensor="wv2", method="ksdiff", consistency=False)
+    assert np.array_equal(off, gdal.Open(raw.output_path).ReadAsArray())
+    assert np.abs(on.astype(int) - off.astype(int)).mean() > 0.5
+    r_on, r_off = (assess_full(str(tmp_path / f), pan, ms, "wv2")["R_ERGAS"] for f in ("on.tif", "off.tif"))
+    assert r_on < r_off

@@ -109,3 +109,17 @@ def test_qgis_process_bundled_ksdiff_matches_engine(profile, data_dir, tmp_path)
 
     ref = pansharpen(str(pan), str(ms), str(tmp_path / "ref.tif"), "wv2", "ksdiff")
     assert np.array_equal(gdal.Open(str(out)).ReadAsArray(), gdal.Open(ref.output_path).ReadAsArray())
+
+
+def test_qgis_process_consistency_switch(profile, data_dir, tmp_path):
+    """CONSISTENCY=false under qgis_process gives the engine's output without the step."""
+    pan, ms = data_dir / "wv2_test_pan.tif", data_dir / "wv2_test_ms.tif"
+    out = tmp_path / "qp_off.tif"
+    res = qgis_process(profile, "run", "ksdiff:pansharpen", "--", f"PAN={pan}", f"MS={ms}", "SENSOR=wv2",
+                       "METHOD=ksdiff", "CONSISTENCY=false", f"OUTPUT={out}")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "no consistency step" in res.stdout
+    from ksdiff_qgis.engine.pipeline import pansharpen
+
+    ref = pansharpen(str(pan), str(ms), str(tmp_path / "ref.tif"), "wv2", "ksdiff", consistency=False)
+    assert np.array_equal(gdal.Open(str(out)).ReadAsArray(), gdal.Open(ref.output_path).ReadAsArray())

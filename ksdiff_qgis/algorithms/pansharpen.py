@@ -57,7 +57,7 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
     PAN, MS, SENSOR, METHOD, MODEL, DEVICE = "PAN", "MS", "SENSOR", "METHOD", "MODEL", "DEVICE"
     MS_BANDS, EXTENT, MTF_GAINS = "MS_BANDS", "EXTENT", "MTF_GAINS"
     TILE_SIZE, OVERLAP, THREADS, OUTPUT = "TILE_SIZE", "OVERLAP", "THREADS", "OUTPUT"
-    PRECISION = "PRECISION"
+    PRECISION, CONSISTENCY = "PRECISION", "CONSISTENCY"
     COMPRESSION, COG, CREATE_OPTIONS = "COMPRESSION", "COG", "CREATE_OPTIONS"
 
     def name(self) -> str:
@@ -143,6 +143,11 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
              tr("int8 (default) runs the model's int8 variant on CPU when it carries one: about 1.6x faster, ERGAS "
                 "within 1 % of float32 on every bench scene (docs/BENCHMARKS.md); float32 runs it unquantized. A GPU "
                 "always runs float32.")),
+            (QgsProcessingParameterBoolean(self.CONSISTENCY, tr("Project a learned output onto the MS "
+                                                                "(one spectral-consistency step)"), defaultValue=True),
+             tr("On (default): each tile of a learned model is corrected so that, blurred by the MS sensor's MTF and "
+                "decimated, it gives back the MS (lower ERGAS and Dλ on every validation scene). Off: the network's "
+                "own output, e.g. for PAN and MS taken at different times. Classical methods are not affected.")),
             (QgsProcessingParameterNumber(self.TILE_SIZE, tr("Tile size (PAN pixels)"), NUMBER_INTEGER,
                                           defaultValue=512, minValue=64, maxValue=8192),
              tr("PAN pixels per tile side; smaller tiles use less memory.")),
@@ -203,6 +208,7 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
         self._model = self.parameterAsFile(parameters, self.MODEL, context) or None
         self._device = self._enum(parameters, self.DEVICE, context)
         self._precision = self._enum(parameters, self.PRECISION, context)
+        self._consistency = self.parameterAsBoolean(parameters, self.CONSISTENCY, context)
         self._ms_bands = self.parameterAsInts(parameters, self.MS_BANDS, context) or None
         try:
             self._gains = parse_gains(self.parameterAsString(parameters, self.MTF_GAINS, context))
@@ -248,7 +254,7 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
                 feedback=ProcessingFeedback(feedback), threads=self._threads, ms_bands=self._ms_bands,
                 extent=self._extent, extent_wkt=self._extent_wkt, mtf_gains=self._gains,
                 compression=self._compression, cog=self._cog, create_options=self._create_options,
-                precision=self._precision,
+                precision=self._precision, consistency=self._consistency,
             )
         except InputError as e:
             raise QgsProcessingException(str(e)) from e

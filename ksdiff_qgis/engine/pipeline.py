@@ -13,8 +13,9 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from . import aoi, classical, consistency, memory, model_card, runtime, selfcheck
+from . import aoi, classical, memory, model_card, runtime, selfcheck
 from . import bands as band_sel
+from . import consistency as consistency_step
 from .bandcolour import set_colour_interpretation
 from .blockcache import InputCache, drop_cached_blocks
 from .clipping import ClipCounter
@@ -184,8 +185,9 @@ class _TileRunner:
     """Reads one tile (plus margin) from PAN and MS, fuses it and returns the tile interior."""
 
     def __init__(self, pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan, sensor: Sensor,
-                 fuse, margin: int, stats: classical.SceneStats, feedback: Feedback, total: int):
+                 fuse, margin: int, stats: classical.SceneStats, feedback: Feedback, total: int, project: bool = False):
         self.pan_ds, self.ms_ds, self.pan, self.ms, self.plan = pan_ds, ms_ds, pan, ms, plan
+        self.project = project   # hand the fuser the tile's MS: a learned model is projected onto it
         self.sensor, self.fuse, self.margin, self.stats = sensor, fuse, margin, stats
         self.feedback, self.total, self.done = feedback, total, 0
         self.track_nodata = pan.nodata is not None or ms.nodata is not None
@@ -219,7 +221,7 @@ class _TileRunner:
         origin = (self.plan.ms_origin[0] + mr * k - R0, self.plan.ms_origin[1] + mc * k - C0)
         lms = upsample(ms, k, (H, W), origin)
         ctx = classical.TileContext(stats=st, ratio=k, gains=self.sensor.mtf_ms, origin=(R0, C0),
-                                    scale=self.sensor.scale, ms=ms, ms_origin=origin)
+                                    scale=self.sensor.scale, ms=ms if self.project else None, ms_origin=origin)
         fused = self.fuse(pan[0], lms, ctx).astype(np.float32, copy=False)
         if m:   # a copy of the interior frees the margin; without a margin the array is already fresh
             fused = fused[:, m : m + rows, m : m + cols].copy()
@@ -262,6 +264,7 @@ def pansharpen(
     create_options: str | list[str] | None = None,
     workers: int = 0,
     precision: str = DEFAULT_PRECISION,
+    consistency: bool = True,
 ) -> PansharpenResult:
     """Fuse ``pan_path`` and ``ms_path`` into a GeoTIFF at ``output_path`` on the PAN grid.
 
@@ -274,6 +277,8 @@ def pansharpen(
     ``precision``: ``int8`` (default), a learned model's int8 variant on CPU when its card carries one (about
     1.6x faster, ERGAS within 1 % of float32 on every bench scene), else float32; or ``fp32`` throughout
     (``learned.PRECISIONS``).
+    ``consistency``: a learned model's tiles get one back-projection step onto their MS (``engine/consistency.py``);
+    False writes the network's own output. Classical methods ignore it.
     Raises InputError (nothing written) for bad input and Cancelled when ``feedback`` asks to stop.
     """
     fb = feedback or Feedback()
@@ -332,7 +337,7 @@ def pansharpen(
     stats = estimate_scene_stats(pan_ds, ms_src, pan, ms, plan)   # one read: the self-check and the run share it
     if method == selfcheck.AUTO:
         method, check = _auto_method(pan_ds, ms_src, pan, ms, plan, spec, stats, card, no_model, model_path, device,
-                                     ort_threads, fb, precision)
+                                     ort_threads, fb, precision, consistency)
     if method in LEARNED_METHODS:
         try:
             model_card.check_against_data(card, ms.bands, plan.ratio)
@@ -345,10 +350,11 @@ def pansharpen(
         workers = workers or (1 if session.device == "cuda" else pool_size)
         scale = value_scale(card, ms, stats.ms_mean)
         # the model's own context plus the consistency step's (its filter reads beyond what it corrects)
-        margin = card.margin + consistency.halo(plan.ratio, spec.mtf_ms)
+        margin = card.margin + (consistency_step.halo(plan.ratio, spec.mtf_ms) if consistency else 0)
         fuse, used_device = OnnxFuser(card, session, scale, precision), session.device
         fb.info(f"model {card.path.name} ({card.data.get('backbone', '')}); device {session.device}: "
-                f"{session.reason}; values normalised by {scale:g}; tiles run {fuse.path_note()}")
+                f"{session.reason}; values normalised by {scale:g}; tiles run {fuse.path_note()}; "
+                + ("one consistency step onto the MS per tile" if consistency else "no consistency step"))
     else:
         if model_path and check is None:   # auto explained already why the model is not used
             warnings.append(f"MODEL is ignored by the classical method {method}.")
@@ -383,7 +389,8 @@ def pansharpen(
         f"margin {margin}; method {method}"
     )
     fb.info(f"output nodata: {nodata_why}")
-    runner = _TileRunner(pan_ds, ms_src, pan, ms, plan, spec, fuse, margin, stats, fb, layout.count)
+    runner = _TileRunner(pan_ds, ms_src, pan, ms, plan, spec, fuse, margin, stats, fb, layout.count,
+                         project=learned and consistency)
     set_colour_interpretation(writer.ds, names)
     for p in writer.removed_partials:
         fb.info(f"removed {os.path.basename(p)}, left beside the output by an interrupted earlier run")
@@ -453,7 +460,7 @@ def _auto_card(sensor: str, model_path: str | None, fb: Feedback) -> tuple[model
 def _auto_method(pan_ds, ms_src, pan: RasterInfo, ms: RasterInfo, plan: GridPlan, spec: Sensor,
                  stats: classical.SceneStats,
                  card: model_card.ModelCard | None, no_model: str, model_path: str | None, device: str,
-                 threads: int, fb: Feedback, precision: str) -> tuple[str, selfcheck.SelfCheck]:
+                 threads: int, fb: Feedback, precision: str, consistency: bool) -> tuple[str, selfcheck.SelfCheck]:
     """METHOD auto: the learned model if it passes the self-check on this scene, else the best classical method
     on the check (also the choice when no model can run here)."""
     area = _ms_stats_window(plan, ms_src.RasterXSize, ms_src.RasterYSize)
@@ -473,7 +480,7 @@ def _auto_method(pan_ds, ms_src, pan: RasterInfo, ms: RasterInfo, plan: GridPlan
         return check.method, check
     fuser = OnnxFuser(card, session, value_scale(card, ms, stats.ms_mean), precision)
     try:
-        check = selfcheck.run_check(pan_ds, ms_src, pan, ms, plan, spec, fuser, stats, area, fb)
+        check = selfcheck.run_check(pan_ds, ms_src, pan, ms, plan, spec, fuser, stats, area, fb, consistency)
     finally:
         fuser.release()
     selfcheck.log_check(check, fb)
