@@ -294,9 +294,11 @@ def checked_session(card: ModelCard, device: str, threads: int) -> Session:
 class OnnxFuser:
     """Runs the model on one tile: normalise, pad to the model's size multiple, infer, crop, de-normalise."""
 
-    def __init__(self, card: ModelCard, session: Session, scale: float, precision: str = DEFAULT_PRECISION):
+    def __init__(self, card: ModelCard, session: Session, scale: float, precision: str = DEFAULT_PRECISION,
+                 consistency: bool = True):
         check_graph(card, session)
         self.card, self.session, self.scale = card, session, np.float32(scale)
+        self.consistency = consistency   # project each tile onto the MS its context carries (``consistency``)
         # the per-tile kernel path when the probe checked it; its int8 variant when asked for
         self.precision = precision
         self.fast = (int8_path(card, session) if precision == "int8" else None) or session.tile_kernels
@@ -341,7 +343,7 @@ class OnnxFuser:
             # NaN would silently become nodata: a model that produces it is broken, not the data
             raise InputError(f"the model {self.card.path.name} returned NaN or infinite values on the tile at PAN "
                              f"row {ctx.origin[0]}, column {ctx.origin[1]}: it is broken for this data")
-        if ctx.ms is not None:   # before the floor: the step may move values either way
+        if self.consistency and ctx.ms is not None:   # before the floor: the step may move values either way
             out = consistency.project(out, ctx.ms / self.scale, ctx.ms_origin, ctx.gains, ctx.ratio)
         out, n = soft_floor(out, x[0, :, :h, :w])
         with self._count_lock:

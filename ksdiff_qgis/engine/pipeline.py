@@ -185,9 +185,8 @@ class _TileRunner:
     """Reads one tile (plus margin) from PAN and MS, fuses it and returns the tile interior."""
 
     def __init__(self, pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan, sensor: Sensor,
-                 fuse, margin: int, stats: classical.SceneStats, feedback: Feedback, total: int, project: bool = False):
+                 fuse, margin: int, stats: classical.SceneStats, feedback: Feedback, total: int):
         self.pan_ds, self.ms_ds, self.pan, self.ms, self.plan = pan_ds, ms_ds, pan, ms, plan
-        self.project = project   # hand the fuser the tile's MS: a learned model is projected onto it
         self.sensor, self.fuse, self.margin, self.stats = sensor, fuse, margin, stats
         self.feedback, self.total, self.done = feedback, total, 0
         self.track_nodata = pan.nodata is not None or ms.nodata is not None
@@ -221,7 +220,7 @@ class _TileRunner:
         origin = (self.plan.ms_origin[0] + mr * k - R0, self.plan.ms_origin[1] + mc * k - C0)
         lms = upsample(ms, k, (H, W), origin)
         ctx = classical.TileContext(stats=st, ratio=k, gains=self.sensor.mtf_ms, origin=(R0, C0),
-                                    scale=self.sensor.scale, ms=ms if self.project else None, ms_origin=origin)
+                                    scale=self.sensor.scale, ms=ms, ms_origin=origin)
         fused = self.fuse(pan[0], lms, ctx).astype(np.float32, copy=False)
         if m:   # a copy of the interior frees the margin; without a margin the array is already fresh
             fused = fused[:, m : m + rows, m : m + cols].copy()
@@ -351,7 +350,7 @@ def pansharpen(
         scale = value_scale(card, ms, stats.ms_mean)
         # the model's own context plus the consistency step's (its filter reads beyond what it corrects)
         margin = card.margin + (consistency_step.halo(plan.ratio, spec.mtf_ms) if consistency else 0)
-        fuse, used_device = OnnxFuser(card, session, scale, precision), session.device
+        fuse, used_device = OnnxFuser(card, session, scale, precision, consistency), session.device
         fb.info(f"model {card.path.name} ({card.data.get('backbone', '')}); device {session.device}: "
                 f"{session.reason}; values normalised by {scale:g}; tiles run {fuse.path_note()}; "
                 + ("one consistency step onto the MS per tile" if consistency else "no consistency step"))
@@ -389,8 +388,7 @@ def pansharpen(
         f"margin {margin}; method {method}"
     )
     fb.info(f"output nodata: {nodata_why}")
-    runner = _TileRunner(pan_ds, ms_src, pan, ms, plan, spec, fuse, margin, stats, fb, layout.count,
-                         project=learned and consistency)
+    runner = _TileRunner(pan_ds, ms_src, pan, ms, plan, spec, fuse, margin, stats, fb, layout.count)
     set_colour_interpretation(writer.ds, names)
     for p in writer.removed_partials:
         fb.info(f"removed {os.path.basename(p)}, left beside the output by an interrupted earlier run")
@@ -478,9 +476,9 @@ def _auto_method(pan_ds, ms_src, pan: RasterInfo, ms: RasterInfo, plan: GridPlan
         check.reason = f"{e}; {check.reason}"
         selfcheck.log_check(check, fb)
         return check.method, check
-    fuser = OnnxFuser(card, session, value_scale(card, ms, stats.ms_mean), precision)
+    fuser = OnnxFuser(card, session, value_scale(card, ms, stats.ms_mean), precision, consistency)
     try:
-        check = selfcheck.run_check(pan_ds, ms_src, pan, ms, plan, spec, fuser, stats, area, fb, consistency)
+        check = selfcheck.run_check(pan_ds, ms_src, pan, ms, plan, spec, fuser, stats, area, fb)
     finally:
         fuser.release()
     selfcheck.log_check(check, fb)

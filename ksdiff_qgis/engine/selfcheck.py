@@ -295,10 +295,8 @@ def _fuse_pair(fuser: Fuser, pan: np.ndarray, lms: np.ndarray, ctx: classical.Ti
 
 def run_check(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan, sensor: Sensor,
               learned: Fuser | None, stats: classical.SceneStats, ms_area: tuple[int, int, int, int],
-              feedback: Feedback | None = None, consistency: bool = True) -> SelfCheck:
+              feedback: Feedback | None = None) -> SelfCheck:
     """Score ``learned`` and the classical candidates on a spread sample of the scene and decide (module doc).
-
-    ``consistency``: the learned model is projected onto the MS as the pipeline will (``engine.consistency``).
 
     ``ms_area`` = (col, row, w, h): the MS pixels inside the output region (``ms_ds`` coordinates).
     ``learned`` None (no model can run): only the classical candidates are scored and the best is chosen.
@@ -327,7 +325,7 @@ def run_check(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan, se
             drop_cached_blocks([pan_ds, ms_ds])   # one window at a time in GDAL's cache
             if not s.usable:
                 continue
-            _score_window(s, fusers, pools, pan_pool, stats, sensor, gains, consistency)
+            _score_window(s, fusers, pools, pan_pool, stats, sensor, gains)
             ms_pool.add_checker(s.ms[:, ctx:ctx + win[3], ctx:ctx + win[2]])
             taken.append(win)
             pixels += win[2] * win[3]
@@ -361,7 +359,7 @@ def run_check(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan, se
 
 
 def _score_window(s: _Sample, fusers: dict[str, Fuser], pools, pan_pool: _Pool, stats, sensor: Sensor,
-                  gains, consistency: bool = True) -> None:
+                  gains) -> None:
     k, ctx = s.k, s.ctx
     c, r, w, h = s.win
     # reduced resolution (Wald): degrade the region's PAN and MS, fuse on the MS grid, compare with the MS
@@ -369,11 +367,10 @@ def _score_window(s: _Sample, fusers: dict[str, Fuser], pools, pan_pool: _Pool, 
     ms_lr = wald_degrade(s.ms, gains, k)
     lms_lr = upsample(ms_lr, k, pan_lr.shape)
     ref = s.ms[:, ctx:ctx + h, ctx:ctx + w]
-    # each fused as the pipeline would: a learned model is projected onto the MS it was given
-    red_ctx = classical.TileContext(stats=stats, ratio=k, gains=gains, origin=(0, 0), scale=sensor.scale,
-                                    ms=ms_lr if consistency else None)
+    # each fused as the pipeline would: a learned fuser projects its output onto the MS it was given
+    red_ctx = classical.TileContext(stats=stats, ratio=k, gains=gains, origin=(0, 0), scale=sensor.scale, ms=ms_lr)
     full_ctx = classical.TileContext(stats=stats, ratio=k, gains=gains, origin=(s.R0, s.C0), scale=sensor.scale,
-                                     ms=s.ms if consistency else None)
+                                     ms=s.ms)
     for name, fuser in fusers.items():
         red_pool, full_pool = pools[name]
         fused_lr = _fuse_pair(fuser, pan_lr, lms_lr, red_ctx)
