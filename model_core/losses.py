@@ -4,16 +4,20 @@
   exactly as Wald's protocol degrades (``ksdiff_qgis.engine.filters.decimate``), must reproduce the MS.
 * ``spatial_loss``: each fused band should follow the PAN locally: 1 - local correlation coefficient on a
   window of about the ratio's size (the Drho index of Scarpa & Ciotola 2022, as a loss).
+* ``consistency_step``: the engine's back-projection step (``ksdiff_qgis.engine.consistency``) in torch, so a
+  network can be trained on what the plugin writes rather than on its raw output.
 Both are divided by the patch's mean intensity, like ``scaled_l1``, so dark and bright scenes weigh alike.
 """
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ksdiff_qgis.engine.filters import mtf_sigma
+from ksdiff_qgis.engine.filters import mtf_sigma, upsample
 
 
 def sample_scale(lms: torch.Tensor) -> torch.Tensor:
@@ -65,3 +69,24 @@ def local_corr(a: torch.Tensor, b: torch.Tensor, win: int) -> torch.Tensor:
 
 def spatial_loss(fused: torch.Tensor, pan: torch.Tensor, ratio: int) -> torch.Tensor:
     return (1 - local_corr(fused, pan, ratio + 1 if ratio % 2 == 0 else ratio)).mean()
+
+
+@lru_cache(maxsize=16)
+def upsample_matrix(n_in: int, ratio: int) -> torch.Tensor:
+    """(n_in * ratio, n_in) matrix of the engine's cubic upsampler along one axis (``filters.upsample``, origin 0,
+    edge samples repeated): the upsampled axis is ``matrix @ coarse``."""
+    eye = np.eye(n_in, dtype=np.float32)[:, :, None]   # n_in one-hot coarse columns as bands
+    return torch.from_numpy(np.ascontiguousarray(upsample(eye, ratio, (n_in * ratio, 1))[:, :, 0].T))
+
+
+def consistency_step(fused: torch.Tensor, lms: torch.Tensor, kernels: torch.Tensor, ratio: int) -> torch.Tensor:
+    """One back-projection step ``F + U(MS - D(F))`` written as ``F + LMS - U(D(F))`` (the LMS is U(MS) on the
+    same grid), for (N, C, H, W) patches whose top-left pixel starts an MS pixel.
+
+    Within about three MS pixels of the patch edge D sees reflected pixels instead of the scene, so a loss on
+    the result should leave that border out (the engine has the real neighbours there).
+    """
+    d = degrade(fused, kernels, ratio)
+    rows = upsample_matrix(d.shape[-2], ratio).to(fused)
+    cols = upsample_matrix(d.shape[-1], ratio).to(fused)
+    return fused + lms - torch.einsum("ih,nchw,jw->ncij", rows, d, cols)

@@ -24,7 +24,7 @@ from ksdiff_qgis.engine.sensors import get_sensor
 from .config import data_root
 from .data import PanCollection, PatchSampler
 from .data.scenes import build_triple
-from .losses import mtf_kernels, scaled_l1, spatial_loss, spectral_loss
+from .losses import consistency_step, mtf_kernels, scaled_l1, spatial_loss, spectral_loss
 from .nets import build_model
 
 
@@ -40,7 +40,12 @@ def build_samplers(cfg: dict[str, Any]) -> tuple[Any, Any]:
     def triples(specs):
         return [build_triple(root, spec, sensor) for spec in specs]
 
-    train = PatchSampler(triples(d["train"]), d["patch"], d["stride"], augment=True, randomise=d.get("randomise"))
+    # the consistency step in the loss needs every patch to start an MS pixel (dihedral transforms keep that)
+    align = sensor.ratio if cfg["train"].get("consistency_loss") else 1
+    if align > 1 and d["patch"] % align:
+        raise ValueError(f"consistency_loss: patch {d['patch']} is not a multiple of the ratio {align}")
+    train = PatchSampler(triples(d["train"]), d["patch"], d["stride"], augment=True, randomise=d.get("randomise"),
+                         align=align)
     val = PatchSampler(triples(d["val"]), d["patch"], d["patch"], augment=False) if d.get("val") else None
     return train, val
 
@@ -147,14 +152,41 @@ def trainable_parameters(model: nn.Module, method: str, stage: dict[str, Any]) -
     return ps
 
 
-def _l1(out, gt, lms, scaled: bool) -> torch.Tensor:
+def _plain_l1(out, gt, lms, scaled: bool) -> torch.Tensor:
     return scaled_l1(out, gt, lms) if scaled else F.l1_loss(out, gt)
 
 
-def fullres_loss(model: nn.Module, stage: dict[str, Any], batch, kernels, ratio: int) -> tuple[torch.Tensor, dict]:
-    """Reference-free loss on native-resolution patches: spectral consistency + lambda x spatial."""
+class StepLoss:
+    """``train.consistency_loss``: score a network's output after the plugin's back-projection step
+    (``engine/consistency.py``), as the plugin writes it, instead of the raw output.
+
+    The network then spends nothing on the low-pass part of its output, which the step replaces by the MS
+    anyway. ``border`` fused pixels at the patch edge are left out (the step there lacks the scene's
+    neighbours, ``losses.consistency_step``); ``plain_weight`` keeps a share of the raw-output loss so the
+    network alone (CONSISTENCY off in the plugin) stays a fusion.
+    """
+
+    def __init__(self, spec: dict[str, Any], gains, ratio: int) -> None:
+        self.border, self.plain = int(spec.get("border", 8)), float(spec.get("plain_weight", 0.2))
+        self.kernels, self.ratio = mtf_kernels(gains, ratio), ratio
+
+    def step(self, out: torch.Tensor, lms: torch.Tensor) -> torch.Tensor:
+        return consistency_step(out, lms, self.kernels, self.ratio)
+
+    def __call__(self, out, gt, lms, scaled: bool) -> torch.Tensor:
+        b = slice(self.border, -self.border or None)
+        inner = _plain_l1(self.step(out, lms)[..., b, b], gt[..., b, b], lms, scaled)
+        return inner + self.plain * _plain_l1(out, gt, lms, scaled) if self.plain else inner
+
+
+def fullres_loss(model: nn.Module, stage: dict[str, Any], batch, kernels, ratio: int,
+                 step_loss: StepLoss | None = None) -> tuple[torch.Tensor, dict]:
+    """Reference-free loss on native-resolution patches: spectral consistency + lambda x spatial (of the output
+    after the consistency step when the run trains with it)."""
     pan, lms, ms = batch
     fused = model(pan, lms)
+    if step_loss is not None:
+        fused = step_loss.step(fused, lms)
     spec = spectral_loss(fused, ms, lms, kernels, ratio, border=2)
     spat = spatial_loss(fused, pan, ratio)
     loss = stage.get("fr_weight", 1.0) * (spec + stage.get("fr_lambda", 0.05) * spat)
@@ -162,8 +194,10 @@ def fullres_loss(model: nn.Module, stage: dict[str, Any], batch, kernels, ratio:
 
 
 def compute_loss(model: nn.Module, method: str, stage: dict[str, Any], pan, lms, gt, g,
-                 scaled: bool = False) -> tuple[torch.Tensor, dict]:
-    """Training loss of one batch and its parts (``scaled``: L1 in units of each sample's mean intensity)."""
+                 scaled: bool = False, step_loss: StepLoss | None = None) -> tuple[torch.Tensor, dict]:
+    """Training loss of one batch and its parts (``scaled``: L1 in units of each sample's mean intensity;
+    ``step_loss``: against the reference after the consistency step)."""
+    _l1 = step_loss or _plain_l1
     if method in ("fusionnet", "pannet"):
         loss = _l1(model(pan, lms), gt, lms, scaled)
         return loss, {"l1": float(loss.detach())}
@@ -182,7 +216,7 @@ def compute_loss(model: nn.Module, method: str, stage: dict[str, Any], pan, lms,
     loss = l1 + stage.get("prior_weight", 1.0) * prior_loss
     parts = {"l1": float(l1.detach()), "prior": float(prior_loss.detach())}
     if stage.get("output_weight"):  # distil in output space: the sampled prior must decode like the encoder's
-        out_l1 = _l1(hrms, hrms_ref, lms, scaled)
+        out_l1 = _plain_l1(hrms, hrms_ref, lms, scaled)
         loss = loss + stage["output_weight"] * out_l1
         parts["out_distil"] = float(out_l1.detach())
     return loss, parts
@@ -245,6 +279,8 @@ def train_stage(model: nn.Module, cfg: dict[str, Any], stage_idx: int, train, va
     if kernels is not None and fullres is None:
         raise ValueError("a fullres stage needs data.fullres sources")
     scaled = bool(cfg["train"].get("scaled_loss", False))
+    spec = cfg["train"].get("consistency_loss")
+    step_loss = StepLoss(spec, sensor.mtf_ms, sensor.ratio) if spec and cfg["method"] != "ssdiff" else None
     method, device = cfg["method"], next(model.parameters()).device
     last, final = out / f"{st['name']}_last.pt", out / f"{st['name']}.pt"
     params = trainable_parameters(model, method, st)
@@ -275,10 +311,10 @@ def train_stage(model: nn.Module, cfg: dict[str, Any], stage_idx: int, train, va
             live = branches["spatial" if (step // alt) % 2 == 0 else "spectral"]
             for p in params:
                 p.requires_grad_(id(p) in live)
-        loss, parts = compute_loss(model, method, st, pan, lms, gt, g, scaled)
+        loss, parts = compute_loss(model, method, st, pan, lms, gt, g, scaled, step_loss)
         if kernels is not None:
             fb = tuple(x.to(device) for x in fullres.batch(st.get("fr_batch", cfg["data"]["batch"]), g))
-            fr_loss, fr_parts = fullres_loss(model, st, fb, kernels, sensor.ratio)
+            fr_loss, fr_parts = fullres_loss(model, st, fb, kernels, sensor.ratio, step_loss)
             loss, parts = loss + fr_loss, {**parts, **fr_parts}
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -11,8 +11,11 @@ import torch
 from .scenes import Triple
 
 
-def valid_positions(t: Triple, patch: int, stride: int) -> np.ndarray:
-    """Top-left corners (K, 2) of patches whose support (+ margin) holds no invalid pixel."""
+def valid_positions(t: Triple, patch: int, stride: int, align: int = 1) -> np.ndarray:
+    """Top-left corners (K, 2) of patches whose support (+ margin) holds no invalid pixel, on multiples of
+    ``align`` (the ratio, when a loss needs each patch to start an MS pixel)."""
+    if stride % align:
+        raise ValueError(f"patch stride {stride} is not a multiple of the alignment {align}")
     h, w = t.gt.shape[-2:]
     if h < patch or w < patch:
         return np.zeros((0, 2), dtype=np.int64)
@@ -20,8 +23,8 @@ def valid_positions(t: Triple, patch: int, stride: int) -> np.ndarray:
     bad = np.pad(t.invalid.astype(np.int64), ((m + 1, m), (m + 1, m)))
     ii = bad.cumsum(0).cumsum(1)  # integral image with a leading zero row/col
     # the grid plus the last row/column position, so scenes whose valid part is near an edge keep patches
-    ys = np.unique(np.append(np.arange(0, h - patch + 1, stride), h - patch))
-    xs = np.unique(np.append(np.arange(0, w - patch + 1, stride), w - patch))
+    ys = np.unique(np.append(np.arange(0, h - patch + 1, stride), (h - patch) // align * align))
+    xs = np.unique(np.append(np.arange(0, w - patch + 1, stride), (w - patch) // align * align))
     yy, xx = np.meshgrid(ys, xs, indexing="ij")
     s = patch + 2 * m
     # window [y - m, y + patch + m) in original coords = [y, y + s) in padded coords (+1 for the lead row)
@@ -42,9 +45,9 @@ class PatchSampler:
     """
 
     def __init__(self, triples: list[Triple], patch: int, stride: int, augment: bool = True,
-                 randomise: dict | None = None) -> None:
+                 randomise: dict | None = None, align: int = 1) -> None:
         self.triples, self.patch, self.augment, self.randomise = triples, patch, augment, randomise
-        self.positions = [valid_positions(t, patch, stride) for t in triples]
+        self.positions = [valid_positions(t, patch, stride, align) for t in triples]
         self.index = [(i, j) for i, p in enumerate(self.positions) for j in range(len(p))]
         if not self.index:
             raise ValueError(f"no valid {patch}x{patch} patch in {[t.name for t in triples]}")
