@@ -237,3 +237,74 @@ def test_a_stage_freezes_what_it_names(tmp_path, data_dir, samplers):
     train_stage(model, cfg, 1, samplers[0], None, tmp_path, progress=False)
     moved = {n.split(".")[0] for n, p in model.named_parameters() if not torch.equal(before[n], p)}
     assert moved and moved <= {"cond_enc", "denoiser"}, moved
+
+
+# ------------------------------------------------------------------ training on the output after the step
+def test_torch_step_equals_the_plugins_step_inside_the_patch(wv2_triple_arrays):
+    """``losses.consistency_step`` on a 64-px patch of a real fusion is the engine's step on the whole image
+    (fused pixels beyond the 8-px border; the step itself moves them by ~100x more)."""
+    from ksdiff_qgis.engine import consistency
+    from ksdiff_qgis.engine.filters import upsample
+    from model_core.losses import consistency_step, mtf_kernels
+
+    ms, fused = wv2_triple_arrays
+    wv2 = SENSORS["wv2"]
+    whole = consistency.project(fused, ms, (0, 0), wv2.mtf_ms, 4)
+    lms = upsample(ms, 4, fused.shape[1:])
+    y, x, p = 64, 96, 64
+    patch = consistency_step(torch.from_numpy(fused[None, :, y:y + p, x:x + p]),
+                             torch.from_numpy(lms[None, :, y:y + p, x:x + p]), mtf_kernels(wv2.mtf_ms, 4), 4)[0]
+    inner = np.s_[:, 8:-8, 8:-8]
+    diff = np.abs(patch.numpy() - whole[:, y:y + p, x:x + p])[inner].mean()
+    moved = np.abs(fused[:, y:y + p, x:x + p] - whole[:, y:y + p, x:x + p])[inner].mean()
+    assert diff < 0.01 * moved
+
+
+@pytest.fixture(scope="module")
+def wv2_triple_arrays(data_dir):
+    """The real WorldView-2 fixture's MS and a fusion of it with a low-pass error the step should remove."""
+    from osgeo import gdal
+
+    from ksdiff_qgis.engine.filters import upsample
+
+    pan = gdal.Open(str(data_dir / "wv2_pan.tif")).ReadAsArray().astype(np.float32)
+    ms = gdal.Open(str(data_dir / "wv2_ms.tif")).ReadAsArray().astype(np.float32)
+    pan = pan[: ms.shape[1] * 4, : ms.shape[2] * 4]
+    lms = upsample(ms, 4, pan.shape)
+    fused = lms + (pan - pan.mean()) * (lms.mean((1, 2), keepdims=True) / pan.mean())   # a crude injection
+    yy = np.linspace(0, 3, pan.shape[0], dtype=np.float32)[:, None]
+    fused = fused * (1 + 0.05 * np.sin(yy + np.arange(4, dtype=np.float32)[:, None, None]))   # a slow colour drift
+    return ms, fused.astype(np.float32)
+
+
+def test_step_loss_ignores_what_the_step_repairs(data_dir):
+    """With ``train.consistency_loss`` an output whose only error is a slow colour drift scores far better
+    than without (the step repairs the drift), and patches start on the MS grid."""
+    from model_core.train import StepLoss
+
+    cfg = fixture_cfg(data_dir, "fusionnet", consistency_loss={"border": 8, "plain_weight": 0.0})
+    cfg["data"]["stride"] = 4
+    train, _ = build_samplers(cfg)
+    assert all((p % 4 == 0).all() for p in train.positions)
+    pan, lms, gt = train.batch(4, step_generator(0, 0, 0))
+    yy = torch.linspace(0, 3, gt.shape[-2])[:, None]
+    drifted = gt * (1 + 0.05 * torch.sin(yy + torch.arange(4.0)[:, None, None]))
+    step_loss = StepLoss(cfg["train"]["consistency_loss"], SENSORS["wv2"].mtf_ms, 4)
+    plain = float(compute_loss(_Const(drifted), "fusionnet", cfg["stages"][0], pan, lms, gt, None, True)[0])
+    stepped = float(compute_loss(_Const(drifted), "fusionnet", cfg["stages"][0], pan, lms, gt, None, True,
+                                 step_loss)[0])
+    assert stepped < 0.5 * plain
+    cfg["data"]["patch"] = 30
+    with pytest.raises(ValueError, match="multiple of the ratio"):
+        build_samplers(cfg)
+
+
+class _Const(torch.nn.Module):
+    """A 'network' that returns a fixed output."""
+
+    def __init__(self, out: torch.Tensor) -> None:
+        super().__init__()
+        self.out = out
+
+    def forward(self, pan, lms):
+        return self.out
