@@ -4,8 +4,9 @@
                                    [--md docs/SEEDS.md]
 
 The runs come from ``python -m model_core train --config rr4_ksdiff_<recipe>.yaml --seed N`` and the same
-with ``rr4_fusionnet_<recipe>.yaml`` (seed 0 is the run folder without a suffix; recipes: ``adaptive``, and
-``hpm`` = the same with the in-graph HPM prefusion). For every seed with both
+with ``rr4_fusionnet_<recipe>.yaml`` (seed 0 may be the run folder without a suffix; recipes: ``adaptive``,
+``hpm`` = the same with the in-graph HPM prefusion, ``hpm_step1`` = that trained also on the output after the plugin's
+consistency step). For every seed with both
 runs finished, both final checkpoints are exported as wv2/qb/gf2 models into a temporary folder and scored
 forced (``METHOD=ksdiff`` with that model) by ``scripts/robustness.py`` on the suite's ratio-4 cases; the
 KSDiff checkpoint also gets the kernel-prior ablation of ``scripts/ablation.py`` (own / mean / no kernels).
@@ -33,8 +34,11 @@ RATIO4_CASES = ("wv2_pair3", "wv2_pair3_8bit", "wv2_pair3_sharp_pan", "s2_fit_pa
 
 
 def checkpoint(run: str, seed: int) -> Path:
-    """The final checkpoint of a config's run for ``seed`` (``train --seed`` adds a folder suffix)."""
-    return ROOT / "runs" / (run if seed == 0 else f"{run}_seed{seed}") / "fullres.pt"
+    """The final checkpoint of a config's run for ``seed`` (``train --seed N`` adds a ``_seedN`` folder suffix;
+    seed 0 may also be the config's own run folder, trained without ``--seed``)."""
+    suffixed = ROOT / "runs" / f"{run}_seed{seed}" / "fullres.pt"
+    own = ROOT / "runs" / run / "fullres.pt"
+    return own if seed == 0 and own.exists() and not suffixed.exists() else suffixed
 
 
 def _python(*args: str) -> None:
@@ -72,7 +76,8 @@ def verdict(means: dict[str, list[float]]) -> dict:
 
 def markdown(results: dict) -> str:
     lines = ["# KSDiff against its bare backbone, paired seeds", "",
-             f"Written by `scripts/paired_seeds.py` on {results['date_utc']}. Forced model, ERGAS on the robustness "
+             f"Written by `scripts/paired_seeds.py` (last run {results['date_utc']}; each recipe says when it was "
+             "measured, and keeps its figures when its runs are gone). Forced model, ERGAS on the robustness "
              "suite's eight ratio-4 held-apart cases (`scripts/robustness.py`); per recipe, configs "
              "`rr4_ksdiff_<recipe>.yaml` and `rr4_fusionnet_<recipe>.yaml` (same data, per-tile normalisation, "
              "stages and budget). Ablation: the same KSDiff checkpoint with each tile's own kernels, with the "
@@ -84,7 +89,7 @@ def markdown(results: dict) -> str:
 
 
 def _recipe_markdown(recipe: str, res: dict) -> list[str]:
-    lines = [f"## Recipe `{recipe}`", "",
+    lines = [f"## Recipe `{recipe}`", "", f"Measured {res.get('date_utc', '?')}.", "",
              "| seed | KSDiff suite mean | FusionNet suite mean | KSDiff − FusionNet "
              "| ablation: own / mean / no kernels |",
              "| --- | ---: | ---: | ---: | --- |"]
@@ -132,6 +137,15 @@ def run_recipe(recipe: str, seeds: list[int], with_ablation: bool) -> dict | Non
     return {"seeds": rows, "verdict": verdict({net: [r[f"{net}_mean"] for r in rows] for net in NETWORKS})}
 
 
+def earlier_recipes(path: Path) -> dict:
+    """Recipes an earlier run of this script measured (its ``--out``): kept with their own date, so a recipe whose
+    runs are gone (a new machine) keeps its figures beside the ones measured now."""
+    if not path.exists():
+        return {}
+    old = json.loads(path.read_text())
+    return {r: {**v, "date_utc": v.get("date_utc", old.get("date_utc", "?"))} for r, v in old.get("recipes", {}).items()}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--recipes", default="adaptive,hpm")
@@ -141,12 +155,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-ablation", action="store_true")
     a = ap.parse_args(argv)
     seeds = [int(s) for s in a.seeds.split(",")]
+    now = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     recipes = {r: run_recipe(r, seeds, not a.no_ablation) for r in a.recipes.split(",")}
-    recipes = {r: v for r, v in recipes.items() if v is not None}
+    recipes = {r: {**v, "date_utc": now} for r, v in recipes.items() if v is not None}
     if not recipes:
         return 1
-    res = {"date_utc": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "cases": list(RATIO4_CASES),
-           "recipes": recipes}
+    res = {"date_utc": now, "cases": list(RATIO4_CASES), "recipes": {**earlier_recipes(a.out), **recipes}}
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(res, indent=1) + "\n")
     a.md.parent.mkdir(parents=True, exist_ok=True)
