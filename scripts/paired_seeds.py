@@ -143,7 +143,8 @@ def earlier_recipes(path: Path) -> dict:
     if not path.exists():
         return {}
     old = json.loads(path.read_text())
-    return {r: {**v, "date_utc": v.get("date_utc", old.get("date_utc", "?"))} for r, v in old.get("recipes", {}).items()}
+    when = old.get("date_utc", "?")
+    return {r: {**v, "date_utc": v.get("date_utc", when)} for r, v in old.get("recipes", {}).items()}
 
 
 def main(argv: list[str] | None = None) -> int:
