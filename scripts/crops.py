@@ -6,6 +6,7 @@
                             --out docs/img/demo_crop_hpm_vs_ksdiff.png       # the demo scene
     python scripts/crops.py --precision --out docs/img/int8_vs_fp32_crop.png     # KSDiff float32 | int8 | difference
     python scripts/crops.py --methods mtf_glp_hpm,mtf_glp_fs,ksdiff --out F.png      # any methods beside the PAN
+    python scripts/crops.py --pair pair2 --methods ksdiff --model cand=DIR --out F.png  # + a candidate model's KSDiff
 
 Reduced-resolution scores do not show what a user sees at 1:1 (one-pixel grids, halos, colour speckle).
 The crop is the ``size`` x ``size`` PAN window with the most edge energy in the pair (roofs, roads): a
@@ -67,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "img" / "pair3_crop_pan_hpm_ksdiff_3x.png")
     ap.add_argument("--precision", action="store_true", help="KSDiff float32 against its int8 variant")
     ap.add_argument("--methods", default="mtf_glp_hpm,ksdiff", help="comma-separated methods shown beside the PAN")
+    ap.add_argument("--model", action="append", default=[], metavar="NAME=DIR",
+                    help="also KSDiff with the candidate model DIR/wv2.onnx (python -m model_core export); repeatable")
     a = ap.parse_args(argv)
     root = data_dir() / "wv2"
     pan_path, ms_path = (a.pan, a.ms) if a.pan else (root / f"{a.pair}_pan.tif", root / f"{a.pair}_ms.tif")
@@ -78,11 +81,14 @@ def main(argv: list[str] | None = None) -> int:
         ms = crop(str(ms_path), str(t / "ms.tif"), ((c - CONTEXT) // RATIO, (r - CONTEXT) // RATIO,
                                                     side // RATIO, side // RATIO))
         fused = {}
-        runs = ({"ksdiff@fp32": ("ksdiff", "fp32"), "ksdiff@int8": ("ksdiff", "int8")} if a.precision
-                else {m: (m, DEFAULT_PRECISION) for m in a.methods.split(",")})
-        for key, (method, precision) in runs.items():
-            out = str(t / f"{method}_{precision}.tif")
-            pansharpen(pan, ms, out, sensor="wv2", method=method, precision=precision)
+        runs = ({"ksdiff@fp32": ("ksdiff", "fp32", None), "ksdiff@int8": ("ksdiff", "int8", None)} if a.precision
+                else {m: (m, DEFAULT_PRECISION, None) for m in a.methods.split(",")})
+        for spec in a.model:
+            name, folder = spec.split("=", 1)
+            runs[name] = ("ksdiff", DEFAULT_PRECISION, str(Path(folder) / "wv2.onnx"))
+        for i, (key, (method, precision, model)) in enumerate(runs.items()):
+            out = str(t / f"{i}_{method}_{precision}.tif")
+            pansharpen(pan, ms, out, sensor="wv2", method=method, precision=precision, model_path=model)
             fused[key] = read(out).data.astype(np.float32)
         p = read(pan).data[0].astype(np.float32)
     win = (slice(CONTEXT, CONTEXT + a.size), slice(CONTEXT, CONTEXT + a.size))
