@@ -25,10 +25,10 @@ CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 # (chosen on validation; see README "Experiments")
 DEFAULT_CONFIGS = {"landsat8": "landsat8_ksdiff_fusionnet_gain.yaml",
                    # one adaptive network for the 4-band ratio-4 sensors (issue 12): trained once, bundled per
-                   # sensor; its residual sits on an in-graph HPM fusion; seed 2 of three (both chosen on
-                   # validation pair 2)
-                   "wv2": "rr4_ksdiff_hpm_seed2.yaml", "qb": "rr4_ksdiff_hpm_seed2.yaml",
-                   "gf2": "rr4_ksdiff_hpm_seed2.yaml"}
+                   # sensor; its residual sits on an in-graph HPM fusion and it is trained on the output after
+                   # the plugin's consistency step too; seed 0 of two (all chosen on validation)
+                   "wv2": "rr4_ksdiff_hpm_step1_seed0.yaml", "qb": "rr4_ksdiff_hpm_step1_seed0.yaml",
+                   "gf2": "rr4_ksdiff_hpm_step1_seed0.yaml"}
 
 
 def default_config_path(sensor: str) -> Path:

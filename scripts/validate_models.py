@@ -61,12 +61,12 @@ def sharp_pan_case(case, pan_path: str, folder: Path) -> str:
                          nbits=ref.nbits)
 
 
-def score(method: str, model: str | None, scenes: dict, folder: Path) -> dict:
-    """Every figure of one method on the validation scene."""
+def score(method: str, model: str | None, scenes: dict, folder: Path, consistency: bool = True) -> dict:
+    """Every figure of one method on the validation scene (``consistency``: the plugin's CONSISTENCY switch)."""
     row: dict = {}
     for key, (pan, ms, ref) in scenes.items():
         out = str(folder / f"{key}_{method}_{Path(model).parent.name if model else ''}.tif")
-        pansharpen(pan, ms, out, sensor=SENSOR, method=method, model_path=model)
+        pansharpen(pan, ms, out, sensor=SENSOR, method=method, model_path=model, consistency=consistency)
         if ref:
             r = assess_reduced(out, ref, SENSOR)
             row[f"{key}_ERGAS"], row[f"{key}_SAM"] = round(r["ERGAS"], 3), round(r["SAM"], 3)
@@ -102,7 +102,9 @@ def markdown(res: dict) -> str:
     lines = ["# Candidate models on the validation scene (WorldView-2 pair 2)", "",
              f"Written by `scripts/validate_models.py` on {res['date_utc']}. `wald` = Wald's protocol with the "
              "sensor MTF; `sharp` = the same with a block-averaged (sharp) PAN; the rest at full resolution on the "
-             f"real pair (PAN checkerboard response {res.get('checkerboard_pan')}). Lower is better except HQNR.", "",
+             f"real pair (PAN checkerboard response {res.get('checkerboard_pan')}). Lower is better except HQNR."
+             + ("" if res.get("consistency", True) else " Networks alone: the consistency step off (CONSISTENCY off)."),
+             "",
              "| method | " + " | ".join(cols) + " |", "| --- | " + " | ".join("---:" for _ in cols) + " |"]
     for name, row in res["methods"].items():
         lines.append(f"| {name} | " + " | ".join(str(row.get(c, "—")) for c in cols) + " |")
@@ -115,7 +117,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "validation.json")
     ap.add_argument("--md", type=Path, default=ROOT / "docs" / "VALIDATION.md")
     ap.add_argument("--sentinel2", action="store_true", help="also the Sentinel-2 validation cases (slower)")
+    ap.add_argument("--no-consistency", action="store_true",
+                    help="the networks alone (CONSISTENCY off) on the pair-2 columns; not with --sentinel2")
     a = ap.parse_args(argv)
+    if a.no_consistency and a.sentinel2:
+        ap.error("--no-consistency scores the pair-2 columns only")
     root = data_dir() / "wv2"
     pan, ms = str(root / "pair2_pan.tif"), str(root / "pair2_ms.tif")
     methods: dict[str, str | None] = {m: None for m in CLASSICAL}
@@ -123,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         name, _, folder = spec.partition("=")
         methods[name] = None if name == "bundled" else str(Path(folder) / "wv2.onnx")
     res: dict = {"date_utc": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "scene": "wv2/pair2",
-                 "methods": {}}
+                 "consistency": not a.no_consistency, "methods": {}}
     with tempfile.TemporaryDirectory(prefix="ksdiff_validate_") as tmp:
         folder = Path(tmp)
         case = make_reduced_case(pan, ms, str(folder), SENSOR)
@@ -132,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
                   "full": (pan, ms, None)}
         for name, model in tqdm(methods.items(), desc="validation"):
             method = name if name in CLASSICAL else "ksdiff"
-            res["methods"][name] = row = score(method, model, scenes, folder)
+            res["methods"][name] = row = score(method, model, scenes, folder, not a.no_consistency)
             res["checkerboard_pan"] = row.pop("checkerboard_pan", None)
         if a.sentinel2:
             bundled = ROOT / "ksdiff_qgis" / "resources" / "models" / "wv2.onnx"
