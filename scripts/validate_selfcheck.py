@@ -165,7 +165,8 @@ def run_case(case: dict, tmp: Path, full: bool = False) -> dict:
         out["tie"] = tie
         out["correct"] = tie or best == out["choice"]
         out["correct_pan_only"] = tie or best == out["choice_pan_only"]
-        out["auto_ERGAS"] = out[out["choice"]]["ERGAS"]
+        # the default's own output: it may be any classical candidate, not only the two scored above
+        out["auto_ERGAS"] = truth_ergas(str(tmp / f"{case['name']}_auto.tif"), case)
     return out
 
 
