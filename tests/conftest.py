@@ -57,3 +57,14 @@ def session_plugin():
     yield plugin
     plugin.unload()
     del app
+
+
+@pytest.fixture(scope="session")
+def wv2_arrays(data_dir):
+    """The real WorldView-2 fixture (a crop of pair 1) as float32 arrays: PAN (256, 256) and MS (4, 64, 64)."""
+    import numpy as np
+    from osgeo import gdal
+
+    pan = gdal.Open(str(data_dir / "wv2_pan.tif")).ReadAsArray().astype(np.float32)
+    ms = gdal.Open(str(data_dir / "wv2_ms.tif")).ReadAsArray().astype(np.float32)
+    return pan[: ms.shape[1] * 4, : ms.shape[2] * 4], ms

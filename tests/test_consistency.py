@@ -17,14 +17,6 @@ WV2 = get_sensor("wv2")
 
 
 @pytest.fixture(scope="module")
-def wv2_arrays(data_dir):
-    """The real WorldView-2 fixture (a crop of pair 1): PAN (256, 256) and MS (4, 64, 64)."""
-    pan = gdal.Open(str(data_dir / "wv2_pan.tif")).ReadAsArray().astype(np.float32)
-    ms = gdal.Open(str(data_dir / "wv2_ms.tif")).ReadAsArray().astype(np.float32)
-    return pan[: ms.shape[1] * 4, : ms.shape[2] * 4], ms
-
-
-@pytest.fixture(scope="module")
 def fuser():
     card = load_card(bundled_cards()["wv2"])
     return OnnxFuser(card, checked_session(card, "cpu", 1), 2047.0, "fp32")

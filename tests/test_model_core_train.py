@@ -260,21 +260,21 @@ def test_torch_step_equals_the_plugins_step_inside_the_patch(wv2_triple_arrays):
     assert diff < 0.01 * moved
 
 
-@pytest.fixture(scope="module")
-def wv2_triple_arrays(data_dir):
-    """The real WorldView-2 fixture's MS and a fusion of it with a low-pass error the step should remove."""
-    from osgeo import gdal
+def colour_drift(rows: int) -> np.ndarray:
+    """(4, rows, 1) factors of a slow per-band colour drift down the image: an MS-scale error the step repairs."""
+    yy = np.linspace(0, 3, rows, dtype=np.float32)[:, None]
+    return 1 + 0.05 * np.sin(yy + np.arange(4, dtype=np.float32)[:, None, None])
 
+
+@pytest.fixture(scope="module")
+def wv2_triple_arrays(wv2_arrays):
+    """The real WorldView-2 fixture's MS and a fusion of it with a low-pass error the step should remove."""
     from ksdiff_qgis.engine.filters import upsample
 
-    pan = gdal.Open(str(data_dir / "wv2_pan.tif")).ReadAsArray().astype(np.float32)
-    ms = gdal.Open(str(data_dir / "wv2_ms.tif")).ReadAsArray().astype(np.float32)
-    pan = pan[: ms.shape[1] * 4, : ms.shape[2] * 4]
+    pan, ms = wv2_arrays
     lms = upsample(ms, 4, pan.shape)
     fused = lms + (pan - pan.mean()) * (lms.mean((1, 2), keepdims=True) / pan.mean())   # a crude injection
-    yy = np.linspace(0, 3, pan.shape[0], dtype=np.float32)[:, None]
-    fused = fused * (1 + 0.05 * np.sin(yy + np.arange(4, dtype=np.float32)[:, None, None]))   # a slow colour drift
-    return ms, fused.astype(np.float32)
+    return ms, (fused * colour_drift(pan.shape[0])).astype(np.float32)
 
 
 def test_step_loss_ignores_what_the_step_repairs(data_dir):
@@ -287,8 +287,7 @@ def test_step_loss_ignores_what_the_step_repairs(data_dir):
     train, _ = build_samplers(cfg)
     assert all((p % 4 == 0).all() for p in train.positions)
     pan, lms, gt = train.batch(4, step_generator(0, 0, 0))
-    yy = torch.linspace(0, 3, gt.shape[-2])[:, None]
-    drifted = gt * (1 + 0.05 * torch.sin(yy + torch.arange(4.0)[:, None, None]))
+    drifted = gt * torch.from_numpy(colour_drift(gt.shape[-2]))
     step_loss = StepLoss(cfg["train"]["consistency_loss"], SENSORS["wv2"].mtf_ms, 4)
     plain = float(compute_loss(_Const(drifted), "fusionnet", cfg["stages"][0], pan, lms, gt, None, True)[0])
     stepped = float(compute_loss(_Const(drifted), "fusionnet", cfg["stages"][0], pan, lms, gt, None, True,
