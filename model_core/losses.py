@@ -4,6 +4,7 @@
   exactly as Wald's protocol degrades (``ksdiff_qgis.engine.filters.decimate``), must reproduce the MS.
 * ``spatial_loss``: each fused band should follow the PAN locally: 1 - local correlation coefficient on a
   window of about the ratio's size (the Drho index of Scarpa & Ciotola 2022, as a loss).
+* ``sam_loss``: the mean spectral angle (radians) between fused and reference spectra, the SAM index as a loss.
 * ``consistency_step``: the engine's back-projection step (``ksdiff_qgis.engine.consistency``) in torch, so a
   network can be trained on what the plugin writes rather than on its raw output.
 Both are divided by the patch's mean intensity, like ``scaled_l1``, so dark and bright scenes weigh alike.
@@ -72,6 +73,15 @@ def spatial_loss(fused: torch.Tensor, pan: torch.Tensor, ratio: int) -> torch.Te
 
 
 @lru_cache(maxsize=16)
+def sam_loss(fused: torch.Tensor, ref: torch.Tensor, floor: float = 1e-4) -> torch.Tensor:
+    """Mean per-pixel spectral angle in radians of (N, C, H, W) spectra. The cosine is capped at ``1 - floor``
+    because arccos' slope is infinite at 1: pixels within about 0.8 degrees of the reference get no gradient."""
+    dot = (fused * ref).sum(1)
+    norms = fused.norm(dim=1) * ref.norm(dim=1)
+    cos = dot / norms.clamp_min(1e-8)
+    return torch.arccos(cos.clamp(-1 + floor, 1 - floor)).mean()
+
+
 def upsample_matrix(n_in: int, ratio: int) -> torch.Tensor:
     """(n_in * ratio, n_in) matrix of the engine's cubic upsampler along one axis (``filters.upsample``, origin 0,
     edge samples repeated): the upsampled axis is ``matrix @ coarse``."""

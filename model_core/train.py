@@ -24,7 +24,7 @@ from ksdiff_qgis.engine.sensors import get_sensor
 from .config import data_root
 from .data import PanCollection, PatchSampler
 from .data.scenes import build_triple
-from .losses import consistency_step, mtf_kernels, scaled_l1, spatial_loss, spectral_loss
+from .losses import consistency_step, mtf_kernels, sam_loss, scaled_l1, spatial_loss, spectral_loss
 from .nets import build_model
 
 
@@ -165,10 +165,12 @@ class StepLoss:
     neighbours, ``losses.consistency_step``); ``plain_weight`` adds the raw-output loss: with 0.2 stage 2 of
     KSDiff diverged on two seeds (the step leaves the output's low-pass almost without gradient), with 1.0
     (the default) it trains as stably as the raw loss alone, and the network alone stays a fusion.
+    ``sam_weight`` adds the stepped output's mean spectral angle in radians (``losses.sam_loss``).
     """
 
     def __init__(self, spec: dict[str, Any], gains, ratio: int) -> None:
         self.border, self.plain = int(spec.get("border", 8)), float(spec.get("plain_weight", 1.0))
+        self.sam = float(spec.get("sam_weight", 0.0))
         self.kernels, self.ratio = mtf_kernels(gains, ratio), ratio
 
     def step(self, out: torch.Tensor, lms: torch.Tensor) -> torch.Tensor:
@@ -176,8 +178,11 @@ class StepLoss:
 
     def __call__(self, out, gt, lms, scaled: bool) -> torch.Tensor:
         b = slice(self.border, -self.border or None)
-        inner = _plain_l1(self.step(out, lms)[..., b, b], gt[..., b, b], lms, scaled)
-        return inner + self.plain * _plain_l1(out, gt, lms, scaled) if self.plain else inner
+        stepped, ref = self.step(out, lms)[..., b, b], gt[..., b, b]
+        loss = _plain_l1(stepped, ref, lms, scaled)
+        if self.sam:  # the written output's spectral angle: L1 alone lets injected detail turn the spectra
+            loss = loss + self.sam * sam_loss(stepped, ref)
+        return loss + self.plain * _plain_l1(out, gt, lms, scaled) if self.plain else loss
 
 
 def fullres_loss(model: nn.Module, stage: dict[str, Any], batch, kernels, ratio: int,
