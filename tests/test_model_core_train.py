@@ -307,3 +307,35 @@ class _Const(torch.nn.Module):
 
     def forward(self, pan, lms):
         return self.out
+
+
+def test_sam_loss_is_the_sam_index_and_joins_the_step_loss(wv2_triple_arrays, data_dir):
+    """``losses.sam_loss`` is the engine's SAM index (in radians) on a real fusion; with ``sam_weight`` the step
+    loss charges an output whose spectra are turned, not one that is only brighter."""
+    from ksdiff_qgis.engine.metrics import sam
+    from model_core.losses import sam_loss
+    from model_core.train import StepLoss
+
+    ms, fused = wv2_triple_arrays
+    ref = (fused / colour_drift(fused.shape[1]) ** 6).astype(np.float32)   # most angles far above the 0.8 deg floor
+    expected = np.radians(sam(fused, ref))
+    assert expected > 0.05
+    got = float(sam_loss(torch.from_numpy(fused[None]), torch.from_numpy(ref[None])))
+    assert got == pytest.approx(expected, rel=0.02)
+
+    cfg = fixture_cfg(data_dir, "fusionnet", consistency_loss={"border": 8, "plain_weight": 0.0})
+    train, _ = build_samplers(cfg)
+    pan, lms, gt = train.batch(4, step_generator(0, 0, 0))
+    # fine-scale detail (the step keeps it): in every band alike, or with opposite signs in Blue and Red
+    detail = torch.sign(pan - torch.nn.functional.avg_pool2d(pan, 5, 1, 2, count_include_pad=False)) * 0.2
+    brighter = gt * (1 + detail)
+    turned = gt * (1 + detail * torch.tensor([1.0, 0.0, -1.0, 0.0])[:, None, None])
+    plain = StepLoss({"border": 8, "plain_weight": 0.0}, SENSORS["wv2"].mtf_ms, 4)
+    with_sam = StepLoss({"border": 8, "plain_weight": 0.0, "sam_weight": 0.5}, SENSORS["wv2"].mtf_ms, 4)
+    l1_turned = float(plain(turned, gt, lms, True))
+    brighter = gt * (1 + detail * l1_turned / float(plain(brighter, gt, lms, True)))   # the same L1 error
+    l1_brighter = float(plain(brighter, gt, lms, True))
+    assert l1_brighter == pytest.approx(l1_turned, rel=0.1)
+    extra_turned = float(with_sam(turned, gt, lms, True)) - l1_turned
+    extra_brighter = float(with_sam(brighter, gt, lms, True)) - l1_brighter
+    assert extra_turned > 2 * extra_brighter
