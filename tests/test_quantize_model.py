@@ -1,0 +1,31 @@
+"""scripts/quantize_model.py's detail measure: how much of the reference's fine detail a fusion carries, per band."""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _module():
+    spec = importlib.util.spec_from_file_location("quantize_model", ROOT / "scripts" / "quantize_model.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_detail_ratio_on_real_imagery(wv2_arrays):
+    from ksdiff_qgis.engine.filters import lowpass, upsample
+
+    qm = _module()
+    pan, ms = wv2_arrays
+    lms = upsample(ms, 4, pan.shape)
+    ref = (lms * (pan / lowpass(pan, 0.3, 4))).astype(np.float64)   # an HPM fusion as the "reference"
+    assert qm.detail_ratio(ref, ref, 4) == [1.0] * 4
+    smooth = qm.detail_ratio(lowpass(ref, 0.6, 4), ref, 4)
+    assert all(0.1 < r < 0.9 for r in smooth)
+    boosted = ref + (ref - lowpass(ref, 0.3, 4)) * np.array([1.0, 0.0, 0.0, 0.5])[:, None, None]
+    blue, green, red, nir = qm.detail_ratio(boosted, ref, 4)
+    assert green == red == 1.0 and 1.2 < nir < blue
