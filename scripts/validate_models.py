@@ -18,6 +18,10 @@ radiometry) built on ``robustness.VALIDATION_WINDOWS`` instead of the held-apart
 the mean over the 25 cases (the 10 m windows lie in the area the 4-band recipe trains on, with its own PAN
 kinds), ``s2val_20m_ERGAS`` the mean over the five 20 m cases (a product no 4-band recipe trains on), each
 with the model exported for the case's sensor (``DIR/{wv2,qb,gf2}.onnx``).
+
+``--landsat8`` scores Landsat 8 models (``DIR/landsat8.onnx``) on the Landsat scene's validation rows instead
+(``LANDSAT_VALIDATION``: below the 80 % of rows the Landsat configs train on, left of the held-apart corner):
+Wald's protocol and full resolution, no sharp-PAN case.
 """
 from __future__ import annotations
 
@@ -44,6 +48,9 @@ from model_core.wald import make_reduced_case  # noqa: E402
 
 CLASSICAL = ("mtf_glp_hpm", "gsa", "mtf_glp_fs")
 SENSOR, RATIO = "wv2", 4
+# Landsat 8 validation rows: MS window (col, row, w, h) and the PAN window over the same ground (the PAN grid is
+# half a PAN pixel off the MS grid: MS (c, r) starts near PAN (2c + 2, 2r + 1), as in datacache.HELD_APART)
+LANDSAT_VALIDATION = {"ms": (0, 483, 360, 120), "pan": (2, 967, 716, 236)}
 
 
 def sharp_pan_case(case, pan_path: str, folder: Path) -> str:
@@ -61,17 +68,18 @@ def sharp_pan_case(case, pan_path: str, folder: Path) -> str:
                          nbits=ref.nbits)
 
 
-def score(method: str, model: str | None, scenes: dict, folder: Path, consistency: bool = True) -> dict:
+def score(method: str, model: str | None, scenes: dict, folder: Path, consistency: bool = True,
+          sensor: str = SENSOR) -> dict:
     """Every figure of one method on the validation scene (``consistency``: the plugin's CONSISTENCY switch)."""
     row: dict = {}
     for key, (pan, ms, ref) in scenes.items():
         out = str(folder / f"{key}_{method}_{Path(model).parent.name if model else ''}.tif")
-        pansharpen(pan, ms, out, sensor=SENSOR, method=method, model_path=model, consistency=consistency)
+        pansharpen(pan, ms, out, sensor=sensor, method=method, model_path=model, consistency=consistency)
         if ref:
-            r = assess_reduced(out, ref, SENSOR)
+            r = assess_reduced(out, ref, sensor)
             row[f"{key}_ERGAS"], row[f"{key}_SAM"] = round(r["ERGAS"], 3), round(r["SAM"], 3)
         else:
-            f = assess_full(out, pan, ms, SENSOR)
+            f = assess_full(out, pan, ms, sensor)
             row.update({"R_ERGAS": round(f["R_ERGAS"], 3), "D_lambda_khan": round(f["D_lambda"], 4),
                         "HQNR": round(f["HQNR"], 4), "D_rho": round(f["D_rho"], 4),
                         "checkerboard_worst": round(f["CB"], 3), "checkerboard_pan": round(f["CB_PAN"], 3)})
@@ -96,10 +104,24 @@ def sentinel2_scores(methods: dict[str, str | None], folder: Path) -> dict[str, 
     return out
 
 
+def landsat_scenes(folder: Path) -> dict:
+    """The Landsat 8 validation rows: a Wald case and the real pair, cropped."""
+    from model_core.rasters import crop
+
+    root = data_dir() / "landsat8"
+    case = make_reduced_case(str(root / "pan.tif"), str(root / "ms.tif"), str(folder), "landsat8",
+                             window=LANDSAT_VALIDATION["ms"], prefix="l8val")
+    pan = crop(str(root / "pan.tif"), str(folder / "l8val_full_pan.tif"), LANDSAT_VALIDATION["pan"])
+    ms = crop(str(root / "ms.tif"), str(folder / "l8val_full_ms.tif"), LANDSAT_VALIDATION["ms"])
+    return {"wald": (case.pan, case.ms, case.ref), "full": (pan, ms, None)}
+
+
 def markdown(res: dict) -> str:
     cols = ["wald_ERGAS", "wald_SAM", "sharp_ERGAS", "R_ERGAS", "D_lambda_khan", "HQNR", "D_rho",
             "checkerboard_worst", "s2val_ERGAS", "s2val_20m_ERGAS"]
-    lines = ["# Candidate models on the validation scene (WorldView-2 pair 2)", "",
+    title = "the Landsat 8 validation rows" if res.get("scene") == "landsat8/validation" else \
+        "the validation scene (WorldView-2 pair 2)"
+    lines = [f"# Candidate models on {title}", "",
              f"Written by `scripts/validate_models.py` on {res['date_utc']}. `wald` = Wald's protocol with the "
              "sensor MTF; `sharp` = the same with a block-averaged (sharp) PAN; the rest at full resolution on the "
              f"real pair (PAN checkerboard response {res.get('checkerboard_pan')}). Lower is better except HQNR."
@@ -117,28 +139,37 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "validation.json")
     ap.add_argument("--md", type=Path, default=ROOT / "docs" / "VALIDATION.md")
     ap.add_argument("--sentinel2", action="store_true", help="also the Sentinel-2 validation cases (slower)")
+    ap.add_argument("--landsat8", action="store_true",
+                    help="Landsat 8 models (DIR/landsat8.onnx) on the Landsat validation rows instead")
     ap.add_argument("--no-consistency", action="store_true",
                     help="the networks alone (CONSISTENCY off) on the pair-2 columns; not with --sentinel2")
     a = ap.parse_args(argv)
     if a.no_consistency and a.sentinel2:
         ap.error("--no-consistency scores the pair-2 columns only")
-    root = data_dir() / "wv2"
-    pan, ms = str(root / "pair2_pan.tif"), str(root / "pair2_ms.tif")
+    if a.landsat8 and a.sentinel2:
+        ap.error("--sentinel2 scores 4-band models")
+    sensor = "landsat8" if a.landsat8 else SENSOR
     methods: dict[str, str | None] = {m: None for m in CLASSICAL}
     for spec in a.models:
         name, _, folder = spec.partition("=")
-        methods[name] = None if name == "bundled" else str(Path(folder) / "wv2.onnx")
-    res: dict = {"date_utc": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "scene": "wv2/pair2",
+        methods[name] = None if name == "bundled" else str(Path(folder) / f"{sensor}.onnx")
+    res: dict = {"date_utc": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                 "scene": "landsat8/validation" if a.landsat8 else "wv2/pair2",
                  "consistency": not a.no_consistency, "methods": {}}
     with tempfile.TemporaryDirectory(prefix="ksdiff_validate_") as tmp:
         folder = Path(tmp)
-        case = make_reduced_case(pan, ms, str(folder), SENSOR)
-        scenes = {"wald": (case.pan, case.ms, case.ref),
-                  "sharp": (sharp_pan_case(case, pan, folder), case.ms, case.ref),
-                  "full": (pan, ms, None)}
+        if a.landsat8:
+            scenes = landsat_scenes(folder)
+        else:
+            root = data_dir() / "wv2"
+            pan, ms = str(root / "pair2_pan.tif"), str(root / "pair2_ms.tif")
+            case = make_reduced_case(pan, ms, str(folder), SENSOR)
+            scenes = {"wald": (case.pan, case.ms, case.ref),
+                      "sharp": (sharp_pan_case(case, pan, folder), case.ms, case.ref),
+                      "full": (pan, ms, None)}
         for name, model in tqdm(methods.items(), desc="validation"):
             method = name if name in CLASSICAL else "ksdiff"
-            res["methods"][name] = row = score(method, model, scenes, folder, not a.no_consistency)
+            res["methods"][name] = row = score(method, model, scenes, folder, not a.no_consistency, sensor)
             res["checkerboard_pan"] = row.pop("checkerboard_pan", None)
         if a.sentinel2:
             bundled = ROOT / "ksdiff_qgis" / "resources" / "models" / "wv2.onnx"

@@ -132,6 +132,16 @@ def test_fullres_patches_are_aligned_and_the_lms_itself_is_spectrally_close(data
     assert float(spectral_loss(lms, ms, lms, k, 4, border=1)) < 0.2
 
 
+def test_fullres_rows_keep_patches_inside_the_training_rows(data_dir):
+    """``rows: [0, 0.5]`` draws only patches (with their one-MS-pixel filter border) from the top half."""
+    spec = {"pan": "wv2_pan.tif", "ms": "wv2_ms.tif"}
+    whole = FullResSampler(data_dir, [spec], WV2, patch=32, stride=16)
+    top = FullResSampler(data_dir, [dict(spec, rows=[0.0, 0.5])], WV2, patch=32, stride=16)
+    h = whole.scenes[0][2].shape[1]
+    assert max(y for _, y, _ in whole.index) + 8 + 1 > h // 2
+    assert max(y for _, y, _ in top.index) + 8 + 1 <= h // 2 and len(top) < len(whole)
+
+
 def test_randomised_sampler_draws_variants_and_honours_shares(data_dir):
     t1 = pair_triple(data_dir, "wv2_pan.tif", "wv2_ms.tif", WV2, pan_gains=[0.3, "box"], ms_gains=[0.45])
     t2 = pair_triple(data_dir, "wv2_test_pan.tif", "wv2_test_ms.tif", WV2, allow_held=True)

@@ -20,7 +20,8 @@ from .scenes import _blank_held, _block_any, _read, align_pan
 
 class FullResSampler:
     """Random (pan, lms, ms) batches: PAN patches of ``patch`` pixels (a multiple of the ratio) with the
-    MS pixels under them; values divided by the sensor scale; patches touching nodata are never drawn."""
+    MS pixels under them; values divided by the sensor scale; patches touching nodata are never drawn. A
+    source's ``rows: [a, b]`` keeps patches (with their filter border) inside that fraction of the MS rows."""
 
     def __init__(self, root: Path, specs: list[dict], sensor: Sensor, patch: int = 64, stride: int = 16) -> None:
         self.ratio, self.patch = sensor.ratio, patch
@@ -40,7 +41,8 @@ class FullResSampler:
             self.scenes.append((pan_al / s, lms / s, ms / s))
             q, mp = self.ratio, patch // self.ratio
             h, w = bad.shape
-            for y in range(1, h - mp - 1, max(1, stride // q)):   # one MS pixel of border for the filters
+            top, bottom = (round(f * h) for f in spec.get("rows", (0.0, 1.0)))   # e.g. the training rows only
+            for y in range(max(1, top + 1), min(h, bottom) - mp - 1, max(1, stride // q)):   # filters' border
                 for x in range(1, w - mp - 1, max(1, stride // q)):
                     if not bad[y - 1 : y + mp + 1, x - 1 : x + mp + 1].any():
                         self.index.append((len(self.scenes) - 1, y, x))
