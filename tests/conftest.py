@@ -68,3 +68,16 @@ def wv2_arrays(data_dir):
     pan = gdal.Open(str(data_dir / "wv2_pan.tif")).ReadAsArray().astype(np.float32)
     ms = gdal.Open(str(data_dir / "wv2_ms.tif")).ReadAsArray().astype(np.float32)
     return pan[: ms.shape[1] * 4, : ms.shape[2] * 4], ms
+
+
+@pytest.fixture
+def load_script():
+    """Import one of ``scripts/*.py`` by name as a module (the scripts folder is not a package)."""
+    import importlib.util
+
+    def load(name: str):
+        spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        return mod
+    return load

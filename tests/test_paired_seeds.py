@@ -2,22 +2,11 @@
 kept (with their date) when a new run measures other recipes."""
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
-def _module():
-    spec = importlib.util.spec_from_file_location("paired_seeds", ROOT / "scripts" / "paired_seeds.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def test_checkpoint_folders(tmp_path, monkeypatch):
-    ps = _module()
+def test_checkpoint_folders(tmp_path, monkeypatch, load_script):
+    ps = load_script("paired_seeds")
     monkeypatch.setattr(ps, "ROOT", tmp_path)
     assert ps.checkpoint("rr4_x", 2) == tmp_path / "runs" / "rr4_x_seed2" / "fullres.pt"
     # seed 0 trained with --seed 0 lives in the suffixed folder; without --seed in the config's own one
@@ -28,8 +17,8 @@ def test_checkpoint_folders(tmp_path, monkeypatch):
     assert ps.checkpoint("rr4_x", 0) == own
 
 
-def test_earlier_recipes_are_kept_with_their_date(tmp_path, monkeypatch):
-    ps = _module()
+def test_earlier_recipes_are_kept_with_their_date(tmp_path, monkeypatch, load_script):
+    ps = load_script("paired_seeds")
     out = tmp_path / "seeds.json"
 
     def recipe(ks: float) -> dict:

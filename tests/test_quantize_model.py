@@ -1,25 +1,13 @@
 """scripts/quantize_model.py's detail measure: how much of the reference's fine detail a fusion carries, per band."""
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 
-ROOT = Path(__file__).resolve().parent.parent
 
-
-def _module():
-    spec = importlib.util.spec_from_file_location("quantize_model", ROOT / "scripts" / "quantize_model.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def test_detail_ratio_on_real_imagery(wv2_arrays):
+def test_detail_ratio_on_real_imagery(wv2_arrays, load_script):
     from ksdiff_qgis.engine.filters import lowpass, upsample
 
-    qm = _module()
+    qm = load_script("quantize_model")
     pan, ms = wv2_arrays
     lms = upsample(ms, 4, pan.shape)
     ref = (lms * (pan / lowpass(pan, 0.3, 4))).astype(np.float64)   # an HPM fusion as the "reference"
