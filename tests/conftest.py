@@ -70,7 +70,7 @@ def wv2_arrays(data_dir):
     return pan[: ms.shape[1] * 4, : ms.shape[2] * 4], ms
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def load_script():
     """Import one of ``scripts/*.py`` by name as a module (the scripts folder is not a package)."""
     import importlib.util
