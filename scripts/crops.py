@@ -7,6 +7,7 @@
     python scripts/crops.py --precision --out docs/img/int8_vs_fp32_crop.png     # KSDiff float32 | int8 | difference
     python scripts/crops.py --methods mtf_glp_hpm,mtf_glp_fs,ksdiff --out F.png      # any methods beside the PAN
     python scripts/crops.py --pair pair2 --methods ksdiff --model cand=DIR --out F.png  # + a candidate model's KSDiff
+    python scripts/crops.py --sensor landsat8 --pan L8_PAN --ms L8_MS --zoom 4 --out F.png    # another sensor
 
 Reduced-resolution scores do not show what a user sees at 1:1 (one-pixel grids, halos, colour speckle).
 The crop is the ``size`` x ``size`` PAN window with the most edge energy in the pair (roofs, roads): a
@@ -35,13 +36,14 @@ sys.path.insert(0, str(ROOT))
 from ksdiff_qgis.engine import metrics as M  # noqa: E402
 from ksdiff_qgis.engine.learned import DEFAULT_PRECISION  # noqa: E402
 from ksdiff_qgis.engine.pipeline import pansharpen  # noqa: E402
+from ksdiff_qgis.engine.sensors import get_sensor  # noqa: E402
 from model_core.datacache import data_dir  # noqa: E402
 from model_core.rasters import crop, read  # noqa: E402
 
-RATIO, CONTEXT = 4, 64   # PAN pixels fused around the crop (tiles and filters see real neighbours)
+CONTEXT = 64   # PAN pixels fused around the crop (tiles and filters see real neighbours)
 
 
-def busiest_window(pan: np.ndarray, size: int) -> tuple[int, int]:
+def busiest_window(pan: np.ndarray, size: int, ratio: int = 4) -> tuple[int, int]:
     """(row, col) of the ``size`` window (on the MS grid) with the largest mean PAN gradient, away from borders."""
     g = np.abs(np.diff(pan, axis=0))[:, :-1] + np.abs(np.diff(pan, axis=1))[:-1]
     step = size // 2
@@ -50,7 +52,7 @@ def busiest_window(pan: np.ndarray, size: int) -> tuple[int, int]:
         for c in range(CONTEXT, g.shape[1] - size - CONTEXT, step):
             e = float(g[r:r + size, c:c + size].mean())
             if e > best:
-                best, where = e, (r // RATIO * RATIO, c // RATIO * RATIO)
+                best, where = e, (r // ratio * ratio, c // ratio * ratio)
     return where
 
 
@@ -69,26 +71,29 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--precision", action="store_true", help="KSDiff float32 against its int8 variant")
     ap.add_argument("--methods", default="mtf_glp_hpm,ksdiff", help="comma-separated methods shown beside the PAN")
     ap.add_argument("--model", action="append", default=[], metavar="NAME=DIR",
-                    help="also KSDiff with the candidate model DIR/wv2.onnx (python -m model_core export); repeatable")
+                    help="also KSDiff with the candidate model DIR/<sensor>.onnx (python -m model_core export); "
+                         "repeatable")
+    ap.add_argument("--sensor", default="wv2", help="the pair's sensor (with --pan/--ms for another sensor's pair)")
     a = ap.parse_args(argv)
+    ratio = get_sensor(a.sensor).ratio
     root = data_dir() / "wv2"
     pan_path, ms_path = (a.pan, a.ms) if a.pan else (root / f"{a.pair}_pan.tif", root / f"{a.pair}_ms.tif")
-    r, c = busiest_window(read(str(pan_path)).data[0].astype(np.float32), a.size)
+    r, c = busiest_window(read(str(pan_path)).data[0].astype(np.float32), a.size, ratio)
     side = a.size + 2 * CONTEXT
     with tempfile.TemporaryDirectory(prefix="ksdiff_crop_") as tmp:
         t = Path(tmp)
         pan = crop(str(pan_path), str(t / "pan.tif"), (c - CONTEXT, r - CONTEXT, side, side))
-        ms = crop(str(ms_path), str(t / "ms.tif"), ((c - CONTEXT) // RATIO, (r - CONTEXT) // RATIO,
-                                                    side // RATIO, side // RATIO))
+        ms = crop(str(ms_path), str(t / "ms.tif"), ((c - CONTEXT) // ratio, (r - CONTEXT) // ratio,
+                                                    side // ratio, side // ratio))
         fused = {}
         runs = ({"ksdiff@fp32": ("ksdiff", "fp32", None), "ksdiff@int8": ("ksdiff", "int8", None)} if a.precision
                 else {m: (m, DEFAULT_PRECISION, None) for m in a.methods.split(",")})
         for spec in a.model:
             name, folder = spec.split("=", 1)
-            runs[name] = ("ksdiff", DEFAULT_PRECISION, str(Path(folder) / "wv2.onnx"))
+            runs[name] = ("ksdiff", DEFAULT_PRECISION, str(Path(folder) / f"{a.sensor}.onnx"))
         for i, (key, (method, precision, model)) in enumerate(runs.items()):
             out = str(t / f"{i}_{method}_{precision}.tif")
-            pansharpen(pan, ms, out, sensor="wv2", method=method, precision=precision, model_path=model)
+            pansharpen(pan, ms, out, sensor=a.sensor, method=method, precision=precision, model_path=model)
             fused[key] = read(out).data.astype(np.float32)
         p = read(pan).data[0].astype(np.float32)
     win = (slice(CONTEXT, CONTEXT + a.size), slice(CONTEXT, CONTEXT + a.size))
