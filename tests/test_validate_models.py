@@ -1,0 +1,19 @@
+"""scripts/validate_models.py's Landsat 8 validation rows: the same ground in PAN and MS, outside training and test."""
+from __future__ import annotations
+
+from model_core.datacache import HELD_APART, overlaps_held_apart
+
+LANDSAT_MS_SIZE = (627, 603)   # the cached Landsat 8 MS (width, height), make data
+
+
+def test_landsat_validation_windows(load_script):
+    vm = load_script("validate_models")
+    (mc, mr, mw, mh), (pc, pr, pw, ph) = vm.LANDSAT_VALIDATION["ms"], vm.LANDSAT_VALIDATION["pan"]
+    # the PAN grid sits half a PAN pixel off the MS grid, as in the held-apart pair of windows
+    hc, hr, _, _ = HELD_APART["landsat8/ms.tif"]
+    assert HELD_APART["landsat8/pan.tif"][:2] == (2 * hc + 2, 2 * hr + 1)
+    assert (pc, pr) == (2 * mc + 2, 2 * mr + 1)
+    assert 2 * mw - 4 <= pw <= 2 * mw and 2 * mh - 4 <= ph <= 2 * mh
+    # below the 80 % of rows every Landsat config trains on, and clear of the held-apart corner
+    assert mr >= 0.8 * LANDSAT_MS_SIZE[1] and mr + mh <= LANDSAT_MS_SIZE[1]
+    assert not overlaps_held_apart("landsat8/ms.tif", (mc, mr, mw, mh), LANDSAT_MS_SIZE)
