@@ -74,7 +74,9 @@ def _export(a) -> int:
         from .config import default_config_path
 
         rec["config"] = default_config_path(a.sensor).name
-    cfg = ck["config"]
+    # export options are read from the config as it is now (a run's checkpoint keeps the config it trained with)
+    export_opts = load_config(None, a.sensor).get("export") if a.sensor else None
+    cfg = dict(ck["config"], export=export_opts) if export_opts else ck["config"]
     if a.as_sensor:  # one network serving several sensors of the same layout (its card says so)
         from ksdiff_qgis.engine.sensors import get_sensor
 

@@ -134,7 +134,8 @@ def export(model: nn.Module, cfg: dict[str, Any], path: str | Path, training: di
         add_metadata(path, meta)
         card["tile_kernels"] = {"prior": tile_graphs.META_PRIOR, "backbone": tile_graphs.META_BACKBONE,
                                 "offsets": offsets}
-        feeds = int8_calibration(cfg, card["scale"], calibration)
+        # a config may refuse the int8 copy (export.int8: false) when it failed the 1 % check on validation
+        feeds = int8_calibration(cfg, card["scale"], calibration) if cfg.get("export", {}).get("int8", True) else None
         if feeds:
             add_int8(path, card, feeds, meta)
     if metrics:
