@@ -58,6 +58,16 @@ def int8_model(tmp_path_factory):
     return path
 
 
+def test_a_config_can_refuse_the_int8_copy(tmp_path, data_dir):
+    """``export: {int8: false}`` (a model whose int8 copy failed the 1 % check): tile graphs, no int8 entry or graph."""
+    path = tmp_path / "wv2.onnx"
+    export(_model(), dict(CFG, export={"int8": False}), path, TRAINING,
+           calibration=(str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif")))
+    card = json.loads(path.with_suffix(".json").read_text())
+    assert "prior" in card["tile_kernels"] and "int8" not in card["tile_kernels"]
+    assert tile_int8.META_INT8 not in {p.key for p in onnx.load(str(path)).metadata_props}
+
+
 def _real_tile(data_dir, side=96):
     pan = gdal.Open(str(data_dir / "wv2_test_pan.tif")).ReadAsArray().astype(np.float32) / 2047
     ms = gdal.Open(str(data_dir / "wv2_test_ms.tif")).ReadAsArray().astype(np.float32) / 2047
