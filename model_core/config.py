@@ -24,8 +24,6 @@ CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 # sensors whose bundled model came from another config than ``<sensor>_ksdiff_fusionnet.yaml``
 # (chosen on validation; see README "Experiments")
 DEFAULT_CONFIGS = {"landsat8": "landsat8_ksdiff_fusionnet_gain.yaml",
-                   # the WorldView-3 recipe trained on its output after the plugin's step too (validation rows)
-                   "wv3": "wv3_ksdiff_fusionnet_step1.yaml",
                    # one adaptive network for the 4-band ratio-4 sensors (issue 12): trained once, bundled per
                    # sensor; its residual sits on an in-graph HPM fusion and it is trained on the output after
                    # the plugin's consistency step too; seed 0 of two (all chosen on validation)
