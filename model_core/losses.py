@@ -72,7 +72,6 @@ def spatial_loss(fused: torch.Tensor, pan: torch.Tensor, ratio: int) -> torch.Te
     return (1 - local_corr(fused, pan, ratio + 1 if ratio % 2 == 0 else ratio)).mean()
 
 
-@lru_cache(maxsize=16)
 def sam_loss(fused: torch.Tensor, ref: torch.Tensor, floor: float = 1e-4) -> torch.Tensor:
     """Mean per-pixel spectral angle in radians of (N, C, H, W) spectra. The cosine is capped at ``1 - floor``
     because arccos' slope is infinite at 1: pixels within about 0.8 degrees of the reference get no gradient."""
@@ -82,6 +81,7 @@ def sam_loss(fused: torch.Tensor, ref: torch.Tensor, floor: float = 1e-4) -> tor
     return torch.arccos(cos.clamp(-1 + floor, 1 - floor)).mean()
 
 
+@lru_cache(maxsize=16)
 def upsample_matrix(n_in: int, ratio: int) -> torch.Tensor:
     """(n_in * ratio, n_in) matrix of the engine's cubic upsampler along one axis (``filters.upsample``, origin 0,
     edge samples repeated): the upsampled axis is ``matrix @ coarse``."""

@@ -48,9 +48,19 @@ from model_core.wald import make_reduced_case  # noqa: E402
 
 CLASSICAL = ("mtf_glp_hpm", "gsa", "mtf_glp_fs")
 SENSOR, RATIO = "wv2", 4
-# Landsat 8 validation rows: MS window (col, row, w, h) and the PAN window over the same ground (the PAN grid is
-# half a PAN pixel off the MS grid: MS (c, r) starts near PAN (2c + 2, 2r + 1), as in datacache.HELD_APART)
-LANDSAT_VALIDATION = {"ms": (0, 483, 360, 120), "pan": (2, 967, 716, 236)}
+
+
+def _landsat_validation() -> dict[str, tuple[int, int, int, int]]:
+    """The Landsat 8 validation rows: the MS window (col, row, w, h) of ``landsat8_validation.yaml`` (the one place
+    it is written) and the PAN window over the same ground (the PAN grid is half a PAN pixel off the MS grid: MS
+    (c, r) starts near PAN (2c + 2, 2r + 1), as in ``datacache.HELD_APART``; two PAN pixels fewer each way)."""
+    from model_core.config import load_config
+
+    c, r, w, h = load_config("landsat8_validation.yaml")["test"]["reduced"]["window"]
+    return {"ms": (c, r, w, h), "pan": (2 * c + 2, 2 * r + 1, 2 * w - 4, 2 * h - 4)}
+
+
+LANDSAT_VALIDATION = _landsat_validation()
 
 
 def sharp_pan_case(case, pan_path: str, folder: Path) -> str:
