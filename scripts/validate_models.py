@@ -22,6 +22,10 @@ with the model exported for the case's sensor (``DIR/{wv2,qb,gf2}.onnx``).
 ``--landsat8`` scores Landsat 8 models (``DIR/landsat8.onnx``) on the Landsat scene's validation rows instead
 (``LANDSAT_VALIDATION``: below the 80 % of rows the Landsat configs train on, left of the held-apart corner):
 Wald's protocol and full resolution, no sharp-PAN case.
+
+``--wv3`` scores WorldView-3 models (``DIR/wv3.onnx``) on an 8-band pair with a real PAN: pair 2 with its B, G, R,
+NIR spread over WorldView-3's eight bands by the ``ms_mix`` of ``wv3_ksdiff_realpan.yaml``'s validation source (no
+real WorldView-3 imagery is reachable); same three scenes as the 4-band columns.
 """
 from __future__ import annotations
 
@@ -126,11 +130,24 @@ def landsat_scenes(folder: Path) -> dict:
     return {"wald": (case.pan, case.ms, case.ref), "full": (pan, ms, None)}
 
 
+def wv3_proxy(folder: Path) -> str:
+    """Pair 2's MS spread over WorldView-3's eight bands (the 8-band validation source of the WorldView-3 recipe)."""
+    from model_core.config import load_config
+    from model_core.data.scenes import mix_bands
+
+    mix = load_config("wv3_ksdiff_realpan.yaml")["data"]["val"][0]["ms_mix"]
+    src = read(str(data_dir() / "wv2" / "pair2_ms.tif"))
+    eight = mix_bands(src.data.astype(np.float32), mix)
+    return write_geotiff(str(folder / "pair2_ms8.tif"), np.round(eight).astype(src.dtype), src.transform, src.crs,
+                         src.nodata, nbits=src.nbits)
+
+
 def markdown(res: dict) -> str:
     cols = ["wald_ERGAS", "wald_SAM", "sharp_ERGAS", "R_ERGAS", "D_lambda_khan", "HQNR", "D_rho",
             "checkerboard_worst", "s2val_ERGAS", "s2val_20m_ERGAS"]
-    title = "the Landsat 8 validation rows" if res.get("scene") == "landsat8/validation" else \
-        "the validation scene (WorldView-2 pair 2)"
+    title = {"landsat8/validation": "the Landsat 8 validation rows",
+             "wv2/pair2@wv3": "the validation scene spread over eight bands (WorldView-2 pair 2 as WorldView-3)"}.get(
+        res.get("scene"), "the validation scene (WorldView-2 pair 2)")
     lines = [f"# Candidate models on {title}", "",
              f"Written by `scripts/validate_models.py` on {res['date_utc']}. `wald` = Wald's protocol with the "
              "sensor MTF; `sharp` = the same with a block-averaged (sharp) PAN; the rest at full resolution on the "
@@ -153,18 +170,22 @@ def main(argv: list[str] | None = None) -> int:
                     help="Landsat 8 models (DIR/landsat8.onnx) on the Landsat validation rows instead")
     ap.add_argument("--no-consistency", action="store_true",
                     help="the networks alone (CONSISTENCY off) on the pair-2 columns; not with --sentinel2")
+    ap.add_argument("--wv3", action="store_true",
+                    help="WorldView-3 models (DIR/wv3.onnx) on pair 2 spread over eight bands instead")
     a = ap.parse_args(argv)
     if a.no_consistency and a.sentinel2:
         ap.error("--no-consistency scores the pair-2 columns only")
-    if a.landsat8 and a.sentinel2:
+    if (a.landsat8 or a.wv3) and a.sentinel2:
         ap.error("--sentinel2 scores 4-band models")
-    sensor = "landsat8" if a.landsat8 else SENSOR
+    if a.landsat8 and a.wv3:
+        ap.error("--landsat8 or --wv3, not both")
+    sensor = "landsat8" if a.landsat8 else "wv3" if a.wv3 else SENSOR
     methods: dict[str, str | None] = {m: None for m in CLASSICAL}
     for spec in a.models:
         name, _, folder = spec.partition("=")
         methods[name] = None if name == "bundled" else str(Path(folder) / f"{sensor}.onnx")
     res: dict = {"date_utc": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-                 "scene": "landsat8/validation" if a.landsat8 else "wv2/pair2",
+                 "scene": "landsat8/validation" if a.landsat8 else "wv2/pair2@wv3" if a.wv3 else "wv2/pair2",
                  "consistency": not a.no_consistency, "methods": {}}
     with tempfile.TemporaryDirectory(prefix="ksdiff_validate_") as tmp:
         folder = Path(tmp)
@@ -173,7 +194,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             root = data_dir() / "wv2"
             pan, ms = str(root / "pair2_pan.tif"), str(root / "pair2_ms.tif")
-            case = make_reduced_case(pan, ms, str(folder), SENSOR)
+            ms = wv3_proxy(folder) if a.wv3 else ms
+            case = make_reduced_case(pan, ms, str(folder), sensor)
             scenes = {"wald": (case.pan, case.ms, case.ref),
                       "sharp": (sharp_pan_case(case, pan, folder), case.ms, case.ref),
                       "full": (pan, ms, None)}

@@ -142,6 +142,28 @@ def test_fullres_rows_keep_patches_inside_the_training_rows(data_dir):
     assert max(y for _, y, _ in top.index) + 8 + 1 <= h // 2 and len(top) < len(whole)
 
 
+def test_ms_mix_spreads_a_real_pair_over_another_sensors_bands(data_dir):
+    """``ms_mix`` (the WorldView-3 recipe's real-PAN source): the Wald triple and the full-resolution patches of
+    the real 4-band fixture come out with the sensor's eight bands, each the stated mix of the pair's, the PAN
+    untouched; a matrix of the wrong shape or with a negative weight is refused."""
+    wv3 = SENSORS["wv3"]
+    mix = load_config("wv3_ksdiff_realpan.yaml")["data"]["val"][0]["ms_mix"]
+    four = pair_triple(data_dir, "wv2_pan.tif", "wv2_ms.tif", WV2)   # same scale: its reference is the pair's MS
+    eight = pair_triple(data_dir, "wv2_pan.tif", "wv2_ms.tif", wv3, ms_mix=mix)
+    assert four.gt.shape[0] == 4 and eight.gt.shape[0] == 8 and eight.gt.shape[1:] == four.gt.shape[1:]
+    np.testing.assert_allclose(eight.gt[3], (four.gt[1] + four.gt[2]) / 2, rtol=1e-5, atol=1e-6)   # yellow
+    np.testing.assert_allclose(eight.gt[7], 0.95 * four.gt[3], rtol=1e-5, atol=1e-6)               # NIR2
+    other = pair_triple(data_dir, "wv2_pan.tif", "wv2_ms.tif", wv3, ms_mix=[[1, 0, 0, 0]] * 8)
+    np.testing.assert_array_equal(eight.pan, other.pan)   # the PAN is the pair's own, whatever the mix
+    fr = FullResSampler(data_dir, [{"pan": "wv2_pan.tif", "ms": "wv2_ms.tif", "ms_mix": mix}], wv3, patch=32)
+    pan, lms, ms = fr.batch(2, torch.Generator().manual_seed(0))
+    assert lms.shape == (2, 8, 32, 32) and ms.shape == (2, 8, 8, 8)
+    torch.testing.assert_close(ms[:, 3], (ms[:, 2] + ms[:, 4]) / 2, rtol=1e-5, atol=1e-6)
+    for bad in ([[1, 0, 0]] * 8, [[1, 0, 0, -0.1]] + mix[1:]):
+        with pytest.raises(ValueError, match="ms_mix"):
+            pair_triple(data_dir, "wv2_pan.tif", "wv2_ms.tif", wv3, ms_mix=bad)
+
+
 def test_randomised_sampler_draws_variants_and_honours_shares(data_dir):
     t1 = pair_triple(data_dir, "wv2_pan.tif", "wv2_ms.tif", WV2, pan_gains=[0.3, "box"], ms_gains=[0.45])
     t2 = pair_triple(data_dir, "wv2_test_pan.tif", "wv2_test_ms.tif", WV2, allow_held=True)

@@ -15,13 +15,14 @@ import torch
 from ksdiff_qgis.engine.filters import upsample
 from ksdiff_qgis.engine.sensors import Sensor
 
-from .scenes import _blank_held, _block_any, _read, align_pan
+from .scenes import _blank_held, _block_any, _read, align_pan, mix_bands
 
 
 class FullResSampler:
     """Random (pan, lms, ms) batches: PAN patches of ``patch`` pixels (a multiple of the ratio) with the
     MS pixels under them; values divided by the sensor scale; patches touching nodata are never drawn. A
-    source's ``rows: [a, b]`` keeps patches (with their filter border) inside that fraction of the MS rows."""
+    source's ``rows: [a, b]`` keeps patches (with their filter border) inside that fraction of the MS rows;
+    ``ms_mix`` makes the sensor's bands from the source's (``scenes.mix_bands``)."""
 
     def __init__(self, root: Path, specs: list[dict], sensor: Sensor, patch: int = 64, stride: int = 16) -> None:
         self.ratio, self.patch = sensor.ratio, patch
@@ -32,6 +33,7 @@ class FullResSampler:
             base = Path(spec["root"]) if "root" in spec else root
             pan, pan_tf = _read(base / spec["pan"])
             ms, ms_tf = _read(base / spec["ms"])
+            ms = mix_bands(ms, spec.get("ms_mix"))
             _blank_held(pan, spec["pan"], False)
             _blank_held(ms, spec["ms"], False)
             pan_al, ms = align_pan(pan, pan_tf, ms, ms_tf, self.ratio)

@@ -89,6 +89,18 @@ def align_pan(pan: np.ndarray, pan_tf, ms: np.ndarray, ms_tf, ratio: int) -> tup
     return out, ms[:, k0r:k1r, k0c:k1c]
 
 
+def mix_bands(ms: np.ndarray, mix: list | None) -> np.ndarray:
+    """``mix @ ms`` over bands: another sensor's bands made from a real pair's (a real PAN for a sensor
+    with no reachable imagery, e.g. WorldView-2's B, G, R, NIR spread over WorldView-3's eight bands).
+    No offset, so nodata (0) stays 0."""
+    if mix is None:
+        return ms
+    m = np.asarray(mix, dtype=np.float32)
+    if m.ndim != 2 or m.shape[1] != ms.shape[0] or (m < 0).any():
+        raise ValueError(f"ms_mix must be a non-negative (bands x {ms.shape[0]}) matrix, got shape {m.shape}")
+    return np.einsum("oc,chw->ohw", m, ms).astype(np.float32)
+
+
 def _block_any(mask: np.ndarray, ratio: int) -> np.ndarray:
     h, w = mask.shape[0] // ratio, mask.shape[1] // ratio
     return mask[: h * ratio, : w * ratio].reshape(h, ratio, w, ratio).any(axis=(1, 3))
@@ -116,18 +128,21 @@ def degrade_variant(img: np.ndarray, gain, ratio: int) -> np.ndarray:
 def pair_triple(root: Path, pan_rel: str, ms_rel: str, sensor: Sensor, ratio: int | None = None,
                 rows: tuple[float, float] = (0.0, 1.0), allow_held: bool = False, value_gain: float = 1.0,
                 pan_gains: list | None = None, ms_gains: list | None = None, pan_ratio: int | None = None,
-                match: list[str] | None = None, match_pan: list[str] | None = None) -> Triple:
+                match: list[str] | None = None, match_pan: list[str] | None = None,
+                ms_mix: list | None = None) -> Triple:
     """Wald triple from a real PAN+MS pair; ``rows`` keeps a fraction band of MS rows (split inside a scene);
     ``value_gain`` rescales raw values (e.g. 0.5 to present 11-bit data as a 10-bit sensor's).
     ``pan_gains`` / ``ms_gains``: further degradations (MTF gains or "box") kept as training variants.
     ``pan_ratio``: the pair's own PAN/MS resolution ratio when it is not ``ratio`` (Landsat 8's real PAN,
     ratio 2, in a ratio-4 triple: the PAN is degraded by 2 onto the MS grid, the MS by 4).
     ``match`` / ``match_pan``: reference MS / PAN rasters whose per-band 1st percentile and mean the
-    pair's MS / PAN are mapped to (another product's radiometry, e.g. Landsat's haze offset removed)."""
+    pair's MS / PAN are mapped to (another product's radiometry, e.g. Landsat's haze offset removed).
+    ``ms_mix``: a (sensor bands x pair bands) matrix making the sensor's bands from the pair's (``mix_bands``)."""
     ratio = ratio or sensor.ratio
     pan_ratio = pan_ratio or ratio
     pan, pan_tf = _read(root / pan_rel)
     ms, ms_tf = _read(root / ms_rel)
+    ms = mix_bands(ms, ms_mix)
     pan, ms = pan * value_gain, ms * value_gain
     _blank_held(pan, pan_rel, allow_held)
     _blank_held(ms, ms_rel, allow_held)
@@ -254,7 +269,8 @@ def build_triple(root: Path, spec: dict, sensor: Sensor, allow_held: bool = Fals
     if spec["kind"] == "pair":
         t = pair_triple(base, spec["pan"], spec["ms"], sensor, rows=rows, allow_held=allow_held, value_gain=gain,
                         pan_gains=spec.get("pan_gains"), ms_gains=spec.get("ms_gains"),
-                        pan_ratio=spec.get("pan_ratio"), match=spec.get("match"), match_pan=spec.get("match_pan"))
+                        pan_ratio=spec.get("pan_ratio"), match=spec.get("match"), match_pan=spec.get("match_pan"),
+                        ms_mix=spec.get("ms_mix"))
     elif spec["kind"] == "simulated":
         t = simulated_triple(base, spec["ms"], sensor, spec["pan_weights"], spec.get("pan_offset", 0.0),
                              spec.get("pan_blur", 0.8), spec.get("match"), spec.get("crop_first", False),
