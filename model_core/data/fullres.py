@@ -10,25 +10,33 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 import torch
 
-from ksdiff_qgis.engine.filters import upsample
+from ksdiff_qgis.engine.filters import MTF_TAPS, upsample, wald_degrade
 from ksdiff_qgis.engine.sensors import Sensor
 
-from .scenes import _blank_held, _block_any, _read, align_pan, mix_bands
+from .scenes import _blank_held, _block_any, _read, align_pan, band_stats, match_statistics, mix_bands
 
 
 class FullResSampler:
     """Random (pan, lms, ms) batches: PAN patches of ``patch`` pixels (a multiple of the ratio) with the
     MS pixels under them; values divided by the sensor scale; patches touching nodata are never drawn. A
     source's ``rows: [a, b]`` keeps patches (with their filter border) inside that fraction of the MS rows;
-    ``ms_mix`` makes the sensor's bands from the source's (``scenes.mix_bands``)."""
+    ``ms_mix`` makes the sensor's bands from the source's (``scenes.mix_bands``); ``match`` / ``match_pan`` map
+    its radiometry to reference rasters' (``scenes.match_statistics``); ``pan_ratio``: the source's own PAN/MS
+    ratio when it divides the sensor's (Landsat 8's 2 in a ratio-4 stage: the real PAN kept, the MS Wald-degraded
+    by the rest, 2, with the sensor's MTF); ``share``: the fraction of patches drawn from the source (when every
+    source gives one; else patches are drawn uniformly over all positions)."""
 
     def __init__(self, root: Path, specs: list[dict], sensor: Sensor, patch: int = 64, stride: int = 16) -> None:
         self.ratio, self.patch = sensor.ratio, patch
         if patch % self.ratio:
             raise ValueError("the full-resolution patch must be a multiple of the ratio")
         self.scenes, self.index = [], []
+        shares = [spec.get("share") for spec in specs]
+        self.shares = torch.tensor(shares, dtype=torch.float64) if all(x is not None for x in shares) else None
+        self.by_scene: list[list[int]] = []
         for spec in specs:
             base = Path(spec["root"]) if "root" in spec else root
             pan, pan_tf = _read(base / spec["pan"])
@@ -36,9 +44,22 @@ class FullResSampler:
             ms = mix_bands(ms, spec.get("ms_mix"))
             _blank_held(pan, spec["pan"], False)
             _blank_held(ms, spec["ms"], False)
-            pan_al, ms = align_pan(pan, pan_tf, ms, ms_tf, self.ratio)
+            if spec.get("match"):
+                ms = match_statistics(ms, *band_stats(base, spec["match"]), sensor.scale)
+            if spec.get("match_pan"):
+                pan = match_statistics(pan, *band_stats(base, spec["match_pan"]), sensor.scale)
+            pan_ratio = int(spec.get("pan_ratio", self.ratio))
+            if self.ratio % pan_ratio:
+                raise ValueError(f"pan_ratio {pan_ratio} does not divide the sensor's ratio {self.ratio}")
+            pan_al, ms = align_pan(pan, pan_tf, ms, ms_tf, pan_ratio)
+            bad = (ms == 0).any(0) | _block_any(pan_al == 0, pan_ratio)
+            if pan_ratio != self.ratio:
+                f = self.ratio // pan_ratio
+                ms = wald_degrade(ms, sensor.mtf_ms, f)
+                # a coarse pixel is bad when nodata lies anywhere under its MTF filter's support
+                bad = _block_any(_grow(bad, MTF_TAPS // 2 + f), f)[: ms.shape[1], : ms.shape[2]]
+                pan_al = pan_al[: ms.shape[1] * self.ratio, : ms.shape[2] * self.ratio]
             lms = upsample(ms, self.ratio, pan_al.shape)
-            bad = (ms == 0).any(0) | _block_any(pan_al == 0, self.ratio)
             s = sensor.scale
             self.scenes.append((pan_al / s, lms / s, ms / s))
             q, mp = self.ratio, patch // self.ratio
@@ -48,14 +69,22 @@ class FullResSampler:
                 for x in range(1, w - mp - 1, max(1, stride // q)):
                     if not bad[y - 1 : y + mp + 1, x - 1 : x + mp + 1].any():
                         self.index.append((len(self.scenes) - 1, y, x))
+            self.by_scene.append([k for k, (i, _, _) in enumerate(self.index) if i == len(self.scenes) - 1])
         if not self.index:
             raise ValueError("no valid full-resolution patch")
+        if self.shares is not None and not all(self.by_scene):
+            raise ValueError("no valid full-resolution patch in a source with a share")
 
     def __len__(self) -> int:
         return len(self.index)
 
     def batch(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        ks = torch.randint(0, len(self.index), (n,), generator=generator).tolist()
+        if self.shares is None:
+            ks = torch.randint(0, len(self.index), (n,), generator=generator).tolist()
+        else:
+            src = torch.multinomial(self.shares, n, replacement=True, generator=generator).tolist()
+            ks = [self.by_scene[i][int(torch.randint(0, len(self.by_scene[i]), (1,), generator=generator))]
+                  for i in src]
         augs = torch.randint(0, 4, (n,), generator=generator).tolist()
         q, mp, p = self.ratio, self.patch // self.ratio, self.patch
         out: list[list[np.ndarray]] = [[], [], []]
@@ -70,3 +99,10 @@ class FullResSampler:
                 arr = arr[:, :, ::-1] if a & 2 else arr
                 lst.append(np.ascontiguousarray(arr, dtype=np.float32))
         return tuple(torch.from_numpy(np.stack(x)) for x in out)  # type: ignore[return-value]
+
+
+def _grow(mask: np.ndarray, r: int) -> np.ndarray:
+    """``mask`` dilated by a (2r+1)^2 square (separable running maximum, no wrap-around)."""
+    out = np.pad(mask, r)
+    out = sliding_window_view(out, 2 * r + 1, axis=0).any(-1)
+    return sliding_window_view(out, 2 * r + 1, axis=1).any(-1)
