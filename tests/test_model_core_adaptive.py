@@ -164,6 +164,40 @@ def test_ms_mix_spreads_a_real_pair_over_another_sensors_bands(data_dir):
             pair_triple(data_dir, "wv2_pan.tif", "wv2_ms.tif", wv3, ms_mix=bad)
 
 
+def test_fullres_takes_a_ratio_2_pan_into_a_ratio_4_stage_with_shares(data_dir):
+    """``pan_ratio: 2`` (Landsat 8's real PAN in the 4-band stage): the PAN is kept, the MS is Wald-degraded by 2
+    more with the sensor's MTF, patches stay aligned; ``share`` splits the draws between sources."""
+    l8 = {"pan": "l8_pan.tif", "ms": "l8_ms.tif", "pan_ratio": 2, "match": ["wv2_ms.tif"], "match_pan": ["wv2_pan.tif"]}
+    fr = FullResSampler(data_dir, [{"pan": "wv2_pan.tif", "ms": "wv2_ms.tif", "share": 0.25}, dict(l8, share=0.75)],
+                        WV2, patch=32, stride=16)
+    pan, lms, ms = fr.scenes[1]
+    assert ms.shape[0] == 4 and 60 <= ms.shape[1] <= 65 and pan.shape == (4 * ms.shape[1], 4 * ms.shape[2])
+    # the LMS's 4x4 block means reproduce the degraded MS under them, and the PAN follows the MS's structure
+    blocks = lms.reshape(4, ms.shape[1], 4, ms.shape[2], 4).mean(axis=(2, 4))
+    assert np.abs(blocks - ms)[:, 2:-2, 2:-2].mean() < 0.05 * ms.mean()
+    pan_c = pan.reshape(ms.shape[1], 4, ms.shape[2], 4).mean(axis=(1, 3))
+    assert np.corrcoef(pan_c[2:-2, 2:-2].ravel(), ms[2, 2:-2, 2:-2].ravel())[0, 1] > 0.8
+    assert abs(float(pan.mean()) - float(fr.scenes[0][0].mean())) < 0.5 * float(fr.scenes[0][0].mean())  # matched
+    drawn = [fr.index[k][0] for k in fr.draw(2000, torch.Generator().manual_seed(0))]
+    assert 0.70 < np.mean(drawn) < 0.80
+    # without shares: uniform over positions, as before
+    uniform = FullResSampler(data_dir, [{"pan": "wv2_pan.tif", "ms": "wv2_ms.tif"}, l8], WV2, patch=32, stride=16)
+    counts = np.bincount([uniform.index[k][0] for k in uniform.draw(2000, torch.Generator().manual_seed(0))])
+    expected = np.array([len(b) for b in uniform.by_scene]) / len(uniform)
+    assert np.allclose(counts / 2000, expected, atol=0.04)
+    with pytest.raises(ValueError, match="pan_ratio 3"):
+        FullResSampler(data_dir, [dict(l8, pan_ratio=3)], WV2, patch=32)
+
+
+def test_grow_marks_a_square_without_wrapping():
+    from model_core.data.fullres import _grow
+
+    m = np.zeros((9, 9), bool)
+    m[0, 4] = True
+    g = _grow(m, 2)
+    assert g.sum() == 3 * 5 and g[:3, 2:7].all() and not g[-1].any()
+
+
 def test_randomised_sampler_draws_variants_and_honours_shares(data_dir):
     t1 = pair_triple(data_dir, "wv2_pan.tif", "wv2_ms.tif", WV2, pan_gains=[0.3, "box"], ms_gains=[0.45])
     t2 = pair_triple(data_dir, "wv2_test_pan.tif", "wv2_test_ms.tif", WV2, allow_held=True)

@@ -78,13 +78,16 @@ class FullResSampler:
     def __len__(self) -> int:
         return len(self.index)
 
-    def batch(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def draw(self, n: int, generator: torch.Generator) -> list[int]:
+        """``n`` patch numbers (into ``index``): by the sources' shares when they have them, else uniformly."""
         if self.shares is None:
-            ks = torch.randint(0, len(self.index), (n,), generator=generator).tolist()
-        else:
-            src = torch.multinomial(self.shares, n, replacement=True, generator=generator).tolist()
-            ks = [self.by_scene[i][int(torch.randint(0, len(self.by_scene[i]), (1,), generator=generator))]
-                  for i in src]
+            return torch.randint(0, len(self.index), (n,), generator=generator).tolist()
+        src = torch.multinomial(self.shares, n, replacement=True, generator=generator).tolist()
+        return [self.by_scene[i][int(torch.randint(0, len(self.by_scene[i]), (1,), generator=generator))]
+                for i in src]
+
+    def batch(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        ks = self.draw(n, generator)
         augs = torch.randint(0, 4, (n,), generator=generator).tolist()
         q, mp, p = self.ratio, self.patch // self.ratio, self.patch
         out: list[list[np.ndarray]] = [[], [], []]
