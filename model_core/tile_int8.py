@@ -279,12 +279,14 @@ def int8_spec(qgraph: bytes, float_graph: bytes, replaced: list[str],
 
 
 def calibration_feeds(pan_path: str, ms_path: str, sensor: str, scale: float, n: int = CANDIDATES_PER_SOURCE,
-                      reduced: bool = True) -> list[dict]:
+                      reduced: bool = True, ms_mix: list | None = None) -> list[dict]:
     """Up to ``n`` network inputs (``PATCH``² pixels, fully valid, evenly spread) from a PAN/MS pair, at full
-    (and, with ``reduced``, at Wald) resolution, fed as the pipeline feeds them (values / scale, cubic-upsampled MS)."""
+    (and, with ``reduced``, at Wald) resolution, fed as the pipeline feeds them (values / scale, cubic-upsampled MS);
+    ``ms_mix``: the sensor's bands made from the pair's (``data.scenes.mix_bands``, a config source's option)."""
     from ksdiff_qgis.engine.filters import upsample
     from ksdiff_qgis.engine.sensors import get_sensor
 
+    from .data.scenes import mix_bands
     from .rasters import read
     from .wald import make_reduced_case
 
@@ -297,7 +299,8 @@ def calibration_feeds(pan_path: str, ms_path: str, sensor: str, scale: float, n:
         images = []
         for p_path, m_path in pairs:
             p = read(p_path).data[0].astype(np.float32)
-            images.append((p, upsample(read(m_path).data.astype(np.float32), get_sensor(sensor).ratio, p.shape)))
+            ms = mix_bands(read(m_path).data.astype(np.float32), ms_mix)
+            images.append((p, upsample(ms, get_sensor(sensor).ratio, p.shape)))
             found += [(len(images) - 1, r, c) for r, c in _valid_patches(p <= 0)]
     if not found:
         raise ValueError(f"no valid {PATCH}² calibration patch in {os.path.basename(pan_path)}")
@@ -341,9 +344,9 @@ def training_feeds(cfg: dict, n: int = CANDIDATES_PER_SOURCE) -> list[dict]:
             feeds.append({"pan": np.ascontiguousarray(p[None, None, r:r + PATCH, c:c + PATCH], dtype=np.float32),
                           "lms": np.ascontiguousarray(x[None, :, r:r + PATCH, c:c + PATCH], dtype=np.float32)})
         if spec.get("kind") == "pair" and pair is None:
-            pair = (str(data_dir() / spec["pan"]), str(data_dir() / spec["ms"]))
+            pair = (str(data_dir() / spec["pan"]), str(data_dir() / spec["ms"]), spec.get("ms_mix"))
     if pair:
-        feeds += calibration_feeds(*pair, cfg["sensor"], sensor.scale, n, reduced=False)
+        feeds += calibration_feeds(*pair[:2], cfg["sensor"], sensor.scale, n, reduced=False, ms_mix=pair[2])
     return feeds
 
 
