@@ -159,7 +159,7 @@ def test_ms_mix_spreads_a_real_pair_over_another_sensors_bands(data_dir):
     pan, lms, ms = fr.batch(2, torch.Generator().manual_seed(0))
     assert lms.shape == (2, 8, 32, 32) and ms.shape == (2, 8, 8, 8)
     torch.testing.assert_close(ms[:, 3], (ms[:, 2] + ms[:, 4]) / 2, rtol=1e-5, atol=1e-6)
-    from model_core.tile_int8 import calibration_feeds   # int8 calibration of such a config mixes them too
+    from model_core.tile_int8 import calibration_feeds  # int8 calibration of such a config mixes them too
 
     feeds = calibration_feeds(str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif"), "wv3", 2047.0, n=3,
                               reduced=False, ms_mix=mix)
