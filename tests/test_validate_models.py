@@ -17,3 +17,25 @@ def test_landsat_validation_windows(load_script):
     # below the 80 % of rows every Landsat config trains on, and clear of the held-apart corner
     assert mr >= 0.8 * LANDSAT_MS_SIZE[1] and mr + mh <= LANDSAT_MS_SIZE[1]
     assert not overlaps_held_apart("landsat8/ms.tif", (mc, mr, mw, mh), LANDSAT_MS_SIZE)
+
+
+def test_wv3_proxy_spreads_pair_2_over_eight_bands(load_script, data_dir, tmp_path, monkeypatch):
+    """``--wv3``'s scene: pair 2's MS (here the real fixture in its place) spread over WorldView-3's eight bands by
+    the WorldView-3 recipe's ``ms_mix``, same grid, same data type."""
+    import shutil
+
+    import numpy as np
+    from osgeo import gdal
+
+    vm = load_script("validate_models")
+    (tmp_path / "wv2").mkdir()
+    shutil.copy(data_dir / "wv2_ms.tif", tmp_path / "wv2" / "pair2_ms.tif")
+    monkeypatch.setattr(vm, "data_dir", lambda: tmp_path)
+    out = gdal.Open(vm.wv3_proxy(tmp_path))
+    src = gdal.Open(str(data_dir / "wv2_ms.tif"))
+    assert out.RasterCount == 8 and out.GetGeoTransform() == src.GetGeoTransform()
+    assert out.GetRasterBand(1).DataType == src.GetRasterBand(1).DataType
+    b, g, r, n = src.ReadAsArray().astype(np.float64)
+    eight = out.ReadAsArray().astype(np.float64)
+    assert np.abs(eight[3] - (g + r) / 2).max() <= 0.5 and np.array_equal(eight[1], b)
+    assert np.abs(eight[7] - 0.95 * n).max() <= 0.5
