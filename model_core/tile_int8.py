@@ -279,7 +279,7 @@ def int8_spec(qgraph: bytes, float_graph: bytes, replaced: list[str],
 
 
 def calibration_feeds(pan_path: str, ms_path: str, sensor: str, scale: float, n: int = CANDIDATES_PER_SOURCE,
-                      reduced: bool = True, ms_mix: list | None = None) -> list[dict]:
+                      reduced: bool = True, ms_mix: list | str | None = None) -> list[dict]:
     """Up to ``n`` network inputs (``PATCH``² pixels, fully valid, evenly spread) from a PAN/MS pair, at full
     (and, with ``reduced``, at Wald) resolution, fed as the pipeline feeds them (values / scale, cubic-upsampled MS);
     ``ms_mix``: the sensor's bands made from the pair's (``data.scenes.mix_bands``, a config source's option)."""
@@ -344,9 +344,10 @@ def training_feeds(cfg: dict, n: int = CANDIDATES_PER_SOURCE) -> list[dict]:
             feeds.append({"pan": np.ascontiguousarray(p[None, None, r:r + PATCH, c:c + PATCH], dtype=np.float32),
                           "lms": np.ascontiguousarray(x[None, :, r:r + PATCH, c:c + PATCH], dtype=np.float32)})
         if spec.get("kind") == "pair" and pair is None:
-            pair = (str(data_dir() / spec["pan"]), str(data_dir() / spec["ms"]), spec.get("ms_mix"))
+            pair = spec
     if pair:
-        feeds += calibration_feeds(*pair[:2], cfg["sensor"], sensor.scale, n, reduced=False, ms_mix=pair[2])
+        feeds += calibration_feeds(str(data_dir() / pair["pan"]), str(data_dir() / pair["ms"]), cfg["sensor"],
+                                   sensor.scale, n, reduced=False, ms_mix=pair.get("ms_mix"))
     return feeds
 
 

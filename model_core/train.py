@@ -23,7 +23,7 @@ from ksdiff_qgis.engine.sensors import get_sensor
 
 from .config import data_root
 from .data import PanCollection, PatchSampler
-from .data.scenes import build_triple
+from .data.scenes import BAND_MIXES, build_triple
 from .losses import consistency_step, mtf_kernels, sam_loss, scaled_l1, spatial_loss, spectral_loss
 from .nets import build_model
 
@@ -79,7 +79,8 @@ def data_sources(cfg: dict[str, Any]) -> list[dict[str, str]]:
                    }.get(s["kind"], "Wald-protocol patches with a SIMULATED PAN (weighted band sum + blur), bands "
                                     "matched to the reference statistics")
             if s.get("ms_mix"):
-                how += f"; the sensor's bands made from the pair's by the matrix {s['ms_mix']}"
+                mix = BAND_MIXES[s["ms_mix"]] if isinstance(s["ms_mix"], str) else s["ms_mix"]
+                how += f"; the sensor's bands made from the pair's by the matrix {mix}"
             if s.get("pan_ratio"):
                 how += f"; the pair's own PAN/MS ratio {s['pan_ratio']}"
             out.append({"name": s.get("pan", "") + (" + " if s.get("pan") else "") + s["ms"], "licence": licence,

@@ -24,8 +24,8 @@ with the model exported for the case's sensor (``DIR/{wv2,qb,gf2}.onnx``).
 Wald's protocol and full resolution, no sharp-PAN case.
 
 ``--wv3`` scores WorldView-3 models (``DIR/wv3.onnx``) on an 8-band pair with a real PAN: pair 2 with its B, G, R,
-NIR spread over WorldView-3's eight bands by the ``ms_mix`` of ``wv3_ksdiff_realpan.yaml``'s validation source (no
-real WorldView-3 imagery is reachable); same three scenes as the 4-band columns.
+NIR spread over WorldView-3's eight bands (``BAND_MIXES["bgrn_to_wv3"]``, the WorldView-3 recipes' real-PAN sources;
+no real WorldView-3 imagery is reachable); same three scenes as the 4-band columns.
 """
 from __future__ import annotations
 
@@ -132,12 +132,10 @@ def landsat_scenes(folder: Path) -> dict:
 
 def wv3_proxy(folder: Path) -> str:
     """Pair 2's MS spread over WorldView-3's eight bands (the 8-band validation source of the WorldView-3 recipe)."""
-    from model_core.config import load_config
     from model_core.data.scenes import mix_bands
 
-    mix = load_config("wv3_ksdiff_realpan.yaml")["data"]["val"][0]["ms_mix"]
     src = read(str(data_dir() / "wv2" / "pair2_ms.tif"))
-    eight = mix_bands(src.data.astype(np.float32), mix)
+    eight = mix_bands(src.data.astype(np.float32), "bgrn_to_wv3")
     return write_geotiff(str(folder / "pair2_ms8.tif"), np.round(eight).astype(src.dtype), src.transform, src.crs,
                          src.nodata, nbits=src.nbits)
 

@@ -11,6 +11,7 @@ from ksdiff_qgis.engine import metrics as M
 from ksdiff_qgis.engine.model_card import bundled_cards, check_against_data, load_card
 from ksdiff_qgis.engine.pipeline import pansharpen
 from ksdiff_qgis.engine.sensors import SENSORS
+from model_core.data.scenes import mix_bands
 from model_core.wald import make_reduced_case
 
 BUNDLED = bundled_cards()
@@ -128,8 +129,7 @@ def test_wv3_model_fuses_an_8band_scene_through_the_engine(data_dir, tmp_path):
     bands; a real PAN, unlike its simulated-PAN training data): it sharpens (ERGAS far below plain upsampling)
     and stays within a quarter of MTF-GLP-HPM (measured 2026-12-05: 9.35 against 8.78, upsampling 12.12)."""
     ds = gdal.Open(str(data_dir / "wv2_ms.tif"))
-    b, g, r, n = ds.ReadAsArray().astype(np.float64)
-    eight = np.stack([0.9 * b, b, g, (g + r) / 2, r, (r + n) / 2, n, 0.95 * n])
+    eight = mix_bands(ds.ReadAsArray().astype(np.float32), "bgrn_to_wv3")
     ms8 = str(tmp_path / "ms8.tif")
     out = gdal.GetDriverByName("GTiff").Create(ms8, ds.RasterXSize, ds.RasterYSize, 8, gdal.GDT_UInt16)
     out.SetGeoTransform(ds.GetGeoTransform())

@@ -147,9 +147,12 @@ def test_ms_mix_spreads_a_real_pair_over_another_sensors_bands(data_dir):
     the real 4-band fixture come out with the sensor's eight bands, each the stated mix of the pair's, the PAN
     untouched; a matrix of the wrong shape or with a negative weight is refused."""
     wv3 = SENSORS["wv3"]
-    mix = load_config("wv3_ksdiff_realpan.yaml")["data"]["val"][0]["ms_mix"]
+    from model_core.data.scenes import BAND_MIXES
+
+    assert load_config("wv3_ksdiff_realpan.yaml")["data"]["val"][0]["ms_mix"] == "bgrn_to_wv3"   # by name
+    mix = BAND_MIXES["bgrn_to_wv3"]
     four = pair_triple(data_dir, "wv2_pan.tif", "wv2_ms.tif", WV2)   # same scale: its reference is the pair's MS
-    eight = pair_triple(data_dir, "wv2_pan.tif", "wv2_ms.tif", wv3, ms_mix=mix)
+    eight = pair_triple(data_dir, "wv2_pan.tif", "wv2_ms.tif", wv3, ms_mix="bgrn_to_wv3")
     assert four.gt.shape[0] == 4 and eight.gt.shape[0] == 8 and eight.gt.shape[1:] == four.gt.shape[1:]
     np.testing.assert_allclose(eight.gt[3], (four.gt[1] + four.gt[2]) / 2, rtol=1e-5, atol=1e-6)   # yellow
     np.testing.assert_allclose(eight.gt[7], 0.95 * four.gt[3], rtol=1e-5, atol=1e-6)               # NIR2

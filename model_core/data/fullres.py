@@ -16,18 +16,17 @@ from numpy.lib.stride_tricks import sliding_window_view
 from ksdiff_qgis.engine.filters import MTF_TAPS, upsample, wald_degrade
 from ksdiff_qgis.engine.sensors import Sensor
 
-from .scenes import _blank_held, _block_any, _read, align_pan, band_stats, match_statistics, mix_bands
+from .scenes import _block_any, align_pan, read_source
 
 
 class FullResSampler:
     """Random (pan, lms, ms) batches: PAN patches of ``patch`` pixels (a multiple of the ratio) with the
     MS pixels under them; values divided by the sensor scale; patches touching nodata are never drawn. A
     source's ``rows: [a, b]`` keeps patches (with their filter border) inside that fraction of the MS rows;
-    ``ms_mix`` makes the sensor's bands from the source's (``scenes.mix_bands``); ``match`` / ``match_pan`` map
-    its radiometry to reference rasters' (``scenes.match_statistics``); ``pan_ratio``: the source's own PAN/MS
-    ratio when it divides the sensor's (Landsat 8's 2 in a ratio-4 stage: the real PAN kept, the MS Wald-degraded
-    by the rest, 2, with the sensor's MTF); ``share``: the fraction of patches drawn from the source (when every
-    source gives one; else patches are drawn uniformly over all positions)."""
+    ``ms_mix``, ``match`` / ``match_pan`` as for Wald pairs (``scenes.read_source``); ``pan_ratio``: the source's
+    own PAN/MS ratio when it divides the sensor's (Landsat 8's 2 in a ratio-4 stage: the real PAN kept, the MS
+    Wald-degraded by the rest, 2, with the sensor's MTF); ``share``: the fraction of patches drawn from the source
+    (when every source gives one; else patches are drawn uniformly over all positions)."""
 
     def __init__(self, root: Path, specs: list[dict], sensor: Sensor, patch: int = 64, stride: int = 16) -> None:
         self.ratio, self.patch = sensor.ratio, patch
@@ -39,15 +38,8 @@ class FullResSampler:
         self.by_scene: list[list[int]] = []
         for spec in specs:
             base = Path(spec["root"]) if "root" in spec else root
-            pan, pan_tf = _read(base / spec["pan"])
-            ms, ms_tf = _read(base / spec["ms"])
-            ms = mix_bands(ms, spec.get("ms_mix"))
-            _blank_held(pan, spec["pan"], False)
-            _blank_held(ms, spec["ms"], False)
-            if spec.get("match"):
-                ms = match_statistics(ms, *band_stats(base, spec["match"]), sensor.scale)
-            if spec.get("match_pan"):
-                pan = match_statistics(pan, *band_stats(base, spec["match_pan"]), sensor.scale)
+            pan, pan_tf, ms, ms_tf = read_source(base, spec["pan"], spec["ms"], sensor, match=spec.get("match"),
+                                                 match_pan=spec.get("match_pan"), ms_mix=spec.get("ms_mix"))
             pan_ratio = int(spec.get("pan_ratio", self.ratio))
             if self.ratio % pan_ratio:
                 raise ValueError(f"pan_ratio {pan_ratio} does not divide the sensor's ratio {self.ratio}")

@@ -89,16 +89,44 @@ def align_pan(pan: np.ndarray, pan_tf, ms: np.ndarray, ms_tf, ratio: int) -> tup
     return out, ms[:, k0r:k1r, k0c:k1c]
 
 
-def mix_bands(ms: np.ndarray, mix: list | None) -> np.ndarray:
+# named band mixes (``ms_mix: <name>`` in a config): one place for a matrix several configs and tools use
+BAND_MIXES: dict[str, list[list[float]]] = {
+    # WorldView-2's B, G, R, NIR spread over WorldView-3's eight bands: coastal 0.9 B, blue B, green G,
+    # yellow (G+R)/2, red R, red edge (R+NIR)/2, NIR1 NIR, NIR2 0.95 NIR
+    "bgrn_to_wv3": [[0.9, 0, 0, 0], [1, 0, 0, 0], [0, 1, 0, 0], [0, 0.5, 0.5, 0], [0, 0, 1, 0], [0, 0, 0.5, 0.5],
+                    [0, 0, 0, 1], [0, 0, 0, 0.95]],
+}
+
+
+def mix_bands(ms: np.ndarray, mix: list | str | None) -> np.ndarray:
     """``mix @ ms`` over bands: another sensor's bands made from a real pair's (a real PAN for a sensor
-    with no reachable imagery, e.g. WorldView-2's B, G, R, NIR spread over WorldView-3's eight bands).
-    No offset, so nodata (0) stays 0."""
+    with no reachable imagery, e.g. WorldView-2's B, G, R, NIR spread over WorldView-3's eight bands);
+    ``mix`` is a matrix or a name in ``BAND_MIXES``. No offset, so nodata (0) stays 0."""
     if mix is None:
         return ms
-    m = np.asarray(mix, dtype=np.float32)
+    m = np.asarray(BAND_MIXES[mix] if isinstance(mix, str) else mix, dtype=np.float32)
     if m.ndim != 2 or m.shape[1] != ms.shape[0] or (m < 0).any():
         raise ValueError(f"ms_mix must be a non-negative (bands x {ms.shape[0]}) matrix, got shape {m.shape}")
     return np.einsum("oc,chw->ohw", m, ms).astype(np.float32)
+
+
+def read_source(root: Path, pan_rel: str, ms_rel: str, sensor: Sensor, allow_held: bool = False,
+                value_gain: float = 1.0, match: list[str] | None = None, match_pan: list[str] | None = None,
+                ms_mix: list | str | None = None) -> tuple[np.ndarray, Affine, np.ndarray, Affine]:
+    """(PAN, its transform, MS, its transform) of a real pair as every data source prepares it: bands mixed
+    (``mix_bands``), values rescaled, the held-apart window blanked, radiometry matched to reference rasters
+    (``match_statistics``)."""
+    pan, pan_tf = _read(root / pan_rel)
+    ms, ms_tf = _read(root / ms_rel)
+    ms = mix_bands(ms, ms_mix)
+    pan, ms = pan * value_gain, ms * value_gain
+    _blank_held(pan, pan_rel, allow_held)
+    _blank_held(ms, ms_rel, allow_held)
+    if match:
+        ms = match_statistics(ms, *band_stats(root, match), sensor.scale)
+    if match_pan:
+        pan = match_statistics(pan, *band_stats(root, match_pan), sensor.scale)
+    return pan, pan_tf, ms, ms_tf
 
 
 def _block_any(mask: np.ndarray, ratio: int) -> np.ndarray:
@@ -129,7 +157,7 @@ def pair_triple(root: Path, pan_rel: str, ms_rel: str, sensor: Sensor, ratio: in
                 rows: tuple[float, float] = (0.0, 1.0), allow_held: bool = False, value_gain: float = 1.0,
                 pan_gains: list | None = None, ms_gains: list | None = None, pan_ratio: int | None = None,
                 match: list[str] | None = None, match_pan: list[str] | None = None,
-                ms_mix: list | None = None) -> Triple:
+                ms_mix: list | str | None = None) -> Triple:
     """Wald triple from a real PAN+MS pair; ``rows`` keeps a fraction band of MS rows (split inside a scene);
     ``value_gain`` rescales raw values (e.g. 0.5 to present 11-bit data as a 10-bit sensor's).
     ``pan_gains`` / ``ms_gains``: further degradations (MTF gains or "box") kept as training variants.
@@ -137,19 +165,12 @@ def pair_triple(root: Path, pan_rel: str, ms_rel: str, sensor: Sensor, ratio: in
     ratio 2, in a ratio-4 triple: the PAN is degraded by 2 onto the MS grid, the MS by 4).
     ``match`` / ``match_pan``: reference MS / PAN rasters whose per-band 1st percentile and mean the
     pair's MS / PAN are mapped to (another product's radiometry, e.g. Landsat's haze offset removed).
-    ``ms_mix``: a (sensor bands x pair bands) matrix making the sensor's bands from the pair's (``mix_bands``)."""
+    ``ms_mix``: a (sensor bands x pair bands) matrix, or its name in ``BAND_MIXES``, making the sensor's bands
+    from the pair's (``mix_bands``)."""
     ratio = ratio or sensor.ratio
     pan_ratio = pan_ratio or ratio
-    pan, pan_tf = _read(root / pan_rel)
-    ms, ms_tf = _read(root / ms_rel)
-    ms = mix_bands(ms, ms_mix)
-    pan, ms = pan * value_gain, ms * value_gain
-    _blank_held(pan, pan_rel, allow_held)
-    _blank_held(ms, ms_rel, allow_held)
-    if match:
-        ms = match_statistics(ms, *band_stats(root, match), sensor.scale)
-    if match_pan:
-        pan = match_statistics(pan, *band_stats(root, match_pan), sensor.scale)
+    pan, pan_tf, ms, ms_tf = read_source(root, pan_rel, ms_rel, sensor, allow_held, value_gain, match, match_pan,
+                                         ms_mix)
     pan_al, ms = align_pan(pan, pan_tf, ms, ms_tf, pan_ratio)
     h = ms.shape[1]
     r0, r1 = int(round(rows[0] * h)), int(round(rows[1] * h))
