@@ -2,6 +2,7 @@
 
     python scripts/quantize_model.py --sensor wv2 [--out report.json]
     python scripts/quantize_model.py --sensor wv3 --config wv3_validation.yaml     # a config's test case, arrays
+    python scripts/quantize_model.py --sensor wv3 --config wv3_validation.yaml --model cand/wv3.onnx   # a candidate
 
 Quality: reduced-resolution (Wald) ERGAS of the whole pipeline, ``PRECISION=int8`` against
 ``PRECISION=fp32``, on validation cases only: the WorldView-2 fixture scenes and WorldView-2 pairs 1 and 2
@@ -109,15 +110,16 @@ def ergas(sensor: str, tmp: str) -> dict[str, dict[str, float]]:
     return res
 
 
-def config_case_ergas(sensor: str, config: str) -> dict[str, dict[str, float]]:
-    """int8 against float32 on a config's ``test.reduced`` case, through the CPU tile path as one tile."""
+def config_case_ergas(sensor: str, config: str, model: str | None = None) -> dict[str, dict[str, float]]:
+    """int8 against float32 on a config's ``test.reduced`` case, through the CPU tile path as one tile;
+    ``model``: a candidate ONNX file with its card instead of the sensor's bundled model."""
     from ksdiff_qgis.engine.sensors import get_sensor
     from model_core.config import load_config
     from model_core.evaluate import reduced_case
 
+    card = model_card.load_card(model or model_card.bundled_cards()[sensor])   # a bad model fails before any read
     cfg, sens = load_config(config), get_sensor(sensor)
     t = reduced_case(cfg, sens)
-    card = model_card.load_card(model_card.bundled_cards()[sensor])
     session = runtime.get_session(str(card.path), "cpu", 1)
     scale = card.scale / sens.scale   # the case is in units of the sensor scale, the model wants its own
     pan = np.ascontiguousarray(t.pan[None, None] / scale, dtype=np.float32)
@@ -160,9 +162,12 @@ def main(argv=None) -> int:
     ap.add_argument("--sensor", default="wv2")
     ap.add_argument("--out", help="JSON report (default: stdout only)")
     ap.add_argument("--config", help="score the config's test.reduced case instead of the 4-band validation cases")
+    ap.add_argument("--model", help="with --config: a candidate ONNX file (card beside it), not the bundled one")
     a = ap.parse_args(argv)
+    if a.model and not a.config:
+        ap.error("--model needs --config")
     if a.config:
-        quality = config_case_ergas(a.sensor, a.config)
+        quality = config_case_ergas(a.sensor, a.config, a.model)
     else:
         with tempfile.TemporaryDirectory() as tmp:
             quality = ergas(a.sensor, tmp)

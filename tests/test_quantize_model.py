@@ -17,3 +17,18 @@ def test_detail_ratio_on_real_imagery(wv2_arrays, load_script):
     boosted = ref + (ref - lowpass(ref, 0.3, 4)) * np.array([1.0, 0.0, 0.0, 0.5])[:, None, None]
     blue, green, red, nir = qm.detail_ratio(boosted, ref, 4)
     assert green == red == 1.0 and 1.2 < nir < blue
+
+
+def test_a_candidate_model_is_scored_instead_of_the_bundled_one(load_script, tmp_path):
+    """``--model`` (with ``--config``) loads the candidate's card, so a wrong path is reported, not the bundled
+    model silently scored; without ``--config`` the option is refused."""
+    import pytest
+
+    from ksdiff_qgis.engine.errors import InputError
+
+    qm = load_script("quantize_model")
+    missing = tmp_path / "cand" / "wv3.onnx"
+    with pytest.raises(InputError, match="cand"):
+        qm.config_case_ergas("wv3", "wv3_validation.yaml", str(missing))
+    with pytest.raises(SystemExit):
+        qm.main(["--sensor", "wv3", "--model", str(missing)])
