@@ -28,7 +28,10 @@ DEFAULT_CONFIGS = {"landsat8": "landsat8_ksdiff_fusionnet_gain.yaml",
                    # sensor; its residual sits on an in-graph HPM fusion and it is trained on the output after
                    # the plugin's consistency step too; seed 0 of two (all chosen on validation)
                    "wv2": "rr4_ksdiff_hpm_step1_seed0.yaml", "qb": "rr4_ksdiff_hpm_step1_seed0.yaml",
-                   "gf2": "rr4_ksdiff_hpm_step1_seed0.yaml"}
+                   "gf2": "rr4_ksdiff_hpm_step1_seed0.yaml",
+                   # the same adaptive recipe on eight bands, trained with a real PAN too (WorldView-2 pair 1's
+                   # bands spread over eight) and chosen on both WorldView-3 validation sources
+                   "wv3": "wv3_ksdiff_realpan_seed0.yaml"}
 
 
 def default_config_path(sensor: str) -> Path:

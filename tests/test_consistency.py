@@ -113,3 +113,23 @@ def test_the_step_can_be_switched_off_in_processing(qgis_app, data_dir, tmp_path
     assert np.abs(on.astype(int) - off.astype(int)).mean() > 0.5
     r_on, r_off = (assess_full(str(tmp_path / f), pan, ms, "wv2")["R_ERGAS"] for f in ("on.tif", "off.tif"))
     assert r_on < r_off
+
+
+def test_a_filled_nodata_hole_does_not_pull_its_neighbours(wv2_arrays, fuser):
+    """The pipeline fills MS nodata with the scene mean; ``real`` keeps those pixels out of the step, so the
+    valid pixels next to a hole get the same correction as without the hole (a pull towards the mean leaked
+    into them before)."""
+    pan, ms = wv2_arrays
+    fused = fuser(pan, upsample(ms, 4, pan.shape), _ctx())
+    whole = consistency.project(fused, ms, (0, 0), WV2.mtf_ms, 4)
+    holed = ms.copy()
+    holed[:, 30:34, 30:34] = ms.mean(axis=(1, 2))[:, None, None]   # a 4x4 MS-pixel hole, filled as the pipeline does
+    real = np.ones(ms.shape[1:], dtype=bool)
+    real[30:34, 30:34] = False
+    next_to = (slice(None), slice(34 * 4, 36 * 4), slice(30 * 4, 34 * 4))   # two MS rows below the hole
+    leaked = consistency.project(fused, holed, (0, 0), WV2.mtf_ms, 4)
+    kept = consistency.project(fused, holed, (0, 0), WV2.mtf_ms, 4, real=real)
+    err_leaked = np.abs(leaked[next_to] - whole[next_to]).mean()
+    err_kept = np.abs(kept[next_to] - whole[next_to]).mean()
+    assert err_kept < 0.5 * err_leaked
+    assert np.abs(kept[:, :100, :100] - whole[:, :100, :100]).max() < 1e-4   # far from the hole: unchanged

@@ -97,6 +97,9 @@ class TileContext:
     # project their output onto them: ``consistency``)
     ms: np.ndarray | None = None
     ms_origin: tuple[float, float] = (0.0, 0.0)
+    # (h, w) bool: the pixels of ``ms`` that are data, not filled nodata (None: all of them); the projection
+    # uses only those
+    ms_real: np.ndarray | None = None
 
 
 def margin(method: str, ratio: int) -> int:

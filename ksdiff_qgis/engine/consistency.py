@@ -37,13 +37,15 @@ def halo(ratio: int, gains) -> int:
 
 
 def project(fused: np.ndarray, ms: np.ndarray, ms_origin: tuple[float, float], gains, ratio: int,
-            steps: int = STEPS) -> np.ndarray:
+            steps: int = STEPS, real: np.ndarray | None = None) -> np.ndarray:
     """``fused`` (C, H, W) corrected towards ``ms`` (C, h, w), whose pixel [0, 0] has its top-left corner at
     fused pixel position ``ms_origin`` (row, col). A fractional origin (Landsat 8's MS grid sits half a PAN pixel
     off the PAN's) is honoured by resampling the MS onto the coarse grid anchored at the rounded origin.
 
     Only MS pixels whose whole filter footprint lies inside ``fused`` give a residual; pixels farther than
-    :func:`halo` from the edge are exact, the rest are corrected from the nearest residuals.
+    :func:`halo` from the edge are exact, the rest are corrected from the nearest residuals. ``real`` (h, w):
+    the MS pixels that are data; the others (nodata holes the pipeline filled with the scene mean) give no
+    residual, so the pull towards that mean does not leak into the valid pixels next to a hole.
     """
     o = (int(round(ms_origin[0])), int(round(ms_origin[1])))
     frac = (ms_origin[0] - o[0], ms_origin[1] - o[1])
@@ -62,6 +64,8 @@ def project(fused: np.ndarray, ms: np.ndarray, ms_origin: tuple[float, float], g
         if r2 <= r1 or c2 <= c1:
             return out
         res = ms[:, r1:r2, c1:c2].astype(np.float32) - red[:, r1 - r0:r2 - r0, c1 - c0:c2 - c0]
+        if real is not None:
+            res *= real[r1:r2, c1:c2]
         out += upsample(res, ratio, out.shape[1:], (o[0] + r1 * ratio, o[1] + c1 * ratio))
     return out
 

@@ -344,7 +344,7 @@ class OnnxFuser:
             raise InputError(f"the model {self.card.path.name} returned NaN or infinite values on the tile at PAN "
                              f"row {ctx.origin[0]}, column {ctx.origin[1]}: it is broken for this data")
         if self.consistency and ctx.ms is not None:   # before the floor: the step may move values either way
-            out = consistency.project(out, ctx.ms / self.scale, ctx.ms_origin, ctx.gains, ctx.ratio)
+            out = consistency.project(out, ctx.ms / self.scale, ctx.ms_origin, ctx.gains, ctx.ratio, real=ctx.ms_real)
         out, n = soft_floor(out, x[0, :, :h, :w])
         with self._count_lock:
             self.floored += n

@@ -210,7 +210,9 @@ class _TileRunner:
         mc, mw = self._ms_window(C0, W, 1)
         with self.read_lock:
             pan = read_padded(self.pan_ds, R0, C0, H, W, "symmetric")
-            ms = read_padded(self.ms_ds, mr, mc, mh, mw, "edge")
+            # both mirrored beyond the raster edge, so the margin is one consistent (mirrored) scene: a
+            # mirrored PAN over repeated MS edge pixels misleads a learned model's tile context (docs/VALIDATION.md)
+            ms = read_padded(self.ms_ds, mr, mc, mh, mw, "symmetric")
         pan_valid, ms_valid = _is_valid(pan, self.pan.nodata), _is_valid(ms, self.ms.nodata)
         st = self.stats
         if pan_valid is not None:
@@ -220,7 +222,8 @@ class _TileRunner:
         origin = (self.plan.ms_origin[0] + mr * k - R0, self.plan.ms_origin[1] + mc * k - C0)
         lms = upsample(ms, k, (H, W), origin)
         ctx = classical.TileContext(stats=st, ratio=k, gains=self.sensor.mtf_ms, origin=(R0, C0),
-                                    scale=self.sensor.scale, ms=ms, ms_origin=origin)
+                                    scale=self.sensor.scale, ms=ms, ms_origin=origin,
+                                    ms_real=ms_valid)
         fused = self.fuse(pan[0], lms, ctx).astype(np.float32, copy=False)
         if m:   # a copy of the interior frees the margin; without a margin the array is already fresh
             fused = fused[:, m : m + rows, m : m + cols].copy()

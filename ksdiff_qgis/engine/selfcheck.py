@@ -256,7 +256,7 @@ class _Sample:
         off = (y - self.R0, x - self.C0)                   # MS corner relative to the PAN pixel grid
         H, W = h + 2 * ctx, w + 2 * ctx                    # region, MS pixels
         pad = 2
-        self.ms_raw = read_padded(ms_ds, r - ctx - pad, c - ctx - pad, H + 2 * pad, W + 2 * pad, "edge")
+        self.ms_raw = read_padded(ms_ds, r - ctx - pad, c - ctx - pad, H + 2 * pad, W + 2 * pad, "symmetric")
         self.ms_ok = _valid(self.ms_raw, ms.nodata)
         self.pan = None
         if self.ms_ok.mean() < MIN_VALID:

@@ -23,9 +23,9 @@ def _read(ds: gdal.Dataset, bands: int, col: int, row: int, w: int, h: int) -> n
 def read_padded(ds: gdal.Dataset, row0: int, col0: int, rows: int, cols: int, mode: str) -> np.ndarray:
     """Read (bands, rows, cols) as float32 from a window that may extend beyond the raster.
 
-    Outside the raster, ``mode='symmetric'`` mirrors the edge pixels (PAN, for filters) and
-    ``mode='edge'`` repeats them (MS, equivalent to clamping the interpolation indices). Padding depends
-    only on the raster edge, so every tile of a scene sees the same values.
+    Outside the raster, ``mode='symmetric'`` mirrors the edge pixels (the pipeline pads PAN and MS so: on
+    aligned grids the two mirrors are the same scene) and ``mode='edge'`` repeats them. Padding depends only on
+    the raster edge, so every tile of a scene sees the same values.
     """
     h, w = ds.RasterYSize, ds.RasterXSize
     r_a, r_b = max(row0, 0), min(row0 + rows, h)
