@@ -78,6 +78,7 @@ def load_script():
     def load(name: str):
         spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
         mod = importlib.util.module_from_spec(spec)
+        sys.modules[name] = mod   # dataclasses look their module up while the script runs
         spec.loader.exec_module(mod)
         return mod
     return load
