@@ -11,6 +11,7 @@ blur sigma 0.8 px) plus a sharp (no blur) and a blurry (sigma 1.6 px) PAN; 8-bit
 WV2 pair 1 and Sentinel-2; WV2 pair 1 with a blurred PAN.
 
 Usage: python scripts/validate_selfcheck.py [--out FILE.md] [--json FILE.json]
+       python scripts/validate_selfcheck.py --small      # scenes below the check's minimum sample
 """
 from __future__ import annotations
 
@@ -203,6 +204,68 @@ def cases(tmp: Path, test_scene: bool = False) -> tuple[list[dict], list[dict]]:
     return rr, fr
 
 
+CLASSICAL4 = ("mtf_glp_hpm", "gsa", "brovey", "mtf_glp_fs")
+SMALL_THRESHOLD = 256   # the candidate minimum sample of the small-scene study (docs/SELFCHECK.md)
+
+
+def small_cases(tmp: Path) -> list[dict]:
+    """Wald cases of 256-1000 MS pixels from validation sources only (windows in the source's MS pixels;
+    Sentinel-2 windows in 10 m pixels, outside its held-apart window)."""
+    wv2, l8 = DATA / "wv2", DATA / "landsat8"
+    out = []
+    for i, win in ((1, (0, 0, 100, 100)), (1, (50, 40, 96, 104)), (2, (0, 52, 100, 96)), (2, (48, 52, 100, 96))):
+        out.append(wald_case(tmp, f"small_wv2_pair{i}_{win[0]}_{win[1]}", str(wv2 / f"pair{i}_pan.tif"),
+                             str(wv2 / f"pair{i}_ms.tif"), "wv2", window=win))
+    for c, r in ((0, 0), (300, 300), (600, 100), (900, 600), (200, 800)):
+        out.append(s2_case(tmp, f"small_s2_{c}_{r}", 0.8, window=(c, r, 112, 112)))
+    for win in ((0, 0, 60, 60), (100, 100, 50, 50), (200, 200, 60, 60), (280, 20, 56, 56)):
+        out.append(wald_case(tmp, f"small_landsat8_{win[0]}_{win[1]}", str(l8 / "pan.tif"), str(l8 / "ms.tif"),
+                             "landsat8", window=win))
+    return out
+
+
+def run_small(case: dict, tmp: Path) -> dict:
+    """``auto`` at the current minimum sample and at ``SMALL_THRESHOLD``, against every method's truth."""
+    from ksdiff_qgis.engine import selfcheck
+
+    out = {"name": case["name"]}
+    for m in ("ksdiff",) + CLASSICAL4:
+        path = str(tmp / f"{case['name']}_{m}.tif")
+        pansharpen(case["pan"], case["ms"], path, case["sensor"], m)
+        out[m] = truth_ergas(path, case)
+    current = selfcheck.MIN_PIXELS
+    for label, threshold in (("current", current), ("small", SMALL_THRESHOLD)):
+        selfcheck.MIN_PIXELS = threshold
+        try:
+            path = str(tmp / f"{case['name']}_auto_{label}.tif")
+            res = pansharpen(case["pan"], case["ms"], path, case["sensor"], "auto")
+        finally:
+            selfcheck.MIN_PIXELS = current
+        out[f"auto_{label}"] = {"method": res.method, "ERGAS": truth_ergas(path, case),
+                                "pixels": res.selfcheck.pixels}
+    out["best_classical"] = min(CLASSICAL4, key=lambda m: out[m])
+    return out
+
+
+def small_markdown(rows: list[dict]) -> str:
+    lines = ["| case | MS px checked | KSDiff | best classical | auto now | auto with "
+             f"{SMALL_THRESHOLD} | with {SMALL_THRESHOLD} / best classical |",
+             "| --- | ---: | ---: | --- | --- | --- | ---: |"]
+    for r in rows:
+        b = r["best_classical"]
+        cur, new = r["auto_current"], r["auto_small"]
+        lines.append(f"| {r['name']} | {new['pixels']} | {r['ksdiff']:.3f} | {b} {r[b]:.3f} | "
+                     f"{cur['method']} {cur['ERGAS']:.3f} | {new['method']} {new['ERGAS']:.3f} | "
+                     f"{new['ERGAS'] / r[b]:.3f} |")
+    rel = {k: float(np.mean([r[f"auto_{k}"]["ERGAS"] / r[r["best_classical"]] for r in rows]))
+           for k in ("current", "small")}
+    worst = max(r["auto_small"]["ERGAS"] - r[r["best_classical"]] for r in rows)
+    lines += ["", f"Mean default ERGAS / best classical: now {rel['current']:.3f}, with {SMALL_THRESHOLD} "
+              f"{rel['small']:.3f}; with {SMALL_THRESHOLD} the default is at most {worst:+.3f} ERGAS from the best "
+              "classical method on every case."]
+    return "\n".join(lines) + "\n"
+
+
 def markdown(rr: list[dict], fr: list[dict]) -> str:
     lines = ["| case | check: KSDiff / HPM Wald ERGAS | R-ERGAS | CB KSDiff (PAN, MS) | MS px | choice | "
              "truth ERGAS KSDiff / HPM | right? | PAN-only guard |",
@@ -252,7 +315,22 @@ def main(argv=None) -> int:
     ap.add_argument("--json", type=Path, default=None)
     ap.add_argument("--only", default="", help="comma-separated case names")
     ap.add_argument("--test-scene", action="store_true", help="also score WV2 pair 3 (report only, never tune on it)")
+    ap.add_argument("--small", action="store_true",
+                    help=f"the small-scene study instead: auto at the current minimum sample and at {SMALL_THRESHOLD}")
     args = ap.parse_args(argv)
+    if args.small:
+        with tempfile.TemporaryDirectory(prefix="ksdiff_selfcheck_") as d:
+            rows = []
+            for c in small_cases(Path(d)):
+                rows.append(run_small(c, Path(d)))
+                print(rows[-1], flush=True)
+        md = small_markdown(rows)
+        print(md)
+        if args.out:
+            args.out.write_text(md)
+        if args.json:
+            args.json.write_text(json.dumps(rows, indent=1, default=float))
+        return 0
     with tempfile.TemporaryDirectory(prefix="ksdiff_selfcheck_") as d:
         tmp = Path(d)
         rr, fr = cases(tmp, args.test_scene)

@@ -272,3 +272,21 @@ def test_the_best_classical_method_is_the_yardstick():
     gsa_inconsistent = Scores(3.5, 4.4, 1.25, 0.38)                                 # 25 % worse R-ERGAS
     assert pick_classical({"mtf_glp_hpm": hpm, "gsa": gsa_inconsistent})[0] == "mtf_glp_hpm"
     assert pick_classical({"gsa": Scores(4.0, 4.5, 1.0, 0.38), "mtf_glp_hpm": hpm})[0] == "mtf_glp_hpm"   # ties
+
+
+def test_small_scene_study_runs_auto_at_both_thresholds(load_script, data_dir, tmp_path):
+    """``validate_selfcheck.py --small``: a Wald case of the real fixture below the check's minimum sample is fused
+    by ``auto`` at the current threshold (no check: MTF-GLP-HPM) and at the study's (checked), every method is scored
+    against the reference, and the module's threshold is left as it was."""
+    from ksdiff_qgis.engine import selfcheck
+
+    vs = load_script("validate_selfcheck")
+    before = selfcheck.MIN_PIXELS
+    case = vs.wald_case(tmp_path, "fixture", str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif"), "wv2")
+    row = vs.run_small(case, tmp_path)
+    assert selfcheck.MIN_PIXELS == before
+    assert row["auto_current"]["method"] == "mtf_glp_hpm" and row["auto_current"]["pixels"] < before
+    assert row["auto_small"]["pixels"] >= vs.SMALL_THRESHOLD
+    assert row["auto_small"]["method"] in ("ksdiff",) + vs.CLASSICAL4
+    assert row["best_classical"] in vs.CLASSICAL4 and all(row[m] > 0 for m in ("ksdiff",) + vs.CLASSICAL4)
+    assert "| fixture |" in vs.small_markdown([row])
