@@ -302,3 +302,24 @@ def test_adapt_fine_tunes_on_one_scene_and_the_plugin_takes_the_model(tmp_path, 
                                                 "MODEL": str(onnx_path), "OUTPUT": str(out)})
     ds = gdal.Open(res["OUTPUT"])
     assert ds.RasterCount == 4 and ds.RasterXSize == gdal.Open(str(pan)).RasterXSize
+
+
+def test_mirror_margin_makes_a_patch_look_like_a_raster_edge_tile(data_dir):
+    """``randomise.mirror_margin``: some patches get the plugin's padding beyond a raster edge — the first ``w``
+    rows (and sometimes columns) mirror the next ``w``, in PAN, LMS and reference alike, ``w`` a multiple of the
+    ratio; the draws stay deterministic per generator, and without the option the batches are unchanged."""
+    t = pair_triple(data_dir, "wv2_pan.tif", "wv2_ms.tif", WV2)
+    base = {"band_gain": [1.0, 1.0], "offset": 0.0, "quantise": 0.0, "noise": 0.0}
+    s = PatchSampler([t], 32, 8, augment=False, randomise={**base, "mirror_margin": 1.0}, align=4)
+    pan, lms, gt = (x.numpy() for x in s.batch(6, torch.Generator().manual_seed(3)))
+    for arrs in zip(pan, lms, gt):
+        # the mirror's width: the first row equal to its mirror partner, for w = 4, 8
+        widths = [w for w in (4, 8) if all(np.array_equal(a[:, :w], a[:, 2 * w - 1:w - 1:-1]) for a in arrs)]
+        assert widths, "every patch holds a mirrored margin"
+    plain = PatchSampler([t], 32, 8, augment=False, randomise=base, align=4)
+    a = plain.batch(4, torch.Generator().manual_seed(3))
+    b = PatchSampler([t], 32, 8, augment=False, randomise={**base, "mirror_margin": 0.0}, align=4).batch(
+        4, torch.Generator().manual_seed(3))
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
+    c = s.batch(6, torch.Generator().manual_seed(3))
+    assert all(np.array_equal(x.numpy(), y) for x, y in zip(c, (pan, lms, gt)))

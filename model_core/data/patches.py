@@ -41,12 +41,14 @@ class PatchSampler:
     variant of the triple (other PAN sharpness / spectral response, other MS MTF) and radiometric changes
     that real products show: per-band gains and offsets of the MS (``band_gain`` range, ``offset`` as a
     fraction of the mean), coarse quantisation (probability ``quantise``: a DN step of mean/U(30, 150),
-    like 8-bit or dark 11-bit data) and PAN noise (std up to ``noise`` x mean).
+    like 8-bit or dark 11-bit data) and PAN noise (std up to ``noise`` x mean). ``mirror_margin`` (a
+    probability): the patch as a tile at a raster edge holds it (:meth:`_mirror_margin`).
     """
 
     def __init__(self, triples: list[Triple], patch: int, stride: int, augment: bool = True,
                  randomise: dict | None = None, align: int = 1) -> None:
         self.triples, self.patch, self.augment, self.randomise = triples, patch, augment, randomise
+        self.align = max(1, align)
         self.positions = [valid_positions(t, patch, stride, align) for t in triples]
         self.index = [(i, j) for i, p in enumerate(self.positions) for j in range(len(p))]
         if not self.index:
@@ -82,6 +84,24 @@ class PatchSampler:
             pan, gt = np.round(pan / step) * step, np.round(gt / step) * step
         return pan.astype(np.float32), lms.astype(np.float32), gt.astype(np.float32)
 
+    def _mirror_margin(self, crop, g: torch.Generator, p: float):
+        """With probability ``p``: the first ``w`` rows (and half the time the first ``w`` columns) replaced by the
+        mirror of the next ``w``, ``w`` a multiple of the alignment (the ratio) up to a quarter of the patch —
+        what the plugin's tiles hold beyond a raster edge (PAN and MS mirrored). The dihedral augmentation then
+        puts the margin on any side."""
+        u = torch.rand(3, generator=g, dtype=torch.float64).tolist()
+        if u[0] >= p:
+            return crop
+        w = self.align * (1 + int(u[1] * max(1, self.patch // (4 * self.align))))
+        out = []
+        for arr in crop:
+            a = arr.copy()
+            a[:, :w] = a[:, 2 * w - 1 : w - 1 : -1]
+            if u[2] < 0.5:
+                a[:, :, :w] = a[:, :, 2 * w - 1 : w - 1 : -1]
+            out.append(a)
+        return tuple(out)
+
     def batch(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         if self.weights is not None:
             ks = torch.multinomial(self.weights, n, replacement=True, generator=generator).tolist()
@@ -94,6 +114,8 @@ class PatchSampler:
             if self.randomise:
                 pv, lv = torch.randint(0, 1 << 20, (2,), generator=generator).tolist()
                 crop = self._radiometry(*self._crop(k, pv, lv), generator)
+                if self.randomise.get("mirror_margin"):
+                    crop = self._mirror_margin(crop, generator, float(self.randomise["mirror_margin"]))
             for lst, arr in zip(out, crop):
                 if self.augment:  # one of the 8 dihedral transforms, the same for PAN, LMS and GT
                     arr = np.rot90(arr, a % 4, axes=(1, 2))
