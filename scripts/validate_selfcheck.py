@@ -33,7 +33,7 @@ from ksdiff_qgis.engine import metrics as M  # noqa: E402
 from ksdiff_qgis.engine.assessment import assess_reduced  # noqa: E402
 from ksdiff_qgis.engine.filters import convolve_axis, wald_degrade  # noqa: E402
 from ksdiff_qgis.engine.pipeline import pansharpen  # noqa: E402
-from ksdiff_qgis.engine.selfcheck import decide  # noqa: E402
+from ksdiff_qgis.engine.selfcheck import CLASSICAL_CANDIDATES, decide  # noqa: E402
 from ksdiff_qgis.engine.sensors import get_sensor  # noqa: E402
 from model_core.datacache import data_dir  # noqa: E402
 from model_core.rasters import read, write_geotiff  # noqa: E402
@@ -204,7 +204,6 @@ def cases(tmp: Path, test_scene: bool = False) -> tuple[list[dict], list[dict]]:
     return rr, fr
 
 
-CLASSICAL4 = ("mtf_glp_hpm", "gsa", "brovey", "mtf_glp_fs")
 SMALL_THRESHOLD = 256   # the candidate minimum sample of the small-scene study (docs/SELFCHECK.md)
 
 
@@ -229,7 +228,7 @@ def run_small(case: dict, tmp: Path) -> dict:
     from ksdiff_qgis.engine import selfcheck
 
     out = {"name": case["name"]}
-    for m in ("ksdiff",) + CLASSICAL4:
+    for m in ("ksdiff",) + CLASSICAL_CANDIDATES:
         path = str(tmp / f"{case['name']}_{m}.tif")
         pansharpen(case["pan"], case["ms"], path, case["sensor"], m)
         out[m] = truth_ergas(path, case)
@@ -243,7 +242,7 @@ def run_small(case: dict, tmp: Path) -> dict:
             selfcheck.MIN_PIXELS = current
         out[f"auto_{label}"] = {"method": res.method, "ERGAS": truth_ergas(path, case),
                                 "pixels": res.selfcheck.pixels}
-    out["best_classical"] = min(CLASSICAL4, key=lambda m: out[m])
+    out["best_classical"] = min(CLASSICAL_CANDIDATES, key=lambda m: out[m])
     return out
 
 

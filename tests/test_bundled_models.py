@@ -6,12 +6,12 @@ import os
 import numpy as np
 import pytest
 from osgeo import gdal
+from test_sensors_bands import make_wv2_8band
 
 from ksdiff_qgis.engine import metrics as M
 from ksdiff_qgis.engine.model_card import bundled_cards, check_against_data, load_card
 from ksdiff_qgis.engine.pipeline import pansharpen
 from ksdiff_qgis.engine.sensors import SENSORS
-from model_core.data.scenes import mix_bands
 from model_core.wald import make_reduced_case
 
 BUNDLED = bundled_cards()
@@ -135,18 +135,6 @@ def test_same_pixels_in_processing_and_engine(qgis_app, data_dir, tmp_path):
     assert np.array_equal(gdal.Open(a).ReadAsArray(), gdal.Open(b.output_path).ReadAsArray())
 
 
-def _spread_to_wv3(ms_path: str, out_path: str) -> str:
-    """A real 4-band MS with its B, G, R, NIR spread over WorldView-3's eight bands (``BAND_MIXES``)."""
-    ds = gdal.Open(ms_path)
-    eight = mix_bands(ds.ReadAsArray().astype(np.float32), "bgrn_to_wv3")
-    out = gdal.GetDriverByName("GTiff").Create(out_path, ds.RasterXSize, ds.RasterYSize, 8, gdal.GDT_UInt16)
-    out.SetGeoTransform(ds.GetGeoTransform())
-    out.SetProjection(ds.GetProjection())
-    out.WriteArray(np.round(eight).astype(np.uint16))
-    out = None
-    return out_path
-
-
 def test_wv3_model_fuses_an_8band_scene_with_a_real_pan(data_dir, tmp_path):
     """The 8-band model (trained with a real PAN since 2026-12-05: WorldView-2 pair 1 spread over eight bands,
     beside simulated-PAN Sentinel-2) on the held-apart pair 3 crop spread the same way, through the pipeline in
@@ -155,7 +143,7 @@ def test_wv3_model_fuses_an_8band_scene_with_a_real_pan(data_dir, tmp_path):
     (every band within 1.1x the PAN's response; the model it replaced: 1.7x). Measured 2026-12-05: ERGAS
     5.81 (float32 5.81), MTF-GLP-HPM 7.80, the model it replaced 8.20."""
     assert "int8" in load_card(BUNDLED["wv3"]).data["tile_kernels"]
-    ms8 = _spread_to_wv3(str(data_dir / "wv2_test_ms.tif"), str(tmp_path / "ms8.tif"))
+    ms8 = str(make_wv2_8band(data_dir / "wv2_test_ms.tif", tmp_path / "ms8.tif"))   # B, G, R, NIR spread
     pan = str(data_dir / "wv2_test_pan.tif")
     case = make_reduced_case(pan, ms8, str(tmp_path), "wv3")
     scores = {}

@@ -15,6 +15,7 @@ from ksdiff_qgis.engine.pipeline import pansharpen
 from ksdiff_qgis.engine.raster_io import describe
 from ksdiff_qgis.engine.sensor_detect import detect_sensor
 from ksdiff_qgis.engine.sensors import SENSORS, get_sensor, model_for
+from model_core.data.scenes import mix_bands
 
 WV8 = ["Coastal", "Blue", "Green", "Yellow", "Red", "Red Edge", "NIR1", "NIR2"]
 
@@ -29,8 +30,7 @@ def _info(path):
 def make_wv2_8band(src, dst):
     """An 8-band WorldView-2 layout from the real 4-band fixture (B, G, R, NIR) plus derived bands."""
     ds = gdal.Open(str(src))
-    b, g, r, n = ds.ReadAsArray().astype(np.float64)
-    bands = [b * 0.9, b, g, (g + r) / 2, r, (r + n) / 2, n, n * 0.95]
+    bands = mix_bands(ds.ReadAsArray().astype(np.float32), "bgrn_to_wv3")   # B, G, R, NIR spread over eight
     out = gdal.GetDriverByName("GTiff").Create(str(dst), ds.RasterXSize, ds.RasterYSize, 8, gdal.GDT_UInt16,
                                               ["NBITS=11"])
     out.SetGeoTransform(ds.GetGeoTransform())
