@@ -9,6 +9,7 @@ from osgeo import gdal
 from test_sensors_bands import make_wv2_8band
 
 from ksdiff_qgis.engine import metrics as M
+from ksdiff_qgis.engine.feedback import RecordingFeedback as Log
 from ksdiff_qgis.engine.model_card import bundled_cards, check_against_data, load_card
 from ksdiff_qgis.engine.pipeline import pansharpen
 from ksdiff_qgis.engine.sensors import SENSORS
@@ -135,26 +136,31 @@ def test_same_pixels_in_processing_and_engine(qgis_app, data_dir, tmp_path):
     assert np.array_equal(gdal.Open(a).ReadAsArray(), gdal.Open(b.output_path).ReadAsArray())
 
 
-def test_wv3_model_fuses_an_8band_scene_with_a_real_pan(data_dir, tmp_path):
+@pytest.mark.parametrize("sensor", ["wv3", "wv2_8"])
+def test_wv3_model_fuses_an_8band_scene_with_a_real_pan(data_dir, tmp_path, sensor):
     """The 8-band model (trained with a real PAN since 2026-12-05: WorldView-2 pair 1 spread over eight bands,
     beside simulated-PAN Sentinel-2) on the held-apart pair 3 crop spread the same way, through the pipeline in
-    its default CPU precision (int8) and in float32: at reduced resolution it beats MTF-GLP-HPM (the model it
-    replaced scored 1.4x MTF-GLP-HPM on such a scene), and at full resolution it draws no one-pixel checkerboard
-    (every band within 1.1x the PAN's response; the model it replaced: 1.7x). Measured 2026-12-05: ERGAS
-    5.81 (float32 5.81), MTF-GLP-HPM 7.80, the model it replaced 8.20."""
+    its default CPU precision (int8) and in float32, as WorldView-3 and as an 8-band WorldView-2 product (which it
+    serves since 2026-12-05; its MTF gains): at reduced resolution it beats MTF-GLP-HPM (the model it replaced
+    scored 1.4x MTF-GLP-HPM on such a scene), and at full resolution it draws no one-pixel checkerboard (every band
+    within 1.1x the PAN's response; the model it replaced: 1.7x). Measured 2026-12-05: ERGAS 5.81 (float32 5.81),
+    MTF-GLP-HPM 7.80, the model it replaced 8.20 (as WorldView-3)."""
     assert "int8" in load_card(BUNDLED["wv3"]).data["tile_kernels"]
     ms8 = str(make_wv2_8band(data_dir / "wv2_test_ms.tif", tmp_path / "ms8.tif"))   # B, G, R, NIR spread
     pan = str(data_dir / "wv2_test_pan.tif")
-    case = make_reduced_case(pan, ms8, str(tmp_path), "wv3")
+    case = make_reduced_case(pan, ms8, str(tmp_path), sensor)
     scores = {}
     for method, precision in (("mtf_glp_hpm", "int8"), ("ksdiff", "int8"), ("ksdiff", "fp32")):
         fused = str(tmp_path / f"{method}_{precision}.tif")
-        pansharpen(case.pan, case.ms, fused, sensor="wv3", method=method, precision=precision)
+        log = Log()
+        pansharpen(case.pan, case.ms, fused, sensor=sensor, method=method, precision=precision, feedback=log)
         scores[f"{method}_{precision}"] = _ergas(fused, case.ref)
+        assert method != "ksdiff" or any("wv3.onnx" in line for line in log.lines), log.lines
+    print(sensor, scores)
     assert scores["ksdiff_int8"] < 0.95 * scores["mtf_glp_hpm_int8"]
     assert abs(scores["ksdiff_int8"] / scores["ksdiff_fp32"] - 1) < 0.01
     full = str(tmp_path / "full.tif")
-    pansharpen(pan, ms8, full, sensor="wv3", method="ksdiff")
+    pansharpen(pan, ms8, full, sensor=sensor, method="ksdiff")
     cb = M.checkerboard_response(gdal.Open(full).ReadAsArray().astype(np.float64))
     pan_cb = M.checkerboard_response(gdal.Open(pan).ReadAsArray().astype(np.float64)[None])[0]
     assert cb.shape == (8,) and np.all(cb <= 1.1 * pan_cb)

@@ -131,8 +131,9 @@ def test_ms_bands_on_an_eight_band_product(qgis_app, data_dir, tmp_path, method)
     if method == "gsa":
         assert names == ["NIR1", "Red", "Green", "Blue", "Yellow"]
         assert ds.GetRasterBand(2).GetColorInterpretation() == gdal.GCI_RedBand
-    else:   # the wv2 model knows Blue, Green, Red, NIR: picked from the selection, and said so
+    else:   # the selection lacks bands of the 8-band network: the 4-band one fuses Blue, Green, Red, NIR from it
         assert names == ["Blue", "Green", "Red", "NIR1"]
+        assert any("using wv2.onnx" in line for line in log.lines), log.lines
         assert any("not fused: Yellow" in line for line in log.lines), log.lines
 
 

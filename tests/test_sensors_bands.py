@@ -154,8 +154,8 @@ def test_plan_bands_gains_and_model_pick(data_dir, tmp_path):
 
 @pytest.mark.parametrize("method", ["mtf_glp_hpm", "ksdiff"])
 def test_eight_band_product(data_dir, tmp_path, method):
-    if method == "ksdiff" and "wv2" not in bundled_cards():
-        pytest.skip("no bundled wv2 model")
+    if method == "ksdiff" and not {"wv2", "wv3"} <= set(bundled_cards()):
+        pytest.skip("no bundled wv2 and wv3 models")
     ms8 = make_wv2_8band(data_dir / "wv2_ms.tif", tmp_path / "ms8.tif")
     log = Log()
     res = pansharpen(str(data_dir / "wv2_pan.tif"), str(ms8), str(tmp_path / f"{method}.tif"), "wv2_8", method,
@@ -163,18 +163,21 @@ def test_eight_band_product(data_dir, tmp_path, method):
     ds = gdal.Open(res.output_path)
     names = [ds.GetRasterBand(i + 1).GetDescription() for i in range(ds.RasterCount)]
     colours = [ds.GetRasterBand(i + 1).GetColorInterpretation() for i in range(ds.RasterCount)]
+    assert names == WV8   # every band, by the 8-band network too (it was the 4-band one's four until 2026-12-05)
+    assert [colours[i] for i in (1, 2, 4)] == [gdal.GCI_BlueBand, gdal.GCI_GreenBand, gdal.GCI_RedBand]
+    assert ds.ReadAsArray().max() <= 2047   # 11-bit values, stored unpacked by default (engine outputs)
     if method == "ksdiff":
-        assert names == ["Blue", "Green", "Red", "NIR1"]
-        assert colours[:3] == [gdal.GCI_BlueBand, gdal.GCI_GreenBand, gdal.GCI_RedBand]
-        assert any("KSDiff fuses the bands its model knows" in line for line in log.lines)
-        # the same pixels as the 4-band product the derived bands came from
+        assert not any("KSDiff fuses the bands its model knows" in line for line in log.lines), log.lines
+        # B, G, R, NIR1 picked out: the 4-band network fuses them, the same pixels as the 4-band product the
+        # derived bands came from
+        log = Log()
+        sub = pansharpen(str(data_dir / "wv2_pan.tif"), str(ms8), str(tmp_path / "sub.tif"), "wv2_8", method,
+                         ms_bands=[2, 3, 5, 7], feedback=log)
+        assert sub.band_names == ["Blue", "Green", "Red", "NIR1"]
+        assert any("using wv2.onnx, which fuses Blue, Green, Red, NIR" in line for line in log.lines), log.lines
         ref = pansharpen(str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif"), str(tmp_path / "r.tif"),
                          "wv2", "ksdiff")
-        assert np.array_equal(ds.ReadAsArray(), gdal.Open(ref.output_path).ReadAsArray())
-    else:
-        assert names == WV8
-        assert [colours[i] for i in (1, 2, 4)] == [gdal.GCI_BlueBand, gdal.GCI_GreenBand, gdal.GCI_RedBand]
-        assert ds.ReadAsArray().max() <= 2047   # 11-bit values, stored unpacked by default (engine outputs)
+        assert np.array_equal(gdal.Open(sub.output_path).ReadAsArray(), gdal.Open(ref.output_path).ReadAsArray())
 
 
 def test_extent_snaps_outward_and_matches_the_full_run(data_dir, tmp_path):

@@ -115,6 +115,11 @@ def plan_bands(ms: RasterInfo, spec: Sensor, selection: list[int] | None, model_
     return BandPlan(indices=chosen, names=[names[b - 1] for b in chosen], gains=gains, notes=notes)
 
 
+def holds_bands(ms: RasterInfo, spec: Sensor, selection: list[int] | None, model_bands: list[str]) -> bool:
+    """Whether the selected MS bands (None: all) hold every band a model fuses."""
+    return _match(model_bands, list(selection or range(1, ms.bands + 1)), _names(ms, spec)) is not None
+
+
 def _match(wanted: list[str], chosen: list[int], names: list[str]) -> list[int] | None:
     """The chosen bands whose kinds match the model's band names, in the model's order; None if one is missing."""
     out = []

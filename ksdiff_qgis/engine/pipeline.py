@@ -321,6 +321,8 @@ def pansharpen(
         card = resolve_model(sensor, model_path, fb)
     elif method == selfcheck.AUTO:   # the bands KSDiff would fuse, whichever method the check picks
         card, no_model = _auto_card(sensor, model_path, fb)
+    if card is not None and not model_path:
+        card = _model_for_bands(card, spec, ms, ms_bands, fb)
     bplan = band_sel.plan_bands(ms, spec, ms_bands, card.bands if card else None, mtf_gains)
     for note in bplan.notes:
         fb.info(note)
@@ -446,6 +448,19 @@ def pansharpen(
     return PansharpenResult(output_path=output_path, seconds=time.perf_counter() - t0, width=cols, height=rows,
                             tiles=layout.count, method=method, ratio=plan.ratio, device=used_device, warnings=warnings,
                             band_names=list(names), selfcheck=check)
+
+
+def _model_for_bands(card: model_card.ModelCard, spec: Sensor, ms: RasterInfo, selection: list[int] | None,
+                     fb: Feedback) -> model_card.ModelCard:
+    """The sensor's subset model (``Sensor.subset_model``) when the selected MS bands lack one of the bundled
+    model's bands: an 8-band product's B, G, R, NIR picked with MS_BANDS go to the 4-band network."""
+    sub = model_card.bundled_cards().get(spec.subset_model) if spec.subset_model else None
+    if sub is None or band_sel.holds_bands(ms, spec, selection, card.bands):
+        return card
+    picked = model_card.load_card(str(sub))
+    fb.info(f"the selected MS bands lack some of the {len(card.bands)} bands {card.path.name} fuses; using "
+            f"{sub.name}, which fuses {', '.join(picked.bands)}")
+    return picked
 
 
 def _auto_card(sensor: str, model_path: str | None, fb: Feedback) -> tuple[model_card.ModelCard | None, str]:

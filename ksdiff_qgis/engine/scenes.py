@@ -24,6 +24,7 @@ from osgeo import gdal
 from . import classical, model_card, pipeline, raster_io
 from .errors import InputError
 from .feedback import Feedback
+from .sensors import get_sensor
 
 SIDECAR_SUFFIX = ".ksdiff.json"
 REQUIRED_COLUMNS = ("pan", "ms", "output")
@@ -187,7 +188,10 @@ def _model_identity(kwargs: dict[str, Any]) -> dict | None:
         return file_identity(kwargs["model_path"])
     try:
         sensor = kwargs.get("sensor", engine_parameters()["sensor"].default)
-        return file_identity(str(pipeline.resolve_model(sensor, None).path))
+        main = file_identity(str(pipeline.resolve_model(sensor, None).path))
+        sub = get_sensor(sensor).subset_model   # an MS_BANDS selection may send the run to this one
+        bundled = model_card.bundled_cards()
+        return {"main": main, sub: file_identity(str(bundled[sub]))} if sub in bundled else main
     except Exception:   # SENSOR=auto or a sensor without its own model: any bundled model may be the one
         return {name: file_identity(str(path)) for name, path in model_card.bundled_cards().items()}
 

@@ -34,6 +34,9 @@ class Sensor:
     pan_gsd: float = 0.0         # nominal PAN pixel size (m) of delivered products, for auto-detection
     model: str | None = None     # bundled model (resources/models/<model>.onnx) trained on this sensor
     nearest_model: str | None = None  # else the bundled model of the nearest sensor (used only if it helps)
+    # the bundled model for an MS_BANDS selection that lacks one of the main model's bands (an 8-band product's
+    # B, G, R, NIR picked out: the 4-band network fuses what the 8-band one cannot)
+    subset_model: str | None = None
 
     @property
     def n_bands(self) -> int:
@@ -57,10 +60,12 @@ SENSORS: dict[str, Sensor] = {
     for s in (
         Sensor("wv2", "WorldView-2 (4 bands: B, G, R, NIR)", BGRN, 4, (0.35, 0.35, 0.35, 0.35), 0.11, 2047.0,
                pan_gsd=0.46, model="wv2"),
+        # all eight bands by the 8-band network, trained with WorldView-2's real PAN (pair 1 spread over eight
+        # bands); chosen on validation pair 2 (docs/VALIDATION.md, 2026-12-05 10:25 UTC)
         Sensor("wv2_8", "WorldView-2 (8 bands)", WV8, 4, (0.35,) * 7 + (0.27,), 0.11, 2047.0,
-               pan_gsd=0.46, model="wv2"),   # the wv2 model fuses its B, G, R, NIR1
+               pan_gsd=0.46, model="wv3", subset_model="wv2"),
         Sensor("wv3", "WorldView-3 (8 VNIR bands)", WV8, 4, (0.325, 0.355, 0.360, 0.350, 0.365, 0.360, 0.335, 0.315),
-               0.14, 2047.0, pan_gsd=0.31, model="wv3"),
+               0.14, 2047.0, pan_gsd=0.31, model="wv3", subset_model="wv2"),
         Sensor("wv3_4", "WorldView-3 (4 bands: B, G, R, NIR)", BGRN, 4, (0.355, 0.360, 0.365, 0.335), 0.14, 2047.0,
                pan_gsd=0.31, nearest_model="wv2"),
         Sensor("wv4", "WorldView-4 (4 bands: B, G, R, NIR)", BGRN, 4, (0.23,) * 4, 0.16, 2047.0,
