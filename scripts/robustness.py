@@ -182,6 +182,47 @@ def sentinel2_cases(windows: tuple | None = None) -> list[Case]:
     return out
 
 
+# Landsat PAN responses as Sentinel-2 band mixes (B, G, R, NIR): OLI's B8 (green + red), ETM+'s B8 (green to NIR)
+LANDSAT_PANS = (("oli", (0.05, 0.5, 0.45, 0.0)), ("etm", (0.0, 0.3, 0.3, 0.4)))
+
+
+def _landsat_dn(reflectance_e4: np.ndarray) -> np.ndarray:
+    """Sentinel-2 L1C reflectance x 1e4 as Landsat Level-1 DN (reflectance = 2e-5 DN - 0.1), uint16."""
+    return np.clip(np.round((reflectance_e4 / 1e4 + 0.1) / 2e-5), 1, 65535).astype("uint16")
+
+
+def landsat_like_cases(indices=range(len(VALIDATION_WINDOWS))) -> list[Case]:
+    """Ratio-2 Wald cases on other ground than the Landsat scene, for choosing Landsat models: Sentinel-2 20 m
+    B02, B03, B04, B08 on the ``VALIDATION_WINDOWS`` of ``indices`` with a simulated PAN of OLI's or ETM+'s
+    response (blur 0.6 px), generic MS MTF, in Landsat Level-1 DN."""
+    out = []
+    for i in indices:
+        s20, tf, crs = _read(data_root() / "sentinel2/s2_20m.tif", VALIDATION_WINDOWS[i][1])
+        ref = s20[[0, 1, 2, 6]]
+        ref = ref[:, : ref.shape[1] // 2 * 2, : ref.shape[2] // 2 * 2]
+        for kind, weights in LANDSAT_PANS:
+            pan = gaussian_blur(np.tensordot(np.asarray(weights), ref, axes=1).astype(np.float32), 0.6)
+            ms = wald_degrade(ref.astype(np.float32), GENERIC_MTF, 2)
+            p, m, r = (_landsat_dn(a) for a in (pan, ms, ref))
+            out.append(Case(f"s2_20m_w{i}_{kind}_pan", "landsat8",
+                            f"Sentinel-2 20 m window {i}, {kind.upper()}-like PAN, Landsat DN, ratio 2",
+                            p, m, r, tf, crs, "uint16", 2))
+    return out
+
+
+def wv2_ratio2_case(pair: str = "pair2") -> Case:
+    """A WorldView-2 pair as a ratio-2 product: PAN block-averaged to 1 m (a real PAN of another sensor), MS 2 m;
+    Wald by 2 more with the Landsat sensor's (generic) MTFs."""
+    s = get_sensor("landsat8")
+    pan, ms, tf, crs = _pair_on_ms_grid(f"wv2/{pair}_pan.tif", f"wv2/{pair}_ms.tif", 4)
+    rows = _valid_rows(ms)
+    pan, ref = _crop_to_ratio(block_mean(pan, 2), ms, 2, slice(rows.start, rows.stop))
+    p, m = _degrade(pan, ref, 2, s.mtf_pan, s.mtf_ms)
+    p, m, r = _quantise([p, m, ref], "uint16")
+    return Case(f"wv2_{pair}_ratio2", "landsat8", f"WorldView-2 {pair} as a ratio-2 product (real PAN at 1 m)",
+                p, m, r, tf * Affine.translation(0, rows.start), crs, "uint16", 2)
+
+
 def validation_cases() -> list[tuple[tuple, Case]]:
     """(windows, case) for every Sentinel-2 kind on every ``VALIDATION_WINDOWS`` entry (25 cases)."""
     return [(w, c) for w in VALIDATION_WINDOWS for c in sentinel2_cases(w)]

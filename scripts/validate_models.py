@@ -21,7 +21,9 @@ with the model exported for the case's sensor (``DIR/{wv2,qb,gf2}.onnx``).
 
 ``--landsat8`` scores Landsat 8 models (``DIR/landsat8.onnx``) on the Landsat scene's validation rows instead
 (``LANDSAT_VALIDATION``: below the 80 % of rows the Landsat configs train on, left of the held-apart corner):
-Wald's protocol and full resolution, no sharp-PAN case.
+Wald's protocol and full resolution, no sharp-PAN case; and on other ground (``landsat_other_scores``:
+Landsat-like ratio-2 cases from Sentinel-2 20 m and WorldView-2 pair 2, each model's ERGAS over the best
+classical method's).
 
 ``--wv3`` scores WorldView-3 models (``DIR/wv3.onnx``) on an 8-band pair with a real PAN: pair 2 with its B, G, R,
 NIR spread over WorldView-3's eight bands (``BAND_MIXES["bgrn_to_wv3"]``, the WorldView-3 recipes' real-PAN sources;
@@ -118,6 +120,38 @@ def sentinel2_scores(methods: dict[str, str | None], folder: Path) -> dict[str, 
     return out
 
 
+LANDSAT_OTHER_WINDOWS = (2, 3)   # validation windows outside the Sentinel-2 rows Landsat recipes train on (0-45 %)
+
+
+def landsat_other_scores(methods: dict[str, str | None], folder: Path) -> dict[str, dict]:
+    """Landsat models on other ground than the Landsat scene: ERGAS / the best classical method's ERGAS per case,
+    averaged (``other_ratio``: the Sentinel-2 20 m cases on ``LANDSAT_OTHER_WINDOWS`` with OLI- and ETM+-like PANs
+    and WorldView-2 pair 2 as a ratio-2 product; ``seen_ratio``: the other windows, ground a recipe may have seen
+    at 10 m, reported only)."""
+    import robustness
+
+    other = robustness.landsat_like_cases(LANDSAT_OTHER_WINDOWS) + [robustness.wv2_ratio2_case()]
+    seen = robustness.landsat_like_cases([i for i in range(len(robustness.VALIDATION_WINDOWS))
+                                          if i not in LANDSAT_OTHER_WINDOWS])
+    yardsticks = ("mtf_glp_hpm", "gsa", "brovey", "mtf_glp_fs")   # the self-check's classical candidates
+    ratios: dict[str, dict[str, list[float]]] = {name: {"other": [], "seen": []} for name in methods}
+    cases: dict[str, dict] = {name: {} for name in methods}
+    for group, group_cases in (("other", other), ("seen", seen)):
+        for c in tqdm(group_cases, desc=f"landsat-like cases ({group})"):
+            best = min(robustness.run_case(c, [m], folder / f"{c.name}_{m}", None)["methods"][m]["ERGAS"]
+                       for m in yardsticks)
+            for name, model in methods.items():
+                if name in CLASSICAL:
+                    continue
+                models = None if model is None else Path(model).parent
+                e = robustness.run_case(c, ["ksdiff"], folder / f"{c.name}_{name}", models)["methods"]["ksdiff"]
+                cases[name][c.name] = e["ERGAS"]
+                ratios[name][group].append(e["ERGAS"] / best)
+    return {name: {"other_ratio": round(float(np.mean(r["other"])), 4),
+                   "seen_ratio": round(float(np.mean(r["seen"])), 4), "other_cases": cases[name]}
+            for name, r in ratios.items() if r["other"]}
+
+
 def landsat_scenes(folder: Path) -> dict:
     """The Landsat 8 validation rows: a Wald case and the real pair, cropped."""
     from model_core.rasters import crop
@@ -143,6 +177,8 @@ def wv3_proxy(folder: Path) -> str:
 def markdown(res: dict) -> str:
     cols = ["wald_ERGAS", "wald_SAM", "sharp_ERGAS", "R_ERGAS", "D_lambda_khan", "HQNR", "D_rho",
             "checkerboard_worst", "s2val_ERGAS", "s2val_20m_ERGAS"]
+    if res.get("scene") == "landsat8/validation":   # no sharp-PAN or Sentinel-2 columns; other ground instead
+        cols = [c for c in cols if not c.startswith(("sharp", "s2val"))] + ["other_ratio", "seen_ratio"]
     title = {"landsat8/validation": "the Landsat 8 validation rows",
              "wv2/pair2@wv3": "the validation scene spread over eight bands (WorldView-2 pair 2 as WorldView-3)"}.get(
         res.get("scene"), "the validation scene (WorldView-2 pair 2)")
@@ -201,6 +237,9 @@ def main(argv: list[str] | None = None) -> int:
             method = name if name in CLASSICAL else "ksdiff"
             res["methods"][name] = row = score(method, model, scenes, folder, not a.no_consistency, sensor)
             res["checkerboard_pan"] = row.pop("checkerboard_pan", None)
+        if a.landsat8:
+            for name, row in landsat_other_scores(methods, folder).items():
+                res["methods"][name].update(row)
         if a.sentinel2:
             bundled = ROOT / "ksdiff_qgis" / "resources" / "models" / "wv2.onnx"
             s2 = sentinel2_scores({k: (str(bundled) if k == "bundled" else v) for k, v in methods.items()}, folder)
