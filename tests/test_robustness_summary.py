@@ -19,3 +19,29 @@ def test_summary_reports_both_precisions_against_the_best_classical_method(load_
     assert s["int8_within_1_percent"] is False
     md = rb.markdown(results, s, ["mtf_glp_hpm", "ksdiff", "ksdiff@int8", "auto"], "note")
     assert "0.925 in float32" in md and "0.825 in the CPU default precision" in md
+
+
+def test_landsat_like_cases_are_ratio_2_landsat_dn_with_the_pan_responses(load_script, data_dir, monkeypatch):
+    """The other-ground cases Landsat models are chosen on (validate_models --landsat8): ratio 2, Landsat Level-1
+    DN, one case per PAN response and window, the PAN a blurred band mix of the reference."""
+    import numpy as np
+
+    from model_core.rasters import read
+
+    rb = load_script("robustness")
+    src = read(str(data_dir / "wv2_test_ms.tif"))
+    stack = np.concatenate([src.data, src.data]).astype(np.float64) * 10.0   # 8 bands standing in for the 20 m stack
+    monkeypatch.setattr(rb, "_read", lambda path, window=None: (stack, src.transform, src.crs))
+    cases = rb.landsat_like_cases([2, 3])
+    assert [c.name for c in cases] == ["s2_20m_w2_oli_pan", "s2_20m_w2_etm_pan", "s2_20m_w3_oli_pan",
+                                       "s2_20m_w3_etm_pan"]
+    for c in cases:
+        assert c.ratio == 2 and c.sensor == "landsat8" and c.dtype == "uint16"
+        assert c.ms.shape[1] * 2 == c.ref.shape[1] == c.pan.shape[0]
+    ref = stack[[0, 1, 2, 6]][:, : stack.shape[1] // 2 * 2, : stack.shape[2] // 2 * 2]
+    assert np.array_equal(cases[0].ref, rb._landsat_dn(ref))   # (reflectance + 0.1) / 2e-5
+    assert rb._landsat_dn(np.array([1000.0]))[0] == 10000
+    oli, etm = (np.tensordot(np.asarray(w), ref, axes=1) for _, w in rb.LANDSAT_PANS)
+    for case, mix in ((cases[0], oli), (cases[1], etm)):   # each PAN follows its own response, not the other
+        own = np.corrcoef(case.pan.ravel().astype(float), mix.ravel())[0, 1]
+        assert own > 0.95 and own > np.corrcoef(case.pan.ravel().astype(float), (etm if mix is oli else oli).ravel())[0, 1]
