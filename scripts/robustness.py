@@ -191,7 +191,7 @@ def _landsat_dn(reflectance_e4: np.ndarray) -> np.ndarray:
     return np.clip(np.round((reflectance_e4 / 1e4 + 0.1) / 2e-5), 1, 65535).astype("uint16")
 
 
-def landsat_like_cases(indices=range(len(VALIDATION_WINDOWS))) -> list[Case]:
+def landsat_like_cases(indices) -> list[Case]:
     """Ratio-2 Wald cases on other ground than the Landsat scene, for choosing Landsat models: Sentinel-2 20 m
     B02, B03, B04, B08 on the ``VALIDATION_WINDOWS`` of ``indices`` with a simulated PAN of OLI's or ETM+'s
     response (blur 0.6 px), generic MS MTF, in Landsat Level-1 DN."""

@@ -42,6 +42,7 @@ def test_landsat_like_cases_are_ratio_2_landsat_dn_with_the_pan_responses(load_s
     assert np.array_equal(cases[0].ref, rb._landsat_dn(ref))   # (reflectance + 0.1) / 2e-5
     assert rb._landsat_dn(np.array([1000.0]))[0] == 10000
     oli, etm = (np.tensordot(np.asarray(w), ref, axes=1) for _, w in rb.LANDSAT_PANS)
-    for case, mix in ((cases[0], oli), (cases[1], etm)):   # each PAN follows its own response, not the other
-        own = np.corrcoef(case.pan.ravel().astype(float), mix.ravel())[0, 1]
-        assert own > 0.95 and own > np.corrcoef(case.pan.ravel().astype(float), (etm if mix is oli else oli).ravel())[0, 1]
+    for case, mix, other in ((cases[0], oli, etm), (cases[1], etm, oli)):   # each PAN follows its own response
+        pan = case.pan.ravel().astype(float)
+        own = np.corrcoef(pan, mix.ravel())[0, 1]
+        assert own > 0.95 and own > np.corrcoef(pan, other.ravel())[0, 1]
