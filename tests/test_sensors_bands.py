@@ -56,6 +56,9 @@ def test_sensor_table():
         model, _ = model_for(key)
         assert model is None or model in bundled_cards(), key
     assert model_for("pleiades") == ("qb", True) and model_for("generic") == (None, False)
+    # a generic product gets the network of its shape (MS bands, ratio) when one is bundled, else none
+    assert model_for("generic", 4, 4) == ("wv2", True) and model_for("generic", 4, 2) == ("landsat8", True)
+    assert model_for("generic", 3, 4) == (None, False) and model_for("generic", 4, 3) == (None, False)
     with pytest.raises(KeyError, match="known sensors: auto"):
         get_sensor("nope")
 
@@ -115,6 +118,22 @@ def test_auto_falls_back_to_generic_with_a_warning(data_dir, tmp_path):
                      feedback=log)
     assert any(line.startswith("WARNING SENSOR=auto") and "[generic]" in line for line in log.lines)
     assert gdal.Open(res.output_path).RasterCount == 3
+
+
+@pytest.mark.skipif("wv2" not in bundled_cards(), reason="no bundled wv2 model")
+def test_a_generic_four_band_product_gets_the_four_band_network(data_dir, tmp_path):
+    """SENSOR=generic with 4 MS bands at ratio 4: the 4-band network, with a warning (it was an error before
+    2026-12-05), and METHOD=auto checks it on the scene; the same pixels as SENSOR=wv2 gives with the generic
+    MTF gains."""
+    pan, ms = str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif")
+    log = Log()
+    res = pansharpen(pan, ms, str(tmp_path / "g.tif"), "generic", "ksdiff", feedback=log)
+    assert res.method == "ksdiff"
+    assert any(line.startswith("WARNING generic sensor") and "wv2.onnx" in line for line in log.lines), log.lines
+    same = pansharpen(pan, ms, str(tmp_path / "w.tif"), "wv2", "ksdiff", mtf_gains=[0.3])
+    assert np.array_equal(gdal.Open(res.output_path).ReadAsArray(), gdal.Open(same.output_path).ReadAsArray())
+    auto = pansharpen(pan, ms, str(tmp_path / "a.tif"), "generic", "auto")
+    assert auto.selfcheck.learned is not None and auto.selfcheck.pixels > 0
 
 
 @pytest.mark.skipif("landsat8" not in bundled_cards(), reason="no bundled Landsat model")

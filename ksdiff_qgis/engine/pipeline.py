@@ -59,21 +59,26 @@ def method_names() -> dict[str, str]:
     return {**LEARNED_METHODS, **first, selfcheck.AUTO: selfcheck.AUTO_LABEL, **later}
 
 
-def resolve_model(sensor: str, model_path: str | None, feedback: Feedback | None = None) -> model_card.ModelCard:
+def resolve_model(sensor: str, model_path: str | None, feedback: Feedback | None = None, bands: int | None = None,
+                  ratio: int | None = None) -> model_card.ModelCard:
     """The checked model card for a user's MODEL file or the bundled model that serves ``sensor``.
 
-    A sensor without its own model gets the nearest sensor's (``sensors.model_for``), with a warning: whether
-    that helps on a scene is for the per-scene self-check to say.
+    A sensor without its own model gets the nearest sensor's (``sensors.model_for``; a generic product the
+    network of its MS ``bands`` and ``ratio``), with a warning: whether that helps on a scene is for the
+    per-scene self-check to say.
     """
     if not model_path:
         bundled = model_card.bundled_cards()
-        key, nearest = model_for(sensor) if sensor in SENSORS else (sensor, False)
+        key, nearest = model_for(sensor, bands, ratio) if sensor in SENSORS else (sensor, False)
         if key not in bundled:
             raise InputError(
                 f"no bundled KSDiff model for sensor {sensor!r} (bundled: {', '.join(bundled) or 'none'}); "
                 "give an ONNX model with its card, or choose a classical method"
             )
-        if nearest and feedback is not None:
+        if nearest and feedback is not None and get_sensor(sensor).generic:
+            feedback.warning(f"generic sensor: using the bundled network trained for products of this shape ({bands} "
+                             f"MS bands, ratio {ratio}: {key}.onnx); compare with a classical method")
+        elif nearest and feedback is not None:
             feedback.warning(f"no KSDiff model was trained on {get_sensor(sensor).name}; using the model of the "
                              f"nearest sensor ({key}.onnx): compare with a classical method")
         model_path = str(bundled[key])
@@ -317,10 +322,11 @@ def pansharpen(
     if extent is not None:
         plan = aoi.clip_plan(plan, pan, aoi.to_pan_crs(extent, extent_wkt, pan.wkt))
     card = None
+    shape = (len(ms_bands) if ms_bands else ms.bands, plan.ratio)   # what a generic product's nearest network must fit
     if method in LEARNED_METHODS:
-        card = resolve_model(sensor, model_path, fb)
+        card = resolve_model(sensor, model_path, fb, *shape)
     elif method == selfcheck.AUTO:   # the bands KSDiff would fuse, whichever method the check picks
-        card, no_model = _auto_card(sensor, model_path, fb)
+        card, no_model = _auto_card(sensor, model_path, fb, shape)
     if card is not None and not model_path:
         card = _model_for_bands(card, spec, ms, ms_bands, fb)
     bplan = band_sel.plan_bands(ms, spec, ms_bands, card.bands if card else None, mtf_gains)
@@ -463,10 +469,12 @@ def _model_for_bands(card: model_card.ModelCard, spec: Sensor, ms: RasterInfo, s
     return picked
 
 
-def _auto_card(sensor: str, model_path: str | None, fb: Feedback) -> tuple[model_card.ModelCard | None, str]:
-    """METHOD auto: the model to check, or (None, why) when there is none for the sensor."""
+def _auto_card(sensor: str, model_path: str | None, fb: Feedback,
+               shape: tuple[int, int]) -> tuple[model_card.ModelCard | None, str]:
+    """METHOD auto: the model to check, or (None, why) when there is none for the sensor (``shape``: MS bands and
+    ratio, for a generic product)."""
     try:
-        return resolve_model(sensor, model_path, fb), ""
+        return resolve_model(sensor, model_path, fb, *shape), ""
     except InputError as e:
         if model_path:
             raise   # the user's own MODEL is broken: say so rather than hide it
