@@ -23,8 +23,8 @@ CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
 # sensors whose bundled model came from another config than ``<sensor>_ksdiff_fusionnet.yaml``
 # (chosen on validation; see README "Experiments")
-DEFAULT_CONFIGS = {# the adaptive recipe on HPM with the step, trained on the Landsat scene and Sentinel-2 with Landsat-like
-                   # PANs; chosen on other ground than the Landsat scene (docs/VALIDATION.md, 2026-12-05)
+DEFAULT_CONFIGS = {# the adaptive recipe on HPM with the step, trained on the Landsat scene and Sentinel-2
+                   # with Landsat-like PANs; chosen on other ground than that scene (docs/VALIDATION.md)
                    "landsat8": "landsat8_ksdiff_hpm_step1_seed2.yaml",
                    # one adaptive network for the 4-band ratio-4 sensors (issue 12): trained once, bundled per
                    # sensor; its residual sits on an in-graph HPM fusion and it is trained on the output after
