@@ -93,7 +93,7 @@ SENSORS: dict[str, Sensor] = {
 AUTO = "auto"
 # (MS bands, ratio) -> the bundled network a generic product of that shape gets as its nearest model, checked on
 # the scene like every nearest model (docs/SELFCHECK.md, 2026-12-05: on 35 validation cases run as generic, the
-# default's ERGAS / best classical fell from 1.000 to 0.970 at ratio 4 and from 1.006 to 0.951 at ratio 2)
+# default's ERGAS / best classical fell from 1.000 to 0.970 at ratio 4 and from 1.006 to 0.854 at ratio 2)
 GENERIC_NEAREST: dict[tuple[int, int], str] = {(4, 4): "wv2", (4, 2): "landsat8"}
 
 
