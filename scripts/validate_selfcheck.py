@@ -364,6 +364,22 @@ def markdown(rr: list[dict], fr: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _study(make_cases, run, to_markdown, args) -> int:
+    """Run one of the studies (``--small``, ``--generic``) case by case; print and write its table."""
+    with tempfile.TemporaryDirectory(prefix="ksdiff_selfcheck_") as d:
+        rows = []
+        for c in make_cases(Path(d)):
+            rows.append(run(c, Path(d)))
+            print(rows[-1], flush=True)
+    md = to_markdown(rows)
+    print(md)
+    if args.out:
+        args.out.write_text(md)
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1, default=float))
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=None)
@@ -376,31 +392,9 @@ def main(argv=None) -> int:
                     help="the generic-product study instead: auto without and with the nearest bundled network")
     args = ap.parse_args(argv)
     if args.generic:
-        with tempfile.TemporaryDirectory(prefix="ksdiff_selfcheck_") as d:
-            rows = []
-            for c in generic_cases():
-                rows.append(run_generic(c, Path(d)))
-                print(rows[-1], flush=True)
-        md = generic_markdown(rows)
-        print(md)
-        if args.out:
-            args.out.write_text(md)
-        if args.json:
-            args.json.write_text(json.dumps(rows, indent=1, default=float))
-        return 0
+        return _study(lambda d: generic_cases(), run_generic, generic_markdown, args)
     if args.small:
-        with tempfile.TemporaryDirectory(prefix="ksdiff_selfcheck_") as d:
-            rows = []
-            for c in small_cases(Path(d)):
-                rows.append(run_small(c, Path(d)))
-                print(rows[-1], flush=True)
-        md = small_markdown(rows)
-        print(md)
-        if args.out:
-            args.out.write_text(md)
-        if args.json:
-            args.json.write_text(json.dumps(rows, indent=1, default=float))
-        return 0
+        return _study(small_cases, run_small, small_markdown, args)
     with tempfile.TemporaryDirectory(prefix="ksdiff_selfcheck_") as d:
         tmp = Path(d)
         rr, fr = cases(tmp, args.test_scene)

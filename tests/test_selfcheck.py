@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -291,3 +292,27 @@ def test_small_scene_study_runs_auto_at_both_thresholds(load_script, data_dir, t
     assert row["auto_small"]["method"] in methods
     assert row["best_classical"] in vs.CLASSICAL_CANDIDATES and all(row[m] > 0 for m in methods)
     assert "| fixture |" in vs.small_markdown([row])
+
+
+def test_generic_study_runs_auto_without_and_with_the_nearest_network(load_script, data_dir):
+    """``validate_selfcheck.py --generic``: a real fixture's Wald case run as SENSOR=generic, ``auto`` once with the
+    generic routing emptied (only classical methods to check) and once as the plugin runs it (the 4-band network
+    of the product's shape checked too), every method scored against the reference; the routing is left as it
+    was."""
+    from ksdiff_qgis.engine import sensors
+    from model_core.rasters import read
+    from model_core.wald import make_reduced_case
+
+    vs, rb = load_script("validate_selfcheck"), load_script("robustness")
+    before = dict(sensors.GENERIC_NEAREST)
+    with tempfile.TemporaryDirectory() as d:
+        c = make_reduced_case(str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif"), d, "wv2")
+        pan, ms, ref = read(c.pan), read(c.ms), read(c.ref)
+        case = rb.Case("fixture", "generic", "the WV2 fixture", pan.data[0], ms.data, ref.data, ref.transform,
+                       ref.crs, str(ref.data.dtype), 4)
+        row = vs.run_generic(case, Path(d))
+    assert sensors.GENERIC_NEAREST == before
+    assert row["auto_now_method"] in vs.CLASSICAL_CANDIDATES
+    assert row["auto_network_method"] in ("ksdiff",) + vs.CLASSICAL_CANDIDATES
+    assert row["best_classical"] in vs.CLASSICAL_CANDIDATES and row["ksdiff"] > 0
+    assert "| fixture | 4 |" in vs.generic_markdown([row])
