@@ -266,12 +266,39 @@ def small_markdown(rows: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def generic_cases() -> list:
-    """The Sentinel-2 validation cases (ratio 4) and the Landsat-like ratio-2 cases, to be run as SENSOR=generic."""
+EIGHT_BAND_PANS = (("flat", (0.125,) * 8, 0.8), ("visible", (0.1, 0.2, 0.2, 0.15, 0.2, 0.1, 0.05, 0.0), 0.0))
+
+
+def eight_band_cases(tmp: Path) -> list:
+    """8-band ratio-4 cases from the 8-band recipes' validation sources: WorldView-2 pair 2 spread over eight bands
+    (real PAN) and Sentinel-2 20 m on the ``wv3_validation.yaml`` window (rows 85-100 %) cut in three, each with a
+    flat and a visible-heavy simulated PAN."""
+    import robustness
+    from validate_models import wv3_proxy
+
+    from model_core.rasters import read as read_raster
+
+    out = []
+    c = make_reduced_case(str(DATA / "wv2" / "pair2_pan.tif"), wv3_proxy(tmp), str(tmp), "wv2_8", prefix="p2x8")
+    pan, ms, ref = read_raster(c.pan), read_raster(c.ms), read_raster(c.ref)
+    out.append(robustness.Case("wv2_pair2_8band", "generic", "WorldView-2 pair 2 spread over eight bands, real PAN",
+                               pan.data[0], ms.data, ref.data, ref.transform, ref.crs, str(ref.data.dtype), 4))
+    for i, col in enumerate((0, 233, 466)):
+        s20, tf, crs = robustness._read(DATA / "sentinel2" / "s2_20m.tif", (col, 828, 232, 144))
+        for kind, weights, blur in EIGHT_BAND_PANS:
+            out.append(robustness.simulated_pan_case(
+                f"s2_20m_8band_{i}_{kind}_pan", "generic", f"Sentinel-2 20 m, eight bands, {kind} PAN", s20, tf, crs,
+                weights, blur, (0.3,) * 8, "uint16", None))
+    return out
+
+
+def generic_cases(tmp: Path) -> list:
+    """The Sentinel-2 validation cases (ratio 4), the Landsat-like ratio-2 cases and the 8-band cases, to be run as
+    SENSOR=generic."""
     import robustness
 
-    return [c for _, c in robustness.validation_cases()] + robustness.landsat_like_cases(
-        range(len(robustness.VALIDATION_WINDOWS)))
+    return ([c for _, c in robustness.validation_cases()]
+            + robustness.landsat_like_cases(range(len(robustness.VALIDATION_WINDOWS))) + eight_band_cases(tmp))
 
 
 def run_generic(case, tmp: Path) -> dict:
@@ -282,7 +309,7 @@ def run_generic(case, tmp: Path) -> dict:
     from ksdiff_qgis.engine import sensors
 
     pan, ms, _ = robustness.write_case(case, tmp / case.name)
-    out = {"name": case.name, "ratio": case.ratio}
+    out = {"name": case.name, "ratio": case.ratio, "bands": int(case.ref.shape[0])}
     table = dict(sensors.GENERIC_NEAREST)
     for label, method, nearest in ([(m, m, table) for m in CLASSICAL_CANDIDATES]
                                    + [("ksdiff", "ksdiff", table), ("auto_now", "auto", {}),
@@ -311,11 +338,11 @@ def generic_markdown(rows: list[dict]) -> str:
                      f"{r['auto_now']:.3f} | {r['auto_network_method']} {r['auto_network']:.3f} | "
                      f"{r['auto_network'] / r[b]:.3f} |")
     lines.append("")
-    for ratio in sorted({r["ratio"] for r in rows}, reverse=True):
-        group = [r for r in rows if r["ratio"] == ratio]
+    for bands, ratio in sorted({(r.get("bands", 4), r["ratio"]) for r in rows}, key=lambda s: (s[0], -s[1])):
+        group = [r for r in rows if (r.get("bands", 4), r["ratio"]) == (bands, ratio)]
         rel = {k: float(np.mean([r[k] / r[r["best_classical"]] for r in group])) for k in ("auto_now", "auto_network")}
         worst = max(r["auto_network"] - r[r["best_classical"]] for r in group)
-        lines.append(f"Ratio {ratio} ({len(group)} cases): mean default ERGAS / best classical now "
+        lines.append(f"{bands} bands, ratio {ratio} ({len(group)} cases): mean default ERGAS / best classical now "
                      f"{rel['auto_now']:.3f}, with the network {rel['auto_network']:.3f}; with it the default is at "
                      f"most {worst:+.3f} ERGAS from the best classical method on every case.")
     return "\n".join(lines) + "\n"
@@ -392,7 +419,7 @@ def main(argv=None) -> int:
                     help="the generic-product study instead: auto without and with the nearest bundled network")
     args = ap.parse_args(argv)
     if args.generic:
-        return _study(lambda d: generic_cases(), run_generic, generic_markdown, args)
+        return _study(generic_cases, run_generic, generic_markdown, args)
     if args.small:
         return _study(small_cases, run_small, small_markdown, args)
     with tempfile.TemporaryDirectory(prefix="ksdiff_selfcheck_") as d:

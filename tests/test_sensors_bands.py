@@ -58,6 +58,7 @@ def test_sensor_table():
     assert model_for("pleiades") == ("qb", True) and model_for("generic") == (None, False)
     # a generic product gets the network of its shape (MS bands, ratio) when one is bundled, else none
     assert model_for("generic", 4, 4) == ("wv2", True) and model_for("generic", 4, 2) == ("landsat8", True)
+    assert model_for("generic", 8, 4) == ("wv3", True)
     assert model_for("generic", 3, 4) == (None, False) and model_for("generic", 4, 3) == (None, False)
     with pytest.raises(KeyError, match="known sensors: auto"):
         get_sensor("nope")
