@@ -146,14 +146,15 @@ VALIDATION_WINDOWS = (((0, 0, 512, 512), (0, 0, 256, 256)), ((700, 300, 512, 512
 
 
 def simulated_pan_case(name: str, sensor: str, what: str, src: np.ndarray, transform: Affine, crs: str,
-                       weights, blur: float, mtf, dtype: str, top: float | None) -> Case:
-    """A ratio-4 Wald case from an MS image alone: PAN = ``weights`` band mix blurred by ``blur`` px on the
-    reference grid, MS degraded with ``mtf``, all three cast to ``dtype`` (``_quantise``)."""
-    ref = src[:, : src.shape[1] // 4 * 4, : src.shape[2] // 4 * 4]
+                       weights, blur: float, mtf, dtype: str, top: float | None, ratio: int = 4,
+                       cast=None) -> Case:
+    """A Wald case from an MS image alone: PAN = ``weights`` band mix blurred by ``blur`` px on the reference grid,
+    MS degraded by ``ratio`` with ``mtf``, all three cast to ``dtype`` (``_quantise``, or ``cast`` when given)."""
+    ref = src[:, : src.shape[1] // ratio * ratio, : src.shape[2] // ratio * ratio]
     pan = gaussian_blur(np.tensordot(np.asarray(weights), ref, axes=1).astype(np.float32), blur)
-    ms = wald_degrade(ref.astype(np.float32), mtf, 4)
-    p, m, r = _quantise([pan, ms, ref], dtype, top)
-    return Case(name, sensor, what, p, m, r, transform, crs, dtype, 4)
+    ms = wald_degrade(ref.astype(np.float32), mtf, ratio)
+    p, m, r = [cast(a) for a in (pan, ms, ref)] if cast else _quantise([pan, ms, ref], dtype, top)
+    return Case(name, sensor, what, p, m, r, transform, crs, dtype, ratio)
 
 
 def sentinel2_cases(windows: tuple | None = None) -> list[Case]:
@@ -198,15 +199,11 @@ def landsat_like_cases(indices) -> list[Case]:
     out = []
     for i in indices:
         s20, tf, crs = _read(data_root() / "sentinel2/s2_20m.tif", VALIDATION_WINDOWS[i][1])
-        ref = s20[[0, 1, 2, 6]]
-        ref = ref[:, : ref.shape[1] // 2 * 2, : ref.shape[2] // 2 * 2]
         for kind, weights in LANDSAT_PANS:
-            pan = gaussian_blur(np.tensordot(np.asarray(weights), ref, axes=1).astype(np.float32), 0.6)
-            ms = wald_degrade(ref.astype(np.float32), GENERIC_MTF, 2)
-            p, m, r = (_landsat_dn(a) for a in (pan, ms, ref))
-            out.append(Case(f"s2_20m_w{i}_{kind}_pan", "landsat8",
-                            f"Sentinel-2 20 m window {i}, {kind.upper()}-like PAN, Landsat DN, ratio 2",
-                            p, m, r, tf, crs, "uint16", 2))
+            out.append(simulated_pan_case(
+                f"s2_20m_w{i}_{kind}_pan", "landsat8",
+                f"Sentinel-2 20 m window {i}, {kind.upper()}-like PAN, Landsat DN, ratio 2", s20[[0, 1, 2, 6]], tf,
+                crs, weights, 0.6, GENERIC_MTF, "uint16", None, ratio=2, cast=_landsat_dn))
     return out
 
 

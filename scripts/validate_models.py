@@ -48,6 +48,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from ksdiff_qgis.engine.assessment import assess_full, assess_reduced  # noqa: E402
 from ksdiff_qgis.engine.learned import DEFAULT_PRECISION  # noqa: E402
 from ksdiff_qgis.engine.pipeline import pansharpen  # noqa: E402
+from ksdiff_qgis.engine.selfcheck import CLASSICAL_CANDIDATES  # noqa: E402
 from model_core.datacache import data_dir  # noqa: E402
 from model_core.rasters import read, write_geotiff  # noqa: E402
 from model_core.wald import make_reduced_case  # noqa: E402
@@ -133,13 +134,12 @@ def landsat_other_scores(methods: dict[str, str | None], folder: Path) -> dict[s
     other = robustness.landsat_like_cases(LANDSAT_OTHER_WINDOWS) + [robustness.wv2_ratio2_case()]
     seen = robustness.landsat_like_cases([i for i in range(len(robustness.VALIDATION_WINDOWS))
                                           if i not in LANDSAT_OTHER_WINDOWS])
-    yardsticks = ("mtf_glp_hpm", "gsa", "brovey", "mtf_glp_fs")   # the self-check's classical candidates
     ratios: dict[str, dict[str, list[float]]] = {name: {"other": [], "seen": []} for name in methods}
     cases: dict[str, dict] = {name: {} for name in methods}
     for group, group_cases in (("other", other), ("seen", seen)):
         for c in tqdm(group_cases, desc=f"landsat-like cases ({group})"):
             best = min(robustness.run_case(c, [m], folder / f"{c.name}_{m}", None)["methods"][m]["ERGAS"]
-                       for m in yardsticks)
+                       for m in CLASSICAL_CANDIDATES)
             for name, model in methods.items():
                 if name in CLASSICAL:
                     continue

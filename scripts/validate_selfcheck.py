@@ -338,8 +338,8 @@ def generic_markdown(rows: list[dict]) -> str:
                      f"{r['auto_now']:.3f} | {r['auto_network_method']} {r['auto_network']:.3f} | "
                      f"{r['auto_network'] / r[b]:.3f} |")
     lines.append("")
-    for bands, ratio in sorted({(r.get("bands", 4), r["ratio"]) for r in rows}, key=lambda s: (s[0], -s[1])):
-        group = [r for r in rows if (r.get("bands", 4), r["ratio"]) == (bands, ratio)]
+    for bands, ratio in sorted({(r["bands"], r["ratio"]) for r in rows}, key=lambda s: (s[0], -s[1])):
+        group = [r for r in rows if (r["bands"], r["ratio"]) == (bands, ratio)]
         rel = {k: float(np.mean([r[k] / r[r["best_classical"]] for r in group])) for k in ("auto_now", "auto_network")}
         worst = max(r["auto_network"] - r[r["best_classical"]] for r in group)
         lines.append(f"{bands} bands, ratio {ratio} ({len(group)} cases): mean default ERGAS / best classical now "
