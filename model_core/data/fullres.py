@@ -11,12 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from numpy.lib.stride_tricks import sliding_window_view
 
 from ksdiff_qgis.engine.filters import MTF_TAPS, upsample, wald_degrade
 from ksdiff_qgis.engine.sensors import Sensor
 
-from .scenes import _block_any, align_pan, read_source
+from .scenes import _block_any, align_pan, grow_mask, read_source
 
 
 class FullResSampler:
@@ -49,7 +48,7 @@ class FullResSampler:
                 f = self.ratio // pan_ratio
                 ms = wald_degrade(ms, sensor.mtf_ms, f)
                 # a coarse pixel is bad when nodata lies anywhere under its MTF filter's support
-                bad = _block_any(_grow(bad, MTF_TAPS // 2 + f), f)[: ms.shape[1], : ms.shape[2]]
+                bad = _block_any(grow_mask(bad, MTF_TAPS // 2 + f), f)[: ms.shape[1], : ms.shape[2]]
                 pan_al = pan_al[: ms.shape[1] * self.ratio, : ms.shape[2] * self.ratio]
             lms = upsample(ms, self.ratio, pan_al.shape)
             s = sensor.scale
@@ -96,8 +95,3 @@ class FullResSampler:
         return tuple(torch.from_numpy(np.stack(x)) for x in out)  # type: ignore[return-value]
 
 
-def _grow(mask: np.ndarray, r: int) -> np.ndarray:
-    """``mask`` dilated by a (2r+1)^2 square (separable running maximum, no wrap-around)."""
-    out = np.pad(mask, r)
-    out = sliding_window_view(out, 2 * r + 1, axis=0).any(-1)
-    return sliding_window_view(out, 2 * r + 1, axis=1).any(-1)

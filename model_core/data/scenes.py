@@ -20,9 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 from rasterio.transform import Affine
 
-from ksdiff_qgis.engine.filters import convolve_axis, mtf_sigma, upsample, wald_degrade
+from ksdiff_qgis.engine.filters import MTF_TAPS, convolve_axis, mtf_sigma, upsample, wald_degrade
 from ksdiff_qgis.engine.sensors import Sensor
 
 from ..datacache import HELD_APART
@@ -129,6 +130,13 @@ def read_source(root: Path, pan_rel: str, ms_rel: str, sensor: Sensor, allow_hel
     return pan, pan_tf, ms, ms_tf
 
 
+def grow_mask(mask: np.ndarray, r: int) -> np.ndarray:
+    """``mask`` dilated by a (2r+1)^2 square (separable running maximum, no wrap-around)."""
+    out = np.pad(mask, r)
+    out = sliding_window_view(out, 2 * r + 1, axis=0).any(-1)
+    return sliding_window_view(out, 2 * r + 1, axis=1).any(-1)
+
+
 def _block_any(mask: np.ndarray, ratio: int) -> np.ndarray:
     h, w = mask.shape[0] // ratio, mask.shape[1] // ratio
     return mask[: h * ratio, : w * ratio].reshape(h, ratio, w, ratio).any(axis=(1, 3))
@@ -230,11 +238,14 @@ def simulated_triple(root: Path, ms_rel: str, sensor: Sensor, pan_weights: list[
                      pan_blur: float = 0.8, match_refs: list[str] | None = None, crop_first: bool = False,
                      rows: tuple[float, float] = (0.0, 1.0), ratio: int | None = None,
                      allow_held: bool = False, value_gain: float = 1.0, pan_variants: list | None = None,
-                     ms_gains: list | None = None) -> Triple:
+                     ms_gains: list | None = None, prereduce: int = 1) -> Triple:
     """Wald triple from an MS image alone, with a simulated PAN (weighted band sum, blurred).
 
     ``pan_variants``: further PANs as ``{weights, blur}`` (other spectral responses and sharpness);
-    ``ms_gains``: further MS degradations (MTF gains or "box"); both kept as training variants."""
+    ``ms_gains``: further MS degradations (MTF gains or "box"); both kept as training variants.
+    ``prereduce``: the simulated product is first Wald-degraded by this factor (PANs with the sensor's PAN
+    MTF, MS with its MS MTF), so the reference is itself a degraded product: the scale at which the
+    plugin's self-check scores a network (one more reduction of the user's scene)."""
     ratio = ratio or sensor.ratio
     ms, _ = _read(root / ms_rel)
     _blank_held(ms, ms_rel, allow_held)
@@ -250,23 +261,34 @@ def simulated_triple(root: Path, ms_rel: str, sensor: Sensor, pan_weights: list[
     ms[:, :r0], ms[:, r1:] = 0, 0
     bad = (ms == 0).any(0)
     w = np.asarray(pan_weights, dtype=np.float32)[:, None, None]
-    pan = gaussian_blur((w * ms).sum(0) + pan_offset, pan_blur)
-    pan = np.clip(pan, 1.0, sensor.scale)
+    full_pans = [np.clip(gaussian_blur((w * ms).sum(0) + pan_offset, pan_blur), 1.0, sensor.scale)]
+    blur_max = pan_blur
+    for v in pan_variants or []:
+        wv = np.asarray(v["weights"], dtype=np.float32)[:, None, None]
+        full_pans.append(np.clip(gaussian_blur((wv * ms).sum(0) + v.get("offset", pan_offset), v.get("blur", 0.0)),
+                                 1.0, None))
+        blur_max = max(blur_max, v.get("blur", 0.0))
+    if prereduce > 1:
+        f = int(prereduce)
+        # a reduced pixel is bad when nodata lies anywhere under its MTF filter's support
+        bad = _block_any(grow_mask(bad, MTF_TAPS // 2 + f), f)
+        ms = wald_degrade(ms, sensor.mtf_ms, f)
+        bad = bad[: ms.shape[1], : ms.shape[2]]
+        ms[:, bad] = 0
+        full_pans = [wald_degrade(p, sensor.mtf_pan, f) for p in full_pans]
+        blur_max = blur_max / f
     ms_d = wald_degrade(ms, sensor.mtf_ms, ratio)
     hh, ww = ms_d.shape[-2] * ratio, ms_d.shape[-1] * ratio
     lms = upsample(ms_d, ratio, (hh, ww))
     s = sensor.scale
-    pans, blur_max = [pan[:hh, :ww] / s], pan_blur
-    for v in pan_variants or []:
-        wv = np.asarray(v["weights"], dtype=np.float32)[:, None, None]
-        pv = np.clip(gaussian_blur((wv * ms).sum(0) + v.get("offset", pan_offset), v.get("blur", 0.0)), 1.0, None)
-        pans.append(pv[:hh, :ww] / s)
-        blur_max = max(blur_max, v.get("blur", 0.0))
+    pans = [p[:hh, :ww] / s for p in full_pans]
     lmss = [lms / s] + [upsample(degrade_variant(ms, g, ratio), ratio, (hh, ww)) / s for g in ms_gains or []]
-    return Triple(f"{ms_rel} (simulated PAN)", pan[:hh, :ww] / s, lms / s, ms[:, :hh, :ww] / s, bad[:hh, :ww],
-                  wald_margin(sensor, ratio) + math.ceil(3 * blur_max),
-                  {"kind": "simulated", "ms": ms_rel, "rows": list(rows), "pan_weights": list(map(float, pan_weights))},
-                  pans, lmss)
+    info = {"kind": "simulated", "ms": ms_rel, "rows": list(rows), "pan_weights": list(map(float, pan_weights))}
+    if prereduce > 1:
+        info["prereduce"] = int(prereduce)
+    name = f"{ms_rel} (simulated PAN)" + (f", reduced by {prereduce}" if prereduce > 1 else "")
+    return Triple(name, pans[0], lms / s, ms[:, :hh, :ww] / s, bad[:hh, :ww],
+                  wald_margin(sensor, ratio) + math.ceil(3 * blur_max), info, pans, lmss)
 
 
 def full_resolution_pair(root: Path, pan_rel: str, ms_rel: str, sensor: Sensor, allow_held: bool = True,
@@ -296,7 +318,8 @@ def build_triple(root: Path, spec: dict, sensor: Sensor, allow_held: bool = Fals
         t = simulated_triple(base, spec["ms"], sensor, spec["pan_weights"], spec.get("pan_offset", 0.0),
                              spec.get("pan_blur", 0.8), spec.get("match"), spec.get("crop_first", False),
                              rows=rows, allow_held=allow_held, value_gain=gain,
-                             pan_variants=spec.get("pan_variants"), ms_gains=spec.get("ms_gains"))
+                             pan_variants=spec.get("pan_variants"), ms_gains=spec.get("ms_gains"),
+                             prereduce=int(spec.get("prereduce", 1)))
     else:
         raise ValueError(f"unknown data source kind {spec['kind']!r}")
     t.share = spec.get("share")
