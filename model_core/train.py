@@ -83,6 +83,11 @@ def data_sources(cfg: dict[str, Any]) -> list[dict[str, str]]:
                 how += f"; the sensor's bands made from the pair's by the matrix {mix}"
             if s.get("pan_ratio"):
                 how += f"; the pair's own PAN/MS ratio {s['pan_ratio']}"
+            if s.get("prereduce", 1) > 1:
+                how += (f"; the source first Wald-degraded by {s['prereduce']}, so the reference is itself a degraded "
+                        "product (the plugin's self-check scale)")
+            if s.get("share") is not None:
+                how += f"; {s['share']:.0%} of the batches"
             out.append({"name": s.get("pan", "") + (" + " if s.get("pan") else "") + s["ms"], "licence": licence,
                         "how": f"{split}: {how}; rows {s.get('rows', [0, 1])}"})
     return out

@@ -211,12 +211,43 @@ def test_fullres_takes_a_ratio_2_pan_into_a_ratio_4_stage_with_shares(data_dir):
 
 
 def test_grow_marks_a_square_without_wrapping():
-    from model_core.data.fullres import _grow
+    from model_core.data.scenes import grow_mask
 
     m = np.zeros((9, 9), bool)
     m[0, 4] = True
-    g = _grow(m, 2)
+    g = grow_mask(m, 2)
     assert g.sum() == 3 * 5 and g[:3, 2:7].all() and not g[-1].any()
+
+
+def test_prereduce_makes_the_reference_a_wald_degraded_product(data_dir, tmp_path):
+    """``prereduce`` (the self-check's scale): the reference is the source MS degraded once with the MS MTF, every PAN
+    the full-resolution simulated PAN degraded once with the PAN MTF, and nodata spreads to every reduced pixel it
+    touches."""
+    from ksdiff_qgis.engine.filters import wald_degrade
+    from model_core.data.scenes import build_triple
+
+    spec = {"kind": "simulated", "ms": "wv2_ms.tif", "pan_weights": [0.2, 0.2, 0.4, 0.2], "pan_blur": 0.0,
+            "pan_variants": [{"weights": [0.25, 0.25, 0.25, 0.25], "blur": 1.0}]}
+    full = build_triple(data_dir, spec, WV2)
+    red = build_triple(data_dir, dict(spec, prereduce=2), WV2)
+    assert red.gt.shape == (4, 32, 32) and red.pan.shape == (32, 32) and len(red.pans) == 2
+    assert red.info["prereduce"] == 2 and "reduced by 2" in red.name
+    inner = (slice(None), slice(6, -6), slice(6, -6))
+    assert np.allclose(red.gt[inner], wald_degrade(full.gt, WV2.mtf_ms, 2)[inner], rtol=1e-4, atol=1e-6)
+    for p_red, p_full in zip(red.pans, full.pans):
+        assert np.allclose(p_red[6:-6, 6:-6], wald_degrade(p_full, WV2.mtf_pan, 2)[6:-6, 6:-6], rtol=1e-4, atol=1e-6)
+    # the reduced reference has less one-pixel detail than the source: it is a blurrier product, not a crop
+    d = lambda a: float(np.abs(np.diff(a, axis=-1)).mean() / a.mean())  # noqa: E731
+    assert d(red.gt) < d(full.gt)
+    import rasterio
+
+    with rasterio.open(data_dir / "wv2_ms.tif") as src:   # one nodata pixel near a corner
+        profile, arr = src.profile, src.read()
+    arr[:, 3, 5] = 0
+    with rasterio.open(tmp_path / "holed.tif", "w", **profile) as dst:
+        dst.write(arr)
+    holed = build_triple(data_dir, dict(spec, ms="holed.tif", root=str(tmp_path), prereduce=2), WV2)
+    assert holed.invalid[1, 2] and not holed.invalid[-1, -1] and 0 < holed.invalid.mean() < 0.5
 
 
 def test_randomised_sampler_draws_variants_and_honours_shares(data_dir):
