@@ -275,13 +275,14 @@ def test_the_best_classical_method_is_the_yardstick():
     assert pick_classical({"gsa": Scores(4.0, 4.5, 1.0, 0.38), "mtf_glp_hpm": hpm})[0] == "mtf_glp_hpm"   # ties
 
 
-def test_small_scene_study_runs_auto_at_both_thresholds(load_script, data_dir, tmp_path):
+def test_small_scene_study_runs_auto_at_both_thresholds(load_script, data_dir, tmp_path, monkeypatch):
     """``validate_selfcheck.py --small``: a Wald case of the real fixture below the check's minimum sample is fused
     by ``auto`` at the current threshold (no check: MTF-GLP-HPM) and at the study's (checked), every method is scored
     against the reference, and the module's threshold is left as it was."""
     from ksdiff_qgis.engine import selfcheck
 
     vs = load_script("validate_selfcheck")
+    monkeypatch.setattr(selfcheck, "MIN_PIXELS", 4096)   # the fixture's sample is below it, above SMALL_THRESHOLD
     before = selfcheck.MIN_PIXELS
     case = vs.wald_case(tmp_path, "fixture", str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif"), "wv2")
     row = vs.run_small(case, tmp_path)
@@ -316,3 +317,19 @@ def test_generic_study_runs_auto_without_and_with_the_nearest_network(load_scrip
     assert row["auto_network_method"] in ("ksdiff",) + vs.CLASSICAL_CANDIDATES
     assert row["best_classical"] in vs.CLASSICAL_CANDIDATES and row["ksdiff"] > 0
     assert "| fixture | 4 |" in vs.generic_markdown([row])
+
+
+def test_a_scene_of_a_few_hundred_check_pixels_is_checked(load_script, data_dir, tmp_path):
+    """Since the 4-band network trains at the check's scale too, samples of 256 MS pixels are trusted (docs/SELFCHECK.md,
+    small-scene study): a Wald case of the real fixture (a 16x16-pixel MS window with its context) gets the check, both
+    methods scored, instead of an unchecked MTF-GLP-HPM."""
+    from ksdiff_qgis.engine import selfcheck
+    from ksdiff_qgis.engine.pipeline import pansharpen
+
+    vs = load_script("validate_selfcheck")
+    case = vs.wald_case(tmp_path, "fixture", str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif"), "wv2")
+    res = pansharpen(case["pan"], case["ms"], str(tmp_path / "auto.tif"), "wv2", "auto")
+    check = res.selfcheck
+    assert selfcheck.MIN_PIXELS <= check.pixels < 1024
+    assert check.learned is not None and math.isfinite(check.learned.ergas) and math.isfinite(check.classical.ergas)
+    assert res.method == check.method and "valid MS pixels" not in check.reason
