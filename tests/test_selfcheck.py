@@ -320,9 +320,9 @@ def test_generic_study_runs_auto_without_and_with_the_nearest_network(load_scrip
 
 
 def test_a_scene_of_a_few_hundred_check_pixels_is_checked(load_script, data_dir, tmp_path):
-    """Since the 4-band network trains at the check's scale too, samples of 256 MS pixels are trusted (docs/SELFCHECK.md,
-    small-scene study): a Wald case of the real fixture (a 16x16-pixel MS window with its context) gets the check, both
-    methods scored, instead of an unchecked MTF-GLP-HPM."""
+    """Since the 4-band network trains at the check's scale too, samples of 256 MS pixels are trusted
+    (docs/SELFCHECK.md, small-scene study): a Wald case of the real fixture (a 16x16-pixel MS window with its
+    context) gets the check, both methods scored, instead of an unchecked MTF-GLP-HPM."""
     from ksdiff_qgis.engine import selfcheck
     from ksdiff_qgis.engine.pipeline import pansharpen
 
