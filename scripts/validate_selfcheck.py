@@ -391,14 +391,17 @@ def markdown(rr: list[dict], fr: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def selected(cases: list, only: str) -> list:
+    """The cases named in ``only`` (comma-separated; all when empty); cases are dicts or ``robustness.Case``."""
+    keep = set(filter(None, only.split(",")))
+    return [c for c in cases if not keep or (c["name"] if isinstance(c, dict) else c.name) in keep]
+
+
 def _study(make_cases, run, to_markdown, args) -> int:
     """Run one of the studies (``--small``, ``--generic``) case by case; print and write its table."""
     with tempfile.TemporaryDirectory(prefix="ksdiff_selfcheck_") as d:
         rows = []
-        keep = set(filter(None, args.only.split(",")))
-        for c in make_cases(Path(d)):
-            if keep and (c["name"] if isinstance(c, dict) else c.name) not in keep:
-                continue
+        for c in selected(make_cases(Path(d)), args.only):
             rows.append(run(c, Path(d)))
             print(rows[-1], flush=True)
     md = to_markdown(rows)
@@ -428,9 +431,7 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="ksdiff_selfcheck_") as d:
         tmp = Path(d)
         rr, fr = cases(tmp, args.test_scene)
-        if args.only:
-            keep = set(args.only.split(","))
-            rr, fr = [c for c in rr if c["name"] in keep], [c for c in fr if c["name"] in keep]
+        rr, fr = selected(rr, args.only), selected(fr, args.only)
         res_rr, res_fr = [], []
         for c in rr:
             res_rr.append(run_case(c, tmp))
