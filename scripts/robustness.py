@@ -110,17 +110,19 @@ def _quantise(arrays, dtype: str, top: float | None = None):
     return [np.clip(np.round(a * gain), 1, info.max).astype(dtype) for a in arrays]
 
 
-def wv2_cases() -> list[Case]:
+def wv2_cases(pair: str = "pair3") -> list[Case]:
+    """The WorldView-2 cases on ``pair`` (the suite's are pair 3's, held apart; pair 2's are validation cases)."""
     s = get_sensor("wv2")
-    pan, ms, tf, crs = _pair_on_ms_grid("wv2/pair3_pan.tif", "wv2/pair3_ms.tif", 4)
+    pan, ms, tf, crs = _pair_on_ms_grid(f"wv2/{pair}_pan.tif", f"wv2/{pair}_ms.tif", 4)
     pan, ref = _crop_to_ratio(pan, ms, 4, _valid_rows(ms))
     rows = _valid_rows(ms)
     tf = tf * Affine.translation(0, rows.start)
     out = []
     for name, what, pan_mtf, dtype, top in (
-        ("wv2_pair3", "real WorldView-2 pair, 11-bit, sensor MTF", s.mtf_pan, "uint16", None),
-        ("wv2_pair3_8bit", "the same scene as an 8-bit product", s.mtf_pan, "uint8", 250.0),
-        ("wv2_pair3_sharp_pan", "the same scene with a sharp PAN (block average, no MTF blur)", "box", "uint16", None),
+        (f"wv2_{pair}", "real WorldView-2 pair, 11-bit, sensor MTF", s.mtf_pan, "uint16", None),
+        (f"wv2_{pair}_8bit", "the same scene as an 8-bit product", s.mtf_pan, "uint8", 250.0),
+        (f"wv2_{pair}_sharp_pan", "the same scene with a sharp PAN (block average, no MTF blur)", "box", "uint16",
+         None),
     ):
         p, m = _degrade(pan, ref, 4, pan_mtf, s.mtf_ms)
         p, m, r = _quantise([p, m, ref], dtype, top)

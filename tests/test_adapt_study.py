@@ -1,0 +1,41 @@
+"""scripts/adapt_study.py: the checkpoint it adapts is the bundled model's own, and its summary of per-case figures."""
+from __future__ import annotations
+
+import pytest
+
+
+def test_each_bundled_model_names_the_run_adapt_starts_from(load_script, tmp_path, monkeypatch):
+    study = load_script("adapt_study")
+    from ksdiff_qgis.engine.model_card import bundled_cards, load_card
+    from model_core.config import CONFIG_DIR, load_config
+
+    for sensor, onnx in bundled_cards().items():
+        cfg = load_config(CONFIG_DIR / load_card(onnx).data["training"]["config"])
+        run = tmp_path / cfg["train"]["out_dir"]
+        monkeypatch.setattr(study, "ROOT", tmp_path)
+        if not run.exists():   # wv2, qb and gf2 share one run
+            with pytest.raises(SystemExit, match=f"make train SENSOR={sensor}"):
+                study.bundled_checkpoint(sensor)
+            run.mkdir(parents=True)
+            (run / "fullres.pt").write_bytes(b"")
+        assert study.bundled_checkpoint(sensor) == run / "fullres.pt"
+
+
+def test_summary_compares_the_adapted_model_with_the_bundled_one_and_the_best_classical(load_script):
+    study = load_script("adapt_study")
+
+    def case(name, classical, bundled, adapted):
+        methods = {k: {"ERGAS": v, "SAM": 1.0} for k, v in classical.items()}
+        methods["ksdiff"] = {"ERGAS": bundled, "SAM": 2.0}
+        methods[study.ADAPTED] = {"ERGAS": adapted, "SAM": 1.5, "adapt_seconds": 60.0}
+        return {"case": name, "methods": methods}
+
+    s = study.summary([case("a", {"mtf_glp_hpm": 2.0, "gsa": 4.0}, 1.6, 1.2),
+                       case("b", {"mtf_glp_hpm": 1.0, "mtf_glp_fs": 0.8}, 0.8, 0.88)])
+    assert s["adapted_over_bundled"] == round((0.75 + 1.1) / 2, 4)
+    assert s["adapted_over_best_classical"] == round((0.6 + 1.1) / 2, 4)
+    assert s["bundled_over_best_classical"] == round((0.8 + 1.0) / 2, 4)
+    assert s["adapted_better_on"] == 1 and s["cases"] == 2
+    assert [r["best_classical"] for r in s["rows"]] == ["mtf_glp_hpm", "mtf_glp_fs"]
+    md = "\n".join(study.markdown("validation", s, "note"))
+    assert "| a | mtf_glp_hpm 2.000 | 1.600 (2.00) | 1.200 (1.50) | 0.750 | 60 |" in md
