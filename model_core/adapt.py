@@ -17,8 +17,9 @@ The exported file and its card (``my_scene.json``) go to the plugin's MODEL para
 from __future__ import annotations
 
 import copy
+import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from ksdiff_qgis.engine.sensors import get_sensor
 
@@ -39,14 +40,36 @@ def adapt_config(ck_cfg: dict[str, Any], sensor: str, steps: int, lr: float, pat
     return cfg
 
 
+MIN_PATCH = 16   # reference pixels: below this a patch holds too little of the scene to adapt on
+
+
+def fitting(make: Callable[[int], Any], patch: int, ratio: int, what: str) -> Any:
+    """``make(p)`` for the largest patch ``p`` <= ``patch`` (a multiple of the ratio, at least ``MIN_PATCH``) that
+    fits the scene's valid area: a small scene (a clipped AOI, a Wald case) still adapts, on smaller patches."""
+    sizes = list(range(patch - patch % ratio, MIN_PATCH - 1, -ratio))
+    for p in sizes:
+        try:
+            sampler = make(p)
+        except ValueError as e:
+            if not str(e).startswith("no valid"):
+                raise
+            continue
+        if p < patch:
+            print(f"adapt: the scene is small; {what} patches of {p} pixels instead of {patch}", file=sys.stderr)
+        return sampler
+    raise ValueError(f"the scene is too small to adapt on: not one {what} patch of {MIN_PATCH} pixels fits its valid "
+                     "(non-nodata) area")
+
+
 def samplers(pan: Path, ms: Path, sensor: str, patch: int) -> tuple[PatchSampler, FullResSampler]:
     """(Wald patches, full-resolution patches) of one scene; absolute paths, nothing held apart."""
     spec = get_sensor(sensor)
     root = Path("/")
     triple = pair_triple(root, str(pan.resolve()), str(ms.resolve()), spec)
-    wald = PatchSampler([triple], patch, max(4, patch // 4), augment=True)
-    full = FullResSampler(root, [{"pan": str(pan.resolve()), "ms": str(ms.resolve())}], spec,
-                          patch - patch % spec.ratio)
+    wald = fitting(lambda p: PatchSampler([triple], p, max(4, p // 4), augment=True), patch, spec.ratio,
+                   "reduced-resolution")
+    full = fitting(lambda p: FullResSampler(root, [{"pan": str(pan.resolve()), "ms": str(ms.resolve())}], spec, p),
+                   patch, spec.ratio, "full-resolution")
     return wald, full
 
 

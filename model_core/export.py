@@ -13,6 +13,7 @@ that carry the embedded card). Check a file with ``verify_card``.
 from __future__ import annotations
 
 import json
+import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -145,10 +146,16 @@ def export(model: nn.Module, cfg: dict[str, Any], path: str | Path, training: di
 
 def int8_calibration(cfg: dict[str, Any], scale: float, pair: tuple[str, str] | None = None) -> list[dict] | None:
     """Calibration inputs of the int8 variant: patches of ``pair`` (e.g. the user's scene of ``adapt``), else
-    of every training source of the config (``tile_int8.training_feeds``); None when there are none (`make data`
-    not run: the model is exported without its int8 variant)."""
+    of every training source of the config (``tile_int8.training_feeds``), also when ``pair`` is too small to hold
+    one calibration patch; None when there are none (`make data` not run: the model is exported without its int8
+    variant)."""
     if pair:
-        return tile_int8.calibration_feeds(pair[0], pair[1], cfg["sensor"], scale)
+        try:
+            return tile_int8.calibration_feeds(pair[0], pair[1], cfg["sensor"], scale)
+        except ValueError as e:
+            if "calibration patch" not in str(e):
+                raise
+            print(f"export: {e}; the int8 variant is calibrated on the training sources", file=sys.stderr)
     return tile_int8.training_feeds(cfg) or None
 
 

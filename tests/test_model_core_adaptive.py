@@ -2,6 +2,8 @@
 domain-randomised data, the full-resolution stage and its losses, the EMA warm-up."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -354,3 +356,31 @@ def test_mirror_margin_makes_a_patch_look_like_a_raster_edge_tile(data_dir):
     assert all(torch.equal(x, y) for x, y in zip(a, b))
     c = s.batch(6, torch.Generator().manual_seed(3))
     assert all(np.array_equal(x.numpy(), y) for x, y in zip(c, (pan, lms, gt)))
+
+
+def _crop_pair(data_dir, tmp_path, ms_side: int) -> tuple[Path, Path]:
+    """The test pair cut to its first ``ms_side``² MS pixels (and the PAN under them): a user's small AOI."""
+    from model_core.rasters import read, write_geotiff
+
+    out = []
+    for kind, side in (("pan", ms_side * 4), ("ms", ms_side)):
+        r = read(str(data_dir / f"wv2_test_{kind}.tif"), (0, 0, side, side))
+        out.append(Path(write_geotiff(str(tmp_path / f"aoi{ms_side}_{kind}.tif"), r.data, r.transform, r.crs, 0)))
+    return out[0], out[1]
+
+
+def test_adapt_takes_a_small_scene_on_smaller_patches_and_refuses_a_tiny_one(tmp_path, data_dir, monkeypatch):
+    """A clipped AOI smaller than adapt's 64² patches still adapts, on the largest patches that fit (multiples of
+    the ratio); a scene without one 16² patch gets a clear error before any training. Its int8 variant is then
+    calibrated on the training sources (the scene holds no 128² calibration patch)."""
+    from model_core import adapt, export, tile_int8
+
+    pan, ms = _crop_pair(data_dir, tmp_path, 24)
+    wald, full = adapt.samplers(pan, ms, "wv2", 64)
+    assert wald.patch % 4 == 0 and adapt.MIN_PATCH <= wald.patch <= 24   # reference (MS) pixels of the scene
+    assert full.patch == 64   # PAN pixels: 96 of them
+    pan, ms = _crop_pair(data_dir, tmp_path, 8)
+    with pytest.raises(ValueError, match="too small to adapt on"):
+        adapt.samplers(pan, ms, "wv2", 64)
+    monkeypatch.setattr(tile_int8, "training_feeds", lambda cfg: ["training patches"])
+    assert export.int8_calibration({"sensor": "wv2"}, 2047.0, (str(pan), str(ms))) == ["training patches"]
