@@ -92,6 +92,10 @@ def _export(a) -> int:
     card = export(model, cfg, out, rec, metrics)
     if out.resolve().parent == MODELS_DIR.resolve():
         write_models_readme(MODELS_DIR)
+        if a.sensor:   # bundled: its weights ship too, so `adapt --sensor` starts from it without training
+            from .weights import save_weights, weights_path
+
+            save_weights(ck, weights_path(rec["config"]))
     print(json.dumps(card, indent=1))
     return 0
 
@@ -112,6 +116,12 @@ def _export_metrics(model, cfg) -> dict | None:
 def _adapt(a) -> int:
     from .adapt import adapt
 
+    if not a.checkpoint and not a.sensor:
+        raise SystemExit("adapt: give --checkpoint, or --sensor to start from that sensor's bundled model")
+    if not a.checkpoint:
+        from .weights import bundled_checkpoint
+
+        a.checkpoint = bundled_checkpoint(a.sensor)
     card = adapt(a.checkpoint, a.pan, a.ms, a.out, a.sensor, a.steps, a.lr, a.patch)
     print(json.dumps({k: card[k] for k in ("sensor", "onnx_sha256", "training")}, indent=1))
     return 0
@@ -176,11 +186,13 @@ def main(argv: list[str] | None = None) -> int:
                    help="leave the card's metrics empty (default: score the config's held-apart test case)")
     x.set_defaults(fn=_export)
     ad = sub.add_parser("adapt", help="fine-tune a checkpoint on one scene (target-adaptive); export ONNX + card")
-    ad.add_argument("--checkpoint", required=True, help="a trained checkpoint (make train: runs/<config>/<stage>.pt)")
+    ad.add_argument("--checkpoint", help="a trained checkpoint (make train: runs/<config>/<stage>.pt); default: the "
+                                         "bundled model of --sensor (its weights ship in model_core/weights)")
     ad.add_argument("--pan", required=True)
     ad.add_argument("--ms", required=True)
     ad.add_argument("--out", required=True, help="ONNX file to write (its card beside it): the plugin's MODEL")
-    ad.add_argument("--sensor", help="sensor key of the scene (default: the checkpoint's)")
+    ad.add_argument("--sensor", help="sensor key of the scene (default: the checkpoint's); without --checkpoint, "
+                                     "the bundled model of this sensor is adapted")
     ad.add_argument("--steps", type=int, default=200)
     ad.add_argument("--lr", type=float, default=1e-4)
     ad.add_argument("--patch", type=int, default=64)

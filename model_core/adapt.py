@@ -9,7 +9,7 @@ both at once, as the full-resolution stage of training does: every step mixes
 * a full-resolution batch from the scene (spectral consistency with the MS, spatial consistency with the
   PAN, see ``model_core.losses``).
 
-    python -m model_core adapt --checkpoint runs/rr4_ksdiff_adaptive/fullres.pt --pan pan.tif --ms ms.tif \
+    python -m model_core adapt --sensor wv2 --pan pan.tif --ms ms.tif \
         --out my_scene.onnx [--sensor wv2] [--steps 200]
 
 The exported file and its card (``my_scene.json``) go to the plugin's MODEL parameter.

@@ -25,20 +25,9 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 import robustness  # noqa: E402
 
-from ksdiff_qgis.engine.model_card import bundled_cards, load_card  # noqa: E402
-from model_core.config import CONFIG_DIR, load_config  # noqa: E402
+from model_core.weights import bundled_checkpoint  # noqa: E402
 
 ADAPTED = "ksdiff_adapted"
-
-
-def bundled_checkpoint(sensor: str) -> Path:
-    """The final checkpoint of the run that trained the bundled model of ``sensor`` (its card's config)."""
-    card = load_card(bundled_cards()[sensor])
-    cfg = load_config(CONFIG_DIR / card.data["training"]["config"])
-    ck = ROOT / cfg["train"]["out_dir"] / "fullres.pt"
-    if not ck.exists():
-        raise SystemExit(f"adapt_study: {ck} is missing; train it with `make train SENSOR={sensor}`")
-    return ck
 
 
 def cases(which: str) -> list[robustness.Case]:

@@ -1,24 +1,30 @@
-"""scripts/adapt_study.py: the checkpoint it adapts is the bundled model's own, and its summary of per-case figures."""
+"""What adapt starts from (model_core.weights) and scripts/adapt_study.py's summary of per-case figures."""
 from __future__ import annotations
 
 import pytest
 
 
-def test_each_bundled_model_names_the_run_adapt_starts_from(load_script, tmp_path, monkeypatch):
-    study = load_script("adapt_study")
+def test_adapt_starts_from_the_shipped_weights_else_the_run_that_trained_the_bundled_model(tmp_path):
     from ksdiff_qgis.engine.model_card import bundled_cards, load_card
     from model_core.config import CONFIG_DIR, load_config
+    from model_core.weights import bundled_checkpoint, weights_path
 
+    shipped = tmp_path / "weights"
     for sensor, onnx in bundled_cards().items():
-        cfg = load_config(CONFIG_DIR / load_card(onnx).data["training"]["config"])
+        name = load_card(onnx).data["training"]["config"]
+        cfg = load_config(CONFIG_DIR / name)
         run = tmp_path / cfg["train"]["out_dir"]
-        monkeypatch.setattr(study, "ROOT", tmp_path)
         if not run.exists():   # wv2, qb and gf2 share one run
             with pytest.raises(SystemExit, match=f"make train SENSOR={sensor}"):
-                study.bundled_checkpoint(sensor)
+                bundled_checkpoint(sensor, shipped, tmp_path)
             run.mkdir(parents=True)
             (run / "fullres.pt").write_bytes(b"")
-        assert study.bundled_checkpoint(sensor) == run / "fullres.pt"
+            assert bundled_checkpoint(sensor, shipped, tmp_path) == run / "fullres.pt"
+            weights_path(name, shipped).parent.mkdir(exist_ok=True)
+            weights_path(name, shipped).write_bytes(b"")
+        assert bundled_checkpoint(sensor, shipped, tmp_path) == shipped / f"{name[:-5]}.pt"
+    with pytest.raises(SystemExit, match="no bundled model for sensor 'spot6'"):
+        bundled_checkpoint("spot6")
 
 
 def test_summary_compares_the_adapted_model_with_the_bundled_one_and_the_best_classical(load_script):

@@ -188,3 +188,26 @@ def test_landsat_model_is_clean_at_full_resolution(data_dir, tmp_path):
     ks, hpm = scores["ksdiff"], scores["mtf_glp_hpm"]
     assert ks["R_ERGAS"] < 0.7 * hpm["R_ERGAS"] and ks["HQNR"] > max(0.95, hpm["HQNR"])
     assert ks["D_rho"] < 0.55
+
+
+@pytest.mark.parametrize("sensor", sorted(BUNDLED))
+def test_shipped_weights_are_the_bundled_network(sensor):
+    """model_core/weights holds the PyTorch weights of every bundled model (what `adapt --sensor` fine-tunes): rebuilt
+    from them, the network gives the bundled ONNX file's output on the same input."""
+    import onnxruntime as ort
+    import torch
+
+    from model_core.train import model_from_checkpoint
+    from model_core.weights import WEIGHTS_DIR, bundled_checkpoint
+
+    ck = bundled_checkpoint(sensor)
+    assert ck.parent == WEIGHTS_DIR
+    model, _ = model_from_checkpoint(ck)
+    rng = np.random.default_rng(0)
+    pan = rng.uniform(0.1, 0.5, (1, 1, 64, 64)).astype(np.float32)
+    lms = rng.uniform(0.1, 0.5, (1, SENSORS[sensor].n_bands, 64, 64)).astype(np.float32)
+    with torch.no_grad():
+        want = model(torch.from_numpy(pan), torch.from_numpy(lms)).numpy()
+    got = ort.InferenceSession(str(BUNDLED[sensor]), providers=["CPUExecutionProvider"]).run(
+        None, {"pan": pan, "lms": lms})[0]
+    assert np.abs(got - want).max() < 1e-4

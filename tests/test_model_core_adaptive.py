@@ -384,3 +384,19 @@ def test_adapt_takes_a_small_scene_on_smaller_patches_and_refuses_a_tiny_one(tmp
         adapt.samplers(pan, ms, "wv2", 64)
     monkeypatch.setattr(tile_int8, "training_feeds", lambda cfg: ["training patches"])
     assert export.int8_calibration({"sensor": "wv2"}, 2047.0, (str(pan), str(ms))) == ["training patches"]
+
+
+def test_adapt_starts_from_a_bundled_model_without_training(tmp_path, data_dir):
+    """`adapt --sensor wv2` without a checkpoint fine-tunes the bundled wv2 network (its shipped weights)."""
+    import json
+
+    from model_core.__main__ import main
+    from model_core.weights import WEIGHTS_DIR
+
+    out = tmp_path / "mine.onnx"
+    assert main(["adapt", "--sensor", "wv2", "--pan", str(data_dir / "wv2_test_pan.tif"), "--ms",
+                 str(data_dir / "wv2_test_ms.tif"), "--out", str(out), "--steps", "1", "--patch", "32"]) == 0
+    card = json.loads(out.with_suffix(".json").read_text())
+    assert card["sensor"] == "wv2" and card["training"]["adapted_from"].startswith(str(WEIGHTS_DIR))
+    with pytest.raises(SystemExit, match="--checkpoint, or --sensor"):
+        main(["adapt", "--pan", "p.tif", "--ms", "m.tif", "--out", str(out)])
