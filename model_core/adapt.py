@@ -10,7 +10,7 @@ both at once, as the full-resolution stage of training does: every step mixes
   PAN, see ``model_core.losses``).
 
     python -m model_core adapt --sensor wv2 --pan pan.tif --ms ms.tif \
-        --out my_scene.onnx [--sensor wv2] [--steps 200]
+        --out my_scene.onnx [--steps 200] [--checkpoint runs/<config>/fullres.pt]
 
 The exported file and its card (``my_scene.json``) go to the plugin's MODEL parameter.
 """
