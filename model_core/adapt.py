@@ -40,7 +40,7 @@ def adapt_config(ck_cfg: dict[str, Any], sensor: str, steps: int, lr: float, pat
     return cfg
 
 
-MIN_PATCH = 16   # reference pixels: below this a patch holds too little of the scene to adapt on
+MIN_PATCH = 16   # pixels of the grid the network outputs: below this a patch holds too little of the scene
 
 
 def fitting(make: Callable[[int], Any], patch: int, ratio: int, what: str) -> Any:
