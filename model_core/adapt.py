@@ -35,7 +35,7 @@ def adapt_config(ck_cfg: dict[str, Any], sensor: str, steps: int, lr: float, pat
     cfg["stages"] = [{"name": "fullres", "steps": steps, "lr": lr, "warmup": max(1, steps // 10),
                       "weight_decay": 1e-4, "min_lr_frac": 0.05, "ema": None, "grad_clip": 1.0,
                       "fr_weight": 1.0, "fr_lambda": 0.05, "fr_batch": 8}]
-    cfg["data"] = dict(cfg["data"], patch=patch, randomise=None, val=[])
+    cfg["data"] = dict(cfg["data"], patch=patch, val=[])   # its randomisation kept: see ``pair_variants``
     cfg["train"] = dict(cfg["train"], val_every=10 ** 9, ckpt_every=max(1, steps))
     return cfg
 
@@ -61,13 +61,24 @@ def fitting(make: Callable[[int], Any], patch: int, ratio: int, what: str) -> An
                      "(non-nodata) area")
 
 
-def samplers(pan: Path, ms: Path, sensor: str, patch: int) -> tuple[PatchSampler, FullResSampler]:
-    """(Wald patches, full-resolution patches) of one scene; absolute paths, nothing held apart."""
+def pair_variants(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The PAN and MS degradation variants (``pair_triple``'s ``pan_gains`` / ``ms_gains``) the checkpoint's real
+    pairs were trained with. Adapting on the scene's one Wald version alone teaches the network that version's PAN
+    sharpness: at full resolution it then over-sharpens the real, sharper PAN into a one-pixel grid (WorldView-2
+    pair 2 at 1:1: checkerboard 0.61-0.64 against the PAN's 0.478, docs/VALIDATION.md 16:29 UTC)."""
+    pairs = [src for src in cfg["data"].get("train", []) if src.get("kind") == "pair"]
+    return {k: pairs[0][k] for k in ("pan_gains", "ms_gains") if pairs and k in pairs[0]}
+
+
+def samplers(pan: Path, ms: Path, sensor: str, patch: int, variants: dict[str, Any] | None = None,
+             randomise: dict[str, Any] | None = None) -> tuple[PatchSampler, FullResSampler]:
+    """(Wald patches, full-resolution patches) of one scene; absolute paths, nothing held apart. ``variants`` and
+    ``randomise``: the training config's PAN/MS variants and randomisation for the Wald patches."""
     spec = get_sensor(sensor)
     root = Path("/")
-    triple = pair_triple(root, str(pan.resolve()), str(ms.resolve()), spec)
-    wald = fitting(lambda p: PatchSampler([triple], p, max(4, p // 4), augment=True), patch, spec.ratio,
-                   "reduced-resolution")
+    triple = pair_triple(root, str(pan.resolve()), str(ms.resolve()), spec, **(variants or {}))
+    wald = fitting(lambda p: PatchSampler([triple], p, max(4, p // 4), augment=True, randomise=randomise), patch,
+                   spec.ratio, "reduced-resolution")
     full = fitting(lambda p: FullResSampler(root, [{"pan": str(pan.resolve()), "ms": str(ms.resolve())}], spec, p),
                    patch, spec.ratio, "full-resolution")
     return wald, full
@@ -92,7 +103,7 @@ def adapt(checkpoint: str | Path, pan: str | Path, ms: str | Path, out: str | Pa
     torch.set_num_threads(int(cfg["train"]["threads"]))
     model = build_model(cfg["method"], get_sensor(sensor).n_bands, cfg["backbone"], **cfg["model"])
     model.load_state_dict(ck["ema"] if ck.get("ema") else ck["model"])
-    wald, full = samplers(Path(pan), Path(ms), sensor, patch)
+    wald, full = samplers(Path(pan), Path(ms), sensor, patch, pair_variants(cfg), cfg["data"].get("randomise"))
     with tempfile.TemporaryDirectory(prefix="ksdiff_adapt_") as tmp:
         run_dir = Path(work_dir or tmp)
         run_dir.mkdir(parents=True, exist_ok=True)
