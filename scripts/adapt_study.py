@@ -5,8 +5,8 @@ starting from the checkpoint the bundled model card names; the exported ONNX is 
 (METHOD=ksdiff, float32) and scored against the reference beside the bundled model forced and every classical
 method. Rule and decision: docs/VALIDATION.md (2026-12-05, 15:35 UTC).
 
-    python scripts/adapt_study.py --set validation|suite [--steps 200] [--lr 1e-4] [--out bench/adapt_validation.json]
-                                  [--md docs/ADAPT.md]
+    python scripts/adapt_study.py --set validation|suite [--steps 200] [--lr 1e-4] [--jobs 2]
+                                  [--out bench/adapt_validation.json] [--md docs/ADAPT.md]
 """
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import json
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from tqdm import tqdm
@@ -40,6 +41,7 @@ def run_case(case: robustness.Case, folder: Path, steps: int, lr: float) -> dict
     """Bundled model forced, every classical method, and the model adapted on the case's own PAN + MS."""
     from model_core.adapt import adapt
 
+    folder.mkdir(parents=True, exist_ok=True)
     res = robustness.run_case(case, list(robustness.CLASSICAL) + ["ksdiff"], folder, None)
     pan, ms = (str(folder / f"{case.name}_{k}.tif") for k in ("pan", "ms"))
     models = folder / f"{case.name}_adapted"
@@ -101,15 +103,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--lr", type=float, default=1e-4)
     ap.add_argument("--cases", help="comma-separated case names (default: all of the set)")
+    ap.add_argument("--jobs", type=int, default=1, help="cases adapted at once (one core each)")
     ap.add_argument("--out", type=Path)
     ap.add_argument("--md", type=Path, default=ROOT / "docs" / "ADAPT.md")
     a = ap.parse_args(argv)
     out = a.out or ROOT / "bench" / f"adapt_{a.set}.json"
     todo = [c for c in cases(a.set) if not a.cases or c.name in a.cases.split(",")]
-    results = []
-    with tempfile.TemporaryDirectory(prefix="ksdiff_adapt_study_") as tmp:
-        for case in tqdm(todo, desc=f"adapt {a.set}"):
-            results.append(run_case(case, Path(tmp), a.steps, a.lr))
+    with tempfile.TemporaryDirectory(prefix="ksdiff_adapt_study_") as tmp, \
+            ProcessPoolExecutor(max_workers=a.jobs) as pool:   # adapt trains on one core: one case per core
+        jobs = [pool.submit(run_case, case, Path(tmp) / case.name, a.steps, a.lr) for case in todo]
+        results = [job.result() for job in tqdm(jobs, desc=f"adapt {a.set}")]
     s = summary(results)
     note = (f"{len(results)} cases; adapt {a.steps} steps, lr {a.lr:g}; "
             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.")
