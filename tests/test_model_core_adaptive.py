@@ -400,3 +400,20 @@ def test_adapt_starts_from_a_bundled_model_without_training(tmp_path, data_dir):
     assert card["sensor"] == "wv2" and card["training"]["adapted_from"].startswith(str(WEIGHTS_DIR))
     with pytest.raises(SystemExit, match="--checkpoint, or --sensor"):
         main(["adapt", "--pan", "p.tif", "--ms", "m.tif", "--out", str(out)])
+
+
+def test_adapt_trains_on_the_scene_with_the_checkpoints_pan_and_ms_variants(data_dir):
+    """adapt's Wald patches of the scene get the PAN-sharpness / MS-MTF variants and the randomisation of the
+    checkpoint's real-pair training source: on the scene's one Wald version alone, the network learned that version's
+    PAN and drew a one-pixel grid on the real, sharper PAN (pair 2 at 1:1, docs/VALIDATION.md 16:29 UTC)."""
+    from model_core import adapt
+
+    cfg = load_config("rr4_ksdiff_hpm_step1_prered_seed0.yaml")
+    variants = adapt.pair_variants(cfg)
+    assert variants == {"pan_gains": [0.2, 0.3, 0.45, "box"], "ms_gains": [0.25, 0.45]}
+    assert adapt.adapt_config(cfg, "wv2", 10, 1e-4, 64)["data"]["randomise"] == cfg["data"]["randomise"]
+    wald, _ = adapt.samplers(data_dir / "wv2_test_pan.tif", data_dir / "wv2_test_ms.tif", "wv2", 32, variants,
+                             cfg["data"]["randomise"])
+    assert len(wald.triples[0].pans) == 1 + 4 and len(wald.triples[0].lmss) == 1 + 2
+    assert wald.randomise == cfg["data"]["randomise"]
+    assert adapt.pair_variants({"data": {"train": [{"kind": "simulated", "ms": "x.tif"}]}}) == {}
