@@ -1,9 +1,10 @@
 """What target-adaptive fine-tuning buys (issue 12): ``python -m model_core adapt`` on each case's own input.
 
 For every case the degraded PAN and MS — what a user has, never the reference — go to ``model_core.adapt``,
-starting from the checkpoint the bundled model card names; the exported ONNX is fused through the plugin's engine
-(METHOD=ksdiff, float32) and scored against the reference beside the bundled model forced and every classical
-method. Rule and decision: docs/VALIDATION.md (2026-12-05, 15:35 UTC).
+starting from the bundled model's weights (``model_core.weights``); the exported ONNX is fused through the plugin's
+engine (METHOD=ksdiff, float32) and scored against the reference beside the bundled model forced and every classical
+method. Rules and decisions: docs/VALIDATION.md (2026-12-05, 15:35 and 16:29 UTC). Reduced resolution only: look
+at an adapted model at 1:1 too (``scripts/crops.py --model adapted=DIR``).
 
     python scripts/adapt_study.py --set validation|suite [--steps 200] [--lr 1e-4] [--jobs 2]
                                   [--out bench/adapt_validation.json] [--md docs/ADAPT.md]
@@ -92,7 +93,7 @@ def write_markdown(path: Path, sections: dict[str, list[str]]) -> None:
             "Written by `scripts/adapt_study.py`: each case's degraded PAN and MS (never its reference) go to `adapt`, "
             "starting from the bundled model's checkpoint; the exported model is fused through the plugin's engine "
             "(METHOD=ksdiff, float32) and scored by ERGAS (SAM in degrees) against the reference. Rule: "
-            "docs/VALIDATION.md (2026-12-05, 15:35 UTC).", ""]
+            "docs/VALIDATION.md (2026-12-05, 15:35 and 16:29 UTC).", ""]
     body = [ln for key in ("validation", "suite") for ln in sections.get(key, [])]
     path.write_text("\n".join(head + body))
 
