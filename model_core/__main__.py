@@ -57,10 +57,10 @@ def _export(a) -> int:
     from .train import data_sources, git_revision, load_checkpoint, model_from_checkpoint
 
     if a.sensor:
-        from .config import load_config
+        from .config import final_checkpoint, load_config
 
         cfg = load_config(None, a.sensor)
-        a.checkpoint = Path(cfg["train"]["out_dir"]) / f"{cfg['stages'][-1]['name']}.pt"
+        a.checkpoint = final_checkpoint(cfg)
         if cfg["sensor"] != a.sensor:  # a network shared by several sensors (e.g. the 4-band ratio-4 one)
             a.as_sensor = a.as_sensor or a.sensor
     model, ck = model_from_checkpoint(a.checkpoint)

@@ -25,7 +25,7 @@ from ksdiff_qgis.engine.sensors import get_sensor
 
 from .data.fullres import FullResSampler
 from .data.patches import PatchSampler
-from .data.scenes import pair_triple
+from .data.scenes import NoPatchError, pair_triple
 
 
 def adapt_config(ck_cfg: dict[str, Any], sensor: str, steps: int, lr: float, patch: int) -> dict[str, Any]:
@@ -50,9 +50,7 @@ def fitting(make: Callable[[int], Any], patch: int, ratio: int, what: str) -> An
     for p in sizes:
         try:
             sampler = make(p)
-        except ValueError as e:
-            if not str(e).startswith("no valid"):
-                raise
+        except NoPatchError:
             continue
         if p < patch:
             print(f"adapt: the scene is small; {what} patches of {p} pixels instead of {patch}", file=sys.stderr)

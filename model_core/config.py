@@ -121,6 +121,12 @@ def with_defaults(cfg: dict[str, Any]) -> dict[str, Any]:
     return cfg
 
 
+def final_checkpoint(cfg: dict[str, Any], root: str | Path = "") -> Path:
+    """The checkpoint a config's run ends with (its last stage's), under ``root`` (default: relative to the working
+    folder, as ``train`` writes it)."""
+    return Path(root) / cfg["train"]["out_dir"] / f"{cfg['stages'][-1]['name']}.pt"
+
+
 def data_root(cfg: dict[str, Any]) -> Path:
     """Where real imagery lives: config ``data.root``, else make data's cache (``datacache.data_dir()``)."""
     return Path(cfg["data"].get("root") or data_dir())

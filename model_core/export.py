@@ -26,6 +26,7 @@ from ksdiff_qgis.engine.model_card import sha256_file
 from ksdiff_qgis.engine.sensors import get_sensor
 
 from . import tile_graphs, tile_int8
+from .data.scenes import NoPatchError
 from .nets import size_multiple
 
 OPSET = 17
@@ -152,9 +153,7 @@ def int8_calibration(cfg: dict[str, Any], scale: float, pair: tuple[str, str] | 
     if pair:
         try:
             return tile_int8.calibration_feeds(pair[0], pair[1], cfg["sensor"], scale)
-        except ValueError as e:
-            if "calibration patch" not in str(e):
-                raise
+        except NoPatchError as e:
             print(f"export: {e}; the int8 variant is calibrated on the training sources", file=sys.stderr)
     return tile_int8.training_feeds(cfg) or None
 

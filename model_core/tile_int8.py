@@ -42,6 +42,7 @@ import numpy as np
 
 from ksdiff_qgis.engine.learned import CONTRAST_BLOCK, tile_contrast
 
+from .data.scenes import NoPatchError
 from .tile_graphs import patch_offsets
 
 META_INT8 = "tile_backbone_int8"
@@ -303,7 +304,7 @@ def calibration_feeds(pan_path: str, ms_path: str, sensor: str, scale: float, n:
             images.append((p, upsample(ms, get_sensor(sensor).ratio, p.shape)))
             found += [(len(images) - 1, r, c) for r, c in _valid_patches(p <= 0)]
     if not found:
-        raise ValueError(f"no valid {PATCH}² calibration patch in {os.path.basename(pan_path)}")
+        raise NoPatchError(f"no valid {PATCH}² calibration patch in {os.path.basename(pan_path)}")
     feeds = []
     for i in _spread(len(found), n):
         k, r, c = found[i]

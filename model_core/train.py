@@ -370,12 +370,12 @@ def load_pretrained_backbone(model: nn.Module, config: str, device, progress: bo
     (the generator's last layer is zero-initialised), so training starts from the backbone's output.
     Into a bare backbone the whole network is loaded (the same budget of further steps, for comparison).
     """
-    from .config import load_config
+    from .config import final_checkpoint, load_config
 
     base = load_config(config)
     if base["method"] not in ("fusionnet", "pannet"):
         raise ValueError(f"backbone_from: {config} trains {base['method']!r}, not a bare backbone")
-    final = Path(base["train"]["out_dir"]) / f"{base['stages'][-1]['name']}.pt"
+    final = final_checkpoint(base)
     if not final.exists():
         run(base, progress=progress)
     ck = load_checkpoint(final, device)

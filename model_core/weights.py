@@ -33,7 +33,7 @@ def bundled_checkpoint(sensor: str, folder: Path = WEIGHTS_DIR, repo: Path | Non
     trained it (``make train SENSOR=sensor``) under ``repo``."""
     from ksdiff_qgis.engine.model_card import bundled_cards, load_card
 
-    from .config import CONFIG_DIR, load_config
+    from .config import CONFIG_DIR, final_checkpoint, load_config
 
     cards = bundled_cards()
     if sensor not in cards:
@@ -42,9 +42,7 @@ def bundled_checkpoint(sensor: str, folder: Path = WEIGHTS_DIR, repo: Path | Non
     shipped = weights_path(name, folder)
     if shipped.exists():
         return shipped
-    cfg = load_config(CONFIG_DIR / name)
-    run = Path(repo or Path(__file__).resolve().parent.parent) / cfg["train"]["out_dir"]
-    final = run / f"{cfg['stages'][-1]['name']}.pt"
+    final = final_checkpoint(load_config(CONFIG_DIR / name), repo or Path(__file__).resolve().parent.parent)
     if not final.exists():
         raise SystemExit(f"the weights of the bundled {sensor} model are neither shipped ({shipped}) nor trained "
                          f"({final}); run `make train SENSOR={sensor}`")

@@ -15,7 +15,7 @@ import torch
 from ksdiff_qgis.engine.filters import MTF_TAPS, upsample, wald_degrade
 from ksdiff_qgis.engine.sensors import Sensor
 
-from .scenes import _block_any, align_pan, grow_mask, read_source
+from .scenes import NoPatchError, _block_any, align_pan, grow_mask, read_source
 
 
 class FullResSampler:
@@ -62,9 +62,9 @@ class FullResSampler:
                         self.index.append((len(self.scenes) - 1, y, x))
             self.by_scene.append([k for k, (i, _, _) in enumerate(self.index) if i == len(self.scenes) - 1])
         if not self.index:
-            raise ValueError("no valid full-resolution patch")
+            raise NoPatchError("no valid full-resolution patch")
         if self.shares is not None and not all(self.by_scene):
-            raise ValueError("no valid full-resolution patch in a source with a share")
+            raise NoPatchError("no valid full-resolution patch in a source with a share")
 
     def __len__(self) -> int:
         return len(self.index)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .scenes import Triple
+from .scenes import NoPatchError, Triple
 
 
 def valid_positions(t: Triple, patch: int, stride: int, align: int = 1) -> np.ndarray:
@@ -52,7 +52,7 @@ class PatchSampler:
         self.positions = [valid_positions(t, patch, stride, align) for t in triples]
         self.index = [(i, j) for i, p in enumerate(self.positions) for j in range(len(p))]
         if not self.index:
-            raise ValueError(f"no valid {patch}x{patch} patch in {[t.name for t in triples]}")
+            raise NoPatchError(f"no valid {patch}x{patch} patch in {[t.name for t in triples]}")
         self.weights = None
         if any(t.share for t in triples):
             # each triple gets its share of the batches, spread evenly over its positions

@@ -30,6 +30,10 @@ from ..datacache import HELD_APART
 from ..rasters import read
 
 
+class NoPatchError(ValueError):
+    """No patch of the asked size fits a source's valid (non-nodata) area: a caller may retry with smaller ones."""
+
+
 @dataclass
 class Triple:
     """Reduced-resolution sample on the GT grid, values divided by the sensor scale."""
