@@ -59,6 +59,25 @@ def load_config(path: str | Path | None = None, sensor: str | None = None) -> di
     return cfg
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key given twice in one mapping: PyYAML keeps the last one silently, so a
+    second ``base:`` (or ``data:``) in a config would quietly train another recipe than the one the file names."""
+
+
+def _unique_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+    seen = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(None, None, f"key {key!r} given twice in one mapping",
+                                                    key_node.start_mark)
+        seen.add(key)
+    return loader.construct_mapping(node, deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _unique_mapping)
+
+
 def merge(under: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     """``over`` on top of ``under``: mappings merge recursively, every other value replaces."""
     out = copy.deepcopy(under)
@@ -76,7 +95,7 @@ def resolve_bases(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, A
     if path in _seen:
         raise ValueError(f"config {path.name}: circular base ({' -> '.join(p.name for p in _seen + (path,))})")
     with open(path) as f:
-        cfg = yaml.safe_load(f) or {}
+        cfg = yaml.load(f, Loader=_UniqueKeyLoader) or {}
     if "base" not in cfg:
         return cfg
     bases = cfg.pop("base")

@@ -63,3 +63,14 @@ def test_circular_base_is_reported(tmp_path):
     (tmp_path / "b.yaml").write_text("base: a.yaml\n")
     with pytest.raises(ValueError, match="circular"):
         load_config(tmp_path / "a.yaml")
+
+
+def test_a_key_given_twice_is_refused(tmp_path):
+    # PyYAML keeps the last of two equal keys: a second `base:` would silently train another recipe
+    (tmp_path / "under.yaml").write_text(yaml.safe_dump({"sensor": "wv2", "method": "fusionnet", "stages": [{}]}))
+    p = tmp_path / "twice.yaml"
+    p.write_text("base: under.yaml\nmodel: {width: 8}\nbase: under.yaml\n")
+    with pytest.raises(yaml.constructor.ConstructorError, match="'base' given twice"):
+        load_config(p)
+    p.write_text("base: under.yaml\nmodel: {width: 8, blocks: 2}\n")
+    assert load_config(p)["model"] == {"width": 8, "blocks": 2}
