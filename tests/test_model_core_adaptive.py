@@ -408,7 +408,7 @@ def test_adapt_trains_on_the_scene_with_the_checkpoints_pan_and_ms_variants(data
     PAN and drew a one-pixel grid on the real, sharper PAN (pair 2 at 1:1, docs/VALIDATION.md 16:29 UTC)."""
     from model_core import adapt
 
-    cfg = load_config("rr4_ksdiff_hpm_step1_prered_seed0.yaml")
+    cfg = load_config(None, "wv2")  # the bundled model's config
     variants = adapt.pair_variants(cfg)
     assert variants == {"pan_gains": [0.2, 0.3, 0.45, "box"], "ms_gains": [0.25, 0.45]}
     assert adapt.adapt_config(cfg, "wv2", 10, 1e-4, 64)["data"]["randomise"] == cfg["data"]["randomise"]
