@@ -43,13 +43,24 @@ from model_core.rasters import crop, read  # noqa: E402
 CONTEXT = 64   # PAN pixels fused around the crop (tiles and filters see real neighbours)
 
 
-def busiest_window(pan: np.ndarray, size: int, ratio: int = 4) -> tuple[int, int]:
-    """(row, col) of the ``size`` window (on the MS grid) with the largest mean PAN gradient, away from borders."""
+def context_for(shape: tuple[int, int], size: int, ratio: int = 4) -> int:
+    """PAN pixels of context around a ``size`` crop: ``CONTEXT``, less on a scene too small for it (a multiple of the
+    ratio, so the crop starts an MS pixel); a scene smaller than the crop is refused."""
+    room = (min(shape) - size) // 2 // ratio * ratio
+    if room < 0:
+        raise SystemExit(f"crops: the PAN ({shape[1]} x {shape[0]}) is smaller than the {size}-pixel crop; "
+                         "give a smaller --size")
+    return min(CONTEXT, room)
+
+
+def busiest_window(pan: np.ndarray, size: int, ratio: int = 4, context: int = CONTEXT) -> tuple[int, int]:
+    """(row, col) of the ``size`` window (on the MS grid) with the largest mean PAN gradient, ``context`` pixels
+    away from the borders."""
     g = np.abs(np.diff(pan, axis=0))[:, :-1] + np.abs(np.diff(pan, axis=1))[:-1]
-    step = size // 2
-    best, where = -1.0, (CONTEXT, CONTEXT)
-    for r in range(CONTEXT, g.shape[0] - size - CONTEXT, step):
-        for c in range(CONTEXT, g.shape[1] - size - CONTEXT, step):
+    step = max(size // 2, 1)
+    best, where = -1.0, (context, context)
+    for r in range(context, g.shape[0] - size - context, step):
+        for c in range(context, g.shape[1] - size - context, step):
             e = float(g[r:r + size, c:c + size].mean())
             if e > best:
                 best, where = e, (r // ratio * ratio, c // ratio * ratio)
@@ -78,12 +89,14 @@ def main(argv: list[str] | None = None) -> int:
     ratio = get_sensor(a.sensor).ratio
     root = data_dir() / "wv2"
     pan_path, ms_path = (a.pan, a.ms) if a.pan else (root / f"{a.pair}_pan.tif", root / f"{a.pair}_ms.tif")
-    r, c = busiest_window(read(str(pan_path)).data[0].astype(np.float32), a.size, ratio)
-    side = a.size + 2 * CONTEXT
+    full_pan = read(str(pan_path)).data[0].astype(np.float32)
+    context = context_for(full_pan.shape, a.size, ratio)
+    r, c = busiest_window(full_pan, a.size, ratio, context)
+    side = a.size + 2 * context
     with tempfile.TemporaryDirectory(prefix="ksdiff_crop_") as tmp:
         t = Path(tmp)
-        pan = crop(str(pan_path), str(t / "pan.tif"), (c - CONTEXT, r - CONTEXT, side, side))
-        ms = crop(str(ms_path), str(t / "ms.tif"), ((c - CONTEXT) // ratio, (r - CONTEXT) // ratio,
+        pan = crop(str(pan_path), str(t / "pan.tif"), (c - context, r - context, side, side))
+        ms = crop(str(ms_path), str(t / "ms.tif"), ((c - context) // ratio, (r - context) // ratio,
                                                     side // ratio, side // ratio))
         fused = {}
         runs = ({"ksdiff@fp32": ("ksdiff", "fp32", None), "ksdiff@int8": ("ksdiff", "int8", None)} if a.precision
@@ -96,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
             pansharpen(pan, ms, out, sensor=a.sensor, method=method, precision=precision, model_path=model)
             fused[key] = read(out).data.astype(np.float32)
         p = read(pan).data[0].astype(np.float32)
-    win = (slice(CONTEXT, CONTEXT + a.size), slice(CONTEXT, CONTEXT + a.size))
+    win = (slice(context, context + a.size), slice(context, context + a.size))
     p = p[win]
     rgb = {k: v[[2, 1, 0]][(slice(None), *win)] for k, v in fused.items()}   # B, G, R, NIR -> R, G, B
     first, second = list(fused)[:2]
