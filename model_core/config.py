@@ -25,8 +25,9 @@ CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 # (chosen on validation; see README "Experiments")
 DEFAULT_CONFIGS = {# the adaptive recipe on HPM with the step, trained on the Landsat scene and Sentinel-2
                    # with Landsat-like PANs, a fifth of the batches one reduction further down (the self-check's
-                   # scale); chosen on other ground than that scene (docs/VALIDATION.md)
-                   "landsat8": "landsat8_ksdiff_hpm_step1_prered_seed2.yaml",
+                   # scale); chosen on other ground than that scene (docs/VALIDATION.md), then refitted on the
+                   # scene's validation rows too
+                   "landsat8": "landsat8_ksdiff_hpm_step1_prered_trval_seed2.yaml",
                    # one adaptive network for the 4-band ratio-4 sensors (issue 12): trained once, bundled per
                    # sensor; its residual sits on an in-graph HPM fusion and it is trained on the output after
                    # the plugin's consistency step too, and a fifth of its batches one Wald reduction further
