@@ -6,8 +6,9 @@
 The runs come from ``python -m model_core train --config rr4_ksdiff_<recipe>.yaml --seed N`` and the same
 with ``rr4_fusionnet_<recipe>.yaml`` (seed 0 may be the run folder without a suffix; recipes: ``adaptive``,
 ``hpm`` = the same with the in-graph HPM prefusion, ``hpm_step1`` = that trained also on the output after the plugin's
-consistency step, ``hpm_step1_prered`` = that with a fifth of its batches one Wald reduction further down: the
-bundled 4-band recipe). For every seed with both
+consistency step, ``hpm_step1_prered`` = that with a fifth of its batches one Wald reduction further down,
+``hpm_step1_prered_trval`` = that refitted on WorldView-2 pairs 1 and 2: the bundled 4-band recipe). For every seed
+with both
 runs finished, both final checkpoints are exported as wv2/qb/gf2 models into a temporary folder and scored
 forced (``METHOD=ksdiff`` with that model) by ``scripts/robustness.py`` on the suite's ratio-4 cases; the
 KSDiff checkpoint also gets the kernel-prior ablation of ``scripts/ablation.py`` (own / mean / no kernels).
