@@ -10,18 +10,16 @@ import torch
 
 
 def _train(a) -> int:
-    from .config import load_config
+    from .config import load_config, with_seed
     from .train import run
 
     cfg = load_config(a.config, a.sensor)
+    if a.seed is not None:  # paired-seed experiments: same config, another seed, its own run folder
+        cfg = with_seed(cfg, a.seed)
     if a.out:
         cfg["train"]["out_dir"] = a.out
     if a.device:
         cfg["train"]["device"] = a.device
-    if a.seed is not None:  # paired-seed experiments: same config, another seed, its own run folder
-        cfg["seed"] = a.seed
-        if not a.out:
-            cfg["train"]["out_dir"] = f"{cfg['train']['out_dir']}_seed{a.seed}"
     summary = run(cfg, max_steps=a.max_steps)
     stages = [{k: v for k, v in s.items() if k != "losses"} for s in summary["stages"]]
     print(json.dumps({k: v for k, v in summary.items() if k != "stages"} | {"stages": stages}, indent=1))

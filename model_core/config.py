@@ -143,6 +143,14 @@ def with_defaults(cfg: dict[str, Any]) -> dict[str, Any]:
     return cfg
 
 
+def with_seed(cfg: dict[str, Any], seed: int) -> dict[str, Any]:
+    """``cfg`` run with another seed in its own folder (``<out_dir>_seed<N>``), as ``train --seed N`` runs it."""
+    cfg = copy.deepcopy(cfg)
+    cfg["seed"] = seed
+    cfg["train"]["out_dir"] = f"{cfg['train']['out_dir']}_seed{seed}"
+    return cfg
+
+
 def final_checkpoint(cfg: dict[str, Any], root: str | Path = "") -> Path:
     """The checkpoint a config's run ends with (its last stage's), under ``root`` (default: relative to the working
     folder, as ``train`` writes it)."""

@@ -35,6 +35,24 @@ HELD_APART: dict[str, tuple[int, int, int, int] | None] = {
 }
 
 
+# Sentinel-2 validation windows (col, row, width, height) of the 10 m and 20 m stacks, outside the held-apart
+# corner: three spread over the stack, two the smoothest 512² windows (least high-pass energy relative to the mean).
+# ``scripts/robustness.py`` builds the validation cases on them; a training source may leave some of them out
+# (``exclude_validation``) so that a choice made on those cases measures ground the candidates never saw.
+VALIDATION_WINDOWS: dict[str, tuple[tuple[int, int, int, int], ...]] = {
+    "sentinel2/s2_10m.tif": ((0, 0, 512, 512), (700, 300, 512, 512), (200, 1100, 512, 512), (1280, 896, 512, 512),
+                             (1408, 512, 512, 512)),
+    "sentinel2/s2_20m.tif": ((0, 0, 256, 256), (350, 150, 256, 256), (100, 550, 256, 256), (640, 448, 256, 256),
+                             (704, 256, 256, 256)),
+}
+
+
+def validation_windows(relpath: str, indices: list[int] | bool) -> list[tuple[int, int, int, int]]:
+    """The validation windows ``indices`` of a cached raster (``True``: all of them); KeyError if it has none."""
+    wins = VALIDATION_WINDOWS[relpath]
+    return list(wins) if indices is True else [wins[i] for i in indices]
+
+
 def held_apart_window(relpath: str) -> tuple[int, int, int, int] | None:
     """The held-apart window of a cached raster, ``None`` for a whole held-apart raster; KeyError if none."""
     return HELD_APART[relpath]

@@ -36,15 +36,18 @@ def build_samplers(cfg: dict[str, Any]) -> tuple[Any, Any]:
         pc, scale = d["pancollection"], get_sensor(cfg["sensor"]).scale
         return PanCollection(pc["train"], scale), PanCollection(pc["val"], scale) if pc.get("val") else None
     sensor, root = get_sensor(cfg["sensor"]), data_root(cfg)
+    # ``data.exclude_validation``: leave those Sentinel-2 validation windows out of every simulated training source
+    hold = d.get("exclude_validation")
 
-    def triples(specs):
-        return [build_triple(root, spec, sensor) for spec in specs]
+    def triples(specs, hold=None):
+        return [build_triple(root, {**spec, "exclude_validation": hold} if hold and spec["kind"] == "simulated"
+                             else spec, sensor) for spec in specs]
 
     # the consistency step in the loss needs every patch to start an MS pixel (dihedral transforms keep that)
     align = sensor.ratio if cfg["train"].get("consistency_loss") else 1
     if align > 1 and d["patch"] % align:
         raise ValueError(f"consistency_loss: patch {d['patch']} is not a multiple of the ratio {align}")
-    train = PatchSampler(triples(d["train"]), d["patch"], d["stride"], augment=True, randomise=d.get("randomise"),
+    train = PatchSampler(triples(d["train"], hold), d["patch"], d["stride"], augment=True, randomise=d.get("randomise"),
                          align=align)
     val = PatchSampler(triples(d["val"]), d["patch"], d["patch"], augment=False) if d.get("val") else None
     return train, val
@@ -198,23 +201,48 @@ class StepLoss:
 
 
 def fullres_loss(model: nn.Module, stage: dict[str, Any], batch, kernels, ratio: int,
-                 step_loss: StepLoss | None = None) -> tuple[torch.Tensor, dict]:
+                 step_loss: StepLoss | None = None, teachers: Teachers | None = None) -> tuple[torch.Tensor, dict]:
     """Reference-free loss on native-resolution patches: spectral consistency + lambda x spatial (of the output
-    after the consistency step when the run trains with it)."""
+    after the consistency step when the run trains with it), plus the distance to the teachers' output."""
     pan, lms, ms = batch
     fused = model(pan, lms)
+    parts: dict = {}
+    distil = _distil(stage, fused, pan, lms, teachers, parts, "fr_distil")
     if step_loss is not None:
         fused = step_loss.step(fused, lms)
     spec = spectral_loss(fused, ms, lms, kernels, ratio, border=2)
     spat = spatial_loss(fused, pan, ratio)
-    loss = stage.get("fr_weight", 1.0) * (spec + stage.get("fr_lambda", 0.05) * spat)
-    return loss, {"fr_spectral": float(spec.detach()), "fr_spatial": float(spat.detach())}
+    loss = stage.get("fr_weight", 1.0) * (spec + stage.get("fr_lambda", 0.05) * spat) + distil
+    return loss, {"fr_spectral": float(spec.detach()), "fr_spatial": float(spat.detach()), **parts}
+
+
+class Teachers:
+    """Seed distillation (``distil_from``): the mean inference output of several trained networks, frozen. The
+    seed spread of a recipe exceeds what recipe changes buy; the mean of the seeds is the target of one network."""
+
+    def __init__(self, checkpoints: list[Path], device) -> None:
+        self.models = [model_from_checkpoint(p)[0].to(device).requires_grad_(False) for p in checkpoints]
+
+    @torch.no_grad()
+    def __call__(self, pan: torch.Tensor, lms: torch.Tensor) -> torch.Tensor:
+        return torch.stack([m(pan, lms) for m in self.models]).mean(0)
+
+
+def _distil(stage: dict[str, Any], out, pan, lms, teachers: Teachers | None, parts: dict, key: str) -> torch.Tensor:
+    """``distil_weight`` x L1 (in units of each sample's mean) between ``out`` and the teachers' mean output."""
+    if teachers is None:
+        return out.new_zeros(())
+    d = scaled_l1(out, teachers(pan, lms), lms)
+    parts[key] = float(d.detach())
+    return stage.get("distil_weight", 1.0) * d
 
 
 def compute_loss(model: nn.Module, method: str, stage: dict[str, Any], pan, lms, gt, g,
-                 scaled: bool = False, step_loss: StepLoss | None = None) -> tuple[torch.Tensor, dict]:
+                 scaled: bool = False, step_loss: StepLoss | None = None,
+                 teachers: Teachers | None = None) -> tuple[torch.Tensor, dict]:
     """Training loss of one batch and its parts (``scaled``: L1 in units of each sample's mean intensity;
-    ``step_loss``: against the reference after the consistency step)."""
+    ``step_loss``: against the reference after the consistency step; ``teachers``: plus the distance to their mean
+    output, on the inference path of a ``fullres`` stage)."""
     _l1 = step_loss or _plain_l1
     if method in ("fusionnet", "pannet"):
         loss = _l1(model(pan, lms), gt, lms, scaled)
@@ -226,8 +254,10 @@ def compute_loss(model: nn.Module, method: str, stage: dict[str, Any], pan, lms,
         loss = _l1(model.forward_stage1(pan, lms, gt), gt, lms, scaled)
         return loss, {"l1": float(loss.detach())}
     if stage["name"] == "fullres":  # the Wald half of a full-resolution stage: the inference path
-        loss = _l1(model(pan, lms), gt, lms, scaled)
-        return loss, {"l1": float(loss.detach())}
+        out = model(pan, lms)
+        loss = _l1(out, gt, lms, scaled)
+        parts = {"l1": float(loss.detach())}
+        return loss + _distil(stage, out, pan, lms, teachers, parts, "distil"), parts
     hrms, prior_loss, hrms_ref = model.stage2_losses(pan, lms, gt, generator=g,
                                                      sampling_t=stage.get("sampling_t", False))
     l1 = _l1(hrms, gt, lms, scaled)
@@ -286,11 +316,15 @@ def model_from_checkpoint(path: str | Path, use_ema: bool = True) -> tuple[nn.Mo
 
 # ---------------------------------------------------------------------------------------------- loop
 def train_stage(model: nn.Module, cfg: dict[str, Any], stage_idx: int, train, val, out: Path,
-                max_steps: int | None = None, progress: bool = True, fullres=None) -> dict:
+                max_steps: int | None = None, progress: bool = True, fullres=None,
+                teachers: Teachers | None = None) -> dict:
     """Run (or resume) one stage; returns its summary. ``max_steps`` stops early (tests, smoke runs).
 
-    A stage named ``fullres`` adds, on every step, the reference-free loss of a ``fullres`` batch.
+    A stage named ``fullres`` adds, on every step, the reference-free loss of a ``fullres`` batch (and, with
+    ``teachers``, the distance to their mean output on both batches).
     """
+    if teachers is not None and cfg["stages"][stage_idx]["name"] != "fullres":
+        raise ValueError("distil_from: the distillation runs in a fullres stage (the inference path)")
     st = cfg["stages"][stage_idx]
     sensor = get_sensor(cfg["sensor"])
     kernels = mtf_kernels(sensor.mtf_ms, sensor.ratio) if st["name"] == "fullres" else None
@@ -329,10 +363,10 @@ def train_stage(model: nn.Module, cfg: dict[str, Any], stage_idx: int, train, va
             live = branches["spatial" if (step // alt) % 2 == 0 else "spectral"]
             for p in params:
                 p.requires_grad_(id(p) in live)
-        loss, parts = compute_loss(model, method, st, pan, lms, gt, g, scaled, step_loss)
+        loss, parts = compute_loss(model, method, st, pan, lms, gt, g, scaled, step_loss, teachers)
         if kernels is not None:
             fb = tuple(x.to(device) for x in fullres.batch(st.get("fr_batch", cfg["data"]["batch"]), g))
-            fr_loss, fr_parts = fullres_loss(model, st, fb, kernels, sensor.ratio, step_loss)
+            fr_loss, fr_parts = fullres_loss(model, st, fb, kernels, sensor.ratio, step_loss, teachers)
             loss, parts = loss + fr_loss, {**parts, **fr_parts}
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -389,6 +423,20 @@ def load_pretrained_backbone(model: nn.Module, config: str, device, progress: bo
     return str(final)
 
 
+def teacher_checkpoints(spec: dict[str, Any], progress: bool = True) -> list[Path]:
+    """``distil_from: {config, seeds}``: the final checkpoint of each seed's run (trained first when missing)."""
+    from .config import final_checkpoint, load_config, with_seed
+
+    base = load_config(spec["config"])
+    paths = []
+    for seed in spec["seeds"]:
+        cfg = with_seed(base, seed)
+        if not final_checkpoint(cfg).exists():
+            run(cfg, progress=progress)
+        paths.append(final_checkpoint(cfg))
+    return paths
+
+
 def run(cfg: dict[str, Any], out_dir: str | Path | None = None, max_steps: int | None = None,
         progress: bool = True, samplers=None) -> dict:
     """Train every stage of ``cfg`` in order (skipping finished ones); returns a summary."""
@@ -404,6 +452,11 @@ def run(cfg: dict[str, Any], out_dir: str | Path | None = None, max_steps: int |
     model = build_model(cfg["method"], sensor.n_bands, cfg["backbone"], **cfg["model"]).to(device)
     summary = {"stages": []}
     prev: Path | None = Path(cfg["init_from"]) if cfg.get("init_from") else None
+    teachers = None
+    if cfg.get("distil_from"):  # the student starts from the first teacher unless init_from says otherwise
+        paths = teacher_checkpoints(cfg["distil_from"], progress)
+        teachers, prev = Teachers(paths, device), prev or paths[0]
+        summary["distil_from"] = [str(p) for p in paths]
     if cfg.get("backbone_from") and prev is None and not any(out.glob("*.pt")):
         summary["backbone_from"] = load_pretrained_backbone(model, cfg["backbone_from"], device, progress)
     for i, st in enumerate(cfg["stages"]):
@@ -414,7 +467,7 @@ def run(cfg: dict[str, Any], out_dir: str | Path | None = None, max_steps: int |
         if prev is not None and not (out / f"{st['name']}_last.pt").exists():
             ck = load_checkpoint(prev, device)  # start from the previous stage (its EMA weights if kept)
             model.load_state_dict(ck["ema"] if ck.get("ema") else ck["model"])
-        summary["stages"].append(train_stage(model, cfg, i, train, val, out, max_steps, progress, fullres))
+        summary["stages"].append(train_stage(model, cfg, i, train, val, out, max_steps, progress, fullres, teachers))
         if not final.exists():  # stopped early by max_steps
             break
         prev = final

@@ -38,6 +38,7 @@ from ksdiff_qgis.engine.filters import upsample, wald_degrade  # noqa: E402
 from ksdiff_qgis.engine.sensors import get_sensor  # noqa: E402
 from model_core.data.scenes import block_mean, gaussian_blur  # noqa: E402
 from model_core.datacache import HELD_APART, data_dir  # noqa: E402
+from model_core.datacache import VALIDATION_WINDOWS as DC_VALIDATION  # noqa: E402
 from model_core.rasters import read, write_geotiff  # noqa: E402
 
 CLASSICAL = tuple(classical.METHODS)   # every classical method the plugin has
@@ -140,11 +141,9 @@ def landsat_case() -> Case:
                 "uint16", 2)
 
 
-# (10 m window, 20 m window) as (col, row, width, height), outside the held-apart corner: three spread over the
-# stack, two the smoothest 512² windows (least high-pass energy relative to the mean)
-VALIDATION_WINDOWS = (((0, 0, 512, 512), (0, 0, 256, 256)), ((700, 300, 512, 512), (350, 150, 256, 256)),
-                      ((200, 1100, 512, 512), (100, 550, 256, 256)), ((1280, 896, 512, 512), (640, 448, 256, 256)),
-                      ((1408, 512, 512, 512), (704, 256, 256, 256)))
+# (10 m window, 20 m window) as (col, row, width, height), outside the held-apart corner (datacache holds them, so
+# training sources can leave them out)
+VALIDATION_WINDOWS = tuple(zip(DC_VALIDATION["sentinel2/s2_10m.tif"], DC_VALIDATION["sentinel2/s2_20m.tif"]))
 
 
 def simulated_pan_case(name: str, sensor: str, what: str, src: np.ndarray, transform: Affine, crs: str,
@@ -222,9 +221,10 @@ def wv2_ratio2_case(pair: str = "pair2") -> Case:
                 p, m, r, tf * Affine.translation(0, rows.start), crs, "uint16", 2)
 
 
-def validation_cases() -> list[tuple[tuple, Case]]:
-    """(windows, case) for every Sentinel-2 kind on every ``VALIDATION_WINDOWS`` entry (25 cases)."""
-    return [(w, c) for w in VALIDATION_WINDOWS for c in sentinel2_cases(w)]
+def validation_cases(indices=None) -> list[tuple[tuple, Case]]:
+    """(windows, case) for every Sentinel-2 kind on the ``VALIDATION_WINDOWS`` entries ``indices`` (all: 25 cases)."""
+    idx = range(len(VALIDATION_WINDOWS)) if indices is None else indices
+    return [(VALIDATION_WINDOWS[i], c) for i in idx for c in sentinel2_cases(VALIDATION_WINDOWS[i])]
 
 
 def build_cases() -> list[Case]:

@@ -103,11 +103,12 @@ def score(method: str, model: str | None, scenes: dict, folder: Path, consistenc
     return row
 
 
-def sentinel2_scores(methods: dict[str, str | None], folder: Path) -> dict[str, dict]:
-    """Mean ERGAS of every method over the Sentinel-2 validation cases (all 25; the five 20 m ones)."""
+def sentinel2_scores(methods: dict[str, str | None], folder: Path, windows: list[int] | None = None) -> dict[str, dict]:
+    """Mean ERGAS of every method over the Sentinel-2 validation cases (on ``windows``, default all five: 25; the
+    20 m ones apart)."""
     import robustness
 
-    cases = [c for _, c in robustness.validation_cases()]
+    cases = [c for _, c in robustness.validation_cases(windows)]
     out: dict[str, dict] = {}
     for name, model in tqdm(methods.items(), desc="sentinel-2 validation"):
         models = None if model is None else Path(model).parent
@@ -200,6 +201,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "validation.json")
     ap.add_argument("--md", type=Path, default=ROOT / "docs" / "VALIDATION.md")
     ap.add_argument("--sentinel2", action="store_true", help="also the Sentinel-2 validation cases (slower)")
+    ap.add_argument("--windows", default=None,
+                    help="with --sentinel2: only these validation windows (comma-separated indices, e.g. 0,1,2)")
     ap.add_argument("--landsat8", action="store_true",
                     help="Landsat 8 models (DIR/landsat8.onnx) on the Landsat validation rows instead")
     ap.add_argument("--no-consistency", action="store_true",
@@ -242,7 +245,10 @@ def main(argv: list[str] | None = None) -> int:
                 res["methods"][name].update(row)
         if a.sentinel2:
             bundled = ROOT / "ksdiff_qgis" / "resources" / "models" / "wv2.onnx"
-            s2 = sentinel2_scores({k: (str(bundled) if k == "bundled" else v) for k, v in methods.items()}, folder)
+            windows = [int(i) for i in a.windows.split(",")] if a.windows else None
+            res["sentinel2_windows"] = windows or "all"
+            s2 = sentinel2_scores({k: (str(bundled) if k == "bundled" else v) for k, v in methods.items()}, folder,
+                                  windows)
             for name, row in s2.items():
                 res["methods"][name].update(row)
     a.out.parent.mkdir(parents=True, exist_ok=True)

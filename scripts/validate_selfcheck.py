@@ -292,11 +292,13 @@ def eight_band_cases(tmp: Path) -> list:
     return out
 
 
-def generic_cases(tmp: Path) -> list:
+def generic_cases(tmp: Path, windows: list[int] | None = None) -> list:
     """The Sentinel-2 validation cases (ratio 4), the Landsat-like ratio-2 cases and the 8-band cases, to be run as
-    SENSOR=generic."""
+    SENSOR=generic; with ``windows``, the ratio-4 Sentinel-2 cases on those validation windows only."""
     import robustness
 
+    if windows is not None:
+        return [c for _, c in robustness.validation_cases(windows)]
     return ([c for _, c in robustness.validation_cases()]
             + robustness.landsat_like_cases(range(len(robustness.VALIDATION_WINDOWS))) + eight_band_cases(tmp))
 
@@ -423,9 +425,12 @@ def main(argv=None) -> int:
                     help=f"the small-scene study instead: auto at the current minimum sample and at {SMALL_THRESHOLD}")
     ap.add_argument("--generic", action="store_true",
                     help="the generic-product study instead: auto without and with the nearest bundled network")
+    ap.add_argument("--windows", default=None,
+                    help="with --generic: only the ratio-4 Sentinel-2 cases on these validation windows (e.g. 0,1,2)")
     args = ap.parse_args(argv)
     if args.generic:
-        return _study(generic_cases, run_generic, generic_markdown, args)
+        windows = [int(i) for i in args.windows.split(",")] if args.windows else None
+        return _study(lambda tmp: generic_cases(tmp, windows), run_generic, generic_markdown, args)
     if args.small:
         return _study(small_cases, run_small, small_markdown, args)
     with tempfile.TemporaryDirectory(prefix="ksdiff_selfcheck_") as d:

@@ -26,7 +26,7 @@ from rasterio.transform import Affine
 from ksdiff_qgis.engine.filters import MTF_TAPS, convolve_axis, mtf_sigma, upsample, wald_degrade
 from ksdiff_qgis.engine.sensors import Sensor
 
-from ..datacache import HELD_APART
+from ..datacache import HELD_APART, validation_windows
 from ..rasters import read
 
 
@@ -67,6 +67,15 @@ def _blank_held(arr: np.ndarray, rel: str, allow_held: bool) -> None:
     c, r, w, h = win
     # one extra pixel all round: immune to off-by-one conventions of cropped stacks (Sentinel-2 20 m)
     arr[..., max(0, r - 1) : r + h + 1, max(0, c - 1) : c + w + 1] = 0
+
+
+def _blank_validation(arr: np.ndarray, rel: str, indices: list[int] | bool | None) -> None:
+    """Zero (nodata) the validation windows ``indices`` of ``rel`` (``datacache.VALIDATION_WINDOWS``), one pixel
+    wider all round like the held-apart window."""
+    if not indices:
+        return
+    for c, r, w, h in validation_windows(rel, indices):
+        arr[..., max(0, r - 1) : r + h + 1, max(0, c - 1) : c + w + 1] = 0
 
 
 def align_pan(pan: np.ndarray, pan_tf, ms: np.ndarray, ms_tf, ratio: int) -> tuple[np.ndarray, np.ndarray]:
@@ -242,17 +251,20 @@ def simulated_triple(root: Path, ms_rel: str, sensor: Sensor, pan_weights: list[
                      pan_blur: float = 0.8, match_refs: list[str] | None = None, crop_first: bool = False,
                      rows: tuple[float, float] = (0.0, 1.0), ratio: int | None = None,
                      allow_held: bool = False, value_gain: float = 1.0, pan_variants: list | None = None,
-                     ms_gains: list | None = None, prereduce: int = 1) -> Triple:
+                     ms_gains: list | None = None, prereduce: int = 1,
+                     exclude_validation: list[int] | bool | None = None) -> Triple:
     """Wald triple from an MS image alone, with a simulated PAN (weighted band sum, blurred).
 
     ``pan_variants``: further PANs as ``{weights, blur}`` (other spectral responses and sharpness);
     ``ms_gains``: further MS degradations (MTF gains or "box"); both kept as training variants.
     ``prereduce``: the simulated product is first Wald-degraded by this factor (PANs with the sensor's PAN
     MTF, MS with its MS MTF), so the reference is itself a degraded product: the scale at which the
-    plugin's self-check scores a network (one more reduction of the user's scene)."""
+    plugin's self-check scores a network (one more reduction of the user's scene).
+    ``exclude_validation``: indices of the raster's validation windows left out (``True``: all)."""
     ratio = ratio or sensor.ratio
     ms, _ = _read(root / ms_rel)
     _blank_held(ms, ms_rel, allow_held)
+    _blank_validation(ms, ms_rel, exclude_validation)
     if crop_first:  # Sentinel-2 20 m stack: first row/column only partly covered
         ms = ms[:, 1:, 1:]
     bad = (ms == 0).any(0)
@@ -288,6 +300,8 @@ def simulated_triple(root: Path, ms_rel: str, sensor: Sensor, pan_weights: list[
     pans = [p[:hh, :ww] / s for p in full_pans]
     lmss = [lms / s] + [upsample(degrade_variant(ms, g, ratio), ratio, (hh, ww)) / s for g in ms_gains or []]
     info = {"kind": "simulated", "ms": ms_rel, "rows": list(rows), "pan_weights": list(map(float, pan_weights))}
+    if exclude_validation:
+        info["exclude_validation"] = exclude_validation
     if prereduce > 1:
         info["prereduce"] = int(prereduce)
     name = f"{ms_rel} (simulated PAN)" + (f", reduced by {prereduce}" if prereduce > 1 else "")
@@ -323,7 +337,8 @@ def build_triple(root: Path, spec: dict, sensor: Sensor, allow_held: bool = Fals
                              spec.get("pan_blur", 0.8), spec.get("match"), spec.get("crop_first", False),
                              rows=rows, allow_held=allow_held, value_gain=gain,
                              pan_variants=spec.get("pan_variants"), ms_gains=spec.get("ms_gains"),
-                             prereduce=int(spec.get("prereduce", 1)))
+                             prereduce=int(spec.get("prereduce", 1)),
+                             exclude_validation=spec.get("exclude_validation"))
     else:
         raise ValueError(f"unknown data source kind {spec['kind']!r}")
     t.share = spec.get("share")
