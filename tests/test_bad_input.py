@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
 import pytest
 from osgeo import gdal
 
@@ -42,10 +43,45 @@ def test_no_overlap(qgis_app, pair, tmp_path):
     _expect_error({**pair, "MS": ms}, str(tmp_path / "o.tif"), "do not overlap")
 
 
-def test_non_integer_ratio(qgis_app, pair, tmp_path):
-    ms = _copy_with_gt(pair["MS"], str(tmp_path / "r25.tif"),
-                       lambda gt: [gt[0], gt[1] * 0.625, 0, gt[3], 0, gt[5] * 0.625])
-    _expect_error({**pair, "MS": ms}, str(tmp_path / "o.tif"), "whole")
+def _run_with_warnings(params: dict) -> list[str]:
+    import processing
+    from qgis.core import QgsProcessingFeedback
+
+    warnings = []
+
+    class Fb(QgsProcessingFeedback):
+        def pushWarning(self, msg):  # noqa: N802
+            warnings.append(msg)
+            super().pushWarning(msg)
+
+    processing.run("ksdiff:pansharpen", params, feedback=Fb())
+    return warnings
+
+
+@pytest.mark.parametrize("scale,ratio", [(0.625, 3), (0.69, 3), (1.1, 4)])
+def test_a_non_integer_ratio_is_resampled_with_a_warning(qgis_app, pair, tmp_path, scale, ratio):
+    """MS pixels of 2.5, 2.76 (ZiYuan-3's 5.8 m over 2.1 m) or 4.4 PAN pixels: the MS is resampled to the nearest
+    whole ratio on the PAN grid (it was an error), the output keeps the PAN's grid and the MS's footprint."""
+    ms = _copy_with_gt(pair["MS"], str(tmp_path / "odd.tif"),
+                       lambda gt: [gt[0], gt[1] * scale, 0, gt[3], 0, gt[5] * scale])
+    out = str(tmp_path / "o.tif")
+    warnings = _run_with_warnings({**pair, "MS": ms, "SENSOR": "generic", "OUTPUT": out})
+    assert any(f"to {ratio} PAN pixels per MS pixel" in w for w in warnings), warnings
+    pan, fused, src = gdal.Open(pair["PAN"]), gdal.Open(out), gdal.Open(ms)
+    pgt, fgt, mgt = pan.GetGeoTransform(), fused.GetGeoTransform(), src.GetGeoTransform()
+    assert fgt[1] == pgt[1] and fgt[5] == pgt[5] and fused.RasterCount == 4
+    # the output covers the MS footprint, snapped outward to the new MS grid by less than one MS pixel a side
+    ms_w, step = src.RasterXSize * mgt[1], ratio * pgt[1]
+    assert mgt[0] - step < fgt[0] <= mgt[0] + 1e-6 and fused.RasterXSize * fgt[1] < ms_w + 2 * step
+    assert fused.RasterXSize * fgt[1] > 0.8 * min(ms_w, pan.RasterXSize * pgt[1])
+    data = fused.ReadAsArray().astype(float)
+    assert np.isfinite(data).all() and data.std() > 0
+
+
+def test_a_ratio_near_one_is_refused(qgis_app, pair, tmp_path):
+    ms = _copy_with_gt(pair["MS"], str(tmp_path / "same.tif"),
+                       lambda gt: [gt[0], gt[1] * 0.3, 0, gt[3], 0, gt[5] * 0.3])
+    _expect_error({**pair, "MS": ms, "SENSOR": "generic"}, str(tmp_path / "o.tif"), "nothing to sharpen")
 
 
 def test_ms_finer_than_pan(qgis_app, pair, tmp_path):

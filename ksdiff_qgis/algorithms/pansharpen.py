@@ -122,8 +122,8 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
             (QgsProcessingParameterRasterLayer(self.PAN, tr("Panchromatic (PAN) raster"), defaultValue=pair[0]),
              tr("One-band panchromatic raster.")),
             (QgsProcessingParameterRasterLayer(self.MS, tr("Multispectral (MS) raster"), defaultValue=pair[1]),
-             tr("Multispectral raster, pixels a whole number of times coarser than PAN (e.g. 4); another CRS or a "
-                "shifted grid is handled (with a warning).")),
+             tr("Multispectral raster, pixels coarser than PAN (e.g. 4 times); another CRS, a shifted grid or a "
+                "ratio that is not a whole number is handled (with a warning).")),
             (enums[self.SENSOR],
              tr("Sets the band layout and MTF (blur) of the sensor; auto guesses it from the data and its metadata.")),
             (enums[self.METHOD], tr("KSDiff (learned) or a classical method.")),

@@ -55,15 +55,13 @@ def _ratio(ms_res: float, pan_res: float, axis: str) -> float:
     return r
 
 
-def _integer_ratio(rx: float, ry: float) -> int:
+def _integer_ratio(rx: float, ry: float) -> int | None:
+    """The whole MS/PAN ratio shared by both axes, None when there is none (the MS is then resampled)."""
     r = round(rx)
-    if r < 1 or abs(rx - r) > RATIO_TOLERANCE * r or abs(ry - r) > RATIO_TOLERANCE * r:
-        raise InputError(
-            f"the MS/PAN pixel size ratio is {rx:.4g} x {ry:.4g}; pansharpening needs the same whole "
-            "number along both axes (e.g. 2 or 4)"
-        )
-    if r == 1:
-        raise InputError("PAN and MS have the same pixel size (ratio 1): there is nothing to sharpen")
+    if math.sqrt(rx * ry) < 1.5:
+        raise InputError("PAN and MS have (about) the same pixel size: there is nothing to sharpen")
+    if r < 2 or abs(rx - r) > RATIO_TOLERANCE * r or abs(ry - r) > RATIO_TOLERANCE * r:
+        return None
     return r
 
 
@@ -98,19 +96,22 @@ def _rotation(ms: RasterInfo) -> float:
     return math.degrees(math.atan2(ms.gt[4], ms.gt[1]))
 
 
-def _warp_ms(ms_ds: gdal.Dataset, ms: RasterInfo, pan: RasterInfo) -> tuple[gdal.Dataset, int]:
-    """Reproject MS into the PAN CRS on a grid aligned with PAN whose pixels are a whole ratio of PAN's."""
+def _warp_ms(ms_ds: gdal.Dataset, ms: RasterInfo, pan: RasterInfo,
+             ratio: int | None = None) -> tuple[gdal.Dataset, int]:
+    """Reproject MS into the PAN CRS on a grid aligned with PAN whose pixels are a whole ratio of PAN's
+    (``ratio``, else the whole number within 10 % of the reprojected pixel size)."""
     guess, msg = gdal_call(gdal.AutoCreateWarpedVRT, ms_ds, ms.wkt or None, pan.wkt, gdal.GRA_NearestNeighbour)
     if guess is None:
         raise InputError(f"cannot reproject the MS raster into the PAN CRS: {msg}")
     ggt = guess.GetGeoTransform()
     px, py = pan.gt[1], -pan.gt[5]
-    # a reprojected pixel size is never exact: accept 10% around a whole ratio
-    ms_size = _ms_pixel_size(ms, pan) or math.sqrt(abs(ggt[1] * ggt[5]))
-    raw = _ratio(ms_size, math.sqrt(px * py), "x and y")
-    ratio = round(raw)
-    if ratio < 2 or abs(raw - ratio) > 0.1 * ratio:
-        raise InputError(f"after reprojection the MS/PAN pixel size ratio is {raw:.3g}, not a whole number >= 2")
+    if ratio is None:
+        # a reprojected pixel size is never exact: accept 10% around a whole ratio
+        ms_size = _ms_pixel_size(ms, pan) or math.sqrt(abs(ggt[1] * ggt[5]))
+        raw = _ratio(ms_size, math.sqrt(px * py), "x and y")
+        ratio = round(raw)
+        if ratio < 2 or abs(raw - ratio) > 0.1 * ratio:
+            raise InputError(f"after reprojection the MS/PAN pixel size ratio is {raw:.3g}, not a whole number >= 2")
     # the bounds of the warped MS, snapped outward to the PAN grid
     x0, y0 = ggt[0], ggt[3]
     x1, y1 = x0 + ggt[1] * guess.RasterXSize, y0 + ggt[5] * guess.RasterYSize
@@ -161,7 +162,18 @@ def plan_grid(pan: RasterInfo, ms: RasterInfo, ms_ds: gdal.Dataset) -> GridPlan:
         ms_gt, ms_w, ms_h = warped.GetGeoTransform(), warped.RasterXSize, warped.RasterYSize
     else:
         ms_gt, ms_w, ms_h = ms.gt, ms.width, ms.height
-        ratio = _integer_ratio(_ratio(ms_gt[1], pan.gt[1], "x"), _ratio(-ms_gt[5], -pan.gt[5], "y"))
+        rx, ry = _ratio(ms_gt[1], pan.gt[1], "x"), _ratio(-ms_gt[5], -pan.gt[5], "y")
+        ratio = _integer_ratio(rx, ry)
+        if ratio is None:
+            # e.g. ZiYuan-3 (2.1 m / 5.8 m) or resampled products: GDAL's pansharpening takes any ratio; the fusion
+            # here works on whole ratios, so the MS is resampled to the nearest one (half up)
+            ratio = max(2, math.floor(math.sqrt(rx * ry) + 0.5))
+            warped, ratio = _warp_ms(ms_ds, ms, pan, ratio)
+            warnings.append(
+                f"The MS/PAN pixel size ratio is {rx:.4g} x {ry:.4g}, not one whole number on both axes: the MS "
+                f"is resampled on the fly (cubic) to {ratio} PAN pixels per MS pixel."
+            )
+            ms_gt, ms_w, ms_h = warped.GetGeoTransform(), warped.RasterXSize, warped.RasterYSize
     px, py = pan.gt[1], -pan.gt[5]
     ms_c0 = (ms_gt[0] - pan.gt[0]) / px
     ms_r0 = (pan.gt[3] - ms_gt[3]) / py
