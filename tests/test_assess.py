@@ -87,6 +87,17 @@ def test_assess_full_resolution_offset_grids_and_upsampling(qgis_app, data_dir, 
     assert res["exp"]["CHECKERBOARD"] < res["mtf_glp_hpm"]["CHECKERBOARD"]
 
 
+def test_assess_full_resolution_names_the_fix_for_a_non_integer_ratio(qgis_app, data_dir, tmp_path):
+    """pansharpen resamples such an MS (with a warning); the indices need whole blocks and say how to get them."""
+    from qgis.core import QgsProcessingException
+
+    pan, ms = str(data_dir / "wv2_pan.tif"), str(tmp_path / "ms_odd.tif")
+    gdal.Warp(ms, str(data_dir / "wv2_ms.tif"), xRes=2.2, yRes=2.2, resampleAlg="average")
+    fused = pansharpen(pan, ms, str(tmp_path / "f.tif"), sensor="generic", method="mtf_glp_hpm").output_path
+    with pytest.raises(QgsProcessingException, match="gdalwarp"):
+        _run({"FUSED": fused, "PAN": pan, "MS": ms, "SENSOR": "wv2", "OUTPUT_HTML": str(tmp_path / "x.html")})
+
+
 def test_assess_needs_a_reference_or_pan_and_ms(qgis_app, wald_case, tmp_path):
     from qgis.core import QgsProcessingException
 

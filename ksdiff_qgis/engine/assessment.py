@@ -92,7 +92,9 @@ def assess_full(fused_path: str, pan_path: str, ms_path: str, sensor: str, feedb
     ratio_f = ms.gt[1] / fu.gt[1]
     ratio = int(round(ratio_f))
     if ratio < 2 or abs(ratio_f - ratio) > 1e-3 * ratio:
-        raise InputError(f"MS pixels are {ratio_f:.4f} times the FUSED pixels; expected a whole ratio ≥ 2")
+        raise InputError(f"MS pixels are {ratio_f:.4f} times the FUSED pixels; expected a whole ratio ≥ 2 (the "
+                         "full-resolution indices compare MS pixels with whole blocks of fused pixels: resample the "
+                         "MS to a whole ratio first, e.g. gdalwarp -tr)")
     dc, dr = grid_offset(fu, pn)
     # MS extent in fused pixels
     mu0, mv0 = (ms.gt[0] - fu.gt[0]) / fu.gt[1], (ms.gt[3] - fu.gt[3]) / fu.gt[5]
