@@ -24,6 +24,7 @@ from ksdiff_qgis.engine.sensors import get_sensor
 from .config import data_root
 from .data import PanCollection, PatchSampler
 from .data.scenes import BAND_MIXES, build_triple
+from .datacache import VALIDATION_WINDOWS
 from .losses import consistency_step, mtf_kernels, sam_loss, scaled_l1, spatial_loss, spectral_loss
 from .nets import build_model
 
@@ -36,12 +37,14 @@ def build_samplers(cfg: dict[str, Any]) -> tuple[Any, Any]:
         pc, scale = d["pancollection"], get_sensor(cfg["sensor"]).scale
         return PanCollection(pc["train"], scale), PanCollection(pc["val"], scale) if pc.get("val") else None
     sensor, root = get_sensor(cfg["sensor"]), data_root(cfg)
-    # ``data.exclude_validation``: leave those Sentinel-2 validation windows out of every simulated training source
+    # ``data.exclude_validation``: leave those validation windows out of every simulated source on a raster that has
+    # them (datacache.VALIDATION_WINDOWS: the Sentinel-2 stacks)
     hold = d.get("exclude_validation")
 
     def triples(specs, hold=None):
-        return [build_triple(root, {**spec, "exclude_validation": hold} if hold and spec["kind"] == "simulated"
-                             else spec, sensor) for spec in specs]
+        return [build_triple(root, {**spec, "exclude_validation": hold}
+                             if hold and spec["kind"] == "simulated" and spec["ms"] in VALIDATION_WINDOWS else spec,
+                             sensor) for spec in specs]
 
     # the consistency step in the loss needs every patch to start an MS pixel (dihedral transforms keep that)
     align = sensor.ratio if cfg["train"].get("consistency_loss") else 1

@@ -57,6 +57,9 @@ def test_exclude_validation_reaches_simulated_sources_only(tmp_path, data_dir):
                                              "pan_weights": [0.25] * 4}]}})
     pair, sim = build_samplers(cfg)[0].triples
     assert "exclude_validation" not in pair.info and sim.info["exclude_validation"] == [0]
+    # a simulated source on a raster without validation windows is left as it is (no KeyError)
+    cfg["data"]["train"][1]["ms"] = "wv2_ms.tif"
+    assert "exclude_validation" not in build_samplers(cfg)[0].triples[1].info
 
 
 def _cfg(tmp_path: Path, data_dir, out: str, **extra) -> dict:
