@@ -170,6 +170,20 @@ def trainable_parameters(model: nn.Module, method: str, stage: dict[str, Any]) -
     return ps
 
 
+def param_groups(model: nn.Module, params: list[nn.Parameter], stage: dict[str, Any]) -> list[dict]:
+    """Optimiser groups: with ``backbone_lr`` in a KSDiff stage, the backbone's own convolutions (not the kernel
+    path's factors ``b_in`` / ``b_out`` / ``b_sp``) learn at that fraction of the stage's rate (a warm backbone)."""
+    scale = stage.get("backbone_lr")
+    if scale is None or not hasattr(model, "backbone"):
+        return [{"params": params}]
+    live = {id(p) for p in params}
+    slow = [p for n, p in model.backbone.named_parameters() if id(p) in live
+            and not any(f in n.split(".") for f in ("b_in", "b_out", "b_sp"))]
+    slow_ids = {id(p) for p in slow}
+    return [{"params": [p for p in params if id(p) not in slow_ids]},
+            {"params": slow, "lr": stage["lr"] * float(scale)}]
+
+
 def _plain_l1(out, gt, lms, scaled: bool) -> torch.Tensor:
     return scaled_l1(out, gt, lms) if scaled else F.l1_loss(out, gt)
 
@@ -339,7 +353,7 @@ def train_stage(model: nn.Module, cfg: dict[str, Any], stage_idx: int, train, va
     method, device = cfg["method"], next(model.parameters()).device
     last, final = out / f"{st['name']}_last.pt", out / f"{st['name']}.pt"
     params = trainable_parameters(model, method, st)
-    opt = torch.optim.AdamW(params, lr=st["lr"], weight_decay=st["weight_decay"])
+    opt = torch.optim.AdamW(param_groups(model, params, st), lr=st["lr"], weight_decay=st["weight_decay"])
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(st))
     ema = EMA(model, st["ema"]) if st["ema"] else None
     step, seconds = 0, 0.0
@@ -400,16 +414,22 @@ def train_stage(model: nn.Module, cfg: dict[str, Any], stage_idx: int, train, va
     return {"stage": st["name"], "steps": done_step, "seconds": seconds, "losses": history}
 
 
-def load_pretrained_backbone(model: nn.Module, config: str, device, progress: bool = True) -> str:
-    """Start from the bare backbone trained by ``config`` (trained first when its checkpoint is missing).
+def load_pretrained_backbone(model: nn.Module, config: str | dict, device, progress: bool = True,
+                             seed: int | None = None) -> str:
+    """Start from the bare backbone trained by ``config`` (trained first when its checkpoint is missing);
+    ``{config: X, same_seed: true}`` takes the run of X with the student's own ``seed`` (paired seeds).
 
     Into a KSDiff model only the backbone's weights are loaded: its kernel modulation starts at zero
     (the generator's last layer is zero-initialised), so training starts from the backbone's output.
     Into a bare backbone the whole network is loaded (the same budget of further steps, for comparison).
     """
-    from .config import final_checkpoint, load_config
+    from .config import final_checkpoint, load_config, with_seed
 
+    spec = config if isinstance(config, dict) else {"config": config}
+    config = spec["config"]
     base = load_config(config)
+    if spec.get("same_seed") and seed is not None:
+        base = with_seed(base, seed)
     if base["method"] not in ("fusionnet", "pannet"):
         raise ValueError(f"backbone_from: {config} trains {base['method']!r}, not a bare backbone")
     final = final_checkpoint(base)
@@ -418,6 +438,9 @@ def load_pretrained_backbone(model: nn.Module, config: str, device, progress: bo
     ck = load_checkpoint(final, device)
     weights = ck["ema"] if ck.get("ema") else ck["model"]
     target = getattr(model, "backbone", model)
+    if hasattr(model, "backbone") and all(k.startswith("net.") for k in weights):
+        # a tile-normalised bare backbone (nets.TileNormalised) into KSDiff, which normalises tiles itself
+        weights = {k[len("net."):]: v for k, v in weights.items()}
     missing, unexpected = target.load_state_dict(weights, strict=False)
     # only the modulation factors of the modulated layers (b_in, b_sp, b_out) may be missing
     bad = [k for k in missing if k.rsplit(".", 2)[-2] not in ("b_in", "b_out") and not k.endswith(".b_sp")]
@@ -461,7 +484,8 @@ def run(cfg: dict[str, Any], out_dir: str | Path | None = None, max_steps: int |
         teachers, prev = Teachers(paths, device), prev or paths[0]
         summary["distil_from"] = [str(p) for p in paths]
     if cfg.get("backbone_from") and prev is None and not any(out.glob("*.pt")):
-        summary["backbone_from"] = load_pretrained_backbone(model, cfg["backbone_from"], device, progress)
+        summary["backbone_from"] = load_pretrained_backbone(model, cfg["backbone_from"], device, progress,
+                                                            cfg["seed"])
     for i, st in enumerate(cfg["stages"]):
         final = out / f"{st['name']}.pt"
         if final.exists():
