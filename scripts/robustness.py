@@ -38,7 +38,7 @@ from ksdiff_qgis.engine.filters import upsample, wald_degrade  # noqa: E402
 from ksdiff_qgis.engine.sensors import get_sensor  # noqa: E402
 from model_core.data.scenes import block_mean, gaussian_blur  # noqa: E402
 from model_core.datacache import HELD_APART, data_dir  # noqa: E402
-from model_core.datacache import VALIDATION_WINDOWS as DC_VALIDATION  # noqa: E402
+from model_core.datacache import VALIDATION_WINDOWS as DC_WINDOWS  # noqa: E402
 from model_core.rasters import read, write_geotiff  # noqa: E402
 
 CLASSICAL = tuple(classical.METHODS)   # every classical method the plugin has
@@ -143,7 +143,7 @@ def landsat_case() -> Case:
 
 # (10 m window, 20 m window) as (col, row, width, height), outside the held-apart corner (datacache holds them, so
 # training sources can leave them out)
-VALIDATION_WINDOWS = tuple(zip(DC_VALIDATION["sentinel2/s2_10m.tif"], DC_VALIDATION["sentinel2/s2_20m.tif"]))
+VALIDATION_WINDOWS = tuple(zip(DC_WINDOWS["sentinel2/s2_10m.tif"], DC_WINDOWS["sentinel2/s2_20m.tif"]))
 
 
 def simulated_pan_case(name: str, sensor: str, what: str, src: np.ndarray, transform: Affine, crs: str,
@@ -219,6 +219,14 @@ def wv2_ratio2_case(pair: str = "pair2") -> Case:
     p, m, r = _quantise([p, m, ref], "uint16")
     return Case(f"wv2_{pair}_ratio2", "landsat8", f"WorldView-2 {pair} as a ratio-2 product (real PAN at 1 m)",
                 p, m, r, tf * Affine.translation(0, rows.start), crs, "uint16", 2)
+
+
+def window_indices(text: str) -> list[int]:
+    """``--windows 0,1,2`` of the validation scripts: indices into ``VALIDATION_WINDOWS``."""
+    idx = [int(i) for i in text.split(",")]
+    if not all(0 <= i < len(VALIDATION_WINDOWS) for i in idx):
+        raise ValueError(f"validation windows are 0-{len(VALIDATION_WINDOWS) - 1}")
+    return idx
 
 
 def validation_cases(indices=None) -> list[tuple[tuple, Case]]:

@@ -196,12 +196,14 @@ def markdown(res: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import robustness
+
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("models", nargs="*", help="NAME=DIR with DIR/wv2.onnx, or 'bundled'")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "validation.json")
     ap.add_argument("--md", type=Path, default=ROOT / "docs" / "VALIDATION.md")
     ap.add_argument("--sentinel2", action="store_true", help="also the Sentinel-2 validation cases (slower)")
-    ap.add_argument("--windows", default=None,
+    ap.add_argument("--windows", type=robustness.window_indices, default=None,
                     help="with --sentinel2: only these validation windows (comma-separated indices, e.g. 0,1,2)")
     ap.add_argument("--landsat8", action="store_true",
                     help="Landsat 8 models (DIR/landsat8.onnx) on the Landsat validation rows instead")
@@ -245,10 +247,9 @@ def main(argv: list[str] | None = None) -> int:
                 res["methods"][name].update(row)
         if a.sentinel2:
             bundled = ROOT / "ksdiff_qgis" / "resources" / "models" / "wv2.onnx"
-            windows = [int(i) for i in a.windows.split(",")] if a.windows else None
-            res["sentinel2_windows"] = windows or "all"
+            res["sentinel2_windows"] = a.windows or "all"
             s2 = sentinel2_scores({k: (str(bundled) if k == "bundled" else v) for k, v in methods.items()}, folder,
-                                  windows)
+                                  a.windows)
             for name, row in s2.items():
                 res["methods"][name].update(row)
     a.out.parent.mkdir(parents=True, exist_ok=True)

@@ -416,6 +416,8 @@ def _study(make_cases, run, to_markdown, args) -> int:
 
 
 def main(argv=None) -> int:
+    import robustness
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--json", type=Path, default=None)
@@ -425,12 +427,11 @@ def main(argv=None) -> int:
                     help=f"the small-scene study instead: auto at the current minimum sample and at {SMALL_THRESHOLD}")
     ap.add_argument("--generic", action="store_true",
                     help="the generic-product study instead: auto without and with the nearest bundled network")
-    ap.add_argument("--windows", default=None,
+    ap.add_argument("--windows", type=robustness.window_indices, default=None,
                     help="with --generic: only the ratio-4 Sentinel-2 cases on these validation windows (e.g. 0,1,2)")
     args = ap.parse_args(argv)
     if args.generic:
-        windows = [int(i) for i in args.windows.split(",")] if args.windows else None
-        return _study(lambda tmp: generic_cases(tmp, windows), run_generic, generic_markdown, args)
+        return _study(lambda tmp: generic_cases(tmp, args.windows), run_generic, generic_markdown, args)
     if args.small:
         return _study(small_cases, run_small, small_markdown, args)
     with tempfile.TemporaryDirectory(prefix="ksdiff_selfcheck_") as d:

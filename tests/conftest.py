@@ -82,3 +82,31 @@ def load_script():
         spec.loader.exec_module(mod)
         return mod
     return load
+
+
+# a KSDiff small enough to train a few steps on the 64-px fixture in seconds
+SMALL_KSDIFF = {"width": 16, "blocks": 2, "modulate": "all", "modulate_ends": True, "dim": 16, "tokens": 4,
+                "struct_tokens": 4, "sample_steps": 2, "enc_widths": [8, 16, 32], "live": True, "tile_norm": True,
+                "prefuse": True}
+
+
+@pytest.fixture()
+def small_cfg(data_dir, tmp_path):
+    """A factory of tiny training configs on the real WorldView-2 fixture: ``rr4_ksdiff_adaptive.yaml``'s stages at
+    two steps each with ``SMALL_KSDIFF`` (``make(out, method=..., fullres=...)``); the run goes to ``tmp_path/out``."""
+    from model_core.config import load_config
+
+    def make(out: str, method: str = "ksdiff", fullres: bool = True) -> dict:
+        cfg = load_config("rr4_ksdiff_adaptive.yaml")
+        cfg["method"], cfg["model"] = method, dict(SMALL_KSDIFF)
+        cfg["data"].update(root=str(data_dir), patch=32, batch=4, val=[],
+                           train=[{"kind": "pair", "pan": "wv2_pan.tif", "ms": "wv2_ms.tif", "share": 1.0}],
+                           fullres={"patch": 32, "sources": [{"pan": "wv2_pan.tif", "ms": "wv2_ms.tif"}]}
+                           if fullres else None)
+        for st in cfg["stages"]:
+            st.update(steps=2, warmup=1)
+        cfg["train"].update(val_every=1000, ckpt_every=1000, device="cpu", out_dir=str(tmp_path / out))
+        cfg.pop("config_path", None)
+        return cfg
+
+    return make

@@ -12,7 +12,7 @@ import torch
 import yaml
 
 from ksdiff_qgis.engine.sensors import SENSORS
-from model_core.config import load_config, with_defaults
+from model_core.config import with_defaults
 from model_core.data.scenes import simulated_triple
 from model_core.datacache import VALIDATION_WINDOWS
 from model_core.train import Teachers, build_fullres_sampler, build_samplers, model_from_checkpoint, run
@@ -21,10 +21,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 import robustness  # noqa: E402
 
 torch.set_num_threads(1)
-SMALL = {"width": 16, "blocks": 2, "dim": 16, "tokens": 4, "struct_tokens": 4, "sample_steps": 2,
-         "enc_widths": [8, 16, 32], "live": True, "tile_norm": True}
-
-
 def test_robustness_cases_sit_on_the_windows_training_can_leave_out():
     assert robustness.VALIDATION_WINDOWS[1] == ((700, 300, 512, 512), (350, 150, 256, 256))
     assert len(robustness.VALIDATION_WINDOWS) == len(VALIDATION_WINDOWS["sentinel2/s2_10m.tif"]) == 5
@@ -62,29 +58,16 @@ def test_exclude_validation_reaches_simulated_sources_only(tmp_path, data_dir):
     assert "exclude_validation" not in build_samplers(cfg)[0].triples[1].info
 
 
-def _cfg(tmp_path: Path, data_dir, out: str, **extra) -> dict:
-    cfg = load_config("rr4_ksdiff_adaptive.yaml")
-    cfg["model"] = dict(SMALL)
-    cfg["data"].update(root=str(data_dir), patch=32, batch=4,
-                       train=[{"kind": "pair", "pan": "wv2_pan.tif", "ms": "wv2_ms.tif", "share": 1.0}],
-                       val=[], fullres={"patch": 32, "sources": [{"pan": "wv2_pan.tif", "ms": "wv2_ms.tif"}]})
-    for st in cfg["stages"]:
-        st.update(steps=2, warmup=1)
-    cfg["train"].update(val_every=1000, ckpt_every=1000, device="cpu", out_dir=str(tmp_path / out))
-    cfg.pop("config_path", None)
-    return {**cfg, **extra}
-
-
 def _distance(model, teachers: Teachers, batch) -> float:
     pan, lms, _ = batch
     with torch.no_grad():
         return float((model(pan, lms) - teachers(pan, lms)).abs().mean())
 
 
-def test_the_student_starts_from_its_first_teacher_and_moves_towards_their_mean(tmp_path, data_dir):
-    (tmp_path / "teacher.yaml").write_text(yaml.safe_dump(_cfg(tmp_path, data_dir, "teacher")))
-    student = _cfg(tmp_path, data_dir, "student", distil_from={"config": str(tmp_path / "teacher.yaml"),
-                                                             "seeds": [1, 0]})
+def test_the_student_starts_from_its_first_teacher_and_moves_towards_their_mean(tmp_path, small_cfg):
+    (tmp_path / "teacher.yaml").write_text(yaml.safe_dump(small_cfg("teacher")))
+    student = small_cfg("student")
+    student["distil_from"] = {"config": str(tmp_path / "teacher.yaml"), "seeds": [1, 0]}
     # the full-resolution losses off; the reduced-resolution L1 alone does not bring it 20 % nearer (distil_weight 0)
     student["stages"] = [{"name": "fullres", "steps": 12, "lr": 3e-3, "warmup": 1, "ema": None, "fr_weight": 0.0,
                           "distil_weight": 1.0}]
@@ -107,10 +90,10 @@ def test_the_student_starts_from_its_first_teacher_and_moves_towards_their_mean(
     assert fr is not None and np.isfinite([r["loss"] for r in log]).all()
 
 
-def test_distillation_only_in_a_fullres_stage(tmp_path, data_dir):
-    (tmp_path / "teacher.yaml").write_text(yaml.safe_dump(_cfg(tmp_path, data_dir, "teacher")))
-    student = _cfg(tmp_path, data_dir, "student", distil_from={"config": str(tmp_path / "teacher.yaml"),
-                                                             "seeds": [0]})
+def test_distillation_only_in_a_fullres_stage(tmp_path, small_cfg):
+    (tmp_path / "teacher.yaml").write_text(yaml.safe_dump(small_cfg("teacher")))
+    student = small_cfg("student")
+    student["distil_from"] = {"config": str(tmp_path / "teacher.yaml"), "seeds": [0]}
     student["stages"] = [{"name": "stage2", "steps": 1, "warmup": 1}]
     with pytest.raises(ValueError, match="fullres stage"):
         run(with_defaults(student), progress=False)
