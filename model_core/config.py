@@ -31,11 +31,12 @@ DEFAULT_CONFIGS = {# the adaptive recipe on HPM with the step, trained on the La
                    # one adaptive network for the 4-band ratio-4 sensors (issue 12): trained once, bundled per
                    # sensor; its residual sits on an in-graph HPM fusion and it is trained on the output after
                    # the plugin's consistency step too, and a fifth of its batches one Wald reduction further
-                   # down (the self-check's scale); the recipe chosen on validation, then refitted on
-                   # WorldView-2 pairs 1 and 2 (training + validation); seed 2 of two
-                   "wv2": "rr4_ksdiff_hpm_step1_prered_trval_seed2.yaml",
-                   "qb": "rr4_ksdiff_hpm_step1_prered_trval_seed2.yaml",
-                   "gf2": "rr4_ksdiff_hpm_step1_prered_trval_seed2.yaml",
+                   # down (the self-check's scale); started from its bare backbone of the same seed (warm, its
+                   # convolutions at a tenth of the rate); the recipe chosen on Sentinel-2 windows it never saw,
+                   # then refitted on all data (WorldView-2 pairs 1 and 2, every window); seed 0 of two
+                   "wv2": "rr4_ksdiff_hpm_step1_prered_trval_warm_seed0.yaml",
+                   "qb": "rr4_ksdiff_hpm_step1_prered_trval_warm_seed0.yaml",
+                   "gf2": "rr4_ksdiff_hpm_step1_prered_trval_warm_seed0.yaml",
                    # the same adaptive recipe on eight bands, trained with a real PAN too (WorldView-2 pair 1's
                    # bands spread over eight) and chosen on both WorldView-3 validation sources
                    "wv3": "wv3_ksdiff_realpan_seed0.yaml"}

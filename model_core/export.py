@@ -225,7 +225,10 @@ def training_record(ck: dict[str, Any], sources: list[dict[str, str]], git_revis
     record = {"config": Path(cfg.get("config_path", "")).name, "stages": [s["name"] for s in cfg["stages"]],
               "steps": int(ck["step"]), "seconds": round(float(ck.get("seconds", 0.0)), 1), "seed": cfg["seed"],
               "git_revision": git_revision, "data": sources}
-    if cfg.get("backbone_from"):
-        record["backbone_from"] = (f"{cfg['backbone_from']}: the backbone started from the bare backbone this "
-                                   "config trains; its steps and time are not counted in steps/seconds")
+    spec = cfg.get("backbone_from")
+    if spec:
+        spec = spec if isinstance(spec, dict) else {"config": spec}
+        name = spec["config"] + (f" seed {cfg['seed']}" if spec.get("same_seed") else "")
+        record["backbone_from"] = (f"{name}: the backbone started from the bare backbone this config trains; "
+                                   "its steps and time are not counted in steps/seconds")
     return record

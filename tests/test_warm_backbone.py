@@ -45,3 +45,13 @@ def test_backbone_lr_slows_the_backbone_convolutions_only(small_cfg):
     assert any(".b_in." in names[id(p)] for p in fast["params"])
     assert len(fast["params"]) + len(slow["params"]) == len(params)
     assert param_groups(model, params, {"name": "stage1", "lr": 1e-3}) == [{"params": params}]
+
+
+def test_the_card_names_the_warm_backbone_config_and_seed():
+    from model_core.export import training_record
+
+    ck = {"step": 10, "config": {"config_path": "x/warm.yaml", "stages": [{"name": "stage1"}], "seed": 2,
+                                 "backbone_from": {"config": "bare.yaml", "same_seed": True}}}
+    assert training_record(ck, [], "abc")["backbone_from"].startswith("bare.yaml seed 2: ")
+    ck["config"]["backbone_from"] = "bare.yaml"
+    assert training_record(ck, [], "abc")["backbone_from"].startswith("bare.yaml: ")
