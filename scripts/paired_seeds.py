@@ -9,9 +9,10 @@ with ``rr4_fusionnet_<recipe>.yaml`` (seed 0 may be the run folder without a suf
 consistency step, ``hpm_step1_prered`` = that with a fifth of its batches one Wald reduction further down,
 ``hpm_step1_prered_trval`` = that refitted on WorldView-2 pairs 1 and 2, ``hpm_step1_prered_trval_warm`` = that
 started from the trained bare backbone of the same seed, against that backbone continued for the same steps: the
-bundled 4-band recipe; earlier recipes stay in ``--out`` with their dates). For every seed with both runs finished, both final checkpoints are exported as wv2/qb/gf2 models into a temporary folder and scored
-forced (``METHOD=ksdiff`` with that model) by ``scripts/robustness.py`` on the suite's ratio-4 cases; the
-KSDiff checkpoint also gets the kernel-prior ablation of ``scripts/ablation.py`` (own / mean / no kernels).
+bundled 4-band recipe; earlier recipes stay in ``--out`` with their dates). For every seed with both runs finished,
+both final checkpoints are exported as wv2/qb/gf2 models into a temporary folder and scored forced
+(``METHOD=ksdiff`` with that model) by ``scripts/robustness.py`` on the suite's ratio-4 cases; the KSDiff checkpoint
+also gets the kernel-prior ablation of ``scripts/ablation.py`` (own / mean / no kernels).
 The verdict follows the issue: KSDiff wins only if its seed-mean is lower by more than the seed spread
 (max - min over seeds, the larger of the two networks').
 """
