@@ -152,6 +152,11 @@ def with_seed(cfg: dict[str, Any], seed: int) -> dict[str, Any]:
     return cfg
 
 
+def backbone_spec(spec: str | dict[str, Any]) -> dict[str, Any]:
+    """A config's ``backbone_from`` as a dict: ``{config, same_seed}`` (a bare string names the config alone)."""
+    return dict(spec) if isinstance(spec, dict) else {"config": spec}
+
+
 def final_checkpoint(cfg: dict[str, Any], root: str | Path = "") -> Path:
     """The checkpoint a config's run ends with (its last stage's), under ``root`` (default: relative to the working
     folder, as ``train`` writes it)."""

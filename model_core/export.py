@@ -26,6 +26,7 @@ from ksdiff_qgis.engine.model_card import sha256_file
 from ksdiff_qgis.engine.sensors import get_sensor
 
 from . import tile_graphs, tile_int8
+from .config import backbone_spec
 from .data.scenes import NoPatchError
 from .nets import size_multiple
 
@@ -225,9 +226,8 @@ def training_record(ck: dict[str, Any], sources: list[dict[str, str]], git_revis
     record = {"config": Path(cfg.get("config_path", "")).name, "stages": [s["name"] for s in cfg["stages"]],
               "steps": int(ck["step"]), "seconds": round(float(ck.get("seconds", 0.0)), 1), "seed": cfg["seed"],
               "git_revision": git_revision, "data": sources}
-    spec = cfg.get("backbone_from")
-    if spec:
-        spec = spec if isinstance(spec, dict) else {"config": spec}
+    if cfg.get("backbone_from"):
+        spec = backbone_spec(cfg["backbone_from"])
         name = spec["config"] + (f" seed {cfg['seed']}" if spec.get("same_seed") else "")
         record["backbone_from"] = (f"{name}: the backbone started from the bare backbone this config trains; "
                                    "its steps and time are not counted in steps/seconds")

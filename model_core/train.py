@@ -423,9 +423,9 @@ def load_pretrained_backbone(model: nn.Module, config: str | dict, device, progr
     (the generator's last layer is zero-initialised), so training starts from the backbone's output.
     Into a bare backbone the whole network is loaded (the same budget of further steps, for comparison).
     """
-    from .config import final_checkpoint, load_config, with_seed
+    from .config import backbone_spec, final_checkpoint, load_config, with_seed
 
-    spec = config if isinstance(config, dict) else {"config": config}
+    spec = backbone_spec(config)
     config = spec["config"]
     base = load_config(config)
     if spec.get("same_seed") and seed is not None:
