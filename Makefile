@@ -35,8 +35,7 @@ train: setup data
 bench: setup data
 	@$(PY) -m bench
 	@$(PY) scripts/robustness.py
-	@if [ -f runs/rr4_ksdiff_hpm_step1_prered_trval_warm_seed0/fullres.pt ]; then $(PY) scripts/ablation.py --checkpoint runs/rr4_ksdiff_hpm_step1_prered_trval_warm_seed0/fullres.pt; \
-	else echo "bench: no runs/rr4_ksdiff_hpm_step1_prered_trval_warm_seed0/fullres.pt (make train SENSOR=wv2): kernel ablation skipped"; fi
+	@$(PY) scripts/ablation.py
 	@if ls runs/rr4_fusionnet_hpm_step1_prered_trval_warm_seed*/fullres.pt >/dev/null 2>&1; then $(PY) scripts/paired_seeds.py --recipes hpm_step1_prered_trval_warm; \
 	else echo "bench: no paired-seed runs (model_core train --config rr4_{ksdiff,fusionnet}_hpm_step1_prered_trval_warm.yaml --seed N): skipped"; fi
 	@$(PY) scripts/bench_speed.py

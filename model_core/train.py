@@ -27,6 +27,7 @@ from .data.scenes import BAND_MIXES, build_triple
 from .datacache import VALIDATION_WINDOWS
 from .losses import consistency_step, mtf_kernels, sam_loss, scaled_l1, spatial_loss, spectral_loss
 from .nets import build_model
+from .nets.modconv import is_modulation_factor
 
 
 # ----------------------------------------------------------------------------------------------- data
@@ -177,8 +178,7 @@ def param_groups(model: nn.Module, params: list[nn.Parameter], stage: dict[str, 
     if scale is None or not hasattr(model, "backbone"):
         return [{"params": params}]
     live = {id(p) for p in params}
-    slow = [p for n, p in model.backbone.named_parameters() if id(p) in live
-            and not any(f in n.split(".") for f in ("b_in", "b_out", "b_sp"))]
+    slow = [p for n, p in model.backbone.named_parameters() if id(p) in live and not is_modulation_factor(n)]
     slow_ids = {id(p) for p in slow}
     return [{"params": [p for p in params if id(p) not in slow_ids]},
             {"params": slow, "lr": stage["lr"] * float(scale)}]
@@ -443,7 +443,7 @@ def load_pretrained_backbone(model: nn.Module, config: str | dict, device, progr
         weights = {k[len("net."):]: v for k, v in weights.items()}
     missing, unexpected = target.load_state_dict(weights, strict=False)
     # only the modulation factors of the modulated layers (b_in, b_sp, b_out) may be missing
-    bad = [k for k in missing if k.rsplit(".", 2)[-2] not in ("b_in", "b_out") and not k.endswith(".b_sp")]
+    bad = [k for k in missing if not is_modulation_factor(k)]
     if bad or unexpected:
         raise ValueError(f"backbone_from {config}: weights do not fit (missing {bad}, unexpected {unexpected})")
     return str(final)

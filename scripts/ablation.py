@@ -1,6 +1,9 @@
 """Kernel-prior ablation of a KSDiff checkpoint on the robustness suite's cases (see model_core/ablation.py).
 
-    python scripts/ablation.py --checkpoint runs/rr4_ksdiff_adaptive/fullres.pt [--out bench/ablation.json]
+    python scripts/ablation.py [--checkpoint runs/rr4_ksdiff_adaptive/fullres.pt] [--out bench/ablation.json]
+
+Without ``--checkpoint``: the run of the bundled WorldView-2 model's config (what ``make train SENSOR=wv2`` trains);
+skipped with a message when that run is not on this machine.
 """
 from __future__ import annotations
 
@@ -20,15 +23,21 @@ from robustness import build_cases  # noqa: E402
 
 from ksdiff_qgis.engine.filters import upsample  # noqa: E402
 from model_core.ablation import kernel_ablation  # noqa: E402
+from model_core.config import final_checkpoint, load_config  # noqa: E402
 from model_core.train import model_from_checkpoint  # noqa: E402
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--checkpoint", required=True)
+    ap.add_argument("--checkpoint", default=None, help="default: the bundled wv2 model's run")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "ablation.json")
     ap.add_argument("--tile", type=int, default=64)
     a = ap.parse_args(argv)
+    if a.checkpoint is None:
+        a.checkpoint = str(final_checkpoint(load_config(sensor="wv2")))
+        if not Path(a.checkpoint).exists():
+            print(f"ablation: no {a.checkpoint} (make train SENSOR=wv2): kernel ablation skipped")
+            return 0
     torch.set_num_threads(1)
     model, ck = model_from_checkpoint(a.checkpoint)
     cases = []

@@ -225,7 +225,7 @@ def window_indices(text: str) -> list[int]:
     """``--windows 0,1,2`` of the validation scripts: indices into ``VALIDATION_WINDOWS``."""
     idx = [int(i) for i in text.split(",")]
     if not all(0 <= i < len(VALIDATION_WINDOWS) for i in idx):
-        raise ValueError(f"validation windows are 0-{len(VALIDATION_WINDOWS) - 1}")
+        raise argparse.ArgumentTypeError(f"validation windows are 0-{len(VALIDATION_WINDOWS) - 1}")
     return idx
 
 

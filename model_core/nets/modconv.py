@@ -28,6 +28,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+# the low-rank factors a ModConv2d adds to a plain convolution (the kernel path's own weights)
+MODULATION_FACTORS = ("b_in", "b_out", "b_sp")
+
+
+def is_modulation_factor(name: str) -> bool:
+    """True for a parameter name (``head.b_in.weight``, ``body.0.b_sp``) inside a ModConv2d's low-rank factors."""
+    return any(part in MODULATION_FACTORS for part in name.split("."))
+
 
 @dataclass
 class Modulation:
