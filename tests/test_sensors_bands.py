@@ -285,3 +285,25 @@ def test_auto_reads_a_collection2_mtl_json(data_dir, tmp_path):
         {"LANDSAT_METADATA_FILE": {"IMAGE_ATTRIBUTES": {"SPACECRAFT_ID": "LANDSAT_9", "SENSOR_ID": "OLI_TIRS"}}}))
     found = detect_sensor(_info(tmp_path / "LC09_pan.tif"), _info(tmp_path / "LC09_ms.tif"), 2)
     assert found.key == "landsat8" and found.source == "metadata" and "LANDSAT_9" in found.message()
+
+
+@pytest.mark.parametrize("cog", [False, True])
+def test_byte_output_has_no_alpha_band(data_dir, tmp_path, cog):
+    """Four 8-bit bands: GTiff (and COG) store them as RGB + alpha unless told otherwise, and QGIS then draws the
+    fourth band (NIR) as transparency. Unnamed bands get no colour; named ones get theirs."""
+    opts = gdal.TranslateOptions(outputType=gdal.GDT_Byte, scaleParams=[[0, 2047, 0, 255]])
+    gdal.Translate(str(tmp_path / "pan8.tif"), str(data_dir / "wv2_pan.tif"), options=opts)
+    ms = gdal.Translate(str(tmp_path / "ms8.tif"), str(data_dir / "wv2_ms.tif"), options=opts)
+    for i in range(1, 5):
+        ms.GetRasterBand(i).SetDescription("")
+    ms = None   # closes the file
+    for sensor in ("generic", "wv2"):
+        res = pansharpen(str(tmp_path / "pan8.tif"), str(tmp_path / "ms8.tif"), str(tmp_path / f"{sensor}.tif"),
+                         sensor, "brovey", cog=cog)
+        ds = gdal.Open(res.output_path)
+        colours = [ds.GetRasterBand(i).GetColorInterpretation() for i in range(1, 5)]
+        assert gdal.GCI_AlphaBand not in colours, (sensor, colours)
+        if sensor == "wv2":
+            assert colours[:3] == [gdal.GCI_BlueBand, gdal.GCI_GreenBand, gdal.GCI_RedBand]
+        else:
+            assert not {gdal.GCI_RedBand, gdal.GCI_GreenBand, gdal.GCI_BlueBand} & set(colours)

@@ -28,7 +28,10 @@ COMPRESSIONS = {
 DEFAULT_COMPRESSION = "deflate"
 LEVELS = {"deflate": ("ZLEVEL", 1), "zstd": ("ZSTD_LEVEL", 1)}   # speed first: ~2 % larger than level 6/9
 BLOCK = 256
-BASE = ["TILED=YES", f"BLOCKXSIZE={BLOCK}", f"BLOCKYSIZE={BLOCK}", "BIGTIFF=IF_SAFER", "NUM_THREADS=ALL_CPUS"]
+# PHOTOMETRIC=MINISBLACK: GTiff would store 3 or 4 Byte bands as RGB(A), and QGIS would draw a 4th band (NIR) as
+# transparency; which bands are red, green and blue is set from their names afterwards (bandcolour)
+BASE = ["TILED=YES", f"BLOCKXSIZE={BLOCK}", f"BLOCKYSIZE={BLOCK}", "BIGTIFF=IF_SAFER", "NUM_THREADS=ALL_CPUS",
+        "PHOTOMETRIC=MINISBLACK"]
 
 
 def parse_options(text: str | list[str] | None) -> list[str]:

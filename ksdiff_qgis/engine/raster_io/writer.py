@@ -117,7 +117,8 @@ class GeoTiffWriter:
         folder, name = os.path.split(os.path.abspath(path))
         self.tmp_path = os.path.join(folder, f".{name}.{uuid.uuid4().hex[:8]}.partial")
         self.dtype = ms.dtype
-        opts = ["TILED=YES", "BLOCKXSIZE=256", "BLOCKYSIZE=256", "COMPRESS=DEFLATE", "BIGTIFF=IF_SAFER"]
+        opts = ["TILED=YES", "BLOCKXSIZE=256", "BLOCKYSIZE=256", "COMPRESS=DEFLATE", "BIGTIFF=IF_SAFER",
+                "PHOTOMETRIC=MINISBLACK"]   # not RGB(A) for 3-4 Byte bands (outputs.BASE)
         if ms.nbits and ms.nbits < ms.dtype.itemsize * 8:
             opts.append(f"NBITS={ms.nbits}")
         else:
