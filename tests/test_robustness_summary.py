@@ -46,3 +46,23 @@ def test_landsat_like_cases_are_ratio_2_landsat_dn_with_the_pan_responses(load_s
         pan = case.pan.ravel().astype(float)
         own = np.corrcoef(pan, mix.ravel())[0, 1]
         assert own > 0.95 and own > np.corrcoef(pan, other.ravel())[0, 1]
+
+
+def test_landsat7_cases_keep_the_8_bit_product_at_ratio_2(load_script, data_dir, monkeypatch):
+    """The second real Landsat scene's cases (validate_models --landsat8, l7_ratio): 8-bit like the source, ratio 2,
+    one per Landsat PAN response."""
+    import numpy as np
+
+    from model_core.rasters import read
+
+    rb = load_script("robustness")
+    src = read(str(data_dir / "wv2_test_ms.tif"))
+    stack = np.clip(src.data / 8.0, 1, 255).astype(np.uint8)
+    monkeypatch.setattr(rb, "_read", lambda path, window=None: (stack, src.transform, src.crs))
+    cases = rb.landsat7_cases()
+    assert [c.name for c in cases] == ["landsat7_oli_pan", "landsat7_etm_pan"]
+    for c in cases:
+        assert c.ratio == 2 and c.sensor == "landsat8" and c.dtype == "uint8"
+        assert c.pan.dtype == c.ms.dtype == c.ref.dtype == np.uint8
+        assert c.ms.shape[1] * 2 == c.ref.shape[1] == c.pan.shape[0]
+    assert np.array_equal(cases[0].ref, stack[:, : stack.shape[1] // 2 * 2, : stack.shape[2] // 2 * 2])
