@@ -20,7 +20,8 @@ from rasterio.windows import Window
 
 from ksdiff_qgis.engine.raster_io import to_dtype
 
-CREATE_OPTIONS = {"driver": "GTiff", "tiled": True, "compress": "deflate"}
+CREATE_OPTIONS = {"driver": "GTiff", "tiled": True, "compress": "deflate",
+                  "photometric": "MINISBLACK"}   # 3-4 Byte bands would be RGB + alpha (the engine's outputs.BASE)
 
 
 @dataclass
