@@ -216,7 +216,10 @@ def landsat7_cases() -> list[Case]:
     """Ratio-2 Wald cases on real Landsat ground no recipe trains on: Landsat 7 ETM+ B1-B4 (`make data`'s
     ``landsat7/ms.tif``, 8-bit DN), degraded with the Landsat MS MTF, with simulated PANs of OLI's and ETM+'s
     responses (blur 0.6 px; the source has no PAN band), kept 8-bit. For choosing Landsat models only."""
-    src, tf, crs = _read(data_root() / "landsat7/ms.tif")
+    path = data_root() / "landsat7/ms.tif"
+    if not path.exists():   # a cache filled before `make data` fetched it
+        raise SystemExit(f"{path} is missing: run `make data` again (it adds what the cache lacks)")
+    src, tf, crs = _read(path)
     mtf = get_sensor("landsat8").mtf_ms
     return [simulated_pan_case(f"landsat7_{kind}_pan", "landsat8",
                                f"Landsat 7 ETM+ (North Carolina, 8-bit), {kind.upper()}-like PAN, ratio 2",

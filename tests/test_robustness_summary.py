@@ -66,3 +66,12 @@ def test_landsat7_cases_keep_the_8_bit_product_at_ratio_2(load_script, data_dir,
         assert c.pan.dtype == c.ms.dtype == c.ref.dtype == np.uint8
         assert c.ms.shape[1] * 2 == c.ref.shape[1] == c.pan.shape[0]
     assert np.array_equal(cases[0].ref, stack[:, : stack.shape[1] // 2 * 2, : stack.shape[2] // 2 * 2])
+
+
+def test_landsat7_cases_ask_for_make_data_when_the_scene_is_missing(load_script, tmp_path, monkeypatch):
+    import pytest
+
+    rb = load_script("robustness")
+    monkeypatch.setattr(rb, "data_root", lambda: tmp_path)
+    with pytest.raises(SystemExit, match="run `make data` again"):
+        rb.landsat7_cases()
