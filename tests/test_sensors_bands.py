@@ -307,3 +307,29 @@ def test_byte_output_has_no_alpha_band(data_dir, tmp_path, cog):
             assert colours[:3] == [gdal.GCI_BlueBand, gdal.GCI_GreenBand, gdal.GCI_RedBand]
         else:
             assert not {gdal.GCI_RedBand, gdal.GCI_GreenBand, gdal.GCI_BlueBand} & set(colours)
+
+
+def test_ms_band_flagged_as_alpha_is_fused_with_a_warning(data_dir, tmp_path):
+    """GDAL's default 4-band Byte GeoTIFF flags band 4 as alpha: the band is fused as data (it is the NIR of most
+    such products) and the log says how to leave a real transparency band out."""
+    src = gdal.Open(str(data_dir / "wv2_ms.tif"))
+    arr = np.clip(src.ReadAsArray() / 8, 1, 255).astype(np.uint8)
+    gdal.Translate(str(tmp_path / "pan8.tif"), str(data_dir / "wv2_pan.tif"),
+                   options=gdal.TranslateOptions(outputType=gdal.GDT_Byte, scaleParams=[[0, 2047, 0, 255]]))
+    for name, options in (("rgba", []), ("plain", ["PHOTOMETRIC=MINISBLACK"])):
+        ds = gdal.GetDriverByName("GTiff").Create(str(tmp_path / f"{name}.tif"), src.RasterXSize, src.RasterYSize, 4,
+                                                  gdal.GDT_Byte, options)
+        ds.SetGeoTransform(src.GetGeoTransform())
+        ds.SetProjection(src.GetProjection())
+        ds.WriteRaster(0, 0, src.RasterXSize, src.RasterYSize, arr.tobytes())
+        flagged = ds.GetRasterBand(4).GetColorInterpretation() == gdal.GCI_AlphaBand
+        ds = None
+        assert flagged == (name == "rgba")
+        log = Log()
+        res = pansharpen(str(tmp_path / "pan8.tif"), str(tmp_path / f"{name}.tif"), str(tmp_path / f"{name}_out.tif"),
+                         "wv2", "brovey", feedback=log)
+        warned = [line for line in log.lines if "flagged as alpha" in line]
+        assert bool(warned) == (name == "rgba"), log.lines
+        if warned:
+            assert warned[0].startswith("WARNING MS band 4 ") and "MS bands 1,2,3" in warned[0]
+        assert gdal.Open(res.output_path).RasterCount == 4

@@ -41,3 +41,19 @@ def set_colour_interpretation(ds: gdal.Dataset, names: list[str]) -> None:
     for i, interp in wanted.items():
         # cosmetic: a driver that refuses must not fail the run (GDAL exceptions may be on)
         gdal_call(ds.GetRasterBand(i).SetColorInterpretation, interp)
+
+
+def alpha_band_note(ds: gdal.Dataset, fused: list[int]) -> str | None:
+    """A warning when a band about to be fused is flagged as alpha (transparency) in the file, else None.
+
+    GDAL writes three or four Byte bands as RGB + alpha unless told otherwise, so a 4-band 8-bit B, G, R, NIR
+    product often carries its NIR band flagged as alpha: the band is fused as data either way; the note says how
+    to leave a real transparency band out."""
+    flagged = [b for b in fused if ds.GetRasterBand(b).GetColorInterpretation() == gdal.GCI_AlphaBand]
+    if not flagged:
+        return None
+    which = ", ".join(str(b) for b in flagged)
+    keep = ",".join(str(b) for b in fused if b not in flagged)
+    return (f"MS band {which} is flagged as alpha (transparency) in the file; it is fused as a spectral band "
+            f"(GDAL flags the 4th band of 8-bit products so by default). If it really is a transparency mask, "
+            f"choose the other bands (MS bands {keep}) and give the MS a nodata value.")

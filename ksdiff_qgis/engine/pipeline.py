@@ -16,7 +16,7 @@ import numpy as np
 from . import aoi, classical, memory, model_card, runtime, selfcheck
 from . import bands as band_sel
 from . import consistency as consistency_step
-from .bandcolour import set_colour_interpretation
+from .bandcolour import alpha_band_note, set_colour_interpretation
 from .blockcache import InputCache, drop_cached_blocks
 from .clipping import ClipCounter
 from .errors import Cancelled, InputError
@@ -332,6 +332,9 @@ def pansharpen(
     bplan = band_sel.plan_bands(ms, spec, ms_bands, card.bands if card else None, mtf_gains)
     for note in bplan.notes:
         fb.info(note)
+    alpha_note = alpha_band_note(ms_ds, bplan.indices)
+    if alpha_note:
+        fb.warning(alpha_note)
     if bplan.indices != list(range(1, ms.bands + 1)):
         ms_ds, ms = band_sel.select_bands(ms_ds, ms, bplan.indices)
         if plan.ms_dataset is not None:   # a reprojected MS: select from the warped one
