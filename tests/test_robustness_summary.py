@@ -48,7 +48,7 @@ def test_landsat_like_cases_are_ratio_2_landsat_dn_with_the_pan_responses(load_s
         assert own > 0.95 and own > np.corrcoef(pan, other.ravel())[0, 1]
 
 
-def test_landsat7_cases_keep_the_8_bit_product_at_ratio_2(load_script, data_dir, monkeypatch):
+def test_landsat7_cases_keep_the_8_bit_product_at_ratio_2(load_script, data_dir, monkeypatch, tmp_path):
     """The second real Landsat scene's cases (validate_models --landsat8, l7_ratio): 8-bit like the source, ratio 2,
     one per Landsat PAN response."""
     import numpy as np
@@ -58,6 +58,9 @@ def test_landsat7_cases_keep_the_8_bit_product_at_ratio_2(load_script, data_dir,
     rb = load_script("robustness")
     src = read(str(data_dir / "wv2_test_ms.tif"))
     stack = np.clip(src.data / 8.0, 1, 255).astype(np.uint8)
+    (tmp_path / "landsat7").mkdir()
+    (tmp_path / "landsat7/ms.tif").touch()   # the scene's place in a cache (its pixels come from the fixture)
+    monkeypatch.setattr(rb, "data_root", lambda: tmp_path)
     monkeypatch.setattr(rb, "_read", lambda path, window=None: (stack, src.transform, src.crs))
     cases = rb.landsat7_cases()
     assert [c.name for c in cases] == ["landsat7_oli_pan", "landsat7_etm_pan"]
