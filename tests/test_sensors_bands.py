@@ -333,3 +333,37 @@ def test_ms_band_flagged_as_alpha_is_fused_with_a_warning(data_dir, tmp_path):
         if warned:
             assert warned[0].startswith("WARNING MS band 4 ") and "MS bands 1,2,3" in warned[0]
         assert gdal.Open(res.output_path).RasterCount == 4
+
+
+def test_ms_transparency_mask_band_is_left_out(data_dir, tmp_path):
+    """An RGBA MS whose alpha band really is a mask (only 0 and 255): the mask is not fused as a fourth band."""
+    src = gdal.Open(str(data_dir / "wv2_ms.tif"))
+    rgb = np.clip(src.ReadAsArray()[:3] / 8, 1, 255).astype(np.uint8)
+    alpha = np.full(rgb.shape[1:], 255, np.uint8)
+    alpha[:3], alpha[:, :3] = 0, 0   # a transparent frame
+    gdal.Translate(str(tmp_path / "pan8.tif"), str(data_dir / "wv2_pan.tif"),
+                   options=gdal.TranslateOptions(outputType=gdal.GDT_Byte, scaleParams=[[0, 2047, 0, 255]]))
+    ds = gdal.GetDriverByName("GTiff").Create(str(tmp_path / "rgba.tif"), src.RasterXSize, src.RasterYSize, 4,
+                                              gdal.GDT_Byte, ["PHOTOMETRIC=RGB", "ALPHA=YES"])
+    ds.SetGeoTransform(src.GetGeoTransform())
+    ds.SetProjection(src.GetProjection())
+    ds.WriteRaster(0, 0, src.RasterXSize, src.RasterYSize, np.concatenate([rgb, alpha[None]]).tobytes())
+    ds = None
+    log = Log()
+    res = pansharpen(str(tmp_path / "pan8.tif"), str(tmp_path / "rgba.tif"), str(tmp_path / "out.tif"), "generic",
+                     "brovey", feedback=log)
+    assert any(line.startswith("WARNING MS band 4 is a transparency mask") for line in log.lines), log.lines
+    assert not any("flagged as alpha" in line for line in log.lines)
+    assert gdal.Open(res.output_path).RasterCount == 3
+
+
+def test_auto_falls_back_to_classical_when_the_model_cannot_fuse_the_chosen_bands(data_dir, tmp_path):
+    """METHOD auto (the default) with MS bands the bundled network cannot fuse (here B, G, R of a 4-band product):
+    a classical method fuses them, as when no model exists; METHOD ksdiff still stops with the reason."""
+    pan, ms = str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif")
+    log = Log()
+    res = pansharpen(pan, ms, str(tmp_path / "auto.tif"), "wv2", "auto", ms_bands=[1, 2, 3], feedback=log)
+    assert gdal.Open(res.output_path).RasterCount == 3
+    assert any("learned model cannot run here" in line and "not all found" in line for line in log.lines), log.lines
+    with pytest.raises(InputError, match="not all found"):
+        pansharpen(pan, ms, str(tmp_path / "ks.tif"), "wv2", "ksdiff", ms_bands=[1, 2, 3])

@@ -1,8 +1,9 @@
-"""Which output bands are red, green and blue, and telling GDAL so (natural colour in any GIS)."""
+"""Which output bands are red, green and blue, and telling GDAL so (natural colour in any GIS); alpha-flagged inputs."""
 from __future__ import annotations
 
 import re
 
+import numpy as np
 from osgeo import gdal
 
 from .gdalutil import gdal_call
@@ -57,3 +58,21 @@ def alpha_band_note(ds: gdal.Dataset, fused: list[int]) -> str | None:
     return (f"MS band {which} is flagged as alpha (transparency) in the file; it is fused as a spectral band "
             f"(GDAL flags the 4th band of 8-bit products so by default). If it really is a transparency mask, "
             f"choose the other bands (MS bands {keep}) and give the MS a nodata value.")
+
+
+def transparency_masks(ds: gdal.Dataset, sample: int = 256) -> list[int]:
+    """1-based bands flagged as alpha that hold only 0 and the data type's maximum on a sample of the raster (nearest
+    neighbour): transparency masks, not spectral bands. An alpha-flagged band with other values is data (GDAL's
+    default flag on the 4th of four Byte bands)."""
+    out = []
+    for b in range(1, ds.RasterCount + 1):
+        band = ds.GetRasterBand(b)
+        if band.GetColorInterpretation() != gdal.GCI_AlphaBand:
+            continue
+        w, h = ds.RasterXSize, ds.RasterYSize
+        arr, _ = gdal_call(band.ReadAsArray, 0, 0, w, h, min(w, sample), min(h, sample))
+        if arr is None or not np.issubdtype(arr.dtype, np.integer):
+            continue
+        if set(np.unique(arr).tolist()) <= {0, int(np.iinfo(arr.dtype).max)}:
+            out.append(b)
+    return out

@@ -16,7 +16,7 @@ import numpy as np
 from . import aoi, classical, memory, model_card, runtime, selfcheck
 from . import bands as band_sel
 from . import consistency as consistency_step
-from .bandcolour import alpha_band_note, set_colour_interpretation
+from .bandcolour import alpha_band_note, set_colour_interpretation, transparency_masks
 from .blockcache import InputCache, drop_cached_blocks
 from .clipping import ClipCounter
 from .errors import Cancelled, InputError
@@ -314,6 +314,12 @@ def pansharpen(
         raise InputError(f"the PAN raster must have one band; {pan_path!r} has {pan.bands}")
     plan = plan_grid(pan, ms, ms_ds)
     warnings = list(plan.warnings)
+    masks = [] if ms_bands else transparency_masks(ms_ds)
+    if masks and len(masks) < ms.bands:
+        ms_bands = [b for b in range(1, ms.bands + 1) if b not in masks]
+        fb.warning(f"MS band {', '.join(map(str, masks))} is a transparency mask (alpha, only 0 and "
+                   f"{int(np.iinfo(ms.dtype).max)}): left out, the MS bands fused are {ms_bands}. The pixels it hides "
+                   "are fused as they are: give the MS a nodata value to leave them out.")
     if sensor == AUTO:
         found = detect_sensor(pan, ms, plan.ratio)
         sensor = found.key
@@ -329,7 +335,14 @@ def pansharpen(
         card, no_model = _auto_card(sensor, model_path, fb, shape)
     if card is not None and not model_path:
         card = _model_for_bands(card, spec, ms, ms_bands, fb)
-    bplan = band_sel.plan_bands(ms, spec, ms_bands, card.bands if card else None, mtf_gains)
+    try:
+        bplan = band_sel.plan_bands(ms, spec, ms_bands, card.bands if card else None, mtf_gains)
+    except InputError as e:
+        if method != selfcheck.AUTO or card is None or model_path:
+            raise
+        # METHOD auto and the bundled model cannot fuse the chosen bands: the classical methods fuse any
+        card, no_model = None, str(e)
+        bplan = band_sel.plan_bands(ms, spec, ms_bands, None, mtf_gains)
     for note in bplan.notes:
         fb.info(note)
     alpha_note = alpha_band_note(ms_ds, bplan.indices)
