@@ -318,7 +318,8 @@ def pansharpen(
     if masks and len(masks) < ms.bands:
         ms_bands = [b for b in range(1, ms.bands + 1) if b not in masks]
         fb.warning(f"MS band {', '.join(map(str, masks))} is a transparency mask (alpha, only 0 and "
-                   f"{int(np.iinfo(ms.dtype).max)}): left out, the MS bands fused are {ms_bands}. The pixels it hides "
+                   f"{int(np.iinfo(ms.dtype).max)}): left out, the MS bands fused are {', '.join(map(str, ms_bands))}. "
+                   "The pixels it hides "
                    "are fused as they are: give the MS a nodata value to leave them out.")
     if sensor == AUTO:
         found = detect_sensor(pan, ms, plan.ratio)
