@@ -352,9 +352,25 @@ def test_ms_transparency_mask_band_is_left_out(data_dir, tmp_path):
     log = Log()
     res = pansharpen(str(tmp_path / "pan8.tif"), str(tmp_path / "rgba.tif"), str(tmp_path / "out.tif"), "generic",
                      "brovey", feedback=log)
-    assert any(line.startswith("WARNING MS band 4 is a transparency mask") for line in log.lines), log.lines
+    assert any(line.startswith("WARNING MS band 4 is a transparency mask") and "fused as they are" in line
+               for line in log.lines), log.lines
     assert not any("flagged as alpha" in line for line in log.lines)
     assert gdal.Open(res.output_path).RasterCount == 3
+
+    # the usual RGBA product: 0 in every band where the mask hides the pixels -> those pixels stay nodata
+    rgb[:, alpha == 0] = 0
+    ds = gdal.Open(str(tmp_path / "rgba.tif"), gdal.GA_Update)
+    ds.WriteRaster(0, 0, src.RasterXSize, src.RasterYSize, np.concatenate([rgb, alpha[None]]).tobytes())
+    ds = None
+    log = Log()
+    res = pansharpen(str(tmp_path / "pan8.tif"), str(tmp_path / "rgba.tif"), str(tmp_path / "out0.tif"), "generic",
+                     "brovey", feedback=log)
+    assert any("transparency mask" in line and "0 is taken as the MS nodata value" in line for line in log.lines)
+    out = gdal.Open(res.output_path)
+    nodata = out.GetRasterBand(1).GetNoDataValue()
+    fused = out.ReadAsArray()
+    assert out.RasterCount == 3 and nodata is not None
+    assert (fused[:, :8] == nodata).all() and (fused[:, 16:, 16:] != nodata).any()   # the hidden frame, the rest
 
 
 def test_auto_falls_back_to_classical_when_the_model_cannot_fuse_the_chosen_bands(data_dir, tmp_path):

@@ -60,6 +60,23 @@ def alpha_band_note(ds: gdal.Dataset, fused: list[int]) -> str | None:
             f"choose the other bands (MS bands {keep}) and give the MS a nodata value.")
 
 
+def _sample(ds: gdal.Dataset, band: int, sample: int):
+    w, h = ds.RasterXSize, ds.RasterYSize
+    arr, _ = gdal_call(ds.GetRasterBand(band).ReadAsArray, 0, 0, w, h, min(w, sample), min(h, sample))
+    return arr
+
+
+def hidden_pixels_are_zero(ds: gdal.Dataset, masks: list[int], sample: int = 256) -> bool:
+    """True when every other band is 0 wherever a transparency mask is 0 (on the same sample): then 0 can serve as
+    the MS nodata value, so the hidden pixels are left out like any nodata."""
+    hidden = np.zeros((min(ds.RasterYSize, sample), min(ds.RasterXSize, sample)), bool)
+    for b in masks:
+        hidden |= _sample(ds, b, sample) == 0
+    if not hidden.any():
+        return False
+    return all((_sample(ds, b, sample)[hidden] == 0).all() for b in range(1, ds.RasterCount + 1) if b not in masks)
+
+
 def transparency_masks(ds: gdal.Dataset, sample: int = 256) -> list[int]:
     """1-based bands flagged as alpha that hold only 0 and the data type's maximum on a sample of the raster (nearest
     neighbour): transparency masks, not spectral bands. An alpha-flagged band with other values is data (GDAL's
@@ -69,8 +86,7 @@ def transparency_masks(ds: gdal.Dataset, sample: int = 256) -> list[int]:
         band = ds.GetRasterBand(b)
         if band.GetColorInterpretation() != gdal.GCI_AlphaBand:
             continue
-        w, h = ds.RasterXSize, ds.RasterYSize
-        arr, _ = gdal_call(band.ReadAsArray, 0, 0, w, h, min(w, sample), min(h, sample))
+        arr = _sample(ds, b, sample)
         if arr is None or not np.issubdtype(arr.dtype, np.integer):
             continue
         if set(np.unique(arr).tolist()) <= {0, int(np.iinfo(arr.dtype).max)}:

@@ -16,7 +16,7 @@ import numpy as np
 from . import aoi, classical, memory, model_card, runtime, selfcheck
 from . import bands as band_sel
 from . import consistency as consistency_step
-from .bandcolour import alpha_band_note, set_colour_interpretation, transparency_masks
+from .bandcolour import alpha_band_note, hidden_pixels_are_zero, set_colour_interpretation, transparency_masks
 from .blockcache import InputCache, drop_cached_blocks
 from .clipping import ClipCounter
 from .errors import Cancelled, InputError
@@ -315,12 +315,16 @@ def pansharpen(
     plan = plan_grid(pan, ms, ms_ds)
     warnings = list(plan.warnings)
     masks = [] if ms_bands else transparency_masks(ms_ds)
+    mask_nodata = None
     if masks and len(masks) < ms.bands:
         ms_bands = [b for b in range(1, ms.bands + 1) if b not in masks]
+        if ms.nodata is None and hidden_pixels_are_zero(ms_ds, masks):
+            mask_nodata, hidden = 0.0, "hold 0 in every band: 0 is taken as the MS nodata value, so they stay nodata"
+        else:
+            hidden = "are fused as they are: give the MS a nodata value to leave them out"
         fb.warning(f"MS band {', '.join(map(str, masks))} is a transparency mask (alpha, only 0 and "
                    f"{int(np.iinfo(ms.dtype).max)}): left out, the MS bands fused are {', '.join(map(str, ms_bands))}. "
-                   "The pixels it hides "
-                   "are fused as they are: give the MS a nodata value to leave them out.")
+                   f"The pixels it hides {hidden}.")
     if sensor == AUTO:
         found = detect_sensor(pan, ms, plan.ratio)
         sensor = found.key
@@ -349,11 +353,11 @@ def pansharpen(
     alpha_note = alpha_band_note(ms_ds, bplan.indices)
     if alpha_note:
         fb.warning(alpha_note)
-    if bplan.indices != list(range(1, ms.bands + 1)):
-        ms_ds, ms = band_sel.select_bands(ms_ds, ms, bplan.indices)
+    if bplan.indices != list(range(1, ms.bands + 1)) or mask_nodata is not None:
+        ms_ds, ms = band_sel.select_bands(ms_ds, ms, bplan.indices, mask_nodata)
         if plan.ms_dataset is not None:   # a reprojected MS: select from the warped one
             plan.ms_dataset, _ = band_sel.select_bands(plan.ms_dataset, describe(plan.ms_dataset, ms_path),
-                                                       bplan.indices)
+                                                       bplan.indices, mask_nodata)
     # the MTF gains and names follow the fused bands; ratio and value scale the data for the generic sensor
     spec = replace(spec, band_names=tuple(bplan.names), mtf_ms=bplan.gains,
                    ratio=spec.ratio or plan.ratio, scale=spec.scale or data_scale(ms))
