@@ -69,12 +69,11 @@ def _sample(ds: gdal.Dataset, band: int, sample: int):
 def hidden_pixels_are_zero(ds: gdal.Dataset, masks: list[int], sample: int = 256) -> bool:
     """True when every other band is 0 wherever a transparency mask is 0 (on the same sample): then 0 can serve as
     the MS nodata value, so the hidden pixels are left out like any nodata."""
-    hidden = np.zeros((min(ds.RasterYSize, sample), min(ds.RasterXSize, sample)), bool)
-    for b in masks:
-        hidden |= _sample(ds, b, sample) == 0
-    if not hidden.any():
+    arrays = {b: _sample(ds, b, sample) for b in range(1, ds.RasterCount + 1)}
+    if any(a is None for a in arrays.values()):
         return False
-    return all((_sample(ds, b, sample)[hidden] == 0).all() for b in range(1, ds.RasterCount + 1) if b not in masks)
+    hidden = np.logical_or.reduce([arrays[b] == 0 for b in masks])
+    return bool(hidden.any()) and all((a[hidden] == 0).all() for b, a in arrays.items() if b not in masks)
 
 
 def transparency_masks(ds: gdal.Dataset, sample: int = 256) -> list[int]:

@@ -314,17 +314,9 @@ def pansharpen(
         raise InputError(f"the PAN raster must have one band; {pan_path!r} has {pan.bands}")
     plan = plan_grid(pan, ms, ms_ds)
     warnings = list(plan.warnings)
-    masks = [] if ms_bands else transparency_masks(ms_ds)
     mask_nodata = None
-    if masks and len(masks) < ms.bands:
-        ms_bands = [b for b in range(1, ms.bands + 1) if b not in masks]
-        if ms.nodata is None and hidden_pixels_are_zero(ms_ds, masks):
-            mask_nodata, hidden = 0.0, "hold 0 in every band: 0 is taken as the MS nodata value, so they stay nodata"
-        else:
-            hidden = "are fused as they are: give the MS a nodata value to leave them out"
-        fb.warning(f"MS band {', '.join(map(str, masks))} is a transparency mask (alpha, only 0 and "
-                   f"{int(np.iinfo(ms.dtype).max)}): left out, the MS bands fused are {', '.join(map(str, ms_bands))}. "
-                   f"The pixels it hides {hidden}.")
+    if not ms_bands:
+        ms_bands, mask_nodata = _without_transparency_mask(ms_ds, ms, fb)
     if sensor == AUTO:
         found = detect_sensor(pan, ms, plan.ratio)
         sensor = found.key
@@ -475,6 +467,22 @@ def pansharpen(
     return PansharpenResult(output_path=output_path, seconds=time.perf_counter() - t0, width=cols, height=rows,
                             tiles=layout.count, method=method, ratio=plan.ratio, device=used_device, warnings=warnings,
                             band_names=list(names), selfcheck=check)
+
+
+def _without_transparency_mask(ms_ds, ms: RasterInfo, fb: Feedback) -> tuple[list[int] | None, float | None]:
+    """(MS bands to fuse, nodata to declare on them) for an MS with an alpha band that is a transparency mask (an
+    RGBA product); (None, None) otherwise: every band is fused."""
+    masks = transparency_masks(ms_ds)
+    if not masks or len(masks) == ms.bands:
+        return None, None
+    keep = [b for b in range(1, ms.bands + 1) if b not in masks]
+    nodata = 0.0 if ms.nodata is None and hidden_pixels_are_zero(ms_ds, masks) else None
+    hidden = ("hold 0 in every band: 0 is taken as the MS nodata value, so they stay nodata" if nodata is not None
+              else "are fused as they are: give the MS a nodata value to leave them out")
+    fb.warning(f"MS band {', '.join(map(str, masks))} is a transparency mask (alpha, only 0 and "
+               f"{int(np.iinfo(ms.dtype).max)}): left out, the MS bands fused are {', '.join(map(str, keep))}. "
+               f"The pixels it hides {hidden}.")
+    return keep, nodata
 
 
 def _model_for_bands(card: model_card.ModelCard, spec: Sensor, ms: RasterInfo, selection: list[int] | None,
