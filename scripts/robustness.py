@@ -208,10 +208,6 @@ def landsat_like_cases(indices) -> list[Case]:
     return out
 
 
-def _uint8(a: np.ndarray) -> np.ndarray:
-    return np.clip(np.round(a), 1, 255).astype("uint8")
-
-
 def landsat7_cases() -> list[Case]:
     """Ratio-2 Wald cases on real Landsat ground no recipe trains on: Landsat 7 ETM+ B1-B4 (`make data`'s
     ``landsat7/ms.tif``, 8-bit DN), degraded with the Landsat MS MTF, with simulated PANs of OLI's and ETM+'s
@@ -223,7 +219,7 @@ def landsat7_cases() -> list[Case]:
     mtf = get_sensor("landsat8").mtf_ms
     return [simulated_pan_case(f"landsat7_{kind}_pan", "landsat8",
                                f"Landsat 7 ETM+ (North Carolina, 8-bit), {kind.upper()}-like PAN, ratio 2",
-                               src.astype(np.float32), tf, crs, weights, 0.6, mtf, "uint8", None, ratio=2, cast=_uint8)
+                               src.astype(np.float32), tf, crs, weights, 0.6, mtf, "uint8", None, ratio=2)
             for kind, weights in LANDSAT_PANS]
 
 

@@ -287,19 +287,41 @@ def test_auto_reads_a_collection2_mtl_json(data_dir, tmp_path):
     assert found.key == "landsat8" and found.source == "metadata" and "LANDSAT_9" in found.message()
 
 
+BYTE = gdal.TranslateOptions(outputType=gdal.GDT_Byte, scaleParams=[[0, 2047, 0, 255]])   # 11-bit -> 8-bit
+
+
+def _pan8(data_dir, tmp_path) -> str:
+    gdal.Translate(str(tmp_path / "pan8.tif"), str(data_dir / "wv2_pan.tif"), options=BYTE)
+    return str(tmp_path / "pan8.tif")
+
+
+def _byte_ms(path, data_dir, bands: np.ndarray, options: list[str]) -> str:
+    """``bands`` (C, H, W) uint8 on the MS fixture's grid as a new GTiff with creation ``options`` (none: GDAL's
+    default, which flags the 4th of four Byte bands as alpha)."""
+    src = gdal.Open(str(data_dir / "wv2_ms.tif"))
+    ds = gdal.GetDriverByName("GTiff").Create(str(path), src.RasterXSize, src.RasterYSize, bands.shape[0],
+                                              gdal.GDT_Byte, options)
+    ds.SetGeoTransform(src.GetGeoTransform())
+    ds.SetProjection(src.GetProjection())
+    ds.WriteRaster(0, 0, src.RasterXSize, src.RasterYSize, bands.tobytes())
+    return str(path)
+
+
+def _ms_as_8bit(data_dir) -> np.ndarray:
+    return np.clip(gdal.Open(str(data_dir / "wv2_ms.tif")).ReadAsArray() / 8, 1, 255).astype(np.uint8)
+
+
 @pytest.mark.parametrize("cog", [False, True])
 def test_byte_output_has_no_alpha_band(data_dir, tmp_path, cog):
     """Four 8-bit bands: GTiff (and COG) store them as RGB + alpha unless told otherwise, and QGIS then draws the
     fourth band (NIR) as transparency. Unnamed bands get no colour; named ones get theirs."""
-    opts = gdal.TranslateOptions(outputType=gdal.GDT_Byte, scaleParams=[[0, 2047, 0, 255]])
-    gdal.Translate(str(tmp_path / "pan8.tif"), str(data_dir / "wv2_pan.tif"), options=opts)
-    ms = gdal.Translate(str(tmp_path / "ms8.tif"), str(data_dir / "wv2_ms.tif"), options=opts)
+    pan = _pan8(data_dir, tmp_path)
+    ms = gdal.Translate(str(tmp_path / "ms8.tif"), str(data_dir / "wv2_ms.tif"), options=BYTE)
     for i in range(1, 5):
         ms.GetRasterBand(i).SetDescription("")
     ms = None   # closes the file
     for sensor in ("generic", "wv2"):
-        res = pansharpen(str(tmp_path / "pan8.tif"), str(tmp_path / "ms8.tif"), str(tmp_path / f"{sensor}.tif"),
-                         sensor, "brovey", cog=cog)
+        res = pansharpen(pan, str(tmp_path / "ms8.tif"), str(tmp_path / f"{sensor}.tif"), sensor, "brovey", cog=cog)
         ds = gdal.Open(res.output_path)
         colours = [ds.GetRasterBand(i).GetColorInterpretation() for i in range(1, 5)]
         assert gdal.GCI_AlphaBand not in colours, (sensor, colours)
@@ -312,22 +334,15 @@ def test_byte_output_has_no_alpha_band(data_dir, tmp_path, cog):
 def test_ms_band_flagged_as_alpha_is_fused_with_a_warning(data_dir, tmp_path):
     """GDAL's default 4-band Byte GeoTIFF flags band 4 as alpha: the band is fused as data (it is the NIR of most
     such products) and the log says how to leave a real transparency band out."""
-    src = gdal.Open(str(data_dir / "wv2_ms.tif"))
-    arr = np.clip(src.ReadAsArray() / 8, 1, 255).astype(np.uint8)
-    gdal.Translate(str(tmp_path / "pan8.tif"), str(data_dir / "wv2_pan.tif"),
-                   options=gdal.TranslateOptions(outputType=gdal.GDT_Byte, scaleParams=[[0, 2047, 0, 255]]))
+    pan, arr = _pan8(data_dir, tmp_path), _ms_as_8bit(data_dir)
     for name, options in (("rgba", []), ("plain", ["PHOTOMETRIC=MINISBLACK"])):
-        ds = gdal.GetDriverByName("GTiff").Create(str(tmp_path / f"{name}.tif"), src.RasterXSize, src.RasterYSize, 4,
-                                                  gdal.GDT_Byte, options)
-        ds.SetGeoTransform(src.GetGeoTransform())
-        ds.SetProjection(src.GetProjection())
-        ds.WriteRaster(0, 0, src.RasterXSize, src.RasterYSize, arr.tobytes())
+        ms = _byte_ms(tmp_path / f"{name}.tif", data_dir, arr, options)
+        ds = gdal.Open(ms)   # held: a band outliving its dataset crashes GDAL's Python bindings
         flagged = ds.GetRasterBand(4).GetColorInterpretation() == gdal.GCI_AlphaBand
         ds = None
         assert flagged == (name == "rgba")
         log = Log()
-        res = pansharpen(str(tmp_path / "pan8.tif"), str(tmp_path / f"{name}.tif"), str(tmp_path / f"{name}_out.tif"),
-                         "wv2", "brovey", feedback=log)
+        res = pansharpen(pan, ms, str(tmp_path / f"{name}_out.tif"), "wv2", "brovey", feedback=log)
         warned = [line for line in log.lines if "flagged as alpha" in line]
         assert bool(warned) == (name == "rgba"), log.lines
         if warned:
@@ -337,21 +352,13 @@ def test_ms_band_flagged_as_alpha_is_fused_with_a_warning(data_dir, tmp_path):
 
 def test_ms_transparency_mask_band_is_left_out(data_dir, tmp_path):
     """An RGBA MS whose alpha band really is a mask (only 0 and 255): the mask is not fused as a fourth band."""
-    src = gdal.Open(str(data_dir / "wv2_ms.tif"))
-    rgb = np.clip(src.ReadAsArray()[:3] / 8, 1, 255).astype(np.uint8)
+    pan, rgb = _pan8(data_dir, tmp_path), _ms_as_8bit(data_dir)[:3]
     alpha = np.full(rgb.shape[1:], 255, np.uint8)
     alpha[:3], alpha[:, :3] = 0, 0   # a transparent frame
-    gdal.Translate(str(tmp_path / "pan8.tif"), str(data_dir / "wv2_pan.tif"),
-                   options=gdal.TranslateOptions(outputType=gdal.GDT_Byte, scaleParams=[[0, 2047, 0, 255]]))
-    ds = gdal.GetDriverByName("GTiff").Create(str(tmp_path / "rgba.tif"), src.RasterXSize, src.RasterYSize, 4,
-                                              gdal.GDT_Byte, ["PHOTOMETRIC=RGB", "ALPHA=YES"])
-    ds.SetGeoTransform(src.GetGeoTransform())
-    ds.SetProjection(src.GetProjection())
-    ds.WriteRaster(0, 0, src.RasterXSize, src.RasterYSize, np.concatenate([rgb, alpha[None]]).tobytes())
-    ds = None
+    rgba = ["PHOTOMETRIC=RGB", "ALPHA=YES"]
+    ms = _byte_ms(tmp_path / "rgba.tif", data_dir, np.concatenate([rgb, alpha[None]]), rgba)
     log = Log()
-    res = pansharpen(str(tmp_path / "pan8.tif"), str(tmp_path / "rgba.tif"), str(tmp_path / "out.tif"), "generic",
-                     "brovey", feedback=log)
+    res = pansharpen(pan, ms, str(tmp_path / "out.tif"), "generic", "brovey", feedback=log)
     assert any(line.startswith("WARNING MS band 4 is a transparency mask") and "fused as they are" in line
                for line in log.lines), log.lines
     assert not any("flagged as alpha" in line for line in log.lines)
@@ -359,12 +366,9 @@ def test_ms_transparency_mask_band_is_left_out(data_dir, tmp_path):
 
     # the usual RGBA product: 0 in every band where the mask hides the pixels -> those pixels stay nodata
     rgb[:, alpha == 0] = 0
-    ds = gdal.Open(str(tmp_path / "rgba.tif"), gdal.GA_Update)
-    ds.WriteRaster(0, 0, src.RasterXSize, src.RasterYSize, np.concatenate([rgb, alpha[None]]).tobytes())
-    ds = None
+    ms = _byte_ms(tmp_path / "rgba0.tif", data_dir, np.concatenate([rgb, alpha[None]]), rgba)
     log = Log()
-    res = pansharpen(str(tmp_path / "pan8.tif"), str(tmp_path / "rgba.tif"), str(tmp_path / "out0.tif"), "generic",
-                     "brovey", feedback=log)
+    res = pansharpen(pan, ms, str(tmp_path / "out0.tif"), "generic", "brovey", feedback=log)
     assert any("transparency mask" in line and "0 is taken as the MS nodata value" in line for line in log.lines)
     out = gdal.Open(res.output_path)
     nodata = out.GetRasterBand(1).GetNoDataValue()

@@ -44,50 +44,46 @@ def set_colour_interpretation(ds: gdal.Dataset, names: list[str]) -> None:
         gdal_call(ds.GetRasterBand(i).SetColorInterpretation, interp)
 
 
-def alpha_band_note(ds: gdal.Dataset, fused: list[int]) -> str | None:
-    """A warning when a band about to be fused is flagged as alpha (transparency) in the file, else None.
+def alpha_flagged(ds: gdal.Dataset) -> list[int]:
+    """1-based bands the file flags as alpha (transparency). GDAL writes three or four Byte bands as RGB + alpha
+    unless told otherwise, so a 4-band 8-bit B, G, R, NIR product often carries its NIR band flagged so."""
+    return [b for b in range(1, ds.RasterCount + 1)
+            if ds.GetRasterBand(b).GetColorInterpretation() == gdal.GCI_AlphaBand]
 
-    GDAL writes three or four Byte bands as RGB + alpha unless told otherwise, so a 4-band 8-bit B, G, R, NIR
-    product often carries its NIR band flagged as alpha: the band is fused as data either way; the note says how
-    to leave a real transparency band out."""
-    flagged = [b for b in fused if ds.GetRasterBand(b).GetColorInterpretation() == gdal.GCI_AlphaBand]
-    if not flagged:
+
+def alpha_band_note(flagged: list[int], fused: list[int]) -> str | None:
+    """A warning when a band about to be fused is among the alpha-flagged ones, else None: it is fused as data; the
+    note says how to leave a real transparency band out."""
+    hit = [b for b in fused if b in flagged]
+    if not hit:
         return None
-    which = ", ".join(str(b) for b in flagged)
-    keep = ",".join(str(b) for b in fused if b not in flagged)
+    which = ", ".join(str(b) for b in hit)
+    keep = ",".join(str(b) for b in fused if b not in hit)
     return (f"MS band {which} is flagged as alpha (transparency) in the file; it is fused as a spectral band "
             f"(GDAL flags the 4th band of 8-bit products so by default). If it really is a transparency mask, "
             f"choose the other bands (MS bands {keep}) and give the MS a nodata value.")
 
 
-def _sample(ds: gdal.Dataset, band: int, sample: int):
+def sample_bands(ds: gdal.Dataset, sample: int = 256) -> np.ndarray | None:
+    """Every band on a grid of at most ``sample`` x ``sample`` pixels (nearest neighbour, the file's data type), or
+    None when GDAL cannot read it."""
     w, h = ds.RasterXSize, ds.RasterYSize
-    arr, _ = gdal_call(ds.GetRasterBand(band).ReadAsArray, 0, 0, w, h, min(w, sample), min(h, sample))
-    return arr
+    arr, _ = gdal_call(ds.ReadAsArray, 0, 0, w, h, buf_xsize=min(w, sample), buf_ysize=min(h, sample))
+    return None if arr is None else arr.reshape(ds.RasterCount, min(h, sample), min(w, sample))
 
 
-def hidden_pixels_are_zero(ds: gdal.Dataset, masks: list[int], sample: int = 256) -> bool:
-    """True when every other band is 0 wherever a transparency mask is 0 (on the same sample): then 0 can serve as
-    the MS nodata value, so the hidden pixels are left out like any nodata."""
-    arrays = {b: _sample(ds, b, sample) for b in range(1, ds.RasterCount + 1)}
-    if any(a is None for a in arrays.values()):
-        return False
-    hidden = np.logical_or.reduce([arrays[b] == 0 for b in masks])
-    return bool(hidden.any()) and all((a[hidden] == 0).all() for b, a in arrays.items() if b not in masks)
+def transparency_masks(samples: np.ndarray, flagged: list[int]) -> list[int]:
+    """The alpha-flagged bands that hold only 0 and the data type's maximum on ``samples`` (``sample_bands``):
+    transparency masks, not spectral bands. An alpha-flagged band with other values is data."""
+    if not np.issubdtype(samples.dtype, np.integer):
+        return []
+    top = int(np.iinfo(samples.dtype).max)
+    return [b for b in flagged if set(np.unique(samples[b - 1]).tolist()) <= {0, top}]
 
 
-def transparency_masks(ds: gdal.Dataset, sample: int = 256) -> list[int]:
-    """1-based bands flagged as alpha that hold only 0 and the data type's maximum on a sample of the raster (nearest
-    neighbour): transparency masks, not spectral bands. An alpha-flagged band with other values is data (GDAL's
-    default flag on the 4th of four Byte bands)."""
-    out = []
-    for b in range(1, ds.RasterCount + 1):
-        band = ds.GetRasterBand(b)
-        if band.GetColorInterpretation() != gdal.GCI_AlphaBand:
-            continue
-        arr = _sample(ds, b, sample)
-        if arr is None or not np.issubdtype(arr.dtype, np.integer):
-            continue
-        if set(np.unique(arr).tolist()) <= {0, int(np.iinfo(arr.dtype).max)}:
-            out.append(b)
-    return out
+def hidden_pixels_are_zero(samples: np.ndarray, masks: list[int]) -> bool:
+    """True when every other band is 0 wherever a transparency mask is 0 (on ``samples``): then 0 can serve as the
+    MS nodata value, so the hidden pixels are left out like any nodata."""
+    hidden = np.logical_or.reduce([samples[b - 1] == 0 for b in masks])
+    others = [i for i in range(samples.shape[0]) if i + 1 not in masks]
+    return bool(hidden.any()) and bool((samples[others][:, hidden] == 0).all())

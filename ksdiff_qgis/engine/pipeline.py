@@ -16,7 +16,14 @@ import numpy as np
 from . import aoi, classical, memory, model_card, runtime, selfcheck
 from . import bands as band_sel
 from . import consistency as consistency_step
-from .bandcolour import alpha_band_note, hidden_pixels_are_zero, set_colour_interpretation, transparency_masks
+from .bandcolour import (
+    alpha_band_note,
+    alpha_flagged,
+    hidden_pixels_are_zero,
+    sample_bands,
+    set_colour_interpretation,
+    transparency_masks,
+)
 from .blockcache import InputCache, drop_cached_blocks
 from .clipping import ClipCounter
 from .errors import Cancelled, InputError
@@ -314,9 +321,9 @@ def pansharpen(
         raise InputError(f"the PAN raster must have one band; {pan_path!r} has {pan.bands}")
     plan = plan_grid(pan, ms, ms_ds)
     warnings = list(plan.warnings)
-    mask_nodata = None
-    if not ms_bands:
-        ms_bands, mask_nodata = _without_transparency_mask(ms_ds, ms, fb)
+    flagged, mask_nodata = alpha_flagged(ms_ds), None
+    if flagged and not ms_bands:
+        ms_bands, mask_nodata = _without_transparency_mask(ms_ds, ms, flagged, fb)
     if sensor == AUTO:
         found = detect_sensor(pan, ms, plan.ratio)
         sensor = found.key
@@ -342,7 +349,7 @@ def pansharpen(
         bplan = band_sel.plan_bands(ms, spec, ms_bands, None, mtf_gains)
     for note in bplan.notes:
         fb.info(note)
-    alpha_note = alpha_band_note(ms_ds, bplan.indices)
+    alpha_note = alpha_band_note(flagged, bplan.indices)
     if alpha_note:
         fb.warning(alpha_note)
     if bplan.indices != list(range(1, ms.bands + 1)) or mask_nodata is not None:
@@ -469,14 +476,16 @@ def pansharpen(
                             band_names=list(names), selfcheck=check)
 
 
-def _without_transparency_mask(ms_ds, ms: RasterInfo, fb: Feedback) -> tuple[list[int] | None, float | None]:
-    """(MS bands to fuse, nodata to declare on them) for an MS with an alpha band that is a transparency mask (an
-    RGBA product); (None, None) otherwise: every band is fused."""
-    masks = transparency_masks(ms_ds)
+def _without_transparency_mask(ms_ds, ms: RasterInfo, flagged: list[int],
+                               fb: Feedback) -> tuple[list[int] | None, float | None]:
+    """(MS bands to fuse, nodata to declare on them) for an MS whose alpha-flagged band (``flagged``) is a
+    transparency mask (an RGBA product); (None, None) otherwise: every band is fused."""
+    samples = sample_bands(ms_ds)
+    masks = [] if samples is None else transparency_masks(samples, flagged)
     if not masks or len(masks) == ms.bands:
         return None, None
     keep = [b for b in range(1, ms.bands + 1) if b not in masks]
-    nodata = 0.0 if ms.nodata is None and hidden_pixels_are_zero(ms_ds, masks) else None
+    nodata = 0.0 if ms.nodata is None and hidden_pixels_are_zero(samples, masks) else None
     hidden = ("hold 0 in every band: 0 is taken as the MS nodata value, so they stay nodata" if nodata is not None
               else "are fused as they are: give the MS a nodata value to leave them out")
     fb.warning(f"MS band {', '.join(map(str, masks))} is a transparency mask (alpha, only 0 and "
