@@ -9,7 +9,16 @@ import sys
 import time
 from pathlib import Path
 
-from .common import BEST_CLASSICAL, GDAL_METHOD, INT8, ROOT, SMALL_CACHE_MB, learned_method, run_method
+from .common import (
+    BEST_CLASSICAL,
+    GDAL_METHOD,
+    INT8,
+    ROOT,
+    SMALL_CACHE_MB,
+    learned_method,
+    method_precision,
+    run_method,
+)
 from .learned import model_method, model_sensor, ssdiff_timing_model
 from .scenes import mirrored_scene
 
@@ -37,16 +46,26 @@ def worker(argv: list[str]) -> int:
     else:
         session_secs = 0.0
         if model:
-            # the one-off ONNX Runtime session creation, timed apart; the run below reuses the cached session
-            from ksdiff_qgis.engine import runtime
-
             t0 = time.perf_counter()
-            runtime.get_session(model)
+            load_model(model, method)
             session_secs = time.perf_counter() - t0
         secs = session_secs + run_method(method, pan, ms, out, sensor, model or None)
     print(json.dumps({"seconds": secs, "session_seconds": session_secs, "peak_mb": peak_rss_mb(),
                       "ru_maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}))
     return 0
+
+
+def load_model(model: str, method: str) -> None:
+    """The one-off model loading the plugin pays once per model and QGIS session, timed apart from the run: the
+    session with the thread count and device the pipeline asks for (so the run reuses it; a session keyed
+    otherwise was created twice and counted twice before), its probe check and, for int8, its int8 path."""
+    from ksdiff_qgis.engine import learned, runtime
+    from ksdiff_qgis.engine.model_card import load_card
+
+    card = load_card(model)
+    session = learned.checked_session(card, "auto", runtime.balance_threads(0, 0)[1])
+    if method_precision(method)[1] == "int8":
+        learned.int8_path(card, session)
 
 
 def run_subprocess(method, pan, ms, out, sensor, model=None, env: dict | None = None) -> dict:

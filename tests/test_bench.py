@@ -88,6 +88,24 @@ def test_bench_worker_subprocess(data_dir, tmp_path):
     assert r["seconds"] > 0 and r["peak_mb"] > 0 and out.exists()
 
 
+@pytest.mark.parametrize("method", ["ksdiff", "ksdiff@int8"])
+def test_bench_times_the_session_the_run_uses(data_dir, tmp_path, method):
+    """The one-off model loading timed apart is the pipeline's own: the run creates no second session (a session
+    keyed by other thread counts was created, and counted, twice)."""
+    from ksdiff_qgis.engine import runtime
+
+    model = str(MODELS_DIR / "wv2.onnx")
+    runtime.clear_cache()
+    speed.load_model(model, method)
+    loaded = dict(runtime._cache)
+    assert len(loaded) == 1
+    common.run_method(method, str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif"), str(tmp_path / "o.tif"),
+                      "wv2", model)
+    assert runtime._cache == loaded
+    session = next(iter(loaded.values()))
+    assert session.tile_kernels is not None and (session.tile_int8 is not None) == method.endswith("@int8")
+
+
 def test_bench_uses_the_engine_method_list():
     from ksdiff_qgis.engine import classical
 

@@ -110,6 +110,7 @@ def test_int8_tiles_stay_close_to_float32(int8_model, data_dir):
     session = checked_session(card, "cpu", 1)
     assert session.tile_int8 is None   # not built unless asked for: float32 is the default
     assert isinstance(int8_path(card, session), TileKernels) and isinstance(session.tile_kernels, TileKernels)
+    assert session.tile_int8.prior is session.tile_kernels.prior   # one prior session: the same kernels
     pan, lms = _real_tile(data_dir)
     full = session.session.run(["hrms"], {"pan": pan, "lms": lms})[0]
     fp32, int8 = session.tile_kernels(pan, lms), session.tile_int8(pan, lms)

@@ -104,15 +104,17 @@ class TileKernels:
     ``int8``: the card's int8 backbone instead (``model_core/tile_int8.py``); each tile's kernels are
     quantized here, per output channel, with the activation scales fixed at export."""
 
-    def __init__(self, card: ModelCard, session: Session, int8: bool = False):
+    def __init__(self, card: ModelCard, session: Session, int8: bool = False, prior=None):
+        """``prior``: the prior graph's session of another ``TileKernels`` of the same model (the float32 and
+        int8 paths share it: the same kernels, and creating it is most of this constructor's time)."""
         self.ort = ort = runtime.import_onnxruntime()
         meta = session.session.get_modelmeta().custom_metadata_map
         spec = card.data["tile_kernels"]
         self.threads = session.threads
         self.names = list(spec["offsets"])
         self.probe = _probe_inputs(card)
-        self.prior = ort.InferenceSession(base64.b64decode(meta[spec["prior"]]), runtime.session_options(self.threads),
-                                          providers=[runtime.CPU])
+        self.prior = prior or ort.InferenceSession(base64.b64decode(meta[spec["prior"]]),
+                                                   runtime.session_options(self.threads), providers=[runtime.CPU])
         if int8:
             q = spec["int8"]
             self.backbone = base64.b64decode(meta[q["graph"]])
@@ -199,13 +201,14 @@ class _Int8Conv:
 
 
 def _tile_kernels(card: ModelCard, session: Session, pan: np.ndarray, lms: np.ndarray, reference: np.ndarray,
-                  int8: bool = False):
-    """The checked ``TileKernels`` of the card's model, or None (no such path, not on CPU, or it disagrees)."""
+                  int8: bool = False, prior=None):
+    """The checked ``TileKernels`` of the card's model, or None (no such path, not on CPU, or it disagrees).
+    ``prior``: as ``TileKernels``."""
     spec = card.data.get("tile_kernels")
     if not spec or session.device != "cpu" or (int8 and "int8" not in spec):
         return None
     try:
-        fast = TileKernels(card, session, int8)
+        fast = TileKernels(card, session, int8, prior)
         diff = fast(pan, lms) - reference
         if int8:
             ok = float(np.sqrt(np.mean(diff ** 2))) <= INT8_TOLERANCE * float(np.sqrt(np.mean(reference ** 2)))
@@ -274,13 +277,18 @@ def int8_path(card: ModelCard, session: Session):
     if session.tile_int8 is None and session.tile_kernels is not None and "int8" in card.data["tile_kernels"]:
         ramp, lms = _probe_inputs(card)
         reference = _run(card, session, ramp, lms)
-        session.tile_int8 = _tile_kernels(card, session, ramp, lms, reference, int8=True) or False
+        session.tile_int8 = _tile_kernels(card, session, ramp, lms, reference, int8=True,
+                                          prior=session.tile_kernels.prior) or False
     return session.tile_int8 or None
 
 
 def checked_session(card: ModelCard, device: str, threads: int) -> Session:
-    """A session for the card's model that passed ``check_graph``; CUDA failing at its first run falls back to CPU."""
-    session = runtime.get_session(str(card.path), device, threads)
+    """A session for the card's model that passed ``check_graph``; CUDA failing at its first run falls back to CPU.
+
+    A model with a per-tile kernel path gets its full graph on CPU unoptimised (``runtime.get_session``): only the
+    probe runs on it. Should that path fail its check, the graph runs every tile and is created again, optimised."""
+    tiled = bool(card.data.get("tile_kernels"))
+    session = runtime.get_session(str(card.path), device, threads, reference_on_cpu=tiled)
     try:
         check_graph(card, session)
     except InputError as e:
@@ -288,6 +296,9 @@ def checked_session(card: ModelCard, device: str, threads: int) -> Session:
             raise
         session = runtime.cpu_fallback(session, str(card.path), threads, runtime.short_error(e))
         check_graph(card, session)   # the model itself is broken if it fails on CPU too
+    if session.tile_kernels is None and not session.optimised:
+        session = runtime.get_session(str(card.path), device, threads)
+        check_graph(card, session)
     return session
 
 
