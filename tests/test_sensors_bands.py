@@ -351,30 +351,25 @@ def test_ms_band_flagged_as_alpha_is_fused_with_a_warning(data_dir, tmp_path):
 
 
 def test_ms_transparency_mask_band_is_left_out(data_dir, tmp_path):
-    """An RGBA MS whose alpha band really is a mask (only 0 and 255): the mask is not fused as a fourth band."""
+    """An RGBA MS whose alpha band really is a mask (only 0 and 255): the mask is not fused as a fourth band and the
+    pixels it hides are nodata, whatever values they hold; with MS_BANDS chosen it still hides them."""
     pan, rgb = _pan8(data_dir, tmp_path), _ms_as_8bit(data_dir)[:3]
     alpha = np.full(rgb.shape[1:], 255, np.uint8)
-    alpha[:3], alpha[:, :3] = 0, 0   # a transparent frame
-    rgba = ["PHOTOMETRIC=RGB", "ALPHA=YES"]
-    ms = _byte_ms(tmp_path / "rgba.tif", data_dir, np.concatenate([rgb, alpha[None]]), rgba)
-    log = Log()
-    res = pansharpen(pan, ms, str(tmp_path / "out.tif"), "generic", "brovey", feedback=log)
-    assert any(line.startswith("WARNING MS band 4 is a transparency mask") and "fused as they are" in line
-               for line in log.lines), log.lines
-    assert not any("flagged as alpha" in line for line in log.lines)
-    assert gdal.Open(res.output_path).RasterCount == 3
-
-    # the usual RGBA product: 0 in every band where the mask hides the pixels -> those pixels stay nodata
-    rgb[:, alpha == 0] = 0
-    ms = _byte_ms(tmp_path / "rgba0.tif", data_dir, np.concatenate([rgb, alpha[None]]), rgba)
-    log = Log()
-    res = pansharpen(pan, ms, str(tmp_path / "out0.tif"), "generic", "brovey", feedback=log)
-    assert any("transparency mask" in line and "0 is taken as the MS nodata value" in line for line in log.lines)
-    out = gdal.Open(res.output_path)
-    nodata = out.GetRasterBand(1).GetNoDataValue()
-    fused = out.ReadAsArray()
-    assert out.RasterCount == 3 and nodata is not None
-    assert (fused[:, :8] == nodata).all() and (fused[:, 16:, 16:] != nodata).any()   # the hidden frame, the rest
+    alpha[:3], alpha[:, :3] = 0, 0   # a transparent frame over real values
+    ms = _byte_ms(tmp_path / "rgba.tif", data_dir, np.concatenate([rgb, alpha[None]]), ["PHOTOMETRIC=RGB", "ALPHA=YES"])
+    for bands in (None, [3, 2, 1]):
+        log = Log()
+        res = pansharpen(pan, ms, str(tmp_path / f"out{bands is None}.tif"), "generic", "brovey", ms_bands=bands,
+                         feedback=log)
+        assert any(line.startswith("WARNING MS band 4 is a transparency mask") and "hides are nodata" in line
+                   for line in log.lines), log.lines
+        assert not any("flagged as alpha" in line for line in log.lines)
+        out = gdal.Open(res.output_path)
+        nodata, fused = out.GetRasterBand(1).GetNoDataValue(), out.ReadAsArray()
+        assert out.RasterCount == 3 and out.GetRasterBand(1).DataType == gdal.GDT_Byte and nodata == 0
+        # PAN rows and columns 0-11 lie in the hidden MS frame (ratio 4); everything from 16 on is data
+        assert (fused[:, :12] == nodata).all() and (fused[:, :, :12] == nodata).all()
+        assert (fused[:, 16:, 16:] != nodata).all()
 
 
 def test_auto_falls_back_to_classical_when_the_model_cannot_fuse_the_chosen_bands(data_dir, tmp_path):

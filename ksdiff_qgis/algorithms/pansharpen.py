@@ -75,7 +75,8 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
         return tr(
             "Fuses a panchromatic (PAN) band and a multispectral (MS) raster into MS at the PAN resolution. "
             "The output lies on the PAN pixel grid over the PAN/MS overlap (or the area of interest), keeps the "
-            "MS data type, band names and nodata, and is written tile by tile (any scene size).\n\n"
+            "MS data type, band names and nodata, and is written tile by tile (any scene size). Pixels that are "
+            "nodata or hidden by an input's mask band (or an RGBA product's alpha) are nodata in the output.\n\n"
             "Sensor: auto (the default) guesses it from the pixel-size ratio, band count, PAN pixel size and "
             "product metadata (GDAL IMAGERY metadata, a Maxar .IMD/.XML or a Landsat MTL file beside the input) "
             "and logs why; unknown data falls back to the generic sensor (MTF gains 0.3 / 0.15). "

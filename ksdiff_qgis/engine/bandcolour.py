@@ -79,11 +79,3 @@ def transparency_masks(samples: np.ndarray, flagged: list[int]) -> list[int]:
         return []
     top = int(np.iinfo(samples.dtype).max)
     return [b for b in flagged if set(np.unique(samples[b - 1]).tolist()) <= {0, top}]
-
-
-def hidden_pixels_are_zero(samples: np.ndarray, masks: list[int]) -> bool:
-    """True when every other band is 0 wherever a transparency mask is 0 (on ``samples``): then 0 can serve as the
-    MS nodata value, so the hidden pixels are left out like any nodata."""
-    hidden = np.logical_or.reduce([samples[b - 1] == 0 for b in masks])
-    others = [i for i in range(samples.shape[0]) if i + 1 not in masks]
-    return bool(hidden.any()) and bool((samples[others][:, hidden] == 0).all())

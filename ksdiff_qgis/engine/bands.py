@@ -132,16 +132,15 @@ def _match(wanted: list[str], chosen: list[int], names: list[str]) -> list[int] 
     return out
 
 
-def select_bands(ds: gdal.Dataset, info: RasterInfo, indices: list[int],
-                 nodata: float | None = None) -> tuple[gdal.Dataset, RasterInfo]:
-    """A virtual raster of ``indices`` (1-based, in order); the original itself when that is all of it in order.
-    ``nodata``: declared on the virtual raster's bands (for a product whose transparency mask is left out)."""
-    if indices == list(range(1, info.bands + 1)) and nodata is None:
+def select_bands(ds: gdal.Dataset, info: RasterInfo, indices: list[int]) -> tuple[gdal.Dataset, RasterInfo]:
+    """A virtual raster of ``indices`` (1-based, in order); the original itself when that is all of it in order."""
+    if indices == list(range(1, info.bands + 1)):
         return ds, info
-    extra = {} if nodata is None else {"noData": nodata}
-    vrt, msg = gdal_call(gdal.Translate, "", ds, format="VRT", bandList=indices, **extra)
+    vrt, msg = gdal_call(gdal.Translate, "", ds, format="VRT", bandList=indices)
     if vrt is None:
         raise InputError(f"cannot select the MS bands {indices}: {msg}")
-    # a VRT does not carry NBITS; the value range (and a model's normalisation) must stay the product's
+    # a VRT does not carry NBITS; the value range (and a model's normalisation) must stay the product's, also
+    # when ``ds`` is a masked float view of it (``masks.masked_view``)
     sub = describe(vrt, info.path)
-    return vrt, dataclasses.replace(sub, nbits=info.nbits, descriptions=[info.descriptions[b - 1] for b in indices])
+    return vrt, dataclasses.replace(sub, nbits=info.nbits, dtype=info.dtype, gdal_type=info.gdal_type,
+                                    mask=info.mask, descriptions=[info.descriptions[b - 1] for b in indices])

@@ -13,13 +13,12 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from . import aoi, classical, memory, model_card, runtime, selfcheck
+from . import aoi, classical, masks, memory, model_card, runtime, selfcheck
 from . import bands as band_sel
 from . import consistency as consistency_step
 from .bandcolour import (
     alpha_band_note,
     alpha_flagged,
-    hidden_pixels_are_zero,
     sample_bands,
     set_colour_interpretation,
     transparency_masks,
@@ -319,11 +318,14 @@ def pansharpen(
     check_not_input(output_path, {"PAN": pan_ds, "MS": ms_ds})
     if pan.bands != 1:
         raise InputError(f"the PAN raster must have one band; {pan_path!r} has {pan.bands}")
+    # masks first: a reprojected MS (plan_grid) must carry its holes along
+    flagged = alpha_flagged(ms_ds)
+    if flagged:
+        ms_ds, ms, ms_bands = _without_transparency_mask(ms_ds, ms, flagged, ms_bands, fb)
+    pan_ds, pan = masks.apply_own_mask(pan_ds, pan, "PAN", fb)
+    ms_ds, ms = masks.apply_own_mask(ms_ds, ms, "MS", fb)
     plan = plan_grid(pan, ms, ms_ds)
     warnings = list(plan.warnings)
-    flagged, mask_nodata = alpha_flagged(ms_ds), None
-    if flagged and not ms_bands:
-        ms_bands, mask_nodata = _without_transparency_mask(ms_ds, ms, flagged, fb)
     if sensor == AUTO:
         found = detect_sensor(pan, ms, plan.ratio)
         sensor = found.key
@@ -352,11 +354,11 @@ def pansharpen(
     alpha_note = alpha_band_note(flagged, bplan.indices)
     if alpha_note:
         fb.warning(alpha_note)
-    if bplan.indices != list(range(1, ms.bands + 1)) or mask_nodata is not None:
-        ms_ds, ms = band_sel.select_bands(ms_ds, ms, bplan.indices, mask_nodata)
+    if bplan.indices != list(range(1, ms.bands + 1)):
+        ms_ds, ms = band_sel.select_bands(ms_ds, ms, bplan.indices)
         if plan.ms_dataset is not None:   # a reprojected MS: select from the warped one
             plan.ms_dataset, _ = band_sel.select_bands(plan.ms_dataset, describe(plan.ms_dataset, ms_path),
-                                                       bplan.indices, mask_nodata)
+                                                       bplan.indices)
     # the MTF gains and names follow the fused bands; ratio and value scale the data for the generic sensor
     spec = replace(spec, band_names=tuple(bplan.names), mtf_ms=bplan.gains,
                    ratio=spec.ratio or plan.ratio, scale=spec.scale or data_scale(ms))
@@ -476,22 +478,25 @@ def pansharpen(
                             band_names=list(names), selfcheck=check)
 
 
-def _without_transparency_mask(ms_ds, ms: RasterInfo, flagged: list[int],
-                               fb: Feedback) -> tuple[list[int] | None, float | None]:
-    """(MS bands to fuse, nodata to declare on them) for an MS whose alpha-flagged band (``flagged``) is a
-    transparency mask (an RGBA product); (None, None) otherwise: every band is fused."""
+def _without_transparency_mask(ms_ds, ms: RasterInfo, flagged: list[int], ms_bands: list[int] | None,
+                               fb: Feedback) -> tuple[object, RasterInfo, list[int] | None]:
+    """(MS dataset, its info, MS bands to fuse) for an MS with alpha-flagged bands (``flagged``). A band that is a
+    transparency mask (an RGBA product's alpha: only 0 and the type's maximum) is left out of the fused bands unless
+    MS_BANDS chose them, and the pixels it hides become nodata (``masks.masked_view``) when GDAL takes it as the
+    dataset's mask; an alpha-flagged band with other values is data (``alpha_band_note``)."""
     samples = sample_bands(ms_ds)
-    masks = [] if samples is None else transparency_masks(samples, flagged)
-    if not masks or len(masks) == ms.bands:
-        return None, None
-    keep = [b for b in range(1, ms.bands + 1) if b not in masks]
-    nodata = 0.0 if ms.nodata is None and hidden_pixels_are_zero(samples, masks) else None
-    hidden = ("hold 0 in every band: 0 is taken as the MS nodata value, so they stay nodata" if nodata is not None
-              else "are fused as they are: give the MS a nodata value to leave them out")
-    fb.warning(f"MS band {', '.join(map(str, masks))} is a transparency mask (alpha, only 0 and "
-               f"{int(np.iinfo(ms.dtype).max)}): left out, the MS bands fused are {', '.join(map(str, keep))}. "
-               f"The pixels it hides {hidden}.")
-    return keep, nodata
+    found = [] if samples is None else transparency_masks(samples, flagged)
+    if not found or len(found) == ms.bands:
+        return ms_ds, ms, ms_bands
+    keep = ms_bands or [b for b in range(1, ms.bands + 1) if b not in found]
+    usable = len(found) == 1 and masks.alpha_is_mask(ms_ds, found[0]) and ms.georeferenced and not ms.rotated
+    if usable:
+        ms_ds, ms = masks.masked_view(ms_ds, ms, f"alpha band {found[0]}")
+    hidden = "are nodata" if usable else "are fused as they are: give the MS a nodata value to leave them out"
+    fused = "" if ms_bands else f"left out, the MS bands fused are {', '.join(map(str, keep))}. "
+    fb.warning(f"MS band {', '.join(map(str, found))} is a transparency mask (alpha, only 0 and "
+               f"{int(np.iinfo(samples.dtype).max)}): {fused}The pixels it hides {hidden}.")
+    return ms_ds, ms, keep
 
 
 def _model_for_bands(card: model_card.ModelCard, spec: Sensor, ms: RasterInfo, selection: list[int] | None,

@@ -46,15 +46,19 @@ def output_nodata(pan: RasterInfo, ms: RasterInfo) -> tuple[float | None, str]:
     """The output nodata value and why: MS nodata if the output type holds it, else PAN nodata if it does,
     else 0 for unsigned integers, the type's minimum for signed ones, NaN for floats. None (no nodata)
     only when neither input declares one, since then no pixel can be a hole."""
-    if fits(ms.nodata, ms):
-        return ms.nodata, f"the MS nodata value {ms.nodata:g}"
-    if pan.nodata is None and ms.nodata is None:
+    # a masked input's NaN is the view's, not the product's value: its holes take the output type's default
+    ms_nodata, pan_nodata = (None if i.mask else i.nodata for i in (ms, pan))
+    masked = [f"the pixels the {n} {i.mask} hides" for n, i in (("MS", ms), ("PAN", pan)) if i.mask]
+    if fits(ms_nodata, ms):
+        return ms_nodata, f"the MS nodata value {ms_nodata:g}"
+    if pan_nodata is None and ms_nodata is None and not masked:
         return None, "none (neither input declares nodata)"
-    unfit = [f"{n} nodata {v:g}" for n, v in (("MS", ms.nodata), ("PAN", pan.nodata))
+    unfit = [f"{n} nodata {v:g}" for n, v in (("MS", ms_nodata), ("PAN", pan_nodata))
              if v is not None and not fits(v, ms)]
-    note = f" ({' and '.join(unfit)} not representable in {ms.dtype.name})" if unfit else ""
-    if fits(pan.nodata, ms):
-        return pan.nodata, f"the PAN nodata value {pan.nodata:g}{note}"
+    notes = ([f"{' and '.join(unfit)} not representable in {ms.dtype.name}"] if unfit else []) + masked
+    note = f" ({'; '.join(notes)})" if notes else ""
+    if fits(pan_nodata, ms):
+        return pan_nodata, f"the PAN nodata value {pan_nodata:g}{note}"
     value = float("nan") if ms.dtype.kind == "f" else value_range(ms.dtype, ms.nbits)[0]
     return value, f"{value:g}, the default for {ms.dtype.name}{note}"
 

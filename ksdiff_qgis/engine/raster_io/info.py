@@ -28,6 +28,7 @@ class RasterInfo:
     nodata: float | None
     nbits: int | None
     descriptions: list[str]
+    mask: str | None = None   # a mask of the file's own read as nodata (NaN): what it is (``masks.masked_view``)
 
     @property
     def georeferenced(self) -> bool:

@@ -1,0 +1,63 @@
+"""GDAL mask bands as nodata: an input's own mask (an internal TIFF mask, a ``.msk`` file) or its transparency
+band (an RGBA product's alpha) hides pixels that hold no data.
+
+The pipeline honours nodata in every step (scene statistics, the self-check, each tile, the output's holes), so a
+masked input is read through a virtual float view of it (GDAL's warper on the same grid, nearest neighbour) in
+which the hidden pixels are NaN and NaN is the declared nodata. Values are unchanged; the view's ``RasterInfo``
+keeps the product's data type and NBITS, so normalisation and the output type stay the product's.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+from osgeo import gdal
+
+from .errors import InputError
+from .feedback import Feedback
+from .gdalutil import gdal_call
+from .raster_io import RasterInfo
+
+NAN = float("nan")
+
+
+def own_mask(ds: gdal.Dataset) -> bool:
+    """Whether the dataset carries a mask of its own for all bands (GDAL's GMF_PER_DATASET alone: an internal or
+    ``.msk`` mask), not one derived from nodata or alpha, nor per-band masks."""
+    band = ds.GetRasterBand(1)
+    return band.GetMaskFlags() == gdal.GMF_PER_DATASET
+
+
+def alpha_is_mask(ds: gdal.Dataset, band: int) -> bool:
+    """Whether GDAL takes alpha band ``band`` as the dataset's mask (the last band, flagged alpha), which the view
+    then applies."""
+    first = ds.GetRasterBand(1)
+    return band == ds.RasterCount and bool(first.GetMaskFlags() & gdal.GMF_ALPHA)
+
+
+def masked_view(ds: gdal.Dataset, info: RasterInfo, what: str) -> tuple[gdal.Dataset, RasterInfo]:
+    """(view, its info): ``ds`` with the pixels its mask (or alpha band) hides as NaN, declared nodata; every band,
+    the same grid and values. ``what`` names the mask for messages (``RasterInfo.mask``)."""
+    gt = info.gt
+    bounds = (gt[0], gt[3] + gt[5] * info.height, gt[0] + gt[1] * info.width, gt[3])
+    # float32 holds every integer value of 8- and 16-bit data exactly; wider types and float64 stay 64-bit
+    wide = info.dtype.itemsize > 2 and info.dtype.kind in "iu" or info.dtype.itemsize > 4
+    opts = gdal.WarpOptions(format="VRT", outputBounds=bounds, width=info.width, height=info.height,
+                            resampleAlg="near", outputType=gdal.GDT_Float64 if wide else gdal.GDT_Float32,
+                            srcNodata=info.nodata, dstNodata=NAN)
+    view, msg = gdal_call(gdal.Warp, "", ds, options=opts)
+    if view is None:
+        raise InputError(f"cannot apply the {what} of {info.path}: {msg}")
+    return view, dataclasses.replace(info, nodata=NAN, mask=what, bands=view.RasterCount)
+
+
+def apply_own_mask(ds: gdal.Dataset, info: RasterInfo, role: str, fb: Feedback) -> tuple[gdal.Dataset, RasterInfo]:
+    """(dataset, info): a masked view when the raster has a mask of its own (``own_mask``), said in the log; the
+    raster itself otherwise. A rotated raster keeps its grid (the warper would turn it north-up): a warning."""
+    if not own_mask(ds) or not info.georeferenced:
+        return ds, info
+    if info.rotated:
+        fb.warning(f"the {role} raster has a mask band, which is not applied to its rotated grid: the pixels it hides "
+                   "are fused as they are; give it a nodata value to leave them out")
+        return ds, info
+    fb.info(f"the {role} raster has a mask band: the pixels it hides are nodata")
+    return masked_view(ds, info, "mask band")

@@ -1,0 +1,126 @@
+"""GDAL mask bands of the inputs (engine/masks.py): an internal mask hides pixels exactly as a declared nodata value
+over the same pixels would, through every step (statistics, tiles, self-check, output holes), on real imagery."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from osgeo import gdal
+
+from ksdiff_qgis.engine import masks
+from ksdiff_qgis.engine.feedback import RecordingFeedback
+from ksdiff_qgis.engine.pipeline import pansharpen
+from ksdiff_qgis.engine.raster_io import describe
+
+HIDDEN = (slice(0, 20), slice(0, 24))   # MS rows, columns the mask hides (PAN: 80 x 96 at ratio 4)
+
+
+def _copy(src: str, path, *, hide=None, fill=None, nodata=None) -> str:
+    """A GTiff copy of ``src`` with no nodata; ``hide`` (rows, cols) hidden by an internal mask, or set to ``fill``
+    and declared ``nodata``."""
+    ds = gdal.Translate(str(path), src, options=gdal.TranslateOptions(noData="none"))
+    if fill is not None:
+        for b in range(1, ds.RasterCount + 1):
+            band = ds.GetRasterBand(b)
+            arr = band.ReadAsArray()
+            arr[hide] = fill
+            band.WriteArray(arr)
+            band.SetNoDataValue(nodata)
+            band = None
+    elif hide is not None:
+        ds.CreateMaskBand(gdal.GMF_PER_DATASET)
+        band = ds.GetRasterBand(1)
+        mask = band.GetMaskBand()
+        m = np.full((ds.RasterYSize, ds.RasterXSize), 255, np.uint8)
+        m[hide] = 0
+        mask.WriteArray(m)
+        mask = band = None
+    ds = None
+    return str(path)
+
+
+def _scaled(hide: tuple[slice, slice], k: int) -> tuple[slice, slice]:
+    return tuple(slice(s.start * k, s.stop * k) for s in hide)
+
+
+@pytest.mark.parametrize("method", ["mtf_glp_hpm", "ksdiff"])
+def test_an_ms_mask_band_acts_as_nodata(data_dir, tmp_path, method):
+    pan = _copy(str(data_dir / "wv2_pan.tif"), tmp_path / "pan.tif")
+    src = str(data_dir / "wv2_ms.tif")
+    masked = _copy(src, tmp_path / "masked.tif", hide=HIDDEN)
+    zeroed = _copy(src, tmp_path / "zeroed.tif", hide=HIDDEN, fill=0, nodata=0)
+    ds = gdal.Open(masked)
+    assert masks.own_mask(ds) and not masks.own_mask(gdal.Open(zeroed))
+    ds = None
+    out = {}
+    for name, ms in (("masked", masked), ("zeroed", zeroed)):
+        log = RecordingFeedback()
+        res = pansharpen(pan, ms, str(tmp_path / f"{name}_{method}.tif"), "wv2", method, feedback=log)
+        assert any("MS raster has a mask band" in line for line in log.lines) == (name == "masked")
+        ds = gdal.Open(res.output_path)
+        b1 = ds.GetRasterBand(1)
+        out[name] = (ds.ReadAsArray(), b1.GetNoDataValue(), b1.DataType, b1.GetMetadataItem("NBITS", "IMAGE_STRUCTURE"))
+        b1 = ds = None
+    (fm, nm, tm, bm), (fz, nz, tz, bz) = out["masked"], out["zeroed"]
+    assert (nm, tm, bm) == (nz, tz, bz) == (0, gdal.GDT_UInt16, bz)   # the product's type, NBITS and holes
+    hidden = np.zeros(fm.shape[1:], bool)
+    hidden[_scaled(HIDDEN, 4)] = True
+    assert (fm[:, hidden] == 0).all() and (fm[:, ~hidden] != 0).mean() > 0.99
+    # the same pixels as with nodata declared over zeroed values: the hidden values reach nothing
+    assert np.abs(fm.astype(np.int64) - fz).max() <= 1
+
+
+def test_a_pan_mask_band_acts_as_nodata(data_dir, tmp_path):
+    pan_hide = _scaled(HIDDEN, 4)
+    masked = _copy(str(data_dir / "wv2_pan.tif"), tmp_path / "pan_masked.tif", hide=pan_hide)
+    ms = _copy(str(data_dir / "wv2_ms.tif"), tmp_path / "ms.tif")   # no nodata: the holes come from the PAN mask
+    log = RecordingFeedback()
+    res = pansharpen(masked, ms, str(tmp_path / "out.tif"), "wv2", "mtf_glp_hpm", feedback=log)
+    assert any("PAN raster has a mask band" in line for line in log.lines)
+    assert any("output nodata" in line and "the PAN mask band hides" in line for line in log.lines), log.lines
+    fused = gdal.Open(res.output_path).ReadAsArray()
+    assert (fused[(slice(None), *pan_hide)] == 0).all() and (fused[:, 100:, 100:] != 0).all()
+
+
+def test_a_masked_ms_in_another_crs_keeps_its_holes(data_dir, tmp_path):
+    """The MS is reprojected onto the PAN grid (a warning): the mask's holes travel with it, as nodata would."""
+    other = str(tmp_path / "ms_3857.tif")
+    gdal.Warp(other, str(data_dir / "wv2_ms.tif"), dstSRS="EPSG:3857", resampleAlg="near", srcNodata="none",
+              dstNodata="none")
+    ds = gdal.Open(other)
+    hide = (ds.ReadAsArray() == 0).all(axis=0)   # the frame the reprojection filled with 0, and a block
+    hide[HIDDEN] = True
+    ds = None
+    out = {}
+    out = {}
+    # 65535 as the twin's nodata: the data hold real zeros (dark NIR), which a nodata of 0 would also hide
+    for name, kw in (("plain", {"hide": None}), ("masked", {}), ("filled", {"fill": 65535, "nodata": 65535})):
+        ms = _copy(other, tmp_path / f"{name}.tif", **{"hide": hide, **kw})
+        log = RecordingFeedback()
+        res = pansharpen(str(data_dir / "wv2_pan.tif"), ms, str(tmp_path / f"{name}_out.tif"), "wv2", "mtf_glp_hpm",
+                         feedback=log)
+        assert any("reproject" in line for line in log.lines), log.lines
+        ds = gdal.Open(res.output_path)
+        b1 = ds.GetRasterBand(1)
+        out[name] = (ds.ReadAsArray().astype(np.int64), b1.GetNoDataValue())
+        b1 = ds = None
+    holes = {name: (arr == nodata).all(axis=0) for name, (arr, nodata) in out.items()}
+    # about a ninth of the MS hidden besides the frame: holes where the unmasked MS has none
+    assert holes["masked"].mean() > holes["plain"].mean() + 0.05
+    assert np.array_equal(holes["masked"], holes["filled"])
+    valid = ~holes["masked"]
+    # the twin's reprojected MS is rounded to integers, the masked view's is not: dark NIR pixels differ a little
+    assert (np.abs(out["masked"][0][:, valid] - out["filled"][0][:, valid]) > 1).mean() < 0.005
+
+
+def test_the_masked_view_keeps_values_and_the_products_type(data_dir, tmp_path):
+    masked = _copy(str(data_dir / "wv2_ms.tif"), tmp_path / "masked.tif", hide=HIDDEN)
+    ds = gdal.Open(masked)
+    info = describe(ds, masked)
+    view, vinfo = masks.masked_view(ds, info, "mask band")
+    raw, seen = ds.ReadAsArray(), view.ReadAsArray()
+    assert np.isnan(seen[(slice(None), *HIDDEN)]).all()
+    rest = ~np.isnan(seen)
+    assert rest.sum() == seen.size - 4 * 20 * 24 and np.array_equal(seen[rest], raw[rest].astype(np.float32))
+    assert (vinfo.dtype, vinfo.gdal_type, vinfo.nbits, vinfo.gt) == (info.dtype, info.gdal_type, info.nbits, info.gt)
+    assert np.isnan(vinfo.nodata) and vinfo.mask == "mask band"
+    view = ds = None
