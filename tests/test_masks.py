@@ -124,3 +124,14 @@ def test_the_masked_view_keeps_values_and_the_products_type(data_dir, tmp_path):
     assert (vinfo.dtype, vinfo.gdal_type, vinfo.nbits, vinfo.gt) == (info.dtype, info.gdal_type, info.nbits, info.gt)
     assert np.isnan(vinfo.nodata) and vinfo.mask == "mask band"
     view = ds = None
+
+
+def test_the_assessment_leaves_out_what_a_mask_hides(data_dir, tmp_path):
+    """``ksdiff:assess`` reads through MaskedRaster: a reference's mask band leaves its hidden pixels out."""
+    from ksdiff_qgis.engine.raster_io.read import MaskedRaster
+
+    masked = _copy(str(data_dir / "wv2_ms.tif"), tmp_path / "masked.tif", hide=HIDDEN)
+    _, valid = MaskedRaster(masked, "reference").read(0, 0, 64, 64)
+    assert not valid[HIDDEN].any() and valid.sum() == 64 * 64 - 20 * 24
+    _, valid = MaskedRaster(masked, "reference").read(10, 10, 30, 30)   # a window: the mask's same window
+    assert not valid[:10, :14].any() and valid[10:, :].all() and valid[:, 14:].all()

@@ -16,15 +16,9 @@ from .errors import InputError
 from .feedback import Feedback
 from .gdalutil import gdal_call
 from .raster_io import RasterInfo
+from .raster_io.read import own_mask
 
 NAN = float("nan")
-
-
-def own_mask(ds: gdal.Dataset) -> bool:
-    """Whether the dataset carries a mask of its own for all bands (GDAL's GMF_PER_DATASET alone: an internal or
-    ``.msk`` mask), not one derived from nodata or alpha, nor per-band masks."""
-    band = ds.GetRasterBand(1)
-    return band.GetMaskFlags() == gdal.GMF_PER_DATASET
 
 
 def alpha_is_mask(ds: gdal.Dataset, band: int) -> bool:

@@ -48,11 +48,19 @@ def read_decimated(ds: gdal.Dataset, col: int, row: int, w: int, h: int, out_w: 
     return arr.reshape(ds.RasterCount, out_h, out_w)
 
 
+def own_mask(ds: gdal.Dataset) -> bool:
+    """Whether the dataset carries a mask of its own for all bands (GDAL's GMF_PER_DATASET alone: an internal or
+    ``.msk`` mask), not one derived from nodata or alpha, nor per-band masks."""
+    band = ds.GetRasterBand(1)
+    return band.GetMaskFlags() == gdal.GMF_PER_DATASET
+
+
 class MaskedRaster:
     """A north-up raster read window by window as float64 with a validity mask (the assessment's reader).
 
     ``extra_nodata`` is one more value that marks a hole in every band, besides the declared nodata (the
-    bench's test cases use 0 as fill whether or not a file declares it).
+    bench's test cases use 0 as fill whether or not a file declares it). A mask of the file's own (``own_mask``)
+    hides what it hides.
     """
 
     def __init__(self, path: str, role: str, extra_nodata: float | None = None):
@@ -66,6 +74,7 @@ class MaskedRaster:
         self.nodata = [self.ds.GetRasterBand(b + 1).GetNoDataValue() for b in range(self.bands)]
         self.extra_nodata = extra_nodata
         self.names = [self.ds.GetRasterBand(b + 1).GetDescription() for b in range(self.bands)]
+        self.masked = own_mask(self.ds)
 
     def read(self, col: int, row: int, w: int, h: int) -> tuple[np.ndarray, np.ndarray]:
         """(C, h, w) float64 and a validity mask (False where any band is nodata or NaN)."""
@@ -79,6 +88,12 @@ class MaskedRaster:
                 valid &= ~(np.isnan(arr[b]) if math.isnan(nd) else arr[b] == nd)
         if self.extra_nodata is not None:
             valid &= np.all(arr != self.extra_nodata, axis=0)
+        if self.masked:
+            band = self.ds.GetRasterBand(1)
+            mask, msg = gdal_call(band.GetMaskBand().ReadAsArray, int(col), int(row), int(w), int(h))
+            if mask is None:
+                raise InputError(f"{self.role}: reading the mask band of {self.path} failed: {msg}")
+            valid &= mask != 0
         valid &= np.all(np.isfinite(arr), axis=0)
         return arr, valid
 
