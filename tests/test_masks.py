@@ -135,3 +135,31 @@ def test_the_assessment_leaves_out_what_a_mask_hides(data_dir, tmp_path):
     assert not valid[HIDDEN].any() and valid.sum() == 64 * 64 - 20 * 24
     _, valid = MaskedRaster(masked, "reference").read(10, 10, 30, 30)   # a window: the mask's same window
     assert not valid[:10, :14].any() and valid[10:, :].all() and valid[:, 14:].all()
+
+
+def test_a_mask_and_a_nodata_value_both_hide(tmp_path):
+    """GDAL lets a mask band override a declared nodata value; the view hides both (the warper alone applied only
+    the nodata value)."""
+    ds = gdal.GetDriverByName("GTiff").Create(str(tmp_path / "both.tif"), 64, 48, 2, gdal.GDT_UInt16)
+    ds.SetGeoTransform((1000, 2, 0, 2000, 0, -2))
+    ds.SetProjection("EPSG:32633")
+    for b in (1, 2):
+        band = ds.GetRasterBand(b)
+        arr = np.full((48, 64), 100, np.uint16)
+        arr[40:, 50:] = 0
+        band.WriteArray(arr)
+        band.SetNoDataValue(0)
+        band = None
+    ds.CreateMaskBand(gdal.GMF_PER_DATASET)
+    band = ds.GetRasterBand(1)
+    mask = band.GetMaskBand()
+    m = np.full((48, 64), 255, np.uint8)
+    m[:10, :20] = 0
+    mask.WriteArray(m)
+    mask = band = None
+    assert masks.own_mask(ds)
+    view, _ = masks.masked_view(ds, describe(ds, "both.tif"), "mask band")
+    seen = view.ReadAsArray()
+    assert np.isnan(seen[:, :10, :20]).all() and np.isnan(seen[:, 40:, 50:]).all()
+    assert np.isnan(seen).sum() == 2 * (10 * 20 + 8 * 14) and (seen[~np.isnan(seen)] == 100).all()
+    view = ds = None

@@ -9,6 +9,7 @@ keeps the product's data type and NBITS, so normalisation and the output type st
 from __future__ import annotations
 
 import dataclasses
+import math
 
 from osgeo import gdal
 
@@ -35,12 +36,18 @@ def masked_view(ds: gdal.Dataset, info: RasterInfo, what: str) -> tuple[gdal.Dat
     bounds = (gt[0], gt[3] + gt[5] * info.height, gt[0] + gt[1] * info.width, gt[3])
     # float32 holds every integer value of 8- and 16-bit data exactly; wider types and float64 stay 64-bit
     wide = info.dtype.itemsize > 2 and info.dtype.kind in "iu" or info.dtype.itemsize > 4
-    opts = gdal.WarpOptions(format="VRT", outputBounds=bounds, width=info.width, height=info.height,
-                            resampleAlg="near", outputType=gdal.GDT_Float64 if wide else gdal.GDT_Float32,
-                            srcNodata=info.nodata, dstNodata=NAN)
-    view, msg = gdal_call(gdal.Warp, "", ds, options=opts)
-    if view is None:
-        raise InputError(f"cannot apply the {what} of {info.path}: {msg}")
+    grid = dict(format="VRT", outputBounds=bounds, width=info.width, height=info.height, resampleAlg="near",
+                dstNodata=NAN)
+    # the warper applies a source nodata value instead of the mask, so the mask first ("None": not the file's
+    # nodata), then the nodata value on that view; nearest neighbour copies the first view's NaN as they are
+    steps = [dict(srcNodata="None", outputType=gdal.GDT_Float64 if wide else gdal.GDT_Float32)]
+    if info.nodata is not None and not math.isnan(info.nodata):
+        steps.append(dict(srcNodata=info.nodata))
+    view = ds
+    for step in steps:
+        view, msg = gdal_call(gdal.Warp, "", view, options=gdal.WarpOptions(**grid, **step))
+        if view is None:
+            raise InputError(f"cannot apply the {what} of {info.path}: {msg}")
     return view, dataclasses.replace(info, nodata=NAN, mask=what, bands=view.RasterCount)
 
 
