@@ -272,11 +272,14 @@ def score(fused_path: str, case: Case) -> dict:
 
 
 def score_array(f: np.ndarray, case: Case) -> dict:
-    """ERGAS, SAM, Q2n, SCC of a fused array against the case's reference (values in the case's units)."""
+    """ERGAS, SAM, Q2n, SCC of a fused array against the case's reference (values in the case's units), and its
+    Dρ against the case's PAN (reference-free spatial consistency at the case's scale, as at full resolution)."""
     ref = case.ref.astype(np.float64)
     scale = float(np.iinfo(case.dtype).max) if not case.dtype.startswith("float") else float(ref.max())
     r = metrics.reduced_resolution(f, ref, case.ratio, scale)
-    return {k: round(float(r[k]), 4) for k in ("ERGAS", "SAM", "Q2n", "SCC")}
+    out = {k: round(float(r[k]), 4) for k in ("ERGAS", "SAM", "Q2n", "SCC")}
+    out["D_rho"] = round(metrics.d_rho(f, case.pan.astype(np.float64), case.ratio), 4)
+    return out
 
 
 def run_case(case: Case, methods: list[str], folder: Path, models: Path | None) -> dict:

@@ -17,7 +17,8 @@ leaves the tests independent. Every candidate and the classical methods are fuse
 radiometry) built on ``robustness.VALIDATION_WINDOWS`` instead of the held-apart corner: ``s2val_ERGAS`` is
 the mean over the 25 cases (the 10 m windows lie in the area the 4-band recipe trains on, with its own PAN
 kinds), ``s2val_20m_ERGAS`` the mean over the five 20 m cases (a product no 4-band recipe trains on), each
-with the model exported for the case's sensor (``DIR/{wv2,qb,gf2}.onnx``).
+with the model exported for the case's sensor (``DIR/{wv2,qb,gf2}.onnx``); ``s2val_D_rho`` the mean Dρ of the
+fused cases against their PAN (reference-free, on ground no full-resolution stage trains on).
 
 ``--landsat8`` scores Landsat 8 models (``DIR/landsat8.onnx``) on the Landsat scene's validation rows instead
 (``LANDSAT_VALIDATION``: below the 80 % of rows the Landsat configs train on, left of the held-apart corner):
@@ -117,9 +118,10 @@ def sentinel2_scores(methods: dict[str, str | None], folder: Path, windows: list
         runs = {f"{c.name}@{i}": robustness.run_case(c, [method], folder / f"{name}_{i}", models)
                 for i, c in enumerate(cases)}
         ergs = {k: r["methods"][method]["ERGAS"] for k, r in runs.items()}
+        rhos = [r["methods"][method]["D_rho"] for r in runs.values()]
         out[name] = {"s2val_ERGAS": round(float(np.mean(list(ergs.values()))), 4),
                      "s2val_20m_ERGAS": round(float(np.mean([v for k, v in ergs.items() if "20m" in k])), 4),
-                     "s2val_cases": ergs}
+                     "s2val_D_rho": round(float(np.mean(rhos)), 4), "s2val_cases": ergs}
     return out
 
 
@@ -180,7 +182,7 @@ def wv3_proxy(folder: Path) -> str:
 
 def markdown(res: dict) -> str:
     cols = ["wald_ERGAS", "wald_SAM", "sharp_ERGAS", "R_ERGAS", "D_lambda_khan", "HQNR", "D_rho",
-            "checkerboard_worst", "s2val_ERGAS", "s2val_20m_ERGAS"]
+            "checkerboard_worst", "s2val_ERGAS", "s2val_20m_ERGAS", "s2val_D_rho"]
     if res.get("scene") == "landsat8/validation":   # no sharp-PAN or Sentinel-2 columns; other ground instead
         cols = [c for c in cols if not c.startswith(("sharp", "s2val"))] + ["other_ratio", "seen_ratio", "l7_ratio"]
     title = {"landsat8/validation": "the Landsat 8 validation rows",

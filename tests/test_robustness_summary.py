@@ -78,3 +78,22 @@ def test_landsat7_cases_ask_for_make_data_when_the_scene_is_missing(load_script,
     monkeypatch.setattr(rb, "data_root", lambda: tmp_path)
     with pytest.raises(SystemExit, match="run `make data` again"):
         rb.landsat7_cases()
+
+
+def test_case_scores_carry_d_rho_against_the_cases_pan(load_script, data_dir):
+    """Each fused case is also scored by Dρ against its own PAN: the reference itself (real detail that follows the
+    PAN) scores far better than the upsampled MS (no detail), and ERGAS is 0 for the reference."""
+    import numpy as np
+    from affine import Affine
+
+    from ksdiff_qgis.engine.filters import upsample
+    from model_core.rasters import read
+
+    rb = load_script("robustness")
+    ref = read(str(data_dir / "wv2_test_ms.tif")).data.astype(np.float64)[:, :64, :64]
+    pan = read(str(data_dir / "wv2_test_pan.tif")).data.astype(np.float64)[0, :256, :256]
+    pan = pan.reshape(64, 4, 64, 4).mean(axis=(1, 3))   # a PAN on the reference grid
+    ms = ref.reshape(4, 16, 4, 16, 4).mean(axis=(2, 4))
+    case = rb.Case("t", "wv2", "test", pan, ms, ref, Affine.identity(), "", "uint16", 4)
+    own, flat = rb.score_array(ref, case), rb.score_array(upsample(ms.astype(np.float32), 4, (64, 64)), case)
+    assert own["ERGAS"] == 0 and own["D_rho"] < flat["D_rho"] - 0.1
