@@ -220,14 +220,18 @@ class StepLoss:
 def fullres_loss(model: nn.Module, stage: dict[str, Any], batch, kernels, ratio: int,
                  step_loss: StepLoss | None = None, teachers: Teachers | None = None) -> tuple[torch.Tensor, dict]:
     """Reference-free loss on native-resolution patches: spectral consistency + lambda x spatial (of the output
-    after the consistency step when the run trains with it), plus the distance to the teachers' output."""
+    after the consistency step when the run trains with it), plus the distance to the teachers' output.
+
+    ``fr_spectral: raw`` scores the spectral consistency of the network's own output instead: after the step it is
+    nearly met by construction (the step projects onto the MS), so it leaves the raw output free to drift from the
+    MS at full resolution, and the step's correction there is what the written output's Dρ pays for."""
     pan, lms, ms = batch
-    fused = model(pan, lms)
+    fused = raw = model(pan, lms)
     parts: dict = {}
     distil = _distil(stage, fused, pan, lms, teachers, parts, "fr_distil")
     if step_loss is not None:
         fused = step_loss.step(fused, lms)
-    spec = spectral_loss(fused, ms, lms, kernels, ratio, border=2)
+    spec = spectral_loss(raw if stage.get("fr_spectral") == "raw" else fused, ms, lms, kernels, ratio, border=2)
     spat = spatial_loss(fused, pan, ratio)
     loss = stage.get("fr_weight", 1.0) * (spec + stage.get("fr_lambda", 0.05) * spat) + distil
     return loss, {"fr_spectral": float(spec.detach()), "fr_spatial": float(spat.detach()), **parts}
