@@ -20,6 +20,11 @@ kinds), ``s2val_20m_ERGAS`` the mean over the five 20 m cases (a product no 4-ba
 with the model exported for the case's sensor (``DIR/{wv2,qb,gf2}.onnx``); ``s2val_D_rho`` the mean Dρ of the
 fused cases against their PAN (reference-free, on ground no full-resolution stage trains on).
 
+``--real-pan`` adds full resolution on a real PAN no 4-band recipe trains on (``l8r4_D_rho``, ``l8r4_R_ERGAS``,
+``l8r4_HQNR``): the Landsat 8 validation rows as a ratio-4 pair, the 15 m PAN as it is and the MS Wald-degraded by
+2 more to 60 m (``landsat_ratio4_pair``). Pair 2, the other full-resolution scene, is one the recipes' full-resolution
+stage trains on.
+
 ``--landsat8`` scores Landsat 8 models (``DIR/landsat8.onnx``) on the Landsat scene's validation rows instead
 (``LANDSAT_VALIDATION``: below the 80 % of rows the Landsat configs train on, left of the held-apart corner):
 Wald's protocol and full resolution, no sharp-PAN case; and on other ground (``landsat_other_scores``:
@@ -158,6 +163,32 @@ def landsat_other_scores(methods: dict[str, str | None], folder: Path) -> dict[s
             for name, r in ratios.items() if r["other"]}
 
 
+def landsat_ratio4_pair(folder: Path) -> tuple[str, str]:
+    """(PAN, MS) of a ratio-4 pair with a real PAN no 4-band recipe trains on: the Landsat 8 validation rows, the
+    15 m PAN as it is and B2-B5 Wald-degraded by 2 more (Landsat's MS MTF) to 60 m."""
+    from affine import Affine
+
+    from ksdiff_qgis.engine.filters import wald_degrade
+    from ksdiff_qgis.engine.sensors import get_sensor
+
+    pan, ms = landsat_scenes(folder)["full"][:2]
+    r = read(ms)
+    coarse = wald_degrade(r.data.astype(np.float64), get_sensor("landsat8").mtf_ms, 2)
+    return pan, write_geotiff(str(folder / "l8r4_ms.tif"), np.rint(coarse).astype(r.data.dtype),
+                              r.transform * Affine.scale(2), r.crs)
+
+
+def real_pan_scores(methods: dict[str, str | None], folder: Path) -> dict[str, dict]:
+    """Full-resolution figures of every method on ``landsat_ratio4_pair`` (fused and scored as WorldView-2, the
+    4-band ratio-4 sensor), prefixed ``l8r4_``: how full-resolution choices carry to a PAN none of them saw."""
+    pan, ms = landsat_ratio4_pair(folder)
+    out = {}
+    for name, model in methods.items():
+        row = score(name if name in CLASSICAL else "ksdiff", model, {"full": (pan, ms, None)}, folder)
+        out[name] = {f"l8r4_{k}": row[k] for k in ("D_rho", "R_ERGAS", "HQNR")}
+    return out
+
+
 def landsat_scenes(folder: Path) -> dict:
     """The Landsat 8 validation rows: a Wald case and the real pair, cropped."""
     from model_core.rasters import crop
@@ -182,7 +213,8 @@ def wv3_proxy(folder: Path) -> str:
 
 def markdown(res: dict) -> str:
     cols = ["wald_ERGAS", "wald_SAM", "sharp_ERGAS", "R_ERGAS", "D_lambda_khan", "HQNR", "D_rho",
-            "checkerboard_worst", "s2val_ERGAS", "s2val_20m_ERGAS", "s2val_D_rho"]
+            "checkerboard_worst", "s2val_ERGAS", "s2val_20m_ERGAS", "s2val_D_rho", "l8r4_D_rho", "l8r4_R_ERGAS",
+            "l8r4_HQNR"]
     if res.get("scene") == "landsat8/validation":   # no sharp-PAN or Sentinel-2 columns; other ground instead
         cols = [c for c in cols if not c.startswith(("sharp", "s2val"))] + ["other_ratio", "seen_ratio", "l7_ratio"]
     title = {"landsat8/validation": "the Landsat 8 validation rows",
@@ -212,6 +244,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="with --sentinel2: only these validation windows (comma-separated indices, e.g. 0,1,2)")
     ap.add_argument("--landsat8", action="store_true",
                     help="Landsat 8 models (DIR/landsat8.onnx) on the Landsat validation rows instead")
+    ap.add_argument("--real-pan", action="store_true",
+                    help="also full resolution on a real PAN no 4-band recipe trains on (Landsat 8 validation rows "
+                         "as a ratio-4 pair)")
     ap.add_argument("--no-consistency", action="store_true",
                     help="the networks alone (CONSISTENCY off) on the pair-2 columns; not with --sentinel2")
     ap.add_argument("--wv3", action="store_true",
@@ -219,8 +254,8 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     if a.no_consistency and a.sentinel2:
         ap.error("--no-consistency scores the pair-2 columns only")
-    if (a.landsat8 or a.wv3) and a.sentinel2:
-        ap.error("--sentinel2 scores 4-band models")
+    if (a.landsat8 or a.wv3) and (a.sentinel2 or a.real_pan):
+        ap.error("--sentinel2 and --real-pan score 4-band models")
     if a.landsat8 and a.wv3:
         ap.error("--landsat8 or --wv3, not both")
     sensor = "landsat8" if a.landsat8 else "wv3" if a.wv3 else SENSOR
@@ -249,6 +284,9 @@ def main(argv: list[str] | None = None) -> int:
             res["checkerboard_pan"] = row.pop("checkerboard_pan", None)
         if a.landsat8:
             for name, row in landsat_other_scores(methods, folder).items():
+                res["methods"][name].update(row)
+        if a.real_pan:
+            for name, row in real_pan_scores(methods, folder).items():
                 res["methods"][name].update(row)
         if a.sentinel2:
             bundled = ROOT / "ksdiff_qgis" / "resources" / "models" / "wv2.onnx"

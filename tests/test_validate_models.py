@@ -39,3 +39,23 @@ def test_wv3_proxy_spreads_pair_2_over_eight_bands(load_script, data_dir, tmp_pa
     eight = out.ReadAsArray().astype(np.float64)
     assert np.abs(eight[3] - (g + r) / 2).max() <= 0.5 and np.array_equal(eight[1], b)
     assert np.abs(eight[7] - 0.95 * n).max() <= 0.5
+
+
+def test_real_pan_pair_keeps_the_pan_and_degrades_the_ms_to_ratio_4(load_script, data_dir, tmp_path, monkeypatch):
+    """``--real-pan``'s pair: the Landsat full-resolution pair (here the real Landsat fixture in its place) with the
+    PAN untouched and the 30 m MS Wald-degraded by 2 onto a 60 m grid with the same origin: ratio 4, same type."""
+    import numpy as np
+    from osgeo import gdal
+
+    vm = load_script("validate_models")
+    pan_src, ms_src = str(data_dir / "l8_pan.tif"), str(data_dir / "l8_ms.tif")
+    monkeypatch.setattr(vm, "landsat_scenes", lambda folder: {"full": (pan_src, ms_src, None)})
+    pan, ms = vm.landsat_ratio4_pair(tmp_path)
+    assert pan == pan_src
+    src, out = gdal.Open(ms_src), gdal.Open(ms)
+    gt, sgt = out.GetGeoTransform(), src.GetGeoTransform()
+    assert (gt[0], gt[3]) == (sgt[0], sgt[3]) and (gt[1], gt[5]) == (2 * sgt[1], 2 * sgt[5])
+    assert (out.RasterXSize, out.RasterYSize) == (src.RasterXSize // 2, src.RasterYSize // 2)
+    assert out.RasterCount == 4 and out.GetRasterBand(1).DataType == src.GetRasterBand(1).DataType
+    block = src.ReadAsArray().astype(np.float64)[:, 8:12, 8:12].mean(axis=(1, 2))   # a 2 x 2 block of 60 m pixels
+    assert np.allclose(out.ReadAsArray().astype(np.float64)[:, 4:6, 4:6].mean(axis=(1, 2)), block, rtol=0.05)
