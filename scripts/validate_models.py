@@ -178,13 +178,13 @@ def landsat_ratio4_pair(folder: Path) -> tuple[str, str]:
                               r.transform * Affine.scale(2), r.crs)
 
 
-def real_pan_scores(methods: dict[str, str | None], folder: Path) -> dict[str, dict]:
+def real_pan_scores(methods: dict[str, str | None], folder: Path, consistency: bool = True) -> dict[str, dict]:
     """Full-resolution figures of every method on ``landsat_ratio4_pair`` (fused and scored as WorldView-2, the
     4-band ratio-4 sensor), prefixed ``l8r4_``: how full-resolution choices carry to a PAN none of them saw."""
     pan, ms = landsat_ratio4_pair(folder)
     out = {}
     for name, model in methods.items():
-        row = score(name if name in CLASSICAL else "ksdiff", model, {"full": (pan, ms, None)}, folder)
+        row = score(name if name in CLASSICAL else "ksdiff", model, {"full": (pan, ms, None)}, folder, consistency)
         out[name] = {f"l8r4_{k}": row[k] for k in ("D_rho", "R_ERGAS", "HQNR")}
     return out
 
@@ -216,7 +216,8 @@ def markdown(res: dict) -> str:
             "checkerboard_worst", "s2val_ERGAS", "s2val_20m_ERGAS", "s2val_D_rho", "l8r4_D_rho", "l8r4_R_ERGAS",
             "l8r4_HQNR"]
     if res.get("scene") == "landsat8/validation":   # no sharp-PAN or Sentinel-2 columns; other ground instead
-        cols = [c for c in cols if not c.startswith(("sharp", "s2val"))] + ["other_ratio", "seen_ratio", "l7_ratio"]
+        cols = [c for c in cols if not c.startswith(("sharp", "s2val", "l8r4"))] + ["other_ratio", "seen_ratio",
+                                                                                     "l7_ratio"]
     title = {"landsat8/validation": "the Landsat 8 validation rows",
              "wv2/pair2@wv3": "the validation scene spread over eight bands (WorldView-2 pair 2 as WorldView-3)"}.get(
         res.get("scene"), "the validation scene (WorldView-2 pair 2)")
@@ -286,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
             for name, row in landsat_other_scores(methods, folder).items():
                 res["methods"][name].update(row)
         if a.real_pan:
-            for name, row in real_pan_scores(methods, folder).items():
+            for name, row in real_pan_scores(methods, folder, not a.no_consistency).items():
                 res["methods"][name].update(row)
         if a.sentinel2:
             bundled = ROOT / "ksdiff_qgis" / "resources" / "models" / "wv2.onnx"
