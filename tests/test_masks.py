@@ -163,3 +163,31 @@ def test_a_mask_and_a_nodata_value_both_hide(tmp_path):
     assert np.isnan(seen[:, :10, :20]).all() and np.isnan(seen[:, 40:, 50:]).all()
     assert np.isnan(seen).sum() == 2 * (10 * 20 + 8 * 14) and (seen[~np.isnan(seen)] == 100).all()
     view = ds = None
+
+
+def test_a_pan_with_an_alpha_band_is_its_grey_band(data_dir, tmp_path):
+    """``gdalwarp -dstalpha`` writes a PAN as grey + alpha: band 1 is fused, the pixels the alpha hides are nodata
+    (it stopped with "the PAN raster must have one band")."""
+    pan = _copy(str(data_dir / "wv2_pan.tif"), tmp_path / "pan.tif")
+    ds = gdal.Open(pan)
+    width, height = ds.RasterXSize, ds.RasterYSize
+    ds = None
+    # the same grid, the alpha hiding a corner: GDAL writes the alpha where the source mask hides pixels
+    src = _copy(str(data_dir / "wv2_pan.tif"), tmp_path / "pan_masked.tif", hide=_scaled(HIDDEN, 4))
+    gdal.Warp(str(tmp_path / "pan_la.tif"), src, dstAlpha=True, width=width, height=height, resampleAlg="near")
+    la = gdal.Open(str(tmp_path / "pan_la.tif"))
+    band = la.GetRasterBand(2)
+    assert la.RasterCount == 2 and band.GetColorInterpretation() == gdal.GCI_AlphaBand
+    band = la = None
+    ms = _copy(str(data_dir / "wv2_ms.tif"), tmp_path / "ms.tif")
+    log = RecordingFeedback()
+    res = pansharpen(str(tmp_path / "pan_la.tif"), ms, str(tmp_path / "out.tif"), "wv2", "mtf_glp_hpm", feedback=log)
+    assert any("PAN raster's band 2 is a transparency mask" in line for line in log.lines), log.lines
+    fused = gdal.Open(res.output_path).ReadAsArray()
+    plain = gdal.Open(pansharpen(pan, ms, str(tmp_path / "plain.tif"), "wv2", "mtf_glp_hpm").output_path).ReadAsArray()
+    hidden = np.zeros(fused.shape[1:], bool)
+    hidden[_scaled(HIDDEN, 4)] = True
+    assert (fused[:, hidden] == 0).all() and (fused[:, ~hidden] != 0).mean() > 0.99
+    far = np.zeros_like(hidden)
+    far[120:, 120:] = True   # away from the hole, the grey band fuses as the plain PAN does
+    assert np.abs(fused[:, far].astype(np.int64) - plain[:, far]).max() <= 1

@@ -316,6 +316,7 @@ def pansharpen(
     pan_ds, pan = open_raster(pan_path, "PAN")
     ms_ds, ms = open_raster(ms_path, "MS")
     check_not_input(output_path, {"PAN": pan_ds, "MS": ms_ds})
+    pan_ds, pan = _pan_without_alpha(pan_ds, pan, fb)
     if pan.bands != 1:
         raise InputError(f"the PAN raster must have one band; {pan_path!r} has {pan.bands}")
     # masks first: a reprojected MS (plan_grid) must carry its holes along
@@ -476,6 +477,20 @@ def pansharpen(
     return PansharpenResult(output_path=output_path, seconds=time.perf_counter() - t0, width=cols, height=rows,
                             tiles=layout.count, method=method, ratio=plan.ratio, device=used_device, warnings=warnings,
                             band_names=list(names), selfcheck=check)
+
+
+def _pan_without_alpha(pan_ds, pan: RasterInfo, fb: Feedback) -> tuple[object, RasterInfo]:
+    """A PAN with a transparency band (gray + alpha, as ``gdalwarp -dstalpha`` writes it) as its grey band, the
+    pixels the alpha hides nodata; any other PAN as it is."""
+    if pan.bands != 2 or alpha_flagged(pan_ds) != [2] or not pan.georeferenced or pan.rotated:
+        return pan_ds, pan
+    samples = sample_bands(pan_ds)
+    if samples is None or transparency_masks(samples, [2]) != [2] or not masks.alpha_is_mask(pan_ds, 2):
+        return pan_ds, pan
+    fb.info("the PAN raster's band 2 is a transparency mask (alpha): band 1 is the PAN, the pixels the mask hides "
+            "are nodata")
+    view, info = masks.masked_view(pan_ds, pan, "alpha band 2")
+    return band_sel.select_bands(view, info, [1])
 
 
 def _without_transparency_mask(ms_ds, ms: RasterInfo, flagged: list[int], ms_bands: list[int] | None,
