@@ -191,3 +191,23 @@ def test_a_pan_with_an_alpha_band_is_its_grey_band(data_dir, tmp_path):
     far = np.zeros_like(hidden)
     far[120:, 120:] = True   # away from the hole, the grey band fuses as the plain PAN does
     assert np.abs(fused[:, far].astype(np.int64) - plain[:, far]).max() <= 1
+
+
+def test_an_ms_warped_with_an_alpha_band_keeps_its_holes(data_dir, tmp_path):
+    """``gdalwarp -dstalpha`` on a 16-bit 4-band MS: five bands, the fifth alpha (0 / 65535), which GDAL does not
+    take as the dataset's mask. The alpha is left out and what it hides is nodata."""
+    gdal.Warp(str(tmp_path / "ms5.tif"), str(data_dir / "wv2_ms.tif"), dstAlpha=True, dstSRS="EPSG:3857",
+              srcNodata="none")
+    ds = gdal.Open(str(tmp_path / "ms5.tif"))
+    band = ds.GetRasterBand(1)
+    assert ds.RasterCount == 5 and band.GetMaskFlags() == gdal.GMF_ALL_VALID
+    alpha = ds.GetRasterBand(5).ReadAsArray()
+    band = ds = None
+    assert set(np.unique(alpha).tolist()) == {0, 65535} and (alpha == 0).mean() > 0.01
+    log = RecordingFeedback()
+    res = pansharpen(str(data_dir / "wv2_pan.tif"), str(tmp_path / "ms5.tif"), str(tmp_path / "out.tif"), "wv2",
+                     "mtf_glp_hpm", feedback=log)
+    assert any("MS band 5 is a transparency mask" in line and "hides are nodata" in line for line in log.lines)
+    out = gdal.Open(res.output_path)
+    fused, nodata = out.ReadAsArray(), out.GetRasterBand(1).GetNoDataValue()
+    assert out.RasterCount == 4 and (fused == nodata).all(axis=0).mean() > 0.005   # the reprojection's empty corners

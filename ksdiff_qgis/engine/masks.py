@@ -1,5 +1,5 @@
 """GDAL mask bands as nodata: an input's own mask (an internal TIFF mask, a ``.msk`` file) or its transparency
-band (an RGBA product's alpha) hides pixels that hold no data.
+band (an RGBA product's alpha, ``gdalwarp -dstalpha``'s last band) hides pixels that hold no data.
 
 The pipeline honours nodata in every step (scene statistics, the self-check, each tile, the output's holes), so a
 masked input is read through a virtual float view of it (GDAL's warper on the same grid, nearest neighbour) in
@@ -22,16 +22,10 @@ from .raster_io.read import own_mask
 NAN = float("nan")
 
 
-def alpha_is_mask(ds: gdal.Dataset, band: int) -> bool:
-    """Whether GDAL takes alpha band ``band`` as the dataset's mask (the last band, flagged alpha), which the view
-    then applies."""
-    first = ds.GetRasterBand(1)
-    return band == ds.RasterCount and bool(first.GetMaskFlags() & gdal.GMF_ALPHA)
-
-
-def masked_view(ds: gdal.Dataset, info: RasterInfo, what: str) -> tuple[gdal.Dataset, RasterInfo]:
-    """(view, its info): ``ds`` with the pixels its mask (or alpha band) hides as NaN, declared nodata; every band,
-    the same grid and values. ``what`` names the mask for messages (``RasterInfo.mask``)."""
+def masked_view(ds: gdal.Dataset, info: RasterInfo, what: str, alpha: bool = False) -> tuple[gdal.Dataset, RasterInfo]:
+    """(view, its info): ``ds`` with the pixels its mask hides as NaN, declared nodata; every band, the same grid and
+    values. ``alpha``: the last band is the mask (a transparency band; GDAL takes it as the dataset's mask only for
+    some layouts, e.g. RGBA but not four bands + alpha). ``what`` names the mask for messages (``RasterInfo.mask``)."""
     gt = info.gt
     bounds = (gt[0], gt[3] + gt[5] * info.height, gt[0] + gt[1] * info.width, gt[3])
     # float32 holds every integer value of 8- and 16-bit data exactly; wider types and float64 stay 64-bit
@@ -40,7 +34,7 @@ def masked_view(ds: gdal.Dataset, info: RasterInfo, what: str) -> tuple[gdal.Dat
                 dstNodata=NAN)
     # the warper applies a source nodata value instead of the mask, so the mask first ("None": not the file's
     # nodata), then the nodata value on that view; nearest neighbour copies the first view's NaN as they are
-    steps = [dict(srcNodata="None", outputType=gdal.GDT_Float64 if wide else gdal.GDT_Float32)]
+    steps = [dict(srcNodata="None", outputType=gdal.GDT_Float64 if wide else gdal.GDT_Float32, srcAlpha=alpha)]
     if info.nodata is not None and not math.isnan(info.nodata):
         steps.append(dict(srcNodata=info.nodata))
     view = ds

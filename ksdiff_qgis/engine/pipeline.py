@@ -485,11 +485,11 @@ def _pan_without_alpha(pan_ds, pan: RasterInfo, fb: Feedback) -> tuple[object, R
     if pan.bands != 2 or alpha_flagged(pan_ds) != [2] or not pan.georeferenced or pan.rotated:
         return pan_ds, pan
     samples = sample_bands(pan_ds)
-    if samples is None or transparency_masks(samples, [2]) != [2] or not masks.alpha_is_mask(pan_ds, 2):
+    if samples is None or transparency_masks(samples, [2]) != [2]:
         return pan_ds, pan
     fb.info("the PAN raster's band 2 is a transparency mask (alpha): band 1 is the PAN, the pixels the mask hides "
             "are nodata")
-    view, info = masks.masked_view(pan_ds, pan, "alpha band 2")
+    view, info = masks.masked_view(pan_ds, pan, "alpha band 2", alpha=True)
     return band_sel.select_bands(view, info, [1])
 
 
@@ -497,16 +497,17 @@ def _without_transparency_mask(ms_ds, ms: RasterInfo, flagged: list[int], ms_ban
                                fb: Feedback) -> tuple[object, RasterInfo, list[int] | None]:
     """(MS dataset, its info, MS bands to fuse) for an MS with alpha-flagged bands (``flagged``). A band that is a
     transparency mask (an RGBA product's alpha: only 0 and the type's maximum) is left out of the fused bands unless
-    MS_BANDS chose them, and the pixels it hides become nodata (``masks.masked_view``) when GDAL takes it as the
-    dataset's mask; an alpha-flagged band with other values is data (``alpha_band_note``)."""
+    MS_BANDS chose them, and the pixels it hides become nodata (``masks.masked_view``) when it is the last band; an
+    alpha-flagged band with other values is data (``alpha_band_note``)."""
     samples = sample_bands(ms_ds)
     found = [] if samples is None else transparency_masks(samples, flagged)
     if not found or len(found) == ms.bands:
         return ms_ds, ms, ms_bands
     keep = ms_bands or [b for b in range(1, ms.bands + 1) if b not in found]
-    usable = len(found) == 1 and masks.alpha_is_mask(ms_ds, found[0]) and ms.georeferenced and not ms.rotated
+    # the warper takes the last band as the alpha (a mask elsewhere is rare: the warning says what to do)
+    usable = found == [ms.bands] and ms.georeferenced and not ms.rotated
     if usable:
-        ms_ds, ms = masks.masked_view(ms_ds, ms, f"alpha band {found[0]}")
+        ms_ds, ms = masks.masked_view(ms_ds, ms, f"alpha band {found[0]}", alpha=True)
     hidden = "are nodata" if usable else "are fused as they are: give the MS a nodata value to leave them out"
     fused = "" if ms_bands else f"left out, the MS bands fused are {', '.join(map(str, keep))}. "
     fb.warning(f"MS band {', '.join(map(str, found))} is a transparency mask (alpha, only 0 and "
