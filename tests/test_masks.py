@@ -7,6 +7,7 @@ import pytest
 from osgeo import gdal
 
 from ksdiff_qgis.engine import masks
+from ksdiff_qgis.engine.errors import InputError
 from ksdiff_qgis.engine.feedback import RecordingFeedback
 from ksdiff_qgis.engine.pipeline import pansharpen
 from ksdiff_qgis.engine.raster_io import describe
@@ -211,3 +212,19 @@ def test_an_ms_warped_with_an_alpha_band_keeps_its_holes(data_dir, tmp_path):
     out = gdal.Open(res.output_path)
     fused, nodata = out.ReadAsArray(), out.GetRasterBand(1).GetNoDataValue()
     assert out.RasterCount == 4 and (fused == nodata).all(axis=0).mean() > 0.005   # the reprojection's empty corners
+
+
+def test_a_grey_alpha_pan_without_georeferencing_says_so(data_dir, tmp_path):
+    """The alpha handling must not hide the real problem behind "the PAN raster must have one band"."""
+    src = gdal.Open(str(data_dir / "wv2_pan.tif"))
+    arr = src.ReadAsArray()
+    src = None
+    ds = gdal.GetDriverByName("GTiff").Create(str(tmp_path / "la.tif"), arr.shape[1], arr.shape[0], 2, gdal.GDT_UInt16,
+                                              ["PHOTOMETRIC=MINISBLACK", "ALPHA=YES"])
+    ds.GetRasterBand(1).WriteArray(arr)
+    ds.GetRasterBand(2).WriteArray(np.full(arr.shape, 65535, np.uint16))
+    ds = None
+    with pytest.raises(InputError, match="georeferencing"):
+        pansharpen(str(tmp_path / "la.tif"), str(data_dir / "wv2_ms.tif"), str(tmp_path / "out.tif"), "wv2",
+                   "mtf_glp_hpm")
+    assert not (tmp_path / "out.tif").exists()

@@ -138,7 +138,7 @@ def select_bands(ds: gdal.Dataset, info: RasterInfo, indices: list[int]) -> tupl
         return ds, info
     vrt, msg = gdal_call(gdal.Translate, "", ds, format="VRT", bandList=indices)
     if vrt is None:
-        raise InputError(f"cannot select the MS bands {indices}: {msg}")
+        raise InputError(f"cannot select the bands {indices} of {info.path}: {msg}")
     # a VRT does not carry NBITS; the value range (and a model's normalisation) must stay the product's, also
     # when ``ds`` is a masked float view of it (``masks.masked_view``)
     sub = describe(vrt, info.path)

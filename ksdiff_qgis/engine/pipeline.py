@@ -482,15 +482,16 @@ def pansharpen(
 def _pan_without_alpha(pan_ds, pan: RasterInfo, fb: Feedback) -> tuple[object, RasterInfo]:
     """A PAN with a transparency band (gray + alpha, as ``gdalwarp -dstalpha`` writes it) as its grey band, the
     pixels the alpha hides nodata; any other PAN as it is."""
-    if pan.bands != 2 or alpha_flagged(pan_ds) != [2] or not pan.georeferenced or pan.rotated:
+    if pan.bands != 2 or alpha_flagged(pan_ds) != [2]:
         return pan_ds, pan
     samples = sample_bands(pan_ds)
     if samples is None or transparency_masks(samples, [2]) != [2]:
         return pan_ds, pan
     fb.info("the PAN raster's band 2 is a transparency mask (alpha): band 1 is the PAN, the pixels the mask hides "
             "are nodata")
-    view, info = masks.masked_view(pan_ds, pan, "alpha band 2", alpha=True)
-    return band_sel.select_bands(view, info, [1])
+    if pan.georeferenced and not pan.rotated:   # else the grid check says what is wrong with the PAN
+        pan_ds, pan = masks.masked_view(pan_ds, pan, "alpha band 2", alpha=True)
+    return band_sel.select_bands(pan_ds, pan, [1])
 
 
 def _without_transparency_mask(ms_ds, ms: RasterInfo, flagged: list[int], ms_bands: list[int] | None,
