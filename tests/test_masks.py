@@ -228,3 +228,25 @@ def test_a_grey_alpha_pan_without_georeferencing_says_so(data_dir, tmp_path):
         pansharpen(str(tmp_path / "la.tif"), str(data_dir / "wv2_ms.tif"), str(tmp_path / "out.tif"), "wv2",
                    "mtf_glp_hpm")
     assert not (tmp_path / "out.tif").exists()
+
+
+def test_a_virtual_mosaic_with_an_added_alpha_fuses_like_its_source(data_dir, tmp_path):
+    """QGIS's Build Virtual Raster / ``gdalbuildvrt -addalpha`` over 16-bit data adds a *Byte* alpha band (0 / 255;
+    GDAL reads the bands' mixed types as floats): it is left out of MS and PAN, SENSOR auto still finds WorldView-2,
+    and the pixels equal those of the plain inputs (it was fused as a fifth spectral band, or refused for wv2)."""
+    vrts = {}
+    for role in ("pan", "ms"):
+        vrts[role] = str(tmp_path / f"{role}.vrt")
+        gdal.BuildVRT(vrts[role], [str(data_dir / f"wv2_{role}.tif")], addAlpha=True)
+        ds = gdal.Open(vrts[role])
+        alpha = ds.GetRasterBand(ds.RasterCount)
+        assert alpha.GetColorInterpretation() == gdal.GCI_AlphaBand and alpha.DataType == gdal.GDT_Byte
+        alpha = ds = None
+    log = RecordingFeedback()
+    res = pansharpen(vrts["pan"], vrts["ms"], str(tmp_path / "out.tif"), "auto", "mtf_glp_hpm", feedback=log)
+    assert any("SENSOR=auto: WorldView-2" in line for line in log.lines), log.lines
+    assert any("MS band 5 is a transparency mask (alpha, only 0 and 255)" in line for line in log.lines)
+    plain = pansharpen(str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif"), str(tmp_path / "plain.tif"), "wv2",
+                       "mtf_glp_hpm")
+    fused, want = (gdal.Open(r.output_path).ReadAsArray().astype(np.int64) for r in (res, plain))
+    assert fused.shape == want.shape == (4, 256, 256) and np.abs(fused - want).max() <= 1

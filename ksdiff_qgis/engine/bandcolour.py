@@ -73,9 +73,9 @@ def sample_bands(ds: gdal.Dataset, sample: int = 256) -> np.ndarray | None:
 
 
 def transparency_masks(samples: np.ndarray, flagged: list[int]) -> list[int]:
-    """The alpha-flagged bands that hold only 0 and the data type's maximum on ``samples`` (``sample_bands``):
-    transparency masks, not spectral bands. An alpha-flagged band with other values is data."""
-    if not np.issubdtype(samples.dtype, np.integer):
-        return []
-    top = int(np.iinfo(samples.dtype).max)
-    return [b for b in flagged if set(np.unique(samples[b - 1]).tolist()) <= {0, top}]
+    """The alpha-flagged bands that hold only 0 and one opaque value on ``samples`` (``sample_bands``): 255 (an 8-bit
+    alpha, also beside 16-bit data: ``gdalbuildvrt -addalpha`` writes a Byte alpha) or the data type's maximum
+    (``gdalwarp -dstalpha`` on 16-bit data). Transparency masks, not spectral bands; an alpha-flagged band with
+    other values is data. Bands of mixed types come as floats: then 255 only."""
+    tops = {255.0} | ({float(np.iinfo(samples.dtype).max)} if np.issubdtype(samples.dtype, np.integer) else set())
+    return [b for b in flagged if any(set(np.unique(samples[b - 1]).tolist()) <= {0.0, top} for top in tops)]

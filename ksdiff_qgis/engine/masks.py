@@ -36,7 +36,9 @@ def masked_view(ds: gdal.Dataset, info: RasterInfo, what: str, alpha: bool = Fal
     # nodata), then the nodata value on that view; nearest neighbour copies the first view's NaN as they are
     steps = [dict(srcNodata="None", outputType=gdal.GDT_Float64 if wide else gdal.GDT_Float32, srcAlpha=alpha)]
     if info.nodata is not None and not math.isnan(info.nodata):
-        steps.append(dict(srcNodata=info.nodata))
+        # band by band, as the pipeline reads nodata (a pixel is a hole when any band holds the value); the warper
+        # by default keeps a pixel unless every band holds it (dark NIR zeros over water stayed data)
+        steps.append(dict(srcNodata=info.nodata, warpOptions=["UNIFIED_SRC_NODATA=NO"]))
     view = ds
     for step in steps:
         view, msg = gdal_call(gdal.Warp, "", view, options=gdal.WarpOptions(**grid, **step))

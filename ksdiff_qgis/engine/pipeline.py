@@ -320,15 +320,17 @@ def pansharpen(
     if pan.bands != 1:
         raise InputError(f"the PAN raster must have one band; {pan_path!r} has {pan.bands}")
     # masks first: a reprojected MS (plan_grid) must carry its holes along
-    flagged = alpha_flagged(ms_ds)
+    flagged, alpha_masks = alpha_flagged(ms_ds), []
     if flagged:
-        ms_ds, ms, ms_bands = _without_transparency_mask(ms_ds, ms, flagged, ms_bands, fb)
+        ms_ds, ms, ms_bands, alpha_masks = _without_transparency_mask(ms_ds, ms, flagged, ms_bands, fb)
     pan_ds, pan = masks.apply_own_mask(pan_ds, pan, "PAN", fb)
     ms_ds, ms = masks.apply_own_mask(ms_ds, ms, "MS", fb)
     plan = plan_grid(pan, ms, ms_ds)
     warnings = list(plan.warnings)
-    if sensor == AUTO:
-        found = detect_sensor(pan, ms, plan.ratio)
+    if sensor == AUTO:   # the spectral bands only: a transparency mask is no band of the sensor's
+        spectral = replace(ms, bands=ms.bands - len(alpha_masks),
+                           descriptions=[d for b, d in enumerate(ms.descriptions, 1) if b not in alpha_masks])
+        found = detect_sensor(pan, spectral, plan.ratio)
         sensor = found.key
         (fb.warning if found.source == "fallback" else fb.info)(found.message())
     spec = get_sensor(sensor)
@@ -495,25 +497,31 @@ def _pan_without_alpha(pan_ds, pan: RasterInfo, fb: Feedback) -> tuple[object, R
 
 
 def _without_transparency_mask(ms_ds, ms: RasterInfo, flagged: list[int], ms_bands: list[int] | None,
-                               fb: Feedback) -> tuple[object, RasterInfo, list[int] | None]:
-    """(MS dataset, its info, MS bands to fuse) for an MS with alpha-flagged bands (``flagged``). A band that is a
-    transparency mask (an RGBA product's alpha: only 0 and the type's maximum) is left out of the fused bands unless
-    MS_BANDS chose them, and the pixels it hides become nodata (``masks.masked_view``) when it is the last band; an
-    alpha-flagged band with other values is data (``alpha_band_note``)."""
+                               fb: Feedback) -> tuple[object, RasterInfo, list[int] | None, list[int]]:
+    """(MS dataset, its info, MS bands to fuse, transparency masks still among its bands) for an MS with
+    alpha-flagged bands (``flagged``). A band that is a transparency mask (only 0 and one opaque value,
+    ``transparency_masks``) as the last band, as RGBA products and ``gdalwarp -dstalpha`` / ``gdalbuildvrt
+    -addalpha`` write it, hides its pixels (``masks.masked_view``) and is dropped: the MS then has only its spectral
+    bands, numbered as before. A mask elsewhere is left out of the fused bands unless MS_BANDS chose it, its pixels
+    fused as they are (the warning says to set a nodata value). An alpha-flagged band with other values is data
+    (``alpha_band_note``)."""
     samples = sample_bands(ms_ds)
     found = [] if samples is None else transparency_masks(samples, flagged)
     if not found or len(found) == ms.bands:
-        return ms_ds, ms, ms_bands
-    keep = ms_bands or [b for b in range(1, ms.bands + 1) if b not in found]
-    # the warper takes the last band as the alpha (a mask elsewhere is rare: the warning says what to do)
-    usable = found == [ms.bands] and ms.georeferenced and not ms.rotated
-    if usable:
-        ms_ds, ms = masks.masked_view(ms_ds, ms, f"alpha band {found[0]}", alpha=True)
-    hidden = "are nodata" if usable else "are fused as they are: give the MS a nodata value to leave them out"
+        return ms_ds, ms, ms_bands, []
+    opaque = int(samples[found[0] - 1].max())
+    what = f"MS band {', '.join(map(str, found))} is a transparency mask (alpha, only 0 and {opaque})"
+    spectral = [b for b in range(1, ms.bands + 1) if b not in found]
+    if found == [ms.bands] and ms.georeferenced and not ms.rotated:   # the warper takes the last band as alpha
+        view, info = masks.masked_view(ms_ds, ms, f"alpha band {found[0]}", alpha=True)
+        ms_ds, ms = band_sel.select_bands(view, info, spectral)
+        fb.warning(f"{what}: left out; the pixels it hides are nodata.")
+        return ms_ds, ms, ms_bands, []
+    keep = ms_bands or spectral
     fused = "" if ms_bands else f"left out, the MS bands fused are {', '.join(map(str, keep))}. "
-    fb.warning(f"MS band {', '.join(map(str, found))} is a transparency mask (alpha, only 0 and "
-               f"{int(np.iinfo(samples.dtype).max)}): {fused}The pixels it hides {hidden}.")
-    return ms_ds, ms, keep
+    fb.warning(f"{what}: {fused}The pixels it hides are fused as they are: give the MS a nodata value to leave them "
+               "out.")
+    return ms_ds, ms, keep, found
 
 
 def _model_for_bands(card: model_card.ModelCard, spec: Sensor, ms: RasterInfo, selection: list[int] | None,
