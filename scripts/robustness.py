@@ -288,7 +288,10 @@ def run_case(case: Case, methods: list[str], folder: Path, models: Path | None) 
 
     pan, ms, _ = write_case(case, folder)
     res = {"case": case.name, "sensor": case.sensor, "what": case.what, "dtype": case.dtype, "ratio": case.ratio,
-           "size": list(case.ref.shape), "methods": {}}
+           "size": list(case.ref.shape), "methods": {},
+           # the reference's own Dρ against the case's PAN: what a perfect fusion scores (not 0)
+           "reference_D_rho": round(metrics.d_rho(case.ref.astype(np.float64), case.pan.astype(np.float64),
+                                                  case.ratio), 4)}
     for method in methods:
         out = str(folder / f"{case.name}_{method.replace('@', '_')}.tif")
         model = None
@@ -357,6 +360,17 @@ def markdown(results: list[dict], summary: dict, methods: list[str], note: str) 
             e = r["methods"].get(k, {})
             cells.append(f"{e['ERGAS']:.3f}" if "ERGAS" in e else "—")
         lines.append(f"| {r['case']} | {r['sensor']} | {r['what']} | " + " | ".join(cells) + " |")
+    if any("D_rho" in e for r in results for e in r["methods"].values()):
+        lines += ["", "Dρ of each fused case against the case's own PAN (reference-free spatial consistency; at full "
+                      "resolution it is issue 12's Dρ). `reference` is the reference MS's own: what a perfect fusion "
+                      "scores, so lower is not better below it:", "",
+                  "| case | reference | " + " | ".join(methods) + " |",
+                  "| --- | --- | " + " | ".join("---" for _ in methods) + " |"]
+        for r in results:
+            cells = [f"{r['methods'].get(k, {})['D_rho']:.3f}" if "D_rho" in r["methods"].get(k, {}) else "—"
+                     for k in methods]
+            ref = f"{r['reference_D_rho']:.3f}" if "reference_D_rho" in r else "—"
+            lines.append(f"| {r['case']} | {ref} | " + " | ".join(cells) + " |")
     lines += ["", "Forced KSDiff ERGAS / best classical ERGAS, suite mean: "
                   f"{summary['ksdiff_vs_best_classical_mean_ratio']} in float32 (PRECISION=fp32), "
                   f"{summary.get('ksdiff_int8_vs_best_classical_mean_ratio')} in the CPU default precision (int8)",
