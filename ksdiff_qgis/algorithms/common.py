@@ -52,6 +52,18 @@ def raster_path(layer, name: str) -> str:
     return layer.source().split("|")[0]
 
 
+def layer_nodata(layer) -> float | None:
+    """The no-data value set on a QGIS raster layer (Layer Properties > Transparency, one value) when its file
+    declares none, else None: the pipeline reads the file, which does not carry it."""
+    provider = layer.dataProvider() if layer is not None else None
+    if provider is None or provider.sourceHasNoDataValue(1):
+        return None
+    for span in provider.userNoDataValues(1):
+        if span.min() == span.max():
+            return float(span.min())
+    return None
+
+
 class NaturalColour(QgsProcessingLayerPostProcessorInterface):
     """Shows a loaded multiband result as red/green/blue = the given bands, stretched 2–98 %."""
 

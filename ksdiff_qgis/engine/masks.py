@@ -58,3 +58,21 @@ def apply_own_mask(ds: gdal.Dataset, info: RasterInfo, role: str, fb: Feedback) 
         return ds, info
     fb.info(f"the {role} raster has a mask band: the pixels it hides are nodata")
     return masked_view(ds, info, "mask band")
+
+
+def with_nodata(ds: gdal.Dataset, info: RasterInfo, value: float | None, role: str,
+                fb: Feedback) -> tuple[gdal.Dataset, RasterInfo]:
+    """(dataset, info) with ``value`` declared as nodata on a virtual copy, when the raster declares none (a no-data
+    value set on the QGIS layer, not in the file); the raster itself otherwise. Declared on the dataset, not only in
+    ``info``, so GDAL's own reads (averaged windows, the warper) leave those pixels out too."""
+    if value is None:
+        return ds, info
+    if info.nodata is not None:
+        if not (info.nodata == value or math.isnan(info.nodata) and math.isnan(value)):
+            fb.info(f"the {role} layer's no-data value {value:g} is not used: the file declares {info.nodata:g}")
+        return ds, info
+    vrt, msg = gdal_call(gdal.Translate, "", ds, format="VRT", noData=value)
+    if vrt is None:
+        raise InputError(f"cannot declare the nodata value {value:g} on the {role} raster: {msg}")
+    fb.info(f"the {role} layer's no-data value {value:g} is used (the file declares none)")
+    return vrt, dataclasses.replace(info, nodata=float(value))

@@ -278,6 +278,8 @@ def pansharpen(
     workers: int = 0,
     precision: str = DEFAULT_PRECISION,
     consistency: bool = True,
+    pan_nodata: float | None = None,
+    ms_nodata: float | None = None,
 ) -> PansharpenResult:
     """Fuse ``pan_path`` and ``ms_path`` into a GeoTIFF at ``output_path`` on the PAN grid.
 
@@ -292,6 +294,8 @@ def pansharpen(
     (``learned.PRECISIONS``).
     ``consistency``: a learned model's tiles get one back-projection step onto their MS (``engine/consistency.py``);
     False writes the network's own output. Classical methods ignore it.
+    ``pan_nodata`` / ``ms_nodata``: a nodata value set outside the file (a QGIS layer's no-data value), used when the
+    file declares none.
     Raises InputError (nothing written) for bad input and Cancelled when ``feedback`` asks to stop.
     """
     fb = feedback or Feedback()
@@ -316,6 +320,8 @@ def pansharpen(
     pan_ds, pan = open_raster(pan_path, "PAN")
     ms_ds, ms = open_raster(ms_path, "MS")
     check_not_input(output_path, {"PAN": pan_ds, "MS": ms_ds})
+    pan_ds, pan = masks.with_nodata(pan_ds, pan, pan_nodata, "PAN", fb)
+    ms_ds, ms = masks.with_nodata(ms_ds, ms, ms_nodata, "MS", fb)
     pan_ds, pan = _pan_without_alpha(pan_ds, pan, fb)
     if pan.bands != 1:
         raise InputError(f"the PAN raster must have one band; {pan_path!r} has {pan.bands}")

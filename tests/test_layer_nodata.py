@@ -1,0 +1,68 @@
+"""A no-data value set on the QGIS layer (Layer Properties > Transparency), not in the file: the pipeline reads the
+file, so the algorithm hands the layer's value to the engine (``pan_nodata`` / ``ms_nodata``)."""
+from __future__ import annotations
+
+import numpy as np
+from osgeo import gdal
+
+from ksdiff_qgis.engine.feedback import RecordingFeedback
+from ksdiff_qgis.engine.pipeline import pansharpen
+
+BLOCK = (slice(0, 20), slice(0, 24))   # MS pixels set to 0 (PAN 80 x 96)
+
+
+def _ms_with_zero_block(data_dir, path, nodata=None) -> str:
+    ds = gdal.Translate(str(path), str(data_dir / "wv2_ms.tif"), options=gdal.TranslateOptions(noData="none"))
+    for b in range(1, ds.RasterCount + 1):
+        band = ds.GetRasterBand(b)
+        arr = band.ReadAsArray()
+        arr[BLOCK] = 0
+        band.WriteArray(arr)
+        if nodata is not None:
+            band.SetNoDataValue(nodata)
+        band = None
+    ds = None
+    return str(path)
+
+
+def _holes(path) -> np.ndarray:
+    ds = gdal.Open(path)
+    arr, nodata = ds.ReadAsArray(), ds.GetRasterBand(1).GetNoDataValue()
+    return (arr == nodata).all(axis=0) if nodata is not None else np.zeros(arr.shape[1:], bool)
+
+
+def test_engine_nodata_from_outside_the_file_acts_as_the_files(data_dir, tmp_path):
+    pan = str(data_dir / "wv2_pan.tif")
+    plain = _ms_with_zero_block(data_dir, tmp_path / "plain.tif")
+    declared = _ms_with_zero_block(data_dir, tmp_path / "declared.tif", nodata=0)
+    log = RecordingFeedback()
+    given = pansharpen(pan, plain, str(tmp_path / "given.tif"), "wv2", "mtf_glp_hpm", ms_nodata=0, feedback=log)
+    assert any("MS layer's no-data value 0 is used" in line for line in log.lines)
+    ref = pansharpen(pan, declared, str(tmp_path / "ref.tif"), "wv2", "mtf_glp_hpm")
+    a, b = (gdal.Open(r.output_path).ReadAsArray().astype(np.int64) for r in (given, ref))
+    assert np.array_equal(a, b) and _holes(given.output_path)[:80, :96].all()
+    # a file that declares its own nodata keeps it, and the log says the layer's value was not used
+    log = RecordingFeedback()
+    pansharpen(pan, declared, str(tmp_path / "kept.tif"), "wv2", "mtf_glp_hpm", ms_nodata=7, feedback=log)
+    assert any("no-data value 7 is not used: the file declares 0" in line for line in log.lines)
+
+
+def test_processing_uses_the_layers_no_data_value(qgis_app, data_dir, tmp_path):
+    import processing
+    from qgis.core import QgsProcessingFeedback, QgsRasterLayer, QgsRasterRange
+
+    ms_path = _ms_with_zero_block(data_dir, tmp_path / "ms.tif")
+    pan = QgsRasterLayer(str(data_dir / "wv2_pan.tif"), "pan")
+    outs = {}
+    for name in ("file_only", "layer_nodata"):
+        ms = QgsRasterLayer(ms_path, "ms")
+        assert ms.isValid()
+        if name == "layer_nodata":
+            for b in range(1, ms.bandCount() + 1):
+                ms.dataProvider().setUserNoDataValue(b, [QgsRasterRange(0, 0)])
+        res = processing.run("ksdiff:pansharpen", {"PAN": pan, "MS": ms, "SENSOR": "wv2", "METHOD": "mtf_glp_hpm",
+                                                   "OUTPUT": str(tmp_path / f"{name}.tif")},
+                             feedback=QgsProcessingFeedback())
+        outs[name] = _holes(res["OUTPUT"])
+    assert outs["layer_nodata"][:80, :96].all() and not outs["file_only"][:80, :96].any()
+    assert not outs["layer_nodata"][120:, 120:].any()
