@@ -66,3 +66,35 @@ def test_processing_uses_the_layers_no_data_value(qgis_app, data_dir, tmp_path):
         outs[name] = _holes(res["OUTPUT"])
     assert outs["layer_nodata"][:80, :96].all() and not outs["file_only"][:80, :96].any()
     assert not outs["layer_nodata"][120:, 120:].any()
+
+
+def test_assess_uses_a_layers_no_data_value(qgis_app, data_dir, tmp_path):
+    """ksdiff:assess through Processing: a reference whose zero block is no-data only on its QGIS layer scores as
+    the same reference with 0 declared in the file (the block left out), not as the file alone."""
+    import processing
+    from qgis.core import QgsRasterLayer, QgsRasterRange
+
+    from model_core.wald import make_reduced_case
+
+    case = make_reduced_case(data_dir / "wv2_pan.tif", data_dir / "wv2_ms.tif", str(tmp_path), "wv2")
+    fused = pansharpen(case.pan, case.ms, str(tmp_path / "fused.tif"), "wv2", "mtf_glp_hpm").output_path
+    refs = {}
+    for name, nodata in (("plain", None), ("declared", 0)):
+        ds = gdal.Translate(str(tmp_path / f"ref_{name}.tif"), case.ref, options=gdal.TranslateOptions(noData="none"))
+        for b in range(1, ds.RasterCount + 1):
+            band = ds.GetRasterBand(b)
+            arr = band.ReadAsArray()
+            arr[:20, :24] = 0
+            band.WriteArray(arr)
+            if nodata is not None:
+                band.SetNoDataValue(nodata)
+            band = None
+        ds = None
+        refs[name] = str(tmp_path / f"ref_{name}.tif")
+    layer = QgsRasterLayer(refs["plain"], "ref")
+    for b in range(1, layer.bandCount() + 1):
+        layer.dataProvider().setUserNoDataValue(b, [QgsRasterRange(0, 0)])
+    run = {name: processing.run("ksdiff:assess", {"FUSED": fused, "REFERENCE": ref, "SENSOR": "wv2",
+                                                  "OUTPUT_HTML": str(tmp_path / f"{name}.html")})
+           for name, ref in (("plain", refs["plain"]), ("declared", refs["declared"]), ("layer", layer))}
+    assert run["layer"]["ERGAS"] == run["declared"]["ERGAS"] != run["plain"]["ERGAS"]

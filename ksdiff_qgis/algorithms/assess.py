@@ -21,7 +21,7 @@ from ..engine.errors import Cancelled
 from ..engine.report import INDICES, html_report
 from ..engine.sensors import SENSORS
 from .base import KsdiffAlgorithm, translator
-from .common import ProcessingFeedback, raster_path
+from .common import ProcessingFeedback, layer_nodata, raster_path
 from .compat import KeyedEnum, set_help
 
 ASSESS_SENSORS = [k for k, s in SENSORS.items() if s.ratio]   # the generic sensor has no ratio to assess with
@@ -92,10 +92,14 @@ class AssessAlgorithm(KsdiffAlgorithm):
             self.addOutput(QgsProcessingOutputNumber(out, label))
 
     def prepareAlgorithm(self, parameters, context, feedback):  # noqa: N802
-        self._fused = raster_path(self.parameterAsRasterLayer(parameters, self.FUSED, context), "FUSED")
+        fused = self.parameterAsRasterLayer(parameters, self.FUSED, context)
+        self._fused = raster_path(fused, "FUSED")
         ref = self.parameterAsRasterLayer(parameters, self.REFERENCE, context)
         pan = self.parameterAsRasterLayer(parameters, self.PAN, context)
         ms = self.parameterAsRasterLayer(parameters, self.MS, context)
+        # no-data values set on the QGIS layers (the files are read, which do not carry them)
+        self._nodata = {role: layer_nodata(layer) for role, layer in
+                        (("FUSED", fused), ("REFERENCE", ref), ("PAN", pan), ("MS", ms))}
         self._ref = raster_path(ref, "REFERENCE") if ref is not None else None
         if (pan is None) != (ms is None):
             raise QgsProcessingException(
@@ -115,10 +119,10 @@ class AssessAlgorithm(KsdiffAlgorithm):
         try:
             if self._ref:
                 feedback.pushInfo(tr("Reduced-resolution assessment against the reference…"))
-                reduced = assess_reduced(self._fused, self._ref, self._sensor, fb)
+                reduced = assess_reduced(self._fused, self._ref, self._sensor, fb, layer_nodata=self._nodata)
             if self._pan and not feedback.isCanceled():
                 feedback.pushInfo(tr("Full-resolution assessment against the original PAN and MS…"))
-                full = assess_full(self._fused, self._pan, self._ms, self._sensor, fb)
+                full = assess_full(self._fused, self._pan, self._ms, self._sensor, fb, layer_nodata=self._nodata)
         except Cancelled:
             raise QgsProcessingException(tr("Cancelled")) from None
         except (ValueError, RuntimeError) as e:

@@ -51,15 +51,17 @@ def _step(fb: Feedback, done: int, total: int) -> None:
 
 
 def assess_reduced(fused_path: str, ref_path: str, sensor: str, feedback: Feedback | None = None,
-                   extra_nodata: float | None = None) -> dict:
+                   extra_nodata: float | None = None, layer_nodata: dict[str, float | None] | None = None) -> dict:
     """Reference-based indices of ``fused`` against ``ref`` over their common pixels (same grid).
 
     A pixel counts when it is valid in both (declared nodata, NaN and ``extra_nodata`` in any band are not).
+    ``layer_nodata``: per role (FUSED, REFERENCE) a nodata value set outside the file, used when it declares none.
     """
     fb = feedback or Feedback()
     sens = get_sensor(sensor)
-    fu = MaskedRaster(fused_path, "FUSED", extra_nodata)
-    rf = MaskedRaster(ref_path, "REFERENCE", extra_nodata)
+    given = layer_nodata or {}
+    fu = MaskedRaster(fused_path, "FUSED", extra_nodata, given.get("FUSED"))
+    rf = MaskedRaster(ref_path, "REFERENCE", extra_nodata, given.get("REFERENCE"))
     if fu.bands != rf.bands:
         raise InputError(f"FUSED has {fu.bands} bands, REFERENCE {rf.bands}")
     dc, dr = grid_offset(fu, rf)               # reference origin in fused pixels
@@ -80,11 +82,15 @@ def assess_reduced(fused_path: str, ref_path: str, sensor: str, feedback: Feedba
     return res
 
 
-def assess_full(fused_path: str, pan_path: str, ms_path: str, sensor: str, feedback: Feedback | None = None) -> dict:
-    """No-reference indices of ``fused`` (PAN grid) against the original PAN and MS."""
+def assess_full(fused_path: str, pan_path: str, ms_path: str, sensor: str, feedback: Feedback | None = None,
+                layer_nodata: dict[str, float | None] | None = None) -> dict:
+    """No-reference indices of ``fused`` (PAN grid) against the original PAN and MS (``layer_nodata`` as in
+    ``assess_reduced``, roles FUSED, PAN, MS)."""
     fb = feedback or Feedback()
     sens = get_sensor(sensor)
-    fu, pn, ms = MaskedRaster(fused_path, "FUSED"), MaskedRaster(pan_path, "PAN"), MaskedRaster(ms_path, "MS")
+    given = layer_nodata or {}
+    fu, pn, ms = (MaskedRaster(path, role, outside_nodata=given.get(role))
+                  for path, role in ((fused_path, "FUSED"), (pan_path, "PAN"), (ms_path, "MS")))
     if pn.bands != 1:
         raise InputError(f"PAN must have one band, it has {pn.bands}")
     if ms.bands != fu.bands:

@@ -59,11 +59,12 @@ class MaskedRaster:
     """A north-up raster read window by window as float64 with a validity mask (the assessment's reader).
 
     ``extra_nodata`` is one more value that marks a hole in every band, besides the declared nodata (the
-    bench's test cases use 0 as fill whether or not a file declares it). A mask of the file's own (``own_mask``)
-    hides what it hides.
+    bench's test cases use 0 as fill whether or not a file declares it); ``outside_nodata`` a nodata value set
+    outside the file (a QGIS layer's), used when no band declares one. A mask of the file's own (``own_mask``) hides
+    what it hides.
     """
 
-    def __init__(self, path: str, role: str, extra_nodata: float | None = None):
+    def __init__(self, path: str, role: str, extra_nodata: float | None = None, outside_nodata: float | None = None):
         self.path, self.role = path, role
         self.ds = open_dataset(path, role)
         gt = self.ds.GetGeoTransform()
@@ -72,6 +73,8 @@ class MaskedRaster:
         self.gt = gt
         self.w, self.h, self.bands = self.ds.RasterXSize, self.ds.RasterYSize, self.ds.RasterCount
         self.nodata = [self.ds.GetRasterBand(b + 1).GetNoDataValue() for b in range(self.bands)]
+        if outside_nodata is not None and all(nd is None for nd in self.nodata):
+            self.nodata = [float(outside_nodata)] * self.bands   # e.g. a QGIS layer's no-data value
         self.extra_nodata = extra_nodata
         self.names = [self.ds.GetRasterBand(b + 1).GetDescription() for b in range(self.bands)]
         self.masked = own_mask(self.ds)
