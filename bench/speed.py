@@ -62,10 +62,7 @@ def load_model(model: str, method: str) -> None:
     from ksdiff_qgis.engine import learned, runtime
     from ksdiff_qgis.engine.model_card import load_card
 
-    card = load_card(model)
-    session = learned.checked_session(card, "auto", runtime.balance_threads(0, 0)[1])
-    if method_precision(method)[1] == "int8":
-        learned.int8_path(card, session)
+    learned.loaded_session(load_card(model), "auto", runtime.balance_threads(0, 0)[1], method_precision(method)[1])
 
 
 def run_subprocess(method, pan, ms, out, sensor, model=None, env: dict | None = None) -> dict:

@@ -89,10 +89,8 @@ def worker(cfg: dict) -> dict:
         from ksdiff_qgis.engine.pipeline import pansharpen
 
         if cfg["method"] == "ksdiff":   # the one-off model loading is not part of the per-scene time
-            card = load_card(MODELS_DIR / "wv2.onnx")
-            session = learned.checked_session(card, "cpu", runtime.balance_threads(cfg.get("workers", 0), 0)[1])
-            if cfg.get("precision") == "int8":
-                learned.int8_path(card, session)
+            learned.loaded_session(load_card(MODELS_DIR / "wv2.onnx"), "cpu",
+                                   runtime.balance_threads(cfg.get("workers", 0), 0)[1], cfg.get("precision", "fp32"))
         t0, cpu0 = time.perf_counter(), _cpu_seconds()
         pansharpen(cfg["pan"], cfg["ms"], cfg["out"], "wv2", cfg["method"], device="cpu",
                    workers=cfg.get("workers", 0), create_options=cfg.get("options"),

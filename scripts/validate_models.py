@@ -171,7 +171,7 @@ def landsat_ratio4_pair(folder: Path) -> tuple[str, str]:
     from ksdiff_qgis.engine.filters import wald_degrade
     from ksdiff_qgis.engine.sensors import get_sensor
 
-    pan, ms = landsat_scenes(folder)["full"][:2]
+    pan, ms = landsat_full_pair(folder)
     r = read(ms)
     coarse = wald_degrade(r.data.astype(np.float64), get_sensor("landsat8").mtf_ms, 2)
     return pan, write_geotiff(str(folder / "l8r4_ms.tif"), np.rint(coarse).astype(r.data.dtype),
@@ -189,16 +189,21 @@ def real_pan_scores(methods: dict[str, str | None], folder: Path, consistency: b
     return out
 
 
-def landsat_scenes(folder: Path) -> dict:
-    """The Landsat 8 validation rows: a Wald case and the real pair, cropped."""
+def landsat_full_pair(folder: Path) -> tuple[str, str]:
+    """(PAN, MS) of the Landsat 8 validation rows as they are, cropped."""
     from model_core.rasters import crop
 
     root = data_dir() / "landsat8"
+    return (crop(str(root / "pan.tif"), str(folder / "l8val_full_pan.tif"), LANDSAT_VALIDATION["pan"]),
+            crop(str(root / "ms.tif"), str(folder / "l8val_full_ms.tif"), LANDSAT_VALIDATION["ms"]))
+
+
+def landsat_scenes(folder: Path) -> dict:
+    """The Landsat 8 validation rows: a Wald case and the real pair, cropped."""
+    root = data_dir() / "landsat8"
     case = make_reduced_case(str(root / "pan.tif"), str(root / "ms.tif"), str(folder), "landsat8",
                              window=LANDSAT_VALIDATION["ms"], prefix="l8val")
-    pan = crop(str(root / "pan.tif"), str(folder / "l8val_full_pan.tif"), LANDSAT_VALIDATION["pan"])
-    ms = crop(str(root / "ms.tif"), str(folder / "l8val_full_ms.tif"), LANDSAT_VALIDATION["ms"])
-    return {"wald": (case.pan, case.ms, case.ref), "full": (pan, ms, None)}
+    return {"wald": (case.pan, case.ms, case.ref), "full": (*landsat_full_pair(folder), None)}
 
 
 def wv3_proxy(folder: Path) -> str:

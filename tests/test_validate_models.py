@@ -49,7 +49,7 @@ def test_real_pan_pair_keeps_the_pan_and_degrades_the_ms_to_ratio_4(load_script,
 
     vm = load_script("validate_models")
     pan_src, ms_src = str(data_dir / "l8_pan.tif"), str(data_dir / "l8_ms.tif")
-    monkeypatch.setattr(vm, "landsat_scenes", lambda folder: {"full": (pan_src, ms_src, None)})
+    monkeypatch.setattr(vm, "landsat_full_pair", lambda folder: (pan_src, ms_src))
     pan, ms = vm.landsat_ratio4_pair(tmp_path)
     assert pan == pan_src
     src, out = gdal.Open(ms_src), gdal.Open(ms)

@@ -302,6 +302,15 @@ def checked_session(card: ModelCard, device: str, threads: int) -> Session:
     return session
 
 
+def loaded_session(card: ModelCard, device: str, threads: int, precision: str = DEFAULT_PRECISION) -> Session:
+    """Everything a run loads once per model (``checked_session``, and the int8 path when ``precision`` asks for
+    it), as the pipeline's fuser then finds it: for timing or warming that loading apart from a run."""
+    session = checked_session(card, device, threads)
+    if precision == "int8":
+        int8_path(card, session)
+    return session
+
+
 class OnnxFuser:
     """Runs the model on one tile: normalise, pad to the model's size multiple, infer, crop, de-normalise."""
 

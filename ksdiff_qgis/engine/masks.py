@@ -13,6 +13,7 @@ import math
 
 from osgeo import gdal
 
+from .bands import select_bands
 from .errors import InputError
 from .feedback import Feedback
 from .gdalutil import gdal_call
@@ -45,6 +46,17 @@ def masked_view(ds: gdal.Dataset, info: RasterInfo, what: str, alpha: bool = Fal
         if view is None:
             raise InputError(f"cannot apply the {what} of {info.path}: {msg}")
     return view, dataclasses.replace(info, nodata=NAN, mask=what, bands=view.RasterCount)
+
+
+def without_last_alpha(ds: gdal.Dataset, info: RasterInfo) -> tuple[gdal.Dataset, RasterInfo, bool]:
+    """(dataset, info, applied): the raster without its last band, a transparency mask, whose hidden pixels become
+    nodata (``masked_view``) when its grid allows a view (georeferenced, north-up; ``applied``), else just the other
+    bands, numbered as before."""
+    applied = info.georeferenced and not info.rotated
+    if applied:
+        ds, info = masked_view(ds, info, f"alpha band {info.bands}", alpha=True)
+    ds, info = select_bands(ds, info, list(range(1, info.bands)))
+    return ds, info, applied
 
 
 def apply_own_mask(ds: gdal.Dataset, info: RasterInfo, role: str, fb: Feedback) -> tuple[gdal.Dataset, RasterInfo]:

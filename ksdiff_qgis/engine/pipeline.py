@@ -497,9 +497,7 @@ def _pan_without_alpha(pan_ds, pan: RasterInfo, fb: Feedback) -> tuple[object, R
         return pan_ds, pan
     fb.info("the PAN raster's band 2 is a transparency mask (alpha): band 1 is the PAN, the pixels the mask hides "
             "are nodata")
-    if pan.georeferenced and not pan.rotated:   # else the grid check says what is wrong with the PAN
-        pan_ds, pan = masks.masked_view(pan_ds, pan, "alpha band 2", alpha=True)
-    return band_sel.select_bands(pan_ds, pan, [1])
+    return masks.without_last_alpha(pan_ds, pan)[:2]   # not georeferenced: the grid check says so next
 
 
 def _without_transparency_mask(ms_ds, ms: RasterInfo, flagged: list[int], ms_bands: list[int] | None,
@@ -517,16 +515,14 @@ def _without_transparency_mask(ms_ds, ms: RasterInfo, flagged: list[int], ms_ban
         return ms_ds, ms, ms_bands, []
     opaque = int(samples[found[0] - 1].max())
     what = f"MS band {', '.join(map(str, found))} is a transparency mask (alpha, only 0 and {opaque})"
-    spectral = [b for b in range(1, ms.bands + 1) if b not in found]
-    if found == [ms.bands] and ms.georeferenced and not ms.rotated:   # the warper takes the last band as alpha
-        view, info = masks.masked_view(ms_ds, ms, f"alpha band {found[0]}", alpha=True)
-        ms_ds, ms = band_sel.select_bands(view, info, spectral)
-        fb.warning(f"{what}: left out; the pixels it hides are nodata.")
+    unhidden = "The pixels it hides are fused as they are: give the MS a nodata value to leave them out."
+    if found == [ms.bands]:   # the warper takes the last band as the alpha
+        ms_ds, ms, applied = masks.without_last_alpha(ms_ds, ms)
+        fb.warning(f"{what}: left out; the pixels it hides are nodata." if applied else f"{what}: left out. {unhidden}")
         return ms_ds, ms, ms_bands, []
-    keep = ms_bands or spectral
+    keep = ms_bands or [b for b in range(1, ms.bands + 1) if b not in found]
     fused = "" if ms_bands else f"left out, the MS bands fused are {', '.join(map(str, keep))}. "
-    fb.warning(f"{what}: {fused}The pixels it hides are fused as they are: give the MS a nodata value to leave them "
-               "out.")
+    fb.warning(f"{what}: {fused}{unhidden}")
     return ms_ds, ms, keep, found
 
 
