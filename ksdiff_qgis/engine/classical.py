@@ -100,6 +100,9 @@ class TileContext:
     # (h, w) bool: the pixels of ``ms`` that are data, not filled nodata (None: all of them); the projection
     # uses only those
     ms_real: np.ndarray | None = None
+    # (H, W) bool on the tile array's grid: pixels holding data in PAN and MS (None: all of them); a learned
+    # model takes its tile context from those (``learned.prior_window``)
+    valid: np.ndarray | None = None
 
 
 def margin(method: str, ratio: int) -> int:

@@ -114,6 +114,18 @@ def _is_valid(arr: np.ndarray, nodata: float | None) -> np.ndarray | None:
     return ~bad.any(axis=0)
 
 
+def _tile_valid(pan_valid: np.ndarray | None, ms_valid: np.ndarray | None, shape: tuple[int, int],
+                origin: tuple[float, float], k: int) -> np.ndarray:
+    """(H, W) bool on the tile's PAN grid: the PAN pixel holds data and so does the MS pixel that contains its
+    centre (``origin``: where MS pixel [0, 0]'s corner sits in tile pixels)."""
+    valid = np.ones(shape, dtype=bool) if pan_valid is None else pan_valid.copy()
+    if ms_valid is not None:
+        ri = np.floor((np.arange(shape[0]) + 0.5 - origin[0]) / k).astype(int).clip(0, ms_valid.shape[0] - 1)
+        ci = np.floor((np.arange(shape[1]) + 0.5 - origin[1]) / k).astype(int).clip(0, ms_valid.shape[1] - 1)
+        valid &= ms_valid[ri][:, ci]
+    return valid
+
+
 def _ms_stats_window(plan: GridPlan, ms_w: int, ms_h: int) -> tuple[int, int, int, int]:
     """MS pixels (col, row, w, h) whose footprint lies inside the output region."""
     r0, c0, rows, cols = plan.region
@@ -232,20 +244,15 @@ class _TileRunner:
             ms[:, ~ms_valid] = st.ms_mean.astype(np.float32)[:, None]
         origin = (self.plan.ms_origin[0] + mr * k - R0, self.plan.ms_origin[1] + mc * k - C0)
         lms = upsample(ms, k, (H, W), origin)
+        valid = _tile_valid(pan_valid, ms_valid, (H, W), origin, k) if self.track_nodata else None
         ctx = classical.TileContext(stats=st, ratio=k, gains=self.sensor.mtf_ms, origin=(R0, C0),
                                     scale=self.sensor.scale, ms=ms, ms_origin=origin,
-                                    ms_real=ms_valid)
+                                    ms_real=ms_valid, valid=valid)
         fused = self.fuse(pan[0], lms, ctx).astype(np.float32, copy=False)
         if m:   # a copy of the interior frees the margin; without a margin the array is already fresh
             fused = fused[:, m : m + rows, m : m + cols].copy()
-        if self.track_nodata:
-            valid = np.ones((rows, cols), dtype=bool) if pan_valid is None else pan_valid[m : m + rows, m : m + cols]
-            if ms_valid is not None:
-                # the MS pixel that contains each PAN pixel centre decides MS validity
-                ri = np.floor((np.arange(m, m + rows) + 0.5 - origin[0]) / k).astype(int).clip(0, mh - 1)
-                ci = np.floor((np.arange(m, m + cols) + 0.5 - origin[1]) / k).astype(int).clip(0, mw - 1)
-                valid &= ms_valid[ri][:, ci]
-            fused[:, ~valid] = np.nan
+        if valid is not None:
+            fused[:, ~valid[m : m + rows, m : m + cols]] = np.nan
         return fused
 
     def tile_done(self) -> None:
@@ -478,9 +485,9 @@ def pansharpen(
     finally:
         if isinstance(fuse, OnnxFuser):
             fuse.release()   # the per-tile sessions' memory goes back to the system, not kept by QGIS
-    floor_note = fuse.floor_note() if isinstance(fuse, OnnxFuser) else None
-    if floor_note:
-        fb.info(f"{method}: {floor_note}")
+    for note in (fuse.window_note(), fuse.floor_note()) if isinstance(fuse, OnnxFuser) else ():
+        if note:
+            fb.info(f"{method}: {note}")
     clips.report(fb, method)
     return PansharpenResult(output_path=output_path, seconds=time.perf_counter() - t0, width=cols, height=rows,
                             tiles=layout.count, method=method, ratio=plan.ratio, device=used_device, warnings=warnings,
