@@ -12,8 +12,14 @@ from osgeo import gdal
 from ksdiff_qgis.engine import runtime
 from ksdiff_qgis.engine.classical import TileContext, scene_stats
 from ksdiff_qgis.engine.feedback import RecordingFeedback
-from ksdiff_qgis.engine.learned import (PRIOR_BLOCK, PRIOR_MIN_SIDE, OnnxFuser, largest_rectangle, loaded_session,
-                                        prior_window)
+from ksdiff_qgis.engine.learned import (
+    PRIOR_BLOCK,
+    PRIOR_MIN_SIDE,
+    OnnxFuser,
+    largest_rectangle,
+    loaded_session,
+    prior_window,
+)
 from ksdiff_qgis.engine.model_card import bundled_cards, load_card
 from ksdiff_qgis.engine.pipeline import pansharpen
 
