@@ -127,3 +127,22 @@ def test_a_hole_barely_moves_the_pixels_elsewhere_in_its_tile(data_dir, tmp_path
     # measured: 0.93 % of the mean (2.3 DN, p99 15) with kernels from the data part, 3.1 % (7.5 DN, p99 56)
     # with kernels from the whole filled tile; what stays is the kernels' dependence on the context's extent
     assert far.mean() < 0.015 * out["whole"][:, :, 128:].mean()
+
+
+def test_the_full_graph_says_its_kernels_saw_the_hole(data_dir, wv2_fuser):
+    """Without the per-tile path (a CUDA session, or a model without it) the graph sees its whole tile: counted
+    and said in the log, not hidden."""
+    fuser = wv2_fuser("fp32")
+    fuser.fast = None
+    pan = gdal.Open(str(data_dir / "wv2_pan.tif")).ReadAsArray().astype(np.float32)
+    ms = gdal.Open(str(data_dir / "wv2_ms.tif")).ReadAsArray().astype(np.float32)
+    lms = np.repeat(np.repeat(ms, 4, axis=1), 4, axis=2)
+    stats = scene_stats(ms.mean(0), ms, np.ones(ms.shape[1:], dtype=bool))
+    valid = np.ones(pan.shape, dtype=bool)
+    ctx = TileContext(stats=stats, ratio=4, gains=(0.3,) * 4, origin=(0, 0), scale=2047.0, valid=valid)
+    fuser(pan, lms, ctx)
+    assert fuser.window_note() is None
+    valid[:, :90] = False
+    fuser(pan, lms, ctx)
+    assert (fuser.windowed, fuser.unwindowed) == (0, 1)
+    assert "ran the full graph" in fuser.window_note()

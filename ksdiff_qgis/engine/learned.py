@@ -378,6 +378,7 @@ class OnnxFuser:
         self.floored = 0      # values damped by soft_floor over this fuser's tiles (tiles run in parallel)
         self.values = 0
         self.windowed = 0     # tiles with nodata whose kernels came from their data (``prior_window``)
+        self.unwindowed = 0   # such tiles on the full graph, which cannot do that
         self._count_lock = threading.Lock()
 
     def release(self) -> None:
@@ -395,11 +396,16 @@ class OnnxFuser:
         return note
 
     def window_note(self) -> str | None:
-        """How many tiles with nodata took their kernels from a data-only part, or None when none did."""
-        if not self.windowed:
-            return None
-        return (f"{self.windowed} tile(s) with nodata took their kernels from their largest data-only rectangle "
-                "(the model's tile context never includes filled nodata)")
+        """How many tiles with nodata took their kernels from a data-only part (or could not: the full graph),
+        or None when no tile had nodata."""
+        notes = []
+        if self.windowed:
+            notes.append(f"{self.windowed} tile(s) with nodata took their kernels from their largest data-only "
+                         "rectangle (the model's tile context leaves filled nodata out)")
+        if self.unwindowed:
+            notes.append(f"{self.unwindowed} tile(s) with nodata ran the full graph, whose kernels also see the "
+                         "filled nodata (pixels near holes may differ from a CPU run's)")
+        return "; ".join(notes) or None
 
     def floor_note(self) -> str | None:
         """What soft_floor did over the run, or None when no value needed it."""
@@ -419,7 +425,10 @@ class OnnxFuser:
             p = np.pad(p, ((0, 0), (0, 0), (0, ph), (0, pw)), mode="symmetric")
             x = np.pad(x, ((0, 0), (0, 0), (0, ph), (0, pw)), mode="symmetric")
         # the per-tile path can take a tile's kernels from its data only; the full graph sees the whole tile
-        window = prior_window(ctx.valid) if self.fast is not None else None
+        window = prior_window(ctx.valid)
+        unwindowed = window is not None and self.fast is None
+        if unwindowed:
+            window = None
         out = _run(self.card, self.session, np.ascontiguousarray(p, dtype=np.float32),
                    np.ascontiguousarray(x, dtype=np.float32), self.fast, window)[0, :, :h, :w]
         if not np.isfinite(out).all():
@@ -433,4 +442,5 @@ class OnnxFuser:
             self.floored += n
             self.values += out.size
             self.windowed += window is not None
+            self.unwindowed += unwindowed
         return out * self.scale
