@@ -86,6 +86,11 @@ def reduced_scenes(dd: Path, tmp: Path) -> list[dict]:
     out.append(dict(name="wv2_pair3", sensor="wv2", pan=case.pan, ms=case.ms, ref=case.ref, ratio=4,
                     desc=f"WorldView-2 pair 3, valid MS window {case.ms_window} (col, row, w, h), ratio 4",
                     notes=case.notes))
+    # the same scene as delivered: its MS is 39 % nodata (a strip along the top), so tiles hold filled holes
+    case = make_reduced_case(str(dd / "wv2" / "pair3_pan.tif"), str(wv2_ms), str(tmp), "wv2", prefix="wv2p3nd")
+    out.append(dict(name="wv2_pair3_nodata", sensor="wv2", pan=case.pan, ms=case.ms, ref=case.ref, ratio=4,
+                    desc="WorldView-2 pair 3 as delivered (the whole MS, 39 % of it a nodata strip), ratio 4",
+                    notes=case.notes))
     l8win = HELD_APART["landsat8/ms.tif"]
     case = make_reduced_case(str(dd / "landsat8" / "pan.tif"), str(dd / "landsat8" / "ms.tif"), str(tmp), "landsat8",
                              window=l8win, prefix="l8")
