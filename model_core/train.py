@@ -53,7 +53,10 @@ def build_samplers(cfg: dict[str, Any]) -> tuple[Any, Any]:
         raise ValueError(f"consistency_loss: patch {d['patch']} is not a multiple of the ratio {align}")
     train = PatchSampler(triples(d["train"], hold), d["patch"], d["stride"], augment=True, randomise=d.get("randomise"),
                          align=align)
-    val = PatchSampler(triples(d["val"]), d["patch"], d["patch"], augment=False) if d.get("val") else None
+    # ``data.val_patch``: validation patches of another size (default the training patches'), e.g. 64² when the
+    # training patches no longer fit the validation pair's valid area
+    vp = int(d.get("val_patch", d["patch"]))
+    val = PatchSampler(triples(d["val"]), vp, vp, augment=False) if d.get("val") else None
     return train, val
 
 

@@ -339,3 +339,13 @@ def test_sam_loss_is_the_sam_index_and_joins_the_step_loss(wv2_triple_arrays, da
     extra_turned = float(with_sam(turned, gt, lms, True)) - l1_turned
     extra_brighter = float(with_sam(brighter, gt, lms, True)) - l1_brighter
     assert extra_turned > 2 * extra_brighter
+
+
+def test_validation_patches_can_differ_from_the_training_patches(data_dir):
+    """``data.val_patch``: larger training patches than the validation pair's valid area allows (a pair beside a
+    nodata strip) keep validation on patches that fit."""
+    cfg = fixture_cfg(data_dir, "fusionnet")
+    cfg["data"]["val_patch"] = 16
+    train, val = build_samplers(cfg)
+    assert (train.patch, val.patch) == (32, 16)
+    assert build_samplers(fixture_cfg(data_dir, "fusionnet"))[1].patch == 32
