@@ -98,3 +98,20 @@ def test_assess_uses_a_layers_no_data_value(qgis_app, data_dir, tmp_path):
                                                   "OUTPUT_HTML": str(tmp_path / f"{name}.html")})
            for name, ref in (("plain", refs["plain"]), ("declared", refs["declared"]), ("layer", layer))}
     assert run["layer"]["ERGAS"] == run["declared"]["ERGAS"] != run["plain"]["ERGAS"]
+
+
+def test_a_zero_fill_without_a_nodata_value_is_pointed_out(data_dir, tmp_path):
+    """An MS whose corner is 0 in every band but declares no nodata value: fused as data (as before), with a warning
+    that names the fix (the layer's no-data value); none once the value is declared, none on plain data."""
+    pan = str(data_dir / "wv2_pan.tif")
+    runs = {"undeclared": _ms_with_zero_block(data_dir, tmp_path / "ms_fill.tif"),
+            "declared": _ms_with_zero_block(data_dir, tmp_path / "ms_nd.tif", nodata=0),
+            "plain": str(data_dir / "wv2_ms.tif")}
+    for name, ms in runs.items():
+        log = RecordingFeedback()
+        res = pansharpen(pan, ms, str(tmp_path / f"out_{name}.tif"), "wv2", "gsa", feedback=log)
+        said = [w for w in res.warnings if "declares no nodata value" in w and "MS" in w]
+        assert bool(said) == (name == "undeclared"), (name, res.warnings)
+        if said:
+            assert "Layer Properties > Transparency" in said[0] and "12%" in said[0]   # 20 x 24 of 64 x 64 MS pixels
+            assert any(said[0] in m for m in log.lines)

@@ -149,11 +149,29 @@ def _sample_windows(kc: int, kr: int, kw: int, kh: int) -> list[tuple[int, int, 
     return grid
 
 
-def estimate_scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan) -> classical.SceneStats:
+FILL_SHARE = 0.01   # zeros in this share of the sampled pixels of an input without nodata: a fill, probably
+
+
+def undeclared_fill(pan_lr: np.ndarray, ms_lr: np.ndarray, pan: RasterInfo, ms: RasterInfo) -> list[str]:
+    """Warnings for an input that declares no nodata value yet holds many zeros (0 in every band): a scene-edge fill
+    that would be fused as data, and that a learned model's tiles would take for scene content."""
+    notes = []
+    for role, zero, info in (("PAN", pan_lr == 0, pan), ("MS", (ms_lr == 0).all(axis=0), ms)):
+        share = float(zero.mean())
+        if info.nodata is None and share >= FILL_SHARE:
+            notes.append(f"The {role} raster declares no nodata value, yet {share:.0%} of its sampled pixels are 0"
+                         + (" in every band" if role == "MS" else "") + ": if that is a fill (a scene edge), set 0 as "
+                         "its no-data value (Layer Properties > Transparency, or gdal_edit -a_nodata 0). It is fused "
+                         "as data now.")
+    return notes
+
+
+def estimate_scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan,
+                         notes: list[str] | None = None) -> classical.SceneStats:
     """Scene statistics from MS and PAN averaged onto the MS grid, over a spread sample of windows.
 
     Reading windows (not the whole scene decimated) keeps memory flat: GDAL's averaging reads its
-    source window at full resolution.
+    source window at full resolution. ``notes`` gets the sample's ``undeclared_fill`` warnings.
     """
     kc, kr, kw, kh = _ms_stats_window(plan, ms_ds.RasterXSize, ms_ds.RasterYSize)
     k = plan.ratio
@@ -166,6 +184,8 @@ def estimate_scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: G
         mss.append(read_decimated(ms_ds, c, r, w, h, w, h).reshape(ms.bands, -1))
         drop_cached_blocks([pan_ds, ms_ds])   # a window at a time in GDAL's cache, whatever the scene's size
     pan_lr, ms_lr = np.concatenate(pans)[None], np.concatenate(mss, axis=1)[:, None]
+    if notes is not None:
+        notes.extend(undeclared_fill(pan_lr, ms_lr, pan, ms))
     valid = np.ones(pan_lr.shape, dtype=bool)
     for arr, nd in ((pan_lr[None], pan.nodata), (ms_lr, ms.nodata)):
         v = _is_valid(arr, nd)
@@ -382,7 +402,8 @@ def pansharpen(
     pool_size, ort_threads = runtime.balance_threads(workers, threads)
     check = None
     ms_src = plan.ms_dataset or ms_ds
-    stats = estimate_scene_stats(pan_ds, ms_src, pan, ms, plan)   # one read: the self-check and the run share it
+    # one read: the self-check and the run share it
+    stats = estimate_scene_stats(pan_ds, ms_src, pan, ms, plan, notes=warnings)
     if method == selfcheck.AUTO:
         method, check = _auto_method(pan_ds, ms_src, pan, ms, plan, spec, stats, card, no_model, model_path, device,
                                      ort_threads, fb, precision, consistency)
