@@ -114,15 +114,21 @@ def _is_valid(arr: np.ndarray, nodata: float | None) -> np.ndarray | None:
     return ~bad.any(axis=0)
 
 
+def _on_pan_grid(ms_mask: np.ndarray, shape: tuple[int, int], origin: tuple[float, float], k: int) -> np.ndarray:
+    """An MS-grid mask on the tile's PAN grid: each PAN pixel takes the MS pixel that contains its centre
+    (``origin``: where MS pixel [0, 0]'s corner sits in tile pixels)."""
+    ri = np.floor((np.arange(shape[0]) + 0.5 - origin[0]) / k).astype(int).clip(0, ms_mask.shape[0] - 1)
+    ci = np.floor((np.arange(shape[1]) + 0.5 - origin[1]) / k).astype(int).clip(0, ms_mask.shape[1] - 1)
+    return ms_mask[ri][:, ci]
+
+
 def _tile_valid(pan_valid: np.ndarray | None, ms_valid: np.ndarray | None, shape: tuple[int, int],
                 origin: tuple[float, float], k: int) -> np.ndarray:
     """(H, W) bool on the tile's PAN grid: the PAN pixel holds data and so does the MS pixel that contains its
-    centre (``origin``: where MS pixel [0, 0]'s corner sits in tile pixels)."""
+    centre."""
     valid = np.ones(shape, dtype=bool) if pan_valid is None else pan_valid.copy()
     if ms_valid is not None:
-        ri = np.floor((np.arange(shape[0]) + 0.5 - origin[0]) / k).astype(int).clip(0, ms_valid.shape[0] - 1)
-        ci = np.floor((np.arange(shape[1]) + 0.5 - origin[1]) / k).astype(int).clip(0, ms_valid.shape[1] - 1)
-        valid &= ms_valid[ri][:, ci]
+        valid &= _on_pan_grid(ms_valid, shape, origin, k)
     return valid
 
 
@@ -267,13 +273,29 @@ class _TileRunner:
         valid = _tile_valid(pan_valid, ms_valid, (H, W), origin, k) if self.track_nodata else None
         ctx = classical.TileContext(stats=st, ratio=k, gains=self.sensor.mtf_ms, origin=(R0, C0),
                                     scale=self.sensor.scale, ms=ms, ms_origin=origin,
-                                    ms_real=ms_valid, valid=valid)
+                                    ms_real=ms_valid, valid=self._context_valid(valid, pan, ms, origin))
         fused = self.fuse(pan[0], lms, ctx).astype(np.float32, copy=False)
         if m:   # a copy of the interior frees the margin; without a margin the array is already fresh
             fused = fused[:, m : m + rows, m : m + cols].copy()
         if valid is not None:
             fused[:, ~valid[m : m + rows, m : m + cols]] = np.nan
         return fused
+
+    def _context_valid(self, valid: np.ndarray | None, pan: np.ndarray, ms: np.ndarray,
+                       origin: tuple[float, float]) -> np.ndarray | None:
+        """The tile's pixels a learned model may summarise (``TileContext.valid``): the valid ones, less an
+        undeclared fill — pixels that are 0 in every input that declares no nodata value (the PAN, and all MS
+        bands). Such a fill is still fused as data (``undeclared_fill`` warns), but a scene edge of zeros must not
+        steer the kernels of the tile's real pixels."""
+        zeros = []
+        if self.pan.nodata is None:
+            zeros.append(pan[0] == 0)
+        if self.ms.nodata is None:
+            zeros.append(_on_pan_grid((ms == 0).all(axis=0), pan.shape[1:], origin, self.plan.ratio))
+        fill = np.logical_and.reduce(zeros) if zeros else None
+        if fill is None or not fill.any():
+            return valid
+        return ~fill if valid is None else valid & ~fill
 
     def tile_done(self) -> None:
         """Progress after each tile, reported from the caller's thread (Qt delivers its signals there)."""
