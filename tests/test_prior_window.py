@@ -146,3 +146,39 @@ def test_the_full_graph_says_its_kernels_saw_the_hole(data_dir, wv2_fuser):
     fuser(pan, lms, ctx)
     assert (fuser.windowed, fuser.unwindowed) == (0, 1)
     assert "ran the full graph" in fuser.window_note()
+
+
+def _zero_left(src, dst, cols, nodata):
+    gdal.Translate(dst, str(src), options=gdal.TranslateOptions(noData=nodata))
+    ds = gdal.Open(dst, gdal.GA_Update)
+    for b in range(1, ds.RasterCount + 1):
+        band = ds.GetRasterBand(b)
+        arr = band.ReadAsArray()
+        arr[:, :cols] = 0
+        band.WriteArray(arr)
+        band = None
+    ds = None
+    return dst
+
+
+def test_an_undeclared_zero_fill_does_not_steer_the_kernels(data_dir, tmp_path):
+    """The left third of PAN and MS is 0 and neither declares a nodata value: the fill is fused as data (a warning
+    says so), but the kernels of the real pixels come from the real pixels, so away from the fill they match the run
+    where 0 is declared as nodata."""
+    out = {}
+    for name, nodata in (("declared", "0"), ("undeclared", "none")):
+        pan = _zero_left(data_dir / "wv2_pan.tif", str(tmp_path / f"pan_{name}.tif"), 88, nodata)
+        ms = _zero_left(data_dir / "wv2_ms.tif", str(tmp_path / f"ms_{name}.tif"), 22, nodata)
+        log = RecordingFeedback()
+        res = pansharpen(pan, ms, str(tmp_path / f"out_{name}.tif"), "wv2", "ksdiff", workers=1, feedback=log)
+        assert res.tiles == 1
+        ds = gdal.Open(res.output_path)
+        out[name] = ds.ReadAsArray().astype(np.float64)
+        band = ds.GetRasterBand(1)
+        assert (band.GetNoDataValue() is None) == (name == "undeclared")   # the fill stays data
+        band = ds = None
+        assert any("took their kernels from their largest data-only rectangle" in m for m in log.lines), name
+    far = np.abs(out["declared"] - out["undeclared"])[:, :, 128:]
+    # measured: 1.0 DN on average (0.42 %, p99 6; what remains: the fill enters the scene statistics and the
+    # convolutions next to it), against 13.2 DN (5.4 %, p99 104) when the fill steered the kernels
+    assert far.mean() < 0.01 * out["declared"][:, :, 128:].mean()
