@@ -16,6 +16,7 @@ from ksdiff_qgis.engine.learned import (
     PRIOR_BLOCK,
     PRIOR_MIN_SIDE,
     OnnxFuser,
+    fill_areas,
     largest_rectangle,
     loaded_session,
     prior_window,
@@ -53,6 +54,17 @@ def test_prior_window_is_the_data_part_of_a_tile():
     valid[:] = False
     valid[:, :PRIOR_MIN_SIDE - PRIOR_BLOCK] = True          # data too narrow to summarise: the whole tile
     assert prior_window(valid) is None
+
+
+def test_a_fill_is_an_area_of_zeros_not_scattered_dark_pixels():
+    rng = np.random.default_rng(4)
+    zero = rng.random((100, 90)) < 0.05                     # dark pixels of an 8-bit product
+    assert fill_areas(zero) is None
+    zero[:, :37] = True                                     # a scene-edge strip, its edge off the block grid
+    fill = fill_areas(zero)
+    assert fill[:, :37].all()                               # the whole strip
+    assert not fill[:, 37 + 2 * PRIOR_BLOCK:].any()         # and no more than its edge's block beyond it
+    assert fill.shape == zero.shape
 
 
 @pytest.fixture(scope="module")

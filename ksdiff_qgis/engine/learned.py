@@ -112,6 +112,25 @@ def prior_window(valid: np.ndarray | None) -> tuple[int, int, int, int] | None:
     return r * b, c * b, rh * b, rw * b
 
 
+def fill_areas(zero: np.ndarray) -> np.ndarray | None:
+    """The parts of a tile's zero pixels (H, W) that form a fill: whole PRIOR_BLOCK-pixel blocks of zeros, grown by
+    one block to take in the fill's ragged edge; None when there is none. Scattered zeros (dark pixels of a low bit
+    depth) are not a fill."""
+    b = PRIOR_BLOCK
+    h, w = zero.shape[0] // b, zero.shape[1] // b
+    blocks = zero[: h * b, : w * b].reshape(h, b, w, b).all(axis=(1, 3))
+    if not blocks.any():
+        return None
+    padded = np.pad(blocks, 1)
+    grown = np.zeros_like(blocks)
+    for dy in range(3):
+        for dx in range(3):
+            grown |= padded[dy:dy + h, dx:dx + w]
+    full = np.repeat(np.repeat(grown, b, axis=0), b, axis=1)
+    # the last rows and columns beyond whole blocks follow their neighbours
+    return np.pad(full, ((0, zero.shape[0] - h * b), (0, zero.shape[1] - w * b)), mode="edge")
+
+
 def value_scale(card: ModelCard, ms: RasterInfo, ms_mean: np.ndarray | None = None) -> float:
     """The raw value that maps to 1.0 for the network: the raster's NBITS (or 8-bit range), else the card's scale.
 

@@ -29,7 +29,7 @@ from .errors import Cancelled, InputError
 from .feedback import Feedback
 from .filters import upsample
 from .grid import GridPlan, plan_grid
-from .learned import DEFAULT_PRECISION, PRECISIONS, OnnxFuser, checked_session, value_scale
+from .learned import DEFAULT_PRECISION, PRECISIONS, OnnxFuser, checked_session, fill_areas, value_scale
 from .parallel import BlockRowWriter, TilePool, aligned_cells, default_workers, write_cells
 from .raster_io import (
     GeoTiffWriter,
@@ -284,16 +284,16 @@ class _TileRunner:
     def _context_valid(self, valid: np.ndarray | None, pan: np.ndarray, ms: np.ndarray,
                        origin: tuple[float, float]) -> np.ndarray | None:
         """The tile's pixels a learned model may summarise (``TileContext.valid``): the valid ones, less an
-        undeclared fill — pixels that are 0 in every input that declares no nodata value (the PAN, and all MS
-        bands). Such a fill is still fused as data (``undeclared_fill`` warns), but a scene edge of zeros must not
-        steer the kernels of the tile's real pixels."""
+        undeclared fill — areas that are 0 in every input that declares no nodata value (the PAN, and all MS
+        bands; ``fill_areas``). Such a fill is still fused as data (``undeclared_fill`` warns), but a scene edge of
+        zeros must not steer the kernels of the tile's real pixels."""
         zeros = []
         if self.pan.nodata is None:
             zeros.append(pan[0] == 0)
         if self.ms.nodata is None:
             zeros.append(_on_pan_grid((ms == 0).all(axis=0), pan.shape[1:], origin, self.plan.ratio))
-        fill = np.logical_and.reduce(zeros) if zeros else None
-        if fill is None or not fill.any():
+        fill = fill_areas(np.logical_and.reduce(zeros)) if zeros else None
+        if fill is None:
             return valid
         return ~fill if valid is None else valid & ~fill
 
