@@ -333,3 +333,28 @@ def test_a_scene_of_a_few_hundred_check_pixels_is_checked(load_script, data_dir,
     assert selfcheck.MIN_PIXELS <= check.pixels < 1024
     assert check.learned is not None and math.isfinite(check.learned.ergas) and math.isfinite(check.classical.ergas)
     assert res.method == check.method and "valid MS pixels" not in check.reason
+
+
+def _with_top_strip(src: Path, dst: Path, rows: int) -> str:
+    ds = gdal.Translate(str(dst), str(src), options=gdal.TranslateOptions(noData=0))
+    for b in range(1, ds.RasterCount + 1):
+        band = ds.GetRasterBand(b)
+        arr = band.ReadAsArray()
+        arr[:rows] = 0
+        band.WriteArray(arr)
+        band = None
+    ds = None
+    return str(dst)
+
+
+def test_a_small_scene_with_a_nodata_strip_is_still_checked(data_dir, tmp_path):
+    """Real WorldView-2 pixels, the top 30 of 64 MS rows nodata: every window's context reaches into the strip, so a
+    check that wanted 99 % valid context found nothing and fell back; windows that are data themselves, with at
+    least half of their context data, are scored now (the learned fuser's kernels from the data part)."""
+    pan = _with_top_strip(data_dir / "wv2_pan.tif", tmp_path / "pan.tif", 120)
+    ms = _with_top_strip(data_dir / "wv2_ms.tif", tmp_path / "ms.tif", 30)
+    res = pansharpen(pan, ms, str(tmp_path / "out.tif"), "wv2", "auto", workers=1)
+    check = res.selfcheck
+    assert check.pixels >= selfcheck.MIN_PIXELS and check.windows >= 1, check.reason
+    assert check.learned is not None and math.isfinite(check.learned.ergas)
+    assert "valid MS pixels" not in check.reason

@@ -40,13 +40,15 @@ AUTO_LABEL = "KSDiff, checked on this scene (the best classical method when the 
 FALLBACK = classical.BEST_CLASSICAL
 
 WINDOW_SIZES = (128, 64, 32)   # MS pixels per side; smaller ones only where the valid area is narrow
+LAST_RESORT_SIZE = 16          # and these only when the others give fewer than MIN_PIXELS (a small scene's data strip)
 TARGET_PIXELS = 65536          # MS pixels the sample should cover when the scene has them
 # below this the check cannot be trusted: fall back. 256 since the network trained at the check's scale too
 # (docs/SELFCHECK.md, small-scene study: default / best classical 1.009 -> 0.892 on 13 small validation scenes,
 # never more than 0.2 ERGAS behind it)
 MIN_PIXELS = 256
 MAX_READS = 64                 # candidate windows read at most (bounded time on sparse scenes)
-MIN_VALID = 0.99               # a window (with its context) must be this valid to be used
+MIN_VALID = 0.99               # a window must be this valid to be used
+MIN_CONTEXT_VALID = 0.5        # and its context at least this valid (the holes filled, a learned model told)
 R_ERGAS_MARGIN = 0.10          # the learned R-ERGAS may exceed the classical one by 10 %
 # classical candidates: the best of them on this scene is the yardstick and the fallback (MTF-GLP-HPM
 # first: it wins ties). GSA and MTF-GLP-FS beat it on some products (the Sentinel-2 cases of the robustness suite)
@@ -262,15 +264,25 @@ class _Sample:
         self.ms_raw = read_padded(ms_ds, r - ctx - pad, c - ctx - pad, H + 2 * pad, W + 2 * pad, "symmetric")
         self.ms_ok = _valid(self.ms_raw, ms.nodata)
         self.pan = None
-        if self.ms_ok.mean() < MIN_VALID:
+        if not _enough(self.ms_ok[pad:pad + H, pad:pad + W], ctx):
             return
         pan_arr = read_padded(pan_ds, self.R0, self.C0, H * k, W * k, "symmetric")
         pan_ok = _valid(pan_arr, pan.nodata)
-        if pan_ok.mean() < MIN_VALID:
+        if not _enough(pan_ok, ctx * k):
             return
-        pan_arr[0][~pan_ok] = stats.pan_mean                # rare holes: neutral values, like the pipeline
+        pan_arr[0][~pan_ok] = stats.pan_mean                # holes: neutral values, like the pipeline
         self.ms_raw[:, ~self.ms_ok] = stats.ms_mean.astype(np.float32)[:, None]
         self.pan = pan_arr[0]
+        # the data pixels of the region (PAN grid, and MS grid for the reduced-resolution fusion), None when all
+        # are: a learned fuser takes its tile context from them (``learned.prior_window``)
+        ms_ok = self.ms_ok[pad:pad + H, pad:pad + W]
+        full = pan_ok & np.repeat(np.repeat(ms_ok, k, axis=0), k, axis=1)
+        holes = not full.all()
+        self.valid_full = full if holes else None
+        self.valid_lr = full.reshape(H, k, W, k).all(axis=(1, 3)) if holes else None
+        # the MS pixels a learned fuser's consistency step may project onto (as ``TileContext.ms_real``)
+        self.ms_real = ms_ok if holes else None
+        self.ms_real_lr = self.valid_lr.reshape(H // k, k, W // k, k).all(axis=(1, 3)) if holes else None
         # LMS on the PAN region; MS on the coarse grid anchored at the PAN region (exact when aligned)
         self.lms = upsample(self.ms_raw, k, (H * k, W * k), (off[0] - pad * k, off[1] - pad * k))
         if abs(off[0]) < 0.05 and abs(off[1]) < 0.05:
@@ -283,15 +295,24 @@ class _Sample:
         return self.pan is not None
 
 
+def _enough(ok: np.ndarray, ctx: int) -> bool:
+    """A region (H, W) around a window ``ctx`` pixels inside each edge: the window MIN_VALID valid and the whole
+    region MIN_CONTEXT_VALID valid."""
+    inner = ok[ctx:ok.shape[0] - ctx, ctx:ok.shape[1] - ctx]
+    return inner.size > 0 and inner.mean() >= MIN_VALID and ok.mean() >= MIN_CONTEXT_VALID
+
+
 def _fuse_pair(fuser: Fuser, pan: np.ndarray, lms: np.ndarray, ctx: classical.TileContext) -> np.ndarray:
     """Fuse with mirrored context around the arrays, as the pipeline does at a raster edge (small
     windows would otherwise be shorter than MTF-GLP-HPM's filters)."""
     m = classical.margin(FALLBACK, ctx.ratio)
     p = np.pad(pan.astype(np.float32), m, mode="symmetric")
     x = np.pad(lms.astype(np.float32), ((0, 0), (m, m), (m, m)), mode="symmetric")
+    valid = None if ctx.valid is None else np.pad(ctx.valid, m, mode="symmetric")
     c = classical.TileContext(stats=ctx.stats, ratio=ctx.ratio, gains=ctx.gains,
                               origin=(ctx.origin[0] - m, ctx.origin[1] - m), scale=ctx.scale, ms=ctx.ms,
-                              ms_origin=(ctx.ms_origin[0] + m, ctx.ms_origin[1] + m))
+                              ms_origin=(ctx.ms_origin[0] + m, ctx.ms_origin[1] + m), ms_real=ctx.ms_real,
+                              valid=valid)
     out = np.asarray(fuser(p, x, c), dtype=np.float32)
     return out[:, m:m + pan.shape[0], m:m + pan.shape[1]]
 
@@ -315,7 +336,9 @@ def run_check(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan, se
     pan_pool, ms_pool = _Pool(1), _Pool(ms.bands)
     taken: list[tuple[int, int, int, int]] = []
     pixels, reads = 0, 0
-    for size in WINDOW_SIZES:
+    for size in (*WINDOW_SIZES, LAST_RESORT_SIZE):
+        if size == LAST_RESORT_SIZE and pixels >= MIN_PIXELS:
+            break
         for win in candidate_windows(ms_area, size, k):
             if pixels >= TARGET_PIXELS or reads >= MAX_READS:
                 break
@@ -371,9 +394,10 @@ def _score_window(s: _Sample, fusers: dict[str, Fuser], pools, pan_pool: _Pool, 
     lms_lr = upsample(ms_lr, k, pan_lr.shape)
     ref = s.ms[:, ctx:ctx + h, ctx:ctx + w]
     # each fused as the pipeline would: a learned fuser projects its output onto the MS it was given
-    red_ctx = classical.TileContext(stats=stats, ratio=k, gains=gains, origin=(0, 0), scale=sensor.scale, ms=ms_lr)
+    red_ctx = classical.TileContext(stats=stats, ratio=k, gains=gains, origin=(0, 0), scale=sensor.scale, ms=ms_lr,
+                                    ms_real=s.ms_real_lr, valid=s.valid_lr)
     full_ctx = classical.TileContext(stats=stats, ratio=k, gains=gains, origin=(s.R0, s.C0), scale=sensor.scale,
-                                     ms=s.ms)
+                                     ms=s.ms, ms_real=s.ms_real, valid=s.valid_full)
     for name, fuser in fusers.items():
         red_pool, full_pool = pools[name]
         fused_lr = _fuse_pair(fuser, pan_lr, lms_lr, red_ctx)
