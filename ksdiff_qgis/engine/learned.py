@@ -93,6 +93,13 @@ def largest_rectangle(valid: np.ndarray) -> tuple[int, int, int, int]:
     return best[1:]
 
 
+def _whole_blocks(mask: np.ndarray, b: int) -> np.ndarray:
+    """(H // b, W // b): True where a b x b block of ``mask`` is True throughout (the remainder rows and columns
+    left out)."""
+    h, w = mask.shape[0] // b, mask.shape[1] // b
+    return mask[: h * b, : w * b].reshape(h, b, w, b).all(axis=(1, 3))
+
+
 def prior_window(valid: np.ndarray | None) -> tuple[int, int, int, int] | None:
     """The part of a tile its kernels are computed from (row, col, height, width), or None for the whole tile.
 
@@ -104,9 +111,7 @@ def prior_window(valid: np.ndarray | None) -> tuple[int, int, int, int] | None:
     if valid is None or valid.all() or not valid.any():
         return None
     b = PRIOR_BLOCK
-    h, w = valid.shape[0] // b, valid.shape[1] // b
-    blocks = valid[: h * b, : w * b].reshape(h, b, w, b).all(axis=(1, 3))
-    r, c, rh, rw = largest_rectangle(blocks)
+    r, c, rh, rw = largest_rectangle(_whole_blocks(valid, b))
     if min(rh, rw) * b < PRIOR_MIN_SIDE:
         return None
     return r * b, c * b, rh * b, rw * b
@@ -117,8 +122,8 @@ def fill_areas(zero: np.ndarray) -> np.ndarray | None:
     one block to take in the fill's ragged edge; None when there is none. Scattered zeros (dark pixels of a low bit
     depth) are not a fill."""
     b = PRIOR_BLOCK
-    h, w = zero.shape[0] // b, zero.shape[1] // b
-    blocks = zero[: h * b, : w * b].reshape(h, b, w, b).all(axis=(1, 3))
+    blocks = _whole_blocks(zero, b)
+    h, w = blocks.shape
     if not blocks.any():
         return None
     padded = np.pad(blocks, 1)
