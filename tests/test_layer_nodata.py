@@ -115,3 +115,14 @@ def test_a_zero_fill_without_a_nodata_value_is_pointed_out(data_dir, tmp_path):
         if said:
             assert "Layer Properties > Transparency" in said[0] and "12%" in said[0]   # 20 x 24 of 64 x 64 MS pixels
             assert any(said[0] in m for m in log.lines)
+
+
+def test_the_zero_fill_warning_comes_before_the_self_check(data_dir, tmp_path):
+    """The self-check's windows fuse such a fill as data too: the user reads why before its figures."""
+    ms = _ms_with_zero_block(data_dir, tmp_path / "ms_fill.tif")
+    log = RecordingFeedback()
+    pansharpen(str(data_dir / "wv2_pan.tif"), ms, str(tmp_path / "out.tif"), "wv2", "auto", feedback=log)
+    fill = next(i for i, m in enumerate(log.lines) if "declares no nodata value" in m)
+    check = next(i for i, m in enumerate(log.lines) if m.startswith("Self-check"))
+    assert fill < check
+    assert sum("declares no nodata value" in m for m in log.lines) == 1     # said once

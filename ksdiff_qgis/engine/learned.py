@@ -424,8 +424,8 @@ class OnnxFuser:
         or None when no tile had nodata."""
         notes = []
         if self.windowed:
-            notes.append(f"{self.windowed} tile(s) with nodata took their kernels from their largest data-only "
-                         "rectangle (the model's tile context leaves filled nodata out)")
+            notes.append(f"{self.windowed} tile(s) with nodata (or a fill of zeros) took their kernels from their "
+                         "largest data-only rectangle (the model's tile context leaves them out)")
         if self.unwindowed:
             notes.append(f"{self.unwindowed} tile(s) with nodata ran the full graph, whose kernels also see the "
                          "filled nodata (pixels near holes may differ from a CPU run's)")

@@ -425,7 +425,10 @@ def pansharpen(
     check = None
     ms_src = plan.ms_dataset or ms_ds
     # one read: the self-check and the run share it
-    stats = estimate_scene_stats(pan_ds, ms_src, pan, ms, plan, notes=warnings)
+    fill_notes: list[str] = []
+    stats = estimate_scene_stats(pan_ds, ms_src, pan, ms, plan, notes=fill_notes)
+    for note in fill_notes:   # before the self-check, whose windows fuse such a fill as data too
+        fb.warning(note)
     if method == selfcheck.AUTO:
         method, check = _auto_method(pan_ds, ms_src, pan, ms, plan, spec, stats, card, no_model, model_path, device,
                                      ort_threads, fb, precision, consistency)
@@ -533,7 +536,8 @@ def pansharpen(
             fb.info(f"{method}: {note}")
     clips.report(fb, method)
     return PansharpenResult(output_path=output_path, seconds=time.perf_counter() - t0, width=cols, height=rows,
-                            tiles=layout.count, method=method, ratio=plan.ratio, device=used_device, warnings=warnings,
+                            tiles=layout.count, method=method, ratio=plan.ratio, device=used_device,
+                            warnings=fill_notes + warnings,
                             band_names=list(names), selfcheck=check)
 
 
