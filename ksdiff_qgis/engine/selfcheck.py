@@ -32,6 +32,7 @@ from .errors import Cancelled
 from .feedback import Feedback
 from .filters import upsample, wald_degrade
 from .grid import GridPlan
+from .learned import fill_areas
 from .raster_io import RasterInfo, read_padded
 from .sensors import Sensor
 
@@ -268,6 +269,12 @@ class _Sample:
             return
         pan_arr = read_padded(pan_ds, self.R0, self.C0, H * k, W * k, "symmetric")
         pan_ok = _valid(pan_arr, pan.nodata)
+        fill = _undeclared_fill(pan_arr[0], self.ms_raw[:, pad:pad + H, pad:pad + W], pan, ms, k)
+        if fill is not None:   # scored as the pipeline's learned tiles see it: not data, though fused as data
+            pan_ok &= ~fill
+            self.ms_ok[pad:pad + H, pad:pad + W] &= ~fill.reshape(H, k, W, k).all(axis=(1, 3))
+            if not _enough(self.ms_ok[pad:pad + H, pad:pad + W], ctx):
+                return
         if not _enough(pan_ok, ctx * k):
             return
         pan_arr[0][~pan_ok] = stats.pan_mean                # holes: neutral values, like the pipeline
@@ -293,6 +300,18 @@ class _Sample:
     @property
     def usable(self) -> bool:
         return self.pan is not None
+
+
+def _undeclared_fill(pan_arr: np.ndarray, ms_arr: np.ndarray, pan: RasterInfo, ms: RasterInfo, k: int
+                     ) -> np.ndarray | None:
+    """(H k, W k) bool: a fill of zeros in every input that declares no nodata (``learned.fill_areas``, as the
+    pipeline's ``_TileRunner._context_valid``), or None."""
+    zeros = []
+    if pan.nodata is None:
+        zeros.append(pan_arr == 0)
+    if ms.nodata is None:
+        zeros.append(np.repeat(np.repeat((ms_arr == 0).all(axis=0), k, axis=0), k, axis=1))
+    return fill_areas(np.logical_and.reduce(zeros)) if zeros else None
 
 
 def _enough(ok: np.ndarray, ctx: int) -> bool:
