@@ -358,3 +358,20 @@ def test_a_small_scene_with_a_nodata_strip_is_still_checked(data_dir, tmp_path):
     assert check.pixels >= selfcheck.MIN_PIXELS and check.windows >= 1, check.reason
     assert check.learned is not None and math.isfinite(check.learned.ergas)
     assert "valid MS pixels" not in check.reason
+
+
+def test_the_check_scores_an_undeclared_fill_as_the_learned_tiles_see_it(data_dir, tmp_path):
+    """The same scene with its top strip declared nodata and with it only zeroed (no nodata value): the check takes
+    the same windows and scores them alike, instead of scoring fusions of the zeros as data."""
+    figures = {}
+    for name, nodata in (("declared", 0), ("undeclared", None)):
+        pan = _with_top_strip(data_dir / "wv2_pan.tif", tmp_path / f"pan_{name}.tif", 120)
+        ms = _with_top_strip(data_dir / "wv2_ms.tif", tmp_path / f"ms_{name}.tif", 30)
+        if nodata is None:
+            for path in (pan, ms):
+                gdal.Translate(path + ".tmp.tif", path, options=gdal.TranslateOptions(noData="none"))
+                Path(path + ".tmp.tif").replace(path)
+        check = pansharpen(pan, ms, str(tmp_path / f"out_{name}.tif"), "wv2", "auto", workers=1).selfcheck
+        figures[name] = (check.pixels, check.learned.ergas, check.classical.ergas)
+    assert figures["undeclared"][0] == figures["declared"][0]
+    assert np.allclose(figures["undeclared"][1:], figures["declared"][1:], rtol=0.05), figures
