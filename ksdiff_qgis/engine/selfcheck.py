@@ -269,27 +269,26 @@ class _Sample:
             return
         pan_arr = read_padded(pan_ds, self.R0, self.C0, H * k, W * k, "symmetric")
         pan_ok = _valid(pan_arr, pan.nodata)
+        ms_ok = self.ms_ok[pad:pad + H, pad:pad + W]
+        # what the window may be chosen on and a learned fuser may summarise: the data, less an undeclared fill of
+        # zeros, which the pipeline fuses as data but leaves out of a learned tile's context (``_context_valid``)
         fill = _undeclared_fill(pan_arr[0], self.ms_raw[:, pad:pad + H, pad:pad + W], pan, ms, k)
-        if fill is not None:   # scored as the pipeline's learned tiles see it: not data, though fused as data
-            pan_ok &= ~fill
-            self.ms_ok[pad:pad + H, pad:pad + W] &= ~fill.reshape(H, k, W, k).all(axis=(1, 3))
-            if not _enough(self.ms_ok[pad:pad + H, pad:pad + W], ctx):
-                return
-        if not _enough(pan_ok, ctx * k):
+        pan_data = pan_ok if fill is None else pan_ok & ~fill
+        ms_data = ms_ok if fill is None else ms_ok & ~fill.reshape(H, k, W, k).all(axis=(1, 3))
+        if not (_enough(ms_data, ctx) and _enough(pan_data, ctx * k)):
             return
         pan_arr[0][~pan_ok] = stats.pan_mean                # holes: neutral values, like the pipeline
         self.ms_raw[:, ~self.ms_ok] = stats.ms_mean.astype(np.float32)[:, None]
         self.pan = pan_arr[0]
-        # the data pixels of the region (PAN grid, and MS grid for the reduced-resolution fusion), None when all
-        # are: a learned fuser takes its tile context from them (``learned.prior_window``)
-        ms_ok = self.ms_ok[pad:pad + H, pad:pad + W]
-        full = pan_ok & np.repeat(np.repeat(ms_ok, k, axis=0), k, axis=1)
+        full = pan_data & np.repeat(np.repeat(ms_data, k, axis=0), k, axis=1)
         holes = not full.all()
+        # the region's data pixels, PAN grid and MS grid of the reduced-resolution fusion (None: all of them)
         self.valid_full = full if holes else None
         self.valid_lr = full.reshape(H, k, W, k).all(axis=(1, 3)) if holes else None
-        # the MS pixels a learned fuser's consistency step may project onto (as ``TileContext.ms_real``)
-        self.ms_real = ms_ok if holes else None
-        self.ms_real_lr = self.valid_lr.reshape(H // k, k, W // k, k).all(axis=(1, 3)) if holes else None
+        # the MS pixels a learned fuser's consistency step may project onto (``TileContext.ms_real``, as in the
+        # pipeline: the MS's own nodata; an undeclared fill counts as data)
+        self.ms_real = None if ms_ok.all() else ms_ok
+        self.ms_real_lr = None if self.ms_real is None else ms_ok.reshape(H // k, k, W // k, k).all(axis=(1, 3))
         # LMS on the PAN region; MS on the coarse grid anchored at the PAN region (exact when aligned)
         self.lms = upsample(self.ms_raw, k, (H * k, W * k), (off[0] - pad * k, off[1] - pad * k))
         if abs(off[0]) < 0.05 and abs(off[1]) < 0.05:
