@@ -136,6 +136,13 @@ def fill_areas(zero: np.ndarray) -> np.ndarray | None:
     return np.pad(full, ((0, zero.shape[0] - h * b), (0, zero.shape[1] - w * b)), mode="edge")
 
 
+def zero_fill(pan_zero: np.ndarray | None, ms_zero: np.ndarray | None) -> np.ndarray | None:
+    """A fill of zeros (``fill_areas``) in every input that declares no nodata value: ``pan_zero`` / ``ms_zero`` are
+    the zero pixels (MS: 0 in every band) on the tile's PAN grid, None for an input that declares a value."""
+    zeros = [z for z in (pan_zero, ms_zero) if z is not None]
+    return fill_areas(np.logical_and.reduce(zeros)) if zeros else None
+
+
 def value_scale(card: ModelCard, ms: RasterInfo, ms_mean: np.ndarray | None = None) -> float:
     """The raw value that maps to 1.0 for the network: the raster's NBITS (or 8-bit range), else the card's scale.
 

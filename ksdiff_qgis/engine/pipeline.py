@@ -29,7 +29,7 @@ from .errors import Cancelled, InputError
 from .feedback import Feedback
 from .filters import upsample
 from .grid import GridPlan, plan_grid
-from .learned import DEFAULT_PRECISION, PRECISIONS, OnnxFuser, checked_session, fill_areas, value_scale
+from .learned import DEFAULT_PRECISION, PRECISIONS, OnnxFuser, checked_session, value_scale, zero_fill
 from .parallel import BlockRowWriter, TilePool, aligned_cells, default_workers, write_cells
 from .raster_io import (
     GeoTiffWriter,
@@ -158,7 +158,7 @@ def _sample_windows(kc: int, kr: int, kw: int, kh: int) -> list[tuple[int, int, 
 FILL_SHARE = 0.01   # zeros in this share of the sampled pixels of an input without nodata: a fill, probably
 
 
-def undeclared_fill(pan_lr: np.ndarray, ms_lr: np.ndarray, pan: RasterInfo, ms: RasterInfo) -> list[str]:
+def undeclared_fill_notes(pan_lr: np.ndarray, ms_lr: np.ndarray, pan: RasterInfo, ms: RasterInfo) -> list[str]:
     """Warnings for an input that declares no nodata value yet holds many zeros (0 in every band): a scene-edge fill
     that would be fused as data, and that a learned model's tiles would take for scene content."""
     notes = []
@@ -177,7 +177,7 @@ def estimate_scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: G
     """Scene statistics from MS and PAN averaged onto the MS grid, over a spread sample of windows.
 
     Reading windows (not the whole scene decimated) keeps memory flat: GDAL's averaging reads its
-    source window at full resolution. ``notes`` gets the sample's ``undeclared_fill`` warnings.
+    source window at full resolution. ``notes`` gets the sample's ``undeclared_fill_notes``.
     """
     kc, kr, kw, kh = _ms_stats_window(plan, ms_ds.RasterXSize, ms_ds.RasterYSize)
     k = plan.ratio
@@ -191,7 +191,7 @@ def estimate_scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: G
         drop_cached_blocks([pan_ds, ms_ds])   # a window at a time in GDAL's cache, whatever the scene's size
     pan_lr, ms_lr = np.concatenate(pans)[None], np.concatenate(mss, axis=1)[:, None]
     if notes is not None:
-        notes.extend(undeclared_fill(pan_lr, ms_lr, pan, ms))
+        notes.extend(undeclared_fill_notes(pan_lr, ms_lr, pan, ms))
     valid = np.ones(pan_lr.shape, dtype=bool)
     for arr, nd in ((pan_lr[None], pan.nodata), (ms_lr, ms.nodata)):
         v = _is_valid(arr, nd)
@@ -239,6 +239,7 @@ class _TileRunner:
         self.sensor, self.fuse, self.margin, self.stats = sensor, fuse, margin, stats
         self.feedback, self.total, self.done = feedback, total, 0
         self.track_nodata = pan.nodata is not None or ms.nodata is not None
+        self.learned = isinstance(fuse, OnnxFuser)   # only a learned fuser uses a tile's context (TileContext.valid)
         # one GDAL dataset must not be read from two threads at once: tile workers take turns reading
         self.read_lock = threading.Lock()
 
@@ -273,7 +274,8 @@ class _TileRunner:
         valid = _tile_valid(pan_valid, ms_valid, (H, W), origin, k) if self.track_nodata else None
         ctx = classical.TileContext(stats=st, ratio=k, gains=self.sensor.mtf_ms, origin=(R0, C0),
                                     scale=self.sensor.scale, ms=ms, ms_origin=origin,
-                                    ms_real=ms_valid, valid=self._context_valid(valid, pan, ms, origin))
+                                    ms_real=ms_valid,
+                                    valid=self._context_valid(valid, pan, ms, origin) if self.learned else valid)
         fused = self.fuse(pan[0], lms, ctx).astype(np.float32, copy=False)
         if m:   # a copy of the interior frees the margin; without a margin the array is already fresh
             fused = fused[:, m : m + rows, m : m + cols].copy()
@@ -284,15 +286,11 @@ class _TileRunner:
     def _context_valid(self, valid: np.ndarray | None, pan: np.ndarray, ms: np.ndarray,
                        origin: tuple[float, float]) -> np.ndarray | None:
         """The tile's pixels a learned model may summarise (``TileContext.valid``): the valid ones, less an
-        undeclared fill — areas that are 0 in every input that declares no nodata value (the PAN, and all MS
-        bands; ``fill_areas``). Such a fill is still fused as data (``undeclared_fill`` warns), but a scene edge of
-        zeros must not steer the kernels of the tile's real pixels."""
-        zeros = []
-        if self.pan.nodata is None:
-            zeros.append(pan[0] == 0)
-        if self.ms.nodata is None:
-            zeros.append(_on_pan_grid((ms == 0).all(axis=0), pan.shape[1:], origin, self.plan.ratio))
-        fill = fill_areas(np.logical_and.reduce(zeros)) if zeros else None
+        undeclared fill (``learned.zero_fill``). Such a fill is still fused as data (``undeclared_fill_notes``
+        warns), but a scene edge of zeros must not steer the kernels of the tile's real pixels."""
+        ms_zero = None if self.ms.nodata is not None else _on_pan_grid(
+            (ms == 0).all(axis=0), pan.shape[1:], origin, self.plan.ratio)
+        fill = zero_fill(pan[0] == 0 if self.pan.nodata is None else None, ms_zero)
         if fill is None:
             return valid
         return ~fill if valid is None else valid & ~fill

@@ -32,7 +32,7 @@ from .errors import Cancelled
 from .feedback import Feedback
 from .filters import upsample, wald_degrade
 from .grid import GridPlan
-from .learned import fill_areas
+from .learned import zero_fill
 from .raster_io import RasterInfo, read_padded
 from .sensors import Sensor
 
@@ -272,7 +272,9 @@ class _Sample:
         ms_ok = self.ms_ok[pad:pad + H, pad:pad + W]
         # what the window may be chosen on and a learned fuser may summarise: the data, less an undeclared fill of
         # zeros, which the pipeline fuses as data but leaves out of a learned tile's context (``_context_valid``)
-        fill = _undeclared_fill(pan_arr[0], self.ms_raw[:, pad:pad + H, pad:pad + W], pan, ms, k)
+        ms_zero = (self.ms_raw[:, pad:pad + H, pad:pad + W] == 0).all(axis=0) if ms.nodata is None else None
+        fill = zero_fill(pan_arr[0] == 0 if pan.nodata is None else None,
+                         None if ms_zero is None else np.repeat(np.repeat(ms_zero, k, axis=0), k, axis=1))
         pan_data = pan_ok if fill is None else pan_ok & ~fill
         ms_data = ms_ok if fill is None else ms_ok & ~fill.reshape(H, k, W, k).all(axis=(1, 3))
         if not (_enough(ms_data, ctx) and _enough(pan_data, ctx * k)):
@@ -299,18 +301,6 @@ class _Sample:
     @property
     def usable(self) -> bool:
         return self.pan is not None
-
-
-def _undeclared_fill(pan_arr: np.ndarray, ms_arr: np.ndarray, pan: RasterInfo, ms: RasterInfo, k: int
-                     ) -> np.ndarray | None:
-    """(H k, W k) bool: a fill of zeros in every input that declares no nodata (``learned.fill_areas``, as the
-    pipeline's ``_TileRunner._context_valid``), or None."""
-    zeros = []
-    if pan.nodata is None:
-        zeros.append(pan_arr == 0)
-    if ms.nodata is None:
-        zeros.append(np.repeat(np.repeat((ms_arr == 0).all(axis=0), k, axis=0), k, axis=1))
-    return fill_areas(np.logical_and.reduce(zeros)) if zeros else None
 
 
 def _enough(ok: np.ndarray, ctx: int) -> bool:
