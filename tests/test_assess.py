@@ -53,6 +53,23 @@ def test_assess_reduced_resolution(qgis_app, wald_case):
     assert res["ERGAS"] < exp["ERGAS"] and res["Q2N"] > exp["Q2N"] and res["SCC"] > exp["SCC"]
 
 
+def test_assess_float_reflectance_scores_as_its_integer_product(wald_case, tmp_path):
+    """PSNR and SSIM divide by the data's full scale: the case as float reflectance (DN / 2047) scores as the 11-bit
+    product (until 2026-12-06 they divided reflectance by 2047: PSNR 66 dB higher, SSIM near 1 whatever the fusion)."""
+    from ksdiff_qgis.engine.assessment import assess_reduced
+
+    case, fused, _ = wald_case
+    refl = {}
+    for name, path in (("fused", fused["mtf_glp_hpm"]), ("ref", case.ref)):
+        refl[name] = str(tmp_path / f"{name}_refl.tif")
+        gdal.Translate(refl[name], path, outputType=gdal.GDT_Float32, scaleParams=[[0, 2047, 0, 1]])
+    dn = assess_reduced(fused["mtf_glp_hpm"], case.ref, "wv2")
+    fl = assess_reduced(refl["fused"], refl["ref"], "wv2")
+    assert fl["max_value"] == 1.0 and dn["max_value"] == 2047
+    for key in ("PSNR", "SSIM", "ERGAS", "SAM"):
+        assert fl[key] == pytest.approx(dn[key], rel=1e-4, abs=1e-3), key
+
+
 def test_assess_full_resolution(qgis_app, wald_case, data_dir, tmp_path):
     case, _, out = wald_case
     fused = pansharpen(str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif"), str(tmp_path / "full.tif"),

@@ -72,6 +72,27 @@ def test_float_ms_keeps_type_and_values_in_range(data_dir, tmp_path):
     assert gdal.GetDataTypeName(b.DataType) == "Float32"
 
 
+@pytest.mark.parametrize("method", ["mtf_glp_hpm", "brovey"])
+def test_float_reflectance_is_fused_as_its_integer_product(data_dir, tmp_path, method):
+    """The ratio methods do not depend on the unit: the WorldView-2 fixture as float reflectance (DN / 2047) fuses to
+    the integer product's output / 2047 (until 2026-12-06 every reflectance divisor fell under the floor of the
+    sensor's 11-bit scale and MTF-GLP-HPM and Brovey returned the upsampled MS)."""
+    paths = {}
+    for role in ("pan", "ms"):
+        paths[role] = str(tmp_path / f"{role}_refl.tif")
+        gdal.Translate(paths[role], str(data_dir / f"wv2_{role}.tif"), outputType=gdal.GDT_Float32,
+                       scaleParams=[[0, 2047, 0, 1]])   # nodata 0 stays 0
+    dn = pansharpen(str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif"), str(tmp_path / "dn.tif"), "wv2",
+                    method)
+    refl = pansharpen(paths["pan"], paths["ms"], str(tmp_path / "refl.tif"), "wv2", method)
+    exp = pansharpen(paths["pan"], paths["ms"], str(tmp_path / "exp.tif"), "wv2", "exp")
+    a, b = _read(dn.output_path), _read(refl.output_path) * 2047
+    inside = (a > 1) & (a < 2047)   # the 11-bit output clips and keeps 0 for nodata; float reflectance does not
+    assert inside.mean() > 0.9
+    assert np.abs(a - b)[inside].max() <= 0.5 + 1e-3 * a.max()   # rounding, float32 statistics
+    assert np.abs(b - _read(exp.output_path) * 2047).mean() > 5   # detail injected, not the upsampled MS
+
+
 def test_byte_ms_is_clipped_to_its_range(data_dir, tmp_path):
     ms = str(tmp_path / "ms_u8.tif")
     gdal.Translate(ms, str(data_dir / "wv2_ms.tif"), outputType=gdal.GDT_Byte, scaleParams=[[0, 600, 0, 255]])

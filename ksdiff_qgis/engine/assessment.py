@@ -15,12 +15,13 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from osgeo import gdal_array
 
 from . import metrics as M
 from .errors import Cancelled, InputError
 from .feedback import Feedback
 from .filters import MTF_TAPS, decimate, upsample
-from .raster_io import MaskedRaster
+from .raster_io import MaskedRaster, value_range
 from .sensors import get_sensor
 
 TILE = 512
@@ -38,6 +39,19 @@ def grid_offset(a: MaskedRaster, b: MaskedRaster, tol: float = ALIGN_TOL) -> tup
     if abs(u - round(u)) > tol or abs(v - round(v)) > tol:
         raise InputError(f"{b.role} is shifted by a fraction of a pixel from {a.role}")
     return int(round(u)), int(round(v))
+
+
+def peak_value(raster: MaskedRaster, sensor_scale: float) -> float:
+    """The full scale PSNR and SSIM divide by: the sensor's, unless the data's type holds less (8-bit products);
+    for floating point 1.0 when the values are reflectance (at most 1.5), else the sensor's."""
+    band = raster.ds.GetRasterBand(1)
+    kind = np.dtype(gdal_array.GDALTypeCodeToNumericTypeCode(band.DataType)).kind
+    if kind != "f":
+        nbits = band.GetMetadataItem("NBITS", "IMAGE_STRUCTURE")
+        return min(sensor_scale, value_range(np.dtype(gdal_array.GDALTypeCodeToNumericTypeCode(band.DataType)),
+                                             int(nbits) if nbits else None)[1])
+    top = max(raster.ds.GetRasterBand(b + 1).ComputeRasterMinMax(True)[1] for b in range(raster.bands))
+    return 1.0 if top <= 1.5 else sensor_scale
 
 
 def _tiles(h: int, w: int):
@@ -69,7 +83,8 @@ def assess_reduced(fused_path: str, ref_path: str, sensor: str, feedback: Feedba
     c1, r1 = min(fu.w, dc + rf.w), min(fu.h, dr + rf.h)
     if c1 - c0 < 11 or r1 - r0 < 11:
         raise InputError("FUSED and REFERENCE overlap by less than 11x11 pixels")
-    acc = M.ReducedAccumulator(fu.bands, sens.ratio, sens.scale)
+    peak = peak_value(rf, sens.scale)
+    acc = M.ReducedAccumulator(fu.bands, sens.ratio, peak)
     tiles = _tiles(r1 - r0, c1 - c0)
     for i, ((r, c, h, w), core) in enumerate(tiles):
         _step(fb, i, len(tiles))
@@ -78,7 +93,7 @@ def assess_reduced(fused_path: str, ref_path: str, sensor: str, feedback: Feedba
         acc.add(f, g, core, fv & gv)
     fb.progress(1.0)
     res = acc.result()
-    res.update(width=c1 - c0, height=r1 - r0, band_names=fu.names, ratio=sens.ratio, max_value=sens.scale)
+    res.update(width=c1 - c0, height=r1 - r0, band_names=fu.names, ratio=sens.ratio, max_value=peak)
     return res
 
 
@@ -131,7 +146,7 @@ def assess_full(fused_path: str, pan_path: str, ms_path: str, sensor: str, feedb
             valid &= np.abs(upsample((~mvalid).astype(np.float32), ratio, (h, w), origin)) < 1e-6
         acc.add(f, p[0], lms, core, valid)
     res = acc.result()
-    res.update(_reprojection(fu, ms, gains, ratio, sens.scale, repro, fb, len(tiles), total))
+    res.update(_reprojection(fu, ms, gains, ratio, peak_value(ms, sens.scale), repro, fb, len(tiles), total))
     fb.progress(1.0)
     res.update(width=c1 - c0, height=r1 - r0, band_names=fu.names, ratio=ratio)
     return res

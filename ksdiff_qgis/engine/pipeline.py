@@ -415,9 +415,12 @@ def pansharpen(
         if plan.ms_dataset is not None:   # a reprojected MS: select from the warped one
             plan.ms_dataset, _ = band_sel.select_bands(plan.ms_dataset, describe(plan.ms_dataset, ms_path),
                                                        bplan.indices)
-    # the MTF gains and names follow the fused bands; ratio and value scale the data for the generic sensor
-    spec = replace(spec, band_names=tuple(bplan.names), mtf_ms=bplan.gains,
-                   ratio=spec.ratio or plan.ratio, scale=spec.scale or data_scale(ms))
+    # the MTF gains and names follow the fused bands; the ratio the data's for the generic sensor. The value scale
+    # (the classical methods' floor under a divisor is a thousandth of it) is the sensor's full scale unless the
+    # data's type holds less: an 8-bit product, float reflectance (under a floor of 2.047, a WorldView-2 scale's,
+    # every reflectance divisor was floored and MTF-GLP-HPM and Brovey returned the upsampled MS)
+    spec = replace(spec, band_names=tuple(bplan.names), mtf_ms=bplan.gains, ratio=spec.ratio or plan.ratio,
+                   scale=min(spec.scale, data_scale(ms)) if spec.scale else data_scale(ms))
     # tiles in flight x ONNX Runtime threads = the cores; one session serves the self-check and the run
     pool_size, ort_threads = runtime.balance_threads(workers, threads)
     check = None

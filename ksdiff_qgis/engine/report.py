@@ -83,6 +83,12 @@ def svg_bars(series: dict[str, list[float]], labels: list[str], width: int = 520
     return "".join(out)
 
 
+def _peak(reduced: dict | None, sensor_scale: float) -> str:
+    peak = (reduced or {}).get("max_value", sensor_scale)
+    why = "the sensor's" if peak == sensor_scale else "the data's: float reflectance or a type holding less"
+    return f"{peak:g}, {why}"
+
+
 def html_report(reduced: dict | None, full: dict | None, inputs: dict, sensor: str) -> str:
     sens = get_sensor(sensor)
     rows, parts = [], []
@@ -126,8 +132,8 @@ def html_report(reduced: dict | None, full: dict | None, inputs: dict, sensor: s
     parts.append(
         "<h2>Notes</h2><ul>"
         "<li>Definitions: SAM in degrees; ERGAS = 100/ratio·√(mean_b MSE_b/μ_b²); Q2n and Q on 32×32 blocks / "
-        "windows; SCC on Sobel magnitudes of interior pixels; PSNR and SSIM on data divided by the sensor maximum "
-        f"({sens.scale:g}); Dλ (Khan) = 1 − Q2n(MS cubic-upsampled, fused low-passed with the MS MTF); "
+        "windows; SCC on Sobel magnitudes of interior pixels; PSNR and SSIM on data divided by the full scale "
+        f"({_peak(reduced, sens.scale)}); Dλ (Khan) = 1 − Q2n(MS cubic-upsampled, fused low-passed with the MS MTF); "
         "Ds = mean_b |Q(F_b, PAN) − Q(MS_b upsampled, PAN degraded and re-interpolated)|; HQNR = (1 − Dλ)(1 − Ds); "
         "Dρ = 1 − mean local correlation (ratio×ratio windows, clipped to [−1, 1]) of each fused band with the PAN "
         "(Scarpa &amp; Ciotola 2022); R-Q2n / R-SAM / R-ERGAS compare the fused image filtered with the MS MTF "
