@@ -160,8 +160,13 @@ def test_plan_bands_gains_and_model_pick(data_dir, tmp_path):
     assert all8.indices == list(range(1, 9)) and all8.gains == spec.mtf_ms
     sel = plan_bands(ms8, spec, [8, 5, 3])                       # any count, any order, gains follow the bands
     assert sel.names == ["NIR2", "Red", "Green"] and sel.gains == (0.27, 0.35, 0.35)
-    pick = plan_bands(ms8, spec, None, ["Blue", "Green", "Red", "NIR"])
-    assert pick.indices == [2, 3, 5, 7] and "Coastal" in pick.notes[0] and "NIR1 (band 7)" in pick.notes[0]
+    pick = plan_bands(ms8, spec, None, ["Blue", "Green", "Red", "NIR"])   # every band kept, the model's found
+    assert pick.indices == list(range(1, 9)) and pick.model == [1, 2, 4, 6]
+    assert "Coastal" in pick.notes[0] and "NIR1 (band 7)" in pick.notes[0] and "mtf_glp_hpm" in pick.notes[0]
+    # the model's own order among bands ordered otherwise (R, G, B, NIR): the output keeps the MS order
+    order = plan_bands(ms8, spec, [5, 3, 2, 7], ["Blue", "Green", "Red", "NIR"])
+    assert order.indices == [5, 3, 2, 7] and order.model == [2, 1, 0, 3] and "others" not in order.notes[0]
+    assert plan_bands(ms8, spec, [2, 3, 5, 7], ["Blue", "Green", "Red", "NIR"]).model is None
     with pytest.raises(InputError, match="not all found"):
         plan_bands(ms8, spec, [1, 2, 3], ["Blue", "Green", "Red", "NIR"])
     with pytest.raises(InputError, match="does not exist"):
@@ -170,6 +175,34 @@ def test_plan_bands_gains_and_model_pick(data_dir, tmp_path):
         plan_bands(ms8, get_sensor("wv2"), None)
     custom = plan_bands(ms8, get_sensor("generic"), [2, 3], custom_gains=[0.2])
     assert custom.gains == (0.2, 0.2)
+
+
+def test_learned_output_keeps_the_ms_band_order_and_every_band(data_dir, tmp_path):
+    """KSDiff on a product whose bands are not the model's, in the model's order: the model's bands come out where
+    they are in the MS, pixel for pixel the model's output on them, and a band it does not know is fused by
+    MTF-GLP-HPM (until 2026-12-06 the output held the model's bands in the model's order: a R, G, B, NIR product
+    came out B, G, R, NIR from KSDiff and R, G, B, NIR from the classical method ``auto`` may fall back to, and a
+    Pléiades Neo product lost its Deep Blue and Red Edge)."""
+    if "wv2" not in bundled_cards():
+        pytest.skip("no bundled wv2 model")
+    pan, ms4 = str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif")
+    ms8 = make_wv2_8band(data_dir / "wv2_ms.tif", tmp_path / "ms8.tif")
+    rgbn = str(tmp_path / "rgbn.tif")
+    gdal.Translate(rgbn, ms4, bandList=[3, 2, 1, 4])
+    ref = gdal.Open(pansharpen(pan, ms4, str(tmp_path / "ref.tif"), "wv2", "ksdiff").output_path).ReadAsArray()
+    log = Log()
+    res = pansharpen(pan, rgbn, str(tmp_path / "rgbn_out.tif"), "wv2", "ksdiff", feedback=log)
+    assert res.band_names == ["Red", "Green", "Blue", "NIR"]
+    assert np.array_equal(gdal.Open(res.output_path).ReadAsArray(), ref[[2, 1, 0, 3]])
+    assert any("the output keeps the MS band order" in line for line in log.lines), log.lines
+    # five bands of an 8-band product, Yellow among them: the 4-band network on four, MTF-GLP-HPM on Yellow
+    sel = [7, 5, 3, 2, 4]
+    five = pansharpen(pan, str(ms8), str(tmp_path / "five.tif"), "wv2_8", "ksdiff", ms_bands=sel)
+    hpm = pansharpen(pan, str(ms8), str(tmp_path / "hpm.tif"), "wv2_8", "mtf_glp_hpm", ms_bands=sel)
+    a, h = gdal.Open(five.output_path).ReadAsArray(), gdal.Open(hpm.output_path).ReadAsArray()
+    assert five.band_names == ["NIR1", "Red", "Green", "Blue", "Yellow"] and a.shape[0] == 5
+    assert np.array_equal(a[4], h[4])
+    assert np.abs(a[:4].astype(float) - h[:4]).mean() > 1   # the model's bands are not MTF-GLP-HPM's
 
 
 @pytest.mark.parametrize("method", ["mtf_glp_hpm", "ksdiff"])

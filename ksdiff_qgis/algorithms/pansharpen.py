@@ -82,9 +82,10 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
             "Sensor: auto (the default) guesses it from the pixel-size ratio, band count, PAN pixel size and "
             "product metadata (GDAL IMAGERY metadata, a Maxar .IMD/.XML or a Landsat MTL file beside the input) "
             "and logs why; unknown data falls back to the generic sensor (MTF gains 0.3 / 0.15). "
-            "MS bands (advanced): choose and order the bands; classical methods fuse every chosen band, KSDiff "
-            "fuses the bands its model knows (an 8-band WorldView-2 or -3 product: all eight by the 8-band model; "
-            "Blue, Green, Red, NIR1 by the 4-band model when the selection lacks the others). "
+            "MS bands (advanced): choose and order the bands; every method writes every chosen band in that order. "
+            "KSDiff's model fuses the bands it knows (an 8-band WorldView-2 or -3 product: all eight by the 8-band "
+            "model; Blue, Green, Red, NIR1 by the 4-band model when the selection lacks the others), MTF-GLP-HPM "
+            "the others. "
             "Area of interest: only that window (snapped outward to PAN pixels) is read and written. "
             "Tiles that would not fit in half the free memory are made smaller, with a warning. "
             "Tiles are fused a few at a time on all cores; the output does not depend on the number of threads. "
@@ -137,7 +138,8 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
         extra = [
             (QgsProcessingParameterBand(self.MS_BANDS, tr("MS bands to fuse, in this order (default: all)"),
                                         parentLayerParameterName=self.MS, optional=True, allowMultiple=True),
-             tr("Classical methods fuse every chosen band; KSDiff fuses the bands its model knows among them.")),
+             tr("Every chosen band is written, in this order; KSDiff's model fuses the bands it knows among them, "
+                "MTF-GLP-HPM the others.")),
             (QgsProcessingParameterString(self.MTF_GAINS, tr("MS MTF gains at Nyquist, comma-separated "
                                                              "(default: the sensor's)"), optional=True),
              tr("One value for all bands or one per fused band, each between 0 and 1 (e.g. 0.3 for a generic "

@@ -1,9 +1,9 @@
 """Which MS bands a run fuses, in which order, with which MTF gains and names (colours: ``bandcolour``).
 
-Classical methods fuse every selected band (any count). A learned model fuses the bands it was trained
-on, found by name among the selected bands (the wv2 model on the Blue, Green, Red, NIR1 of an 8-band
-WorldView-2 product); the selection is applied as a virtual raster (VRT), so the rest of the pipeline
-reads only those bands.
+Every selected band is fused and written, in the selected order (all bands when none are selected). A learned
+model fuses the bands it was trained on, found by name among them (the wv2 model on the Blue, Green, Red, NIR1 of an
+8-band WorldView-2 product); MTF-GLP-HPM fuses the others (``BandPlan.model``). The selection is applied as a virtual
+raster (VRT), so the rest of the pipeline reads only those bands.
 """
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from osgeo import gdal
 
+from .classical import BEST_CLASSICAL
 from .errors import InputError
 from .gdalutil import gdal_call
 from .raster_io import RasterInfo, describe
@@ -47,6 +48,9 @@ class BandPlan:
     names: list[str]                   # output band names
     gains: tuple[float, ...]           # MTF gain per fused band
     notes: list[str] = field(default_factory=list)
+    # a learned model's bands as 0-based positions in ``indices``, in the model's order; None: all of them, in order
+    # (or no model). The bands not among them are fused by a classical method (``learned.OnnxFuser``)
+    model: list[int] | None = None
 
 
 def _names(ms: RasterInfo, spec: Sensor) -> list[str]:
@@ -94,7 +98,7 @@ def plan_bands(ms: RasterInfo, spec: Sensor, selection: list[int] | None, model_
         )
     names = _names(ms, spec)
     chosen = list(selection or range(1, ms.bands + 1))
-    notes = []
+    notes, model = [], None
     if model_bands is not None:
         picked = _match(model_bands, chosen, names)
         if picked is None and len(model_bands) != len(chosen):
@@ -105,14 +109,14 @@ def plan_bands(ms: RasterInfo, spec: Sensor, selection: list[int] | None, model_
                 "choose a classical method (it fuses any bands)"
             )
         if picked is not None and picked != chosen:
+            model = [chosen.index(b) for b in picked]
             left = [names[b - 1] for b in chosen if b not in picked]
             notes.append(
                 f"KSDiff fuses the bands its model knows: {', '.join(f'{names[b - 1]} (band {b})' for b in picked)}"
-                + (f"; not fused: {', '.join(left)} (a classical method fuses every band)" if left else "")
-            )
-            chosen = picked
+                + (f"; {BEST_CLASSICAL} fuses the others: {', '.join(left)}" if left else "")
+                + "; the output keeps the MS band order")
     gains = tuple(_gain(b - 1, names[b - 1], ms, spec, custom_gains) for b in chosen)
-    return BandPlan(indices=chosen, names=[names[b - 1] for b in chosen], gains=gains, notes=notes)
+    return BandPlan(indices=chosen, names=[names[b - 1] for b in chosen], gains=gains, notes=notes, model=model)
 
 
 def holds_bands(ms: RasterInfo, spec: Sensor, selection: list[int] | None, model_bands: list[str]) -> bool:

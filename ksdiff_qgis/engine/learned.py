@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import math
 import threading
 
 import numpy as np
 
 from . import consistency, runtime
-from .classical import TileContext
+from .classical import BEST_CLASSICAL, FUSERS, TileContext
 from .errors import InputError
 from .model_card import ModelCard
 from .raster_io import RasterInfo
@@ -396,12 +397,17 @@ def loaded_session(card: ModelCard, device: str, threads: int, precision: str = 
 
 
 class OnnxFuser:
-    """Runs the model on one tile: normalise, pad to the model's size multiple, infer, crop, de-normalise."""
+    """Runs the model on one tile: normalise, pad to the model's size multiple, infer, crop, de-normalise.
+
+    ``bands``: the model's bands as positions among the tile's bands, in the model's order (``BandPlan.model``); the
+    others are fused by MTF-GLP-HPM and every band keeps its place. None: the tile holds the model's bands in order.
+    """
 
     def __init__(self, card: ModelCard, session: Session, scale: float, precision: str = DEFAULT_PRECISION,
-                 consistency: bool = True):
+                 consistency: bool = True, bands: list[int] | None = None):
         check_graph(card, session)
         self.card, self.session, self.scale = card, session, np.float32(scale)
+        self.bands = bands
         self.consistency = consistency   # project each tile onto the MS its context carries (``consistency``)
         # the per-tile kernel path when the probe checked it; its int8 variant when asked for
         self.precision = precision
@@ -447,6 +453,18 @@ class OnnxFuser:
                 "towards 0 instead of turning negative")
 
     def __call__(self, pan: np.ndarray, lms: np.ndarray, ctx: TileContext) -> np.ndarray:
+        if self.bands is None:
+            return self._fuse(pan, lms, ctx)
+        if len(self.bands) == lms.shape[0]:   # the model's bands in another order
+            out = np.empty(lms.shape, dtype=np.float32)
+        else:
+            out = np.asarray(FUSERS[BEST_CLASSICAL](pan, lms, ctx), dtype=np.float32)
+        sub = dataclasses.replace(ctx, gains=tuple(ctx.gains[b] for b in self.bands),
+                                  ms=None if ctx.ms is None else ctx.ms[self.bands])
+        out[self.bands] = self._fuse(pan, lms[self.bands], sub)
+        return out
+
+    def _fuse(self, pan: np.ndarray, lms: np.ndarray, ctx: TileContext) -> np.ndarray:
         h, w = pan.shape
         m = self.card.size_multiple
         ph, pw = (-h) % m, (-w) % m

@@ -432,10 +432,10 @@ def pansharpen(
         fb.warning(note)
     if method == selfcheck.AUTO:
         method, check = _auto_method(pan_ds, ms_src, pan, ms, plan, spec, stats, card, no_model, model_path, device,
-                                     ort_threads, fb, precision, consistency)
+                                     ort_threads, fb, precision, consistency, bplan.model)
     if method in LEARNED_METHODS:
         try:
-            model_card.check_against_data(card, ms.bands, plan.ratio)
+            model_card.check_against_data(card, _model_band_count(ms, bplan.model), plan.ratio)
         except InputError as e:
             guess = detect_sensor(pan, ms, plan.ratio)
             hint = f" (the data looks like {guess.key}: try SENSOR={guess.key} or auto)" if guess.key != sensor else ""
@@ -444,9 +444,12 @@ def pansharpen(
         # a GPU runs one tile at a time anyway: a second in flight would only double its memory
         workers = workers or (1 if session.device == "cuda" else pool_size)
         scale = value_scale(card, ms, stats.ms_mean)
-        # the model's own context plus the consistency step's (its filter reads beyond what it corrects)
+        # the model's own context plus the consistency step's (its filter reads beyond what it corrects), and the
+        # classical method's that fuses the bands the model does not know
         margin = card.margin + (consistency_step.halo(plan.ratio, spec.mtf_ms) if consistency else 0)
-        fuse, used_device = OnnxFuser(card, session, scale, precision, consistency), session.device
+        if bplan.model is not None and len(bplan.model) < ms.bands:
+            margin = max(margin, classical.margin(classical.BEST_CLASSICAL, plan.ratio))
+        fuse, used_device = OnnxFuser(card, session, scale, precision, consistency, bplan.model), session.device
         fb.info(f"model {card.path.name} ({card.data.get('backbone', '')}); device {session.device}: "
                 f"{session.reason}; values normalised by {scale:g}; tiles run {fuse.path_note()}; "
                 + ("one consistency step onto the MS per tile" if consistency else "no consistency step"))
@@ -594,6 +597,11 @@ def _model_for_bands(card: model_card.ModelCard, spec: Sensor, ms: RasterInfo, s
     return picked
 
 
+def _model_band_count(ms: RasterInfo, bands: list[int] | None) -> int:
+    """The MS bands a learned model is given: ``BandPlan.model``'s, else all that are fused."""
+    return ms.bands if bands is None else len(bands)
+
+
 def _auto_card(sensor: str, model_path: str | None, fb: Feedback,
                shape: tuple[int, int]) -> tuple[model_card.ModelCard | None, str]:
     """METHOD auto: the model to check, or (None, why) when there is none for the sensor (``shape``: MS bands and
@@ -609,14 +617,15 @@ def _auto_card(sensor: str, model_path: str | None, fb: Feedback,
 def _auto_method(pan_ds, ms_src, pan: RasterInfo, ms: RasterInfo, plan: GridPlan, spec: Sensor,
                  stats: classical.SceneStats,
                  card: model_card.ModelCard | None, no_model: str, model_path: str | None, device: str,
-                 threads: int, fb: Feedback, precision: str, consistency: bool) -> tuple[str, selfcheck.SelfCheck]:
+                 threads: int, fb: Feedback, precision: str, consistency: bool,
+                 bands: list[int] | None) -> tuple[str, selfcheck.SelfCheck]:
     """METHOD auto: the learned model if it passes the self-check on this scene, else the best classical method
-    on the check (also the choice when no model can run here)."""
+    on the check (also the choice when no model can run here). ``bands``: ``BandPlan.model``."""
     area = _ms_stats_window(plan, ms_src.RasterXSize, ms_src.RasterYSize)
     try:
         if card is None:
             raise InputError(no_model)
-        model_card.check_against_data(card, ms.bands, plan.ratio)
+        model_card.check_against_data(card, _model_band_count(ms, bands), plan.ratio)
         session = checked_session(card, device, threads)
     except InputError as e:
         if model_path and str(e) != runtime.INSTALL_HINT:
@@ -627,7 +636,7 @@ def _auto_method(pan_ds, ms_src, pan: RasterInfo, ms: RasterInfo, plan: GridPlan
         check.reason = f"{e}; {check.reason}"
         selfcheck.log_check(check, fb)
         return check.method, check
-    fuser = OnnxFuser(card, session, value_scale(card, ms, stats.ms_mean), precision, consistency)
+    fuser = OnnxFuser(card, session, value_scale(card, ms, stats.ms_mean), precision, consistency, bands)
     try:
         check = selfcheck.run_check(pan_ds, ms_src, pan, ms, plan, spec, fuser, stats, area, fb)
     finally:
