@@ -115,6 +115,15 @@ def test_clip_counter():
     cc.add(strip)
     cc.report(fb, "ksdiff")
     assert fb.warnings and "3000" in fb.warnings[0]
+    # a floating-point output keeps its negatives: the log must not say they were clipped
+    fb = Recorder()
+    cc = ClipCounter(float(np.finfo(np.float32).max), ["a", "b"], clipped=False)
+    strip = np.full((2, 10, 100), 0.2, np.float32)
+    strip[0, :2] = -0.01
+    cc.add(strip)
+    cc.report(fb, "mtf_glp_fs")
+    assert fb.warnings and "keeps them" in fb.warnings[0] and "clipped" not in fb.warnings[0]
+    assert "a: 200" in fb.warnings[0]
 
 
 # -------------------------------------------------------------------------- through Processing

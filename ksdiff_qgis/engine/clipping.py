@@ -16,9 +16,11 @@ WARN_FRACTION = 0.001   # 0.1 % of the valid pixels
 class ClipCounter:
     """Accumulates, over the strips of one run, how many valid values fell below 0 / above ``high``."""
 
-    def __init__(self, high: float, band_names: list[str] | None = None):
+    def __init__(self, high: float, band_names: list[str] | None = None, clipped: bool = True):
+        """``clipped``: the output type clips (integers); a floating-point output keeps the values as they are."""
         self.high = float(high)
         self.names = band_names
+        self.clipped = clipped
         self.negative: np.ndarray | None = None
         self.above: np.ndarray | None = None
         self.valid = 0
@@ -53,9 +55,14 @@ class ClipCounter:
         names = self.names or [f"band {i + 1}" for i in range(len(self.negative))]
         per_band = ", ".join(f"{n}: {int(a)} < 0, {int(b)} > {self.high:g}"
                              for n, a, b in zip(names, self.negative, self.above) if a or b)
-        msg = (f"{method}: {self.fraction():.3%} of the fused values were negative or above {self.high:g} "
-               f"(min {self.minimum:.1f}, max {self.maximum:.1f}; {per_band}); an integer output type holds "
-               "them clipped to its range.")
+        if self.clipped:
+            msg = (f"{method}: {self.fraction():.3%} of the fused values were negative or above {self.high:g} "
+                   f"(min {self.minimum:.1f}, max {self.maximum:.1f}; {per_band}); an integer output type holds "
+                   "them clipped to its range.")
+        else:   # float: nothing is above the type's range; the negatives are written as they are
+            per_band = ", ".join(f"{n}: {int(a)}" for n, a in zip(names, self.negative) if a)
+            msg = (f"{method}: {self.fraction():.3%} of the fused values are negative (min {self.minimum:.4g}; "
+                   f"{per_band}); the floating-point output keeps them as they are.")
         if self.fraction() > WARN_FRACTION:
             fb.warning(msg)
         else:

@@ -448,9 +448,9 @@ class OnnxFuser:
         """What soft_floor did over the run, or None when no value needed it."""
         if not self.floored:
             return None
-        return (f"{self.floored} of {self.values} fused values ({self.floored / max(self.values, 1):.2%}) fell below "
-                f"{FLOOR_FRACTION:.0%} of the upsampled MS (additive detail on nearly black pixels) and were damped "
-                "towards 0 instead of turning negative")
+        return (f"{self.floored / max(self.values, 1):.2%} of the fused values ({self.floored} of {self.values} "
+                f"computed, tile margins and overlaps included) fell below {FLOOR_FRACTION:.0%} of the upsampled MS "
+                "(additive detail on nearly black pixels) and were damped towards 0 instead of turning negative")
 
     def __call__(self, pan: np.ndarray, lms: np.ndarray, ctx: TileContext) -> np.ndarray:
         if self.bands is None:

@@ -491,7 +491,8 @@ def pansharpen(
     set_colour_interpretation(writer.ds, names)
     for p in writer.removed_partials:
         fb.info(f"removed {os.path.basename(p)}, left beside the output by an interrupted earlier run")
-    clips = ClipCounter(value_range(ms.dtype, ms.nbits)[1], names)   # clipping is never silent
+    clips = ClipCounter(value_range(ms.dtype, ms.nbits)[1], names,   # clipping is never silent
+                        clipped=ms.dtype.kind != "f")
     pool = TilePool(runner, rows, cols, tile_size, overlap, workers, on_result=runner.tile_done, order=layout.order)
 
     inputs = InputCache([pan_ds, ms_src], runner.read_lock)
