@@ -93,6 +93,35 @@ def test_float_reflectance_is_fused_as_its_integer_product(data_dir, tmp_path, m
     assert np.abs(b - _read(exp.output_path) * 2047).mean() > 5   # detail injected, not the upsampled MS
 
 
+@pytest.mark.parametrize("declared", [None, -9999.0])
+def test_non_finite_values_are_holes(data_dir, tmp_path, declared):
+    """NaN and infinities in a float MS are nodata whether or not it declares a nodata value (until 2026-12-06 the
+    scene statistics' regression failed on them: 'SVD did not converge', for every method)."""
+    ds = gdal.Open(str(data_dir / "wv2_ms.tif"))
+    arr = ds.ReadAsArray().astype(np.float32)
+    arr[:, 20:22, 30:32] = np.nan
+    arr[2, 40, 10] = np.inf
+    ms = str(tmp_path / "ms_nan.tif")
+    out_ds = gdal.GetDriverByName("GTiff").Create(ms, ds.RasterXSize, ds.RasterYSize, 4, gdal.GDT_Float32)
+    out_ds.SetGeoTransform(ds.GetGeoTransform())
+    out_ds.SetProjection(ds.GetProjection())
+    for b in range(4):
+        band = out_ds.GetRasterBand(b + 1)
+        band.WriteArray(arr[b])
+        if declared is not None:
+            band.SetNoDataValue(declared)
+    out_ds = None
+    for method in ("mtf_glp_hpm", "gsa"):
+        res = pansharpen(str(data_dir / "wv2_pan.tif"), ms, str(tmp_path / f"{method}.tif"), "wv2", method)
+        o = gdal.Open(res.output_path)
+        nodata = o.GetRasterBand(1).GetNoDataValue()
+        out = o.ReadAsArray()
+        hole = np.isnan(out) if nodata is None or np.isnan(nodata) else out == nodata
+        assert hole[:, 80:88, 120:128].all()               # the NaN MS pixels (ratio 4), in every band
+        assert hole[:, 160:164, 40:44].all()               # the infinity, in every band
+        assert np.isfinite(out[~hole]).all() and hole.mean() < 0.05
+
+
 def test_byte_ms_is_clipped_to_its_range(data_dir, tmp_path):
     ms = str(tmp_path / "ms_u8.tif")
     gdal.Translate(ms, str(data_dir / "wv2_ms.tif"), outputType=gdal.GDT_Byte, scaleParams=[[0, 600, 0, 255]])

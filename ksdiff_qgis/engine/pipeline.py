@@ -107,11 +107,13 @@ class PansharpenResult:
 
 
 def _is_valid(arr: np.ndarray, nodata: float | None) -> np.ndarray | None:
-    """Per-pixel validity over all bands of (C, H, W), or None when the raster declares no nodata."""
+    """Per-pixel validity over all bands of (C, H, W): not the nodata value, and finite (NaN and infinities in
+    floating-point data are holes whether declared or not); None when no nodata is declared and all is finite."""
+    finite = np.isfinite(arr).all(axis=0) if arr.dtype.kind == "f" else None
     if nodata is None:
-        return None
+        return None if finite is None or finite.all() else finite
     bad = np.isnan(arr) if math.isnan(nodata) else arr == np.float32(nodata)
-    return ~bad.any(axis=0)
+    return ~bad.any(axis=0) if finite is None else ~bad.any(axis=0) & finite
 
 
 def _on_pan_grid(ms_mask: np.ndarray, shape: tuple[int, int], origin: tuple[float, float], k: int) -> np.ndarray:
@@ -238,7 +240,6 @@ class _TileRunner:
         self.pan_ds, self.ms_ds, self.pan, self.ms, self.plan = pan_ds, ms_ds, pan, ms, plan
         self.sensor, self.fuse, self.margin, self.stats = sensor, fuse, margin, stats
         self.feedback, self.total, self.done = feedback, total, 0
-        self.track_nodata = pan.nodata is not None or ms.nodata is not None
         self.learned = isinstance(fuse, OnnxFuser)   # only a learned fuser uses a tile's context (TileContext.valid)
         # one GDAL dataset must not be read from two threads at once: tile workers take turns reading
         self.read_lock = threading.Lock()
@@ -271,7 +272,8 @@ class _TileRunner:
             ms[:, ~ms_valid] = st.ms_mean.astype(np.float32)[:, None]
         origin = (self.plan.ms_origin[0] + mr * k - R0, self.plan.ms_origin[1] + mc * k - C0)
         lms = upsample(ms, k, (H, W), origin)
-        valid = _tile_valid(pan_valid, ms_valid, (H, W), origin, k) if self.track_nodata else None
+        holes = pan_valid is not None or ms_valid is not None   # declared nodata, or non-finite values
+        valid = _tile_valid(pan_valid, ms_valid, (H, W), origin, k) if holes else None
         ctx = classical.TileContext(stats=st, ratio=k, gains=self.sensor.mtf_ms, origin=(R0, C0),
                                     scale=self.sensor.scale, ms=ms, ms_origin=origin,
                                     ms_real=ms_valid,
