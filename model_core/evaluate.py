@@ -103,7 +103,7 @@ def classical_yardsticks(t: Triple, sensor: Sensor) -> dict[str, dict[str, float
     pan, lms = (t.pan * s).astype(np.float32), (t.lms * s).astype(np.float32)
     pan_lr, ms_lr = _block_mean(pan, q), _block_mean(lms, q)
     stats = classical.scene_stats(pan_lr, ms_lr, np.ones(pan_lr.shape, dtype=bool))
-    ctx = classical.TileContext(stats=stats, ratio=q, gains=sensor.mtf_ms, origin=(0, 0), scale=s)
+    ctx = classical.TileContext(stats=stats, ratio=q, gains=sensor.mtf_ms, origin=(0, 0))
     # reflect-pad like the pipeline's tile margin: the MTF-GLP filters need context beyond the case's edges
     pad = -(-classical.margin("mtf_glp_hpm", q) // q) * q
     pan_p = np.pad(pan, pad, mode="reflect")

@@ -24,7 +24,7 @@ def fuser():
 
 def _ctx(ms=None):
     stats = classical.SceneStats.__new__(classical.SceneStats)   # the network does not read scene statistics
-    return classical.TileContext(stats, 4, WV2.mtf_ms, (0, 0), 2047.0, ms=ms)
+    return classical.TileContext(stats, 4, WV2.mtf_ms, (0, 0), ms=ms)
 
 
 def test_the_step_brings_the_fusion_back_to_its_ms_and_closer_to_the_reference(wv2_arrays, fuser):

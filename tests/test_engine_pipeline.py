@@ -93,6 +93,27 @@ def test_float_reflectance_is_fused_as_its_integer_product(data_dir, tmp_path, m
     assert np.abs(b - _read(exp.output_path) * 2047).mean() > 5   # detail injected, not the upsampled MS
 
 
+def test_ratio_methods_do_not_depend_on_the_declared_scale(data_dir, tmp_path):
+    """11-bit data in a plain 16-bit file declared generic (a full scale of 65535) fuses as the WorldView-2 product
+    with the same MTF gain (the divisor floor was a thousandth of the full scale: 65.5 DN, no detail under it)."""
+    ds = gdal.Open(str(data_dir / "wv2_ms.tif"))
+    ms = str(tmp_path / "ms_u16.tif")
+    out = gdal.GetDriverByName("GTiff").Create(ms, ds.RasterXSize, ds.RasterYSize, 4, gdal.GDT_UInt16)   # no NBITS
+    out.SetGeoTransform(ds.GetGeoTransform())
+    out.SetProjection(ds.GetProjection())
+    for b in range(4):
+        band = out.GetRasterBand(b + 1)
+        band.WriteArray(ds.GetRasterBand(b + 1).ReadAsArray())
+        band.SetNoDataValue(0)
+    out = None
+    pan = str(data_dir / "wv2_pan.tif")
+    for method in ("mtf_glp_hpm", "brovey"):
+        generic = pansharpen(pan, ms, str(tmp_path / f"g_{method}.tif"), "generic", method, mtf_gains=[0.35])
+        a = _read(generic.output_path)
+        b = _read(pansharpen(pan, ms, str(tmp_path / f"w_{method}.tif"), "wv2", method).output_path)
+        assert np.array_equal(a, b), method
+
+
 @pytest.mark.parametrize("declared", [None, -9999.0])
 def test_non_finite_values_are_holes(data_dir, tmp_path, declared):
     """NaN and infinities in a float MS are nodata whether or not it declares a nodata value (until 2026-12-06 the

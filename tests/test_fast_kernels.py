@@ -77,7 +77,7 @@ def ref_pan_lowpass(pan, gain, ctx):
 
 def ref_fuse_mtf_glp_hpm(pan, lms, ctx):
     out = np.empty_like(lms)
-    floor = np.float32(1e-3 * ctx.scale)
+    floor = np.float32(1e-3 * (ctx.stats.pan_mean + 3 * ctx.stats.pan_std))
     for b in range(lms.shape[0]):
         pan_lp = ref_pan_lowpass(pan, ctx.gains[b], ctx)
         ratio = np.where(pan_lp > floor, pan / np.maximum(pan_lp, floor), np.float32(1.0))
@@ -91,7 +91,7 @@ def ref_fuse_brovey(pan, lms, ctx):
     for b in range(lms.shape[0]):
         intensity += np.float32(st.brovey_w[b]) * lms[b]
     p = (pan - np.float32(st.pan_mean)) * np.float32(st.brovey_i_std / st.pan_std) + np.float32(st.brovey_i_mean)
-    floor = np.float32(1e-3 * ctx.scale)
+    floor = np.float32(1e-3 * (st.brovey_i_mean + 3 * st.brovey_i_std))
     ratio = np.where(intensity > floor, p / np.maximum(intensity, floor), np.float32(1.0))
     return lms * ratio[None]
 

@@ -91,7 +91,7 @@ def test_what_lies_under_a_hole_changes_no_pixel_away_from_it(data_dir, wv2_fuse
     stats = scene_stats(ms.mean(0), ms, np.ones(ms.shape[1:], dtype=bool))
     valid = np.ones(pan.shape, dtype=bool)
     valid[:, :90] = False                                   # the left third is a hole
-    ctx = TileContext(stats=stats, ratio=4, gains=(0.3,) * 4, origin=(0, 0), scale=2047.0, valid=valid)
+    ctx = TileContext(stats=stats, ratio=4, gains=(0.3,) * 4, origin=(0, 0), valid=valid)
     outs = []
     for fill in ("mean", "noise"):
         p, x = pan.copy(), lms.copy()
@@ -151,7 +151,7 @@ def test_the_full_graph_says_its_kernels_saw_the_hole(data_dir, wv2_fuser):
     lms = np.repeat(np.repeat(ms, 4, axis=1), 4, axis=2)
     stats = scene_stats(ms.mean(0), ms, np.ones(ms.shape[1:], dtype=bool))
     valid = np.ones(pan.shape, dtype=bool)
-    ctx = TileContext(stats=stats, ratio=4, gains=(0.3,) * 4, origin=(0, 0), scale=2047.0, valid=valid)
+    ctx = TileContext(stats=stats, ratio=4, gains=(0.3,) * 4, origin=(0, 0), valid=valid)
     fuser(pan, lms, ctx)
     assert fuser.window_note() is None
     valid[:, :90] = False

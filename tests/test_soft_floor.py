@@ -39,7 +39,7 @@ def test_bundled_model_output_is_positive_on_real_dark_pixels(data_dir):
     lms = upsample(ms, 4, (h, w)).astype(np.float32)
     raw = session.session.run(None, {"pan": pan[None, None] / 2047, "lms": lms[None] / 2047})[0][0] * 2047
     fuser = OnnxFuser(card, session, 2047.0, "fp32")   # against the float32 graph: no int8 rounding
-    out = fuser(pan, lms, TileContext(SceneStats.__new__(SceneStats), 4, (), (0, 0), 2047.0))
+    out = fuser(pan, lms, TileContext(SceneStats.__new__(SceneStats), 4, (), (0, 0)))
     low = raw < FLOOR_FRACTION * np.maximum(lms, 0)   # cubic upsampling can ring below 0
     assert low.any(), "the fixture no longer shows the dark-pixel overshoot this guards against"
     assert (out >= 0).all() and np.allclose(out[~low], raw[~low], rtol=1e-5, atol=1e-2)

@@ -92,7 +92,6 @@ class TileContext:
     ratio: int
     gains: tuple[float, ...]
     origin: tuple[int, int]    # global PAN (row, col) of the tile array's first pixel
-    scale: float
     # the MS pixels behind the tile and where pixel [0, 0]'s corner sits in tile pixels (learned methods
     # project their output onto them: ``consistency``)
     ms: np.ndarray | None = None
@@ -127,6 +126,17 @@ def _equalise(pan: np.ndarray, stats: SceneStats, mean: float, std: float) -> np
     return out
 
 
+FLOOR_SHARE = 1e-3   # of a signal's bright level (scene mean + 3 standard deviations): the smallest divisor
+
+
+def _floor(mean: float, std: float) -> np.float32:
+    """The smallest divisor of a ratio method, from the scene's own statistics of the divisor's signal: any unit
+    (DN of any bit depth, float reflectance) gets the same relative floor. (A floor of a thousandth of the sensor's
+    full scale was above every divisor of float reflectance, and of a 16-bit type's for 11-bit data declared generic:
+    MTF-GLP-HPM and Brovey returned the upsampled MS.)"""
+    return np.float32(FLOOR_SHARE * max(mean + 3.0 * std, 1e-30))
+
+
 def _safe_ratio(num: np.ndarray, den: np.ndarray, floor: np.float32) -> np.ndarray:
     """``num / den`` where ``den > floor``, else 1 (as ``np.where`` would give, without its temporaries)."""
     out = np.maximum(den, floor)
@@ -143,7 +153,7 @@ def fuse_brovey(pan: np.ndarray, lms: np.ndarray, ctx: TileContext) -> np.ndarra
     st = ctx.stats
     intensity = _intensity(lms, st.brovey_w)
     p = _equalise(pan, st, st.brovey_i_mean, st.brovey_i_std)
-    ratio = _safe_ratio(p, intensity, np.float32(1e-3 * ctx.scale))
+    ratio = _safe_ratio(p, intensity, _floor(st.brovey_i_mean, st.brovey_i_std))
     return lms * ratio[None]
 
 
@@ -167,7 +177,7 @@ def _pan_lowpass(pan: np.ndarray, gain: float, ctx: TileContext) -> np.ndarray:
 
 def _hpm_ratio(pan: np.ndarray, gain: float, ctx: TileContext) -> np.ndarray:
     """P / P_L."""
-    return _safe_ratio(pan, _pan_lowpass(pan, gain, ctx), np.float32(1e-3 * ctx.scale))
+    return _safe_ratio(pan, _pan_lowpass(pan, gain, ctx), _floor(ctx.stats.pan_mean, ctx.stats.pan_std))
 
 
 def _per_band_gain(ctx: TileContext, bands: int, make) -> list[np.ndarray]:

@@ -36,7 +36,6 @@ from .raster_io import (
     RasterInfo,
     check_not_input,
     check_writable,
-    data_scale,
     describe,
     open_raster,
     output_nodata,
@@ -275,8 +274,7 @@ class _TileRunner:
         holes = pan_valid is not None or ms_valid is not None   # declared nodata, or non-finite values
         valid = _tile_valid(pan_valid, ms_valid, (H, W), origin, k) if holes else None
         ctx = classical.TileContext(stats=st, ratio=k, gains=self.sensor.mtf_ms, origin=(R0, C0),
-                                    scale=self.sensor.scale, ms=ms, ms_origin=origin,
-                                    ms_real=ms_valid,
+                                    ms=ms, ms_origin=origin, ms_real=ms_valid,
                                     valid=self._context_valid(valid, pan, ms, origin) if self.learned else valid)
         fused = self.fuse(pan[0], lms, ctx).astype(np.float32, copy=False)
         if m:   # a copy of the interior frees the margin; without a margin the array is already fresh
@@ -417,12 +415,8 @@ def pansharpen(
         if plan.ms_dataset is not None:   # a reprojected MS: select from the warped one
             plan.ms_dataset, _ = band_sel.select_bands(plan.ms_dataset, describe(plan.ms_dataset, ms_path),
                                                        bplan.indices)
-    # the MTF gains and names follow the fused bands; the ratio the data's for the generic sensor. The value scale
-    # (the classical methods' floor under a divisor is a thousandth of it) is the sensor's full scale unless the
-    # data's type holds less: an 8-bit product, float reflectance (under a floor of 2.047, a WorldView-2 scale's,
-    # every reflectance divisor was floored and MTF-GLP-HPM and Brovey returned the upsampled MS)
-    spec = replace(spec, band_names=tuple(bplan.names), mtf_ms=bplan.gains, ratio=spec.ratio or plan.ratio,
-                   scale=min(spec.scale, data_scale(ms)) if spec.scale else data_scale(ms))
+    # the MTF gains and names follow the fused bands; the ratio the data's for the generic sensor
+    spec = replace(spec, band_names=tuple(bplan.names), mtf_ms=bplan.gains, ratio=spec.ratio or plan.ratio)
     # tiles in flight x ONNX Runtime threads = the cores; one session serves the self-check and the run
     pool_size, ort_threads = runtime.balance_threads(workers, threads)
     check = None

@@ -318,7 +318,7 @@ def _fuse_pair(fuser: Fuser, pan: np.ndarray, lms: np.ndarray, ctx: classical.Ti
     x = np.pad(lms.astype(np.float32), ((0, 0), (m, m), (m, m)), mode="symmetric")
     valid = None if ctx.valid is None else np.pad(ctx.valid, m, mode="symmetric")
     c = classical.TileContext(stats=ctx.stats, ratio=ctx.ratio, gains=ctx.gains,
-                              origin=(ctx.origin[0] - m, ctx.origin[1] - m), scale=ctx.scale, ms=ctx.ms,
+                              origin=(ctx.origin[0] - m, ctx.origin[1] - m), ms=ctx.ms,
                               ms_origin=(ctx.ms_origin[0] + m, ctx.ms_origin[1] + m), ms_real=ctx.ms_real,
                               valid=valid)
     out = np.asarray(fuser(p, x, c), dtype=np.float32)
@@ -402,9 +402,9 @@ def _score_window(s: _Sample, fusers: dict[str, Fuser], pools, pan_pool: _Pool, 
     lms_lr = upsample(ms_lr, k, pan_lr.shape)
     ref = s.ms[:, ctx:ctx + h, ctx:ctx + w]
     # each fused as the pipeline would: a learned fuser projects its output onto the MS it was given
-    red_ctx = classical.TileContext(stats=stats, ratio=k, gains=gains, origin=(0, 0), scale=sensor.scale, ms=ms_lr,
+    red_ctx = classical.TileContext(stats=stats, ratio=k, gains=gains, origin=(0, 0), ms=ms_lr,
                                     ms_real=s.ms_real_lr, valid=s.valid_lr)
-    full_ctx = classical.TileContext(stats=stats, ratio=k, gains=gains, origin=(s.R0, s.C0), scale=sensor.scale,
+    full_ctx = classical.TileContext(stats=stats, ratio=k, gains=gains, origin=(s.R0, s.C0),
                                      ms=s.ms, ms_real=s.ms_real, valid=s.valid_full)
     for name, fuser in fusers.items():
         red_pool, full_pool = pools[name]
