@@ -175,6 +175,12 @@ def test_plan_bands_gains_and_model_pick(data_dir, tmp_path):
         plan_bands(ms8, get_sensor("wv2"), None)
     custom = plan_bands(ms8, get_sensor("generic"), [2, 3], custom_gains=[0.2])
     assert custom.gains == (0.2, 0.2)
+    # one gain per fused band follows the fused bands' order, not the MS band numbers (until 2026-12-06 NIR1, band
+    # 7, picked first took the last gain)
+    ordered = plan_bands(ms8, get_sensor("generic"), [7, 5], custom_gains=[0.1, 0.5])
+    assert ordered.names == ["NIR1", "Red"] and ordered.gains == (0.1, 0.5)
+    with pytest.raises(InputError, match="one per fused band"):
+        plan_bands(ms8, get_sensor("generic"), None, custom_gains=[0.1, 0.5])
 
 
 def test_learned_output_keeps_the_ms_band_order_and_every_band(data_dir, tmp_path):

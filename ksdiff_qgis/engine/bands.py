@@ -66,11 +66,9 @@ def _names(ms: RasterInfo, spec: Sensor) -> list[str]:
     return out
 
 
-def _gain(i: int, name: str, ms: RasterInfo, spec: Sensor, custom: list[float] | None) -> float:
-    """Gain of MS band ``i`` (0-based): user value, the sensor's value for that band name (products may
-    reorder bands, e.g. R, G, B, NIR), by position when the layout matches, else generic."""
-    if custom:
-        return float(custom[i] if i < len(custom) else custom[-1])
+def _gain(i: int, name: str, ms: RasterInfo, spec: Sensor) -> float:
+    """Gain of MS band ``i`` (0-based): the sensor's value for that band name (products may reorder bands, e.g.
+    R, G, B, NIR), by position when the layout matches, else generic."""
     kinds = [band_kind(n) for n in spec.band_names]
     k = band_kind(name)
     if k is not None and kinds.count(k) == 1:
@@ -115,7 +113,13 @@ def plan_bands(ms: RasterInfo, spec: Sensor, selection: list[int] | None, model_
                 f"KSDiff fuses the bands its model knows: {', '.join(f'{names[b - 1]} (band {b})' for b in picked)}"
                 + (f"; {BEST_CLASSICAL} fuses the others: {', '.join(left)}" if left else "")
                 + "; the output keeps the MS band order")
-    gains = tuple(_gain(b - 1, names[b - 1], ms, spec, custom_gains) for b in chosen)
+    if custom_gains and len(custom_gains) not in (1, len(chosen)):
+        raise InputError(f"MTF gains: give one for all bands or one per fused band ({len(chosen)}, in the order of "
+                         f"the fused bands); {len(custom_gains)} were given")
+    if custom_gains:   # in the order of the fused bands, as MS_BANDS lists them
+        gains = tuple(float(custom_gains[0 if len(custom_gains) == 1 else j]) for j in range(len(chosen)))
+    else:
+        gains = tuple(_gain(b - 1, names[b - 1], ms, spec) for b in chosen)
     return BandPlan(indices=chosen, names=[names[b - 1] for b in chosen], gains=gains, notes=notes, model=model)
 
 
