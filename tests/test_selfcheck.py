@@ -124,6 +124,14 @@ def test_clip_counter():
     cc.report(fb, "mtf_glp_fs")
     assert fb.warnings and "keeps them" in fb.warnings[0] and "clipped" not in fb.warnings[0]
     assert "a: 200" in fb.warnings[0]
+    # a signed integer output holds its negatives: only values below its minimum are clipped
+    fb = Recorder()
+    cc = ClipCounter(32767, ["a", "b"], low=-32768)
+    strip = np.full((2, 10, 100), -500.0, np.float32)
+    strip[0, 0, :5] = -40000
+    cc.add(strip)
+    cc.report(fb, "gsa")
+    assert cc.negative.tolist() == [5, 0] and "below -32768" in fb.warnings[0] and "negative" not in fb.warnings[0]
 
 
 # -------------------------------------------------------------------------- through Processing

@@ -14,11 +14,12 @@ WARN_FRACTION = 0.001   # 0.1 % of the valid pixels
 
 
 class ClipCounter:
-    """Accumulates, over the strips of one run, how many valid values fell below 0 / above ``high``."""
+    """Accumulates, over the strips of one run, how many valid values fell below ``low`` / above ``high``."""
 
-    def __init__(self, high: float, band_names: list[str] | None = None, clipped: bool = True):
-        """``clipped``: the output type clips (integers); a floating-point output keeps the values as they are."""
-        self.high = float(high)
+    def __init__(self, high: float, band_names: list[str] | None = None, clipped: bool = True, low: float = 0.0):
+        """``clipped``: the output type clips (integers); a floating-point output keeps the values as they are.
+        ``low``: the type's smallest value (0 unsigned; a signed type holds negative values)."""
+        self.high, self.low = float(high), float(low)
         self.names = band_names
         self.clipped = clipped
         self.negative: np.ndarray | None = None
@@ -37,7 +38,7 @@ class ClipCounter:
             return
         v = strip if ok.all() else strip[:, ok]   # no nodata in the strip: count in place, no copy
         axes = tuple(range(1, v.ndim))
-        self.negative += np.count_nonzero(v < 0, axis=axes)
+        self.negative += np.count_nonzero(v < self.low, axis=axes)
         self.above += np.count_nonzero(v > self.high, axis=axes)
         self.minimum = min(self.minimum, float(v.min()))
         self.maximum = max(self.maximum, float(v.max()))
@@ -53,10 +54,11 @@ class ClipCounter:
         if self.negative is None or not (self.negative.sum() or self.above.sum()):
             return
         names = self.names or [f"band {i + 1}" for i in range(len(self.negative))]
-        per_band = ", ".join(f"{n}: {int(a)} < 0, {int(b)} > {self.high:g}"
+        per_band = ", ".join(f"{n}: {int(a)} < {self.low:g}, {int(b)} > {self.high:g}"
                              for n, a, b in zip(names, self.negative, self.above) if a or b)
         if self.clipped:
-            msg = (f"{method}: {self.fraction():.3%} of the fused values were negative or above {self.high:g} "
+            below = "negative" if self.low == 0 else f"below {self.low:g}"
+            msg = (f"{method}: {self.fraction():.3%} of the fused values were {below} or above {self.high:g} "
                    f"(min {self.minimum:.1f}, max {self.maximum:.1f}; {per_band}); an integer output type holds "
                    "them clipped to its range.")
         else:   # float: nothing is above the type's range; the negatives are written as they are

@@ -487,8 +487,9 @@ def pansharpen(
     set_colour_interpretation(writer.ds, names)
     for p in writer.removed_partials:
         fb.info(f"removed {os.path.basename(p)}, left beside the output by an interrupted earlier run")
-    clips = ClipCounter(value_range(ms.dtype, ms.nbits)[1], names,   # clipping is never silent
-                        clipped=ms.dtype.kind != "f")
+    low, high = value_range(ms.dtype, ms.nbits)
+    floating = ms.dtype.kind == "f"   # keeps every value; its negatives are still worth a line in the log
+    clips = ClipCounter(high, names, clipped=not floating, low=0.0 if floating else low)   # clipping is never silent
     pool = TilePool(runner, rows, cols, tile_size, overlap, workers, on_result=runner.tile_done, order=layout.order)
 
     inputs = InputCache([pan_ds, ms_src], runner.read_lock)
