@@ -23,9 +23,12 @@ def test_soft_floor_is_identity_above_threshold_and_positive_below():
     eps = np.float32(1e-2)
     near, _ = soft_floor(np.array([[[t - eps]]], np.float32), lms[..., :1])
     assert abs(float(near) - (t - eps)) < 1e-4
-    # no MS signal at all: plain clip at 0
+    # no MS signal at all: plain clip at 0; data that may be negative (signed, float) keep such values
     zero, _ = soft_floor(np.array([[[-5.0, 3.0]]], np.float32), np.zeros((1, 1, 2), np.float32))
     assert zero.tolist() == [[[0.0, 3.0]]]
+    neg, n = soft_floor(np.array([[[-5.0, 3.0, -40.0]]], np.float32), np.array([[[-10.0, 0.0, 100.0]]], np.float32),
+                        signed=True)
+    assert n == 1 and neg[0, 0, :2].tolist() == [-5.0, 3.0] and 0 < neg[0, 0, 2] < 20
 
 
 def test_bundled_model_output_is_positive_on_real_dark_pixels(data_dir):
@@ -64,3 +67,25 @@ def test_float_reflectance_is_fused_like_the_same_integer_product(data_dir, tmp_
     a = read(str(tmp_path / "int.tif")).data.astype(np.float64)
     b = read(str(tmp_path / "float.tif")).data.astype(np.float64) * 4000.0
     assert M.ergas(b, a, 4) < 0.5, "float reflectance is fused differently from the same integer product"
+
+
+def test_signed_product_keeps_its_negative_values(data_dir, tmp_path):
+    """An Int16 MS holding valid negative values (the WorldView-2 fixture less 150 DN): KSDiff keeps them (until
+    2026-12-06 every value whose upsampled MS was below 0 became 0)."""
+    from ksdiff_qgis.engine.pipeline import pansharpen
+
+    ds = gdal.Open(str(data_dir / "wv2_ms.tif"))
+    ms = str(tmp_path / "ms_i16.tif")
+    out = gdal.GetDriverByName("GTiff").Create(ms, ds.RasterXSize, ds.RasterYSize, 4, gdal.GDT_Int16)
+    out.SetGeoTransform(ds.GetGeoTransform())
+    out.SetProjection(ds.GetProjection())
+    for b in range(4):
+        band = out.GetRasterBand(b + 1)
+        band.WriteArray(ds.GetRasterBand(b + 1).ReadAsArray().astype(np.int16) - 150)
+        band.SetDescription(ds.GetRasterBand(b + 1).GetDescription())
+    out = None
+    src = gdal.Open(ms).ReadAsArray()
+    res = pansharpen(str(data_dir / "wv2_pan.tif"), ms, str(tmp_path / "o.tif"), "wv2", "ksdiff")
+    fused = gdal.Open(res.output_path).ReadAsArray()
+    assert (src < 0).mean() > 0.1 and (fused < 0).mean() > 0.1
+    assert (fused == 0).mean() < 0.01

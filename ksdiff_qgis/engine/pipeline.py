@@ -445,7 +445,8 @@ def pansharpen(
         margin = card.margin + (consistency_step.halo(plan.ratio, spec.mtf_ms) if consistency else 0)
         if bplan.model is not None and len(bplan.model) < ms.bands:
             margin = max(margin, classical.margin(classical.BEST_CLASSICAL, plan.ratio))
-        fuse, used_device = OnnxFuser(card, session, scale, precision, consistency, bplan.model), session.device
+        fuse = OnnxFuser(card, session, scale, precision, consistency, bplan.model, signed=ms.dtype.kind in "if")
+        used_device = session.device
         fb.info(f"model {card.path.name} ({card.data.get('backbone', '')}); device {session.device}: "
                 f"{session.reason}; values normalised by {scale:g}; tiles run {fuse.path_note()}; "
                 + ("one consistency step onto the MS per tile" if consistency else "no consistency step"))
@@ -634,7 +635,8 @@ def _auto_method(pan_ds, ms_src, pan: RasterInfo, ms: RasterInfo, plan: GridPlan
         check.reason = f"{e}; {check.reason}"
         selfcheck.log_check(check, fb)
         return check.method, check
-    fuser = OnnxFuser(card, session, value_scale(card, ms, stats.ms_mean), precision, consistency, bands)
+    fuser = OnnxFuser(card, session, value_scale(card, ms, stats.ms_mean), precision, consistency, bands,
+                      signed=ms.dtype.kind in "if")
     try:
         check = selfcheck.run_check(pan_ds, ms_src, pan, ms, plan, spec, fuser, stats, area, fb)
     finally:
