@@ -143,6 +143,19 @@ def test_non_finite_values_are_holes(data_dir, tmp_path, declared):
         assert np.isfinite(out[~hole]).all() and hole.mean() < 0.05
 
 
+def test_ratio_method_on_negative_values_is_warned(data_dir, tmp_path):
+    """A scene with an offset below 0 (float DN less 500): Brovey and MTF-GLP-HPM say why their output is extreme;
+    GSA, additive, does not need the warning."""
+    paths = {}
+    for role in ("pan", "ms"):
+        paths[role] = str(tmp_path / f"{role}_off.tif")
+        gdal.Translate(paths[role], str(data_dir / f"wv2_{role}.tif"), outputType=gdal.GDT_Float32, noData="none",
+                       scaleParams=[[0, 2047, -500, 1547]])
+    for method, warned in (("mtf_glp_hpm", True), ("brovey", True), ("gsa", False)):
+        res = pansharpen(paths["pan"], paths["ms"], str(tmp_path / f"{method}.tif"), "wv2", method)
+        assert any("below 0" in w and "ratio" in w for w in res.warnings) == warned, (method, res.warnings)
+
+
 def test_byte_ms_is_clipped_to_its_range(data_dir, tmp_path):
     ms = str(tmp_path / "ms_u8.tif")
     gdal.Translate(ms, str(data_dir / "wv2_ms.tif"), outputType=gdal.GDT_Byte, scaleParams=[[0, 600, 0, 255]])

@@ -42,6 +42,7 @@ class SceneStats:
     brovey_i_mean: float
     brovey_i_std: float
     fs_gain: np.ndarray        # (C,) cov(MS_b, PAN) / var(PAN) on the MS grid: MTF-GLP-FS's injection gains
+    negative: float = 0.0      # share of the sampled pixels below 0 in the PAN or in an MS band
 
 
 def scene_stats(pan_lr: np.ndarray, ms: np.ndarray, valid: np.ndarray) -> SceneStats:
@@ -75,6 +76,7 @@ def scene_stats(pan_lr: np.ndarray, ms: np.ndarray, valid: np.ndarray) -> SceneS
         # the PAN averaged onto the MS grid is a low-pass PAN: regressing each band on it is the full-scale
         # estimate cov(MS~_b, P_L) / var(P_L) of MTF-GLP-FS, free of any assumption about the PAN's sharpness
         fs_gain=_band_slopes(p, m),
+        negative=float(((p < 0) | (m < 0).any(axis=0)).mean()),
     )
 
 
@@ -203,6 +205,20 @@ def fuse_mtf_glp_fs(pan: np.ndarray, lms: np.ndarray, ctx: TileContext) -> np.nd
     for b, detail in enumerate(_per_band_gain(ctx, lms.shape[0], lambda g: pan - _pan_lowpass(pan, g, ctx))):
         out[b] += np.float32(ctx.stats.fs_gain[b]) * detail
     return out
+
+
+RATIO_METHODS = ("brovey", "mtf_glp_hpm")   # multiply the MS by a PAN ratio: meaningless on values below 0
+NEGATIVE_WARN = 0.01                         # share of a scene's sampled pixels below 0 that earns a warning
+
+
+def negative_note(method: str, stats: SceneStats) -> str | None:
+    """A warning when a ratio method is to fuse a scene with many values below 0 (an offset, signed data)."""
+    if method not in RATIO_METHODS or stats.negative < NEGATIVE_WARN:
+        return None
+    name = METHODS[method].split(" (")[0]
+    return (f"{stats.negative:.0%} of the sampled pixels are below 0: {name} multiplies the MS by a PAN ratio, "
+            "which is meaningless on such values (extreme outputs where the divisor nears 0); GSA or MTF-GLP-FS "
+            "inject additive detail and suit them")
 
 
 FUSERS = {"exp": fuse_exp, "brovey": fuse_brovey, "gsa": fuse_gsa, "mtf_glp_hpm": fuse_mtf_glp_hpm,
