@@ -102,6 +102,17 @@ def test_no_georeferencing(qgis_app, pair, tmp_path):
     _expect_error({**pair, "PAN": pan}, str(tmp_path / "o.tif"), "no georeferencing")
 
 
+def test_gcp_only_georeferencing(qgis_app, pair, tmp_path):
+    """An MS georeferenced by ground control points only (no grid): the message says so and how to fix it."""
+    ms = _without_georef(pair["MS"], str(tmp_path / "gcp.tif"))
+    s, ds = gdal.Open(pair["MS"]), gdal.Open(ms, gdal.GA_Update)
+    gt = s.GetGeoTransform()
+    gcps = [gdal.GCP(gt[0] + c * gt[1], gt[3] + r * gt[5], 0, c, r) for c, r in ((0, 0), (60, 0), (0, 40), (60, 40))]
+    ds.SetGCPs(gcps, s.GetProjection())
+    ds = None
+    _expect_error({**pair, "MS": ms}, str(tmp_path / "o.tif"), "ground control points only.*warp it first")
+
+
 def test_truncated_file(qgis_app, pair, tmp_path):
     bad = str(tmp_path / "trunc.tif")
     # an uncompressed copy whose pixel data is cut short: the header opens, the last rows are missing

@@ -134,6 +134,10 @@ def _warp_ms(ms_ds: gdal.Dataset, ms: RasterInfo, pan: RasterInfo,
 def plan_grid(pan: RasterInfo, ms: RasterInfo, ms_ds: gdal.Dataset) -> GridPlan:
     """Check the geometry of a PAN/MS pair and work out the output grid. Raises InputError."""
     for info, name in ((pan, "PAN"), (ms, "MS")):
+        if not info.georeferenced and info.gcps:
+            raise InputError(f"the {name} raster {info.path} is georeferenced by {info.gcps} ground control points "
+                             "only, not by a pixel grid: warp it first (Raster > Projections > Warp (Reproject), or "
+                             "gdalwarp) and give the warped raster")
         if not info.georeferenced:
             raise InputError(f"the {name} raster {info.path} has no georeferencing (no geotransform, no CRS)")
     if pan.rotated or pan.gt[5] >= 0:

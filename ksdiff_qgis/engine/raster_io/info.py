@@ -29,6 +29,7 @@ class RasterInfo:
     nbits: int | None
     descriptions: list[str]
     mask: str | None = None   # a mask of the file's own read as nodata (NaN): what it is (``masks.masked_view``)
+    gcps: int = 0             # ground control points (georeferencing without a grid, unless it also has one)
 
     @property
     def georeferenced(self) -> bool:
@@ -56,6 +57,7 @@ def describe(ds: gdal.Dataset, path: str) -> RasterInfo:
         nodata=b1.GetNoDataValue(),
         nbits=int(nbits) if nbits else None,
         descriptions=[ds.GetRasterBand(i + 1).GetDescription() for i in range(ds.RasterCount)],
+        gcps=ds.GetGCPCount(),
     )
 
 
