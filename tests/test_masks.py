@@ -250,3 +250,26 @@ def test_a_virtual_mosaic_with_an_added_alpha_fuses_like_its_source(data_dir, tm
                        "mtf_glp_hpm")
     fused, want = (gdal.Open(r.output_path).ReadAsArray().astype(np.int64) for r in (res, plain))
     assert fused.shape == want.shape == (4, 256, 256) and np.abs(fused - want).max() <= 1
+
+
+def test_a_mask_per_band_is_said_not_applied(data_dir, tmp_path):
+    """Masks per band (GDAL flags 0, a .msk with one mask per band) are not applied by the masked view: the log says so
+    and how to fix it (they were ignored silently)."""
+    ms = str(tmp_path / "ms.tif")
+    gdal.Translate(ms, str(data_dir / "wv2_ms.tif"), options=gdal.TranslateOptions(noData="none"))
+    gdal.SetConfigOption("GDAL_TIFF_INTERNAL_MASK", "NO")
+    try:
+        ds = gdal.Open(ms, gdal.GA_Update)
+        for b in range(1, ds.RasterCount + 1):
+            band = ds.GetRasterBand(b)
+            band.CreateMaskBand(0)
+            m = np.full((ds.RasterYSize, ds.RasterXSize), 255, np.uint8)
+            m[HIDDEN] = 0
+            band.GetMaskBand().WriteArray(m)
+            band = None
+        ds = None
+    finally:
+        gdal.SetConfigOption("GDAL_TIFF_INTERNAL_MASK", None)
+    log = RecordingFeedback()
+    pansharpen(str(data_dir / "wv2_pan.tif"), ms, str(tmp_path / "o.tif"), "wv2", "mtf_glp_hpm", feedback=log)
+    assert any("mask per band, which is not applied" in line and "-mask 1" in line for line in log.lines), log.lines

@@ -18,7 +18,7 @@ from .errors import InputError
 from .feedback import Feedback
 from .gdalutil import gdal_call
 from .raster_io import RasterInfo
-from .raster_io.read import own_mask
+from .raster_io.read import own_mask, per_band_masks
 
 NAN = float("nan")
 
@@ -62,6 +62,10 @@ def without_last_alpha(ds: gdal.Dataset, info: RasterInfo) -> tuple[gdal.Dataset
 def apply_own_mask(ds: gdal.Dataset, info: RasterInfo, role: str, fb: Feedback) -> tuple[gdal.Dataset, RasterInfo]:
     """(dataset, info): a masked view when the raster has a mask of its own (``own_mask``), said in the log; the
     raster itself otherwise. A rotated raster keeps its grid (the warper would turn it north-up): a warning."""
+    if per_band_masks(ds):   # GDAL's warper, which makes the masked view, does not apply them
+        fb.warning(f"the {role} raster has a mask per band, which is not applied: the pixels those masks hide are "
+                   "fused as data. Give the raster a nodata value, or one mask for all bands (gdal_translate "
+                   "-mask 1), to leave them out.")
     if not own_mask(ds) or not info.georeferenced:
         return ds, info
     if info.rotated:

@@ -48,6 +48,11 @@ def read_decimated(ds: gdal.Dataset, col: int, row: int, w: int, h: int, out_w: 
     return arr.reshape(ds.RasterCount, out_h, out_w)
 
 
+def per_band_masks(ds: gdal.Dataset) -> bool:
+    """Whether the bands carry masks of their own (a ``.msk`` with one mask per band: GDAL mask flags 0)."""
+    return any(ds.GetRasterBand(b + 1).GetMaskFlags() == 0 for b in range(ds.RasterCount))
+
+
 def own_mask(ds: gdal.Dataset) -> bool:
     """Whether the dataset carries a mask of its own for all bands (GDAL's GMF_PER_DATASET alone: an internal or
     ``.msk`` mask), not one derived from nodata or alpha, nor per-band masks."""
