@@ -7,7 +7,7 @@ from osgeo import gdal
 
 from ksdiff_qgis.engine import classical
 from ksdiff_qgis.engine.errors import Cancelled, InputError
-from ksdiff_qgis.engine.feedback import Feedback
+from ksdiff_qgis.engine.feedback import Feedback, RecordingFeedback
 from ksdiff_qgis.engine.grid import plan_grid
 from ksdiff_qgis.engine.pipeline import pansharpen
 from ksdiff_qgis.engine.raster_io import describe
@@ -211,3 +211,18 @@ def test_blend_strips_seamless_and_streaming():
         assert strip.min() >= -1 and strip.max() <= 1
     assert rows == list(range(300))
     assert tile_starts(300, 64, 16)[-1] == 300 - 64
+
+
+def test_nan_nodata_on_an_integer_raster_is_said(data_dir, tmp_path):
+    """NaN declared as the nodata value of an integer PAN marks no pixel: the log says so (it was ignored silently),
+    and the PAN's undeclared zero fill is then warned like any other."""
+    pan = str(tmp_path / "pan.tif")
+    gdal.Translate(pan, str(data_dir / "wv2_pan.tif"), noData="none")
+    ds = gdal.Open(pan, gdal.GA_Update)
+    band = ds.GetRasterBand(1)
+    band.SetNoDataValue(float("nan"))
+    assert np.isnan(band.GetNoDataValue())
+    band = ds = None
+    log = RecordingFeedback()
+    pansharpen(pan, str(data_dir / "wv2_ms.tif"), str(tmp_path / "o.tif"), "wv2", "gsa", feedback=log)
+    assert any("declares NaN as its nodata value" in line for line in log.lines), log.lines

@@ -367,6 +367,7 @@ def pansharpen(
     pan_ds, pan = open_raster(pan_path, "PAN")
     ms_ds, ms = open_raster(ms_path, "MS")
     check_not_input(output_path, {"PAN": pan_ds, "MS": ms_ds})
+    pan, ms = _without_integer_nan(pan, "PAN", fb), _without_integer_nan(ms, "MS", fb)
     pan_ds, pan = masks.with_nodata(pan_ds, pan, pan_nodata, "PAN", fb)
     ms_ds, ms = masks.with_nodata(ms_ds, ms, ms_nodata, "MS", fb)
     pan_ds, pan = _pan_without_alpha(pan_ds, pan, fb)
@@ -545,6 +546,16 @@ def pansharpen(
                             tiles=layout.count, method=method, ratio=plan.ratio, device=used_device,
                             warnings=fill_notes + warnings,
                             band_names=list(names), selfcheck=check)
+
+
+def _without_integer_nan(info: RasterInfo, role: str, fb: Feedback) -> RasterInfo:
+    """``info`` without a nodata value of NaN on an integer raster, which no pixel can hold: said, not ignored
+    silently (a layer's no-data value or an undeclared fill's warning may then apply)."""
+    if info.nodata is None or not math.isnan(info.nodata) or info.dtype.kind == "f":
+        return info
+    fb.warning(f"the {role} raster declares NaN as its nodata value, which its integer pixels ({info.dtype}) cannot "
+               "hold: no pixel is nodata by it (set a value they can hold, e.g. gdal_edit -a_nodata 0)")
+    return replace(info, nodata=None)
 
 
 def _pan_without_alpha(pan_ds, pan: RasterInfo, fb: Feedback) -> tuple[object, RasterInfo]:
