@@ -163,6 +163,21 @@ def test_extent_that_misses_is_refused(qgis_app, data_dir, tmp_path):
     assert not out.exists()
 
 
+def test_extent_with_an_unknown_crs_is_refused(qgis_app, data_dir, tmp_path):
+    """QGIS takes an extent whose CRS it does not know as one in the layer's CRS; the algorithm refuses it instead
+    (it fused a window of the PAN's own coordinates silently)."""
+    from qgis.core import QgsProcessingException
+
+    out = tmp_path / "unknown.tif"
+    extent = _extent_string(data_dir / "wv2_pan.tif", (64, 192), (32, 160)).split(" [")[0] + " [EPSG:999999]"
+    log = Log()
+    with pytest.raises(QgsProcessingException):
+        _run({"PAN": str(data_dir / "wv2_pan.tif"), "MS": str(data_dir / "wv2_ms.tif"), "SENSOR": "wv2",
+              "METHOD": "exp", "EXTENT": extent, "OUTPUT": str(out)}, log)
+    assert any("EPSG:999999, which QGIS does not know" in line for line in log.lines), log.lines
+    assert not out.exists()
+
+
 def test_extent_in_a_graphical_model_and_a_batch(qgis_app, data_dir, tmp_path):
     import processing
     from qgis.core import (

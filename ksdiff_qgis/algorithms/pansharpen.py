@@ -246,8 +246,13 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
 
     def _area(self, parameters, context):
         """EXTENT in the PAN layer's CRS (QGIS reprojects it), or (None, None) when not given."""
-        if parameters.get(self.EXTENT) in (None, ""):
+        given = parameters.get(self.EXTENT)
+        if given in (None, ""):
             return None, None
+        named = str(given).rsplit("[", 1)[1].rstrip("] ").strip() if isinstance(given, str) and "[" in given else ""
+        if named and not self.parameterAsExtentCrs(parameters, self.EXTENT, context).isValid():
+            # QGIS takes an extent with a CRS it does not know as one in the layer's CRS: refuse it instead
+            raise QgsProcessingException(tr("EXTENT names the CRS {}, which QGIS does not know").format(named))
         layer = self.parameterAsRasterLayer(parameters, self.PAN, context)
         crs = layer.crs() if layer is not None else None
         rect = self.parameterAsExtent(parameters, self.EXTENT, context, crs) if crs else \
