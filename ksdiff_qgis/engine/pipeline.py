@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from . import aoi, classical, masks, memory, model_card, runtime, selfcheck
+from . import aoi, classical, coregistration, masks, memory, model_card, runtime, selfcheck
 from . import bands as band_sel
 from . import consistency as consistency_step
 from .bandcolour import (
@@ -182,13 +182,19 @@ def estimate_scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: G
     """
     kc, kr, kw, kh = _ms_stats_window(plan, ms_ds.RasterXSize, ms_ds.RasterYSize)
     k = plan.ratio
-    pans, mss = [], []
+    pans, mss, whole = [], [], []   # whole: the windows that are all data, read whole, for the registration
     for c, r, w, h in _sample_windows(kc, kr, kw, kh):
-        pc = min(max(0, round(plan.ms_origin[1] + c * k)), pan.width - 1)
-        pr = min(max(0, round(plan.ms_origin[0] + r * k)), pan.height - 1)
+        y, x = plan.ms_origin[0] + r * k, plan.ms_origin[1] + c * k   # the MS window's PAN position
+        pc = min(max(0, round(x)), pan.width - 1)
+        pr = min(max(0, round(y)), pan.height - 1)
         pw, ph = min(w * k, pan.width - pc), min(h * k, pan.height - pr)
-        pans.append(read_decimated(pan_ds, pc, pr, pw, ph, w, h)[0].ravel())
-        mss.append(read_decimated(ms_ds, c, r, w, h, w, h).reshape(ms.bands, -1))
+        p = read_decimated(pan_ds, pc, pr, pw, ph, w, h)[0]
+        m = read_decimated(ms_ds, c, r, w, h, w, h).reshape(ms.bands, h, w)
+        pans.append(p.ravel())
+        mss.append(m.reshape(ms.bands, -1))
+        if (pw, ph) == (w * k, h * k) and all(v is None or v.all() for v in (_is_valid(p[None], pan.nodata),
+                                                                             _is_valid(m, ms.nodata))):
+            whole.append((p, m, ((pr - y) / k, (pc - x) / k)))
         drop_cached_blocks([pan_ds, ms_ds])   # a window at a time in GDAL's cache, whatever the scene's size
     pan_lr, ms_lr = np.concatenate(pans)[None], np.concatenate(mss, axis=1)[:, None]
     if notes is not None:
@@ -200,7 +206,14 @@ def estimate_scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: G
             valid &= v
     if valid.sum() < 16:
         raise InputError("the overlap of PAN and MS holds (almost) no valid pixels: everything is nodata")
-    return classical.scene_stats(pan_lr, ms_lr, valid)
+    stats = classical.scene_stats(pan_lr, ms_lr, valid)
+    if notes is not None and whole:
+        offset = coregistration.estimate_offset([w[0] for w in whole], [w[1] for w in whole], stats.gsa_alpha,
+                                                [w[2] for w in whole])
+        note = coregistration.offset_note(offset, k)
+        if note:
+            notes.append(note)
+    return stats
 
 
 def _fit_workers(workers: int, tile: int, rows: int, cols: int, bands: int, margin: int, learned: bool,

@@ -1,0 +1,66 @@
+"""How far apart the PAN and the MS lie: a global sub-pixel misregistration, measured on the scene statistics' sample.
+
+Pansharpening assumes both see the same ground in the same pixel. A product whose PAN and MS are a pixel or more apart
+(DATA.md: WorldView-2 pair 3, 0.5-1.25 PAN pixels) gets colour fringes along edges from every method, and the
+self-check of METHOD auto, which degrades the scene by the ratio, sees only a ratio-th of the offset. The offset is a
+diagnostic for the log (nothing is moved): Lucas-Kanade (Gauss-Newton) between the PAN averaged onto the MS grid and
+the MS intensity that best predicts it (the scene's GSA regression), pooled over the sample's windows.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .filters import upsample
+
+WARN_PAN_PIXELS = 0.5   # an offset at least this long (PAN pixels) is worth a warning
+ITERATIONS = 20
+BORDER = 3              # MS pixels at each window edge left out (gradients and the shifted samples' edge repeats)
+MIN_TEXTURE = 1e-6      # relative determinant of the normal equations below which the sample says nothing
+
+
+def estimate_offset(pans: list[np.ndarray], mss: list[np.ndarray], alpha: np.ndarray,
+                    read_offsets: list[tuple[float, float]]) -> tuple[float, float] | None:
+    """(rows, cols) in MS pixels by which the PAN's content lies shifted against the MS's (the PAN pixel that sees
+    what MS pixel x sees is at x + offset), from windows of the PAN averaged onto the MS grid (h, w) and of the MS
+    (C, h, w), all data; ``alpha``: the GSA regression of that PAN on the MS bands (last: intercept);
+    ``read_offsets``: per window, where its PAN was read against the MS footprint (MS pixels; whole PAN pixels are
+    read, the grid may sit between them). None when the windows hold too little texture to tell."""
+    intensities = [np.tensordot(alpha[:-1], m, axes=1) + alpha[-1] for m in mss]
+    d = np.zeros(2)
+    for _ in range(ITERATIONS):
+        a, b = np.zeros((2, 2)), np.zeros(2)
+        for p, i, (ey, ex) in zip(pans, intensities, read_offsets):
+            if min(p.shape) <= 2 * BORDER + 2:
+                continue
+            # moved[x] = p[x + d - e]: the read window's own offset e taken out
+            moved = upsample(p.astype(np.float32), 1, p.shape, (ey - d[0], ex - d[1]))
+            gy, gx = np.gradient(moved.astype(np.float64))
+            r = (i - moved)[BORDER:-BORDER, BORDER:-BORDER]
+            gy, gx = gy[BORDER:-BORDER, BORDER:-BORDER], gx[BORDER:-BORDER, BORDER:-BORDER]
+            a += [[(gy * gy).sum(), (gy * gx).sum()], [(gy * gx).sum(), (gx * gx).sum()]]
+            b += [(gy * r).sum(), (gx * r).sum()]
+        if not a.trace() or np.linalg.det(a) < MIN_TEXTURE * a.trace() ** 2:
+            return None
+        step = np.linalg.solve(a, b)
+        d += step
+        if np.abs(step).max() < 1e-3:
+            break
+    if not np.isfinite(d).all():
+        return None
+    return float(d[0]), float(d[1])
+
+
+def offset_note(offset_ms: tuple[float, float] | None, ratio: int) -> str | None:
+    """A warning when the PAN and MS lie at least WARN_PAN_PIXELS apart (``offset_ms``: ``estimate_offset``'s)."""
+    if offset_ms is None:
+        return None
+    dy, dx = (v * ratio for v in offset_ms)
+    length = math.hypot(dy, dx)
+    if length < WARN_PAN_PIXELS:
+        return None
+    return (f"The PAN and the MS look {length:.1f} PAN pixels apart (PAN content {dx:+.1f} px east, {-dy:+.1f} px "
+            "north of the MS's, measured on the scene): fused edges will show colour fringes, and the self-check, "
+            "which degrades the scene, sees only part of the offset. Co-register the MS to the PAN (e.g. the "
+            "Georeferencer, or gdalwarp with ground control points) for the best result.")
