@@ -217,10 +217,21 @@ def test_auto_falls_back_without_onnx_runtime(qgis_app, data_dir, tmp_path, monk
 
 
 def test_auto_falls_back_when_the_ratio_does_not_fit(qgis_app, data_dir, tmp_path):
-    # Landsat data (ratio 2) declared as WorldView-2: the wv2 model (ratio 4) cannot run
+    # Landsat data (ratio 2) declared as WorldView-2: the wv2 model (ratio 4) cannot run; auto checks the network of
+    # the data's shape (4 bands, ratio 2) instead, with a warning that names the ratios (it fell back to a classical
+    # method until 2026-12-06)
     fb = Recorder()
     res = pansharpen(str(data_dir / "l8_pan.tif"), str(data_dir / "l8_ms.tif"), str(tmp_path / "o.tif"),
                      sensor="wv2", method="auto", feedback=fb)
+    assert res.selfcheck.learned is not None
+    assert any("ratio 2 is not that of WorldView-2" in w and "landsat8.onnx" in w for w in fb.warnings), fb.warnings
+    # a ratio no bundled network fits (3): the classical candidates only
+    ms3 = str(tmp_path / "ms3.tif")
+    ds = gdal.Open(str(data_dir / "wv2_ms.tif"))
+    gt = list(ds.GetGeoTransform())
+    gdal.Translate(ms3, ds, xRes=gt[1] * 3 / 4, yRes=-gt[5] * 3 / 4, resampleAlg="cubic")
+    ds = None
+    res = pansharpen(str(data_dir / "wv2_pan.tif"), ms3, str(tmp_path / "o3.tif"), sensor="wv2", method="auto")
     assert "ratio" in res.selfcheck.reason and res.selfcheck.learned is None
     assert res.method == res.selfcheck.classical_method in selfcheck.CLASSICAL_CANDIDATES
 

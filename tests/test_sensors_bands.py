@@ -60,6 +60,11 @@ def test_sensor_table():
     assert model_for("generic", 4, 4) == ("wv2", True) and model_for("generic", 4, 2) == ("landsat8", True)
     assert model_for("generic", 8, 4) == ("wv3", True)
     assert model_for("generic", 3, 4) == (None, False) and model_for("generic", 4, 3) == (None, False)
+    # METHOD auto: a product of another ratio than its sensor's gets its shape's network (the sensor's could not run)
+    assert model_for("ge1", 4, 2, by_shape=True) == ("landsat8", True) and model_for("ge1", 4, 2) == ("qb", True)
+    assert model_for("wv2", 4, 2, by_shape=True) == ("landsat8", True)
+    assert model_for("wv2", 4, 4, by_shape=True) == ("wv2", False)
+    assert model_for("wv2", 4, 3, by_shape=True) == ("wv2", False)
     with pytest.raises(KeyError, match="known sensors: auto"):
         get_sensor("nope")
 

@@ -65,7 +65,7 @@ def method_names() -> dict[str, str]:
 
 
 def resolve_model(sensor: str, model_path: str | None, feedback: Feedback | None = None, bands: int | None = None,
-                  ratio: int | None = None) -> model_card.ModelCard:
+                  ratio: int | None = None, by_shape: bool = False) -> model_card.ModelCard:
     """The checked model card for a user's MODEL file or the bundled model that serves ``sensor``.
 
     A sensor without its own model gets the nearest sensor's (``sensors.model_for``; a generic product the
@@ -74,15 +74,20 @@ def resolve_model(sensor: str, model_path: str | None, feedback: Feedback | None
     """
     if not model_path:
         bundled = model_card.bundled_cards()
-        key, nearest = model_for(sensor, bands, ratio) if sensor in SENSORS else (sensor, False)
+        key, nearest = model_for(sensor, bands, ratio, by_shape) if sensor in SENSORS else (sensor, False)
         if key not in bundled:
             raise InputError(
                 f"no bundled KSDiff model for sensor {sensor!r} (bundled: {', '.join(bundled) or 'none'}); "
                 "give an ONNX model with its card, or choose a classical method"
             )
-        if nearest and feedback is not None and get_sensor(sensor).generic:
+        spec = get_sensor(sensor) if sensor in SENSORS else None
+        if nearest and feedback is not None and spec is not None and spec.generic:
             feedback.warning(f"generic sensor: using the bundled network trained for products of this shape ({bands} "
                              f"MS bands, ratio {ratio}: {key}.onnx); compare with a classical method")
+        elif nearest and feedback is not None and spec is not None and ratio and spec.ratio != ratio:
+            feedback.warning(f"the data's PAN/MS ratio {ratio} is not that of {spec.name} ({spec.ratio}): using the "
+                             f"bundled network trained for products of this shape ({bands} MS bands, ratio {ratio}: "
+                             f"{key}.onnx); compare with a classical method")
         elif nearest and feedback is not None:
             feedback.warning(f"no KSDiff model was trained on {get_sensor(sensor).name}; using the model of the "
                              f"nearest sensor ({key}.onnx): compare with a classical method")
@@ -633,7 +638,7 @@ def _auto_card(sensor: str, model_path: str | None, fb: Feedback,
     """METHOD auto: the model to check, or (None, why) when there is none for the sensor (``shape``: MS bands and
     ratio, for a generic product)."""
     try:
-        return resolve_model(sensor, model_path, fb, *shape), ""
+        return resolve_model(sensor, model_path, fb, *shape, by_shape=True), ""
     except InputError as e:
         if model_path:
             raise   # the user's own MODEL is broken: say so rather than hide it

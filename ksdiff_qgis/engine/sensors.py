@@ -106,13 +106,16 @@ def get_sensor(key: str) -> Sensor:
         raise KeyError(f"unknown sensor {key!r}; known sensors: {AUTO}, {', '.join(SENSORS)}") from None
 
 
-def model_for(key: str, bands: int | None = None, ratio: int | None = None) -> tuple[str | None, bool]:
+def model_for(key: str, bands: int | None = None, ratio: int | None = None,
+              by_shape: bool = False) -> tuple[str | None, bool]:
     """The bundled model that serves sensor ``key`` and whether it is the nearest sensor's (not its own); a generic
-    product gets the network of its shape (``GENERIC_NEAREST``: its MS ``bands`` and ``ratio``), if any."""
+    product gets the network of its shape (``GENERIC_NEAREST``: its MS ``bands`` and ``ratio``), if any. ``by_shape``
+    (METHOD auto, which checks the network on the scene): so does a product of another ratio than its sensor's
+    (resampled, or the wrong sensor chosen), whose sensor's own network could not run on it."""
     s = get_sensor(key)
-    if s.model:
-        return s.model, False
-    if s.generic:
+    if s.generic or by_shape and ratio and s.ratio and ratio != s.ratio and (bands, ratio) in GENERIC_NEAREST:
         found = GENERIC_NEAREST.get((bands, ratio))
         return found, found is not None
+    if s.model:
+        return s.model, False
     return s.nearest_model, s.nearest_model is not None
