@@ -224,7 +224,7 @@ def test_auto_falls_back_when_the_ratio_does_not_fit(qgis_app, data_dir, tmp_pat
     res = pansharpen(str(data_dir / "l8_pan.tif"), str(data_dir / "l8_ms.tif"), str(tmp_path / "o.tif"),
                      sensor="wv2", method="auto", feedback=fb)
     assert res.selfcheck.learned is not None
-    assert any("ratio 2 is not that of WorldView-2" in w and "landsat8.onnx" in w for w in fb.warnings), fb.warnings
+    assert any("ratio is 2, WorldView-2's is 4" in w and "landsat8.onnx" in w for w in fb.warnings), fb.warnings
     # a ratio no bundled network fits (3): the classical candidates only
     ms3 = str(tmp_path / "ms3.tif")
     ds = gdal.Open(str(data_dir / "wv2_ms.tif"))

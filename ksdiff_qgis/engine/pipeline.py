@@ -46,7 +46,7 @@ from .raster_io import (
     value_range,
 )
 from .sensor_detect import detect_sensor
-from .sensors import AUTO, SENSORS, Sensor, get_sensor, model_for
+from .sensors import AUTO, GENERIC_NEAREST, SENSORS, Sensor, get_sensor, model_for
 from .tiling import blend_cells, blend_strips, choose_layout
 
 STATS_WINDOW = 128      # MS pixels per side of a window sampled for scene statistics
@@ -81,13 +81,14 @@ def resolve_model(sensor: str, model_path: str | None, feedback: Feedback | None
                 "give an ONNX model with its card, or choose a classical method"
             )
         spec = get_sensor(sensor) if sensor in SENSORS else None
+        other_ratio = spec is not None and by_shape and bool(ratio) and bool(spec.ratio) and ratio != spec.ratio
         if nearest and feedback is not None and spec is not None and spec.generic:
             feedback.warning(f"generic sensor: using the bundled network trained for products of this shape ({bands} "
                              f"MS bands, ratio {ratio}: {key}.onnx); compare with a classical method")
-        elif nearest and feedback is not None and spec is not None and ratio and spec.ratio != ratio:
-            feedback.warning(f"the data's PAN/MS ratio {ratio} is not that of {spec.name} ({spec.ratio}): using the "
-                             f"bundled network trained for products of this shape ({bands} MS bands, ratio {ratio}: "
-                             f"{key}.onnx); compare with a classical method")
+        elif nearest and feedback is not None and other_ratio and key == GENERIC_NEAREST.get((bands, ratio)):
+            feedback.warning(f"the data's PAN/MS ratio is {ratio}, {spec.name.split(' (')[0]}'s is {spec.ratio}: using "
+                             f"the bundled network trained for products of this shape ({bands} MS bands, ratio "
+                             f"{ratio}: {key}.onnx); compare with a classical method")
         elif nearest and feedback is not None:
             feedback.warning(f"no KSDiff model was trained on {get_sensor(sensor).name}; using the model of the "
                              f"nearest sensor ({key}.onnx): compare with a classical method")
