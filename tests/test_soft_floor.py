@@ -23,12 +23,12 @@ def test_soft_floor_is_identity_above_threshold_and_positive_below():
     eps = np.float32(1e-2)
     near, _ = soft_floor(np.array([[[t - eps]]], np.float32), lms[..., :1])
     assert abs(float(near) - (t - eps)) < 1e-4
-    # no MS signal at all: plain clip at 0; data that may be negative (signed, float) keep such values
+    # no MS signal at all: plain clip at 0; data that end below 0 (``base``, signed data) measure the floor from there
     zero, _ = soft_floor(np.array([[[-5.0, 3.0]]], np.float32), np.zeros((1, 1, 2), np.float32))
     assert zero.tolist() == [[[0.0, 3.0]]]
-    neg, n = soft_floor(np.array([[[-5.0, 3.0, -40.0]]], np.float32), np.array([[[-10.0, 0.0, 100.0]]], np.float32),
-                        signed=True)
-    assert n == 1 and neg[0, 0, :2].tolist() == [-5.0, 3.0] and 0 < neg[0, 0, 2] < 20
+    neg, n = soft_floor(np.array([[[-5.0, 3.0, -400.0]]], np.float32), np.array([[[-10.0, 0.0, -15.0]]], np.float32),
+                        base=np.array([-20.0], np.float32))
+    assert n == 1 and neg[0, 0, :2].tolist() == [-5.0, 3.0] and -20 <= neg[0, 0, 2] < -19
 
 
 def test_bundled_model_output_is_positive_on_real_dark_pixels(data_dir):
@@ -70,8 +70,9 @@ def test_float_reflectance_is_fused_like_the_same_integer_product(data_dir, tmp_
 
 
 def test_signed_product_keeps_its_negative_values(data_dir, tmp_path):
-    """An Int16 MS holding valid negative values (the WorldView-2 fixture less 150 DN): KSDiff keeps them (until
-    2026-12-06 every value whose upsampled MS was below 0 became 0)."""
+    """An Int16 MS holding valid negative values (the WorldView-2 fixture less 150 DN): KSDiff keeps them, damped
+    towards where the data end rather than 0 (until 2026-12-06 every value whose upsampled MS was below 0 became 0;
+    without a floor there the detail on those dark pixels went to -400)."""
     from ksdiff_qgis.engine.pipeline import pansharpen
 
     ds = gdal.Open(str(data_dir / "wv2_ms.tif"))
@@ -89,3 +90,4 @@ def test_signed_product_keeps_its_negative_values(data_dir, tmp_path):
     fused = gdal.Open(res.output_path).ReadAsArray()
     assert (src < 0).mean() > 0.1 and (fused < 0).mean() > 0.1
     assert (fused == 0).mean() < 0.01
+    assert fused.min() >= np.percentile(src, 0.1) - 5   # the floor measured from where the data end (not -400)

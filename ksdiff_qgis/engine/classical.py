@@ -43,6 +43,7 @@ class SceneStats:
     brovey_i_std: float
     fs_gain: np.ndarray        # (C,) cov(MS_b, PAN) / var(PAN) on the MS grid: MTF-GLP-FS's injection gains
     negative: float = 0.0      # share of the sampled pixels below 0 in the PAN or in an MS band
+    ms_low: np.ndarray | None = None   # (C,) each band's 0.1th percentile: where its data end (below 0 if signed)
 
 
 def scene_stats(pan_lr: np.ndarray, ms: np.ndarray, valid: np.ndarray) -> SceneStats:
@@ -77,6 +78,7 @@ def scene_stats(pan_lr: np.ndarray, ms: np.ndarray, valid: np.ndarray) -> SceneS
         # estimate cov(MS~_b, P_L) / var(P_L) of MTF-GLP-FS, free of any assumption about the PAN's sharpness
         fs_gain=_band_slopes(p, m),
         negative=float(((p < 0) | (m < 0).any(axis=0)).mean()),
+        ms_low=np.percentile(m, 0.1, axis=1),
     )
 
 

@@ -52,7 +52,7 @@ def _block_starts(size: int, n: int) -> list[int]:
 
 
 def soft_floor(fused: np.ndarray, lms: np.ndarray, fraction: float = FLOOR_FRACTION,
-               signed: bool = False) -> tuple[np.ndarray, int]:
+               base: np.ndarray | None = None) -> tuple[np.ndarray, int]:
     """(fused kept positive, how many values changed).
 
     The networks inject detail additively: where a band is nearly black (NIR over water, deep shadow)
@@ -60,14 +60,17 @@ def soft_floor(fused: np.ndarray, lms: np.ndarray, fraction: float = FLOOR_FRACT
     (measured on WorldView-2 pairs 2 and 3: 2.4-4 % of the NIR values, 0.1-0.8 % of the visible ones).
     Below t = fraction * lms the value becomes t * exp((v - t) / t): equal to v with the same slope at t,
     always positive, tending to 0 - the proportional damping MTF-GLP-HPM's ratio injection has built in,
-    applied only where the additive result turns implausible. Where lms <= 0 the value is clipped at 0, unless
-    the data are ``signed`` (a signed integer or floating-point MS: an Int16 product, reflectance below 0 after an
-    atmospheric correction), where it is left as it is (until 2026-12-06 such valid negative values became 0).
+    applied only where the additive result turns implausible. Where lms <= 0 the value is clipped at 0.
+    ``base`` (C,): where each band's data end when that is below 0 (an Int16 product, reflectance below 0 after an
+    atmospheric correction): the same floor measured from there (until 2026-12-06 such valid negative values
+    became 0).
     """
+    if base is not None:
+        b = np.asarray(base, dtype=np.float32)[:, None, None]
+        out, n = soft_floor(fused - b, lms - b, fraction)
+        return out + b, n
     t = np.maximum(lms, 0, dtype=np.float32) * np.float32(fraction)
     low = fused < t
-    if signed:
-        low &= t > 0
     n = int(np.count_nonzero(low))
     if not n:
         return fused, 0
@@ -409,11 +412,10 @@ class OnnxFuser:
     """
 
     def __init__(self, card: ModelCard, session: Session, scale: float, precision: str = DEFAULT_PRECISION,
-                 consistency: bool = True, bands: list[int] | None = None, signed: bool = False):
+                 consistency: bool = True, bands: list[int] | None = None):
         check_graph(card, session)
         self.card, self.session, self.scale = card, session, np.float32(scale)
         self.bands = bands
-        self.signed = signed   # the MS may hold values below 0 (``soft_floor``)
         self.consistency = consistency   # project each tile onto the MS its context carries (``consistency``)
         # the per-tile kernel path when the probe checked it; its int8 variant when asked for
         self.precision = precision
@@ -467,10 +469,11 @@ class OnnxFuser:
             out = np.asarray(FUSERS[BEST_CLASSICAL](pan, lms, ctx), dtype=np.float32)
         sub = dataclasses.replace(ctx, gains=tuple(ctx.gains[b] for b in self.bands),
                                   ms=None if ctx.ms is None else ctx.ms[self.bands])
-        out[self.bands] = self._fuse(pan, lms[self.bands], sub)
+        out[self.bands] = self._fuse(pan, lms[self.bands], sub, self.bands)
         return out
 
-    def _fuse(self, pan: np.ndarray, lms: np.ndarray, ctx: TileContext) -> np.ndarray:
+    def _fuse(self, pan: np.ndarray, lms: np.ndarray, ctx: TileContext, bands: list[int] | None = None) -> np.ndarray:
+        """The model on its bands (``bands``: their places among the scene's, for the scene statistics)."""
         h, w = pan.shape
         m = self.card.size_multiple
         ph, pw = (-h) % m, (-w) % m
@@ -492,7 +495,11 @@ class OnnxFuser:
                              f"row {ctx.origin[0]}, column {ctx.origin[1]}: it is broken for this data")
         if self.consistency and ctx.ms is not None:   # before the floor: the step may move values either way
             out = consistency.project(out, ctx.ms / self.scale, ctx.ms_origin, ctx.gains, ctx.ratio, real=ctx.ms_real)
-        out, n = soft_floor(out, x[0, :, :h, :w], signed=self.signed)
+        low = getattr(ctx.stats, "ms_low", None)   # where the data end, when below 0 (signed data)
+        if low is not None:
+            low = np.asarray(low if bands is None else low[bands], dtype=np.float32)
+        base = None if low is None or (low >= 0).all() else np.minimum(low, 0) / self.scale
+        out, n = soft_floor(out, x[0, :, :h, :w], base=base)
         with self._count_lock:
             self.floored += n
             self.values += out.size

@@ -465,7 +465,7 @@ def pansharpen(
         margin = card.margin + (consistency_step.halo(plan.ratio, spec.mtf_ms) if consistency else 0)
         if bplan.model is not None and len(bplan.model) < ms.bands:
             margin = max(margin, classical.margin(classical.BEST_CLASSICAL, plan.ratio))
-        fuse = OnnxFuser(card, session, scale, precision, consistency, bplan.model, signed=ms.dtype.kind in "if")
+        fuse = OnnxFuser(card, session, scale, precision, consistency, bplan.model)
         used_device = session.device
         fb.info(f"model {card.path.name} ({card.data.get('backbone', '')}); device {session.device}: "
                 f"{session.reason}; values normalised by {scale:g}; tiles run {fuse.path_note()}; "
@@ -668,8 +668,7 @@ def _auto_method(pan_ds, ms_src, pan: RasterInfo, ms: RasterInfo, plan: GridPlan
         check.reason = f"{e}; {check.reason}"
         selfcheck.log_check(check, fb)
         return check.method, check
-    fuser = OnnxFuser(card, session, value_scale(card, ms, stats.ms_mean), precision, consistency, bands,
-                      signed=ms.dtype.kind in "if")
+    fuser = OnnxFuser(card, session, value_scale(card, ms, stats.ms_mean), precision, consistency, bands)
     try:
         check = selfcheck.run_check(pan_ds, ms_src, pan, ms, plan, spec, fuser, stats, area, fb)
     finally:
