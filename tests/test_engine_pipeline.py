@@ -12,6 +12,7 @@ from ksdiff_qgis.engine.grid import plan_grid
 from ksdiff_qgis.engine.pipeline import pansharpen
 from ksdiff_qgis.engine.raster_io import describe
 from ksdiff_qgis.engine.tiling import blend_strips, tile_starts
+from model_core.rasters import read, write_geotiff
 
 
 def _read(path):
@@ -96,16 +97,8 @@ def test_float_reflectance_is_fused_as_its_integer_product(data_dir, tmp_path, m
 def test_ratio_methods_do_not_depend_on_the_declared_scale(data_dir, tmp_path):
     """11-bit data in a plain 16-bit file declared generic (a full scale of 65535) fuses as the WorldView-2 product
     with the same MTF gain (the divisor floor was a thousandth of the full scale: 65.5 DN, no detail under it)."""
-    ds = gdal.Open(str(data_dir / "wv2_ms.tif"))
-    ms = str(tmp_path / "ms_u16.tif")
-    out = gdal.GetDriverByName("GTiff").Create(ms, ds.RasterXSize, ds.RasterYSize, 4, gdal.GDT_UInt16)   # no NBITS
-    out.SetGeoTransform(ds.GetGeoTransform())
-    out.SetProjection(ds.GetProjection())
-    for b in range(4):
-        band = out.GetRasterBand(b + 1)
-        band.WriteArray(ds.GetRasterBand(b + 1).ReadAsArray())
-        band.SetNoDataValue(0)
-    out = None
+    src = read(str(data_dir / "wv2_ms.tif"))
+    ms = write_geotiff(str(tmp_path / "ms_u16.tif"), src.data, src.transform, src.crs, nodata=0)   # no NBITS
     pan = str(data_dir / "wv2_pan.tif")
     for method in ("mtf_glp_hpm", "brovey"):
         generic = pansharpen(pan, ms, str(tmp_path / f"g_{method}.tif"), "generic", method, mtf_gains=[0.35])
@@ -118,20 +111,11 @@ def test_ratio_methods_do_not_depend_on_the_declared_scale(data_dir, tmp_path):
 def test_non_finite_values_are_holes(data_dir, tmp_path, declared):
     """NaN and infinities in a float MS are nodata whether or not it declares a nodata value (until 2026-12-06 the
     scene statistics' regression failed on them: 'SVD did not converge', for every method)."""
-    ds = gdal.Open(str(data_dir / "wv2_ms.tif"))
-    arr = ds.ReadAsArray().astype(np.float32)
+    src = read(str(data_dir / "wv2_ms.tif"))
+    arr = src.data.astype(np.float32)
     arr[:, 20:22, 30:32] = np.nan
     arr[2, 40, 10] = np.inf
-    ms = str(tmp_path / "ms_nan.tif")
-    out_ds = gdal.GetDriverByName("GTiff").Create(ms, ds.RasterXSize, ds.RasterYSize, 4, gdal.GDT_Float32)
-    out_ds.SetGeoTransform(ds.GetGeoTransform())
-    out_ds.SetProjection(ds.GetProjection())
-    for b in range(4):
-        band = out_ds.GetRasterBand(b + 1)
-        band.WriteArray(arr[b])
-        if declared is not None:
-            band.SetNoDataValue(declared)
-    out_ds = None
+    ms = write_geotiff(str(tmp_path / "ms_nan.tif"), arr, src.transform, src.crs, nodata=declared)
     for method in ("mtf_glp_hpm", "gsa"):
         res = pansharpen(str(data_dir / "wv2_pan.tif"), ms, str(tmp_path / f"{method}.tif"), "wv2", method)
         o = gdal.Open(res.output_path)

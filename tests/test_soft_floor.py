@@ -74,18 +74,11 @@ def test_signed_product_keeps_its_negative_values(data_dir, tmp_path):
     towards where the data end rather than 0 (until 2026-12-06 every value whose upsampled MS was below 0 became 0;
     without a floor there the detail on those dark pixels went to -400)."""
     from ksdiff_qgis.engine.pipeline import pansharpen
+    from model_core.rasters import read, write_geotiff
 
-    ds = gdal.Open(str(data_dir / "wv2_ms.tif"))
-    ms = str(tmp_path / "ms_i16.tif")
-    out = gdal.GetDriverByName("GTiff").Create(ms, ds.RasterXSize, ds.RasterYSize, 4, gdal.GDT_Int16)
-    out.SetGeoTransform(ds.GetGeoTransform())
-    out.SetProjection(ds.GetProjection())
-    for b in range(4):
-        band = out.GetRasterBand(b + 1)
-        band.WriteArray(ds.GetRasterBand(b + 1).ReadAsArray().astype(np.int16) - 150)
-        band.SetDescription(ds.GetRasterBand(b + 1).GetDescription())
-    out = None
-    src = gdal.Open(ms).ReadAsArray()
+    r = read(str(data_dir / "wv2_ms.tif"))
+    src = r.data.astype(np.int16) - 150
+    ms = write_geotiff(str(tmp_path / "ms_i16.tif"), src, r.transform, r.crs, descriptions=r.descriptions)
     res = pansharpen(str(data_dir / "wv2_pan.tif"), ms, str(tmp_path / "o.tif"), "wv2", "ksdiff")
     fused = gdal.Open(res.output_path).ReadAsArray()
     assert (src < 0).mean() > 0.1 and (fused < 0).mean() > 0.1
