@@ -81,9 +81,16 @@ def main() -> int:
 
     fused = OUT / "fused.tif"
     # the default method (auto): KSDiff checked on this scene against the best classical method
+    class Warnings(QgsProcessingFeedback):
+        """Says the run's warnings on the terminal, as the dialog's log shows them."""
+
+        def pushWarning(self, message):  # noqa: N802 - QGIS API
+            print(f"make demo: warning: {message}")
+            super().pushWarning(message)
+
     res = processing.run("ksdiff:pansharpen", {"PAN": str(SAMPLE / "demo_pan.tif"),
                                                "MS": str(SAMPLE / "demo_ms.tif"), "OUTPUT": str(fused)},
-                         feedback=QgsProcessingFeedback())
+                         feedback=Warnings())
     method = res.get("SELFCHECK_METHOD") or BEST_CLASSICAL
     if res.get("SELFCHECK_REASON"):
         print(f"make demo: self-check chose {method}: {res['SELFCHECK_REASON']}")

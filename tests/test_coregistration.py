@@ -67,5 +67,5 @@ def test_a_misregistered_pair_is_warned_and_an_aligned_one_is_not(data_dir, tmp_
 def test_offset_note_threshold():
     assert coregistration.offset_note(None, 4) is None
     assert coregistration.offset_note((0.1, 0.05), 4) is None                      # 0.45 PAN pixels
-    note = coregistration.offset_note((-0.25, 0.0), 4)                             # 1 PAN pixel, the PAN further north
-    assert "1.0 PAN pixels apart" in note and "+1.0 px north" in note
+    note = coregistration.offset_note((-0.25, 0.1), 4)                             # the PAN 1 px north, 0.4 px east
+    assert "1.1 PAN pixels apart" in note and "0.4 px east and 1.0 px north" in note

@@ -60,7 +60,9 @@ def offset_note(offset_ms: tuple[float, float] | None, ratio: int) -> str | None
     length = math.hypot(dy, dx)
     if length < WARN_PAN_PIXELS:
         return None
-    return (f"The PAN and the MS look {length:.1f} PAN pixels apart (PAN content {dx:+.1f} px east, {-dy:+.1f} px "
-            "north of the MS's, measured on the scene): fused edges will show colour fringes, and the self-check, "
+    east = f"{abs(dx):.1f} px {'east' if dx >= 0 else 'west'}"
+    north = f"{abs(dy):.1f} px {'south' if dy >= 0 else 'north'}"
+    return (f"The PAN and the MS look {length:.1f} PAN pixels apart (the PAN's content lies {east} and {north} of the "
+            "MS's, measured on the scene): fused edges will show colour fringes, and the self-check, "
             "which degrades the scene, sees only part of the offset. Co-register the MS to the PAN (e.g. the "
             "Georeferencer, or gdalwarp with ground control points) for the best result.")
