@@ -158,3 +158,20 @@ def test_engine_assessment_tiled_equals_whole_image(tmp_path, monkeypatch):
     for k in M.FULL + M.CONSISTENCY:
         assert res[k] == pytest.approx(whole[k], rel=1e-4, abs=1e-6), k
     assert res["R_ERGAS"] > 1.0                      # the 5 % gain error is seen
+
+
+def test_assess_never_writes_its_report_over_an_input(qgis_app, wald_case, tmp_path):
+    """OUTPUT_HTML naming the FUSED or REFERENCE raster is refused before anything is written (the report replaced
+    the raster, rc 0); a report path that cannot be written is refused before the indices are computed (it failed
+    after them, with a traceback)."""
+    from qgis.core import QgsProcessingException
+
+    case, fused, _ = wald_case
+    before = open(fused["mtf_glp_hpm"], "rb").read()
+    for target in (fused["mtf_glp_hpm"], case.ref):
+        with pytest.raises(QgsProcessingException):
+            _run({"FUSED": fused["mtf_glp_hpm"], "REFERENCE": case.ref, "SENSOR": "wv2", "OUTPUT_HTML": target})
+    assert open(fused["mtf_glp_hpm"], "rb").read() == before and gdal.Open(case.ref) is not None
+    for bad in (str(tmp_path), "/proc/nope/report.html"):
+        with pytest.raises(QgsProcessingException):
+            _run({"FUSED": fused["mtf_glp_hpm"], "REFERENCE": case.ref, "SENSOR": "wv2", "OUTPUT_HTML": bad})

@@ -6,7 +6,6 @@ A thin wrapper: reading, tiled computation (``engine/assessment.py``) and the re
 from __future__ import annotations
 
 import math
-import os
 
 from qgis.core import (
     QgsProcessingException,
@@ -17,8 +16,8 @@ from qgis.core import (
 
 from ..engine import metrics as M
 from ..engine.assessment import assess_full, assess_reduced
-from ..engine.errors import Cancelled
-from ..engine.report import INDICES, html_report
+from ..engine.errors import Cancelled, InputError
+from ..engine.report import INDICES, check_report_path, html_report
 from ..engine.sensors import SENSORS
 from .base import KsdiffAlgorithm, translator
 from .common import ProcessingFeedback, layer_nodata, raster_path
@@ -116,6 +115,11 @@ class AssessAlgorithm(KsdiffAlgorithm):
         self._html = self.parameterAsFileOutput(parameters, self.OUTPUT_HTML, context)
         reduced = full = None
         fb = ProcessingFeedback(feedback)
+        inputs = {"Fused": self._fused, "Reference": self._ref, "PAN": self._pan, "MS": self._ms}
+        try:
+            check_report_path(self._html, inputs)   # an input is never overwritten, a bad path not found late
+        except InputError as e:
+            raise QgsProcessingException(str(e)) from None
         try:
             if self._ref:
                 feedback.pushInfo(tr("Reduced-resolution assessment against the reference…"))
@@ -136,8 +140,6 @@ class AssessAlgorithm(KsdiffAlgorithm):
             results[out] = None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
             if results[out] is not None:
                 feedback.pushInfo(f"{key}: {results[out]:.4f}")
-        inputs = {"Fused": self._fused, "Reference": self._ref, "PAN": self._pan, "MS": self._ms}
-        os.makedirs(os.path.dirname(os.path.abspath(self._html)), exist_ok=True)
         with open(self._html, "w", encoding="utf-8") as fh:
             fh.write(html_report(reduced, full, inputs, self._sensor))
         results[self.OUTPUT_HTML] = self._html
