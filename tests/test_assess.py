@@ -175,3 +175,28 @@ def test_assess_never_writes_its_report_over_an_input(qgis_app, wald_case, tmp_p
     for bad in (str(tmp_path), "/proc/nope/report.html"):
         with pytest.raises(QgsProcessingException):
             _run({"FUSED": fused["mtf_glp_hpm"], "REFERENCE": case.ref, "SENSOR": "wv2", "OUTPUT_HTML": bad})
+
+
+def test_assess_nan_holes_as_integer_holes(data_dir, tmp_path):
+    """A float product whose holes are NaN (the plugin's own float outputs) scores as the same product in 16 bits
+    with 0 for its holes, at both resolutions (NaN ran through the windowed indices' sums: Ds, HQNR, Dρ, R-ERGAS
+    came back empty, Q on a fraction of its windows)."""
+    from ksdiff_qgis.engine.assessment import assess_full
+    from model_core.rasters import read, write_geotiff
+
+    paths = {"int": {}, "float": {}}
+    fused = pansharpen(str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif"), str(tmp_path / "f.tif"),
+                       sensor="wv2", method="mtf_glp_hpm").output_path
+    for role, src, rows in (("fused", fused, 64), ("pan", str(data_dir / "wv2_pan.tif"), 64),
+                            ("ms", str(data_dir / "wv2_ms.tif"), 16)):
+        r = read(src)
+        a = r.data.astype(np.float32)
+        a[:, :rows] = 0                                        # a strip of holes across the top
+        paths["int"][role] = write_geotiff(str(tmp_path / f"{role}_i.tif"), a.astype(np.uint16), r.transform,
+                                           r.crs, nodata=0)
+        a[a == 0] = np.nan
+        paths["float"][role] = write_geotiff(str(tmp_path / f"{role}_f.tif"), a, r.transform, r.crs,
+                                             nodata=float("nan"))
+    got = {kind: assess_full(p["fused"], p["pan"], p["ms"], "wv2") for kind, p in paths.items()}
+    for key in ("D_lambda", "D_s", "HQNR", "D_rho", "R_ERGAS", "R_SAM", "R_Q2n"):
+        assert got["float"][key] == pytest.approx(got["int"][key], rel=1e-5, abs=1e-6), key

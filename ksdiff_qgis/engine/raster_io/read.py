@@ -102,7 +102,11 @@ class MaskedRaster:
             if mask is None:
                 raise InputError(f"{self.role}: reading the mask band of {self.path} failed: {msg}")
             valid &= mask != 0
-        valid &= np.all(np.isfinite(arr), axis=0)
+        finite = np.isfinite(arr)
+        if not finite.all():
+            # a hole's NaN would run through the windowed indices' cumulative sums into windows without it
+            arr[~finite] = 0.0
+            valid &= finite.all(axis=0)
         return arr, valid
 
     def read_mirrored(self, col: int, row: int, w: int, h: int, bounds) -> tuple[np.ndarray, np.ndarray]:
