@@ -200,3 +200,26 @@ def test_assess_nan_holes_as_integer_holes(data_dir, tmp_path):
     got = {kind: assess_full(p["fused"], p["pan"], p["ms"], "wv2") for kind, p in paths.items()}
     for key in ("D_lambda", "D_s", "HQNR", "D_rho", "R_ERGAS", "R_SAM", "R_Q2n"):
         assert got["float"][key] == pytest.approx(got["int"][key], rel=1e-5, abs=1e-6), key
+
+
+def test_assess_refuses_rasters_it_cannot_compare(data_dir, tmp_path, wald_case):
+    """Another CRS with the same numbers (it scored them as if aligned) and an MS whose pixels are not the same
+    ratio across and down (it read the MS at the wrong ground position) are refused with what to do."""
+    from ksdiff_qgis.engine.assessment import assess_full, assess_reduced
+    from ksdiff_qgis.engine.errors import InputError
+
+    case, fused, _ = wald_case
+    other = str(tmp_path / "other_crs.tif")
+    gdal.Translate(other, fused["mtf_glp_hpm"], outputSRS="EPSG:32632")
+    with pytest.raises(InputError, match="different coordinate reference systems"):
+        assess_reduced(other, case.ref, "wv2")
+    ms = str(tmp_path / "ms_tall.tif")
+    ds = gdal.Translate(ms, str(data_dir / "wv2_ms.tif"))
+    gt = list(ds.GetGeoTransform())
+    gt[5] *= 1.25
+    ds.SetGeoTransform(gt)
+    ds = None
+    full = pansharpen(str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif"), str(tmp_path / "f.tif"),
+                      sensor="wv2", method="mtf_glp_hpm").output_path
+    with pytest.raises(InputError, match="across but"):
+        assess_full(full, str(data_dir / "wv2_pan.tif"), ms, "wv2")

@@ -21,6 +21,7 @@ from . import metrics as M
 from .errors import Cancelled, InputError
 from .feedback import Feedback
 from .filters import MTF_TAPS, decimate, upsample
+from .grid import same_crs
 from .raster_io import MaskedRaster, value_range
 from .sensors import get_sensor
 
@@ -33,8 +34,8 @@ ALIGN_TOL = 0.05        # fused pixels: a smaller MS grid offset counts as align
 def grid_offset(a: MaskedRaster, b: MaskedRaster, tol: float = ALIGN_TOL) -> tuple[int, int]:
     """Integer pixel offset (col, row) of ``b``'s origin on ``a``'s grid; both grids must coincide."""
     if abs(a.gt[1] - b.gt[1]) > 1e-6 * abs(a.gt[1]) or abs(a.gt[5] - b.gt[5]) > 1e-6 * abs(a.gt[5]):
-        raise InputError(f"{b.role} and {a.role} have different pixel sizes ({b.gt[1]:g} vs {a.gt[1]:g}); "
-                         "they must share one pixel grid")
+        raise InputError(f"{b.role} and {a.role} have different pixel sizes ({b.gt[1]:g} x {b.gt[5]:g} vs "
+                         f"{a.gt[1]:g} x {a.gt[5]:g}); they must share one pixel grid")
     u, v = (b.gt[0] - a.gt[0]) / a.gt[1], (b.gt[3] - a.gt[3]) / a.gt[5]
     if abs(u - round(u)) > tol or abs(v - round(v)) > tol:
         raise InputError(f"{b.role} is shifted by a fraction of a pixel from {a.role}")
@@ -52,6 +53,15 @@ def peak_value(raster: MaskedRaster, sensor_scale: float) -> float:
                                              int(nbits) if nbits else None)[1])
     top = max(raster.ds.GetRasterBand(b + 1).ComputeRasterMinMax(True)[1] for b in range(raster.bands))
     return 1.0 if top <= 1.5 else sensor_scale
+
+
+def check_same_crs(first: MaskedRaster, *others: MaskedRaster) -> None:
+    """The rasters of one assessment must share a CRS: their pixels are compared by grid position."""
+    wkt = first.ds.GetProjection() or ""
+    for other in others:
+        if not same_crs(wkt, other.ds.GetProjection() or ""):
+            raise InputError(f"{other.role} and {first.role} are in different coordinate reference systems (or one "
+                             "has none): reproject one onto the other's grid first (Raster > Projections > Warp)")
 
 
 def _tiles(h: int, w: int):
@@ -78,6 +88,7 @@ def assess_reduced(fused_path: str, ref_path: str, sensor: str, feedback: Feedba
     rf = MaskedRaster(ref_path, "REFERENCE", extra_nodata, given.get("REFERENCE"))
     if fu.bands != rf.bands:
         raise InputError(f"FUSED has {fu.bands} bands, REFERENCE {rf.bands}")
+    check_same_crs(fu, rf)
     dc, dr = grid_offset(fu, rf)               # reference origin in fused pixels
     c0, r0 = max(0, dc), max(0, dr)
     c1, r1 = min(fu.w, dc + rf.w), min(fu.h, dr + rf.h)
@@ -110,8 +121,13 @@ def assess_full(fused_path: str, pan_path: str, ms_path: str, sensor: str, feedb
         raise InputError(f"PAN must have one band, it has {pn.bands}")
     if ms.bands != fu.bands:
         raise InputError(f"FUSED has {fu.bands} bands, MS {ms.bands}")
+    check_same_crs(fu, pn, ms)
     ratio_f = ms.gt[1] / fu.gt[1]
     ratio = int(round(ratio_f))
+    if abs(ms.gt[5] / fu.gt[5] - ratio_f) > 1e-3 * ratio_f:
+        raise InputError(f"the MS pixels are {ratio_f:.4f} times the FUSED pixels across but "
+                         f"{ms.gt[5] / fu.gt[5]:.4f} times down: the full-resolution indices need one whole ratio "
+                         "on both axes (resample the MS first, e.g. gdalwarp -tr)")
     if ratio < 2 or abs(ratio_f - ratio) > 1e-3 * ratio:
         raise InputError(f"MS pixels are {ratio_f:.4f} times the FUSED pixels; expected a whole ratio ≥ 2 (the "
                          "full-resolution indices compare MS pixels with whole blocks of fused pixels: resample the "

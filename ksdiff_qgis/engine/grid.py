@@ -34,7 +34,8 @@ class GridPlan:
     warnings: list[str] = field(default_factory=list)
 
 
-def _same_crs(a: str, b: str) -> bool:
+def same_crs(a: str, b: str) -> bool:
+    """Whether two WKT strings name the same CRS (both empty: the same, none)."""
     if not a and not b:
         return True
     if not a or not b:
@@ -75,7 +76,7 @@ def _ms_pixel_size(ms: RasterInfo, pan: RasterInfo) -> float | None:
     c, r = ms.width / 2, ms.height / 2
     corners = ((c, r), (c + 1, r), (c, r + 1))
     pts = [(gt[0] + x * gt[1] + y * gt[2], gt[3] + x * gt[4] + y * gt[5]) for x, y in corners]
-    if not _same_crs(ms.wkt, pan.wkt):
+    if not same_crs(ms.wkt, pan.wkt):
         src, dst = osr.SpatialReference(), osr.SpatialReference()
         src.ImportFromWkt(ms.wkt)
         dst.ImportFromWkt(pan.wkt)
@@ -147,9 +148,9 @@ def plan_grid(pan: RasterInfo, ms: RasterInfo, ms_ds: gdal.Dataset) -> GridPlan:
         raise InputError(f"the {which} raster has no coordinate reference system while the other has one")
     warnings: list[str] = []
     warped = None
-    if not _same_crs(pan.wkt, ms.wkt) or ms.rotated or ms.gt[5] >= 0:
+    if not same_crs(pan.wkt, ms.wkt) or ms.rotated or ms.gt[5] >= 0:
         warped, ratio = _warp_ms(ms_ds, ms, pan)
-        if not _same_crs(pan.wkt, ms.wkt):
+        if not same_crs(pan.wkt, ms.wkt):
             why = "is in another CRS than PAN"
         elif ms.rotated:
             why = f"is rotated by {_rotation(ms):.1f} degrees against north-up"
