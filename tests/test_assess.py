@@ -66,6 +66,14 @@ def test_assess_float_reflectance_scores_as_its_integer_product(wald_case, tmp_p
     dn = assess_reduced(fused["mtf_glp_hpm"], case.ref, "wv2")
     fl = assess_reduced(refl["fused"], refl["ref"], "wv2")
     assert fl["max_value"] == 1.0 and dn["max_value"] == 2047
+    # a stray bright pixel does not change the scale of reflectance (it moved it to 2047: PSNR +65 dB, SSIM 1)
+    ds = gdal.Open(refl["ref"], gdal.GA_Update)
+    band = ds.GetRasterBand(1)
+    arr = band.ReadAsArray()
+    arr[0, 0] = 1.6
+    band.WriteArray(arr)
+    band = ds = None
+    assert assess_reduced(refl["fused"], refl["ref"], "wv2")["max_value"] == 1.0
     for key in ("PSNR", "SSIM", "ERGAS", "SAM"):
         assert fl[key] == pytest.approx(dn[key], rel=1e-4, abs=1e-3), key
 

@@ -43,16 +43,23 @@ def grid_offset(a: MaskedRaster, b: MaskedRaster, tol: float = ALIGN_TOL) -> tup
 
 
 def peak_value(raster: MaskedRaster, sensor_scale: float) -> float:
-    """The full scale PSNR and SSIM divide by: the sensor's, unless the data's type holds less (8-bit products);
-    for floating point 1.0 when the values are reflectance (at most 1.5), else the sensor's."""
+    """The full scale PSNR and SSIM divide by: the sensor's, unless the data's type holds less (8-bit products).
+    Floating point: 1.0 for reflectance (band mean + 5 standard deviations at most 1.5, so a stray bright pixel does
+    not change the scale), else the larger of the sensor's scale and the data's maximum (reflectance x 10^4)."""
     band = raster.ds.GetRasterBand(1)
-    kind = np.dtype(gdal_array.GDALTypeCodeToNumericTypeCode(band.DataType)).kind
-    if kind != "f":
+    dtype = np.dtype(gdal_array.GDALTypeCodeToNumericTypeCode(band.DataType))
+    if dtype.kind != "f":
         nbits = band.GetMetadataItem("NBITS", "IMAGE_STRUCTURE")
-        return min(sensor_scale, value_range(np.dtype(gdal_array.GDALTypeCodeToNumericTypeCode(band.DataType)),
-                                             int(nbits) if nbits else None)[1])
-    top = max(raster.ds.GetRasterBand(b + 1).ComputeRasterMinMax(True)[1] for b in range(raster.bands))
-    return 1.0 if top <= 1.5 else sensor_scale
+        return min(sensor_scale, value_range(dtype, int(nbits) if nbits else None)[1])
+    # a decimated read: no statistics written beside the user's file
+    w, h = raster.ds.RasterXSize, raster.ds.RasterYSize
+    sample = raster.ds.ReadAsArray(buf_xsize=min(w, 512), buf_ysize=min(h, 512)).astype(np.float64)
+    sample = sample.reshape(raster.bands, -1)
+    values = [b[np.isfinite(b) & ~np.isin(b, [nd for nd in raster.nodata if nd is not None])] for b in sample]
+    values = [v for v in values if v.size]
+    if not values or max(v.mean() + 5 * v.std() for v in values) <= 1.5:
+        return 1.0
+    return max(sensor_scale, max(float(v.max()) for v in values))
 
 
 def check_same_crs(first: MaskedRaster, *others: MaskedRaster) -> None:
