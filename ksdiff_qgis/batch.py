@@ -51,8 +51,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="retries of a scene that fails for other reasons than bad input (default 2)")
     p.add_argument("--force", action="store_true", help="redo scenes whose output is up to date")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    for key in ("sensor", "method", "device"):
+    for key in ("sensor", "device"):
         p.add_argument(f"--{key}", help=f"{key} for rows that leave it empty (default: the engine's default)")
+    p.add_argument("--method", default="auto", help="method for rows that leave it empty (default: auto, as in "
+                                                    "QGIS: KSDiff checked on each scene)")
     p.add_argument("--tile-size", dest="tile_size", type=int, help="tile size for rows that leave it empty")
     p.add_argument("--overlap", type=int, help="tile overlap for rows that leave it empty")
     return p.parse_args(argv)

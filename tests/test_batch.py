@@ -206,6 +206,10 @@ def test_plugin_and_batch_module_do_not_import_dask():
     ("pan,ms,sensor,method,output",
      [["a.tif", "b.tif", "wv2", "gsa", "o.tif"], ["c.tif", "d.tif", "wv2", "gsa", "o.tif"]], "write the same output"),
     ("pan,ms,sensor,method,output,tile_size", [["a.tif", "b.tif", "wv2", "gsa", "o.tif", "big"]], "tile_size"),
+    # a row longer than the header (a traceback before 2026-12-06) and a switch nobody can read (it was taken as
+    # false: a scene ran without its consistency step)
+    ("pan,ms,sensor,method,output", [["a.tif", "b.tif", "wv2", "gsa", "o.tif", "extra"]], "more cells than the header"),
+    ("pan,ms,method,output,consistency", [["a.tif", "b.tif", "ksdiff", "o.tif", "ture"]], "consistency.*ture"),
 ])
 def test_bad_scene_lists_are_refused_before_any_work(tmp_path, header, rows, message):
     from ksdiff_qgis.engine.scenes import SceneListError, read_scenes
@@ -225,6 +229,10 @@ def test_scene_list_maps_columns_to_engine_keywords(tmp_path):
     assert scene.kwargs == {"pan_path": str(tmp_path / "pan.tif"), "ms_path": "/vsis3/b/ms.tif", "sensor": "landsat8",
                             "method": "gsa", "output_path": str(tmp_path / "o" / "x.tif"), "tile_size": 256,
                             "model_path": str(tmp_path / "m.onnx")}
+    # option keys are case-insensitive, as in QGIS
+    path.write_text("pan,ms,sensor,method,output\npan.tif,ms.tif,WV2,GSA,y.tif\n")
+    (scene,) = read_scenes(str(path))
+    assert (scene.kwargs["sensor"], scene.kwargs["method"]) == ("wv2", "gsa")
 
 
 def test_one_onnx_session_per_model_across_scenes(tmp_path):

@@ -79,12 +79,18 @@ def _sequence(value: str, annotation: str) -> list | tuple:
     return tuple(items) if annotation.startswith("tuple") else items
 
 
+TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+KEY_COLUMNS = ("sensor", "method", "device", "precision", "compression")   # option keys: case-insensitive, as in QGIS
+
+
 def _convert(value: str, param: inspect.Parameter) -> Any:
     """A CSV cell as the keyword's type: that of its default (int, float, bool), a list/tuple its
     annotation names, JSON when it looks like JSON, else the string."""
     default, annotation = param.default, str(param.annotation)
     if isinstance(default, bool):
-        return value.lower() in ("1", "true", "yes", "on")
+        if value.lower() not in TRUE + FALSE:
+            raise ValueError(f"not one of {', '.join(TRUE + FALSE)}")
+        return value.lower() in TRUE
     if isinstance(default, int):
         return int(value)
     if isinstance(default, float):
@@ -106,10 +112,14 @@ def _resolve_path(value: str, base: Path) -> str:
 def _row_kwargs(row: dict[str, str], params: dict[str, inspect.Parameter], base: Path, line: int) -> dict:
     kwargs: dict[str, Any] = {}
     for column, cell in row.items():
+        if column is None:   # csv puts the cells beyond the header's columns under None
+            raise SceneListError(f"line {line}: more cells than the header has columns ({len(cell)} too many)")
         cell = (cell or "").strip()
-        if not cell or column is None:
+        if not cell:
             continue   # empty cell: the engine's default
         key = column_keyword(column)
+        if key in KEY_COLUMNS:
+            cell = cell.lower()
         try:
             kwargs[key] = _resolve_path(cell, base) if key in PATH_KEYS else _convert(cell, params[key])
         except (ValueError, json.JSONDecodeError) as e:
