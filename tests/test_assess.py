@@ -231,3 +231,22 @@ def test_assess_refuses_rasters_it_cannot_compare(data_dir, tmp_path, wald_case)
                       sensor="wv2", method="mtf_glp_hpm").output_path
     with pytest.raises(InputError, match="across but"):
         assess_full(full, str(data_dir / "wv2_pan.tif"), ms, "wv2")
+
+
+def test_assess_full_tiled_equals_whole_at_ratio_3(data_dir, tmp_path, monkeypatch):
+    """Tiles of whole multiples of the ratio (512-pixel tiles at ratio 3 moved Ds by 1 % against the whole image)."""
+    from ksdiff_qgis.engine import assessment
+
+    ms3 = str(tmp_path / "ms3.tif")
+    ds = gdal.Open(str(data_dir / "wv2_ms.tif"))
+    gt = ds.GetGeoTransform()
+    gdal.Translate(ms3, ds, xRes=gt[1] * 3 / 4, yRes=-gt[5] * 3 / 4, resampleAlg="cubic")
+    ds = None
+    pan = str(data_dir / "wv2_pan.tif")
+    fused = pansharpen(pan, ms3, str(tmp_path / "f3.tif"), sensor="generic", method="mtf_glp_hpm").output_path
+    monkeypatch.setattr(assessment, "TILE", 100)   # several tiles on the fixture, not a multiple of 3 or 32
+    tiled = assessment.assess_full(fused, pan, ms3, "ikonos")
+    monkeypatch.setattr(assessment, "TILE", 4096)
+    whole = assessment.assess_full(fused, pan, ms3, "ikonos")
+    for key in ("D_lambda", "D_s", "HQNR", "D_rho"):
+        assert tiled[key] == pytest.approx(whole[key], rel=1e-9, abs=1e-12), key

@@ -71,8 +71,13 @@ def check_same_crs(first: MaskedRaster, *others: MaskedRaster) -> None:
                              "has none): reproject one onto the other's grid first (Raster > Projections > Warp)")
 
 
-def _tiles(h: int, w: int):
-    return list(M.tile_cores(h, w, TILE, M.TILE_HALO))
+def _tiles(h: int, w: int, ratio: int = 1):
+    """Tiles and their cores; at full resolution the tile and its halo are whole multiples of 32 and of the ratio
+    (``tile_cores``): at ratio 3 the 512-pixel tiles moved Ds by 1 % against the whole image."""
+    step = math.lcm(32, ratio)
+    tile = max(step, TILE // step * step)
+    halo = -(-M.TILE_HALO // ratio) * ratio
+    return list(M.tile_cores(h, w, tile, halo))
 
 
 def _step(fb: Feedback, done: int, total: int) -> None:
@@ -150,7 +155,7 @@ def assess_full(fused_path: str, pan_path: str, ms_path: str, sensor: str, feedb
         raise InputError("FUSED, PAN and MS overlap by less than 64x64 PAN pixels")
     gains = list(sens.mtf_ms) if len(sens.mtf_ms) == fu.bands else [sens.mtf_ms[0]] * fu.bands
     acc = M.FullAccumulator(fu.bands, gains, sens.mtf_pan, ratio)
-    tiles = _tiles(r1 - r0, c1 - c0)
+    tiles = _tiles(r1 - r0, c1 - c0, ratio)
     repro = _repro_tiles(fu, ms, ratio, (c0, r0, c1, r1), mu0, mv0)
     total = len(tiles) + len(repro[0])
     for i, ((r, c, h, w), core) in enumerate(tiles):
