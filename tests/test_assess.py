@@ -250,3 +250,15 @@ def test_assess_full_tiled_equals_whole_at_ratio_3(data_dir, tmp_path, monkeypat
     whole = assessment.assess_full(fused, pan, ms3, "ikonos")
     for key in ("D_lambda", "D_s", "HQNR", "D_rho"):
         assert tiled[key] == pytest.approx(whole[key], rel=1e-9, abs=1e-12), key
+
+
+def test_assess_full_says_when_the_sensor_has_another_ratio(data_dir, tmp_path):
+    """Landsat 8 (ratio 2) assessed with the default sensor (WorldView-2, ratio 4) is said (it passed silently)."""
+    from ksdiff_qgis.engine.assessment import assess_full
+    from ksdiff_qgis.engine.feedback import RecordingFeedback
+
+    pan, ms = str(data_dir / "l8_pan.tif"), str(data_dir / "l8_ms.tif")
+    fused = pansharpen(pan, ms, str(tmp_path / "l8.tif"), sensor="landsat8", method="mtf_glp_hpm").output_path
+    log = RecordingFeedback()
+    res = assess_full(fused, pan, ms, "wv2", log)
+    assert res["ratio"] == 2 and any("not 4 as for WorldView-2" in line for line in log.lines), log.lines

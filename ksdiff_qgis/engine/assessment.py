@@ -144,6 +144,10 @@ def assess_full(fused_path: str, pan_path: str, ms_path: str, sensor: str, feedb
         raise InputError(f"MS pixels are {ratio_f:.4f} times the FUSED pixels; expected a whole ratio ≥ 2 (the "
                          "full-resolution indices compare MS pixels with whole blocks of fused pixels: resample the "
                          "MS to a whole ratio first, e.g. gdalwarp -tr)")
+    if sens.ratio and ratio != sens.ratio:
+        fb.warning(f"the MS pixels are {ratio} times the fused ones, not {sens.ratio} as for {sens.name}: the "
+                   f"indices use the data's ratio and that sensor's MTF gains; choose the data's sensor (its "
+                   "reduced-resolution ERGAS also divides by the sensor's ratio)")
     dc, dr = grid_offset(fu, pn)
     # MS extent in fused pixels
     mu0, mv0 = (ms.gt[0] - fu.gt[0]) / fu.gt[1], (ms.gt[3] - fu.gt[3]) / fu.gt[5]
