@@ -121,8 +121,11 @@ def html_report(reduced: dict | None, full: dict | None, inputs: dict, sensor: s
                         f"<td>{what}</td></tr>")
     ins = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>" for k, v in inputs.items() if v)
     gains = ", ".join(f"{g:g}" for g in sens.mtf_ms)
+    data_ratio = (full or {}).get("ratio")
+    ratio = f"ratio {sens.ratio}" + (f"; the data's ratio {data_ratio}, used at full resolution"
+                                     if data_ratio and data_ratio != sens.ratio else "")
     parts.append(f"<h1>Pansharpening quality report</h1><p>Sensor: {html.escape(sens.name)} "
-                 f"(ratio {sens.ratio}, MS MTF gains {gains}, PAN {sens.mtf_pan:g}). "
+                 f"({ratio}, MS MTF gains {gains}, PAN {sens.mtf_pan:g}). "
                  f"Generated {datetime.datetime.now().isoformat(timespec='seconds')} by ksdiff:assess.</p>")
     parts.append(f"<h2>Inputs</h2><table>{ins}</table>")
     parts.append("<h2>Indices</h2><table><tr><th>index</th><th>value</th><th>ideal</th><th>meaning</th></tr>"
