@@ -20,7 +20,7 @@ from typing import IO, Any
 from .engine import memory
 from .engine.scenes import Scene, SceneListError, base_record, read_scenes, remove_partials, run_scene
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130   # 130: the shell's code for Ctrl-C
 USER_MEMORY_LIMIT = os.environ.get(memory.ENV_LIMIT)   # as the process started: a user's setting wins
 
 
@@ -218,9 +218,14 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, SceneListError) as e:
         print(f"ksdiff batch: {e}", file=sys.stderr)
         return EXIT_USAGE
-    with report_file as report, connect(args.scheduler, args.workers) as client:
-        _, summary = run(scenes, client, args.threads, args.retries, args.force, report,
-                         progress=not args.no_progress)
+    try:
+        with report_file as report, connect(args.scheduler, args.workers) as client:
+            _, summary = run(scenes, client, args.threads, args.retries, args.force, report,
+                             progress=not args.no_progress)
+    except KeyboardInterrupt:   # the cluster is closed by the context managers; finished outputs are complete
+        print("ksdiff batch: interrupted; the scenes that finished are kept (and listed in the report, if any): "
+              "run the same command again to do the rest", file=sys.stderr)
+        return EXIT_INTERRUPTED
     print_summary(summary)
     return EXIT_FAILED if summary["failed"] else EXIT_OK
 
