@@ -74,6 +74,35 @@ def test_dialog_loads_fused_raster(project, tmp_path, typed_path):
     assert renderer.redContrastEnhancement() is not None
 
 
+def test_a_rerun_onto_a_loaded_output_shows_the_new_pixels(project, tmp_path):
+    """Run twice onto one file the project shows: Processing reuses the loaded layer, which must read the new file
+    (it kept showing the first run's pixels under the second run's name: the writer renames the new file into
+    place)."""
+    from osgeo import gdal
+    from qgis.core import QgsPointXY, QgsProcessingOutputLayerDefinition, QgsProject
+
+    proj, pan, ms = project
+    dest = str(tmp_path / "fused.tif")
+    params = {"PAN": pan.id(), "MS": ms.id(), "SENSOR": "wv2"}
+    _run_like_dialog("ksdiff:pansharpen", {**params, "METHOD": "exp",
+                                           "OUTPUT": QgsProcessingOutputLayerDefinition(dest, QgsProject.instance())})
+    (layer,) = [lyr for lyr in proj.mapLayers().values() if lyr.source() == dest]
+    ds = gdal.Open(dest)
+    gt = ds.GetGeoTransform()
+    point = QgsPointXY(gt[0] + 101.5 * gt[1], gt[3] + 101.5 * gt[5])
+    ds = None
+    _run_like_dialog("ksdiff:pansharpen", {**params, "METHOD": "brovey",
+                                           "OUTPUT": QgsProcessingOutputLayerDefinition(dest, QgsProject.instance())})
+    ds = gdal.Open(dest)
+    on_disk = float(ds.GetRasterBand(1).ReadAsArray(101, 101, 1, 1)[0, 0])
+    ds = None
+    shown = [lyr for lyr in proj.mapLayers().values() if lyr.source() == dest]
+    assert shown, "the output is not in the project"
+    for lyr in shown:
+        value, ok = lyr.dataProvider().sample(point, 1)
+        assert ok and value == on_disk, (value, on_disk)
+
+
 def test_output_declares_rgb_colour_interpretation(qgis_app, data_dir, tmp_path):
     """Any GIS opening the file sees which bands are red, green and blue (GDAL colour interpretation)."""
     import processing

@@ -65,22 +65,26 @@ def layer_nodata(layer) -> float | None:
 
 
 class NaturalColour(QgsProcessingLayerPostProcessorInterface):
-    """Shows a loaded multiband result as red/green/blue = the given bands, stretched 2–98 %."""
+    """Shows a loaded multiband result as red/green/blue = the given bands (None: as QGIS chooses), stretched
+    2–98 %, read afresh from its file."""
 
     _keep = []   # Processing holds a plain pointer to it: keep every instance alive (a few bytes each)
 
-    def __init__(self, rgb: tuple[int, int, int]):
+    def __init__(self, rgb: tuple[int, int, int] | None):
         super().__init__()
         self.rgb = rgb
 
     @classmethod
-    def create(cls, rgb: tuple[int, int, int]) -> "NaturalColour":
+    def create(cls, rgb: tuple[int, int, int] | None) -> "NaturalColour":
         processor = cls(rgb)
         cls._keep.append(processor)
         return processor
 
     def postProcessLayer(self, layer, context, feedback):  # noqa: N802
-        if layer.bandCount() >= max(self.rgb):
+        # a run onto a file the project already shows reuses that layer, whose provider still reads the replaced
+        # file (the writer renames the new one into place): read the new file
+        layer.reload()
+        if self.rgb is not None and layer.bandCount() >= max(self.rgb):
             layer.setRenderer(QgsMultiBandColorRenderer(layer.dataProvider(), *self.rgb))
             layer.setContrastEnhancement(QgsContrastEnhancement.StretchToMinimumMaximum,
                                          QgsRasterMinMaxOrigin.CumulativeCut, QgsRectangle())

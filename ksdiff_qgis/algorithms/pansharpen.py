@@ -298,5 +298,4 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
         label = method_names()[method].split(" (")[0]   # what ran (METHOD auto may fall back)
         # QGIS still prefers the file name for a typed path (its "use filename as layer name" setting)
         details.name = "{} – {}".format(label, self._ms_name)
-        if rgb is not None:
-            details.setPostProcessor(NaturalColour.create(rgb))
+        details.setPostProcessor(NaturalColour.create(rgb))
