@@ -97,6 +97,20 @@ def test_band_count_does_not_fit_sensor(qgis_app, pair, tmp_path):
     _expect_error({**pair, "SENSOR": "wv3"}, str(tmp_path / "o.tif"), "4 bands but sensor .* expects 8")
 
 
+def test_band_count_error_is_not_preceded_by_a_model_switch(pair, tmp_path):
+    """A 4-band MS declared WorldView-3 (8 bands): only the band-count error, named as the dialog names the
+    parameter (the log said first that 'the selected MS bands' sent the run to the 4-band model: none were
+    selected)."""
+    from ksdiff_qgis.engine.errors import InputError
+    from ksdiff_qgis.engine.feedback import RecordingFeedback
+    from ksdiff_qgis.engine.pipeline import pansharpen
+
+    log = RecordingFeedback()
+    with pytest.raises(InputError, match="'MS bands to fuse'"):
+        pansharpen(pair["PAN"], pair["MS"], str(tmp_path / "o.tif"), "wv3", "auto", feedback=log)
+    assert not any("selected MS bands" in line for line in log.lines), log.lines
+
+
 def test_no_georeferencing(qgis_app, pair, tmp_path):
     pan = _without_georef(pair["PAN"], str(tmp_path / "nogeo.tif"))
     _expect_error({**pair, "PAN": pan}, str(tmp_path / "o.tif"), "no georeferencing")

@@ -623,6 +623,8 @@ def _model_for_bands(card: model_card.ModelCard, spec: Sensor, ms: RasterInfo, s
     sub = model_card.bundled_cards().get(spec.subset_model) if spec.subset_model else None
     if sub is None or band_sel.holds_bands(ms, spec, selection, card.bands):
         return card
+    if not selection and ms.bands != spec.n_bands:
+        return card   # the band count does not fit the sensor: the band plan says so next
     picked = model_card.load_card(str(sub))
     fb.info(f"the selected MS bands lack some of the {len(card.bands)} bands {card.path.name} fuses; using "
             f"{sub.name}, which fuses {', '.join(picked.bands)}")
