@@ -36,7 +36,7 @@ class KsdiffPlugin:
         self.action.setToolTip("Pansharpen a PAN + MS pair (KSDiff and classical methods)")
         self.action.triggered.connect(self.open_dialog)
         self.iface.addPluginToRasterMenu("KSDiff", self.action)
-        self.iface.addRasterToolBarIcon(self.action)
+        self.iface.addToolBarIcon(self.action)   # the Plugins toolbar: QGIS hides the Raster one in a new profile
         self.install_action = QAction("Install ONNX Runtime…", self.iface.mainWindow())
         self.install_action.setToolTip(
             "Install the runtime the KSDiff method needs (GPU build when an NVIDIA GPU is found)")
@@ -60,7 +60,7 @@ class KsdiffPlugin:
             self.install_action = None
         if self.action is not None and self.iface is not None:
             self.iface.removePluginRasterMenu("KSDiff", self.action)
-            self.iface.removeRasterToolBarIcon(self.action)
+            self.iface.removeToolBarIcon(self.action)
             self.action.deleteLater()
             self.action = None
         if self.provider is not None:

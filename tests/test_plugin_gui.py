@@ -20,11 +20,11 @@ def test_init_gui_and_unload(qgis_app, session_plugin):
         plugin.initGui()
         assert registry.providerById("ksdiff") is not None
         assert iface.addPluginToRasterMenu.call_count == 2   # pansharpen dialog + runtime installer
-        iface.addRasterToolBarIcon.assert_called_once_with(plugin.action)
+        iface.addToolBarIcon.assert_called_once_with(plugin.action)
         assert "Pansharpen" in plugin.action.text()
         plugin.unload()
         assert iface.removePluginRasterMenu.call_count == 2
-        iface.removeRasterToolBarIcon.assert_called_once()
+        iface.removeToolBarIcon.assert_called_once()
         assert registry.providerById("ksdiff") is None
         assert plugin.action is None
     finally:
