@@ -134,12 +134,12 @@ class AssessAlgorithm(KsdiffAlgorithm):
         if feedback.isCanceled():
             raise QgsProcessingException(tr("Cancelled"))
         results = {}
-        for key, (out, _, _, _) in INDICES.items():
+        for key, (out, label, _, _) in INDICES.items():
             src = reduced if key in M.REDUCED else full
             v = None if src is None else src.get(key)
             results[out] = None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
             if results[out] is not None:
-                feedback.pushInfo(f"{key}: {results[out]:.4f}")
+                feedback.pushInfo(f"{label}: {results[out]:.4f}")   # the report's names, not the metric keys
         with open(self._html, "w", encoding="utf-8") as fh:
             fh.write(html_report(reduced, full, inputs, self._sensor))
         results[self.OUTPUT_HTML] = self._html
