@@ -3,10 +3,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
 import torch
+
+from ksdiff_qgis.engine.errors import InputError
 
 
 def _train(a) -> int:
@@ -162,17 +165,18 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--sensor", help="use the sensor's default config (KSDiff around FusionNet)")
     t.add_argument("--out", help="run directory (default: the config's train.out_dir)")
     t.add_argument("--device", help="auto | cpu | cuda")
-    t.add_argument("--max-steps", type=int, help="stop each stage after this many steps (smoke runs)")
+    t.add_argument("--max-steps", type=_positive, help="stop the first unfinished stage after this many steps "
+                                                     "(smoke runs; the same command again continues the run)")
     t.add_argument("--seed", type=int, help="override the config's seed (run folder gets a _seed<N> suffix)")
     t.set_defaults(fn=_train)
     e = sub.add_parser("evaluate", help="score a checkpoint or an ONNX file; writes JSON")
     src = e.add_mutually_exclusive_group(required=True)
-    src.add_argument("--checkpoint")
-    src.add_argument("--onnx")
+    src.add_argument("--checkpoint", help="a training checkpoint (runs/<config>/<stage>.pt)")
+    src.add_argument("--onnx", help="an exported ONNX model (its card beside it)")
     e.add_argument("--config", help="config whose 'test' section to use (default: the checkpoint's / sensor's)")
-    e.add_argument("--sensor")
+    e.add_argument("--sensor", help="with --onnx: the sensor whose test case to use (default: the card's)")
     e.add_argument("--out", help="JSON output (default: stdout)")
-    e.add_argument("--threads", type=int, default=2)
+    e.add_argument("--threads", type=_positive, default=2, help="threads (default 2)")
     e.set_defaults(fn=_evaluate)
     x = sub.add_parser("export", help="export a checkpoint to ONNX + model card")
     xs = x.add_mutually_exclusive_group(required=True)
@@ -191,9 +195,9 @@ def main(argv: list[str] | None = None) -> int:
     ad.add_argument("--out", required=True, help="ONNX file to write (its card beside it): the plugin's MODEL")
     ad.add_argument("--sensor", help="sensor key of the scene (default: the checkpoint's); without --checkpoint, "
                                      "the bundled model of this sensor is adapted")
-    ad.add_argument("--steps", type=int, default=200)
-    ad.add_argument("--lr", type=float, default=1e-4)
-    ad.add_argument("--patch", type=int, default=64)
+    ad.add_argument("--steps", type=_positive, default=200, help="fine-tuning steps (default 200)")
+    ad.add_argument("--lr", type=float, default=1e-4, help="learning rate (default 1e-4)")
+    ad.add_argument("--patch", type=_positive, default=64, help="PAN patch side, pixels (default 64)")
     ad.set_defaults(fn=_adapt)
     q = sub.add_parser("int8", help="add the int8 CPU variant to an exported KSDiff model (calibrated on a pair)")
     q.add_argument("--model", required=True, help="an exported KSDiff ONNX file (its card beside it)")
@@ -202,13 +206,28 @@ def main(argv: list[str] | None = None) -> int:
     q.set_defaults(fn=_int8)
     p = sub.add_parser("profile", help="parameters, FLOPs/pixel and ONNX Runtime time per tile")
     p.add_argument("--out", default=str(Path(__file__).resolve().parent / "PROFILE.json"))
-    p.add_argument("--tile", type=int, default=512)
-    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--tile", type=_positive, default=512, help="tile side, PAN pixels (default 512)")
+    p.add_argument("--threads", type=_positive, default=1, help="ONNX Runtime threads (default 1)")
     p.set_defaults(fn=_profile)
     a = ap.parse_args(argv)
     if a.cmd == "train" and not (a.config or a.sensor):
         ap.error("train needs --config or --sensor")
-    return a.fn(a)
+    try:
+        return a.fn(a)
+    except (FileNotFoundError, ValueError, KeyError, InputError) as e:
+        if os.environ.get("MODEL_CORE_DEBUG"):
+            raise
+        # what a user can fix (a path, a value, a missing key): one line, not a traceback
+        why = f"missing {e.args[0]!r}" if isinstance(e, KeyError) else str(e)
+        print(f"python -m model_core {a.cmd}: {why} (MODEL_CORE_DEBUG=1 shows the traceback)", file=sys.stderr)
+        return 2
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
 
 
 if __name__ == "__main__":

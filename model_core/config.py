@@ -45,6 +45,10 @@ DEFAULT_CONFIGS = {# the adaptive recipe on HPM with the step, trained on the La
 def default_config_path(sensor: str) -> Path:
     """The config ``make train SENSOR=...`` uses (the one that trained the bundled model): KSDiff around
     FusionNet, both stages."""
+    from ksdiff_qgis.engine.sensors import SENSORS
+
+    if sensor not in SENSORS:
+        raise ValueError(f"unknown sensor {sensor!r}; known: {', '.join(SENSORS)}")
     return CONFIG_DIR / DEFAULT_CONFIGS.get(sensor, f"{sensor}_ksdiff_fusionnet.yaml")
 
 

@@ -375,7 +375,7 @@ def train_stage(model: nn.Module, cfg: dict[str, Any], stage_idx: int, train, va
     end = st["steps"] if max_steps is None else min(st["steps"], max_steps)
     alt = st.get("alternate_every")  # SSDiff branch-wise alternating fine-tuning
     branches = {b: set(map(id, model.net.branch_parameters(b))) for b in ("spatial", "spectral")} if alt else {}
-    log = open(out / "log.jsonl", "a")
+    log, pending = open(out / "log.jsonl", "a"), []
     bar = tqdm(range(step, end), initial=step, total=end, desc=f"{cfg['method']}:{st['name']}", disable=not progress)
     model.train()
     history = []
@@ -408,9 +408,13 @@ def train_stage(model: nn.Module, cfg: dict[str, Any], stage_idx: int, train, va
         if val is not None and (step + 1) % cfg["train"]["val_every"] == 0:
             rec.update(validate(model, method, st, val, cfg, device))
             tqdm.write(json.dumps(rec))
-        log.write(json.dumps(rec) + "\n")
+        pending.append(json.dumps(rec) + "\n")
         if (step + 1) % cfg["train"]["ckpt_every"] == 0 or step + 1 == end:
             save_checkpoint(last, model, ema, opt, sched, step + 1, st["name"], cfg, step + 1 == st["steps"], seconds)
+            # the log holds exactly the steps a checkpoint holds: a killed run resumes without gaps or repeats
+            log.write("".join(pending))
+            log.flush()
+            pending.clear()
     log.close()
     done_step = max(step + 1, end) if end > 0 else 0
     if done_step >= st["steps"]:
@@ -470,6 +474,32 @@ def teacher_checkpoints(spec: dict[str, Any], progress: bool = True) -> list[Pat
     return paths
 
 
+# what may change between a run and its resumption: where and how it computes, not what it trains
+RESUMABLE = {("config_path",), ("train", "out_dir"), ("train", "device"), ("train", "threads")}
+
+
+def _differences(old: Any, new: Any, path: tuple = ()) -> list[str]:
+    if path in RESUMABLE:
+        return []
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [d for k in sorted(set(old) | set(new), key=str)
+                for d in _differences(old.get(k), new.get(k), path + (k,))]
+    return [".".join(map(str, path)) or "(the whole config)"] if old != new else []
+
+
+def check_same_run(out: Path, cfg: dict[str, Any]) -> None:
+    """A run folder that holds checkpoints resumes only the config that made them: another one would skip its
+    finished stages and rewrite ``config.json`` over checkpoints it did not train. Raises ValueError."""
+    record = out / "config.json"
+    if not record.exists() or not any(out.glob("*.pt")):
+        return
+    old = json.loads(record.read_text())
+    diff = _differences(old, json.loads(json.dumps(cfg)))
+    if diff:
+        raise ValueError(f"{out} holds checkpoints of another config (it differs in {', '.join(diff[:6])}"
+                         f"{' …' if len(diff) > 6 else ''}): give --out a new folder, or delete that one to retrain")
+
+
 def run(cfg: dict[str, Any], out_dir: str | Path | None = None, max_steps: int | None = None,
         progress: bool = True, samplers=None) -> dict:
     """Train every stage of ``cfg`` in order (skipping finished ones); returns a summary."""
@@ -478,6 +508,7 @@ def run(cfg: dict[str, Any], out_dir: str | Path | None = None, max_steps: int |
     device = pick_device(cfg["train"]["device"])
     out = Path(out_dir or cfg["train"]["out_dir"])
     out.mkdir(parents=True, exist_ok=True)
+    check_same_run(out, cfg)
     (out / "config.json").write_text(json.dumps(cfg, indent=1))
     train, val = samplers or build_samplers(cfg)
     fullres = build_fullres_sampler(cfg) if any(st["name"] == "fullres" for st in cfg["stages"]) else None

@@ -349,3 +349,40 @@ def test_validation_patches_can_differ_from_the_training_patches(data_dir):
     train, val = build_samplers(cfg)
     assert (train.patch, val.patch) == (32, 16)
     assert build_samplers(fixture_cfg(data_dir, "fusionnet"))[1].patch == 32
+
+
+def test_a_run_folder_resumes_only_its_own_config(small_cfg):
+    """Re-running another config (a new rate, another seed) into a folder that holds checkpoints is refused: it
+    skipped the finished stages and rewrote config.json over checkpoints it had not trained. The same config resumes,
+    and where it computes (device, threads) may change; the log holds exactly the checkpointed steps."""
+    import json
+    from pathlib import Path
+
+    from model_core.train import run
+
+    cfg = small_cfg("run")
+    run(cfg, progress=False)
+    out = Path(cfg["train"]["out_dir"])
+    lines = (out / "log.jsonl").read_text().splitlines()
+    assert len(lines) == sum(st["steps"] for st in cfg["stages"])
+    assert run({**cfg, "train": {**cfg["train"], "threads": 2}}, progress=False)["stages"] == []   # resumed: done
+    other = json.loads(json.dumps(cfg))
+    other["stages"][0]["lr"] *= 10
+    other["seed"] += 1
+    with pytest.raises(ValueError, match=r"another config .*seed.*stages"):
+        run(other, progress=False)
+    assert json.loads((out / "config.json").read_text())["seed"] == cfg["seed"]
+
+
+def test_cli_errors_are_one_line_messages(capsys):
+    """A missing config, an unknown sensor and a step count below 1: a one-line message and exit 2 (tracebacks and,
+    for --max-steps -1, a run that trained nothing and exited 0 before 2026-12-06)."""
+    from model_core.__main__ import main
+
+    assert main(["train", "--config", "no_such_config.yaml"]) == 2
+    assert "No such file" in capsys.readouterr().err
+    assert main(["export", "--sensor", "xyz"]) == 2
+    assert "unknown sensor 'xyz'; known: wv2" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--sensor", "wv2", "--max-steps", "-1"])
+    assert e.value.code == 2 and "at least 1" in capsys.readouterr().err
