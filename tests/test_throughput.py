@@ -242,6 +242,36 @@ def test_nbits_unpacked_by_default_and_packed_on_request(data_dir, tmp_path):
     assert a.ReadAsArray().max() <= 2047
 
 
+@pytest.mark.parametrize("nbits, message", [("10", "narrower than the product's 11 bits"),
+                                            ("8", "does not fit a uint16 output"), ("x", "not a whole number")])
+def test_nbits_that_would_lose_values_is_refused(data_dir, tmp_path, nbits, message):
+    """NBITS narrower than the 11-bit product clipped it silently (NBITS=10: 2.8 % of the values; NBITS=8 was
+    written as 9 bits); refused before any pixel is written, with what the values need."""
+    from ksdiff_qgis.engine.errors import InputError
+
+    out = tmp_path / "o.tif"
+    with pytest.raises(InputError, match=message):
+        pansharpen(str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif"), str(out), "wv2", "brovey",
+                   create_options=f"NBITS={nbits}")
+    assert not out.exists() and not list(tmp_path.glob(".*partial*"))
+
+
+def test_nbits_on_a_product_without_nbits_clips_where_it_says(data_dir, tmp_path):
+    """A plain 16-bit product asked for NBITS=10: the values are clipped at 1023 by the output type policy and the
+    log's clipping count says so (it named the 16-bit range while GDAL clipped at 10 bits)."""
+    from ksdiff_qgis.engine.feedback import RecordingFeedback
+    from model_core.rasters import read, write_geotiff
+
+    r = read(str(data_dir / "wv2_ms.tif"))
+    ms = write_geotiff(str(tmp_path / "ms16.tif"), r.data, r.transform, r.crs, nodata=0)
+    log = RecordingFeedback()
+    res = pansharpen(str(data_dir / "wv2_pan.tif"), ms, str(tmp_path / "o.tif"), "wv2", "brovey",
+                     create_options="NBITS=10", feedback=log)
+    ds = gdal.Open(res.output_path)
+    assert ds.ReadAsArray().max() <= 1023
+    assert any("above 1023" in line for line in log.lines), log.lines
+
+
 def test_cloud_optimized_geotiff(data_dir, tmp_path):
     pan, ms = str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif")
     ref = pansharpen(pan, ms, str(tmp_path / "ref.tif"), "wv2", "mtf_glp_hpm")

@@ -437,6 +437,8 @@ def pansharpen(
                                                        bplan.indices)
     # the MTF gains and names follow the fused bands; the ratio the data's for the generic sensor
     spec = replace(spec, band_names=tuple(bplan.names), mtf_ms=bplan.gains, ratio=spec.ratio or plan.ratio)
+    # a CREATE_OPTIONS NBITS the values fit (refused before any work when narrower than the product's own)
+    out_nbits = outputs.output_nbits(extra_options, ms.dtype, ms.nbits)
     # tiles in flight x ONNX Runtime threads = the cores; one session serves the self-check and the run
     pool_size, ort_threads = runtime.balance_threads(workers, threads)
     check = None
@@ -511,7 +513,7 @@ def pansharpen(
     set_colour_interpretation(writer.ds, names)
     for p in writer.removed_partials:
         fb.info(f"removed {os.path.basename(p)}, left beside the output by an interrupted earlier run")
-    low, high = value_range(ms.dtype, ms.nbits)
+    low, high = value_range(ms.dtype, out_nbits)
     floating = ms.dtype.kind == "f"   # keeps every value; its negatives are still worth a line in the log
     clips = ClipCounter(high, names, clipped=not floating, low=0.0 if floating else low)   # clipping is never silent
     pool = TilePool(runner, rows, cols, tile_size, overlap, workers, on_result=runner.tile_done, order=layout.order)
@@ -529,7 +531,7 @@ def pansharpen(
         free_pages.after_tile()   # what the allocator keeps must not grow with the tiles of a row
 
     def convert(fused: np.ndarray) -> np.ndarray:
-        return to_dtype(fused, ms.dtype, nodata, ms.nbits)
+        return to_dtype(fused, ms.dtype, nodata, out_nbits)
 
     # whole GeoTIFF block rows per flush: each block is compressed once, by all cores (NUM_THREADS)
     rows_out = BlockRowWriter(writer.write, flush, convert, outputs.BLOCK, rows, WRITE_CHUNK)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from typing import Callable
 
+import numpy as np
 from osgeo import gdal
 
 from ..errors import Cancelled, InputError
@@ -47,6 +48,33 @@ def parse_options(text: str | list[str] | None) -> list[str]:
             raise InputError(f"creation option {item!r} is not of the form KEY=VALUE")
         out.append(item)
     return out
+
+
+# the NBITS a GTiff of each integer width takes (GDAL keeps a narrower request at the type's own floor)
+NBITS_RANGE = {1: (1, 8), 2: (9, 16), 4: (17, 32)}
+
+
+def output_nbits(extra: list[str], dtype, nbits: int | None) -> int | None:
+    """The significant bits of the output: a ``NBITS=`` creation option, checked against the data (InputError
+    when the type cannot take it, or when it is narrower than the product's own NBITS: values would be lost), else
+    the product's ``nbits``."""
+    asked = [o.split("=", 1)[1] for o in extra if o.split("=", 1)[0].strip().upper() == "NBITS"]
+    if not asked:
+        return nbits
+    dt = np.dtype(dtype)
+    try:
+        value = int(asked[-1])
+    except ValueError:
+        raise InputError(f"creation option NBITS={asked[-1]} is not a whole number") from None
+    if dt.kind == "f":
+        raise InputError("creation option NBITS applies to integer outputs; this output is floating point")
+    lo, hi = NBITS_RANGE.get(dt.itemsize, (1, dt.itemsize * 8))
+    if not lo <= value <= hi:
+        raise InputError(f"creation option NBITS={value} does not fit a {dt} output ({lo} to {hi})")
+    if nbits and value < nbits:
+        raise InputError(f"creation option NBITS={value} is narrower than the product's {nbits} bits (values up to "
+                         f"{2 ** nbits - 1}): they would be clipped at {2 ** value - 1}")
+    return value
 
 
 def _merge(base: list[str], extra: list[str]) -> list[str]:
