@@ -159,6 +159,7 @@ class CogWriter(GeoTiffWriter):
     a Cloud-Optimized GeoTIFF (overviews, COG layout) beside it and commits the copy in its place."""
 
     def __init__(self, *args, cog_options: list[str], is_cancelled: Callable[[], bool] = lambda: False, **kwargs):
+        check_cog_options(args[3], cog_options)   # before the staged file: nothing to remove on a refusal
         super().__init__(*args, **kwargs)
         self.cog_options, self.is_cancelled = cog_options, is_cancelled
         self.staged = self.tmp_path
@@ -177,6 +178,24 @@ class CogWriter(GeoTiffWriter):
     def abort(self) -> None:
         super().abort()
         _remove(self.staged)
+
+
+def check_cog_options(info, options: list[str]) -> None:
+    """The COG driver takes ``options`` for data like ``info``'s (its bands and type): tried on a 32x32 copy in memory
+    before any work (the copy to COG runs only after the whole fusion, where a rejected option such as COMPRESS=JPEG
+    on 16-bit data used to fail)."""
+    src = gdal.GetDriverByName("MEM").Create("", 32, 32, info.bands, info.gdal_type)
+    for b in range(info.bands):
+        src.GetRasterBand(b + 1).Fill(1)   # blocks of zeros may be skipped, and with them the encoder's checks
+    target = f"/vsimem/ksdiff_cog_check_{os.getpid()}_{id(src)}.tif"
+    out, msg = gdal_call(gdal.Translate, target, src, format="COG", creationOptions=options)
+    # the encoder speaks while the copy writes its blocks (a message beside a dataset) or when it closes
+    errors = [msg or "GDAL refused them"] if out is None else [m for m in [msg, *close_dataset(out)] if m]
+    out = None
+    gdal.Unlink(target)
+    if errors:
+        raise InputError("the Cloud-Optimized GeoTIFF cannot be written with these creation options: "
+                         + "; ".join(e for e in errors if e))
 
 
 def _remove(path: str) -> None:
