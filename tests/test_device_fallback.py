@@ -29,6 +29,9 @@ class _FailsOnFirstRun:
     def get_outputs(self):
         return self.real.get_outputs()
 
+    def get_modelmeta(self):
+        return self.real.get_modelmeta()
+
     def run(self, *args, **kwargs):
         raise RuntimeError("[ONNXRuntimeError] : 1 : FAIL : CUDNN failure 1: CUDNN_STATUS_NOT_INITIALIZED")
 

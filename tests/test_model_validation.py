@@ -136,3 +136,24 @@ def test_probe_side():
     assert probe_side(card(10, 1)) == 21
     assert probe_side(card(10, 16)) == 32
     assert probe_side(card(256, 64)) == 576
+
+
+def test_an_edited_card_is_refused(tmp_path, data_dir):
+    """A card whose fields were edited beside an untouched ONNX (the hash still matches): refused, since the ONNX
+    carries the card it was exported with (an edited int8 scale ran; an edited ratio gave a misleading refusal)."""
+    import json
+    import shutil
+
+    from ksdiff_qgis.engine.errors import InputError
+    from ksdiff_qgis.engine.model_card import bundled_cards
+    from ksdiff_qgis.engine.pipeline import pansharpen
+
+    src = bundled_cards()["wv2"]
+    onnx = tmp_path / "mine.onnx"
+    shutil.copy(src, onnx)
+    card = json.loads(src.with_suffix(".json").read_text())
+    card["notes"] = "edited"
+    onnx.with_suffix(".json").write_text(json.dumps(card))
+    with pytest.raises(InputError, match="differs from the card inside"):
+        pansharpen(str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif"), str(tmp_path / "o.tif"), "wv2",
+                   "ksdiff", model_path=str(onnx))

@@ -272,19 +272,27 @@ def test_nbits_on_a_product_without_nbits_clips_where_it_says(data_dir, tmp_path
     assert any("above 1023" in line for line in log.lines), log.lines
 
 
-def test_cog_options_are_checked_before_the_fusion(data_dir, tmp_path, monkeypatch):
+@pytest.mark.parametrize("exceptions", [False, True])
+def test_cog_options_are_checked_before_the_fusion(data_dir, tmp_path, monkeypatch, exceptions):
     """COG with COMPRESS=JPEG on 16-bit data: refused before any tile is fused (it failed after the whole fusion,
-    in the copy to COG)."""
+    in the copy to COG), with GDAL exceptions on (as QGIS or another plugin may set them) or off."""
     from ksdiff_qgis.engine import pipeline
     from ksdiff_qgis.engine.errors import InputError
+
+    was = gdal.GetUseExceptions()
+    (gdal.UseExceptions if exceptions else gdal.DontUseExceptions)()
+    request_restore = (gdal.UseExceptions if was else gdal.DontUseExceptions)
 
     fused = []
     monkeypatch.setattr(pipeline.classical, "FUSERS", {**pipeline.classical.FUSERS,
                                                        "brovey": lambda *a: fused.append(1) or a[1]})
     out = tmp_path / "o.tif"
-    with pytest.raises(InputError, match="Cloud-Optimized GeoTIFF cannot be written"):
-        pansharpen(str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif"), str(out), "wv2", "brovey", cog=True,
-                   create_options="COMPRESS=JPEG")
+    try:
+        with pytest.raises(InputError, match="Cloud-Optimized GeoTIFF cannot be written"):
+            pansharpen(str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif"), str(out), "wv2", "brovey",
+                       cog=True, create_options="COMPRESS=JPEG")
+    finally:
+        request_restore()
     assert not fused and not out.exists() and not list(tmp_path.iterdir())
 
 

@@ -30,7 +30,7 @@ from ksdiff_qgis.engine.model_card import load_card
 from ksdiff_qgis.engine.pipeline import pansharpen
 from ksdiff_qgis.engine.runtime import Session
 from model_core import tile_int8
-from model_core.export import export
+from model_core.export import export, write_card
 from model_core.nets import build_model
 
 torch.set_num_threads(1)
@@ -162,7 +162,7 @@ def test_broken_int8_falls_back_to_the_float32_tile_kernels(int8_model, data_dir
     shutil.copy(int8_model, bad)
     card = json.loads(int8_model.with_suffix(".json").read_text())
     card["tile_kernels"]["int8"]["convs"][0]["w_scale"][0] += 3   # the scales land in the wrong bytes
-    bad.with_suffix(".json").write_text(json.dumps(card))
+    write_card(bad, card)   # consistent inside and beside the ONNX, and wrong
     runtime.clear_cache()
     card = load_card(bad)
     session = checked_session(card, "cpu", 1)

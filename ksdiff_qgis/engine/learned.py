@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import json
 import math
 import threading
 
@@ -338,6 +339,11 @@ def check_graph(card: ModelCard, session: Session) -> None:
     key = (card.input_names, card.output_name, len(card.bands), card.margin, card.size_multiple)
     if session.probed == key:
         return
+    embedded = session.session.get_modelmeta().custom_metadata_map.get("model_card")
+    if embedded is not None and json.loads(embedded) != {k: v for k, v in card.data.items() if k != "onnx_sha256"}:
+        # the hash proves the ONNX file; the copy of the card inside it proves the JSON beside it
+        raise InputError(f"the model card {card.path.with_suffix('.json').name} differs from the card inside "
+                         f"{card.path.name}: it was edited; restore it (or export the model again)")
     inputs = [i.name for i in session.session.get_inputs()]
     outputs = [o.name for o in session.session.get_outputs()]
     for role, name in zip(("pan", "lms"), card.input_names):

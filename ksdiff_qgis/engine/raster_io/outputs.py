@@ -17,7 +17,7 @@ import numpy as np
 from osgeo import gdal
 
 from ..errors import Cancelled, InputError
-from ..gdalutil import close_dataset, gdal_call
+from ..gdalutil import close_dataset, gdal_call, gdal_try
 from .writer import SIDECARS, GeoTiffWriter
 
 COMPRESSIONS = {
@@ -188,11 +188,15 @@ def check_cog_options(info, options: list[str]) -> None:
     for b in range(info.bands):
         src.GetRasterBand(b + 1).Fill(1)   # blocks of zeros may be skipped, and with them the encoder's checks
     target = f"/vsimem/ksdiff_cog_check_{os.getpid()}_{id(src)}.tif"
-    out, msg = gdal_call(gdal.Translate, target, src, format="COG", creationOptions=options)
-    # the encoder speaks while the copy writes its blocks (a message beside a dataset) or when it closes
-    errors = [msg or "GDAL refused them"] if out is None else [m for m in [msg, *close_dataset(out)] if m]
+    # one thread: the encoder's complaints then reach this thread's error handler (NUM_THREADS encodes elsewhere)
+    single = [o for o in options if o.split("=", 1)[0].strip().upper() != "NUM_THREADS"] + ["NUM_THREADS=1"]
+    out, errors = gdal_try(gdal.Translate, target, src, format="COG", creationOptions=single)
+    if out is not None:
+        errors += close_dataset(out)   # the last blocks are encoded when it closes
+    elif not errors:
+        errors = ["GDAL refused them"]
     out = None
-    gdal.Unlink(target)
+    gdal_call(gdal.Unlink, target)   # raises under GDAL exceptions when the copy never made it
     if errors:
         raise InputError("the Cloud-Optimized GeoTIFF cannot be written with these creation options: "
                          + "; ".join(e for e in errors if e))
