@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 from pathlib import Path
@@ -29,6 +30,17 @@ def _train(a) -> int:
     return 0
 
 
+def _json_safe(value):
+    """``value`` with NaN and infinities as null: strict JSON readers refuse the bare NaN token."""
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
 def _evaluate(a) -> int:
     from .config import load_config
     from .evaluate import evaluate, onnx_runner, torch_runner
@@ -46,7 +58,7 @@ def _evaluate(a) -> int:
     torch.set_num_threads(a.threads)
     res = evaluate(run, mult, cfg)
     res["model"] = src
-    text = json.dumps(res, indent=1)
+    text = json.dumps(_json_safe(res), indent=1)
     Path(a.out).write_text(text + "\n") if a.out else print(text)
     return 0
 

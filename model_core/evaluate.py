@@ -147,10 +147,11 @@ def evaluate(run: Runner, mult: int, cfg: dict[str, Any]) -> dict[str, Any]:
         rs, cs = valid_box(invalid, 3)
         pan = pan[rs.start * q : rs.stop * q, cs.start * q : cs.stop * q]
         lms = lms[:, rs.start * q : rs.stop * q, cs.start * q : cs.stop * q]
+        ms = ms[:, rs, cs]   # on the MS grid, the same origin: the reprojection indices (R-Q2n, R-SAM, R-ERGAS)
         t0 = time.perf_counter()
         f = fuse(run, mult, pan / s, lms / s) * s
         dt = time.perf_counter() - t0
-        fr = metrics.full_resolution(f, pan, lms, sensor.mtf_ms, sensor.mtf_pan, q)
+        fr = metrics.full_resolution(f, pan, lms, sensor.mtf_ms, sensor.mtf_pan, q, ms=ms)
         fr.update(case=f"{spec['pan']}+{spec['ms']}", shape=list(f.shape), seconds=round(dt, 3))
         out["full"] = fr
     return out

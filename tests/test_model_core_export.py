@@ -94,3 +94,6 @@ def test_cli_train_export_evaluate(tmp_path, data_dir):
         res = json.loads(out.read_text())
         assert {"SAM", "ERGAS", "Q2n", "SCC"} <= set(res["reduced"]) and "HQNR" in res["full"]
         assert np.isfinite(res["reduced"]["SAM"])
+        # the reprojection indices are measured (the MS was not passed: always NaN, written as a bare NaN token)
+        assert all(res["full"][k] is not None and np.isfinite(res["full"][k]) for k in ("R_Q2n", "R_SAM", "R_ERGAS"))
+        assert "NaN" not in out.read_text()
