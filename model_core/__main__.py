@@ -77,6 +77,8 @@ def _export(a) -> int:
         if cfg["sensor"] != a.sensor:  # a network shared by several sensors (e.g. the 4-band ratio-4 one)
             a.as_sensor = a.as_sensor or a.sensor
     model, ck = model_from_checkpoint(a.checkpoint)
+    last = ck["config"]["stages"][-1]
+    unfinished = not ck.get("done") or ck.get("stage") != last["name"]
     ckpts = sorted(Path(a.checkpoint).parent.glob("*.pt"))
     finals = [load_checkpoint(p) for p in ckpts if not p.stem.endswith("_last")]
     # the revision that trained the weights (older checkpoints lack it: the current one then)
@@ -100,6 +102,13 @@ def _export(a) -> int:
         rec["serves_sensor"] = (f"{target.key}: the {Path(cfg.get('config_path', '')).name} network (trained with "
                                 f"{trained.name}'s nominal MTF, PAN and MS MTF randomised) bundled for this sensor")
         cfg = dict(cfg, sensor=target.key)
+    if unfinished:   # a smoke run or a stopped one: the card says so, and it is never bundled
+        rec["unfinished"] = (f"exported from {Path(a.checkpoint).name}: stage {ck.get('stage')} at step "
+                             f"{ck.get('step')}, not the end of the run (its last stage {last['name']}, "
+                             f"{last['steps']} steps)")
+        print(f"python -m model_core export: warning: {rec['unfinished']}", file=sys.stderr)
+        if not a.out:
+            raise ValueError("an unfinished run is not exported into the bundled models: give --out")
     out = Path(a.out or MODELS_DIR / f"{cfg['sensor']}.onnx")
     metrics = None if a.no_evaluate else _export_metrics(model, cfg)
     card = export(model, cfg, out, rec, metrics)

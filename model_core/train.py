@@ -512,6 +512,8 @@ def run(cfg: dict[str, Any], out_dir: str | Path | None = None, max_steps: int |
     (out / "config.json").write_text(json.dumps(cfg, indent=1))
     train, val = samplers or build_samplers(cfg)
     fullres = build_fullres_sampler(cfg) if any(st["name"] == "fullres" for st in cfg["stages"]) else None
+    if fullres is None and any(st["name"] == "fullres" for st in cfg["stages"]):
+        raise ValueError("a fullres stage needs data.fullres sources")   # before the stages before it, not after
     sensor = get_sensor(cfg["sensor"])
     model = build_model(cfg["method"], sensor.n_bands, cfg["backbone"], **cfg["model"]).to(device)
     summary = {"stages": []}

@@ -83,6 +83,13 @@ def test_cli_train_export_evaluate(tmp_path, data_dir):
     onnx_path = tmp_path / "wv2.onnx"
     assert cli(["export", "--checkpoint", str(tmp_path / "run" / "stage2.pt"), "--out", str(onnx_path)]) == 0
     card = verify_card(onnx_path)
+    assert "unfinished" not in card["training"]
+    # a checkpoint before the run's end: its card says so (it listed every stage as if trained), never bundled
+    early = tmp_path / "early.onnx"
+    assert cli(["export", "--checkpoint", str(tmp_path / "run" / "stage1.pt"), "--out", str(early),
+                "--no-evaluate"]) == 0
+    assert "stage stage1" in verify_card(early)["training"]["unfinished"]
+    assert cli(["export", "--checkpoint", str(tmp_path / "run" / "stage1.pt"), "--no-evaluate"]) == 2
     assert card["training"]["steps"] == 4 and card["training"]["data"]
     # the card's evaluation numbers are written once, at export (the config's test case)
     assert {"SAM", "ERGAS", "Q2n"} <= set(card["metrics"]["scenes"]["reduced/" + next(

@@ -386,3 +386,16 @@ def test_cli_errors_are_one_line_messages(capsys):
     with pytest.raises(SystemExit) as e:
         main(["train", "--sensor", "wv2", "--max-steps", "-1"])
     assert e.value.code == 2 and "at least 1" in capsys.readouterr().err
+
+
+def test_a_fullres_stage_without_its_data_is_refused_before_any_stage(small_cfg):
+    """It failed after the stages before it had trained (hours, on a real config)."""
+    from pathlib import Path
+
+    from model_core.train import run
+
+    cfg = small_cfg("nofr", fullres=False)
+    assert any(st["name"] == "fullres" for st in cfg["stages"])
+    with pytest.raises(ValueError, match="needs data.fullres"):
+        run(cfg, progress=False)
+    assert not list(Path(cfg["train"]["out_dir"]).glob("*.pt"))
