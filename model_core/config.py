@@ -63,8 +63,43 @@ def load_config(path: str | Path | None = None, sensor: str | None = None) -> di
         path = CONFIG_DIR / path
     cfg = resolve_bases(path)
     cfg = with_defaults(cfg)
+    if path.resolve().parent != CONFIG_DIR.resolve():   # the repository's own configs define what is known
+        check_keys(cfg, path)
     cfg["config_path"] = str(path)
     return cfg
+
+
+# keys the code reads that no bundled config sets
+EXTRA_KEYS = {"root", "calibration", "contrast_edges", "config_path"}
+_KNOWN: set[str] = set()
+
+
+def _key_names(value: Any, skip: tuple[str, ...] = ("model",)) -> set[str]:
+    """Every mapping key in ``value``, nested in mappings and lists (not below the ``skip`` keys: the network's own
+    parameters, which its constructor checks)."""
+    if isinstance(value, dict):
+        return {str(k) for k in value} | {n for k, v in value.items() if k not in skip for n in _key_names(v, ())}
+    if isinstance(value, list):
+        return {n for v in value for n in _key_names(v, ())}
+    return set()
+
+
+def known_keys() -> set[str]:
+    """The key names the repository's configs use (resolved, with defaults), and the few only code reads."""
+    if not _KNOWN:
+        for f in sorted(CONFIG_DIR.glob("*.yaml")):
+            _KNOWN.update(_key_names(with_defaults(resolve_bases(f))))
+        _KNOWN.update(EXTRA_KEYS)
+    return _KNOWN
+
+
+def check_keys(cfg: dict[str, Any], path: Path) -> None:
+    """A key no config of the repository uses is most likely a typo ("warmpu", "bacth"): refused by name, where it
+    used to be ignored silently and the run trained with the default instead. Raises ValueError."""
+    unknown = sorted(_key_names(cfg) - known_keys())
+    if unknown:
+        raise ValueError(f"{path.name}: unknown key(s) {', '.join(map(repr, unknown))} (a typo? the keys the "
+                         "configs in model_core/configs use are the known ones)")
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):

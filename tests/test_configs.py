@@ -74,3 +74,19 @@ def test_a_key_given_twice_is_refused(tmp_path):
         load_config(p)
     p.write_text("base: under.yaml\nmodel: {width: 8, blocks: 2}\n")
     assert load_config(p)["model"] == {"width": 8, "blocks": 2}
+
+
+def test_a_typo_in_a_config_key_is_refused(tmp_path):
+    """Misspelled keys were ignored and the run trained with the defaults (``warmpu``, ``bacth``, ``shar``)."""
+    import pytest
+
+    from model_core.config import load_config
+
+    path = tmp_path / "typo.yaml"
+    path.write_text("base: rr4_ksdiff_adaptive.yaml\ndata: {bacth: 4}\n"
+                    "stages:\n- {name: stage1, steps: 2, warmpu: 1}\n")
+    with pytest.raises(ValueError, match="unknown key.*'bacth', 'warmpu'"):
+        load_config(path)
+    path.write_text("base: rr4_ksdiff_adaptive.yaml\ndata: {batch: 4}\n"
+                    "stages:\n- {name: stage1, steps: 2, warmup: 1}\n")
+    assert load_config(path)["data"]["batch"] == 4
