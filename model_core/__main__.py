@@ -49,6 +49,11 @@ def _evaluate(a) -> int:
     if a.onnx:
         run, mult, card = onnx_runner(a.onnx, a.threads)
         cfg = load_config(a.config, a.sensor or card["sensor"])
+        from ksdiff_qgis.engine.sensors import get_sensor
+
+        if get_sensor(cfg["sensor"]).ratio != card["ratio"]:   # the plugin refuses this pair too
+            raise ValueError(f"the model was trained for ratio {card['ratio']}; {cfg['sensor']}'s test case has "
+                             f"ratio {get_sensor(cfg['sensor']).ratio}")
         src = str(a.onnx)
     else:
         model, ck = model_from_checkpoint(a.checkpoint)

@@ -386,6 +386,11 @@ def test_cli_errors_are_one_line_messages(capsys):
     with pytest.raises(SystemExit) as e:
         main(["train", "--sensor", "wv2", "--max-steps", "-1"])
     assert e.value.code == 2 and "at least 1" in capsys.readouterr().err
+    # a ratio-4 model scored on a ratio-2 test case (it was, and labelled landsat8)
+    from ksdiff_qgis.engine.model_card import bundled_cards
+
+    assert main(["evaluate", "--onnx", str(bundled_cards()["wv2"]), "--sensor", "landsat8"]) == 2
+    assert "trained for ratio 4" in capsys.readouterr().err
 
 
 def test_a_fullres_stage_without_its_data_is_refused_before_any_stage(small_cfg):
