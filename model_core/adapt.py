@@ -82,6 +82,23 @@ def samplers(pan: Path, ms: Path, sensor: str, patch: int, variants: dict[str, A
     return wald, full
 
 
+def check_scene(pan: str | Path, ms: str | Path, sensor: str) -> None:
+    """Before any step: the pair opens as PAN (one band) and MS, overlaps, and has the sensor's ratio and band count
+    (the plugin's own checks; a wrong sensor used to fail after every adaptation step, in the int8 calibration)."""
+    from ksdiff_qgis.engine.grid import plan_grid
+    from ksdiff_qgis.engine.raster_io import open_raster
+
+    pan_ds, pan_info = open_raster(str(pan), "PAN")
+    ms_ds, ms_info = open_raster(str(ms), "MS")
+    if pan_info.bands != 1:
+        raise ValueError(f"the PAN raster must have one band; {pan} has {pan_info.bands} (PAN and MS swapped?)")
+    plan = plan_grid(pan_info, ms_info, ms_ds)
+    spec = get_sensor(sensor)
+    if not spec.generic and (plan.ratio != spec.ratio or ms_info.bands != spec.n_bands):
+        raise ValueError(f"the scene has {ms_info.bands} MS bands at ratio {plan.ratio}; the {sensor} network takes "
+                         f"{spec.n_bands} at ratio {spec.ratio}: give --sensor the scene's sensor")
+
+
 def adapt(checkpoint: str | Path, pan: str | Path, ms: str | Path, out: str | Path, sensor: str | None = None,
           steps: int = 200, lr: float = 1e-4, patch: int = 64, work_dir: str | Path | None = None,
           progress: bool = True) -> dict[str, Any]:
@@ -96,6 +113,7 @@ def adapt(checkpoint: str | Path, pan: str | Path, ms: str | Path, out: str | Pa
 
     ck = load_checkpoint(checkpoint)
     sensor = sensor or ck["config"]["sensor"]
+    check_scene(pan, ms, sensor)
     cfg = adapt_config(ck["config"], sensor, steps, lr, patch)
     torch.manual_seed(cfg["seed"])
     torch.set_num_threads(int(cfg["train"]["threads"]))

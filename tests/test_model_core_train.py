@@ -404,3 +404,16 @@ def test_a_fullres_stage_without_its_data_is_refused_before_any_stage(small_cfg)
     with pytest.raises(ValueError, match="needs data.fullres"):
         run(cfg, progress=False)
     assert not list(Path(cfg["train"]["out_dir"]).glob("*.pt"))
+
+
+def test_adapt_checks_the_scene_before_any_step(data_dir):
+    """A scene of another ratio than the sensor's, and PAN and MS swapped: refused before any step (the first ran
+    every step and failed in the int8 calibration, leaving an ONNX without its card; the second was a numpy error)."""
+    from model_core.adapt import check_scene
+
+    pan, ms = data_dir / "wv2_pan.tif", data_dir / "wv2_ms.tif"
+    check_scene(pan, ms, "wv2")
+    with pytest.raises(ValueError, match="ratio 4; the landsat8 network takes 4 at ratio 2"):
+        check_scene(pan, ms, "landsat8")
+    with pytest.raises(ValueError, match="swapped"):
+        check_scene(ms, pan, "wv2")
