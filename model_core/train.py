@@ -426,7 +426,7 @@ def train_stage(model: nn.Module, cfg: dict[str, Any], stage_idx: int, train, va
 
 
 def load_pretrained_backbone(model: nn.Module, config: str | dict, device, progress: bool = True,
-                             seed: int | None = None) -> str:
+                             seed: int | None = None, smoke: bool = False) -> str:
     """Start from the bare backbone trained by ``config`` (trained first when its checkpoint is missing);
     ``{config: X, same_seed: true}`` takes the run of X with the student's own ``seed`` (paired seeds).
 
@@ -444,6 +444,10 @@ def load_pretrained_backbone(model: nn.Module, config: str | dict, device, progr
     if base["method"] not in ("fusionnet", "pannet"):
         raise ValueError(f"backbone_from: {config} trains {base['method']!r}, not a bare backbone")
     final = final_checkpoint(base)
+    if not final.exists() and smoke:
+        # a smoke run (--max-steps) would otherwise train the whole backbone first, into its own run folder
+        raise ValueError(f"backbone_from: {config} has no trained backbone ({final}); train it first "
+                         f"(python -m model_core train --config {config}) or run without --max-steps")
     if not final.exists():
         run(base, progress=progress)
     ck = load_checkpoint(final, device)
@@ -525,7 +529,7 @@ def run(cfg: dict[str, Any], out_dir: str | Path | None = None, max_steps: int |
         summary["distil_from"] = [str(p) for p in paths]
     if cfg.get("backbone_from") and prev is None and not any(out.glob("*.pt")):
         summary["backbone_from"] = load_pretrained_backbone(model, cfg["backbone_from"], device, progress,
-                                                            cfg["seed"])
+                                                            cfg["seed"], smoke=max_steps is not None)
     for i, st in enumerate(cfg["stages"]):
         final = out / f"{st['name']}.pt"
         if final.exists():

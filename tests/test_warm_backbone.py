@@ -55,3 +55,19 @@ def test_the_card_names_the_warm_backbone_config_and_seed():
     assert training_record(ck, [], "abc")["backbone_from"].startswith("bare.yaml seed 2: ")
     ck["config"]["backbone_from"] = "bare.yaml"
     assert training_record(ck, [], "abc")["backbone_from"].startswith("bare.yaml: ")
+
+
+def test_a_smoke_run_does_not_train_the_backbone_first(tmp_path, small_cfg):
+    """--max-steps on a config whose backbone is untrained: refused (it trained the whole backbone first, into the
+    backbone's own run folder, ignoring --max-steps and --out)."""
+    import pytest
+
+    bare = small_cfg("bare", "fusionnet", fullres=False)
+    bare["stages"] = [{"name": "main", "steps": 3, "warmup": 1}]
+    (tmp_path / "bare.yaml").write_text(yaml.safe_dump(bare))
+    warm = small_cfg("warm", fullres=False)
+    warm["stages"] = [{"name": "stage1", "steps": 2, "warmup": 1}]
+    warm["backbone_from"] = {"config": str(tmp_path / "bare.yaml")}
+    with pytest.raises(ValueError, match="has no trained backbone"):
+        run(with_defaults(warm), max_steps=1, progress=False)
+    assert not (tmp_path / "bare").exists()
