@@ -172,8 +172,9 @@ def undeclared_fill_notes(pan_lr: np.ndarray, ms_lr: np.ndarray, pan: RasterInfo
     for role, zero, info in (("PAN", pan_lr == 0, pan), ("MS", (ms_lr == 0).all(axis=0), ms)):
         share = float(zero.mean())
         if info.nodata is None and share >= FILL_SHARE:
-            notes.append(f"The {role} raster declares no nodata value, yet {share:.0%} of its sampled pixels are 0"
-                         + (" in every band" if role == "MS" else "") + ": if that is a fill (a scene edge), set 0 as "
+            notes.append(f"The {role} raster declares no nodata value its pixels can hold, yet {share:.0%} of its "
+                         "sampled pixels are 0" + (" in every band" if role == "MS" else "")
+                         + ": if that is a fill (a scene edge), set 0 as "
                          "its no-data value (Layer Properties > Transparency, or gdal_edit -a_nodata 0). It is fused "
                          "as data now.")
     return notes
