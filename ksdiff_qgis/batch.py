@@ -12,7 +12,9 @@ import argparse
 import contextlib
 import json
 import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from typing import IO, Any
@@ -80,8 +82,16 @@ def connect(scheduler: str | None, workers: int) -> Iterator:
     workers = workers or usable_cores()
     # one scene at a time per worker process: a scene's parallelism comes from its own threads (tile
     # workers, ONNX Runtime), and a process caches one ONNX session per model for all the scenes it runs
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
-            Client(cluster) as client:
+    # the worker processes start with SIGINT ignored (and keep it: Python installs no handler for an ignored
+    # signal), so Ctrl-C reaches this process alone, which closes the cluster; each worker printed a traceback
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+    try:
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+    finally:
+        if main:
+            signal.signal(signal.SIGINT, previous)
+    with cluster, Client(cluster) as client:
         yield client
 
 
