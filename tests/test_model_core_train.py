@@ -417,3 +417,21 @@ def test_adapt_checks_the_scene_before_any_step(data_dir):
         check_scene(pan, ms, "landsat8")
     with pytest.raises(ValueError, match="swapped"):
         check_scene(ms, pan, "wv2")
+
+
+def test_coregister_moves_the_ms_onto_the_pan(data_dir):
+    """``coregister: true`` on a full-resolution source: the MS moved by the offset the plugin measures; a PAN moved
+    by a known amount (here: the MS shifted by a whole MS pixel against it) is measured and undone."""
+    from ksdiff_qgis.engine.filters import upsample
+    from model_core.data.fullres import coregistered_ms
+    from model_core.rasters import read
+
+    pan = read(str(data_dir / "wv2_pan.tif")).data[0].astype(np.float32)
+    ms = read(str(data_dir / "wv2_ms.tif")).data.astype(np.float32)
+    bad = np.zeros(ms.shape[1:], bool)
+    base, _ = coregistered_ms(pan, ms, bad, 4)
+    shifted = upsample(ms, 1, ms.shape[1:], (0.0, 1.0))   # the MS content one MS pixel further east
+    moved, grown = coregistered_ms(pan, shifted, bad, 4)
+    inner = (slice(None), slice(6, -6), slice(6, -6))
+    assert np.abs(moved - base)[inner].mean() < 0.1 * np.abs(shifted - base)[inner].mean()
+    assert not grown.any()

@@ -18,6 +18,26 @@ from ksdiff_qgis.engine.sensors import Sensor
 from .scenes import NoPatchError, _block_any, align_pan, grow_mask, read_source
 
 
+def coregistered_ms(pan: np.ndarray, ms: np.ndarray, bad: np.ndarray, ratio: int) -> tuple[np.ndarray, np.ndarray]:
+    """(MS shifted onto the PAN, its bad pixels): the PAN/MS offset measured as the plugin measures it
+    (``engine.coregistration``) on the largest all-data rectangle, the MS moved by it (cubic); bad pixels grow by the
+    interpolator's reach."""
+    from ksdiff_qgis.engine.coregistration import estimate_offset
+    from ksdiff_qgis.engine.learned import largest_rectangle
+
+    h, w = ms.shape[1:]
+    pan_lr = pan[: h * ratio, : w * ratio].reshape(h, ratio, w, ratio).mean(axis=(1, 3))
+    r, c, rh, rw = largest_rectangle(~bad)
+    p, m = pan_lr[r:r + rh, c:c + rw].astype(np.float64), ms[:, r:r + rh, c:c + rw].astype(np.float64)
+    design = np.vstack([m.reshape(m.shape[0], -1), np.ones(p.size)]).T
+    alpha = np.linalg.lstsq(design, p.ravel(), rcond=None)[0]
+    offset = estimate_offset([p], [m], alpha, [(0.0, 0.0)])
+    if offset is None:
+        return ms, bad
+    moved = upsample(ms.astype(np.float32), 1, (h, w), offset)   # the content at x now at x + offset
+    return moved, grow_mask(bad, 3)
+
+
 class FullResSampler:
     """Random (pan, lms, ms) batches: PAN patches of ``patch`` pixels (a multiple of the ratio) with the
     MS pixels under them; values divided by the sensor scale; patches touching nodata are never drawn. A
@@ -44,6 +64,8 @@ class FullResSampler:
                 raise ValueError(f"pan_ratio {pan_ratio} does not divide the sensor's ratio {self.ratio}")
             pan_al, ms = align_pan(pan, pan_tf, ms, ms_tf, pan_ratio)
             bad = (ms == 0).any(0) | _block_any(pan_al == 0, pan_ratio)
+            if spec.get("coregister"):   # the MS moved onto the PAN by the offset the plugin measures
+                ms, bad = coregistered_ms(pan_al, ms, bad, pan_ratio)
             if pan_ratio != self.ratio:
                 f = self.ratio // pan_ratio
                 ms = wald_degrade(ms, sensor.mtf_ms, f)
