@@ -15,14 +15,13 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from osgeo import gdal_array
 
 from . import metrics as M
 from .errors import Cancelled, InputError
 from .feedback import Feedback
 from .filters import MTF_TAPS, decimate, upsample
 from .grid import same_crs
-from .raster_io import MaskedRaster, value_range
+from .raster_io import MaskedRaster, describe, value_range
 from .sensors import get_sensor
 
 TILE = 512
@@ -46,11 +45,9 @@ def peak_value(raster: MaskedRaster, sensor_scale: float) -> float:
     """The full scale PSNR and SSIM divide by: the sensor's, unless the data's type holds less (8-bit products).
     Floating point: 1.0 for reflectance (band mean + 5 standard deviations at most 1.5, so a stray bright pixel does
     not change the scale), else the larger of the sensor's scale and the data's maximum (reflectance x 10^4)."""
-    band = raster.ds.GetRasterBand(1)
-    dtype = np.dtype(gdal_array.GDALTypeCodeToNumericTypeCode(band.DataType))
-    if dtype.kind != "f":
-        nbits = band.GetMetadataItem("NBITS", "IMAGE_STRUCTURE")
-        return min(sensor_scale, value_range(dtype, int(nbits) if nbits else None)[1])
+    info = describe(raster.ds, raster.path)
+    if info.dtype.kind != "f":
+        return min(sensor_scale, value_range(info.dtype, info.nbits)[1])
     # a decimated read: no statistics written beside the user's file
     w, h = raster.ds.RasterXSize, raster.ds.RasterYSize
     sample = raster.ds.ReadAsArray(buf_xsize=min(w, 512), buf_ysize=min(h, 512)).astype(np.float64)

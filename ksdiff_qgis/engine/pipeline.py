@@ -43,6 +43,7 @@ from .raster_io import (
     read_decimated,
     read_padded,
     to_dtype,
+    valid_pixels,
     value_range,
 )
 from .sensor_detect import detect_sensor
@@ -109,16 +110,6 @@ class PansharpenResult:
     warnings: list[str] = field(default_factory=list)
     selfcheck: selfcheck.SelfCheck | None = None    # METHOD auto: the check's figures and choice
     band_names: list[str] = field(default_factory=list)
-
-
-def _is_valid(arr: np.ndarray, nodata: float | None) -> np.ndarray | None:
-    """Per-pixel validity over all bands of (C, H, W): not the nodata value, and finite (NaN and infinities in
-    floating-point data are holes whether declared or not); None when no nodata is declared and all is finite."""
-    finite = np.isfinite(arr).all(axis=0) if arr.dtype.kind == "f" else None
-    if nodata is None:
-        return None if finite is None or finite.all() else finite
-    bad = np.isnan(arr) if math.isnan(nodata) else arr == np.float32(nodata)
-    return ~bad.any(axis=0) if finite is None else ~bad.any(axis=0) & finite
 
 
 def _on_pan_grid(ms_mask: np.ndarray, shape: tuple[int, int], origin: tuple[float, float], k: int) -> np.ndarray:
@@ -199,8 +190,8 @@ def estimate_scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: G
         m = read_decimated(ms_ds, c, r, w, h, w, h).reshape(ms.bands, h, w)
         pans.append(p.ravel())
         mss.append(m.reshape(ms.bands, -1))
-        if (pw, ph) == (w * k, h * k) and all(v is None or v.all() for v in (_is_valid(p[None], pan.nodata),
-                                                                             _is_valid(m, ms.nodata))):
+        if (pw, ph) == (w * k, h * k) and all(v is None or v.all() for v in (valid_pixels(p[None], pan.nodata),
+                                                                             valid_pixels(m, ms.nodata))):
             whole.append((p, m, ((pr - y) / k, (pc - x) / k)))
         drop_cached_blocks([pan_ds, ms_ds])   # a window at a time in GDAL's cache, whatever the scene's size
     pan_lr, ms_lr = np.concatenate(pans)[None], np.concatenate(mss, axis=1)[:, None]
@@ -208,7 +199,7 @@ def estimate_scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: G
         notes.extend(undeclared_fill_notes(pan_lr, ms_lr, pan, ms))
     valid = np.ones(pan_lr.shape, dtype=bool)
     for arr, nd in ((pan_lr[None], pan.nodata), (ms_lr, ms.nodata)):
-        v = _is_valid(arr, nd)
+        v = valid_pixels(arr, nd)
         if v is not None:
             valid &= v
     if valid.sum() < 16:
@@ -283,7 +274,7 @@ class _TileRunner:
             # both mirrored beyond the raster edge, so the margin is one consistent (mirrored) scene: a
             # mirrored PAN over repeated MS edge pixels misleads a learned model's tile context (docs/VALIDATION.md)
             ms = read_padded(self.ms_ds, mr, mc, mh, mw, "symmetric")
-        pan_valid, ms_valid = _is_valid(pan, self.pan.nodata), _is_valid(ms, self.ms.nodata)
+        pan_valid, ms_valid = valid_pixels(pan, self.pan.nodata), valid_pixels(ms, self.ms.nodata)
         st = self.stats
         if pan_valid is not None:
             pan[0][~pan_valid] = st.pan_mean

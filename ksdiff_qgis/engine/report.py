@@ -11,24 +11,20 @@ import os
 
 from . import metrics as M
 from .errors import InputError
-from .raster_io import check_not_input, open_dataset
+from .raster_io import check_not_input, check_writable, open_dataset
 from .sensors import get_sensor
 
 
 def check_report_path(path: str, inputs: dict[str, str | None]) -> None:
     """Before any index is computed: the report can be written at ``path`` (its folder made), and it is none of
     the ``inputs`` (role -> raster path) nor a file they read. Raises InputError."""
-    if not path:
-        raise InputError("no report file was given")
-    if os.path.isdir(path):
-        raise InputError(f"the report path {path!r} is a folder")
-    folder = os.path.dirname(os.path.abspath(path))
-    try:
-        os.makedirs(folder, exist_ok=True)
-    except OSError as e:
-        raise InputError(f"the report's folder {folder!r} cannot be made: {e.strerror or e}") from None
-    if not os.access(folder, os.W_OK) or os.path.exists(path) and not os.access(path, os.W_OK):
-        raise InputError(f"the report {path!r} cannot be written there")
+    if path and not os.path.isdir(path):
+        folder = os.path.dirname(os.path.abspath(path))
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError as e:
+            raise InputError(f"the report's folder {folder!r} cannot be made: {e.strerror or e}") from None
+    check_writable(path, extensions=None, what="report")
     check_not_input(path, {role: open_dataset(p, role) for role, p in inputs.items() if p})
 
 # index key in the metrics results -> (output name, label, ideal value, what it says)

@@ -33,7 +33,7 @@ from .feedback import Feedback
 from .filters import upsample, wald_degrade
 from .grid import GridPlan
 from .learned import zero_fill
-from .raster_io import RasterInfo, read_padded
+from .raster_io import RasterInfo, read_padded, valid_pixels
 from .sensors import Sensor
 
 AUTO = "auto"
@@ -197,10 +197,9 @@ def _overlaps(a, b) -> bool:
 
 
 def _valid(arr: np.ndarray, nodata: float | None) -> np.ndarray:
-    if nodata is None:
-        return np.isfinite(arr).all(axis=0)
-    bad = np.isnan(arr) if math.isnan(nodata) else arr == np.float32(nodata)
-    return ~bad.any(axis=0) & np.isfinite(arr).all(axis=0)
+    """``raster_io.valid_pixels`` as an array (all True where it says None)."""
+    v = valid_pixels(arr, nodata)
+    return np.ones(arr.shape[1:], dtype=bool) if v is None else v
 
 
 # -------------------------------------------------------------------------------- the check

@@ -15,22 +15,22 @@ import torch
 from ksdiff_qgis.engine.filters import MTF_TAPS, upsample, wald_degrade
 from ksdiff_qgis.engine.sensors import Sensor
 
-from .scenes import NoPatchError, _block_any, align_pan, grow_mask, read_source
+from .scenes import NoPatchError, _block_any, align_pan, block_mean, grow_mask, read_source
 
 
 def coregistered_ms(pan: np.ndarray, ms: np.ndarray, bad: np.ndarray, ratio: int) -> tuple[np.ndarray, np.ndarray]:
     """(MS shifted onto the PAN, its bad pixels): the PAN/MS offset measured as the plugin measures it
     (``engine.coregistration``) on the largest all-data rectangle, the MS moved by it (cubic); bad pixels grow by the
     interpolator's reach."""
+    from ksdiff_qgis.engine.classical import scene_stats
     from ksdiff_qgis.engine.coregistration import estimate_offset
     from ksdiff_qgis.engine.learned import largest_rectangle
 
     h, w = ms.shape[1:]
-    pan_lr = pan[: h * ratio, : w * ratio].reshape(h, ratio, w, ratio).mean(axis=(1, 3))
     r, c, rh, rw = largest_rectangle(~bad)
-    p, m = pan_lr[r:r + rh, c:c + rw].astype(np.float64), ms[:, r:r + rh, c:c + rw].astype(np.float64)
-    design = np.vstack([m.reshape(m.shape[0], -1), np.ones(p.size)]).T
-    alpha = np.linalg.lstsq(design, p.ravel(), rcond=None)[0]
+    p = block_mean(pan, ratio)[r:r + rh, c:c + rw].astype(np.float64)
+    m = ms[:, r:r + rh, c:c + rw].astype(np.float64)
+    alpha = scene_stats(p, m, np.ones(p.shape, dtype=bool)).gsa_alpha   # the intensity that best predicts the PAN
     offset = estimate_offset([p], [m], alpha, [(0.0, 0.0)])
     if offset is None:
         return ms, bad

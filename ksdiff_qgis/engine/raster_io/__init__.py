@@ -21,7 +21,7 @@ _EXPORTS = {
     **dict.fromkeys(("DEFAULT_GT", "SUPPORTED_TYPES", "RasterInfo", "describe", "open_dataset", "open_raster"),
                     "info"),
     **dict.fromkeys(("remove_stale_partials", "stale_partials"), "partials"),
-    **dict.fromkeys(("MaskedRaster", "read_decimated", "read_padded"), "read"),
+    **dict.fromkeys(("MaskedRaster", "read_decimated", "read_padded", "valid_pixels"), "read"),
     **dict.fromkeys(("OUTPUT_EXTENSIONS", "SIDECARS", "GeoTiffWriter", "check_not_input", "check_writable",
                      "write_failure"), "writer"),
 }

@@ -58,7 +58,7 @@ def output_nbits(extra: list[str], dtype, nbits: int | None) -> int | None:
     """The significant bits of the output: a ``NBITS=`` creation option, checked against the data (InputError
     when the type cannot take it, or when it is narrower than the product's own NBITS: values would be lost), else
     the product's ``nbits``."""
-    asked = [o.split("=", 1)[1] for o in extra if o.split("=", 1)[0].strip().upper() == "NBITS"]
+    asked = [o.split("=", 1)[1] for o in extra if _key(o) == "NBITS"]
     if not asked:
         return nbits
     dt = np.dtype(dtype)
@@ -77,10 +77,15 @@ def output_nbits(extra: list[str], dtype, nbits: int | None) -> int | None:
     return value
 
 
+def _key(option: str) -> str:
+    """The key of a ``KEY=VALUE`` creation option, as GDAL compares them (case-insensitive)."""
+    return option.split("=", 1)[0].strip().upper()
+
+
 def _merge(base: list[str], extra: list[str]) -> list[str]:
     """``base`` with every key given in ``extra`` replaced by ``extra``'s value (case-insensitive keys)."""
-    keys = {e.split("=", 1)[0].upper() for e in extra}
-    return [o for o in base if o.split("=", 1)[0].upper() not in keys] + extra
+    keys = {_key(e) for e in extra}
+    return [o for o in base if _key(o) not in keys] + extra
 
 
 def _predictor(dtype_kind: str) -> str:
@@ -189,7 +194,7 @@ def check_cog_options(info, options: list[str]) -> None:
         src.GetRasterBand(b + 1).Fill(1)   # blocks of zeros may be skipped, and with them the encoder's checks
     target = f"/vsimem/ksdiff_cog_check_{os.getpid()}_{id(src)}.tif"
     # one thread: the encoder's complaints then reach this thread's error handler (NUM_THREADS encodes elsewhere)
-    single = [o for o in options if o.split("=", 1)[0].strip().upper() != "NUM_THREADS"] + ["NUM_THREADS=1"]
+    single = _merge(options, ["NUM_THREADS=1"])
     out, errors = gdal_try(gdal.Translate, target, src, format="COG", creationOptions=single)
     if out is not None:
         errors += close_dataset(out)   # the last blocks are encoded when it closes

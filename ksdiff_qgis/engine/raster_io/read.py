@@ -48,6 +48,16 @@ def read_decimated(ds: gdal.Dataset, col: int, row: int, w: int, h: int, out_w: 
     return arr.reshape(ds.RasterCount, out_h, out_w)
 
 
+def valid_pixels(arr: np.ndarray, nodata: float | None) -> np.ndarray | None:
+    """Per-pixel validity over all bands of (C, H, W): not the nodata value, and finite (NaN and infinities in
+    floating-point data are holes whether declared or not); None when no nodata is declared and all is finite."""
+    finite = np.isfinite(arr).all(axis=0) if arr.dtype.kind == "f" else None
+    if nodata is None:
+        return None if finite is None or finite.all() else finite
+    bad = np.isnan(arr) if math.isnan(nodata) else arr == np.float32(nodata)
+    return ~bad.any(axis=0) if finite is None else ~bad.any(axis=0) & finite
+
+
 def per_band_masks(ds: gdal.Dataset) -> bool:
     """Whether the bands carry masks of their own (a ``.msk`` with one mask per band: GDAL mask flags 0)."""
     return any(ds.GetRasterBand(b + 1).GetMaskFlags() == 0 for b in range(ds.RasterCount))

@@ -24,20 +24,21 @@ SIDECARS = (".aux.xml", ".ovr", ".msk")      # files GDAL/QGIS keep beside a ras
 LOW_SPACE = 1 << 20                          # bytes: a failed write with less free space is a full disk
 
 
-def check_writable(path: str) -> None:
-    """Raise InputError unless a GeoTIFF can be created at ``path``."""
+def check_writable(path: str, extensions: tuple[str, ...] | None = OUTPUT_EXTENSIONS, what: str = "output") -> None:
+    """Raise InputError unless a file can be created at ``path`` (by default a GeoTIFF: ``extensions``; None: any
+    name); ``what`` names the file in the messages."""
     if not path:
-        raise InputError("no output file was given")
+        raise InputError(f"no {what} file was given")
     if os.path.isdir(path):
-        raise InputError(f"the output path {path!r} is a folder")
+        raise InputError(f"the {what} path {path!r} is a folder")
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
-        raise InputError(f"the output folder {folder!r} does not exist")
+        raise InputError(f"the {what} folder {folder!r} does not exist")
     if not os.access(folder, os.W_OK):
-        raise InputError(f"the output folder {folder!r} is not writable")
+        raise InputError(f"the {what} folder {folder!r} is not writable")
     if os.path.exists(path) and not os.access(path, os.W_OK):
-        raise InputError(f"the output file {path!r} exists and cannot be overwritten")
-    if not path.lower().endswith(OUTPUT_EXTENSIONS):
+        raise InputError(f"the {what} file {path!r} exists and cannot be overwritten")
+    if extensions and not path.lower().endswith(extensions):
         raise InputError(
             f"the output {path!r} must be a GeoTIFF file ending in .tif or .tiff: pansharpening writes "
             "GeoTIFF only (convert it afterwards with gdal_translate or Raster > Conversion)"
