@@ -24,6 +24,8 @@ def _train(a) -> int:
         cfg["train"]["out_dir"] = a.out
     if a.device:
         cfg["train"]["device"] = a.device
+    if a.threads:   # not part of a run's identity: a run resumes with other threads
+        cfg["train"]["threads"] = a.threads
     summary = run(cfg, max_steps=a.max_steps)
     stages = [{k: v for k, v in s.items() if k != "losses"} for s in summary["stages"]]
     print(json.dumps({k: v for k, v in summary.items() if k != "stages"} | {"stages": stages}, indent=1))
@@ -194,6 +196,8 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--max-steps", type=_positive, help="stop the first unfinished stage after this many steps "
                                                      "(smoke runs; the same command again continues the run)")
     t.add_argument("--seed", type=int, help="override the config's seed (run folder gets a _seed<N> suffix)")
+    t.add_argument("--threads", type=_positive, help="torch threads (default: the config's train.threads, 2); "
+                   "1 each when runs share the cores")
     t.set_defaults(fn=_train)
     e = sub.add_parser("evaluate", help="score a checkpoint or an ONNX file; writes JSON")
     src = e.add_mutually_exclusive_group(required=True)

@@ -435,3 +435,22 @@ def test_coregister_moves_the_ms_onto_the_pan(data_dir):
     inner = (slice(None), slice(6, -6), slice(6, -6))
     assert np.abs(moved - base)[inner].mean() < 0.1 * np.abs(shifted - base)[inner].mean()
     assert not grown.any()
+
+
+def test_coregister_moves_a_wald_pairs_pan_onto_its_ms(data_dir):
+    """``coregister: true`` on a Wald pair source: the PAN (not the reference MS) moved by the offset the plugin
+    measures; a PAN shifted by a known amount comes back to where the unshifted one goes, its nodata kept nodata."""
+    from ksdiff_qgis.engine.filters import upsample
+    from model_core.data.scenes import coregistered_pan
+    from model_core.rasters import read
+
+    pan = read(str(data_dir / "wv2_pan.tif")).data[0].astype(np.float32)
+    ms = read(str(data_dir / "wv2_ms.tif")).data.astype(np.float32)
+    base = coregistered_pan(pan, ms, 4)
+    shifted = upsample(pan, 1, pan.shape, (3.0, -2.0))   # the PAN content 3 PAN pixels south, 2 west
+    moved = coregistered_pan(shifted, ms, 4)
+    inner = (slice(24, -24), slice(24, -24))
+    assert np.abs(moved - base)[inner].mean() < 0.15 * np.abs(shifted - base)[inner].mean()
+    holed = pan.copy()
+    holed[:40] = 0
+    assert (coregistered_pan(holed, ms, 4)[:40] == 0).all()

@@ -15,25 +15,16 @@ import torch
 from ksdiff_qgis.engine.filters import MTF_TAPS, upsample, wald_degrade
 from ksdiff_qgis.engine.sensors import Sensor
 
-from .scenes import NoPatchError, _block_any, align_pan, block_mean, grow_mask, read_source
+from .scenes import NoPatchError, _block_any, align_pan, grow_mask, pan_ms_offset, read_source
 
 
 def coregistered_ms(pan: np.ndarray, ms: np.ndarray, bad: np.ndarray, ratio: int) -> tuple[np.ndarray, np.ndarray]:
-    """(MS shifted onto the PAN, its bad pixels): the PAN/MS offset measured as the plugin measures it
-    (``engine.coregistration``) on the largest all-data rectangle, the MS moved by it (cubic); bad pixels grow by the
-    interpolator's reach."""
-    from ksdiff_qgis.engine.classical import scene_stats
-    from ksdiff_qgis.engine.coregistration import estimate_offset
-    from ksdiff_qgis.engine.learned import largest_rectangle
-
-    h, w = ms.shape[1:]
-    r, c, rh, rw = largest_rectangle(~bad)
-    p = block_mean(pan, ratio)[r:r + rh, c:c + rw].astype(np.float64)
-    m = ms[:, r:r + rh, c:c + rw].astype(np.float64)
-    alpha = scene_stats(p, m, np.ones(p.shape, dtype=bool)).gsa_alpha   # the intensity that best predicts the PAN
-    offset = estimate_offset([p], [m], alpha, [(0.0, 0.0)])
+    """(MS shifted onto the PAN, its bad pixels): the offset ``scenes.pan_ms_offset`` measures, the MS moved by it
+    (cubic); bad pixels grow by the interpolator's reach."""
+    offset = pan_ms_offset(pan, ms, bad, ratio)
     if offset is None:
         return ms, bad
+    h, w = ms.shape[1:]
     moved = upsample(ms.astype(np.float32), 1, (h, w), offset)   # the content at x now at x + offset
     return moved, grow_mask(bad, 3)
 

@@ -103,6 +103,36 @@ def align_pan(pan: np.ndarray, pan_tf, ms: np.ndarray, ms_tf, ratio: int) -> tup
     return out, ms[:, k0r:k1r, k0c:k1c]
 
 
+def pan_ms_offset(pan: np.ndarray, ms: np.ndarray, bad: np.ndarray, ratio: int) -> tuple[float, float] | None:
+    """(rows, cols) in MS pixels by which a pair's PAN content lies shifted against its MS (``align_pan``'s output;
+    the PAN pixel that sees what MS pixel x sees is at x + offset), measured as the plugin measures it
+    (``engine.coregistration``) on the largest all-data rectangle; None when it holds too little texture."""
+    from ksdiff_qgis.engine.classical import scene_stats
+    from ksdiff_qgis.engine.coregistration import estimate_offset
+    from ksdiff_qgis.engine.learned import largest_rectangle
+
+    r, c, rh, rw = largest_rectangle(~bad)
+    p = block_mean(pan, ratio)[r:r + rh, c:c + rw].astype(np.float64)
+    m = ms[:, r:r + rh, c:c + rw].astype(np.float64)
+    alpha = scene_stats(p, m, np.ones(p.shape, dtype=bool)).gsa_alpha   # the intensity that best predicts the PAN
+    return estimate_offset([p], [m], alpha, [(0.0, 0.0)])
+
+
+def coregistered_pan(pan: np.ndarray, ms: np.ndarray, ratio: int) -> np.ndarray:
+    """The PAN (``align_pan``'s output, nodata 0) moved onto its MS by ``pan_ms_offset`` (cubic; pixels the
+    interpolator takes from nodata become nodata). For Wald triples the PAN moves, not the MS: the MS is the
+    reference, and an interpolated reference would teach a blur, while the PAN's interpolation blur is far below
+    the MTF degradation that follows."""
+    bad = (ms == 0).any(0) | _block_any(pan == 0, ratio)
+    offset = pan_ms_offset(pan, ms, bad, ratio)
+    if offset is None:
+        return pan
+    origin = (-offset[0] * ratio, -offset[1] * ratio)   # moved[x] = pan[x + offset]
+    out = upsample(pan, 1.0, pan.shape, origin)
+    out[np.abs(upsample((pan == 0).astype(np.float32), 1.0, pan.shape, origin)) > 1e-3] = 0
+    return out
+
+
 # named band mixes (``ms_mix: <name>`` in a config): one place for a matrix several configs and tools use
 BAND_MIXES: dict[str, list[list[float]]] = {
     # WorldView-2's B, G, R, NIR spread over WorldView-3's eight bands: coastal 0.9 B, blue B, green G,
@@ -178,7 +208,7 @@ def pair_triple(root: Path, pan_rel: str, ms_rel: str, sensor: Sensor, ratio: in
                 rows: tuple[float, float] = (0.0, 1.0), allow_held: bool = False, value_gain: float = 1.0,
                 pan_gains: list | None = None, ms_gains: list | None = None, pan_ratio: int | None = None,
                 match: list[str] | None = None, match_pan: list[str] | None = None,
-                ms_mix: list | str | None = None) -> Triple:
+                ms_mix: list | str | None = None, coregister: bool = False) -> Triple:
     """Wald triple from a real PAN+MS pair; ``rows`` keeps a fraction band of MS rows (split inside a scene);
     ``value_gain`` rescales raw values (e.g. 0.5 to present 11-bit data as a 10-bit sensor's).
     ``pan_gains`` / ``ms_gains``: further degradations (MTF gains or "box") kept as training variants.
@@ -187,12 +217,15 @@ def pair_triple(root: Path, pan_rel: str, ms_rel: str, sensor: Sensor, ratio: in
     ``match`` / ``match_pan``: reference MS / PAN rasters whose per-band 1st percentile and mean the
     pair's MS / PAN are mapped to (another product's radiometry, e.g. Landsat's haze offset removed).
     ``ms_mix``: a (sensor bands x pair bands) matrix, or its name in ``BAND_MIXES``, making the sensor's bands
-    from the pair's (``mix_bands``)."""
+    from the pair's (``mix_bands``). ``coregister``: the PAN moved onto the MS by the offset the plugin measures
+    (``coregistered_pan``), before the split into rows."""
     ratio = ratio or sensor.ratio
     pan_ratio = pan_ratio or ratio
     pan, pan_tf, ms, ms_tf = read_source(root, pan_rel, ms_rel, sensor, allow_held, value_gain, match, match_pan,
                                          ms_mix)
     pan_al, ms = align_pan(pan, pan_tf, ms, ms_tf, pan_ratio)
+    if coregister:
+        pan_al = coregistered_pan(pan_al, ms, pan_ratio)
     h = ms.shape[1]
     r0, r1 = int(round(rows[0] * h)), int(round(rows[1] * h))
     ms[:, :r0], ms[:, r1:] = 0, 0  # rows of the other split are nodata for this one
@@ -331,7 +364,7 @@ def build_triple(root: Path, spec: dict, sensor: Sensor, allow_held: bool = Fals
         t = pair_triple(base, spec["pan"], spec["ms"], sensor, rows=rows, allow_held=allow_held, value_gain=gain,
                         pan_gains=spec.get("pan_gains"), ms_gains=spec.get("ms_gains"),
                         pan_ratio=spec.get("pan_ratio"), match=spec.get("match"), match_pan=spec.get("match_pan"),
-                        ms_mix=spec.get("ms_mix"))
+                        ms_mix=spec.get("ms_mix"), coregister=bool(spec.get("coregister")))
     elif spec["kind"] == "simulated":
         t = simulated_triple(base, spec["ms"], sensor, spec["pan_weights"], spec.get("pan_offset", 0.0),
                              spec.get("pan_blur", 0.8), spec.get("match"), spec.get("crop_first", False),
