@@ -2,6 +2,7 @@
 shifts applied to the PAN's geotransform are measured back."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from osgeo import gdal
 
@@ -11,21 +12,14 @@ from ksdiff_qgis.engine.grid import plan_grid
 from ksdiff_qgis.engine.raster_io import open_raster
 
 
-def _offset(pan_path: str, ms_path: str, monkeypatch) -> tuple[float, float]:
+def _offset(pan_path: str, ms_path: str) -> tuple[float, float]:
     """The offset (rows, cols) in PAN pixels that the scene statistics' sample measures."""
-    seen = []
-
-    def spy(offset, ratio):
-        seen.append(offset if offset is None else (offset[0] * ratio, offset[1] * ratio))
-        return None
-
-    monkeypatch.setattr(coregistration, "offset_note", spy)
     pan_ds, pan = open_raster(pan_path, "PAN")
     ms_ds, ms = open_raster(ms_path, "MS")
     plan = plan_grid(pan, ms, ms_ds)
-    pipeline.estimate_scene_stats(pan_ds, plan.ms_dataset or ms_ds, pan, ms, plan, notes=[])
-    assert seen and seen[-1] is not None
-    return seen[-1]
+    offset = pipeline.estimate_scene_stats(pan_ds, plan.ms_dataset or ms_ds, pan, ms, plan).pan_offset
+    assert offset is not None
+    return offset[0] * plan.ratio, offset[1] * plan.ratio
 
 
 def _moved(src: str, dst: str, rows: float, cols: float) -> str:
@@ -42,10 +36,10 @@ def _moved(src: str, dst: str, rows: float, cols: float) -> str:
 
 @pytest.mark.parametrize("pair,ratio", [("wv2", 4), ("l8", 2)])
 @pytest.mark.parametrize("shift", [(0.0, 1.0), (1.0, 0.0), (0.5, -0.5)])
-def test_known_shifts_are_measured(data_dir, tmp_path, monkeypatch, pair, ratio, shift):
+def test_known_shifts_are_measured(data_dir, tmp_path, pair, ratio, shift):
     pan, ms = str(data_dir / f"{pair}_pan.tif"), str(data_dir / f"{pair}_ms.tif")
-    base = _offset(pan, ms, monkeypatch)
-    moved = _offset(_moved(pan, str(tmp_path / "moved.vrt"), *shift), ms, monkeypatch)
+    base = _offset(pan, ms)
+    moved = _offset(_moved(pan, str(tmp_path / "moved.vrt"), *shift), ms)
     for axis in range(2):
         assert moved[axis] - base[axis] == pytest.approx(shift[axis], abs=0.3), (base, moved)
 
@@ -69,3 +63,50 @@ def test_offset_note_threshold():
     assert coregistration.offset_note((0.1, 0.05), 4) is None                      # 0.45 PAN pixels
     note = coregistration.offset_note((-0.25, 0.1), 4)                             # the PAN 1 px north, 0.4 px east
     assert "1.1 PAN pixels apart" in note and "0.4 px east and 1.0 px north" in note
+
+
+def _read(path: str) -> np.ndarray:
+    ds = gdal.Open(path)
+    return ds.ReadAsArray().astype(np.float64)
+
+
+# KSDiff's tiles differ between the two runs (the edited georeference's overlap is smaller): its kernels follow them
+@pytest.mark.parametrize("method,share", [("mtf_glp_hpm", 0.02), ("ksdiff", 0.05)])
+def test_coregister_moves_the_ms_as_a_corrected_georeference_would(data_dir, tmp_path, method, share):
+    """COREGISTER on the misregistered WorldView-2 fixture: the MS moved by the measured offset (said in the log, the
+    misregistration warning gone, under 0.3 PAN pixels left) gives the pixels of a run on the same MS whose
+    georeference was corrected by that offset; the output keeps the PAN's grid. Off, the output differs."""
+    pan, ms = str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif")
+    dy, dx = (v / 4 for v in _offset(pan, ms))   # MS pixels
+    log = RecordingFeedback()
+    moved = pipeline.pansharpen(pan, ms, str(tmp_path / "moved.tif"), "wv2", method, feedback=log, coregister=True)
+    lines = [line for line in log.lines if "COREGISTER: the MS moved onto the PAN" in line]
+    assert len(lines) == 1 and not [w for w in moved.warnings if "PAN pixels apart" in w]
+    left = float(lines[0].split("left after the move: ")[1].split(" PAN")[0])
+    assert left < 0.3
+    edited = _moved(ms, str(tmp_path / "edited.vrt"), dy, dx)
+    ref = pipeline.pansharpen(pan, edited, str(tmp_path / "ref.tif"), "wv2", method)
+    plain = pipeline.pansharpen(pan, ms, str(tmp_path / "plain.tif"), "wv2", method)
+    a, b, c = _read(moved.output_path), _read(ref.output_path), _read(plain.output_path)
+    ga, gb = gdal.Open(moved.output_path).GetGeoTransform(), gdal.Open(ref.output_path).GetGeoTransform()
+    assert a.shape == c.shape and ga == gdal.Open(plain.output_path).GetGeoTransform()   # the PAN's grid kept
+    r0, c0 = round((gb[3] - ga[3]) / ga[5]), round((gb[0] - ga[0]) / ga[1])   # the edited run's smaller overlap
+    h, w = b.shape[1:]
+    inner = (slice(None), slice(r0 + 8, r0 + h - 8), slice(c0 + 8, c0 + w - 8))
+    diff = np.abs(a[inner] - b[:, 8:-8, 8:-8]).mean()
+    moved_by = np.abs(a[inner] - c[inner]).mean()
+    assert diff < share * moved_by, (diff, moved_by)
+
+
+def test_coregister_on_a_textureless_scene_says_nothing_moved(tmp_path):
+    """A scene with no texture to measure an offset on: COREGISTER warns that nothing moved, and fuses."""
+    pan_path, ms_path = str(tmp_path / "pan.tif"), str(tmp_path / "ms.tif")
+    for path, bands, size, px in ((pan_path, 1, 256, 0.5), (ms_path, 4, 64, 2.0)):
+        ds = gdal.GetDriverByName("GTiff").Create(path, size, size, bands, gdal.GDT_UInt16)
+        ds.SetGeoTransform((500000, px, 0, 4000000, 0, -px))
+        ds.SetProjection("EPSG:32633")
+        for b in range(1, bands + 1):
+            ds.GetRasterBand(b).Fill(300 + 10 * b)
+        ds = None
+    res = pipeline.pansharpen(pan_path, ms_path, str(tmp_path / "o.tif"), "wv2", "mtf_glp_hpm", coregister=True)
+    assert [w for w in res.warnings if w == coregistration.UNMEASURED]

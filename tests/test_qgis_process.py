@@ -123,3 +123,17 @@ def test_qgis_process_consistency_switch(profile, data_dir, tmp_path):
 
     ref = pansharpen(str(pan), str(ms), str(tmp_path / "ref.tif"), "wv2", "ksdiff", consistency=False)
     assert np.array_equal(gdal.Open(str(out)).ReadAsArray(), gdal.Open(ref.output_path).ReadAsArray())
+
+
+def test_qgis_process_coregister_switch(profile, data_dir, tmp_path):
+    """COREGISTER=true under qgis_process moves the MS onto the PAN (said in the log) as the engine does."""
+    pan, ms = data_dir / "wv2_pan.tif", data_dir / "wv2_ms.tif"
+    out = tmp_path / "qp_coreg.tif"
+    res = qgis_process(profile, "run", "ksdiff:pansharpen", "--", f"PAN={pan}", f"MS={ms}", "SENSOR=wv2",
+                       "METHOD=mtf_glp_hpm", "COREGISTER=true", f"OUTPUT={out}")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "COREGISTER: the MS moved onto the PAN" in res.stdout and "PAN pixels apart" not in res.stdout
+    from ksdiff_qgis.engine.pipeline import pansharpen
+
+    ref = pansharpen(str(pan), str(ms), str(tmp_path / "ref.tif"), "wv2", "mtf_glp_hpm", coregister=True)
+    assert np.array_equal(gdal.Open(str(out)).ReadAsArray(), gdal.Open(ref.output_path).ReadAsArray())

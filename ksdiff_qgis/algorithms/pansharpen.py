@@ -57,7 +57,7 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
     PAN, MS, SENSOR, METHOD, MODEL, DEVICE = "PAN", "MS", "SENSOR", "METHOD", "MODEL", "DEVICE"
     MS_BANDS, EXTENT, MTF_GAINS = "MS_BANDS", "EXTENT", "MTF_GAINS"
     TILE_SIZE, OVERLAP, THREADS, OUTPUT = "TILE_SIZE", "OVERLAP", "THREADS", "OUTPUT"
-    PRECISION, CONSISTENCY = "PRECISION", "CONSISTENCY"
+    PRECISION, CONSISTENCY, COREGISTER = "PRECISION", "CONSISTENCY", "COREGISTER"
     COMPRESSION, COG, CREATE_OPTIONS = "COMPRESSION", "COG", "CREATE_OPTIONS"
 
     def name(self) -> str:
@@ -93,7 +93,9 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
             "float32 with ERGAS within 1 % of it on every bench scene; float32 runs it unquantized. "
             "Consistency (advanced, on by default): each tile of a learned model is corrected once so that, blurred "
             "by the MS sensor's MTF and decimated, it gives back the MS; switch it off to keep the network's own "
-            "output (e.g. PAN and MS taken at different times).\n\n"
+            "output (e.g. PAN and MS taken at different times). "
+            "Co-register (advanced, off by default): the MS is moved onto the PAN by the sub-pixel offset measured "
+            "on the scene before the fusion; off, an offset of half a PAN pixel or more is warned.\n\n"
             "Output (advanced): lossless compression, by default DEFLATE level 1 with a predictor, encoded by all "
             "cores (fast, and about as small as stronger levels); optionally a Cloud-Optimized GeoTIFF with "
             "overviews (a second pass); extra GDAL creation options, KEY=VALUE separated by |, override ours "
@@ -157,6 +159,12 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
              tr("On (default): each tile of a learned model is corrected so that, blurred by the MS sensor's MTF and "
                 "decimated, it gives back the MS (lower ERGAS and Dλ on every validation scene). Off: the network's "
                 "own output, e.g. for PAN and MS taken at different times. Classical methods are not affected.")),
+            (QgsProcessingParameterBoolean(self.COREGISTER, tr("Move the MS onto the PAN by the offset measured "
+                                                               "on the scene (co-register)"), defaultValue=False),
+             tr("Off (default): the MS is placed where its georeferencing says, and an offset of half a PAN pixel "
+                "or more between PAN and MS is warned (colour fringes along edges). On: the MS is moved by the "
+                "offset measured on the scene (sub-pixel, the same over the whole scene) before the fusion; the "
+                "output keeps the PAN's grid and georeferencing, and the log says how far the MS moved.")),
             (QgsProcessingParameterNumber(self.TILE_SIZE, tr("Tile size (PAN pixels)"), NUMBER_INTEGER,
                                           defaultValue=512, minValue=64, maxValue=8192),
              tr("PAN pixels per tile side; smaller tiles use less memory. A learned model adapts to each tile's "
@@ -222,6 +230,7 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
         self._device = self._enum(parameters, self.DEVICE, context)
         self._precision = self._enum(parameters, self.PRECISION, context)
         self._consistency = self.parameterAsBoolean(parameters, self.CONSISTENCY, context)
+        self._coregister = self.parameterAsBoolean(parameters, self.COREGISTER, context)
         self._ms_bands = self.parameterAsInts(parameters, self.MS_BANDS, context) or None
         try:
             self._gains = parse_gains(self.parameterAsString(parameters, self.MTF_GAINS, context))
@@ -273,7 +282,7 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
                 extent=self._extent, extent_wkt=self._extent_wkt, mtf_gains=self._gains,
                 compression=self._compression, cog=self._cog, create_options=self._create_options,
                 precision=self._precision, consistency=self._consistency, pan_nodata=self._nodata[0],
-                ms_nodata=self._nodata[1],
+                ms_nodata=self._nodata[1], coregister=self._coregister,
             )
         except InputError as e:
             raise QgsProcessingException(str(e)) from e

@@ -44,6 +44,9 @@ class SceneStats:
     fs_gain: np.ndarray        # (C,) cov(MS_b, PAN) / var(PAN) on the MS grid: MTF-GLP-FS's injection gains
     negative: float = 0.0      # share of the sampled pixels below 0 in the PAN or in an MS band
     ms_low: np.ndarray | None = None   # (C,) each band's 0.1th percentile: where its data end (below 0 if signed)
+    # (rows, cols) in MS pixels by which the PAN's content lies shifted against the MS's (engine/coregistration.py);
+    # None: not measured (too little texture, or no all-data window in the sample)
+    pan_offset: tuple[float, float] | None = None
 
 
 def scene_stats(pan_lr: np.ndarray, ms: np.ndarray, valid: np.ndarray) -> SceneStats:

@@ -3,16 +3,19 @@
 Pansharpening assumes both see the same ground in the same pixel. A product whose PAN and MS are a pixel or more apart
 (DATA.md: WorldView-2 pair 3, 0.5-1.25 PAN pixels) gets colour fringes along edges from every method, and the
 self-check of METHOD auto, which degrades the scene by the ratio, sees only a ratio-th of the offset. The offset is a
-diagnostic for the log (nothing is moved): Lucas-Kanade (Gauss-Newton) between the PAN averaged onto the MS grid and
+diagnostic for the log unless the user asks to co-register (``COREGISTER``: the MS's place on the PAN grid moved by
+it, ``moved_plan``; the output keeps the PAN's grid): Lucas-Kanade (Gauss-Newton) between the PAN averaged onto the MS grid and
 the MS intensity that best predicts it (the scene's GSA regression), pooled over the sample's windows.
 """
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 
 from .filters import upsample
+from .grid import GridPlan
 
 WARN_PAN_PIXELS = 0.5   # an offset at least this long (PAN pixels) is worth a warning
 ITERATIONS = 20
@@ -64,5 +67,27 @@ def offset_note(offset_ms: tuple[float, float] | None, ratio: int) -> str | None
     north = f"{abs(dy):.1f} px {'south' if dy >= 0 else 'north'}"
     return (f"The PAN and the MS look {length:.1f} PAN pixels apart (the PAN's content lies {east} and {north} of the "
             "MS's, measured on the scene): fused edges will show colour fringes, and the self-check, "
-            "which degrades the scene, sees only part of the offset. Co-register the MS to the PAN (e.g. the "
-            "Georeferencer, or gdalwarp with ground control points) for the best result.")
+            "which degrades the scene, sees only part of the offset. Co-register the MS to the PAN for the best "
+            "result: the option to move the MS onto the PAN by the measured offset (COREGISTER), or the "
+            "Georeferencer / gdalwarp with ground control points.")
+
+
+UNMEASURED = ("COREGISTER: the PAN/MS offset could not be measured (the scene's sample holds too little texture, or "
+              "no window without nodata): nothing was moved.")
+
+
+def moved_plan(plan: GridPlan, offset_ms: tuple[float, float]) -> GridPlan:
+    """``plan`` with the MS moved onto the PAN by ``offset_ms`` (``estimate_offset``'s): MS pixel x then sits where
+    the PAN sees what it sees. The output grid (the PAN's) stays; the MS is resampled there as for any grid offset."""
+    k = plan.ratio
+    return replace(plan, ms_origin=(plan.ms_origin[0] + offset_ms[0] * k, plan.ms_origin[1] + offset_ms[1] * k))
+
+
+def moved_note(offset_ms: tuple[float, float], left_ms: tuple[float, float] | None, ratio: int) -> str:
+    """The log line of a co-registered run: how far the MS moved, and the offset measured after the move."""
+    dy, dx = (v * ratio for v in offset_ms)
+    left = "not measurable" if left_ms is None else f"{math.hypot(*left_ms) * ratio:.2f} PAN pixels"
+    return (f"COREGISTER: the MS moved onto the PAN by the offset measured on the scene, {abs(dx):.2f} px "
+            f"{'east' if dx >= 0 else 'west'} and {abs(dy):.2f} px {'south' if dy >= 0 else 'north'} (PAN pixels; "
+            f"{math.hypot(dy, dx):.2f} in all); left after the move: {left}. The output keeps the PAN's grid and "
+            "georeferencing.")

@@ -173,7 +173,8 @@ def undeclared_fill_notes(pan_lr: np.ndarray, ms_lr: np.ndarray, pan: RasterInfo
 
 def estimate_scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan,
                          notes: list[str] | None = None) -> classical.SceneStats:
-    """Scene statistics from MS and PAN averaged onto the MS grid, over a spread sample of windows.
+    """Scene statistics from MS and PAN averaged onto the MS grid, over a spread sample of windows, with the PAN/MS
+    offset measured on them (``SceneStats.pan_offset``).
 
     Reading windows (not the whole scene decimated) keeps memory flat: GDAL's averaging reads its
     source window at full resolution. ``notes`` gets the sample's ``undeclared_fill_notes``.
@@ -205,12 +206,9 @@ def estimate_scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: G
     if valid.sum() < 16:
         raise InputError("the overlap of PAN and MS holds (almost) no valid pixels: everything is nodata")
     stats = classical.scene_stats(pan_lr, ms_lr, valid)
-    if notes is not None and whole:
-        offset = coregistration.estimate_offset([w[0] for w in whole], [w[1] for w in whole], stats.gsa_alpha,
-                                                [w[2] for w in whole])
-        note = coregistration.offset_note(offset, k)
-        if note:
-            notes.append(note)
+    if whole:
+        stats = replace(stats, pan_offset=coregistration.estimate_offset(
+            [w[0] for w in whole], [w[1] for w in whole], stats.gsa_alpha, [w[2] for w in whole]))
     return stats
 
 
@@ -338,6 +336,7 @@ def pansharpen(
     consistency: bool = True,
     pan_nodata: float | None = None,
     ms_nodata: float | None = None,
+    coregister: bool = False,
 ) -> PansharpenResult:
     """Fuse ``pan_path`` and ``ms_path`` into a GeoTIFF at ``output_path`` on the PAN grid.
 
@@ -354,6 +353,8 @@ def pansharpen(
     False writes the network's own output. Classical methods ignore it.
     ``pan_nodata`` / ``ms_nodata``: a nodata value set outside the file (a QGIS layer's no-data value), used when the
     file declares none.
+    ``coregister``: the MS moved onto the PAN by the offset measured on the scene (``engine/coregistration.py``)
+    before anything is fused; the output keeps the PAN's grid. Off, an offset of half a PAN pixel or more is warned.
     Raises InputError (nothing written) for bad input and Cancelled when ``feedback`` asks to stop.
     """
     fb = feedback or Feedback()
@@ -438,6 +439,16 @@ def pansharpen(
     # one read: the self-check and the run share it
     fill_notes: list[str] = []
     stats = estimate_scene_stats(pan_ds, ms_src, pan, ms, plan, notes=fill_notes)
+    if not coregister:
+        note = coregistration.offset_note(stats.pan_offset, plan.ratio)
+        if note:
+            fill_notes.append(note)
+    elif stats.pan_offset is None:
+        fill_notes.append(coregistration.UNMEASURED)
+    else:
+        offset, plan = stats.pan_offset, coregistration.moved_plan(plan, stats.pan_offset)
+        stats = estimate_scene_stats(pan_ds, ms_src, pan, ms, plan)   # on the co-registered grid
+        fb.info(coregistration.moved_note(offset, stats.pan_offset, plan.ratio))
     for note in fill_notes:   # before the self-check, whose windows fuse such a fill as data too
         fb.warning(note)
     if method == selfcheck.AUTO:
