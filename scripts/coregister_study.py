@@ -25,6 +25,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
 import robustness  # noqa: E402
+
 from ksdiff_qgis.engine.feedback import RecordingFeedback  # noqa: E402
 from ksdiff_qgis.engine.filters import upsample  # noqa: E402
 from ksdiff_qgis.engine.pipeline import pansharpen  # noqa: E402
@@ -76,7 +77,8 @@ def run(methods: list[str], folder: Path) -> list[dict]:
 
 def markdown(rows: list[dict]) -> str:
     lines = ["| shift (rows, cols PAN px) | method | cases | mean ERGAS off → on | mean SAM off → on | "
-             "cases better on / worse by > 1 % | mean measured move (PAN px) |", "| --- | --- | ---: | --- | --- | --- | ---: |"]
+             "cases better on / worse by > 1 % | mean measured move (PAN px) |",
+             "| --- | --- | ---: | --- | --- | --- | ---: |"]
     for shift in SHIFTS:
         for method in sorted({r["method"] for r in rows}):
             sel = [r for r in rows if tuple(r["shift"]) == shift and r["method"] == method]

@@ -4,8 +4,8 @@ Pansharpening assumes both see the same ground in the same pixel. A product whos
 (DATA.md: WorldView-2 pair 3, 0.5-1.25 PAN pixels) gets colour fringes along edges from every method, and the
 self-check of METHOD auto, which degrades the scene by the ratio, sees only a ratio-th of the offset. The offset is a
 diagnostic for the log unless the user asks to co-register (``COREGISTER``: the MS's place on the PAN grid moved by
-it, ``moved_plan``; the output keeps the PAN's grid): Lucas-Kanade (Gauss-Newton) between the PAN averaged onto the MS grid and
-the MS intensity that best predicts it (the scene's GSA regression), pooled over the sample's windows.
+it, ``moved_plan``; the output keeps the PAN's grid). Measured by Lucas-Kanade (Gauss-Newton) between the PAN averaged
+onto the MS grid and the MS intensity that best predicts it (the scene's GSA regression), pooled over the windows.
 """
 from __future__ import annotations
 
