@@ -277,3 +277,17 @@ def test_each_scene_gets_its_share_of_the_worker_memory(monkeypatch):
     monkeypatch.setenv(memory.ENV_LIMIT, "300")
     batch.share_memory(8 * 2**30, 2)                        # a user's own limit is kept
     assert os.environ[memory.ENV_LIMIT] == "300"
+
+
+def test_a_coregistered_scene_keeps_the_move_in_its_record(tmp_path):
+    """A scene list's coregister column: the report record and the output's sidecar say how far the MS moved (the
+    log line is info, which a batch run does not print)."""
+    from ksdiff_qgis.engine.scenes import read_record, read_scenes, run_scene
+
+    path = tmp_path / "s.csv"
+    path.write_text(f"pan,ms,sensor,method,output,coregister\n{DATA / 'wv2_pan.tif'},{DATA / 'wv2_ms.tif'},wv2,"
+                    "mtf_glp_hpm,o.tif,yes\n")
+    (scene,) = read_scenes(str(path))
+    record = run_scene(scene, cores=1)
+    assert record["status"] == "done" and record["coregistration"].startswith("COREGISTER: the MS moved onto the PAN")
+    assert read_record(scene.output)["result"]["coregistration"] == record["coregistration"]

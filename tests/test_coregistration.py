@@ -70,32 +70,43 @@ def _read(path: str) -> np.ndarray:
     return ds.ReadAsArray().astype(np.float64)
 
 
-# KSDiff's tiles differ between the two runs (the edited georeference's overlap is smaller): its kernels follow them
 @pytest.mark.parametrize("method,share", [("mtf_glp_hpm", 0.02), ("ksdiff", 0.05)])
 def test_coregister_moves_the_ms_as_a_corrected_georeference_would(data_dir, tmp_path, method, share):
     """COREGISTER on the misregistered WorldView-2 fixture: the MS moved by the measured offset (said in the log, the
-    misregistration warning gone, under 0.3 PAN pixels left) gives the pixels of a run on the same MS whose
-    georeference was corrected by that offset; the output keeps the PAN's grid. Off, the output differs."""
+    misregistration warning gone, under 0.3 PAN pixels left) gives the pixels and the extent of a run on the same MS
+    whose georeference was corrected by that offset: the output on the PAN's grid over the overlap after the move,
+    no PAN pixel outside the moved MS extrapolated. Off, the pixels differ."""
     pan, ms = str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif")
     dy, dx = (v / 4 for v in _offset(pan, ms))   # MS pixels
     log = RecordingFeedback()
     moved = pipeline.pansharpen(pan, ms, str(tmp_path / "moved.tif"), "wv2", method, feedback=log, coregister=True)
     lines = [line for line in log.lines if "COREGISTER: the MS moved onto the PAN" in line]
     assert len(lines) == 1 and not [w for w in moved.warnings if "PAN pixels apart" in w]
+    assert moved.coregistration == lines[0]
     left = float(lines[0].split("left after the move: ")[1].split(" PAN")[0])
     assert left < 0.3
     edited = _moved(ms, str(tmp_path / "edited.vrt"), dy, dx)
     ref = pipeline.pansharpen(pan, edited, str(tmp_path / "ref.tif"), "wv2", method)
     plain = pipeline.pansharpen(pan, ms, str(tmp_path / "plain.tif"), "wv2", method)
     a, b, c = _read(moved.output_path), _read(ref.output_path), _read(plain.output_path)
-    ga, gb = gdal.Open(moved.output_path).GetGeoTransform(), gdal.Open(ref.output_path).GetGeoTransform()
-    assert a.shape == c.shape and ga == gdal.Open(plain.output_path).GetGeoTransform()   # the PAN's grid kept
-    r0, c0 = round((gb[3] - ga[3]) / ga[5]), round((gb[0] - ga[0]) / ga[1])   # the edited run's smaller overlap
-    h, w = b.shape[1:]
-    inner = (slice(None), slice(r0 + 8, r0 + h - 8), slice(c0 + 8, c0 + w - 8))
-    diff = np.abs(a[inner] - b[:, 8:-8, 8:-8]).mean()
-    moved_by = np.abs(a[inner] - c[inner]).mean()
+    ga, gc = gdal.Open(moved.output_path).GetGeoTransform(), gdal.Open(plain.output_path).GetGeoTransform()
+    assert a.shape == b.shape and ga == gdal.Open(ref.output_path).GetGeoTransform()
+    assert a.shape[1] < c.shape[1] and a.shape[2] < c.shape[2]   # the MS moved about 0.6 and 1.2 PAN pixels
+    r0, c0 = round((ga[3] - gc[3]) / gc[5]), round((ga[0] - gc[0]) / gc[1])   # on the PAN's grid, inside the run's
+    assert (r0, c0) == ((ga[3] - gc[3]) / gc[5], (ga[0] - gc[0]) / gc[1])
+    diff = np.abs(a - b)[:, 8:-8, 8:-8].mean()
+    moved_by = np.abs(a - c[:, r0:r0 + a.shape[1], c0:c0 + a.shape[2]])[:, 8:-8, 8:-8].mean()
     assert diff < share * moved_by, (diff, moved_by)
+
+
+def test_coregister_warns_when_the_offset_is_beyond_reach(data_dir, tmp_path):
+    """An MS 24 PAN pixels (6 MS pixels) off, beyond the measurement's reach: the move is still made but the line is a
+    warning that says the measurement is not reliable here (it was an info line that hid the misregistration)."""
+    pan, ms = str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif")
+    far = _moved(ms, str(tmp_path / "far.vrt"), 0.0, 6.0)
+    res = pipeline.pansharpen(pan, far, str(tmp_path / "o.tif"), "wv2", "mtf_glp_hpm", coregister=True)
+    notes = [w for w in res.warnings if w.startswith("COREGISTER: the MS moved")]
+    assert len(notes) == 1 and "not reliable" in notes[0] and res.coregistration == notes[0]
 
 
 def test_coregister_on_a_textureless_scene_says_nothing_moved(tmp_path):

@@ -14,8 +14,9 @@ from dataclasses import replace
 
 import numpy as np
 
+from .errors import InputError
 from .filters import upsample
-from .grid import GridPlan
+from .grid import EDGE_TOLERANCE, GridPlan
 
 WARN_PAN_PIXELS = 0.5   # an offset at least this long (PAN pixels) is worth a warning
 ITERATIONS = 20
@@ -76,18 +77,39 @@ UNMEASURED = ("COREGISTER: the PAN/MS offset could not be measured (the scene's 
               "no window without nodata): nothing was moved.")
 
 
-def moved_plan(plan: GridPlan, offset_ms: tuple[float, float]) -> GridPlan:
+def moved_plan(plan: GridPlan, offset_ms: tuple[float, float], ms_size: tuple[int, int]) -> GridPlan:
     """``plan`` with the MS moved onto the PAN by ``offset_ms`` (``estimate_offset``'s): MS pixel x then sits where
-    the PAN sees what it sees. The output grid (the PAN's) stays; the MS is resampled there as for any grid offset."""
+    the PAN sees what it sees. The output stays on the PAN's grid, its region cut to the PAN/MS overlap after the
+    move (PAN pixels the moved MS no longer covers would be extrapolated); ``ms_size``: the MS raster's (rows,
+    cols). Raises InputError when too little overlap is left."""
     k = plan.ratio
-    return replace(plan, ms_origin=(plan.ms_origin[0] + offset_ms[0] * k, plan.ms_origin[1] + offset_ms[1] * k))
+    origin = (plan.ms_origin[0] + offset_ms[0] * k, plan.ms_origin[1] + offset_ms[1] * k)
+    r0, c0, rows, cols = plan.region
+    nr0 = max(r0, math.ceil(origin[0] - EDGE_TOLERANCE))
+    nc0 = max(c0, math.ceil(origin[1] - EDGE_TOLERANCE))
+    nr1 = min(r0 + rows, math.floor(origin[0] + ms_size[0] * k + EDGE_TOLERANCE))
+    nc1 = min(c0 + cols, math.floor(origin[1] + ms_size[1] * k + EDGE_TOLERANCE))
+    if nr1 - nr0 < 4 * k or nc1 - nc0 < 4 * k:
+        raise InputError(f"COREGISTER: after moving the MS by the measured offset the PAN/MS overlap is "
+                         f"{max(0, nc1 - nc0)} x {max(0, nr1 - nr0)} PAN pixels; at least {4 * k} x {4 * k} are needed")
+    gt = plan.out_gt
+    out_gt = (gt[0] + (nc0 - c0) * gt[1], gt[1], gt[2], gt[3] + (nr0 - r0) * gt[5], gt[4], gt[5])
+    return replace(plan, ms_origin=origin, region=(nr0, nc0, nr1 - nr0, nc1 - nc0), out_gt=out_gt)
 
 
-def moved_note(offset_ms: tuple[float, float], left_ms: tuple[float, float] | None, ratio: int) -> str:
-    """The log line of a co-registered run: how far the MS moved, and the offset measured after the move."""
+def moved_note(offset_ms: tuple[float, float], left_ms: tuple[float, float] | None, ratio: int) -> tuple[str, bool]:
+    """(the log line of a co-registered run: how far the MS moved and the offset measured after the move, whether it
+    is a warning: an offset of WARN_PAN_PIXELS or more still measured, or none measurable)."""
     dy, dx = (v * ratio for v in offset_ms)
-    left = "not measurable" if left_ms is None else f"{math.hypot(*left_ms) * ratio:.2f} PAN pixels"
-    return (f"COREGISTER: the MS moved onto the PAN by the offset measured on the scene, {abs(dx):.2f} px "
+    left = None if left_ms is None else math.hypot(*left_ms) * ratio
+    line = (f"COREGISTER: the MS moved onto the PAN by the offset measured on the scene, {abs(dx):.2f} px "
             f"{'east' if dx >= 0 else 'west'} and {abs(dy):.2f} px {'south' if dy >= 0 else 'north'} (PAN pixels; "
-            f"{math.hypot(dy, dx):.2f} in all); left after the move: {left}. The output keeps the PAN's grid and "
-            "georeferencing.")
+            f"{math.hypot(dy, dx):.2f} in all); left after the move: "
+            f"{'not measurable' if left is None else f'{left:.2f} PAN pixels'}. The output keeps the PAN's grid and "
+            "georeferencing, over the PAN/MS overlap after the move.")
+    if left is None or left >= WARN_PAN_PIXELS:
+        line += (" The measurement is not reliable on this scene (the offset may be beyond what it can reach, about "
+                 "one MS pixel, or the scene's texture too poor): check the result along edges, or co-register the "
+                 "MS with ground control points instead.")
+        return line, True
+    return line, False

@@ -110,6 +110,7 @@ class PansharpenResult:
     warnings: list[str] = field(default_factory=list)
     selfcheck: selfcheck.SelfCheck | None = None    # METHOD auto: the check's figures and choice
     band_names: list[str] = field(default_factory=list)
+    coregistration: str | None = None   # COREGISTER: how far the MS moved and what was left (the log's line)
 
 
 def _on_pan_grid(ms_mask: np.ndarray, shape: tuple[int, int], origin: tuple[float, float], k: int) -> np.ndarray:
@@ -439,16 +440,23 @@ def pansharpen(
     # one read: the self-check and the run share it
     fill_notes: list[str] = []
     stats = estimate_scene_stats(pan_ds, ms_src, pan, ms, plan, notes=fill_notes)
+    moved_line = None
     if not coregister:
         note = coregistration.offset_note(stats.pan_offset, plan.ratio)
         if note:
             fill_notes.append(note)
     elif stats.pan_offset is None:
-        fill_notes.append(coregistration.UNMEASURED)
+        moved_line = coregistration.UNMEASURED
+        fill_notes.append(moved_line)
     else:
-        offset, plan = stats.pan_offset, coregistration.moved_plan(plan, stats.pan_offset)
+        offset = stats.pan_offset
+        plan = coregistration.moved_plan(plan, offset, (ms_src.RasterYSize, ms_src.RasterXSize))
         stats = estimate_scene_stats(pan_ds, ms_src, pan, ms, plan)   # on the co-registered grid
-        fb.info(coregistration.moved_note(offset, stats.pan_offset, plan.ratio))
+        moved_line, unreliable = coregistration.moved_note(offset, stats.pan_offset, plan.ratio)
+        if unreliable:
+            fill_notes.append(moved_line)
+        else:
+            fb.info(moved_line)
     for note in fill_notes:   # before the self-check, whose windows fuse such a fill as data too
         fb.warning(note)
     if method == selfcheck.AUTO:
@@ -569,7 +577,7 @@ def pansharpen(
     return PansharpenResult(output_path=output_path, seconds=time.perf_counter() - t0, width=cols, height=rows,
                             tiles=layout.count, method=method, ratio=plan.ratio, device=used_device,
                             warnings=fill_notes + warnings,
-                            band_names=list(names), selfcheck=check)
+                            band_names=list(names), selfcheck=check, coregistration=moved_line)
 
 
 def _without_integer_nan(info: RasterInfo, role: str, fb: Feedback) -> RasterInfo:

@@ -269,6 +269,7 @@ def base_record(scene: Scene) -> dict:
         "method_used": None, "device": None, "workers": kw.get("workers"), "threads": kw.get("threads"),
         "width": None, "height": None,
         "seconds": None, "mpx_per_s": None, "status": None, "error": None, "warnings": [],
+        "coregistration": None,
     }
 
 
@@ -278,7 +279,7 @@ def _done_record(base: dict, result: pipeline.PansharpenResult) -> dict:
     return {**base, "status": "done", "method_used": result.method, "device": result.device,
             "width": result.width, "height": result.height,
             "seconds": round(result.seconds, 3), "mpx_per_s": round(mpx / max(result.seconds, 1e-9), 3),
-            "warnings": list(result.warnings)}
+            "warnings": list(result.warnings), "coregistration": result.coregistration}
 
 
 def share_cores(kwargs: dict[str, Any], cores: int) -> dict[str, Any]:
@@ -321,5 +322,5 @@ def run_scene(scene: Scene, cores: int | None = None, force: bool = False) -> di
     record = _done_record(base, result)
     write_record(output, {"fingerprint": identity, "output": file_identity(output), "written": time.time(),
                           "result": {k: record[k] for k in ("method_used", "device", "width", "height", "seconds",
-                                                                "warnings")}})
+                                                                "warnings", "coregistration")}})
     return record
