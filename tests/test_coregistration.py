@@ -121,3 +121,20 @@ def test_coregister_on_a_textureless_scene_says_nothing_moved(tmp_path):
         ds = None
     res = pipeline.pansharpen(pan_path, ms_path, str(tmp_path / "o.tif"), "wv2", "mtf_glp_hpm", coregister=True)
     assert [w for w in res.warnings if w == coregistration.UNMEASURED]
+
+
+def test_nodata_in_every_window_still_lets_the_offset_be_measured(data_dir, tmp_path):
+    """A small MS whose every sampled window holds some nodata (here one corner): the offset is measured on the data
+    around it (the windows had to be all data: the warning vanished, COREGISTER moved nothing)."""
+    pan, ms = str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif")
+    holed = str(tmp_path / "holed.tif")
+    ds = gdal.Translate(holed, ms)
+    for b in range(1, ds.RasterCount + 1):
+        band = ds.GetRasterBand(b)
+        band.SetNoDataValue(0)
+        band.WriteArray(np.zeros((3, 3), dtype=np.uint16), 0, 0)
+    ds = None
+    base, with_hole = _offset(pan, ms), _offset(pan, holed)
+    assert np.hypot(base[0] - with_hole[0], base[1] - with_hole[1]) < 0.05
+    res = pipeline.pansharpen(pan, holed, str(tmp_path / "o.tif"), "wv2", "mtf_glp_hpm", coregister=True)
+    assert res.coregistration.startswith("COREGISTER: the MS moved onto the PAN")

@@ -213,7 +213,7 @@ def test_fullres_takes_a_ratio_2_pan_into_a_ratio_4_stage_with_shares(data_dir):
 
 
 def test_grow_marks_a_square_without_wrapping():
-    from model_core.data.scenes import grow_mask
+    from ksdiff_qgis.engine.filters import grow_mask
 
     m = np.zeros((9, 9), bool)
     m[0, 4] = True

@@ -15,7 +15,7 @@ from dataclasses import replace
 import numpy as np
 
 from .errors import InputError
-from .filters import upsample
+from .filters import grow_mask, upsample
 from .grid import EDGE_TOLERANCE, GridPlan
 
 WARN_PAN_PIXELS = 0.5   # an offset at least this long (PAN pixels) is worth a warning
@@ -25,17 +25,22 @@ MIN_TEXTURE = 1e-6      # relative determinant of the normal equations below whi
 
 
 def estimate_offset(pans: list[np.ndarray], mss: list[np.ndarray], alpha: np.ndarray,
-                    read_offsets: list[tuple[float, float]]) -> tuple[float, float] | None:
+                    read_offsets: list[tuple[float, float]],
+                    valid: list[np.ndarray | None] | None = None) -> tuple[float, float] | None:
     """(rows, cols) in MS pixels by which the PAN's content lies shifted against the MS's (the PAN pixel that sees
     what MS pixel x sees is at x + offset), from windows of the PAN averaged onto the MS grid (h, w) and of the MS
     (C, h, w), all data; ``alpha``: the GSA regression of that PAN on the MS bands (last: intercept);
     ``read_offsets``: per window, where its PAN was read against the MS footprint (MS pixels; whole PAN pixels are
-    read, the grid may sit between them). None when the windows hold too little texture to tell."""
+    read, the grid may sit between them); ``valid``: per window, its data pixels (None: all), the pixels within the
+    interpolator's and the gradient's reach of nodata left out. None when the windows hold too little texture to
+    tell."""
     intensities = [np.tensordot(alpha[:-1], m, axes=1) + alpha[-1] for m in mss]
+    keep = [None if v is None else ~grow_mask(~v, BORDER)[BORDER:-BORDER, BORDER:-BORDER] for v in valid or
+            [None] * len(pans)]
     d = np.zeros(2)
     for _ in range(ITERATIONS):
         a, b = np.zeros((2, 2)), np.zeros(2)
-        for p, i, (ey, ex) in zip(pans, intensities, read_offsets):
+        for p, i, (ey, ex), w in zip(pans, intensities, read_offsets, keep):
             if min(p.shape) <= 2 * BORDER + 2:
                 continue
             # moved[x] = p[x + d - e]: the read window's own offset e taken out
@@ -43,6 +48,8 @@ def estimate_offset(pans: list[np.ndarray], mss: list[np.ndarray], alpha: np.nda
             gy, gx = np.gradient(moved.astype(np.float64))
             r = (i - moved)[BORDER:-BORDER, BORDER:-BORDER]
             gy, gx = gy[BORDER:-BORDER, BORDER:-BORDER], gx[BORDER:-BORDER, BORDER:-BORDER]
+            if w is not None:   # nodata and what the interpolator reads from it weigh nothing
+                gy, gx = gy * w, gx * w
             a += [[(gy * gy).sum(), (gy * gx).sum()], [(gy * gx).sum(), (gx * gx).sum()]]
             b += [(gy * r).sum(), (gx * r).sum()]
         if not a.trace() or np.linalg.det(a) < MIN_TEXTURE * a.trace() ** 2:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 MTF_TAPS = 41
 
@@ -206,3 +207,11 @@ def wald_degrade(img: np.ndarray, gains, ratio: int) -> np.ndarray:
     r0, c0 = -first[0], -first[1]
     out = out[:, r0 : r0 + h // ratio, c0 : c0 + w // ratio]
     return out[0] if squeeze else out
+
+
+def grow_mask(mask: np.ndarray, r: int) -> np.ndarray:
+    """``mask`` dilated by a (2r+1)^2 square (separable running maximum, no wrap-around): nodata grown by a
+    filter's reach."""
+    out = np.pad(mask, r)
+    out = sliding_window_view(out, 2 * r + 1, axis=0).any(-1)
+    return sliding_window_view(out, 2 * r + 1, axis=1).any(-1)

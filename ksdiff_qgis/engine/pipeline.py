@@ -154,6 +154,7 @@ def _sample_windows(kc: int, kr: int, kw: int, kh: int) -> list[tuple[int, int, 
     return grid
 
 
+REGISTRATION_DATA = 0.5   # a window read whole is used for the PAN/MS registration when this share of it is data
 FILL_SHARE = 0.01   # zeros in this share of the sampled pixels of an input without nodata: a fill, probably
 
 
@@ -182,7 +183,7 @@ def estimate_scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: G
     """
     kc, kr, kw, kh = _ms_stats_window(plan, ms_ds.RasterXSize, ms_ds.RasterYSize)
     k = plan.ratio
-    pans, mss, whole = [], [], []   # whole: the windows that are all data, read whole, for the registration
+    pans, mss, whole = [], [], []   # whole: the windows read whole, for the registration
     for c, r, w, h in _sample_windows(kc, kr, kw, kh):
         y, x = plan.ms_origin[0] + r * k, plan.ms_origin[1] + c * k   # the MS window's PAN position
         pc = min(max(0, round(x)), pan.width - 1)
@@ -192,9 +193,14 @@ def estimate_scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: G
         m = read_decimated(ms_ds, c, r, w, h, w, h).reshape(ms.bands, h, w)
         pans.append(p.ravel())
         mss.append(m.reshape(ms.bands, -1))
-        if (pw, ph) == (w * k, h * k) and all(v is None or v.all() for v in (valid_pixels(p[None], pan.nodata),
-                                                                             valid_pixels(m, ms.nodata))):
-            whole.append((p, m, ((pr - y) / k, (pc - x) / k)))
+        if (pw, ph) == (w * k, h * k):   # read whole: a window for the registration, its nodata left out there
+            ok = np.ones((h, w), dtype=bool)
+            for v in (valid_pixels(p[None], pan.nodata), valid_pixels(m, ms.nodata)):
+                if v is not None:
+                    ok &= v
+            if ok.mean() >= REGISTRATION_DATA:
+                whole.append((np.where(ok, p, p[ok].mean()), np.where(ok, m, m[:, ok].mean(axis=1)[:, None, None]),
+                              ((pr - y) / k, (pc - x) / k), None if ok.all() else ok))
         drop_cached_blocks([pan_ds, ms_ds])   # a window at a time in GDAL's cache, whatever the scene's size
     pan_lr, ms_lr = np.concatenate(pans)[None], np.concatenate(mss, axis=1)[:, None]
     if notes is not None:
@@ -209,7 +215,8 @@ def estimate_scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: G
     stats = classical.scene_stats(pan_lr, ms_lr, valid)
     if whole:
         stats = replace(stats, pan_offset=coregistration.estimate_offset(
-            [w[0] for w in whole], [w[1] for w in whole], stats.gsa_alpha, [w[2] for w in whole]))
+            [w[0] for w in whole], [w[1] for w in whole], stats.gsa_alpha, [w[2] for w in whole],
+            [w[3] for w in whole]))
     return stats
 
 

@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ksdiff_qgis.engine.filters import MTF_TAPS, upsample, wald_degrade
+from ksdiff_qgis.engine.filters import MTF_TAPS, grow_mask, upsample, wald_degrade
 from ksdiff_qgis.engine.sensors import Sensor
 
-from .scenes import NoPatchError, _block_any, align_pan, grow_mask, pan_ms_offset, read_source
+from .scenes import NoPatchError, _block_any, align_pan, pan_ms_offset, read_source
 
 
 def coregistered_ms(pan: np.ndarray, ms: np.ndarray, bad: np.ndarray, ratio: int) -> tuple[np.ndarray, np.ndarray]:

@@ -20,10 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 from rasterio.transform import Affine
 
-from ksdiff_qgis.engine.filters import MTF_TAPS, convolve_axis, mtf_sigma, upsample, wald_degrade
+from ksdiff_qgis.engine.filters import MTF_TAPS, convolve_axis, grow_mask, mtf_sigma, upsample, wald_degrade
 from ksdiff_qgis.engine.sensors import Sensor
 
 from ..datacache import HELD_APART, validation_windows
@@ -171,13 +170,6 @@ def read_source(root: Path, pan_rel: str, ms_rel: str, sensor: Sensor, allow_hel
     if match_pan:
         pan = match_statistics(pan, *band_stats(root, match_pan), sensor.scale)
     return pan, pan_tf, ms, ms_tf
-
-
-def grow_mask(mask: np.ndarray, r: int) -> np.ndarray:
-    """``mask`` dilated by a (2r+1)^2 square (separable running maximum, no wrap-around)."""
-    out = np.pad(mask, r)
-    out = sliding_window_view(out, 2 * r + 1, axis=0).any(-1)
-    return sliding_window_view(out, 2 * r + 1, axis=1).any(-1)
 
 
 def _block_any(mask: np.ndarray, ratio: int) -> np.ndarray:
