@@ -194,3 +194,49 @@ def test_different_crs_is_reprojected_with_warning(qgis_app, pair, tmp_path):
     ds = gdal.Open(out)
     assert ds.RasterCount == 4 and ds.RasterXSize > 200
     assert any("another CRS" in w for w in warnings)
+
+
+def test_ms_bands_of_different_types_are_refused(qgis_app, pair, tmp_path):
+    """A VRT stacking three UInt16 bands and a Float32 one: every band was read as band 1's type (the float band
+    became 0/1)."""
+    for i in range(4):
+        gdal.Translate(str(tmp_path / f"s{i}.tif"), pair["MS"], bandList=[i + 1],
+                       outputType=gdal.GDT_Float32 if i == 3 else gdal.GDT_UInt16)
+    stack = gdal.BuildVRT(str(tmp_path / "sep.vrt"), [str(tmp_path / f"s{i}.tif") for i in range(4)], separate=True)
+    stack = None
+    _expect_error({**pair, "MS": str(tmp_path / "sep.vrt")}, str(tmp_path / "o.tif"), "different data types")
+
+
+def test_signed_bytes_and_palettes_are_refused(qgis_app, pair, tmp_path):
+    signed = str(tmp_path / "signed.tif")
+    gdal.Translate(signed, pair["MS"], outputType=gdal.GDT_Byte, scaleParams=[[0, 2047, 0, 127]],
+                   creationOptions=["PIXELTYPE=SIGNEDBYTE"])
+    _expect_error({**pair, "MS": signed}, str(tmp_path / "o.tif"), "signed 8-bit")
+
+    def palette(ds):
+        table = gdal.ColorTable()
+        table.SetColorEntry(1, (255, 0, 0, 255))
+        ds.GetRasterBand(1).SetColorTable(table)
+
+    pan = str(tmp_path / "pan_byte.tif")
+    gdal.Translate(pan, pair["PAN"], outputType=gdal.GDT_Byte, scaleParams=[[0, 2047, 0, 255]])
+    ds = gdal.Open(pan, gdal.GA_Update)
+    palette(ds)
+    ds = None
+    _expect_error({**pair, "PAN": pan}, str(tmp_path / "o2.tif"), "palette indices")
+
+
+def test_overviews_on_the_inputs_change_nothing(pair, tmp_path):
+    """A PAN with nearest-neighbour overviews (gdaladdo's and QGIS's pyramid default): the scene statistics and the
+    registration were read from them (GSA moved by up to 253 DN, the PAN/MS offset flipped); now the same pixels."""
+    from ksdiff_qgis.engine.pipeline import pansharpen
+
+    with_ovr = str(tmp_path / "pan_ovr.tif")
+    gdal.Translate(with_ovr, pair["PAN"])
+    ds = gdal.Open(with_ovr, gdal.GA_Update)
+    ds.BuildOverviews("NEAREST", [2, 4, 8])
+    ds = None
+    a = pansharpen(pair["PAN"], pair["MS"], str(tmp_path / "a.tif"), "wv2", "gsa")
+    b = pansharpen(with_ovr, pair["MS"], str(tmp_path / "b.tif"), "wv2", "gsa")
+    assert np.array_equal(gdal.Open(a.output_path).ReadAsArray(), gdal.Open(b.output_path).ReadAsArray())
+    assert a.warnings == b.warnings
