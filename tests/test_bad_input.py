@@ -202,7 +202,8 @@ def test_ms_bands_of_different_types_are_refused(qgis_app, pair, tmp_path):
     for i in range(4):
         gdal.Translate(str(tmp_path / f"s{i}.tif"), pair["MS"], bandList=[i + 1],
                        outputType=gdal.GDT_Float32 if i == 3 else gdal.GDT_UInt16)
-    gdal.BuildVRT(str(tmp_path / "sep.vrt"), [str(tmp_path / f"s{i}.tif") for i in range(4)], separate=True).FlushCache()
+    parts = [str(tmp_path / f"s{i}.tif") for i in range(4)]
+    gdal.BuildVRT(str(tmp_path / "sep.vrt"), parts, separate=True).FlushCache()
     _expect_error({**pair, "MS": str(tmp_path / "sep.vrt")}, str(tmp_path / "o.tif"), "different data types")
 
 
