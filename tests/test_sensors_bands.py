@@ -426,3 +426,25 @@ def test_auto_falls_back_to_classical_when_the_model_cannot_fuse_the_chosen_band
     assert any("learned model cannot run here" in line and "not all found" in line for line in log.lines), log.lines
     with pytest.raises(InputError, match="not all found"):
         pansharpen(pan, ms, str(tmp_path / "ks.tif"), "wv2", "ksdiff", ms_bands=[1, 2, 3])
+
+
+def test_unnamed_bands_whose_colours_say_another_order_are_warned(data_dir, tmp_path):
+    """An R, G, B, NIR product without band names but tagged Red/Green/Blue (Pleiades, SPOT), fused as
+    WorldView-2: the bands are taken in the sensor's order (B, G, R, NIR) and the log says so with the MS_BANDS that
+    follow the tags (it was silent: Red and Blue swapped in the fusion and the output's names)."""
+    rgbn = str(tmp_path / "rgbn.tif")
+    src = gdal.Open(str(data_dir / "wv2_ms.tif"))
+    ds = gdal.GetDriverByName("GTiff").Create(rgbn, src.RasterXSize, src.RasterYSize, 4, gdal.GDT_UInt16,
+                                              options=["PHOTOMETRIC=RGB", "ALPHA=NO"])   # R, G, B tags, no names
+    ds.SetGeoTransform(src.GetGeoTransform())
+    ds.SetProjection(src.GetProjection())
+    for b, s in enumerate((3, 2, 1, 4), 1):
+        ds.GetRasterBand(b).WriteArray(src.GetRasterBand(s).ReadAsArray())
+        ds.GetRasterBand(b).SetNoDataValue(0)
+    ds = None
+    res = pansharpen(str(data_dir / "wv2_pan.tif"), rgbn, str(tmp_path / "o.tif"), "wv2", "mtf_glp_hpm")
+    notes = [w for w in res.warnings if "colour interpretation" in w]
+    assert len(notes) == 1 and "band 1 Red" in notes[0] and "(MS_BANDS) to 3,2,1,4" in notes[0]
+    named = pansharpen(str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif"), str(tmp_path / "n.tif"), "wv2",
+                       "mtf_glp_hpm")
+    assert not [w for w in named.warnings if "colour interpretation" in w]

@@ -152,3 +152,29 @@ def select_bands(ds: gdal.Dataset, info: RasterInfo, indices: list[int]) -> tupl
     sub = describe(vrt, info.path)
     return vrt, dataclasses.replace(sub, nbits=info.nbits, dtype=info.dtype, gdal_type=info.gdal_type,
                                     mask=info.mask, descriptions=[info.descriptions[b - 1] for b in indices])
+
+
+def colour_order_note(colours: list[str], ms: RasterInfo, spec: Sensor) -> str | None:
+    """A warning when bands without names are taken in the sensor's order while the file's colour interpretation
+    (``colours``: GDAL's names, e.g. 'Red') says otherwise — e.g. an R, G, B, NIR product (Pleiades, SPOT) tagged as
+    such, fused as WorldView-2's B, G, R, NIR: Red and Blue swapped in the fusion and in the output's names. The
+    tags are not followed silently: GDAL tags any 3- or 4-band 8-bit GeoTIFF R, G, B by default."""
+    if ms.bands != spec.n_bands:
+        return None
+    said = {i: c.lower() for i, c in enumerate(colours) if not ms.descriptions[i] and c.lower() in
+            ("red", "green", "blue")}
+    wrong = [i for i, c in said.items() if band_kind(spec.band_names[i]) != c]
+    if not wrong:
+        return None
+    order: list[int | None] = []
+    for name in spec.band_names:
+        kind = band_kind(name)
+        order.append(next((i + 1 for i, c in said.items() if c == kind), None))
+    rest = iter(b for b in range(1, ms.bands + 1) if b not in order)
+    order = [b if b is not None else next(rest, None) for b in order]
+    hint = (f" If the file holds its bands in that order, set MS bands to fuse (MS_BANDS) to "
+            f"{','.join(map(str, order))} (the sensor's order), or name its bands." if None not in order else
+            " If the file holds its bands in that order, name its bands.")
+    listed = ", ".join(f"band {i + 1} {said[i].title()}" for i in sorted(said))
+    return (f"The MS bands have no names, so they are taken in the sensor's order ({', '.join(spec.band_names)}), "
+            f"but the file's colour interpretation says {listed}.{hint}")

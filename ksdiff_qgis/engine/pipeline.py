@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field, replace
 
 import numpy as np
+from osgeo import gdal
 
 from . import aoi, classical, coregistration, masks, memory, model_card, runtime, selfcheck
 from . import bands as band_sel
@@ -428,6 +429,11 @@ def pansharpen(
         bplan = band_sel.plan_bands(ms, spec, ms_bands, None, mtf_gains)
     for note in bplan.notes:
         fb.info(note)
+    colours = [gdal.GetColorInterpretationName(ms_ds.GetRasterBand(b).GetColorInterpretation())
+               for b in range(1, ms.bands + 1)]
+    colour_note = band_sel.colour_order_note(colours, ms, spec)
+    if colour_note:
+        warnings.append(colour_note)
     alpha_note = alpha_band_note(flagged, bplan.indices)
     if alpha_note:
         fb.warning(alpha_note)

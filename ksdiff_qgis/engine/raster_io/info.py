@@ -62,11 +62,8 @@ def describe(ds: gdal.Dataset, path: str) -> RasterInfo:
 
 
 def open_dataset(path: str, role: str) -> gdal.Dataset:
-    """Open a raster read-only (any GDAL source: files, /vsi paths, subdatasets); InputError if GDAL cannot. Its
-    overviews are hidden: GDAL would answer a downsampled read (the scene statistics, the PAN/MS registration) from
-    them — a nearest-neighbour or stale pyramid QGIS built — instead of averaging the pixels themselves."""
-    ds, msg = (gdal_call(gdal.OpenEx, path, gdal.OF_RASTER | gdal.OF_READONLY, open_options=["OVERVIEW_LEVEL=NONE"])
-               if path else (None, ""))
+    """Open a raster read-only (any GDAL source: files, /vsi paths, subdatasets); InputError if GDAL cannot."""
+    ds, msg = gdal_call(gdal.OpenEx, path, gdal.OF_RASTER | gdal.OF_READONLY) if path else (None, "")
     if ds is None:
         msg = msg or "not a raster GDAL can read"
         raise InputError(f"cannot open the {role} raster {path!r}: {msg}")
@@ -74,15 +71,15 @@ def open_dataset(path: str, role: str) -> gdal.Dataset:
 
 
 def check_bands(ds: gdal.Dataset, role: str, tname: str) -> None:
-    """InputError for bands that cannot be fused as one image of intensities: bands of different data types (a VRT
-    stacking files; everything is read as band 1's type), signed bytes (GDAL 3.6 stores them as Byte with
-    PIXELTYPE=SIGNEDBYTE: its averaged reads and its tile reads disagree), and class indices through a colour
-    table."""
+    """InputError for bands that cannot be fused as one image of intensities: spectral bands of different data
+    types (a VRT stacking files: the output takes band 1's; an alpha band of its own type is fine, it becomes a
+    mask), signed bytes (GDAL 3.6 stores them as Byte with PIXELTYPE=SIGNEDBYTE: its averaged reads and its tile
+    reads disagree), and class indices through a colour table."""
     fix = "gdal_translate -ot {} (or Raster > Conversion > Translate in QGIS)"
     for i in range(1, ds.RasterCount + 1):
         band = ds.GetRasterBand(i)
         other = gdal.GetDataTypeName(band.DataType)
-        if other != tname:
+        if other != tname and band.GetColorInterpretation() != gdal.GCI_AlphaBand:   # an alpha band is a mask
             raise InputError(f"the {role} raster's bands have different data types (band 1 {tname}, band {i} "
                              f"{other}): give it one type, e.g. " + fix.format("Float32"))
         if band.GetMetadataItem("PIXELTYPE", "IMAGE_STRUCTURE") == "SIGNEDBYTE":

@@ -40,12 +40,37 @@ def read_padded(ds: gdal.Dataset, row0: int, col0: int, rows: int, cols: int, mo
 
 
 def read_decimated(ds: gdal.Dataset, col: int, row: int, w: int, h: int, out_w: int, out_h: int) -> np.ndarray:
-    """Read a window averaged down to (out_h, out_w) by GDAL, as float64 (bands, out_h, out_w)."""
-    arr, msg = gdal_call(ds.ReadAsArray, col, row, w, h, buf_xsize=out_w, buf_ysize=out_h,
-                         buf_type=gdal.GDT_Float64, resample_alg=gdal.GRIORA_Average)
-    if arr is None:
-        raise OSError(f"reading the raster failed: {msg}")
-    return arr.reshape(ds.RasterCount, out_h, out_w)
+    """Read a window averaged down to (out_h, out_w), as float64 (bands, out_h, out_w): each output pixel the mean of
+    the valid pixels under it (GDAL's mask: nodata, alpha, an internal mask; and finite), the nodata value (else 0)
+    where none is. Averaged here from the full-resolution pixels, not by GDAL: a downsampled GDAL read is answered
+    from the raster's overviews when it has some — a nearest-neighbour or stale pyramid QGIS built — which moved the
+    scene statistics and the PAN/MS registration. A factor that is not whole (a window cut by the raster's edge) is
+    left to GDAL's averaging."""
+    if w % out_w or h % out_h:
+        arr, msg = gdal_call(ds.ReadAsArray, col, row, w, h, buf_xsize=out_w, buf_ysize=out_h,
+                             buf_type=gdal.GDT_Float64, resample_alg=gdal.GRIORA_Average)
+        if arr is None:
+            raise OSError(f"reading the raster failed: {msg}")
+        return arr.reshape(ds.RasterCount, out_h, out_w)
+    fy, fx = h // out_h, w // out_w
+    out = np.empty((ds.RasterCount, out_h, out_w))
+    for b in range(ds.RasterCount):
+        band = ds.GetRasterBand(b + 1)
+        arr, msg = gdal_call(band.ReadAsArray, col, row, w, h, buf_type=gdal.GDT_Float64)
+        if arr is None:
+            raise OSError(f"reading the raster failed: {msg}")
+        ok = np.isfinite(arr)
+        if band.GetMaskFlags() != gdal.GMF_ALL_VALID:
+            mask, msg = gdal_call(band.GetMaskBand().ReadAsArray, col, row, w, h)
+            if mask is None:
+                raise OSError(f"reading the raster's mask failed: {msg}")
+            ok &= mask > 0
+        total = np.where(ok, arr, 0.0).reshape(out_h, fy, out_w, fx).sum(axis=(1, 3))
+        count = ok.reshape(out_h, fy, out_w, fx).sum(axis=(1, 3))
+        nodata = band.GetNoDataValue()
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out[b] = np.where(count > 0, total / np.maximum(count, 1), nodata if nodata is not None else 0.0)
+    return out
 
 
 def valid_pixels(arr: np.ndarray, nodata: float | None) -> np.ndarray | None:
