@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -70,12 +71,34 @@ def test_a_non_integer_ratio_is_resampled_with_a_warning(qgis_app, pair, tmp_pat
     pan, fused, src = gdal.Open(pair["PAN"]), gdal.Open(out), gdal.Open(ms)
     pgt, fgt, mgt = pan.GetGeoTransform(), fused.GetGeoTransform(), src.GetGeoTransform()
     assert fgt[1] == pgt[1] and fgt[5] == pgt[5] and fused.RasterCount == 4
-    # the output covers the MS footprint, snapped outward to the new MS grid by less than one MS pixel a side
-    ms_w, step = src.RasterXSize * mgt[1], ratio * pgt[1]
-    assert mgt[0] - step < fgt[0] <= mgt[0] + 1e-6 and fused.RasterXSize * fgt[1] < ms_w + 2 * step
-    assert fused.RasterXSize * fgt[1] > 0.8 * min(ms_w, pan.RasterXSize * pgt[1])
+    # the output lies inside the MS footprint (the resampled grid is snapped outward: PAN pixels beyond the MS were
+    # written from the warp's fill), by less than a PAN pixel a side
+    right = min(mgt[0] + src.RasterXSize * mgt[1], pgt[0] + pan.RasterXSize * pgt[1])
+    assert mgt[0] - 0.05 * pgt[1] <= fgt[0] < mgt[0] + pgt[1]
+    assert right - pgt[1] < fgt[0] + fused.RasterXSize * fgt[1] <= right + 0.05 * pgt[1]
+    assert fused.RasterXSize * fgt[1] > 0.8 * min(src.RasterXSize * mgt[1], pan.RasterXSize * pgt[1])
     data = fused.ReadAsArray().astype(float)
     assert np.isfinite(data).all() and data.std() > 0
+
+
+def test_a_nearly_whole_ratio_that_would_drift_is_resampled(tmp_path):
+    """The demo's MS pixels made 4.0038 PAN pixels: taken as 4, the MS's far edge would sit half a PAN pixel from
+    where its georeference puts it (a whole WorldView-2 scene, 4.000246, about 2 pixels): resampled, with a warning,
+    and the plain upsampled MS (EXP) then matches GDAL's own cubic warp of the MS onto the output grid."""
+    from ksdiff_qgis.engine.pipeline import pansharpen
+
+    sample = Path(__file__).resolve().parent.parent / "ksdiff_qgis" / "resources" / "sample"
+    ms = _copy_with_gt(str(sample / "demo_ms.tif"), str(tmp_path / "drift.tif"),
+                       lambda gt: [gt[0], gt[1] * 1.0009, 0, gt[3], 0, gt[5] * 1.0009])
+    res = pansharpen(str(sample / "demo_pan.tif"), ms, str(tmp_path / "o.tif"), "wv2", "exp")
+    assert any("would drift up to 0.49 PAN pixels" in w for w in res.warnings), res.warnings
+    out = gdal.Open(res.output_path)
+    gt = out.GetGeoTransform()
+    ref = gdal.Warp("", ms, format="MEM", outputBounds=(gt[0], gt[3] + out.RasterYSize * gt[5],
+                                                         gt[0] + out.RasterXSize * gt[1], gt[3]),
+                    xRes=gt[1], yRes=-gt[5], resampleAlg="cubic").ReadAsArray().astype(float)
+    inner = (slice(None), slice(8, -8), slice(8, -8))
+    assert np.abs(out.ReadAsArray().astype(float) - ref)[inner].mean() < 0.02 * ref[inner].std()
 
 
 def test_a_ratio_near_one_is_refused(qgis_app, pair, tmp_path):
