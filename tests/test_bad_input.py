@@ -263,3 +263,37 @@ def test_overviews_on_the_inputs_change_nothing(pair, tmp_path):
     b = pansharpen(with_ovr, pair["MS"], str(tmp_path / "b.tif"), "wv2", "gsa")
     assert np.array_equal(gdal.Open(a.output_path).ReadAsArray(), gdal.Open(b.output_path).ReadAsArray())
     assert a.warnings == b.warnings
+
+
+def test_scale_offset_is_said_and_kept_on_the_output(pair, tmp_path):
+    """Reflectance stored as integers with a scale/offset (Landsat Collection 2: x 2.75e-5 - 0.2): fused as the stored
+    numbers (said, with the caveat for ratio methods), and the output carries the same scale/offset so QGIS reads it
+    in the same units (it was dropped silently)."""
+    from ksdiff_qgis.engine.pipeline import pansharpen
+
+    ms = str(tmp_path / "scaled.tif")
+    ds = gdal.Translate(ms, pair["MS"])
+    for b in range(1, 5):
+        ds.GetRasterBand(b).SetScale(2.75e-5)
+        ds.GetRasterBand(b).SetOffset(-0.2)
+    ds = None
+    res = pansharpen(pair["PAN"], ms, str(tmp_path / "o.tif"), "wv2", "mtf_glp_hpm", ms_bands=[3, 2, 1])
+    notes = [w for w in res.warnings if "scale/offset" in w]
+    assert len(notes) == 1 and "band 3: x 2.75e-05 + -0.2" in notes[0] and "ratio-based" in notes[0]
+    out = gdal.Open(res.output_path)
+    assert [(out.GetRasterBand(b).GetScale(), out.GetRasterBand(b).GetOffset()) for b in (1, 2, 3)] == \
+        [(2.75e-5, -0.2)] * 3
+    plain = pansharpen(pair["PAN"], pair["MS"], str(tmp_path / "p.tif"), "wv2", "mtf_glp_hpm")
+    assert not [w for w in plain.warnings if "scale/offset" in w]
+    assert gdal.Open(plain.output_path).GetRasterBand(1).GetScale() in (None, 1.0)
+
+
+def test_different_nodata_per_band_is_warned(pair, tmp_path):
+    from ksdiff_qgis.engine.pipeline import pansharpen
+
+    ms = str(tmp_path / "nd.vrt")   # a VRT holds a nodata value per band (a GeoTIFF one for all)
+    ds = gdal.Translate(ms, pair["MS"], format="VRT")
+    ds.GetRasterBand(2).SetNoDataValue(2047)
+    ds = None
+    res = pansharpen(pair["PAN"], ms, str(tmp_path / "o.tif"), "wv2", "mtf_glp_hpm")
+    assert any("different nodata values (band 1: 0.0; band 2: 2047.0)" in w for w in res.warnings), res.warnings

@@ -29,12 +29,14 @@ from .clipping import ClipCounter
 from .errors import Cancelled, InputError
 from .feedback import Feedback
 from .filters import upsample
+from .gdalutil import gdal_call
 from .grid import GridPlan, plan_grid
 from .learned import DEFAULT_PRECISION, PRECISIONS, OnnxFuser, checked_session, value_scale, zero_fill
 from .parallel import BlockRowWriter, TilePool, aligned_cells, default_workers, write_cells
 from .raster_io import (
     GeoTiffWriter,
     RasterInfo,
+    band_value_notes,
     check_not_input,
     check_writable,
     describe,
@@ -434,6 +436,9 @@ def pansharpen(
     colour_note = band_sel.colour_order_note(colours, ms, spec)
     if colour_note:
         warnings.append(colour_note)
+    warnings.extend(band_value_notes(ms_ds, "MS", bplan.indices) + band_value_notes(pan_ds, "PAN", [1]))
+    # the output's values are the MS's stored numbers: its scale/offset say what they mean
+    scale_offset = [(ms_ds.GetRasterBand(b).GetScale(), ms_ds.GetRasterBand(b).GetOffset()) for b in bplan.indices]
     alpha_note = alpha_band_note(flagged, bplan.indices)
     if alpha_note:
         fb.warning(alpha_note)
@@ -535,6 +540,10 @@ def pansharpen(
     fb.info(f"output nodata: {nodata_why}")
     runner = _TileRunner(pan_ds, ms_src, pan, ms, plan, spec, fuse, margin, stats, fb, layout.count)
     set_colour_interpretation(writer.ds, names)
+    for i, (scale, offset) in enumerate(scale_offset, 1):
+        if (scale or 1.0) != 1.0 or (offset or 0.0) != 0.0:
+            gdal_call(writer.ds.GetRasterBand(i).SetScale, scale or 1.0)
+            gdal_call(writer.ds.GetRasterBand(i).SetOffset, offset or 0.0)
     for p in writer.removed_partials:
         fb.info(f"removed {os.path.basename(p)}, left beside the output by an interrupted earlier run")
     low, high = value_range(ms.dtype, out_nbits)

@@ -90,6 +90,32 @@ def check_bands(ds: gdal.Dataset, role: str, tname: str) -> None:
                              "give the image itself, e.g. expanded with gdal_translate -expand rgb")
 
 
+def band_value_notes(ds: gdal.Dataset, role: str, bands: list[int]) -> list[str]:
+    """Warnings for band metadata the fusion does not follow (``bands``: 1-based, the ones fused): a scale/offset
+    (e.g. reflectance stored as Int16 x 1e-4: fused as the stored numbers, the output keeps the scale/offset), and
+    nodata values that differ between bands (band 1's is the one used)."""
+    notes = []
+    scaled = [(b, ds.GetRasterBand(b).GetScale(), ds.GetRasterBand(b).GetOffset()) for b in bands]
+    scaled = [(b, sc if sc is not None else 1.0, off or 0.0) for b, sc, off in scaled]
+    if any(sc != 1.0 or off != 0.0 for _, sc, off in scaled):
+        listed = ", ".join(f"band {b}: x {sc:g} + {off:g}" for b, sc, off in scaled if sc != 1.0 or off != 0.0)
+        notes.append(f"The {role} raster's bands carry a scale/offset ({listed}): the fusion works on the stored "
+                     "numbers, and the output carries the same scale/offset so QGIS reads it in the same units. "
+                     + ("With an offset, the ratio-based methods (Brovey, MTF-GLP-HPM, KSDiff's base) take the stored "
+                        "zero for the physical one: convert to physical values first (e.g. Raster Calculator) for "
+                        "those. " if any(off for _, _, off in scaled) else ""))
+    nodatas = {b: ds.GetRasterBand(b).GetNoDataValue() for b in bands}
+    first = ds.GetRasterBand(1).GetNoDataValue()
+    other = {b: v for b, v in nodatas.items() if v != first and not (v is not None and first is not None and
+                                                                       v != v and first != first)}
+    if other:
+        listed = ", ".join(f"band {b}: {v}" for b, v in other.items())
+        notes.append(f"The {role} raster's bands declare different nodata values (band 1: {first}; {listed}): "
+                     "band 1's is used for every band, so the other bands' holes are fused as data. Give the bands "
+                     "one nodata value (e.g. gdal_translate -a_nodata).")
+    return [n.strip() for n in notes]
+
+
 def open_raster(path: str, role: str) -> tuple[gdal.Dataset, RasterInfo]:
     """Open a raster for reading and prove it is readable (first and last block of every band)."""
     ds = open_dataset(path, role)
