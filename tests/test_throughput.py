@@ -273,9 +273,16 @@ def test_nbits_on_a_product_without_nbits_clips_where_it_says(data_dir, tmp_path
 
 
 @pytest.mark.parametrize("exceptions", [False, True])
-def test_cog_options_are_checked_before_the_fusion(data_dir, tmp_path, monkeypatch, exceptions):
-    """COG with COMPRESS=JPEG on 16-bit data: refused before any tile is fused (it failed after the whole fusion,
-    in the copy to COG), with GDAL exceptions on (as QGIS or another plugin may set them) or off."""
+@pytest.mark.parametrize("cog,options,what", [(True, "COMPRESS=JPEG", "Cloud-Optimized GeoTIFF"),
+                                              (False, "COMPRESS=JPEG", "GeoTIFF"),
+                                              (False, "PREDICTOR=3", "GeoTIFF"),
+                                              (False, "BLOCKXSIZE=100", "GeoTIFF")])
+def test_creation_options_are_checked_before_the_fusion(data_dir, tmp_path, monkeypatch, exceptions, cog, options,
+                                                        what):
+    """Options the driver refuses for 16-bit data (COMPRESS=JPEG, PREDICTOR=3 on integers, a block width not a
+    multiple of 16): refused before any tile is fused, as bad input (a COG failed after the whole fusion, in the
+    copy to COG; a plain GeoTIFF at its creation or first block, as a write error), with GDAL exceptions on (as QGIS
+    or another plugin may set them) or off."""
     from ksdiff_qgis.engine import pipeline
     from ksdiff_qgis.engine.errors import InputError
 
@@ -288,12 +295,20 @@ def test_cog_options_are_checked_before_the_fusion(data_dir, tmp_path, monkeypat
                                                        "brovey": lambda *a: fused.append(1) or a[1]})
     out = tmp_path / "o.tif"
     try:
-        with pytest.raises(InputError, match="Cloud-Optimized GeoTIFF cannot be written"):
+        with pytest.raises(InputError, match=f"the {what} cannot be written with these creation options"):
             pansharpen(str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif"), str(out), "wv2", "brovey",
-                       cog=True, create_options="COMPRESS=JPEG")
+                       cog=cog, create_options=options)
     finally:
         request_restore()
     assert not fused and not out.exists() and not list(tmp_path.iterdir())
+
+
+def test_options_a_driver_does_not_know_are_warned(data_dir, tmp_path):
+    """ZLEVEL with COG ticked: the COG driver drops it (GDAL says so on the console only): the log says so."""
+    log = RecordingFeedback()
+    pansharpen(str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif"), str(tmp_path / "o.tif"), "wv2",
+               "brovey", cog=True, create_options="ZLEVEL=9", feedback=log)
+    assert any("the Cloud-Optimized GeoTIFF driver does not know ZLEVEL" in line for line in log.lines), log.lines
 
 
 def test_cloud_optimized_geotiff(data_dir, tmp_path):

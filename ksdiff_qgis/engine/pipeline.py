@@ -241,14 +241,20 @@ def _make_writer(path: str, cols: int, rows: int, ms: RasterInfo, gt, wkt: str, 
     """A streamed GeoTIFF writer with the chosen encoding; for a COG, a fast intermediate copied at commit."""
     kind = ms.dtype.kind
     if cog:
-        return outputs.CogWriter(path, cols, rows, ms, gt, wkt, names, nodata,
-                                 options=outputs.intermediate_options(kind),
-                                 cog_options=outputs.cog_options(kind, compression, extra),
-                                 is_cancelled=fb.is_cancelled)
+        writer = outputs.CogWriter(path, cols, rows, ms, gt, wkt, names, nodata,
+                                   options=outputs.intermediate_options(kind),
+                                   cog_options=outputs.cog_options(kind, compression, extra),
+                                   is_cancelled=fb.is_cancelled)
+        for note in writer.notes:
+            fb.warning(note)
+        return writer
     # an 11-bit product is written as plain 16-bit samples with the predictor, not bit-packed (NBITS=11):
     # half the encoding time and ~13 % smaller (docs/BENCHMARKS_SPEED.md); CREATE_OPTIONS NBITS=11 packs
-    return GeoTiffWriter(path, cols, rows, ms, gt, wkt, names, nodata,
-                         options=outputs.gtiff_options(kind, compression, extra))
+    options = outputs.gtiff_options(kind, compression, extra)
+    if extra:   # ours are known to work; a user's are tried first
+        for note in outputs.check_options(ms, options, "GTiff"):
+            fb.warning(note)
+    return GeoTiffWriter(path, cols, rows, ms, gt, wkt, names, nodata, options=options)
 
 
 class _TileRunner:

@@ -11,6 +11,7 @@ the bit depth is not recorded. ``NBITS=11`` in the creation options packs them a
 from __future__ import annotations
 
 import os
+import re
 from typing import Callable
 
 import numpy as np
@@ -164,7 +165,8 @@ class CogWriter(GeoTiffWriter):
     a Cloud-Optimized GeoTIFF (overviews, COG layout) beside it and commits the copy in its place."""
 
     def __init__(self, *args, cog_options: list[str], is_cancelled: Callable[[], bool] = lambda: False, **kwargs):
-        check_cog_options(args[3], cog_options)   # before the staged file: nothing to remove on a refusal
+        # before the staged file: nothing to remove on a refusal
+        self.notes = check_options(args[3], cog_options, "COG")
         super().__init__(*args, **kwargs)
         self.cog_options, self.is_cancelled = cog_options, is_cancelled
         self.staged = self.tmp_path
@@ -185,26 +187,41 @@ class CogWriter(GeoTiffWriter):
         _remove(self.staged)
 
 
-def check_cog_options(info, options: list[str]) -> None:
-    """The COG driver takes ``options`` for data like ``info``'s (its bands and type): tried on a 32x32 copy in memory
-    before any work (the copy to COG runs only after the whole fusion, where a rejected option such as COMPRESS=JPEG
-    on 16-bit data used to fail)."""
+def driver_keys(driver: str) -> set[str]:
+    """The creation option names ``driver`` documents (its DMD_CREATIONOPTIONLIST)."""
+    listing = gdal.GetDriverByName(driver).GetMetadataItem(gdal.DMD_CREATIONOPTIONLIST) or ""
+    return {m.upper() for m in re.findall(r"<Option[^>]*\bname=['\"]([^'\"]+)['\"]", listing)}
+
+
+def check_options(info, options: list[str], driver: str = "COG") -> list[str]:
+    """The ``driver`` (GTiff or COG) takes ``options`` for data like ``info``'s (its bands and type): tried on a 32x32
+    copy in memory before any work (a rejected option — COMPRESS=JPEG on 16-bit data, PREDICTOR=3 on integers,
+    BLOCKXSIZE=100 — used to fail after the fusion, or at its first block, as a write error). InputError when it
+    refuses; returns warnings for option names the driver does not know (GDAL drops them, saying so only on the
+    console: e.g. ZLEVEL or NBITS with the COG driver)."""
     src = gdal.GetDriverByName("MEM").Create("", 32, 32, info.bands, info.gdal_type)
     for b in range(info.bands):
         src.GetRasterBand(b + 1).Fill(1)   # blocks of zeros may be skipped, and with them the encoder's checks
-    target = f"/vsimem/ksdiff_cog_check_{os.getpid()}_{id(src)}.tif"
+    target = f"/vsimem/ksdiff_{driver.lower()}_check_{os.getpid()}_{id(src)}.tif"
     # one thread: the encoder's complaints then reach this thread's error handler (NUM_THREADS encodes elsewhere)
     single = _merge(options, ["NUM_THREADS=1"])
-    out, errors = gdal_try(gdal.Translate, target, src, format="COG", creationOptions=single)
+    out, errors = gdal_try(gdal.Translate, target, src, format=driver, creationOptions=single)
     if out is not None:
         errors += close_dataset(out)   # the last blocks are encoded when it closes
     elif not errors:
         errors = ["GDAL refused them"]
     out = None
     gdal_call(gdal.Unlink, target)   # raises under GDAL exceptions when the copy never made it
+    what = "Cloud-Optimized GeoTIFF" if driver == "COG" else "GeoTIFF"
     if errors:
-        raise InputError("the Cloud-Optimized GeoTIFF cannot be written with these creation options: "
+        raise InputError(f"the {what} cannot be written with these creation options: "
                          + "; ".join(e for e in errors if e))
+    known = driver_keys(driver)
+    unknown = sorted({o.split("=", 1)[0].upper() for o in options} - known) if known else []
+    return [f"CREATE_OPTIONS: the {what} driver does not know {', '.join(unknown)}: "
+            + ("ignored" if len(unknown) > 1 else "it is ignored")
+            + (" (with COG ticked, GeoTIFF-only options such as ZLEVEL, NBITS or TILED do not apply)."
+               if driver == "COG" else ".")] if unknown else []
 
 
 def _remove(path: str) -> None:
