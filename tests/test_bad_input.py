@@ -297,3 +297,42 @@ def test_different_nodata_per_band_is_warned(pair, tmp_path):
     ds = None
     res = pansharpen(pair["PAN"], ms, str(tmp_path / "o.tif"), "wv2", "mtf_glp_hpm")
     assert any("different nodata values (band 1: 0.0; band 2: 2047.0)" in w for w in res.warnings), res.warnings
+
+
+def test_mirrored_and_gridless_rasters(pair, tmp_path):
+    """An MS mirrored east-west (negative pixel width) is warped like a south-up one and fuses like the original
+    (it was refused as "finer than the PAN ... swapped?"); a mirrored PAN, and a raster with a CRS but no
+    geotransform, get messages that name what is wrong (they were "must be north-up" and a raw GDAL warp error)."""
+    from ksdiff_qgis.engine.errors import InputError
+    from ksdiff_qgis.engine.pipeline import pansharpen
+
+    def mirrored(src: str, dst: str) -> str:
+        ds = gdal.Translate(dst, src)
+        gt = list(ds.GetGeoTransform())
+        ds.SetGeoTransform([gt[0] + ds.RasterXSize * gt[1], -gt[1], 0, gt[3], 0, gt[5]])
+        for b in range(1, ds.RasterCount + 1):
+            band = ds.GetRasterBand(b)
+            band.WriteArray(band.ReadAsArray()[:, ::-1])
+        ds = None
+        return dst
+
+    ms = mirrored(pair["MS"], str(tmp_path / "ms_m.tif"))
+    a = pansharpen(pair["PAN"], pair["MS"], str(tmp_path / "a.tif"), "wv2", "mtf_glp_hpm")
+    b = pansharpen(pair["PAN"], ms, str(tmp_path / "b.tif"), "wv2", "mtf_glp_hpm")
+    assert any("mirrored east-west" in w for w in b.warnings)
+    fa, fb = gdal.Open(a.output_path), gdal.Open(b.output_path)
+    assert fa.GetGeoTransform() == fb.GetGeoTransform()
+    diff = np.abs(fa.ReadAsArray().astype(float) - fb.ReadAsArray())[:, 8:-8, 8:-8]
+    assert diff.mean() < 1.0
+    with pytest.raises(InputError, match="PAN raster is mirrored east-west"):
+        pansharpen(mirrored(pair["PAN"], str(tmp_path / "pan_m.tif")), pair["MS"], str(tmp_path / "c.tif"), "wv2",
+                   "mtf_glp_hpm")
+    gridless = str(tmp_path / "gridless.tif")
+    src = gdal.Open(pair["PAN"])
+    ds = gdal.GetDriverByName("GTiff").Create(gridless, src.RasterXSize, src.RasterYSize, 1, gdal.GDT_UInt16)
+    ds.SetProjection(src.GetProjection())
+    ds.GetRasterBand(1).WriteArray(src.ReadAsArray())
+    ds = None
+    with pytest.raises(InputError, match="has a coordinate reference system but no geotransform"):
+        pansharpen(gridless, pair["MS"], str(tmp_path / "d.tif"), "wv2", "mtf_glp_hpm")
+    assert not [f for f in os.listdir(tmp_path) if f[0] in "cd" and f.endswith(".tif")]

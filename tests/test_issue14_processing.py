@@ -152,6 +152,23 @@ def test_extent_through_processing_in_another_crs(qgis_app, data_dir, tmp_path):
     assert col == pytest.approx(round(col), abs=1e-6) and row == pytest.approx(round(row), abs=1e-6)  # on the PAN grid
 
 
+def test_extent_partly_outside_the_overlap_is_said(data_dir, tmp_path):
+    """An EXTENT of 100 x 60 PAN pixels, half of it beyond the PAN's edge: the output covers the part inside, and the
+    log says so (it was cut silently; only the output size showed it)."""
+    from ksdiff_qgis.engine.pipeline import pansharpen
+
+    pan = gdal.Open(str(data_dir / "wv2_pan.tif"))
+    gt = pan.GetGeoTransform()
+    x0, y1 = gt[0] + 206 * gt[1], gt[3] + 100 * gt[5]
+    res = pansharpen(str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif"), str(tmp_path / "o.tif"), "wv2",
+                     "exp", extent=(x0, y1 + 60 * gt[5], x0 + 100 * gt[1], y1))
+    note = [w for w in res.warnings if w.startswith("EXTENT reaches beyond")]
+    assert len(note) == 1 and f"covers {res.width} x 60 of its 100 x 60 PAN pixels" in note[0], res.warnings
+    inside = pansharpen(str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif"), str(tmp_path / "i.tif"), "wv2",
+                        "exp", extent=(gt[0] + 10 * gt[1], y1 + 60 * gt[5], gt[0] + 110 * gt[1], y1))
+    assert not [w for w in inside.warnings if w.startswith("EXTENT")]
+
+
 def test_extent_that_misses_is_refused(qgis_app, data_dir, tmp_path):
     from qgis.core import QgsProcessingException
 

@@ -15,7 +15,7 @@ from osgeo import gdal, osr
 
 from .errors import InputError
 from .gdalutil import gdal_call
-from .raster_io import RasterInfo
+from .raster_io import DEFAULT_GT, RasterInfo
 
 RATIO_TOLERANCE = 1e-3   # relative; WorldView-2 products carry ~6e-5 of float noise
 EDGE_TOLERANCE = 0.05    # PAN pixels: grid-edge noise below this snaps to the nearest pixel edge
@@ -144,19 +144,28 @@ def plan_grid(pan: RasterInfo, ms: RasterInfo, ms_ds: gdal.Dataset) -> GridPlan:
                              "gdalwarp) and give the warped raster")
         if not info.georeferenced:
             raise InputError(f"the {name} raster {info.path} has no georeferencing (no geotransform, no CRS)")
-    if pan.rotated or pan.gt[5] >= 0:
-        raise InputError("the PAN raster must be north-up (no rotation terms, negative y pixel size)")
+        if tuple(info.gt) == DEFAULT_GT:   # a CRS, but no pixel grid to place the pixels with
+            raise InputError(f"the {name} raster {info.path} has a coordinate reference system but no geotransform "
+                             "(no pixel grid): georeference it (Raster > Georeferencer, or gdal_translate -a_ullr)")
+    if pan.rotated or pan.gt[5] >= 0 or pan.gt[1] <= 0:
+        how = ("is mirrored east-west (negative pixel width)" if pan.gt[1] <= 0 and not pan.rotated else
+               "is rotated" if pan.rotated else "is south-up (positive pixel height)")
+        raise InputError(f"the PAN raster {how}: the output lies on the PAN's grid, which must be north-up; warp it "
+                         "first (Raster > Projections > Warp (Reproject), or gdalwarp) and give the warped raster")
     if bool(pan.wkt) != bool(ms.wkt):
         which = "PAN" if not pan.wkt else "MS"
         raise InputError(f"the {which} raster has no coordinate reference system while the other has one")
     warnings: list[str] = []
     warped, foot = None, None
-    if not same_crs(pan.wkt, ms.wkt) or ms.rotated or ms.gt[5] >= 0:
+    if not same_crs(pan.wkt, ms.wkt) or ms.rotated or ms.gt[5] >= 0 or ms.gt[1] <= 0:
         warped, ratio = _warp_ms(ms_ds, ms, pan)
         if not same_crs(pan.wkt, ms.wkt):
             why = "is in another CRS than PAN"
         elif ms.rotated:
-            why = f"is rotated by {_rotation(ms):.1f} degrees against north-up"
+            why = (f"is rotated by {_rotation(ms):.1f} degrees against north-up" if abs(_rotation(ms)) >= 0.05 else
+                   "is sheared (its rows and columns are not at right angles)")
+        elif ms.gt[1] <= 0:
+            why = "is mirrored east-west (negative pixel width)"
         else:
             why = "is not north-up"
         warnings.append(

@@ -409,7 +409,6 @@ def pansharpen(
     pan_ds, pan = masks.apply_own_mask(pan_ds, pan, "PAN", fb)
     ms_ds, ms = masks.apply_own_mask(ms_ds, ms, "MS", fb)
     plan = plan_grid(pan, ms, ms_ds)
-    warnings = list(plan.warnings)
     if sensor == AUTO:   # the spectral bands only: a transparency mask is no band of the sensor's
         spectral = replace(ms, bands=ms.bands - len(alpha_masks),
                            descriptions=[d for b, d in enumerate(ms.descriptions, 1) if b not in alpha_masks])
@@ -419,6 +418,7 @@ def pansharpen(
     spec = get_sensor(sensor)
     if extent is not None:
         plan = aoi.clip_plan(plan, pan, aoi.to_pan_crs(extent, extent_wkt, pan.wkt))
+    warnings = list(plan.warnings)
     card = None
     shape = (len(ms_bands) if ms_bands else ms.bands, plan.ratio)   # what a generic product's nearest network must fit
     if method in LEARNED_METHODS:
