@@ -403,3 +403,22 @@ def test_the_check_scores_an_undeclared_fill_as_the_learned_tiles_see_it(data_di
         figures[name] = (check.pixels, check.learned.ergas, check.classical.ergas)
     assert figures["undeclared"][0] == figures["declared"][0]
     assert np.allclose(figures["undeclared"][1:], figures["declared"][1:], rtol=0.05), figures
+
+
+def test_each_window_size_gets_its_own_read_budget(tmp_path, monkeypatch):
+    """The demo scene with a nodata cross through its middle (every window of 128 MS pixels holds some): with the
+    read budget spent on the large windows the check tried no smaller one and said the scene offered 0 valid MS
+    pixels (the QA's 40200-pixel mosaic, 68 % data); each size now has its own budget."""
+    sample = Path(__file__).resolve().parent.parent / "ksdiff_qgis" / "resources" / "sample"
+    ms = str(tmp_path / "ms.tif")
+    ds = gdal.Translate(ms, str(sample / "demo_ms.tif"))
+    for b in range(1, ds.RasterCount + 1):
+        band = ds.GetRasterBand(b)
+        data = band.ReadAsArray()
+        data[64, :] = 0
+        data[:, 64] = 0
+        band.WriteArray(data)
+    ds = None
+    monkeypatch.setattr(selfcheck, "MAX_READS", 1)
+    res = pansharpen(str(sample / "demo_pan.tif"), ms, str(tmp_path / "o.tif"), "wv2", "auto", workers=1)
+    assert res.selfcheck.pixels >= selfcheck.MIN_PIXELS, res.selfcheck.reason

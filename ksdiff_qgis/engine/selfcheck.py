@@ -47,7 +47,7 @@ TARGET_PIXELS = 65536          # MS pixels the sample should cover when the scen
 # (docs/SELFCHECK.md, small-scene study: default / best classical 1.009 -> 0.892 on 13 small validation scenes,
 # never more than 0.2 ERGAS behind it)
 MIN_PIXELS = 256
-MAX_READS = 64                 # candidate windows read at most (bounded time on sparse scenes)
+MAX_READS = 64                 # candidate windows read at most per window size (bounded time on sparse scenes)
 MIN_VALID = 0.99               # a window must be this valid to be used
 MIN_CONTEXT_VALID = 0.5        # and its context at least this valid (the holes filled, a learned model told)
 R_ERGAS_MARGIN = 0.10          # the learned R-ERGAS may exceed the classical one by 10 %
@@ -342,10 +342,11 @@ def run_check(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan, se
     pools = {name: (_Pool(ms.bands), _Pool(ms.bands)) for name in fusers}
     pan_pool, ms_pool = _Pool(1), _Pool(ms.bands)
     taken: list[tuple[int, int, int, int]] = []
-    pixels, reads = 0, 0
+    pixels, total_reads = 0, 0
     for size in (*WINDOW_SIZES, LAST_RESORT_SIZE):
         if size == LAST_RESORT_SIZE and pixels >= MIN_PIXELS:
             break
+        reads = 0   # each size its own budget: a scene whose large windows all hold some nodata tries smaller ones
         for win in candidate_windows(ms_area, size, k):
             if pixels >= TARGET_PIXELS or reads >= MAX_READS:
                 break
@@ -353,7 +354,7 @@ def run_check(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan, se
                 continue
             if fb.is_cancelled():
                 raise Cancelled("cancelled by the user")
-            reads += 1
+            reads, total_reads = reads + 1, total_reads + 1
             s = _Sample(pan_ds, ms_ds, pan, ms, plan, win, ctx, stats)
             drop_cached_blocks([pan_ds, ms_ds])   # one window at a time in GDAL's cache
             if not s.usable:
@@ -365,7 +366,8 @@ def run_check(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan, se
     res = SelfCheck(method=FALLBACK, reason="", pixels=pixels, windows=len(taken))
     if pixels < MIN_PIXELS:
         res.reason = (f"the scene offers only {pixels} valid MS pixels for the self-check (at least {MIN_PIXELS} "
-                      "needed to trust it)")
+                      f"needed to trust it; of the {total_reads} windows of {LAST_RESORT_SIZE} to "
+                      f"{WINDOW_SIZES[0]} MS pixels it read, a window counts when {MIN_VALID:.0%} of it is data)")
         res.seconds = time.perf_counter() - t0
         return res
     scores = {}
