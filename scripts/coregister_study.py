@@ -29,6 +29,7 @@ import robustness  # noqa: E402
 from ksdiff_qgis.engine.feedback import RecordingFeedback  # noqa: E402
 from ksdiff_qgis.engine.filters import upsample  # noqa: E402
 from ksdiff_qgis.engine.pipeline import pansharpen  # noqa: E402
+from model_core.rasters import read  # noqa: E402
 
 SHIFTS = ((0.0, 0.0), (1.0, 0.0), (0.6, -0.8), (-1.5, 1.0))   # (rows, cols) in PAN pixels: the MS content's move
 
@@ -53,6 +54,24 @@ def moved_by(lines: list[str]) -> float | None:
     return None
 
 
+def common(fused: dict, case: robustness.Case) -> dict:
+    """Per output: (its pixels, the case cut to them) over the rows and columns every output covers, in whole
+    multiples of the ratio from the case's origin (the reference grid)."""
+    k = case.ratio
+    spans = {}
+    for key, r in fused.items():
+        r0 = round((r.transform.f - case.transform.f) / case.transform.e)
+        c0 = round((r.transform.c - case.transform.c) / case.transform.a)
+        spans[key] = (r0, c0, r0 + r.data.shape[1], c0 + r.data.shape[2])
+    top = -(-max(s[0] for s in spans.values()) // k) * k
+    left = -(-max(s[1] for s in spans.values()) // k) * k
+    bottom = min(s[2] for s in spans.values()) // k * k
+    right = min(s[3] for s in spans.values()) // k * k
+    cut = replace(case, pan=case.pan[top:bottom, left:right], ref=case.ref[:, top:bottom, left:right])
+    return {key: (r.data[:, top - spans[key][0]:bottom - spans[key][0], left - spans[key][1]:right - spans[key][1]]
+                  .astype(np.float64), cut) for key, r in fused.items()}
+
+
 def run(methods: list[str], folder: Path) -> list[dict]:
     rows = []
     cases = robustness.sentinel2_cases() + [robustness.landsat_case()]
@@ -62,15 +81,18 @@ def run(methods: list[str], folder: Path) -> list[dict]:
             pan, ms, _ = robustness.write_case(c, folder / f"{case.name}_{shift[0]}_{shift[1]}")
             for method in methods:
                 row = {"case": case.name, "shift": list(shift), "method": method}
+                fused = {}
                 for on in (False, True):
                     log = RecordingFeedback()
                     out = str(Path(pan).parent / f"{method}_{int(on)}.tif")
                     pansharpen(pan, ms, out, sensor=case.sensor, method=method, feedback=log, coregister=on)
-                    s = robustness.score(out, c)
-                    key = "on" if on else "off"
-                    row[key] = {"ERGAS": s["ERGAS"], "SAM": s["SAM"]}
+                    fused["on" if on else "off"] = read(out)
                     if on:
                         row["moved_pan_px"] = moved_by(log.lines)
+                # both scored on the pixels both cover (COREGISTER cuts its output to the overlap after the move)
+                for key, (f, ref) in common(fused, c).items():
+                    s = robustness.score_array(f, ref)
+                    row[key] = {"ERGAS": s["ERGAS"], "SAM": s["SAM"]}
                 rows.append(row)
     return rows
 
