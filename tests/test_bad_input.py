@@ -336,3 +336,22 @@ def test_mirrored_and_gridless_rasters(pair, tmp_path):
     with pytest.raises(InputError, match="has a coordinate reference system but no geotransform"):
         pansharpen(gridless, pair["MS"], str(tmp_path / "d.tif"), "wv2", "mtf_glp_hpm")
     assert not [f for f in os.listdir(tmp_path) if f[0] in "cd" and f.endswith(".tif")]
+
+
+def test_a_compound_crs_is_its_horizontal_crs(pair, tmp_path):
+    """A PAN in UTM 31N + EGM96 height and an MS in UTM 31N: the same pixel grid (it was taken as another CRS: an
+    extra cubic warp of the MS and a reprojection warning)."""
+    from osgeo import osr
+
+    from ksdiff_qgis.engine.pipeline import pansharpen
+
+    pan = str(tmp_path / "pan_compound.tif")
+    ds = gdal.Translate(pan, pair["PAN"])
+    srs = osr.SpatialReference()
+    srs.SetFromUserInput("EPSG:32631+5773")
+    ds.SetProjection(srs.ExportToWkt())
+    ds = None
+    a = pansharpen(pair["PAN"], pair["MS"], str(tmp_path / "a.tif"), "wv2", "mtf_glp_hpm")
+    b = pansharpen(pan, pair["MS"], str(tmp_path / "b.tif"), "wv2", "mtf_glp_hpm")
+    assert not [w for w in b.warnings if "another CRS" in w]
+    assert np.array_equal(gdal.Open(a.output_path).ReadAsArray(), gdal.Open(b.output_path).ReadAsArray())

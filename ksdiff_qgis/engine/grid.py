@@ -46,6 +46,12 @@ def same_crs(a: str, b: str) -> bool:
     sa, sb = osr.SpatialReference(), osr.SpatialReference()
     sa.ImportFromWkt(a)
     sb.ImportFromWkt(b)
+    if sa.IsSame(sb):
+        return True
+    # a compound CRS (e.g. UTM + EGM96 height) places pixels as its horizontal part does: the fusion is 2-D
+    for s in (sa, sb):
+        if s.IsCompound():
+            gdal_call(s.StripVertical)
     return bool(sa.IsSame(sb))
 
 
