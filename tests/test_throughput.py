@@ -487,3 +487,15 @@ def test_learned_small_scene_keeps_balanced_strips(data_dir, tmp_path):
                tile_size=200, overlap=12, workers=1, device="cpu", create_options=["BLOCKXSIZE=64", "BLOCKYSIZE=64"],
                feedback=log)
     assert any("4 tile(s) of 134 px, overlap 12" in m for m in log.lines)
+
+
+def test_tiled_and_photometric_options_are_not_taken_and_said(data_dir, tmp_path):
+    """TILED=NO and PHOTOMETRIC=RGB in CREATE_OPTIONS: the output stays tiled with its band colours from the band
+    names (PHOTOMETRIC=RGB tagged the Blue band 1 as red), and the log says the two were not used."""
+    log = RecordingFeedback()
+    res = pansharpen(str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif"), str(tmp_path / "o.tif"), "wv2",
+                     "brovey", create_options="TILED=NO|PHOTOMETRIC=RGB", feedback=log)
+    assert any("CREATE_OPTIONS TILED=NO, PHOTOMETRIC=RGB: not used" in line for line in log.lines), log.lines
+    ds = gdal.Open(res.output_path)
+    assert ds.GetRasterBand(1).GetColorInterpretation() == gdal.GCI_BlueBand
+    assert ds.GetRasterBand(1).GetBlockSize() == [outputs.BLOCK, outputs.BLOCK]   # tiles, not strips

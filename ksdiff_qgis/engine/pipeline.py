@@ -252,7 +252,7 @@ def _make_writer(path: str, cols: int, rows: int, ms: RasterInfo, gt, wkt: str, 
     # half the encoding time and ~13 % smaller (docs/BENCHMARKS_SPEED.md); CREATE_OPTIONS NBITS=11 packs
     options = outputs.gtiff_options(kind, compression, extra)
     if extra:   # ours are known to work; a user's are tried first
-        for note in outputs.check_options(ms, options, "GTiff"):
+        for note in outputs.fixed_key_notes(extra) + outputs.check_options(ms, options, "GTiff"):
             fb.warning(note)
     return GeoTiffWriter(path, cols, rows, ms, gt, wkt, names, nodata, options=options)
 

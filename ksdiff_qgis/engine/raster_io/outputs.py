@@ -83,6 +83,18 @@ def _key(option: str) -> str:
     return option.split("=", 1)[0].strip().upper()
 
 
+# keys the streamed writer sets itself: tiles (it writes tile by tile) and PHOTOMETRIC (band colours follow the
+# band names; PHOTOMETRIC=RGB tagged band 1 red whatever it held)
+FIXED_KEYS = ("TILED", "PHOTOMETRIC")
+
+
+def fixed_key_notes(extra: list[str]) -> list[str]:
+    """Warnings for CREATE_OPTIONS keys a GeoTIFF output does not take from the user (``FIXED_KEYS``)."""
+    given = [o for o in extra if _key(o) in FIXED_KEYS]
+    return [f"CREATE_OPTIONS {', '.join(given)}: not used — the output is written in tiles, and its band colours "
+            "follow the band names."] if given else []
+
+
 def _merge(base: list[str], extra: list[str]) -> list[str]:
     """``base`` with every key given in ``extra`` replaced by ``extra``'s value (case-insensitive keys)."""
     keys = {_key(e) for e in extra}
@@ -109,7 +121,7 @@ def gtiff_options(dtype_kind: str, compression: str = DEFAULT_COMPRESSION, extra
         opts.append("COMPRESS=NONE")
     if nbits:
         opts.append(f"NBITS={nbits}")
-    opts = _merge(opts, list(extra or []))
+    opts = _merge(opts, [o for o in extra or [] if _key(o) not in FIXED_KEYS])
     packed = [o for o in opts if o.upper().startswith("NBITS=") and o.split("=", 1)[1] not in ("8", "16", "32", "64")]
     if packed:   # GDAL refuses a predictor on bit-packed samples
         opts = [o for o in opts if not o.upper().startswith("PREDICTOR=")]
