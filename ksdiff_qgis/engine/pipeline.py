@@ -181,8 +181,8 @@ def estimate_scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: G
     """Scene statistics from MS and PAN averaged onto the MS grid, over a spread sample of windows, with the PAN/MS
     offset measured on them (``SceneStats.pan_offset``).
 
-    Reading windows (not the whole scene decimated) keeps memory flat: GDAL's averaging reads its
-    source window at full resolution. ``notes`` gets the sample's ``undeclared_fill_notes``.
+    Reading windows (not the whole scene decimated) keeps memory flat: each is averaged from its full-resolution
+    pixels (``read_decimated``). ``notes`` gets the sample's ``undeclared_fill_notes``.
     """
     kc, kr, kw, kh = _ms_stats_window(plan, ms_ds.RasterXSize, ms_ds.RasterYSize)
     k = plan.ratio
@@ -234,6 +234,16 @@ def _fit_workers(workers: int, tile: int, rows: int, cols: int, bands: int, marg
     while workers > 1 and one + (workers - 1) * per_tile > budget[0]:
         workers -= 1
     return workers
+
+
+def _band_metadata_notes(pan_ds, ms_ds, ms: RasterInfo, spec: Sensor, fused: list[int]) -> list[str]:
+    """Warnings about what the inputs' band metadata say and the fusion does not follow: a colour interpretation
+    that orders unnamed bands otherwise than the sensor, a scale/offset, nodata values that differ between bands."""
+    colours = [gdal.GetColorInterpretationName(ms_ds.GetRasterBand(b).GetColorInterpretation())
+               for b in range(1, ms.bands + 1)]
+    colour_note = band_sel.colour_order_note(colours, ms, spec)
+    return ([colour_note] if colour_note else []) + band_value_notes(ms_ds, "MS", fused) + \
+        band_value_notes(pan_ds, "PAN", [1])
 
 
 def _make_writer(path: str, cols: int, rows: int, ms: RasterInfo, gt, wkt: str, names: list[str],
@@ -437,12 +447,7 @@ def pansharpen(
         bplan = band_sel.plan_bands(ms, spec, ms_bands, None, mtf_gains)
     for note in bplan.notes:
         fb.info(note)
-    colours = [gdal.GetColorInterpretationName(ms_ds.GetRasterBand(b).GetColorInterpretation())
-               for b in range(1, ms.bands + 1)]
-    colour_note = band_sel.colour_order_note(colours, ms, spec)
-    if colour_note:
-        warnings.append(colour_note)
-    warnings.extend(band_value_notes(ms_ds, "MS", bplan.indices) + band_value_notes(pan_ds, "PAN", [1]))
+    warnings.extend(_band_metadata_notes(pan_ds, ms_ds, ms, spec, bplan.indices))
     # the output's values are the MS's stored numbers: its scale/offset say what they mean
     scale_offset = [(ms_ds.GetRasterBand(b).GetScale(), ms_ds.GetRasterBand(b).GetOffset()) for b in bplan.indices]
     alpha_note = alpha_band_note(flagged, bplan.indices)
