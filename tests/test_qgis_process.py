@@ -111,29 +111,21 @@ def test_qgis_process_bundled_ksdiff_matches_engine(profile, data_dir, tmp_path)
     assert np.array_equal(gdal.Open(str(out)).ReadAsArray(), gdal.Open(ref.output_path).ReadAsArray())
 
 
-def test_qgis_process_consistency_switch(profile, data_dir, tmp_path):
-    """CONSISTENCY=false under qgis_process gives the engine's output without the step."""
-    pan, ms = data_dir / "wv2_test_pan.tif", data_dir / "wv2_test_ms.tif"
-    out = tmp_path / "qp_off.tif"
+@pytest.mark.parametrize("pair,method,switch,says,gone,engine", [
+    ("wv2_test", "ksdiff", "CONSISTENCY=false", "no consistency step", None, {"consistency": False}),
+    ("wv2", "mtf_glp_hpm", "COREGISTER=true", "COREGISTER: the MS moved onto the PAN", "PAN pixels apart",
+     {"coregister": True}),
+])
+def test_qgis_process_switches(profile, data_dir, tmp_path, pair, method, switch, says, gone, engine):
+    """CONSISTENCY=false (the network's own output) and COREGISTER=true (the MS moved onto the PAN) under
+    qgis_process: the log says so and the pixels are the engine's for the same switch."""
+    pan, ms = data_dir / f"{pair}_pan.tif", data_dir / f"{pair}_ms.tif"
+    out = tmp_path / "qp.tif"
     res = qgis_process(profile, "run", "ksdiff:pansharpen", "--", f"PAN={pan}", f"MS={ms}", "SENSOR=wv2",
-                       "METHOD=ksdiff", "CONSISTENCY=false", f"OUTPUT={out}")
+                       f"METHOD={method}", switch, f"OUTPUT={out}")
     assert res.returncode == 0, res.stdout + res.stderr
-    assert "no consistency step" in res.stdout
+    assert says in res.stdout and (gone is None or gone not in res.stdout)
     from ksdiff_qgis.engine.pipeline import pansharpen
 
-    ref = pansharpen(str(pan), str(ms), str(tmp_path / "ref.tif"), "wv2", "ksdiff", consistency=False)
-    assert np.array_equal(gdal.Open(str(out)).ReadAsArray(), gdal.Open(ref.output_path).ReadAsArray())
-
-
-def test_qgis_process_coregister_switch(profile, data_dir, tmp_path):
-    """COREGISTER=true under qgis_process moves the MS onto the PAN (said in the log) as the engine does."""
-    pan, ms = data_dir / "wv2_pan.tif", data_dir / "wv2_ms.tif"
-    out = tmp_path / "qp_coreg.tif"
-    res = qgis_process(profile, "run", "ksdiff:pansharpen", "--", f"PAN={pan}", f"MS={ms}", "SENSOR=wv2",
-                       "METHOD=mtf_glp_hpm", "COREGISTER=true", f"OUTPUT={out}")
-    assert res.returncode == 0, res.stdout + res.stderr
-    assert "COREGISTER: the MS moved onto the PAN" in res.stdout and "PAN pixels apart" not in res.stdout
-    from ksdiff_qgis.engine.pipeline import pansharpen
-
-    ref = pansharpen(str(pan), str(ms), str(tmp_path / "ref.tif"), "wv2", "mtf_glp_hpm", coregister=True)
+    ref = pansharpen(str(pan), str(ms), str(tmp_path / "ref.tif"), "wv2", method, **engine)
     assert np.array_equal(gdal.Open(str(out)).ReadAsArray(), gdal.Open(ref.output_path).ReadAsArray())
