@@ -138,3 +138,15 @@ def test_nodata_in_every_window_still_lets_the_offset_be_measured(data_dir, tmp_
     assert np.hypot(base[0] - with_hole[0], base[1] - with_hole[1]) < 0.05
     res = pipeline.pansharpen(pan, holed, str(tmp_path / "o.tif"), "wv2", "mtf_glp_hpm", coregister=True)
     assert res.coregistration.startswith("COREGISTER: the MS moved onto the PAN")
+
+
+def test_the_grid_shift_line_says_it_is_from_before_the_move(data_dir, tmp_path):
+    """An MS grid half an MS pixel off the PAN grid, COREGISTER on: the grid-shift warning says it describes the
+    georeference, before the move (it read as the state the fusion used)."""
+    pan, ms = str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif")
+    off = _moved(ms, str(tmp_path / "off.vrt"), 0.5, 0.0)
+    res = pipeline.pansharpen(pan, off, str(tmp_path / "o.tif"), "wv2", "mtf_glp_hpm", coregister=True)
+    lines = [w for w in res.warnings if w.startswith("The MS grid is shifted")]
+    assert len(lines) == 1 and lines[0].endswith("(by its georeference, before the COREGISTER move).")
+    plain = pipeline.pansharpen(pan, off, str(tmp_path / "p.tif"), "wv2", "mtf_glp_hpm")
+    assert [w for w in plain.warnings if w.startswith("The MS grid is shifted")][0].endswith("every PAN pixel.")

@@ -22,6 +22,7 @@ EDGE_TOLERANCE = 0.05    # PAN pixels: grid-edge noise below this snaps to the n
 # PAN pixels: an MS/PAN ratio near a whole one is taken as whole while the MS's far edge stays this close to where
 # its georeference puts it (WorldView-2: 4.000246, 0.04 pixels over a 150-pixel MS, 2.2 over a whole scene)
 DRIFT_TOLERANCE = 0.25
+GRID_SHIFT = "The MS grid is shifted"   # the start of plan_grid's warning about a grid offset
 MIN_OVERLAP_MS = 8       # MS pixels per side: fewer leave too few samples for the scene statistics
 
 
@@ -228,7 +229,7 @@ def plan_grid(pan: RasterInfo, ms: RasterInfo, ms_ds: gdal.Dataset) -> GridPlan:
     frac_r, frac_c = ms_r0 - round(ms_r0 / ratio) * ratio, ms_c0 - round(ms_c0 / ratio) * ratio
     if warped is None and (abs(frac_r) > EDGE_TOLERANCE or abs(frac_c) > EDGE_TOLERANCE):
         warnings.append(
-            f"The MS grid is shifted by ({frac_c:+.2f}, {frac_r:+.2f}) PAN pixels (x, y) against the PAN grid; "
+            f"{GRID_SHIFT} by ({frac_c:+.2f}, {frac_r:+.2f}) PAN pixels (x, y) against the PAN grid; "
             "MS is resampled at the true position of every PAN pixel."
         )
     out_gt = (pan.gt[0] + c_start * px, px, 0.0, pan.gt[3] - r_start * py, 0.0, -py)

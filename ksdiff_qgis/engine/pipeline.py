@@ -30,7 +30,7 @@ from .errors import Cancelled, InputError
 from .feedback import Feedback
 from .filters import upsample
 from .gdalutil import gdal_call
-from .grid import GridPlan, plan_grid
+from .grid import GRID_SHIFT, GridPlan, plan_grid
 from .learned import DEFAULT_PRECISION, PRECISIONS, OnnxFuser, checked_session, value_scale, zero_fill
 from .parallel import BlockRowWriter, TilePool, aligned_cells, default_workers, write_cells
 from .raster_io import (
@@ -480,6 +480,8 @@ def pansharpen(
     else:
         offset = stats.pan_offset
         plan = coregistration.moved_plan(plan, offset, (ms_src.RasterYSize, ms_src.RasterXSize))
+        warnings = [w[:-1] + " (by its georeference, before the COREGISTER move)." if w.startswith(GRID_SHIFT) else w
+                    for w in warnings]
         stats = estimate_scene_stats(pan_ds, ms_src, pan, ms, plan)   # on the co-registered grid
         moved_line, unreliable = coregistration.moved_note(offset, stats.pan_offset, plan.ratio)
         if unreliable:
