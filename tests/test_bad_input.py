@@ -355,3 +355,26 @@ def test_a_compound_crs_is_its_horizontal_crs(pair, tmp_path):
     b = pansharpen(pan, pair["MS"], str(tmp_path / "b.tif"), "wv2", "mtf_glp_hpm")
     assert not [w for w in b.warnings if "another CRS" in w]
     assert np.array_equal(gdal.Open(a.output_path).ReadAsArray(), gdal.Open(b.output_path).ReadAsArray())
+
+
+def test_nan_holes_without_nodata_stay_holes_in_the_scene_statistics(tmp_path):
+    """Float32 inputs with NaN holes and no nodata value: the scene statistics' averaged reads keep them holes (they
+    became 0: a false "53 % of its sampled pixels are 0" fill warning and a 47.7-pixel misregistration)."""
+    from ksdiff_qgis.engine.pipeline import pansharpen
+
+    data = Path(__file__).resolve().parent / "data"
+    paths = {}
+    for role in ("pan", "ms"):
+        paths[role] = str(tmp_path / f"{role}_nan.tif")
+        src = gdal.Open(str(data / f"wv2_nodata_{role}.tif"))
+        ds = gdal.GetDriverByName("GTiff").Create(paths[role], src.RasterXSize, src.RasterYSize, src.RasterCount,
+                                                  gdal.GDT_Float32)
+        ds.SetGeoTransform(src.GetGeoTransform())
+        ds.SetProjection(src.GetProjection())
+        for b in range(1, src.RasterCount + 1):
+            arr = src.GetRasterBand(b).ReadAsArray().astype(np.float32)
+            arr[arr == 0] = np.nan
+            ds.GetRasterBand(b).WriteArray(arr)
+        ds = None
+    res = pansharpen(paths["pan"], paths["ms"], str(tmp_path / "o.tif"), "wv2", "gsa")
+    assert not [w for w in res.warnings if "are 0" in w or "PAN pixels apart" in w and "47" in w], res.warnings

@@ -448,3 +448,19 @@ def test_unnamed_bands_whose_colours_say_another_order_are_warned(data_dir, tmp_
     named = pansharpen(str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif"), str(tmp_path / "n.tif"), "wv2",
                        "mtf_glp_hpm")
     assert not [w for w in named.warnings if "colour interpretation" in w]
+
+
+def test_gdal_default_rgb_tags_of_an_8bit_product_are_not_a_statement(data_dir, tmp_path):
+    """An 8-bit B, G, R, NIR GeoTIFF written by GDAL with default options: GDAL tags bands 1-3 Red, Green, Blue
+    whatever they hold — no colour-order warning (its advice would have swapped Blue and Red)."""
+    src = gdal.Open(str(data_dir / "wv2_ms.tif"))
+    ms = str(tmp_path / "bgrn8.tif")
+    ds = gdal.GetDriverByName("GTiff").Create(ms, src.RasterXSize, src.RasterYSize, 4, gdal.GDT_Byte)
+    ds.SetGeoTransform(src.GetGeoTransform())
+    ds.SetProjection(src.GetProjection())
+    for b in range(1, 5):
+        ds.GetRasterBand(b).WriteArray((src.GetRasterBand(b).ReadAsArray() // 8).clip(1, 255).astype(np.uint8))
+    ds = None
+    assert gdal.Open(ms).GetRasterBand(1).GetColorInterpretation() == gdal.GCI_RedBand   # GDAL's default tags
+    res = pansharpen(str(data_dir / "wv2_pan.tif"), ms, str(tmp_path / "o.tif"), "wv2", "mtf_glp_hpm")
+    assert not [w for w in res.warnings if "colour interpretation" in w]

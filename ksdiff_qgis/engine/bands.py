@@ -11,6 +11,7 @@ import dataclasses
 import re
 from dataclasses import dataclass, field
 
+import numpy as np
 from osgeo import gdal
 
 from .classical import BEST_CLASSICAL
@@ -158,11 +159,14 @@ def colour_order_note(colours: list[str], ms: RasterInfo, spec: Sensor) -> str |
     """A warning when bands without names are taken in the sensor's order while the file's colour interpretation
     (``colours``: GDAL's names, e.g. 'Red') says otherwise — e.g. an R, G, B, NIR product (Pleiades, SPOT) tagged as
     such, fused as WorldView-2's B, G, R, NIR: Red and Blue swapped in the fusion and in the output's names. The
-    tags are not followed silently: GDAL tags any 3- or 4-band 8-bit GeoTIFF R, G, B by default."""
+    tags are not followed silently, and GDAL's default tags of an 8-bit product (R, G, B on bands 1-3, whatever they
+    hold) are not taken for a statement."""
     if ms.bands != spec.n_bands:
         return None
     said = {i: c.lower() for i, c in enumerate(colours) if not ms.descriptions[i] and c.lower() in
             ("red", "green", "blue")}
+    if ms.dtype == np.uint8 and said == {0: "red", 1: "green", 2: "blue"}:
+        return None   # GDAL's default tags of any 3- or 4-band 8-bit GeoTIFF: they say nothing about the order
     wrong = [i for i, c in said.items() if band_kind(spec.band_names[i]) != c]
     if not wrong:
         return None

@@ -41,7 +41,7 @@ def read_padded(ds: gdal.Dataset, row0: int, col0: int, rows: int, cols: int, mo
 
 def read_decimated(ds: gdal.Dataset, col: int, row: int, w: int, h: int, out_w: int, out_h: int) -> np.ndarray:
     """Read a window averaged down to (out_h, out_w), as float64 (bands, out_h, out_w): each output pixel the mean of
-    the valid pixels under it (GDAL's mask: nodata, alpha, an internal mask; and finite), the nodata value (else 0)
+    the valid pixels under it (GDAL's mask: nodata, alpha, an internal mask; and finite), the nodata value (else NaN)
     where none is. Averaged here from the full-resolution pixels, not by GDAL: a downsampled GDAL read is answered
     from the raster's overviews when it has some — a nearest-neighbour or stale pyramid QGIS built — which moved the
     scene statistics and the PAN/MS registration. A factor that is not whole (a window cut by the raster's edge) is
@@ -68,8 +68,8 @@ def read_decimated(ds: gdal.Dataset, col: int, row: int, w: int, h: int, out_w: 
         total = np.where(ok, arr, 0.0).reshape(out_h, fy, out_w, fx).sum(axis=(1, 3))
         count = ok.reshape(out_h, fy, out_w, fx).sum(axis=(1, 3))
         nodata = band.GetNoDataValue()
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out[b] = np.where(count > 0, total / np.maximum(count, 1), nodata if nodata is not None else 0.0)
+        # no valid pixel: the nodata value, else NaN (a hole ``valid_pixels`` sees; 0 would read as data)
+        out[b] = np.where(count > 0, total / np.maximum(count, 1), nodata if nodata is not None else np.nan)
     return out
 
 
