@@ -378,3 +378,13 @@ def test_nan_holes_without_nodata_stay_holes_in_the_scene_statistics(tmp_path):
         ds = None
     res = pansharpen(paths["pan"], paths["ms"], str(tmp_path / "o.tif"), "wv2", "gsa")
     assert not [w for w in res.warnings if "are 0" in w or "PAN pixels apart" in w and "47" in w], res.warnings
+
+
+def test_a_sheared_ms_is_called_sheared(pair, tmp_path):
+    """An MS whose rows are sheared (no rotation of its columns): warped, and the warning says sheared (it said
+    "rotated by 0.0 degrees")."""
+    from ksdiff_qgis.engine.pipeline import pansharpen
+
+    ms = _copy_with_gt(pair["MS"], str(tmp_path / "shear.tif"), lambda gt: [gt[0], gt[1], 0.002, gt[3], 0, gt[5]])
+    res = pansharpen(pair["PAN"], ms, str(tmp_path / "o.tif"), "wv2", "mtf_glp_hpm")
+    assert any("The MS raster is sheared" in w for w in res.warnings), res.warnings
