@@ -273,3 +273,18 @@ def test_a_mask_per_band_is_said_not_applied(data_dir, tmp_path):
     log = RecordingFeedback()
     pansharpen(str(data_dir / "wv2_pan.tif"), ms, str(tmp_path / "o.tif"), "wv2", "mtf_glp_hpm", feedback=log)
     assert any("mask per band, which is not applied" in line and "-mask 1" in line for line in log.lines), log.lines
+
+
+def test_an_added_alpha_on_both_inputs_still_warns_of_a_zero_fill(data_dir, tmp_path):
+    """``gdalbuildvrt -addalpha`` over the nodata-edged pair whose copies declare no nodata (the alpha opaque
+    everywhere): the alpha is read as a mask (nodata NaN), which hid the zero fill from the undeclared-fill check —
+    its warning vanished and a learned tile's context took the zeros for scene content. Both warn again."""
+    vrts = {}
+    for role in ("pan", "ms"):
+        plain = str(tmp_path / f"{role}.tif")
+        gdal.Translate(plain, str(data_dir / f"wv2_nodata_{role}.tif"), noData="none")
+        vrts[role] = str(tmp_path / f"{role}.vrt")
+        gdal.BuildVRT(vrts[role], [plain], addAlpha=True).FlushCache()
+    res = pansharpen(vrts["pan"], vrts["ms"], str(tmp_path / "o.tif"), "wv2", "gsa")
+    fills = [w for w in res.warnings if "declares no nodata value its pixels can hold" in w]
+    assert len(fills) == 2, res.warnings

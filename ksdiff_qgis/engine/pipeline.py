@@ -167,7 +167,7 @@ def undeclared_fill_notes(pan_lr: np.ndarray, ms_lr: np.ndarray, pan: RasterInfo
     notes = []
     for role, zero, info in (("PAN", pan_lr == 0, pan), ("MS", (ms_lr == 0).all(axis=0), ms)):
         share = float(zero.mean())
-        if info.nodata is None and share >= FILL_SHARE:
+        if info.file_nodata is None and share >= FILL_SHARE:
             notes.append(f"The {role} raster declares no nodata value its pixels can hold, yet {share:.0%} of its "
                          "sampled pixels are 0" + (" in every band" if role == "MS" else "")
                          + ": if that is a fill (a scene edge), set 0 as "
@@ -324,9 +324,9 @@ class _TileRunner:
         """The tile's pixels a learned model may summarise (``TileContext.valid``): the valid ones, less an
         undeclared fill (``learned.zero_fill``). Such a fill is still fused as data (``undeclared_fill_notes``
         warns), but a scene edge of zeros must not steer the kernels of the tile's real pixels."""
-        ms_zero = None if self.ms.nodata is not None else _on_pan_grid(
+        ms_zero = None if self.ms.file_nodata is not None else _on_pan_grid(
             (ms == 0).all(axis=0), pan.shape[1:], origin, self.plan.ratio)
-        fill = zero_fill(pan[0] == 0 if self.pan.nodata is None else None, ms_zero)
+        fill = zero_fill(pan[0] == 0 if self.pan.file_nodata is None else None, ms_zero)
         if fill is None:
             return valid
         return ~fill if valid is None else valid & ~fill

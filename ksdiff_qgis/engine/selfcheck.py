@@ -271,8 +271,8 @@ class _Sample:
         ms_ok = self.ms_ok[pad:pad + H, pad:pad + W]
         # what the window may be chosen on and a learned fuser may summarise: the data, less an undeclared fill of
         # zeros, which the pipeline fuses as data but leaves out of a learned tile's context (``_context_valid``)
-        ms_zero = (self.ms_raw[:, pad:pad + H, pad:pad + W] == 0).all(axis=0) if ms.nodata is None else None
-        fill = zero_fill(pan_arr[0] == 0 if pan.nodata is None else None,
+        ms_zero = (self.ms_raw[:, pad:pad + H, pad:pad + W] == 0).all(axis=0) if ms.file_nodata is None else None
+        fill = zero_fill(pan_arr[0] == 0 if pan.file_nodata is None else None,
                          None if ms_zero is None else np.repeat(np.repeat(ms_zero, k, axis=0), k, axis=1))
         pan_data = pan_ok if fill is None else pan_ok & ~fill
         ms_data = ms_ok if fill is None else ms_ok & ~fill.reshape(H, k, W, k).all(axis=(1, 3))

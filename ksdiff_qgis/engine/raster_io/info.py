@@ -36,6 +36,12 @@ class RasterInfo:
         return tuple(self.gt) != DEFAULT_GT or bool(self.wkt)
 
     @property
+    def file_nodata(self) -> float | None:
+        """The nodata value the file itself declares: None also when ``nodata`` is only the NaN a mask of the file's
+        own (an alpha band, a .msk) is read as — its other pixels may still hold an undeclared fill of zeros."""
+        return None if self.mask and self.nodata is not None and self.nodata != self.nodata else self.nodata
+
+    @property
     def rotated(self) -> bool:
         return self.gt[2] != 0.0 or self.gt[4] != 0.0
 
