@@ -1,6 +1,7 @@
 """Bad input gets a clear message before any pixel is written, and nothing is left behind."""
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -378,6 +379,12 @@ def test_nan_holes_without_nodata_stay_holes_in_the_scene_statistics(tmp_path):
         ds = None
     res = pansharpen(paths["pan"], paths["ms"], str(tmp_path / "o.tif"), "wv2", "gsa")
     assert not [w for w in res.warnings if "are 0" in w or "PAN pixels apart" in w and "47" in w], res.warnings
+    # the output's holes are NaN and declared so (they were -3.4e38 with no nodata declared)
+    out = gdal.Open(res.output_path)
+    band = out.GetRasterBand(1)
+    assert math.isnan(band.GetNoDataValue())
+    data = band.ReadAsArray()
+    assert np.isnan(data).mean() > 0.2 and np.nanmin(data) > -1e30
 
 
 def test_a_sheared_ms_is_called_sheared(pair, tmp_path):

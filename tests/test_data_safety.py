@@ -382,6 +382,7 @@ def _info(dtype: str, nodata, nbits=None):
     (65535.0, "int16", None, None, -32768.0),      # signed: the type's minimum
     (0.0, "float32", 1e39, None, 0.0),             # beyond float32
     (-1e39, "float32", None, None, float("nan")),  # floats: NaN
+    (None, "float32", None, None, float("nan")),   # no input declares one: a float output's NaN holes declared
 ])
 def test_output_nodata_policy(pan_nd, ms_dtype, ms_nd, nbits, expected):
     from ksdiff_qgis.engine.raster_io import output_nodata

@@ -45,17 +45,22 @@ def fits(value: float | None, info: RasterInfo) -> bool:
 def output_nodata(pan: RasterInfo, ms: RasterInfo) -> tuple[float | None, str]:
     """The output nodata value and why: MS nodata if the output type holds it, else PAN nodata if it does,
     else 0 for unsigned integers, the type's minimum for signed ones, NaN for floats. None (no nodata)
-    only when neither input declares one, since then no pixel can be a hole."""
+    only when neither input declares one and the output is not floating point (a floating-point output declares NaN:
+    NaN in the inputs are holes whether declared or not)."""
     # a masked input's NaN is the view's, not the product's value: its holes take the output type's default
     ms_nodata, pan_nodata = (None if i.mask else i.nodata for i in (ms, pan))
     masked = [f"the pixels the {n} {i.mask} hides" for n, i in (("MS", ms), ("PAN", pan)) if i.mask]
     if fits(ms_nodata, ms):
         return ms_nodata, f"the MS nodata value {ms_nodata:g}"
-    if pan_nodata is None and ms_nodata is None and not masked:
+    # NaN and infinities in a floating-point input are holes whether declared or not (``valid_pixels``): a
+    # floating-point output declares NaN, which no value it holds can be confused with
+    undeclared = pan_nodata is None and ms_nodata is None and not masked
+    if undeclared and ms.dtype.kind != "f":
         return None, "none (neither input declares nodata)"
     unfit = [f"{n} nodata {v:g}" for n, v in (("MS", ms_nodata), ("PAN", pan_nodata))
              if v is not None and not fits(v, ms)]
-    notes = ([f"{' and '.join(unfit)} not representable in {ms.dtype.name}"] if unfit else []) + masked
+    notes = ([f"{' and '.join(unfit)} not representable in {ms.dtype.name}"] if unfit else []) + masked + \
+        (["no input declares one; NaN in the inputs are holes"] if undeclared else [])
     note = f" ({'; '.join(notes)})" if notes else ""
     if fits(pan_nodata, ms):
         return pan_nodata, f"the PAN nodata value {pan_nodata:g}{note}"
