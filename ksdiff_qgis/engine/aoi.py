@@ -5,13 +5,12 @@ what the district costs.
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 
 from osgeo import osr
 
 from .errors import InputError
-from .grid import GridPlan
+from .grid import GridPlan, with_region
 from .raster_io import RasterInfo
 
 Extent = tuple[float, float, float, float]   # xmin, ymin, xmax, ymax
@@ -63,9 +62,8 @@ def clip_plan(plan: GridPlan, pan: RasterInfo, extent: Extent) -> GridPlan:
             f"EXTENT covers only {nc1 - nc0} x {nr1 - nr0} PAN pixels of the overlap; at least "
             f"{4 * plan.ratio} x {4 * plan.ratio} are needed"
         )
-    out_gt = (pan.gt[0] + nc0 * px, px, 0.0, pan.gt[3] - nr0 * py, 0.0, -py)
     warnings = list(plan.warnings)
     if (nc0, nc1, nr0, nr1) != (c_a, c_b, r_a, r_b):
         warnings.append(f"EXTENT reaches beyond the PAN/MS overlap: the output covers {nc1 - nc0} x {nr1 - nr0} of "
                         f"its {c_b - c_a} x {r_b - r_a} PAN pixels (the part the PAN and the MS both cover).")
-    return dataclasses.replace(plan, region=(nr0, nc0, nr1 - nr0, nc1 - nc0), out_gt=out_gt, warnings=warnings)
+    return with_region(plan, nr0, nc0, nr1, nc1, warnings=warnings)

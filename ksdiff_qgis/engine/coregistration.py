@@ -10,13 +10,12 @@ onto the MS grid and the MS intensity that best predicts it (the scene's GSA reg
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 
 import numpy as np
 
 from .errors import InputError
 from .filters import grow_mask, upsample
-from .grid import EDGE_TOLERANCE, GridPlan
+from .grid import EDGE_TOLERANCE, GridPlan, with_region
 
 WARN_PAN_PIXELS = 0.5   # an offset at least this long (PAN pixels) is worth a warning
 ITERATIONS = 20
@@ -99,9 +98,7 @@ def moved_plan(plan: GridPlan, offset_ms: tuple[float, float], ms_size: tuple[in
     if nr1 - nr0 < 4 * k or nc1 - nc0 < 4 * k:
         raise InputError(f"COREGISTER: after moving the MS by the measured offset the PAN/MS overlap is "
                          f"{max(0, nc1 - nc0)} x {max(0, nr1 - nr0)} PAN pixels; at least {4 * k} x {4 * k} are needed")
-    gt = plan.out_gt
-    out_gt = (gt[0] + (nc0 - c0) * gt[1], gt[1], gt[2], gt[3] + (nr0 - r0) * gt[5], gt[4], gt[5])
-    return replace(plan, ms_origin=origin, region=(nr0, nc0, nr1 - nr0, nc1 - nc0), out_gt=out_gt)
+    return with_region(plan, nr0, nc0, nr1, nc1, ms_origin=origin)
 
 
 def moved_note(offset_ms: tuple[float, float], left_ms: tuple[float, float] | None, ratio: int) -> tuple[str, bool]:

@@ -9,7 +9,7 @@ window by window) onto a north-up grid in the PAN CRS whose pixels are ``ratio``
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from osgeo import gdal, osr
 
@@ -36,6 +36,14 @@ class GridPlan:
     out_gt: tuple[float, ...]
     ms_dataset: gdal.Dataset | None = None  # a warped virtual MS when reprojection was needed
     warnings: list[str] = field(default_factory=list)
+
+
+def with_region(plan: GridPlan, r0: int, c0: int, r1: int, c1: int, **changes) -> GridPlan:
+    """``plan`` with its output region rows [r0, r1) and columns [c0, c1) of the PAN raster (its output geotransform
+    moved along), and any other ``changes``."""
+    gt, (pr0, pc0, _, _) = plan.out_gt, plan.region
+    out_gt = (gt[0] + (c0 - pc0) * gt[1], gt[1], gt[2], gt[3] + (r0 - pr0) * gt[5], gt[4], gt[5])
+    return replace(plan, region=(r0, c0, r1 - r0, c1 - c0), out_gt=out_gt, **changes)
 
 
 def same_crs(a: str, b: str) -> bool:

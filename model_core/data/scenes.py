@@ -94,12 +94,17 @@ def align_pan(pan: np.ndarray, pan_tf, ms: np.ndarray, ms_tf, ratio: int) -> tup
     if abs(origin[0] - round(origin[0])) < 1e-6 and abs(origin[1] - round(origin[1])) < 1e-6:
         r0, c0 = -int(round(origin[0])), -int(round(origin[1]))  # integer offset: exact crop
         out = p[r0 : r0 + shape[0], c0 : c0 + shape[1]].copy()
-        bad = out == 0
     else:
-        out = upsample(p, 1.0, shape, origin)
-        bad = np.abs(upsample((p == 0).astype(np.float32), 1.0, shape, origin)) > 1e-3
-        out[bad] = 0
+        out = shifted_pan(p, shape, origin)
     return out, ms[:, k0r:k1r, k0c:k1c]
+
+
+def shifted_pan(pan: np.ndarray, shape: tuple[int, int], origin: tuple[float, float]) -> np.ndarray:
+    """``pan`` (nodata 0) resampled (cubic, ``upsample`` at ratio 1 with ``origin``) onto ``shape``; pixels the
+    interpolator takes from nodata become nodata."""
+    out = upsample(pan, 1.0, shape, origin)
+    out[np.abs(upsample((pan == 0).astype(np.float32), 1.0, shape, origin)) > 1e-3] = 0
+    return out
 
 
 def pan_ms_offset(pan: np.ndarray, ms: np.ndarray, bad: np.ndarray, ratio: int) -> tuple[float, float] | None:
@@ -126,10 +131,7 @@ def coregistered_pan(pan: np.ndarray, ms: np.ndarray, ratio: int) -> np.ndarray:
     offset = pan_ms_offset(pan, ms, bad, ratio)
     if offset is None:
         return pan
-    origin = (-offset[0] * ratio, -offset[1] * ratio)   # moved[x] = pan[x + offset]
-    out = upsample(pan, 1.0, pan.shape, origin)
-    out[np.abs(upsample((pan == 0).astype(np.float32), 1.0, pan.shape, origin)) > 1e-3] = 0
-    return out
+    return shifted_pan(pan, pan.shape, (-offset[0] * ratio, -offset[1] * ratio))   # moved[x] = pan[x + offset]
 
 
 # named band mixes (``ms_mix: <name>`` in a config): one place for a matrix several configs and tools use

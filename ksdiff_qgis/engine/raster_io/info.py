@@ -1,6 +1,7 @@
 """Open a raster and describe it: what the pipeline and the assessment need to know about an input."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,7 +40,7 @@ class RasterInfo:
     def file_nodata(self) -> float | None:
         """The nodata value the file itself declares: None also when ``nodata`` is only the NaN a mask of the file's
         own (an alpha band, a .msk) is read as — its other pixels may still hold an undeclared fill of zeros."""
-        return None if self.mask and self.nodata is not None and self.nodata != self.nodata else self.nodata
+        return None if self.mask and self.nodata is not None and math.isnan(self.nodata) else self.nodata
 
     @property
     def rotated(self) -> bool:
@@ -96,6 +97,10 @@ def check_bands(ds: gdal.Dataset, role: str, tname: str) -> None:
                              "give the image itself, e.g. expanded with gdal_translate -expand rgb")
 
 
+def _same_nodata(a: float | None, b: float | None) -> bool:
+    return a == b or (a is not None and b is not None and math.isnan(a) and math.isnan(b))
+
+
 def band_value_notes(ds: gdal.Dataset, role: str, bands: list[int]) -> list[str]:
     """Warnings for band metadata the fusion does not follow (``bands``: 1-based, the ones fused): a scale/offset
     (e.g. reflectance stored as Int16 x 1e-4: fused as the stored numbers, the output keeps the scale/offset), and
@@ -110,10 +115,9 @@ def band_value_notes(ds: gdal.Dataset, role: str, bands: list[int]) -> list[str]
                      + ("With an offset, the ratio-based methods (Brovey, MTF-GLP-HPM, KSDiff's base) take the stored "
                         "zero for the physical one: convert to physical values first (e.g. Raster Calculator) for "
                         "those. " if any(off for _, _, off in scaled) else ""))
-    nodatas = {b: ds.GetRasterBand(b).GetNoDataValue() for b in bands}
     first = ds.GetRasterBand(1).GetNoDataValue()
-    other = {b: v for b, v in nodatas.items() if v != first and not (v is not None and first is not None and
-                                                                       v != v and first != first)}
+    nodatas = {b: ds.GetRasterBand(b).GetNoDataValue() for b in bands}
+    other = {b: v for b, v in nodatas.items() if not _same_nodata(v, first)}
     if other:
         listed = ", ".join(f"band {b}: {v}" for b, v in other.items())
         notes.append(f"The {role} raster's bands declare different nodata values (band 1: {first}; {listed}): "
