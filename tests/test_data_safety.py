@@ -90,6 +90,22 @@ def test_full_disk_fails_cleanly_and_keeps_old_output(qgis_app, pair, small_disk
     assert not _partials(small_disk)
 
 
+def test_full_disk_during_the_cog_copy_says_so(tmp_path, small_disk):
+    """The COG pass after the last tile: a full disk there was reported as a TIFF directory error."""
+    from ksdiff_qgis.engine.raster_io.outputs import write_cog
+
+    src = tmp_path / "staged.tif"
+    rng = np.random.default_rng(0)   # incompressible: the copy needs about its 2 MB
+    ds = gdal.GetDriverByName("GTiff").Create(str(src), 1024, 1024, 1, gdal.GDT_UInt16, ["TILED=YES"])
+    ds.GetRasterBand(1).WriteArray(rng.integers(0, 65535, (1024, 1024), dtype=np.uint16))
+    ds = None
+    dst = small_disk / ".fused.tif.cog"
+    with pytest.raises(OSError, match="(?i)no space left on device.*fused.tif|fused.tif.*no space left") as e:
+        write_cog(str(src), str(dst), ["COMPRESS=NONE"], output=str(small_disk / "fused.tif"))
+    assert "earlier output there is unchanged" in str(e.value)
+    assert not dst.exists()
+
+
 FSIZE_SCRIPT = textwrap.dedent("""
     import json, os, resource, signal, sys
     os.environ["QT_QPA_PLATFORM"] = "offscreen"

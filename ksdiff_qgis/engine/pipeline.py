@@ -596,6 +596,8 @@ def pansharpen(
         # a cancel during the last tile (or the only one) must not replace the old output
         if fb.is_cancelled():
             raise Cancelled("cancelled by the user")
+        if isinstance(writer, outputs.CogWriter):   # a pass of its own after the last tile (progress stays at 100 %)
+            fb.info("writing the Cloud-Optimized GeoTIFF and its overviews (cancel still works)")
         for note in writer.commit(fb.is_cancelled):
             fb.info(note)
     except BaseException:

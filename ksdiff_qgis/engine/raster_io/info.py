@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -72,6 +73,8 @@ def open_dataset(path: str, role: str) -> gdal.Dataset:
     """Open a raster read-only (any GDAL source: files, /vsi paths, subdatasets); InputError if GDAL cannot."""
     ds, msg = gdal_call(gdal.OpenEx, path, gdal.OF_RASTER | gdal.OF_READONLY) if path else (None, "")
     if ds is None:
+        if not msg and path and not path.startswith("/vsi") and not os.path.exists(path):
+            msg = "the file does not exist"    # GDAL says nothing here without OF_VERBOSE_ERROR
         msg = msg or "not a raster GDAL can read"
         raise InputError(f"cannot open the {role} raster {path!r}: {msg}")
     return ds

@@ -19,7 +19,7 @@ from osgeo import gdal
 
 from ..errors import Cancelled, InputError
 from ..gdalutil import close_dataset, gdal_call, gdal_try
-from .writer import SIDECARS, GeoTiffWriter
+from .writer import SIDECARS, GeoTiffWriter, write_failure
 
 COMPRESSIONS = {
     "deflate": "DEFLATE (lossless, readable everywhere)",
@@ -145,8 +145,9 @@ def intermediate_options(dtype_kind: str) -> list[str]:
 
 
 def write_cog(src_path: str, dst_path: str, options: list[str],
-              is_cancelled: Callable[[], bool] = lambda: False) -> None:
-    """Copy the finished GeoTIFF ``src_path`` to a Cloud-Optimized GeoTIFF (with overviews) at ``dst_path``."""
+              is_cancelled: Callable[[], bool] = lambda: False, output: str | None = None) -> None:
+    """Copy the finished GeoTIFF ``src_path`` to a Cloud-Optimized GeoTIFF (with overviews) at ``dst_path``;
+    ``output`` (the user's file, default ``dst_path``) is the one a failure message names."""
     src, msg = gdal_call(gdal.OpenEx, src_path, gdal.OF_RASTER | gdal.OF_READONLY)
     if src is None:
         raise OSError(f"reading back the output failed: {msg}")
@@ -158,18 +159,22 @@ def write_cog(src_path: str, dst_path: str, options: list[str],
             return 0
         return 1
 
-    dst, msg = gdal_call(gdal.GetDriverByName("COG").CreateCopy, dst_path, src, 0, options, callback=progress)
-    errors = close_dataset(dst) if dst is not None else [msg or "no dataset"]
+    # every error of the copy is kept: a full disk shows first as "No space left on device" there, and the
+    # copy may still return a dataset whose close then only says the TIFF directory could not be written
+    dst, errors = gdal_try(gdal.GetDriverByName("COG").CreateCopy, dst_path, src, 0, options, callback=progress)
+    if dst is not None:
+        errors += close_dataset(dst)
+    elif not errors:
+        errors = ["no dataset"]
     del dst
     close_dataset(src)
     del src
     if errors or stop:
-        msg = "; ".join(errors)
         if os.path.exists(dst_path):
             os.remove(dst_path)
         if stop:
             raise Cancelled("cancelled by the user")
-        raise OSError(f"writing the Cloud-Optimized GeoTIFF failed: {msg}")
+        raise OSError(write_failure(output or dst_path, "writing the Cloud-Optimized GeoTIFF", errors))
 
 
 class CogWriter(GeoTiffWriter):
@@ -186,7 +191,7 @@ class CogWriter(GeoTiffWriter):
     def commit(self, cancelled: Callable[[], bool] | None = None) -> list[str]:
         self.close_checked()
         cog = self.staged + ".cog"
-        write_cog(self.staged, cog, self.cog_options, cancelled or self.is_cancelled)
+        write_cog(self.staged, cog, self.cog_options, cancelled or self.is_cancelled, output=self.path)
         # the base class renames tmp_path into place; the staged file keeps its lock until then
         self.tmp_path = cog
         self.ds = gdal.OpenEx(cog, gdal.OF_RASTER | gdal.OF_READONLY)

@@ -12,10 +12,16 @@ from ..gdalutil import gdal_call
 from .info import open_dataset
 
 
+def read_failure(ds: gdal.Dataset, what: str, msg: str) -> OSError:
+    """A failed read that names the input file (a damaged block shows only when a tile reaches it)."""
+    return OSError(f"reading {what} of the input {ds.GetDescription()!r} failed — the file may be damaged or "
+                   f"truncated (check it with gdalinfo -checksum): {msg}")
+
+
 def _read(ds: gdal.Dataset, bands: int, col: int, row: int, w: int, h: int) -> np.ndarray:
     arr, msg = gdal_call(ds.ReadAsArray, col, row, w, h, band_list=list(range(1, bands + 1)))
     if arr is None:
-        raise OSError(f"reading {w}x{h} pixels at ({col}, {row}) failed: {msg}")
+        raise read_failure(ds, f"{w}x{h} pixels at ({col}, {row})", msg)
     arr = arr.reshape(bands, h, w)
     return arr
 
@@ -50,7 +56,7 @@ def read_decimated(ds: gdal.Dataset, col: int, row: int, w: int, h: int, out_w: 
         arr, msg = gdal_call(ds.ReadAsArray, col, row, w, h, buf_xsize=out_w, buf_ysize=out_h,
                              buf_type=gdal.GDT_Float64, resample_alg=gdal.GRIORA_Average)
         if arr is None:
-            raise OSError(f"reading the raster failed: {msg}")
+            raise read_failure(ds, f"{w}x{h} pixels at ({col}, {row})", msg)
         return arr.reshape(ds.RasterCount, out_h, out_w)
     fy, fx = h // out_h, w // out_w
     out = np.empty((ds.RasterCount, out_h, out_w))
@@ -58,12 +64,12 @@ def read_decimated(ds: gdal.Dataset, col: int, row: int, w: int, h: int, out_w: 
         band = ds.GetRasterBand(b + 1)
         arr, msg = gdal_call(band.ReadAsArray, col, row, w, h, buf_type=gdal.GDT_Float64)
         if arr is None:
-            raise OSError(f"reading the raster failed: {msg}")
+            raise read_failure(ds, f"band {b + 1}, {w}x{h} pixels at ({col}, {row})", msg)
         ok = np.isfinite(arr)
         if band.GetMaskFlags() != gdal.GMF_ALL_VALID:
             mask, msg = gdal_call(band.GetMaskBand().ReadAsArray, col, row, w, h)
             if mask is None:
-                raise OSError(f"reading the raster's mask failed: {msg}")
+                raise read_failure(ds, f"the mask of band {b + 1}", msg)
             ok &= mask > 0
         total = np.where(ok, arr, 0.0).reshape(out_h, fy, out_w, fx).sum(axis=(1, 3))
         count = ok.reshape(out_h, fy, out_w, fx).sum(axis=(1, 3))

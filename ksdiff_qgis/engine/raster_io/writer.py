@@ -32,6 +32,8 @@ def check_writable(path: str, extensions: tuple[str, ...] | None = OUTPUT_EXTENS
     if os.path.isdir(path):
         raise InputError(f"the {what} path {path!r} is a folder")
     folder = os.path.dirname(os.path.abspath(path))
+    if os.path.isfile(folder):
+        raise InputError(f"the {what} folder {folder!r} is a file, not a folder")
     if not os.path.isdir(folder):
         raise InputError(f"the {what} folder {folder!r} does not exist")
     if not os.access(folder, os.W_OK):
@@ -88,7 +90,9 @@ def write_failure(path: str, action: str, errors: list[str]) -> str:
     text = " ".join(errors)
     folder = os.path.dirname(os.path.abspath(path))
     try:
-        free = shutil.disk_usage(folder).free
+        usage = shutil.disk_usage(folder)
+        # a pseudo file system (/proc, /sys) has no space at all: its 0 bytes free is not a full disk
+        free = usage.free if usage.total else None
     except OSError:
         free = None
     if "no space left" in text.lower() or (free is not None and free < LOW_SPACE):
