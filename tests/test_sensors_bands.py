@@ -70,7 +70,11 @@ def test_sensor_table():
 
 
 @pytest.mark.parametrize("name,kind", [("NIR1", "nir"), ("B5 NIR", "nir"), ("Red Edge", "rededge"), ("B4 Red", "red"),
-                                       ("Coastal", "coastal"), ("Deep Blue", "coastal"), ("NIR2", "nir2"), ("", None)])
+                                       ("Coastal", "coastal"), ("Deep Blue", "coastal"), ("NIR2", "nir2"), ("", None),
+                                       # Sentinel-2's codes (Landsat's unpadded B5 is not Sentinel-2's red edge)
+                                       ("B02", "blue"), ("B8A", "nir"), ("B05", "rededge"), ("B5", None),
+                                       ("Infrared", "nir"), ("SWIR 1", "swir"),
+                                       ("B5, central wavelength 705 nm", "rededge")])
 def test_band_kind(name, kind):
     assert band_kind(name) == kind
 
@@ -151,6 +155,41 @@ def test_landsat_pair_with_default_sensor_runs_ksdiff(data_dir, tmp_path):
     assert res.ratio == 2 and any("[landsat8]" in line for line in log.lines)
     ds = gdal.Open(res.output_path)
     assert [ds.GetRasterBand(i).GetDescription() for i in (1, 2, 3, 4)] == ["B2 Blue", "B3 Green", "B4 Red", "B5 NIR"]
+
+
+def _sentinel2_like(data_dir, tmp_path, names: list[str]) -> tuple[str, str]:
+    """The Landsat fixture on a 10 m / 20 m grid with Sentinel-2 band names (ratio 2, as a 10 m band + 20 m bands)."""
+    out = []
+    for role, size in (("pan", 10.0), ("ms", 20.0)):
+        path = str(tmp_path / f"s2_{role}.tif")
+        gdal.Translate(path, str(data_dir / f"l8_{role}.tif"))
+        ds = gdal.Open(path, gdal.GA_Update)
+        gt = ds.GetGeoTransform()
+        ds.SetGeoTransform((gt[0], size, 0.0, gt[3], 0.0, -size))
+        for i in range(ds.RasterCount):
+            ds.GetRasterBand(i + 1).SetDescription(names[i] if role == "ms" else "B08")
+        ds = None
+        out.append(path)
+    return out[0], out[1]
+
+
+def test_a_sentinel2_pair_is_not_called_landsat_and_red_edge_bands_are_warned(data_dir, tmp_path):
+    """A 10 m PAN at ratio 2 was taken for Landsat 8/9 (15 m) without a word, and red-edge bands went into the
+    Blue/Green/Red/NIR network silently."""
+    pan, ms = _sentinel2_like(data_dir, tmp_path, ["B05", "B06", "B07", "B8A"])
+    assert detect_sensor(_info(pan), _info(ms), 2).key == "generic"
+    log = Log()
+    pansharpen(pan, ms, str(tmp_path / "re.tif"), "auto", "ksdiff", feedback=log)
+    assert any(line.startswith("WARNING") and "B05 (rededge)" in line and "by position" in line
+               for line in log.lines), log.lines
+    # visible bands named by their Sentinel-2 codes: natural colour in QGIS, and no warning
+    pan, ms = _sentinel2_like(data_dir, tmp_path, ["B02", "B03", "B04", "B08"])
+    log = Log()
+    res = pansharpen(pan, ms, str(tmp_path / "vis.tif"), "auto", "ksdiff", feedback=log)
+    assert not any("by position" in line for line in log.lines)
+    ds = gdal.Open(res.output_path)
+    assert [ds.GetRasterBand(i).GetColorInterpretation() for i in (1, 2, 3)] == [
+        gdal.GCI_BlueBand, gdal.GCI_GreenBand, gdal.GCI_RedBand]
 
 
 def test_wrong_sensor_error_suggests_the_right_one(data_dir, tmp_path):

@@ -6,18 +6,23 @@ import re
 import numpy as np
 from osgeo import gdal
 
+from .bands import band_kind
 from .gdalutil import gdal_call
 
 _COLOURS = {"red": gdal.GCI_RedBand, "green": gdal.GCI_GreenBand, "blue": gdal.GCI_BlueBand}
 
 
 def _colour_of(name: str) -> str | None:
-    """'red', 'green' or 'blue' when a band name says so ('B4 Red', 'Blue'); 'Red Edge' is not red."""
+    """'red', 'green' or 'blue' when a band name says so ('B4 Red', 'Blue', Sentinel-2's 'B04'); 'Red Edge' is not
+    red."""
     words = set(re.findall(r"[a-z]+", name.lower()))
     hits = [c for c in _COLOURS if c in words]
-    if len(hits) != 1 or words & {"edge", "nir", "infrared"}:
+    if len(hits) == 1 and not words & {"edge", "nir", "infrared"}:
+        return hits[0]
+    if hits:
         return None
-    return hits[0]
+    kind = band_kind(name)
+    return kind if kind in _COLOURS else None
 
 
 def rgb_bands(names: list[str]) -> tuple[int, int, int] | None:

@@ -24,22 +24,36 @@ from .sensors import GENERIC_MTF_MS, Sensor
 _KINDS = [
     ("rededge", r"red ?edge|\bre\b|vre"),
     ("coastal", r"coastal|deep ?blue|aerosol"),
+    ("swir", r"swir|short.?wave"),
     ("nir2", r"nir ?2|near.?infra.?red ?2"),
-    ("nir", r"nir|near.?infra.?red|near.?ir"),
+    ("nir", r"nir|near.?infra.?red|near.?ir|\binfra.?red\b"),
     ("yellow", r"yellow"),
     ("blue", r"blue"),
     ("green", r"green"),
     ("red", r"red"),
     ("pan", r"pan"),
 ]
+# Sentinel-2's band codes, as its products name them (B02 ... B12, B8A: two digits, unlike Landsat's B2 ... B11)
+_SENTINEL2 = {"01": "coastal", "02": "blue", "03": "green", "04": "red", "05": "rededge", "06": "rededge",
+              "07": "rededge", "08": "nir", "8a": "nir", "09": "vapour", "10": "cirrus", "11": "swir", "12": "swir"}
+# kind by central wavelength (nm), upper bounds: what a description like "B5, central wavelength 705 nm" says
+_WAVELENGTHS = [(450, "coastal"), (520, "blue"), (580, "green"), (600, "yellow"), (690, "red"), (750, "rededge"),
+                (1000, "nir"), (3000, "swir")]
 
 
 def band_kind(name: str) -> str | None:
-    """Canonical kind of a band name ('NIR1' -> 'nir', 'B4 Red' -> 'red'), or None."""
-    text = (name or "").lower().replace("_", " ")
+    """Canonical kind of a band name ('NIR1' -> 'nir', 'B4 Red' -> 'red', Sentinel-2's 'B05' -> 'rededge',
+    '... central wavelength 665 nm' -> 'red'), or None."""
+    text = (name or "").lower().replace("_", " ").strip()
+    code = re.fullmatch(r"b(0[1-9]|1[0-2]|8a)", text)
+    if code:
+        return _SENTINEL2[code.group(1)]
     for kind, pat in _KINDS:
         if re.search(pat, text):
             return kind
+    nm = re.search(r"(\d{3,4}(?:\.\d+)?) ?nm\b", text)
+    if nm:
+        return next((kind for top, kind in _WAVELENGTHS if float(nm.group(1)) < top), None)
     return None
 
 
@@ -52,6 +66,7 @@ class BandPlan:
     # a learned model's bands as 0-based positions in ``indices``, in the model's order; None: all of them, in order
     # (or no model). The bands not among them are fused by a classical method (``learned.OnnxFuser``)
     model: list[int] | None = None
+    warnings: list[str] = field(default_factory=list)
 
 
 def _names(ms: RasterInfo, spec: Sensor) -> list[str]:
@@ -97,7 +112,7 @@ def plan_bands(ms: RasterInfo, spec: Sensor, selection: list[int] | None, model_
         )
     names = _names(ms, spec)
     chosen = list(selection or range(1, ms.bands + 1))
-    notes, model = [], None
+    notes, warnings, model = [], [], None
     if model_bands is not None:
         picked = _match(model_bands, chosen, names)
         if picked is None and len(model_bands) != len(chosen):
@@ -107,6 +122,12 @@ def plan_bands(ms: RasterInfo, spec: Sensor, selection: list[int] | None, model_
                 f"bands ({', '.join(names[b - 1] for b in chosen)}): select them in that order with MS_BANDS, or "
                 "choose a classical method (it fuses any bands)"
             )
+        if picked is None:
+            unlike = _unlike(model_bands, [names[b - 1] for b in chosen])
+            if unlike:
+                warnings.append(f"the MS bands are named {unlike}, but the model learned {', '.join(model_bands)}: "
+                                "it fuses them by position. Pick a classical method, or let METHOD auto check it "
+                                "on this scene")
         if picked is not None and picked != chosen:
             model = [chosen.index(b) for b in picked]
             left = [names[b - 1] for b in chosen if b not in picked]
@@ -121,7 +142,16 @@ def plan_bands(ms: RasterInfo, spec: Sensor, selection: list[int] | None, model_
         gains = tuple(float(custom_gains[0 if len(custom_gains) == 1 else j]) for j in range(len(chosen)))
     else:
         gains = tuple(_gain(b - 1, names[b - 1], ms, spec) for b in chosen)
-    return BandPlan(indices=chosen, names=[names[b - 1] for b in chosen], gains=gains, notes=notes, model=model)
+    return BandPlan(indices=chosen, names=[names[b - 1] for b in chosen], gains=gains, notes=notes, model=model,
+                    warnings=warnings)
+
+
+def _unlike(model_bands: list[str], names: list[str]) -> str | None:
+    """The bands' names with their kinds when every one is known and they are not the model's kinds, else None."""
+    kinds = [band_kind(n) for n in names]
+    if None in kinds or sorted(kinds) == sorted(band_kind(b) for b in model_bands):
+        return None
+    return ", ".join(f"{n} ({k})" for n, k in zip(names, kinds))
 
 
 def holds_bands(ms: RasterInfo, spec: Sensor, selection: list[int] | None, model_bands: list[str]) -> bool:

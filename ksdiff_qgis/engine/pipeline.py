@@ -447,6 +447,7 @@ def pansharpen(
         bplan = band_sel.plan_bands(ms, spec, ms_bands, None, mtf_gains)
     for note in bplan.notes:
         fb.info(note)
+    warnings.extend(bplan.warnings)
     warnings.extend(_band_metadata_notes(pan_ds, ms_ds, ms, spec, bplan.indices))
     # the output's values are the MS's stored numbers: its scale/offset say what they mean
     scale_offset = [(ms_ds.GetRasterBand(b).GetScale(), ms_ds.GetRasterBand(b).GetOffset()) for b in bplan.indices]

@@ -153,6 +153,9 @@ def _from_descriptions(ms: RasterInfo) -> str | None:
     return None
 
 
+LANDSAT_PAN_M = (13.0, 17.0)
+
+
 def detect_sensor(pan: RasterInfo, ms: RasterInfo, ratio: int) -> Detection:
     """Best guess of the sensor key for a PAN/MS pair with the given ratio."""
     found = metadata_satellite([ms.path, pan.path])
@@ -166,8 +169,10 @@ def detect_sensor(pan: RasterInfo, ms: RasterInfo, ratio: int) -> Detection:
     if key and ratio == SENSORS[key].ratio:
         return Detection(key, [f"MS band descriptions {', '.join(ms.descriptions)}", f"ratio {ratio}", gsd_txt],
                          "descriptions")
-    if ratio == 2 and gsd is not None and 10.0 <= gsd <= 20.0 and ms.bands == 4:
-        return Detection("landsat8", [f"ratio 2, {gsd_txt} (Landsat 8/9: 15 m), {ms.bands} MS bands"])
+    # Landsat 8/9's 15 m, with room for a reprojection; a 10 m PAN at ratio 2 is Sentinel-2-like: generic
+    if ratio == 2 and gsd is not None and LANDSAT_PAN_M[0] <= gsd <= LANDSAT_PAN_M[1] and ms.bands == 4:
+        return Detection("landsat8", [f"ratio 2, {gsd_txt} (Landsat 8/9: 15 m), {ms.bands} MS bands",
+                                      "no product metadata: set SENSOR to be sure"])
     if ratio == 4 and gsd is not None:
         for key, lo, hi in BY_PIXEL_SIZE.get(ms.bands, []):
             if lo <= gsd < hi:
