@@ -128,6 +128,10 @@ def test_auto_falls_back_to_generic_with_a_warning(data_dir, tmp_path):
                      feedback=log)
     assert any(line.startswith("WARNING SENSOR=auto") and "[generic]" in line for line in log.lines)
     assert gdal.Open(res.output_path).RasterCount == 3
+    # forcing the network names what is missing: no model for this shape (it said "none for sensor 'generic'",
+    # while generic products of other shapes do get one)
+    with pytest.raises(InputError, match="no bundled KSDiff model fuses 3 MS bands at ratio 4 .*4 bands at ratio 4"):
+        pansharpen(str(data_dir / "wv2_pan.tif"), str(ms3), str(tmp_path / "k.tif"), "generic", "ksdiff")
 
 
 @pytest.mark.skipif("wv2" not in bundled_cards(), reason="no bundled wv2 model")

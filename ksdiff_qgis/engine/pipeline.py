@@ -80,10 +80,11 @@ def resolve_model(sensor: str, model_path: str | None, feedback: Feedback | None
         bundled = model_card.bundled_cards()
         key, nearest = model_for(sensor, bands, ratio, by_shape) if sensor in SENSORS else (sensor, False)
         if key not in bundled:
-            raise InputError(
-                f"no bundled KSDiff model for sensor {sensor!r} (bundled: {', '.join(bundled) or 'none'}); "
-                "give an ONNX model with its card, or choose a classical method"
-            )
+            shape = (f"no bundled KSDiff model fuses {bands} MS bands at ratio {ratio} (the generic sensor's networks: "
+                     f"{', '.join(f'{b} bands at ratio {r}' for b, r in sorted(GENERIC_NEAREST))})"
+                     if sensor in SENSORS and get_sensor(sensor).generic and bands and ratio else
+                     f"no bundled KSDiff model for sensor {sensor!r} (bundled: {', '.join(bundled) or 'none'})")
+            raise InputError(f"{shape}; give an ONNX model with its card, or choose a classical method")
         spec = get_sensor(sensor) if sensor in SENSORS else None
         other_ratio = spec is not None and by_shape and bool(ratio) and bool(spec.ratio) and ratio != spec.ratio
         if nearest and feedback is not None and spec is not None and spec.generic:
