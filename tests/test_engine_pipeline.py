@@ -210,3 +210,20 @@ def test_nan_nodata_on_an_integer_raster_is_said(data_dir, tmp_path):
     log = RecordingFeedback()
     pansharpen(pan, str(data_dir / "wv2_ms.tif"), str(tmp_path / "o.tif"), "wv2", "gsa", feedback=log)
     assert any("declares NaN as its nodata value" in line for line in log.lines), log.lines
+
+
+def test_a_pan_in_other_units_than_the_ms_keeps_its_detail(data_dir, tmp_path):
+    """A reflectance PAN (0-1) with a DN MS: said, and the network gets as much PAN detail as from the DN PAN (the
+    detail's standard deviation was 36-42 % lower, without a word)."""
+    pan = str(tmp_path / "pan_reflectance.tif")
+    gdal.Translate(pan, str(data_dir / "wv2_pan.tif"), outputType=gdal.GDT_Float32, scaleParams=[[0, 10000, 0, 1]])
+    ms = str(data_dir / "wv2_ms.tif")
+    up = np.repeat(np.repeat(gdal.Open(ms).ReadAsArray().astype(float), 4, 1), 4, 2)
+    detail = {}
+    for name, p in (("dn", str(data_dir / "wv2_pan.tif")), ("reflectance", pan)):
+        log = RecordingFeedback()
+        res = pansharpen(p, ms, str(tmp_path / f"{name}.tif"), "wv2", "ksdiff", feedback=log)
+        detail[name] = (gdal.Open(res.output_path).ReadAsArray() - up).std(axis=(1, 2))
+        said = [line for line in log.lines if line.startswith("WARNING") and "different units" in line]
+        assert bool(said) == (name == "reflectance"), log.lines
+    np.testing.assert_allclose(detail["reflectance"], detail["dn"], rtol=0.05)

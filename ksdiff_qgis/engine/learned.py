@@ -20,6 +20,7 @@ PROBE_MIN = 8   # PAN pixels per side of the smallest probe tile
 # mean MS value of the training products in model units (WorldView-2 pairs 1-2 / 2047: 0.07-0.11,
 # Landsat 8 / 65535: 0.16): where floating-point data is put
 TYPICAL_MEAN = 0.1
+UNITS_TOLERANCE = 4.0   # PAN and MS scene means further apart than this are in different units
 FLOOR_FRACTION = 0.2   # learned values below this share of the upsampled MS are compressed towards 0
 FAST_TOLERANCE = 1e-4  # the per-tile kernel path must reproduce the full graph within this share of its range
 # the int8 path's RMS difference to the full graph on the probe, as a share of the output's RMS: measured
@@ -171,6 +172,22 @@ def value_scale(card: ModelCard, ms: RasterInfo, ms_mean: np.ndarray | None = No
     if ms.dtype.kind == "f" and math.isfinite(mean) and mean > 0:
         return mean / TYPICAL_MEAN
     return card.scale
+
+
+def pan_units(stats) -> tuple[float, str | None]:
+    """The factor that takes the PAN's values into the MS's units for the network, and a warning, when their scene
+    means differ by more than :data:`UNITS_TOLERANCE` (a reflectance PAN with a DN MS, a x 1e4 scaling on one of
+    them): the network sees both through one value scale, and a PAN 1e4 times too small lost about half its detail
+    under the tile normalisation's floor. The classical methods fit the PAN to the MS per scene: unaffected."""
+    ms_mean, pan_mean = float(np.mean(stats.ms_mean)), float(stats.pan_mean)
+    if not (math.isfinite(ms_mean) and math.isfinite(pan_mean) and ms_mean > 0 and pan_mean > 0):
+        return 1.0, None
+    factor = ms_mean / pan_mean
+    if 1 / UNITS_TOLERANCE <= factor <= UNITS_TOLERANCE:
+        return 1.0, None
+    return factor, (f"the PAN's values (scene mean {pan_mean:.4g}) and the MS's (scene mean {ms_mean:.4g}) differ by a "
+                    f"factor {factor:.4g}: different units (reflectance and digital numbers?). The network gets the "
+                    "PAN scaled by that factor; check that both inputs are the same product level")
 
 
 def probe_side(card: ModelCard) -> int:
@@ -418,9 +435,10 @@ class OnnxFuser:
     """
 
     def __init__(self, card: ModelCard, session: Session, scale: float, precision: str = DEFAULT_PRECISION,
-                 consistency: bool = True, bands: list[int] | None = None):
+                 consistency: bool = True, bands: list[int] | None = None, pan_factor: float = 1.0):
         check_graph(card, session)
         self.card, self.session, self.scale = card, session, np.float32(scale)
+        self.pan_scale = np.float32(scale / pan_factor)   # a PAN in other units than the MS (``pan_units``)
         self.bands = bands
         self.consistency = consistency   # project each tile onto the MS its context carries (``consistency``)
         # the per-tile kernel path when the probe checked it; its int8 variant when asked for
@@ -483,7 +501,7 @@ class OnnxFuser:
         h, w = pan.shape
         m = self.card.size_multiple
         ph, pw = (-h) % m, (-w) % m
-        p = pan[None, None] / self.scale
+        p = pan[None, None] / self.pan_scale
         x = lms[None] / self.scale
         if ph or pw:
             p = np.pad(p, ((0, 0), (0, 0), (0, ph), (0, pw)), mode="symmetric")

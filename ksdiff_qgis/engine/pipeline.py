@@ -31,7 +31,7 @@ from .feedback import Feedback
 from .filters import upsample
 from .gdalutil import gdal_call
 from .grid import GRID_SHIFT, GridPlan, plan_grid
-from .learned import DEFAULT_PRECISION, PRECISIONS, OnnxFuser, checked_session, value_scale, zero_fill
+from .learned import DEFAULT_PRECISION, PRECISIONS, OnnxFuser, checked_session, pan_units, value_scale, zero_fill
 from .parallel import BlockRowWriter, TilePool, aligned_cells, default_workers, write_cells
 from .raster_io import (
     GeoTiffWriter,
@@ -511,7 +511,10 @@ def pansharpen(
         margin = card.margin + (consistency_step.halo(plan.ratio, spec.mtf_ms) if consistency else 0)
         if bplan.model is not None and len(bplan.model) < ms.bands:
             margin = max(margin, classical.margin(classical.BEST_CLASSICAL, plan.ratio))
-        fuse = OnnxFuser(card, session, scale, precision, consistency, bplan.model)
+        pan_factor, units_note = pan_units(stats)
+        if units_note:
+            warnings.append(units_note)
+        fuse = OnnxFuser(card, session, scale, precision, consistency, bplan.model, pan_factor)
         used_device = session.device
         fb.info(f"model {card.path.name} ({card.data.get('backbone', '')}); device {session.device}: "
                 f"{session.reason}; values normalised by {scale:g}; tiles run {fuse.path_note()}; "
@@ -722,7 +725,8 @@ def _auto_method(pan_ds, ms_src, pan: RasterInfo, ms: RasterInfo, plan: GridPlan
         check.reason = f"{e}; {check.reason}"
         selfcheck.log_check(check, fb)
         return check.method, check
-    fuser = OnnxFuser(card, session, value_scale(card, ms, stats.ms_mean), precision, consistency, bands)
+    fuser = OnnxFuser(card, session, value_scale(card, ms, stats.ms_mean), precision, consistency, bands,
+                      pan_units(stats)[0])
     try:
         check = selfcheck.run_check(pan_ds, ms_src, pan, ms, plan, spec, fuser, stats, area, fb)
     finally:
