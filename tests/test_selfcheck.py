@@ -422,3 +422,31 @@ def test_each_window_size_gets_its_own_read_budget(tmp_path, monkeypatch):
     monkeypatch.setattr(selfcheck, "MAX_READS", 1)
     res = pansharpen(str(sample / "demo_pan.tif"), ms, str(tmp_path / "o.tif"), "wv2", "auto", workers=1)
     assert res.selfcheck.pixels >= selfcheck.MIN_PIXELS, res.selfcheck.reason
+
+
+def test_a_users_model_is_named_and_an_adapted_one_is_flagged(data_dir, scaled_model, tmp_path, monkeypatch):
+    """The check's lines name the user's MODEL ("KSDiff" alone read as the bundled network), and a model that
+    `python -m model_core adapt` fine-tuned on a scene of its own is not called checked independently."""
+    import shutil
+
+    pan, ms = str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif")
+    log = Recorder()
+    pansharpen(pan, ms, str(tmp_path / "a.tif"), "wv2", "auto", model_path=scaled_model, feedback=log)
+    assert any(w.startswith("Self-check: KSDiff (bad.onnx) is not used") for w in log.warnings), log.warnings
+    assert any(i.strip().startswith("KSDiff (bad.onnx)") and "Wald ERGAS" in i for i in log.infos), log.infos
+    adapted = tmp_path / "adapted.onnx"
+    shutil.copy(scaled_model, adapted)
+    card = json.loads(Path(scaled_model).with_suffix(".json").read_text())
+    card["training"] = {**card.get("training", {}), "adapted_from": "wv2 weights"}
+    adapted.with_suffix(".json").write_text(json.dumps(card))
+    real = selfcheck.run_check
+
+    def kept(*args, **kwargs):   # as if the adapted model had won on its own scene
+        res = real(*args, **kwargs)
+        res.method = "ksdiff"
+        return res
+
+    monkeypatch.setattr(selfcheck, "run_check", kept)
+    log = Recorder()
+    pansharpen(pan, ms, str(tmp_path / "b.tif"), "wv2", "auto", model_path=str(adapted), feedback=log)
+    assert any("fine-tuned on a scene of its own" in w for w in log.warnings), log.warnings

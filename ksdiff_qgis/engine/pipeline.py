@@ -731,5 +731,10 @@ def _auto_method(pan_ds, ms_src, pan: RasterInfo, ms: RasterInfo, plan: GridPlan
         check = selfcheck.run_check(pan_ds, ms_src, pan, ms, plan, spec, fuser, stats, area, fb)
     finally:
         fuser.release()
-    selfcheck.log_check(check, fb)
+    # the user's own MODEL is named: "KSDiff" alone read as the bundled network
+    selfcheck.log_check(check, fb, f"KSDiff ({card.path.name})" if model_path else "KSDiff")
+    adapted = card.data.get("training", {}).get("adapted_from") if model_path else None
+    if adapted and check.method == "ksdiff":
+        fb.warning(f"the MODEL {card.path.name} was fine-tuned on a scene of its own (python -m model_core adapt): "
+                   "on that scene the self-check measures it on the data it learned from, not independently")
     return check.method, check
