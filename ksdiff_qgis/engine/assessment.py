@@ -19,7 +19,7 @@ import numpy as np
 from . import metrics as M
 from .errors import Cancelled, InputError
 from .feedback import Feedback
-from .filters import MTF_TAPS, decimate, upsample
+from .filters import MTF_TAPS, decimate, grow_mask, upsample
 from .grid import same_crs
 from .raster_io import MaskedRaster, describe, value_range
 from .sensors import get_sensor
@@ -68,12 +68,25 @@ def check_same_crs(first: MaskedRaster, *others: MaskedRaster) -> None:
                              "has none): reproject one onto the other's grid first (Raster > Projections > Warp)")
 
 
+def _pan_reach(ratio: int) -> int:
+    """Fused pixels a PAN value reaches through its low-pass (Wald degradation, then cubic re-interpolation)."""
+    return MTF_TAPS // 2 + 3 * ratio
+
+
+def _shrink(valid: np.ndarray, reach: int) -> np.ndarray:
+    """``valid`` without the pixels within ``reach`` of a hole: a filter of that reach carries the hole's fill into
+    them."""
+    return valid if valid.all() else valid & ~grow_mask(~valid, reach)
+
+
 def _tiles(h: int, w: int, ratio: int = 1):
     """Tiles and their cores; at full resolution the tile and its halo are whole multiples of 32 and of the ratio
-    (``tile_cores``): at ratio 3 the 512-pixel tiles moved Ds by 1 % against the whole image."""
+    (``tile_cores``): at ratio 3 the 512-pixel tiles moved Ds by 1 % against the whole image. The halo holds a
+    32-pixel window past the core plus the filters' reach, so a hole's shadow is seen in every tile it falls on."""
     step = math.lcm(32, ratio)
     tile = max(step, TILE // step * step)
-    halo = -(-M.TILE_HALO // ratio) * ratio
+    halo = max(M.TILE_HALO, 32 + _pan_reach(ratio)) if ratio > 1 else M.TILE_HALO
+    halo = -(-halo // ratio) * ratio
     return list(M.tile_cores(h, w, tile, halo))
 
 
@@ -170,7 +183,8 @@ def assess_full(fused_path: str, pan_path: str, ms_path: str, sensor: str, feedb
         m, mvalid = ms.read(mc0, mr0, mc1 - mc0, mr1 - mr0)
         origin = ((mr0 - v) * ratio, (mc0 - u) * ratio)
         lms = upsample(m.astype(np.float32), ratio, (h, w), origin).astype(np.float64)
-        valid = fv & pv
+        # the MS MTF filter (Dλ) and the PAN's low-pass (Ds) carry a hole's fill into its neighbours
+        valid = _shrink(fv, MTF_TAPS // 2) & _shrink(pv, _pan_reach(ratio))
         if not mvalid.all():
             valid &= np.abs(upsample((~mvalid).astype(np.float32), ratio, (h, w), origin)) < 1e-6
         acc.add(f, p[0], lms, core, valid)
@@ -223,7 +237,7 @@ def _reprojection(fu: MaskedRaster, ms: MaskedRaster, gains, ratio: int, scale: 
                                  h * ratio + 2 * half, bounds)
         rep, first = decimate(f.astype(np.float32), gains, ratio, origin=(r * ratio - half, c * ratio - half))
         rep = rep[:, r - first[0]: r - first[0] + h, c - first[1]: c - first[1] + w].astype(np.float64)
-        inner = fv[half:half + h * ratio, half:half + w * ratio]
+        inner = _shrink(fv, MTF_TAPS // 2)[half:half + h * ratio, half:half + w * ratio]
         ok = inner.reshape(h, ratio, w, ratio).all(axis=(1, 3))
         if resample:   # MS sampled at the centres of the fused-anchored coarse pixels (cubic)
             m, mv = ms.read_mirrored(mc0 + c - 2, mr0 + r - 2, w + 4, h + 4, (0, 0, ms.w, ms.h))

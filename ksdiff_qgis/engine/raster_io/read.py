@@ -120,7 +120,7 @@ class MaskedRaster:
         self.masked = own_mask(self.ds)
 
     def read(self, col: int, row: int, w: int, h: int) -> tuple[np.ndarray, np.ndarray]:
-        """(C, h, w) float64 and a validity mask (False where any band is nodata or NaN)."""
+        """(C, h, w) float64 and a validity mask (False where any band is nodata or NaN); invalid pixels read 0."""
         arr, msg = gdal_call(self.ds.ReadAsArray, int(col), int(row), int(w), int(h))
         if arr is None:
             raise InputError(f"{self.role}: reading {self.path} failed: {msg}")
@@ -137,11 +137,10 @@ class MaskedRaster:
             if mask is None:
                 raise InputError(f"{self.role}: reading the mask band of {self.path} failed: {msg}")
             valid &= mask != 0
-        finite = np.isfinite(arr)
-        if not finite.all():
-            # a hole's NaN would run through the windowed indices' cumulative sums into windows without it
-            arr[~finite] = 0.0
-            valid &= finite.all(axis=0)
+        valid &= np.isfinite(arr).all(axis=0)
+        # a hole's value (NaN, -3.4e38, 60000) would run through the windowed indices' cumulative sums into windows
+        # without it: holes read as 0, whatever fills them in the file
+        arr[:, ~valid] = 0.0
         return arr, valid
 
     def read_mirrored(self, col: int, row: int, w: int, h: int, bounds) -> tuple[np.ndarray, np.ndarray]:
