@@ -297,3 +297,57 @@ def test_assess_full_independent_of_the_nodata_fill(data_dir, tmp_path, full_fus
     for fill, res in got.items():
         for key in M.FULL + M.CONSISTENCY:
             assert res[key] == pytest.approx(got[0.0][key], rel=1e-6, abs=1e-9, nan_ok=True), (fill, key)
+
+
+def test_assess_refuses_rasters_with_no_valid_pixel_in_common(qgis_app, full_fused, tmp_path):
+    """FUSED valid on the left half, REFERENCE on the right half: a clear error and no report (it scored ERGAS 0
+    and PSNR ∞, rc 0)."""
+    from qgis.core import QgsProcessingException
+
+    left = _with_hole(full_fused, str(tmp_path / "left.tif"), 0.0, slice(None), slice(128, None))
+    right = _with_hole(full_fused, str(tmp_path / "right.tif"), 0.0, slice(None), slice(0, 128))
+    html = tmp_path / "disjoint.html"
+    with pytest.raises(QgsProcessingException, match="no valid pixel in common"):
+        _run({"FUSED": left, "REFERENCE": right, "SENSOR": "wv2", "OUTPUT_HTML": str(html)})
+    assert not html.exists()
+
+
+def test_assess_says_why_an_index_is_na_and_how_many_pixels_it_used(full_fused, tmp_path):
+    """A reference valid on 20 columns: the report counts the 5,120 pixels used (it said '256×256 pixels assessed')
+    and Q2n / Q are n/a with the reason in the log and the report (no reason was given); a reference band of zeros
+    makes ERGAS n/a with its reason (it was 1.3e11, a division by EPS)."""
+    from ksdiff_qgis.engine.assessment import assess_reduced
+    from ksdiff_qgis.engine.feedback import RecordingFeedback
+    from ksdiff_qgis.engine.report import html_report
+
+    narrow = _with_hole(full_fused, str(tmp_path / "narrow.tif"), 0.0, slice(None), slice(20, None))
+    log = RecordingFeedback()
+    res = assess_reduced(full_fused, narrow, "wv2", log)
+    assert res["pixels"] == 256 * 20 and np.isnan(res["Q2n"]) and np.isnan(res["Q"]) and res["SAM"] >= 0
+    assert any("Q2n (Q4/Q8) is n/a: no 32×32 block" in line for line in log.lines), log.lines
+    text = html_report(res, None, {"Fused": full_fused}, "wv2")
+    assert "5,120 of the 256×256 pixels" in text and "no 32×32 block is entirely valid" in text
+    zero_b2 = _with_hole(full_fused, str(tmp_path / "zero_b2.tif"), 0.0, slice(None), slice(None))
+    src = gdal.Open(full_fused).ReadAsArray()
+    ds = gdal.Open(zero_b2, gdal.GA_Update)
+    for b in (1, 2, 3, 4):     # only band 2 stays all zeros; no nodata declared
+        ds.GetRasterBand(b).DeleteNoDataValue()
+        if b != 2:
+            ds.GetRasterBand(b).WriteArray(src[b - 1])
+    ds = None
+    log = RecordingFeedback()
+    res = assess_reduced(full_fused, zero_b2, "wv2", log)
+    assert np.isnan(res["ERGAS"]) and any("ERGAS is n/a: band 2 of the reference averages 0" in line
+                                          for line in log.lines), log.lines
+
+
+def test_assess_small_rasters_get_q_on_smaller_windows(full_fused, tmp_path):
+    """A 12×12 crop assessed against itself scores Q = 1 (Q was n/a below 32 pixels while metrics.q_avg shrinks its
+    window), as the whole-array metric."""
+    from ksdiff_qgis.engine.assessment import assess_reduced
+
+    crop = str(tmp_path / "tiny.tif")
+    gdal.Translate(crop, full_fused, srcWin=[100, 100, 12, 12])
+    res = assess_reduced(crop, crop, "wv2")
+    a = gdal.Open(crop).ReadAsArray().astype(float)
+    assert res["Q"] == pytest.approx(1.0) == pytest.approx(M.q_avg(a, a))

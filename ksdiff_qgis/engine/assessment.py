@@ -22,6 +22,7 @@ from .feedback import Feedback
 from .filters import MTF_TAPS, decimate, grow_mask, upsample
 from .grid import same_crs
 from .raster_io import MaskedRaster, describe, value_range
+from .report import INDICES
 from .sensors import get_sensor
 
 TILE = 512
@@ -90,6 +91,12 @@ def _tiles(h: int, w: int, ratio: int = 1):
     return list(M.tile_cores(h, w, tile, halo))
 
 
+def _explain(res: dict, fb: Feedback) -> None:
+    """Say in the log why each n/a index is n/a (the report says it too)."""
+    for key, why in res.get("why", {}).items():
+        fb.warning(f"{INDICES[key][1]} is n/a: {why}")
+
+
 def _step(fb: Feedback, done: int, total: int) -> None:
     if fb.is_cancelled():
         raise Cancelled("cancelled by the user")
@@ -117,7 +124,10 @@ def assess_reduced(fused_path: str, ref_path: str, sensor: str, feedback: Feedba
     if c1 - c0 < 11 or r1 - r0 < 11:
         raise InputError("FUSED and REFERENCE overlap by less than 11x11 pixels")
     peak = peak_value(rf, sens.scale)
-    acc = M.ReducedAccumulator(fu.bands, sens.ratio, peak)
+    q_window = min(32, c1 - c0, r1 - r0)
+    if q_window < 32:
+        fb.info(f"Q on {q_window}×{q_window} windows: the rasters overlap by less than 32 pixels")
+    acc = M.ReducedAccumulator(fu.bands, sens.ratio, peak, q_window=q_window)
     tiles = _tiles(r1 - r0, c1 - c0)
     for i, ((r, c, h, w), core) in enumerate(tiles):
         _step(fb, i, len(tiles))
@@ -126,7 +136,12 @@ def assess_reduced(fused_path: str, ref_path: str, sensor: str, feedback: Feedba
         acc.add(f, g, core, fv & gv)
     fb.progress(1.0)
     res = acc.result()
+    if not res["pixels"]:
+        raise InputError("FUSED and REFERENCE have no valid pixel in common: where one holds data the other is "
+                         "nodata (or masked). Check that the reference covers the fused raster's data and that "
+                         "both rasters' nodata values are right")
     res.update(width=c1 - c0, height=r1 - r0, band_names=fu.names, ratio=sens.ratio, max_value=peak)
+    _explain(res, fb)
     return res
 
 
@@ -189,9 +204,15 @@ def assess_full(fused_path: str, pan_path: str, ms_path: str, sensor: str, feedb
             valid &= np.abs(upsample((~mvalid).astype(np.float32), ratio, (h, w), origin)) < 1e-6
         acc.add(f, p[0], lms, core, valid)
     res = acc.result()
-    res.update(_reprojection(fu, ms, gains, ratio, peak_value(ms, sens.scale), repro, fb, len(tiles), total))
+    if not res["pixels"]:
+        raise InputError("FUSED, PAN and MS have no valid pixel in common (away from holes by the filters' reach): "
+                         "check that they cover one area and that their nodata values are right")
+    rep = _reprojection(fu, ms, gains, ratio, peak_value(ms, sens.scale), repro, fb, len(tiles), total)
+    res["why"].update(rep.pop("why"))
+    res.update(rep)
     fb.progress(1.0)
     res.update(width=c1 - c0, height=r1 - r0, band_names=fu.names, ratio=ratio)
+    _explain(res, fb)
     return res
 
 
@@ -223,8 +244,10 @@ def _reprojection(fu: MaskedRaster, ms: MaskedRaster, gains, ratio: int, scale: 
     """R-Q2n, R-SAM, R-ERGAS accumulated over MS-grid tiles (whole-image equal to
     ``metrics.reprojection`` of the aligned fused crop against the MS)."""
     tiles, crop = repro
+    keys = {"Q2n": "R_Q2n", "SAM": "R_SAM", "ERGAS": "R_ERGAS"}
     if crop is None:
-        return {"R_Q2n": float("nan"), "R_SAM": float("nan"), "R_ERGAS": float("nan")}
+        why = f"fewer than {2 * 32 // ratio} whole MS pixels across or down lie in the overlap"
+        return {k: float("nan") for k in keys.values()} | {"why": {k: why for k in keys.values()}}
     fc, fr, mc0, mr0, n_c, n_r, frac_c, frac_r = crop
     bounds = (fc, fr, fc + n_c * ratio, fr + n_r * ratio)
     half = MTF_TAPS // 2 + ratio
@@ -248,4 +271,5 @@ def _reprojection(fu: MaskedRaster, ms: MaskedRaster, gains, ratio: int, scale: 
             m, mv = ms.read(mc0 + c, mr0 + r, w, h)
         acc.add(rep, m, core, ok & mv)
     res = acc.result()
-    return {"R_Q2n": res["Q2n"], "R_SAM": res["SAM"], "R_ERGAS": res["ERGAS"]}
+    why = {keys[k]: w.replace("reference", "MS") for k, w in res["why"].items() if k in keys}
+    return {new: res[old] for old, new in keys.items()} | {"why": why}

@@ -105,6 +105,17 @@ def _peak(reduced: dict | None, sensor_scale: float) -> str:
     return f"{peak:g}, {why}"
 
 
+def _pixels(res: dict, filtered: bool) -> str:
+    """How many pixels the indices used, out of the overlap."""
+    total = res["width"] * res["height"]
+    used = res.get("pixels", total)
+    if used == total:
+        return f"{res['width']}×{res['height']} pixels assessed, all valid."
+    why = "nodata in an input" + (", or near enough to a hole for a filter to reach it" if filtered else "")
+    return (f"{used:,} of the {res['width']}×{res['height']} pixels of the overlap assessed "
+            f"({100 * used / total:.1f} %); the others are {why}.")
+
+
 def html_report(reduced: dict | None, full: dict | None, inputs: dict, sensor: str) -> str:
     sens = get_sensor(sensor)
     rows, parts = [], []
@@ -113,6 +124,8 @@ def html_report(reduced: dict | None, full: dict | None, inputs: dict, sensor: s
             continue
         for k in keys:
             _, label, ideal, what = INDICES[k]
+            why = res.get("why", {}).get(k)
+            what = what + (f" — <b>n/a</b>: {html.escape(why)}" if why else "")
             rows.append(f"<tr><td>{label}</td><td class='n'>{_fmt(res.get(k))}</td><td class='n'>{ideal}</td>"
                         f"<td>{what}</td></tr>")
     ins = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>" for k, v in inputs.items() if v)
@@ -140,7 +153,7 @@ def html_report(reduced: dict | None, full: dict | None, inputs: dict, sensor: s
             + "".join(f"<td class='n'>{_fmt(float(pb[k][i]))}</td>" for k in pb) + "</tr>"
             for i in range(n)
         )
-        parts.append(f"<h2>{title}: per band</h2><p>{res['width']}×{res['height']} pixels assessed.</p>"
+        parts.append(f"<h2>{title}: per band</h2><p>{_pixels(res, res is full)}</p>"
                      f"<table><tr><th>band</th>{head}</tr>{body}</table>")
         if "Q" in pb:
             chart = svg_bars({k: [float(x) for x in pb[k]] for k in ("Q", "SCC", "SSIM")}, names, vmax=1.0)
