@@ -351,3 +351,43 @@ def test_assess_small_rasters_get_q_on_smaller_windows(full_fused, tmp_path):
     res = assess_reduced(crop, crop, "wv2")
     a = gdal.Open(crop).ReadAsArray().astype(float)
     assert res["Q"] == pytest.approx(1.0) == pytest.approx(M.q_avg(a, a))
+
+
+def test_assess_offers_the_generic_sensor(qgis_app, data_dir, full_fused, tmp_path):
+    """SENSOR generic is offered (it was not: users of an untrained sensor had to pick a wrong one), after the indexes
+    saved models hold; it assesses with the generic MTF gains, the data's ratio (ERGAS too) and the data's maximum."""
+    from qgis.core import QgsApplication
+
+    from ksdiff_qgis.engine.sensors import SENSORS
+
+    keys = QgsApplication.processingRegistry().algorithmById("ksdiff:assess").parameterDefinition("SENSOR").keys
+    assert keys[:-1] == [k for k, s in SENSORS.items() if s.ratio] and keys[-1] == "generic"
+    pan, ms = str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif")
+    html = tmp_path / "generic.html"
+    res = _run({"FUSED": full_fused, "REFERENCE": full_fused, "PAN": pan, "MS": ms, "SENSOR": "generic",
+                "OUTPUT_HTML": str(html)})
+    assert res["ERGAS"] == 0 and res["Q2N"] == pytest.approx(1) and 0 <= res["D_LAMBDA"] < 0.3
+    text = html.read_text(encoding="utf-8")
+    assert "the data's ratio 4" in text and "MS MTF gains 0.3, 0.3, 0.3, 0.3" in text
+
+
+def test_assess_full_mtf_gains_by_band_name(data_dir, full_fused, tmp_path):
+    """A 4-band B, G, R, NIR product assessed as WorldView-3 (8 bands) gets those bands' gains (every band got the
+    first gain, 0.325, silently); unnamed bands that cannot be placed get the generic gain, and the log says so."""
+    from ksdiff_qgis.engine.assessment import assess_full
+    from ksdiff_qgis.engine.feedback import RecordingFeedback
+
+    pan, ms = str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif")
+    log = RecordingFeedback()
+    assert assess_full(full_fused, pan, ms, "wv3", log)["gains"] == [0.355, 0.360, 0.365, 0.335]
+    assert not any("generic MTF gain" in line for line in log.lines), log.lines
+    unnamed, ms_unnamed = str(tmp_path / "unnamed.tif"), str(tmp_path / "ms_unnamed.tif")
+    for src, dst in ((full_fused, unnamed), (ms, ms_unnamed)):
+        ds = gdal.Translate(dst, src)
+        for b in range(1, 5):
+            ds.GetRasterBand(b).SetDescription("")
+        ds = None
+    log = RecordingFeedback()
+    assert assess_full(unnamed, pan, ms_unnamed, "wv3", log)["gains"] == [0.3] * 4
+    assert any("generic MTF gain 0.3" in line and "choose the data's sensor" in line for line in log.lines), log.lines
+

@@ -17,13 +17,14 @@ import math
 import numpy as np
 
 from . import metrics as M
+from .bands import band_gain, band_kind, band_names
 from .errors import Cancelled, InputError
 from .feedback import Feedback
 from .filters import MTF_TAPS, decimate, grow_mask, upsample
 from .grid import same_crs
 from .raster_io import MaskedRaster, describe, value_range
 from .report import INDICES
-from .sensors import get_sensor
+from .sensors import GENERIC_MTF_MS, Sensor, get_sensor
 
 TILE = 512
 REPRO_TILE = 128        # MS pixels per reprojection tile (the fused window behind it is ratio^2 larger)
@@ -47,14 +48,16 @@ def peak_value(raster: MaskedRaster, sensor_scale: float) -> float:
     Floating point: 1.0 for reflectance (band mean + 5 standard deviations at most 1.5, so a stray bright pixel does
     not change the scale), else the larger of the sensor's scale and the data's maximum (reflectance x 10^4)."""
     info = describe(raster.ds, raster.path)
-    if info.dtype.kind != "f":
-        return min(sensor_scale, value_range(info.dtype, info.nbits)[1])
+    if info.dtype.kind != "f" and (sensor_scale or info.nbits):   # the generic sensor (scale 0): the declared bits
+        return min(sensor_scale or math.inf, value_range(info.dtype, info.nbits)[1])
     # a decimated read: no statistics written beside the user's file
     w, h = raster.ds.RasterXSize, raster.ds.RasterYSize
     sample = raster.ds.ReadAsArray(buf_xsize=min(w, 512), buf_ysize=min(h, 512)).astype(np.float64)
     sample = sample.reshape(raster.bands, -1)
     values = [b[np.isfinite(b) & ~np.isin(b, [nd for nd in raster.nodata if nd is not None])] for b in sample]
     values = [v for v in values if v.size]
+    if info.dtype.kind != "f":   # the generic sensor and integers of undeclared bits: the data's maximum
+        return max([float(v.max()) for v in values] + [1.0])
     if not values or max(v.mean() + 5 * v.std() for v in values) <= 1.5:
         return 1.0
     return max(sensor_scale, max(float(v.max()) for v in values))
@@ -91,6 +94,21 @@ def _tiles(h: int, w: int, ratio: int = 1):
     return list(M.tile_cores(h, w, tile, halo))
 
 
+def _bands(fu: MaskedRaster, sens: Sensor, fb: Feedback) -> tuple[list[str], list[float]]:
+    """Names of the fused bands (description, else the sensor's by position) and their MS MTF gains: by band name,
+    by position when the layout is the sensor's, else the generic gain, said."""
+    names = band_names(fu.names, sens)
+    gains = [band_gain(i, nm, fu.bands, sens) for i, nm in enumerate(names)]
+    kinds = [band_kind(n) for n in sens.band_names]
+    unknown = [nm for nm in names if band_kind(nm) is None or kinds.count(band_kind(nm)) != 1]
+    if not sens.generic and fu.bands != sens.n_bands and unknown:
+        fb.warning(f"FUSED has {fu.bands} bands, {sens.name} {sens.n_bands}, and {', '.join(unknown)} is not named "
+                   f"as one of the sensor's bands ({', '.join(sens.band_names)}): the generic MTF gain "
+                   f"{GENERIC_MTF_MS:g} filters it for Dλ and the R- indices. Give the bands their names (band "
+                   "descriptions) or choose the data's sensor")
+    return names, gains
+
+
 def _explain(res: dict, fb: Feedback) -> None:
     """Say in the log why each n/a index is n/a (the report says it too)."""
     for key, why in res.get("why", {}).items():
@@ -104,11 +122,13 @@ def _step(fb: Feedback, done: int, total: int) -> None:
 
 
 def assess_reduced(fused_path: str, ref_path: str, sensor: str, feedback: Feedback | None = None,
-                   extra_nodata: float | None = None, layer_nodata: dict[str, float | None] | None = None) -> dict:
+                   extra_nodata: float | None = None, layer_nodata: dict[str, float | None] | None = None,
+                   ratio: int | None = None) -> dict:
     """Reference-based indices of ``fused`` against ``ref`` over their common pixels (same grid).
 
     A pixel counts when it is valid in both (declared nodata, NaN and ``extra_nodata`` in any band are not).
     ``layer_nodata``: per role (FUSED, REFERENCE) a nodata value set outside the file, used when it declares none.
+    ``ratio``: the data's resolution ratio, for ERGAS when the sensor has none (generic); without either ERGAS is n/a.
     """
     fb = feedback or Feedback()
     sens = get_sensor(sensor)
@@ -127,7 +147,8 @@ def assess_reduced(fused_path: str, ref_path: str, sensor: str, feedback: Feedba
     q_window = min(32, c1 - c0, r1 - r0)
     if q_window < 32:
         fb.info(f"Q on {q_window}×{q_window} windows: the rasters overlap by less than 32 pixels")
-    acc = M.ReducedAccumulator(fu.bands, sens.ratio, peak, q_window=q_window)
+    ratio = sens.ratio or ratio
+    acc = M.ReducedAccumulator(fu.bands, ratio or 1, peak, q_window=q_window)
     tiles = _tiles(r1 - r0, c1 - c0)
     for i, ((r, c, h, w), core) in enumerate(tiles):
         _step(fb, i, len(tiles))
@@ -140,7 +161,11 @@ def assess_reduced(fused_path: str, ref_path: str, sensor: str, feedback: Feedba
         raise InputError("FUSED and REFERENCE have no valid pixel in common: where one holds data the other is "
                          "nodata (or masked). Check that the reference covers the fused raster's data and that "
                          "both rasters' nodata values are right")
-    res.update(width=c1 - c0, height=r1 - r0, band_names=fu.names, ratio=sens.ratio, max_value=peak)
+    if not ratio:
+        res["ERGAS"] = float("nan")
+        res["why"]["ERGAS"] = ("the generic sensor has no resolution ratio, which ERGAS divides by: give the original "
+                               "PAN and MS too (their ratio is used), or choose the sensor")
+    res.update(width=c1 - c0, height=r1 - r0, band_names=band_names(fu.names, sens), ratio=ratio, max_value=peak)
     _explain(res, fb)
     return res
 
@@ -171,8 +196,8 @@ def assess_full(fused_path: str, pan_path: str, ms_path: str, sensor: str, feedb
                          "MS to a whole ratio first, e.g. gdalwarp -tr)")
     if sens.ratio and ratio != sens.ratio:
         fb.warning(f"the MS pixels are {ratio} times the fused ones, not {sens.ratio} as for {sens.name}: the "
-                   f"indices use the data's ratio and that sensor's MTF gains; choose the data's sensor (its "
-                   "reduced-resolution ERGAS also divides by the sensor's ratio)")
+                   f"indices use the data's ratio and that sensor's MTF gains; choose the data's sensor, or generic "
+                   "when it is not in the list (the reduced-resolution ERGAS also divides by the sensor's ratio)")
     dc, dr = grid_offset(fu, pn)
     # MS extent in fused pixels
     mu0, mv0 = (ms.gt[0] - fu.gt[0]) / fu.gt[1], (ms.gt[3] - fu.gt[3]) / fu.gt[5]
@@ -182,7 +207,7 @@ def assess_full(fused_path: str, pan_path: str, ms_path: str, sensor: str, feedb
     r1 = min(fu.h, dr + pn.h, math.floor(mv0 + ms.h * ratio + 1e-6))
     if c1 - c0 < 2 * 32 or r1 - r0 < 2 * 32:
         raise InputError("FUSED, PAN and MS overlap by less than 64x64 PAN pixels")
-    gains = list(sens.mtf_ms) if len(sens.mtf_ms) == fu.bands else [sens.mtf_ms[0]] * fu.bands
+    names, gains = _bands(fu, sens, fb)
     acc = M.FullAccumulator(fu.bands, gains, sens.mtf_pan, ratio)
     tiles = _tiles(r1 - r0, c1 - c0, ratio)
     repro = _repro_tiles(fu, ms, ratio, (c0, r0, c1, r1), mu0, mv0)
@@ -211,7 +236,7 @@ def assess_full(fused_path: str, pan_path: str, ms_path: str, sensor: str, feedb
     res["why"].update(rep.pop("why"))
     res.update(rep)
     fb.progress(1.0)
-    res.update(width=c1 - c0, height=r1 - r0, band_names=fu.names, ratio=ratio)
+    res.update(width=c1 - c0, height=r1 - r0, band_names=names, ratio=ratio, gains=gains)
     _explain(res, fb)
     return res
 

@@ -12,7 +12,7 @@ import os
 from . import metrics as M
 from .errors import InputError
 from .raster_io import check_not_input, check_writable, open_dataset
-from .sensors import get_sensor
+from .sensors import GENERIC_MTF_MS, get_sensor
 
 
 def check_report_path(path: str, inputs: dict[str, str | None]) -> None:
@@ -101,7 +101,8 @@ def svg_bars(series: dict[str, list[float]], labels: list[str], width: int = 520
 
 def _peak(reduced: dict | None, sensor_scale: float) -> str:
     peak = (reduced or {}).get("max_value", sensor_scale)
-    why = "the sensor's" if peak == sensor_scale else "the data's: float reflectance or a type holding less"
+    why = ("the sensor's" if peak == sensor_scale else "the data's" if not sensor_scale
+           else "the data's: float reflectance or a type holding less")
     return f"{peak:g}, {why}"
 
 
@@ -129,10 +130,13 @@ def html_report(reduced: dict | None, full: dict | None, inputs: dict, sensor: s
             rows.append(f"<tr><td>{label}</td><td class='n'>{_fmt(res.get(k))}</td><td class='n'>{ideal}</td>"
                         f"<td>{what}</td></tr>")
     ins = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>" for k, v in inputs.items() if v)
-    gains = ", ".join(f"{g:g}" for g in sens.mtf_ms)
-    data_ratio = (full or {}).get("ratio")
-    ratio = f"ratio {sens.ratio}" + (f"; the data's ratio {data_ratio}, used at full resolution"
-                                     if data_ratio and data_ratio != sens.ratio else "")
+    gains = ", ".join(f"{g:g}" for g in (full or {}).get("gains") or sens.mtf_ms or (GENERIC_MTF_MS,))
+    data_ratio = (full or {}).get("ratio") or (reduced or {}).get("ratio")
+    if sens.ratio:
+        ratio = f"ratio {sens.ratio}" + (f"; the data's ratio {data_ratio}, used at full resolution"
+                                         if data_ratio and data_ratio != sens.ratio else "")
+    else:
+        ratio = f"the data's ratio {data_ratio}" if data_ratio else "no ratio"
     parts.append(f"<h1>Pansharpening quality report</h1><p>Sensor: {html.escape(sens.name)} "
                  f"({ratio}, MS MTF gains {gains}, PAN {sens.mtf_pan:g}). "
                  f"Generated {datetime.datetime.now().isoformat(timespec='seconds')} by ksdiff:assess.</p>")
