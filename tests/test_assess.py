@@ -391,3 +391,32 @@ def test_assess_full_mtf_gains_by_band_name(data_dir, full_fused, tmp_path):
     assert assess_full(unnamed, pan, ms_unnamed, "wv3", log)["gains"] == [0.3] * 4
     assert any("generic MTF gain 0.3" in line and "choose the data's sensor" in line for line in log.lines), log.lines
 
+
+def test_assess_pairs_a_band_subset_by_name(data_dir, tmp_path, wald_case):
+    """A pansharpen output of MS_BANDS 4,3,2 (NIR, Red, Green) is assessed against the full MS and reference, band
+    by band by name, as against those bands cut out (it failed: 'FUSED has 3 bands, MS 4'); bands that cannot be
+    paired are refused with how to fix it."""
+    from ksdiff_qgis.engine.assessment import assess_full, assess_reduced
+    from ksdiff_qgis.engine.errors import InputError
+    from ksdiff_qgis.engine.feedback import RecordingFeedback
+
+    pan, ms = str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif")
+    fused = pansharpen(pan, ms, str(tmp_path / "f432.tif"), sensor="wv2", method="mtf_glp_hpm",
+                       ms_bands=[4, 3, 2]).output_path
+    ms432 = str(tmp_path / "ms432.tif")
+    gdal.Translate(ms432, ms, bandList=[4, 3, 2])
+    log = RecordingFeedback()
+    got, cut = assess_full(fused, pan, ms, "wv2", log), assess_full(fused, pan, ms432, "wv2")
+    for key in M.FULL + M.CONSISTENCY:
+        assert got[key] == pytest.approx(cut[key], rel=1e-9, nan_ok=True), key
+    assert any("NIR = MS band 4, Red = MS band 3, Green = MS band 2" in line for line in log.lines), log.lines
+    case, fused_rr, _ = wald_case
+    sub, ref432 = str(tmp_path / "sub.tif"), str(tmp_path / "ref432.tif")
+    gdal.Translate(sub, fused_rr["mtf_glp_hpm"], bandList=[4, 3, 2])
+    gdal.Translate(ref432, case.ref, bandList=[4, 3, 2])
+    assert assess_reduced(sub, case.ref, "wv2")["ERGAS"] == pytest.approx(assess_reduced(sub, ref432, "wv2")["ERGAS"])
+    ds = gdal.Open(sub, gdal.GA_Update)
+    ds.GetRasterBand(1).SetDescription("")
+    ds = None
+    with pytest.raises(InputError, match="gdal_translate -b"):
+        assess_reduced(sub, case.ref, "wv2")

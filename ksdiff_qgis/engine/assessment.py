@@ -52,7 +52,8 @@ def peak_value(raster: MaskedRaster, sensor_scale: float) -> float:
         return min(sensor_scale or math.inf, value_range(info.dtype, info.nbits)[1])
     # a decimated read: no statistics written beside the user's file
     w, h = raster.ds.RasterXSize, raster.ds.RasterYSize
-    sample = raster.ds.ReadAsArray(buf_xsize=min(w, 512), buf_ysize=min(h, 512)).astype(np.float64)
+    sample = raster.ds.ReadAsArray(buf_xsize=min(w, 512), buf_ysize=min(h, 512),
+                                   band_list=raster.band_list).astype(np.float64)
     sample = sample.reshape(raster.bands, -1)
     values = [b[np.isfinite(b) & ~np.isin(b, [nd for nd in raster.nodata if nd is not None])] for b in sample]
     values = [v for v in values if v.size]
@@ -109,6 +110,29 @@ def _bands(fu: MaskedRaster, sens: Sensor, fb: Feedback) -> tuple[list[str], lis
     return names, gains
 
 
+def pair_bands(fu: MaskedRaster, other: MaskedRaster, fb: Feedback) -> None:
+    """Make ``other`` (REFERENCE or MS) read the bands FUSED holds. A fused raster of fewer bands (pansharpened from an
+    MS_BANDS selection, e.g. NIR, Red, Green) is paired with ``other``'s bands of the same descriptions when each
+    names exactly one; otherwise the band counts must agree."""
+    if fu.bands == other.bands:
+        return
+    key = [(n or "").strip().lower() for n in other.names]
+    picks = [[i + 1 for i, k in enumerate(key) if k and k == (nm or "").strip().lower()] for nm in fu.names]
+    if fu.bands < other.bands and all(len(p) == 1 for p in picks) and len({p[0] for p in picks}) == fu.bands:
+        other.select([p[0] for p in picks])
+        fb.info(f"FUSED's {fu.bands} bands are compared with {other.role}'s bands of the same names: "
+                + ", ".join(f"{nm} = {other.role} band {p[0]}" for nm, p in zip(fu.names, picks)))
+        return
+
+    def listed(r: MaskedRaster) -> str:
+        return ", ".join(n or "unnamed" for n in r.names)
+
+    raise InputError(f"FUSED has {fu.bands} bands ({listed(fu)}), {other.role} {other.bands} ({listed(other)}), and "
+                     f"they cannot be paired by band name: give a {other.role} of only the bands FUSED was made "
+                     "from, in its order (e.g. gdal_translate -b 4 -b 3 -b 2, or Raster > Conversion > Translate), or "
+                     f"name FUSED's bands (band descriptions) as {other.role}'s")
+
+
 def _explain(res: dict, fb: Feedback) -> None:
     """Say in the log why each n/a index is n/a (the report says it too)."""
     for key, why in res.get("why", {}).items():
@@ -135,8 +159,7 @@ def assess_reduced(fused_path: str, ref_path: str, sensor: str, feedback: Feedba
     given = layer_nodata or {}
     fu = MaskedRaster(fused_path, "FUSED", extra_nodata, given.get("FUSED"))
     rf = MaskedRaster(ref_path, "REFERENCE", extra_nodata, given.get("REFERENCE"))
-    if fu.bands != rf.bands:
-        raise InputError(f"FUSED has {fu.bands} bands, REFERENCE {rf.bands}")
+    pair_bands(fu, rf, fb)
     check_same_crs(fu, rf)
     dc, dr = grid_offset(fu, rf)               # reference origin in fused pixels
     c0, r0 = max(0, dc), max(0, dr)
@@ -181,8 +204,7 @@ def assess_full(fused_path: str, pan_path: str, ms_path: str, sensor: str, feedb
                   for path, role in ((fused_path, "FUSED"), (pan_path, "PAN"), (ms_path, "MS")))
     if pn.bands != 1:
         raise InputError(f"PAN must have one band, it has {pn.bands}")
-    if ms.bands != fu.bands:
-        raise InputError(f"FUSED has {fu.bands} bands, MS {ms.bands}")
+    pair_bands(fu, ms, fb)
     check_same_crs(fu, pn, ms)
     ratio_f = ms.gt[1] / fu.gt[1]
     ratio = int(round(ratio_f))

@@ -118,10 +118,17 @@ class MaskedRaster:
         self.extra_nodata = extra_nodata
         self.names = [self.ds.GetRasterBand(b + 1).GetDescription() for b in range(self.bands)]
         self.masked = own_mask(self.ds)
+        self.band_list = list(range(1, self.bands + 1))
+
+    def select(self, band_list: list[int]) -> None:
+        """Read only these bands (1-based), in this order."""
+        self.nodata = [self.nodata[b - 1] for b in band_list]
+        self.names = [self.names[b - 1] for b in band_list]
+        self.band_list, self.bands = list(band_list), len(band_list)
 
     def read(self, col: int, row: int, w: int, h: int) -> tuple[np.ndarray, np.ndarray]:
         """(C, h, w) float64 and a validity mask (False where any band is nodata or NaN); invalid pixels read 0."""
-        arr, msg = gdal_call(self.ds.ReadAsArray, int(col), int(row), int(w), int(h))
+        arr, msg = gdal_call(self.ds.ReadAsArray, int(col), int(row), int(w), int(h), band_list=self.band_list)
         if arr is None:
             raise InputError(f"{self.role}: reading {self.path} failed: {msg}")
         arr = (arr[None] if arr.ndim == 2 else arr).astype(np.float64)
