@@ -420,3 +420,27 @@ def test_assess_pairs_a_band_subset_by_name(data_dir, tmp_path, wald_case):
     ds = None
     with pytest.raises(InputError, match="gdal_translate -b"):
         assess_reduced(sub, case.ref, "wv2")
+
+
+def test_assess_report_wording(data_dir, tmp_path):
+    """The full-resolution per-band table says Ds, Dρ, Checkerboard (it said D_s, D_rho, CB), the notes give the tiles
+    really used (480×480 with 66 pixels of context at ratio 3; they always said 512 / 64), and bands without
+    descriptions take the sensor's names (they showed Band 1…4)."""
+    from ksdiff_qgis.engine.assessment import assess_full
+    from ksdiff_qgis.engine.report import html_report
+
+    pan, ms3, fused = str(data_dir / "wv2_pan.tif"), str(tmp_path / "ms3.tif"), str(tmp_path / "f3.tif")
+    ds = gdal.Open(str(data_dir / "wv2_ms.tif"))
+    gt = ds.GetGeoTransform()
+    gdal.Translate(ms3, ds, xRes=gt[1] * 3 / 4, yRes=-gt[5] * 3 / 4, resampleAlg="cubic")
+    ds = None
+    pansharpen(pan, ms3, fused, sensor="generic", method="mtf_glp_hpm")
+    for path in (fused, ms3):
+        ds = gdal.Open(path, gdal.GA_Update)
+        for b in range(1, 5):
+            ds.GetRasterBand(b).SetDescription("")
+        ds = None
+    text = html_report(None, assess_full(fused, pan, ms3, "ikonos"), {"Fused": fused}, "ikonos")
+    assert "<th>Ds</th><th>Dρ</th><th>Checkerboard</th>" in text and "<th>D_s</th>" not in text
+    assert "480×480 pixels with 66 pixels of context" in text and "512×512" not in text
+    assert "<td>Blue</td>" in text and "Band 1" not in text

@@ -84,15 +84,18 @@ def _shrink(valid: np.ndarray, reach: int) -> np.ndarray:
     return valid if valid.all() else valid & ~grow_mask(~valid, reach)
 
 
+def _tiling(ratio: int = 1) -> tuple[int, int]:
+    """Tile size and context (pixels) of the tiled pass: see :func:`_tiles`."""
+    step = math.lcm(32, ratio)
+    halo = max(M.TILE_HALO, 32 + _pan_reach(ratio)) if ratio > 1 else M.TILE_HALO
+    return max(step, TILE // step * step), -(-halo // ratio) * ratio
+
+
 def _tiles(h: int, w: int, ratio: int = 1):
     """Tiles and their cores; at full resolution the tile and its halo are whole multiples of 32 and of the ratio
     (``tile_cores``): at ratio 3 the 512-pixel tiles moved Ds by 1 % against the whole image. The halo holds a
     32-pixel window past the core plus the filters' reach, so a hole's shadow is seen in every tile it falls on."""
-    step = math.lcm(32, ratio)
-    tile = max(step, TILE // step * step)
-    halo = max(M.TILE_HALO, 32 + _pan_reach(ratio)) if ratio > 1 else M.TILE_HALO
-    halo = -(-halo // ratio) * ratio
-    return list(M.tile_cores(h, w, tile, halo))
+    return list(M.tile_cores(h, w, *_tiling(ratio)))
 
 
 def _bands(fu: MaskedRaster, sens: Sensor, fb: Feedback) -> tuple[list[str], list[float]]:
@@ -188,7 +191,8 @@ def assess_reduced(fused_path: str, ref_path: str, sensor: str, feedback: Feedba
         res["ERGAS"] = float("nan")
         res["why"]["ERGAS"] = ("the generic sensor has no resolution ratio, which ERGAS divides by: give the original "
                                "PAN and MS too (their ratio is used), or choose the sensor")
-    res.update(width=c1 - c0, height=r1 - r0, band_names=band_names(fu.names, sens), ratio=ratio, max_value=peak)
+    res.update(width=c1 - c0, height=r1 - r0, band_names=band_names(fu.names, sens), ratio=ratio, max_value=peak,
+               tiling=_tiling())
     _explain(res, fb)
     return res
 
@@ -258,7 +262,7 @@ def assess_full(fused_path: str, pan_path: str, ms_path: str, sensor: str, feedb
     res["why"].update(rep.pop("why"))
     res.update(rep)
     fb.progress(1.0)
-    res.update(width=c1 - c0, height=r1 - r0, band_names=names, ratio=ratio, gains=gains)
+    res.update(width=c1 - c0, height=r1 - r0, band_names=names, ratio=ratio, gains=gains, tiling=_tiling(ratio))
     _explain(res, fb)
     return res
 

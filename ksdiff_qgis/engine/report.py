@@ -50,6 +50,9 @@ INDICES = {
                "the same index on the PAN: a clean fusion stays near it"),
 }
 
+# per-band keys of the full-resolution results -> the names the rest of the report uses
+PER_BAND_LABELS = {"D_s": "Ds", "D_rho": "Dρ", "CB": "Checkerboard"}
+
 
 def _fmt(v) -> str:
     if v is None:
@@ -117,6 +120,16 @@ def _pixels(res: dict, filtered: bool) -> str:
             f"({100 * used / total:.1f} %); the others are {why}.")
 
 
+def _tiling(reduced: dict | None, full: dict | None) -> str:
+    """The tiles the assessment used, e.g. '480×480 pixels with 66 pixels of context at full resolution'."""
+    parts = [(f"{t[0]}×{t[0]} pixels with {t[1]} pixels of context", where)
+             for res, where in ((reduced, "at reduced resolution"), (full, "at full resolution"))
+             if res and (t := res.get("tiling"))]
+    if len({text for text, _ in parts}) <= 1:
+        return parts[0][0] if parts else "tiles with context"
+    return "; ".join(f"{text} {where}" for text, where in parts)
+
+
 def html_report(reduced: dict | None, full: dict | None, inputs: dict, sensor: str) -> str:
     sens = get_sensor(sensor)
     rows, parts = [], []
@@ -151,7 +164,7 @@ def html_report(reduced: dict | None, full: dict | None, inputs: dict, sensor: s
         n = len(next(iter(pb.values())))
         names = [nm or f"Band {i + 1}" for i, nm in enumerate((res.get("band_names") or [""] * n)[:n])]
         names += [f"Band {i + 1}" for i in range(len(names), n)]
-        head = "".join(f"<th>{html.escape(k)}</th>" for k in pb)
+        head = "".join(f"<th>{html.escape(PER_BAND_LABELS.get(k, k))}</th>" for k in pb)
         body = "".join(
             f"<tr><td>{html.escape(names[i])}</td>"
             + "".join(f"<td class='n'>{_fmt(float(pb[k][i]))}</td>" for k in pb) + "</tr>"
@@ -162,8 +175,7 @@ def html_report(reduced: dict | None, full: dict | None, inputs: dict, sensor: s
         if "Q" in pb:
             chart = svg_bars({k: [float(x) for x in pb[k]] for k in ("Q", "SCC", "SSIM")}, names, vmax=1.0)
         else:
-            chart = svg_bars({{"D_s": "Ds", "D_rho": "Dρ", "CB": "Checkerboard"}.get(k, k): [float(x) for x in v]
-                              for k, v in pb.items()}, names)
+            chart = svg_bars({PER_BAND_LABELS.get(k, k): [float(x) for x in v] for k, v in pb.items()}, names)
         parts.append(f"<div class='plot'>{chart}</div>")
     parts.append(
         "<h2>Notes</h2><ul>"
@@ -176,7 +188,7 @@ def html_report(reduced: dict | None, full: dict | None, inputs: dict, sensor: s
         "and decimated by the ratio (Wald's degradation) with the original MS; checkerboard response = mean "
         "|x ⊛ [[1,−1],[−1,1]]| / mean(|∂x x| + |∂y x|), worst band (a clean fusion stays near the PAN's value).</li>"
         "<li>Pixels that are nodata in any input are left out, with every window and block that touches them.</li>"
-        "<li>Computed tile by tile (512×512 pixels with 64 pixels of context): equal to the whole-image values, "
+        f"<li>Computed tile by tile ({_tiling(reduced, full)}): equal to the whole-image values, "
         "with bounded memory.</li></ul>"
     )
     style = ("body{font-family:sans-serif;max-width:60em;margin:1em auto;color:#222}"
