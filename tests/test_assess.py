@@ -262,3 +262,185 @@ def test_assess_full_says_when_the_sensor_has_another_ratio(data_dir, tmp_path):
     log = RecordingFeedback()
     res = assess_full(fused, pan, ms, "wv2", log)
     assert res["ratio"] == 2 and any("not 4 as for WorldView-2" in line for line in log.lines), log.lines
+
+
+def _with_hole(src: str, path: str, fill: float, rows: slice, cols: slice) -> str:
+    """``src`` as float32 with a hole filled with ``fill`` and ``fill`` declared nodata."""
+    from model_core.rasters import read, write_geotiff
+
+    r = read(src)
+    a = r.data.astype(np.float32)
+    a[:, rows, cols] = fill
+    return write_geotiff(path, a, r.transform, r.crs, nodata=fill)
+
+
+@pytest.fixture(scope="module")
+def full_fused(data_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("assess_full")
+    return pansharpen(str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif"), str(out / "f.tif"),
+                      sensor="wv2", method="mtf_glp_hpm").output_path
+
+
+@pytest.mark.parametrize("role", ["FUSED", "PAN"])
+def test_assess_full_independent_of_the_nodata_fill(data_dir, tmp_path, full_fused, role):
+    """The value written into the declared-nodata pixels of the FUSED raster or the PAN does not change any index
+    (the MTF filters spread it into valid neighbours: a fused hole of 0 / -9999 / 60000 gave Dλ 0.0239 / 0.0404 /
+    0.0538 and R-ERGAS 3.3 / 17.9 / 104.5; a PAN hole moved Ds from 0.065 to 0.073)."""
+    from ksdiff_qgis.engine.assessment import assess_full
+
+    pan, ms = str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif")
+    got = {}
+    for fill in (0.0, -9999.0, 60000.0, float("nan")):
+        holed = _with_hole(full_fused if role == "FUSED" else pan, str(tmp_path / f"h{fill}.tif"), fill,
+                           slice(100, 116), slice(100, 116))
+        got[fill] = assess_full(holed, pan, ms, "wv2") if role == "FUSED" else assess_full(full_fused, holed, ms, "wv2")
+    for fill, res in got.items():
+        for key in M.FULL + M.CONSISTENCY:
+            assert res[key] == pytest.approx(got[0.0][key], rel=1e-6, abs=1e-9, nan_ok=True), (fill, key)
+
+
+def test_assess_refuses_rasters_with_no_valid_pixel_in_common(qgis_app, full_fused, tmp_path):
+    """FUSED valid on the left half, REFERENCE on the right half: a clear error and no report (it scored ERGAS 0
+    and PSNR ∞, rc 0)."""
+    from qgis.core import QgsProcessingException
+
+    left = _with_hole(full_fused, str(tmp_path / "left.tif"), 0.0, slice(None), slice(128, None))
+    right = _with_hole(full_fused, str(tmp_path / "right.tif"), 0.0, slice(None), slice(0, 128))
+    html = tmp_path / "disjoint.html"
+    with pytest.raises(QgsProcessingException, match="no valid pixel in common"):
+        _run({"FUSED": left, "REFERENCE": right, "SENSOR": "wv2", "OUTPUT_HTML": str(html)})
+    assert not html.exists()
+
+
+def test_assess_says_why_an_index_is_na_and_how_many_pixels_it_used(full_fused, tmp_path):
+    """A reference valid on 20 columns: the report counts the 5,120 pixels used (it said '256×256 pixels assessed')
+    and Q2n / Q are n/a with the reason in the log and the report (no reason was given); a reference band of zeros
+    makes ERGAS n/a with its reason (it was 1.3e11, a division by EPS)."""
+    from ksdiff_qgis.engine.assessment import assess_reduced
+    from ksdiff_qgis.engine.feedback import RecordingFeedback
+    from ksdiff_qgis.engine.report import html_report
+
+    narrow = _with_hole(full_fused, str(tmp_path / "narrow.tif"), 0.0, slice(None), slice(20, None))
+    log = RecordingFeedback()
+    res = assess_reduced(full_fused, narrow, "wv2", log)
+    assert res["pixels"] == 256 * 20 and np.isnan(res["Q2n"]) and np.isnan(res["Q"]) and res["SAM"] >= 0
+    assert any("Q2n (Q4/Q8) is n/a: no 32×32 block" in line for line in log.lines), log.lines
+    text = html_report(res, None, {"Fused": full_fused}, "wv2")
+    assert "5,120 of the 256×256 pixels" in text and "no 32×32 block is entirely valid" in text
+    zero_b2 = _with_hole(full_fused, str(tmp_path / "zero_b2.tif"), 0.0, slice(None), slice(None))
+    src = gdal.Open(full_fused).ReadAsArray()
+    ds = gdal.Open(zero_b2, gdal.GA_Update)
+    for b in (1, 2, 3, 4):     # only band 2 stays all zeros; no nodata declared
+        ds.GetRasterBand(b).DeleteNoDataValue()
+        if b != 2:
+            ds.GetRasterBand(b).WriteArray(src[b - 1])
+    ds = None
+    log = RecordingFeedback()
+    res = assess_reduced(full_fused, zero_b2, "wv2", log)
+    assert np.isnan(res["ERGAS"]) and any("ERGAS is n/a: band 2 of the reference averages 0" in line
+                                          for line in log.lines), log.lines
+
+
+def test_assess_small_rasters_get_q_on_smaller_windows(full_fused, tmp_path):
+    """A 12×12 crop assessed against itself scores Q = 1 (Q was n/a below 32 pixels while metrics.q_avg shrinks its
+    window), as the whole-array metric."""
+    from ksdiff_qgis.engine.assessment import assess_reduced
+
+    crop = str(tmp_path / "tiny.tif")
+    gdal.Translate(crop, full_fused, srcWin=[100, 100, 12, 12])
+    res = assess_reduced(crop, crop, "wv2")
+    a = gdal.Open(crop).ReadAsArray().astype(float)
+    assert res["Q"] == pytest.approx(1.0) == pytest.approx(M.q_avg(a, a))
+
+
+def test_assess_offers_the_generic_sensor(qgis_app, data_dir, full_fused, tmp_path):
+    """SENSOR generic is offered (it was not: users of an untrained sensor had to pick a wrong one), after the indexes
+    saved models hold; it assesses with the generic MTF gains, the data's ratio (ERGAS too) and the data's maximum."""
+    from qgis.core import QgsApplication
+
+    from ksdiff_qgis.engine.sensors import SENSORS
+
+    keys = QgsApplication.processingRegistry().algorithmById("ksdiff:assess").parameterDefinition("SENSOR").keys
+    assert keys[:-1] == [k for k, s in SENSORS.items() if s.ratio] and keys[-1] == "generic"
+    pan, ms = str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif")
+    html = tmp_path / "generic.html"
+    res = _run({"FUSED": full_fused, "REFERENCE": full_fused, "PAN": pan, "MS": ms, "SENSOR": "generic",
+                "OUTPUT_HTML": str(html)})
+    assert res["ERGAS"] == 0 and res["Q2N"] == pytest.approx(1) and 0 <= res["D_LAMBDA"] < 0.3
+    text = html.read_text(encoding="utf-8")
+    assert "the data's ratio 4" in text and "MS MTF gains 0.3, 0.3, 0.3, 0.3" in text
+
+
+def test_assess_full_mtf_gains_by_band_name(data_dir, full_fused, tmp_path):
+    """A 4-band B, G, R, NIR product assessed as WorldView-3 (8 bands) gets those bands' gains (every band got the
+    first gain, 0.325, silently); unnamed bands that cannot be placed get the generic gain, and the log says so."""
+    from ksdiff_qgis.engine.assessment import assess_full
+    from ksdiff_qgis.engine.feedback import RecordingFeedback
+
+    pan, ms = str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif")
+    log = RecordingFeedback()
+    assert assess_full(full_fused, pan, ms, "wv3", log)["gains"] == [0.355, 0.360, 0.365, 0.335]
+    assert not any("generic MTF gain" in line for line in log.lines), log.lines
+    unnamed, ms_unnamed = str(tmp_path / "unnamed.tif"), str(tmp_path / "ms_unnamed.tif")
+    for src, dst in ((full_fused, unnamed), (ms, ms_unnamed)):
+        ds = gdal.Translate(dst, src)
+        for b in range(1, 5):
+            ds.GetRasterBand(b).SetDescription("")
+        ds = None
+    log = RecordingFeedback()
+    assert assess_full(unnamed, pan, ms_unnamed, "wv3", log)["gains"] == [0.3] * 4
+    assert any("generic MTF gain 0.3" in line and "choose the data's sensor" in line for line in log.lines), log.lines
+
+
+def test_assess_pairs_a_band_subset_by_name(data_dir, tmp_path, wald_case):
+    """A pansharpen output of MS_BANDS 4,3,2 (NIR, Red, Green) is assessed against the full MS and reference, band
+    by band by name, as against those bands cut out (it failed: 'FUSED has 3 bands, MS 4'); bands that cannot be
+    paired are refused with how to fix it."""
+    from ksdiff_qgis.engine.assessment import assess_full, assess_reduced
+    from ksdiff_qgis.engine.errors import InputError
+    from ksdiff_qgis.engine.feedback import RecordingFeedback
+
+    pan, ms = str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif")
+    fused = pansharpen(pan, ms, str(tmp_path / "f432.tif"), sensor="wv2", method="mtf_glp_hpm",
+                       ms_bands=[4, 3, 2]).output_path
+    ms432 = str(tmp_path / "ms432.tif")
+    gdal.Translate(ms432, ms, bandList=[4, 3, 2])
+    log = RecordingFeedback()
+    got, cut = assess_full(fused, pan, ms, "wv2", log), assess_full(fused, pan, ms432, "wv2")
+    for key in M.FULL + M.CONSISTENCY:
+        assert got[key] == pytest.approx(cut[key], rel=1e-9, nan_ok=True), key
+    assert any("NIR = MS band 4, Red = MS band 3, Green = MS band 2" in line for line in log.lines), log.lines
+    case, fused_rr, _ = wald_case
+    sub, ref432 = str(tmp_path / "sub.tif"), str(tmp_path / "ref432.tif")
+    gdal.Translate(sub, fused_rr["mtf_glp_hpm"], bandList=[4, 3, 2])
+    gdal.Translate(ref432, case.ref, bandList=[4, 3, 2])
+    assert assess_reduced(sub, case.ref, "wv2")["ERGAS"] == pytest.approx(assess_reduced(sub, ref432, "wv2")["ERGAS"])
+    ds = gdal.Open(sub, gdal.GA_Update)
+    ds.GetRasterBand(1).SetDescription("")
+    ds = None
+    with pytest.raises(InputError, match="gdal_translate -b"):
+        assess_reduced(sub, case.ref, "wv2")
+
+
+def test_assess_report_wording(data_dir, tmp_path):
+    """The full-resolution per-band table says Ds, Dρ, Checkerboard (it said D_s, D_rho, CB), the notes give the tiles
+    really used (480×480 with 66 pixels of context at ratio 3; they always said 512 / 64), and bands without
+    descriptions take the sensor's names (they showed Band 1…4)."""
+    from ksdiff_qgis.engine.assessment import assess_full
+    from ksdiff_qgis.engine.report import html_report
+
+    pan, ms3, fused = str(data_dir / "wv2_pan.tif"), str(tmp_path / "ms3.tif"), str(tmp_path / "f3.tif")
+    ds = gdal.Open(str(data_dir / "wv2_ms.tif"))
+    gt = ds.GetGeoTransform()
+    gdal.Translate(ms3, ds, xRes=gt[1] * 3 / 4, yRes=-gt[5] * 3 / 4, resampleAlg="cubic")
+    ds = None
+    pansharpen(pan, ms3, fused, sensor="generic", method="mtf_glp_hpm")
+    for path in (fused, ms3):
+        ds = gdal.Open(path, gdal.GA_Update)
+        for b in range(1, 5):
+            ds.GetRasterBand(b).SetDescription("")
+        ds = None
+    text = html_report(None, assess_full(fused, pan, ms3, "ikonos"), {"Fused": fused}, "ikonos")
+    assert "<th>Ds</th><th>Dρ</th><th>Checkerboard</th>" in text and "<th>D_s</th>" not in text
+    assert "480×480 pixels with 66 pixels of context" in text and "512×512" not in text
+    assert "<td>Blue</td>" in text and "Band 1" not in text

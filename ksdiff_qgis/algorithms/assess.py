@@ -23,7 +23,9 @@ from .base import KsdiffAlgorithm, translator
 from .common import ProcessingFeedback, layer_nodata, raster_path
 from .compat import KeyedEnum, set_help
 
-ASSESS_SENSORS = [k for k, s in SENSORS.items() if s.ratio]   # the generic sensor has no ratio to assess with
+# every sensor, in the table's order: generic (generic MTF gains, the data's ratio and maximum) came last, after the
+# indexes saved models hold; keys are only appended to the table, so an index keeps its meaning
+ASSESS_SENSORS = list(SENSORS)
 
 
 tr = translator("KsdiffAssess")
@@ -59,7 +61,8 @@ class AssessAlgorithm(KsdiffAlgorithm):
             "stays near the PAN's own value, also reported).\n"
             "Give a reference, or PAN and MS, or all three.\n"
             "Sensor: sets the resolution ratio, the MTF gains used by Dλ/Ds and the maximum value used by "
-            "PSNR/SSIM.\nReport: the HTML file to write.\n\n"
+            "PSNR/SSIM; generic: the MTF gains 0.3 / 0.15, the data's ratio (from the original MS) and maximum.\n"
+            "Report: the HTML file to write.\n\n"
             "Rasters are read in tiles: memory stays bounded for any scene size. Nodata pixels are left out."
         )
 
@@ -121,12 +124,14 @@ class AssessAlgorithm(KsdiffAlgorithm):
         except InputError as e:
             raise QgsProcessingException(str(e)) from None
         try:
-            if self._ref:
-                feedback.pushInfo(tr("Reduced-resolution assessment against the reference…"))
-                reduced = assess_reduced(self._fused, self._ref, self._sensor, fb, layer_nodata=self._nodata)
-            if self._pan and not feedback.isCanceled():
+            # full resolution first: its ratio (the data's) serves ERGAS when the sensor has none (generic)
+            if self._pan:
                 feedback.pushInfo(tr("Full-resolution assessment against the original PAN and MS…"))
                 full = assess_full(self._fused, self._pan, self._ms, self._sensor, fb, layer_nodata=self._nodata)
+            if self._ref and not feedback.isCanceled():
+                feedback.pushInfo(tr("Reduced-resolution assessment against the reference…"))
+                reduced = assess_reduced(self._fused, self._ref, self._sensor, fb, layer_nodata=self._nodata,
+                                         ratio=(full or {}).get("ratio"))
         except Cancelled:
             raise QgsProcessingException(tr("Cancelled")) from None
         except (ValueError, RuntimeError) as e:

@@ -17,12 +17,14 @@ import math
 import numpy as np
 
 from . import metrics as M
+from .bands import band_gain, band_kind, band_names
 from .errors import Cancelled, InputError
 from .feedback import Feedback
-from .filters import MTF_TAPS, decimate, upsample
+from .filters import MTF_TAPS, decimate, grow_mask, upsample
 from .grid import same_crs
 from .raster_io import MaskedRaster, describe, value_range
-from .sensors import get_sensor
+from .report import INDICES
+from .sensors import GENERIC_MTF_MS, Sensor, get_sensor
 
 TILE = 512
 REPRO_TILE = 128        # MS pixels per reprojection tile (the fused window behind it is ratio^2 larger)
@@ -46,14 +48,17 @@ def peak_value(raster: MaskedRaster, sensor_scale: float) -> float:
     Floating point: 1.0 for reflectance (band mean + 5 standard deviations at most 1.5, so a stray bright pixel does
     not change the scale), else the larger of the sensor's scale and the data's maximum (reflectance x 10^4)."""
     info = describe(raster.ds, raster.path)
-    if info.dtype.kind != "f":
-        return min(sensor_scale, value_range(info.dtype, info.nbits)[1])
+    if info.dtype.kind != "f" and (sensor_scale or info.nbits):   # the generic sensor (scale 0): the declared bits
+        return min(sensor_scale or math.inf, value_range(info.dtype, info.nbits)[1])
     # a decimated read: no statistics written beside the user's file
     w, h = raster.ds.RasterXSize, raster.ds.RasterYSize
-    sample = raster.ds.ReadAsArray(buf_xsize=min(w, 512), buf_ysize=min(h, 512)).astype(np.float64)
+    sample = raster.ds.ReadAsArray(buf_xsize=min(w, 512), buf_ysize=min(h, 512),
+                                   band_list=raster.band_list).astype(np.float64)
     sample = sample.reshape(raster.bands, -1)
     values = [b[np.isfinite(b) & ~np.isin(b, [nd for nd in raster.nodata if nd is not None])] for b in sample]
     values = [v for v in values if v.size]
+    if info.dtype.kind != "f":   # the generic sensor and integers of undeclared bits: the data's maximum
+        return max([float(v.max()) for v in values] + [1.0])
     if not values or max(v.mean() + 5 * v.std() for v in values) <= 1.5:
         return 1.0
     return max(sensor_scale, max(float(v.max()) for v in values))
@@ -68,13 +73,73 @@ def check_same_crs(first: MaskedRaster, *others: MaskedRaster) -> None:
                              "has none): reproject one onto the other's grid first (Raster > Projections > Warp)")
 
 
+def _pan_reach(ratio: int) -> int:
+    """Fused pixels a PAN value reaches through its low-pass (Wald degradation, then cubic re-interpolation)."""
+    return MTF_TAPS // 2 + 3 * ratio
+
+
+def _shrink(valid: np.ndarray, reach: int) -> np.ndarray:
+    """``valid`` without the pixels within ``reach`` of a hole: a filter of that reach carries the hole's fill into
+    them."""
+    return valid if valid.all() else valid & ~grow_mask(~valid, reach)
+
+
+def _tiling(ratio: int = 1) -> tuple[int, int]:
+    """Tile size and context (pixels) of the tiled pass: see :func:`_tiles`."""
+    step = math.lcm(32, ratio)
+    halo = max(M.TILE_HALO, 32 + _pan_reach(ratio)) if ratio > 1 else M.TILE_HALO
+    return max(step, TILE // step * step), -(-halo // ratio) * ratio
+
+
 def _tiles(h: int, w: int, ratio: int = 1):
     """Tiles and their cores; at full resolution the tile and its halo are whole multiples of 32 and of the ratio
-    (``tile_cores``): at ratio 3 the 512-pixel tiles moved Ds by 1 % against the whole image."""
-    step = math.lcm(32, ratio)
-    tile = max(step, TILE // step * step)
-    halo = -(-M.TILE_HALO // ratio) * ratio
-    return list(M.tile_cores(h, w, tile, halo))
+    (``tile_cores``): at ratio 3 the 512-pixel tiles moved Ds by 1 % against the whole image. The halo holds a
+    32-pixel window past the core plus the filters' reach, so a hole's shadow is seen in every tile it falls on."""
+    return list(M.tile_cores(h, w, *_tiling(ratio)))
+
+
+def _bands(fu: MaskedRaster, sens: Sensor, fb: Feedback) -> tuple[list[str], list[float]]:
+    """Names of the fused bands (description, else the sensor's by position) and their MS MTF gains: by band name,
+    by position when the layout is the sensor's, else the generic gain, said."""
+    names = band_names(fu.names, sens)
+    gains = [band_gain(i, nm, fu.bands, sens) for i, nm in enumerate(names)]
+    kinds = [band_kind(n) for n in sens.band_names]
+    unknown = [nm for nm in names if band_kind(nm) is None or kinds.count(band_kind(nm)) != 1]
+    if not sens.generic and fu.bands != sens.n_bands and unknown:
+        fb.warning(f"FUSED has {fu.bands} bands, {sens.name} {sens.n_bands}, and {', '.join(unknown)} is not named "
+                   f"as one of the sensor's bands ({', '.join(sens.band_names)}): the generic MTF gain "
+                   f"{GENERIC_MTF_MS:g} filters it for Dλ and the R- indices. Give the bands their names (band "
+                   "descriptions) or choose the data's sensor")
+    return names, gains
+
+
+def pair_bands(fu: MaskedRaster, other: MaskedRaster, fb: Feedback) -> None:
+    """Make ``other`` (REFERENCE or MS) read the bands FUSED holds. A fused raster of fewer bands (pansharpened from an
+    MS_BANDS selection, e.g. NIR, Red, Green) is paired with ``other``'s bands of the same descriptions when each
+    names exactly one; otherwise the band counts must agree."""
+    if fu.bands == other.bands:
+        return
+    key = [(n or "").strip().lower() for n in other.names]
+    picks = [[i + 1 for i, k in enumerate(key) if k and k == (nm or "").strip().lower()] for nm in fu.names]
+    if fu.bands < other.bands and all(len(p) == 1 for p in picks) and len({p[0] for p in picks}) == fu.bands:
+        other.select([p[0] for p in picks])
+        fb.info(f"FUSED's {fu.bands} bands are compared with {other.role}'s bands of the same names: "
+                + ", ".join(f"{nm} = {other.role} band {p[0]}" for nm, p in zip(fu.names, picks)))
+        return
+
+    def listed(r: MaskedRaster) -> str:
+        return ", ".join(n or "unnamed" for n in r.names)
+
+    raise InputError(f"FUSED has {fu.bands} bands ({listed(fu)}), {other.role} {other.bands} ({listed(other)}), and "
+                     f"they cannot be paired by band name: give a {other.role} of only the bands FUSED was made "
+                     "from, in its order (e.g. gdal_translate -b 4 -b 3 -b 2, or Raster > Conversion > Translate), or "
+                     f"name FUSED's bands (band descriptions) as {other.role}'s")
+
+
+def _explain(res: dict, fb: Feedback) -> None:
+    """Say in the log why each n/a index is n/a (the report says it too)."""
+    for key, why in res.get("why", {}).items():
+        fb.warning(f"{INDICES[key][1]} is n/a: {why}")
 
 
 def _step(fb: Feedback, done: int, total: int) -> None:
@@ -84,19 +149,20 @@ def _step(fb: Feedback, done: int, total: int) -> None:
 
 
 def assess_reduced(fused_path: str, ref_path: str, sensor: str, feedback: Feedback | None = None,
-                   extra_nodata: float | None = None, layer_nodata: dict[str, float | None] | None = None) -> dict:
+                   extra_nodata: float | None = None, layer_nodata: dict[str, float | None] | None = None,
+                   ratio: int | None = None) -> dict:
     """Reference-based indices of ``fused`` against ``ref`` over their common pixels (same grid).
 
     A pixel counts when it is valid in both (declared nodata, NaN and ``extra_nodata`` in any band are not).
     ``layer_nodata``: per role (FUSED, REFERENCE) a nodata value set outside the file, used when it declares none.
+    ``ratio``: the data's resolution ratio, for ERGAS when the sensor has none (generic); without either ERGAS is n/a.
     """
     fb = feedback or Feedback()
     sens = get_sensor(sensor)
     given = layer_nodata or {}
     fu = MaskedRaster(fused_path, "FUSED", extra_nodata, given.get("FUSED"))
     rf = MaskedRaster(ref_path, "REFERENCE", extra_nodata, given.get("REFERENCE"))
-    if fu.bands != rf.bands:
-        raise InputError(f"FUSED has {fu.bands} bands, REFERENCE {rf.bands}")
+    pair_bands(fu, rf, fb)
     check_same_crs(fu, rf)
     dc, dr = grid_offset(fu, rf)               # reference origin in fused pixels
     c0, r0 = max(0, dc), max(0, dr)
@@ -104,7 +170,11 @@ def assess_reduced(fused_path: str, ref_path: str, sensor: str, feedback: Feedba
     if c1 - c0 < 11 or r1 - r0 < 11:
         raise InputError("FUSED and REFERENCE overlap by less than 11x11 pixels")
     peak = peak_value(rf, sens.scale)
-    acc = M.ReducedAccumulator(fu.bands, sens.ratio, peak)
+    q_window = min(32, c1 - c0, r1 - r0)
+    if q_window < 32:
+        fb.info(f"Q on {q_window}×{q_window} windows: the rasters overlap by less than 32 pixels")
+    ratio = sens.ratio or ratio
+    acc = M.ReducedAccumulator(fu.bands, ratio or 1, peak, q_window=q_window)
     tiles = _tiles(r1 - r0, c1 - c0)
     for i, ((r, c, h, w), core) in enumerate(tiles):
         _step(fb, i, len(tiles))
@@ -113,7 +183,17 @@ def assess_reduced(fused_path: str, ref_path: str, sensor: str, feedback: Feedba
         acc.add(f, g, core, fv & gv)
     fb.progress(1.0)
     res = acc.result()
-    res.update(width=c1 - c0, height=r1 - r0, band_names=fu.names, ratio=sens.ratio, max_value=peak)
+    if not res["pixels"]:
+        raise InputError("FUSED and REFERENCE have no valid pixel in common: where one holds data the other is "
+                         "nodata (or masked). Check that the reference covers the fused raster's data and that "
+                         "both rasters' nodata values are right")
+    if not ratio:
+        res["ERGAS"] = float("nan")
+        res["why"]["ERGAS"] = ("the generic sensor has no resolution ratio, which ERGAS divides by: give the original "
+                               "PAN and MS too (their ratio is used), or choose the sensor")
+    res.update(width=c1 - c0, height=r1 - r0, band_names=band_names(fu.names, sens), ratio=ratio, max_value=peak,
+               tiling=_tiling())
+    _explain(res, fb)
     return res
 
 
@@ -128,8 +208,7 @@ def assess_full(fused_path: str, pan_path: str, ms_path: str, sensor: str, feedb
                   for path, role in ((fused_path, "FUSED"), (pan_path, "PAN"), (ms_path, "MS")))
     if pn.bands != 1:
         raise InputError(f"PAN must have one band, it has {pn.bands}")
-    if ms.bands != fu.bands:
-        raise InputError(f"FUSED has {fu.bands} bands, MS {ms.bands}")
+    pair_bands(fu, ms, fb)
     check_same_crs(fu, pn, ms)
     ratio_f = ms.gt[1] / fu.gt[1]
     ratio = int(round(ratio_f))
@@ -143,8 +222,8 @@ def assess_full(fused_path: str, pan_path: str, ms_path: str, sensor: str, feedb
                          "MS to a whole ratio first, e.g. gdalwarp -tr)")
     if sens.ratio and ratio != sens.ratio:
         fb.warning(f"the MS pixels are {ratio} times the fused ones, not {sens.ratio} as for {sens.name}: the "
-                   f"indices use the data's ratio and that sensor's MTF gains; choose the data's sensor (its "
-                   "reduced-resolution ERGAS also divides by the sensor's ratio)")
+                   f"indices use the data's ratio and that sensor's MTF gains; choose the data's sensor, or generic "
+                   "when it is not in the list (the reduced-resolution ERGAS also divides by the sensor's ratio)")
     dc, dr = grid_offset(fu, pn)
     # MS extent in fused pixels
     mu0, mv0 = (ms.gt[0] - fu.gt[0]) / fu.gt[1], (ms.gt[3] - fu.gt[3]) / fu.gt[5]
@@ -154,7 +233,7 @@ def assess_full(fused_path: str, pan_path: str, ms_path: str, sensor: str, feedb
     r1 = min(fu.h, dr + pn.h, math.floor(mv0 + ms.h * ratio + 1e-6))
     if c1 - c0 < 2 * 32 or r1 - r0 < 2 * 32:
         raise InputError("FUSED, PAN and MS overlap by less than 64x64 PAN pixels")
-    gains = list(sens.mtf_ms) if len(sens.mtf_ms) == fu.bands else [sens.mtf_ms[0]] * fu.bands
+    names, gains = _bands(fu, sens, fb)
     acc = M.FullAccumulator(fu.bands, gains, sens.mtf_pan, ratio)
     tiles = _tiles(r1 - r0, c1 - c0, ratio)
     repro = _repro_tiles(fu, ms, ratio, (c0, r0, c1, r1), mu0, mv0)
@@ -170,14 +249,21 @@ def assess_full(fused_path: str, pan_path: str, ms_path: str, sensor: str, feedb
         m, mvalid = ms.read(mc0, mr0, mc1 - mc0, mr1 - mr0)
         origin = ((mr0 - v) * ratio, (mc0 - u) * ratio)
         lms = upsample(m.astype(np.float32), ratio, (h, w), origin).astype(np.float64)
-        valid = fv & pv
+        # the MS MTF filter (Dλ) and the PAN's low-pass (Ds) carry a hole's fill into its neighbours
+        valid = _shrink(fv, MTF_TAPS // 2) & _shrink(pv, _pan_reach(ratio))
         if not mvalid.all():
             valid &= np.abs(upsample((~mvalid).astype(np.float32), ratio, (h, w), origin)) < 1e-6
         acc.add(f, p[0], lms, core, valid)
     res = acc.result()
-    res.update(_reprojection(fu, ms, gains, ratio, peak_value(ms, sens.scale), repro, fb, len(tiles), total))
+    if not res["pixels"]:
+        raise InputError("FUSED, PAN and MS have no valid pixel in common (away from holes by the filters' reach): "
+                         "check that they cover one area and that their nodata values are right")
+    rep = _reprojection(fu, ms, gains, ratio, peak_value(ms, sens.scale), repro, fb, len(tiles), total)
+    res["why"].update(rep.pop("why"))
+    res.update(rep)
     fb.progress(1.0)
-    res.update(width=c1 - c0, height=r1 - r0, band_names=fu.names, ratio=ratio)
+    res.update(width=c1 - c0, height=r1 - r0, band_names=names, ratio=ratio, gains=gains, tiling=_tiling(ratio))
+    _explain(res, fb)
     return res
 
 
@@ -209,8 +295,10 @@ def _reprojection(fu: MaskedRaster, ms: MaskedRaster, gains, ratio: int, scale: 
     """R-Q2n, R-SAM, R-ERGAS accumulated over MS-grid tiles (whole-image equal to
     ``metrics.reprojection`` of the aligned fused crop against the MS)."""
     tiles, crop = repro
+    keys = {"Q2n": "R_Q2n", "SAM": "R_SAM", "ERGAS": "R_ERGAS"}
     if crop is None:
-        return {"R_Q2n": float("nan"), "R_SAM": float("nan"), "R_ERGAS": float("nan")}
+        why = f"fewer than {2 * 32 // ratio} whole MS pixels across or down lie in the overlap"
+        return {k: float("nan") for k in keys.values()} | {"why": {k: why for k in keys.values()}}
     fc, fr, mc0, mr0, n_c, n_r, frac_c, frac_r = crop
     bounds = (fc, fr, fc + n_c * ratio, fr + n_r * ratio)
     half = MTF_TAPS // 2 + ratio
@@ -223,7 +311,7 @@ def _reprojection(fu: MaskedRaster, ms: MaskedRaster, gains, ratio: int, scale: 
                                  h * ratio + 2 * half, bounds)
         rep, first = decimate(f.astype(np.float32), gains, ratio, origin=(r * ratio - half, c * ratio - half))
         rep = rep[:, r - first[0]: r - first[0] + h, c - first[1]: c - first[1] + w].astype(np.float64)
-        inner = fv[half:half + h * ratio, half:half + w * ratio]
+        inner = _shrink(fv, MTF_TAPS // 2)[half:half + h * ratio, half:half + w * ratio]
         ok = inner.reshape(h, ratio, w, ratio).all(axis=(1, 3))
         if resample:   # MS sampled at the centres of the fused-anchored coarse pixels (cubic)
             m, mv = ms.read_mirrored(mc0 + c - 2, mr0 + r - 2, w + 4, h + 4, (0, 0, ms.w, ms.h))
@@ -234,4 +322,5 @@ def _reprojection(fu: MaskedRaster, ms: MaskedRaster, gains, ratio: int, scale: 
             m, mv = ms.read(mc0 + c, mr0 + r, w, h)
         acc.add(rep, m, core, ok & mv)
     res = acc.result()
-    return {"R_Q2n": res["Q2n"], "R_SAM": res["SAM"], "R_ERGAS": res["ERGAS"]}
+    why = {keys[k]: w.replace("reference", "MS") for k, w in res["why"].items() if k in keys}
+    return {new: res[old] for old, new in keys.items()} | {"why": why}

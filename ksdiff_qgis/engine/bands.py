@@ -69,27 +69,32 @@ class BandPlan:
     warnings: list[str] = field(default_factory=list)
 
 
-def _names(ms: RasterInfo, spec: Sensor) -> list[str]:
-    """Name of every MS band: its description, else the sensor's name for that position, else 'Band i'."""
+def band_names(descriptions: list[str], spec: Sensor) -> list[str]:
+    """Name of every band of a raster with these band ``descriptions``: its description, else the sensor's name for
+    that position, else 'Band i'."""
     out = []
-    for i, d in enumerate(ms.descriptions):
+    for i, d in enumerate(descriptions):
         if d:
             out.append(d)
-        elif ms.bands == spec.n_bands:
+        elif len(descriptions) == spec.n_bands:
             out.append(spec.band_names[i])
         else:
             out.append(f"Band {i + 1}")
     return out
 
 
-def _gain(i: int, name: str, ms: RasterInfo, spec: Sensor) -> float:
-    """Gain of MS band ``i`` (0-based): the sensor's value for that band name (products may reorder bands, e.g.
-    R, G, B, NIR), by position when the layout matches, else generic."""
+def _names(ms: RasterInfo, spec: Sensor) -> list[str]:
+    return band_names(ms.descriptions, spec)
+
+
+def band_gain(i: int, name: str, n_bands: int, spec: Sensor) -> float:
+    """Gain of band ``i`` (0-based) of ``n_bands``: the sensor's value for that band name (products may reorder bands,
+    e.g. R, G, B, NIR), by position when the layout matches, else generic."""
     kinds = [band_kind(n) for n in spec.band_names]
     k = band_kind(name)
     if k is not None and kinds.count(k) == 1:
         return spec.mtf_ms[kinds.index(k)]
-    if ms.bands == spec.n_bands:
+    if n_bands == spec.n_bands:
         return spec.gain_for(i)
     return GENERIC_MTF_MS
 
@@ -141,7 +146,7 @@ def plan_bands(ms: RasterInfo, spec: Sensor, selection: list[int] | None, model_
     if custom_gains:   # in the order of the fused bands, as MS_BANDS lists them
         gains = tuple(float(custom_gains[0 if len(custom_gains) == 1 else j]) for j in range(len(chosen)))
     else:
-        gains = tuple(_gain(b - 1, names[b - 1], ms, spec) for b in chosen)
+        gains = tuple(band_gain(b - 1, names[b - 1], ms.bands, spec) for b in chosen)
     return BandPlan(indices=chosen, names=[names[b - 1] for b in chosen], gains=gains, notes=notes, model=model,
                     warnings=warnings)
 

@@ -117,7 +117,9 @@ def ergas(fused, ref, ratio: float, mask=None) -> float:
     fv, rv = _valid_pixels(f, r, _mask(mask, f.shape))
     mse = np.mean((fv - rv) ** 2, axis=1)
     mu = np.mean(rv, axis=1)
-    return float(100.0 / ratio * math.sqrt(np.mean(mse / np.maximum(mu * mu, EPS))))
+    if np.any(mu * mu < EPS):   # ERGAS divides by the band means: a band that averages 0 has no relative error
+        return float("nan")
+    return float(100.0 / ratio * math.sqrt(np.mean(mse / (mu * mu))))
 
 
 def rmse_per_band(fused, ref, mask=None) -> np.ndarray:
@@ -573,8 +575,10 @@ class ReducedAccumulator:
     pixel, window and 32x32 block is counted in the one tile whose core holds its first pixel.
     """
 
-    def __init__(self, n_bands: int, ratio: int, max_value: float, block: int = 32):
+    def __init__(self, n_bands: int, ratio: int, max_value: float, block: int = 32, q_window: int | None = None):
         self.c, self.ratio, self.max_value, self.block = n_bands, ratio, max_value, block
+        # Q's sliding window: ``block`` unless the image is smaller (as :func:`q_avg`, which shrinks it)
+        self.q_window = q_window or block
         self.sam = _Sums(1)
         self.sse, self.sref, self.npx = np.zeros(n_bands), np.zeros(n_bands), 0
         self.q2n = _Sums(1)
@@ -602,9 +606,9 @@ class ReducedAccumulator:
         self.q2n.add(_core_q2n(f, r, core, m, self.block))
         # sliding windows starting in the core
         h, w = f.shape[1:]
-        if min(h, w) >= self.block:
+        if min(h, w) >= self.q_window:
             for b in range(self.c):
-                qm = uiqi_map(r[b], f[b], self.block, m)
+                qm = uiqi_map(r[b], f[b], self.q_window, m)
                 self.q.add(qm[_core_slice(r0, r1, qm.shape[0]), _core_slice(c0, c1, qm.shape[1])], b)
         if min(h, w) >= 11:
             sm = ssim_map(f, r, self.max_value, m)
@@ -617,28 +621,45 @@ class ReducedAccumulator:
             self.scc += np.stack([fr[sl].sum(axis=(1, 2)), ff[sl].sum(axis=(1, 2)), rr[sl].sum(axis=(1, 2))])
 
     def result(self) -> dict:
-        n = max(self.npx, 1)
-        mse = self.sse / n
-        mu = self.sref / n
-        fr, ff, rr = self.scc
+        """The indices, ``per_band`` figures, ``pixels`` (valid pixels compared) and ``why``: index -> the reason
+        it is NaN (n/a)."""
         with np.errstate(divide="ignore", invalid="ignore"):
+            mse = self.sse / self.npx
+            mu = self.sref / self.npx
+            fr, ff, rr = self.scc
             scc_b = fr / np.sqrt(ff * rr)
             psnr_b = 10 * np.log10(self.max_value ** 2 / mse)
         mse_all = float(mse.mean())
         den = math.sqrt(float(ff.sum()) * float(rr.sum()))
         q_b, ssim_b = self.q.mean(), self.ssim.mean()
-        return {
+        flat = [b + 1 for b in range(self.c) if mu[b] * mu[b] < EPS]
+        res = {
             "SAM": float(self.sam.mean()[0]),
-            "ERGAS": float(100.0 / self.ratio * math.sqrt(np.mean(mse / np.maximum(mu * mu, EPS)))),
+            "ERGAS": float("nan") if flat or not self.npx else
+            float(100.0 / self.ratio * math.sqrt(np.mean(mse / (mu * mu)))),
             "Q2n": float(self.q2n.mean()[0]),
             "Q": float(np.mean(q_b)),
             "SCC": float(fr.sum() / den) if den > 0 else float("nan"),
-            "PSNR": float("inf") if mse_all == 0 else 10 * math.log10(self.max_value ** 2 / mse_all),
+            "PSNR": float("nan") if not self.npx else
+            float("inf") if mse_all == 0 else 10 * math.log10(self.max_value ** 2 / mse_all),
             "SSIM": float(np.mean(ssim_b)),
             "per_band": {"RMSE": np.sqrt(mse).tolist(), "Q": q_b.tolist(), "SCC": scc_b.tolist(),
                          "PSNR": psnr_b.tolist(), "SSIM": ssim_b.tolist()},
             "pixels": int(self.npx),
         }
+        reasons = {
+            "SAM": "no valid pixel whose two spectra are both non-zero",
+            "ERGAS": "no valid pixel" if not self.npx else
+            "band {} of the reference averages 0 over the valid pixels (ERGAS divides by each band's mean)".format(
+                ", ".join(map(str, flat))),
+            "Q2n": f"no {self.block}×{self.block} block is entirely valid",
+            "Q": f"no {self.q_window}×{self.q_window} window is entirely valid in every band",
+            "SCC": "no gradient over the valid pixels (flat images, or no valid 3×3 neighbourhood)",
+            "PSNR": "no valid pixel",
+            "SSIM": "no 11×11 window is entirely valid",
+        }
+        res["why"] = {k: why for k, why in reasons.items() if math.isnan(res[k])}
+        return res
 
 
 def _scc_parts_map(f, r, m):
@@ -666,6 +687,7 @@ class FullAccumulator:
         self.rho = _Sums(n_bands)
         self.cb = np.zeros((2, n_bands))      # sum |checkerboard|, sum |gradient| of the fused bands
         self.cb_pan = np.zeros(2)
+        self.npx = 0
 
     def add(self, fused, pan, lms, core, mask=None) -> None:
         f, l = _pair(fused, lms)
@@ -673,6 +695,7 @@ class FullAccumulator:
         p = p[0] if p.ndim == 3 else p
         m = _mask(mask, f.shape)
         r0, r1, c0, c1 = core
+        self.npx += int(m[r0:r1, c0:c1].sum()) if m is not None else (r1 - r0) * (c1 - c0)
         ff = mtf_filter(f, self.gains, self.ratio)
         self.q2n.add(_core_q2n(ff, l, core, m, self.block))
         h, w = p.shape
@@ -705,9 +728,20 @@ class FullAccumulator:
         with np.errstate(divide="ignore", invalid="ignore"):
             cbb = self.cb[0] / self.cb[1]
             cbp = float(self.cb_pan[0] / self.cb_pan[1])
-        return {"D_lambda": dl, "D_s": ds, "HQNR": hqnr(dl, ds), "D_rho": float(np.mean(drb)),
-                "CB": float(np.nanmax(cbb)) if np.isfinite(cbb).any() else float("nan"), "CB_PAN": cbp,
-                "per_band": {"D_s": dsb.tolist(), "D_rho": drb.tolist(), "CB": cbb.tolist()}}
+        res = {"D_lambda": dl, "D_s": ds, "HQNR": hqnr(dl, ds), "D_rho": float(np.mean(drb)),
+               "CB": float(np.nanmax(cbb)) if np.isfinite(cbb).any() else float("nan"), "CB_PAN": cbp,
+               "per_band": {"D_s": dsb.tolist(), "D_rho": drb.tolist(), "CB": cbb.tolist()}, "pixels": self.npx}
+        b = self.block
+        reasons = {
+            "D_lambda": f"no {b}×{b} block is entirely valid",
+            "D_s": f"no {b}×{b} window is entirely valid",
+            "HQNR": "Dλ or Ds is n/a",
+            "D_rho": f"no {self.ratio}×{self.ratio} window is entirely valid",
+            "CB": "no gradient over the valid pixels of the fused bands",
+            "CB_PAN": "no gradient over the valid pixels of the PAN",
+        }
+        res["why"] = {k: why for k, why in reasons.items() if math.isnan(res[k])}
+        return res
 
 
 def tile_cores(height: int, width: int, tile: int = 512, halo: int = TILE_HALO):

@@ -12,7 +12,7 @@ import os
 from . import metrics as M
 from .errors import InputError
 from .raster_io import check_not_input, check_writable, open_dataset
-from .sensors import get_sensor
+from .sensors import GENERIC_MTF_MS, get_sensor
 
 
 def check_report_path(path: str, inputs: dict[str, str | None]) -> None:
@@ -49,6 +49,9 @@ INDICES = {
     "CB_PAN": ("CHECKERBOARD_PAN", "Checkerboard response of the PAN", "—",
                "the same index on the PAN: a clean fusion stays near it"),
 }
+
+# per-band keys of the full-resolution results -> the names the rest of the report uses
+PER_BAND_LABELS = {"D_s": "Ds", "D_rho": "Dρ", "CB": "Checkerboard"}
 
 
 def _fmt(v) -> str:
@@ -101,8 +104,30 @@ def svg_bars(series: dict[str, list[float]], labels: list[str], width: int = 520
 
 def _peak(reduced: dict | None, sensor_scale: float) -> str:
     peak = (reduced or {}).get("max_value", sensor_scale)
-    why = "the sensor's" if peak == sensor_scale else "the data's: float reflectance or a type holding less"
+    why = ("the sensor's" if peak == sensor_scale else "the data's" if not sensor_scale
+           else "the data's: float reflectance or a type holding less")
     return f"{peak:g}, {why}"
+
+
+def _pixels(res: dict, filtered: bool) -> str:
+    """How many pixels the indices used, out of the overlap."""
+    total = res["width"] * res["height"]
+    used = res.get("pixels", total)
+    if used == total:
+        return f"{res['width']}×{res['height']} pixels assessed, all valid."
+    why = "nodata in an input" + (", or near enough to a hole for a filter to reach it" if filtered else "")
+    return (f"{used:,} of the {res['width']}×{res['height']} pixels of the overlap assessed "
+            f"({100 * used / total:.1f} %); the others are {why}.")
+
+
+def _tiling(reduced: dict | None, full: dict | None) -> str:
+    """The tiles the assessment used, e.g. '480×480 pixels with 66 pixels of context at full resolution'."""
+    parts = [(f"{t[0]}×{t[0]} pixels with {t[1]} pixels of context", where)
+             for res, where in ((reduced, "at reduced resolution"), (full, "at full resolution"))
+             if res and (t := res.get("tiling"))]
+    if len({text for text, _ in parts}) <= 1:
+        return parts[0][0] if parts else "tiles with context"
+    return "; ".join(f"{text} {where}" for text, where in parts)
 
 
 def html_report(reduced: dict | None, full: dict | None, inputs: dict, sensor: str) -> str:
@@ -113,13 +138,18 @@ def html_report(reduced: dict | None, full: dict | None, inputs: dict, sensor: s
             continue
         for k in keys:
             _, label, ideal, what = INDICES[k]
+            why = res.get("why", {}).get(k)
+            what = what + (f" — <b>n/a</b>: {html.escape(why)}" if why else "")
             rows.append(f"<tr><td>{label}</td><td class='n'>{_fmt(res.get(k))}</td><td class='n'>{ideal}</td>"
                         f"<td>{what}</td></tr>")
     ins = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>" for k, v in inputs.items() if v)
-    gains = ", ".join(f"{g:g}" for g in sens.mtf_ms)
-    data_ratio = (full or {}).get("ratio")
-    ratio = f"ratio {sens.ratio}" + (f"; the data's ratio {data_ratio}, used at full resolution"
-                                     if data_ratio and data_ratio != sens.ratio else "")
+    gains = ", ".join(f"{g:g}" for g in (full or {}).get("gains") or sens.mtf_ms or (GENERIC_MTF_MS,))
+    data_ratio = (full or {}).get("ratio") or (reduced or {}).get("ratio")
+    if sens.ratio:
+        ratio = f"ratio {sens.ratio}" + (f"; the data's ratio {data_ratio}, used at full resolution"
+                                         if data_ratio and data_ratio != sens.ratio else "")
+    else:
+        ratio = f"the data's ratio {data_ratio}" if data_ratio else "no ratio"
     parts.append(f"<h1>Pansharpening quality report</h1><p>Sensor: {html.escape(sens.name)} "
                  f"({ratio}, MS MTF gains {gains}, PAN {sens.mtf_pan:g}). "
                  f"Generated {datetime.datetime.now().isoformat(timespec='seconds')} by ksdiff:assess.</p>")
@@ -134,19 +164,18 @@ def html_report(reduced: dict | None, full: dict | None, inputs: dict, sensor: s
         n = len(next(iter(pb.values())))
         names = [nm or f"Band {i + 1}" for i, nm in enumerate((res.get("band_names") or [""] * n)[:n])]
         names += [f"Band {i + 1}" for i in range(len(names), n)]
-        head = "".join(f"<th>{html.escape(k)}</th>" for k in pb)
+        head = "".join(f"<th>{html.escape(PER_BAND_LABELS.get(k, k))}</th>" for k in pb)
         body = "".join(
             f"<tr><td>{html.escape(names[i])}</td>"
             + "".join(f"<td class='n'>{_fmt(float(pb[k][i]))}</td>" for k in pb) + "</tr>"
             for i in range(n)
         )
-        parts.append(f"<h2>{title}: per band</h2><p>{res['width']}×{res['height']} pixels assessed.</p>"
+        parts.append(f"<h2>{title}: per band</h2><p>{_pixels(res, res is full)}</p>"
                      f"<table><tr><th>band</th>{head}</tr>{body}</table>")
         if "Q" in pb:
             chart = svg_bars({k: [float(x) for x in pb[k]] for k in ("Q", "SCC", "SSIM")}, names, vmax=1.0)
         else:
-            chart = svg_bars({{"D_s": "Ds", "D_rho": "Dρ", "CB": "Checkerboard"}.get(k, k): [float(x) for x in v]
-                              for k, v in pb.items()}, names)
+            chart = svg_bars({PER_BAND_LABELS.get(k, k): [float(x) for x in v] for k, v in pb.items()}, names)
         parts.append(f"<div class='plot'>{chart}</div>")
     parts.append(
         "<h2>Notes</h2><ul>"
@@ -159,7 +188,7 @@ def html_report(reduced: dict | None, full: dict | None, inputs: dict, sensor: s
         "and decimated by the ratio (Wald's degradation) with the original MS; checkerboard response = mean "
         "|x ⊛ [[1,−1],[−1,1]]| / mean(|∂x x| + |∂y x|), worst band (a clean fusion stays near the PAN's value).</li>"
         "<li>Pixels that are nodata in any input are left out, with every window and block that touches them.</li>"
-        "<li>Computed tile by tile (512×512 pixels with 64 pixels of context): equal to the whole-image values, "
+        f"<li>Computed tile by tile ({_tiling(reduced, full)}): equal to the whole-image values, "
         "with bounded memory.</li></ul>"
     )
     style = ("body{font-family:sans-serif;max-width:60em;margin:1em auto;color:#222}"

@@ -124,10 +124,17 @@ class MaskedRaster:
         self.extra_nodata = extra_nodata
         self.names = [self.ds.GetRasterBand(b + 1).GetDescription() for b in range(self.bands)]
         self.masked = own_mask(self.ds)
+        self.band_list = list(range(1, self.bands + 1))
+
+    def select(self, band_list: list[int]) -> None:
+        """Read only these bands (1-based), in this order."""
+        self.nodata = [self.nodata[b - 1] for b in band_list]
+        self.names = [self.names[b - 1] for b in band_list]
+        self.band_list, self.bands = list(band_list), len(band_list)
 
     def read(self, col: int, row: int, w: int, h: int) -> tuple[np.ndarray, np.ndarray]:
-        """(C, h, w) float64 and a validity mask (False where any band is nodata or NaN)."""
-        arr, msg = gdal_call(self.ds.ReadAsArray, int(col), int(row), int(w), int(h))
+        """(C, h, w) float64 and a validity mask (False where any band is nodata or NaN); invalid pixels read 0."""
+        arr, msg = gdal_call(self.ds.ReadAsArray, int(col), int(row), int(w), int(h), band_list=self.band_list)
         if arr is None:
             raise InputError(f"{self.role}: reading {self.path} failed: {msg}")
         arr = (arr[None] if arr.ndim == 2 else arr).astype(np.float64)
@@ -143,11 +150,10 @@ class MaskedRaster:
             if mask is None:
                 raise InputError(f"{self.role}: reading the mask band of {self.path} failed: {msg}")
             valid &= mask != 0
-        finite = np.isfinite(arr)
-        if not finite.all():
-            # a hole's NaN would run through the windowed indices' cumulative sums into windows without it
-            arr[~finite] = 0.0
-            valid &= finite.all(axis=0)
+        valid &= np.isfinite(arr).all(axis=0)
+        # a hole's value (NaN, -3.4e38, 60000) would run through the windowed indices' cumulative sums into windows
+        # without it: holes read as 0, whatever fills them in the file
+        arr[:, ~valid] = 0.0
         return arr, valid
 
     def read_mirrored(self, col: int, row: int, w: int, h: int, bounds) -> tuple[np.ndarray, np.ndarray]:
