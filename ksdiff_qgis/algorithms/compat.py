@@ -6,7 +6,13 @@ picks whichever exists, so one plugin build runs on both.
 """
 from __future__ import annotations
 
-from qgis.core import Qgis, QgsProcessingParameterDefinition, QgsProcessingParameterEnum, QgsProcessingParameterNumber
+from qgis.core import (
+    Qgis,
+    QgsCoordinateReferenceSystem,
+    QgsProcessingParameterDefinition,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterNumber,
+)
 
 
 def _scoped(enum_name: str, member: str, fallback_owner, fallback_name: str):
@@ -20,6 +26,7 @@ NUMBER_INTEGER = _scoped("ProcessingNumberParameterType", "Integer", QgsProcessi
 NUMBER_DOUBLE = _scoped("ProcessingNumberParameterType", "Double", QgsProcessingParameterNumber, "Double")
 FLAG_ADVANCED = _scoped("ProcessingParameterFlag", "Advanced", QgsProcessingParameterDefinition, "FlagAdvanced")
 FLAG_OPTIONAL = _scoped("ProcessingParameterFlag", "Optional", QgsProcessingParameterDefinition, "FlagOptional")
+WKT_FOR_GDAL = _scoped("CrsWktVariant", "PreferredGdal", QgsCoordinateReferenceSystem, "WKT_PREFERRED_GDAL")
 
 
 def advanced(param):

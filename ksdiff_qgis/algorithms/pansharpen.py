@@ -26,7 +26,7 @@ from ..engine.pipeline import method_names, pansharpen
 from ..engine.raster_io import open_raster, outputs
 from ..engine.sensors import AUTO, SENSORS
 from .base import KsdiffAlgorithm, translator
-from .common import NaturalColour, ProcessingFeedback, layer_nodata, raster_path
+from .common import NaturalColour, ProcessingFeedback, layer_crs, layer_nodata, raster_path
 from .compat import NUMBER_INTEGER, KeyedEnum, advanced, set_help
 from .layer_pair import dialog_defaults
 from .options import device_labels, method_labels, parse_gains, precision_labels, sensor_labels
@@ -224,6 +224,7 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
         ms_layer = self.parameterAsRasterLayer(parameters, self.MS, context)
         self._pan, self._ms = raster_path(pan_layer, "PAN"), raster_path(ms_layer, "MS")
         self._nodata = (layer_nodata(pan_layer), layer_nodata(ms_layer))
+        self._crs = (layer_crs(pan_layer), layer_crs(ms_layer))   # EXTENT (_area) is reprojected into the PAN's
         self._sensor = self._enum(parameters, self.SENSOR, context)
         self._method = self._enum(parameters, self.METHOD, context)
         self._model = self.parameterAsFile(parameters, self.MODEL, context) or None
@@ -282,7 +283,7 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
                 extent=self._extent, extent_wkt=self._extent_wkt, mtf_gains=self._gains,
                 compression=self._compression, cog=self._cog, create_options=self._create_options,
                 precision=self._precision, consistency=self._consistency, pan_nodata=self._nodata[0],
-                ms_nodata=self._nodata[1], coregister=self._coregister,
+                ms_nodata=self._nodata[1], coregister=self._coregister, pan_crs=self._crs[0], ms_crs=self._crs[1],
             )
         except InputError as e:
             raise QgsProcessingException(str(e)) from e
