@@ -282,7 +282,8 @@ def test_dialog_widget_shows_labels_and_round_trips(qgis_app):
 
 
 def test_algorithm_dialog_builds_and_returns_the_new_parameters(qgis_app, data_dir):
-    """The real dialog (as the toolbox opens it) with the band picker, extent and labelled enums."""
+    """The real dialog (as the toolbox opens it) with the band picker, extent and labelled enums, also given preset
+    values by key (processing.execAlgorithmDialog)."""
     from unittest import mock
 
     import processing
@@ -306,4 +307,58 @@ def test_algorithm_dialog_builds_and_returns_the_new_parameters(qgis_app, data_d
         assert params["MS_BANDS"] == [4, 3, 2]
         assert params.get("EXTENT") in (None, "")
         dlg.close()
+        # preset values may name options by key or label (the dialog showed the defaults: auto, auto)
+        dlg = processing.createAlgorithmDialog("ksdiff:pansharpen", {"PAN": pan.id(), "MS": ms.id(), "SENSOR": "QB",
+                                                                      "METHOD": "gsa", "DEVICE": "cpu"})
+        params = dlg.createProcessingParameters()
+        assert (params["SENSOR"], params["METHOD"], params["DEVICE"]) == (6, 3, 2), params
+        dlg.close()
     QgsProject.instance().removeMapLayers([pan.id(), ms.id()])
+
+
+def test_enum_keys_survive_a_model_exported_to_python_and_the_history(qgis_app, data_dir, tmp_path):
+    """A model child given SENSOR=qb, METHOD=brovey by key, exported to Python and run, fuses as the model does; the
+    command History logs names the same options (both wrote 0, 0: SENSOR auto, METHOD KSDiff, silently)."""
+    import processing
+    from qgis.core import (
+        QgsApplication,
+        QgsProcessing,
+        QgsProcessingContext,
+        QgsProcessingFeedback,
+        QgsProcessingModelAlgorithm,
+        QgsProcessingModelChildAlgorithm,
+        QgsProcessingModelChildParameterSource,
+        QgsProcessingModelOutput,
+        QgsProcessingModelParameter,
+        QgsProcessingParameterRasterLayer,
+    )
+
+    model = QgsProcessingModelAlgorithm("keys", "tests")
+    for name in ("pan", "ms"):
+        model.addModelParameter(QgsProcessingParameterRasterLayer(name, name), QgsProcessingModelParameter(name))
+    child = QgsProcessingModelChildAlgorithm("ksdiff:pansharpen")
+    child.setChildId("sharpen")
+    for param, src in (("PAN", "pan"), ("MS", "ms")):
+        child.addParameterSources(param, [QgsProcessingModelChildParameterSource.fromModelParameter(src)])
+    child.addParameterSources("SENSOR", [QgsProcessingModelChildParameterSource.fromStaticValue("qb")])
+    child.addParameterSources("METHOD", [QgsProcessingModelChildParameterSource.fromStaticValue("brovey")])
+    out = QgsProcessingModelOutput("fused", "fused")
+    out.setChildOutputName("OUTPUT")
+    child.setModelOutputs({"fused": out})
+    model.addChildAlgorithm(child)
+    code = "\n".join(model.asPythonCode(QgsProcessing.PythonQgsProcessingAlgorithmSubclass, 4))
+    assert "'SENSOR': 6," in code and "'METHOD': 2," in code, code
+    namespace = {}
+    exec(code, namespace)   # noqa: S102 - the script QGIS wrote
+    exported = namespace["Keys"]()
+    exported.initAlgorithm()
+    inputs = {"pan": str(data_dir / "wv2_pan.tif"), "ms": str(data_dir / "wv2_ms.tif")}
+    res = processing.run(exported, {**inputs, "Fused": str(tmp_path / "exported.tif")},
+                         context=QgsProcessingContext(), feedback=QgsProcessingFeedback())
+    ref = str(tmp_path / "ref.tif")
+    _run({"PAN": inputs["pan"], "MS": inputs["ms"], "SENSOR": "qb", "METHOD": "brovey", "OUTPUT": ref})
+    assert np.array_equal(gdal.Open(res["Fused"]).ReadAsArray(), gdal.Open(ref).ReadAsArray())
+
+    alg = QgsApplication.processingRegistry().algorithmById("ksdiff:pansharpen")
+    logged = alg.asPythonCommand({"SENSOR": "QB", "METHOD": "brovey", "DEVICE": 2}, QgsProcessingContext())
+    assert "'SENSOR':6" in logged and "'METHOD':2" in logged and "'DEVICE':2" in logged, logged

@@ -1,9 +1,11 @@
-"""A no-data value set on the QGIS layer (Layer Properties > Transparency), not in the file: the pipeline reads the
-file, so the algorithm hands the layer's value to the engine (``pan_nodata`` / ``ms_nodata``)."""
+"""A no-data value (Layer Properties > Transparency) or a CRS (Layer Properties > Source) set on the QGIS layer, not in
+the file: the pipeline reads the file, so the algorithm hands the layer's value to the engine (``pan_nodata`` /
+``ms_nodata``, ``pan_crs`` / ``ms_crs``)."""
 from __future__ import annotations
 
 import numpy as np
-from osgeo import gdal
+import pytest
+from osgeo import gdal, osr
 
 from ksdiff_qgis.engine.feedback import RecordingFeedback
 from ksdiff_qgis.engine.pipeline import pansharpen
@@ -126,3 +128,68 @@ def test_the_zero_fill_warning_comes_before_the_self_check(data_dir, tmp_path):
     check = next(i for i, m in enumerate(log.lines) if m.startswith("Self-check"))
     assert fill < check
     assert sum("declares no nodata value" in m for m in log.lines) == 1     # said once
+
+
+def _copy_with_crs(src, path, epsg: int | None) -> str:
+    """A copy of ``src`` whose file says EPSG:``epsg`` (None: no CRS), pixels and geotransform unchanged."""
+    ds = gdal.Translate(str(path), str(src))
+    srs = None
+    if epsg is not None:
+        srs = osr.SpatialReference()
+        srs.ImportFromEPSG(epsg)
+    ds.SetSpatialRef(srs)
+    ds = None
+    return str(path)
+
+
+def _written(path) -> tuple[np.ndarray, tuple, str | None]:
+    ds = gdal.Open(path)
+    srs = ds.GetSpatialRef()
+    return ds.ReadAsArray(), ds.GetGeoTransform(), srs and srs.GetAuthorityCode(None)
+
+
+def test_processing_uses_the_layers_crs(qgis_app, data_dir, tmp_path):
+    """A layer's CRS is the one used, as QGIS shows the layer, with a warning: files without a CRS on layers given
+    one (the output had no CRS; a PAN with one and such an MS was refused as having none), and layers whose CRS
+    differs from their files' (the EXTENT was taken in the layer's CRS but the output written in the file's)."""
+    import processing
+    from qgis.core import QgsCoordinateReferenceSystem, QgsProject, QgsRasterLayer
+    from test_issue14_processing import Log
+
+    pan, ms = data_dir / "wv2_pan.tif", data_dir / "wv2_ms.tif"
+    bare = {k: _copy_with_crs(p, tmp_path / f"bare_{k}.tif", None) for k, p in (("pan", pan), ("ms", ms))}
+    ed50 = {k: _copy_with_crs(p, tmp_path / f"ed50_{k}.tif", 23031) for k, p in (("pan", pan), ("ms", ms))}
+
+    def layer(path, epsg=None):
+        lyr = QgsRasterLayer(str(path), "layer")
+        if epsg:
+            lyr.setCrs(QgsCoordinateReferenceSystem(f"EPSG:{epsg}"))
+        QgsProject.instance().addMapLayer(lyr)
+        return lyr
+
+    def run(name, params, log=None):
+        out = str(tmp_path / f"{name}.tif")
+        processing.run("ksdiff:pansharpen", {"SENSOR": "wv2", "METHOD": "mtf_glp_hpm", **params, "OUTPUT": out},
+                       feedback=log)
+        return _written(out)
+
+    gt = gdal.Open(str(pan)).GetGeoTransform()
+    aoi = f"{gt[0] + 40 * gt[1]!r},{gt[0] + 200 * gt[1]!r},{gt[3] + 180 * gt[5]!r},{gt[3] + 20 * gt[5]!r}"
+    ref = run("ref", {"PAN": str(pan), "MS": str(ms)})
+    ref_ed50 = run("ref_ed50", {"PAN": ed50["pan"], "MS": ed50["ms"], "EXTENT": aoi + " [EPSG:23031]"})
+    assert ref[2] == "32631" and ref_ed50[2] == "23031"
+    cases = {
+        "no CRS in the files": ({"PAN": layer(bare["pan"], 32631), "MS": layer(bare["ms"], 32631).id()}, ref,
+                                "CRS EPSG:32631, set in QGIS, is used: its file has none"),
+        "MS CRS on its layer only": ({"PAN": layer(pan).id(), "MS": layer(bare["ms"], 32631)}, ref,
+                                     "The MS layer's CRS EPSG:32631, set in QGIS, is used: its file has none"),
+        "layers in ED50": ({"PAN": layer(pan, 23031).id(), "MS": layer(ms, 23031), "EXTENT": aoi + " [EPSG:23031]"},
+                           ref_ed50, "The PAN layer's CRS EPSG:23031, set in QGIS, replaces its file's EPSG:32631"),
+    }
+    for name, (params, expected, says) in cases.items():
+        log = Log()
+        arr, out_gt, epsg = run(name.replace(" ", "_"), params, log)
+        assert np.array_equal(arr, expected[0]), name
+        assert out_gt == pytest.approx(expected[1]) and epsg == expected[2], (name, out_gt, epsg)
+        assert any(line.startswith("WARNING") and says in line for line in log.lines), (name, log.lines)
+    QgsProject.instance().removeAllMapLayers()

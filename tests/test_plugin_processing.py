@@ -103,3 +103,44 @@ def test_batch_of_scenes(qgis_app, data_dir, tmp_path):
               "SENSOR": sensor, "METHOD": method, "OUTPUT": out})
         pan, ds = gdal.Open(str(data_dir / f"{stem}_pan.tif")), gdal.Open(out)
         assert ds.RasterXSize <= pan.RasterXSize and ds.RasterCount == 4
+
+
+@pytest.mark.parametrize("error", [
+    MemoryError("Unable to allocate 1.00 GiB for an array with shape (4, 8192, 8192) and data type float64"),
+    # how the engine words ONNX Runtime's own allocation failure (learned._run)
+    __import__("ksdiff_qgis.engine.errors", fromlist=["InputError"]).InputError(
+        "the model wv2.onnx failed on a 512x512 tile: [ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION : Non-zero status "
+        "code returned while running Conv node. Failed to allocate memory for requested buffer of size 1073741824"),
+], ids=["numpy", "onnxruntime"])
+def test_out_of_memory_mid_run_says_what_to_do_and_keeps_the_old_output(qgis_app, pair, tmp_path, monkeypatch, error):
+    """Memory running out after some tiles were written: a message that says what to change (it was a raw Python
+    traceback of numpy's _ArrayMemoryError), and the output of an earlier run is untouched."""
+    import os
+
+    from qgis.core import QgsProcessingException
+
+    from ksdiff_qgis.engine import classical
+
+    out = str(tmp_path / "out.tif")
+    _run({**pair, "OUTPUT": out})
+    with open(out, "rb") as f:
+        before = f.read()
+    real, calls = classical.FUSERS["mtf_glp_hpm"], []
+
+    def runs_out(*args, **kwargs):
+        calls.append(1)
+        if len(calls) > 2:
+            raise error
+        return real(*args, **kwargs)   # the first tiles are fused and written
+
+    monkeypatch.setitem(classical.FUSERS, "mtf_glp_hpm", runs_out)
+    with pytest.raises(QgsProcessingException) as raised:
+        import processing
+
+        processing.run("ksdiff:pansharpen", {**pair, "TILE_SIZE": 128, "OVERLAP": 8, "OUTPUT": out})
+    said = str(raised.value)
+    assert said.startswith("Not enough memory for this run (" + str(error)[:30]), said
+    assert "lower TILE_SIZE (now 128, e.g. to 64)" in said and "set THREADS to" in said and out in said, said
+    with open(out, "rb") as f:
+        assert f.read() == before
+    assert [p for p in os.listdir(tmp_path) if "out" in p] == ["out.tif"]

@@ -46,3 +46,9 @@ class KsdiffAlgorithm(QgsProcessingAlgorithm):
 
     def createInstance(self):  # noqa: N802
         return type(self)()
+
+    def createCustomParametersWidget(self, parent=None):  # noqa: N802
+        """QGIS's dialog, reading preset enum values given by key (imported here: qgis_process has no GUI)."""
+        from .dialog import KeyedEnumDialog
+
+        return KeyedEnumDialog(self, parent=parent)

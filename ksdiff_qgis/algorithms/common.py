@@ -12,6 +12,7 @@ from qgis.core import (
 
 from ..engine.feedback import Feedback
 from .base import translator
+from .compat import WKT_FOR_GDAL
 
 tr = translator("Ksdiff")
 
@@ -62,6 +63,16 @@ def layer_nodata(layer) -> float | None:
         if span.min() == span.max():
             return float(span.min())
     return None
+
+
+def layer_crs(layer) -> str | None:
+    """The CRS set on a QGIS raster layer (Layer Properties > Source, or QGIS's choice for a file without one), as
+    WKT, when it is not its file's; else None. QGIS shows the layer's pixels there; the pipeline reads the file."""
+    crs = layer.crs() if layer is not None else None
+    provider = layer.dataProvider() if layer is not None else None
+    if crs is None or not crs.isValid() or (provider is not None and provider.crs() == crs):
+        return None
+    return crs.toWkt(WKT_FOR_GDAL)
 
 
 class NaturalColour(QgsProcessingLayerPostProcessorInterface):

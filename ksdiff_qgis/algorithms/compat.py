@@ -6,7 +6,13 @@ picks whichever exists, so one plugin build runs on both.
 """
 from __future__ import annotations
 
-from qgis.core import Qgis, QgsProcessingParameterDefinition, QgsProcessingParameterEnum, QgsProcessingParameterNumber
+from qgis.core import (
+    Qgis,
+    QgsCoordinateReferenceSystem,
+    QgsProcessingParameterDefinition,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterNumber,
+)
 
 
 def _scoped(enum_name: str, member: str, fallback_owner, fallback_name: str):
@@ -20,6 +26,7 @@ NUMBER_INTEGER = _scoped("ProcessingNumberParameterType", "Integer", QgsProcessi
 NUMBER_DOUBLE = _scoped("ProcessingNumberParameterType", "Double", QgsProcessingParameterNumber, "Double")
 FLAG_ADVANCED = _scoped("ProcessingParameterFlag", "Advanced", QgsProcessingParameterDefinition, "FlagAdvanced")
 FLAG_OPTIONAL = _scoped("ProcessingParameterFlag", "Optional", QgsProcessingParameterDefinition, "FlagOptional")
+WKT_FOR_GDAL = _scoped("CrsWktVariant", "PreferredGdal", QgsCoordinateReferenceSystem, "WKT_PREFERRED_GDAL")
 
 
 def advanced(param):
@@ -41,8 +48,9 @@ class KeyedEnum(QgsProcessingParameterEnum):
     The dialog needs labels and scripts need stable keys; 3.22's static-string enums show the raw keys
     and accept nothing else. So the options are the labels (value: their index, as the dialog stores it)
     and this class also accepts the key or the label (any case) from processing.run and qgis_process.
-    Logged commands keep the index: a dialog re-opened from History reads enum values through QGIS's C++
-    code, which understands indexes only. Keys are only ever appended, so a stored index keeps its meaning.
+    Whatever QGIS writes out (History, a model exported to Python) and a dialog given preset values hold the
+    index: QGIS's C++ code and its enum widget read a key as a failed number, i.e. the first option or the
+    default. Keys are only ever appended, so a stored index keeps its meaning.
     """
 
     def __init__(self, name: str, description: str, keys: list[str], labels: list[str], default_key: str,
@@ -79,6 +87,20 @@ class KeyedEnum(QgsProcessingParameterEnum):
                     return self.keys[low.index(text.lower())]
         return None
 
+    def index_of(self, value) -> int | None:
+        """The option number for a value given as key, label or index; None when unknown."""
+        key = self.key_of(value)
+        return None if key is None else self.keys.index(key)
+
+    def valueAsPythonString(self, value, context):  # noqa: N802
+        # QGIS's own writes a key as 0 (History, asPythonCommand, a model exported to Python): another option
+        index = self.index_of(value)
+        return super().valueAsPythonString(value if index is None else index, context)
+
+    def valueAsPythonComment(self, value, context):  # noqa: N802
+        index = self.index_of(value)
+        return super().valueAsPythonComment(value if index is None else index, context)
+
     def checkValueIsAcceptable(self, value, context=None):  # noqa: N802
         if value is None or value == "":
             return bool(self.flags() & FLAG_OPTIONAL) or self.defaultValue() is not None
@@ -95,3 +117,14 @@ class KeyedEnum(QgsProcessingParameterEnum):
         if key is None:
             key = self.key_of(self.defaultValue())
         return key
+
+
+def enum_indexes(algorithm, parameters: dict) -> dict:
+    """``parameters`` with each KeyedEnum value given as key or label turned into its option number."""
+    fixed = dict(parameters)
+    for name, value in parameters.items():
+        param = algorithm.parameterDefinition(name)
+        index = param.index_of(value) if isinstance(param, KeyedEnum) else None
+        if index is not None:
+            fixed[name] = index
+    return fixed

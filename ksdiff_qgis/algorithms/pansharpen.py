@@ -24,14 +24,17 @@ from ..engine.learned import DEFAULT_PRECISION, PRECISIONS
 from ..engine.model_card import bundled_cards
 from ..engine.pipeline import method_names, pansharpen
 from ..engine.raster_io import open_raster, outputs
+from ..engine.runtime import default_threads
 from ..engine.sensors import AUTO, SENSORS
 from .base import KsdiffAlgorithm, translator
-from .common import NaturalColour, ProcessingFeedback, layer_nodata, raster_path
+from .common import NaturalColour, ProcessingFeedback, layer_crs, layer_nodata, raster_path
 from .compat import NUMBER_INTEGER, KeyedEnum, advanced, set_help
 from .layer_pair import dialog_defaults
 from .options import device_labels, method_labels, parse_gains, precision_labels, sensor_labels
 
 DEVICES = ["auto", "cuda", "cpu"]
+# how ONNX Runtime says an allocation failed (it raises its own types, which the engine words as InputError)
+ALLOCATION_FAILED = ("failed to allocate memory", "bad_alloc", "bad allocation", "out of memory", "alloc_failed")
 # METHOD auto: the self-check's figures, as outputs for graphical models and scripts (None when not run)
 SELFCHECK_OUTPUTS = {
     "SELFCHECK_METHOD": "Self-check: method used",
@@ -224,6 +227,7 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
         ms_layer = self.parameterAsRasterLayer(parameters, self.MS, context)
         self._pan, self._ms = raster_path(pan_layer, "PAN"), raster_path(ms_layer, "MS")
         self._nodata = (layer_nodata(pan_layer), layer_nodata(ms_layer))
+        self._crs = (layer_crs(pan_layer), layer_crs(ms_layer))   # EXTENT (_area) is reprojected into the PAN's
         self._sensor = self._enum(parameters, self.SENSOR, context)
         self._method = self._enum(parameters, self.METHOD, context)
         self._model = self.parameterAsFile(parameters, self.MODEL, context) or None
@@ -282,9 +286,13 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
                 extent=self._extent, extent_wkt=self._extent_wkt, mtf_gains=self._gains,
                 compression=self._compression, cog=self._cog, create_options=self._create_options,
                 precision=self._precision, consistency=self._consistency, pan_nodata=self._nodata[0],
-                ms_nodata=self._nodata[1], coregister=self._coregister,
+                ms_nodata=self._nodata[1], coregister=self._coregister, pan_crs=self._crs[0], ms_crs=self._crs[1],
             )
+        except MemoryError as e:
+            raise QgsProcessingException(self._memory_message(str(e) or type(e).__name__)) from None
         except InputError as e:
+            if any(text in str(e).lower() for text in ALLOCATION_FAILED):
+                raise QgsProcessingException(self._memory_message(str(e))) from None
             raise QgsProcessingException(str(e)) from e
         except Cancelled:
             raise QgsProcessingException(tr("Cancelled: no output was written")) from None
@@ -298,6 +306,15 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
         self._describe_layer_to_load(context, rgb_bands(result.band_names), result.method)
         checked = result.selfcheck.outputs() if result.selfcheck else {}
         return {self.OUTPUT: self._output, **{k: checked.get(k) for k in SELFCHECK_OUTPUTS}}
+
+    def _memory_message(self, detail: str) -> str:
+        """Out of memory mid-run: what to change, and that no output was written (the engine removed its partial
+        file; a file already at the destination is untouched)."""
+        smaller = tr("lower TILE_SIZE (now {}, e.g. to {}), ").format(self._tile, max(64, self._tile // 2)) \
+            if self._tile > 64 else ""
+        return tr("Not enough memory for this run ({}). To use less: {}set THREADS to {} so that one tile is fused at "
+                  "a time, or close other programs. No output was written (a file already at {} is unchanged).").format(
+            detail.strip().splitlines()[0], smaller, default_threads(), self._output)
 
     def _describe_layer_to_load(self, context, rgb: tuple[int, int, int] | None, method: str) -> None:
         """Name the layer the dialog loads after the method and MS layer, and show it in natural colour."""

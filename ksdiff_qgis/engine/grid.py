@@ -150,6 +150,34 @@ def _warp_ms(ms_ds: gdal.Dataset, ms: RasterInfo, pan: RasterInfo,
     return warped, ratio
 
 
+def crs_name(wkt: str) -> str:
+    """'EPSG:32631', else the CRS's own name, for messages."""
+    srs = osr.SpatialReference()
+    if not wkt or srs.ImportFromWkt(wkt) != 0:
+        return "none"
+    code = srs.GetAuthorityCode(None)
+    return f"{srs.GetAuthorityName(None)}:{code}" if code else srs.GetName() or "an unnamed CRS"
+
+
+def with_crs(ds: gdal.Dataset, info: RasterInfo, wkt: str | None, role: str,
+             warnings: list[str]) -> tuple[gdal.Dataset, RasterInfo]:
+    """(dataset, info) with ``wkt`` assigned on a virtual copy, when it differs from the raster's own CRS (a CRS set on
+    the QGIS layer, which QGIS shows the pixels in); the raster itself otherwise. Assigned, never reprojected: the
+    pixels stay where the file's geotransform puts them, in the layer's coordinates."""
+    if not wkt or same_crs(info.wkt, wkt):
+        return ds, info
+    vrt, msg = gdal_call(gdal.Translate, "", ds, format="VRT", outputSRS=wkt)
+    if vrt is None:
+        raise InputError(f"cannot assign the {role} layer's CRS {crs_name(wkt)} to its raster: {msg}")
+    name = crs_name(wkt)
+    if info.wkt:
+        warnings.append(f"The {role} layer's CRS {name}, set in QGIS, replaces its file's {crs_name(info.wkt)}: its "
+                        f"pixels are placed in {name}, as QGIS shows the layer.")
+    else:
+        warnings.append(f"The {role} layer's CRS {name}, set in QGIS, is used: its file has none.")
+    return vrt, replace(info, wkt=vrt.GetProjection())
+
+
 def plan_grid(pan: RasterInfo, ms: RasterInfo, ms_ds: gdal.Dataset) -> GridPlan:
     """Check the geometry of a PAN/MS pair and work out the output grid. Raises InputError."""
     for info, name in ((pan, "PAN"), (ms, "MS")):

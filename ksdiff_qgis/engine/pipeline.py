@@ -30,7 +30,7 @@ from .errors import Cancelled, InputError
 from .feedback import Feedback
 from .filters import upsample
 from .gdalutil import gdal_call
-from .grid import GRID_SHIFT, GridPlan, plan_grid
+from .grid import GRID_SHIFT, GridPlan, plan_grid, with_crs
 from .learned import DEFAULT_PRECISION, PRECISIONS, OnnxFuser, checked_session, pan_units, value_scale, zero_fill
 from .parallel import BlockRowWriter, TilePool, aligned_cells, default_workers, write_cells
 from .raster_io import (
@@ -365,6 +365,8 @@ def pansharpen(
     pan_nodata: float | None = None,
     ms_nodata: float | None = None,
     coregister: bool = False,
+    pan_crs: str | None = None,
+    ms_crs: str | None = None,
 ) -> PansharpenResult:
     """Fuse ``pan_path`` and ``ms_path`` into a GeoTIFF at ``output_path`` on the PAN grid.
 
@@ -383,6 +385,7 @@ def pansharpen(
     file declares none.
     ``coregister``: the MS moved onto the PAN by the offset measured on the scene (``engine/coregistration.py``)
     before anything is fused; the output keeps the PAN's grid. Off, an offset of half a PAN pixel or more is warned.
+    ``pan_crs`` / ``ms_crs``: a CRS (WKT) set outside the file (a QGIS layer's), assigned in place of the file's.
     Raises InputError (nothing written) for bad input and Cancelled when ``feedback`` asks to stop.
     """
     fb = feedback or Feedback()
@@ -407,6 +410,11 @@ def pansharpen(
     pan_ds, pan = open_raster(pan_path, "PAN")
     ms_ds, ms = open_raster(ms_path, "MS")
     check_not_input(output_path, {"PAN": pan_ds, "MS": ms_ds})
+    crs_notes: list[str] = []
+    pan_ds, pan = with_crs(pan_ds, pan, pan_crs, "PAN", crs_notes)
+    ms_ds, ms = with_crs(ms_ds, ms, ms_crs, "MS", crs_notes)
+    for note in crs_notes:
+        fb.warning(note)
     pan, ms = _without_integer_nan(pan, "PAN", fb), _without_integer_nan(ms, "MS", fb)
     pan_ds, pan = masks.with_nodata(pan_ds, pan, pan_nodata, "PAN", fb)
     ms_ds, ms = masks.with_nodata(ms_ds, ms, ms_nodata, "MS", fb)
@@ -618,7 +626,7 @@ def pansharpen(
     clips.report(fb, method)
     return PansharpenResult(output_path=output_path, seconds=time.perf_counter() - t0, width=cols, height=rows,
                             tiles=layout.count, method=method, ratio=plan.ratio, device=used_device,
-                            warnings=fill_notes + warnings,
+                            warnings=crs_notes + fill_notes + warnings,
                             band_names=list(names), selfcheck=check, coregistration=moved_line)
 
 
