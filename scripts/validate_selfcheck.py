@@ -401,7 +401,8 @@ def _box_pair(tmp: Path, name: str, pan: str, ms: str, k: int, ms_window, bands=
     from osgeo import gdal
 
     c, r, w, h = ms_window
-    w, h = w // k * k, h // k * k
+    src = gdal.Open(ms)
+    w, h = min(w, src.RasterXSize - c) // k * k, min(h, src.RasterYSize - r) // k * k
     ref = str(tmp / f"{name}_ref.tif")
     gdal.Translate(ref, ms, srcWin=[c, r, w, h], bandList=bands)
     gt = gdal.Open(ref).GetGeoTransform()
@@ -443,7 +444,7 @@ def run_box(case: dict, tmp: Path) -> dict:
     auto = pansharpen(case["pan"], case["ms"], str(tmp / f"{case['name']}_auto.tif"), case["sensor"], "auto",
                       feedback=log)
     out["choice"] = auto.method
-    out["sharpness_note"] = auto.selfcheck.sharpness_note if auto.selfcheck else None
+    out["sharpness_note"] = getattr(auto.selfcheck, "sharpness_note", None)
     out["auto_ERGAS"] = assess_reduced(str(tmp / f"{case['name']}_auto.tif"), case["ref"], case["sensor"])["ERGAS"]
     for m in ("ksdiff", *CLASSICAL_CANDIDATES):
         path = str(tmp / f"{case['name']}_{m}.tif")
