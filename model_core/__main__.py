@@ -193,8 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--sensor", help="use the sensor's default config (KSDiff around FusionNet)")
     t.add_argument("--out", help="run directory (default: the config's train.out_dir)")
     t.add_argument("--device", help="auto | cpu | cuda")
-    t.add_argument("--max-steps", type=_positive, help="stop the first unfinished stage after this many steps "
-                                                     "(smoke runs; the same command again continues the run)")
+    t.add_argument("--max-steps", type=_positive, help="train at most this many more steps, from where the run "
+                   "stopped, then stop (smoke runs; the same command again trains as many more)")
     t.add_argument("--seed", type=int, help="override the config's seed (run folder gets a _seed<N> suffix)")
     t.add_argument("--threads", type=_positive, help="torch threads (default: the config's train.threads, 2); "
                    "1 each when runs share the cores")

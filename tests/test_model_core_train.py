@@ -87,6 +87,30 @@ def test_resume_gives_identical_weights(tmp_path, data_dir, samplers, method):
             assert torch.equal(a[key][k], b[key][k]), (key, k)
 
 
+def test_max_steps_run_again_trains_that_many_more_and_finishes_a_stage_only_on_its_last_step(tmp_path, data_dir,
+                                                                                              samplers):
+    """`train --max-steps N` twice: N more steps each time (the second run trained nothing and wrote the stage's
+    final checkpoint one step short of it, marked done, before 2026-12-07)."""
+    import json
+
+    cfg = fixture_cfg(data_dir, "ksdiff", steps=(3, 2))
+    run(cfg, tmp_path / "straight", progress=False, samplers=samplers)
+    out = tmp_path / "smoke"
+    assert [s["steps"] for s in run(cfg, out, max_steps=2, progress=False, samplers=samplers)["stages"]] == [2]
+    assert not (out / "stage1.pt").exists()
+    second = run(cfg, out, max_steps=2, progress=False, samplers=samplers)
+    final, last = load_checkpoint(out / "stage1.pt"), load_checkpoint(out / "stage1_last.pt")
+    assert final["step"] == last["step"] == 3 and final["done"]
+    straight = load_checkpoint(tmp_path / "straight" / "stage1.pt")
+    assert all(torch.equal(straight["ema"][k], final["ema"][k]) for k in final["ema"])   # its third step trained
+    assert [s["steps"] for s in second["stages"]] == [3, 1]   # the last step of stage 1, then the first of stage 2
+    assert not (out / "stage2.pt").exists()
+    assert [s["steps"] for s in run(cfg, out, max_steps=2, progress=False, samplers=samplers)["stages"]] == [2]
+    log = [json.loads(line)["stage"] for line in (out / "log.jsonl").read_text().splitlines()]
+    assert log == ["stage1"] * 3 + ["stage2"] * 2 and load_checkpoint(out / "stage2.pt")["step"] == 2
+    assert run(cfg, out, max_steps=2, progress=False, samplers=samplers)["stages"] == []   # finished: nothing more
+
+
 def test_stage1_checkpoint_loads_into_stage2(tmp_path, data_dir, samplers):
     cfg = fixture_cfg(data_dir, "ksdiff", steps=(3, 3))
     run(cfg, tmp_path, progress=False, samplers=samplers)
