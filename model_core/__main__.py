@@ -73,8 +73,8 @@ def _evaluate(a) -> int:
 def _export(a) -> int:
     from ksdiff_qgis.engine.model_card import MODELS_DIR
 
-    from .export import export, training_record, write_models_readme
-    from .train import data_sources, git_revision, load_checkpoint, model_from_checkpoint
+    from .export import checkpoint_record, export, write_models_readme
+    from .train import model_from_checkpoint
 
     if a.sensor:
         from .config import final_checkpoint, load_config
@@ -84,14 +84,7 @@ def _export(a) -> int:
         if cfg["sensor"] != a.sensor:  # a network shared by several sensors (e.g. the 4-band ratio-4 one)
             a.as_sensor = a.as_sensor or a.sensor
     model, ck = model_from_checkpoint(a.checkpoint)
-    last = ck["config"]["stages"][-1]
-    unfinished = not ck.get("done") or ck.get("stage") != last["name"]
-    ckpts = sorted(Path(a.checkpoint).parent.glob("*.pt"))
-    finals = [load_checkpoint(p) for p in ckpts if not p.stem.endswith("_last")]
-    # the revision that trained the weights (older checkpoints lack it: the current one then)
-    rec = training_record(ck, data_sources(ck["config"]), ck.get("git_revision") or git_revision())
-    rec["steps"] = sum(int(c["step"]) for c in finals) or rec["steps"]  # all stages of this run
-    rec["seconds"] = round(sum(float(c.get("seconds", 0)) for c in finals), 1) or rec["seconds"]
+    rec = checkpoint_record(a.checkpoint, ck)   # the exported weights: its stages and steps, not the whole run's
     if a.sensor:   # what `make train SENSOR=...` runs (a seed variant names its base config in the checkpoint)
         from .config import default_config_path
 
@@ -99,6 +92,8 @@ def _export(a) -> int:
     # export options are read from the config as it is now (a run's checkpoint keeps the config it trained with)
     export_opts = load_config(None, a.sensor).get("export") if a.sensor else None
     cfg = dict(ck["config"], export=export_opts) if export_opts else ck["config"]
+    out = Path(a.out or MODELS_DIR / f"{a.as_sensor or cfg['sensor']}.onnx")
+    bundled = out.resolve().parent == MODELS_DIR.resolve()
     if a.as_sensor:  # one network serving several sensors of the same layout (its card says so)
         from ksdiff_qgis.engine.sensors import get_sensor
 
@@ -109,17 +104,13 @@ def _export(a) -> int:
         rec["serves_sensor"] = (f"{target.key}: the {Path(cfg.get('config_path', '')).name} network (trained with "
                                 f"{trained.name}'s nominal MTF, PAN and MS MTF randomised) bundled for this sensor")
         cfg = dict(cfg, sensor=target.key)
-    if unfinished:   # a smoke run or a stopped one: the card says so, and it is never bundled
-        rec["unfinished"] = (f"exported from {Path(a.checkpoint).name}: stage {ck.get('stage')} at step "
-                             f"{ck.get('step')}, not the end of the run (its last stage {last['name']}, "
-                             f"{last['steps']} steps)")
+    if "unfinished" in rec:   # a smoke run or a stopped one: the card says so, and it is never bundled
         print(f"python -m model_core export: warning: {rec['unfinished']}", file=sys.stderr)
         if not a.out:
             raise ValueError("an unfinished run is not exported into the bundled models: give --out")
-    out = Path(a.out or MODELS_DIR / f"{cfg['sensor']}.onnx")
     metrics = None if a.no_evaluate else _export_metrics(model, cfg)
     card = export(model, cfg, out, rec, metrics)
-    if out.resolve().parent == MODELS_DIR.resolve():
+    if bundled:
         write_models_readme(MODELS_DIR)
         if a.sensor:   # bundled: its weights ship too, so `adapt --sensor` starts from it without training
             from .weights import save_weights, weights_path
