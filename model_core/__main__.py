@@ -73,7 +73,7 @@ def _evaluate(a) -> int:
 def _export(a) -> int:
     from ksdiff_qgis.engine.model_card import MODELS_DIR
 
-    from .export import checkpoint_record, export, write_models_readme
+    from .export import checkpoint_record, export, mtf_training, write_models_readme
     from .train import model_from_checkpoint
 
     if a.sensor:
@@ -102,7 +102,8 @@ def _export(a) -> int:
             raise SystemExit(f"--as-sensor {a.as_sensor}: {target.n_bands} bands at ratio {target.ratio}, the model "
                              f"has {trained.n_bands} at ratio {trained.ratio}")
         rec["serves_sensor"] = (f"{target.key}: the {Path(cfg.get('config_path', '')).name} network (trained with "
-                                f"{trained.name}'s nominal MTF, PAN and MS MTF randomised) bundled for this sensor")
+                                f"{trained.name}'s nominal MTF, {mtf_training(cfg)}) "
+                                f"{'bundled' if bundled else 'exported'} for this sensor")
         cfg = dict(cfg, sensor=target.key)
     if "unfinished" in rec:   # a smoke run or a stopped one: the card says so, and it is never bundled
         print(f"python -m model_core export: warning: {rec['unfinished']}", file=sys.stderr)

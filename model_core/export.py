@@ -255,3 +255,12 @@ def checkpoint_record(checkpoint: str | Path, ck: dict[str, Any], verb: str = "e
                                 f"not the end of the run (its last stage {last['name']}, {last['steps']} steps)")
     return record
 
+
+def mtf_training(cfg: dict[str, Any]) -> str:
+    """How the config's training sources vary the MTF around the sensor's nominal one, in words."""
+    sources = cfg["data"].get("train", [])
+    pan = any(s.get("pan_gains") or s.get("pan_variants") for s in sources)
+    ms = any(s.get("ms_gains") for s in sources)
+    varied = " and ".join(name for name, on in (("PAN", pan), ("MS", ms)) if on)
+    return f"{varied} MTF randomised" if varied else "no MTF randomisation"
+

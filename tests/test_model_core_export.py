@@ -129,3 +129,21 @@ def test_a_card_from_an_intermediate_checkpoint_describes_those_weights(tmp_path
     assert (verify_card(whole)["training"]["stages"], verify_card(whole)["training"]["steps"]) == (["stage1",
                                                                                                      "stage2"], 4)
 
+
+def test_as_sensor_says_how_the_network_was_trained_and_where_it_was_written(tmp_path, fixture_run):
+    """--as-sensor with --out: the card says what the config trained (here no MTF randomisation) and that the file was
+    exported for the sensor; it said "PAN and MS MTF randomised) bundled for this sensor" of every export."""
+    run, _ = fixture_run
+    out = tmp_path / "qb.onnx"
+    assert cli(["export", "--checkpoint", str(run / "stage2.pt"), "--out", str(out), "--as-sensor", "qb",
+                "--no-evaluate"]) == 0
+    card = verify_card(out)
+    assert card["sensor"] == "qb"
+    serves = card["training"]["serves_sensor"]
+    assert "no MTF randomisation" in serves and serves.endswith("exported for this sensor"), serves
+    assert "randomised)" not in serves and "bundled" not in serves
+    # the bundled 4-band network's config varies both (pan_gains / pan_variants and ms_gains of its sources)
+    from model_core.config import load_config
+    from model_core.export import mtf_training
+
+    assert mtf_training(load_config(None, "qb")) == "PAN and MS MTF randomised"
