@@ -143,7 +143,7 @@ def _adapt(a) -> int:
         from .weights import bundled_checkpoint
 
         a.checkpoint = bundled_checkpoint(a.sensor)
-    card = adapt(a.checkpoint, a.pan, a.ms, a.out, a.sensor, a.steps, a.lr, a.patch)
+    card = adapt(a.checkpoint, a.pan, a.ms, a.out, a.sensor, a.steps, a.lr, a.patch, threads=a.threads)
     print(json.dumps({k: card[k] for k in ("sensor", "onnx_sha256", "training")}, indent=1))
     return 0
 
@@ -214,12 +214,15 @@ def main(argv: list[str] | None = None) -> int:
                                          "bundled model of --sensor (its weights ship in model_core/weights)")
     ad.add_argument("--pan", required=True)
     ad.add_argument("--ms", required=True)
-    ad.add_argument("--out", required=True, help="ONNX file to write (its card beside it): the plugin's MODEL")
+    ad.add_argument("--out", required=True, help="ONNX file to write, ending in .onnx (its card beside it): the "
+                                                 "plugin's MODEL")
     ad.add_argument("--sensor", help="sensor key of the scene (default: the checkpoint's); without --checkpoint, "
                                      "the bundled model of this sensor is adapted")
     ad.add_argument("--steps", type=_positive, default=200, help="fine-tuning steps (default 200)")
     ad.add_argument("--lr", type=float, default=1e-4, help="learning rate (default 1e-4)")
     ad.add_argument("--patch", type=_positive, default=64, help="PAN patch side, pixels (default 64)")
+    ad.add_argument("--threads", type=_positive, help="torch threads (default: the checkpoint's config's "
+                    "train.threads); 1 each when runs share the cores")
     ad.set_defaults(fn=_adapt)
     q = sub.add_parser("int8", help="add the int8 CPU variant to an exported KSDiff model (calibrated on a pair)")
     q.add_argument("--model", required=True, help="an exported KSDiff ONNX file (its card beside it)")

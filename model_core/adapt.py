@@ -135,8 +135,9 @@ def adapted_record(base: dict[str, Any], checkpoint: str | Path, scene: str, ste
 
 def adapt(checkpoint: str | Path, pan: str | Path, ms: str | Path, out: str | Path, sensor: str | None = None,
           steps: int = 200, lr: float = 1e-4, patch: int = 64, work_dir: str | Path | None = None,
-          progress: bool = True) -> dict[str, Any]:
-    """Fine-tune ``checkpoint`` on the scene (``pan``, ``ms``) and export ``out`` (.onnx) with its card."""
+          progress: bool = True, threads: int | None = None) -> dict[str, Any]:
+    """Fine-tune ``checkpoint`` on the scene (``pan``, ``ms``) and export ``out`` (.onnx) with its card.
+    ``threads``: torch threads (default: the checkpoint's config's)."""
     import tempfile
 
     import torch
@@ -145,6 +146,8 @@ def adapt(checkpoint: str | Path, pan: str | Path, ms: str | Path, out: str | Pa
     from .nets import build_model
     from .train import git_revision, load_checkpoint, train_stage
 
+    if Path(out).suffix.lower() != ".onnx":   # the plugin's MODEL takes .onnx files only
+        raise ValueError(f"--out {out}: the adapted model is an ONNX file; give a name ending in .onnx")
     ck = load_checkpoint(checkpoint)
     sensor = sensor or ck["config"]["sensor"]
     check_scene(pan, ms, sensor)
@@ -152,6 +155,8 @@ def adapt(checkpoint: str | Path, pan: str | Path, ms: str | Path, out: str | Pa
     if "unfinished" in base:   # as export warns: a smoke run or a stopped one
         print(f"adapt: warning: {base['unfinished']}", file=sys.stderr)
     cfg = adapt_config(ck["config"], sensor, steps, lr, patch)
+    if threads:   # not part of what is trained: where it computes
+        cfg["train"]["threads"] = threads
     torch.manual_seed(cfg["seed"])
     torch.set_num_threads(int(cfg["train"]["threads"]))
     model = build_model(cfg["method"], get_sensor(sensor).n_bands, cfg["backbone"], **cfg["model"])

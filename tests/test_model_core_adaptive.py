@@ -466,3 +466,19 @@ def test_adapt_from_an_unfinished_checkpoint_warns_and_its_card_says_so(tmp_path
     assert training["base"]["stages"] == ["stage1"] and training["steps"] == 1 + 1
     assert {d["name"] for d in training["data"][:-1]} == {"wv2_pan.tif + wv2_ms.tif"}   # its train and fullres data
 
+
+def test_adapt_writes_only_onnx_files_and_takes_threads(tmp_path, data_dir, capsys):
+    """--out fused.tif or a name without extension: refused before any step (an ONNX file was written under it, which
+    the plugin's MODEL then refused); --threads sets torch's threads as train's does (adapt had none)."""
+    from model_core.__main__ import main
+
+    for name in ("fused.tif", "mymodel"):
+        assert main(_adapt_args(data_dir, tmp_path / name, "--sensor", "wv2")) == 2
+        assert "give a name ending in .onnx" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+    torch.set_num_threads(2)
+    try:
+        assert main(_adapt_args(data_dir, tmp_path / "mine.ONNX", "--sensor", "wv2", "--threads", "1")) == 0
+        assert torch.get_num_threads() == 1 and (tmp_path / "mine.json").exists()
+    finally:
+        torch.set_num_threads(1)
