@@ -243,9 +243,16 @@ def main(argv: list[str] | None = None) -> int:
         if os.environ.get("MODEL_CORE_DEBUG"):
             raise
         # what a user can fix (a path, a value, a missing key): one line, not a traceback
-        why = f"missing {e.args[0]!r}" if isinstance(e, KeyError) else str(e)
-        print(f"python -m model_core {a.cmd}: {why} (MODEL_CORE_DEBUG=1 shows the traceback)", file=sys.stderr)
+        print(f"python -m model_core {a.cmd}: {_why(e)} (MODEL_CORE_DEBUG=1 shows the traceback)", file=sys.stderr)
         return 2
+
+
+def _why(error: Exception) -> str:
+    """An error in words: a KeyError's own message as is (e.g. an unknown sensor), a bare key as what is missing."""
+    if not isinstance(error, KeyError):
+        return str(error)
+    key = error.args[0] if error.args else ""
+    return key if isinstance(key, str) and " " in key else f"missing {key!r}"
 
 
 def _positive(text: str) -> int:

@@ -147,3 +147,13 @@ def test_as_sensor_says_how_the_network_was_trained_and_where_it_was_written(tmp
     from model_core.export import mtf_training
 
     assert mtf_training(load_config(None, "qb")) == "PAN and MS MTF randomised"
+
+
+def test_an_unknown_as_sensor_is_named_in_one_line(tmp_path, fixture_run, capsys):
+    """The sensor's own message, as is: it was printed as `missing "unknown sensor 'foo'; known sensors: …"`."""
+    run, _ = fixture_run
+    assert cli(["export", "--checkpoint", str(run / "stage2.pt"), "--out", str(tmp_path / "x.onnx"), "--as-sensor",
+                "foo", "--no-evaluate"]) == 2
+    err = capsys.readouterr().err
+    assert "python -m model_core export: unknown sensor 'foo'; known sensors: " in err and "missing" not in err
+    assert not list(tmp_path.iterdir())
