@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import pickle
 import subprocess
 import time
 from pathlib import Path
@@ -326,7 +327,22 @@ def save_checkpoint(path: Path, model, ema, opt, sched, step: int, stage: str, c
 
 
 def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
-    return torch.load(path, map_location=map_location, weights_only=True)
+    """A checkpoint of ``save_checkpoint`` (or ``weights.save_weights``); ValueError naming the file when it is none."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder, not a checkpoint file: give a .pt file (runs/<config>/<stage>.pt)")
+    try:
+        ck = torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise
+    # torch's own words are a zip-reader error or a page on weights_only: what matters is that the file is no checkpoint
+    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as e:
+        raise ValueError(f"{path} is not a readable checkpoint (torch cannot load it: {type(e).__name__}); a truncated "
+                         "copy or another kind of file? Copy it again or give a runs/<config>/<stage>.pt") from None
+    if not (isinstance(ck, dict) and isinstance(ck.get("config"), dict) and "model" in ck):
+        raise ValueError(f"{path} is not a model_core checkpoint: it holds no training config and weights (a bare "
+                         "state_dict or another program's file?); give a runs/<config>/<stage>.pt")
+    return ck
 
 
 def model_from_checkpoint(path: str | Path, use_ema: bool = True) -> tuple[nn.Module, dict]:

@@ -478,3 +478,31 @@ def test_coregister_moves_a_wald_pairs_pan_onto_its_ms(data_dir):
     holed = pan.copy()
     holed[:40] = 0
     assert (coregistered_pan(holed, ms, 4)[:40] == 0).all()
+
+
+def test_a_file_that_is_no_checkpoint_is_named_in_one_line(tmp_path, data_dir, capsys):
+    """A truncated checkpoint, random bytes, a folder and a bare state_dict given to export, evaluate and adapt: one
+    line naming the file and what is wrong, exit 2 (tracebacks — OSError, UnpicklingError, IsADirectoryError — and
+    "missing 'config'" before 2026-12-07)."""
+    from model_core.__main__ import main
+    from model_core.weights import WEIGHTS_DIR
+
+    real = sorted(WEIGHTS_DIR.glob("*.pt"))[0]
+    bad = {"truncated.pt": real.read_bytes()[: real.stat().st_size // 2],
+           "random.pt": np.random.default_rng(0).bytes(4096)}
+    for name, data in bad.items():
+        (tmp_path / name).write_bytes(data)
+    torch.save(load_checkpoint(real)["model"], tmp_path / "state_dict.pt")
+    (tmp_path / "folder.pt").mkdir()
+    expected = {"truncated.pt": "is not a readable checkpoint", "random.pt": "is not a readable checkpoint",
+                "state_dict.pt": "is not a model_core checkpoint", "folder.pt": "is a folder, not a checkpoint file"}
+    scene = ["--pan", str(data_dir / "wv2_test_pan.tif"), "--ms", str(data_dir / "wv2_test_ms.tif")]
+    for name, words in expected.items():
+        ck = str(tmp_path / name)
+        for args in (["export", "--checkpoint", ck, "--out", str(tmp_path / "x.onnx"), "--no-evaluate"],
+                     ["evaluate", "--checkpoint", ck], ["adapt", "--checkpoint", ck, *scene, "--out",
+                                                        str(tmp_path / "x.onnx"), "--steps", "1"]):
+            assert main(args) == 2, (name, args[0])
+            err = capsys.readouterr().err
+            assert f"{ck} {words}" in err and len(err.strip().splitlines()) == 1, (name, args[0], err)
+    assert not (tmp_path / "x.onnx").exists()
