@@ -194,7 +194,8 @@ def main(argv: list[str] | None = None) -> int:
     e = sub.add_parser("evaluate", help="score a checkpoint or an ONNX file; writes JSON")
     src = e.add_mutually_exclusive_group(required=True)
     src.add_argument("--checkpoint", help="a training checkpoint (runs/<config>/<stage>.pt)")
-    src.add_argument("--onnx", help="an exported ONNX model (its card beside it)")
+    src.add_argument("--onnx", help="an exported ONNX model with its card beside it (<name>.json), checked as the "
+                                    "plugin checks MODEL")
     e.add_argument("--config", help="config whose 'test' section to use (default: the checkpoint's / sensor's)")
     e.add_argument("--sensor", help="with --onnx: the sensor whose test case to use (default: the card's)")
     e.add_argument("--out", help="JSON output (default: stdout)")

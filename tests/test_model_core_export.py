@@ -157,3 +157,30 @@ def test_an_unknown_as_sensor_is_named_in_one_line(tmp_path, fixture_run, capsys
     err = capsys.readouterr().err
     assert "python -m model_core export: unknown sensor 'foo'; known sensors: " in err and "missing" not in err
     assert not list(tmp_path.iterdir())
+
+
+def test_evaluate_onnx_takes_only_what_the_plugin_takes(tmp_path, capsys):
+    """evaluate --onnx reads the card beside the file as the plugin does: a copy of the bundled model without its card,
+    with invalid JSON beside it, or truncated (with its card's sha256 or one made to match) gets one line and exit 2
+    (the first two were scored with the card inside the file, the truncated ones were tracebacks)."""
+    import shutil
+
+    from ksdiff_qgis.engine.model_card import bundled_cards
+
+    src = bundled_cards()["wv2"]
+    cases = {"nocard": "has no model card (nocard.json beside it)", "badjson": "badjson.json is not valid JSON",
+             "truncated": "truncated.onnx does not match its card",
+             "rehashed": "ONNX Runtime cannot load the model rehashed.onnx"}
+    for name in cases:
+        shutil.copy(src, tmp_path / f"{name}.onnx")
+    shutil.copy(src.with_suffix(".json"), tmp_path / "truncated.json")
+    (tmp_path / "badjson.json").write_text("{not json")
+    data = (tmp_path / "truncated.onnx").read_bytes()
+    (tmp_path / "truncated.onnx").write_bytes(data[: len(data) // 2])
+    (tmp_path / "rehashed.onnx").write_bytes(data[: len(data) // 2])   # truncated, its card's sha256 made to match
+    card = json.loads(src.with_suffix(".json").read_text())
+    (tmp_path / "rehashed.json").write_text(json.dumps(dict(card, onnx_sha256=sha256_file(tmp_path / "rehashed.onnx"))))
+    for name, words in cases.items():
+        assert cli(["evaluate", "--onnx", str(tmp_path / f"{name}.onnx"), "--threads", "1"]) == 2, name
+        err = capsys.readouterr().err
+        assert words in err and len(err.strip().splitlines()) == 1, (name, err)
