@@ -73,8 +73,8 @@ def _evaluate(a) -> int:
 def _export(a) -> int:
     from ksdiff_qgis.engine.model_card import MODELS_DIR
 
-    from .export import export, training_record, write_models_readme
-    from .train import data_sources, git_revision, load_checkpoint, model_from_checkpoint
+    from .export import checkpoint_record, export, mtf_training, write_models_readme
+    from .train import model_from_checkpoint
 
     if a.sensor:
         from .config import final_checkpoint, load_config
@@ -84,14 +84,7 @@ def _export(a) -> int:
         if cfg["sensor"] != a.sensor:  # a network shared by several sensors (e.g. the 4-band ratio-4 one)
             a.as_sensor = a.as_sensor or a.sensor
     model, ck = model_from_checkpoint(a.checkpoint)
-    last = ck["config"]["stages"][-1]
-    unfinished = not ck.get("done") or ck.get("stage") != last["name"]
-    ckpts = sorted(Path(a.checkpoint).parent.glob("*.pt"))
-    finals = [load_checkpoint(p) for p in ckpts if not p.stem.endswith("_last")]
-    # the revision that trained the weights (older checkpoints lack it: the current one then)
-    rec = training_record(ck, data_sources(ck["config"]), ck.get("git_revision") or git_revision())
-    rec["steps"] = sum(int(c["step"]) for c in finals) or rec["steps"]  # all stages of this run
-    rec["seconds"] = round(sum(float(c.get("seconds", 0)) for c in finals), 1) or rec["seconds"]
+    rec = checkpoint_record(a.checkpoint, ck)   # the exported weights: its stages and steps, not the whole run's
     if a.sensor:   # what `make train SENSOR=...` runs (a seed variant names its base config in the checkpoint)
         from .config import default_config_path
 
@@ -99,6 +92,8 @@ def _export(a) -> int:
     # export options are read from the config as it is now (a run's checkpoint keeps the config it trained with)
     export_opts = load_config(None, a.sensor).get("export") if a.sensor else None
     cfg = dict(ck["config"], export=export_opts) if export_opts else ck["config"]
+    out = Path(a.out or MODELS_DIR / f"{a.as_sensor or cfg['sensor']}.onnx")
+    bundled = out.resolve().parent == MODELS_DIR.resolve()
     if a.as_sensor:  # one network serving several sensors of the same layout (its card says so)
         from ksdiff_qgis.engine.sensors import get_sensor
 
@@ -107,19 +102,16 @@ def _export(a) -> int:
             raise SystemExit(f"--as-sensor {a.as_sensor}: {target.n_bands} bands at ratio {target.ratio}, the model "
                              f"has {trained.n_bands} at ratio {trained.ratio}")
         rec["serves_sensor"] = (f"{target.key}: the {Path(cfg.get('config_path', '')).name} network (trained with "
-                                f"{trained.name}'s nominal MTF, PAN and MS MTF randomised) bundled for this sensor")
+                                f"{trained.name}'s nominal MTF, {mtf_training(cfg)}) "
+                                f"{'bundled' if bundled else 'exported'} for this sensor")
         cfg = dict(cfg, sensor=target.key)
-    if unfinished:   # a smoke run or a stopped one: the card says so, and it is never bundled
-        rec["unfinished"] = (f"exported from {Path(a.checkpoint).name}: stage {ck.get('stage')} at step "
-                             f"{ck.get('step')}, not the end of the run (its last stage {last['name']}, "
-                             f"{last['steps']} steps)")
+    if "unfinished" in rec:   # a smoke run or a stopped one: the card says so, and it is never bundled
         print(f"python -m model_core export: warning: {rec['unfinished']}", file=sys.stderr)
         if not a.out:
             raise ValueError("an unfinished run is not exported into the bundled models: give --out")
-    out = Path(a.out or MODELS_DIR / f"{cfg['sensor']}.onnx")
     metrics = None if a.no_evaluate else _export_metrics(model, cfg)
     card = export(model, cfg, out, rec, metrics)
-    if out.resolve().parent == MODELS_DIR.resolve():
+    if bundled:
         write_models_readme(MODELS_DIR)
         if a.sensor:   # bundled: its weights ship too, so `adapt --sensor` starts from it without training
             from .weights import save_weights, weights_path
@@ -151,7 +143,7 @@ def _adapt(a) -> int:
         from .weights import bundled_checkpoint
 
         a.checkpoint = bundled_checkpoint(a.sensor)
-    card = adapt(a.checkpoint, a.pan, a.ms, a.out, a.sensor, a.steps, a.lr, a.patch)
+    card = adapt(a.checkpoint, a.pan, a.ms, a.out, a.sensor, a.steps, a.lr, a.patch, threads=a.threads)
     print(json.dumps({k: card[k] for k in ("sensor", "onnx_sha256", "training")}, indent=1))
     return 0
 
@@ -193,8 +185,8 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--sensor", help="use the sensor's default config (KSDiff around FusionNet)")
     t.add_argument("--out", help="run directory (default: the config's train.out_dir)")
     t.add_argument("--device", help="auto | cpu | cuda")
-    t.add_argument("--max-steps", type=_positive, help="stop the first unfinished stage after this many steps "
-                                                     "(smoke runs; the same command again continues the run)")
+    t.add_argument("--max-steps", type=_positive, help="train at most this many more steps, from where the run "
+                   "stopped, then stop (smoke runs; the same command again trains as many more)")
     t.add_argument("--seed", type=int, help="override the config's seed (run folder gets a _seed<N> suffix)")
     t.add_argument("--threads", type=_positive, help="torch threads (default: the config's train.threads, 2); "
                    "1 each when runs share the cores")
@@ -202,7 +194,8 @@ def main(argv: list[str] | None = None) -> int:
     e = sub.add_parser("evaluate", help="score a checkpoint or an ONNX file; writes JSON")
     src = e.add_mutually_exclusive_group(required=True)
     src.add_argument("--checkpoint", help="a training checkpoint (runs/<config>/<stage>.pt)")
-    src.add_argument("--onnx", help="an exported ONNX model (its card beside it)")
+    src.add_argument("--onnx", help="an exported ONNX model with its card beside it (<name>.json), checked as the "
+                                    "plugin checks MODEL")
     e.add_argument("--config", help="config whose 'test' section to use (default: the checkpoint's / sensor's)")
     e.add_argument("--sensor", help="with --onnx: the sensor whose test case to use (default: the card's)")
     e.add_argument("--out", help="JSON output (default: stdout)")
@@ -222,12 +215,15 @@ def main(argv: list[str] | None = None) -> int:
                                          "bundled model of --sensor (its weights ship in model_core/weights)")
     ad.add_argument("--pan", required=True)
     ad.add_argument("--ms", required=True)
-    ad.add_argument("--out", required=True, help="ONNX file to write (its card beside it): the plugin's MODEL")
+    ad.add_argument("--out", required=True, help="ONNX file to write, ending in .onnx (its card beside it): the "
+                                                 "plugin's MODEL")
     ad.add_argument("--sensor", help="sensor key of the scene (default: the checkpoint's); without --checkpoint, "
                                      "the bundled model of this sensor is adapted")
     ad.add_argument("--steps", type=_positive, default=200, help="fine-tuning steps (default 200)")
     ad.add_argument("--lr", type=float, default=1e-4, help="learning rate (default 1e-4)")
     ad.add_argument("--patch", type=_positive, default=64, help="PAN patch side, pixels (default 64)")
+    ad.add_argument("--threads", type=_positive, help="torch threads (default: the checkpoint's config's "
+                    "train.threads); 1 each when runs share the cores")
     ad.set_defaults(fn=_adapt)
     q = sub.add_parser("int8", help="add the int8 CPU variant to an exported KSDiff model (calibrated on a pair)")
     q.add_argument("--model", required=True, help="an exported KSDiff ONNX file (its card beside it)")
@@ -248,9 +244,16 @@ def main(argv: list[str] | None = None) -> int:
         if os.environ.get("MODEL_CORE_DEBUG"):
             raise
         # what a user can fix (a path, a value, a missing key): one line, not a traceback
-        why = f"missing {e.args[0]!r}" if isinstance(e, KeyError) else str(e)
-        print(f"python -m model_core {a.cmd}: {why} (MODEL_CORE_DEBUG=1 shows the traceback)", file=sys.stderr)
+        print(f"python -m model_core {a.cmd}: {_why(e)} (MODEL_CORE_DEBUG=1 shows the traceback)", file=sys.stderr)
         return 2
+
+
+def _why(error: Exception) -> str:
+    """An error in words: a KeyError's own message as is (e.g. an unknown sensor), a bare key as what is missing."""
+    if not isinstance(error, KeyError):
+        return str(error)
+    key = error.args[0] if error.args else ""
+    return key if isinstance(key, str) and " " in key else f"missing {key!r}"
 
 
 def _positive(text: str) -> int:

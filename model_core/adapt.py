@@ -99,22 +99,64 @@ def check_scene(pan: str | Path, ms: str | Path, sensor: str) -> None:
                          f"{spec.n_bands} at ratio {spec.ratio}: give --sensor the scene's sensor")
 
 
+def base_record(checkpoint: str | Path, ck: dict[str, Any]) -> dict[str, Any]:
+    """The training record of the weights ``adapt`` starts from: the bundled card's for weights shipped in
+    ``model_core/weights`` (the file holds the last stage only, its card the whole run), else the checkpoint's own."""
+    from ksdiff_qgis.engine.model_card import bundled_cards, load_card
+
+    from .export import checkpoint_record
+    from .weights import WEIGHTS_DIR
+
+    checkpoint = Path(checkpoint)
+    if checkpoint.resolve().parent == WEIGHTS_DIR.resolve():
+        cards = [load_card(p).data for p in bundled_cards().values()]
+        mine = [c for c in cards if Path(c["training"].get("config", "")).stem == checkpoint.stem]
+        mine.sort(key=lambda c: c["sensor"] != ck["config"]["sensor"])   # the card of the sensor it was trained for
+        if mine:
+            return {k: v for k, v in mine[0]["training"].items() if k != "serves_sensor"}
+    return checkpoint_record(checkpoint, ck, "adapted")
+
+
+def adapted_record(base: dict[str, Any], checkpoint: str | Path, scene: str, steps: int, seconds: float,
+                   revision: str) -> dict[str, Any]:
+    """The adapted model's training record: the base's (its data and licences stay) plus the scene, the steps and
+    seconds of both, and both revisions (``git_revision``: the one that adapted; ``base``: what it started from)."""
+    record = dict(base)
+    record["base"] = {k: base.get(k) for k in ("stages", "steps", "seconds", "git_revision")}
+    record["adaptation"] = {"steps": steps, "seconds": round(seconds, 1), "scene": scene}
+    record.update(stages=[*base.get("stages", []), "adapt"], steps=int(base.get("steps", 0)) + steps,
+                  seconds=round(float(base.get("seconds", 0.0)) + seconds, 1), git_revision=revision,
+                  adapted_from=str(checkpoint))
+    record["data"] = [*base.get("data", []), {"name": scene, "licence": "the user's own scene",
+                                              "how": "target-adaptive fine-tuning: Wald patches and full-resolution "
+                                                     "patches of this scene"}]
+    return record
+
+
 def adapt(checkpoint: str | Path, pan: str | Path, ms: str | Path, out: str | Path, sensor: str | None = None,
           steps: int = 200, lr: float = 1e-4, patch: int = 64, work_dir: str | Path | None = None,
-          progress: bool = True) -> dict[str, Any]:
-    """Fine-tune ``checkpoint`` on the scene (``pan``, ``ms``) and export ``out`` (.onnx) with its card."""
+          progress: bool = True, threads: int | None = None) -> dict[str, Any]:
+    """Fine-tune ``checkpoint`` on the scene (``pan``, ``ms``) and export ``out`` (.onnx) with its card.
+    ``threads``: torch threads (default: the checkpoint's config's)."""
     import tempfile
 
     import torch
 
-    from .export import export, training_record
+    from .export import export
     from .nets import build_model
-    from .train import load_checkpoint, train_stage
+    from .train import git_revision, load_checkpoint, train_stage
 
+    if Path(out).suffix.lower() != ".onnx":   # the plugin's MODEL takes .onnx files only
+        raise ValueError(f"--out {out}: the adapted model is an ONNX file; give a name ending in .onnx")
     ck = load_checkpoint(checkpoint)
     sensor = sensor or ck["config"]["sensor"]
     check_scene(pan, ms, sensor)
+    base = base_record(checkpoint, ck)
+    if "unfinished" in base:   # as export warns: a smoke run or a stopped one
+        print(f"adapt: warning: {base['unfinished']}", file=sys.stderr)
     cfg = adapt_config(ck["config"], sensor, steps, lr, patch)
+    if threads:   # not part of what is trained: where it computes
+        cfg["train"]["threads"] = threads
     torch.manual_seed(cfg["seed"])
     torch.set_num_threads(int(cfg["train"]["threads"]))
     model = build_model(cfg["method"], get_sensor(sensor).n_bands, cfg["backbone"], **cfg["model"])
@@ -125,9 +167,5 @@ def adapt(checkpoint: str | Path, pan: str | Path, ms: str | Path, out: str | Pa
         run_dir.mkdir(parents=True, exist_ok=True)
         summary = train_stage(model, cfg, 0, wald, None, run_dir, progress=progress, fullres=full)
     model.eval()
-    record = training_record({"config": cfg, "step": steps, "seconds": summary["seconds"]},
-                             [{"name": f"{pan} + {ms}", "licence": "the user's own scene",
-                               "how": "target-adaptive fine-tuning: Wald patches and full-resolution patches "
-                                      "of this scene"}], ck.get("git_revision", "unknown"))
-    record["adapted_from"] = str(checkpoint)
+    record = adapted_record(base, checkpoint, f"{pan} + {ms}", steps, summary["seconds"], git_revision())
     return export(model, cfg, out, record, calibration=(str(pan), str(ms)))   # int8 ranges of this scene

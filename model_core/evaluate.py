@@ -6,7 +6,6 @@ project). Test cases are the config's ``test`` section: by default the held-apar
 """
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -33,16 +32,21 @@ def torch_runner(model: torch.nn.Module) -> tuple[Runner, int]:
 
 
 def onnx_runner(path: str | Path, threads: int = 2) -> tuple[Runner, int, dict]:
-    import onnxruntime as ort
+    """The ONNX model's whole graph on CPU, loaded as the plugin loads it: its card beside it (fields, sha256), the
+    card inside it, its tensors and a probe tile checked (``engine.model_card.load_card``, ``learned.check_graph``);
+    InputError says what the plugin would refuse."""
+    from ksdiff_qgis.engine import runtime
+    from ksdiff_qgis.engine.learned import check_graph
+    from ksdiff_qgis.engine.model_card import load_card
 
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-    card = json.loads(sess.get_modelmeta().custom_metadata_map["model_card"])
+    card = load_card(path)
+    session = runtime.get_session(str(card.path), "cpu", threads)
+    check_graph(card, session)
+    (pan_name, lms_name), out_name = card.input_names, card.output_name
 
     def run(pan: np.ndarray, lms: np.ndarray) -> np.ndarray:
-        return sess.run(["hrms"], {"pan": pan, "lms": lms})[0]
-    return run, int(card.get("size_multiple", 1)), card
+        return session.session.run([out_name], {pan_name: pan, lms_name: lms})[0]
+    return run, card.size_multiple, card.data
 
 
 def fuse(run: Runner, mult: int, pan: np.ndarray, lms: np.ndarray) -> np.ndarray:

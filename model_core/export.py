@@ -232,3 +232,35 @@ def training_record(ck: dict[str, Any], sources: list[dict[str, str]], git_revis
         record["backbone_from"] = (f"{name}: the backbone started from the bare backbone this config trains; "
                                    "its steps and time are not counted in steps/seconds")
     return record
+
+
+def checkpoint_record(checkpoint: str | Path, ck: dict[str, Any], verb: str = "exported") -> dict[str, Any]:
+    """The card's training record of the weights in ``checkpoint`` (loaded as ``ck``): the stages up to and including
+    its own, the steps and seconds of the earlier stages' final checkpoints beside it plus its own, the revision that
+    trained them, and an ``unfinished`` note when it is not the end of its run (``verb``: what is done with it)."""
+    from .train import data_sources, git_revision, load_checkpoint
+
+    cfg, checkpoint = ck["config"], Path(checkpoint)
+    names = [st["name"] for st in cfg["stages"]]
+    upto = names[: names.index(ck["stage"]) + 1] if ck.get("stage") in names else names
+    earlier = [load_checkpoint(p) for p in (checkpoint.parent / f"{n}.pt" for n in upto[:-1]) if p.exists()]
+    # the revision that trained the weights (older checkpoints lack it: the current one then)
+    record = training_record(ck, data_sources(cfg), ck.get("git_revision") or git_revision())
+    record["stages"] = upto
+    record["steps"] = int(ck["step"]) + sum(int(c["step"]) for c in earlier)
+    record["seconds"] = round(float(ck.get("seconds", 0.0)) + sum(float(c.get("seconds", 0.0)) for c in earlier), 1)
+    last = cfg["stages"][-1]
+    if not ck.get("done") or ck.get("stage") != last["name"]:
+        record["unfinished"] = (f"{verb} from {checkpoint.name}: stage {ck.get('stage')} at step {ck.get('step')}, "
+                                f"not the end of the run (its last stage {last['name']}, {last['steps']} steps)")
+    return record
+
+
+def mtf_training(cfg: dict[str, Any]) -> str:
+    """How the config's training sources vary the MTF around the sensor's nominal one, in words."""
+    sources = cfg["data"].get("train", [])
+    pan = any(s.get("pan_gains") or s.get("pan_variants") for s in sources)
+    ms = any(s.get("ms_gains") for s in sources)
+    varied = " and ".join(name for name, on in (("PAN", pan), ("MS", ms)) if on)
+    return f"{varied} MTF randomised" if varied else "no MTF randomisation"
+

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import pickle
 import subprocess
 import time
 from pathlib import Path
@@ -326,7 +327,22 @@ def save_checkpoint(path: Path, model, ema, opt, sched, step: int, stage: str, c
 
 
 def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
-    return torch.load(path, map_location=map_location, weights_only=True)
+    """A checkpoint of ``save_checkpoint`` (or ``weights.save_weights``); ValueError naming the file when it is none."""
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder, not a checkpoint file: give a .pt file (runs/<config>/<stage>.pt)")
+    try:
+        ck = torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise
+    # torch's own words are a zip-reader error or a page on weights_only: what matters is that the file is no checkpoint
+    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as e:
+        raise ValueError(f"{path} is not a readable checkpoint (torch cannot load it: {type(e).__name__}); a truncated "
+                         "copy or another kind of file? Copy it again or give a runs/<config>/<stage>.pt") from None
+    if not (isinstance(ck, dict) and isinstance(ck.get("config"), dict) and "model" in ck):
+        raise ValueError(f"{path} is not a model_core checkpoint: it holds no training config and weights (a bare "
+                         "state_dict or another program's file?); give a runs/<config>/<stage>.pt")
+    return ck
 
 
 def model_from_checkpoint(path: str | Path, use_ema: bool = True) -> tuple[nn.Module, dict]:
@@ -342,7 +358,8 @@ def model_from_checkpoint(path: str | Path, use_ema: bool = True) -> tuple[nn.Mo
 def train_stage(model: nn.Module, cfg: dict[str, Any], stage_idx: int, train, val, out: Path,
                 max_steps: int | None = None, progress: bool = True, fullres=None,
                 teachers: Teachers | None = None) -> dict:
-    """Run (or resume) one stage; returns its summary. ``max_steps`` stops early (tests, smoke runs).
+    """Run (or resume) one stage; returns its summary. ``max_steps``: train at most that many more steps of it, then
+    stop (tests, smoke runs; the next call continues). The stage is finished only when its last step trained.
 
     A stage named ``fullres`` adds, on every step, the reference-free loss of a ``fullres`` batch (and, with
     ``teachers``, the distance to their mean output on both batches).
@@ -372,10 +389,11 @@ def train_stage(model: nn.Module, cfg: dict[str, Any], stage_idx: int, train, va
         if ema and ck["ema"]:
             ema.state, ema.updates = ck["ema"], ck["step"]
         step, seconds = ck["step"], ck.get("seconds", 0.0)
-    end = st["steps"] if max_steps is None else min(st["steps"], max_steps)
+    end = st["steps"] if max_steps is None else min(st["steps"], step + max_steps)   # N more steps per call
     alt = st.get("alternate_every")  # SSDiff branch-wise alternating fine-tuning
     branches = {b: set(map(id, model.net.branch_parameters(b))) for b in ("spatial", "spectral")} if alt else {}
     log, pending = open(out / "log.jsonl", "a"), []
+    trained = step   # steps the weights hold: the stage is done only when its last step trained
     bar = tqdm(range(step, end), initial=step, total=end, desc=f"{cfg['method']}:{st['name']}", disable=not progress)
     model.train()
     history = []
@@ -415,14 +433,14 @@ def train_stage(model: nn.Module, cfg: dict[str, Any], stage_idx: int, train, va
             log.write("".join(pending))
             log.flush()
             pending.clear()
+        trained = step + 1
     log.close()
-    done_step = max(step + 1, end) if end > 0 else 0
-    if done_step >= st["steps"]:
+    if trained == st["steps"]:
         save_checkpoint(final, model, ema, opt, sched, st["steps"], st["name"], cfg, True, seconds)
     if alt:
         for p in params:
             p.requires_grad_(True)
-    return {"stage": st["name"], "steps": done_step, "seconds": seconds, "losses": history}
+    return {"stage": st["name"], "steps": trained, "seconds": seconds, "losses": history}
 
 
 def load_pretrained_backbone(model: nn.Module, config: str | dict, device, progress: bool = True,
@@ -506,7 +524,8 @@ def check_same_run(out: Path, cfg: dict[str, Any]) -> None:
 
 def run(cfg: dict[str, Any], out_dir: str | Path | None = None, max_steps: int | None = None,
         progress: bool = True, samplers=None) -> dict:
-    """Train every stage of ``cfg`` in order (skipping finished ones); returns a summary."""
+    """Train every stage of ``cfg`` in order (skipping finished ones); returns a summary. ``max_steps``: at most that
+    many steps in this call, over the stages in order (the next call continues)."""
     torch.manual_seed(cfg["seed"])
     torch.set_num_threads(int(cfg["train"]["threads"]))
     device = pick_device(cfg["train"]["device"])
@@ -539,7 +558,9 @@ def run(cfg: dict[str, Any], out_dir: str | Path | None = None, max_steps: int |
             ck = load_checkpoint(prev, device)  # start from the previous stage (its EMA weights if kept)
             model.load_state_dict(ck["ema"] if ck.get("ema") else ck["model"])
         summary["stages"].append(train_stage(model, cfg, i, train, val, out, max_steps, progress, fullres, teachers))
-        if not final.exists():  # stopped early by max_steps
+        if max_steps is not None:   # one budget for this call: what is left of it goes on to the next stage
+            max_steps -= len(summary["stages"][-1]["losses"])   # one loss per step trained in this call
+        if not final.exists() or max_steps == 0:  # stopped early by max_steps
             break
         prev = final
     summary["final_checkpoint"] = str(prev) if prev else None

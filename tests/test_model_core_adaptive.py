@@ -417,3 +417,68 @@ def test_adapt_trains_on_the_scene_with_the_checkpoints_pan_and_ms_variants(data
     assert len(wald.triples[0].pans) == 1 + 4 and len(wald.triples[0].lmss) == 1 + 2
     assert wald.randomise == cfg["data"]["randomise"]
     assert adapt.pair_variants({"data": {"train": [{"kind": "simulated", "ms": "x.tif"}]}}) == {}
+
+
+def _adapt_args(data_dir, out, *more) -> list[str]:
+    return ["adapt", "--pan", str(data_dir / "wv2_test_pan.tif"), "--ms", str(data_dir / "wv2_test_ms.tif"),
+            "--out", str(out), "--steps", "1", "--patch", "32", *more]
+
+
+def test_adapted_card_keeps_the_base_models_data_and_licences_and_records_both_runs(tmp_path, data_dir):
+    """The card of a model adapted from the bundled wv2 network keeps that network's training data and licences
+    (WorldView-2 CC BY-SA 4.0, Copernicus Sentinel-2) and adds the scene; its steps and seconds count both runs, its
+    git_revision is the adapting one and ``base`` keeps the bundled model's. Before 2026-12-07 it listed the scene
+    only, the adaptation's steps only and the base's revision."""
+    import json
+
+    from ksdiff_qgis.engine.model_card import bundled_cards, load_card
+    from model_core.__main__ import main
+    from model_core.train import git_revision
+
+    out = tmp_path / "mine.onnx"
+    assert main(_adapt_args(data_dir, out, "--sensor", "wv2")) == 0
+    training = json.loads(out.with_suffix(".json").read_text())["training"]
+    bundled = load_card(bundled_cards()["wv2"]).data["training"]
+    assert training["data"][:-1] == bundled["data"] and "the user's own scene" == training["data"][-1]["licence"]
+    licences = " ".join(d["licence"] for d in training["data"])
+    assert "CC BY-SA 4.0" in licences and "Copernicus Sentinel" in licences
+    assert training["base"] == {k: bundled[k] for k in ("stages", "steps", "seconds", "git_revision")}
+    assert training["steps"] == bundled["steps"] + 1 and training["adaptation"]["steps"] == 1
+    assert training["seconds"] >= bundled["seconds"] and training["stages"] == [*bundled["stages"], "adapt"]
+    assert training["git_revision"] == git_revision() and training["config"] == bundled["config"]
+
+
+def test_adapt_from_an_unfinished_checkpoint_warns_and_its_card_says_so(tmp_path, data_dir, small_cfg, capsys):
+    """As export does: a checkpoint before the end of its run (here stage1_last.pt after 1 step) gets a warning before
+    any step and an ``unfinished`` note in the card, which describes those weights (stage 1, 1 step, the run's data);
+    adapt said nothing before 2026-12-07."""
+    import json
+
+    from model_core.__main__ import main
+
+    cfg = small_cfg("run")
+    run(cfg, max_steps=1, progress=False)
+    out, ck = tmp_path / "early.onnx", Path(cfg["train"]["out_dir"]) / "stage1_last.pt"
+    assert main(_adapt_args(data_dir, out, "--checkpoint", str(ck))) == 0
+    assert "adapt: warning: adapted from stage1_last.pt: stage stage1 at step 1" in capsys.readouterr().err
+    training = json.loads(out.with_suffix(".json").read_text())["training"]
+    assert "stage1_last.pt: stage stage1 at step 1, not the end of the run" in training["unfinished"]
+    assert training["base"]["stages"] == ["stage1"] and training["steps"] == 1 + 1
+    assert {d["name"] for d in training["data"][:-1]} == {"wv2_pan.tif + wv2_ms.tif"}   # its train and fullres data
+
+
+def test_adapt_writes_only_onnx_files_and_takes_threads(tmp_path, data_dir, capsys):
+    """--out fused.tif or a name without extension: refused before any step (an ONNX file was written under it, which
+    the plugin's MODEL then refused); --threads sets torch's threads as train's does (adapt had none)."""
+    from model_core.__main__ import main
+
+    for name in ("fused.tif", "mymodel"):
+        assert main(_adapt_args(data_dir, tmp_path / name, "--sensor", "wv2")) == 2
+        assert "give a name ending in .onnx" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+    torch.set_num_threads(2)
+    try:
+        assert main(_adapt_args(data_dir, tmp_path / "mine.ONNX", "--sensor", "wv2", "--threads", "1")) == 0
+        assert torch.get_num_threads() == 1 and (tmp_path / "mine.json").exists()
+    finally:
+        torch.set_num_threads(1)

@@ -65,7 +65,10 @@ def test_card_written_beside_and_embedded(tmp_path):
     assert verify_card(path)["metrics"] == {"SAM": 1.0} and card2["onnx_sha256"] != card["onnx_sha256"]
 
 
-def test_cli_train_export_evaluate(tmp_path, data_dir):
+@pytest.fixture(scope="module")
+def fixture_run(tmp_path_factory, data_dir):
+    """A KSDiff run of 2 + 2 steps on the real fixture, trained by the CLI: (its folder, its config file)."""
+    tmp_path = tmp_path_factory.mktemp("fixture_run")
     cfg = {"sensor": "wv2", "method": "ksdiff", "backbone": "fusionnet", "seed": 0,
            "model": {"dim": 32, "tokens": 4, "struct_tokens": 4, "sample_steps": 2, "enc_widths": [8, 16, 32]},
            "data": {"root": str(data_dir), "patch": 32, "stride": 8, "batch": 2,
@@ -78,24 +81,29 @@ def test_cli_train_export_evaluate(tmp_path, data_dir):
     cfg_path = tmp_path / "fixture.yaml"
     cfg_path.write_text(yaml.safe_dump(cfg))
     assert cli(["train", "--config", str(cfg_path)]) == 0
-    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    return tmp_path / "run", cfg_path
+
+
+def test_cli_train_export_evaluate(tmp_path, fixture_run):
+    run, cfg_path = fixture_run
+    log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
     assert any("val_sam" in r for r in log)
     onnx_path = tmp_path / "wv2.onnx"
-    assert cli(["export", "--checkpoint", str(tmp_path / "run" / "stage2.pt"), "--out", str(onnx_path)]) == 0
+    assert cli(["export", "--checkpoint", str(run / "stage2.pt"), "--out", str(onnx_path)]) == 0
     card = verify_card(onnx_path)
     assert "unfinished" not in card["training"]
     # a checkpoint before the run's end: its card says so (it listed every stage as if trained), never bundled
     early = tmp_path / "early.onnx"
-    assert cli(["export", "--checkpoint", str(tmp_path / "run" / "stage1.pt"), "--out", str(early),
+    assert cli(["export", "--checkpoint", str(run / "stage1.pt"), "--out", str(early),
                 "--no-evaluate"]) == 0
     assert "stage stage1" in verify_card(early)["training"]["unfinished"]
-    assert cli(["export", "--checkpoint", str(tmp_path / "run" / "stage1.pt"), "--no-evaluate"]) == 2
+    assert cli(["export", "--checkpoint", str(run / "stage1.pt"), "--no-evaluate"]) == 2
     assert card["training"]["steps"] == 4 and card["training"]["data"]
     # the card's evaluation numbers are written once, at export (the config's test case)
     assert {"SAM", "ERGAS", "Q2n"} <= set(card["metrics"]["scenes"]["reduced/" + next(
         k.split("/", 1)[1] for k in card["metrics"]["scenes"] if k.startswith("reduced/"))])
     assert not (tmp_path / "README.md").exists()   # the models README is only written into the plugin's folder
-    for src in (["--onnx", str(onnx_path)], ["--checkpoint", str(tmp_path / "run" / "stage2.pt")]):
+    for src in (["--onnx", str(onnx_path)], ["--checkpoint", str(run / "stage2.pt")]):
         out = tmp_path / "eval.json"
         assert cli(["evaluate", *src, "--config", str(cfg_path), "--out", str(out), "--threads", "1"]) == 0
         res = json.loads(out.read_text())
@@ -104,3 +112,75 @@ def test_cli_train_export_evaluate(tmp_path, data_dir):
         # the reprojection indices are measured (the MS was not passed: always NaN, written as a bare NaN token)
         assert all(res["full"][k] is not None and np.isfinite(res["full"][k]) for k in ("R_Q2n", "R_SAM", "R_ERGAS"))
         assert "NaN" not in out.read_text()
+
+
+def test_a_card_from_an_intermediate_checkpoint_describes_those_weights(tmp_path, fixture_run):
+    """Exported from stage1_last.pt (and stage1.pt), the card names stage 1 and its 2 steps: it named every stage of
+    the run folder and summed the steps of every final checkpoint in it (4) before 2026-12-07."""
+    run, _ = fixture_run
+    for name in ("stage1_last.pt", "stage1.pt"):
+        out = tmp_path / f"{name}.onnx"
+        assert cli(["export", "--checkpoint", str(run / name), "--out", str(out), "--no-evaluate"]) == 0
+        training = verify_card(out)["training"]
+        assert (training["stages"], training["steps"]) == (["stage1"], 2)
+        assert training["seconds"] == round(torch.load(run / name, weights_only=True)["seconds"], 1)
+    whole = tmp_path / "stage2.onnx"
+    assert cli(["export", "--checkpoint", str(run / "stage2.pt"), "--out", str(whole), "--no-evaluate"]) == 0
+    assert (verify_card(whole)["training"]["stages"], verify_card(whole)["training"]["steps"]) == (["stage1",
+                                                                                                     "stage2"], 4)
+
+
+def test_as_sensor_says_how_the_network_was_trained_and_where_it_was_written(tmp_path, fixture_run):
+    """--as-sensor with --out: the card says what the config trained (here no MTF randomisation) and that the file was
+    exported for the sensor; it said "PAN and MS MTF randomised) bundled for this sensor" of every export."""
+    run, _ = fixture_run
+    out = tmp_path / "qb.onnx"
+    assert cli(["export", "--checkpoint", str(run / "stage2.pt"), "--out", str(out), "--as-sensor", "qb",
+                "--no-evaluate"]) == 0
+    card = verify_card(out)
+    assert card["sensor"] == "qb"
+    serves = card["training"]["serves_sensor"]
+    assert "no MTF randomisation" in serves and serves.endswith("exported for this sensor"), serves
+    assert "randomised)" not in serves and "bundled" not in serves
+    # the bundled 4-band network's config varies both (pan_gains / pan_variants and ms_gains of its sources)
+    from model_core.config import load_config
+    from model_core.export import mtf_training
+
+    assert mtf_training(load_config(None, "qb")) == "PAN and MS MTF randomised"
+
+
+def test_an_unknown_as_sensor_is_named_in_one_line(tmp_path, fixture_run, capsys):
+    """The sensor's own message, as is: it was printed as `missing "unknown sensor 'foo'; known sensors: …"`."""
+    run, _ = fixture_run
+    assert cli(["export", "--checkpoint", str(run / "stage2.pt"), "--out", str(tmp_path / "x.onnx"), "--as-sensor",
+                "foo", "--no-evaluate"]) == 2
+    err = capsys.readouterr().err
+    assert "python -m model_core export: unknown sensor 'foo'; known sensors: " in err and "missing" not in err
+    assert not list(tmp_path.iterdir())
+
+
+def test_evaluate_onnx_takes_only_what_the_plugin_takes(tmp_path, capsys):
+    """evaluate --onnx reads the card beside the file as the plugin does: a copy of the bundled model without its card,
+    with invalid JSON beside it, or truncated (with its card's sha256 or one made to match) gets one line and exit 2
+    (the first two were scored with the card inside the file, the truncated ones were tracebacks)."""
+    import shutil
+
+    from ksdiff_qgis.engine.model_card import bundled_cards
+
+    src = bundled_cards()["wv2"]
+    cases = {"nocard": "has no model card (nocard.json beside it)", "badjson": "badjson.json is not valid JSON",
+             "truncated": "truncated.onnx does not match its card",
+             "rehashed": "ONNX Runtime cannot load the model rehashed.onnx"}
+    for name in cases:
+        shutil.copy(src, tmp_path / f"{name}.onnx")
+    shutil.copy(src.with_suffix(".json"), tmp_path / "truncated.json")
+    (tmp_path / "badjson.json").write_text("{not json")
+    data = (tmp_path / "truncated.onnx").read_bytes()
+    (tmp_path / "truncated.onnx").write_bytes(data[: len(data) // 2])
+    (tmp_path / "rehashed.onnx").write_bytes(data[: len(data) // 2])   # truncated, its card's sha256 made to match
+    card = json.loads(src.with_suffix(".json").read_text())
+    (tmp_path / "rehashed.json").write_text(json.dumps(dict(card, onnx_sha256=sha256_file(tmp_path / "rehashed.onnx"))))
+    for name, words in cases.items():
+        assert cli(["evaluate", "--onnx", str(tmp_path / f"{name}.onnx"), "--threads", "1"]) == 2, name
+        err = capsys.readouterr().err
+        assert words in err and len(err.strip().splitlines()) == 1, (name, err)

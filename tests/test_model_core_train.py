@@ -87,6 +87,30 @@ def test_resume_gives_identical_weights(tmp_path, data_dir, samplers, method):
             assert torch.equal(a[key][k], b[key][k]), (key, k)
 
 
+def test_max_steps_run_again_trains_that_many_more_and_finishes_a_stage_only_on_its_last_step(tmp_path, data_dir,
+                                                                                              samplers):
+    """`train --max-steps N` twice: N more steps each time (the second run trained nothing and wrote the stage's
+    final checkpoint one step short of it, marked done, before 2026-12-07)."""
+    import json
+
+    cfg = fixture_cfg(data_dir, "ksdiff", steps=(3, 2))
+    run(cfg, tmp_path / "straight", progress=False, samplers=samplers)
+    out = tmp_path / "smoke"
+    assert [s["steps"] for s in run(cfg, out, max_steps=2, progress=False, samplers=samplers)["stages"]] == [2]
+    assert not (out / "stage1.pt").exists()
+    second = run(cfg, out, max_steps=2, progress=False, samplers=samplers)
+    final, last = load_checkpoint(out / "stage1.pt"), load_checkpoint(out / "stage1_last.pt")
+    assert final["step"] == last["step"] == 3 and final["done"]
+    straight = load_checkpoint(tmp_path / "straight" / "stage1.pt")
+    assert all(torch.equal(straight["ema"][k], final["ema"][k]) for k in final["ema"])   # its third step trained
+    assert [s["steps"] for s in second["stages"]] == [3, 1]   # the last step of stage 1, then the first of stage 2
+    assert not (out / "stage2.pt").exists()
+    assert [s["steps"] for s in run(cfg, out, max_steps=2, progress=False, samplers=samplers)["stages"]] == [2]
+    log = [json.loads(line)["stage"] for line in (out / "log.jsonl").read_text().splitlines()]
+    assert log == ["stage1"] * 3 + ["stage2"] * 2 and load_checkpoint(out / "stage2.pt")["step"] == 2
+    assert run(cfg, out, max_steps=2, progress=False, samplers=samplers)["stages"] == []   # finished: nothing more
+
+
 def test_stage1_checkpoint_loads_into_stage2(tmp_path, data_dir, samplers):
     cfg = fixture_cfg(data_dir, "ksdiff", steps=(3, 3))
     run(cfg, tmp_path, progress=False, samplers=samplers)
@@ -454,3 +478,31 @@ def test_coregister_moves_a_wald_pairs_pan_onto_its_ms(data_dir):
     holed = pan.copy()
     holed[:40] = 0
     assert (coregistered_pan(holed, ms, 4)[:40] == 0).all()
+
+
+def test_a_file_that_is_no_checkpoint_is_named_in_one_line(tmp_path, data_dir, capsys):
+    """A truncated checkpoint, random bytes, a folder and a bare state_dict given to export, evaluate and adapt: one
+    line naming the file and what is wrong, exit 2 (tracebacks — OSError, UnpicklingError, IsADirectoryError — and
+    "missing 'config'" before 2026-12-07)."""
+    from model_core.__main__ import main
+    from model_core.weights import WEIGHTS_DIR
+
+    real = sorted(WEIGHTS_DIR.glob("*.pt"))[0]
+    bad = {"truncated.pt": real.read_bytes()[: real.stat().st_size // 2],
+           "random.pt": np.random.default_rng(0).bytes(4096)}
+    for name, data in bad.items():
+        (tmp_path / name).write_bytes(data)
+    torch.save(load_checkpoint(real)["model"], tmp_path / "state_dict.pt")
+    (tmp_path / "folder.pt").mkdir()
+    expected = {"truncated.pt": "is not a readable checkpoint", "random.pt": "is not a readable checkpoint",
+                "state_dict.pt": "is not a model_core checkpoint", "folder.pt": "is a folder, not a checkpoint file"}
+    scene = ["--pan", str(data_dir / "wv2_test_pan.tif"), "--ms", str(data_dir / "wv2_test_ms.tif")]
+    for name, words in expected.items():
+        ck = str(tmp_path / name)
+        for args in (["export", "--checkpoint", ck, "--out", str(tmp_path / "x.onnx"), "--no-evaluate"],
+                     ["evaluate", "--checkpoint", ck], ["adapt", "--checkpoint", ck, *scene, "--out",
+                                                        str(tmp_path / "x.onnx"), "--steps", "1"]):
+            assert main(args) == 2, (name, args[0])
+            err = capsys.readouterr().err
+            assert f"{ck} {words}" in err and len(err.strip().splitlines()) == 1, (name, args[0], err)
+    assert not (tmp_path / "x.onnx").exists()
