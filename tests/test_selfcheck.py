@@ -451,36 +451,3 @@ def test_a_users_model_is_named_and_an_adapted_one_is_flagged(data_dir, scaled_m
     pansharpen(pan, ms, str(tmp_path / "b.tif"), "wv2", "auto", model_path=str(adapted), feedback=log)
     assert any("fine-tuned on a scene of its own" in w for w in log.warnings), log.warnings
 
-
-@pytest.mark.parametrize("true_gain", [0.2, 0.35, 0.6])
-def test_the_ms_sharpness_is_measured_against_the_pan(data_dir, true_gain):
-    """An MS made from the real PAN with a known MTF gain: the fit finds that gain; the check moves off the sensor's
-    0.35 only when the MS is clearly sharper."""
-    from ksdiff_qgis.engine.filters import wald_degrade
-    from ksdiff_qgis.engine.ms_sharpness import SharpnessFit, check_gains
-
-    pan = gdal.Open(str(data_dir / "wv2_pan.tif")).ReadAsArray().astype(np.float32)
-    weights = np.array([0.8, 0.9, 1.0, 1.3], dtype=np.float32)[:, None, None]
-    ms = wald_degrade(pan[None] * weights, [true_gain] * 4, 4)
-    alpha = np.append(np.linalg.lstsq(ms.reshape(4, -1).T, ms.reshape(4, -1).T @ (1 / weights.ravel() / 4),
-                                      rcond=None)[0], 0.0)
-    fit = SharpnessFit(alpha, 4)
-    fit.add(pan, ms)
-    assert fit.measured() == pytest.approx(true_gain)
-    gains, note = check_gains(fit, (0.35,) * 4)
-    if true_gain == 0.6:
-        assert gains == (0.6,) * 4 and "sharper than the MTF assumed" in note
-    else:
-        assert gains == (0.35,) * 4 and note is None
-
-
-def test_a_block_averaged_ms_is_checked_as_sharp_as_it_is(data_dir, tmp_path):
-    """A Wald pair made by block averaging (GDAL's average) of the fixture: the check says the MS is sharper than
-    WorldView-2's MTF and degrades with what it measured."""
-    ms, pan = str(tmp_path / "ms.tif"), str(tmp_path / "pan.tif")
-    gdal.Translate(ms, str(data_dir / "wv2_ms.tif"), width=16, height=16, resampleAlg="average")
-    gdal.Translate(pan, str(data_dir / "wv2_pan.tif"), width=64, height=64, resampleAlg="average")
-    log = Recorder()
-    res = pansharpen(pan, ms, str(tmp_path / "a.tif"), "wv2", "auto", feedback=log)
-    assert res.selfcheck.sharpness_note and "sharper than the MTF assumed" in res.selfcheck.sharpness_note
-    assert any("sharper than the MTF assumed" in w for w in log.warnings), log.warnings

@@ -33,7 +33,6 @@ from .feedback import Feedback
 from .filters import upsample, wald_degrade
 from .grid import GridPlan
 from .learned import zero_fill
-from .ms_sharpness import SharpnessFit, check_gains
 from .raster_io import RasterInfo, read_padded, valid_pixels
 from .sensors import Sensor
 
@@ -87,7 +86,6 @@ class SelfCheck:
     windows: int = 0
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
-    sharpness_note: str | None = None   # the check degraded with the MS's measured MTF gain (``ms_sharpness``)
 
     def outputs(self) -> dict:
         """Figures as Processing outputs (``None`` where not measured)."""
@@ -344,8 +342,6 @@ def run_check(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan, se
     pools = {name: (_Pool(ms.bands), _Pool(ms.bands)) for name in fusers}
     pan_pool, ms_pool = _Pool(1), _Pool(ms.bands)
     taken: list[tuple[int, int, int, int]] = []
-    samples: list[_Sample] = []
-    sharpness = SharpnessFit(np.asarray(stats.gsa_alpha, dtype=np.float64), k)
     pixels, total_reads = 0, 0
     for size in (*WINDOW_SIZES, LAST_RESORT_SIZE):
         if size == LAST_RESORT_SIZE and pixels >= MIN_PIXELS:
@@ -363,20 +359,11 @@ def run_check(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan, se
             drop_cached_blocks([pan_ds, ms_ds])   # one window at a time in GDAL's cache
             if not s.usable:
                 continue
-            samples.append(s)
-            sharpness.add(s.pan, s.ms, s.valid_lr)
+            _score_window(s, fusers, pools, pan_pool, stats, sensor, gains)
+            ms_pool.add_checker(s.ms[:, ctx:ctx + win[3], ctx:ctx + win[2]])
             taken.append(win)
             pixels += win[2] * win[3]
-    # the MS's own sharpness decides how the Wald check degrades (``ms_sharpness``); the fusers keep the gains the
-    # pipeline fuses with
-    degrade, sharpness_note = check_gains(sharpness, gains)
-    while samples:
-        if fb.is_cancelled():
-            raise Cancelled("cancelled by the user")
-        s = samples.pop(0)
-        _score_window(s, fusers, pools, pan_pool, stats, sensor, gains, degrade)
-        ms_pool.add_checker(s.ms[:, ctx:ctx + s.win[3], ctx:ctx + s.win[2]])
-    res = SelfCheck(method=FALLBACK, reason="", pixels=pixels, windows=len(taken), sharpness_note=sharpness_note)
+    res = SelfCheck(method=FALLBACK, reason="", pixels=pixels, windows=len(taken))
     if pixels < MIN_PIXELS:
         res.reason = (f"the scene offers only {pixels} valid MS pixels for the self-check (at least {MIN_PIXELS} "
                       f"needed to trust it; of the {total_reads} windows of {LAST_RESORT_SIZE} to "
@@ -407,14 +394,12 @@ def run_check(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan, se
 
 
 def _score_window(s: _Sample, fusers: dict[str, Fuser], pools, pan_pool: _Pool, stats, sensor: Sensor,
-                  gains, degrade) -> None:
-    """``gains``: the MS MTF gains the fusers use (the pipeline's); ``degrade``: the MS's own, which the Wald
-    degradation and the reprojection onto the MS grid use."""
+                  gains) -> None:
     k, ctx = s.k, s.ctx
     c, r, w, h = s.win
     # reduced resolution (Wald): degrade the region's PAN and MS, fuse on the MS grid, compare with the MS
     pan_lr = wald_degrade(s.pan, sensor.mtf_pan, k)
-    ms_lr = wald_degrade(s.ms, degrade, k)
+    ms_lr = wald_degrade(s.ms, gains, k)
     lms_lr = upsample(ms_lr, k, pan_lr.shape)
     ref = s.ms[:, ctx:ctx + h, ctx:ctx + w]
     # each fused as the pipeline would: a learned fuser projects its output onto the MS it was given
@@ -429,7 +414,7 @@ def _score_window(s: _Sample, fusers: dict[str, Fuser], pools, pan_pool: _Pool, 
         red_pool.add_detail(fused_lr[:, ctx:ctx + h, ctx:ctx + w], lms_lr[:, ctx:ctx + h, ctx:ctx + w], ref)
         # full resolution: the region fused as the pipeline would, reprojected onto the MS grid
         fused = _fuse_pair(fuser, s.pan, s.lms, full_ctx)
-        rep = wald_degrade(fused, degrade, k)
+        rep = wald_degrade(fused, gains, k)
         full_pool.add_error(rep[:, ctx:ctx + h, ctx:ctx + w], ref)
         full_pool.add_checker(fused[:, ctx * k:(ctx + h) * k, ctx * k:(ctx + w) * k])
     pan_pool.add_checker(s.pan[None, ctx * k:(ctx + h) * k, ctx * k:(ctx + w) * k])
@@ -452,8 +437,6 @@ def log_check(res: SelfCheck, fb: Feedback, learned_name: str = "KSDiff") -> Non
                 + ", ".join(f"{g:.2f}" for g in res.detail_gains))
     for note in res.notes:
         fb.info(f"  {note}")
-    if res.sharpness_note:
-        fb.warning(f"Self-check: {res.sharpness_note}.")
     if res.learned is None:
         fb.info(f"Self-check: no learned model to check; fusing with {res.method}, the best classical method on "
                 "this scene.")
