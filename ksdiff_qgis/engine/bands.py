@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -154,7 +155,7 @@ def plan_bands(ms: RasterInfo, spec: Sensor, selection: list[int] | None, model_
 def _unlike(model_bands: list[str], names: list[str]) -> str | None:
     """The bands' names with their kinds when every one is known and they are not the model's kinds, else None."""
     kinds = [band_kind(n) for n in names]
-    if None in kinds or sorted(kinds) == sorted(band_kind(b) for b in model_bands):
+    if None in kinds or Counter(kinds) == Counter(band_kind(b) for b in model_bands):
         return None
     return ", ".join(f"{n} ({k})" for n, k in zip(names, kinds))
 
