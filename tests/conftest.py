@@ -110,3 +110,34 @@ def small_cfg(data_dir, tmp_path):
         return cfg
 
     return make
+
+
+@pytest.fixture(scope="session")
+def pansharpen_model():
+    """``make(name, inputs, static)``: a graphical model whose child ``sharpen`` runs ksdiff:pansharpen with each of
+    ``inputs`` ({PARAM: (model input name, its parameter class)}) from a model input and ``static`` values, its
+    OUTPUT as the model output ``fused`` (run it with ``sharpen:fused``)."""
+    from qgis.core import (
+        QgsProcessingModelAlgorithm,
+        QgsProcessingModelChildAlgorithm,
+        QgsProcessingModelChildParameterSource,
+        QgsProcessingModelOutput,
+        QgsProcessingModelParameter,
+    )
+
+    def make(name: str, inputs: dict, static: dict) -> QgsProcessingModelAlgorithm:
+        model = QgsProcessingModelAlgorithm(name, "tests")
+        child = QgsProcessingModelChildAlgorithm("ksdiff:pansharpen")
+        child.setChildId("sharpen")
+        for param, (src, kind) in inputs.items():
+            model.addModelParameter(kind(src, src), QgsProcessingModelParameter(src))
+            child.addParameterSources(param, [QgsProcessingModelChildParameterSource.fromModelParameter(src)])
+        for param, value in static.items():
+            child.addParameterSources(param, [QgsProcessingModelChildParameterSource.fromStaticValue(value)])
+        out = QgsProcessingModelOutput("fused", "fused")
+        out.setChildOutputName("OUTPUT")
+        child.setModelOutputs({"fused": out})
+        model.addChildAlgorithm(child)
+        return model
+
+    return make

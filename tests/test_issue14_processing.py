@@ -195,34 +195,19 @@ def test_extent_with_an_unknown_crs_is_refused(qgis_app, data_dir, tmp_path):
     assert not out.exists()
 
 
-def test_extent_in_a_graphical_model_and_a_batch(qgis_app, data_dir, tmp_path):
+def test_extent_in_a_graphical_model_and_a_batch(qgis_app, data_dir, tmp_path, pansharpen_model):
     import processing
     from qgis.core import (
         QgsProcessingContext,
         QgsProcessingFeedback,
-        QgsProcessingModelAlgorithm,
-        QgsProcessingModelChildAlgorithm,
-        QgsProcessingModelChildParameterSource,
-        QgsProcessingModelOutput,
-        QgsProcessingModelParameter,
         QgsProcessingParameterExtent,
         QgsProcessingParameterRasterLayer,
     )
 
-    model = QgsProcessingModelAlgorithm("aoi model", "tests")
-    for name in ("pan", "ms"):
-        model.addModelParameter(QgsProcessingParameterRasterLayer(name, name), QgsProcessingModelParameter(name))
-    model.addModelParameter(QgsProcessingParameterExtent("aoi", "aoi"), QgsProcessingModelParameter("aoi"))
-    child = QgsProcessingModelChildAlgorithm("ksdiff:pansharpen")
-    child.setChildId("sharpen")
-    for param, src in (("PAN", "pan"), ("MS", "ms"), ("EXTENT", "aoi")):
-        child.addParameterSources(param, [QgsProcessingModelChildParameterSource.fromModelParameter(src)])
-    child.addParameterSources("SENSOR", [QgsProcessingModelChildParameterSource.fromStaticValue("qb")])
-    child.addParameterSources("METHOD", [QgsProcessingModelChildParameterSource.fromStaticValue("brovey")])
-    out = QgsProcessingModelOutput("fused", "fused")
-    out.setChildOutputName("OUTPUT")
-    child.setModelOutputs({"fused": out})
-    model.addChildAlgorithm(child)
+    raster = QgsProcessingParameterRasterLayer
+    model = pansharpen_model("aoi model", {"PAN": ("pan", raster), "MS": ("ms", raster),
+                                           "EXTENT": ("aoi", QgsProcessingParameterExtent)},
+                             {"SENSOR": "qb", "METHOD": "brovey"})
     pan = data_dir / "wv2_pan.tif"
     res = processing.run(model, {"pan": str(pan), "ms": str(data_dir / "wv2_ms.tif"),
                                  "aoi": _extent_string(pan, (0, 100), (0, 60)),
@@ -316,7 +301,7 @@ def test_algorithm_dialog_builds_and_returns_the_new_parameters(qgis_app, data_d
     QgsProject.instance().removeMapLayers([pan.id(), ms.id()])
 
 
-def test_enum_keys_survive_a_model_exported_to_python_and_the_history(qgis_app, data_dir, tmp_path):
+def test_enum_keys_survive_a_model_exported_to_python_and_the_history(qgis_app, data_dir, tmp_path, pansharpen_model):
     """A model child given SENSOR=qb, METHOD=brovey by key, exported to Python and run, fuses as the model does; the
     command History logs names the same options (both wrote 0, 0: SENSOR auto, METHOD KSDiff, silently)."""
     import processing
@@ -325,27 +310,12 @@ def test_enum_keys_survive_a_model_exported_to_python_and_the_history(qgis_app, 
         QgsProcessing,
         QgsProcessingContext,
         QgsProcessingFeedback,
-        QgsProcessingModelAlgorithm,
-        QgsProcessingModelChildAlgorithm,
-        QgsProcessingModelChildParameterSource,
-        QgsProcessingModelOutput,
-        QgsProcessingModelParameter,
         QgsProcessingParameterRasterLayer,
     )
 
-    model = QgsProcessingModelAlgorithm("keys", "tests")
-    for name in ("pan", "ms"):
-        model.addModelParameter(QgsProcessingParameterRasterLayer(name, name), QgsProcessingModelParameter(name))
-    child = QgsProcessingModelChildAlgorithm("ksdiff:pansharpen")
-    child.setChildId("sharpen")
-    for param, src in (("PAN", "pan"), ("MS", "ms")):
-        child.addParameterSources(param, [QgsProcessingModelChildParameterSource.fromModelParameter(src)])
-    child.addParameterSources("SENSOR", [QgsProcessingModelChildParameterSource.fromStaticValue("qb")])
-    child.addParameterSources("METHOD", [QgsProcessingModelChildParameterSource.fromStaticValue("brovey")])
-    out = QgsProcessingModelOutput("fused", "fused")
-    out.setChildOutputName("OUTPUT")
-    child.setModelOutputs({"fused": out})
-    model.addChildAlgorithm(child)
+    raster = QgsProcessingParameterRasterLayer
+    model = pansharpen_model("keys", {"PAN": ("pan", raster), "MS": ("ms", raster)},
+                             {"SENSOR": "qb", "METHOD": "brovey"})
     code = "\n".join(model.asPythonCode(QgsProcessing.PythonQgsProcessingAlgorithmSubclass, 4))
     assert "'SENSOR': 6," in code and "'METHOD': 2," in code, code
     namespace = {}

@@ -59,31 +59,12 @@ def test_nodata_propagates(qgis_app, data_dir, tmp_path):
     assert 0.2 < nod.mean() < 0.8
 
 
-def test_graphical_model(qgis_app, data_dir, tmp_path):
-    from qgis.core import (
-        QgsProcessingContext,
-        QgsProcessingFeedback,
-        QgsProcessingModelAlgorithm,
-        QgsProcessingModelChildAlgorithm,
-        QgsProcessingModelChildParameterSource,
-        QgsProcessingModelOutput,
-        QgsProcessingModelParameter,
-        QgsProcessingParameterRasterLayer,
-    )
+def test_graphical_model(qgis_app, data_dir, tmp_path, pansharpen_model):
+    from qgis.core import QgsProcessingContext, QgsProcessingFeedback, QgsProcessingParameterRasterLayer
 
-    model = QgsProcessingModelAlgorithm("pansharpen model", "tests")
-    for name in ("pan", "ms"):
-        model.addModelParameter(QgsProcessingParameterRasterLayer(name, name), QgsProcessingModelParameter(name))
-    child = QgsProcessingModelChildAlgorithm("ksdiff:pansharpen")
-    child.setChildId("sharpen")
-    child.addParameterSources("PAN", [QgsProcessingModelChildParameterSource.fromModelParameter("pan")])
-    child.addParameterSources("MS", [QgsProcessingModelChildParameterSource.fromModelParameter("ms")])
-    child.addParameterSources("SENSOR", [QgsProcessingModelChildParameterSource.fromStaticValue("wv2")])
-    child.addParameterSources("METHOD", [QgsProcessingModelChildParameterSource.fromStaticValue("brovey")])
-    out = QgsProcessingModelOutput("fused", "fused")
-    out.setChildOutputName("OUTPUT")
-    child.setModelOutputs({"fused": out})
-    model.addChildAlgorithm(child)
+    raster = QgsProcessingParameterRasterLayer
+    model = pansharpen_model("pansharpen model", {"PAN": ("pan", raster), "MS": ("ms", raster)},
+                             {"SENSOR": "wv2", "METHOD": "brovey"})
     target = str(tmp_path / "model_out.tif")
     import processing
 
