@@ -20,7 +20,15 @@ from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
 from .engine import memory
-from .engine.scenes import Scene, SceneListError, base_record, read_scenes, remove_partials, run_scene
+from .engine.scenes import (
+    Scene,
+    SceneListError,
+    base_record,
+    read_record,
+    read_scenes,
+    remove_partials,
+    run_scene,
+)
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130   # 130: the shell's code for Ctrl-C
 USER_MEMORY_LIMIT = os.environ.get(memory.ENV_LIMIT)   # as the process started: a user's setting wins
@@ -152,12 +160,14 @@ def outcome(future, scene: Scene) -> dict:
     return {**base_record(scene), "status": "failed", "error": error}
 
 
-def collect(client, futures: dict, report: IO[str] | None, progress: bool) -> list[dict]:
-    """Records in completion order, each written to ``report`` as soon as it is known."""
+def collect(client, futures: dict, report: IO[str] | None, progress: bool,
+            records: list[dict] | None = None) -> list[dict]:
+    """Records in completion order (appended to ``records``, which an interrupted caller keeps), each written to
+    ``report`` as soon as it is known."""
     from dask.distributed import as_completed
     from tqdm import tqdm
 
-    records = []
+    records = [] if records is None else records
     bar = tqdm(total=len(futures), unit="scene", disable=not progress, file=sys.stderr)
     for future in as_completed(list(futures)):
         rec = outcome(future, futures[future])
@@ -193,13 +203,16 @@ def cleanup(scenes: Iterable[Scene]) -> None:
 
 
 def run(scenes: list[Scene], client, threads: int = 0, retries: int = 2, force: bool = False,
-        report: IO[str] | None = None, progress: bool = True) -> tuple[list[dict], dict]:
-    """Run every scene on ``client``'s cluster; returns the records (completion order) and the summary."""
+        report: IO[str] | None = None, progress: bool = True,
+        records: list[dict] | None = None) -> tuple[list[dict], dict]:
+    """Run every scene on ``client``'s cluster; returns the records (completion order, also appended to
+    ``records``, which an interrupted caller keeps) and the summary."""
     t0 = time.perf_counter()
     futures = submit(client, scenes, threads, retries, force)
+    records = [] if records is None else records
     try:
-        records = collect(client, futures, report, progress)
-    except BaseException:   # e.g. Ctrl-C: stop the scenes; their temporary files go at the next full run
+        collect(client, futures, report, progress, records)
+    except BaseException:   # e.g. Ctrl-C: the scenes not started are dropped (``interrupted`` does the rest)
         client.cancel(list(futures))
         raise
     cleanup(scenes)
@@ -207,6 +220,23 @@ def run(scenes: list[Scene], client, threads: int = 0, retries: int = 2, force: 
     if report is not None:
         report.write(json.dumps({"summary": summary}) + "\n")
     return records, summary
+
+
+def interrupted(scenes: list[Scene], records: list[dict], report: IO[str] | None, since: float,
+                local: bool) -> None:
+    """After Ctrl-C, once the cluster is closed: the scenes that finished meanwhile (their sidecar was written
+    after ``since``, a ``time.time()``) join the report, and a local cluster's stopped scenes leave no temporary
+    files (a remote cluster's workers finish their scene; the next run sweeps what is left)."""
+    if local:
+        cleanup(scenes)
+    seen = {r["line"] for r in records}
+    for scene in scenes:
+        done = read_record(scene.output) if scene.line not in seen else None
+        if done and done.get("written", 0) >= since:
+            rec = {**base_record(scene), **done.get("result", {}), "status": "done"}
+            records.append(rec)
+            if report is not None:
+                report.write(json.dumps(rec) + "\n")
 
 
 def print_summary(summary: dict) -> None:
@@ -228,14 +258,19 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, SceneListError) as e:
         print(f"ksdiff batch: {e}", file=sys.stderr)
         return EXIT_USAGE
-    try:
-        with report_file as report, connect(args.scheduler, args.workers) as client:
-            _, summary = run(scenes, client, args.threads, args.retries, args.force, report,
-                             progress=not args.no_progress)
-    except KeyboardInterrupt:   # the cluster is closed by the context managers; finished outputs are complete
-        print("ksdiff batch: interrupted; the scenes that finished are kept (and listed in the report, if any): "
-              "run the same command again to do the rest", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    records: list[dict] = []
+    since = time.time()
+    with report_file as report:
+        try:
+            with connect(args.scheduler, args.workers) as client:
+                _, summary = run(scenes, client, args.threads, args.retries, args.force, report,
+                                 progress=not args.no_progress, records=records)
+        except KeyboardInterrupt:   # the cluster is closed now; finished outputs are complete
+            interrupted(scenes, records, report, since, local=args.scheduler is None)
+            print("ksdiff batch: interrupted; the scenes that finished are kept and listed in the report, the "
+                  "temporary files of those stopped halfway removed: run the same command again to do the rest",
+                  file=sys.stderr)
+            return EXIT_INTERRUPTED
     print_summary(summary)
     return EXIT_FAILED if summary["failed"] else EXIT_OK
 

@@ -184,6 +184,36 @@ def test_batch_survives_a_worker_killed_mid_scene(tmp_path):
     np.testing.assert_array_equal(gdal.Open(str(out / "demo.tif")).ReadAsArray(), gdal.Open(ref).ReadAsArray())
 
 
+def test_ctrl_c_leaves_no_temporary_files_and_reports_what_finished(tmp_path):
+    """Ctrl-C while a scene is being written: no temporary file is left (it stayed until the next full run), and the
+    report lists every scene whose output is complete (one that finished while the cluster closed was missing)."""
+    from ksdiff_qgis.batch import EXIT_INTERRUPTED
+
+    out = tmp_path / "out"
+    out.mkdir()
+    fast = (DATA / "wv2_pan.tif", DATA / "wv2_ms.tif", "wv2", "gsa", "out/fast.tif", "", "")
+    slow = (SAMPLE / "demo_pan.tif", SAMPLE / "demo_ms.tif", "wv2", "ksdiff", "out/slow.tif", "128", "32")
+    write_csv(tmp_path / "scenes.csv", [fast, slow])
+    proc = cli(str(tmp_path / "scenes.csv"), "--workers", "1", "--report", str(tmp_path / "r.jsonl"))
+    try:
+        deadline = time.monotonic() + 120
+        while not list(out.glob(".slow.tif.*.partial")) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert (out / "fast.tif").exists(), "the fast scene runs first on the one worker"
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == EXIT_INTERRUPTED, err
+    assert not list(out.glob(".*.partial*"))
+    # the slow scene may still have finished while the cluster closed: then it is complete and reported too
+    lines = [json.loads(line) for line in (tmp_path / "r.jsonl").read_text().splitlines()]
+    reported = sorted(Path(r["output"]).name for r in lines if r.get("status") == "done")
+    assert reported == sorted(p.name for p in out.glob("*.tif")) and "fast.tif" in reported, (reported, err)
+    if (out / "slow.tif").exists():
+        assert gdal.Open(str(out / "slow.tif")).RasterCount == 4
+
+
 def test_plugin_and_batch_module_do_not_import_dask():
     code = (
         "import sys\n"
