@@ -92,7 +92,7 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
             "Area of interest: only that window (snapped outward to PAN pixels) is read and written. "
             "Tiles that would not fit in half the free memory are made smaller, with a warning. "
             "Tiles are fused a few at a time on all cores; the output does not depend on the number of threads. "
-            "Precision (advanced): on the CPU KSDiff runs its int8 variant by default, about 1.6x faster than "
+            "Precision (advanced): on the CPU KSDiff runs its int8 variant by default, about 1.5x faster than "
             "float32 with ERGAS within 1 % of it on every bench scene; float32 runs it unquantized. "
             "Consistency (advanced, on by default): each tile of a learned model is corrected once so that, blurred "
             "by the MS sensor's MTF and decimated, it gives back the MS; switch it off to keep the network's own "
@@ -154,7 +154,7 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
              tr("An ONNX model with its model card (JSON) beside it.")),
             (enums[self.DEVICE], tr("Where a learned model runs: auto uses an NVIDIA GPU when present.")),
             (enums[self.PRECISION],
-             tr("int8 (default) runs the model's int8 variant on CPU when it carries one: about 1.6x faster, ERGAS "
+             tr("int8 (default) runs the model's int8 variant on CPU when it carries one: about 1.5x faster, ERGAS "
                 "within 1 % of float32 on every bench scene (docs/BENCHMARKS.md); float32 runs it unquantized. A GPU "
                 "always runs float32.")),
             (QgsProcessingParameterBoolean(self.CONSISTENCY, tr("Project a learned output onto the MS "
