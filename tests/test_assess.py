@@ -420,6 +420,14 @@ def test_assess_pairs_a_band_subset_by_name(data_dir, tmp_path, wald_case):
     ds = None
     with pytest.raises(InputError, match="gdal_translate -b"):
         assess_reduced(sub, case.ref, "wv2")
+    # all four bands in another order (MS_BANDS 4,3,2,1) were compared by position: ERGAS 60.9 instead of 8.3
+    rev = pansharpen(pan, ms, str(tmp_path / "f4321.tif"), sensor="wv2", method="mtf_glp_hpm",
+                     ms_bands=[4, 3, 2, 1]).output_path
+    ms4321 = str(tmp_path / "ms4321.tif")
+    gdal.Translate(ms4321, ms, bandList=[4, 3, 2, 1])
+    got, cut = assess_full(rev, pan, ms, "wv2"), assess_full(rev, pan, ms4321, "wv2")
+    for key in M.FULL + M.CONSISTENCY:
+        assert got[key] == pytest.approx(cut[key], rel=1e-9, nan_ok=True), key
 
 
 def test_assess_report_wording(data_dir, tmp_path):

@@ -196,6 +196,21 @@ def test_a_sentinel2_pair_is_not_called_landsat_and_red_edge_bands_are_warned(da
         gdal.GCI_BlueBand, gdal.GCI_GreenBand, gdal.GCI_RedBand]
 
 
+def test_padded_landsat_band_codes_are_landsat_s(data_dir, tmp_path):
+    """A Landsat 8 product whose bands are named B02 ... B05 (as some distributors pad them): with SENSOR=landsat8
+    B05 is its NIR, not Sentinel-2's red edge (the red-edge warning fired)."""
+    assert band_kind("B05", landsat=True) == "nir" and band_kind("B05") == "rededge"
+    ms = str(tmp_path / "l8_padded.tif")
+    gdal.Translate(ms, str(data_dir / "l8_ms.tif"))
+    ds = gdal.Open(ms, gdal.GA_Update)
+    for i, code in enumerate(("B02", "B03", "B04", "B05")):
+        ds.GetRasterBand(i + 1).SetDescription(code)
+    ds = None
+    log = Log()
+    pansharpen(str(data_dir / "l8_pan.tif"), ms, str(tmp_path / "o.tif"), "landsat8", "ksdiff", feedback=log)
+    assert not any("by position" in line for line in log.lines), log.lines
+
+
 def test_wrong_sensor_error_suggests_the_right_one(data_dir, tmp_path):
     with pytest.raises(InputError, match="ratio 2.*SENSOR=landsat8"):
         pansharpen(str(data_dir / "l8_pan.tif"), str(data_dir / "l8_ms.tif"), str(tmp_path / "x.tif"), "wv2", "ksdiff")

@@ -17,7 +17,7 @@ import math
 import numpy as np
 
 from . import metrics as M
-from .bands import band_gain, band_kind, band_names
+from .bands import band_gain, band_names, kind_of
 from .errors import Cancelled, InputError
 from .feedback import Feedback
 from .filters import MTF_TAPS, decimate, grow_mask, upsample
@@ -103,8 +103,9 @@ def _bands(fu: MaskedRaster, sens: Sensor, fb: Feedback) -> tuple[list[str], lis
     by position when the layout is the sensor's, else the generic gain, said."""
     names = band_names(fu.names, sens)
     gains = [band_gain(i, nm, fu.bands, sens) for i, nm in enumerate(names)]
-    kinds = [band_kind(n) for n in sens.band_names]
-    unknown = [nm for nm in names if band_kind(nm) is None or kinds.count(band_kind(nm)) != 1]
+    kind = kind_of(sens)
+    kinds = [kind(n) for n in sens.band_names]
+    unknown = [nm for nm in names if kind(nm) is None or kinds.count(kind(nm)) != 1]
     if not sens.generic and fu.bands != sens.n_bands and unknown:
         fb.warning(f"FUSED has {fu.bands} bands, {sens.name} {sens.n_bands}, and {', '.join(unknown)} is not named "
                    f"as one of the sensor's bands ({', '.join(sens.band_names)}): the generic MTF gain "
@@ -114,14 +115,15 @@ def _bands(fu: MaskedRaster, sens: Sensor, fb: Feedback) -> tuple[list[str], lis
 
 
 def pair_bands(fu: MaskedRaster, other: MaskedRaster, fb: Feedback) -> None:
-    """Make ``other`` (REFERENCE or MS) read the bands FUSED holds. A fused raster of fewer bands (pansharpened from an
-    MS_BANDS selection, e.g. NIR, Red, Green) is paired with ``other``'s bands of the same descriptions when each
-    names exactly one; otherwise the band counts must agree."""
-    if fu.bands == other.bands:
-        return
+    """Make ``other`` (REFERENCE or MS) read the bands FUSED holds. A fused raster of fewer bands or of the same bands
+    in another order (pansharpened from an MS_BANDS selection, e.g. NIR, Red, Green) is paired with ``other``'s bands
+    of the same descriptions when each names exactly one; otherwise the band counts must agree (paired by position)."""
     key = [(n or "").strip().lower() for n in other.names]
     picks = [[i + 1 for i, k in enumerate(key) if k and k == (nm or "").strip().lower()] for nm in fu.names]
-    if fu.bands < other.bands and all(len(p) == 1 for p in picks) and len({p[0] for p in picks}) == fu.bands:
+    by_name = fu.bands <= other.bands and all(len(p) == 1 for p in picks) and len({p[0] for p in picks}) == fu.bands
+    if fu.bands == other.bands and (not by_name or [p[0] for p in picks] == list(range(1, fu.bands + 1))):
+        return   # the same bands in the same order, or nothing in the names to say otherwise: by position
+    if by_name:   # a subset, or the same bands in another order (MS_BANDS 4,3,2,1): by name
         other.select([p[0] for p in picks])
         fb.info(f"FUSED's {fu.bands} bands are compared with {other.role}'s bands of the same names: "
                 + ", ".join(f"{nm} = {other.role} band {p[0]}" for nm, p in zip(fu.names, picks)))

@@ -42,13 +42,18 @@ _WAVELENGTHS = [(450, "coastal"), (520, "blue"), (580, "green"), (600, "yellow")
                 (1000, "nir"), (3000, "swir")]
 
 
-def band_kind(name: str) -> str | None:
+# Landsat 8/9 OLI's band numbers, for products that pad them like Sentinel-2's (B05 is Landsat's NIR)
+_LANDSAT = {"01": "coastal", "02": "blue", "03": "green", "04": "red", "05": "nir", "06": "swir", "07": "swir",
+            "08": "pan", "09": "cirrus", "10": "thermal", "11": "thermal"}
+
+
+def band_kind(name: str, landsat: bool = False) -> str | None:
     """Canonical kind of a band name ('NIR1' -> 'nir', 'B4 Red' -> 'red', Sentinel-2's 'B05' -> 'rededge',
-    '... central wavelength 665 nm' -> 'red'), or None."""
+    '... central wavelength 665 nm' -> 'red'), or None. ``landsat``: two-digit codes are Landsat's (B05 -> 'nir')."""
     text = (name or "").lower().replace("_", " ").strip()
     code = re.fullmatch(r"b(0[1-9]|1[0-2]|8a)", text)
     if code:
-        return _SENTINEL2[code.group(1)]
+        return (_LANDSAT if landsat else _SENTINEL2).get(code.group(1))
     for kind, pat in _KINDS:
         if re.search(pat, text):
             return kind
@@ -88,11 +93,18 @@ def _names(ms: RasterInfo, spec: Sensor) -> list[str]:
     return band_names(ms.descriptions, spec)
 
 
+def kind_of(spec: Sensor):
+    """``band_kind`` as the sensor reads band codes (a Landsat product's B05 is its NIR, Sentinel-2's a red edge)."""
+    landsat = spec.key.startswith("landsat")
+    return lambda name: band_kind(name, landsat)
+
+
 def band_gain(i: int, name: str, n_bands: int, spec: Sensor) -> float:
     """Gain of band ``i`` (0-based) of ``n_bands``: the sensor's value for that band name (products may reorder bands,
     e.g. R, G, B, NIR), by position when the layout matches, else generic."""
-    kinds = [band_kind(n) for n in spec.band_names]
-    k = band_kind(name)
+    kind = kind_of(spec)
+    kinds = [kind(n) for n in spec.band_names]
+    k = kind(name)
     if k is not None and kinds.count(k) == 1:
         return spec.mtf_ms[kinds.index(k)]
     if n_bands == spec.n_bands:
@@ -120,7 +132,7 @@ def plan_bands(ms: RasterInfo, spec: Sensor, selection: list[int] | None, model_
     chosen = list(selection or range(1, ms.bands + 1))
     notes, warnings, model = [], [], None
     if model_bands is not None:
-        picked = _match(model_bands, chosen, names)
+        picked = _match(model_bands, chosen, names, kind_of(spec))
         if picked is None and len(model_bands) != len(chosen):
             raise InputError(
                 f"the model expects {len(model_bands)} MS bands ({', '.join(model_bands)}); they were not all found "
@@ -129,7 +141,7 @@ def plan_bands(ms: RasterInfo, spec: Sensor, selection: list[int] | None, model_
                 "choose a classical method (it fuses any bands)"
             )
         if picked is None:
-            unlike = _unlike(model_bands, [names[b - 1] for b in chosen])
+            unlike = _unlike(model_bands, [names[b - 1] for b in chosen], kind_of(spec))
             if unlike:
                 warnings.append(f"the MS bands are named {unlike}, but the model learned {', '.join(model_bands)}: "
                                 "it fuses them by position. Pick a classical method, or let METHOD auto check it "
@@ -152,25 +164,25 @@ def plan_bands(ms: RasterInfo, spec: Sensor, selection: list[int] | None, model_
                     warnings=warnings)
 
 
-def _unlike(model_bands: list[str], names: list[str]) -> str | None:
+def _unlike(model_bands: list[str], names: list[str], kind) -> str | None:
     """The bands' names with their kinds when every one is known and they are not the model's kinds, else None."""
-    kinds = [band_kind(n) for n in names]
-    if None in kinds or Counter(kinds) == Counter(band_kind(b) for b in model_bands):
+    kinds = [kind(n) for n in names]
+    if None in kinds or Counter(kinds) == Counter(kind(b) for b in model_bands):
         return None
     return ", ".join(f"{n} ({k})" for n, k in zip(names, kinds))
 
 
 def holds_bands(ms: RasterInfo, spec: Sensor, selection: list[int] | None, model_bands: list[str]) -> bool:
     """Whether the selected MS bands (None: all) hold every band a model fuses."""
-    return _match(model_bands, list(selection or range(1, ms.bands + 1)), _names(ms, spec)) is not None
+    return _match(model_bands, list(selection or range(1, ms.bands + 1)), _names(ms, spec), kind_of(spec)) is not None
 
 
-def _match(wanted: list[str], chosen: list[int], names: list[str]) -> list[int] | None:
+def _match(wanted: list[str], chosen: list[int], names: list[str], kind=band_kind) -> list[int] | None:
     """The chosen bands whose kinds match the model's band names, in the model's order; None if one is missing."""
     out = []
     for w in wanted:
-        k = band_kind(w)
-        hit = [b for b in chosen if k is not None and band_kind(names[b - 1]) == k and b not in out]
+        k = kind(w)
+        hit = [b for b in chosen if k is not None and kind(names[b - 1]) == k and b not in out]
         if not hit:
             return None
         out.append(hit[0])
