@@ -331,6 +331,24 @@ def test_different_nodata_per_band_is_warned(pair, tmp_path):
     assert any("different nodata values (band 1: 0.0; band 2: 2047.0)" in w for w in res.warnings), res.warnings
 
 
+def test_metres_under_a_crs_in_degrees_are_called_a_wrong_crs(pair, tmp_path):
+    """A PAN whose CRS says degrees over coordinates in metres (a wrong CRS set on a QGIS layer) read as 'the MS
+    pixels are finer than the PAN pixels: swapped?'."""
+    from osgeo import osr
+
+    from ksdiff_qgis.engine.errors import InputError
+    from ksdiff_qgis.engine.pipeline import pansharpen
+
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(4326)
+    with pytest.raises(InputError, match="cannot be longitudes and latitudes.*EPSG:4326.*the CRS is wrong"):
+        pansharpen(pair["PAN"], pair["MS"], str(tmp_path / "o.tif"), "wv2", "mtf_glp_hpm", pan_crs=srs.ExportToWkt())
+    model = tmp_path / "dir.onnx"
+    model.mkdir()
+    with pytest.raises(InputError, match="is a folder, not an ONNX file"):
+        pansharpen(pair["PAN"], pair["MS"], str(tmp_path / "o.tif"), "wv2", "ksdiff", model_path=str(model))
+
+
 def test_mirrored_and_gridless_rasters(pair, tmp_path):
     """An MS mirrored east-west (negative pixel width) is warped like a south-up one and fuses like the original
     (it was refused as "finer than the PAN ... swapped?"); a mirrored PAN, and a raster with a CRS but no

@@ -178,6 +178,22 @@ def with_crs(ds: gdal.Dataset, info: RasterInfo, wkt: str | None, role: str,
     return vrt, replace(info, wkt=vrt.GetProjection())
 
 
+def _check_degrees(info: RasterInfo, name: str) -> None:
+    """InputError when a raster in a geographic CRS has corners no longitude / latitude can have: coordinates in
+    metres under a CRS in degrees (a wrong CRS set on the QGIS layer or in the file) read as "MS finer than PAN"."""
+    srs = osr.SpatialReference()
+    if not info.wkt or srs.ImportFromWkt(info.wkt) != 0 or not srs.IsGeographic():
+        return
+    gt = info.gt
+    xs = [gt[0] + c * gt[1] + r * gt[2] for c in (0, info.width) for r in (0, info.height)]
+    ys = [gt[3] + c * gt[4] + r * gt[5] for c in (0, info.width) for r in (0, info.height)]
+    if max(abs(v) for v in xs) > 360 or max(abs(v) for v in ys) > 90.5:
+        raise InputError(f"the {name} raster's coordinates (x {min(xs):.6g} to {max(xs):.6g}, y {min(ys):.6g} to "
+                         f"{max(ys):.6g}) cannot be longitudes and latitudes, yet its CRS {crs_name(info.wkt)} is in "
+                         "degrees: the CRS is wrong (set on the QGIS layer, or in the file); give it the CRS its "
+                         "coordinates are in")
+
+
 def plan_grid(pan: RasterInfo, ms: RasterInfo, ms_ds: gdal.Dataset) -> GridPlan:
     """Check the geometry of a PAN/MS pair and work out the output grid. Raises InputError."""
     for info, name in ((pan, "PAN"), (ms, "MS")):
@@ -190,6 +206,7 @@ def plan_grid(pan: RasterInfo, ms: RasterInfo, ms_ds: gdal.Dataset) -> GridPlan:
         if tuple(info.gt) == DEFAULT_GT:   # a CRS, but no pixel grid to place the pixels with
             raise InputError(f"the {name} raster {info.path} has a coordinate reference system but no geotransform "
                              "(no pixel grid): georeference it (Raster > Georeferencer, or gdal_translate -a_ullr)")
+        _check_degrees(info, name)
     if pan.rotated or pan.gt[5] >= 0 or pan.gt[1] <= 0:
         how = ("is mirrored east-west (negative pixel width)" if pan.gt[1] <= 0 and not pan.rotated else
                "is rotated" if pan.rotated else "is south-up (positive pixel height)")

@@ -73,6 +73,8 @@ def sha256_file(path: str | os.PathLike) -> str:
 def load_card(onnx_path: str | os.PathLike) -> ModelCard:
     """Read and check the card beside ``onnx_path``; InputError explains what is wrong."""
     path = Path(onnx_path)
+    if path.is_dir():
+        raise InputError(f"the model {str(path)!r} is a folder, not an ONNX file")
     if not path.is_file():
         raise InputError(f"the model file {str(path)!r} does not exist")
     card_path = path.with_suffix(".json")
