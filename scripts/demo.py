@@ -88,12 +88,18 @@ def main() -> int:
             print(f"make demo: warning: {message}")
             super().pushWarning(message)
 
+        def pushInfo(self, info):  # noqa: N802 - QGIS API
+            if info.startswith("SENSOR=auto"):   # what was taken for the sensor, and why
+                print(f"make demo: {info}")
+            super().pushInfo(info)
+
     res = processing.run("ksdiff:pansharpen", {"PAN": str(SAMPLE / "demo_pan.tif"),
                                                "MS": str(SAMPLE / "demo_ms.tif"), "OUTPUT": str(fused)},
                          feedback=Warnings())
     method = res.get("SELFCHECK_METHOD") or BEST_CLASSICAL
     if res.get("SELFCHECK_REASON"):
-        print(f"make demo: self-check chose {method}: {res['SELFCHECK_REASON']}")
+        print(f"make demo: self-check (KSDiff against {res.get('SELFCHECK_CLASSICAL_METHOD')}, the best classical "
+              f"method on this scene) chose {method}: {res['SELFCHECK_REASON']}")
     look = OUT / "quicklook.png"
     quicklook(SAMPLE / "demo_pan.tif", SAMPLE / "demo_ms.tif", fused, look, method)
     plugin.unload()

@@ -89,6 +89,7 @@ def test_batch_runs_mixed_scenes_and_reports_bad_ones(first_run):
         rec = records[Path(row[4]).name]
         assert rec["status"] == "done" and rec["error"] is None
         assert (rec["sensor"], rec["method"], rec["device"]) == (row[2], row[3], "cpu")
+        assert rec["sensor_used"] == row[2]
         assert rec["width"] == rec["height"] == 256 and rec["seconds"] > 0 and rec["mpx_per_s"] > 0
         assert rec["workers"] * rec["threads"] == max(1, usable_cores() // 2)   # 2 Dask workers share the cores
         assert gdal.Open(str(d / row[4])).RasterCount == 4

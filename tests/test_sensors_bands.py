@@ -183,7 +183,8 @@ def test_a_sentinel2_pair_is_not_called_landsat_and_red_edge_bands_are_warned(da
     pan, ms = _sentinel2_like(data_dir, tmp_path, ["B05", "B06", "B07", "B8A"])
     assert detect_sensor(_info(pan), _info(ms), 2).key == "generic"
     log = Log()
-    pansharpen(pan, ms, str(tmp_path / "re.tif"), "auto", "ksdiff", feedback=log)
+    res = pansharpen(pan, ms, str(tmp_path / "re.tif"), "auto", "ksdiff", feedback=log)
+    assert res.sensor == "generic"   # what SENSOR=auto took (the batch report's sensor_used)
     assert any(line.startswith("WARNING") and "B05 (rededge)" in line and "by position" in line
                for line in log.lines), log.lines
     # visible bands named by their Sentinel-2 codes: natural colour in QGIS, and no warning

@@ -126,7 +126,8 @@ def plan_bands(ms: RasterInfo, spec: Sensor, selection: list[int] | None, model_
         raise InputError(
             f"the MS raster has {ms.bands} bands but sensor {spec.name} expects {spec.n_bands} "
             f"({', '.join(spec.band_names)}); pick the matching sensor (or auto), choose the bands with "
-            "'MS bands to fuse' (MS_BANDS, under Advanced Parameters), or use the generic sensor"
+            "'MS bands to fuse' (MS_BANDS, under Advanced Parameters; a batch list's ms_bands column), or use the "
+            "generic sensor"
         )
     names = _names(ms, spec)
     chosen = list(selection or range(1, ms.bands + 1))

@@ -115,6 +115,7 @@ class PansharpenResult:
     selfcheck: selfcheck.SelfCheck | None = None    # METHOD auto: the check's figures and choice
     band_names: list[str] = field(default_factory=list)
     coregistration: str | None = None   # COREGISTER: how far the MS moved and what was left (the log's line)
+    sensor: str | None = None           # the sensor the run used (SENSOR=auto: the one it guessed)
 
 
 def _on_pan_grid(ms_mask: np.ndarray, shape: tuple[int, int], origin: tuple[float, float], k: int) -> np.ndarray:
@@ -625,6 +626,7 @@ def pansharpen(
             fb.info(f"{method}: {note}")
     clips.report(fb, method)
     return PansharpenResult(output_path=output_path, seconds=time.perf_counter() - t0, width=cols, height=rows,
+                            sensor=sensor,
                             tiles=layout.count, method=method, ratio=plan.ratio, device=used_device,
                             warnings=crs_notes + fill_notes + warnings,
                             band_names=list(names), selfcheck=check, coregistration=moved_line)

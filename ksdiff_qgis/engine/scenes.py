@@ -266,8 +266,8 @@ def base_record(scene: Scene) -> dict:
     return {
         "line": scene.line, "pan": kw["pan_path"], "ms": kw["ms_path"], "output": scene.output,
         "sensor": kw.get("sensor", params["sensor"].default), "method": kw.get("method", params["method"].default),
-        "method_used": None, "device": None, "workers": kw.get("workers"), "threads": kw.get("threads"),
-        "width": None, "height": None,
+        "method_used": None, "sensor_used": None, "device": None, "workers": kw.get("workers"),
+        "threads": kw.get("threads"), "width": None, "height": None,
         "seconds": None, "mpx_per_s": None, "status": None, "error": None, "warnings": [],
         "coregistration": None,
     }
@@ -276,7 +276,8 @@ def base_record(scene: Scene) -> dict:
 def _done_record(base: dict, result: pipeline.PansharpenResult) -> dict:
     mpx = result.width * result.height / 1e6
     # method_used: what ran, e.g. the method an automatic choice settled on
-    return {**base, "status": "done", "method_used": result.method, "device": result.device,
+    return {**base, "status": "done", "method_used": result.method, "sensor_used": result.sensor,
+            "device": result.device,
             "width": result.width, "height": result.height,
             "seconds": round(result.seconds, 3), "mpx_per_s": round(mpx / max(result.seconds, 1e-9), 3),
             "warnings": list(result.warnings), "coregistration": result.coregistration}
@@ -308,7 +309,8 @@ def run_scene(scene: Scene, cores: int | None = None, force: bool = False) -> di
     base = {**base_record(scene), "workers": kwargs.get("workers"), "threads": kwargs.get("threads")}
     previous = None if force else up_to_date(kwargs)
     if previous is not None:
-        kept = {k: previous.get("result", {}).get(k) for k in ("method_used", "device", "width", "height")}
+        kept = {k: previous.get("result", {}).get(k) for k in ("method_used", "sensor_used", "device", "width",
+                                                                 "height")}
         return {**base, **kept, "status": "skipped", "seconds": 0.0}
     output = kwargs["output_path"]
     if os.path.exists(sidecar_path(output)):
@@ -321,6 +323,6 @@ def run_scene(scene: Scene, cores: int | None = None, force: bool = False) -> di
         return {**base, "status": "failed", "error": str(e)}
     record = _done_record(base, result)
     write_record(output, {"fingerprint": identity, "output": file_identity(output), "written": time.time(),
-                          "result": {k: record[k] for k in ("method_used", "device", "width", "height", "seconds",
-                                                                "warnings", "coregistration")}})
+                          "result": {k: record[k] for k in ("method_used", "sensor_used", "device", "width",
+                                                                "height", "seconds", "warnings", "coregistration")}})
     return record
