@@ -33,7 +33,7 @@ class KsdiffPlugin:
         from qgis.PyQt.QtWidgets import QAction
 
         self.action = QAction(QIcon(ICON), "KSDiff Pansharpening…", self.iface.mainWindow())
-        self.action.setToolTip("Pansharpen a PAN + MS pair (KSDiff and classical methods)")
+        self.action.setToolTip("Pansharpen a PAN + MS pair: KSDiff and classical methods")   # QGIS drops "(...)"
         self.action.triggered.connect(self.open_dialog)
         self.iface.addPluginToRasterMenu("KSDiff", self.action)
         self.iface.addToolBarIcon(self.action)   # the Plugins toolbar: QGIS hides the Raster one in a new profile

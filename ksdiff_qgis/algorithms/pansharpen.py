@@ -54,6 +54,7 @@ SELFCHECK_OUTPUTS = {
 
 
 tr = translator("KsdiffPansharpen")
+RASTER_OPTIONS_WIDGET = "processing.algs.gdal.ui.RasterOptionsWidget.RasterOptionsWidgetWrapper"
 
 
 class PansharpenAlgorithm(KsdiffAlgorithm):
@@ -200,7 +201,9 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
     def _create_options_parameter(self) -> QgsProcessingParameterString:
         p = QgsProcessingParameterString(self.CREATE_OPTIONS, tr("Additional creation options"), defaultValue="",
                                          optional=True)
-        p.setMetadata({"widget_wrapper": {"widget_type": "rasteroptions"}})   # QGIS's own options widget
+        # QGIS's own creation-options widget (profiles, a key/value table), as its GDAL algorithms use it; 3.22 knows
+        # no "widget_type" for it (that showed a bare text box)
+        p.setMetadata({"widget_wrapper": {"class": RASTER_OPTIONS_WIDGET}})
         return p
 
     def checkParameterValues(self, parameters, context):  # noqa: N802
