@@ -227,3 +227,45 @@ def test_a_pan_in_other_units_than_the_ms_keeps_its_detail(data_dir, tmp_path):
         said = [line for line in log.lines if line.startswith("WARNING") and "different units" in line]
         assert bool(said) == (name == "reflectance"), log.lines
     np.testing.assert_allclose(detail["reflectance"], detail["dn"], rtol=0.05)
+
+
+def _with_band(src: str, dst: str, band: int, values, dtype=None) -> str:
+    """A copy of ``src`` that declares no nodata value, whose band ``band`` (1-based) holds ``values`` everywhere."""
+    gdal.Translate(dst, src, outputType=dtype or gdal.GDT_Unknown, noData="none")
+    ds = gdal.Open(dst, gdal.GA_Update)
+    b = ds.GetRasterBand(band)
+    b.WriteArray(np.full((ds.RasterYSize, ds.RasterXSize), values))
+    ds = None
+    return dst
+
+
+def test_an_empty_or_missing_ms_band_is_named(data_dir, tmp_path):
+    """One MS band of zeros: warned (a learned model draws the PAN's detail into it), and the self-check's figures
+    stay finite (its KSDiff ERGAS was 1e10); one band of NaN: the refusal names the band and the fix (it said the
+    overlap held no valid pixels at all)."""
+    pan, ms = str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif")
+    zero = _with_band(ms, str(tmp_path / "zero.tif"), 4, 0)
+    log = RecordingFeedback()
+    res = pansharpen(pan, zero, str(tmp_path / "z.tif"), "wv2", "auto", feedback=log)
+    assert any(line.startswith("WARNING MS band 4") and "0 everywhere" in line for line in log.lines), log.lines
+    assert res.selfcheck.learned is not None and res.selfcheck.learned.ergas < 100
+    nan = _with_band(ms, str(tmp_path / "nan.tif"), 4, np.nan, gdal.GDT_Float32)
+    with pytest.raises(InputError, match=r"MS band 4 \(NIR\) is nodata .*everywhere.*MS_BANDS"):
+        pansharpen(pan, nan, str(tmp_path / "n.tif"), "wv2", "mtf_glp_hpm")
+
+
+def test_an_unnamed_rgb_product_stays_rgb(data_dir, tmp_path):
+    """8-bit R, G, B bands tagged so but unnamed, a generic sensor: the output keeps the tags (it said Gray,
+    Undefined, Undefined: QGIS no longer drew it in colour), as gdal:pansharp keeps them."""
+    ms, pan = str(tmp_path / "rgb.tif"), str(tmp_path / "pan8.tif")
+    gdal.Translate(ms, str(data_dir / "wv2_ms.tif"), bandList=[3, 2, 1], outputType=gdal.GDT_Byte,
+                   scaleParams=[[0, 2047, 0, 255]], creationOptions=["PHOTOMETRIC=RGB"])
+    gdal.Translate(pan, str(data_dir / "wv2_pan.tif"), outputType=gdal.GDT_Byte, scaleParams=[[0, 2047, 0, 255]])
+    ds = gdal.Open(ms, gdal.GA_Update)
+    for i in (1, 2, 3):
+        ds.GetRasterBand(i).SetDescription("")
+    ds = None
+    res = pansharpen(pan, ms, str(tmp_path / "o.tif"), "generic", "mtf_glp_hpm")
+    ds = gdal.Open(res.output_path)
+    assert [ds.GetRasterBand(i).GetColorInterpretation() for i in (1, 2, 3)] == [
+        gdal.GCI_RedBand, gdal.GCI_GreenBand, gdal.GCI_BlueBand]

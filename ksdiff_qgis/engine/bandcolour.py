@@ -37,9 +37,17 @@ def rgb_bands(names: list[str]) -> tuple[int, int, int] | None:
     return found["red"][0], found["green"][0], found["blue"][0]
 
 
-def set_colour_interpretation(ds: gdal.Dataset, names: list[str]) -> None:
-    """Mark the red, green and blue bands of ``ds`` (GeoTIFF stores this in the file, no sidecar)."""
-    rgb = rgb_bands(names)
+def _rgb_tagged(tags: list[int]) -> tuple[int, int, int] | None:
+    """1-based (red, green, blue) band numbers from GDAL colour interpretations, each there once, else None."""
+    found = [[i for i, t in enumerate(tags, start=1) if t == _COLOURS[c]] for c in ("red", "green", "blue")]
+    return None if any(len(f) != 1 for f in found) else (found[0][0], found[1][0], found[2][0])
+
+
+def set_colour_interpretation(ds: gdal.Dataset, names: list[str], tags: list[int] | None = None) -> None:
+    """Mark the red, green and blue bands of ``ds`` (GeoTIFF stores this in the file, no sidecar): by band name, else
+    as the input's own colour interpretations ``tags`` say (an unnamed RGB product stays RGB, as gdal:pansharp
+    keeps it)."""
+    rgb = rgb_bands(names) or (_rgb_tagged(tags) if tags else None)
     if rgb is None:
         return
     wanted = {i: gdal.GCI_Undefined for i in range(1, ds.RasterCount + 1)}   # GTiff would say Gray

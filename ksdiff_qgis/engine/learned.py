@@ -482,7 +482,8 @@ class OnnxFuser:
             return None
         return (f"{self.floored / max(self.values, 1):.2%} of the fused values ({self.floored} of {self.values} "
                 f"computed, tile margins and overlaps included) fell below {FLOOR_FRACTION:.0%} of the upsampled MS "
-                "(additive detail on nearly black pixels) and were damped towards 0 instead of turning negative")
+                "(additive detail on nearly black pixels) and were damped towards 0 — on data that reach below 0, "
+                "towards where each band's data end — instead of overshooting it")
 
     def __call__(self, pan: np.ndarray, lms: np.ndarray, ctx: TileContext) -> np.ndarray:
         if self.bands is None:

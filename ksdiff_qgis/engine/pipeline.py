@@ -163,6 +163,28 @@ REGISTRATION_DATA = 0.5   # a window read whole is used for the PAN/MS registrat
 FILL_SHARE = 0.01   # zeros in this share of the sampled pixels of an input without nodata: a fill, probably
 
 
+def _band_list(bands: list[int], ms: RasterInfo) -> str:
+    """'band 4 (NIR) is' / 'bands 3 (Red), 4 (NIR) are' from 0-based band numbers."""
+    named = [f"{b + 1}" + (f" ({ms.descriptions[b]})" if ms.descriptions[b] else "") for b in bands]
+    return f"band {named[0]} is" if len(named) == 1 else f"bands {', '.join(named)} are"
+
+
+def empty_band_notes(ms_lr: np.ndarray, ms: RasterInfo) -> list[str]:
+    """A warning for MS bands that hold only zeros where they have data (a product with an empty band): every method
+    but a learned one writes zeros there, a learned one the PAN's detail on nothing."""
+    empty = []
+    for b in range(ms.bands):
+        v = ms_lr[b][np.isfinite(ms_lr[b])]
+        if ms.nodata is not None:
+            v = v[v != np.float32(ms.nodata)]
+        if v.size and not v.any():
+            empty.append(b)
+    if not empty:
+        return []
+    return [f"MS {_band_list(empty, ms)} 0 everywhere on the scene (an empty band): leave it out with MS bands to "
+            "fuse (MS_BANDS); a learned model puts the PAN's detail into it"]
+
+
 def undeclared_fill_notes(pan_lr: np.ndarray, ms_lr: np.ndarray, pan: RasterInfo, ms: RasterInfo) -> list[str]:
     """Warnings for an input that declares no nodata value yet holds many zeros (0 in every band): a scene-edge fill
     that would be fused as data, and that a learned model's tiles would take for scene content."""
@@ -210,12 +232,18 @@ def estimate_scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: G
     pan_lr, ms_lr = np.concatenate(pans)[None], np.concatenate(mss, axis=1)[:, None]
     if notes is not None:
         notes.extend(undeclared_fill_notes(pan_lr, ms_lr, pan, ms))
+        notes.extend(empty_band_notes(ms_lr, ms))
     valid = np.ones(pan_lr.shape, dtype=bool)
     for arr, nd in ((pan_lr[None], pan.nodata), (ms_lr, ms.nodata)):
         v = valid_pixels(arr, nd)
         if v is not None:
             valid &= v
     if valid.sum() < 16:
+        holes = [b for b in range(ms.bands) if (v := valid_pixels(ms_lr[b:b + 1], ms.nodata)) is not None
+                 and v.sum() < 16]
+        if holes and len(holes) < ms.bands:   # one band without data makes every pixel nodata
+            raise InputError(f"MS {_band_list(holes, ms)} nodata (or NaN) everywhere in the overlap, so every output "
+                             "pixel would be nodata: leave it out with MS bands to fuse (MS_BANDS)")
         raise InputError("the overlap of PAN and MS holds (almost) no valid pixels: everything is nodata")
     stats = classical.scene_stats(pan_lr, ms_lr, valid)
     if whole:
@@ -566,7 +594,8 @@ def pansharpen(
     )
     fb.info(f"output nodata: {nodata_why}")
     runner = _TileRunner(pan_ds, ms_src, pan, ms, plan, spec, fuse, margin, stats, fb, layout.count)
-    set_colour_interpretation(writer.ds, names)
+    set_colour_interpretation(writer.ds, names, [ms_ds.GetRasterBand(b).GetColorInterpretation()
+                                                 for b in range(1, ms_ds.RasterCount + 1)])
     for i, (scale, offset) in enumerate(scale_offset, 1):
         if (scale or 1.0) != 1.0 or (offset or 0.0) != 0.0:
             gdal_call(writer.ds.GetRasterBand(i).SetScale, scale or 1.0)

@@ -236,8 +236,12 @@ class _Pool:
         self.cb += np.stack([cb.sum(axis=(1, 2)), grad.sum(axis=(1, 2))])
 
     def ergas(self, ratio: int) -> float:
+        """Over the bands whose mean is not 0 (an empty band's relative error is undefined: it was 1e10)."""
         mse, mu = self.sse / max(self.n, 1), self.sref / max(self.n, 1)
-        return float(100.0 / ratio * math.sqrt(np.mean(mse / np.maximum(mu * mu, M.EPS))))
+        keep = mu * mu > M.EPS
+        if not keep.any():
+            return float("nan")
+        return float(100.0 / ratio * math.sqrt(np.mean(mse[keep] / (mu[keep] * mu[keep]))))
 
     def sam(self) -> float:
         return self.sam_sum / self.sam_n if self.sam_n else float("nan")
