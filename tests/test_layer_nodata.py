@@ -193,3 +193,31 @@ def test_processing_uses_the_layers_crs(qgis_app, data_dir, tmp_path):
         assert out_gt == pytest.approx(expected[1]) and epsg == expected[2], (name, out_gt, epsg)
         assert any(line.startswith("WARNING") and says in line for line in log.lines), (name, log.lines)
     QgsProject.instance().removeAllMapLayers()
+
+
+def test_assess_uses_the_layers_crs(qgis_app, data_dir, tmp_path):
+    """ksdiff:assess places pixels as QGIS shows the layers, like ksdiff:pansharpen: a PAN and MS whose CRS exists
+    only on their layers are assessed against a fused raster that carries it (refused before: 'different coordinate
+    reference systems (or one has none)'), with the same figures as with files that carry it."""
+    import processing
+    from qgis.core import QgsCoordinateReferenceSystem, QgsRasterLayer
+    from test_issue14_processing import Log
+
+    pan, ms = data_dir / "wv2_pan.tif", data_dir / "wv2_ms.tif"
+    fused = str(tmp_path / "fused.tif")
+    processing.run("ksdiff:pansharpen", {"PAN": str(pan), "MS": str(ms), "SENSOR": "wv2", "METHOD": "mtf_glp_hpm",
+                                         "OUTPUT": fused})
+    bare = {k: _copy_with_crs(p, tmp_path / f"bare_{k}.tif", None) for k, p in (("pan", pan), ("ms", ms))}
+
+    def layer(path):
+        lyr = QgsRasterLayer(str(path), "layer")
+        lyr.setCrs(QgsCoordinateReferenceSystem("EPSG:32631"))
+        return lyr
+
+    log = Log()
+    got = processing.run("ksdiff:assess", {"FUSED": fused, "PAN": layer(bare["pan"]), "MS": layer(bare["ms"]),
+                                           "SENSOR": "wv2", "OUTPUT_HTML": str(tmp_path / "a.html")}, feedback=log)
+    want = processing.run("ksdiff:assess", {"FUSED": fused, "PAN": str(pan), "MS": str(ms), "SENSOR": "wv2",
+                                            "OUTPUT_HTML": str(tmp_path / "b.html")})
+    assert got["HQNR"] == pytest.approx(want["HQNR"]) and got["D_LAMBDA"] == pytest.approx(want["D_LAMBDA"])
+    assert any(line.startswith("WARNING") and "PAN layer's CRS EPSG:32631" in line for line in log.lines), log.lines

@@ -20,7 +20,7 @@ from ..engine.errors import Cancelled, InputError
 from ..engine.report import INDICES, check_report_path, html_report
 from ..engine.sensors import SENSORS
 from .base import KsdiffAlgorithm, translator
-from .common import ProcessingFeedback, layer_nodata, raster_path
+from .common import ProcessingFeedback, layer_crs, layer_nodata, raster_path
 from .compat import KeyedEnum, set_help
 
 # every sensor, in the table's order: generic (generic MTF gains, the data's ratio and maximum) came last, after the
@@ -100,8 +100,9 @@ class AssessAlgorithm(KsdiffAlgorithm):
         pan = self.parameterAsRasterLayer(parameters, self.PAN, context)
         ms = self.parameterAsRasterLayer(parameters, self.MS, context)
         # no-data values set on the QGIS layers (the files are read, which do not carry them)
-        self._nodata = {role: layer_nodata(layer) for role, layer in
-                        (("FUSED", fused), ("REFERENCE", ref), ("PAN", pan), ("MS", ms))}
+        layers = (("FUSED", fused), ("REFERENCE", ref), ("PAN", pan), ("MS", ms))
+        self._nodata = {role: layer_nodata(layer) for role, layer in layers}
+        self._crs = {role: layer_crs(layer) for role, layer in layers}   # as QGIS shows them (ksdiff:pansharpen too)
         self._ref = raster_path(ref, "REFERENCE") if ref is not None else None
         if (pan is None) != (ms is None):
             raise QgsProcessingException(
@@ -127,11 +128,12 @@ class AssessAlgorithm(KsdiffAlgorithm):
             # full resolution first: its ratio (the data's) serves ERGAS when the sensor has none (generic)
             if self._pan:
                 feedback.pushInfo(tr("Full-resolution assessment against the original PAN and MS…"))
-                full = assess_full(self._fused, self._pan, self._ms, self._sensor, fb, layer_nodata=self._nodata)
+                full = assess_full(self._fused, self._pan, self._ms, self._sensor, fb, layer_nodata=self._nodata,
+                                   layer_crs=self._crs)
             if self._ref and not feedback.isCanceled():
                 feedback.pushInfo(tr("Reduced-resolution assessment against the reference…"))
                 reduced = assess_reduced(self._fused, self._ref, self._sensor, fb, layer_nodata=self._nodata,
-                                         ratio=(full or {}).get("ratio"))
+                                         ratio=(full or {}).get("ratio"), layer_crs=self._crs)
         except Cancelled:
             raise QgsProcessingException(tr("Cancelled")) from None
         except (ValueError, RuntimeError) as e:

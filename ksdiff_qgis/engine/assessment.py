@@ -21,7 +21,7 @@ from .bands import band_gain, band_names, kind_of
 from .errors import Cancelled, InputError
 from .feedback import Feedback
 from .filters import MTF_TAPS, decimate, grow_mask, upsample
-from .grid import same_crs
+from .grid import assign_crs, same_crs
 from .raster_io import MaskedRaster, describe, value_range
 from .report import INDICES
 from .sensors import GENERIC_MTF_MS, Sensor, get_sensor
@@ -62,6 +62,15 @@ def peak_value(raster: MaskedRaster, sensor_scale: float) -> float:
     if not values or max(v.mean() + 5 * v.std() for v in values) <= 1.5:
         return 1.0
     return max(sensor_scale, max(float(v.max()) for v in values))
+
+
+def use_layer_crs(rasters: list[MaskedRaster], layer_crs: dict[str, str | None] | None, fb: Feedback) -> None:
+    """Give each raster the CRS (WKT) set on its QGIS layer, per role, as ``ksdiff:pansharpen`` does
+    (``grid.assign_crs``): both algorithms place the pixels as QGIS shows them."""
+    for r in rasters:
+        r.ds, note = assign_crs(r.ds, (layer_crs or {}).get(r.role), r.role)
+        if note:
+            fb.warning(note)
 
 
 def check_same_crs(first: MaskedRaster, *others: MaskedRaster) -> None:
@@ -152,18 +161,20 @@ def _step(fb: Feedback, done: int, total: int) -> None:
 
 def assess_reduced(fused_path: str, ref_path: str, sensor: str, feedback: Feedback | None = None,
                    extra_nodata: float | None = None, layer_nodata: dict[str, float | None] | None = None,
-                   ratio: int | None = None) -> dict:
+                   ratio: int | None = None, layer_crs: dict[str, str | None] | None = None) -> dict:
     """Reference-based indices of ``fused`` against ``ref`` over their common pixels (same grid).
 
     A pixel counts when it is valid in both (declared nodata, NaN and ``extra_nodata`` in any band are not).
     ``layer_nodata``: per role (FUSED, REFERENCE) a nodata value set outside the file, used when it declares none.
     ``ratio``: the data's resolution ratio, for ERGAS when the sensor has none (generic); without either ERGAS is n/a.
+    ``layer_crs``: per role a CRS (WKT) set on the QGIS layer, used in place of the file's (``use_layer_crs``).
     """
     fb = feedback or Feedback()
     sens = get_sensor(sensor)
     given = layer_nodata or {}
     fu = MaskedRaster(fused_path, "FUSED", extra_nodata, given.get("FUSED"))
     rf = MaskedRaster(ref_path, "REFERENCE", extra_nodata, given.get("REFERENCE"))
+    use_layer_crs([fu, rf], layer_crs, fb)
     pair_bands(fu, rf, fb)
     check_same_crs(fu, rf)
     dc, dr = grid_offset(fu, rf)               # reference origin in fused pixels
@@ -200,14 +211,16 @@ def assess_reduced(fused_path: str, ref_path: str, sensor: str, feedback: Feedba
 
 
 def assess_full(fused_path: str, pan_path: str, ms_path: str, sensor: str, feedback: Feedback | None = None,
-                layer_nodata: dict[str, float | None] | None = None) -> dict:
-    """No-reference indices of ``fused`` (PAN grid) against the original PAN and MS (``layer_nodata`` as in
-    ``assess_reduced``, roles FUSED, PAN, MS)."""
+                layer_nodata: dict[str, float | None] | None = None,
+                layer_crs: dict[str, str | None] | None = None) -> dict:
+    """No-reference indices of ``fused`` (PAN grid) against the original PAN and MS (``layer_nodata`` and
+    ``layer_crs`` as in ``assess_reduced``, roles FUSED, PAN, MS)."""
     fb = feedback or Feedback()
     sens = get_sensor(sensor)
     given = layer_nodata or {}
     fu, pn, ms = (MaskedRaster(path, role, outside_nodata=given.get(role))
                   for path, role in ((fused_path, "FUSED"), (pan_path, "PAN"), (ms_path, "MS")))
+    use_layer_crs([fu, pn, ms], layer_crs, fb)
     if pn.bands != 1:
         raise InputError(f"PAN must have one band, it has {pn.bands}")
     pair_bands(fu, ms, fb)

@@ -159,23 +159,31 @@ def crs_name(wkt: str) -> str:
     return f"{srs.GetAuthorityName(None)}:{code}" if code else srs.GetName() or "an unnamed CRS"
 
 
-def with_crs(ds: gdal.Dataset, info: RasterInfo, wkt: str | None, role: str,
-             warnings: list[str]) -> tuple[gdal.Dataset, RasterInfo]:
-    """(dataset, info) with ``wkt`` assigned on a virtual copy, when it differs from the raster's own CRS (a CRS set on
-    the QGIS layer, which QGIS shows the pixels in); the raster itself otherwise. Assigned, never reprojected: the
-    pixels stay where the file's geotransform puts them, in the layer's coordinates."""
-    if not wkt or same_crs(info.wkt, wkt):
-        return ds, info
+def assign_crs(ds: gdal.Dataset, wkt: str | None, role: str) -> tuple[gdal.Dataset, str | None]:
+    """``ds`` with ``wkt`` assigned on a virtual copy, and the warning that says so, when it differs from the raster's
+    own CRS (a CRS set on the QGIS layer, which QGIS shows the pixels in); ``(ds, None)`` otherwise. Assigned, never
+    reprojected: the pixels stay where the file's geotransform puts them, in the layer's coordinates."""
+    own = ds.GetProjection() or ""
+    if not wkt or same_crs(own, wkt):
+        return ds, None
     vrt, msg = gdal_call(gdal.Translate, "", ds, format="VRT", outputSRS=wkt)
     if vrt is None:
         raise InputError(f"cannot assign the {role} layer's CRS {crs_name(wkt)} to its raster: {msg}")
     name = crs_name(wkt)
-    if info.wkt:
-        warnings.append(f"The {role} layer's CRS {name}, set in QGIS, replaces its file's {crs_name(info.wkt)}: its "
-                        f"pixels are placed in {name}, as QGIS shows the layer.")
-    else:
-        warnings.append(f"The {role} layer's CRS {name}, set in QGIS, is used: its file has none.")
-    return vrt, replace(info, wkt=vrt.GetProjection())
+    if own:
+        return vrt, (f"The {role} layer's CRS {name}, set in QGIS, replaces its file's {crs_name(own)}: its pixels are "
+                     f"placed in {name}, as QGIS shows the layer.")
+    return vrt, f"The {role} layer's CRS {name}, set in QGIS, is used: its file has none."
+
+
+def with_crs(ds: gdal.Dataset, info: RasterInfo, wkt: str | None, role: str,
+             warnings: list[str]) -> tuple[gdal.Dataset, RasterInfo]:
+    """(dataset, info) with the layer's CRS ``wkt`` (``assign_crs``), its warning appended to ``warnings``."""
+    out, note = assign_crs(ds, wkt, role)
+    if note is None:
+        return ds, info
+    warnings.append(note)
+    return out, replace(info, wkt=out.GetProjection())
 
 
 def _check_degrees(info: RasterInfo, name: str) -> None:
