@@ -42,7 +42,9 @@ def _expect_error(params, out, match):
 
 def test_no_overlap(qgis_app, pair, tmp_path):
     ms = _copy_with_gt(pair["MS"], str(tmp_path / "far.tif"), lambda gt: [gt[0] + 10000, *gt[1:]])
-    _expect_error({**pair, "MS": ms}, str(tmp_path / "o.tif"), "do not overlap")
+    # both extents named (an antimeridian pair written once as +180 and once as -180 showed only "do not overlap")
+    _expect_error({**pair, "MS": ms}, str(tmp_path / "o.tif"),
+                  r"do not overlap: in the PAN.s CRS \(EPSG:32631\) the PAN covers x .* the MS x ")
 
 
 def _run_with_warnings(params: dict) -> list[str]:
@@ -80,6 +82,19 @@ def test_a_non_integer_ratio_is_resampled_with_a_warning(qgis_app, pair, tmp_pat
     assert fused.RasterXSize * fgt[1] > 0.8 * min(src.RasterXSize * mgt[1], pan.RasterXSize * pgt[1])
     data = fused.ReadAsArray().astype(float)
     assert np.isfinite(data).all() and data.std() > 0
+
+
+def test_a_reprojected_ms_of_no_whole_ratio_is_resampled_too(pair, tmp_path):
+    """An MS in another CRS whose pixels are 3.47 PAN pixels: resampled to 3 with a warning, as in the PAN's CRS (it
+    stopped: 'after reprojection the MS/PAN pixel size ratio is 3.47, not a whole number >= 2')."""
+    from ksdiff_qgis.engine.pipeline import pansharpen
+
+    ms = str(tmp_path / "ms_32632.tif")
+    pan_px = gdal.Open(pair["PAN"]).GetGeoTransform()[1]
+    gdal.Warp(ms, pair["MS"], dstSRS="EPSG:32632", xRes=3.47 * pan_px, yRes=3.47 * pan_px, resampleAlg="cubic")
+    res = pansharpen(pair["PAN"], ms, str(tmp_path / "o.tif"), "generic", "mtf_glp_hpm")
+    assert res.ratio == 3
+    assert any("not a whole number: the MS is resampled to 3" in w for w in res.warnings), res.warnings
 
 
 def test_a_nearly_whole_ratio_that_would_drift_is_resampled(tmp_path):

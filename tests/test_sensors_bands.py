@@ -212,6 +212,26 @@ def test_padded_landsat_band_codes_are_landsat_s(data_dir, tmp_path):
     assert not any("by position" in line for line in log.lines), log.lines
 
 
+def test_a_pan_pixel_far_from_square_on_the_ground_is_a_weak_clue(data_dir, tmp_path):
+    """Square degrees at 65 N (0.89 x 0.37 m on the ground): the guess from the pixel size says it is a weak clue (it
+    took QuickBird's 0.6 m without a word)."""
+    from osgeo import osr
+
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(4326)
+    out = {}
+    for role, px in (("pan", 0.000008), ("ms", 0.000032)):
+        out[role] = str(tmp_path / f"{role}.tif")
+        gdal.Translate(out[role], str(data_dir / f"wv2_{role}.tif"), outputSRS=srs.ExportToWkt())
+        ds = gdal.Open(out[role], gdal.GA_Update)
+        ds.SetGeoTransform((10.0, px, 0.0, 65.0, 0.0, -px))
+        ds = None
+    found = detect_sensor(_info(out["pan"]), _info(out["ms"]), 4)
+    assert "far from square" in found.message() and "set SENSOR" in found.message()
+    assert "far from square" not in detect_sensor(_info(data_dir / "wv2_pan.tif"), _info(data_dir / "wv2_ms.tif"),
+                                                  4).message()
+
+
 def test_wrong_sensor_error_suggests_the_right_one(data_dir, tmp_path):
     with pytest.raises(InputError, match="ratio 2.*SENSOR=landsat8"):
         pansharpen(str(data_dir / "l8_pan.tif"), str(data_dir / "l8_ms.tif"), str(tmp_path / "x.tif"), "wv2", "ksdiff")

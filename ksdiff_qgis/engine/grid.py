@@ -116,9 +116,10 @@ def _rotation(ms: RasterInfo) -> float:
 
 
 def _warp_ms(ms_ds: gdal.Dataset, ms: RasterInfo, pan: RasterInfo,
-             ratio: int | None = None) -> tuple[gdal.Dataset, int]:
+             ratio: int | None = None, notes: list[str] | None = None) -> tuple[gdal.Dataset, int]:
     """Reproject MS into the PAN CRS on a grid aligned with PAN whose pixels are a whole ratio of PAN's
-    (``ratio``, else the whole number within 10 % of the reprojected pixel size)."""
+    (``ratio``, else the reprojected pixel size's: as it is within 10 % of a whole number, else the nearest whole number
+    (half up), said in ``notes`` — as the same-CRS path resamples a ratio that is not whole)."""
     guess, msg = gdal_call(gdal.AutoCreateWarpedVRT, ms_ds, ms.wkt or None, pan.wkt, gdal.GRA_NearestNeighbour)
     if guess is None:
         raise InputError(f"cannot reproject the MS raster into the PAN CRS: {msg}")
@@ -128,9 +129,13 @@ def _warp_ms(ms_ds: gdal.Dataset, ms: RasterInfo, pan: RasterInfo,
         # a reprojected pixel size is never exact: accept 10% around a whole ratio
         ms_size = _ms_pixel_size(ms, pan) or math.sqrt(abs(ggt[1] * ggt[5]))
         raw = _ratio(ms_size, math.sqrt(px * py), "x and y")
-        ratio = round(raw)
-        if ratio < 2 or abs(raw - ratio) > 0.1 * ratio:
-            raise InputError(f"after reprojection the MS/PAN pixel size ratio is {raw:.3g}, not a whole number >= 2")
+        ratio = math.floor(raw + 0.5)
+        if ratio < 2:
+            raise InputError(f"after reprojection the MS/PAN pixel size ratio is {raw:.3g}: pansharpening needs the "
+                             "MS pixels at least 1.5 times the PAN's (check that PAN and MS are not swapped)")
+        if abs(raw - ratio) > 0.1 * ratio and notes is not None:
+            notes.append(f"After reprojection the MS/PAN pixel size ratio is {raw:.3g}, not a whole number: the MS is "
+                         f"resampled to {ratio} PAN pixels per MS pixel.")
     # the bounds of the warped MS, snapped outward to the PAN grid
     x0, y0 = ggt[0], ggt[3]
     x1, y1 = x0 + ggt[1] * guess.RasterXSize, y0 + ggt[5] * guess.RasterYSize
@@ -226,7 +231,7 @@ def plan_grid(pan: RasterInfo, ms: RasterInfo, ms_ds: gdal.Dataset) -> GridPlan:
     warnings: list[str] = []
     warped, foot = None, None
     if not same_crs(pan.wkt, ms.wkt) or ms.rotated or ms.gt[5] >= 0 or ms.gt[1] <= 0:
-        warped, ratio = _warp_ms(ms_ds, ms, pan)
+        warped, ratio = _warp_ms(ms_ds, ms, pan, notes=warnings)
         if not same_crs(pan.wkt, ms.wkt):
             why = "is in another CRS than PAN"
         elif ms.rotated:
@@ -279,7 +284,13 @@ def plan_grid(pan: RasterInfo, ms: RasterInfo, ms_ds: gdal.Dataset) -> GridPlan:
     c_end = min(pan.width, math.floor(c1 + EDGE_TOLERANCE))
     r_end = min(pan.height, math.floor(r1 + EDGE_TOLERANCE))
     if c_end <= c_start or r_end <= r_start:
-        raise InputError("the PAN and MS rasters do not overlap")
+        def extent(gt, w, h) -> str:
+            return f"x {gt[0]:.9g} to {gt[0] + w * gt[1]:.9g}, y {gt[3] + h * gt[5]:.9g} to {gt[3]:.9g}"
+
+        raise InputError(f"the PAN and MS rasters do not overlap: in the PAN's CRS ({crs_name(pan.wkt)}) the PAN "
+                         f"covers {extent(pan.gt, pan.width, pan.height)}, the MS {extent(ms_gt, ms_w, ms_h)} (a "
+                         "CRS or georeference is wrong, or the pair crosses the antimeridian written once as +180 and "
+                         "once as -180 degrees)")
     min_px = MIN_OVERLAP_MS * ratio
     if c_end - c_start < min_px or r_end - r_start < min_px:
         raise InputError(

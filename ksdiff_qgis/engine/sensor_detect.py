@@ -139,11 +139,31 @@ def pixel_size_m(info: RasterInfo) -> float | None:
     srs = osr.SpatialReference()
     if srs.ImportFromWkt(info.wkt) != 0:
         return None
-    size = math.sqrt(abs(info.gt[1] * info.gt[5]))
+    sides = pixel_sides_m(info, srs)
+    return math.sqrt(sides[0] * sides[1])
+
+
+def pixel_sides_m(info: RasterInfo, srs: osr.SpatialReference) -> tuple[float, float]:
+    """The pixel's (east-west, north-south) sides in metres; a geographic CRS's at the raster's mid latitude."""
+    w, h = abs(info.gt[1]), abs(info.gt[5])
     if srs.IsGeographic():
         lat = math.radians(info.gt[3] + info.gt[5] * info.height / 2)
-        return size * 111_320.0 * math.sqrt(max(math.cos(lat), 1e-6))
-    return size * (srs.GetLinearUnits() or 1.0)
+        return w * 111_320.0 * max(math.cos(lat), 1e-6), h * 111_320.0
+    unit = srs.GetLinearUnits() or 1.0
+    return w * unit, h * unit
+
+
+def _non_square(info: RasterInfo) -> str | None:
+    """A note when the PAN pixel is far from square on the ground (square degrees at a high latitude): its size says
+    little about the sensor then."""
+    srs = osr.SpatialReference()
+    if not info.wkt or srs.ImportFromWkt(info.wkt) != 0:
+        return None
+    ew, ns = pixel_sides_m(info, srs)
+    if max(ew, ns) < 1.5 * min(ew, ns):
+        return None
+    return (f"the PAN pixel is {ew:.2f} x {ns:.2f} m on the ground (east-west x north-south), far from square: its "
+            "size is a weak clue, set SENSOR")
 
 
 def _from_descriptions(ms: RasterInfo) -> str | None:
@@ -178,7 +198,7 @@ def detect_sensor(pan: RasterInfo, ms: RasterInfo, ratio: int) -> Detection:
             if lo <= gsd < hi:
                 spec = SENSORS[key]
                 return Detection(key, [f"ratio 4, {ms.bands} MS bands, {gsd_txt} (nominal {spec.pan_gsd:g} m)",
-                                       "no product metadata: set SENSOR to be sure"])
+                                       _non_square(pan) or "no product metadata: set SENSOR to be sure"])
     return Detection("generic", [f"no known sensor has ratio {ratio} with {ms.bands} MS bands and a {gsd_txt}",
                                  "generic MTF gains (0.3 MS, 0.15 PAN) are used; set SENSOR if you know it"],
                      "fallback")
