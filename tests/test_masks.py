@@ -288,3 +288,28 @@ def test_an_added_alpha_on_both_inputs_still_warns_of_a_zero_fill(data_dir, tmp_
     res = pansharpen(vrts["pan"], vrts["ms"], str(tmp_path / "o.tif"), "wv2", "gsa")
     fills = [w for w in res.warnings if "declares no nodata value its pixels can hold" in w]
     assert len(fills) == 2, res.warnings
+
+
+@pytest.mark.parametrize("method,limit", [("mtf_glp_hpm", 0.025), ("ksdiff", 0.05)])
+def test_a_nodata_edge_draws_no_fringe(data_dir, tmp_path, method, limit):
+    """The fixture with its first 64 PAN columns (16 MS) made nodata: the 8 columns beside the hole stay close to the
+    whole scene's output there. Holes were filled with the scene mean, which the filters carried across the edge
+    (a fringe: 4.2 % / 7.3 % mean change with MTF-GLP-HPM / KSDiff; now 1.7 % / 3.7 %, like a raster edge)."""
+    holed = {}
+    for role, cut in (("pan", 64), ("ms", 16)):
+        holed[role] = str(tmp_path / f"hole_{role}.tif")
+        gdal.Translate(holed[role], str(data_dir / f"wv2_{role}.tif"))
+        ds = gdal.Open(holed[role], gdal.GA_Update)
+        for b in range(ds.RasterCount):
+            band = ds.GetRasterBand(b + 1)
+            arr = band.ReadAsArray()
+            arr[:, :cut] = 0
+            band.WriteArray(arr)
+            band.SetNoDataValue(0)
+        ds = None
+    whole = pansharpen(str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif"), str(tmp_path / "w.tif"), "wv2",
+                       method).output_path
+    hole = pansharpen(holed["pan"], holed["ms"], str(tmp_path / "h.tif"), "wv2", method).output_path
+    a = gdal.Open(whole).ReadAsArray().astype(float)[:, :, 64:72]
+    b = gdal.Open(hole).ReadAsArray().astype(float)[:, :, 64:72]
+    assert np.abs(a - b).mean() / a.mean() < limit

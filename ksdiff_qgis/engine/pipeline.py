@@ -331,10 +331,10 @@ class _TileRunner:
             ms = read_padded(self.ms_ds, mr, mc, mh, mw, "symmetric")
         pan_valid, ms_valid = valid_pixels(pan, self.pan.nodata), valid_pixels(ms, self.ms.nodata)
         st = self.stats
-        if pan_valid is not None:
-            pan[0][~pan_valid] = st.pan_mean
+        if pan_valid is not None:   # holes filled from their edges, the scene mean beyond (``masks.fill_holes``)
+            masks.fill_holes(pan, pan_valid, np.array([st.pan_mean]))
         if ms_valid is not None:
-            ms[:, ~ms_valid] = st.ms_mean.astype(np.float32)[:, None]
+            masks.fill_holes(ms, ms_valid, st.ms_mean)
         origin = (self.plan.ms_origin[0] + mr * k - R0, self.plan.ms_origin[1] + mc * k - C0)
         lms = upsample(ms, k, (H, W), origin)
         holes = pan_valid is not None or ms_valid is not None   # declared nodata, or non-finite values

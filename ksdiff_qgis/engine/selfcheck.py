@@ -33,6 +33,7 @@ from .feedback import Feedback
 from .filters import upsample, wald_degrade
 from .grid import GridPlan
 from .learned import zero_fill
+from .masks import fill_holes
 from .raster_io import RasterInfo, read_padded, valid_pixels
 from .sensors import Sensor
 
@@ -282,8 +283,8 @@ class _Sample:
         ms_data = ms_ok if fill is None else ms_ok & ~fill.reshape(H, k, W, k).all(axis=(1, 3))
         if not (_enough(ms_data, ctx) and _enough(pan_data, ctx * k)):
             return
-        pan_arr[0][~pan_ok] = stats.pan_mean                # holes: neutral values, like the pipeline
-        self.ms_raw[:, ~self.ms_ok] = stats.ms_mean.astype(np.float32)[:, None]
+        fill_holes(pan_arr, pan_ok, np.array([stats.pan_mean]))   # holes filled as the pipeline fills them
+        fill_holes(self.ms_raw, self.ms_ok, stats.ms_mean)
         self.pan = pan_arr[0]
         full = pan_data & np.repeat(np.repeat(ms_data, k, axis=0), k, axis=1)
         holes = not full.all()
