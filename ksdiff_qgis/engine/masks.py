@@ -19,7 +19,7 @@ from .errors import InputError
 from .feedback import Feedback
 from .gdalutil import gdal_call
 from .raster_io import RasterInfo
-from .raster_io.read import own_mask, per_band_masks
+from .raster_io.read import own_mask, per_band_masks, read_padded, valid_pixels
 
 NAN = float("nan")
 
@@ -95,13 +95,14 @@ def with_nodata(ds: gdal.Dataset, info: RasterInfo, value: float | None, role: s
     return vrt, dataclasses.replace(info, nodata=float(value))
 
 
-FILL_REACH = 64   # pixels: how far a hole is filled from its edge (beyond, the filters do not reach the data)
+PAN_FILL_REACH = 24   # PAN pixels a hole is filled from its edge: past the MTF filters' reach (20)
+MS_FILL_REACH = 4     # MS pixels: past the cubic upsampling's (2)
 
 
-def fill_holes(arr: np.ndarray, valid: np.ndarray, fallback: np.ndarray) -> None:
+def fill_holes(arr: np.ndarray, valid: np.ndarray, fallback: np.ndarray, reach: int) -> None:
     """Fill ``arr`` (C, H, W) in place where ``valid`` (H, W) is False by extending the valid pixels around each hole
-    (GDAL's FillNodata: inverse-distance interpolation from the hole's edge, up to :data:`FILL_REACH` pixels), the rest
-    with ``fallback`` (C,), the scene's mean. The filters and a learned model read a few pixels into a hole: a scene
+    (GDAL's FillNodata: inverse-distance interpolation from the first valid pixels within ``reach``), the rest with
+    ``fallback`` (C,), the scene's mean. The filters and a learned model read a few pixels into a hole: a scene
     mean there drew a fringe up to 8 PAN pixels wide along a nodata edge (dark water beside a bright mean: 0.62-0.83
     of the MS), where a raster edge, mirrored, drew none."""
     holes = ~valid
@@ -118,6 +119,20 @@ def fill_holes(arr: np.ndarray, valid: np.ndarray, fallback: np.ndarray) -> None
         ds = mem.Create("", w, h, 1, gdal.GDT_Float32)
         band = ds.GetRasterBand(1)
         band.WriteArray(np.where(valid, arr[b], np.float32(np.nan)))
-        gdal.FillNodata(band, mask.GetRasterBand(1), FILL_REACH, 0)
+        gdal.FillNodata(band, mask.GetRasterBand(1), reach, 0)
         filled = band.ReadAsArray()
         arr[b] = np.where(np.isfinite(filled), filled, np.float32(fallback[b]))
+
+
+def read_filled(ds: gdal.Dataset, row: int, col: int, rows: int, cols: int, nodata: float | None,
+                fallback: np.ndarray, reach: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """A window as ``read_padded`` reads it (mirrored beyond the raster) and its validity (None: all valid), its holes
+    filled (``fill_holes``) on a window ``reach`` pixels larger: a pixel's fill then depends on the scene within
+    ``reach`` of it only, never on the tile it falls in (a classical method's tiles equal one whole-scene pass)."""
+    big = read_padded(ds, row - reach, col - reach, rows + 2 * reach, cols + 2 * reach, "symmetric")
+    valid = valid_pixels(big, nodata)
+    inner = (slice(None), slice(reach, reach + rows), slice(reach, reach + cols))
+    if valid is None:
+        return big[inner].copy(), None
+    fill_holes(big, valid, fallback, reach)
+    return big[inner].copy(), valid[inner[1:]].copy()

@@ -44,7 +44,6 @@ from .raster_io import (
     output_nodata,
     outputs,
     read_decimated,
-    read_padded,
     to_dtype,
     valid_pixels,
     value_range,
@@ -324,17 +323,15 @@ class _TileRunner:
         H, W = rows + 2 * m, cols + 2 * m
         mr, mh = self._ms_window(R0, H, 0)
         mc, mw = self._ms_window(C0, W, 1)
-        with self.read_lock:
-            pan = read_padded(self.pan_ds, R0, C0, H, W, "symmetric")
-            # both mirrored beyond the raster edge, so the margin is one consistent (mirrored) scene: a
-            # mirrored PAN over repeated MS edge pixels misleads a learned model's tile context (docs/VALIDATION.md)
-            ms = read_padded(self.ms_ds, mr, mc, mh, mw, "symmetric")
-        pan_valid, ms_valid = valid_pixels(pan, self.pan.nodata), valid_pixels(ms, self.ms.nodata)
         st = self.stats
-        if pan_valid is not None:   # holes filled from their edges, the scene mean beyond (``masks.fill_holes``)
-            masks.fill_holes(pan, pan_valid, np.array([st.pan_mean]))
-        if ms_valid is not None:
-            masks.fill_holes(ms, ms_valid, st.ms_mean)
+        with self.read_lock:
+            # both mirrored beyond the raster edge, so the margin is one consistent (mirrored) scene: a
+            # mirrored PAN over repeated MS edge pixels misleads a learned model's tile context (docs/VALIDATION.md);
+            # holes filled from their edges, the scene mean beyond (``masks.read_filled``)
+            pan, pan_valid = masks.read_filled(self.pan_ds, R0, C0, H, W, self.pan.nodata, np.array([st.pan_mean]),
+                                               masks.PAN_FILL_REACH)
+            ms, ms_valid = masks.read_filled(self.ms_ds, mr, mc, mh, mw, self.ms.nodata, st.ms_mean,
+                                             masks.MS_FILL_REACH)
         origin = (self.plan.ms_origin[0] + mr * k - R0, self.plan.ms_origin[1] + mc * k - C0)
         lms = upsample(ms, k, (H, W), origin)
         holes = pan_valid is not None or ms_valid is not None   # declared nodata, or non-finite values

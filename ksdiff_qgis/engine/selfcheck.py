@@ -33,8 +33,8 @@ from .feedback import Feedback
 from .filters import upsample, wald_degrade
 from .grid import GridPlan
 from .learned import zero_fill
-from .masks import fill_holes
-from .raster_io import RasterInfo, read_padded, valid_pixels
+from .masks import MS_FILL_REACH, PAN_FILL_REACH, read_filled
+from .raster_io import RasterInfo, valid_pixels
 from .sensors import Sensor
 
 AUTO = "auto"
@@ -266,13 +266,16 @@ class _Sample:
         off = (y - self.R0, x - self.C0)                   # MS corner relative to the PAN pixel grid
         H, W = h + 2 * ctx, w + 2 * ctx                    # region, MS pixels
         pad = 2
-        self.ms_raw = read_padded(ms_ds, r - ctx - pad, c - ctx - pad, H + 2 * pad, W + 2 * pad, "symmetric")
-        self.ms_ok = _valid(self.ms_raw, ms.nodata)
+        # holes filled as the pipeline fills them (``masks.read_filled``)
+        self.ms_raw, ok = read_filled(ms_ds, r - ctx - pad, c - ctx - pad, H + 2 * pad, W + 2 * pad, ms.nodata,
+                                      stats.ms_mean, MS_FILL_REACH)
+        self.ms_ok = np.ones(self.ms_raw.shape[1:], dtype=bool) if ok is None else ok
         self.pan = None
         if not _enough(self.ms_ok[pad:pad + H, pad:pad + W], ctx):
             return
-        pan_arr = read_padded(pan_ds, self.R0, self.C0, H * k, W * k, "symmetric")
-        pan_ok = _valid(pan_arr, pan.nodata)
+        pan_arr, ok = read_filled(pan_ds, self.R0, self.C0, H * k, W * k, pan.nodata, np.array([stats.pan_mean]),
+                                  PAN_FILL_REACH)
+        pan_ok = np.ones(pan_arr.shape[1:], dtype=bool) if ok is None else ok
         ms_ok = self.ms_ok[pad:pad + H, pad:pad + W]
         # what the window may be chosen on and a learned fuser may summarise: the data, less an undeclared fill of
         # zeros, which the pipeline fuses as data but leaves out of a learned tile's context (``_context_valid``)
@@ -283,8 +286,6 @@ class _Sample:
         ms_data = ms_ok if fill is None else ms_ok & ~fill.reshape(H, k, W, k).all(axis=(1, 3))
         if not (_enough(ms_data, ctx) and _enough(pan_data, ctx * k)):
             return
-        fill_holes(pan_arr, pan_ok, np.array([stats.pan_mean]))   # holes filled as the pipeline fills them
-        fill_holes(self.ms_raw, self.ms_ok, stats.ms_mean)
         self.pan = pan_arr[0]
         full = pan_data & np.repeat(np.repeat(ms_data, k, axis=0), k, axis=1)
         holes = not full.all()
