@@ -5,11 +5,16 @@ The pipeline honours nodata in every step (scene statistics, the self-check, eac
 masked input is read through a virtual float view of it (GDAL's warper on the same grid, nearest neighbour) in
 which the hidden pixels are NaN and NaN is the declared nodata. Values are unchanged; the view's ``RasterInfo``
 keeps the product's data type and NBITS, so normalisation and the output type stay the product's.
+
+Before the filters and the networks read a window, its holes are filled from their edges (``read_filled``): the fill
+never reaches the output (holes stay nodata) but the filters read a few pixels into a hole.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
+import threading
 
 import numpy as np
 from osgeo import gdal
@@ -125,11 +130,14 @@ def fill_holes(arr: np.ndarray, valid: np.ndarray, fallback: np.ndarray, reach: 
 
 
 def read_filled(ds: gdal.Dataset, row: int, col: int, rows: int, cols: int, nodata: float | None,
-                fallback: np.ndarray, reach: int) -> tuple[np.ndarray, np.ndarray | None]:
+                fallback: np.ndarray, reach: int,
+                lock: threading.Lock | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """A window as ``read_padded`` reads it (mirrored beyond the raster) and its validity (None: all valid), its holes
     filled (``fill_holes``) on a window ``reach`` pixels larger: a pixel's fill then depends on the scene within
-    ``reach`` of it only, never on the tile it falls in (a classical method's tiles equal one whole-scene pass)."""
-    big = read_padded(ds, row - reach, col - reach, rows + 2 * reach, cols + 2 * reach, "symmetric")
+    ``reach`` of it only, never on the tile it falls in (a classical method's tiles equal one whole-scene pass).
+    ``lock``: held while reading only (one GDAL dataset, several tile workers), not while filling."""
+    with lock or contextlib.nullcontext():
+        big = read_padded(ds, row - reach, col - reach, rows + 2 * reach, cols + 2 * reach, "symmetric")
     valid = valid_pixels(big, nodata)
     inner = (slice(None), slice(reach, reach + rows), slice(reach, reach + cols))
     if valid is None:

@@ -324,14 +324,13 @@ class _TileRunner:
         mr, mh = self._ms_window(R0, H, 0)
         mc, mw = self._ms_window(C0, W, 1)
         st = self.stats
-        with self.read_lock:
-            # both mirrored beyond the raster edge, so the margin is one consistent (mirrored) scene: a
-            # mirrored PAN over repeated MS edge pixels misleads a learned model's tile context (docs/VALIDATION.md);
-            # holes filled from their edges, the scene mean beyond (``masks.read_filled``)
-            pan, pan_valid = masks.read_filled(self.pan_ds, R0, C0, H, W, self.pan.nodata, np.array([st.pan_mean]),
-                                               masks.PAN_FILL_REACH)
-            ms, ms_valid = masks.read_filled(self.ms_ds, mr, mc, mh, mw, self.ms.nodata, st.ms_mean,
-                                             masks.MS_FILL_REACH)
+        # both mirrored beyond the raster edge, so the margin is one consistent (mirrored) scene: a mirrored PAN over
+        # repeated MS edge pixels misleads a learned model's tile context (docs/VALIDATION.md); holes filled from
+        # their edges, the scene mean beyond (``masks.read_filled``)
+        pan, pan_valid = masks.read_filled(self.pan_ds, R0, C0, H, W, self.pan.nodata, np.array([st.pan_mean]),
+                                           masks.PAN_FILL_REACH, self.read_lock)
+        ms, ms_valid = masks.read_filled(self.ms_ds, mr, mc, mh, mw, self.ms.nodata, st.ms_mean,
+                                         masks.MS_FILL_REACH, self.read_lock)
         origin = (self.plan.ms_origin[0] + mr * k - R0, self.plan.ms_origin[1] + mc * k - C0)
         lms = upsample(ms, k, (H, W), origin)
         holes = pan_valid is not None or ms_valid is not None   # declared nodata, or non-finite values
