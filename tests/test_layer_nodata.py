@@ -160,11 +160,14 @@ def test_processing_uses_the_layers_crs(qgis_app, data_dir, tmp_path):
     bare = {k: _copy_with_crs(p, tmp_path / f"bare_{k}.tif", None) for k, p in (("pan", pan), ("ms", ms))}
     ed50 = {k: _copy_with_crs(p, tmp_path / f"ed50_{k}.tif", 23031) for k, p in (("pan", pan), ("ms", ms))}
 
+    added = []
+
     def layer(path, epsg=None):
         lyr = QgsRasterLayer(str(path), "layer")
         if epsg:
             lyr.setCrs(QgsCoordinateReferenceSystem(f"EPSG:{epsg}"))
         QgsProject.instance().addMapLayer(lyr)
+        added.append(lyr.id())
         return lyr
 
     def run(name, params, log=None):
@@ -192,7 +195,8 @@ def test_processing_uses_the_layers_crs(qgis_app, data_dir, tmp_path):
         assert np.array_equal(arr, expected[0]), name
         assert out_gt == pytest.approx(expected[1]) and epsg == expected[2], (name, out_gt, epsg)
         assert any(line.startswith("WARNING") and says in line for line in log.lines), (name, log.lines)
-    QgsProject.instance().removeAllMapLayers()
+    # only this test's layers: removing every layer of the session's project (other tests' too) crashed QGIS once
+    QgsProject.instance().removeMapLayers(added)
 
 
 def test_assess_uses_the_layers_crs(qgis_app, data_dir, tmp_path):
