@@ -473,6 +473,29 @@ def test_ms_band_flagged_as_alpha_is_fused_with_a_warning(data_dir, tmp_path):
         assert gdal.Open(res.output_path).RasterCount == 4
 
 
+def test_a_16bit_ms_with_a_255_alpha_band_keeps_its_opaque_pixels(data_dir, tmp_path):
+    """A UInt16 MS whose fifth band is an alpha of 0 and 255 (gdalbuildvrt -addalpha beside 16-bit data, stored as one
+    type): only the 0 pixels are nodata (the warper took 65535 as opaque, so 255 hid every pixel: 'everything is
+    nodata')."""
+    src = gdal.Open(str(data_dir / "wv2_ms.tif"))
+    arr = src.ReadAsArray()
+    alpha = np.full(arr.shape[1:], 255, np.uint16)
+    alpha[:4] = 0
+    ms = str(tmp_path / "ms_alpha.tif")
+    ds = gdal.GetDriverByName("GTiff").Create(ms, src.RasterXSize, src.RasterYSize, 5, gdal.GDT_UInt16)
+    ds.SetGeoTransform(src.GetGeoTransform())
+    ds.SetProjection(src.GetProjection())
+    for b, band in enumerate([*arr, alpha], start=1):
+        ds.GetRasterBand(b).WriteArray(band)
+    ds.GetRasterBand(5).SetColorInterpretation(gdal.GCI_AlphaBand)
+    ds = None
+    src = None
+    res = pansharpen(str(data_dir / "wv2_pan.tif"), ms, str(tmp_path / "o.tif"), "wv2", "mtf_glp_hpm")
+    out = gdal.Open(res.output_path).ReadAsArray()
+    hidden = (out == 0).all(axis=0)
+    assert hidden[:16].all() and hidden[16:].mean() < 0.01
+
+
 def test_ms_transparency_mask_band_is_left_out(data_dir, tmp_path):
     """An RGBA MS whose alpha band really is a mask (only 0 and 255): the mask is not fused as a fourth band and the
     pixels it hides are nodata, whatever values they hold; with MS_BANDS chosen it still hides them."""

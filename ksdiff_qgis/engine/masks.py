@@ -41,7 +41,12 @@ def masked_view(ds: gdal.Dataset, info: RasterInfo, what: str, alpha: bool = Fal
                 dstNodata=NAN)
     # the warper applies a source nodata value instead of the mask, so the mask first ("None": not the file's
     # nodata), then the nodata value on that view; nearest neighbour copies the first view's NaN as they are
-    steps = [dict(srcNodata="None", outputType=gdal.GDT_Float64 if wide else gdal.GDT_Float32, srcAlpha=alpha)]
+    first = dict(srcNodata="None", outputType=gdal.GDT_Float64 if wide else gdal.GDT_Float32, srcAlpha=alpha)
+    if alpha:   # the band's own opaque value: the warper takes the type's maximum, and a 255 in UInt16 hid everything
+        top = gdal_call(ds.GetRasterBand(ds.RasterCount).ComputeRasterMinMax, True)[0]
+        if top is not None and top[1] > 0:
+            first["warpOptions"] = [f"SRC_ALPHA_MAX={top[1]:g}"]
+    steps = [first]
     if info.nodata is not None and not math.isnan(info.nodata):
         # band by band, as the pipeline reads nodata (a pixel is a hole when any band holds the value); the warper
         # by default keeps a pixel unless every band holds it (dark NIR zeros over water stayed data)
