@@ -118,7 +118,7 @@ def fill_holes(arr: np.ndarray, valid: np.ndarray, fallback: np.ndarray, reach: 
     holes = ~valid
     if not holes.any():
         return
-    if not valid.any():
+    if reach <= 0 or not valid.any():   # no filter reads into the holes (or nothing to extend): the mean
         arr[:, holes] = np.asarray(fallback, dtype=arr.dtype)[:, None]
         return
     h, w = valid.shape

@@ -327,8 +327,10 @@ class _TileRunner:
         # both mirrored beyond the raster edge, so the margin is one consistent (mirrored) scene: a mirrored PAN over
         # repeated MS edge pixels misleads a learned model's tile context (docs/VALIDATION.md); holes filled from
         # their edges, the scene mean beyond (``masks.read_filled``)
+        # a method that reads the PAN pixel by pixel (no margin: GSA, Brovey, EXP) never looks into a PAN hole
+        pan_reach = masks.PAN_FILL_REACH if m else 0
         pan, pan_valid = masks.read_filled(self.pan_ds, R0, C0, H, W, self.pan.nodata, np.array([st.pan_mean]),
-                                           masks.PAN_FILL_REACH, self.read_lock)
+                                           pan_reach, self.read_lock)
         ms, ms_valid = masks.read_filled(self.ms_ds, mr, mc, mh, mw, self.ms.nodata, st.ms_mean,
                                          masks.MS_FILL_REACH, self.read_lock)
         origin = (self.plan.ms_origin[0] + mr * k - R0, self.plan.ms_origin[1] + mc * k - C0)
