@@ -140,12 +140,17 @@ def read_filled(ds: gdal.Dataset, row: int, col: int, rows: int, cols: int, noda
     """A window as ``read_padded`` reads it (mirrored beyond the raster) and its validity (None: all valid), its holes
     filled (``fill_holes``) on a window ``reach`` pixels larger: a pixel's fill then depends on the scene within
     ``reach`` of it only, never on the tile it falls in (a classical method's tiles equal one whole-scene pass).
-    ``lock``: held while reading only (one GDAL dataset, several tile workers), not while filling."""
-    with lock or contextlib.nullcontext():
+    ``lock``: held while reading only (one GDAL dataset, several tile workers), not while filling. The larger window
+    is read only when this one has holes (most tiles have none)."""
+    lock = lock or contextlib.nullcontext()
+    with lock:
+        arr = read_padded(ds, row, col, rows, cols, "symmetric")
+    valid = valid_pixels(arr, nodata)
+    if valid is None or valid.all() or reach <= 0:
+        if valid is not None:
+            fill_holes(arr, valid, fallback, 0)
+        return arr, valid
+    with lock:
         big = read_padded(ds, row - reach, col - reach, rows + 2 * reach, cols + 2 * reach, "symmetric")
-    valid = valid_pixels(big, nodata)
-    inner = (slice(None), slice(reach, reach + rows), slice(reach, reach + cols))
-    if valid is None:
-        return big[inner].copy(), None
-    fill_holes(big, valid, fallback, reach)
-    return big[inner].copy(), valid[inner[1:]].copy()
+    fill_holes(big, valid_pixels(big, nodata), fallback, reach)
+    return big[:, reach:reach + rows, reach:reach + cols].copy(), valid

@@ -34,7 +34,7 @@ from .filters import upsample, wald_degrade
 from .grid import GridPlan
 from .learned import zero_fill
 from .masks import MS_FILL_REACH, PAN_FILL_REACH, read_filled
-from .raster_io import RasterInfo, valid_pixels
+from .raster_io import RasterInfo
 from .sensors import Sensor
 
 AUTO = "auto"
@@ -195,12 +195,6 @@ def _spread_order(n: int) -> list[int]:
 
 def _overlaps(a, b) -> bool:
     return a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]
-
-
-def _valid(arr: np.ndarray, nodata: float | None) -> np.ndarray:
-    """``raster_io.valid_pixels`` as an array (all True where it says None)."""
-    v = valid_pixels(arr, nodata)
-    return np.ones(arr.shape[1:], dtype=bool) if v is None else v
 
 
 # -------------------------------------------------------------------------------- the check
