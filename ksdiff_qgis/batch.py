@@ -126,6 +126,15 @@ def share_memory(memory_limit: int | None, slots: int) -> None:
     os.environ[memory.ENV_LIMIT] = f"{min(share, memory.SAFE_SHARE * free) if free else share:.0f}"
 
 
+def quiet_gdal() -> None:
+    """Keep GDAL's own error lines off this worker's console: every failure a scene meets reaches its record and
+    the summary as one message naming the file (GDAL's raw "ERROR 1: TIFFReadEncodedStrip…" lines came first).
+    Process-wide on purpose: the engine reads tiles on its own threads."""
+    from osgeo import gdal
+
+    gdal.SetErrorHandler("CPLQuietErrorHandler")
+
+
 def scene_task(scene: Scene, threads: int, threads_by_worker: dict[str, int], force: bool) -> dict:
     """The Dask task of one scene: pick this worker's thread count (unless given), run the scene."""
     from dask.distributed import get_worker
@@ -134,6 +143,7 @@ def scene_task(scene: Scene, threads: int, threads_by_worker: dict[str, int], fo
     # a worker that joined after the plan (autoscaling) divides its own cores by its own slots
     threads = threads or threads_by_worker.get(worker.address) or max(1, usable_cores() // worker.state.nthreads)
     share_memory(worker.memory_manager.memory_limit, worker.state.nthreads)
+    quiet_gdal()
     record = run_scene(scene, cores=threads, force=force)
     record["worker"] = worker.address
     return record

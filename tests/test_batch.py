@@ -37,6 +37,8 @@ BAD = [
     (DATA / "missing_pan.tif", DATA / "wv2_ms.tif", "wv2", "gsa", "out/missing.tif", "", ""),
     # the output folder cannot be created (a file is in the way): an OSError, retried, then reported
     (DATA / "wv2_pan.tif", DATA / "wv2_ms.tif", "wv2", "brovey", "blocker/sub/brovey.tif", "", ""),
+    # a truncated MS (written by the fixture beside the list): one clear message, no raw GDAL lines on the console
+    (DATA / "wv2_pan.tif", "truncated_ms.tif", "wv2", "mtf_glp_hpm", "out/truncated.tif", "", ""),
 ]
 
 
@@ -75,6 +77,8 @@ def first_run(tmp_path_factory):
     """The scene list run once on 2 local workers: (folder, report records, summary, exit code, log)."""
     d = tmp_path_factory.mktemp("batch")
     (d / "blocker").write_text("a file where a folder should be")
+    whole = (DATA / "wv2_ms.tif").read_bytes()
+    (d / "truncated_ms.tif").write_bytes(whole[: len(whole) * 2 // 3])
     write_csv(d / "scenes.csv", GOOD + BAD)
     rc, log = run_cli(str(d / "scenes.csv"), "--workers", "2", "--retries", "1", "--report", str(d / "report.jsonl"))
     records, summary = read_report(d / "report.jsonl")
@@ -84,7 +88,7 @@ def first_run(tmp_path_factory):
 def test_batch_runs_mixed_scenes_and_reports_bad_ones(first_run):
     d, records, summary, rc, log = first_run
     assert rc == 1, log                                  # some scenes failed
-    assert summary["scenes"] == 6 and summary["done"] == 4 and summary["failed"] == 2, log
+    assert summary["scenes"] == 7 and summary["done"] == 4 and summary["failed"] == 3, log
     for row in GOOD:
         rec = records[Path(row[4]).name]
         assert rec["status"] == "done" and rec["error"] is None
@@ -98,6 +102,8 @@ def test_batch_runs_mixed_scenes_and_reports_bad_ones(first_run):
     assert "cannot open the PAN raster" in records["missing.tif"]["error"]
     assert "Error" in records["brovey.tif"]["error"]      # e.g. NotADirectoryError, after its retry
     assert "missing.tif: cannot open the PAN raster" in log
+    assert "unreadable or truncated" in records["truncated.tif"]["error"]
+    assert "ERROR 1" not in log   # GDAL's own lines (TIFFReadEncodedStrip...) stay off the console
     assert not list(d.rglob("*.partial")) and not (d / "out" / "missing.tif").exists()
 
 
