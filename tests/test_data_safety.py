@@ -162,18 +162,21 @@ def test_leftover_partials_of_killed_runs_are_removed(qgis_app, pair, tmp_path):
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="Windows does not delete an open file anyway")
-def test_partial_of_a_live_run_is_kept(qgis_app, pair, tmp_path):
-    """Another run writing to the same output right now holds a lock on its temporary file."""
+def test_output_a_live_run_writes_is_refused_and_its_file_kept(qgis_app, pair, tmp_path):
+    """Another run writing to the same output right now holds a lock on its temporary file: a second run onto
+    that output stops before writing (QA: two desktop runs onto one path both reported success and the later
+    rename silently replaced the other's result), and leaves the live run's file alone."""
     import fcntl
 
+    out = tmp_path / "fused.tif"
+    out.write_bytes(OLD)
     live = tmp_path / ".fused.tif.0badcafe.partial"
     live.write_bytes(b"being written")
     with open(live, "rb") as held:
         fcntl.flock(held, fcntl.LOCK_SH)    # what GeoTiffWriter does while it writes
-        fb = _recording_feedback()
-        _run({**pair, "OUTPUT": str(tmp_path / "fused.tif")}, fb)
-    assert live.exists()
-    assert not any("0badcafe" in m for m in fb.infos)
+        _fails({**pair, "OUTPUT": str(out)}, "another run is writing the output")
+    assert live.exists() and out.read_bytes() == OLD
+    assert _partials(tmp_path) == [live.name]
 
 
 # 2. cancel before commit -------------------------------------------------------------------------------

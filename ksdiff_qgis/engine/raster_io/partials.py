@@ -41,6 +41,11 @@ def _in_use(partial: str) -> bool:
     return False
 
 
+def live_partials(path: str) -> list[str]:
+    """Temporary files that runs writing to ``path`` right now hold (see ``hold``)."""
+    return [p for p in stale_partials(path) if p.endswith(".partial") and _in_use(p)]
+
+
 def remove_stale_partials(path: str) -> list[str]:
     """Delete the leftovers of killed runs onto ``path``; return the ones removed.
 

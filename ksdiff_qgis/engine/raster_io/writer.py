@@ -12,7 +12,7 @@ from osgeo import gdal
 from ..errors import Cancelled, InputError
 from ..gdalutil import close_dataset, gdal_try
 from .info import RasterInfo
-from .partials import hold, remove_stale_partials
+from .partials import hold, live_partials, remove_stale_partials
 
 try:                  # POSIX only: Windows has no file size limit to report
     import resource
@@ -117,6 +117,11 @@ class GeoTiffWriter:
     def __init__(self, path: str, width: int, height: int, ms: RasterInfo, gt, wkt: str,
                  band_names: list[str], nodata: float | None, options: list[str] | None = None):
         check_writable(path)
+        busy = live_partials(path)
+        if busy:   # both would report success and the later rename would silently replace the other's result
+            raise InputError(f"another run is writing the output {path!r} right now (its temporary file "
+                             f"{os.path.basename(busy[0])} is in use): choose another OUTPUT, or run again once "
+                             "that run has finished")
         self.path = path
         self.removed_partials = remove_stale_partials(path)
         folder, name = os.path.split(os.path.abspath(path))
