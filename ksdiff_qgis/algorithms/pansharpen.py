@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 
 from qgis.core import (
+    QgsCoordinateReferenceSystem,
     QgsProcessingException,
     QgsProcessingOutputNumber,
     QgsProcessingOutputString,
@@ -266,9 +267,13 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
         if given in (None, ""):
             return None, None
         named = str(given).rsplit("[", 1)[1].rstrip("] ").strip() if isinstance(given, str) and "[" in given else ""
-        if named and not self.parameterAsExtentCrs(parameters, self.EXTENT, context).isValid():
-            # QGIS takes an extent with a CRS it does not know as one in the layer's CRS: refuse it instead
-            raise QgsProcessingException(tr("EXTENT names the CRS {}, which QGIS does not know").format(named))
+        # QGIS reads an extent whose CRS it does not know in the project's CRS (parameterAsExtentCrs falls back to
+        # it; without a project CRS, to the layer's): judge the named CRS itself, as QGIS parses it
+        if named and not QgsCoordinateReferenceSystem(named).isValid():
+            raise QgsProcessingException(
+                tr("EXTENT names the CRS {}, which QGIS does not know: give the extent in a CRS QGIS knows, e.g. "
+                   "'xmin,xmax,ymin,ymax [EPSG:4326]', or draw it on the map canvas; nothing was written"
+                   ).format(named))
         layer = self.parameterAsRasterLayer(parameters, self.PAN, context)
         crs = layer.crs() if layer is not None else None
         rect = self.parameterAsExtent(parameters, self.EXTENT, context, crs) if crs else \
