@@ -20,7 +20,7 @@ from ..engine.errors import Cancelled, InputError
 from ..engine.report import INDICES, check_report_path, html_report
 from ..engine.sensors import SENSORS
 from .base import KsdiffAlgorithm, translator
-from .common import ProcessingFeedback, layer_crs, layer_nodata, raster_path
+from .common import ProcessingFeedback, input_notes, layer_crs, layer_nodata, raster_path
 from .compat import KeyedEnum, set_help
 
 # every sensor, in the table's order: generic (generic MTF gains, the data's ratio and maximum) came last, after the
@@ -103,6 +103,9 @@ class AssessAlgorithm(KsdiffAlgorithm):
         layers = (("FUSED", fused), ("REFERENCE", ref), ("PAN", pan), ("MS", ms))
         self._nodata = {role: layer_nodata(layer) for role, layer in layers}
         self._crs = {role: layer_crs(layer) for role, layer in layers}   # as QGIS shows them (ksdiff:pansharpen too)
+        for note in input_notes({role: layer for role, layer in layers if layer is not None}):
+            if feedback is not None:
+                feedback.pushWarning(note)
         self._ref = raster_path(ref, "REFERENCE") if ref is not None else None
         if (pan is None) != (ms is None):
             raise QgsProcessingException(

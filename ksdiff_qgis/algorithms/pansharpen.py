@@ -28,7 +28,7 @@ from ..engine.raster_io import open_raster, outputs
 from ..engine.runtime import default_threads
 from ..engine.sensors import AUTO, SENSORS
 from .base import KsdiffAlgorithm, translator
-from .common import NaturalColour, ProcessingFeedback, layer_crs, layer_nodata, raster_path
+from .common import NaturalColour, ProcessingFeedback, input_notes, layer_crs, layer_nodata, raster_path
 from .compat import NUMBER_INTEGER, KeyedEnum, advanced, set_help
 from .layer_pair import dialog_defaults
 from .options import device_labels, method_labels, parse_gains, precision_labels, sensor_labels
@@ -231,6 +231,9 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
         ms_layer = self.parameterAsRasterLayer(parameters, self.MS, context)
         self._pan, self._ms = raster_path(pan_layer, "PAN"), raster_path(ms_layer, "MS")
         self._nodata = (layer_nodata(pan_layer), layer_nodata(ms_layer))
+        for note in input_notes({"PAN": pan_layer, "MS": ms_layer}):   # layer settings the run reads past
+            if feedback is not None:
+                feedback.pushWarning(note)
         self._crs = (layer_crs(pan_layer), layer_crs(ms_layer))   # EXTENT (_area) is reprojected into the PAN's
         self._sensor = self._enum(parameters, self.SENSOR, context)
         self._method = self._enum(parameters, self.METHOD, context)
