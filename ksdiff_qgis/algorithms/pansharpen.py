@@ -328,11 +328,15 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
             detail.strip().splitlines()[0], smaller, default_threads(), self._output)
 
     def _describe_layer_to_load(self, context, rgb: tuple[int, int, int] | None, method: str) -> None:
-        """Name the layer the dialog loads after the method and MS layer, and show it in natural colour."""
+        """Name the layer a direct run loads after the method and MS layer (a model's output keeps its own name), and
+        show it in natural colour."""
         if not context.willLoadLayerOnCompletion(self._output):
             return
         details = context.layerToLoadOnCompletionDetails(self._output)
-        label = method_names()[method].split(" (")[0]   # what ran (METHOD auto may fall back)
-        # QGIS still prefers the file name for a typed path (its "use filename as layer name" setting)
-        details.name = "{} – {}".format(label, self._ms_name)
+        # a direct run's layer is named after the output's description ("Pansharpened"); inside a graphical model
+        # QGIS names it after the model output ("fused"), and the MS is often an intermediate layer ("OUTPUT")
+        if details.name in ("", self.parameterDefinition(self.OUTPUT).description()):
+            label = method_names()[method].split(" (")[0]   # what ran (METHOD auto may fall back)
+            # QGIS still prefers the file name for a typed path (its "use filename as layer name" setting)
+            details.name = "{} – {}".format(label, self._ms_name)
         details.setPostProcessor(NaturalColour.create(rgb))
