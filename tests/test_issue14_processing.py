@@ -246,6 +246,29 @@ def test_help_is_plain_text_with_parameter_help(qgis_app):
     assert not alg.parameterDefinition("EXTENT").flags() & FLAG_ADVANCED
 
 
+def test_parameter_help_states_each_default(qgis_app):
+    """QGIS 3.22's ``qgis_process help`` prints no defaults: every option list and number of both algorithms says its
+    own in its help (QA: TILE_SIZE, OVERLAP, DEVICE, COMPRESSION and assess SENSOR did not)."""
+    from qgis.core import QgsApplication, QgsProcessingParameterNumber
+
+    from ksdiff_qgis.algorithms.compat import KeyedEnum
+
+    checked = []
+    for alg_id in ("ksdiff:pansharpen", "ksdiff:assess"):
+        for p in QgsApplication.processingRegistry().algorithmById(alg_id).parameterDefinitions():
+            if isinstance(p, KeyedEnum):
+                want = "Default: {}".format(p.keys[p.defaultValue()])
+            elif isinstance(p, QgsProcessingParameterNumber):
+                want = "Default: {:g}".format(p.defaultValue())
+            else:
+                continue
+            assert want in p.help(), (alg_id, p.name(), p.help())
+            checked.append(p.name())
+    assert {"TILE_SIZE", "OVERLAP", "DEVICE", "COMPRESSION", "SENSOR"} <= set(checked)
+    alg = QgsApplication.processingRegistry().algorithmById("ksdiff:pansharpen")
+    assert "Default: 512 (64 to 8192)" in alg.parameterDefinition("TILE_SIZE").help()
+
+
 def test_generic_sensor_with_custom_gains(qgis_app, data_dir, tmp_path):
     out, ref = str(tmp_path / "g.tif"), str(tmp_path / "qb.tif")
     common = {"PAN": str(data_dir / "wv2_pan.tif"), "MS": str(data_dir / "wv2_ms.tif"), "METHOD": "mtf_glp_hpm"}

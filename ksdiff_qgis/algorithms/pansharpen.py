@@ -136,8 +136,10 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
              tr("Multispectral raster, pixels coarser than PAN (e.g. 4 times); another CRS, a shifted grid or a "
                 "ratio that is not a whole number is handled (with a warning).")),
             (enums[self.SENSOR],
-             tr("Sets the band layout and MTF (blur) of the sensor; auto guesses it from the data and its metadata.")),
-            (enums[self.METHOD], tr("KSDiff (learned) or a classical method.")),
+             tr("Sets the band layout and MTF (blur) of the sensor. Default: auto (guessed from the data and its "
+                "metadata; the log says what and why).")),
+            (enums[self.METHOD], tr("KSDiff (learned) or a classical method. Default: auto (KSDiff, checked on "
+                                    "this scene first; the best classical method there when the model loses).")),
             (QgsProcessingParameterExtent(self.EXTENT, tr("Area of interest (default: the whole PAN/MS overlap)"),
                                           optional=True),
              tr("Only this window is fused, snapped outward to the PAN grid; any CRS (reprojected to PAN's).")),
@@ -154,10 +156,11 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
             (QgsProcessingParameterFile(self.MODEL, tr("ONNX model overriding the bundled one"), extension="onnx",
                                         optional=True),
              tr("An ONNX model with its model card (JSON) beside it.")),
-            (enums[self.DEVICE], tr("Where a learned model runs: auto uses an NVIDIA GPU when present.")),
+            (enums[self.DEVICE], tr("Where a learned model runs. Default: auto (an NVIDIA GPU when present, else "
+                                    "the CPU); cuda that cannot run falls back to the CPU with a warning.")),
             (enums[self.PRECISION],
-             tr("int8 (default) runs the model's int8 variant on CPU when it carries one: about 1.5x faster, ERGAS "
-                "within 1 % of float32 on every bench scene (docs/BENCHMARKS.md); float32 runs it unquantized. A GPU "
+             tr("Default: int8, the model's int8 variant on CPU when it carries one: about 1.5x faster, ERGAS "
+                "within 1 % of float32 on every bench scene (docs/BENCHMARKS.md); fp32 runs it unquantized. A GPU "
                 "always runs float32.")),
             (QgsProcessingParameterBoolean(self.CONSISTENCY, tr("Project a learned output onto the MS "
                                                                 "(one spectral-consistency step)"), defaultValue=True),
@@ -174,15 +177,17 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
                                           defaultValue=512, minValue=64, maxValue=8192),
              tr("PAN pixels per tile side; smaller tiles use less memory. A learned model adapts to each tile's "
                 "content, so its pixels change a little with the tile size (KSDiff: 1-2 % of the mean value between "
-                "256 and 1024): keep it fixed across scenes you compare.")),
+                "256 and 1024): keep it fixed across scenes you compare. Default: 512 (64 to 8192).")),
             (QgsProcessingParameterNumber(self.OVERLAP, tr("Tile overlap (PAN pixels)"), NUMBER_INTEGER,
                                           defaultValue=32, minValue=0, maxValue=4096),
-             tr("Blended overlap between neighbouring tiles.")),
+             tr("Blended overlap between neighbouring tiles. Default: 32 (0 to half the tile size).")),
             (QgsProcessingParameterNumber(self.THREADS, tr("CPU threads for a learned model (0 = all cores)"),
                                           NUMBER_INTEGER, defaultValue=0, minValue=0, maxValue=256),
-             tr("CPU threads ONNX Runtime may use.")),
+             tr("CPU threads ONNX Runtime may use. Default: 0 (all cores, shared out between the tiles fused at a "
+                "time).")),
             (enums[self.COMPRESSION],
-             tr("Lossless encoding of the output GeoTIFF; DEFLATE (level 1, with a predictor) is fast and small.")),
+             tr("Lossless encoding of the output GeoTIFF. Default: deflate (level 1, with a predictor): fast and "
+                "small.")),
             (QgsProcessingParameterBoolean(self.COG, tr("Write a Cloud-Optimized GeoTIFF (with overviews)"),
                                            defaultValue=False),
              tr("COG layout with internal overviews, for web and cloud use; takes a second pass.")),
