@@ -109,14 +109,13 @@ def unused_layer_nodata(layer, name: str) -> str | None:
     spans = list(provider.userNoDataValues(1)) if provider is not None else []
     if not spans:
         return None
-    where = tr("{}: the no-data value {} set on the layer '{}' (Layer Properties > Transparency) is not used").format(
-        name, ", ".join(_span_text(s) for s in spans), layer.name())
     if provider.sourceHasNoDataValue(1):
-        return tr("{}: the run reads the file, which declares its own no-data value, {}, and that one is used. To "
-                  "use {} instead, write it into a copy of the file and give that: gdal_translate -a_nodata {} "
-                  "\"{}\" copy.tif (or Raster > Conversion > Translate, 'Assign a specified nodata value').").format(
-            where, "{:g}".format(provider.sourceNoDataValue(1)), _span_text(spans[0]), _span_text(spans[0]),
-            raster_path(layer, name))
+        return tr("{}: the no-data value {} set on the layer '{}' (Layer Properties > Transparency) is not used: the "
+                  "run reads the file, which declares its own no-data value, {}, and that one is used. To use {} "
+                  "instead, write it into a copy of the file and give that: gdal_translate -a_nodata {} \"{}\" "
+                  "copy.tif (or Raster > Conversion > Translate, 'Assign a specified nodata value').").format(
+            name, ", ".join(_span_text(s) for s in spans), layer.name(), "{:g}".format(provider.sourceNoDataValue(1)),
+            _span_text(spans[0]), _span_text(spans[0]), raster_path(layer, name))
     chosen = layer_nodata(layer)
     unused = [s for s in spans if not (s.min() == s.max() == chosen)]
     if not unused:
