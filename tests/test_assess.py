@@ -252,6 +252,39 @@ def test_assess_full_tiled_equals_whole_at_ratio_3(data_dir, tmp_path, monkeypat
         assert tiled[key] == pytest.approx(whole[key], rel=1e-9, abs=1e-12), key
 
 
+def test_assess_guesses_the_sensor_by_default(qgis_app, data_dir, tmp_path):
+    """SENSOR auto, appended (option 14; 0 is still wv2) and the default, guesses as ksdiff:pansharpen does and logs
+    what: a Landsat 8 result assessed without SENSOR scores as with SENSOR landsat8 (QA: it took WorldView-2's MTF
+    gains and ratio, with a warning). Without the original PAN and MS nothing tells the ratio: generic, warned."""
+    import processing
+    from qgis.core import QgsApplication
+    from test_issue14_processing import Log
+
+    param = QgsApplication.processingRegistry().algorithmById("ksdiff:assess").parameterDefinition("SENSOR")
+    assert param.keys.index("auto") == 14 == param.defaultValue() and param.keys[0] == "wv2"
+    pan, ms = str(data_dir / "l8_pan.tif"), str(data_dir / "l8_ms.tif")
+    fused = pansharpen(pan, ms, str(tmp_path / "l8.tif"), sensor="landsat8", method="mtf_glp_hpm").output_path
+    runs, logs = {}, {}
+    for sensor in (None, "14", "landsat8", 0):
+        logs[sensor] = Log()
+        params = {"FUSED": fused, "PAN": pan, "MS": ms, "OUTPUT_HTML": str(tmp_path / f"{sensor}.html")}
+        runs[sensor] = processing.run("ksdiff:assess", params if sensor is None else {**params, "SENSOR": sensor},
+                                      feedback=logs[sensor])
+    said = [line for line in logs[None].lines if line.startswith("SENSOR=auto: Landsat 8/9 OLI")]
+    assert len(said) == 1 and "[landsat8]" in said[0] and "ratio 2" in said[0], logs[None].lines
+    for key in ("D_LAMBDA", "D_S", "R_ERGAS"):
+        assert runs[None][key] == runs["14"][key] == runs["landsat8"][key] != runs[0][key], key
+    assert not any(line.startswith("WARNING") for line in logs[None].lines), logs[None].lines
+    assert any("not 4 as for WorldView-2" in line for line in logs[0].lines)
+    assert "Landsat 8/9 OLI" in (tmp_path / "None.html").read_text(encoding="utf-8")
+    # a reference alone: no ratio, no pixel size, no metadata
+    log = Log()
+    res = processing.run("ksdiff:assess", {"FUSED": fused, "REFERENCE": fused, "OUTPUT_HTML": str(tmp_path / "r.html")},
+                         feedback=log)
+    assert any(line.startswith("WARNING SENSOR=auto: Generic") and "set SENSOR" in line for line in log.lines)
+    assert res["ERGAS"] is None and res["Q2N"] == pytest.approx(1)
+
+
 def test_assess_full_says_when_the_sensor_has_another_ratio(data_dir, tmp_path):
     """Landsat 8 (ratio 2) assessed with the default sensor (WorldView-2, ratio 4) is said (it passed silently)."""
     from ksdiff_qgis.engine.assessment import assess_full
@@ -361,7 +394,7 @@ def test_assess_offers_the_generic_sensor(qgis_app, data_dir, full_fused, tmp_pa
     from ksdiff_qgis.engine.sensors import SENSORS
 
     keys = QgsApplication.processingRegistry().algorithmById("ksdiff:assess").parameterDefinition("SENSOR").keys
-    assert keys[:-1] == [k for k, s in SENSORS.items() if s.ratio] and keys[-1] == "generic"
+    assert keys[:13] == [k for k, s in SENSORS.items() if s.ratio] and keys[13] == "generic"
     pan, ms = str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif")
     html = tmp_path / "generic.html"
     res = _run({"FUSED": full_fused, "REFERENCE": full_fused, "PAN": pan, "MS": ms, "SENSOR": "generic",

@@ -180,17 +180,26 @@ def test_extent_that_misses_is_refused(qgis_app, data_dir, tmp_path):
     assert not out.exists()
 
 
-def test_extent_with_an_unknown_crs_is_refused(qgis_app, data_dir, tmp_path):
-    """QGIS takes an extent whose CRS it does not know as one in the layer's CRS; the algorithm refuses it instead
-    (it fused a window of the PAN's own coordinates silently)."""
-    from qgis.core import QgsProcessingException
+@pytest.mark.parametrize("project_crs", [None, "EPSG:32631", "EPSG:3857"])
+def test_extent_with_an_unknown_crs_is_refused(qgis_app, data_dir, tmp_path, project_crs):
+    """QGIS takes an extent whose CRS it does not know as one in the project's CRS (without one, the layer's); the
+    algorithm refuses it instead. It fused a window of the PAN's own coordinates silently whenever the project had a
+    CRS, as the desktop always does (QA: refused only under qgis_process, which has no project CRS)."""
+    import processing
+    from qgis.core import QgsCoordinateReferenceSystem, QgsProcessingContext, QgsProcessingException, QgsProject
 
     out = tmp_path / "unknown.tif"
     extent = _extent_string(data_dir / "wv2_pan.tif", (64, 192), (32, 160)).split(" [")[0] + " [EPSG:999999]"
+    project = QgsProject()   # a project of the test's own: QgsProject.instance() is left alone
+    if project_crs:
+        project.setCrs(QgsCoordinateReferenceSystem(project_crs))
+    context = QgsProcessingContext()
+    context.setProject(project)
     log = Log()
     with pytest.raises(QgsProcessingException):
-        _run({"PAN": str(data_dir / "wv2_pan.tif"), "MS": str(data_dir / "wv2_ms.tif"), "SENSOR": "wv2",
-              "METHOD": "exp", "EXTENT": extent, "OUTPUT": str(out)}, log)
+        processing.run("ksdiff:pansharpen", {"PAN": str(data_dir / "wv2_pan.tif"), "MS": str(data_dir / "wv2_ms.tif"),
+                                             "SENSOR": "wv2", "METHOD": "exp", "EXTENT": extent, "OUTPUT": str(out)},
+                       context=context, feedback=log)
     assert any("EPSG:999999, which QGIS does not know" in line for line in log.lines), log.lines
     assert not out.exists()
 
@@ -235,6 +244,29 @@ def test_help_is_plain_text_with_parameter_help(qgis_app):
 
     assert alg.parameterDefinition("MS_BANDS").flags() & FLAG_ADVANCED
     assert not alg.parameterDefinition("EXTENT").flags() & FLAG_ADVANCED
+
+
+def test_parameter_help_states_each_default(qgis_app):
+    """QGIS 3.22's ``qgis_process help`` prints no defaults: every option list and number of both algorithms says its
+    own in its help (QA: TILE_SIZE, OVERLAP, DEVICE, COMPRESSION and assess SENSOR did not)."""
+    from qgis.core import QgsApplication, QgsProcessingParameterNumber
+
+    from ksdiff_qgis.algorithms.compat import KeyedEnum
+
+    checked = []
+    for alg_id in ("ksdiff:pansharpen", "ksdiff:assess"):
+        for p in QgsApplication.processingRegistry().algorithmById(alg_id).parameterDefinitions():
+            if isinstance(p, KeyedEnum):
+                want = "Default: {}".format(p.keys[p.defaultValue()])
+            elif isinstance(p, QgsProcessingParameterNumber):
+                want = "Default: {:g}".format(p.defaultValue())
+            else:
+                continue
+            assert want in p.help(), (alg_id, p.name(), p.help())
+            checked.append(p.name())
+    assert {"TILE_SIZE", "OVERLAP", "DEVICE", "COMPRESSION", "SENSOR"} <= set(checked)
+    alg = QgsApplication.processingRegistry().algorithmById("ksdiff:pansharpen")
+    assert "Default: 512 (64 to 8192)" in alg.parameterDefinition("TILE_SIZE").help()
 
 
 def test_generic_sensor_with_custom_gains(qgis_app, data_dir, tmp_path):

@@ -64,5 +64,8 @@ def test_help_has_no_html_and_lists_keys(profile):  # noqa: F811
     assert not re.search(r"</?(b|i|ul|li|br|p)\b", text), text[:2000]
     for key in ("[auto]", "[wv2_8]", "[pleiades]", "[generic]", "[mtf_glp_hpm]", "EXTENT", "MS_BANDS"):
         assert key in text
+    for default in ("Default: 512 (64 to 8192)", "Default: 32", "Default: auto (an NVIDIA GPU", "Default: deflate"):
+        assert default in text, default   # QGIS 3.22 prints no defaults itself
     res = _ok(qgis_process(profile, "help", "ksdiff:assess"))
     assert not re.search(r"</?(b|i|ul|li|br|p)\b", res.stdout)
+    assert "Default: auto (guessed from the original PAN and MS" in res.stdout and "14: Auto-detect" in res.stdout

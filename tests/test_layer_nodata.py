@@ -1,6 +1,7 @@
 """A no-data value (Layer Properties > Transparency) or a CRS (Layer Properties > Source) set on the QGIS layer, not in
 the file: the pipeline reads the file, so the algorithm hands the layer's value to the engine (``pan_nodata`` /
-``ms_nodata``, ``pan_crs`` / ``ms_crs``)."""
+``ms_nodata``, ``pan_crs`` / ``ms_crs``). Layer settings it cannot follow (a no-data value the file overrides, GDAL
+open options) are warned."""
 from __future__ import annotations
 
 import numpy as np
@@ -68,6 +69,64 @@ def test_processing_uses_the_layers_no_data_value(qgis_app, data_dir, tmp_path):
         outs[name] = _holes(res["OUTPUT"])
     assert outs["layer_nodata"][:80, :96].all() and not outs["file_only"][:80, :96].any()
     assert not outs["layer_nodata"][120:, 120:].any()
+
+
+def test_a_layers_no_data_value_the_file_overrides_is_warned(qgis_app, data_dir, tmp_path):
+    """The file declares 0, the layer 300 (QA: silently ignored, documented only in the code): both algorithms warn
+    that the layer's value is not used, which one is, and how to use the layer's."""
+    import processing
+    from qgis.core import QgsRasterLayer, QgsRasterRange
+    from test_issue14_processing import Log
+
+    ms = QgsRasterLayer(_ms_with_zero_block(data_dir, tmp_path / "ms.tif", nodata=0), "declared ms")
+    ms.dataProvider().setUserNoDataValue(1, [QgsRasterRange(300, 300)])
+    said = ("MS: the no-data value 300 set on the layer 'declared ms' (Layer Properties > Transparency) is not used: "
+            "the run reads the file, which declares its own no-data value, 0, and that one is used",
+            "gdal_translate -a_nodata 300")
+    log = Log()
+    processing.run("ksdiff:pansharpen", {"PAN": str(data_dir / "wv2_pan.tif"), "MS": ms, "SENSOR": "wv2",
+                                         "METHOD": "mtf_glp_hpm", "OUTPUT": str(tmp_path / "o.tif")}, feedback=log)
+    assert any(line.startswith("WARNING " + said[0]) and said[1] in line for line in log.lines), log.lines
+    log = Log()
+    processing.run("ksdiff:assess", {"FUSED": str(tmp_path / "o.tif"), "PAN": str(data_dir / "wv2_pan.tif"), "MS": ms,
+                                     "SENSOR": "wv2", "OUTPUT_HTML": str(tmp_path / "r.html")}, feedback=log)
+    assert any(line.startswith("WARNING " + said[0]) for line in log.lines), log.lines
+    # a layer whose value is used says nothing of the kind
+    plain = QgsRasterLayer(_ms_with_zero_block(data_dir, tmp_path / "plain.tif"), "plain ms")
+    plain.dataProvider().setUserNoDataValue(1, [QgsRasterRange(0, 0)])
+    log = Log()
+    processing.run("ksdiff:pansharpen", {"PAN": str(data_dir / "wv2_pan.tif"), "MS": plain, "SENSOR": "wv2",
+                                         "METHOD": "mtf_glp_hpm", "OUTPUT": str(tmp_path / "p.tif")}, feedback=log)
+    assert not any("Transparency" in line for line in log.lines), log.lines
+
+
+def test_a_layers_gdal_open_options_are_warned(qgis_app, data_dir, tmp_path):
+    """A layer opening its file with ``|option:OVERVIEW_LEVEL=0`` (QGIS shows the 32x32 overview): the run reads the
+    64x64 file (QA: without a word); the warning names the options, both sizes and the gdal_translate -oo fix."""
+    import processing
+    from qgis.core import QgsRasterLayer
+    from test_issue14_processing import Log
+
+    path = str(tmp_path / "ms_ovr.tif")
+    ds = gdal.Translate(path, str(data_dir / "wv2_ms.tif"))
+    ds.BuildOverviews("AVERAGE", [2])
+    ds = None
+    ms = QgsRasterLayer(path + "|option:OVERVIEW_LEVEL=0", "ms overview")
+    assert ms.isValid() and (ms.width(), ms.height()) == (32, 32)
+    log = Log()
+    processing.run("ksdiff:pansharpen", {"PAN": str(data_dir / "wv2_pan.tif"), "MS": ms, "SENSOR": "wv2",
+                                         "METHOD": "gsa", "OUTPUT": str(tmp_path / "o.tif")}, feedback=log)
+    said = [line for line in log.lines if "open option" in line]
+    assert len(said) == 1 and said[0].startswith("WARNING MS: the layer 'ms overview'"), log.lines
+    for part in ("OVERVIEW_LEVEL=0, which are not applied here: the file itself is read (64x64 pixels, where QGIS "
+                 "shows the layer with them as 32x32)", f'gdal_translate -oo OVERVIEW_LEVEL=0 "{path}"'):
+        assert part in said[0], said[0]
+    # the same file without options: no warning
+    log = Log()
+    processing.run("ksdiff:pansharpen", {"PAN": str(data_dir / "wv2_pan.tif"), "MS": QgsRasterLayer(path, "ms"),
+                                         "SENSOR": "wv2", "METHOD": "gsa", "OUTPUT": str(tmp_path / "p.tif")},
+                   feedback=log)
+    assert not any("open option" in line for line in log.lines)
 
 
 def test_assess_uses_a_layers_no_data_value(qgis_app, data_dir, tmp_path):

@@ -75,6 +75,39 @@ def test_graphical_model(qgis_app, data_dir, tmp_path, pansharpen_model):
     assert ds is not None and ds.RasterCount == 4 and ds.RasterXSize == 256
 
 
+def test_loaded_layer_names_a_model_output_as_the_model_does(qgis_app, data_dir, tmp_path, pansharpen_model):
+    """The layer to load keeps QGIS's name inside a graphical model (the model output's, "fused"; QA: it became
+    "Gram-Schmidt adaptive – OUTPUT", after the model's intermediate MS layer), and a direct run's is still
+    "<method> – <MS layer name>". Loaded into a project of the test's own, not QgsProject.instance()."""
+    import processing
+    from qgis.core import (
+        QgsProcessingContext,
+        QgsProcessingFeedback,
+        QgsProcessingOutputLayerDefinition,
+        QgsProcessingParameterRasterLayer,
+        QgsProject,
+        QgsRasterLayer,
+    )
+
+    raster = QgsProcessingParameterRasterLayer
+    project = QgsProject()
+    model = pansharpen_model("named model", {"PAN": ("pan", raster), "MS": ("ms", raster)},
+                             {"SENSOR": "wv2", "METHOD": "gsa"})
+    ms = QgsRasterLayer(str(data_dir / "wv2_ms.tif"), "my ms")
+    runs = {"model": (model, {"pan": str(data_dir / "wv2_pan.tif"), "ms": ms}, "sharpen:fused"),
+            "direct": ("ksdiff:pansharpen", {"PAN": str(data_dir / "wv2_pan.tif"), "MS": ms, "SENSOR": "wv2",
+                                             "METHOD": "gsa"}, "OUTPUT")}
+    names = {}
+    for kind, (alg, params, out) in runs.items():
+        context = QgsProcessingContext()
+        context.setProject(project)
+        dest = QgsProcessingOutputLayerDefinition(str(tmp_path / f"{kind}.tif"), project)
+        res = processing.run(alg, {**params, out: dest}, context=context, feedback=QgsProcessingFeedback())
+        assert context.willLoadLayerOnCompletion(res[out])
+        names[kind] = context.layerToLoadOnCompletionDetails(res[out]).name
+    assert names == {"model": "fused", "direct": "Gram-Schmidt adaptive – my ms"}
+
+
 def test_batch_of_scenes(qgis_app, data_dir, tmp_path):
     """A batch: several scenes and sensors through the same algorithm instance, like the batch dialog."""
     jobs = [("wv2", "wv2", "brovey"), ("wv2_nodata", "wv2", "mtf_glp_hpm"), ("l8", "landsat8", "gsa")]

@@ -6,6 +6,7 @@ A thin wrapper: reading, tiled computation (``engine/assessment.py``) and the re
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 from qgis.core import (
     QgsProcessingException,
@@ -17,18 +18,47 @@ from qgis.core import (
 from ..engine import metrics as M
 from ..engine.assessment import assess_full, assess_reduced
 from ..engine.errors import Cancelled, InputError
+from ..engine.raster_io import describe, open_dataset
 from ..engine.report import INDICES, check_report_path, html_report
-from ..engine.sensors import SENSORS
+from ..engine.sensor_detect import Detection, detect_sensor, metadata_detection
+from ..engine.sensors import AUTO, SENSORS
 from .base import KsdiffAlgorithm, translator
-from .common import ProcessingFeedback, layer_crs, layer_nodata, raster_path
+from .common import ProcessingFeedback, input_notes, layer_crs, layer_nodata, raster_path
 from .compat import KeyedEnum, set_help
 
-# every sensor, in the table's order: generic (generic MTF gains, the data's ratio and maximum) came last, after the
-# indexes saved models hold; keys are only appended to the table, so an index keeps its meaning
-ASSESS_SENSORS = list(SENSORS)
+# option numbers (saved in models, History, batch files) keep their meaning: options are only appended. The sensor
+# table as it was when auto came (generic last), then auto; a sensor added to the table later comes after auto
+BEFORE_AUTO = ("wv2", "wv2_8", "wv3", "wv3_4", "wv4", "qb", "ge1", "ikonos", "pleiades", "pneo", "spot67", "gf2",
+               "landsat8", "generic")
+ASSESS_SENSORS = [*BEFORE_AUTO, AUTO, *(k for k in SENSORS if k not in BEFORE_AUTO)]
+NO_CLUE = ("no product metadata names the sensor, and without the original PAN and MS its ratio and pixel size are "
+           "unknown", "the generic MTF gains and the data's maximum are used, and ERGAS is n/a: set SENSOR, or give "
+           "the original PAN and MS")
+
+
+def guess_sensor(fused: str, ref: str | None, pan: str | None, ms: str | None,
+                 crs: dict[str, str | None]) -> Detection:
+    """SENSOR auto: ksdiff:pansharpen's guess (``sensor_detect``) on the original PAN and MS when given (ratio, band
+    count, PAN pixel size, product metadata; ``crs``: a layer's CRS per role, as the assessment uses it), else the
+    product metadata of the reference and the fused raster; generic when nothing names the sensor."""
+    if pan and ms:
+        infos = {}
+        for role, path in (("PAN", pan), ("MS", ms)):
+            info = describe(open_dataset(path, role), path)
+            infos[role] = replace(info, wkt=crs[role]) if crs.get(role) else info
+        ratio = round(abs(infos["MS"].gt[1]) / abs(infos["PAN"].gt[1]))   # the fused raster lies on the PAN grid
+        return detect_sensor(infos["PAN"], infos["MS"], ratio)
+    bands = describe(open_dataset(ref, "REFERENCE"), ref).bands
+    return metadata_detection([ref, fused], bands) or Detection("generic", list(NO_CLUE), "fallback")
 
 
 tr = translator("KsdiffAssess")
+
+
+def sensor_labels(keys: list[str]) -> list[str]:
+    """'<sensor name> [key]' per option; auto's says what it looks at."""
+    return [tr("Auto-detect from the original PAN and MS and their metadata") + " [auto]" if k == AUTO
+            else "{} [{}]".format(SENSORS[k].name, k) for k in keys]
 
 
 # ----------------------------------------------------------------------------------- algorithm
@@ -61,7 +91,10 @@ class AssessAlgorithm(KsdiffAlgorithm):
             "stays near the PAN's own value, also reported).\n"
             "Give a reference, or PAN and MS, or all three.\n"
             "Sensor: sets the resolution ratio, the MTF gains used by Dλ/Ds and the maximum value used by "
-            "PSNR/SSIM; generic: the MTF gains 0.3 / 0.15, the data's ratio (from the original MS) and maximum.\n"
+            "PSNR/SSIM; generic: the MTF gains 0.3 / 0.15, the data's ratio (from the original MS) and maximum. "
+            "auto (the default) guesses it as Pansharpen (KSDiff) does, from the original PAN and MS (ratio, band "
+            "count, PAN pixel size, product metadata), or from the reference's metadata alone, and logs why; "
+            "without a clue it is generic, with a warning.\n"
             "Report: the HTML file to write.\n\n"
             "Rasters are read in tiles: memory stays bounded for any scene size. Nodata pixels are left out."
         )
@@ -81,9 +114,10 @@ class AssessAlgorithm(KsdiffAlgorithm):
                 "it enables Dλ, Ds, HQNR, Dρ, R-Q2n, R-SAM, R-ERGAS and the checkerboard response.")),
             (QgsProcessingParameterRasterLayer(self.MS, tr("Original MS (full-resolution assessment)"), optional=True),
              tr("The multispectral raster the fused raster was made from (pixels a whole number of times larger).")),
-            (KeyedEnum(self.SENSOR, tr("Sensor"), ASSESS_SENSORS,
-                       ["{} [{}]".format(SENSORS[k].name, k) for k in ASSESS_SENSORS], "wv2"),
-             tr("Sensor of the imagery: resolution ratio, MTF gains and maximum value.")),
+            (KeyedEnum(self.SENSOR, tr("Sensor"), ASSESS_SENSORS, sensor_labels(ASSESS_SENSORS), AUTO),
+             tr("Sensor of the imagery: resolution ratio, MTF gains and maximum value. Default: auto (guessed from "
+                "the original PAN and MS and their metadata, as Pansharpen (KSDiff) does; the log says what and "
+                "why).")),
             (QgsProcessingParameterFileDestination(self.OUTPUT_HTML, tr("Report"), tr("HTML files (*.html)")),
              tr("HTML report with the table of indices, per-band figures and a chart.")),
         ]
@@ -103,6 +137,9 @@ class AssessAlgorithm(KsdiffAlgorithm):
         layers = (("FUSED", fused), ("REFERENCE", ref), ("PAN", pan), ("MS", ms))
         self._nodata = {role: layer_nodata(layer) for role, layer in layers}
         self._crs = {role: layer_crs(layer) for role, layer in layers}   # as QGIS shows them (ksdiff:pansharpen too)
+        for note in input_notes({role: layer for role, layer in layers if layer is not None}):
+            if feedback is not None:
+                feedback.pushWarning(note)
         self._ref = raster_path(ref, "REFERENCE") if ref is not None else None
         if (pan is None) != (ms is None):
             raise QgsProcessingException(
@@ -111,7 +148,7 @@ class AssessAlgorithm(KsdiffAlgorithm):
         self._ms = raster_path(ms, "MS") if ms is not None else None
         if self._ref is None and self._pan is None:
             raise QgsProcessingException(tr("Give a reference raster, or the original PAN and MS, or both"))
-        self._sensor = self.parameterDefinition(self.SENSOR).resolve(parameters, context) or "wv2"
+        self._sensor = self.parameterDefinition(self.SENSOR).resolve(parameters, context) or AUTO
         return True
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
@@ -125,6 +162,10 @@ class AssessAlgorithm(KsdiffAlgorithm):
         except InputError as e:
             raise QgsProcessingException(str(e)) from None
         try:
+            if self._sensor == AUTO:   # reads the inputs' metadata: here, in the worker
+                found = guess_sensor(self._fused, self._ref, self._pan, self._ms, self._crs)
+                self._sensor = found.key
+                (feedback.pushWarning if found.source == "fallback" else feedback.pushInfo)(found.message())
             # full resolution first: its ratio (the data's) serves ERGAS when the sensor has none (generic)
             if self._pan:
                 feedback.pushInfo(tr("Full-resolution assessment against the original PAN and MS…"))

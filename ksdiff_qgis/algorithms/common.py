@@ -1,16 +1,21 @@
 """What the Processing algorithms share: feedback forwarding and the GDAL source behind a raster layer."""
 from __future__ import annotations
 
+import os
+
 from qgis.core import (
     QgsContrastEnhancement,
     QgsMultiBandColorRenderer,
     QgsProcessingException,
     QgsProcessingLayerPostProcessorInterface,
+    QgsProviderRegistry,
     QgsRasterMinMaxOrigin,
     QgsRectangle,
 )
 
+from ..engine.errors import InputError
 from ..engine.feedback import Feedback
+from ..engine.raster_io import open_dataset
 from .base import translator
 from .compat import WKT_FOR_GDAL
 
@@ -53,6 +58,34 @@ def raster_path(layer, name: str) -> str:
     return layer.source().split("|")[0]
 
 
+def unapplied_open_options(layer, name: str) -> str | None:
+    """A warning when the layer's source carries GDAL open options (``file.tif|option:OVERVIEW_LEVEL=0``), else None.
+
+    They are not applied: the engine opens the file itself by its name at several places (inputs, sensor guess,
+    reprojection), and GDAL names have no place for open options. The warning says what is read instead and how to
+    make a file that has them applied."""
+    if layer is None or layer.providerType() != "gdal":
+        return None
+    options = QgsProviderRegistry.instance().decodeUri("gdal", layer.source()).get("openOptions") or []
+    if not options:
+        return None
+    path = raster_path(layer, name)
+    shown = "{}x{}".format(layer.width(), layer.height())
+    try:
+        ds = open_dataset(path, name)
+        read = "{}x{}".format(ds.RasterXSize, ds.RasterYSize)
+    except InputError:
+        read = "?"
+    sizes = tr(" ({} pixels, where QGIS shows the layer with them as {})").format(read, shown) if read != shown \
+        else ""
+    stem, ext = os.path.splitext(os.path.basename(path))
+    made = os.path.join(os.path.dirname(path), "{}_opened{}".format(stem, ext or ".tif"))
+    return tr("{}: the layer '{}' opens its file with the GDAL open option(s) {}, which are not applied here: the file "
+              "itself is read{}. To use them, make a file that has them applied and give that instead: "
+              "gdal_translate {} \"{}\" \"{}\"").format(
+        name, layer.name(), ", ".join(options), sizes, " ".join("-oo " + o for o in options), path, made)
+
+
 def layer_nodata(layer) -> float | None:
     """The no-data value set on a QGIS raster layer (Layer Properties > Transparency, one value) when its file
     declares none, else None: the pipeline reads the file, which does not carry it."""
@@ -63,6 +96,45 @@ def layer_nodata(layer) -> float | None:
         if span.min() == span.max():
             return float(span.min())
     return None
+
+
+def _span_text(span) -> str:
+    return "{:g}".format(span.min()) if span.min() == span.max() else "{:g}–{:g}".format(span.min(), span.max())
+
+
+def unused_layer_nodata(layer, name: str) -> str | None:
+    """A warning naming the no-data values set on the QGIS layer that the run does not use, and which value it uses
+    (``layer_nodata``: the file's own value wins; of the layer's, one single value is used); else None."""
+    provider = layer.dataProvider() if layer is not None else None
+    spans = list(provider.userNoDataValues(1)) if provider is not None else []
+    if not spans:
+        return None
+    if provider.sourceHasNoDataValue(1):
+        return tr("{}: the no-data value {} set on the layer '{}' (Layer Properties > Transparency) is not used: the "
+                  "run reads the file, which declares its own no-data value, {}, and that one is used. To use {} "
+                  "instead, write it into a copy of the file and give that: gdal_translate -a_nodata {} \"{}\" "
+                  "copy.tif (or Raster > Conversion > Translate, 'Assign a specified nodata value').").format(
+            name, ", ".join(_span_text(s) for s in spans), layer.name(), "{:g}".format(provider.sourceNoDataValue(1)),
+            _span_text(spans[0]), _span_text(spans[0]), raster_path(layer, name))
+    chosen = layer_nodata(layer)
+    unused = [s for s in spans if not (s.min() == s.max() == chosen)]
+    if not unused:
+        return None
+    used = tr("only {:g} is used").format(chosen) if chosen is not None else tr("no range can be used")
+    return tr("{}: the no-data value {} set on the layer '{}' (Layer Properties > Transparency) is not used: the "
+              "run takes one single value from the layer, and {}. Set one value there, or declare it in a copy of "
+              "the file (gdal_translate -a_nodata).").format(
+        name, ", ".join(_span_text(s) for s in unused), layer.name(), used)
+
+
+def input_notes(layers: dict) -> list[str]:
+    """The warnings about QGIS layer settings the run cannot follow (open options, no-data values), per role."""
+    notes = []
+    for role, layer in layers.items():
+        for note in (unapplied_open_options(layer, role), unused_layer_nodata(layer, role)):
+            if note:
+                notes.append(note)
+    return notes
 
 
 def layer_crs(layer) -> str | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 
 from qgis.core import (
+    QgsCoordinateReferenceSystem,
     QgsProcessingException,
     QgsProcessingOutputNumber,
     QgsProcessingOutputString,
@@ -27,7 +28,7 @@ from ..engine.raster_io import open_raster, outputs
 from ..engine.runtime import default_threads
 from ..engine.sensors import AUTO, SENSORS
 from .base import KsdiffAlgorithm, translator
-from .common import NaturalColour, ProcessingFeedback, layer_crs, layer_nodata, raster_path
+from .common import NaturalColour, ProcessingFeedback, input_notes, layer_crs, layer_nodata, raster_path
 from .compat import NUMBER_INTEGER, KeyedEnum, advanced, set_help
 from .layer_pair import dialog_defaults
 from .options import device_labels, method_labels, parse_gains, precision_labels, sensor_labels
@@ -135,8 +136,10 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
              tr("Multispectral raster, pixels coarser than PAN (e.g. 4 times); another CRS, a shifted grid or a "
                 "ratio that is not a whole number is handled (with a warning).")),
             (enums[self.SENSOR],
-             tr("Sets the band layout and MTF (blur) of the sensor; auto guesses it from the data and its metadata.")),
-            (enums[self.METHOD], tr("KSDiff (learned) or a classical method.")),
+             tr("Sets the band layout and MTF (blur) of the sensor. Default: auto (guessed from the data and its "
+                "metadata; the log says what and why).")),
+            (enums[self.METHOD], tr("KSDiff (learned) or a classical method. Default: auto (KSDiff, checked on "
+                                    "this scene first; the best classical method there when the model loses).")),
             (QgsProcessingParameterExtent(self.EXTENT, tr("Area of interest (default: the whole PAN/MS overlap)"),
                                           optional=True),
              tr("Only this window is fused, snapped outward to the PAN grid; any CRS (reprojected to PAN's).")),
@@ -153,10 +156,11 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
             (QgsProcessingParameterFile(self.MODEL, tr("ONNX model overriding the bundled one"), extension="onnx",
                                         optional=True),
              tr("An ONNX model with its model card (JSON) beside it.")),
-            (enums[self.DEVICE], tr("Where a learned model runs: auto uses an NVIDIA GPU when present.")),
+            (enums[self.DEVICE], tr("Where a learned model runs. Default: auto (an NVIDIA GPU when present, else "
+                                    "the CPU); cuda that cannot run falls back to the CPU with a warning.")),
             (enums[self.PRECISION],
-             tr("int8 (default) runs the model's int8 variant on CPU when it carries one: about 1.5x faster, ERGAS "
-                "within 1 % of float32 on every bench scene (docs/BENCHMARKS.md); float32 runs it unquantized. A GPU "
+             tr("Default: int8, the model's int8 variant on CPU when it carries one: about 1.5x faster, ERGAS "
+                "within 1 % of float32 on every bench scene (docs/BENCHMARKS.md); fp32 runs it unquantized. A GPU "
                 "always runs float32.")),
             (QgsProcessingParameterBoolean(self.CONSISTENCY, tr("Project a learned output onto the MS "
                                                                 "(one spectral-consistency step)"), defaultValue=True),
@@ -173,15 +177,17 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
                                           defaultValue=512, minValue=64, maxValue=8192),
              tr("PAN pixels per tile side; smaller tiles use less memory. A learned model adapts to each tile's "
                 "content, so its pixels change a little with the tile size (KSDiff: 1-2 % of the mean value between "
-                "256 and 1024): keep it fixed across scenes you compare.")),
+                "256 and 1024): keep it fixed across scenes you compare. Default: 512 (64 to 8192).")),
             (QgsProcessingParameterNumber(self.OVERLAP, tr("Tile overlap (PAN pixels)"), NUMBER_INTEGER,
                                           defaultValue=32, minValue=0, maxValue=4096),
-             tr("Blended overlap between neighbouring tiles.")),
+             tr("Blended overlap between neighbouring tiles. Default: 32 (0 to half the tile size).")),
             (QgsProcessingParameterNumber(self.THREADS, tr("CPU threads for a learned model (0 = all cores)"),
                                           NUMBER_INTEGER, defaultValue=0, minValue=0, maxValue=256),
-             tr("CPU threads ONNX Runtime may use.")),
+             tr("CPU threads ONNX Runtime may use. Default: 0 (all cores, shared out between the tiles fused at a "
+                "time).")),
             (enums[self.COMPRESSION],
-             tr("Lossless encoding of the output GeoTIFF; DEFLATE (level 1, with a predictor) is fast and small.")),
+             tr("Lossless encoding of the output GeoTIFF. Default: deflate (level 1, with a predictor): fast and "
+                "small.")),
             (QgsProcessingParameterBoolean(self.COG, tr("Write a Cloud-Optimized GeoTIFF (with overviews)"),
                                            defaultValue=False),
              tr("COG layout with internal overviews, for web and cloud use; takes a second pass.")),
@@ -230,6 +236,9 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
         ms_layer = self.parameterAsRasterLayer(parameters, self.MS, context)
         self._pan, self._ms = raster_path(pan_layer, "PAN"), raster_path(ms_layer, "MS")
         self._nodata = (layer_nodata(pan_layer), layer_nodata(ms_layer))
+        for note in input_notes({"PAN": pan_layer, "MS": ms_layer}):   # layer settings the run reads past
+            if feedback is not None:
+                feedback.pushWarning(note)
         self._crs = (layer_crs(pan_layer), layer_crs(ms_layer))   # EXTENT (_area) is reprojected into the PAN's
         self._sensor = self._enum(parameters, self.SENSOR, context)
         self._method = self._enum(parameters, self.METHOD, context)
@@ -266,9 +275,13 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
         if given in (None, ""):
             return None, None
         named = str(given).rsplit("[", 1)[1].rstrip("] ").strip() if isinstance(given, str) and "[" in given else ""
-        if named and not self.parameterAsExtentCrs(parameters, self.EXTENT, context).isValid():
-            # QGIS takes an extent with a CRS it does not know as one in the layer's CRS: refuse it instead
-            raise QgsProcessingException(tr("EXTENT names the CRS {}, which QGIS does not know").format(named))
+        # QGIS reads an extent whose CRS it does not know in the project's CRS (parameterAsExtentCrs falls back to
+        # it; without a project CRS, to the layer's): judge the named CRS itself, as QGIS parses it
+        if named and not QgsCoordinateReferenceSystem(named).isValid():
+            raise QgsProcessingException(
+                tr("EXTENT names the CRS {}, which QGIS does not know: give the extent in a CRS QGIS knows, e.g. "
+                   "'xmin,xmax,ymin,ymax [EPSG:4326]', or draw it on the map canvas; nothing was written"
+                   ).format(named))
         layer = self.parameterAsRasterLayer(parameters, self.PAN, context)
         crs = layer.crs() if layer is not None else None
         rect = self.parameterAsExtent(parameters, self.EXTENT, context, crs) if crs else \
@@ -320,11 +333,15 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
             detail.strip().splitlines()[0], smaller, default_threads(), self._output)
 
     def _describe_layer_to_load(self, context, rgb: tuple[int, int, int] | None, method: str) -> None:
-        """Name the layer the dialog loads after the method and MS layer, and show it in natural colour."""
+        """Name the layer a direct run loads after the method and MS layer (a model's output keeps its own name), and
+        show it in natural colour."""
         if not context.willLoadLayerOnCompletion(self._output):
             return
         details = context.layerToLoadOnCompletionDetails(self._output)
-        label = method_names()[method].split(" (")[0]   # what ran (METHOD auto may fall back)
-        # QGIS still prefers the file name for a typed path (its "use filename as layer name" setting)
-        details.name = "{} – {}".format(label, self._ms_name)
+        # a direct run's layer is named after the output's description ("Pansharpened"); inside a graphical model
+        # QGIS names it after the model output ("fused"), and the MS is often an intermediate layer ("OUTPUT")
+        if details.name in ("", self.parameterDefinition(self.OUTPUT).description()):
+            label = method_names()[method].split(" (")[0]   # what ran (METHOD auto may fall back)
+            # QGIS still prefers the file name for a typed path (its "use filename as layer name" setting)
+            details.name = "{} – {}".format(label, self._ms_name)
         details.setPostProcessor(NaturalColour.create(rgb))

@@ -538,6 +538,8 @@ def pansharpen(
             hint = f" (the data looks like {guess.key}: try SENSOR={guess.key} or auto)" if guess.key != sensor else ""
             raise InputError(f"{e}{hint}") from None
         session = checked_session(card, device, ort_threads)
+        if check is None:   # METHOD auto warned already when its self-check loaded the model
+            runtime.warn_cpu_fallback(device, session, fb)
         # a GPU runs one tile at a time anyway: a second in flight would only double its memory
         workers = workers or (1 if session.device == "cuda" else pool_size)
         scale = value_scale(card, ms, stats.ms_mean)
@@ -762,6 +764,7 @@ def _auto_method(pan_ds, ms_src, pan: RasterInfo, ms: RasterInfo, plan: GridPlan
         check.reason = f"{e}; {check.reason}"
         selfcheck.log_check(check, fb)
         return check.method, check
+    runtime.warn_cpu_fallback(device, session, fb)
     fuser = OnnxFuser(card, session, value_scale(card, ms, stats.ms_mean), precision, consistency, bands,
                       pan_units(stats)[0])
     try:

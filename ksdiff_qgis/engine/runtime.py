@@ -10,6 +10,7 @@ import threading
 from dataclasses import dataclass
 
 from .errors import InputError
+from .feedback import Feedback
 
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
@@ -159,6 +160,13 @@ def get_session(model_path: str, device: str = "auto", threads: int = 0, referen
             _cache.pop(next(iter(_cache)))
         _cache[key] = session
         return session
+
+
+def warn_cpu_fallback(asked: str, session: Session, fb: Feedback) -> None:
+    """A warning on ``fb`` when DEVICE cuda was asked for and ``session`` runs on the CPU: the reason
+    alone sits inside the long model line. DEVICE auto's CPU is expected: said there only."""
+    if asked == "cuda" and session.device != "cuda":
+        fb.warning(f"DEVICE cuda was asked for, but the model runs on the CPU (slower): {session.reason}")
 
 
 def short_error(error: Exception, limit: int = 300) -> str:

@@ -132,6 +132,15 @@ def metadata_satellite(paths: list[str]) -> tuple[str, str] | None:
     return None
 
 
+def metadata_detection(paths: list[str], ms_bands: int) -> Detection | None:
+    """The sensor the product metadata of ``paths`` names (its band variant for ``ms_bands`` MS bands), or None."""
+    found = metadata_satellite(paths)
+    if not found:
+        return None
+    key, why = found
+    return Detection(BAND_VARIANTS.get((key, ms_bands), key), [why, f"{ms_bands} MS bands"], "metadata")
+
+
 def pixel_size_m(info: RasterInfo) -> float | None:
     """PAN pixel size in metres (geographic CRS converted at the raster's latitude), or None."""
     if not info.wkt:
@@ -178,13 +187,12 @@ LANDSAT_PAN_M = (13.0, 17.0)
 
 def detect_sensor(pan: RasterInfo, ms: RasterInfo, ratio: int) -> Detection:
     """Best guess of the sensor key for a PAN/MS pair with the given ratio."""
-    found = metadata_satellite([ms.path, pan.path])
+    found = metadata_detection([ms.path, pan.path], ms.bands)
     gsd = pixel_size_m(pan)
     gsd_txt = f"PAN pixel {gsd:.2f} m" if gsd is not None else "PAN pixel size unknown (no CRS)"
     if found:
-        key, why = found
-        key = BAND_VARIANTS.get((key, ms.bands), key)
-        return Detection(key, [why, f"{ms.bands} MS bands", f"ratio {ratio}"], "metadata")
+        found.reasons.append(f"ratio {ratio}")
+        return found
     key = _from_descriptions(ms)
     if key and ratio == SENSORS[key].ratio:
         return Detection(key, [f"MS band descriptions {', '.join(ms.descriptions)}", f"ratio {ratio}", gsd_txt],
