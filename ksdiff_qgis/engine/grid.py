@@ -210,6 +210,14 @@ def _check_degrees(info: RasterInfo, name: str) -> None:
 def plan_grid(pan: RasterInfo, ms: RasterInfo, ms_ds: gdal.Dataset) -> GridPlan:
     """Check the geometry of a PAN/MS pair and work out the output grid. Raises InputError."""
     for info, name in ((pan, "PAN"), (ms, "MS")):
+        if info.rpc and tuple(info.gt) == DEFAULT_GT:
+            raise InputError(
+                f"the {name} raster {info.path} is located by RPC coefficients only (a raw, not orthorectified "
+                "image, as WorldView L1B or Pléiades primary products are), not by a pixel grid: QGIS draws it through "
+                "them, but the fusion needs both rasters on a map grid. Orthorectify it first: gdalwarp -rpc -t_srs "
+                "EPSG:<its UTM zone> -r cubic in.tif out.tif (with a DEM for relief: add -to RPC_DEM=dem.tif), or in "
+                "QGIS Raster > Projections > Warp (Reproject) with -rpc in its additional command-line parameters; "
+                "orthorectify PAN and MS alike and give the warped rasters")
         if not info.georeferenced and info.gcps:
             raise InputError(f"the {name} raster {info.path} is georeferenced by {info.gcps} ground control points "
                              "only, not by a pixel grid: warp it first (Raster > Projections > Warp (Reproject), or "

@@ -32,6 +32,7 @@ class RasterInfo:
     descriptions: list[str]
     mask: str | None = None   # a mask of the file's own read as nodata (NaN): what it is (``masks.masked_view``)
     gcps: int = 0             # ground control points (georeferencing without a grid, unless it also has one)
+    rpc: bool = False         # RPC coefficients: a raw image placed by a sensor model (no grid, unless it has one)
 
     @property
     def georeferenced(self) -> bool:
@@ -66,6 +67,7 @@ def describe(ds: gdal.Dataset, path: str) -> RasterInfo:
         nbits=int(nbits) if nbits else None,
         descriptions=[ds.GetRasterBand(i + 1).GetDescription() for i in range(ds.RasterCount)],
         gcps=ds.GetGCPCount(),
+        rpc=bool(ds.GetMetadata("RPC")),
     )
 
 

@@ -1,0 +1,72 @@
+"""Inputs as products come: RPC-only rasters, pairs without a CRS, sheared grids, NBITS behind a VRT or NITF, and the MS
+metadata the output keeps (QA 2026-12: each was refused wrongly, silent or lost)."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+from osgeo import gdal, osr
+
+
+def _pixels_only(src: str, dst: str, driver: str = "GTiff") -> str:
+    """``src``'s pixels, band names and nodata in a new raster with neither geotransform nor CRS."""
+    s = gdal.Open(src)
+    out = gdal.GetDriverByName(driver).Create(dst, s.RasterXSize, s.RasterYSize, s.RasterCount,
+                                              s.GetRasterBand(1).DataType)
+    for i in range(1, s.RasterCount + 1):
+        band = out.GetRasterBand(i)
+        band.WriteArray(s.GetRasterBand(i).ReadAsArray())
+        band.SetDescription(s.GetRasterBand(i).GetDescription())
+        if s.GetRasterBand(i).GetNoDataValue() is not None:
+            band.SetNoDataValue(s.GetRasterBand(i).GetNoDataValue())
+    out = None
+    return dst
+
+
+def _rpc_of(src: str) -> dict:
+    """RPC coefficients that place ``src``'s pixels where its geotransform does (an affine fit in lon/lat)."""
+    s = gdal.Open(src)
+    gt, w, h = s.GetGeoTransform(), s.RasterXSize, s.RasterYSize
+    utm, wgs = osr.SpatialReference(wkt=s.GetProjection()), osr.SpatialReference()
+    wgs.ImportFromEPSG(4326)
+    for srs in (utm, wgs):
+        srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    ct = osr.CoordinateTransformation(utm, wgs)
+    pts = np.array([(*ct.TransformPoint(gt[0] + c * gt[1], gt[3] + r * gt[5])[:2], r, c)
+                    for r in np.linspace(0, h, 5) for c in np.linspace(0, w, 5)])
+    lon0, lat0 = pts[:, 0].mean(), pts[:, 1].mean()
+    lon_s, lat_s = np.ptp(pts[:, 0]) / 2, np.ptp(pts[:, 1]) / 2
+    a = np.c_[np.ones(len(pts)), (pts[:, 0] - lon0) / lon_s, (pts[:, 1] - lat0) / lat_s]
+    line = np.linalg.lstsq(a, (pts[:, 2] - h / 2) / (h / 2), rcond=None)[0]
+    samp = np.linalg.lstsq(a, (pts[:, 3] - w / 2) / (w / 2), rcond=None)[0]
+
+    def coeffs(c):
+        return " ".join(str(v) for v in [*c, *[0] * 17])
+
+    one = " ".join(["1"] + ["0"] * 19)
+    return {"LINE_OFF": str(h / 2), "SAMP_OFF": str(w / 2), "LAT_OFF": str(lat0), "LONG_OFF": str(lon0),
+            "HEIGHT_OFF": "0", "LINE_SCALE": str(h / 2), "SAMP_SCALE": str(w / 2), "LAT_SCALE": str(lat_s),
+            "LONG_SCALE": str(lon_s), "HEIGHT_SCALE": "100", "LINE_NUM_COEFF": coeffs(line),
+            "LINE_DEN_COEFF": one, "SAMP_NUM_COEFF": coeffs(samp), "SAMP_DEN_COEFF": one}
+
+
+# 1. RPC-only -------------------------------------------------------------------------------------------
+
+def test_an_rpc_only_pair_is_refused_with_the_orthorectification_fix(qgis_app, pair, tmp_path):
+    """A raw image placed by RPC coefficients only (WorldView L1B, Pléiades primary): refused as such, with the
+    gdalwarp -rpc fix (it said "has no georeferencing (no geotransform, no CRS)", while QGIS draws it in place)."""
+    import processing
+    from qgis.core import QgsProcessingException
+
+    paths = {}
+    for role in ("PAN", "MS"):
+        paths[role] = _pixels_only(pair[role], str(tmp_path / f"{role.lower()}_rpc.tif"))
+        ds = gdal.Open(paths[role], gdal.GA_Update)
+        ds.SetMetadata(_rpc_of(pair[role]), "RPC")
+        ds = None
+    out = str(tmp_path / "o.tif")
+    with pytest.raises(QgsProcessingException,
+                       match=r"RPC coefficients only.*Orthorectify it first: gdalwarp -rpc -t_srs EPSG:.*RPC_DEM="):
+        processing.run("ksdiff:pansharpen", {**pair, **paths, "OUTPUT": out})
+    assert not os.path.exists(out) and not [f for f in os.listdir(tmp_path) if "partial" in f]
