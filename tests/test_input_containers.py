@@ -3,10 +3,13 @@ metadata the output keeps (QA 2026-12: each was refused wrongly, silent or lost)
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
 from osgeo import gdal, osr
+
+from ksdiff_qgis.engine.pipeline import pansharpen
 
 
 def _pixels_only(src: str, dst: str, driver: str = "GTiff") -> str:
@@ -70,3 +73,32 @@ def test_an_rpc_only_pair_is_refused_with_the_orthorectification_fix(qgis_app, p
                        match=r"RPC coefficients only.*Orthorectify it first: gdalwarp -rpc -t_srs EPSG:.*RPC_DEM="):
         processing.run("ksdiff:pansharpen", {**pair, **paths, "OUTPUT": out})
     assert not os.path.exists(out) and not [f for f in os.listdir(tmp_path) if "partial" in f]
+
+
+# 4. no CRS on either input ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("how", ["geotransform", "world file"])
+def test_a_pair_without_crs_is_fused_with_a_warning(pair, tmp_path, how):
+    """Neither input has a CRS (a bare geotransform, or a .tfw world file whose .prj GDAL does not read for a
+    GeoTIFF): fused as before, but the warning says the output has no CRS and how to assign one (it was silent)."""
+    paths = {}
+    for role in ("PAN", "MS"):
+        src = gdal.Open(pair[role])
+        dst = _pixels_only(pair[role], str(tmp_path / f"{role.lower()}.tif"))
+        gt = src.GetGeoTransform()
+        if how == "geotransform":
+            ds = gdal.Open(dst, gdal.GA_Update)
+            ds.SetGeoTransform(gt)
+            ds = None
+        else:   # a world file gives the centre of the top-left pixel
+            Path(dst[:-4] + ".tfw").write_text("\n".join(str(v) for v in (gt[1], gt[4], gt[2], gt[5],
+                                                                        gt[0] + gt[1] / 2, gt[3] + gt[5] / 2)))
+            srs = osr.SpatialReference(wkt=src.GetProjection())
+            srs.MorphToESRI()
+            Path(dst[:-4] + ".prj").write_text(srs.ExportToWkt())
+        paths[role] = dst
+    res = pansharpen(paths["PAN"], paths["MS"], str(tmp_path / "o.tif"), "wv2", "mtf_glp_hpm")
+    said = [w for w in res.warnings if w.startswith("Neither the PAN nor the MS raster has a coordinate reference")]
+    assert len(said) == 1 and "the output has no CRS" in said[0] and "gdal_edit.py -a_srs" in said[0], res.warnings
+    out = gdal.Open(res.output_path)
+    assert out.GetProjection() == "" and out.GetGeoTransform()[1] == gdal.Open(pair["PAN"]).GetGeoTransform()[1]

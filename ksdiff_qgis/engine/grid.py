@@ -23,6 +23,10 @@ EDGE_TOLERANCE = 0.05    # PAN pixels: grid-edge noise below this snaps to the n
 # its georeference puts it (WorldView-2: 4.000246, 0.04 pixels over a 150-pixel MS, 2.2 over a whole scene)
 DRIFT_TOLERANCE = 0.25
 GRID_SHIFT = "The MS grid is shifted"   # the start of plan_grid's warning about a grid offset
+NO_CRS = ("Neither the PAN nor the MS raster has a coordinate reference system (CRS): they are fused by their "
+          "geotransforms alone, and the output has no CRS either (a .prj beside a .tfw world file is not read for a "
+          "GeoTIFF). Assign the CRS their coordinates are in to both inputs, or to the output afterwards: QGIS "
+          "Raster > Projections > Assign Projection, or gdal_edit.py -a_srs EPSG:<code> file.tif.")
 MIN_OVERLAP_MS = 8       # MS pixels per side: fewer leave too few samples for the scene statistics
 
 
@@ -237,6 +241,8 @@ def plan_grid(pan: RasterInfo, ms: RasterInfo, ms_ds: gdal.Dataset) -> GridPlan:
         which = "PAN" if not pan.wkt else "MS"
         raise InputError(f"the {which} raster has no coordinate reference system while the other has one")
     warnings: list[str] = []
+    if not pan.wkt:   # a grid alone places the pair against each other, not on the map
+        warnings.append(NO_CRS)
     warped, foot = None, None
     if not same_crs(pan.wkt, ms.wkt) or ms.rotated or ms.gt[5] >= 0 or ms.gt[1] <= 0:
         warped, ratio = _warp_ms(ms_ds, ms, pan, notes=warnings)
