@@ -2,6 +2,7 @@
 metadata the output keeps (QA 2026-12: each was refused wrongly, silent or lost)."""
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -102,3 +103,27 @@ def test_a_pair_without_crs_is_fused_with_a_warning(pair, tmp_path, how):
     assert len(said) == 1 and "the output has no CRS" in said[0] and "gdal_edit.py -a_srs" in said[0], res.warnings
     out = gdal.Open(res.output_path)
     assert out.GetProjection() == "" and out.GetGeoTransform()[1] == gdal.Open(pair["PAN"]).GetGeoTransform()[1]
+
+
+# 5. a sheared and rotated MS ----------------------------------------------------------------------------
+
+def test_a_rotated_and_sheared_ms_is_not_called_only_rotated(pair, tmp_path):
+    """Rows turned 10 degrees, columns 10 degrees the other way (a non-orthogonal grid): the warning says rotated or
+    sheared and the angles (it said "rotated by 10.0 degrees"); a pure rotation still says rotated by its angle."""
+    a = math.radians(10)
+    ms = {}
+    for name, turn in (("sheared", lambda px, py: (px * math.cos(a), py * math.sin(a), px * math.sin(a),
+                                                   py * math.cos(a))),
+                       ("rotated", lambda px, py: (px * math.cos(a), -py * math.sin(a), px * math.sin(a),
+                                                   py * math.cos(a)))):
+        ms[name] = str(tmp_path / f"{name}.tif")
+        ds = gdal.Translate(ms[name], pair["MS"])
+        gt = ds.GetGeoTransform()
+        g1, g2, g4, g5 = turn(gt[1], gt[5])
+        ds.SetGeoTransform((gt[0], g1, g2, gt[3], g4, g5))
+        ds = None
+    res = pansharpen(pair["PAN"], ms["sheared"], str(tmp_path / "s.tif"), "wv2", "mtf_glp_hpm")
+    assert any(w.startswith("The MS raster is rotated or sheared (its rows run 10.0 degrees off east-west and meet "
+                            "its columns at 110.0 degrees") for w in res.warnings), res.warnings
+    res = pansharpen(pair["PAN"], ms["rotated"], str(tmp_path / "r.tif"), "wv2", "mtf_glp_hpm")
+    assert any(w.startswith("The MS raster is rotated by 10.0 degrees against north-up") for w in res.warnings)

@@ -119,6 +119,21 @@ def _rotation(ms: RasterInfo) -> float:
     return math.degrees(math.atan2(ms.gt[4], ms.gt[1]))
 
 
+def _turn(ms: RasterInfo) -> str:
+    """How a rotated geotransform turns the MS grid, for the warning: rotated by an angle when its rows and columns
+    stay at right angles, else sheared (then also rotated, or not)."""
+    gt = ms.gt
+    # the angle between the pixel grid's row and column directions: 90 degrees unless it is sheared
+    cross = gt[1] * gt[5] - gt[2] * gt[4]
+    between = math.degrees(math.atan2(abs(cross), gt[1] * gt[2] + gt[4] * gt[5]))
+    if abs(between - 90.0) < 0.05:
+        return f"is rotated by {_rotation(ms):.1f} degrees against north-up"
+    if abs(_rotation(ms)) < 0.05:
+        return "is sheared (its rows and columns are not at right angles)"
+    return (f"is rotated or sheared (its rows run {_rotation(ms):.1f} degrees off east-west and meet its columns at "
+            f"{between:.1f} degrees, not 90)")
+
+
 def _warp_ms(ms_ds: gdal.Dataset, ms: RasterInfo, pan: RasterInfo,
              ratio: int | None = None, notes: list[str] | None = None) -> tuple[gdal.Dataset, int]:
     """Reproject MS into the PAN CRS on a grid aligned with PAN whose pixels are a whole ratio of PAN's
@@ -234,7 +249,7 @@ def plan_grid(pan: RasterInfo, ms: RasterInfo, ms_ds: gdal.Dataset) -> GridPlan:
         _check_degrees(info, name)
     if pan.rotated or pan.gt[5] >= 0 or pan.gt[1] <= 0:
         how = ("is mirrored east-west (negative pixel width)" if pan.gt[1] <= 0 and not pan.rotated else
-               "is rotated" if pan.rotated else "is south-up (positive pixel height)")
+               "is rotated or sheared" if pan.rotated else "is south-up (positive pixel height)")
         raise InputError(f"the PAN raster {how}: the output lies on the PAN's grid, which must be north-up; warp it "
                          "first (Raster > Projections > Warp (Reproject), or gdalwarp) and give the warped raster")
     if bool(pan.wkt) != bool(ms.wkt):
@@ -249,8 +264,7 @@ def plan_grid(pan: RasterInfo, ms: RasterInfo, ms_ds: gdal.Dataset) -> GridPlan:
         if not same_crs(pan.wkt, ms.wkt):
             why = "is in another CRS than PAN"
         elif ms.rotated:
-            why = (f"is rotated by {_rotation(ms):.1f} degrees against north-up" if abs(_rotation(ms)) >= 0.05 else
-                   "is sheared (its rows and columns are not at right angles)")
+            why = _turn(ms)
         elif ms.gt[1] <= 0:
             why = "is mirrored east-west (negative pixel width)"
         else:
