@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 from osgeo import gdal, osr
 
+from ksdiff_qgis.engine.feedback import RecordingFeedback
 from ksdiff_qgis.engine.pipeline import pansharpen
+from ksdiff_qgis.engine.raster_io import open_raster
+
+SAMPLE = Path(__file__).resolve().parent.parent / "ksdiff_qgis" / "resources" / "sample"
 
 
 def _pixels_only(src: str, dst: str, driver: str = "GTiff") -> str:
@@ -127,3 +132,54 @@ def test_a_rotated_and_sheared_ms_is_not_called_only_rotated(pair, tmp_path):
                             "its columns at 110.0 degrees") for w in res.warnings), res.warnings
     res = pansharpen(pair["PAN"], ms["rotated"], str(tmp_path / "r.tif"), "wv2", "mtf_glp_hpm")
     assert any(w.startswith("The MS raster is rotated by 10.0 degrees against north-up") for w in res.warnings)
+
+
+# 3. NBITS behind a container ----------------------------------------------------------------------------
+
+def _separate_vrt(ms: str, folder: Path) -> str:
+    """gdalbuildvrt -separate of ``ms``'s bands written as one GeoTIFF each."""
+    bands = [str(folder / f"band{b}.tif") for b in range(1, gdal.Open(ms).RasterCount + 1)]
+    for b, path in enumerate(bands, start=1):
+        gdal.Translate(path, ms, bandList=[b])
+    vrt = str(folder / "separate.vrt")
+    gdal.BuildVRT(vrt, bands, separate=True)
+    return vrt
+
+
+@pytest.mark.parametrize("container", ["vrt", "vrt -separate", "nitf"])
+def test_nbits_is_found_behind_a_vrt_or_nitf(tmp_path, container):
+    """The 11-bit WorldView-2 MS as a user's VRT (gdalbuildvrt, also -separate of band files) or NITF (ABPP=11):
+    GDAL reports no NBITS there, and the output took the 16-bit range (values up to 65535 where the GeoTIFF's are
+    clipped to 2047). Now the bit depth comes from the VRT's sources or the NITF's ABPP: the output is the GeoTIFF's."""
+    pan, ms = str(SAMPLE / "demo_pan.tif"), str(tmp_path / "ms.tif")
+    shutil.copy(SAMPLE / "demo_ms.tif", ms)
+    if container == "vrt":
+        other = str(tmp_path / "ms.vrt")
+        gdal.BuildVRT(other, [ms])
+    elif container == "vrt -separate":
+        other = _separate_vrt(ms, tmp_path)
+    else:
+        other = str(tmp_path / "ms.ntf")
+        gdal.Translate(other, ms, format="NITF", creationOptions=["ABPP=11"])
+    assert gdal.Open(other).GetRasterBand(1).GetMetadataItem("NBITS", "IMAGE_STRUCTURE") is None
+    assert open_raster(other, "MS")[1].nbits == 11
+    ref = pansharpen(pan, ms, str(tmp_path / "ref.tif"), "wv2", "mtf_glp_hpm")
+    log = RecordingFeedback()
+    got = pansharpen(pan, other, str(tmp_path / "got.tif"), "wv2", "mtf_glp_hpm", feedback=log)
+    a, b = gdal.Open(ref.output_path).ReadAsArray(), gdal.Open(got.output_path).ReadAsArray()
+    assert a.max() == b.max() == 2047 and any("above 2047" in line for line in log.lines), (b.max(), log.lines)
+    if container != "nitf":   # NITF rounds the corner coordinates: its grid is a fraction of a pixel off
+        assert np.array_equal(a, b)
+
+
+def test_nbits_of_a_vrt_needs_every_source_to_agree(tmp_path):
+    """A VRT's NBITS is its sources' only when all of them say the same and hand their values on unchanged: a band
+    file without NBITS, or a scaled source, leaves the type's range."""
+    ms = str(tmp_path / "ms.tif")
+    shutil.copy(SAMPLE / "demo_ms.tif", ms)
+    vrt = _separate_vrt(ms, tmp_path)
+    gdal.Translate(str(tmp_path / "band4.tif"), ms, bandList=[4], creationOptions=["NBITS=16"])
+    assert open_raster(vrt, "MS")[1].nbits is None
+    scaled = str(tmp_path / "scaled.vrt")
+    gdal.Translate(scaled, ms, format="VRT", scaleParams=[[0, 2047, 0, 4094]])
+    assert open_raster(scaled, "MS")[1].nbits is None
