@@ -183,3 +183,36 @@ def test_nbits_of_a_vrt_needs_every_source_to_agree(tmp_path):
     scaled = str(tmp_path / "scaled.vrt")
     gdal.Translate(scaled, ms, format="VRT", scaleParams=[[0, 2047, 0, 4094]])
     assert open_raster(scaled, "MS")[1].nbits is None
+
+
+# 2. the MS's metadata on the output ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("cog", [False, True])
+def test_the_output_keeps_the_ms_units_band_metadata_and_imagery(data_dir, tmp_path, cog):
+    """The output keeps, per band, its MS band's unit type and metadata (WAVELENGTH) — also with MS_BANDS reordering
+    them — and the MS's default and IMAGERY metadata, without the MS's statistics or its other domains (only band
+    names, colours and scale/offset were kept)."""
+    pan, ms = str(tmp_path / "pan.tif"), str(tmp_path / "ms.tif")
+    shutil.copy(data_dir / "l8_pan.tif", pan)
+    shutil.copy(data_dir / "l8_ms.tif", ms)
+    ds = gdal.Open(ms, gdal.GA_Update)
+    ds.SetMetadata({**ds.GetMetadata(), "SPACECRAFT_ID": "LANDSAT_8"})
+    ds.SetMetadata({"SATELLITEID": "LANDSAT_8", "CLOUDCOVER": "0.1"}, "IMAGERY")
+    ds.SetMetadata({"MY_KEY": "my value"}, "CUSTOMDOMAIN")
+    for b in range(1, 5):
+        band = ds.GetRasterBand(b)
+        band.SetUnitType("reflectance")
+        band.SetMetadata({"WAVELENGTH": str(400 + 100 * b)})
+        band.ComputeStatistics(False)   # STATISTICS_* of the MS's values: not the output's
+    ds = None
+    res = pansharpen(pan, ms, str(tmp_path / "o.tif"), "landsat8", "mtf_glp_hpm", ms_bands=[4, 3, 2, 1], cog=cog)
+    out = gdal.Open(res.output_path)
+    assert out.GetMetadataItem("SPACECRAFT_ID") == "LANDSAT_8"
+    assert out.GetMetadataItem("SOURCE").startswith("Landsat 8")
+    assert out.GetMetadata("IMAGERY") == {"SATELLITEID": "LANDSAT_8", "CLOUDCOVER": "0.1"}
+    assert not out.GetMetadata("CUSTOMDOMAIN") and not out.GetMetadata("RPC")
+    for i, b in enumerate([4, 3, 2, 1], start=1):
+        band = out.GetRasterBand(i)
+        assert band.GetUnitType() == "reflectance"
+        assert band.GetMetadata() == {"WAVELENGTH": str(400 + 100 * b)}, band.GetMetadata()
+    assert out.GetMetadataItem("LAYOUT", "IMAGE_STRUCTURE") == ("COG" if cog else None)
