@@ -23,6 +23,10 @@ EDGE_TOLERANCE = 0.05    # PAN pixels: grid-edge noise below this snaps to the n
 # its georeference puts it (WorldView-2: 4.000246, 0.04 pixels over a 150-pixel MS, 2.2 over a whole scene)
 DRIFT_TOLERANCE = 0.25
 GRID_SHIFT = "The MS grid is shifted"   # the start of plan_grid's warning about a grid offset
+NO_CRS = ("Neither the PAN nor the MS raster has a coordinate reference system (CRS): they are fused by their "
+          "geotransforms alone, and the output has no CRS either (a .prj beside a .tfw world file is not read for a "
+          "GeoTIFF). Assign the CRS their coordinates are in to both inputs, or to the output afterwards: QGIS "
+          "Raster > Projections > Assign Projection, or gdal_edit.py -a_srs EPSG:<code> file.tif.")
 MIN_OVERLAP_MS = 8       # MS pixels per side: fewer leave too few samples for the scene statistics
 
 
@@ -113,6 +117,21 @@ def _ms_pixel_size(ms: RasterInfo, pan: RasterInfo) -> float | None:
 def _rotation(ms: RasterInfo) -> float:
     """Rotation of the MS pixel grid against north-up, in degrees."""
     return math.degrees(math.atan2(ms.gt[4], ms.gt[1]))
+
+
+def _turn(ms: RasterInfo) -> str:
+    """How a rotated geotransform turns the MS grid, for the warning: rotated by an angle when its rows and columns
+    stay at right angles, else sheared (then also rotated, or not)."""
+    gt = ms.gt
+    # the angle between the pixel grid's row and column directions: 90 degrees unless it is sheared
+    cross = gt[1] * gt[5] - gt[2] * gt[4]
+    between = math.degrees(math.atan2(abs(cross), gt[1] * gt[2] + gt[4] * gt[5]))
+    if abs(between - 90.0) < 0.05:
+        return f"is rotated by {_rotation(ms):.1f} degrees against north-up"
+    if abs(_rotation(ms)) < 0.05:
+        return "is sheared (its rows and columns are not at right angles)"
+    return (f"is rotated or sheared (its rows run {_rotation(ms):.1f} degrees off east-west and meet its columns at "
+            f"{between:.1f} degrees, not 90)")
 
 
 def _warp_ms(ms_ds: gdal.Dataset, ms: RasterInfo, pan: RasterInfo,
@@ -210,6 +229,14 @@ def _check_degrees(info: RasterInfo, name: str) -> None:
 def plan_grid(pan: RasterInfo, ms: RasterInfo, ms_ds: gdal.Dataset) -> GridPlan:
     """Check the geometry of a PAN/MS pair and work out the output grid. Raises InputError."""
     for info, name in ((pan, "PAN"), (ms, "MS")):
+        if info.rpc and tuple(info.gt) == DEFAULT_GT:
+            raise InputError(
+                f"the {name} raster {info.path} is located by RPC coefficients only (a raw, not orthorectified "
+                "image, as WorldView L1B or Pléiades primary products are), not by a pixel grid: QGIS draws it through "
+                "them, but the fusion needs both rasters on a map grid. Orthorectify it first: gdalwarp -rpc -t_srs "
+                "EPSG:<its UTM zone> -r cubic in.tif out.tif (with a DEM for relief: add -to RPC_DEM=dem.tif), or in "
+                "QGIS Raster > Projections > Warp (Reproject) with -rpc in its additional command-line parameters; "
+                "orthorectify PAN and MS alike and give the warped rasters")
         if not info.georeferenced and info.gcps:
             raise InputError(f"the {name} raster {info.path} is georeferenced by {info.gcps} ground control points "
                              "only, not by a pixel grid: warp it first (Raster > Projections > Warp (Reproject), or "
@@ -222,21 +249,22 @@ def plan_grid(pan: RasterInfo, ms: RasterInfo, ms_ds: gdal.Dataset) -> GridPlan:
         _check_degrees(info, name)
     if pan.rotated or pan.gt[5] >= 0 or pan.gt[1] <= 0:
         how = ("is mirrored east-west (negative pixel width)" if pan.gt[1] <= 0 and not pan.rotated else
-               "is rotated" if pan.rotated else "is south-up (positive pixel height)")
+               "is rotated or sheared" if pan.rotated else "is south-up (positive pixel height)")
         raise InputError(f"the PAN raster {how}: the output lies on the PAN's grid, which must be north-up; warp it "
                          "first (Raster > Projections > Warp (Reproject), or gdalwarp) and give the warped raster")
     if bool(pan.wkt) != bool(ms.wkt):
         which = "PAN" if not pan.wkt else "MS"
         raise InputError(f"the {which} raster has no coordinate reference system while the other has one")
     warnings: list[str] = []
+    if not pan.wkt:   # a grid alone places the pair against each other, not on the map
+        warnings.append(NO_CRS)
     warped, foot = None, None
     if not same_crs(pan.wkt, ms.wkt) or ms.rotated or ms.gt[5] >= 0 or ms.gt[1] <= 0:
         warped, ratio = _warp_ms(ms_ds, ms, pan, notes=warnings)
         if not same_crs(pan.wkt, ms.wkt):
             why = "is in another CRS than PAN"
         elif ms.rotated:
-            why = (f"is rotated by {_rotation(ms):.1f} degrees against north-up" if abs(_rotation(ms)) >= 0.05 else
-                   "is sheared (its rows and columns are not at right angles)")
+            why = _turn(ms)
         elif ms.gt[1] <= 0:
             why = "is mirrored east-west (negative pixel width)"
         else:

@@ -29,7 +29,6 @@ from .clipping import ClipCounter
 from .errors import Cancelled, InputError
 from .feedback import Feedback
 from .filters import upsample
-from .gdalutil import gdal_call
 from .grid import GRID_SHIFT, GridPlan, plan_grid, with_crs
 from .learned import DEFAULT_PRECISION, PRECISIONS, OnnxFuser, checked_session, pan_units, value_scale, zero_fill
 from .parallel import BlockRowWriter, TilePool, aligned_cells, default_workers, write_cells
@@ -436,6 +435,7 @@ def pansharpen(
         raise InputError(f"unknown compression {compression!r}; choose one of {', '.join(outputs.COMPRESSIONS)}")
     pan_ds, pan = open_raster(pan_path, "PAN")
     ms_ds, ms = open_raster(ms_path, "MS")
+    ms_file = ms_ds   # the file's own metadata, whatever views of it are fused (outputs.copy_metadata)
     check_not_input(output_path, {"PAN": pan_ds, "MS": ms_ds})
     crs_notes: list[str] = []
     pan_ds, pan = with_crs(pan_ds, pan, pan_crs, "PAN", crs_notes)
@@ -485,8 +485,6 @@ def pansharpen(
         fb.info(note)
     warnings.extend(bplan.warnings)
     warnings.extend(_band_metadata_notes(pan_ds, ms_ds, ms, spec, bplan.indices))
-    # the output's values are the MS's stored numbers: its scale/offset say what they mean
-    scale_offset = [(ms_ds.GetRasterBand(b).GetScale(), ms_ds.GetRasterBand(b).GetOffset()) for b in bplan.indices]
     alpha_note = alpha_band_note(flagged, bplan.indices)
     if alpha_note:
         fb.warning(alpha_note)
@@ -596,10 +594,8 @@ def pansharpen(
     runner = _TileRunner(pan_ds, ms_src, pan, ms, plan, spec, fuse, margin, stats, fb, layout.count)
     set_colour_interpretation(writer.ds, names, [ms_ds.GetRasterBand(b).GetColorInterpretation()
                                                  for b in range(1, ms_ds.RasterCount + 1)])
-    for i, (scale, offset) in enumerate(scale_offset, 1):
-        if (scale or 1.0) != 1.0 or (offset or 0.0) != 0.0:
-            gdal_call(writer.ds.GetRasterBand(i).SetScale, scale or 1.0)
-            gdal_call(writer.ds.GetRasterBand(i).SetOffset, offset or 0.0)
+    # the output's values are the MS's stored numbers: its scale/offset, units and band metadata say what they mean
+    outputs.copy_metadata(writer.ds, ms_file, bplan.indices)
     for p in writer.removed_partials:
         fb.info(f"removed {os.path.basename(p)}, left beside the output by an interrupted earlier run")
     low, high = value_range(ms.dtype, out_nbits)

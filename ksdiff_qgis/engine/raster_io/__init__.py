@@ -1,6 +1,7 @@
 """The engine's one place for raster I/O (GDAL's own Python binding, ``osgeo.gdal``, as QGIS ships it).
 
 * ``info``: open a raster (checked), :class:`RasterInfo` and :func:`describe`;
+* ``bitdepth``: a product's NBITS where its container (a VRT, a NITF) does not report it;
 * ``read``: window reads (padded float32 tiles for fusion, GDAL-averaged windows for scene statistics,
   :class:`MaskedRaster` for the quality assessment);
 * ``dtypes``: the output type policy (value range, output nodata, the cast of fused values);

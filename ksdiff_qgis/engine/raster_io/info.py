@@ -10,6 +10,7 @@ from osgeo import gdal
 
 from ..errors import InputError
 from ..gdalutil import gdal_call
+from .bitdepth import product_nbits
 
 SUPPORTED_TYPES = {"Byte", "UInt16", "Int16", "UInt32", "Int32", "Float32", "Float64", "Int8"}
 DEFAULT_GT = (0.0, 1.0, 0.0, 0.0, 0.0, 1.0)   # what GDAL reports for a raster without a geotransform
@@ -32,6 +33,7 @@ class RasterInfo:
     descriptions: list[str]
     mask: str | None = None   # a mask of the file's own read as nodata (NaN): what it is (``masks.masked_view``)
     gcps: int = 0             # ground control points (georeferencing without a grid, unless it also has one)
+    rpc: bool = False         # RPC coefficients: a raw image placed by a sensor model (no grid, unless it has one)
 
     @property
     def georeferenced(self) -> bool:
@@ -52,7 +54,6 @@ def describe(ds: gdal.Dataset, path: str) -> RasterInfo:
     """Read the facts of an opened dataset."""
     b1 = ds.GetRasterBand(1)
     dtype = np.dtype(gdal.GetDataTypeName(b1.DataType).lower().replace("byte", "uint8"))
-    nbits = b1.GetMetadataItem("NBITS", "IMAGE_STRUCTURE")
     return RasterInfo(
         path=path,
         width=ds.RasterXSize,
@@ -63,9 +64,10 @@ def describe(ds: gdal.Dataset, path: str) -> RasterInfo:
         dtype=dtype,
         gdal_type=b1.DataType,
         nodata=b1.GetNoDataValue(),
-        nbits=int(nbits) if nbits else None,
+        nbits=product_nbits(ds),   # also through a VRT or NITF, which do not report it themselves
         descriptions=[ds.GetRasterBand(i + 1).GetDescription() for i in range(ds.RasterCount)],
         gcps=ds.GetGCPCount(),
+        rpc=bool(ds.GetMetadata("RPC")),
     )
 
 

@@ -36,6 +36,40 @@ BASE = ["TILED=YES", f"BLOCKXSIZE={BLOCK}", f"BLOCKYSIZE={BLOCK}", "BIGTIFF=IF_S
         "PHOTOMETRIC=MINISBLACK"]
 
 
+# the MS's dataset metadata the output keeps: its default domain (what gdal_translate keeps) and IMAGERY (sensor,
+# acquisition); not the domains that describe the input file (IMAGE_STRUCTURE, RPC, GEOLOCATION, SUBDATASETS, xml:...)
+KEPT_DOMAINS = ("", "IMAGERY")
+# keys that describe the input's pixels or grid, not the output's: statistics of the MS's values, and AREA_OR_POINT
+# (the output lies on the PAN's grid, written as GeoTIFF's default, pixel is area)
+_DROPPED = ("STATISTICS_", "AREA_OR_POINT")
+
+
+def _kept(items: dict | None) -> dict:
+    return {k: v for k, v in (items or {}).items() if not k.upper().startswith(_DROPPED)}
+
+
+def copy_metadata(dst: gdal.Dataset, src: gdal.Dataset, bands: list[int]) -> None:
+    """Give the output ``dst`` the metadata of the MS ``src`` that still hold for the fused values: the dataset's
+    default and IMAGERY domains, and per output band that of its MS band (``bands``, 1-based, in output order): unit
+    type (e.g. reflectance), scale/offset (the output's values are the MS's stored numbers) and band metadata (e.g.
+    WAVELENGTH), without statistics. Band names and colours are the writer's and ``bandcolour``'s."""
+    for domain in KEPT_DOMAINS:
+        items = _kept(src.GetMetadata(domain))
+        if items:
+            gdal_call(dst.SetMetadata, {**(dst.GetMetadata(domain) or {}), **items}, domain)
+    for i, b in enumerate(bands, start=1):
+        sb, db = src.GetRasterBand(b), dst.GetRasterBand(i)
+        scale, offset = sb.GetScale(), sb.GetOffset()
+        if (scale or 1.0) != 1.0 or (offset or 0.0) != 0.0:
+            gdal_call(db.SetScale, scale or 1.0)
+            gdal_call(db.SetOffset, offset or 0.0)
+        if sb.GetUnitType():
+            gdal_call(db.SetUnitType, sb.GetUnitType())
+        items = _kept(sb.GetMetadata())
+        if items:
+            gdal_call(db.SetMetadata, {**(db.GetMetadata() or {}), **items})
+
+
 def parse_options(text: str | list[str] | None) -> list[str]:
     """``KEY=VALUE`` items from QGIS's '|'-separated creation options string (or a list), validated."""
     if not text:
@@ -195,6 +229,13 @@ class CogWriter(GeoTiffWriter):
         # the base class renames tmp_path into place; the staged file keeps its lock until then
         self.tmp_path = cog
         self.ds = gdal.OpenEx(cog, gdal.OF_RASTER | gdal.OF_READONLY)
+        # GDAL's copy leaves the IMAGERY domain out, and writing it into the COG would move its directory to the end
+        # (no longer a COG): it goes to the .aux.xml beside it, which the commit moves along
+        staged = gdal.OpenEx(self.staged, gdal.OF_RASTER | gdal.OF_READONLY)
+        imagery = staged.GetMetadata("IMAGERY") if staged is not None else None
+        if imagery:
+            gdal_call(self.ds.SetMetadata, imagery, "IMAGERY")
+        staged = None
         notes = super().commit(cancelled)
         _remove(self.staged)
         return notes
