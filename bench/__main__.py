@@ -14,7 +14,8 @@ from osgeo import gdal
 from model_core.datacache import data_dir
 
 from . import __doc__ as DOC
-from .common import BASELINE_MODELS_DIR, BUNDLED_MODELS_DIR, CLASSICAL, DOCS, GDAL_METHOD, RESULTS
+from .common import BASELINE_MODELS_DIR, BUNDLED_MODELS_DIR, CLASSICAL, DOCS, RESULTS
+from .external import available_tools
 from .learned import model_scores, onnx_models
 from .quality import run_quality
 from .report import environment, markdown, plots
@@ -54,12 +55,15 @@ def main(argv=None) -> int:
         print(f"make bench: real data missing ({', '.join(missing)}); run `make data` first", file=sys.stderr)
         return 2
     models = onnx_models(args.models, args.baselines)
-    methods = [(m, None) for m in CLASSICAL] + models + [(GDAL_METHOD, None)]
+    tools, tools_missing = available_tools()
+    methods = [(m, None) for m in CLASSICAL] + models + [(t.method, None) for t in tools]
     if not models:
         print(f"bench: no ONNX model in {args.models}: learned methods skipped")
+    for line in tools_missing:   # Orfeo ToolBox is optional: neither `make setup` nor CI installs it
+        print(f"bench: {line}")
     tmp = Path(tempfile.mkdtemp(prefix="ksdiff_bench_"))
     results = {"environment": environment(), "methods": [m for m, _ in methods], "scenes": [], "quality": [],
-               "speed": {}, "skipped": []}
+               "speed": {}, "skipped": [], "tools_missing": tools_missing}
     quick = {"tiles": {}}
     try:
         run_quality(methods, [("reduced", reduced_scenes(dd, tmp)), ("full", full_scenes(dd, tmp))], tmp, results,

@@ -13,6 +13,8 @@ from ksdiff_qgis.engine.learned import DEFAULT_PRECISION
 from ksdiff_qgis.engine.model_card import MODELS_DIR
 from ksdiff_qgis.engine.pipeline import pansharpen
 
+from .external import TOOLS, run_tool
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results.json"
 DOCS = ROOT / "docs" / "BENCHMARKS.md"
@@ -22,9 +24,10 @@ BASELINE_MODELS_DIR = ROOT / "bench" / "models"      # bare backbones trained th
 CLASSICAL = list(classical.METHODS)
 BEST_CLASSICAL = classical.BEST_CLASSICAL
 GDAL_METHOD = "gdal_pansharp"
+PEER_METHODS = list(TOOLS)       # the peer tools' methods (bench/external.py): GDAL, Orfeo ToolBox
 SMALL_CACHE_MB = 64
 LABELS = {"exp": "EXP (cubic upsampling)", "brovey": "Brovey", "gsa": "GSA", "mtf_glp_hpm": "MTF-GLP-HPM",
-          "mtf_glp_fs": "MTF-GLP-FS", GDAL_METHOD: "GDAL pansharpening (QGIS gdal:pansharp)"}
+          "mtf_glp_fs": "MTF-GLP-FS", **{m: t.label for m, t in TOOLS.items()}}
 
 
 INT8 = "@int8"   # label suffix: a bundled KSDiff model run with PRECISION=int8 (its int8 CPU variant)
@@ -46,13 +49,8 @@ def run_method(method: str, pan: str, ms: str, out: str, sensor: str, model: str
     """Fuse in this process; returns seconds. ``method``: as ``method_precision`` reads it."""
     method, precision = method_precision(method)
     t0 = time.perf_counter()
-    if method == GDAL_METHOD:
-        from osgeo_utils.gdal_pansharpen import main as gdal_pansharpen_main
-
-        # exactly QGIS's processing/algs/gdal/pansharp.py defaults: -r cubic -of GTiff (no weights)
-        rc = gdal_pansharpen_main(["gdal_pansharpen.py", pan, ms, out, "-r", "cubic", "-of", "GTiff", "-q"])
-        if rc != 0:
-            raise RuntimeError(f"gdal_pansharpen failed ({rc})")
+    if method in TOOLS:
+        run_tool(TOOLS[method], pan, ms, out)   # a peer tool, exactly its command line (bench/external.py)
     else:
         pansharpen(pan, ms, out, sensor=sensor, method=method, model_path=model, precision=precision)
     return time.perf_counter() - t0

@@ -11,7 +11,7 @@ from pathlib import Path
 from ksdiff_qgis.engine import metrics as M
 from ksdiff_qgis.engine.model_card import load_card
 
-from .common import BASELINE_MODELS_DIR, BUNDLED_MODELS_DIR, CLASSICAL, GDAL_METHOD, INT8
+from .common import BASELINE_MODELS_DIR, BUNDLED_MODELS_DIR, CLASSICAL, INT8, PEER_METHODS
 
 
 def _card(model: str) -> dict:
@@ -88,7 +88,7 @@ def model_scores(results: dict, models_dir: Path = BUNDLED_MODELS_DIR, evaluate_
         for r in rows:
             keys = M.REDUCED if r["mode"] == "reduced" else M.FULL
             best = [q for q in results["quality"] if q["mode"] == r["mode"] and q["scene"] == r["scene"]
-                    and q["method"] in CLASSICAL + [GDAL_METHOD]]
+                    and q["method"] in CLASSICAL + PEER_METHODS]
             metrics[f"{r['mode']}/{r['scene']}"] = {
                 **{k: round(float(r[k]), 4) for k in keys if r.get(k) is not None},
                 "best_classical_ERGAS" if r["mode"] == "reduced" else "best_classical_HQNR": round(float(

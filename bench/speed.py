@@ -19,6 +19,7 @@ from .common import (
     method_precision,
     run_method,
 )
+from .external import TOOLS
 from .learned import model_method, model_sensor, ssdiff_timing_model
 from .scenes import mirrored_scene
 
@@ -66,7 +67,13 @@ def load_model(model: str, method: str) -> None:
 
 
 def run_subprocess(method, pan, ms, out, sensor, model=None, env: dict | None = None) -> dict:
-    cmd = [sys.executable, "-m", "bench", "--worker", method, pan, ms, out, sensor, model or ""]
+    """One timed fusion in its own process: a Python worker, or for a command-line peer tool (Orfeo ToolBox)
+    the stdlib-only launcher ``python -m bench.external``, so its peak RSS is the tool's process's own."""
+    tool = TOOLS.get(method)
+    if tool is not None and tool.python_main is None:
+        cmd = [sys.executable, "-m", "bench.external", method, pan, ms, out]
+    else:
+        cmd = [sys.executable, "-m", "bench", "--worker", method, pan, ms, out, sensor, model or ""]
     res = subprocess.run(cmd, capture_output=True, text=True, cwd=str(ROOT),
                          env={**os.environ, "PYTHONPATH": str(ROOT), **(env or {})})
     if res.returncode != 0:

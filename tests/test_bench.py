@@ -6,7 +6,7 @@ import hashlib
 import numpy as np
 import pytest
 
-from bench import common, learned, quality, report, speed
+from bench import common, external, learned, quality, report, speed
 from ksdiff_qgis.engine.model_card import MODELS_DIR
 from model_core.wald import make_reduced_case
 
@@ -118,3 +118,62 @@ def test_bench_needs_make_data(tmp_path, capsys):
 
     assert main(["--data", str(tmp_path)]) == 2
     assert "make data" in capsys.readouterr().err
+
+
+OTB = external.TOOLS["otb_rcs"]
+needs_otb = pytest.mark.skipif(not OTB.available(), reason="Orfeo ToolBox not installed (apt-get install otb-bin)")
+
+
+@needs_otb
+@pytest.mark.parametrize("method", ["otb_rcs", "otb_bayes"])
+def test_bench_runs_orfeo_toolbox_as_a_user_would(scenes, method):
+    """OTB's BundleToPerfectSensor from its command line: the fused raster lies on the PAN grid (MS superimposed
+    from the georeferencing), 4 uint16 bands, and is scored like every method; RCS injects registered PAN detail
+    (ERGAS well below the upsampled MS's), Bayes at least improves on it."""
+    from model_core.rasters import read
+
+    tmp, cases = scenes
+    scene = cases[0][1][0]
+    assert f"`{' '.join(external.TOOLS[method].command())}`" in "\n".join(report.peer_lines({"methods": [method]}))
+    outs = {m: str(tmp / f"otb_test_{m}.tif") for m in ("exp", method)}
+    for m, out in outs.items():
+        assert common.run_method(m, scene["pan"], scene["ms"], out, scene["sensor"]) > 0
+    pan, fused = read(scene["pan"]), read(outs[method])
+    assert fused.data.shape == (4, *pan.data.shape[1:]) and fused.data.dtype == np.uint16
+    assert fused.gt == pytest.approx(pan.gt)
+    ergas = {m: quality.score_reduced(out, scene)["ERGAS"] for m, out in outs.items()}
+    assert ergas[method] < (0.7 if method == "otb_rcs" else 0.9) * ergas["exp"], ergas
+
+
+@needs_otb
+def test_bench_orfeo_toolbox_failure_says_why(tmp_path, data_dir):
+    """A failing OTB run raises with its command line and OTB's own reason, and writes no output."""
+    out = tmp_path / "o.tif"
+    with pytest.raises(RuntimeError, match=r"otbcli_BundleToPerfectSensor .* failed \(exit 1\).*missing_ms\.tif"):
+        common.run_method("otb_rcs", str(data_dir / "wv2_test_pan.tif"), str(tmp_path / "missing_ms.tif"), str(out),
+                          "wv2")
+    assert not out.exists()
+
+
+@needs_otb
+def test_bench_times_orfeo_toolbox_in_its_own_process(data_dir, tmp_path):
+    """The speed bench starts OTB from the stdlib-only launcher: seconds, and the tool's own peak RSS. Through the
+    engine's Python worker the figure was that worker's own VmHWM (about the idle worker's, whatever OTB used);
+    OTB on this small scene stays well below it."""
+    out = tmp_path / "w.tif"
+    r = speed.run_subprocess("otb_rcs", str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif"), str(out), "wv2")
+    assert r["seconds"] > 0 and out.exists()
+    idle = speed.run_subprocess("__idle__", "", "", "", "wv2")
+    assert 10 < r["peak_mb"] < 0.9 * idle["peak_mb"], (r, idle)
+
+
+def test_bench_without_orfeo_toolbox_says_so_in_one_line(monkeypatch, tmp_path):
+    """Without OTB on PATH (CI, `make test`): its methods are left out, one line says how to include them, the
+    report carries that line and still describes GDAL's command."""
+    monkeypatch.setenv("PATH", str(tmp_path))
+    tools, missing = external.available_tools()
+    assert [t.method for t in tools] == [common.GDAL_METHOD]
+    assert len(missing) == 1 and "otbcli_BundleToPerfectSensor not on PATH" in missing[0]
+    assert "apt-get install otb-bin" in missing[0]
+    text = "\n".join(report.peer_lines({"methods": [common.GDAL_METHOD], "tools_missing": missing}))
+    assert "gdal_pansharpen.py PAN MS OUT -r cubic -of GTiff" in text and "Not in this run: otbcli" in text
