@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from osgeo import gdal
 
-from . import aoi, classical, coregistration, inrange, masks, memory, model_card, runtime, selfcheck
+from . import aoi, classical, coregistration, inrange, masks, memory, model_card, panholes, runtime, selfcheck
 from . import bands as band_sel
 from . import consistency as consistency_step
 from .bandcolour import (
@@ -308,6 +308,7 @@ class _TileRunner:
         self.pan_ds, self.ms_ds, self.pan, self.ms, self.plan = pan_ds, ms_ds, pan, ms, plan
         # values above a declared bit depth clamped as they are read, and counted (``inrange``)
         self.clamps = {role: g.clamp for role, g in (ranges or {}).items()}
+        self.pan_holes: panholes.PanOnlyHoles | None = None   # set with the layout (``count_pan_holes``)
         self.sensor, self.fuse, self.margin, self.stats = sensor, fuse, margin, stats
         self.feedback, self.total, self.done = feedback, total, 0
         self.learned = isinstance(fuse, OnnxFuser)   # only a learned fuser uses a tile's context (TileContext.valid)
@@ -351,7 +352,15 @@ class _TileRunner:
             fused = fused[:, m : m + rows, m : m + cols].copy()
         if valid is not None:
             fused[:, ~valid[m : m + rows, m : m + cols]] = np.nan
+        if self.pan_holes is not None and pan_valid is not None and not pan_valid.all():
+            # nodata only because of the PAN: the MS holds data there, and beside it (not the scene edge of both)
+            ms_data = True if ms_valid is None else _on_pan_grid(panholes.eroded(ms_valid), (H, W), origin, k)
+            self.pan_holes.add(row, col, (~pan_valid & ms_data)[m : m + rows, m : m + cols])
         return fused
+
+    def count_pan_holes(self, tiles: list[tuple[int, int, int, int]], rows: int, cols: int) -> None:
+        """Count the output pixels that are nodata only because of the PAN over the run's ``tiles`` (its layout's)."""
+        self.pan_holes = panholes.PanOnlyHoles(tiles, rows, cols)
 
     def _context_valid(self, valid: np.ndarray | None, pan: np.ndarray, ms: np.ndarray,
                        origin: tuple[float, float]) -> np.ndarray | None:
@@ -613,6 +622,7 @@ def pansharpen(
     floating = ms.dtype.kind == "f"   # keeps every value; its negatives are still worth a line in the log
     clips = ClipCounter(high, names, clipped=not floating, low=0.0 if floating else low)   # clipping is never silent
     pool = TilePool(runner, rows, cols, tile_size, overlap, workers, on_result=runner.tile_done, order=layout.order)
+    runner.count_pan_holes(pool.order, rows, cols)
 
     inputs = InputCache([pan_ds, ms_src], runner.read_lock)
     free_pages = memory.FreeMemoryKeeper()
@@ -661,10 +671,10 @@ def pansharpen(
         if note:
             fb.info(f"{method}: {note}")
     clips.report(fb, method)
-    above_range = inrange.report(ranges)
-    if above_range:
-        fb.warning(above_range)
-        warnings.append(above_range)
+    for note in (inrange.report(ranges), runner.pan_holes.note(pan)):
+        if note:
+            fb.warning(note)
+            warnings.append(note)
     return PansharpenResult(output_path=output_path, seconds=time.perf_counter() - t0, width=cols, height=rows,
                             sensor=sensor,
                             tiles=layout.count, method=method, ratio=plan.ratio, device=used_device,
