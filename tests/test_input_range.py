@@ -127,3 +127,24 @@ def test_ksdiff_does_not_depend_on_the_datas_gain_without_nbits(data_dir, tmp_pa
     kept = (sixteen < 65535) & (one > 1)
     assert kept.mean() > 0.97
     assert np.abs(sixteen / 16 - one)[kept].max() <= 0.5 + 1 / 32
+
+
+def test_the_scene_sample_is_averaged_from_clamped_values(data_dir):
+    """The scene statistics average full-resolution values clamped first, also through GDAL's averaging of a window
+    whose factor is not whole (cut by the raster's edge)."""
+    from ksdiff_qgis.engine.raster_io import read_decimated
+
+    windows = {}
+    for value in (60000, 2047):
+        ds = gdal.Translate("", str(data_dir / "wv2_pan.tif"), format="MEM", outputType=gdal.GDT_UInt16)
+        band = ds.GetRasterBand(1)
+        arr = band.ReadAsArray()
+        arr[HOT] = value
+        band.WriteArray(arr)
+        windows[value] = ds
+    info = describe(gdal.Open(str(data_dir / "wv2_ms.tif")), "ms")
+    for size, out in ((248, 62), (250, 62)):   # a whole factor (4), and 250 / 62
+        guard = inrange.guards(info, info)["MS"]
+        hot = read_decimated(windows[60000], 0, 0, size, size, out, out, guard.sample)
+        assert np.allclose(hot, read_decimated(windows[2047], 0, 0, size, size, out, out))
+        assert guard.sample_above == 1 and guard.sampled == size * size

@@ -103,6 +103,8 @@ def read_decimated(ds: gdal.Dataset, col: int, row: int, w: int, h: int, out_w: 
             if kept is not full:   # values were clamped: average the clamped ones
                 nodata = ds.GetRasterBand(b + 1).GetNoDataValue()
                 avg = _gdal_average(kept, ok, out_w, out_h)
+                if ds.GetRasterBand(b + 1).DataType not in (gdal.GDT_Float32, gdal.GDT_Float64):
+                    avg = np.floor(avg + 0.5)   # as GDAL's average of integer data is (the windows beside it)
                 arr[b] = np.where(np.isnan(avg), nodata if nodata is not None else np.nan, avg)
         return arr
     fy, fx = h // out_h, w // out_w
