@@ -54,8 +54,8 @@ def test_a_hot_pixel_above_the_products_range_is_read_as_its_top(data_dir, tmp_p
     assert np.array_equal(hot, top)
     assert _range_warnings(hot_lines) == [
         "WARNING Values above an input's declared bit depth cannot be data (a hot pixel, a bit error) and were clamped "
-        "before fusing, so they do not disturb their neighbourhood: PAN: 1 pixel above the MS's 11-bit range (the PAN "
-        "declares no bit depth) (max 60000) read as 2047."]
+        "before fusing, so they do not disturb their neighbourhood: PAN: 1 pixel above the MS's 11-bit range (max "
+        "60000; the PAN declares no bit depth of its own) read as 2047."]
     assert not _range_warnings(top_lines)
 
 
@@ -148,3 +148,15 @@ def test_the_scene_sample_is_averaged_from_clamped_values(data_dir):
         hot = read_decimated(windows[60000], 0, 0, size, size, out, out, guard.sample)
         assert np.allclose(hot, read_decimated(windows[2047], 0, 0, size, size, out, out))
         assert guard.sample_above == 1 and guard.sampled == size * size
+
+
+def test_many_values_above_the_range_question_the_declared_bit_depth():
+    """More than 0.1 % of an input above its range: the warning says the bit depth itself may be wrong and how to fix
+    it (data wider than the NBITS a tool wrote)."""
+    guard = inrange.RangeGuard("PAN", 11)
+    arr = np.full((1, 100, 100), 1000, dtype=np.float32)
+    arr[0, :2] = 3000
+    guard.clamp(arr, 0, 0, (100, 100))
+    assert guard.note() == ("PAN: 200 pixels above its 11-bit range (max 3000) read as 2047: so many that the 11-bit "
+                            "range itself may be wrong: if the data are wider, declare their bit depth (gdal_translate "
+                            "-co NBITS=16)")

@@ -94,10 +94,10 @@ class RangeGuard:
             return None
         what = "pixel value" if self.role == "MS" else "pixel"
         count = f"more than {MAX_TRACKED:,}" if self._over else f"{n:,}"
-        rng = (f"the {self.borrowed_from}'s {self.bits}-bit range (the {self.role} declares no bit depth)"
-               if self.borrowed_from else f"its {self.bits}-bit range")
-        text = (f"{self.role}: {count} {what}{'s' if self._over or n != 1 else ''} above {rng} "
-                f"(max {self.maximum:g}) read as {self.top:g}")
+        rng = f"the {self.borrowed_from}'s" if self.borrowed_from else "its"
+        own = f"; the {self.role} declares no bit depth of its own" if self.borrowed_from else ""
+        text = (f"{self.role}: {count} {what}{'s' if self._over or n != 1 else ''} above {rng} {self.bits}-bit range "
+                f"(max {self.maximum:g}{own}) read as {self.top:g}")
         if self._over or n > WRONG_NBITS_SHARE * max(self.pixels, 1):
             text += (f": so many that the {self.bits}-bit range itself may be wrong: if the data are wider, declare "
                      "their bit depth (gdal_translate -co NBITS=16)")
