@@ -485,3 +485,21 @@ def test_assess_report_wording(data_dir, tmp_path):
     assert "<th>Ds</th><th>Dρ</th><th>Checkerboard</th>" in text and "<th>D_s</th>" not in text
     assert "480×480 pixels with 66 pixels of context" in text and "512×512" not in text
     assert "<td>Blue</td>" in text and "Band 1" not in text
+
+
+def test_assess_says_when_the_rasters_do_not_overlap(qgis_app, full_fused, data_dir, tmp_path):
+    """FUSED from WV2 pair 1, PAN and MS from pair 2 (about 4 km away): the error says they do not overlap and names
+    both extents (QA: 'PAN is shifted by a fraction of a pixel from FUSED'); no report is written."""
+    from qgis.core import QgsProcessingException
+
+    from ksdiff_qgis.engine.assessment import assess_reduced
+    from ksdiff_qgis.engine.errors import InputError
+
+    pan, ms = str(data_dir / "wv2_nodata_pan.tif"), str(data_dir / "wv2_nodata_ms.tif")
+    html = tmp_path / "apart.html"
+    with pytest.raises(QgsProcessingException, match=r"FUSED and PAN do not overlap: in their CRS \(EPSG:32631\) "
+                       r"FUSED covers x 593370.29\d* to 593498.2\d*, y 5747429.4\d* to 5747557.4\d*, PAN x 595475.31"):
+        _run({"FUSED": full_fused, "PAN": pan, "MS": ms, "SENSOR": "wv2", "OUTPUT_HTML": str(html)})
+    assert not html.exists()
+    with pytest.raises(InputError, match="FUSED and REFERENCE do not overlap"):
+        assess_reduced(full_fused, ms, "wv2")

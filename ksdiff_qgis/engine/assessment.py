@@ -21,7 +21,7 @@ from .bands import band_gain, band_names, kind_of
 from .errors import Cancelled, InputError
 from .feedback import Feedback
 from .filters import MTF_TAPS, decimate, grow_mask, upsample
-from .grid import assign_crs, same_crs
+from .grid import assign_crs, crs_name, same_crs
 from .raster_io import MaskedRaster, describe, value_range
 from .report import INDICES
 from .sensors import GENERIC_MTF_MS, Sensor, get_sensor
@@ -80,6 +80,31 @@ def check_same_crs(first: MaskedRaster, *others: MaskedRaster) -> None:
         if not same_crs(wkt, other.ds.GetProjection() or ""):
             raise InputError(f"{other.role} and {first.role} are in different coordinate reference systems (or one "
                              "has none): reproject one onto the other's grid first (Raster > Projections > Warp)")
+
+
+def _extent(r: MaskedRaster) -> tuple[float, float, float, float]:
+    """(xmin, ymin, xmax, ymax) a north-up raster covers."""
+    x0, x1 = sorted((r.gt[0], r.gt[0] + r.w * r.gt[1]))
+    y0, y1 = sorted((r.gt[3], r.gt[3] + r.h * r.gt[5]))
+    return x0, y0, x1, y1
+
+
+def check_overlap(first: MaskedRaster, *others: MaskedRaster) -> None:
+    """InputError naming both extents when a raster does not overlap ``first`` (rasters in one CRS): said as such,
+    before the grids are compared (rasters of another scene read as 'shifted by a fraction of a pixel')."""
+    a = _extent(first)
+    for other in others:
+        b = _extent(other)
+        if min(a[2], b[2]) > max(a[0], b[0]) and min(a[3], b[3]) > max(a[1], b[1]):
+            continue
+
+        def text(e: tuple[float, float, float, float]) -> str:
+            return f"x {e[0]:.9g} to {e[2]:.9g}, y {e[1]:.9g} to {e[3]:.9g}"
+
+        crs = crs_name(first.ds.GetProjection() or "")
+        raise InputError(f"{first.role} and {other.role} do not overlap: in their CRS ({crs}) {first.role} covers "
+                         f"{text(a)}, {other.role} {text(b)}. Give the {other.role} of the scene {first.role} was made "
+                         "from (or check both georeferences)")
 
 
 def _pan_reach(ratio: int) -> int:
@@ -177,6 +202,7 @@ def assess_reduced(fused_path: str, ref_path: str, sensor: str, feedback: Feedba
     use_layer_crs([fu, rf], layer_crs, fb)
     pair_bands(fu, rf, fb)
     check_same_crs(fu, rf)
+    check_overlap(fu, rf)
     dc, dr = grid_offset(fu, rf)               # reference origin in fused pixels
     c0, r0 = max(0, dc), max(0, dr)
     c1, r1 = min(fu.w, dc + rf.w), min(fu.h, dr + rf.h)
@@ -225,6 +251,7 @@ def assess_full(fused_path: str, pan_path: str, ms_path: str, sensor: str, feedb
         raise InputError(f"PAN must have one band, it has {pn.bands}")
     pair_bands(fu, ms, fb)
     check_same_crs(fu, pn, ms)
+    check_overlap(fu, pn, ms)
     ratio_f = ms.gt[1] / fu.gt[1]
     ratio = int(round(ratio_f))
     if abs(ms.gt[5] / fu.gt[5] - ratio_f) > 1e-3 * ratio_f:

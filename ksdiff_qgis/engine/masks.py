@@ -24,7 +24,7 @@ from .errors import InputError
 from .feedback import Feedback
 from .gdalutil import gdal_call
 from .raster_io import RasterInfo
-from .raster_io.read import own_mask, per_band_masks, read_padded, valid_pixels
+from .raster_io.read import Clamp, own_mask, per_band_masks, read_padded, valid_pixels
 
 NAN = float("nan")
 
@@ -135,22 +135,22 @@ def fill_holes(arr: np.ndarray, valid: np.ndarray, fallback: np.ndarray, reach: 
 
 
 def read_filled(ds: gdal.Dataset, row: int, col: int, rows: int, cols: int, nodata: float | None,
-                fallback: np.ndarray, reach: int,
-                lock: threading.Lock | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+                fallback: np.ndarray, reach: int, lock: threading.Lock | None = None,
+                clamp: Clamp | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """A window as ``read_padded`` reads it (mirrored beyond the raster) and its validity (None: all valid), its holes
     filled (``fill_holes``) on a window ``reach`` pixels larger: a pixel's fill then depends on the scene within
     ``reach`` of it only, never on the tile it falls in (a classical method's tiles equal one whole-scene pass).
     ``lock``: held while reading only (one GDAL dataset, several tile workers), not while filling. The larger window
-    is read only when this one has holes (most tiles have none)."""
+    is read only when this one has holes (most tiles have none). ``clamp``: as ``read_padded`` takes it."""
     lock = lock or contextlib.nullcontext()
     with lock:
-        arr = read_padded(ds, row, col, rows, cols, "symmetric")
+        arr = read_padded(ds, row, col, rows, cols, "symmetric", clamp)
     valid = valid_pixels(arr, nodata)
     if valid is None or valid.all() or reach <= 0:
         if valid is not None:
             fill_holes(arr, valid, fallback, 0)
         return arr, valid
     with lock:
-        big = read_padded(ds, row - reach, col - reach, rows + 2 * reach, cols + 2 * reach, "symmetric")
+        big = read_padded(ds, row - reach, col - reach, rows + 2 * reach, cols + 2 * reach, "symmetric", clamp)
     fill_holes(big, valid_pixels(big, nodata), fallback, reach)
     return big[:, reach:reach + rows, reach:reach + cols].copy(), valid

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from osgeo import gdal
 
-from . import aoi, classical, coregistration, masks, memory, model_card, runtime, selfcheck
+from . import aoi, classical, coregistration, inrange, masks, memory, model_card, panholes, runtime, selfcheck
 from . import bands as band_sel
 from . import consistency as consistency_step
 from .bandcolour import (
@@ -199,13 +199,16 @@ def undeclared_fill_notes(pan_lr: np.ndarray, ms_lr: np.ndarray, pan: RasterInfo
 
 
 def estimate_scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan,
-                         notes: list[str] | None = None) -> classical.SceneStats:
+                         notes: list[str] | None = None,
+                         ranges: dict[str, inrange.RangeGuard] | None = None) -> classical.SceneStats:
     """Scene statistics from MS and PAN averaged onto the MS grid, over a spread sample of windows, with the PAN/MS
     offset measured on them (``SceneStats.pan_offset``).
 
     Reading windows (not the whole scene decimated) keeps memory flat: each is averaged from its full-resolution
-    pixels (``read_decimated``). ``notes`` gets the sample's ``undeclared_fill_notes``.
+    pixels (``read_decimated``). ``notes`` gets the sample's ``undeclared_fill_notes``. ``ranges``: the inputs'
+    ``inrange.guards``, which clamp the full-resolution values above a declared bit depth before they are averaged.
     """
+    pan_guard, ms_guard = ((ranges or {}).get(role) for role in ("PAN", "MS"))
     kc, kr, kw, kh = _ms_stats_window(plan, ms_ds.RasterXSize, ms_ds.RasterYSize)
     k = plan.ratio
     pans, mss, whole = [], [], []   # whole: the windows read whole, for the registration
@@ -214,8 +217,8 @@ def estimate_scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: G
         pc = min(max(0, round(x)), pan.width - 1)
         pr = min(max(0, round(y)), pan.height - 1)
         pw, ph = min(w * k, pan.width - pc), min(h * k, pan.height - pr)
-        p = read_decimated(pan_ds, pc, pr, pw, ph, w, h)[0]
-        m = read_decimated(ms_ds, c, r, w, h, w, h).reshape(ms.bands, h, w)
+        p = read_decimated(pan_ds, pc, pr, pw, ph, w, h, pan_guard and pan_guard.sample)[0]
+        m = read_decimated(ms_ds, c, r, w, h, w, h, ms_guard and ms_guard.sample).reshape(ms.bands, h, w)
         pans.append(p.ravel())
         mss.append(m.reshape(ms.bands, -1))
         if (pw, ph) == (w * k, h * k):   # read whole: a window for the registration, its nodata left out there
@@ -299,8 +302,12 @@ class _TileRunner:
     """Reads one tile (plus margin) from PAN and MS, fuses it and returns the tile interior."""
 
     def __init__(self, pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan, sensor: Sensor,
-                 fuse, margin: int, stats: classical.SceneStats, feedback: Feedback, total: int):
+                 fuse, margin: int, stats: classical.SceneStats, feedback: Feedback, total: int,
+                 ranges: dict[str, inrange.RangeGuard] | None = None):
         self.pan_ds, self.ms_ds, self.pan, self.ms, self.plan = pan_ds, ms_ds, pan, ms, plan
+        # values above a declared bit depth clamped as they are read, and counted (``inrange``)
+        self.clamps = {role: g.clamp for role, g in (ranges or {}).items()}
+        self.pan_holes: panholes.PanOnlyHoles | None = None   # set with the layout (``count_pan_holes``)
         self.sensor, self.fuse, self.margin, self.stats = sensor, fuse, margin, stats
         self.feedback, self.total, self.done = feedback, total, 0
         self.learned = isinstance(fuse, OnnxFuser)   # only a learned fuser uses a tile's context (TileContext.valid)
@@ -329,9 +336,9 @@ class _TileRunner:
         # a method that reads the PAN pixel by pixel (no margin: GSA, Brovey, EXP) never looks into a PAN hole
         pan_reach = masks.PAN_FILL_REACH if m else 0
         pan, pan_valid = masks.read_filled(self.pan_ds, R0, C0, H, W, self.pan.nodata, np.array([st.pan_mean]),
-                                           pan_reach, self.read_lock)
+                                           pan_reach, self.read_lock, self.clamps.get("PAN"))
         ms, ms_valid = masks.read_filled(self.ms_ds, mr, mc, mh, mw, self.ms.nodata, st.ms_mean,
-                                         masks.MS_FILL_REACH, self.read_lock)
+                                         masks.MS_FILL_REACH, self.read_lock, self.clamps.get("MS"))
         origin = (self.plan.ms_origin[0] + mr * k - R0, self.plan.ms_origin[1] + mc * k - C0)
         lms = upsample(ms, k, (H, W), origin)
         holes = pan_valid is not None or ms_valid is not None   # declared nodata, or non-finite values
@@ -344,7 +351,15 @@ class _TileRunner:
             fused = fused[:, m : m + rows, m : m + cols].copy()
         if valid is not None:
             fused[:, ~valid[m : m + rows, m : m + cols]] = np.nan
+        if self.pan_holes is not None and pan_valid is not None and not pan_valid.all():
+            # nodata only because of the PAN: the MS holds data there, and beside it (not the scene edge of both)
+            ms_data = True if ms_valid is None else _on_pan_grid(panholes.eroded(ms_valid), (H, W), origin, k)
+            self.pan_holes.add(row, col, (~pan_valid & ms_data)[m : m + rows, m : m + cols])
         return fused
+
+    def count_pan_holes(self, tiles: list[tuple[int, int, int, int]], rows: int, cols: int) -> None:
+        """Count the output pixels that are nodata only because of the PAN over the run's ``tiles`` (its layout's)."""
+        self.pan_holes = panholes.PanOnlyHoles(tiles, rows, cols)
 
     def _context_valid(self, valid: np.ndarray | None, pan: np.ndarray, ms: np.ndarray,
                        origin: tuple[float, float]) -> np.ndarray | None:
@@ -503,7 +518,10 @@ def pansharpen(
     ms_src = plan.ms_dataset or ms_ds
     # one read: the self-check and the run share it
     fill_notes: list[str] = []
-    stats = estimate_scene_stats(pan_ds, ms_src, pan, ms, plan, notes=fill_notes)
+    ranges = inrange.guards(pan, ms, resampled_ms=plan.ms_dataset is not None)
+    stats = estimate_scene_stats(pan_ds, ms_src, pan, ms, plan, notes=fill_notes, ranges=ranges)
+    if inrange.drop_unfit(ranges):   # an input wider than the other's bit depth: its sample read again, unclamped
+        stats = estimate_scene_stats(pan_ds, ms_src, pan, ms, plan, ranges=ranges)
     moved_line = None
     if not coregister:
         note = coregistration.offset_note(stats.pan_offset, plan.ratio)
@@ -517,7 +535,7 @@ def pansharpen(
         plan = coregistration.moved_plan(plan, offset, (ms_src.RasterYSize, ms_src.RasterXSize))
         warnings = [w[:-1] + " (by its georeference, before the COREGISTER move)." if w.startswith(GRID_SHIFT) else w
                     for w in warnings]
-        stats = estimate_scene_stats(pan_ds, ms_src, pan, ms, plan)   # on the co-registered grid
+        stats = estimate_scene_stats(pan_ds, ms_src, pan, ms, plan, ranges=ranges)   # on the co-registered grid
         moved_line, unreliable = coregistration.moved_note(offset, stats.pan_offset, plan.ratio)
         if unreliable:
             fill_notes.append(moved_line)
@@ -527,7 +545,7 @@ def pansharpen(
         fb.warning(note)
     if method == selfcheck.AUTO:
         method, check = _auto_method(pan_ds, ms_src, pan, ms, plan, spec, stats, card, no_model, model_path, device,
-                                     ort_threads, fb, precision, consistency, bplan.model)
+                                     ort_threads, fb, precision, consistency, bplan.model, ranges)
     if method in LEARNED_METHODS:
         try:
             model_card.check_against_data(card, _model_band_count(ms, bplan.model), plan.ratio)
@@ -591,7 +609,7 @@ def pansharpen(
         f"margin {margin}; method {method}"
     )
     fb.info(f"output nodata: {nodata_why}")
-    runner = _TileRunner(pan_ds, ms_src, pan, ms, plan, spec, fuse, margin, stats, fb, layout.count)
+    runner = _TileRunner(pan_ds, ms_src, pan, ms, plan, spec, fuse, margin, stats, fb, layout.count, ranges)
     set_colour_interpretation(writer.ds, names, [ms_ds.GetRasterBand(b).GetColorInterpretation()
                                                  for b in range(1, ms_ds.RasterCount + 1)])
     # the output's values are the MS's stored numbers: its scale/offset, units and band metadata say what they mean
@@ -602,6 +620,7 @@ def pansharpen(
     floating = ms.dtype.kind == "f"   # keeps every value; its negatives are still worth a line in the log
     clips = ClipCounter(high, names, clipped=not floating, low=0.0 if floating else low)   # clipping is never silent
     pool = TilePool(runner, rows, cols, tile_size, overlap, workers, on_result=runner.tile_done, order=layout.order)
+    runner.count_pan_holes(pool.order, rows, cols)
 
     inputs = InputCache([pan_ds, ms_src], runner.read_lock)
     free_pages = memory.FreeMemoryKeeper()
@@ -650,6 +669,10 @@ def pansharpen(
         if note:
             fb.info(f"{method}: {note}")
     clips.report(fb, method)
+    for note in (inrange.report(ranges), runner.pan_holes.note(pan)):
+        if note:
+            fb.warning(note)
+            warnings.append(note)
     return PansharpenResult(output_path=output_path, seconds=time.perf_counter() - t0, width=cols, height=rows,
                             sensor=sensor,
                             tiles=layout.count, method=method, ratio=plan.ratio, device=used_device,
@@ -742,9 +765,11 @@ def _auto_method(pan_ds, ms_src, pan: RasterInfo, ms: RasterInfo, plan: GridPlan
                  stats: classical.SceneStats,
                  card: model_card.ModelCard | None, no_model: str, model_path: str | None, device: str,
                  threads: int, fb: Feedback, precision: str, consistency: bool,
-                 bands: list[int] | None) -> tuple[str, selfcheck.SelfCheck]:
+                 bands: list[int] | None,
+                 ranges: dict[str, inrange.RangeGuard] | None = None) -> tuple[str, selfcheck.SelfCheck]:
     """METHOD auto: the learned model if it passes the self-check on this scene, else the best classical method
-    on the check (also the choice when no model can run here). ``bands``: ``BandPlan.model``."""
+    on the check (also the choice when no model can run here). ``bands``: ``BandPlan.model``; ``ranges``: the
+    inputs' ``inrange.guards`` (the check reads the values clamped as the run does)."""
     area = _ms_stats_window(plan, ms_src.RasterXSize, ms_src.RasterYSize)
     try:
         if card is None:
@@ -756,7 +781,7 @@ def _auto_method(pan_ds, ms_src, pan: RasterInfo, ms: RasterInfo, plan: GridPlan
             raise   # the user's own MODEL does not fit the data: say so rather than hide it
         fb.info(f"Method auto: the learned model cannot run here ({e}); choosing among the classical methods on "
                 "this scene.")
-        check = selfcheck.run_check(pan_ds, ms_src, pan, ms, plan, spec, None, stats, area, fb)
+        check = selfcheck.run_check(pan_ds, ms_src, pan, ms, plan, spec, None, stats, area, fb, ranges)
         check.reason = f"{e}; {check.reason}"
         selfcheck.log_check(check, fb)
         return check.method, check
@@ -764,7 +789,7 @@ def _auto_method(pan_ds, ms_src, pan: RasterInfo, ms: RasterInfo, plan: GridPlan
     fuser = OnnxFuser(card, session, value_scale(card, ms, stats.ms_mean), precision, consistency, bands,
                       pan_units(stats)[0])
     try:
-        check = selfcheck.run_check(pan_ds, ms_src, pan, ms, plan, spec, fuser, stats, area, fb)
+        check = selfcheck.run_check(pan_ds, ms_src, pan, ms, plan, spec, fuser, stats, area, fb, ranges)
     finally:
         fuser.release()
     # the user's own MODEL is named: "KSDiff" alone read as the bundled network

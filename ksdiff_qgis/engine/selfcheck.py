@@ -251,7 +251,7 @@ class _Sample:
     coarse grid when the grids are offset by a fraction of a PAN pixel (Landsat 8)."""
 
     def __init__(self, pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan, win, ctx: int,
-                 stats: classical.SceneStats):
+                 stats: classical.SceneStats, clamps: dict | None = None):
         k = plan.ratio
         c, r, w, h = win
         self.k, self.ctx, self.win = k, ctx, win
@@ -261,14 +261,15 @@ class _Sample:
         H, W = h + 2 * ctx, w + 2 * ctx                    # region, MS pixels
         pad = 2
         # holes filled as the pipeline fills them (``masks.read_filled``)
+        clamps = clamps or {}
         self.ms_raw, ok = read_filled(ms_ds, r - ctx - pad, c - ctx - pad, H + 2 * pad, W + 2 * pad, ms.nodata,
-                                      stats.ms_mean, MS_FILL_REACH)
+                                      stats.ms_mean, MS_FILL_REACH, clamp=clamps.get("MS"))
         self.ms_ok = np.ones(self.ms_raw.shape[1:], dtype=bool) if ok is None else ok
         self.pan = None
         if not _enough(self.ms_ok[pad:pad + H, pad:pad + W], ctx):
             return
         pan_arr, ok = read_filled(pan_ds, self.R0, self.C0, H * k, W * k, pan.nodata, np.array([stats.pan_mean]),
-                                  PAN_FILL_REACH)
+                                  PAN_FILL_REACH, clamp=clamps.get("PAN"))
         pan_ok = np.ones(pan_arr.shape[1:], dtype=bool) if ok is None else ok
         ms_ok = self.ms_ok[pad:pad + H, pad:pad + W]
         # what the window may be chosen on and a learned fuser may summarise: the data, less an undeclared fill of
@@ -326,12 +327,15 @@ def _fuse_pair(fuser: Fuser, pan: np.ndarray, lms: np.ndarray, ctx: classical.Ti
 
 def run_check(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan, sensor: Sensor,
               learned: Fuser | None, stats: classical.SceneStats, ms_area: tuple[int, int, int, int],
-              feedback: Feedback | None = None) -> SelfCheck:
+              feedback: Feedback | None = None, ranges: dict | None = None) -> SelfCheck:
     """Score ``learned`` and the classical candidates on a spread sample of the scene and decide (module doc).
 
     ``ms_area`` = (col, row, w, h): the MS pixels inside the output region (``ms_ds`` coordinates).
     ``learned`` None (no model can run): only the classical candidates are scored and the best is chosen.
+    ``ranges``: the inputs' ``inrange.guards`` by role: values above a declared bit depth read clamped (not counted:
+    the run counts what it reads).
     """
+    clamps = {role: g.quiet for role, g in (ranges or {}).items()}
     fb = feedback or Feedback()
     t0 = time.perf_counter()
     k = plan.ratio
@@ -355,7 +359,7 @@ def run_check(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan, se
             if fb.is_cancelled():
                 raise Cancelled("cancelled by the user")
             reads, total_reads = reads + 1, total_reads + 1
-            s = _Sample(pan_ds, ms_ds, pan, ms, plan, win, ctx, stats)
+            s = _Sample(pan_ds, ms_ds, pan, ms, plan, win, ctx, stats, clamps)
             drop_cached_blocks([pan_ds, ms_ds])   # one window at a time in GDAL's cache
             if not s.usable:
                 continue

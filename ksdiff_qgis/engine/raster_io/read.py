@@ -3,6 +3,7 @@ float64 windows for the quality assessment."""
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import numpy as np
 from osgeo import gdal
@@ -26,12 +27,18 @@ def _read(ds: gdal.Dataset, bands: int, col: int, row: int, w: int, h: int) -> n
     return arr
 
 
-def read_padded(ds: gdal.Dataset, row0: int, col0: int, rows: int, cols: int, mode: str) -> np.ndarray:
+Clamp = Callable[[np.ndarray, int, int, tuple[int, int]], None]
+
+
+def read_padded(ds: gdal.Dataset, row0: int, col0: int, rows: int, cols: int, mode: str,
+                clamp: Clamp | None = None) -> np.ndarray:
     """Read (bands, rows, cols) as float32 from a window that may extend beyond the raster.
 
     Outside the raster, ``mode='symmetric'`` mirrors the edge pixels (the pipeline pads PAN and MS so: on
     aligned grids the two mirrors are the same scene) and ``mode='edge'`` repeats them. Padding depends only on
     the raster edge, so every tile of a scene sees the same values.
+    ``clamp(arr, row, col, (raster rows, cols))``: applied in place to the pixels read, before any padding copies
+    them (``inrange.RangeGuard.clamp``: values above a declared bit depth).
     """
     h, w = ds.RasterYSize, ds.RasterXSize
     r_a, r_b = max(row0, 0), min(row0 + rows, h)
@@ -39,38 +46,74 @@ def read_padded(ds: gdal.Dataset, row0: int, col0: int, rows: int, cols: int, mo
     if r_b <= r_a or c_b <= c_a:
         raise ValueError("window lies entirely outside the raster")
     arr = _read(ds, ds.RasterCount, c_a, r_a, c_b - c_a, r_b - r_a).astype(np.float32, copy=False)
+    if clamp is not None:
+        clamp(arr, r_a, c_a, (h, w))
     pad = ((0, 0), (r_a - row0, row0 + rows - r_b), (c_a - col0, col0 + cols - c_b))
     if any(p for ax in pad for p in ax):
         arr = np.pad(arr, pad, mode=mode)
     return arr
 
 
-def read_decimated(ds: gdal.Dataset, col: int, row: int, w: int, h: int, out_w: int, out_h: int) -> np.ndarray:
+Sample = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+def _full_band(ds: gdal.Dataset, b: int, col: int, row: int, w: int, h: int) -> tuple[np.ndarray, np.ndarray]:
+    """Band ``b`` (0-based) of a window at full resolution as float64, and its valid pixels (GDAL's mask; finite)."""
+    band = ds.GetRasterBand(b + 1)
+    arr, msg = gdal_call(band.ReadAsArray, col, row, w, h, buf_type=gdal.GDT_Float64)
+    if arr is None:
+        raise read_failure(ds, f"band {b + 1}, {w}x{h} pixels at ({col}, {row})", msg)
+    ok = np.isfinite(arr)
+    if band.GetMaskFlags() != gdal.GMF_ALL_VALID:
+        mask, msg = gdal_call(band.GetMaskBand().ReadAsArray, col, row, w, h)
+        if mask is None:
+            raise read_failure(ds, f"the mask of band {b + 1}", msg)
+        ok &= mask > 0
+    return arr, ok
+
+
+def _gdal_average(arr: np.ndarray, ok: np.ndarray, out_w: int, out_h: int) -> np.ndarray:
+    """GDAL's averaging of a (h, w) array's ``ok`` pixels down to (out_h, out_w); NaN where none is."""
+    mem = gdal.GetDriverByName("MEM").Create("", arr.shape[1], arr.shape[0], 1, gdal.GDT_Float64)
+    band = mem.GetRasterBand(1)
+    band.SetNoDataValue(float("nan"))
+    band.WriteArray(np.where(ok, arr, np.nan))
+    return band.ReadAsArray(buf_xsize=out_w, buf_ysize=out_h, resample_alg=gdal.GRIORA_Average)
+
+
+def read_decimated(ds: gdal.Dataset, col: int, row: int, w: int, h: int, out_w: int, out_h: int,
+                   sample: Sample | None = None) -> np.ndarray:
     """Read a window averaged down to (out_h, out_w), as float64 (bands, out_h, out_w): each output pixel the mean of
     the valid pixels under it (GDAL's mask: nodata, alpha, an internal mask; and finite), the nodata value (else NaN)
     where none is. Averaged here from the full-resolution pixels, not by GDAL: a downsampled GDAL read is answered
     from the raster's overviews when it has some — a nearest-neighbour or stale pyramid QGIS built — which moved the
     scene statistics and the PAN/MS registration. A factor that is not whole (a window cut by the raster's edge) is
-    left to GDAL's averaging."""
+    left to GDAL's averaging.
+    ``sample(values, valid)``: each band's full-resolution values before they are averaged, returned clamped
+    (``inrange.RangeGuard.sample``)."""
     if w % out_w or h % out_h:
         arr, msg = gdal_call(ds.ReadAsArray, col, row, w, h, buf_xsize=out_w, buf_ysize=out_h,
                              buf_type=gdal.GDT_Float64, resample_alg=gdal.GRIORA_Average)
         if arr is None:
             raise read_failure(ds, f"{w}x{h} pixels at ({col}, {row})", msg)
-        return arr.reshape(ds.RasterCount, out_h, out_w)
+        arr = arr.reshape(ds.RasterCount, out_h, out_w)
+        for b in range(ds.RasterCount if sample is not None else 0):
+            full, ok = _full_band(ds, b, col, row, w, h)
+            kept = sample(full, ok)
+            if kept is not full:   # values were clamped: average the clamped ones
+                nodata = ds.GetRasterBand(b + 1).GetNoDataValue()
+                avg = _gdal_average(kept, ok, out_w, out_h)
+                if ds.GetRasterBand(b + 1).DataType not in (gdal.GDT_Float32, gdal.GDT_Float64):
+                    avg = np.floor(avg + 0.5)   # as GDAL's average of integer data is (the windows beside it)
+                arr[b] = np.where(np.isnan(avg), nodata if nodata is not None else np.nan, avg)
+        return arr
     fy, fx = h // out_h, w // out_w
     out = np.empty((ds.RasterCount, out_h, out_w))
     for b in range(ds.RasterCount):
         band = ds.GetRasterBand(b + 1)
-        arr, msg = gdal_call(band.ReadAsArray, col, row, w, h, buf_type=gdal.GDT_Float64)
-        if arr is None:
-            raise read_failure(ds, f"band {b + 1}, {w}x{h} pixels at ({col}, {row})", msg)
-        ok = np.isfinite(arr)
-        if band.GetMaskFlags() != gdal.GMF_ALL_VALID:
-            mask, msg = gdal_call(band.GetMaskBand().ReadAsArray, col, row, w, h)
-            if mask is None:
-                raise read_failure(ds, f"the mask of band {b + 1}", msg)
-            ok &= mask > 0
+        arr, ok = _full_band(ds, b, col, row, w, h)
+        if sample is not None:
+            arr = sample(arr, ok)
         total = np.where(ok, arr, 0.0).reshape(out_h, fy, out_w, fx).sum(axis=(1, 3))
         count = ok.reshape(out_h, fy, out_w, fx).sum(axis=(1, 3))
         nodata = band.GetNoDataValue()

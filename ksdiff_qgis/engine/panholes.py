@@ -1,0 +1,78 @@
+"""Output pixels that are nodata only because the PAN has nodata there (the MS holds data): counted while tiling, said
+once after the run.
+
+Every method takes its detail from the PAN, so such a pixel stays nodata; a dead PAN column declared as nodata (or a
+PAN footprint smaller than the MS's) then shows as holes through data without a word (QA: one zero column of WV2 pair
+1's PAN became a full-height nodata line). The usual case, both inputs nodata along one scene edge, is not counted:
+a PAN hole within one MS pixel of the MS's own nodata is that edge's (the two grids' edges differ by up to one MS
+pixel).
+"""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from .raster_io import RasterInfo
+
+Tile = tuple[int, int, int, int]   # row, col, rows, cols of the output region
+
+
+def eroded(valid: np.ndarray) -> np.ndarray:
+    """(H, W) bool: ``valid`` without the pixels beside an invalid one (3 x 3; the array's edge repeated)."""
+    h, w = valid.shape
+    padded = np.pad(valid, 1, mode="edge")
+    out = valid.copy()
+    for dy in range(3):
+        for dx in range(3):
+            out &= padded[dy:dy + h, dx:dx + w]
+    return out
+
+
+def _owned_from(spans: set[tuple[int, int]]) -> dict[tuple[int, int], int]:
+    """For spans (start, length) along one axis: the first pixel each one owns, so that every pixel is owned by the
+    first span that covers it (tiles overlap, and the last one reaches back into the grid)."""
+    owned, end = {}, 0
+    for start, length in sorted(spans):
+        owned[(start, length)] = max(start, end)
+        end = max(end, start + length)
+    return owned
+
+
+class PanOnlyHoles:
+    """Counts the output pixels that are nodata only because of the PAN, each once although tiles overlap."""
+
+    def __init__(self, tiles: list[Tile], rows: int, cols: int):
+        """``tiles``: the tiles the run computes (its layout); ``rows`` x ``cols``: the output's size."""
+        self.rows_from = _owned_from({(r, h) for r, _, h, _ in tiles})
+        self.cols_from = _owned_from({(c, w) for _, c, _, w in tiles})
+        self.pixels = rows * cols
+        self.count = 0
+        self._lock = threading.Lock()
+
+    def add(self, row: int, col: int, pan_only: np.ndarray) -> None:
+        """``pan_only`` (rows, cols): the tile's output pixels where the PAN has nodata and the MS data."""
+        h, w = pan_only.shape
+        r0 = self.rows_from.get((row, h), row) - row
+        c0 = self.cols_from.get((col, w), col) - col
+        n = int(np.count_nonzero(pan_only[r0:, c0:]))
+        if n:
+            with self._lock:
+                self.count += n
+
+    def note(self, pan: RasterInfo) -> str | None:
+        """The run's warning, or None when no pixel was nodata because of the PAN alone."""
+        if not self.count:
+            return None
+        if pan.mask:
+            why, real = f"the PAN's {pan.mask} hides them", "remove the mask"
+        elif pan.nodata is None or np.isnan(pan.nodata):
+            why, real = "the PAN holds NaN there", None
+        else:
+            why = f"the PAN holds its nodata value {pan.nodata:g} there"
+            real = "declare no nodata value on the PAN (gdal_edit -unsetnodata, or the layer's Transparency)"
+        return (f"{self.count:,} output pixels ({self.count / max(self.pixels, 1):.2%} of the output) are nodata only "
+                f"because of the PAN ({why}) where the MS holds data: a dead PAN line or column, a hole, or a PAN "
+                "footprint smaller than the MS's. Every method takes its detail from the PAN, so they are left as "
+                "nodata. To fuse them, fill the PAN's holes first (Raster > Analysis > Fill nodata, or gdal_fillnodata)"
+                + (f", or, if those pixels hold real values, {real}." if real else "."))
