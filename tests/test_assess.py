@@ -1,6 +1,8 @@
 """ksdiff:assess in real QGIS: a Wald test case from the real WorldView-2 fixture, fused, then assessed."""
 from __future__ import annotations
 
+import html
+
 import numpy as np
 import pytest
 from osgeo import gdal
@@ -283,6 +285,31 @@ def test_assess_guesses_the_sensor_by_default(qgis_app, data_dir, tmp_path):
                          feedback=log)
     assert any(line.startswith("WARNING SENSOR=auto: Generic") and "set SENSOR" in line for line in log.lines)
     assert res["ERGAS"] is None and res["Q2N"] == pytest.approx(1)
+
+
+def test_assess_report_says_when_the_sensor_was_guessed(qgis_app, data_dir, tmp_path):
+    """SENSOR auto: the report's header says the sensor was guessed, and why (the log's reasons); a chosen sensor
+    says nothing of the kind (QA: 'Sensor: WorldView-2 …' with no hint that auto chose it)."""
+    import processing
+    from test_issue14_processing import Log
+
+    pan, ms = str(data_dir / "l8_pan.tif"), str(data_dir / "l8_ms.tif")
+    fused = pansharpen(pan, ms, str(tmp_path / "l8.tif"), sensor="landsat8", method="mtf_glp_hpm").output_path
+    log = Log()
+    processing.run("ksdiff:assess", {"FUSED": fused, "PAN": pan, "MS": ms, "OUTPUT_HTML": str(tmp_path / "a.html")},
+                   feedback=log)
+    said = [line for line in log.lines if line.startswith("SENSOR=auto: ")]
+    assert len(said) == 1, log.lines
+    reasons = said[0].split(" — ", 1)[1]
+    head = (tmp_path / "a.html").read_text(encoding="utf-8").split("<h2>", 1)[0]
+    assert "Sensor: Landsat 8/9 OLI" in head and f" — guessed (SENSOR auto): {html.escape(reasons)}." in head, head
+    processing.run("ksdiff:assess", {"FUSED": fused, "PAN": pan, "MS": ms, "SENSOR": "landsat8",
+                                     "OUTPUT_HTML": str(tmp_path / "c.html")})
+    assert "guessed" not in (tmp_path / "c.html").read_text(encoding="utf-8")
+    # a reference alone: the generic fallback says why too
+    processing.run("ksdiff:assess", {"FUSED": fused, "REFERENCE": fused, "OUTPUT_HTML": str(tmp_path / "r.html")})
+    head = (tmp_path / "r.html").read_text(encoding="utf-8").split("<h2>", 1)[0]
+    assert "guessed (SENSOR auto): no product metadata names the sensor" in head, head
 
 
 def test_assess_full_says_when_the_sensor_has_another_ratio(data_dir, tmp_path):

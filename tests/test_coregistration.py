@@ -150,3 +150,41 @@ def test_the_grid_shift_line_says_it_is_from_before_the_move(data_dir, tmp_path)
     assert len(lines) == 1 and lines[0].endswith("(by its georeference, before the COREGISTER move).")
     plain = pipeline.pansharpen(pan, off, str(tmp_path / "p.tif"), "wv2", "mtf_glp_hpm")
     assert [w for w in plain.warnings if w.startswith("The MS grid is shifted")][0].endswith("every PAN pixel.")
+
+
+def test_landsat_half_pixel_layout_is_an_info_line(data_dir, tmp_path):
+    """A genuine Landsat 8 pair (USGS: PAN and MS grids half a PAN pixel apart, MS pixel centres on PAN centres) is
+    logged as an info line naming the usual Landsat layout and the half-covered edge pixels the output leaves out (QA:
+    an orange warning on every Landsat 8/9 run); any other shift stays a warning."""
+    pan, ms = str(data_dir / "l8_pan.tif"), str(data_dir / "l8_ms.tif")
+    inside = str(tmp_path / "inside.vrt")   # the MS ends inside the PAN on every side, as on whole scenes
+    gdal.Translate(inside, ms, format="VRT", srcWin=[2, 2, 120, 120])
+    fb = RecordingFeedback()
+    res = pipeline.pansharpen(pan, inside, str(tmp_path / "o.tif"), "landsat8", "mtf_glp_hpm", feedback=fb)
+    said = [line for line in fb.lines if "MS grid is shifted" in line]
+    assert said == ["The MS grid is shifted by (+0.50, +0.50) PAN pixels (x, y) against the PAN grid: the usual "
+                    "Landsat layout (USGS delivers the MS pixel centres on PAN pixel centres), not a misregistration; "
+                    "MS is resampled at the true position of every PAN pixel, and the output leaves out the PAN "
+                    "pixels the MS covers only half of (one column or row at the left, top, right and bottom "
+                    "edges)."], fb.lines
+    assert not [w for w in res.warnings if "MS grid is shifted" in w]
+    assert (res.width, res.height) == (239, 239)   # 240 PAN pixels of MS, a half one lost at each end
+    # the MS reaching beyond the PAN: no edge is lost, none named
+    fb = RecordingFeedback()
+    pipeline.pansharpen(pan, ms, str(tmp_path / "full.tif"), "landsat8", "mtf_glp_hpm", feedback=fb)
+    said = [line for line in fb.lines if "MS grid is shifted" in line]
+    assert len(said) == 1 and said[0].endswith("true position of every PAN pixel.") and "usual Landsat" in said[0]
+    # COREGISTER: the line describes the georeference, before the move, as the warning does
+    fb = RecordingFeedback()
+    pipeline.pansharpen(pan, ms, str(tmp_path / "c.tif"), "landsat8", "mtf_glp_hpm", coregister=True, feedback=fb)
+    said = [line for line in fb.lines if "MS grid is shifted" in line]
+    assert len(said) == 1 and said[0].endswith("(by its georeference, before the COREGISTER move).") \
+        and not said[0].startswith("WARNING"), said
+    # a shift that is not the half-pixel layout (0.7 PAN pixel across, 0.5 down) stays a warning
+    off = _moved(ms, str(tmp_path / "off.vrt"), 0.0, 0.1)
+    fb = RecordingFeedback()
+    res = pipeline.pansharpen(pan, off, str(tmp_path / "w.tif"), "landsat8", "mtf_glp_hpm", feedback=fb)
+    said = [line for line in fb.lines if "MS grid is shifted" in line]
+    assert said == ["WARNING The MS grid is shifted by (+0.70, +0.50) PAN pixels (x, y) against the PAN grid; MS is "
+                    "resampled at the true position of every PAN pixel."], said
+    assert [w for w in res.warnings if w.startswith("The MS grid is shifted")]

@@ -171,3 +171,55 @@ def test_no_plausible_pair_no_defaults(qgis_app):
     alg = QgsApplication.processingRegistry().createAlgorithmById("ksdiff:pansharpen")
     assert alg.parameterDefinition("PAN").defaultValue() is None
     assert alg.parameterDefinition("MS").defaultValue() is None
+
+
+HELP_ITEMS = ("Sensor", "Method", "Area of interest", "MS bands (advanced)", "Memory and threads",
+              "Precision (advanced)", "Consistency (advanced, on by default)", "Co-register (advanced, off by default)",
+              "Output (advanced)")
+
+
+def test_help_panel_lists_one_short_item_per_parameter_group(qgis_app, monkeypatch):
+    """The dialog's help panel shows the pansharpen help as a list, one short item per parameter group with its label
+    in bold (QA: one long paragraph for Sensor, MS bands, area of interest, memory, threads, Precision, Consistency,
+    Co-register, then Output, Method); shortHelpString stays plain text, one line per item, for qgis_process."""
+    from unittest import mock
+
+    import processing.gui.ParametersPanel as panel_module
+    from qgis.core import QgsApplication
+    from qgis.PyQt.QtGui import QFont
+    from qgis.PyQt.QtWidgets import QTextBrowser
+
+    alg = QgsApplication.processingRegistry().createAlgorithmById("ksdiff:pansharpen")
+    text = alg.shortHelpString()
+    lines = [line for line in text.splitlines() if line.startswith("- ")]
+    assert "<" not in text and [line[2:].split(": ", 1)[0] for line in lines] == list(HELP_ITEMS), lines
+    assert all(len(line) <= 260 for line in lines), [len(line) for line in lines]
+    iface = mock.MagicMock()
+    iface.mapCanvas.return_value = iface.browserModel.return_value = iface.activeLayer.return_value = None
+    monkeypatch.setattr(panel_module, "iface", iface)
+    dialog = alg.createCustomParametersWidget(None)   # what processing.createAlgorithmDialog opens
+    try:
+        panel = dialog.findChild(QTextBrowser, "textShortHelp")
+        doc = panel.document()
+        blocks = [doc.findBlockByNumber(i) for i in range(doc.blockCount())]
+        items = [b for b in blocks if b.textList() is not None]
+        assert [b.text().split(": ", 1)[0] for b in items] == list(HELP_ITEMS)
+        assert items[0].textList().count() == len(HELP_ITEMS)   # one list holds them all
+        for b in items:   # the label in bold, the rest not
+            label = b.text().split(": ", 1)[0]
+            assert b.begin().fragment().text() == label and b.begin().fragment().charFormat().fontWeight() >= QFont.Bold
+        plain = [b.text() for b in blocks if b.textList() is None and b.text()]
+        assert plain[0] == "Pansharpen (KSDiff)" and plain[1].startswith("Fuses a panchromatic (PAN) band")
+        assert plain[-1].startswith("Bundled KSDiff models:")
+    finally:
+        dialog.deleteLater()
+
+
+def test_help_html_lists_item_lines():
+    """help_html: runs of "- Label: text" lines become one list each, other lines paragraphs, all escaped."""
+    from ksdiff_qgis.algorithms.helptext import help_html
+
+    out = help_html("T", "Intro & more\n- A: one\n- B (x): two < three\nBetween\n- no label here\n")
+    assert out == ('<h2>T</h2><p>Intro &amp; more</p><ul style="-qt-list-indent:0; margin-left:14px">'
+                   "<li><b>A</b>: one</li><li><b>B (x)</b>: two &lt; three</li></ul><p>Between</p>"
+                   '<ul style="-qt-list-indent:0; margin-left:14px"><li>no label here</li></ul>')

@@ -123,7 +123,7 @@ def test_clip_counter():
     cc.add(strip)
     cc.report(fb, "mtf_glp_fs")
     assert fb.warnings and "keeps them" in fb.warnings[0] and "clipped" not in fb.warnings[0]
-    assert "a: 200" in fb.warnings[0]
+    assert "a: 200 below 0)" in fb.warnings[0] and "b:" not in fb.warnings[0]
     # a signed integer output holds its negatives: only values below its minimum are clipped
     fb = Recorder()
     cc = ClipCounter(32767, ["a", "b"], low=-32768)
@@ -132,6 +132,21 @@ def test_clip_counter():
     cc.add(strip)
     cc.report(fb, "gsa")
     assert cc.negative.tolist() == [5, 0] and "below -32768" in fb.warnings[0] and "negative" not in fb.warnings[0]
+
+
+def test_clip_counts_are_words_without_zero_counts():
+    """The clipping line names its counts in words and leaves out the zeros (QA: 'Blue: 0 < 0, 45 > 2047, …')."""
+    fb = Recorder()
+    cc = ClipCounter(2047, ["Blue", "Green", "Red"])
+    strip = np.full((3, 10, 100), 500.0, np.float32)
+    strip[0, 0, :45] = 3000
+    strip[2, 1, :12] = -7
+    strip[2, 2, :3] = 2100
+    cc.add(strip)
+    cc.report(fb, "ksdiff")
+    line = (fb.warnings + fb.infos)[0]
+    assert "(min -7.0, max 3000.0; Blue: 45 above 2047, Red: 12 below 0, 3 above 2047)" in line, line
+    assert "<" not in line and ">" not in line and "Green" not in line
 
 
 # -------------------------------------------------------------------------- through Processing
@@ -275,7 +290,7 @@ def test_out_of_range_network_outputs_are_counted(data_dir, scaled_model, tmp_pa
                method="ksdiff", model_path=scaled_model, feedback=fb)
     # counted and logged (a warning above 0.1 % of the values, else an info line), never silent
     said = [m for m in fb.warnings + fb.infos if "above 2047" in m]
-    assert said and re.search(r"NIR: 0 < 0, [1-9]\d* > 2047", said[0]), said
+    assert said and re.search(r"NIR: [1-9]\d* above 2047", said[0]) and " 0 below" not in said[0], said
 
 
 def test_auto_with_a_users_model_that_does_not_fit_is_an_error(data_dir, scaled_model, tmp_path):

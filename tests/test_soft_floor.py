@@ -1,6 +1,8 @@
 """Learned outputs stay positive: additive detail on nearly black pixels is damped, not clipped (issue 12)."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 from osgeo import gdal
 
@@ -46,7 +48,25 @@ def test_bundled_model_output_is_positive_on_real_dark_pixels(data_dir):
     low = raw < FLOOR_FRACTION * np.maximum(lms, 0)   # cubic upsampling can ring below 0
     assert low.any(), "the fixture no longer shows the dark-pixel overshoot this guards against"
     assert (out >= 0).all() and np.allclose(out[~low], raw[~low], rtol=1e-5, atol=1e-2)
-    assert fuser.floored == int(low.sum()) and "damped towards 0" in fuser.floor_note()
+    assert fuser.floored == int(low.sum()) and "eased smoothly towards black" in fuser.floor_note()
+
+
+def test_floor_note_is_one_short_plain_sentence(data_dir, tmp_path):
+    """The floor note, logged on every KSDiff run, is one short info sentence: what happened, how many, why it is
+    fine (QA: a 60-word line with percentages of the upsampled MS and a clause on data below 0)."""
+    from ksdiff_qgis.engine.feedback import RecordingFeedback
+    from ksdiff_qgis.engine.pipeline import pansharpen
+
+    fb = RecordingFeedback()
+    pansharpen(str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif"), str(tmp_path / "o.tif"), sensor="wv2",
+               method="ksdiff", feedback=fb)
+    said = [line for line in fb.lines if "nearly black" in line]
+    assert len(said) == 1, fb.lines
+    line = said[0]
+    assert re.fullmatch(r"ksdiff: \d+ of \d+ fused values \(\d+\.\d\d%, tile overlaps included\) fell on nearly "
+                        r"black pixels and were eased smoothly towards black instead of overshooting below it, as is "
+                        r"usual over water and shadow\.", line), line
+    assert len(line.split()) <= 40 and line.count(".") == 2   # the percentage's point and the full stop
 
 
 def test_float_reflectance_is_fused_like_the_same_integer_product(data_dir, tmp_path):

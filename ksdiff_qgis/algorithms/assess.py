@@ -154,7 +154,7 @@ class AssessAlgorithm(KsdiffAlgorithm):
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         # destinations are resolved in the worker's context (the house rule; see ksdiff:pansharpen)
         self._html = self.parameterAsFileOutput(parameters, self.OUTPUT_HTML, context)
-        reduced = full = None
+        reduced = full = guessed = None
         fb = ProcessingFeedback(feedback)
         inputs = {"Fused": self._fused, "Reference": self._ref, "PAN": self._pan, "MS": self._ms}
         try:
@@ -164,7 +164,7 @@ class AssessAlgorithm(KsdiffAlgorithm):
         try:
             if self._sensor == AUTO:   # reads the inputs' metadata: here, in the worker
                 found = guess_sensor(self._fused, self._ref, self._pan, self._ms, self._crs)
-                self._sensor = found.key
+                self._sensor, guessed = found.key, "; ".join(found.reasons)
                 (feedback.pushWarning if found.source == "fallback" else feedback.pushInfo)(found.message())
             # full resolution first: its ratio (the data's) serves ERGAS when the sensor has none (generic)
             if self._pan:
@@ -189,6 +189,6 @@ class AssessAlgorithm(KsdiffAlgorithm):
             if results[out] is not None:
                 feedback.pushInfo(f"{label}: {results[out]:.4f}")   # the report's names, not the metric keys
         with open(self._html, "w", encoding="utf-8") as fh:
-            fh.write(html_report(reduced, full, inputs, self._sensor))
+            fh.write(html_report(reduced, full, inputs, self._sensor, guessed))
         results[self.OUTPUT_HTML] = self._html
         return results

@@ -1,9 +1,14 @@
-"""The algorithm dialog (GUI only, imported when a dialog opens): QGIS's own, given preset enum values by key."""
+"""The algorithm dialog (GUI only, imported when a dialog opens): QGIS's own, given preset enum values by key, its help
+panel showing the help's items as a list."""
 from __future__ import annotations
 
 from processing.gui.AlgorithmDialog import AlgorithmDialog
+from qgis.PyQt.QtWidgets import QTextBrowser
 
 from .compat import enum_indexes
+from .helptext import has_items, help_html
+
+HELP_PANEL = "textShortHelp"   # the QTextBrowser QgsProcessingAlgorithmDialogBase shows shortHelpString in
 
 
 class KeyedEnumDialog(AlgorithmDialog):
@@ -12,3 +17,12 @@ class KeyedEnumDialog(AlgorithmDialog):
 
     def setParameters(self, parameters):  # noqa: N802
         super().setParameters(enum_indexes(self.algorithm(), parameters))
+
+    def setAlgorithm(self, alg):  # noqa: N802
+        """QGIS's setup, then the help panel with the help's "- Label: text" lines as one list (QGIS makes each
+        line a paragraph; ``shortHelpString`` stays plain text for ``qgis_process help``)."""
+        super().setAlgorithm(alg)
+        text = alg.shortHelpString()
+        panel = self.findChild(QTextBrowser, HELP_PANEL)
+        if panel is not None and has_items(text):   # the panel keeps QGIS's style sheet
+            panel.setHtml(help_html(alg.displayName(), text))

@@ -54,7 +54,9 @@ class ClipCounter:
         if self.negative is None or not (self.negative.sum() or self.above.sum()):
             return
         names = self.names or [f"band {i + 1}" for i in range(len(self.negative))]
-        per_band = ", ".join(f"{n}: {int(a)} < {self.low:g}, {int(b)} > {self.high:g}"
+        # counts in words, zero counts left out: "Blue: 45 above 2047", "Red: 12 below 0, 3 above 2047"
+        per_band = ", ".join(f"{n}: " + ", ".join(f"{int(c)} {word} {limit:g}" for c, word, limit in
+                                                  ((a, "below", self.low), (b, "above", self.high)) if c)
                              for n, a, b in zip(names, self.negative, self.above) if a or b)
         if self.clipped:
             below = "negative" if self.low == 0 else f"below {self.low:g}"
@@ -62,7 +64,7 @@ class ClipCounter:
                    f"(min {self.minimum:.1f}, max {self.maximum:.1f}; {per_band}); an integer output type holds "
                    "them clipped to its range.")
         else:   # float: nothing is above the type's range; the negatives are written as they are
-            per_band = ", ".join(f"{n}: {int(a)}" for n, a in zip(names, self.negative) if a)
+            per_band = ", ".join(f"{n}: {int(a)} below 0" for n, a in zip(names, self.negative) if a)
             msg = (f"{method}: {self.fraction():.3%} of the fused values are negative (min {self.minimum:.4g}; "
                    f"{per_band}); the floating-point output keeps them as they are.")
         if self.fraction() > WARN_FRACTION:

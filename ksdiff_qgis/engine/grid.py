@@ -22,7 +22,10 @@ EDGE_TOLERANCE = 0.05    # PAN pixels: grid-edge noise below this snaps to the n
 # PAN pixels: an MS/PAN ratio near a whole one is taken as whole while the MS's far edge stays this close to where
 # its georeference puts it (WorldView-2: 4.000246, 0.04 pixels over a 150-pixel MS, 2.2 over a whole scene)
 DRIFT_TOLERANCE = 0.25
-GRID_SHIFT = "The MS grid is shifted"   # the start of plan_grid's warning about a grid offset
+GRID_SHIFT = "The MS grid is shifted"   # the start of plan_grid's line about a grid offset
+# PAN pixels: a shift this close to half a PAN pixel on both axes at ratio 2 is the layout USGS delivers Landsat in
+# (pixel-is-area corners PAN 452467.5, MS 452475: the MS pixel centres on PAN pixel centres), said as info
+LANDSAT_LAYOUT_TOLERANCE = 0.01
 NO_CRS = ("Neither the PAN nor the MS raster has a coordinate reference system (CRS): they are fused by their "
           "geotransforms alone, and the output has no CRS either (a .prj beside a .tfw world file is not read for a "
           "GeoTIFF). Assign the CRS their coordinates are in to both inputs, or to the output afterwards: QGIS "
@@ -40,6 +43,7 @@ class GridPlan:
     out_gt: tuple[float, ...]
     ms_dataset: gdal.Dataset | None = None  # a warped virtual MS when reprojection was needed
     warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)   # info lines: facts of the layout that need no action
 
 
 def with_region(plan: GridPlan, r0: int, c0: int, r1: int, c1: int, **changes) -> GridPlan:
@@ -226,6 +230,28 @@ def _check_degrees(info: RasterInfo, name: str) -> None:
                          "coordinates are in")
 
 
+def landsat_layout(ratio: int, frac_c: float, frac_r: float) -> bool:
+    """Whether an MS grid shifted by (``frac_c``, ``frac_r``) PAN pixels is Landsat's standard layout: ratio 2, half
+    a PAN pixel on both axes (either sign: which one depends only on where the scene's grids start)."""
+    return ratio == 2 and all(abs(abs(f) - 0.5) <= LANDSAT_LAYOUT_TOLERANCE for f in (frac_c, frac_r))
+
+
+def _half_covered(c0: float, r0: float, c1: float, r1: float, pan: RasterInfo) -> str:
+    """The clause naming the PAN edges where the MS footprint [c0, c1) x [r0, r1) (PAN pixels) ends half-way through
+    a PAN pixel inside the PAN: the output leaves those pixels out (it lies on whole PAN pixels the MS covers)."""
+    def half(v: float) -> bool:
+        return abs(v - round(v)) > EDGE_TOLERANCE
+
+    edges = [name for name, inside, v in (("left", c0 > 0, c0), ("top", r0 > 0, r0),
+                                          ("right", c1 < pan.width, c1), ("bottom", r1 < pan.height, r1))
+             if inside and half(v)]
+    if not edges:
+        return ""
+    where = ", ".join(edges[:-1]) + " and " + edges[-1] if len(edges) > 1 else edges[0]
+    return (f", and the output leaves out the PAN pixels the MS covers only half of (one column or row at the "
+            f"{where} edge{'s' if len(edges) > 1 else ''})")
+
+
 def plan_grid(pan: RasterInfo, ms: RasterInfo, ms_ds: gdal.Dataset) -> GridPlan:
     """Check the geometry of a PAN/MS pair and work out the output grid. Raises InputError."""
     for info, name in ((pan, "PAN"), (ms, "MS")):
@@ -327,11 +353,15 @@ def plan_grid(pan: RasterInfo, ms: RasterInfo, ms_ds: gdal.Dataset) -> GridPlan:
             f"pixels at ratio {ratio})"
         )
     frac_r, frac_c = ms_r0 - round(ms_r0 / ratio) * ratio, ms_c0 - round(ms_c0 / ratio) * ratio
+    notes: list[str] = []
     if warped is None and (abs(frac_r) > EDGE_TOLERANCE or abs(frac_c) > EDGE_TOLERANCE):
-        warnings.append(
-            f"{GRID_SHIFT} by ({frac_c:+.2f}, {frac_r:+.2f}) PAN pixels (x, y) against the PAN grid; "
-            "MS is resampled at the true position of every PAN pixel."
-        )
+        shift = f"{GRID_SHIFT} by ({frac_c:+.2f}, {frac_r:+.2f}) PAN pixels (x, y) against the PAN grid"
+        if landsat_layout(ratio, frac_c, frac_r):
+            notes.append(f"{shift}: the usual Landsat layout (USGS delivers the MS pixel centres on PAN pixel "
+                         "centres), not a misregistration; MS is resampled at the true position of every PAN pixel"
+                         + _half_covered(c0, r0, c1, r1, pan) + ".")
+        else:
+            warnings.append(f"{shift}; MS is resampled at the true position of every PAN pixel.")
     out_gt = (pan.gt[0] + c_start * px, px, 0.0, pan.gt[3] - r_start * py, 0.0, -py)
     return GridPlan(
         ratio=ratio,
@@ -340,4 +370,5 @@ def plan_grid(pan: RasterInfo, ms: RasterInfo, ms_ds: gdal.Dataset) -> GridPlan:
         out_gt=out_gt,
         ms_dataset=warped,
         warnings=warnings,
+        notes=notes,
     )

@@ -480,10 +480,10 @@ class OnnxFuser:
         """What soft_floor did over the run, or None when no value needed it."""
         if not self.floored:
             return None
-        return (f"{self.floored / max(self.values, 1):.2%} of the fused values ({self.floored} of {self.values} "
-                f"computed, tile margins and overlaps included) fell below {FLOOR_FRACTION:.0%} of the upsampled MS "
-                "(additive detail on nearly black pixels) and were damped towards 0 — on data that reach below 0, "
-                "towards where each band's data end — instead of overshooting it")
+        # one plain sentence on every KSDiff run (soft_floor's docstring and the README say how and why)
+        return (f"{self.floored} of {self.values} fused values ({self.floored / max(self.values, 1):.2%}, tile "
+                "overlaps included) fell on nearly black pixels and were eased smoothly towards black instead of "
+                "overshooting below it, as is usual over water and shadow.")
 
     def __call__(self, pan: np.ndarray, lms: np.ndarray, ctx: TileContext) -> np.ndarray:
         if self.bands is None:

@@ -479,7 +479,7 @@ def pansharpen(
     spec = get_sensor(sensor)
     if extent is not None:
         plan = aoi.clip_plan(plan, pan, aoi.to_pan_crs(extent, extent_wkt, pan.wkt))
-    warnings = list(plan.warnings)
+    warnings, grid_notes = list(plan.warnings), list(plan.notes)
     card = None
     shape = (len(ms_bands) if ms_bands else ms.bands, plan.ratio)   # what a generic product's nearest network must fit
     if method in LEARNED_METHODS:
@@ -533,8 +533,7 @@ def pansharpen(
     else:
         offset = stats.pan_offset
         plan = coregistration.moved_plan(plan, offset, (ms_src.RasterYSize, ms_src.RasterXSize))
-        warnings = [w[:-1] + " (by its georeference, before the COREGISTER move)." if w.startswith(GRID_SHIFT) else w
-                    for w in warnings]
+        warnings, grid_notes = _before_move(warnings), _before_move(grid_notes)
         stats = estimate_scene_stats(pan_ds, ms_src, pan, ms, plan, ranges=ranges)   # on the co-registered grid
         moved_line, unreliable = coregistration.moved_note(offset, stats.pan_offset, plan.ratio)
         if unreliable:
@@ -584,6 +583,8 @@ def pansharpen(
             f"The PAN/MS pixel ratio of the data is {plan.ratio}, not {spec.ratio} as for {spec.name}; "
             f"using {plan.ratio}."
         )
+    for note in grid_notes:
+        fb.info(note)
     for w in warnings:
         fb.warning(w)
     r0, c0, rows, cols = plan.region
@@ -678,6 +679,12 @@ def pansharpen(
                             tiles=layout.count, method=method, ratio=plan.ratio, device=used_device,
                             warnings=crs_notes + fill_notes + warnings,
                             band_names=list(names), selfcheck=check, coregistration=moved_line)
+
+
+def _before_move(lines: list[str]) -> list[str]:
+    """``lines`` with the grid-shift line saying it describes the georeference, before COREGISTER moved the MS."""
+    return [w[:-1] + " (by its georeference, before the COREGISTER move)." if w.startswith(GRID_SHIFT) else w
+            for w in lines]
 
 
 def _without_integer_nan(info: RasterInfo, role: str, fb: Feedback) -> RasterInfo:

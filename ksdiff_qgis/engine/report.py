@@ -130,7 +130,9 @@ def _tiling(reduced: dict | None, full: dict | None) -> str:
     return "; ".join(f"{text} {where}" for text, where in parts)
 
 
-def html_report(reduced: dict | None, full: dict | None, inputs: dict, sensor: str) -> str:
+def html_report(reduced: dict | None, full: dict | None, inputs: dict, sensor: str, guessed: str | None = None) -> str:
+    """The assessment as one HTML page. ``guessed``: why SENSOR auto chose ``sensor`` (the log's reasons), said
+    in the header; None when the sensor was chosen."""
     sens = get_sensor(sensor)
     rows, parts = [], []
     for res, keys in ((reduced, M.REDUCED), (full, M.FULL + M.CONSISTENCY)):
@@ -150,8 +152,9 @@ def html_report(reduced: dict | None, full: dict | None, inputs: dict, sensor: s
                                          if data_ratio and data_ratio != sens.ratio else "")
     else:
         ratio = f"the data's ratio {data_ratio}" if data_ratio else "no ratio"
+    guess = f" — guessed (SENSOR auto): {html.escape(guessed)}" if guessed else ""
     parts.append(f"<h1>Pansharpening quality report</h1><p>Sensor: {html.escape(sens.name)} "
-                 f"({ratio}, MS MTF gains {gains}, PAN {sens.mtf_pan:g}). "
+                 f"({ratio}, MS MTF gains {gains}, PAN {sens.mtf_pan:g}){guess}. "
                  f"Generated {datetime.datetime.now().isoformat(timespec='seconds')} by ksdiff:assess.</p>")
     parts.append(f"<h2>Inputs</h2><table>{ins}</table>")
     parts.append("<h2>Indices</h2><table><tr><th>index</th><th>value</th><th>ideal</th><th>meaning</th></tr>"
