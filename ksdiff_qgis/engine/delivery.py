@@ -1,0 +1,128 @@
+"""What a satellite delivery's files say about an input raster: the files behind it and the metadata files that
+name it.
+
+A VRT (QGIS's Build Virtual Raster, ``gdalbuildvrt``) is often saved outside the delivery, as a temporary file: its
+source files are looked at too, and their folders searched for metadata. A metadata file in one of those folders
+counts only when it names the input — one of its files by name (a Landsat MTL's ``FILE_NAME_BAND_x``, a DIMAP's
+``DATA_FILE_PATH``, a Maxar ``.TIL``/``.XML``'s tile names), or a stem the input's file names start with (the MTL's
+product ID, the ``.IMD`` of a Maxar image or its tiles): a Landsat MTL lying beside a WorldView-2 pair says nothing
+about it.
+"""
+from __future__ import annotations
+
+import glob
+import os
+import re
+import xml.etree.ElementTree as ET
+
+# what sits beside a product's images and may name its satellite
+METADATA_PATTERNS = ("*.IMD", "*.imd", "*_MTL.txt", "*_MTL.json", "*MTL.txt", "*MTL.json", "*.XML", "*.xml")
+TILE_MARK = re.compile(r"_R\d+C\d+", re.IGNORECASE)   # Maxar's and Airbus's tile suffix (..._R1C1...)
+PRODUCT_IDS = re.compile(r'(?:LANDSAT_PRODUCT_ID|LANDSAT_SCENE_ID)\s*=\s*"([^"]+)"')
+MAX_SOURCES = 64   # a mosaic of many tiles: its first files are enough to say what it is
+READ_LIMIT = 1 << 20
+
+
+def read_head(path: str, limit: int = READ_LIMIT) -> str:
+    """The first ``limit`` characters of a text file ('' if unreadable)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.read(limit)
+    except OSError:
+        return ""
+
+
+def vrt_sources(path: str) -> list[list[tuple[str, int]]] | None:
+    """Per band of a VRT file, its sources as (file, band of that file); None when ``path`` is not a readable VRT."""
+    if not path.lower().endswith(".vrt") or not os.path.isfile(path):
+        return None
+    try:
+        root = ET.parse(path).getroot()
+    except (ET.ParseError, OSError):
+        return None
+    if root.tag != "VRTDataset":
+        return None
+    folder = os.path.dirname(os.path.abspath(path))
+    bands = []
+    for band in root.iter("VRTRasterBand"):
+        found = []
+        for src in band:
+            name = src.find("SourceFilename")
+            if name is None or not (name.text or "").strip():
+                continue
+            file = name.text.strip()
+            if name.get("relativeToVRT") == "1" and not file.startswith("/vsi"):
+                file = os.path.join(folder, file)
+            found.append((os.path.normpath(file) if not file.startswith("/vsi") else file,
+                          _band_number(src.findtext("SourceBand"))))
+        bands.append(found)
+    return bands
+
+
+def _band_number(text: str | None) -> int:
+    """A VRT source's band (1 when unsaid; 0 for a mask band, 'mask,1', which is no band of the file)."""
+    text = (text or "1").strip()
+    return int(text) if text.isdigit() else 0
+
+
+def input_files(path: str) -> list[str]:
+    """The input and, for a VRT, its source files (at most ``MAX_SOURCES``)."""
+    files = [os.path.abspath(path) if os.path.exists(path) else path]
+    for band in vrt_sources(path) or []:
+        for file, _ in band:
+            if file not in files and len(files) <= MAX_SOURCES:
+                files.append(file)
+    return files
+
+
+def _product_stem(side: str) -> str:
+    """A metadata file's name without its extension and the affixes that mark it as metadata (DIM_, _MTL)."""
+    stem = os.path.splitext(os.path.basename(side))[0]
+    stem = re.sub(r"[_.]MTL$", "", stem, flags=re.IGNORECASE)
+    return re.sub(r"^DIM_", "", stem, flags=re.IGNORECASE)
+
+
+def _image_stem(file: str) -> str:
+    """An image file's name without its extension, IMG_ prefix and tile marks (a tile names its product)."""
+    stem = os.path.splitext(os.path.basename(file))[0]
+    return TILE_MARK.sub("", re.sub(r"^IMG_", "", stem, flags=re.IGNORECASE))
+
+
+def _starts(stem: str, prefix: str) -> bool:
+    stem, prefix = stem.upper(), prefix.upper()
+    return bool(prefix) and (stem == prefix or stem.startswith(prefix) and stem[len(prefix)] in "_-.")
+
+
+def names_input(side: str, text: str, files: list[str]) -> bool:
+    """Whether the metadata file ``side`` (its content ``text``) names one of the input's ``files``: it is one of
+    them, lists one by file name, or carries a product stem or ID one's name starts with."""
+    upper = text.upper()
+    ids = [_product_stem(side), *PRODUCT_IDS.findall(text)]
+    for file in files:
+        if os.path.abspath(file) == os.path.abspath(side):
+            return True
+        if re.search(rf"(?<![\w.\-]){re.escape(os.path.basename(file).upper())}(?![\w.\-])", upper):
+            return True
+        if any(_starts(_image_stem(file), i) or _starts(os.path.splitext(os.path.basename(file))[0], i)
+               for i in ids):
+            return True
+    return False
+
+
+def metadata_files(path: str) -> tuple[list[str], list[str]]:
+    """(metadata files that name ``path``, metadata files beside it or its sources that do not), each list in
+    search order: the input's own folder first, then its sources' folders."""
+    files = input_files(path)
+    folders = []
+    for file in files:
+        folder = os.path.dirname(os.path.abspath(file)) if not file.startswith("/vsi") else None
+        if folder and folder not in folders:
+            folders.append(folder)
+    found: list[str] = []
+    for folder in folders:
+        own = sorted({p for pat in METADATA_PATTERNS for p in glob.glob(os.path.join(glob.escape(folder), pat))})
+        found += [p for p in own if not p.lower().endswith(".aux.xml") and p not in found]
+    naming, other = [], []
+    for side in found:
+        (naming if names_input(side, read_head(side), files) else other).append(side)
+    return naming, other
