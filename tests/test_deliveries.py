@@ -1,17 +1,94 @@
 """Satellite deliveries as they arrive (folders of band files, tiles and sidecar metadata), rebuilt in tmp_path from
-the real fixture crops: SENSOR=auto must follow what the delivery says about the input, and only that (QA round
-8)."""
+the real fixture crops: SENSOR=auto and the band order must follow what the delivery says about the input, and only
+that (QA round 8)."""
 from __future__ import annotations
 
 import shutil
 from pathlib import Path
 
+import numpy as np
+import pytest
 from osgeo import gdal
-from test_sensors_bands import _info
+from test_sensors_bands import Log, _info
 
+from ksdiff_qgis.engine.bands import band_kind, plan_bands
+from ksdiff_qgis.engine.delivery import band_code
+from ksdiff_qgis.engine.model_card import bundled_cards
+from ksdiff_qgis.engine.pipeline import pansharpen
 from ksdiff_qgis.engine.sensor_detect import detect_sensor
+from ksdiff_qgis.engine.sensors import get_sensor
 
 SCENE = "LC80200392015216LGN00"   # the Landsat fixture's scene: tests/data/l8_mtl holds its real MTL
+
+
+def _landsat_delivery(data_dir: Path, folder: Path) -> dict[str, str]:
+    """The Landsat fixture as USGS delivers it: one GeoTIFF per band (no band names) beside the scene's MTL."""
+    folder.mkdir(parents=True)
+    shutil.copy(data_dir / "l8_mtl" / f"{SCENE}_MTL.txt", folder)
+    files = {}
+    for code, src, band in (("B2", "ms", 1), ("B3", "ms", 2), ("B4", "ms", 3), ("B5", "ms", 4), ("B8", "pan", 1)):
+        files[code] = str(folder / f"{SCENE}_{code}.TIF")
+        gdal.Translate(files[code], str(data_dir / f"l8_{src}.tif"), bandList=[band])
+        ds = gdal.Open(files[code], gdal.GA_Update)
+        ds.GetRasterBand(1).SetDescription("")
+        ds = None
+    return files
+
+
+def _stack(path: Path, files: list[str]) -> str:
+    """What QGIS's Build Virtual Raster (gdalbuildvrt -separate) makes of band files, saved at ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    gdal.BuildVRT(str(path), files, separate=True)
+    return str(path)
+
+
+def _bands(path: str) -> np.ndarray:
+    return gdal.Open(path).ReadAsArray().astype(np.int64)
+
+
+@pytest.mark.skipif("landsat8" not in bundled_cards(), reason="no bundled Landsat model")
+def test_a_landsat_vrt_stacked_in_another_order_is_fused_by_band_name(data_dir, tmp_path):
+    """gdalbuildvrt -separate *_B4.TIF *_B3.TIF *_B2.TIF *_B5.TIF (QGIS's Build Virtual Raster, saved elsewhere):
+    the VRT's bands take their names from their files, and the landsat8 network gets them in its own order. They were
+    named B2 Blue ... B5 NIR by position and fused swapped, silently."""
+    files = _landsat_delivery(data_dir, tmp_path / "delivery")
+    vrt = _stack(tmp_path / "work" / "ms_4325.vrt", [files[c] for c in ("B4", "B3", "B2", "B5")])
+    log = Log()
+    res = pansharpen(files["B8"], vrt, str(tmp_path / "o.tif"), "auto", "ksdiff", feedback=log)
+    assert res.sensor == "landsat8" and res.method == "ksdiff"
+    assert any("band names from the VRT's source files: band 1 B4, band 2 B3, band 3 B2, band 4 B5" in line
+               for line in log.lines), log.lines
+    out = gdal.Open(res.output_path)
+    assert [out.GetRasterBand(i).GetDescription() for i in (1, 2, 3, 4)] == ["B4 Red", "B3 Green", "B2 Blue", "B5 NIR"]
+    # the same fusion as the delivery's own order (the fixture, B2 ... B5), each band in its place
+    ref = pansharpen(files["B8"], str(data_dir / "l8_ms.tif"), str(tmp_path / "ref.tif"), "landsat8", "ksdiff")
+    got, want = _bands(res.output_path), _bands(ref.output_path)[[2, 1, 0, 3]]
+    assert np.abs(got - want).max() <= 1, np.abs(got - want).max()
+
+
+def test_band_codes_of_file_names_and_landsat_codes():
+    assert band_code(f"/x/{SCENE}_B4.TIF") == "B4" and band_code("LC08_L2SP_x_SR_B5.TIF") == "B5"
+    assert band_code("T32ULE_20180220T105051_B04_10m.jp2") == "B04" and band_code("T32ULE_x_B8A.jp2") == "B8A"
+    assert band_code(f"{SCENE}_B10.TIF") == "B10"
+    for name in ("pair1_ms.tif", f"{SCENE}_QA_PIXEL.TIF", "12JUN15103045-M2AS_R1C1-052345678010_01_P001.TIF"):
+        assert band_code(name) is None, name
+    # an unpadded code is Landsat's when the sensor is Landsat, and says nothing otherwise (Sentinel-2 pads)
+    assert band_kind("B5", landsat=True) == "nir" and band_kind("B4", landsat=True) == "red"
+    assert band_kind("B5") is None
+
+
+def test_bands_taken_by_position_are_said_to_be_assumed(data_dir, tmp_path):
+    """Where nothing names the bands, the log says their order is the sensor's by assumption."""
+    ms = str(tmp_path / "unnamed.tif")
+    gdal.Translate(ms, str(data_dir / "l8_ms.tif"))
+    ds = gdal.Open(ms, gdal.GA_Update)
+    for i in range(1, 5):
+        ds.GetRasterBand(i).SetDescription("")
+    ds = None
+    notes = plan_bands(_info(ms), get_sensor("landsat8"), None).notes
+    assert any(n.startswith("MS band order assumed") and "band 1 B2 Blue" in n for n in notes), notes
+    assert not [n for n in plan_bands(_info(data_dir / "l8_ms.tif"), get_sensor("landsat8"), None).notes
+                if "assumed" in n]
 
 
 def test_an_unrelated_mtl_beside_a_worldview2_pair_is_ignored(data_dir, tmp_path):

@@ -1,5 +1,5 @@
-"""What a satellite delivery's files say about an input raster: the files behind it and the metadata files that
-name it.
+"""What a satellite delivery's files say about an input raster: the files behind it, the metadata files that name
+it, and the band names its file names give.
 
 A VRT (QGIS's Build Virtual Raster, ``gdalbuildvrt``) is often saved outside the delivery, as a temporary file: its
 source files are looked at too, and their folders searched for metadata. A metadata file in one of those folders
@@ -18,6 +18,8 @@ import xml.etree.ElementTree as ET
 # what sits beside a product's images and may name its satellite
 METADATA_PATTERNS = ("*.IMD", "*.imd", "*_MTL.txt", "*_MTL.json", "*MTL.txt", "*MTL.json", "*.XML", "*.xml")
 TILE_MARK = re.compile(r"_R\d+C\d+", re.IGNORECASE)   # Maxar's and Airbus's tile suffix (..._R1C1...)
+# a band code at the end of a file name: Landsat's _B4 (_SR_B4), Sentinel-2's _B04 / _B8A, with its _10m resolution
+BAND_CODE = re.compile(r"(?:^|[_\-.])(B(?:1[0-2]|0[1-9]|[1-9]|8A))(?:_\d{2}m)?$", re.IGNORECASE)
 PRODUCT_IDS = re.compile(r'(?:LANDSAT_PRODUCT_ID|LANDSAT_SCENE_ID)\s*=\s*"([^"]+)"')
 MAX_SOURCES = 64   # a mosaic of many tiles: its first files are enough to say what it is
 READ_LIMIT = 1 << 20
@@ -73,6 +75,25 @@ def input_files(path: str) -> list[str]:
             if file not in files and len(files) <= MAX_SOURCES:
                 files.append(file)
     return files
+
+
+def band_code(file: str) -> str | None:
+    """The band code a file name ends with ('..._B4.TIF' -> 'B4', Sentinel-2's '..._B04_10m.jp2' -> 'B04'), or None."""
+    m = BAND_CODE.search(os.path.splitext(os.path.basename(file))[0])
+    return m.group(1).upper() if m else None
+
+
+def source_band_codes(path: str) -> list[str | None] | None:
+    """Per band of a VRT, the band code of its source files when they are single-band files (their band 1) whose
+    names all carry the same code; None when ``path`` is not a VRT."""
+    bands = vrt_sources(path)
+    if bands is None:
+        return None
+    codes: list[str | None] = []
+    for band in bands:
+        found = {band_code(file) if src_band == 1 else None for file, src_band in band}
+        codes.append(found.pop() if len(found) == 1 else None)
+    return codes
 
 
 def _product_stem(side: str) -> str:
