@@ -12,7 +12,7 @@ from osgeo import gdal
 from test_sensors_bands import Log, _info
 
 from ksdiff_qgis.engine.bands import band_kind, plan_bands
-from ksdiff_qgis.engine.delivery import band_code
+from ksdiff_qgis.engine.delivery import band_code, dimap_band_names
 from ksdiff_qgis.engine.model_card import bundled_cards
 from ksdiff_qgis.engine.pipeline import pansharpen
 from ksdiff_qgis.engine.sensor_detect import detect_sensor
@@ -89,6 +89,126 @@ def test_bands_taken_by_position_are_said_to_be_assumed(data_dir, tmp_path):
     assert any(n.startswith("MS band order assumed") and "band 1 B2 Blue" in n for n in notes), notes
     assert not [n for n in plan_bands(_info(data_dir / "l8_ms.tif"), get_sensor("landsat8"), None).notes
                 if "assumed" in n]
+
+
+DIMAP = """<?xml version="1.0" encoding="UTF-8"?>
+<Dimap_Document name="DIM_{pid}.XML">
+ <Metadata_Identification><METADATA_FORMAT version="2.0">DIMAP</METADATA_FORMAT>
+  <METADATA_PROFILE>PHR_ORTHO</METADATA_PROFILE></Metadata_Identification>
+ <Processing_Information><Product_Settings><SPECTRAL_PROCESSING>{spectral}</SPECTRAL_PROCESSING>
+  </Product_Settings></Processing_Information>
+ <Raster_Data>
+  <Data_Access><DATA_FILE_ORGANISATION>BAND_COMPOSITE</DATA_FILE_ORGANISATION>
+   <DATA_FILE_FORMAT>image/tiff</DATA_FILE_FORMAT><DATA_FILE_TILES>true</DATA_FILE_TILES>
+   <Data_Files>{files}</Data_Files></Data_Access>
+  <Raster_Dimensions><NROWS>{rows}</NROWS><NCOLS>{cols}</NCOLS><NBANDS>{bands}</NBANDS>
+   <Tile_Set><NTILES>4</NTILES><Regular_Tiling><NTILES_SIZE nrows="{th}" ncols="{tw}"/>
+   <NTILES_COUNT ntiles_R="2" ntiles_C="2"/><OVERLAP_ROW>0</OVERLAP_ROW><OVERLAP_COL>0</OVERLAP_COL>
+   </Regular_Tiling></Tile_Set></Raster_Dimensions>
+  <Raster_Encoding><DATA_TYPE>INTEGER</DATA_TYPE><NBITS>12</NBITS><SIGN>UNSIGNED</SIGN></Raster_Encoding>
+  <Raster_Display><Band_Display_Order>{display}</Band_Display_Order></Raster_Display>
+ </Raster_Data>
+ <Radiometric_Data><Radiometric_Calibration><Instrument_Calibration><Band_Measurement_List>{radiance}
+ </Band_Measurement_List></Instrument_Calibration></Radiometric_Calibration></Radiometric_Data>
+ <Dataset_Sources><Source_Identification><Strip_Source><MISSION>PHR</MISSION><MISSION_INDEX>1A</MISSION_INDEX>
+  <INSTRUMENT>PHR</INSTRUMENT><INSTRUMENT_INDEX>1A</INSTRUMENT_INDEX></Strip_Source></Source_Identification>
+ </Dataset_Sources>
+</Dimap_Document>
+"""
+# DIMAP v2 as Airbus writes it for Pléiades 1A/1B: band IDs in display order (the raster's: R, G, B, NIR); the
+# calibration lists the IDs B0 ... B3 (as GDAL's own DIMAP v2 test product does), which is no raster order
+DISPLAY_V2 = "<RED_CHANNEL>B2</RED_CHANNEL><GREEN_CHANNEL>B1</GREEN_CHANNEL><BLUE_CHANNEL>B0</BLUE_CHANNEL>" \
+             "<ALPHA_CHANNEL>B3</ALPHA_CHANNEL>"
+
+
+def _dimap_product(src: Path, folder: Path, kind: str, order: list[int], display: str) -> str:
+    """An Airbus DIMAP product of ``src``'s bands ``order`` in 2 x 2 GeoTIFF tiles without band names."""
+    folder.mkdir(parents=True)
+    pid = f"PHR1A_{kind}_201206151030451_ORT_1234567101-00{1 if kind == 'P' else 2}"
+    ds = gdal.Open(str(src))
+    tw, th = ds.RasterXSize // 2, ds.RasterYSize // 2
+    hrefs = []
+    for r in range(2):
+        for c in range(2):
+            name = f"IMG_{pid}_R{r + 1}C{c + 1}.TIF"
+            gdal.Translate(str(folder / name), ds, srcWin=[c * tw, r * th, tw, th], bandList=order,
+                           creationOptions=["NBITS=12"])
+            tile = gdal.Open(str(folder / name), gdal.GA_Update)
+            for b in range(1, tile.RasterCount + 1):
+                tile.GetRasterBand(b).SetDescription("")
+                tile.GetRasterBand(b).SetColorInterpretation(gdal.GCI_Undefined)
+            tile = None
+            hrefs.append(f'<Data_File tile_R="{r + 1}" tile_C="{c + 1}"><DATA_FILE_PATH href="{name}"/></Data_File>')
+    ids = ["P"] if kind == "P" else ["B0", "B1", "B2", "B3"]
+    radiance = "".join(f"<Band_Radiance><BAND_ID>{i}</BAND_ID><GAIN>9.1</GAIN><BIAS>0</BIAS></Band_Radiance>"
+                       for i in ids)
+    xml = folder / f"DIM_{pid}.XML"
+    xml.write_text(DIMAP.format(pid=pid, spectral="P" if kind == "P" else "MS", files="".join(hrefs),
+                                rows=2 * th, cols=2 * tw, th=th, tw=tw, bands=len(order), radiance=radiance,
+                                display=display if kind != "P" else ""))
+    return str(xml)
+
+
+@pytest.mark.skipif("qb" not in bundled_cards(), reason="no bundled QuickBird model")
+def test_a_pleiades_dimap_in_its_delivered_order_is_fused_by_its_band_layout(data_dir, tmp_path):
+    """Pléiades MS as Airbus delivers it: R, G, B, NIR (B2, B1, B0, B3, the DIMAP's Band_Display_Order). The bands
+    are named from the DIMAP and the nearest network (qb, B, G, R, NIR) gets them in its order; they were labelled
+    Blue, Green, Red, NIR and fed swapped."""
+    pan = _dimap_product(data_dir / "wv2_pan.tif", tmp_path / "IMG_PHR1A_P_001", "P", [1], "")
+    ms = _dimap_product(data_dir / "wv2_ms.tif", tmp_path / "IMG_PHR1A_MS_001", "MS", [3, 2, 1, 4], DISPLAY_V2)
+    assert gdal.Open(ms).GetDriver().ShortName == "DIMAP" and not gdal.Open(ms).GetRasterBand(1).GetDescription()
+    log = Log()
+    res = pansharpen(pan, ms, str(tmp_path / "o.tif"), "auto", "ksdiff", feedback=log)
+    assert res.sensor == "pleiades"
+    assert any("band names from DIM_PHR1A_MS" in line and "B2, B1, B0, B3" in line for line in log.lines), log.lines
+    out = gdal.Open(res.output_path)
+    assert [out.GetRasterBand(i).GetDescription() for i in (1, 2, 3, 4)] == ["Red", "Green", "Blue", "NIR"]
+    assert out.GetRasterBand(1).GetColorInterpretation() == gdal.GCI_RedBand
+    # the fusion of the same pixels stored as B, G, R, NIR and named so, each band in its place
+    bgrn = str(tmp_path / "bgrn.tif")
+    gdal.Translate(bgrn, ms, bandList=[3, 2, 1, 4], creationOptions=["NBITS=12"])
+    ds = gdal.Open(bgrn, gdal.GA_Update)
+    for i, name in enumerate(("Blue", "Green", "Red", "NIR"), 1):
+        ds.GetRasterBand(i).SetDescription(name)
+    ds = None
+    ref = pansharpen(pan, bgrn, str(tmp_path / "ref.tif"), "pleiades", "ksdiff")
+    got, want = _bands(res.output_path), _bands(ref.output_path)[[2, 1, 0, 3]]
+    assert np.abs(got - want).max() <= 1, np.abs(got - want).max()
+
+
+def test_an_unnamed_pleiades_or_spot_product_is_taken_as_delivered():
+    """Airbus's raster order (R, G, B, NIR) is the table's for Pléiades 1A/1B and SPOT 6/7 (it said B, G, R, NIR)."""
+    for key in ("pleiades", "spot67"):
+        assert get_sensor(key).band_names == ("Red", "Green", "Blue", "NIR"), key
+
+
+def _xml(tmp_path: Path, display: str, radiance_ids: list[str], extra: str = "") -> str:
+    path = tmp_path / "DIM_x.XML"
+    radiance = "".join(f"<Band_Radiance><BAND_ID>{i}</BAND_ID></Band_Radiance>" for i in radiance_ids)
+    path.write_text(f"<Dimap_Document><Raster_Data>{extra}<Raster_Display><Band_Display_Order>{display}"
+                    "</Band_Display_Order></Raster_Display></Raster_Data><Radiometric_Data><Radiometric_Calibration>"
+                    f"<Instrument_Calibration><Band_Measurement_List>{radiance}</Band_Measurement_List>"
+                    "</Instrument_Calibration></Radiometric_Calibration></Radiometric_Data></Dimap_Document>")
+    return str(path)
+
+
+def test_dimap_band_layouts(tmp_path):
+    rgbn = ["Red", "Green", "Blue", "NIR"]
+    assert dimap_band_names(_xml(tmp_path, DISPLAY_V2, ["B0", "B1", "B2", "B3"]), 4)[0] == rgbn
+    # three channels shown: the fourth band is the product's band none of them shows
+    three = "<RED_CHANNEL>B2</RED_CHANNEL><GREEN_CHANNEL>B1</GREEN_CHANNEL><BLUE_CHANNEL>B0</BLUE_CHANNEL>"
+    assert dimap_band_names(_xml(tmp_path, three, ["B0", "B1", "B2", "B3"]), 4)[0] == rgbn
+    # band numbers (DIMAP v1): a B, G, R, NIR raster
+    numbers = "<RED_CHANNEL>3</RED_CHANNEL><GREEN_CHANNEL>2</GREEN_CHANNEL><BLUE_CHANNEL>1</BLUE_CHANNEL>"
+    assert dimap_band_names(_xml(tmp_path, numbers, ["B0", "B1", "B2", "B3"]), 4)[0] == ["Blue", "Green", "Red", "NIR"]
+    # Pléiades Neo: each band ID's raster index
+    index = "<Raster_Index_List>" + "".join(
+        f"<Raster_Index><BAND_ID>{i}</BAND_ID><BAND_INDEX>{n}</BAND_INDEX></Raster_Index>"
+        for n, i in enumerate(["R", "G", "B", "NIR", "RE", "DB"], 1)) + "</Raster_Index_List>"
+    assert dimap_band_names(_xml(tmp_path, "", [], index), 6)[0] == [*rgbn, "Red Edge", "Deep Blue"]
+    assert dimap_band_names(_xml(tmp_path, DISPLAY_V2, []), 3) is not None   # a 3-band product: its first three
+    (tmp_path / "other.xml").write_text("<project/>")
+    assert dimap_band_names(str(tmp_path / "other.xml"), 4) is None
 
 
 def test_an_unrelated_mtl_beside_a_worldview2_pair_is_ignored(data_dir, tmp_path):

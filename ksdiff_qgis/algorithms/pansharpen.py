@@ -88,7 +88,7 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
             "product metadata (GDAL IMAGERY metadata, a Maxar .IMD/.XML, a Landsat MTL or an Airbus DIMAP that "
             "names the input, beside it or beside a VRT's source files) and logs why; unknown data falls back to "
             "the generic sensor (MTF gains 0.3 / 0.15). Unnamed bands take their names from a VRT's source files "
-            "(..._B4.TIF). "
+            "(..._B4.TIF) or the DIMAP. "
             "MS bands (advanced): choose and order the bands; every method writes every chosen band in that order. "
             "KSDiff's model fuses the bands it knows (an 8-band WorldView-2 or -3 product: all eight by the 8-band "
             "model; Blue, Green, Red, NIR1 by the 4-band model when the selection lacks the others), MTF-GLP-HPM "

@@ -8,6 +8,7 @@ raster (VRT), so the rest of the pipeline reads only those bands.
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -99,12 +100,23 @@ def band_names(descriptions: list[str], spec: Sensor) -> list[str]:
 
 
 def with_delivery_names(ms: RasterInfo) -> tuple[RasterInfo, list[str]]:
-    """``ms`` with names for the bands it leaves unnamed, from its delivery (``delivery``): the band code in the name
-    of a VRT band's source file ('..._B4.TIF' -> 'B4', Sentinel-2's '..._B04_10m.jp2' -> 'B04': QGIS's Build Virtual
-    Raster stacks files in any order and names no band); and log lines that say where the names came from."""
+    """``ms`` with names for the bands it leaves unnamed, from its delivery (``delivery``): the band layout of the
+    Airbus DIMAP that describes it (a VRT of its tiles too, band for band), else the band code in the name of a VRT
+    band's source file ('..._B4.TIF' -> 'B4', Sentinel-2's '..._B04_10m.jp2' -> 'B04': QGIS's Build Virtual Raster
+    stacks files in any order and names no band); and log lines that say where the names came from."""
     if all(ms.descriptions):
         return ms, []
     names, notes = list(ms.descriptions), []
+    sources = delivery.vrt_sources(ms.path)
+    in_order = sources is None or all(b == i for i, band in enumerate(sources, 1) for _, b in band)
+    dimap = delivery.dimap_for(ms.path) if in_order else None
+    layout = delivery.dimap_band_names(dimap, ms.bands) if dimap else None
+    if layout:
+        filled = [i for i, d in enumerate(names) if not d]
+        for i in filled:
+            names[i] = layout[0][i]
+        notes.append(f"MS band names from {os.path.basename(dimap)} ({layout[1]}): "
+                     + ", ".join(f"band {i + 1} {names[i]}" for i in filled))
     codes = delivery.source_band_codes(ms.path) or []
     filled = [i for i, code in enumerate(codes[:ms.bands]) if code and not names[i]]
     for i in filled:

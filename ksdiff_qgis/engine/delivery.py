@@ -1,5 +1,5 @@
 """What a satellite delivery's files say about an input raster: the files behind it, the metadata files that name
-it, and the band names its file names give.
+it, and the band names its file names or an Airbus DIMAP give.
 
 A VRT (QGIS's Build Virtual Raster, ``gdalbuildvrt``) is often saved outside the delivery, as a temporary file: its
 source files are looked at too, and their folders searched for metadata. A metadata file in one of those folders
@@ -147,3 +147,82 @@ def metadata_files(path: str) -> tuple[list[str], list[str]]:
     for side in found:
         (naming if names_input(side, read_head(side), files) else other).append(side)
     return naming, other
+
+
+# Airbus band IDs: Pléiades 1A/1B and SPOT 6/7 (B0 ... B3), Pléiades Neo (R, G, B, NIR, RE, DB)
+DIMAP_BANDS = {"B0": "Blue", "B1": "Green", "B2": "Red", "B3": "NIR", "P": "PAN", "PAN": "PAN",
+               "R": "Red", "G": "Green", "B": "Blue", "NIR": "NIR", "RE": "Red Edge", "DB": "Deep Blue"}
+_CHANNELS = ("RED_CHANNEL", "GREEN_CHANNEL", "BLUE_CHANNEL", "ALPHA_CHANNEL")
+_COLOUR_OF_CHANNEL = {"RED_CHANNEL": "Red", "GREEN_CHANNEL": "Green", "BLUE_CHANNEL": "Blue"}
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def _find_all(root: ET.Element, name: str) -> list[ET.Element]:
+    return [e for e in root.iter() if _local(e.tag) == name]
+
+
+def _text(node: ET.Element, name: str) -> str:
+    for e in node.iter():
+        if _local(e.tag) == name and e.text and e.text.strip():
+            return e.text.strip()
+    return ""
+
+
+def dimap_band_names(xml_path: str, n_bands: int) -> tuple[list[str], str] | None:
+    """Names of the ``n_bands`` raster bands of the Airbus DIMAP product ``xml_path`` and what says so, or None.
+
+    Read from, first to last: its ``Raster_Index`` list (Pléiades Neo: each band ID's ``BAND_INDEX``); a
+    ``Band_Display_Order`` of band numbers (DIMAP v1: RED_CHANNEL 3 is band 3); a ``Band_Display_Order`` of band IDs
+    (DIMAP v2, Pléiades 1A/1B and SPOT 6/7: the bands are delivered in display order, R, G, B, NIR — B2, B1, B0, B3
+    — so RED_CHANNEL's band is band 1, GREEN_CHANNEL's band 2, BLUE_CHANNEL's band 3, ALPHA_CHANNEL's band 4).
+    """
+    try:
+        root = ET.parse(xml_path).getroot()
+    except (ET.ParseError, OSError):
+        return None
+    if "DIMAP" not in _local(root.tag).upper():
+        return None
+    names: list[str | None] = [None] * n_bands
+    index = _find_all(root, "Raster_Index")
+    if len(index) == n_bands:
+        for node in index:
+            i, band_id = _text(node, "BAND_INDEX"), _text(node, "BAND_ID").upper()
+            if i.isdigit() and 1 <= int(i) <= n_bands and band_id in DIMAP_BANDS:
+                names[int(i) - 1] = DIMAP_BANDS[band_id]
+        if None not in names and len(set(names)) == n_bands:
+            return [str(n) for n in names], "its Raster_Index list"
+        names = [None] * n_bands
+    order = _find_all(root, "Band_Display_Order")
+    channels = {c: _text(order[0], c).upper() for c in _CHANNELS} if order else {}
+    channels = {c: v for c, v in channels.items() if v}
+    how = ""
+    # the product's band IDs (its calibration lists them): what names a band no channel shows
+    ids = {_text(m, "BAND_ID").upper() for lst in _find_all(root, "Band_Measurement_List") for m in lst}
+    kinds = {DIMAP_BANDS[i] for i in ids if i in DIMAP_BANDS} - {"PAN"}
+    if channels and all(v.isdigit() for v in channels.values()):   # band numbers
+        for c, v in channels.items():
+            if c in _COLOUR_OF_CHANNEL and 1 <= int(v) <= n_bands:
+                names[int(v) - 1] = _COLOUR_OF_CHANNEL[c]
+        how = "its Band_Display_Order (band numbers)"
+    elif channels and all(v in DIMAP_BANDS for v in channels.values()):   # band IDs, in delivery order
+        listed = [channels[c] for c in _CHANNELS if c in channels][:n_bands]
+        names[:len(listed)] = [DIMAP_BANDS[i] for i in listed]
+        how = f"its Band_Display_Order ({', '.join(listed)})"
+    rest = sorted(kinds - set(names))
+    if names.count(None) == 1 and len(rest) == 1:   # a 4-band product whose display order names three
+        names[names.index(None)] = rest[0]
+    if None in names or len(set(names)) != n_bands:
+        return None
+    return [str(n) for n in names], how
+
+
+def dimap_for(path: str) -> str | None:
+    """The DIMAP document that describes ``path``: the file itself, or a DIM_*.XML that names it (or, for a VRT,
+    its sources)."""
+    if os.path.basename(path).upper().startswith("DIM_") and path.upper().endswith(".XML"):
+        return path
+    naming, _ = metadata_files(path)
+    return next((p for p in naming if os.path.basename(p).upper().startswith("DIM_")), None)

@@ -450,7 +450,7 @@ def pansharpen(
         raise InputError(f"unknown compression {compression!r}; choose one of {', '.join(outputs.COMPRESSIONS)}")
     pan_ds, pan = open_raster(pan_path, "PAN")
     ms_ds, ms = open_raster(ms_path, "MS")
-    ms, name_notes = band_sel.with_delivery_names(ms)   # a VRT's band names from its files (``delivery``)
+    ms, name_notes = band_sel.with_delivery_names(ms)   # band names from a VRT's files or a DIMAP (``delivery``)
     for note in name_notes:
         fb.info(note)
     ms_file = ms_ds   # the file's own metadata, whatever views of it are fused (outputs.copy_metadata)

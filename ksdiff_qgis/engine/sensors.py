@@ -52,6 +52,10 @@ class Sensor:
 
 
 BGRN = ("Blue", "Green", "Red", "NIR")
+# Airbus delivers Pléiades 1A/1B and SPOT 6/7 MS rasters in display order R, G, B, NIR (band IDs B2, B1, B0, B3: the
+# DIMAP's Band_Display_Order; read so by ACOLITE, eoreader and the Orfeo Toolbox, and GDAL names Pléiades Neo's
+# R, G, B, NIR, ... in that order too). An unnamed product of theirs is taken in this order
+RGBN = ("Red", "Green", "Blue", "NIR")
 WV8 = ("Coastal", "Blue", "Green", "Yellow", "Red", "Red Edge", "NIR1", "NIR2")
 G4 = (GENERIC_MTF_MS,) * 4
 
@@ -76,11 +80,11 @@ SENSORS: dict[str, Sensor] = {
                pan_gsd=0.41, nearest_model="qb"),
         Sensor("ikonos", "IKONOS (4 bands: B, G, R, NIR)", BGRN, 4, (0.26, 0.28, 0.29, 0.28), 0.17, 2047.0,
                pan_gsd=0.82, nearest_model="qb"),
-        Sensor("pleiades", "Pléiades 1A/1B (4 bands: B, G, R, NIR)", BGRN, 4, G4, GENERIC_MTF_PAN, 4095.0,
+        Sensor("pleiades", "Pléiades 1A/1B (4 bands: R, G, B, NIR)", RGBN, 4, G4, GENERIC_MTF_PAN, 4095.0,
                pan_gsd=0.7, nearest_model="qb"),
         Sensor("pneo", "Pléiades Neo (6 bands)", ("Deep Blue", "Blue", "Green", "Red", "Red Edge", "NIR"), 4,
                (GENERIC_MTF_MS,) * 6, GENERIC_MTF_PAN, 4095.0, pan_gsd=0.3, nearest_model="wv2"),
-        Sensor("spot67", "SPOT 6/7 (4 bands: B, G, R, NIR)", BGRN, 4, G4, GENERIC_MTF_PAN, 4095.0,
+        Sensor("spot67", "SPOT 6/7 (4 bands: R, G, B, NIR)", RGBN, 4, G4, GENERIC_MTF_PAN, 4095.0,
                pan_gsd=1.5, nearest_model="qb"),
         Sensor("gf2", "GaoFen-2 (4 bands: B, G, R, NIR)", BGRN, 4, G4, GENERIC_MTF_PAN, 1023.0,
                pan_gsd=0.81, model="gf2"),
