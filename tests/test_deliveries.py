@@ -13,10 +13,11 @@ from test_sensors_bands import Log, _info
 
 from ksdiff_qgis.engine.bands import band_kind, plan_bands
 from ksdiff_qgis.engine.delivery import band_code, dimap_band_names
+from ksdiff_qgis.engine.errors import InputError
 from ksdiff_qgis.engine.model_card import bundled_cards
 from ksdiff_qgis.engine.pipeline import pansharpen
 from ksdiff_qgis.engine.sensor_detect import detect_sensor
-from ksdiff_qgis.engine.sensors import get_sensor
+from ksdiff_qgis.engine.sensors import generic_like, get_sensor
 
 SCENE = "LC80200392015216LGN00"   # the Landsat fixture's scene: tests/data/l8_mtl holds its real MTL
 
@@ -209,6 +210,31 @@ def test_dimap_band_layouts(tmp_path):
     assert dimap_band_names(_xml(tmp_path, DISPLAY_V2, []), 3) is not None   # a 3-band product: its first three
     (tmp_path / "other.xml").write_text("<project/>")
     assert dimap_band_names(str(tmp_path / "other.xml"), 4) is None
+
+
+def test_a_three_band_landsat_composite_beside_its_mtl_runs_as_generic_with_landsats_gains(data_dir, tmp_path):
+    """B4, B3, B2 beside the scene's MTL: SENSOR=auto took Landsat 8/9 from the MTL and then refused the 3 bands
+    ('pick the matching sensor (or auto)' to a user on auto). Now generic, with Landsat's ratio and gains where they
+    apply and a warning; SENSOR=landsat8 chosen explicitly still refuses."""
+    files = _landsat_delivery(data_dir, tmp_path / "delivery")
+    vrt = _stack(tmp_path / "delivery" / "rgb.vrt", [files[c] for c in ("B4", "B3", "B2")])
+    log = Log()
+    res = pansharpen(files["B8"], vrt, str(tmp_path / "o.tif"), "auto", "mtf_glp_hpm", feedback=log)
+    assert res.sensor == "generic"
+    line = next(x for x in log.lines if "SENSOR=auto" in x)
+    assert line.startswith("WARNING") and "Landsat 8/9" in line and "3 MS bands" in line and "MTL" in line, line
+    out = gdal.Open(res.output_path)
+    assert [out.GetRasterBand(i).GetDescription() for i in (1, 2, 3)] == ["B4 Red", "B3 Green", "B2 Blue"]
+    assert not [w for w in res.warnings if "ratio" in w]   # Landsat's ratio 2 is the data's
+    with pytest.raises(InputError, match="has 3 bands but sensor Landsat 8/9 OLI .* expects 4"):
+        pansharpen(files["B8"], vrt, str(tmp_path / "x.tif"), "landsat8", "mtf_glp_hpm")
+    # bands chosen with MS_BANDS need not be the sensor's count: the sensor stays (the band plan checks them)
+    assert detect_sensor(_info(files["B8"]), _info(vrt), 2, [1, 2]).key == "landsat8"
+    # the sensor's gains go to the bands whose names match (a QuickBird R, G, B composite), its PAN gain too
+    qb = generic_like("qb")
+    ms = str(tmp_path / "rgb.tif")
+    gdal.Translate(ms, str(data_dir / "wv2_ms.tif"), bandList=[3, 2, 1])
+    assert plan_bands(_info(ms), qb, None).gains == (0.30, 0.32, 0.34) and qb.mtf_pan == 0.15 and qb.ratio == 4
 
 
 def test_an_unrelated_mtl_beside_a_worldview2_pair_is_ignored(data_dir, tmp_path):

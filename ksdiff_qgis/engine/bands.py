@@ -21,7 +21,7 @@ from .classical import BEST_CLASSICAL
 from .errors import InputError
 from .gdalutil import gdal_call
 from .raster_io import RasterInfo, describe
-from .sensors import GENERIC_MTF_MS, Sensor
+from .sensors import GENERIC_MTF_MS, Sensor, table_of
 
 # canonical band kinds, tested in this order (so "Red Edge" is not "Red" and "Deep Blue" not "Blue")
 _KINDS = [
@@ -85,7 +85,7 @@ def band_names(descriptions: list[str], spec: Sensor) -> list[str]:
     """Name of every band of a raster with these band ``descriptions``: its description (a bare band code the sensor
     names, e.g. Landsat's 'B4', as the sensor does: 'B4 Red'), else the sensor's name for that position, else
     'Band i'."""
-    table = spec.band_names
+    table = table_of(spec).band_names
     out = []
     for i, d in enumerate(descriptions):
         if d:
@@ -133,18 +133,20 @@ def _names(ms: RasterInfo, spec: Sensor) -> list[str]:
 
 def kind_of(spec: Sensor):
     """``band_kind`` as the sensor reads band codes (a Landsat product's B05 is its NIR, Sentinel-2's a red edge)."""
-    landsat = spec.key.startswith("landsat")
+    landsat = table_of(spec).key.startswith("landsat")
     return lambda name: band_kind(name, landsat)
 
 
 def band_gain(i: int, name: str, n_bands: int, spec: Sensor) -> float:
     """Gain of band ``i`` (0-based) of ``n_bands``: the sensor's value for that band name (products may reorder bands,
-    e.g. R, G, B, NIR), by position when the layout matches, else generic."""
-    kind = kind_of(spec)
-    kinds = [kind(n) for n in spec.band_names]
+    e.g. R, G, B, NIR), by position when the layout matches, else generic. A generic run of a sensor's product
+    (``Sensor.like``) takes that sensor's gain for a band whose name matches one of its bands."""
+    table = table_of(spec)
+    kind = kind_of(table)
+    kinds = [kind(n) for n in table.band_names]
     k = kind(name)
     if k is not None and kinds.count(k) == 1:
-        return spec.mtf_ms[kinds.index(k)]
+        return table.mtf_ms[kinds.index(k)]
     if n_bands == spec.n_bands:
         return spec.gain_for(i)
     return GENERIC_MTF_MS

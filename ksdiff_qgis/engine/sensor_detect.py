@@ -4,7 +4,9 @@ Evidence, strongest first: product metadata (GDAL's ``IMAGERY`` domain ``SATELLI
 ``.IMD``/``.XML``, a Landsat ``MTL.txt``/``MTL.json`` or an Airbus DIMAP that names either input or a VRT's source
 files: ``delivery``) unless its sensor's ratio and PAN pixel size both contradict the data's, then band
 descriptions, then the geometry (PAN/MS ratio, MS band count, PAN pixel size). Without a match the answer is
-``generic`` with a warning: the classical methods still work, with generic MTF gains.
+``generic`` with a warning: the classical methods still work, with generic MTF gains. Metadata that names a sensor
+whose band count the MS does not have (a 3-band composite of a Landsat scene) gives ``generic`` with that sensor's
+ratio and gains where they apply, with a warning; an explicit SENSOR is checked by the band plan instead.
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from . import delivery
 from .delivery import read_head
 from .errors import InputError
 from .raster_io import RasterInfo, open_dataset
-from .sensors import SENSORS
+from .sensors import SENSORS, Sensor, generic_like
 
 # satellite ids as GDAL, Maxar, Airbus and USGS write them (upper case, spaces/dashes/underscores removed)
 SATELLITE_IDS: dict[str, str] = {
@@ -55,9 +57,14 @@ class Detection:
     key: str
     reasons: list[str] = field(default_factory=list)
     source: str = "geometry"     # "metadata", "descriptions", "geometry" or "fallback"
+    like: str | None = None      # generic: the sensor whose ratio and gains apply (``sensors.generic_like``)
+
+    def sensor(self) -> Sensor:
+        """The sensor the run uses."""
+        return generic_like(self.like) if self.like else SENSORS[self.key]
 
     def message(self) -> str:
-        name = SENSORS[self.key].name
+        name = self.sensor().name
         return f"SENSOR=auto: {name} [{self.key}] — {'; '.join(self.reasons)}"
 
 
@@ -208,8 +215,10 @@ def _short(name: str) -> str:
     return name.split(" (")[0]
 
 
-def detect_sensor(pan: RasterInfo, ms: RasterInfo, ratio: int) -> Detection:
-    """Best guess of the sensor key for a PAN/MS pair with the given ratio."""
+def detect_sensor(pan: RasterInfo, ms: RasterInfo, ratio: int, selection: list[int] | None = None) -> Detection:
+    """Best guess of the sensor key for a PAN/MS pair with the given ratio. ``selection``: MS_BANDS, whose bands
+    need not be as many as the sensor's (the band plan checks them); without it, a product whose metadata names a
+    sensor with another band count (a 3-band composite) is generic, with that sensor's gains where they apply."""
     gsd = pixel_size_m(pan)
     gsd_txt = f"PAN pixel {gsd:.2f} m" if gsd is not None else "PAN pixel size unknown (no CRS)"
     candidates, notes = metadata_candidates([ms.path, pan.path])
@@ -219,7 +228,14 @@ def detect_sensor(pan: RasterInfo, ms: RasterInfo, ratio: int) -> Detection:
             notes.append(f"{why}, but {wrong}: ignored")
             continue
         key = BAND_VARIANTS.get((key, ms.bands), key)
-        return Detection(key, [why, f"{ms.bands} MS bands", f"ratio {ratio}", *notes], "metadata")
+        spec = SENSORS[key]
+        if selection or ms.bands == spec.n_bands:
+            return Detection(key, [why, f"{ms.bands} MS bands", f"ratio {ratio}", *notes], "metadata")
+        return Detection("generic", [why, f"{ms.bands} MS bands, where {_short(spec.name)} has {spec.n_bands} "
+                                          f"({', '.join(spec.band_names)}): fused as generic, with its ratio and MTF "
+                                          "gains where they apply (bands found by name)", f"ratio {ratio}", *notes,
+                                     "set SENSOR with MS bands to fuse (MS_BANDS) to choose otherwise"],
+                         "fallback", like=key)
     key = _from_descriptions(ms)
     if key and ratio == SENSORS[key].ratio:
         return Detection(key, [f"MS band descriptions {', '.join(ms.descriptions)}", f"ratio {ratio}", gsd_txt,
