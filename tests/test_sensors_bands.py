@@ -105,17 +105,19 @@ def test_auto_reads_maxar_imd_and_landsat_mtl(data_dir, tmp_path):
     (tmp_path / "scene_M.IMD").write_text(
         'version = "28.3";\nBEGIN_GROUP = IMAGE_1\n\tsatId = "QB02";\nEND_GROUP = IMAGE_1\nEND;\n')
     assert detect_sensor(_info(pan), _info(ms), 4).key == "qb"
-    # Landsat: the real MTL of the fixture's scene beside copies whose band descriptions are gone
+    # Landsat: the real MTL of the fixture's scene beside copies whose band descriptions are gone, named after the
+    # scene (a metadata file counts when it names the input: its product ID or its files)
     l8 = tmp_path / "l8"
     l8.mkdir()
     shutil.copy(data_dir / "l8_mtl" / "LC80200392015216LGN00_MTL.txt", l8)
-    for role in ("pan", "ms"):
-        gdal.Translate(str(l8 / f"{role}.tif"), str(data_dir / f"l8_{role}.tif"))
-        ds = gdal.Open(str(l8 / f"{role}.tif"), gdal.GA_Update)
+    for role, name in (("pan", "LC80200392015216LGN00_B8.TIF"), ("ms", "LC80200392015216LGN00_stack.tif")):
+        gdal.Translate(str(l8 / name), str(data_dir / f"l8_{role}.tif"))
+        ds = gdal.Open(str(l8 / name), gdal.GA_Update)
         for i in range(ds.RasterCount):
             ds.GetRasterBand(i + 1).SetDescription("")
         ds = None
-    found = detect_sensor(_info(l8 / "pan.tif"), _info(l8 / "ms.tif"), 2)
+    found = detect_sensor(_info(l8 / "LC80200392015216LGN00_B8.TIF"), _info(l8 / "LC80200392015216LGN00_stack.tif"),
+                          2)
     assert found.key == "landsat8" and found.source == "metadata" and "MTL" in found.message()
 
 
@@ -364,13 +366,14 @@ def test_extent_in_another_crs_and_one_that_misses(data_dir, tmp_path):
 
 def test_auto_reads_a_dimap_xml(data_dir, tmp_path):
     """Airbus DIMAP: <MISSION>PHR</MISSION><MISSION_INDEX>1A</MISSION_INDEX> -> Pléiades."""
-    for role in ("pan", "ms"):
-        shutil.copy(data_dir / f"wv2_{role}.tif", tmp_path / f"IMG_PHR1A_{role}.tif")
-    (tmp_path / "DIM_PHR1A_PMS_001.XML").write_text(
-        "<Dimap_Document><Dataset_Sources><Source_Identification><Strip_Source>\n"
-        "  <MISSION>PHR</MISSION>\n  <MISSION_INDEX>1A</MISSION_INDEX>\n"
-        "</Strip_Source></Source_Identification></Dataset_Sources></Dimap_Document>\n")
-    found = detect_sensor(_info(tmp_path / "IMG_PHR1A_pan.tif"), _info(tmp_path / "IMG_PHR1A_ms.tif"), 4)
+    for role, kind in (("pan", "P"), ("ms", "MS")):
+        shutil.copy(data_dir / f"wv2_{role}.tif", tmp_path / f"IMG_PHR1A_{kind}_001_R1C1.TIF")
+        (tmp_path / f"DIM_PHR1A_{kind}_001.XML").write_text(
+            "<Dimap_Document><Dataset_Sources><Source_Identification><Strip_Source>\n"
+            "  <MISSION>PHR</MISSION>\n  <MISSION_INDEX>1A</MISSION_INDEX>\n"
+            "</Strip_Source></Source_Identification></Dataset_Sources></Dimap_Document>\n")
+    found = detect_sensor(_info(tmp_path / "IMG_PHR1A_P_001_R1C1.TIF"), _info(tmp_path / "IMG_PHR1A_MS_001_R1C1.TIF"),
+                          4)
     assert found.key == "pleiades" and "PHR1A" in found.message()
 
 
@@ -402,11 +405,12 @@ def test_auto_reads_a_collection2_mtl_json(data_dir, tmp_path):
     """Landsat Collection 2 ships MTL.json; SPACECRAFT_ID sits under IMAGE_ATTRIBUTES (Landsat 9 -> landsat8)."""
     import json
 
+    scene = "LC09_L1TP_020039_20220101_20220101_02_T1"
     for role in ("pan", "ms"):
-        shutil.copy(data_dir / f"l8_{role}.tif", tmp_path / f"LC09_{role}.tif")
-    (tmp_path / "LC09_L1TP_020039_20220101_20220101_02_T1_MTL.json").write_text(json.dumps(
+        shutil.copy(data_dir / f"l8_{role}.tif", tmp_path / f"{scene}_{role}.tif")
+    (tmp_path / f"{scene}_MTL.json").write_text(json.dumps(
         {"LANDSAT_METADATA_FILE": {"IMAGE_ATTRIBUTES": {"SPACECRAFT_ID": "LANDSAT_9", "SENSOR_ID": "OLI_TIRS"}}}))
-    found = detect_sensor(_info(tmp_path / "LC09_pan.tif"), _info(tmp_path / "LC09_ms.tif"), 2)
+    found = detect_sensor(_info(tmp_path / f"{scene}_pan.tif"), _info(tmp_path / f"{scene}_ms.tif"), 2)
     assert found.key == "landsat8" and found.source == "metadata" and "LANDSAT_9" in found.message()
 
 

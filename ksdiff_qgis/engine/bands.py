@@ -8,6 +8,7 @@ raster (VRT), so the rest of the pipeline reads only those bands.
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -15,11 +16,12 @@ from dataclasses import dataclass, field
 import numpy as np
 from osgeo import gdal
 
+from . import delivery
 from .classical import BEST_CLASSICAL
 from .errors import InputError
 from .gdalutil import gdal_call
 from .raster_io import RasterInfo, describe
-from .sensors import GENERIC_MTF_MS, Sensor
+from .sensors import GENERIC_MTF_MS, Sensor, table_of
 
 # canonical band kinds, tested in this order (so "Red Edge" is not "Red" and "Deep Blue" not "Blue")
 _KINDS = [
@@ -49,11 +51,15 @@ _LANDSAT = {"01": "coastal", "02": "blue", "03": "green", "04": "red", "05": "ni
 
 def band_kind(name: str, landsat: bool = False) -> str | None:
     """Canonical kind of a band name ('NIR1' -> 'nir', 'B4 Red' -> 'red', Sentinel-2's 'B05' -> 'rededge',
-    '... central wavelength 665 nm' -> 'red'), or None. ``landsat``: two-digit codes are Landsat's (B05 -> 'nir')."""
+    '... central wavelength 665 nm' -> 'red'), or None. ``landsat``: band codes are Landsat's, padded or not (B05 and
+    B5 -> 'nir'); otherwise a bare unpadded code (B5) says nothing."""
     text = (name or "").lower().replace("_", " ").strip()
     code = re.fullmatch(r"b(0[1-9]|1[0-2]|8a)", text)
     if code:
         return (_LANDSAT if landsat else _SENTINEL2).get(code.group(1))
+    code = re.fullmatch(r"b([1-9]|1[01])", text)
+    if code:
+        return _LANDSAT.get(code.group(1).zfill(2)) if landsat else None
     for kind, pat in _KINDS:
         if re.search(pat, text):
             return kind
@@ -76,17 +82,49 @@ class BandPlan:
 
 
 def band_names(descriptions: list[str], spec: Sensor) -> list[str]:
-    """Name of every band of a raster with these band ``descriptions``: its description, else the sensor's name for
-    that position, else 'Band i'."""
+    """Name of every band of a raster with these band ``descriptions``: its description (a bare band code the sensor
+    names, e.g. Landsat's 'B4', as the sensor does: 'B4 Red'), else the sensor's name for that position, else
+    'Band i'."""
+    table = table_of(spec).band_names
     out = []
     for i, d in enumerate(descriptions):
         if d:
-            out.append(d)
+            named = [n for n in table if re.fullmatch(r"B\d{1,2}|B8A", d, re.IGNORECASE)
+                     and n.upper().startswith(d.upper() + " ")]
+            out.append(named[0] if len(named) == 1 else d)
         elif len(descriptions) == spec.n_bands:
             out.append(spec.band_names[i])
         else:
             out.append(f"Band {i + 1}")
     return out
+
+
+def with_delivery_names(ms: RasterInfo) -> tuple[RasterInfo, list[str]]:
+    """``ms`` with names for the bands it leaves unnamed, from its delivery (``delivery``): the band layout of the
+    Airbus DIMAP that describes it (a VRT of its tiles too, band for band), else the band code in the name of a VRT
+    band's source file ('..._B4.TIF' -> 'B4', Sentinel-2's '..._B04_10m.jp2' -> 'B04': QGIS's Build Virtual Raster
+    stacks files in any order and names no band); and log lines that say where the names came from."""
+    if all(ms.descriptions):
+        return ms, []
+    names, notes = list(ms.descriptions), []
+    sources = delivery.vrt_sources(ms.path)
+    in_order = sources is None or all(b == i for i, band in enumerate(sources, 1) for _, b in band)
+    dimap = delivery.dimap_for(ms.path) if in_order else None
+    layout = delivery.dimap_band_names(dimap, ms.bands) if dimap else None
+    if layout:
+        filled = [i for i, d in enumerate(names) if not d]
+        for i in filled:
+            names[i] = layout[0][i]
+        notes.append(f"MS band names from {os.path.basename(dimap)} ({layout[1]}): "
+                     + ", ".join(f"band {i + 1} {names[i]}" for i in filled))
+    codes = delivery.source_band_codes(ms.path) or []
+    filled = [i for i, code in enumerate(codes[:ms.bands]) if code and not names[i]]
+    for i in filled:
+        names[i] = codes[i]
+    if filled:
+        notes.append("MS band names from the VRT's source files: "
+                     + ", ".join(f"band {i + 1} {names[i]}" for i in filled))
+    return dataclasses.replace(ms, descriptions=names), notes
 
 
 def _names(ms: RasterInfo, spec: Sensor) -> list[str]:
@@ -95,18 +133,20 @@ def _names(ms: RasterInfo, spec: Sensor) -> list[str]:
 
 def kind_of(spec: Sensor):
     """``band_kind`` as the sensor reads band codes (a Landsat product's B05 is its NIR, Sentinel-2's a red edge)."""
-    landsat = spec.key.startswith("landsat")
+    landsat = table_of(spec).key.startswith("landsat")
     return lambda name: band_kind(name, landsat)
 
 
 def band_gain(i: int, name: str, n_bands: int, spec: Sensor) -> float:
     """Gain of band ``i`` (0-based) of ``n_bands``: the sensor's value for that band name (products may reorder bands,
-    e.g. R, G, B, NIR), by position when the layout matches, else generic."""
-    kind = kind_of(spec)
-    kinds = [kind(n) for n in spec.band_names]
+    e.g. R, G, B, NIR), by position when the layout matches, else generic. A generic run of a sensor's product
+    (``Sensor.like``) takes that sensor's gain for a band whose name matches one of its bands."""
+    table = table_of(spec)
+    kind = kind_of(table)
+    kinds = [kind(n) for n in table.band_names]
     k = kind(name)
     if k is not None and kinds.count(k) == 1:
-        return spec.mtf_ms[kinds.index(k)]
+        return table.mtf_ms[kinds.index(k)]
     if n_bands == spec.n_bands:
         return spec.gain_for(i)
     return GENERIC_MTF_MS
@@ -132,6 +172,12 @@ def plan_bands(ms: RasterInfo, spec: Sensor, selection: list[int] | None, model_
     names = _names(ms, spec)
     chosen = list(selection or range(1, ms.bands + 1))
     notes, warnings, model = [], [], None
+    unnamed = [b for b in chosen if not ms.descriptions[b - 1]]
+    if unnamed and not spec.generic and ms.bands == spec.n_bands:
+        notes.append(f"MS band order assumed: the bands have no names, so they are taken in {spec.name.split(' (')[0]}"
+                     "'s order ("
+                     + ", ".join(f"band {b} {names[b - 1]}" for b in unnamed) + "); if the file holds them in "
+                     "another order, name them (band descriptions) or reorder them with MS bands to fuse (MS_BANDS)")
     if model_bands is not None:
         picked = _match(model_bands, chosen, names, kind_of(spec))
         if picked is None and len(model_bands) != len(chosen):

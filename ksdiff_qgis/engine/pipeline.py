@@ -450,6 +450,9 @@ def pansharpen(
         raise InputError(f"unknown compression {compression!r}; choose one of {', '.join(outputs.COMPRESSIONS)}")
     pan_ds, pan = open_raster(pan_path, "PAN")
     ms_ds, ms = open_raster(ms_path, "MS")
+    ms, name_notes = band_sel.with_delivery_names(ms)   # band names from a VRT's files or a DIMAP (``delivery``)
+    for note in name_notes:
+        fb.info(note)
     ms_file = ms_ds   # the file's own metadata, whatever views of it are fused (outputs.copy_metadata)
     check_not_input(output_path, {"PAN": pan_ds, "MS": ms_ds})
     crs_notes: list[str] = []
@@ -470,13 +473,14 @@ def pansharpen(
     pan_ds, pan = masks.apply_own_mask(pan_ds, pan, "PAN", fb)
     ms_ds, ms = masks.apply_own_mask(ms_ds, ms, "MS", fb)
     plan = plan_grid(pan, ms, ms_ds)
+    found = None
     if sensor == AUTO:   # the spectral bands only: a transparency mask is no band of the sensor's
         spectral = replace(ms, bands=ms.bands - len(alpha_masks),
                            descriptions=[d for b, d in enumerate(ms.descriptions, 1) if b not in alpha_masks])
-        found = detect_sensor(pan, spectral, plan.ratio)
+        found = detect_sensor(pan, spectral, plan.ratio, ms_bands)
         sensor = found.key
         (fb.warning if found.source == "fallback" else fb.info)(found.message())
-    spec = get_sensor(sensor)
+    spec = found.sensor() if found else get_sensor(sensor)   # auto: a generic run may keep a sensor's gains
     if extent is not None:
         plan = aoi.clip_plan(plan, pan, aoi.to_pan_crs(extent, extent_wkt, pan.wkt))
     warnings, grid_notes = list(plan.warnings), list(plan.notes)

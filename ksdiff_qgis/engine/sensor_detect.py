@@ -1,13 +1,15 @@
 """``SENSOR=auto``: guess the sensor from the data and its metadata, and say why.
 
 Evidence, strongest first: product metadata (GDAL's ``IMAGERY`` domain ``SATELLITEID``, a Maxar
-``.IMD``/``.XML`` or a Landsat ``MTL.txt``/``MTL.json`` beside either input), then band descriptions,
-then the geometry (PAN/MS ratio, MS band count, PAN pixel size). Without a match the answer is
-``generic`` with a warning: the classical methods still work, with generic MTF gains.
+``.IMD``/``.XML``, a Landsat ``MTL.txt``/``MTL.json`` or an Airbus DIMAP that names either input or a VRT's source
+files: ``delivery``) unless its sensor's ratio and PAN pixel size both contradict the data's, then band
+descriptions, then the geometry (PAN/MS ratio, MS band count, PAN pixel size). Without a match the answer is
+``generic`` with a warning: the classical methods still work, with generic MTF gains. Metadata that names a sensor
+whose band count the MS does not have (a 3-band composite of a Landsat scene) gives ``generic`` with that sensor's
+ratio and gains where they apply, with a warning; an explicit SENSOR is checked by the band plan instead.
 """
 from __future__ import annotations
 
-import glob
 import json
 import math
 import os
@@ -16,9 +18,11 @@ from dataclasses import dataclass, field
 
 from osgeo import osr
 
+from . import delivery
+from .delivery import read_head
 from .errors import InputError
 from .raster_io import RasterInfo, open_dataset
-from .sensors import SENSORS
+from .sensors import SENSORS, Sensor, generic_like
 
 # satellite ids as GDAL, Maxar, Airbus and USGS write them (upper case, spaces/dashes/underscores removed)
 SATELLITE_IDS: dict[str, str] = {
@@ -34,6 +38,7 @@ SATELLITE_IDS: dict[str, str] = {
     "GF2": "gf2", "GAOFEN2": "gf2",
     "LANDSAT8": "landsat8", "LANDSAT9": "landsat8", "LC08": "landsat8", "LC09": "landsat8",
 }
+MAX_IMAGERY_SOURCES = 8   # a VRT's source files whose GDAL IMAGERY metadata is read
 # the key for a satellite's product with this many MS bands, when it differs from the default key
 BAND_VARIANTS = {("wv2", 8): "wv2_8", ("wv3", 4): "wv3_4"}
 
@@ -51,10 +56,15 @@ BY_PIXEL_SIZE: dict[int, list[tuple[str, float, float]]] = {
 class Detection:
     key: str
     reasons: list[str] = field(default_factory=list)
-    source: str = "geometry"     # "metadata", "geometry" or "fallback"
+    source: str = "geometry"     # "metadata", "descriptions", "geometry" or "fallback"
+    like: str | None = None      # generic: the sensor whose ratio and gains apply (``sensors.generic_like``)
+
+    def sensor(self) -> Sensor:
+        """The sensor the run uses."""
+        return generic_like(self.like) if self.like else SENSORS[self.key]
 
     def message(self) -> str:
-        name = SENSORS[self.key].name
+        name = self.sensor().name
         return f"SENSOR=auto: {name} [{self.key}] — {'; '.join(self.reasons)}"
 
 
@@ -75,28 +85,9 @@ def _imagery_domain(path: str) -> str | None:
     return md.get("SATELLITEID")
 
 
-def _sidecars(path: str) -> list[str]:
-    """Metadata files that belong to ``path``: same stem first, then any in its folder (products are folders)."""
-    folder, name = os.path.split(os.path.abspath(path))
-    stem = os.path.splitext(name)[0]
-    same = [p for ext in (".IMD", ".imd", ".XML", ".xml", "_MTL.txt", "_MTL.json", ".MTL.txt")
-            for p in [os.path.join(folder, stem + ext)] if os.path.isfile(p)]
-    pats = ("*.IMD", "*.imd", "*_MTL.txt", "*_MTL.json", "*MTL.txt", "*MTL.json", "*.XML", "*.xml")
-    rest = sorted({p for pat in pats for p in glob.glob(os.path.join(folder, pat))} - set(same))
-    return same + [p for p in rest if not p.endswith(".aux.xml")]
-
-
-def _read_head(path: str, limit: int = 1 << 20) -> str:
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            return f.read(limit)
-    except OSError:
-        return ""
-
-
 def _from_sidecar(path: str) -> str | None:
-    """Satellite id in a Maxar IMD/XML or a Landsat MTL (text or JSON)."""
-    text = _read_head(path)
+    """Satellite id in a Maxar IMD/XML, a Landsat MTL (text or JSON) or an Airbus DIMAP."""
+    text = read_head(path)
     if path.lower().endswith(".json"):
         try:
             data = json.loads(text)
@@ -118,18 +109,39 @@ def _from_sidecar(path: str) -> str | None:
     return None
 
 
-def metadata_satellite(paths: list[str]) -> tuple[str, str] | None:
-    """(sensor key, where it was found) from the inputs' metadata, or None."""
+def metadata_candidates(paths: list[str]) -> tuple[list[tuple[str, str]], list[str]]:
+    """(sensor key, where it was found) per piece of product metadata that names ``paths`` (GDAL's IMAGERY domain of
+    the inputs and of a VRT's source files, then the metadata files that name them: ``delivery.metadata_files``),
+    strongest first; and a note per metadata file beside them that names a satellite but not the input (ignored)."""
+    found: list[tuple[str, str]] = []
     for p in paths:
-        sat = _imagery_domain(p)
-        if sat and _satellite_key(sat):
-            return _satellite_key(sat), f"GDAL IMAGERY metadata of {os.path.basename(p)} says SATELLITEID={sat}"
+        for file in delivery.input_files(p)[:1 + MAX_IMAGERY_SOURCES]:
+            sat = _imagery_domain(file)
+            if sat and _satellite_key(sat):
+                found.append((_satellite_key(sat),
+                              f"GDAL IMAGERY metadata of {os.path.basename(file)} says SATELLITEID={sat}"))
+    named: set[str] = set()
+    strangers: dict[str, str] = {}
     for p in paths:
-        for side in _sidecars(p):
+        naming, other = delivery.metadata_files(p)
+        for side in naming:
+            sat = _from_sidecar(side)
+            if sat and _satellite_key(sat) and side not in named:
+                named.add(side)
+                found.append((_satellite_key(sat), f"{os.path.basename(side)} says {sat}"))
+        for side in other:
             sat = _from_sidecar(side)
             if sat and _satellite_key(sat):
-                return _satellite_key(sat), f"{os.path.basename(side)} says {sat}"
-    return None
+                strangers[side] = sat
+    # a file that names the PAN and lies beside the MS too is no stranger to the input
+    return found, [f"{os.path.basename(side)} ({sat}) lies beside the input but names none of its files: ignored"
+                   for side, sat in strangers.items() if side not in named]
+
+
+def metadata_satellite(paths: list[str]) -> tuple[str, str] | None:
+    """(sensor key, where it was found) from the product metadata that names ``paths``, or None."""
+    found, _ = metadata_candidates(paths)
+    return found[0] if found else None
 
 
 def metadata_detection(paths: list[str], ms_bands: int) -> Detection | None:
@@ -183,30 +195,61 @@ def _from_descriptions(ms: RasterInfo) -> str | None:
 
 
 LANDSAT_PAN_M = (13.0, 17.0)
+# a product's PAN pixel may be resampled (0.5 m Pléiades from 0.7 m): metadata is contradicted only by another ratio
+# together with a PAN pixel outside this factor of the sensor's nominal size (a Landsat MTL beside a 0.5 m pair)
+PAN_SIZE_FACTOR = (0.5, 2.0)
 
 
-def detect_sensor(pan: RasterInfo, ms: RasterInfo, ratio: int) -> Detection:
-    """Best guess of the sensor key for a PAN/MS pair with the given ratio."""
-    found = metadata_detection([ms.path, pan.path], ms.bands)
+def _contradiction(key: str, ratio: int, gsd: float | None) -> str | None:
+    """Why the data cannot be sensor ``key``'s product (another ratio and a PAN pixel far from its size), or None."""
+    spec = SENSORS[key]
+    if not spec.ratio or ratio == spec.ratio or gsd is None or not spec.pan_gsd:
+        return None
+    if PAN_SIZE_FACTOR[0] <= gsd / spec.pan_gsd <= PAN_SIZE_FACTOR[1]:
+        return None
+    return (f"{_short(spec.name)} has ratio {spec.ratio} and a {spec.pan_gsd:g} m PAN pixel, the data ratio {ratio} "
+            f"and a {gsd:.2f} m PAN pixel")
+
+
+def _short(name: str) -> str:
+    return name.split(" (")[0]
+
+
+def detect_sensor(pan: RasterInfo, ms: RasterInfo, ratio: int, selection: list[int] | None = None) -> Detection:
+    """Best guess of the sensor key for a PAN/MS pair with the given ratio. ``selection``: MS_BANDS, whose bands
+    need not be as many as the sensor's (the band plan checks them); without it, a product whose metadata names a
+    sensor with another band count (a 3-band composite) is generic, with that sensor's gains where they apply."""
     gsd = pixel_size_m(pan)
     gsd_txt = f"PAN pixel {gsd:.2f} m" if gsd is not None else "PAN pixel size unknown (no CRS)"
-    if found:
-        found.reasons.append(f"ratio {ratio}")
-        return found
+    candidates, notes = metadata_candidates([ms.path, pan.path])
+    for key, why in candidates:
+        wrong = _contradiction(key, ratio, gsd)
+        if wrong:
+            notes.append(f"{why}, but {wrong}: ignored")
+            continue
+        key = BAND_VARIANTS.get((key, ms.bands), key)
+        spec = SENSORS[key]
+        if selection or ms.bands == spec.n_bands:
+            return Detection(key, [why, f"{ms.bands} MS bands", f"ratio {ratio}", *notes], "metadata")
+        return Detection("generic", [why, f"{ms.bands} MS bands, where {_short(spec.name)} has {spec.n_bands} "
+                                          f"({', '.join(spec.band_names)}): fused as generic, with its ratio and MTF "
+                                          "gains where they apply (bands found by name)", f"ratio {ratio}", *notes,
+                                     "set SENSOR with MS bands to fuse (MS_BANDS) to choose otherwise"],
+                         "fallback", like=key)
     key = _from_descriptions(ms)
     if key and ratio == SENSORS[key].ratio:
-        return Detection(key, [f"MS band descriptions {', '.join(ms.descriptions)}", f"ratio {ratio}", gsd_txt],
-                         "descriptions")
+        return Detection(key, [f"MS band descriptions {', '.join(ms.descriptions)}", f"ratio {ratio}", gsd_txt,
+                               *notes], "descriptions")
     # Landsat 8/9's 15 m, with room for a reprojection; a 10 m PAN at ratio 2 is Sentinel-2-like: generic
     if ratio == 2 and gsd is not None and LANDSAT_PAN_M[0] <= gsd <= LANDSAT_PAN_M[1] and ms.bands == 4:
         return Detection("landsat8", [f"ratio 2, {gsd_txt} (Landsat 8/9: 15 m), {ms.bands} MS bands",
-                                      "no product metadata: set SENSOR to be sure"])
+                                      "no product metadata: set SENSOR to be sure", *notes])
     if ratio == 4 and gsd is not None:
         for key, lo, hi in BY_PIXEL_SIZE.get(ms.bands, []):
             if lo <= gsd < hi:
                 spec = SENSORS[key]
                 return Detection(key, [f"ratio 4, {ms.bands} MS bands, {gsd_txt} (nominal {spec.pan_gsd:g} m)",
-                                       _non_square(pan) or "no product metadata: set SENSOR to be sure"])
+                                       _non_square(pan) or "no product metadata: set SENSOR to be sure", *notes])
     return Detection("generic", [f"no known sensor has ratio {ratio} with {ms.bands} MS bands and a {gsd_txt}",
-                                 "generic MTF gains (0.3 MS, 0.15 PAN) are used; set SENSOR if you know it"],
+                                 "generic MTF gains (0.3 MS, 0.15 PAN) are used; set SENSOR if you know it", *notes],
                      "fallback")

@@ -16,7 +16,7 @@ never rename one, only add.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 GENERIC_MTF_MS = 0.3
 GENERIC_MTF_PAN = 0.15
@@ -37,6 +37,9 @@ class Sensor:
     # the bundled model for an MS_BANDS selection that lacks one of the main model's bands (an 8-band product's
     # B, G, R, NIR picked out: the 4-band network fuses what the 8-band one cannot)
     subset_model: str | None = None
+    # a generic run of this sensor's product whose band count is not the sensor's (``generic_like``): the sensor
+    # whose MS gains apply to the bands whose names match its bands
+    like: str | None = None
 
     @property
     def n_bands(self) -> int:
@@ -52,6 +55,10 @@ class Sensor:
 
 
 BGRN = ("Blue", "Green", "Red", "NIR")
+# Airbus delivers Pléiades 1A/1B and SPOT 6/7 MS rasters in display order R, G, B, NIR (band IDs B2, B1, B0, B3: the
+# DIMAP's Band_Display_Order; read so by ACOLITE, eoreader and the Orfeo Toolbox, and GDAL names Pléiades Neo's
+# R, G, B, NIR, ... in that order too). An unnamed product of theirs is taken in this order
+RGBN = ("Red", "Green", "Blue", "NIR")
 WV8 = ("Coastal", "Blue", "Green", "Yellow", "Red", "Red Edge", "NIR1", "NIR2")
 G4 = (GENERIC_MTF_MS,) * 4
 
@@ -76,11 +83,11 @@ SENSORS: dict[str, Sensor] = {
                pan_gsd=0.41, nearest_model="qb"),
         Sensor("ikonos", "IKONOS (4 bands: B, G, R, NIR)", BGRN, 4, (0.26, 0.28, 0.29, 0.28), 0.17, 2047.0,
                pan_gsd=0.82, nearest_model="qb"),
-        Sensor("pleiades", "Pléiades 1A/1B (4 bands: B, G, R, NIR)", BGRN, 4, G4, GENERIC_MTF_PAN, 4095.0,
+        Sensor("pleiades", "Pléiades 1A/1B (4 bands: R, G, B, NIR)", RGBN, 4, G4, GENERIC_MTF_PAN, 4095.0,
                pan_gsd=0.7, nearest_model="qb"),
         Sensor("pneo", "Pléiades Neo (6 bands)", ("Deep Blue", "Blue", "Green", "Red", "Red Edge", "NIR"), 4,
                (GENERIC_MTF_MS,) * 6, GENERIC_MTF_PAN, 4095.0, pan_gsd=0.3, nearest_model="wv2"),
-        Sensor("spot67", "SPOT 6/7 (4 bands: B, G, R, NIR)", BGRN, 4, G4, GENERIC_MTF_PAN, 4095.0,
+        Sensor("spot67", "SPOT 6/7 (4 bands: R, G, B, NIR)", RGBN, 4, G4, GENERIC_MTF_PAN, 4095.0,
                pan_gsd=1.5, nearest_model="qb"),
         Sensor("gf2", "GaoFen-2 (4 bands: B, G, R, NIR)", BGRN, 4, G4, GENERIC_MTF_PAN, 1023.0,
                pan_gsd=0.81, model="gf2"),
@@ -104,6 +111,21 @@ def get_sensor(key: str) -> Sensor:
         return SENSORS[key]
     except KeyError:
         raise KeyError(f"unknown sensor {key!r}; known sensors: {AUTO}, {', '.join(SENSORS)}") from None
+
+
+def generic_like(key: str) -> Sensor:
+    """The generic sensor for a product of sensor ``key`` whose MS band count is not the sensor's (a 3-band
+    composite): any bands, with ``key``'s ratio (warned when the data's differs), PAN gain, and MS gains for the bands
+    whose names match its bands (``bands.band_gain``); generic gains for the others."""
+    s = get_sensor(key)
+    short = s.name.split(" (")[0]
+    return replace(SENSORS["generic"], name=f"Generic, as {short} where it applies", ratio=s.ratio,
+                   mtf_pan=s.mtf_pan, scale=s.scale, like=key)
+
+
+def table_of(spec: Sensor) -> Sensor:
+    """The sensor whose band layout and gains ``spec`` goes by: itself, or a generic run's ``like`` sensor."""
+    return SENSORS[spec.like] if spec.like else spec
 
 
 def model_for(key: str, bands: int | None = None, ratio: int | None = None,

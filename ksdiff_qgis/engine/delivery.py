@@ -1,0 +1,228 @@
+"""What a satellite delivery's files say about an input raster: the files behind it, the metadata files that name
+it, and the band names its file names or an Airbus DIMAP give.
+
+A VRT (QGIS's Build Virtual Raster, ``gdalbuildvrt``) is often saved outside the delivery, as a temporary file: its
+source files are looked at too, and their folders searched for metadata. A metadata file in one of those folders
+counts only when it names the input — one of its files by name (a Landsat MTL's ``FILE_NAME_BAND_x``, a DIMAP's
+``DATA_FILE_PATH``, a Maxar ``.TIL``/``.XML``'s tile names), or a stem the input's file names start with (the MTL's
+product ID, the ``.IMD`` of a Maxar image or its tiles): a Landsat MTL lying beside a WorldView-2 pair says nothing
+about it.
+"""
+from __future__ import annotations
+
+import glob
+import os
+import re
+import xml.etree.ElementTree as ET
+
+# what sits beside a product's images and may name its satellite
+METADATA_PATTERNS = ("*.IMD", "*.imd", "*_MTL.txt", "*_MTL.json", "*MTL.txt", "*MTL.json", "*.XML", "*.xml")
+TILE_MARK = re.compile(r"_R\d+C\d+", re.IGNORECASE)   # Maxar's and Airbus's tile suffix (..._R1C1...)
+# a band code at the end of a file name: Landsat's _B4 (_SR_B4), Sentinel-2's _B04 / _B8A, with its _10m resolution
+BAND_CODE = re.compile(r"(?:^|[_\-.])(B(?:1[0-2]|0[1-9]|[1-9]|8A))(?:_\d{2}m)?$", re.IGNORECASE)
+PRODUCT_IDS = re.compile(r'(?:LANDSAT_PRODUCT_ID|LANDSAT_SCENE_ID)\s*=\s*"([^"]+)"')
+MAX_SOURCES = 64   # a mosaic of many tiles: its first files are enough to say what it is
+READ_LIMIT = 1 << 20
+
+
+def read_head(path: str, limit: int = READ_LIMIT) -> str:
+    """The first ``limit`` characters of a text file ('' if unreadable)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.read(limit)
+    except OSError:
+        return ""
+
+
+def vrt_sources(path: str) -> list[list[tuple[str, int]]] | None:
+    """Per band of a VRT file, its sources as (file, band of that file); None when ``path`` is not a readable VRT."""
+    if not path.lower().endswith(".vrt") or not os.path.isfile(path):
+        return None
+    try:
+        root = ET.parse(path).getroot()
+    except (ET.ParseError, OSError):
+        return None
+    if root.tag != "VRTDataset":
+        return None
+    folder = os.path.dirname(os.path.abspath(path))
+    bands = []
+    for band in root.iter("VRTRasterBand"):
+        found = []
+        for src in band:
+            name = src.find("SourceFilename")
+            if name is None or not (name.text or "").strip():
+                continue
+            file = name.text.strip()
+            if name.get("relativeToVRT") == "1" and not file.startswith("/vsi"):
+                file = os.path.join(folder, file)
+            found.append((os.path.normpath(file) if not file.startswith("/vsi") else file,
+                          _band_number(src.findtext("SourceBand"))))
+        bands.append(found)
+    return bands
+
+
+def _band_number(text: str | None) -> int:
+    """A VRT source's band (1 when unsaid; 0 for a mask band, 'mask,1', which is no band of the file)."""
+    text = (text or "1").strip()
+    return int(text) if text.isdigit() else 0
+
+
+def input_files(path: str) -> list[str]:
+    """The input and, for a VRT, its source files (at most ``MAX_SOURCES``)."""
+    files = [os.path.abspath(path) if os.path.exists(path) else path]
+    for band in vrt_sources(path) or []:
+        for file, _ in band:
+            if file not in files and len(files) <= MAX_SOURCES:
+                files.append(file)
+    return files
+
+
+def band_code(file: str) -> str | None:
+    """The band code a file name ends with ('..._B4.TIF' -> 'B4', Sentinel-2's '..._B04_10m.jp2' -> 'B04'), or None."""
+    m = BAND_CODE.search(os.path.splitext(os.path.basename(file))[0])
+    return m.group(1).upper() if m else None
+
+
+def source_band_codes(path: str) -> list[str | None] | None:
+    """Per band of a VRT, the band code of its source files when they are single-band files (their band 1) whose
+    names all carry the same code; None when ``path`` is not a VRT."""
+    bands = vrt_sources(path)
+    if bands is None:
+        return None
+    codes: list[str | None] = []
+    for band in bands:
+        found = {band_code(file) if src_band == 1 else None for file, src_band in band}
+        codes.append(found.pop() if len(found) == 1 else None)
+    return codes
+
+
+def _product_stem(side: str) -> str:
+    """A metadata file's name without its extension and the affixes that mark it as metadata (DIM_, _MTL)."""
+    stem = os.path.splitext(os.path.basename(side))[0]
+    stem = re.sub(r"[_.]MTL$", "", stem, flags=re.IGNORECASE)
+    return re.sub(r"^DIM_", "", stem, flags=re.IGNORECASE)
+
+
+def _image_stem(file: str) -> str:
+    """An image file's name without its extension, IMG_ prefix and tile marks (a tile names its product)."""
+    stem = os.path.splitext(os.path.basename(file))[0]
+    return TILE_MARK.sub("", re.sub(r"^IMG_", "", stem, flags=re.IGNORECASE))
+
+
+def _starts(stem: str, prefix: str) -> bool:
+    stem, prefix = stem.upper(), prefix.upper()
+    return bool(prefix) and (stem == prefix or stem.startswith(prefix) and stem[len(prefix)] in "_-.")
+
+
+def names_input(side: str, text: str, files: list[str]) -> bool:
+    """Whether the metadata file ``side`` (its content ``text``) names one of the input's ``files``: it is one of
+    them, lists one by file name, or carries a product stem or ID one's name starts with."""
+    upper = text.upper()
+    ids = [_product_stem(side), *PRODUCT_IDS.findall(text)]
+    for file in files:
+        if os.path.abspath(file) == os.path.abspath(side):
+            return True
+        if re.search(rf"(?<![\w.\-]){re.escape(os.path.basename(file).upper())}(?![\w.\-])", upper):
+            return True
+        if any(_starts(_image_stem(file), i) or _starts(os.path.splitext(os.path.basename(file))[0], i)
+               for i in ids):
+            return True
+    return False
+
+
+def metadata_files(path: str) -> tuple[list[str], list[str]]:
+    """(metadata files that name ``path``, metadata files beside it or its sources that do not), each list in
+    search order: the input's own folder first, then its sources' folders."""
+    files = input_files(path)
+    folders = []
+    for file in files:
+        folder = os.path.dirname(os.path.abspath(file)) if not file.startswith("/vsi") else None
+        if folder and folder not in folders:
+            folders.append(folder)
+    found: list[str] = []
+    for folder in folders:
+        own = sorted({p for pat in METADATA_PATTERNS for p in glob.glob(os.path.join(glob.escape(folder), pat))})
+        found += [p for p in own if not p.lower().endswith(".aux.xml") and p not in found]
+    naming, other = [], []
+    for side in found:
+        (naming if names_input(side, read_head(side), files) else other).append(side)
+    return naming, other
+
+
+# Airbus band IDs: Pléiades 1A/1B and SPOT 6/7 (B0 ... B3), Pléiades Neo (R, G, B, NIR, RE, DB)
+DIMAP_BANDS = {"B0": "Blue", "B1": "Green", "B2": "Red", "B3": "NIR", "P": "PAN", "PAN": "PAN",
+               "R": "Red", "G": "Green", "B": "Blue", "NIR": "NIR", "RE": "Red Edge", "DB": "Deep Blue"}
+_CHANNELS = ("RED_CHANNEL", "GREEN_CHANNEL", "BLUE_CHANNEL", "ALPHA_CHANNEL")
+_COLOUR_OF_CHANNEL = {"RED_CHANNEL": "Red", "GREEN_CHANNEL": "Green", "BLUE_CHANNEL": "Blue"}
+
+
+def _local(tag: str) -> str:
+    return tag.rsplit("}", 1)[-1]
+
+
+def _find_all(root: ET.Element, name: str) -> list[ET.Element]:
+    return [e for e in root.iter() if _local(e.tag) == name]
+
+
+def _text(node: ET.Element, name: str) -> str:
+    for e in node.iter():
+        if _local(e.tag) == name and e.text and e.text.strip():
+            return e.text.strip()
+    return ""
+
+
+def dimap_band_names(xml_path: str, n_bands: int) -> tuple[list[str], str] | None:
+    """Names of the ``n_bands`` raster bands of the Airbus DIMAP product ``xml_path`` and what says so, or None.
+
+    Read from, first to last: its ``Raster_Index`` list (Pléiades Neo: each band ID's ``BAND_INDEX``); a
+    ``Band_Display_Order`` of band numbers (DIMAP v1: RED_CHANNEL 3 is band 3); a ``Band_Display_Order`` of band IDs
+    (DIMAP v2, Pléiades 1A/1B and SPOT 6/7: the bands are delivered in display order, R, G, B, NIR — B2, B1, B0, B3
+    — so RED_CHANNEL's band is band 1, GREEN_CHANNEL's band 2, BLUE_CHANNEL's band 3, ALPHA_CHANNEL's band 4).
+    """
+    try:
+        root = ET.parse(xml_path).getroot()
+    except (ET.ParseError, OSError):
+        return None
+    if "DIMAP" not in _local(root.tag).upper():
+        return None
+    names: list[str | None] = [None] * n_bands
+    index = _find_all(root, "Raster_Index")
+    if len(index) == n_bands:
+        for node in index:
+            i, band_id = _text(node, "BAND_INDEX"), _text(node, "BAND_ID").upper()
+            if i.isdigit() and 1 <= int(i) <= n_bands and band_id in DIMAP_BANDS:
+                names[int(i) - 1] = DIMAP_BANDS[band_id]
+        if None not in names and len(set(names)) == n_bands:
+            return [str(n) for n in names], "its Raster_Index list"
+        names = [None] * n_bands
+    order = _find_all(root, "Band_Display_Order")
+    channels = {c: _text(order[0], c).upper() for c in _CHANNELS} if order else {}
+    channels = {c: v for c, v in channels.items() if v}
+    how = ""
+    # the product's band IDs (its calibration lists them): what names a band no channel shows
+    ids = {_text(m, "BAND_ID").upper() for lst in _find_all(root, "Band_Measurement_List") for m in lst}
+    kinds = {DIMAP_BANDS[i] for i in ids if i in DIMAP_BANDS} - {"PAN"}
+    if channels and all(v.isdigit() for v in channels.values()):   # band numbers
+        for c, v in channels.items():
+            if c in _COLOUR_OF_CHANNEL and 1 <= int(v) <= n_bands:
+                names[int(v) - 1] = _COLOUR_OF_CHANNEL[c]
+        how = "its Band_Display_Order (band numbers)"
+    elif channels and all(v in DIMAP_BANDS for v in channels.values()):   # band IDs, in delivery order
+        listed = [channels[c] for c in _CHANNELS if c in channels][:n_bands]
+        names[:len(listed)] = [DIMAP_BANDS[i] for i in listed]
+        how = f"its Band_Display_Order ({', '.join(listed)})"
+    rest = sorted(kinds - set(names))
+    if names.count(None) == 1 and len(rest) == 1:   # a 4-band product whose display order names three
+        names[names.index(None)] = rest[0]
+    if None in names or len(set(names)) != n_bands:
+        return None
+    return [str(n) for n in names], how
+
+
+def dimap_for(path: str) -> str | None:
+    """The DIMAP document that describes ``path``: the file itself, or a DIM_*.XML that names it (or, for a VRT,
+    its sources)."""
+    if os.path.basename(path).upper().startswith("DIM_") and path.upper().endswith(".XML"):
+        return path
+    naming, _ = metadata_files(path)
+    return next((p for p in naming if os.path.basename(p).upper().startswith("DIM_")), None)
