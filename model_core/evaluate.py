@@ -13,9 +13,9 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from ksdiff_qgis.engine.sensors import Sensor, get_sensor
+from ksdiff_qgis.engine.sensors import Sensor
 
-from .config import data_root
+from .config import data_root, sensor_spec
 from .data.scenes import Triple, _block_any, build_triple, full_resolution_pair
 from .nets import size_multiple
 
@@ -124,7 +124,11 @@ def evaluate(run: Runner, mult: int, cfg: dict[str, Any]) -> dict[str, Any]:
     """Reduced- and full-resolution indices (and fusion time) for the config's test cases."""
     from ksdiff_qgis.engine import metrics
 
-    sensor = get_sensor(cfg["sensor"])
+    if cfg.get("sensor") == "generic" and "data_layout" not in cfg:   # its layout comes from the data
+        from .datacheck import checked
+
+        cfg = checked(cfg, parts=("test.",))
+    sensor = sensor_spec(cfg)
     s, out = sensor.scale, {"sensor": sensor.key}
     test = cfg.get("test", {})
     if test.get("reduced"):

@@ -1,0 +1,136 @@
+"""Training a model for one's own sensor (model_core/README.md, "Train a model for your own sensor"): the data checked
+against the sensor before anything is written, the generic sensor trained with the data's layout, the card's licences
+and scores, and what `evaluate` and `adapt` say for a sensor without a bundled model or default config."""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import yaml
+
+from model_core.__main__ import main
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = {"width": 8, "blocks": 1}   # a bare FusionNet of a few thousand parameters: seconds to train and export
+
+
+def write_config(tmp_path: Path, data_dir: Path, name: str = "mine.yaml", sensor: str = "wv2",
+                 pair: tuple[str, str] = ("wv2_pan.tif", "wv2_ms.tif"), **extra) -> Path:
+    """A user's own config (absolute paths, outside model_core/configs): a tiny bare FusionNet, one 2-step stage."""
+    pan, ms = (str(data_dir / p) for p in pair)
+    cfg = {"base": ["base/fusionnet.yaml"], "sensor": sensor, "model": dict(TINY),
+           "data": {"patch": 32, "stride": 8, "batch": 4, "train": [{"kind": "pair", "pan": pan, "ms": ms}],
+                    "val": [{"kind": "pair", "pan": pan, "ms": ms}]},
+           "test": {"reduced": {"kind": "pair", "pan": str(data_dir / "wv2_test_pan.tif"),
+                                "ms": str(data_dir / "wv2_test_ms.tif")},
+                    "full": {"pan": str(data_dir / "wv2_test_pan.tif"), "ms": str(data_dir / "wv2_test_ms.tif")}},
+           "stages": [{"name": "main", "steps": 2, "lr": 1e-3, "warmup": 1}],
+           "train": {"val_every": 1000, "ckpt_every": 1000, "threads": 1, "device": "cpu",
+                     "out_dir": str(tmp_path / "runs" / Path(name).stem)}}
+    for key, value in extra.items():
+        cfg[key] = value
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def _one_line(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err and len(err.splitlines()) == 1, err
+    return err
+
+
+def test_train_refuses_data_of_another_ratio_or_band_count_and_a_missing_raster_in_one_line(tmp_path, data_dir,
+                                                                                         capsys):
+    """QA (a Pléiades-like ratio-4 product): `sensor: landsat8` (ratio 2) trained silently on misaligned crops
+    (scenes.align_pan takes the sensor's ratio), `sensor: wv3` on 4 bands ended in a numpy broadcast error and a
+    missing MS in a 55-line rasterio traceback. Now each is one line naming the source, exit 2, before any file."""
+    cases = {"landsat8": (write_config(tmp_path, data_dir, "l8.yaml", "landsat8"),
+                          r"data\.train\[0\]: the data's PAN/MS ratio is 4 .*sensor landsat8 has ratio 2: choose "
+                          r"the sensor of your data, or `sensor: generic`"),
+             "wv3": (write_config(tmp_path, data_dir, "wv3.yaml", "wv3"),
+                     r"data\.train\[0\]: the MS wv2_ms\.tif has 4 bands; sensor wv3 has 8 \(Coastal"),
+             "missing": (write_config(tmp_path, data_dir, "missing.yaml", pair=("wv2_pan.tif", "no_such_ms.tif")),
+                         r"data\.train\[0\]: the MS raster .*no_such_ms\.tif does not exist")}
+    for name, (path, words) in cases.items():
+        assert main(["train", "--config", str(path)]) == 2, name
+        assert re.search(words, _one_line(capsys)), name
+    assert not (tmp_path / "runs").exists()   # nothing written
+
+
+def test_generic_sensor_trains_with_the_datas_layout_and_the_plugin_takes_its_model(tmp_path, data_dir, capsys):
+    """`sensor: generic` crashed (ZeroDivisionError in align_pan: its ratio is 0), with or without model.ratio. Now
+    its bands, ratio and scale come from the data (model.ratio must agree), the card says sensor generic and how,
+    `evaluate --onnx` without --config asks for one, and the plugin fuses with the model as MODEL."""
+    from ksdiff_qgis.engine.pipeline import pansharpen
+    from model_core.config import load_config
+    from model_core.datacheck import checked
+
+    bad = write_config(tmp_path, data_dir, "gen_r2.yaml", "generic", model={**TINY, "ratio": 2})
+    assert main(["train", "--config", str(bad)]) == 2
+    assert "sensor generic: model.ratio is 2, the data's PAN/MS ratio is 4" in _one_line(capsys)
+    # the ratio measured from the geotransforms: 2 for the Landsat 8 pair
+    l8 = checked(load_config(write_config(tmp_path, data_dir, "gen_l8.yaml", "generic", pair=("l8_pan.tif",
+                                                                                              "l8_ms.tif"))),
+                 parts=("data.",))
+    assert (l8["data_layout"]["ratio"], l8["model"]["ratio"], l8["data_layout"]["bands"]) == (2, 2, 4)
+
+    path = write_config(tmp_path, data_dir, "gen.yaml", "generic", model={**TINY, "ratio": 4})
+    assert main(["train", "--config", str(path)]) == 0
+    ck = tmp_path / "runs" / "gen" / "main.pt"
+    onnx = tmp_path / "gen.onnx"
+    assert main(["export", "--checkpoint", str(ck), "--out", str(onnx)]) == 0
+    card = json.loads(onnx.with_suffix(".json").read_text())
+    assert (card["sensor"], card["ratio"], card["scale"]) == ("generic", 4, 2047.0)   # the rasters' NBITS 11
+    assert card["bands"] == ["Blue", "Green", "Red", "NIR"] and "NBITS 11" in card["sensor_layout"]
+    capsys.readouterr()
+    assert main(["evaluate", "--onnx", str(onnx)]) == 2
+    assert "no default config for sensor generic: give --config" in _one_line(capsys)
+    assert main(["evaluate", "--onnx", str(onnx), "--config", str(path), "--out", str(tmp_path / "e.json")]) == 0
+    res = pansharpen(str(data_dir / "wv2_test_pan.tif"), str(data_dir / "wv2_test_ms.tif"), str(tmp_path / "f.tif"),
+                     "generic", "ksdiff", model_path=str(onnx))
+    assert res.method == "ksdiff" and (tmp_path / "f.tif").exists()
+
+
+def test_a_source_declares_its_licence_and_an_undeclared_users_file_is_not_guessed(tmp_path, data_dir):
+    """The card's licence was guessed from the first path component (`$KSDIFF_DATA/wv2/...`: Maxar CC BY-SA) and a
+    `licence:` key was refused as a typo. Now a source's `licence` (and `name`) go into the card; a file outside
+    `make data`'s folders without one is "unknown (declare `licence:` in the config)"."""
+    from model_core.config import load_config
+    from model_core.datacache import data_dir as cache
+    from model_core.train import UNDECLARED, data_sources
+
+    pan, ms = str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif")
+    path = write_config(tmp_path, data_dir, "lic.yaml")
+    cfg = yaml.safe_load(path.read_text())
+    cfg["data"]["train"] = [{"kind": "pair", "pan": pan, "ms": ms, "licence": "CC0 (mine)", "name": "my scene"},
+                            {"kind": "pair", "pan": pan, "ms": ms}]
+    path.write_text(yaml.safe_dump(cfg))
+    got = data_sources(load_config(path))   # `licence` is a known key now
+    assert [(d["name"], d["licence"]) for d in got[:2]] == [("my scene", "CC0 (mine)"), (f"{pan} + {ms}", UNDECLARED)]
+    project = {"data": {"train": [{"kind": "pair", "pan": "wv2/pair1_pan.tif", "ms": "wv2/pair1_ms.tif"},
+                                  {"kind": "simulated", "ms": str(cache() / "sentinel2" / "s2_10m.tif")}]}}
+    licences = [d["licence"] for d in data_sources(project)]
+    assert licences[0].startswith("CC BY-SA 4.0 (Maxar") and licences[1].startswith("Copernicus Sentinel")
+
+
+def test_evaluate_of_a_model_for_a_sensor_without_a_default_config_asks_for_one(tmp_path, capsys):
+    """`evaluate --onnx` of a user's Pléiades model without --config failed with Errno 2 on
+    model_core/configs/pleiades_ksdiff_fusionnet.yaml (a file no one promised); now it asks for --config, and so do
+    `train --sensor` and `export --sensor` for such a sensor."""
+    import shutil
+
+    from ksdiff_qgis.engine.model_card import bundled_cards
+    from model_core.export import write_card
+
+    qb = bundled_cards()["qb"]
+    mine = tmp_path / "pleiades_mine.onnx"
+    shutil.copy(qb, mine)
+    card = json.loads(qb.with_suffix(".json").read_text())
+    card.pop("onnx_sha256")
+    write_card(mine, {**card, "sensor": "pleiades", "sensor_name": "Pléiades 1A/1B (4 bands: B, G, R, NIR)"})
+    for argv in (["evaluate", "--onnx", str(mine)], ["train", "--sensor", "pleiades"],
+                 ["export", "--sensor", "pleiades"]):
+        assert main(argv) == 2, argv
+        assert "no default config for sensor pleiades: give --config" in _one_line(capsys), argv
