@@ -186,8 +186,9 @@ def write_models_readme(models_dir: str | Path) -> Path:
              "card once; `make bench` never rewrites them (its measurements: `docs/BENCHMARKS.md`, "
              "`bench/results.json`). Held-apart test areas: `model_core/datacache.py`. Reproduce a model with "
              "`make train SENSOR=<key>`. The plugin adds one back-projection step onto the MS to every tile a "
-             "model fuses (`ksdiff_qgis/engine/consistency.py`); the card's own evaluation is the network alone, "
-             "the plugin's figures are in `docs/BENCHMARKS.md`.", ""]
+             "model fuses (`ksdiff_qgis/engine/consistency.py`); a card's own evaluation scores the output as the "
+             "plugin delivers it (cards exported before 2026-12-06: the network alone, see their `measured_by`), the "
+             "plugin's figures on the bench scenes are in `docs/BENCHMARKS.md`.", ""]
     for p in sorted(models_dir.glob("*.onnx")):
         card = json.loads(p.with_suffix(".json").read_text())
         tr = card.get("training", {})

@@ -7,6 +7,8 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
+import pytest
 import yaml
 
 from model_core.__main__ import main
@@ -113,6 +115,61 @@ def test_a_source_declares_its_licence_and_an_undeclared_users_file_is_not_guess
                                   {"kind": "simulated", "ms": str(cache() / "sentinel2" / "s2_10m.tif")}]}}
     licences = [d["licence"] for d in data_sources(project)]
     assert licences[0].startswith("CC BY-SA 4.0 (Maxar") and licences[1].startswith("Copernicus Sentinel")
+
+
+def _scaled_model(folder: Path) -> str:
+    """A model with a valid card whose output is 1.5 x the upsampled MS: the plugin's consistency step pulls it
+    back onto the MS, so the network alone and what the plugin delivers lie far apart."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from ksdiff_qgis.engine import model_card
+
+    io = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, c, "h", "w"]) for n, c in
+          (("pan", 1), ("lms", 4), ("hrms", 4))]
+    gain = helper.make_tensor("gain", TensorProto.FLOAT, [], [1.5])
+    graph = helper.make_graph([helper.make_node("Mul", ["lms", "gain"], ["hrms"])], "scaled", io[:2], io[2:],
+                              initializer=[gain])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    path = folder / "scaled.onnx"
+    onnx.save(model, str(path))
+    card = json.loads((model_card.MODELS_DIR / "wv2.json").read_text())
+    card.pop("tile_kernels", None)
+    card.update(onnx_sha256=model_card.sha256_file(path), margin=0, size_multiple=1)
+    path.with_suffix(".json").write_text(json.dumps(card))
+    return str(path)
+
+
+def test_evaluate_scores_the_network_as_the_plugin_delivers_it_against_mtf_glp_fs_too(tmp_path, data_dir):
+    """The card compared the network alone (no consistency step, no mirrored edges) with Brovey, GSA and MTF-GLP-HPM
+    only (QA: card 2.31 against 1.99; the plugin on the same Wald case 1.755 against MTF-GLP-FS's 1.571). Now
+    evaluate's figure is the plugin's (fp32) within 0.5 %, the network alone beside it, and MTF-GLP-FS is a
+    yardstick scored as the plugin fuses it (the scene statistics from the MS, not the blurred LMS)."""
+    from ksdiff_qgis.engine import metrics
+    from ksdiff_qgis.engine.pipeline import pansharpen
+    from model_core.evaluate import card_metrics, evaluate, onnx_runner
+    from model_core.rasters import read
+    from model_core.wald import make_reduced_case
+
+    model = _scaled_model(tmp_path)
+    cfg = {"sensor": "wv2", "data": {"root": str(data_dir)},
+           "test": {"reduced": {"kind": "pair", "pan": "wv2_test_pan.tif", "ms": "wv2_test_ms.tif"}}}
+    res = evaluate(*onnx_runner(model)[:2], cfg)["reduced"]
+    rows, cols = (slice(*res["window"][k]) for k in ("rows", "cols"))
+    case = make_reduced_case(str(data_dir / "wv2_test_pan.tif"), str(data_dir / "wv2_test_ms.tif"), str(tmp_path),
+                             "wv2")
+    ref = read(case.ref).data.astype(np.float64)[:, rows, cols]
+    plugin = {}
+    for method in ("ksdiff", "mtf_glp_fs"):
+        out = pansharpen(case.pan, case.ms, str(tmp_path / f"{method}.tif"), "wv2", method,
+                         model_path=model if method == "ksdiff" else None, precision="fp32").output_path
+        plugin[method] = metrics.ergas(read(out).data.astype(np.float64)[:, rows, cols], ref, 4)
+    assert res["ERGAS"] == pytest.approx(plugin["ksdiff"], rel=5e-3)
+    assert res["network_alone"]["ERGAS"] > 1.3 * res["ERGAS"]   # 1.5 x the MS, before the step
+    assert res["classical"]["mtf_glp_fs"]["ERGAS"] == pytest.approx(plugin["mtf_glp_fs"], rel=5e-3)
+    scene = next(iter(card_metrics({"reduced": res}, "wv2", "test")["scenes"].values()))
+    assert scene["best_classical_method"] in res["classical"] and "network_alone_ERGAS" in scene
 
 
 def test_evaluate_of_a_model_for_a_sensor_without_a_default_config_asks_for_one(tmp_path, capsys):
