@@ -144,11 +144,17 @@ def _adapt(a) -> int:
 
     if not a.checkpoint and not a.sensor:
         raise SystemExit("adapt: give --checkpoint, or --sensor to start from that sensor's bundled model")
+    base = None
     if not a.checkpoint:
-        from .weights import bundled_checkpoint
+        from .adapt import check_scene
+        from .weights import bundled_checkpoint, starting_model
 
-        a.checkpoint = bundled_checkpoint(a.sensor)
-    card = adapt(a.checkpoint, a.pan, a.ms, a.out, a.sensor, a.steps, a.lr, a.patch, threads=a.threads)
+        base, note = starting_model(a.sensor, check_scene(a.pan, a.ms, a.sensor))
+        if note:
+            print(f"adapt: {note}", file=sys.stderr)
+        a.checkpoint = bundled_checkpoint(base)
+    card = adapt(a.checkpoint, a.pan, a.ms, a.out, a.sensor, a.steps, a.lr, a.patch, threads=a.threads,
+                 base_model=base)
     print(json.dumps({k: card[k] for k in ("sensor", "onnx_sha256", "training")}, indent=1))
     return 0
 

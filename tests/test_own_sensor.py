@@ -172,6 +172,38 @@ def test_evaluate_scores_the_network_as_the_plugin_delivers_it_against_mtf_glp_f
     assert scene["best_classical_method"] in res["classical"] and "network_alone_ERGAS" in scene
 
 
+def test_adapt_for_a_sensor_without_a_bundled_model_starts_from_the_nearest_and_states_its_scale(tmp_path, data_dir,
+                                                                                                capsys):
+    """`adapt --sensor pleiades` only listed the bundled models; it now starts from the one the plugin's sensor table
+    serves Pléiades with (qb) and says so. The card keeps the base card's metrics as the base's (labelled; its own
+    are empty: nothing measured them) and states the value scale: the scene's NBITS, else the sensor's unless the
+    scene's values exceed it (12-bit data without NBITS adapted from an 11-bit model: 4095)."""
+    from ksdiff_qgis.engine.model_card import bundled_cards, load_card
+    from model_core.adapt import scene_scale
+    from model_core.rasters import read, write_geotiff
+
+    out = tmp_path / "pl.onnx"
+    assert main(["adapt", "--sensor", "pleiades", "--pan", str(data_dir / "wv2_test_pan.tif"), "--ms",
+                 str(data_dir / "wv2_test_ms.tif"), "--out", str(out), "--steps", "1", "--patch", "32"]) == 0
+    err = capsys.readouterr().err
+    assert "no bundled model was trained for Pléiades 1A/1B" in err
+    assert "adapting the one the plugin uses for it, qb" in err
+    card = json.loads(out.with_suffix(".json").read_text())
+    qb = load_card(bundled_cards()["qb"]).data
+    assert card["sensor"] == "pleiades" and card["training"]["base"]["model"] == "qb.onnx"
+    base = card["training"]["base"]["metrics"]
+    assert base["scenes"] == qb["metrics"]["scenes"] and base["measured_by"].startswith("the base model qb.onnx")
+    assert card["metrics"]["scenes"] == {} and "training.base.metrics" in card["metrics"]["measured_by"]
+    assert card["scale"] == 2047.0 and "NBITS 11" in card["sensor_layout"]   # the fixture is 11-bit
+    # 12-bit values without NBITS
+    pans = []
+    for kind in ("pan", "ms"):
+        r = read(str(data_dir / f"wv2_test_{kind}.tif"))
+        pans.append(write_geotiff(str(tmp_path / f"{kind}12.tif"), (r.data.astype(np.float32) * 1.9).astype(np.uint16),
+                                  r.transform, r.crs))
+    assert scene_scale(*pans, 2047.0)[0] == 4095.0 and scene_scale(*pans, 4095.0)[0] == 4095.0
+
+
 def test_evaluate_of_a_model_for_a_sensor_without_a_default_config_asks_for_one(tmp_path, capsys):
     """`evaluate --onnx` of a user's Pléiades model without --config failed with Errno 2 on
     model_core/configs/pleiades_ksdiff_fusionnet.yaml (a file no one promised); now it asks for --config, and so do
