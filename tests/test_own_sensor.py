@@ -117,6 +117,31 @@ def test_a_source_declares_its_licence_and_an_undeclared_users_file_is_not_guess
     assert licences[0].startswith("CC BY-SA 4.0 (Maxar") and licences[1].startswith("Copernicus Sentinel")
 
 
+def test_the_readmes_own_sensor_config_loads_and_its_data_pass_the_checks(tmp_path, data_dir):
+    """model_core/README.md, "Train a model for your own sensor": its example config, with the fixture pair's paths
+    for /data/mine/..., loads (its licence and name keys included) and passes the data checks; its smoke schedule
+    replaces the base's; the section says how to run it and that export needs --out."""
+    from model_core.config import load_config
+    from model_core.datacheck import checked
+    from model_core.train import data_sources
+
+    text = (ROOT / "model_core" / "README.md").read_text()
+    section = text.split("## Train a model for your own sensor", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```yaml\n(.*?)```", section, re.S)
+    mine = {"train_pan": "wv2_pan", "train_ms": "wv2_ms", "val_pan": "wv2_pan", "val_ms": "wv2_ms",
+            "test_pan": "wv2_test_pan", "test_ms": "wv2_test_ms"}
+    example = re.sub(r"/data/mine/(\w+)\.tif", lambda m: str(data_dir / f"{mine[m.group(1)]}.tif"), blocks[0])
+    smoke = yaml.safe_load(re.sub(r"^  ", "", blocks[1], flags=re.M))
+    path = tmp_path / "my_sensor.yaml"
+    path.write_text(example.replace("sensor: pleiades", "sensor: wv2"))   # the fixture is WorldView-2
+    cfg = load_config(path)
+    cfg = checked({**cfg, "stages": smoke["stages"]})
+    assert [s["name"] for s in cfg["stages"]] == ["stage1", "stage2"] and cfg["method"] == "ksdiff"
+    assert [d["licence"] for d in data_sources(cfg)] == ["CC BY 4.0 (my provider)"] * 2
+    for words in ("python -m model_core train", "--out", "repository root", "sensor: generic", "--max-steps"):
+        assert words in section, words
+
+
 def _scaled_model(folder: Path) -> str:
     """A model with a valid card whose output is 1.5 x the upsampled MS: the plugin's consistency step pulls it
     back onto the MS, so the network alone and what the plugin delivers lie far apart."""
