@@ -44,23 +44,28 @@ def _json_safe(value):
 
 
 def _evaluate(a) -> int:
-    from .config import load_config
+    from .config import load_config, sensor_spec
+    from .datacheck import card_layout, checked
     from .evaluate import evaluate, onnx_runner, torch_runner
     from .train import model_from_checkpoint
 
     if a.onnx:
         run, mult, card = onnx_runner(a.onnx, a.threads)
         cfg = load_config(a.config, a.sensor or card["sensor"])
-        from ksdiff_qgis.engine.sensors import get_sensor
-
-        if get_sensor(cfg["sensor"]).ratio != card["ratio"]:   # the plugin refuses this pair too
+        if cfg["sensor"] == card["sensor"] == "generic":   # scored with the layout it was trained with
+            cfg.setdefault("data_layout", card_layout(card))
+        cfg = checked(cfg, parts=("test.",))
+        if sensor_spec(cfg).ratio != card["ratio"]:   # the plugin refuses this pair too
             raise ValueError(f"the model was trained for ratio {card['ratio']}; {cfg['sensor']}'s test case has "
-                             f"ratio {get_sensor(cfg['sensor']).ratio}")
+                             f"ratio {sensor_spec(cfg).ratio}")
         src = str(a.onnx)
     else:
         model, ck = model_from_checkpoint(a.checkpoint)
         run, mult = torch_runner(model)
         cfg = ck["config"] if not a.config else load_config(a.config)
+        if cfg["sensor"] == ck["config"]["sensor"] == "generic" and "data_layout" in ck["config"]:
+            cfg.setdefault("data_layout", ck["config"]["data_layout"])
+        cfg = checked(cfg, parts=("test.",))
         src = str(a.checkpoint)
     torch.set_num_threads(a.threads)
     res = evaluate(run, mult, cfg)
@@ -139,11 +144,17 @@ def _adapt(a) -> int:
 
     if not a.checkpoint and not a.sensor:
         raise SystemExit("adapt: give --checkpoint, or --sensor to start from that sensor's bundled model")
+    base = None
     if not a.checkpoint:
-        from .weights import bundled_checkpoint
+        from .adapt import check_scene
+        from .weights import bundled_checkpoint, starting_model
 
-        a.checkpoint = bundled_checkpoint(a.sensor)
-    card = adapt(a.checkpoint, a.pan, a.ms, a.out, a.sensor, a.steps, a.lr, a.patch, threads=a.threads)
+        base, note = starting_model(a.sensor, check_scene(a.pan, a.ms, a.sensor))
+        if note:
+            print(f"adapt: {note}", file=sys.stderr)
+        a.checkpoint = bundled_checkpoint(base)
+    card = adapt(a.checkpoint, a.pan, a.ms, a.out, a.sensor, a.steps, a.lr, a.patch, threads=a.threads,
+                 base_model=base)
     print(json.dumps({k: card[k] for k in ("sensor", "onnx_sha256", "training")}, indent=1))
     return 0
 
@@ -159,6 +170,10 @@ def _int8(a) -> int:
     if "tile_kernels" not in card:
         raise SystemExit(f"{path.name} has no per-tile kernel graphs (not a KSDiff model exported by this project)")
     cfg = dict(load_config(card["training"]["config"], None), sensor=card["sensor"])
+    if card["sensor"] == "generic":   # the layout it was trained with
+        from .datacheck import card_layout
+
+        cfg["data_layout"] = card_layout(card)
     feeds = int8_calibration(cfg, card["scale"], (a.pan, a.ms) if a.pan else None)
     if not feeds:
         raise SystemExit("no calibration pair: run `make data`, or give --pan and --ms")

@@ -21,8 +21,9 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-from ksdiff_qgis.engine.sensors import get_sensor
+from ksdiff_qgis.engine.sensors import Sensor, get_sensor
 
+from .config import sensor_spec
 from .data.fullres import FullResSampler
 from .data.patches import PatchSampler
 from .data.scenes import NoPatchError, pair_triple
@@ -68,11 +69,12 @@ def pair_variants(cfg: dict[str, Any]) -> dict[str, Any]:
     return {k: pairs[0][k] for k in ("pan_gains", "ms_gains") if pairs and k in pairs[0]}
 
 
-def samplers(pan: Path, ms: Path, sensor: str, patch: int, variants: dict[str, Any] | None = None,
+def samplers(pan: Path, ms: Path, sensor: str | Sensor, patch: int, variants: dict[str, Any] | None = None,
              randomise: dict[str, Any] | None = None) -> tuple[PatchSampler, FullResSampler]:
-    """(Wald patches, full-resolution patches) of one scene; absolute paths, nothing held apart. ``variants`` and
-    ``randomise``: the training config's PAN/MS variants and randomisation for the Wald patches."""
-    spec = get_sensor(sensor)
+    """(Wald patches, full-resolution patches) of one scene; absolute paths, nothing held apart. ``sensor``: a key, or
+    the sensor as adapt resolved it (its value scale, a generic scene's layout). ``variants`` and ``randomise``: the
+    training config's PAN/MS variants and randomisation for the Wald patches."""
+    spec = get_sensor(sensor) if isinstance(sensor, str) else sensor
     root = Path("/")
     triple = pair_triple(root, str(pan.resolve()), str(ms.resolve()), spec, **(variants or {}))
     wald = fitting(lambda p: PatchSampler([triple], p, max(4, p // 4), augment=True, randomise=randomise), patch,
@@ -82,9 +84,10 @@ def samplers(pan: Path, ms: Path, sensor: str, patch: int, variants: dict[str, A
     return wald, full
 
 
-def check_scene(pan: str | Path, ms: str | Path, sensor: str) -> None:
+def check_scene(pan: str | Path, ms: str | Path, sensor: str) -> tuple[int, int]:
     """Before any step: the pair opens as PAN (one band) and MS, overlaps, and has the sensor's ratio and band count
-    (the plugin's own checks; a wrong sensor used to fail after every adaptation step, in the int8 calibration)."""
+    (the plugin's own checks; a wrong sensor used to fail after every adaptation step, in the int8 calibration).
+    Returns the scene's (MS bands, ratio)."""
     from ksdiff_qgis.engine.grid import plan_grid
     from ksdiff_qgis.engine.raster_io import open_raster
 
@@ -97,33 +100,82 @@ def check_scene(pan: str | Path, ms: str | Path, sensor: str) -> None:
     if not spec.generic and (plan.ratio != spec.ratio or ms_info.bands != spec.n_bands):
         raise ValueError(f"the scene has {ms_info.bands} MS bands at ratio {plan.ratio}; the {sensor} network takes "
                          f"{spec.n_bands} at ratio {spec.ratio}: give --sensor the scene's sensor")
+    return ms_info.bands, plan.ratio
 
 
-def base_record(checkpoint: str | Path, ck: dict[str, Any]) -> dict[str, Any]:
-    """The training record of the weights ``adapt`` starts from: the bundled card's for weights shipped in
-    ``model_core/weights`` (the file holds the last stage only, its card the whole run), else the checkpoint's own."""
+def scene_scale(pan: str | Path, ms: str | Path, scale: float) -> tuple[float, str]:
+    """The value scale the adapted network is trained with and its card states, and why: what the plugin divides the
+    scene by (``engine.learned.value_scale``: the raster's NBITS, 8-bit data's 255), else ``scale`` (the sensor's, or
+    the base model's for the generic sensor) unless the scene's values exceed it, else the smallest 2**k - 1 above
+    them (12-bit data adapted from an 11-bit sensor's model: 4095)."""
+    import math
+
+    import numpy as np
+
+    from .rasters import describe, read
+
+    metas = [describe(str(p)) for p in (pan, ms)]
+    nbits = [m.nbits for m in metas if m.nbits and m.dtype.kind in "iu"]
+    if nbits:
+        return float(2 ** max(nbits) - 1), f"the scene's NBITS {max(nbits)}"
+    if all(m.dtype == np.uint8 for m in metas):
+        return 255.0, "8-bit scene"
+    top = max(float(np.nanmax(read(str(p)).data)) for p in (pan, ms))
+    if scale > 0 and top <= scale:
+        return float(scale), f"the sensor's scale; the scene's values reach {top:g}"
+    bits = max(1, math.ceil(math.log2(top + 1))) if top > 0 else 1
+    return float(2 ** bits - 1), (f"the scene's values reach {top:g}, above the sensor's {scale:g}: {bits}-bit"
+                                  if scale > 0 else f"the scene's values reach {top:g}: {bits}-bit")
+
+
+def base_card(checkpoint: str | Path, ck: dict[str, Any], model: str | None = None) -> dict[str, Any] | None:
+    """The bundled card of weights shipped in ``model_core/weights`` (``model``: the bundled model adapt starts
+    from, when several share the weights; else the card of the sensor they were trained for), None for others."""
     from ksdiff_qgis.engine.model_card import bundled_cards, load_card
 
-    from .export import checkpoint_record
     from .weights import WEIGHTS_DIR
 
     checkpoint = Path(checkpoint)
-    if checkpoint.resolve().parent == WEIGHTS_DIR.resolve():
-        cards = [load_card(p).data for p in bundled_cards().values()]
-        mine = [c for c in cards if Path(c["training"].get("config", "")).stem == checkpoint.stem]
-        mine.sort(key=lambda c: c["sensor"] != ck["config"]["sensor"])   # the card of the sensor it was trained for
-        if mine:
-            return {k: v for k, v in mine[0]["training"].items() if k != "serves_sensor"}
+    if checkpoint.resolve().parent != WEIGHTS_DIR.resolve():
+        return None
+    cards = [load_card(p).data for p in bundled_cards().values()]
+    mine = [c for c in cards if Path(c["training"].get("config", "")).stem == checkpoint.stem]
+    mine.sort(key=lambda c: (c["sensor"] != model, c["sensor"] != ck["config"]["sensor"]))
+    return mine[0] if mine else None
+
+
+def base_record(checkpoint: str | Path, ck: dict[str, Any], model: str | None = None) -> dict[str, Any]:
+    """The training record of the weights ``adapt`` starts from: the bundled card's for weights shipped in
+    ``model_core/weights`` (the file holds the last stage only, its card the whole run), else the checkpoint's own."""
+    from .export import checkpoint_record
+
+    card = base_card(checkpoint, ck, model)
+    if card:
+        return {k: v for k, v in card["training"].items() if k != "serves_sensor"}
     return checkpoint_record(checkpoint, ck, "adapted")
+
+
+def base_metrics(card: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The base model's card metrics, labelled as the base's (the adapted network itself is not evaluated)."""
+    if not card or not (card.get("metrics") or {}).get("scenes"):
+        return None
+    m = card["metrics"]
+    return dict(m, measured_by=f"the base model {card['sensor']}.onnx before adaptation, not the adapted one: "
+                               f"{m.get('measured_by', 'its exporter')}")
 
 
 def adapted_record(base: dict[str, Any], checkpoint: str | Path, scene: str, steps: int, seconds: float,
                    revision: str) -> dict[str, Any]:
     """The adapted model's training record: the base's (its data and licences stay) plus the scene, the steps and
     seconds of both, and both revisions (``git_revision``: the one that adapted; ``base``: what it started from)."""
-    record = dict(base)
+    record = {k: v for k, v in base.items() if k != "metrics"}
     record["base"] = {k: base.get(k) for k in ("stages", "steps", "seconds", "git_revision")}
+    if base.get("model"):
+        record["base"]["model"] = base["model"]
+    if base.get("metrics"):
+        record["base"]["metrics"] = base["metrics"]
     record["adaptation"] = {"steps": steps, "seconds": round(seconds, 1), "scene": scene}
+    record.pop("model", None)
     record.update(stages=[*base.get("stages", []), "adapt"], steps=int(base.get("steps", 0)) + steps,
                   seconds=round(float(base.get("seconds", 0.0)) + seconds, 1), git_revision=revision,
                   adapted_from=str(checkpoint))
@@ -135,9 +187,10 @@ def adapted_record(base: dict[str, Any], checkpoint: str | Path, scene: str, ste
 
 def adapt(checkpoint: str | Path, pan: str | Path, ms: str | Path, out: str | Path, sensor: str | None = None,
           steps: int = 200, lr: float = 1e-4, patch: int = 64, work_dir: str | Path | None = None,
-          progress: bool = True, threads: int | None = None) -> dict[str, Any]:
+          progress: bool = True, threads: int | None = None, base_model: str | None = None) -> dict[str, Any]:
     """Fine-tune ``checkpoint`` on the scene (``pan``, ``ms``) and export ``out`` (.onnx) with its card.
-    ``threads``: torch threads (default: the checkpoint's config's)."""
+    ``threads``: torch threads (default: the checkpoint's config's); ``base_model``: the bundled model whose weights
+    ``checkpoint`` holds (its card's record and metrics become the base's)."""
     import tempfile
 
     import torch
@@ -150,22 +203,38 @@ def adapt(checkpoint: str | Path, pan: str | Path, ms: str | Path, out: str | Pa
         raise ValueError(f"--out {out}: the adapted model is an ONNX file; give a name ending in .onnx")
     ck = load_checkpoint(checkpoint)
     sensor = sensor or ck["config"]["sensor"]
-    check_scene(pan, ms, sensor)
-    base = base_record(checkpoint, ck)
+    bands, ratio = check_scene(pan, ms, sensor)
+    net = sensor_spec(ck["config"])
+    if bands != net.n_bands or int(ck["config"]["model"].get("ratio", ratio)) != ratio:
+        raise ValueError(f"the scene has {bands} MS bands at ratio {ratio}; the network of {Path(checkpoint).name} "
+                         f"fuses {net.n_bands} at ratio {ck['config']['model'].get('ratio', net.ratio)}")
+    card = base_card(checkpoint, ck, base_model)
+    base = base_record(checkpoint, ck, base_model)
+    base.update(model=f"{card['sensor']}.onnx" if card else None, metrics=base_metrics(card))
     if "unfinished" in base:   # as export warns: a smoke run or a stopped one
         print(f"adapt: warning: {base['unfinished']}", file=sys.stderr)
     cfg = adapt_config(ck["config"], sensor, steps, lr, patch)
+    # the value scale: what the plugin will divide this scene by, which the card states (``scene_scale``)
+    generic = get_sensor(sensor).generic
+    scale, how = scene_scale(pan, ms, net.scale if generic else get_sensor(sensor).scale)
+    cfg["data_layout"] = {"scale": scale, "how": f"values / {scale:g} ({how}; python -m model_core adapt)"}
+    if generic:   # the scene's layout, the base network's band names
+        cfg["data_layout"].update(bands=bands, ratio=ratio, band_names=list(net.band_names))
+    print(f"adapt: values normalised by {scale:g} ({how})", file=sys.stderr)
     if threads:   # not part of what is trained: where it computes
         cfg["train"]["threads"] = threads
     torch.manual_seed(cfg["seed"])
     torch.set_num_threads(int(cfg["train"]["threads"]))
-    model = build_model(cfg["method"], get_sensor(sensor).n_bands, cfg["backbone"], **cfg["model"])
+    model = build_model(cfg["method"], net.n_bands, cfg["backbone"], **cfg["model"])
     model.load_state_dict(ck["ema"] if ck.get("ema") else ck["model"])
-    wald, full = samplers(Path(pan), Path(ms), sensor, patch, pair_variants(cfg), cfg["data"].get("randomise"))
+    wald, full = samplers(Path(pan), Path(ms), sensor_spec(cfg), patch, pair_variants(cfg),
+                          cfg["data"].get("randomise"))
     with tempfile.TemporaryDirectory(prefix="ksdiff_adapt_") as tmp:
         run_dir = Path(work_dir or tmp)
         run_dir.mkdir(parents=True, exist_ok=True)
         summary = train_stage(model, cfg, 0, wald, None, run_dir, progress=progress, fullres=full)
     model.eval()
     record = adapted_record(base, checkpoint, f"{pan} + {ms}", steps, summary["seconds"], git_revision())
-    return export(model, cfg, out, record, calibration=(str(pan), str(ms)))   # int8 ranges of this scene
+    metrics = {"measured_by": "nothing: the adapted network is not evaluated (its scene has no reference); the "
+                              "metrics of the model it started from are in training.base.metrics", "scenes": {}}
+    return export(model, cfg, out, record, metrics, calibration=(str(pan), str(ms)))   # int8 ranges of this scene

@@ -12,11 +12,14 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from .datacache import data_dir
+
+if TYPE_CHECKING:
+    from ksdiff_qgis.engine.sensors import Sensor
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
@@ -49,7 +52,31 @@ def default_config_path(sensor: str) -> Path:
 
     if sensor not in SENSORS:
         raise ValueError(f"unknown sensor {sensor!r}; known: {', '.join(SENSORS)}")
-    return CONFIG_DIR / DEFAULT_CONFIGS.get(sensor, f"{sensor}_ksdiff_fusionnet.yaml")
+    path = CONFIG_DIR / DEFAULT_CONFIGS.get(sensor, f"{sensor}_ksdiff_fusionnet.yaml")
+    if not path.exists():   # a sensor of the table nobody trained a model for (pleiades, generic, ...)
+        raise ValueError(f"no default config for sensor {sensor}: give --config (your own config: "
+                         "model_core/README.md, 'Train a model for your own sensor')")
+    return path
+
+
+def sensor_spec(cfg: dict[str, Any]) -> Sensor:
+    """The sensor a config trains for: the table's, or for ``sensor: generic`` the layout measured from its data
+    (``datacheck.checked`` puts it in ``data_layout``: bands, ratio, value scale; the generic MTF gains). A table
+    sensor's ``data_layout`` may set its value scale alone (``adapt``: the scene's)."""
+    from dataclasses import replace
+
+    from ksdiff_qgis.engine.sensors import GENERIC_MTF_MS, get_sensor
+
+    sensor = get_sensor(cfg["sensor"])
+    layout = cfg.get("data_layout")
+    if not sensor.generic:
+        return replace(sensor, scale=float(layout["scale"])) if layout and layout.get("scale") else sensor
+    if not layout:
+        raise ValueError("sensor generic: its bands, ratio and value scale come from the config's data "
+                         "(model_core.datacheck.checked), which was not read")
+    n = int(layout["bands"])
+    return replace(sensor, band_names=tuple(layout.get("band_names") or (f"Band {i}" for i in range(1, n + 1))),
+                   ratio=int(layout["ratio"]), mtf_ms=(GENERIC_MTF_MS,) * n, scale=float(layout["scale"]))
 
 
 def load_config(path: str | Path | None = None, sensor: str | None = None) -> dict[str, Any]:
@@ -70,7 +97,9 @@ def load_config(path: str | Path | None = None, sensor: str | None = None) -> di
 
 
 # keys the code reads that no bundled config sets
-EXTRA_KEYS = {"root", "calibration", "contrast_edges", "config_path"}
+EXTRA_KEYS = {"root", "calibration", "contrast_edges", "config_path",
+              "licence",       # a data source's licence, for the model card (``train.data_sources``)
+              "data_layout"}   # the generic sensor's bands, ratio and scale, measured from the data (``datacheck``)
 _KNOWN: set[str] = set()
 
 

@@ -23,10 +23,9 @@ import torch
 from torch import nn
 
 from ksdiff_qgis.engine.model_card import sha256_file
-from ksdiff_qgis.engine.sensors import get_sensor
 
 from . import tile_graphs, tile_int8
-from .config import backbone_spec
+from .config import backbone_spec, sensor_spec
 from .data.scenes import NoPatchError
 from .nets import size_multiple
 
@@ -40,7 +39,7 @@ def count_parameters(model: nn.Module, inference_only: bool = True) -> int:
 
 def make_card(model: nn.Module, cfg: dict[str, Any], training: dict[str, Any]) -> dict[str, Any]:
     """The model card (without ``onnx_sha256``) for a network trained with ``cfg``."""
-    sensor = get_sensor(cfg["sensor"])
+    sensor = sensor_spec(cfg)
     method = cfg["method"]
     card = {
         "format_version": 1,
@@ -63,6 +62,8 @@ def make_card(model: nn.Module, cfg: dict[str, Any], training: dict[str, Any]) -
         "training": training,
         "metrics": {},
     }
+    if cfg.get("data_layout"):   # the generic sensor: what was measured from the training data
+        card["sensor_layout"] = cfg["data_layout"]["how"]
     if method in ("ksdiff", "ssdiff"):
         # honest about context: the KSDiff prior / SSDiff channel attention summarise the whole tile
         card["global_context"] = True
@@ -129,7 +130,7 @@ def export(model: nn.Module, cfg: dict[str, Any], path: str | Path, training: di
     returns the card. The card is written once, here: nothing rewrites it later (the bench only reads it).
     ``calibration``: the (PAN, MS) pair the int8 variant is calibrated on (default: the config's training
     sources, ``int8_calibration``)."""
-    bands = get_sensor(cfg["sensor"]).n_bands
+    bands = sensor_spec(cfg).n_bands
     export_onnx(model, path, bands)
     card = make_card(model, cfg, training)
     if tile_graphs.supported(model):   # the CPU fast path travels inside the file (tile_graphs.py)
@@ -153,7 +154,7 @@ def int8_calibration(cfg: dict[str, Any], scale: float, pair: tuple[str, str] | 
     variant)."""
     if pair:
         try:
-            return tile_int8.calibration_feeds(pair[0], pair[1], cfg["sensor"], scale)
+            return tile_int8.calibration_feeds(pair[0], pair[1], cfg["sensor"], scale, ratio=sensor_spec(cfg).ratio)
         except NoPatchError as e:
             print(f"export: {e}; the int8 variant is calibrated on the training sources", file=sys.stderr)
     return tile_int8.training_feeds(cfg) or None
@@ -185,8 +186,9 @@ def write_models_readme(models_dir: str | Path) -> Path:
              "card once; `make bench` never rewrites them (its measurements: `docs/BENCHMARKS.md`, "
              "`bench/results.json`). Held-apart test areas: `model_core/datacache.py`. Reproduce a model with "
              "`make train SENSOR=<key>`. The plugin adds one back-projection step onto the MS to every tile a "
-             "model fuses (`ksdiff_qgis/engine/consistency.py`); the card's own evaluation is the network alone, "
-             "the plugin's figures are in `docs/BENCHMARKS.md`.", ""]
+             "model fuses (`ksdiff_qgis/engine/consistency.py`); a card's own evaluation scores the output as the "
+             "plugin delivers it (cards exported before 2026-12-06: the network alone, see their `measured_by`), the "
+             "plugin's figures on the bench scenes are in `docs/BENCHMARKS.md`.", ""]
     for p in sorted(models_dir.glob("*.onnx")):
         card = json.loads(p.with_suffix(".json").read_text())
         tr = card.get("training", {})

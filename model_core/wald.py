@@ -70,8 +70,9 @@ def make_reduced_case(pan_path: str, ms_path: str, out_dir: str, sensor: str, wi
     real_ratio = mgt[1] / pgt[1]
     if abs(real_ratio - ratio) > 1e-3 * ratio or abs(mgt[5] / pgt[5] - ratio) > 1e-3 * ratio:
         raise ValueError(f"MS/PAN pixel size ratio is {real_ratio:.4f}, expected {ratio}")
-    if mds.count != sens.n_bands:
+    if not sens.generic and mds.count != sens.n_bands:
         raise ValueError(f"sensor {sensor} has {sens.n_bands} bands, MS has {mds.count}")
+    mtf_ms = tuple(sens.gain_for(b) for b in range(mds.count))   # the generic sensor: the generic gains
     notes: list[str] = []
 
     # position of MS pixel (0, 0)'s corner in PAN pixels
@@ -129,7 +130,7 @@ def make_reduced_case(pan_path: str, ms_path: str, out_dir: str, sensor: str, wi
     ms_invalid = np.any(ms == mnd, axis=0) if mnd is not None else None
 
     pan_lr = wald_degrade(pan.astype(np.float32), sens.mtf_pan, ratio)          # (h, w) on the MS grid
-    ms_lr = wald_degrade(ms.astype(np.float32), sens.mtf_ms, ratio)             # (C, h/r, w/r)
+    ms_lr = wald_degrade(ms.astype(np.float32), mtf_ms, ratio)             # (C, h/r, w/r)
     pan_lr_invalid = _degrade_mask(pan_invalid, ratio) if pan_invalid is not None and pan_invalid.any() else None
     ms_lr_invalid = _degrade_mask(ms_invalid, ratio) if ms_invalid is not None and ms_invalid.any() else None
 

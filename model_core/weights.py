@@ -47,3 +47,22 @@ def bundled_checkpoint(sensor: str, folder: Path = WEIGHTS_DIR, repo: Path | Non
         raise SystemExit(f"the weights of the bundled {sensor} model are neither shipped ({shipped}) nor trained "
                          f"({final}); run `make train SENSOR={sensor}`")
     return final
+
+
+def starting_model(sensor: str, shape: tuple[int, int] | None = None) -> tuple[str, str | None]:
+    """The bundled model ``adapt --sensor`` starts from: the sensor's own, else the one the plugin's sensor table
+    serves it with (``sensors.model_for``: the nearest sensor's, Pléiades -> QuickBird; a generic scene the network
+    of its ``shape``, (MS bands, ratio)); with a note saying so (None for its own). SystemExit when there is none."""
+    from ksdiff_qgis.engine.model_card import bundled_cards
+    from ksdiff_qgis.engine.sensors import get_sensor, model_for
+
+    cards = bundled_cards()
+    if sensor in cards:
+        return sensor, None
+    spec = get_sensor(sensor)
+    key, _ = model_for(sensor, *(shape or (None, None)))
+    if key is None or key not in cards:
+        raise SystemExit(f"no bundled model for sensor {sensor!r} nor a nearest one for this scene (bundled: "
+                         f"{', '.join(sorted(cards))}); give --checkpoint, or --sensor one of those")
+    return key, (f"no bundled model was trained for {spec.name}; adapting the one the plugin uses for it, "
+                 f"{key} ({cards[key].name}: the nearest sensor in the plugin's sensor table)")

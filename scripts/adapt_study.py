@@ -93,7 +93,12 @@ def write_markdown(path: Path, sections: dict[str, list[str]]) -> None:
             "Written by `scripts/adapt_study.py`: each case's degraded PAN and MS (never its reference) go to `adapt`, "
             "starting from the bundled model's checkpoint; the exported model is fused through the plugin's engine "
             "(METHOD=ksdiff, float32) and scored by ERGAS (SAM in degrees) against the reference. Rule: "
-            "docs/VALIDATION.md (2026-12-05, 15:35 and 16:29 UTC).", ""]
+            "docs/VALIDATION.md (2026-12-05, 15:35 and 16:29 UTC).", "",
+            "Since 2026-12-06 `adapt` trains at the value scale the plugin divides the scene by and writes it on the "
+            "card (`adapt.scene_scale`: the scene's NBITS, 8-bit data's 255, else the sensor's unless the scene's "
+            "values exceed it; the 8-bit cases below were adapted at 2047), `--sensor` of a sensor without a bundled "
+            "model starts from the one the plugin serves it with (Pléiades: QuickBird), and the card keeps the base "
+            "model's metrics as `training.base.metrics`.", ""]
     body = [ln for key in ("validation", "suite") for ln in sections.get(key, [])]
     path.write_text("\n".join(head + body))
 

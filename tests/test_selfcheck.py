@@ -293,8 +293,12 @@ def test_out_of_range_network_outputs_are_counted(data_dir, scaled_model, tmp_pa
     assert said and re.search(r"NIR: [1-9]\d* above 2047", said[0]) and " 0 below" not in said[0], said
 
 
-def test_auto_with_a_users_model_that_does_not_fit_is_an_error(data_dir, scaled_model, tmp_path):
-    """A user's own MODEL is never silently replaced when it cannot run: auto says what is wrong."""
+def test_auto_with_a_users_model_that_does_not_fit_fuses_classically_and_says_why(data_dir, scaled_model, tmp_path):
+    """README: METHOD auto uses the best classical method when the model does not fit the data. A user's MODEL of
+    another ratio, or with a band the selected MS bands lack, stopped the run under auto too until 2026-12-06 (QA:
+    a ratio-4 MODEL on ratio-2 data, a 4-band MODEL on 3 bands); auto now warns, naming the reason, and fuses with
+    the best classical method on the scene; METHOD ksdiff keeps the error and writes nothing. A MODEL that cannot
+    run at all (a broken file) stays an error under auto too."""
     import shutil
 
     from ksdiff_qgis.engine.errors import InputError
@@ -304,10 +308,48 @@ def test_auto_with_a_users_model_that_does_not_fit_is_an_error(data_dir, scaled_
     card = json.loads(Path(scaled_model).with_suffix(".json").read_text())
     card["ratio"] = 2
     bad.with_suffix(".json").write_text(json.dumps(card))
-    with pytest.raises(InputError, match="ratio"):
-        pansharpen(str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif"), str(tmp_path / "o.tif"),
-                   sensor="wv2", method="auto", model_path=str(bad))
-    assert not (tmp_path / "o.tif").exists()
+    pan, ms = str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif")
+    for model, bands, why in ((bad, None, "trained for ratio 2; the data has ratio 4"),
+                              (scaled_model, [1, 2, 3], "expects 4 MS bands")):
+        log, out = Recorder(), tmp_path / f"auto_{Path(model).stem}.tif"
+        res = pansharpen(pan, ms, str(out), sensor="wv2", method="auto", model_path=str(model), ms_bands=bands,
+                         feedback=log)
+        assert res.method in ("mtf_glp_hpm", "gsa", "brovey", "mtf_glp_fs") and out.exists()
+        said = [w for w in log.warnings if "does not fit this scene" in w]
+        assert len(said) == 1 and why in said[0] and "best classical method" in said[0], log.warnings
+        assert res.selfcheck is not None and why in res.selfcheck.reason
+        forced = tmp_path / f"forced_{Path(model).stem}.tif"
+        with pytest.raises(InputError, match="ratio 2|expects 4 MS bands"):
+            pansharpen(pan, ms, str(forced), sensor="wv2", method="ksdiff", model_path=str(model), ms_bands=bands)
+        assert not forced.exists()
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"not a model")
+    shutil.copy(Path(scaled_model).with_suffix(".json"), broken.with_suffix(".json"))
+    with pytest.raises(InputError):
+        pansharpen(pan, ms, str(tmp_path / "b.tif"), sensor="wv2", method="auto", model_path=str(broken))
+
+
+def test_a_users_model_of_another_sensor_is_warned_as_a_bundled_one_is(tmp_path):
+    """MODEL with a card for another sensor than SENSOR (QA: a Pléiades model run as SENSOR wv2) ran without a word,
+    where a bundled model serving another sensor warns; now it warns too. Same sensor, or a generic card: silent."""
+    import shutil
+
+    from ksdiff_qgis.engine.pipeline import resolve_model
+
+    qb = model_card.bundled_cards()["qb"]
+    log = Recorder()
+    assert resolve_model("wv2", str(qb), log).sensor == "qb"
+    assert len(log.warnings) == 1 and "trained for QuickBird (its card's sensor qb), not for WorldView-2 (SENSOR " \
+        "wv2)" in log.warnings[0], log.warnings
+    log = Recorder()
+    resolve_model("qb", str(qb), log)
+    generic = tmp_path / "generic.onnx"
+    shutil.copy(qb, generic)
+    card = json.loads(qb.with_suffix(".json").read_text())
+    card["sensor"] = "generic"
+    generic.with_suffix(".json").write_text(json.dumps(card))
+    resolve_model("wv2", str(generic), log)
+    assert log.warnings == []
 
 
 def test_the_best_classical_method_is_the_yardstick():

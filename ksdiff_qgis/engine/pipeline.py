@@ -95,8 +95,23 @@ def resolve_model(sensor: str, model_path: str | None, feedback: Feedback | None
         elif nearest and feedback is not None:
             feedback.warning(f"no KSDiff model was trained on {get_sensor(sensor).name}; using the model of the "
                              f"nearest sensor ({key}.onnx): compare with a classical method")
-        model_path = str(bundled[key])
-    return model_card.load_card(model_path)
+        return model_card.load_card(str(bundled[key]))
+    card = model_card.load_card(model_path)
+    note = _other_sensor_note(card, sensor)
+    if note and feedback is not None:
+        feedback.warning(note)
+    return card
+
+
+def _other_sensor_note(card: model_card.ModelCard, sensor: str) -> str | None:
+    """A warning when a user's MODEL was trained for another sensor than SENSOR (as the bundled models warn when
+    they serve a sensor they were not trained on); None when they agree or either is generic (no sensor named)."""
+    if card.sensor == sensor or card.sensor not in SENSORS or sensor not in SENSORS or \
+            get_sensor(card.sensor).generic or get_sensor(sensor).generic:
+        return None
+    return (f"the MODEL {card.path.name} was trained for {get_sensor(card.sensor).name.split(' (')[0]} (its card's "
+            f"sensor {card.sensor}), not for {get_sensor(sensor).name.split(' (')[0]} (SENSOR {sensor}): compare with "
+            "a classical method (METHOD auto checks it on this scene)")
 
 
 @dataclass
@@ -495,9 +510,9 @@ def pansharpen(
     try:
         bplan = band_sel.plan_bands(ms, spec, ms_bands, card.bands if card else None, mtf_gains)
     except InputError as e:
-        if method != selfcheck.AUTO or card is None or model_path:
+        if method != selfcheck.AUTO or card is None:
             raise
-        # METHOD auto and the bundled model cannot fuse the chosen bands: the classical methods fuse any
+        # METHOD auto and the model (bundled or MODEL) cannot fuse the chosen bands: the classical methods fuse any
         card, no_model = None, str(e)
         bplan = band_sel.plan_bands(ms, spec, ms_bands, None, mtf_gains)
     for note in bplan.notes:
@@ -782,20 +797,33 @@ def _auto_method(pan_ds, ms_src, pan: RasterInfo, ms: RasterInfo, plan: GridPlan
     on the check (also the choice when no model can run here). ``bands``: ``BandPlan.model``; ``ranges``: the
     inputs' ``inrange.guards`` (the check reads the values clamped as the run does)."""
     area = _ms_stats_window(plan, ms_src.RasterXSize, ms_src.RasterYSize)
+
+    def classical_choice(why: InputError) -> tuple[str, selfcheck.SelfCheck]:
+        check = selfcheck.run_check(pan_ds, ms_src, pan, ms, plan, spec, None, stats, area, fb, ranges)
+        check.reason = f"{why}; {check.reason}"
+        selfcheck.log_check(check, fb)
+        return check.method, check
+
     try:
         if card is None:
             raise InputError(no_model)
         model_card.check_against_data(card, _model_band_count(ms, bands), plan.ratio)
+    except InputError as e:
+        if model_path:   # README: auto uses the best classical method when the model does not fit (ksdiff refuses)
+            fb.warning(f"Method auto: the MODEL {os.path.basename(model_path)} does not fit this scene ({e}); fusing "
+                       "with the best classical method on this scene instead (METHOD ksdiff would stop here)")
+        else:
+            fb.info(f"Method auto: the learned model cannot run here ({e}); choosing among the classical methods "
+                    "on this scene.")
+        return classical_choice(e)
+    try:
         session = checked_session(card, device, threads)
     except InputError as e:
         if model_path and str(e) != runtime.INSTALL_HINT:
-            raise   # the user's own MODEL does not fit the data: say so rather than hide it
+            raise   # the user's own MODEL is broken: say so rather than hide it
         fb.info(f"Method auto: the learned model cannot run here ({e}); choosing among the classical methods on "
                 "this scene.")
-        check = selfcheck.run_check(pan_ds, ms_src, pan, ms, plan, spec, None, stats, area, fb, ranges)
-        check.reason = f"{e}; {check.reason}"
-        selfcheck.log_check(check, fb)
-        return check.method, check
+        return classical_choice(e)
     runtime.warn_cpu_fallback(device, session, fb)
     fuser = OnnxFuser(card, session, value_scale(card, ms, stats.ms_mean), precision, consistency, bands,
                       pan_units(stats)[0])
