@@ -179,6 +179,24 @@ def test_output_a_live_run_writes_is_refused_and_its_file_kept(qgis_app, pair, t
     assert _partials(tmp_path) == [live.name]
 
 
+def test_output_another_run_wrote_meanwhile_is_kept(qgis_app, pair, tmp_path):
+    """A second run onto the same output that finished while this one was still fusing (QA: both reported success and
+    the later rename silently replaced the other's result): this run stops before its rename, the other's file stays."""
+    from qgis.core import QgsProcessingFeedback
+
+    out = tmp_path / "fused.tif"
+    fb = QgsProcessingFeedback()
+
+    def other_run_finishes(progress):
+        if progress > 0 and not out.exists():
+            out.write_bytes(OLD)   # the other run's result lands after this one started
+
+    fb.progressChanged.connect(other_run_finishes)
+    _fails({**pair, "OUTPUT": str(out)}, "another run wrote the output", fb)
+    assert out.read_bytes() == OLD
+    assert not _partials(tmp_path)
+
+
 # 2. cancel before commit -------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("tile", [512, 64], ids=["single-tile", "last-tile"])

@@ -43,6 +43,7 @@ from .raster_io import (
     output_nodata,
     outputs,
     read_decimated,
+    signature,
     to_dtype,
     valid_pixels,
     value_range,
@@ -460,6 +461,7 @@ def pansharpen(
     if not 0 <= overlap <= tile_size // 2:
         raise InputError("the overlap must be between 0 and half the tile size")
     check_writable(output_path)
+    found_at_output = signature(output_path)   # a run onto the same output meanwhile is not replaced
     extra_options = outputs.parse_options(create_options)
     if compression not in outputs.COMPRESSIONS:
         raise InputError(f"unknown compression {compression!r}; choose one of {', '.join(outputs.COMPRESSIONS)}")
@@ -618,6 +620,7 @@ def pansharpen(
     names = bplan.names
     writer = _make_writer(output_path, cols, rows, ms, plan.out_gt, pan.wkt, names, nodata, compression, cog,
                           extra_options, fb)
+    writer.expected = found_at_output
     # classical methods: block-aligned tiles, no overlap; KSDiff: blended cells (or strips on small scenes)
     layout = choose_layout(rows, cols, tile_size, overlap, writer.block_size(), exact=not learned)
     tile_size, overlap = layout.tile, layout.overlap

@@ -41,6 +41,15 @@ def _in_use(partial: str) -> bool:
     return False
 
 
+def signature(path: str) -> tuple[int, int, int] | None:
+    """What identifies the file at ``path`` now (inode, size, modification time), None when there is none."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
 def live_partials(path: str) -> list[str]:
     """Temporary files that runs writing to ``path`` right now hold (see ``hold``)."""
     return [p for p in stale_partials(path) if p.endswith(".partial") and _in_use(p)]

@@ -12,7 +12,7 @@ from osgeo import gdal
 from ..errors import Cancelled, InputError
 from ..gdalutil import close_dataset, gdal_try
 from .info import RasterInfo
-from .partials import hold, live_partials, remove_stale_partials
+from .partials import hold, live_partials, remove_stale_partials, signature
 
 try:                  # POSIX only: Windows has no file size limit to report
     import resource
@@ -123,6 +123,9 @@ class GeoTiffWriter:
                              f"{os.path.basename(busy[0])} is in use): choose another OUTPUT, or run again once "
                              "that run has finished")
         self.path = path
+        # what was at the output when the run started (``pipeline`` sets it before its self-check): another run that
+        # wrote there since is not silently replaced at the commit
+        self.expected: tuple[int, int, int] | None | bool = False
         self.removed_partials = remove_stale_partials(path)
         folder, name = os.path.split(os.path.abspath(path))
         self.tmp_path = os.path.join(folder, f".{name}.{uuid.uuid4().hex[:8]}.partial")
@@ -192,6 +195,9 @@ class GeoTiffWriter:
         self.close_checked()
         if cancelled is not None and cancelled():
             raise Cancelled("cancelled by the user")
+        if self.expected is not False and signature(self.path) != self.expected:
+            raise InputError(f"another run wrote the output {self.path!r} while this one was fusing: that result is "
+                             "kept and this run's was not written; choose another OUTPUT for one of them")
         os.replace(self.tmp_path, self.path)
         self._release()
         return self._replace_sidecars()
