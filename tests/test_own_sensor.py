@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from fake_models import write_scaled_model
 
 from model_core.__main__ import main
 
@@ -142,30 +143,6 @@ def test_the_readmes_own_sensor_config_loads_and_its_data_pass_the_checks(tmp_pa
         assert words in section, words
 
 
-def _scaled_model(folder: Path) -> str:
-    """A model with a valid card whose output is 1.5 x the upsampled MS: the plugin's consistency step pulls it
-    back onto the MS, so the network alone and what the plugin delivers lie far apart."""
-    import onnx
-    from onnx import TensorProto, helper
-
-    from ksdiff_qgis.engine import model_card
-
-    io = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, c, "h", "w"]) for n, c in
-          (("pan", 1), ("lms", 4), ("hrms", 4))]
-    gain = helper.make_tensor("gain", TensorProto.FLOAT, [], [1.5])
-    graph = helper.make_graph([helper.make_node("Mul", ["lms", "gain"], ["hrms"])], "scaled", io[:2], io[2:],
-                              initializer=[gain])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    path = folder / "scaled.onnx"
-    onnx.save(model, str(path))
-    card = json.loads((model_card.MODELS_DIR / "wv2.json").read_text())
-    card.pop("tile_kernels", None)
-    card.update(onnx_sha256=model_card.sha256_file(path), margin=0, size_multiple=1)
-    path.with_suffix(".json").write_text(json.dumps(card))
-    return str(path)
-
-
 def test_evaluate_scores_the_network_as_the_plugin_delivers_it_against_mtf_glp_fs_too(tmp_path, data_dir):
     """The card compared the network alone (no consistency step, no mirrored edges) with Brovey, GSA and MTF-GLP-HPM
     only (QA: card 2.31 against 1.99; the plugin on the same Wald case 1.755 against MTF-GLP-FS's 1.571). Now
@@ -177,7 +154,7 @@ def test_evaluate_scores_the_network_as_the_plugin_delivers_it_against_mtf_glp_f
     from model_core.rasters import read
     from model_core.wald import make_reduced_case
 
-    model = _scaled_model(tmp_path)
+    model = write_scaled_model(tmp_path)
     cfg = {"sensor": "wv2", "data": {"root": str(data_dir)},
            "test": {"reduced": {"kind": "pair", "pan": "wv2_test_pan.tif", "ms": "wv2_test_ms.tif"}}}
     res = evaluate(*onnx_runner(model)[:2], cfg)["reduced"]

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fake_models import write_scaled_model
 from osgeo import gdal
 
 from ksdiff_qgis.engine import consistency, model_card, selfcheck
@@ -42,25 +43,8 @@ def _read(path) -> np.ndarray:
 @pytest.fixture(scope="module")
 def scaled_model(tmp_path_factory):
     """A deliberately bad model with a valid card: it returns 1.5 x the upsampled MS (over-bright, no detail)."""
-    onnx = pytest.importorskip("onnx")
-    from onnx import TensorProto, helper
-
-    d = tmp_path_factory.mktemp("badmodel")
-    pan = helper.make_tensor_value_info("pan", TensorProto.FLOAT, [1, 1, "h", "w"])
-    lms = helper.make_tensor_value_info("lms", TensorProto.FLOAT, [1, 4, "h", "w"])
-    out = helper.make_tensor_value_info("hrms", TensorProto.FLOAT, [1, 4, "h", "w"])
-    gain = helper.make_tensor("gain", TensorProto.FLOAT, [], [1.5])
-    graph = helper.make_graph([helper.make_node("Mul", ["lms", "gain"], ["hrms"])], "scaled", [pan, lms], [out],
-                              initializer=[gain])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    model.ir_version = 8
-    path = d / "bad.onnx"
-    onnx.save(model, str(path))
-    card = json.loads((model_card.MODELS_DIR / "wv2.json").read_text())
-    card.update(onnx_sha256=model_card.sha256_file(path), margin=0, size_multiple=1,
-                inputs={"pan": "pan", "lms": "lms"}, output="hrms")
-    path.with_suffix(".json").write_text(json.dumps(card))
-    return str(path)
+    pytest.importorskip("onnx")
+    return write_scaled_model(tmp_path_factory.mktemp("badmodel"), "bad")
 
 
 # ------------------------------------------------------------------------------- decision rule
