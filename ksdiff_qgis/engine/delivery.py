@@ -15,6 +15,8 @@ import os
 import re
 import xml.etree.ElementTree as ET
 
+from .raster_io.vrtxml import band_sources
+
 # what sits beside a product's images and may name its satellite
 METADATA_PATTERNS = ("*.IMD", "*.imd", "*_MTL.txt", "*_MTL.json", "*MTL.txt", "*MTL.json", "*.XML", "*.xml")
 TILE_MARK = re.compile(r"_R\d+C\d+", re.IGNORECASE)   # Maxar's and Airbus's tile suffix (..._R1C1...)
@@ -45,26 +47,7 @@ def vrt_sources(path: str) -> list[list[tuple[str, int]]] | None:
     if root.tag != "VRTDataset":
         return None
     folder = os.path.dirname(os.path.abspath(path))
-    bands = []
-    for band in root.iter("VRTRasterBand"):
-        found = []
-        for src in band:
-            name = src.find("SourceFilename")
-            if name is None or not (name.text or "").strip():
-                continue
-            file = name.text.strip()
-            if name.get("relativeToVRT") == "1" and not file.startswith("/vsi"):
-                file = os.path.join(folder, file)
-            found.append((os.path.normpath(file) if not file.startswith("/vsi") else file,
-                          _band_number(src.findtext("SourceBand"))))
-        bands.append(found)
-    return bands
-
-
-def _band_number(text: str | None) -> int:
-    """A VRT source's band (1 when unsaid; 0 for a mask band, 'mask,1', which is no band of the file)."""
-    text = (text or "1").strip()
-    return int(text) if text.isdigit() else 0
+    return [[(file, b) for _, file, b in sources] for _, sources in band_sources(root, folder)]
 
 
 def input_files(path: str) -> list[str]:

@@ -2,6 +2,7 @@
 
 * ``info``: open a raster (checked), :class:`RasterInfo` and :func:`describe`;
 * ``bitdepth``: a product's NBITS where its container (a VRT, a NITF) does not report it;
+* ``vrtxml``: a VRT's bands and the files behind them (also read by ``engine/delivery.py``);
 * ``read``: window reads (padded float32 tiles for fusion, GDAL-averaged windows for scene statistics,
   :class:`MaskedRaster` for the quality assessment);
 * ``dtypes``: the output type policy (value range, output nodata, the cast of fused values);

@@ -12,6 +12,7 @@ import xml.etree.ElementTree as ET
 from osgeo import gdal
 
 from ..gdalutil import gdal_call
+from .vrtxml import band_sources
 
 MAX_VRT_FILES = 500   # distinct source files opened to agree on NBITS: a larger mosaic is left as GDAL reports it
 MAX_DEPTH = 4         # VRTs of VRTs
@@ -59,22 +60,16 @@ def _vrt_sources(ds: gdal.Dataset, bands: list[int]) -> list[tuple[str, int]] | 
         root = ET.fromstring(xml[0])
     except ET.ParseError:
         return None
-    folder = os.path.dirname(ds.GetDescription() or "")
     out = []
-    for n, band in enumerate(root.iter("VRTRasterBand"), start=1):
+    for n, (band, sources) in enumerate(band_sources(root, os.path.dirname(ds.GetDescription() or "")), start=1):
         if int(band.get("band") or n) not in bands:
             continue
         if band.get("subClass"):        # a pixel function, raw file, pansharpened band...: values of its own
             return None
-        sources = [s for s in band if s.tag.endswith("Source")]
-        if not sources or not all(_plain(s) for s in sources):
-            return None
-        for s in sources:
-            name = s.findtext("SourceFilename")
-            if not name:
-                return None
-            relative = s.find("SourceFilename").get("relativeToVRT") == "1"
-            out.append((os.path.join(folder, name) if relative else name, int(s.findtext("SourceBand") or 1)))
+        plain = [s for s in band if s.tag.endswith("Source")]
+        if not plain or len(plain) != len(sources) or not all(_plain(s) for s in plain):
+            return None   # a source without a file (values of its own), or one that changes them
+        out.extend((file, b) for _, file, b in sources)
     return out or None
 
 
