@@ -172,6 +172,22 @@ def test_nbits_is_found_behind_a_vrt_or_nitf(tmp_path, container):
         assert np.array_equal(a, b)
 
 
+def test_nbits_behind_a_vrt_with_a_mask_band(tmp_path):
+    """A VRT whose first band carries its own <MaskBand> (a source band 'mask,1'): the mask's VRTRasterBand is no band
+    of the dataset — reading it as one took 'mask,1' for a band number (ValueError) or shifted the bands after it."""
+    ms = str(tmp_path / "ms.tif")
+    shutil.copy(SAMPLE / "demo_ms.tif", ms)
+    vrt = str(tmp_path / "masked.vrt")
+    gdal.BuildVRT(vrt, [ms])
+    text = open(vrt).read()
+    mask = ('<MaskBand><VRTRasterBand dataType="Byte"><SimpleSource><SourceFilename relativeToVRT="1">ms.tif'
+            '</SourceFilename><SourceBand>mask,1</SourceBand></SimpleSource></VRTRasterBand></MaskBand>')
+    first_band_end = text.index("</VRTRasterBand>")
+    open(vrt, "w").write(text[:first_band_end] + mask + text[first_band_end:])
+    assert gdal.Open(vrt).GetRasterBand(1).GetMaskFlags() != gdal.GMF_ALL_VALID   # GDAL reads the mask band
+    assert open_raster(vrt, "MS")[1].nbits == 11
+
+
 def test_nbits_of_a_vrt_needs_every_source_to_agree(tmp_path):
     """A VRT's NBITS is its sources' only when all of them say the same and hand their values on unchanged: a band
     file without NBITS, or a scaled source, leaves the type's range."""
