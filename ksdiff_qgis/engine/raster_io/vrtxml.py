@@ -8,8 +8,8 @@ Source = tuple[ET.Element, str, int]   # (the source element, its file, its band
 
 
 def band_sources(root: ET.Element, folder: str) -> list[tuple[ET.Element, list[Source]]]:
-    """Per band (``VRTRasterBand`` child) of a ``VRTDataset`` element, the band element and its sources that name a file; relative
-    file names are taken from ``folder`` (the VRT's), ``/vsi`` paths are kept as they are."""
+    """Per band (``VRTRasterBand`` child) of a ``VRTDataset`` element, the band element and its sources that name a
+    file; relative file names are taken from ``folder`` (the VRT's), ``/vsi`` paths are kept as they are."""
     bands = []
     for band in root.findall("VRTRasterBand"):   # the dataset's bands, not those inside a <MaskBand>
         found = []
