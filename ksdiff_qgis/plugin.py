@@ -66,3 +66,21 @@ class KsdiffPlugin:
         if self.provider is not None:
             QgsApplication.processingRegistry().removeProvider(self.provider)
             self.provider = None
+        _forget_modules()
+
+
+def _forget_modules() -> None:
+    """When QGIS unloads the plugin (Plugin Manager: reload, upgrade, disable, uninstall), drop every module of the
+    package, so the next load runs the code on disk. QGIS drops only the modules its import hook saw; modules loaded by
+    importlib (``engine/raster_io``'s lazy submodules) or reached only as a parent package stayed, and an upgraded
+    plugin ran their old code until QGIS restarted. Only under QGIS's plugin loader: a process that imported the
+    package itself (tests, scripts) keeps its modules."""
+    import sys
+
+    from qgis import utils
+
+    package = __name__.rpartition(".")[0]
+    if package not in utils.plugins:
+        return
+    for name in [m for m in sys.modules if m == package or m.startswith(package + ".")]:
+        del sys.modules[name]

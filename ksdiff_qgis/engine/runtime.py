@@ -15,7 +15,7 @@ from .feedback import Feedback
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
 INSTALL_HINT = (
-    "ONNX Runtime is not installed for this QGIS. Use Plugins > KSDiff > Install ONNX Runtime "
+    "ONNX Runtime is not installed for this QGIS. Use Raster > KSDiff > Install ONNX Runtime… "
     "(or run the Processing algorithm 'ksdiff:install_runtime', or `make deploy`); "
     "the classical methods work without it."
 )
