@@ -38,7 +38,8 @@ def test_init_gui_and_unload(qgis_app, session_plugin):
 
 
 def test_install_hint_names_the_menu_the_plugin_creates(qgis_app, session_plugin):
-    """The hint said 'Plugins > KSDiff', a menu that does not exist (QA under Xvfb): the action is in Raster > KSDiff."""
+    """The hint said 'Plugins > KSDiff', a menu that does not exist (QA under Xvfb): the action is in Raster > KSDiff.
+    """
     from qgis.PyQt.QtWidgets import QMainWindow
 
     import ksdiff_qgis
