@@ -21,7 +21,7 @@ from qgis.core import (
 from ..engine import selfcheck
 from ..engine.bandcolour import rgb_bands
 from ..engine.errors import Cancelled, InputError
-from ..engine.learned import DEFAULT_PRECISION, PRECISIONS
+from ..engine.learned import DEFAULT_PRECISION, PRECISION_ALIASES, PRECISIONS
 from ..engine.model_card import bundled_cards
 from ..engine.pipeline import method_names, pansharpen
 from ..engine.raster_io import open_raster, outputs
@@ -94,7 +94,7 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
             "- Memory and threads: tiles run a few at a time on all cores, made smaller (with a warning) when they "
             "would not fit in half the free memory; the output does not depend on the thread count.\n"
             "- Precision (advanced): int8 on the CPU by default, about 1.5x faster than float32 with ERGAS within "
-            "1 %; float32 runs the model unquantized.\n"
+            "1 %; fp32 (or float32) runs the model unquantized.\n"
             "- Consistency (advanced, on by default): each learned tile is corrected to give back the MS when "
             "blurred and decimated; off keeps the network's own output (e.g. PAN and MS taken at different "
             "times).\n"
@@ -115,7 +115,7 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
                                    selfcheck.AUTO),
             self.DEVICE: KeyedEnum(self.DEVICE, tr("Device for learned models"), DEVICES, device_labels(tr), "auto"),
             self.PRECISION: KeyedEnum(self.PRECISION, tr("Precision of a learned model on CPU"), list(PRECISIONS),
-                                      precision_labels(tr), DEFAULT_PRECISION),
+                                      precision_labels(tr), DEFAULT_PRECISION, aliases=PRECISION_ALIASES),
             self.COMPRESSION: KeyedEnum(self.COMPRESSION, tr("Output compression"), list(outputs.COMPRESSIONS),
                                         [f"{tr(v)} [{k}]" for k, v in outputs.COMPRESSIONS.items()],
                                         outputs.DEFAULT_COMPRESSION),
@@ -151,8 +151,8 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
                                     "the CPU); cuda that cannot run falls back to the CPU with a warning.")),
             (enums[self.PRECISION],
              tr("Default: int8, the model's int8 variant on CPU when it carries one: about 1.5x faster, ERGAS "
-                "within 1 % of float32 on every bench scene (docs/BENCHMARKS.md); fp32 runs it unquantized. A GPU "
-                "always runs float32.")),
+                "within 1 % of float32 on every bench scene (docs/BENCHMARKS.md); fp32 (or float32) runs it "
+                "unquantized. A GPU always runs float32.")),
             (QgsProcessingParameterBoolean(self.CONSISTENCY, tr("Project a learned output onto the MS "
                                                                 "(one spectral-consistency step)"), defaultValue=True),
              tr("On (default): each tile of a learned model is corrected so that, blurred by the MS sensor's MTF and "
