@@ -4,7 +4,6 @@ from __future__ import annotations
 import os
 
 from qgis.core import (
-    QgsCoordinateReferenceSystem,
     QgsProcessingException,
     QgsProcessingOutputNumber,
     QgsProcessingOutputString,
@@ -27,9 +26,10 @@ from ..engine.pipeline import method_names, pansharpen
 from ..engine.raster_io import open_raster, outputs
 from ..engine.runtime import default_threads
 from ..engine.sensors import AUTO, SENSORS
+from .area import UnreadableCrs, referenced_extent
 from .base import KsdiffAlgorithm, translator
 from .common import NaturalColour, ProcessingFeedback, input_notes, layer_crs, layer_nodata, raster_path
-from .compat import NUMBER_INTEGER, KeyedEnum, advanced, set_help
+from .compat import NUMBER_INTEGER, WKT_FOR_GDAL, KeyedEnum, advanced, set_help
 from .layer_pair import dialog_defaults
 from .options import device_labels, method_labels, parse_gains, precision_labels, sensor_labels
 
@@ -268,21 +268,26 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
         given = parameters.get(self.EXTENT)
         if given in (None, ""):
             return None, None
-        named = str(given).rsplit("[", 1)[1].rstrip("] ").strip() if isinstance(given, str) and "[" in given else ""
-        # QGIS reads an extent whose CRS it does not know in the project's CRS (parameterAsExtentCrs falls back to
-        # it; without a project CRS, to the layer's): judge the named CRS itself, as QGIS parses it
-        if named and not QgsCoordinateReferenceSystem(named).isValid():
+        # 'xmin,xmax,ymin,ymax [CRS]' with the CRS read here: QGIS reads a bare PROJ string as a WKT, and an extent
+        # whose CRS it cannot read in the project's CRS (without a project CRS, the layer's)
+        try:
+            referenced = referenced_extent(given)
+        except UnreadableCrs as e:
             raise QgsProcessingException(
-                tr("EXTENT names the CRS {}, which QGIS does not know: give the extent in a CRS QGIS knows, e.g. "
-                   "'xmin,xmax,ymin,ymax [EPSG:4326]', or draw it on the map canvas; nothing was written"
-                   ).format(named))
+                tr('EXTENT: the text in brackets could not be read as a CRS: "{}". Use EPSG:xxxx, a WKT or a '
+                   "proj4: string, e.g. 'xmin,xmax,ymin,ymax [EPSG:4326]', or draw the extent on the map canvas; "
+                   "nothing was written").format(e.quoted)) from None
+        if referenced is not None:
+            parameters = {**parameters, self.EXTENT: referenced}
         layer = self.parameterAsRasterLayer(parameters, self.PAN, context)
-        crs = layer.crs() if layer is not None else None
+        crs = layer.crs() if layer is not None and layer.crs().isValid() else None
         rect = self.parameterAsExtent(parameters, self.EXTENT, context, crs) if crs else \
             self.parameterAsExtent(parameters, self.EXTENT, context)
         if rect.isNull():
             return None, None
         extent = (rect.xMinimum(), rect.yMinimum(), rect.xMaximum(), rect.yMaximum())
+        if crs is None and referenced is not None:   # a PAN without a CRS: the engine says what it can do
+            return extent, referenced.crs().toWkt(WKT_FOR_GDAL)
         return extent, None    # already in the PAN CRS
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
