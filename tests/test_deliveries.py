@@ -11,7 +11,7 @@ import pytest
 from osgeo import gdal
 from test_sensors_bands import Log, _info
 
-from ksdiff_qgis.engine.bands import band_kind, plan_bands
+from ksdiff_qgis.engine.bands import band_kind, plan_bands, with_delivery_names
 from ksdiff_qgis.engine.delivery import band_code, dimap_band_names
 from ksdiff_qgis.engine.errors import InputError
 from ksdiff_qgis.engine.model_card import bundled_cards
@@ -122,7 +122,8 @@ DISPLAY_V2 = "<RED_CHANNEL>B2</RED_CHANNEL><GREEN_CHANNEL>B1</GREEN_CHANNEL><BLU
              "<ALPHA_CHANNEL>B3</ALPHA_CHANNEL>"
 
 
-def _dimap_product(src: Path, folder: Path, kind: str, order: list[int], display: str) -> str:
+def _dimap_product(src: Path, folder: Path, kind: str, order: list[int], display: str,
+                   ids: tuple[str, ...] = ("B0", "B1", "B2", "B3")) -> str:
     """An Airbus DIMAP product of ``src``'s bands ``order`` in 2 x 2 GeoTIFF tiles without band names."""
     folder.mkdir(parents=True)
     pid = f"PHR1A_{kind}_201206151030451_ORT_1234567101-00{1 if kind == 'P' else 2}"
@@ -140,7 +141,7 @@ def _dimap_product(src: Path, folder: Path, kind: str, order: list[int], display
                 tile.GetRasterBand(b).SetColorInterpretation(gdal.GCI_Undefined)
             tile = None
             hrefs.append(f'<Data_File tile_R="{r + 1}" tile_C="{c + 1}"><DATA_FILE_PATH href="{name}"/></Data_File>')
-    ids = ["P"] if kind == "P" else ["B0", "B1", "B2", "B3"]
+    ids = ["P"] if kind == "P" else list(ids)
     radiance = "".join(f"<Band_Radiance><BAND_ID>{i}</BAND_ID><GAIN>9.1</GAIN><BIAS>0</BIAS></Band_Radiance>"
                        for i in ids)
     xml = folder / f"DIM_{pid}.XML"
@@ -175,6 +176,24 @@ def test_a_pleiades_dimap_in_its_delivered_order_is_fused_by_its_band_layout(dat
     ref = pansharpen(pan, bgrn, str(tmp_path / "ref.tif"), "pleiades", "ksdiff")
     got, want = _bands(res.output_path), _bands(ref.output_path)[[2, 1, 0, 3]]
     assert np.abs(got - want).max() <= 1, np.abs(got - want).max()
+
+
+def test_a_dimap_whose_measurement_list_disagrees_says_the_order_is_assumed(data_dir, tmp_path):
+    """A SPOT 6/7 or Pléiades DIMAP shows the band IDs in display order (B2, B1, B0: R, G, B) and lists them B0, B1, B2,
+    B3 in its Band_Measurement_List: nothing says which the raster holds. The names follow the display order (how
+    Airbus delivers them), and the log now says that order is assumed and how to fuse a raster in the list's order;
+    it said nothing. A list in display order needs no note."""
+    three = "<RED_CHANNEL>B2</RED_CHANNEL><GREEN_CHANNEL>B1</GREEN_CHANNEL><BLUE_CHANNEL>B0</BLUE_CHANNEL>"
+    ms = _dimap_product(data_dir / "wv2_ms.tif", tmp_path / "IMG_SPOT6_MS_001", "MS", [1, 2, 3, 4], three)
+    named, notes = with_delivery_names(_info(ms))
+    assert named.descriptions == ["Red", "Green", "Blue", "NIR"]
+    note = next(n for n in notes if n.startswith("MS band order assumed"))
+    assert "makes the bands B2, B1, B0, B3 (Red, Green, Blue, NIR), its Band_Measurement_List lists B0, B1, B2, B3" in \
+        note and "the list's order (Blue, Green, Red, NIR), reorder its bands to 3,2,1,4" in note, note
+    agreeing = _dimap_product(data_dir / "wv2_ms.tif", tmp_path / "IMG_SPOT6_MS_002", "MS", [3, 2, 1, 4], three,
+                              ids=("B2", "B1", "B0", "B3"))
+    named, notes = with_delivery_names(_info(agreeing))
+    assert named.descriptions == ["Red", "Green", "Blue", "NIR"] and not [n for n in notes if "assumed" in n], notes
 
 
 def test_an_unnamed_pleiades_or_spot_product_is_taken_as_delivered():

@@ -117,6 +117,8 @@ def with_delivery_names(ms: RasterInfo) -> tuple[RasterInfo, list[str]]:
             names[i] = layout[0][i]
         notes.append(f"MS band names from {os.path.basename(dimap)} ({layout[1]}): "
                      + ", ".join(f"band {i + 1} {names[i]}" for i in filled))
+        if layout[2]:   # the display order taken against the order the DIMAP lists the bands in
+            notes.append(layout[2])
     codes = delivery.source_band_codes(ms.path) or []
     filled = [i for i, code in enumerate(codes[:ms.bands]) if code and not names[i]]
     for i in filled:

@@ -171,13 +171,18 @@ def _text(node: ET.Element, name: str) -> str:
     return ""
 
 
-def dimap_band_names(xml_path: str, n_bands: int) -> tuple[list[str], str] | None:
-    """Names of the ``n_bands`` raster bands of the Airbus DIMAP product ``xml_path`` and what says so, or None.
+def dimap_band_names(xml_path: str, n_bands: int) -> tuple[list[str], str, str | None] | None:
+    """Names of the ``n_bands`` raster bands of the Airbus DIMAP product ``xml_path``, what says so, and a note when
+    that order is assumed against what the DIMAP lists elsewhere; or None.
 
     Read from, first to last: its ``Raster_Index`` list (Pléiades Neo: each band ID's ``BAND_INDEX``); a
     ``Band_Display_Order`` of band numbers (DIMAP v1: RED_CHANNEL 3 is band 3); a ``Band_Display_Order`` of band IDs
     (DIMAP v2, Pléiades 1A/1B and SPOT 6/7: the bands are delivered in display order, R, G, B, NIR — B2, B1, B0, B3
-    — so RED_CHANNEL's band is band 1, GREEN_CHANNEL's band 2, BLUE_CHANNEL's band 3, ALPHA_CHANNEL's band 4).
+    — so RED_CHANNEL's band is band 1, GREEN_CHANNEL's band 2, BLUE_CHANNEL's band 3, ALPHA_CHANNEL's band 4). Only
+    the last says no band number: when the product's ``Band_Measurement_List`` (its calibration) lists the band IDs
+    in another order, the note says the display order is assumed. Airbus documents no raster order for that list:
+    real products list B0, B1, B2, B3 while their rasters hold R, G, B, NIR (the Orfeo Toolbox reads Pléiades's
+    first band as red for that reason; GDAL's own DIMAP v2 sample lists them so too).
     """
     try:
         root = ET.parse(xml_path).getroot()
@@ -193,15 +198,16 @@ def dimap_band_names(xml_path: str, n_bands: int) -> tuple[list[str], str] | Non
             if i.isdigit() and 1 <= int(i) <= n_bands and band_id in DIMAP_BANDS:
                 names[int(i) - 1] = DIMAP_BANDS[band_id]
         if None not in names and len(set(names)) == n_bands:
-            return [str(n) for n in names], "its Raster_Index list"
+            return [str(n) for n in names], "its Raster_Index list", None
         names = [None] * n_bands
     order = _find_all(root, "Band_Display_Order")
     channels = {c: _text(order[0], c).upper() for c in _CHANNELS} if order else {}
     channels = {c: v for c, v in channels.items() if v}
     how = ""
-    # the product's band IDs (its calibration lists them): what names a band no channel shows
-    ids = {_text(m, "BAND_ID").upper() for lst in _find_all(root, "Band_Measurement_List") for m in lst}
-    kinds = {DIMAP_BANDS[i] for i in ids if i in DIMAP_BANDS} - {"PAN"}
+    # the product's band IDs (its calibration lists them), in the order listed: what names a band no channel shows
+    listed_ids = _measurement_ids(root)
+    kinds = {DIMAP_BANDS[i] for i in listed_ids if i in DIMAP_BANDS} - {"PAN"}
+    by_id = False
     if channels and all(v.isdigit() for v in channels.values()):   # band numbers
         for c, v in channels.items():
             if c in _COLOUR_OF_CHANNEL and 1 <= int(v) <= n_bands:
@@ -210,13 +216,41 @@ def dimap_band_names(xml_path: str, n_bands: int) -> tuple[list[str], str] | Non
     elif channels and all(v in DIMAP_BANDS for v in channels.values()):   # band IDs, in delivery order
         listed = [channels[c] for c in _CHANNELS if c in channels][:n_bands]
         names[:len(listed)] = [DIMAP_BANDS[i] for i in listed]
-        how = f"its Band_Display_Order ({', '.join(listed)})"
+        how, by_id = f"its Band_Display_Order ({', '.join(listed)})", True
     rest = sorted(kinds - set(names))
     if names.count(None) == 1 and len(rest) == 1:   # a 4-band product whose display order names three
         names[names.index(None)] = rest[0]
     if None in names or len(set(names)) != n_bands:
         return None
-    return [str(n) for n in names], how
+    final = [str(n) for n in names]
+    return final, how, _order_note(xml_path, final, listed_ids) if by_id else None
+
+
+def _measurement_ids(root: ET.Element) -> list[str]:
+    """The spectral band IDs the ``Band_Measurement_List`` lists (its first kind of entry, e.g. Band_Radiance), in
+    the order listed; the PAN's left out."""
+    for lst in _find_all(root, "Band_Measurement_List"):
+        entries = [m for m in lst if _text(m, "BAND_ID")]
+        first = [m for m in entries if _local(m.tag) == _local(entries[0].tag)] if entries else []
+        ids = [_text(m, "BAND_ID").upper() for m in first]
+        return [i for i in ids if DIMAP_BANDS.get(i) != "PAN"]
+    return []
+
+
+def _order_note(xml_path: str, names: list[str], listed_ids: list[str]) -> str | None:
+    """The note that the display order is assumed when the Band_Measurement_List lists the same band IDs in another
+    order (which would be the raster's if the product were written in the list's order), with how to reorder."""
+    id_of = {DIMAP_BANDS[i]: i for i in listed_ids if i in DIMAP_BANDS}
+    shown = [id_of.get(n) for n in names]
+    if None in shown or len(listed_ids) != len(names) or sorted(shown) != sorted(listed_ids) or shown == listed_ids:
+        return None
+    bands = ",".join(str(listed_ids.index(i) + 1) for i in shown)
+    as_listed = ", ".join(DIMAP_BANDS[i] for i in listed_ids)
+    return (f"MS band order assumed: the Band_Display_Order of {os.path.basename(xml_path)} makes the bands "
+            f"{', '.join(shown)} ({', '.join(names)}), its Band_Measurement_List lists {', '.join(listed_ids)}, and it "
+            "says not which order the raster holds. They are taken in display order, as Airbus delivers Pléiades "
+            f"1A/1B and SPOT 6/7; if the raster holds the list's order ({as_listed}), "
+            f"reorder its bands to {bands} first (QGIS's Rearrange bands) and fuse that")
 
 
 def dimap_for(path: str) -> str | None:
