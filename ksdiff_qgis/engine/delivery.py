@@ -21,6 +21,15 @@ TILE_MARK = re.compile(r"_R\d+C\d+", re.IGNORECASE)   # Maxar's and Airbus's til
 # a band code at the end of a file name: Landsat's _B4 (_SR_B4), Sentinel-2's _B04 / _B8A, with its _10m resolution
 BAND_CODE = re.compile(r"(?:^|[_\-.])(B(?:1[0-2]|0[1-9]|[1-9]|8A))(?:_\d{2}m)?$", re.IGNORECASE)
 PRODUCT_IDS = re.compile(r'(?:LANDSAT_PRODUCT_ID|LANDSAT_SCENE_ID)\s*=\s*"([^"]+)"')
+# a Landsat product ID at the start of a file name: Collection 1/2 'LE07_L1TP_...' (sensor letter, two-digit mission),
+# the older scene ID 'LE70200392015216EDC00'; C: OLI/TIRS, O: OLI, E: ETM+, T: TM (TIRS-only on 8/9), M: MSS
+LANDSAT_ID = re.compile(r"^L([COTEM])(?:0([4-9])_|([4-9])\d{13}[A-Z]{3}\d{2})", re.IGNORECASE)
+# which band numbering a Landsat mission's products use (bands.band_kind), by (sensor letter, mission): MSS and
+# TIRS-only products carry no bands of these kinds
+LANDSAT_CODES = {("T", 4): "tm", ("T", 5): "tm", ("E", 7): "tm", ("C", 8): "oli", ("O", 8): "oli", ("C", 9): "oli",
+                 ("O", 9): "oli"}
+MTL_SPACECRAFT = re.compile(r'"?SPACECRAFT_ID"?\s*[=:]\s*"?(LANDSAT_?([4-9]))"?', re.IGNORECASE)
+MTL_SENSOR = re.compile(r'"?SENSOR_ID"?\s*[=:]\s*"?([A-Z_+]+)"?', re.IGNORECASE)
 MAX_SOURCES = 64   # a mosaic of many tiles: its first files are enough to say what it is
 READ_LIMIT = 1 << 20
 
@@ -94,6 +103,46 @@ def source_band_codes(path: str) -> list[str | None] | None:
         found = {band_code(file) if src_band == 1 else None for file, src_band in band}
         codes.append(found.pop() if len(found) == 1 else None)
     return codes
+
+
+def landsat_id(file: str) -> tuple[str, int] | None:
+    """(band numbering, mission) of a Landsat product ID a file name starts with ('LE07_..._B4.TIF' -> ('tm', 7)),
+    or None."""
+    m = LANDSAT_ID.match(os.path.basename(file))
+    if not m:
+        return None
+    mission = int(m.group(2) or m.group(3))
+    codes = LANDSAT_CODES.get((m.group(1).upper(), mission))
+    return (codes, mission) if codes else None
+
+
+def _mtl_mission(text: str) -> tuple[str, int, str] | None:
+    """(band numbering, mission, the spacecraft as written) an MTL's SPACECRAFT_ID says; an MSS product's, None."""
+    m = MTL_SPACECRAFT.search(text)
+    if not m:
+        return None
+    mission, sensor = int(m.group(2)), MTL_SENSOR.search(text)
+    if sensor and sensor.group(1).upper() == "MSS":
+        return None
+    codes = "oli" if mission >= 8 else "tm" if mission in (4, 5, 7) else None
+    return (codes, mission, m.group(1)) if codes else None
+
+
+def landsat_mission(path: str) -> tuple[str, int, str] | None:
+    """(band numbering 'tm' or 'oli', mission, why) of the Landsat product ``path`` (or a VRT's sources) belongs to:
+    what the MTL that names it says (SPACECRAFT_ID), else the product ID its file names start with; None when
+    neither says. Landsat 4-7 and 8/9 give the same band code different colours (B4: NIR or red)."""
+    naming, _ = metadata_files(path)
+    for side in naming:
+        if "MTL" in os.path.basename(side).upper():
+            found = _mtl_mission(read_head(side))
+            if found:
+                return found[0], found[1], f"{os.path.basename(side)} says {found[2]}"
+    for file in input_files(path):
+        found = landsat_id(file)
+        if found:
+            return found[0], found[1], f"the file name {os.path.basename(file)} carries a Landsat {found[1]} product ID"
+    return None
 
 
 def _product_stem(side: str) -> str:
