@@ -11,12 +11,12 @@ import pytest
 from osgeo import gdal
 from test_sensors_bands import Log, _info
 
-from ksdiff_qgis.engine.bands import band_kind, plan_bands
-from ksdiff_qgis.engine.delivery import band_code, dimap_band_names
+from ksdiff_qgis.engine.bands import band_kind, landsat_band_name, plan_bands, with_delivery_names
+from ksdiff_qgis.engine.delivery import band_code, dimap_band_names, landsat_id
 from ksdiff_qgis.engine.errors import InputError
 from ksdiff_qgis.engine.model_card import bundled_cards
 from ksdiff_qgis.engine.pipeline import pansharpen
-from ksdiff_qgis.engine.sensor_detect import detect_sensor
+from ksdiff_qgis.engine.sensor_detect import detect_sensor, metadata_candidates
 from ksdiff_qgis.engine.sensors import generic_like, get_sensor
 
 SCENE = "LC80200392015216LGN00"   # the Landsat fixture's scene: tests/data/l8_mtl holds its real MTL
@@ -57,14 +57,108 @@ def test_a_landsat_vrt_stacked_in_another_order_is_fused_by_band_name(data_dir, 
     log = Log()
     res = pansharpen(files["B8"], vrt, str(tmp_path / "o.tif"), "auto", "ksdiff", feedback=log)
     assert res.sensor == "landsat8" and res.method == "ksdiff"
-    assert any("band names from the VRT's source files: band 1 B4, band 2 B3, band 3 B2, band 4 B5" in line
-               for line in log.lines), log.lines
+    assert any("band names from the VRT's source files: band 1 B4 Red, band 2 B3 Green, band 3 B2 Blue, band 4 B5 NIR "
+               f"(Landsat 8/9 OLI band codes: {SCENE}_MTL.txt says LANDSAT_8)" in line for line in log.lines), log.lines
     out = gdal.Open(res.output_path)
     assert [out.GetRasterBand(i).GetDescription() for i in (1, 2, 3, 4)] == ["B4 Red", "B3 Green", "B2 Blue", "B5 NIR"]
     # the same fusion as the delivery's own order (the fixture, B2 ... B5), each band in its place
     ref = pansharpen(files["B8"], str(data_dir / "l8_ms.tif"), str(tmp_path / "ref.tif"), "landsat8", "ksdiff")
     got, want = _bands(res.output_path), _bands(ref.output_path)[[2, 1, 0, 3]]
     assert np.abs(got - want).max() <= 1, np.abs(got - want).max()
+
+
+L7 = "LE07_L1TP_021032_20200712_20200807_02_T1"   # a Landsat 7 ETM+ Collection 2 product ID
+L7_MTL = """GROUP = LANDSAT_METADATA_FILE
+  GROUP = PRODUCT_CONTENTS
+    LANDSAT_PRODUCT_ID = "{pid}"
+    PROCESSING_LEVEL = "L1TP"
+{files}
+  END_GROUP = PRODUCT_CONTENTS
+  GROUP = IMAGE_ATTRIBUTES
+    SPACECRAFT_ID = "{sat}"
+    SENSOR_ID = "{sensor}"
+  END_GROUP = IMAGE_ATTRIBUTES
+END_GROUP = LANDSAT_METADATA_FILE
+END
+"""
+
+
+def _landsat7_delivery(data_dir: Path, folder: Path, mtl: bool = True, pid: str = L7, sat: str = "LANDSAT_7",
+                       sensor: str = "ETM") -> dict[str, str]:
+    """The Landsat fixture's pixels as a Landsat 7 ETM+ delivery: B1 blue, B2 green, B3 red, B4 NIR (Landsat 8's B2 ...
+    B5) and the PAN as B8, one GeoTIFF per band without names, beside an MTL (``mtl``) that names them."""
+    folder.mkdir(parents=True)
+    files = {}
+    for code, src, band in (("B1", "ms", 1), ("B2", "ms", 2), ("B3", "ms", 3), ("B4", "ms", 4), ("B8", "pan", 1)):
+        files[code] = str(folder / f"{pid}_{code}.TIF")
+        gdal.Translate(files[code], str(data_dir / f"l8_{src}.tif"), bandList=[band])
+        ds = gdal.Open(files[code], gdal.GA_Update)
+        ds.GetRasterBand(1).SetDescription("")
+        ds = None
+    if mtl:
+        listed = "\n".join(f'    FILE_NAME_BAND_{c[1:]} = "{pid}_{c}.TIF"'
+                           for c in ("B1", "B2", "B3", "B4", "B5", "B7", "B8"))
+        (folder / f"{pid}_MTL.txt").write_text(L7_MTL.format(pid=pid, files=listed, sat=sat, sensor=sensor))
+    return files
+
+
+@pytest.mark.skipif("landsat8" not in bundled_cards(), reason="no bundled Landsat model")
+def test_a_landsat7_delivery_is_read_with_landsat7_band_codes(data_dir, tmp_path):
+    """LE07_..._B4.TIF, _B3, _B2, _B1 stacked (QGIS's Build Virtual Raster) with the PAN B8, beside the MTL that says
+    LANDSAT_7: SENSOR=auto said 'Landsat 8/9 OLI ... no product metadata' (LANDSAT_7 was dropped silently) and named
+    the bands with Landsat 8's codes, B4 'Red' on Landsat 7's NIR and B1 'coastal' on its blue: false colour in
+    QGIS, and the network fed NIR as red. Now: recognised as Landsat 7 and said so, fused as generic with Landsat
+    4-7's band codes (ratio 2; the bundled ratio-2 network as the nearest, fed each band as what it is), and a forced
+    SENSOR=landsat8 gets the same bands by name."""
+    files = _landsat7_delivery(data_dir, tmp_path / "delivery")
+    vrt = _stack(tmp_path / "work" / "l7_4321.vrt", [files[c] for c in ("B4", "B3", "B2", "B1")])
+    log = Log()
+    res = pansharpen(files["B8"], vrt, str(tmp_path / "o.tif"), "auto", "ksdiff", feedback=log)
+    assert res.sensor == "generic"
+    line = next(x for x in log.lines if "SENSOR=auto" in x)
+    assert f"{L7}_MTL.txt says LANDSAT_7" in line and "Landsat 4-7 TM/ETM+" in line and "ratio 2" in line, line
+    assert not line.startswith("WARNING") and "no product metadata" not in line, line
+    assert any("band 1 B4 NIR, band 2 B3 Red, band 3 B2 Green, band 4 B1 Blue (Landsat 4-7 TM/ETM+ band codes: "
+               f"{L7}_MTL.txt says LANDSAT_7)" in x for x in log.lines), log.lines
+    assert any("fuses the bands its model knows: B1 Blue (band 4), B2 Green (band 3), B3 Red (band 2), B4 NIR "
+               "(band 1)" in x for x in log.lines), log.lines
+    out = gdal.Open(res.output_path)
+    assert [out.GetRasterBand(i).GetDescription() for i in (1, 2, 3, 4)] == ["B4 NIR", "B3 Red", "B2 Green", "B1 Blue"]
+    assert [out.GetRasterBand(i).GetColorInterpretation() for i in (2, 3, 4)] == \
+        [gdal.GCI_RedBand, gdal.GCI_GreenBand, gdal.GCI_BlueBand]
+    # the same fusion as the delivery stacked in its own order (B1 ... B4), each band in its place
+    in_order = _stack(tmp_path / "work" / "l7_1234.vrt", [files[c] for c in ("B1", "B2", "B3", "B4")])
+    ref = pansharpen(files["B8"], in_order, str(tmp_path / "ref.tif"), "auto", "ksdiff")
+    got, want = _bands(res.output_path), _bands(ref.output_path)[[3, 2, 1, 0]]
+    assert np.abs(got - want).max() <= 1, np.abs(got - want).max()
+    # SENSOR=landsat8 forced: the names are the delivery's, not Landsat 8's codes, and the network gets them so
+    log = Log()
+    forced = pansharpen(files["B8"], vrt, str(tmp_path / "f.tif"), "landsat8", "ksdiff", feedback=log)
+    assert forced.band_names == ["B4 NIR", "B3 Red", "B2 Green", "B1 Blue"]
+    assert any("B1 Blue (band 4), B2 Green (band 3), B3 Red (band 2), B4 NIR (band 1)" in x for x in log.lines)
+
+
+def test_landsat_missions_from_product_ids_and_mtls(data_dir, tmp_path):
+    """Without an MTL the product ID the file names start with says the mission (and so the band codes); an MSS
+    product (other band numbering) or an unknown satellite is said to be ignored, not dropped silently."""
+    files = _landsat7_delivery(data_dir, tmp_path / "lt05", mtl=False, pid="LT05_L1TP_021032_20100712_20200807_02_T1")
+    vrt = _stack(tmp_path / "work" / "lt05.vrt", [files[c] for c in ("B3", "B2", "B1", "B4")])
+    named, notes = with_delivery_names(_info(vrt))
+    assert named.descriptions == ["B3 Red", "B2 Green", "B1 Blue", "B4 NIR"]
+    assert "the file name LT05_L1TP_021032_20100712_20200807_02_T1_B3.TIF carries a Landsat 5 product ID" in notes[0]
+    found = detect_sensor(_info(files["B8"]), named, 2)
+    assert found.key == "generic" and found.like == "landsat_tm" and found.source == "metadata", found.message()
+    # the older scene IDs, and what is no TM/ETM+/OLI product
+    assert landsat_id("LE70200392015216EDC00_B8.TIF") == ("tm", 7) and landsat_id(f"{SCENE}_B4.TIF") == ("oli", 8)
+    assert landsat_id("LC09_L2SP_021032_20220712_20220807_02_T1_SR_B5.TIF") == ("oli", 9)
+    assert landsat_id("LM05_L1TP_021032_19900712_20200807_02_T2_B1.TIF") is None and landsat_id("pair1_ms.tif") is None
+    assert landsat_band_name("B4", "tm") == "B4 NIR" and landsat_band_name("B04", "oli") == "B4 Red"
+    assert band_kind("B1", landsat="tm") == "blue" and band_kind("B5", landsat="tm") == "swir"
+    mss = _landsat7_delivery(data_dir, tmp_path / "mss", pid="LM05_L1TP_021032_19900712_20200807_02_T2",
+                             sat="LANDSAT_5", sensor="MSS")
+    found, notes = metadata_candidates([mss["B8"]])
+    assert not found and notes == ["LM05_L1TP_021032_19900712_20200807_02_T2_MTL.txt says LANDSAT_5 MSS, a satellite "
+                                   "KSDiff has no entry for: ignored"], notes
 
 
 def test_band_codes_of_file_names_and_landsat_codes():
@@ -122,7 +216,8 @@ DISPLAY_V2 = "<RED_CHANNEL>B2</RED_CHANNEL><GREEN_CHANNEL>B1</GREEN_CHANNEL><BLU
              "<ALPHA_CHANNEL>B3</ALPHA_CHANNEL>"
 
 
-def _dimap_product(src: Path, folder: Path, kind: str, order: list[int], display: str) -> str:
+def _dimap_product(src: Path, folder: Path, kind: str, order: list[int], display: str,
+                   ids: tuple[str, ...] = ("B0", "B1", "B2", "B3")) -> str:
     """An Airbus DIMAP product of ``src``'s bands ``order`` in 2 x 2 GeoTIFF tiles without band names."""
     folder.mkdir(parents=True)
     pid = f"PHR1A_{kind}_201206151030451_ORT_1234567101-00{1 if kind == 'P' else 2}"
@@ -140,7 +235,7 @@ def _dimap_product(src: Path, folder: Path, kind: str, order: list[int], display
                 tile.GetRasterBand(b).SetColorInterpretation(gdal.GCI_Undefined)
             tile = None
             hrefs.append(f'<Data_File tile_R="{r + 1}" tile_C="{c + 1}"><DATA_FILE_PATH href="{name}"/></Data_File>')
-    ids = ["P"] if kind == "P" else ["B0", "B1", "B2", "B3"]
+    ids = ["P"] if kind == "P" else list(ids)
     radiance = "".join(f"<Band_Radiance><BAND_ID>{i}</BAND_ID><GAIN>9.1</GAIN><BIAS>0</BIAS></Band_Radiance>"
                        for i in ids)
     xml = folder / f"DIM_{pid}.XML"
@@ -175,6 +270,24 @@ def test_a_pleiades_dimap_in_its_delivered_order_is_fused_by_its_band_layout(dat
     ref = pansharpen(pan, bgrn, str(tmp_path / "ref.tif"), "pleiades", "ksdiff")
     got, want = _bands(res.output_path), _bands(ref.output_path)[[2, 1, 0, 3]]
     assert np.abs(got - want).max() <= 1, np.abs(got - want).max()
+
+
+def test_a_dimap_whose_measurement_list_disagrees_says_the_order_is_assumed(data_dir, tmp_path):
+    """A SPOT 6/7 or Pléiades DIMAP shows the band IDs in display order (B2, B1, B0: R, G, B) and lists them B0, B1, B2,
+    B3 in its Band_Measurement_List: nothing says which the raster holds. The names follow the display order (how
+    Airbus delivers them), and the log now says that order is assumed and how to fuse a raster in the list's order;
+    it said nothing. A list in display order needs no note."""
+    three = "<RED_CHANNEL>B2</RED_CHANNEL><GREEN_CHANNEL>B1</GREEN_CHANNEL><BLUE_CHANNEL>B0</BLUE_CHANNEL>"
+    ms = _dimap_product(data_dir / "wv2_ms.tif", tmp_path / "IMG_SPOT6_MS_001", "MS", [1, 2, 3, 4], three)
+    named, notes = with_delivery_names(_info(ms))
+    assert named.descriptions == ["Red", "Green", "Blue", "NIR"]
+    note = next(n for n in notes if n.startswith("MS band order assumed"))
+    assert "makes the bands B2, B1, B0, B3 (Red, Green, Blue, NIR), its Band_Measurement_List lists B0, B1, B2, B3" in \
+        note and "the list's order (Blue, Green, Red, NIR), reorder its bands to 3,2,1,4" in note, note
+    agreeing = _dimap_product(data_dir / "wv2_ms.tif", tmp_path / "IMG_SPOT6_MS_002", "MS", [3, 2, 1, 4], three,
+                              ids=("B2", "B1", "B0", "B3"))
+    named, notes = with_delivery_names(_info(agreeing))
+    assert named.descriptions == ["Red", "Green", "Blue", "NIR"] and not [n for n in notes if "assumed" in n], notes
 
 
 def test_an_unnamed_pleiades_or_spot_product_is_taken_as_delivered():

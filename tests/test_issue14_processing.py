@@ -97,9 +97,11 @@ def test_option_numbers_never_move(qgis_app):
 
 
 @pytest.mark.parametrize("precision, says", [(None, "per-tile int8 kernels"),
-                                             ("fp32", "per-tile kernels on the plain backbone")])
+                                             ("fp32", "per-tile kernels on the plain backbone"),
+                                             ("float32", "per-tile kernels on the plain backbone")])
 def test_precision_through_processing(qgis_app, data_dir, tmp_path, precision, says):
-    """PRECISION (advanced): the int8 path on CPU by default, float32 when asked; the log says which ran."""
+    """PRECISION (advanced): the int8 path on CPU by default, float32 when asked; the log says which ran. The help
+    calls it float32: that word is fp32's alias (it was refused: "unknown value 'float32'; use one of fp32, int8")."""
     log = Log()
     params = {"PAN": str(data_dir / "wv2_test_pan.tif"), "MS": str(data_dir / "wv2_test_ms.tif"), "SENSOR": "wv2",
               "METHOD": "ksdiff", "DEVICE": "cpu", "OUTPUT": str(tmp_path / "out.tif")}
@@ -200,8 +202,48 @@ def test_extent_with_an_unknown_crs_is_refused(qgis_app, data_dir, tmp_path, pro
         processing.run("ksdiff:pansharpen", {"PAN": str(data_dir / "wv2_pan.tif"), "MS": str(data_dir / "wv2_ms.tif"),
                                              "SENSOR": "wv2", "METHOD": "exp", "EXTENT": extent, "OUTPUT": str(out)},
                        context=context, feedback=log)
-    assert any("EPSG:999999, which QGIS does not know" in line for line in log.lines), log.lines
+    assert any('the text in brackets could not be read as a CRS: "EPSG:999999"' in line for line in log.lines), \
+        log.lines
     assert not out.exists()
+
+
+def _crs_text(path, form: str) -> str:
+    srs = osr.SpatialReference(wkt=gdal.Open(str(path)).GetProjection())
+    return {"epsg": "EPSG:32631", "wkt1": srs.ExportToWkt(),
+            "wkt2": srs.ExportToWkt(["FORMAT=WKT2_2019"]), "proj": srs.ExportToProj4(),
+            "proj4_prefixed": "proj4:" + srs.ExportToProj4()}[form]
+
+
+@pytest.mark.parametrize("form", ["wkt1", "wkt2", "proj", "proj4_prefixed"])
+def test_extent_with_a_wkt_or_proj_crs(qgis_app, data_dir, tmp_path, form):
+    """EXTENT 'xmin,xmax,ymin,ymax [CRS]' with the CRS as a WKT or a bare PROJ string fuses the same window as with
+    [EPSG:32631]. A WKT was refused with a fragment of itself ('EXTENT names the CRS "EPSG","32631", which QGIS does
+    not know'), a bare PROJ string as unknown (QGIS reads the text in brackets as a WKT)."""
+    pan = data_dir / "wv2_pan.tif"
+    window = _extent_string(pan, (64, 192), (32, 160)).split(" [")[0]
+    ref, out = str(tmp_path / "ref.tif"), str(tmp_path / f"{form}.tif")
+    common = {"PAN": str(pan), "MS": str(data_dir / "wv2_ms.tif"), "SENSOR": "wv2", "METHOD": "exp"}
+    _run({**common, "EXTENT": f"{window} [EPSG:32631]", "OUTPUT": ref})
+    _run({**common, "EXTENT": f"{window} [{_crs_text(pan, form)}]", "OUTPUT": out})
+    a, b = gdal.Open(ref), gdal.Open(out)
+    assert (b.RasterXSize, b.RasterYSize) == (a.RasterXSize, a.RasterYSize) == (128, 128)
+    assert b.GetGeoTransform() == pytest.approx(a.GetGeoTransform())
+
+
+def test_extent_with_unreadable_crs_text_quotes_it_whole(qgis_app, data_dir, tmp_path):
+    """Text in brackets that is no CRS is quoted whole (a long one cut), with the forms that work."""
+    from qgis.core import QgsProcessingException
+
+    pan = data_dir / "wv2_pan.tif"
+    window = _extent_string(pan, (64, 192), (32, 160)).split(" [")[0]
+    bad = _crs_text(pan, "wkt1").replace("PROJCS[", "PROJXX[")
+    log = Log()
+    with pytest.raises(QgsProcessingException):
+        _run({"PAN": str(pan), "MS": str(data_dir / "wv2_ms.tif"), "SENSOR": "wv2", "METHOD": "exp",
+              "EXTENT": f"{window} [{bad}]", "OUTPUT": str(tmp_path / "o.tif")}, log)
+    line = next(x for x in log.lines if "could not be read as a CRS" in x)
+    assert f'"{bad[:160]} …"' in line and "Use EPSG:xxxx, a WKT or a proj4: string" in line, line
+    assert not (tmp_path / "o.tif").exists()
 
 
 def test_extent_in_a_graphical_model_and_a_batch(qgis_app, data_dir, tmp_path, pansharpen_model):

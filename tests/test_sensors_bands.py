@@ -10,6 +10,7 @@ from osgeo import gdal
 from ksdiff_qgis.engine.bands import band_kind, plan_bands
 from ksdiff_qgis.engine.errors import InputError
 from ksdiff_qgis.engine.feedback import RecordingFeedback
+from ksdiff_qgis.engine.grid import coord_text
 from ksdiff_qgis.engine.model_card import bundled_cards
 from ksdiff_qgis.engine.pipeline import pansharpen
 from ksdiff_qgis.engine.raster_io import describe
@@ -362,6 +363,23 @@ def test_extent_in_another_crs_and_one_that_misses(data_dir, tmp_path):
         pansharpen(pan, ms, str(tmp_path / "miss.tif"), "wv2", "exp",
                    extent=(gt[0] - 1000, gt[3] + 500, gt[0] - 900, gt[3] + 600))
     assert not (tmp_path / "miss.tif").exists()
+
+
+def test_extent_messages_write_plain_coordinates(data_dir, tmp_path):
+    """'EXTENT (681107, 5.07384e+06, ...) misses the PAN/MS overlap (593270, 5.74736e+06, ...)': the northings were
+    in scientific notation, rounded to 10 m. They are written out in full now (nine digits: millimetres to
+    centimetres), as the other messages that name an extent write them (``grid.extent_text``)."""
+    pan, ms = str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif")
+    gt = gdal.Open(pan).GetGeoTransform()    # origin 593370.2906, 5747557.4172
+    with pytest.raises(InputError, match="misses the PAN/MS overlap") as err:
+        pansharpen(pan, ms, str(tmp_path / "miss.tif"), "wv2", "exp",
+                   extent=(gt[0] - 1000, gt[3] + 500, gt[0] - 900, gt[3] + 600))
+    msg = str(err.value)
+    assert "e+0" not in msg, msg
+    assert "EXTENT (x 592370.291 to 592470.291, y 5748057.42 to 5748157.42 in the PAN CRS)" in msg, msg
+    assert "overlap (x 593370.291 to 593498.289, y 5747429.42 to 5747557.42)" in msg, msg
+    assert [coord_text(v) for v in (5747557.417181, 12.3456789012, 1e-5, -0.0, 99.99999999)] == \
+        ["5747557.42", "12.3456789", "0.00001", "0", "100"]
 
 
 def test_auto_reads_a_dimap_xml(data_dir, tmp_path):

@@ -50,19 +50,21 @@ class KeyedEnum(QgsProcessingParameterEnum):
     and this class also accepts the key or the label (any case) from processing.run and qgis_process.
     Whatever QGIS writes out (History, a model exported to Python) and a dialog given preset values hold the
     index: QGIS's C++ code and its enum widget read a key as a failed number, i.e. the first option or the
-    default. Keys are only ever appended, so a stored index keeps its meaning.
+    default. Keys are only ever appended, so a stored index keeps its meaning. ``aliases`` maps other words a
+    user may type to keys (PRECISION's float32 is fp32), accepted like the keys (any case).
     """
 
     def __init__(self, name: str, description: str, keys: list[str], labels: list[str], default_key: str,
-                 optional: bool = False):
+                 optional: bool = False, aliases: dict[str, str] | None = None):
         super().__init__(name, description, options=labels, allowMultiple=False,
                          defaultValue=keys.index(default_key), optional=optional)
         self.keys, self.labels = list(keys), list(labels)
+        self.aliases = {a.lower(): k for a, k in (aliases or {}).items() if k in self.keys}
 
     def clone(self):
         c = KeyedEnum(self.name(), self.description(), self.keys, self.labels,
                       self.keys[self.defaultValue()] if isinstance(self.defaultValue(), int) else self.keys[0],
-                      bool(self.flags() & FLAG_OPTIONAL))
+                      bool(self.flags() & FLAG_OPTIONAL), self.aliases)
         c.setFlags(self.flags())
         if hasattr(self, "help"):
             set_help(c, self.help())
@@ -85,6 +87,7 @@ class KeyedEnum(QgsProcessingParameterEnum):
                 low = [k.lower() for k in keys]
                 if text.lower() in low:
                     return self.keys[low.index(text.lower())]
+            return self.aliases.get(text.lower())
         return None
 
     def index_of(self, value) -> int | None:

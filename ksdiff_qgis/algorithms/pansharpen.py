@@ -4,7 +4,6 @@ from __future__ import annotations
 import os
 
 from qgis.core import (
-    QgsCoordinateReferenceSystem,
     QgsProcessingException,
     QgsProcessingOutputNumber,
     QgsProcessingOutputString,
@@ -21,15 +20,16 @@ from qgis.core import (
 from ..engine import selfcheck
 from ..engine.bandcolour import rgb_bands
 from ..engine.errors import Cancelled, InputError
-from ..engine.learned import DEFAULT_PRECISION, PRECISIONS
+from ..engine.learned import DEFAULT_PRECISION, PRECISION_ALIASES, PRECISIONS
 from ..engine.model_card import bundled_cards
 from ..engine.pipeline import method_names, pansharpen
 from ..engine.raster_io import open_raster, outputs
 from ..engine.runtime import default_threads
 from ..engine.sensors import AUTO, SENSORS
+from .area import UnreadableCrs, referenced_extent
 from .base import KsdiffAlgorithm, translator
 from .common import NaturalColour, ProcessingFeedback, input_notes, layer_crs, layer_nodata, raster_path
-from .compat import NUMBER_INTEGER, KeyedEnum, advanced, set_help
+from .compat import NUMBER_INTEGER, WKT_FOR_GDAL, KeyedEnum, advanced, set_help
 from .layer_pair import dialog_defaults
 from .options import device_labels, method_labels, parse_gains, precision_labels, sensor_labels
 
@@ -94,7 +94,7 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
             "- Memory and threads: tiles run a few at a time on all cores, made smaller (with a warning) when they "
             "would not fit in half the free memory; the output does not depend on the thread count.\n"
             "- Precision (advanced): int8 on the CPU by default, about 1.5x faster than float32 with ERGAS within "
-            "1 %; float32 runs the model unquantized.\n"
+            "1 %; fp32 (or float32) runs the model unquantized.\n"
             "- Consistency (advanced, on by default): each learned tile is corrected to give back the MS when "
             "blurred and decimated; off keeps the network's own output (e.g. PAN and MS taken at different "
             "times).\n"
@@ -115,7 +115,7 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
                                    selfcheck.AUTO),
             self.DEVICE: KeyedEnum(self.DEVICE, tr("Device for learned models"), DEVICES, device_labels(tr), "auto"),
             self.PRECISION: KeyedEnum(self.PRECISION, tr("Precision of a learned model on CPU"), list(PRECISIONS),
-                                      precision_labels(tr), DEFAULT_PRECISION),
+                                      precision_labels(tr), DEFAULT_PRECISION, aliases=PRECISION_ALIASES),
             self.COMPRESSION: KeyedEnum(self.COMPRESSION, tr("Output compression"), list(outputs.COMPRESSIONS),
                                         [f"{tr(v)} [{k}]" for k, v in outputs.COMPRESSIONS.items()],
                                         outputs.DEFAULT_COMPRESSION),
@@ -151,8 +151,8 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
                                     "the CPU); cuda that cannot run falls back to the CPU with a warning.")),
             (enums[self.PRECISION],
              tr("Default: int8, the model's int8 variant on CPU when it carries one: about 1.5x faster, ERGAS "
-                "within 1 % of float32 on every bench scene (docs/BENCHMARKS.md); fp32 runs it unquantized. A GPU "
-                "always runs float32.")),
+                "within 1 % of float32 on every bench scene (docs/BENCHMARKS.md); fp32 (or float32) runs it "
+                "unquantized. A GPU always runs float32.")),
             (QgsProcessingParameterBoolean(self.CONSISTENCY, tr("Project a learned output onto the MS "
                                                                 "(one spectral-consistency step)"), defaultValue=True),
              tr("On (default): each tile of a learned model is corrected so that, blurred by the MS sensor's MTF and "
@@ -268,21 +268,26 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
         given = parameters.get(self.EXTENT)
         if given in (None, ""):
             return None, None
-        named = str(given).rsplit("[", 1)[1].rstrip("] ").strip() if isinstance(given, str) and "[" in given else ""
-        # QGIS reads an extent whose CRS it does not know in the project's CRS (parameterAsExtentCrs falls back to
-        # it; without a project CRS, to the layer's): judge the named CRS itself, as QGIS parses it
-        if named and not QgsCoordinateReferenceSystem(named).isValid():
+        # 'xmin,xmax,ymin,ymax [CRS]' with the CRS read here: QGIS reads a bare PROJ string as a WKT, and an extent
+        # whose CRS it cannot read in the project's CRS (without a project CRS, the layer's)
+        try:
+            referenced = referenced_extent(given)
+        except UnreadableCrs as e:
             raise QgsProcessingException(
-                tr("EXTENT names the CRS {}, which QGIS does not know: give the extent in a CRS QGIS knows, e.g. "
-                   "'xmin,xmax,ymin,ymax [EPSG:4326]', or draw it on the map canvas; nothing was written"
-                   ).format(named))
+                tr('EXTENT: the text in brackets could not be read as a CRS: "{}". Use EPSG:xxxx, a WKT or a '
+                   "proj4: string, e.g. 'xmin,xmax,ymin,ymax [EPSG:4326]', or draw the extent on the map canvas; "
+                   "nothing was written").format(e.quoted)) from None
+        if referenced is not None:
+            parameters = {**parameters, self.EXTENT: referenced}
         layer = self.parameterAsRasterLayer(parameters, self.PAN, context)
-        crs = layer.crs() if layer is not None else None
+        crs = layer.crs() if layer is not None and layer.crs().isValid() else None
         rect = self.parameterAsExtent(parameters, self.EXTENT, context, crs) if crs else \
             self.parameterAsExtent(parameters, self.EXTENT, context)
         if rect.isNull():
             return None, None
         extent = (rect.xMinimum(), rect.yMinimum(), rect.xMaximum(), rect.yMaximum())
+        if crs is None and referenced is not None:   # a PAN without a CRS: the engine says what it can do
+            return extent, referenced.crs().toWkt(WKT_FOR_GDAL)
         return extent, None    # already in the PAN CRS
 
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802

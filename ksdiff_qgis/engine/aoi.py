@@ -10,7 +10,7 @@ import math
 from osgeo import osr
 
 from .errors import InputError
-from .grid import GridPlan, with_region
+from .grid import GridPlan, extent_text, with_region
 from .raster_io import RasterInfo
 
 Extent = tuple[float, float, float, float]   # xmin, ymin, xmax, ymax
@@ -42,7 +42,7 @@ def clip_plan(plan: GridPlan, pan: RasterInfo, extent: Extent) -> GridPlan:
     """``plan`` with its region limited to ``extent`` (PAN CRS), snapped outward to whole PAN pixels."""
     x0, y0, x1, y1 = extent
     if not (x1 > x0 and y1 > y0):
-        raise InputError(f"EXTENT is empty ({x0:g}, {y0:g}, {x1:g}, {y1:g})")
+        raise InputError(f"EXTENT is empty ({extent_text(x0, y0, x1, y1)})")
     px, py = pan.gt[1], -pan.gt[5]
     c_a = math.floor((x0 - pan.gt[0]) / px + 1e-6)
     c_b = math.ceil((x1 - pan.gt[0]) / px - 1e-6)
@@ -54,8 +54,8 @@ def clip_plan(plan: GridPlan, pan: RasterInfo, extent: Extent) -> GridPlan:
     if nc1 <= nc0 or nr1 <= nr0:
         ox0, oy1 = pan.gt[0] + c0 * px, pan.gt[3] - r0 * py
         raise InputError(
-            f"EXTENT ({x0:.6g}, {y0:.6g}, {x1:.6g}, {y1:.6g} in the PAN CRS) misses the PAN/MS overlap "
-            f"({ox0:.6g}, {oy1 - rows * py:.6g}, {ox0 + cols * px:.6g}, {oy1:.6g}): nothing to fuse"
+            f"EXTENT ({extent_text(x0, y0, x1, y1)} in the PAN CRS) misses the PAN/MS overlap "
+            f"({extent_text(ox0, oy1 - rows * py, ox0 + cols * px, oy1)}): nothing to fuse"
         )
     if nc1 - nc0 < 4 * plan.ratio or nr1 - nr0 < 4 * plan.ratio:
         raise InputError(

@@ -21,7 +21,7 @@ from .bands import band_gain, band_names, kind_of
 from .errors import Cancelled, InputError
 from .feedback import Feedback
 from .filters import MTF_TAPS, decimate, grow_mask, upsample
-from .grid import assign_crs, crs_name, same_crs
+from .grid import assign_crs, crs_name, extent_text, same_crs
 from .raster_io import MaskedRaster, describe, value_range
 from .report import INDICES
 from .sensors import GENERIC_MTF_MS, Sensor, get_sensor
@@ -99,7 +99,7 @@ def check_overlap(first: MaskedRaster, *others: MaskedRaster) -> None:
             continue
 
         def text(e: tuple[float, float, float, float]) -> str:
-            return f"x {e[0]:.9g} to {e[2]:.9g}, y {e[1]:.9g} to {e[3]:.9g}"
+            return extent_text(*e)
 
         crs = crs_name(first.ds.GetProjection() or "")
         raise InputError(f"{first.role} and {other.role} do not overlap: in their CRS ({crs}) {first.role} covers "

@@ -44,22 +44,46 @@ _WAVELENGTHS = [(450, "coastal"), (520, "blue"), (580, "green"), (600, "yellow")
                 (1000, "nir"), (3000, "swir")]
 
 
-# Landsat 8/9 OLI's band numbers, for products that pad them like Sentinel-2's (B05 is Landsat's NIR)
-_LANDSAT = {"01": "coastal", "02": "blue", "03": "green", "04": "red", "05": "nir", "06": "swir", "07": "swir",
-            "08": "pan", "09": "cirrus", "10": "thermal", "11": "thermal"}
+# Landsat's band numbers (padded like Sentinel-2's too: B05), per numbering: Landsat 8/9 OLI's ("oli": B5 is NIR)
+# and Landsat 4/5 TM's and 7 ETM+'s ("tm": B4 is NIR, B5 SWIR), with the word each is written out with
+_LANDSAT_WORDS = {
+    "oli": {1: "Coastal", 2: "Blue", 3: "Green", 4: "Red", 5: "NIR", 6: "SWIR1", 7: "SWIR2", 8: "PAN", 9: "Cirrus",
+            10: "TIRS1", 11: "TIRS2"},
+    "tm": {1: "Blue", 2: "Green", 3: "Red", 4: "NIR", 5: "SWIR1", 6: "Thermal", 7: "SWIR2", 8: "PAN"},
+}
+_WORD_KIND = {"Coastal": "coastal", "Blue": "blue", "Green": "green", "Red": "red", "NIR": "nir", "SWIR1": "swir",
+              "SWIR2": "swir", "PAN": "pan", "Cirrus": "cirrus", "TIRS1": "thermal", "TIRS2": "thermal",
+              "Thermal": "thermal"}
+LANDSAT_NAMES = {"oli": "Landsat 8/9 OLI", "tm": "Landsat 4-7 TM/ETM+"}
+BARE_CODE = re.compile(r"B(0?[1-9]|1[01])", re.IGNORECASE)   # a Landsat band code and nothing else
 
 
-def band_kind(name: str, landsat: bool = False) -> str | None:
+def _landsat_kind(number: int, landsat: bool | str) -> str | None:
+    return _WORD_KIND.get(_LANDSAT_WORDS["tm" if landsat == "tm" else "oli"].get(number, ""))
+
+
+def landsat_band_name(code: str, numbering: str) -> str | None:
+    """A bare Landsat band code written out with its colour in ``numbering`` ('oli' or 'tm'): 'B4' -> 'B4 Red' (OLI)
+    or 'B4 NIR' (TM/ETM+); None for what is no Landsat band code."""
+    m = BARE_CODE.fullmatch(code.strip())
+    word = _LANDSAT_WORDS[numbering].get(int(m.group(1))) if m else None
+    return f"B{int(m.group(1))} {word}" if word else None
+
+
+def band_kind(name: str, landsat: bool | str = False) -> str | None:
     """Canonical kind of a band name ('NIR1' -> 'nir', 'B4 Red' -> 'red', Sentinel-2's 'B05' -> 'rededge',
-    '... central wavelength 665 nm' -> 'red'), or None. ``landsat``: band codes are Landsat's, padded or not (B05 and
-    B5 -> 'nir'); otherwise a bare unpadded code (B5) says nothing."""
+    '... central wavelength 665 nm' -> 'red'), or None. ``landsat``: band codes are Landsat's, padded or not, in its
+    numbering: "oli" or True (Landsat 8/9: B05 and B5 -> 'nir'), "tm" (Landsat 4-7: B4 -> 'nir'); otherwise a bare
+    unpadded code (B5) says nothing."""
     text = (name or "").lower().replace("_", " ").strip()
     code = re.fullmatch(r"b(0[1-9]|1[0-2]|8a)", text)
     if code:
-        return (_LANDSAT if landsat else _SENTINEL2).get(code.group(1))
+        if landsat:
+            return _landsat_kind(int(code.group(1)), landsat) if code.group(1) != "8a" else None
+        return _SENTINEL2.get(code.group(1))
     code = re.fullmatch(r"b([1-9]|1[01])", text)
     if code:
-        return _LANDSAT.get(code.group(1).zfill(2)) if landsat else None
+        return _landsat_kind(int(code.group(1)), landsat) if landsat else None
     for kind, pat in _KINDS:
         if re.search(pat, text):
             return kind
@@ -103,27 +127,43 @@ def with_delivery_names(ms: RasterInfo) -> tuple[RasterInfo, list[str]]:
     """``ms`` with names for the bands it leaves unnamed, from its delivery (``delivery``): the band layout of the
     Airbus DIMAP that describes it (a VRT of its tiles too, band for band), else the band code in the name of a VRT
     band's source file ('..._B4.TIF' -> 'B4', Sentinel-2's '..._B04_10m.jp2' -> 'B04': QGIS's Build Virtual Raster
-    stacks files in any order and names no band); and log lines that say where the names came from."""
-    if all(ms.descriptions):
-        return ms, []
+    stacks files in any order and names no band). A bare Landsat band code is written out with its colour as the
+    product's mission numbers its bands, when its MTL or product ID says which ('B4' -> 'B4 NIR' on Landsat 7,
+    'B4 Red' on Landsat 8). Returns log lines that say where the names came from."""
     names, notes = list(ms.descriptions), []
-    sources = delivery.vrt_sources(ms.path)
-    in_order = sources is None or all(b == i for i, band in enumerate(sources, 1) for _, b in band)
-    dimap = delivery.dimap_for(ms.path) if in_order else None
-    layout = delivery.dimap_band_names(dimap, ms.bands) if dimap else None
-    if layout:
-        filled = [i for i, d in enumerate(names) if not d]
-        for i in filled:
-            names[i] = layout[0][i]
-        notes.append(f"MS band names from {os.path.basename(dimap)} ({layout[1]}): "
-                     + ", ".join(f"band {i + 1} {names[i]}" for i in filled))
-    codes = delivery.source_band_codes(ms.path) or []
-    filled = [i for i, code in enumerate(codes[:ms.bands]) if code and not names[i]]
-    for i in filled:
-        names[i] = codes[i]
-    if filled:
+    vrt_filled: list[int] = []
+    if not all(names):
+        sources = delivery.vrt_sources(ms.path)
+        in_order = sources is None or all(b == i for i, band in enumerate(sources, 1) for _, b in band)
+        dimap = delivery.dimap_for(ms.path) if in_order else None
+        layout = delivery.dimap_band_names(dimap, ms.bands) if dimap else None
+        if layout:
+            filled = [i for i, d in enumerate(names) if not d]
+            for i in filled:
+                names[i] = layout[0][i]
+            notes.append(f"MS band names from {os.path.basename(dimap)} ({layout[1]}): "
+                         + ", ".join(f"band {i + 1} {names[i]}" for i in filled))
+            if layout[2]:   # the display order taken against the order the DIMAP lists the bands in
+                notes.append(layout[2])
+        codes = delivery.source_band_codes(ms.path) or []
+        vrt_filled = [i for i, code in enumerate(codes[:ms.bands]) if code and not names[i]]
+        for i in vrt_filled:
+            names[i] = codes[i]
+    bare = [i for i, n in enumerate(names) if n and BARE_CODE.fullmatch(n.strip())]
+    mission = delivery.landsat_mission(ms.path) if bare else None
+    if mission:
+        for i in bare:
+            names[i] = landsat_band_name(names[i], mission[0]) or names[i]
+    said = f" ({LANDSAT_NAMES[mission[0]]} band codes: {mission[2]})" if mission else ""
+    if vrt_filled:
         notes.append("MS band names from the VRT's source files: "
-                     + ", ".join(f"band {i + 1} {names[i]}" for i in filled))
+                     + ", ".join(f"band {i + 1} {names[i]}" for i in vrt_filled) + said)
+    described = [i for i in bare if i not in vrt_filled]
+    if mission and described:
+        notes.append("MS band descriptions read as band codes"
+                     + said + ": " + ", ".join(f"band {i + 1} {names[i]}" for i in described))
+    if names == list(ms.descriptions):
+        return ms, notes
     return dataclasses.replace(ms, descriptions=names), notes
 
 
@@ -132,8 +172,9 @@ def _names(ms: RasterInfo, spec: Sensor) -> list[str]:
 
 
 def kind_of(spec: Sensor):
-    """``band_kind`` as the sensor reads band codes (a Landsat product's B05 is its NIR, Sentinel-2's a red edge)."""
-    landsat = table_of(spec).key.startswith("landsat")
+    """``band_kind`` as the sensor reads band codes (a Landsat 8/9 product's B05 is its NIR, Sentinel-2's a red edge,
+    a Landsat 4-7 product's B4 its NIR)."""
+    landsat = table_of(spec).landsat or False
     return lambda name: band_kind(name, landsat)
 
 

@@ -23,6 +23,15 @@ TILE_MARK = re.compile(r"_R\d+C\d+", re.IGNORECASE)   # Maxar's and Airbus's til
 # a band code at the end of a file name: Landsat's _B4 (_SR_B4), Sentinel-2's _B04 / _B8A, with its _10m resolution
 BAND_CODE = re.compile(r"(?:^|[_\-.])(B(?:1[0-2]|0[1-9]|[1-9]|8A))(?:_\d{2}m)?$", re.IGNORECASE)
 PRODUCT_IDS = re.compile(r'(?:LANDSAT_PRODUCT_ID|LANDSAT_SCENE_ID)\s*=\s*"([^"]+)"')
+# a Landsat product ID at the start of a file name: Collection 1/2 'LE07_L1TP_...' (sensor letter, two-digit mission),
+# the older scene ID 'LE70200392015216EDC00'; C: OLI/TIRS, O: OLI, E: ETM+, T: TM (TIRS-only on 8/9), M: MSS
+LANDSAT_ID = re.compile(r"^L([COTEM])(?:0([4-9])_|([4-9])\d{13}[A-Z]{3}\d{2})", re.IGNORECASE)
+# which band numbering a Landsat mission's products use (bands.band_kind), by (sensor letter, mission): MSS and
+# TIRS-only products carry no bands of these kinds
+LANDSAT_CODES = {("T", 4): "tm", ("T", 5): "tm", ("E", 7): "tm", ("C", 8): "oli", ("O", 8): "oli", ("C", 9): "oli",
+                 ("O", 9): "oli"}
+MTL_SPACECRAFT = re.compile(r'"?SPACECRAFT_ID"?\s*[=:]\s*"?(LANDSAT_?([4-9]))"?', re.IGNORECASE)
+MTL_SENSOR = re.compile(r'"?SENSOR_ID"?\s*[=:]\s*"?([A-Z_+]+)"?', re.IGNORECASE)
 MAX_SOURCES = 64   # a mosaic of many tiles: its first files are enough to say what it is
 READ_LIMIT = 1 << 20
 
@@ -77,6 +86,46 @@ def source_band_codes(path: str) -> list[str | None] | None:
         found = {band_code(file) if src_band == 1 else None for file, src_band in band}
         codes.append(found.pop() if len(found) == 1 else None)
     return codes
+
+
+def landsat_id(file: str) -> tuple[str, int] | None:
+    """(band numbering, mission) of a Landsat product ID a file name starts with ('LE07_..._B4.TIF' -> ('tm', 7)),
+    or None."""
+    m = LANDSAT_ID.match(os.path.basename(file))
+    if not m:
+        return None
+    mission = int(m.group(2) or m.group(3))
+    codes = LANDSAT_CODES.get((m.group(1).upper(), mission))
+    return (codes, mission) if codes else None
+
+
+def _mtl_mission(text: str) -> tuple[str, int, str] | None:
+    """(band numbering, mission, the spacecraft as written) an MTL's SPACECRAFT_ID says; an MSS product's, None."""
+    m = MTL_SPACECRAFT.search(text)
+    if not m:
+        return None
+    mission, sensor = int(m.group(2)), MTL_SENSOR.search(text)
+    if sensor and sensor.group(1).upper() == "MSS":
+        return None
+    codes = "oli" if mission >= 8 else "tm" if mission in (4, 5, 7) else None
+    return (codes, mission, m.group(1)) if codes else None
+
+
+def landsat_mission(path: str) -> tuple[str, int, str] | None:
+    """(band numbering 'tm' or 'oli', mission, why) of the Landsat product ``path`` (or a VRT's sources) belongs to:
+    what the MTL that names it says (SPACECRAFT_ID), else the product ID its file names start with; None when
+    neither says. Landsat 4-7 and 8/9 give the same band code different colours (B4: NIR or red)."""
+    naming, _ = metadata_files(path)
+    for side in naming:
+        if "MTL" in os.path.basename(side).upper():
+            found = _mtl_mission(read_head(side))
+            if found:
+                return found[0], found[1], f"{os.path.basename(side)} says {found[2]}"
+    for file in input_files(path):
+        found = landsat_id(file)
+        if found:
+            return found[0], found[1], f"the file name {os.path.basename(file)} carries a Landsat {found[1]} product ID"
+    return None
 
 
 def _product_stem(side: str) -> str:
@@ -154,13 +203,18 @@ def _text(node: ET.Element, name: str) -> str:
     return ""
 
 
-def dimap_band_names(xml_path: str, n_bands: int) -> tuple[list[str], str] | None:
-    """Names of the ``n_bands`` raster bands of the Airbus DIMAP product ``xml_path`` and what says so, or None.
+def dimap_band_names(xml_path: str, n_bands: int) -> tuple[list[str], str, str | None] | None:
+    """Names of the ``n_bands`` raster bands of the Airbus DIMAP product ``xml_path``, what says so, and a note when
+    that order is assumed against what the DIMAP lists elsewhere; or None.
 
     Read from, first to last: its ``Raster_Index`` list (Pléiades Neo: each band ID's ``BAND_INDEX``); a
     ``Band_Display_Order`` of band numbers (DIMAP v1: RED_CHANNEL 3 is band 3); a ``Band_Display_Order`` of band IDs
     (DIMAP v2, Pléiades 1A/1B and SPOT 6/7: the bands are delivered in display order, R, G, B, NIR — B2, B1, B0, B3
-    — so RED_CHANNEL's band is band 1, GREEN_CHANNEL's band 2, BLUE_CHANNEL's band 3, ALPHA_CHANNEL's band 4).
+    — so RED_CHANNEL's band is band 1, GREEN_CHANNEL's band 2, BLUE_CHANNEL's band 3, ALPHA_CHANNEL's band 4). Only
+    the last says no band number: when the product's ``Band_Measurement_List`` (its calibration) lists the band IDs
+    in another order, the note says the display order is assumed. Airbus documents no raster order for that list:
+    real products list B0, B1, B2, B3 while their rasters hold R, G, B, NIR (the Orfeo Toolbox reads Pléiades's
+    first band as red for that reason; GDAL's own DIMAP v2 sample lists them so too).
     """
     try:
         root = ET.parse(xml_path).getroot()
@@ -176,15 +230,16 @@ def dimap_band_names(xml_path: str, n_bands: int) -> tuple[list[str], str] | Non
             if i.isdigit() and 1 <= int(i) <= n_bands and band_id in DIMAP_BANDS:
                 names[int(i) - 1] = DIMAP_BANDS[band_id]
         if None not in names and len(set(names)) == n_bands:
-            return [str(n) for n in names], "its Raster_Index list"
+            return [str(n) for n in names], "its Raster_Index list", None
         names = [None] * n_bands
     order = _find_all(root, "Band_Display_Order")
     channels = {c: _text(order[0], c).upper() for c in _CHANNELS} if order else {}
     channels = {c: v for c, v in channels.items() if v}
     how = ""
-    # the product's band IDs (its calibration lists them): what names a band no channel shows
-    ids = {_text(m, "BAND_ID").upper() for lst in _find_all(root, "Band_Measurement_List") for m in lst}
-    kinds = {DIMAP_BANDS[i] for i in ids if i in DIMAP_BANDS} - {"PAN"}
+    # the product's band IDs (its calibration lists them), in the order listed: what names a band no channel shows
+    listed_ids = _measurement_ids(root)
+    kinds = {DIMAP_BANDS[i] for i in listed_ids if i in DIMAP_BANDS} - {"PAN"}
+    by_id = False
     if channels and all(v.isdigit() for v in channels.values()):   # band numbers
         for c, v in channels.items():
             if c in _COLOUR_OF_CHANNEL and 1 <= int(v) <= n_bands:
@@ -193,13 +248,41 @@ def dimap_band_names(xml_path: str, n_bands: int) -> tuple[list[str], str] | Non
     elif channels and all(v in DIMAP_BANDS for v in channels.values()):   # band IDs, in delivery order
         listed = [channels[c] for c in _CHANNELS if c in channels][:n_bands]
         names[:len(listed)] = [DIMAP_BANDS[i] for i in listed]
-        how = f"its Band_Display_Order ({', '.join(listed)})"
+        how, by_id = f"its Band_Display_Order ({', '.join(listed)})", True
     rest = sorted(kinds - set(names))
     if names.count(None) == 1 and len(rest) == 1:   # a 4-band product whose display order names three
         names[names.index(None)] = rest[0]
     if None in names or len(set(names)) != n_bands:
         return None
-    return [str(n) for n in names], how
+    final = [str(n) for n in names]
+    return final, how, _order_note(xml_path, final, listed_ids) if by_id else None
+
+
+def _measurement_ids(root: ET.Element) -> list[str]:
+    """The spectral band IDs the ``Band_Measurement_List`` lists (its first kind of entry, e.g. Band_Radiance), in
+    the order listed; the PAN's left out."""
+    for lst in _find_all(root, "Band_Measurement_List"):
+        entries = [m for m in lst if _text(m, "BAND_ID")]
+        first = [m for m in entries if _local(m.tag) == _local(entries[0].tag)] if entries else []
+        ids = [_text(m, "BAND_ID").upper() for m in first]
+        return [i for i in ids if DIMAP_BANDS.get(i) != "PAN"]
+    return []
+
+
+def _order_note(xml_path: str, names: list[str], listed_ids: list[str]) -> str | None:
+    """The note that the display order is assumed when the Band_Measurement_List lists the same band IDs in another
+    order (which would be the raster's if the product were written in the list's order), with how to reorder."""
+    id_of = {DIMAP_BANDS[i]: i for i in listed_ids if i in DIMAP_BANDS}
+    shown = [id_of.get(n) for n in names]
+    if None in shown or len(listed_ids) != len(names) or sorted(shown) != sorted(listed_ids) or shown == listed_ids:
+        return None
+    bands = ",".join(str(listed_ids.index(i) + 1) for i in shown)
+    as_listed = ", ".join(DIMAP_BANDS[i] for i in listed_ids)
+    return (f"MS band order assumed: the Band_Display_Order of {os.path.basename(xml_path)} makes the bands "
+            f"{', '.join(shown)} ({', '.join(names)}), its Band_Measurement_List lists {', '.join(listed_ids)}, and it "
+            "says not which order the raster holds. They are taken in display order, as Airbus delivers Pléiades "
+            f"1A/1B and SPOT 6/7; if the raster holds the list's order ({as_listed}), "
+            f"reorder its bands to {bands} first (QGIS's Rearrange bands) and fuse that")
 
 
 def dimap_for(path: str) -> str | None:

@@ -178,6 +178,20 @@ def _warp_ms(ms_ds: gdal.Dataset, ms: RasterInfo, pan: RasterInfo,
     return warped, ratio
 
 
+def coord_text(v: float) -> str:
+    """A coordinate as messages write it: plain digits, never scientific notation (5747457.25, not 5.74746e+06),
+    with about nine significant digits (centimetres in metres, a millimetre in degrees) and no trailing zeros."""
+    whole = len(str(int(abs(v)))) if abs(v) >= 1 else 1
+    text = f"{v:.{max(0, min(7, 9 - whole))}f}"
+    text = text.rstrip("0").rstrip(".") if "." in text else text
+    return "0" if text in ("-0", "") else text
+
+
+def extent_text(x0: float, y0: float, x1: float, y1: float) -> str:
+    """'x 593270 to 593570, y 5747360 to 5747660': an extent (xmin, ymin, xmax, ymax) as messages name it."""
+    return f"x {coord_text(x0)} to {coord_text(x1)}, y {coord_text(y0)} to {coord_text(y1)}"
+
+
 def crs_name(wkt: str) -> str:
     """'EPSG:32631', else the CRS's own name, for messages."""
     srs = osr.SpatialReference()
@@ -224,8 +238,8 @@ def _check_degrees(info: RasterInfo, name: str) -> None:
     xs = [gt[0] + c * gt[1] + r * gt[2] for c in (0, info.width) for r in (0, info.height)]
     ys = [gt[3] + c * gt[4] + r * gt[5] for c in (0, info.width) for r in (0, info.height)]
     if max(abs(v) for v in xs) > 360 or max(abs(v) for v in ys) > 90.5:
-        raise InputError(f"the {name} raster's coordinates (x {min(xs):.6g} to {max(xs):.6g}, y {min(ys):.6g} to "
-                         f"{max(ys):.6g}) cannot be longitudes and latitudes, yet its CRS {crs_name(info.wkt)} is in "
+        raise InputError(f"the {name} raster's coordinates ({extent_text(min(xs), min(ys), max(xs), max(ys))}) "
+                         f"cannot be longitudes and latitudes, yet its CRS {crs_name(info.wkt)} is in "
                          "degrees: the CRS is wrong (set on the QGIS layer, or in the file); give it the CRS its "
                          "coordinates are in")
 
@@ -339,7 +353,7 @@ def plan_grid(pan: RasterInfo, ms: RasterInfo, ms_ds: gdal.Dataset) -> GridPlan:
     r_end = min(pan.height, math.floor(r1 + EDGE_TOLERANCE))
     if c_end <= c_start or r_end <= r_start:
         def extent(gt, w, h) -> str:
-            return f"x {gt[0]:.9g} to {gt[0] + w * gt[1]:.9g}, y {gt[3] + h * gt[5]:.9g} to {gt[3]:.9g}"
+            return extent_text(gt[0], gt[3] + h * gt[5], gt[0] + w * gt[1], gt[3])
 
         raise InputError(f"the PAN and MS rasters do not overlap: in the PAN's CRS ({crs_name(pan.wkt)}) the PAN "
                          f"covers {extent(pan.gt, pan.width, pan.height)}, the MS {extent(ms_gt, ms_w, ms_h)} (a "

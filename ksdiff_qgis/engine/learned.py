@@ -31,6 +31,7 @@ PRECISIONS = {"fp32": "float32 throughout",
               "int8": "int8 on CPU when the model carries a checked int8 variant (the default: about 1.6x faster, "
                       "ERGAS within 1 % of float32 on every bench scene), else float32"}
 DEFAULT_PRECISION = "int8"
+PRECISION_ALIASES = {"float32": "fp32"}   # what the help and the logs call it, accepted as PRECISION's value too
 # a tile with nodata: its kernels come from its largest data-only rectangle, found on blocks of this many PAN
 # pixels, when that rectangle is at least PRIOR_MIN_SIDE pixels each way (half the training patches' side)
 PRIOR_BLOCK = 8

@@ -6,7 +6,9 @@ files: ``delivery``) unless its sensor's ratio and PAN pixel size both contradic
 descriptions, then the geometry (PAN/MS ratio, MS band count, PAN pixel size). Without a match the answer is
 ``generic`` with a warning: the classical methods still work, with generic MTF gains. Metadata that names a sensor
 whose band count the MS does not have (a 3-band composite of a Landsat scene) gives ``generic`` with that sensor's
-ratio and gains where they apply, with a warning; an explicit SENSOR is checked by the band plan instead.
+ratio and gains where they apply, with a warning; an explicit SENSOR is checked by the band plan instead. A sensor
+without a SENSOR key (Landsat 4-7: ``sensors.METADATA_ONLY``) gives ``generic`` with its band codes, ratio and gains,
+said as such; without any metadata file, a Landsat product ID the file names start with counts as metadata.
 """
 from __future__ import annotations
 
@@ -22,7 +24,7 @@ from . import delivery
 from .delivery import read_head
 from .errors import InputError
 from .raster_io import RasterInfo, open_dataset
-from .sensors import SENSORS, Sensor, generic_like
+from .sensors import METADATA_ONLY, SENSORS, Sensor, generic_like, known_sensor
 
 # satellite ids as GDAL, Maxar, Airbus and USGS write them (upper case, spaces/dashes/underscores removed)
 SATELLITE_IDS: dict[str, str] = {
@@ -37,7 +39,11 @@ SATELLITE_IDS: dict[str, str] = {
     "SPOT6": "spot67", "SPOT7": "spot67",
     "GF2": "gf2", "GAOFEN2": "gf2",
     "LANDSAT8": "landsat8", "LANDSAT9": "landsat8", "LC08": "landsat8", "LC09": "landsat8",
+    # no network or SENSOR key: generic, with Landsat 4-7's band codes, ratio and gains (``sensors.METADATA_ONLY``)
+    "LANDSAT7": "landsat_tm", "LANDSAT5": "landsat_tm", "LANDSAT4": "landsat_tm", "LE07": "landsat_tm",
+    "LT05": "landsat_tm", "LT04": "landsat_tm",
 }
+LANDSAT_KEYS = {"oli": "landsat8", "tm": "landsat_tm"}   # sensor key by a product ID's band numbering
 MAX_IMAGERY_SOURCES = 8   # a VRT's source files whose GDAL IMAGERY metadata is read
 # the key for a satellite's product with this many MS bands, when it differs from the default key
 BAND_VARIANTS = {("wv2", 8): "wv2_8", ("wv3", 4): "wv3_4"}
@@ -105,7 +111,9 @@ def _from_sidecar(path: str) -> str | None:
                 r"<MISSION>\s*([^<]+?)\s*</MISSION>\s*<MISSION_INDEX>\s*([^<]+?)\s*</MISSION_INDEX>"):
         m = re.search(pat, text, re.IGNORECASE)
         if m:
-            return "".join(m.groups())
+            # a Landsat 4/5 MSS product numbers its bands otherwise than TM: no sensor KSDiff knows
+            mss = pat.startswith("SPACECRAFT") and re.search(r'SENSOR_ID\s*=\s*"?MSS\b', text, re.IGNORECASE)
+            return "".join(m.groups()) + (" MSS" if mss else "")
     return None
 
 
@@ -122,6 +130,7 @@ def metadata_candidates(paths: list[str]) -> tuple[list[tuple[str, str]], list[s
                               f"GDAL IMAGERY metadata of {os.path.basename(file)} says SATELLITEID={sat}"))
     named: set[str] = set()
     strangers: dict[str, str] = {}
+    unknown: list[str] = []
     for p in paths:
         naming, other = delivery.metadata_files(p)
         for side in naming:
@@ -129,13 +138,26 @@ def metadata_candidates(paths: list[str]) -> tuple[list[tuple[str, str]], list[s
             if sat and _satellite_key(sat) and side not in named:
                 named.add(side)
                 found.append((_satellite_key(sat), f"{os.path.basename(side)} says {sat}"))
+            elif sat and side not in named:
+                named.add(side)
+                unknown.append(f"{os.path.basename(side)} says {sat}, a satellite KSDiff has no entry for: ignored")
         for side in other:
             sat = _from_sidecar(side)
             if sat and _satellite_key(sat):
                 strangers[side] = sat
+    if not found:   # no metadata file: a Landsat product ID the file names start with (LE07_..., LC80200392015216...)
+        for p in paths:
+            for file in delivery.input_files(p):
+                product = delivery.landsat_id(file)
+                if product:
+                    found.append((LANDSAT_KEYS[product[0]], f"the file name {os.path.basename(file)} carries a "
+                                                            f"Landsat {product[1]} product ID"))
+                    break
+            if found:
+                break
     # a file that names the PAN and lies beside the MS too is no stranger to the input
-    return found, [f"{os.path.basename(side)} ({sat}) lies beside the input but names none of its files: ignored"
-                   for side, sat in strangers.items() if side not in named]
+    return found, unknown + [f"{os.path.basename(side)} ({sat}) lies beside the input but names none of its files: "
+                             "ignored" for side, sat in strangers.items() if side not in named]
 
 
 def metadata_satellite(paths: list[str]) -> tuple[str, str] | None:
@@ -150,7 +172,16 @@ def metadata_detection(paths: list[str], ms_bands: int) -> Detection | None:
     if not found:
         return None
     key, why = found
+    if key in METADATA_ONLY:
+        return Detection("generic", [why, _generic_as(key), f"{ms_bands} MS bands"], "metadata", like=key)
     return Detection(BAND_VARIANTS.get((key, ms_bands), key), [why, f"{ms_bands} MS bands"], "metadata")
+
+
+def _generic_as(key: str) -> str:
+    """Why a sensor without a SENSOR key (``METADATA_ONLY``) runs as generic, and what of it applies."""
+    spec = METADATA_ONLY[key]
+    return (f"{_short(spec.name)} has no network or SENSOR entry of its own: fused as generic, with its band codes "
+            f"({', '.join(spec.band_names)}), ratio {spec.ratio} and MTF gains")
 
 
 def pixel_size_m(info: RasterInfo) -> float | None:
@@ -202,7 +233,7 @@ PAN_SIZE_FACTOR = (0.5, 2.0)
 
 def _contradiction(key: str, ratio: int, gsd: float | None) -> str | None:
     """Why the data cannot be sensor ``key``'s product (another ratio and a PAN pixel far from its size), or None."""
-    spec = SENSORS[key]
+    spec = known_sensor(key)
     if not spec.ratio or ratio == spec.ratio or gsd is None or not spec.pan_gsd:
         return None
     if PAN_SIZE_FACTOR[0] <= gsd / spec.pan_gsd <= PAN_SIZE_FACTOR[1]:
@@ -227,6 +258,9 @@ def detect_sensor(pan: RasterInfo, ms: RasterInfo, ratio: int, selection: list[i
         if wrong:
             notes.append(f"{why}, but {wrong}: ignored")
             continue
+        if key in METADATA_ONLY:
+            return Detection("generic", [why, _generic_as(key), f"{ms.bands} MS bands", f"ratio {ratio}", *notes],
+                             "metadata", like=key)
         key = BAND_VARIANTS.get((key, ms.bands), key)
         spec = SENSORS[key]
         if selection or ms.bands == spec.n_bands:

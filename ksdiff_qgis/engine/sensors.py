@@ -40,6 +40,9 @@ class Sensor:
     # a generic run of this sensor's product whose band count is not the sensor's (``generic_like``): the sensor
     # whose MS gains apply to the bands whose names match its bands
     like: str | None = None
+    # how its products number their bands when the number means a colour: "oli" (Landsat 8/9: B1 coastal, B2 blue,
+    # ... B5 NIR) or "tm" (Landsat 4-7: B1 blue ... B4 NIR); "" for names that say what they are
+    landsat: str = ""
 
     @property
     def n_bands(self) -> int:
@@ -92,12 +95,22 @@ SENSORS: dict[str, Sensor] = {
         Sensor("gf2", "GaoFen-2 (4 bands: B, G, R, NIR)", BGRN, 4, G4, GENERIC_MTF_PAN, 1023.0,
                pan_gsd=0.81, model="gf2"),
         Sensor("landsat8", "Landsat 8/9 OLI (B2, B3, B4, B5; PAN B8)", ("B2 Blue", "B3 Green", "B4 Red", "B5 NIR"), 2,
-               G4, GENERIC_MTF_PAN, 65535.0, pan_gsd=15.0, model="landsat8"),
+               G4, GENERIC_MTF_PAN, 65535.0, pan_gsd=15.0, model="landsat8", landsat="oli"),
         Sensor("generic", "Generic (any bands and ratio; MTF gains 0.3 / 0.15 unless given)", (), 0, (),
                GENERIC_MTF_PAN, 0.0),
     )
 }
 AUTO = "auto"
+# sensors product metadata may name that have no SENSOR key (no network, no gains of their own): SENSOR=auto fuses
+# their products as generic, with their band layout (band codes), ratio and gains (``generic_like``). Landsat 4/5 TM
+# and 7 ETM+ number their bands B1 blue ... B4 NIR, B5/B7 SWIR (Landsat 8/9: B1 coastal ... B5 NIR); Landsat 7's PAN
+# is B8 at 15 m (ratio 2); Landsat 4/5 have none, but a user may bring one. Their values are 8-bit in Level-1 and
+# 16-bit in Level-2 products: the scale is the data's
+METADATA_ONLY: dict[str, Sensor] = {
+    "landsat_tm": Sensor("landsat_tm", "Landsat 4-7 TM/ETM+ (B1, B2, B3, B4; PAN B8 on Landsat 7)",
+                         ("B1 Blue", "B2 Green", "B3 Red", "B4 NIR"), 2, G4, GENERIC_MTF_PAN, 0.0, pan_gsd=15.0,
+                         landsat="tm"),
+}
 # (MS bands, ratio) -> the bundled network a generic product of that shape gets as its nearest model, checked on
 # the scene like every nearest model (docs/SELFCHECK.md, 2026-12-05: on validation cases run as generic, the
 # default's ERGAS / best classical fell from 1.000 to 0.970 with 4 bands at ratio 4, from 1.006 to 0.854 at ratio 2,
@@ -113,11 +126,17 @@ def get_sensor(key: str) -> Sensor:
         raise KeyError(f"unknown sensor {key!r}; known sensors: {AUTO}, {', '.join(SENSORS)}") from None
 
 
+def known_sensor(key: str) -> Sensor:
+    """The sensor table's entry for ``key``, or a sensor only product metadata names (``METADATA_ONLY``)."""
+    return METADATA_ONLY[key] if key in METADATA_ONLY else get_sensor(key)
+
+
 def generic_like(key: str) -> Sensor:
     """The generic sensor for a product of sensor ``key`` whose MS band count is not the sensor's (a 3-band
-    composite): any bands, with ``key``'s ratio (warned when the data's differs), PAN gain, and MS gains for the bands
-    whose names match its bands (``bands.band_gain``); generic gains for the others."""
-    s = get_sensor(key)
+    composite), or of a sensor without a SENSOR key (``METADATA_ONLY``): any bands, with ``key``'s ratio (warned when
+    the data's differs), PAN gain, and MS gains for the bands whose names match its bands (``bands.band_gain``);
+    generic gains for the others."""
+    s = known_sensor(key)
     short = s.name.split(" (")[0]
     return replace(SENSORS["generic"], name=f"Generic, as {short} where it applies", ratio=s.ratio,
                    mtf_pan=s.mtf_pan, scale=s.scale, like=key)
@@ -125,7 +144,7 @@ def generic_like(key: str) -> Sensor:
 
 def table_of(spec: Sensor) -> Sensor:
     """The sensor whose band layout and gains ``spec`` goes by: itself, or a generic run's ``like`` sensor."""
-    return SENSORS[spec.like] if spec.like else spec
+    return known_sensor(spec.like) if spec.like else spec
 
 
 def model_for(key: str, bands: int | None = None, ratio: int | None = None,
