@@ -25,11 +25,21 @@ def gdal_try(fn, *args, **kwargs) -> tuple[object, list[str]]:
     names the cause ("No space left on device") while the last one is a consequence, so all are kept.
     A non-zero integer result (a CPLErr return code) counts as a failure too.
     """
+    result, errors, _warnings = gdal_try_warned(fn, *args, **kwargs)
+    return result, errors
+
+
+def gdal_try_warned(fn, *args, **kwargs) -> tuple[object, list[str], list[str]]:
+    """``gdal_try`` that also returns GDAL's warnings (``(result, errors, warnings)``): what GDAL ignores with only
+    a console message, e.g. a creation option value it does not recognise."""
     errors: list[str] = []
+    warnings: list[str] = []
 
     def handler(err_class, _err_no, msg):
         if err_class >= gdal.CE_Failure:
             errors.append(msg)
+        elif err_class == gdal.CE_Warning:
+            warnings.append(msg)
 
     gdal.ErrorReset()
     gdal.PushErrorHandler(handler)   # per thread in GDAL: safe in a Processing worker
@@ -44,7 +54,7 @@ def gdal_try(fn, *args, **kwargs) -> tuple[object, list[str]]:
         errors.append(gdal.GetLastErrorMsg())
     if not errors and isinstance(result, int) and not isinstance(result, bool) and result != 0:
         errors.append(f"GDAL error code {result}")
-    return result, list(dict.fromkeys(errors))
+    return result, list(dict.fromkeys(errors)), list(dict.fromkeys(warnings))
 
 
 def close_dataset(ds: gdal.Dataset) -> list[str]:
