@@ -1,9 +1,9 @@
 """Human labels for the enum options (key in brackets, so help and dialog show what scripts type)."""
 from __future__ import annotations
 
-import re
 from typing import Callable
 
+from ..engine.numbers import decimal_comma_gains
 from ..engine.pipeline import method_names
 from ..engine.sensors import SENSORS
 
@@ -39,7 +39,7 @@ def parse_gains(text: str) -> list[float] | None:
     except ValueError:
         raise ValueError(f"MTF_GAINS: {text!r} is not a comma-separated list of numbers") from None
     if not gains or any(not 0.0 < g < 1.0 for g in gains):
-        meant = decimal_comma_reading(text)
+        meant = decimal_comma_gains(text)
         if meant:
             read = ", ".join(f"{g:g}" for g in gains)
             raise ValueError(f"MTF_GAINS: {text!r} reads as the gains {read}, which must lie between 0 and 1: use a "
@@ -47,17 +47,3 @@ def parse_gains(text: str) -> list[float] | None:
         raise ValueError(f"MTF_GAINS: every gain must lie between 0 and 1 (exclusive), got {text!r}")
     return gains
 
-
-def decimal_comma_reading(text: str) -> str | None:
-    """The gains ``text`` means when written with decimal commas (German/French habit: '0,35' -> '0.35',
-    '0,35; 0,3' -> '0.35, 0.3'), else None. A gain lies in (0, 1): a lone '0' followed by digits is one."""
-    parts = [t.strip() for t in re.split(r"[,;]", text) if t.strip()]
-    out, i, merged = [], 0, False
-    while i < len(parts):
-        if parts[i] == "0" and i + 1 < len(parts) and parts[i + 1].isdigit():
-            out.append("0." + parts[i + 1])
-            i, merged = i + 2, True
-        else:
-            out.append(parts[i])
-            i += 1
-    return ", ".join(out) if merged else None

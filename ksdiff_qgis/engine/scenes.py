@@ -24,6 +24,7 @@ from osgeo import gdal
 from . import classical, model_card, pipeline, raster_io
 from .errors import InputError
 from .feedback import Feedback
+from .numbers import decimal_comma_gains, decimal_comma_number
 from .sensors import get_sensor
 
 SIDECAR_SUFFIX = ".ksdiff.json"
@@ -72,11 +73,28 @@ def column_keyword(column: str) -> str:
     return ALIASES.get(name, name)
 
 
-def _sequence(value: str, annotation: str) -> list | tuple:
+def _sequence(value: str, annotation: str, name: str = "") -> list | tuple:
     """'1 2 3', '1;2;3', '[1, 2, 3]' as the list or tuple of ints or floats the annotation names."""
     kind = int if re.match(r"(list|tuple)\[int\b", annotation) else float
+    if kind is float:
+        _refuse_decimal_commas(value, name)
     items = [kind(v) for v in re.split(r"[\s,;]+", value.strip("[]() ")) if v]
     return tuple(items) if annotation.startswith("tuple") else items
+
+
+def _refuse_decimal_commas(value: str, name: str) -> None:
+    """ValueError for a list of decimals written with decimal commas (a German or French Excel's CSV: '0,35' would
+    be read as the two items 0 and 35)."""
+    items = [v for v in re.split(r"[\s;]+", value.strip("[]() ")) if v]
+    meant = [decimal_comma_number(v) for v in items]
+    if any(meant):
+        fixed = " ".join(m or v for m, v in zip(meant, items))
+    elif name == "mtf_gains" and decimal_comma_gains(value):   # '0,35,0,3': gains lie in (0, 1)
+        fixed = decimal_comma_gains(value).replace(",", "")
+    else:
+        return
+    raise ValueError(f"a decimal comma? Write decimals with a decimal point and separate the items with spaces: "
+                     f"{fixed}")
 
 
 TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
@@ -91,12 +109,14 @@ def _convert(value: str, param: inspect.Parameter) -> Any:
         if value.lower() not in TRUE + FALSE:
             raise ValueError(f"not one of {', '.join(TRUE + FALSE)}")
         return value.lower() in TRUE
-    if isinstance(default, int):
-        return int(value)
-    if isinstance(default, float):
+    if isinstance(default, (int, float)) or annotation.startswith(("int", "float")):
+        if decimal_comma_number(value):
+            raise ValueError(f"a decimal comma? Write {decimal_comma_number(value)} (a decimal point)")
+        if isinstance(default, int) or annotation.startswith("int"):
+            return int(value)
         return float(value)
     if annotation.startswith(("list[", "tuple[")):
-        return _sequence(value, annotation)
+        return _sequence(value, annotation, param.name)
     if value[:1] in "[{":
         return json.loads(value)
     return value
@@ -142,15 +162,32 @@ def _check_header(fields: list[str] | None, params: dict[str, inspect.Parameter]
         raise SceneListError(f"the header lacks the column(s) {', '.join(missing)}")
 
 
+DELIMITERS = ",;\t"
+
+
+def sniff_delimiter(header: str) -> str:
+    """The cell delimiter of a scene list from its header line: ',', or ';' as a German or French Excel saves CSV,
+    or a tab; ',' when the header has one column."""
+    try:
+        return csv.Sniffer().sniff(header, delimiters=DELIMITERS).delimiter
+    except csv.Error:
+        return ","
+
+
 def read_scenes(csv_path: str, defaults: dict[str, Any] | None = None) -> list[Scene]:
     """Every scene of a CSV list; ``defaults`` (engine keywords) apply where a row leaves a cell empty."""
     params = engine_parameters()
     base = Path(csv_path).resolve().parent
-    with open(csv_path, newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f)
-        _check_header(reader.fieldnames, params)
-        scenes = [Scene(reader.line_num, {**(defaults or {}), **_row_kwargs(row, params, base, reader.line_num)})
-                  for row in reader if any((v or "").strip() for v in row.values())]
+    try:
+        with open(csv_path, newline="", encoding="utf-8-sig") as f:
+            reader = csv.DictReader(f, delimiter=sniff_delimiter(f.readline()))
+            f.seek(0)
+            _check_header(reader.fieldnames, params)
+            scenes = [Scene(reader.line_num, {**(defaults or {}), **_row_kwargs(row, params, base, reader.line_num)})
+                      for row in reader if any((v or "").strip() for v in row.values())]
+    except UnicodeDecodeError as e:
+        raise SceneListError(f"{csv_path} is not UTF-8 text ({e.reason} at byte {e.start}): save it as UTF-8 (Excel: "
+                             "'CSV UTF-8 (comma delimited)')") from None
     if not scenes:
         raise SceneListError(f"{csv_path} lists no scene")
     _check_unique_outputs(scenes)
