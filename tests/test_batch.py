@@ -321,6 +321,27 @@ def test_scene_list_in_another_encoding_is_refused_clearly(tmp_path):
         read_scenes(str(path))
 
 
+def test_a_batch_record_goes_when_another_run_replaces_its_output(qgis_app, tmp_path):
+    """A batch output's <output>.ksdiff.json stayed when QGIS (or qgis_process) wrote another method's result onto
+    the output (QA: the record said mtf_glp_hpm of a Brovey file): the replacing run removes it, like the .aux.xml;
+    a batch run onto it writes its new record after the commit, and the one after skips."""
+    import processing
+
+    from ksdiff_qgis.engine.scenes import Scene, read_record, run_scene, sidecar_path
+
+    out = tmp_path / "p1.tif"
+    kwargs = {"pan_path": str(DATA / "wv2_pan.tif"), "ms_path": str(DATA / "wv2_ms.tif"), "sensor": "wv2",
+              "method": "mtf_glp_hpm", "output_path": str(out)}
+    assert run_scene(Scene(2, kwargs), cores=1)["status"] == "done"
+    assert read_record(str(out))["fingerprint"]["parameters"]["method"] == "mtf_glp_hpm"
+    processing.run("ksdiff:pansharpen", {"PAN": kwargs["pan_path"], "MS": kwargs["ms_path"], "SENSOR": "wv2",
+                                         "METHOD": "brovey", "OUTPUT": str(out)})
+    assert not os.path.exists(sidecar_path(str(out)))
+    assert run_scene(Scene(2, kwargs), cores=1)["status"] == "done"     # redone: the output is not its result
+    assert read_record(str(out))["output"]["size"] == out.stat().st_size
+    assert run_scene(Scene(2, kwargs), cores=1)["status"] == "skipped"
+
+
 def test_one_onnx_session_per_model_across_scenes(tmp_path):
     from ksdiff_qgis.engine import runtime
     from ksdiff_qgis.engine.scenes import Scene, run_scene

@@ -27,7 +27,7 @@ from .feedback import Feedback
 from .numbers import decimal_comma_gains, decimal_comma_number
 from .sensors import get_sensor
 
-SIDECAR_SUFFIX = ".ksdiff.json"
+SIDECAR_SUFFIX = ".ksdiff.json"   # one of raster_io.SIDECARS: a run that replaces the output removes it
 REQUIRED_COLUMNS = ("pan", "ms", "output")
 # CSV column -> pipeline.pansharpen keyword where they differ; every other keyword keeps its name, which is
 # also the lower-cased Processing parameter name (TILE_SIZE -> tile_size)

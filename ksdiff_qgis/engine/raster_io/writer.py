@@ -20,7 +20,9 @@ except ImportError:   # pragma: no cover
     resource = None
 
 OUTPUT_EXTENSIONS = (".tif", ".tiff")       # the writer makes GeoTIFF and nothing else
-SIDECARS = (".aux.xml", ".ovr", ".msk")      # files GDAL/QGIS keep beside a raster (stats, overviews, mask)
+# files kept beside a raster that describe its pixels: GDAL's/QGIS's statistics, overviews and mask, and the batch's
+# record of what produced it (engine/scenes.py SIDECAR_SUFFIX; a batch writes its new one after the commit)
+SIDECARS = (".aux.xml", ".ovr", ".msk", ".ksdiff.json")
 LOW_SPACE = 1 << 20                          # bytes: a failed write with less free space is a full disk
 
 
