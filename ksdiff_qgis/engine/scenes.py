@@ -24,6 +24,7 @@ from osgeo import gdal
 from . import classical, model_card, pipeline, raster_io
 from .errors import InputError
 from .feedback import Feedback
+from .gdalutil import gdal_str, os_path
 from .numbers import decimal_comma_gains, decimal_comma_number
 from .sensors import get_sensor
 
@@ -179,7 +180,7 @@ def read_scenes(csv_path: str, defaults: dict[str, Any] | None = None) -> list[S
     params = engine_parameters()
     base = Path(csv_path).resolve().parent
     try:
-        with open(csv_path, newline="", encoding="utf-8-sig") as f:
+        with open(os_path(csv_path), newline="", encoding="utf-8-sig") as f:
             reader = csv.DictReader(f, delimiter=sniff_delimiter(f.readline()))
             f.seek(0)
             _check_header(reader.fieldnames, params)
@@ -220,7 +221,7 @@ def file_identity(path: str | None) -> dict | None:
         st = gdal.VSIStatL(path)
         return None if st is None else {"path": path, "size": st.size, "mtime": st.mtime}
     try:
-        st = os.stat(path)
+        st = os.stat(os_path(path))   # the file GDAL reads by that name (``os_path``)
     except OSError:
         return None
     return {"path": os.path.abspath(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
@@ -263,7 +264,7 @@ def sidecar_path(output: str) -> str:
 def read_record(output: str) -> dict | None:
     """The sidecar record of ``output``, None when there is none or it is unreadable."""
     try:
-        with open(sidecar_path(output), encoding="utf-8") as f:
+        with open(os_path(sidecar_path(output)), encoding="utf-8") as f:
             return json.load(f)
     except (OSError, ValueError):
         return None
@@ -273,9 +274,9 @@ def write_record(output: str, record: dict) -> None:
     """Write the sidecar atomically (temp file + rename), like the raster itself."""
     path = sidecar_path(output)
     tmp = f"{path}.{os.getpid()}.partial"
-    with open(tmp, "w", encoding="utf-8") as f:
+    with open(os_path(tmp), "w", encoding="utf-8") as f:   # beside the output GDAL wrote (``os_path``)
         json.dump(record, f, indent=1, sort_keys=True)
-    os.replace(tmp, path)
+    os.replace(os_path(tmp), os_path(path))
 
 
 def up_to_date(kwargs: dict[str, Any]) -> dict | None:
@@ -289,10 +290,11 @@ def up_to_date(kwargs: dict[str, Any]) -> dict | None:
 
 def remove_partials(output: str) -> list[str]:
     """Delete temporary files killed writers left beside ``output``; a live writer's file stays (it is locked)."""
-    leftovers = glob.glob(glob.escape(sidecar_path(output)) + ".*.partial")   # a sidecar write is one rename
+    pattern = glob.escape(os_path(sidecar_path(output))) + os_path(".*.partial")   # a sidecar write is one rename
+    leftovers = glob.glob(pattern)
     for p in leftovers:
         os.remove(p)
-    return raster_io.remove_stale_partials(output) + leftovers
+    return raster_io.remove_stale_partials(output) + [gdal_str(p) for p in leftovers]
 
 
 # ------------------------------------------------------------------------- one scene
@@ -350,9 +352,9 @@ def run_scene(scene: Scene, cores: int | None = None, force: bool = False) -> di
                                                                  "height")}
         return {**base, **kept, "status": "skipped", "seconds": 0.0}
     output = kwargs["output_path"]
-    if os.path.exists(sidecar_path(output)):
-        os.remove(sidecar_path(output))   # the output is about to be replaced: its record no longer holds
-    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+    if os.path.exists(os_path(sidecar_path(output))):
+        os.remove(os_path(sidecar_path(output)))   # the output is about to be replaced: its record no longer holds
+    os.makedirs(os_path(os.path.dirname(os.path.abspath(output))), exist_ok=True)   # where GDAL will write
     identity = fingerprint(kwargs)        # before the run: inputs changed during it do not count as done
     try:
         result = pipeline.pansharpen(**kwargs, feedback=QuietFeedback())

@@ -18,7 +18,7 @@ import numpy as np
 from osgeo import gdal
 
 from ..errors import Cancelled, InputError
-from ..gdalutil import close_dataset, gdal_call, gdal_try, gdal_try_warned
+from ..gdalutil import close_dataset, gdal_call, gdal_try, gdal_try_warned, os_path
 from .writer import SIDECARS, GeoTiffWriter, write_failure
 
 COMPRESSIONS = {
@@ -204,8 +204,8 @@ def write_cog(src_path: str, dst_path: str, options: list[str],
     close_dataset(src)
     del src
     if errors or stop:
-        if os.path.exists(dst_path):
-            os.remove(dst_path)
+        if os.path.exists(os_path(dst_path)):
+            os.remove(os_path(dst_path))
         if stop:
             raise Cancelled("cancelled by the user")
         raise OSError(write_failure(output or dst_path, "writing the Cloud-Optimized GeoTIFF", errors))
@@ -310,7 +310,7 @@ def ignored_value_notes(options: list[str], warned: list[str], what: str) -> lis
 def _remove(path: str) -> None:
     for p in (path, *(path + s for s in SIDECARS)):
         try:
-            if os.path.exists(p):
-                os.remove(p)
+            if os.path.exists(os_path(p)):
+                os.remove(os_path(p))
         except OSError:
             pass
