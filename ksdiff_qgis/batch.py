@@ -20,6 +20,7 @@ from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
 from .engine import memory
+from .engine.gdalutil import from_os
 from .engine.scenes import (
     Scene,
     SceneListError,
@@ -263,7 +264,8 @@ def main(argv: list[str] | None = None) -> int:
         print("ksdiff batch: needs Dask: python -m pip install 'dask[distributed]>=2024.1'", file=sys.stderr)
         return EXIT_USAGE
     try:
-        scenes = read_scenes(args.scenes, defaults_from(args))
+        # the list's relative paths are joined to its folder and handed to GDAL: as GDAL names them (``from_os``)
+        scenes = read_scenes(from_os(os.path.abspath(args.scenes)), defaults_from(args))
         report_file = open(args.report, "w", encoding="utf-8") if args.report else contextlib.nullcontext()
     except (OSError, SceneListError) as e:
         print(f"ksdiff batch: {e}", file=sys.stderr)

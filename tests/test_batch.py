@@ -273,6 +273,75 @@ def test_scene_list_maps_columns_to_engine_keywords(tmp_path):
     assert (scene.kwargs["sensor"], scene.kwargs["method"]) == ("wv2", "gsa")
 
 
+def test_scene_list_saved_by_german_or_french_excel(tmp_path):
+    """A CSV as German/French Excel saves it ("CSV UTF-8": BOM, ';' between cells, CRLF) or tab-separated runs
+    like the comma one (QA: "unknown column(s) 'pan;ms;sensor;method;output'"); the CLI fuses its scene."""
+    from ksdiff_qgis.engine.scenes import read_scenes
+
+    rows = [["pan", "ms", "sensor", "method", "output", "mtf_gains", "pan_nodata"],
+            [str(DATA / "wv2_pan.tif"), str(DATA / "wv2_ms.tif"), "wv2", "brovey", "o.tif", "0.35 0.3 0.3 0.25", "0"]]
+    read = {}
+    for name, delimiter, start in (("comma", ",", ""), ("excel", ";", "\ufeff"), ("tab", "\t", "")):
+        path = tmp_path / f"{name}.csv"
+        path.write_text(start + "".join(delimiter.join(r) + "\r\n" for r in rows), encoding="utf-8")
+        (scene,) = read_scenes(str(path))
+        read[name] = scene.kwargs
+    assert read["excel"] == read["tab"] == read["comma"]
+    assert read["comma"]["mtf_gains"] == [0.35, 0.3, 0.3, 0.25] and read["comma"]["pan_nodata"] == 0.0
+    rc, log = run_cli(str(tmp_path / "excel.csv"), "--workers", "1")
+    assert rc == 0 and gdal.Open(str(tmp_path / "o.tif")).RasterCount == 4, log
+
+
+@pytest.mark.parametrize("column, cell, message", [
+    ("pan_nodata", "0,5", "a decimal comma? Write 0.5 (a decimal point)"),
+    ("mtf_gains", "0,35", "separate the items with spaces: 0.35"),
+    ("mtf_gains", "0,34 0,32 0,3 0,22", "separate the items with spaces: 0.34 0.32 0.3 0.22"),
+    ("mtf_gains", '"0,34,0,32"', "separate the items with spaces: 0.34 0.32"),
+    ("extent", '"0,5 1,5 2 3"', "separate the items with spaces: 0.5 1.5 2 3"),
+])
+def test_decimal_commas_in_a_scene_list_are_refused_with_the_value_meant(tmp_path, column, cell, message):
+    """A number written with a decimal comma (a German/French Excel's cells) stops the list before any work and says
+    what to write (mtf_gains '0,35' was read as the gains 0 and 35)."""
+    from ksdiff_qgis.engine.scenes import SceneListError, read_scenes
+
+    path = tmp_path / "s.csv"
+    path.write_text(f"pan;ms;sensor;method;output;{column}\na.tif;b.tif;wv2;gsa;o.tif;{cell}\n")
+    with pytest.raises(SceneListError, match=f"line 2: column '{column}'.*decimal comma") as err:
+        read_scenes(str(path))
+    assert message in str(err.value)
+
+
+def test_scene_list_in_another_encoding_is_refused_clearly(tmp_path):
+    """Excel's plain "CSV" is the Windows code page (cp1252): the message says to save it as UTF-8."""
+    from ksdiff_qgis.engine.scenes import SceneListError, read_scenes
+
+    path = tmp_path / "s.csv"
+    path.write_bytes("pan;ms;output\nÜbersicht_pan.tif;ms.tif;o.tif\n".encode("cp1252"))
+    with pytest.raises(SceneListError, match="not UTF-8 text.*CSV UTF-8"):
+        read_scenes(str(path))
+
+
+def test_a_batch_record_goes_when_another_run_replaces_its_output(qgis_app, tmp_path):
+    """A batch output's <output>.ksdiff.json stayed when QGIS (or qgis_process) wrote another method's result onto
+    the output (QA: the record said mtf_glp_hpm of a Brovey file): the replacing run removes it, like the .aux.xml;
+    a batch run onto it writes its new record after the commit, and the one after skips."""
+    import processing
+
+    from ksdiff_qgis.engine.scenes import Scene, read_record, run_scene, sidecar_path
+
+    out = tmp_path / "p1.tif"
+    kwargs = {"pan_path": str(DATA / "wv2_pan.tif"), "ms_path": str(DATA / "wv2_ms.tif"), "sensor": "wv2",
+              "method": "mtf_glp_hpm", "output_path": str(out)}
+    assert run_scene(Scene(2, kwargs), cores=1)["status"] == "done"
+    assert read_record(str(out))["fingerprint"]["parameters"]["method"] == "mtf_glp_hpm"
+    processing.run("ksdiff:pansharpen", {"PAN": kwargs["pan_path"], "MS": kwargs["ms_path"], "SENSOR": "wv2",
+                                         "METHOD": "brovey", "OUTPUT": str(out)})
+    assert not os.path.exists(sidecar_path(str(out)))
+    assert run_scene(Scene(2, kwargs), cores=1)["status"] == "done"     # redone: the output is not its result
+    assert read_record(str(out))["output"]["size"] == out.stat().st_size
+    assert run_scene(Scene(2, kwargs), cores=1)["status"] == "skipped"
+
+
 def test_one_onnx_session_per_model_across_scenes(tmp_path):
     from ksdiff_qgis.engine import runtime
     from ksdiff_qgis.engine.scenes import Scene, run_scene

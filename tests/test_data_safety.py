@@ -361,6 +361,80 @@ def test_replaced_output_loses_stale_sidecars(qgis_app, pair, tmp_path):
     assert ds.GetRasterBand(1).GetOverviewCount() == 0
 
 
+# 6b. non-UTF-8 locale ----------------------------------------------------------------------------------
+
+def _non_utf8_locale() -> str | None:
+    """An installed locale whose file names Python encodes in ISO-8859-1 (``locale -a``), else None."""
+    try:
+        names = subprocess.run(["locale", "-a"], capture_output=True, text=True, timeout=30).stdout.split()
+    except OSError:
+        return None
+    for name in (n for n in names if "iso8859" in n.lower().replace("-", "")):
+        probe = subprocess.run([sys.executable, "-c", "import sys; print(sys.getfilesystemencoding())"],
+                               capture_output=True, text=True, env={**os.environ, "LC_ALL": name, "LANG": name})
+        if probe.stdout.strip().lower().replace("-", "").replace("_", "") in ("iso88591", "latin1"):
+            return name
+    return None
+
+
+LATIN1 = _non_utf8_locale()
+
+
+@pytest.mark.skipif(sys.platform == "win32" or LATIN1 is None, reason="needs a POSIX ISO-8859-1 locale (locale -a)")
+def test_output_in_a_folder_with_umlauts_under_a_latin1_locale(data_dir, tmp_path):
+    """LC_ALL=de_DE.ISO-8859-1 and an output under "Übersicht é & <x>" (QA: GDAL created the .partial under the
+    name's UTF-8 bytes, Python opened it in the locale's encoding: FileNotFoundError, the .partial files stayed and
+    the batch created a second, Latin-1-named folder). The writer, its lock, the stale-partial sweep, a replaced
+    output's sidecars, a COG and the batch all reach the files GDAL writes; nothing is left half-written."""
+    folder = tmp_path / "Übersicht é & <x>"
+    folder.mkdir()
+    (folder / ".o.tif.0123abcd.partial").write_bytes(b"half a file of a killed run")
+    (folder / "scenes.csv").write_text(f"pan,ms,sensor,method,output\n{data_dir / 'wv2_pan.tif'},"
+                                       f"{data_dir / 'wv2_ms.tif'},wv2,gsa,neu/b.tif\n", encoding="utf-8")
+    script = textwrap.dedent(f"""
+        import json, os, sys
+        from osgeo import gdal
+        from ksdiff_qgis.engine.errors import InputError
+        from ksdiff_qgis.engine.pipeline import pansharpen
+        from ksdiff_qgis.engine.raster_io import partials
+        assert sys.getfilesystemencoding().lower() != "utf-8"
+        folder = {str(folder)!r}
+        out, pan, ms = folder + "/o.tif", {str(data_dir / 'wv2_pan.tif')!r}, {str(data_dir / 'wv2_ms.tif')!r}
+        pansharpen(pan, ms, out, "wv2", "brovey")
+        ds = gdal.Open(out); ds.GetRasterBand(1).ComputeStatistics(False); ds = None   # a .aux.xml
+        pansharpen(pan, ms, out, "wv2", "gsa", cog=True)
+        live = folder + "/.o.tif.89abcdef.partial"
+        open(live.encode("utf-8"), "wb").close()
+        lock = partials.hold(live)   # another run writing onto o.tif right now
+        try:
+            pansharpen(pan, ms, out, "wv2", "brovey")
+            refused = None
+        except InputError as e:
+            refused = str(e)
+        lock.close(); os.remove(live.encode("utf-8"))
+        print(json.dumps({{"refused": refused}}))
+    """)
+    env = {**os.environ, "LC_ALL": LATIN1, "LANG": LATIN1, "PYTHONPATH": str(ROOT), "PYTHONIOENCODING": "utf-8"}
+    (tmp_path / "run.py").write_text(script, encoding="utf-8")   # a source file is UTF-8 text whatever the locale
+    r = subprocess.run([sys.executable, str(tmp_path / "run.py")], capture_output=True, text=True, env=env,
+                       timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "another run is writing the output" in json.loads(r.stdout.splitlines()[-1])["refused"]
+    ds = gdal.Open(str(folder / "o.tif"))
+    assert ds.GetMetadata("IMAGE_STRUCTURE").get("LAYOUT") == "COG" and ds.RasterCount == 4
+    assert not (folder / "o.tif.aux.xml").exists()      # the stale statistics of the replaced output
+    for attempt in ("done", "skipped"):                  # the batch: its record beside the output, then a skip
+        b = subprocess.run([sys.executable, "-m", "ksdiff_qgis.batch", str(folder / "scenes.csv"), "--workers", "1",
+                            "--no-progress", "--report", str(tmp_path / f"{attempt}.jsonl")],
+                           capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
+        assert b.returncode == 0, b.stdout + b.stderr
+        assert json.loads((tmp_path / f"{attempt}.jsonl").read_text().splitlines()[0])["status"] == attempt
+    assert gdal.Open(str(folder / "neu" / "b.tif")).RasterCount == 4
+    assert (folder / "neu" / "b.tif.ksdiff.json").exists()
+    assert not _partials(folder) and not _partials(folder / "neu")
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([folder.name, "run.py", "done.jsonl", "skipped.jsonl"])
+
+
 # 7. output behind a VRT input ------------------------------------------------------------------------
 
 def test_output_behind_a_vrt_input_is_refused(qgis_app, pair, tmp_path):

@@ -323,6 +323,21 @@ def test_generic_sensor_with_custom_gains(qgis_app, data_dir, tmp_path):
         _run({**common, "SENSOR": "generic", "MTF_GAINS": "1.5", "OUTPUT": str(tmp_path / "bad.tif")})
 
 
+@pytest.mark.parametrize("gains, meant", [("0,35", "0.35"), ("0,34; 0,32; 0,30; 0,22", "0.34, 0.32, 0.30, 0.22")])
+def test_decimal_comma_in_mtf_gains_says_use_a_decimal_point(qgis_app, data_dir, tmp_path, gains, meant):
+    """MTF_GAINS "0,35" (a decimal comma, German/French habit) read as the gains 0 and 35 and only said "every gain
+    must lie between 0 and 1": the message names the decimal comma and the value meant, before any output."""
+    from qgis.core import QgsProcessingException
+
+    out, log = tmp_path / "g.tif", Log()
+    with pytest.raises(QgsProcessingException):
+        _run({"PAN": str(data_dir / "wv2_pan.tif"), "MS": str(data_dir / "wv2_ms.tif"), "METHOD": "mtf_glp_hpm",
+              "SENSOR": "generic", "MTF_GAINS": gains, "OUTPUT": str(out)}, log)
+    errors = [line for line in log.lines if line.startswith("ERROR")]
+    assert any(f"use a decimal point ({meant}); commas separate one gain per band" in e for e in errors), errors
+    assert not out.exists()
+
+
 def test_dialog_widget_shows_labels_and_round_trips(qgis_app):
     """The dialog's enum widget lists the labels; a value set by index (History, batch, models) comes back."""
     from qgis.core import QgsApplication, QgsProcessingContext

@@ -108,6 +108,61 @@ def test_loaded_layer_names_a_model_output_as_the_model_does(qgis_app, data_dir,
     assert names == {"model": "fused", "direct": "Gram-Schmidt adaptive – my ms"}
 
 
+def test_rerun_onto_a_loaded_output_stretches_the_new_file(qgis_app, data_dir, tmp_path):
+    """A second run onto an output the project already shows (QGIS reuses that layer): the layer's band statistics
+    and its 2–98 % stretch are the new file's (QA: reload() brought the new pixels, but the statistics and the
+    stretch stayed the old file's, max 1879 / red 1–558 where a fresh layer gives 1811 / 20–524). Loaded as the
+    desktop does (Processing's handleAlgorithmResults) into a project of the test's own."""
+    import processing
+    from processing.gui.Postprocessing import handleAlgorithmResults
+    from qgis.core import (
+        QgsApplication,
+        QgsContrastEnhancement,
+        QgsMultiBandColorRenderer,
+        QgsProcessingContext,
+        QgsProcessingFeedback,
+        QgsProcessingOutputLayerDefinition,
+        QgsProject,
+        QgsRasterBandStats,
+        QgsRasterLayer,
+        QgsRasterMinMaxOrigin,
+        QgsRectangle,
+    )
+
+    project, out = QgsProject(), str(tmp_path / "fused.tif")
+
+    def run_and_load(method):
+        context, feedback = QgsProcessingContext(), QgsProcessingFeedback()
+        context.setProject(project)
+        alg = QgsApplication.processingRegistry().createAlgorithmById("ksdiff:pansharpen")
+        params = {"PAN": str(data_dir / "wv2_pan.tif"), "MS": str(data_dir / "wv2_ms.tif"), "SENSOR": "wv2",
+                  "METHOD": method, "OUTPUT": QgsProcessingOutputLayerDefinition(out, project)}
+        processing.run(alg, params, context=context, feedback=feedback)
+        assert handleAlgorithmResults(alg, context, feedback, parameters=params)
+        (layer,) = project.mapLayers().values()
+        return layer
+
+    def stretch(layer):
+        ce = layer.renderer().redContrastEnhancement()
+        return ce.minimumValue(), ce.maximumValue()
+
+    first = run_and_load("gsa")
+    old = first.dataProvider().bandStatistics(1, QgsRasterBandStats.All)  # the statistics QGIS caches when shown
+    layer = run_and_load("brovey")
+    assert layer.id() == first.id()    # QGIS reused the loaded layer
+    fresh = QgsRasterLayer(out, "fresh")
+    renderer = layer.renderer()
+    fresh.setRenderer(QgsMultiBandColorRenderer(fresh.dataProvider(), renderer.redBand(), renderer.greenBand(),
+                                                renderer.blueBand()))
+    fresh.setContrastEnhancement(QgsContrastEnhancement.StretchToMinimumMaximum, QgsRasterMinMaxOrigin.CumulativeCut,
+                                 QgsRectangle())
+    new = layer.dataProvider().bandStatistics(1, QgsRasterBandStats.All)
+    real = fresh.dataProvider().bandStatistics(1, QgsRasterBandStats.All)
+    assert (old.maximumValue, old.mean) != (real.maximumValue, real.mean)   # the two methods' outputs differ
+    assert (new.maximumValue, new.mean) == (real.maximumValue, real.mean)
+    assert stretch(layer) == stretch(fresh)
+
+
 def test_batch_of_scenes(qgis_app, data_dir, tmp_path):
     """A batch: several scenes and sensors through the same algorithm instance, like the batch dialog."""
     jobs = [("wv2", "wv2", "brovey"), ("wv2_nodata", "wv2", "mtf_glp_hpm"), ("l8", "landsat8", "gsa")]

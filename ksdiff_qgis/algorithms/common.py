@@ -5,6 +5,7 @@ import os
 
 from qgis.core import (
     QgsContrastEnhancement,
+    QgsDataProvider,
     QgsMultiBandColorRenderer,
     QgsProcessingException,
     QgsProcessingLayerPostProcessorInterface,
@@ -147,6 +148,14 @@ def layer_crs(layer) -> str | None:
     return crs.toWkt(WKT_FOR_GDAL)
 
 
+def reread_source(layer) -> None:
+    """Gives a raster layer a new data provider on its own source, so its pixels, band statistics and histograms
+    are those of the file now on disk (QGIS keeps the layer's style across setDataSource)."""
+    options = QgsDataProvider.ProviderOptions()
+    options.transformContext = layer.transformContext()
+    layer.setDataSource(layer.source(), layer.name(), layer.providerType(), options)
+
+
 class NaturalColour(QgsProcessingLayerPostProcessorInterface):
     """Shows a loaded multiband result as red/green/blue = the given bands (None: as QGIS chooses), stretched
     2–98 %, read afresh from its file."""
@@ -165,8 +174,10 @@ class NaturalColour(QgsProcessingLayerPostProcessorInterface):
 
     def postProcessLayer(self, layer, context, feedback):  # noqa: N802
         # a run onto a file the project already shows reuses that layer, whose provider still reads the replaced
-        # file (the writer renames the new one into place): read the new file
-        layer.reload()
+        # file (the writer renames the new one into place). reload() reopens the file but keeps the provider's
+        # cached band statistics and histograms, from which the stretch below would be built (QA: red 1–558 from
+        # the old file, 20–524 from the new one): a new provider reads the new file and its statistics afresh
+        reread_source(layer)
         if self.rgb is not None and layer.bandCount() >= max(self.rgb):
             layer.setRenderer(QgsMultiBandColorRenderer(layer.dataProvider(), *self.rgb))
             layer.setContrastEnhancement(QgsContrastEnhancement.StretchToMinimumMaximum,

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+from ..engine.numbers import decimal_comma_gains
 from ..engine.pipeline import method_names
 from ..engine.sensors import SENSORS
 
@@ -38,5 +39,11 @@ def parse_gains(text: str) -> list[float] | None:
     except ValueError:
         raise ValueError(f"MTF_GAINS: {text!r} is not a comma-separated list of numbers") from None
     if not gains or any(not 0.0 < g < 1.0 for g in gains):
+        meant = decimal_comma_gains(text)
+        if meant:
+            read = ", ".join(f"{g:g}" for g in gains)
+            raise ValueError(f"MTF_GAINS: {text!r} reads as the gains {read}, which must lie between 0 and 1: use a "
+                             f"decimal point ({meant}); commas separate one gain per band")
         raise ValueError(f"MTF_GAINS: every gain must lie between 0 and 1 (exclusive), got {text!r}")
     return gains
+

@@ -1,6 +1,9 @@
 """GDAL calls that behave the same whether or not GDAL exceptions are enabled."""
 from __future__ import annotations
 
+import os
+import sys
+
 from osgeo import gdal
 
 
@@ -25,11 +28,21 @@ def gdal_try(fn, *args, **kwargs) -> tuple[object, list[str]]:
     names the cause ("No space left on device") while the last one is a consequence, so all are kept.
     A non-zero integer result (a CPLErr return code) counts as a failure too.
     """
+    result, errors, _warnings = gdal_try_warned(fn, *args, **kwargs)
+    return result, errors
+
+
+def gdal_try_warned(fn, *args, **kwargs) -> tuple[object, list[str], list[str]]:
+    """``gdal_try`` that also returns GDAL's warnings (``(result, errors, warnings)``): what GDAL ignores with only
+    a console message, e.g. a creation option value it does not recognise."""
     errors: list[str] = []
+    warnings: list[str] = []
 
     def handler(err_class, _err_no, msg):
         if err_class >= gdal.CE_Failure:
             errors.append(msg)
+        elif err_class == gdal.CE_Warning:
+            warnings.append(msg)
 
     gdal.ErrorReset()
     gdal.PushErrorHandler(handler)   # per thread in GDAL: safe in a Processing worker
@@ -44,7 +57,7 @@ def gdal_try(fn, *args, **kwargs) -> tuple[object, list[str]]:
         errors.append(gdal.GetLastErrorMsg())
     if not errors and isinstance(result, int) and not isinstance(result, bool) and result != 0:
         errors.append(f"GDAL error code {result}")
-    return result, list(dict.fromkeys(errors))
+    return result, list(dict.fromkeys(errors)), list(dict.fromkeys(warnings))
 
 
 def close_dataset(ds: gdal.Dataset) -> list[str]:
@@ -58,3 +71,29 @@ def close_dataset(ds: gdal.Dataset) -> list[str]:
         # the SWIG destructor disowns the object, so the later garbage collection does not close twice
         close = lambda: gdal.Dataset.__swig_destroy__(ds)  # noqa: E731
     return gdal_try(close)[1]
+
+
+# Python's os functions encode a str path in the locale's encoding, GDAL's Python bindings in UTF-8 whatever the
+# locale: under a non-UTF-8 locale (LC_ALL=de_DE.ISO-8859-1) a name with "Ü" is two different files to them
+_FS_UTF8 = sys.getfilesystemencoding().lower().replace("-", "").replace("_", "") == "utf8"
+
+
+def os_path(path: str) -> str | bytes:
+    """``path`` as Python's os functions must be given it to reach the file GDAL reads and writes by that name: the
+    str itself on Windows and under a UTF-8 locale, else its UTF-8 bytes (POSIX)."""
+    if _FS_UTF8 or os.name == "nt" or isinstance(path, bytes):
+        return path
+    return path.encode("utf-8", "surrogateescape")
+
+
+def gdal_str(path: str | bytes) -> str:
+    """A path from an os function given ``os_path``'s bytes, back as the str GDAL and messages take."""
+    return path.decode("utf-8", "surrogateescape") if isinstance(path, bytes) else path
+
+
+def from_os(path: str) -> str:
+    """A path Python got from the system in the locale's encoding (a command-line argument, ``os.getcwd()``) as
+    the str GDAL takes: its bytes read as UTF-8 (identity on Windows and under a UTF-8 locale)."""
+    if _FS_UTF8 or os.name == "nt":
+        return path
+    return gdal_str(os.fsencode(path))

@@ -24,9 +24,11 @@ from osgeo import gdal
 from . import classical, model_card, pipeline, raster_io
 from .errors import InputError
 from .feedback import Feedback
+from .gdalutil import gdal_str, os_path
+from .numbers import decimal_comma_gains, decimal_comma_number
 from .sensors import get_sensor
 
-SIDECAR_SUFFIX = ".ksdiff.json"
+SIDECAR_SUFFIX = ".ksdiff.json"   # one of raster_io.SIDECARS: a run that replaces the output removes it
 REQUIRED_COLUMNS = ("pan", "ms", "output")
 # CSV column -> pipeline.pansharpen keyword where they differ; every other keyword keeps its name, which is
 # also the lower-cased Processing parameter name (TILE_SIZE -> tile_size)
@@ -72,11 +74,28 @@ def column_keyword(column: str) -> str:
     return ALIASES.get(name, name)
 
 
-def _sequence(value: str, annotation: str) -> list | tuple:
+def _sequence(value: str, annotation: str, name: str = "") -> list | tuple:
     """'1 2 3', '1;2;3', '[1, 2, 3]' as the list or tuple of ints or floats the annotation names."""
     kind = int if re.match(r"(list|tuple)\[int\b", annotation) else float
+    if kind is float:
+        _refuse_decimal_commas(value, name)
     items = [kind(v) for v in re.split(r"[\s,;]+", value.strip("[]() ")) if v]
     return tuple(items) if annotation.startswith("tuple") else items
+
+
+def _refuse_decimal_commas(value: str, name: str) -> None:
+    """ValueError for a list of decimals written with decimal commas (a German or French Excel's CSV: '0,35' would
+    be read as the two items 0 and 35)."""
+    items = [v for v in re.split(r"[\s;]+", value.strip("[]() ")) if v]
+    meant = [decimal_comma_number(v) for v in items]
+    if any(meant):
+        fixed = " ".join(m or v for m, v in zip(meant, items))
+    elif name == "mtf_gains" and decimal_comma_gains(value):   # '0,35,0,3': gains lie in (0, 1)
+        fixed = decimal_comma_gains(value).replace(",", "")
+    else:
+        return
+    raise ValueError(f"a decimal comma? Write decimals with a decimal point and separate the items with spaces: "
+                     f"{fixed}")
 
 
 TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
@@ -91,12 +110,14 @@ def _convert(value: str, param: inspect.Parameter) -> Any:
         if value.lower() not in TRUE + FALSE:
             raise ValueError(f"not one of {', '.join(TRUE + FALSE)}")
         return value.lower() in TRUE
-    if isinstance(default, int):
-        return int(value)
-    if isinstance(default, float):
+    if isinstance(default, (int, float)) or annotation.startswith(("int", "float")):
+        if decimal_comma_number(value):
+            raise ValueError(f"a decimal comma? Write {decimal_comma_number(value)} (a decimal point)")
+        if isinstance(default, int) or annotation.startswith("int"):
+            return int(value)
         return float(value)
     if annotation.startswith(("list[", "tuple[")):
-        return _sequence(value, annotation)
+        return _sequence(value, annotation, param.name)
     if value[:1] in "[{":
         return json.loads(value)
     return value
@@ -142,15 +163,32 @@ def _check_header(fields: list[str] | None, params: dict[str, inspect.Parameter]
         raise SceneListError(f"the header lacks the column(s) {', '.join(missing)}")
 
 
+DELIMITERS = ",;\t"
+
+
+def sniff_delimiter(header: str) -> str:
+    """The cell delimiter of a scene list from its header line: ',', or ';' as a German or French Excel saves CSV,
+    or a tab; ',' when the header has one column."""
+    try:
+        return csv.Sniffer().sniff(header, delimiters=DELIMITERS).delimiter
+    except csv.Error:
+        return ","
+
+
 def read_scenes(csv_path: str, defaults: dict[str, Any] | None = None) -> list[Scene]:
     """Every scene of a CSV list; ``defaults`` (engine keywords) apply where a row leaves a cell empty."""
     params = engine_parameters()
     base = Path(csv_path).resolve().parent
-    with open(csv_path, newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f)
-        _check_header(reader.fieldnames, params)
-        scenes = [Scene(reader.line_num, {**(defaults or {}), **_row_kwargs(row, params, base, reader.line_num)})
-                  for row in reader if any((v or "").strip() for v in row.values())]
+    try:
+        with open(os_path(csv_path), newline="", encoding="utf-8-sig") as f:
+            reader = csv.DictReader(f, delimiter=sniff_delimiter(f.readline()))
+            f.seek(0)
+            _check_header(reader.fieldnames, params)
+            scenes = [Scene(reader.line_num, {**(defaults or {}), **_row_kwargs(row, params, base, reader.line_num)})
+                      for row in reader if any((v or "").strip() for v in row.values())]
+    except UnicodeDecodeError as e:
+        raise SceneListError(f"{csv_path} is not UTF-8 text ({e.reason} at byte {e.start}): save it as UTF-8 (Excel: "
+                             "'CSV UTF-8 (comma delimited)')") from None
     if not scenes:
         raise SceneListError(f"{csv_path} lists no scene")
     _check_unique_outputs(scenes)
@@ -183,7 +221,7 @@ def file_identity(path: str | None) -> dict | None:
         st = gdal.VSIStatL(path)
         return None if st is None else {"path": path, "size": st.size, "mtime": st.mtime}
     try:
-        st = os.stat(path)
+        st = os.stat(os_path(path))   # the file GDAL reads by that name (``os_path``)
     except OSError:
         return None
     return {"path": os.path.abspath(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
@@ -226,7 +264,7 @@ def sidecar_path(output: str) -> str:
 def read_record(output: str) -> dict | None:
     """The sidecar record of ``output``, None when there is none or it is unreadable."""
     try:
-        with open(sidecar_path(output), encoding="utf-8") as f:
+        with open(os_path(sidecar_path(output)), encoding="utf-8") as f:
             return json.load(f)
     except (OSError, ValueError):
         return None
@@ -236,9 +274,9 @@ def write_record(output: str, record: dict) -> None:
     """Write the sidecar atomically (temp file + rename), like the raster itself."""
     path = sidecar_path(output)
     tmp = f"{path}.{os.getpid()}.partial"
-    with open(tmp, "w", encoding="utf-8") as f:
+    with open(os_path(tmp), "w", encoding="utf-8") as f:   # beside the output GDAL wrote (``os_path``)
         json.dump(record, f, indent=1, sort_keys=True)
-    os.replace(tmp, path)
+    os.replace(os_path(tmp), os_path(path))
 
 
 def up_to_date(kwargs: dict[str, Any]) -> dict | None:
@@ -252,10 +290,11 @@ def up_to_date(kwargs: dict[str, Any]) -> dict | None:
 
 def remove_partials(output: str) -> list[str]:
     """Delete temporary files killed writers left beside ``output``; a live writer's file stays (it is locked)."""
-    leftovers = glob.glob(glob.escape(sidecar_path(output)) + ".*.partial")   # a sidecar write is one rename
+    pattern = glob.escape(os_path(sidecar_path(output))) + os_path(".*.partial")   # a sidecar write is one rename
+    leftovers = glob.glob(pattern)
     for p in leftovers:
         os.remove(p)
-    return raster_io.remove_stale_partials(output) + leftovers
+    return raster_io.remove_stale_partials(output) + [gdal_str(p) for p in leftovers]
 
 
 # ------------------------------------------------------------------------- one scene
@@ -313,9 +352,9 @@ def run_scene(scene: Scene, cores: int | None = None, force: bool = False) -> di
                                                                  "height")}
         return {**base, **kept, "status": "skipped", "seconds": 0.0}
     output = kwargs["output_path"]
-    if os.path.exists(sidecar_path(output)):
-        os.remove(sidecar_path(output))   # the output is about to be replaced: its record no longer holds
-    os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
+    if os.path.exists(os_path(sidecar_path(output))):
+        os.remove(os_path(sidecar_path(output)))   # the output is about to be replaced: its record no longer holds
+    os.makedirs(os_path(os.path.dirname(os.path.abspath(output))), exist_ok=True)   # where GDAL will write
     identity = fingerprint(kwargs)        # before the run: inputs changed during it do not count as done
     try:
         result = pipeline.pansharpen(**kwargs, feedback=QuietFeedback())

@@ -18,7 +18,7 @@ import numpy as np
 from osgeo import gdal
 
 from ..errors import Cancelled, InputError
-from ..gdalutil import close_dataset, gdal_call, gdal_try
+from ..gdalutil import close_dataset, gdal_call, gdal_try, gdal_try_warned, os_path
 from .writer import SIDECARS, GeoTiffWriter, write_failure
 
 COMPRESSIONS = {
@@ -204,8 +204,8 @@ def write_cog(src_path: str, dst_path: str, options: list[str],
     close_dataset(src)
     del src
     if errors or stop:
-        if os.path.exists(dst_path):
-            os.remove(dst_path)
+        if os.path.exists(os_path(dst_path)):
+            os.remove(os_path(dst_path))
         if stop:
             raise Cancelled("cancelled by the user")
         raise OSError(write_failure(output or dst_path, "writing the Cloud-Optimized GeoTIFF", errors))
@@ -263,7 +263,7 @@ def check_options(info, options: list[str], driver: str = "COG") -> list[str]:
     target = f"/vsimem/ksdiff_{driver.lower()}_check_{os.getpid()}_{id(src)}.tif"
     # one thread: the encoder's complaints then reach this thread's error handler (NUM_THREADS encodes elsewhere)
     single = _merge(options, ["NUM_THREADS=1"])
-    out, errors = gdal_try(gdal.Translate, target, src, format=driver, creationOptions=single)
+    out, errors, warned = gdal_try_warned(gdal.Translate, target, src, format=driver, creationOptions=single)
     if out is not None:
         errors += close_dataset(out)   # the last blocks are encoded when it closes
     elif not errors:
@@ -276,16 +276,41 @@ def check_options(info, options: list[str], driver: str = "COG") -> list[str]:
                          + "; ".join(e for e in errors if e))
     known = driver_keys(driver)
     unknown = sorted({o.split("=", 1)[0].upper() for o in options} - known) if known else []
-    return [f"CREATE_OPTIONS: the {what} driver does not know {', '.join(unknown)}: "
-            + ("ignored" if len(unknown) > 1 else "it is ignored")
-            + (" (with COG ticked, GeoTIFF-only options such as ZLEVEL, NBITS or TILED do not apply)."
-               if driver == "COG" else ".")] if unknown else []
+    notes = [f"CREATE_OPTIONS: the {what} driver does not know {', '.join(unknown)}: "
+             + ("ignored" if len(unknown) > 1 else "it is ignored")
+             + (" (with COG ticked, GeoTIFF-only options such as ZLEVEL, NBITS or TILED do not apply)."
+                if driver == "COG" else ".")] if unknown else []
+    return notes + ignored_value_notes(options, warned, what)
+
+
+# GDAL's warning for an option name the driver does not know: ``check_options`` names those itself
+_UNKNOWN_KEY = re.compile(r"does not support (the )?creation option", re.I)
+
+
+def ignored_value_notes(options: list[str], warned: list[str], what: str) -> list[str]:
+    """The plugin's warning for GDAL's warnings ``warned`` while trying ``options``: a value GDAL does not
+    recognise is ignored with only a console message (QA: ``COMPRESS=LZW;NBITS=11`` wrote an uncompressed file
+    without NBITS), so it says what GDAL ignores, that options are separated by ``|``, and the corrected text when a
+    ``;`` or ``,`` inside a value is the likely cause."""
+    warned = [w for w in warned if not _UNKNOWN_KEY.search(w)]
+    if not warned:
+        return []
+    joined = [o for o in options if re.search(r"[;,]\s*[A-Za-z_]\w*=", o.split("=", 1)[1])]
+    fix = ""
+    if joined:
+        fixed = ["|".join(p.strip() for p in re.split(r"[;,]\s*(?=[A-Za-z_]\w*=)", o)) for o in joined]
+        fix = (" A ; or , inside a value is the likely cause: {} — write {}.").format(
+            ", ".join(joined), ", ".join(fixed))
+    return [f"CREATE_OPTIONS: GDAL ignores creation option values it does not recognise (the {what} is written "
+            "as if they were not given): "
+            + " ".join(w if w.endswith(".") else w + "." for w in warned)
+            + " Creation options are separated by | (KEY=VALUE|KEY=VALUE)." + fix]
 
 
 def _remove(path: str) -> None:
     for p in (path, *(path + s for s in SIDECARS)):
         try:
-            if os.path.exists(p):
-                os.remove(p)
+            if os.path.exists(os_path(p)):
+                os.remove(os_path(p))
         except OSError:
             pass

@@ -1,8 +1,13 @@
-"""Temporary files of runs onto an output: the ones killed runs left behind, and the lock a live run holds."""
+"""Temporary files of runs onto an output: the ones killed runs left behind, and the lock a live run holds.
+
+GDAL creates them: every file call here goes through ``os_path``, the name GDAL used (under a non-UTF-8 locale
+Python's own encoding of a name with "Ü" is another file)."""
 from __future__ import annotations
 
 import os
 import re
+
+from ..gdalutil import gdal_str, os_path
 
 try:                  # POSIX only: Windows refuses to delete an open file, which protects a live run's
     import fcntl  # temporary file there without a lock
@@ -15,26 +20,27 @@ def stale_partials(path: str) -> list[str]:
     folder, name = os.path.split(os.path.abspath(path))
     pattern = re.compile(rf"\.{re.escape(name)}\.[0-9a-f]{{8}}\.partial(\..+)?$")
     try:
-        return sorted(os.path.join(folder, f) for f in os.listdir(folder) if pattern.match(f))
+        names = [gdal_str(f) for f in os.listdir(os_path(folder))]
     except OSError:
         return []
+    return sorted(os.path.join(folder, f) for f in names if pattern.match(f))
 
 
 def hold(path: str):
     """Keep a shared lock on a temporary file while this run writes it (released by closing the handle)."""
     if fcntl is None:
         return None
-    f = open(path, "rb")
+    f = open(os_path(path), "rb")
     fcntl.flock(f, fcntl.LOCK_SH)
     return f
 
 
 def _in_use(partial: str) -> bool:
     """Whether a live run (this process or another) holds ``partial``; a killed run's lock is gone."""
-    if fcntl is None or not os.path.exists(partial):
+    if fcntl is None or not os.path.exists(os_path(partial)):
         return False
     try:
-        with open(partial, "rb") as f:
+        with open(os_path(partial), "rb") as f:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         return True
@@ -44,7 +50,7 @@ def _in_use(partial: str) -> bool:
 def signature(path: str) -> tuple[int, int, int] | None:
     """What identifies the file at ``path`` now (inode, size, modification time), None when there is none."""
     try:
-        st = os.stat(path)
+        st = os.stat(os_path(path))
     except OSError:
         return None
     return st.st_ino, st.st_size, st.st_mtime_ns
@@ -65,7 +71,7 @@ def remove_stale_partials(path: str) -> list[str]:
         if _in_use(re.sub(r"\.partial\..+$", ".partial", p)):
             continue
         try:
-            os.remove(p)
+            os.remove(os_path(p))
             removed.append(p)
         except OSError:
             pass   # another user's file or already gone: not ours to insist on

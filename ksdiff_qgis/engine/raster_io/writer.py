@@ -10,7 +10,7 @@ import numpy as np
 from osgeo import gdal
 
 from ..errors import Cancelled, InputError
-from ..gdalutil import close_dataset, gdal_try
+from ..gdalutil import close_dataset, gdal_try, os_path
 from .info import RasterInfo
 from .partials import hold, live_partials, remove_stale_partials, signature
 
@@ -20,7 +20,9 @@ except ImportError:   # pragma: no cover
     resource = None
 
 OUTPUT_EXTENSIONS = (".tif", ".tiff")       # the writer makes GeoTIFF and nothing else
-SIDECARS = (".aux.xml", ".ovr", ".msk")      # files GDAL/QGIS keep beside a raster (stats, overviews, mask)
+# files kept beside a raster that describe its pixels: GDAL's/QGIS's statistics, overviews and mask, and the batch's
+# record of what produced it (engine/scenes.py SIDECAR_SUFFIX; a batch writes its new one after the commit)
+SIDECARS = (".aux.xml", ".ovr", ".msk", ".ksdiff.json")
 LOW_SPACE = 1 << 20                          # bytes: a failed write with less free space is a full disk
 
 
@@ -29,16 +31,16 @@ def check_writable(path: str, extensions: tuple[str, ...] | None = OUTPUT_EXTENS
     name); ``what`` names the file in the messages."""
     if not path:
         raise InputError(f"no {what} file was given")
-    if os.path.isdir(path):
+    if os.path.isdir(os_path(path)):
         raise InputError(f"the {what} path {path!r} is a folder")
     folder = os.path.dirname(os.path.abspath(path))
-    if os.path.isfile(folder):
+    if os.path.isfile(os_path(folder)):
         raise InputError(f"the {what} folder {folder!r} is a file, not a folder")
-    if not os.path.isdir(folder):
+    if not os.path.isdir(os_path(folder)):
         raise InputError(f"the {what} folder {folder!r} does not exist")
-    if not os.access(folder, os.W_OK):
+    if not os.access(os_path(folder), os.W_OK):
         raise InputError(f"the {what} folder {folder!r} is not writable")
-    if os.path.exists(path) and not os.access(path, os.W_OK):
+    if os.path.exists(os_path(path)) and not os.access(os_path(path), os.W_OK):
         raise InputError(f"the {what} file {path!r} exists and cannot be overwritten")
     if extensions and not path.lower().endswith(extensions):
         raise InputError(
@@ -54,20 +56,21 @@ def _local_file(name: str) -> str | None:
     parts = name.split("/", 2)[-1].split("/")     # '/vsizip//d/a.zip/x.tif' -> ['', 'd', 'a.zip', 'x.tif']
     for i in range(len(parts), 1, -1):
         candidate = "/".join(parts[:i])
-        if os.path.isfile(candidate):
+        if os.path.isfile(os_path(candidate)):
             return candidate
     return None                                   # a remote or in-memory file cannot be the output
 
 
 def check_not_input(output_path: str, inputs: dict[str, gdal.Dataset]) -> None:
     """Refuse an output that is an input file or a file an input reads (the sources of a VRT, an archive)."""
-    if not os.path.exists(output_path):
+    if not os.path.exists(os_path(output_path)):
         return
     for role, ds in inputs.items():
         files = ds.GetFileList() or []
         for i, name in enumerate(files):
             real = _local_file(name)
-            if real is None or not os.path.exists(real) or not os.path.samefile(real, output_path):
+            if real is None or not os.path.exists(os_path(real)) or \
+                    not os.path.samefile(os_path(real), os_path(output_path)):
                 continue
             if i == 0:
                 raise InputError(f"the output file is the {role} input: choose another output path")
@@ -90,7 +93,7 @@ def write_failure(path: str, action: str, errors: list[str]) -> str:
     text = " ".join(errors)
     folder = os.path.dirname(os.path.abspath(path))
     try:
-        usage = shutil.disk_usage(folder)
+        usage = shutil.disk_usage(os_path(folder))
         # a pseudo file system (/proc, /sys) has no space at all: its 0 bytes free is not a full disk
         free = usage.free if usage.total else None
     except OSError:
@@ -198,7 +201,7 @@ class GeoTiffWriter:
         if self.expected is not False and signature(self.path) != self.expected:
             raise InputError(f"another run wrote the output {self.path!r} while this one was fusing: that result is "
                              "kept and this run's was not written; choose another OUTPUT for one of them")
-        os.replace(self.tmp_path, self.path)
+        os.replace(os_path(self.tmp_path), os_path(self.path))
         self._release()
         return self._replace_sidecars()
 
@@ -213,10 +216,10 @@ class GeoTiffWriter:
         for suffix in SIDECARS:
             old, new = self.path + suffix, self.tmp_path + suffix
             try:
-                if os.path.exists(new):
-                    os.replace(new, old)
-                elif os.path.exists(old):
-                    os.remove(old)
+                if os.path.exists(os_path(new)):
+                    os.replace(os_path(new), os_path(old))
+                elif os.path.exists(os_path(old)):
+                    os.remove(os_path(old))
                     notes.append(f"removed the stale {os.path.basename(old)} of the replaced output")
             except OSError as e:
                 notes.append(f"could not remove the stale {os.path.basename(old)}: {e}; delete it by hand")
@@ -230,7 +233,7 @@ class GeoTiffWriter:
         self._release()
         for p in (self.tmp_path, *(self.tmp_path + s for s in SIDECARS)):
             try:
-                if os.path.exists(p):
-                    os.remove(p)
+                if os.path.exists(os_path(p)):
+                    os.remove(os_path(p))
             except OSError:
                 pass
