@@ -26,9 +26,15 @@ def _landsat_delivery(data_dir: Path, folder: Path) -> dict[str, str]:
     """The Landsat fixture as USGS delivers it: one GeoTIFF per band (no band names) beside the scene's MTL."""
     folder.mkdir(parents=True)
     shutil.copy(data_dir / "l8_mtl" / f"{SCENE}_MTL.txt", folder)
+    return _band_files(data_dir, folder, SCENE, ("B2", "B3", "B4", "B5"))
+
+
+def _band_files(data_dir: Path, folder: Path, product: str, ms_codes: tuple[str, ...]) -> dict[str, str]:
+    """The Landsat fixture's MS bands as ``product``_<code>.TIF in ``folder`` (one unnamed GeoTIFF per band, in the
+    fixture's order) and its PAN as ``product``_B8.TIF."""
     files = {}
-    for code, src, band in (("B2", "ms", 1), ("B3", "ms", 2), ("B4", "ms", 3), ("B5", "ms", 4), ("B8", "pan", 1)):
-        files[code] = str(folder / f"{SCENE}_{code}.TIF")
+    for code, src, band in [(c, "ms", i + 1) for i, c in enumerate(ms_codes)] + [("B8", "pan", 1)]:
+        files[code] = str(folder / f"{product}_{code}.TIF")
         gdal.Translate(files[code], str(data_dir / f"l8_{src}.tif"), bandList=[band])
         ds = gdal.Open(files[code], gdal.GA_Update)
         ds.GetRasterBand(1).SetDescription("")
@@ -88,13 +94,7 @@ def _landsat7_delivery(data_dir: Path, folder: Path, mtl: bool = True, pid: str 
     """The Landsat fixture's pixels as a Landsat 7 ETM+ delivery: B1 blue, B2 green, B3 red, B4 NIR (Landsat 8's B2 ...
     B5) and the PAN as B8, one GeoTIFF per band without names, beside an MTL (``mtl``) that names them."""
     folder.mkdir(parents=True)
-    files = {}
-    for code, src, band in (("B1", "ms", 1), ("B2", "ms", 2), ("B3", "ms", 3), ("B4", "ms", 4), ("B8", "pan", 1)):
-        files[code] = str(folder / f"{pid}_{code}.TIF")
-        gdal.Translate(files[code], str(data_dir / f"l8_{src}.tif"), bandList=[band])
-        ds = gdal.Open(files[code], gdal.GA_Update)
-        ds.GetRasterBand(1).SetDescription("")
-        ds = None
+    files = _band_files(data_dir, folder, pid, ("B1", "B2", "B3", "B4"))
     if mtl:
         listed = "\n".join(f'    FILE_NAME_BAND_{c[1:]} = "{pid}_{c}.TIF"'
                            for c in ("B1", "B2", "B3", "B4", "B5", "B7", "B8"))
