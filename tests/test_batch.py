@@ -398,3 +398,16 @@ def test_a_coregistered_scene_keeps_the_move_in_its_record(tmp_path):
     record = run_scene(scene, cores=1)
     assert record["status"] == "done" and record["coregistration"].startswith("COREGISTER: the MS moved onto the PAN")
     assert read_record(scene.output)["result"]["coregistration"] == record["coregistration"]
+
+
+def test_precision_float32_in_a_scene_list_runs(tmp_path):
+    """README and the help call float32 PRECISION's other name; QGIS took it, a batch list's cell failed every scene
+    with "unknown precision 'float32'" (docs QA): the engine takes the alias too."""
+    from ksdiff_qgis.engine.scenes import read_scenes, run_scene
+
+    path = tmp_path / "s.csv"
+    row = f"{DATA / 'wv2_pan.tif'},{DATA / 'wv2_ms.tif'},wv2,gsa,o.tif,float32"
+    path.write_text(f"pan,ms,sensor,method,output,precision\n{row}\n")
+    (scene,) = read_scenes(str(path))
+    record = run_scene(scene)
+    assert record["status"] == "done", record

@@ -30,7 +30,16 @@ from .errors import Cancelled, InputError
 from .feedback import Feedback
 from .filters import upsample
 from .grid import GRID_SHIFT, GridPlan, plan_grid, with_crs
-from .learned import DEFAULT_PRECISION, PRECISIONS, OnnxFuser, checked_session, pan_units, value_scale, zero_fill
+from .learned import (
+    DEFAULT_PRECISION,
+    PRECISION_ALIASES,
+    PRECISIONS,
+    OnnxFuser,
+    checked_session,
+    pan_units,
+    value_scale,
+    zero_fill,
+)
 from .parallel import BlockRowWriter, TilePool, aligned_cells, default_workers, write_cells
 from .raster_io import (
     GeoTiffWriter,
@@ -454,8 +463,9 @@ def pansharpen(
             raise InputError(str(e.args[0])) from None
     if method not in method_names():
         raise InputError(f"unknown method {method!r}; available: {', '.join(method_names())}")
+    precision = PRECISION_ALIASES.get(precision, precision)   # batch lists and scripts too, not only QGIS
     if precision not in PRECISIONS:
-        raise InputError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+        raise InputError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)} (or float32)")
     if tile_size < MIN_TILE:
         raise InputError(f"the tile size must be at least {MIN_TILE} pixels")
     if not 0 <= overlap <= tile_size // 2:
