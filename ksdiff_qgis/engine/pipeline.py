@@ -44,6 +44,7 @@ from .parallel import BlockRowWriter, TilePool, aligned_cells, default_workers, 
 from .raster_io import (
     GeoTiffWriter,
     RasterInfo,
+    Signature,
     band_value_notes,
     check_not_input,
     check_writable,
@@ -303,14 +304,16 @@ def _band_metadata_notes(pan_ds, ms_ds, ms: RasterInfo, spec: Sensor, fused: lis
 
 
 def _make_writer(path: str, cols: int, rows: int, ms: RasterInfo, gt, wkt: str, names: list[str],
-                 nodata: float | None, compression: str, cog: bool, extra: list[str], fb: Feedback) -> GeoTiffWriter:
-    """A streamed GeoTIFF writer with the chosen encoding; for a COG, a fast intermediate copied at commit."""
+                 nodata: float | None, compression: str, cog: bool, extra: list[str], fb: Feedback,
+                 found: Signature | None) -> GeoTiffWriter:
+    """A streamed GeoTIFF writer with the chosen encoding; for a COG, a fast intermediate copied at commit.
+    ``found``: what was at the output when the run started (``GeoTiffWriter``)."""
     kind = ms.dtype.kind
     if cog:
         writer = outputs.CogWriter(path, cols, rows, ms, gt, wkt, names, nodata,
                                    options=outputs.intermediate_options(kind),
                                    cog_options=outputs.cog_options(kind, compression, extra),
-                                   is_cancelled=fb.is_cancelled)
+                                   is_cancelled=fb.is_cancelled, found=found)
         for note in writer.notes:
             fb.warning(note)
         return writer
@@ -320,7 +323,7 @@ def _make_writer(path: str, cols: int, rows: int, ms: RasterInfo, gt, wkt: str, 
     if extra:   # ours are known to work; a user's are tried first
         for note in outputs.fixed_key_notes(extra) + outputs.check_options(ms, options, "GTiff"):
             fb.warning(note)
-    return GeoTiffWriter(path, cols, rows, ms, gt, wkt, names, nodata, options=options)
+    return GeoTiffWriter(path, cols, rows, ms, gt, wkt, names, nodata, options=options, found=found)
 
 
 class _TileRunner:
@@ -629,8 +632,7 @@ def pansharpen(
     nodata, nodata_why = output_nodata(pan, ms)
     names = bplan.names
     writer = _make_writer(output_path, cols, rows, ms, plan.out_gt, pan.wkt, names, nodata, compression, cog,
-                          extra_options, fb)
-    writer.expected = found_at_output
+                          extra_options, fb, found_at_output)
     # classical methods: block-aligned tiles, no overlap; KSDiff: blended cells (or strips on small scenes)
     layout = choose_layout(rows, cols, tile_size, overlap, writer.block_size(), exact=not learned)
     tile_size, overlap = layout.tile, layout.overlap

@@ -22,7 +22,7 @@ _EXPORTS = {
     **dict.fromkeys(("data_scale", "fits", "output_nodata", "to_dtype", "value_range"), "dtypes"),
     **dict.fromkeys(("DEFAULT_GT", "SUPPORTED_TYPES", "RasterInfo", "band_value_notes", "describe", "open_dataset",
                      "open_raster"), "info"),
-    **dict.fromkeys(("remove_stale_partials", "signature", "stale_partials"), "partials"),
+    **dict.fromkeys(("Signature", "remove_stale_partials", "signature", "stale_partials"), "partials"),
     **dict.fromkeys(("MaskedRaster", "read_decimated", "read_padded", "valid_pixels"), "read"),
     **dict.fromkeys(("OUTPUT_EXTENSIONS", "SIDECARS", "GeoTiffWriter", "check_not_input", "check_writable",
                      "write_failure"), "writer"),

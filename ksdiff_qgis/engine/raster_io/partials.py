@@ -47,7 +47,10 @@ def _in_use(partial: str) -> bool:
     return False
 
 
-def signature(path: str) -> tuple[int, int, int] | None:
+Signature = tuple[int, int, int]   # (inode, size, modification time in ns) of a file
+
+
+def signature(path: str) -> Signature | None:
     """What identifies the file at ``path`` now (inode, size, modification time), None when there is none."""
     try:
         st = os.stat(os_path(path))

@@ -12,7 +12,7 @@ from osgeo import gdal
 from ..errors import Cancelled, InputError
 from ..gdalutil import close_dataset, gdal_try, os_path
 from .info import RasterInfo
-from .partials import hold, live_partials, remove_stale_partials, signature
+from .partials import Signature, hold, live_partials, remove_stale_partials, signature
 
 try:                  # POSIX only: Windows has no file size limit to report
     import resource
@@ -23,6 +23,7 @@ OUTPUT_EXTENSIONS = (".tif", ".tiff")       # the writer makes GeoTIFF and nothi
 # files kept beside a raster that describe its pixels: GDAL's/QGIS's statistics, overviews and mask, and the batch's
 # record of what produced it (engine/scenes.py SIDECAR_SUFFIX; a batch writes its new one after the commit)
 SIDECARS = (".aux.xml", ".ovr", ".msk", ".ksdiff.json")
+UNCHECKED = object()   # GeoTiffWriter(found=...) left out: the output is replaced whatever is there at the commit
 LOW_SPACE = 1 << 20                          # bytes: a failed write with less free space is a full disk
 
 
@@ -118,17 +119,17 @@ class GeoTiffWriter:
     """
 
     def __init__(self, path: str, width: int, height: int, ms: RasterInfo, gt, wkt: str,
-                 band_names: list[str], nodata: float | None, options: list[str] | None = None):
+                 band_names: list[str], nodata: float | None, options: list[str] | None = None,
+                 found: Signature | None | object = UNCHECKED):
+        """``found``: ``signature`` of the output when the run started (None: there was none); another run that wrote
+        there since is not silently replaced at the commit. Left out: not checked."""
         check_writable(path)
         busy = live_partials(path)
         if busy:   # both would report success and the later rename would silently replace the other's result
             raise InputError(f"another run is writing the output {path!r} right now (its temporary file "
                              f"{os.path.basename(busy[0])} is in use): choose another OUTPUT, or run again once "
                              "that run has finished")
-        self.path = path
-        # what was at the output when the run started (``pipeline`` sets it before its self-check): another run that
-        # wrote there since is not silently replaced at the commit
-        self.expected: tuple[int, int, int] | None | bool = False
+        self.path, self.found = path, found
         self.removed_partials = remove_stale_partials(path)
         folder, name = os.path.split(os.path.abspath(path))
         self.tmp_path = os.path.join(folder, f".{name}.{uuid.uuid4().hex[:8]}.partial")
@@ -198,7 +199,7 @@ class GeoTiffWriter:
         self.close_checked()
         if cancelled is not None and cancelled():
             raise Cancelled("cancelled by the user")
-        if self.expected is not False and signature(self.path) != self.expected:
+        if self.found is not UNCHECKED and signature(self.path) != self.found:
             raise InputError(f"another run wrote the output {self.path!r} while this one was fusing: that result is "
                              "kept and this run's was not written; choose another OUTPUT for one of them")
         os.replace(os_path(self.tmp_path), os_path(self.path))
