@@ -12,7 +12,7 @@ import pytest
 from fake_models import write_scaled_model
 from osgeo import gdal
 
-from ksdiff_qgis.engine import consistency, model_card, selfcheck
+from ksdiff_qgis.engine import consistency, model_card, pipeline, selfcheck
 from ksdiff_qgis.engine.clipping import ClipCounter
 from ksdiff_qgis.engine.feedback import Feedback
 from ksdiff_qgis.engine.pipeline import pansharpen
@@ -173,8 +173,9 @@ def test_a_worse_model_is_replaced_and_ksdiff_forces_it(qgis_app, data_dir, scal
     hpm = _run({"PAN": pan, "MS": ms, "SENSOR": "wv2", "METHOD": "mtf_glp_hpm", "OUTPUT": str(tmp_path / "hpm.tif")})
     np.testing.assert_array_equal(_read(auto["OUTPUT"]), _read(hpm["OUTPUT"]))
     # METHOD=ksdiff runs the model whatever the check would say: 1.5 x the upsampled MS (seen without the
-    # consistency step, which would pull it back towards the MS)
+    # consistency step, which would pull it back towards the MS, and without the noise pull towards MTF-GLP-HPM)
     monkeypatch.setattr(consistency, "project", lambda f, *args, **kw: np.asarray(f, np.float32))
+    monkeypatch.setattr(pipeline, "NOISE_PULL", False)
     forced = _run({**base, "METHOD": "ksdiff", "OUTPUT": str(tmp_path / "forced.tif")})
     exp = _run({"PAN": pan, "MS": ms, "SENSOR": "wv2", "METHOD": "exp", "OUTPUT": str(tmp_path / "exp.tif")})
     f, e = _read(forced["OUTPUT"]), _read(exp["OUTPUT"])

@@ -9,7 +9,7 @@ import threading
 
 import numpy as np
 
-from . import consistency, runtime
+from . import consistency, noise, runtime
 from .classical import BEST_CLASSICAL, FUSERS, TileContext
 from .errors import InputError
 from .model_card import ModelCard
@@ -433,15 +433,19 @@ class OnnxFuser:
 
     ``bands``: the model's bands as positions among the tile's bands, in the model's order (``BandPlan.model``); the
     others are fused by MTF-GLP-HPM and every band keeps its place. None: the tile holds the model's bands in order.
+    ``noise_pull``: take the output towards MTF-GLP-HPM where the PAN's detail is noise (``engine/noise.py``); the
+    delivered tiles' step, not the self-check's.
     """
 
     def __init__(self, card: ModelCard, session: Session, scale: float, precision: str = DEFAULT_PRECISION,
-                 consistency: bool = True, bands: list[int] | None = None, pan_factor: float = 1.0):
+                 consistency: bool = True, bands: list[int] | None = None, pan_factor: float = 1.0,
+                 noise_pull: bool = False):
         check_graph(card, session)
         self.card, self.session, self.scale = card, session, np.float32(scale)
         self.pan_scale = np.float32(scale / pan_factor)   # a PAN in other units than the MS (``pan_units``)
         self.bands = bands
         self.consistency = consistency   # project each tile onto the MS its context carries (``consistency``)
+        self.noise_pull = noise_pull
         # the per-tile kernel path when the probe checked it; its int8 variant when asked for
         self.precision = precision
         self.fast = (int8_path(card, session) if precision == "int8" else None) or session.tile_kernels
@@ -519,6 +523,8 @@ class OnnxFuser:
             # NaN would silently become nodata: a model that produces it is broken, not the data
             raise InputError(f"the model {self.card.path.name} returned NaN or infinite values on the tile at PAN "
                              f"row {ctx.origin[0]}, column {ctx.origin[1]}: it is broken for this data")
+        if self.noise_pull:
+            out = noise.pull(out, pan, x[0, :, :h, :w], ctx)
         if self.consistency and ctx.ms is not None:   # before the floor: the step may move values either way
             out = consistency.project(out, ctx.ms / self.scale, ctx.ms_origin, ctx.gains, ctx.ratio, real=ctx.ms_real)
         low = getattr(ctx.stats, "ms_low", None)   # where the data end, when below 0 (signed data)

@@ -65,6 +65,7 @@ from .tiling import blend_cells, blend_strips, choose_layout
 STATS_WINDOW = 128      # MS pixels per side of a window sampled for scene statistics
 STATS_WINDOWS = 16      # at most this many windows (262k MS pixels: plenty for a 5-term regression)
 MIN_TILE = 64
+NOISE_PULL = True   # learned tiles taken towards MTF-GLP-HPM where the PAN's detail is noise (``noise``)
 WRITE_CHUNK = 1024      # columns converted and written at a time (a multiple of the 256-pixel blocks)
 LEARNED_METHODS = {"ksdiff": "KSDiff (kernel-space diffusion network, bundled model per sensor)"}
 
@@ -595,12 +596,12 @@ def pansharpen(
         # the model's own context plus the consistency step's (its filter reads beyond what it corrects), and the
         # classical method's that fuses the bands the model does not know
         margin = card.margin + (consistency_step.halo(plan.ratio, spec.mtf_ms) if consistency else 0)
-        if bplan.model is not None and len(bplan.model) < ms.bands:
+        if (bplan.model is not None and len(bplan.model) < ms.bands) or NOISE_PULL:
             margin = max(margin, classical.margin(classical.BEST_CLASSICAL, plan.ratio))
         pan_factor, units_note = pan_units(stats)
         if units_note:
             warnings.append(units_note)
-        fuse = OnnxFuser(card, session, scale, precision, consistency, bplan.model, pan_factor)
+        fuse = OnnxFuser(card, session, scale, precision, consistency, bplan.model, pan_factor, NOISE_PULL)
         used_device = session.device
         fb.info(f"model {card.path.name} ({card.data.get('backbone', '')}); device {session.device}: "
                 f"{session.reason}; values normalised by {scale:g}; tiles run {fuse.path_note()}; "
