@@ -15,13 +15,12 @@ import os
 import re
 import xml.etree.ElementTree as ET
 
+from . import bandcodes
 from .raster_io.vrtxml import band_sources
 
 # what sits beside a product's images and may name its satellite
 METADATA_PATTERNS = ("*.IMD", "*.imd", "*_MTL.txt", "*_MTL.json", "*MTL.txt", "*MTL.json", "*.XML", "*.xml")
 TILE_MARK = re.compile(r"_R\d+C\d+", re.IGNORECASE)   # Maxar's and Airbus's tile suffix (..._R1C1...)
-# a band code at the end of a file name: Landsat's _B4 (_SR_B4), Sentinel-2's _B04 / _B8A, with its _10m resolution
-BAND_CODE = re.compile(r"(?:^|[_\-.])(B(?:1[0-2]|0[1-9]|[1-9]|8A))(?:_\d{2}m)?$", re.IGNORECASE)
 PRODUCT_IDS = re.compile(r'(?:LANDSAT_PRODUCT_ID|LANDSAT_SCENE_ID)\s*=\s*"([^"]+)"')
 # a Landsat product ID at the start of a file name: Collection 1/2 'LE07_L1TP_...' (sensor letter, two-digit mission),
 # the older scene ID 'LE70200392015216EDC00'; C: OLI/TIRS, O: OLI, E: ETM+, T: TM (TIRS-only on 8/9), M: MSS
@@ -70,9 +69,9 @@ def input_files(path: str) -> list[str]:
 
 
 def band_code(file: str) -> str | None:
-    """The band code a file name ends with ('..._B4.TIF' -> 'B4', Sentinel-2's '..._B04_10m.jp2' -> 'B04'), or None."""
-    m = BAND_CODE.search(os.path.splitext(os.path.basename(file))[0])
-    return m.group(1).upper() if m else None
+    """The band code a file name ends with ('..._B4.TIF' -> 'B4', Sentinel-2's '..._B04_10m.jp2' -> 'B04'), or None
+    (``bandcodes``)."""
+    return bandcodes.of_file(file)
 
 
 def source_band_codes(path: str) -> list[str | None] | None:
