@@ -20,6 +20,7 @@ from . import bandcodes, delivery
 from .classical import BEST_CLASSICAL
 from .errors import InputError
 from .gdalutil import gdal_call
+from .metascan import MetadataScan
 from .raster_io import RasterInfo, describe
 from .sensors import GENERIC_MTF_MS, Sensor, table_of
 
@@ -124,20 +125,22 @@ def band_names(descriptions: list[str], spec: Sensor) -> list[str]:
     return out
 
 
-def with_delivery_names(ms: RasterInfo) -> tuple[RasterInfo, list[str]]:
+def with_delivery_names(ms: RasterInfo, scan: MetadataScan | None = None) -> tuple[RasterInfo, list[str]]:
     """``ms`` with names for the bands it leaves unnamed, from its delivery (``delivery``): the band layout of the
     Airbus DIMAP that describes it (a VRT of its tiles too, band for band), else the band code in the name of a VRT
     band's source file ('..._B4.TIF' -> 'B4', Sentinel-2's '..._B04_10m.jp2' -> 'B04': QGIS's Build Virtual Raster
     stacks files in any order and names no band). A bare Landsat band code is written out with its colour as the
     product's mission numbers its bands, when its MTL or product ID says which ('B4' -> 'B4 NIR' on Landsat 7,
-    'B4 Red' on Landsat 8). Returns log lines that say where the names came from."""
+    'B4 Red' on Landsat 8). Returns log lines that say where the names came from. ``scan``: the run's metadata
+    files, found and read once (``metascan``)."""
+    scan = scan or MetadataScan()
     names, notes = list(ms.descriptions), []
     vrt_filled: list[int] = []
     if not all(names):
         sources = delivery.vrt_sources(ms.path)
         in_order = sources is None or all(b == i for i, band in enumerate(sources, 1) for _, b in band)
-        dimap = delivery.dimap_for(ms.path) if in_order else None
-        layout = delivery.dimap_band_names(dimap, ms.bands) if dimap else None
+        dimap = delivery.dimap_for(ms.path, scan) if in_order else None
+        layout = delivery.dimap_band_names(dimap, ms.bands, scan) if dimap else None
         if layout:
             filled = [i for i, d in enumerate(names) if not d]
             for i in filled:
@@ -151,7 +154,7 @@ def with_delivery_names(ms: RasterInfo) -> tuple[RasterInfo, list[str]]:
         for i in vrt_filled:
             names[i] = codes[i]
     bare = [i for i, n in enumerate(names) if n and _landsat_number(n)]
-    mission = delivery.landsat_mission(ms.path) if bare else None
+    mission = delivery.landsat_mission(ms.path, scan) if bare else None
     if mission:
         for i in bare:
             names[i] = landsat_band_name(names[i], mission[0]) or names[i]
