@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from osgeo import gdal
 
-from . import delivery
+from . import bandcodes, delivery
 from .classical import BEST_CLASSICAL
 from .errors import InputError
 from .gdalutil import gdal_call
+from .metascan import MetadataScan
 from .raster_io import RasterInfo, describe
 from .sensors import GENERIC_MTF_MS, Sensor, table_of
 
@@ -36,7 +37,7 @@ _KINDS = [
     ("red", r"red"),
     ("pan", r"pan"),
 ]
-# Sentinel-2's band codes, as its products name them (B02 ... B12, B8A: two digits, unlike Landsat's B2 ... B11)
+# Sentinel-2's band codes by the two characters its products write (B02 ... B12, B8A; ``bandcodes``)
 _SENTINEL2 = {"01": "coastal", "02": "blue", "03": "green", "04": "red", "05": "rededge", "06": "rededge",
               "07": "rededge", "08": "nir", "8a": "nir", "09": "vapour", "10": "cirrus", "11": "swir", "12": "swir"}
 # kind by central wavelength (nm), upper bounds: what a description like "B5, central wavelength 705 nm" says
@@ -55,7 +56,6 @@ _WORD_KIND = {"Coastal": "coastal", "Blue": "blue", "Green": "green", "Red": "re
               "SWIR2": "swir", "PAN": "pan", "Cirrus": "cirrus", "TIRS1": "thermal", "TIRS2": "thermal",
               "Thermal": "thermal"}
 LANDSAT_NAMES = {"oli": "Landsat 8/9 OLI", "tm": "Landsat 4-7 TM/ETM+"}
-BARE_CODE = re.compile(r"B(0?[1-9]|1[01])", re.IGNORECASE)   # a Landsat band code and nothing else
 
 
 def _landsat_kind(number: int, landsat: bool | str) -> str | None:
@@ -65,9 +65,15 @@ def _landsat_kind(number: int, landsat: bool | str) -> str | None:
 def landsat_band_name(code: str, numbering: str) -> str | None:
     """A bare Landsat band code written out with its colour in ``numbering`` ('oli' or 'tm'): 'B4' -> 'B4 Red' (OLI)
     or 'B4 NIR' (TM/ETM+); None for what is no Landsat band code."""
-    m = BARE_CODE.fullmatch(code.strip())
-    word = _LANDSAT_WORDS[numbering].get(int(m.group(1))) if m else None
-    return f"B{int(m.group(1))} {word}" if word else None
+    number = _landsat_number(code)
+    word = _LANDSAT_WORDS[numbering].get(number) if number else None
+    return f"B{number} {word}" if word else None
+
+
+def _landsat_number(name: str) -> int | None:
+    """The Landsat band number ``name`` is as a bare band code ('B4', 'B05'), or None."""
+    code = bandcodes.parse(name)
+    return code.landsat if code else None
 
 
 def band_kind(name: str, landsat: bool | str = False) -> str | None:
@@ -76,14 +82,11 @@ def band_kind(name: str, landsat: bool | str = False) -> str | None:
     numbering: "oli" or True (Landsat 8/9: B05 and B5 -> 'nir'), "tm" (Landsat 4-7: B4 -> 'nir'); otherwise a bare
     unpadded code (B5) says nothing."""
     text = (name or "").lower().replace("_", " ").strip()
-    code = re.fullmatch(r"b(0[1-9]|1[0-2]|8a)", text)
+    code = bandcodes.parse(text)
     if code:
         if landsat:
-            return _landsat_kind(int(code.group(1)), landsat) if code.group(1) != "8a" else None
-        return _SENTINEL2.get(code.group(1))
-    code = re.fullmatch(r"b([1-9]|1[01])", text)
-    if code:
-        return _landsat_kind(int(code.group(1)), landsat) if landsat else None
+            return _landsat_kind(code.landsat, landsat) if code.landsat else None
+        return _SENTINEL2.get(code.sentinel2) if code.sentinel2 else None
     for kind, pat in _KINDS:
         if re.search(pat, text):
             return kind
@@ -113,8 +116,7 @@ def band_names(descriptions: list[str], spec: Sensor) -> list[str]:
     out = []
     for i, d in enumerate(descriptions):
         if d:
-            named = [n for n in table if re.fullmatch(r"B\d{1,2}|B8A", d, re.IGNORECASE)
-                     and n.upper().startswith(d.upper() + " ")]
+            named = [n for n in table if bandcodes.parse(d) and n.upper().startswith(d.upper() + " ")]
             out.append(named[0] if len(named) == 1 else d)
         elif len(descriptions) == spec.n_bands:
             out.append(spec.band_names[i])
@@ -123,20 +125,22 @@ def band_names(descriptions: list[str], spec: Sensor) -> list[str]:
     return out
 
 
-def with_delivery_names(ms: RasterInfo) -> tuple[RasterInfo, list[str]]:
+def with_delivery_names(ms: RasterInfo, scan: MetadataScan | None = None) -> tuple[RasterInfo, list[str]]:
     """``ms`` with names for the bands it leaves unnamed, from its delivery (``delivery``): the band layout of the
     Airbus DIMAP that describes it (a VRT of its tiles too, band for band), else the band code in the name of a VRT
     band's source file ('..._B4.TIF' -> 'B4', Sentinel-2's '..._B04_10m.jp2' -> 'B04': QGIS's Build Virtual Raster
     stacks files in any order and names no band). A bare Landsat band code is written out with its colour as the
     product's mission numbers its bands, when its MTL or product ID says which ('B4' -> 'B4 NIR' on Landsat 7,
-    'B4 Red' on Landsat 8). Returns log lines that say where the names came from."""
+    'B4 Red' on Landsat 8). Returns log lines that say where the names came from. ``scan``: the run's metadata
+    files, found and read once (``metascan``)."""
+    scan = scan or MetadataScan()
     names, notes = list(ms.descriptions), []
     vrt_filled: list[int] = []
     if not all(names):
         sources = delivery.vrt_sources(ms.path)
         in_order = sources is None or all(b == i for i, band in enumerate(sources, 1) for _, b in band)
-        dimap = delivery.dimap_for(ms.path) if in_order else None
-        layout = delivery.dimap_band_names(dimap, ms.bands) if dimap else None
+        dimap = delivery.dimap_for(ms.path, scan) if in_order else None
+        layout = delivery.dimap_band_names(dimap, ms.bands, scan) if dimap else None
         if layout:
             filled = [i for i, d in enumerate(names) if not d]
             for i in filled:
@@ -149,8 +153,8 @@ def with_delivery_names(ms: RasterInfo) -> tuple[RasterInfo, list[str]]:
         vrt_filled = [i for i, code in enumerate(codes[:ms.bands]) if code and not names[i]]
         for i in vrt_filled:
             names[i] = codes[i]
-    bare = [i for i, n in enumerate(names) if n and BARE_CODE.fullmatch(n.strip())]
-    mission = delivery.landsat_mission(ms.path) if bare else None
+    bare = [i for i, n in enumerate(names) if n and _landsat_number(n)]
+    mission = delivery.landsat_mission(ms.path, scan) if bare else None
     if mission:
         for i in bare:
             names[i] = landsat_band_name(names[i], mission[0]) or names[i]

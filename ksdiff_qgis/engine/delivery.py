@@ -7,21 +7,21 @@ counts only when it names the input — one of its files by name (a Landsat MTL'
 ``DATA_FILE_PATH``, a Maxar ``.TIL``/``.XML``'s tile names), or a stem the input's file names start with (the MTL's
 product ID, the ``.IMD`` of a Maxar image or its tiles): a Landsat MTL lying beside a WorldView-2 pair says nothing
 about it.
+
+Every function that looks at metadata files takes the run's ``MetadataScan`` (``metascan``): a run finds and reads
+each of them once. Without one, a call makes its own.
 """
 from __future__ import annotations
 
-import glob
 import os
 import re
 import xml.etree.ElementTree as ET
 
+from . import bandcodes
+from .metascan import MetadataScan
 from .raster_io.vrtxml import band_sources
 
-# what sits beside a product's images and may name its satellite
-METADATA_PATTERNS = ("*.IMD", "*.imd", "*_MTL.txt", "*_MTL.json", "*MTL.txt", "*MTL.json", "*.XML", "*.xml")
 TILE_MARK = re.compile(r"_R\d+C\d+", re.IGNORECASE)   # Maxar's and Airbus's tile suffix (..._R1C1...)
-# a band code at the end of a file name: Landsat's _B4 (_SR_B4), Sentinel-2's _B04 / _B8A, with its _10m resolution
-BAND_CODE = re.compile(r"(?:^|[_\-.])(B(?:1[0-2]|0[1-9]|[1-9]|8A))(?:_\d{2}m)?$", re.IGNORECASE)
 PRODUCT_IDS = re.compile(r'(?:LANDSAT_PRODUCT_ID|LANDSAT_SCENE_ID)\s*=\s*"([^"]+)"')
 # a Landsat product ID at the start of a file name: Collection 1/2 'LE07_L1TP_...' (sensor letter, two-digit mission),
 # the older scene ID 'LE70200392015216EDC00'; C: OLI/TIRS, O: OLI, E: ETM+, T: TM (TIRS-only on 8/9), M: MSS
@@ -33,16 +33,6 @@ LANDSAT_CODES = {("T", 4): "tm", ("T", 5): "tm", ("E", 7): "tm", ("C", 8): "oli"
 MTL_SPACECRAFT = re.compile(r'"?SPACECRAFT_ID"?\s*[=:]\s*"?(LANDSAT_?([4-9]))"?', re.IGNORECASE)
 MTL_SENSOR = re.compile(r'"?SENSOR_ID"?\s*[=:]\s*"?([A-Z_+]+)"?', re.IGNORECASE)
 MAX_SOURCES = 64   # a mosaic of many tiles: its first files are enough to say what it is
-READ_LIMIT = 1 << 20
-
-
-def read_head(path: str, limit: int = READ_LIMIT) -> str:
-    """The first ``limit`` characters of a text file ('' if unreadable)."""
-    try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            return f.read(limit)
-    except OSError:
-        return ""
 
 
 def vrt_sources(path: str) -> list[list[tuple[str, int]]] | None:
@@ -70,9 +60,9 @@ def input_files(path: str) -> list[str]:
 
 
 def band_code(file: str) -> str | None:
-    """The band code a file name ends with ('..._B4.TIF' -> 'B4', Sentinel-2's '..._B04_10m.jp2' -> 'B04'), or None."""
-    m = BAND_CODE.search(os.path.splitext(os.path.basename(file))[0])
-    return m.group(1).upper() if m else None
+    """The band code a file name ends with ('..._B4.TIF' -> 'B4', Sentinel-2's '..._B04_10m.jp2' -> 'B04'), or None
+    (``bandcodes``)."""
+    return bandcodes.of_file(file)
 
 
 def source_band_codes(path: str) -> list[str | None] | None:
@@ -111,14 +101,15 @@ def _mtl_mission(text: str) -> tuple[str, int, str] | None:
     return (codes, mission, m.group(1)) if codes else None
 
 
-def landsat_mission(path: str) -> tuple[str, int, str] | None:
+def landsat_mission(path: str, scan: MetadataScan | None = None) -> tuple[str, int, str] | None:
     """(band numbering 'tm' or 'oli', mission, why) of the Landsat product ``path`` (or a VRT's sources) belongs to:
     what the MTL that names it says (SPACECRAFT_ID), else the product ID its file names start with; None when
     neither says. Landsat 4-7 and 8/9 give the same band code different colours (B4: NIR or red)."""
-    naming, _ = metadata_files(path)
+    scan = scan or MetadataScan()
+    naming, _ = metadata_files(path, scan)
     for side in naming:
         if "MTL" in os.path.basename(side).upper():
-            found = _mtl_mission(read_head(side))
+            found = _mtl_mission(scan.text(side))
             if found:
                 return found[0], found[1], f"{os.path.basename(side)} says {found[2]}"
     for file in input_files(path):
@@ -162,9 +153,19 @@ def names_input(side: str, text: str, files: list[str]) -> bool:
     return False
 
 
-def metadata_files(path: str) -> tuple[list[str], list[str]]:
+def metadata_files(path: str, scan: MetadataScan | None = None) -> tuple[list[str], list[str]]:
     """(metadata files that name ``path``, metadata files beside it or its sources that do not), each list in
-    search order: the input's own folder first, then its sources' folders."""
+    search order: the input's own folder first, then its sources' folders. Searched once per ``scan``."""
+    scan = scan or MetadataScan()
+    key = os.path.abspath(path)
+    if key not in scan.found:
+        scan.found[key] = _search(path, scan)
+    naming, other = scan.found[key]
+    return list(naming), list(other)
+
+
+def _search(path: str, scan: MetadataScan) -> tuple[list[str], list[str]]:
+    """``metadata_files``: the folders of the input and its sources searched, each file found read (``scan``)."""
     files = input_files(path)
     folders = []
     for file in files:
@@ -173,11 +174,10 @@ def metadata_files(path: str) -> tuple[list[str], list[str]]:
             folders.append(folder)
     found: list[str] = []
     for folder in folders:
-        own = sorted({p for pat in METADATA_PATTERNS for p in glob.glob(os.path.join(glob.escape(folder), pat))})
-        found += [p for p in own if not p.lower().endswith(".aux.xml") and p not in found]
+        found += [p for p in scan.beside(folder) if p not in found]
     naming, other = [], []
     for side in found:
-        (naming if names_input(side, read_head(side), files) else other).append(side)
+        (naming if names_input(side, scan.text(side), files) else other).append(side)
     return naming, other
 
 
@@ -203,7 +203,8 @@ def _text(node: ET.Element, name: str) -> str:
     return ""
 
 
-def dimap_band_names(xml_path: str, n_bands: int) -> tuple[list[str], str, str | None] | None:
+def dimap_band_names(xml_path: str, n_bands: int,
+                     scan: MetadataScan | None = None) -> tuple[list[str], str, str | None] | None:
     """Names of the ``n_bands`` raster bands of the Airbus DIMAP product ``xml_path``, what says so, and a note when
     that order is assumed against what the DIMAP lists elsewhere; or None.
 
@@ -216,11 +217,8 @@ def dimap_band_names(xml_path: str, n_bands: int) -> tuple[list[str], str, str |
     real products list B0, B1, B2, B3 while their rasters hold R, G, B, NIR (the Orfeo Toolbox reads Pléiades's
     first band as red for that reason; GDAL's own DIMAP v2 sample lists them so too).
     """
-    try:
-        root = ET.parse(xml_path).getroot()
-    except (ET.ParseError, OSError):
-        return None
-    if "DIMAP" not in _local(root.tag).upper():
+    root = (scan or MetadataScan()).root(xml_path)
+    if root is None or "DIMAP" not in _local(root.tag).upper():
         return None
     names: list[str | None] = [None] * n_bands
     index = _find_all(root, "Raster_Index")
@@ -285,10 +283,10 @@ def _order_note(xml_path: str, names: list[str], listed_ids: list[str]) -> str |
             f"reorder its bands to {bands} first (QGIS's Rearrange bands) and fuse that")
 
 
-def dimap_for(path: str) -> str | None:
+def dimap_for(path: str, scan: MetadataScan | None = None) -> str | None:
     """The DIMAP document that describes ``path``: the file itself, or a DIM_*.XML that names it (or, for a VRT,
     its sources)."""
     if os.path.basename(path).upper().startswith("DIM_") and path.upper().endswith(".XML"):
         return path
-    naming, _ = metadata_files(path)
+    naming, _ = metadata_files(path, scan)
     return next((p for p in naming if os.path.basename(p).upper().startswith("DIM_")), None)

@@ -40,6 +40,7 @@ from .learned import (
     value_scale,
     zero_fill,
 )
+from .metascan import MetadataScan
 from .parallel import BlockRowWriter, TilePool, aligned_cells, default_workers, write_cells
 from .raster_io import (
     GeoTiffWriter,
@@ -481,7 +482,8 @@ def pansharpen(
         raise InputError(f"unknown compression {compression!r}; choose one of {', '.join(outputs.COMPRESSIONS)}")
     pan_ds, pan = open_raster(pan_path, "PAN")
     ms_ds, ms = open_raster(ms_path, "MS")
-    ms, name_notes = band_sel.with_delivery_names(ms)   # band names from a VRT's files or a DIMAP (``delivery``)
+    scan = MetadataScan()   # the inputs' metadata files, found and read once in this run
+    ms, name_notes = band_sel.with_delivery_names(ms, scan)   # band names from a VRT's files or a DIMAP (``delivery``)
     for note in name_notes:
         fb.info(note)
     ms_file = ms_ds   # the file's own metadata, whatever views of it are fused (outputs.copy_metadata)
@@ -508,7 +510,7 @@ def pansharpen(
     if sensor == AUTO:   # the spectral bands only: a transparency mask is no band of the sensor's
         spectral = replace(ms, bands=ms.bands - len(alpha_masks),
                            descriptions=[d for b, d in enumerate(ms.descriptions, 1) if b not in alpha_masks])
-        found = detect_sensor(pan, spectral, plan.ratio, ms_bands)
+        found = detect_sensor(pan, spectral, plan.ratio, ms_bands, scan)
         sensor = found.key
         (fb.warning if found.source == "fallback" else fb.info)(found.message())
     spec = found.sensor() if found else get_sensor(sensor)   # auto: a generic run may keep a sensor's gains
@@ -584,7 +586,7 @@ def pansharpen(
         try:
             model_card.check_against_data(card, _model_band_count(ms, bplan.model), plan.ratio)
         except InputError as e:
-            guess = detect_sensor(pan, ms, plan.ratio)
+            guess = detect_sensor(pan, ms, plan.ratio, scan=scan)
             hint = f" (the data looks like {guess.key}: try SENSOR={guess.key} or auto)" if guess.key != sensor else ""
             raise InputError(f"{e}{hint}") from None
         session = checked_session(card, device, ort_threads)

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from osgeo import osr
 
 from . import delivery
-from .delivery import read_head
 from .errors import InputError
+from .metascan import MetadataScan
 from .raster_io import RasterInfo, open_dataset
 from .sensors import METADATA_ONLY, SENSORS, Sensor, generic_like, known_sensor
 
@@ -91,9 +91,9 @@ def _imagery_domain(path: str) -> str | None:
     return md.get("SATELLITEID")
 
 
-def _from_sidecar(path: str) -> str | None:
-    """Satellite id in a Maxar IMD/XML, a Landsat MTL (text or JSON) or an Airbus DIMAP."""
-    text = read_head(path)
+def _from_sidecar(path: str, text: str) -> str | None:
+    """Satellite id in a Maxar IMD/XML, a Landsat MTL (text or JSON) or an Airbus DIMAP: ``path``, whose head is
+    ``text``."""
     if path.lower().endswith(".json"):
         try:
             data = json.loads(text)
@@ -117,10 +117,12 @@ def _from_sidecar(path: str) -> str | None:
     return None
 
 
-def metadata_candidates(paths: list[str]) -> tuple[list[tuple[str, str]], list[str]]:
+def metadata_candidates(paths: list[str], scan: MetadataScan | None = None) -> tuple[list[tuple[str, str]], list[str]]:
     """(sensor key, where it was found) per piece of product metadata that names ``paths`` (GDAL's IMAGERY domain of
     the inputs and of a VRT's source files, then the metadata files that name them: ``delivery.metadata_files``),
-    strongest first; and a note per metadata file beside them that names a satellite but not the input (ignored)."""
+    strongest first; and a note per metadata file beside them that names a satellite but not the input (ignored).
+    ``scan``: the run's, whose files are not searched or read again."""
+    scan = scan or MetadataScan()
     found: list[tuple[str, str]] = []
     for p in paths:
         for file in delivery.input_files(p)[:1 + MAX_IMAGERY_SOURCES]:
@@ -132,9 +134,9 @@ def metadata_candidates(paths: list[str]) -> tuple[list[tuple[str, str]], list[s
     strangers: dict[str, str] = {}
     unknown: list[str] = []
     for p in paths:
-        naming, other = delivery.metadata_files(p)
+        naming, other = delivery.metadata_files(p, scan)
         for side in naming:
-            sat = _from_sidecar(side)
+            sat = _from_sidecar(side, scan.text(side))
             if sat and _satellite_key(sat) and side not in named:
                 named.add(side)
                 found.append((_satellite_key(sat), f"{os.path.basename(side)} says {sat}"))
@@ -142,7 +144,7 @@ def metadata_candidates(paths: list[str]) -> tuple[list[tuple[str, str]], list[s
                 named.add(side)
                 unknown.append(f"{os.path.basename(side)} says {sat}, a satellite KSDiff has no entry for: ignored")
         for side in other:
-            sat = _from_sidecar(side)
+            sat = _from_sidecar(side, scan.text(side))
             if sat and _satellite_key(sat):
                 strangers[side] = sat
     if not found:   # no metadata file: a Landsat product ID the file names start with (LE07_..., LC80200392015216...)
@@ -246,13 +248,15 @@ def _short(name: str) -> str:
     return name.split(" (")[0]
 
 
-def detect_sensor(pan: RasterInfo, ms: RasterInfo, ratio: int, selection: list[int] | None = None) -> Detection:
+def detect_sensor(pan: RasterInfo, ms: RasterInfo, ratio: int, selection: list[int] | None = None,
+                  scan: MetadataScan | None = None) -> Detection:
     """Best guess of the sensor key for a PAN/MS pair with the given ratio. ``selection``: MS_BANDS, whose bands
     need not be as many as the sensor's (the band plan checks them); without it, a product whose metadata names a
-    sensor with another band count (a 3-band composite) is generic, with that sensor's gains where they apply."""
+    sensor with another band count (a 3-band composite) is generic, with that sensor's gains where they apply.
+    ``scan``: the run's metadata files, found and read once (``metascan``)."""
     gsd = pixel_size_m(pan)
     gsd_txt = f"PAN pixel {gsd:.2f} m" if gsd is not None else "PAN pixel size unknown (no CRS)"
-    candidates, notes = metadata_candidates([ms.path, pan.path])
+    candidates, notes = metadata_candidates([ms.path, pan.path], scan)
     for key, why in candidates:
         wrong = _contradiction(key, ratio, gsd)
         if wrong:

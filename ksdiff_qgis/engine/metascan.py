@@ -1,0 +1,77 @@
+"""One run's look at its deliveries' metadata files (MTL, .IMD, DIMAP .XML ...): each found and read once.
+
+The sensor guess (``sensor_detect``), the DIMAP band names and the Landsat mission (``delivery``, ``bands``) all ask
+which metadata files name an input and what they say; each used to glob the folders and read the files again (a
+Landsat MTL six times in one SENSOR=auto run). A ``MetadataScan`` is made per run (``pipeline.pansharpen``) and
+dropped with it: a module-wide cache would keep a file's old text when it changes between two runs in one QGIS
+session.
+"""
+from __future__ import annotations
+
+import glob
+import io
+import os
+import xml.etree.ElementTree as ET
+
+# what sits beside a product's images and may name its satellite
+METADATA_PATTERNS = ("*.IMD", "*.imd", "*_MTL.txt", "*_MTL.json", "*MTL.txt", "*MTL.json", "*.XML", "*.xml")
+READ_LIMIT = 1 << 20   # characters of a metadata file looked at: its head says what it names and which satellite
+# bytes read: enough for READ_LIMIT characters of any UTF-8 text (at most four bytes each)
+RAW_LIMIT = 4 * READ_LIMIT
+
+
+class MetadataScan:
+    """The metadata files a run found beside its inputs, and their text, read once per file."""
+
+    def __init__(self) -> None:
+        # delivery.metadata_files per input path: (files that name it, files beside it that do not)
+        self.found: dict[str, tuple[list[str], list[str]]] = {}
+        self._folders: dict[str, list[str]] = {}
+        self._texts: dict[str, str] = {}
+        self._raws: dict[str, bytes] = {}   # a DIMAP's whole file, kept for ``root``
+        self._roots: dict[str, ET.Element | None] = {}
+
+    def beside(self, folder: str) -> list[str]:
+        """The metadata files in ``folder`` (``METADATA_PATTERNS``; GDAL's .aux.xml left out), sorted; searched once."""
+        if folder not in self._folders:
+            found = {p for pat in METADATA_PATTERNS for p in glob.glob(os.path.join(glob.escape(folder), pat))}
+            self._folders[folder] = sorted(p for p in found if not p.lower().endswith(".aux.xml"))
+        return self._folders[folder]
+
+    def text(self, path: str) -> str:
+        """The first ``READ_LIMIT`` characters of the text file ``path`` ('' if unreadable)."""
+        key = os.path.abspath(path)
+        if key not in self._texts:
+            self._read(path, key)
+        return self._texts[key]
+
+    def root(self, path: str) -> ET.Element | None:
+        """The XML document ``path`` (None if unreadable or no XML); a DIMAP this scan read is not read again."""
+        key = os.path.abspath(path)
+        if key not in self._roots:
+            if _dimap_name(path):
+                self.text(path)   # read once, for its text too: the DIMAP given as the input is searched as well
+            raw = self._raws.pop(key, None)
+            try:
+                self._roots[key] = ET.fromstring(raw) if raw is not None else ET.parse(path).getroot()
+            except (ET.ParseError, OSError):
+                self._roots[key] = None
+        return self._roots[key]
+
+    def _read(self, path: str, key: str) -> None:
+        try:
+            with open(path, "rb") as f:
+                raw = f.read(RAW_LIMIT + 1)
+        except OSError:
+            self._texts[key] = ""
+            return
+        # decoded as a text-mode open() reads it: UTF-8, bad bytes replaced, universal newlines
+        self._texts[key] = io.TextIOWrapper(io.BytesIO(raw[:RAW_LIMIT]), encoding="utf-8",
+                                            errors="replace").read(READ_LIMIT)
+        # only a DIMAP is parsed as XML (its band layout): keep its bytes when whole, not every XML's beside the input
+        if len(raw) <= RAW_LIMIT and _dimap_name(path):
+            self._raws[key] = raw
+
+
+def _dimap_name(path: str) -> bool:
+    return os.path.basename(path).upper().startswith("DIM_")
