@@ -2,7 +2,8 @@
 
 The output grid is the PAN grid over the PAN∩MS intersection. An MS grid that is merely shifted
 against the PAN grid (Landsat 8's half PAN pixel, misregistered products) is not warped: the
-upsampler samples MS at the true sub-pixel position of every PAN pixel centre. An MS raster in
+upsampler samples MS at the true sub-pixel position of every PAN pixel centre. An MS stored south-up or
+mirrored east-west is read through a flipped, north-up view of the same pixels (no resampling). An MS raster in
 another CRS, or with a rotated geotransform, is warped with GDAL (a virtual warped dataset, read
 window by window) onto a north-up grid in the PAN CRS whose pixels are ``ratio`` PAN pixels.
 """
@@ -41,7 +42,8 @@ class GridPlan:
     region: tuple[int, int, int, int]       # row0, col0, rows, cols of the output on the PAN raster
     ms_origin: tuple[float, float]          # (row, col) of the MS raster's top-left corner, PAN pixels
     out_gt: tuple[float, ...]
-    ms_dataset: gdal.Dataset | None = None  # a warped virtual MS when reprojection was needed
+    ms_dataset: gdal.Dataset | None = None  # a virtual MS to read instead of the file's: warped, or flipped north-up
+    resampled: bool = False                 # ms_dataset is warped (cubic), not the MS's own pixels
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)   # info lines: facts of the layout that need no action
 
@@ -178,6 +180,32 @@ def _warp_ms(ms_ds: gdal.Dataset, ms: RasterInfo, pan: RasterInfo,
     return warped, ratio
 
 
+def _flip(ms: RasterInfo) -> str | None:
+    """How an axis-aligned MS grid in the PAN CRS is stored other than north-up ('south-up (positive pixel height)',
+    'mirrored east-west ...', or both), None when it is north-up or not axis-aligned."""
+    gt = ms.gt
+    if ms.rotated or gt[1] == 0 or gt[5] == 0:
+        return None
+    how = [text for flipped, text in ((gt[5] > 0, "south-up (positive pixel height)"),
+                                      (gt[1] < 0, "mirrored east-west (negative pixel width)")) if flipped]
+    return " and ".join(how) or None
+
+
+def north_up_view(ms_ds: gdal.Dataset, ms: RasterInfo) -> tuple[gdal.Dataset, RasterInfo]:
+    """(view, its info): an MS stored south-up and/or mirrored east-west (``_flip``) as a north-up virtual raster of
+    the very same pixels. GDAL's warper onto the MS's own footprint at its own pixel count, nearest neighbour: every
+    output pixel centre is a source pixel centre, so the view is a pure flip (no value changes; the cubic warp onto the
+    PAN lattice this replaced moved Landsat 8 by up to 1300 DN)."""
+    gt = ms.gt
+    xs, ys = (gt[0], gt[0] + ms.width * gt[1]), (gt[3], gt[3] + ms.height * gt[5])
+    opts = gdal.WarpOptions(format="VRT", outputBounds=(min(xs), min(ys), max(xs), max(ys)), width=ms.width,
+                            height=ms.height, resampleAlg="near")
+    view, msg = gdal_call(gdal.Warp, "", ms_ds, options=opts)
+    if view is None:
+        raise InputError(f"cannot read the MS raster north-up: {msg}")
+    return view, replace(ms, gt=tuple(view.GetGeoTransform()))
+
+
 def coord_text(v: float) -> str:
     """A coordinate as messages write it: plain digits, never scientific notation (5747457.25, not 5.74746e+06),
     with about nine significant digits (centimetres in metres, a millimetre in degrees) and no trailing zeros."""
@@ -298,16 +326,21 @@ def plan_grid(pan: RasterInfo, ms: RasterInfo, ms_ds: gdal.Dataset) -> GridPlan:
     warnings: list[str] = []
     if not pan.wkt:   # a grid alone places the pair against each other, not on the map
         warnings.append(NO_CRS)
-    warped, foot = None, None
+    warped, foot, view = None, None, None
+    notes: list[str] = []
+    flip = _flip(ms) if same_crs(pan.wkt, ms.wkt) else None
+    if flip:   # storage order alone: the same pixels, read north-up, take the north-up path below
+        view, ms = north_up_view(ms_ds, ms)
+        ms_ds = view
+        notes.append(f"The MS raster is stored {flip}: it is read flipped to north-up, pixel for pixel (no "
+                     "resampling).")
     if not same_crs(pan.wkt, ms.wkt) or ms.rotated or ms.gt[5] >= 0 or ms.gt[1] <= 0:
         warped, ratio = _warp_ms(ms_ds, ms, pan, notes=warnings)
         if not same_crs(pan.wkt, ms.wkt):
             why = "is in another CRS than PAN"
         elif ms.rotated:
             why = _turn(ms)
-        elif ms.gt[1] <= 0:
-            why = "is mirrored east-west (negative pixel width)"
-        else:
+        else:   # a flipped grid was read north-up above: what is left is degenerate (a zero pixel size)
             why = "is not north-up"
         warnings.append(
             f"The MS raster {why}: it is reprojected on the fly (cubic) onto the PAN CRS at "
@@ -367,7 +400,6 @@ def plan_grid(pan: RasterInfo, ms: RasterInfo, ms_ds: gdal.Dataset) -> GridPlan:
             f"pixels at ratio {ratio})"
         )
     frac_r, frac_c = ms_r0 - round(ms_r0 / ratio) * ratio, ms_c0 - round(ms_c0 / ratio) * ratio
-    notes: list[str] = []
     if warped is None and (abs(frac_r) > EDGE_TOLERANCE or abs(frac_c) > EDGE_TOLERANCE):
         shift = f"{GRID_SHIFT} by ({frac_c:+.2f}, {frac_r:+.2f}) PAN pixels (x, y) against the PAN grid"
         if landsat_layout(ratio, frac_c, frac_r):
@@ -382,7 +414,8 @@ def plan_grid(pan: RasterInfo, ms: RasterInfo, ms_ds: gdal.Dataset) -> GridPlan:
         region=(r_start, c_start, r_end - r_start, c_end - c_start),
         ms_origin=(ms_r0, ms_c0),
         out_gt=out_gt,
-        ms_dataset=warped,
+        ms_dataset=warped if warped is not None else view,
+        resampled=warped is not None,
         warnings=warnings,
         notes=notes,
     )

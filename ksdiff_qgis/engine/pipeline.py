@@ -542,7 +542,7 @@ def pansharpen(
         fb.warning(alpha_note)
     if bplan.indices != list(range(1, ms.bands + 1)):
         ms_ds, ms = band_sel.select_bands(ms_ds, ms, bplan.indices)
-        if plan.ms_dataset is not None:   # a reprojected MS: select from the warped one
+        if plan.ms_dataset is not None:   # a reprojected or flipped MS: select from that view
             plan.ms_dataset, _ = band_sel.select_bands(plan.ms_dataset, describe(plan.ms_dataset, ms_path),
                                                        bplan.indices)
     # the MTF gains and names follow the fused bands; the ratio the data's for the generic sensor
@@ -555,7 +555,7 @@ def pansharpen(
     ms_src = plan.ms_dataset or ms_ds
     # one read: the self-check and the run share it
     fill_notes: list[str] = []
-    ranges = inrange.guards(pan, ms, resampled_ms=plan.ms_dataset is not None)
+    ranges = inrange.guards(pan, ms, resampled_ms=plan.resampled)
     stats = estimate_scene_stats(pan_ds, ms_src, pan, ms, plan, notes=fill_notes, ranges=ranges)
     if inrange.drop_unfit(ranges):   # an input wider than the other's bit depth: its sample read again, unclamped
         stats = estimate_scene_stats(pan_ds, ms_src, pan, ms, plan, ranges=ranges)
