@@ -313,3 +313,18 @@ def test_a_nodata_edge_draws_no_fringe(data_dir, tmp_path, method, limit):
     a = gdal.Open(whole).ReadAsArray().astype(float)[:, :, 64:72]
     b = gdal.Open(hole).ReadAsArray().astype(float)[:, :, 64:72]
     assert np.abs(a - b).mean() / a.mean() < limit
+
+
+def test_hole_filling_does_not_depend_on_the_working_directory(data_dir, tmp_path, monkeypatch):
+    """GDAL's FillNodata writes work files into the working directory by default: where that could not be written
+    (QGIS started from its install folder, a cron job in /) the holes silently fell back to the scene mean (QA: 16,881
+    values off by up to 45 DN on WorldView-2 pair 2). A working directory that no longer exists fails even as root."""
+    pan, ms = str(data_dir / "wv2_nodata_pan.tif"), str(data_dir / "wv2_nodata_ms.tif")
+    pansharpen(pan, ms, str(tmp_path / "here.tif"), sensor="wv2", method="mtf_glp_hpm")
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    monkeypatch.chdir(gone)
+    gone.rmdir()
+    pansharpen(pan, ms, str(tmp_path / "gone.tif"), sensor="wv2", method="mtf_glp_hpm")
+    here, there = (gdal.Open(str(tmp_path / f)).ReadAsArray() for f in ("here.tif", "gone.tif"))
+    np.testing.assert_array_equal(here, there)

@@ -129,7 +129,9 @@ def fill_holes(arr: np.ndarray, valid: np.ndarray, fallback: np.ndarray, reach: 
         ds = mem.Create("", w, h, 1, gdal.GDT_Float32)
         band = ds.GetRasterBand(1)
         band.WriteArray(np.where(valid, arr[b], np.float32(np.nan)))
-        gdal.FillNodata(band, mask.GetRasterBand(1), reach, 0)
+        # its work files in memory: by default GDAL writes them into the working directory, and where that is not
+        # writable (QGIS started from its install folder, a cron job in /) the fill failed and fell back to the mean
+        gdal.FillNodata(band, mask.GetRasterBand(1), reach, 0, options=["TEMP_FILE_DRIVER=MEM"])
         filled = band.ReadAsArray()
         arr[b] = np.where(np.isfinite(filled), filled, np.float32(fallback[b]))
 
