@@ -8,6 +8,8 @@
     python scripts/crops.py --methods mtf_glp_hpm,mtf_glp_fs,ksdiff --out F.png      # any methods beside the PAN
     python scripts/crops.py --pair pair2 --methods ksdiff --model cand=DIR --out F.png  # + a candidate model's KSDiff
     python scripts/crops.py --sensor landsat8 --pan L8_PAN --ms L8_MS --zoom 4 --out F.png    # another sensor
+    python scripts/crops.py --pair pair2 --at 320,140 --size 160 --noise-pull \
+                            --out docs/img/pair2_noise_pull_1to1.png    # KSDiff without | with the noise pull
 
 Reduced-resolution scores do not show what a user sees at 1:1 (one-pixel grids, halos, colour speckle).
 The crop is the ``size`` x ``size`` PAN window with the most edge energy in the pair (roofs, roads): a
@@ -34,6 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from ksdiff_qgis.engine import metrics as M  # noqa: E402
+from ksdiff_qgis.engine import pipeline  # noqa: E402
 from ksdiff_qgis.engine.learned import DEFAULT_PRECISION  # noqa: E402
 from ksdiff_qgis.engine.pipeline import pansharpen  # noqa: E402
 from ksdiff_qgis.engine.sensors import get_sensor  # noqa: E402
@@ -84,6 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", action="append", default=[], metavar="NAME=DIR",
                     help="also KSDiff with the candidate model DIR/<sensor>.onnx (python -m model_core export); "
                          "repeatable")
+    ap.add_argument("--at", help="ROW,COL: the crop's top-left PAN pixel instead of the busiest window")
+    ap.add_argument("--noise-pull", action="store_true",
+                    help="MTF-GLP-HPM | KSDiff without the noise pull | KSDiff (engine/noise.py)")
     ap.add_argument("--sensor", default="wv2", help="the pair's sensor (with --pan/--ms for another sensor's pair)")
     a = ap.parse_args(argv)
     ratio = get_sensor(a.sensor).ratio
@@ -91,7 +97,13 @@ def main(argv: list[str] | None = None) -> int:
     pan_path, ms_path = (a.pan, a.ms) if a.pan else (root / f"{a.pair}_pan.tif", root / f"{a.pair}_ms.tif")
     full_pan = read(str(pan_path)).data[0].astype(np.float32)
     context = context_for(full_pan.shape, a.size, ratio)
-    r, c = busiest_window(full_pan, a.size, ratio, context)
+    if a.at:
+        r, c = (int(v) // ratio * ratio for v in a.at.split(","))
+        rows, cols = (n - a.size - context for n in full_pan.shape)
+        if not (context <= r <= rows and context <= c <= cols):
+            raise SystemExit(f"crops: --at {a.at} leaves no {context}-pixel context inside the PAN")
+    else:
+        r, c = busiest_window(full_pan, a.size, ratio, context)
     side = a.size + 2 * context
     with tempfile.TemporaryDirectory(prefix="ksdiff_crop_") as tmp:
         t = Path(tmp)
@@ -101,13 +113,19 @@ def main(argv: list[str] | None = None) -> int:
         fused = {}
         runs = ({"ksdiff@fp32": ("ksdiff", "fp32", None), "ksdiff@int8": ("ksdiff", "int8", None)} if a.precision
                 else {m: (m, DEFAULT_PRECISION, None) for m in a.methods.split(",")})
+        if a.noise_pull:
+            runs = {"mtf_glp_hpm": ("mtf_glp_hpm", DEFAULT_PRECISION, None),
+                    "ksdiff without the pull": ("ksdiff", DEFAULT_PRECISION, None),
+                    "ksdiff": ("ksdiff", DEFAULT_PRECISION, None)}
         for spec in a.model:
             name, folder = spec.split("=", 1)
             runs[name] = ("ksdiff", DEFAULT_PRECISION, str(Path(folder) / f"{a.sensor}.onnx"))
         for i, (key, (method, precision, model)) in enumerate(runs.items()):
             out = str(t / f"{i}_{method}_{precision}.tif")
+            pipeline.NOISE_PULL = key != "ksdiff without the pull"
             pansharpen(pan, ms, out, sensor=a.sensor, method=method, precision=precision, model_path=model)
             fused[key] = read(out).data.astype(np.float32)
+        pipeline.NOISE_PULL = True
         p = read(pan).data[0].astype(np.float32)
     win = (slice(context, context + a.size), slice(context, context + a.size))
     p = p[win]
