@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -37,6 +38,17 @@ def _fails(params, match, feedback=None):
 
 def _partials(folder) -> list[str]:
     return [f for f in os.listdir(folder) if "partial" in f]
+
+
+def _partial_bytes(folder) -> int:
+    """Bytes the partial files in ``folder`` hold (0 when there are none, or they went meanwhile)."""
+    total = 0
+    for f in _partials(folder):
+        try:
+            total += os.path.getsize(os.path.join(folder, f))
+        except OSError:
+            pass
+    return total
 
 
 def _recording_feedback():
@@ -79,13 +91,53 @@ def small_disk(tmp_path):
         subprocess.run(["umount", "-l", str(mnt)], check=False)
 
 
+FULL = re.compile(r"no space left on device: the output needed (?:more than the|about) ([\d.,]+ [KM]B)(?: written "
+                  r"when the disk filled up)?; ([\d.,]+ [KM]B) were free in (.+?) when the run started")
+
+
+def _full_disk_message(params: dict, folder: Path, free: int) -> tuple[str, int]:
+    """Run with ``free`` bytes left in ``folder`` (a small tmpfs); the error, and the bytes free when it started."""
+    from qgis.core import QgsProcessingException
+
+    (folder / "filler").write_bytes(b"\0" * (shutil.disk_usage(folder).free - free))
+    left = shutil.disk_usage(folder).free
+    with pytest.raises(QgsProcessingException) as e:
+        _run(params)
+    return str(e.value), left
+
+
+def _bytes(size: str) -> float:
+    """'448 KB' or '1.3 MB' (as the messages say it) in bytes."""
+    number, unit = size.split()
+    return float(number.replace(",", "")) * (1024 if unit == "KB" else 2**20)
+
+
 def test_full_disk_fails_cleanly_and_keeps_old_output(qgis_app, pair, small_disk):
+    """The message says what the output needed and what was free when the run started (QA: "(0 bytes free in
+    DIR)", measured on the full disk; a COG's figure was measured after the cleanup)."""
     out = small_disk / "fused.tif"
     out.write_bytes(OLD)
     # leave ~48 KiB free: the fused 256x256x4 UInt16 scene needs several times that
-    free = shutil.disk_usage(small_disk).free
-    (small_disk / "filler").write_bytes(b"\0" * (free - 48 * 1024))
-    _fails({**pair, "OUTPUT": str(out)}, "(?i)no space left on device")
+    message, free = _full_disk_message({**pair, "OUTPUT": str(out)}, small_disk, 48 * 1024)
+    found = FULL.search(message)
+    assert found, message
+    assert abs(_bytes(found.group(2)) - free) <= 512 and found.group(3) == str(small_disk), message
+    assert out.read_bytes() == OLD
+    assert not _partials(small_disk)
+
+
+def test_full_disk_during_the_cog_pass_says_what_it_needed(qgis_app, pair, small_disk):
+    """A COG needs its intermediate copy and the COG at once: with room for the first only, the COG pass fails; the
+    message counts both (QA: "1363968 bytes free", measured after the COG was removed)."""
+    out = small_disk / "fused.tif"
+    out.write_bytes(OLD)
+    # the fused scene's intermediate copy takes ~310 KB and its COG ~300 KB: ~450 KB free hold only the first
+    message, free = _full_disk_message({**pair, "COG": True, "OUTPUT": str(out)}, small_disk, 450 * 1024)
+    assert "while writing the Cloud-Optimized GeoTIFF" in message, message
+    found = FULL.search(message)
+    assert found, message
+    assert abs(_bytes(found.group(2)) - free) <= 512, message
+    assert _bytes(found.group(1)) > 500 * 1024, message   # the intermediate copy and the COG, more than was free
     assert out.read_bytes() == OLD
     assert not _partials(small_disk)
 
@@ -195,6 +247,103 @@ def test_output_another_run_wrote_meanwhile_is_kept(qgis_app, pair, tmp_path):
     _fails({**pair, "OUTPUT": str(out)}, "another run wrote the output", fb)
     assert out.read_bytes() == OLD
     assert not _partials(tmp_path)
+
+
+def _mosaic(src: Path, dst: Path, copies: int) -> str:
+    """A VRT of ``copies`` x ``copies`` copies of the raster ``src`` side by side: a large scene from a small
+    fixture, written nowhere."""
+    ds = gdal.Open(str(src))
+    w, h = ds.RasterXSize, ds.RasterYSize
+    dt = gdal.GetDataTypeName(ds.GetRasterBand(1).DataType)
+    srs = ds.GetProjection().replace("&", "&amp;").replace("<", "&lt;").replace('"', "&quot;")
+    xml = [f'<VRTDataset rasterXSize="{w * copies}" rasterYSize="{h * copies}"><SRS>{srs}</SRS>'
+           f'<GeoTransform>{",".join(map(str, ds.GetGeoTransform()))}</GeoTransform>']
+    for b in range(1, ds.RasterCount + 1):
+        xml.append(f'<VRTRasterBand dataType="{dt}" band="{b}">')
+        xml += [f'<SimpleSource><SourceFilename relativeToVRT="0">{src}</SourceFilename><SourceBand>{b}</SourceBand>'
+                f'<SrcRect xOff="0" yOff="0" xSize="{w}" ySize="{h}"/>'
+                f'<DstRect xOff="{x * w}" yOff="{y * h}" xSize="{w}" ySize="{h}"/></SimpleSource>'
+                for y in range(copies) for x in range(copies)]
+        xml.append("</VRTRasterBand>")
+    dst.write_text("\n".join(xml + ["</VRTDataset>"]))
+    return str(dst)
+
+
+SIGTERM_SCRIPT = textwrap.dedent("""
+    import sys
+    sys.path.insert(0, {root!r})
+    from ksdiff_qgis.engine.pipeline import pansharpen
+    pansharpen(sys.argv[1], sys.argv[2], sys.argv[3], sensor="wv2", method="mtf_glp_hpm", tile_size=128)
+    print("finished")
+""")
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGTERM")
+def test_sigterm_mid_run_removes_the_partial_and_still_ends_by_sigterm(data_dir, tmp_path):
+    """``kill -TERM`` (what timeout, systemd and batch schedulers send) used to end the run at once leaving the hidden
+    output-sized ``.fused.tif.<hex>.partial`` until a later run onto that output: the run now deletes it and still
+    ends by SIGTERM (same exit status); the earlier output stays as it was."""
+    import signal
+    import time
+
+    pan = _mosaic(data_dir / "wv2_pan.tif", tmp_path / "pan.vrt", 16)   # 4096 x 4096: hundreds of tiles
+    ms = _mosaic(data_dir / "wv2_ms.tif", tmp_path / "ms.vrt", 16)
+    out = tmp_path / "fused.tif"
+    out.write_bytes(OLD)
+    proc = subprocess.Popen([sys.executable, "-c", SIGTERM_SCRIPT.format(root=str(ROOT)), pan, ms, str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 240
+        # mid-run: the partial holds tiles (1 MB of the ~76 MB output)
+        while _partial_bytes(tmp_path) < 2**20 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert _partial_bytes(tmp_path) >= 2**20, f"no partial file grew (exit status {proc.poll()})"
+        proc.send_signal(signal.SIGTERM)
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert "finished" not in stdout, "the run finished before the SIGTERM: make the scene larger"
+    assert proc.returncode == -signal.SIGTERM, (proc.returncode, stderr[-2000:])
+    assert not _partials(tmp_path)
+    assert out.read_bytes() == OLD
+
+
+def test_sigterm_cleanup_is_only_set_up_where_it_may_be(tmp_path):
+    """The SIGTERM cleanup acts only on the main thread and only where SIGTERM has its default action (a handler
+    someone else installed is kept), and the previous handler is back when the writer is done."""
+    import signal
+    import threading
+
+    from ksdiff_qgis.engine.raster_io import partials
+
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    with partials.removed_on_sigterm(list):
+        assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+    def theirs(*_):
+        pass
+
+    previous = signal.signal(signal.SIGTERM, theirs)
+    try:
+        with partials.removed_on_sigterm(list):
+            assert signal.getsignal(signal.SIGTERM) is theirs
+        assert signal.getsignal(signal.SIGTERM) is theirs
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+    seen = []
+
+    def in_a_thread():
+        with partials.removed_on_sigterm(list):
+            seen.append(signal.getsignal(signal.SIGTERM))
+
+    t = threading.Thread(target=in_a_thread)
+    t.start()
+    t.join()
+    assert seen == [signal.SIG_DFL]
 
 
 # 2. cancel before commit -------------------------------------------------------------------------------

@@ -636,48 +636,52 @@ def pansharpen(
     names = bplan.names
     writer = _make_writer(output_path, cols, rows, ms, plan.out_gt, pan.wkt, names, nodata, compression, cog,
                           extra_options, fb, found_at_output)
-    # classical methods: block-aligned tiles, no overlap; KSDiff: blended cells (or strips on small scenes)
-    layout = choose_layout(rows, cols, tile_size, overlap, writer.block_size(), exact=not learned)
-    tile_size, overlap = layout.tile, layout.overlap
-    workers = _fit_workers(workers or default_workers(), tile_size, rows, cols, ms.bands, margin, learned,
-                           card.size_multiple if learned else 1)
-    fb.info(
-        f"PAN {pan.width}x{pan.height}, MS {ms.width}x{ms.height}x{ms.bands}, ratio {plan.ratio}; "
-        f"output {cols}x{rows} at PAN offset ({c0}, {r0}); {layout.describe()}, "
-        f"margin {margin}; method {method}"
-    )
-    fb.info(f"output nodata: {nodata_why}")
-    runner = _TileRunner(pan_ds, ms_src, pan, ms, plan, spec, fuse, margin, stats, fb, layout.count, ranges)
-    set_colour_interpretation(writer.ds, names, [ms_ds.GetRasterBand(b).GetColorInterpretation()
-                                                 for b in range(1, ms_ds.RasterCount + 1)])
-    # the output's values are the MS's stored numbers: its scale/offset, units and band metadata say what they mean
-    outputs.copy_metadata(writer.ds, ms_file, bplan.indices)
-    for p in writer.removed_partials:
-        fb.info(f"removed {os.path.basename(p)}, left beside the output by an interrupted earlier run")
-    low, high = value_range(ms.dtype, out_nbits)
-    floating = ms.dtype.kind == "f"   # keeps every value; its negatives are still worth a line in the log
-    clips = ClipCounter(high, names, clipped=not floating, low=0.0 if floating else low)   # clipping is never silent
-    pool = TilePool(runner, rows, cols, tile_size, overlap, workers, on_result=runner.tile_done, order=layout.order)
-    runner.count_pan_holes(pool.order, rows, cols)
-
-    inputs = InputCache([pan_ds, ms_src], runner.read_lock)
-    free_pages = memory.FreeMemoryKeeper()
-
-    def flush() -> None:
-        writer.flush()   # hand finished blocks to disk (checked)
-        inputs.flush()   # the strip's input blocks: the cache would otherwise grow with the scene
-
-    def after_tile() -> None:
-        writer.flush()   # the tile completed its blocks: each is encoded once
-        inputs.trim()
-        free_pages.after_tile()   # what the allocator keeps must not grow with the tiles of a row
-
-    def convert(fused: np.ndarray) -> np.ndarray:
-        return to_dtype(fused, ms.dtype, nodata, out_nbits)
-
-    # whole GeoTIFF block rows per flush: each block is compressed once, by all cores (NUM_THREADS)
-    rows_out = BlockRowWriter(writer.write, flush, convert, outputs.BLOCK, rows, WRITE_CHUNK)
+    pool = None   # from here on, any failure (even before the first tile) removes the partial file
     try:
+        # classical methods: block-aligned tiles, no overlap; KSDiff: blended cells (or strips on small scenes)
+        layout = choose_layout(rows, cols, tile_size, overlap, writer.block_size(), exact=not learned)
+        tile_size, overlap = layout.tile, layout.overlap
+        workers = _fit_workers(workers or default_workers(), tile_size, rows, cols, ms.bands, margin, learned,
+                               card.size_multiple if learned else 1)
+        fb.info(
+            f"PAN {pan.width}x{pan.height}, MS {ms.width}x{ms.height}x{ms.bands}, ratio {plan.ratio}; "
+            f"output {cols}x{rows} at PAN offset ({c0}, {r0}); {layout.describe()}, "
+            f"margin {margin}; method {method}"
+        )
+        fb.info(f"output nodata: {nodata_why}")
+        runner = _TileRunner(pan_ds, ms_src, pan, ms, plan, spec, fuse, margin, stats, fb, layout.count, ranges)
+        set_colour_interpretation(writer.ds, names, [ms_ds.GetRasterBand(b).GetColorInterpretation()
+                                                     for b in range(1, ms_ds.RasterCount + 1)])
+        # the output's values are the MS's stored numbers: its scale/offset, units and band metadata say what they
+        # mean
+        outputs.copy_metadata(writer.ds, ms_file, bplan.indices)
+        for p in writer.removed_partials:
+            fb.info(f"removed {os.path.basename(p)}, left beside the output by an interrupted earlier run")
+        low, high = value_range(ms.dtype, out_nbits)
+        floating = ms.dtype.kind == "f"   # keeps every value; its negatives are still worth a line in the log
+        # clipping is never silent
+        clips = ClipCounter(high, names, clipped=not floating, low=0.0 if floating else low)
+        pool = TilePool(runner, rows, cols, tile_size, overlap, workers, on_result=runner.tile_done,
+                        order=layout.order)
+        runner.count_pan_holes(pool.order, rows, cols)
+
+        inputs = InputCache([pan_ds, ms_src], runner.read_lock)
+        free_pages = memory.FreeMemoryKeeper()
+
+        def flush() -> None:
+            writer.flush()   # hand finished blocks to disk (checked)
+            inputs.flush()   # the strip's input blocks: the cache would otherwise grow with the scene
+
+        def after_tile() -> None:
+            writer.flush()   # the tile completed its blocks: each is encoded once
+            inputs.trim()
+            free_pages.after_tile()   # what the allocator keeps must not grow with the tiles of a row
+
+        def convert(fused: np.ndarray) -> np.ndarray:
+            return to_dtype(fused, ms.dtype, nodata, out_nbits)
+
+        # whole GeoTIFF block rows per flush: each block is compressed once, by all cores (NUM_THREADS)
+        rows_out = BlockRowWriter(writer.write, flush, convert, outputs.BLOCK, rows, WRITE_CHUNK)
         if layout.kind != "strips":
             cells = (aligned_cells(layout.order, pool) if layout.kind == "aligned"
                      else blend_cells(rows, cols, layout.cell, overlap, pool))
@@ -697,7 +701,8 @@ def pansharpen(
         for note in writer.commit(fb.is_cancelled):
             fb.info(note)
     except BaseException:
-        pool.close()
+        if pool is not None:
+            pool.close()
         writer.abort()
         raise
     finally:

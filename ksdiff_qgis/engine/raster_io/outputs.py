@@ -19,7 +19,8 @@ from osgeo import gdal
 
 from ..errors import Cancelled, InputError
 from ..gdalutil import close_dataset, gdal_call, gdal_try, gdal_try_warned, os_path
-from .writer import SIDECARS, GeoTiffWriter, write_failure
+from .partials import total_size
+from .writer import GeoTiffWriter, write_failure
 
 COMPRESSIONS = {
     "deflate": "DEFLATE (lossless, readable everywhere)",
@@ -179,9 +180,11 @@ def intermediate_options(dtype_kind: str) -> list[str]:
 
 
 def write_cog(src_path: str, dst_path: str, options: list[str],
-              is_cancelled: Callable[[], bool] = lambda: False, output: str | None = None) -> None:
+              is_cancelled: Callable[[], bool] = lambda: False, output: str | None = None,
+              failure: Callable[[str, list[str]], str] | None = None) -> None:
     """Copy the finished GeoTIFF ``src_path`` to a Cloud-Optimized GeoTIFF (with overviews) at ``dst_path``;
-    ``output`` (the user's file, default ``dst_path``) is the one a failure message names."""
+    ``output`` (the user's file, default ``dst_path``) is the one a failure message names; ``failure(action,
+    errors)`` words it (default ``write_failure`` with what the copy had written), before the copy is removed."""
     src, msg = gdal_call(gdal.OpenEx, src_path, gdal.OF_RASTER | gdal.OF_READONLY)
     if src is None:
         raise OSError(f"reading back the output failed: {msg}")
@@ -204,11 +207,14 @@ def write_cog(src_path: str, dst_path: str, options: list[str],
     close_dataset(src)
     del src
     if errors or stop:
+        action = "writing the Cloud-Optimized GeoTIFF"
+        message = "" if stop else (failure(action, errors) if failure else
+                                   write_failure(output or dst_path, action, errors, total_size([dst_path])))
         if os.path.exists(os_path(dst_path)):
             os.remove(os_path(dst_path))
         if stop:
             raise Cancelled("cancelled by the user")
-        raise OSError(write_failure(output or dst_path, "writing the Cloud-Optimized GeoTIFF", errors))
+        raise OSError(message)
 
 
 class CogWriter(GeoTiffWriter):
@@ -222,10 +228,17 @@ class CogWriter(GeoTiffWriter):
         self.cog_options, self.is_cancelled = cog_options, is_cancelled
         self.staged = self.tmp_path
 
+    def _cog_failure(self, action: str, errors: list[str]) -> str:
+        """``failure`` of the COG pass: it needs room for the finished intermediate file and a copy about as large
+        (GDAL deletes a copy it could not finish: what was written then is the intermediate alone)."""
+        staged = total_size([self.staged])
+        return write_failure(self.path, action, errors, total_size(self.own_files()), self.free_at_start, 2 * staged)
+
     def commit(self, cancelled: Callable[[], bool] | None = None) -> list[str]:
         self.close_checked()
         cog = self.staged + ".cog"
-        write_cog(self.staged, cog, self.cog_options, cancelled or self.is_cancelled, output=self.path)
+        write_cog(self.staged, cog, self.cog_options, cancelled or self.is_cancelled, output=self.path,
+                  failure=self._cog_failure)
         # the base class renames tmp_path into place; the staged file keeps its lock until then
         self.tmp_path = cog
         self.ds = gdal.OpenEx(cog, gdal.OF_RASTER | gdal.OF_READONLY)
@@ -236,13 +249,7 @@ class CogWriter(GeoTiffWriter):
         if imagery:
             gdal_call(self.ds.SetMetadata, imagery, "IMAGERY")
         staged = None
-        notes = super().commit(cancelled)
-        _remove(self.staged)
-        return notes
-
-    def abort(self) -> None:
-        super().abort()
-        _remove(self.staged)
+        return super().commit(cancelled)   # which also deletes the staged file (it is one of ``own_files``)
 
 
 def driver_keys(driver: str) -> set[str]:
@@ -306,11 +313,3 @@ def ignored_value_notes(options: list[str], warned: list[str], what: str) -> lis
             + " ".join(w if w.endswith(".") else w + "." for w in warned)
             + " Creation options are separated by | (KEY=VALUE|KEY=VALUE)." + fix]
 
-
-def _remove(path: str) -> None:
-    for p in (path, *(path + s for s in SIDECARS)):
-        try:
-            if os.path.exists(os_path(p)):
-                os.remove(os_path(p))
-        except OSError:
-            pass

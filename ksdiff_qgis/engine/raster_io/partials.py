@@ -4,8 +4,12 @@ GDAL creates them: every file call here goes through ``os_path``, the name GDAL 
 Python's own encoding of a name with "Ü" is another file)."""
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import signal
+import threading
+from collections.abc import Callable, Iterable, Iterator
 
 from ..gdalutil import gdal_str, os_path
 
@@ -79,3 +83,68 @@ def remove_stale_partials(path: str) -> list[str]:
         except OSError:
             pass   # another user's file or already gone: not ours to insist on
     return removed
+
+
+def files_of(partial: str) -> list[str]:
+    """``partial`` and the files named after it (its sidecars, a COG copy ``<partial>.cog``) that exist."""
+    folder, name = os.path.split(partial)
+    try:
+        names = [gdal_str(f) for f in os.listdir(os_path(folder))]
+    except OSError:
+        return []
+    return [os.path.join(folder, f) for f in names if f == name or f.startswith(name + ".")]
+
+
+def total_size(files: Iterable[str]) -> int:
+    """Bytes the existing ``files`` take."""
+    size = 0
+    for p in files:
+        try:
+            size += os.path.getsize(os_path(p))
+        except OSError:
+            pass
+    return size
+
+
+_TERM_FILES: list[Callable[[], Iterable[str]]] = []   # what the live writers of this process delete on SIGTERM
+
+
+def _term_handler(signum: int, _frame) -> None:
+    """SIGTERM during a write: delete the writers' temporary files, then end by SIGTERM as without this handler
+    (the default action: same exit status for ``timeout``, systemd and batch schedulers)."""
+    for files in list(_TERM_FILES):
+        for p in files():
+            try:
+                os.remove(os_path(p))
+            except OSError:
+                pass
+    signal.signal(signum, signal.SIG_DFL)
+    signal.raise_signal(signum)
+
+
+@contextlib.contextmanager
+def removed_on_sigterm(files: Callable[[], Iterable[str]]) -> Iterator[None]:
+    """While inside, a SIGTERM deletes ``files()`` before the process ends by it (a killed run's hidden partial,
+    as large as the output, otherwise stayed until the next run onto that output).
+
+    Python runs signal handlers on the main thread only, so this acts only there (qgis_process, scripts; not the
+    desktop's background tasks, nor Dask's worker threads), and only while SIGTERM has its default action: a handler
+    someone else installed is never replaced. The previous handler is back on leaving.
+    """
+    installed = False
+    if threading.current_thread() is threading.main_thread() and \
+            signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        try:
+            signal.signal(signal.SIGTERM, _term_handler)
+            installed = True
+        except ValueError:   # not the main interpreter
+            pass
+    if installed or signal.getsignal(signal.SIGTERM) is _term_handler:   # nested: the outer one's handler serves
+        _TERM_FILES.append(files)
+    try:
+        yield
+    finally:
+        with contextlib.suppress(ValueError):
+            _TERM_FILES.remove(files)
+        if installed and signal.getsignal(signal.SIGTERM) is _term_handler:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)

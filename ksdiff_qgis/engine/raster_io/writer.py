@@ -1,6 +1,7 @@
 """A streamed GeoTIFF writer that never leaves half a file, and the checks on an output path."""
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import uuid
@@ -12,7 +13,16 @@ from osgeo import gdal
 from ..errors import Cancelled, InputError
 from ..gdalutil import close_dataset, gdal_try, os_path
 from .info import RasterInfo
-from .partials import Signature, hold, live_partials, remove_stale_partials, signature
+from .partials import (
+    Signature,
+    files_of,
+    hold,
+    live_partials,
+    remove_stale_partials,
+    removed_on_sigterm,
+    signature,
+    total_size,
+)
 
 try:                  # POSIX only: Windows has no file size limit to report
     import resource
@@ -89,18 +99,43 @@ def _fsize_limit() -> int | None:
     return None if soft == resource.RLIM_INFINITY else soft
 
 
-def write_failure(path: str, action: str, errors: list[str]) -> str:
-    """A message that says why writing failed (full disk, file size limit) and that nothing was lost."""
-    text = " ".join(errors)
-    folder = os.path.dirname(os.path.abspath(path))
+def free_space(folder: str) -> int | None:
+    """Bytes free for this user in ``folder``; None when unknown (a pseudo file system such as /proc has no space
+    at all: its 0 bytes free is not a full disk)."""
     try:
         usage = shutil.disk_usage(os_path(folder))
-        # a pseudo file system (/proc, /sys) has no space at all: its 0 bytes free is not a full disk
-        free = usage.free if usage.total else None
     except OSError:
-        free = None
+        return None
+    return usage.free if usage.total else None
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**20:,.1f} MB" if n >= 2**20 else f"{n / 1024:,.0f} KB"
+
+
+def write_failure(path: str, action: str, errors: list[str], written: int | None = None,
+                  free_before: int | None = None, needed: int | None = None) -> str:
+    """A message that says why writing failed (full disk, file size limit) and that nothing was lost.
+
+    Called before the temporary files go: ``written`` is the bytes they hold, ``needed`` what the output needs when
+    known, ``free_before`` the free space when the run started (measured now, at the failure, when not given). After
+    the cleanup the folder's free space said neither what the output needed nor what was there (QA: "1363968 bytes
+    free" on a COG that did not fit)."""
+    text = " ".join(errors)
+    folder = os.path.dirname(os.path.abspath(path))
+    free = free_space(folder)
     if "no space left" in text.lower() or (free is not None and free < LOW_SPACE):
-        cause = f"no space left on device ({free or 0} bytes free in {folder})"
+        if needed:
+            need = f"the output needed about {_size(needed)}; "
+        elif written:
+            need = f"the output needed more than the {_size(written)} written when the disk filled up; "
+        else:
+            need = ""
+        if free_before is not None:
+            had = f"{_size(free_before)} were free in {folder} when the run started"
+        else:
+            had = f"{_size(free or 0)} were free in {folder} at the failure"
+        cause = f"no space left on device: {need}{had} (free up space there or write the output to another disk)"
     elif "file too large" in text.lower():      # EFBIG: the process's file size limit
         cause = f"the file size limit of this process was reached (ulimit -f: {_fsize_limit()} bytes)"
     else:
@@ -132,7 +167,12 @@ class GeoTiffWriter:
         self.path, self.found = path, found
         self.removed_partials = remove_stale_partials(path)
         folder, name = os.path.split(os.path.abspath(path))
+        self.free_at_start = free_space(folder)   # for a full disk's message: what there was to write into
         self.tmp_path = os.path.join(folder, f".{name}.{uuid.uuid4().hex[:8]}.partial")
+        self.prefix = self.tmp_path   # this run's files are named after it (a COG copy, sidecars)
+        # a SIGTERM (timeout, systemd, a batch scheduler) deletes them before the process ends
+        self._scope = contextlib.ExitStack()
+        self._scope.enter_context(removed_on_sigterm(self.own_files))
         self.dtype = ms.dtype
         opts = ["TILED=YES", "BLOCKXSIZE=256", "BLOCKYSIZE=256", "COMPRESS=DEFLATE", "BIGTIFF=IF_SAFER",
                 "PHOTOMETRIC=MINISBLACK"]   # not RGB(A) for 3-4 Byte bands (outputs.BASE)
@@ -146,8 +186,9 @@ class GeoTiffWriter:
         self.ds, errors = gdal_try(gdal.GetDriverByName("GTiff").Create, self.tmp_path, width, height,
                                    ms.bands, ms.gdal_type, opts)
         if self.ds is None or errors:
+            message = self.failure("creating it", errors)
             self.abort()
-            raise OSError(write_failure(path, "creating it", errors))
+            raise OSError(message)
         try:
             self._lock = hold(self.tmp_path)   # tells a concurrent run onto this output it is not stale
             self._describe(gt, wkt, band_names, nodata)
@@ -155,10 +196,18 @@ class GeoTiffWriter:
             self.abort()
             raise
 
+    def own_files(self) -> list[str]:
+        """This run's temporary files that exist now."""
+        return files_of(self.prefix)
+
+    def failure(self, action: str, errors: list[str]) -> str:
+        """``write_failure`` for this output, while its temporary files still exist."""
+        return write_failure(self.path, action, errors, total_size(self.own_files()), self.free_at_start)
+
     def _checked(self, action: str, fn, *args, **kwargs):
         result, errors = gdal_try(fn, *args, **kwargs)
         if errors:
-            raise OSError(write_failure(self.path, action, errors))
+            raise OSError(self.failure(action, errors))
         return result
 
     def _describe(self, gt, wkt: str, band_names: list[str], nodata: float | None) -> None:
@@ -191,7 +240,7 @@ class GeoTiffWriter:
         errors = close_dataset(ds)
         del ds
         if errors:
-            raise OSError(write_failure(self.path, "closing it", errors))
+            raise OSError(self.failure("closing it", errors))
 
     def commit(self, cancelled: Callable[[], bool] | None = None) -> list[str]:
         """Flush and close (checked), then, unless ``cancelled()`` says stop, rename onto the destination
@@ -204,12 +253,23 @@ class GeoTiffWriter:
                              "kept and this run's was not written; choose another OUTPUT for one of them")
         os.replace(os_path(self.tmp_path), os_path(self.path))
         self._release()
-        return self._replace_sidecars()
+        notes = self._replace_sidecars()
+        self._finish()
+        return notes
 
     def _release(self) -> None:
         if self._lock is not None:
             self._lock.close()
             self._lock = None
+
+    def _finish(self) -> None:
+        """Delete what is left of this run's files (a COG's intermediate), then drop the SIGTERM cleanup."""
+        for p in self.own_files():
+            try:
+                os.remove(os_path(p))
+            except OSError:
+                pass
+        self._scope.close()
 
     def _replace_sidecars(self) -> list[str]:
         """Sidecars of the old raster (statistics, overviews, mask) describe other pixels: remove them."""
@@ -232,9 +292,4 @@ class GeoTiffWriter:
             close_dataset(ds)   # its errors do not matter: the file goes
         del ds
         self._release()
-        for p in (self.tmp_path, *(self.tmp_path + s for s in SIDECARS)):
-            try:
-                if os.path.exists(os_path(p)):
-                    os.remove(os_path(p))
-            except OSError:
-                pass
+        self._finish()
