@@ -47,6 +47,8 @@ class SceneStats:
     # (rows, cols) in MS pixels by which the PAN's content lies shifted against the MS's (engine/coregistration.py);
     # None: not measured (too little texture, or no all-data window in the sample)
     pan_offset: tuple[float, float] | None = None
+    # the PAN's noise standard deviation over the sample at full resolution (``noise.pooled_sigma``); None: not read
+    pan_noise: float | None = None
 
 
 def scene_stats(pan_lr: np.ndarray, ms: np.ndarray, valid: np.ndarray) -> SceneStats:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from osgeo import gdal
 
-from . import aoi, classical, coregistration, inrange, masks, memory, model_card, panholes, runtime, selfcheck
+from . import aoi, classical, coregistration, inrange, masks, memory, model_card, noise, panholes, runtime, selfcheck
 from . import bands as band_sel
 from . import consistency as consistency_step
 from .bandcolour import (
@@ -240,12 +240,16 @@ def estimate_scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: G
     kc, kr, kw, kh = _ms_stats_window(plan, ms_ds.RasterXSize, ms_ds.RasterYSize)
     k = plan.ratio
     pans, mss, whole = [], [], []   # whole: the windows read whole, for the registration
+    full: list = []   # a PAN window at full resolution, for the scene's noise (``noise.pooled_sigma``)
+    details = []
     for c, r, w, h in _sample_windows(kc, kr, kw, kh):
         y, x = plan.ms_origin[0] + r * k, plan.ms_origin[1] + c * k   # the MS window's PAN position
         pc = min(max(0, round(x)), pan.width - 1)
         pr = min(max(0, round(y)), pan.height - 1)
         pw, ph = min(w * k, pan.width - pc), min(h * k, pan.height - pr)
-        p = read_decimated(pan_ds, pc, pr, pw, ph, w, h, pan_guard and pan_guard.sample)[0]
+        p = read_decimated(pan_ds, pc, pr, pw, ph, w, h, pan_guard and pan_guard.sample, full)[0]
+        details.extend(noise.window_detail(*f) for f in full)
+        full.clear()
         m = read_decimated(ms_ds, c, r, w, h, w, h, ms_guard and ms_guard.sample).reshape(ms.bands, h, w)
         pans.append(p.ravel())
         mss.append(m.reshape(ms.bands, -1))
@@ -274,7 +278,7 @@ def estimate_scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: G
             raise InputError(f"MS {_band_list(holes, ms)} nodata (or NaN) everywhere in the overlap, so every output "
                              "pixel would be nodata: leave it out with MS bands to fuse (MS_BANDS)")
         raise InputError("the overlap of PAN and MS holds (almost) no valid pixels: everything is nodata")
-    stats = classical.scene_stats(pan_lr, ms_lr, valid)
+    stats = replace(classical.scene_stats(pan_lr, ms_lr, valid), pan_noise=noise.pooled_sigma(details))
     if whole:
         stats = replace(stats, pan_offset=coregistration.estimate_offset(
             [w[0] for w in whole], [w[1] for w in whole], stats.gsa_alpha, [w[2] for w in whole],

@@ -82,7 +82,7 @@ def _gdal_average(arr: np.ndarray, ok: np.ndarray, out_w: int, out_h: int) -> np
 
 
 def read_decimated(ds: gdal.Dataset, col: int, row: int, w: int, h: int, out_w: int, out_h: int,
-                   sample: Sample | None = None) -> np.ndarray:
+                   sample: Sample | None = None, full: list | None = None) -> np.ndarray:
     """Read a window averaged down to (out_h, out_w), as float64 (bands, out_h, out_w): each output pixel the mean of
     the valid pixels under it (GDAL's mask: nodata, alpha, an internal mask; and finite), the nodata value (else NaN)
     where none is. Averaged here from the full-resolution pixels, not by GDAL: a downsampled GDAL read is answered
@@ -90,7 +90,8 @@ def read_decimated(ds: gdal.Dataset, col: int, row: int, w: int, h: int, out_w: 
     scene statistics and the PAN/MS registration. A factor that is not whole (a window cut by the raster's edge) is
     left to GDAL's averaging.
     ``sample(values, valid)``: each band's full-resolution values before they are averaged, returned clamped
-    (``inrange.RangeGuard.sample``)."""
+    (``inrange.RangeGuard.sample``). ``full``: gets each band's full-resolution (values, valid) when the factor is
+    whole (a caller that also needs the window's finest detail reads it once)."""
     if w % out_w or h % out_h:
         arr, msg = gdal_call(ds.ReadAsArray, col, row, w, h, buf_xsize=out_w, buf_ysize=out_h,
                              buf_type=gdal.GDT_Float64, resample_alg=gdal.GRIORA_Average)
@@ -114,6 +115,8 @@ def read_decimated(ds: gdal.Dataset, col: int, row: int, w: int, h: int, out_w: 
         arr, ok = _full_band(ds, b, col, row, w, h)
         if sample is not None:
             arr = sample(arr, ok)
+        if full is not None:
+            full.append((arr, ok))
         total = np.where(ok, arr, 0.0).reshape(out_h, fy, out_w, fx).sum(axis=(1, 3))
         count = ok.reshape(out_h, fy, out_w, fx).sum(axis=(1, 3))
         nodata = band.GetNoDataValue()
