@@ -41,7 +41,8 @@ INDICES = {
     "HQNR": ("HQNR", "HQNR", "1", "hybrid quality with no reference: (1 − Dλ)(1 − Ds)"),
     "D_rho": ("D_RHO", "Dρ", "0", "spatial consistency: 1 − local correlation of each fused band with the PAN "
               "(ratio×ratio windows)"),
-    "R_Q2n": ("R_Q2N", "R-Q2n", "1", "Q2n of the fused image MTF-filtered and decimated, against the original MS"),
+    "R_Q2n": ("R_Q2N", "R-Q2n", "1", "Q2n of the fused image MTF-filtered and sampled at the MS pixel centres, against "
+              "the original MS"),
     "R_SAM": ("R_SAM", "R-SAM (degrees)", "0", "SAM of the reprojected fused image against the original MS"),
     "R_ERGAS": ("R_ERGAS", "R-ERGAS", "0", "ERGAS of the reprojected fused image against the original MS"),
     "CB": ("CHECKERBOARD", "Checkerboard response (worst band)", "≈ PAN's",
@@ -188,7 +189,8 @@ def html_report(reduced: dict | None, full: dict | None, inputs: dict, sensor: s
         "Ds = mean_b |Q(F_b, PAN) − Q(MS_b upsampled, PAN degraded and re-interpolated)|; HQNR = (1 − Dλ)(1 − Ds); "
         "Dρ = 1 − mean local correlation (ratio×ratio windows, clipped to [−1, 1]) of each fused band with the PAN "
         "(Scarpa &amp; Ciotola 2022); R-Q2n / R-SAM / R-ERGAS compare the fused image filtered with the MS MTF "
-        "and decimated by the ratio (Wald's degradation) with the original MS; checkerboard response = mean "
+        "and sampled at the MS pixel centres (Wald's degradation on aligned grids) with the original MS, which is "
+        "not resampled; checkerboard response = mean "
         "|x ⊛ [[1,−1],[−1,1]]| / mean(|∂x x| + |∂y x|), worst band (a clean fusion stays near the PAN's value).</li>"
         "<li>Pixels that are nodata in any input are left out, with every window and block that touches them.</li>"
         f"<li>Computed tile by tile ({_tiling(reduced, full)}): equal to the whole-image values, "
