@@ -577,3 +577,22 @@ def test_assess_says_when_the_rasters_do_not_overlap(qgis_app, full_fused, data_
     assert not html.exists()
     with pytest.raises(InputError, match="FUSED and REFERENCE do not overlap"):
         assess_reduced(full_fused, ms, "wv2")
+
+
+def test_definitions_say_what_is_computed_and_where_it_is_not_the_toolboxs(data_dir):
+    """QA: the report's Ds line said it compared with 'the MS at low resolution' (it uses the upsampled MS and the
+    PAN low-passed at PAN resolution); metrics.py and docs/BENCHMARKS.md cited METHOD.md, which is not shipped, as
+    toolbox definitions (SCC and Ds are not the toolbox's); README read 'its local correlation (Dρ) rises'."""
+    import json
+
+    from bench.report import markdown
+    from ksdiff_qgis.engine.report import INDICES
+
+    root = data_dir.parent.parent
+    ds = INDICES["D_s"][3]
+    assert "low resolution" not in ds and "sliding windows" in ds and "D_s.m" in ds
+    bench_md = markdown(json.loads((root / "bench" / "results.json").read_text()), [])
+    for text in (M.__doc__, (root / "docs" / "BENCHMARKS.md").read_text(encoding="utf-8"), bench_md):
+        assert "METHOD.md" not in text and "SCC.m" in text and "D_s.m" in text
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    assert "Dρ rises 0.18 → 0.24 (its local correlation with the PAN falls)" in " ".join(readme.split())

@@ -2,7 +2,8 @@
 
 Images are ``(C, H, W)`` arrays (a 2-D array is one band). ``ref`` is the reference (ground truth at
 reduced resolution, or LMS / PAN for the no-reference indices), ``fused`` the image under test.
-Definitions follow ``shared/design/METHOD.md`` and the community toolbox (Vivone et al.):
+The definitions are the functions below (the ``ksdiff:assess`` HTML report's Notes say them in words). They follow
+the community toolbox (Vivone et al.) except where said: SCC and Ds are not the toolbox's.
 
 * ``sam``    spectral angle mapper, degrees, mean over pixels whose two spectra are non-zero.
 * ``ergas``  ``100/ratio * sqrt(mean_b(MSE_b / mean(ref_b)^2))``.
@@ -10,13 +11,16 @@ Definitions follow ``shared/design/METHOD.md`` and the community toolbox (Vivone
              ``block x block`` sliding windows (``img_qi.m``).
 * ``q2n``    hypercomplex UIQI (Q4 / Q8) on non-overlapping 32x32 blocks, bands zero-padded to a power
              of two; sizes that are not a multiple of the block are mirror-padded (``q2n.m``).
-* ``scc``    correlation (no mean removal) of Sobel gradient magnitudes over interior pixels, all bands.
+* ``scc``    correlation (no mean removal) of Sobel gradient magnitudes over interior pixels, all bands (not the
+             toolbox's ``SCC.m``, which filters with zero padding, so the image border counts with false edges).
 * ``psnr``   on data divided by the sensor's maximum value: ``10 log10(1 / MSE)``.
 * ``ssim``   Wang et al. (11x11 Gaussian, sigma 1.5, K1 0.01, K2 0.03) per band on data / max, averaged.
 * ``d_lambda_khan``  ``1 - Q2n(LMS, MTF-filtered fused)`` (fused low-passed on its own grid with the
              per-band MS gains).
 * ``d_s``    ``mean_b |Q(F_b, PAN) - Q(LMS_b, PAN_LP)|`` with ``PAN_LP`` the PAN degraded by Wald's
-             protocol (PAN MTF gain) and re-interpolated with the project's cubic upsampler.
+             protocol (PAN MTF gain) and re-interpolated with the project's cubic upsampler, Q on every 32x32
+             sliding window, all at PAN resolution (the toolbox's ``D_s.m`` takes non-overlapping blocks and a PAN
+             degraded by ``imresize`` and re-interpolated with its 23-tap filter).
 * ``hqnr``   ``(1 - D_lambda) (1 - D_s)``.
 * ``d_rho``  Scarpa & Ciotola (2022): ``1 - mean`` over bands and ``ratio x ratio`` windows of the local
              correlation coefficient between each fused band and the PAN, clipped to [-1, 1].
