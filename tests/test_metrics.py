@@ -316,3 +316,36 @@ def test_reproject_at_is_wald_degradation_on_aligned_grids_and_a_gaussian_betwee
                 assert got[b, i, j] == pytest.approx(want, rel=1e-5)
     with pytest.raises(ValueError, match="support"):
         M.reproject_at(img, gains, k, (2.5, 2.5), (4, 4))
+
+
+# ------------------------------------------------------------------------------ UIQI precision
+def test_uiqi_keeps_its_precision_on_large_high_dn_images():
+    """QA: on a 2048^2 image of DN 30000 +- 1 the integral-image sums lost ~1e-3 per window (1.9e-2 at 4096^2)."""
+    rng = np.random.default_rng(3)
+    n = 2048
+    x = 30000.0 + rng.normal(0, 1, (n, n))
+    y = x + rng.normal(0, 1, (n, n))
+    qmap = M.uiqi_map(x, y, 32)
+
+    def exact(a, b):   # the window on its own, centred: no cancellation
+        a, b = a - a.mean(), b - b.mean()
+        ma, mb = 30000.0 + a.mean(), 30000.0 + b.mean()
+        va, vb, cab = (a * a).mean(), (b * b).mean(), (a * b).mean()
+        return 4 * cab * ma * mb / ((va + vb) * (ma * ma + mb * mb))
+
+    for i, j in ((0, 0), (n - 32, n - 32), (n // 2, n // 3), (n - 40, 7)):
+        want = exact(x[i:i + 32, j:j + 32] - 30000.0, y[i:i + 32, j:j + 32] - 30000.0)
+        assert qmap[i, j] == pytest.approx(want, abs=1e-9), (i, j)
+
+
+def test_uiqi_flat_windows_of_float_data_score_their_means():
+    """img_qi.m's flat-window rules hold for non-integer data too (they scored rounding noise, down to -5.6e14)."""
+    rng = np.random.default_rng(1)
+    x = np.round(3000 + rng.normal(0, 50, (300, 300)))
+    y = np.round(x + rng.normal(0, 20, x.shape))
+    x[100:200, 100:200] = y[100:200, 100:200] = 0          # an unmasked fill in both
+    x[20:60, 200:260], y[20:60, 200:260] = 4000, 3900       # flat in both, at two levels
+    for scale in (1.0, 7.3):                                # integer DN, and the same as non-integer floats
+        q = M.uiqi_map(x / scale, y / scale, 32)
+        np.testing.assert_allclose(q[110:160, 110:160], 1.0)
+        np.testing.assert_allclose(q[20:28, 205:225], 2 * 4000 * 3900 / (4000 ** 2 + 3900 ** 2), rtol=1e-12)
