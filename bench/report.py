@@ -186,7 +186,10 @@ def markdown(results: dict, images: list[str]) -> str:
              "## Quality on the held-apart scenes", "",
              "Reduced resolution = Wald's protocol: PAN and MS degraded by the ratio with the sensor's MTF-matched "
              "Gaussian filters, fused, compared with the original MS. Full resolution = no reference (QNR family). "
-             "Index definitions: `ksdiff_qgis/engine/metrics.py` (METHOD.md).", ""]
+             "Index definitions: `ksdiff_qgis/engine/metrics.py` and the Notes of the `ksdiff:assess` HTML report. "
+             "They follow Vivone et al.'s toolbox except SCC (Sobel magnitudes of interior pixels only; the toolbox's "
+             "SCC.m zero-pads the image border) and Ds (Q on every 32×32 sliding window, the PAN degraded with its MTF "
+             "and cubic re-interpolated; the toolbox's D_s.m uses non-overlapping blocks).", ""]
     for sc in results["scenes"]:
         notes = " " + " ".join(sc["notes"]) if sc.get("notes") else ""
         lines.append(f"- **{sc['mode']} / {sc['name']}**: {sc['desc']}." + notes)
@@ -202,7 +205,8 @@ def markdown(results: dict, images: list[str]) -> str:
                      f"{_f(r['SCC'])} | {_f(r['PSNR'], 2)} | {_f(r['SSIM'])} |")
     lines += ["", "### Full resolution", "",
               "Dρ, R-ERGAS (reprojection onto the MS) and the checkerboard response (worst band; the PAN's beside "
-              "it) as defined in METHOD.md; never judge full resolution by QNR alone.", "",
+              "it) as defined in `metrics.py` (R-ERGAS, R-SAM: the fused image MTF-filtered and sampled at the MS "
+              "pixel centres, against the MS as it is); never judge full resolution by QNR alone.", "",
               "| scene | method | Dλ (Khan) ↓ | Ds ↓ | HQNR ↑ | Dρ ↓ | R-ERGAS ↓ | R-SAM ↓ | checkerboard (PAN) |",
               "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in fr:

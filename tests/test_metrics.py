@@ -274,3 +274,78 @@ def test_full_resolution_bundle_has_consistency_indices():
     assert len(res["per_band"]["D_rho"]) == 3 and len(res["per_band"]["CB"]) == 3
     assert res["R_ERGAS"] < 0.5
     assert math.isnan(M.full_resolution(lms, pan, lms, [0.35] * 3, 0.11, 4)["R_ERGAS"])
+
+
+# ------------------------------------------------------------- reprojection at the MS's own pixel centres
+@pytest.mark.parametrize("ratio", [2, 4])
+def test_reproject_at_samples_the_mtf_filtered_image_at_the_ms_centres(wv2_arrays, ratio):
+    """An MS grid half a PAN pixel off the PAN's (Landsat 8): its pixel centres fall on PAN pixel centres, and the
+    reprojection is the MTF-filtered fused image picked there (no interpolation of either side)."""
+    pan, ms = wv2_arrays
+    img = np.stack([pan, pan[::-1], pan[:, ::-1]]).astype(np.float64)      # three real bands
+    gains = [0.3, 0.27, 0.33]
+    corner, shape = (30.5, 29.5), (20, 24)                                # MS pixel 0's top-left corner
+    got = M.reproject_at(img, gains, ratio, corner, shape)
+    seen = M.mtf_filter(img, gains, ratio)
+    rows = (corner[0] + ratio * np.arange(shape[0]) + ratio / 2 - 0.5).astype(int)
+    cols = (corner[1] + ratio * np.arange(shape[1]) + ratio / 2 - 0.5).astype(int)
+    np.testing.assert_allclose(got, seen[:, rows][:, :, cols], rtol=1e-6)
+
+
+def test_reproject_at_is_wald_degradation_on_aligned_grids_and_a_gaussian_between_pixels(wv2_arrays):
+    from ksdiff_qgis.engine.filters import wald_degrade
+
+    pan, _ = wv2_arrays
+    img = np.stack([pan, pan.T]).astype(np.float32)
+    gains, k = [0.3, 0.25], 4
+    # aligned: exactly Wald's degradation (the interior, away from its mirrored edges)
+    np.testing.assert_array_equal(M.reproject_at(img, gains, k, (40, 32), (30, 32)),
+                                  wald_degrade(img, gains, k)[:, 10:40, 8:40])
+    # a quarter of a PAN pixel off: each MS pixel is the Gaussian evaluated at its true centre
+    corner = (40.25, 32.25)
+    got = M.reproject_at(img, gains, k, corner, (5, 6))
+    for b, g in enumerate(gains):
+        sigma = mtf_sigma(g, k)
+        for i in range(5):
+            for j in range(6):
+                t = np.array(corner) + k * np.array([i, j]) + k / 2 - 0.5      # the centre, fine pixel units
+                n0 = np.ceil(t).astype(int)
+                wr, wc = (np.exp(-0.5 * ((np.arange(n - 20, n + 21) - s) / sigma) ** 2) for n, s in zip(n0, t))
+                patch = img[b, n0[0] - 20:n0[0] + 21, n0[1] - 20:n0[1] + 21].astype(np.float64)
+                want = wr @ patch @ wc / (wr.sum() * wc.sum())
+                assert got[b, i, j] == pytest.approx(want, rel=1e-5)
+    with pytest.raises(ValueError, match="support"):
+        M.reproject_at(img, gains, k, (2.5, 2.5), (4, 4))
+
+
+# ------------------------------------------------------------------------------ UIQI precision
+def test_uiqi_keeps_its_precision_on_large_high_dn_images():
+    """QA: on a 2048^2 image of DN 30000 +- 1 the integral-image sums lost ~1e-3 per window (1.9e-2 at 4096^2)."""
+    rng = np.random.default_rng(3)
+    n = 2048
+    x = 30000.0 + rng.normal(0, 1, (n, n))
+    y = x + rng.normal(0, 1, (n, n))
+    qmap = M.uiqi_map(x, y, 32)
+
+    def exact(a, b):   # the window on its own, centred: no cancellation
+        a, b = a - a.mean(), b - b.mean()
+        ma, mb = 30000.0 + a.mean(), 30000.0 + b.mean()
+        va, vb, cab = (a * a).mean(), (b * b).mean(), (a * b).mean()
+        return 4 * cab * ma * mb / ((va + vb) * (ma * ma + mb * mb))
+
+    for i, j in ((0, 0), (n - 32, n - 32), (n // 2, n // 3), (n - 40, 7)):
+        want = exact(x[i:i + 32, j:j + 32] - 30000.0, y[i:i + 32, j:j + 32] - 30000.0)
+        assert qmap[i, j] == pytest.approx(want, abs=1e-9), (i, j)
+
+
+def test_uiqi_flat_windows_of_float_data_score_their_means():
+    """img_qi.m's flat-window rules hold for non-integer data too (they scored rounding noise, down to -5.6e14)."""
+    rng = np.random.default_rng(1)
+    x = np.round(3000 + rng.normal(0, 50, (300, 300)))
+    y = np.round(x + rng.normal(0, 20, x.shape))
+    x[100:200, 100:200] = y[100:200, 100:200] = 0          # an unmasked fill in both
+    x[20:60, 200:260], y[20:60, 200:260] = 4000, 3900       # flat in both, at two levels
+    for scale in (1.0, 7.3):                                # integer DN, and the same as non-integer floats
+        q = M.uiqi_map(x / scale, y / scale, 32)
+        np.testing.assert_allclose(q[110:160, 110:160], 1.0)
+        np.testing.assert_allclose(q[20:28, 205:225], 2 * 4000 * 3900 / (4000 ** 2 + 3900 ** 2), rtol=1e-12)

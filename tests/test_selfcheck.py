@@ -267,6 +267,53 @@ def test_sample_reaches_64k_ms_pixels_on_a_large_scene(tmp_path):
     assert res.learned.checkerboard < res.classical.checkerboard     # upsampling draws no one-pixel detail
 
 
+def test_the_check_scores_landsat_grids_against_the_ms_as_read(data_dir, tmp_path, monkeypatch):
+    """Landsat 8's MS grid sits half a PAN pixel off the PAN's. A 'model' that returns the known truth
+    (tests/landsat_layout.py) has no full-resolution error: R-ERGAS 0 (it was 0.16: the check compared with the MS
+    cubic-shifted by a quarter of an MS pixel, as ksdiff:assess did), and the MS's checkerboard response is that of
+    the MS as read (the shifted MS's understated it: 0.293 for 0.310)."""
+    from landsat_layout import PAD, landsat_truth_scene
+
+    from ksdiff_qgis.engine import classical
+    from ksdiff_qgis.engine import metrics as M
+    from ksdiff_qgis.engine.grid import plan_grid
+    from ksdiff_qgis.engine.pipeline import _ms_stats_window, estimate_scene_stats
+    from ksdiff_qgis.engine.raster_io import open_raster
+    from ksdiff_qgis.engine.sensors import get_sensor
+
+    scene = landsat_truth_scene(data_dir, tmp_path)
+    truth = scene["truth_padded"]
+
+    def truth_fuser(pan, lms, ctx: classical.TileContext) -> np.ndarray:
+        r, c = ctx.origin[0] + PAD, ctx.origin[1] + PAD
+        assert r >= 0 and c >= 0 and r + pan.shape[0] <= truth.shape[1] and c + pan.shape[1] <= truth.shape[2]
+        return truth[:, r:r + pan.shape[0], c:c + pan.shape[1]]
+
+    windows = []
+    score = selfcheck._score_window
+
+    def recorded(s, *args):
+        windows.append(s.win)
+        return score(s, *args)
+
+    monkeypatch.setattr(selfcheck, "_score_window", recorded)
+    pan_ds, pan = open_raster(scene["pan"], "PAN")
+    ms_ds, ms = open_raster(scene["ms"], "MS")
+    plan = plan_grid(pan, ms, ms_ds)
+    assert plan.ms_origin == (-3.5, -3.5)
+    stats = estimate_scene_stats(pan_ds, ms_ds, pan, ms, plan)
+    res = selfcheck.run_check(pan_ds, ms_ds, pan, ms, plan, get_sensor("landsat8"), truth_fuser, stats,
+                              _ms_stats_window(plan, ms.width, ms.height))
+    assert res.pixels >= selfcheck.MIN_PIXELS and windows
+    assert res.learned.r_ergas < 1e-4, res.learned
+    ms_arr = ms_ds.ReadAsArray().astype(np.float64)
+    sums = np.zeros((2, ms.bands))
+    for c, r, w, h in windows:
+        cb, grad, _ = M._checker_parts(ms_arr[:, r:r + h, c:c + w])
+        sums += [cb.sum(axis=(1, 2)), grad.sum(axis=(1, 2))]
+    assert res.ms_checkerboard == pytest.approx(float(np.max(sums[0] / sums[1])), rel=1e-9)
+
+
 def test_out_of_range_network_outputs_are_counted(data_dir, scaled_model, tmp_path, monkeypatch):
     # the network's own values: the consistency step would pull this model's brightness back into range
     monkeypatch.setattr(consistency, "project", lambda f, *args, **kw: np.asarray(f, np.float32))

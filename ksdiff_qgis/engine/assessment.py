@@ -20,7 +20,7 @@ from . import metrics as M
 from .bands import band_gain, band_names, kind_of
 from .errors import Cancelled, InputError
 from .feedback import Feedback
-from .filters import MTF_TAPS, decimate, grow_mask, upsample
+from .filters import MTF_TAPS, grow_mask, upsample
 from .grid import assign_crs, crs_name, extent_text, same_crs
 from .raster_io import MaskedRaster, describe, value_range
 from .report import INDICES
@@ -314,7 +314,7 @@ def _repro_tiles(fu: MaskedRaster, ms: MaskedRaster, ratio: int, region, mu0: fl
 
     Returns (tiles, crop) with ``crop`` = (fused col, fused row, MS col, MS row, cols, rows, frac_col,
     frac_row): the fused crop starts at the rounded footprint of MS pixel (MS col, MS row); ``frac`` is
-    the remaining sub-pixel offset of the MS grid (fused pixels), honoured by resampling the MS.
+    the remaining sub-pixel offset of the MS grid (fused pixels), honoured on the fused side (``metrics.reproject_at``).
     """
     c0, r0, c1, r1 = region
     mc0, mr0 = math.ceil((c0 - mu0) / ratio - 1e-6), math.ceil((r0 - mv0) / ratio - 1e-6)
@@ -334,8 +334,9 @@ def _repro_tiles(fu: MaskedRaster, ms: MaskedRaster, ratio: int, region, mu0: fl
 
 def _reprojection(fu: MaskedRaster, ms: MaskedRaster, gains, ratio: int, scale: float, repro, fb: Feedback, done: int,
                   total: int) -> dict:
-    """R-Q2n, R-SAM, R-ERGAS accumulated over MS-grid tiles (whole-image equal to
-    ``metrics.reprojection`` of the aligned fused crop against the MS)."""
+    """R-Q2n, R-SAM, R-ERGAS accumulated over MS-grid tiles: the fused image filtered with the MS MTF and sampled at
+    the MS pixel centres (``metrics.reproject_at``, also on a grid offset by a fraction of a fused pixel, as
+    Landsat 8's), against the MS as it is (whole-image equal to ``metrics.reprojection`` when aligned)."""
     tiles, crop = repro
     keys = {"Q2n": "R_Q2n", "SAM": "R_SAM", "ERGAS": "R_ERGAS"}
     if crop is None:
@@ -344,24 +345,16 @@ def _reprojection(fu: MaskedRaster, ms: MaskedRaster, gains, ratio: int, scale: 
     fc, fr, mc0, mr0, n_c, n_r, frac_c, frac_r = crop
     bounds = (fc, fr, fc + n_c * ratio, fr + n_r * ratio)
     half = MTF_TAPS // 2 + ratio
-    resample = abs(frac_c) > ALIGN_TOL or abs(frac_r) > ALIGN_TOL
     acc = M.ReducedAccumulator(fu.bands, ratio, scale)
     for i, ((r, c, h, w), core) in enumerate(tiles):
         _step(fb, done + i, total)
         # fused footprint of the MS region with filter context, mirrored at the crop edges
         f, fv = fu.read_mirrored(fc + c * ratio - half, fr + r * ratio - half, w * ratio + 2 * half,
                                  h * ratio + 2 * half, bounds)
-        rep, first = decimate(f.astype(np.float32), gains, ratio, origin=(r * ratio - half, c * ratio - half))
-        rep = rep[:, r - first[0]: r - first[0] + h, c - first[1]: c - first[1] + w].astype(np.float64)
+        rep = M.reproject_at(f, gains, ratio, (half + frac_r, half + frac_c), (h, w))
         inner = _shrink(fv, MTF_TAPS // 2)[half:half + h * ratio, half:half + w * ratio]
         ok = inner.reshape(h, ratio, w, ratio).all(axis=(1, 3))
-        if resample:   # MS sampled at the centres of the fused-anchored coarse pixels (cubic)
-            m, mv = ms.read_mirrored(mc0 + c - 2, mr0 + r - 2, w + 4, h + 4, (0, 0, ms.w, ms.h))
-            org = (frac_r / ratio - 2, frac_c / ratio - 2)
-            m = upsample(m.astype(np.float32), 1, (h, w), org).astype(np.float64)
-            mv = np.abs(upsample((~mv).astype(np.float32), 1, (h, w), org)) < 1e-6
-        else:
-            m, mv = ms.read(mc0 + c, mr0 + r, w, h)
+        m, mv = ms.read(mc0 + c, mr0 + r, w, h)
         acc.add(rep, m, core, ok & mv)
     res = acc.result()
     why = {keys[k]: w.replace("reference", "MS") for k, w in res["why"].items() if k in keys}

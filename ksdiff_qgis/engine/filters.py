@@ -78,8 +78,10 @@ def lowpass(img: np.ndarray, gain: float, ratio: int) -> np.ndarray:
     return convolve_axis(convolve_axis(img, k, -2), k, -1)
 
 
-def _decimate_axis(img: np.ndarray, kernel: np.ndarray, ratio: int, axis: int, origin: int) -> tuple[np.ndarray, int]:
-    """Filter-and-sample along ``axis``: coarse sample k takes the kernel around fine pixel k*ratio + ratio//2.
+def _decimate_axis(img: np.ndarray, kernel: np.ndarray, ratio: int, axis: int, origin: int,
+                   centre: int | None = None) -> tuple[np.ndarray, int]:
+    """Filter-and-sample along ``axis``: coarse sample k takes the kernel around fine pixel k*ratio + ``centre``
+    (default ``ratio // 2``).
 
     ``origin`` is the global fine index of ``img``'s first element on that axis; coarse pixels are
     anchored at global fine index 0, so tiles of one scene produce the same coarse samples.
@@ -88,7 +90,7 @@ def _decimate_axis(img: np.ndarray, kernel: np.ndarray, ratio: int, axis: int, o
     """
     half = len(kernel) // 2
     n = img.shape[axis]
-    off = ratio // 2
+    off = ratio // 2 if centre is None else centre
     k_first = math.ceil((origin + half - off) / ratio)
     k_last = math.floor((origin + n - 1 - half - off) / ratio)
     if k_last < k_first:
@@ -97,25 +99,40 @@ def _decimate_axis(img: np.ndarray, kernel: np.ndarray, ratio: int, axis: int, o
     return _fir(img, kernel, axis, first_centre - half, k_last - k_first + 1, ratio), k_first
 
 
+def _centre_tap(ratio: int, phase: float) -> tuple[int, float]:
+    """(fine pixel the kernel is centred on, kernel shift) for coarse pixel 0 spanning ``[phase, phase + ratio)``.
+
+    Its centre is at fine index ``phase + (ratio - 1) / 2``; the kernel sits on the next fine pixel up and is sampled
+    that far off centre, so phase 0 gives ``ratio // 2`` and a half-pixel shift for an even ratio, as before.
+    """
+    c = phase + (ratio - 1) / 2
+    n0 = math.ceil(c - 1e-6)   # float noise in a georeference does not move the kernel by a whole pixel
+    return n0, n0 - c
+
+
 def decimate(img: np.ndarray, gains, ratio: int, origin: tuple[int, int] = (0, 0),
-             taps: int = MTF_TAPS) -> tuple[np.ndarray, tuple[int, int]]:
+             taps: int = MTF_TAPS, phase: tuple[float, float] = (0.0, 0.0)) -> tuple[np.ndarray, tuple[int, int]]:
     """MTF-filter each band with its gain and decimate by ``ratio`` (Wald degradation).
 
     ``img`` is (H, W) or (C, H, W); ``gains`` one value or one per band; ``taps`` the filter length.
-    For an even ratio the coarse centre falls between fine pixels, so the Gaussian is sampled half a pixel off centre:
-    the coarse grid is exactly the fine grid with ``ratio``-times larger pixels and the same origin.
+    Each coarse sample is the MTF Gaussian evaluated at the coarse pixel's centre. For an even ratio that centre falls
+    between fine pixels, so the Gaussian is sampled half a pixel off centre: the coarse grid is exactly the fine grid
+    with ``ratio``-times larger pixels and the same origin. ``phase`` (row, col), in fine pixels, moves the coarse grid
+    by a fraction of a fine pixel (Landsat 8's MS grid sits half a PAN pixel off the PAN's): the Gaussian is then
+    evaluated at the moved centres, so the coarse samples are those of the moved grid without resampling anything.
     Returns the coarse image and the global coarse index (row, col) of its first pixel.
     """
     squeeze = img.ndim == 2
     arr = img[None] if squeeze else img
     g = np.broadcast_to(np.asarray(gains, dtype=np.float64), (arr.shape[0],))
-    shift = 0.0 if ratio % 2 else 0.5
+    (row_c, row_s), (col_c, col_s) = _centre_tap(ratio, phase[0]), _centre_tap(ratio, phase[1])
     bands = []
     first = (0, 0)
     for b in range(arr.shape[0]):
-        k = mtf_kernel(float(g[b]), ratio, taps, shift=shift)
-        rows, r0 = _decimate_axis(arr[b].astype(np.float32, copy=False), k, ratio, 0, origin[0])
-        out, c0 = _decimate_axis(rows, k, ratio, 1, origin[1])
+        kr = mtf_kernel(float(g[b]), ratio, taps, shift=row_s)
+        kc = kr if col_s == row_s else mtf_kernel(float(g[b]), ratio, taps, shift=col_s)
+        rows, r0 = _decimate_axis(arr[b].astype(np.float32, copy=False), kr, ratio, 0, origin[0], row_c)
+        out, c0 = _decimate_axis(rows, kc, ratio, 1, origin[1], col_c)
         bands.append(out)
         first = (r0, c0)
     res = np.stack(bands)

@@ -2,7 +2,8 @@
 
 Images are ``(C, H, W)`` arrays (a 2-D array is one band). ``ref`` is the reference (ground truth at
 reduced resolution, or LMS / PAN for the no-reference indices), ``fused`` the image under test.
-Definitions follow ``shared/design/METHOD.md`` and the community toolbox (Vivone et al.):
+The definitions are the functions below (the ``ksdiff:assess`` HTML report's Notes say them in words). They follow
+the community toolbox (Vivone et al.) except where said: SCC and Ds are not the toolbox's.
 
 * ``sam``    spectral angle mapper, degrees, mean over pixels whose two spectra are non-zero.
 * ``ergas``  ``100/ratio * sqrt(mean_b(MSE_b / mean(ref_b)^2))``.
@@ -10,18 +11,22 @@ Definitions follow ``shared/design/METHOD.md`` and the community toolbox (Vivone
              ``block x block`` sliding windows (``img_qi.m``).
 * ``q2n``    hypercomplex UIQI (Q4 / Q8) on non-overlapping 32x32 blocks, bands zero-padded to a power
              of two; sizes that are not a multiple of the block are mirror-padded (``q2n.m``).
-* ``scc``    correlation (no mean removal) of Sobel gradient magnitudes over interior pixels, all bands.
+* ``scc``    correlation (no mean removal) of Sobel gradient magnitudes over interior pixels, all bands (not the
+             toolbox's ``SCC.m``, which filters with zero padding, so the image border counts with false edges).
 * ``psnr``   on data divided by the sensor's maximum value: ``10 log10(1 / MSE)``.
 * ``ssim``   Wang et al. (11x11 Gaussian, sigma 1.5, K1 0.01, K2 0.03) per band on data / max, averaged.
 * ``d_lambda_khan``  ``1 - Q2n(LMS, MTF-filtered fused)`` (fused low-passed on its own grid with the
              per-band MS gains).
 * ``d_s``    ``mean_b |Q(F_b, PAN) - Q(LMS_b, PAN_LP)|`` with ``PAN_LP`` the PAN degraded by Wald's
-             protocol (PAN MTF gain) and re-interpolated with the project's cubic upsampler.
+             protocol (PAN MTF gain) and re-interpolated with the project's cubic upsampler, Q on every 32x32
+             sliding window, all at PAN resolution (the toolbox's ``D_s.m`` takes non-overlapping blocks and a PAN
+             degraded by ``imresize`` and re-interpolated with its 23-tap filter).
 * ``hqnr``   ``(1 - D_lambda) (1 - D_s)``.
 * ``d_rho``  Scarpa & Ciotola (2022): ``1 - mean`` over bands and ``ratio x ratio`` windows of the local
              correlation coefficient between each fused band and the PAN, clipped to [-1, 1].
-* ``reprojection``  R-Q2n, R-SAM, R-ERGAS: the fused image filtered with the MS MTF and decimated by the
-             ratio (Wald's degradation, ``filters.wald_degrade``) against the original MS.
+* ``reprojection``  R-Q2n, R-SAM, R-ERGAS: the fused image filtered with the MS MTF and sampled at the MS
+             pixel centres, against the original MS, which is never resampled (``reproject_at`` on any grid
+             offset, as Landsat 8's; ``reprojection`` on aligned grids: Wald's degradation, ``filters.wald_degrade``).
 * ``checkerboard_response``  per band ``mean |x * [[1,-1],[-1,1]]| / mean(|dx x| + |dy x|)`` over 2x2
              windows: 1 for a pure one-pixel checkerboard, 0 for anything without one, ~0.71 for white
              noise; a real PAN scores ~0.4-0.5.
@@ -35,7 +40,7 @@ import math
 
 import numpy as np
 
-from .filters import lowpass, upsample, wald_degrade
+from .filters import decimate, lowpass, upsample, wald_degrade
 
 EPS = np.finfo(np.float64).eps
 
@@ -155,22 +160,45 @@ def uiqi_map(a, b, block: int = 32, mask=None) -> np.ndarray:
         raise ValueError(f"uiqi needs two 2-D images of one shape, got {x.shape} and {y.shape}")
     bs = min(block, x.shape[0], x.shape[1])
     n = float(bs * bs)
-    s1, s2 = box_sum(x, bs), box_sum(y, bs)
-    s11, s22, s12 = box_sum(x * x, bs), box_sum(y * y, bs), box_sum(x * y, bs)
+    m = _mask(mask, x.shape)
+    # the (co)variance sums on data centred on its mean: on raw DN (30000 +- 1) the integral images of x*x
+    # cancelled to ~1e-3 error per window on 2048^2 pixels (2e-2 on 4096^2); the means are added back after
+    cx, cy = _centre(x, m), _centre(y, m)
+    x, y = x - cx, y - cy
+    c1, c2 = box_sum(x, bs), box_sum(y, bs)
+    c11, c22, c12 = box_sum(x * x, bs), box_sum(y * y, bs), box_sum(x * y, bs)
+    s1, s2 = c1 + n * cx, c2 + n * cy
     sum_mul = s1 * s2
     sq_sum_mul = s1 * s1 + s2 * s2
-    numerator = 4.0 * (n * s12 - sum_mul) * sum_mul
-    den1 = n * (s11 + s22) - sq_sum_mul
+    numerator = 4.0 * (n * c12 - c1 * c2) * sum_mul
+    den1 = n * (c11 + c22) - c1 * c1 - c2 * c2
     den = den1 * sq_sum_mul
+    # img_qi.m's "== 0" tests, within the box sums' rounding (bounded by the integral images' totals): a flat window
+    # of non-integer data (an unmasked fill) scored its rounding noise (-5.6e14 on a 300^2 float image)
+    tol = 16 * EPS
+    e1, e2 = tol * float(np.abs(x).sum()), tol * float(np.abs(y).sum())
+    flat = den1 <= tol * n * float((x * x).sum() + (y * y).sum()) + 2 * (np.abs(c1) * e1 + np.abs(c2) * e2)
+    zero_mean = (np.abs(s1) <= e1 + tol * n * abs(cx)) & (np.abs(s2) <= e2 + tol * n * abs(cy))
     qmap = np.ones_like(den)
-    idx = (den1 == 0) & (sq_sum_mul != 0)
+    idx = flat & ~zero_mean
     qmap[idx] = 2.0 * sum_mul[idx] / sq_sum_mul[idx]
-    idx = den != 0
+    idx = ~flat & ~zero_mean
     qmap[idx] = numerator[idx] / den[idx]
-    ok = _valid_windows(_mask(mask, x.shape), x.shape, bs)
+    ok = _valid_windows(m, x.shape, bs)
     if ok is not None:
         qmap[~ok] = np.nan
     return qmap
+
+
+def _centre(a: np.ndarray, mask: np.ndarray | None) -> float:
+    """The mean of ``a`` over its valid pixels (0 when there is none): what the box sums are centred on. Rounded to a
+    whole number for integer-valued data, whose centred box sums then stay exact (a flat window keeps a variance of
+    exactly 0, which ``uiqi_map`` scores by its means alone)."""
+    v = a if mask is None else a[mask]
+    c = float(v.mean()) if v.size else 0.0
+    if not math.isfinite(c):
+        return 0.0
+    return float(round(c)) if np.array_equal(v, np.round(v)) else c
 
 
 def _nanmean(a) -> float:
@@ -458,6 +486,30 @@ def checkerboard_response(img, mask=None) -> np.ndarray:
 def reproject(fused, gains, ratio: int) -> np.ndarray:
     """The fused image as the MS sensor would see it: MTF filter per band, decimation by ``ratio``."""
     return wald_degrade(_as3(fused).astype(np.float32), gains, ratio).astype(np.float64)
+
+
+GRID_TOL = 0.05   # fused pixels: an MS grid offset smaller than this counts as aligned (float noise, rounding)
+
+
+def reproject_at(fused, gains, ratio: int, corner: tuple[float, float], shape: tuple[int, int]) -> np.ndarray:
+    """The fused image as the MS sensor sees it at the MS's own pixel centres: ``shape`` (rows, cols) MS pixels, the
+    first of which has its top-left corner at ``corner`` (row, col) in fused pixels, fractional allowed.
+
+    Each band is filtered with its MTF Gaussian evaluated at the MS pixel centres (``filters.decimate`` with a
+    phase): the reference MS is never resampled, which would blur its own detail (a quarter-pixel cubic shift keeps
+    ~0.69 of it at Nyquist) and flatter smooth fusions. On Landsat 8 the MS centres fall on PAN pixel centres and the
+    Gaussian is sampled centred there; on aligned grids this is exactly ``wald_degrade``. The filter's whole support
+    must lie in ``fused`` (ValueError otherwise): give the context around the MS pixels.
+    """
+    a = _as3(fused).astype(np.float32, copy=False)
+    pos = [float(round(x)) if abs(x - round(x)) < GRID_TOL else float(x) for x in corner]
+    o = (math.floor(pos[0]), math.floor(pos[1]))
+    red, first = decimate(a, gains, ratio, origin=(-o[0], -o[1]), phase=(pos[0] - o[0], pos[1] - o[1]))
+    r0, c0 = -first[0], -first[1]
+    if r0 < 0 or c0 < 0 or r0 + shape[0] > red.shape[1] or c0 + shape[1] > red.shape[2]:
+        raise ValueError(f"the fused array {a.shape[1:]} does not hold the MTF filter's support around the "
+                         f"{shape} MS pixels from corner {tuple(corner)}")
+    return red[:, r0:r0 + shape[0], c0:c0 + shape[1]].astype(np.float64)
 
 
 def reprojection(fused, ms, gains, ratio: int, mask=None) -> dict:

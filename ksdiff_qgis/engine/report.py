@@ -37,11 +37,13 @@ INDICES = {
     "PSNR": ("PSNR", "PSNR (dB)", "∞", "peak signal-to-noise ratio on data / sensor maximum"),
     "SSIM": ("SSIM", "SSIM", "1", "structural similarity per band, averaged"),
     "D_lambda": ("D_LAMBDA", "Dλ (Khan)", "0", "spectral distortion: 1 − Q2n(MS upsampled, MTF-filtered fused)"),
-    "D_s": ("D_S", "Ds", "0", "spatial distortion: PAN relations of the fused vs those of the MS at low resolution"),
+    "D_s": ("D_S", "Ds", "0", "spatial distortion: Q of each fused band with the PAN vs Q of the MS band upsampled "
+            "to the PAN grid with the PAN low-passed by its MTF (32×32 sliding windows; not the toolbox's D_s.m)"),
     "HQNR": ("HQNR", "HQNR", "1", "hybrid quality with no reference: (1 − Dλ)(1 − Ds)"),
     "D_rho": ("D_RHO", "Dρ", "0", "spatial consistency: 1 − local correlation of each fused band with the PAN "
               "(ratio×ratio windows)"),
-    "R_Q2n": ("R_Q2N", "R-Q2n", "1", "Q2n of the fused image MTF-filtered and decimated, against the original MS"),
+    "R_Q2n": ("R_Q2N", "R-Q2n", "1", "Q2n of the fused image MTF-filtered and sampled at the MS pixel centres, against "
+              "the original MS"),
     "R_SAM": ("R_SAM", "R-SAM (degrees)", "0", "SAM of the reprojected fused image against the original MS"),
     "R_ERGAS": ("R_ERGAS", "R-ERGAS", "0", "ERGAS of the reprojected fused image against the original MS"),
     "CB": ("CHECKERBOARD", "Checkerboard response (worst band)", "≈ PAN's",
@@ -183,12 +185,16 @@ def html_report(reduced: dict | None, full: dict | None, inputs: dict, sensor: s
     parts.append(
         "<h2>Notes</h2><ul>"
         "<li>Definitions: SAM in degrees; ERGAS = 100/ratio·√(mean_b MSE_b/μ_b²); Q2n and Q on 32×32 blocks / "
-        "windows; SCC on Sobel magnitudes of interior pixels; PSNR and SSIM on data divided by the full scale "
+        "windows; SCC on Sobel magnitudes of interior pixels (the toolbox's SCC.m zero-pads the border); PSNR and "
+        "SSIM on data divided by the full scale "
         f"({_peak(reduced, sens.scale)}); Dλ (Khan) = 1 − Q2n(MS cubic-upsampled, fused low-passed with the MS MTF); "
-        "Ds = mean_b |Q(F_b, PAN) − Q(MS_b upsampled, PAN degraded and re-interpolated)|; HQNR = (1 − Dλ)(1 − Ds); "
+        "Ds = mean_b |Q(F_b, PAN) − Q(MS_b upsampled, PAN degraded with its MTF and re-interpolated)|, Q on every "
+        "32×32 sliding window at PAN resolution (the toolbox's D_s.m uses non-overlapping blocks); "
+        "HQNR = (1 − Dλ)(1 − Ds); "
         "Dρ = 1 − mean local correlation (ratio×ratio windows, clipped to [−1, 1]) of each fused band with the PAN "
         "(Scarpa &amp; Ciotola 2022); R-Q2n / R-SAM / R-ERGAS compare the fused image filtered with the MS MTF "
-        "and decimated by the ratio (Wald's degradation) with the original MS; checkerboard response = mean "
+        "and sampled at the MS pixel centres (Wald's degradation on aligned grids) with the original MS, which is "
+        "not resampled; checkerboard response = mean "
         "|x ⊛ [[1,−1],[−1,1]]| / mean(|∂x x| + |∂y x|), worst band (a clean fusion stays near the PAN's value).</li>"
         "<li>Pixels that are nodata in any input are left out, with every window and block that touches them.</li>"
         f"<li>Computed tile by tile ({_tiling(reduced, full)}): equal to the whole-image values, "

@@ -7,8 +7,9 @@ sample was too small to trust). On every window both candidates are scored
 * at reduced resolution (Wald's protocol): PAN and MS degraded by the ratio with the sensor MTF
   (``filters.wald_degrade``), fused, compared with the real MS: ERGAS and SAM;
 * at full resolution: the window fused as the pipeline would fuse it; R-ERGAS (the fused image
-  MTF-filtered and decimated, against the MS) and the checkerboard response of the learned output
-  against the PAN's and the real MS's own (a blurred PAN alone under-rates natural detail).
+  MTF-filtered and sampled at the MS pixel centres, ``metrics.reproject_at``, against the MS as read, never
+  resampled) and the checkerboard response of the learned output against the PAN's and the real MS's own
+  (a blurred PAN alone under-rates natural detail).
 
 :func:`pick_classical` names the best of :data:`CLASSICAL_CANDIDATES` on the sample (the yardstick and the
 fallback); :func:`decide` keeps the learned model only if it beats that method on the Wald ERGAS, is not worse on
@@ -247,19 +248,21 @@ class _Pool:
 
 
 class _Sample:
-    """One window of the scene with its context: PAN and MS read, MS resampled onto the PAN-anchored
-    coarse grid when the grids are offset by a fraction of a PAN pixel (Landsat 8)."""
+    """One window of the scene with its context: PAN and MS read. For the Wald check (and a learned fuser's context)
+    the MS is resampled onto the PAN-anchored coarse grid when the grids are offset by a fraction of a PAN pixel
+    (Landsat 8); the full-resolution figures compare with the MS as it is (:meth:`ms_window`)."""
 
     def __init__(self, pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan, win, ctx: int,
                  stats: classical.SceneStats, clamps: dict | None = None):
         k = plan.ratio
         c, r, w, h = win
-        self.k, self.ctx, self.win = k, ctx, win
+        self.k, self.ctx, self.win, self.pad = k, ctx, win, 2
         y, x = plan.ms_origin[0] + (r - ctx) * k, plan.ms_origin[1] + (c - ctx) * k   # PAN position of the region
         self.R0, self.C0 = int(round(y)), int(round(x))
         off = (y - self.R0, x - self.C0)                   # MS corner relative to the PAN pixel grid
+        self.off = off
         H, W = h + 2 * ctx, w + 2 * ctx                    # region, MS pixels
-        pad = 2
+        pad = self.pad
         # holes filled as the pipeline fills them (``masks.read_filled``)
         clamps = clamps or {}
         self.ms_raw, ok = read_filled(ms_ds, r - ctx - pad, c - ctx - pad, H + 2 * pad, W + 2 * pad, ms.nodata,
@@ -301,6 +304,15 @@ class _Sample:
     @property
     def usable(self) -> bool:
         return self.pan is not None
+
+    def ms_window(self) -> np.ndarray:
+        """The window's MS pixels as read (not resampled): what the full-resolution figures compare with."""
+        c0 = self.pad + self.ctx
+        return self.ms_raw[:, c0:c0 + self.win[3], c0:c0 + self.win[2]]
+
+    def ms_window_corner(self) -> tuple[float, float]:
+        """Where the window's first MS pixel has its top-left corner on the region's PAN grid (row, col)."""
+        return self.off[0] + self.ctx * self.k, self.off[1] + self.ctx * self.k
 
 
 def _enough(ok: np.ndarray, ctx: int) -> bool:
@@ -364,7 +376,7 @@ def run_check(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan, se
             if not s.usable:
                 continue
             _score_window(s, fusers, pools, pan_pool, stats, sensor, gains)
-            ms_pool.add_checker(s.ms[:, ctx:ctx + win[3], ctx:ctx + win[2]])
+            ms_pool.add_checker(s.ms_window())   # the real MS, not resampled (that blurs its one-pixel detail)
             taken.append(win)
             pixels += win[2] * win[3]
     res = SelfCheck(method=FALLBACK, reason="", pixels=pixels, windows=len(taken))
@@ -406,6 +418,7 @@ def _score_window(s: _Sample, fusers: dict[str, Fuser], pools, pan_pool: _Pool, 
     ms_lr = wald_degrade(s.ms, gains, k)
     lms_lr = upsample(ms_lr, k, pan_lr.shape)
     ref = s.ms[:, ctx:ctx + h, ctx:ctx + w]
+    ms_real = s.ms_window()
     # each fused as the pipeline would: a learned fuser projects its output onto the MS it was given
     red_ctx = classical.TileContext(stats=stats, ratio=k, gains=gains, origin=(0, 0), ms=ms_lr,
                                     ms_real=s.ms_real_lr, valid=s.valid_lr)
@@ -416,10 +429,10 @@ def _score_window(s: _Sample, fusers: dict[str, Fuser], pools, pan_pool: _Pool, 
         fused_lr = _fuse_pair(fuser, pan_lr, lms_lr, red_ctx)
         red_pool.add_error(fused_lr[:, ctx:ctx + h, ctx:ctx + w], ref)
         red_pool.add_detail(fused_lr[:, ctx:ctx + h, ctx:ctx + w], lms_lr[:, ctx:ctx + h, ctx:ctx + w], ref)
-        # full resolution: the region fused as the pipeline would, reprojected onto the MS grid
+        # full resolution: the region fused as the pipeline would, MTF-filtered and sampled at the MS pixel centres
+        # (also on Landsat 8's offset grid), against the MS as read: ``metrics.reproject_at``, as ksdiff:assess
         fused = _fuse_pair(fuser, s.pan, s.lms, full_ctx)
-        rep = wald_degrade(fused, gains, k)
-        full_pool.add_error(rep[:, ctx:ctx + h, ctx:ctx + w], ref)
+        full_pool.add_error(M.reproject_at(fused, gains, k, s.ms_window_corner(), (h, w)), ms_real)
         full_pool.add_checker(fused[:, ctx * k:(ctx + h) * k, ctx * k:(ctx + w) * k])
     pan_pool.add_checker(s.pan[None, ctx * k:(ctx + h) * k, ctx * k:(ctx + w) * k])
 
