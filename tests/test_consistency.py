@@ -133,3 +133,18 @@ def test_a_filled_nodata_hole_does_not_pull_its_neighbours(wv2_arrays, fuser):
     err_kept = np.abs(kept[next_to] - whole[next_to]).mean()
     assert err_kept < 0.5 * err_leaked
     assert np.abs(kept[:, :100, :100] - whole[:, :100, :100]).max() < 1e-4   # far from the hole: unchanged
+
+
+def test_on_landsat_grids_a_consistent_fusion_is_left_alone(data_dir, tmp_path):
+    """A fusion whose MS is exactly what the MS sensor sees of it (``landsat_layout``: MS pixel centres on PAN pixel
+    centres, half a PAN pixel off the PAN grid) is consistent: the step must leave it as it is. It resampled the MS by
+    a quarter MS pixel instead, and pulled the truth towards that blurred MS."""
+    from landsat_layout import MS_CORNER, PAD, landsat_truth_scene
+
+    scene = landsat_truth_scene(data_dir, tmp_path)
+    truth = scene["truth_padded"]
+    ms = gdal.Open(scene["ms"]).ReadAsArray().astype(np.float32)
+    out = consistency.project(truth, ms, (PAD + MS_CORNER, PAD + MS_CORNER), scene["gains"], scene["ratio"])
+    inner = (slice(None), slice(PAD, -PAD), slice(PAD, -PAD))
+    change = np.abs(out - truth)[inner]
+    assert change.mean() < 1e-3 * truth[inner].mean() and change.max() < 0.01 * truth[inner].mean()
