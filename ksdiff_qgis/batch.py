@@ -33,6 +33,15 @@ from .engine.scenes import (
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130   # 130: the shell's code for Ctrl-C
 USER_MEMORY_LIMIT = os.environ.get(memory.ENV_LIMIT)   # as the process started: a user's setting wins
+MAX_WORKERS_PER_CORE = 2   # more single-threaded scene processes than this only queue for the cores
+# RAM a local worker process needs at least: 104 MB idle, 228 MB after a 512² KSDiff scene (ONNX Runtime session,
+# GDAL caches), plus the smallest tile's working memory
+WORKER_MB = 256
+CONNECT_TIMEOUT = 10   # seconds to reach a --scheduler (Dask's own default, 30 s, looked like a hang)
+
+
+class UsageError(Exception):
+    """The command line cannot run (exit 2, one line)."""
 
 
 def usable_cores() -> int:
@@ -53,10 +62,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--scheduler", help="address of a running Dask scheduler (tcp://host:8786) or its scheduler "
                                        "file (.json); default: start a local cluster")
     p.add_argument("--workers", type=int, default=0,
-                   help="local worker processes (default: one per core; ignored with --scheduler)")
+                   help=f"local worker processes (default: one per core; at most {MAX_WORKERS_PER_CORE} per core and "
+                        f"one per {WORKER_MB} MB of available RAM; ignored with --scheduler)")
     p.add_argument("--threads", type=int, default=0,
                    help="CPU cores per scene, for the engine's tile workers and ONNX Runtime threads "
-                        "(default: a worker's cores / the scenes it runs at once)")
+                        "(default: a worker's cores / the scenes it runs at once; at most a host's cores)")
     p.add_argument("--report", help="write one JSON line per scene (and a final summary line) to this file")
     p.add_argument("--retries", type=int, default=2,
                    help="retries of a scene that fails for other reasons than bad input (default 2)")
@@ -71,6 +81,44 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def check_numbers(args: argparse.Namespace) -> None:
+    """UsageError for a count out of range, before any worker starts (``--workers -1`` hung forever: Dask waited
+    for workers that never started; ``--threads 1000`` ran 1000 tile workers per scene)."""
+    if args.workers < 0:
+        raise UsageError("--workers must be 0 (one per core) or more")
+    if args.threads < 0:
+        raise UsageError("--threads must be 0 (a worker's share of the cores) or more")
+    if args.retries < 0:
+        raise UsageError("--retries must be 0 (no retry) or more")
+    if args.scheduler is None:   # a cluster's cores are checked once connected (``check_threads``)
+        check_threads(args.threads, usable_cores(), "this machine")
+
+
+def check_threads(threads: int, cores: int, where: str) -> None:
+    if threads > cores:
+        raise UsageError(f"--threads {threads} is more than the {cores} core(s) of {where}: give at most {cores}, "
+                         "or 0 (each scene gets its worker's share)")
+
+
+def local_workers(requested: int) -> tuple[int, str | None]:
+    """The local cluster's worker processes for ``--workers`` (0: one per core) and, when that is more than this
+    machine can run (``MAX_WORKERS_PER_CORE`` per core, ``WORKER_MB`` of available RAM each), the number it can and
+    a warning saying why (``--workers 1000`` on 2 cores started hundreds of processes)."""
+    cores = usable_cores()
+    wanted = requested or cores
+    free = memory.available_mb()
+    by_cores = MAX_WORKERS_PER_CORE * cores
+    by_memory = max(1, int(free // WORKER_MB)) if free else by_cores
+    if wanted <= min(by_cores, by_memory):
+        return wanted, None
+    asked = f"--workers {requested}" if requested else f"one worker per core ({cores})"
+    if by_cores <= by_memory:
+        return by_cores, (f"{asked} is more than this machine's {cores} core(s) can use: using {by_cores} "
+                          f"(at most {MAX_WORKERS_PER_CORE} per core)")
+    return by_memory, (f"{asked} would not fit in the {free:,.0f} MB of available RAM: using {by_memory} "
+                       f"(each needs about {WORKER_MB} MB)")
+
+
 def defaults_from(args: argparse.Namespace) -> dict[str, Any]:
     """Engine keywords given on the command line (a CSV cell overrides them)."""
     keys = ("sensor", "method", "device", "tile_size", "overlap")
@@ -78,14 +126,39 @@ def defaults_from(args: argparse.Namespace) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------- cluster
+def scheduler_address(scheduler: str) -> str:
+    """The address to connect to: ``scheduler`` itself, or the one in the scheduler file it names."""
+    if "://" in scheduler or not (scheduler.endswith(".json") or os.path.isfile(scheduler)):
+        return scheduler
+    if not os.path.isfile(scheduler):
+        raise UsageError(f"the scheduler file {scheduler} does not exist: give the file the scheduler writes "
+                         "(dask scheduler --scheduler-file FILE) or its address (tcp://host:8786)")
+    try:
+        with open(scheduler, encoding="utf-8") as f:
+            return str(json.load(f)["address"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise UsageError(f"{scheduler} is not a Dask scheduler file (JSON with an 'address'): "
+                         f"{type(e).__name__}: {e}") from None
+
+
 @contextlib.contextmanager
 def connect(scheduler: str | None, workers: int) -> Iterator:
-    """A Dask client: to ``scheduler`` if given, else to a new local cluster of ``workers`` processes."""
+    """A Dask client: to ``scheduler`` if given, else to a new local cluster of ``workers`` processes.
+
+    UsageError when the scheduler cannot be reached (after ``CONNECT_TIMEOUT`` s), in one line.
+    """
     from dask.distributed import Client, LocalCluster
 
     if scheduler:
-        kind = "scheduler_file" if scheduler.endswith(".json") and os.path.isfile(scheduler) else "address"
-        with Client(**{kind: scheduler}) as client:
+        address = scheduler_address(scheduler)
+        try:
+            client = Client(address, timeout=CONNECT_TIMEOUT)
+        except Exception as e:   # OSError (timed out, refused), ValueError (no port, unknown scheme), ...
+            where = address if address == scheduler else f"{address} (from {scheduler})"
+            reason = " ".join(str(e).split()) or type(e).__name__
+            raise UsageError(f"cannot reach the Dask scheduler at {where}: {reason}; check that it runs and the "
+                             "address, or leave out --scheduler for a local cluster") from None
+        with client:
             yield client
         return
     workers = workers or usable_cores()
@@ -264,19 +337,31 @@ def main(argv: list[str] | None = None) -> int:
         print("ksdiff batch: needs Dask: python -m pip install 'dask[distributed]>=2024.1'", file=sys.stderr)
         return EXIT_USAGE
     try:
+        check_numbers(args)
         # the list's relative paths are joined to its folder and handed to GDAL: as GDAL names them (``from_os``)
         scenes = read_scenes(from_os(os.path.abspath(args.scenes)), defaults_from(args))
+        workers = 0
+        if args.scheduler is None:
+            workers, warning = local_workers(args.workers)
+            if warning:
+                print(f"ksdiff batch: {warning}", file=sys.stderr, flush=True)
         report_file = open(args.report, "w", encoding="utf-8") if args.report else contextlib.nullcontext()
-    except (OSError, SceneListError) as e:
+    except (OSError, SceneListError, UsageError) as e:
         print(f"ksdiff batch: {e}", file=sys.stderr)
         return EXIT_USAGE
     records: list[dict] = []
     since = time.time()
     with report_file as report:
         try:
-            with connect(args.scheduler, args.workers) as client:
+            with connect(args.scheduler, workers) as client:
+                cores = client.run(usable_cores) if args.scheduler and args.threads else {}
+                if cores:
+                    check_threads(args.threads, max(cores.values()), "the largest worker host")
                 _, summary = run(scenes, client, args.threads, args.retries, args.force, report,
                                  progress=not args.no_progress, records=records)
+        except UsageError as e:
+            print(f"ksdiff batch: {e}", file=sys.stderr)
+            return EXIT_USAGE
         except KeyboardInterrupt:   # the cluster is closed now; finished outputs are complete
             interrupted(scenes, records, report, since, local=args.scheduler is None)
             print("ksdiff batch: interrupted; the scenes that finished are kept and listed in the report, the "

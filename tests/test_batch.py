@@ -248,6 +248,9 @@ def test_plugin_and_batch_module_do_not_import_dask():
     # false: a scene ran without its consistency step)
     ("pan,ms,sensor,method,output", [["a.tif", "b.tif", "wv2", "gsa", "o.tif", "extra"]], "more cells than the header"),
     ("pan,ms,method,output,consistency", [["a.tif", "b.tif", "ksdiff", "o.tif", "ture"]], "consistency.*ture"),
+    # the engine's tiling rule, checked for every row before any scene (each scene failed alike, once per scene)
+    ("pan,ms,method,output,tile_size,overlap", [["a.tif", "b.tif", "gsa", "o.tif", "128", "100"]],
+     "line 2: the overlap must be between 0 and half the tile size (tile_size 128 in the list, overlap 100 in"),
 ])
 def test_bad_scene_lists_are_refused_before_any_work(tmp_path, header, rows, message):
     from ksdiff_qgis.engine.scenes import SceneListError, read_scenes
@@ -411,3 +414,62 @@ def test_precision_float32_in_a_scene_list_runs(tmp_path):
     (scene,) = read_scenes(str(path))
     record = run_scene(scene)
     assert record["status"] == "done", record
+
+
+# ------------------------------------------------------------------------- command line checks
+FAST = (DATA / "wv2_pan.tif", DATA / "wv2_ms.tif", "wv2", "gsa", "out/fast.tif", "", "")
+
+
+def _finish(proc: subprocess.Popen, timeout: float) -> tuple[str, str]:
+    """stdout and stderr of ``proc``; on a timeout its whole process group (Dask workers too) is killed first."""
+    try:
+        return proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        raise AssertionError(f"no answer within {timeout} s: {err[-2000:]}") from None
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--workers", "-1"], "--workers must be 0 (one per core) or more"),          # hung forever
+    (["--threads", "-1"], "--threads must be 0 (a worker's share of the cores) or more"),
+    (["--threads", "1000"], "--threads 1000 is more than the"),                    # 1000 tile workers per scene
+    (["--retries", "-1"], "--retries must be 0 (no retry) or more"),
+    # each scene failed alike once the cluster had started (10k scenes: 10k identical errors, exit 1)
+    (["--tile-size", "0"], "the tile size must be at least 64 pixels (tile_size 0 given on the command line"),
+    (["--overlap", "-5"], "the overlap must be between 0 and half the tile size (tile_size 512 by default, "
+                          "overlap -5 given on the command line)"),
+    (["--scheduler", "{tmp}/missing.json"], "the scheduler file {tmp}/missing.json does not exist"),   # "missing port"
+    (["--scheduler", "tcp://127.0.0.1:1"], "cannot reach the Dask scheduler at tcp://127.0.0.1:1: "),  # 60 lines, 30 s
+])
+def test_bad_options_are_refused_in_one_line_before_any_work(tmp_path, args, message):
+    write_csv(tmp_path / "scenes.csv", [FAST])
+    args = [a.format(tmp=tmp_path) for a in args]
+    t0 = time.monotonic()
+    proc = cli(str(tmp_path / "scenes.csv"), *args, start_new_session=True)
+    out, err = _finish(proc, timeout=20)
+    assert proc.returncode == 2, err
+    assert len(err.splitlines()) == 1 and err.startswith("ksdiff batch: "), err
+    assert message.format(tmp=tmp_path) in err
+    assert not (tmp_path / "out").exists() and time.monotonic() - t0 < 15
+
+
+def test_too_many_workers_are_capped_with_a_warning(tmp_path, monkeypatch):
+    """--workers 1000 on 2 cores started hundreds of processes (408 leaked semaphores at the end): at most
+    MAX_WORKERS_PER_CORE per core and WORKER_MB of available RAM each."""
+    from ksdiff_qgis import batch
+    from ksdiff_qgis.engine import memory
+
+    cores = usable_cores()
+    write_csv(tmp_path / "scenes.csv", [FAST])
+    too_many = 4 * cores + 1   # few enough to run here on the old code, which started them all
+    rc, log = run_cli(str(tmp_path / "scenes.csv"), "--workers", str(too_many))
+    assert rc == 0 and f"ksdiff batch: --workers {too_many} is more than this machine's" in log, log
+    per_core = batch.MAX_WORKERS_PER_CORE
+    assert (f"ksdiff batch: --workers {too_many} is more than this machine's {cores} core(s) can use: using "
+            f"{per_core * cores} (at most {per_core} per core)") in log
+    monkeypatch.setattr(memory, "available_mb", lambda: 3.5 * batch.WORKER_MB)
+    monkeypatch.setattr(batch, "usable_cores", lambda: 8)
+    assert batch.local_workers(2) == (2, None)
+    assert batch.local_workers(0)[0] == batch.local_workers(6)[0] == 3       # one per core would not fit either
+    assert "would not fit in the 896 MB of available RAM: using 3" in batch.local_workers(6)[1]
