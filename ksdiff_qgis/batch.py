@@ -3,7 +3,8 @@
 Without ``--scheduler`` a local cluster of ``--workers`` processes runs on this machine; with it, the
 same command uses an existing cluster (``dask scheduler`` + ``dask worker``, Kubernetes, HPC, ...).
 One task per scene runs ``engine.scenes.run_scene``, i.e. ``engine.pipeline.pansharpen`` with the
-parameters the Processing algorithm would get. Dask is imported only inside the functions below: the
+parameters the Processing algorithm would get. Options and the scene list are checked before any worker starts;
+Ctrl-C and SIGTERM stop the run cleanly (``batch_stop``). Dask is imported only inside the functions below: the
 plugin inside QGIS never imports this module, and importing it does not import Dask either.
 """
 from __future__ import annotations
@@ -14,13 +15,14 @@ import json
 import os
 import signal
 import sys
-import threading
 import time
 from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
+from .batch_stop import Stop, label, sigint_held
 from .engine import memory
 from .engine.gdalutil import from_os
+from .engine.raster_io.partials import stale_partials
 from .engine.scenes import (
     Scene,
     SceneListError,
@@ -31,7 +33,9 @@ from .engine.scenes import (
     run_scene,
 )
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130   # 130: the shell's code for Ctrl-C
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+# stopped by a signal: 128 + its number, as a shell reports a process that signal ended
+EXIT_INTERRUPTED, EXIT_TERMINATED = 128 + signal.SIGINT, 128 + signal.SIGTERM   # 130 (Ctrl-C), 143 (SIGTERM)
 USER_MEMORY_LIMIT = os.environ.get(memory.ENV_LIMIT)   # as the process started: a user's setting wins
 MAX_WORKERS_PER_CORE = 2   # more single-threaded scene processes than this only queue for the cores
 # RAM a local worker process needs at least: 104 MB idle, 228 MB after a 512² KSDiff scene (ONNX Runtime session,
@@ -57,7 +61,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         prog="python -m ksdiff_qgis.batch",
         description="Pansharpen every scene of a CSV list (header pan,ms,sensor,method,output; further "
                     "columns: any ksdiff:pansharpen parameter, e.g. tile_size, overlap, device, model, threads) "
-                    "on a Dask cluster.")
+                    "on a Dask cluster.",
+        epilog="Ctrl-C or SIGTERM stops the run cleanly (temporary files removed, summary written). Exit codes: 0 "
+               "done, 1 a scene failed, 2 unusable command line or list, 130 stopped by Ctrl-C, 143 by SIGTERM.")
     p.add_argument("scenes", help="CSV scene list; relative paths are relative to its folder")
     p.add_argument("--scheduler", help="address of a running Dask scheduler (tcp://host:8786) or its scheduler "
                                        "file (.json); default: start a local cluster")
@@ -142,7 +148,7 @@ def scheduler_address(scheduler: str) -> str:
 
 
 @contextlib.contextmanager
-def connect(scheduler: str | None, workers: int) -> Iterator:
+def connect(scheduler: str | None, workers: int, stop: Stop | None = None) -> Iterator:
     """A Dask client: to ``scheduler`` if given, else to a new local cluster of ``workers`` processes.
 
     UsageError when the scheduler cannot be reached (after ``CONNECT_TIMEOUT`` s), in one line.
@@ -163,16 +169,12 @@ def connect(scheduler: str | None, workers: int) -> Iterator:
         return
     workers = workers or usable_cores()
     # one scene at a time per worker process: a scene's parallelism comes from its own threads (tile
-    # workers, ONNX Runtime), and a process caches one ONNX session per model for all the scenes it runs
-    # the worker processes start with SIGINT ignored (and keep it: Python installs no handler for an ignored
-    # signal), so Ctrl-C reaches this process alone, which closes the cluster; each worker printed a traceback
-    main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
-    try:
+    # workers, ONNX Runtime), and a process caches one ONNX session per model for all the scenes it runs.
+    # The workers ignore Ctrl-C (``sigint_held``): this process alone stops the run and closes the cluster.
+    with sigint_held():
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
-    finally:
-        if main:
-            signal.signal(signal.SIGINT, previous)
+    if stop is not None:   # a second Ctrl-C kills them (read then: a nanny restarts a killed worker)
+        stop.worker_pids = lambda: [getattr(n, "pid", None) for n in list(cluster.workers.values())]
     with cluster, Client(cluster) as client:
         yield client
 
@@ -244,39 +246,64 @@ def outcome(future, scene: Scene) -> dict:
     return {**base_record(scene), "status": "failed", "error": error}
 
 
+def record_outcome(future, scene: Scene, records: list[dict], report: IO[str] | None, bar) -> None:
+    rec = outcome(future, scene)
+    records.append(rec)
+    if report is not None:
+        report.write(json.dumps(rec) + "\n")
+        report.flush()   # a long run interrupted halfway keeps the lines it has
+    bar.update(1)
+    bar.set_postfix_str(f"failed {sum(r['status'] == 'failed' for r in records)}")
+    if rec["status"] == "failed":
+        bar.write(f"line {rec['line']}: {rec['output']}: {rec['error']}", file=sys.stderr)
+
+
 def collect(client, futures: dict, report: IO[str] | None, progress: bool,
-            records: list[dict] | None = None) -> list[dict]:
+            records: list[dict] | None = None, stop: Stop | None = None) -> list[dict]:
     """Records in completion order (appended to ``records``, which an interrupted caller keeps), each written to
-    ``report`` as soon as it is known."""
+    ``report`` as soon as it is known; returns early, with what has finished by then, once ``stop`` is requested
+    (polled: the signal handler itself never raises, so nothing is torn down halfway)."""
     from dask.distributed import as_completed
     from tqdm import tqdm
 
     records = [] if records is None else records
     bar = tqdm(total=len(futures), unit="scene", disable=not progress, file=sys.stderr)
-    for future in as_completed(list(futures)):
-        rec = outcome(future, futures[future])
-        records.append(rec)
-        if report is not None:
-            report.write(json.dumps(rec) + "\n")
-            report.flush()   # a long run interrupted halfway keeps the lines it has
-        bar.update(1)
-        bar.set_postfix_str(f"failed {sum(r['status'] == 'failed' for r in records)}")
-        if rec["status"] == "failed":
-            bar.write(f"line {rec['line']}: {rec['output']}: {rec['error']}", file=sys.stderr)
-    bar.close()
+    pending = as_completed(list(futures))
+    try:
+        while not pending.is_empty():
+            stopping = stop is not None and stop.requested
+            ready = pending.next_batch(block=False)
+            for future in ready:
+                if future.status != "cancelled":   # cancelled: stopped, not an outcome of the scene
+                    record_outcome(future, futures[future], records, report, bar)
+            if stopping:   # what had finished by then is recorded
+                break
+            if not ready:
+                time.sleep(0.05)
+    finally:
+        bar.close()
     return records
 
 
-def summarize(records: list[dict], wall: float) -> dict:
-    """Counts, wall time and throughput of the scenes fused in this run."""
+def summarize(records: list[dict], wall: float, scenes: int | None = None, stopped_by: str | None = None) -> dict:
+    """Counts, wall time and throughput of the scenes fused in this run; ``scenes`` (the list's length) counts those
+    a stopped run did not get to as ``not_run``."""
     done = [r for r in records if r["status"] == "done"]
     mpx = sum(r["width"] * r["height"] for r in done) / 1e6
+    total = len(records) if scenes is None else scenes
     return {
-        "scenes": len(records), "done": len(done),
+        "scenes": total, "done": len(done),
         "skipped": sum(r["status"] == "skipped" for r in records),
         "failed": sum(r["status"] == "failed" for r in records),
+        "not_run": total - len(records), "stopped_by": stopped_by,
         "seconds": round(wall, 3), "mpx": round(mpx, 3), "mpx_per_s": round(mpx / max(wall, 1e-9), 3),
     }
+
+
+def write_summary(report: IO[str] | None, summary: dict) -> None:
+    if report is not None:
+        report.write(json.dumps({"summary": summary}) + "\n")
+        report.flush()
 
 
 def cleanup(scenes: Iterable[Scene]) -> None:
@@ -286,29 +313,41 @@ def cleanup(scenes: Iterable[Scene]) -> None:
             remove_partials(s.output)
 
 
+def leftovers(scenes: Iterable[Scene]) -> list[str]:
+    """Temporary files still beside the outputs (a remote cluster's workers still writing them)."""
+    return [p for s in scenes if not s.output.startswith("/vsi") for p in stale_partials(s.output)]
+
+
 def run(scenes: list[Scene], client, threads: int = 0, retries: int = 2, force: bool = False,
         report: IO[str] | None = None, progress: bool = True,
-        records: list[dict] | None = None) -> tuple[list[dict], dict]:
+        records: list[dict] | None = None, stop: Stop | None = None) -> tuple[list[dict], dict]:
     """Run every scene on ``client``'s cluster; returns the records (completion order, also appended to
-    ``records``, which an interrupted caller keeps) and the summary."""
+    ``records``, which an interrupted caller keeps) and the summary (written to ``report``).
+
+    Once ``stop`` is requested the scenes not finished are cancelled and the records so far returned with a summary
+    that is not written: the caller closes the cluster, cleans up (``stopped``) and writes it.
+    """
     t0 = time.perf_counter()
-    futures = submit(client, scenes, threads, retries, force)
     records = [] if records is None else records
+    futures: dict = {}
     try:
-        collect(client, futures, report, progress, records)
-    except BaseException:   # e.g. Ctrl-C: the scenes not started are dropped (``interrupted`` does the rest)
+        futures = submit(client, scenes, threads, retries, force)
+        collect(client, futures, report, progress, records, stop)
+    except BaseException:   # e.g. Ctrl-C without ``stop``: the scenes not started are dropped
         client.cancel(list(futures))
         raise
+    if stop is not None and stop.requested:
+        client.cancel(list(futures))
+        return records, summarize(records, time.perf_counter() - t0, len(scenes), stop.name)
     cleanup(scenes)
     summary = summarize(records, time.perf_counter() - t0)
-    if report is not None:
-        report.write(json.dumps({"summary": summary}) + "\n")
+    write_summary(report, summary)
     return records, summary
 
 
 def interrupted(scenes: list[Scene], records: list[dict], report: IO[str] | None, since: float,
                 local: bool) -> None:
-    """After Ctrl-C, once the cluster is closed: the scenes that finished meanwhile (their sidecar was written
+    """After a stop, once the cluster is closed: the scenes that finished meanwhile (their sidecar was written
     after ``since``, a ``time.time()``) join the report, and a local cluster's stopped scenes leave no temporary
     files (a remote cluster's workers finish their scene; the next run sweeps what is left)."""
     if local:
@@ -324,9 +363,32 @@ def interrupted(scenes: list[Scene], records: list[dict], report: IO[str] | None
 
 
 def print_summary(summary: dict) -> None:
+    stopped = (f", {summary['not_run']} not run (stopped by {summary['stopped_by']})" if summary.get("stopped_by")
+               else "")
     print(f"{summary['scenes']} scene(s): {summary['done']} done, {summary['skipped']} skipped, "
-          f"{summary['failed']} failed in {summary['seconds']:.1f} s "
-          f"({summary['mpx']:.1f} Mpx fused, {summary['mpx_per_s']:.2f} Mpx/s)")
+          f"{summary['failed']} failed{stopped} in {summary['seconds']:.1f} s "
+          f"({summary['mpx']:.1f} Mpx fused, {summary['mpx_per_s']:.2f} Mpx/s)", flush=True)
+
+
+def stopped(stop: Stop, scenes: list[Scene], records: list[dict], report: IO[str] | None, since: float,
+            wall: float) -> int:
+    """After a stop, once the cluster is closed: clean up, complete the report, write and print the summary, say
+    what is left; returns the exit code (128 + the signal's number)."""
+    interrupted(scenes, records, report, since, local=stop.local)
+    summary = summarize(records, wall, len(scenes), stop.name)
+    write_summary(report, summary)
+    print_summary(summary)
+    left = leftovers(scenes)
+    if not left:
+        files = "no temporary file is left"
+    elif stop.local:   # not expected: the local workers are gone, their files unlocked
+        files = f"{len(left)} temporary file(s) could not be removed, e.g. {left[0]}"
+    else:
+        files = (f"{len(left)} temporary file(s) are still there (the cluster's workers are finishing those scenes; "
+                 "the next run removes what they leave)")
+    print(f"ksdiff batch: stopped by {label(stop.signum)}; the scenes that finished are kept and listed in the "
+          f"report, {files}: run the same command again to do the rest", file=sys.stderr, flush=True)
+    return stop.exit_code
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -336,38 +398,42 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:
         print("ksdiff batch: needs Dask: python -m pip install 'dask[distributed]>=2024.1'", file=sys.stderr)
         return EXIT_USAGE
-    try:
-        check_numbers(args)
-        # the list's relative paths are joined to its folder and handed to GDAL: as GDAL names them (``from_os``)
-        scenes = read_scenes(from_os(os.path.abspath(args.scenes)), defaults_from(args))
-        workers = 0
-        if args.scheduler is None:
-            workers, warning = local_workers(args.workers)
-            if warning:
-                print(f"ksdiff batch: {warning}", file=sys.stderr, flush=True)
-        report_file = open(args.report, "w", encoding="utf-8") if args.report else contextlib.nullcontext()
-    except (OSError, SceneListError, UsageError) as e:
-        print(f"ksdiff batch: {e}", file=sys.stderr)
-        return EXIT_USAGE
-    records: list[dict] = []
-    since = time.time()
-    with report_file as report:
+    with Stop() as stop:   # Ctrl-C / SIGTERM from here on: a clean stop (see batch_stop)
+        stop.local = args.scheduler is None
         try:
-            with connect(args.scheduler, workers) as client:
-                cores = client.run(usable_cores) if args.scheduler and args.threads else {}
-                if cores:
-                    check_threads(args.threads, max(cores.values()), "the largest worker host")
-                _, summary = run(scenes, client, args.threads, args.retries, args.force, report,
-                                 progress=not args.no_progress, records=records)
-        except UsageError as e:
+            check_numbers(args)
+            # the list's relative paths are joined to its folder and handed to GDAL: as GDAL names them (``from_os``)
+            scenes = read_scenes(from_os(os.path.abspath(args.scenes)), defaults_from(args))
+            workers = 0
+            if args.scheduler is None:
+                workers, warning = local_workers(args.workers)
+                if warning:
+                    print(f"ksdiff batch: {warning}", file=sys.stderr, flush=True)
+            if stop.requested:   # before any work: nothing to clean up
+                return stop.exit_code
+            report_file = open(args.report, "w", encoding="utf-8") if args.report else contextlib.nullcontext()
+        except (OSError, SceneListError, UsageError) as e:
             print(f"ksdiff batch: {e}", file=sys.stderr)
             return EXIT_USAGE
-        except KeyboardInterrupt:   # the cluster is closed now; finished outputs are complete
-            interrupted(scenes, records, report, since, local=args.scheduler is None)
-            print("ksdiff batch: interrupted; the scenes that finished are kept and listed in the report, the "
-                  "temporary files of those stopped halfway removed: run the same command again to do the rest",
-                  file=sys.stderr)
-            return EXIT_INTERRUPTED
+        records: list[dict] = []
+        summary: dict | None = None
+        since, t0 = time.time(), time.perf_counter()
+        with report_file as report:
+            try:
+                with connect(args.scheduler, workers, stop) as client:
+                    cores = client.run(usable_cores) if args.scheduler and args.threads else {}
+                    if cores:
+                        check_threads(args.threads, max(cores.values()), "the largest worker host")
+                    if not stop.requested:
+                        _, summary = run(scenes, client, args.threads, args.retries, args.force, report,
+                                         progress=not args.no_progress, records=records, stop=stop)
+            except UsageError as e:
+                print(f"ksdiff batch: {e}", file=sys.stderr)
+                return EXIT_USAGE
+            # the cluster is closed now: finished outputs are complete, stopped writers are gone (local cluster)
+            if summary is None or summary["stopped_by"]:
+                return stopped(stop, scenes, records, report, since, time.perf_counter() - t0)
+    # a signal after the last scene (while the cluster closed) changes nothing: the run is complete
     print_summary(summary)
     return EXIT_FAILED if summary["failed"] else EXIT_OK
 

@@ -5,6 +5,7 @@ its outputs with processing.run, re-run it (skips), and kill a worker process in
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import json
@@ -416,8 +417,10 @@ def test_precision_float32_in_a_scene_list_runs(tmp_path):
     assert record["status"] == "done", record
 
 
-# ------------------------------------------------------------------------- command line checks
+# ------------------------------------------------------------------------- command line checks, stopping
 FAST = (DATA / "wv2_pan.tif", DATA / "wv2_ms.tif", "wv2", "gsa", "out/fast.tif", "", "")
+# about 10 s on one core (KSDiff, float32, 64-pixel tiles): still being written when the run is stopped
+SLOW = (SAMPLE / "demo_pan.tif", SAMPLE / "demo_ms.tif", "wv2", "ksdiff", "out/slow.tif", "64", "32")
 
 
 def _finish(proc: subprocess.Popen, timeout: float) -> tuple[str, str]:
@@ -473,3 +476,115 @@ def test_too_many_workers_are_capped_with_a_warning(tmp_path, monkeypatch):
     assert batch.local_workers(2) == (2, None)
     assert batch.local_workers(0)[0] == batch.local_workers(6)[0] == 3       # one per core would not fit either
     assert "would not fit in the 896 MB of available RAM: using 3" in batch.local_workers(6)[1]
+
+
+class _Lines:
+    """stderr of a running process, line by line with the time each arrived."""
+
+    def __init__(self, stream):
+        import threading
+
+        self.lines: list[tuple[float, str]] = []
+        self._thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _read(self, stream) -> None:
+        for line in stream:
+            self.lines.append((time.monotonic(), line))
+
+    def first(self, text: str, timeout: float) -> float | None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for t, line in list(self.lines):
+                if text in line:
+                    return t
+            time.sleep(0.02)
+        return None
+
+    def text(self) -> str:
+        self._thread.join(10)
+        return "".join(line for _, line in self.lines)
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    """Whatever of the command's process group is still there (a test that failed halfway)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _start_stoppable(tmp_path: Path) -> tuple[subprocess.Popen, _Lines, Path]:
+    """The CLI on the fast and the slow scene (one worker, one core), returned once the slow one is being written."""
+    out = tmp_path / "out"
+    out.mkdir()
+    write_csv(tmp_path / "scenes.csv", [FAST, SLOW])
+    proc = cli(str(tmp_path / "scenes.csv"), "--workers", "1", "--threads", "1", "--report", str(tmp_path / "r.jsonl"),
+               start_new_session=True)   # its own process group, as a terminal's job
+    err = _Lines(proc.stderr)
+    deadline = time.monotonic() + 60
+    while not list(out.glob(".slow.tif.*.partial")) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.01)
+    assert list(out.glob(".slow.tif.*.partial")), err.text()
+    return proc, err, out
+
+
+def _check_stopped_run(tmp_path: Path, out: Path, log: str, stdout: str, signame: str) -> None:
+    """No temporary file left, and the report and console say so truthfully: every complete output is in the
+    report, whose last line is the summary (also printed)."""
+    assert not list(out.glob(".*.partial*")), log
+    assert "terminate called" not in log and "Traceback" not in log, log
+    lines = [json.loads(line) for line in (tmp_path / "r.jsonl").read_text().splitlines()]
+    summary = lines[-1]["summary"]
+    reported = sorted(Path(r["output"]).name for r in lines[:-1] if r["status"] == "done")
+    assert reported == sorted(p.name for p in out.glob("*.tif")) and "fast.tif" in reported, (reported, log)
+    assert summary["stopped_by"] == signame and summary["scenes"] == 2
+    assert summary["done"] + summary["not_run"] == 2 and summary["done"] == len(reported)
+    assert f"(stopped by {signame})" in stdout and f"{summary['not_run']} not run" in stdout
+    assert "the scenes that finished are kept and listed in the report, no temporary file is left" in log
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="process groups, SIGINT")
+def test_second_ctrl_c_hurries_the_cleanup_instead_of_breaking_it(tmp_path):
+    """Ctrl-C in a terminal (SIGINT to the whole process group): nothing was printed for ~4.5 s while the cluster
+    closed, and a second Ctrl-C then broke the cleanup: a partial file stayed, a finished scene was missing from the
+    report, "terminate called without an active exception", yet the last line said the temporary files were removed.
+    Now the first says at once what happens; the second kills the running scenes and the cleanup still runs."""
+    from ksdiff_qgis.batch import EXIT_INTERRUPTED
+
+    proc, err, out = _start_stoppable(tmp_path)
+    try:
+        sent = time.monotonic()
+        os.killpg(proc.pid, signal.SIGINT)
+        said = err.first("ksdiff batch: stopping (Ctrl-C): no new scene starts", timeout=5)
+        assert said is not None and said - sent < 2.0, err.text()   # it was silent for ~4.5 s
+        time.sleep(0.3)
+        again = time.monotonic()
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(timeout=30)
+        ended = time.monotonic()
+    finally:
+        _kill_group(proc)
+    stdout, log = proc.stdout.read(), err.text()
+    assert proc.returncode == EXIT_INTERRUPTED, log
+    assert "stopping the running scenes now (1 worker process(es) killed)" in log
+    assert ended - again < 3.5, log   # not the 4 s the running scene would otherwise get
+    _check_stopped_run(tmp_path, out, log, stdout, "SIGINT")
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGTERM")
+def test_sigterm_stops_the_run_like_ctrl_c_and_exits_143(tmp_path):
+    """SIGTERM to the command (timeout, Slurm, systemd, docker stop) killed it at once: the running scene's partial
+    file stayed and no summary was written. Now it stops like Ctrl-C and exits 128 + 15."""
+    proc, err, out = _start_stoppable(tmp_path)
+    workers = psutil.Process(proc.pid).children(recursive=True)
+    try:
+        proc.send_signal(signal.SIGTERM)   # to the driver only, as timeout(1) or systemd's main-process kill
+        proc.wait(timeout=30)
+        _, alive = psutil.wait_procs(workers, timeout=5)
+    finally:
+        _kill_group(proc)
+    stdout, log = proc.stdout.read(), err.text()
+    assert proc.returncode == 143, (proc.returncode, log)   # 128 + 15, as documented
+    assert not list(out.glob(".*.partial*")), log
+    assert "ksdiff batch: stopping (SIGTERM)" in log and "stopped by SIGTERM" in log
+    _check_stopped_run(tmp_path, out, log, stdout, "SIGTERM")
+    assert not alive   # no worker process outlives the command
