@@ -42,6 +42,7 @@ MAX_WORKERS_PER_CORE = 2   # more single-threaded scene processes than this only
 # GDAL caches), plus the smallest tile's working memory
 WORKER_MB = 256
 CONNECT_TIMEOUT = 10   # seconds to reach a --scheduler (Dask's own default, 30 s, looked like a hang)
+PROGRESS_SECONDS = 60  # without a terminal: a progress line at least this often, and at every tenth of the scenes
 
 
 class UsageError(Exception):
@@ -171,8 +172,11 @@ def connect(scheduler: str | None, workers: int, stop: Stop | None = None) -> It
     # one scene at a time per worker process: a scene's parallelism comes from its own threads (tile
     # workers, ONNX Runtime), and a process caches one ONNX session per model for all the scenes it runs.
     # The workers ignore Ctrl-C (``sigint_held``): this process alone stops the run and closes the cluster.
+    # No dashboard: dashboard_address=None alone still served Dask's HTTP routes on port 8787 (a second run
+    # warned "Port 8787 is already in use"); here they go to a free port on this host only.
     with sigint_held():
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                               scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"})
     if stop is not None:   # a second Ctrl-C kills them (read then: a nanny restarts a killed worker)
         stop.worker_pids = lambda: [getattr(n, "pid", None) for n in list(cluster.workers.values())]
     with cluster, Client(cluster) as client:
@@ -246,16 +250,54 @@ def outcome(future, scene: Scene) -> dict:
     return {**base_record(scene), "status": "failed", "error": error}
 
 
-def record_outcome(future, scene: Scene, records: list[dict], report: IO[str] | None, bar) -> None:
+class Progress:
+    """Progress on stderr: tqdm's bar on a terminal; in a log file (no terminal) a plain line at every tenth of the
+    scenes and at least every ``PROGRESS_SECONDS`` (tqdm's carriage-return updates made one huge line there)."""
+
+    def __init__(self, total: int, enabled: bool):
+        self.total, self.done, self.failed = total, 0, 0
+        self.bar = None
+        self.plain = enabled and not sys.stderr.isatty()
+        if enabled and not self.plain:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit="scene", file=sys.stderr)
+        self.t0 = self.last = time.monotonic()
+
+    def update(self, record: dict) -> None:
+        self.done += 1
+        self.failed += record["status"] == "failed"
+        if record["status"] == "failed":
+            self.write(f"line {record['line']}: {record['output']}: {record['error']}")
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix_str(f"failed {self.failed}")
+        elif self.plain:
+            now = time.monotonic()
+            step = self.done * 10 // self.total != (self.done - 1) * 10 // self.total
+            if step or self.done == self.total or now - self.last >= PROGRESS_SECONDS:
+                self.last = now
+                print(f"ksdiff batch: {self.done}/{self.total} scenes, {self.failed} failed, "
+                      f"{now - self.t0:.0f} s", file=sys.stderr, flush=True)
+
+    def write(self, line: str) -> None:
+        if self.bar is not None:
+            self.bar.write(line, file=sys.stderr)
+        else:
+            print(line, file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def record_outcome(future, scene: Scene, records: list[dict], report: IO[str] | None, progress: Progress) -> None:
     rec = outcome(future, scene)
     records.append(rec)
     if report is not None:
         report.write(json.dumps(rec) + "\n")
         report.flush()   # a long run interrupted halfway keeps the lines it has
-    bar.update(1)
-    bar.set_postfix_str(f"failed {sum(r['status'] == 'failed' for r in records)}")
-    if rec["status"] == "failed":
-        bar.write(f"line {rec['line']}: {rec['output']}: {rec['error']}", file=sys.stderr)
+    progress.update(rec)
 
 
 def collect(client, futures: dict, report: IO[str] | None, progress: bool,
@@ -264,10 +306,9 @@ def collect(client, futures: dict, report: IO[str] | None, progress: bool,
     ``report`` as soon as it is known; returns early, with what has finished by then, once ``stop`` is requested
     (polled: the signal handler itself never raises, so nothing is torn down halfway)."""
     from dask.distributed import as_completed
-    from tqdm import tqdm
 
     records = [] if records is None else records
-    bar = tqdm(total=len(futures), unit="scene", disable=not progress, file=sys.stderr)
+    bar = Progress(len(futures), progress)
     pending = as_completed(list(futures))
     try:
         while not pending.is_empty():

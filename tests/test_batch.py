@@ -51,9 +51,10 @@ def write_csv(path: Path, rows) -> Path:
     return path
 
 
-def cli(*args: str, **popen) -> subprocess.Popen:
+def cli(*args: str, progress: bool = False, **popen) -> subprocess.Popen:
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen([sys.executable, "-m", "ksdiff_qgis.batch", *args, "--no-progress"], cwd=ROOT, env=env,
+    flags = [] if progress else ["--no-progress"]
+    return subprocess.Popen([sys.executable, "-m", "ksdiff_qgis.batch", *args, *flags], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
 
 
@@ -588,3 +589,21 @@ def test_sigterm_stops_the_run_like_ctrl_c_and_exits_143(tmp_path):
     assert "ksdiff batch: stopping (SIGTERM)" in log and "stopped by SIGTERM" in log
     _check_stopped_run(tmp_path, out, log, stdout, "SIGTERM")
     assert not alive   # no worker process outlives the command
+
+
+def test_a_logged_run_prints_plain_progress_lines_and_opens_no_dashboard(tmp_path):
+    """stderr to a log file: tqdm wrote one huge line of carriage-return updates; now a plain line per tenth of the
+    scenes. The local cluster served Dask's dashboard routes on port 8787 (dashboard_address=None): a second run
+    warned "Port 8787 is already in use"."""
+    import socket
+
+    write_csv(tmp_path / "scenes.csv", [FAST])
+    with socket.socket() as taken:
+        with contextlib.suppress(OSError):   # already taken by something else: the same situation
+            taken.bind(("127.0.0.1", 8787))
+            taken.listen()
+        proc = cli(str(tmp_path / "scenes.csv"), "--workers", "1", progress=True)
+        out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert "\r" not in err and "8787" not in err and "already in use" not in err, err
+    assert "ksdiff batch: 1/1 scenes, 0 failed" in err and "1 scene(s): 1 done" in out
