@@ -3,7 +3,8 @@
 Without ``--scheduler`` a local cluster of ``--workers`` processes runs on this machine; with it, the
 same command uses an existing cluster (``dask scheduler`` + ``dask worker``, Kubernetes, HPC, ...).
 One task per scene runs ``engine.scenes.run_scene``, i.e. ``engine.pipeline.pansharpen`` with the
-parameters the Processing algorithm would get. Dask is imported only inside the functions below: the
+parameters the Processing algorithm would get. Options and the scene list are checked before any worker starts;
+Ctrl-C and SIGTERM stop the run cleanly (``batch_stop``). Dask is imported only inside the functions below: the
 plugin inside QGIS never imports this module, and importing it does not import Dask either.
 """
 from __future__ import annotations
@@ -14,13 +15,14 @@ import json
 import os
 import signal
 import sys
-import threading
 import time
 from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
+from .batch_stop import Stop, label, sigint_held
 from .engine import memory
 from .engine.gdalutil import from_os
+from .engine.raster_io.partials import stale_partials
 from .engine.scenes import (
     Scene,
     SceneListError,
@@ -31,8 +33,20 @@ from .engine.scenes import (
     run_scene,
 )
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130   # 130: the shell's code for Ctrl-C
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+# stopped by a signal: 128 + its number, as a shell reports a process that signal ended
+EXIT_INTERRUPTED, EXIT_TERMINATED = 128 + signal.SIGINT, 128 + signal.SIGTERM   # 130 (Ctrl-C), 143 (SIGTERM)
 USER_MEMORY_LIMIT = os.environ.get(memory.ENV_LIMIT)   # as the process started: a user's setting wins
+MAX_WORKERS_PER_CORE = 2   # more single-threaded scene processes than this only queue for the cores
+# RAM a local worker process needs at least: 104 MB idle, 228 MB after a 512² KSDiff scene (ONNX Runtime session,
+# GDAL caches), plus the smallest tile's working memory
+WORKER_MB = 256
+CONNECT_TIMEOUT = 10   # seconds to reach a --scheduler (Dask's own default, 30 s, looked like a hang)
+PROGRESS_SECONDS = 60  # without a terminal: a progress line at least this often, and at every tenth of the scenes
+
+
+class UsageError(Exception):
+    """The command line cannot run (exit 2, one line)."""
 
 
 def usable_cores() -> int:
@@ -48,15 +62,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         prog="python -m ksdiff_qgis.batch",
         description="Pansharpen every scene of a CSV list (header pan,ms,sensor,method,output; further "
                     "columns: any ksdiff:pansharpen parameter, e.g. tile_size, overlap, device, model, threads) "
-                    "on a Dask cluster.")
+                    "on a Dask cluster.",
+        epilog="Ctrl-C or SIGTERM stops the run cleanly (temporary files removed, summary written). Exit codes: 0 "
+               "done, 1 a scene failed, 2 unusable command line or list, 130 stopped by Ctrl-C, 143 by SIGTERM.")
     p.add_argument("scenes", help="CSV scene list; relative paths are relative to its folder")
     p.add_argument("--scheduler", help="address of a running Dask scheduler (tcp://host:8786) or its scheduler "
                                        "file (.json); default: start a local cluster")
     p.add_argument("--workers", type=int, default=0,
-                   help="local worker processes (default: one per core; ignored with --scheduler)")
+                   help=f"local worker processes (default: one per core; at most {MAX_WORKERS_PER_CORE} per core and "
+                        f"one per {WORKER_MB} MB of available RAM; ignored with --scheduler)")
     p.add_argument("--threads", type=int, default=0,
                    help="CPU cores per scene, for the engine's tile workers and ONNX Runtime threads "
-                        "(default: a worker's cores / the scenes it runs at once)")
+                        "(default: a worker's cores / the scenes it runs at once; at most a host's cores)")
     p.add_argument("--report", help="write one JSON line per scene (and a final summary line) to this file")
     p.add_argument("--retries", type=int, default=2,
                    help="retries of a scene that fails for other reasons than bad input (default 2)")
@@ -71,6 +88,44 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def check_numbers(args: argparse.Namespace) -> None:
+    """UsageError for a count out of range, before any worker starts (``--workers -1`` hung forever: Dask waited
+    for workers that never started; ``--threads 1000`` ran 1000 tile workers per scene)."""
+    if args.workers < 0:
+        raise UsageError("--workers must be 0 (one per core) or more")
+    if args.threads < 0:
+        raise UsageError("--threads must be 0 (a worker's share of the cores) or more")
+    if args.retries < 0:
+        raise UsageError("--retries must be 0 (no retry) or more")
+    if args.scheduler is None:   # a cluster's cores are checked once connected (``check_threads``)
+        check_threads(args.threads, usable_cores(), "this machine")
+
+
+def check_threads(threads: int, cores: int, where: str) -> None:
+    if threads > cores:
+        raise UsageError(f"--threads {threads} is more than the {cores} core(s) of {where}: give at most {cores}, "
+                         "or 0 (each scene gets its worker's share)")
+
+
+def local_workers(requested: int) -> tuple[int, str | None]:
+    """The local cluster's worker processes for ``--workers`` (0: one per core) and, when that is more than this
+    machine can run (``MAX_WORKERS_PER_CORE`` per core, ``WORKER_MB`` of available RAM each), the number it can and
+    a warning saying why (``--workers 1000`` on 2 cores started hundreds of processes)."""
+    cores = usable_cores()
+    wanted = requested or cores
+    free = memory.available_mb()
+    by_cores = MAX_WORKERS_PER_CORE * cores
+    by_memory = max(1, int(free // WORKER_MB)) if free else by_cores
+    if wanted <= min(by_cores, by_memory):
+        return wanted, None
+    asked = f"--workers {requested}" if requested else f"one worker per core ({cores})"
+    if by_cores <= by_memory:
+        return by_cores, (f"{asked} is more than this machine's {cores} core(s) can use: using {by_cores} "
+                          f"(at most {MAX_WORKERS_PER_CORE} per core)")
+    return by_memory, (f"{asked} would not fit in the {free:,.0f} MB of available RAM: using {by_memory} "
+                       f"(each needs about {WORKER_MB} MB)")
+
+
 def defaults_from(args: argparse.Namespace) -> dict[str, Any]:
     """Engine keywords given on the command line (a CSV cell overrides them)."""
     keys = ("sensor", "method", "device", "tile_size", "overlap")
@@ -78,28 +133,52 @@ def defaults_from(args: argparse.Namespace) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------- cluster
+def scheduler_address(scheduler: str) -> str:
+    """The address to connect to: ``scheduler`` itself, or the one in the scheduler file it names."""
+    if "://" in scheduler or not (scheduler.endswith(".json") or os.path.isfile(scheduler)):
+        return scheduler
+    if not os.path.isfile(scheduler):
+        raise UsageError(f"the scheduler file {scheduler} does not exist: give the file the scheduler writes "
+                         "(dask scheduler --scheduler-file FILE) or its address (tcp://host:8786)")
+    try:
+        with open(scheduler, encoding="utf-8") as f:
+            return str(json.load(f)["address"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise UsageError(f"{scheduler} is not a Dask scheduler file (JSON with an 'address'): "
+                         f"{type(e).__name__}: {e}") from None
+
+
 @contextlib.contextmanager
-def connect(scheduler: str | None, workers: int) -> Iterator:
-    """A Dask client: to ``scheduler`` if given, else to a new local cluster of ``workers`` processes."""
+def connect(scheduler: str | None, workers: int, stop: Stop | None = None) -> Iterator:
+    """A Dask client: to ``scheduler`` if given, else to a new local cluster of ``workers`` processes.
+
+    UsageError when the scheduler cannot be reached (after ``CONNECT_TIMEOUT`` s), in one line.
+    """
     from dask.distributed import Client, LocalCluster
 
     if scheduler:
-        kind = "scheduler_file" if scheduler.endswith(".json") and os.path.isfile(scheduler) else "address"
-        with Client(**{kind: scheduler}) as client:
+        address = scheduler_address(scheduler)
+        try:
+            client = Client(address, timeout=CONNECT_TIMEOUT)
+        except Exception as e:   # OSError (timed out, refused), ValueError (no port, unknown scheme), ...
+            where = address if address == scheduler else f"{address} (from {scheduler})"
+            reason = " ".join(str(e).split()) or type(e).__name__
+            raise UsageError(f"cannot reach the Dask scheduler at {where}: {reason}; check that it runs and the "
+                             "address, or leave out --scheduler for a local cluster") from None
+        with client:
             yield client
         return
     workers = workers or usable_cores()
     # one scene at a time per worker process: a scene's parallelism comes from its own threads (tile
-    # workers, ONNX Runtime), and a process caches one ONNX session per model for all the scenes it runs
-    # the worker processes start with SIGINT ignored (and keep it: Python installs no handler for an ignored
-    # signal), so Ctrl-C reaches this process alone, which closes the cluster; each worker printed a traceback
-    main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
-    try:
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
-    finally:
-        if main:
-            signal.signal(signal.SIGINT, previous)
+    # workers, ONNX Runtime), and a process caches one ONNX session per model for all the scenes it runs.
+    # The workers ignore Ctrl-C (``sigint_held``): this process alone stops the run and closes the cluster.
+    # No dashboard: dashboard_address=None alone still served Dask's HTTP routes on port 8787 (a second run
+    # warned "Port 8787 is already in use"); here they go to a free port on this host only.
+    with sigint_held():
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                               scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"})
+    if stop is not None:   # a second Ctrl-C kills them (read then: a nanny restarts a killed worker)
+        stop.worker_pids = lambda: [getattr(n, "pid", None) for n in list(cluster.workers.values())]
     with cluster, Client(cluster) as client:
         yield client
 
@@ -171,39 +250,101 @@ def outcome(future, scene: Scene) -> dict:
     return {**base_record(scene), "status": "failed", "error": error}
 
 
+class Progress:
+    """Progress on stderr: tqdm's bar on a terminal; in a log file (no terminal) a plain line at every tenth of the
+    scenes and at least every ``PROGRESS_SECONDS`` (tqdm's carriage-return updates made one huge line there)."""
+
+    def __init__(self, total: int, enabled: bool):
+        self.total, self.done, self.failed = total, 0, 0
+        self.bar = None
+        self.plain = enabled and not sys.stderr.isatty()
+        if enabled and not self.plain:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit="scene", file=sys.stderr)
+        self.t0 = self.last = time.monotonic()
+
+    def update(self, record: dict) -> None:
+        self.done += 1
+        self.failed += record["status"] == "failed"
+        if record["status"] == "failed":
+            self.write(f"line {record['line']}: {record['output']}: {record['error']}")
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix_str(f"failed {self.failed}")
+        elif self.plain:
+            now = time.monotonic()
+            step = self.done * 10 // self.total != (self.done - 1) * 10 // self.total
+            if step or self.done == self.total or now - self.last >= PROGRESS_SECONDS:
+                self.last = now
+                print(f"ksdiff batch: {self.done}/{self.total} scenes, {self.failed} failed, "
+                      f"{now - self.t0:.0f} s", file=sys.stderr, flush=True)
+
+    def write(self, line: str) -> None:
+        if self.bar is not None:
+            self.bar.write(line, file=sys.stderr)
+        else:
+            print(line, file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def record_outcome(future, scene: Scene, records: list[dict], report: IO[str] | None, progress: Progress) -> None:
+    rec = outcome(future, scene)
+    records.append(rec)
+    if report is not None:
+        report.write(json.dumps(rec) + "\n")
+        report.flush()   # a long run interrupted halfway keeps the lines it has
+    progress.update(rec)
+
+
 def collect(client, futures: dict, report: IO[str] | None, progress: bool,
-            records: list[dict] | None = None) -> list[dict]:
+            records: list[dict] | None = None, stop: Stop | None = None) -> list[dict]:
     """Records in completion order (appended to ``records``, which an interrupted caller keeps), each written to
-    ``report`` as soon as it is known."""
+    ``report`` as soon as it is known; returns early, with what has finished by then, once ``stop`` is requested
+    (polled: the signal handler itself never raises, so nothing is torn down halfway)."""
     from dask.distributed import as_completed
-    from tqdm import tqdm
 
     records = [] if records is None else records
-    bar = tqdm(total=len(futures), unit="scene", disable=not progress, file=sys.stderr)
-    for future in as_completed(list(futures)):
-        rec = outcome(future, futures[future])
-        records.append(rec)
-        if report is not None:
-            report.write(json.dumps(rec) + "\n")
-            report.flush()   # a long run interrupted halfway keeps the lines it has
-        bar.update(1)
-        bar.set_postfix_str(f"failed {sum(r['status'] == 'failed' for r in records)}")
-        if rec["status"] == "failed":
-            bar.write(f"line {rec['line']}: {rec['output']}: {rec['error']}", file=sys.stderr)
-    bar.close()
+    bar = Progress(len(futures), progress)
+    pending = as_completed(list(futures))
+    try:
+        while not pending.is_empty():
+            stopping = stop is not None and stop.requested
+            ready = pending.next_batch(block=False)
+            for future in ready:
+                if future.status != "cancelled":   # cancelled: stopped, not an outcome of the scene
+                    record_outcome(future, futures[future], records, report, bar)
+            if stopping:   # what had finished by then is recorded
+                break
+            if not ready:
+                time.sleep(0.05)
+    finally:
+        bar.close()
     return records
 
 
-def summarize(records: list[dict], wall: float) -> dict:
-    """Counts, wall time and throughput of the scenes fused in this run."""
+def summarize(records: list[dict], wall: float, scenes: int | None = None, stopped_by: str | None = None) -> dict:
+    """Counts, wall time and throughput of the scenes fused in this run; ``scenes`` (the list's length) counts those
+    a stopped run did not get to as ``not_run``."""
     done = [r for r in records if r["status"] == "done"]
     mpx = sum(r["width"] * r["height"] for r in done) / 1e6
+    total = len(records) if scenes is None else scenes
     return {
-        "scenes": len(records), "done": len(done),
+        "scenes": total, "done": len(done),
         "skipped": sum(r["status"] == "skipped" for r in records),
         "failed": sum(r["status"] == "failed" for r in records),
+        "not_run": total - len(records), "stopped_by": stopped_by,
         "seconds": round(wall, 3), "mpx": round(mpx, 3), "mpx_per_s": round(mpx / max(wall, 1e-9), 3),
     }
+
+
+def write_summary(report: IO[str] | None, summary: dict) -> None:
+    if report is not None:
+        report.write(json.dumps({"summary": summary}) + "\n")
+        report.flush()
 
 
 def cleanup(scenes: Iterable[Scene]) -> None:
@@ -213,29 +354,41 @@ def cleanup(scenes: Iterable[Scene]) -> None:
             remove_partials(s.output)
 
 
+def leftovers(scenes: Iterable[Scene]) -> list[str]:
+    """Temporary files still beside the outputs (a remote cluster's workers still writing them)."""
+    return [p for s in scenes if not s.output.startswith("/vsi") for p in stale_partials(s.output)]
+
+
 def run(scenes: list[Scene], client, threads: int = 0, retries: int = 2, force: bool = False,
         report: IO[str] | None = None, progress: bool = True,
-        records: list[dict] | None = None) -> tuple[list[dict], dict]:
+        records: list[dict] | None = None, stop: Stop | None = None) -> tuple[list[dict], dict]:
     """Run every scene on ``client``'s cluster; returns the records (completion order, also appended to
-    ``records``, which an interrupted caller keeps) and the summary."""
+    ``records``, which an interrupted caller keeps) and the summary (written to ``report``).
+
+    Once ``stop`` is requested the scenes not finished are cancelled and the records so far returned with a summary
+    that is not written: the caller closes the cluster, cleans up (``stopped``) and writes it.
+    """
     t0 = time.perf_counter()
-    futures = submit(client, scenes, threads, retries, force)
     records = [] if records is None else records
+    futures: dict = {}
     try:
-        collect(client, futures, report, progress, records)
-    except BaseException:   # e.g. Ctrl-C: the scenes not started are dropped (``interrupted`` does the rest)
+        futures = submit(client, scenes, threads, retries, force)
+        collect(client, futures, report, progress, records, stop)
+    except BaseException:   # e.g. Ctrl-C without ``stop``: the scenes not started are dropped
         client.cancel(list(futures))
         raise
+    if stop is not None and stop.requested:
+        client.cancel(list(futures))
+        return records, summarize(records, time.perf_counter() - t0, len(scenes), stop.name)
     cleanup(scenes)
     summary = summarize(records, time.perf_counter() - t0)
-    if report is not None:
-        report.write(json.dumps({"summary": summary}) + "\n")
+    write_summary(report, summary)
     return records, summary
 
 
 def interrupted(scenes: list[Scene], records: list[dict], report: IO[str] | None, since: float,
                 local: bool) -> None:
-    """After Ctrl-C, once the cluster is closed: the scenes that finished meanwhile (their sidecar was written
+    """After a stop, once the cluster is closed: the scenes that finished meanwhile (their sidecar was written
     after ``since``, a ``time.time()``) join the report, and a local cluster's stopped scenes leave no temporary
     files (a remote cluster's workers finish their scene; the next run sweeps what is left)."""
     if local:
@@ -251,9 +404,32 @@ def interrupted(scenes: list[Scene], records: list[dict], report: IO[str] | None
 
 
 def print_summary(summary: dict) -> None:
+    stopped = (f", {summary['not_run']} not run (stopped by {summary['stopped_by']})" if summary.get("stopped_by")
+               else "")
     print(f"{summary['scenes']} scene(s): {summary['done']} done, {summary['skipped']} skipped, "
-          f"{summary['failed']} failed in {summary['seconds']:.1f} s "
-          f"({summary['mpx']:.1f} Mpx fused, {summary['mpx_per_s']:.2f} Mpx/s)")
+          f"{summary['failed']} failed{stopped} in {summary['seconds']:.1f} s "
+          f"({summary['mpx']:.1f} Mpx fused, {summary['mpx_per_s']:.2f} Mpx/s)", flush=True)
+
+
+def stopped(stop: Stop, scenes: list[Scene], records: list[dict], report: IO[str] | None, since: float,
+            wall: float) -> int:
+    """After a stop, once the cluster is closed: clean up, complete the report, write and print the summary, say
+    what is left; returns the exit code (128 + the signal's number)."""
+    interrupted(scenes, records, report, since, local=stop.local)
+    summary = summarize(records, wall, len(scenes), stop.name)
+    write_summary(report, summary)
+    print_summary(summary)
+    left = leftovers(scenes)
+    if not left:
+        files = "no temporary file is left"
+    elif stop.local:   # not expected: the local workers are gone, their files unlocked
+        files = f"{len(left)} temporary file(s) could not be removed, e.g. {left[0]}"
+    else:
+        files = (f"{len(left)} temporary file(s) are still there (the cluster's workers are finishing those scenes; "
+                 "the next run removes what they leave)")
+    print(f"ksdiff batch: stopped by {label(stop.signum)}; the scenes that finished are kept and listed in the "
+          f"report, {files}: run the same command again to do the rest", file=sys.stderr, flush=True)
+    return stop.exit_code
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -263,26 +439,42 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError:
         print("ksdiff batch: needs Dask: python -m pip install 'dask[distributed]>=2024.1'", file=sys.stderr)
         return EXIT_USAGE
-    try:
-        # the list's relative paths are joined to its folder and handed to GDAL: as GDAL names them (``from_os``)
-        scenes = read_scenes(from_os(os.path.abspath(args.scenes)), defaults_from(args))
-        report_file = open(args.report, "w", encoding="utf-8") if args.report else contextlib.nullcontext()
-    except (OSError, SceneListError) as e:
-        print(f"ksdiff batch: {e}", file=sys.stderr)
-        return EXIT_USAGE
-    records: list[dict] = []
-    since = time.time()
-    with report_file as report:
+    with Stop() as stop:   # Ctrl-C / SIGTERM from here on: a clean stop (see batch_stop)
+        stop.local = args.scheduler is None
         try:
-            with connect(args.scheduler, args.workers) as client:
-                _, summary = run(scenes, client, args.threads, args.retries, args.force, report,
-                                 progress=not args.no_progress, records=records)
-        except KeyboardInterrupt:   # the cluster is closed now; finished outputs are complete
-            interrupted(scenes, records, report, since, local=args.scheduler is None)
-            print("ksdiff batch: interrupted; the scenes that finished are kept and listed in the report, the "
-                  "temporary files of those stopped halfway removed: run the same command again to do the rest",
-                  file=sys.stderr)
-            return EXIT_INTERRUPTED
+            check_numbers(args)
+            # the list's relative paths are joined to its folder and handed to GDAL: as GDAL names them (``from_os``)
+            scenes = read_scenes(from_os(os.path.abspath(args.scenes)), defaults_from(args))
+            workers = 0
+            if args.scheduler is None:
+                workers, warning = local_workers(args.workers)
+                if warning:
+                    print(f"ksdiff batch: {warning}", file=sys.stderr, flush=True)
+            if stop.requested:   # before any work: nothing to clean up
+                return stop.exit_code
+            report_file = open(args.report, "w", encoding="utf-8") if args.report else contextlib.nullcontext()
+        except (OSError, SceneListError, UsageError) as e:
+            print(f"ksdiff batch: {e}", file=sys.stderr)
+            return EXIT_USAGE
+        records: list[dict] = []
+        summary: dict | None = None
+        since, t0 = time.time(), time.perf_counter()
+        with report_file as report:
+            try:
+                with connect(args.scheduler, workers, stop) as client:
+                    cores = client.run(usable_cores) if args.scheduler and args.threads else {}
+                    if cores:
+                        check_threads(args.threads, max(cores.values()), "the largest worker host")
+                    if not stop.requested:
+                        _, summary = run(scenes, client, args.threads, args.retries, args.force, report,
+                                         progress=not args.no_progress, records=records, stop=stop)
+            except UsageError as e:
+                print(f"ksdiff batch: {e}", file=sys.stderr)
+                return EXIT_USAGE
+            # the cluster is closed now: finished outputs are complete, stopped writers are gone (local cluster)
+            if summary is None or summary["stopped_by"]:
+                return stopped(stop, scenes, records, report, since, time.perf_counter() - t0)
+    # a signal after the last scene (while the cluster closed) changes nothing: the run is complete
     print_summary(summary)
     return EXIT_FAILED if summary["failed"] else EXIT_OK
 

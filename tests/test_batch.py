@@ -5,6 +5,7 @@ its outputs with processing.run, re-run it (skips), and kill a worker process in
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import json
@@ -50,9 +51,10 @@ def write_csv(path: Path, rows) -> Path:
     return path
 
 
-def cli(*args: str, **popen) -> subprocess.Popen:
+def cli(*args: str, progress: bool = False, **popen) -> subprocess.Popen:
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "PYTHONPATH": str(ROOT)}
-    return subprocess.Popen([sys.executable, "-m", "ksdiff_qgis.batch", *args, "--no-progress"], cwd=ROOT, env=env,
+    flags = [] if progress else ["--no-progress"]
+    return subprocess.Popen([sys.executable, "-m", "ksdiff_qgis.batch", *args, *flags], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
 
 
@@ -248,6 +250,9 @@ def test_plugin_and_batch_module_do_not_import_dask():
     # false: a scene ran without its consistency step)
     ("pan,ms,sensor,method,output", [["a.tif", "b.tif", "wv2", "gsa", "o.tif", "extra"]], "more cells than the header"),
     ("pan,ms,method,output,consistency", [["a.tif", "b.tif", "ksdiff", "o.tif", "ture"]], "consistency.*ture"),
+    # the engine's tiling rule, checked for every row before any scene (each scene failed alike, once per scene)
+    ("pan,ms,method,output,tile_size,overlap", [["a.tif", "b.tif", "gsa", "o.tif", "128", "100"]],
+     "line 2: the overlap must be between 0 and half the tile size (tile_size 128 in the list, overlap 100 in"),
 ])
 def test_bad_scene_lists_are_refused_before_any_work(tmp_path, header, rows, message):
     from ksdiff_qgis.engine.scenes import SceneListError, read_scenes
@@ -411,3 +416,194 @@ def test_precision_float32_in_a_scene_list_runs(tmp_path):
     (scene,) = read_scenes(str(path))
     record = run_scene(scene)
     assert record["status"] == "done", record
+
+
+# ------------------------------------------------------------------------- command line checks, stopping
+FAST = (DATA / "wv2_pan.tif", DATA / "wv2_ms.tif", "wv2", "gsa", "out/fast.tif", "", "")
+# about 10 s on one core (KSDiff, float32, 64-pixel tiles): still being written when the run is stopped
+SLOW = (SAMPLE / "demo_pan.tif", SAMPLE / "demo_ms.tif", "wv2", "ksdiff", "out/slow.tif", "64", "32")
+
+
+def _finish(proc: subprocess.Popen, timeout: float) -> tuple[str, str]:
+    """stdout and stderr of ``proc``; on a timeout its whole process group (Dask workers too) is killed first."""
+    try:
+        return proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        raise AssertionError(f"no answer within {timeout} s: {err[-2000:]}") from None
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--workers", "-1"], "--workers must be 0 (one per core) or more"),          # hung forever
+    (["--threads", "-1"], "--threads must be 0 (a worker's share of the cores) or more"),
+    (["--threads", "1000"], "--threads 1000 is more than the"),                    # 1000 tile workers per scene
+    (["--retries", "-1"], "--retries must be 0 (no retry) or more"),
+    # each scene failed alike once the cluster had started (10k scenes: 10k identical errors, exit 1)
+    (["--tile-size", "0"], "the tile size must be at least 64 pixels (tile_size 0 given on the command line"),
+    (["--overlap", "-5"], "the overlap must be between 0 and half the tile size (tile_size 512 by default, "
+                          "overlap -5 given on the command line)"),
+    (["--scheduler", "{tmp}/missing.json"], "the scheduler file {tmp}/missing.json does not exist"),   # "missing port"
+    (["--scheduler", "tcp://127.0.0.1:1"], "cannot reach the Dask scheduler at tcp://127.0.0.1:1: "),  # 60 lines, 30 s
+])
+def test_bad_options_are_refused_in_one_line_before_any_work(tmp_path, args, message):
+    write_csv(tmp_path / "scenes.csv", [FAST])
+    args = [a.format(tmp=tmp_path) for a in args]
+    t0 = time.monotonic()
+    proc = cli(str(tmp_path / "scenes.csv"), *args, start_new_session=True)
+    out, err = _finish(proc, timeout=20)
+    assert proc.returncode == 2, err
+    assert len(err.splitlines()) == 1 and err.startswith("ksdiff batch: "), err
+    assert message.format(tmp=tmp_path) in err
+    assert not (tmp_path / "out").exists() and time.monotonic() - t0 < 15
+
+
+def test_too_many_workers_are_capped_with_a_warning(tmp_path, monkeypatch):
+    """--workers 1000 on 2 cores started hundreds of processes (408 leaked semaphores at the end): at most
+    MAX_WORKERS_PER_CORE per core and WORKER_MB of available RAM each."""
+    from ksdiff_qgis import batch
+    from ksdiff_qgis.engine import memory
+
+    cores = usable_cores()
+    write_csv(tmp_path / "scenes.csv", [FAST])
+    too_many = 4 * cores + 1   # few enough to run here on the old code, which started them all
+    rc, log = run_cli(str(tmp_path / "scenes.csv"), "--workers", str(too_many))
+    assert rc == 0 and f"ksdiff batch: --workers {too_many} is more than this machine's" in log, log
+    per_core = batch.MAX_WORKERS_PER_CORE
+    assert (f"ksdiff batch: --workers {too_many} is more than this machine's {cores} core(s) can use: using "
+            f"{per_core * cores} (at most {per_core} per core)") in log
+    monkeypatch.setattr(memory, "available_mb", lambda: 3.5 * batch.WORKER_MB)
+    monkeypatch.setattr(batch, "usable_cores", lambda: 8)
+    assert batch.local_workers(2) == (2, None)
+    assert batch.local_workers(0)[0] == batch.local_workers(6)[0] == 3       # one per core would not fit either
+    assert "would not fit in the 896 MB of available RAM: using 3" in batch.local_workers(6)[1]
+
+
+class _Lines:
+    """stderr of a running process, line by line with the time each arrived."""
+
+    def __init__(self, stream):
+        import threading
+
+        self.lines: list[tuple[float, str]] = []
+        self._thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _read(self, stream) -> None:
+        for line in stream:
+            self.lines.append((time.monotonic(), line))
+
+    def first(self, text: str, timeout: float) -> float | None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for t, line in list(self.lines):
+                if text in line:
+                    return t
+            time.sleep(0.02)
+        return None
+
+    def text(self) -> str:
+        self._thread.join(10)
+        return "".join(line for _, line in self.lines)
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    """Whatever of the command's process group is still there (a test that failed halfway)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _start_stoppable(tmp_path: Path) -> tuple[subprocess.Popen, _Lines, Path]:
+    """The CLI on the fast and the slow scene (one worker, one core), returned once the slow one is being written."""
+    out = tmp_path / "out"
+    out.mkdir()
+    write_csv(tmp_path / "scenes.csv", [FAST, SLOW])
+    proc = cli(str(tmp_path / "scenes.csv"), "--workers", "1", "--threads", "1", "--report", str(tmp_path / "r.jsonl"),
+               start_new_session=True)   # its own process group, as a terminal's job
+    err = _Lines(proc.stderr)
+    deadline = time.monotonic() + 60
+    while not list(out.glob(".slow.tif.*.partial")) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.01)
+    assert list(out.glob(".slow.tif.*.partial")), err.text()
+    return proc, err, out
+
+
+def _check_stopped_run(tmp_path: Path, out: Path, log: str, stdout: str, signame: str) -> None:
+    """No temporary file left, and the report and console say so truthfully: every complete output is in the
+    report, whose last line is the summary (also printed)."""
+    assert not list(out.glob(".*.partial*")), log
+    assert "terminate called" not in log and "Traceback" not in log, log
+    lines = [json.loads(line) for line in (tmp_path / "r.jsonl").read_text().splitlines()]
+    summary = lines[-1]["summary"]
+    reported = sorted(Path(r["output"]).name for r in lines[:-1] if r["status"] == "done")
+    assert reported == sorted(p.name for p in out.glob("*.tif")) and "fast.tif" in reported, (reported, log)
+    assert summary["stopped_by"] == signame and summary["scenes"] == 2
+    assert summary["done"] + summary["not_run"] == 2 and summary["done"] == len(reported)
+    assert f"(stopped by {signame})" in stdout and f"{summary['not_run']} not run" in stdout
+    assert "the scenes that finished are kept and listed in the report, no temporary file is left" in log
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="process groups, SIGINT")
+def test_second_ctrl_c_hurries_the_cleanup_instead_of_breaking_it(tmp_path):
+    """Ctrl-C in a terminal (SIGINT to the whole process group): nothing was printed for ~4.5 s while the cluster
+    closed, and a second Ctrl-C then broke the cleanup: a partial file stayed, a finished scene was missing from the
+    report, "terminate called without an active exception", yet the last line said the temporary files were removed.
+    Now the first says at once what happens; the second kills the running scenes and the cleanup still runs."""
+    from ksdiff_qgis.batch import EXIT_INTERRUPTED
+
+    proc, err, out = _start_stoppable(tmp_path)
+    try:
+        sent = time.monotonic()
+        os.killpg(proc.pid, signal.SIGINT)
+        said = err.first("ksdiff batch: stopping (Ctrl-C): no new scene starts", timeout=5)
+        assert said is not None and said - sent < 2.0, err.text()   # it was silent for ~4.5 s
+        time.sleep(0.3)
+        again = time.monotonic()
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(timeout=30)
+        ended = time.monotonic()
+    finally:
+        _kill_group(proc)
+    stdout, log = proc.stdout.read(), err.text()
+    assert proc.returncode == EXIT_INTERRUPTED, log
+    assert "stopping the running scenes now (1 worker process(es) killed)" in log
+    assert ended - again < 3.5, log   # not the 4 s the running scene would otherwise get
+    _check_stopped_run(tmp_path, out, log, stdout, "SIGINT")
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGTERM")
+def test_sigterm_stops_the_run_like_ctrl_c_and_exits_143(tmp_path):
+    """SIGTERM to the command (timeout, Slurm, systemd, docker stop) killed it at once: the running scene's partial
+    file stayed and no summary was written. Now it stops like Ctrl-C and exits 128 + 15."""
+    proc, err, out = _start_stoppable(tmp_path)
+    workers = psutil.Process(proc.pid).children(recursive=True)
+    try:
+        proc.send_signal(signal.SIGTERM)   # to the driver only, as timeout(1) or systemd's main-process kill
+        proc.wait(timeout=30)
+        _, alive = psutil.wait_procs(workers, timeout=5)
+    finally:
+        _kill_group(proc)
+    stdout, log = proc.stdout.read(), err.text()
+    assert proc.returncode == 143, (proc.returncode, log)   # 128 + 15, as documented
+    assert not list(out.glob(".*.partial*")), log
+    assert "ksdiff batch: stopping (SIGTERM)" in log and "stopped by SIGTERM" in log
+    _check_stopped_run(tmp_path, out, log, stdout, "SIGTERM")
+    assert not alive   # no worker process outlives the command
+
+
+def test_a_logged_run_prints_plain_progress_lines_and_opens_no_dashboard(tmp_path):
+    """stderr to a log file: tqdm wrote one huge line of carriage-return updates; now a plain line per tenth of the
+    scenes. The local cluster served Dask's dashboard routes on port 8787 (dashboard_address=None): a second run
+    warned "Port 8787 is already in use"."""
+    import socket
+
+    write_csv(tmp_path / "scenes.csv", [FAST])
+    with socket.socket() as taken:
+        with contextlib.suppress(OSError):   # already taken by something else: the same situation
+            taken.bind(("127.0.0.1", 8787))
+            taken.listen()
+        proc = cli(str(tmp_path / "scenes.csv"), "--workers", "1", progress=True)
+        out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert "\r" not in err and "8787" not in err and "already in use" not in err, err
+    assert "ksdiff batch: 1/1 scenes, 0 failed" in err and "1 scene(s): 1 done" in out

@@ -79,6 +79,15 @@ def method_names() -> dict[str, str]:
     return {**LEARNED_METHODS, **first, selfcheck.AUTO: selfcheck.AUTO_LABEL, **later}
 
 
+def check_tiling(tile_size: int, overlap: int) -> None:
+    """InputError unless ``tile_size`` and ``overlap`` are usable; the batch command checks its scene list with it
+    before any scene starts."""
+    if tile_size < MIN_TILE:
+        raise InputError(f"the tile size must be at least {MIN_TILE} pixels")
+    if not 0 <= overlap <= tile_size // 2:
+        raise InputError("the overlap must be between 0 and half the tile size")
+
+
 def resolve_model(sensor: str, model_path: str | None, feedback: Feedback | None = None, bands: int | None = None,
                   ratio: int | None = None, by_shape: bool = False) -> model_card.ModelCard:
     """The checked model card for a user's MODEL file or the bundled model that serves ``sensor``.
@@ -475,10 +484,7 @@ def pansharpen(
     precision = PRECISION_ALIASES.get(precision, precision)   # batch lists and scripts too, not only QGIS
     if precision not in PRECISIONS:
         raise InputError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)} (or float32)")
-    if tile_size < MIN_TILE:
-        raise InputError(f"the tile size must be at least {MIN_TILE} pixels")
-    if not 0 <= overlap <= tile_size // 2:
-        raise InputError("the overlap must be between 0 and half the tile size")
+    check_tiling(tile_size, overlap)
     check_writable(output_path)
     found_at_output = signature(output_path)   # a run onto the same output meanwhile is not replaced
     extra_options = outputs.parse_options(create_options)

@@ -184,8 +184,12 @@ def read_scenes(csv_path: str, defaults: dict[str, Any] | None = None) -> list[S
             reader = csv.DictReader(f, delimiter=sniff_delimiter(f.readline()))
             f.seek(0)
             _check_header(reader.fieldnames, params)
-            scenes = [Scene(reader.line_num, {**(defaults or {}), **_row_kwargs(row, params, base, reader.line_num)})
-                      for row in reader if any((v or "").strip() for v in row.values())]
+            scenes = []
+            for row in reader:
+                if any((v or "").strip() for v in row.values()):
+                    cells = _row_kwargs(row, params, base, reader.line_num)
+                    _check_tiling(cells, defaults or {}, params, reader.line_num)
+                    scenes.append(Scene(reader.line_num, {**(defaults or {}), **cells}))
     except UnicodeDecodeError as e:
         raise SceneListError(f"{csv_path} is not UTF-8 text ({e.reason} at byte {e.start}): save it as UTF-8 (Excel: "
                              "'CSV UTF-8 (comma delimited)')") from None
@@ -193,6 +197,26 @@ def read_scenes(csv_path: str, defaults: dict[str, Any] | None = None) -> list[S
         raise SceneListError(f"{csv_path} lists no scene")
     _check_unique_outputs(scenes)
     return scenes
+
+
+def _check_tiling(cells: dict[str, Any], defaults: dict[str, Any], params: dict[str, inspect.Parameter],
+                  line: int) -> None:
+    """SceneListError when a row's tile size and overlap (its cells, else ``defaults``, else the engine's) would
+    stop its scene: every scene of a run would fail alike (QA: 10k scenes, 10k identical errors)."""
+    values, origins = {}, []
+    for key in ("tile_size", "overlap"):
+        if key in cells:
+            values[key], origin = cells[key], "in the list"
+        elif key in defaults:
+            values[key], origin = defaults[key], "given on the command line"
+        else:
+            values[key], origin = params[key].default, "by default"
+        origins.append(f"{key} {values[key]} {origin}")
+    try:
+        pipeline.check_tiling(values["tile_size"], values["overlap"])
+    except InputError as e:
+        where = f"line {line}: " if {"tile_size", "overlap"} & set(cells) else ""   # else: every such row
+        raise SceneListError(f"{where}{e} ({', '.join(origins)})") from None
 
 
 def _check_unique_outputs(scenes: list[Scene]) -> None:
