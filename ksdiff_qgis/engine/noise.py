@@ -36,9 +36,8 @@ def diagonal_detail(pan: np.ndarray, valid: np.ndarray | None = None) -> np.ndar
 
 
 def noise_sigma(pan: np.ndarray, valid: np.ndarray | None = None) -> float:
-    """The PAN's noise standard deviation on one array: median |HH| / 0.6745 (Donoho's estimator)."""
-    hh = diagonal_detail(pan, valid)
-    return float(np.median(hh)) / MAD_TO_SIGMA if hh.size else 0.0
+    """The PAN's noise standard deviation on one array: median |HH| / 0.6745 (Donoho's estimator); 0 without data."""
+    return pooled_sigma([diagonal_detail(pan, valid)]) or 0.0
 
 
 def window_detail(arr: np.ndarray, valid: np.ndarray) -> np.ndarray:
