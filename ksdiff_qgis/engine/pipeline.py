@@ -607,13 +607,15 @@ def pansharpen(
         scale = value_scale(card, ms, stats.ms_mean)
         # the model's own context plus the consistency step's (its filter reads beyond what it corrects), and the
         # classical method's that fuses the bands the model does not know
-        margin = card.margin + (consistency_step.halo(plan.ratio, spec.mtf_ms) if consistency else 0)
+        net_margin = card.margin + (consistency_step.halo(plan.ratio, spec.mtf_ms) if consistency else 0)
+        margin = net_margin
         if (bplan.model is not None and len(bplan.model) < ms.bands) or NOISE_PULL:
             margin = max(margin, classical.margin(classical.BEST_CLASSICAL, plan.ratio))
         pan_factor, units_note = pan_units(stats)
         if units_note:
             warnings.append(units_note)
-        fuse = OnnxFuser(card, session, scale, precision, consistency, bplan.model, pan_factor, NOISE_PULL)
+        fuse = OnnxFuser(card, session, scale, precision, consistency, bplan.model, pan_factor, NOISE_PULL,
+                         margin - net_margin)   # the network sees its own margin only
         used_device = session.device
         fb.info(f"model {card.path.name} ({card.data.get('backbone', '')}); device {session.device}: "
                 f"{session.reason}; values normalised by {scale:g}; tiles run {fuse.path_note()}; "
