@@ -349,3 +349,18 @@ def test_uiqi_flat_windows_of_float_data_score_their_means():
         q = M.uiqi_map(x / scale, y / scale, 32)
         np.testing.assert_allclose(q[110:160, 110:160], 1.0)
         np.testing.assert_allclose(q[20:28, 205:225], 2 * 4000 * 3900 / (4000 ** 2 + 3900 ** 2), rtol=1e-12)
+
+
+def test_reproject_at_is_continuous_in_the_grid_offset(data_dir):
+    """The MS's pixel centres may sit any fraction of a fused pixel off: the reprojection must move smoothly with that
+    offset (snapping offsets below 0.05 px jumped by 19.6 DN RMS between corners 0.0499 and 0.0501)."""
+    from osgeo import gdal
+
+    pan = gdal.Open(str(data_dir / "l8_pan.tif")).ReadAsArray().astype(np.float32)
+    img = np.stack([pan, pan[::-1]])
+    gains = (0.3, 0.3)
+    shape = (40, 40)
+    near = [M.reproject_at(img, gains, 2, (30 + f, 30 + f), shape) for f in (0.0499, 0.0501, 0.0503)]
+    step = np.sqrt(np.mean((near[1] - near[0]) ** 2))
+    slope = np.sqrt(np.mean((near[2] - near[1]) ** 2))
+    assert step < 3 * slope + 1e-3

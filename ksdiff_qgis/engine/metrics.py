@@ -488,7 +488,10 @@ def reproject(fused, gains, ratio: int) -> np.ndarray:
     return wald_degrade(_as3(fused).astype(np.float32), gains, ratio).astype(np.float64)
 
 
-GRID_TOL = 0.05   # fused pixels: an MS grid offset smaller than this counts as aligned (float noise, rounding)
+# fused pixels: an MS grid offset smaller than this is float noise in a georeference and counts as aligned. Only that:
+# snapping a real offset (0.05 did) measured a correctly placed fusion that far off, and the indices jumped there
+# (QA: Landsat 8 KSDiff R-ERGAS +7.4 % between offsets 0.050 and 0.045)
+GRID_TOL = 1e-6
 
 
 def reproject_at(fused, gains, ratio: int, corner: tuple[float, float], shape: tuple[int, int]) -> np.ndarray:
