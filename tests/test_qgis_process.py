@@ -129,3 +129,9 @@ def test_qgis_process_switches(profile, data_dir, tmp_path, pair, method, switch
 
     ref = pansharpen(str(pan), str(ms), str(tmp_path / "ref.tif"), "wv2", method, **engine)
     assert np.array_equal(gdal.Open(str(out)).ReadAsArray(), gdal.Open(ref.output_path).ReadAsArray())
+
+
+def test_a_redeploy_onto_the_same_profile_succeeds(profile):
+    """`make deploy` run again (an upgrade): qgis_process refuses to enable an enabled plugin with a non-zero status,
+    which deploy reported as 'enabling the plugin failed'."""
+    deploy.enable(profile)
