@@ -184,9 +184,14 @@ def _pan_lowpass(pan: np.ndarray, gain: float, ctx: TileContext) -> np.ndarray:
     return upsample(lr, ctx.ratio, pan.shape, origin)
 
 
+def hpm_ratio(pan: np.ndarray, low: np.ndarray, ctx: TileContext) -> np.ndarray:
+    """P / P_L for a given low-pass ``low``, with the scene's divisor floor (MTF-GLP-HPM's injection)."""
+    return _safe_ratio(pan, low, _floor(ctx.stats.pan_mean, ctx.stats.pan_std))
+
+
 def _hpm_ratio(pan: np.ndarray, gain: float, ctx: TileContext) -> np.ndarray:
     """P / P_L."""
-    return _safe_ratio(pan, _pan_lowpass(pan, gain, ctx), _floor(ctx.stats.pan_mean, ctx.stats.pan_std))
+    return hpm_ratio(pan, _pan_lowpass(pan, gain, ctx), ctx)
 
 
 def _per_band_gain(ctx: TileContext, bands: int, make) -> list[np.ndarray]:

@@ -68,8 +68,7 @@ def pull(out: np.ndarray, pan: np.ndarray, lms: np.ndarray, ctx: classical.TileC
     low = classical._pan_lowpass(pan, float(np.mean(ctx.gains)), ctx)
     sigma = ctx.stats.pan_noise   # the scene's; a tile's own only when the statistics did not read it
     share = signal_share(pan - low, noise_sigma(pan, ctx.valid) if sigma is None else sigma)
-    floor = classical._floor(ctx.stats.pan_mean, ctx.stats.pan_std)
-    base = lms * classical._safe_ratio(pan, low, floor)[None]   # MTF-GLP-HPM on the bands' mean MTF gain
+    base = lms * classical.hpm_ratio(pan, low, ctx)[None]   # MTF-GLP-HPM on the bands' mean MTF gain
     pulled = out - base   # base + share * (out - base), in place
     pulled *= share[None]
     pulled += base
