@@ -148,3 +148,18 @@ def test_on_landsat_grids_a_consistent_fusion_is_left_alone(data_dir, tmp_path):
     inner = (slice(None), slice(PAD, -PAD), slice(PAD, -PAD))
     change = np.abs(out - truth)[inner]
     assert change.mean() < 1e-3 * truth[inner].mean() and change.max() < 0.01 * truth[inner].mean()
+
+
+def test_a_small_real_grid_offset_is_honoured_not_snapped(wv2_arrays):
+    """An MS grid 0.005 PAN pixels off the PAN's is an offset, not float noise: a fusion exactly consistent with that
+    MS is left alone. The step snapped offsets up to 0.01 px to the lattice (moving such a fusion by up to 1.4 DN)
+    while the reprojection indices honoured them: both now split the corner the same way (``filters.split_corner``)."""
+    pan, ms = wv2_arrays
+    truth = np.stack([pan * (ms[b].mean() / pan.mean()) for b in range(ms.shape[0])])
+    pad = 24
+    corner = (pad + 0.005, pad + 0.005)
+    n = (truth.shape[1] - 2 * pad) // 4 - 1
+    seen = metrics.reproject_at(truth, WV2.mtf_ms, 4, corner, (n, n)).astype(np.float32)
+    out = consistency.project(truth, seen, corner, WV2.mtf_ms, 4)
+    change = np.abs(out - truth)[:, 2 * pad:-2 * pad, 2 * pad:-2 * pad]
+    assert change.mean() < 0.005 and change.max() < 0.1, (change.mean(), change.max())

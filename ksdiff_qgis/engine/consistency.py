@@ -17,10 +17,9 @@ import math
 
 import numpy as np
 
-from .filters import MTF_TAPS, decimate, mtf_sigma, upsample
+from .filters import MTF_TAPS, decimate, mtf_sigma, split_corner, upsample
 
 STEPS = 1
-FRACTION_TOLERANCE = 0.01   # fused pixels of MS grid offset below which no resampling is needed
 
 
 def taps(gains, ratio: int) -> int:
@@ -49,11 +48,7 @@ def project(fused: np.ndarray, ms: np.ndarray, ms_origin: tuple[float, float], g
     the MS pixels that are data; the others (nodata holes the pipeline filled with the scene mean) give no
     residual, so the pull towards that mean does not leak into the valid pixels next to a hole.
     """
-    o = (int(round(ms_origin[0])), int(round(ms_origin[1])))
-    phase = (0.0, 0.0)
-    if max(abs(ms_origin[0] - o[0]), abs(ms_origin[1] - o[1])) > FRACTION_TOLERANCE:
-        o = (math.floor(ms_origin[0]), math.floor(ms_origin[1]))
-        phase = (ms_origin[0] - o[0], ms_origin[1] - o[1])
+    o, phase = split_corner(ms_origin)
     out = np.array(fused, dtype=np.float32)
     n = taps(gains, ratio)
     for _ in range(steps):

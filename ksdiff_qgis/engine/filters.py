@@ -110,6 +110,20 @@ def _centre_tap(ratio: int, phase: float) -> tuple[int, float]:
     return n0, n0 - c
 
 
+# fine pixels: a grid offset below this is float noise from the geotransforms and counts as aligned. Only that:
+# snapping a real offset (0.05 did, in the reprojection indices) measured a correctly placed fusion that far off, and
+# the indices jumped there (QA: Landsat 8 KSDiff R-ERGAS +7.4 % between offsets 0.050 and 0.045)
+GRID_TOL = 1e-6
+
+
+def split_corner(corner: tuple[float, float]) -> tuple[tuple[int, int], tuple[float, float]]:
+    """A coarse grid's corner (row, col) in fine pixels as an integer origin and a ``decimate`` phase in [0, 1):
+    only float noise (``GRID_TOL``) snaps to the lattice, per axis, so a real offset however small is honoured."""
+    pos = [float(round(x)) if abs(x - round(x)) < GRID_TOL else float(x) for x in corner]
+    origin = (math.floor(pos[0]), math.floor(pos[1]))
+    return origin, (pos[0] - origin[0], pos[1] - origin[1])
+
+
 def decimate(img: np.ndarray, gains, ratio: int, origin: tuple[int, int] = (0, 0),
              taps: int = MTF_TAPS, phase: tuple[float, float] = (0.0, 0.0)) -> tuple[np.ndarray, tuple[int, int]]:
     """MTF-filter each band with its gain and decimate by ``ratio`` (Wald degradation).

@@ -40,7 +40,7 @@ import math
 
 import numpy as np
 
-from .filters import decimate, lowpass, upsample, wald_degrade
+from .filters import decimate, lowpass, split_corner, upsample, wald_degrade
 
 EPS = np.finfo(np.float64).eps
 
@@ -488,12 +488,6 @@ def reproject(fused, gains, ratio: int) -> np.ndarray:
     return wald_degrade(_as3(fused).astype(np.float32), gains, ratio).astype(np.float64)
 
 
-# fused pixels: an MS grid offset smaller than this is float noise in a georeference and counts as aligned. Only that:
-# snapping a real offset (0.05 did) measured a correctly placed fusion that far off, and the indices jumped there
-# (QA: Landsat 8 KSDiff R-ERGAS +7.4 % between offsets 0.050 and 0.045)
-GRID_TOL = 1e-6
-
-
 def reproject_at(fused, gains, ratio: int, corner: tuple[float, float], shape: tuple[int, int]) -> np.ndarray:
     """The fused image as the MS sensor sees it at the MS's own pixel centres: ``shape`` (rows, cols) MS pixels, the
     first of which has its top-left corner at ``corner`` (row, col) in fused pixels, fractional allowed.
@@ -505,9 +499,8 @@ def reproject_at(fused, gains, ratio: int, corner: tuple[float, float], shape: t
     must lie in ``fused`` (ValueError otherwise): give the context around the MS pixels.
     """
     a = _as3(fused).astype(np.float32, copy=False)
-    pos = [float(round(x)) if abs(x - round(x)) < GRID_TOL else float(x) for x in corner]
-    o = (math.floor(pos[0]), math.floor(pos[1]))
-    red, first = decimate(a, gains, ratio, origin=(-o[0], -o[1]), phase=(pos[0] - o[0], pos[1] - o[1]))
+    o, phase = split_corner(corner)
+    red, first = decimate(a, gains, ratio, origin=(-o[0], -o[1]), phase=phase)
     r0, c0 = -first[0], -first[1]
     if r0 < 0 or c0 < 0 or r0 + shape[0] > red.shape[1] or c0 + shape[1] > red.shape[2]:
         raise ValueError(f"the fused array {a.shape[1:]} does not hold the MTF filter's support around the "
