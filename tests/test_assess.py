@@ -232,6 +232,11 @@ def test_assess_never_writes_its_report_over_an_input(qgis_app, wald_case, tmp_p
     for bad in (str(tmp_path), "/proc/nope/report.html"):
         with pytest.raises(QgsProcessingException):
             _run({"FUSED": fused["mtf_glp_hpm"], "REFERENCE": case.ref, "SENSOR": "wv2", "OUTPUT_HTML": bad})
+    # a missing folder is refused as ksdiff:pansharpen and QGIS's own algorithms refuse it (it was made, silently)
+    with pytest.raises(QgsProcessingException, match="the report folder .*new.* does not exist"):
+        _run({"FUSED": fused["mtf_glp_hpm"], "REFERENCE": case.ref, "SENSOR": "wv2",
+              "OUTPUT_HTML": str(tmp_path / "new" / "r.html")})
+    assert not (tmp_path / "new").exists()
 
 
 def test_assess_nan_holes_as_integer_holes(data_dir, tmp_path):

@@ -280,3 +280,22 @@ def test_assess_uses_the_layers_crs(qgis_app, data_dir, tmp_path):
                                             "OUTPUT_HTML": str(tmp_path / "b.html")})
     assert got["HQNR"] == pytest.approx(want["HQNR"]) and got["D_LAMBDA"] == pytest.approx(want["D_LAMBDA"])
     assert any(line.startswith("WARNING") and "PAN layer's CRS EPSG:32631" in line for line in log.lines), log.lines
+
+
+def test_a_file_name_with_a_pipe_is_read_as_qgis_reads_it(qgis_app, data_dir, tmp_path):
+    """``pan|v2.tif`` is a legal file name; QGIS opens it and its own algorithms read it. The run read ``pan`` (the
+    source cut at the first ``|``: 'the file does not exist'); only ``|option:`` parts are QGIS's, and they still go."""
+    import shutil
+
+    import processing
+    from qgis.core import QgsRasterLayer
+
+    pan = tmp_path / "pan|v2.tif"
+    shutil.copy(data_dir / "wv2_pan.tif", pan)
+    layer = QgsRasterLayer(str(pan) + "|option:NUM_THREADS=1", "pan v2")
+    assert layer.isValid()
+    res = processing.run("ksdiff:pansharpen", {"PAN": layer, "MS": str(data_dir / "wv2_ms.tif"), "SENSOR": "wv2",
+                                               "METHOD": "gsa", "OUTPUT": str(tmp_path / "o.tif")})
+    ref = processing.run("ksdiff:pansharpen", {"PAN": str(data_dir / "wv2_pan.tif"), "MS": str(data_dir / "wv2_ms.tif"),
+                                               "SENSOR": "wv2", "METHOD": "gsa", "OUTPUT": str(tmp_path / "r.tif")})
+    assert np.array_equal(gdal.Open(res["OUTPUT"]).ReadAsArray(), gdal.Open(ref["OUTPUT"]).ReadAsArray())

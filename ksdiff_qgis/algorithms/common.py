@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 from qgis.core import (
     QgsContrastEnhancement,
@@ -42,12 +43,16 @@ class ProcessingFeedback(Feedback):
         return self.fb.isCanceled()
 
 
+QGIS_OPEN_OPTION = re.compile(r"\|option:[^|]*")   # how QGIS 3.22's GDAL provider marks an open option in a source
+
+
 def raster_path(layer, name: str) -> str:
     """The GDAL dataset name behind a GDAL raster layer, or a clear error for other providers.
 
     That is the layer's full source, not just its file: ``/vsizip/…/scene.zip/pan.tif`` keeps the
     archive prefix and the member, ``GPKG:file.gpkg:table`` the table, ``NETCDF:"f.nc":var`` the
-    subdataset. Only QGIS's own ``|key:value`` URI parts are dropped: GDAL does not know them.
+    subdataset. Only QGIS's own ``|option:KEY=VALUE`` parts are dropped (GDAL does not know them), as QGIS's GDAL
+    provider drops them: a ``|`` in a file name (``pan|v2.tif``, legal on Linux and macOS) stays.
     """
     if layer is None:
         raise QgsProcessingException(tr("{}: no raster layer given or it could not be loaded").format(name))
@@ -56,7 +61,7 @@ def raster_path(layer, name: str) -> str:
             tr("{}: layer '{}' is served by the '{}' provider; pansharpening reads files through GDAL "
                "(export it to GeoTIFF first)").format(name, layer.name(), layer.providerType())
         )
-    return layer.source().split("|")[0]
+    return QGIS_OPEN_OPTION.sub("", layer.source())
 
 
 def unapplied_open_options(layer, name: str) -> str | None:

@@ -7,23 +7,16 @@ from __future__ import annotations
 import datetime
 import html
 import math
-import os
 
 from . import metrics as M
-from .errors import InputError
 from .raster_io import check_not_input, check_writable, open_dataset
 from .sensors import GENERIC_MTF_MS, get_sensor
 
 
 def check_report_path(path: str, inputs: dict[str, str | None]) -> None:
-    """Before any index is computed: the report can be written at ``path`` (its folder made), and it is none of
-    the ``inputs`` (role -> raster path) nor a file they read. Raises InputError."""
-    if path and not os.path.isdir(path):
-        folder = os.path.dirname(os.path.abspath(path))
-        try:
-            os.makedirs(folder, exist_ok=True)
-        except OSError as e:
-            raise InputError(f"the report's folder {folder!r} cannot be made: {e.strerror or e}") from None
+    """Before any index is computed: the report can be written at ``path`` (an existing folder, as for the fused
+    output and QGIS's own algorithms: a missing folder is more often a typo than a wish), and it is none of the
+    ``inputs`` (role -> raster path) nor a file they read. Raises InputError."""
     check_writable(path, extensions=None, what="report")
     check_not_input(path, {role: open_dataset(p, role) for role, p in inputs.items() if p})
 

@@ -124,10 +124,16 @@ FIXED_KEYS = ("TILED", "PHOTOMETRIC")
 
 
 def fixed_key_notes(extra: list[str]) -> list[str]:
-    """Warnings for CREATE_OPTIONS keys a GeoTIFF output does not take from the user (``FIXED_KEYS``)."""
-    given = [o for o in extra if _key(o) in FIXED_KEYS]
-    return [f"CREATE_OPTIONS {', '.join(given)}: not used — the output is written in tiles, and its band colours "
-            "follow the band names."] if given else []
+    """Warnings for CREATE_OPTIONS keys a GeoTIFF output does not take from the user (``FIXED_KEYS``), each with its
+    own reason; TILED=YES asks for what the writer does anyway and gets none."""
+    notes = []
+    for o in extra:
+        key, value = _key(o), o.split("=", 1)[1].strip().upper() if "=" in o else ""
+        if key == "TILED" and value not in ("YES", "TRUE", "ON", "1"):
+            notes.append(f"CREATE_OPTIONS {o}: not used — the output is written in tiles.")
+        elif key == "PHOTOMETRIC":
+            notes.append(f"CREATE_OPTIONS {o}: not used — the output's band colours follow its band names.")
+    return notes
 
 
 def _merge(base: list[str], extra: list[str]) -> list[str]:
