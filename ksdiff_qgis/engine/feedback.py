@@ -33,3 +33,23 @@ class RecordingFeedback(Feedback):
 
     def warning(self, message: str) -> None:
         self.lines.append("WARNING " + message)
+
+
+class HeldFeedback(Feedback):
+    """Holds messages until ``release`` passes them on, or drops them with itself: what is said about a choice that
+    a later check may still refuse (the model a run would use), so that a refused run prints only its refusal."""
+
+    def __init__(self) -> None:
+        self.held: list[tuple[bool, str]] = []
+
+    def info(self, message: str) -> None:
+        self.held.append((False, message))
+
+    def warning(self, message: str) -> None:
+        self.held.append((True, message))
+
+    def release(self, to: Feedback) -> None:
+        """Pass the held messages on to ``to``, in order."""
+        for warn, message in self.held:
+            (to.warning if warn else to.info)(message)
+        self.held.clear()

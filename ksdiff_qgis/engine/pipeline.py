@@ -27,7 +27,7 @@ from .bandcolour import (
 from .blockcache import InputCache, drop_cached_blocks
 from .clipping import ClipCounter
 from .errors import Cancelled, InputError
-from .feedback import Feedback
+from .feedback import Feedback, HeldFeedback
 from .filters import upsample
 from .grid import GRID_SHIFT, GridPlan, plan_grid, with_crs
 from .learned import (
@@ -318,6 +318,27 @@ def _band_metadata_notes(pan_ds, ms_ds, ms: RasterInfo, spec: Sensor, fused: lis
         band_value_notes(pan_ds, "PAN", [1])
 
 
+def _fits(card: model_card.ModelCard, n_bands: int, ratio: int) -> bool:
+    """Whether the model fits ``n_bands`` MS bands at ``ratio`` (``model_card.check_against_data``)."""
+    try:
+        model_card.check_against_data(card, n_bands, ratio)
+    except InputError:
+        return False
+    return True
+
+
+def _check_model_fit(card: model_card.ModelCard, n_bands: int, ratio: int, pan: RasterInfo, ms: RasterInfo,
+                     sensor: str, scan: MetadataScan) -> None:
+    """METHOD ksdiff: refuse a model that does not fit the fused MS bands and the ratio, naming the sensor the data
+    looks like when it is not SENSOR."""
+    try:
+        model_card.check_against_data(card, n_bands, ratio)
+    except InputError as e:
+        guess = detect_sensor(pan, ms, ratio, scan=scan)
+        hint = f" (the data looks like {guess.key}: try SENSOR={guess.key} or auto)" if guess.key != sensor else ""
+        raise InputError(f"{e}{hint}") from None
+
+
 def _make_writer(path: str, cols: int, rows: int, ms: RasterInfo, gt, wkt: str, names: list[str],
                  nodata: float | None, compression: str, cog: bool, extra: list[str], fb: Feedback,
                  found: Signature | None) -> GeoTiffWriter:
@@ -529,32 +550,39 @@ def pansharpen(
     warnings, grid_notes = list(plan.warnings), list(plan.notes)
     card = None
     shape = (len(ms_bands) if ms_bands else ms.bands, plan.ratio)   # what a generic product's nearest network must fit
+    # what is said about the model waits for the band plan and the model's fit: a refused run prints only its refusal
+    held = HeldFeedback()
     if method in LEARNED_METHODS:
-        card = resolve_model(sensor, model_path, fb, *shape)
+        card = resolve_model(sensor, model_path, held, *shape)
     elif method == selfcheck.AUTO:   # the bands KSDiff would fuse, whichever method the check picks
-        card, no_model = _auto_card(sensor, model_path, fb, shape)
+        card, no_model = _auto_card(sensor, model_path, held, shape)
     if card is not None and not model_path:
-        card = _model_for_bands(card, spec, ms, ms_bands, fb)
+        card = _model_for_bands(card, spec, ms, ms_bands, held)
     try:
         bplan = band_sel.plan_bands(ms, spec, ms_bands, card.bands if card else None, mtf_gains)
     except InputError as e:
         if method != selfcheck.AUTO or card is None:
             raise
         # METHOD auto and the model (bundled or MODEL) cannot fuse the chosen bands: the classical methods fuse any
-        card, no_model = None, str(e)
+        card, no_model, held = None, str(e), HeldFeedback()
         bplan = band_sel.plan_bands(ms, spec, ms_bands, None, mtf_gains)
-    for note in bplan.notes:
-        fb.info(note)
     warnings.extend(bplan.warnings)
     warnings.extend(_band_metadata_notes(pan_ds, ms_ds, ms, spec, bplan.indices))
-    alpha_note = alpha_band_note(flagged, bplan.indices)
-    if alpha_note:
-        fb.warning(alpha_note)
     if bplan.indices != list(range(1, ms.bands + 1)):
         ms_ds, ms = band_sel.select_bands(ms_ds, ms, bplan.indices)
         if plan.ms_dataset is not None:   # a reprojected or flipped MS: select from that view
             plan.ms_dataset, _ = band_sel.select_bands(plan.ms_dataset, describe(plan.ms_dataset, ms_path),
                                                        bplan.indices)
+    if method in LEARNED_METHODS:   # the model must fit the fused bands and the ratio before anything is said of it
+        _check_model_fit(card, _model_band_count(ms, bplan.model), plan.ratio, pan, ms, sensor, scan)
+    elif card is not None and not _fits(card, _model_band_count(ms, bplan.model), plan.ratio):
+        held = HeldFeedback()   # METHOD auto falls back to a classical method and says why (``_auto_method``)
+    for note in bplan.notes:
+        fb.info(note)
+    alpha_note = alpha_band_note(flagged, bplan.indices)
+    if alpha_note:
+        fb.warning(alpha_note)
+    held.release(fb)
     # the MTF gains and names follow the fused bands; the ratio the data's for the generic sensor
     spec = replace(spec, band_names=tuple(bplan.names), mtf_ms=bplan.gains, ratio=spec.ratio or plan.ratio)
     # a CREATE_OPTIONS NBITS the values fit (refused before any work when narrower than the product's own)
@@ -592,13 +620,7 @@ def pansharpen(
     if method == selfcheck.AUTO:
         method, check = _auto_method(pan_ds, ms_src, pan, ms, plan, spec, stats, card, no_model, model_path, device,
                                      ort_threads, fb, precision, consistency, bplan.model, ranges)
-    if method in LEARNED_METHODS:
-        try:
-            model_card.check_against_data(card, _model_band_count(ms, bplan.model), plan.ratio)
-        except InputError as e:
-            guess = detect_sensor(pan, ms, plan.ratio, scan=scan)
-            hint = f" (the data looks like {guess.key}: try SENSOR={guess.key} or auto)" if guess.key != sensor else ""
-            raise InputError(f"{e}{hint}") from None
+    if method in LEARNED_METHODS:   # its fit to the data was checked above (METHOD auto: by its self-check)
         session = checked_session(card, device, ort_threads)
         if check is None:   # METHOD auto warned already when its self-check loaded the model
             runtime.warn_cpu_fallback(device, session, fb)
