@@ -295,6 +295,17 @@ def select_bands(ds: gdal.Dataset, info: RasterInfo, indices: list[int]) -> tupl
                                     mask=info.mask, descriptions=[info.descriptions[b - 1] for b in indices])
 
 
+def colour_statement(colours: list[str], ms: RasterInfo) -> dict[int, str]:
+    """The colour ('red', 'green', 'blue') the file's colour interpretation (``colours``: GDAL's names) gives each
+    unnamed band (0-based), when it says one; GDAL's default tags of an 8-bit product (R, G, B on bands 1-3, whatever
+    they hold) say nothing."""
+    said = {i: c.lower() for i, c in enumerate(colours) if not ms.descriptions[i] and c.lower() in
+            ("red", "green", "blue")}
+    if ms.dtype == np.uint8 and said == {0: "red", 1: "green", 2: "blue"}:
+        return {}   # GDAL's default tags of any 3- or 4-band 8-bit GeoTIFF: they say nothing about the order
+    return said
+
+
 def colour_order_note(colours: list[str], ms: RasterInfo, spec: Sensor) -> str | None:
     """A warning when bands without names are taken in the sensor's order while the file's colour interpretation
     (``colours``: GDAL's names, e.g. 'Red') says otherwise — e.g. an R, G, B, NIR product (Pleiades, SPOT) tagged as
@@ -303,10 +314,7 @@ def colour_order_note(colours: list[str], ms: RasterInfo, spec: Sensor) -> str |
     hold) are not taken for a statement."""
     if ms.bands != spec.n_bands:
         return None
-    said = {i: c.lower() for i, c in enumerate(colours) if not ms.descriptions[i] and c.lower() in
-            ("red", "green", "blue")}
-    if ms.dtype == np.uint8 and said == {0: "red", 1: "green", 2: "blue"}:
-        return None   # GDAL's default tags of any 3- or 4-band 8-bit GeoTIFF: they say nothing about the order
+    said = colour_statement(colours, ms)
     wrong = [i for i, c in said.items() if band_kind(spec.band_names[i]) != c]
     if not wrong:
         return None

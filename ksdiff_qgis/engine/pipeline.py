@@ -59,7 +59,7 @@ from .raster_io import (
     valid_pixels,
     value_range,
 )
-from .sensor_detect import detect_sensor
+from .sensor_detect import Detection, band_order_doubt, detect_sensor, pixel_size_note
 from .sensors import AUTO, GENERIC_NEAREST, SENSORS, Sensor, get_sensor, model_for
 from .tiling import blend_cells, blend_strips, choose_layout
 
@@ -308,14 +308,20 @@ def _fit_workers(workers: int, tile: int, rows: int, cols: int, bands: int, marg
     return workers
 
 
-def _band_metadata_notes(pan_ds, ms_ds, ms: RasterInfo, spec: Sensor, fused: list[int]) -> list[str]:
+def _band_metadata_notes(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, spec: Sensor, fused: list[int],
+                         found: Detection | None, ratio: int, selection: list[int] | None) -> list[str]:
     """Warnings about what the inputs' band metadata say and the fusion does not follow: a colour interpretation
-    that orders unnamed bands otherwise than the sensor, a scale/offset, nodata values that differ between bands."""
+    that orders unnamed bands otherwise than the sensor, unnamed bands whose order SENSOR=auto took from the PAN pixel
+    size alone where sensors of that size differ (``found``: the guess), an explicit SENSOR whose PAN pixel size is
+    far from the data's, a scale/offset, nodata values that differ between bands."""
     colours = [gdal.GetColorInterpretationName(ms_ds.GetRasterBand(b).GetColorInterpretation())
                for b in range(1, ms.bands + 1)]
-    colour_note = band_sel.colour_order_note(colours, ms, spec)
-    return ([colour_note] if colour_note else []) + band_value_notes(ms_ds, "MS", fused) + \
-        band_value_notes(pan_ds, "PAN", [1])
+    notes = [band_sel.colour_order_note(colours, ms, spec)]
+    if found is not None and not selection:   # MS_BANDS: the user ordered the bands
+        notes.append(band_order_doubt(found, pan, ms, ratio, set(band_sel.colour_statement(colours, ms))))
+    elif found is None:
+        notes.append(pixel_size_note(spec, pan, ms.bands, ratio))
+    return [n for n in notes if n] + band_value_notes(ms_ds, "MS", fused) + band_value_notes(pan_ds, "PAN", [1])
 
 
 def _fits(card: model_card.ModelCard, n_bands: int, ratio: int) -> bool:
@@ -567,7 +573,8 @@ def pansharpen(
         card, no_model, held = None, str(e), HeldFeedback()
         bplan = band_sel.plan_bands(ms, spec, ms_bands, None, mtf_gains)
     warnings.extend(bplan.warnings)
-    warnings.extend(_band_metadata_notes(pan_ds, ms_ds, ms, spec, bplan.indices))
+    warnings.extend(_band_metadata_notes(pan_ds, ms_ds, pan, ms, spec, bplan.indices, found, plan.ratio,
+                                         ms_bands))
     if bplan.indices != list(range(1, ms.bands + 1)):
         ms_ds, ms = band_sel.select_bands(ms_ds, ms, bplan.indices)
         if plan.ms_dataset is not None:   # a reprojected or flipped MS: select from that view

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from osgeo import osr
 
 from . import delivery
+from .bands import band_kind
 from .errors import InputError
 from .metascan import MetadataScan
 from .raster_io import RasterInfo, open_dataset
@@ -218,6 +219,90 @@ def _non_square(info: RasterInfo) -> str | None:
         return None
     return (f"the PAN pixel is {ew:.2f} x {ns:.2f} m on the ground (east-west x north-south), far from square: its "
             "size is a weak clue, set SENSOR")
+
+
+# a PAN pixel within this factor (either way) of a sensor's nominal size can be its product's ...
+PIXEL_FACTOR = 1.5
+# ... and sensors finer than half a metre are commonly delivered resampled to 0.5 m (Maxar's and Airbus's 50 cm
+# products, Pléiades 1A/1B's 0.7 m at 0.5 m), so their products reach up to this size times the factor
+RESAMPLED_M = 0.5
+
+
+def fits_pan_pixel(spec: Sensor, gsd: float) -> bool:
+    """Whether a PAN pixel of ``gsd`` metres can be sensor ``spec``'s product (True for a sensor without a nominal
+    size: generic)."""
+    if not spec.pan_gsd:
+        return True
+    return spec.pan_gsd / PIXEL_FACTOR < gsd < max(spec.pan_gsd, RESAMPLED_M) * PIXEL_FACTOR
+
+
+def pan_pixel_m(pan: RasterInfo) -> float | None:
+    """The PAN pixel size in metres when it is known in metres: a projected CRS, or a geographic one whose pixel is
+    about square on the ground; None without a CRS, in a local (engineering) CRS or for square degrees far north."""
+    srs = osr.SpatialReference()
+    if not pan.wkt or srs.ImportFromWkt(pan.wkt) != 0 or not (srs.IsProjected() or srs.IsGeographic()):
+        return None
+    if srs.IsGeographic() and _non_square(pan):
+        return None
+    return pixel_size_m(pan)
+
+
+def _order(spec: Sensor) -> tuple[str | None, ...]:
+    return tuple(band_kind(n, spec.landsat or False) for n in spec.band_names)
+
+
+def _fitting(n_bands: int, ratio: int, gsd: float) -> list[Sensor]:
+    """The sensors (with a SENSOR key) whose products have ``n_bands`` MS bands, ``ratio`` and a PAN pixel that
+    fits ``gsd``."""
+    return [s for s in SENSORS.values() if not s.generic and s.n_bands == n_bands and s.ratio == ratio and
+            s.pan_gsd and fits_pan_pixel(s, gsd)]
+
+
+def band_order_doubt(found: Detection, pan: RasterInfo, ms: RasterInfo, ratio: int,
+                     tagged: set[int] | None = None) -> str | None:
+    """A warning when SENSOR=auto took the sensor from the geometry alone (no metadata, no band names) and sensors
+    that fit the data's PAN pixel size, band count and ratio deliver their MS bands in different orders (WorldView-2,
+    GeoEye-1, QuickBird B, G, R, NIR; Pléiades, SPOT 6/7 R, G, B, NIR): the unnamed bands are taken in the guessed
+    sensor's order, which swaps Red and Blue of the others' products. None when the bands where the orders differ
+    are all named or carry a colour interpretation (``tagged``: 0-based bands; ``bands.colour_statement``)."""
+    gsd = pixel_size_m(pan)
+    if found.source != "geometry" or found.key not in SENSORS or gsd is None:
+        return None
+    spec = SENSORS[found.key]
+    mine = _order(spec)
+    others: dict[tuple[str | None, ...], list[Sensor]] = {}
+    alike: list[Sensor] = []
+    for s in _fitting(ms.bands, ratio, gsd):
+        (alike if _order(s) == mine else others.setdefault(_order(s), [])).append(s)
+    differ = [i for i in range(ms.bands) if any(o[i] != mine[i] for o in others)]
+    if not others or all(ms.descriptions[i] or i in (tagged or set()) for i in differ):
+        return None
+    names = ", ".join(f"{_short(s.name)} [{s.key}]" for s in alike)
+    theirs = "; ".join(", ".join(f"{_short(s.name)} [{s.key}]" for s in group) + " products come as "
+                       + ", ".join(group[0].band_names) + " (MS_BANDS " + ",".join(str(order.index(k) + 1)
+                                                                             for k in mine) + ")"
+                       for order, group in others.items())
+    kinds = [spec.band_names[i] for i in differ]
+    mixed = f"{' and '.join(kinds)} would be swapped" if len(kinds) == 2 else f"{', '.join(kinds)} would be mixed up"
+    return (f"SENSOR=auto took {_short(spec.name)} from the PAN pixel size alone ({gsd:.2f} m) and the MS bands have "
+            f"no names, so they are taken in its order ({', '.join(spec.band_names)}, as {names} deliver them), but "
+            f"{theirs}: if the product is one of these, set SENSOR to its sensor (or MS bands to fuse, MS_BANDS, as "
+            f"given), else its {mixed}")
+
+
+def pixel_size_note(spec: Sensor, pan: RasterInfo, n_bands: int, ratio: int) -> str | None:
+    """A warning when an explicit SENSOR's nominal PAN pixel size is far from the data's (beyond ``PIXEL_FACTOR``
+    either way, allowing the 0.5 m products of finer sensors): a SPOT 6/7 product run as Pléiades, a WorldView-2
+    one as IKONOS. Only when the data's size is known in metres (``pan_pixel_m``); names the sensors that fit."""
+    gsd = pan_pixel_m(pan)
+    if gsd is None or fits_pan_pixel(spec, gsd):
+        return None
+    fit = _fitting(n_bands, ratio, gsd)
+    hint = (f"; sensors whose products fit it ({n_bands} MS bands, ratio {ratio}): "
+            + ", ".join(f"{_short(s.name)} [{s.key}]" for s in fit) if fit else "")
+    sizes = f"{spec.pan_gsd:g} m" + (f", products down to {RESAMPLED_M:g} m" if spec.pan_gsd < RESAMPLED_M else "")
+    return (f"The PAN pixel is {gsd:.2f} m, far from {_short(spec.name)}'s ({sizes}): check SENSOR (or set it to "
+            f"auto){hint}.")
 
 
 def _from_descriptions(ms: RasterInfo) -> str | None:
