@@ -101,11 +101,12 @@ def model_scores(results: dict, models_dir: Path = BUNDLED_MODELS_DIR, evaluate_
 
 
 def evaluate_card_model(path: str, sensor: str) -> dict:
-    """Indices of a model on its sensor config's held-apart test case (``python -m model_core evaluate``)."""
-    from model_core.config import load_config
+    """Indices of a model on its sensor config's held-apart test case (``python -m model_core evaluate``), with the
+    sensor's own MTF gains and value scale, as its card was scored (gf2 and qb share the WorldView-2 network)."""
+    from model_core.config import sensor_test_config
     from model_core.evaluate import card_metrics, evaluate, onnx_runner
 
     run, mult, _ = onnx_runner(path)
-    res = evaluate(run, mult, load_config(None, sensor))
+    res = evaluate(run, mult, sensor_test_config(sensor))
     return card_metrics(res, sensor, "make bench via model_core evaluate (the sensor config's held-apart test case; "
                                      "no real image of this sensor exists here, see the card's training data)")

@@ -44,14 +44,16 @@ def _json_safe(value):
 
 
 def _evaluate(a) -> int:
-    from .config import load_config, sensor_spec
+    from .config import load_config, sensor_spec, sensor_test_config
     from .datacheck import card_layout, checked
     from .evaluate import evaluate, onnx_runner, torch_runner
     from .train import model_from_checkpoint
 
     if a.onnx:
         run, mult, card = onnx_runner(a.onnx, a.threads)
-        cfg = load_config(a.config, a.sensor or card["sensor"])
+        # without --config: the sensor's test case with its own MTF and scale, as export scored the card (gf2's
+        # default config is the shared WorldView-2 one)
+        cfg = load_config(a.config) if a.config else sensor_test_config(a.sensor or card["sensor"])
         if cfg["sensor"] == card["sensor"] == "generic":   # scored with the layout it was trained with
             cfg.setdefault("data_layout", card_layout(card))
         def fits(cfg: dict) -> None:   # the plugin refuses this pair too
@@ -217,7 +219,8 @@ def main(argv: list[str] | None = None) -> int:
     src.add_argument("--onnx", help="an exported ONNX model with its card beside it (<name>.json), checked as the "
                                     "plugin checks MODEL")
     e.add_argument("--config", help="config whose 'test' section to use (default: the checkpoint's / sensor's)")
-    e.add_argument("--sensor", help="with --onnx: the sensor whose test case to use (default: the card's)")
+    e.add_argument("--sensor", help="with --onnx: the sensor whose test case to use, degraded with its own MTF "
+                                    "and scale (default: the card's)")
     e.add_argument("--out", help="JSON output (default: stdout)")
     e.add_argument("--threads", type=_positive, default=2, help="threads (default 2)")
     e.set_defaults(fn=_evaluate)

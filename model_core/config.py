@@ -59,6 +59,15 @@ def default_config_path(sensor: str) -> Path:
     return path
 
 
+def sensor_test_config(sensor: str) -> dict[str, Any]:
+    """The config whose held-apart test case scores a model of ``sensor``: the sensor's default config, set to that
+    sensor. A network shared by several sensors (the 4-band ratio-4 one is bundled for wv2, qb and gf2) was trained
+    with one sensor's config; ``model_core export`` scored each sensor's card on that config's test case degraded
+    with the card's own sensor's MTF gains and value scale, so a re-measure does too (``load_config(None, "gf2")``
+    alone is the WorldView-2 setup: wv2's MTF, 11 bits)."""
+    return dict(load_config(None, sensor), sensor=sensor)
+
+
 def sensor_spec(cfg: dict[str, Any]) -> Sensor:
     """The sensor a config trains for: the table's, or for ``sensor: generic`` the layout measured from its data
     (``datacheck.checked`` puts it in ``data_layout``: bands, ratio, value scale; the generic MTF gains). A table

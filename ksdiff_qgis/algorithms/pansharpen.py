@@ -93,8 +93,8 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
             "the others.\n"
             "- Memory and threads: tiles run a few at a time on all cores, made smaller (with a warning) when they "
             "would not fit in half the free memory; the output does not depend on the thread count.\n"
-            "- Precision (advanced): int8 on the CPU by default, about 1.5x faster than float32 with ERGAS within "
-            "1 %; fp32 (or float32) runs the model unquantized.\n"
+            "- Precision (advanced): int8 on the CPU by default, about 1.6x faster end to end than float32 with "
+            "ERGAS within 1 %; fp32 (or float32) runs the model unquantized.\n"
             "- Consistency (advanced, on by default): each learned tile is corrected to give back the MS when "
             "blurred and decimated; off keeps the network's own output (e.g. PAN and MS taken at different "
             "times).\n"
@@ -150,8 +150,8 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
             (enums[self.DEVICE], tr("Where a learned model runs. Default: auto (an NVIDIA GPU when present, else "
                                     "the CPU); cuda that cannot run falls back to the CPU with a warning.")),
             (enums[self.PRECISION],
-             tr("Default: int8, the model's int8 variant on CPU when it carries one: about 1.5x faster, ERGAS "
-                "within 1 % of float32 on every bench scene (docs/BENCHMARKS.md); fp32 (or float32) runs it "
+             tr("Default: int8, the model's int8 variant on CPU when it carries one: about 1.6x faster end to end, "
+                "ERGAS within 1 % of float32 on every bench scene (docs/BENCHMARKS.md); fp32 (or float32) runs it "
                 "unquantized. A GPU always runs float32.")),
             (QgsProcessingParameterBoolean(self.CONSISTENCY, tr("Project a learned output onto the MS "
                                                                 "(one spectral-consistency step)"), defaultValue=True),
@@ -168,7 +168,7 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
                                           defaultValue=512, minValue=64, maxValue=8192),
              tr("PAN pixels per tile side; smaller tiles use less memory. A learned model adapts to each tile's "
                 "content, so its pixels change with the tile size and the overlap (KSDiff on WorldView-2 pair 1, "
-                "256 against 512: 1.8 % of the mean value on average, but 14 % at the 99th percentile of pixels and "
+                "256 against 512: 1.4 % of the mean value on average, but 12.7 % at the 99th percentile of pixels and "
                 "up to 134 % at single pixels near strong edges): keep both fixed across scenes you compare. "
                 "Default: 512 (64 to 8192).")),
             (QgsProcessingParameterNumber(self.OVERLAP, tr("Tile overlap (PAN pixels)"), NUMBER_INTEGER,

@@ -28,8 +28,8 @@ FAST_TOLERANCE = 1e-4  # the per-tile kernel path must reproduce the full graph 
 INT8_TOLERANCE = 0.1
 CONTRAST_BLOCK = 128   # PAN pixels per side of the blocks the int8 path's contrast statistic is measured on
 PRECISIONS = {"fp32": "float32 throughout",
-              "int8": "int8 on CPU when the model carries a checked int8 variant (the default: about 1.6x faster, "
-                      "ERGAS within 1 % of float32 on every bench scene), else float32"}
+              "int8": "int8 on CPU when the model carries a checked int8 variant (the default: about 1.6x faster end "
+                      "to end, ERGAS within 1 % of float32 on every bench scene), else float32"}
 DEFAULT_PRECISION = "int8"
 PRECISION_ALIASES = {"float32": "fp32"}   # what the help and the logs call it, accepted as PRECISION's value too
 # a tile with nodata: its kernels come from its largest data-only rectangle, found on blocks of this many PAN

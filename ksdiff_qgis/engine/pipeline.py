@@ -488,7 +488,7 @@ def pansharpen(
     tiles are fused in parallel (0: one per core), ``threads`` is ONNX Runtime's intra-op thread count
     (0: cores shared out between the tile workers). The output does not depend on either.
     ``precision``: ``int8`` (default), a learned model's int8 variant on CPU when its card carries one (about
-    1.6x faster, ERGAS within 1 % of float32 on every bench scene), else float32; or ``fp32`` throughout
+    1.6x faster end to end, ERGAS within 1 % of float32 on every bench scene), else float32; or ``fp32`` throughout
     (``learned.PRECISIONS``).
     ``consistency``: a learned model's tiles get one back-projection step onto their MS (``engine/consistency.py``);
     False writes the network's own output. Classical methods ignore it.
