@@ -15,8 +15,9 @@ def _pan(data_dir) -> np.ndarray:
 
 
 def test_noise_sigma_reads_added_noise_on_a_real_pan(data_dir):
-    """Donoho's estimator on the real WV2 crop: adding noise of a known sigma raises the estimate as sqrt(s0^2 + s^2),
-    and a flat patch carrying only that noise reads it alone."""
+    """The noise estimate on the real WV2 crop: adding noise of a known sigma raises it as sqrt(s0^2 + s^2), and a
+    flat patch carrying only that noise reads it alone (within 10 %: the flattest quartile of pure noise is its quieter
+    blocks, ~8 % low; test_noise_estimate.py has the estimator's own tests)."""
     pan = _pan(data_dir)
     s0 = noise.noise_sigma(pan)
     rng = np.random.default_rng(1)
@@ -24,7 +25,7 @@ def test_noise_sigma_reads_added_noise_on_a_real_pan(data_dir):
         est = noise.noise_sigma(pan + rng.normal(0, s, pan.shape).astype(np.float32))
         assert est == pytest.approx(np.hypot(s0, s), rel=0.15)
     flat = np.float32(300) + rng.normal(0, 5, (128, 128)).astype(np.float32)
-    assert noise.noise_sigma(flat) == pytest.approx(5.0, rel=0.05)
+    assert noise.noise_sigma(flat) == pytest.approx(5.0, rel=0.1)
     # filled (invalid) pixels carry no noise and are left out: the estimate stays the data's
     holed = flat.copy()
     holed[:, :96] = 0
