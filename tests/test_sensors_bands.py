@@ -556,16 +556,9 @@ def test_unnamed_bands_whose_colours_say_another_order_are_warned(data_dir, tmp_
     """An R, G, B, NIR product without band names but tagged Red/Green/Blue (Pleiades, SPOT), fused as
     WorldView-2: the bands are taken in the sensor's order (B, G, R, NIR) and the log says so with the MS_BANDS that
     follow the tags (it was silent: Red and Blue swapped in the fusion and the output's names)."""
-    rgbn = str(tmp_path / "rgbn.tif")
-    src = gdal.Open(str(data_dir / "wv2_ms.tif"))
-    ds = gdal.GetDriverByName("GTiff").Create(rgbn, src.RasterXSize, src.RasterYSize, 4, gdal.GDT_UInt16,
-                                              options=["PHOTOMETRIC=RGB", "ALPHA=NO"])   # R, G, B tags, no names
-    ds.SetGeoTransform(src.GetGeoTransform())
-    ds.SetProjection(src.GetProjection())
-    for b, s in enumerate((3, 2, 1, 4), 1):
-        ds.GetRasterBand(b).WriteArray(src.GetRasterBand(s).ReadAsArray())
-        ds.GetRasterBand(b).SetNoDataValue(0)
-    ds = None
+    from test_sensor_warnings import _pleiades_like
+
+    rgbn = _pleiades_like(data_dir, tmp_path, photometric="RGB")   # R, G, B tags, no names
     res = pansharpen(str(data_dir / "wv2_pan.tif"), rgbn, str(tmp_path / "o.tif"), "wv2", "mtf_glp_hpm")
     notes = [w for w in res.warnings if "colour interpretation" in w]
     assert len(notes) == 1 and "band 1 Red" in notes[0] and "(MS_BANDS) to 3,2,1,4" in notes[0]
