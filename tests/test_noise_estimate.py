@@ -92,3 +92,29 @@ def test_added_noise_is_read(path):
     for sigma in (5.0, 10.0, 20.0):
         est = noise.noise_sigma(pan + rng.normal(0, sigma, pan.shape), valid)
         assert np.sqrt(max(est * est - clean * clean, 0.0)) == pytest.approx(sigma, rel=0.25)
+
+
+def test_a_saturated_area_does_not_silence_the_noise(data_dir):
+    """A cloud clipped at the sensor's maximum over 40 % of a window: its constant blocks were the flattest, so the
+    noise read 0 and the pull did nothing (QA: pair 2's water came back at the network's noise). The window's highest
+    value is left out like a zero fill: the rest of the window reads what it read alone."""
+    a, valid = _read(data_dir / "wv2_pan.tif")
+    clipped = a.copy()
+    rows = int(0.4 * a.shape[0])
+    clipped[:rows] = 2047.0
+    plain = noise.pooled_sigma([noise.window_detail(a[rows:], valid[rows:])])
+    assert noise.pooled_sigma([noise.window_detail(clipped, valid)]) == pytest.approx(plain, rel=0.05)
+
+
+def test_the_run_says_what_noise_the_pull_uses(data_dir, tmp_path):
+    """The pull's noise is logged (it was never said, so a pull switched off went unseen), a warning when it is 0."""
+    from ksdiff_qgis.engine.feedback import RecordingFeedback
+    from ksdiff_qgis.engine.pipeline import pansharpen
+
+    log = RecordingFeedback()
+    pansharpen(str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif"), str(tmp_path / "o.tif"), "wv2", "ksdiff",
+               feedback=log)
+    said = [line for line in log.lines if "noise pull: the PAN's noise" in line]
+    assert len(said) == 1 and not said[0].startswith("WARNING"), log.lines
+    line, warn = noise.pull_note(0.0)
+    assert warn and "does nothing" in line

@@ -83,9 +83,14 @@ def noise_sigma(pan: np.ndarray, valid: np.ndarray | None = None) -> float:
 
 
 def window_detail(arr: np.ndarray, valid: np.ndarray) -> Detail:
-    """The Laplacian detail of a full-resolution sample window for ``pooled_sigma`` (zeros left out: a fill the file
-    does not declare has no noise)."""
-    return laplacian_detail(arr, valid & (arr != 0))
+    """The Laplacian detail of a full-resolution sample window for ``pooled_sigma``. Zeros and the window's highest
+    value are left out: an undeclared fill and a saturated area have no noise, and their constant blocks, the
+    flattest of all, read it 0 (a cloud clipped at 2047 over 40 % of pair 2's land switched the pull off; QA,
+    2026-12-06). In a window without saturation this costs the block holding its brightest pixel."""
+    ok = valid & (arr != 0)
+    if ok.any():
+        ok &= arr < arr[ok].max()
+    return laplacian_detail(arr, ok)
 
 
 def pooled_sigma(parts: list[Detail]) -> float | None:
@@ -101,6 +106,18 @@ def pooled_sigma(parts: list[Detail]) -> float | None:
         return float(np.median(flat)) / MAD_TO_SIGMA
     loose = np.concatenate([d.loose for d in parts]) if parts else np.empty(0, np.float32)
     return float(np.median(loose)) / MAD_TO_SIGMA if loose.size else None
+
+
+def pull_note(sigma: float | None) -> tuple[str, bool]:
+    """(what a learned run says about its pull, whether that is a warning) for the scene's noise ``sigma``."""
+    if sigma is None:
+        return "noise pull: the statistics sample held no PAN noise to read; each tile reads its own", False
+    if sigma == 0:
+        return ("noise pull: the PAN's noise reads 0 on the statistics sample's flattest blocks (constant there: "
+                "filled or coarsely quantised), so the pull does nothing and flat areas keep the network's detail",
+                True)
+    return (f"noise pull: the PAN's noise {sigma:.2f} (on the flattest quarter of the statistics sample; detail up to "
+            f"{WIENER_THRESHOLD:g} x that counts as noise and takes MTF-GLP-HPM's)", False)
 
 
 def signal_share(detail: np.ndarray, sigma: float) -> np.ndarray:

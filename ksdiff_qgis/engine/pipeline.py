@@ -646,6 +646,9 @@ def pansharpen(
         fuse = OnnxFuser(card, session, scale, precision, consistency, bplan.model, pan_factor, NOISE_PULL,
                          margin - net_margin)   # the network sees its own margin only
         used_device = session.device
+        if NOISE_PULL:
+            line, warn = noise.pull_note(stats.pan_noise)
+            (fb.warning if warn else fb.info)(line)
         fb.info(f"model {card.path.name} ({card.data.get('backbone', '')}); device {session.device}: "
                 f"{session.reason}; values normalised by {scale:g}; tiles run {fuse.path_note()}; "
                 + ("one consistency step onto the MS per tile" if consistency else "no consistency step"))
