@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .filters import MTF_TAPS, decimate, upsample
+from .saturation import Top
 
 METHODS = {
     "exp": "EXP (cubic upsampling of MS, no PAN detail)",
@@ -49,6 +50,10 @@ class SceneStats:
     pan_offset: tuple[float, float] | None = None
     # the PAN's noise standard deviation over the sample at full resolution (``noise.pooled_sigma``); None: not read
     pan_noise: float | None = None
+    # each input's highest sampled value at full resolution and the share of sampled values at it (a plateau there:
+    # saturated, ``saturation.Top``); None: not read
+    pan_top: Top | None = None
+    ms_top: Top | None = None
 
 
 def scene_stats(pan_lr: np.ndarray, ms: np.ndarray, valid: np.ndarray) -> SceneStats:

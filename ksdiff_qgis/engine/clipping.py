@@ -16,10 +16,15 @@ WARN_FRACTION = 0.001   # 0.1 % of the valid pixels
 class ClipCounter:
     """Accumulates, over the strips of one run, how many valid values fell below ``low`` / above ``high``."""
 
-    def __init__(self, high: float, band_names: list[str] | None = None, clipped: bool = True, low: float = 0.0):
+    def __init__(self, high: float, band_names: list[str] | None = None, clipped: bool = True, low: float = 0.0,
+                 ceiling: float | None = None):
         """``clipped``: the output type clips (integers); a floating-point output keeps the values as they are.
-        ``low``: the type's smallest value (0 unsigned; a signed type holds negative values)."""
+        ``low``: the type's smallest value (0 unsigned; a signed type holds negative values). ``ceiling``: also count
+        the values an integer output holds above this top the inputs keep to, below the type's (``saturation.ceiling``;
+        not clipped): from ceiling + 0.5 on, which the writer rounds above it."""
         self.high, self.low = float(high), float(low)
+        self.ceiling = ceiling
+        self.over_ceiling: np.ndarray | None = None
         self.names = band_names
         self.clipped = clipped
         self.negative: np.ndarray | None = None
@@ -32,6 +37,7 @@ class ClipCounter:
         if self.negative is None:
             self.negative = np.zeros(strip.shape[0], np.int64)
             self.above = np.zeros(strip.shape[0], np.int64)
+            self.over_ceiling = np.zeros(strip.shape[0], np.int64)
         ok = ~np.isnan(strip).any(axis=0)
         self.valid += int(ok.sum())
         if not ok.any():
@@ -40,6 +46,8 @@ class ClipCounter:
         axes = tuple(range(1, v.ndim))
         self.negative += np.count_nonzero(v < self.low, axis=axes)
         self.above += np.count_nonzero(v > self.high, axis=axes)
+        if self.ceiling is not None:
+            self.over_ceiling += np.count_nonzero(v >= self.ceiling + 0.5, axis=axes)
         self.minimum = min(self.minimum, float(v.min()))
         self.maximum = max(self.maximum, float(v.max()))
 

@@ -14,7 +14,20 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from osgeo import gdal
 
-from . import aoi, classical, coregistration, inrange, masks, memory, model_card, noise, panholes, runtime, selfcheck
+from . import (
+    aoi,
+    classical,
+    coregistration,
+    inrange,
+    masks,
+    memory,
+    model_card,
+    noise,
+    panholes,
+    runtime,
+    saturation,
+    selfcheck,
+)
 from . import bands as band_sel
 from . import consistency as consistency_step
 from .bandcolour import (
@@ -60,7 +73,7 @@ from .raster_io import (
     value_range,
 )
 from .sensor_detect import Detection, band_order_doubt, detect_sensor, pixel_size_note
-from .sensors import AUTO, GENERIC_NEAREST, SENSORS, Sensor, get_sensor, model_for
+from .sensors import AUTO, GENERIC_NEAREST, SENSORS, Sensor, get_sensor, model_for, table_of
 from .tiling import blend_cells, blend_strips, choose_layout
 
 STATS_WINDOW = 128      # MS pixels per side of a window sampled for scene statistics
@@ -244,8 +257,10 @@ def estimate_scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: G
     Reading windows (not the whole scene decimated) keeps memory flat: each is averaged from its full-resolution
     pixels (``read_decimated``). ``notes`` gets the sample's ``undeclared_fill_notes``. ``ranges``: the inputs'
     ``inrange.guards``, which clamp the full-resolution values above a declared bit depth before they are averaged.
+    Each input's highest value and the share at it are followed too (``saturation.TopTracker``).
     """
     pan_guard, ms_guard = ((ranges or {}).get(role) for role in ("PAN", "MS"))
+    pan_seen, ms_seen = (saturation.TopTracker(g and g.sample) for g in (pan_guard, ms_guard))
     kc, kr, kw, kh = _ms_stats_window(plan, ms_ds.RasterXSize, ms_ds.RasterYSize)
     k = plan.ratio
     pans, mss, whole = [], [], []   # whole: the windows read whole, for the registration
@@ -256,10 +271,10 @@ def estimate_scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: G
         pc = min(max(0, round(x)), pan.width - 1)
         pr = min(max(0, round(y)), pan.height - 1)
         pw, ph = min(w * k, pan.width - pc), min(h * k, pan.height - pr)
-        p = read_decimated(pan_ds, pc, pr, pw, ph, w, h, pan_guard and pan_guard.sample, full)[0]
+        p = read_decimated(pan_ds, pc, pr, pw, ph, w, h, pan_seen, full)[0]
         details.extend(noise.window_detail(*f) for f in full)
         full.clear()
-        m = read_decimated(ms_ds, c, r, w, h, w, h, ms_guard and ms_guard.sample).reshape(ms.bands, h, w)
+        m = read_decimated(ms_ds, c, r, w, h, w, h, ms_seen).reshape(ms.bands, h, w)
         pans.append(p.ravel())
         mss.append(m.reshape(ms.bands, -1))
         if (pw, ph) == (w * k, h * k):   # read whole: a window for the registration, its nodata left out there
@@ -287,7 +302,8 @@ def estimate_scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: G
             raise InputError(f"MS {_band_list(holes, ms)} nodata (or NaN) everywhere in the overlap, so every output "
                              "pixel would be nodata: leave it out with MS bands to fuse (MS_BANDS)")
         raise InputError("the overlap of PAN and MS holds (almost) no valid pixels: everything is nodata")
-    stats = replace(classical.scene_stats(pan_lr, ms_lr, valid), pan_noise=noise.pooled_sigma(details))
+    stats = replace(classical.scene_stats(pan_lr, ms_lr, valid), pan_noise=noise.pooled_sigma(details),
+                    pan_top=pan_seen.top(), ms_top=ms_seen.top())
     if whole:
         stats = replace(stats, pan_offset=coregistration.estimate_offset(
             [w[0] for w in whole], [w[1] for w in whole], stats.gsa_alpha, [w[2] for w in whole],
@@ -704,7 +720,11 @@ def pansharpen(
         low, high = value_range(ms.dtype, out_nbits)
         floating = ms.dtype.kind == "f"   # keeps every value; its negatives are still worth a line in the log
         # clipping is never silent
-        clips = ClipCounter(high, names, clipped=not floating, low=0.0 if floating else low)
+        # values above the top both inputs keep to (11-bit data in UInt16 without NBITS): said, not clipped
+        ceil = saturation.ceiling(pan, ms, stats.pan_top, stats.ms_top, spec.scale,
+                                  table_of(spec).name.split(" (")[0], out_nbits)
+        clips = ClipCounter(high, names, clipped=not floating, low=0.0 if floating else low,
+                            ceiling=ceil and ceil.value)
         pool = TilePool(runner, rows, cols, tile_size, overlap, workers, on_result=runner.tile_done,
                         order=layout.order)
         runner.count_pan_holes(pool.order, rows, cols)
@@ -756,6 +776,10 @@ def pansharpen(
         if note:
             fb.info(f"{method}: {note}")
     clips.report(fb, method)
+    if ceil is not None and clips.over_ceiling is not None:
+        over = saturation.report(fb, method, ceil, clips.over_ceiling, clips.valid, clips.maximum, names)
+        if over:
+            warnings.append(over)
     for note in (inrange.report(ranges), runner.pan_holes.note(pan)):
         if note:
             fb.warning(note)

@@ -1,0 +1,166 @@
+"""Where the inputs top out below their data type, and the fused values above that top, so they are never silent.
+
+An 11-bit WorldView-2 product stored as plain UInt16 without NBITS holds 0-2047, yet its type holds 65535: the
+writer's clipping (``clipping.ClipCounter``) sees nothing above 2047. Where the inputs saturate (PAN and MS clipped at
+2047 over bright roofs, clouds, snow) and disagree, every method extrapolates past the top: a gain-saturated crop of
+WorldView-2 pair 1 (QA, PAN top 15 % and MS top 25 % at 2047) came back with ~18 % of the values above 2047, up to
+6687 (MTF-GLP-HPM 6201), without a word. The run now says so with the counts per band and how to clip them.
+
+The top is the sensor's nominal one (``Sensor.scale``: 2047 for an 11-bit sensor) when both inputs' sampled values keep
+within it; without a sensor range, the inputs' own highest sampled value when it is a saturation plateau (at least
+``PLATEAU_SHARE`` of an input's sampled values sit exactly at it, ``SPIKE`` times as many as at the next lower value;
+on the real WorldView-2 and Landsat 8 fixtures the highest value is held by 1-6 pixels, 0.00001 of them, and data
+quantised to a few levels hold no more at their top level than below it). Fused values are not clamped: they are
+said, and ``CREATE_OPTIONS NBITS=`` clips them (``clipping.ClipCounter`` then counts what it clipped).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .feedback import Feedback
+from .raster_io import RasterInfo, value_range
+
+PLATEAU_SHARE = 1e-3   # this share of an input's sampled values exactly at its highest one: saturated there
+WARN_FRACTION = 0.001  # as ``clipping.WARN_FRACTION``: a warning above 0.1 % of the fused values, else a log line
+SPIKE = 4.0            # ... and this many times as many as at the next lower value (not a coarse quantisation's top)
+NEAR_PIXELS = 3        # "next to saturated PAN": within this many PAN pixels of it
+
+
+@dataclass(frozen=True)
+class Top:
+    """An input's highest valid value over the scene statistics' sample, the share of sampled values at it, and how
+    many times more values sit at it than at the next lower value the sample holds."""
+
+    value: float = -math.inf
+    share: float = 0.0
+    spike: float = 0.0
+
+    @property
+    def saturated(self) -> bool:
+        """Whether the input piles up at its top (clipped by the sensor or the product): a plateau of at least
+        ``PLATEAU_SHARE`` of its values, ``SPIKE`` times the next value's count. Not a lone bright pixel, and not the
+        top level of coarsely quantised data, which holds no more values than the levels below it."""
+        return math.isfinite(self.value) and self.share >= PLATEAU_SHARE and self.spike >= SPIKE
+
+
+class TopTracker:
+    """Follows one input's two highest valid values and their counts over the scene sample (a ``read_decimated``
+    sample hook)."""
+
+    def __init__(self, then=None):
+        """``then``: the hook the values pass first (``inrange.RangeGuard.sample``: what is fused is what counts)."""
+        self.then = then
+        self.counts: dict[float, int] = {}   # the two highest distinct values seen, and how many sit at each
+        self.sampled = 0
+
+    def __call__(self, arr: np.ndarray, ok: np.ndarray) -> np.ndarray:
+        if self.then is not None:
+            arr = self.then(arr, ok)
+        v = arr.ravel() if ok.all() else arr[ok]   # no copy of the usual all-valid window
+        self.sampled += v.size
+        # a window's two highest values: the scene's second highest is among them wherever it occurs (a window
+        # holding two values above it would hold a value above the scene's highest)
+        below = math.inf
+        for _ in range(2):
+            top = float(np.max(v, where=v < below, initial=-math.inf)) if v.size else -math.inf
+            if top == -math.inf:
+                break
+            self.counts[top] = self.counts.get(top, 0) + int(np.count_nonzero(v == top))
+            below = top
+        for value in sorted(self.counts)[:-2]:
+            del self.counts[value]
+        return arr
+
+    def top(self) -> Top:
+        """What was seen, as a ``Top``."""
+        if not self.counts:
+            return Top()
+        values = sorted(self.counts)
+        n = self.counts[values[-1]]
+        below = self.counts[values[-2]] if len(values) > 1 else 0
+        return Top(values[-1], n / self.sampled, n / below if below else math.inf)
+
+
+@dataclass(frozen=True)
+class Ceiling:
+    """The highest value the fused product can hold by its inputs, and why."""
+
+    value: float
+    why: str        # "the top of WorldView-2's 11-bit range" / "the inputs' own top"
+    pan: Top
+    ms: Top
+
+
+def ceiling(pan: RasterInfo, ms: RasterInfo, pan_top: Top, ms_top: Top, sensor_scale: float, sensor_name: str,
+            out_nbits: int | None) -> Ceiling | None:
+    """The fused values' ceiling below the output type's top, or None: unsigned integer inputs only (signed and
+    floating-point data have no such top), and not when the output declares a bit depth (NBITS: the writer clips at
+    it and ``ClipCounter`` says so)."""
+    if pan.dtype.kind != "u" or ms.dtype.kind != "u":
+        return None
+    type_top = float(np.iinfo(ms.dtype).max)
+    if value_range(ms.dtype, out_nbits)[1] < type_top:
+        return None
+    highest = max(pan_top.value, ms_top.value)
+    if not math.isfinite(highest):
+        return None
+    if 0 < sensor_scale < type_top and highest <= sensor_scale:
+        bits = math.log2(sensor_scale + 1)
+        depth = f"{bits:.0f}-bit " if bits.is_integer() else ""
+        return Ceiling(sensor_scale, f"the top of {sensor_name}'s {depth}range", pan_top, ms_top)
+    if highest < type_top and any(t.saturated and t.value == highest for t in (pan_top, ms_top)):
+        return Ceiling(highest, "the inputs' own top", pan_top, ms_top)
+    return None
+
+
+def _clip_hint(top: float) -> str:
+    """How to clip the output at ``top``: the NBITS creation option that does, or comes nearest."""
+    bits = max(1, int(top).bit_length())
+    if top == 2 ** bits - 1:
+        return f"to clip them at {top:g}, set CREATE_OPTIONS NBITS={bits}"
+    return (f"CREATE_OPTIONS NBITS={bits} clips them at {2 ** bits - 1} (the Raster Calculator's min(value, {top:g}) "
+            f"at {top:g})")
+
+
+def report(fb: Feedback, method: str, ceil: Ceiling, above: np.ndarray, valid: int, maximum: float,
+           names: list[str]) -> str | None:
+    """Log the fused values above the ceiling (``above``: per band, of ``valid`` pixels): a warning above
+    ``WARN_FRACTION`` of the values (returned), a log line below it, nothing when there are none."""
+    total = int(above.sum())
+    if not total:
+        return None
+    share = total / max(valid * len(above), 1)
+    per_band = ", ".join(f"{n}: {int(c)}" for n, c in zip(names, above) if c)
+    saturated = [f"{t.share:.1%} of the sampled {role} values" for role, t in (("PAN", ceil.pan), ("MS", ceil.ms))
+                 if t.saturated and t.value == ceil.value]
+    # EXP (the upsampled MS) sees no PAN: its cubic interpolation rings past the top beside the MS's plateaus
+    past = ("the MS's cubic upsampling overshoots past it beside them" if method == "exp" else
+            "where the PAN and the MS disagree there the fusion extrapolates past it")
+    cause = (f"the inputs saturate at {ceil.value:g} ({', '.join(saturated)}), and {past}" if saturated
+             else "the sensor delivers no such value")
+    msg = (f"{method}: {share:.3%} of the fused values lie above {ceil.value:g}, {ceil.why} (max {maximum:.1f}; "
+           f"{per_band}): {cause}. They are written as they are; {_clip_hint(ceil.value)}.")
+    if share > WARN_FRACTION:
+        fb.warning(msg)
+        return msg
+    fb.info(msg)
+    return None
+
+
+def near(mask: np.ndarray, pixels: int = NEAR_PIXELS) -> np.ndarray:
+    """``mask`` (H, W) grown by ``pixels`` each way (a square neighbourhood), without SciPy."""
+    out = mask.copy()
+    h, w = mask.shape
+    for d in range(1, pixels + 1):
+        if d < h:
+            out[d:] |= mask[:-d]
+            out[:-d] |= mask[d:]
+    grown = out.copy()
+    for d in range(1, pixels + 1):
+        if d < w:
+            grown[:, d:] |= out[:, :-d]
+            grown[:, :-d] |= out[:, d:]
+    return grown
