@@ -101,6 +101,25 @@ def test_a_normal_scene_gets_no_such_warning(data_dir, tmp_path, nbits):
         assert not (nbits and said)
 
 
+def test_the_floor_note_names_the_saturated_pan_it_lies_beside(data_dir, tmp_path):
+    """QA: on a Landsat 8 scene with saturated clouds the floor note said "as is usual over water and shadow" of
+    values that lay in or beside the saturated PAN. It now says what happened and, when the PAN saturates, how many
+    of them lie in or within 3 pixels of it; over the plain fixture it names no cause."""
+    pan, ms = _saturated(data_dir, tmp_path)
+    _, lines = _run(pan, ms, tmp_path / "k.tif", "ksdiff")
+    said = [line for line in lines if "eased smoothly towards black" in line]
+    assert len(said) == 1 and "\n" not in said[0], lines
+    line = said[0]
+    found = re.fullmatch(r"ksdiff: \d+ of \d+ fused values \(\d+\.\d\d%, tile overlaps included\) came out under "
+                         r"20% of the MS's value there and were eased smoothly towards black instead of overshooting "
+                         r"below it; (\d+)% of them lie in or within 3 pixels of saturated PAN \(at 2047\)\.", line)
+    assert found and 0 < int(found.group(1)) <= 100, line
+    assert "water" not in said[0]
+    _, plain = _run(str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif"), tmp_path / "p.tif", "ksdiff")
+    note = [line for line in plain if "eased smoothly towards black" in line]
+    assert len(note) == 1 and note[0].endswith("instead of overshooting below it.") and "saturated" not in note[0]
+
+
 def test_a_top_is_saturated_only_where_values_pile_up():
     """The plateau rule: a lone bright pixel, or the top level of data quantised to a few levels, is no saturation;
     a pile at the top is, also when it is spread over windows read one by one."""
@@ -120,3 +139,13 @@ def test_a_top_is_saturated_only_where_values_pile_up():
     top = piled.top()
     assert top.saturated and top.value == 2047 and math.isclose(top.share, (4 + 8 + 12) * 64 / (4 * 64 * 64))
 
+
+def test_near_grows_a_mask_by_whole_pixels_each_way():
+    """``near``: every pixel within ``NEAR_PIXELS`` rows and columns of the mask (a square), edges included."""
+    mask = np.zeros((12, 9), dtype=bool)
+    mask[0, 0] = mask[6, 4] = True
+    rows, cols = np.indices(mask.shape)
+    want = np.zeros_like(mask)
+    for r, c in zip(*np.nonzero(mask)):
+        want |= (abs(rows - r) <= 3) & (abs(cols - c) <= 3)
+    assert np.array_equal(saturation.near(mask), want)

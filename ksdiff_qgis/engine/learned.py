@@ -9,7 +9,7 @@ import threading
 
 import numpy as np
 
-from . import consistency, noise, runtime
+from . import consistency, noise, runtime, saturation
 from .classical import BEST_CLASSICAL, FUSERS, TileContext
 from .errors import InputError
 from .model_card import ModelCard
@@ -454,6 +454,10 @@ class OnnxFuser:
         self.fast = (int8_path(card, session) if precision == "int8" else None) or session.tile_kernels
         self.floored = 0      # values damped by soft_floor over this fuser's tiles (tiles run in parallel)
         self.values = 0
+        # of those, how many lie in or next to saturated PAN (``floored_near_saturation``); the PAN's top, when it
+        # saturates
+        self.floored_near = 0
+        self.pan_saturated_at: float | None = None
         self.windowed = 0     # tiles with nodata whose kernels came from their data (``prior_window``)
         self.unwindowed = 0   # such tiles on the full graph, which cannot do that
         self._count_lock = threading.Lock()
@@ -488,10 +492,28 @@ class OnnxFuser:
         """What soft_floor did over the run, or None when no value needed it."""
         if not self.floored:
             return None
-        # one plain sentence on every KSDiff run (soft_floor's docstring and the README say how and why)
-        return (f"{self.floored} of {self.values} fused values ({self.floored / max(self.values, 1):.2%}, tile "
-                "overlaps included) fell on nearly black pixels and were eased smoothly towards black instead of "
-                "overshooting below it, as is usual over water and shadow.")
+        # one plain line on every KSDiff run: what happened, and the one cause it can check (QA: "as is usual over
+        # water and shadow" was said of a cloud scene where most of them lay in or beside the saturated PAN)
+        text = (f"{self.floored} of {self.values} fused values ({self.floored / max(self.values, 1):.2%}, tile "
+                f"overlaps included) came out under {FLOOR_FRACTION:.0%} of the MS's value there and were eased "
+                "smoothly towards black instead of overshooting below it")
+        if self.pan_saturated_at is not None:
+            text += (f"; {self.floored_near / self.floored:.0%} of them lie in or within {saturation.NEAR_PIXELS} "
+                     f"pixels of saturated PAN (at {self.pan_saturated_at:g})")
+        return text + "."
+
+    def _floored_near_saturation(self, pan: np.ndarray, before: np.ndarray, after: np.ndarray,
+                                 ctx: TileContext) -> int:
+        """How many of the values soft_floor changed (``before`` -> ``after``) lie in or within ``NEAR_PIXELS`` of
+        the tile's PAN at its scene top, when the PAN saturates there (``SceneStats.pan_top``); 0 otherwise."""
+        top = getattr(ctx.stats, "pan_top", None)
+        if top is None or not top.saturated:
+            return 0
+        self.pan_saturated_at = top.value
+        at_top = pan >= top.value
+        if not at_top.any():
+            return 0
+        return int(np.count_nonzero((after != before) & saturation.near(at_top)[None]))
 
     def __call__(self, pan: np.ndarray, lms: np.ndarray, ctx: TileContext) -> np.ndarray:
         if self.bands is None:
@@ -540,9 +562,12 @@ class OnnxFuser:
         if low is not None:
             low = np.asarray(low if bands is None else low[bands], dtype=np.float32)
         base = None if low is None or (low >= 0).all() else np.minimum(low, 0) / self.scale
-        out, n = soft_floor(out, x, base=base)
+        floored, n = soft_floor(out, x, base=base)
+        near = self._floored_near_saturation(pan, out, floored, ctx) if n else 0
+        out = floored
         with self._count_lock:
             self.floored += n
+            self.floored_near += near
             self.values += out.size
             self.windowed += window is not None
             self.unwindowed += unwindowed
