@@ -138,14 +138,3 @@ def test_a_top_is_saturated_only_where_values_pile_up():
         piled(a, ok)
     top = piled.top()
     assert top.saturated and top.value == 2047 and math.isclose(top.share, (4 + 8 + 12) * 64 / (4 * 64 * 64))
-
-
-def test_near_grows_a_mask_by_whole_pixels_each_way():
-    """``near``: every pixel within ``NEAR_PIXELS`` rows and columns of the mask (a square), edges included."""
-    mask = np.zeros((12, 9), dtype=bool)
-    mask[0, 0] = mask[6, 4] = True
-    rows, cols = np.indices(mask.shape)
-    want = np.zeros_like(mask)
-    for r, c in zip(*np.nonzero(mask)):
-        want |= (abs(rows - r) <= 3) & (abs(cols - c) <= 3)
-    assert np.array_equal(saturation.near(mask), want)

@@ -12,6 +12,7 @@ import numpy as np
 from . import consistency, noise, runtime, saturation
 from .classical import BEST_CLASSICAL, FUSERS, TileContext
 from .errors import InputError
+from .filters import grow_mask
 from .model_card import ModelCard
 from .raster_io import RasterInfo
 from .runtime import Session
@@ -513,7 +514,7 @@ class OnnxFuser:
         at_top = pan >= top.value
         if not at_top.any():
             return 0
-        return int(np.count_nonzero((after != before) & saturation.near(at_top)[None]))
+        return int(np.count_nonzero((after != before) & grow_mask(at_top, saturation.NEAR_PIXELS)[None]))
 
     def __call__(self, pan: np.ndarray, lms: np.ndarray, ctx: TileContext) -> np.ndarray:
         if self.bands is None:

@@ -148,19 +148,3 @@ def report(fb: Feedback, method: str, ceil: Ceiling, above: np.ndarray, valid: i
         return msg
     fb.info(msg)
     return None
-
-
-def near(mask: np.ndarray, pixels: int = NEAR_PIXELS) -> np.ndarray:
-    """``mask`` (H, W) grown by ``pixels`` each way (a square neighbourhood), without SciPy."""
-    out = mask.copy()
-    h, w = mask.shape
-    for d in range(1, pixels + 1):
-        if d < h:
-            out[d:] |= mask[:-d]
-            out[:-d] |= mask[d:]
-    grown = out.copy()
-    for d in range(1, pixels + 1):
-        if d < w:
-            grown[:, d:] |= out[:, :-d]
-            grown[:, :-d] |= out[:, d:]
-    return grown
