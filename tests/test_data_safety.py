@@ -19,8 +19,12 @@ import numpy as np
 import pytest
 from osgeo import gdal
 
+from ksdiff_qgis.engine.progress import FINAL_SHARE
+
 ROOT = Path(__file__).resolve().parent.parent
 OLD = b"previous result: must survive a failed run"
+# what the last tile of a plain GeoTIFF run reports: the final write is the run's last share (engine/progress.py)
+LAST_TILE = 100 * (1 - FINAL_SHARE)
 
 
 def _run(params, feedback=None):
@@ -349,13 +353,13 @@ def test_sigterm_cleanup_is_only_set_up_where_it_may_be(tmp_path):
 # 2. cancel before commit -------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("tile", [512, 64], ids=["single-tile", "last-tile"])
-def test_cancel_at_100_percent_keeps_old_output(qgis_app, pair, tmp_path, tile):
+def test_cancel_at_the_last_tile_keeps_old_output(qgis_app, pair, tmp_path, tile):
     from qgis.core import QgsProcessingFeedback
 
     out = tmp_path / "fused.tif"
     out.write_bytes(OLD)
     fb = QgsProcessingFeedback()
-    fb.progressChanged.connect(lambda p: fb.cancel() if p >= 100 else None)
+    fb.progressChanged.connect(lambda p: fb.cancel() if p >= LAST_TILE else None)
     _fails({**pair, "TILE_SIZE": tile, "OVERLAP": 8, "OUTPUT": str(out)}, "(?i)cancel", fb)
     assert out.read_bytes() == OLD
     assert not _partials(tmp_path)
@@ -501,7 +505,7 @@ def test_replaced_output_loses_stale_sidecars(qgis_app, pair, tmp_path):
     sidecars = [Path(out + s) for s in (".aux.xml", ".ovr", ".msk")]
     assert all(p.exists() for p in sidecars)
     fb = QgsProcessingFeedback()
-    fb.progressChanged.connect(lambda p: fb.cancel() if p >= 100 else None)
+    fb.progressChanged.connect(lambda p: fb.cancel() if p >= LAST_TILE else None)
     _fails({**pair, "OUTPUT": out}, "(?i)cancel", fb)
     assert all(p.exists() for p in sidecars)            # a failed run keeps the old output whole
     _run({**pair, "OUTPUT": out})

@@ -10,7 +10,9 @@ class Feedback:
     """Base feedback: logs messages, never cancels. Subclass it to connect a GUI or a progress bar."""
 
     def progress(self, fraction: float) -> None:
-        """Called after each tile with the fraction of work done (0..1)."""
+        """Called with the fraction of the whole run done (0..1, never less than before; 1.0 at the end): the
+        statistics, the self-check, the tiles and the final write each report within their share
+        (``engine.progress``)."""
 
     def info(self, message: str) -> None:
         log.info(message)
@@ -23,10 +25,15 @@ class Feedback:
 
 
 class RecordingFeedback(Feedback):
-    """Keeps every message (warnings prefixed ``WARNING``): for scripts and tests that read the log."""
+    """Keeps every message (warnings prefixed ``WARNING``) and every progress fraction, with the number of messages
+    said before it: for scripts and tests that read the log."""
 
     def __init__(self) -> None:
         self.lines: list[str] = []
+        self.progress_calls: list[tuple[float, int]] = []   # (fraction, len(lines) then)
+
+    def progress(self, fraction: float) -> None:
+        self.progress_calls.append((fraction, len(self.lines)))
 
     def info(self, message: str) -> None:
         self.lines.append(message)

@@ -10,6 +10,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass, field, replace
+from typing import Callable
 
 import numpy as np
 from osgeo import gdal
@@ -30,6 +31,7 @@ from . import (
 )
 from . import bands as band_sel
 from . import consistency as consistency_step
+from . import progress as progress_rates
 from .bandcolour import (
     alpha_band_note,
     alpha_flagged,
@@ -55,6 +57,7 @@ from .learned import (
 )
 from .metascan import MetadataScan
 from .parallel import BlockRowWriter, TilePool, aligned_cells, default_workers, write_cells
+from .progress import RunProgress
 from .raster_io import (
     GeoTiffWriter,
     RasterInfo,
@@ -248,9 +251,17 @@ def undeclared_fill_notes(pan_lr: np.ndarray, ms_lr: np.ndarray, pan: RasterInfo
     return notes
 
 
+def stats_seconds(plan: GridPlan, ms_w: int, ms_h: int) -> float:
+    """Estimated seconds of ``estimate_scene_stats``: its windows' PAN pixels at the measured rate
+    (``progress.STATS_RATE``)."""
+    windows = _sample_windows(*_ms_stats_window(plan, ms_w, ms_h))
+    return progress_rates.mpx(sum(w * h for _, _, w, h in windows) * plan.ratio ** 2) * progress_rates.STATS_RATE
+
+
 def estimate_scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan,
                          notes: list[str] | None = None,
-                         ranges: dict[str, inrange.RangeGuard] | None = None) -> classical.SceneStats:
+                         ranges: dict[str, inrange.RangeGuard] | None = None,
+                         progress: Callable[[float], None] | None = None) -> classical.SceneStats:
     """Scene statistics from MS and PAN averaged onto the MS grid, over a spread sample of windows, with the PAN/MS
     offset measured on them (``SceneStats.pan_offset``).
 
@@ -258,6 +269,7 @@ def estimate_scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: G
     pixels (``read_decimated``). ``notes`` gets the sample's ``undeclared_fill_notes``. ``ranges``: the inputs'
     ``inrange.guards``, which clamp the full-resolution values above a declared bit depth before they are averaged.
     Each input's highest value and the share at it are followed too (``saturation.TopTracker``).
+    ``progress``: told the fraction of the windows read after each.
     """
     pan_guard, ms_guard = ((ranges or {}).get(role) for role in ("PAN", "MS"))
     pan_seen, ms_seen = (saturation.TopTracker(g and g.sample) for g in (pan_guard, ms_guard))
@@ -266,7 +278,8 @@ def estimate_scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: G
     pans, mss, whole = [], [], []   # whole: the windows read whole, for the registration
     full: list = []   # a PAN window at full resolution, for the scene's noise (``noise.pooled_sigma``)
     details = []
-    for c, r, w, h in _sample_windows(kc, kr, kw, kh):
+    windows = _sample_windows(kc, kr, kw, kh)
+    for i, (c, r, w, h) in enumerate(windows, 1):
         y, x = plan.ms_origin[0] + r * k, plan.ms_origin[1] + c * k   # the MS window's PAN position
         pc = min(max(0, round(x)), pan.width - 1)
         pr = min(max(0, round(y)), pan.height - 1)
@@ -286,6 +299,8 @@ def estimate_scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: G
                 whole.append((np.where(ok, p, p[ok].mean()), np.where(ok, m, m[:, ok].mean(axis=1)[:, None, None]),
                               ((pr - y) / k, (pc - x) / k), None if ok.all() else ok))
         drop_cached_blocks([pan_ds, ms_ds])   # a window at a time in GDAL's cache, whatever the scene's size
+        if progress is not None:
+            progress(i / len(windows))
     pan_lr, ms_lr = np.concatenate(pans)[None], np.concatenate(mss, axis=1)[:, None]
     if notes is not None:
         notes.extend(undeclared_fill_notes(pan_lr, ms_lr, pan, ms))
@@ -389,13 +404,15 @@ class _TileRunner:
 
     def __init__(self, pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan, sensor: Sensor,
                  fuse, margin: int, stats: classical.SceneStats, feedback: Feedback, total: int,
-                 ranges: dict[str, inrange.RangeGuard] | None = None):
+                 ranges: dict[str, inrange.RangeGuard] | None = None,
+                 progress: Callable[[float], None] | None = None):
         self.pan_ds, self.ms_ds, self.pan, self.ms, self.plan = pan_ds, ms_ds, pan, ms, plan
         # values above a declared bit depth clamped as they are read, and counted (``inrange``)
         self.clamps = {role: g.clamp for role, g in (ranges or {}).items()}
         self.pan_holes: panholes.PanOnlyHoles | None = None   # set with the layout (``count_pan_holes``)
         self.sensor, self.fuse, self.margin, self.stats = sensor, fuse, margin, stats
         self.feedback, self.total, self.done = feedback, total, 0
+        self.progress = progress or feedback.progress   # the fraction of the tiles done (the run's: a ``Span``)
         self.learned = isinstance(fuse, OnnxFuser)   # only a learned fuser uses a tile's context (TileContext.valid)
         # one GDAL dataset must not be read from two threads at once: tile workers take turns reading
         self.read_lock = threading.Lock()
@@ -462,7 +479,7 @@ class _TileRunner:
     def tile_done(self) -> None:
         """Progress after each tile, reported from the caller's thread (Qt delivers its signals there)."""
         self.done += 1
-        self.feedback.progress(self.done / self.total)
+        self.progress(self.done / self.total)
         if self.feedback.is_cancelled():
             raise Cancelled("cancelled by the user")
 
@@ -617,7 +634,9 @@ def pansharpen(
     # one read: the self-check and the run share it
     fill_notes: list[str] = []
     ranges = inrange.guards(pan, ms, resampled_ms=plan.resampled)
-    stats = estimate_scene_stats(pan_ds, ms_src, pan, ms, plan, notes=fill_notes, ranges=ranges)
+    bar = _run_progress(fb, plan, ms_src, method, card, coregister, cog)
+    stats = estimate_scene_stats(pan_ds, ms_src, pan, ms, plan, notes=fill_notes, ranges=ranges,
+                                 progress=bar.stage("stats"))
     if inrange.drop_unfit(ranges):   # an input wider than the other's bit depth: its sample read again, unclamped
         stats = estimate_scene_stats(pan_ds, ms_src, pan, ms, plan, ranges=ranges)
     moved_line = None
@@ -632,7 +651,8 @@ def pansharpen(
         offset = stats.pan_offset
         plan = coregistration.moved_plan(plan, offset, (ms_src.RasterYSize, ms_src.RasterXSize))
         warnings, grid_notes = _before_move(warnings), _before_move(grid_notes)
-        stats = estimate_scene_stats(pan_ds, ms_src, pan, ms, plan, ranges=ranges)   # on the co-registered grid
+        stats = estimate_scene_stats(pan_ds, ms_src, pan, ms, plan, ranges=ranges,   # on the co-registered grid
+                                     progress=bar.stage("stats_moved"))
         moved_line, unreliable = coregistration.moved_note(offset, stats.pan_offset, plan.ratio)
         if unreliable:
             fill_notes.append(moved_line)
@@ -642,10 +662,12 @@ def pansharpen(
         fb.warning(note)
     if method == selfcheck.AUTO:
         method, check = _auto_method(pan_ds, ms_src, pan, ms, plan, spec, stats, card, no_model, model_path, device,
-                                     ort_threads, fb, precision, consistency, bplan.model, ranges)
+                                     ort_threads, fb, precision, consistency, bplan.model, ranges, bar)
+    bar.estimate("tiles", _tile_seconds(plan, method in LEARNED_METHODS))   # the method is known now
     if method in LEARNED_METHODS:   # its fit to the data was checked above (METHOD auto: by its self-check)
         session = checked_session(card, device, ort_threads)
-        if check is None:   # METHOD auto warned already when its self-check loaded the model
+        if check is None:   # METHOD auto loaded the model for its self-check, and warned then
+            bar.stage("model")(1.0)
             runtime.warn_cpu_fallback(device, session, fb)
         # a GPU runs one tile at a time anyway: a second in flight would only double its memory
         workers = workers or (1 if session.device == "cuda" else pool_size)
@@ -709,7 +731,8 @@ def pansharpen(
             f"margin {margin}; method {method}"
         )
         fb.info(f"output nodata: {nodata_why}")
-        runner = _TileRunner(pan_ds, ms_src, pan, ms, plan, spec, fuse, margin, stats, fb, layout.count, ranges)
+        runner = _TileRunner(pan_ds, ms_src, pan, ms, plan, spec, fuse, margin, stats, fb, layout.count, ranges,
+                             bar.stage("tiles"))
         set_colour_interpretation(writer.ds, names, [ms_ds.GetRasterBand(b).GetColorInterpretation()
                                                      for b in range(1, ms_ds.RasterCount + 1)])
         # the output's values are the MS's stored numbers: its scale/offset, units and band metadata say what they
@@ -760,10 +783,11 @@ def pansharpen(
         # a cancel during the last tile (or the only one) must not replace the old output
         if fb.is_cancelled():
             raise Cancelled("cancelled by the user")
-        if isinstance(writer, outputs.CogWriter):   # a pass of its own after the last tile (progress stays at 100 %)
+        if isinstance(writer, outputs.CogWriter):   # a pass of its own: the last share of the progress
             fb.info("writing the Cloud-Optimized GeoTIFF and its overviews (cancel still works)")
-        for note in writer.commit(fb.is_cancelled):
+        for note in writer.commit(fb.is_cancelled, bar.stage("write")):
             fb.info(note)
+        bar.finish()
     except BaseException:
         if pool is not None:
             pool.close()
@@ -789,6 +813,30 @@ def pansharpen(
                             tiles=layout.count, method=method, ratio=plan.ratio, device=used_device,
                             warnings=crs_notes + fill_notes + warnings,
                             band_names=list(names), selfcheck=check, coregistration=moved_line)
+
+
+def _tile_seconds(plan: GridPlan, learned: bool) -> float:
+    """Estimated seconds of the tiles over the output region (``progress``'s measured rates)."""
+    rate = progress_rates.TILE_LEARNED_RATE if learned else progress_rates.TILE_CLASSICAL_RATE
+    return progress_rates.mpx(plan.region[2] * plan.region[3]) * rate
+
+
+def _run_progress(fb: Feedback, plan: GridPlan, ms_src, method: str, card: model_card.ModelCard | None,
+                  coregister: bool, cog: bool) -> RunProgress:
+    """The run's progress bar shared out among its stages by their estimated seconds: the statistics (twice with
+    COREGISTER), the model's session, METHOD auto's self-check, the tiles (learned ones while auto may keep the
+    model) and the final write (a COG's copy with overviews)."""
+    learned = method in LEARNED_METHODS or (method == selfcheck.AUTO and card is not None)
+    stats = stats_seconds(plan, ms_src.RasterXSize, ms_src.RasterYSize)
+    area = _ms_stats_window(plan, ms_src.RasterXSize, ms_src.RasterYSize)
+    return RunProgress(fb, {
+        "stats": stats,
+        "stats_moved": stats if coregister else 0.0,
+        "model": progress_rates.MODEL_LOAD_SECONDS if learned else 0.0,
+        "check": selfcheck.estimate_seconds(area, plan.ratio, card is not None) if method == selfcheck.AUTO else 0.0,
+        "tiles": _tile_seconds(plan, learned),
+        "write": progress_rates.mpx(plan.region[2] * plan.region[3]) * progress_rates.COG_RATE if cog else 0.0,
+    })
 
 
 def _before_move(lines: list[str]) -> list[str]:
@@ -883,14 +931,19 @@ def _auto_method(pan_ds, ms_src, pan: RasterInfo, ms: RasterInfo, plan: GridPlan
                  card: model_card.ModelCard | None, no_model: str, model_path: str | None, device: str,
                  threads: int, fb: Feedback, precision: str, consistency: bool,
                  bands: list[int] | None,
-                 ranges: dict[str, inrange.RangeGuard] | None = None) -> tuple[str, selfcheck.SelfCheck]:
+                 ranges: dict[str, inrange.RangeGuard] | None,
+                 bar: RunProgress) -> tuple[str, selfcheck.SelfCheck]:
     """METHOD auto: the learned model if it passes the self-check on this scene, else the best classical method
     on the check (also the choice when no model can run here). ``bands``: ``BandPlan.model``; ``ranges``: the
-    inputs' ``inrange.guards`` (the check reads the values clamped as the run does)."""
+    inputs' ``inrange.guards`` (the check reads the values clamped as the run does); ``bar``: the run's progress
+    (its ``model`` and ``check`` stages)."""
     area = _ms_stats_window(plan, ms_src.RasterXSize, ms_src.RasterYSize)
 
     def classical_choice(why: InputError) -> tuple[str, selfcheck.SelfCheck]:
-        check = selfcheck.run_check(pan_ds, ms_src, pan, ms, plan, spec, None, stats, area, fb, ranges)
+        # no learned model to score: the check's share is re-estimated for the classical candidates alone
+        bar.estimate("check", selfcheck.estimate_seconds(area, plan.ratio, False))
+        check = selfcheck.run_check(pan_ds, ms_src, pan, ms, plan, spec, None, stats, area, fb, ranges,
+                                    bar.stage("check"))
         check.reason = f"{why}; {check.reason}"
         selfcheck.log_check(check, fb)
         return check.method, check
@@ -915,11 +968,13 @@ def _auto_method(pan_ds, ms_src, pan: RasterInfo, ms: RasterInfo, plan: GridPlan
         fb.info(f"Method auto: the learned model cannot run here ({e}); choosing among the classical methods on "
                 "this scene.")
         return classical_choice(e)
+    bar.stage("model")(1.0)
     runtime.warn_cpu_fallback(device, session, fb)
     fuser = OnnxFuser(card, session, value_scale(card, ms, stats.ms_mean), precision, consistency, bands,
                       pan_units(stats)[0])
     try:
-        check = selfcheck.run_check(pan_ds, ms_src, pan, ms, plan, spec, fuser, stats, area, fb, ranges)
+        check = selfcheck.run_check(pan_ds, ms_src, pan, ms, plan, spec, fuser, stats, area, fb, ranges,
+                                    bar.stage("check"))
     finally:
         fuser.release()
     # the user's own MODEL is named: "KSDiff" alone read as the bundled network

@@ -28,6 +28,7 @@ import numpy as np
 
 from . import classical
 from . import metrics as M
+from . import progress as P
 from .blockcache import drop_cached_blocks
 from .errors import Cancelled
 from .feedback import Feedback
@@ -194,6 +195,39 @@ def _spread_order(n: int) -> list[int]:
     return order
 
 
+def planned_windows(area: tuple[int, int, int, int], ratio: int) -> list[tuple[int, int, int, int]]:
+    """The windows ``run_check`` takes when every window it reads is usable (no nodata): what its progress and
+    its share of the run's bar are estimated on."""
+    taken: list[tuple[int, int, int, int]] = []
+    pixels = 0
+    for size in (*WINDOW_SIZES, LAST_RESORT_SIZE):
+        if size == LAST_RESORT_SIZE and pixels >= MIN_PIXELS:
+            break
+        reads = 0
+        for win in candidate_windows(area, size, ratio):
+            if pixels >= TARGET_PIXELS or reads >= MAX_READS:
+                break
+            if not any(_overlaps(win, t) for t in taken):
+                reads += 1
+                taken.append(win)
+                pixels += win[2] * win[3]
+    return taken
+
+
+def step_seconds(win: tuple[int, int, int, int], ratio: int, learned: bool) -> float:
+    """Estimated seconds of one candidate scored on ``win``: its region (the context included) fused at full and at
+    reduced resolution, at ``progress``'s measured rates."""
+    ctx = context_margin(ratio)
+    pixels = (win[2] + 2 * ctx) * (win[3] + 2 * ctx) * (ratio * ratio + 1)
+    return P.mpx(pixels) * (P.CHECK_LEARNED_RATE if learned else P.CHECK_CLASSICAL_RATE)
+
+
+def estimate_seconds(area: tuple[int, int, int, int], ratio: int, learned: bool) -> float:
+    """Estimated seconds of the self-check on the MS ``area`` (``learned``: a learned model is scored too)."""
+    return sum(len(CLASSICAL_CANDIDATES) * step_seconds(w, ratio, False) + (step_seconds(w, ratio, True) if learned
+               else 0.0) for w in planned_windows(area, ratio))
+
+
 def _overlaps(a, b) -> bool:
     return a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]
 
@@ -339,16 +373,27 @@ def _fuse_pair(fuser: Fuser, pan: np.ndarray, lms: np.ndarray, ctx: classical.Ti
 
 def run_check(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan, sensor: Sensor,
               learned: Fuser | None, stats: classical.SceneStats, ms_area: tuple[int, int, int, int],
-              feedback: Feedback | None = None, ranges: dict | None = None) -> SelfCheck:
+              feedback: Feedback | None = None, ranges: dict | None = None,
+              progress: Callable[[float], None] | None = None) -> SelfCheck:
     """Score ``learned`` and the classical candidates on a spread sample of the scene and decide (module doc).
 
     ``ms_area`` = (col, row, w, h): the MS pixels inside the output region (``ms_ds`` coordinates).
     ``learned`` None (no model can run): only the classical candidates are scored and the best is chosen.
     ``ranges``: the inputs' ``inrange.guards`` by role: values above a declared bit depth read clamped (not counted:
-    the run counts what it reads).
+    the run counts what it reads). ``progress``: told the check's fraction done (0..1) after each method scored on
+    a window, by the estimated seconds of the planned windows (``estimate_seconds``), and 1.0 at the end.
     """
     clamps = {role: g.quiet for role, g in (ranges or {}).items()}
     fb = feedback or Feedback()
+    planned = estimate_seconds(ms_area, plan.ratio, learned is not None)
+    spent = 0.0
+
+    def scored(name: str, win: tuple[int, int, int, int]) -> None:
+        nonlocal spent
+        spent += step_seconds(win, plan.ratio, name == "learned")
+        if progress is not None and planned > 0:
+            progress(min(1.0, spent / planned))
+
     t0 = time.perf_counter()
     k = plan.ratio
     gains = sensor.mtf_ms
@@ -375,10 +420,12 @@ def run_check(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan, se
             drop_cached_blocks([pan_ds, ms_ds])   # one window at a time in GDAL's cache
             if not s.usable:
                 continue
-            _score_window(s, fusers, pools, pan_pool, stats, sensor, gains)
+            _score_window(s, fusers, pools, pan_pool, stats, sensor, gains, scored)
             ms_pool.add_checker(s.ms_window())   # the real MS, not resampled (that blurs its one-pixel detail)
             taken.append(win)
             pixels += win[2] * win[3]
+    if progress is not None:
+        progress(1.0)
     res = SelfCheck(method=FALLBACK, reason="", pixels=pixels, windows=len(taken))
     if pixels < MIN_PIXELS:
         res.reason = (f"the scene offers only {pixels} valid MS pixels for the self-check (at least {MIN_PIXELS} "
@@ -410,7 +457,8 @@ def run_check(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan, se
 
 
 def _score_window(s: _Sample, fusers: dict[str, Fuser], pools, pan_pool: _Pool, stats, sensor: Sensor,
-                  gains) -> None:
+                  gains, scored: Callable[[str, tuple[int, int, int, int]], None] = lambda name, win: None) -> None:
+    """Every fuser's figures on the window ``s`` into its pools; ``scored(name, window)`` after each."""
     k, ctx = s.k, s.ctx
     c, r, w, h = s.win
     # reduced resolution (Wald): degrade the region's PAN and MS, fuse on the MS grid, compare with the MS
@@ -434,6 +482,7 @@ def _score_window(s: _Sample, fusers: dict[str, Fuser], pools, pan_pool: _Pool, 
         fused = _fuse_pair(fuser, s.pan, s.lms, full_ctx)
         full_pool.add_error(M.reproject_at(fused, gains, k, s.ms_window_corner(), (h, w)), ms_real)
         full_pool.add_checker(fused[:, ctx * k:(ctx + h) * k, ctx * k:(ctx + w) * k])
+        scored(name, s.win)
     pan_pool.add_checker(s.pan[None, ctx * k:(ctx + h) * k, ctx * k:(ctx + w) * k])
 
 

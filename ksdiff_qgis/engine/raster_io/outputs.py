@@ -187,24 +187,28 @@ def intermediate_options(dtype_kind: str) -> list[str]:
 
 def write_cog(src_path: str, dst_path: str, options: list[str],
               is_cancelled: Callable[[], bool] = lambda: False, output: str | None = None,
-              failure: Callable[[str, list[str]], str] | None = None) -> None:
+              failure: Callable[[str, list[str]], str] | None = None,
+              progress: Callable[[float], None] | None = None) -> None:
     """Copy the finished GeoTIFF ``src_path`` to a Cloud-Optimized GeoTIFF (with overviews) at ``dst_path``;
     ``output`` (the user's file, default ``dst_path``) is the one a failure message names; ``failure(action,
-    errors)`` words it (default ``write_failure`` with what the copy had written), before the copy is removed."""
+    errors)`` words it (default ``write_failure`` with what the copy had written), before the copy is removed.
+    ``progress``: told GDAL's fraction done of the copy."""
     src, msg = gdal_call(gdal.OpenEx, src_path, gdal.OF_RASTER | gdal.OF_READONLY)
     if src is None:
         raise OSError(f"reading back the output failed: {msg}")
     stop = []
 
-    def progress(_fraction, _message, _data):
+    def callback(fraction, _message, _data):
         if is_cancelled():
             stop.append(True)
             return 0
+        if progress is not None:
+            progress(fraction)
         return 1
 
     # every error of the copy is kept: a full disk shows first as "No space left on device" there, and the
     # copy may still return a dataset whose close then only says the TIFF directory could not be written
-    dst, errors = gdal_try(gdal.GetDriverByName("COG").CreateCopy, dst_path, src, 0, options, callback=progress)
+    dst, errors = gdal_try(gdal.GetDriverByName("COG").CreateCopy, dst_path, src, 0, options, callback=callback)
     if dst is not None:
         errors += close_dataset(dst)
     elif not errors:
@@ -240,11 +244,12 @@ class CogWriter(GeoTiffWriter):
         staged = total_size([self.staged])
         return write_failure(self.path, action, errors, total_size(self.own_files()), self.free_at_start, 2 * staged)
 
-    def commit(self, cancelled: Callable[[], bool] | None = None) -> list[str]:
+    def commit(self, cancelled: Callable[[], bool] | None = None,
+               progress: Callable[[float], None] | None = None) -> list[str]:
         self.close_checked()
         cog = self.staged + ".cog"
         write_cog(self.staged, cog, self.cog_options, cancelled or self.is_cancelled, output=self.path,
-                  failure=self._cog_failure)
+                  failure=self._cog_failure, progress=progress)
         # the base class renames tmp_path into place; the staged file keeps its lock until then
         self.tmp_path = cog
         self.ds = gdal.OpenEx(cog, gdal.OF_RASTER | gdal.OF_READONLY)

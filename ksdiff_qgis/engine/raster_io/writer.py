@@ -242,9 +242,11 @@ class GeoTiffWriter:
         if errors:
             raise OSError(self.failure("closing it", errors))
 
-    def commit(self, cancelled: Callable[[], bool] | None = None) -> list[str]:
+    def commit(self, cancelled: Callable[[], bool] | None = None,
+               progress: Callable[[float], None] | None = None) -> list[str]:
         """Flush and close (checked), then, unless ``cancelled()`` says stop, rename onto the destination
-        and drop the sidecars of the raster it replaces. Returns what to tell the user about sidecars."""
+        and drop the sidecars of the raster it replaces. Returns what to tell the user about sidecars.
+        ``progress``: told the fraction done of a pass of its own (a COG's copy); a plain GeoTIFF has none."""
         self.close_checked()
         if cancelled is not None and cancelled():
             raise Cancelled("cancelled by the user")
