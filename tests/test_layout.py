@@ -77,3 +77,22 @@ def test_make_test_lints_first_and_requirements_are_layered():
     assert "-r plugin.txt" in req["training"] and "torch" in req["training"]
     assert "-r training.txt" in req["dev"] and "ruff" in req["dev"] and "pytest" in req["dev"]
     assert "REQ=requirements/dev.txt" in (ROOT / "scripts" / "setup.sh").read_text()
+
+
+def test_changelog_and_readme_quote_the_current_bench():
+    """QA (Plugin Manager): the changelog said "WorldView-2 test pair ERGAS 6.59 -> 5.80, HQNR 0.90 -> 0.93", the
+    README 6.05 and 0.924 (the current bench): the newest entry quotes the figures of bench/results.json (what
+    docs/BENCHMARKS.md shows) for the bundled WorldView-2 model on the test pair; older figures say their run."""
+    import configparser
+    import json
+
+    runs = json.loads((ROOT / "bench" / "results.json").read_text(encoding="utf-8"))["bundled_models"]["wv2.onnx"]
+    ergas = "ERGAS {:.2f}".format(runs["scenes"]["reduced/wv2_pair3"]["ERGAS"])
+    hqnr = "HQNR {:.3f}".format(runs["scenes"]["full/wv2_pair3"]["HQNR"])
+    meta = configparser.ConfigParser(interpolation=None)
+    meta.read(PLUGIN / "metadata.txt", encoding="utf-8")
+    newest = meta["general"]["changelog"].strip().splitlines()[0]
+    assert ergas in newest and hqnr in newest, newest
+    assert "make bench of" in newest   # the before/after figures of the release name their run
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert f"KSDiff {ergas}" in readme and hqnr in readme
