@@ -1,6 +1,8 @@
 """Issue 14 through QGIS Processing: enum forms, SENSOR=auto, MS_BANDS, EXTENT (also in models and batch)."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from osgeo import gdal, osr
@@ -58,7 +60,9 @@ def _extent_string(path, cols, rows, epsg=None):
     return f"{a[0]!r},{b[0]!r},{a[1]!r},{b[1]!r} [EPSG:{epsg}]"
 
 
-@pytest.mark.parametrize("value", ["wv2", "WV2", 1, "1", "WorldView-2 (4 bands: B, G, R, NIR), ratio 4 [wv2]"])
+# the label, and the longer label of 0.3.0 and before (read by the key in its brackets)
+@pytest.mark.parametrize("value", ["wv2", "WV2", 1, "1", "WorldView-2 4 bands [wv2]",
+                                   "WorldView-2 (4 bands: B, G, R, NIR), ratio 4 [wv2]"])
 def test_sensor_accepts_key_label_and_index(qgis_app, data_dir, tmp_path, value):
     out = str(tmp_path / "o.tif")
     _run({"PAN": str(data_dir / "wv2_pan.tif"), "MS": str(data_dir / "wv2_ms.tif"), "SENSOR": value,
@@ -338,6 +342,33 @@ def test_decimal_comma_in_mtf_gains_says_use_a_decimal_point(qgis_app, data_dir,
     assert not out.exists()
 
 
+@pytest.mark.parametrize("alg_id", ["ksdiff:pansharpen", "ksdiff:assess"])
+def test_option_labels_are_short_and_safe_in_file_names(qgis_app, alg_id):
+    """QA under Xvfb: the batch panel's Sensor column was ~570 px and Method 400+ px wide, squeezing PAN and MS, and
+    its autofill named files after the label: ``batch_KSDiff, checked on this scene (the best classical method when
+    the model loses the self-check) [auto].tif``. Labels are short, end in their key, hold nothing a file name must
+    not (commas, slashes, colons), and the detail is in the parameter's help."""
+    from qgis.core import QgsApplication
+
+    from ksdiff_qgis.algorithms.compat import KeyedEnum
+
+    alg = QgsApplication.processingRegistry().algorithmById(alg_id)
+    enums = [p for p in alg.parameterDefinitions() if isinstance(p, KeyedEnum)]
+    assert {p.name() for p in enums} >= ({"SENSOR", "METHOD", "DEVICE", "PRECISION", "COMPRESSION"}
+                                         if alg_id == "ksdiff:pansharpen" else {"SENSOR"})
+    for p in enums:
+        for key, label in zip(p.keys, p.options()):
+            assert len(label) <= 40, (p.name(), label)
+            assert re.fullmatch(r"[\w .()+-]+ \[[\w-]+\]", label), (p.name(), label)   # no , / : ; in a file name
+            assert label.endswith(f"[{key}]") and p.key_of(label) == key
+    if alg_id == "ksdiff:pansharpen":
+        method, sensor = alg.parameterDefinition("METHOD"), alg.parameterDefinition("SENSOR")
+        assert "auto: KSDiff, checked on this scene (the best classical method" in method.help()
+        assert "wv2_8: WorldView-2 (8 bands), ratio 4" in sensor.help()
+        assert [method.key_of(i) for i in range(7)] == ["ksdiff", "exp", "brovey", "gsa", "mtf_glp_hpm", "auto",
+                                                        "mtf_glp_fs"]   # option numbers never move
+
+
 def test_dialog_widget_shows_labels_and_round_trips(qgis_app):
     """The dialog's enum widget lists the labels; a value set by index (History, batch, models) comes back."""
     from qgis.core import QgsApplication, QgsProcessingContext
@@ -349,7 +380,7 @@ def test_dialog_widget_shows_labels_and_round_trips(qgis_app):
     wrapper = QgsGui.processingGuiRegistry().createParameterWidgetWrapper(param, QgsProcessingGui.Standard)
     widget = wrapper.createWrappedWidget(QgsProcessingContext())
     combo = widget if isinstance(widget, QComboBox) else widget.findChild(QComboBox)
-    assert combo.itemText(0).endswith("[auto]") and combo.itemText(2) == "WorldView-2 (8 bands), ratio 4 [wv2_8]"
+    assert combo.itemText(0).endswith("[auto]") and combo.itemText(2) == "WorldView-2 8 bands [wv2_8]"
     assert wrapper.parameterValue() == 0                  # default: auto
     wrapper.setParameterValue(2, QgsProcessingContext())
     assert wrapper.parameterValue() == 2 and param.key_of(wrapper.parameterValue()) == "wv2_8"

@@ -25,6 +25,7 @@ from ..engine.sensors import AUTO, SENSORS
 from .base import KsdiffAlgorithm, translator
 from .common import ProcessingFeedback, input_notes, layer_crs, layer_nodata, raster_path
 from .compat import KeyedEnum, set_help
+from .options import sensor_help, sensor_name
 
 # option numbers (saved in models, History, batch files) keep their meaning: options are only appended. The sensor
 # table as it was when auto came (generic last), then auto; a sensor added to the table later comes after auto
@@ -56,9 +57,9 @@ tr = translator("KsdiffAssess")
 
 
 def sensor_labels(keys: list[str]) -> list[str]:
-    """'<sensor name> [key]' per option; auto's says what it looks at."""
-    return [tr("Auto-detect from the original PAN and MS and their metadata") + " [auto]" if k == AUTO
-            else "{} [{}]".format(SENSORS[k].name, k) for k in keys]
+    """'<short sensor name> [key]' per option, as ksdiff:pansharpen's (``options.sensor_name``)."""
+    return [tr("Auto-detect from the data") + " [auto]" if k == AUTO else "{} [{}]".format(sensor_name(k), k)
+            for k in keys]
 
 
 # ----------------------------------------------------------------------------------- algorithm
@@ -117,7 +118,7 @@ class AssessAlgorithm(KsdiffAlgorithm):
             (KeyedEnum(self.SENSOR, tr("Sensor"), ASSESS_SENSORS, sensor_labels(ASSESS_SENSORS), AUTO),
              tr("Sensor of the imagery: resolution ratio, MTF gains and maximum value. Default: auto (guessed from "
                 "the original PAN and MS and their metadata, as Pansharpen (KSDiff) does; the log says what and "
-                "why).")),
+                "why).") + " " + sensor_help(tr)),
             (QgsProcessingParameterFileDestination(self.OUTPUT_HTML, tr("Report"), tr("HTML files (*.html)")),
              tr("HTML report with the table of indices, per-band figures and a chart.")),
         ]

@@ -6,6 +6,8 @@ picks whichever exists, so one plugin build runs on both.
 """
 from __future__ import annotations
 
+import re
+
 from qgis.core import (
     Qgis,
     QgsCoordinateReferenceSystem,
@@ -27,6 +29,7 @@ NUMBER_DOUBLE = _scoped("ProcessingNumberParameterType", "Double", QgsProcessing
 FLAG_ADVANCED = _scoped("ProcessingParameterFlag", "Advanced", QgsProcessingParameterDefinition, "FlagAdvanced")
 FLAG_OPTIONAL = _scoped("ProcessingParameterFlag", "Optional", QgsProcessingParameterDefinition, "FlagOptional")
 WKT_FOR_GDAL = _scoped("CrsWktVariant", "PreferredGdal", QgsCoordinateReferenceSystem, "WKT_PREFERRED_GDAL")
+BRACKETED_KEY = re.compile(r"\[([^\[\]]+)\]\s*$")   # a label's key: "... [wv2_8]"
 
 
 def advanced(param):
@@ -51,7 +54,8 @@ class KeyedEnum(QgsProcessingParameterEnum):
     Whatever QGIS writes out (History, a model exported to Python) and a dialog given preset values hold the
     index: QGIS's C++ code and its enum widget read a key as a failed number, i.e. the first option or the
     default. Keys are only ever appended, so a stored index keeps its meaning. ``aliases`` maps other words a
-    user may type to keys (PRECISION's float32 is fp32), accepted like the keys (any case).
+    user may type to keys (PRECISION's float32 is fp32), accepted like the keys (any case). Any text ending in a
+    key in brackets is read as that key: the longer labels of 0.3.0 and before, which scripts may hold, still work.
     """
 
     def __init__(self, name: str, description: str, keys: list[str], labels: list[str], default_key: str,
@@ -87,6 +91,9 @@ class KeyedEnum(QgsProcessingParameterEnum):
                 low = [k.lower() for k in keys]
                 if text.lower() in low:
                     return self.keys[low.index(text.lower())]
+            bracketed = BRACKETED_KEY.search(text)
+            if bracketed and bracketed.group(1).lower() in (k.lower() for k in self.keys):
+                return self.key_of(bracketed.group(1))
             return self.aliases.get(text.lower())
         return None
 

@@ -1,33 +1,74 @@
-"""Human labels for the enum options (key in brackets, so help and dialog show what scripts type)."""
+"""Human labels for the enum options: short, with the key in brackets, so help and dialog show what scripts type.
+
+QGIS's batch panel sizes its columns to the longest label and its autofill names output files after the chosen label
+(QA: a 570 px Sensor column; ``batch_KSDiff, checked on this scene (the best classical method when the model loses the
+self-check) [auto].tif``): a label is at most ``MAX_LABEL`` characters, without commas, slashes or colons; the detail
+is in the parameter's help (``*_help``).
+"""
 from __future__ import annotations
 
 from typing import Callable
 
 from ..engine.numbers import decimal_comma_gains
 from ..engine.pipeline import method_names
+from ..engine.raster_io import outputs
 from ..engine.sensors import SENSORS
+
+MAX_LABEL = 40
+# short names of the methods; a method added without one shows its description up to the first " ("
+METHOD_NAMES = {"ksdiff": "KSDiff (learned)", "exp": "EXP cubic upsampling", "brovey": "Weighted Brovey",
+                "gsa": "Gram-Schmidt adaptive (GSA)", "mtf_glp_hpm": "MTF-GLP-HPM",
+                "auto": "KSDiff self-checked on the scene", "mtf_glp_fs": "MTF-GLP-FS"}
+
+
+def sensor_name(key: str) -> str:
+    """'WorldView-2 4 bands', 'Pléiades 1A-1B': the sensor's name without its details, its band count where two
+    sensors share the name, '-' for '/' (a path separator in a file name)."""
+    def short(k: str) -> str:
+        return SENSORS[k].name.split(" (")[0].replace("/", "-")
+
+    name = short(key)
+    shared = sum(short(k) == name for k in SENSORS) > 1
+    return f"{name} {SENSORS[key].n_bands} bands" if shared else name
 
 
 def sensor_labels(tr: Callable[[str], str]) -> list[str]:
-    out = [tr("Auto-detect from the data and its metadata") + " [auto]"]
-    for key, spec in SENSORS.items():
-        ratio = tr("any ratio") if not spec.ratio else tr("ratio {}").format(spec.ratio)
-        out.append("{}, {} [{}]".format(spec.name, ratio, key))
-    return out
+    """The SENSOR options: auto, then every sensor, '<name> [key]'."""
+    return [tr("Auto-detect from the data") + " [auto]"] + [f"{sensor_name(k)} [{k}]" for k in SENSORS]
+
+
+def sensor_help(tr: Callable[[str], str]) -> str:
+    """Each sensor's band layout and ratio, which its short label leaves out."""
+    def ratio(key: str) -> str:
+        return tr("any ratio") if not SENSORS[key].ratio else tr("ratio {}").format(SENSORS[key].ratio)
+
+    return tr("Sensors: {}.").format("; ".join(f"{k}: {s.name}, {ratio(k)}" for k, s in SENSORS.items()))
 
 
 def method_labels(tr: Callable[[str], str]) -> list[str]:
-    return ["{} [{}]".format(desc, key) for key, desc in method_names().items()]
+    return ["{} [{}]".format(tr(METHOD_NAMES.get(key, desc.split(" (")[0])), key)
+            for key, desc in method_names().items()]
+
+
+def method_help(tr: Callable[[str], str]) -> str:
+    """What each method does, which its short label leaves out."""
+    return tr("Methods: {}.").format("; ".join(f"{k}: {d}" for k, d in method_names().items()))
 
 
 def device_labels(tr: Callable[[str], str]) -> list[str]:
-    return [tr("Automatic (NVIDIA GPU when present, else CPU)") + " [auto]", tr("NVIDIA GPU (CUDA)") + " [cuda]",
-            tr("CPU") + " [cpu]"]
+    return [tr("Automatic (GPU if present)") + " [auto]", tr("NVIDIA GPU (CUDA)") + " [cuda]", tr("CPU") + " [cpu]"]
 
 
 def precision_labels(tr: Callable[[str], str]) -> list[str]:
-    return [tr("float32 throughout") + " [fp32]",
-            tr("int8 on CPU, default (float32 if the model has none)") + " [int8]"]
+    return [tr("float32 throughout") + " [fp32]", tr("int8 on CPU") + " [int8]"]
+
+
+def compression_labels(tr: Callable[[str], str]) -> list[str]:
+    return ["{} [{}]".format(tr(desc.split(" (")[0]), key) for key, desc in outputs.COMPRESSIONS.items()]
+
+
+def compression_help(tr: Callable[[str], str]) -> str:
+    return "; ".join(f"{k}: {tr(d)}" for k, d in outputs.COMPRESSIONS.items()) + "."
 
 
 def parse_gains(text: str) -> list[float] | None:

@@ -31,7 +31,17 @@ from .base import KsdiffAlgorithm, translator
 from .common import NaturalColour, ProcessingFeedback, input_notes, layer_crs, layer_nodata, raster_path
 from .compat import NUMBER_INTEGER, WKT_FOR_GDAL, KeyedEnum, advanced, set_help
 from .layer_pair import dialog_defaults
-from .options import device_labels, method_labels, parse_gains, precision_labels, sensor_labels
+from .options import (
+    compression_help,
+    compression_labels,
+    device_labels,
+    method_help,
+    method_labels,
+    parse_gains,
+    precision_labels,
+    sensor_help,
+    sensor_labels,
+)
 
 DEVICES = ["auto", "cuda", "cpu"]
 # how ONNX Runtime says an allocation failed (it raises its own types, which the engine words as InputError)
@@ -103,7 +113,8 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
             "- Output (advanced): lossless DEFLATE by default; optionally a Cloud-Optimized GeoTIFF; GDAL creation "
             "options KEY=VALUE separated by | override ours (e.g. ZLEVEL=9, NBITS=11).\n"
             "Bundled KSDiff models: {}. Each option's key (shown in brackets) can be given to qgis_process, "
-            "as can its label or number."
+            "as can its label or number. The labels are short; each sensor's bands and ratio and each method's "
+            "principle are in the parameter's tooltip (and in qgis_process help)."
         ).format(bundled)
 
     def initAlgorithm(self, config=None):  # noqa: N802
@@ -117,8 +128,7 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
             self.PRECISION: KeyedEnum(self.PRECISION, tr("Precision of a learned model on CPU"), list(PRECISIONS),
                                       precision_labels(tr), DEFAULT_PRECISION, aliases=PRECISION_ALIASES),
             self.COMPRESSION: KeyedEnum(self.COMPRESSION, tr("Output compression"), list(outputs.COMPRESSIONS),
-                                        [f"{tr(v)} [{k}]" for k, v in outputs.COMPRESSIONS.items()],
-                                        outputs.DEFAULT_COMPRESSION),
+                                        compression_labels(tr), outputs.DEFAULT_COMPRESSION),
         }
         main = [
             (QgsProcessingParameterRasterLayer(self.PAN, tr("Panchromatic (PAN) raster"), defaultValue=pair[0]),
@@ -128,9 +138,10 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
                 "ratio that is not a whole number is handled (with a warning).")),
             (enums[self.SENSOR],
              tr("Sets the band layout and MTF (blur) of the sensor. Default: auto (guessed from the data and its "
-                "metadata; the log says what and why).")),
+                "metadata; the log says what and why).") + " " + sensor_help(tr)),
             (enums[self.METHOD], tr("KSDiff (learned) or a classical method. Default: auto (KSDiff, checked on "
-                                    "this scene first; the best classical method there when the model loses).")),
+                                    "this scene first; the best classical method there when the model loses).")
+             + " " + method_help(tr)),
             (QgsProcessingParameterExtent(self.EXTENT, tr("Area of interest (default: the whole PAN/MS overlap)"),
                                           optional=True),
              tr("Only this window is fused, snapped outward to the PAN grid; any CRS (reprojected to PAN's).")),
@@ -181,7 +192,7 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
                 "time).")),
             (enums[self.COMPRESSION],
              tr("Lossless encoding of the output GeoTIFF. Default: deflate (level 1, with a predictor): fast and "
-                "small.")),
+                "small.") + " " + compression_help(tr)),
             (QgsProcessingParameterBoolean(self.COG, tr("Write a Cloud-Optimized GeoTIFF (with overviews)"),
                                            defaultValue=False),
              tr("COG layout with internal overviews, for web and cloud use; takes a second pass.")),
