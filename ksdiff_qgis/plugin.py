@@ -6,6 +6,12 @@ from qgis.core import QgsApplication
 from .algorithms.base import ICON
 from .provider import KsdiffProvider
 
+# QGIS registers the main window's actions with its shortcuts manager once the plugins are loaded, and that rewrites
+# each tooltip: it deletes everything from the first "(" to the last ")" (taken for an old shortcut) and sets the rest
+# in bold. So no parentheses in these tooltips (the installer's lost "(GPU build when an NVIDIA GPU is found)").
+DIALOG_TIP = "Pansharpen a PAN + MS pair: KSDiff and classical methods"
+INSTALL_TIP = "Install ONNX Runtime, which the KSDiff method needs: the GPU build when an NVIDIA GPU is found"
+
 
 class KsdiffPlugin:
     def __init__(self, iface):
@@ -32,14 +38,17 @@ class KsdiffPlugin:
         from qgis.PyQt.QtGui import QIcon
         from qgis.PyQt.QtWidgets import QAction
 
+        from .algorithms.install_runtime import InstallRuntimeAlgorithm
+
         self.action = QAction(QIcon(ICON), "KSDiff Pansharpening…", self.iface.mainWindow())
-        self.action.setToolTip("Pansharpen a PAN + MS pair: KSDiff and classical methods")   # QGIS drops "(...)"
+        self.action.setToolTip(DIALOG_TIP)
         self.action.triggered.connect(self.open_dialog)
         self.iface.addPluginToRasterMenu("KSDiff", self.action)
         self.iface.addToolBarIcon(self.action)   # the Plugins toolbar: QGIS hides the Raster one in a new profile
-        self.install_action = QAction("Install ONNX Runtime…", self.iface.mainWindow())
-        self.install_action.setToolTip(
-            "Install the runtime the KSDiff method needs (GPU build when an NVIDIA GPU is found)")
+        # the install algorithm's own icon, as the toolbox shows it
+        self.install_action = QAction(InstallRuntimeAlgorithm().icon(), "Install ONNX Runtime…",
+                                      self.iface.mainWindow())
+        self.install_action.setToolTip(INSTALL_TIP)
         self.install_action.triggered.connect(self.open_installer)
         self.iface.addPluginToRasterMenu("KSDiff", self.install_action)
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -55,6 +56,38 @@ def test_install_hint_names_the_menu_the_plugin_creates(qgis_app, session_plugin
         assert f"Raster > {menu} > {action.text()}" in runtime.INSTALL_HINT
         plugin.unload()
     finally:
+        session_plugin.initProcessing()
+
+
+def test_menu_entries_have_icons_and_whole_tooltips(qgis_app, session_plugin):
+    """QA under Xvfb: Raster > KSDiff > Install ONNX Runtime… had no icon and its tooltip read "Install the runtime the
+    KSDiff method needs " — QGIS registers the main window's actions with its shortcuts manager once the plugins are
+    loaded, which cuts everything from "(" to ")" out of a tooltip (taken for an old shortcut) and sets it in bold."""
+    from qgis.gui import QgsShortcutsManager
+    from qgis.PyQt.QtWidgets import QMainWindow
+
+    import ksdiff_qgis
+    from ksdiff_qgis.algorithms.install_runtime import InstallRuntimeAlgorithm
+
+    window = QMainWindow()
+    iface = mock.MagicMock()
+    iface.mainWindow.return_value = window
+    session_plugin.unload()
+    plugin = ksdiff_qgis.classFactory(iface)
+    try:
+        plugin.initGui()
+        actions = (plugin.action, plugin.install_action)
+        written = [a.toolTip() for a in actions]
+        QgsShortcutsManager(window).registerAllChildren(window)   # what QGIS does after loading the plugins
+        for action, tip in zip(actions, written):
+            assert re.sub(r"</?b>", "", action.toolTip()) == tip, action.toolTip()   # shown whole
+            assert not action.icon().isNull(), action.text()
+        assert "GPU build when an NVIDIA GPU is found" in plugin.install_action.toolTip()
+        shown = plugin.install_action.icon().pixmap(32, 32).toImage()
+        assert shown == InstallRuntimeAlgorithm().icon().pixmap(32, 32).toImage()   # the toolbox's icon for it
+        assert shown != plugin.action.icon().pixmap(32, 32).toImage()
+    finally:
+        plugin.unload()
         session_plugin.initProcessing()
 
 
