@@ -92,6 +92,7 @@ def load_config(path: str | Path | None = None, sensor: str | None = None) -> di
     cfg = with_defaults(cfg)
     if path.resolve().parent != CONFIG_DIR.resolve():   # the repository's own configs define what is known
         check_keys(cfg, path)
+    check_model_keys(cfg, path)
     cfg["config_path"] = str(path)
     return cfg
 
@@ -129,6 +130,20 @@ def check_keys(cfg: dict[str, Any], path: Path) -> None:
     if unknown:
         raise ValueError(f"{path.name}: unknown key(s) {', '.join(map(repr, unknown))} (a typo? the keys the "
                          "configs in model_core/configs use are the known ones)")
+
+
+def check_model_keys(cfg: dict[str, Any], path: str | Path) -> None:
+    """A ``model:`` key the network's constructor does not take (``nets.model_keys``: "widht") is refused by name as
+    ``check_keys`` refuses other typos, before anything is written: it used to end in a raw TypeError after the run
+    folder's config.json was written (KSDiff), or be ignored silently (a bare backbone). Raises ValueError."""
+    from .nets import model_keys
+
+    known = model_keys(cfg["method"], cfg.get("backbone", "fusionnet"))
+    unknown = sorted(set(map(str, cfg.get("model") or {})) - known)
+    if unknown:
+        net = f"{cfg['method']} around {cfg.get('backbone')}" if cfg["method"] == "ksdiff" else cfg["method"]
+        raise ValueError(f"{Path(path).name}: unknown model key(s) {', '.join(map(repr, unknown))} (a typo? the "
+                         f"{net} network takes {', '.join(sorted(known))})")
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
