@@ -26,7 +26,21 @@ def _train(a) -> int:
         cfg["train"]["device"] = a.device
     if a.threads:   # not part of a run's identity: a run resumes with other threads
         cfg["train"]["threads"] = a.threads
-    summary = run(cfg, max_steps=a.max_steps)
+    from .train import Interrupted
+
+    try:
+        summary = run(cfg, max_steps=a.max_steps)
+    except Interrupted as e:   # Ctrl-C: in words, not a traceback (130: the shell's status for SIGINT)
+        print(f"python -m model_core train: {e.words()}", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:   # before the first step: nothing trained
+        print("python -m model_core train: interrupted before any step was trained; the same command runs it again",
+              file=sys.stderr)
+        return 130
+    if summary.get("already_finished"):
+        print(f"python -m model_core train: the run in {summary['out_dir']} is already finished (its final checkpoint "
+              f"{summary['final_checkpoint']}); nothing was trained. To train it again, delete that folder or give "
+              "--out another one", file=sys.stderr)
     stages = [{k: v for k, v in s.items() if k != "losses"} for s in summary["stages"]]
     print(json.dumps({k: v for k, v in summary.items() if k != "stages"} | {"stages": stages}, indent=1))
     return 0
