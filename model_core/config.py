@@ -246,6 +246,26 @@ def final_checkpoint(cfg: dict[str, Any], root: str | Path = "") -> Path:
     return Path(root) / cfg["train"]["out_dir"] / f"{cfg['stages'][-1]['name']}.pt"
 
 
+def is_bundled_recipe(ck_cfg: dict[str, Any], checkpoint: str | Path, sensor: str) -> bool:
+    """Whether ``checkpoint`` (its config ``ck_cfg``) is what ``make train SENSOR=sensor`` trains: the final
+    checkpoint of the sensor's default config (``default_config_path``) run from the repository or the working
+    folder, or weights trained with that config as it is now (where and how it computed aside: a run of the default's
+    base config with ``--seed N`` is the same recipe)."""
+    import json
+
+    from .train import _differences
+
+    try:
+        default = load_config(default_config_path(sensor))
+    except ValueError:   # no default config: the sensor has no bundled recipe
+        return False
+    here = Path(checkpoint).resolve()
+    if any(here == final_checkpoint(default, root).resolve() for root in ("", CONFIG_DIR.parent.parent)):
+        return True
+    plain = lambda c: json.loads(json.dumps(c, default=str))  # noqa: E731  (tuples as lists, as config.json has them)
+    return not _differences(plain(ck_cfg), plain(default))   # where and how it computed aside (train.RESUMABLE)
+
+
 def data_root(cfg: dict[str, Any]) -> Path:
     """Where real imagery lives: config ``data.root``, else make data's cache (``datacache.data_dir()``)."""
     return Path(cfg["data"].get("root") or data_dir())
