@@ -187,7 +187,7 @@ def _adapt(a) -> int:
             print(f"adapt: {note}", file=sys.stderr)
         a.checkpoint = bundled_checkpoint(base)
     card = adapt(a.checkpoint, a.pan, a.ms, a.out, a.sensor, a.steps, a.lr, a.patch, threads=a.threads,
-                 base_model=base)
+                 base_model=base, overwrite=a.overwrite, keep_worse=a.keep_worse)
     print(json.dumps({k: card[k] for k in ("sensor", "onnx_sha256", "training")}, indent=1))
     return 0
 
@@ -269,7 +269,11 @@ def main(argv: list[str] | None = None) -> int:
     ad.add_argument("--pan", required=True)
     ad.add_argument("--ms", required=True)
     ad.add_argument("--out", required=True, help="ONNX file to write, ending in .onnx (its card beside it): the "
-                                                 "plugin's MODEL")
+                                                 "plugin's MODEL; its folder must exist")
+    ad.add_argument("--overwrite", action="store_true", help="replace an existing --out and its card")
+    ad.add_argument("--keep-worse", action="store_true",
+                    help="write the adapted model even when the self-check on the scene does not score it better "
+                         "than the model it started from")
     ad.add_argument("--sensor", help="sensor key of the scene (default: the checkpoint's); without --checkpoint, "
                                      "the bundled model of this sensor is adapted")
     ad.add_argument("--steps", type=_positive, default=200, help="fine-tuning steps (default 200)")
