@@ -26,7 +26,21 @@ def _train(a) -> int:
         cfg["train"]["device"] = a.device
     if a.threads:   # not part of a run's identity: a run resumes with other threads
         cfg["train"]["threads"] = a.threads
-    summary = run(cfg, max_steps=a.max_steps)
+    from .train import Interrupted
+
+    try:
+        summary = run(cfg, max_steps=a.max_steps)
+    except Interrupted as e:   # Ctrl-C: in words, not a traceback (130: the shell's status for SIGINT)
+        print(f"python -m model_core train: {e.words()}", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:   # before the first step: nothing trained
+        print("python -m model_core train: interrupted before any step was trained; the same command runs it again",
+              file=sys.stderr)
+        return 130
+    if summary.get("already_finished"):
+        print(f"python -m model_core train: the run in {summary['out_dir']} is already finished (its final checkpoint "
+              f"{summary['final_checkpoint']}); nothing was trained. To train it again, delete that folder or give "
+              "--out another one", file=sys.stderr)
     stages = [{k: v for k, v in s.items() if k != "losses"} for s in summary["stages"]]
     print(json.dumps({k: v for k, v in summary.items() if k != "stages"} | {"stages": stages}, indent=1))
     return 0
@@ -85,7 +99,9 @@ def _evaluate(a) -> int:
 def _export(a) -> int:
     from ksdiff_qgis.engine.model_card import MODELS_DIR
 
-    from .export import checkpoint_record, export, mtf_training, write_models_readme
+    from .config import default_config_path, is_bundled_recipe
+    from .datacheck import check_held_apart
+    from .export import check_out, checkpoint_record, export, mtf_training, staged, write_models_readme
     from .train import model_from_checkpoint
 
     if a.sensor:
@@ -95,34 +111,46 @@ def _export(a) -> int:
         a.checkpoint = final_checkpoint(cfg)
         if cfg["sensor"] != a.sensor:  # a network shared by several sensors (e.g. the 4-band ratio-4 one)
             a.as_sensor = a.as_sensor or a.sensor
+    if a.out:   # before any work: an existing model is replaced only on request, a missing folder is not made
+        check_out(a.out, a.overwrite)
     model, ck = model_from_checkpoint(a.checkpoint)
     rec = checkpoint_record(a.checkpoint, ck)   # the exported weights: its stages and steps, not the whole run's
     if a.sensor:   # what `make train SENSOR=...` runs (a seed variant names its base config in the checkpoint)
-        from .config import default_config_path
-
         rec["config"] = default_config_path(a.sensor).name
     # export options are read from the config as it is now (a run's checkpoint keeps the config it trained with)
     export_opts = load_config(None, a.sensor).get("export") if a.sensor else None
     cfg = dict(ck["config"], export=export_opts) if export_opts else ck["config"]
-    out = Path(a.out or MODELS_DIR / f"{a.as_sensor or cfg['sensor']}.onnx")
+    target = a.as_sensor or cfg["sensor"]
+    out = Path(a.out or MODELS_DIR / f"{target}.onnx")
     bundled = out.resolve().parent == MODELS_DIR.resolve()
+    if not a.out and not (a.sensor or a.replace_bundled or is_bundled_recipe(ck["config"], a.checkpoint, target)):
+        # a smoke run or any other checkpoint used to replace the plugin's bundled model silently
+        raise ValueError(f"{a.checkpoint} was not trained by the bundled {target} model's recipe (make train "
+                         f"SENSOR={target}); without --out, export would replace the bundled model: give --out "
+                         "FILE.onnx, or --replace-bundled to replace it on purpose")
     if a.as_sensor:  # one network serving several sensors of the same layout (its card says so)
         from ksdiff_qgis.engine.sensors import get_sensor
 
-        trained, target = get_sensor(cfg["sensor"]), get_sensor(a.as_sensor)
-        if (trained.n_bands, trained.ratio) != (target.n_bands, target.ratio):
-            raise SystemExit(f"--as-sensor {a.as_sensor}: {target.n_bands} bands at ratio {target.ratio}, the model "
-                             f"has {trained.n_bands} at ratio {trained.ratio}")
-        rec["serves_sensor"] = (f"{target.key}: the {Path(cfg.get('config_path', '')).name} network (trained with "
-                                f"{trained.name}'s nominal MTF, {mtf_training(cfg)}) "
+        trained, target_spec = get_sensor(cfg["sensor"]), get_sensor(a.as_sensor)
+        if (trained.n_bands, trained.ratio) != (target_spec.n_bands, target_spec.ratio):
+            raise SystemExit(f"--as-sensor {a.as_sensor}: {target_spec.n_bands} bands at ratio {target_spec.ratio}, "
+                             f"the model has {trained.n_bands} at ratio {trained.ratio}")
+        rec["serves_sensor"] = (f"{target_spec.key}: the {Path(cfg.get('config_path', '')).name} network (trained "
+                                f"with {trained.name}'s nominal MTF, {mtf_training(cfg)}) "
                                 f"{'bundled' if bundled else 'exported'} for this sensor")
-        cfg = dict(cfg, sensor=target.key)
+        cfg = dict(cfg, sensor=target_spec.key)
     if "unfinished" in rec:   # a smoke run or a stopped one: the card says so, and it is never bundled
         print(f"python -m model_core export: warning: {rec['unfinished']}", file=sys.stderr)
         if not a.out:
             raise ValueError("an unfinished run is not exported into the bundled models: give --out")
+    if not a.no_evaluate:   # the card calls its test case held apart: it must be
+        check_held_apart(cfg)
+    if bundled:
+        print(f"python -m model_core export: {'replacing' if out.exists() else 'adding'} the bundled {target} model "
+              f"({out}, its card and {MODELS_DIR / 'README.md'}) with {a.checkpoint}", file=sys.stderr)
     metrics = None if a.no_evaluate else _export_metrics(model, cfg)
-    card = export(model, cfg, out, rec, metrics)
+    with staged(out) as path:   # nothing half-written: the model and its card replace the old ones together
+        card = export(model, cfg, path, rec, metrics)
     if bundled:
         write_models_readme(MODELS_DIR)
         if a.sensor:   # bundled: its weights ship too, so `adapt --sensor` starts from it without training
@@ -161,7 +189,7 @@ def _adapt(a) -> int:
             print(f"adapt: {note}", file=sys.stderr)
         a.checkpoint = bundled_checkpoint(base)
     card = adapt(a.checkpoint, a.pan, a.ms, a.out, a.sensor, a.steps, a.lr, a.patch, threads=a.threads,
-                 base_model=base)
+                 base_model=base, overwrite=a.overwrite, keep_worse=a.keep_worse)
     print(json.dumps({k: card[k] for k in ("sensor", "onnx_sha256", "training")}, indent=1))
     return 0
 
@@ -226,9 +254,14 @@ def main(argv: list[str] | None = None) -> int:
     e.set_defaults(fn=_evaluate)
     x = sub.add_parser("export", help="export a checkpoint to ONNX + model card")
     xs = x.add_mutually_exclusive_group(required=True)
-    xs.add_argument("--checkpoint")
+    xs.add_argument("--checkpoint", help="a training checkpoint (runs/<config>/<stage>.pt)")
     xs.add_argument("--sensor", help="the final checkpoint of the sensor's default config (what make train trained)")
-    x.add_argument("--out", help="ONNX path (default ksdiff_qgis/resources/models/<sensor>.onnx)")
+    x.add_argument("--out", help="ONNX file to write, its card beside it (default: the bundled "
+                                 "ksdiff_qgis/resources/models/<sensor>.onnx, only for a checkpoint of that sensor's "
+                                 "bundled recipe or with --replace-bundled); its folder must exist")
+    x.add_argument("--overwrite", action="store_true", help="replace an existing --out and its card")
+    x.add_argument("--replace-bundled", action="store_true",
+                   help="without --out: replace the bundled model with a checkpoint of another recipe")
     x.add_argument("--as-sensor", help="write the card for another sensor of the same band layout and ratio")
     x.add_argument("--no-evaluate", action="store_true",
                    help="leave the card's metrics empty (default: score the config's held-apart test case)")
@@ -239,7 +272,11 @@ def main(argv: list[str] | None = None) -> int:
     ad.add_argument("--pan", required=True)
     ad.add_argument("--ms", required=True)
     ad.add_argument("--out", required=True, help="ONNX file to write, ending in .onnx (its card beside it): the "
-                                                 "plugin's MODEL")
+                                                 "plugin's MODEL; its folder must exist")
+    ad.add_argument("--overwrite", action="store_true", help="replace an existing --out and its card")
+    ad.add_argument("--keep-worse", action="store_true",
+                    help="write the adapted model even when the self-check on the scene does not score it better "
+                         "than the model it started from")
     ad.add_argument("--sensor", help="sensor key of the scene (default: the checkpoint's); without --checkpoint, "
                                      "the bundled model of this sensor is adapted")
     ad.add_argument("--steps", type=_positive, default=200, help="fine-tuning steps (default 200)")
@@ -254,7 +291,8 @@ def main(argv: list[str] | None = None) -> int:
     q.add_argument("--ms", help="calibration MS, with --pan")
     q.set_defaults(fn=_int8)
     p = sub.add_parser("profile", help="parameters, FLOPs/pixel and ONNX Runtime time per tile")
-    p.add_argument("--out", default=str(Path(__file__).resolve().parent / "PROFILE.json"))
+    p.add_argument("--out", default=str(Path(__file__).resolve().parent / "PROFILE.json"),
+                   help="JSON to write (default: model_core/PROFILE.json, the repository's own profile, replaced)")
     p.add_argument("--tile", type=_positive, default=512, help="tile side, PAN pixels (default 512)")
     p.add_argument("--threads", type=_positive, default=1, help="ONNX Runtime threads (default 1)")
     p.set_defaults(fn=_profile)

@@ -12,7 +12,9 @@ both at once, as the full-resolution stage of training does: every step mixes
     python -m model_core adapt --sensor wv2 --pan pan.tif --ms ms.tif \
         --out my_scene.onnx [--steps 200] [--checkpoint runs/<config>/fullres.pt]
 
-The exported file and its card (``my_scene.json``) go to the plugin's MODEL parameter.
+The exported file and its card (``my_scene.json``) go to the plugin's MODEL parameter. They are written only when the
+plugin's own self-check on the scene (METHOD auto's ``engine.selfcheck.run_check``) scores the adapted model better
+than the one it started from (``compared``; ``--keep-worse`` writes it anyway).
 """
 from __future__ import annotations
 
@@ -185,22 +187,71 @@ def adapted_record(base: dict[str, Any], checkpoint: str | Path, scene: str, ste
     return record
 
 
+def scene_check(model: str | Path, pan: str | Path, ms: str | Path, sensor: str, threads: int | None = None):
+    """The plugin's own self-check of ``model`` on the scene: ``engine.selfcheck.run_check`` as METHOD auto runs it
+    (``pipeline.pansharpen(check_only=True)``: the plugin's defaults, its value scale, int8 where the card has it);
+    returns its ``SelfCheck`` (``learned``: the model's Wald ERGAS, SAM, R-ERGAS; None when the scene is too small)."""
+    from ksdiff_qgis.engine import selfcheck
+    from ksdiff_qgis.engine.feedback import RecordingFeedback
+    from ksdiff_qgis.engine.pipeline import pansharpen
+
+    model = Path(model)
+    res = pansharpen(str(pan), str(ms), str(model.with_name("selfcheck.tif")), sensor=sensor, method=selfcheck.AUTO,
+                     model_path=str(model), threads=threads or 0, feedback=RecordingFeedback(), check_only=True)
+    return res.selfcheck
+
+
+def compared(start, adapted) -> tuple[bool | None, str]:
+    """(is the adapted model better on the scene?, both self-check figures in words); None when the self-check could
+    not score the models there. Better: a lower Wald ERGAS, and kept by the self-check wherever the start model is."""
+    import math
+
+    if start.learned is None or adapted.learned is None:
+        return None, (f"the self-check cannot score this scene ({adapted.reason}); the adapted model is written "
+                      "without a comparison")
+    a, b = start.learned, adapted.learned
+    words = (f"self-check on the scene ({adapted.pixels} MS pixels): Wald ERGAS {a.ergas:.3f} for the model it "
+             f"started from, {b.ergas:.3f} adapted (R-ERGAS {a.r_ergas:.3f} -> {b.r_ergas:.3f}; the best classical "
+             f"method there, {adapted.classical_method}, {adapted.classical.ergas:.3f})")
+    if not (math.isfinite(b.ergas) and b.ergas < a.ergas):
+        return False, words
+    if start.method == "ksdiff" and adapted.method != "ksdiff":
+        return False, f"{words}; but the self-check would not use the adapted model: {adapted.reason}"
+    return True, words
+
+
+def check_figures(check) -> dict[str, Any]:
+    """A self-check's figures of the learned model, for the card."""
+    sc = check.learned
+    return {"wald_ergas": round(sc.ergas, 4), "sam": round(sc.sam, 4), "r_ergas": round(sc.r_ergas, 4),
+            "checkerboard": round(sc.checkerboard, 4), "kept_by_selfcheck": check.method == "ksdiff"}
+
+
 def adapt(checkpoint: str | Path, pan: str | Path, ms: str | Path, out: str | Path, sensor: str | None = None,
           steps: int = 200, lr: float = 1e-4, patch: int = 64, work_dir: str | Path | None = None,
-          progress: bool = True, threads: int | None = None, base_model: str | None = None) -> dict[str, Any]:
-    """Fine-tune ``checkpoint`` on the scene (``pan``, ``ms``) and export ``out`` (.onnx) with its card.
+          progress: bool = True, threads: int | None = None, base_model: str | None = None, overwrite: bool = False,
+          keep_worse: bool = False) -> dict[str, Any]:
+    """Fine-tune ``checkpoint`` on the scene (``pan``, ``ms``) and export ``out`` (.onnx) with its card, if the
+    plugin's self-check on the scene (``scene_check``) scores the adapted model better than the one it started from
+    (``compared``), else raise ValueError and write nothing (``keep_worse``: write it anyway).
     ``threads``: torch threads (default: the checkpoint's config's); ``base_model``: the bundled model whose weights
-    ``checkpoint`` holds (its card's record and metrics become the base's)."""
+    ``checkpoint`` holds (its card's record and metrics become the base's); ``overwrite``: replace an existing
+    ``out`` and its card (else refused, as a missing folder is). The work happens in a temporary folder, removed at
+    the end, on an error, Ctrl-C or SIGTERM; an interrupted adaptation starts again from the beginning."""
     import tempfile
 
     import torch
 
-    from .export import export
+    from ksdiff_qgis.engine.raster_io.partials import removed_on_sigterm
+
+    from .export import check_out, place, write_card
+    from .export import export as export_model
     from .nets import build_model
     from .train import git_revision, load_checkpoint, train_stage
 
     if Path(out).suffix.lower() != ".onnx":   # the plugin's MODEL takes .onnx files only
         raise ValueError(f"--out {out}: the adapted model is an ONNX file; give a name ending in .onnx")
+    check_out(out, overwrite)
     ck = load_checkpoint(checkpoint)
     sensor = sensor or ck["config"]["sensor"]
     bands, ratio = check_scene(pan, ms, sensor)
@@ -229,12 +280,47 @@ def adapt(checkpoint: str | Path, pan: str | Path, ms: str | Path, out: str | Pa
     model.load_state_dict(ck["ema"] if ck.get("ema") else ck["model"])
     wald, full = samplers(Path(pan), Path(ms), sensor_spec(cfg), patch, pair_variants(cfg),
                           cfg["data"].get("randomise"))
-    with tempfile.TemporaryDirectory(prefix="ksdiff_adapt_") as tmp:
-        run_dir = Path(work_dir or tmp)
+    name = Path(out).name
+    with tempfile.TemporaryDirectory(prefix="ksdiff_adapt_") as tmp, removed_on_sigterm(lambda: [tmp]):
+        tmp = Path(tmp)
+        # the start model exported as the adapted one will be (this scene's value scale and int8 ranges), both
+        # scored by the plugin's own self-check on the scene
+        (tmp / "start").mkdir()
+        export_model(model, cfg, tmp / "start" / name, base, None, calibration=(str(pan), str(ms)))
+        before = scene_check(tmp / "start" / name, pan, ms, sensor, threads)
+        model.train()
+        run_dir = Path(work_dir or tmp / "run")
         run_dir.mkdir(parents=True, exist_ok=True)
         summary = train_stage(model, cfg, 0, wald, None, run_dir, progress=progress, fullres=full)
-    model.eval()
-    record = adapted_record(base, checkpoint, f"{pan} + {ms}", steps, summary["seconds"], git_revision())
-    metrics = {"measured_by": "nothing: the adapted network is not evaluated (its scene has no reference); the "
-                              "metrics of the model it started from are in training.base.metrics", "scenes": {}}
-    return export(model, cfg, out, record, metrics, calibration=(str(pan), str(ms)))   # int8 ranges of this scene
+        model.eval()
+        if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):   # the int8 calibration would crash
+            raise ValueError(f"the adaptation diverged (its weights are no longer finite after {steps} steps at "
+                             f"learning rate {lr:g}); {out} was not written: give a lower --lr")
+        record = adapted_record(base, checkpoint, f"{pan} + {ms}", steps, summary["seconds"], git_revision())
+        metrics = {"measured_by": "nothing: the adapted network is not evaluated on a reference (its scene has "
+                                  "none; the self-check on that scene is in training.adaptation.selfcheck); the "
+                                  "metrics of the model it started from are in training.base.metrics", "scenes": {}}
+        (tmp / "adapted").mkdir()
+        staged = tmp / "adapted" / name
+        card = export_model(model, cfg, staged, record, metrics, calibration=(str(pan), str(ms)))  # its int8 ranges
+        after = scene_check(staged, pan, ms, sensor, threads)
+        better, words = compared(before, after)
+        print(f"adapt: {words}", file=sys.stderr)
+        if better is False and not keep_worse:
+            why = (f"self-check Wald ERGAS {after.learned.ergas:.3f} against {before.learned.ergas:.3f}"
+                   if not after.learned.ergas < before.learned.ergas else "the self-check would not use it")
+            raise ValueError(f"the adapted model is not better than the model it started from on this scene ({why}); "
+                             f"{out} was not written. Fewer --steps or a lower --lr may help; --keep-worse writes it "
+                             "anyway")
+        if better is False:
+            print("adapt: warning: the adapted model is not better on this scene; written anyway (--keep-worse)",
+                  file=sys.stderr)
+        if better is not None:   # on the scene it was adapted on: not an independent measure (the card says so)
+            card["training"]["adaptation"]["selfcheck"] = {
+                "measured_by": "the plugin's self-check (METHOD auto) on the scene the model was adapted on: not "
+                               "independent of the adaptation",
+                "start": check_figures(before), "adapted": check_figures(after),
+                "best_classical": {"method": after.classical_method, "wald_ergas": round(after.classical.ergas, 4)}}
+            card = write_card(staged, {k: v for k, v in card.items() if k != "onnx_sha256"})
+        place(staged, out)
+    return card

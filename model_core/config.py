@@ -101,6 +101,7 @@ def load_config(path: str | Path | None = None, sensor: str | None = None) -> di
     cfg = with_defaults(cfg)
     if path.resolve().parent != CONFIG_DIR.resolve():   # the repository's own configs define what is known
         check_keys(cfg, path)
+    check_model_keys(cfg, path)
     cfg["config_path"] = str(path)
     return cfg
 
@@ -138,6 +139,20 @@ def check_keys(cfg: dict[str, Any], path: Path) -> None:
     if unknown:
         raise ValueError(f"{path.name}: unknown key(s) {', '.join(map(repr, unknown))} (a typo? the keys the "
                          "configs in model_core/configs use are the known ones)")
+
+
+def check_model_keys(cfg: dict[str, Any], path: str | Path) -> None:
+    """A ``model:`` key the network's constructor does not take (``nets.model_keys``: "widht") is refused by name as
+    ``check_keys`` refuses other typos, before anything is written: it used to end in a raw TypeError after the run
+    folder's config.json was written (KSDiff), or be ignored silently (a bare backbone). Raises ValueError."""
+    from .nets import model_keys
+
+    known = model_keys(cfg["method"], cfg.get("backbone", "fusionnet"))
+    unknown = sorted(set(map(str, cfg.get("model") or {})) - known)
+    if unknown:
+        net = f"{cfg['method']} around {cfg.get('backbone')}" if cfg["method"] == "ksdiff" else cfg["method"]
+        raise ValueError(f"{Path(path).name}: unknown model key(s) {', '.join(map(repr, unknown))} (a typo? the "
+                         f"{net} network takes {', '.join(sorted(known))})")
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -238,6 +253,26 @@ def final_checkpoint(cfg: dict[str, Any], root: str | Path = "") -> Path:
     """The checkpoint a config's run ends with (its last stage's), under ``root`` (default: relative to the working
     folder, as ``train`` writes it)."""
     return Path(root) / cfg["train"]["out_dir"] / f"{cfg['stages'][-1]['name']}.pt"
+
+
+def is_bundled_recipe(ck_cfg: dict[str, Any], checkpoint: str | Path, sensor: str) -> bool:
+    """Whether ``checkpoint`` (its config ``ck_cfg``) is what ``make train SENSOR=sensor`` trains: the final
+    checkpoint of the sensor's default config (``default_config_path``) run from the repository or the working
+    folder, or weights trained with that config as it is now (where and how it computed aside: a run of the default's
+    base config with ``--seed N`` is the same recipe)."""
+    import json
+
+    from .train import _differences
+
+    try:
+        default = load_config(default_config_path(sensor))
+    except ValueError:   # no default config: the sensor has no bundled recipe
+        return False
+    here = Path(checkpoint).resolve()
+    if any(here == final_checkpoint(default, root).resolve() for root in ("", CONFIG_DIR.parent.parent)):
+        return True
+    plain = lambda c: json.loads(json.dumps(c, default=str))  # noqa: E731  (tuples as lists, as config.json has them)
+    return not _differences(plain(ck_cfg), plain(default))   # where and how it computed aside (train.RESUMABLE)
 
 
 def data_root(cfg: dict[str, Any]) -> Path:

@@ -199,3 +199,59 @@ def _generic(cfg: dict[str, Any], rows: list[dict[str, Any]], given: int | None)
     if out.get("method") != "ssdiff":   # the network's own tile statistics work at the ratio (nets: ``ratio``)
         out.setdefault("model", {})["ratio"] = ratio
     return out
+
+
+def _rasters(root: Path, spec: dict[str, Any]) -> Iterator[tuple[str, str, str]]:
+    """(role, the name as the source gives it, its resolved real path) of a source's PAN and MS."""
+    import os
+
+    base = Path(spec["root"]) if "root" in spec else root
+    for role in ("pan", "ms"):
+        if spec.get(role):
+            yield role, str(spec[role]), os.path.realpath(base / spec[role])
+
+
+def _inside(window, held) -> bool:
+    c, r, w, h = window
+    hc, hr, hw, hh = held
+    return hc <= c and hr <= r and c + w <= hc + hw and r + h <= hr + hh
+
+
+def test_overlaps(cfg: dict[str, Any]) -> list[str]:
+    """Where a test raster of ``cfg`` is also a training, validation or full-resolution raster (by resolved real
+    path), in words; empty when the test case is held apart. A shared raster is held apart only when the test case is
+    a ``window`` inside the held-apart window of its MS (``datacache.HELD_APART``) and every training source names
+    that raster as the cache does, so that training blanks the window (``scenes._blank_held``): the Landsat 8 and
+    Sentinel-2 configs, whose test corner lies in their training scene."""
+    from .datacache import HELD_APART
+
+    if "pancollection" in cfg.get("data", {}):
+        return []
+    root = data_root(cfg)
+    used: dict[str, list[tuple[str, str]]] = {}   # real path -> [(where, the name the source gives it)]
+    for where, spec in sources(cfg):
+        if where.startswith("data."):
+            for role, name, real in _rasters(root, spec):
+                used.setdefault(real, []).append((f"{where}.{role}", name))
+    out = []
+    for where, spec in sources(cfg):
+        if not where.startswith("test."):
+            continue
+        window, held = spec.get("window"), HELD_APART.get(str(spec.get("ms", "")))
+        windowed = bool(window) and held is not None and _inside(window, held)
+        for role, _, real in _rasters(root, spec):
+            leaks = [w for w, name in used.get(real, []) if not (windowed and HELD_APART.get(name) is not None)]
+            if leaks:
+                out.append(f"{where}'s {role.upper()} {real} is also {', '.join(leaks)}")
+    return out
+
+
+def check_held_apart(cfg: dict[str, Any]) -> None:
+    """Refuse a config whose test case is also training data (``test_overlaps``): its card would call the test
+    scene held apart. Raises ValueError, before anything is trained or written."""
+    leaks = test_overlaps(cfg)
+    if leaks:
+        raise ValueError(f"the test case is not held apart: {leaks[0]}"
+                         + (f" (and {len(leaks) - 1} more)" if len(leaks) > 1 else "")
+                         + "; give test.reduced / test.full a scene that no data.train, data.val or data.fullres "
+                           "source uses")

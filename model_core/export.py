@@ -12,11 +12,15 @@ that carry the embedded card). Check a file with ``verify_card``.
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import shutil
 import sys
+import tempfile
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import onnx
 import torch
@@ -106,6 +110,56 @@ def verify_card(onnx_path: str | Path) -> dict[str, Any]:
     if embedded != {k: v for k, v in card.items() if k != "onnx_sha256"}:
         raise ValueError(f"{onnx_path}: embedded card differs from the JSON beside it")
     return card
+
+
+def check_out(out: str | Path, overwrite: bool = False) -> Path:
+    """``--out`` of ``export`` / ``adapt``, checked before any work as the plugin checks its outputs: not a folder, in a
+    folder that exists (never created unasked), and neither the model nor its card there already unless ``overwrite``.
+    Raises ValueError."""
+    out = Path(out)
+    if out.is_dir():
+        raise ValueError(f"--out {out} is a folder: give the model's file name, ending in .onnx")
+    folder = out.absolute().parent
+    if not folder.is_dir():
+        raise ValueError(f"--out {out}: the folder {folder} does not exist (create it, or give another folder)")
+    there = [p.name for p in (out, out.with_suffix(".json")) if p.exists()]
+    if there and not overwrite:
+        raise ValueError(f"--out {out}: {' and its card '.join(there)} already exist{'s' if len(there) == 1 else ''} "
+                         "in that folder; give --overwrite to replace the model and its card, or another name")
+    return out
+
+
+def place(staged_onnx: str | Path, out: str | Path) -> Path:
+    """Move an exported model and its card (``<name>.json``) to ``out``: each copied beside ``out`` under a hidden
+    name, then both renamed into place, so an existing model and its card are replaced together or not at all."""
+    from ksdiff_qgis.engine.raster_io.partials import removed_on_sigterm
+
+    src, out = Path(staged_onnx), Path(out)
+    pairs = [(src, out), (src.with_suffix(".json"), out.with_suffix(".json"))]
+    hidden = [dst.with_name(f".{dst.name}.partial") for _, dst in pairs]
+    with removed_on_sigterm(lambda: [str(h) for h in hidden if h.exists()]):
+        try:
+            for (s, _), h in zip(pairs, hidden):
+                shutil.copyfile(s, h)
+            for (_, dst), h in zip(pairs, hidden):
+                os.replace(h, dst)
+        finally:
+            for h in hidden:
+                h.unlink(missing_ok=True)
+    return out
+
+
+@contextlib.contextmanager
+def staged(out: str | Path) -> Iterator[Path]:
+    """A path in a temporary folder to export into; when the block ends without error the model and its card go to
+    ``out`` (``place``). A failed, interrupted or killed (SIGTERM) export leaves ``out`` as it was and no temporary
+    folder behind."""
+    from ksdiff_qgis.engine.raster_io.partials import removed_on_sigterm
+
+    with tempfile.TemporaryDirectory(prefix="ksdiff_export_") as tmp, removed_on_sigterm(lambda: [tmp]):
+        path = Path(tmp) / Path(out).name
+        yield path
+        place(path, out)
 
 
 def export_onnx(model: nn.Module, path: str | Path, bands: int, size: int = 64) -> Path:

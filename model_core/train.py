@@ -342,8 +342,12 @@ def save_checkpoint(path: Path, model, ema, opt, sched, step: int, stage: str, c
     tmp.replace(path)
 
 
-def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
-    """A checkpoint of ``save_checkpoint`` (or ``weights.save_weights``); ValueError naming the file when it is none."""
+OWN_RUN = "own run"   # ``load_checkpoint(fix=OWN_RUN)``: the file is the run's own, written by this trainer
+
+
+def load_checkpoint(path: str | Path, map_location="cpu", fix: str | None = None) -> dict:
+    """A checkpoint of ``save_checkpoint`` (or ``weights.save_weights``); ValueError naming the file when it is none.
+    ``fix=OWN_RUN``: a checkpoint a run resumes from, whose remedy is deleting it (the stage then trains again)."""
     path = Path(path)
     if path.is_dir():
         raise ValueError(f"{path} is a folder, not a checkpoint file: give a .pt file (runs/<config>/<stage>.pt)")
@@ -353,6 +357,10 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> dict:
         raise
     # torch's own words are a zip-reader error or a page on weights_only: what matters is that the file is no checkpoint
     except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as e:
+        if fix == OWN_RUN:   # a file this run wrote (a full disk, a copy of the folder cut short): not to be copied
+            raise ValueError(f"{path} is not a readable checkpoint (torch cannot load it: {type(e).__name__}): the "
+                             f"run cannot resume from it; delete it to restart the stage {path.stem.split('_last')[0]} "
+                             "(the same command then trains it again)") from None
         raise ValueError(f"{path} is not a readable checkpoint (torch cannot load it: {type(e).__name__}); a truncated "
                          "copy or another kind of file? Copy it again or give a runs/<config>/<stage>.pt") from None
     if not (isinstance(ck, dict) and isinstance(ck.get("config"), dict) and "model" in ck):
@@ -371,6 +379,19 @@ def model_from_checkpoint(path: str | Path, use_ema: bool = True) -> tuple[nn.Mo
 
 
 # ---------------------------------------------------------------------------------------------- loop
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during a stage: where it stopped and what its last checkpoint holds (where the same command resumes)."""
+
+    def __init__(self, stage: str, step: int, saved: int) -> None:
+        super().__init__(f"interrupted in stage {stage} at step {step}")
+        self.stage, self.step, self.saved = stage, step, saved
+
+    def words(self) -> str:
+        lost = (f"; the {self.step - self.saved} step(s) since its last checkpoint (step {self.saved}) are trained "
+                "again") if self.step > self.saved else ""
+        return f"interrupted in stage {self.stage} at step {self.step}; the same command resumes{lost}"
+
+
 def train_stage(model: nn.Module, cfg: dict[str, Any], stage_idx: int, train, val, out: Path,
                 max_steps: int | None = None, progress: bool = True, fullres=None,
                 teachers: Teachers | None = None) -> dict:
@@ -398,7 +419,7 @@ def train_stage(model: nn.Module, cfg: dict[str, Any], stage_idx: int, train, va
     ema = EMA(model, st["ema"]) if st["ema"] else None
     step, seconds = 0, 0.0
     if last.exists():
-        ck = load_checkpoint(last, device)
+        ck = load_checkpoint(last, device, fix=OWN_RUN)
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
         sched.load_state_dict(ck["sched"])
@@ -409,48 +430,55 @@ def train_stage(model: nn.Module, cfg: dict[str, Any], stage_idx: int, train, va
     alt = st.get("alternate_every")  # SSDiff branch-wise alternating fine-tuning
     branches = {b: set(map(id, model.net.branch_parameters(b))) for b in ("spatial", "spectral")} if alt else {}
     log, pending = open(out / "log.jsonl", "a"), []
-    trained = step   # steps the weights hold: the stage is done only when its last step trained
+    trained = saved = step   # steps the weights hold / the last checkpoint holds (done when its last step trained)
     bar = tqdm(range(step, end), initial=step, total=end, desc=f"{cfg['method']}:{st['name']}", disable=not progress)
     model.train()
     history = []
-    for step in bar:
-        t0 = time.perf_counter()
-        g = step_generator(cfg["seed"], stage_idx, step)
-        pan, lms, gt = (x.to(device) for x in train.batch(cfg["data"]["batch"], g))
-        if alt:
-            live = branches["spatial" if (step // alt) % 2 == 0 else "spectral"]
-            for p in params:
-                p.requires_grad_(id(p) in live)
-        loss, parts = compute_loss(model, method, st, pan, lms, gt, g, scaled, step_loss, teachers)
-        if kernels is not None:
-            fb = tuple(x.to(device) for x in fullres.batch(st.get("fr_batch", cfg["data"]["batch"]), g))
-            fr_loss, fr_parts = fullres_loss(model, st, fb, kernels, sensor.ratio, step_loss, teachers)
-            loss, parts = loss + fr_loss, {**parts, **fr_parts}
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if st["grad_clip"]:
-            nn.utils.clip_grad_norm_([p for p in params if p.grad is not None], st["grad_clip"])
-        opt.step()
-        sched.step()
-        if ema:
-            ema.update(model)
-        seconds += time.perf_counter() - t0
-        history.append(float(loss.detach()))
-        bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
-        rec = {"stage": st["name"], "step": step + 1, "loss": float(loss.detach()), **parts,
-               "lr": sched.get_last_lr()[0]}
-        if val is not None and (step + 1) % cfg["train"]["val_every"] == 0:
-            rec.update(validate(model, method, st, val, cfg, device))
-            tqdm.write(json.dumps(rec))
-        pending.append(json.dumps(rec) + "\n")
-        if (step + 1) % cfg["train"]["ckpt_every"] == 0 or step + 1 == end:
-            save_checkpoint(last, model, ema, opt, sched, step + 1, st["name"], cfg, step + 1 == st["steps"], seconds)
-            # the log holds exactly the steps a checkpoint holds: a killed run resumes without gaps or repeats
-            log.write("".join(pending))
-            log.flush()
-            pending.clear()
-        trained = step + 1
-    log.close()
+    try:   # Ctrl-C: said in words with the step a resumed run starts from (``Interrupted``), not a traceback
+        for step in bar:
+            t0 = time.perf_counter()
+            g = step_generator(cfg["seed"], stage_idx, step)
+            pan, lms, gt = (x.to(device) for x in train.batch(cfg["data"]["batch"], g))
+            if alt:
+                live = branches["spatial" if (step // alt) % 2 == 0 else "spectral"]
+                for p in params:
+                    p.requires_grad_(id(p) in live)
+            loss, parts = compute_loss(model, method, st, pan, lms, gt, g, scaled, step_loss, teachers)
+            if kernels is not None:
+                fb = tuple(x.to(device) for x in fullres.batch(st.get("fr_batch", cfg["data"]["batch"]), g))
+                fr_loss, fr_parts = fullres_loss(model, st, fb, kernels, sensor.ratio, step_loss, teachers)
+                loss, parts = loss + fr_loss, {**parts, **fr_parts}
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if st["grad_clip"]:
+                nn.utils.clip_grad_norm_([p for p in params if p.grad is not None], st["grad_clip"])
+            opt.step()
+            sched.step()
+            if ema:
+                ema.update(model)
+            seconds += time.perf_counter() - t0
+            history.append(float(loss.detach()))
+            bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
+            rec = {"stage": st["name"], "step": step + 1, "loss": float(loss.detach()), **parts,
+                   "lr": sched.get_last_lr()[0]}
+            if val is not None and (step + 1) % cfg["train"]["val_every"] == 0:
+                rec.update(validate(model, method, st, val, cfg, device))
+                tqdm.write(json.dumps(rec))
+            pending.append(json.dumps(rec) + "\n")
+            if (step + 1) % cfg["train"]["ckpt_every"] == 0 or step + 1 == end:
+                save_checkpoint(last, model, ema, opt, sched, step + 1, st["name"], cfg, step + 1 == st["steps"],
+                                seconds)
+                saved = step + 1
+                # the log holds exactly the steps a checkpoint holds: a killed run resumes without gaps or repeats
+                log.write("".join(pending))
+                log.flush()
+                pending.clear()
+            trained = step + 1
+    except KeyboardInterrupt:
+        raise Interrupted(st["name"], trained, saved) from None
+    finally:
+        bar.close()
+        log.close()
     if trained == st["steps"]:
         save_checkpoint(final, model, ema, opt, sched, st["steps"], st["name"], cfg, True, seconds)
     if alt:
@@ -544,12 +572,14 @@ def run(cfg: dict[str, Any], out_dir: str | Path | None = None, max_steps: int |
     many steps in this call, over the stages in order (the next call continues). The config's training data are
     checked first (``datacheck.checked``: rasters exist, ratio and bands fit the sensor; the generic sensor's
     measured), before anything is written; a test case that fails the same checks is only warned about (training
-    does not read it; export and evaluate do)."""
+    does not read it; export and evaluate do), one that is also training data is refused
+    (``datacheck.check_held_apart``). ``summary["already_finished"]``: every stage had finished before this call."""
     import sys
 
-    from .datacheck import checked
+    from .datacheck import check_held_apart, checked
 
     cfg = checked(cfg, parts=("data.",))
+    check_held_apart(cfg)   # a card calls the test case held apart
     try:
         checked(cfg, parts=("test.",))
     except (ValueError, OSError) as e:
@@ -583,7 +613,8 @@ def run(cfg: dict[str, Any], out_dir: str | Path | None = None, max_steps: int |
             prev = final
             continue
         if prev is not None and not (out / f"{st['name']}_last.pt").exists():
-            ck = load_checkpoint(prev, device)  # start from the previous stage (its EMA weights if kept)
+            # start from the previous stage (its EMA weights if kept)
+            ck = load_checkpoint(prev, device, fix=OWN_RUN if prev.parent == out else None)
             model.load_state_dict(ck["ema"] if ck.get("ema") else ck["model"])
         summary["stages"].append(train_stage(model, cfg, i, train, val, out, max_steps, progress, fullres, teachers))
         if max_steps is not None:   # one budget for this call: what is left of it goes on to the next stage
@@ -593,4 +624,6 @@ def run(cfg: dict[str, Any], out_dir: str | Path | None = None, max_steps: int |
         prev = final
     summary["final_checkpoint"] = str(prev) if prev else None
     summary["out_dir"] = str(out)
+    if not summary["stages"] and (out / f"{cfg['stages'][-1]['name']}.pt").exists():
+        summary["already_finished"] = True   # every stage's final checkpoint was there: nothing trained
     return summary

@@ -93,12 +93,15 @@ SMALL_KSDIFF = {"width": 16, "blocks": 2, "modulate": "all", "modulate_ends": Tr
 @pytest.fixture()
 def small_cfg(data_dir, tmp_path):
     """A factory of tiny training configs on the real WorldView-2 fixture: ``rr4_ksdiff_adaptive.yaml``'s stages at
-    two steps each with ``SMALL_KSDIFF`` (``make(out, method=..., fullres=...)``); the run goes to ``tmp_path/out``."""
+    two steps each with ``SMALL_KSDIFF`` (``make(out, method=..., fullres=...)``; a bare backbone gets the options it
+    takes); the run goes to ``tmp_path/out``."""
     from model_core.config import load_config
+    from model_core.nets import model_keys
 
     def make(out: str, method: str = "ksdiff", fullres: bool = True) -> dict:
         cfg = load_config("rr4_ksdiff_adaptive.yaml")
-        cfg["method"], cfg["model"] = method, dict(SMALL_KSDIFF)
+        known = model_keys(method, cfg["backbone"])
+        cfg["method"], cfg["model"] = method, {k: v for k, v in SMALL_KSDIFF.items() if k in known}
         cfg["data"].update(root=str(data_dir), patch=32, batch=4, val=[],
                            train=[{"kind": "pair", "pan": "wv2_pan.tif", "ms": "wv2_ms.tif", "share": 1.0}],
                            fullres={"patch": 32, "sources": [{"pan": "wv2_pan.tif", "ms": "wv2_ms.tif"}]}

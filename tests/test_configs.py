@@ -90,3 +90,21 @@ def test_a_typo_in_a_config_key_is_refused(tmp_path):
     path.write_text("base: rr4_ksdiff_adaptive.yaml\ndata: {batch: 4}\n"
                     "stages:\n- {name: stage1, steps: 2, warmup: 1}\n")
     assert load_config(path)["data"]["batch"] == 4
+
+
+def test_a_typo_in_a_model_key_is_refused_like_other_typos(tmp_path, small_cfg, capsys):
+    """`model: {widht: 16}` ended in a raw TypeError traceback after runs/<name>/config.json was written (a bare
+    backbone ignored it silently); other typos got a one-line "unknown key(s)" with nothing written."""
+    from model_core.__main__ import main
+
+    cfg = small_cfg("typo")
+    cfg["model"] = dict(cfg["model"], widht=16)
+    (tmp_path / "mine.yaml").write_text(yaml.safe_dump(cfg))
+    assert main(["train", "--config", str(tmp_path / "mine.yaml")]) == 2
+    err = capsys.readouterr().err
+    assert "mine.yaml: unknown model key(s) 'widht'" in err and "width" in err and "Traceback" not in err
+    assert not Path(cfg["train"]["out_dir"]).exists()
+    bare = dict(cfg, method="fusionnet", model={"width": 8, "blocks": 2, "dim": 16})   # dim: KSDiff's, not FusionNet's
+    (tmp_path / "mine.yaml").write_text(yaml.safe_dump(bare))
+    assert main(["train", "--config", str(tmp_path / "mine.yaml")]) == 2
+    assert "unknown model key(s) 'dim'" in capsys.readouterr().err

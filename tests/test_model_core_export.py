@@ -76,8 +76,9 @@ def fixture_run(tmp_path_factory, data_dir):
                     "val": [{"kind": "pair", "pan": "wv2_pan.tif", "ms": "wv2_ms.tif"}]},
            "stages": [{"name": "stage1", "steps": 2, "ema": 0.9}, {"name": "stage2", "steps": 2}],
            "train": {"val_every": 2, "val_batches": 1, "threads": 1, "device": "cpu", "out_dir": str(tmp_path / "run")},
-           "test": {"reduced": {"kind": "pair", "pan": "wv2_pan.tif", "ms": "wv2_ms.tif"},
-                    "full": {"pan": "wv2_pan.tif", "ms": "wv2_ms.tif"}}}
+           # the test case held apart from train and val (train refuses one that is training data)
+           "test": {"reduced": {"kind": "pair", "pan": "wv2_test_pan.tif", "ms": "wv2_test_ms.tif"},
+                    "full": {"pan": "wv2_test_pan.tif", "ms": "wv2_test_ms.tif"}}}
     cfg_path = tmp_path / "fixture.yaml"
     cfg_path.write_text(yaml.safe_dump(cfg))
     assert cli(["train", "--config", str(cfg_path)]) == 0

@@ -3,11 +3,13 @@ stage 1 -> stage 2 hand-over, held-apart data refused, nodata patches skipped, P
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from ksdiff_qgis.engine.sensors import SENSORS
 from model_core.config import with_defaults
@@ -506,3 +508,59 @@ def test_a_file_that_is_no_checkpoint_is_named_in_one_line(tmp_path, data_dir, c
             err = capsys.readouterr().err
             assert f"{ck} {words}" in err and len(err.strip().splitlines()) == 1, (name, args[0], err)
     assert not (tmp_path / "x.onnx").exists()
+
+
+def _config_file(tmp_path: Path, cfg: dict, name: str = "mine.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def test_ctrl_c_during_train_says_where_to_resume_and_the_same_command_finishes(tmp_path, small_cfg, monkeypatch,
+                                                                                  capsys):
+    """Ctrl-C printed a KeyboardInterrupt traceback; now one line and status 130, and the same command resumes.
+    Running a finished run again says it is finished (it printed an empty summary)."""
+    from model_core import train
+    from model_core.__main__ import main
+
+    cfg = small_cfg("ctrlc")
+    cfg["train"]["ckpt_every"] = 1
+    args = ["train", "--config", str(_config_file(tmp_path, cfg))]
+    real, calls = train.compute_loss, []
+
+    def interrupted_at_step_2(*a, **k):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(train, "compute_loss", interrupted_at_step_2)
+    try:
+        assert main(args) == 130
+    except KeyboardInterrupt:
+        pytest.fail("Ctrl-C ended train with a KeyboardInterrupt traceback")
+    err = capsys.readouterr().err
+    assert "train: interrupted in stage stage1 at step 1; the same command resumes" in err and "Traceback" not in err
+    monkeypatch.setattr(train, "compute_loss", real)
+    assert main(args) == 0
+    assert Path(cfg["train"]["out_dir"], "fullres.pt").exists()
+    assert "already finished" not in capsys.readouterr().err
+    assert main(args) == 0
+    assert "is already finished" in capsys.readouterr().err
+
+
+def test_a_corrupt_checkpoint_of_the_run_says_delete_it(tmp_path, small_cfg, capsys):
+    """A run's own unreadable <stage>_last.pt got the advice for a copied file ("Copy it again or give a
+    runs/<config>/<stage>.pt"); what helps is deleting it, and the stage trains again."""
+    from model_core.__main__ import main
+
+    cfg = small_cfg("corrupt")
+    args = ["train", "--config", str(_config_file(tmp_path, cfg)), "--max-steps", "1"]
+    assert main(args) == 0
+    last = Path(cfg["train"]["out_dir"]) / "stage1_last.pt"
+    last.write_bytes(last.read_bytes()[:100])
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "stage1_last.pt is not a readable checkpoint" in err and "delete it to restart the stage stage1" in err
+    last.unlink()
+    assert main(args) == 0

@@ -186,7 +186,8 @@ def test_adapt_for_a_sensor_without_a_bundled_model_starts_from_the_nearest_and_
 
     out = tmp_path / "pl.onnx"
     assert main(["adapt", "--sensor", "pleiades", "--pan", str(data_dir / "wv2_test_pan.tif"), "--ms",
-                 str(data_dir / "wv2_test_ms.tif"), "--out", str(out), "--steps", "1", "--patch", "32"]) == 0
+                 str(data_dir / "wv2_test_ms.tif"), "--out", str(out), "--steps", "1", "--patch", "32",
+                 "--keep-worse"]) == 0
     err = capsys.readouterr().err
     assert "no bundled model was trained for Pléiades 1A/1B" in err
     assert "adapting the one the plugin uses for it, qb" in err

@@ -511,6 +511,7 @@ def pansharpen(
     coregister: bool = False,
     pan_crs: str | None = None,
     ms_crs: str | None = None,
+    check_only: bool = False,
 ) -> PansharpenResult:
     """Fuse ``pan_path`` and ``ms_path`` into a GeoTIFF at ``output_path`` on the PAN grid.
 
@@ -530,6 +531,8 @@ def pansharpen(
     ``coregister``: the MS moved onto the PAN by the offset measured on the scene (``engine/coregistration.py``)
     before anything is fused; the output keeps the PAN's grid. Off, an offset of half a PAN pixel or more is warned.
     ``pan_crs`` / ``ms_crs``: a CRS (WKT) set outside the file (a QGIS layer's), assigned in place of the file's.
+    ``check_only`` (METHOD auto): return after the self-check, its figures in ``selfcheck``; no tile is fused and
+    nothing written (``python -m model_core adapt`` scores models on the user's scene with it).
     Raises InputError (nothing written) for bad input and Cancelled when ``feedback`` asks to stop.
     """
     fb = feedback or Feedback()
@@ -541,6 +544,8 @@ def pansharpen(
             raise InputError(str(e.args[0])) from None
     if method not in method_names():
         raise InputError(f"unknown method {method!r}; available: {', '.join(method_names())}")
+    if check_only and method != selfcheck.AUTO:
+        raise InputError(f"check_only runs the self-check of METHOD {selfcheck.AUTO}, not {method}")
     precision = PRECISION_ALIASES.get(precision, precision)   # batch lists and scripts too, not only QGIS
     if precision not in PRECISIONS:
         raise InputError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)} (or float32)")
@@ -663,6 +668,10 @@ def pansharpen(
     if method == selfcheck.AUTO:
         method, check = _auto_method(pan_ds, ms_src, pan, ms, plan, spec, stats, card, no_model, model_path, device,
                                      ort_threads, fb, precision, consistency, bplan.model, ranges, bar)
+        if check_only:
+            return PansharpenResult(output_path="", seconds=time.perf_counter() - t0, width=0, height=0, tiles=0,
+                                    method=method, ratio=plan.ratio, warnings=crs_notes + fill_notes + warnings,
+                                    selfcheck=check, sensor=sensor)
     bar.estimate("tiles", _tile_seconds(plan, method in LEARNED_METHODS))   # the method is known now
     if method in LEARNED_METHODS:   # its fit to the data was checked above (METHOD auto: by its self-check)
         session = checked_session(card, device, ort_threads)

@@ -1,6 +1,8 @@
 """Networks: backbones (FusionNet, PanNet), KSDiff around a backbone, and the SSDiff baseline."""
 from __future__ import annotations
 
+import inspect
+
 from torch import nn
 
 from .fusionnet import FusionNet
@@ -34,6 +36,27 @@ def build_model(method: str, bands: int, backbone: str = "fusionnet", **kw) -> n
     if method == "ssdiff":
         return SSDiff(bands, **kw)
     raise ValueError(f"unknown method {method!r}; choose from {METHODS}")
+
+
+def _parameters(cls: type, skip: tuple[str, ...]) -> set[str]:
+    return {n for n in inspect.signature(cls.__init__).parameters if n not in ("self", *skip)}
+
+
+def model_keys(method: str, backbone: str = "fusionnet") -> set[str]:
+    """The ``model:`` options ``build_model`` takes for ``method`` (around ``backbone``): the network constructors'
+    own parameters (``inspect.signature``) and the few ``build_model`` reads itself (``prefuse``, ``ratio``,
+    ``tile_norm``). A bare backbone silently ignored any other key and KSDiff raised a bare TypeError."""
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose from {METHODS}")
+    if method == "ssdiff":
+        return _parameters(SSDiff, ("bands",))
+    bb = BACKBONES.get(backbone if method == "ksdiff" else method)
+    if bb is None:
+        raise ValueError(f"unknown backbone {backbone!r}; choose from {tuple(BACKBONES)}")
+    own = _parameters(bb, ("bands", "prefuse_kind"))   # prefuse_kind: set from ``prefuse``
+    if method == "ksdiff":
+        return own | _parameters(KSDiff, ("backbone", "bands"))
+    return (own - {"ranks"}) | {"ratio", "tile_norm"}
 
 
 def size_multiple(model: nn.Module) -> int:

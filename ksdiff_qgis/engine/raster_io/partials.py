@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import signal
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -110,12 +111,16 @@ _TERM_FILES: list[Callable[[], Iterable[str]]] = []   # what the live writers of
 
 
 def _term_handler(signum: int, _frame) -> None:
-    """SIGTERM during a write: delete the writers' temporary files, then end by SIGTERM as without this handler
-    (the default action: same exit status for ``timeout``, systemd and batch schedulers)."""
+    """SIGTERM during a write: delete the writers' temporary files (a folder with what it holds: model_core's
+    working folders), then end by SIGTERM as without this handler (the default action: same exit status for
+    ``timeout``, systemd and batch schedulers)."""
     for files in list(_TERM_FILES):
         for p in files():
             try:
-                os.remove(os_path(p))
+                if os.path.isdir(os_path(p)) and not os.path.islink(os_path(p)):
+                    shutil.rmtree(os_path(p), ignore_errors=True)
+                else:
+                    os.remove(os_path(p))
             except OSError:
                 pass
     signal.signal(signum, signal.SIG_DFL)
@@ -124,8 +129,8 @@ def _term_handler(signum: int, _frame) -> None:
 
 @contextlib.contextmanager
 def removed_on_sigterm(files: Callable[[], Iterable[str]]) -> Iterator[None]:
-    """While inside, a SIGTERM deletes ``files()`` before the process ends by it (a killed run's hidden partial,
-    as large as the output, otherwise stayed until the next run onto that output).
+    """While inside, a SIGTERM deletes ``files()`` (files, or folders with their contents) before the process ends by
+    it (a killed run's hidden partial, as large as the output, otherwise stayed until the next run onto that output).
 
     Python runs signal handlers on the main thread only, so this acts only there (qgis_process, scripts; not the
     desktop's background tasks, nor Dask's worker threads), and only while SIGTERM has its default action: a handler
