@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ksdiff_qgis.engine.filters import upsample, wald_degrade
+from ksdiff_qgis.engine.raster_io.geotransform import is_rotated
 from ksdiff_qgis.engine.sensors import get_sensor
 
 from .rasters import cast, describe, read, write_geotiff
@@ -65,7 +66,7 @@ def make_reduced_case(pan_path: str, ms_path: str, out_dir: str, sensor: str, wi
     ratio = int(ratio or sens.ratio)
     pds, mds = describe(pan_path), describe(ms_path)
     pgt, mgt = pds.gt, mds.gt
-    if pgt[2] or pgt[4] or mgt[2] or mgt[4]:
+    if is_rotated(pgt, pds.width, pds.height) or is_rotated(mgt, mds.width, mds.height):
         raise ValueError("rotated geotransforms are not supported")
     real_ratio = mgt[1] / pgt[1]
     if abs(real_ratio - ratio) > 1e-3 * ratio or abs(mgt[5] / pgt[5] - ratio) > 1e-3 * ratio:

@@ -185,6 +185,7 @@ def test_landsat_half_pixel_layout_is_an_info_line(data_dir, tmp_path):
     fb = RecordingFeedback()
     res = pipeline.pansharpen(pan, off, str(tmp_path / "w.tif"), "landsat8", "mtf_glp_hpm", feedback=fb)
     said = [line for line in fb.lines if "MS grid is shifted" in line]
-    assert said == ["WARNING The MS grid is shifted by (+0.70, +0.50) PAN pixels (x, y) against the PAN grid; MS is "
-                    "resampled at the true position of every PAN pixel."], said
+    assert said == ["WARNING The MS grid is shifted by (+0.70, +0.50) PAN pixels (x, y) against the PAN grid, within "
+                    "one MS pixel of 2 PAN pixels (the same grid as a shift by (-1.30, -1.50): grids a whole MS pixel "
+                    "apart coincide); MS is resampled at the true position of every PAN pixel."], said
     assert [w for w in res.warnings if w.startswith("The MS grid is shifted")]

@@ -10,7 +10,7 @@ import math
 from osgeo import osr
 
 from .errors import InputError
-from .grid import GridPlan, extent_text, with_region
+from .grid import GridPlan, extent_text, same_crs, with_region
 from .raster_io import RasterInfo
 
 Extent = tuple[float, float, float, float]   # xmin, ymin, xmax, ymax
@@ -18,13 +18,11 @@ Extent = tuple[float, float, float, float]   # xmin, ymin, xmax, ymax
 
 def to_pan_crs(extent: Extent, extent_wkt: str | None, pan_wkt: str) -> Extent:
     """``extent`` given in ``extent_wkt`` (None: already in the PAN CRS) as a bounding box in the PAN CRS."""
-    if not extent_wkt or not pan_wkt:
+    if not extent_wkt or not pan_wkt or same_crs(extent_wkt, pan_wkt):
         return extent
     src, dst = osr.SpatialReference(), osr.SpatialReference()
     src.ImportFromWkt(extent_wkt)
     dst.ImportFromWkt(pan_wkt)
-    if src.IsSame(dst):
-        return extent
     for s in (src, dst):
         s.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)   # x = easting/longitude everywhere
     ct = osr.CoordinateTransformation(src, dst)

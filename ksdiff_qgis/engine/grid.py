@@ -9,6 +9,7 @@ window by window) onto a north-up grid in the PAN CRS whose pixels are ``ratio``
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field, replace
 
@@ -27,10 +28,11 @@ GRID_SHIFT = "The MS grid is shifted"   # the start of plan_grid's line about a 
 # PAN pixels: a shift this close to half a PAN pixel on both axes at ratio 2 is the layout USGS delivers Landsat in
 # (pixel-is-area corners PAN 452467.5, MS 452475: the MS pixel centres on PAN pixel centres), said as info
 LANDSAT_LAYOUT_TOLERANCE = 0.01
+ASSIGN_CRS = "QGIS Raster > Projections > Assign Projection, or gdal_edit.py -a_srs EPSG:<code> file.tif"
 NO_CRS = ("Neither the PAN nor the MS raster has a coordinate reference system (CRS): they are fused by their "
           "geotransforms alone, and the output has no CRS either (a .prj beside a .tfw world file is not read for a "
-          "GeoTIFF). Assign the CRS their coordinates are in to both inputs, or to the output afterwards: QGIS "
-          "Raster > Projections > Assign Projection, or gdal_edit.py -a_srs EPSG:<code> file.tif.")
+          "GeoTIFF). Assign the CRS their coordinates are in to both inputs, or to the output afterwards: "
+          f"{ASSIGN_CRS}.")
 MIN_OVERLAP_MS = 8       # MS pixels per side: fewer leave too few samples for the scene statistics
 
 
@@ -56,22 +58,64 @@ def with_region(plan: GridPlan, r0: int, c0: int, r1: int, c1: int, **changes) -
     return replace(plan, region=(r0, c0, r1 - r0, c1 - c0), out_gt=out_gt, **changes)
 
 
+@functools.lru_cache(maxsize=64)
 def same_crs(a: str, b: str) -> bool:
-    """Whether two WKT strings name the same CRS (both empty: the same, none)."""
+    """Whether two WKT strings name the same CRS (both empty: the same, none): the same definition, its horizontal
+    part, or one written differently that PROJ relates to the other by the identity (``_identity_between``)."""
     if not a and not b:
         return True
     if not a or not b:
         return False
     sa, sb = osr.SpatialReference(), osr.SpatialReference()
-    sa.ImportFromWkt(a)
-    sb.ImportFromWkt(b)
+    if sa.ImportFromWkt(a) != 0 or sb.ImportFromWkt(b) != 0:
+        return a == b
     if sa.IsSame(sb):
         return True
     # a compound CRS (e.g. UTM + EGM96 height) places pixels as its horizontal part does: the fusion is 2-D
     for s in (sa, sb):
         if s.IsCompound():
             gdal_call(s.StripVertical)
-    return bool(sa.IsSame(sb))
+    return bool(sa.IsSame(sb)) or _identity_between(sa, sb)
+
+
+def _sample_lonlat(sa: osr.SpatialReference, sb: osr.SpatialReference) -> list[tuple[float, float]]:
+    """A 3 x 3 grid of longitudes / latitudes where the CRSs are used: either's area of use, else a degree around
+    ``sa``'s projection origin."""
+    area = sa.GetAreaOfUse() or sb.GetAreaOfUse()
+    if area is not None:
+        w, s, e, n = area.west_lon_degree, area.south_lat_degree, area.east_lon_degree, area.north_lat_degree
+        if e < w:   # an area across the antimeridian
+            e += 360.0
+    else:
+        lon0 = sa.GetProjParm(osr.SRS_PP_CENTRAL_MERIDIAN, 0.0) if sa.IsProjected() else 0.0
+        lat0 = sa.GetProjParm(osr.SRS_PP_LATITUDE_OF_ORIGIN, 0.0) if sa.IsProjected() else 0.0
+        w, s, e, n = lon0 - 1, max(-89.0, lat0 - 1), lon0 + 1, min(89.0, lat0 + 1)
+    return [(w + (e - w) * i / 2, s + (n - s) * j / 2) for i in range(3) for j in range(3)]
+
+
+def _identity_between(sa: osr.SpatialReference, sb: osr.SpatialReference) -> bool:
+    """Whether two CRSs of one kind (projected, or geographic) are the same CRS written differently: the operation
+    PROJ would reproject with (GDAL's warper too) moves no point where they are used by more than 0.1 mm (1e-9
+    degrees). E.g. ``+proj=utm +zone=31 +ellps=WGS84 +towgs84=0,0,0,0,0,0,0`` against EPSG:32631, which ``IsSame``
+    tells apart (a datum named otherwise, with a null TOWGS84): reprojecting changes nothing but cubic-resamples."""
+    if sa.IsProjected() != sb.IsProjected() or sa.IsGeographic() != sb.IsGeographic() or sa.IsLocal() or sb.IsLocal():
+        return False
+    if not (sa.IsProjected() or sa.IsGeographic()):
+        return False
+    geo = osr.SpatialReference()
+    geo.ImportFromEPSG(4326)
+    a, b = sa.Clone(), sb.Clone()
+    for srs in (geo, a, b):
+        srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)   # x = easting / longitude on both sides
+    try:
+        to_a, a_to_b = osr.CoordinateTransformation(geo, a), osr.CoordinateTransformation(a, b)
+        pts = [to_a.TransformPoint(lon, lat)[:2] for lon, lat in _sample_lonlat(a, b)]
+        moved = [a_to_b.TransformPoint(x, y)[:2] for x, y in pts]
+    except (RuntimeError, TypeError):
+        return False
+    tol = 1e-9 if a.IsGeographic() else 1e-4 / (a.GetLinearUnits() or 1.0)
+    return all(math.isfinite(x) and math.isfinite(y) and abs(x - u) <= tol and abs(y - v) <= tol
+               for (x, y), (u, v) in zip(pts, moved))
 
 
 def _ratio(ms_res: float, pan_res: float, axis: str) -> float:
@@ -140,6 +184,32 @@ def _turn(ms: RasterInfo) -> str:
             f"{between:.1f} degrees, not 90)")
 
 
+def _lonlat_footprint(ms: RasterInfo, pan: RasterInfo) -> tuple[float, float, float, float] | None:
+    """(xmin, ymin, xmax, ymax) of the MS footprint (its densified edges) in a PAN CRS in degrees, its longitudes
+    taken within 180 degrees of the PAN's centre (the PAN's convention: beyond +180 or below -180 when it is written
+    so); None when the PAN CRS is not geographic or the edges do not transform. GDAL's own guess spans 358 degrees
+    for an MS across the antimeridian (-179.9 and +179.9), which read as a pair that does not overlap."""
+    src, dst = osr.SpatialReference(), osr.SpatialReference()
+    if not ms.wkt or src.ImportFromWkt(ms.wkt) != 0 or dst.ImportFromWkt(pan.wkt) != 0 or not dst.IsGeographic():
+        return None
+    for srs in (src, dst):
+        srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    gt, n = ms.gt, 21
+    edge = [(ms.width * i / (n - 1), r) for i in range(n) for r in (0, ms.height)]
+    edge += [(c, ms.height * i / (n - 1)) for i in range(n) for c in (0, ms.width)]
+    try:
+        ct = osr.CoordinateTransformation(src, dst)
+        pts = [ct.TransformPoint(gt[0] + c * gt[1] + r * gt[2], gt[3] + c * gt[4] + r * gt[5])[:2] for c, r in edge]
+    except (RuntimeError, TypeError):
+        return None
+    if not all(math.isfinite(v) for p in pts for v in p):
+        return None
+    centre = pan.gt[0] + pan.width / 2 * pan.gt[1]
+    xs = [x - 360.0 * round((x - centre) / 360.0) for x, _ in pts]
+    ys = [y for _, y in pts]
+    return min(xs), min(ys), max(xs), max(ys)
+
+
 def _warp_ms(ms_ds: gdal.Dataset, ms: RasterInfo, pan: RasterInfo,
              ratio: int | None = None, notes: list[str] | None = None) -> tuple[gdal.Dataset, int]:
     """Reproject MS into the PAN CRS on a grid aligned with PAN whose pixels are a whole ratio of PAN's
@@ -164,6 +234,10 @@ def _warp_ms(ms_ds: gdal.Dataset, ms: RasterInfo, pan: RasterInfo,
     # the bounds of the warped MS, snapped outward to the PAN grid
     x0, y0 = ggt[0], ggt[3]
     x1, y1 = x0 + ggt[1] * guess.RasterXSize, y0 + ggt[5] * guess.RasterYSize
+    lonlat = _lonlat_footprint(ms, pan) if abs(x1 - x0) > 180.0 else None
+    if lonlat is not None and lonlat[2] - lonlat[0] < 180.0:
+        # a PAN in degrees and an MS across the antimeridian: its footprint in the PAN's longitudes
+        x0, y1, x1, y0 = lonlat
     c0 = math.floor((x0 - pan.gt[0]) / px)
     r0 = math.floor((pan.gt[3] - y0) / py)
     ncols = math.ceil(((x1 - pan.gt[0]) / px - c0) / ratio)
@@ -272,6 +346,35 @@ def _check_degrees(info: RasterInfo, name: str) -> None:
                          "coordinates are in")
 
 
+def _is_local(wkt: str) -> bool:
+    """Whether ``wkt`` is a local / engineering CRS (LOCAL_CS, ENGCRS): coordinates on no datum."""
+    srs = osr.SpatialReference()
+    return bool(wkt) and srs.ImportFromWkt(wkt) == 0 and bool(srs.IsLocal())
+
+
+def _check_crs_pair(pan: RasterInfo, ms: RasterInfo) -> None:
+    """InputError, with the fix, when the two CRSs cannot be related: one raster has none, or they differ and one
+    is a local / engineering CRS (PROJ has no operation from one to the other)."""
+    if bool(pan.wkt) != bool(ms.wkt):
+        which, other = ("PAN", "MS") if not pan.wkt else ("MS", "PAN")
+        name = crs_name(pan.wkt or ms.wkt)
+        raise InputError(f"the {which} raster has no coordinate reference system (CRS) while the {other} has one "
+                         f"({name}), so the two cannot be placed against each other: assign the {which} raster the "
+                         f"CRS its coordinates are in ({name} if they are in the {other}'s): set it on its QGIS "
+                         f"layer (Layer Properties > Source), or in the file: {ASSIGN_CRS}")
+    if same_crs(pan.wkt, ms.wkt):
+        return
+    local = [role for role, info in (("PAN", pan), ("MS", ms)) if _is_local(info.wkt)]
+    if local:
+        which = " and the ".join(local)
+        raise InputError(
+            f"the {which} raster{'s are' if len(local) > 1 else ' is'} in a local (engineering) CRS, which cannot be "
+            f"related to the other's (PAN: {crs_name(pan.wkt)}, MS: {crs_name(ms.wkt)}): there is no transformation "
+            f"between a local CRS and any other. Assign the {which} raster the real CRS its coordinates are in (or "
+            "give both rasters the same CRS, if their coordinates are in one system): on its QGIS layer (Layer "
+            f"Properties > Source), or in the file: {ASSIGN_CRS}")
+
+
 def landsat_layout(ratio: int, frac_c: float, frac_r: float) -> bool:
     """Whether an MS grid shifted by (``frac_c``, ``frac_r``) PAN pixels is Landsat's standard layout: ratio 2, half
     a PAN pixel on both axes (either sign: which one depends only on where the scene's grids start)."""
@@ -320,9 +423,7 @@ def plan_grid(pan: RasterInfo, ms: RasterInfo, ms_ds: gdal.Dataset) -> GridPlan:
                "is rotated or sheared" if pan.rotated else "is south-up (positive pixel height)")
         raise InputError(f"the PAN raster {how}: the output lies on the PAN's grid, which must be north-up; warp it "
                          "first (Raster > Projections > Warp (Reproject), or gdalwarp) and give the warped raster")
-    if bool(pan.wkt) != bool(ms.wkt):
-        which = "PAN" if not pan.wkt else "MS"
-        raise InputError(f"the {which} raster has no coordinate reference system while the other has one")
+    _check_crs_pair(pan, ms)
     warnings: list[str] = []
     if not pan.wkt:   # a grid alone places the pair against each other, not on the map
         warnings.append(NO_CRS)
@@ -407,7 +508,12 @@ def plan_grid(pan: RasterInfo, ms: RasterInfo, ms_ds: gdal.Dataset) -> GridPlan:
                          "centres), not a misregistration; MS is resampled at the true position of every PAN pixel"
                          + _half_covered(c0, r0, c1, r1, pan) + ".")
         else:
-            warnings.append(f"{shift}; MS is resampled at the true position of every PAN pixel.")
+            # the offset is only known modulo an MS pixel (the grids repeat every ``ratio`` PAN pixels): an MS moved
+            # by +3 PAN pixels at ratio 4 reads -1; both are named, so a known move is recognised
+            alt_c, alt_r = (f - math.copysign(ratio, f) if abs(f) > EDGE_TOLERANCE else 0.0 for f in (frac_c, frac_r))
+            warnings.append(f"{shift}, within one MS pixel of {ratio} PAN pixels (the same grid as a shift by "
+                            f"({alt_c:+.2f}, {alt_r:+.2f}): grids a whole MS pixel apart coincide); MS is resampled "
+                            "at the true position of every PAN pixel.")
     out_gt = (pan.gt[0] + c_start * px, px, 0.0, pan.gt[3] - r_start * py, 0.0, -py)
     return GridPlan(
         ratio=ratio,

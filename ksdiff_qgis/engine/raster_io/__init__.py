@@ -1,6 +1,7 @@
 """The engine's one place for raster I/O (GDAL's own Python binding, ``osgeo.gdal``, as QGIS ships it).
 
 * ``info``: open a raster (checked), :class:`RasterInfo` and :func:`describe`;
+* ``geotransform``: when a geotransform is rotated (the one tolerance for float noise in its rotation terms);
 * ``bitdepth``: a product's NBITS where its container (a VRT, a NITF) does not report it;
 * ``vrtxml``: a VRT's bands and the files behind them (also read by ``engine/delivery.py``);
 * ``read``: window reads (padded float32 tiles for fusion, GDAL-averaged windows for scene statistics,
@@ -22,6 +23,7 @@ _EXPORTS = {
     **dict.fromkeys(("data_scale", "fits", "output_nodata", "to_dtype", "value_range"), "dtypes"),
     **dict.fromkeys(("DEFAULT_GT", "SUPPORTED_TYPES", "RasterInfo", "band_value_notes", "describe", "open_dataset",
                      "open_raster"), "info"),
+    **dict.fromkeys(("NORTH_UP_TOLERANCE", "is_rotated"), "geotransform"),
     **dict.fromkeys(("Signature", "remove_stale_partials", "signature", "stale_partials"), "partials"),
     **dict.fromkeys(("MaskedRaster", "read_decimated", "read_padded", "valid_pixels"), "read"),
     **dict.fromkeys(("OUTPUT_EXTENSIONS", "SIDECARS", "GeoTiffWriter", "check_not_input", "check_writable",

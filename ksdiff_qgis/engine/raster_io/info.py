@@ -11,6 +11,7 @@ from osgeo import gdal
 from ..errors import InputError
 from ..gdalutil import gdal_call
 from .bitdepth import product_nbits
+from .geotransform import is_rotated
 
 SUPPORTED_TYPES = {"Byte", "UInt16", "Int16", "UInt32", "Int32", "Float32", "Float64", "Int8"}
 DEFAULT_GT = (0.0, 1.0, 0.0, 0.0, 0.0, 1.0)   # what GDAL reports for a raster without a geotransform
@@ -47,7 +48,8 @@ class RasterInfo:
 
     @property
     def rotated(self) -> bool:
-        return self.gt[2] != 0.0 or self.gt[4] != 0.0
+        """Rotated or sheared beyond float noise (``geotransform.is_rotated``)."""
+        return is_rotated(self.gt, self.width, self.height)
 
 
 def describe(ds: gdal.Dataset, path: str) -> RasterInfo:

@@ -10,6 +10,7 @@ from osgeo import gdal
 
 from ..errors import InputError
 from ..gdalutil import gdal_call
+from .geotransform import is_rotated
 from .info import open_dataset
 
 
@@ -160,9 +161,9 @@ class MaskedRaster:
         self.path, self.role = path, role
         self.ds = open_dataset(path, role)
         gt = self.ds.GetGeoTransform()
-        if gt[2] or gt[4]:
+        if is_rotated(gt, self.ds.RasterXSize, self.ds.RasterYSize):
             raise InputError(f"{role}: rotated rasters are not supported")
-        self.gt = gt
+        self.gt = (gt[0], gt[1], 0.0, gt[3], 0.0, gt[5])   # rotation terms of float noise: read north-up
         self.w, self.h, self.bands = self.ds.RasterXSize, self.ds.RasterYSize, self.ds.RasterCount
         self.nodata = [self.ds.GetRasterBand(b + 1).GetNoDataValue() for b in range(self.bands)]
         if outside_nodata is not None and all(nd is None for nd in self.nodata):

@@ -1,0 +1,126 @@
+"""Georeferencing written differently but meaning the same is read as the same (QA): rotation terms of float noise,
+one CRS in another spelling; an MS across the antimeridian against a PAN in degrees; messages that say the fix.
+All on the real WorldView-2 fixture (tests/data: PAN 256 x 256 at 0.5 m, MS 64 x 64, EPSG:32631)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from osgeo import gdal, osr
+
+from ksdiff_qgis.engine.errors import InputError
+from ksdiff_qgis.engine.pipeline import pansharpen
+
+
+def _copy(src: str, dst: str, gt=None, srs: str | None = None) -> str:
+    """A GeoTIFF copy of ``src`` with geotransform ``gt(old)`` and/or CRS ``srs`` ('' removes it)."""
+    ds = gdal.Translate(dst, src, format="GTiff")
+    if gt is not None:
+        ds.SetGeoTransform(gt(list(ds.GetGeoTransform())))
+    if srs is not None:
+        s = osr.SpatialReference()
+        if srs:
+            s.SetFromUserInput(srs)
+        ds.SetProjection(s.ExportToWkt() if srs else "")
+    ds = None
+    return dst
+
+
+@pytest.fixture()
+def fixture_pair(data_dir):
+    return str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif")
+
+
+def _same_output(a, b) -> None:
+    fa, fb = gdal.Open(a.output_path), gdal.Open(b.output_path)
+    assert fa.GetGeoTransform() == fb.GetGeoTransform()
+    assert np.array_equal(fa.ReadAsArray(), fb.ReadAsArray())
+
+
+def test_rotation_terms_of_float_noise_are_north_up(fixture_pair, tmp_path):
+    """gt[2], gt[4] = 1e-12 beside a 0.5 m pixel (some tools write them): the PAN was refused as "rotated or
+    sheared ... must be north-up", the MS cubic-warped with "rotated by 0.0 degrees" (0.3-1 DN moved), ksdiff:assess
+    refused it. Now read north-up as they are: the very output of the untouched pair, no warning about it."""
+    from ksdiff_qgis.engine.raster_io import MaskedRaster, is_rotated
+
+    pan, ms = fixture_pair
+    tiny_pan = _copy(pan, str(tmp_path / "tiny_pan.tif"), lambda g: [g[0], g[1], 1e-12, g[3], -1e-12, g[5]])
+    tiny_ms = _copy(ms, str(tmp_path / "tiny_ms.tif"), lambda g: [g[0], g[1], 1e-12, g[3], 1e-12, g[5]])
+    ref = pansharpen(pan, ms, str(tmp_path / "ref.tif"), "wv2", "mtf_glp_hpm")
+    for name, p, m in (("p", tiny_pan, ms), ("m", pan, tiny_ms), ("pm", tiny_pan, tiny_ms)):
+        res = pansharpen(p, m, str(tmp_path / f"{name}.tif"), "wv2", "mtf_glp_hpm")
+        assert not [w for w in res.warnings if "rotated" in w or "reprojected" in w], res.warnings
+        _same_output(ref, res)
+    assert MaskedRaster(tiny_ms, "MS").gt[2] == 0.0   # the assessment's reader takes it too
+    # a real rotation still counts: a thousandth of a pixel across the raster is the line
+    assert is_rotated((0, 0.5, 0.5e-3 / 255, 0, 0, -0.5), 256, 256)
+    assert not is_rotated((0, 0.5, 0.5e-3 / 257, 0, 0, -0.5), 256, 256)
+
+
+def test_one_crs_written_differently_is_not_reprojected(fixture_pair, tmp_path):
+    """An MS in '+proj=utm +zone=31 +ellps=WGS84 +towgs84=0,0,0,0,0,0,0' against a PAN in EPSG:32631: it was
+    "in another CRS than PAN: reprojected on the fly (cubic)" (0.32 DN changed, nothing moved). The same CRS now."""
+    from ksdiff_qgis.engine.grid import same_crs
+
+    pan, ms = fixture_pair
+    other = _copy(ms, str(tmp_path / "ms_towgs84.tif"),
+                  srs="+proj=utm +zone=31 +ellps=WGS84 +towgs84=0,0,0,0,0,0,0 +units=m +no_defs")
+    ref = pansharpen(pan, ms, str(tmp_path / "ref.tif"), "wv2", "mtf_glp_hpm")
+    res = pansharpen(pan, other, str(tmp_path / "o.tif"), "wv2", "mtf_glp_hpm")
+    assert not [w for w in res.warnings if "another CRS" in w], res.warnings
+    _same_output(ref, res)
+
+    def wkt(text: str) -> str:
+        s = osr.SpatialReference()
+        s.SetFromUserInput(text)
+        return s.ExportToWkt()
+
+    # CRSs that really differ stay different: another datum (ED50), another zone, other units
+    for text in ("EPSG:23031", "EPSG:32632", "+proj=utm +zone=31 +datum=WGS84 +units=us-ft", "EPSG:4326"):
+        assert not same_crs(wkt("EPSG:32631"), wkt(text)), text
+
+
+def test_missing_and_local_crs_say_how_to_fix(fixture_pair, tmp_path):
+    """An MS without CRS beside a PAN with one, and an MS in a local (engineering) CRS: the messages said "has no
+    coordinate reference system while the other has one" (no fix) and GDAL's "Cannot find coordinate operations from
+    ENGCRS[...]"; both now say what to assign and where."""
+    pan, ms = fixture_pair
+    no_crs = _copy(ms, str(tmp_path / "ms_nocrs.tif"), srs="")
+    with pytest.raises(InputError, match=r"MS raster has no coordinate reference system \(CRS\) while the PAN has one "
+                                         r"\(EPSG:32631\).*Assign Projection, or gdal_edit.py -a_srs"):
+        pansharpen(pan, no_crs, str(tmp_path / "a.tif"), "wv2", "mtf_glp_hpm")
+    local = _copy(ms, str(tmp_path / "ms_local.tif"))
+    ds = gdal.Open(local, gdal.GA_Update)
+    ds.SetProjection('LOCAL_CS["local metres",UNIT["metre",1],AXIS["Easting",EAST],AXIS["Northing",NORTH]]')
+    ds = None
+    with pytest.raises(InputError, match=r"MS raster is in a local \(engineering\) CRS, which cannot be related to "
+                                         r"the other's.*Assign the MS raster the real CRS"):
+        pansharpen(pan, local, str(tmp_path / "b.tif"), "wv2", "mtf_glp_hpm")
+    assert not list(tmp_path.glob("[ab].tif"))
+
+
+def test_ms_across_the_antimeridian_against_a_pan_beyond_180(fixture_pair, tmp_path):
+    """A PAN in EPSG:4326 written past +180 degrees (179.9993 to 180.0005) and its MS in UTM zone 1S: the MS
+    footprint GDAL guessed spanned 358 degrees of longitude and the pair was refused as "not overlapping". Now fused,
+    the whole PAN covered."""
+    pan, ms = fixture_pair
+    dlat = 0.5 / 111320.0
+    lon0 = 180.0 - 128 * dlat
+    pan_ll = _copy(pan, str(tmp_path / "pan_ll.tif"), lambda g: [lon0, dlat, 0, -16.0, 0, -dlat], "EPSG:4326")
+    ms_ll = _copy(ms, str(tmp_path / "ms_ll.tif"), lambda g: [lon0, 4 * dlat, 0, -16.0, 0, -4 * dlat], "EPSG:4326")
+    ms_utm = str(tmp_path / "ms_utm1s.tif")
+    gdal.Warp(ms_utm, ms_ll, dstSRS="EPSG:32701", resampleAlg="cubic")
+    res = pansharpen(pan_ll, ms_utm, str(tmp_path / "o.tif"), "wv2", "mtf_glp_hpm")
+    assert res.width > 200 and res.height > 200
+    assert gdal.Open(res.output_path).GetGeoTransform()[0] > 179.99
+
+
+def test_a_grid_shift_names_the_offset_both_ways(fixture_pair, tmp_path):
+    """An MS moved by +3 PAN pixels (ratio 4) was said "shifted by (-1.00, -1.00) PAN pixels", the offset modulo an MS
+    pixel, unexplained: the line now says it is within one MS pixel and names the same grid's other reading."""
+    pan, ms = fixture_pair
+    p = gdal.Open(pan).GetGeoTransform()   # the MS origin 3 PAN pixels right of and below the PAN's
+    moved = _copy(ms, str(tmp_path / "ms_off3.tif"), lambda g: [p[0] + 3 * p[1], g[1], 0, p[3] + 3 * p[5], 0, g[5]])
+    res = pansharpen(pan, moved, str(tmp_path / "o.tif"), "wv2", "mtf_glp_hpm")
+    line = [w for w in res.warnings if w.startswith("The MS grid is shifted")]
+    assert line and "(-1.00, -1.00) PAN pixels" in line[0], res.warnings
+    assert "within one MS pixel of 4 PAN pixels (the same grid as a shift by (+3.00, +3.00)" in line[0]
