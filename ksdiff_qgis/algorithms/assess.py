@@ -6,7 +6,6 @@ A thin wrapper: reading, tiled computation (``engine/assessment.py``) and the re
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 
 from qgis.core import (
     QgsProcessingException,
@@ -16,8 +15,9 @@ from qgis.core import (
 )
 
 from ..engine import metrics as M
-from ..engine.assessment import assess_full, assess_reduced
+from ..engine.assessment import assess_full, assess_reduced, pair_ratio
 from ..engine.errors import Cancelled, InputError
+from ..engine.grid import assign_crs
 from ..engine.raster_io import describe, open_dataset
 from ..engine.report import INDICES, check_report_path, html_report
 from ..engine.sensor_detect import Detection, detect_sensor, metadata_detection
@@ -43,12 +43,12 @@ def guess_sensor(fused: str, ref: str | None, pan: str | None, ms: str | None,
     count, PAN pixel size, product metadata; ``crs``: a layer's CRS per role, as the assessment uses it), else the
     product metadata of the reference and the fused raster; generic when nothing names the sensor."""
     if pan and ms:
-        infos = {}
+        infos, sets = {}, {}
         for role, path in (("PAN", pan), ("MS", ms)):
-            info = describe(open_dataset(path, role), path)
-            infos[role] = replace(info, wkt=crs[role]) if crs.get(role) else info
-        ratio = round(abs(infos["MS"].gt[1]) / abs(infos["PAN"].gt[1]))   # the fused raster lies on the PAN grid
-        return detect_sensor(infos["PAN"], infos["MS"], ratio)
+            sets[role], _ = assign_crs(open_dataset(path, role), crs.get(role), role)
+            infos[role] = describe(sets[role], path)
+        # the ratio pansharpen fused at: after reprojecting or resampling the MS (the fused raster lies on the PAN grid)
+        return detect_sensor(infos["PAN"], infos["MS"], pair_ratio(infos["PAN"], infos["MS"], sets["MS"]))
     bands = describe(open_dataset(ref, "REFERENCE"), ref).bands
     return metadata_detection([ref, fused], bands) or Detection("generic", list(NO_CLUE), "fallback")
 
@@ -114,7 +114,9 @@ class AssessAlgorithm(KsdiffAlgorithm):
              tr("The panchromatic raster the fused raster was made from (same pixel grid). With the original MS "
                 "it enables Dλ, Ds, HQNR, Dρ, R-Q2n, R-SAM, R-ERGAS and the checkerboard response.")),
             (QgsProcessingParameterRasterLayer(self.MS, tr("Original MS (full-resolution assessment)"), optional=True),
-             tr("The multispectral raster the fused raster was made from (pixels a whole number of times larger).")),
+             tr("The multispectral raster the fused raster was made from. An MS that Pansharpen (KSDiff) "
+                "reprojected or resampled (another CRS, rotated, a ratio not whole) is read onto the PAN grid the "
+                "same way, with a warning: the indices are then approximate.")),
             (KeyedEnum(self.SENSOR, tr("Sensor"), ASSESS_SENSORS, sensor_labels(ASSESS_SENSORS), AUTO),
              tr("Sensor of the imagery: resolution ratio, MTF gains and maximum value. Default: auto (guessed from "
                 "the original PAN and MS and their metadata, as Pansharpen (KSDiff) does; the log says what and "

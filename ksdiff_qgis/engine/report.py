@@ -152,6 +152,9 @@ def html_report(reduced: dict | None, full: dict | None, inputs: dict, sensor: s
                  f"({ratio}, MS MTF gains {gains}, PAN {sens.mtf_pan:g}){guess}. "
                  f"Generated {datetime.datetime.now().isoformat(timespec='seconds')} by ksdiff:assess.</p>")
     parts.append(f"<h2>Inputs</h2><table>{ins}</table>")
+    said = (full or {}).get("notes") or []   # how the MS was read onto the PAN grid (``assessment.ms_on_pan_grid``)
+    if said:
+        parts.append("<h2>The original MS</h2><ul>" + "".join(f"<li>{html.escape(s)}</li>" for s in said) + "</ul>")
     parts.append("<h2>Indices</h2><table><tr><th>index</th><th>value</th><th>ideal</th><th>meaning</th></tr>"
                  + "".join(rows) + "</table>")
     for res, title in ((reduced, "Reduced resolution (against the reference)"),
@@ -187,7 +190,7 @@ def html_report(reduced: dict | None, full: dict | None, inputs: dict, sensor: s
         "Dρ = 1 − mean local correlation (ratio×ratio windows, clipped to [−1, 1]) of each fused band with the PAN "
         "(Scarpa &amp; Ciotola 2022); R-Q2n / R-SAM / R-ERGAS compare the fused image filtered with the MS MTF "
         "and sampled at the MS pixel centres (Wald's degradation on aligned grids) with the original MS, which is "
-        "not resampled; checkerboard response = mean "
+        "not resampled (unless it had to be read onto the PAN grid: see above); checkerboard response = mean "
         "|x ⊛ [[1,−1],[−1,1]]| / mean(|∂x x| + |∂y x|), worst band (a clean fusion stays near the PAN's value).</li>"
         "<li>Pixels that are nodata in any input are left out, with every window and block that touches them.</li>"
         f"<li>Computed tile by tile ({_tiling(reduced, full)}): equal to the whole-image values, "

@@ -157,9 +157,10 @@ class MaskedRaster:
     what it hides.
     """
 
-    def __init__(self, path: str, role: str, extra_nodata: float | None = None, outside_nodata: float | None = None):
+    def __init__(self, path: str, role: str, extra_nodata: float | None = None, outside_nodata: float | None = None,
+                 dataset: gdal.Dataset | None = None):
         self.path, self.role = path, role
-        self.ds = open_dataset(path, role)
+        self.ds = dataset if dataset is not None else open_dataset(path, role)   # a view of ``path`` when given
         gt = self.ds.GetGeoTransform()
         if is_rotated(gt, self.ds.RasterXSize, self.ds.RasterYSize):
             raise InputError(f"{role}: rotated rasters are not supported")
