@@ -306,7 +306,10 @@ def checkpoint_record(checkpoint: str | Path, ck: dict[str, Any], verb: str = "e
     record["steps"] = int(ck["step"]) + sum(int(c["step"]) for c in earlier)
     record["seconds"] = round(float(ck.get("seconds", 0.0)) + sum(float(c.get("seconds", 0.0)) for c in earlier), 1)
     last = cfg["stages"][-1]
-    if not ck.get("done") or ck.get("stage") != last["name"]:
+    # a weights file (``weights.save_weights``) kept no ``done`` flag before 2026-12-06: the last stage's final step
+    # says the same
+    done = ck.get("done") or int(ck.get("step", -1)) >= int(last["steps"])
+    if not done or ck.get("stage") != last["name"]:
         record["unfinished"] = (f"{verb} from {checkpoint.name}: stage {ck.get('stage')} at step {ck.get('step')}, "
                                 f"not the end of the run (its last stage {last['name']}, {last['steps']} steps)")
     return record

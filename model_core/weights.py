@@ -23,7 +23,7 @@ def save_weights(ck: dict[str, Any], path: str | Path) -> Path:
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    keep = {k: ck[k] for k in ("config", "step", "stage", "seconds", "git_revision") if k in ck}
+    keep = {k: ck[k] for k in ("config", "step", "stage", "seconds", "git_revision", "done") if k in ck}
     torch.save({**keep, "model": ck["ema"] if ck.get("ema") else ck["model"], "ema": None}, path)
     return path
 

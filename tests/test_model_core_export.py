@@ -185,3 +185,19 @@ def test_evaluate_onnx_takes_only_what_the_plugin_takes(tmp_path, capsys):
         assert cli(["evaluate", "--onnx", str(tmp_path / f"{name}.onnx"), "--threads", "1"]) == 2, name
         err = capsys.readouterr().err
         assert words in err and len(err.strip().splitlines()) == 1, (name, err)
+
+
+def test_a_weights_file_of_a_finished_run_is_a_finished_run(tmp_path, fixture_run):
+    """``weights.save_weights`` dropped the ``done`` flag, so the shipped weights and every weights file export wrote
+    read as 'stage fullres at step 200, not the end of the run (its last stage fullres, 200 steps)': export refused
+    them without --out and put that sentence on the card (QA). The last stage's final step is the end."""
+    from model_core.export import checkpoint_record
+    from model_core.weights import WEIGHTS_DIR, save_weights
+
+    run, _ = fixture_run
+    saved = save_weights(torch.load(run / "stage2.pt", weights_only=False), tmp_path / "w.pt")
+    assert "unfinished" not in checkpoint_record(saved, torch.load(saved, weights_only=False))
+    for shipped in sorted(WEIGHTS_DIR.glob("*.pt")):   # written before the flag was kept
+        assert "unfinished" not in checkpoint_record(shipped, torch.load(shipped, weights_only=False)), shipped.name
+    mid = torch.load(run / "stage1.pt", weights_only=False)
+    assert "unfinished" in checkpoint_record(run / "stage1.pt", mid)
