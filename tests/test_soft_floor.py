@@ -105,3 +105,14 @@ def test_signed_product_keeps_its_negative_values(data_dir, tmp_path):
     assert (src < 0).mean() > 0.1 and (fused < 0).mean() > 0.1
     assert (fused == 0).mean() < 0.01
     assert fused.min() >= np.percentile(src, 0.1) - 5   # the floor measured from where the data end (not -400)
+
+
+def test_a_tiny_floored_share_is_not_said_as_zero():
+    """380 of 20,430,400 values (Sentinel-2, QA) were said as "(0.00%, …)": now "under 0.01%"."""
+    from ksdiff_qgis.engine.learned import OnnxFuser
+
+    fuser = OnnxFuser.__new__(OnnxFuser)   # the note reads only the run's counts
+    fuser.floored, fuser.values, fuser.pan_saturated_at = 380, 20430400, None
+    assert "380 of 20430400 fused values (under 0.01%, tile overlaps included)" in fuser.floor_note()
+    fuser.floored = 20430
+    assert "(0.10%, tile" in fuser.floor_note()

@@ -495,7 +495,9 @@ class OnnxFuser:
             return None
         # one plain line on every KSDiff run: what happened, and the one cause it can check (QA: "as is usual over
         # water and shadow" was said of a cloud scene where most of them lay in or beside the saturated PAN)
-        text = (f"{self.floored} of {self.values} fused values ({self.floored / max(self.values, 1):.2%}, tile "
+        share = self.floored / max(self.values, 1)
+        shown = f"{share:.2%}" if share >= 5e-5 else "under 0.01%"   # not "0.00%" for a few hundred of millions
+        text = (f"{self.floored} of {self.values} fused values ({shown}, tile "
                 f"overlaps included) came out under {FLOOR_FRACTION:.0%} of the MS's value there and were eased "
                 "smoothly towards black instead of overshooting below it")
         if self.pan_saturated_at is not None:
