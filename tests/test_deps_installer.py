@@ -93,3 +93,130 @@ def test_install_algorithm_accepts_a_wheel_and_labels(qgis_app):
     package = alg.parameterDefinition("PACKAGE")
     assert package.key_of("auto") == "auto" and package.key_of(3) == deps.GPU_WITH_CUDA
     assert "<" not in alg.shortHelpString()
+
+
+def _fresh(monkeypatch):
+    """sys.path and sys.modules restored after the test; no onnxruntime loaded in this process."""
+    import onnxruntime  # noqa: F401  (loaded first, so monkeypatch puts the real one back afterwards)
+
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.delitem(sys.modules, "onnxruntime")
+
+
+def _private_version(base) -> str:
+    with open(os.path.join(deps.private_dir(str(base)), "onnxruntime", "__init__.py")) as f:
+        return f.readline().split("'")[1]
+
+
+def test_reinstall_in_a_session_that_loaded_onnxruntime_says_restart(tmp_path, monkeypatch):
+    """QA D1: switching builds in a running QGIS said '1.32.0 installed' and '1.30.0 imports in this interpreter'
+    while KSDiff kept using 1.30.0, with no word about restarting."""
+    _fresh(monkeypatch)
+    base = str(tmp_path / "rt")
+    first = deps.install(base, Log(), wheel=str(_stub_wheel(tmp_path, "1.30.0")))
+    assert "restart" not in first   # a first install takes effect at once
+    assert sys.modules["onnxruntime"].__version__ == "1.30.0"   # the check imported it in this process
+    log = Log()
+    (tmp_path / "new").mkdir()
+    result = deps.install(base, log, wheel=str(_stub_wheel(tmp_path / "new", "1.31.0")))
+    assert "onnxruntime 1.31.0 installed" in result and "restart QGIS" in result
+    assert "keeps onnxruntime 1.30.0" in result
+    assert any(line.startswith("WARNING restart QGIS") for line in log.lines), log.lines
+    assert not any("imports in this interpreter" in line for line in log.lines)
+    assert _private_version(base) == "1.31.0"
+
+
+def test_an_old_runtime_that_cannot_be_moved_is_left_intact(tmp_path, monkeypatch):
+    """QA D2: rmtree(ignore_errors) then os.replace gave 'OSError: [Errno 39] Directory not empty', a half-deleted
+    old runtime and a 79 MB py311.partial. Now the old folder is renamed aside first; if that is refused (another
+    owner; Windows DLLs held by QGIS), a plain message and nothing changed."""
+    _fresh(monkeypatch)
+    base = str(tmp_path / "rt")
+    deps.install(base, Log(), wheel=str(_stub_wheel(tmp_path, "1.30.0")))
+    monkeypatch.delitem(sys.modules, "onnxruntime")
+    target = deps.private_dir(base)
+    real_replace = os.replace
+
+    def locked(src, dst):
+        if os.path.abspath(src) == os.path.abspath(target):
+            raise PermissionError(13, "Permission denied")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(deps.os, "replace", locked)
+    (tmp_path / "new").mkdir()
+    with pytest.raises(InputError, match="cannot be replaced.*Restart QGIS.*left as it was"):
+        deps.install(base, Log(), wheel=str(_stub_wheel(tmp_path / "new", "1.31.0")))
+    assert _private_version(base) == "1.30.0"
+    assert sorted(os.listdir(base)) == [os.path.basename(target)]   # no .partial beside it
+
+
+def test_leftover_old_runtimes_are_removed_by_the_next_install(tmp_path, monkeypatch):
+    """QA D2: an old runtime a locked QGIS kept (moved aside as .old-<pid>) is removed by the next install."""
+    _fresh(monkeypatch)
+    base = str(tmp_path / "rt")
+    deps.install(base, Log(), wheel=str(_stub_wheel(tmp_path, "1.30.0")))
+    monkeypatch.delitem(sys.modules, "onnxruntime")
+    stale = deps.private_dir(base) + ".old-12345"
+    os.makedirs(os.path.join(stale, "onnxruntime"))
+    (tmp_path / "new").mkdir()
+    deps.install(base, Log(), wheel=str(_stub_wheel(tmp_path / "new", "1.31.0")))
+    assert sorted(os.listdir(base)) == [os.path.basename(deps.private_dir(base))]
+    assert _private_version(base) == "1.31.0"
+
+
+def test_unwritable_runtime_folder_is_a_clear_message_before_pip(tmp_path, monkeypatch):
+    """QA D3: a read-only profile python folder gave a raw PermissionError traceback at os.makedirs(staging)."""
+    ran = []
+    monkeypatch.setattr(deps, "pip_command", lambda *a, **k: ran.append(a))
+    blocker = tmp_path / "python"
+    blocker.write_text("")   # a file where the folder should be: refused even to root (tests run as root)
+    base = str(blocker / "ksdiff_runtime")
+    with pytest.raises(InputError, match=r"the folder .*ksdiff_runtime must be writable.*nothing was downloaded"):
+        deps.install(base, Log(), wheel=str(_stub_wheel(tmp_path, "1.32.0")))
+    assert not ran   # pip never started
+    if os.geteuid() != 0:   # a read-only folder (root may write anywhere)
+        ro = tmp_path / "ro"
+        ro.mkdir(mode=0o555)
+        with pytest.raises(InputError, match="must be writable"):
+            deps.install(str(ro / "ksdiff_runtime"), Log(), wheel=str(_stub_wheel(tmp_path, "1.32.0")))
+
+
+def test_no_pip_creates_nothing(tmp_path, monkeypatch):
+    """QA D9: without pip an empty ksdiff_runtime/py311.partial was left behind."""
+    def no_pip():
+        raise InputError("no Python 3.11 with pip found")
+
+    monkeypatch.setattr(deps, "python_for_pip", no_pip)
+    base = tmp_path / "profile" / "python" / "ksdiff_runtime"
+    base.parent.mkdir(parents=True)
+    with pytest.raises(InputError, match="pip"):
+        deps.install(str(base), Log(), package="onnxruntime")
+    assert os.listdir(base.parent) == []
+
+
+def test_offline_failure_points_to_qgis_proxy_and_the_local_wheel_and_leaves_nothing(tmp_path, monkeypatch):
+    """QA D7 + D9: the offline failure named PIP_PROXY / HTTPS_PROXY (not QGIS's proxy settings) and not the
+    'Local onnxruntime wheel' option, and left an empty ksdiff_runtime/ in a fresh profile."""
+    for key, value in {"PIP_CONFIG_FILE": os.devnull, "PIP_INDEX_URL": "http://127.0.0.1:9/simple", "PIP_RETRIES": "0",
+                       "PIP_DEFAULT_TIMEOUT": "5", "PIP_FIND_LINKS": "", "PIP_EXTRA_INDEX_URL": ""}.items():
+        monkeypatch.setenv(key, value)
+    base = tmp_path / "profile" / "python" / "ksdiff_runtime"
+    base.parent.mkdir(parents=True)
+    with pytest.raises(InputError) as err:
+        deps.install(str(base), Log(), package="onnxruntime")
+    msg = str(err.value)
+    assert "Options > Network" in msg and "Local onnxruntime wheel" in msg and "PIP_PROXY" not in msg
+    assert os.listdir(base.parent) == []
+
+
+def test_install_closes_the_pip_output(tmp_path, monkeypatch):
+    """QA D8: every install printed 'ResourceWarning: unclosed file <_io.TextIOWrapper name=13…>'."""
+    import gc
+    import warnings
+
+    _fresh(monkeypatch)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        deps.install(str(tmp_path / "rt"), Log(), wheel=str(_stub_wheel(tmp_path, "1.32.0")))
+        gc.collect()
+    assert not [w for w in caught if issubclass(w.category, ResourceWarning)], [str(w.message) for w in caught]

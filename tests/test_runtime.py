@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import types
 
 import numpy as np
@@ -174,3 +175,30 @@ def test_learned_model_through_processing(qgis_app, data_dir, tmp_path):
                                          "SENSOR": "wv2", "METHOD": "ksdiff", "MODEL": str(model),
                                          "DEVICE": "cuda", "THREADS": 1, "OUTPUT": out})
     assert gdal.Open(out).RasterCount == 4
+
+
+def test_a_broken_onnxruntime_is_not_called_missing(monkeypatch, tmp_path):
+    """QA D4: a runtime whose native library was deleted was reported as 'ONNX Runtime is not installed'."""
+    import sys
+
+    broken = tmp_path / "py311" / "onnxruntime"
+    broken.mkdir(parents=True)
+    (broken / "__init__.py").write_text(
+        "raise ImportError(\"cannot import name 'onnxruntime_pybind11_state' from 'onnxruntime.capi'\")\n")
+    monkeypatch.setattr(sys, "path", [str(tmp_path / "py311"), *sys.path])
+    monkeypatch.delitem(sys.modules, "onnxruntime", raising=False)
+    with pytest.raises(InputError, match=r"installed at .*py311.onnxruntime but does not import: "
+                                         r"cannot import name 'onnxruntime_pybind11_state'.*Reinstall it") as err:
+        runtime.import_onnxruntime()
+    assert "not installed" not in str(err.value)
+
+
+def test_an_absent_onnxruntime_says_not_installed(monkeypatch):
+    import sys
+
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if not os.path.isdir(os.path.join(p, "onnxruntime"))])
+    monkeypatch.delitem(sys.modules, "onnxruntime", raising=False)
+    with pytest.raises(InputError) as err:
+        runtime.import_onnxruntime()
+    assert str(err.value) == runtime.INSTALL_HINT and "make deploy" not in str(err.value)
+    assert "for this QGIS profile" in str(err.value)

@@ -216,6 +216,23 @@ def test_auto_falls_back_without_onnx_runtime(qgis_app, data_dir, tmp_path, monk
     assert res["SELFCHECK_KSDIFF_ERGAS"] is None and res["SELFCHECK_CLASSICAL_ERGAS"] > 0
 
 
+def test_auto_warns_when_onnx_runtime_is_missing(data_dir, tmp_path, monkeypatch):
+    """QA D7: METHOD auto falling back because ONNX Runtime is missing was one info line among many; it is the
+    user's to fix (install it), so a warning that says how."""
+    from ksdiff_qgis.engine import runtime
+    from ksdiff_qgis.engine.errors import InputError
+
+    def missing():
+        raise InputError(runtime.INSTALL_HINT)
+
+    monkeypatch.setattr(runtime, "import_onnxruntime", missing)
+    fb = Recorder()
+    res = pansharpen(str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif"), str(tmp_path / "o.tif"),
+                     sensor="wv2", method="auto", feedback=fb)
+    assert res.method in selfcheck.CLASSICAL_CANDIDATES
+    assert any("Install ONNX Runtime" in w and "classical" in w for w in fb.warnings), fb.warnings
+
+
 def test_auto_falls_back_when_the_ratio_does_not_fit(qgis_app, data_dir, tmp_path):
     # Landsat data (ratio 2) declared as WorldView-2: the wv2 model (ratio 4) cannot run; auto checks the network of
     # the data's shape (4 bands, ratio 2) instead, with a warning that names the ratios (it fell back to a classical

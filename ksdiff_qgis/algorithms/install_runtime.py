@@ -51,8 +51,11 @@ class InstallRuntimeAlgorithm(KsdiffAlgorithm):
             "onnxruntime-gpu when an NVIDIA GPU is found (nvidia-smi), else onnxruntime; the GPU build with the "
             "CUDA/cuDNN runtime wheels (several GB) is an explicit choice for machines without CUDA 12 and cuDNN 9. "
             "Needs access to the Python package index (QGIS's proxy settings are passed to pip), or a local "
-            "onnxruntime wheel (offline install). The import is checked in QGIS's own Python; takes effect at once."
-        ).format(runtime_base(), deps.TESTED_TEXT)
+            "onnxruntime wheel (offline install). The import is checked in QGIS's own Python. A first install "
+            "takes effect at once; replacing a runtime this QGIS session has already loaded (e.g. switching from "
+            "the CPU to the GPU build) takes effect after restarting QGIS.\nRemoving the plugin does not remove "
+            "this folder (about 80 MB, more with the CUDA wheels): delete {} by hand to remove ONNX Runtime."
+        ).format(runtime_base(), deps.TESTED_TEXT, runtime_base())
 
     def initAlgorithm(self, config=None):  # noqa: N802
         labels = [tr("Automatic (GPU build when an NVIDIA GPU is found)") + " [auto]",

@@ -136,11 +136,86 @@ def _masked(cmd: list[str]) -> str:
     return " ".join(re.sub(r"//([^:/@]+):[^@/]+@", r"//\1:***@", c) for c in cmd)
 
 
+OFFLINE_HINT = ("Is the Python package index (pypi.org) reachable? Set a proxy in QGIS's Settings > Options > "
+                "Network, or install offline from a downloaded onnxruntime wheel with the option "
+                "'Local onnxruntime wheel' (WHEEL=…whl in qgis_process).")
+
+
+def _prepare(base: str, staging: str) -> bool:
+    """Create ``base`` and an empty ``staging`` folder, or InputError naming the folder that must be writable.
+
+    Runs before pip downloads anything. Returns True when ``base`` was created here (removed again if the
+    install fails, so a failed first install leaves nothing behind)."""
+    import tempfile
+
+    created = not os.path.isdir(base)
+    try:
+        os.makedirs(base, exist_ok=True)
+        # a probe file: os.access says yes to root on a read-only file system
+        fd, probe = tempfile.mkstemp(dir=base, prefix=".write-test-")
+        os.close(fd)
+        os.remove(probe)
+        shutil.rmtree(staging, ignore_errors=True)   # left by an interrupted install
+        os.makedirs(staging)
+    except OSError as e:
+        _discard(base, created)
+        raise InputError(f"cannot install ONNX Runtime: the folder {base} must be writable by you "
+                         f"({e.strerror or e}). Check its permissions (it lies in your QGIS profile) "
+                         "and try again; nothing was downloaded.") from None
+    return created
+
+
+def _discard(base: str, created: bool, staging: str | None = None) -> None:
+    """Remove what a failed install created: its staging folder, and ``base`` if it was new and is empty."""
+    if staging:
+        shutil.rmtree(staging, ignore_errors=True)
+    if created:
+        try:
+            os.rmdir(base)
+        except OSError:
+            pass
+
+
+def _swap_in(staging: str, target: str) -> None:
+    """Put ``staging`` in place of ``target``: the old runtime is moved aside first, then removed best-effort.
+
+    ``shutil.rmtree(target)`` before the move half-deleted a runtime it could not fully remove (a folder of
+    another owner; on Windows DLLs a running QGIS holds) and left the new one as ``.partial``; a rename either
+    works or changes nothing. ``.old-*`` folders a locked earlier runtime left behind are removed here too."""
+    import glob
+
+    for leftover in glob.glob(glob.escape(target) + ".old-*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+    old = None
+    if os.path.lexists(target):
+        old = f"{target}.old-{os.getpid()}"
+        try:
+            os.replace(target, old)
+        except OSError as e:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise InputError(
+                f"the ONNX Runtime already installed in {target} cannot be replaced ({e.strerror or e}). "
+                "Restart QGIS (a running QGIS may hold its files open) and check that you may write to "
+                f"{os.path.dirname(target)}, then install again; the installed runtime was left as it was."
+            ) from None
+    try:
+        os.replace(staging, target)
+    except OSError as e:
+        shutil.rmtree(staging, ignore_errors=True)
+        if old:
+            os.replace(old, target)   # put the old runtime back: never a missing one
+        raise InputError(f"cannot put the new ONNX Runtime in {target} ({e.strerror or e}); "
+                         "the installed runtime was left as it was") from None
+    if old:
+        shutil.rmtree(old, ignore_errors=True)   # may fail on locked files: the next install retries
+
+
 def install(base: str, feedback: Feedback | None = None, package: str | None = None, wheel: str | None = None,
             proxy: str | None = None) -> str:
     """Install ONNX Runtime into ``private_dir(base)``; returns a line saying what was installed.
 
     ``wheel``: a local onnxruntime wheel (offline install); ``proxy``: passed to pip (``--proxy``).
+    A failed install changes nothing: the old runtime stays, and no folder it created is left behind.
     """
     fb = feedback or Feedback()
     package = package or package_for_machine()
@@ -151,47 +226,60 @@ def install(base: str, feedback: Feedback | None = None, package: str | None = N
         if version is None or not TESTED[0] <= version < TESTED[1]:
             fb.warning(f"{os.path.basename(wheel)} is outside the tested onnxruntime range {ORT_SPEC}")
         package = os.path.basename(wheel).split("-")[0].replace("_", "-")
+    # a module imported in this process stays loaded whatever happens to its folder (native code cannot unload)
+    loaded_before = sys.modules.get("onnxruntime")
     target = private_dir(base)
     staging = target + ".partial"
-    shutil.rmtree(staging, ignore_errors=True)
-    os.makedirs(staging)
-    python = python_for_pip()
+    python = python_for_pip()   # before anything is created: no pip, nothing on disk
+    created = _prepare(base, staging)
     cmd = pip_command(python, staging, package, wheel, proxy)
     fb.info(f"Installing {package} for Python {sys.version_info.major}.{sys.version_info.minor} into {target}")
     fb.info(_masked(cmd))
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     tail: list[str] = []
     steps = 0
-    for line in proc.stdout:
-        line = line.rstrip()
-        tail = (tail + [line])[-15:]
-        fb.info(line)
-        steps += 1
-        fb.progress(min(0.9, steps / 20))
-        if fb.is_cancelled():
-            proc.kill()
-            shutil.rmtree(staging, ignore_errors=True)
-            raise Cancelled("installation cancelled")
-    if proc.wait() != 0:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise InputError(
-            f"pip could not install {package} (exit {proc.returncode}). Is the Python package index reachable "
-            "(proxy settings: PIP_PROXY / HTTPS_PROXY)? Last lines:\n" + "\n".join(tail)
-        )
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
+        for line in proc.stdout:
+            line = line.rstrip()
+            tail = (tail + [line])[-15:]
+            fb.info(line)
+            steps += 1
+            fb.progress(min(0.9, steps / 20))
+            if fb.is_cancelled():
+                proc.kill()
+                proc.wait()
+                _discard(base, created, staging)
+                raise Cancelled("installation cancelled")
+    if proc.returncode != 0:
+        _discard(base, created, staging)
+        hint = (f"Is {wheel} an onnxruntime wheel for Python {sys.version_info.major}.{sys.version_info.minor} "
+                "on this system?" if wheel else OFFLINE_HINT)
+        raise InputError(f"pip could not install {package} (exit {proc.returncode}). {hint} Last lines of pip:\n"
+                         + "\n".join(tail))
     check = subprocess.run(
         [python, "-c", "import sys; sys.path.insert(0, sys.argv[1]); import onnxruntime as o; "
          "print(o.__version__, ','.join(o.get_available_providers()))", staging],
         capture_output=True, text=True, timeout=300,
     )
     if check.returncode != 0:
-        shutil.rmtree(staging, ignore_errors=True)
+        _discard(base, created, staging)
         raise InputError(f"{package} installed but does not import with this Python:\n{check.stderr[-2000:]}")
-    shutil.rmtree(target, ignore_errors=True)
-    os.replace(staging, target)
+    _swap_in(staging, target)
     fb.progress(1.0)
     version, providers = check.stdout.split()
+    done = f"{package} {version} installed in {target} (providers: {providers})"
+    if loaded_before is not None:
+        note = restart_note(loaded_before)
+        fb.warning(note)
+        return f"{done}; {note}"
     fb.info(verify_here(base))
-    return f"{package} {version} installed in {target} (providers: {providers})"
+    return done
+
+
+def restart_note(loaded) -> str:
+    """What to say when an onnxruntime ``loaded`` in this process was replaced on disk."""
+    where = os.path.dirname(getattr(loaded, "__file__", "") or "") or "?"
+    return (f"restart QGIS to use the new build: this QGIS session keeps onnxruntime "
+            f"{getattr(loaded, '__version__', '?')} (loaded from {where}) until it is restarted")
 
 
 def verify_here(base: str) -> str:
@@ -205,6 +293,9 @@ def verify_here(base: str) -> str:
         if not where.startswith(private_dir(base)):
             return (f"onnxruntime {getattr(loaded, '__version__', '?')} from {where} is already loaded in this "
                     "QGIS session; restart QGIS to use the new one")
+    else:   # submodules a failed import of a broken runtime left would shadow the new ones
+        for name in [n for n in sys.modules if n.startswith("onnxruntime.")]:
+            del sys.modules[name]
     try:
         ort = importlib.import_module("onnxruntime")
     except Exception as e:   # noqa: BLE001 - any import failure must be reported, not raised

@@ -974,8 +974,9 @@ def _auto_method(pan_ds, ms_src, pan: RasterInfo, ms: RasterInfo, plan: GridPlan
     except InputError as e:
         if model_path and str(e) != runtime.INSTALL_HINT:
             raise   # the user's own MODEL is broken: say so rather than hide it
-        fb.info(f"Method auto: the learned model cannot run here ({e}); choosing among the classical methods on "
-                "this scene.")
+        # a missing or broken ONNX Runtime is the user's to fix: a warning, not an info line among many
+        fb.warning(f"Method auto: the learned model cannot run here ({e}); choosing among the classical methods "
+                   "on this scene.")
         return classical_choice(e)
     bar.stage("model")(1.0)
     runtime.warn_cpu_fallback(device, session, fb)

@@ -15,18 +15,29 @@ from .feedback import Feedback
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
 INSTALL_HINT = (
-    "ONNX Runtime is not installed for this QGIS. Use Raster > KSDiff > Install ONNX Runtime… "
-    "(or run the Processing algorithm 'ksdiff:install_runtime', or `make deploy`); "
-    "the classical methods work without it."
+    "ONNX Runtime is not installed for this QGIS profile. Use Raster > KSDiff > Install ONNX Runtime… "
+    "(or run the Processing algorithm 'ksdiff:install_runtime'); the classical methods work without it."
 )
 
 
 def import_onnxruntime():
-    """The onnxruntime module, or InputError explaining how to install it."""
+    """The onnxruntime module, or InputError: how to install it, or that the installed one is broken."""
     try:
         import onnxruntime
-    except ImportError:
-        raise InputError(INSTALL_HINT) from None
+    except Exception as e:   # noqa: BLE001 - a broken build also fails with OSError (its native library)
+        import importlib.util
+
+        try:
+            spec = importlib.util.find_spec("onnxruntime")
+        except (ImportError, ValueError):
+            spec = None
+        if spec is None:
+            raise InputError(INSTALL_HINT) from None
+        where = os.path.dirname(spec.origin or "") or ", ".join(spec.submodule_search_locations or [])
+        raise InputError(
+            f"ONNX Runtime is installed at {where} but does not import: {short_error(e)}. Reinstall it with "
+            "Raster > KSDiff > Install ONNX Runtime… (the Processing algorithm 'ksdiff:install_runtime')."
+        ) from None
     return onnxruntime
 
 
