@@ -191,7 +191,6 @@ def test_bench_scores_a_shared_network_on_its_own_cards_test_case(sensor, tmp_pa
     from ksdiff_qgis.engine.sensors import get_sensor
     from model_core.__main__ import main as model_core_cli
     from model_core.config import sensor_spec, sensor_test_config
-
     from model_core.datacache import data_dir
 
     spec, own = sensor_spec(sensor_test_config(sensor)), get_sensor(sensor)
