@@ -220,3 +220,19 @@ def test_install_closes_the_pip_output(tmp_path, monkeypatch):
         deps.install(str(tmp_path / "rt"), Log(), wheel=str(_stub_wheel(tmp_path, "1.32.0")))
         gc.collect()
     assert not [w for w in caught if issubclass(w.category, ResourceWarning)], [str(w.message) for w in caught]
+
+
+def test_an_old_runtime_that_cannot_be_deleted_is_said(tmp_path, monkeypatch):
+    """QA (after D2's fix): the old runtime moved aside but not deletable (another user's files) stayed as a 79 MB
+    .old-<pid> folder beside the new one while the install said plain success. It is named, with what to do."""
+    _fresh(monkeypatch)
+    base = str(tmp_path / "rt")
+    deps.install(base, Log(), wheel=str(_stub_wheel(tmp_path, "1.30.0")))
+    monkeypatch.delitem(sys.modules, "onnxruntime")
+    monkeypatch.setattr(deps.shutil, "rmtree", lambda path, ignore_errors=False: None)   # nothing can be deleted
+    (tmp_path / "new").mkdir()
+    log = Log()
+    result = deps.install(base, log, wheel=str(_stub_wheel(tmp_path / "new", "1.31.0")))
+    assert _private_version(base) == "1.31.0"
+    assert "could not be deleted" in result and ".old-" in result and "delete that folder by hand" in result
+    assert any(line.startswith("WARNING the previous runtime") for line in log.lines), log.lines

@@ -231,6 +231,8 @@ def test_auto_warns_when_onnx_runtime_is_missing(data_dir, tmp_path, monkeypatch
                      sensor="wv2", method="auto", feedback=fb)
     assert res.method in selfcheck.CLASSICAL_CANDIDATES
     assert any("Install ONNX Runtime" in w and "classical" in w for w in fb.warnings), fb.warnings
+    # the hint's full stop does not end inside the brackets or before the reason's semicolon (QA: "…').);")
+    assert not any(".)" in w for w in fb.warnings) and ".;" not in res.selfcheck.reason, res.selfcheck.reason
 
 
 def test_auto_falls_back_when_the_ratio_does_not_fit(qgis_app, data_dir, tmp_path):

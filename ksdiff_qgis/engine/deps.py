@@ -176,8 +176,9 @@ def _discard(base: str, created: bool, staging: str | None = None) -> None:
             pass
 
 
-def _swap_in(staging: str, target: str) -> None:
-    """Put ``staging`` in place of ``target``: the old runtime is moved aside first, then removed best-effort.
+def _swap_in(staging: str, target: str) -> str | None:
+    """Put ``staging`` in place of ``target``: the old runtime is moved aside first, then removed best-effort (its
+    folder returned when it could not be removed).
 
     ``shutil.rmtree(target)`` before the move half-deleted a runtime it could not fully remove (a folder of
     another owner; on Windows DLLs a running QGIS holds) and left the new one as ``.partial``; a rename either
@@ -208,6 +209,9 @@ def _swap_in(staging: str, target: str) -> None:
                          "the installed runtime was left as it was") from None
     if old:
         shutil.rmtree(old, ignore_errors=True)   # may fail on locked files: the next install retries
+        if os.path.lexists(old):
+            return old
+    return None
 
 
 def install(base: str, feedback: Feedback | None = None, package: str | None = None, wheel: str | None = None,
@@ -263,10 +267,15 @@ def install(base: str, feedback: Feedback | None = None, package: str | None = N
     if check.returncode != 0:
         _discard(base, created, staging)
         raise InputError(f"{package} installed but does not import with this Python:\n{check.stderr[-2000:]}")
-    _swap_in(staging, target)
+    stuck = _swap_in(staging, target)
     fb.progress(1.0)
     version, providers = check.stdout.split()
     done = f"{package} {version} installed in {target} (providers: {providers})"
+    if stuck:   # QA: a 79 MB folder stayed beside the new runtime without a word
+        left = (f"the previous runtime, moved to {stuck}, could not be deleted (it belongs to another user, or a "
+                "running QGIS holds its files): delete that folder by hand")
+        fb.warning(left)
+        done = f"{done}; {left}"
     if loaded_before is not None:
         note = restart_note(loaded_before)
         fb.warning(note)

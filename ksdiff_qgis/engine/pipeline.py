@@ -953,7 +953,7 @@ def _auto_method(pan_ds, ms_src, pan: RasterInfo, ms: RasterInfo, plan: GridPlan
         bar.estimate("check", selfcheck.estimate_seconds(area, plan.ratio, False))
         check = selfcheck.run_check(pan_ds, ms_src, pan, ms, plan, spec, None, stats, area, fb, ranges,
                                     bar.stage("check"))
-        check.reason = f"{why}; {check.reason}"
+        check.reason = f"{str(why).rstrip('.')}; {check.reason}"   # a sentence's full stop would end in '.;'
         selfcheck.log_check(check, fb)
         return check.method, check
 
@@ -963,10 +963,12 @@ def _auto_method(pan_ds, ms_src, pan: RasterInfo, ms: RasterInfo, plan: GridPlan
         model_card.check_against_data(card, _model_band_count(ms, bands), plan.ratio)
     except InputError as e:
         if model_path:   # README: auto uses the best classical method when the model does not fit (ksdiff refuses)
-            fb.warning(f"Method auto: the MODEL {os.path.basename(model_path)} does not fit this scene ({e}); fusing "
+            fb.warning(f"Method auto: the MODEL {os.path.basename(model_path)} does not fit this scene "
+                       f"({str(e).rstrip('.')}); fusing "
                        "with the best classical method on this scene instead (METHOD ksdiff would stop here)")
         else:
-            fb.info(f"Method auto: the learned model cannot run here ({e}); choosing among the classical methods "
+            fb.info(f"Method auto: the learned model cannot run here ({str(e).rstrip('.')}); choosing among the "
+                    "classical methods "
                     "on this scene.")
         return classical_choice(e)
     try:
@@ -975,8 +977,8 @@ def _auto_method(pan_ds, ms_src, pan: RasterInfo, ms: RasterInfo, plan: GridPlan
         if model_path and str(e) != runtime.INSTALL_HINT:
             raise   # the user's own MODEL is broken: say so rather than hide it
         # a missing or broken ONNX Runtime is the user's to fix: a warning, not an info line among many
-        fb.warning(f"Method auto: the learned model cannot run here ({e}); choosing among the classical methods "
-                   "on this scene.")
+        fb.warning(f"Method auto: the learned model cannot run here ({str(e).rstrip('.')}); choosing among the "
+                   "classical methods on this scene.")
         return classical_choice(e)
     bar.stage("model")(1.0)
     runtime.warn_cpu_fallback(device, session, fb)
