@@ -17,7 +17,7 @@ def test_pip_command_is_pinned_and_installs_nothing_else():
     assert cmd[-1] == "onnxruntime" + deps.ORT_SPEC and "--no-deps" in cmd
     assert not any("protobuf" in c or "flatbuffers" in c for c in cmd)
     gpu = deps.pip_command("py", "/t", deps.GPU_WITH_CUDA)
-    assert "onnxruntime-gpu" + deps.ORT_SPEC in gpu and "nvidia-cudnn-cu12" in gpu and "--no-deps" in gpu
+    assert "onnxruntime-gpu>=1.31,<1.32" in gpu and "nvidia-cudnn-cu13~=9.0" in gpu and "--no-deps" in gpu
     assert not any("numpy" in c for c in gpu)
     offline = deps.pip_command("py", "/t", "onnxruntime", wheel="/w/onnxruntime-1.32.0-cp311-none-any.whl")
     assert offline[-2:] == ["--no-index", "/w/onnxruntime-1.32.0-cp311-none-any.whl"]
@@ -236,3 +236,110 @@ def test_an_old_runtime_that_cannot_be_deleted_is_said(tmp_path, monkeypatch):
     assert _private_version(base) == "1.31.0"
     assert "could not be deleted" in result and ".old-" in result and "delete that folder by hand" in result
     assert any(line.startswith("WARNING the previous runtime") for line in log.lines), log.lines
+
+
+def test_versions_resolve_on_pypi_and_cuda_wheels_match_the_gpu_extras():
+    """Portability review: onnxruntime-gpu was pinned to 1.32, which PyPI does not have (newest 1.31.1): the install
+    failed on every NVIDIA machine. The CUDA wheels are what onnxruntime-gpu 1.31.1[cuda,cudnn] requires (PyPI)."""
+    assert deps.pip_command("py", "/t", "onnxruntime")[-1] == "onnxruntime>=1.32,<1.33"
+    assert deps.pip_command("py", "/t", "onnxruntime-gpu")[-1] == "onnxruntime-gpu>=1.31,<1.32"
+    extras = {"nvidia-cuda-nvrtc~=13.0", "nvidia-cuda-runtime~=13.0", "nvidia-cufft~=12.0", "nvidia-curand~=10.0",
+              "nvidia-cudnn-cu13~=9.0"}
+    assert extras <= set(deps.CUDA_WHEELS)
+    assert {"nvidia-cublas~=13.0", "nvidia-nvjitlink~=13.0"} <= set(deps.CUDA_WHEELS)   # their deps (--no-deps)
+
+
+def _fake_pip(monkeypatch, outputs):
+    """pip stubbed: each call pops (exit code, output lines); returns the list of commands run."""
+    ran = []
+
+    def run(cmd, fb, base, created, staging):
+        ran.append(cmd)
+        code, lines = outputs.pop(0)
+        if code == 0:
+            os.makedirs(os.path.join(staging, "onnxruntime"), exist_ok=True)
+            with open(os.path.join(staging, "onnxruntime", "__init__.py"), "w") as f:
+                f.write("__version__ = '1.32.0'\ndef get_available_providers():\n    return ['CPUExecutionProvider']\n")
+        return code, lines
+
+    monkeypatch.setattr(deps, "_run_pip", run)
+    return ran
+
+
+NO_MATCH = ["ERROR: Could not find a version that satisfies the requirement onnxruntime-gpu<1.33,>=1.32 "
+            "(from versions: 1.31.0, 1.31.1)", "ERROR: No matching distribution found for onnxruntime-gpu<1.33,>=1.32"]
+
+
+def test_gpu_build_pip_cannot_find_falls_back_to_cpu_with_a_warning(tmp_path, monkeypatch):
+    _fresh(monkeypatch)
+    ran = _fake_pip(monkeypatch, [(1, NO_MATCH), (0, ["Successfully installed onnxruntime-1.32.0"])])
+    log = Log()
+    result = deps.install(str(tmp_path / "rt"), log, package="onnxruntime-gpu")
+    assert ran[0][-1].startswith("onnxruntime-gpu") and ran[1][-1] == "onnxruntime>=1.32,<1.33"
+    assert result.startswith("onnxruntime 1.32.0 installed")
+    assert any(m.startswith("WARNING pip found no onnxruntime-gpu build") and "CPU build" in m for m in log.lines)
+
+
+def test_pip_no_matching_distribution_vs_connection_error(tmp_path, monkeypatch):
+    """No wheel for this Python/platform was blamed on the network (OFFLINE_HINT)."""
+    _fake_pip(monkeypatch, [(1, NO_MATCH)])
+    with pytest.raises(InputError) as err:
+        deps.install(str(tmp_path / "rt"), Log(), package="onnxruntime")
+    assert "no onnxruntime build for Python" in str(err.value) and "proxy" not in str(err.value)
+    refused = ["WARNING: Retrying (Retry(total=0...)) after connection broken by 'NewConnectionError(...: "
+               "[Errno 111] Connection refused')'", *NO_MATCH]
+    _fake_pip(monkeypatch, [(1, refused)])
+    with pytest.raises(InputError, match="Options > Network"):
+        deps.install(str(tmp_path / "rt"), Log(), package="onnxruntime")
+    assert deps.pip_failure("ERROR: Read timed out.", "onnxruntime")[0] == "network"
+    assert deps.pip_failure("ERROR: Could not find a version that satisfies", "onnxruntime")[0] == "no-build"
+
+
+def test_python_and_platform_without_a_build_are_said_before_pip(tmp_path, monkeypatch):
+    """QGIS 3.22-3.34 on Windows run Python 3.9; Intel Macs have no wheel since 1.23.2: pip ran and failed."""
+    assert deps.no_build_reason("onnxruntime", (3, 12), "Linux", "x86_64") is None
+    assert deps.no_build_reason("onnxruntime", (3, 11), "Darwin", "arm64", "14.2") is None
+    assert deps.no_build_reason("onnxruntime", (3, 11), "Windows", "ARM64") is None
+    assert "QGIS whose Python is 3.11 or newer" in deps.no_build_reason("onnxruntime", (3, 9), "Windows", "AMD64")
+    assert "Apple Silicon" in deps.no_build_reason("onnxruntime", (3, 12), "Darwin", "x86_64", "13.6")
+    assert "macOS 14" in deps.no_build_reason("onnxruntime", (3, 12), "Darwin", "arm64", "13.6")
+    assert deps.no_build_reason("onnxruntime-gpu", (3, 12), "Windows", "ARM64")
+    ran = _fake_pip(monkeypatch, [])
+    class Version(tuple):   # sys.version_info of QGIS 3.22-3.34 on Windows
+        major = property(lambda self: self[0])
+        minor = property(lambda self: self[1])
+
+    monkeypatch.setattr(sys, "version_info", Version((3, 9, 13, "final", 0)))
+    monkeypatch.setattr(deps, "python_for_pip", lambda: "py")
+    with pytest.raises(InputError, match=r"Python 3\.9.*3\.11 or newer.*classical methods work.*nothing was"):
+        deps.install(str(tmp_path / "rt"), Log(), package="onnxruntime")
+    monkeypatch.undo()
+    monkeypatch.setattr(deps.platform, "system", lambda: "Darwin")
+    monkeypatch.setattr(deps.platform, "machine", lambda: "x86_64")
+    monkeypatch.setattr(deps, "python_for_pip", lambda: "py")
+    ran = _fake_pip(monkeypatch, [])
+    with pytest.raises(InputError, match="Intel Macs"):
+        deps.install(str(tmp_path / "rt"), Log(), package="onnxruntime")
+    assert not ran and not os.path.exists(tmp_path / "rt")
+
+
+def test_windows_reinstall_over_a_loaded_private_runtime_asks_for_restart_before_pip(tmp_path, monkeypatch):
+    """Windows: pip downloaded everything, then the rename failed on the loaded DLLs."""
+    base = str(tmp_path / "rt")
+
+    class Loaded:
+        __version__ = "1.32.0"
+        __file__ = os.path.join(deps.private_dir(base), "onnxruntime", "__init__.py")
+
+    msg = deps.locked_by_this_session(base, "nt", Loaded)
+    assert "restart QGIS first" in msg and "nothing was downloaded" in msg
+    assert deps.locked_by_this_session(base, "posix", Loaded) is None
+    Loaded.__file__ = os.path.join(str(tmp_path), "site-packages", "onnxruntime", "__init__.py")
+    assert deps.locked_by_this_session(base, "nt", Loaded) is None   # QGIS's own copy: the private one is not loaded
+
+
+def test_subprocesses_hide_the_console_window_and_decode_utf8():
+    """Windows: pip/probes opened console windows from qgis-bin.exe, and pip's output was decoded with the code page."""
+    assert deps.hidden_window("nt") == {"creationflags": 0x08000000}   # CREATE_NO_WINDOW
+    assert deps.hidden_window("posix") == {}
+    assert deps.child_env()["PYTHONIOENCODING"] == "utf-8" and deps.TEXT == {"encoding": "utf-8", "errors": "replace"}

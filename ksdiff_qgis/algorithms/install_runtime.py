@@ -49,7 +49,7 @@ class InstallRuntimeAlgorithm(KsdiffAlgorithm):
             "({}), for the Python version QGIS runs. QGIS's own packages (numpy) are not "
             "touched, and nothing but onnxruntime is installed (tested versions {}).\nPackage: auto takes "
             "onnxruntime-gpu when an NVIDIA GPU is found (nvidia-smi), else onnxruntime; the GPU build with the "
-            "CUDA/cuDNN runtime wheels (several GB) is an explicit choice for machines without CUDA 12 and cuDNN 9. "
+            "CUDA/cuDNN runtime wheels (several GB) is an explicit choice for machines without CUDA 13 and cuDNN 9. "
             "Needs access to the Python package index (QGIS's proxy settings are passed to pip), or a local "
             "onnxruntime wheel (offline install). The import is checked in QGIS's own Python. A first install "
             "takes effect at once; replacing a runtime this QGIS session has already loaded (e.g. switching from "

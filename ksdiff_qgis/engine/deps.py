@@ -10,6 +10,7 @@ request only, the CUDA/cuDNN runtime wheels (gigabytes) for machines without a s
 from __future__ import annotations
 
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -18,14 +19,80 @@ from typing import Callable
 from .errors import Cancelled, InputError
 from .feedback import Feedback
 
-# the range the test suite and `make deploy` run (1.32); widen it only after testing a release
-ORT_SPEC = ">=1.32,<1.33"
-TESTED = ((1, 32), (1, 33))      # [low, high) of (major, minor)
-TESTED_TEXT = "1.32.x"
-# what onnxruntime-gpu[cuda,cudnn] pulls in; listed explicitly so that --no-deps keeps numpy out
-CUDA_WHEELS = ("nvidia-cuda-runtime-cu12", "nvidia-cuda-nvrtc-cu12", "nvidia-cublas-cu12", "nvidia-cufft-cu12",
-               "nvidia-curand-cu12", "nvidia-cudnn-cu12")
+# The tested (major, minor) line per package; widen only after testing a release. The test suite and
+# `make deploy` run onnxruntime 1.32; PyPI has no onnxruntime-gpu 1.32 (newest: 1.31.1), so a 1.32 pin for the GPU
+# build failed on every NVIDIA machine. The bundled models (opset 17, IR 8) load with the 1.31.1 CPU wheel.
+LINES = {"onnxruntime": (1, 32), "onnxruntime-gpu": (1, 31)}
+ORT_SPEC = ">=1.32,<1.33"          # the CPU build's range (kept for callers)
+TESTED_TEXT = "onnxruntime 1.32.x, onnxruntime-gpu 1.31.x"
+# Both lines have wheels for CPython 3.11-3.14 only (PyPI requires_python >=3.11).
+PYTHONS = ((3, 11), (3, 14))
+# What onnxruntime-gpu 1.31's [cuda,cudnn] extras pull in (CUDA 13, cuDNN 9), with the wheels those need in turn
+# (cudnn-cu13 -> cublas, cufft -> nvjitlink); listed explicitly so that --no-deps keeps numpy out.
+CUDA_WHEELS = ("nvidia-cuda-runtime~=13.0", "nvidia-cuda-nvrtc~=13.0", "nvidia-cublas~=13.0", "nvidia-cufft~=12.0",
+               "nvidia-curand~=10.0", "nvidia-nvjitlink~=13.0", "nvidia-cudnn-cu13~=9.0")
 GPU_WITH_CUDA = "onnxruntime-gpu-cuda"   # package choice: onnxruntime-gpu plus the CUDA/cuDNN runtime wheels
+
+
+def spec_for(package: str) -> str:
+    """The pinned version range of ``package`` (onnxruntime, onnxruntime-gpu or GPU_WITH_CUDA)."""
+    major, minor = LINES["onnxruntime" if package == "onnxruntime" else "onnxruntime-gpu"]
+    return f">={major}.{minor},<{major}.{minor + 1}"
+
+
+def tested(package: str, version: tuple[int, int]) -> bool:
+    """True when (major, minor) ``version`` is the tested line of ``package``."""
+    return version == LINES["onnxruntime-gpu" if package.startswith("onnxruntime-gpu") else "onnxruntime"]
+
+
+def hidden_window(os_name: str | None = None) -> dict:
+    """Keyword arguments for subprocess calls: on Windows no console window flashes up from the GUI qgis-bin.exe."""
+    if (os_name or os.name) == "nt":
+        return {"creationflags": getattr(subprocess, "CREATE_NO_WINDOW", 0x08000000)}
+    return {}
+
+
+def child_env() -> dict:
+    """The environment for pip and the probes: UTF-8 output, decoded as such (not with the Windows code page)."""
+    return {**os.environ, "PYTHONIOENCODING": "utf-8"}
+
+
+# how subprocess output is decoded: the child writes UTF-8 (child_env); a stray byte must not raise
+TEXT = {"encoding": "utf-8", "errors": "replace"}
+
+
+def no_build_reason(package: str, version: tuple[int, ...] | None = None, system: str | None = None,
+                    machine: str | None = None, mac_release: str | None = None) -> str | None:
+    """Why PyPI has no wheel of the pinned ``package`` line for this Python/platform, or None when it has one.
+
+    Wheels (PyPI, both lines): CPython 3.11-3.14 on Windows x64/ARM64, macOS 14+ on Apple Silicon, Linux
+    x86_64/aarch64; the GPU build only on Windows x64 and Linux. Arguments default to the running interpreter."""
+    major, minor = (version or sys.version_info)[:2]
+    system = system or platform.system()
+    machine = (machine or platform.machine() or "?").lower()
+    gpu = package != "onnxruntime"
+    name = "onnxruntime-gpu" if gpu else "onnxruntime"
+    line = "{}.{}".format(*LINES[name])
+    if not PYTHONS[0] <= (major, minor) <= PYTHONS[1]:
+        return (f"{name} {line} has builds for Python 3.11 to 3.14 only, and this QGIS runs Python {major}.{minor}: "
+                "use a QGIS whose Python is 3.11 or newer")
+    if system == "Darwin":
+        if gpu:
+            return f"{name} has no build for macOS: install the CPU build (onnxruntime)"
+        release = mac_release if mac_release is not None else platform.mac_ver()[0]
+        if machine not in ("arm64", "aarch64"):
+            return f"{name} {line} has no build for Intel Macs (none since 1.23.2): it needs Apple Silicon, macOS 14+"
+        try:
+            mac_major = int(release.split(".")[0])
+        except ValueError:
+            mac_major = 14   # unknown: let pip decide
+        if mac_major < 14:
+            return f"{name} {line} needs macOS 14 or newer (this Mac runs {release})"
+        return None
+    ok = {"Windows": ("amd64", "x86_64") + (() if gpu else ("arm64",)), "Linux": ("x86_64", "aarch64", "arm64")}
+    if machine not in ok.get(system, ()):
+        return f"{name} {line} has no build for {system} on {machine}"
+    return None
 
 
 def private_dir(base: str) -> str:
@@ -47,7 +114,7 @@ def has_nvidia_gpu(run: Callable = subprocess.run) -> bool:
     if not exe:
         return False
     try:
-        res = run([exe, "-L"], capture_output=True, text=True, timeout=20)
+        res = run([exe, "-L"], capture_output=True, timeout=20, env=child_env(), **TEXT, **hidden_window())
     except (OSError, subprocess.SubprocessError):
         return False
     return res.returncode == 0 and "GPU" in res.stdout
@@ -82,7 +149,7 @@ def python_for_pip() -> str:
             continue
         try:
             out = subprocess.run([exe, "-c", "import sys, pip; print(sys.version_info[:2])"],
-                                 capture_output=True, text=True, timeout=60)
+                                 capture_output=True, timeout=60, env=child_env(), **TEXT, **hidden_window())
         except (OSError, subprocess.SubprocessError):
             continue
         if out.returncode == 0 and out.stdout.strip() == str((major, minor)):
@@ -110,8 +177,8 @@ def pip_command(python: str, staging: str, package: str, wheel: str | None = Non
     if wheel:
         return cmd + ["--no-index", wheel]
     if package == GPU_WITH_CUDA:
-        return cmd + [f"onnxruntime-gpu{ORT_SPEC}", *CUDA_WHEELS]
-    return cmd + [f"{package}{ORT_SPEC}"]
+        return cmd + [f"onnxruntime-gpu{spec_for(package)}", *CUDA_WHEELS]
+    return cmd + [f"{package}{spec_for(package)}"]
 
 
 def proxy_url(enabled: bool, kind: str, host: str, port: int | str | None, user: str = "",
@@ -139,6 +206,30 @@ def _masked(cmd: list[str]) -> str:
 OFFLINE_HINT = ("Is the Python package index (pypi.org) reachable? Set a proxy in QGIS's Settings > Options > "
                 "Network, or install offline from a downloaded onnxruntime wheel with the option "
                 "'Local onnxruntime wheel' (WHEEL=…whl in qgis_process).")
+
+
+NETWORK_WORDS = ("connection", "proxy", "timed out", "timeout", "name resolution", "getaddrinfo",
+                 "network is unreachable", "max retries", "ssl", "certificate")
+NO_MATCH_WORDS = ("no matching distribution", "could not find a version")
+
+
+def pip_failure(output: str, package: str) -> tuple[str, str]:
+    """(kind, hint) for a failed pip run from its output: "network", "no-build" or "other".
+
+    pip says "Could not find a version" also when the index was unreachable, so the network is checked first;
+    "(from versions: none)" without a network word is either (pip retried silently, or no build at all)."""
+    low = output.lower()
+    if any(w in low for w in NETWORK_WORDS):
+        return "network", OFFLINE_HINT
+    if any(w in low for w in NO_MATCH_WORDS):
+        none = ("There is no {} build for Python {}.{} on this platform ({} {}) in the tested range {}; the classical "
+                "methods work without it.").format(package, *sys.version_info[:2], platform.system(),
+                                                   platform.machine(), spec_for(package))
+        if "from versions: none" in low:
+            return "no-build", (f"pip found no {package} at all: either the package index is unreachable "
+                                f"({OFFLINE_HINT}) or {none[0].lower()}{none[1:]}")
+        return "no-build", none
+    return "other", "See pip's last lines below."
 
 
 def _prepare(base: str, staging: str) -> bool:
@@ -214,55 +305,99 @@ def _swap_in(staging: str, target: str) -> str | None:
     return None
 
 
-def install(base: str, feedback: Feedback | None = None, package: str | None = None, wheel: str | None = None,
-            proxy: str | None = None) -> str:
-    """Install ONNX Runtime into ``private_dir(base)``; returns a line saying what was installed.
+def locked_by_this_session(base: str, os_name: str | None = None, loaded=None) -> str | None:
+    """The restart message when a reinstall cannot work, else None: on Windows the DLLs of an onnxruntime this
+    session loaded from the private folder cannot be moved, so pip would download everything for nothing."""
+    loaded = sys.modules.get("onnxruntime") if loaded is None else loaded
+    if (os_name or os.name) != "nt" or loaded is None:
+        return None
+    where = os.path.dirname(getattr(loaded, "__file__", "") or "")
+    folder = private_dir(base)
+    norm = os.path.normcase(os.path.abspath(folder))
+    if where and (os.path.normcase(os.path.abspath(where)) + os.sep).startswith(norm + os.sep):
+        return (f"restart QGIS first, then install again before running KSDiff: this QGIS session has loaded "
+                f"onnxruntime {getattr(loaded, '__version__', '?')} from {folder}, and Windows does not let its "
+                "files be replaced while QGIS runs; nothing was downloaded")
+    return None
 
-    ``wheel``: a local onnxruntime wheel (offline install); ``proxy``: passed to pip (``--proxy``).
-    A failed install changes nothing: the old runtime stays, and no folder it created is left behind.
-    """
-    fb = feedback or Feedback()
-    package = package or package_for_machine()
-    if wheel:
-        if not os.path.isfile(wheel) or not wheel.endswith(".whl"):
-            raise InputError(f"the wheel {wheel!r} does not exist or is not a .whl file")
-        version = wheel_version(wheel)
-        if version is None or not TESTED[0] <= version < TESTED[1]:
-            fb.warning(f"{os.path.basename(wheel)} is outside the tested onnxruntime range {ORT_SPEC}")
-        package = os.path.basename(wheel).split("-")[0].replace("_", "-")
-    # a module imported in this process stays loaded whatever happens to its folder (native code cannot unload)
-    loaded_before = sys.modules.get("onnxruntime")
-    target = private_dir(base)
-    staging = target + ".partial"
-    python = python_for_pip()   # before anything is created: no pip, nothing on disk
-    created = _prepare(base, staging)
-    cmd = pip_command(python, staging, package, wheel, proxy)
-    fb.info(f"Installing {package} for Python {sys.version_info.major}.{sys.version_info.minor} into {target}")
-    fb.info(_masked(cmd))
-    tail: list[str] = []
-    steps = 0
-    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as proc:
+
+def _run_pip(cmd: list[str], fb: Feedback, base: str, created: bool, staging: str) -> tuple[int, list[str]]:
+    """Run pip, streaming its output to ``fb``; (exit code, all output lines). Cancelling removes what it made."""
+    lines: list[str] = []
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=child_env(), **TEXT,
+                          **hidden_window()) as proc:
         for line in proc.stdout:
             line = line.rstrip()
-            tail = (tail + [line])[-15:]
+            lines.append(line)
             fb.info(line)
-            steps += 1
-            fb.progress(min(0.9, steps / 20))
+            fb.progress(min(0.9, len(lines) / 20))
             if fb.is_cancelled():
                 proc.kill()
                 proc.wait()
                 _discard(base, created, staging)
                 raise Cancelled("installation cancelled")
-    if proc.returncode != 0:
+    return proc.returncode, lines
+
+
+def install(base: str, feedback: Feedback | None = None, package: str | None = None, wheel: str | None = None,
+            proxy: str | None = None) -> str:
+    """Install ONNX Runtime into ``private_dir(base)``; returns a line saying what was installed.
+
+    ``wheel``: a local onnxruntime wheel (offline install); ``proxy``: passed to pip (``--proxy``).
+    A GPU build pip finds no wheel for falls back to the CPU build, with a warning.
+    A failed install changes nothing: the old runtime stays, and no folder it created is left behind.
+    """
+    fb = feedback or Feedback()
+    package = package or package_for_machine()
+    py = "{}.{}".format(*sys.version_info[:2])
+    if wheel:
+        if not os.path.isfile(wheel) or not wheel.endswith(".whl"):
+            raise InputError(f"the wheel {wheel!r} does not exist or is not a .whl file")
+        package = os.path.basename(wheel).split("-")[0].replace("_", "-")
+        version = wheel_version(wheel)
+        if version is None or not tested(package, version):
+            fb.warning(f"{os.path.basename(wheel)} is outside the tested onnxruntime range {spec_for(package)}")
+    else:
+        reason = no_build_reason(package)
+        if reason and package != "onnxruntime" and no_build_reason("onnxruntime") is None:
+            fb.warning(f"{reason}; installing the CPU build (onnxruntime) instead")
+            package = "onnxruntime"
+        elif reason:
+            raise InputError(f"cannot install ONNX Runtime: {reason}. The classical methods work without it; "
+                             "nothing was downloaded.")
+    # a module imported in this process stays loaded whatever happens to its folder (native code cannot unload)
+    loaded_before = sys.modules.get("onnxruntime")
+    locked = locked_by_this_session(base)
+    if locked:
+        raise InputError(locked)
+    target = private_dir(base)
+    staging = target + ".partial"
+    python = python_for_pip()   # before anything is created: no pip, nothing on disk
+    created = _prepare(base, staging)
+    while True:
+        cmd = pip_command(python, staging, package, wheel, proxy)
+        fb.info(f"Installing {package} for Python {py} into {target}")
+        fb.info(_masked(cmd))
+        code, lines = _run_pip(cmd, fb, base, created, staging)
+        if code == 0:
+            break
+        kind, hint = pip_failure("\n".join(lines), package)
+        if not wheel and kind == "no-build" and package != "onnxruntime":
+            fb.warning(f"pip found no {package} build for Python {py} on this platform; installing the CPU build "
+                       "(onnxruntime) instead: KSDiff runs on the CPU")
+            package = "onnxruntime"
+            shutil.rmtree(staging, ignore_errors=True)
+            os.makedirs(staging)
+            continue
         _discard(base, created, staging)
-        hint = (f"Is {wheel} an onnxruntime wheel for Python {sys.version_info.major}.{sys.version_info.minor} "
-                "on this system?" if wheel else OFFLINE_HINT)
-        raise InputError(f"pip could not install {package} (exit {proc.returncode}). {hint} Last lines of pip:\n"
-                         + "\n".join(tail))
+        if wheel:
+            hint = f"Is {wheel} an onnxruntime wheel for Python {py} on this system?"
+        raise InputError(f"pip could not install {package} (exit {code}). {hint} Last lines of pip:\n"
+                         + "\n".join(lines[-15:]))
     check = subprocess.run(
         [python, "-c", "import sys; sys.path.insert(0, sys.argv[1]); import onnxruntime as o; "
          "print(o.__version__, ','.join(o.get_available_providers()))", staging],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True, timeout=300, env=child_env(), **TEXT, **hidden_window(),
     )
     if check.returncode != 0:
         _discard(base, created, staging)
