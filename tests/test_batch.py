@@ -607,3 +607,26 @@ def test_a_logged_run_prints_plain_progress_lines_and_opens_no_dashboard(tmp_pat
     assert proc.returncode == 0, err
     assert "\r" not in err and "8787" not in err and "already in use" not in err, err
     assert "ksdiff batch: 1/1 scenes, 0 failed" in err and "1 scene(s): 1 done" in out
+
+
+def test_leftover_a_process_holds_open_does_not_stop_the_cleanup(tmp_path, monkeypatch):
+    """Windows refuses to delete a file another process holds open: one such leftover raised PermissionError out
+    of the batch's cleanup; it is now left where it is and the others still go."""
+    from ksdiff_qgis.engine import scenes
+    from ksdiff_qgis.engine.scenes import remove_partials, sidecar_path
+
+    out = tmp_path / "fused.tif"
+    held = Path(sidecar_path(str(out)) + ".111.partial")
+    free = Path(sidecar_path(str(out)) + ".222.partial")
+    for p in (held, free):
+        p.write_text("{}")
+    real_remove = os.remove
+
+    def remove(path, *args, **kwargs):
+        if os.fspath(path) == str(held):
+            raise PermissionError(32, "The process cannot access the file because it is being used", str(path))
+        return real_remove(path, *args, **kwargs)
+
+    monkeypatch.setattr(scenes.os, "remove", remove)
+    assert remove_partials(str(out)) == [str(free)]
+    assert held.exists() and not free.exists()

@@ -253,6 +253,40 @@ def test_output_another_run_wrote_meanwhile_is_kept(qgis_app, pair, tmp_path):
     assert not _partials(tmp_path)
 
 
+@pytest.mark.parametrize("cog", [False, True])
+def test_output_open_elsewhere_keeps_the_finished_result_beside_it(qgis_app, pair, tmp_path, monkeypatch, cog):
+    """Windows: QGIS showing the old output as a layer holds it open, so the final rename raised PermissionError
+    and the finished result was deleted with the partial, with a raw message. The result is now kept beside it
+    (fused_1.tif, with a COG's .aux.xml) and the message says where, why and how to finish."""
+    from ksdiff_qgis.engine.raster_io import writer
+
+    ref = tmp_path / "ref.tif"
+    _run({**pair, "COG": cog, "OUTPUT": str(ref)})
+    out = tmp_path / "fused.tif"
+    out.write_bytes(OLD)
+    (tmp_path / "fused_1.tif.aux.xml").write_text("<PAMDataset/>")   # a stale sidecar: that name is not free
+    real_replace = os.replace
+
+    def replace(src, dst, *args, **kwargs):
+        if os.fspath(dst) == str(out):
+            raise PermissionError(13, "The process cannot access the file because it is being used by another "
+                                      "process", os.fspath(dst))
+        return real_replace(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(writer.os, "replace", replace)
+    kept = tmp_path / "fused_2.tif"
+    _fails({**pair, "COG": cog, "OUTPUT": str(out)},
+           rf"(?s)could not replace .*fused\.tif.*open in QGIS.*kept as .*{kept.name}.*remove that layer.*rename")
+    assert out.read_bytes() == OLD
+    assert not _partials(tmp_path)
+    a, b = gdal.Open(str(kept)), gdal.Open(str(ref))
+    assert (a.RasterXSize, a.RasterYSize, a.RasterCount) == (b.RasterXSize, b.RasterYSize, b.RasterCount)
+    assert np.array_equal(a.ReadAsArray(), b.ReadAsArray())
+    assert a.GetMetadata("IMAGERY") == b.GetMetadata("IMAGERY")
+    if cog:
+        assert a.GetMetadata("IMAGE_STRUCTURE").get("LAYOUT") == "COG"
+
+
 def _mosaic(src: Path, dst: Path, copies: int) -> str:
     """A VRT of ``copies`` x ``copies`` copies of the raster ``src`` side by side: a large scene from a small
     fixture, written nowhere."""

@@ -86,3 +86,75 @@ def test_estimate_and_budget(monkeypatch):
         memory.budget_mb()
     monkeypatch.delenv(memory.ENV_LIMIT)
     assert memory.budget_mb()[0] == pytest.approx(memory.SAFE_SHARE * memory.available_mb(), rel=0.2)
+
+
+# available memory per platform: without it no guard at all (tiles never shrink, workers never capped)
+
+class _FakeKernel32:
+    """kernel32.GlobalMemoryStatusEx as Windows answers it: checks dwLength, fills ullAvailPhys."""
+
+    def __init__(self, avail: int):
+        self.avail = avail
+
+    def GlobalMemoryStatusEx(self, ref):  # noqa: N802
+        status = ref._obj
+        assert status.dwLength == 64   # sizeof(MEMORYSTATUSEX): Windows refuses any other
+        status.ullTotalPhys, status.ullAvailPhys = 4 * self.avail, self.avail
+        return 1
+
+
+def test_windows_available_memory_from_kernel32(monkeypatch):
+    """Windows has no /proc/meminfo nor os.sysconf: available_mb() was None there and the memory guard off."""
+    import ctypes
+    import types
+
+    monkeypatch.setattr(memory.sys, "platform", "win32")
+    monkeypatch.setattr(ctypes, "windll", types.SimpleNamespace(kernel32=_FakeKernel32(6 * 2**30)), raising=False)
+    assert memory.available_mb() == pytest.approx(6 * 1024)
+    monkeypatch.setenv(memory.ENV_LIMIT, "")
+    assert memory.budget_mb()[0] == pytest.approx(memory.SAFE_SHARE * 6 * 1024)
+
+
+VM_STAT = """Mach Virtual Memory Statistics: (page size of 16384 bytes)
+Pages free:                                3000.
+Pages active:                            400000.
+Pages inactive:                          100000.
+Pages speculative:                         1000.
+Pages throttled:                              0.
+Pages wired down:                        150000.
+Pages purgeable:                           5000.
+"Translation faults":                 123456789.
+"""
+
+
+def test_macos_available_memory_from_vm_stat(monkeypatch):
+    """macOS: os.sysconf has no SC_AVPHYS_PAGES there, so available_mb() was None; now free + speculative +
+    inactive pages of vm_stat at its page size (purgeable pages are among the others already)."""
+    calls = []
+
+    def command(args):
+        calls.append(args[0])
+        return VM_STAT if args == ["vm_stat"] else None
+
+    monkeypatch.setattr(memory.sys, "platform", "darwin")
+    monkeypatch.setattr(memory, "_command", command)
+    assert memory.available_mb() == pytest.approx((3000 + 100000 + 1000) * 16384 / 2**20)
+    assert calls == ["vm_stat"]
+
+
+def test_macos_falls_back_to_a_share_of_the_installed_memory(monkeypatch):
+    answers = {"vm_stat": None, "sysctl": "17179869184\n"}   # 16 GB
+    monkeypatch.setattr(memory.sys, "platform", "darwin")
+    monkeypatch.setattr(memory, "_command", lambda args: answers[args[0]])
+    assert memory.available_mb() == pytest.approx(memory.MACOS_TOTAL_SHARE * 16 * 1024)
+    answers["sysctl"] = None
+    assert memory.available_mb() is None
+
+
+def test_linux_available_memory_is_meminfo(monkeypatch):
+    if not os.path.exists("/proc/meminfo"):
+        pytest.skip("no /proc/meminfo")
+    with open("/proc/meminfo") as f:
+        avail = next(int(line.split()[1]) for line in f if line.startswith("MemAvailable:")) / 1024
+    monkeypatch.setattr(memory.sys, "platform", "linux")
+    assert memory.available_mb() == pytest.approx(avail, rel=0.2)

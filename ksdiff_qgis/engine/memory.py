@@ -3,13 +3,17 @@
 Measured on the bundled FusionNet-based KSDiff models (ONNX Runtime, CPU): about 130 float32 per pixel of
 the padded tile for the network's activations, about 200 for the whole pipeline with 4 bands (a run at
 4096 px tiles peaked at 14.3 GB). The classical methods need about 17 per pixel with 4 bands.
-psutil is not part of QGIS's Python: free memory is read from /proc/meminfo or sysconf.
+psutil is not part of QGIS's Python: free memory is read from /proc/meminfo or sysconf (Linux, other Unixes),
+GlobalMemoryStatusEx (Windows) or vm_stat (macOS).
 """
 from __future__ import annotations
 
 import ctypes
 import ctypes.util
 import os
+import re
+import subprocess
+import sys
 
 from .errors import InputError
 
@@ -77,8 +81,9 @@ class FreeMemoryKeeper:
             release_free_memory()
 
 
-def available_mb() -> float | None:
-    """Memory the system can give this process now (MB), or None when it cannot be told."""
+def _linux_available_mb() -> float | None:
+    """MemAvailable from /proc/meminfo (Linux), else the free physical pages (other Unixes: an underestimate,
+    caches are not counted), else None."""
     try:
         with open("/proc/meminfo", encoding="ascii") as f:
             for line in f:
@@ -86,10 +91,75 @@ def available_mb() -> float | None:
                     return int(line.split()[1]) / 1024.0
     except (OSError, ValueError, IndexError):
         pass
-    try:   # other Unixes: free physical pages (an underestimate: caches are not counted)
+    try:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") / 2**20
     except (AttributeError, ValueError, OSError):
         return None
+
+
+class _MemoryStatusEx(ctypes.Structure):
+    """Windows' MEMORYSTATUSEX (GlobalMemoryStatusEx fills it; dwLength must be set to its size first)."""
+    _fields_ = [("dwLength", ctypes.c_uint32), ("dwMemoryLoad", ctypes.c_uint32),
+                ("ullTotalPhys", ctypes.c_uint64), ("ullAvailPhys", ctypes.c_uint64),
+                ("ullTotalPageFile", ctypes.c_uint64), ("ullAvailPageFile", ctypes.c_uint64),
+                ("ullTotalVirtual", ctypes.c_uint64), ("ullAvailVirtual", ctypes.c_uint64),
+                ("ullAvailExtendedVirtual", ctypes.c_uint64)]
+
+
+def _windows_available_mb() -> float | None:
+    """Available physical memory (ullAvailPhys: free plus standby cache) from kernel32, or None."""
+    status = _MemoryStatusEx()
+    status.dwLength = ctypes.sizeof(_MemoryStatusEx)
+    try:
+        if not ctypes.windll.kernel32.GlobalMemoryStatusEx(ctypes.byref(status)):
+            return None
+    except (AttributeError, OSError):   # no windll: not Windows
+        return None
+    return status.ullAvailPhys / 2**20
+
+
+def _command(args: list[str]) -> str | None:
+    """The output of a short system command, or None when it cannot run or fails."""
+    try:
+        r = subprocess.run(args, capture_output=True, text=True, timeout=5, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return r.stdout if r.returncode == 0 else None
+
+
+MACOS_TOTAL_SHARE = 0.5   # of hw.memsize, when vm_stat cannot be read (see _macos_available_mb)
+
+
+def _macos_available_mb() -> float | None:
+    """Memory macOS can give a process now: free + speculative + inactive pages (``vm_stat``, the kernel's
+    host_statistics64) times its page size (16 KB on Apple Silicon, printed in its header).
+
+    Purgeable pages are not added: they are counted among the active/inactive ones already, and adding them would
+    overstate. When vm_stat cannot be read: half of the installed RAM (``sysctl hw.memsize``) — macOS keeps most
+    RAM in use as cache and compressed memory, so the total alone would let a run plan for memory that is taken;
+    half of it (and the run takes SAFE_SHARE of that) still shrinks tiles that could never fit.
+    """
+    text = _command(["vm_stat"])
+    if text:
+        page = re.search(r"page size of (\d+) bytes", text)
+        counts = dict(re.findall(r"^Pages (free|inactive|speculative):\s+(\d+)\.?\s*$", text, re.M))
+        if page and "free" in counts and "inactive" in counts:
+            pages = sum(int(v) for v in counts.values())
+            return pages * int(page.group(1)) / 2**20
+    total = _command(["sysctl", "-n", "hw.memsize"])
+    try:
+        return MACOS_TOTAL_SHARE * int(total.strip()) / 2**20 if total else None
+    except ValueError:
+        return None
+
+
+def available_mb() -> float | None:
+    """Memory the system can give this process now (MB), or None when it cannot be told."""
+    if sys.platform == "win32":
+        return _windows_available_mb()
+    if sys.platform == "darwin":
+        return _macos_available_mb()
+    return _linux_available_mb()
 
 
 def budget_mb() -> tuple[float, str] | None:

@@ -315,10 +315,14 @@ def up_to_date(kwargs: dict[str, Any]) -> dict | None:
 def remove_partials(output: str) -> list[str]:
     """Delete temporary files killed writers left beside ``output``; a live writer's file stays (it is locked)."""
     pattern = glob.escape(os_path(sidecar_path(output))) + os_path(".*.partial")   # a sidecar write is one rename
-    leftovers = glob.glob(pattern)
-    for p in leftovers:
-        os.remove(p)
-    return raster_io.remove_stale_partials(output) + [gdal_str(p) for p in leftovers]
+    removed = []
+    for p in glob.glob(pattern):
+        try:
+            os.remove(p)
+            removed.append(p)
+        except OSError:   # held open by another process (Windows refuses to delete it), or gone: leave it
+            pass
+    return raster_io.remove_stale_partials(output) + [gdal_str(p) for p in removed]
 
 
 # ------------------------------------------------------------------------- one scene

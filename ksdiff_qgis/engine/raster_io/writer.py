@@ -144,13 +144,23 @@ def write_failure(path: str, action: str, errors: list[str], written: int | None
             f"any earlier output there is unchanged (GDAL: {'; '.join(errors[:3])})")
 
 
+def free_name(path: str) -> str:
+    """``path`` with the first free ``_1``, ``_2``, ... before its extension: no file and no sidecar of one there."""
+    stem, ext = os.path.splitext(path)
+    n = 1
+    while any(os.path.exists(os_path(f"{stem}_{n}{ext}{s}")) for s in ("", *SIDECARS)):
+        n += 1
+    return f"{stem}_{n}{ext}"
+
+
 class GeoTiffWriter:
     """Tiled, compressed GeoTIFF written row-strip by row-strip into a temporary file.
 
     Every GDAL call is checked (a full disk often shows only in GDAL's error handler, at a flush or the
     close). ``commit()`` renames the file onto the destination (an existing file there is replaced only
     then, and loses its stale sidecars); ``abort()`` deletes it, so a failed or cancelled run leaves
-    nothing behind.
+    nothing behind. When the rename is refused (PermissionError: on Windows, the old output open in QGIS), the
+    finished result is kept beside it under a free name (``free_name``) and the OSError says so.
     """
 
     def __init__(self, path: str, width: int, height: int, ms: RasterInfo, gt, wkt: str,
@@ -253,11 +263,36 @@ class GeoTiffWriter:
         if self.found is not UNCHECKED and signature(self.path) != self.found:
             raise InputError(f"another run wrote the output {self.path!r} while this one was fusing: that result is "
                              "kept and this run's was not written; choose another OUTPUT for one of them")
-        os.replace(os_path(self.tmp_path), os_path(self.path))
+        try:
+            os.replace(os_path(self.tmp_path), os_path(self.path))
+        except PermissionError as e:   # Windows: a program (QGIS showing it as a layer) holds the old output open
+            raise OSError(self._keep_beside(e)) from e
         self._release()
         notes = self._replace_sidecars()
         self._finish()
         return notes
+
+    def _keep_beside(self, error: OSError) -> str:
+        """The finished result could not replace the output: keep it (and its sidecars) under a free name beside it
+        instead of deleting it with the partial; the message says where it is, why, and how to finish."""
+        name = os.path.basename(self.path)
+        why = (f"the finished result could not replace {self.path!r} ({error.strerror or error}): that file is "
+               "probably open in QGIS (a layer of the project) or in another program, which on Windows stops it "
+               "from being replaced")
+        kept = free_name(self.path)
+        try:
+            os.rename(os_path(self.tmp_path), os_path(kept))   # never onto an existing file on Windows
+        except OSError as e:
+            return f"{why}; keeping the result as {kept!r} failed too ({e.strerror or e}), so it was removed"
+        self._release()
+        for suffix in SIDECARS:   # a COG's IMAGERY metadata lives in its .aux.xml: it goes with the pixels
+            if os.path.exists(os_path(self.tmp_path + suffix)):
+                with contextlib.suppress(OSError):
+                    os.replace(os_path(self.tmp_path + suffix), os_path(kept + suffix))
+        self._finish()
+        return (f"{why}. The result was kept as {kept!r}; {name} is unchanged. To finish: remove that layer from "
+                f"the project (or close the program), then delete {name} and rename {os.path.basename(kept)} "
+                f"to {name}, or run again")
 
     def _release(self) -> None:
         if self._lock is not None:
