@@ -21,7 +21,7 @@ from .bands import band_gain, band_names, kind_of
 from .errors import Cancelled, InputError
 from .feedback import Feedback
 from .filters import MTF_TAPS, grow_mask, upsample
-from .grid import GRID_SHIFT, NO_CRS, assign_crs, crs_name, extent_text, plan_grid, same_crs
+from .grid import GRID_SHIFT, NO_CRS, assign_crs, crs_name, extent_text, plan_grid, same_crs, whole_ratio
 from .masks import with_nodata
 from .raster_io import MaskedRaster, RasterInfo, describe, open_dataset, value_range
 from .report import INDICES
@@ -31,7 +31,6 @@ TILE = 512
 REPRO_TILE = 128        # MS pixels per reprojection tile (the fused window behind it is ratio^2 larger)
 REPRO_HALO = 32         # MS pixels of context: enough for 32x32 Q2n blocks and Q windows
 ALIGN_TOL = 0.05        # fused pixels: a smaller MS grid offset counts as aligned
-RATIO_TOL = 1e-3        # relative: an MS/PAN pixel size ratio this close to a whole one on both axes is read as it is
 APPROXIMATE = ("The full-resolution indices (Dλ, Ds, HQNR, Dρ, R-Q2n, R-SAM, R-ERGAS) compare the fused raster with "
                "this resampled MS, as ksdiff:pansharpen fused it, not with the MS's own pixels: they are "
                "approximate, and flattering, as the resampling smooths the MS (on the WorldView-2 test fixture "
@@ -321,9 +320,7 @@ def assess_full(fused_path: str, pan_path: str, ms_path: str, sensor: str, feedb
 
 def _whole_ratio(pan: RasterInfo | MaskedRaster, ms: RasterInfo) -> int | None:
     """The MS/PAN pixel size ratio when it is one whole number ≥ 2 on both axes of north-up grids, else None."""
-    rx, ry = ms.gt[1] / pan.gt[1], ms.gt[5] / pan.gt[5]
-    r = round(rx)
-    return r if r >= 2 and abs(rx - r) <= RATIO_TOL * r and abs(ry - r) <= RATIO_TOL * r else None
+    return whole_ratio(ms.gt[1] / pan.gt[1], ms.gt[5] / pan.gt[5])   # as ksdiff:pansharpen reads the pair
 
 
 def _needs_plan(pan: RasterInfo | MaskedRaster, pan_wkt: str, ms: RasterInfo) -> bool:

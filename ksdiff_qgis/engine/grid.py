@@ -128,14 +128,19 @@ def _ratio(ms_res: float, pan_res: float, axis: str) -> float:
     return r
 
 
-def _integer_ratio(rx: float, ry: float) -> int | None:
-    """The whole MS/PAN ratio shared by both axes, None when there is none (the MS is then resampled)."""
+def whole_ratio(rx: float, ry: float) -> int | None:
+    """The whole MS/PAN ratio (at least 2) shared by both axes within ``RATIO_TOLERANCE``, else None."""
     r = round(rx)
-    if math.sqrt(rx * ry) < 1.5:
-        raise InputError("PAN and MS have (about) the same pixel size: there is nothing to sharpen")
     if r < 2 or abs(rx - r) > RATIO_TOLERANCE * r or abs(ry - r) > RATIO_TOLERANCE * r:
         return None
     return r
+
+
+def _integer_ratio(rx: float, ry: float) -> int | None:
+    """The whole MS/PAN ratio shared by both axes, None when there is none (the MS is then resampled)."""
+    if math.sqrt(rx * ry) < 1.5:
+        raise InputError("PAN and MS have (about) the same pixel size: there is nothing to sharpen")
+    return whole_ratio(rx, ry)
 
 
 def _ms_pixel_size(ms: RasterInfo, pan: RasterInfo) -> float | None:
