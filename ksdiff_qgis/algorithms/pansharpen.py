@@ -26,7 +26,7 @@ from ..engine.pipeline import method_names, pansharpen
 from ..engine.raster_io import open_raster, outputs
 from ..engine.runtime import default_threads
 from ..engine.sensors import AUTO, SENSORS
-from .area import UnreadableCrs, referenced_extent
+from .area import UnreadableCrs, referenced_extent, unreadable_extent
 from .base import KsdiffAlgorithm, translator
 from .common import NaturalColour, ProcessingFeedback, input_notes, layer_crs, layer_nodata, raster_path
 from .compat import NUMBER_INTEGER, WKT_FOR_GDAL, KeyedEnum, advanced, set_help
@@ -295,7 +295,8 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
         rect = self.parameterAsExtent(parameters, self.EXTENT, context, crs) if crs else \
             self.parameterAsExtent(parameters, self.EXTENT, context)
         if rect.isNull():
-            return None, None
+            # given, yet no rectangle: QGIS returns a null one, which read as 'not given' fused the whole scene
+            raise QgsProcessingException(unreadable_extent(given))
         extent = (rect.xMinimum(), rect.yMinimum(), rect.xMaximum(), rect.yMaximum())
         if crs is None and referenced is not None:   # a PAN without a CRS: the engine says what it can do
             return extent, referenced.crs().toWkt(WKT_FOR_GDAL)
