@@ -679,3 +679,35 @@ def test_assess_processing_scores_a_fusion_of_a_reprojected_ms(qgis_app, resampl
     assert any("reprojected on the fly" in line for line in log.lines), log.lines
     text = html.unescape(report.read_text(encoding="utf-8"))
     assert "reprojected on the fly" in text and "they are approximate" in text
+
+
+def _scaled_pixels(src: str, dst: str, rel: float) -> str:
+    """A copy of ``src`` whose pixel size is (1 + ``rel``) times its own, origin kept."""
+    ds = gdal.Translate(dst, src)
+    gt = list(ds.GetGeoTransform())
+    gt[1] *= 1 + rel
+    gt[5] *= 1 + rel
+    ds.SetGeoTransform(gt)
+    ds = None
+    return dst
+
+
+def test_assess_takes_pixel_sizes_within_float_noise_as_one_grid(wald_case, tmp_path):
+    """QA: a fused raster whose pixel size differs from the reference's by a relative 1.5e-6 (0.0002 pixels of drift
+    over the raster, where an origin 0.05 pixels off is accepted) was refused with the same printed numbers on both
+    sides. Now the sizes count as equal while they drift less than 0.05 pixels across the raster; a real
+    difference is refused with digits enough to see it."""
+    from ksdiff_qgis.engine.assessment import assess_reduced
+    from ksdiff_qgis.engine.errors import InputError
+
+    case, fused, _ = wald_case
+    base = assess_reduced(fused["mtf_glp_hpm"], case.ref, "wv2")
+    noisy = _scaled_pixels(fused["mtf_glp_hpm"], str(tmp_path / "noisy.tif"), 1.5e-6)
+    res = assess_reduced(noisy, case.ref, "wv2")
+    assert res["ERGAS"] == pytest.approx(base["ERGAS"], rel=1e-9) and res["pixels"] == base["pixels"]
+    far = _scaled_pixels(fused["mtf_glp_hpm"], str(tmp_path / "far.tif"), 1e-3)   # 0.15 pixels over 148
+    with pytest.raises(InputError, match="different pixel sizes") as err:
+        assess_reduced(far, case.ref, "wv2")
+    sizes = str(err.value).split("(")[1].split(")")[0]
+    left, right = sizes.split(" vs ")
+    assert left != right and "pixels apart across the raster" in str(err.value), str(err.value)

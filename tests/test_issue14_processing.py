@@ -186,6 +186,42 @@ def test_extent_that_misses_is_refused(qgis_app, data_dir, tmp_path):
     assert not out.exists()
 
 
+def _unreadable_extents():
+    from qgis.core import (
+        QgsCoordinateReferenceSystem,
+        QgsGeometry,
+        QgsPointXY,
+        QgsProperty,
+        QgsRectangle,
+        QgsReferencedGeometry,
+        QgsReferencedPointXY,
+    )
+
+    utm = QgsCoordinateReferenceSystem("EPSG:32631")
+    return [(QgsProperty.fromExpression("'abc'"), "the expression 'abc'"),
+            (QgsProperty.fromExpression("1/0"), "the expression 1/0"),
+            (QgsReferencedGeometry(QgsGeometry.fromRect(QgsRectangle(593300, 5747500, 593400, 5747600)), utm),
+             "a QgsReferencedGeometry"),
+            (QgsReferencedPointXY(QgsPointXY(593300, 5747500), utm), "a QgsReferencedPointXY")]
+
+
+def test_extent_that_gives_no_rectangle_is_refused(qgis_app, data_dir, tmp_path):
+    """QA: an EXTENT given as an expression whose value is no extent ('abc', 1/0), or as a referenced geometry or
+    point, which QGIS reads as no rectangle, fused the whole scene without a word. Each is refused, naming what was
+    given and what to give, and nothing is written."""
+    from qgis.core import QgsProcessingException
+
+    for value, shown in _unreadable_extents():
+        out = tmp_path / "o.tif"
+        log = Log()
+        with pytest.raises(QgsProcessingException):
+            _run({"PAN": str(data_dir / "wv2_pan.tif"), "MS": str(data_dir / "wv2_ms.tif"), "SENSOR": "wv2",
+                  "METHOD": "exp", "EXTENT": value, "OUTPUT": str(out)}, log)
+        said = [line[len("ERROR "):] for line in log.lines if line.startswith("ERROR EXTENT:")]
+        assert said and said[0].startswith(f"EXTENT: {shown} gives no rectangle"), log.lines
+        assert "xmin,xmax,ymin,ymax [CRS]" in said[0] and not out.exists()
+
+
 @pytest.mark.parametrize("project_crs", [None, "EPSG:32631", "EPSG:3857"])
 def test_extent_with_an_unknown_crs_is_refused(qgis_app, data_dir, tmp_path, project_crs):
     """QGIS takes an extent whose CRS it does not know as one in the project's CRS (without one, the layer's); the

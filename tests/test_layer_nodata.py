@@ -93,7 +93,8 @@ def test_a_layers_no_data_value_the_file_overrides_is_warned(qgis_app, data_dir,
     assert any(line.startswith("WARNING " + said[0]) for line in log.lines), log.lines
     # a layer whose value is used says nothing of the kind
     plain = QgsRasterLayer(_ms_with_zero_block(data_dir, tmp_path / "plain.tif"), "plain ms")
-    plain.dataProvider().setUserNoDataValue(1, [QgsRasterRange(0, 0)])
+    for b in range(1, plain.bandCount() + 1):   # every band, as Layer Properties > Transparency sets it
+        plain.dataProvider().setUserNoDataValue(b, [QgsRasterRange(0, 0)])
     log = Log()
     processing.run("ksdiff:pansharpen", {"PAN": str(data_dir / "wv2_pan.tif"), "MS": plain, "SENSOR": "wv2",
                                          "METHOD": "mtf_glp_hpm", "OUTPUT": str(tmp_path / "p.tif")}, feedback=log)
@@ -299,3 +300,112 @@ def test_a_file_name_with_a_pipe_is_read_as_qgis_reads_it(qgis_app, data_dir, tm
     ref = processing.run("ksdiff:pansharpen", {"PAN": str(data_dir / "wv2_pan.tif"), "MS": str(data_dir / "wv2_ms.tif"),
                                                "SENSOR": "wv2", "METHOD": "gsa", "OUTPUT": str(tmp_path / "r.tif")})
     assert np.array_equal(gdal.Open(res["OUTPUT"]).ReadAsArray(), gdal.Open(ref["OUTPUT"]).ReadAsArray())
+
+
+def _pan_with_zero_block(data_dir, path, nodata=None) -> str:
+    """A copy of the WV2 PAN whose pixels [100:140, 100:140] are 0 (real data there), declaring ``nodata``."""
+    ds = gdal.Translate(str(path), str(data_dir / "wv2_pan.tif"), options=gdal.TranslateOptions(noData="none"))
+    band = ds.GetRasterBand(1)
+    arr = band.ReadAsArray()
+    arr[100:140, 100:140] = 0
+    band.WriteArray(arr)
+    if nodata is not None:
+        band.SetNoDataValue(nodata)
+    band = None
+    ds = None
+    return str(path)
+
+
+def test_an_unticked_file_no_data_value_is_not_used(qgis_app, data_dir, tmp_path):
+    """QA: 'No data value' unticked on the layer (Layer Properties > Transparency; 0 is real data in the PAN) was
+    ignored: the file's 0 still made 1,600 output pixels nodata, and the PAN-hole note advised to do what the user had
+    done. Now the run reads the file as having no nodata value, as QGIS shows it, and says so: the output equals
+    the run on copies that declare none, for the PAN and for the MS."""
+    import processing
+    from qgis.core import QgsRasterLayer
+    from test_issue14_processing import Log
+
+    pan = QgsRasterLayer(_pan_with_zero_block(data_dir, tmp_path / "pan_nd.tif", nodata=0), "pan")
+    ms = QgsRasterLayer(_ms_with_zero_block(data_dir, tmp_path / "ms_nd.tif", nodata=0), "ms")
+    for layer in (pan, ms):
+        for b in range(1, layer.bandCount() + 1):
+            layer.dataProvider().setUseSourceNoDataValue(b, False)
+    assert not pan.dataProvider().block(1, pan.extent(), pan.width(), pan.height()).isNoData(120, 120)
+    log = Log()
+    got = processing.run("ksdiff:pansharpen", {"PAN": pan, "MS": ms, "SENSOR": "wv2", "METHOD": "gsa",
+                                               "OUTPUT": str(tmp_path / "unticked.tif")}, feedback=log)["OUTPUT"]
+    want = pansharpen(_pan_with_zero_block(data_dir, tmp_path / "pan.tif"),
+                      _ms_with_zero_block(data_dir, tmp_path / "ms.tif"), str(tmp_path / "none.tif"), "wv2",
+                      "gsa").output_path
+    assert np.array_equal(gdal.Open(got).ReadAsArray(), gdal.Open(want).ReadAsArray())
+    assert not _holes(got)[100:140, 100:140].any() and not _holes(got)[:80, :96].any()
+    for role in ("PAN", "MS"):
+        assert any(f"the {role} file's nodata value 0 is not used, as on its QGIS layer ('No data value' unticked"
+                   in line for line in log.lines), log.lines
+    assert not any("only because of the PAN" in line for line in log.lines), log.lines
+
+
+def test_an_unticked_file_no_data_value_with_a_layer_value(data_dir, tmp_path):
+    """The file's value unticked and another set on the layer: that one is nodata, the file's is data."""
+    pan = _pan_with_zero_block(data_dir, tmp_path / "pan_nd.tif", nodata=0)
+    log = RecordingFeedback()
+    res = pansharpen(pan, str(data_dir / "wv2_ms.tif"), str(tmp_path / "o.tif"), "wv2", "gsa",
+                     pan_nodata=65535, pan_file_nodata=False, feedback=log)
+    assert not _holes(res.output_path)[100:140, 100:140].any()
+    assert any("PAN file's nodata value 0 is not used" in line and "the layer's no-data value 65535 is used" in line
+               for line in log.lines), log.lines
+
+
+def test_the_pan_hole_note_names_the_layer_setting_that_works(data_dir, tmp_path):
+    """The note on output pixels left nodata by the PAN's nodata value advises what now takes effect: unticking
+    'No data value' on the layer (and removing an additional value there), or gdal_edit -unsetnodata."""
+    pan = _pan_with_zero_block(data_dir, tmp_path / "pan_nd.tif", nodata=0)
+    res = pansharpen(pan, str(data_dir / "wv2_ms.tif"), str(tmp_path / "o.tif"), "wv2", "gsa")
+    note = [w for w in res.warnings if "only because of the PAN" in w]
+    assert note and "untick 'No data value'" in note[0] and "gdal_edit -unsetnodata" in note[0], res.warnings
+
+
+def test_no_data_values_that_differ_between_bands_are_warned(qgis_app, data_dir, tmp_path):
+    """QA: band 1's no-data value on the layer was applied to every MS band without a word, band 2's own value
+    ignored. The engine takes one nodata value per raster: the run warns, listing each band's value and saying band
+    1's is used in every band; bands set alike say nothing."""
+    import processing
+    from qgis.core import QgsRasterLayer, QgsRasterRange
+    from test_issue14_processing import Log
+
+    path = _ms_with_zero_block(data_dir, tmp_path / "ms.tif")
+    ms = QgsRasterLayer(path, "ms per band")
+    ms.dataProvider().setUserNoDataValue(1, [QgsRasterRange(0, 0)])
+    ms.dataProvider().setUserNoDataValue(2, [QgsRasterRange(77, 77)])
+    log = Log()
+    res = processing.run("ksdiff:pansharpen", {"PAN": str(data_dir / "wv2_pan.tif"), "MS": ms, "SENSOR": "wv2",
+                                               "METHOD": "gsa", "OUTPUT": str(tmp_path / "o.tif")}, feedback=log)
+    said = [line for line in log.lines if "different no-data values" in line]
+    assert len(said) == 1 and said[0].startswith("WARNING MS: the bands of the layer 'ms per band'"), log.lines
+    assert "band 1: 0; band 2: 77; band 3: none" in said[0] and "band 1's: 0 in every band" in said[0], said[0]
+    assert _holes(res["OUTPUT"])[:80, :96].all()
+    alike = QgsRasterLayer(path, "ms alike")
+    for b in range(1, alike.bandCount() + 1):
+        alike.dataProvider().setUserNoDataValue(b, [QgsRasterRange(0, 0)])
+    log = Log()
+    processing.run("ksdiff:pansharpen", {"PAN": str(data_dir / "wv2_pan.tif"), "MS": alike, "SENSOR": "wv2",
+                                         "METHOD": "gsa", "OUTPUT": str(tmp_path / "a.tif")}, feedback=log)
+    assert not any("different no-data values" in line for line in log.lines), log.lines
+
+
+def test_assess_says_it_does_not_follow_an_unticked_no_data_value(qgis_app, data_dir, tmp_path):
+    """ksdiff:assess reads the file's own no-data value; with 'No data value' unticked on a layer it says so and how
+    to score those pixels as data."""
+    import processing
+    from qgis.core import QgsRasterLayer
+    from test_issue14_processing import Log
+
+    fused = pansharpen(str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif"), str(tmp_path / "f.tif"), "wv2",
+                       "gsa").output_path
+    pan = QgsRasterLayer(_pan_with_zero_block(data_dir, tmp_path / "pan_nd.tif", nodata=0), "pan")
+    pan.dataProvider().setUseSourceNoDataValue(1, False)
+    log = Log()
+    processing.run("ksdiff:assess", {"FUSED": fused, "PAN": pan, "MS": str(data_dir / "wv2_ms.tif"), "SENSOR": "wv2",
+                                     "OUTPUT_HTML": str(tmp_path / "r.html")}, feedback=log)
+    assert any(line.startswith("WARNING PAN: 'No data value' is unticked on the layer 'pan'")
+               and "gdal_translate -a_nodata none" in line for line in log.lines), log.lines

@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import re
 
-from qgis.core import QgsCoordinateReferenceSystem, QgsRectangle, QgsReferencedRectangle
+from qgis.core import QgsCoordinateReferenceSystem, QgsProperty, QgsRectangle, QgsReferencedRectangle
+
+from .base import translator
+
+tr = translator("KsdiffPansharpen")
 
 # QgsProcessingParameters::parameterAsExtent's own pattern: the CRS is everything between the first '[' after the
 # four numbers and the last ']' (a WKT holds brackets of its own)
@@ -56,3 +60,18 @@ def referenced_extent(value) -> QgsReferencedRectangle | None:
     if crs is None:
         raise UnreadableCrs(match.group(5).strip())
     return QgsReferencedRectangle(QgsRectangle(xmin, ymin, xmax, ymax), crs)
+
+
+def unreadable_extent(value) -> str:
+    """The refusal of an EXTENT that was given but gives no rectangle (text that is no extent, an expression whose
+    value is none, e.g. 1/0, a geometry or a point): it names what was given and what to give instead."""
+    if isinstance(value, QgsProperty):
+        shown = tr("the expression {}").format(value.expressionString() or value.asExpression() or value.field())
+    elif isinstance(value, str):
+        shown = '"{}"'.format(value if len(value) <= MAX_QUOTED else value[:MAX_QUOTED] + " …")
+    else:
+        shown = tr("a {}").format(type(value).__name__)
+    return tr("EXTENT: {} gives no rectangle, so the area of interest is unknown. Give 'xmin,xmax,ymin,ymax [CRS]' "
+              "(e.g. '593300,593400,5747500,5747600 [EPSG:32631]'), a layer, or a rectangle drawn on the map "
+              "canvas; an expression must give such a text or a rectangle. Leave EXTENT empty for the whole PAN/MS "
+              "overlap. Nothing was written").format(shown)

@@ -140,7 +140,7 @@ class AssessAlgorithm(KsdiffAlgorithm):
         layers = (("FUSED", fused), ("REFERENCE", ref), ("PAN", pan), ("MS", ms))
         self._nodata = {role: layer_nodata(layer) for role, layer in layers}
         self._crs = {role: layer_crs(layer) for role, layer in layers}   # as QGIS shows them (ksdiff:pansharpen too)
-        for note in input_notes({role: layer for role, layer in layers if layer is not None}):
+        for note in input_notes({role: layer for role, layer in layers if layer is not None}, follows_unticked=False):
             if feedback is not None:
                 feedback.pushWarning(note)
         self._ref = raster_path(ref, "REFERENCE") if ref is not None else None

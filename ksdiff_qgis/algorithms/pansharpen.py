@@ -26,9 +26,17 @@ from ..engine.pipeline import method_names, pansharpen
 from ..engine.raster_io import open_raster, outputs
 from ..engine.runtime import default_threads
 from ..engine.sensors import AUTO, SENSORS
-from .area import UnreadableCrs, referenced_extent
+from .area import UnreadableCrs, referenced_extent, unreadable_extent
 from .base import KsdiffAlgorithm, translator
-from .common import NaturalColour, ProcessingFeedback, input_notes, layer_crs, layer_nodata, raster_path
+from .common import (
+    NaturalColour,
+    ProcessingFeedback,
+    file_nodata_unticked,
+    input_notes,
+    layer_crs,
+    layer_nodata,
+    raster_path,
+)
 from .compat import NUMBER_INTEGER, WKT_FOR_GDAL, KeyedEnum, advanced, set_help
 from .layer_pair import dialog_defaults
 from .options import (
@@ -241,6 +249,8 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
         ms_layer = self.parameterAsRasterLayer(parameters, self.MS, context)
         self._pan, self._ms = raster_path(pan_layer, "PAN"), raster_path(ms_layer, "MS")
         self._nodata = (layer_nodata(pan_layer), layer_nodata(ms_layer))
+        # 'No data value' unticked on a layer: QGIS shows the file's nodata pixels as data, and the run fuses them
+        self._file_nodata = (not file_nodata_unticked(pan_layer), not file_nodata_unticked(ms_layer))
         for note in input_notes({"PAN": pan_layer, "MS": ms_layer}):   # layer settings the run reads past
             if feedback is not None:
                 feedback.pushWarning(note)
@@ -295,7 +305,8 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
         rect = self.parameterAsExtent(parameters, self.EXTENT, context, crs) if crs else \
             self.parameterAsExtent(parameters, self.EXTENT, context)
         if rect.isNull():
-            return None, None
+            # given, yet no rectangle: QGIS returns a null one, which read as 'not given' fused the whole scene
+            raise QgsProcessingException(unreadable_extent(given))
         extent = (rect.xMinimum(), rect.yMinimum(), rect.xMaximum(), rect.yMaximum())
         if crs is None and referenced is not None:   # a PAN without a CRS: the engine says what it can do
             return extent, referenced.crs().toWkt(WKT_FOR_GDAL)
@@ -312,7 +323,9 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
                 extent=self._extent, extent_wkt=self._extent_wkt, mtf_gains=self._gains,
                 compression=self._compression, cog=self._cog, create_options=self._create_options,
                 precision=self._precision, consistency=self._consistency, pan_nodata=self._nodata[0],
-                ms_nodata=self._nodata[1], coregister=self._coregister, pan_crs=self._crs[0], ms_crs=self._crs[1],
+                ms_nodata=self._nodata[1], pan_file_nodata=self._file_nodata[0],
+                ms_file_nodata=self._file_nodata[1], coregister=self._coregister, pan_crs=self._crs[0],
+                ms_crs=self._crs[1],
             )
         except MemoryError as e:
             raise QgsProcessingException(self._memory_message(str(e) or type(e).__name__)) from None

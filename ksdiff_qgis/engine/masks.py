@@ -88,21 +88,29 @@ def apply_own_mask(ds: gdal.Dataset, info: RasterInfo, role: str, fb: Feedback) 
 
 
 def with_nodata(ds: gdal.Dataset, info: RasterInfo, value: float | None, role: str,
-                fb: Feedback) -> tuple[gdal.Dataset, RasterInfo]:
+                fb: Feedback, file_nodata: bool = True) -> tuple[gdal.Dataset, RasterInfo]:
     """(dataset, info) with ``value`` declared as nodata on a virtual copy, when the raster declares none (a no-data
     value set on the QGIS layer, not in the file); the raster itself otherwise. Declared on the dataset, not only in
-    ``info``, so GDAL's own reads (averaged windows, the warper) leave those pixels out too."""
-    if value is None:
+    ``info``, so GDAL's own reads (averaged windows, the warper) leave those pixels out too.
+    ``file_nodata`` False: the file's own nodata value is not used (the QGIS layer's 'No data value' unticked, so
+    QGIS shows those pixels as data): the copy declares ``value``, or no nodata at all."""
+    if value is None and (file_nodata or info.nodata is None):
         return ds, info
-    if info.nodata is not None:
+    if info.nodata is not None and file_nodata:
         if not (info.nodata == value or math.isnan(info.nodata) and math.isnan(value)):
             fb.info(f"the {role} layer's no-data value {value:g} is not used: the file declares {info.nodata:g}")
         return ds, info
-    vrt, msg = gdal_call(gdal.Translate, "", ds, format="VRT", noData=value)
+    vrt, msg = gdal_call(gdal.Translate, "", ds, format="VRT", noData="none" if value is None else value)
     if vrt is None:
-        raise InputError(f"cannot declare the nodata value {value:g} on the {role} raster: {msg}")
-    fb.info(f"the {role} layer's no-data value {value:g} is used (the file declares none)")
-    return vrt, dataclasses.replace(info, nodata=float(value))
+        shown = "no nodata value" if value is None else f"the nodata value {value:g}"
+        raise InputError(f"cannot declare {shown} on the {role} raster: {msg}")
+    if info.nodata is not None:   # file_nodata False
+        fb.info(f"the {role} file's nodata value {info.nodata:g} is not used, as on its QGIS layer ('No data value' "
+                "unticked in Layer Properties > Transparency): its pixels are data"
+                + (f"; the layer's no-data value {value:g} is used" if value is not None else ""))
+    else:
+        fb.info(f"the {role} layer's no-data value {value:g} is used (the file declares none)")
+    return vrt, dataclasses.replace(info, nodata=None if value is None else float(value))
 
 
 PAN_FILL_REACH = 24   # PAN pixels a hole is filled from its edge: past the MTF filters' reach (20)

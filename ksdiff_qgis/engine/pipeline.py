@@ -508,6 +508,8 @@ def pansharpen(
     consistency: bool = True,
     pan_nodata: float | None = None,
     ms_nodata: float | None = None,
+    pan_file_nodata: bool = True,
+    ms_file_nodata: bool = True,
     coregister: bool = False,
     pan_crs: str | None = None,
     ms_crs: str | None = None,
@@ -527,7 +529,8 @@ def pansharpen(
     ``consistency``: a learned model's tiles get one back-projection step onto their MS (``engine/consistency.py``);
     False writes the network's own output. Classical methods ignore it.
     ``pan_nodata`` / ``ms_nodata``: a nodata value set outside the file (a QGIS layer's no-data value), used when the
-    file declares none.
+    file declares none. ``pan_file_nodata`` / ``ms_file_nodata`` False: the file's own nodata value is not used
+    (a QGIS layer's 'No data value' unticked): its pixels are data, or nodata by ``pan_nodata`` / ``ms_nodata``.
     ``coregister``: the MS moved onto the PAN by the offset measured on the scene (``engine/coregistration.py``)
     before anything is fused; the output keeps the PAN's grid. Off, an offset of half a PAN pixel or more is warned.
     ``pan_crs`` / ``ms_crs``: a CRS (WKT) set outside the file (a QGIS layer's), assigned in place of the file's.
@@ -569,8 +572,8 @@ def pansharpen(
     for note in crs_notes:
         fb.warning(note)
     pan, ms = _without_integer_nan(pan, "PAN", fb), _without_integer_nan(ms, "MS", fb)
-    pan_ds, pan = masks.with_nodata(pan_ds, pan, pan_nodata, "PAN", fb)
-    ms_ds, ms = masks.with_nodata(ms_ds, ms, ms_nodata, "MS", fb)
+    pan_ds, pan = masks.with_nodata(pan_ds, pan, pan_nodata, "PAN", fb, pan_file_nodata)
+    ms_ds, ms = masks.with_nodata(ms_ds, ms, ms_nodata, "MS", fb, ms_file_nodata)
     pan_ds, pan = _pan_without_alpha(pan_ds, pan, fb)
     if pan.bands != 1:
         raise InputError(f"the PAN raster must have one band; {pan_path!r} has {pan.bands}")
