@@ -48,7 +48,7 @@ def onnx_runner(path: str | Path, threads: int = 2) -> tuple[Runner, int, dict]:
     from ksdiff_qgis.engine.model_card import load_card
 
     card = load_card(path)
-    session = runtime.get_session(str(card.path), "cpu", threads)
+    session = runtime.get_session(str(card.path), "cpu", threads, sha256=card.sha256)
     check_graph(card, session)
     (pan_name, lms_name), out_name = card.input_names, card.output_name
 

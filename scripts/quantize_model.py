@@ -120,7 +120,7 @@ def config_case_ergas(sensor: str, config: str, model: str | None = None) -> dic
     card = model_card.load_card(model or model_card.bundled_cards()[sensor])   # a bad model fails before any read
     cfg, sens = load_config(config), get_sensor(sensor)
     t = reduced_case(cfg, sens)
-    session = runtime.get_session(str(card.path), "cpu", 1)
+    session = runtime.get_session(str(card.path), "cpu", 1, sha256=card.sha256)
     scale = card.scale / sens.scale   # the case is in units of the sensor scale, the model wants its own
     pan = np.ascontiguousarray(t.pan[None, None] / scale, dtype=np.float32)
     lms = np.ascontiguousarray(t.lms[None] / scale, dtype=np.float32)
@@ -135,7 +135,7 @@ def config_case_ergas(sensor: str, config: str, model: str | None = None) -> dic
 
 def tile_seconds(sensor: str, repeat: int = 3) -> dict[str, float]:
     card = model_card.load_card(model_card.bundled_cards()[sensor])
-    session = runtime.get_session(str(card.path), "cpu", 1)
+    session = runtime.get_session(str(card.path), "cpu", 1, sha256=card.sha256)
     pan_path, ms_path = cases()["fixture_test"]
     p = read(pan_path).data[0].astype(np.float32) / card.scale
     m = read(ms_path).data.astype(np.float32) / card.scale

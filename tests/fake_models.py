@@ -5,9 +5,10 @@ import json
 from pathlib import Path
 
 
-def write_scaled_model(folder: Path, name: str = "scaled") -> str:
-    """``folder/name.onnx`` + its card (the bundled wv2 card, made to fit): the network returns 1.5 x the upsampled MS
-    (over-bright, no detail), so the self-check must reject it and the consistency step pulls it back onto the MS."""
+def write_scaled_model(folder: Path, name: str = "scaled", gain: float = 1.5) -> str:
+    """``folder/name.onnx`` + its card (the bundled wv2 card, made to fit): the network returns ``gain`` x the
+    upsampled MS (over-bright, no detail), so the self-check must reject it and the consistency step pulls it back
+    onto the MS. Files of two gains have the same size."""
     import onnx
     from onnx import TensorProto, helper
 
@@ -15,7 +16,7 @@ def write_scaled_model(folder: Path, name: str = "scaled") -> str:
 
     io = [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, c, "h", "w"]) for n, c in
           (("pan", 1), ("lms", 4), ("hrms", 4))]
-    gain = helper.make_tensor("gain", TensorProto.FLOAT, [], [1.5])
+    gain = helper.make_tensor("gain", TensorProto.FLOAT, [], [gain])
     graph = helper.make_graph([helper.make_node("Mul", ["lms", "gain"], ["hrms"])], name, io[:2], io[2:],
                               initializer=[gain])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])

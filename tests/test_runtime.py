@@ -202,3 +202,38 @@ def test_an_absent_onnxruntime_says_not_installed(monkeypatch):
         runtime.import_onnxruntime()
     assert str(err.value) == runtime.INSTALL_HINT and "make deploy" not in str(err.value)
     assert "for this QGIS profile" in str(err.value)
+
+
+def test_a_model_replaced_with_same_size_and_time_is_reloaded(data_dir, tmp_path):
+    """A custom MODEL replaced by a retrained file of the same size with the same time (cp -p, rsync -t, unzip) ran
+    the old model for the rest of the session: sessions were cached by path, time and size."""
+    import shutil
+
+    from fake_models import write_scaled_model
+
+    from ksdiff_qgis.engine.pipeline import pansharpen
+
+    v1, v2 = write_scaled_model(tmp_path, "v1", 1.5), write_scaled_model(tmp_path, "v2", 1.25)
+    assert os.path.getsize(v1) == os.path.getsize(v2)
+    model = tmp_path / "custom.onnx"
+
+    def install(src: str) -> None:
+        shutil.copyfile(src, model)
+        shutil.copyfile(src[:-5] + ".json", model.with_suffix(".json"))
+        os.utime(model, ns=(1_700_000_000_000_000_000, 1_700_000_000_000_000_000))   # the same time each install
+
+    def fused(tag: str) -> np.ndarray:
+        out = str(tmp_path / f"{tag}.tif")
+        pansharpen(str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif"), out, sensor="wv2", method="ksdiff",
+                   model_path=str(model), consistency=False, precision="fp32")
+        return gdal.Open(out).ReadAsArray().astype(np.float64)
+
+    install(v1)
+    first = fused("v1")
+    install(v2)
+    assert os.stat(model).st_mtime_ns == 1_700_000_000_000_000_000
+    second = fused("v2")
+    runtime.clear_cache()
+    fresh = fused("v2_fresh")   # what the new model gives in a new session
+    assert not np.array_equal(second, first)
+    np.testing.assert_array_equal(second, fresh)

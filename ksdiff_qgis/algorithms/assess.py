@@ -22,7 +22,7 @@ from ..engine.raster_io import describe, open_dataset
 from ..engine.report import INDICES, check_report_path, html_report
 from ..engine.sensor_detect import Detection, detect_sensor, metadata_detection
 from ..engine.sensors import AUTO, SENSORS
-from .base import KsdiffAlgorithm, translator
+from .base import KsdiffAlgorithm, releases_on_failure, translator
 from .common import ProcessingFeedback, input_notes, layer_crs, layer_nodata, raster_path
 from .compat import KeyedEnum, set_help
 from .options import sensor_help, sensor_name
@@ -130,6 +130,7 @@ class AssessAlgorithm(KsdiffAlgorithm):
         for out, label, _, _ in INDICES.values():
             self.addOutput(QgsProcessingOutputNumber(out, label))
 
+    @releases_on_failure
     def prepareAlgorithm(self, parameters, context, feedback):  # noqa: N802
         fused = self.parameterAsRasterLayer(parameters, self.FUSED, context)
         self._fused = raster_path(fused, "FUSED")
@@ -154,6 +155,7 @@ class AssessAlgorithm(KsdiffAlgorithm):
         self._sensor = self.parameterDefinition(self.SENSOR).resolve(parameters, context) or AUTO
         return True
 
+    @releases_on_failure
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         # destinations are resolved in the worker's context (the house rule; see ksdiff:pansharpen)
         self._html = self.parameterAsFileOutput(parameters, self.OUTPUT_HTML, context)

@@ -5,11 +5,13 @@ literal source text, which an f-string has already replaced).
 """
 from __future__ import annotations
 
+import functools
 import os
+import traceback
 from typing import Callable
 
-from qgis.core import QgsProcessingAlgorithm
-from qgis.PyQt.QtCore import QCoreApplication
+from qgis.core import QgsProcessingAlgorithm, QgsProcessingException, QgsProcessingParameterRasterLayer
+from qgis.PyQt.QtCore import QCoreApplication, QThread
 from qgis.PyQt.QtGui import QIcon
 
 ICONS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "resources", "icons")
@@ -23,6 +25,66 @@ def translator(context: str) -> Callable[[str], str]:
         return QCoreApplication.translate(context, text)
 
     return tr
+
+
+def _dropped(error: BaseException) -> str:
+    """``error``'s message, after its traceback and those of its causes and contexts let go of their frames: the
+    engine's frames hold the run's open input datasets and arrays."""
+    seen, pending = set(), [error]
+    while pending:
+        e = pending.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        traceback.clear_frames(e.__traceback__)   # frames still running (this one) are left as they are
+        e.__traceback__ = None
+        pending += [e.__cause__, e.__context__]
+    return str(error) or type(error).__name__
+
+
+def _same_file(a: str, b: str) -> bool:
+    return a == b or (os.path.exists(a) and os.path.exists(b) and os.path.samefile(a, b))
+
+
+def _drop_loaded_inputs(alg: QgsProcessingAlgorithm, parameters: dict, context) -> None:
+    """Takes the raster layers QGIS loaded for this run's inputs given as file names out of the context's temporary
+    layer store (they are deleted, closing their files; a later use loads the file again).
+
+    Only on the context's own thread (``processing.run`` from Python: there the raised exception, which QGIS keeps,
+    holds the caller's frames and with them this context). The dialog runs the algorithm on a worker thread, where
+    the context's layers are not ours to touch and nothing holds the context."""
+    if context is None or context.thread() != QThread.currentThread():
+        return
+    names = [value for p in alg.parameterDefinitions() if isinstance(p, QgsProcessingParameterRasterLayer)
+             for value in [parameters.get(p.name())] if isinstance(value, str) and value]
+    store = context.temporaryLayerStore()
+    for layer in list(store.mapLayers().values()):
+        if any(_same_file(layer.source(), name) for name in names):
+            store.removeMapLayer(layer)
+
+
+def releases_on_failure(method: Callable) -> Callable:
+    """Wraps ``prepareAlgorithm``/``processAlgorithm``: a failure reaches QGIS as a bare QgsProcessingException.
+
+    QGIS never releases the exception a Python algorithm raises (its SIP error handler keeps it), and with it the
+    traceback's frames: the run's context (its layers of the inputs), the engine's open PAN/MS datasets and its
+    arrays stayed until QGIS closed (QA: 2-4 open files per failed or cancelled run, 380 MB after 6 cancels on a
+    4800x4800 scene). The exception raised here carries one frame, whose locals are gone by then."""
+    @functools.wraps(method)
+    def wrapper(self, parameters, context, feedback):
+        try:
+            return method(self, parameters, context, feedback)
+        except QgsProcessingException as e:
+            message = _dropped(e)
+        except Exception as e:   # a bug: its traceback goes to the log, the exception itself is dropped as above
+            if feedback is not None:
+                feedback.reportError(traceback.format_exc())
+            message = _dropped(e)
+        _drop_loaded_inputs(self, parameters, context)
+        del self, parameters, context, feedback   # this frame is in the traceback QGIS keeps
+        raise QgsProcessingException(message)
+
+    return wrapper
 
 
 class KsdiffAlgorithm(QgsProcessingAlgorithm):

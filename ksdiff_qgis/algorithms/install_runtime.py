@@ -17,7 +17,7 @@ from qgis.core import (
 
 from ..engine import deps
 from ..engine.errors import Cancelled, InputError
-from .base import KsdiffAlgorithm, translator
+from .base import KsdiffAlgorithm, releases_on_failure, translator
 from .common import ProcessingFeedback
 from .compat import KeyedEnum, advanced, set_help
 
@@ -70,6 +70,7 @@ class InstallRuntimeAlgorithm(KsdiffAlgorithm):
             tr("An onnxruntime or onnxruntime-gpu .whl for this Python; installed without the package index."))))
         self.addOutput(QgsProcessingOutputString(self.RESULT, tr("What was installed")))
 
+    @releases_on_failure
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         choice = self.parameterDefinition(self.PACKAGE).resolve(parameters, context)
         package = None if choice == "auto" else choice

@@ -27,7 +27,7 @@ from ..engine.raster_io import open_raster, outputs
 from ..engine.runtime import default_threads
 from ..engine.sensors import AUTO, SENSORS
 from .area import UnreadableCrs, referenced_extent, unreadable_extent
-from .base import KsdiffAlgorithm, translator
+from .base import KsdiffAlgorithm, releases_on_failure, translator
 from .common import (
     NaturalColour,
     ProcessingFeedback,
@@ -243,6 +243,7 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
                         return False, str(e)
         return ok, msg
 
+    @releases_on_failure
     def prepareAlgorithm(self, parameters, context, feedback):  # noqa: N802
         # main thread: copy everything the worker needs; it never touches layers or the project
         pan_layer = self.parameterAsRasterLayer(parameters, self.PAN, context)
@@ -312,6 +313,7 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
             return extent, referenced.crs().toWkt(WKT_FOR_GDAL)
         return extent, None    # already in the PAN CRS
 
+    @releases_on_failure
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         # resolved here, not in prepareAlgorithm: only this (worker) context's layers-to-load survive the task
         self._output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)

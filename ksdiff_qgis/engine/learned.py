@@ -406,16 +406,16 @@ def checked_session(card: ModelCard, device: str, threads: int) -> Session:
     A model with a per-tile kernel path gets its full graph on CPU unoptimised (``runtime.get_session``): only the
     probe runs on it. Should that path fail its check, the graph runs every tile and is created again, optimised."""
     tiled = bool(card.data.get("tile_kernels"))
-    session = runtime.get_session(str(card.path), device, threads, reference_on_cpu=tiled)
+    session = runtime.get_session(str(card.path), device, threads, reference_on_cpu=tiled, sha256=card.sha256)
     try:
         check_graph(card, session)
     except InputError as e:
         if session.device != "cuda":
             raise
-        session = runtime.cpu_fallback(session, str(card.path), threads, runtime.short_error(e))
+        session = runtime.cpu_fallback(session, str(card.path), threads, runtime.short_error(e), card.sha256)
         check_graph(card, session)   # the model itself is broken if it fails on CPU too
     if session.tile_kernels is None and not session.optimised:
-        session = runtime.get_session(str(card.path), device, threads)
+        session = runtime.get_session(str(card.path), device, threads, sha256=card.sha256)
         check_graph(card, session)
     return session
 

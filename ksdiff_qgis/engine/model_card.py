@@ -61,6 +61,11 @@ class ModelCard:
     def output_name(self) -> str:
         return self.data["output"]
 
+    @property
+    def sha256(self) -> str | None:
+        """The ONNX file's sha256, as ``load_card`` found it equal to the card's: sessions are cached by it."""
+        return self.data.get("onnx_sha256")
+
 
 def sha256_file(path: str | os.PathLike) -> str:
     h = hashlib.sha256()

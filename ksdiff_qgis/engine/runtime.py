@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from .errors import InputError
 from .feedback import Feedback
+from .model_card import sha256_file
 
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
@@ -139,16 +140,21 @@ def session_options(threads: int = 0, shared_arena: bool = False):
     return opts
 
 
-def get_session(model_path: str, device: str = "auto", threads: int = 0, reference_on_cpu: bool = False) -> Session:
+def get_session(model_path: str, device: str = "auto", threads: int = 0, reference_on_cpu: bool = False,
+                sha256: str | None = None) -> Session:
     """A session for ``model_path`` on the chosen device, created once and reused across tiles and runs.
+
+    Sessions are keyed on the file's content (``sha256``: its hash as the model card's check computed it; hashed
+    here when not given), not on its time and size: a retrained model copied over the old one with its time kept
+    (cp -p, rsync -t, unzip, FAT's 2 s times) and the same size kept running the old one for the session.
 
     ``reference_on_cpu``: on CPU the graph only gives the probe tile's reference for a per-tile path that runs
     the tiles (``learned.TileKernels``), so ONNX Runtime skips its graph optimisations: they take about 60 % of
     the bundled KSDiff graph's creation time (0.15 s against 0.06 s) and nothing runs on that graph afterwards.
     On CUDA the graph runs every tile and is optimised as usual."""
     ort = import_onnxruntime()
-    stat = os.stat(model_path)
-    key = (os.path.abspath(model_path), stat.st_mtime_ns, stat.st_size, device, threads, reference_on_cpu)
+    digest = sha256 or sha256_file(model_path)
+    key = (os.path.abspath(model_path), digest, device, threads, reference_on_cpu)
     with _lock:
         if key in _cache:
             return _cache[key]
@@ -202,12 +208,12 @@ def _create(ort, model_path: str, opts, choice: DeviceChoice) -> tuple[object, s
     return sess, f"the CUDA session failed to start ({cuda_error}); using CPU"
 
 
-def cpu_fallback(session: Session, model_path: str, threads: int, why: str) -> Session:
+def cpu_fallback(session: Session, model_path: str, threads: int, why: str, sha256: str | None = None) -> Session:
     """A CPU session replacing a CUDA ``session`` that failed on its first run (e.g. cuDNN missing)."""
     with _lock:
         for key in [k for k, v in _cache.items() if v is session]:
             del _cache[key]   # do not hand the broken session to the next run
-    cpu = get_session(model_path, "cpu", threads)
+    cpu = get_session(model_path, "cpu", threads, sha256=sha256)
     return Session(cpu.session, "cpu", f"the CUDA session failed on its first run ({why}); using CPU", cpu.probed,
                    threads, cpu.tile_kernels, cpu.tile_int8, cpu.optimised)
 
