@@ -212,4 +212,5 @@ def test_out_of_memory_mid_run_says_what_to_do_and_keeps_the_old_output(qgis_app
     assert "lower TILE_SIZE (now 128, e.g. to 64)" in said and "set THREADS to" in said and out in said, said
     with open(out, "rb") as f:
         assert f.read() == before
-    assert [p for p in os.listdir(tmp_path) if "out" in p] == ["out.tif"]
+    # the earlier output and its QGIS style (colour_style), nothing of the failed run
+    assert sorted(p for p in os.listdir(tmp_path) if "out" in p) == ["out.qml", "out.tif"]

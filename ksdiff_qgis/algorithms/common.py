@@ -5,14 +5,9 @@ import os
 import re
 
 from qgis.core import (
-    QgsContrastEnhancement,
     QgsDataProvider,
-    QgsMultiBandColorRenderer,
     QgsProcessingException,
-    QgsProcessingLayerPostProcessorInterface,
     QgsProviderRegistry,
-    QgsRasterMinMaxOrigin,
-    QgsRectangle,
 )
 
 from ..engine.errors import InputError
@@ -210,32 +205,3 @@ def reread_source(layer) -> None:
     options = QgsDataProvider.ProviderOptions()
     options.transformContext = layer.transformContext()
     layer.setDataSource(layer.source(), layer.name(), layer.providerType(), options)
-
-
-class NaturalColour(QgsProcessingLayerPostProcessorInterface):
-    """Shows a loaded multiband result as red/green/blue = the given bands (None: as QGIS chooses), stretched
-    2–98 %, read afresh from its file."""
-
-    _keep = []   # Processing holds a plain pointer to it: keep every instance alive (a few bytes each)
-
-    def __init__(self, rgb: tuple[int, int, int] | None):
-        super().__init__()
-        self.rgb = rgb
-
-    @classmethod
-    def create(cls, rgb: tuple[int, int, int] | None) -> "NaturalColour":
-        processor = cls(rgb)
-        cls._keep.append(processor)
-        return processor
-
-    def postProcessLayer(self, layer, context, feedback):  # noqa: N802
-        # a run onto a file the project already shows reuses that layer, whose provider still reads the replaced
-        # file (the writer renames the new one into place). reload() reopens the file but keeps the provider's
-        # cached band statistics and histograms, from which the stretch below would be built (QA: red 1–558 from
-        # the old file, 20–524 from the new one): a new provider reads the new file and its statistics afresh
-        reread_source(layer)
-        if self.rgb is not None and layer.bandCount() >= max(self.rgb):
-            layer.setRenderer(QgsMultiBandColorRenderer(layer.dataProvider(), *self.rgb))
-            layer.setContrastEnhancement(QgsContrastEnhancement.StretchToMinimumMaximum,
-                                         QgsRasterMinMaxOrigin.CumulativeCut, QgsRectangle())
-            layer.triggerRepaint()

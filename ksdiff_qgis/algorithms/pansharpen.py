@@ -28,15 +28,8 @@ from ..engine.runtime import default_threads
 from ..engine.sensors import AUTO, SENSORS
 from .area import UnreadableCrs, referenced_extent, unreadable_extent
 from .base import KsdiffAlgorithm, releases_on_failure, translator
-from .common import (
-    NaturalColour,
-    ProcessingFeedback,
-    file_nodata_unticked,
-    input_notes,
-    layer_crs,
-    layer_nodata,
-    raster_path,
-)
+from .colour_style import NaturalColour, write_default_style
+from .common import ProcessingFeedback, file_nodata_unticked, input_notes, layer_crs, layer_nodata, raster_path
 from .compat import NUMBER_INTEGER, WKT_FOR_GDAL, KeyedEnum, advanced, set_help
 from .layer_pair import dialog_defaults
 from .options import (
@@ -344,7 +337,10 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
                 result.width, result.height, result.tiles, result.seconds,
                 result.width * result.height / 1e6 / max(result.seconds, 1e-9), result.device)
         )
-        self._describe_layer_to_load(context, rgb_bands(result.band_names), result.method)
+        rgb = rgb_bands(result.band_names)
+        # after the commit: a cancelled or failed run raised above, leaving the old output and its style as they were
+        feedback.pushInfo(write_default_style(self._output, rgb))   # natural colour however the file is opened
+        self._describe_layer_to_load(context, rgb, result.method)
         checked = result.selfcheck.outputs() if result.selfcheck else {}
         return {self.OUTPUT: self._output, **{k: checked.get(k) for k in SELFCHECK_OUTPUTS}}
 

@@ -1,4 +1,8 @@
-"""Which output bands are red, green and blue, and telling GDAL so (natural colour in any GIS); alpha-flagged inputs."""
+"""Which output bands are red, green and blue, and telling GDAL so; alpha-flagged inputs.
+
+The GeoTIFF's colour interpretation (GDAL reports it) gives natural colour in programs that follow it, not in
+QGIS 3.22, which ignores it (red = band 1): the plugin writes a ``.qml`` default style for QGIS
+(``algorithms/colour_style.py``)."""
 from __future__ import annotations
 
 import re

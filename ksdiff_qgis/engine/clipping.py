@@ -20,8 +20,8 @@ class ClipCounter:
                  ceiling: float | None = None):
         """``clipped``: the output type clips (integers); a floating-point output keeps the values as they are.
         ``low``: the type's smallest value (0 unsigned; a signed type holds negative values). ``ceiling``: also count
-        the values an integer output holds above this top the inputs keep to, below the type's (``saturation.ceiling``;
-        not clipped): from ceiling + 0.5 on, which the writer rounds above it."""
+        the values from this one on, above the top the inputs keep to (``saturation.Ceiling.counted_from``; not
+        clipped)."""
         self.high, self.low = float(high), float(low)
         self.ceiling = ceiling
         self.over_ceiling: np.ndarray | None = None
@@ -47,7 +47,7 @@ class ClipCounter:
         self.negative += np.count_nonzero(v < self.low, axis=axes)
         self.above += np.count_nonzero(v > self.high, axis=axes)
         if self.ceiling is not None:
-            self.over_ceiling += np.count_nonzero(v >= self.ceiling + 0.5, axis=axes)
+            self.over_ceiling += np.count_nonzero(v >= self.ceiling, axis=axes)
         self.minimum = min(self.minimum, float(v.min()))
         self.maximum = max(self.maximum, float(v.max()))
 

@@ -25,6 +25,7 @@ from . import (
     model_card,
     noise,
     panholes,
+    provenance,
     runtime,
     saturation,
     selfcheck,
@@ -750,6 +751,9 @@ def pansharpen(
         # the output's values are the MS's stored numbers: its scale/offset, units and band metadata say what they
         # mean
         outputs.copy_metadata(writer.ds, ms_file, bplan.indices)
+        # how it was made: METHOD auto may have fallen back to a classical method (``provenance``)
+        provenance.record(writer.ds, provenance.items(
+            method, sensor, card.path.name if method in LEARNED_METHODS else None, check and check.outputs()))
         for p in writer.removed_partials:
             fb.info(f"removed {os.path.basename(p)}, left beside the output by an interrupted earlier run")
         low, high = value_range(ms.dtype, out_nbits)
@@ -759,7 +763,7 @@ def pansharpen(
         ceil = saturation.ceiling(pan, ms, stats.pan_top, stats.ms_top, spec.scale,
                                   table_of(spec).name.split(" (")[0], out_nbits)
         clips = ClipCounter(high, names, clipped=not floating, low=0.0 if floating else low,
-                            ceiling=ceil and ceil.value)
+                            ceiling=ceil and ceil.counted_from)
         pool = TilePool(runner, rows, cols, tile_size, overlap, workers, on_result=runner.tile_done,
                         order=layout.order)
         runner.count_pan_holes(pool.order, rows, cols)

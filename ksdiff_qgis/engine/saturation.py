@@ -12,6 +12,12 @@ within it; without a sensor range, the inputs' own highest sampled value when it
 on the real WorldView-2 and Landsat 8 fixtures the highest value is held by 1-6 pixels, 0.00001 of them, and data
 quantised to a few levels hold no more at their top level than below it). Fused values are not clamped: they are
 said, and ``CREATE_OPTIONS NBITS=`` clips them (``clipping.ClipCounter`` then counts what it clipped).
+
+Floating-point inputs (reflectance) have no type top, nor a sensor's nominal one (that is in DN, not in the
+product's units): their top is the inputs' highest sampled value, saturated or not. QA's reflectance copy of
+WorldView-2 pair 1 (inputs at most 0.5997) came back with fused values up to 1.92 unsaid; 260 of its 1.44 million
+values lie above it (0.018 %: a log line, a warning above ``WARN_FRACTION`` as for integers). A value counts above
+it as soon as it exceeds it (nothing rounds it back).
 """
 from __future__ import annotations
 
@@ -92,13 +98,27 @@ class Ceiling:
     why: str        # "the top of WorldView-2's 11-bit range" / "the inputs' own top"
     pan: Top
     ms: Top
+    floating: bool = False   # a floating-point output: kept as it is, no NBITS
+
+    @property
+    def counted_from(self) -> float:
+        """The smallest fused value counted above the ceiling: an integer output rounds up to ceiling + 0.5 back to
+        it; a floating-point one keeps any value above it."""
+        return float(np.nextafter(self.value, math.inf)) if self.floating else self.value + 0.5
 
 
 def ceiling(pan: RasterInfo, ms: RasterInfo, pan_top: Top, ms_top: Top, sensor_scale: float, sensor_name: str,
             out_nbits: int | None) -> Ceiling | None:
-    """The fused values' ceiling below the output type's top, or None: unsigned integer inputs only (signed and
-    floating-point data have no such top), and not when the output declares a bit depth (NBITS: the writer clips at
-    it and ``ClipCounter`` says so)."""
+    """The fused values' ceiling below the output type's top, or None: unsigned integer inputs (not when the output
+    declares a bit depth: NBITS, the writer clips at it and ``ClipCounter`` says so), or floating-point inputs by their
+    highest value (signed integer data have no such top)."""
+    if pan.dtype.kind == ms.dtype.kind == "f":
+        highest = max(pan_top.value, ms_top.value)
+        if not math.isfinite(highest):
+            return None
+        saturated = any(t.saturated and t.value == highest for t in (pan_top, ms_top))
+        return Ceiling(highest, "the inputs' own top" if saturated else "the inputs' highest value", pan_top, ms_top,
+                       floating=True)
     if pan.dtype.kind != "u" or ms.dtype.kind != "u":
         return None
     type_top = float(np.iinfo(ms.dtype).max)
@@ -116,8 +136,11 @@ def ceiling(pan: RasterInfo, ms: RasterInfo, pan_top: Top, ms_top: Top, sensor_s
     return None
 
 
-def _clip_hint(top: float) -> str:
-    """How to clip the output at ``top``: the NBITS creation option that does, or comes nearest."""
+def _clip_hint(top: float, floating: bool = False) -> str:
+    """How to clip the output at ``top``: the NBITS creation option that does, or comes nearest (integer output),
+    the Raster Calculator (floating-point output)."""
+    if floating:
+        return f"to clip them at {top:.6g}, use the Raster Calculator's min(value, {top:.6g})"
     bits = max(1, int(top).bit_length())
     if top == 2 ** bits - 1:
         return f"to clip them at {top:g}, set CREATE_OPTIONS NBITS={bits}"
@@ -139,10 +162,12 @@ def report(fb: Feedback, method: str, ceil: Ceiling, above: np.ndarray, valid: i
     # EXP (the upsampled MS) sees no PAN: its cubic interpolation rings past the top beside the MS's plateaus
     past = ("the MS's cubic upsampling overshoots past it beside them" if method == "exp" else
             "where the PAN and the MS disagree there the fusion extrapolates past it")
-    cause = (f"the inputs saturate at {ceil.value:g} ({', '.join(saturated)}), and {past}" if saturated
-             else "the sensor delivers no such value")
-    msg = (f"{method}: {share:.3%} of the fused values lie above {ceil.value:g}, {ceil.why} (max {maximum:.1f}; "
-           f"{per_band}): {cause}. They are written as they are; {_clip_hint(ceil.value)}.")
+    cause = (f"the inputs saturate at {ceil.value:.6g} ({', '.join(saturated)}), and {past}" if saturated
+             else "no input pixel holds such a value: the fusion extrapolates past the inputs' range where the PAN "
+                  "and the MS disagree" if ceil.floating else "the sensor delivers no such value")
+    top, peak = (f"{ceil.value:.6g}", f"{maximum:.4g}") if ceil.floating else (f"{ceil.value:g}", f"{maximum:.1f}")
+    msg = (f"{method}: {share:.3%} of the fused values lie above {top}, {ceil.why} (max {peak}; "
+           f"{per_band}): {cause}. They are written as they are; {_clip_hint(ceil.value, ceil.floating)}.")
     if share > WARN_FRACTION:
         fb.warning(msg)
         return msg

@@ -7,7 +7,6 @@ calls, with the same parameters. A finished output gets a sidecar record ``<outp
 """
 from __future__ import annotations
 
-import configparser
 import csv
 import glob
 import inspect
@@ -26,6 +25,7 @@ from .errors import InputError
 from .feedback import Feedback
 from .gdalutil import gdal_str, os_path
 from .numbers import decimal_comma_gains, decimal_comma_number
+from .provenance import plugin_version  # part of every record: a new version redoes old outputs
 from .sensors import get_sensor
 
 SIDECAR_SUFFIX = ".ksdiff.json"   # one of raster_io.SIDECARS: a run that replaces the output removes it
@@ -230,13 +230,6 @@ def _check_unique_outputs(scenes: list[Scene]) -> None:
 
 
 # ------------------------------------------------------------------------- sidecar records
-def plugin_version() -> str:
-    """The plugin version from metadata.txt (part of every record: a new version redoes old outputs)."""
-    cfg = configparser.ConfigParser(interpolation=None)
-    cfg.read(Path(__file__).resolve().parent.parent / "metadata.txt", encoding="utf-8")
-    return cfg.get("general", "version", fallback="unknown")
-
-
 def file_identity(path: str | None) -> dict | None:
     """Path, size and modification time of a file (GDAL virtual files too), None when it is missing."""
     if not path:

@@ -27,7 +27,7 @@ _EXPORTS = {
     **dict.fromkeys(("Signature", "remove_stale_partials", "signature", "stale_partials"), "partials"),
     **dict.fromkeys(("MaskedRaster", "read_decimated", "read_padded", "valid_pixels"), "read"),
     **dict.fromkeys(("OUTPUT_EXTENSIONS", "SIDECARS", "GeoTiffWriter", "check_not_input", "check_writable",
-                     "write_failure"), "writer"),
+                     "style_sidecar", "write_failure"), "writer"),
 }
 __all__ = sorted(_EXPORTS)
 

@@ -33,6 +33,13 @@ OUTPUT_EXTENSIONS = (".tif", ".tiff")       # the writer makes GeoTIFF and nothi
 # files kept beside a raster that describe its pixels: GDAL's/QGIS's statistics, overviews and mask, and the batch's
 # record of what produced it (engine/scenes.py SIDECAR_SUFFIX; a batch writes its new one after the commit)
 SIDECARS = (".aux.xml", ".ovr", ".msk", ".ksdiff.json")
+
+
+def style_sidecar(path: str) -> str:
+    """The QGIS default style of the raster ``path`` (QGIS loads ``<name>.qml`` with the file): the plugin writes a
+    natural-colour one after each commit (``algorithms/colour_style.py``); a replaced output's would draw the new
+    bands with the old layout's."""
+    return os.path.splitext(path)[0] + ".qml"
 UNCHECKED = object()   # GeoTiffWriter(found=...) left out: the output is replaced whatever is there at the commit
 LOW_SPACE = 1 << 20                          # bytes: a failed write with less free space is a full disk
 
@@ -321,6 +328,14 @@ class GeoTiffWriter:
                     notes.append(f"removed the stale {os.path.basename(old)} of the replaced output")
             except OSError as e:
                 notes.append(f"could not remove the stale {os.path.basename(old)}: {e}; delete it by hand")
+        style = style_sidecar(self.path)
+        if os.path.exists(os_path(style)):
+            try:
+                os.remove(os_path(style))
+                notes.append(f"removed {os.path.basename(style)}, the QGIS style of the replaced output")
+            except OSError as e:
+                notes.append(f"could not remove {os.path.basename(style)}, the QGIS style of the replaced output: "
+                             f"{e}; delete it by hand (QGIS would draw this output with it)")
         return notes
 
     def abort(self) -> None:

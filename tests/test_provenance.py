@@ -1,0 +1,120 @@
+"""A fused output as others meet it: natural colour when the file is opened in QGIS directly (its ``.qml`` default
+style), how it was made in its own metadata (``engine/provenance.py``), and floating-point values above the inputs'
+top said in the log (``engine/saturation.py``)."""
+from __future__ import annotations
+
+import os
+import re
+
+import numpy as np
+import pytest
+from osgeo import gdal
+
+from ksdiff_qgis.engine.feedback import RecordingFeedback
+from ksdiff_qgis.engine.pipeline import pansharpen
+
+
+def _run(params: dict) -> dict:
+    import processing
+
+    return processing.run("ksdiff:pansharpen", params)
+
+
+def _opened(path: str):
+    """The output as Add Raster Layer / drag and drop opens it (QGIS loads its default style)."""
+    from qgis.core import QgsRasterLayer
+
+    return QgsRasterLayer(path, "opened")
+
+
+def test_output_opens_in_natural_colour_and_a_stale_style_goes(qgis_app, pair, tmp_path):
+    out = str(tmp_path / "fused.tif")
+    _run({**pair, "OUTPUT": out})
+    layer = _opened(out)
+    renderer = layer.renderer()   # WV2 fixture: Blue, Green, Red, NIR
+    assert renderer.type() == "multibandcolor"
+    assert (renderer.redBand(), renderer.greenBand(), renderer.blueBand()) == (3, 2, 1)
+    ce = renderer.redContrastEnhancement()
+    red = gdal.Open(out).ReadAsArray()[2]
+    assert red.min() < ce.minimumValue() < ce.maximumValue() < red.max()   # the 2–98 % stretch, not the type's range
+    qml = str(tmp_path / "fused.qml")
+    assert os.path.isfile(qml)   # QGIS's default style of fused.tif
+
+    # the same output again with the NIR band alone: no red, green and blue, and no style of the earlier layout
+    _run({**pair, "MS_BANDS": [4], "OUTPUT": out})
+    assert not os.path.exists(qml)
+    layer = _opened(out)
+    assert layer.renderer().type() != "multibandcolor"
+
+
+def test_a_failed_run_leaves_no_style(qgis_app, pair, tmp_path):
+    from qgis.core import QgsProcessingException
+
+    out = str(tmp_path / "fused.tif")
+    with pytest.raises(QgsProcessingException):
+        _run({**pair, "MTF_GAINS": "0.3,0.3", "OUTPUT": out})   # 2 gains for 4 bands: refused before any pixel
+    assert not os.path.exists(out) and not os.path.exists(str(tmp_path / "fused.qml"))
+
+
+@pytest.mark.parametrize("cog", [False, True])
+def test_output_says_how_it_was_made(data_dir, tmp_path, cog):
+    out = str(tmp_path / "fused.tif")
+    result = pansharpen(str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif"), out, sensor="auto",
+                        method="auto", cog=cog)
+    copy = gdal.Translate(str(tmp_path / "copy.tif"), out)   # what a copy keeps (the default domain)
+    for ds in (gdal.Open(out), copy):
+        md = ds.GetMetadata()
+        assert re.fullmatch(r"KSDiff for QGIS \d+\.\d+\.\d+", md["TIFFTAG_SOFTWARE"])
+        assert md["KSDIFF_METHOD"] == result.method
+        assert md["KSDIFF_SENSOR"] == result.sensor == "wv2"
+        assert md["KSDIFF_SELFCHECK_METHOD"] == result.method
+        assert md["KSDIFF_SELFCHECK_REASON"] == result.selfcheck.reason
+        assert float(md["KSDIFF_SELFCHECK_KSDIFF_ERGAS"]) == pytest.approx(result.selfcheck.learned.ergas, rel=1e-5)
+        assert float(md["KSDIFF_SELFCHECK_CLASSICAL_ERGAS"]) == pytest.approx(result.selfcheck.classical.ergas,
+                                                                               rel=1e-5)
+        assert (md.get("KSDIFF_MODEL") == "wv2.onnx") == (result.method == "ksdiff")
+        assert md["SOURCE"].startswith("WorldView-2")   # the MS's own metadata is still copied
+    copy = None
+
+
+def test_classical_output_names_no_model(data_dir, tmp_path):
+    out = str(tmp_path / "fused.tif")
+    pansharpen(str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif"), out, sensor="wv2", method="gsa")
+    md = gdal.Open(out).GetMetadata()
+    assert md["KSDIFF_METHOD"] == "gsa" and "KSDIFF_MODEL" not in md and "KSDIFF_SELFCHECK_METHOD" not in md
+
+
+def _reflectance(data_dir, tmp_path, name: str) -> str:
+    """The WV2 fixture as Float32 reflectance, 0.6 at the 11-bit top (QA's f32 derivative)."""
+    src = gdal.Open(str(data_dir / name))
+    path = str(tmp_path / name)
+    gdal.Translate(path, src, outputType=gdal.GDT_Float32, scaleParams=[[0, 2047, 0, 0.6]]).FlushCache()
+    return path
+
+
+def test_float_values_above_the_inputs_top_are_said(data_dir, tmp_path):
+    pan, ms = (_reflectance(data_dir, tmp_path, n) for n in ("wv2_pan.tif", "wv2_ms.tif"))
+    top = max(float(np.nanmax(gdal.Open(p).ReadAsArray())) for p in (pan, ms))
+    out = str(tmp_path / "fused.tif")
+    fb = RecordingFeedback()
+    pansharpen(pan, ms, out, sensor="wv2", method="mtf_glp_hpm", feedback=fb)
+    fused = gdal.Open(out).ReadAsArray().astype(np.float64)
+    above = int(np.count_nonzero(fused > top))
+    assert above > 0   # the fusion extrapolates past the inputs (QA, pair 1: 0.60 -> 1.92)
+    lines = [line for line in fb.lines if "lie above" in line]
+    assert len(lines) == 1, fb.lines
+    assert f"above {top:.6g}, the inputs' highest value" in lines[0]
+    counts = [int(c) for c in re.findall(r"(?:Blue|Green|Red|NIR): (\d+)", lines[0])]
+    assert sum(counts) == above
+    assert "Raster Calculator" in lines[0] and "NBITS" not in lines[0]
+
+
+def test_a_run_outside_qgis_drops_the_replaced_outputs_style(data_dir, tmp_path):
+    """The batch (no QGIS, so no new style) replacing an output must not leave the old layout's style to QGIS."""
+    out, qml = str(tmp_path / "fused.tif"), tmp_path / "fused.qml"
+    qml.write_text("<qgis/>")
+    fb = RecordingFeedback()
+    pansharpen(str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif"), out, sensor="wv2", method="gsa",
+               feedback=fb)
+    assert not qml.exists()
+    assert any("removed fused.qml, the QGIS style of the replaced output" in line for line in fb.lines)
