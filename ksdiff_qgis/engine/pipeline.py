@@ -39,7 +39,7 @@ from .bandcolour import (
     set_colour_interpretation,
     transparency_masks,
 )
-from .blockcache import InputCache, drop_cached_blocks
+from .blockcache import InputCache, row_budget_mb
 from .clipping import ClipCounter
 from .errors import Cancelled, InputError
 from .feedback import Feedback, HeldFeedback
@@ -279,6 +279,9 @@ def estimate_scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: G
     full: list = []   # a PAN window at full resolution, for the scene's noise (``noise.pooled_sigma``)
     details = []
     windows = _sample_windows(kc, kr, kw, kh)
+    # windows of a row share the blocks of inputs in large blocks (JPEG2000): kept while they fit the budget
+    cache = InputCache([pan_ds, ms_ds], budget_mb=row_budget_mb(
+        [(pan_ds, STATS_WINDOW * k), (ms_ds, STATS_WINDOW)], memory.room_mb(memory.FIXED_MB)))
     for i, (c, r, w, h) in enumerate(windows, 1):
         y, x = plan.ms_origin[0] + r * k, plan.ms_origin[1] + c * k   # the MS window's PAN position
         pc = min(max(0, round(x)), pan.width - 1)
@@ -298,9 +301,10 @@ def estimate_scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: G
             if ok.mean() >= REGISTRATION_DATA:
                 whole.append((np.where(ok, p, p[ok].mean()), np.where(ok, m, m[:, ok].mean(axis=1)[:, None, None]),
                               ((pr - y) / k, (pc - x) / k), None if ok.all() else ok))
-        drop_cached_blocks([pan_ds, ms_ds])   # a window at a time in GDAL's cache, whatever the scene's size
+        cache.trim()   # a row of windows at most in GDAL's cache, whatever the scene's size
         if progress is not None:
             progress(i / len(windows))
+    cache.flush()
     pan_lr, ms_lr = np.concatenate(pans)[None], np.concatenate(mss, axis=1)[:, None]
     if notes is not None:
         notes.extend(undeclared_fill_notes(pan_lr, ms_lr, pan, ms))
@@ -764,7 +768,12 @@ def pansharpen(
                         order=layout.order)
         runner.count_pan_holes(pool.order, rows, cols)
 
-        inputs = InputCache([pan_ds, ms_src], runner.read_lock)
+        # the tiles' windows with their margin, in each input's pixels (the MS's with its upsampling context)
+        side = tile_size + 2 * margin
+        in_use = memory.estimate_mb(tile_size, rows, cols, ms.bands, margin, learned,
+                                    card.size_multiple if learned else 1) * workers
+        inputs = InputCache([pan_ds, ms_src], runner.read_lock, row_budget_mb(
+            [(pan_ds, side), (ms_src, -(-side // plan.ratio) + 4)], memory.room_mb(in_use)))
         free_pages = memory.FreeMemoryKeeper()
 
         def flush() -> None:
