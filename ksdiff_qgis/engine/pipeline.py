@@ -882,7 +882,7 @@ def _pan_without_alpha(pan_ds, pan: RasterInfo, fb: Feedback) -> tuple[object, R
     if pan.bands != 2 or alpha_flagged(pan_ds) != [2]:
         return pan_ds, pan
     samples = sample_bands(pan_ds)
-    if samples is None or transparency_masks(samples, [2]) != [2]:
+    if samples is None or transparency_masks(samples, [2], pan.nbits) != [2]:
         return pan_ds, pan
     fb.info("the PAN raster's band 2 is a transparency mask (alpha): band 1 is the PAN, the pixels the mask hides "
             "are nodata")
@@ -899,7 +899,7 @@ def _without_transparency_mask(ms_ds, ms: RasterInfo, flagged: list[int], ms_ban
     fused as they are (the warning says to set a nodata value). An alpha-flagged band with other values is data
     (``alpha_band_note``)."""
     samples = sample_bands(ms_ds)
-    found = [] if samples is None else transparency_masks(samples, flagged)
+    found = [] if samples is None else transparency_masks(samples, flagged, ms.nbits)
     if not found or len(found) == ms.bands:
         return ms_ds, ms, ms_bands, []
     opaque = int(samples[found[0] - 1].max())
