@@ -584,7 +584,7 @@ def pansharpen(
     # masks first: a reprojected MS (plan_grid) must carry its holes along
     flagged, alpha_masks = alpha_flagged(ms_ds), []
     if flagged:
-        ms_ds, ms, ms_bands, alpha_masks = _without_transparency_mask(ms_ds, ms, flagged, ms_bands, fb)
+        ms_ds, ms, ms_bands, alpha_masks = masks.without_transparency_mask(ms_ds, ms, flagged, ms_bands, fb)
     pan_ds, pan = masks.apply_own_mask(pan_ds, pan, "PAN", fb)
     ms_ds, ms = masks.apply_own_mask(ms_ds, ms, "MS", fb)
     plan = plan_grid(pan, ms, ms_ds)
@@ -887,32 +887,6 @@ def _pan_without_alpha(pan_ds, pan: RasterInfo, fb: Feedback) -> tuple[object, R
     fb.info("the PAN raster's band 2 is a transparency mask (alpha): band 1 is the PAN, the pixels the mask hides "
             "are nodata")
     return masks.without_last_alpha(pan_ds, pan)[:2]   # not georeferenced: the grid check says so next
-
-
-def _without_transparency_mask(ms_ds, ms: RasterInfo, flagged: list[int], ms_bands: list[int] | None,
-                               fb: Feedback) -> tuple[object, RasterInfo, list[int] | None, list[int]]:
-    """(MS dataset, its info, MS bands to fuse, transparency masks still among its bands) for an MS with
-    alpha-flagged bands (``flagged``). A band that is a transparency mask (only 0 and one opaque value,
-    ``transparency_masks``) as the last band, as RGBA products and ``gdalwarp -dstalpha`` / ``gdalbuildvrt
-    -addalpha`` write it, hides its pixels (``masks.masked_view``) and is dropped: the MS then has only its spectral
-    bands, numbered as before. A mask elsewhere is left out of the fused bands unless MS_BANDS chose it, its pixels
-    fused as they are (the warning says to set a nodata value). An alpha-flagged band with other values is data
-    (``alpha_band_note``)."""
-    samples = sample_bands(ms_ds)
-    found = [] if samples is None else transparency_masks(samples, flagged, ms.nbits)
-    if not found or len(found) == ms.bands:
-        return ms_ds, ms, ms_bands, []
-    opaque = int(samples[found[0] - 1].max())
-    what = f"MS band {', '.join(map(str, found))} is a transparency mask (alpha, only 0 and {opaque})"
-    unhidden = "The pixels it hides are fused as they are: give the MS a nodata value to leave them out."
-    if found == [ms.bands]:   # the warper takes the last band as the alpha
-        ms_ds, ms, applied = masks.without_last_alpha(ms_ds, ms)
-        fb.warning(f"{what}: left out; the pixels it hides are nodata." if applied else f"{what}: left out. {unhidden}")
-        return ms_ds, ms, ms_bands, []
-    keep = ms_bands or [b for b in range(1, ms.bands + 1) if b not in found]
-    fused = "" if ms_bands else f"left out, the MS bands fused are {', '.join(map(str, keep))}. "
-    fb.warning(f"{what}: {fused}{unhidden}")
-    return ms_ds, ms, keep, found
 
 
 def _model_for_bands(card: model_card.ModelCard, spec: Sensor, ms: RasterInfo, selection: list[int] | None,
