@@ -711,3 +711,27 @@ def test_assess_takes_pixel_sizes_within_float_noise_as_one_grid(wald_case, tmp_
     sizes = str(err.value).split("(")[1].split(")")[0]
     left, right = sizes.split(" vs ")
     assert left != right and "pixels apart across the raster" in str(err.value), str(err.value)
+
+
+def test_assess_leaves_an_ms_alpha_band_out_as_pansharpen_does(data_dir, tmp_path):
+    """``gdalwarp -dstalpha`` on the MS (0 / 65535 alpha, the PAN's CRS and the MS's pixel size on aligned pixels):
+    ksdiff:pansharpen fused its 4 spectral bands, and assess refused the pair ("FUSED has 4 bands ..., MS 5 ... cannot
+    be paired by band name"). The alpha is left out and hides its pixels there too."""
+    from ksdiff_qgis.engine.assessment import assess_full
+    from ksdiff_qgis.engine.feedback import RecordingFeedback
+
+    src = gdal.Open(str(data_dir / "wv2_ms.tif"))
+    size = src.GetGeoTransform()[1]
+    ms5 = str(tmp_path / "ms5.tif")
+    gdal.Warp(ms5, src, dstAlpha=True, dstSRS=src.GetProjection(), xRes=size, yRes=size, targetAlignedPixels=True,
+              srcNodata="none")
+    src = None
+    ds = gdal.Open(ms5)
+    alpha = ds.GetRasterBand(5).ReadAsArray()
+    ds = None
+    assert set(np.unique(alpha).tolist()) == {0, 65535} and (alpha == 0).any()
+    fused = pansharpen(str(data_dir / "wv2_pan.tif"), ms5, str(tmp_path / "f.tif"), "wv2", "mtf_glp_hpm").output_path
+    log = RecordingFeedback()
+    res = assess_full(fused, str(data_dir / "wv2_pan.tif"), ms5, "wv2", feedback=log)
+    assert any("MS band 5 is a transparency mask" in line and "hides are nodata" in line for line in log.lines)
+    assert len(res["band_names"]) == 4 and res["pixels"] > 0 and np.isfinite(res["HQNR"])

@@ -328,3 +328,24 @@ def test_hole_filling_does_not_depend_on_the_working_directory(data_dir, tmp_pat
     pansharpen(pan, ms, str(tmp_path / "gone.tif"), sensor="wv2", method="mtf_glp_hpm")
     here, there = (gdal.Open(str(tmp_path / f)).ReadAsArray() for f in ("here.tif", "gone.tif"))
     np.testing.assert_array_equal(here, there)
+
+
+def test_an_11_bit_ms_warped_with_an_alpha_band_keeps_its_holes(data_dir, tmp_path):
+    """``gdalwarp -dstalpha -co NBITS=11`` stores the alpha as 0 / 2047: it was fused as a 5th spectral band (generic
+    sensor: 5 output bands, the warped-out pixels data) with a warning about 8-bit products. An alpha holding only 0
+    and 2^NBITS - 1 is a mask, as 0 / 65535 and 0 / 255 are."""
+    gdal.Warp(str(tmp_path / "ms5.tif"), str(data_dir / "wv2_ms.tif"), dstAlpha=True, dstSRS="EPSG:3857",
+              srcNodata="none", creationOptions=["NBITS=11"])
+    ds = gdal.Open(str(tmp_path / "ms5.tif"))
+    alpha = ds.GetRasterBand(5).ReadAsArray()
+    ds = None
+    assert set(np.unique(alpha).tolist()) == {0, 2047} and (alpha == 0).mean() > 0.01
+    log = RecordingFeedback()
+    res = pansharpen(str(data_dir / "wv2_pan.tif"), str(tmp_path / "ms5.tif"), str(tmp_path / "out.tif"), "generic",
+                     "mtf_glp_hpm", feedback=log)
+    assert any("MS band 5 is a transparency mask (alpha, only 0 and 2047)" in line and "hides are nodata" in line
+               for line in log.lines)
+    assert not any("flagged as alpha" in line for line in log.lines)
+    out = gdal.Open(res.output_path)
+    fused, nodata = out.ReadAsArray(), out.GetRasterBand(1).GetNoDataValue()
+    assert out.RasterCount == 4 and (fused == nodata).all(axis=0).mean() > 0.005   # the reprojection's empty corners

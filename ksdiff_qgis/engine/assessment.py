@@ -17,12 +17,13 @@ import math
 import numpy as np
 
 from . import metrics as M
-from .bands import band_gain, band_names, kind_of
+from .bandcolour import alpha_flagged
+from .bands import band_gain, band_names, kind_of, select_bands
 from .errors import Cancelled, InputError
 from .feedback import Feedback
 from .filters import MTF_TAPS, grow_mask, upsample
 from .grid import GRID_SHIFT, NO_CRS, assign_crs, crs_name, extent_text, plan_grid, same_crs, whole_ratio
-from .masks import with_nodata
+from .masks import with_nodata, without_transparency_mask
 from .raster_io import MaskedRaster, RasterInfo, describe, open_dataset, value_range
 from .report import INDICES
 from .sensors import GENERIC_MTF_MS, Sensor, get_sensor
@@ -347,8 +348,15 @@ def ms_on_pan_grid(pn: MaskedRaster, ms_path: str, nodata: float | None, crs_wkt
     if note:
         fb.warning(note)
     info = describe(ds, ms_path)
+    flagged = alpha_flagged(ds)
+    if flagged:   # a transparency band is left out and hides its pixels, as ksdiff:pansharpen does
+        ds, info, keep, _ = without_transparency_mask(ds, info, flagged, None, fb)
+        if keep:
+            ds, info = select_bands(ds, info, keep)
     if not _needs_plan(pn, pn.ds.GetProjection() or "", info):
-        return MaskedRaster(ms_path, "MS", outside_nodata=nodata, dataset=ds), []
+        ms = MaskedRaster(ms_path, "MS", outside_nodata=nodata, dataset=ds)
+        ms.names = list(info.descriptions)   # a masked view (the warper's) drops the band descriptions
+        return ms, []
     ds, info = with_nodata(ds, info, nodata, "MS", fb)   # declared on the dataset: the warper leaves it out too
     plan = plan_grid(describe(pn.ds, pn.path), info, ds)
     said = [w for w in plan.warnings if w != NO_CRS and not w.startswith(GRID_SHIFT)]

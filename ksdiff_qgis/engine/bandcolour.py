@@ -89,10 +89,13 @@ def sample_bands(ds: gdal.Dataset, sample: int = 256) -> np.ndarray | None:
     return None if arr is None else arr.reshape(ds.RasterCount, min(h, sample), min(w, sample))
 
 
-def transparency_masks(samples: np.ndarray, flagged: list[int]) -> list[int]:
+def transparency_masks(samples: np.ndarray, flagged: list[int], nbits: int | None = None) -> list[int]:
     """The alpha-flagged bands that hold only 0 and one opaque value on ``samples`` (``sample_bands``): 255 (an 8-bit
-    alpha, also beside 16-bit data: ``gdalbuildvrt -addalpha`` writes a Byte alpha) or the data type's maximum
-    (``gdalwarp -dstalpha`` on 16-bit data). Transparency masks, not spectral bands; an alpha-flagged band with
-    other values is data. Bands of mixed types come as floats: then 255 only."""
+    alpha, also beside 16-bit data: ``gdalbuildvrt -addalpha`` writes a Byte alpha), the data type's maximum
+    (``gdalwarp -dstalpha`` on 16-bit data) or 2^``nbits`` - 1, the product's bit depth's (``gdalwarp -dstalpha -co
+    NBITS=11`` writes 0/2047). Transparency masks, not spectral bands; an alpha-flagged band with other values is
+    data. Bands of mixed types come as floats: then 255 and the bit depth's only."""
     tops = {255.0} | ({float(np.iinfo(samples.dtype).max)} if np.issubdtype(samples.dtype, np.integer) else set())
+    if nbits:
+        tops.add(float(2**nbits - 1))
     return [b for b in flagged if any(set(np.unique(samples[b - 1]).tolist()) <= {0.0, top} for top in tops)]

@@ -1,22 +1,54 @@
-"""GDAL's block cache during a run: cached input blocks are dropped once they pass a small budget.
+"""GDAL's block cache during a run: cached input blocks are dropped once they pass a budget.
 
 GDAL keeps every block it decodes (up to 5 % of the RAM by default) although a run needs only the
-blocks of the tiles in flight. Dropping them at a fixed budget, rather than at the end of every row of
+blocks of the tiles in flight. Dropping them at a budget, rather than at the end of every row of
 tiles, keeps memory independent of the scene's width and lets a small scene decode each block once.
+
+The budget is INPUT_CACHE_MB for inputs whose blocks are no larger than a tile (GeoTIFFs of 256- or 512-pixel
+blocks: a flush costs the re-read of a margin). Inputs with blocks larger than a tile (JPEG2000 as Pléiades, SPOT
+and Sentinel-2 ship it, in 1024-pixel or larger blocks; stripped GeoTIFFs) share each block between the tiles of a
+row and the next rows: the budget then holds a row of tiles' worth of their blocks (``row_budget_mb``), within the
+memory the run may use. At 8 MB a 1024² 4-band JP2 block (8 MB) was decoded again for every tile that reads it.
 """
 from __future__ import annotations
 
+import contextlib
+import math
 import threading
 
 from osgeo import gdal
 
 INPUT_CACHE_MB = 8   # about a row of 512-pixel tiles of a 2048-pixel wide PAN and its MS
+# a budget of exactly a row's blocks was passed by GDAL's bookkeeping and flushed within the row (5 flushes on 16
+# tiles of a 2048² JP2 PAN); the quarter more also keeps the next row's first blocks
+ROW_SLACK = 1.25
 
 
 def drop_cached_blocks(datasets: list[gdal.Dataset]) -> None:
     """Drop the datasets' blocks from GDAL's cache (read-only inputs: nothing to write back)."""
     for ds in datasets:
         ds.FlushCache()
+
+
+def row_budget_mb(inputs: list[tuple[gdal.Dataset, int]], room_mb: float | None) -> float:
+    """Cache budget (MB) for reading ``inputs`` — (dataset, side in its pixels of the windows read from it: a tile
+    and its margin) — a row of windows at a time.
+
+    INPUT_CACHE_MB when every input's blocks fit a window; otherwise the blocks a row of windows touches across the
+    whole width (all bands: JPEG2000 decodes them together) and a quarter more (ROW_SLACK), at most ``room_mb`` (the
+    run's memory left for it; None: unknown) and never below INPUT_CACHE_MB."""
+    need, large = 0, False
+    for ds, side in inputs:
+        band = ds.GetRasterBand(1)
+        bw, bh = band.GetBlockSize()
+        large |= bw > side or bh > side
+        across = math.ceil(ds.RasterXSize / bw)
+        down = min(math.ceil(ds.RasterYSize / bh), math.ceil(side / bh) + 1)   # a window straddles block rows
+        need += across * down * bw * bh * ds.RasterCount * gdal.GetDataTypeSize(band.DataType) // 8
+    if not large:
+        return INPUT_CACHE_MB
+    mb = need / 2**20 * ROW_SLACK
+    return max(INPUT_CACHE_MB, mb if room_mb is None else min(mb, room_mb))
 
 
 class InputCache:
@@ -26,8 +58,10 @@ class InputCache:
     size, is what this run added. Another thread filling it only makes the flushes earlier.
     """
 
-    def __init__(self, datasets: list[gdal.Dataset], lock: threading.Lock, budget_mb: float = INPUT_CACHE_MB):
-        self.datasets, self.lock = datasets, lock
+    def __init__(self, datasets: list[gdal.Dataset], lock: threading.Lock | None = None,
+                 budget_mb: float = INPUT_CACHE_MB):
+        self.datasets, self.lock = datasets, lock or contextlib.nullcontext()
+        self.budget_mb = budget_mb
         # blocks read before the tiles (scene statistics, the self-check's sample) scale with the scene:
         # dropped first, or the budget would start above them
         self.flush()

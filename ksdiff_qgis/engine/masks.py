@@ -19,6 +19,7 @@ import threading
 import numpy as np
 from osgeo import gdal
 
+from .bandcolour import sample_bands, transparency_masks
 from .bands import select_bands
 from .errors import InputError
 from .feedback import Feedback
@@ -68,6 +69,32 @@ def without_last_alpha(ds: gdal.Dataset, info: RasterInfo) -> tuple[gdal.Dataset
         ds, info = masked_view(ds, info, f"alpha band {info.bands}", alpha=True)
     ds, info = select_bands(ds, info, list(range(1, info.bands)))
     return ds, info, applied
+
+
+def without_transparency_mask(ms_ds, ms: RasterInfo, flagged: list[int], ms_bands: list[int] | None,
+                               fb: Feedback) -> tuple[object, RasterInfo, list[int] | None, list[int]]:
+    """(MS dataset, its info, MS bands to fuse, transparency masks still among its bands) for an MS with
+    alpha-flagged bands (``flagged``). A band that is a transparency mask (only 0 and one opaque value,
+    ``transparency_masks``) as the last band, as RGBA products and ``gdalwarp -dstalpha`` / ``gdalbuildvrt
+    -addalpha`` write it, hides its pixels (``masked_view``) and is dropped: the MS then has only its spectral
+    bands, numbered as before. A mask elsewhere is left out of the fused bands unless MS_BANDS chose it, its pixels
+    fused as they are (the warning says to set a nodata value). An alpha-flagged band with other values is data
+    (``alpha_band_note``)."""
+    samples = sample_bands(ms_ds)
+    found = [] if samples is None else transparency_masks(samples, flagged, ms.nbits)
+    if not found or len(found) == ms.bands:
+        return ms_ds, ms, ms_bands, []
+    opaque = int(samples[found[0] - 1].max())
+    what = f"MS band {', '.join(map(str, found))} is a transparency mask (alpha, only 0 and {opaque})"
+    unhidden = "The pixels it hides are fused as they are: give the MS a nodata value to leave them out."
+    if found == [ms.bands]:   # the warper takes the last band as the alpha
+        ms_ds, ms, applied = without_last_alpha(ms_ds, ms)
+        fb.warning(f"{what}: left out; the pixels it hides are nodata." if applied else f"{what}: left out. {unhidden}")
+        return ms_ds, ms, ms_bands, []
+    keep = ms_bands or [b for b in range(1, ms.bands + 1) if b not in found]
+    fused = "" if ms_bands else f"left out, the MS bands fused are {', '.join(map(str, keep))}. "
+    fb.warning(f"{what}: {fused}{unhidden}")
+    return ms_ds, ms, keep, found
 
 
 def apply_own_mask(ds: gdal.Dataset, info: RasterInfo, role: str, fb: Feedback) -> tuple[gdal.Dataset, RasterInfo]:

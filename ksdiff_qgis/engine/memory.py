@@ -176,6 +176,13 @@ def budget_mb() -> tuple[float, str] | None:
     return SAFE_SHARE * free, f"half of the {free:,.0f} MB of RAM available"
 
 
+def room_mb(in_use_mb: float) -> float | None:
+    """MB the run may still use beyond ``in_use_mb`` (its estimate: ``estimate_mb``), or None when the budget is
+    unknown; what GDAL may cache of the inputs beyond INPUT_CACHE_MB (``blockcache.row_budget_mb``)."""
+    budget = budget_mb()
+    return None if budget is None else max(0.0, budget[0] - in_use_mb)
+
+
 def estimate_mb(tile: int, rows: int, cols: int, bands: int, margin: int, learned: bool,
                 size_multiple: int = 1) -> float:
     """Peak memory (MB) of a run: one padded tile in flight plus the row strip being blended."""

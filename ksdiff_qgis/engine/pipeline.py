@@ -40,7 +40,7 @@ from .bandcolour import (
     set_colour_interpretation,
     transparency_masks,
 )
-from .blockcache import InputCache, drop_cached_blocks
+from .blockcache import InputCache, row_budget_mb
 from .clipping import ClipCounter
 from .errors import Cancelled, InputError
 from .feedback import Feedback, HeldFeedback
@@ -280,6 +280,9 @@ def estimate_scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: G
     full: list = []   # a PAN window at full resolution, for the scene's noise (``noise.pooled_sigma``)
     details = []
     windows = _sample_windows(kc, kr, kw, kh)
+    # windows of a row share the blocks of inputs in large blocks (JPEG2000): kept while they fit the budget
+    cache = InputCache([pan_ds, ms_ds], budget_mb=row_budget_mb(
+        [(pan_ds, STATS_WINDOW * k), (ms_ds, STATS_WINDOW)], memory.room_mb(memory.FIXED_MB)))
     for i, (c, r, w, h) in enumerate(windows, 1):
         y, x = plan.ms_origin[0] + r * k, plan.ms_origin[1] + c * k   # the MS window's PAN position
         pc = min(max(0, round(x)), pan.width - 1)
@@ -299,9 +302,10 @@ def estimate_scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: G
             if ok.mean() >= REGISTRATION_DATA:
                 whole.append((np.where(ok, p, p[ok].mean()), np.where(ok, m, m[:, ok].mean(axis=1)[:, None, None]),
                               ((pr - y) / k, (pc - x) / k), None if ok.all() else ok))
-        drop_cached_blocks([pan_ds, ms_ds])   # a window at a time in GDAL's cache, whatever the scene's size
+        cache.trim()   # a row of windows at most in GDAL's cache, whatever the scene's size
         if progress is not None:
             progress(i / len(windows))
+    cache.flush()
     pan_lr, ms_lr = np.concatenate(pans)[None], np.concatenate(mss, axis=1)[:, None]
     if notes is not None:
         notes.extend(undeclared_fill_notes(pan_lr, ms_lr, pan, ms))
@@ -581,7 +585,7 @@ def pansharpen(
     # masks first: a reprojected MS (plan_grid) must carry its holes along
     flagged, alpha_masks = alpha_flagged(ms_ds), []
     if flagged:
-        ms_ds, ms, ms_bands, alpha_masks = _without_transparency_mask(ms_ds, ms, flagged, ms_bands, fb)
+        ms_ds, ms, ms_bands, alpha_masks = masks.without_transparency_mask(ms_ds, ms, flagged, ms_bands, fb)
     pan_ds, pan = masks.apply_own_mask(pan_ds, pan, "PAN", fb)
     ms_ds, ms = masks.apply_own_mask(ms_ds, ms, "MS", fb)
     plan = plan_grid(pan, ms, ms_ds)
@@ -768,7 +772,12 @@ def pansharpen(
                         order=layout.order)
         runner.count_pan_holes(pool.order, rows, cols)
 
-        inputs = InputCache([pan_ds, ms_src], runner.read_lock)
+        # the tiles' windows with their margin, in each input's pixels (the MS's with its upsampling context)
+        side = tile_size + 2 * margin
+        in_use = memory.estimate_mb(tile_size, rows, cols, ms.bands, margin, learned,
+                                    card.size_multiple if learned else 1) * workers
+        inputs = InputCache([pan_ds, ms_src], runner.read_lock, row_budget_mb(
+            [(pan_ds, side), (ms_src, -(-side // plan.ratio) + 4)], memory.room_mb(in_use)))
         free_pages = memory.FreeMemoryKeeper()
 
         def flush() -> None:
@@ -877,37 +886,11 @@ def _pan_without_alpha(pan_ds, pan: RasterInfo, fb: Feedback) -> tuple[object, R
     if pan.bands != 2 or alpha_flagged(pan_ds) != [2]:
         return pan_ds, pan
     samples = sample_bands(pan_ds)
-    if samples is None or transparency_masks(samples, [2]) != [2]:
+    if samples is None or transparency_masks(samples, [2], pan.nbits) != [2]:
         return pan_ds, pan
     fb.info("the PAN raster's band 2 is a transparency mask (alpha): band 1 is the PAN, the pixels the mask hides "
             "are nodata")
     return masks.without_last_alpha(pan_ds, pan)[:2]   # not georeferenced: the grid check says so next
-
-
-def _without_transparency_mask(ms_ds, ms: RasterInfo, flagged: list[int], ms_bands: list[int] | None,
-                               fb: Feedback) -> tuple[object, RasterInfo, list[int] | None, list[int]]:
-    """(MS dataset, its info, MS bands to fuse, transparency masks still among its bands) for an MS with
-    alpha-flagged bands (``flagged``). A band that is a transparency mask (only 0 and one opaque value,
-    ``transparency_masks``) as the last band, as RGBA products and ``gdalwarp -dstalpha`` / ``gdalbuildvrt
-    -addalpha`` write it, hides its pixels (``masks.masked_view``) and is dropped: the MS then has only its spectral
-    bands, numbered as before. A mask elsewhere is left out of the fused bands unless MS_BANDS chose it, its pixels
-    fused as they are (the warning says to set a nodata value). An alpha-flagged band with other values is data
-    (``alpha_band_note``)."""
-    samples = sample_bands(ms_ds)
-    found = [] if samples is None else transparency_masks(samples, flagged)
-    if not found or len(found) == ms.bands:
-        return ms_ds, ms, ms_bands, []
-    opaque = int(samples[found[0] - 1].max())
-    what = f"MS band {', '.join(map(str, found))} is a transparency mask (alpha, only 0 and {opaque})"
-    unhidden = "The pixels it hides are fused as they are: give the MS a nodata value to leave them out."
-    if found == [ms.bands]:   # the warper takes the last band as the alpha
-        ms_ds, ms, applied = masks.without_last_alpha(ms_ds, ms)
-        fb.warning(f"{what}: left out; the pixels it hides are nodata." if applied else f"{what}: left out. {unhidden}")
-        return ms_ds, ms, ms_bands, []
-    keep = ms_bands or [b for b in range(1, ms.bands + 1) if b not in found]
-    fused = "" if ms_bands else f"left out, the MS bands fused are {', '.join(map(str, keep))}. "
-    fb.warning(f"{what}: {fused}{unhidden}")
-    return ms_ds, ms, keep, found
 
 
 def _model_for_bands(card: model_card.ModelCard, spec: Sensor, ms: RasterInfo, selection: list[int] | None,
