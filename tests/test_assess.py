@@ -49,7 +49,7 @@ def test_assess_reduced_resolution(qgis_app, wald_case):
     r = gdal.Open(case.ref).ReadAsArray().astype(float)
     direct = M.reduced_resolution(f, r, 4, 2047)
     for key, out_name in (("SAM", "SAM"), ("ERGAS", "ERGAS"), ("Q2n", "Q2N"), ("SCC", "SCC")):
-        assert res[out_name] == pytest.approx(direct[key], rel=1e-6), key
+        assert res[out_name] == round(direct[key], 4), key   # Processing outputs: 4 decimals, as the log
     # fusion beats plain upsampling on the reference-based indices
     exp = _run({"FUSED": fused["exp"], "REFERENCE": case.ref, "SENSOR": "wv2", "OUTPUT_HTML": str(out / "exp.html")})
     assert res["ERGAS"] < exp["ERGAS"] and res["Q2N"] > exp["Q2N"] and res["SCC"] > exp["SCC"]
@@ -87,7 +87,7 @@ def test_assess_full_resolution(qgis_app, wald_case, data_dir, tmp_path):
     res = _run({"FUSED": fused, "PAN": str(data_dir / "wv2_pan.tif"), "MS": str(data_dir / "wv2_ms.tif"),
                 "SENSOR": "wv2", "OUTPUT_HTML": str(tmp_path / "full.html")})
     assert 0 <= res["D_LAMBDA"] < 0.3 and 0 <= res["D_S"] < 0.3
-    assert res["HQNR"] == pytest.approx((1 - res["D_LAMBDA"]) * (1 - res["D_S"]))
+    assert res["HQNR"] == pytest.approx((1 - res["D_LAMBDA"]) * (1 - res["D_S"]), abs=2e-4)   # 4 decimals each
     assert res["SAM"] is None
     with open(res["OUTPUT_HTML"], encoding="utf-8") as fh:
         text = fh.read()

@@ -401,7 +401,7 @@ def test_a_coregistered_scene_keeps_the_move_in_its_record(tmp_path):
                     "mtf_glp_hpm,o.tif,yes\n")
     (scene,) = read_scenes(str(path))
     record = run_scene(scene, cores=1)
-    assert record["status"] == "done" and record["coregistration"].startswith("COREGISTER: the MS moved onto the PAN")
+    assert record["status"] == "done" and "(COREGISTER): the MS moved onto the PAN" in record["coregistration"]
     assert read_record(scene.output)["result"]["coregistration"] == record["coregistration"]
 
 

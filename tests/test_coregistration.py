@@ -80,7 +80,7 @@ def test_coregister_moves_the_ms_as_a_corrected_georeference_would(data_dir, tmp
     dy, dx = (v / 4 for v in _offset(pan, ms))   # MS pixels
     log = RecordingFeedback()
     moved = pipeline.pansharpen(pan, ms, str(tmp_path / "moved.tif"), "wv2", method, feedback=log, coregister=True)
-    lines = [line for line in log.lines if "COREGISTER: the MS moved onto the PAN" in line]
+    lines = [line for line in log.lines if "(COREGISTER): the MS moved onto the PAN" in line]
     assert len(lines) == 1 and not [w for w in moved.warnings if "PAN pixels apart" in w]
     assert moved.coregistration == lines[0]
     left = float(lines[0].split("left after the move: ")[1].split(" PAN")[0])
@@ -105,7 +105,7 @@ def test_coregister_warns_when_the_offset_is_beyond_reach(data_dir, tmp_path):
     pan, ms = str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif")
     far = _moved(ms, str(tmp_path / "far.vrt"), 0.0, 6.0)
     res = pipeline.pansharpen(pan, far, str(tmp_path / "o.tif"), "wv2", "mtf_glp_hpm", coregister=True)
-    notes = [w for w in res.warnings if w.startswith("COREGISTER: the MS moved")]
+    notes = [w for w in res.warnings if "(COREGISTER): the MS moved" in w]
     assert len(notes) == 1 and "not reliable" in notes[0] and res.coregistration == notes[0]
 
 
@@ -137,7 +137,7 @@ def test_nodata_in_every_window_still_lets_the_offset_be_measured(data_dir, tmp_
     base, with_hole = _offset(pan, ms), _offset(pan, holed)
     assert np.hypot(base[0] - with_hole[0], base[1] - with_hole[1]) < 0.05
     res = pipeline.pansharpen(pan, holed, str(tmp_path / "o.tif"), "wv2", "mtf_glp_hpm", coregister=True)
-    assert res.coregistration.startswith("COREGISTER: the MS moved onto the PAN")
+    assert "(COREGISTER): the MS moved onto the PAN" in res.coregistration
 
 
 def test_the_grid_shift_line_says_it_is_from_before_the_move(data_dir, tmp_path):
@@ -185,7 +185,9 @@ def test_landsat_half_pixel_layout_is_an_info_line(data_dir, tmp_path):
     fb = RecordingFeedback()
     res = pipeline.pansharpen(pan, off, str(tmp_path / "w.tif"), "landsat8", "mtf_glp_hpm", feedback=fb)
     said = [line for line in fb.lines if "MS grid is shifted" in line]
-    assert said == ["WARNING The MS grid is shifted by (+0.70, +0.50) PAN pixels (x, y) against the PAN grid, within "
-                    "one MS pixel of 2 PAN pixels (the same grid as a shift by (-1.30, -1.50): grids a whole MS pixel "
-                    "apart coincide); MS is resampled at the true position of every PAN pixel."], said
+    assert said == ["WARNING The MS grid is shifted by (+0.70, +0.50) PAN pixels (x, y) against the PAN grid (the "
+                    "same grid as a shift by (-1.30, -1.50)): expected when the PAN and the MS were cut from their "
+                    "scenes at different pixels; otherwise the MS's georeference is off (check it, or tick 'Move the "
+                    "MS onto the PAN by the offset measured on the scene (co-register)' (COREGISTER)). The MS is "
+                    "resampled at the true position of every PAN pixel."], said
     assert [w for w in res.warnings if w.startswith("The MS grid is shifted")]

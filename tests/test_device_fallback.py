@@ -99,19 +99,19 @@ def test_processing_run_falls_back_and_logs_why(qgis_app, data_dir, tmp_path, mo
     monkeypatch.setattr(runtime, "import_onnxruntime", lambda: fake_ort(mode, []))
     out = str(tmp_path / "o.tif")
     log = _run(data_dir, model, out)
-    assert re.search(r"device cpu: .*" + why, log), log
+    assert re.search(r"on cpu; .*" + why, log), log
     assert "on cpu" in log
     arr = gdal.Open(out).ReadAsArray()
     assert arr.shape == (4, 256, 256) and (arr > 0).all()
     # the broken CUDA session is not handed to the next run, and the CPU one is reused
     log2 = _run(data_dir, model, str(tmp_path / "o2.tif"))
-    assert "device cpu" in log2
+    assert "on cpu" in log2
 
 
 def test_real_cpu_path(qgis_app, data_dir, tmp_path, model):
     """This machine's real ONNX Runtime (no GPU): auto ends on CPU with a reason."""
     log = _run(data_dir, model, str(tmp_path / "o.tif"))
-    assert "device cpu: auto:" in log and "using CPU" in log
+    assert "on cpu; auto:" in log and "using CPU" in log
 
 
 @pytest.mark.parametrize("method", ["ksdiff", "auto"])
@@ -132,8 +132,9 @@ def test_cuda_asked_for_and_cpu_used_is_a_warning(qgis_app, data_dir, tmp_path, 
                        feedback=logs[device])
     warned = [line for line in logs["cuda"].lines if line.startswith("WARNING DEVICE cuda")]
     assert warned == ["WARNING DEVICE cuda was asked for, but the model runs on the CPU (slower): CUDA requested but "
-                      "unavailable: this ONNX Runtime build has no CUDA provider (install onnxruntime-gpu on a machine "
-                      "with an NVIDIA GPU); falling back to CPU"], logs["cuda"].lines
+                      "unavailable: this ONNX Runtime build has no CUDA provider (for an NVIDIA GPU, install the GPU "
+                      "build: Raster > KSDiff > Install ONNX Runtime…, Package 'NVIDIA GPU build'); falling back to "
+                      "CPU"], logs["cuda"].lines
     assert not any("DEVICE cuda" in line for line in logs["auto"].lines)
     if method == "ksdiff":   # (auto's self-check kept the classical method here: no model line)
-        assert any("device cpu: auto:" in line and not line.startswith("WARNING") for line in logs["auto"].lines)
+        assert any("on cpu; auto:" in line and not line.startswith("WARNING") for line in logs["auto"].lines)

@@ -35,6 +35,10 @@ class Log:
                 self.lines.append("WARNING " + warning)
                 super().pushWarning(warning)
 
+            def pushDebugInfo(self, info):  # noqa: N802
+                self.lines.append("DEBUG " + info)
+                super().pushDebugInfo(info)
+
             def reportError(self, error, fatalError=False):  # noqa: N802, N803
                 self.lines.append("ERROR " + error)
                 super().reportError(error, fatalError)

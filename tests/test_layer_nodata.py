@@ -40,14 +40,14 @@ def test_engine_nodata_from_outside_the_file_acts_as_the_files(data_dir, tmp_pat
     declared = _ms_with_zero_block(data_dir, tmp_path / "declared.tif", nodata=0)
     log = RecordingFeedback()
     given = pansharpen(pan, plain, str(tmp_path / "given.tif"), "wv2", "mtf_glp_hpm", ms_nodata=0, feedback=log)
-    assert any("MS layer's no-data value 0 is used" in line for line in log.lines)
+    assert any("MS layer's nodata value 0 is used" in line for line in log.lines)
     ref = pansharpen(pan, declared, str(tmp_path / "ref.tif"), "wv2", "mtf_glp_hpm")
     a, b = (gdal.Open(r.output_path).ReadAsArray().astype(np.int64) for r in (given, ref))
     assert np.array_equal(a, b) and _holes(given.output_path)[:80, :96].all()
     # a file that declares its own nodata keeps it, and the log says the layer's value was not used
     log = RecordingFeedback()
     pansharpen(pan, declared, str(tmp_path / "kept.tif"), "wv2", "mtf_glp_hpm", ms_nodata=7, feedback=log)
-    assert any("no-data value 7 is not used: the file declares 0" in line for line in log.lines)
+    assert any("nodata value 7 is not used: the file declares 0" in line for line in log.lines)
 
 
 def test_processing_uses_the_layers_no_data_value(qgis_app, data_dir, tmp_path):
@@ -80,8 +80,8 @@ def test_a_layers_no_data_value_the_file_overrides_is_warned(qgis_app, data_dir,
 
     ms = QgsRasterLayer(_ms_with_zero_block(data_dir, tmp_path / "ms.tif", nodata=0), "declared ms")
     ms.dataProvider().setUserNoDataValue(1, [QgsRasterRange(300, 300)])
-    said = ("MS: the no-data value 300 set on the layer 'declared ms' (Layer Properties > Transparency) is not used: "
-            "the run reads the file, which declares its own no-data value, 0, and that one is used",
+    said = ("MS: the nodata value 300 set on the layer 'declared ms' (Layer Properties > Transparency) is not used: "
+            "the run reads the file, which declares its own nodata value, 0, and that one is used",
             "gdal_translate -a_nodata 300")
     log = Log()
     processing.run("ksdiff:pansharpen", {"PAN": str(data_dir / "wv2_pan.tif"), "MS": ms, "SENSOR": "wv2",
@@ -352,7 +352,7 @@ def test_an_unticked_file_no_data_value_with_a_layer_value(data_dir, tmp_path):
     res = pansharpen(pan, str(data_dir / "wv2_ms.tif"), str(tmp_path / "o.tif"), "wv2", "gsa",
                      pan_nodata=65535, pan_file_nodata=False, feedback=log)
     assert not _holes(res.output_path)[100:140, 100:140].any()
-    assert any("PAN file's nodata value 0 is not used" in line and "the layer's no-data value 65535 is used" in line
+    assert any("PAN file's nodata value 0 is not used" in line and "the layer's nodata value 65535 is used" in line
                for line in log.lines), log.lines
 
 
@@ -362,7 +362,7 @@ def test_the_pan_hole_note_names_the_layer_setting_that_works(data_dir, tmp_path
     pan = _pan_with_zero_block(data_dir, tmp_path / "pan_nd.tif", nodata=0)
     res = pansharpen(pan, str(data_dir / "wv2_ms.tif"), str(tmp_path / "o.tif"), "wv2", "gsa")
     note = [w for w in res.warnings if "only because of the PAN" in w]
-    assert note and "untick 'No data value'" in note[0] and "gdal_edit -unsetnodata" in note[0], res.warnings
+    assert note and "untick 'No data value'" in note[0] and "gdal_edit.py -unsetnodata" in note[0], res.warnings
 
 
 def test_no_data_values_that_differ_between_bands_are_warned(qgis_app, data_dir, tmp_path):
@@ -380,7 +380,7 @@ def test_no_data_values_that_differ_between_bands_are_warned(qgis_app, data_dir,
     log = Log()
     res = processing.run("ksdiff:pansharpen", {"PAN": str(data_dir / "wv2_pan.tif"), "MS": ms, "SENSOR": "wv2",
                                                "METHOD": "gsa", "OUTPUT": str(tmp_path / "o.tif")}, feedback=log)
-    said = [line for line in log.lines if "different no-data values" in line]
+    said = [line for line in log.lines if "different nodata values" in line]
     assert len(said) == 1 and said[0].startswith("WARNING MS: the bands of the layer 'ms per band'"), log.lines
     assert "band 1: 0; band 2: 77; band 3: none" in said[0] and "band 1's: 0 in every band" in said[0], said[0]
     assert _holes(res["OUTPUT"])[:80, :96].all()
@@ -390,7 +390,7 @@ def test_no_data_values_that_differ_between_bands_are_warned(qgis_app, data_dir,
     log = Log()
     processing.run("ksdiff:pansharpen", {"PAN": str(data_dir / "wv2_pan.tif"), "MS": alike, "SENSOR": "wv2",
                                          "METHOD": "gsa", "OUTPUT": str(tmp_path / "a.tif")}, feedback=log)
-    assert not any("different no-data values" in line for line in log.lines), log.lines
+    assert not any("different nodata values" in line for line in log.lines), log.lines
 
 
 def test_assess_says_it_does_not_follow_an_unticked_no_data_value(qgis_app, data_dir, tmp_path):

@@ -38,7 +38,7 @@ def test_a_dead_pan_column_declared_nodata_is_said(data_dir, tmp_path, method, k
     assert len(notes) == 1 and notes[0].startswith(
         "WARNING 256 output pixels (0.39% of the output) are nodata only because of the PAN (the PAN holds its nodata "
         "value 0 there) where the MS holds data")
-    assert "gdal_fillnodata" in notes[0] and "gdal_edit -unsetnodata" in notes[0]
+    assert "gdal_fillnodata" in notes[0] and "gdal_edit.py -unsetnodata" in notes[0]
 
 
 def test_nodata_in_both_inputs_is_not_warned(data_dir, tmp_path):

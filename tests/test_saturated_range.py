@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from osgeo import gdal
 
-from ksdiff_qgis.engine import saturation
+from ksdiff_qgis.engine import labels, saturation
 from ksdiff_qgis.engine.feedback import RecordingFeedback
 from ksdiff_qgis.engine.pipeline import pansharpen
 from ksdiff_qgis.engine.raster_io import describe
@@ -61,19 +61,21 @@ def test_values_above_a_saturated_11_bit_products_top_are_warned_per_band(data_d
     share = sum(per_band) / out.size
     assert share > 0.01, per_band
     said = _above(lines)
-    assert len(said) == 1 and said[0].startswith(f"WARNING {method}: {share:.3%} of the fused values lie above 2047, "
-                                                 "the top of WorldView-2's 11-bit range (max "), lines
-    counts = dict(re.findall(r"(Blue|Green|Red|NIR): (\d+)", said[0]))
-    assert [int(counts.get(n, 0)) for n in ("Blue", "Green", "Red", "NIR")] == per_band
+    assert len(said) == 1 and said[0].startswith(
+        f"WARNING {labels.method(method)}: {share:.3%} of the fused values lie above 2047, "
+        f"the top of WorldView-2's 11-bit range ({sum(per_band):,} values; max "), lines
+    counts = dict(re.findall(r"(Blue|Green|Red|NIR): ([\d,]+)", said[0]))
+    assert [int(counts.get(n, "0").replace(",", "")) for n in ("Blue", "Green", "Red", "NIR")] == per_band
     past = ("the MS's cubic upsampling overshoots past it beside them" if method == "exp"
             else "where the PAN and the MS disagree there the fusion extrapolates past it")
     assert re.search(r"the inputs saturate at 2047 \(1\d\.\d% of the sampled PAN values, 2\d\.\d% of the sampled MS "
-                     r"values\), and " + past + r"\. They are written as they are; to clip them at 2047, set "
-                     r"CREATE_OPTIONS NBITS=11\.$", said[0]), said[0]
+                     r"values\), and " + past + r"\. They are written as they are; to clip them at 2047, add "
+                     r"NBITS=11 to 'Additional creation options' \(CREATE_OPTIONS\)\.$", said[0]), said[0]
     clipped, clip_lines = _run(pan, ms, tmp_path / "nb.tif", method, create_options="NBITS=11")
     assert clipped.max() <= 2047 and not _above(clip_lines)
-    assert any(line.startswith("WARNING") and "above 2047" in line and "clipped to its range" in line
-               for line in clip_lines)
+    # what the writer did, and the limit that really applied: the data's 11-bit top, not UInt16's
+    assert any(line.startswith("WARNING") and "above 2047, the top of the data's 11-bit range, were written as 2047"
+               in line for line in clip_lines), clip_lines
 
 
 def test_a_generic_run_goes_by_the_inputs_own_saturated_top(data_dir, tmp_path):
@@ -81,7 +83,7 @@ def test_a_generic_run_goes_by_the_inputs_own_saturated_top(data_dir, tmp_path):
     pan, ms = _saturated(data_dir, tmp_path)
     out, lines = _run(pan, ms, tmp_path / "g.tif", "mtf_glp_hpm", sensor="generic")
     said = _above(lines)
-    assert len(said) == 1 and "lie above 2047, the inputs' own top (max" in said[0]
+    assert len(said) == 1 and "lie above 2047, the inputs' own top (" in said[0] and "values; max" in said[0]
     assert f"{int((out > 2047).sum()) / out.size:.3%}" in said[0]
 
 
@@ -110,7 +112,8 @@ def test_the_floor_note_names_the_saturated_pan_it_lies_beside(data_dir, tmp_pat
     said = [line for line in lines if "eased smoothly towards black" in line]
     assert len(said) == 1 and "\n" not in said[0], lines
     line = said[0]
-    found = re.fullmatch(r"ksdiff: \d+ of \d+ fused values \(\d+\.\d\d%, tile overlaps included\) came out under "
+    found = re.fullmatch(r"KSDiff \(learned\): [\d,]+ of [\d,]+ fused values \(\d+\.\d\d%; pixels in tile "
+                         r"overlaps count once per tile\) came out under "
                          r"20% of the MS's value there and were eased smoothly towards black instead of overshooting "
                          r"below it; (\d+)% of them lie in or within 3 pixels of saturated PAN \(at 2047\)\.", line)
     assert found and 0 < int(found.group(1)) <= 100, line

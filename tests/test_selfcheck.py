@@ -21,10 +21,13 @@ from ksdiff_qgis.engine.selfcheck import Scores, decide, pick_classical
 
 class Recorder(Feedback):
     def __init__(self):
-        self.infos, self.warnings = [], []
+        self.infos, self.warnings, self.debugs = [], [], []
 
     def info(self, message: str) -> None:
         self.infos.append(message)
+
+    def debug(self, message: str) -> None:
+        self.debugs.append(message)
 
     def warning(self, message: str) -> None:
         self.warnings.append(message)
@@ -198,6 +201,11 @@ def test_auto_picks_a_classical_method_without_a_model_for_the_sensor(qgis_app, 
     assert check.pixels >= selfcheck.MIN_PIXELS and all(math.isfinite(s.ergas) for s in check.candidates.values())
     assert any("no bundled KSDiff model" in m for m in fb.infos)
     assert any("best classical method on this scene" in m for m in fb.infos)
+    # QA: auto said "give an ONNX model…, or choose a classical method; choosing among the classical methods": it
+    # advised what it was doing. It says what it does; the advice stays METHOD ksdiff's
+    said = [m for m in fb.infos if m.startswith("Method auto: ")]
+    assert len(said) == 1 and said[0].endswith(", so the best classical method on this scene is used."), said
+    assert "give an ONNX model" not in said[0] and "give an ONNX model" not in check.reason, (said, check.reason)
     assert not fb.warnings or all("bundled" not in w for w in fb.warnings)   # an info, not an error
 
 

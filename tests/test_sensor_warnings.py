@@ -109,7 +109,18 @@ def test_an_explicit_sensor_far_from_the_pan_pixel_size_is_warned(data_dir, tmp_
     far = _warnings(_hpm(pan, ms, str(tmp_path / "o.tif"), sensor), FAR)
     assert len(far) == int(warned), far
     if warned:
-        assert "check SENSOR" in far[0] and fits in far[0] and f"The PAN pixel is {0.5 * factor:.2f} m" in far[0]
+        assert "Check 'Sensor' (SENSOR)" in far[0] and fits in far[0] \
+            and f"The PAN pixel is {0.5 * factor:.2f} m" in far[0]
+
+
+def test_a_wrong_sensor_with_another_ratio_is_one_warning_saying_what_is_used(data_dir, tmp_path):
+    """QA: SENSOR=wv2 on a Landsat 8 pair gave two warnings for one cause (the pixel size, the ratio), neither saying
+    that WorldView-2's MTF gains were still applied. Now one warning says both and what the fusion uses."""
+    log = _hpm(str(data_dir / "l8_pan.tif"), str(data_dir / "l8_ms.tif"), str(tmp_path / "o.tif"), "wv2")
+    warned = [line for line in log.lines if line.startswith("WARNING")]
+    far = [line for line in warned if FAR in line]
+    assert len(far) == 1 and not [w for w in warned if "not 4 as for" in w], warned
+    assert "its PAN/MS ratio is 2, not 4" in far[0] and "uses ratio 2 with WorldView-2's MTF gains (" in far[0], far
 
 
 def _geographic(data_dir, tmp_path, lat: float, px_deg: float) -> tuple[str, str]:

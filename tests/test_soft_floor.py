@@ -64,7 +64,8 @@ def test_floor_note_is_one_short_plain_sentence(data_dir, tmp_path):
     said = [line for line in fb.lines if "eased smoothly towards black" in line]
     assert len(said) == 1, fb.lines
     line = said[0]
-    assert re.fullmatch(r"ksdiff: \d+ of \d+ fused values \(\d+\.\d\d%, tile overlaps included\) came out under "
+    assert re.fullmatch(r"KSDiff \(learned\): [\d,]+ of [\d,]+ fused values \(\d+\.\d\d%; pixels in tile "
+                        r"overlaps count once per tile\) came out under "
                         r"20% of the MS's value there and were eased smoothly towards black instead of overshooting "
                         r"below it\.", line), line
     assert len(line.split()) <= 40 and line.count(".") == 2   # the percentage's point and the full stop
@@ -108,11 +109,11 @@ def test_signed_product_keeps_its_negative_values(data_dir, tmp_path):
 
 
 def test_a_tiny_floored_share_is_not_said_as_zero():
-    """380 of 20,430,400 values (Sentinel-2, QA) were said as "(0.00%, …)": now "under 0.01%"."""
+    """380 of 20,430,400 values (Sentinel-2, QA) were said as "(0.00%, …)": now "< 0.01%"."""
     from ksdiff_qgis.engine.learned import OnnxFuser
 
     fuser = OnnxFuser.__new__(OnnxFuser)   # the note reads only the run's counts
     fuser.floored, fuser.values, fuser.pan_saturated_at = 380, 20430400, None
-    assert "380 of 20430400 fused values (under 0.01%, tile overlaps included)" in fuser.floor_note()
+    assert "380 of 20,430,400 fused values (< 0.01%; pixels in tile overlaps" in fuser.floor_note()
     fuser.floored = 20430
-    assert "(0.10%, tile" in fuser.floor_note()
+    assert "(0.10%; pixels" in fuser.floor_note()

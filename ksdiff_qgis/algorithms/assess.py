@@ -92,7 +92,8 @@ class AssessAlgorithm(KsdiffAlgorithm):
             "stays near the PAN's own value, also reported).\n"
             "Give a reference, or PAN and MS, or all three.\n"
             "Sensor: sets the resolution ratio, the MTF gains used by Dλ/Ds and the maximum value used by "
-            "PSNR/SSIM; generic: the MTF gains 0.3 / 0.15, the data's ratio (from the original MS) and maximum. "
+            "PSNR/SSIM; generic: the MTF gains 0.3 for MS, 0.15 for PAN, the data's ratio (from the original MS) and "
+            "maximum. "
             "auto (the default) guesses it as Pansharpen (KSDiff) does, from the original PAN and MS (ratio, band "
             "count, PAN pixel size, product metadata), or from the reference's metadata alone, and logs why; "
             "without a clue it is generic, with a warning.\n"
@@ -190,7 +191,8 @@ class AssessAlgorithm(KsdiffAlgorithm):
         for key, (out, label, _, _) in INDICES.items():
             src = reduced if key in M.REDUCED else full
             v = None if src is None else src.get(key)
-            results[out] = None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
+            # 4 decimals, as the log prints them (Processing showed 16 digits)
+            results[out] = None if v is None or (isinstance(v, float) and math.isnan(v)) else round(float(v), 4)
             if results[out] is not None:
                 feedback.pushInfo(f"{label}: {results[out]:.4f}")   # the report's names, not the metric keys
         with open(self._html, "w", encoding="utf-8") as fh:

@@ -31,6 +31,9 @@ class ProcessingFeedback(Feedback):
     def info(self, message: str) -> None:
         self.fb.pushInfo(message)
 
+    def debug(self, message: str) -> None:
+        self.fb.pushDebugInfo(message)
+
     def warning(self, message: str) -> None:
         self.fb.pushWarning(message)
 
@@ -88,14 +91,14 @@ def unapplied_open_options(layer, name: str) -> str | None:
 
 
 def file_nodata_unticked(layer) -> bool:
-    """Whether the layer's file declares a no-data value the layer does not use ('No data value' unticked in Layer
+    """Whether the layer's file declares a nodata value the layer does not use ('No data value' unticked in Layer
     Properties > Transparency, band 1 as for the value): QGIS shows those pixels as data, and so does the run."""
     provider = layer.dataProvider() if layer is not None else None
     return provider is not None and provider.sourceHasNoDataValue(1) and not provider.useSourceNoDataValue(1)
 
 
 def layer_nodata(layer) -> float | None:
-    """The no-data value set on a QGIS raster layer (Layer Properties > Transparency, one value, band 1's) when its
+    """The nodata value set on a QGIS raster layer (Layer Properties > Transparency, one value, band 1's) when its
     file declares none or the layer does not use the file's (``file_nodata_unticked``), else None: the pipeline
     reads the file, which does not carry it."""
     provider = layer.dataProvider() if layer is not None else None
@@ -112,7 +115,7 @@ def _span_text(span) -> str:
 
 
 def unused_layer_nodata(layer, name: str) -> str | None:
-    """A warning naming the no-data values set on the QGIS layer that the run does not use, and which value it uses
+    """A warning naming the nodata values set on the QGIS layer that the run does not use, and which value it uses
     (``layer_nodata``: the file's own value wins while the layer uses it; of the layer's, one single value is used);
     else None."""
     provider = layer.dataProvider() if layer is not None else None
@@ -120,8 +123,8 @@ def unused_layer_nodata(layer, name: str) -> str | None:
     if not spans:
         return None
     if provider.sourceHasNoDataValue(1) and provider.useSourceNoDataValue(1):
-        return tr("{}: the no-data value {} set on the layer '{}' (Layer Properties > Transparency) is not used: the "
-                  "run reads the file, which declares its own no-data value, {}, and that one is used. To use {} "
+        return tr("{}: the nodata value {} set on the layer '{}' (Layer Properties > Transparency) is not used: the "
+                  "run reads the file, which declares its own nodata value, {}, and that one is used. To use {} "
                   "instead, write it into a copy of the file and give that: gdal_translate -a_nodata {} \"{}\" "
                   "copy.tif (or Raster > Conversion > Translate, 'Assign a specified nodata value').").format(
             name, ", ".join(_span_text(s) for s in spans), layer.name(), "{:g}".format(provider.sourceNoDataValue(1)),
@@ -131,7 +134,7 @@ def unused_layer_nodata(layer, name: str) -> str | None:
     if not unused:
         return None
     used = tr("only {:g} is used").format(chosen) if chosen is not None else tr("no range can be used")
-    return tr("{}: the no-data value {} set on the layer '{}' (Layer Properties > Transparency) is not used: the "
+    return tr("{}: the nodata value {} set on the layer '{}' (Layer Properties > Transparency) is not used: the "
               "run takes one single value from the layer, and {}. Set one value there, or declare it in a copy of "
               "the file (gdal_translate -a_nodata).").format(
         name, ", ".join(_span_text(s) for s in unused), layer.name(), used)
@@ -146,7 +149,7 @@ def _band_nodata_text(provider, band: int) -> str:
 
 
 def band_nodata_differs(layer, name: str) -> str | None:
-    """A warning when the layer's bands have different no-data settings (values set band by band from Python;
+    """A warning when the layer's bands have different nodata settings (values set band by band from Python;
     Layer Properties > Transparency sets all bands alike): the run takes band 1's for every band (one nodata value
     per raster), and the warning says which that is; else None."""
     provider = layer.dataProvider() if layer is not None else None
@@ -156,28 +159,28 @@ def band_nodata_differs(layer, name: str) -> str | None:
     if len(set(texts)) == 1:
         return None
     listed = "; ".join(tr("band {}: {}").format(b, t) for b, t in enumerate(texts, 1))
-    return tr("{}: the bands of the layer '{}' have different no-data values ({}), and the run takes one for all "
-              "bands, band 1's: {} in every band, the others' values are data. Set the same no-data value on every "
+    return tr("{}: the bands of the layer '{}' have different nodata values ({}), and the run takes one for all "
+              "bands, band 1's: {} in every band, the others' values are data. Set the same nodata value on every "
               "band (Layer Properties > Transparency), or declare one in a copy of the file (gdal_translate "
               "-a_nodata).").format(name, layer.name(), listed, texts[0])
 
 
 def unticked_not_followed(layer, name: str) -> str | None:
-    """A warning for an algorithm that reads the file's own no-data value (ksdiff:assess) when the layer does not
+    """A warning for an algorithm that reads the file's own nodata value (ksdiff:assess) when the layer does not
     use it (``file_nodata_unticked``), else None."""
     if not file_nodata_unticked(layer):
         return None
     value = layer.dataProvider().sourceNoDataValue(1)
     return tr("{}: 'No data value' is unticked on the layer '{}' (Layer Properties > Transparency), which this "
-              "algorithm does not follow: the file's no-data value {:g} is used (and no value set on the layer), so "
+              "algorithm does not follow: the file's nodata value {:g} is used (and no value set on the layer), so "
               "those pixels are left out. To "
               "count them as data, give a copy of the file without it: gdal_translate -a_nodata none \"{}\" "
               "copy.tif").format(name, layer.name(), value, raster_path(layer, name))
 
 
 def input_notes(layers: dict, follows_unticked: bool = True) -> list[str]:
-    """The warnings about QGIS layer settings the run cannot follow (open options, no-data values), per role.
-    ``follows_unticked``: whether the run drops a file no-data value the layer does not use."""
+    """The warnings about QGIS layer settings the run cannot follow (open options, nodata values), per role.
+    ``follows_unticked``: whether the run drops a file nodata value the layer does not use."""
     notes = []
     for role, layer in layers.items():
         checks = [unapplied_open_options, unused_layer_nodata, band_nodata_differs]

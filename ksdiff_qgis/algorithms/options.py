@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+from ..engine import labels
 from ..engine.numbers import decimal_comma_gains
 from ..engine.pipeline import method_names
 from ..engine.raster_io import outputs
@@ -16,9 +17,7 @@ from ..engine.sensors import SENSORS
 
 MAX_LABEL = 40
 # short names of the methods; a method added without one shows its description up to the first " ("
-METHOD_NAMES = {"ksdiff": "KSDiff (learned)", "exp": "EXP cubic upsampling", "brovey": "Weighted Brovey",
-                "gsa": "Gram-Schmidt adaptive (GSA)", "mtf_glp_hpm": "MTF-GLP-HPM",
-                "auto": "KSDiff self-checked on the scene", "mtf_glp_fs": "MTF-GLP-FS"}
+METHOD_NAMES = labels.METHODS   # the engine's log prose uses the same names
 
 
 def sensor_name(key: str) -> str:

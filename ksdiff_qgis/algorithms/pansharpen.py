@@ -17,7 +17,7 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
-from ..engine import selfcheck
+from ..engine import labels, selfcheck
 from ..engine.bandcolour import rgb_bands
 from ..engine.errors import Cancelled, InputError
 from ..engine.learned import DEFAULT_PRECISION, PRECISION_ALIASES, PRECISIONS
@@ -341,17 +341,20 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
         # after the commit: a cancelled or failed run raised above, leaving the old output and its style as they were
         feedback.pushInfo(write_default_style(self._output, rgb))   # natural colour however the file is opened
         self._describe_layer_to_load(context, rgb, result.method)
-        checked = result.selfcheck.outputs() if result.selfcheck else {}
+        checked = result.selfcheck.outputs(selfcheck.DIGITS) if result.selfcheck else {}   # not 16 digits
         return {self.OUTPUT: self._output, **{k: checked.get(k) for k in SELFCHECK_OUTPUTS}}
 
     def _memory_message(self, detail: str) -> str:
         """Out of memory mid-run: what to change, and that no output was written (the engine removed its partial
         file; a file already at the destination is untouched)."""
-        smaller = tr("lower TILE_SIZE (now {}, e.g. to {}), ").format(self._tile, max(64, self._tile // 2)) \
-            if self._tile > 64 else ""
-        return tr("Not enough memory for this run ({}). To use less: {}set THREADS to {} so that one tile is fused at "
-                  "a time, or close other programs. No output was written (a file already at {} is unchanged).").format(
-            detail.strip().splitlines()[0], smaller, default_threads(), self._output)
+        smaller = tr("lower {} (now {}, e.g. to {}), ").format(
+            labels.param(self.TILE_SIZE), self._tile, max(64, self._tile // 2)) if self._tile > 64 else ""
+        # THREADS = the core count means one tile at a time (runtime.balance_threads), which "set it to 2" on a
+        # 2-core machine did not say
+        return tr("Not enough memory for this run ({}). To use less: {}set {} to the number of cores ({}): tiles are "
+                  "then fused one at a time with all cores, instead of several at once; or close other programs. No "
+                  "output was written (a file already at {} is unchanged).").format(
+            detail.strip().splitlines()[0], smaller, labels.param(self.THREADS), default_threads(), self._output)
 
     def _describe_layer_to_load(self, context, rgb: tuple[int, int, int] | None, method: str) -> None:
         """Name the layer a direct run loads after the method and MS layer (a model's output keeps its own name), and

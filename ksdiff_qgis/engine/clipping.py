@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .feedback import Feedback
+from .numbers import share
 
 WARN_FRACTION = 0.001   # 0.1 % of the valid pixels
 
@@ -17,12 +18,14 @@ class ClipCounter:
     """Accumulates, over the strips of one run, how many valid values fell below ``low`` / above ``high``."""
 
     def __init__(self, high: float, band_names: list[str] | None = None, clipped: bool = True, low: float = 0.0,
-                 ceiling: float | None = None):
+                 ceiling: float | None = None, bits: int | None = None, type_name: str | None = None):
         """``clipped``: the output type clips (integers); a floating-point output keeps the values as they are.
         ``low``: the type's smallest value (0 unsigned; a signed type holds negative values). ``ceiling``: also count
         the values from this one on, above the top the inputs keep to (``saturation.Ceiling.counted_from``; not
-        clipped)."""
+        clipped). ``bits``: ``high`` is the top of the data's ``bits``-bit range (NBITS), not the type's;
+        ``type_name``: the output type ('UInt16'), for the message."""
         self.high, self.low = float(high), float(low)
+        self.bits, self.type_name = bits, type_name
         self.ceiling = ceiling
         self.over_ceiling: np.ndarray | None = None
         self.names = band_names
@@ -58,23 +61,34 @@ class ClipCounter:
         return float(self.negative.sum() + self.above.sum()) / (self.valid * len(self.negative))
 
     def report(self, fb: Feedback, method: str) -> None:
-        """Log the counts: nothing when none were clipped, info below the threshold, else a warning."""
+        """Log the counts: nothing when none were clipped, info below the threshold, else a warning.
+        ``method``: the method as the log names it (its label)."""
         if self.negative is None or not (self.negative.sum() or self.above.sum()):
             return
         names = self.names or [f"band {i + 1}" for i in range(len(self.negative))]
         # counts in words, zero counts left out: "Blue: 45 above 2047", "Red: 12 below 0, 3 above 2047"
-        per_band = ", ".join(f"{n}: " + ", ".join(f"{int(c)} {word} {limit:g}" for c, word, limit in
+        per_band = ", ".join(f"{n}: " + ", ".join(f"{int(c):,} {word} {limit:g}" for c, word, limit in
                                                   ((a, "below", self.low), (b, "above", self.high)) if c)
                              for n, a, b in zip(names, self.negative, self.above) if a or b)
+        total = self.valid * len(self.negative)
+        below, above = int(self.negative.sum()), int(self.above.sum())
         if self.clipped:
-            below = "negative" if self.low == 0 else f"below {self.low:g}"
-            msg = (f"{method}: {self.fraction():.3%} of the fused values were {below} or above {self.high:g} "
-                   f"(min {self.minimum:.1f}, max {self.maximum:.1f}; {per_band}); an integer output type holds "
-                   "them clipped to its range.")
+            # say what the writer did (``raster_io.to_dtype``): clipped to the data's NBITS top or the type's range
+            top = (f"the top of the data's {self.bits}-bit range" if self.bits else
+                   f"the top of {self.type_name}" if self.type_name else "the top of the output type")
+            done = []
+            if above:
+                done.append(f"those above {self.high:g}, {top}, were written as {self.high:g}")
+            if below:
+                done.append(f"those below {self.low:g} as the lowest valid value" if above else
+                            f"those below {self.low:g} were written as the lowest valid value")
+            msg = (f"{method}: {below + above:,} of {total:,} fused values ({share(below + above, total)}) were "
+                   f"out of the output's range (min {self.minimum:.1f}, max {self.maximum:.1f}; {per_band}): "
+                   + "; ".join(done) + ".")
         else:   # float: nothing is above the type's range; the negatives are written as they are
-            per_band = ", ".join(f"{n}: {int(a)} below 0" for n, a in zip(names, self.negative) if a)
-            msg = (f"{method}: {self.fraction():.3%} of the fused values are negative (min {self.minimum:.4g}; "
-                   f"{per_band}); the floating-point output keeps them as they are.")
+            per_band = ", ".join(f"{n}: {int(a):,} below 0" for n, a in zip(names, self.negative) if a)
+            msg = (f"{method}: {below:,} of {total:,} fused values ({share(below, total)}) are negative "
+                   f"(min {self.minimum:.4g}; {per_band}); the floating-point output keeps them as they are.")
         if self.fraction() > WARN_FRACTION:
             fb.warning(msg)
         else:

@@ -16,10 +16,12 @@ import numpy as np
 from .errors import InputError
 from .filters import grow_mask, upsample
 from .grid import EDGE_TOLERANCE, GridPlan, with_region
+from .labels import param
 
 WARN_PAN_PIXELS = 0.5   # an offset at least this long (PAN pixels) is worth a warning
 ITERATIONS = 20
 BORDER = 3              # MS pixels at each window edge left out (gradients and the shifted samples' edge repeats)
+COREG = param("COREGISTER")   # the option as the dialog names it
 MIN_TEXTURE = 1e-6      # relative determinant of the normal equations below which the sample says nothing
 
 
@@ -75,11 +77,11 @@ def offset_note(offset_ms: tuple[float, float] | None, ratio: int) -> str | None
     return (f"The PAN and the MS look {length:.1f} PAN pixels apart (the PAN's content lies {east} and {north} of the "
             "MS's, measured on the scene): fused edges will show colour fringes, and the self-check, "
             "which degrades the scene, sees only part of the offset. Co-register the MS to the PAN for the best "
-            "result: the option to move the MS onto the PAN by the measured offset (COREGISTER), or the "
-            "Georeferencer / gdalwarp with ground control points.")
+            f"result: tick {COREG}, under Advanced Parameters, or use the Georeferencer / gdalwarp with ground "
+            "control points.")
 
 
-UNMEASURED = ("COREGISTER: the PAN/MS offset could not be measured (the scene's sample holds too little texture, or "
+UNMEASURED = (f"{COREG}: the PAN/MS offset could not be measured (the scene's sample holds too little texture, or "
               "no window without nodata): nothing was moved.")
 
 
@@ -96,8 +98,9 @@ def moved_plan(plan: GridPlan, offset_ms: tuple[float, float], ms_size: tuple[in
     nr1 = min(r0 + rows, math.floor(origin[0] + ms_size[0] * k + EDGE_TOLERANCE))
     nc1 = min(c0 + cols, math.floor(origin[1] + ms_size[1] * k + EDGE_TOLERANCE))
     if nr1 - nr0 < 4 * k or nc1 - nc0 < 4 * k:
-        raise InputError(f"COREGISTER: after moving the MS by the measured offset the PAN/MS overlap is "
-                         f"{max(0, nc1 - nc0)} x {max(0, nr1 - nr0)} PAN pixels; at least {4 * k} x {4 * k} are needed")
+        raise InputError(f"{COREG}: after moving the MS by the measured offset the PAN/MS overlap is "
+                         f"{max(0, nc1 - nc0)} x {max(0, nr1 - nr0)} PAN pixels; at least {4 * k} x {4 * k} are "
+                         "needed: untick it to fuse where the georeferencing places the MS")
     return with_region(plan, nr0, nc0, nr1, nc1, ms_origin=origin)
 
 
@@ -106,7 +109,7 @@ def moved_note(offset_ms: tuple[float, float], left_ms: tuple[float, float] | No
     is a warning: an offset of WARN_PAN_PIXELS or more still measured, or none measurable)."""
     dy, dx = (v * ratio for v in offset_ms)
     left = None if left_ms is None else math.hypot(*left_ms) * ratio
-    line = (f"COREGISTER: the MS moved onto the PAN by the offset measured on the scene, {abs(dx):.2f} px "
+    line = (f"{COREG}: the MS moved onto the PAN by the offset measured on the scene, {abs(dx):.2f} px "
             f"{'east' if dx >= 0 else 'west'} and {abs(dy):.2f} px {'south' if dy >= 0 else 'north'} (PAN pixels; "
             f"{math.hypot(dy, dx):.2f} in all); left after the move: "
             f"{'not measurable' if left is None else f'{left:.2f} PAN pixels'}. The output keeps the PAN's grid and "

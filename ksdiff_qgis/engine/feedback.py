@@ -17,6 +17,10 @@ class Feedback:
     def info(self, message: str) -> None:
         log.info(message)
 
+    def debug(self, message: str) -> None:
+        """A diagnostic for whoever studies a run (internal settings, fitted values): QGIS shows it as debug info."""
+        log.debug(message)
+
     def warning(self, message: str) -> None:
         log.warning(message)
 
@@ -25,8 +29,8 @@ class Feedback:
 
 
 class RecordingFeedback(Feedback):
-    """Keeps every message (warnings prefixed ``WARNING``) and every progress fraction, with the number of messages
-    said before it: for scripts and tests that read the log."""
+    """Keeps every message (warnings prefixed ``WARNING``, debug info ``DEBUG``) and every progress fraction, with
+    the number of messages said before it: for scripts and tests that read the log."""
 
     def __init__(self) -> None:
         self.lines: list[str] = []
@@ -38,6 +42,9 @@ class RecordingFeedback(Feedback):
     def info(self, message: str) -> None:
         self.lines.append(message)
 
+    def debug(self, message: str) -> None:
+        self.lines.append("DEBUG " + message)
+
     def warning(self, message: str) -> None:
         self.lines.append("WARNING " + message)
 
@@ -47,16 +54,19 @@ class HeldFeedback(Feedback):
     a later check may still refuse (the model a run would use), so that a refused run prints only its refusal."""
 
     def __init__(self) -> None:
-        self.held: list[tuple[bool, str]] = []
+        self.held: list[tuple[str, str]] = []   # (level, message)
 
     def info(self, message: str) -> None:
-        self.held.append((False, message))
+        self.held.append(("info", message))
+
+    def debug(self, message: str) -> None:
+        self.held.append(("debug", message))
 
     def warning(self, message: str) -> None:
-        self.held.append((True, message))
+        self.held.append(("warning", message))
 
     def release(self, to: Feedback) -> None:
         """Pass the held messages on to ``to``, in order."""
-        for warn, message in self.held:
-            (to.warning if warn else to.info)(message)
+        for level, message in self.held:
+            getattr(to, level)(message)
         self.held.clear()

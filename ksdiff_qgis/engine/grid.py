@@ -17,6 +17,7 @@ from osgeo import gdal, osr
 
 from .errors import InputError
 from .gdalutil import gdal_call
+from .labels import param
 from .raster_io import DEFAULT_GT, RasterInfo
 
 RATIO_TOLERANCE = 1e-3   # relative; WorldView-2 products carry ~6e-5 of float noise
@@ -516,9 +517,12 @@ def plan_grid(pan: RasterInfo, ms: RasterInfo, ms_ds: gdal.Dataset) -> GridPlan:
             # the offset is only known modulo an MS pixel (the grids repeat every ``ratio`` PAN pixels): an MS moved
             # by +3 PAN pixels at ratio 4 reads -1; both are named, so a known move is recognised
             alt_c, alt_r = (f - math.copysign(ratio, f) if abs(f) > EDGE_TOLERANCE else 0.0 for f in (frac_c, frac_r))
-            warnings.append(f"{shift}, within one MS pixel of {ratio} PAN pixels (the same grid as a shift by "
-                            f"({alt_c:+.2f}, {alt_r:+.2f}): grids a whole MS pixel apart coincide); MS is resampled "
-                            "at the true position of every PAN pixel.")
+            # unlike Landsat's half-pixel layout (a product convention), this shift is no known layout: a crop
+            # at another pixel, or an MS that really is off; the plugin cannot tell which, so it stays a warning
+            warnings.append(f"{shift} (the same grid as a shift by ({alt_c:+.2f}, {alt_r:+.2f})): expected when the "
+                            "PAN and the MS were cut from their scenes at different pixels; otherwise the MS's "
+                            f"georeference is off (check it, or tick {param('COREGISTER')}). The MS is resampled at "
+                            "the true position of every PAN pixel.")
     out_gt = (pan.gt[0] + c_start * px, px, 0.0, pan.gt[3] - r_start * py, 0.0, -py)
     return GridPlan(
         ratio=ratio,

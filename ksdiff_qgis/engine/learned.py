@@ -14,6 +14,7 @@ from .classical import BEST_CLASSICAL, FUSERS, TileContext
 from .errors import InputError
 from .filters import grow_mask
 from .model_card import ModelCard
+from .numbers import share as percent
 from .raster_io import RasterInfo
 from .runtime import Session
 
@@ -495,10 +496,9 @@ class OnnxFuser:
             return None
         # one plain line on every KSDiff run: what happened, and the one cause it can check (QA: "as is usual over
         # water and shadow" was said of a cloud scene where most of them lay in or beside the saturated PAN)
-        share = self.floored / max(self.values, 1)
-        shown = f"{share:.2%}" if share >= 5e-5 else "under 0.01%"   # not "0.00%" for a few hundred of millions
-        text = (f"{self.floored} of {self.values} fused values ({shown}, tile "
-                f"overlaps included) came out under {FLOOR_FRACTION:.0%} of the MS's value there and were eased "
+        shown = percent(self.floored, self.values, 2)   # not "0.00%" for a few hundred of millions
+        text = (f"{self.floored:,} of {self.values:,} fused values ({shown}; pixels in tile overlaps count once "
+                f"per tile) came out under {FLOOR_FRACTION:.0%} of the MS's value there and were eased "
                 "smoothly towards black instead of overshooting below it")
         if self.pan_saturated_at is not None:
             text += (f"; {self.floored_near / self.floored:.0%} of them lie in or within {saturation.NEAR_PIXELS} "

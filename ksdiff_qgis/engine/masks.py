@@ -125,7 +125,7 @@ def with_nodata(ds: gdal.Dataset, info: RasterInfo, value: float | None, role: s
         return ds, info
     if info.nodata is not None and file_nodata:
         if not (info.nodata == value or math.isnan(info.nodata) and math.isnan(value)):
-            fb.info(f"the {role} layer's no-data value {value:g} is not used: the file declares {info.nodata:g}")
+            fb.info(f"the {role} layer's nodata value {value:g} is not used: the file declares {info.nodata:g}")
         return ds, info
     vrt, msg = gdal_call(gdal.Translate, "", ds, format="VRT", noData="none" if value is None else value)
     if vrt is None:
@@ -134,9 +134,9 @@ def with_nodata(ds: gdal.Dataset, info: RasterInfo, value: float | None, role: s
     if info.nodata is not None:   # file_nodata False
         fb.info(f"the {role} file's nodata value {info.nodata:g} is not used, as on its QGIS layer ('No data value' "
                 "unticked in Layer Properties > Transparency): its pixels are data"
-                + (f"; the layer's no-data value {value:g} is used" if value is not None else ""))
+                + (f"; the layer's nodata value {value:g} is used" if value is not None else ""))
     else:
-        fb.info(f"the {role} layer's no-data value {value:g} is used (the file declares none)")
+        fb.info(f"the {role} layer's nodata value {value:g} is used (the file declares none)")
     return vrt, dataclasses.replace(info, nodata=None if value is None else float(value))
 
 

@@ -25,3 +25,13 @@ def decimal_comma_gains(text: str) -> str | None:
             out.append(parts[i])
             i += 1
     return ", ".join(out) if merged else None
+
+
+def share(count: int, total: int, digits: int = 3) -> str:
+    """``count`` of ``total`` as a percentage with ``digits`` decimals: '0.030%'; '< 0.001%' when some were
+    counted but the share rounds to zero (QA: '0.000%' was printed for 18 clipped values), '0%' for none."""
+    if count <= 0 or total <= 0:
+        return "0%"
+    value = 100.0 * count / total
+    floor = 10.0 ** -digits
+    return f"< {floor:.{digits}f}%" if round(value, digits) < floor else f"{value:.{digits}f}%"

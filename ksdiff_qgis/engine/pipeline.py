@@ -13,13 +13,14 @@ from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import numpy as np
-from osgeo import gdal
+from osgeo import gdal, gdal_array
 
 from . import (
     aoi,
     classical,
     coregistration,
     inrange,
+    labels,
     masks,
     memory,
     model_card,
@@ -76,7 +77,7 @@ from .raster_io import (
     valid_pixels,
     value_range,
 )
-from .sensor_detect import Detection, band_order_doubt, detect_sensor, pixel_size_note
+from .sensor_detect import PIXEL_NOTE, Detection, band_order_doubt, detect_sensor, pixel_size_note
 from .sensors import AUTO, GENERIC_NEAREST, SENSORS, Sensor, get_sensor, model_for, table_of
 from .tiling import blend_cells, blend_strips, choose_layout
 
@@ -117,11 +118,11 @@ def resolve_model(sensor: str, model_path: str | None, feedback: Feedback | None
         bundled = model_card.bundled_cards()
         key, nearest = model_for(sensor, bands, ratio, by_shape) if sensor in SENSORS else (sensor, False)
         if key not in bundled:
-            shape = (f"no bundled KSDiff model fuses {bands} MS bands at ratio {ratio} (the generic sensor's networks: "
+            shape = (f"no bundled KSDiff model fits {bands} MS bands at ratio {ratio} (bundled: "
                      f"{', '.join(f'{b} bands at ratio {r}' for b, r in sorted(GENERIC_NEAREST))})"
                      if sensor in SENSORS and get_sensor(sensor).generic and bands and ratio else
-                     f"no bundled KSDiff model for sensor {sensor!r} (bundled: {', '.join(bundled) or 'none'})")
-            raise InputError(f"{shape}; give an ONNX model with its card, or choose a classical method")
+                     f"no bundled KSDiff model for sensor {sensor} (bundled: {', '.join(bundled) or 'none'})")
+            raise InputError(f"{shape}; {NO_MODEL_ADVICE}")
         spec = get_sensor(sensor) if sensor in SENSORS else None
         other_ratio = spec is not None and by_shape and bool(ratio) and bool(spec.ratio) and ratio != spec.ratio
         if nearest and feedback is not None and spec is not None and spec.generic:
@@ -168,6 +169,17 @@ class PansharpenResult:
     band_names: list[str] = field(default_factory=list)
     coregistration: str | None = None   # COREGISTER: how far the MS moved and what was left (the log's line)
     sensor: str | None = None           # the sensor the run used (SENSOR=auto: the one it guessed)
+
+
+
+# METHOD ksdiff's refusal advises this; METHOD auto has just done the second half, so it leaves the advice out
+NO_MODEL_ADVICE = "give an ONNX model with its card, or choose a classical method"
+
+
+def _auto_reason(e: InputError) -> str:
+    """Why METHOD auto does not use the model, without the advice that auto itself follows."""
+    text, advice = str(e).rstrip("."), "; " + NO_MODEL_ADVICE
+    return text[:-len(advice)] if text.endswith(advice) else text   # str.removesuffix is Python 3.9+
 
 
 def _on_pan_grid(ms_mask: np.ndarray, shape: tuple[int, int], origin: tuple[float, float], k: int) -> np.ndarray:
@@ -247,7 +259,7 @@ def undeclared_fill_notes(pan_lr: np.ndarray, ms_lr: np.ndarray, pan: RasterInfo
             notes.append(f"The {role} raster declares no nodata value its pixels can hold, yet {share:.0%} of its "
                          "sampled pixels are 0" + (" in every band" if role == "MS" else "")
                          + ": if that is a fill (a scene edge), set 0 as "
-                         "its no-data value (Layer Properties > Transparency, or gdal_edit -a_nodata 0). It is fused "
+                         "its nodata value (Layer Properties > Transparency, or gdal_edit.py -a_nodata 0). It is fused "
                          "as data now.")
     return notes
 
@@ -377,7 +389,8 @@ def _check_model_fit(card: model_card.ModelCard, n_bands: int, ratio: int, pan: 
         model_card.check_against_data(card, n_bands, ratio)
     except InputError as e:
         guess = detect_sensor(pan, ms, ratio, scan=scan)
-        hint = f" (the data looks like {guess.key}: try SENSOR={guess.key} or auto)" if guess.key != sensor else ""
+        hint = (f" (the data looks like {guess.key}: try {labels.param('SENSOR', guess.key)} or auto)"
+                if guess.key != sensor else "")
         raise InputError(f"{e}{hint}") from None
 
 
@@ -533,7 +546,7 @@ def pansharpen(
     (``learned.PRECISIONS``).
     ``consistency``: a learned model's tiles get one back-projection step onto their MS (``engine/consistency.py``);
     False writes the network's own output. Classical methods ignore it.
-    ``pan_nodata`` / ``ms_nodata``: a nodata value set outside the file (a QGIS layer's no-data value), used when the
+    ``pan_nodata`` / ``ms_nodata``: a nodata value set outside the file (a QGIS layer's nodata value), used when the
     file declares none. ``pan_file_nodata`` / ``ms_file_nodata`` False: the file's own nodata value is not used
     (a QGIS layer's 'No data value' unticked): its pixels are data, or nodata by ``pan_nodata`` / ``ms_nodata``.
     ``coregister``: the MS moved onto the PAN by the offset measured on the scene (``engine/coregistration.py``)
@@ -581,7 +594,9 @@ def pansharpen(
     ms_ds, ms = masks.with_nodata(ms_ds, ms, ms_nodata, "MS", fb, ms_file_nodata)
     pan_ds, pan = _pan_without_alpha(pan_ds, pan, fb)
     if pan.bands != 1:
-        raise InputError(f"the PAN raster must have one band; {pan_path!r} has {pan.bands}")
+        raise InputError(f"The PAN raster must have one band; {pan_path} has {pan.bands}. Check that PAN and MS are "
+                         "not swapped; for a product without a PAN band, pick one band first (gdal_translate -b N, "
+                         "or Raster > Conversion > Translate).")
     # masks first: a reprojected MS (plan_grid) must carry its holes along
     flagged, alpha_masks = alpha_flagged(ms_ds), []
     if flagged:
@@ -703,10 +718,12 @@ def pansharpen(
         used_device = session.device
         if NOISE_PULL:
             line, warn = noise.pull_note(stats.pan_noise)
-            (fb.warning if warn else fb.info)(line)
-        fb.info(f"model {card.path.name} ({card.data.get('backbone', '')}); device {session.device}: "
-                f"{session.reason}; values normalised by {scale:g}; tiles run {fuse.path_note()}; "
-                + ("one consistency step onto the MS per tile" if consistency else "no consistency step"))
+            (fb.warning if warn else fb.debug)(line)   # the noise read: a diagnostic unless it reads 0
+        fb.info(f"Model {card.path.name} on {session.device}; {session.reason}.")
+        # how the tiles run: for whoever studies a run, not every user's log
+        fb.debug(f"model {card.path.name} ({card.data.get('backbone', '')}): values normalised by {scale:g}; "
+                 f"tiles run {fuse.path_note()}; "
+                 + ("one consistency step onto the MS per tile" if consistency else "no consistency step"))
     else:
         if model_path and check is None:   # auto explained already why the model is not used
             warnings.append(f"MODEL is ignored by the classical method {method}.")
@@ -714,7 +731,7 @@ def pansharpen(
         if negative:
             warnings.append(negative)
         fuse, margin, used_device = classical.FUSERS[method], classical.margin(method, plan.ratio), "cpu"
-    if spec.ratio and plan.ratio != spec.ratio:
+    if spec.ratio and plan.ratio != spec.ratio and not any(w.startswith(PIXEL_NOTE) for w in warnings):
         warnings.append(
             f"The PAN/MS pixel ratio of the data is {plan.ratio}, not {spec.ratio} as for {spec.name}; "
             f"using {plan.ratio}."
@@ -738,15 +755,17 @@ def pansharpen(
     pool = None   # from here on, any failure (even before the first tile) removes the partial file
     try:
         # classical methods: block-aligned tiles, no overlap; KSDiff: blended cells (or strips on small scenes)
+        requested = tile_size   # (after memory.fit_tile, which warns when it shrinks it)
         layout = choose_layout(rows, cols, tile_size, overlap, writer.block_size(), exact=not learned)
         tile_size, overlap = layout.tile, layout.overlap
         workers = _fit_workers(workers or default_workers(), tile_size, rows, cols, ms.bands, margin, learned,
                                card.size_multiple if learned else 1)
         fb.info(
-            f"PAN {pan.width}x{pan.height}, MS {ms.width}x{ms.height}x{ms.bands}, ratio {plan.ratio}; "
-            f"output {cols}x{rows} at PAN offset ({c0}, {r0}); {layout.describe()}, "
-            f"margin {margin}; method {method}"
+            f"Fusing with {labels.method(method)}: output {cols}x{rows} px (PAN {pan.width}x{pan.height}, MS "
+            f"{ms.width}x{ms.height}, {ms.bands} bands, ratio {plan.ratio}) in "
+            f"{layout.describe(requested, rows, cols)}."
         )
+        fb.debug(f"output at PAN offset ({c0}, {r0}); tile margin {margin} px; method {method}")
         fb.info(f"output nodata: {nodata_why}")
         runner = _TileRunner(pan_ds, ms_src, pan, ms, plan, spec, fuse, margin, stats, fb, layout.count, ranges,
                              bar.stage("tiles"))
@@ -767,7 +786,9 @@ def pansharpen(
         ceil = saturation.ceiling(pan, ms, stats.pan_top, stats.ms_top, spec.scale,
                                   table_of(spec).name.split(" (")[0], out_nbits)
         clips = ClipCounter(high, names, clipped=not floating, low=0.0 if floating else low,
-                            ceiling=ceil and ceil.counted_from)
+                            ceiling=ceil and ceil.counted_from,
+                            bits=out_nbits if out_nbits and out_nbits < 8 * ms.dtype.itemsize else None,
+                            type_name=gdal.GetDataTypeName(gdal_array.NumericTypeCodeToGDALTypeCode(ms.dtype)))
         pool = TilePool(runner, rows, cols, tile_size, overlap, workers, on_result=runner.tile_done,
                         order=layout.order)
         runner.count_pan_holes(pool.order, rows, cols)
@@ -821,10 +842,12 @@ def pansharpen(
     finally:
         if isinstance(fuse, OnnxFuser):
             fuse.release()   # the per-tile sessions' memory goes back to the system, not kept by QGIS
-    for note in (fuse.window_note(), fuse.floor_note()) if isinstance(fuse, OnnxFuser) else ():
-        if note:
-            fb.info(f"{method}: {note}")
-    clips.report(fb, method)
+    if isinstance(fuse, OnnxFuser):
+        # how tiles with nodata took their kernels: a diagnostic; the floor note says what happened to values
+        for note, say in ((fuse.window_note(), fb.debug), (fuse.floor_note(), fb.info)):
+            if note:
+                say(f"{labels.method(method)}: {note}")
+    clips.report(fb, labels.method(method))
     if ceil is not None and clips.over_ceiling is not None:
         over = saturation.report(fb, method, ceil, clips.over_ceiling, clips.valid, clips.maximum, names)
         if over:
@@ -872,11 +895,11 @@ def _before_move(lines: list[str]) -> list[str]:
 
 def _without_integer_nan(info: RasterInfo, role: str, fb: Feedback) -> RasterInfo:
     """``info`` without a nodata value of NaN on an integer raster, which no pixel can hold: said, not ignored
-    silently (a layer's no-data value or an undeclared fill's warning may then apply)."""
+    silently (a layer's nodata value or an undeclared fill's warning may then apply)."""
     if info.nodata is None or not math.isnan(info.nodata) or info.dtype.kind == "f":
         return info
     fb.warning(f"the {role} raster declares NaN as its nodata value, which its integer pixels ({info.dtype}) cannot "
-               "hold: no pixel is nodata by it (set a value they can hold, e.g. gdal_edit -a_nodata 0)")
+               "hold: no pixel is nodata by it (set a value they can hold, e.g. gdal_edit.py -a_nodata 0)")
     return replace(info, nodata=None)
 
 
@@ -943,7 +966,7 @@ def _auto_method(pan_ds, ms_src, pan: RasterInfo, ms: RasterInfo, plan: GridPlan
         bar.estimate("check", selfcheck.estimate_seconds(area, plan.ratio, False))
         check = selfcheck.run_check(pan_ds, ms_src, pan, ms, plan, spec, None, stats, area, fb, ranges,
                                     bar.stage("check"))
-        check.reason = f"{str(why).rstrip('.')}; {check.reason}"   # a sentence's full stop would end in '.;'
+        check.reason = f"{_auto_reason(why)}; {check.reason}"   # a sentence's full stop would end in '.;'
         selfcheck.log_check(check, fb)
         return check.method, check
 
@@ -955,11 +978,10 @@ def _auto_method(pan_ds, ms_src, pan: RasterInfo, ms: RasterInfo, plan: GridPlan
         if model_path:   # README: auto uses the best classical method when the model does not fit (ksdiff refuses)
             fb.warning(f"Method auto: the MODEL {os.path.basename(model_path)} does not fit this scene "
                        f"({str(e).rstrip('.')}); fusing "
-                       "with the best classical method on this scene instead (METHOD ksdiff would stop here)")
+                       f"with the best classical method on this scene instead ({labels.param('METHOD', 'ksdiff')} "
+                       "would stop here)")
         else:
-            fb.info(f"Method auto: the learned model cannot run here ({str(e).rstrip('.')}); choosing among the "
-                    "classical methods "
-                    "on this scene.")
+            fb.info(f"Method auto: {_auto_reason(e)}, so the best classical method on this scene is used.")
         return classical_choice(e)
     try:
         session = checked_session(card, device, threads)
@@ -967,8 +989,8 @@ def _auto_method(pan_ds, ms_src, pan: RasterInfo, ms: RasterInfo, plan: GridPlan
         if model_path and str(e) != runtime.INSTALL_HINT:
             raise   # the user's own MODEL is broken: say so rather than hide it
         # a missing or broken ONNX Runtime is the user's to fix: a warning, not an info line among many
-        fb.warning(f"Method auto: the learned model cannot run here ({str(e).rstrip('.')}); choosing among the "
-                   "classical methods on this scene.")
+        fb.warning(f"Method auto: KSDiff cannot run ({_auto_reason(e)}), so the best classical method on this "
+                   "scene is used.")
         return classical_choice(e)
     bar.stage("model")(1.0)
     runtime.warn_cpu_fallback(device, session, fb)

@@ -56,7 +56,9 @@ def choose_providers(device: str, available: list[str]) -> DeviceChoice:
         return DeviceChoice((CPU,), "CPU requested")
     if CUDA in available:
         return DeviceChoice((CUDA, CPU), f"{'CUDA requested' if device == 'cuda' else 'auto'}: CUDA provider available")
-    why = "this ONNX Runtime build has no CUDA provider (install onnxruntime-gpu on a machine with an NVIDIA GPU)"
+    # the plugin's own installer, as its dialog names it (algorithms/install_runtime.py)
+    why = ("this ONNX Runtime build has no CUDA provider (for an NVIDIA GPU, install the GPU build: Raster > KSDiff > "
+           "Install ONNX Runtime…, Package 'NVIDIA GPU build')")
     if device == "cuda":
         return DeviceChoice((CPU,), f"CUDA requested but unavailable: {why}; falling back to CPU")
     return DeviceChoice((CPU,), f"auto: {why}; using CPU")

@@ -27,6 +27,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from .feedback import Feedback
+from .labels import method as label
+from .labels import param
+from .numbers import share as percent
 from .raster_io import RasterInfo, value_range
 
 PLATEAU_SHARE = 1e-3   # this share of an input's sampled values exactly at its highest one: saturated there
@@ -143,9 +146,9 @@ def _clip_hint(top: float, floating: bool = False) -> str:
         return f"to clip them at {top:.6g}, use the Raster Calculator's min(value, {top:.6g})"
     bits = max(1, int(top).bit_length())
     if top == 2 ** bits - 1:
-        return f"to clip them at {top:g}, set CREATE_OPTIONS NBITS={bits}"
-    return (f"CREATE_OPTIONS NBITS={bits} clips them at {2 ** bits - 1} (the Raster Calculator's min(value, {top:g}) "
-            f"at {top:g})")
+        return f"to clip them at {top:g}, add NBITS={bits} to {param('CREATE_OPTIONS')}"
+    return (f"NBITS={bits} in {param('CREATE_OPTIONS')} clips them at {2 ** bits - 1} (the Raster Calculator's "
+            f"min(value, {top:g}) at {top:g})")
 
 
 def report(fb: Feedback, method: str, ceil: Ceiling, above: np.ndarray, valid: int, maximum: float,
@@ -156,7 +159,7 @@ def report(fb: Feedback, method: str, ceil: Ceiling, above: np.ndarray, valid: i
     if not total:
         return None
     share = total / max(valid * len(above), 1)
-    per_band = ", ".join(f"{n}: {int(c)}" for n, c in zip(names, above) if c)
+    per_band = ", ".join(f"{n}: {int(c):,}" for n, c in zip(names, above) if c)
     saturated = [f"{t.share:.1%} of the sampled {role} values" for role, t in (("PAN", ceil.pan), ("MS", ceil.ms))
                  if t.saturated and t.value == ceil.value]
     # EXP (the upsampled MS) sees no PAN: its cubic interpolation rings past the top beside the MS's plateaus
@@ -166,7 +169,8 @@ def report(fb: Feedback, method: str, ceil: Ceiling, above: np.ndarray, valid: i
              else "no input pixel holds such a value: the fusion extrapolates past the inputs' range where the PAN "
                   "and the MS disagree" if ceil.floating else "the sensor delivers no such value")
     top, peak = (f"{ceil.value:.6g}", f"{maximum:.4g}") if ceil.floating else (f"{ceil.value:g}", f"{maximum:.1f}")
-    msg = (f"{method}: {share:.3%} of the fused values lie above {top}, {ceil.why} (max {peak}; "
+    msg = (f"{label(method)}: {percent(total, valid * len(above))} of the fused values lie above {top}, {ceil.why} "
+           f"({total:,} values; max {peak}; "
            f"{per_band}): {cause}. They are written as they are; {_clip_hint(ceil.value, ceil.floating)}.")
     if share > WARN_FRACTION:
         fb.warning(msg)

@@ -34,6 +34,8 @@ from .errors import Cancelled
 from .feedback import Feedback
 from .filters import upsample, wald_degrade
 from .grid import GridPlan
+from .labels import method as label
+from .labels import param
 from .learned import zero_fill
 from .masks import MS_FILL_REACH, PAN_FILL_REACH, read_filled
 from .raster_io import RasterInfo
@@ -53,6 +55,7 @@ MIN_PIXELS = 256
 MAX_READS = 64                 # candidate windows read at most per window size (bounded time on sparse scenes)
 MIN_VALID = 0.99               # a window must be this valid to be used
 MIN_CONTEXT_VALID = 0.5        # and its context at least this valid (the holes filled, a learned model told)
+DIGITS = 4                     # decimals of the SELFCHECK_* figures (Processing printed 16 significant digits)
 R_ERGAS_MARGIN = 0.10          # the learned R-ERGAS may exceed the classical one by 10 %
 # classical candidates: the best of them on this scene is the yardstick and the fallback (MTF-GLP-HPM
 # first: it wins ties). GSA and MTF-GLP-FS beat it on some products (the Sentinel-2 cases of the robustness suite)
@@ -90,11 +93,15 @@ class SelfCheck:
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
 
-    def outputs(self) -> dict:
-        """Figures as Processing outputs (``None`` where not measured)."""
+    def outputs(self, digits: int | None = None) -> dict:
+        """Figures as Processing outputs (``None`` where not measured), rounded to ``digits`` decimals when given
+        (what a user reads; the provenance record keeps them whole)."""
         def num(s: Scores | None, attr: str):
             v = None if s is None else getattr(s, attr)
-            return None if v is None or not math.isfinite(v) else float(v)
+            return None if v is None or not math.isfinite(v) else rounded(float(v))
+
+        def rounded(v: float) -> float:
+            return v if digits is None else round(v, digits)
 
         return {
             "SELFCHECK_METHOD": self.method,
@@ -107,8 +114,9 @@ class SelfCheck:
             "SELFCHECK_KSDIFF_R_ERGAS": num(self.learned, "r_ergas"),
             "SELFCHECK_CLASSICAL_R_ERGAS": num(self.classical, "r_ergas"),
             "SELFCHECK_KSDIFF_CHECKERBOARD": num(self.learned, "checkerboard"),
-            "SELFCHECK_PAN_CHECKERBOARD": self.pan_checkerboard if math.isfinite(self.pan_checkerboard) else None,
-            "SELFCHECK_MS_CHECKERBOARD": self.ms_checkerboard if math.isfinite(self.ms_checkerboard) else None,
+            "SELFCHECK_PAN_CHECKERBOARD": rounded(self.pan_checkerboard)
+            if math.isfinite(self.pan_checkerboard) else None,
+            "SELFCHECK_MS_CHECKERBOARD": rounded(self.ms_checkerboard) if math.isfinite(self.ms_checkerboard) else None,
             "SELFCHECK_PIXELS": self.pixels,
         }
 
@@ -126,8 +134,8 @@ def pick_classical(scores: dict[str, Scores]) -> tuple[str, str]:
     best_r = max(min(sc.r_ergas for sc in scores.values()), 1e-12)
     total = {k: sc.ergas / best_w + sc.r_ergas / best_r for k, sc in scores.items()}
     name = min(total, key=lambda k: (round(total[k], 6), k != FALLBACK))
-    others = ", ".join(f"{k} {total[k]:.2f}" for k in scores if k != name)
-    return name, (f"{name} is the best classical method on this scene: Wald ERGAS {scores[name].ergas:.3f}, "
+    others = ", ".join(f"{label(k)} {total[k]:.2f}" for k in scores if k != name)
+    return name, (f"{label(name)} is the best classical method on this scene: Wald ERGAS {scores[name].ergas:.3f}, "
                   f"R-ERGAS {scores[name].r_ergas:.3f}, relative sum {total[name]:.2f} ({others})")
 
 
@@ -444,7 +452,7 @@ def run_check(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan, se
     res.pan_checkerboard = float(pan_pool.checkerboard()[0])
     res.ms_checkerboard = float(np.nanmax(ms_pool.checkerboard()))
     if learned is None:
-        res.method, res.reason = chosen, f"{chosen} is the best classical method on this scene"
+        res.method, res.reason = chosen, f"{label(chosen)} is the best classical method on this scene"
         res.seconds = time.perf_counter() - t0
         return res
     red = pools["learned"][0]
@@ -493,21 +501,23 @@ def log_check(res: SelfCheck, fb: Feedback, learned_name: str = "KSDiff") -> Non
         return
     fb.info(f"Self-check on {res.windows} window(s), {res.pixels} MS pixels ({res.seconds:.1f} s):")
     rows = [(learned_name, res.learned)] if res.learned is not None else []
-    rows += [(k, sc) for k, sc in res.candidates.items() if k != "learned"]
+    rows += [(label(k), sc) for k, sc in res.candidates.items() if k != "learned"]
+    width = max(len(name) for name, _ in rows)   # the methods' labels, as the Method list shows them
     for name, sc in rows:
-        fb.info(f"  {name:12s} Wald ERGAS {sc.ergas:.3f}  SAM {sc.sam:.3f}  |  full resolution R-ERGAS "
+        fb.info(f"  {name:{width}s}  Wald ERGAS {sc.ergas:.3f}  SAM {sc.sam:.3f}  |  full resolution R-ERGAS "
                 f"{sc.r_ergas:.3f}  checkerboard {sc.checkerboard:.3f} (PAN {res.pan_checkerboard:.3f}, "
                 f"MS {res.ms_checkerboard:.3f})")
     if res.detail_gains:   # < 1: the network injects more detail than the scene's Wald sample supports
-        fb.info(f"  {learned_name} detail gains fitted on the Wald sample (diagnostic, not applied): "
+        fb.debug(f"  {learned_name} detail gains fitted on the Wald sample (diagnostic, not applied): "
                 + ", ".join(f"{g:.2f}" for g in res.detail_gains))
     for note in res.notes:
         fb.info(f"  {note}")
     if res.learned is None:
-        fb.info(f"Self-check: no learned model to check; fusing with {res.method}, the best classical method on "
-                "this scene.")
+        fb.info(f"Self-check: no learned model to check; fusing with {label(res.method)}, the best classical method "
+                "on this scene.")
     elif res.method != "ksdiff":
         fb.warning(f"Self-check: {learned_name} is not used on this scene because {res.reason}; fusing with "
-                   f"{res.method} instead (METHOD=ksdiff forces the model).")
+                   f"{label(res.method)} instead (to force the model, choose {label('ksdiff')} in "
+                   f"{param('METHOD', 'ksdiff')}).")
     else:
         fb.info(f"Self-check: {learned_name} kept ({res.reason}).")

@@ -23,6 +23,7 @@ from osgeo import osr
 from . import delivery
 from .bands import band_kind
 from .errors import InputError
+from .labels import param
 from .metascan import MetadataScan
 from .raster_io import RasterInfo, open_dataset
 from .sensors import METADATA_ONLY, SENSORS, Sensor, generic_like, known_sensor
@@ -290,6 +291,9 @@ def band_order_doubt(found: Detection, pan: RasterInfo, ms: RasterInfo, ratio: i
             f"given), else its {mixed}")
 
 
+PIXEL_NOTE = "The PAN pixel is "   # the start of pixel_size_note's warning, which also says a ratio that differs
+
+
 def pixel_size_note(spec: Sensor, pan: RasterInfo, n_bands: int, ratio: int) -> str | None:
     """A warning when an explicit SENSOR's nominal PAN pixel size is far from the data's (beyond ``PIXEL_FACTOR``
     either way, allowing the 0.5 m products of finer sensors): a SPOT 6/7 product run as Pléiades, a WorldView-2
@@ -301,8 +305,16 @@ def pixel_size_note(spec: Sensor, pan: RasterInfo, n_bands: int, ratio: int) -> 
     hint = (f"; sensors whose products fit it ({n_bands} MS bands, ratio {ratio}): "
             + ", ".join(f"{_short(s.name)} [{s.key}]" for s in fit) if fit else "")
     sizes = f"{spec.pan_gsd:g} m" + (f", products down to {RESAMPLED_M:g} m" if spec.pan_gsd < RESAMPLED_M else "")
-    return (f"The PAN pixel is {gsd:.2f} m, far from {_short(spec.name)}'s ({sizes}): check SENSOR (or set it to "
-            f"auto){hint}.")
+    name = _short(spec.name)
+    # one warning for one cause: a ratio that differs too is said here, with what the fusion then uses (QA: two
+    # warnings, neither saying the sensor's MTF gains still applied)
+    other_ratio = bool(spec.ratio) and ratio != spec.ratio
+    ratio_part = f" and its PAN/MS ratio is {ratio}, not {spec.ratio}" if other_ratio else ""
+    gains = ", ".join(f"{g:g}" for g in dict.fromkeys(spec.mtf_ms))
+    used = (f"the fusion uses ratio {ratio} with {name}'s MTF gains ({gains} for MS, {spec.mtf_pan:g} for PAN)"
+            if other_ratio else f"the fusion uses {name}'s MTF gains ({gains} for MS, {spec.mtf_pan:g} for PAN)")
+    return (f"{PIXEL_NOTE}{gsd:.2f} m, far from {name}'s ({sizes}){ratio_part}: {used}. Check "
+            f"{param('SENSOR')}, or set it to auto{hint}.")
 
 
 def _from_descriptions(ms: RasterInfo) -> str | None:
@@ -374,5 +386,5 @@ def detect_sensor(pan: RasterInfo, ms: RasterInfo, ratio: int, selection: list[i
                 return Detection(key, [f"ratio 4, {ms.bands} MS bands, {gsd_txt} (nominal {spec.pan_gsd:g} m)",
                                        _non_square(pan) or "no product metadata: set SENSOR to be sure", *notes])
     return Detection("generic", [f"no known sensor has ratio {ratio} with {ms.bands} MS bands and a {gsd_txt}",
-                                 "generic MTF gains (0.3 MS, 0.15 PAN) are used; set SENSOR if you know it", *notes],
+                                 f"set {param('SENSOR')} if you know it", *notes],
                      "fallback")

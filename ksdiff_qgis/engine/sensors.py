@@ -96,7 +96,7 @@ SENSORS: dict[str, Sensor] = {
                pan_gsd=0.81, model="gf2"),
         Sensor("landsat8", "Landsat 8/9 OLI (B2, B3, B4, B5; PAN B8)", ("B2 Blue", "B3 Green", "B4 Red", "B5 NIR"), 2,
                G4, GENERIC_MTF_PAN, 65535.0, pan_gsd=15.0, model="landsat8", landsat="oli"),
-        Sensor("generic", "Generic (any bands and ratio; MTF gains 0.3 / 0.15 unless given)", (), 0, (),
+        Sensor("generic", "Generic (any bands and ratio; MTF gains 0.3 for MS, 0.15 for PAN unless given)", (), 0, (),
                GENERIC_MTF_PAN, 0.0),
     )
 }

@@ -228,12 +228,17 @@ class Layout:
     order: list[tuple[int, int, int, int]] | None   # (row, col, rows, cols) as consumed; None: blend_strips's
     cell: int | None = None
 
-    def describe(self) -> str:
+    def describe(self, requested: int | None = None, height: int = 0, width: int = 0) -> str:
+        """The tiling for the log. ``requested``: the tile size asked for; strips smaller than it (tiles evened out
+        over the ``height`` x ``width`` output, ``balanced_tile``) say so, else 316 px looked like a bug beside a
+        default of 512."""
         if self.kind == "aligned":
             return f"{self.count} tile(s) of {self.tile} px on the output blocks, no overlap needed"
         if self.kind == "cells":
             return f"{self.count} tile(s) finishing {self.cell} px cells on the output blocks, overlap {self.overlap}"
-        return f"{self.count} tile(s) of {self.tile} px, overlap {self.overlap}"
+        why = (f" ({requested} at most, evened out over the {width}x{height} px output)"
+               if requested and self.tile < requested and height and width else "")
+        return f"{self.count} tile(s) of {self.tile} px{why}, overlap {self.overlap}"
 
 
 def choose_layout(height: int, width: int, tile: int, overlap: int, block: tuple[int, int], exact: bool) -> Layout:

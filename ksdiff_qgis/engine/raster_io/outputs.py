@@ -19,8 +19,11 @@ from osgeo import gdal
 
 from ..errors import Cancelled, InputError
 from ..gdalutil import close_dataset, gdal_call, gdal_try, gdal_try_warned, os_path
+from ..labels import param
 from .partials import total_size
 from .writer import GeoTiffWriter, write_failure
+
+CREATE = param("CREATE_OPTIONS")   # the option as the dialog names it, in the notes about it
 
 COMPRESSIONS = {
     "deflate": "DEFLATE (lossless, readable everywhere)",
@@ -130,9 +133,9 @@ def fixed_key_notes(extra: list[str]) -> list[str]:
     for o in extra:
         key, value = _key(o), o.split("=", 1)[1].strip().upper() if "=" in o else ""
         if key == "TILED" and value not in ("YES", "TRUE", "ON", "1"):
-            notes.append(f"CREATE_OPTIONS {o}: not used — the output is written in tiles.")
+            notes.append(f"{CREATE} {o}: not used — the output is written in tiles.")
         elif key == "PHOTOMETRIC":
-            notes.append(f"CREATE_OPTIONS {o}: not used — the output's band colours follow its band names.")
+            notes.append(f"{CREATE} {o}: not used — the output's band colours follow its band names.")
     return notes
 
 
@@ -294,7 +297,7 @@ def check_options(info, options: list[str], driver: str = "COG") -> list[str]:
                          + "; ".join(e for e in errors if e))
     known = driver_keys(driver)
     unknown = sorted({o.split("=", 1)[0].upper() for o in options} - known) if known else []
-    notes = [f"CREATE_OPTIONS: the {what} driver does not know {', '.join(unknown)}: "
+    notes = [f"{CREATE}: the {what} driver does not know {', '.join(unknown)}: "
              + ("ignored" if len(unknown) > 1 else "it is ignored")
              + (" (with COG ticked, GeoTIFF-only options such as ZLEVEL, NBITS or TILED do not apply)."
                 if driver == "COG" else ".")] if unknown else []
@@ -319,7 +322,7 @@ def ignored_value_notes(options: list[str], warned: list[str], what: str) -> lis
         fixed = ["|".join(p.strip() for p in re.split(r"[;,]\s*(?=[A-Za-z_]\w*=)", o)) for o in joined]
         fix = (" A ; or , inside a value is the likely cause: {} — write {}.").format(
             ", ".join(joined), ", ".join(fixed))
-    return [f"CREATE_OPTIONS: GDAL ignores creation option values it does not recognise (the {what} is written "
+    return [f"{CREATE}: GDAL ignores creation option values it does not recognise (the {what} is written "
             "as if they were not given): "
             + " ".join(w if w.endswith(".") else w + "." for w in warned)
             + " Creation options are separated by | (KEY=VALUE|KEY=VALUE)." + fix]

@@ -168,7 +168,7 @@ class MaskedRaster:
         self.w, self.h, self.bands = self.ds.RasterXSize, self.ds.RasterYSize, self.ds.RasterCount
         self.nodata = [self.ds.GetRasterBand(b + 1).GetNoDataValue() for b in range(self.bands)]
         if outside_nodata is not None and all(nd is None for nd in self.nodata):
-            self.nodata = [float(outside_nodata)] * self.bands   # e.g. a QGIS layer's no-data value
+            self.nodata = [float(outside_nodata)] * self.bands   # e.g. a QGIS layer's nodata value
         self.extra_nodata = extra_nodata
         self.names = [self.ds.GetRasterBand(b + 1).GetDescription() for b in range(self.bands)]
         self.masked = own_mask(self.ds)

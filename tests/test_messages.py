@@ -1,0 +1,157 @@
+"""The user-facing messages QA reviewed (2026-12-06): each says what was done in the dialog's words, with readable
+numbers; diagnostics go to debug info. Real runs on the fixtures where the message comes from a run."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from osgeo import gdal
+
+from ksdiff_qgis.engine import labels, runtime, selfcheck
+from ksdiff_qgis.engine.clipping import ClipCounter
+from ksdiff_qgis.engine.errors import InputError
+from ksdiff_qgis.engine.feedback import RecordingFeedback
+from ksdiff_qgis.engine.numbers import share
+from ksdiff_qgis.engine.pipeline import pansharpen
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_the_label_table_matches_the_dialog(qgis_app):
+    """The engine's advice names parameters by the labels the dialog shows: the table must follow the algorithm."""
+    from ksdiff_qgis.algorithms.pansharpen import PansharpenAlgorithm
+
+    alg = PansharpenAlgorithm()
+    alg.initAlgorithm()
+    for key, label in labels.PARAMS.items():
+        assert alg.parameterDefinition(key).description() == label, key
+    assert labels.param("TILE_SIZE") == "'Tile size (PAN pixels)' (TILE_SIZE)"
+    assert labels.param("SENSOR", "wv2") == "'Sensor' (SENSOR=wv2)"
+
+
+def test_a_tiny_share_is_not_printed_as_zero():
+    """QA: 18 clipped values of 30 million were said as '0.000%'."""
+    assert share(18, 30_000_000) == "< 0.001%"
+    assert share(9_000, 30_000_000) == "0.030%"
+    assert share(0, 10) == "0%"
+    assert share(380, 20_430_400, 2) == "< 0.01%"
+
+
+def test_the_clip_line_says_the_real_limit_and_what_was_written():
+    """QA: 'an integer output type holds them clipped to its range' for UInt16 output clipped at 2047, and '0.000%'
+    for 18 of 30 M values. Now: counts with separators, '< 0.001%', the data's 11-bit top, what was written."""
+    fb = RecordingFeedback()
+    cc = ClipCounter(2047, ["Blue"], bits=11, type_name="UInt16")
+    strip = np.full((1, 1000, 1000), 500.0, np.float32)
+    cc.add(np.where(np.arange(1000) < 3, 3000.0, np.where(np.arange(1000) < 18, -2.0, strip)).astype(np.float32))
+    for _ in range(29):
+        cc.add(strip)
+    cc.report(fb, labels.method("ksdiff"))
+    line = fb.lines[0]
+    assert line.startswith("KSDiff (learned): 18,000 of 30,000,000 fused values (0.060%)"), line
+    fb = RecordingFeedback()
+    few = ClipCounter(2047, ["Blue"], bits=11)
+    hit = strip.copy()
+    hit[0, 0, :3] = 3000   # 3 values of 30 million
+    few.add(hit)
+    for _ in range(29):
+        few.add(strip)
+    few.report(fb, "KSDiff (learned)")
+    assert fb.lines[0].startswith("KSDiff (learned): 3 of 30,000,000 fused values (< 0.001%)"), fb.lines
+    assert "those above 2047, the top of the data's 11-bit range, were written as 2047" in line, line
+    assert "those below 0 as the lowest valid value" in line and "clipped to its range" not in line, line
+    fb = RecordingFeedback()
+    cc = ClipCounter(65535, ["Blue"], type_name="UInt16")
+    cc.add(np.array([[[70000.0, 1.0]]], np.float32))
+    cc.report(fb, "MTF-GLP-HPM")
+    assert "those above 65535, the top of UInt16, were written as 65535." in fb.lines[0], fb.lines
+
+
+def test_a_pan_with_several_bands_says_what_to_check(data_dir, tmp_path):
+    """QA: "the PAN raster must have one band; '…/pair1_ms.tif' has 4" (lower case, a Python repr, no way out)."""
+    ms = str(data_dir / "wv2_ms.tif")
+    with pytest.raises(InputError) as raised:
+        pansharpen(ms, str(data_dir / "wv2_pan.tif"), str(tmp_path / "o.tif"), "wv2", "mtf_glp_hpm")
+    said = str(raised.value)
+    assert said.startswith(f"The PAN raster must have one band; {ms} has 4. Check that PAN and MS are not "
+                           "swapped"), said
+    assert "'" + ms not in said and "gdal_translate -b N" in said and "Raster > Conversion > Translate" in said
+
+
+def test_the_gpu_hint_names_the_plugins_installer():
+    """QA: 'install onnxruntime-gpu on a machine with an NVIDIA GPU' named a pip package, not the plugin's menu."""
+    why = runtime.choose_providers("auto", [runtime.CPU]).reason
+    assert "Raster > KSDiff > Install ONNX Runtime…, Package 'NVIDIA GPU build'" in why
+    assert "onnxruntime-gpu" not in why
+
+
+@pytest.fixture(scope="module")
+def wv2_auto_log(data_dir, tmp_path_factory):
+    fb = RecordingFeedback()
+    res = pansharpen(str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif"),
+                     str(tmp_path_factory.mktemp("msg") / "o.tif"), "wv2", "auto", device="cpu", feedback=fb)
+    return res, fb.lines
+
+
+def test_a_run_log_keeps_diagnostics_at_debug_level(wv2_auto_log):
+    """QA: the noise pull, the detail gains and the tiles' internals were printed on every run as plain info."""
+    res, lines = wv2_auto_log
+    if res.method != "ksdiff":
+        pytest.skip("the self-check did not keep KSDiff on this build")
+    for what in ("noise pull: the PAN's noise", "detail gains fitted on the Wald sample", "values normalised by",
+                 "tile margin"):
+        said = [line for line in lines if what in line]
+        assert said and all(line.startswith("DEBUG ") for line in said), (what, lines)
+    device = [line for line in lines if line.startswith("Model wv2.onnx on cpu")]
+    assert len(device) == 1 and "normalised" not in device[0], lines
+    assert any(line.startswith("Fusing with KSDiff (learned): output ") for line in lines), lines
+
+
+def test_the_log_names_methods_by_their_labels(wv2_auto_log):
+    """QA: the self-check table and its verdict said mtf_glp_hpm, gsa, mtf_glp_fs while the dialog says MTF-GLP-HPM,
+    Gram-Schmidt adaptive (GSA), MTF-GLP-FS."""
+    _, lines = wv2_auto_log
+    prose = [line for line in lines if not line.startswith("DEBUG ")]
+    assert any(line.strip().startswith("MTF-GLP-HPM ") and "Wald ERGAS" in line for line in prose), prose
+    assert any(line.strip().startswith("Gram-Schmidt adaptive (GSA) ") for line in prose), prose
+    for key in selfcheck.CLASSICAL_CANDIDATES:
+        assert not [line for line in prose if re.search(rf"\b{key}\b", line) and "METHOD=" not in line], (key, prose)
+
+
+def test_selfcheck_figures_are_rounded_for_processing(wv2_auto_log):
+    """QA: SELFCHECK_* outputs printed 16 digits (9.598752695238298): 4 decimals, still numbers."""
+    res, _ = wv2_auto_log
+    out = res.selfcheck.outputs(selfcheck.DIGITS)
+    figures = [v for k, v in out.items() if isinstance(v, float)]
+    assert figures and all(v == round(v, 4) for v in figures), out
+    assert out["SELFCHECK_CLASSICAL_ERGAS"] == round(res.selfcheck.classical.ergas, 4)
+
+
+def test_the_shrunk_tile_size_is_explained(data_dir, tmp_path):
+    """QA: '4 tile(s) of 316 px' beside a TILE_SIZE default of 512 looked like a bug: the line says why."""
+    fb = RecordingFeedback()
+    pansharpen(str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif"), str(tmp_path / "o.tif"), "wv2", "ksdiff",
+               tile_size=200, overlap=12, workers=1, device="cpu", feedback=fb)
+    said = [line for line in fb.lines if line.startswith("Fusing with")]
+    assert len(said) == 1 and "px (200 at most, evened out over the 256x256 px output), overlap 12" in said[0], said
+
+
+def test_the_generic_sensor_line_gives_its_gains_once(data_dir, tmp_path):
+    """QA: 'MTF gains 0.3 / 0.15 unless given … generic MTF gains (0.3 MS, 0.15 PAN) are used' in one line."""
+    ms3 = str(tmp_path / "ms3.tif")
+    gdal.Translate(ms3, str(data_dir / "wv2_ms.tif"), bandList=[1, 2, 3])
+    fb = RecordingFeedback()
+    pansharpen(str(data_dir / "wv2_pan.tif"), ms3, str(tmp_path / "o.tif"), "auto", "mtf_glp_hpm", feedback=fb)
+    line = [line for line in fb.lines if "SENSOR=auto" in line and "[generic]" in line][0]
+    assert "0.3 for MS, 0.15 for PAN" in line and line.count("0.15") == 1, line
+
+
+def test_messages_say_gdal_edit_py_and_nodata():
+    """One spelling: `gdal_edit.py` (the name installs ship) and "nodata" in prose ('No data value' is QGIS's)."""
+    for path in (ROOT / "ksdiff_qgis").rglob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        assert not re.search(r"gdal_edit(?!\.py)\b", text), path
+        strings = re.findall(r'"[^"\n]*no-data[^"\n]*"', text)
+        assert not strings, (path, strings)
