@@ -163,6 +163,54 @@ def test_rerun_onto_a_loaded_output_stretches_the_new_file(qgis_app, data_dir, t
     assert stretch(layer) == stretch(fresh)
 
 
+def test_reruns_onto_a_loaded_output_show_the_new_style_and_leave_no_stale_statistics(qgis_app, data_dir, tmp_path):
+    """Re-runs onto an output the project shows: QA saw every second re-run draw the previous file's stretch, with
+    a fused.tif.aux.xml of the previous file's histograms left beside it (the old provider wrote its cache there
+    when closed, and the new one read it); and a 1-band result replacing a 4-band one kept the multiband renderer on
+    bands 3, 2, 1 that no longer exist."""
+    import os
+    import re
+
+    import processing
+    from processing.gui.Postprocessing import handleAlgorithmResults
+    from qgis.core import (
+        QgsApplication,
+        QgsProcessingContext,
+        QgsProcessingFeedback,
+        QgsProcessingOutputLayerDefinition,
+        QgsProject,
+    )
+
+    project, out = QgsProject(), str(tmp_path / "fused.tif")
+
+    def run_and_load(method, **extra):
+        context, feedback = QgsProcessingContext(), QgsProcessingFeedback()
+        context.setProject(project)
+        alg = QgsApplication.processingRegistry().createAlgorithmById("ksdiff:pansharpen")
+        params = {"PAN": str(data_dir / "wv2_pan.tif"), "MS": str(data_dir / "wv2_ms.tif"), "SENSOR": "wv2",
+                  "METHOD": method, "OUTPUT": QgsProcessingOutputLayerDefinition(out, project), **extra}
+        processing.run(alg, params, context=context, feedback=feedback)
+        assert handleAlgorithmResults(alg, context, feedback, parameters=params)
+        (layer,) = project.mapLayers().values()
+        return layer
+
+    for method in ["mtf_glp_hpm", "exp", "brovey", "gsa", "mtf_glp_fs"]:
+        layer = run_and_load(method)
+        renderer = layer.renderer()
+        shown = [(round(ce.minimumValue()), round(ce.maximumValue())) for ce in (
+            renderer.redContrastEnhancement(), renderer.greenContrastEnhancement(),
+            renderer.blueContrastEnhancement())]
+        with open(str(tmp_path / "fused.qml")) as fh:
+            saved = [(round(float(a)), round(float(b))) for a, b in
+                     re.findall(r"<minValue>(\S+)</minValue>\s*<maxValue>(\S+)</maxValue>", fh.read())]
+        assert shown == saved, method
+        assert not os.path.exists(out + ".aux.xml"), method
+
+    layer = run_and_load("mtf_glp_hpm", MS_BANDS=[4])
+    assert layer.bandCount() == 1
+    assert layer.renderer().type() != "multibandcolor" and max(layer.renderer().usesBands()) == 1
+
+
 def test_batch_of_scenes(qgis_app, data_dir, tmp_path):
     """A batch: several scenes and sensors through the same algorithm instance, like the batch dialog."""
     jobs = [("wv2", "wv2", "brovey"), ("wv2_nodata", "wv2", "mtf_glp_hpm"), ("l8", "landsat8", "gsa")]

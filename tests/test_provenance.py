@@ -109,12 +109,82 @@ def test_float_values_above_the_inputs_top_are_said(data_dir, tmp_path):
     assert "Raster Calculator" in lines[0] and "NBITS" not in lines[0]
 
 
-def test_a_run_outside_qgis_drops_the_replaced_outputs_style(data_dir, tmp_path):
-    """The batch (no QGIS, so no new style) replacing an output must not leave the old layout's style to QGIS."""
+def test_a_run_outside_qgis_drops_the_replaced_outputs_style(qgis_app, pair, data_dir, tmp_path):
+    """The batch (no QGIS, so no new style) replacing an output must not leave the old layout's style to QGIS: a
+    style KSDiff wrote goes; one it did not write (no mark: the engine reads the .qml's text) stays."""
     out, qml = str(tmp_path / "fused.tif"), tmp_path / "fused.qml"
-    qml.write_text("<qgis/>")
+    _run({**pair, "OUTPUT": out})   # writes KSDiff's (marked) fused.qml
+    assert qml.exists()
     fb = RecordingFeedback()
     pansharpen(str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif"), out, sensor="wv2", method="gsa",
                feedback=fb)
     assert not qml.exists()
     assert any("removed fused.qml, the QGIS style of the replaced output" in line for line in fb.lines)
+
+    qml.write_text("<qgis/>")
+    fb = RecordingFeedback()
+    pansharpen(str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif"), out, sensor="wv2", method="gsa",
+               feedback=fb)
+    assert qml.read_text() == "<qgis/>"
+    assert "kept your style fused.qml; the output opens with it" in fb.lines
+
+
+USER_STYLE = '<qgis><pipe><rasterrenderer type="singlebandgray" grayBand="1"/></pipe></qgis>\n'
+
+
+def _logged(params: dict) -> list[str]:
+    import processing
+    from qgis.core import QgsProcessingFeedback
+
+    class Log(QgsProcessingFeedback):
+        def __init__(self):
+            super().__init__()
+            self.lines = []
+
+        def pushInfo(self, info):  # noqa: N802
+            self.lines.append(info)
+
+    feedback = Log()
+    processing.run("ksdiff:pansharpen", params, feedback=feedback)
+    return [line for line in feedback.lines if "qml" in line]
+
+
+def test_a_style_ksdiff_did_not_write_is_never_removed_or_replaced(qgis_app, pair, tmp_path):
+    """QA: MS ``scene.vrt`` with the user's ``scene.qml`` and OUTPUT ``scene.tif`` (new): the run removed scene.qml
+    as "the replaced output's" and wrote its own, so the input opened with the fused style."""
+    from osgeo import gdal
+
+    ms = str(tmp_path / "scene.vrt")
+    gdal.Translate(ms, pair["MS"], format="VRT")
+    user = tmp_path / "scene.qml"
+    user.write_text(USER_STYLE)
+    assert _logged({**pair, "MS": ms, "OUTPUT": str(tmp_path / "scene.tif")}) == [
+        "kept your style scene.qml; the output opens with it"]
+    assert user.read_text() == USER_STYLE
+    assert _opened(str(tmp_path / "scene.tif")).renderer().type() == "singlebandgray"   # the user's, as said
+
+    # a hand-made style with no output beside it yet
+    (tmp_path / "fused.qml").write_text(USER_STYLE)
+    _run({**pair, "OUTPUT": str(tmp_path / "fused.tif")})
+    assert (tmp_path / "fused.qml").read_text() == USER_STYLE
+
+
+def test_a_default_style_the_user_saved_over_ours_is_kept(qgis_app, pair, tmp_path):
+    """The user opens the output (QGIS loads KSDiff's style, mark included), draws it in false colour and saves
+    that as the default style: the next run keeps it (QA: it was silently replaced)."""
+    from qgis.core import QgsMultiBandColorRenderer
+
+    out = str(tmp_path / "fused.tif")
+    _run({**pair, "OUTPUT": out})
+    layer = _opened(out)
+    layer.setRenderer(QgsMultiBandColorRenderer(layer.dataProvider(), 4, 3, 2))
+    assert layer.saveDefaultStyle()[1]
+    del layer
+    assert _logged({**pair, "METHOD": "gsa", "OUTPUT": out}) == ["kept your style fused.qml; the output opens with it"]
+    renderer = _opened(out).renderer()
+    assert (renderer.redBand(), renderer.greenBand(), renderer.blueBand()) == (4, 3, 2)
+
+    # KSDiff's own style is still replaced run after run
+    os.remove(str(tmp_path / "fused.qml"))
+    _run({**pair, "OUTPUT": out})
+    assert _logged({**pair, "METHOD": "gsa", "OUTPUT": out})[-1].startswith("wrote fused.qml")

@@ -11,8 +11,11 @@ import traceback
 from typing import Callable
 
 from qgis.core import QgsProcessingAlgorithm, QgsProcessingException, QgsProcessingParameterRasterLayer
+from qgis.PyQt import sip
 from qgis.PyQt.QtCore import QCoreApplication, QThread
 from qgis.PyQt.QtGui import QIcon
+
+from ..engine.errors import Cancelled, InputError
 
 ICONS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "resources", "icons")
 ICON = os.path.join(ICONS, "ksdiff.svg")
@@ -46,20 +49,49 @@ def _same_file(a: str, b: str) -> bool:
     return a == b or (os.path.exists(a) and os.path.exists(b) and os.path.samefile(a, b))
 
 
+# context (its C++ address) -> the ids of the layers its temporary store held when the run started. Module-level:
+# QGIS checks the parameters on one instance of the algorithm and runs another (QgsProcessingAlgorithm::run);
+# never the context itself (see releases_on_failure). Entries go when the run ends; a few of checks never run stay
+_STORE_BEFORE: dict[int, set[str]] = {}
+_MAX_SNAPSHOTS = 16
+
+
+def _context_key(context) -> int:
+    return sip.unwrapinstance(context)
+
+
+def _snapshot_store(context, fresh: bool) -> None:
+    """Remember which layers the context's temporary store holds as the run starts: they are the caller's
+    (QgsProcessingUtils.mapLayerFromString puts the layers a script holds there). ``fresh``: at
+    ``checkParameterValues``, which already loads the inputs into that store; else (``prepareAlgorithm``) only when
+    no check came first."""
+    if context is None or (not fresh and _context_key(context) in _STORE_BEFORE):
+        return
+    if len(_STORE_BEFORE) >= _MAX_SNAPSHOTS:
+        _STORE_BEFORE.clear()
+    _STORE_BEFORE[_context_key(context)] = set(context.temporaryLayerStore().mapLayers())
+
+
 def _drop_loaded_inputs(alg: QgsProcessingAlgorithm, parameters: dict, context) -> None:
     """Takes the raster layers QGIS loaded for this run's inputs given as file names out of the context's temporary
-    layer store (they are deleted, closing their files; a later use loads the file again).
+    layer store (they are deleted, closing their files; a later use loads the file again). Only layers this run
+    added: one the store held before (``_snapshot_store``) may be held by the caller (QA: a script's layer from
+    mapLayerFromString raised "wrapped C/C++ object … has been deleted" after a failed run); none without a
+    snapshot.
 
     Only on the context's own thread (``processing.run`` from Python: there the raised exception, which QGIS keeps,
     holds the caller's frames and with them this context). The dialog runs the algorithm on a worker thread, where
     the context's layers are not ours to touch and nothing holds the context."""
     if context is None or context.thread() != QThread.currentThread():
         return
+    before = _STORE_BEFORE.pop(_context_key(context), None)
+    if before is None:
+        return
     names = [value for p in alg.parameterDefinitions() if isinstance(p, QgsProcessingParameterRasterLayer)
              for value in [parameters.get(p.name())] if isinstance(value, str) and value]
     store = context.temporaryLayerStore()
-    for layer in list(store.mapLayers().values()):
-        if any(_same_file(layer.source(), name) for name in names):
+    for layer_id, layer in list(store.mapLayers().items()):
+        if layer_id not in before and any(_same_file(layer.source(), name) for name in names):
             store.removeMapLayer(layer)
 
 
@@ -69,17 +101,27 @@ def releases_on_failure(method: Callable) -> Callable:
     QGIS never releases the exception a Python algorithm raises (its SIP error handler keeps it), and with it the
     traceback's frames: the run's context (its layers of the inputs), the engine's open PAN/MS datasets and its
     arrays stayed until QGIS closed (QA: 2-4 open files per failed or cancelled run, 380 MB after 6 cancels on a
-    4800x4800 scene). The exception raised here carries one frame, whose locals are gone by then."""
+    4800x4800 scene). The exception raised here carries one frame, whose locals are gone by then.
+
+    An expected refusal (QgsProcessingException, the engine's InputError and Cancelled) keeps its message; any
+    other exception is a bug, said as one (QA: KeyError('band_names') reached the user as "'band_names'")."""
     @functools.wraps(method)
     def wrapper(self, parameters, context, feedback):
+        if method.__name__ == "prepareAlgorithm":
+            _snapshot_store(context, fresh=False)
         try:
-            return method(self, parameters, context, feedback)
-        except QgsProcessingException as e:
+            result = method(self, parameters, context, feedback)
+            if method.__name__ == "processAlgorithm" and context is not None:
+                _STORE_BEFORE.pop(_context_key(context), None)   # the run is over
+            return result
+        except (QgsProcessingException, InputError, Cancelled) as e:
             message = _dropped(e)
         except Exception as e:   # a bug: its traceback goes to the log, the exception itself is dropped as above
             if feedback is not None:
                 feedback.reportError(traceback.format_exc())
-            message = _dropped(e)
+            kind = type(e).__name__
+            message = QCoreApplication.translate(
+                "Ksdiff", "Internal error ({}: {}); please report it with the log above").format(kind, _dropped(e))
         _drop_loaded_inputs(self, parameters, context)
         del self, parameters, context, feedback   # this frame is in the traceback QGIS keeps
         raise QgsProcessingException(message)
@@ -93,6 +135,10 @@ class KsdiffAlgorithm(QgsProcessingAlgorithm):
 
     GROUP_ID = "pansharpening"
     ICON_FILE = "ksdiff.svg"   # in resources/icons: each algorithm shows its own icon in the toolbox
+
+    def checkParameterValues(self, parameters, context):  # noqa: N802
+        _snapshot_store(context, fresh=True)   # before QGIS loads the inputs into the context's temporary store
+        return super().checkParameterValues(parameters, context)
 
     def group(self) -> str:
         return QCoreApplication.translate("Ksdiff", GROUPS[self.GROUP_ID])

@@ -4,7 +4,8 @@ QGIS 3.22 ignores a GeoTIFF's colour interpretation (``engine.bandcolour``) and 
 red = band 1 (Blue), green = 2, blue = 3 (Red), an 8-bit one unstretched. The loaded layer is set here
 (``NaturalColour``); a file opened any other way (Add Raster Layer, drag and drop, a colleague) gets the same from the
 style QGIS loads by itself from ``<output basename>.qml`` beside it (``write_default_style``), which the
-engine's commit removes with the output it replaces (``raster_io.style_sidecar``).
+engine's commit removes with the output it replaces (``raster_io.style_sidecar``). Only a style KSDiff wrote (marked:
+``raster_io.stylemark``) is removed or replaced; the user's own is kept and used.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import os
 
 from qgis.core import (
     QgsContrastEnhancement,
+    QgsDataProvider,
     QgsMapLayer,
     QgsMultiBandColorRenderer,
     QgsProcessingLayerPostProcessorInterface,
@@ -21,8 +23,7 @@ from qgis.core import (
     QgsRectangle,
 )
 
-from ..engine.raster_io import style_sidecar
-from .common import reread_source
+from ..engine.raster_io import STYLE_MARK, UNSEALED, is_ksdiff_style, seal_style, style_sidecar
 
 
 def show_natural_colour(layer: QgsRasterLayer, rgb: tuple[int, int, int] | None) -> bool:
@@ -38,15 +39,20 @@ def show_natural_colour(layer: QgsRasterLayer, rgb: tuple[int, int, int] | None)
 
 def write_default_style(output: str, rgb: tuple[int, int, int] | None) -> str:
     """Save the natural-colour style of the committed GeoTIFF ``output`` as its default style (``style_sidecar``):
-    only when its red, green and blue bands are known (``rgb``). The commit removed the replaced output's style, so
-    none of another band layout stays. Returns the line for the log."""
+    only when its red, green and blue bands are known (``rgb``), marked as KSDiff's (``stylemark``). The commit
+    removed the replaced output's style, so none of another band layout stays; a style that is not KSDiff's (the
+    user's, an input's) is kept, and nothing is written (the commit said so: ""). Returns the line for the log."""
     qml, pam = style_sidecar(output), output + ".aux.xml"
+    if os.path.exists(qml) and not is_ksdiff_style(qml):
+        return ""
     had_pam = os.path.exists(pam)   # a COG's IMAGERY metadata lives there
     # the file alone, without a default style: a stale one (not removable, said by the commit) must not come back
     layer = QgsRasterLayer(output, os.path.basename(output), "gdal", QgsRasterLayer.LayerOptions(False))
     shown = layer.isValid() and show_natural_colour(layer, rgb)
-    # QGIS's own writer (the layer's renderer as QGIS reads it back); the symbology alone: no layer name or notes
-    message, ok = layer.saveNamedStyle(qml, QgsMapLayer.Symbology) if shown else ("", False)
+    layer.setCustomProperty(STYLE_MARK, UNSEALED)   # sealed below: only a style KSDiff wrote is ever replaced
+    # QGIS's own writer (the layer's renderer as QGIS reads it back); the symbology and the mark: no layer name/notes
+    message, ok = layer.saveNamedStyle(qml, QgsMapLayer.Symbology | QgsMapLayer.CustomProperties) if shown \
+        else ("", False)
     del layer   # closes the file: GDAL writes the histograms the stretch read into an .aux.xml then
     if not had_pam and os.path.exists(pam):   # a file of its own beside the output: not left by this step
         with contextlib.suppress(OSError):
@@ -54,32 +60,85 @@ def write_default_style(output: str, rgb: tuple[int, int, int] | None) -> str:
     if not shown:
         return ("no QGIS style written: the output's red, green and blue bands are not known by name or colour "
                 "interpretation (QGIS draws bands 1, 2, 3)")
+    if ok:
+        try:
+            ok = seal_style(qml)
+        except OSError as e:
+            ok, message = False, str(e)
     if not ok:
+        with contextlib.suppress(OSError):
+            os.remove(qml)   # unsealed: no later run could replace it
         return f"the natural-colour style {qml} could not be written ({message}); the output itself is complete"
     return f"wrote {os.path.basename(qml)}: QGIS opens the output in natural colour however it is added"
 
 
+def read_sidecar(path: str) -> bytes | None:
+    """The bytes of the file ``path`` (a PAM ``.aux.xml``), None when there is none."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read()
+    except OSError:
+        return None
+
+
+def restore_sidecar(path: str, content: bytes | None) -> None:
+    """Put the file ``path`` back to ``content`` (None: no file), if it differs."""
+    if read_sidecar(path) == content:
+        return
+    with contextlib.suppress(OSError):
+        if content is None:
+            os.remove(path)
+        else:
+            with open(path, "wb") as fh:
+                fh.write(content)
+
+
+def default_renderer(path: str, rgb: tuple[int, int, int] | None):
+    """The renderer QGIS gives the raster ``path`` by itself (no default style) when it has no bands ``rgb`` to
+    show in natural colour, else None."""
+    fresh = QgsRasterLayer(path, "default", "gdal", QgsRasterLayer.LayerOptions(False))
+    if not fresh.isValid() or fresh.renderer() is None or (rgb is not None and fresh.bandCount() >= max(rgb)):
+        return None
+    return fresh.renderer().clone()
+
+
 class NaturalColour(QgsProcessingLayerPostProcessorInterface):
-    """Shows a loaded multiband result as red/green/blue = the given bands (None: as QGIS chooses), stretched
-    2–98 %, read afresh from its file."""
+    """Shows a loaded result as red/green/blue = the given bands stretched 2–98 %, read afresh from its file; without
+    such bands, as QGIS draws the file by itself; with a style of the user's beside it, in that style."""
 
     _keep = []   # Processing holds a plain pointer to it: keep every instance alive (a few bytes each)
 
-    def __init__(self, rgb: tuple[int, int, int] | None):
+    def __init__(self, rgb: tuple[int, int, int] | None, pam: bytes | None):
         super().__init__()
-        self.rgb = rgb
+        self.rgb, self.pam = rgb, pam
 
     @classmethod
-    def create(cls, rgb: tuple[int, int, int] | None) -> "NaturalColour":
-        processor = cls(rgb)
+    def create(cls, rgb: tuple[int, int, int] | None, output: str) -> "NaturalColour":
+        """``output``: the committed file; its PAM ``.aux.xml`` now (a COG's metadata, or none) is what stays."""
+        processor = cls(rgb, read_sidecar(output + ".aux.xml"))
         cls._keep.append(processor)
         return processor
 
     def postProcessLayer(self, layer, context, feedback):  # noqa: N802
         # a run onto a file the project already shows reuses that layer, whose provider still reads the replaced
-        # file (the writer renames the new one into place). reload() reopens the file but keeps the provider's
-        # cached band statistics and histograms, from which the stretch below would be built (QA: red 1–558 from
-        # the old file, 20–524 from the new one): a new provider reads the new file and its statistics afresh
-        reread_source(layer)
-        if show_natural_colour(layer, self.rgb):
-            layer.triggerRepaint()
+        # file (the writer renames the new one into place) with its cached statistics and histograms. Closing it
+        # writes them into <output>.aux.xml, which a provider opened next reads as the new file's (QA: every second
+        # re-run showed the previous file's stretch, and that .aux.xml stayed). So: close it first (an empty
+        # source), put the .aux.xml back as the run left it, then read the new file afresh
+        source, pam = layer.source(), layer.source() + ".aux.xml"
+        options = QgsDataProvider.ProviderOptions()
+        options.transformContext = layer.transformContext()
+        layer.setDataSource("", layer.name(), layer.providerType(), options)
+        qml = style_sidecar(source)
+        foreign = os.path.exists(qml) and not is_ksdiff_style(qml)
+        # not the replaced output's bands (3, 2, 1 on a 1-band file); read before the .aux.xml is put back
+        renderer = None if foreign else default_renderer(source, self.rgb)
+        restore_sidecar(pam, self.pam)
+        layer.setDataSource(source, layer.name(), layer.providerType(), options)
+        if foreign:
+            layer.loadNamedStyle(qml)   # the style the output opens with
+        elif renderer is not None:
+            layer.setRenderer(renderer)
+        else:
+            show_natural_colour(layer, self.rgb)
+        layer.triggerRepaint()

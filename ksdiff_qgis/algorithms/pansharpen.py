@@ -339,7 +339,9 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
         )
         rgb = rgb_bands(result.band_names)
         # after the commit: a cancelled or failed run raised above, leaving the old output and its style as they were
-        feedback.pushInfo(write_default_style(self._output, rgb))   # natural colour however the file is opened
+        style = write_default_style(self._output, rgb)   # natural colour however the file is opened
+        if style:   # "": the user's own style is kept (the commit said so)
+            feedback.pushInfo(style)
         self._describe_layer_to_load(context, rgb, result.method)
         checked = result.selfcheck.outputs(selfcheck.DIGITS) if result.selfcheck else {}   # not 16 digits
         return {self.OUTPUT: self._output, **{k: checked.get(k) for k in SELFCHECK_OUTPUTS}}
@@ -368,4 +370,4 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
             label = method_names()[method].split(" (")[0]   # what ran (METHOD auto may fall back)
             # QGIS still prefers the file name for a typed path (its "use filename as layer name" setting)
             details.name = "{} – {}".format(label, self._ms_name)
-        details.setPostProcessor(NaturalColour.create(rgb))
+        details.setPostProcessor(NaturalColour.create(rgb, self._output))

@@ -9,7 +9,8 @@
 * ``dtypes``: the output type policy (value range, output nodata, the cast of fused values);
 * ``writer``: the streamed, checked GeoTIFF writer and the checks on an output path;
 * ``outputs``: the output encoding (compression, predictor, NBITS, creation options) and the COG writer;
-* ``partials``: temporary files of killed runs and the lock of a live one.
+* ``partials``: temporary files of killed runs and the lock of a live one;
+* ``stylemark``: which ``<output>.qml`` styles KSDiff wrote (the only ones it removes or replaces).
 
 Import the public names from here (``from .raster_io import open_raster``); the submodules stay small.
 """
@@ -25,6 +26,7 @@ _EXPORTS = {
                      "open_raster"), "info"),
     **dict.fromkeys(("NORTH_UP_TOLERANCE", "is_rotated"), "geotransform"),
     **dict.fromkeys(("Signature", "remove_stale_partials", "signature", "stale_partials"), "partials"),
+    **dict.fromkeys(("STYLE_MARK", "UNSEALED", "is_ksdiff_style", "kept_style_note", "seal_style"), "stylemark"),
     **dict.fromkeys(("MaskedRaster", "read_decimated", "read_padded", "valid_pixels"), "read"),
     **dict.fromkeys(("OUTPUT_EXTENSIONS", "SIDECARS", "GeoTiffWriter", "check_not_input", "check_writable",
                      "style_sidecar", "write_failure"), "writer"),

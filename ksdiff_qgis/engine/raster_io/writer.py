@@ -23,6 +23,7 @@ from .partials import (
     signature,
     total_size,
 )
+from .stylemark import is_ksdiff_style, kept_style_note
 
 try:                  # POSIX only: Windows has no file size limit to report
     import resource
@@ -38,7 +39,7 @@ SIDECARS = (".aux.xml", ".ovr", ".msk", ".ksdiff.json")
 def style_sidecar(path: str) -> str:
     """The QGIS default style of the raster ``path`` (QGIS loads ``<name>.qml`` with the file): the plugin writes a
     natural-colour one after each commit (``algorithms/colour_style.py``); a replaced output's would draw the new
-    bands with the old layout's."""
+    bands with the old layout's. Only a style KSDiff wrote is removed or replaced (``stylemark``)."""
     return os.path.splitext(path)[0] + ".qml"
 UNCHECKED = object()   # GeoTiffWriter(found=...) left out: the output is replaced whatever is there at the commit
 LOW_SPACE = 1 << 20                          # bytes: a failed write with less free space is a full disk
@@ -329,7 +330,9 @@ class GeoTiffWriter:
             except OSError as e:
                 notes.append(f"could not remove the stale {os.path.basename(old)}: {e}; delete it by hand")
         style = style_sidecar(self.path)
-        if os.path.exists(os_path(style)):
+        if os.path.exists(os_path(style)) and not is_ksdiff_style(style):
+            notes.append(kept_style_note(style))   # the user's or an input's (ms.jp2's ms.qml): never ours to remove
+        elif os.path.exists(os_path(style)):
             try:
                 os.remove(os_path(style))
                 notes.append(f"removed {os.path.basename(style)}, the QGIS style of the replaced output")
