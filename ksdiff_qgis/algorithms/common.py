@@ -5,7 +5,6 @@ import os
 import re
 
 from qgis.core import (
-    QgsDataProvider,
     QgsProcessingException,
     QgsProviderRegistry,
 )
@@ -201,10 +200,3 @@ def layer_crs(layer) -> str | None:
         return None
     return crs.toWkt(WKT_FOR_GDAL)
 
-
-def reread_source(layer) -> None:
-    """Gives a raster layer a new data provider on its own source, so its pixels, band statistics and histograms
-    are those of the file now on disk (QGIS keeps the layer's style across setDataSource)."""
-    options = QgsDataProvider.ProviderOptions()
-    options.transformContext = layer.transformContext()
-    layer.setDataSource(layer.source(), layer.name(), layer.providerType(), options)
