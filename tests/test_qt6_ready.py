@@ -30,7 +30,8 @@ def _findings(path: Path) -> list[str]:
     for node in ast.walk(tree):
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             module = [node.module] if isinstance(node, ast.ImportFrom) and node.module else []
-            names = [a.name for a in node.names] + module
+            # qgis.PyQt re-exports sip for both Qt 5 and 6: importing it from there is the portable way
+            names = ([] if module == ["qgis.PyQt"] else [a.name for a in node.names]) + module
             if any(n and (n == "PyQt5" or n.startswith("PyQt5.") or n.startswith("sip")) for n in names):
                 out.append(f"{path.name}:{node.lineno}: import PyQt5/sip directly (use qgis.PyQt)")
         called = getattr(node.func, "id", getattr(node.func, "attr", "")) if isinstance(node, ast.Call) else ""
@@ -62,8 +63,10 @@ def test_scan_catches_what_it_should(tmp_path):
         "z = Qt.AlignLeft\n"
         "w = tr(f'{x} pixels')\n"
         "ok = Qt.AlignmentFlag.AlignLeft\n"
+        "import sip\n"
+        "from qgis.PyQt import sip as portable_sip\n"
     )
-    assert len(_findings(bad)) == 5
+    assert len(_findings(bad)) == 6
 
 
 def test_metadata_allows_qgis4():
