@@ -14,6 +14,11 @@ from ksdiff_qgis.engine.pipeline import pansharpen
 BLOCK = (slice(0, 20), slice(0, 24))   # MS pixels set to 0 (PAN 80 x 96)
 
 
+def _zero_as_layer_nodata(layer) -> None:
+    """0 as the layer's nodata value on every band, as Layer Properties > Transparency sets it."""
+    _zero_as_layer_nodata(layer)
+
+
 def _ms_with_zero_block(data_dir, path, nodata=None) -> str:
     ds = gdal.Translate(str(path), str(data_dir / "wv2_ms.tif"), options=gdal.TranslateOptions(noData="none"))
     for b in range(1, ds.RasterCount + 1):
@@ -52,7 +57,7 @@ def test_engine_nodata_from_outside_the_file_acts_as_the_files(data_dir, tmp_pat
 
 def test_processing_uses_the_layers_no_data_value(qgis_app, data_dir, tmp_path):
     import processing
-    from qgis.core import QgsProcessingFeedback, QgsRasterLayer, QgsRasterRange
+    from qgis.core import QgsProcessingFeedback, QgsRasterLayer
 
     ms_path = _ms_with_zero_block(data_dir, tmp_path / "ms.tif")
     pan = QgsRasterLayer(str(data_dir / "wv2_pan.tif"), "pan")
@@ -61,8 +66,7 @@ def test_processing_uses_the_layers_no_data_value(qgis_app, data_dir, tmp_path):
         ms = QgsRasterLayer(ms_path, "ms")
         assert ms.isValid()
         if name == "layer_nodata":
-            for b in range(1, ms.bandCount() + 1):
-                ms.dataProvider().setUserNoDataValue(b, [QgsRasterRange(0, 0)])
+            _zero_as_layer_nodata(ms)
         res = processing.run("ksdiff:pansharpen", {"PAN": pan, "MS": ms, "SENSOR": "wv2", "METHOD": "mtf_glp_hpm",
                                                    "OUTPUT": str(tmp_path / f"{name}.tif")},
                              feedback=QgsProcessingFeedback())
@@ -93,8 +97,7 @@ def test_a_layers_no_data_value_the_file_overrides_is_warned(qgis_app, data_dir,
     assert any(line.startswith("WARNING " + said[0]) for line in log.lines), log.lines
     # a layer whose value is used says nothing of the kind
     plain = QgsRasterLayer(_ms_with_zero_block(data_dir, tmp_path / "plain.tif"), "plain ms")
-    for b in range(1, plain.bandCount() + 1):   # every band, as Layer Properties > Transparency sets it
-        plain.dataProvider().setUserNoDataValue(b, [QgsRasterRange(0, 0)])
+    _zero_as_layer_nodata(plain)
     log = Log()
     processing.run("ksdiff:pansharpen", {"PAN": str(data_dir / "wv2_pan.tif"), "MS": plain, "SENSOR": "wv2",
                                          "METHOD": "mtf_glp_hpm", "OUTPUT": str(tmp_path / "p.tif")}, feedback=log)
@@ -134,7 +137,7 @@ def test_assess_uses_a_layers_no_data_value(qgis_app, data_dir, tmp_path):
     """ksdiff:assess through Processing: a reference whose zero block is no-data only on its QGIS layer scores as
     the same reference with 0 declared in the file (the block left out), not as the file alone."""
     import processing
-    from qgis.core import QgsRasterLayer, QgsRasterRange
+    from qgis.core import QgsRasterLayer
 
     from model_core.wald import make_reduced_case
 
@@ -154,8 +157,7 @@ def test_assess_uses_a_layers_no_data_value(qgis_app, data_dir, tmp_path):
         ds = None
         refs[name] = str(tmp_path / f"ref_{name}.tif")
     layer = QgsRasterLayer(refs["plain"], "ref")
-    for b in range(1, layer.bandCount() + 1):
-        layer.dataProvider().setUserNoDataValue(b, [QgsRasterRange(0, 0)])
+    _zero_as_layer_nodata(layer)
     run = {name: processing.run("ksdiff:assess", {"FUSED": fused, "REFERENCE": ref, "SENSOR": "wv2",
                                                   "OUTPUT_HTML": str(tmp_path / f"{name}.html")})
            for name, ref in (("plain", refs["plain"]), ("declared", refs["declared"]), ("layer", layer))}
@@ -385,8 +387,7 @@ def test_no_data_values_that_differ_between_bands_are_warned(qgis_app, data_dir,
     assert "band 1: 0; band 2: 77; band 3: none" in said[0] and "band 1's: 0 in every band" in said[0], said[0]
     assert _holes(res["OUTPUT"])[:80, :96].all()
     alike = QgsRasterLayer(path, "ms alike")
-    for b in range(1, alike.bandCount() + 1):
-        alike.dataProvider().setUserNoDataValue(b, [QgsRasterRange(0, 0)])
+    _zero_as_layer_nodata(alike)
     log = Log()
     processing.run("ksdiff:pansharpen", {"PAN": str(data_dir / "wv2_pan.tif"), "MS": alike, "SENSOR": "wv2",
                                          "METHOD": "gsa", "OUTPUT": str(tmp_path / "a.tif")}, feedback=log)
