@@ -16,7 +16,10 @@ BLOCK = (slice(0, 20), slice(0, 24))   # MS pixels set to 0 (PAN 80 x 96)
 
 def _zero_as_layer_nodata(layer) -> None:
     """0 as the layer's nodata value on every band, as Layer Properties > Transparency sets it."""
-    _zero_as_layer_nodata(layer)
+    from qgis.core import QgsRasterRange
+
+    for b in range(1, layer.bandCount() + 1):
+        layer.dataProvider().setUserNoDataValue(b, [QgsRasterRange(0, 0)])
 
 
 def _ms_with_zero_block(data_dir, path, nodata=None) -> str:
