@@ -6,6 +6,8 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from osgeo import gdal
+from test_deliveries import DIMAP, DISPLAY_V2
 from test_sensors_bands import Log, _info
 
 from ksdiff_qgis.engine.pipeline import pansharpen
@@ -88,3 +90,61 @@ def test_metadata_naming_a_satellite_without_an_entry_is_said_to_be_ignored(data
     log = Log()
     res = pansharpen(pan, ms, str(tmp_path / "o.tif"), "auto", "mtf_glp_hpm", feedback=log)
     assert any("SV1-01, a satellite KSDiff has no entry for" in w for w in res.warnings), res.warnings
+
+
+PHR = "PHR1A_{kind}_201501011030000_SEN_1234567101-00{n}"
+
+
+def _pleiades_pair(data_dir: Path, folder: Path, cut_ms_dimap: bool) -> tuple[str, str]:
+    """A Pléiades 1A delivery as GDAL's and KSDiff's readers find it: IMG_<product>_R1C1.TIF (the fixture, MS as
+    Airbus delivers it, R, G, B, NIR, unnamed) beside DIM_<product>.XML; ``cut_ms_dimap``: the MS's DIMAP cut off
+    inside Raster_Dimensions, as an interrupted download leaves it."""
+    paths = []
+    for kind, n, src, order, display in (("P", 2, "pan", [1], ""), ("MS", 1, "ms", [3, 2, 1, 4], DISPLAY_V2)):
+        pid = PHR.format(kind=kind, n=n)
+        sub = folder / f"IMG_PHR1A_{kind}_00{n}"
+        sub.mkdir(parents=True)
+        image = sub / f"IMG_{pid}_R1C1.TIF"
+        # unnamed bands, as Airbus delivers them (the fixture's names dropped in memory: a GeoTIFF keeps them)
+        ds = gdal.Translate("", str(data_dir / f"wv2_{src}.tif"), format="MEM", bandList=order)
+        for b in range(1, ds.RasterCount + 1):
+            ds.GetRasterBand(b).SetDescription("")
+            ds.GetRasterBand(b).SetColorInterpretation(gdal.GCI_Undefined)
+        gdal.GetDriverByName("GTiff").CreateCopy(str(image), ds, options=["NBITS=12"])
+        size = (ds.RasterYSize, ds.RasterXSize)
+        ds = None
+        ids = ["P"] if kind == "P" else ["B0", "B1", "B2", "B3"]
+        text = DIMAP.format(pid=pid, spectral="P" if kind == "P" else "MS", rows=size[0], cols=size[1], th=size[0],
+                            tw=size[1], bands=len(order), display=display,
+                            files=f'<Data_File tile_R="1" tile_C="1"><DATA_FILE_PATH href="{image.name}"/></Data_File>',
+                            radiance="".join(f"<Band_Radiance><BAND_ID>{i}</BAND_ID></Band_Radiance>" for i in ids))
+        if kind == "MS" and cut_ms_dimap:
+            text = text[:text.index("<NBANDS>") + len("<NBANDS>4")]
+        (sub / f"DIM_{pid}.XML").write_text(text)
+        paths.append(str(image))
+    return paths[0], paths[1]
+
+
+def test_a_truncated_dimap_is_said_malformed_once_and_gdal_kept_quiet(data_dir, tmp_path):
+    """The MS's DIMAP cut off mid-file: GDAL printed 'ERROR 1: Parse error at EOF, not all elements have been
+    closed' once per open, and KSDiff never said the DIMAP was malformed nor that its band layout went unread (it
+    quietly took R, G, B, NIR). Now GDAL's complaint stays off the console and one warning names the file, what is
+    wrong and the order taken instead; a whole DIMAP gives no such warning."""
+    pan, ms = _pleiades_pair(data_dir, tmp_path / "cut", cut_ms_dimap=True)
+    heard: list[str] = []
+    gdal.PushErrorHandler(lambda _cls, _no, msg: heard.append(msg))   # what would reach the console
+    try:
+        log = Log()
+        res = pansharpen(pan, ms, str(tmp_path / "o.tif"), "auto", "mtf_glp_hpm", feedback=log)
+    finally:
+        gdal.PopErrorHandler()
+    assert res.sensor == "pleiades"
+    assert not [m for m in heard if "Parse error" in m], heard
+    warned = [w for w in res.warnings if "malformed" in w]
+    assert len(warned) == 1, res.warnings
+    assert warned[0].startswith(f"DIM_{PHR.format(kind='MS', n=1)}.XML, the MS's DIMAP, is malformed XML (")
+    assert ("its band layout was not read, and the MS bands are taken in Pléiades 1A/1B's order (band 1 Red, band 2 "
+            "Green, band 3 Blue, band 4 NIR)") in warned[0], warned[0]
+    pan, ms = _pleiades_pair(data_dir, tmp_path / "whole", cut_ms_dimap=False)
+    res = pansharpen(pan, ms, str(tmp_path / "w.tif"), "auto", "mtf_glp_hpm")
+    assert not [w for w in res.warnings if "malformed" in w], res.warnings

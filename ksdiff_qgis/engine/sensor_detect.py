@@ -23,6 +23,7 @@ from osgeo import osr
 from . import delivery
 from .bands import band_kind
 from .errors import InputError
+from .gdalutil import quiet_metadata
 from .labels import param
 from .metascan import MetadataScan
 from .raster_io import RasterInfo, open_dataset
@@ -91,7 +92,7 @@ def _imagery_domain(path: str) -> str | None:
         ds = open_dataset(path, "input")
     except InputError:
         return None
-    md = ds.GetMetadata("IMAGERY") or {}
+    md = quiet_metadata(ds, "IMAGERY")
     return md.get("SATELLITEID")
 
 
