@@ -172,6 +172,8 @@ class AssessAlgorithm(KsdiffAlgorithm):
                 found = guess_sensor(self._fused, self._ref, self._pan, self._ms, self._crs)
                 self._sensor, guessed = found.key, "; ".join(found.reasons)
                 (feedback.pushWarning if found.source == "fallback" else feedback.pushInfo)(found.message())
+                for w in found.warnings:
+                    feedback.pushWarning(w)
             # full resolution first: its ratio (the data's) serves ERGAS when the sensor has none (generic)
             if self._pan:
                 feedback.pushInfo(tr("Full-resolution assessment against the original PAN and MS…"))

@@ -171,6 +171,24 @@ def with_delivery_names(ms: RasterInfo, scan: MetadataScan | None = None) -> tup
     return dataclasses.replace(ms, descriptions=names), notes
 
 
+def unread_layout_warnings(scan: MetadataScan, spec: Sensor, ms: RasterInfo) -> list[str]:
+    """A warning per DIMAP ``with_delivery_names`` could not read the MS's band layout from because it is no
+    well-formed XML (a truncated download): which file, what is wrong, and the band order taken instead."""
+    if not scan.malformed:
+        return []
+    table = table_of(spec)
+    unnamed = [i for i, d in enumerate(ms.descriptions) if not d]
+    if table.band_names and ms.bands == table.n_bands:
+        assumed = (f"the MS bands are taken in {table.name.split(' (')[0]}'s order ("
+                   + ", ".join(f"band {i + 1} {table.band_names[i]}" for i in unnamed or range(ms.bands)) + ")")
+    else:
+        assumed = "the MS bands are taken by position, with generic names"
+    return [f"{os.path.basename(path)}, the MS's DIMAP, is malformed XML ({error}; a truncated copy?): its band layout "
+            f"was not read, and {assumed}. Download the product's DIMAP again, or name the bands (band descriptions) "
+            "or reorder them with MS bands to fuse (MS_BANDS) if they are held otherwise."
+            for path, error in scan.malformed.items()]
+
+
 def _names(ms: RasterInfo, spec: Sensor) -> list[str]:
     return band_names(ms.descriptions, spec)
 

@@ -20,6 +20,14 @@ def gdal_call(fn, *args, **kwargs):
     return result, gdal.GetLastErrorMsg()
 
 
+def quiet_metadata(obj, domain: str = "") -> dict[str, str]:
+    """``obj.GetMetadata(domain)`` ({} if none) with GDAL's complaints kept off the console: a GeoTIFF's first
+    metadata read makes GDAL parse the vendor files beside it (a truncated DIMAP printed "ERROR 1: Parse error at
+    EOF" once per open); KSDiff reads those files itself and says what is wrong with them, once."""
+    md, _errors, _warnings = gdal_try_warned(obj.GetMetadata, domain)
+    return md or {}
+
+
 def gdal_try(fn, *args, **kwargs) -> tuple[object, list[str]]:
     """Call a GDAL function and collect every failure it reports, with or without GDAL exceptions.
 

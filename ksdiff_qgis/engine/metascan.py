@@ -30,6 +30,8 @@ class MetadataScan:
         self._texts: dict[str, str] = {}
         self._raws: dict[str, bytes] = {}   # a DIMAP's whole file, kept for ``root``
         self._roots: dict[str, ET.Element | None] = {}
+        # XML documents read as such that are no well-formed XML (a truncated DIMAP): path -> the parser's complaint
+        self.malformed: dict[str, str] = {}
 
     def beside(self, folder: str) -> list[str]:
         """The metadata files in ``folder`` (``METADATA_PATTERNS``; GDAL's .aux.xml left out), sorted; searched once."""
@@ -54,7 +56,10 @@ class MetadataScan:
             raw = self._raws.pop(key, None)
             try:
                 self._roots[key] = ET.fromstring(raw) if raw is not None else ET.parse(path).getroot()
-            except (ET.ParseError, OSError):
+            except ET.ParseError as e:
+                self._roots[key] = None
+                self.malformed[path] = str(e)
+            except OSError:
                 self._roots[key] = None
         return self._roots[key]
 

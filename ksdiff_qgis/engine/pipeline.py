@@ -615,6 +615,8 @@ def pansharpen(
     if extent is not None:
         plan = aoi.clip_plan(plan, pan, aoi.to_pan_crs(extent, extent_wkt, pan.wkt))
     warnings, grid_notes = list(plan.warnings), list(plan.notes)
+    warnings += found.warnings if found else []   # metadata that disagrees, or names a satellite KSDiff lacks
+    warnings += band_sel.unread_layout_warnings(scan, spec, ms)   # a malformed DIMAP: what is assumed instead
     card = None
     shape = (len(ms_bands) if ms_bands else ms.bands, plan.ratio)   # what a generic product's nearest network must fit
     # what is said about the model waits for the band plan and the model's fit: a refused run prints only its refusal

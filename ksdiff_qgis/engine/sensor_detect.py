@@ -23,6 +23,7 @@ from osgeo import osr
 from . import delivery
 from .bands import band_kind
 from .errors import InputError
+from .gdalutil import quiet_metadata
 from .labels import param
 from .metascan import MetadataScan
 from .raster_io import RasterInfo, open_dataset
@@ -66,6 +67,8 @@ class Detection:
     reasons: list[str] = field(default_factory=list)
     source: str = "geometry"     # "metadata", "descriptions", "geometry" or "fallback"
     like: str | None = None      # generic: the sensor whose ratio and gains apply (``sensors.generic_like``)
+    # what the log must warn about besides the guess: metadata that disagrees, or names a satellite KSDiff lacks
+    warnings: list[str] = field(default_factory=list)
 
     def sensor(self) -> Sensor:
         """The sensor the run uses."""
@@ -89,7 +92,7 @@ def _imagery_domain(path: str) -> str | None:
         ds = open_dataset(path, "input")
     except InputError:
         return None
-    md = ds.GetMetadata("IMAGERY") or {}
+    md = quiet_metadata(ds, "IMAGERY")
     return md.get("SATELLITEID")
 
 
@@ -110,6 +113,8 @@ def _from_sidecar(path: str, text: str) -> str | None:
                 stack.extend(node.values())
         return None
     for pat in (r'satId\s*=\s*"([^"]+)"', r"<SATID>\s*([^<]+?)\s*</SATID>", r'SPACECRAFT_ID\s*=\s*"?([^"\s]+)"?',
+                # China's vendors (GaoFen-1/2, SuperView ...): <ProductMetaData><SatelliteID>GF2</SatelliteID>
+                r"<SatelliteID>\s*([^<]+?)\s*</SatelliteID>",
                 r"<MISSION>\s*([^<]+?)\s*</MISSION>\s*<MISSION_INDEX>\s*([^<]+?)\s*</MISSION_INDEX>"):
         m = re.search(pat, text, re.IGNORECASE)
         if m:
@@ -119,49 +124,65 @@ def _from_sidecar(path: str, text: str) -> str | None:
     return None
 
 
+@dataclass
+class Candidate:
+    """A sensor some product metadata names: its key, where it was found, and which input it names (an index into
+    the paths searched: ``detect_sensor`` searches MS, then PAN)."""
+    key: str
+    why: str
+    input: int
+
+
 def metadata_candidates(paths: list[str], scan: MetadataScan | None = None) -> tuple[list[tuple[str, str]], list[str]]:
     """(sensor key, where it was found) per piece of product metadata that names ``paths`` (GDAL's IMAGERY domain of
     the inputs and of a VRT's source files, then the metadata files that name them: ``delivery.metadata_files``),
-    strongest first; and a note per metadata file beside them that names a satellite but not the input (ignored).
-    ``scan``: the run's, whose files are not searched or read again."""
-    scan = scan or MetadataScan()
-    found: list[tuple[str, str]] = []
-    for p in paths:
+    strongest first; and a note per metadata file beside them that names a satellite but not the input (ignored),
+    or a satellite KSDiff has no entry for. ``scan``: the run's, whose files are not searched or read again."""
+    found, unknown, strangers = _candidates(paths, scan or MetadataScan())
+    return [(c.key, c.why) for c in found], [f"{file} says {sat}, a satellite KSDiff has no entry for: ignored"
+                                             for file, sat in unknown] + strangers
+
+
+def _candidates(paths: list[str], scan: MetadataScan) -> tuple[list[Candidate], list[tuple[str, str]], list[str]]:
+    """``metadata_candidates``: the candidates with the input each names, (file name, satellite) per metadata file
+    that names a satellite KSDiff has no entry for, and the notes on files that name none of the inputs."""
+    found: list[Candidate] = []
+    for i, p in enumerate(paths):
         for file in delivery.input_files(p)[:1 + MAX_IMAGERY_SOURCES]:
             sat = _imagery_domain(file)
             if sat and _satellite_key(sat):
-                found.append((_satellite_key(sat),
-                              f"GDAL IMAGERY metadata of {os.path.basename(file)} says SATELLITEID={sat}"))
+                found.append(Candidate(_satellite_key(sat),
+                                       f"GDAL IMAGERY metadata of {os.path.basename(file)} says SATELLITEID={sat}", i))
     named: set[str] = set()
     strangers: dict[str, str] = {}
-    unknown: list[str] = []
-    for p in paths:
+    unknown: list[tuple[str, str]] = []
+    for i, p in enumerate(paths):
         naming, other = delivery.metadata_files(p, scan)
         for side in naming:
             sat = _from_sidecar(side, scan.text(side))
             if sat and _satellite_key(sat) and side not in named:
                 named.add(side)
-                found.append((_satellite_key(sat), f"{os.path.basename(side)} says {sat}"))
+                found.append(Candidate(_satellite_key(sat), f"{os.path.basename(side)} says {sat}", i))
             elif sat and side not in named:
                 named.add(side)
-                unknown.append(f"{os.path.basename(side)} says {sat}, a satellite KSDiff has no entry for: ignored")
+                unknown.append((os.path.basename(side), sat))
         for side in other:
             sat = _from_sidecar(side, scan.text(side))
             if sat and _satellite_key(sat):
                 strangers[side] = sat
     if not found:   # no metadata file: a Landsat product ID the file names start with (LE07_..., LC80200392015216...)
-        for p in paths:
+        for i, p in enumerate(paths):
             for file in delivery.input_files(p):
                 product = delivery.landsat_id(file)
                 if product:
-                    found.append((LANDSAT_KEYS[product[0]], f"the file name {os.path.basename(file)} carries a "
-                                                            f"Landsat {product[1]} product ID"))
+                    found.append(Candidate(LANDSAT_KEYS[product[0]], f"the file name {os.path.basename(file)} carries "
+                                                                     f"a Landsat {product[1]} product ID", i))
                     break
             if found:
                 break
     # a file that names the PAN and lies beside the MS too is no stranger to the input
-    return found, unknown + [f"{os.path.basename(side)} ({sat}) lies beside the input but names none of its files: "
-                             "ignored" for side, sat in strangers.items() if side not in named]
+    return found, unknown, [f"{os.path.basename(side)} ({sat}) lies beside the input but names none of its files: "
+                            "ignored" for side, sat in strangers.items() if side not in named]
 
 
 def metadata_satellite(paths: list[str]) -> tuple[str, str] | None:
@@ -350,11 +371,63 @@ def detect_sensor(pan: RasterInfo, ms: RasterInfo, ratio: int, selection: list[i
     """Best guess of the sensor key for a PAN/MS pair with the given ratio. ``selection``: MS_BANDS, whose bands
     need not be as many as the sensor's (the band plan checks them); without it, a product whose metadata names a
     sensor with another band count (a 3-band composite) is generic, with that sensor's gains where they apply.
-    ``scan``: the run's metadata files, found and read once (``metascan``)."""
+    ``scan``: the run's metadata files, found and read once (``metascan``). The Detection's warnings say when the
+    metadata names different satellites, or one KSDiff has no entry for, and what is used instead."""
+    found, unknown, notes = _candidates([ms.path, pan.path], scan or MetadataScan())
+    # the MS's metadata before the PAN's: the sensor's band layout and MS gains describe the MS's bands
+    found.sort(key=lambda c: c.input)
     gsd = pixel_size_m(pan)
+    guess = _detect(pan, ms, ratio, selection, gsd, found, notes, bool(unknown))
+    used = next((c for c in found if c.why == guess.reasons[0]), None)
+    if used:
+        guess.warnings += _conflict(used, [c for c in found if not _contradiction(c.key, ratio, gsd)], guess)
+    sats = {sat: [f for f, s in unknown if s == sat] for _, sat in unknown}
+    guess.warnings += [_unknown_warning(files, sat, used, guess) for sat, files in sats.items()]
+    return guess
+
+
+ROLES = ("MS", "PAN")   # the inputs ``detect_sensor`` searches, in that order
+
+
+def _conflict(used: Candidate, found: list[Candidate], guess: Detection) -> list[str]:
+    """The warning when the product metadata ``found`` (the data contradicts none) names satellites other than the
+    one ``used``; else nothing."""
+    others = [c for c in found if c.key != used.key]
+    if not others:
+        return []
+    said: dict[tuple[int, str], str] = {}
+    for c in found:
+        # per input and satellite, the metadata file over GDAL's IMAGERY domain of the image (which GDAL read from it)
+        if (c.input, c.key) not in said or said[c.input, c.key].startswith("GDAL"):
+            said[c.input, c.key] = c.why
+    listed = "; ".join(f"the {ROLES[i]}'s: {why}" for (i, _), why in said.items())
+    why_used = ("the MS's metadata decides, as the sensor's band layout and MS gains describe the MS's bands"
+                if used.input == 0 and any(c.input == 1 for c in others) else "the first found decides")
+    return [f"SENSOR=auto: the product metadata names different satellites ({listed}). {_short(guess.sensor().name)} "
+            f"[{guess.key}] is used, as {said[used.input, used.key]}: {why_used}. A PAN and an MS of different "
+            f"satellites do not fuse well: check that they belong together, or set {param('SENSOR')}."]
+
+
+def _unknown_warning(files: list[str], sat: str, used: Candidate | None, guess: Detection) -> str:
+    """The warning for the metadata ``files`` that name the satellite ``sat``, which KSDiff has no entry for, with
+    what the run uses instead (``used``: the metadata that named a known sensor, if any)."""
+    name = f"{_short(guess.sensor().name)} [{guess.key}]"
+    instead = (f"{name} is used, from {used.why}" if used else
+               f"{name} is guessed from the data ({guess.reasons[0]}); its band order, MTF gains and value scale "
+               f"need not be the satellite's: set {param('SENSOR')} to the sensor yours resembles, or to generic")
+    says = f"{' and '.join(files)} {'say' if len(files) > 1 else 'says'} {sat}"
+    return f"SENSOR=auto: {says}, a satellite KSDiff has no entry for: ignored, and {instead}."
+
+
+def _detect(pan: RasterInfo, ms: RasterInfo, ratio: int, selection: list[int] | None, gsd: float | None,
+            candidates: list[Candidate], notes: list[str], unknown: bool) -> Detection:
+    """``detect_sensor``'s guess from the candidates (strongest first), the band descriptions, then the geometry;
+    ``unknown``: metadata named a satellite KSDiff has no entry for (the guess is then not without metadata)."""
     gsd_txt = f"PAN pixel {gsd:.2f} m" if gsd is not None else "PAN pixel size unknown (no CRS)"
-    candidates, notes = metadata_candidates([ms.path, pan.path], scan)
-    for key, why in candidates:
+    bare = ("no product metadata names a sensor KSDiff has" if unknown else "no product metadata") \
+        + ": set SENSOR to be sure"
+    for cand in candidates:
+        key, why = cand.key, cand.why
         wrong = _contradiction(key, ratio, gsd)
         if wrong:
             notes.append(f"{why}, but {wrong}: ignored")
@@ -378,13 +451,13 @@ def detect_sensor(pan: RasterInfo, ms: RasterInfo, ratio: int, selection: list[i
     # Landsat 8/9's 15 m, with room for a reprojection; a 10 m PAN at ratio 2 is Sentinel-2-like: generic
     if ratio == 2 and gsd is not None and LANDSAT_PAN_M[0] <= gsd <= LANDSAT_PAN_M[1] and ms.bands == 4:
         return Detection("landsat8", [f"ratio 2, {gsd_txt} (Landsat 8/9: 15 m), {ms.bands} MS bands",
-                                      "no product metadata: set SENSOR to be sure", *notes])
+                                      bare, *notes])
     if ratio == 4 and gsd is not None:
         for key, lo, hi in BY_PIXEL_SIZE.get(ms.bands, []):
             if lo <= gsd < hi:
                 spec = SENSORS[key]
                 return Detection(key, [f"ratio 4, {ms.bands} MS bands, {gsd_txt} (nominal {spec.pan_gsd:g} m)",
-                                       _non_square(pan) or "no product metadata: set SENSOR to be sure", *notes])
+                                       _non_square(pan) or bare, *notes])
     return Detection("generic", [f"no known sensor has ratio {ratio} with {ms.bands} MS bands and a {gsd_txt}",
                                  f"set {param('SENSOR')} if you know it", *notes],
                      "fallback")

@@ -9,7 +9,7 @@ import numpy as np
 from osgeo import gdal
 
 from ..errors import InputError
-from ..gdalutil import gdal_call
+from ..gdalutil import gdal_call, quiet_metadata
 from .bitdepth import product_nbits
 from .geotransform import is_rotated
 
@@ -69,7 +69,7 @@ def describe(ds: gdal.Dataset, path: str) -> RasterInfo:
         nbits=product_nbits(ds),   # also through a VRT or NITF, which do not report it themselves
         descriptions=[ds.GetRasterBand(i + 1).GetDescription() for i in range(ds.RasterCount)],
         gcps=ds.GetGCPCount(),
-        rpc=bool(ds.GetMetadata("RPC")),
+        rpc=bool(quiet_metadata(ds, "RPC")),
     )
 
 
