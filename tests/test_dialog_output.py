@@ -215,6 +215,17 @@ def test_help_panel_lists_one_short_item_per_parameter_group(qgis_app, monkeypat
         dialog.deleteLater()
 
 
+def test_help_says_what_a_run_writes_beside_and_into_the_output_and_reads_from_the_layer(qgis_app):
+    """The help panel names the README's behaviours (QA: it said none of them): the natural-colour .qml beside the
+    output (only KSDiff's replaced), the provenance metadata, and the layer's nodata settings."""
+    from qgis.core import QgsApplication
+
+    text = QgsApplication.processingRegistry().createAlgorithmById("ksdiff:pansharpen").shortHelpString()
+    for said in ("fused.qml", "only a style KSDiff wrote is ever replaced or removed", "TIFFTAG_SOFTWARE", "KSDIFF_*",
+                 "Layer Properties > Transparency", "'No data value' unticked"):
+        assert said in text, said
+
+
 def test_help_html_lists_item_lines():
     """help_html: runs of "- Label: text" lines become one list each, other lines paragraphs, all escaped."""
     from ksdiff_qgis.algorithms.helptext import help_html

@@ -211,6 +211,55 @@ def test_reruns_onto_a_loaded_output_show_the_new_style_and_leave_no_stale_stati
     assert layer.renderer().type() != "multibandcolor" and max(layer.renderer().usesBands()) == 1
 
 
+def test_rerun_onto_a_loaded_output_keeps_the_users_layer_settings(qgis_app, data_dir, tmp_path):
+    """A re-run onto an output the project shows keeps what the user set on that layer's renderer (QA: opacity 0.5
+    went back to 1.0, the post-processor's new renderer had QGIS's defaults): opacity, nodata colour, transparent
+    pixels. Its name
+    is QGIS's to set: handleAlgorithmResults renames every reused layer (LayerDetails.setOutputLayerName)."""
+    import processing
+    from processing.gui.Postprocessing import handleAlgorithmResults
+    from qgis.core import (
+        QgsApplication,
+        QgsProcessingContext,
+        QgsProcessingFeedback,
+        QgsProcessingOutputLayerDefinition,
+        QgsProject,
+        QgsRasterTransparency,
+    )
+    from qgis.PyQt.QtGui import QColor
+
+    project, out = QgsProject(), str(tmp_path / "fused.tif")
+
+    def run_and_load(method, **extra):
+        context, feedback = QgsProcessingContext(), QgsProcessingFeedback()
+        context.setProject(project)
+        alg = QgsApplication.processingRegistry().createAlgorithmById("ksdiff:pansharpen")
+        params = {"PAN": str(data_dir / "wv2_pan.tif"), "MS": str(data_dir / "wv2_ms.tif"), "SENSOR": "wv2",
+                  "METHOD": method, "OUTPUT": QgsProcessingOutputLayerDefinition(out, project), **extra}
+        processing.run(alg, params, context=context, feedback=feedback)
+        assert handleAlgorithmResults(alg, context, feedback, parameters=params)
+        (layer,) = project.mapLayers().values()
+        return layer
+
+    first = run_and_load("gsa")
+    first.renderer().setOpacity(0.5)
+    first.renderer().setNodataColor(QColor(255, 0, 255))
+    transparent = QgsRasterTransparency.TransparentThreeValuePixel()
+    transparent.red, transparent.green, transparent.blue, transparent.percentTransparent = 300.0, 200.0, 100.0, 100.0
+    transparency = QgsRasterTransparency()
+    transparency.setTransparentThreeValuePixelList([transparent])
+    first.renderer().setRasterTransparency(transparency)
+    for method, extra in [("brovey", {}), ("mtf_glp_hpm", {"MS_BANDS": [4]})]:   # natural colour, then 1 band
+        layer = run_and_load(method, **extra)
+        assert layer.id() == first.id()
+        assert layer.renderer().opacity() == 0.5, method
+        assert layer.renderer().nodataColor() == QColor(255, 0, 255), method
+        if method == "brovey":   # a renderer of the same type: the user's transparent pixels too
+            (kept,) = layer.renderer().rasterTransparency().transparentThreeValuePixelList()
+            assert (kept.red, kept.green, kept.blue, kept.percentTransparent) == (300, 200, 100, 100)
+    assert layer.renderer().type() != "multibandcolor"   # the new renderer, with the user's settings
+
+
 def test_batch_of_scenes(qgis_app, data_dir, tmp_path):
     """A batch: several scenes and sensors through the same algorithm instance, like the batch dialog."""
     jobs = [("wv2", "wv2", "brovey"), ("wv2_nodata", "wv2", "mtf_glp_hpm"), ("l8", "landsat8", "gsa")]

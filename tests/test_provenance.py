@@ -187,4 +187,24 @@ def test_a_default_style_the_user_saved_over_ours_is_kept(qgis_app, pair, tmp_pa
     # KSDiff's own style is still replaced run after run
     os.remove(str(tmp_path / "fused.qml"))
     _run({**pair, "OUTPUT": out})
-    assert _logged({**pair, "METHOD": "gsa", "OUTPUT": out})[-1].startswith("wrote fused.qml")
+    assert _logged({**pair, "METHOD": "gsa", "OUTPUT": out})[-1].startswith("replaced fused.qml")
+
+
+def test_a_rerun_says_it_replaced_ksdiffs_style_in_one_translatable_line(qgis_app, pair, tmp_path, monkeypatch):
+    """QA: a re-run logged "removed fused.qml, the QGIS style of the replaced output" then "wrote fused.qml …".
+    Now one line; the style lines go through tr() like the rest of the algorithm's messages (upper-cased here)."""
+    from ksdiff_qgis.algorithms import colour_style
+
+    out = str(tmp_path / "fused.tif")
+    assert _logged({**pair, "OUTPUT": out}) == [
+        "wrote fused.qml: QGIS opens the output in natural colour however it is added"]
+    assert _logged({**pair, "METHOD": "gsa", "OUTPUT": out}) == [
+        "replaced fused.qml, the QGIS style KSDiff wrote for the old output: QGIS opens the new output in natural "
+        "colour however it is added"]
+    monkeypatch.setattr(colour_style, "tr", str.upper)
+    assert _logged({**pair, "OUTPUT": out}) == [
+        "REPLACED fused.qml, THE QGIS STYLE KSDIFF WROTE FOR THE OLD OUTPUT: QGIS OPENS THE NEW OUTPUT IN NATURAL "
+        "COLOUR HOWEVER IT IS ADDED"]
+    # without red, green and blue bands: the removal is still said, with why no style replaces it
+    assert _logged({**pair, "OUTPUT": out, "MS_BANDS": [4]})[0].startswith(
+        "REMOVED fused.qml, THE QGIS STYLE KSDIFF WROTE FOR THE OLD OUTPUT; NO QGIS STYLE WRITTEN")

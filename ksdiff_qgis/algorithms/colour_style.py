@@ -20,10 +20,14 @@ from qgis.core import (
     QgsProcessingLayerPostProcessorInterface,
     QgsRasterLayer,
     QgsRasterMinMaxOrigin,
+    QgsRasterTransparency,
     QgsRectangle,
 )
 
 from ..engine.raster_io import STYLE_MARK, UNSEALED, is_ksdiff_style, seal_style, style_sidecar
+from .base import translator
+
+tr = translator("KsdiffPansharpen")
 
 
 def show_natural_colour(layer: QgsRasterLayer, rgb: tuple[int, int, int] | None) -> bool:
@@ -37,11 +41,12 @@ def show_natural_colour(layer: QgsRasterLayer, rgb: tuple[int, int, int] | None)
     return True
 
 
-def write_default_style(output: str, rgb: tuple[int, int, int] | None) -> str:
+def write_default_style(output: str, rgb: tuple[int, int, int] | None, replaced: bool = False) -> str:
     """Save the natural-colour style of the committed GeoTIFF ``output`` as its default style (``style_sidecar``):
     only when its red, green and blue bands are known (``rgb``), marked as KSDiff's (``stylemark``). The commit
-    removed the replaced output's style, so none of another band layout stays; a style that is not KSDiff's (the
-    user's, an input's) is kept, and nothing is written (the commit said so: ""). Returns the line for the log."""
+    removed the replaced output's style (``replaced``: it did, and held back its line, said here instead), so none
+    of another band layout stays; a style that is not KSDiff's (the user's, an input's) is kept, and nothing is
+    written (the commit said so: ""). Returns the line for the log."""
     qml, pam = style_sidecar(output), output + ".aux.xml"
     if os.path.exists(qml) and not is_ksdiff_style(qml):
         return ""
@@ -57,9 +62,12 @@ def write_default_style(output: str, rgb: tuple[int, int, int] | None) -> str:
     if not had_pam and os.path.exists(pam):   # a file of its own beside the output: not left by this step
         with contextlib.suppress(OSError):
             os.remove(pam)
+    name = os.path.basename(qml)
+    # the old output's style went with it: one line, not "removed X.qml" followed by "wrote X.qml"
+    removed = tr("removed {}, the QGIS style KSDiff wrote for the old output; ").format(name) if replaced else ""
     if not shown:
-        return ("no QGIS style written: the output's red, green and blue bands are not known by name or colour "
-                "interpretation (QGIS draws bands 1, 2, 3)")
+        return removed + tr("no QGIS style written: the output's red, green and blue bands are not known by name or "
+                            "colour interpretation (QGIS draws bands 1, 2, 3)")
     if ok:
         try:
             ok = seal_style(qml)
@@ -68,8 +76,12 @@ def write_default_style(output: str, rgb: tuple[int, int, int] | None) -> str:
     if not ok:
         with contextlib.suppress(OSError):
             os.remove(qml)   # unsealed: no later run could replace it
-        return f"the natural-colour style {qml} could not be written ({message}); the output itself is complete"
-    return f"wrote {os.path.basename(qml)}: QGIS opens the output in natural colour however it is added"
+        return removed + tr("the natural-colour style {} could not be written ({}); the output itself is "
+                            "complete").format(qml, message)
+    if replaced:
+        return tr("replaced {}, the QGIS style KSDiff wrote for the old output: QGIS opens the new output in "
+                  "natural colour however it is added").format(name)
+    return tr("wrote {}: QGIS opens the output in natural colour however it is added").format(name)
 
 
 def read_sidecar(path: str) -> bytes | None:
@@ -102,6 +114,23 @@ def default_renderer(path: str, rgb: tuple[int, int, int] | None):
     return fresh.renderer().clone()
 
 
+def keep_user_settings(layer: QgsRasterLayer, user) -> None:
+    """Give ``layer``'s new renderer what the user set on the renderer ``user`` it replaces (None: nothing): its
+    opacity, nodata colour, alpha band (when the file still has it) and transparent pixels (same renderer type)."""
+    renderer = layer.renderer()
+    if user is None or renderer is None:
+        return
+    renderer.setOpacity(user.opacity())
+    renderer.setNodataColor(user.nodataColor())
+    if 0 < user.alphaBand() <= layer.bandCount():
+        renderer.setAlphaBand(user.alphaBand())
+    if user.rasterTransparency() is not None and user.type() == renderer.type():
+        transparency = QgsRasterTransparency()
+        transparency.setTransparentSingleValuePixelList(user.rasterTransparency().transparentSingleValuePixelList())
+        transparency.setTransparentThreeValuePixelList(user.rasterTransparency().transparentThreeValuePixelList())
+        renderer.setRasterTransparency(transparency)   # takes ownership
+
+
 class NaturalColour(QgsProcessingLayerPostProcessorInterface):
     """Shows a loaded result as red/green/blue = the given bands stretched 2–98 %, read afresh from its file; without
     such bands, as QGIS draws the file by itself; with a style of the user's beside it, in that style."""
@@ -126,6 +155,8 @@ class NaturalColour(QgsProcessingLayerPostProcessorInterface):
         # re-run showed the previous file's stretch, and that .aux.xml stayed). So: close it first (an empty
         # source), put the .aux.xml back as the run left it, then read the new file afresh
         source, pam = layer.source(), layer.source() + ".aux.xml"
+        # a reused layer's renderer holds what the user set on it (QA: opacity 0.5 went back to 1.0 on a re-run)
+        user = layer.renderer().clone() if layer.renderer() is not None else None
         options = QgsDataProvider.ProviderOptions()
         options.transformContext = layer.transformContext()
         layer.setDataSource("", layer.name(), layer.providerType(), options)
@@ -137,8 +168,10 @@ class NaturalColour(QgsProcessingLayerPostProcessorInterface):
         layer.setDataSource(source, layer.name(), layer.providerType(), options)
         if foreign:
             layer.loadNamedStyle(qml)   # the style the output opens with
-        elif renderer is not None:
-            layer.setRenderer(renderer)
         else:
-            show_natural_colour(layer, self.rgb)
+            if renderer is not None:
+                layer.setRenderer(renderer)
+            else:
+                show_natural_colour(layer, self.rgb)
+            keep_user_settings(layer, user)
         layer.triggerRepaint()

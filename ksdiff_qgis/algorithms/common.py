@@ -19,16 +19,20 @@ tr = translator("Ksdiff")
 
 
 class ProcessingFeedback(Feedback):
-    """Engine feedback forwarded to QgsProcessingFeedback (safe from the worker thread)."""
+    """Engine feedback forwarded to QgsProcessingFeedback (safe from the worker thread). An info line equal to
+    ``hold`` is kept in ``held`` instead, for the algorithm to say in its own words later."""
 
-    def __init__(self, feedback):
-        self.fb = feedback
+    def __init__(self, feedback, hold: str | None = None):
+        self.fb, self.hold, self.held = feedback, hold, []
 
     def progress(self, fraction: float) -> None:
         self.fb.setProgress(100.0 * fraction)
 
     def info(self, message: str) -> None:
-        self.fb.pushInfo(message)
+        if message == self.hold:
+            self.held.append(message)
+        else:
+            self.fb.pushInfo(message)
 
     def debug(self, message: str) -> None:
         self.fb.pushDebugInfo(message)

@@ -23,7 +23,7 @@ from ..engine.errors import Cancelled, InputError
 from ..engine.learned import DEFAULT_PRECISION, PRECISION_ALIASES, PRECISIONS
 from ..engine.model_card import bundled_cards
 from ..engine.pipeline import method_names, pansharpen
-from ..engine.raster_io import open_raster, outputs
+from ..engine.raster_io import open_raster, outputs, removed_style_note, style_sidecar
 from ..engine.runtime import default_threads
 from ..engine.sensors import AUTO, SENSORS
 from .area import UnreadableCrs, referenced_extent, unreadable_extent
@@ -92,7 +92,11 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
         return tr(
             "Fuses a panchromatic (PAN) band and a multispectral (MS) raster into MS at the PAN resolution, on the "
             "PAN grid over their overlap, tile by tile (any scene size). The output keeps the MS data type, band "
-            "names and nodata; nodata or masked input pixels are nodata in it.\n"
+            "names and nodata; nodata or masked input pixels are nodata in it. A nodata value set on a layer "
+            "(Layer Properties > Transparency) is used when the file has none; with 'No data value' unticked there, "
+            "the file's is not used. QGIS opens the output in natural colour however it is added, by a style "
+            "written beside it (fused.tif: fused.qml); only a style KSDiff wrote is ever replaced or removed, yours "
+            "is kept.\n"
             "- Sensor: auto (default) guesses it from pixel sizes, band count and product metadata naming the "
             "input (GDAL IMAGERY, Maxar .IMD, Landsat MTL, DIMAP) and logs why; else generic. Unnamed bands are "
             "named from a VRT's source files (..._B4.TIF) or the DIMAP.\n"
@@ -112,7 +116,8 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
             "- Co-register (advanced, off by default): moves the MS onto the PAN by the offset measured on the "
             "scene; off, an offset of half a PAN pixel or more is warned.\n"
             "- Output (advanced): lossless DEFLATE by default; optionally a Cloud-Optimized GeoTIFF; GDAL creation "
-            "options KEY=VALUE separated by | override ours (e.g. ZLEVEL=9, NBITS=11).\n"
+            "options KEY=VALUE separated by | override ours (e.g. ZLEVEL=9, NBITS=11). It records what made it "
+            "(TIFFTAG_SOFTWARE, KSDIFF_* metadata).\n"
             "Bundled KSDiff models: {}. Each option's key (shown in brackets) can be given to qgis_process, "
             "as can its label or number. The labels are short; each sensor's bands and ratio and each method's "
             "principle are in the parameter's tooltip (and in qgis_process help)."
@@ -310,11 +315,13 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         # resolved here, not in prepareAlgorithm: only this (worker) context's layers-to-load survive the task
         self._output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
+        # the commit's "removed <output>.qml" is said with the new style's line ("replaced"), not just before it
+        engine_feedback = ProcessingFeedback(feedback, hold=removed_style_note(style_sidecar(self._output)))
         try:
             result = pansharpen(
                 self._pan, self._ms, self._output, sensor=self._sensor, method=self._method,
                 tile_size=self._tile, overlap=self._overlap, model_path=self._model, device=self._device,
-                feedback=ProcessingFeedback(feedback), threads=self._threads, ms_bands=self._ms_bands,
+                feedback=engine_feedback, threads=self._threads, ms_bands=self._ms_bands,
                 extent=self._extent, extent_wkt=self._extent_wkt, mtf_gains=self._gains,
                 compression=self._compression, cog=self._cog, create_options=self._create_options,
                 precision=self._precision, consistency=self._consistency, pan_nodata=self._nodata[0],
@@ -339,7 +346,8 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
         )
         rgb = rgb_bands(result.band_names)
         # after the commit: a cancelled or failed run raised above, leaving the old output and its style as they were
-        style = write_default_style(self._output, rgb)   # natural colour however the file is opened
+        # natural colour however the file is opened
+        style = write_default_style(self._output, rgb, replaced=bool(engine_feedback.held))
         if style:   # "": the user's own style is kept (the commit said so)
             feedback.pushInfo(style)
         self._describe_layer_to_load(context, rgb, result.method)

@@ -62,3 +62,9 @@ def is_ksdiff_style(path: str) -> bool:
 def kept_style_note(path: str) -> str:
     """The log line for a style beside the output that is not KSDiff's."""
     return f"kept your style {os.path.basename(path)}; the output opens with it"
+
+
+def removed_style_note(path: str) -> str:
+    """The log line for KSDiff's style ``path`` of a replaced output, removed by the commit (the plugin holds it
+    back and says "replaced" when it writes the new output's style in its place)."""
+    return f"removed {os.path.basename(path)}, the QGIS style of the replaced output"

@@ -23,7 +23,7 @@ from .partials import (
     signature,
     total_size,
 )
-from .stylemark import is_ksdiff_style, kept_style_note
+from .stylemark import is_ksdiff_style, kept_style_note, removed_style_note
 
 try:                  # POSIX only: Windows has no file size limit to report
     import resource
@@ -335,7 +335,7 @@ class GeoTiffWriter:
         elif os.path.exists(os_path(style)):
             try:
                 os.remove(os_path(style))
-                notes.append(f"removed {os.path.basename(style)}, the QGIS style of the replaced output")
+                notes.append(removed_style_note(style))
             except OSError as e:
                 notes.append(f"could not remove {os.path.basename(style)}, the QGIS style of the replaced output: "
                              f"{e}; delete it by hand (QGIS would draw this output with it)")
