@@ -157,3 +157,26 @@ def test_an_edited_card_is_refused(tmp_path, data_dir):
     with pytest.raises(InputError, match="differs from the card inside"):
         pansharpen(str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif"), str(tmp_path / "o.tif"), "wv2",
                    "ksdiff", model_path=str(onnx))
+
+
+def test_a_card_edited_after_its_model_ran_is_refused(tmp_path, data_dir):
+    """The same refusal when the card is edited after a run in the same session (QA: the cached session's probe
+    skipped the comparison, so the edited card ran; a fresh process refused it)."""
+    import json
+    import shutil
+
+    from ksdiff_qgis.engine.errors import InputError
+    from ksdiff_qgis.engine.model_card import bundled_cards
+    from ksdiff_qgis.engine.pipeline import pansharpen
+
+    src = bundled_cards()["wv2"]
+    onnx = tmp_path / "mine.onnx"
+    shutil.copy(src, onnx)
+    shutil.copy(src.with_suffix(".json"), onnx.with_suffix(".json"))
+    args = (str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif"))
+    pansharpen(*args, str(tmp_path / "first.tif"), "wv2", "ksdiff", model_path=str(onnx))
+    card = json.loads(src.with_suffix(".json").read_text())
+    card["notes"] = "edited"
+    onnx.with_suffix(".json").write_text(json.dumps(card))
+    with pytest.raises(InputError, match="differs from the card inside"):
+        pansharpen(*args, str(tmp_path / "o.tif"), "wv2", "ksdiff", model_path=str(onnx))

@@ -355,15 +355,16 @@ def _run(card: ModelCard, session: Session, pan: np.ndarray, lms: np.ndarray, fa
 
 def check_graph(card: ModelCard, session: Session) -> None:
     """The graph has the card's tensors and turns a small probe tile into finite values of the right shape."""
-    # sessions are cached per ONNX file; the card beside it may have changed since the last probe
-    key = (card.input_names, card.output_name, len(card.bands), card.margin, card.size_multiple)
-    if session.probed == key:
-        return
+    # sessions are cached per ONNX file's content; the card beside it may have changed since the last probe, so
+    # it is compared on every run (QA: an edit after a first run was accepted), the graph probed once per key
     embedded = session.session.get_modelmeta().custom_metadata_map.get("model_card")
     if embedded is not None and json.loads(embedded) != {k: v for k, v in card.data.items() if k != "onnx_sha256"}:
         # the hash proves the ONNX file; the copy of the card inside it proves the JSON beside it
         raise InputError(f"the model card {card.path.with_suffix('.json').name} differs from the card inside "
                          f"{card.path.name}: it was edited; restore it (or export the model again)")
+    key = (card.input_names, card.output_name, len(card.bands), card.margin, card.size_multiple)
+    if session.probed == key:
+        return
     inputs = [i.name for i in session.session.get_inputs()]
     outputs = [o.name for o in session.session.get_outputs()]
     for role, name in zip(("pan", "lms"), card.input_names):
@@ -497,8 +498,8 @@ class OnnxFuser:
         # one plain line on every KSDiff run: what happened, and the one cause it can check (QA: "as is usual over
         # water and shadow" was said of a cloud scene where most of them lay in or beside the saturated PAN)
         shown = percent(self.floored, self.values, 2)   # not "0.00%" for a few hundred of millions
-        text = (f"{self.floored:,} of {self.values:,} fused values ({shown}; pixels in tile overlaps count once "
-                f"per tile) came out under {FLOOR_FRACTION:.0%} of the MS's value there and were eased "
+        text = (f"{self.floored:,} of {self.values:,} fused values ({shown}; tiles counted with their borders) "
+                f"came out under {FLOOR_FRACTION:.0%} of the MS's value there and were eased "
                 "smoothly towards black instead of overshooting below it")
         if self.pan_saturated_at is not None:
             text += (f"; {self.floored_near / self.floored:.0%} of them lie in or within {saturation.NEAR_PIXELS} "
