@@ -333,9 +333,10 @@ def test_assess_guesses_the_sensor_by_default(qgis_app, data_dir, tmp_path):
     assert not any(line.startswith("WARNING") for line in logs[None].lines), logs[None].lines
     assert any("not 4 as for WorldView-2" in line for line in logs[0].lines)
     assert "Landsat 8/9 OLI" in (tmp_path / "None.html").read_text(encoding="utf-8")
-    # a reference alone: no ratio, no pixel size, no metadata
+    # a reference alone: no ratio, no pixel size, no metadata, no KSDiff tag, no band codes
     log = Log()
-    res = processing.run("ksdiff:assess", {"FUSED": fused, "REFERENCE": fused, "OUTPUT_HTML": str(tmp_path / "r.html")},
+    bare = _untagged(fused, str(tmp_path / "bare.tif"), names=False)
+    res = processing.run("ksdiff:assess", {"FUSED": bare, "REFERENCE": bare, "OUTPUT_HTML": str(tmp_path / "r.html")},
                          feedback=log)
     assert any(line.startswith("WARNING SENSOR=auto: Generic") and "set SENSOR" in line for line in log.lines)
     assert res["ERGAS"] is None and res["Q2N"] == pytest.approx(1)
@@ -361,7 +362,8 @@ def test_assess_report_says_when_the_sensor_was_guessed(qgis_app, data_dir, tmp_
                                      "OUTPUT_HTML": str(tmp_path / "c.html")})
     assert "guessed" not in (tmp_path / "c.html").read_text(encoding="utf-8")
     # a reference alone: the generic fallback says why too
-    processing.run("ksdiff:assess", {"FUSED": fused, "REFERENCE": fused, "OUTPUT_HTML": str(tmp_path / "r.html")})
+    bare = _untagged(fused, str(tmp_path / "bare.tif"), names=False)   # no KSDiff tag, no band codes
+    processing.run("ksdiff:assess", {"FUSED": bare, "REFERENCE": bare, "OUTPUT_HTML": str(tmp_path / "r.html")})
     head = (tmp_path / "r.html").read_text(encoding="utf-8").split("<h2>", 1)[0]
     assert "guessed (SENSOR auto): no product metadata names the sensor" in head, head
 
@@ -735,3 +737,52 @@ def test_assess_leaves_an_ms_alpha_band_out_as_pansharpen_does(data_dir, tmp_pat
     res = assess_full(fused, str(data_dir / "wv2_pan.tif"), ms5, "wv2", feedback=log)
     assert any("MS band 5 is a transparency mask" in line and "hides are nodata" in line for line in log.lines)
     assert len(res["band_names"]) == 4 and res["pixels"] > 0 and np.isfinite(res["HQNR"])
+
+
+def _untagged(src: str, dst: str, keep_wald: bool = False, names: bool = True) -> str:
+    """A copy of ``src`` without KSDiff's tags (KSDIFF_WALD kept on request), its band descriptions kept or cleared."""
+    gdal.Translate(dst, src)
+    ds = gdal.Open(dst, gdal.GA_Update)
+    md = {k: v for k, v in (ds.GetMetadata() or {}).items()
+          if not k.startswith("KSDIFF_") or (keep_wald and k == "KSDIFF_WALD")}
+    ds.SetMetadata(md)
+    if not names:
+        for b in range(1, ds.RasterCount + 1):
+            ds.GetRasterBand(b).SetDescription("")
+    ds = None
+    return dst
+
+
+def test_assess_auto_reads_ksdiffs_own_tags_against_a_reference(qgis_app, data_dir, tmp_path):
+    """SENSOR auto with a reference alone: the fused raster's KSDIFF_SENSOR (ksdiff:pansharpen's provenance), else the
+    Wald case's KSDIFF_WALD, else the reference's OLI band codes name the sensor, and the log says which (QA: a Landsat
+    8 Wald case scored as generic, ERGAS n/a, PSNR/SSIM on the data's maximum)."""
+    import processing
+    from test_issue14_processing import Log
+
+    case = make_reduced_case(data_dir / "l8_pan.tif", data_dir / "l8_ms.tif", str(tmp_path / "case"), "landsat8")
+    fused = pansharpen(case.pan, case.ms, str(tmp_path / "f.tif"), sensor="landsat8", method="mtf_glp_hpm").output_path
+    assert gdal.Open(fused).GetMetadataItem("KSDIFF_SENSOR") == "landsat8"
+    chosen = _run({"FUSED": fused, "REFERENCE": case.ref, "SENSOR": "landsat8",
+                   "OUTPUT_HTML": str(tmp_path / "c.html")})
+    assert chosen["ERGAS"] is not None
+    plain_ref = _untagged(case.ref, str(tmp_path / "ref_plain.tif"))
+    cases = {
+        "KSDIFF_SENSOR=landsat8": (fused, plain_ref),
+        "KSDIFF_WALD=sensor=landsat8 ratio=2": (_untagged(fused, str(tmp_path / "fw.tif"), keep_wald=True), plain_ref),
+        "band descriptions B2 Blue": (_untagged(fused, str(tmp_path / "fp.tif")), plain_ref),
+    }
+    for why, (fu, ref) in cases.items():
+        log = Log()
+        res = processing.run("ksdiff:assess", {"FUSED": fu, "REFERENCE": ref, "OUTPUT_HTML": str(tmp_path / "a.html")},
+                             feedback=log)
+        said = [line for line in log.lines if "SENSOR=auto" in line]
+        assert len(said) == 1 and said[0].startswith("SENSOR=auto: Landsat 8/9 OLI") and why in said[0], log.lines
+        for key in ("ERGAS", "PSNR", "SSIM", "SAM"):
+            assert res[key] == chosen[key], (why, key)
+    # nothing names it: generic, warned, ERGAS n/a
+    log = Log()
+    bare = _untagged(fused, str(tmp_path / "bare.tif"), names=False)
+    res = processing.run("ksdiff:assess", {"FUSED": bare, "REFERENCE": bare, "OUTPUT_HTML": str(tmp_path / "b.html")},
+                         feedback=log)
+    assert any(line.startswith("WARNING SENSOR=auto: Generic") for line in log.lines) and res["ERGAS"] is None
