@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import html
+import re
 
 import numpy as np
 import pytest
@@ -786,3 +787,33 @@ def test_assess_auto_reads_ksdiffs_own_tags_against_a_reference(qgis_app, data_d
     res = processing.run("ksdiff:assess", {"FUSED": bare, "REFERENCE": bare, "OUTPUT_HTML": str(tmp_path / "b.html")},
                          feedback=log)
     assert any(line.startswith("WARNING SENSOR=auto: Generic") for line in log.lines) and res["ERGAS"] is None
+
+
+def test_assess_says_the_sub_pixel_shift_and_how_to_resample(wald_case, tmp_path):
+    """A reference half a pixel off FUSED's grid is refused with the offset and a gdalwarp line with the reference's
+    extent and pixel size; FUSED resampled by that line is assessed (QA: 'REFERENCE is shifted by a fraction of a pixel
+    from FUSED', neither the amount nor the fix)."""
+    import shlex
+
+    from ksdiff_qgis.engine.assessment import assess_reduced
+    from ksdiff_qgis.engine.errors import InputError
+
+    case, fused, _ = wald_case
+    shifted = str(tmp_path / "ref_shift.tif")
+    gdal.Translate(shifted, case.ref)
+    ds = gdal.Open(shifted, gdal.GA_Update)
+    gt = list(ds.GetGeoTransform())
+    gt[0] += 0.5 * gt[1]
+    gt[3] += 0.5 * gt[5]
+    ds.SetGeoTransform(gt)
+    ds = None
+    with pytest.raises(InputError) as err:
+        assess_reduced(fused["mtf_glp_hpm"], shifted, "wv2")
+    msg = str(err.value)
+    assert re.search(r"\([+-]0\.50, [+-]0\.50\) FUSED pixels", msg), msg
+    assert "resample FUSED onto REFERENCE's grid" in msg, msg
+    args = shlex.split(msg.split("(gdalwarp ", 1)[1].split(",", 1)[0])
+    te, tr = [float(v) for v in args[1:5]], [float(v) for v in args[6:8]]
+    on_grid = str(tmp_path / "fused_on_ref.tif")
+    gdal.Warp(on_grid, fused["mtf_glp_hpm"], outputBounds=te, xRes=tr[0], yRes=tr[1], resampleAlg="cubic")
+    assert assess_reduced(on_grid, shifted, "wv2")["pixels"] > 0
