@@ -817,3 +817,82 @@ def test_assess_says_the_sub_pixel_shift_and_how_to_resample(wald_case, tmp_path
     on_grid = str(tmp_path / "fused_on_ref.tif")
     gdal.Warp(on_grid, fused["mtf_glp_hpm"], outputBounds=te, xRes=tr[0], yRes=tr[1], resampleAlg="cubic")
     assert assess_reduced(on_grid, shifted, "wv2")["pixels"] > 0
+
+
+
+def _kept():
+    """An engine Feedback that keeps its lines (warnings prefixed 'WARNING ')."""
+    from ksdiff_qgis.engine.feedback import RecordingFeedback
+
+    return RecordingFeedback()
+
+
+def _warnings(fb) -> list[str]:
+    return [line[len("WARNING "):] for line in fb.lines if line.startswith("WARNING ")]
+
+
+def test_assess_warns_when_fused_and_reference_are_on_different_scales(wald_case, tmp_path):
+    """An 8-bit copy of the fusion against the 11-bit reference is scored with a warning naming both scales (QA: ERGAS
+    50, HQNR 0.107, said nothing); the fusion itself is not warned about."""
+    from ksdiff_qgis.engine.assessment import assess_reduced
+
+    case, fused, _ = wald_case
+    byte = str(tmp_path / "fused8.tif")
+    gdal.Translate(byte, fused["mtf_glp_hpm"], outputType=gdal.GDT_Byte, scaleParams=[[0, 2047, 0, 255]])
+    fb = _kept()
+    res = assess_reduced(byte, case.ref, "wv2", fb)
+    said = [w for w in _warnings(fb) if "different radiometric scales" in w]
+    assert len(said) == 1 and said[0].startswith("FUSED is 8-bit (values up to ") and "REFERENCE 16-bit" in said[0]
+    assert res["notes"] == said and np.isfinite(res["ERGAS"])    # a warning, not a refusal
+    fb = _kept()
+    assess_reduced(fused["mtf_glp_hpm"], case.ref, "wv2", fb)
+    assert not any("radiometric" in w for w in _warnings(fb)), fb.lines
+
+
+def test_assess_says_how_much_of_the_reference_fused_covers(wald_case, tmp_path):
+    """A fused raster over a quarter of the reference: an info line and a report note say the indices are over the
+    overlap only (QA: nothing said); the whole fusion says nothing."""
+    from ksdiff_qgis.engine.assessment import assess_reduced
+    from ksdiff_qgis.engine.report import html_report
+
+    case, fused, _ = wald_case
+    ds = gdal.Open(fused["mtf_glp_hpm"])
+    crop = str(tmp_path / "crop.tif")
+    gdal.Translate(crop, ds, srcWin=[0, 0, ds.RasterXSize // 2, ds.RasterYSize // 2])
+    fb = _kept()
+    res = assess_reduced(crop, case.ref, "wv2", fb)
+    said = [line for line in fb.lines if line.startswith("FUSED covers 25 % of REFERENCE")]
+    assert len(said) == 1 and "the indices are over the overlap only" in said[0], fb.lines
+    assert html.escape(said[0]) in html_report(res, None, {"Fused": crop}, "wv2")
+    fb = _kept()
+    assess_reduced(fused["mtf_glp_hpm"], case.ref, "wv2", fb)
+    assert not any("covers" in line for line in fb.lines)
+
+
+def test_assess_warns_of_undeclared_zero_holes_in_fused(wald_case, tmp_path):
+    """A 40x40 block of zeros in every band of FUSED, no nodata declared, over reference data: warned with the count
+    and gdal_edit.py -a_nodata 0; declared as nodata it is left out, without the warning."""
+    from ksdiff_qgis.engine.assessment import assess_reduced
+
+    case, fused, _ = wald_case
+    holed = str(tmp_path / "holes.tif")
+    gdal.Translate(holed, fused["mtf_glp_hpm"])
+    ds = gdal.Open(holed, gdal.GA_Update)
+    for b in range(1, ds.RasterCount + 1):
+        band = ds.GetRasterBand(b)
+        band.DeleteNoDataValue()
+        arr = band.ReadAsArray()
+        arr[10:50, 10:50] = 0
+        band.WriteArray(arr)
+    ds = band = None
+    fb = _kept()
+    assess_reduced(holed, case.ref, "wv2", fb)
+    said = [w for w in _warnings(fb) if "0 in every band" in w]
+    assert len(said) == 1 and said[0].startswith("1600 pixels of FUSED") and "gdal_edit.py -a_nodata 0" in said[0]
+    ds = gdal.Open(holed, gdal.GA_Update)
+    for b in range(1, ds.RasterCount + 1):
+        ds.GetRasterBand(b).SetNoDataValue(0)
+    ds = None
+    fb = _kept()
+    assess_reduced(holed, case.ref, "wv2", fb)
+    assert not any("0 in every band" in w for w in _warnings(fb))
