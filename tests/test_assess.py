@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import html
+import re
 
 import numpy as np
 import pytest
@@ -333,9 +334,10 @@ def test_assess_guesses_the_sensor_by_default(qgis_app, data_dir, tmp_path):
     assert not any(line.startswith("WARNING") for line in logs[None].lines), logs[None].lines
     assert any("not 4 as for WorldView-2" in line for line in logs[0].lines)
     assert "Landsat 8/9 OLI" in (tmp_path / "None.html").read_text(encoding="utf-8")
-    # a reference alone: no ratio, no pixel size, no metadata
+    # a reference alone: no ratio, no pixel size, no metadata, no KSDiff tag, no band codes
     log = Log()
-    res = processing.run("ksdiff:assess", {"FUSED": fused, "REFERENCE": fused, "OUTPUT_HTML": str(tmp_path / "r.html")},
+    bare = _untagged(fused, str(tmp_path / "bare.tif"), names=False)
+    res = processing.run("ksdiff:assess", {"FUSED": bare, "REFERENCE": bare, "OUTPUT_HTML": str(tmp_path / "r.html")},
                          feedback=log)
     assert any(line.startswith("WARNING SENSOR=auto: Generic") and "set SENSOR" in line for line in log.lines)
     assert res["ERGAS"] is None and res["Q2N"] == pytest.approx(1)
@@ -361,7 +363,8 @@ def test_assess_report_says_when_the_sensor_was_guessed(qgis_app, data_dir, tmp_
                                      "OUTPUT_HTML": str(tmp_path / "c.html")})
     assert "guessed" not in (tmp_path / "c.html").read_text(encoding="utf-8")
     # a reference alone: the generic fallback says why too
-    processing.run("ksdiff:assess", {"FUSED": fused, "REFERENCE": fused, "OUTPUT_HTML": str(tmp_path / "r.html")})
+    bare = _untagged(fused, str(tmp_path / "bare.tif"), names=False)   # no KSDiff tag, no band codes
+    processing.run("ksdiff:assess", {"FUSED": bare, "REFERENCE": bare, "OUTPUT_HTML": str(tmp_path / "r.html")})
     head = (tmp_path / "r.html").read_text(encoding="utf-8").split("<h2>", 1)[0]
     assert "guessed (SENSOR auto): no product metadata names the sensor" in head, head
 
@@ -735,3 +738,161 @@ def test_assess_leaves_an_ms_alpha_band_out_as_pansharpen_does(data_dir, tmp_pat
     res = assess_full(fused, str(data_dir / "wv2_pan.tif"), ms5, "wv2", feedback=log)
     assert any("MS band 5 is a transparency mask" in line and "hides are nodata" in line for line in log.lines)
     assert len(res["band_names"]) == 4 and res["pixels"] > 0 and np.isfinite(res["HQNR"])
+
+
+def _untagged(src: str, dst: str, keep_wald: bool = False, names: bool = True) -> str:
+    """A copy of ``src`` without KSDiff's tags (KSDIFF_WALD kept on request), its band descriptions kept or cleared."""
+    gdal.Translate(dst, src)
+    ds = gdal.Open(dst, gdal.GA_Update)
+    md = {k: v for k, v in (ds.GetMetadata() or {}).items()
+          if not k.startswith("KSDIFF_") or (keep_wald and k == "KSDIFF_WALD")}
+    ds.SetMetadata(md)
+    if not names:
+        for b in range(1, ds.RasterCount + 1):
+            ds.GetRasterBand(b).SetDescription("")
+    ds = None
+    return dst
+
+
+def test_assess_auto_reads_ksdiffs_own_tags_against_a_reference(qgis_app, data_dir, tmp_path):
+    """SENSOR auto with a reference alone: the fused raster's KSDIFF_SENSOR (ksdiff:pansharpen's provenance), else the
+    Wald case's KSDIFF_WALD, else the reference's OLI band codes name the sensor, and the log says which (QA: a Landsat
+    8 Wald case scored as generic, ERGAS n/a, PSNR/SSIM on the data's maximum)."""
+    import processing
+    from test_issue14_processing import Log
+
+    case = make_reduced_case(data_dir / "l8_pan.tif", data_dir / "l8_ms.tif", str(tmp_path / "case"), "landsat8")
+    fused = pansharpen(case.pan, case.ms, str(tmp_path / "f.tif"), sensor="landsat8", method="mtf_glp_hpm").output_path
+    assert gdal.Open(fused).GetMetadataItem("KSDIFF_SENSOR") == "landsat8"
+    chosen = _run({"FUSED": fused, "REFERENCE": case.ref, "SENSOR": "landsat8",
+                   "OUTPUT_HTML": str(tmp_path / "c.html")})
+    assert chosen["ERGAS"] is not None
+    plain_ref = _untagged(case.ref, str(tmp_path / "ref_plain.tif"))
+    cases = {
+        "KSDIFF_SENSOR=landsat8": (fused, plain_ref),
+        "KSDIFF_WALD=sensor=landsat8 ratio=2": (_untagged(fused, str(tmp_path / "fw.tif"), keep_wald=True), plain_ref),
+        "band descriptions B2 Blue": (_untagged(fused, str(tmp_path / "fp.tif")), plain_ref),
+    }
+    for why, (fu, ref) in cases.items():
+        log = Log()
+        res = processing.run("ksdiff:assess", {"FUSED": fu, "REFERENCE": ref, "OUTPUT_HTML": str(tmp_path / "a.html")},
+                             feedback=log)
+        said = [line for line in log.lines if "SENSOR=auto" in line]
+        assert len(said) == 1 and said[0].startswith("SENSOR=auto: Landsat 8/9 OLI") and why in said[0], log.lines
+        for key in ("ERGAS", "PSNR", "SSIM", "SAM"):
+            assert res[key] == chosen[key], (why, key)
+    # nothing names it: generic, warned, ERGAS n/a
+    log = Log()
+    bare = _untagged(fused, str(tmp_path / "bare.tif"), names=False)
+    res = processing.run("ksdiff:assess", {"FUSED": bare, "REFERENCE": bare, "OUTPUT_HTML": str(tmp_path / "b.html")},
+                         feedback=log)
+    assert any(line.startswith("WARNING SENSOR=auto: Generic") for line in log.lines) and res["ERGAS"] is None
+
+
+def test_assess_says_the_sub_pixel_shift_and_how_to_resample(wald_case, tmp_path):
+    """A reference half a pixel off FUSED's grid is refused with the offset and a gdalwarp line with the reference's
+    extent and pixel size; FUSED resampled by that line is assessed (QA: 'REFERENCE is shifted by a fraction of a pixel
+    from FUSED', neither the amount nor the fix)."""
+    import shlex
+
+    from ksdiff_qgis.engine.assessment import assess_reduced
+    from ksdiff_qgis.engine.errors import InputError
+
+    case, fused, _ = wald_case
+    shifted = str(tmp_path / "ref_shift.tif")
+    gdal.Translate(shifted, case.ref)
+    ds = gdal.Open(shifted, gdal.GA_Update)
+    gt = list(ds.GetGeoTransform())
+    gt[0] += 0.5 * gt[1]
+    gt[3] += 0.5 * gt[5]
+    ds.SetGeoTransform(gt)
+    ds = None
+    with pytest.raises(InputError) as err:
+        assess_reduced(fused["mtf_glp_hpm"], shifted, "wv2")
+    msg = str(err.value)
+    assert re.search(r"\([+-]0\.50, [+-]0\.50\) FUSED pixels", msg), msg
+    assert "resample FUSED onto REFERENCE's grid" in msg, msg
+    args = shlex.split(msg.split("(gdalwarp ", 1)[1].split(",", 1)[0])
+    te, tr = [float(v) for v in args[1:5]], [float(v) for v in args[6:8]]
+    on_grid = str(tmp_path / "fused_on_ref.tif")
+    gdal.Warp(on_grid, fused["mtf_glp_hpm"], outputBounds=te, xRes=tr[0], yRes=tr[1], resampleAlg="cubic")
+    assert assess_reduced(on_grid, shifted, "wv2")["pixels"] > 0
+
+
+
+def _kept():
+    """An engine Feedback that keeps its lines (warnings prefixed 'WARNING ')."""
+    from ksdiff_qgis.engine.feedback import RecordingFeedback
+
+    return RecordingFeedback()
+
+
+def _warnings(fb) -> list[str]:
+    return [line[len("WARNING "):] for line in fb.lines if line.startswith("WARNING ")]
+
+
+def test_assess_warns_when_fused_and_reference_are_on_different_scales(wald_case, tmp_path):
+    """An 8-bit copy of the fusion against the 11-bit reference is scored with a warning naming both scales (QA: ERGAS
+    50, HQNR 0.107, said nothing); the fusion itself is not warned about."""
+    from ksdiff_qgis.engine.assessment import assess_reduced
+
+    case, fused, _ = wald_case
+    byte = str(tmp_path / "fused8.tif")
+    gdal.Translate(byte, fused["mtf_glp_hpm"], outputType=gdal.GDT_Byte, scaleParams=[[0, 2047, 0, 255]])
+    fb = _kept()
+    res = assess_reduced(byte, case.ref, "wv2", fb)
+    said = [w for w in _warnings(fb) if "different radiometric scales" in w]
+    assert len(said) == 1 and said[0].startswith("FUSED is 8-bit (values up to ") and "REFERENCE 16-bit" in said[0]
+    assert res["notes"] == said and np.isfinite(res["ERGAS"])    # a warning, not a refusal
+    fb = _kept()
+    assess_reduced(fused["mtf_glp_hpm"], case.ref, "wv2", fb)
+    assert not any("radiometric" in w for w in _warnings(fb)), fb.lines
+
+
+def test_assess_says_how_much_of_the_reference_fused_covers(wald_case, tmp_path):
+    """A fused raster over a quarter of the reference: an info line and a report note say the indices are over the
+    overlap only (QA: nothing said); the whole fusion says nothing."""
+    from ksdiff_qgis.engine.assessment import assess_reduced
+    from ksdiff_qgis.engine.report import html_report
+
+    case, fused, _ = wald_case
+    ds = gdal.Open(fused["mtf_glp_hpm"])
+    crop = str(tmp_path / "crop.tif")
+    gdal.Translate(crop, ds, srcWin=[0, 0, ds.RasterXSize // 2, ds.RasterYSize // 2])
+    fb = _kept()
+    res = assess_reduced(crop, case.ref, "wv2", fb)
+    said = [line for line in fb.lines if line.startswith("FUSED covers 25 % of REFERENCE")]
+    assert len(said) == 1 and "the indices are over the overlap only" in said[0], fb.lines
+    assert html.escape(said[0]) in html_report(res, None, {"Fused": crop}, "wv2")
+    fb = _kept()
+    assess_reduced(fused["mtf_glp_hpm"], case.ref, "wv2", fb)
+    assert not any("covers" in line for line in fb.lines)
+
+
+def test_assess_warns_of_undeclared_zero_holes_in_fused(wald_case, tmp_path):
+    """A 40x40 block of zeros in every band of FUSED, no nodata declared, over reference data: warned with the count
+    and gdal_edit.py -a_nodata 0; declared as nodata it is left out, without the warning."""
+    from ksdiff_qgis.engine.assessment import assess_reduced
+
+    case, fused, _ = wald_case
+    holed = str(tmp_path / "holes.tif")
+    gdal.Translate(holed, fused["mtf_glp_hpm"])
+    ds = gdal.Open(holed, gdal.GA_Update)
+    for b in range(1, ds.RasterCount + 1):
+        band = ds.GetRasterBand(b)
+        band.DeleteNoDataValue()
+        arr = band.ReadAsArray()
+        arr[10:50, 10:50] = 0
+        band.WriteArray(arr)
+    ds = band = None
+    fb = _kept()
+    assess_reduced(holed, case.ref, "wv2", fb)
+    said = [w for w in _warnings(fb) if "0 in every band" in w]
+    assert len(said) == 1 and said[0].startswith("1600 pixels of FUSED") and "gdal_edit.py -a_nodata 0" in said[0]
+    ds = gdal.Open(holed, gdal.GA_Update)
+    for b in range(1, ds.RasterCount + 1):
+        ds.GetRasterBand(b).SetNoDataValue(0)
+    ds = None
+    fb = _kept()
+    assess_reduced(holed, case.ref, "wv2", fb)
+    assert not any("0 in every band" in w for w in _warnings(fb))

@@ -20,7 +20,7 @@ from ..engine.errors import Cancelled, InputError
 from ..engine.grid import assign_crs
 from ..engine.raster_io import describe, open_dataset
 from ..engine.report import INDICES, check_report_path, html_report
-from ..engine.sensor_detect import Detection, detect_sensor, metadata_detection
+from ..engine.sensor_detect import Detection, detect_sensor, metadata_detection, plugin_tag_detection
 from ..engine.sensors import AUTO, SENSORS
 from .base import KsdiffAlgorithm, releases_on_failure, translator
 from .common import ProcessingFeedback, input_notes, layer_crs, layer_nodata, raster_path
@@ -41,7 +41,8 @@ def guess_sensor(fused: str, ref: str | None, pan: str | None, ms: str | None,
                  crs: dict[str, str | None]) -> Detection:
     """SENSOR auto: ksdiff:pansharpen's guess (``sensor_detect``) on the original PAN and MS when given (ratio, band
     count, PAN pixel size, product metadata; ``crs``: a layer's CRS per role, as the assessment uses it), else the
-    product metadata of the reference and the fused raster; generic when nothing names the sensor."""
+    product metadata of the reference and the fused raster, else KSDiff's tags on them (``plugin_tag_detection``);
+    generic when nothing names the sensor."""
     if pan and ms:
         infos, sets = {}, {}
         for role, path in (("PAN", pan), ("MS", ms)):
@@ -49,8 +50,12 @@ def guess_sensor(fused: str, ref: str | None, pan: str | None, ms: str | None,
             infos[role] = describe(sets[role], path)
         # the ratio pansharpen fused at: after reprojecting or resampling the MS (the fused raster lies on the PAN grid)
         return detect_sensor(infos["PAN"], infos["MS"], pair_ratio(infos["PAN"], infos["MS"], sets["MS"]))
-    bands = describe(open_dataset(ref, "REFERENCE"), ref).bands
-    return metadata_detection([ref, fused], bands) or Detection("generic", list(NO_CLUE), "fallback")
+    info = describe(open_dataset(ref, "REFERENCE"), ref)
+    # product metadata first, then KSDiff's own tags (KSDIFF_SENSOR of a ksdiff:pansharpen output, KSDIFF_WALD of a
+    # Wald case) and the reference's band codes: a Landsat 8 Wald case was assessed as generic, ERGAS n/a (QA)
+    return (metadata_detection([ref, fused], info.bands)
+            or plugin_tag_detection(fused, [ref], info.bands, list(info.descriptions))
+            or Detection("generic", list(NO_CLUE), "fallback"))
 
 
 tr = translator("KsdiffAssess")
@@ -95,7 +100,9 @@ class AssessAlgorithm(KsdiffAlgorithm):
             "PSNR/SSIM; generic: the MTF gains 0.3 for MS, 0.15 for PAN, the data's ratio (from the original MS) and "
             "maximum. "
             "auto (the default) guesses it as Pansharpen (KSDiff) does, from the original PAN and MS (ratio, band "
-            "count, PAN pixel size, product metadata), or from the reference's metadata alone, and logs why; "
+            "count, PAN pixel size, product metadata), or from the reference's metadata alone (product metadata, then "
+            "KSDiff's own tags: the sensor a KSDiff fusion was made with, a Wald case's sensor and ratio, then "
+            "Landsat 8/9 band codes), and logs why; "
             "without a clue it is generic, with a warning.\n"
             "Report: the HTML file to write.\n\n"
             "Rasters are read in tiles: memory stays bounded for any scene size. Nodata pixels are left out."
@@ -160,7 +167,7 @@ class AssessAlgorithm(KsdiffAlgorithm):
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         # destinations are resolved in the worker's context (the house rule; see ksdiff:pansharpen)
         self._html = self.parameterAsFileOutput(parameters, self.OUTPUT_HTML, context)
-        reduced = full = guessed = None
+        reduced = full = guessed = self._tag_ratio = None
         fb = ProcessingFeedback(feedback)
         inputs = {"Fused": self._fused, "Reference": self._ref, "PAN": self._pan, "MS": self._ms}
         try:
@@ -170,7 +177,7 @@ class AssessAlgorithm(KsdiffAlgorithm):
         try:
             if self._sensor == AUTO:   # reads the inputs' metadata: here, in the worker
                 found = guess_sensor(self._fused, self._ref, self._pan, self._ms, self._crs)
-                self._sensor, guessed = found.key, "; ".join(found.reasons)
+                self._sensor, guessed, self._tag_ratio = found.key, "; ".join(found.reasons), found.ratio
                 (feedback.pushWarning if found.source == "fallback" else feedback.pushInfo)(found.message())
                 for w in found.warnings:
                     feedback.pushWarning(w)
@@ -182,7 +189,7 @@ class AssessAlgorithm(KsdiffAlgorithm):
             if self._ref and not feedback.isCanceled():
                 feedback.pushInfo(tr("Reduced-resolution assessment against the reference…"))
                 reduced = assess_reduced(self._fused, self._ref, self._sensor, fb, layer_nodata=self._nodata,
-                                         ratio=(full or {}).get("ratio"), layer_crs=self._crs)
+                                         ratio=(full or {}).get("ratio") or self._tag_ratio, layer_crs=self._crs)
         except Cancelled:
             raise QgsProcessingException(tr("Cancelled")) from None
         except (ValueError, RuntimeError) as e:

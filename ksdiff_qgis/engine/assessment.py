@@ -53,7 +53,13 @@ def grid_offset(a: MaskedRaster, b: MaskedRaster, tol: float = ALIGN_TOL) -> tup
                          f"-tr with {a.role}'s pixel size and -te with its extent)")
     u, v = (b.gt[0] - a.gt[0]) / a.gt[1], (b.gt[3] - a.gt[3]) / a.gt[5]
     if abs(u - round(u)) > tol or abs(v - round(v)) > tol:
-        raise InputError(f"{b.role} is shifted by a fraction of a pixel from {a.role}")
+        # the amount and the remedy with the numbers to type (QA: the refusal said neither)
+        x0, y0, x1, y1 = _extent(b)
+        raise InputError(f"{b.role} is shifted by a fraction of a pixel from {a.role}: its origin lies at "
+                         f"({u - round(u):+.2f}, {v - round(v):+.2f}) {a.role} pixels (column, row) from the nearest "
+                         f"corner of {a.role}'s grid, more than {tol:g}; the pixels must coincide: resample {a.role} "
+                         f"onto {b.role}'s grid (gdalwarp -te {x0:.10g} {y0:.10g} {x1:.10g} {y1:.10g} -tr "
+                         f"{abs(b.gt[1]):.10g} {abs(b.gt[5]):.10g} -r cubic, {b.role}'s extent and pixel size)")
     return int(round(u)), int(round(v))
 
 
@@ -76,6 +82,47 @@ def peak_value(raster: MaskedRaster, sensor_scale: float) -> float:
     if not values or max(v.mean() + 5 * v.std() for v in values) <= 1.5:
         return 1.0
     return max(sensor_scale, max(float(v.max()) for v in values))
+
+
+SCALE_FACTOR = 4        # 99th percentiles further apart than this: the rasters are on different radiometric scales
+COVERAGE_NOTE = 0.99    # FUSED covering less of REFERENCE's valid pixels than this is said
+ZERO_HOLES = 64         # all-zero FUSED pixels over REFERENCE data, without a declared nodata, said from this many
+
+
+def _sample(raster: MaskedRaster) -> np.ndarray:
+    """The valid values (not nodata, finite) of a decimated read of ``raster``'s bands, pooled; nothing is written
+    beside the user's file (no statistics)."""
+    w, h = raster.ds.RasterXSize, raster.ds.RasterYSize
+    arr = raster.ds.ReadAsArray(buf_xsize=min(w, 512), buf_ysize=min(h, 512), band_list=raster.band_list)
+    arr = np.asarray(arr, dtype=np.float64).reshape(raster.bands, -1)
+    ok = np.isfinite(arr).all(axis=0)
+    for b, nd in enumerate(raster.nodata):
+        if nd is not None and not math.isnan(nd):
+            ok &= arr[b] != nd
+    return arr[:, ok].ravel()
+
+
+def _type_text(raster: MaskedRaster) -> str:
+    """'8-bit', '11-bit', 'floating point': the data type as a user reads it (NBITS when declared)."""
+    info = describe(raster.ds, raster.path)
+    return "floating point" if info.dtype.kind == "f" else f"{info.nbits or info.dtype.itemsize * 8}-bit"
+
+
+def scale_warning(fu: MaskedRaster, other: MaskedRaster) -> str | None:
+    """A warning when FUSED's values and ``other``'s (REFERENCE or MS) are on different radiometric scales: their
+    99th percentiles (a decimated sample) more than ``SCALE_FACTOR`` apart (an 8-bit view of an 11-bit product). The
+    indices still run: a warning, not a refusal."""
+    a, b = _sample(fu), _sample(other)
+    if not a.size or not b.size:
+        return None
+    pa, pb = float(np.percentile(a, 99)), float(np.percentile(b, 99))
+    if pa > 0 and pb > 0 and 1 / SCALE_FACTOR <= pa / pb <= SCALE_FACTOR:
+        return None
+    if pa <= 0 and pb <= 0:
+        return None
+    return (f"FUSED is {_type_text(fu)} (values up to {pa:.4g}, 99th percentile), {other.role} {_type_text(other)} "
+            f"(up to {pb:.4g}): different radiometric scales, the indices compare unlike values. Assess a fused "
+            f"raster on {other.role}'s scale (the output of the fusion itself, not a rescaled or 8-bit copy)")
 
 
 def use_layer_crs(rasters: list[MaskedRaster], layer_crs: dict[str, str | None] | None, fb: Feedback) -> None:
@@ -222,6 +269,9 @@ def assess_reduced(fused_path: str, ref_path: str, sensor: str, feedback: Feedba
     c1, r1 = min(fu.w, dc + rf.w), min(fu.h, dr + rf.h)
     if c1 - c0 < 11 or r1 - r0 < 11:
         raise InputError("FUSED and REFERENCE overlap by less than 11x11 pixels")
+    notes = [w for w in [scale_warning(fu, rf)] if w]
+    for line in notes:
+        fb.warning(line)
     peak = peak_value(rf, sens.scale)
     q_window = min(32, c1 - c0, r1 - r0)
     if q_window < 32:
@@ -229,12 +279,23 @@ def assess_reduced(fused_path: str, ref_path: str, sensor: str, feedback: Feedba
     ratio = sens.ratio or ratio
     acc = M.ReducedAccumulator(fu.bands, ratio or 1, peak, q_window=q_window)
     tiles = _tiles(r1 - r0, c1 - c0)
+    # counted over the tiles' cores: REFERENCE's valid pixels, those FUSED covers, FUSED's all-zero pixels over them
+    undeclared = all(nd is None for nd in fu.nodata)
+    ref_valid = common = zeros = 0
     for i, ((r, c, h, w), core) in enumerate(tiles):
         _step(fb, i, len(tiles))
         f, fv = fu.read(c0 + c, r0 + r, w, h)
         g, gv = rf.read(c0 + c - dc, r0 + r - dr, w, h)
         acc.add(f, g, core, fv & gv)
+        inner = (slice(core[0], core[1]), slice(core[2], core[3]))
+        ref_valid += int(gv[inner].sum())
+        common += int((fv & gv)[inner].sum())
+        if undeclared:
+            zeros += int(((f == 0).all(axis=0) & fv & gv & (g != 0).any(axis=0))[inner].sum())
     fb.progress(1.0)
+    if (c0, r0, c1, r1) != (dc, dr, dc + rf.w, dr + rf.h):   # REFERENCE reaches past FUSED: count it all
+        ref_valid = _valid_pixels(rf, fb)
+    notes += _coverage_notes(common, ref_valid, zeros, fb)
     res = acc.result()
     if not res["pixels"]:
         raise InputError("FUSED and REFERENCE have no valid pixel in common: where one holds data the other is "
@@ -245,9 +306,36 @@ def assess_reduced(fused_path: str, ref_path: str, sensor: str, feedback: Feedba
         res["why"]["ERGAS"] = ("the generic sensor has no resolution ratio, which ERGAS divides by: give the original "
                                "PAN and MS too (their ratio is used), or choose the sensor")
     res.update(width=c1 - c0, height=r1 - r0, band_names=band_names(fu.names, sens), ratio=ratio, max_value=peak,
-               tiling=_tiling())
+               tiling=_tiling(), notes=notes)
     _explain(res, fb)
     return res
+
+
+def _valid_pixels(raster: MaskedRaster, fb: Feedback) -> int:
+    """The valid pixels of the whole ``raster`` (a tiled read)."""
+    total = 0
+    for r in range(0, raster.h, TILE):
+        for c in range(0, raster.w, TILE):
+            if fb.is_cancelled():
+                raise Cancelled("cancelled by the user")
+            total += int(raster.read(c, r, min(TILE, raster.w - c), min(TILE, raster.h - r))[1].sum())
+    return total
+
+
+def _coverage_notes(common: int, ref_valid: int, zeros: int, fb: Feedback) -> list[str]:
+    """The lines (also said to ``fb``) on how much of REFERENCE's valid area FUSED covers, and on FUSED's all-zero
+    pixels over REFERENCE data where FUSED declares no nodata (holes the indices count as black pixels)."""
+    said = []
+    if ref_valid and common < COVERAGE_NOTE * ref_valid:
+        said.append(f"FUSED covers {100 * common / ref_valid:.0f} % of REFERENCE ({common} of its {ref_valid} valid "
+                    "pixels): the indices are over the overlap only")
+        fb.info(said[-1])
+    if zeros >= ZERO_HOLES:
+        said.append(f"{zeros} pixels of FUSED are 0 in every band where REFERENCE has data: undeclared nodata? They "
+                    "are scored as black pixels; if they are holes, declare it (gdal_edit.py -a_nodata 0 FUSED.tif, "
+                    "or the layer's Properties > Transparency > No data value) and assess again")
+        fb.warning(said[-1])
+    return said
 
 
 def assess_full(fused_path: str, pan_path: str, ms_path: str, sensor: str, feedback: Feedback | None = None,
@@ -265,6 +353,10 @@ def assess_full(fused_path: str, pan_path: str, ms_path: str, sensor: str, feedb
         raise InputError(f"PAN must have one band, it has {pn.bands}")
     ms, notes = ms_on_pan_grid(pn, ms_path, given.get("MS"), (layer_crs or {}).get("MS"), fb)
     pair_bands(fu, ms, fb)
+    scale = scale_warning(fu, ms)
+    if scale:
+        fb.warning(scale)
+        notes = [*notes, scale]
     check_same_crs(fu, pn, ms)
     check_overlap(fu, pn, ms)
     ratio_f = ms.gt[1] / fu.gt[1]

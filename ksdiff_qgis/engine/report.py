@@ -155,6 +155,10 @@ def html_report(reduced: dict | None, full: dict | None, inputs: dict, sensor: s
     said = (full or {}).get("notes") or []   # how the MS was read onto the PAN grid (``assessment.ms_on_pan_grid``)
     if said:
         parts.append("<h2>The original MS</h2><ul>" + "".join(f"<li>{html.escape(s)}</li>" for s in said) + "</ul>")
+    told = (reduced or {}).get("notes") or []   # scale, coverage and holes against the reference
+    if told:
+        parts.append("<h2>Against the reference</h2><ul>" + "".join(f"<li>{html.escape(s)}</li>" for s in told)
+                     + "</ul>")
     parts.append("<h2>Indices</h2><table><tr><th>index</th><th>value</th><th>ideal</th><th>meaning</th></tr>"
                  + "".join(rows) + "</table>")
     for res, title in ((reduced, "Reduced resolution (against the reference)"),

@@ -69,6 +69,7 @@ class Detection:
     like: str | None = None      # generic: the sensor whose ratio and gains apply (``sensors.generic_like``)
     # what the log must warn about besides the guess: metadata that disagrees, or names a satellite KSDiff lacks
     warnings: list[str] = field(default_factory=list)
+    ratio: int | None = None     # a resolution ratio the evidence states (a Wald case's tag), for ERGAS
 
     def sensor(self) -> Sensor:
         """The sensor the run uses."""
@@ -200,6 +201,48 @@ def metadata_detection(paths: list[str], ms_bands: int) -> Detection | None:
     if key in METADATA_ONLY:
         return Detection("generic", [why, _generic_as(key), f"{ms_bands} MS bands"], "metadata", like=key)
     return Detection(BAND_VARIANTS.get((key, ms_bands), key), [why, f"{ms_bands} MS bands"], "metadata")
+
+
+def _plugin_tag(path: str, name: str) -> str | None:
+    """The default-domain metadata item ``name`` of ``path`` (None when absent or unreadable)."""
+    try:   # a file GDAL cannot open simply carries no tag
+        ds = open_dataset(path, "input")
+    except InputError:
+        return None
+    return (ds.GetMetadataItem(name) or "").strip() or None
+
+
+def wald_tag(path: str) -> dict[str, str]:
+    """The fields of the ``KSDIFF_WALD`` tag ``model_core.wald.make_reduced_case`` writes into a Wald case's PAN, MS
+    and reference (``sensor=landsat8 ratio=2 ms_window=...``; a fusion of the case inherits it), or {}."""
+    text = _plugin_tag(path, "KSDIFF_WALD") or ""
+    return dict(part.split("=", 1) for part in text.split() if "=" in part)
+
+
+def plugin_tag_detection(fused: str, others: list[str], bands: int, descriptions: list[str]) -> Detection | None:
+    """The sensor KSDiff's own tags or the band codes name, for an assessment without the original PAN and MS and
+    without product metadata: ``KSDIFF_SENSOR`` of ``fused`` (``provenance``: the sensor ksdiff:pansharpen fused
+    with), else the ``KSDIFF_WALD`` sensor of ``fused`` or ``others`` (the Wald case it was made from; its ratio is
+    kept for ERGAS), else Landsat 8/9 OLI band codes in ``descriptions`` (as ``detect_sensor``, the ratio unchecked:
+    no PAN and MS tell it). None when none of these names a sensor KSDiff has."""
+    wald = next((w for w in (wald_tag(p) for p in [fused, *others]) if w), {})
+    ratio = int(wald["ratio"]) if wald.get("ratio", "").isdigit() else None
+    tagged = _plugin_tag(fused, "KSDIFF_SENSOR")
+    if tagged in SENSORS:
+        why = [f"FUSED's tag KSDIFF_SENSOR={tagged} (the sensor ksdiff:pansharpen fused it with)"]
+        if wald.get("sensor") not in (None, tagged):
+            why.append(f"the Wald case's KSDIFF_WALD says sensor={wald['sensor']}: FUSED's tag decides")
+        return Detection(tagged, why, "metadata", ratio=ratio)
+    if wald.get("sensor") in SENSORS:
+        return Detection(wald["sensor"], [f"the Wald case's tag KSDIFF_WALD=sensor={wald['sensor']}"
+                                          + (f" ratio={ratio}" if ratio else "") + " (model_core.wald)"],
+                         "metadata", ratio=ratio)
+    key = _codes(bands, descriptions)
+    if key:
+        return Detection(key, [f"band descriptions {', '.join(descriptions)} ({_short(SENSORS[key].name)} band "
+                               "codes; the ratio is not checked without the original PAN and MS)",
+                               f"set {param('SENSOR')} to be sure"], "descriptions", ratio=ratio)
+    return None
 
 
 def _generic_as(key: str) -> str:
@@ -339,8 +382,13 @@ def pixel_size_note(spec: Sensor, pan: RasterInfo, n_bands: int, ratio: int) -> 
 
 
 def _from_descriptions(ms: RasterInfo) -> str | None:
-    names = " ".join(d.lower() for d in ms.descriptions)
-    if ms.bands == 4 and all(re.search(rf"\bb{n}\b", names) for n in (2, 3, 4, 5)):
+    return _codes(ms.bands, ms.descriptions)
+
+
+def _codes(bands: int, descriptions: list[str]) -> str | None:
+    """The sensor whose band codes ``descriptions`` (of ``bands`` bands) carry, or None."""
+    names = " ".join((d or "").lower() for d in descriptions)
+    if bands == 4 and all(re.search(rf"\bb{n}\b", names) for n in (2, 3, 4, 5)):
         return "landsat8"     # OLI band numbers (B2 Blue ... B5 NIR)
     return None
 
