@@ -492,3 +492,36 @@ def test_enum_keys_survive_a_model_exported_to_python_and_the_history(qgis_app, 
     alg = QgsApplication.processingRegistry().algorithmById("ksdiff:pansharpen")
     logged = alg.asPythonCommand({"SENSOR": "QB", "METHOD": "brovey", "DEVICE": 2}, QgsProcessingContext())
     assert "'SENSOR':6" in logged and "'METHOD':2" in logged and "'DEVICE':2" in logged, logged
+
+
+def test_an_unknown_option_in_a_model_is_refused_not_run_as_the_default(qgis_app, data_dir, tmp_path):
+    """QGIS 3.22 checks no model child's values: a METHOD of 'mtf-glp-hpm' (a typo) ran METHOD auto and the model
+    said it finished (QA). The child now fails with the same refusal as a direct run; a model exported to Python
+    keeps the typed value (it wrote 0, another option)."""
+    import processing
+    from qgis.core import (
+        QgsApplication,
+        QgsProcessingContext,
+        QgsProcessingException,
+        QgsProcessingModelAlgorithm,
+        QgsProcessingModelChildAlgorithm,
+    )
+    from qgis.core import QgsProcessingModelChildParameterSource as Source
+
+    model = QgsProcessingModelAlgorithm("typo", "tests")
+    child = QgsProcessingModelChildAlgorithm("ksdiff:pansharpen")
+    child.setChildId("ps")
+    values = {"PAN": str(data_dir / "wv2_pan.tif"), "MS": str(data_dir / "wv2_ms.tif"), "SENSOR": "wv2",
+              "METHOD": "mtf-glp-hpm", "OUTPUT": str(tmp_path / "o.tif")}
+    for name, value in values.items():
+        child.addParameterSources(name, [Source.fromStaticValue(value)])
+    model.addChildAlgorithm(child)
+    with pytest.raises(QgsProcessingException):
+        processing.run(model, {})
+    assert not (tmp_path / "o.tif").exists()
+    method = QgsApplication.processingRegistry().algorithmById("ksdiff:pansharpen").parameterDefinition("METHOD")
+    with pytest.raises(QgsProcessingException, match="METHOD: unknown value 'mtf-glp-hpm'; use one of ksdiff"):
+        method.resolve({"METHOD": "mtf-glp-hpm"}, QgsProcessingContext())
+    assert method.resolve({"METHOD": ""}, QgsProcessingContext()) == "auto"
+    assert method.valueAsPythonString("mtf-glp-hpm", QgsProcessingContext()) == "'mtf-glp-hpm'"
+    assert method.valueAsPythonString("gsa", QgsProcessingContext()) == str(method.keys.index("gsa"))

@@ -11,10 +11,12 @@ import re
 from qgis.core import (
     Qgis,
     QgsCoordinateReferenceSystem,
+    QgsProcessingException,
     QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
     QgsProcessingParameterNumber,
 )
+from qgis.PyQt.QtCore import QCoreApplication
 
 
 def _scoped(enum_name: str, member: str, fallback_owner, fallback_name: str):
@@ -103,8 +105,11 @@ class KeyedEnum(QgsProcessingParameterEnum):
         return None if key is None else self.keys.index(key)
 
     def valueAsPythonString(self, value, context):  # noqa: N802
-        # QGIS's own writes a key as 0 (History, asPythonCommand, a model exported to Python): another option
+        # QGIS's own writes a key as 0 (History, asPythonCommand, a model exported to Python): another option;
+        # an unknown text stays as it is (QGIS wrote 0, another option than the run refused or used)
         index = self.index_of(value)
+        if index is None and isinstance(value, str) and value.strip():
+            return repr(value)
         return super().valueAsPythonString(value if index is None else index, context)
 
     def valueAsPythonComment(self, value, context):  # noqa: N802
@@ -118,14 +123,22 @@ class KeyedEnum(QgsProcessingParameterEnum):
             return True
         return self.key_of(value) is not None
 
+    def unknown_message(self, value) -> str:
+        """The refusal of a value that is no key, label or option number."""
+        return QCoreApplication.translate("KeyedEnum", "{}: unknown value {!r}; use one of {} (or an option's label "
+                                          "or number)").format(self.name(), value, ", ".join(self.keys))
+
     def resolve(self, parameters: dict, context) -> str:
-        """The key chosen in ``parameters`` (the default when absent)."""
+        """The key chosen in ``parameters`` (the default when absent or empty); an unknown value is refused (in a
+        model QGIS 3.22 checks no child's values, and the default ran in its place: QA, 'mtf-glp-hpm' ran auto)."""
         value = parameters.get(self.name())
         if hasattr(value, "valueAsString"):     # QgsProperty
             value, _ = value.valueAsString(context.expressionContext(), "")
-        key = self.key_of(value) if value not in (None, "") else None
+        if value in (None, ""):
+            return self.key_of(self.defaultValue())
+        key = self.key_of(value)
         if key is None:
-            key = self.key_of(self.defaultValue())
+            raise QgsProcessingException(self.unknown_message(value))
         return key
 
 

@@ -229,8 +229,7 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
             for param in self.parameterDefinitions():
                 value = parameters.get(param.name())
                 if isinstance(param, KeyedEnum) and value not in (None, "") and param.key_of(value) is None:
-                    return False, tr("{}: unknown value {!r}; use one of {} (or an option's label or number)").format(
-                        param.name(), value, ", ".join(param.keys))
+                    return False, param.unknown_message(value)
             # QGIS only says "Incorrect parameter value": say what is wrong with a file that won't load
             for name in (self.PAN, self.MS):
                 value = parameters.get(name)
