@@ -112,8 +112,8 @@ def test_the_floor_note_names_the_saturated_pan_it_lies_beside(data_dir, tmp_pat
     said = [line for line in lines if "eased smoothly towards black" in line]
     assert len(said) == 1 and "\n" not in said[0], lines
     line = said[0]
-    found = re.fullmatch(r"KSDiff \(learned\): [\d,]+ of [\d,]+ fused values \(\d+\.\d\d%; pixels in tile "
-                         r"overlaps count once per tile\) came out under "
+    found = re.fullmatch(r"KSDiff \(learned\): [\d,]+ of [\d,]+ fused values \(\d+\.\d\d%; tiles counted "
+                         r"with their borders\) came out under "
                          r"20% of the MS's value there and were eased smoothly towards black instead of overshooting "
                          r"below it; (\d+)% of them lie in or within 3 pixels of saturated PAN \(at 2047\)\.", line)
     assert found and 0 < int(found.group(1)) <= 100, line
