@@ -163,6 +163,29 @@ def test_rerun_onto_a_loaded_output_stretches_the_new_file(qgis_app, data_dir, t
     assert stretch(layer) == stretch(fresh)
 
 
+def _run_and_load(project, out: str, data_dir, method: str, **extra):
+    """ksdiff:pansharpen onto ``out`` loaded into ``project`` as the dialog loads it (QGIS's own post-processing);
+    the project's one layer."""
+    import processing
+    from processing.gui.Postprocessing import handleAlgorithmResults
+    from qgis.core import (
+        QgsApplication,
+        QgsProcessingContext,
+        QgsProcessingFeedback,
+        QgsProcessingOutputLayerDefinition,
+    )
+
+    context, feedback = QgsProcessingContext(), QgsProcessingFeedback()
+    context.setProject(project)
+    alg = QgsApplication.processingRegistry().createAlgorithmById("ksdiff:pansharpen")
+    params = {"PAN": str(data_dir / "wv2_pan.tif"), "MS": str(data_dir / "wv2_ms.tif"), "SENSOR": "wv2",
+              "METHOD": method, "OUTPUT": QgsProcessingOutputLayerDefinition(out, project), **extra}
+    processing.run(alg, params, context=context, feedback=feedback)
+    assert handleAlgorithmResults(alg, context, feedback, parameters=params)
+    (layer,) = project.mapLayers().values()
+    return layer
+
+
 def test_reruns_onto_a_loaded_output_show_the_new_style_and_leave_no_stale_statistics(qgis_app, data_dir, tmp_path):
     """Re-runs onto an output the project shows: QA saw every second re-run draw the previous file's stretch, with
     a fused.tif.aux.xml of the previous file's histograms left beside it (the old provider wrote its cache there
@@ -171,28 +194,14 @@ def test_reruns_onto_a_loaded_output_show_the_new_style_and_leave_no_stale_stati
     import os
     import re
 
-    import processing
-    from processing.gui.Postprocessing import handleAlgorithmResults
     from qgis.core import (
-        QgsApplication,
-        QgsProcessingContext,
-        QgsProcessingFeedback,
-        QgsProcessingOutputLayerDefinition,
         QgsProject,
     )
 
     project, out = QgsProject(), str(tmp_path / "fused.tif")
 
     def run_and_load(method, **extra):
-        context, feedback = QgsProcessingContext(), QgsProcessingFeedback()
-        context.setProject(project)
-        alg = QgsApplication.processingRegistry().createAlgorithmById("ksdiff:pansharpen")
-        params = {"PAN": str(data_dir / "wv2_pan.tif"), "MS": str(data_dir / "wv2_ms.tif"), "SENSOR": "wv2",
-                  "METHOD": method, "OUTPUT": QgsProcessingOutputLayerDefinition(out, project), **extra}
-        processing.run(alg, params, context=context, feedback=feedback)
-        assert handleAlgorithmResults(alg, context, feedback, parameters=params)
-        (layer,) = project.mapLayers().values()
-        return layer
+        return _run_and_load(project, out, data_dir, method, **extra)
 
     for method in ["mtf_glp_hpm", "exp", "brovey", "gsa", "mtf_glp_fs"]:
         layer = run_and_load(method)
@@ -216,13 +225,7 @@ def test_rerun_onto_a_loaded_output_keeps_the_users_layer_settings(qgis_app, dat
     went back to 1.0, the post-processor's new renderer had QGIS's defaults): opacity, nodata colour, transparent
     pixels. Its name
     is QGIS's to set: handleAlgorithmResults renames every reused layer (LayerDetails.setOutputLayerName)."""
-    import processing
-    from processing.gui.Postprocessing import handleAlgorithmResults
     from qgis.core import (
-        QgsApplication,
-        QgsProcessingContext,
-        QgsProcessingFeedback,
-        QgsProcessingOutputLayerDefinition,
         QgsProject,
         QgsRasterTransparency,
     )
@@ -231,15 +234,7 @@ def test_rerun_onto_a_loaded_output_keeps_the_users_layer_settings(qgis_app, dat
     project, out = QgsProject(), str(tmp_path / "fused.tif")
 
     def run_and_load(method, **extra):
-        context, feedback = QgsProcessingContext(), QgsProcessingFeedback()
-        context.setProject(project)
-        alg = QgsApplication.processingRegistry().createAlgorithmById("ksdiff:pansharpen")
-        params = {"PAN": str(data_dir / "wv2_pan.tif"), "MS": str(data_dir / "wv2_ms.tif"), "SENSOR": "wv2",
-                  "METHOD": method, "OUTPUT": QgsProcessingOutputLayerDefinition(out, project), **extra}
-        processing.run(alg, params, context=context, feedback=feedback)
-        assert handleAlgorithmResults(alg, context, feedback, parameters=params)
-        (layer,) = project.mapLayers().values()
-        return layer
+        return _run_and_load(project, out, data_dir, method, **extra)
 
     first = run_and_load("gsa")
     first.renderer().setOpacity(0.5)
