@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import math
 import threading
+from typing import Iterator
 
 from osgeo import gdal
 
@@ -76,3 +77,31 @@ class InputCache:
         # a dataset must not be read while its cache is flushed: readers hold the same lock
         with self.lock:
             drop_cached_blocks(self.datasets)
+
+
+# GDAL's block cache during the Cloud-Optimized GeoTIFF copy: GDAL's default (5 % of the RAM) filled with the whole
+# output's blocks and overviews (QA, MTF-GLP-HPM, COG=true: peak RSS 498 / 843 / 1,815 MB at 3k² / 6k² / 12k² PAN
+# against 367-388 MB without a COG; 581 MB and the same time with 128 MB)
+COG_CACHE_MB = 128
+_cap_lock = threading.Lock()
+_cap_users = 0
+_cap_restore = 0
+
+
+@contextlib.contextmanager
+def capped_cache(mb: int = COG_CACHE_MB) -> Iterator[None]:
+    """GDAL's block cache held to at most ``mb`` MB while inside (process-wide, as GDAL's cache is: runs side by
+    side share the cap, the first in saves the setting and the last out restores it)."""
+    global _cap_users, _cap_restore
+    with _cap_lock:
+        if _cap_users == 0:
+            _cap_restore = gdal.GetCacheMax()
+            gdal.SetCacheMax(min(_cap_restore, mb * 2**20))
+        _cap_users += 1
+    try:
+        yield
+    finally:
+        with _cap_lock:
+            _cap_users -= 1
+            if _cap_users == 0:
+                gdal.SetCacheMax(_cap_restore)

@@ -17,6 +17,7 @@ from typing import Callable
 import numpy as np
 from osgeo import gdal
 
+from ..blockcache import capped_cache
 from ..errors import Cancelled, InputError
 from ..gdalutil import close_dataset, gdal_call, gdal_try, gdal_try_warned, os_path
 from ..labels import param
@@ -211,12 +212,13 @@ def write_cog(src_path: str, dst_path: str, options: list[str],
 
     # every error of the copy is kept: a full disk shows first as "No space left on device" there, and the
     # copy may still return a dataset whose close then only says the TIFF directory could not be written
-    dst, errors = gdal_try(gdal.GetDriverByName("COG").CreateCopy, dst_path, src, 0, options, callback=callback)
-    if dst is not None:
-        errors += close_dataset(dst)
-    elif not errors:
-        errors = ["no dataset"]
-    del dst
+    with capped_cache():   # else the copy's blocks and overviews grow the cache with the scene
+        dst, errors = gdal_try(gdal.GetDriverByName("COG").CreateCopy, dst_path, src, 0, options, callback=callback)
+        if dst is not None:
+            errors += close_dataset(dst)
+        elif not errors:
+            errors = ["no dataset"]
+        del dst
     close_dataset(src)
     del src
     if errors or stop:
