@@ -162,6 +162,70 @@ def test_full_disk_during_the_cog_copy_says_so(tmp_path, small_disk):
     assert not dst.exists()
 
 
+LOW_SPACE_LINE = re.compile(r"The output may need about ([\d.,]+ [KMG]B) in (.+?) \(.*\) and ([\d.,]+ [KMG]B) are "
+                            r"free: the run may fail when writing; free space or choose another output folder\.")
+
+
+def _ordered_feedback(stop_at_low_space: bool):
+    """A QgsProcessingFeedback that keeps every info and warning line in order; cancels at the low-space warning
+    when ``stop_at_low_space`` (a user who reads it and stops)."""
+    from qgis.core import QgsProcessingFeedback
+
+    class Fb(QgsProcessingFeedback):
+        def __init__(self):
+            super().__init__()
+            self.lines = []
+
+        def pushInfo(self, msg):  # noqa: N802
+            self.lines.append(msg)
+            super().pushInfo(msg)
+
+        def pushWarning(self, msg):  # noqa: N802
+            self.lines.append(msg)
+            if stop_at_low_space and LOW_SPACE_LINE.search(msg):
+                self.cancel()
+            super().pushWarning(msg)
+
+    return Fb()
+
+
+@pytest.mark.parametrize("cog", [False, True], ids=["geotiff", "cog"])
+def test_low_disk_space_is_said_before_any_tile(qgis_app, pair, small_disk, cog):
+    """QA: a full disk was reported only when the write failed, after all the fusion (30+ min on a whole WV2 scene).
+    Now a warning says it before the self-check and the tiles: a user who cancels there loses nothing."""
+    out = small_disk / "fused.tif"
+    out.write_bytes(OLD)
+    # the fused 256x256x4 UInt16 scene is 512 KB uncompressed (~410 KB estimated with DEFLATE): 48 KB free
+    (small_disk / "filler").write_bytes(b"\0" * (shutil.disk_usage(small_disk).free - 48 * 1024))
+    fb = _ordered_feedback(stop_at_low_space=True)
+    _fails({**pair, "METHOD": "auto", "COG": cog, "OUTPUT": str(out)}, "(?i)cancel", fb)
+    found = [m for m in map(LOW_SPACE_LINE.search, fb.lines) if m]
+    assert len(found) == 1, fb.lines
+    assert found[0].group(2) == str(small_disk)
+    assert _bytes(found[0].group(1)) > (700 if cog else 350) * 1024, fb.lines[-1]
+    assert abs(_bytes(found[0].group(3)) - 48 * 1024) <= 1024, fb.lines[-1]
+    # cancelled at the warning: no self-check ran, no tile was fused, nothing was written
+    assert not any(ln.startswith(("Self-check", "Fusing with")) for ln in fb.lines), fb.lines
+    assert out.read_bytes() == OLD
+    assert not _partials(small_disk)
+
+
+def test_no_low_space_warning_with_room(qgis_app, pair, tmp_path):
+    fb = _ordered_feedback(stop_at_low_space=False)
+    _run({**pair, "METHOD": "auto", "COG": True, "OUTPUT": str(tmp_path / "fused.tif")}, fb)
+    assert any("Fusing with" in ln for ln in fb.lines), fb.lines
+    assert not any(LOW_SPACE_LINE.search(ln) for ln in fb.lines), fb.lines
+
+
+def test_space_estimate_covers_the_qa_scene():
+    """The 12288² x 4 UInt16 DEFLATE scene QA wrote: 742 MB; as a COG ~1.6x that at the peak."""
+    from ksdiff_qgis.engine.raster_io import space
+
+    assert 742e6 < space.needed_bytes(12288, 12288, 4, np.uint16, "deflate", False) < 1.5 * 742e6
+    assert 1.6 * 742e6 < space.needed_bytes(12288, 12288, 4, np.uint16, "deflate", True) < 3 * 742e6
+    assert space.codec("deflate", ["COMPRESS=NONE"]) == "none"
+
+
 FSIZE_SCRIPT = textwrap.dedent("""
     import json, os, resource, signal, sys
     os.environ["QT_QPA_PLATFORM"] = "offscreen"

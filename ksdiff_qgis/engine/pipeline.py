@@ -73,6 +73,7 @@ from .raster_io import (
     outputs,
     read_decimated,
     signature,
+    space,
     to_dtype,
     valid_pixels,
     value_range,
@@ -665,6 +666,11 @@ def pansharpen(
     fill_notes: list[str] = []
     ranges = inrange.guards(pan, ms, resampled_ms=plan.resampled)
     bar = _run_progress(fb, plan, ms_src, method, card, coregister, cog)
+    if not check_only:   # a full disk said now, not after the fusion (co-registration only cuts the region)
+        low_space = space.space_warning(output_path, plan.region[3], plan.region[2], ms.bands, ms.dtype,
+                                        space.codec(compression, extra_options), cog)
+        if low_space:
+            fb.warning(low_space)
     stats = estimate_scene_stats(pan_ds, ms_src, pan, ms, plan, notes=fill_notes, ranges=ranges,
                                  progress=bar.stage("stats"))
     if inrange.drop_unfit(ranges):   # an input wider than the other's bit depth: its sample read again, unclamped
