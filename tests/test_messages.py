@@ -114,10 +114,27 @@ def test_the_log_names_methods_by_their_labels(wv2_auto_log):
     Gram-Schmidt adaptive (GSA), MTF-GLP-FS."""
     _, lines = wv2_auto_log
     prose = [line for line in lines if not line.startswith("DEBUG ")]
-    assert any(line.strip().startswith("MTF-GLP-HPM ") and "Wald ERGAS" in line for line in prose), prose
-    assert any(line.strip().startswith("Gram-Schmidt adaptive (GSA) ") for line in prose), prose
+    assert any(line.startswith("MTF-GLP-HPM: ") and "Wald ERGAS" in line for line in prose), prose
+    assert any(line.startswith("Gram-Schmidt adaptive (GSA): ") for line in prose), prose
     for key in selfcheck.CLASSICAL_CANDIDATES:
         assert not [line for line in prose if re.search(rf"\b{key}\b", line) and "METHOD=" not in line], (key, prose)
+
+
+def test_the_selfcheck_table_reads_well_without_alignment(wv2_auto_log):
+    """QA (desktop, WorldView-2 pair 1): the Processing dialog's Log tab collapses runs of spaces, so the self-check's
+    rows, aligned with spaces for qgis_process, came out ragged. Each row now starts with its method's label and a
+    colon, figures in the same order, separated by commas and semicolons, with no run of spaces to rely on."""
+    _, lines = wv2_auto_log
+    start = next(i for i, line in enumerate(lines) if line.startswith("Self-check on ")) + 1
+    table = lines[start:start + 1 + len(selfcheck.CLASSICAL_CANDIDATES)]   # the model, then every classical one
+    labels_seen = [line.split(":", 1)[0] for line in table]
+    assert labels_seen[0] == "KSDiff", table
+    assert {selfcheck.label(k) for k in selfcheck.CLASSICAL_CANDIDATES} == set(labels_seen[1:]), table
+    order = re.compile(r"^[^:]+: Wald ERGAS [\d.]+, SAM [\d.]+; full resolution R-ERGAS [\d.]+, checkerboard [\d.]+ "
+                       r"\(PAN [\d.]+, MS [\d.]+\)$")
+    for line in table:
+        assert not re.search(r"\s{2,}", line), line
+        assert order.match(line), line
 
 
 def test_selfcheck_figures_are_rounded_for_processing(wv2_auto_log):
