@@ -2,6 +2,8 @@
 said in one warning; everything else untouched."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from osgeo import gdal
@@ -160,3 +162,29 @@ def test_many_values_above_the_range_question_the_declared_bit_depth():
     assert guard.note() == ("PAN: 200 pixels above its 11-bit range (max 3000) read as 2047: so many that the 11-bit "
                             "range itself may be wrong: if the data are wider, declare their bit depth (gdal_translate "
                             "-co NBITS=16)")
+
+
+def test_a_12bit_run_without_nbits_states_one_ceiling_for_the_data(data_dir, tmp_path):
+    """QA: a 12-bit Pléiades delivery without NBITS logged "values normalised by 2047" (the card's scale, what the
+    network is fed) and "above 4095, the top of Pléiades 1A/1B's 12-bit range" in one run: two ceilings for one
+    product. The scale line now says 2047 is the model's training scale, not the data's range."""
+    paths = []
+    for name in ("pan", "ms"):
+        path = tmp_path / f"{name}12.tif"
+        ds = gdal.Translate(str(path), str(data_dir / f"wv2_{name}.tif"), creationOptions=["NBITS=16"])
+        for b in range(1, ds.RasterCount + 1):   # the 11-bit crop x 5, saturating under 4095 as a 12-bit product
+            band = ds.GetRasterBand(b)
+            band.WriteArray(np.minimum(band.ReadAsArray().astype(np.int64) * 5, 4092).astype(np.uint16))
+        ds = None
+        assert describe(gdal.Open(str(path)), str(path)).nbits is None
+        paths.append(str(path))
+    fb = RecordingFeedback()
+    pansharpen(*paths, str(tmp_path / "o.tif"), "pleiades", "ksdiff", device="cpu", feedback=fb)
+    # every value the log states as the top of the data's range
+    tops = {int(m) for line in fb.lines for m in re.findall(r"above (\d+), the top of [^,]*range", line)}
+    scale_lines = [line for line in fb.lines if re.search(r"values (normalised|divided) by \d", line)]
+    assert tops == {4095} and len(scale_lines) == 1, fb.lines
+    if "not the data's range" not in scale_lines[0]:   # a bare scale reads as the data's range
+        tops |= {int(m) for m in re.findall(r"values (?:normalised|divided) by (\d+)", scale_lines[0])}
+    assert tops == {4095}, scale_lines
+    assert "2047, the model's training scale" in scale_lines[0], scale_lines

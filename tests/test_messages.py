@@ -100,7 +100,7 @@ def test_a_run_log_keeps_diagnostics_at_debug_level(wv2_auto_log):
     res, lines = wv2_auto_log
     if res.method != "ksdiff":
         pytest.skip("the self-check did not keep KSDiff on this build")
-    for what in ("noise pull: the PAN's noise", "detail gains fitted on the Wald sample", "values normalised by",
+    for what in ("noise pull: the PAN's noise", "detail gains fitted on the Wald sample", "values divided by",
                  "tile margin"):
         said = [line for line in lines if what in line]
         assert said and all(line.startswith("DEBUG ") for line in said), (what, lines)

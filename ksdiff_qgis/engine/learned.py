@@ -177,6 +177,22 @@ def value_scale(card: ModelCard, ms: RasterInfo, ms_mean: np.ndarray | None = No
     return card.scale
 
 
+def value_scale_note(card: ModelCard, ms: RasterInfo, scale: float) -> str:
+    """What ``value_scale`` divided the values by, and why, for the log: without NBITS the card's scale is the
+    model's training scale, not the data's range. QA read "values normalised by 2047" beside "above 4095, the top
+    of Pléiades 1A/1B's 12-bit range" as two ceilings for one 12-bit product (UInt16 without NBITS)."""
+    if ms.nbits and ms.dtype.kind in "iu":
+        return f"values divided by {scale:g}, the top of the MS's {ms.nbits}-bit range (its NBITS)"
+    if ms.dtype == np.uint8:
+        return f"values divided by {scale:g}, the top of the MS's 8-bit range"
+    if scale != card.scale:
+        return (f"values divided by {scale:.4g}, which maps the MS's scene mean to the training products' mean "
+                "(floating-point data)")
+    # the network normalises each tile itself: a global gain leaves its output unchanged (test_input_range)
+    return (f"values divided by {scale:g}, the model's training scale, not the data's range (the MS declares no "
+            "NBITS); the network normalises each tile itself, so the data's range needs no other scale")
+
+
 def pan_units(stats) -> tuple[float, str | None]:
     """The factor that takes the PAN's values into the MS's units for the network, and a warning, when their scene
     means differ by more than :data:`UNITS_TOLERANCE` (a reflectance PAN with a DN MS, a x 1e4 scaling on one of

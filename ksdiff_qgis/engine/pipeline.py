@@ -55,6 +55,7 @@ from .learned import (
     checked_session,
     pan_units,
     value_scale,
+    value_scale_note,
     zero_fill,
 )
 from .metascan import MetadataScan
@@ -729,7 +730,7 @@ def pansharpen(
             (fb.warning if warn else fb.debug)(line)   # the noise read: a diagnostic unless it reads 0
         fb.info(f"Model {card.path.name} on {session.device}; {session.reason}.")
         # how the tiles run: for whoever studies a run, not every user's log
-        fb.debug(f"model {card.path.name} ({card.data.get('backbone', '')}): values normalised by {scale:g}; "
+        fb.debug(f"model {card.path.name} ({card.data.get('backbone', '')}): {value_scale_note(card, ms, scale)}; "
                  f"tiles run {fuse.path_note()}; "
                  + ("one consistency step onto the MS per tile" if consistency else "no consistency step"))
     else:
