@@ -75,6 +75,19 @@ def test_qgis_process_reports_bad_input(profile, data_dir, tmp_path):
     assert not out.exists()
 
 
+def test_an_empty_option_takes_its_default_and_an_unknown_one_is_named(profile, data_dir, tmp_path):
+    """``SENSOR=`` reaches the plugin as a NULL value: it was refused as "Incorrect parameter value for SENSOR" where
+    processing.run's "" took the default (QA); ksdiff:assess said only that for an unknown SENSOR."""
+    out = tmp_path / "fused.tif"
+    res = qgis_process(profile, "run", "ksdiff:pansharpen", "--", f"PAN={data_dir / 'wv2_pan.tif'}",
+                       f"MS={data_dir / 'wv2_ms.tif'}", "SENSOR=", "METHOD=gsa", "COMPRESSION=", f"OUTPUT={out}")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert gdal.Open(str(out)).GetMetadataItem("KSDIFF_METHOD") == "gsa"
+    res = qgis_process(profile, "run", "ksdiff:assess", "--", f"FUSED={out}", f"PAN={data_dir / 'wv2_pan.tif'}",
+                       f"MS={data_dir / 'wv2_ms.tif'}", "SENSOR=bogus", f"OUTPUT_HTML={tmp_path / 'r.html'}")
+    assert res.returncode != 0 and "SENSOR: unknown value 'bogus'; use one of" in res.stdout + res.stderr
+
+
 def test_qgis_process_lists_algorithm_help(profile):
     res = qgis_process(profile, "help", "ksdiff:pansharpen")
     assert res.returncode == 0

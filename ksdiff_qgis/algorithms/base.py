@@ -16,6 +16,7 @@ from qgis.PyQt.QtCore import QCoreApplication, QThread
 from qgis.PyQt.QtGui import QIcon
 
 from ..engine.errors import Cancelled, InputError
+from .compat import unknown_enum_value
 
 ICONS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "resources", "icons")
 ICON = os.path.join(ICONS, "ksdiff.svg")
@@ -138,7 +139,9 @@ class KsdiffAlgorithm(QgsProcessingAlgorithm):
 
     def checkParameterValues(self, parameters, context):  # noqa: N802
         _snapshot_store(context, fresh=True)   # before QGIS loads the inputs into the context's temporary store
-        return super().checkParameterValues(parameters, context)
+        ok, msg = super().checkParameterValues(parameters, context)
+        unknown = None if ok else unknown_enum_value(self, parameters)
+        return (False, unknown) if unknown else (ok, msg)
 
     def group(self) -> str:
         return QCoreApplication.translate("Ksdiff", GROUPS[self.GROUP_ID])

@@ -16,7 +16,7 @@ from qgis.core import (
     QgsProcessingParameterEnum,
     QgsProcessingParameterNumber,
 )
-from qgis.PyQt.QtCore import QCoreApplication
+from qgis.PyQt.QtCore import QCoreApplication, QVariant
 
 
 def _scoped(enum_name: str, member: str, fallback_owner, fallback_name: str):
@@ -116,8 +116,14 @@ class KeyedEnum(QgsProcessingParameterEnum):
         index = self.index_of(value)
         return super().valueAsPythonComment(value if index is None else index, context)
 
+    @staticmethod
+    def is_empty(value) -> bool:
+        """No value: None, an empty text, or the NULL QVariant qgis_process passes for ``SENSOR=`` (QA: refused as
+        'Incorrect parameter value' where processing.run's "" took the default)."""
+        return value is None or value == "" or (isinstance(value, QVariant) and value.isNull())
+
     def checkValueIsAcceptable(self, value, context=None):  # noqa: N802
-        if value is None or value == "":
+        if self.is_empty(value):
             return bool(self.flags() & FLAG_OPTIONAL) or self.defaultValue() is not None
         if hasattr(value, "propertyType"):    # a data-defined QgsProperty (models): judged at run time
             return True
@@ -134,12 +140,23 @@ class KeyedEnum(QgsProcessingParameterEnum):
         value = parameters.get(self.name())
         if hasattr(value, "valueAsString"):     # QgsProperty
             value, _ = value.valueAsString(context.expressionContext(), "")
-        if value in (None, ""):
+        if self.is_empty(value):
             return self.key_of(self.defaultValue())
         key = self.key_of(value)
         if key is None:
             raise QgsProcessingException(self.unknown_message(value))
         return key
+
+
+def unknown_enum_value(algorithm, parameters: dict) -> str | None:
+    """The refusal of the first KeyedEnum value in ``parameters`` that is no key, label or number, else None
+    (QGIS itself only says "Incorrect parameter value")."""
+    for param in algorithm.parameterDefinitions():
+        value = parameters.get(param.name())
+        if isinstance(param, KeyedEnum) and not param.is_empty(value) and not hasattr(value, "propertyType") \
+                and param.key_of(value) is None:
+            return param.unknown_message(value)
+    return None
 
 
 def enum_indexes(algorithm, parameters: dict) -> dict:

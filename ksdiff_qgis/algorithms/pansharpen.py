@@ -226,10 +226,6 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
     def checkParameterValues(self, parameters, context):  # noqa: N802
         ok, msg = super().checkParameterValues(parameters, context)
         if not ok:
-            for param in self.parameterDefinitions():
-                value = parameters.get(param.name())
-                if isinstance(param, KeyedEnum) and value not in (None, "") and param.key_of(value) is None:
-                    return False, param.unknown_message(value)
             # QGIS only says "Incorrect parameter value": say what is wrong with a file that won't load
             for name in (self.PAN, self.MS):
                 value = parameters.get(name)
