@@ -167,26 +167,11 @@ LOW_SPACE_LINE = re.compile(r"The output may need about ([\d.,]+ [KMG]B) in (.+?
 
 
 def _ordered_feedback(stop_at_low_space: bool):
-    """A QgsProcessingFeedback that keeps every info and warning line in order; cancels at the low-space warning
-    when ``stop_at_low_space`` (a user who reads it and stops)."""
-    from qgis.core import QgsProcessingFeedback
+    """The tests' recording feedback (every line in order), cancelling at the low-space warning when
+    ``stop_at_low_space`` (a user who reads it and stops)."""
+    from test_issue14_processing import Log
 
-    class Fb(QgsProcessingFeedback):
-        def __init__(self):
-            super().__init__()
-            self.lines = []
-
-        def pushInfo(self, msg):  # noqa: N802
-            self.lines.append(msg)
-            super().pushInfo(msg)
-
-        def pushWarning(self, msg):  # noqa: N802
-            self.lines.append(msg)
-            if stop_at_low_space and LOW_SPACE_LINE.search(msg):
-                self.cancel()
-            super().pushWarning(msg)
-
-    return Fb()
+    return Log(cancel_at=LOW_SPACE_LINE if stop_at_low_space else None)
 
 
 @pytest.mark.parametrize("cog", [False, True], ids=["geotiff", "cog"])

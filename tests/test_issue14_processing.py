@@ -17,9 +17,10 @@ def _run(params, feedback=None):
 
 
 class Log:
-    """A QgsProcessingFeedback that keeps what the algorithm logged."""
+    """A QgsProcessingFeedback that keeps what the algorithm logged; ``cancel_at``: a pattern whose warning cancels
+    the run (a user who reads it and stops)."""
 
-    def __new__(cls):
+    def __new__(cls, cancel_at=None):
         from qgis.core import QgsProcessingFeedback
 
         class _Log(QgsProcessingFeedback):
@@ -33,6 +34,8 @@ class Log:
 
             def pushWarning(self, warning):  # noqa: N802
                 self.lines.append("WARNING " + warning)
+                if cancel_at is not None and cancel_at.search(warning):
+                    self.cancel()
                 super().pushWarning(warning)
 
             def pushDebugInfo(self, info):  # noqa: N802

@@ -22,6 +22,17 @@ def _zero_as_layer_nodata(layer) -> None:
         layer.dataProvider().setUserNoDataValue(b, [QgsRasterRange(0, 0)])
 
 
+
+def _fused_log(data_dir, ms, method: str, out):
+    """ksdiff:pansharpen of the WV2 fixture PAN with ``ms`` (a layer or path) as SENSOR wv2: (results, its Log)."""
+    import processing
+    from test_issue14_processing import Log
+
+    log = Log()
+    res = processing.run("ksdiff:pansharpen", {"PAN": str(data_dir / "wv2_pan.tif"), "MS": ms, "SENSOR": "wv2",
+                                               "METHOD": method, "OUTPUT": str(out)}, feedback=log)
+    return res, log
+
 def _ms_with_zero_block(data_dir, path, nodata=None) -> str:
     ds = gdal.Translate(str(path), str(data_dir / "wv2_ms.tif"), options=gdal.TranslateOptions(noData="none"))
     for b in range(1, ds.RasterCount + 1):
@@ -90,9 +101,7 @@ def test_a_layers_no_data_value_the_file_overrides_is_warned(qgis_app, data_dir,
     said = ("MS: the nodata value 300 set on the layer 'declared ms' (Layer Properties > Transparency) is not used: "
             "the run reads the file, which declares its own nodata value, 0, and that one is used",
             "gdal_translate -a_nodata 300")
-    log = Log()
-    processing.run("ksdiff:pansharpen", {"PAN": str(data_dir / "wv2_pan.tif"), "MS": ms, "SENSOR": "wv2",
-                                         "METHOD": "mtf_glp_hpm", "OUTPUT": str(tmp_path / "o.tif")}, feedback=log)
+    _, log = _fused_log(data_dir, ms, "mtf_glp_hpm", tmp_path / "o.tif")
     assert any(line.startswith("WARNING " + said[0]) and said[1] in line for line in log.lines), log.lines
     log = Log()
     processing.run("ksdiff:assess", {"FUSED": str(tmp_path / "o.tif"), "PAN": str(data_dir / "wv2_pan.tif"), "MS": ms,
@@ -101,18 +110,14 @@ def test_a_layers_no_data_value_the_file_overrides_is_warned(qgis_app, data_dir,
     # a layer whose value is used says nothing of the kind
     plain = QgsRasterLayer(_ms_with_zero_block(data_dir, tmp_path / "plain.tif"), "plain ms")
     _zero_as_layer_nodata(plain)
-    log = Log()
-    processing.run("ksdiff:pansharpen", {"PAN": str(data_dir / "wv2_pan.tif"), "MS": plain, "SENSOR": "wv2",
-                                         "METHOD": "mtf_glp_hpm", "OUTPUT": str(tmp_path / "p.tif")}, feedback=log)
+    _, log = _fused_log(data_dir, plain, "mtf_glp_hpm", tmp_path / "p.tif")
     assert not any("Transparency" in line for line in log.lines), log.lines
 
 
 def test_a_layers_gdal_open_options_are_warned(qgis_app, data_dir, tmp_path):
     """A layer opening its file with ``|option:OVERVIEW_LEVEL=0`` (QGIS shows the 32x32 overview): the run reads the
     64x64 file (QA: without a word); the warning names the options, both sizes and the gdal_translate -oo fix."""
-    import processing
     from qgis.core import QgsRasterLayer
-    from test_issue14_processing import Log
 
     path = str(tmp_path / "ms_ovr.tif")
     ds = gdal.Translate(path, str(data_dir / "wv2_ms.tif"))
@@ -120,19 +125,14 @@ def test_a_layers_gdal_open_options_are_warned(qgis_app, data_dir, tmp_path):
     ds = None
     ms = QgsRasterLayer(path + "|option:OVERVIEW_LEVEL=0", "ms overview")
     assert ms.isValid() and (ms.width(), ms.height()) == (32, 32)
-    log = Log()
-    processing.run("ksdiff:pansharpen", {"PAN": str(data_dir / "wv2_pan.tif"), "MS": ms, "SENSOR": "wv2",
-                                         "METHOD": "gsa", "OUTPUT": str(tmp_path / "o.tif")}, feedback=log)
+    _, log = _fused_log(data_dir, ms, "gsa", tmp_path / "o.tif")
     said = [line for line in log.lines if "open option" in line]
     assert len(said) == 1 and said[0].startswith("WARNING MS: the layer 'ms overview'"), log.lines
     for part in ("OVERVIEW_LEVEL=0, which are not applied here: the file itself is read (64x64 pixels, where QGIS "
                  "shows the layer with them as 32x32)", f'gdal_translate -oo OVERVIEW_LEVEL=0 "{path}"'):
         assert part in said[0], said[0]
     # the same file without options: no warning
-    log = Log()
-    processing.run("ksdiff:pansharpen", {"PAN": str(data_dir / "wv2_pan.tif"), "MS": QgsRasterLayer(path, "ms"),
-                                         "SENSOR": "wv2", "METHOD": "gsa", "OUTPUT": str(tmp_path / "p.tif")},
-                   feedback=log)
+    _, log = _fused_log(data_dir, QgsRasterLayer(path, "ms"), "gsa", tmp_path / "p.tif")
     assert not any("open option" in line for line in log.lines)
 
 
@@ -374,26 +374,20 @@ def test_no_data_values_that_differ_between_bands_are_warned(qgis_app, data_dir,
     """QA: band 1's no-data value on the layer was applied to every MS band without a word, band 2's own value
     ignored. The engine takes one nodata value per raster: the run warns, listing each band's value and saying band
     1's is used in every band; bands set alike say nothing."""
-    import processing
     from qgis.core import QgsRasterLayer, QgsRasterRange
-    from test_issue14_processing import Log
 
     path = _ms_with_zero_block(data_dir, tmp_path / "ms.tif")
     ms = QgsRasterLayer(path, "ms per band")
     ms.dataProvider().setUserNoDataValue(1, [QgsRasterRange(0, 0)])
     ms.dataProvider().setUserNoDataValue(2, [QgsRasterRange(77, 77)])
-    log = Log()
-    res = processing.run("ksdiff:pansharpen", {"PAN": str(data_dir / "wv2_pan.tif"), "MS": ms, "SENSOR": "wv2",
-                                               "METHOD": "gsa", "OUTPUT": str(tmp_path / "o.tif")}, feedback=log)
+    res, log = _fused_log(data_dir, ms, "gsa", tmp_path / "o.tif")
     said = [line for line in log.lines if "different nodata values" in line]
     assert len(said) == 1 and said[0].startswith("WARNING MS: the bands of the layer 'ms per band'"), log.lines
     assert "band 1: 0; band 2: 77; band 3: none" in said[0] and "band 1's: 0 in every band" in said[0], said[0]
     assert _holes(res["OUTPUT"])[:80, :96].all()
     alike = QgsRasterLayer(path, "ms alike")
     _zero_as_layer_nodata(alike)
-    log = Log()
-    processing.run("ksdiff:pansharpen", {"PAN": str(data_dir / "wv2_pan.tif"), "MS": alike, "SENSOR": "wv2",
-                                         "METHOD": "gsa", "OUTPUT": str(tmp_path / "a.tif")}, feedback=log)
+    _, log = _fused_log(data_dir, alike, "gsa", tmp_path / "a.tif")
     assert not any("different nodata values" in line for line in log.lines), log.lines
 
 

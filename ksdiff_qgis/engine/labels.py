@@ -41,8 +41,3 @@ def param(key: str, value: str | None = None) -> str:
 def method(key: str) -> str:
     """A method's label for log prose: 'MTF-GLP-HPM' for mtf_glp_hpm; the key itself when it has none."""
     return METHODS.get(key, key)
-
-
-def method_choice(key: str) -> str:
-    """A method as a value to choose: "MTF-GLP-HPM (METHOD=mtf_glp_hpm)"."""
-    return f"{method(key)} (METHOD={key})"
