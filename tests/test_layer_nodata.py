@@ -33,18 +33,23 @@ def _fused_log(data_dir, ms, method: str, out):
                                                "METHOD": method, "OUTPUT": str(out)}, feedback=log)
     return res, log
 
-def _ms_with_zero_block(data_dir, path, nodata=None) -> str:
-    ds = gdal.Translate(str(path), str(data_dir / "wv2_ms.tif"), options=gdal.TranslateOptions(noData="none"))
+def _with_zero_block(src, path, block, nodata=None) -> str:
+    """A copy of ``src`` whose pixels ``block`` are 0 in every band (real data there), declaring ``nodata``."""
+    ds = gdal.Translate(str(path), str(src), options=gdal.TranslateOptions(noData="none"))
     for b in range(1, ds.RasterCount + 1):
         band = ds.GetRasterBand(b)
         arr = band.ReadAsArray()
-        arr[BLOCK] = 0
+        arr[block] = 0
         band.WriteArray(arr)
         if nodata is not None:
             band.SetNoDataValue(nodata)
         band = None
     ds = None
     return str(path)
+
+
+def _ms_with_zero_block(data_dir, path, nodata=None) -> str:
+    return _with_zero_block(data_dir / "wv2_ms.tif", path, BLOCK, nodata)
 
 
 def _holes(path) -> np.ndarray:
@@ -309,16 +314,7 @@ def test_a_file_name_with_a_pipe_is_read_as_qgis_reads_it(qgis_app, data_dir, tm
 
 def _pan_with_zero_block(data_dir, path, nodata=None) -> str:
     """A copy of the WV2 PAN whose pixels [100:140, 100:140] are 0 (real data there), declaring ``nodata``."""
-    ds = gdal.Translate(str(path), str(data_dir / "wv2_pan.tif"), options=gdal.TranslateOptions(noData="none"))
-    band = ds.GetRasterBand(1)
-    arr = band.ReadAsArray()
-    arr[100:140, 100:140] = 0
-    band.WriteArray(arr)
-    if nodata is not None:
-        band.SetNoDataValue(nodata)
-    band = None
-    ds = None
-    return str(path)
+    return _with_zero_block(data_dir / "wv2_pan.tif", path, np.s_[100:140, 100:140], nodata)
 
 
 def test_an_unticked_file_no_data_value_is_not_used(qgis_app, data_dir, tmp_path):
