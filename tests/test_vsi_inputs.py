@@ -4,12 +4,15 @@ from __future__ import annotations
 import zipfile
 from pathlib import Path
 
+import pytest
 from osgeo import gdal
 from test_deliveries import SCENE, _landsat_delivery, _stack
 from test_sensors_bands import Log
 
 from ksdiff_qgis.engine.delivery import vrt_sources
+from ksdiff_qgis.engine.errors import InputError
 from ksdiff_qgis.engine.pipeline import pansharpen
+from ksdiff_qgis.engine.scenes import SceneListError, read_scenes
 
 
 def _zipped_landsat_vrt(data_dir: Path, tmp_path: Path) -> tuple[str, str]:
@@ -39,3 +42,52 @@ def test_a_band_vrt_inside_a_zip_is_fused_with_its_bands_named_by_their_files(da
                f"(Landsat 8/9 OLI band codes: {SCENE}_MTL.txt says LANDSAT_8)" in line for line in log.lines), log.lines
     out = gdal.Open(res.output_path)
     assert [out.GetRasterBand(i).GetDescription() for i in (1, 2, 3, 4)] == ["B4 Red", "B3 Green", "B2 Blue", "B5 NIR"]
+
+
+VIRTUAL_OUTPUT = "outputs cannot be written into an archive or a GDAL virtual file system"
+
+
+def _virtual_outputs(tmp_path: Path) -> list[tuple[str, str]]:
+    """(output inside a zip, /vsimem/ output) and the plain path each message suggests."""
+    archive = tmp_path / "l8.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        z.writestr("readme.txt", "an archive the output was asked to go into")
+    return [(f"/vsizip/{archive}/fused.tif", f"(/vsizip/…): give a plain file path such as {tmp_path}/fused.tif"),
+            ("/vsimem/fused.tif", "(/vsimem/…): give a plain file path such as /path/to/fused.tif")]
+
+
+def test_an_output_inside_an_archive_or_vsimem_is_refused_before_anything_runs(data_dir, tmp_path):
+    """It said "the output folder '/vsizip/tmp/x/l8.zip' does not exist" (its path mangled, the wrong cause)."""
+    for out, hint in _virtual_outputs(tmp_path):
+        log = Log()
+        with pytest.raises(InputError) as raised:
+            pansharpen(str(data_dir / "l8_pan.tif"), str(data_dir / "l8_ms.tif"), out, "landsat8", "mtf_glp_hpm",
+                       feedback=log)
+        assert VIRTUAL_OUTPUT in str(raised.value) and hint in str(raised.value), raised.value
+        assert gdal.VSIStatL(out) is None and not log.lines, log.lines
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["l8.zip"]
+
+
+def test_a_batch_list_with_an_output_inside_an_archive_stops_before_any_scene(data_dir, tmp_path):
+    """The batch ran the scene, failed at the writer and retried it three times."""
+    (out, hint), _ = _virtual_outputs(tmp_path)
+    listing = tmp_path / "scenes.csv"
+    listing.write_text(f"pan,ms,sensor,method,output\n{data_dir}/l8_pan.tif,{data_dir}/l8_ms.tif,landsat8,,ok.tif\n"
+                       f"{data_dir}/l8_pan.tif,{data_dir}/l8_ms.tif,landsat8,,{out}\n", encoding="utf-8")
+    with pytest.raises(SceneListError) as raised:
+        read_scenes(str(listing))
+    assert str(raised.value).startswith(f"line 3: the output '{out}' cannot be written: {VIRTUAL_OUTPUT}")
+    assert hint in str(raised.value), raised.value
+
+
+def test_processing_refuses_an_output_inside_an_archive(qgis_app, data_dir, tmp_path):
+    import processing
+    from qgis.core import QgsProcessingException
+
+    for out, hint in _virtual_outputs(tmp_path):
+        with pytest.raises(QgsProcessingException) as raised:
+            processing.run("ksdiff:pansharpen", {"PAN": str(data_dir / "l8_pan.tif"), "MS": str(data_dir / "l8_ms.tif"),
+                                                 "SENSOR": "landsat8", "METHOD": "mtf_glp_hpm", "OUTPUT": out})
+        assert VIRTUAL_OUTPUT in str(raised.value) and hint in str(raised.value), raised.value
+        assert "does not exist" not in str(raised.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["l8.zip"]
