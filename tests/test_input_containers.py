@@ -76,7 +76,8 @@ def test_an_rpc_only_pair_is_refused_with_the_orthorectification_fix(qgis_app, p
         ds = None
     out = str(tmp_path / "o.tif")
     with pytest.raises(QgsProcessingException,
-                       match=r"RPC coefficients only.*Orthorectify it first: gdalwarp -rpc -t_srs EPSG:.*RPC_DEM="):
+                       match=r"RPC coefficients only.*Orthorectify PAN and MS alike.*gdalwarp -rpc -t_srs "
+                             r"EPSG:\d+ -tr .*-tap.*-dstnodata 0.*RPC_DEM="):
         processing.run("ksdiff:pansharpen", {**pair, **paths, "OUTPUT": out})
     assert not os.path.exists(out) and not [f for f in os.listdir(tmp_path) if "partial" in f]
 

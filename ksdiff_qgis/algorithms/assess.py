@@ -15,7 +15,7 @@ from qgis.core import (
 )
 
 from ..engine import metrics as M
-from ..engine.assessment import assess_full, assess_reduced, pair_ratio
+from ..engine.assessment import assess_full, assess_reduced, check_inputs_located, pair_ratio
 from ..engine.errors import Cancelled, InputError
 from ..engine.grid import assign_crs
 from ..engine.raster_io import describe, open_dataset
@@ -175,6 +175,8 @@ class AssessAlgorithm(KsdiffAlgorithm):
         except InputError as e:
             raise QgsProcessingException(str(e)) from None
         try:
+            # a raw (RPC- or GCP-only) input is said first, as ksdiff:pansharpen says it, not after the sensor guess
+            check_inputs_located({"FUSED": self._fused, "REFERENCE": self._ref, "PAN": self._pan, "MS": self._ms})
             if self._sensor == AUTO:   # reads the inputs' metadata: here, in the worker
                 found = guess_sensor(self._fused, self._ref, self._pan, self._ms, self._crs)
                 self._sensor, guessed, self._tag_ratio = found.key, "; ".join(found.reasons), found.ratio

@@ -24,6 +24,7 @@ from .feedback import Feedback
 from .filters import MTF_TAPS, grow_mask, upsample
 from .grid import GRID_SHIFT, NO_CRS, assign_crs, crs_name, extent_text, plan_grid, same_crs, whole_ratio
 from .masks import with_nodata, without_transparency_mask
+from .placement import ASSESSMENT, check_located
 from .raster_io import MaskedRaster, RasterInfo, describe, open_dataset, value_range
 from .report import INDICES
 from .sensors import GENERIC_MTF_MS, Sensor, get_sensor
@@ -245,6 +246,16 @@ def _step(fb: Feedback, done: int, total: int) -> None:
     fb.progress(done / max(total, 1))
 
 
+def check_inputs_located(paths: dict[str, str | None]) -> None:
+    """InputError when an input (by role: FUSED, REFERENCE, PAN, MS) is placed by RPC coefficients or ground control
+    points only, said as ksdiff:pansharpen says it (``placement``), worded for the assessment: before the sensor
+    guess or any pixel is read, whose warnings came first and whose messages misled ("the fusion needs...", a
+    GCP-only FUSED said to be "in different coordinate reference systems")."""
+    infos = {role: describe(open_dataset(path, role), path) for role, path in paths.items() if path}
+    for role, info in infos.items():
+        check_located(info, role, ASSESSMENT, infos)
+
+
 def assess_reduced(fused_path: str, ref_path: str, sensor: str, feedback: Feedback | None = None,
                    extra_nodata: float | None = None, layer_nodata: dict[str, float | None] | None = None,
                    ratio: int | None = None, layer_crs: dict[str, str | None] | None = None) -> dict:
@@ -255,6 +266,7 @@ def assess_reduced(fused_path: str, ref_path: str, sensor: str, feedback: Feedba
     ``ratio``: the data's resolution ratio, for ERGAS when the sensor has none (generic); without either ERGAS is n/a.
     ``layer_crs``: per role a CRS (WKT) set on the QGIS layer, used in place of the file's (``use_layer_crs``).
     """
+    check_inputs_located({"FUSED": fused_path, "REFERENCE": ref_path})
     fb = feedback or Feedback()
     sens = get_sensor(sensor)
     given = layer_nodata or {}
@@ -343,6 +355,7 @@ def assess_full(fused_path: str, pan_path: str, ms_path: str, sensor: str, feedb
                 layer_crs: dict[str, str | None] | None = None) -> dict:
     """No-reference indices of ``fused`` (PAN grid) against the original PAN and MS (``layer_nodata`` and
     ``layer_crs`` as in ``assess_reduced``, roles FUSED, PAN, MS)."""
+    check_inputs_located({"FUSED": fused_path, "PAN": pan_path, "MS": ms_path})
     fb = feedback or Feedback()
     sens = get_sensor(sensor)
     given = layer_nodata or {}

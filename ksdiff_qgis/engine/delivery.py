@@ -18,8 +18,9 @@ import re
 import xml.etree.ElementTree as ET
 
 from . import bandcodes
+from .gdalutil import vsi_folder
 from .metascan import MetadataScan
-from .raster_io.vrtxml import band_sources
+from .raster_io.vrtxml import band_sources, read_vrt
 
 TILE_MARK = re.compile(r"_R\d+C\d+", re.IGNORECASE)   # Maxar's and Airbus's tile suffix (..._R1C1...)
 PRODUCT_IDS = re.compile(r'(?:LANDSAT_PRODUCT_ID|LANDSAT_SCENE_ID)\s*=\s*"([^"]+)"')
@@ -37,15 +38,12 @@ MAX_SOURCES = 64   # a mosaic of many tiles: its first files are enough to say w
 
 def vrt_sources(path: str) -> list[list[tuple[str, int]]] | None:
     """Per band of a VRT file, its sources as (file, band of that file); None when ``path`` is not a readable VRT."""
-    if not path.lower().endswith(".vrt") or not os.path.isfile(path):
+    if not path.lower().endswith(".vrt"):
         return None
-    try:
-        root = ET.parse(path).getroot()
-    except (ET.ParseError, OSError):
+    found = read_vrt(path)   # through GDAL's VSI layer: a VRT inside a zip or /vsimem/ is read as GDAL reads it
+    if found is None:
         return None
-    if root.tag != "VRTDataset":
-        return None
-    folder = os.path.dirname(os.path.abspath(path))
+    root, folder = found
     return [[(file, b) for _, file, b in sources] for _, sources in band_sources(root, folder)]
 
 
@@ -169,7 +167,7 @@ def _search(path: str, scan: MetadataScan) -> tuple[list[str], list[str]]:
     files = input_files(path)
     folders = []
     for file in files:
-        folder = os.path.dirname(os.path.abspath(file)) if not file.startswith("/vsi") else None
+        folder = vsi_folder(file)   # a /vsizip/ folder too (metascan lists archives and memory, not the network)
         if folder and folder not in folders:
             folders.append(folder)
     found: list[str] = []

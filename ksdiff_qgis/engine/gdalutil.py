@@ -105,3 +105,36 @@ def from_os(path: str) -> str:
     if _FS_UTF8 or os.name == "nt":
         return path
     return gdal_str(os.fsencode(path))
+
+
+def is_vsi(path: str) -> bool:
+    """Whether ``path`` is a GDAL virtual file name (/vsizip/, /vsimem/, /vsicurl/ ...): Python's own file calls
+    (open, os.path) cannot read it, and os.path.abspath/normpath mangle it ('/vsizip//tmp/a.zip' loses a slash)."""
+    return path.startswith("/vsi")
+
+
+def vsi_folder(path: str) -> str:
+    """The folder of a file as GDAL resolves a name relative to it: a /vsi name's text before its last '/' (kept
+    as written), a plain path's absolute folder."""
+    return path.rsplit("/", 1)[0] if is_vsi(path) else os.path.dirname(os.path.abspath(path))
+
+
+def vsi_join(folder: str, name: str) -> str:
+    """``name`` taken from ``folder`` as GDAL does (CPLFormFilename): a /vsi folder joined with '/' as it is."""
+    return f"{folder.rstrip('/')}/{name}" if is_vsi(folder) else os.path.normpath(os.path.join(folder, name))
+
+
+def read_bytes(path: str, limit: int) -> bytes | None:
+    """Up to ``limit`` bytes of the file ``path`` — a plain file or a GDAL virtual one (inside a zip, /vsimem/ ...),
+    read through GDAL's VSI layer; None when it cannot be read or is a folder."""
+    stat, _ = gdal_call(gdal.VSIStatL, path)
+    if stat is None or stat.IsDirectory():
+        return None
+    handle, _ = gdal_call(gdal.VSIFOpenL, path, "rb")
+    if not handle:
+        return None
+    try:
+        data, _ = gdal_call(gdal.VSIFReadL, 1, min(limit, stat.size), handle)
+    finally:
+        gdal.VSIFCloseL(handle)
+    return bytes(data) if data is not None else None

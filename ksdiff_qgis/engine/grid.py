@@ -18,7 +18,8 @@ from osgeo import gdal, osr
 from .errors import InputError
 from .gdalutil import gdal_call
 from .labels import param
-from .raster_io import DEFAULT_GT, RasterInfo
+from .placement import check_map_grid
+from .raster_io import RasterInfo
 
 RATIO_TOLERANCE = 1e-3   # relative; WorldView-2 products carry ~6e-5 of float noise
 EDGE_TOLERANCE = 0.05    # PAN pixels: grid-edge noise below this snaps to the nearest pixel edge
@@ -406,23 +407,7 @@ def _half_covered(c0: float, r0: float, c1: float, r1: float, pan: RasterInfo) -
 def plan_grid(pan: RasterInfo, ms: RasterInfo, ms_ds: gdal.Dataset) -> GridPlan:
     """Check the geometry of a PAN/MS pair and work out the output grid. Raises InputError."""
     for info, name in ((pan, "PAN"), (ms, "MS")):
-        if info.rpc and tuple(info.gt) == DEFAULT_GT:
-            raise InputError(
-                f"the {name} raster {info.path} is located by RPC coefficients only (a raw, not orthorectified "
-                "image, as WorldView L1B or Pléiades primary products are), not by a pixel grid: QGIS draws it through "
-                "them, but the fusion needs both rasters on a map grid. Orthorectify it first: gdalwarp -rpc -t_srs "
-                "EPSG:<its UTM zone> -r cubic in.tif out.tif (with a DEM for relief: add -to RPC_DEM=dem.tif), or in "
-                "QGIS Raster > Projections > Warp (Reproject) with -rpc in its additional command-line parameters; "
-                "orthorectify PAN and MS alike and give the warped rasters")
-        if not info.georeferenced and info.gcps:
-            raise InputError(f"the {name} raster {info.path} is georeferenced by {info.gcps} ground control points "
-                             "only, not by a pixel grid: warp it first (Raster > Projections > Warp (Reproject), or "
-                             "gdalwarp) and give the warped raster")
-        if not info.georeferenced:
-            raise InputError(f"the {name} raster {info.path} has no georeferencing (no geotransform, no CRS)")
-        if tuple(info.gt) == DEFAULT_GT:   # a CRS, but no pixel grid to place the pixels with
-            raise InputError(f"the {name} raster {info.path} has a coordinate reference system but no geotransform "
-                             "(no pixel grid): georeference it (Raster > Georeferencer, or gdal_translate -a_ullr)")
+        check_map_grid(info, name, others={"PAN": pan, "MS": ms})
         _check_degrees(info, name)
     if pan.rotated or pan.gt[5] >= 0 or pan.gt[1] <= 0:
         how = ("is mirrored east-west (negative pixel width)" if pan.gt[1] <= 0 and not pan.rotated else

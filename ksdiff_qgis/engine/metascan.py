@@ -8,16 +8,24 @@ session.
 """
 from __future__ import annotations
 
+import fnmatch
 import glob
 import io
 import os
 import xml.etree.ElementTree as ET
+
+from osgeo import gdal
+
+from .gdalutil import gdal_call, is_vsi, read_bytes, vsi_join
 
 # what sits beside a product's images and may name its satellite
 METADATA_PATTERNS = ("*.IMD", "*.imd", "*_MTL.txt", "*_MTL.json", "*MTL.txt", "*MTL.json", "*.XML", "*.xml")
 READ_LIMIT = 1 << 20   # characters of a metadata file looked at: its head says what it names and which satellite
 # bytes read: enough for READ_LIMIT characters of any UTF-8 text (at most four bytes each)
 RAW_LIMIT = 4 * READ_LIMIT
+# GDAL virtual folders listed for metadata files: archives and memory, read locally (a /vsicurl/ or /vsis3/ listing
+# would go over the network for each input)
+LISTED_VSI = ("/vsizip/", "/vsitar/", "/vsi7z/", "/vsimem/")
 
 
 class MetadataScan:
@@ -36,7 +44,12 @@ class MetadataScan:
     def beside(self, folder: str) -> list[str]:
         """The metadata files in ``folder`` (``METADATA_PATTERNS``; GDAL's .aux.xml left out), sorted; searched once."""
         if folder not in self._folders:
-            found = {p for pat in METADATA_PATTERNS for p in glob.glob(os.path.join(glob.escape(folder), pat))}
+            if is_vsi(folder):   # a delivery read from inside its zip: its MTL or DIMAP lies in there too
+                names = (gdal_call(gdal.ReadDir, folder)[0] or []) if folder.startswith(LISTED_VSI) else []
+                found = {vsi_join(folder, n) for n in names
+                         if any(fnmatch.fnmatchcase(n, pat) for pat in METADATA_PATTERNS)}
+            else:
+                found = {p for pat in METADATA_PATTERNS for p in glob.glob(os.path.join(glob.escape(folder), pat))}
             self._folders[folder] = sorted(p for p in found if not p.lower().endswith(".aux.xml"))
         return self._folders[folder]
 
@@ -55,6 +68,10 @@ class MetadataScan:
                 self.text(path)   # read once, for its text too: the DIMAP given as the input is searched as well
             raw = self._raws.pop(key, None)
             try:
+                if raw is None and is_vsi(path):   # a DIMAP inside a zip, larger than RAW_LIMIT
+                    raw = read_bytes(path, 1 << 30)
+                    if raw is None:
+                        raise OSError(path)
                 self._roots[key] = ET.fromstring(raw) if raw is not None else ET.parse(path).getroot()
             except ET.ParseError as e:
                 self._roots[key] = None
@@ -64,10 +81,8 @@ class MetadataScan:
         return self._roots[key]
 
     def _read(self, path: str, key: str) -> None:
-        try:
-            with open(path, "rb") as f:
-                raw = f.read(RAW_LIMIT + 1)
-        except OSError:
+        raw = _read_raw(path, RAW_LIMIT + 1)
+        if raw is None:
             self._texts[key] = ""
             return
         # decoded as a text-mode open() reads it: UTF-8, bad bytes replaced, universal newlines
@@ -76,6 +91,18 @@ class MetadataScan:
         # only a DIMAP is parsed as XML (its band layout): keep its bytes when whole, not every XML's beside the input
         if len(raw) <= RAW_LIMIT and _dimap_name(path):
             self._raws[key] = raw
+
+
+def _read_raw(path: str, limit: int) -> bytes | None:
+    """Up to ``limit`` bytes of ``path``: a file inside a zip (/vsizip/...) through GDAL's VSI layer, a plain file
+    with open(); None if unreadable."""
+    if is_vsi(path):
+        return read_bytes(path, limit)
+    try:
+        with open(path, "rb") as f:
+            return f.read(limit)
+    except OSError:
+        return None
 
 
 def _dimap_name(path: str) -> bool:

@@ -196,6 +196,7 @@ def read_scenes(csv_path: str, defaults: dict[str, Any] | None = None) -> list[S
     if not scenes:
         raise SceneListError(f"{csv_path} lists no scene")
     _check_unique_outputs(scenes)
+    _check_plain_outputs(scenes)
     return scenes
 
 
@@ -217,6 +218,16 @@ def _check_tiling(cells: dict[str, Any], defaults: dict[str, Any], params: dict[
     except InputError as e:
         where = f"line {line}: " if {"tile_size", "overlap"} & set(cells) else ""   # else: every such row
         raise SceneListError(f"{where}{e} ({', '.join(origins)})") from None
+
+
+def _check_plain_outputs(scenes: list[Scene]) -> None:
+    """SceneListError for an output inside an archive or /vsi file system, before any scene starts: each such scene
+    failed at its writer and was retried (``raster_io.refuse_virtual``)."""
+    for s in scenes:
+        try:
+            raster_io.refuse_virtual(s.output)
+        except InputError as e:
+            raise SceneListError(f"line {s.line}: {e}") from None
 
 
 def _check_unique_outputs(scenes: list[Scene]) -> None:

@@ -30,7 +30,7 @@ _EXPORTS = {
                     "seal_style"), "stylemark"),
     **dict.fromkeys(("MaskedRaster", "read_decimated", "read_padded", "valid_pixels"), "read"),
     **dict.fromkeys(("OUTPUT_EXTENSIONS", "SIDECARS", "GeoTiffWriter", "check_not_input", "check_writable",
-                     "style_sidecar", "write_failure"), "writer"),
+                     "refuse_virtual", "style_sidecar", "write_failure"), "writer"),
 }
 __all__ = sorted(_EXPORTS)
 

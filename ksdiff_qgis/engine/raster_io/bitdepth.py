@@ -6,12 +6,11 @@ and a learned model's normalisation are the type's (0-65535), not the product's 
 """
 from __future__ import annotations
 
-import os
 import xml.etree.ElementTree as ET
 
 from osgeo import gdal
 
-from ..gdalutil import gdal_call
+from ..gdalutil import gdal_call, vsi_folder
 from .vrtxml import band_sources
 
 MAX_VRT_FILES = 500   # distinct source files opened to agree on NBITS: a larger mosaic is left as GDAL reports it
@@ -61,7 +60,7 @@ def _vrt_sources(ds: gdal.Dataset, bands: list[int]) -> list[tuple[str, int]] | 
     except ET.ParseError:
         return None
     out = []
-    for n, (band, sources) in enumerate(band_sources(root, os.path.dirname(ds.GetDescription() or "")), start=1):
+    for n, (band, sources) in enumerate(band_sources(root, vsi_folder(ds.GetDescription() or "")), start=1):
         if int(band.get("band") or n) not in bands:
             continue
         if band.get("subClass"):        # a pixel function, raw file, pansharpened band...: values of its own

@@ -50,6 +50,7 @@ def check_writable(path: str, extensions: tuple[str, ...] | None = OUTPUT_EXTENS
     name); ``what`` names the file in the messages."""
     if not path:
         raise InputError(f"no {what} file was given")
+    refuse_virtual(path, what)
     if os.path.isdir(os_path(path)):
         raise InputError(f"the {what} path {path!r} is a folder")
     folder = os.path.dirname(os.path.abspath(path))
@@ -66,6 +67,23 @@ def check_writable(path: str, extensions: tuple[str, ...] | None = OUTPUT_EXTENS
             f"the output {path!r} must be a GeoTIFF file ending in .tif or .tiff: pansharpening writes "
             "GeoTIFF only (convert it afterwards with gdal_translate or Raster > Conversion)"
         )
+
+
+def refuse_virtual(path: str, what: str = "output") -> None:
+    """Raise InputError when ``path`` lies inside an archive or a GDAL virtual file system (/vsizip/, /vsimem/,
+    /vsis3/ ...): the writer commits by renaming a temporary file within the output folder, which none of them
+    allow (a zip is written in one go; /vsimem/ is gone when the run ends). Said before anything runs, with a
+    plain path to give instead."""
+    if not path.startswith("/vsi"):
+        return
+    prefix = path[:path.index("/", 1) + 1]
+    name = os.path.basename(path.rstrip("/")) or "fused.tif"
+    parts = path.split("/", 2)[-1].split("/")[:-1]   # '/vsizip//d/a.zip/x.tif' -> ['', 'd', 'a.zip']
+    # the deepest local folder the name passes through (the zip's own folder), where the output would be kept
+    folders = ["/".join(parts[:i]) for i in range(len(parts), 1, -1)]
+    folder = next((f for f in folders if f and os.path.isdir(os_path(f))), "/path/to")
+    raise InputError(f"the {what} {path!r} cannot be written: outputs cannot be written into an archive or a GDAL "
+                     f"virtual file system ({prefix}…): give a plain file path such as {os.path.join(folder, name)}")
 
 
 def _local_file(name: str) -> str | None:
