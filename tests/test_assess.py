@@ -332,7 +332,7 @@ def test_assess_guesses_the_sensor_by_default(qgis_app, data_dir, tmp_path):
     for key in ("D_LAMBDA", "D_S", "R_ERGAS"):
         assert runs[None][key] == runs["14"][key] == runs["landsat8"][key] != runs[0][key], key
     assert not any(line.startswith("WARNING") for line in logs[None].lines), logs[None].lines
-    assert any("not 4 as for WorldView-2" in line for line in logs[0].lines)
+    assert any("at ratio 4; FUSED has 4 bands, the PAN/MS pair ratio 2" in line for line in logs[0].lines)
     assert "Landsat 8/9 OLI" in (tmp_path / "None.html").read_text(encoding="utf-8")
     # a reference alone: no ratio, no pixel size, no metadata, no KSDiff tag, no band codes
     log = Log()
@@ -378,7 +378,8 @@ def test_assess_full_says_when_the_sensor_has_another_ratio(data_dir, tmp_path):
     fused = pansharpen(pan, ms, str(tmp_path / "l8.tif"), sensor="landsat8", method="mtf_glp_hpm").output_path
     log = RecordingFeedback()
     res = assess_full(fused, pan, ms, "wv2", log)
-    assert res["ratio"] == 2 and any("not 4 as for WorldView-2" in line for line in log.lines), log.lines
+    assert res["ratio"] == 2 and any("SENSOR wv2 is WorldView-2: 4 MS bands at ratio 4; FUSED has 4 bands, the PAN/MS "
+                                     "pair ratio 2" in line for line in log.lines), log.lines
 
 
 def _with_hole(src: str, path: str, fill: float, rows: slice, cols: slice) -> str:
@@ -896,3 +897,39 @@ def test_assess_warns_of_undeclared_zero_holes_in_fused(wald_case, tmp_path):
     fb = _kept()
     assess_reduced(holed, case.ref, "wv2", fb)
     assert not any("0 in every band" in w for w in _warnings(fb))
+
+
+def _assess_warnings(params: dict) -> list[str]:
+    """ksdiff:assess's warning lines about the chosen SENSOR's fit to the data."""
+    import processing
+    from test_issue14_processing import Log
+
+    log = Log()
+    processing.run("ksdiff:assess", params, feedback=log)
+    return [line for line in log.lines if line.startswith("WARNING SENSOR ")]
+
+
+def test_a_sensor_that_does_not_fit_the_data_is_warned(qgis_app, data_dir, tmp_path):
+    """QA: SENSOR wv2_8 / wv3 on a 4-band raster, or landsat8 (ratio 2) for a ratio-4 pair, ran silently with that
+    sensor's figures (the same SENSOR number means another sensor in ksdiff:pansharpen: 12 is gf2 there, landsat8
+    here). One line now names the sensor's bands and ratio, the data's, and the sensors that fit."""
+    pan, ms = str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif")
+    fused = pansharpen(pan, ms, str(tmp_path / "f.tif"), "wv2", "gsa").output_path
+    reduced = {"FUSED": fused, "REFERENCE": fused, "OUTPUT_HTML": str(tmp_path / "r.html")}
+    lines = _assess_warnings({**reduced, "SENSOR": "wv2_8"})
+    assert len(lines) == 1, lines
+    assert "SENSOR wv2_8 is WorldView-2: 8 MS bands at ratio 4; FUSED has 4 bands" in lines[0]
+    assert "(wv2, wv3_4, wv4, qb" in lines[0] and lines[0].endswith("or auto")
+    assert _assess_warnings({**reduced, "SENSOR": "wv2"}) == []
+    # with the original PAN and MS: the pair's ratio 4 against landsat8's 2 (ksdiff:assess's option 12)
+    full = {"FUSED": fused, "PAN": pan, "MS": ms, "OUTPUT_HTML": str(tmp_path / "r.html")}
+    lines = _assess_warnings({**full, "SENSOR": 12})
+    assert len(lines) == 1, lines
+    assert "SENSOR landsat8 is Landsat 8/9 OLI: 4 MS bands at ratio 2; FUSED has 4 bands, the PAN/MS pair ratio 4" \
+        in lines[0]
+    assert "landsat8" not in lines[0].split("choose")[1] and "wv2" in lines[0].split("choose")[1]
+    assert _assess_warnings({**full, "SENSOR": "wv2"}) == []
+    # a subset fused with that very sensor (MS_BANDS 3,2,1 with wv2) fits it
+    subset = pansharpen(pan, ms, str(tmp_path / "s.tif"), "wv2", "gsa", ms_bands=[3, 2, 1]).output_path
+    assert _assess_warnings({"FUSED": subset, "REFERENCE": subset, "SENSOR": "wv2",
+                             "OUTPUT_HTML": str(tmp_path / "r.html")}) == []

@@ -403,3 +403,29 @@ def test_assess_says_it_does_not_follow_an_unticked_no_data_value(qgis_app, data
                                      "OUTPUT_HTML": str(tmp_path / "r.html")}, feedback=log)
     assert any(line.startswith("WARNING PAN: 'No data value' is unticked on the layer 'pan'")
                and "gdal_translate -a_nodata none" in line for line in log.lines), log.lines
+
+
+def test_a_layers_no_data_value_is_recorded_and_the_file_command_given(qgis_app, data_dir, tmp_path):
+    """QA: a run with the MS layer's nodata (Layer Properties, not in the file) replayed from History (the path only)
+    gave another result. The output's tags record the nodata used and where it came from, and the log gives the
+    gdal_edit.py command that makes the file carry it: the replay after that command writes the same pixels."""
+    import shlex
+    import subprocess
+
+    from qgis.core import QgsRasterLayer
+
+    ms_path = _ms_with_zero_block(data_dir, tmp_path / "ms.tif")
+    ms = QgsRasterLayer(ms_path, "ms")
+    _zero_as_layer_nodata(ms)
+    res, log = _fused_log(data_dir, ms, "mtf_glp_hpm", tmp_path / "layer.tif")
+    md = gdal.Open(res["OUTPUT"]).GetMetadata()
+    assert (md["KSDIFF_MS_NODATA"], md["KSDIFF_MS_NODATA_SOURCE"]) == ("0", "layer")
+    assert (md["KSDIFF_PAN_NODATA"], md["KSDIFF_PAN_NODATA_SOURCE"]) == ("0", "file")   # the fixture's own
+    lines = [line for line in log.lines if "depends on that layer setting" in line]
+    assert len(lines) == 1, log.lines
+    command = lines[0].split("to make the file carry it, ")[1]
+    assert command == f"gdal_edit.py -a_nodata 0 {ms_path}"
+    subprocess.run(shlex.split(command), check=True)
+    replay, _ = _fused_log(data_dir, ms_path, "mtf_glp_hpm", tmp_path / "replay.tif")
+    assert np.array_equal(gdal.Open(res["OUTPUT"]).ReadAsArray(), gdal.Open(replay["OUTPUT"]).ReadAsArray())
+    assert gdal.Open(replay["OUTPUT"]).GetMetadataItem("KSDIFF_MS_NODATA_SOURCE") == "file"

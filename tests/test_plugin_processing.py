@@ -308,3 +308,28 @@ def test_out_of_memory_mid_run_says_what_to_do_and_keeps_the_old_output(qgis_app
         assert f.read() == before
     # the earlier output and its QGIS style (colour_style), nothing of the failed run
     assert sorted(p for p in os.listdir(tmp_path) if "out" in p) == ["out.qml", "out.tif"]
+
+
+def test_ms_bands_as_text_with_commas_or_spaces(qgis_app, pair, tmp_path):
+    """QA: processing.run with MS_BANDS "4,3,2,1" or "4 3 2 1" failed with "band 0 does not exist"; a list, such
+    text and a list of such text now give the same bands; text that is not band numbers names the accepted forms."""
+    import processing
+    from qgis.core import QgsProcessingException
+
+    outs = []
+    for i, given in enumerate(([4, 3, 2], "4,3,2", "4 3 2", "4;3;2", ["4", "3", "2"], " 4, 3 2 ")):
+        res = processing.run("ksdiff:pansharpen", {**pair, "METHOD": "brovey", "MS_BANDS": given,
+                                                   "OUTPUT": str(tmp_path / f"o{i}.tif")})
+        ds = gdal.Open(res["OUTPUT"])
+        assert ds.GetMetadataItem("KSDIFF_MS_BANDS") == "4,3,2", given
+        outs.append(ds.ReadAsArray())
+    assert all(np.array_equal(outs[0], o) for o in outs[1:])
+    from test_issue14_processing import Log
+
+    log = Log()
+    with pytest.raises(QgsProcessingException):
+        processing.run("ksdiff:pansharpen", {**pair, "METHOD": "brovey", "MS_BANDS": "red, nir",
+                                             "OUTPUT": str(tmp_path / "bad.tif")}, feedback=log)
+    assert any("'red, nir' is not a list of band numbers" in line and "4,3,2,1 or 4 3 2 1" in line
+               for line in log.lines), log.lines
+    assert not (tmp_path / "bad.tif").exists()

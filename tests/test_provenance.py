@@ -201,3 +201,55 @@ def test_a_rerun_says_it_replaced_ksdiffs_style_in_one_translatable_line(qgis_ap
     # without red, green and blue bands: the removal is still said, with why no style replaces it
     assert _logged({**pair, "OUTPUT": out, "MS_BANDS": [4]})[0].startswith(
         "REMOVED fused.qml, THE QGIS STYLE KSDIFF WROTE FOR THE OLD OUTPUT; NO QGIS STYLE WRITTEN")
+
+
+def _tags(path: str) -> dict[str, str]:
+    """The KSDIFF_ items of ``path`` as a copy keeps them (gdal_translate: the default domain only)."""
+    copy = gdal.Translate("/vsimem/provenance_copy.tif", path)
+    md = {k: v for k, v in copy.GetMetadata().items() if k.startswith("KSDIFF_")}
+    copy = None
+    gdal.Unlink("/vsimem/provenance_copy.tif")
+    return md
+
+
+def test_runs_that_differ_in_pixels_differ_in_their_tags(data_dir, tmp_path):
+    """QA: PRECISION int8 against fp32 (44 % of the pixels differ) and TILE_SIZE 128 against 512 (75 %) wrote the
+    same tags. Now the precision that ran, the tiling, the consistency step and the model's SHA-256 are recorded."""
+    from ksdiff_qgis.engine.model_card import bundled_cards, load_card
+
+    pan, ms = str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif")
+    runs = {}
+    for name, kw in (("fp32", dict(precision="fp32", tile_size=128, overlap=16)),
+                     ("int8", dict(precision="int8", tile_size=128, overlap=16)),
+                     ("t64", dict(precision="fp32", tile_size=64, overlap=16)),
+                     ("plain", dict(precision="fp32", tile_size=128, overlap=16, consistency=False))):
+        out = str(tmp_path / f"{name}.tif")
+        pansharpen(pan, ms, out, sensor="wv2", method="ksdiff", **kw)
+        runs[name] = (gdal.Open(out).ReadAsArray(), _tags(out))
+    fp32 = runs["fp32"][1]
+    assert fp32["KSDIFF_PRECISION"] == "fp32" and runs["int8"][1]["KSDIFF_PRECISION"] == "int8"
+    assert fp32["KSDIFF_MODEL_SHA256"] == load_card(str(bundled_cards()["wv2"])).data["onnx_sha256"]
+    assert (fp32["KSDIFF_TILE_SIZE"], fp32["KSDIFF_OVERLAP"]) == ("128", "16")
+    assert fp32["KSDIFF_CONSISTENCY"] == "yes" and runs["plain"][1]["KSDIFF_CONSISTENCY"] == "no"
+    assert fp32["KSDIFF_COREGISTER"] == "no" and "KSDIFF_COREGISTER_OFFSET" not in fp32
+    assert fp32["KSDIFF_MS_BANDS"] == "1,2,3,4" and "KSDIFF_MTF_GAINS" not in fp32 and "KSDIFF_EXTENT" not in fp32
+    assert (fp32["KSDIFF_PAN_NODATA"], fp32["KSDIFF_PAN_NODATA_SOURCE"]) == ("0", "file")   # the fixture declares 0
+    for name in ("int8", "t64", "plain"):   # what changes pixels changes the tags
+        assert not np.array_equal(runs[name][0], runs["fp32"][0]) and runs[name][1] != fp32, name
+    assert runs["t64"][1]["KSDIFF_TILE_SIZE"] == "64" and "KSDIFF_TILE_LAYOUT" in fp32
+
+
+def test_tags_record_the_bands_gains_extent_and_coregistration(data_dir, tmp_path):
+    pan, ms = str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif")
+    gt = gdal.Open(pan).GetGeoTransform()
+    box = (gt[0] + 32 * gt[1], gt[3] + 224 * gt[5], gt[0] + 224 * gt[1], gt[3] + 32 * gt[5])
+    out = str(tmp_path / "o.tif")
+    result = pansharpen(pan, ms, out, sensor="wv2", method="mtf_glp_hpm", ms_bands=[3, 2, 1],
+                        mtf_gains=[0.25], extent=box, coregister=True)
+    tags = _tags(out)
+    assert tags["KSDIFF_MS_BANDS"] == "3,2,1" and tags["KSDIFF_MTF_GAINS"] == "0.25,0.25,0.25"
+    assert tags["KSDIFF_EXTENT"] == ",".join(f"{v:.6g}" for v in box) + " (PAN CRS)"
+    assert tags["KSDIFF_COREGISTER"] == "yes"
+    if result.coregistration is not None or "KSDIFF_COREGISTER_OFFSET" in tags:   # measured: the offset applied
+        assert re.fullmatch(r"east -?\d+\.\d{3} south -?\d+\.\d{3} \(PAN pixels\)", tags["KSDIFF_COREGISTER_OFFSET"])
+    assert "KSDIFF_PRECISION" not in tags and "KSDIFF_MODEL_SHA256" not in tags   # a classical method: no model

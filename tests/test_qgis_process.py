@@ -148,3 +148,24 @@ def test_a_redeploy_onto_the_same_profile_succeeds(profile):
     """`make deploy` run again (an upgrade): qgis_process refuses to enable an enabled plugin with a non-zero status,
     which deploy reported as 'enabling the plugin failed'."""
     deploy.enable(profile)
+
+
+def test_ms_bands_in_commas_spaces_or_repeats(profile, data_dir, tmp_path):
+    """QA: MS_BANDS=4,3,2,1 (as MTF_GAINS is written) and "MS_BANDS=4 3 2 1" failed with "band 0 does not exist";
+    now they fuse bands 4, 3, 2, 1 as ';' and a repeated MS_BANDS do, and other text names the accepted forms."""
+    base = [f"PAN={data_dir / 'wv2_pan.tif'}", f"MS={data_dir / 'wv2_ms.tif'}", "SENSOR=wv2", "METHOD=brovey"]
+    outs = []
+    for i, given in enumerate((["MS_BANDS=4,3,2,1"], ["MS_BANDS=4 3 2 1"], ["MS_BANDS=4;3;2;1"],
+                               ["MS_BANDS=4", "MS_BANDS=3", "MS_BANDS=2", "MS_BANDS=1"])):
+        out = tmp_path / f"o{i}.tif"
+        res = qgis_process(profile, "run", "ksdiff:pansharpen", "--", *base, *given, f"OUTPUT={out}")
+        assert res.returncode == 0, res.stdout + res.stderr
+        ds = gdal.Open(str(out))
+        assert ds.GetMetadataItem("KSDIFF_MS_BANDS") == "4,3,2,1", given
+        outs.append(ds.ReadAsArray())
+    assert all(np.array_equal(outs[0], o) for o in outs[1:])
+    res = qgis_process(profile, "run", "ksdiff:pansharpen", "--", *base, "MS_BANDS=red,nir",
+                       f"OUTPUT={tmp_path / 'bad.tif'}")
+    said = res.stdout + res.stderr
+    assert res.returncode != 0 and "is not a list of band numbers" in said and "4,3,2,1 or 4 3 2 1" in said, said
+    assert "band 0" not in said and not (tmp_path / "bad.tif").exists()

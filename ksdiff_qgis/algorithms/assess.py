@@ -191,7 +191,8 @@ class AssessAlgorithm(KsdiffAlgorithm):
             if self._ref and not feedback.isCanceled():
                 feedback.pushInfo(tr("Reduced-resolution assessment against the reference…"))
                 reduced = assess_reduced(self._fused, self._ref, self._sensor, fb, layer_nodata=self._nodata,
-                                         ratio=(full or {}).get("ratio") or self._tag_ratio, layer_crs=self._crs)
+                                         ratio=(full or {}).get("ratio") or self._tag_ratio, layer_crs=self._crs,
+                                         check_sensor=full is None)   # the full assessment checked it
         except Cancelled:
             raise QgsProcessingException(tr("Cancelled")) from None
         except (ValueError, RuntimeError) as e:

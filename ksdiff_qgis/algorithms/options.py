@@ -7,6 +7,7 @@ is in the parameter's help (``*_help``).
 """
 from __future__ import annotations
 
+import re
 from typing import Callable
 
 from ..engine import labels
@@ -68,6 +69,34 @@ def compression_labels(tr: Callable[[str], str]) -> list[str]:
 
 def compression_help(tr: Callable[[str], str]) -> str:
     return "; ".join(f"{k}: {tr(d)}" for k, d in outputs.COMPRESSIONS.items()) + "."
+
+
+BAND_FORMS = "4,3,2,1 or 4 3 2 1 or 4;3;2;1 (qgis_process: MS_BANDS=4,3,2,1, or MS_BANDS repeated)"
+
+
+def parse_bands(value) -> list[int] | None:
+    """MS_BANDS as given: band numbers (1-based) in a list, or text separated by commas, spaces or ';' (MTF_GAINS in
+    the same algorithm is comma-separated), or a mix; None when empty. ValueError naming the accepted forms for
+    anything else (QGIS's own reading turned '4,3,2,1' into band 0)."""
+    items = value if isinstance(value, (list, tuple)) else [value]
+    bands = []
+    for item in items:
+        if item is None:
+            continue
+        if isinstance(item, int) and not isinstance(item, bool):
+            bands.append(item)
+            continue
+        if isinstance(item, float) and item.is_integer():
+            bands.append(int(item))
+            continue
+        for token in re.split(r"[,;\s]+", str(item).strip()):
+            if not token:
+                continue
+            if not re.fullmatch(r"\d+", token):
+                raise ValueError(f"MS_BANDS: {str(value if not isinstance(value, (list, tuple)) else item)!r} is not "
+                                 f"a list of band numbers (1 for the first band): give them as {BAND_FORMS}")
+            bands.append(int(token))
+    return bands or None
 
 
 def parse_gains(text: str) -> list[float] | None:

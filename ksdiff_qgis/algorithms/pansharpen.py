@@ -38,6 +38,7 @@ from .options import (
     device_labels,
     method_help,
     method_labels,
+    parse_bands,
     parse_gains,
     precision_labels,
     sensor_help,
@@ -104,8 +105,10 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
             "KSDiff only where it beats the best classical method, else that one, saying why (outputs "
             "SELFCHECK_...); ksdiff forces the model.\n"
             "- Area of interest: only that window, snapped outward to PAN pixels, is read and written.\n"
-            "- MS bands (advanced): the bands to write, in order; KSDiff's model fuses those it knows, MTF-GLP-HPM "
-            "the others.\n"
+            "- MS bands (advanced): the bands to write, in order (4,3,2,1 or 4 3 2 1 in scripts). KSDiff needs every "
+            "band of its model among them (found by name; an 8-band product's Blue, Green, Red, NIR go to the 4-band "
+            "model): it fuses those, MTF-GLP-HPM the others; a selection that lacks one is refused for ksdiff, and "
+            "auto uses a classical method.\n"
             "- Memory and threads: tiles run a few at a time on all cores, made smaller (with a warning) when they "
             "would not fit in half the free memory; the output does not depend on the thread count.\n"
             "- Precision (advanced): int8 on the CPU by default, about 1.6x faster end to end than float32 with "
@@ -155,8 +158,10 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
         extra = [
             (QgsProcessingParameterBand(self.MS_BANDS, tr("MS bands to fuse, in this order (default: all)"),
                                         parentLayerParameterName=self.MS, optional=True, allowMultiple=True),
-             tr("Every chosen band is written, in this order; KSDiff's model fuses the bands it knows among them, "
-                "MTF-GLP-HPM the others.")),
+             tr("Every chosen band is written, in this order (scripts: 4,3,2,1, 4 3 2 1 or 4;3;2;1). KSDiff needs "
+                "every band of its model among them (found by name; an 8-band product's Blue, Green, Red, NIR go to "
+                "the 4-band model): it fuses those, MTF-GLP-HPM any others. A selection without all of them is "
+                "refused for METHOD ksdiff; auto then uses a classical method, which fuses any bands.")),
             (QgsProcessingParameterString(self.MTF_GAINS, tr("MS MTF gains at Nyquist, comma-separated "
                                                              "(default: the sensor's)"), optional=True),
              tr("One value for all bands or one per fused band, each between 0 and 1 (e.g. 0.3 for a generic "
@@ -256,7 +261,7 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
         self._precision = self._enum(parameters, self.PRECISION, context)
         self._consistency = self.parameterAsBoolean(parameters, self.CONSISTENCY, context)
         self._coregister = self.parameterAsBoolean(parameters, self.COREGISTER, context)
-        self._ms_bands = self.parameterAsInts(parameters, self.MS_BANDS, context) or None
+        self._ms_bands = self._bands(parameters, context)
         try:
             self._gains = parse_gains(self.parameterAsString(parameters, self.MTF_GAINS, context))
         except ValueError as e:
@@ -270,6 +275,17 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
         self._cog = self.parameterAsBoolean(parameters, self.COG, context)
         self._create_options = self.parameterAsString(parameters, self.CREATE_OPTIONS, context)
         return True
+
+    def _bands(self, parameters, context) -> list[int] | None:
+        """MS_BANDS: a list, or text with commas, spaces or ';' (``parse_bands``); QGIS's own reading took
+        '4,3,2,1' for band 0. A value of another kind (an expression) goes to QGIS."""
+        given = parameters.get(self.MS_BANDS)
+        if not isinstance(given, (str, int, float, list, tuple)) or isinstance(given, bool):
+            return self.parameterAsInts(parameters, self.MS_BANDS, context) or None
+        try:
+            return parse_bands(given)
+        except ValueError as e:
+            raise QgsProcessingException(str(e)) from None
 
     def _enum(self, parameters, name: str, context) -> str:
         param = self.parameterDefinition(name)

@@ -27,7 +27,7 @@ from .masks import with_nodata, without_transparency_mask
 from .placement import ASSESSMENT, check_located
 from .raster_io import MaskedRaster, RasterInfo, describe, open_dataset, value_range
 from .report import INDICES
-from .sensors import GENERIC_MTF_MS, Sensor, get_sensor
+from .sensors import GENERIC_MTF_MS, SENSORS, Sensor, get_sensor
 
 TILE = 512
 REPRO_TILE = 128        # MS pixels per reprojection tile (the fused window behind it is ratio^2 larger)
@@ -210,6 +210,38 @@ def _bands(fu: MaskedRaster, sens: Sensor, fb: Feedback) -> tuple[list[str], lis
     return names, gains
 
 
+def sensor_fit_note(sensor: str, bands: int, ratio: int | None = None, made_with: str | None = None) -> str | None:
+    """One warning line when the chosen ``sensor`` does not fit the data: its MS band count is not FUSED's ``bands``
+    (unless FUSED was fused with that very sensor, ``made_with``: its KSDIFF_SENSOR tag, an MS_BANDS subset), its
+    ratio not the PAN/MS pair's ``ratio`` (None: no PAN/MS given), or FUSED's tag names another sensor; naming the
+    sensors that fit, or auto. None when it fits or is generic. The SENSOR option numbers differ between
+    ksdiff:pansharpen and ksdiff:assess (kept: saved models and History depend on them), so a bare number copied from
+    one to the other picks another sensor: this line is what says so."""
+    spec = get_sensor(sensor)
+    if spec.generic:
+        return None
+    own = made_with == sensor
+    off_bands = bands != spec.n_bands and not own
+    off_ratio = bool(ratio and spec.ratio and ratio != spec.ratio)
+    other_tag = made_with in SENSORS and made_with != sensor and not get_sensor(made_with).generic
+    if not (off_bands or off_ratio or other_tag):
+        return None
+    fits = [k for k, s in SENSORS.items() if not s.generic and s.n_bands == bands
+            and (not ratio or not s.ratio or s.ratio == ratio)]
+    name = spec.name.split(" (")[0]
+    data = f"FUSED has {bands} bands" + (f", the PAN/MS pair ratio {ratio}" if ratio else "")
+    tag = f"; FUSED was made with SENSOR {made_with} (its KSDIFF_SENSOR tag)" if other_tag else ""
+    return (f"SENSOR {sensor} is {name}: {spec.n_bands} MS bands at ratio {spec.ratio}; {data}{tag}. The indices use "
+            f"{name}'s MTF gains, full scale (PSNR, SSIM) and ratio (ERGAS): choose "
+            + (f"a sensor that fits ({', '.join(fits)}) or auto" if fits else "generic or auto"))
+
+
+def _made_with(path: str) -> str | None:
+    """The sensor a ksdiff:pansharpen output was fused with (its KSDIFF_SENSOR tag), or None."""
+    ds = open_dataset(path, "FUSED")
+    return ds.GetMetadataItem("KSDIFF_SENSOR") or None
+
+
 def pair_bands(fu: MaskedRaster, other: MaskedRaster, fb: Feedback) -> None:
     """Make ``other`` (REFERENCE or MS) read the bands FUSED holds. A fused raster of fewer bands or of the same bands
     in another order (pansharpened from an MS_BANDS selection, e.g. NIR, Red, Green) is paired with ``other``'s bands
@@ -258,19 +290,24 @@ def check_inputs_located(paths: dict[str, str | None]) -> None:
 
 def assess_reduced(fused_path: str, ref_path: str, sensor: str, feedback: Feedback | None = None,
                    extra_nodata: float | None = None, layer_nodata: dict[str, float | None] | None = None,
-                   ratio: int | None = None, layer_crs: dict[str, str | None] | None = None) -> dict:
+                   ratio: int | None = None, layer_crs: dict[str, str | None] | None = None,
+                   check_sensor: bool = True) -> dict:
     """Reference-based indices of ``fused`` against ``ref`` over their common pixels (same grid).
 
     A pixel counts when it is valid in both (declared nodata, NaN and ``extra_nodata`` in any band are not).
     ``layer_nodata``: per role (FUSED, REFERENCE) a nodata value set outside the file, used when it declares none.
     ``ratio``: the data's resolution ratio, for ERGAS when the sensor has none (generic); without either ERGAS is n/a.
     ``layer_crs``: per role a CRS (WKT) set on the QGIS layer, used in place of the file's (``use_layer_crs``).
+    ``check_sensor``: warn when the sensor does not fit FUSED (``sensor_fit_note``); False when ``assess_full`` did.
     """
     check_inputs_located({"FUSED": fused_path, "REFERENCE": ref_path})
     fb = feedback or Feedback()
     sens = get_sensor(sensor)
     given = layer_nodata or {}
     fu = MaskedRaster(fused_path, "FUSED", extra_nodata, given.get("FUSED"))
+    fit = sensor_fit_note(sensor, fu.bands, None, _made_with(fused_path)) if check_sensor else None
+    if fit:
+        fb.warning(fit)
     rf = MaskedRaster(ref_path, "REFERENCE", extra_nodata, given.get("REFERENCE"))
     use_layer_crs([fu, rf], layer_crs, fb)
     pair_bands(fu, rf, fb)
@@ -382,10 +419,9 @@ def assess_full(fused_path: str, pan_path: str, ms_path: str, sensor: str, feedb
         raise InputError(f"MS pixels are {ratio_f:.4f} times the FUSED pixels; expected a whole ratio ≥ 2 (the "
                          "full-resolution indices compare MS pixels with whole blocks of fused pixels: resample the "
                          "MS to a whole ratio first, e.g. gdalwarp -tr)")
-    if sens.ratio and ratio != sens.ratio:
-        fb.warning(f"the MS pixels are {ratio} times the fused ones, not {sens.ratio} as for {sens.name}: the "
-                   f"indices use the data's ratio and that sensor's MTF gains; choose the data's sensor, or generic "
-                   "when it is not in the list (the reduced-resolution ERGAS also divides by the sensor's ratio)")
+    fit = sensor_fit_note(sensor, fu.bands, ratio, _made_with(fused_path))
+    if fit:
+        fb.warning(fit + (" (the full-resolution indices use the data's ratio)" if sens.ratio != ratio else ""))
     dc, dr = grid_offset(fu, pn)
     # MS extent in fused pixels
     mu0, mv0 = (ms.gt[0] - fu.gt[0]) / fu.gt[1], (ms.gt[3] - fu.gt[3]) / fu.gt[5]

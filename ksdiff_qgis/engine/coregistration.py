@@ -104,6 +104,12 @@ def moved_plan(plan: GridPlan, offset_ms: tuple[float, float], ms_size: tuple[in
     return with_region(plan, nr0, nc0, nr1, nc1, ms_origin=origin)
 
 
+def offset_text(offset_ms: tuple[float, float], ratio: int) -> str:
+    """The offset the MS moved by, for the output's tags: 'east 1.23 south -0.45 (PAN pixels)'."""
+    dy, dx = (v * ratio for v in offset_ms)
+    return f"east {dx:.3f} south {dy:.3f} (PAN pixels)"
+
+
 def moved_note(offset_ms: tuple[float, float], left_ms: tuple[float, float] | None, ratio: int) -> tuple[str, bool]:
     """(the log line of a co-registered run: how far the MS moved and the offset measured after the move, whether it
     is a warning: an offset of WARN_PAN_PIXELS or more still measured, or none measurable)."""

@@ -486,6 +486,12 @@ class OnnxFuser:
         if self.fast is not None:
             self.fast.release()
 
+    @property
+    def precision_used(self) -> str:
+        """'int8' when the tiles run the int8 path, else 'fp32' (PRECISION int8 without a checked int8 variant on
+        this device runs float32)."""
+        return "int8" if self.fast is not None and self.fast is not self.session.tile_kernels else "fp32"
+
     def path_note(self) -> str:
         """How the tiles run, for the log."""
         if self.fast is not None and self.fast is not self.session.tile_kernels:

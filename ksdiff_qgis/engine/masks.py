@@ -131,13 +131,27 @@ def with_nodata(ds: gdal.Dataset, info: RasterInfo, value: float | None, role: s
     if vrt is None:
         shown = "no nodata value" if value is None else f"the nodata value {value:g}"
         raise InputError(f"cannot declare {shown} on the {role} raster: {msg}")
+    # a layer setting is not in the file, and QGIS History records only the file's path: a replay of the run reads
+    # the file's own nodata and gives another result, so the line says how to make the file carry the setting
+    path = f'"{info.path}"' if " " in info.path else info.path
+    command = f"gdal_edit.py {'-unsetnodata' if value is None else f'-a_nodata {value:g}'} {path}"
+    depends = ("; the result depends on that layer setting, which QGIS History does not record (only the file): to "
+               f"make the file carry it, {command}")
     if info.nodata is not None:   # file_nodata False
         fb.info(f"the {role} file's nodata value {info.nodata:g} is not used, as on its QGIS layer ('No data value' "
                 "unticked in Layer Properties > Transparency): its pixels are data"
-                + (f"; the layer's nodata value {value:g} is used" if value is not None else ""))
+                + (f"; the layer's nodata value {value:g} is used" if value is not None else "") + depends)
     else:
-        fb.info(f"the {role} layer's nodata value {value:g} is used (the file declares none)")
+        fb.info(f"the {role} layer's nodata value {value:g} is used (the file declares none){depends}")
     return vrt, dataclasses.replace(info, nodata=None if value is None else float(value))
+
+
+def nodata_source(before: RasterInfo, after: RasterInfo) -> str:
+    """Where the nodata ``with_nodata`` left on ``after`` (from ``before``) came from: 'layer' (a QGIS layer's
+    setting, in place of the file's: ``with_nodata`` replaced the info), 'file', or 'none'."""
+    if after is not before:
+        return "layer"
+    return "file" if after.nodata is not None else "none"
 
 
 PAN_FILL_REACH = 24   # PAN pixels a hole is filled from its edge: past the MTF filters' reach (20)

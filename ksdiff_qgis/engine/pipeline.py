@@ -592,8 +592,12 @@ def pansharpen(
     for note in crs_notes:
         fb.warning(note)
     pan, ms = _without_integer_nan(pan, "PAN", fb), _without_integer_nan(ms, "MS", fb)
+    before = pan, ms
     pan_ds, pan = masks.with_nodata(pan_ds, pan, pan_nodata, "PAN", fb, pan_file_nodata)
     ms_ds, ms = masks.with_nodata(ms_ds, ms, ms_nodata, "MS", fb, ms_file_nodata)
+    # the nodata used and where it came from: a layer's is not in the file (``provenance``)
+    settings = {**provenance.nodata_items("PAN", pan.nodata, masks.nodata_source(before[0], pan)),
+                **provenance.nodata_items("MS", ms.nodata, masks.nodata_source(before[1], ms))}
     pan_ds, pan = _pan_without_alpha(pan_ds, pan, fb)
     if pan.bands != 1:
         raise InputError(f"The PAN raster must have one band; {pan_path} has {pan.bands}. Check that PAN and MS are "
@@ -615,7 +619,9 @@ def pansharpen(
         (fb.warning if found.source == "fallback" else fb.info)(found.message())
     spec = found.sensor() if found else get_sensor(sensor)   # auto: a generic run may keep a sensor's gains
     if extent is not None:
-        plan = aoi.clip_plan(plan, pan, aoi.to_pan_crs(extent, extent_wkt, pan.wkt))
+        box = aoi.to_pan_crs(extent, extent_wkt, pan.wkt)
+        plan = aoi.clip_plan(plan, pan, box)
+        settings["EXTENT"] = provenance.numbers(box) + " (PAN CRS)"
     warnings, grid_notes = list(plan.warnings), list(plan.notes)
     warnings += found.warnings if found else []   # metadata that disagrees, or names a satellite KSDiff lacks
     warnings += band_sel.unread_layout_warnings(scan, spec, ms)   # a malformed DIMAP: what is assumed instead
@@ -677,6 +683,7 @@ def pansharpen(
     if inrange.drop_unfit(ranges):   # an input wider than the other's bit depth: its sample read again, unclamped
         stats = estimate_scene_stats(pan_ds, ms_src, pan, ms, plan, ranges=ranges)
     moved_line = None
+    settings["COREGISTER"] = "yes" if coregister else "no"
     if not coregister:
         note = coregistration.offset_note(stats.pan_offset, plan.ratio)
         if note:
@@ -686,6 +693,7 @@ def pansharpen(
         fill_notes.append(moved_line)
     else:
         offset = stats.pan_offset
+        settings["COREGISTER_OFFSET"] = coregistration.offset_text(offset, plan.ratio)
         plan = coregistration.moved_plan(plan, offset, (ms_src.RasterYSize, ms_src.RasterXSize))
         warnings, grid_notes = _before_move(warnings), _before_move(grid_notes)
         stats = estimate_scene_stats(pan_ds, ms_src, pan, ms, plan, ranges=ranges,   # on the co-registered grid
@@ -724,6 +732,9 @@ def pansharpen(
             warnings.append(units_note)
         fuse = OnnxFuser(card, session, scale, precision, consistency, bplan.model, pan_factor, NOISE_PULL,
                          margin - net_margin)   # the network sees its own margin only
+        # int8 falls back to float32 where the model has no checked int8 variant: the tags say what ran
+        settings.update(PRECISION=fuse.precision_used, CONSISTENCY="yes" if consistency else "no",
+                        MODEL_SHA256=card.sha256)   # load_card checked the file against it: no second hash
         used_device = session.device
         if NOISE_PULL:
             line, warn = noise.pull_note(stats.pan_noise)
@@ -765,6 +776,7 @@ def pansharpen(
     try:
         # classical methods: block-aligned tiles, no overlap; KSDiff: blended cells (or strips on small scenes)
         requested = tile_size   # (after memory.fit_tile, which warns when it shrinks it)
+        settings.update(TILE_SIZE=tile_size, OVERLAP=overlap)   # as asked (or shrunk to fit the memory)
         layout = choose_layout(rows, cols, tile_size, overlap, writer.block_size(), exact=not learned)
         tile_size, overlap = layout.tile, layout.overlap
         workers = _fit_workers(workers or default_workers(), tile_size, rows, cols, ms.bands, margin, learned,
@@ -784,8 +796,14 @@ def pansharpen(
         # mean
         outputs.copy_metadata(writer.ds, ms_file, bplan.indices)
         # how it was made: METHOD auto may have fallen back to a classical method (``provenance``)
+        # the tiles as laid out on this scene (blended cells or strips sized to it) and their margin of context
+        settings.update(MS_BANDS=provenance.numbers(bplan.indices), TILE_MARGIN=margin,
+                        TILE_LAYOUT=f"{layout.kind} of {tile_size} px, overlap {overlap}")
+        if mtf_gains:
+            settings["MTF_GAINS"] = provenance.numbers(bplan.gains)
         provenance.record(writer.ds, provenance.items(
-            method, sensor, card.path.name if method in LEARNED_METHODS else None, check and check.outputs()))
+            method, sensor, card.path.name if method in LEARNED_METHODS else None, check and check.outputs(),
+            settings))
         for p in writer.removed_partials:
             fb.info(f"removed {os.path.basename(p)}, left beside the output by an interrupted earlier run")
         low, high = value_range(ms.dtype, out_nbits)

@@ -1,5 +1,6 @@
-"""What an output GeoTIFF records about how it was made: the software, the method that ran, the model, the sensor and,
-for METHOD auto, the self-check's decision and figures.
+"""What an output GeoTIFF records about how it was made: the software, the method that ran, the model (and its
+SHA-256), the sensor, every setting that changes pixels (``settings``) and, for METHOD auto, the self-check's decision
+and figures.
 
 Plain default-domain items named ``KSDIFF_...``, not a ``KSDIFF`` domain of their own: the default domain is the one
 every copy keeps. ``gdal_translate`` copies only it (GDAL < 3.8 has no COPY_SRC_MDD), and GDAL's COG copy drops other
@@ -31,19 +32,32 @@ def _text(value) -> str:
     return f"{value:.6g}" if isinstance(value, float) else str(value)
 
 
-def items(method: str, sensor: str | None, model: str | None, checked: dict | None) -> dict[str, str]:
+def items(method: str, sensor: str | None, model: str | None, checked: dict | None,
+          settings: dict | None = None) -> dict[str, str]:
     """The provenance items of one run: ``method`` that ran, ``sensor`` used, ``model`` file name (learned methods),
     ``checked``: the self-check's figures (``SelfCheck.outputs()``, METHOD auto), each as ``KSDIFF_SELFCHECK_...``;
-    figures it did not measure are left out."""
+    ``settings``: what else changed the pixels (``PRECISION``, ``TILE_SIZE``, ``PAN_NODATA``, ...: ``run_settings``),
+    each as ``KSDIFF_<key>``. Values that are None are left out."""
     found = {"TIFFTAG_SOFTWARE": f"{SOFTWARE} {plugin_version()}", f"{PREFIX}METHOD": method}
     if sensor:
         found[f"{PREFIX}SENSOR"] = sensor
     if model:
         found[f"{PREFIX}MODEL"] = model
-    for key, value in (checked or {}).items():
+    for key, value in {**(settings or {}), **(checked or {})}.items():
         if value is not None:
             found[PREFIX + key] = _text(value)
     return found
+
+
+def numbers(values) -> str:
+    """'0.3,0.28' / '4,3,2': a list as one comma-separated item (floats to 6 significant digits)."""
+    return ",".join(_text(float(v)) if isinstance(v, float) else str(v) for v in values)
+
+
+def nodata_items(role: str, value: float | None, source: str) -> dict[str, str]:
+    """``<role>_NODATA`` (the value used, or 'none') and ``<role>_NODATA_SOURCE``: 'file', 'layer' (a QGIS layer's
+    value, not in the file: the result depends on that layer setting) or 'none'."""
+    return {f"{role}_NODATA": "none" if value is None else f"{value:g}", f"{role}_NODATA_SOURCE": source}
 
 
 def record(ds: gdal.Dataset, found: dict[str, str]) -> None:
