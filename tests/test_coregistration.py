@@ -145,11 +145,14 @@ def test_the_grid_shift_line_says_it_is_from_before_the_move(data_dir, tmp_path)
     georeference, before the move (it read as the state the fusion used)."""
     pan, ms = str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif")
     off = _moved(ms, str(tmp_path / "off.vrt"), 0.5, 0.0)
-    res = pipeline.pansharpen(pan, off, str(tmp_path / "o.tif"), "wv2", "mtf_glp_hpm", coregister=True)
-    lines = [w for w in res.warnings if w.startswith("The MS grid is shifted")]
-    assert len(lines) == 1 and lines[0].endswith("(by its georeference, before the COREGISTER move).")
-    plain = pipeline.pansharpen(pan, off, str(tmp_path / "p.tif"), "wv2", "mtf_glp_hpm")
-    assert [w for w in plain.warnings if w.startswith("The MS grid is shifted")][0].endswith("every PAN pixel.")
+    # (2 PAN pixels: whole ones, an info line, as for a PAN cut at another pixel; test_pan_cut_phase)
+    fb = RecordingFeedback()
+    pipeline.pansharpen(pan, off, str(tmp_path / "o.tif"), "wv2", "mtf_glp_hpm", coregister=True, feedback=fb)
+    lines = [w for w in fb.lines if w.startswith("The MS grid is shifted")]
+    assert len(lines) == 1 and lines[0].endswith("(by its georeference, before the COREGISTER move)."), fb.lines
+    fb = RecordingFeedback()
+    pipeline.pansharpen(pan, off, str(tmp_path / "p.tif"), "wv2", "mtf_glp_hpm", feedback=fb)
+    assert [w for w in fb.lines if w.startswith("The MS grid is shifted")][0].endswith("from the uncut pair.")
 
 
 def test_landsat_half_pixel_layout_is_an_info_line(data_dir, tmp_path):

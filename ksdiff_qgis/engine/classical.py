@@ -106,6 +106,9 @@ class TileContext:
     ratio: int
     gains: tuple[float, ...]
     origin: tuple[int, int]    # global PAN (row, col) of the tile array's first pixel
+    # global PAN (row, col) of a corner of the MS grid, to the nearest PAN pixel (``grid.ms_lattice``): the PAN's
+    # low-pass is decimated on that lattice, so it lies where the MS pixels do wherever the PAN was cut
+    lattice: tuple[int, int] = (0, 0)
     # the MS pixels behind the tile and where pixel [0, 0]'s corner sits in tile pixels (learned methods
     # project their output onto them: ``consistency``)
     ms: np.ndarray | None = None
@@ -183,9 +186,10 @@ def fuse_gsa(pan: np.ndarray, lms: np.ndarray, ctx: TileContext) -> np.ndarray:
 
 
 def _pan_lowpass(pan: np.ndarray, gain: float, ctx: TileContext) -> np.ndarray:
-    """P_L: the PAN's MTF-matched low-pass (decimated on the global MS lattice, re-interpolated)."""
-    lr, first = decimate(pan, gain, ctx.ratio, origin=ctx.origin)
-    origin = (first[0] * ctx.ratio - ctx.origin[0], first[1] * ctx.ratio - ctx.origin[1])
+    """P_L: the PAN's MTF-matched low-pass (decimated on the MS lattice, ``ctx.lattice``, re-interpolated)."""
+    at = (ctx.origin[0] - ctx.lattice[0], ctx.origin[1] - ctx.lattice[1])   # the tile on the MS lattice
+    lr, first = decimate(pan, gain, ctx.ratio, origin=at)
+    origin = (first[0] * ctx.ratio - at[0], first[1] * ctx.ratio - at[1])
     return upsample(lr, ctx.ratio, pan.shape, origin)
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from osgeo import gdal, osr
 
 from .errors import InputError
+from .filters import GRID_TOL
 from .gdalutil import gdal_call
 from .labels import param
 from .placement import check_map_grid
@@ -388,6 +389,22 @@ def landsat_layout(ratio: int, frac_c: float, frac_r: float) -> bool:
     return ratio == 2 and all(abs(abs(f) - 0.5) <= LANDSAT_LAYOUT_TOLERANCE for f in (frac_c, frac_r))
 
 
+def ms_lattice(ms_origin: tuple[float, float]) -> tuple[int, int]:
+    """The PAN pixel corner (row, col) nearest the MS grid's top-left corner ``ms_origin`` (PAN pixels; half-way: the
+    one above / to the left): where the PAN's low-pass is decimated (``classical.TileContext.lattice``). It moves
+    with the MS, so a PAN cut at any pixel (the MS kept whole) is fused as the same area of the uncut scene; an MS
+    aligned with the PAN, Landsat's half-pixel layout (+0.5) and any shift below half a PAN pixel give (0, 0) mod
+    the ratio, as before."""
+    # GRID_TOL: float noise in a georeference does not tip a half-way corner to the other side
+    return math.ceil(ms_origin[0] - 0.5 - GRID_TOL), math.ceil(ms_origin[1] - 0.5 - GRID_TOL)
+
+
+def whole_shift(frac_c: float, frac_r: float) -> bool:
+    """Whether an MS grid shifted by (``frac_c``, ``frac_r``) PAN pixels is off by whole PAN pixels on both axes
+    (within ``EDGE_TOLERANCE``): the pair was cut from its scenes at different pixels, fused exactly."""
+    return all(abs(f - round(f)) <= EDGE_TOLERANCE for f in (frac_c, frac_r))
+
+
 def _half_covered(c0: float, r0: float, c1: float, r1: float, pan: RasterInfo) -> str:
     """The clause naming the PAN edges where the MS footprint [c0, c1) x [r0, r1) (PAN pixels) ends half-way through
     a PAN pixel inside the PAN: the output leaves those pixels out (it lies on whole PAN pixels the MS covers)."""
@@ -494,14 +511,22 @@ def plan_grid(pan: RasterInfo, ms: RasterInfo, ms_ds: gdal.Dataset) -> GridPlan:
     frac_r, frac_c = ms_r0 - round(ms_r0 / ratio) * ratio, ms_c0 - round(ms_c0 / ratio) * ratio
     if warped is None and (abs(frac_r) > EDGE_TOLERANCE or abs(frac_c) > EDGE_TOLERANCE):
         shift = f"{GRID_SHIFT} by ({frac_c:+.2f}, {frac_r:+.2f}) PAN pixels (x, y) against the PAN grid"
-        if landsat_layout(ratio, frac_c, frac_r):
+        # the offset is only known modulo an MS pixel (the grids repeat every ``ratio`` PAN pixels): an MS moved
+        # by +3 PAN pixels at ratio 4 reads -1; both are named, so a known move is recognised
+        alt_c, alt_r = (f - math.copysign(ratio, f) if abs(f) > EDGE_TOLERANCE else 0.0 for f in (frac_c, frac_r))
+        if whole_shift(frac_c, frac_r):
+            # the PAN's low-pass follows the MS lattice (``ms_lattice``) and the MS pixels are interpolated as on an
+            # aligned pair: the output is that of the same area of the uncut pair. An MS whose content is off is
+            # still warned of, by the offset measured on the scene (``coregistration.offset_note``)
+            notes.append(f"{GRID_SHIFT} by whole PAN pixels ({round(frac_c):+d}, {round(frac_r):+d}) (x, y) against "
+                         f"the PAN grid (the same grid as a shift by ({round(alt_c):+d}, {round(alt_r):+d})): the "
+                         "PAN and the MS were cut from their scenes at different pixels, which is normal; the fusion "
+                         "follows the MS grid, so the output is the same as that area fused from the uncut pair.")
+        elif landsat_layout(ratio, frac_c, frac_r):
             notes.append(f"{shift}: the usual Landsat layout (USGS delivers the MS pixel centres on PAN pixel "
                          "centres), not a misregistration; MS is resampled at the true position of every PAN pixel"
                          + _half_covered(c0, r0, c1, r1, pan) + ".")
         else:
-            # the offset is only known modulo an MS pixel (the grids repeat every ``ratio`` PAN pixels): an MS moved
-            # by +3 PAN pixels at ratio 4 reads -1; both are named, so a known move is recognised
-            alt_c, alt_r = (f - math.copysign(ratio, f) if abs(f) > EDGE_TOLERANCE else 0.0 for f in (frac_c, frac_r))
             # unlike Landsat's half-pixel layout (a product convention), this shift is no known layout: a crop
             # at another pixel, or an MS that really is off; the plugin cannot tell which, so it stays a warning
             warnings.append(f"{shift} (the same grid as a shift by ({alt_c:+.2f}, {alt_r:+.2f})): expected when the "

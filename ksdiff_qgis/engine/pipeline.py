@@ -46,7 +46,7 @@ from .clipping import ClipCounter
 from .errors import Cancelled, InputError
 from .feedback import Feedback, HeldFeedback
 from .filters import upsample
-from .grid import GRID_SHIFT, GridPlan, plan_grid, with_crs
+from .grid import GRID_SHIFT, GridPlan, ms_lattice, plan_grid, with_crs
 from .learned import (
     DEFAULT_PRECISION,
     PRECISION_ALIASES,
@@ -467,7 +467,7 @@ class _TileRunner:
         holes = pan_valid is not None or ms_valid is not None   # declared nodata, or non-finite values
         valid = _tile_valid(pan_valid, ms_valid, (H, W), origin, k) if holes else None
         ctx = classical.TileContext(stats=st, ratio=k, gains=self.sensor.mtf_ms, origin=(R0, C0),
-                                    ms=ms, ms_origin=origin, ms_real=ms_valid,
+                                    lattice=ms_lattice(self.plan.ms_origin), ms=ms, ms_origin=origin, ms_real=ms_valid,
                                     valid=self._context_valid(valid, pan, ms, origin) if self.learned else valid)
         fused = self.fuse(pan[0], lms, ctx).astype(np.float32, copy=False)
         if m:   # a copy of the interior frees the margin; without a margin the array is already fresh

@@ -33,7 +33,7 @@ from .blockcache import drop_cached_blocks
 from .errors import Cancelled
 from .feedback import Feedback
 from .filters import upsample, wald_degrade
-from .grid import GridPlan
+from .grid import GridPlan, ms_lattice
 from .labels import method as label
 from .labels import param
 from .learned import zero_fill
@@ -301,6 +301,7 @@ class _Sample:
         self.k, self.ctx, self.win, self.pad = k, ctx, win, 2
         y, x = plan.ms_origin[0] + (r - ctx) * k, plan.ms_origin[1] + (c - ctx) * k   # PAN position of the region
         self.R0, self.C0 = int(round(y)), int(round(x))
+        self.lattice = ms_lattice(plan.ms_origin)   # the pipeline's PAN low-pass lattice (a cut PAN's too)
         off = (y - self.R0, x - self.C0)                   # MS corner relative to the PAN pixel grid
         self.off = off
         H, W = h + 2 * ctx, w + 2 * ctx                    # region, MS pixels
@@ -372,7 +373,7 @@ def _fuse_pair(fuser: Fuser, pan: np.ndarray, lms: np.ndarray, ctx: classical.Ti
     x = np.pad(lms.astype(np.float32), ((0, 0), (m, m), (m, m)), mode="symmetric")
     valid = None if ctx.valid is None else np.pad(ctx.valid, m, mode="symmetric")
     c = classical.TileContext(stats=ctx.stats, ratio=ctx.ratio, gains=ctx.gains,
-                              origin=(ctx.origin[0] - m, ctx.origin[1] - m), ms=ctx.ms,
+                              origin=(ctx.origin[0] - m, ctx.origin[1] - m), lattice=ctx.lattice, ms=ctx.ms,
                               ms_origin=(ctx.ms_origin[0] + m, ctx.ms_origin[1] + m), ms_real=ctx.ms_real,
                               valid=valid)
     out = np.asarray(fuser(p, x, c), dtype=np.float32)
@@ -479,6 +480,7 @@ def _score_window(s: _Sample, fusers: dict[str, Fuser], pools, pan_pool: _Pool, 
     red_ctx = classical.TileContext(stats=stats, ratio=k, gains=gains, origin=(0, 0), ms=ms_lr,
                                     ms_real=s.ms_real_lr, valid=s.valid_lr)
     full_ctx = classical.TileContext(stats=stats, ratio=k, gains=gains, origin=(s.R0, s.C0),
+                                     lattice=s.lattice,
                                      ms=s.ms, ms_real=s.ms_real, valid=s.valid_full)
     for name, fuser in fusers.items():
         red_pool, full_pool = pools[name]
