@@ -45,6 +45,23 @@ UNCHECKED = object()   # GeoTiffWriter(found=...) left out: the output is replac
 LOW_SPACE = 1 << 20                          # bytes: a failed write with less free space is a full disk
 
 
+def _missing_folder(path: str) -> str | None:
+    """The first folder on the way to ``path`` that is not a folder, as the OS resolves the path, else None.
+
+    Not the normalised path: the OS walks 'a/nodir/../o.tif' through 'a/nodir', so a missing 'nodir' makes the
+    final rename fail after the whole scene was fused (QA), although 'a/o.tif' could be written."""
+    raw = os.path.dirname(path)
+    if not raw or os.path.isdir(os_path(raw)):
+        return None
+    anchor, rest = os.path.splitdrive(raw)[0], os.path.splitdrive(raw)[1]
+    prefix = anchor + (os.sep if rest.startswith(("/", os.sep)) else "")
+    for part in [p for p in rest.replace(os.sep, "/").split("/") if p]:
+        prefix = os.path.join(prefix, part) if prefix else part
+        if not os.path.isdir(os_path(prefix)):
+            return os.path.abspath(prefix) if part not in (os.curdir, os.pardir) else prefix
+    return os.path.abspath(raw)
+
+
 def check_writable(path: str, extensions: tuple[str, ...] | None = OUTPUT_EXTENSIONS, what: str = "output") -> None:
     """Raise InputError unless a file can be created at ``path`` (by default a GeoTIFF: ``extensions``; None: any
     name); ``what`` names the file in the messages."""
@@ -53,10 +70,11 @@ def check_writable(path: str, extensions: tuple[str, ...] | None = OUTPUT_EXTENS
     if os.path.isdir(os_path(path)):
         raise InputError(f"the {what} path {path!r} is a folder")
     folder = os.path.dirname(os.path.abspath(path))
-    if os.path.isfile(os_path(folder)):
-        raise InputError(f"the {what} folder {folder!r} is a file, not a folder")
-    if not os.path.isdir(os_path(folder)):
-        raise InputError(f"the {what} folder {folder!r} does not exist")
+    missing = _missing_folder(path)
+    if missing is not None and os.path.isfile(os_path(missing)):
+        raise InputError(f"the {what} folder {missing!r} is a file, not a folder")
+    if missing is not None:
+        raise InputError(f"the {what} folder {missing!r} does not exist")
     if not os.access(os_path(folder), os.W_OK):
         raise InputError(f"the {what} folder {folder!r} is not writable")
     if os.path.exists(os_path(path)) and not os.access(os_path(path), os.W_OK):
