@@ -23,7 +23,7 @@ from .partials import (
     signature,
     total_size,
 )
-from .stylemark import is_ksdiff_style, kept_style_note, removed_style_note
+from .stylemark import belongs_to, is_ksdiff_style, kept_style_note, owner_of, removed_style_note, shared_style_note
 
 try:                  # POSIX only: Windows has no file size limit to report
     import resource
@@ -350,6 +350,9 @@ class GeoTiffWriter:
         style = style_sidecar(self.path)
         if os.path.exists(os_path(style)) and not is_ksdiff_style(style):
             notes.append(kept_style_note(style))   # the user's or an input's (ms.jp2's ms.qml): never ours to remove
+        elif os.path.exists(os_path(style)) and not belongs_to(style, self.path):
+            # KSDiff's style of o.tif beside this o.tiff: QGIS reads it for both, but it is o.tif's (QA)
+            notes.append(shared_style_note(style, owner_of(style, self.path)))
         elif os.path.exists(os_path(style)):
             try:
                 os.remove(os_path(style))
