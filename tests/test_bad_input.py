@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -206,6 +207,20 @@ def test_output_not_writable(qgis_app, pair, tmp_path):
 
     with pytest.raises(QgsProcessingException, match="is a file, not a folder"):
         processing.run("ksdiff:pansharpen", {**pair, "OUTPUT": str(blocker / "out.tif")})
+
+
+def test_an_output_through_a_missing_folder_is_refused_before_any_pixel(qgis_app, pair, tmp_path):
+    """QA: OUTPUT 'e/nodir/../o3.tif' with no 'nodir' passed the checks (they read the normalised 'e/o3.tif'),
+    fused the whole scene, then failed at the final rename with a raw "[Errno 2] ... -> 'e/nodir/../o3.tif'"."""
+    import processing
+    from qgis.core import QgsProcessingException
+
+    out = os.path.join(str(tmp_path), "nodir", os.pardir, "o3.tif")
+    missing = re.escape(repr(str(tmp_path / "nodir")))
+    with pytest.raises(QgsProcessingException, match=f"the output folder {missing} does not exist"):
+        processing.run("ksdiff:pansharpen", {**pair, "METHOD": "brovey", "OUTPUT": out})
+    # no partial, no output, no folder made
+    assert not [p for p in os.listdir(tmp_path) if "o3" in p or p == "nodir"], os.listdir(tmp_path)
 
 
 def test_a_missing_file_is_called_missing(tmp_path):

@@ -418,6 +418,20 @@ def test_precision_float32_in_a_scene_list_runs(tmp_path):
     assert record["status"] == "done", record
 
 
+def test_an_output_through_a_missing_folder_is_the_path_the_list_resolves(tmp_path):
+    """QA: Processing took OUTPUT 'e/nodir/../o3.tif' with no 'nodir', fused the scene, then failed at the final
+    rename (the OS walks through 'nodir'). A scene list's paths are resolved when it is read (relative to its
+    folder, '..' included), so the batch writes the resolved 'out/o3.tif' in one go and makes no 'nodir'."""
+    row = (DATA / "wv2_pan.tif", DATA / "wv2_ms.tif", "wv2", "brovey", "out/nodir/../o3.tif", "", "")
+    rc, log = run_cli(str(write_csv(tmp_path / "s.csv", [row])), "--workers", "1", "--retries", "0", "--report",
+                      str(tmp_path / "report.jsonl"))
+    records, summary = read_report(tmp_path / "report.jsonl")
+    assert rc == 0 and summary["done"] == 1, log
+    assert records["o3.tif"]["output"] == str(tmp_path / "out" / "o3.tif")
+    assert gdal.Open(str(tmp_path / "out" / "o3.tif")).RasterCount == 4
+    assert not (tmp_path / "out" / "nodir").exists() and not list(tmp_path.rglob("*.partial"))
+
+
 # ------------------------------------------------------------------------- command line checks, stopping
 FAST = (DATA / "wv2_pan.tif", DATA / "wv2_ms.tif", "wv2", "gsa", "out/fast.tif", "", "")
 # about 10 s on one core (KSDiff, float32, 64-pixel tiles): still being written when the run is stopped

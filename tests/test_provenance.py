@@ -253,3 +253,63 @@ def test_tags_record_the_bands_gains_extent_and_coregistration(data_dir, tmp_pat
     if result.coregistration is not None or "KSDIFF_COREGISTER_OFFSET" in tags:   # measured: the offset applied
         assert re.fullmatch(r"east -?\d+\.\d{3} south -?\d+\.\d{3} \(PAN pixels\)", tags["KSDIFF_COREGISTER_OFFSET"])
     assert "KSDIFF_PRECISION" not in tags and "KSDIFF_MODEL_SHA256" not in tags   # a classical method: no model
+
+
+def test_outputs_sharing_a_name_do_not_take_each_others_style(qgis_app, pair, tmp_path):
+    """QGIS reads o.qml for o.tif and o.tiff alike. QA: a 1-band run onto o.tiff deleted o.tif's style ("removed
+    o.qml, the QGIS style KSDiff wrote for the old output"), and a re-run onto o.tif wrote it again, so the 1-band
+    o.tiff opened as multibandcolor bands 3, 2, 1. The style records its output's name; neither run touches the
+    other's, and none is written that the other file would open with."""
+    tif, tiff, qml = str(tmp_path / "o.tif"), str(tmp_path / "o.tiff"), tmp_path / "o.qml"
+    assert _logged({**pair, "OUTPUT": tif})[0].startswith("wrote o.qml")
+    ours = qml.read_bytes()
+    assert b'name="ksdiff/style-for"' in ours and b'value="o.tif"' in ours
+
+    (line,) = _logged({**pair, "MS_BANDS": [4], "OUTPUT": tiff})
+    assert line.startswith("no QGIS style written: 'o.tif' beside it shares the name, and QGIS reads o.qml for both "
+                           "files (it is the style KSDiff wrote for 'o.tif')"), line
+    assert "Save Style" in line
+    assert qml.read_bytes() == ours   # o.tif's style stays
+    renderer = _opened(tif).renderer()
+    assert (renderer.redBand(), renderer.greenBand(), renderer.blueBand()) == (3, 2, 1)
+
+    # o.tif again: its own old style goes (o.tiff would read it too), and no new one is written while o.tiff is there
+    (line,) = _logged({**pair, "METHOD": "gsa", "OUTPUT": tif})
+    assert line.startswith("removed o.qml, the QGIS style KSDiff wrote for the old output; no QGIS style written: "
+                           "'o.tiff' beside it shares the name"), line
+    assert not qml.exists()
+    assert _opened(tiff).renderer().type() != "multibandcolor"
+
+    # the batch (engine only) onto o.tiff keeps a style KSDiff wrote for o.tif, and says why
+    os.remove(tiff)
+    _run({**pair, "OUTPUT": tif})
+    ours = qml.read_bytes()
+    fb = RecordingFeedback()
+    pansharpen(pair["PAN"], pair["MS"], tiff, sensor="wv2", method="gsa", feedback=fb)
+    assert qml.read_bytes() == ours
+    assert "kept o.qml, the QGIS style KSDiff wrote for 'o.tif', which shares this output's name: QGIS opens this " \
+           "output with it too; give the output a name of its own for a style of its own" in fb.lines
+
+
+def test_a_style_of_an_older_version_belongs_to_the_stems_tif(qgis_app, pair, tmp_path):
+    """A style written before the output's name was recorded (mark only) is o.tif's when o.tif exists: a run onto
+    o.tiff keeps it; a run onto o.tif replaces it; with no o.tif it is the output's own."""
+    from ksdiff_qgis.engine.raster_io import belongs_to, seal_style
+
+    tif, qml = str(tmp_path / "o.tif"), tmp_path / "o.qml"
+    _run({**pair, "OUTPUT": tif})
+    old = re.sub(r'<Option[^>]*name="ksdiff/style-for"[^>]*/>', "", qml.read_text())
+    old = re.sub(r'(name="ksdiff/style"[^>]*value=")[0-9a-f]{64}', r"\g<1>" + "0" * 64, old)
+    qml.write_text(old)
+    assert seal_style(str(qml))
+    assert belongs_to(str(qml), tif) and not belongs_to(str(qml), str(tmp_path / "o.tiff"))
+    legacy = qml.read_bytes()
+    assert _logged({**pair, "METHOD": "gsa", "OUTPUT": str(tmp_path / "o.tiff")})[0].startswith(
+        "no QGIS style written: 'o.tif' beside it shares the name")
+    assert qml.read_bytes() == legacy
+    os.remove(str(tmp_path / "o.tiff"))
+    assert _logged({**pair, "METHOD": "gsa", "OUTPUT": tif})[0].startswith("replaced o.qml")
+
+    os.remove(tif)
+    qml.write_bytes(legacy)
+    assert belongs_to(str(qml), str(tmp_path / "o.tiff"))   # no o.tif: the style is the output's own

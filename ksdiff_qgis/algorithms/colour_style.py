@@ -24,7 +24,17 @@ from qgis.core import (
     QgsRectangle,
 )
 
-from ..engine.raster_io import STYLE_MARK, UNSEALED, is_ksdiff_style, seal_style, style_sidecar
+from ..engine.raster_io import (
+    STYLE_FOR,
+    STYLE_MARK,
+    UNSEALED,
+    belongs_to,
+    is_ksdiff_style,
+    namesakes,
+    owner_of,
+    seal_style,
+    style_sidecar,
+)
 from .base import translator
 
 tr = translator("KsdiffPansharpen")
@@ -46,15 +56,33 @@ def write_default_style(output: str, rgb: tuple[int, int, int] | None, replaced:
     only when its red, green and blue bands are known (``rgb``), marked as KSDiff's (``stylemark``). The commit
     removed the replaced output's style (``replaced``: it did, and held back its line, said here instead), so none
     of another band layout stays; a style that is not KSDiff's (the user's, an input's) is kept, and nothing is
-    written (the commit said so: ""). Returns the line for the log."""
+    written (the commit said so: ""); nor while another raster of its stem (o.tiff for o.tif) is beside it, which
+    QGIS would open with it too, or the style there is KSDiff's for that raster (``stylemark.owner_of``). Returns
+    the line for the log."""
     qml, pam = style_sidecar(output), output + ".aux.xml"
     if os.path.exists(qml) and not is_ksdiff_style(qml):
         return ""
+    name = os.path.basename(qml)
+    # the old output's style went with it: one line, not "removed X.qml" followed by "wrote X.qml"
+    removed = tr("removed {}, the QGIS style KSDiff wrote for the old output; ").format(name) if replaced else ""
+    # QGIS reads <stem>.qml for o.tif, o.tiff, o.vrt alike: KSDiff's style of another of them is not replaced, and
+    # none is written that another would open with (QA: the 1-band o.tiff drew bands 3, 2, 1 of o.tif's style)
+    owner = owner_of(qml, output) if os.path.exists(qml) else None
+    other = owner if owner is not None and not belongs_to(qml, output) else next(iter(namesakes(output)), None)
+    if other is not None:
+        return removed + tr(
+            "no QGIS style written: '{}' beside it shares the name, and QGIS reads {} for both files{}. The layer "
+            "this run loads is in natural colour; to open the file so elsewhere, give the output a name of its own "
+            "(no other file named {}.*) and run again, or save this layer's style (Layer Properties > Symbology > "
+            "Style > Save Style) and load it there").format(
+            other, name, tr(" (it is the style KSDiff wrote for '{}')").format(other) if owner == other else "",
+            os.path.splitext(os.path.basename(output))[0])
     had_pam = os.path.exists(pam)   # a COG's IMAGERY metadata lives there
     # the file alone, without a default style: a stale one (not removable, said by the commit) must not come back
     layer = QgsRasterLayer(output, os.path.basename(output), "gdal", QgsRasterLayer.LayerOptions(False))
     shown = layer.isValid() and show_natural_colour(layer, rgb)
     layer.setCustomProperty(STYLE_MARK, UNSEALED)   # sealed below: only a style KSDiff wrote is ever replaced
+    layer.setCustomProperty(STYLE_FOR, os.path.basename(output))   # and only by a run onto this output
     # QGIS's own writer (the layer's renderer as QGIS reads it back); the symbology and the mark: no layer name/notes
     message, ok = layer.saveNamedStyle(qml, QgsMapLayer.Symbology | QgsMapLayer.CustomProperties) if shown \
         else ("", False)
@@ -62,9 +90,6 @@ def write_default_style(output: str, rgb: tuple[int, int, int] | None, replaced:
     if not had_pam and os.path.exists(pam):   # a file of its own beside the output: not left by this step
         with contextlib.suppress(OSError):
             os.remove(pam)
-    name = os.path.basename(qml)
-    # the old output's style went with it: one line, not "removed X.qml" followed by "wrote X.qml"
-    removed = tr("removed {}, the QGIS style KSDiff wrote for the old output; ").format(name) if replaced else ""
     if not shown:
         return removed + tr("no QGIS style written: the output's red, green and blue bands are not known by name or "
                             "colour interpretation (QGIS draws bands 1, 2, 3)")

@@ -20,16 +20,17 @@ tr = translator("Ksdiff")
 
 class ProcessingFeedback(Feedback):
     """Engine feedback forwarded to QgsProcessingFeedback (safe from the worker thread). An info line equal to
-    ``hold`` is kept in ``held`` instead, for the algorithm to say in its own words later."""
+    in ``hold`` (one line or several) is kept in ``held`` instead, for the algorithm to say in its own words later."""
 
-    def __init__(self, feedback, hold: str | None = None):
-        self.fb, self.hold, self.held = feedback, hold, []
+    def __init__(self, feedback, hold: str | tuple[str, ...] | None = None):
+        self.fb, self.held = feedback, []
+        self.hold = (hold,) if isinstance(hold, str) else tuple(hold or ())
 
     def progress(self, fraction: float) -> None:
         self.fb.setProgress(100.0 * fraction)
 
     def info(self, message: str) -> None:
-        if message == self.hold:
+        if message in self.hold:
             self.held.append(message)
         else:
             self.fb.pushInfo(message)

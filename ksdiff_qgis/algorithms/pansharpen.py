@@ -23,7 +23,14 @@ from ..engine.errors import Cancelled, InputError
 from ..engine.learned import DEFAULT_PRECISION, PRECISION_ALIASES, PRECISIONS
 from ..engine.model_card import bundled_cards
 from ..engine.pipeline import method_names, pansharpen
-from ..engine.raster_io import open_raster, outputs, removed_style_note, style_sidecar
+from ..engine.raster_io import (
+    open_raster,
+    outputs,
+    owner_of,
+    removed_style_note,
+    shared_style_note,
+    style_sidecar,
+)
 from ..engine.runtime import default_threads
 from ..engine.sensors import AUTO, SENSORS
 from .area import UnreadableCrs, referenced_extent, unreadable_extent
@@ -327,7 +334,11 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
         # resolved here, not in prepareAlgorithm: only this (worker) context's layers-to-load survive the task
         self._output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         # the commit's "removed <output>.qml" is said with the new style's line ("replaced"), not just before it
-        engine_feedback = ProcessingFeedback(feedback, hold=removed_style_note(style_sidecar(self._output)))
+        qml = style_sidecar(self._output)
+        # and its "kept o.qml, KSDiff's style of o.tif" (a namesake's) is said by the style's line, once
+        owner = owner_of(qml, self._output) if os.path.exists(qml) else None
+        held = (removed_style_note(qml),) + ((shared_style_note(qml, owner),) if owner is not None else ())
+        engine_feedback = ProcessingFeedback(feedback, hold=held)
         try:
             result = pansharpen(
                 self._pan, self._ms, self._output, sensor=self._sensor, method=self._method,
@@ -358,7 +369,7 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
         rgb = rgb_bands(result.band_names)
         # after the commit: a cancelled or failed run raised above, leaving the old output and its style as they were
         # natural colour however the file is opened
-        style = write_default_style(self._output, rgb, replaced=bool(engine_feedback.held))
+        style = write_default_style(self._output, rgb, replaced=removed_style_note(qml) in engine_feedback.held)
         if style:   # "": the user's own style is kept (the commit said so)
             feedback.pushInfo(style)
         self._describe_layer_to_load(context, rgb, result.method)

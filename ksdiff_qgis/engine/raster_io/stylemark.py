@@ -5,21 +5,35 @@ is the SHA-256 of the file with that value blanked (``seal_style``). A style wit
 sharing the basename) or whose text changed since (the user saved their own default style from a layer that had
 loaded ours: QGIS copies the property) is not ours: it is never removed or replaced (QA: a first run onto
 ``ms.tif`` deleted ``ms.qml``, the style of the input ``ms.jp2``).
+
+QGIS reads ``<stem>.qml`` for every file of that stem: ``o.tif``, ``o.tiff``, ``o.TIF``, ``o.vrt``. So the style also
+records the name of the output it was written for (``STYLE_FOR``, sealed with the rest): only that output's run
+removes or replaces it (``belongs_to``), and none is written while another raster of the stem is beside the output
+(``namesakes``), which would open with it (QA: a run onto ``o.tiff`` deleted ``o.tif``'s style, and a re-run onto
+``o.tif`` gave the 1-band ``o.tiff`` a red/green/blue style of bands 3, 2, 1). A style written before the name was
+recorded belongs to ``<stem>.tif`` when that file exists (the name the plugin proposes), else to the output run.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import html
 import os
 import re
+
+from osgeo import gdal
 
 from ..gdalutil import os_path
 
 STYLE_MARK = "ksdiff/style"          # the custom property's key (QgsMapLayer.CustomProperties in the .qml)
+STYLE_FOR = "ksdiff/style-for"      # the output file name (no folder) the style was written for
 UNSEALED = "0" * 64                   # its value when written, before seal_style
 MAX_STYLE_BYTES = 1 << 20             # a natural-colour style is ~3 KB; a larger file is not ours
 # the <Option … name="ksdiff/style" … value="…"/> element; QGIS writes its attributes in any order
 _MARK = re.compile(rb'<Option\b[^>]*\bname="' + re.escape(STYLE_MARK.encode()) + rb'"[^>]*>')
 _VALUE = re.compile(rb'\bvalue="([0-9a-f]{64})"')
+_FOR = re.compile(rb'<Option\b[^>]*\bname="' + re.escape(STYLE_FOR.encode()) + rb'"[^>]*>')
+_TEXT = re.compile(rb'\bvalue="([^"]*)"')
 
 
 def _mark_value(text: bytes) -> tuple[int, int] | None:
@@ -57,6 +71,66 @@ def is_ksdiff_style(path: str) -> bool:
         return False
     span = _mark_value(text)
     return span is not None and text[span[0]:span[1]] == _digest(text, span)
+
+
+def style_owner(path: str) -> str | None:
+    """The output file name the KSDiff style ``path`` was written for; "" for a style written before the name was
+    recorded; None when ``path`` is not a style KSDiff wrote (``is_ksdiff_style``)."""
+    if not is_ksdiff_style(path):
+        return None
+    with open(os_path(path), "rb") as fh:
+        tag = _FOR.search(fh.read())
+    value = _TEXT.search(tag.group(0)) if tag else None
+    return html.unescape(value.group(1).decode("utf-8", "replace")) if value else ""
+
+
+def namesakes(output: str) -> list[str]:
+    """The other rasters beside ``output`` with its stem (``o.tiff``, ``o.TIF``, ``o.vrt`` for ``o.tif``), whose
+    QGIS default style is the same ``<stem>.qml``; their file names, sorted."""
+    folder, name = os.path.split(os.path.abspath(output))
+    stem = os.path.normcase(os.path.splitext(name)[0])
+    try:
+        entries = os.listdir(os_path(folder))
+    except OSError:
+        return []
+    found = []
+    for entry in entries:
+        path = os.path.join(folder, entry)
+        if (os.path.normcase(os.path.splitext(entry)[0]) != stem or os.path.normcase(entry) == os.path.normcase(name)
+                or entry.lower().endswith(".qml") or not os.path.isfile(os_path(path))):
+            continue
+        with contextlib.suppress(OSError):
+            if os.path.exists(os_path(output)) and os.path.samefile(os_path(path), os_path(output)):
+                continue   # o.TIF is o.tif on a case-insensitive disk
+        if gdal.IdentifyDriverEx(os_path(path), gdal.OF_RASTER) is not None:
+            found.append(entry)
+    return sorted(found)
+
+
+def owner_of(path: str, output: str) -> str | None:
+    """The file name of the raster the KSDiff style ``path`` beside ``output`` was written for; an older style
+    without a name is ``<stem>.tif``'s when that file exists, else ``output``'s. None: not a style KSDiff wrote."""
+    owner = style_owner(path)
+    if owner == "":
+        name = os.path.basename(output)
+        stem_tif = os.path.splitext(name)[0] + ".tif"
+        folder = os.path.dirname(os.path.abspath(output))
+        owner = stem_tif if os.path.isfile(os_path(os.path.join(folder, stem_tif))) else name
+    return owner
+
+
+def belongs_to(path: str, output: str) -> bool:
+    """True when ``path`` is a style KSDiff wrote for the raster ``output`` (its file name, compared as the disk
+    does: ``owner_of``)."""
+    owner = owner_of(path, output)
+    return owner is not None and os.path.normcase(owner) == os.path.normcase(os.path.basename(output))
+
+
+def shared_style_note(path: str, owner: str) -> str:
+    """The log line for KSDiff's style ``path`` of the raster ``owner`` beside the output, kept: QGIS reads it for
+    both files."""
+    return (f"kept {os.path.basename(path)}, the QGIS style KSDiff wrote for '{owner}', which shares this output's "
+            "name: QGIS opens this output with it too; give the output a name of its own for a style of its own")
 
 
 def kept_style_note(path: str) -> str:

@@ -23,7 +23,7 @@ from .partials import (
     signature,
     total_size,
 )
-from .stylemark import is_ksdiff_style, kept_style_note, removed_style_note
+from .stylemark import belongs_to, is_ksdiff_style, kept_style_note, owner_of, removed_style_note, shared_style_note
 
 try:                  # POSIX only: Windows has no file size limit to report
     import resource
@@ -45,6 +45,23 @@ UNCHECKED = object()   # GeoTiffWriter(found=...) left out: the output is replac
 LOW_SPACE = 1 << 20                          # bytes: a failed write with less free space is a full disk
 
 
+def _missing_folder(path: str) -> str | None:
+    """The first folder on the way to ``path`` that is not a folder, as the OS resolves the path, else None.
+
+    Not the normalised path: the OS walks 'a/nodir/../o.tif' through 'a/nodir', so a missing 'nodir' makes the
+    final rename fail after the whole scene was fused (QA), although 'a/o.tif' could be written."""
+    raw = os.path.dirname(path)
+    if not raw or os.path.isdir(os_path(raw)):
+        return None
+    anchor, rest = os.path.splitdrive(raw)[0], os.path.splitdrive(raw)[1]
+    prefix = anchor + (os.sep if rest.startswith(("/", os.sep)) else "")
+    for part in [p for p in rest.replace(os.sep, "/").split("/") if p]:
+        prefix = os.path.join(prefix, part) if prefix else part
+        if not os.path.isdir(os_path(prefix)):
+            return os.path.abspath(prefix) if part not in (os.curdir, os.pardir) else prefix
+    return os.path.abspath(raw)
+
+
 def check_writable(path: str, extensions: tuple[str, ...] | None = OUTPUT_EXTENSIONS, what: str = "output") -> None:
     """Raise InputError unless a file can be created at ``path`` (by default a GeoTIFF: ``extensions``; None: any
     name); ``what`` names the file in the messages."""
@@ -54,10 +71,11 @@ def check_writable(path: str, extensions: tuple[str, ...] | None = OUTPUT_EXTENS
     if os.path.isdir(os_path(path)):
         raise InputError(f"the {what} path {path!r} is a folder")
     folder = os.path.dirname(os.path.abspath(path))
-    if os.path.isfile(os_path(folder)):
-        raise InputError(f"the {what} folder {folder!r} is a file, not a folder")
-    if not os.path.isdir(os_path(folder)):
-        raise InputError(f"the {what} folder {folder!r} does not exist")
+    missing = _missing_folder(path)
+    if missing is not None and os.path.isfile(os_path(missing)):
+        raise InputError(f"the {what} folder {missing!r} is a file, not a folder")
+    if missing is not None:
+        raise InputError(f"the {what} folder {missing!r} does not exist")
     if not os.access(os_path(folder), os.W_OK):
         raise InputError(f"the {what} folder {folder!r} is not writable")
     if os.path.exists(os_path(path)) and not os.access(os_path(path), os.W_OK):
@@ -350,6 +368,9 @@ class GeoTiffWriter:
         style = style_sidecar(self.path)
         if os.path.exists(os_path(style)) and not is_ksdiff_style(style):
             notes.append(kept_style_note(style))   # the user's or an input's (ms.jp2's ms.qml): never ours to remove
+        elif os.path.exists(os_path(style)) and not belongs_to(style, self.path):
+            # KSDiff's style of o.tif beside this o.tiff: QGIS reads it for both, but it is o.tif's (QA)
+            notes.append(shared_style_note(style, owner_of(style, self.path)))
         elif os.path.exists(os_path(style)):
             try:
                 os.remove(os_path(style))
