@@ -192,6 +192,8 @@ class AssessAlgorithm(KsdiffAlgorithm):
                                          ratio=(full or {}).get("ratio") or self._tag_ratio, layer_crs=self._crs)
         except Cancelled:
             raise QgsProcessingException(tr("Cancelled")) from None
+        except InputError as e:   # a problem with the inputs, said as one ("Assessment failed:" is for bugs)
+            raise QgsProcessingException(str(e)) from None
         except (ValueError, RuntimeError) as e:
             raise QgsProcessingException(tr("Assessment failed: {}").format(e)) from e
         if feedback.isCanceled():
