@@ -933,3 +933,54 @@ def test_a_sensor_that_does_not_fit_the_data_is_warned(qgis_app, data_dir, tmp_p
     subset = pansharpen(pan, ms, str(tmp_path / "s.tif"), "wv2", "gsa", ms_bands=[3, 2, 1]).output_path
     assert _assess_warnings({"FUSED": subset, "REFERENCE": subset, "SENSOR": "wv2",
                              "OUTPUT_HTML": str(tmp_path / "r.html")}) == []
+
+
+def _cut_and_fuse(tmp_path, pan: str, pan_win, ms: str, ms_win, sensor: str) -> tuple[str, str, str]:
+    """PAN and MS cut from the cached real scenes (``gdal.Translate`` srcWin; None = whole), fused with MTF-GLP-HPM."""
+    p, m = str(tmp_path / "p.tif"), str(tmp_path / "m.tif")
+    gdal.Translate(p, pan, srcWin=pan_win) if pan_win else gdal.Translate(p, pan)
+    gdal.Translate(m, ms, srcWin=ms_win) if ms_win else gdal.Translate(m, ms)
+    fused = pansharpen(p, m, str(tmp_path / "f.tif"), sensor=sensor, method="mtf_glp_hpm").output_path
+    return fused, p, m
+
+
+@pytest.mark.parametrize("case, size", [
+    ("wv2_64x64", (64, 64)),     # 16x16 MS at ratio 4.00015, 0.012 px off: counted 63 PAN pixels (R-*: n/a, the
+                                 # 16th MS pixel reaches 0.012 px past the fused raster)
+    ("wv2_60x600", (60, 600)),   # 15x150 MS with the whole PAN
+    ("l8_1253x32", (1253, 32)),  # a 32-row Landsat 8 PAN strip with the whole MS
+])
+def test_assess_full_scores_the_small_overlaps_pansharpen_makes(tmp_path, case, size):
+    """QA: outputs ksdiff:pansharpen made from a small overlap were refused with 'overlap by less than 64x64 PAN
+    pixels' (no numbers). Now the MS edges snap within pansharpen's tolerance, and an overlap down to one 32x32 block
+    gets Dλ, Ds and HQNR, with R-Q2n/R-SAM/R-ERGAS n/a and the reason when too few MS pixels lie in it."""
+    from ksdiff_qgis.engine.assessment import assess_full
+    from model_core.datacache import data_dir as cache
+
+    d = cache()
+    inputs = {"wv2_64x64": ("wv2/pair1_pan.tif", [200, 200, 64, 64], "wv2/pair1_ms.tif", [50, 50, 16, 16], "wv2"),
+              "wv2_60x600": ("wv2/pair1_pan.tif", None, "wv2/pair1_ms.tif", [0, 0, 15, 150], "wv2"),
+              "l8_1253x32": ("landsat8/pan.tif", [0, 400, 1254, 32], "landsat8/ms.tif", None, "landsat8")}[case]
+    pan, pan_win, ms, ms_win, sensor = inputs
+    fused, p, m = _cut_and_fuse(tmp_path, str(d / pan), pan_win, str(d / ms), ms_win, sensor)
+    res = assess_full(fused, p, m, sensor)
+    assert (res["width"], res["height"]) == size
+    assert all(0 < res[k] < 1 for k in ("D_lambda", "D_s", "HQNR")), res
+    assert np.isnan(res["R_Q2n"]) and "whole MS pixels" in res["why"]["R_Q2n"]
+
+
+def test_assess_says_the_overlap_and_the_minimum_as_an_input_problem(qgis_app, tmp_path):
+    """A FUSED 24 PAN pixels wide: the refusal gives the overlap and the minimum, without 'Assessment failed:' (the
+    prefix of bugs)."""
+    from qgis.core import QgsProcessingException
+
+    from model_core.datacache import data_dir as cache
+
+    fused, p, m = _cut_and_fuse(tmp_path, str(cache() / "wv2/pair1_pan.tif"), [200, 200, 64, 64],
+                                str(cache() / "wv2/pair1_ms.tif"), [50, 50, 16, 16], "wv2")
+    narrow = str(tmp_path / "narrow.tif")
+    gdal.Translate(narrow, fused, srcWin=[0, 0, 24, 64])
+    with pytest.raises(QgsProcessingException) as e:
+        _run({"FUSED": narrow, "PAN": p, "MS": m, "SENSOR": "wv2", "OUTPUT_HTML": str(tmp_path / "a.html")})
+    msg = str(e.value)
+    assert "overlap on only 24 x 64 PAN pixels" in msg and "at least 32 x 32" in msg and "failed" not in msg, msg

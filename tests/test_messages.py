@@ -27,7 +27,7 @@ def test_the_label_table_matches_the_dialog(qgis_app):
     alg.initAlgorithm()
     for key, label in labels.PARAMS.items():
         assert alg.parameterDefinition(key).description() == label, key
-    assert labels.param("TILE_SIZE") == "'Tile size (PAN pixels)' (TILE_SIZE)"
+    assert labels.param("TILE_SIZE") == "'Tile size (PAN pixels, 64–8192)' (TILE_SIZE)"
     assert labels.param("SENSOR", "wv2") == "'Sensor' (SENSOR=wv2)"
 
 
@@ -172,3 +172,19 @@ def test_messages_say_gdal_edit_py_and_nodata():
         assert not re.search(r"gdal_edit(?!\.py)\b", text), path
         strings = re.findall(r'"[^"\n]*no-data[^"\n]*"', text)
         assert not strings, (path, strings)
+
+
+def test_tile_size_and_overlap_say_their_range(qgis_app):
+    """QA: TILE_SIZE 63 / 8193 failed with QGIS's own 'Incorrect parameter value for TILE_SIZE' (no range), OVERLAP 33
+    with TILE_SIZE 64 with 'between 0 and half the tile size' (no number). The labels carry the range; the overlap's
+    refusal names the number."""
+    from ksdiff_qgis.algorithms.pansharpen import PansharpenAlgorithm
+    from ksdiff_qgis.engine.errors import InputError
+    from ksdiff_qgis.engine.pipeline import check_tiling
+
+    alg = PansharpenAlgorithm()
+    alg.initAlgorithm()
+    assert "64–8192" in alg.parameterDefinition("TILE_SIZE").description()
+    assert "half the tile size" in alg.parameterDefinition("OVERLAP").description()
+    with pytest.raises(InputError, match=r"between 0 and 32 \(half the tile size 64\); it is 33"):
+        check_tiling(64, 33)

@@ -567,3 +567,41 @@ def test_a_users_model_is_named_and_an_adapted_one_is_flagged(data_dir, scaled_m
     pansharpen(pan, ms, str(tmp_path / "b.tif"), "wv2", "auto", model_path=str(adapted), feedback=log)
     assert any("fine-tuned on a scene of its own" in w for w in log.warnings), log.warnings
 
+
+
+def _cut(src: Path, dst: Path, win: list[int]) -> str:
+    gdal.Translate(str(dst), str(src), srcWin=win)
+    return str(dst)
+
+
+def test_a_check_that_cannot_fit_says_why_and_a_16_pixel_ms_fits(tmp_path):
+    """QA: a 15x150 MS strip said 'the scene offers only 0 valid MS pixels ... of the 0 windows' (it is narrower than
+    the 16-pixel window); a 16x16 MS 0.012 PAN pixels off its 64x64 PAN counted 15 MS pixels and read no window either
+    (17x17 did); SELFCHECK_CLASSICAL_METHOD named mtf_glp_hpm 'best on this scene' when nothing was measured."""
+    from model_core.datacache import data_dir as cache
+
+    pan, ms = cache() / "wv2" / "pair1_pan.tif", cache() / "wv2" / "pair1_ms.tif"
+    strip = pansharpen(str(pan), _cut(ms, tmp_path / "ms15.tif", [0, 0, 15, 150]), str(tmp_path / "s.tif"), "wv2",
+                       "auto")
+    out = strip.selfcheck.outputs(4)
+    assert out["SELFCHECK_REASON"] == ("the area is 15 MS pixels wide (15 x 150), narrower than the 16-pixel check "
+                                       "window at ratio 4"), out
+    assert out["SELFCHECK_CLASSICAL_METHOD"] is None and out["SELFCHECK_KSDIFF_ERGAS"] is None
+    assert strip.method == selfcheck.FALLBACK
+    square = pansharpen(_cut(pan, tmp_path / "p64.tif", [200, 200, 64, 64]),
+                        _cut(ms, tmp_path / "m16.tif", [50, 50, 16, 16]), str(tmp_path / "q.tif"), "wv2", "auto")
+    assert square.selfcheck.pixels == 256 and square.selfcheck.windows == 1
+    assert square.selfcheck.outputs()["SELFCHECK_CLASSICAL_METHOD"] in selfcheck.CLASSICAL_CANDIDATES
+
+
+def test_a_small_extent_is_checked_on_the_scene_around_it(tmp_path):
+    """QA: a 41x41 PAN-pixel EXTENT inside a 150x150-MS scene fell back to MTF-GLP-HPM unchecked ('only 0 valid MS
+    pixels'); the model's behaviour on the scene is the question, so the check samples the scene around the area."""
+    from model_core.datacache import data_dir as cache
+
+    said = Recorder()
+    res = pansharpen(str(cache() / "wv2" / "pair1_pan.tif"), str(cache() / "wv2" / "pair1_ms.tif"),
+                     str(tmp_path / "e.tif"), "wv2", "auto", extent=(593370.29, 5747537.42, 593390.29, 5747557.42),
+                     feedback=said)
+    assert res.selfcheck.pixels >= selfcheck.MIN_PIXELS and res.selfcheck.outputs()["SELFCHECK_KSDIFF_ERGAS"]
+    assert any("the check samples the scene around it (150 x 150 MS pixels)" in m for m in said.infos), said.infos

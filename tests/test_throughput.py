@@ -492,7 +492,7 @@ def test_learned_run_finishes_block_aligned_cells(data_dir, tmp_path):
         pansharpen(pan, ms, str(out), "wv2", "ksdiff", tile_size=72, overlap=12, workers=workers, device="cpu",
                    create_options=["BLOCKXSIZE=64", "BLOCKYSIZE=64"], feedback=log)
         runs[workers] = _pixels(out).astype(np.float64)
-    assert any("finishing 64 px cells" in m for m in log.lines)
+    assert any("into cells of 64x64 px aligned with the output's blocks" in m for m in log.lines), log.lines
     assert np.array_equal(runs[1], runs[2])
     # against one untiled run, cells are as close as row strips of the same tiles (76 px, default blocks),
     # and no further off along the cell edges than inside the cells
@@ -608,3 +608,17 @@ def test_the_cog_copy_holds_gdals_block_cache_to_a_cap(data_dir, tmp_path):
     with pytest.raises(Cancelled):
         write_cog(str(data_dir / "wv2_ms.tif"), str(tmp_path / "d.tif"), [], is_cancelled=lambda: True)
     assert gdal.GetCacheMax() == before
+
+
+def test_the_cells_log_line_is_plain_and_never_larger_than_the_scene():
+    """QA: KSDiff on a 600x600 scene with TILE_SIZE 8192 logged 'in 1 tile(s) finishing 8192 px cells on the output
+    blocks' (a cell larger than the scene, in hard words). Now it says one tile of the whole output, and cells as they
+    lie on the output."""
+    from ksdiff_qgis.engine.tiling import choose_layout
+
+    one = choose_layout(600, 600, 8192, 32, (256, 256), exact=False)
+    assert one.kind == "cells"
+    assert one.describe(8192, 600, 600) == "1 tile of 600x600 px (the whole output), no overlap needed"
+    many = choose_layout(256, 256, 72, 12, (64, 64), exact=False).describe(72, 256, 256)
+    assert many == ("16 tile(s) of 76 px at most, blended with an overlap of 12 px into cells of 64x64 px aligned "
+                    "with the output's blocks"), many

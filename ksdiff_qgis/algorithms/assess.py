@@ -195,6 +195,8 @@ class AssessAlgorithm(KsdiffAlgorithm):
                                          check_sensor=full is None)   # the full assessment checked it
         except Cancelled:
             raise QgsProcessingException(tr("Cancelled")) from None
+        except InputError as e:   # a problem with the inputs, said as one ("Assessment failed:" is for bugs)
+            raise QgsProcessingException(str(e)) from None
         except (ValueError, RuntimeError) as e:
             raise QgsProcessingException(tr("Assessment failed: {}").format(e)) from e
         if feedback.isCanceled():

@@ -193,14 +193,14 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
                 "or more between PAN and MS is warned (colour fringes along edges). On: the MS is moved by the "
                 "offset measured on the scene (sub-pixel, the same over the whole scene) before the fusion; the "
                 "output keeps the PAN's grid and georeferencing, and the log says how far the MS moved.")),
-            (QgsProcessingParameterNumber(self.TILE_SIZE, tr("Tile size (PAN pixels)"), NUMBER_INTEGER,
+            (QgsProcessingParameterNumber(self.TILE_SIZE, tr(labels.PARAMS["TILE_SIZE"]), NUMBER_INTEGER,
                                           defaultValue=512, minValue=64, maxValue=8192),
              tr("PAN pixels per tile side; smaller tiles use less memory. A learned model adapts to each tile's "
                 "content, so its pixels change with the tile size and the overlap (KSDiff on WorldView-2 pair 1, "
                 "256 against 512: 1.4 % of the mean value on average, but 12.7 % at the 99th percentile of pixels and "
                 "up to 134 % at single pixels near strong edges): keep both fixed across scenes you compare. "
                 "Default: 512 (64 to 8192).")),
-            (QgsProcessingParameterNumber(self.OVERLAP, tr("Tile overlap (PAN pixels)"), NUMBER_INTEGER,
+            (QgsProcessingParameterNumber(self.OVERLAP, tr(labels.PARAMS["OVERLAP"]), NUMBER_INTEGER,
                                           defaultValue=32, minValue=0, maxValue=4096),
              tr("Blended overlap between neighbouring tiles; a learned model's pixels change with it as with the "
                 "tile size (keep it fixed across scenes you compare). Default: 32 (0 to half the tile size).")),

@@ -22,7 +22,17 @@ from .bands import band_gain, band_names, kind_of, select_bands
 from .errors import Cancelled, InputError
 from .feedback import Feedback
 from .filters import MTF_TAPS, grow_mask, upsample
-from .grid import GRID_SHIFT, NO_CRS, assign_crs, crs_name, extent_text, plan_grid, same_crs, whole_ratio
+from .grid import (
+    EDGE_TOLERANCE,
+    GRID_SHIFT,
+    NO_CRS,
+    assign_crs,
+    crs_name,
+    extent_text,
+    plan_grid,
+    same_crs,
+    whole_ratio,
+)
 from .masks import with_nodata, without_transparency_mask
 from .placement import ASSESSMENT, check_located
 from .raster_io import MaskedRaster, RasterInfo, describe, open_dataset, value_range
@@ -30,6 +40,7 @@ from .report import INDICES
 from .sensors import GENERIC_MTF_MS, SENSORS, Sensor, get_sensor
 
 TILE = 512
+MIN_FULL = 32           # PAN pixels per side of the overlap the full-resolution indices need (one 32x32 block)
 REPRO_TILE = 128        # MS pixels per reprojection tile (the fused window behind it is ratio^2 larger)
 REPRO_HALO = 32         # MS pixels of context: enough for 32x32 Q2n blocks and Q windows
 ALIGN_TOL = 0.05        # fused pixels: a smaller MS grid offset counts as aligned
@@ -425,12 +436,18 @@ def assess_full(fused_path: str, pan_path: str, ms_path: str, sensor: str, feedb
     dc, dr = grid_offset(fu, pn)
     # MS extent in fused pixels
     mu0, mv0 = (ms.gt[0] - fu.gt[0]) / fu.gt[1], (ms.gt[3] - fu.gt[3]) / fu.gt[5]
-    c0 = max(0, dc, math.ceil(mu0 - 1e-6))
-    r0 = max(0, dr, math.ceil(mv0 - 1e-6))
-    c1 = min(fu.w, dc + pn.w, math.floor(mu0 + ms.w * ratio + 1e-6))
-    r1 = min(fu.h, dr + pn.h, math.floor(mv0 + ms.h * ratio + 1e-6))
-    if c1 - c0 < 2 * 32 or r1 - r0 < 2 * 32:
-        raise InputError("FUSED, PAN and MS overlap by less than 64x64 PAN pixels")
+    # the MS footprint's edges snap to the nearest PAN pixel edge within EDGE_TOLERANCE, as ksdiff:pansharpen reads
+    # the pair (grid.plan_grid): a 64x64 fusion of a 16x16 MS 0.012 px off, ratio 4.00015, counted 63 and was refused
+    c0 = max(0, dc, math.ceil(mu0 - EDGE_TOLERANCE))
+    r0 = max(0, dr, math.ceil(mv0 - EDGE_TOLERANCE))
+    c1 = min(fu.w, dc + pn.w, math.floor(mu0 + ms.w * ms.gt[1] / fu.gt[1] + EDGE_TOLERANCE))
+    r1 = min(fu.h, dr + pn.h, math.floor(mv0 + ms.h * ms.gt[5] / fu.gt[5] + EDGE_TOLERANCE))
+    if c1 - c0 < MIN_FULL or r1 - r0 < MIN_FULL:
+        # Dλ and Ds need one whole 32x32 block; narrower overlaps get the indices they can have, the others n/a
+        raise InputError(f"FUSED, PAN and MS overlap on only {max(0, c1 - c0)} x {max(0, r1 - r0)} PAN pixels; the "
+                         f"full-resolution indices need at least {MIN_FULL} x {MIN_FULL} (Dλ and Ds compare "
+                         f"{MIN_FULL}x{MIN_FULL} blocks): give a larger FUSED, PAN and MS over one area, or assess "
+                         "against a reference only")
     names, gains = _bands(fu, sens, fb)
     acc = M.FullAccumulator(fu.bands, gains, sens.mtf_pan, ratio)
     tiles = _tiles(r1 - r0, c1 - c0, ratio)

@@ -18,8 +18,8 @@ PARAMS = {
     "PRECISION": "Precision of a learned model on CPU",
     "CONSISTENCY": "Project a learned output onto the MS (one spectral-consistency step)",
     "COREGISTER": "Move the MS onto the PAN by the offset measured on the scene (co-register)",
-    "TILE_SIZE": "Tile size (PAN pixels)",
-    "OVERLAP": "Tile overlap (PAN pixels)",
+    "TILE_SIZE": "Tile size (PAN pixels, 64–8192)",   # the range shown: QGIS's own check names none
+    "OVERLAP": "Tile overlap (PAN pixels, 0 to half the tile size)",
     "THREADS": "CPU threads for a learned model (0 = all cores)",
     "COMPRESSION": "Output compression",
     "COG": "Write a Cloud-Optimized GeoTIFF (with overviews)",

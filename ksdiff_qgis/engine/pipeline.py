@@ -46,7 +46,7 @@ from .clipping import ClipCounter
 from .errors import Cancelled, InputError
 from .feedback import Feedback, HeldFeedback
 from .filters import upsample
-from .grid import GRID_SHIFT, GridPlan, ms_lattice, plan_grid, with_crs
+from .grid import EDGE_TOLERANCE, GRID_SHIFT, GridPlan, ms_lattice, plan_grid, with_crs
 from .learned import (
     DEFAULT_PRECISION,
     PRECISION_ALIASES,
@@ -105,7 +105,9 @@ def check_tiling(tile_size: int, overlap: int) -> None:
     if tile_size < MIN_TILE:
         raise InputError(f"the tile size must be at least {MIN_TILE} pixels")
     if not 0 <= overlap <= tile_size // 2:
-        raise InputError("the overlap must be between 0 and half the tile size")
+        # the number to type: QA had to work out that 33 was too much for a 64-pixel tile
+        raise InputError(f"the overlap must be between 0 and {max(0, tile_size // 2)} (half the tile size "
+                         f"{tile_size}); it is {overlap}")
 
 
 def resolve_model(sensor: str, model_path: str | None, feedback: Feedback | None = None, bands: int | None = None,
@@ -206,10 +208,13 @@ def _ms_stats_window(plan: GridPlan, ms_w: int, ms_h: int) -> tuple[int, int, in
     """MS pixels (col, row, w, h) whose footprint lies inside the output region."""
     r0, c0, rows, cols = plan.region
     k = plan.ratio
-    kc0 = max(0, math.ceil((c0 - plan.ms_origin[1]) / k - 1e-3))
-    kr0 = max(0, math.ceil((r0 - plan.ms_origin[0]) / k - 1e-3))
-    kc1 = min(ms_w, math.floor((c0 + cols - plan.ms_origin[1]) / k + 1e-3))
-    kr1 = min(ms_h, math.floor((r0 + rows - plan.ms_origin[0]) / k + 1e-3))
+    # footprint edges within EDGE_TOLERANCE PAN pixels snap, as plan_grid's: a 16x16 MS 0.012 PAN pixels off its
+    # 64x64 PAN counted 15 MS pixels, and the self-check's 16-pixel window no longer fitted
+    tol = EDGE_TOLERANCE / k
+    kc0 = max(0, math.ceil((c0 - plan.ms_origin[1]) / k - tol))
+    kr0 = max(0, math.ceil((r0 - plan.ms_origin[0]) / k - tol))
+    kc1 = min(ms_w, math.floor((c0 + cols - plan.ms_origin[1]) / k + tol))
+    kr1 = min(ms_h, math.floor((r0 + rows - plan.ms_origin[0]) / k + tol))
     return kc0, kr0, max(1, kc1 - kc0), max(1, kr1 - kr0)
 
 
@@ -987,6 +992,12 @@ def _auto_method(pan_ds, ms_src, pan: RasterInfo, ms: RasterInfo, plan: GridPlan
     inputs' ``inrange.guards`` (the check reads the values clamped as the run does); ``bar``: the run's progress
     (its ``model`` and ``check`` stages)."""
     area = _ms_stats_window(plan, ms_src.RasterXSize, ms_src.RasterYSize)
+    # a small EXTENT: the check samples the scene around it (the MS over the whole PAN) rather than falling back
+    scene = _ms_stats_window(replace(plan, region=(0, 0, pan.height, pan.width)), ms_src.RasterXSize,
+                             ms_src.RasterYSize)
+    area, widened = selfcheck.check_area(area, scene, plan.ratio)
+    if widened:
+        fb.info(f"Method auto: {widened}.")
 
     def classical_choice(why: InputError) -> tuple[str, selfcheck.SelfCheck]:
         # no learned model to score: the check's share is re-estimated for the classical candidates alone

@@ -87,7 +87,7 @@ class SelfCheck:
     # sample: a measured diagnostic of over/under-injection, not applied (see docs/SELFCHECK.md)
     detail_gains: list[float] = field(default_factory=list)
     pixels: int = 0                  # MS pixels scored at reduced resolution
-    classical_method: str = FALLBACK  # the best classical method on the check (yardstick and fallback)
+    classical_method: str = ""  # the best classical method on the check (yardstick and fallback); "" not measured
     candidates: dict = field(default_factory=dict)   # every candidate's Scores
     windows: int = 0
     seconds: float = 0.0
@@ -105,7 +105,7 @@ class SelfCheck:
 
         return {
             "SELFCHECK_METHOD": self.method,
-            "SELFCHECK_CLASSICAL_METHOD": self.classical_method,
+            "SELFCHECK_CLASSICAL_METHOD": self.classical_method or None,   # empty, as the figures, when not measured
             "SELFCHECK_REASON": self.reason,
             "SELFCHECK_KSDIFF_ERGAS": num(self.learned, "ergas"),
             "SELFCHECK_CLASSICAL_ERGAS": num(self.classical, "ergas"),
@@ -172,13 +172,18 @@ def context_margin(ratio: int) -> int:
     return ratio * math.ceil(need / ratio)
 
 
+def min_window(ratio: int) -> int:
+    """MS pixels per side of the smallest check window (``candidate_windows``): 4 PAN-grid blocks of the ratio."""
+    return 4 * ratio
+
+
 def candidate_windows(area: tuple[int, int, int, int], size: int, ratio: int) -> list[tuple[int, int, int, int]]:
     """Windows (col, row, w, h) of at most ``size`` MS pixels inside ``area``, on a half-overlapping grid,
     ordered so that any prefix is spread over the area (coarse to fine). Their context is read around
     them, mirrored beyond the raster edge as the pipeline's tiles are."""
     c0, r0, w, h = area
     ww, wh = min(size, w) // ratio * ratio, min(size, h) // ratio * ratio
-    if ww < 4 * ratio or wh < 4 * ratio:
+    if ww < min_window(ratio) or wh < min_window(ratio):
         return []
     cols = _positions(c0, w, ww)
     rows = _positions(r0, h, wh)
@@ -220,6 +225,22 @@ def planned_windows(area: tuple[int, int, int, int], ratio: int) -> list[tuple[i
                 taken.append(win)
                 pixels += win[2] * win[3]
     return taken
+
+
+def check_area(area: tuple[int, int, int, int], scene: tuple[int, int, int, int],
+               ratio: int) -> tuple[tuple[int, int, int, int], str]:
+    """(the MS area the check samples, a note when it is not ``area``): the output's ``area``, or the ``scene``
+    around it (the MS pixels over the whole PAN) when the area's windows would hold fewer than MIN_PIXELS and the
+    scene's more: the question is how the model does on this scene, and a small EXTENT fell back untested."""
+    def offered(a: tuple[int, int, int, int]) -> int:
+        return sum(w[2] * w[3] for w in planned_windows(a, ratio))
+
+    here, around = offered(area), offered(scene)
+    if here >= MIN_PIXELS or around <= here:
+        return area, ""
+    return scene, (f"the area of interest ({area[2]} x {area[3]} MS pixels) is too small for the self-check's windows "
+                   f"({here} MS pixels, at least {MIN_PIXELS} needed): the check samples the scene around it "
+                   f"({scene[2]} x {scene[3]} MS pixels)")
 
 
 def step_seconds(win: tuple[int, int, int, int], ratio: int, learned: bool) -> float:
@@ -436,6 +457,14 @@ def run_check(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan, se
     if progress is not None:
         progress(1.0)
     res = SelfCheck(method=FALLBACK, reason="", pixels=pixels, windows=len(taken))
+    narrowest = min(ms_area[2], ms_area[3])
+    if pixels < MIN_PIXELS and narrowest < min_window(k):
+        # no window fits at all: say so (it read "only 0 valid MS pixels ... of the 0 windows")
+        side = "wide" if ms_area[2] <= ms_area[3] else "high"
+        res.reason = (f"the area is {narrowest} MS pixels {side} ({ms_area[2]} x {ms_area[3]}), narrower than the "
+                      f"{min_window(k)}-pixel check window at ratio {k}")
+        res.seconds = time.perf_counter() - t0
+        return res
     if pixels < MIN_PIXELS:
         res.reason = (f"the scene offers only {pixels} valid MS pixels for the self-check (at least {MIN_PIXELS} "
                       f"needed to trust it; of the {total_reads} windows of {LAST_RESORT_SIZE} to "

@@ -234,8 +234,14 @@ class Layout:
         default of 512."""
         if self.kind == "aligned":
             return f"{self.count} tile(s) of {self.tile} px on the output blocks, no overlap needed"
+        if self.kind == "cells" and self.count == 1 and height and width:
+            return f"1 tile of {width}x{height} px (the whole output), no overlap needed"
         if self.kind == "cells":
-            return f"{self.count} tile(s) finishing {self.cell} px cells on the output blocks, overlap {self.overlap}"
+            # the cell as it lies on this output: an 8192 px cell read as larger than a 600 px scene
+            cell = (f"{min(self.cell, width)}x{min(self.cell, height)} px" if height and width
+                    else f"{self.cell} px")
+            return (f"{self.count} tile(s) of {self.tile} px at most, blended with an overlap of {self.overlap} px "
+                    f"into cells of {cell} aligned with the output's blocks")
         why = (f" ({requested} at most, evened out over the {width}x{height} px output)"
                if requested and self.tile < requested and height and width else "")
         return f"{self.count} tile(s) of {self.tile} px{why}, overlap {self.overlap}"
