@@ -21,6 +21,21 @@ def data_dir() -> Path:
     return DATA
 
 
+@pytest.fixture(scope="session")
+def cached():
+    """``cached("wv2/pair1_pan.tif")``: a file of `make data`'s cache of real scenes; the test skips on a machine
+    without it (a clean CI clone has only tests/data)."""
+    from model_core.datacache import data_dir as cache
+
+    def path(relative: str) -> Path:
+        found = cache() / relative
+        if not found.exists():
+            pytest.skip(f"no {relative} in the data cache (make data)")
+        return found
+
+    return path
+
+
 @pytest.fixture()
 def pair(data_dir, tmp_path):
     """Processing parameters for a copy of the WV2 fixture pair in tmp_path (tests may damage the copies)."""

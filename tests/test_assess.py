@@ -950,34 +950,30 @@ def _cut_and_fuse(tmp_path, pan: str, pan_win, ms: str, ms_win, sensor: str) -> 
     ("wv2_60x600", (60, 600)),   # 15x150 MS with the whole PAN
     ("l8_1253x32", (1253, 32)),  # a 32-row Landsat 8 PAN strip with the whole MS
 ])
-def test_assess_full_scores_the_small_overlaps_pansharpen_makes(tmp_path, case, size):
+def test_assess_full_scores_the_small_overlaps_pansharpen_makes(tmp_path, cached, case, size):
     """QA: outputs ksdiff:pansharpen made from a small overlap were refused with 'overlap by less than 64x64 PAN
     pixels' (no numbers). Now the MS edges snap within pansharpen's tolerance, and an overlap down to one 32x32 block
     gets Dλ, Ds and HQNR, with R-Q2n/R-SAM/R-ERGAS n/a and the reason when too few MS pixels lie in it."""
     from ksdiff_qgis.engine.assessment import assess_full
-    from model_core.datacache import data_dir as cache
 
-    d = cache()
     inputs = {"wv2_64x64": ("wv2/pair1_pan.tif", [200, 200, 64, 64], "wv2/pair1_ms.tif", [50, 50, 16, 16], "wv2"),
               "wv2_60x600": ("wv2/pair1_pan.tif", None, "wv2/pair1_ms.tif", [0, 0, 15, 150], "wv2"),
               "l8_1253x32": ("landsat8/pan.tif", [0, 400, 1254, 32], "landsat8/ms.tif", None, "landsat8")}[case]
     pan, pan_win, ms, ms_win, sensor = inputs
-    fused, p, m = _cut_and_fuse(tmp_path, str(d / pan), pan_win, str(d / ms), ms_win, sensor)
+    fused, p, m = _cut_and_fuse(tmp_path, str(cached(pan)), pan_win, str(cached(ms)), ms_win, sensor)
     res = assess_full(fused, p, m, sensor)
     assert (res["width"], res["height"]) == size
     assert all(0 < res[k] < 1 for k in ("D_lambda", "D_s", "HQNR")), res
     assert np.isnan(res["R_Q2n"]) and "whole MS pixels" in res["why"]["R_Q2n"]
 
 
-def test_assess_says_the_overlap_and_the_minimum_as_an_input_problem(qgis_app, tmp_path):
+def test_assess_says_the_overlap_and_the_minimum_as_an_input_problem(qgis_app, tmp_path, cached):
     """A FUSED 24 PAN pixels wide: the refusal gives the overlap and the minimum, without 'Assessment failed:' (the
     prefix of bugs)."""
     from qgis.core import QgsProcessingException
 
-    from model_core.datacache import data_dir as cache
-
-    fused, p, m = _cut_and_fuse(tmp_path, str(cache() / "wv2/pair1_pan.tif"), [200, 200, 64, 64],
-                                str(cache() / "wv2/pair1_ms.tif"), [50, 50, 16, 16], "wv2")
+    fused, p, m = _cut_and_fuse(tmp_path, str(cached("wv2/pair1_pan.tif")), [200, 200, 64, 64],
+                                str(cached("wv2/pair1_ms.tif")), [50, 50, 16, 16], "wv2")
     narrow = str(tmp_path / "narrow.tif")
     gdal.Translate(narrow, fused, srcWin=[0, 0, 24, 64])
     with pytest.raises(QgsProcessingException) as e:

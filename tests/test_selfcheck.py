@@ -574,13 +574,11 @@ def _cut(src: Path, dst: Path, win: list[int]) -> str:
     return str(dst)
 
 
-def test_a_check_that_cannot_fit_says_why_and_a_16_pixel_ms_fits(tmp_path):
+def test_a_check_that_cannot_fit_says_why_and_a_16_pixel_ms_fits(tmp_path, cached):
     """QA: a 15x150 MS strip said 'the scene offers only 0 valid MS pixels ... of the 0 windows' (it is narrower than
     the 16-pixel window); a 16x16 MS 0.012 PAN pixels off its 64x64 PAN counted 15 MS pixels and read no window either
     (17x17 did); SELFCHECK_CLASSICAL_METHOD named mtf_glp_hpm 'best on this scene' when nothing was measured."""
-    from model_core.datacache import data_dir as cache
-
-    pan, ms = cache() / "wv2" / "pair1_pan.tif", cache() / "wv2" / "pair1_ms.tif"
+    pan, ms = cached("wv2/pair1_pan.tif"), cached("wv2/pair1_ms.tif")
     strip = pansharpen(str(pan), _cut(ms, tmp_path / "ms15.tif", [0, 0, 15, 150]), str(tmp_path / "s.tif"), "wv2",
                        "auto")
     out = strip.selfcheck.outputs(4)
@@ -594,13 +592,11 @@ def test_a_check_that_cannot_fit_says_why_and_a_16_pixel_ms_fits(tmp_path):
     assert square.selfcheck.outputs()["SELFCHECK_CLASSICAL_METHOD"] in selfcheck.CLASSICAL_CANDIDATES
 
 
-def test_a_small_extent_is_checked_on_the_scene_around_it(tmp_path):
+def test_a_small_extent_is_checked_on_the_scene_around_it(tmp_path, cached):
     """QA: a 41x41 PAN-pixel EXTENT inside a 150x150-MS scene fell back to MTF-GLP-HPM unchecked ('only 0 valid MS
     pixels'); the model's behaviour on the scene is the question, so the check samples the scene around the area."""
-    from model_core.datacache import data_dir as cache
-
     said = Recorder()
-    res = pansharpen(str(cache() / "wv2" / "pair1_pan.tif"), str(cache() / "wv2" / "pair1_ms.tif"),
+    res = pansharpen(str(cached("wv2/pair1_pan.tif")), str(cached("wv2/pair1_ms.tif")),
                      str(tmp_path / "e.tif"), "wv2", "auto", extent=(593370.29, 5747537.42, 593390.29, 5747557.42),
                      feedback=said)
     assert res.selfcheck.pixels >= selfcheck.MIN_PIXELS and res.selfcheck.outputs()["SELFCHECK_KSDIFF_ERGAS"]
