@@ -107,7 +107,7 @@ def test_option_numbers_never_move(qgis_app):
     assert alg.parameterDefinition("PRECISION").defaultValue() == 1   # int8
 
 
-@pytest.mark.parametrize("precision, says", [(None, "per-tile int8 kernels"),
+@pytest.mark.parametrize("precision, says", [(None, "the model's int8 variant"),
                                              ("fp32", "per-tile kernels on the plain backbone"),
                                              ("float32", "per-tile kernels on the plain backbone")])
 def test_precision_through_processing(qgis_app, data_dir, tmp_path, precision, says):

@@ -138,7 +138,7 @@ def test_bundled_int8_tiles_stay_within_one_percent(data_dir):
 def test_precision_chooses_the_path_and_the_pixels_agree(data_dir, tmp_path):
     """The bundled model on a real scene: int8 by default, float32 on request, the same picture within 1 %."""
     out = {}
-    for precision, says in ((None, "per-tile int8 kernels"), ("fp32", "per-tile kernels on the plain backbone")):
+    for precision, says in ((None, "the model's int8 variant"), ("fp32", "per-tile kernels on the plain backbone")):
         log = RecordingFeedback()
         res = pansharpen(str(data_dir / "wv2_test_pan.tif"), str(data_dir / "wv2_test_ms.tif"),
                          str(tmp_path / f"{precision}.tif"), "wv2", "ksdiff", device="cpu",

@@ -119,7 +119,8 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
             "- Memory and threads: tiles run a few at a time on all cores, made smaller (with a warning) when they "
             "would not fit in half the free memory; the output does not depend on the thread count.\n"
             "- Precision (advanced): int8 on the CPU by default, about 1.6x faster end to end than float32 with "
-            "ERGAS within 1 %; fp32 (or float32) runs the model unquantized.\n"
+            "ERGAS within 1 %; fp32 (or float32) runs the model unquantized. Use fp32 to compare two versions of a "
+            "scene: in int8 one changed input pixel moves pixels all over its tiles by a few DN.\n"
             "- Consistency (advanced, on by default): each learned tile is corrected to give back the MS when "
             "blurred and decimated; off keeps the network's own output (e.g. PAN and MS taken at different "
             "times).\n"
@@ -181,7 +182,8 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
             (enums[self.PRECISION],
              tr("Default: int8, the model's int8 variant on CPU when it carries one: about 1.6x faster end to end, "
                 "ERGAS within 1 % of float32 on every bench scene (docs/BENCHMARKS.md); fp32 (or float32) runs it "
-                "unquantized. A GPU always runs float32.")),
+                "unquantized. Use fp32 to compare two versions of a scene (int8: one changed input pixel moves pixels "
+                "all over its tiles by a few DN). A GPU always runs float32.")),
             (QgsProcessingParameterBoolean(self.CONSISTENCY, tr("Project a learned output onto the MS "
                                                                 "(one spectral-consistency step)"), defaultValue=True),
              tr("On (default): each tile of a learned model is corrected so that, blurred by the MS sensor's MTF and "
