@@ -228,7 +228,8 @@ def markdown(results: dict, images: list[str]) -> str:
             note = (" EXP injects no PAN detail at all, yet scores best here: the QNR family rewards consistency "
                     "with the low-resolution data and is known to favour blurry results, the more so when PAN and "
                     "MS are misregistered"
-                    + (" (DATA.md: pair 3's PAN and MS are 0.5-1.25 PAN pixels apart)" if sc.startswith("wv2") else "")
+                    + (" (the project's design notes, DATA.md, outside this repository: pair 3's PAN and MS "
+                       "are 0.5-1.25 PAN pixels apart)" if sc.startswith("wv2") else "")
                     + "; read it together with the reduced-resolution indices.")
         lines.append(f"- {sc} (full resolution): highest HQNR `{best['method']}` ({best['HQNR']:.4f}).{note}")
     lines += quality_targets(rr, fr)

@@ -239,10 +239,14 @@ def write_models_readme(models_dir: str | Path) -> Path:
              "Generated from the cards by `python -m model_core export` (`make train`), which writes a model and its "
              "card once; `make bench` never rewrites them (its measurements: `docs/BENCHMARKS.md`, "
              "`bench/results.json`). Held-apart test areas: `model_core/datacache.py`. Reproduce a model with "
-             "`make train SENSOR=<key>`. The plugin adds one back-projection step onto the MS to every tile a "
-             "model fuses (`ksdiff_qgis/engine/consistency.py`); a card's own evaluation scores the output as the "
-             "plugin delivers it (cards exported before 2026-12-06: the network alone, see their `measured_by`), the "
-             "plugin's figures on the bench scenes are in `docs/BENCHMARKS.md`.", ""]
+             "`make train SENSOR=<key>`. A card's evaluation is `python -m model_core export`'s, once, on the sensor "
+             "config's `test` case (`model_core/evaluate.py`; the case fused in one piece, float32, no int8, no noise "
+             "pull, no tiles): cards exported before 2026-12-06 (see their `measured_by`) score the network alone, "
+             "without the back-projection step onto the MS the plugin adds to every tile a model fuses "
+             "(`ksdiff_qgis/engine/consistency.py`), against Brovey, GSA and MTF-GLP-HPM; cards exported since "
+             "score the output with that step and the soft floor (the network alone as `network_alone_ERGAS`) against "
+             "MTF-GLP-FS too. The plugin's own figures, through its pipeline in float32 and int8, are `make bench`'s: "
+             "`docs/BENCHMARKS.md`, `bench/results.json`.", ""]
     for p in sorted(models_dir.glob("*.onnx")):
         card = json.loads(p.with_suffix(".json").read_text())
         tr = card.get("training", {})
