@@ -166,10 +166,29 @@ def base_metrics(card: dict[str, Any] | None) -> dict[str, Any] | None:
                                f"{m.get('measured_by', 'its exporter')}")
 
 
+def scene_licence(ms: str | Path) -> str:
+    """The licence of the scene adapted on: that of the `make data` folder it lies in (``wv2/pair1_ms.tif``: Maxar's
+    CC BY-SA 4.0, ``train.source_licence``), else the user's own scene's (never guessed)."""
+    from .train import UNDECLARED, source_licence
+
+    licence = source_licence({"data": {}}, {"ms": str(Path(ms).resolve())})
+    return "the user's own scene" if licence == UNDECLARED else licence
+
+
+def base_metrics_words(base: dict[str, Any], checkpoint: str | Path) -> str:
+    """Where the card's reader finds the scores of the model adapting started from: ``training.base.metrics`` when
+    its card had any (a bundled model's), else how to measure them (a checkpoint was never evaluated)."""
+    if (base.get("metrics") or {}).get("scenes"):
+        return "the metrics of the model it started from are in training.base.metrics"
+    return (f"the model it started from ({Path(checkpoint).name}) has no metrics either: score it with `python -m "
+            f"model_core evaluate --checkpoint {checkpoint}`")
+
+
 def adapted_record(base: dict[str, Any], checkpoint: str | Path, scene: str, steps: int, seconds: float,
-                   revision: str) -> dict[str, Any]:
-    """The adapted model's training record: the base's (its data and licences stay) plus the scene, the steps and
-    seconds of both, and both revisions (``git_revision``: the one that adapted; ``base``: what it started from)."""
+                   revision: str, licence: str = "the user's own scene") -> dict[str, Any]:
+    """The adapted model's training record: the base's (its data and licences stay) plus the scene (``licence``:
+    ``scene_licence``), the steps and seconds of both, and both revisions (``git_revision``: the one that adapted;
+    ``base``: what it started from)."""
     record = {k: v for k, v in base.items() if k != "metrics"}
     record["base"] = {k: base.get(k) for k in ("stages", "steps", "seconds", "git_revision")}
     if base.get("model"):
@@ -181,23 +200,26 @@ def adapted_record(base: dict[str, Any], checkpoint: str | Path, scene: str, ste
     record.update(stages=[*base.get("stages", []), "adapt"], steps=int(base.get("steps", 0)) + steps,
                   seconds=round(float(base.get("seconds", 0.0)) + seconds, 1), git_revision=revision,
                   adapted_from=str(checkpoint))
-    record["data"] = [*base.get("data", []), {"name": scene, "licence": "the user's own scene",
+    record["data"] = [*base.get("data", []), {"name": scene, "licence": licence,
                                               "how": "target-adaptive fine-tuning: Wald patches and full-resolution "
                                                      "patches of this scene"}]
     return record
 
 
-def scene_check(model: str | Path, pan: str | Path, ms: str | Path, sensor: str, threads: int | None = None):
+def scene_check(model: str | Path, pan: str | Path, ms: str | Path, sensor: str, threads: int | None = None,
+                gains: tuple[tuple[float, ...], float] | None = None):
     """The plugin's own self-check of ``model`` on the scene: ``engine.selfcheck.run_check`` as METHOD auto runs it
     (``pipeline.pansharpen(check_only=True)``: the plugin's defaults, its value scale, int8 where the card has it);
-    returns its ``SelfCheck`` (``learned``: the model's Wald ERGAS, SAM, R-ERGAS; None when the scene is too small)."""
+    returns its ``SelfCheck`` (``learned``: the model's Wald ERGAS, SAM, R-ERGAS; None when the scene is too small).
+    ``gains``: (MS gains, PAN gain) of its Wald degradation in place of the sensor's (a generic model's own)."""
     from ksdiff_qgis.engine import selfcheck
     from ksdiff_qgis.engine.feedback import RecordingFeedback
     from ksdiff_qgis.engine.pipeline import pansharpen
 
     model = Path(model)
     res = pansharpen(str(pan), str(ms), str(model.with_name("selfcheck.tif")), sensor=sensor, method=selfcheck.AUTO,
-                     model_path=str(model), threads=threads or 0, feedback=RecordingFeedback(), check_only=True)
+                     model_path=str(model), threads=threads or 0, feedback=RecordingFeedback(), check_only=True,
+                     mtf_gains=list(gains[0]) if gains else None, mtf_pan=gains[1] if gains else None)
     return res.selfcheck
 
 
@@ -278,7 +300,8 @@ def adapt(checkpoint: str | Path, pan: str | Path, ms: str | Path, out: str | Pa
     torch.set_num_threads(int(cfg["train"]["threads"]))
     model = build_model(cfg["method"], net.n_bands, cfg["backbone"], **cfg["model"])
     model.load_state_dict(ck["ema"] if ck.get("ema") else ck["model"])
-    wald, full = samplers(Path(pan), Path(ms), sensor_spec(cfg), patch, pair_variants(cfg),
+    spec = sensor_spec(cfg)
+    wald, full = samplers(Path(pan), Path(ms), spec, patch, pair_variants(cfg),
                           cfg["data"].get("randomise"))
     name = Path(out).name
     with tempfile.TemporaryDirectory(prefix="ksdiff_adapt_") as tmp, removed_on_sigterm(lambda: [tmp]):
@@ -287,7 +310,9 @@ def adapt(checkpoint: str | Path, pan: str | Path, ms: str | Path, out: str | Pa
         # scored by the plugin's own self-check on the scene
         (tmp / "start").mkdir()
         export_model(model, cfg, tmp / "start" / name, base, None, calibration=(str(pan), str(ms)))
-        before = scene_check(tmp / "start" / name, pan, ms, sensor, threads)
+        # a generic network's self-check degrades with the MTF gains it was trained with (config mtf_ms / mtf_pan)
+        gains = (spec.mtf_ms, spec.mtf_pan) if spec.key == "generic" else None
+        before = scene_check(tmp / "start" / name, pan, ms, sensor, threads, gains)
         model.train()
         run_dir = Path(work_dir or tmp / "run")
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -296,14 +321,15 @@ def adapt(checkpoint: str | Path, pan: str | Path, ms: str | Path, out: str | Pa
         if not all(bool(torch.isfinite(p).all()) for p in model.parameters()):   # the int8 calibration would crash
             raise ValueError(f"the adaptation diverged (its weights are no longer finite after {steps} steps at "
                              f"learning rate {lr:g}); {out} was not written: give a lower --lr")
-        record = adapted_record(base, checkpoint, f"{pan} + {ms}", steps, summary["seconds"], git_revision())
+        record = adapted_record(base, checkpoint, f"{pan} + {ms}", steps, summary["seconds"], git_revision(),
+                                scene_licence(ms))
         metrics = {"measured_by": "nothing: the adapted network is not evaluated on a reference (its scene has "
-                                  "none; the self-check on that scene is in training.adaptation.selfcheck); the "
-                                  "metrics of the model it started from are in training.base.metrics", "scenes": {}}
+                                  "none; the self-check on that scene is in training.adaptation.selfcheck); "
+                                  + base_metrics_words(record["base"], checkpoint), "scenes": {}}
         (tmp / "adapted").mkdir()
         staged = tmp / "adapted" / name
         card = export_model(model, cfg, staged, record, metrics, calibration=(str(pan), str(ms)))  # its int8 ranges
-        after = scene_check(staged, pan, ms, sensor, threads)
+        after = scene_check(staged, pan, ms, sensor, threads, gains)
         better, words = compared(before, after)
         print(f"adapt: {words}", file=sys.stderr)
         if better is False and not keep_worse:

@@ -70,11 +70,11 @@ def sensor_test_config(sensor: str) -> dict[str, Any]:
 
 def sensor_spec(cfg: dict[str, Any]) -> Sensor:
     """The sensor a config trains for: the table's, or for ``sensor: generic`` the layout measured from its data
-    (``datacheck.checked`` puts it in ``data_layout``: bands, ratio, value scale; the generic MTF gains). A table
-    sensor's ``data_layout`` may set its value scale alone (``adapt``: the scene's)."""
+    (``datacheck.checked`` puts it in ``data_layout``: bands, ratio, value scale) with its MTF gains
+    (``mtf_gains``). A table sensor's ``data_layout`` may set its value scale alone (``adapt``: the scene's)."""
     from dataclasses import replace
 
-    from ksdiff_qgis.engine.sensors import GENERIC_MTF_MS, get_sensor
+    from ksdiff_qgis.engine.sensors import get_sensor
 
     sensor = get_sensor(cfg["sensor"])
     layout = cfg.get("data_layout")
@@ -84,8 +84,56 @@ def sensor_spec(cfg: dict[str, Any]) -> Sensor:
         raise ValueError("sensor generic: its bands, ratio and value scale come from the config's data "
                          "(model_core.datacheck.checked), which was not read")
     n = int(layout["bands"])
+    ms, pan = mtf_gains(cfg, n)
     return replace(sensor, band_names=tuple(layout.get("band_names") or (f"Band {i}" for i in range(1, n + 1))),
-                   ratio=int(layout["ratio"]), mtf_ms=(GENERIC_MTF_MS,) * n, scale=float(layout["scale"]))
+                   ratio=int(layout["ratio"]), mtf_ms=ms, mtf_pan=pan, scale=float(layout["scale"]),
+                   name=f"Generic (any bands and ratio; MTF gains {gains_words(ms)} for MS, {pan:g} for PAN)")
+
+
+def gains_words(gains: tuple[float, ...]) -> str:
+    """MTF gains in words: one number when every band has it."""
+    return ", ".join(f"{g:g}" for g in (gains[:1] if len(set(gains)) == 1 else gains))
+
+
+def mtf_gains(cfg: dict[str, Any], n: int) -> tuple[tuple[float, ...], float]:
+    """(MS gains per band, PAN gain) a generic sensor's ``n`` bands are Wald-degraded with: the config's ``mtf_ms``
+    (one for all bands, or one per band) and ``mtf_pan``, else those of a generic card it scores (``data_layout``),
+    else the generic 0.3 / 0.15. Raises ValueError (a list of another length than the bands)."""
+    from ksdiff_qgis.engine.sensors import GENERIC_MTF_MS, GENERIC_MTF_PAN
+
+    layout = cfg.get("data_layout") or {}
+    ms = cfg.get("mtf_ms", layout.get("mtf_ms", GENERIC_MTF_MS))
+    pan = cfg.get("mtf_pan", layout.get("mtf_pan", GENERIC_MTF_PAN))
+    ms = [ms] * n if isinstance(ms, (int, float)) else list(ms)
+    if len(ms) == 1:
+        ms = ms * n
+    if len(ms) != n:
+        raise ValueError(f"mtf_ms gives {len(ms)} MS MTF gains; the data have {n} bands: give one gain for all, or one "
+                         "per band in the MS's order")
+    return tuple(float(g) for g in ms), float(pan)
+
+
+def check_mtf_keys(cfg: dict[str, Any], path: str | Path) -> None:
+    """``mtf_ms`` / ``mtf_pan``: a generic sensor's MTF gains at Nyquist, each between 0 and 1; a named sensor's are
+    known (the plugin's sensor table), so they are refused there rather than ignored. Raises ValueError."""
+    from ksdiff_qgis.engine.sensors import get_sensor
+
+    given = [k for k in ("mtf_ms", "mtf_pan") if k in cfg]
+    if not given:
+        return
+    name = Path(path).name
+    sensor = get_sensor(cfg["sensor"])
+    if not sensor.generic:
+        raise ValueError(f"{name}: {' and '.join(given)} set the MTF gains of `sensor: generic`; sensor {sensor.key}'s "
+                         f"are known ({gains_words(sensor.mtf_ms)} for MS, {sensor.mtf_pan:g} for PAN): remove "
+                         f"{' and '.join(given)}, or train with `sensor: generic`")
+    ms = cfg.get("mtf_ms", [])
+    values = [*(ms if isinstance(ms, list) else [ms]), *([cfg["mtf_pan"]] if "mtf_pan" in cfg else [])]
+    if ("mtf_ms" in cfg and ms == []) or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                 and 0.0 < v < 1.0 for v in values):
+        raise ValueError(f"{name}: mtf_ms {cfg.get('mtf_ms')!r} / mtf_pan {cfg.get('mtf_pan')!r}: MTF gains at "
+                         "Nyquist are numbers between 0 and 1 (exclusive); mtf_ms one for all bands or a list, one "
+                         "per band")
 
 
 def load_config(path: str | Path | None = None, sensor: str | None = None) -> dict[str, Any]:
@@ -102,43 +150,89 @@ def load_config(path: str | Path | None = None, sensor: str | None = None) -> di
     if path.resolve().parent != CONFIG_DIR.resolve():   # the repository's own configs define what is known
         check_keys(cfg, path)
     check_model_keys(cfg, path)
+    check_mtf_keys(cfg, path)
     cfg["config_path"] = str(path)
     return cfg
 
 
-# keys the code reads that no bundled config sets
-EXTRA_KEYS = {"root", "calibration", "contrast_edges", "config_path",
-              "licence",       # a data source's licence, for the model card (``train.data_sources``)
-              "data_layout"}   # the generic sensor's bands, ratio and scale, measured from the data (``datacheck``)
-_KNOWN: set[str] = set()
+# keys the code reads that no bundled config sets, by section (``_section``)
+EXTRA_KEYS = {"": {"config_path",
+                   "data_layout",   # the generic sensor's bands, ratio and scale, measured (``datacheck``)
+                   "mtf_ms", "mtf_pan"},   # a generic sensor's own MTF gains (``sensor_spec``)
+              "data": {"root"},
+              "source": {"root", "name",
+                         "licence"}}   # a data source's licence, for the model card (``train.data_sources``)
+# the sections every data source may sit in: one set of keys for all of them
+SOURCES = {"data.train[]", "data.val[]", "data.val", "test.reduced", "test.full", "data.fullres.sources[]"}
+# below these, keys are not the configs' to check: the network's own parameters (its constructor checks them), what
+# the code measures or calibrates
+OPAQUE = {"model", "data_layout", "export.int8"}
+_KNOWN: dict[str, set[str]] = {}
 
 
-def _key_names(value: Any, skip: tuple[str, ...] = ("model",)) -> set[str]:
-    """Every mapping key in ``value``, nested in mappings and lists (not below the ``skip`` keys: the network's own
-    parameters, which its constructor checks)."""
+def _section(path: str) -> str:
+    """The section a mapping at ``path`` ("data.train[]", "stages[]") is: every data source is one ("source")."""
+    return "source" if path in SOURCES else path
+
+
+def _section_words(section: str) -> str:
+    """A section as the user writes it."""
+    return {"": "the top level", "source": "a data source (data.train / data.val / test.reduced / test.full entries)",
+            "stages[]": "a stage (an entry of stages)"}.get(section, repr(section.replace("[]", "")))
+
+
+def _keys_by_section(value: Any, path: str = "", out: dict[str, set[str]] | None = None) -> dict[str, set[str]]:
+    """Every mapping key in ``value`` by the section it sits in (``_section``), nested in mappings and lists (not
+    below ``OPAQUE`` paths)."""
+    out = {} if out is None else out
+    if path in OPAQUE:
+        return out
     if isinstance(value, dict):
-        return {str(k) for k in value} | {n for k, v in value.items() if k not in skip for n in _key_names(v, ())}
-    if isinstance(value, list):
-        return {n for v in value for n in _key_names(v, ())}
-    return set()
+        out.setdefault(_section(path), set()).update(map(str, value))
+        for k, v in value.items():
+            _keys_by_section(v, f"{path}.{k}" if path else str(k), out)
+    elif isinstance(value, list):
+        for v in value:
+            _keys_by_section(v, f"{path}[]", out)
+    return out
 
 
-def known_keys() -> set[str]:
-    """The key names the repository's configs use (resolved, with defaults), and the few only code reads."""
+def known_keys() -> dict[str, set[str]]:
+    """The keys each section of the repository's configs uses (resolved, with defaults), and the few only code
+    reads."""
     if not _KNOWN:
         for f in sorted(CONFIG_DIR.glob("*.yaml")):
-            _KNOWN.update(_key_names(with_defaults(resolve_bases(f))))
-        _KNOWN.update(EXTRA_KEYS)
+            for section, keys in _keys_by_section(with_defaults(resolve_bases(f))).items():
+                _KNOWN.setdefault(section, set()).update(keys)
+        for section, keys in EXTRA_KEYS.items():
+            _KNOWN.setdefault(section, set()).update(keys)
     return _KNOWN
 
 
 def check_keys(cfg: dict[str, Any], path: Path) -> None:
     """A key no config of the repository uses is most likely a typo ("warmpu", "bacth"): refused by name, where it
-    used to be ignored silently and the run trained with the default instead. Raises ValueError."""
-    unknown = sorted(_key_names(cfg) - known_keys())
+    used to be ignored silently and the run trained with the default instead. So is a known key in a section that
+    does not read it (``train: {lr: 0.1}``: lr is a stage's): it was ignored as silently. Raises ValueError."""
+    known = known_keys()
+    everywhere = set().union(*known.values())
+    unknown, misplaced = set(), []
+    for section, keys in _keys_by_section(cfg).items():
+        allowed = known.get(section, everywhere)   # a section no config has: any known key
+        for key in sorted(keys - allowed):
+            homes = [s for s, ks in sorted(known.items()) if key in ks]
+            if not homes:
+                unknown.add(key)
+            else:
+                misplaced.append(f"{key!r} is not a key of {_section_words(section)}; it belongs in "
+                                 + " or ".join(map(_section_words, homes)))
+    said = []
     if unknown:
-        raise ValueError(f"{path.name}: unknown key(s) {', '.join(map(repr, unknown))} (a typo? the keys the "
-                         "configs in model_core/configs use are the known ones)")
+        said.append(f"unknown key(s) {', '.join(map(repr, sorted(unknown)))} (a typo? the keys the configs in "
+                    "model_core/configs use are the known ones)")
+    said += misplaced
+    if said:
+        raise ValueError(f"{path.name}: {'; '.join(said)}; it would be ignored: move it or remove it"
+                         if misplaced and not unknown else f"{path.name}: {'; '.join(said)}")
 
 
 def check_model_keys(cfg: dict[str, Any], path: str | Path) -> None:

@@ -4,9 +4,10 @@ Every raster a config names must exist, its PAN/MS pixel-size ratio must be the 
 crops with the sensor's ratio: on data of another ratio it trained silently on misaligned crops) and its MS band
 count the sensor's (a numpy broadcast error came far into the data preparation). ``sensor: generic`` (a sensor not
 in the table) takes its band count, ratio and value scale from the data instead (``model.ratio``, when given, must
-agree with the data), with the generic MTF gains; the resolved layout travels in the config as ``data_layout``
-(and so in every checkpoint). Headers only are read, except for the generic sensor's value scale. Every problem is
-one ``ValueError`` (a missing raster: ``FileNotFoundError``) naming the source and what to change.
+agree with the data), with its MTF gains (``mtf_ms`` / ``mtf_pan``, else the generic ones); the resolved layout
+travels in the config as ``data_layout`` (and so in every checkpoint). Headers only are read, except for the generic
+sensor's value scale. Every problem is one ``ValueError`` (a missing raster: ``FileNotFoundError``) naming the
+source and what to change.
 """
 from __future__ import annotations
 
@@ -41,11 +42,13 @@ def sources(cfg: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
 
 
 def _path(root: Path, spec: dict[str, Any], rel: str, where: str, role: str) -> Path:
-    path = (Path(spec["root"]) if "root" in spec else root) / rel
+    base = Path(spec["root"]) if "root" in spec else root
+    path = base / rel
     if not path.is_file():
-        hint = "" if Path(rel).is_absolute() else (f" (a relative path is read under the source's root, data.root or "
-                                                   f"$KSDIFF_DATA, here {path.parent}; give an absolute path for "
-                                                   "your own data)")
+        hint = "" if Path(rel).is_absolute() else (
+            f" (a relative path is read under the data root {base}: the source's root, else data.root, else "
+            f"$KSDIFF_DATA or ~/.cache/ksdiff/data; `make data` fetches the project's imagery into "
+            f"$KSDIFF_DATA (point KSDIFF_DATA at the folder that holds it); give an absolute path for your own data)")
         raise FileNotFoundError(f"{where}: the {role} raster {path} does not exist{hint}")
     return path
 
@@ -107,8 +110,11 @@ def survey(cfg: dict[str, Any], parts: tuple[str, ...] | None = None) -> list[di
 
 def card_layout(card: dict[str, Any]) -> dict[str, Any]:
     """A generic model card's layout as a config's ``data_layout``: what scoring it on a generic config needs."""
-    return {"bands": len(card["bands"]), "band_names": list(card["bands"]), "ratio": int(card["ratio"]),
-            "scale": float(card["scale"]), "how": card.get("sensor_layout") or "from the model card"}
+    layout = {"bands": len(card["bands"]), "band_names": list(card["bands"]), "ratio": int(card["ratio"]),
+              "scale": float(card["scale"]), "how": card.get("sensor_layout") or "from the model card"}
+    if card.get("mtf"):   # the gains it was trained with (cards before 2026-12-07: the generic ones)
+        layout.update(mtf_ms=list(card["mtf"]["ms"]), mtf_pan=float(card["mtf"]["pan"]))
+    return layout
 
 
 def _expected_ratio(row: dict[str, Any], ratio: int) -> int:
@@ -190,12 +196,18 @@ def _generic(cfg: dict[str, Any], rows: list[dict[str, Any]], given: int | None)
     if len(names) != n or not all(names) or len(set(names)) != n:
         names = [f"Band {i}" for i in range(1, n + 1)]
     scale, how = value_scale(rows)
+    from .config import gains_words, mtf_gains
+
+    ms_gains, pan_gain = mtf_gains(cfg, n)   # a list of another length than the bands: refused here, before a step
+    gains = (f"MTF gains {gains_words(ms_gains)} for MS, {pan_gain:g} for PAN "
+             + ("(mtf_ms / mtf_pan)" if "mtf_ms" in cfg or "mtf_pan" in cfg else "(the generic ones)"))
     out = copy.deepcopy(cfg)
     out["data_layout"] = {"bands": n, "band_names": names, "ratio": ratio, "scale": scale,
                           "how": f"sensor generic: {n} bands and ratio {ratio} "
                                  + ("(model.ratio, agreeing with the data)" if given is not None and measured
                                     else "(model.ratio)" if given is not None else "(measured from the data)")
-                                 + f"; values / {scale:g} ({how}); generic MTF gains"}
+                                 + f"; values / {scale:g} ({how}); {gains}",
+                          "mtf_ms": list(ms_gains), "mtf_pan": pan_gain}
     if out.get("method") != "ssdiff":   # the network's own tile statistics work at the ratio (nets: ``ratio``)
         out.setdefault("model", {})["ratio"] = ratio
     return out

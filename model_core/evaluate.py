@@ -23,6 +23,7 @@ from ksdiff_qgis.engine.sensors import Sensor
 from .config import data_root, sensor_spec
 from .data.scenes import Triple, _block_any, build_triple, full_resolution_pair
 from .nets import size_multiple
+from .say import stage
 
 Runner = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (pan 1x1xHxW, lms 1xCxHxW) -> hrms, normalised
 
@@ -192,6 +193,7 @@ def evaluate(run: Runner, mult: int, cfg: dict[str, Any]) -> dict[str, Any]:
     s, out = sensor.scale, {"sensor": sensor.key, "scored": SCORED}
     test = cfg.get("test", {})
     if test.get("reduced"):
+        stage("scoring the reduced-resolution (Wald) test case: the network, then the classical yardsticks")
         t, ms_lr, origin = reduced_case_with_ms(cfg, sensor)
         t0 = time.perf_counter()
         raw, f = fuse_as_plugin(run, mult, t.pan, ms_lr, origin, sensor)
@@ -205,6 +207,7 @@ def evaluate(run: Runner, mult: int, cfg: dict[str, Any]) -> dict[str, Any]:
         r["classical"] = classical_yardsticks(t, sensor, ms_lr if origin == (0, 0) else None)
         out["reduced"] = r
     if test.get("full"):
+        stage("scoring the full-resolution test case")
         spec = test["full"]
         pan, ms, lms = full_resolution_pair(data_root(cfg), spec["pan"], spec["ms"], sensor,
                                             value_gain=float(spec.get("value_gain", 1.0)))

@@ -32,6 +32,7 @@ from . import tile_graphs, tile_int8
 from .config import backbone_spec, sensor_spec
 from .data.scenes import NoPatchError
 from .nets import size_multiple
+from .say import stage
 
 OPSET = 17
 
@@ -68,6 +69,8 @@ def make_card(model: nn.Module, cfg: dict[str, Any], training: dict[str, Any]) -
     }
     if cfg.get("data_layout"):   # the generic sensor: what was measured from the training data
         card["sensor_layout"] = cfg["data_layout"]["how"]
+    if sensor.key == "generic":   # the MTF gains its Wald patches were degraded with (config mtf_ms / mtf_pan)
+        card["mtf"] = {"ms": list(sensor.mtf_ms), "pan": sensor.mtf_pan}
     if method in ("ksdiff", "ssdiff"):
         # honest about context: the KSDiff prior / SSDiff channel attention summarise the whole tile
         card["global_context"] = True
@@ -185,9 +188,11 @@ def export(model: nn.Module, cfg: dict[str, Any], path: str | Path, training: di
     ``calibration``: the (PAN, MS) pair the int8 variant is calibrated on (default: the config's training
     sources, ``int8_calibration``)."""
     bands = sensor_spec(cfg).n_bands
+    stage("tracing the network into ONNX")
     export_onnx(model, path, bands)
     card = make_card(model, cfg, training)
     if tile_graphs.supported(model):   # the CPU fast path travels inside the file (tile_graphs.py)
+        stage("building the CPU tile graphs")
         meta, offsets = tile_graphs.tile_graphs(model, bands)
         add_metadata(path, meta)
         card["tile_kernels"] = {"prior": tile_graphs.META_PRIOR, "backbone": tile_graphs.META_BACKBONE,
@@ -195,6 +200,7 @@ def export(model: nn.Module, cfg: dict[str, Any], path: str | Path, training: di
         # a config may refuse the int8 copy (export.int8: false) when it failed the 1 % check on validation
         feeds = int8_calibration(cfg, card["scale"], calibration) if cfg.get("export", {}).get("int8", True) else None
         if feeds:
+            stage(f"calibrating the int8 variant on {len(feeds)} patches")
             add_int8(path, card, feeds, meta)
     if metrics:
         card["metrics"] = metrics
@@ -316,6 +322,8 @@ def checkpoint_record(checkpoint: str | Path, ck: dict[str, Any], verb: str = "e
     if not done or ck.get("stage") != last["name"]:
         record["unfinished"] = (f"{verb} from {checkpoint.name}: stage {ck.get('stage')} at step {ck.get('step')}, "
                                 f"not the end of the run (its last stage {last['name']}, {last['steps']} steps)")
+        # the plugin's warning says where it stopped (``engine.model_card.unfinished_note``)
+        record["unfinished_at"] = {"step": record["steps"], "of": sum(int(st["steps"]) for st in cfg["stages"])}
     return record
 
 

@@ -34,8 +34,11 @@ and ``scripts/robustness.py``; the class recipe was chosen on validation windows
 """
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -157,6 +160,25 @@ def contrast_classes(contrast: np.ndarray, ranges: list[dict], edges: list[float
     return classes
 
 
+class _PreprocessHint(logging.Filter):
+    """Drops onnxruntime's "Please consider (to run) pre-processing before quantization" (root logger, twice per
+    quantization): our graph is quantized from given ranges, the user can do nothing about it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "pre-processing before quantization" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def without_preprocess_hint() -> Iterator[None]:
+    """The root logger without onnxruntime's pre-processing hint, for the block; every other message stays."""
+    hint = _PreprocessHint()
+    logging.getLogger().addFilter(hint)
+    try:
+        yield
+    finally:
+        logging.getLogger().removeFilter(hint)
+
+
 def quantize(backbone: bytes, ranges: dict[str, tuple[float, float]], feed: dict) -> bytes:
     """The QDQ graph of ``backbone`` with the activation ``ranges`` (its weights: placeholders, replaced per tile)."""
     import onnx
@@ -175,9 +197,11 @@ def quantize(backbone: bytes, ranges: dict[str, tuple[float, float]], feed: dict
     with tempfile.TemporaryDirectory() as tmp:
         src, dst = Path(tmp, "float.onnx"), Path(tmp, "int8.onnx")
         src.write_bytes(backbone)
-        quantize_static(str(src), str(dst), OneFeed(), quant_format=QuantFormat.QDQ, op_types_to_quantize=["Conv"],
-                        per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        nodes_to_exclude=keep, extra_options={"TensorQuantOverrides": overrides})
+        with without_preprocess_hint():
+            quantize_static(str(src), str(dst), OneFeed(), quant_format=QuantFormat.QDQ,
+                            op_types_to_quantize=["Conv"], per_channel=True, activation_type=QuantType.QUInt8,
+                            weight_type=QuantType.QInt8, nodes_to_exclude=keep,
+                            extra_options={"TensorQuantOverrides": overrides})
         return dst.read_bytes()
 
 

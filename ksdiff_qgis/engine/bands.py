@@ -215,6 +215,12 @@ def band_gain(i: int, name: str, n_bands: int, spec: Sensor) -> float:
     return GENERIC_MTF_MS
 
 
+def positional(band_names: list[str]) -> bool:
+    """Whether a model's band names are positions only ("Band 1", "Band 2", ...: a generic model trained on rasters
+    without band descriptions): it fuses bands by position, whatever the data call them."""
+    return all(re.fullmatch(r"Band \d+", n.strip()) for n in band_names)
+
+
 def plan_bands(ms: RasterInfo, spec: Sensor, selection: list[int] | None, model_bands: list[str] | None = None,
                custom_gains: list[float] | None = None) -> BandPlan:
     """Decide the bands to fuse. ``selection``: user's 1-based bands (None: all); ``model_bands``: a model's."""
@@ -250,7 +256,7 @@ def plan_bands(ms: RasterInfo, spec: Sensor, selection: list[int] | None, model_
                 f"bands ({', '.join(names[b - 1] for b in chosen)}): select them in that order with MS_BANDS, or "
                 "choose a classical method (it fuses any bands)"
             )
-        if picked is None:
+        if picked is None and not positional(model_bands):   # a model of unnamed bands knows no names to differ
             unlike = _unlike(model_bands, [names[b - 1] for b in chosen], kind_of(spec))
             if unlike:
                 warnings.append(f"the MS bands are named {unlike}, but the model learned {', '.join(model_bands)}: "

@@ -67,6 +67,21 @@ class ModelCard:
         return self.data.get("onnx_sha256")
 
 
+def unfinished_note(card: ModelCard) -> str | None:
+    """A warning for a model exported from a run that had not ended (its card's ``training.unfinished``: a smoke run,
+    a stopped one): its scores are not those of its recipe. None for a finished run."""
+    training = card.data.get("training") or {}
+    what = training.get("unfinished")
+    if not what:
+        return None
+    at = training.get("unfinished_at") or {}
+    stopped = (f"stopped at step {at['step']} of {at['of']}" if at.get("step") is not None and at.get("of")
+               else "stopped before its end")
+    return (f"the MODEL {card.path.name} comes from an unfinished training run: it {stopped} ({what}); its scores "
+            "are not those of the finished recipe: compare with a classical method, or finish the run and export "
+            "its last stage")
+
+
 def sha256_file(path: str | os.PathLike) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

@@ -141,9 +141,9 @@ def resolve_model(sensor: str, model_path: str | None, feedback: Feedback | None
                              f"nearest sensor ({key}.onnx): compare with a classical method")
         return model_card.load_card(str(bundled[key]))
     card = model_card.load_card(model_path)
-    note = _other_sensor_note(card, sensor)
-    if note and feedback is not None:
-        feedback.warning(note)
+    for note in (_other_sensor_note(card, sensor), model_card.unfinished_note(card)):
+        if note and feedback is not None:
+            feedback.warning(note)
     return card
 
 
@@ -539,6 +539,7 @@ def pansharpen(
     pan_crs: str | None = None,
     ms_crs: str | None = None,
     check_only: bool = False,
+    mtf_pan: float | None = None,
 ) -> PansharpenResult:
     """Fuse ``pan_path`` and ``ms_path`` into a GeoTIFF at ``output_path`` on the PAN grid.
 
@@ -561,6 +562,7 @@ def pansharpen(
     ``pan_crs`` / ``ms_crs``: a CRS (WKT) set outside the file (a QGIS layer's), assigned in place of the file's.
     ``check_only`` (METHOD auto): return after the self-check, its figures in ``selfcheck``; no tile is fused and
     nothing written (``python -m model_core adapt`` scores models on the user's scene with it).
+    ``mtf_pan``: overrides the sensor's PAN MTF gain (``adapt``: a generic model's own, from its training config).
     Raises InputError (nothing written) for bad input and Cancelled when ``feedback`` asks to stop.
     """
     fb = feedback or Feedback()
@@ -667,7 +669,8 @@ def pansharpen(
         fb.warning(alpha_note)
     held.release(fb)
     # the MTF gains and names follow the fused bands; the ratio the data's for the generic sensor
-    spec = replace(spec, band_names=tuple(bplan.names), mtf_ms=bplan.gains, ratio=spec.ratio or plan.ratio)
+    spec = replace(spec, band_names=tuple(bplan.names), mtf_ms=bplan.gains, ratio=spec.ratio or plan.ratio,
+                   mtf_pan=spec.mtf_pan if mtf_pan is None else float(mtf_pan))
     # a CREATE_OPTIONS NBITS the values fit (refused before any work when narrower than the product's own)
     out_nbits = outputs.output_nbits(extra_options, ms.dtype, ms.nbits)
     # tiles in flight x ONNX Runtime threads = the cores; one session serves the self-check and the run
