@@ -57,3 +57,31 @@ def test_the_low_pass_lattice_follows_the_ms_corner():
     assert ms_lattice((0.5, 0.5 + 1e-9)) == (0, 0)                       # Landsat 8 as USGS delivers it
     assert ms_lattice((-3.5, -300.5)) == (-4, -301)                      # ... its PAN cut at an odd pixel
     assert ms_lattice((0.3, -0.3)) == (0, 0)
+
+
+@pytest.mark.parametrize("ms_name, sensor, corner", [
+    ("wv2_ms.tif", "wv2", -1.5),     # MS pixel centres on PAN pixel corners at ratio 4: half-way
+    ("l8_ms.tif", "landsat8", 0.5),  # Landsat's half-pixel layout
+])
+def test_georeference_noise_at_a_half_way_corner_does_not_move_the_output(data_dir, tmp_path, ms_name, sensor,
+                                                                          corner):
+    """QA: an MS corner half-way between PAN pixel corners took the lattice above or below by 1e-6: 1e-4 PAN pixel of
+    georeference noise (a Landsat MS moved by 1 mm) moved every MTF-GLP-HPM pixel, up to 1069 DN. Within the edge
+    tolerance of half-way, both sides of the noise take one lattice."""
+    pan = str(data_dir / ("wv2_pan.tif" if sensor == "wv2" else "l8_pan.tif"))
+    px = gdal.Open(pan).GetGeoTransform()
+    outs = []
+    for eps in (1e-4, -1e-4):
+        ms = str(tmp_path / f"ms{eps}.tif")
+        ds = gdal.Translate(ms, str(data_dir / ms_name))
+        gt = list(ds.GetGeoTransform())
+        shift = corner + eps - (gt[0] - px[0]) / px[1]   # put the MS corner at ``corner`` + eps PAN pixels
+        gt[0] += shift * px[1]
+        gt[3] += (corner + eps - (gt[3] - px[3]) / px[5]) * px[5]
+        ds.SetGeoTransform(gt)
+        ds = None
+        out = str(tmp_path / f"out{eps}.tif")
+        pipeline.pansharpen(pan, ms, out, sensor, "mtf_glp_hpm")
+        outs.append(gdal.Open(out).ReadAsArray().astype(np.float64))
+    assert outs[0].shape == outs[1].shape
+    assert np.abs(outs[0] - outs[1]).max() <= 2

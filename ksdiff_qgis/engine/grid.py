@@ -16,7 +16,6 @@ from dataclasses import dataclass, field, replace
 from osgeo import gdal, osr
 
 from .errors import InputError
-from .filters import GRID_TOL
 from .gdalutil import gdal_call
 from .labels import param
 from .placement import check_map_grid
@@ -395,8 +394,11 @@ def ms_lattice(ms_origin: tuple[float, float]) -> tuple[int, int]:
     with the MS, so a PAN cut at any pixel (the MS kept whole) is fused as the same area of the uncut scene; an MS
     aligned with the PAN, Landsat's half-pixel layout (+0.5) and any shift below half a PAN pixel give (0, 0) mod
     the ratio, as before."""
-    # GRID_TOL: float noise in a georeference does not tip a half-way corner to the other side
-    return math.ceil(ms_origin[0] - 0.5 - GRID_TOL), math.ceil(ms_origin[1] - 0.5 - GRID_TOL)
+    # a corner within EDGE_TOLERANCE of half-way takes the one above / to the left: georeference noise (WorldView-2
+    # carries ~6e-5 PAN pixels; QA moved a Landsat MS by 1 mm) must not tip it to the other lattice, which moved
+    # every output pixel (up to 1069 DN on a Landsat 8 crop)
+    return math.ceil(ms_origin[0] - 0.5 - EDGE_TOLERANCE), math.ceil(ms_origin[1] - 0.5 - EDGE_TOLERANCE)
+
 
 
 def whole_shift(frac_c: float, frac_r: float) -> bool:
@@ -521,7 +523,8 @@ def plan_grid(pan: RasterInfo, ms: RasterInfo, ms_ds: gdal.Dataset) -> GridPlan:
             notes.append(f"{GRID_SHIFT} by whole PAN pixels ({round(frac_c):+d}, {round(frac_r):+d}) (x, y) against "
                          f"the PAN grid (the same grid as a shift by ({round(alt_c):+d}, {round(alt_r):+d})): the "
                          "PAN and the MS were cut from their scenes at different pixels, which is normal; the fusion "
-                         "follows the MS grid, so the output is the same as that area fused from the uncut pair.")
+                         "follows the MS grid, so the classical methods give that area of the uncut pair exactly (a "
+                         "learned model, which also reads the scene's statistics, close to it, not exactly).")
         elif landsat_layout(ratio, frac_c, frac_r):
             notes.append(f"{shift}: the usual Landsat layout (USGS delivers the MS pixel centres on PAN pixel "
                          "centres), not a misregistration; MS is resampled at the true position of every PAN pixel"
