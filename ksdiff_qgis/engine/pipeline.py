@@ -623,6 +623,8 @@ def pansharpen(
         sensor = found.key
         (fb.warning if found.source == "fallback" else fb.info)(found.message())
     spec = found.sensor() if found else get_sensor(sensor)   # auto: a generic run may keep a sensor's gains
+    # MS_BANDS empty on an MS that holds the sensor's bands among others: the path of listing every band
+    ms_bands = band_sel.effective_selection(ms, spec, ms_bands)
     if extent is not None:
         box = aoi.to_pan_crs(extent, extent_wkt, pan.wkt)
         plan = aoi.clip_plan(plan, pan, box)
