@@ -14,6 +14,7 @@ from ksdiff_qgis.engine.model_card import bundled_cards
 from ksdiff_qgis.engine.pipeline import pansharpen
 
 pytestmark = pytest.mark.skipif("landsat8" not in bundled_cards(), reason="no bundled Landsat model")
+UNITS = "different units (reflectance and digital numbers?)"
 
 
 def _write(path: Path, arr: np.ndarray, src: gdal.Dataset, dtype: int) -> str:
@@ -50,3 +51,14 @@ def test_the_self_check_scores_ksdiff_on_float_reflectance_as_it_fuses_it(l2_flo
     assert min(check.detail_gains) > 0.4, check.detail_gains
     assert selfcheck.ERGAS_NEAR_ZERO in check.notes
 
+
+def test_the_units_warning_is_said_under_auto_whatever_method_fuses(l2_float, tmp_path):
+    """A DN PAN (mean ~8900) with a reflectance MS (mean ~0.06): METHOD ksdiff warned of the different units,
+    METHOD auto did not (README promises it). Now once, also when a classical method fuses."""
+    pan, ms = l2_float
+    classical = pansharpen(pan, ms, str(tmp_path / "c.tif"), "landsat8", "auto", ms_bands=[1, 2, 3])
+    assert classical.method != "ksdiff"   # no model for 3 bands: the best classical method
+    said = [w for w in classical.warnings if UNITS in w]
+    assert len(said) == 1 and "classical method" in said[0], classical.warnings
+    learned = pansharpen(pan, ms, str(tmp_path / "k.tif"), "landsat8", "auto")
+    assert learned.method == "ksdiff" and len([w for w in learned.warnings if UNITS in w]) == 1, learned.warnings

@@ -213,11 +213,12 @@ def value_scale_note(card: ModelCard, ms: RasterInfo, scale: float) -> str:
             "NBITS); the network normalises each tile itself, so the data's range needs no other scale")
 
 
-def pan_units(stats) -> tuple[float, str | None]:
+def pan_units(stats, learned: bool = True) -> tuple[float, str | None]:
     """The factor that takes the PAN's values into the MS's units for the network, and a warning, when their scene
     means differ by more than :data:`UNITS_TOLERANCE` (a reflectance PAN with a DN MS, a x 1e4 scaling on one of
     them): the network sees both through one value scale, and a PAN 1e4 times too small lost about half its detail
-    under the tile normalisation's floor. The classical methods fit the PAN to the MS per scene: unaffected."""
+    under the tile normalisation's floor. The classical methods fit the PAN to the MS per scene: unaffected, yet the
+    user mixed product levels, so ``learned`` False (a classical method fuses) still warns, saying so."""
     ms_mean, pan_mean = float(np.mean(stats.ms_mean)), float(stats.pan_mean)
     if not (math.isfinite(ms_mean) and math.isfinite(pan_mean) and ms_mean > 0 and pan_mean > 0):
         return 1.0, None
@@ -225,8 +226,10 @@ def pan_units(stats) -> tuple[float, str | None]:
     if 1 / UNITS_TOLERANCE <= factor <= UNITS_TOLERANCE:
         return 1.0, None
     return factor, (f"the PAN's values (scene mean {pan_mean:.4g}) and the MS's (scene mean {ms_mean:.4g}) differ by a "
-                    f"factor {factor:.4g}: different units (reflectance and digital numbers?). The network gets the "
-                    "PAN scaled by that factor; check that both inputs are the same product level")
+                    f"factor {factor:.4g}: different units (reflectance and digital numbers?). "
+                    + ("The network gets the PAN scaled by that factor" if learned else
+                       "The classical method fits the PAN to the MS on the scene, so the fusion copes")
+                    + "; check that both inputs are the same product level")
 
 
 def probe_side(card: ModelCard) -> int:
