@@ -401,3 +401,51 @@ def test_a_vrt_saved_outside_the_delivery_finds_the_metadata_beside_its_sources(
     found = detect_sensor(_info(vrts["pan"]), _info(vrts["ms"]), 4)
     assert found.key == "ge1" and found.source == "metadata", found.message()
     assert "12JUN15103045-M2AS-052345678010_01_P001.IMD says GE01" in found.message()
+
+
+def _full_landsat_stack(data_dir: Path, folder: Path) -> tuple[str, str]:
+    """(PAN B8, a B1-B7 VRT) of the Landsat fixture delivered as one file per band beside its MTL; B1, B6 and B7 are
+    the fixture's own Blue, NIR and Red pixels scaled (it holds only B2-B5), named as USGS names them."""
+    files = _landsat_delivery(data_dir, folder)
+    ms = gdal.Open(str(data_dir / "l8_ms.tif"))
+    for code, band, gain in (("B1", 1, 0.9), ("B6", 4, 0.7), ("B7", 3, 0.8)):
+        files[code] = str(folder / f"{SCENE}_{code}.TIF")
+        arr = (ms.GetRasterBand(band).ReadAsArray() * gain).astype(np.uint16)
+        ds = gdal.GetDriverByName("GTiff").Create(files[code], ms.RasterXSize, ms.RasterYSize, 1, gdal.GDT_UInt16)
+        ds.SetGeoTransform(ms.GetGeoTransform())
+        ds.SetProjection(ms.GetProjection())
+        ds.GetRasterBand(1).WriteArray(arr)
+        ds = None
+    return files["B8"], _stack(folder / "ms_B1to7.vrt", [files[f"B{i}"] for i in range(1, 8)])
+
+
+@pytest.mark.skipif("landsat8" not in bundled_cards(), reason="no bundled Landsat model")
+def test_a_full_landsat8_stack_fuses_by_default_as_with_every_band_listed(data_dir, tmp_path):
+    """B1-B7 in one VRT beside the MTL, MS_BANDS empty: SENSOR=auto made it generic ('7 MS bands, where Landsat 8/9
+    OLI has 4'), METHOD ksdiff and SENSOR=landsat8 were refused, while MS_BANDS 1..7 fused B2-B5 with KSDiff (QA). The
+    default now takes that path; a 7-band product without Landsat metadata stays generic."""
+    pan, vrt = _full_landsat_stack(data_dir, tmp_path / "delivery")
+    log = Log()
+    res = pansharpen(pan, vrt, str(tmp_path / "auto.tif"), "auto", "ksdiff", feedback=log)
+    assert res.sensor == "landsat8" and res.method == "ksdiff", log.lines
+    line = next(x for x in log.lines if "SENSOR=auto" in x)
+    assert not line.startswith("WARNING") and "7 MS bands, 4 of them Landsat 8/9 OLI's by name" in line, line
+    listed = pansharpen(pan, vrt, str(tmp_path / "listed.tif"), "auto", "ksdiff", ms_bands=list(range(1, 8)))
+    chosen = pansharpen(pan, vrt, str(tmp_path / "chosen.tif"), "landsat8", "ksdiff")
+    assert listed.sensor == "landsat8"
+    assert np.array_equal(_bands(res.output_path), _bands(listed.output_path))
+    assert np.array_equal(_bands(res.output_path), _bands(chosen.output_path))
+    # without Landsat metadata, the same 7 bands (unnamed, or named by bare codes) are no Landsat product
+    for names in ([""] * 7, [f"B{i}" for i in range(1, 8)]):
+        other = tmp_path / "other"
+        other.mkdir(exist_ok=True)
+        ms = str(other / "stack.tif")
+        gdal.Translate(ms, vrt)
+        ds = gdal.Open(ms, gdal.GA_Update)
+        for b, name in enumerate(names, 1):
+            ds.GetRasterBand(b).SetDescription(name)
+        ds = None
+        own_pan = str(other / "pan.tif")
+        gdal.Translate(own_pan, pan)
+        assert detect_sensor(_info(own_pan), _info(ms), 2).key == "generic"
+        assert pansharpen(own_pan, ms, str(other / "o.tif"), "auto", "mtf_glp_hpm").sensor == "generic"

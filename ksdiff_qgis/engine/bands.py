@@ -305,6 +305,24 @@ def _match(wanted: list[str], chosen: list[int], names: list[str], kind=band_kin
     return out
 
 
+def holds_sensor_bands(ms: RasterInfo, spec: Sensor) -> bool:
+    """Whether the MS's band names hold every band of ``spec`` (found by name, in any order), while it has other
+    bands too: a Landsat 8 B1-B7 stack named from its files holds OLI's B2-B5, and is its product all the same."""
+    if spec.generic or not spec.band_names or ms.bands <= spec.n_bands:
+        return False
+    return _match(list(spec.band_names), list(range(1, ms.bands + 1)), _names(ms, spec), kind_of(spec)) is not None
+
+
+def effective_selection(ms: RasterInfo, spec: Sensor, selection: list[int] | None) -> list[int] | None:
+    """The MS bands a run fuses as MS_BANDS would name them: ``selection``, else all bands listed when the MS holds
+    the sensor's bands among others (``holds_sensor_bands``), else None (all, as the sensor's layout). Leaving
+    MS_BANDS empty then takes the same path as listing every band (QA: a Landsat 8 B1-B7 stack fell back to
+    generic and MTF-GLP-FS by default, yet fused B2-B5 with KSDiff when 1..7 were listed)."""
+    if selection or not holds_sensor_bands(ms, spec):
+        return selection
+    return list(range(1, ms.bands + 1))
+
+
 def select_bands(ds: gdal.Dataset, info: RasterInfo, indices: list[int]) -> tuple[gdal.Dataset, RasterInfo]:
     """A virtual raster of ``indices`` (1-based, in order); the original itself when that is all of it in order."""
     if indices == list(range(1, info.bands + 1)):

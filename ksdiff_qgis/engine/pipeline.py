@@ -256,13 +256,22 @@ def empty_band_notes(ms_lr: np.ndarray, ms: RasterInfo) -> list[str]:
             "fuse (MS_BANDS); a learned model puts the PAN's detail into it"]
 
 
+def undeclared_fills(pan_lr: np.ndarray, ms_lr: np.ndarray, pan: RasterInfo, ms: RasterInfo) -> set[str]:
+    """The roles ("PAN", "MS") whose raster declares no nodata value yet holds a fill of zeros (at least FILL_SHARE
+    of the sampled pixels 0, in every band for the MS): what ``undeclared_fill_notes`` warns of."""
+    zeros = {"PAN": (pan_lr == 0, pan), "MS": ((ms_lr == 0).all(axis=0), ms)}
+    return {role for role, (zero, info) in zeros.items()
+            if info.file_nodata is None and float(zero.mean()) >= FILL_SHARE}
+
+
 def undeclared_fill_notes(pan_lr: np.ndarray, ms_lr: np.ndarray, pan: RasterInfo, ms: RasterInfo) -> list[str]:
     """Warnings for an input that declares no nodata value yet holds many zeros (0 in every band): a scene-edge fill
     that would be fused as data, and that a learned model's tiles would take for scene content."""
     notes = []
-    for role, zero, info in (("PAN", pan_lr == 0, pan), ("MS", (ms_lr == 0).all(axis=0), ms)):
+    fills = undeclared_fills(pan_lr, ms_lr, pan, ms)
+    for role, zero in (("PAN", pan_lr == 0), ("MS", (ms_lr == 0).all(axis=0))):
         share = float(zero.mean())
-        if info.file_nodata is None and share >= FILL_SHARE:
+        if role in fills:
             notes.append(f"The {role} raster declares no nodata value its pixels can hold, yet {share:.0%} of its "
                          "sampled pixels are 0" + (" in every band" if role == "MS" else "")
                          + ": if that is a fill (a scene edge), set 0 as "
@@ -313,14 +322,8 @@ def estimate_scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: G
         m = read_decimated(ms_ds, c, r, w, h, w, h, ms_seen).reshape(ms.bands, h, w)
         pans.append(p.ravel())
         mss.append(m.reshape(ms.bands, -1))
-        if (pw, ph) == (w * k, h * k):   # read whole: a window for the registration, its nodata left out there
-            ok = np.ones((h, w), dtype=bool)
-            for v in (valid_pixels(p[None], pan.nodata), valid_pixels(m, ms.nodata)):
-                if v is not None:
-                    ok &= v
-            if ok.mean() >= REGISTRATION_DATA:
-                whole.append((np.where(ok, p, p[ok].mean()), np.where(ok, m, m[:, ok].mean(axis=1)[:, None, None]),
-                              ((pr - y) / k, (pc - x) / k), None if ok.all() else ok))
+        if (pw, ph) == (w * k, h * k):   # read whole: a window for the registration (its nodata left out after)
+            whole.append((p, m, ((pr - y) / k, (pc - x) / k)))
         cache.trim()   # a row of windows at most in GDAL's cache, whatever the scene's size
         if progress is not None:
             progress(i / len(windows))
@@ -343,11 +346,31 @@ def estimate_scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: G
         raise InputError("the overlap of PAN and MS holds (almost) no valid pixels: everything is nodata")
     stats = replace(classical.scene_stats(pan_lr, ms_lr, valid), pan_noise=noise.pooled_sigma(details),
                     pan_top=pan_seen.top(), ms_top=ms_seen.top())
+    # the registration leaves out nodata, and an undeclared fill of zeros the sample shows (warned of above): a
+    # Landsat 7 SLC-off MS with 40 % zero gaps read 0.6 PAN pixels off on registered data
+    whole = _registration_windows(whole, pan, ms, undeclared_fills(pan_lr, ms_lr, pan, ms))
     if whole:
         stats = replace(stats, pan_offset=coregistration.estimate_offset(
             [w[0] for w in whole], [w[1] for w in whole], stats.gsa_alpha, [w[2] for w in whole],
             [w[3] for w in whole]))
     return stats
+
+
+def _registration_windows(windows: list, pan: RasterInfo, ms: RasterInfo, fills: set[str]) -> list:
+    """(PAN, MS, read offset, data mask or None) per window read whole (PAN, MS, read offset) with at least
+    REGISTRATION_DATA of data: nodata and the undeclared zero ``fills`` (``undeclared_fills``' roles) filled with
+    the window's data mean and masked."""
+    out = []
+    for p, m, offset in windows:
+        ok = np.ones(p.shape, dtype=bool)
+        for v in (valid_pixels(p[None], pan.nodata), valid_pixels(m, ms.nodata),
+                  p != 0 if "PAN" in fills else None, (m != 0).any(axis=0) if "MS" in fills else None):
+            if v is not None:
+                ok &= v
+        if ok.mean() >= REGISTRATION_DATA:
+            out.append((np.where(ok, p, p[ok].mean()), np.where(ok, m, m[:, ok].mean(axis=1)[:, None, None]),
+                        offset, None if ok.all() else ok))
+    return out
 
 
 def _fit_workers(workers: int, tile: int, rows: int, cols: int, bands: int, margin: int, learned: bool,
@@ -625,6 +648,8 @@ def pansharpen(
         sensor = found.key
         (fb.warning if found.source == "fallback" else fb.info)(found.message())
     spec = found.sensor() if found else get_sensor(sensor)   # auto: a generic run may keep a sensor's gains
+    # MS_BANDS empty on an MS that holds the sensor's bands among others: the path of listing every band
+    ms_bands = band_sel.effective_selection(ms, spec, ms_bands)
     if extent is not None:
         box = aoi.to_pan_crs(extent, extent_wkt, pan.wkt)
         plan = aoi.clip_plan(plan, pan, box)
@@ -716,6 +741,10 @@ def pansharpen(
     if method == selfcheck.AUTO:
         method, check = _auto_method(pan_ds, ms_src, pan, ms, plan, spec, stats, card, no_model, model_path, device,
                                      ort_threads, fb, precision, consistency, bplan.model, ranges, bar)
+        if method not in LEARNED_METHODS:   # KSDiff's run warns below; the user mixed product levels either way
+            units_note = pan_units(stats, learned=False)[1]
+            if units_note:
+                warnings.append(units_note)
         if check_only:
             return PansharpenResult(output_path="", seconds=time.perf_counter() - t0, width=0, height=0, tiles=0,
                                     method=method, ratio=plan.ratio, warnings=crs_notes + fill_notes + warnings,

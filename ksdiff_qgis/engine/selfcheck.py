@@ -62,6 +62,11 @@ R_ERGAS_MARGIN = 0.10          # the learned R-ERGAS may exceed the classical on
 CLASSICAL_CANDIDATES = ("mtf_glp_hpm", "gsa", "brovey", "mtf_glp_fs")
 CB_FACTOR = 1.1                # learned checkerboard response <= 1.1 x max(PAN, MS), every band
 
+# ERGAS divides each band's error by its mean: on data reaching below 0 (surface reflectance) the means lie near 0
+ERGAS_NEAR_ZERO = ("ERGAS divides each band's error by the band's mean: on this MS, whose values reach below 0 "
+                   "(surface reflectance), the means lie near 0 and every method's ERGAS reads several times what "
+                   "the same data encoded with an offset (DN) would give; compare the methods with each other here")
+
 Fuser = Callable[[np.ndarray, np.ndarray, classical.TileContext], np.ndarray]
 
 
@@ -479,6 +484,9 @@ def run_check(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan, se
     res.learned, res.classical, res.classical_method = scores.get("learned"), scores[chosen], chosen
     res.candidates = scores
     res.notes.append(why_classical)
+    low = getattr(stats, "ms_low", None)
+    if low is not None and (np.asarray(low) < 0).any():   # QA: reflectance read ~10 x its DN encoding's ERGAS
+        res.notes.append(ERGAS_NEAR_ZERO)
     res.pan_checkerboard = float(pan_pool.checkerboard()[0])
     res.ms_checkerboard = float(np.nanmax(ms_pool.checkerboard()))
     if learned is None:

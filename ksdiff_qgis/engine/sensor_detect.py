@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from osgeo import osr
 
 from . import delivery
-from .bands import band_kind
+from .bands import band_kind, holds_sensor_bands
 from .errors import InputError
 from .gdalutil import quiet_metadata
 from .labels import param
@@ -487,6 +487,9 @@ def _detect(pan: RasterInfo, ms: RasterInfo, ratio: int, selection: list[int] | 
         spec = SENSORS[key]
         if selection or ms.bands == spec.n_bands:
             return Detection(key, [why, f"{ms.bands} MS bands", f"ratio {ratio}", *notes], "metadata")
+        if holds_sensor_bands(ms, spec):   # all bands, as MS_BANDS listing every one (``bands.effective_selection``)
+            return Detection(key, [why, f"{ms.bands} MS bands, {spec.n_bands} of them {_short(spec.name)}'s by name",
+                                   f"ratio {ratio}", *notes], "metadata")
         return Detection("generic", [why, f"{ms.bands} MS bands, where {_short(spec.name)} has {spec.n_bands} "
                                           f"({', '.join(spec.band_names)}): fused as generic, with its ratio and MTF "
                                           "gains where they apply (bands found by name)", f"ratio {ratio}", *notes,
