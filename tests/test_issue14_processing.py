@@ -153,6 +153,33 @@ def test_ms_bands_on_an_eight_band_product(qgis_app, data_dir, tmp_path, method)
         assert any("mtf_glp_hpm fuses the others: Yellow" in line for line in log.lines), log.lines
 
 
+def test_ms_bands_as_an_expression_or_a_bool(qgis_app, data_dir, tmp_path):
+    """QA: MS_BANDS from a graphical model or processing.run as an expression ("'3,2,1'", array(3,2,1)) failed with
+    "band 0 does not exist": it skipped the text reading for QGIS's. The expression's value is read like a value
+    given directly; True, a failing expression are refused saying the accepted forms, before anything is written."""
+    from qgis.core import QgsProcessingException, QgsProperty
+
+    pair = {"PAN": str(data_dir / "wv2_pan.tif"), "MS": str(data_dir / "wv2_ms.tif"), "SENSOR": "wv2",
+            "METHOD": "exp"}
+    for i, value in enumerate([QgsProperty.fromExpression("'3,2,1'"), QgsProperty.fromExpression("array(3,2,1)"),
+                               QgsProperty.fromValue("3 2 1")]):
+        out = str(tmp_path / f"o{i}.tif")
+        _run({**pair, "MS_BANDS": value, "OUTPUT": out})
+        assert gdal.Open(out).GetMetadataItem("KSDIFF_MS_BANDS") == "3,2,1", value
+    out = str(tmp_path / "null.tif")   # NULL: all bands, as when MS_BANDS is not given
+    _run({**pair, "MS_BANDS": QgsProperty.fromExpression("NULL"), "OUTPUT": out})
+    assert gdal.Open(out).RasterCount == 4
+
+    for value, says in [(True, "MS_BANDS: 'True' is not a list of band numbers"),
+                        (QgsProperty.fromExpression("3,2,1"), "MS_BANDS: the expression 3,2,1 failed")]:
+        out, log = tmp_path / "bad.tif", Log()
+        with pytest.raises(QgsProcessingException):
+            _run({**pair, "MS_BANDS": value, "OUTPUT": str(out)}, log)
+        said = [line[len("ERROR "):] for line in log.lines if line.startswith("ERROR MS_BANDS")]
+        assert said and said[0].startswith(says) and "4,3,2,1 or 4 3 2 1" in said[0], log.lines
+        assert not out.exists()
+
+
 def test_extent_through_processing_in_another_crs(qgis_app, data_dir, tmp_path):
     pan = data_dir / "wv2_pan.tif"
     out = str(tmp_path / "aoi.tif")

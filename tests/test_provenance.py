@@ -313,3 +313,41 @@ def test_a_style_of_an_older_version_belongs_to_the_stems_tif(qgis_app, pair, tm
     os.remove(tif)
     qml.write_bytes(legacy)
     assert belongs_to(str(qml), str(tmp_path / "o.tiff"))   # no o.tif: the style is the output's own
+
+
+def _make_legacy(qml) -> bytes:
+    """Turn KSDiff's style ``qml`` into one of an older version: the mark (resealed) without the output's name."""
+    from ksdiff_qgis.engine.raster_io import seal_style
+
+    old = re.sub(r'<Option[^>]*name="ksdiff/style-for"[^>]*/>', "", qml.read_text())
+    qml.write_text(re.sub(r'(name="ksdiff/style"[^>]*value=")[0-9a-f]{64}', r"\g<1>" + "0" * 64, old))
+    assert seal_style(str(qml))
+    return qml.read_bytes()
+
+
+def test_an_older_style_of_a_namesake_is_kept_by_a_first_run_onto_the_stems_tif(qgis_app, pair, tmp_path):
+    """QA: an older version's style of o.tiff (no o.tif yet) was taken as the output's own by a first run onto o.tif,
+    which deleted it ("removed o.qml, the QGIS style KSDiff wrote for the old output": there was none) and o.tiff
+    lost its style. A nameless style with another raster of the stem beside the output is that raster's: kept."""
+    from ksdiff_qgis.engine.raster_io import belongs_to
+
+    tif, tiff, qml = str(tmp_path / "o.tif"), str(tmp_path / "o.tiff"), tmp_path / "o.qml"
+    _run({**pair, "MS_BANDS": "3,2,1", "OUTPUT": tiff})
+    legacy = _make_legacy(qml)
+    assert belongs_to(str(qml), tiff)   # re-runs onto o.tiff still replace it
+
+    lines = _logged({**pair, "MS_BANDS": "3,2,1", "OUTPUT": tif})
+    assert qml.exists() and qml.read_bytes() == legacy, lines   # o.tiff's style stays
+    assert not belongs_to(str(qml), tif)
+    assert len(lines) == 1 and lines[0].startswith(
+        "no QGIS style written: 'o.tiff' beside it shares the name, and QGIS reads o.qml for both files (it is the "
+        "style KSDiff wrote for 'o.tiff')"), lines
+    assert not any("removed" in line for line in lines)
+
+    # the batch (engine only) onto a new o.tif keeps it too, and says why
+    os.remove(tif)
+    fb = RecordingFeedback()
+    pansharpen(pair["PAN"], pair["MS"], tif, sensor="wv2", method="gsa", feedback=fb)
+    assert qml.read_bytes() == legacy
+    assert "kept o.qml, the QGIS style KSDiff wrote for 'o.tiff', which shares this output's name: QGIS opens this " \
+           "output with it too; give the output a name of its own for a style of its own" in fb.lines

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 
 from qgis.core import (
+    QgsExpression,
     QgsProcessingException,
     QgsProcessingOutputNumber,
     QgsProcessingOutputString,
@@ -15,7 +16,9 @@ from qgis.core import (
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
     QgsProcessingParameterString,
+    QgsProperty,
 )
+from qgis.PyQt.QtCore import QVariant
 
 from ..engine import labels, selfcheck
 from ..engine.bandcolour import rgb_bands
@@ -40,6 +43,7 @@ from .common import ProcessingFeedback, file_nodata_unticked, input_notes, layer
 from .compat import NUMBER_INTEGER, WKT_FOR_GDAL, KeyedEnum, advanced, set_help
 from .layer_pair import dialog_defaults
 from .options import (
+    BAND_FORMS,
     compression_help,
     compression_labels,
     device_labels,
@@ -284,14 +288,31 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
 
     def _bands(self, parameters, context) -> list[int] | None:
         """MS_BANDS: a list, or text with commas, spaces or ';' (``parse_bands``); QGIS's own reading took
-        '4,3,2,1' for band 0. A value of another kind (an expression) goes to QGIS."""
+        '4,3,2,1' for band 0. An expression (a graphical model, ``QgsProperty``) is evaluated as QGIS does, in this
+        run's expression context, and its value read the same way (QA: "'3,2,1'" and array(3,2,1) ran as band 0)."""
         given = parameters.get(self.MS_BANDS)
-        if not isinstance(given, (str, int, float, list, tuple)) or isinstance(given, bool):
-            return self.parameterAsInts(parameters, self.MS_BANDS, context) or None
+        if isinstance(given, QgsProperty):
+            given = self._property_value(given, context)
+        if isinstance(given, QVariant) and given.isNull():   # NULL: no bands given
+            given = None
         try:
             return parse_bands(given)
         except ValueError as e:
             raise QgsProcessingException(str(e)) from None
+
+    def _property_value(self, prop: QgsProperty, context):
+        """The value of MS_BANDS given as a data-defined property; an expression that fails is refused, naming it
+        (QGIS would silently take the default, all bands)."""
+        value, _ = prop.value(context.expressionContext(), None)
+        if prop.propertyType() == QgsProperty.ExpressionBasedProperty:
+            expression = QgsExpression(prop.expressionString())
+            expression.evaluate(context.expressionContext())
+            if expression.hasParserError() or expression.hasEvalError():
+                raise QgsProcessingException(tr(
+                    "MS_BANDS: the expression {} failed ({}): it must give band numbers as {}").format(
+                    prop.expressionString(), expression.parserErrorString() or expression.evalErrorString(),
+                    BAND_FORMS))
+        return value
 
     def _enum(self, parameters, name: str, context) -> str:
         param = self.parameterDefinition(name)

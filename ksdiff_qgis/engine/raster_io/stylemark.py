@@ -11,7 +11,8 @@ records the name of the output it was written for (``STYLE_FOR``, sealed with th
 removes or replaces it (``belongs_to``), and none is written while another raster of the stem is beside the output
 (``namesakes``), which would open with it (QA: a run onto ``o.tiff`` deleted ``o.tif``'s style, and a re-run onto
 ``o.tif`` gave the 1-band ``o.tiff`` a red/green/blue style of bands 3, 2, 1). A style written before the name was
-recorded belongs to ``<stem>.tif`` when that file exists (the name the plugin proposes), else to the output run.
+recorded belongs to another raster of the stem beside the output when there is one (``<stem>.tif``, the name the
+plugin proposes, first: QA, a first run onto ``o.tif`` deleted ``o.tiff``'s), else to the output run.
 """
 from __future__ import annotations
 
@@ -108,14 +109,17 @@ def namesakes(output: str) -> list[str]:
 
 
 def owner_of(path: str, output: str) -> str | None:
-    """The file name of the raster the KSDiff style ``path`` beside ``output`` was written for; an older style
-    without a name is ``<stem>.tif``'s when that file exists, else ``output``'s. None: not a style KSDiff wrote."""
+    """The file name of the raster the KSDiff style ``path`` beside ``output`` was written for. An older style
+    without a name is another raster's of the stem beside ``output`` when there is one (``namesakes``;
+    ``<stem>.tif``, the name the plugin proposes, first), else ``output``'s. None: not a style KSDiff wrote."""
     owner = style_owner(path)
     if owner == "":
-        name = os.path.basename(output)
-        stem_tif = os.path.splitext(name)[0] + ".tif"
-        folder = os.path.dirname(os.path.abspath(output))
-        owner = stem_tif if os.path.isfile(os_path(os.path.join(folder, stem_tif))) else name
+        # the same answer before and after the run writes ``output`` (the plugin asks before, the commit after): QA,
+        # a first run onto o.tif took o.tiff's older style as its own and deleted it
+        others = namesakes(output)
+        stem_tif = os.path.normcase(os.path.splitext(os.path.basename(output))[0] + ".tif")
+        tifs = [other for other in others if os.path.normcase(other) == stem_tif]
+        owner = (tifs or others or [os.path.basename(output)])[0]
     return owner
 
 
