@@ -166,7 +166,11 @@ def classical_yardsticks(t: Triple, sensor: Sensor, ms: np.ndarray | None = None
     pan, lms = (t.pan * s).astype(np.float32), (t.lms * s).astype(np.float32)
     pan_lr = _block_mean(pan, q)
     ms_lr = _block_mean(lms, q) if ms is None else (ms[:, : pan_lr.shape[0], : pan_lr.shape[1]] * s)
-    stats = classical.scene_stats(pan_lr, ms_lr, np.ones(pan_lr.shape, dtype=bool))
+    # MTF-GLP-FS's gains on each band's MTF-matched low-pass PAN, as the plugin's (mirrored past the case's edges)
+    reach = classical.lowpass_margin(q)
+    pan_low = classical.lowpass_on_ms_grid(np.pad(pan[: pan_lr.shape[0] * q, : pan_lr.shape[1] * q], reach,
+                                                  mode="symmetric"), sensor.mtf_ms, q, pan_lr.shape)
+    stats = classical.scene_stats(pan_lr, ms_lr, np.ones(pan_lr.shape, dtype=bool), pan_low)
     ctx = classical.TileContext(stats=stats, ratio=q, gains=sensor.mtf_ms, origin=(0, 0))
     # reflect-pad like the pipeline's tile margin: the MTF-GLP filters need context beyond the case's edges
     pad = -(-max(classical.margin(m, q) for m in YARDSTICKS) // q) * q

@@ -17,7 +17,8 @@ def _offset(pan_path: str, ms_path: str) -> tuple[float, float]:
     pan_ds, pan = open_raster(pan_path, "PAN")
     ms_ds, ms = open_raster(ms_path, "MS")
     plan = plan_grid(pan, ms, ms_ds)
-    offset = pipeline.estimate_scene_stats(pan_ds, plan.ms_dataset or ms_ds, pan, ms, plan).pan_offset
+    offset = pipeline.estimate_scene_stats(pan_ds, plan.ms_dataset or ms_ds, pan, ms, plan,
+                                           gains=(0.3,) * ms.bands).pan_offset
     assert offset is not None
     return offset[0] * plan.ratio, offset[1] * plan.ratio
 

@@ -286,7 +286,7 @@ def test_sample_reaches_64k_ms_pixels_on_a_large_scene(tmp_path):
     pan_ds, pan = open_raster(paths["pan"], "PAN")
     ms_ds, ms = open_raster(paths["ms"], "MS")
     plan = plan_grid(pan, ms, ms_ds)
-    stats = estimate_scene_stats(pan_ds, ms_ds, pan, ms, plan)
+    stats = estimate_scene_stats(pan_ds, ms_ds, pan, ms, plan, gains=get_sensor("wv2").mtf_ms)
     area = _ms_stats_window(plan, ms.width, ms.height)
     res = selfcheck.run_check(pan_ds, ms_ds, pan, ms, plan, get_sensor("wv2"), classical.fuse_exp, stats, area)
     assert ms.width == 320 and res.pixels >= selfcheck.TARGET_PIXELS and res.windows >= 4
@@ -328,7 +328,7 @@ def test_the_check_scores_landsat_grids_against_the_ms_as_read(data_dir, tmp_pat
     ms_ds, ms = open_raster(scene["ms"], "MS")
     plan = plan_grid(pan, ms, ms_ds)
     assert plan.ms_origin == (-3.5, -3.5)
-    stats = estimate_scene_stats(pan_ds, ms_ds, pan, ms, plan)
+    stats = estimate_scene_stats(pan_ds, ms_ds, pan, ms, plan, gains=get_sensor("landsat8").mtf_ms)
     res = selfcheck.run_check(pan_ds, ms_ds, pan, ms, plan, get_sensor("landsat8"), truth_fuser, stats,
                               _ms_stats_window(plan, ms.width, ms.height))
     assert res.pixels >= selfcheck.MIN_PIXELS and windows

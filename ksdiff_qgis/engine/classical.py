@@ -42,7 +42,7 @@ class SceneStats:
     brovey_w: np.ndarray       # (C+1,) non-negative band weights + intercept
     brovey_i_mean: float
     brovey_i_std: float
-    fs_gain: np.ndarray        # (C,) cov(MS_b, PAN) / var(PAN) on the MS grid: MTF-GLP-FS's injection gains
+    fs_gain: np.ndarray        # (C,) cov(MS_b, P_L,b) / var(P_L,b) on the MS grid: MTF-GLP-FS's injection gains
     negative: float = 0.0      # share of the sampled pixels below 0 in the PAN or in an MS band
     ms_low: np.ndarray | None = None   # (C,) each band's 0.1th percentile: where its data end (below 0 if signed)
     # (rows, cols) in MS pixels by which the PAN's content lies shifted against the MS's (engine/coregistration.py);
@@ -56,8 +56,12 @@ class SceneStats:
     ms_top: Top | None = None
 
 
-def scene_stats(pan_lr: np.ndarray, ms: np.ndarray, valid: np.ndarray) -> SceneStats:
-    """Estimate ``SceneStats`` from PAN averaged onto the MS grid (H, W), MS (C, H, W) and a validity mask."""
+def scene_stats(pan_lr: np.ndarray, ms: np.ndarray, valid: np.ndarray,
+                pan_low: np.ndarray | None = None) -> SceneStats:
+    """Estimate ``SceneStats`` from PAN averaged onto the MS grid (H, W), MS (C, H, W) and a validity mask.
+    ``pan_low`` (C, H, W): each band's MTF-matched low-pass PAN on the MS grid (``lowpass_on_ms_grid``), what
+    MTF-GLP-FS's gains are regressed on; None only for callers that use no MTF-GLP-FS gains (they then come from
+    the averaged PAN, biased low)."""
     p = pan_lr[valid].astype(np.float64, copy=False)   # boolean indexing already copied
     m = ms[:, valid].astype(np.float64, copy=False)
     if p.size < 16:
@@ -84,12 +88,32 @@ def scene_stats(pan_lr: np.ndarray, ms: np.ndarray, valid: np.ndarray) -> SceneS
         ms_mean=m.mean(axis=1), pan_mean=float(p.mean()), pan_std=max(float(p.std()), 1e-6),
         gsa_alpha=alpha, gsa_gain=gain, gsa_i_mean=float(i_gsa.mean()), gsa_i_std=float(np.sqrt(var_i)),
         brovey_w=w, brovey_i_mean=float(i_b.mean()), brovey_i_std=max(float(i_b.std()), 1e-6),
-        # the PAN averaged onto the MS grid is a low-pass PAN: regressing each band on it is the full-scale
-        # estimate cov(MS~_b, P_L) / var(P_L) of MTF-GLP-FS, free of any assumption about the PAN's sharpness
-        fs_gain=_band_slopes(p, m),
+        # MTF-GLP-FS's full-scale gains by their definition, cov(MS~_b, P_L) / var(P_L) with P_L the PAN's
+        # MTF-matched low-pass (Vivone et al. 2018): the PAN merely averaged onto the MS grid keeps aliased detail
+        # that inflates var(P), gains 0.86-0.97 of the definition's (docs/VALIDATION.md, 2026-12-07 01:35)
+        fs_gain=_band_slopes(p, m) if pan_low is None else np.array(
+            [_band_slopes(pan_low[b][valid].astype(np.float64), m[b:b + 1])[0] for b in range(m.shape[0])]),
         negative=float(((p < 0) | (m < 0).any(axis=0)).mean()),
         ms_low=np.percentile(m, 0.1, axis=1),
     )
+
+
+def lowpass_margin(ratio: int) -> int:
+    """PAN pixels of context each side that ``lowpass_on_ms_grid`` needs around the MS window."""
+    return MTF_TAPS // 2 + ratio
+
+
+def lowpass_on_ms_grid(pan: np.ndarray, gains, ratio: int, shape: tuple[int, int]) -> np.ndarray:
+    """Each band's P_L on the MS grid: ``pan`` (a PAN window with ``lowpass_margin(ratio)`` pixels of context each
+    side of the ``shape`` (h, w) MS pixels) MTF-filtered with each band's gain and decimated as MTF-GLP-FS's own
+    P_L (``_pan_lowpass``). Returns (C, h, w), C = len(gains)."""
+    m = lowpass_margin(ratio)
+    made: dict[float, np.ndarray] = {}
+    for g in gains:
+        if float(g) not in made:
+            lr, first = decimate(pan, float(g), ratio, origin=(-m, -m))
+            made[float(g)] = lr[-first[0]:-first[0] + shape[0], -first[1]:-first[1] + shape[1]]
+    return np.stack([made[float(g)] for g in gains])
 
 
 def _band_slopes(x: np.ndarray, m: np.ndarray) -> np.ndarray:

@@ -73,6 +73,7 @@ from .raster_io import (
     output_nodata,
     outputs,
     read_decimated,
+    read_full_band,
     signature,
     space,
     to_dtype,
@@ -287,10 +288,27 @@ def stats_seconds(plan: GridPlan, ms_w: int, ms_h: int) -> float:
     return progress_rates.mpx(sum(w * h for _, _, w, h in windows) * plan.ratio ** 2) * progress_rates.STATS_RATE
 
 
+def _pan_low_window(pan_ds, pan: RasterInfo, pc: int, pr: int, w: int, h: int, k: int, gains,
+                    guard: inrange.RangeGuard | None) -> np.ndarray:
+    """Each band's MTF-matched low-pass PAN on a stats window's (h, w) MS pixels, (C, h*w): the PAN read at full
+    resolution with the filter's context around them (mirrored past the raster's edge; nodata, GDAL's mask, as the
+    window's mean)."""
+    m = classical.lowpass_margin(k)
+    r0, c0 = max(0, pr - m), max(0, pc - m)
+    r1, c1 = min(pan.height, pr + h * k + m), min(pan.width, pc + w * k + m)
+    arr, ok = read_full_band(pan_ds, 0, c0, r0, c1 - c0, r1 - r0)
+    if guard is not None:
+        arr = np.minimum(arr, guard.top)
+    arr = np.where(ok, arr, arr[ok].mean() if ok.any() else 0.0)
+    arr = np.pad(arr, ((r0 - (pr - m), pr + h * k + m - r1), (c0 - (pc - m), pc + w * k + m - c1)), mode="symmetric")
+    return classical.lowpass_on_ms_grid(arr, gains, k, (h, w)).reshape(len(gains), -1)
+
+
 def estimate_scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan,
                          notes: list[str] | None = None,
                          ranges: dict[str, inrange.RangeGuard] | None = None,
-                         progress: Callable[[float], None] | None = None) -> classical.SceneStats:
+                         progress: Callable[[float], None] | None = None, *,
+                         gains: tuple[float, ...]) -> classical.SceneStats:
     """Scene statistics from MS and PAN averaged onto the MS grid, over a spread sample of windows, with the PAN/MS
     offset measured on them (``SceneStats.pan_offset``).
 
@@ -298,7 +316,8 @@ def estimate_scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: G
     pixels (``read_decimated``). ``notes`` gets the sample's ``undeclared_fill_notes``. ``ranges``: the inputs'
     ``inrange.guards``, which clamp the full-resolution values above a declared bit depth before they are averaged.
     Each input's highest value and the share at it are followed too (``saturation.TopTracker``).
-    ``progress``: told the fraction of the windows read after each.
+    ``progress``: told the fraction of the windows read after each. ``gains``: the MS bands' MTF gains, for
+    MTF-GLP-FS's gains on the MTF-matched low-pass PAN (``classical.lowpass_on_ms_grid``).
     """
     pan_guard, ms_guard = ((ranges or {}).get(role) for role in ("PAN", "MS"))
     pan_seen, ms_seen = (saturation.TopTracker(g and g.sample) for g in (pan_guard, ms_guard))
@@ -308,6 +327,7 @@ def estimate_scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: G
     full: list = []   # a PAN window at full resolution, for the scene's noise (``noise.pooled_sigma``)
     details = []
     windows = _sample_windows(kc, kr, kw, kh)
+    lows = []   # each band's MTF-matched low-pass PAN on the windows' MS pixels: MTF-GLP-FS's gains
     # windows of a row share the blocks of inputs in large blocks (JPEG2000): kept while they fit the budget
     cache = InputCache([pan_ds, ms_ds], budget_mb=row_budget_mb(
         [(pan_ds, STATS_WINDOW * k), (ms_ds, STATS_WINDOW)], memory.room_mb(memory.FIXED_MB)))
@@ -321,6 +341,9 @@ def estimate_scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: G
         full.clear()
         m = read_decimated(ms_ds, c, r, w, h, w, h, ms_seen).reshape(ms.bands, h, w)
         pans.append(p.ravel())
+        # a window cut by the raster's edge (a partial average) keeps the averaged PAN
+        lows.append(_pan_low_window(pan_ds, pan, pc, pr, w, h, k, gains, pan_guard) if (pw, ph) == (w * k, h * k)
+                    else np.repeat(p.reshape(1, -1), ms.bands, axis=0))
         mss.append(m.reshape(ms.bands, -1))
         if (pw, ph) == (w * k, h * k):   # read whole: a window for the registration (its nodata left out after)
             whole.append((p, m, ((pr - y) / k, (pc - x) / k)))
@@ -344,7 +367,8 @@ def estimate_scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: G
             raise InputError(f"MS {_band_list(holes, ms)} nodata (or NaN) everywhere in the overlap, so every output "
                              "pixel would be nodata: leave it out with MS bands to fuse (MS_BANDS)")
         raise InputError("the overlap of PAN and MS holds (almost) no valid pixels: everything is nodata")
-    stats = replace(classical.scene_stats(pan_lr, ms_lr, valid), pan_noise=noise.pooled_sigma(details),
+    pan_low = np.concatenate(lows, axis=1)[:, None]
+    stats = replace(classical.scene_stats(pan_lr, ms_lr, valid, pan_low), pan_noise=noise.pooled_sigma(details),
                     pan_top=pan_seen.top(), ms_top=ms_seen.top())
     # the registration leaves out nodata, and an undeclared fill of zeros the sample shows (warned of above): a
     # Landsat 7 SLC-off MS with 40 % zero gaps read 0.6 PAN pixels off on registered data
@@ -712,9 +736,9 @@ def pansharpen(
         if low_space:
             fb.warning(low_space)
     stats = estimate_scene_stats(pan_ds, ms_src, pan, ms, plan, notes=fill_notes, ranges=ranges,
-                                 progress=bar.stage("stats"))
+                                 progress=bar.stage("stats"), gains=spec.mtf_ms)
     if inrange.drop_unfit(ranges):   # an input wider than the other's bit depth: its sample read again, unclamped
-        stats = estimate_scene_stats(pan_ds, ms_src, pan, ms, plan, ranges=ranges)
+        stats = estimate_scene_stats(pan_ds, ms_src, pan, ms, plan, ranges=ranges, gains=spec.mtf_ms)
     moved_line = None
     settings["COREGISTER"] = "yes" if coregister else "no"
     if not coregister:
@@ -730,7 +754,7 @@ def pansharpen(
         plan = coregistration.moved_plan(plan, offset, (ms_src.RasterYSize, ms_src.RasterXSize))
         warnings, grid_notes = _before_move(warnings), _before_move(grid_notes)
         stats = estimate_scene_stats(pan_ds, ms_src, pan, ms, plan, ranges=ranges,   # on the co-registered grid
-                                     progress=bar.stage("stats_moved"))
+                                     progress=bar.stage("stats_moved"), gains=spec.mtf_ms)
         moved_line, unreliable = coregistration.moved_note(offset, stats.pan_offset, plan.ratio)
         if unreliable:
             fill_notes.append(moved_line)

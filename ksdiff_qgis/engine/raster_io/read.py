@@ -58,7 +58,7 @@ def read_padded(ds: gdal.Dataset, row0: int, col0: int, rows: int, cols: int, mo
 Sample = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
-def _full_band(ds: gdal.Dataset, b: int, col: int, row: int, w: int, h: int) -> tuple[np.ndarray, np.ndarray]:
+def read_full_band(ds: gdal.Dataset, b: int, col: int, row: int, w: int, h: int) -> tuple[np.ndarray, np.ndarray]:
     """Band ``b`` (0-based) of a window at full resolution as float64, and its valid pixels (GDAL's mask; finite)."""
     band = ds.GetRasterBand(b + 1)
     arr, msg = gdal_call(band.ReadAsArray, col, row, w, h, buf_type=gdal.GDT_Float64)
@@ -100,7 +100,7 @@ def read_decimated(ds: gdal.Dataset, col: int, row: int, w: int, h: int, out_w: 
             raise read_failure(ds, f"{w}x{h} pixels at ({col}, {row})", msg)
         arr = arr.reshape(ds.RasterCount, out_h, out_w)
         for b in range(ds.RasterCount if sample is not None else 0):
-            full, ok = _full_band(ds, b, col, row, w, h)
+            full, ok = read_full_band(ds, b, col, row, w, h)
             kept = sample(full, ok)
             if kept is not full:   # values were clamped: average the clamped ones
                 nodata = ds.GetRasterBand(b + 1).GetNoDataValue()
@@ -113,7 +113,7 @@ def read_decimated(ds: gdal.Dataset, col: int, row: int, w: int, h: int, out_w: 
     out = np.empty((ds.RasterCount, out_h, out_w))
     for b in range(ds.RasterCount):
         band = ds.GetRasterBand(b + 1)
-        arr, ok = _full_band(ds, b, col, row, w, h)
+        arr, ok = read_full_band(ds, b, col, row, w, h)
         if sample is not None:
             arr = sample(arr, ok)
         if full is not None:
