@@ -8,32 +8,13 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from osgeo import gdal, osr
+from osgeo import gdal
+from test_input_containers import _rpc_of
 from test_sensors_bands import Log
 
 from ksdiff_qgis.engine.assessment import assess_full, assess_reduced
 from ksdiff_qgis.engine.errors import InputError
 from ksdiff_qgis.engine.pipeline import pansharpen
-
-
-def _rpc(ds: gdal.Dataset) -> dict[str, str]:
-    """Linear RPCs that place ``ds``'s pixels where its geotransform does (lon/lat of its footprint)."""
-    gt, w, h = ds.GetGeoTransform(), ds.RasterXSize, ds.RasterYSize
-    src, dst = osr.SpatialReference(wkt=ds.GetProjection()), osr.SpatialReference()
-    dst.ImportFromEPSG(4326)
-    for s in (src, dst):
-        s.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
-    ct = osr.CoordinateTransformation(src, dst)
-    ul, lr = ct.TransformPoint(gt[0], gt[3]), ct.TransformPoint(gt[0] + w * gt[1], gt[3] + h * gt[5])
-
-    def poly(i: int, v: float) -> str:
-        return " ".join(str(v if k == i else 0.0) for k in range(20))
-
-    return {"LINE_OFF": str(h / 2), "SAMP_OFF": str(w / 2), "LAT_OFF": str((ul[1] + lr[1]) / 2),
-            "LONG_OFF": str((ul[0] + lr[0]) / 2), "HEIGHT_OFF": "0", "LINE_SCALE": str(h / 2),
-            "SAMP_SCALE": str(w / 2), "LAT_SCALE": str((ul[1] - lr[1]) / 2), "LONG_SCALE": str((lr[0] - ul[0]) / 2),
-            "HEIGHT_SCALE": "100", "LINE_NUM_COEFF": poly(2, -1.0), "LINE_DEN_COEFF": poly(0, 1.0),
-            "SAMP_NUM_COEFF": poly(1, 1.0), "SAMP_DEN_COEFF": poly(0, 1.0)}
 
 
 def _raw(src: Path, dst: Path, how: str) -> str:
@@ -51,7 +32,7 @@ def _raw(src: Path, dst: Path, how: str) -> str:
         fresh.GetRasterBand(b + 1).WriteArray(ds.GetRasterBand(b + 1).ReadAsArray())
         fresh.GetRasterBand(b + 1).SetDescription(ds.GetRasterBand(b + 1).GetDescription())
     if how == "rpc":
-        fresh.SetMetadata(_rpc(ds), "RPC")
+        fresh.SetMetadata(_rpc_of(str(src)), "RPC")
     else:
         gt, w, h = ds.GetGeoTransform(), ds.RasterXSize, ds.RasterYSize
         fresh.SetGCPs([gdal.GCP(gt[0] + c * gt[1], gt[3] + r * gt[5], 0, c, r)
