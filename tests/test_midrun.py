@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 import signal
 import threading
 from pathlib import Path
@@ -122,3 +123,63 @@ def test_batch_sidecar_on_a_full_disk_says_the_output_is_complete(tmp_path, monk
     assert "partial file was removed" not in record["error"]
     assert not list(tmp_path.glob("*.partial")) and not list(tmp_path.glob(".*.partial"))
     json.dumps(record)
+
+
+# ------------------------------------------------------------------------- the output folder changes mid-run
+def test_output_folder_moved_mid_run_is_said_not_blamed_on_another_run(tmp_path, monkeypatch):
+    """QA: `mv ro ro_moved` during a run said "another run wrote the output … while this one was fusing"."""
+    from ksdiff_qgis.engine import pipeline
+    from ksdiff_qgis.engine.errors import InputError
+    from ksdiff_qgis.engine.raster_io import writer
+
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    (folder / "o.tif").write_bytes(b"an earlier output")
+    close = writer.GeoTiffWriter.close_checked
+
+    def close_then_move(self):
+        close(self)
+        os.rename(folder, tmp_path / "ro_moved")
+
+    monkeypatch.setattr(writer.GeoTiffWriter, "close_checked", close_then_move)
+    with pytest.raises(InputError, match="disappeared or was moved during the run"):
+        pipeline.pansharpen(**scene_kwargs(folder / "o.tif"))
+
+
+def test_output_folder_made_read_only_mid_run_says_so_and_where_the_temporary_file_is(tmp_path, monkeypatch):
+    """QA (chattr +i mid-run): "keeping the result as 'ro/o_1.tif' failed too …, so it was removed" while a 15 MB
+    .partial was left. On POSIX the folder's refusal is said, and a temporary file that could not go is named."""
+    from ksdiff_qgis.engine import pipeline
+
+    if os.name == "nt":
+        pytest.skip("POSIX message")
+    out = tmp_path / "o.tif"
+    refused = OSError(errno.EPERM, "Operation not permitted")
+
+    def immutable(*args, **kwargs):
+        raise PermissionError(*refused.args)
+
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda p, m, *a, **k: False if str(p) == str(tmp_path) and m == os.W_OK
+                        and pipeline_started[0] else real_access(p, m, *a, **k))
+    pipeline_started = [False]
+    from ksdiff_qgis.engine.raster_io import writer
+
+    close = writer.GeoTiffWriter.close_checked
+
+    def close_then_lock(self):
+        close(self)
+        pipeline_started[0] = True
+        monkeypatch.setattr(os, "replace", immutable)
+        monkeypatch.setattr(os, "rename", immutable)
+        monkeypatch.setattr(os, "remove", immutable)
+
+    monkeypatch.setattr(writer.GeoTiffWriter, "close_checked", close_then_lock)
+    with pytest.raises(OSError) as e:
+        pipeline.pansharpen(**scene_kwargs(out))
+    monkeypatch.undo()
+    said = str(e.value)
+    assert f"the output folder {str(tmp_path)!r} is not writable" in said, said
+    left = list(tmp_path.glob(".o.tif.*.partial"))
+    assert left and "could not be removed" in said and left[0].name in said
+    assert "so it was removed" not in said and "Windows" not in said
