@@ -43,6 +43,11 @@ MAX_WORKERS_PER_CORE = 2   # more single-threaded scene processes than this only
 WORKER_MB = 256
 CONNECT_TIMEOUT = 10   # seconds to reach a --scheduler (Dask's own default, 30 s, looked like a hang)
 PROGRESS_SECONDS = 60  # without a terminal: a progress line at least this often, and at every tenth of the scenes
+# a local cluster left without any worker this long fails its unfinished scenes: a worker that met a MemoryError in
+# its heartbeat shut down for good ("Scheduler was unaware of this worker"), nanny and all, and the run waited
+# forever at "running: 1/1" (QA). A nanny restarts a killed worker within a few seconds.
+NO_WORKER_SECONDS = 30
+WATCH_SECONDS = 2      # how often the driver asks the scheduler how many workers it has
 
 
 class UsageError(Exception):
@@ -76,7 +81,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "(default: a worker's cores / the scenes it runs at once; at most a host's cores)")
     p.add_argument("--report", help="write one JSON line per scene (and a final summary line) to this file")
     p.add_argument("--retries", type=int, default=2,
-                   help="retries of a scene that fails for other reasons than bad input (default 2)")
+                   help="retries of a scene that fails for other reasons than bad input, a full disk or too little "
+                        "memory; also the redos of a scene whose local worker died (default 2)")
     p.add_argument("--force", action="store_true", help="redo scenes whose output is up to date")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     for key in ("sensor", "device"):
@@ -149,11 +155,13 @@ def scheduler_address(scheduler: str) -> str:
 
 
 @contextlib.contextmanager
-def connect(scheduler: str | None, workers: int, stop: Stop | None = None) -> Iterator:
-    """A Dask client: to ``scheduler`` if given, else to a new local cluster of ``workers`` processes.
+def connect(scheduler: str | None, workers: int, stop: Stop | None = None, allowed_failures: int = 2) -> Iterator:
+    """A Dask client: to ``scheduler`` if given, else to a new local cluster of ``workers`` processes, where a scene
+    whose worker died is run again at most ``allowed_failures`` times (a remote scheduler keeps its own setting).
 
     UsageError when the scheduler cannot be reached (after ``CONNECT_TIMEOUT`` s), in one line.
     """
+    import dask
     from dask.distributed import Client, LocalCluster
 
     if scheduler:
@@ -174,7 +182,9 @@ def connect(scheduler: str | None, workers: int, stop: Stop | None = None) -> It
     # The workers ignore Ctrl-C (``sigint_held``): this process alone stops the run and closes the cluster.
     # No dashboard: dashboard_address=None alone still served Dask's HTTP routes on port 8787 (a second run
     # warned "Port 8787 is already in use"); here they go to a free port on this host only.
-    with sigint_held():
+    # a scene whose worker process dies (OOM killer, a crash) is run again on a fresh worker at most ``retries``
+    # times, then fails with KilledWorker: Dask's own default (3) ran a scene that kills its worker four times
+    with sigint_held(), dask.config.set({"distributed.scheduler.allowed-failures": allowed_failures}):
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
                                scheduler_kwargs={"dashboard": False, "dashboard_address": "127.0.0.1:0"})
     if stop is not None:   # a second Ctrl-C kills them (read then: a nanny restarts a killed worker)
@@ -242,12 +252,36 @@ def outcome(future, scene: Scene) -> dict:
     """The report record of a finished future; a task that still failed after its retries becomes 'failed'."""
     if future.status == "finished":
         return future.result()
+    warnings: list[str] = []
     try:
         exc = future.exception()
-        error = f"{type(exc).__name__}: {exc}"
+        error = died_message(exc) if type(exc).__name__ == "KilledWorker" else f"{type(exc).__name__}: {exc}"
+        warnings = list(getattr(exc, "ksdiff_warnings", None) or [])   # said before it failed (``run_scene``)
     except Exception as e:   # cancelled futures raise here
         error = f"{type(e).__name__}: {e}"
-    return {**base_record(scene), "status": "failed", "error": error}
+    return {**base_record(scene), "status": "failed", "error": error, "warnings": warnings}
+
+
+def died_message(exc: BaseException | None = None) -> str:
+    """A scene whose worker process died under it (the scheduler's KilledWorker, or no worker left at all)."""
+    return ("the worker process running this scene died" + (" each time it ran" if exc is not None else "")
+            + ": most often it ran out of memory (the system killed it, or Dask's memory limit restarted it); "
+            f"give it more room with a smaller --tile-size, fewer --workers or {memory.ENV_LIMIT}, then run again")
+
+
+def fail_unfinished(futures: dict, done: set, records: list[dict], report: IO[str] | None,
+                    progress: Progress) -> None:
+    """The cluster has no worker left: the scenes not finished fail (their worker died) and the run ends."""
+    for future, scene in futures.items():
+        if future not in done and future.status != "finished":
+            rec = {**base_record(scene), "status": "failed",
+                   "error": died_message() + f" (the cluster had no worker left for {NO_WORKER_SECONDS} s)"}
+            done.add(future)
+            records.append(rec)
+            if report is not None:
+                report.write(json.dumps(rec) + "\n")
+                report.flush()
+            progress.update(rec)
 
 
 class Progress:
@@ -267,6 +301,8 @@ class Progress:
     def update(self, record: dict) -> None:
         self.done += 1
         self.failed += record["status"] == "failed"
+        for warning in record.get("warnings") or []:   # e.g. the free-space pre-check (also a failed scene's)
+            self.write(f"line {record['line']}: {record['output']}: warning: {warning}")
         if record["status"] == "failed":
             self.write(f"line {record['line']}: {record['output']}: {record['error']}")
         if self.bar is not None:
@@ -301,24 +337,37 @@ def record_outcome(future, scene: Scene, records: list[dict], report: IO[str] | 
 
 
 def collect(client, futures: dict, report: IO[str] | None, progress: bool,
-            records: list[dict] | None = None, stop: Stop | None = None) -> list[dict]:
+            records: list[dict] | None = None, stop: Stop | None = None, watch_workers: bool = False) -> list[dict]:
     """Records in completion order (appended to ``records``, which an interrupted caller keeps), each written to
     ``report`` as soon as it is known; returns early, with what has finished by then, once ``stop`` is requested
-    (polled: the signal handler itself never raises, so nothing is torn down halfway)."""
+    (polled: the signal handler itself never raises, so nothing is torn down halfway). ``watch_workers`` (a local
+    cluster): once it has had no worker for ``NO_WORKER_SECONDS``, the unfinished scenes fail and it returns."""
     from dask.distributed import as_completed
 
     records = [] if records is None else records
     bar = Progress(len(futures), progress)
     pending = as_completed(list(futures))
+    done: set = set()
+    watched = workerless = time.monotonic()
     try:
-        while not pending.is_empty():
+        while not pending.is_empty() and len(done) < len(futures):
             stopping = stop is not None and stop.requested
             ready = pending.next_batch(block=False)
             for future in ready:
-                if future.status != "cancelled":   # cancelled: stopped, not an outcome of the scene
+                if future.status != "cancelled" and future not in done:   # cancelled: stopped, not an outcome
+                    done.add(future)
                     record_outcome(future, futures[future], records, report, bar)
             if stopping:   # what had finished by then is recorded
                 break
+            now = time.monotonic()
+            if watch_workers and now - watched >= WATCH_SECONDS:
+                watched = now
+                if client.nthreads():
+                    workerless = now
+                elif now - workerless >= NO_WORKER_SECONDS:
+                    fail_unfinished(futures, done, records, report, bar)
+                    client.cancel([f for f in futures if f.status != "finished"])
+                    break
             if not ready:
                 time.sleep(0.05)
     finally:
@@ -361,7 +410,8 @@ def leftovers(scenes: Iterable[Scene]) -> list[str]:
 
 def run(scenes: list[Scene], client, threads: int = 0, retries: int = 2, force: bool = False,
         report: IO[str] | None = None, progress: bool = True,
-        records: list[dict] | None = None, stop: Stop | None = None) -> tuple[list[dict], dict]:
+        records: list[dict] | None = None, stop: Stop | None = None,
+        watch_workers: bool = False) -> tuple[list[dict], dict]:
     """Run every scene on ``client``'s cluster; returns the records (completion order, also appended to
     ``records``, which an interrupted caller keeps) and the summary (written to ``report``).
 
@@ -373,7 +423,7 @@ def run(scenes: list[Scene], client, threads: int = 0, retries: int = 2, force: 
     futures: dict = {}
     try:
         futures = submit(client, scenes, threads, retries, force)
-        collect(client, futures, report, progress, records, stop)
+        collect(client, futures, report, progress, records, stop, watch_workers)
     except BaseException:   # e.g. Ctrl-C without ``stop``: the scenes not started are dropped
         client.cancel(list(futures))
         raise
@@ -461,13 +511,14 @@ def main(argv: list[str] | None = None) -> int:
         since, t0 = time.time(), time.perf_counter()
         with report_file as report:
             try:
-                with connect(args.scheduler, workers, stop) as client:
+                with connect(args.scheduler, workers, stop, args.retries) as client:
                     cores = client.run(usable_cores) if args.scheduler and args.threads else {}
                     if cores:
                         check_threads(args.threads, max(cores.values()), "the largest worker host")
                     if not stop.requested:
                         _, summary = run(scenes, client, args.threads, args.retries, args.force, report,
-                                         progress=not args.no_progress, records=records, stop=stop)
+                                         progress=not args.no_progress, records=records, stop=stop,
+                                         watch_workers=args.scheduler is None)
             except UsageError as e:
                 print(f"ksdiff batch: {e}", file=sys.stderr)
                 return EXIT_USAGE

@@ -20,7 +20,7 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QVariant
 
-from ..engine import labels, selfcheck
+from ..engine import labels, memory, selfcheck
 from ..engine.bandcolour import rgb_bands
 from ..engine.errors import Cancelled, InputError
 from ..engine.learned import DEFAULT_PRECISION, PRECISION_ALIASES, PRECISIONS
@@ -57,8 +57,6 @@ from .options import (
 )
 
 DEVICES = ["auto", "cuda", "cpu"]
-# how ONNX Runtime says an allocation failed (it raises its own types, which the engine words as InputError)
-ALLOCATION_FAILED = ("failed to allocate memory", "bad_alloc", "bad allocation", "out of memory", "alloc_failed")
 # METHOD auto: the self-check's figures, as outputs for graphical models and scripts (None when not run)
 SELFCHECK_OUTPUTS = {
     "SELFCHECK_METHOD": "Self-check: method used",
@@ -374,7 +372,7 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
         except MemoryError as e:
             raise QgsProcessingException(self._memory_message(str(e) or type(e).__name__)) from None
         except InputError as e:
-            if any(text in str(e).lower() for text in ALLOCATION_FAILED):
+            if memory.out_of_memory(e):
                 raise QgsProcessingException(self._memory_message(str(e))) from None
             raise QgsProcessingException(str(e)) from e
         except Cancelled:
@@ -398,15 +396,9 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
 
     def _memory_message(self, detail: str) -> str:
         """Out of memory mid-run: what to change, and that no output was written (the engine removed its partial
-        file; a file already at the destination is untouched)."""
-        smaller = tr("lower {} (now {}, e.g. to {}), ").format(
-            labels.param(self.TILE_SIZE), self._tile, max(64, self._tile // 2)) if self._tile > 64 else ""
-        # THREADS = the core count means one tile at a time (runtime.balance_threads), which "set it to 2" on a
-        # 2-core machine did not say
-        return tr("Not enough memory for this run ({}). To use less: {}set {} to the number of cores ({}): tiles are "
-                  "then fused one at a time with all cores, instead of several at once; or close other programs. No "
-                  "output was written (a file already at {} is unchanged).").format(
-            detail.strip().splitlines()[0], smaller, labels.param(self.THREADS), default_threads(), self._output)
+        file; a file already at the destination is untouched). Worded by the engine, as the batch says it."""
+        return memory.advice(detail, self._tile, labels.param(self.TILE_SIZE), labels.param(self.THREADS),
+                             default_threads(), self._output)
 
     def _describe_layer_to_load(self, context, rgb: tuple[int, int, int] | None, method: str) -> None:
         """Name the layer a direct run loads after the method and MS layer (a model's output keeps its own name), and

@@ -222,3 +222,27 @@ def fit_tile(tile: int, overlap: int, rows: int, cols: int, bands: int, margin: 
         f"Tiles of {tile} px would need about {need:,.0f} MB, more than the {limit:,.0f} MB this run may use "
         f"({source}); using tiles of {smaller} px (about {least:,.0f} MB)."
     )
+
+
+# what a failed allocation says in an exception's text (ONNX Runtime's arena, C++ std::bad_alloc, GDAL, NumPy)
+ALLOCATION_FAILED = ("failed to allocate memory", "bad_alloc", "bad allocation", "out of memory", "alloc_failed",
+                     "unable to allocate")
+
+
+def out_of_memory(error: BaseException) -> bool:
+    """True for a MemoryError or an error whose text says an allocation failed (ONNX Runtime raises its own)."""
+    return isinstance(error, MemoryError) or any(t in str(error).lower() for t in ALLOCATION_FAILED)
+
+
+def advice(detail: str, tile: int | None, tile_option: str, threads_option: str, cores: int, output: str,
+           limit_option: str | None = None) -> str:
+    """Out of memory mid-run: what to change and that no output was written, worded once for QGIS (its parameter
+    names) and the batch (``--tile-size``, ``KSDIFF_MAX_MEMORY_MB``). ``tile``: the tile size of the run."""
+    first = (detail.strip().splitlines() or ["MemoryError"])[0]
+    smaller = (f"lower {tile_option} (now {tile}, e.g. to {max(64, tile // 2)}), " if tile and tile > 64 else "")
+    # THREADS = the core count means one tile at a time (runtime.balance_threads), which "set it to 2" on a
+    # 2-core machine did not say
+    limit = (f"set {limit_option} lower (the engine then picks smaller tiles); " if limit_option else "")
+    return (f"Not enough memory for this run ({first}). To use less: {smaller}{limit}set {threads_option} to the "
+            f"number of cores ({cores}): tiles are then fused one at a time with all cores, instead of several at "
+            f"once; or close other programs. No output was written (a file already at {output} is unchanged).")

@@ -20,8 +20,8 @@ from typing import Any
 
 from osgeo import gdal
 
-from . import classical, model_card, pipeline, raster_io
-from .errors import InputError
+from . import classical, memory, model_card, pipeline, raster_io
+from .errors import InputError, disk_full
 from .feedback import Feedback
 from .gdalutil import gdal_str, os_path
 from .numbers import decimal_comma_gains, decimal_comma_number
@@ -40,10 +40,14 @@ NOT_FINGERPRINTED = {"output_path", "threads", "workers", "feedback"}
 
 
 class QuietFeedback(Feedback):
-    """Warnings go into the scene's report record, not into every worker's log."""
+    """Warnings go into the scene's report record (also a failed scene's), not into every worker's log: the batch
+    driver prints them (a full disk's pre-warning was dropped here)."""
+
+    def __init__(self) -> None:
+        self.warnings: list[str] = []
 
     def warning(self, message: str) -> None:
-        pass
+        self.warnings.append(message)
 
 
 class SceneListError(ValueError):
@@ -302,9 +306,14 @@ def write_record(output: str, record: dict) -> None:
     """Write the sidecar atomically (temp file + rename), like the raster itself."""
     path = sidecar_path(output)
     tmp = f"{path}.{os.getpid()}.partial"
-    with open(os_path(tmp), "w", encoding="utf-8") as f:   # beside the output GDAL wrote (``os_path``)
-        json.dump(record, f, indent=1, sort_keys=True)
-    os.replace(os_path(tmp), os_path(path))
+    try:
+        with open(os_path(tmp), "w", encoding="utf-8") as f:   # beside the output GDAL wrote (``os_path``)
+            json.dump(record, f, indent=1, sort_keys=True)
+        os.replace(os_path(tmp), os_path(path))
+    except OSError:   # a full disk: no half-written record left behind
+        if os.path.exists(os_path(tmp)):
+            os.remove(os_path(tmp))
+        raise
 
 
 def up_to_date(kwargs: dict[str, Any]) -> dict | None:
@@ -344,14 +353,16 @@ def base_record(scene: Scene) -> dict:
     }
 
 
-def _done_record(base: dict, result: pipeline.PansharpenResult) -> dict:
+def _done_record(base: dict, result: pipeline.PansharpenResult, said: list[str] | None = None) -> dict:
+    """``said``: the warnings the run gave its feedback; the result's own follow (once each)."""
+    said = list(said or [])
     mpx = result.width * result.height / 1e6
     # method_used: what ran, e.g. the method an automatic choice settled on
     return {**base, "status": "done", "method_used": result.method, "sensor_used": result.sensor,
             "device": result.device,
             "width": result.width, "height": result.height,
             "seconds": round(result.seconds, 3), "mpx_per_s": round(mpx / max(result.seconds, 1e-9), 3),
-            "warnings": list(result.warnings), "coregistration": result.coregistration}
+            "warnings": said + [w for w in result.warnings if w not in said], "coregistration": result.coregistration}
 
 
 def share_cores(kwargs: dict[str, Any], cores: int) -> dict[str, Any]:
@@ -388,12 +399,44 @@ def run_scene(scene: Scene, cores: int | None = None, force: bool = False) -> di
         os.remove(os_path(sidecar_path(output)))   # the output is about to be replaced: its record no longer holds
     os.makedirs(os_path(os.path.dirname(os.path.abspath(output))), exist_ok=True)   # where GDAL will write
     identity = fingerprint(kwargs)        # before the run: inputs changed during it do not count as done
+    fb = QuietFeedback()
     try:
-        result = pipeline.pansharpen(**kwargs, feedback=QuietFeedback())
-    except InputError as e:
-        return {**base, "status": "failed", "error": str(e)}
-    record = _done_record(base, result)
-    write_record(output, {"fingerprint": identity, "output": file_identity(output), "written": time.time(),
-                          "result": {k: record[k] for k in ("method_used", "sensor_used", "device", "width",
-                                                                "height", "seconds", "warnings", "coregistration")}})
+        result = pipeline.pansharpen(**kwargs, feedback=fb)
+    except (InputError, MemoryError, OSError) as e:
+        # bad input, a full disk, too little memory: said in one line, not retried (it would fail the same way)
+        if memory.out_of_memory(e):
+            error = memory_advice(str(e) or type(e).__name__, kwargs)
+        elif isinstance(e, InputError) or disk_full(e):
+            error = str(e)
+        else:   # another I/O error may pass (a network share that hiccuped): the scheduler retries the scene
+            e.ksdiff_warnings = fb.warnings   # kept by the failed record (``batch.outcome``)
+            raise
+        return {**base, "status": "failed", "error": error, "warnings": fb.warnings}
+    except Exception as e:
+        e.ksdiff_warnings = fb.warnings
+        raise
+    record = _done_record(base, result, fb.warnings)
+    try:
+        write_record(output, {"fingerprint": identity, "output": file_identity(output), "written": time.time(),
+                              "result": {k: record[k] for k in ("method_used", "sensor_used", "device", "width",
+                                                                    "height", "seconds", "warnings",
+                                                                    "coregistration")}})
+    except OSError as e:   # the output is complete: only its record is missing (a retry would fuse it again)
+        return {**record, "status": "failed", "error": record_failure(output, e)}
     return record
+
+
+def record_failure(output: str, error: OSError) -> str:
+    """The sidecar of a finished output could not be written: the output is complete, its record is not."""
+    why = error.strerror or str(error)
+    return (f"the output {output!r} is complete, but its record {os.path.basename(sidecar_path(output))} could not "
+            f"be written ({why}): the next run fuses this scene again instead of skipping it"
+            + ("; free some space in its folder" if disk_full(error) else ""))
+
+
+def memory_advice(detail: str, kwargs: dict[str, Any]) -> str:
+    """``memory.advice`` in the batch's terms: its option and columns, and the memory limit it reads."""
+    tile = kwargs.get("tile_size") or engine_parameters()["tile_size"].default
+    return memory.advice(detail, tile, "--tile-size (or the row's tile_size)", "the row's threads",
+                         (kwargs.get("workers") or 1) * (kwargs.get("threads") or 1),
+                         kwargs["output_path"], limit_option=memory.ENV_LIMIT)

@@ -62,6 +62,15 @@ def _missing_folder(path: str) -> str | None:
     return os.path.abspath(raw)
 
 
+def _folder_id(folder: str) -> tuple[int, int] | None:
+    """(device, inode) of ``folder``, None when it is gone: a folder moved or deleted mid-run changes it."""
+    try:
+        st = os.stat(os_path(folder))
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
 def check_writable(path: str, extensions: tuple[str, ...] | None = OUTPUT_EXTENSIONS, what: str = "output") -> None:
     """Raise InputError unless a file can be created at ``path`` (by default a GeoTIFF: ``extensions``; None: any
     name); ``what`` names the file in the messages."""
@@ -222,6 +231,7 @@ class GeoTiffWriter:
         self.removed_partials = remove_stale_partials(path)
         folder, name = os.path.split(os.path.abspath(path))
         self.free_at_start = free_space(folder)   # for a full disk's message: what there was to write into
+        self.folder, self.folder_id = folder, _folder_id(folder)
         self.tmp_path = os.path.join(folder, f".{name}.{uuid.uuid4().hex[:8]}.partial")
         self.prefix = self.tmp_path   # this run's files are named after it (a COG copy, sidecars)
         # a SIGTERM (timeout, systemd, a batch scheduler) deletes them before the process ends
@@ -304,12 +314,17 @@ class GeoTiffWriter:
         self.close_checked()
         if cancelled is not None and cancelled():
             raise Cancelled("cancelled by the user")
+        if _folder_id(self.folder) != self.folder_id:   # before blaming another run for the output's change
+            raise InputError(f"the output folder {self.folder!r} disappeared or was moved during the run: this run's "
+                             "result was not written; run again once the folder is back (or choose another OUTPUT)")
         if self.found is not UNCHECKED and signature(self.path) != self.found:
             raise InputError(f"another run wrote the output {self.path!r} while this one was fusing: that result is "
                              "kept and this run's was not written; choose another OUTPUT for one of them")
         try:
             os.replace(os_path(self.tmp_path), os_path(self.path))
         except PermissionError as e:   # Windows: a program (QGIS showing it as a layer) holds the old output open
+            if os.name != "nt" and not os.access(os_path(self.folder), os.W_OK):   # POSIX: the folder refuses
+                raise OSError(self._folder_refused(e)) from e
             raise OSError(self._keep_beside(e)) from e
         self._release()
         notes = self._replace_sidecars()
@@ -327,7 +342,11 @@ class GeoTiffWriter:
         try:
             os.rename(os_path(self.tmp_path), os_path(kept))   # never onto an existing file on Windows
         except OSError as e:
-            return f"{why}; keeping the result as {kept!r} failed too ({e.strerror or e}), so it was removed"
+            self.abort()
+            left = self.own_files()
+            gone = (f"its temporary file {left[0]!r} could not be removed: delete it by hand" if left
+                    else "so it was removed")
+            return f"{why}; keeping the result as {kept!r} failed too ({e.strerror or e}), {gone}"
         self._release()
         for suffix in SIDECARS:   # a COG's IMAGERY metadata lives in its .aux.xml: it goes with the pixels
             if os.path.exists(os_path(self.tmp_path + suffix)):
@@ -337,6 +356,17 @@ class GeoTiffWriter:
         return (f"{why}. The result was kept as {kept!r}; {name} is unchanged. To finish: remove that layer from "
                 f"the project (or close the program), then delete {name} and rename {os.path.basename(kept)} "
                 f"to {name}, or run again")
+
+    def _folder_refused(self, error: OSError) -> str:
+        """The output folder became read-only (chmod, chattr +i) during the run: say so, and whether this run's
+        temporary file could be removed (else where it is)."""
+        self.abort()
+        left = self.own_files()
+        where = (f"its temporary file {left[0]!r} could not be removed either: delete it once the folder is writable"
+                 if left else "the temporary file was removed")
+        return (f"the output folder {self.folder!r} is not writable ({error.strerror or error}) since the run "
+                f"started: the finished result could not be written to {self.path!r} and any earlier output there "
+                f"is unchanged; {where}; make the folder writable and run again")
 
     def _release(self) -> None:
         if self._lock is not None:
