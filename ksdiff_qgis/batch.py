@@ -383,6 +383,7 @@ def summarize(records: list[dict], wall: float, scenes: int | None = None, stopp
     total = len(records) if scenes is None else scenes
     return {
         "scenes": total, "done": len(done),
+        "checked": sum(r["status"] == "checked" for r in records),   # check_only rows: nothing fused
         "skipped": sum(r["status"] == "skipped" for r in records),
         "failed": sum(r["status"] == "failed" for r in records),
         "not_run": total - len(records), "stopped_by": stopped_by,
@@ -456,7 +457,8 @@ def interrupted(scenes: list[Scene], records: list[dict], report: IO[str] | None
 def print_summary(summary: dict) -> None:
     stopped = (f", {summary['not_run']} not run (stopped by {summary['stopped_by']})" if summary.get("stopped_by")
                else "")
-    print(f"{summary['scenes']} scene(s): {summary['done']} done, {summary['skipped']} skipped, "
+    checked = f"{summary['checked']} checked (check_only), " if summary.get("checked") else ""
+    print(f"{summary['scenes']} scene(s): {summary['done']} done, {checked}{summary['skipped']} skipped, "
           f"{summary['failed']} failed{stopped} in {summary['seconds']:.1f} s "
           f"({summary['mpx']:.1f} Mpx fused, {summary['mpx_per_s']:.2f} Mpx/s)", flush=True)
 

@@ -646,3 +646,29 @@ def test_leftover_a_process_holds_open_does_not_stop_the_cleanup(tmp_path, monke
     monkeypatch.setattr(scenes.os, "remove", remove)
     assert remove_partials(str(out)) == [str(free)]
     assert held.exists() and not free.exists()
+
+
+def test_a_check_only_row_reports_its_self_check_and_leaves_no_record(tmp_path):
+    """QA: a check_only row was reported 'done' with width 0 and no figures, and left a .ksdiff.json beside an output
+    never written. Now it is 'checked' with the self-check's SELFCHECK_* figures (as the Processing outputs carry
+    them), writes nothing, and a later real run of the row fuses the scene (not skipped)."""
+    from ksdiff_qgis.batch import summarize
+    from ksdiff_qgis.engine.scenes import read_scenes, run_scene, sidecar_path
+
+    path = tmp_path / "s.csv"
+    path.write_text(f"pan,ms,sensor,method,output,check_only\n{DATA / 'wv2_pan.tif'},{DATA / 'wv2_ms.tif'},wv2,"
+                    "auto,o.tif,true\n")
+    (scene,) = read_scenes(str(path))
+    record = run_scene(scene, cores=1)
+    assert record["status"] == "checked" and record["error"] is None, record
+    figures = record["selfcheck"]
+    assert figures["SELFCHECK_METHOD"] == record["method_used"], record
+    assert figures["SELFCHECK_KSDIFF_ERGAS"] > 0 and figures["SELFCHECK_CLASSICAL_ERGAS"] > 0, figures
+    assert not os.path.exists(scene.output) and not os.path.exists(sidecar_path(scene.output))
+    assert summarize([record], 1.0)["checked"] == 1 and summarize([record], 1.0)["done"] == 0
+
+    path.write_text(f"pan,ms,sensor,method,output\n{DATA / 'wv2_pan.tif'},{DATA / 'wv2_ms.tif'},wv2,auto,o.tif\n")
+    (real,) = read_scenes(str(path))
+    done = run_scene(real, cores=1)
+    assert done["status"] == "done" and done["width"] > 0 and os.path.exists(real.output), done
+    assert done["selfcheck"]["SELFCHECK_METHOD"] == done["method_used"], done

@@ -20,7 +20,7 @@ from typing import Any
 
 from osgeo import gdal
 
-from . import classical, memory, model_card, pipeline, raster_io
+from . import classical, memory, model_card, pipeline, raster_io, selfcheck
 from .errors import InputError, disk_full
 from .feedback import Feedback
 from .gdalutil import gdal_str, os_path
@@ -349,7 +349,7 @@ def base_record(scene: Scene) -> dict:
         "method_used": None, "sensor_used": None, "device": None, "workers": kw.get("workers"),
         "threads": kw.get("threads"), "width": None, "height": None,
         "seconds": None, "mpx_per_s": None, "status": None, "error": None, "warnings": [],
-        "coregistration": None,
+        "coregistration": None, "selfcheck": None,
     }
 
 
@@ -362,7 +362,21 @@ def _done_record(base: dict, result: pipeline.PansharpenResult, said: list[str] 
             "device": result.device,
             "width": result.width, "height": result.height,
             "seconds": round(result.seconds, 3), "mpx_per_s": round(mpx / max(result.seconds, 1e-9), 3),
-            "warnings": said + [w for w in result.warnings if w not in said], "coregistration": result.coregistration}
+            "warnings": said + [w for w in result.warnings if w not in said], "coregistration": result.coregistration,
+            "selfcheck": _selfcheck_figures(result)}
+
+
+def _selfcheck_figures(result: pipeline.PansharpenResult) -> dict | None:
+    """METHOD auto's self-check figures as the Processing outputs carry them (``SELFCHECK_*``, rounded alike)."""
+    return result.selfcheck.outputs(selfcheck.DIGITS) if result.selfcheck else None
+
+
+def _checked_record(base: dict, result: pipeline.PansharpenResult, said: list[str]) -> dict:
+    """A ``check_only`` row: status 'checked' (nothing was fused or written), the method the self-check chose and
+    its figures."""
+    return {**base, "status": "checked", "method_used": result.method, "sensor_used": result.sensor,
+            "device": result.device, "width": 0, "height": 0, "seconds": round(result.seconds, 3),
+            "warnings": said + [w for w in result.warnings if w not in said], "selfcheck": _selfcheck_figures(result)}
 
 
 def share_cores(kwargs: dict[str, Any], cores: int) -> dict[str, Any]:
@@ -389,6 +403,8 @@ def run_scene(scene: Scene, cores: int | None = None, force: bool = False) -> di
     if cores:   # the CPU cores this scene may use
         kwargs = share_cores(kwargs, cores)
     base = {**base_record(scene), "workers": kwargs.get("workers"), "threads": kwargs.get("threads")}
+    if kwargs.get("check_only"):   # nothing is written: no record beside an output that is not there (or not new)
+        return _check_scene(base, kwargs)
     previous = None if force else up_to_date(kwargs)
     if previous is not None:
         kept = {k: previous.get("result", {}).get(k) for k in ("method_used", "sensor_used", "device", "width",
@@ -424,6 +440,21 @@ def run_scene(scene: Scene, cores: int | None = None, force: bool = False) -> di
     except OSError as e:   # the output is complete: only its record is missing (a retry would fuse it again)
         return {**record, "status": "failed", "error": record_failure(output, e)}
     return record
+
+
+def _check_scene(base: dict, kwargs: dict[str, Any]) -> dict:
+    """A ``check_only`` row: the self-check alone, reported as 'checked'; an existing output and its record are left
+    alone (QA: a record was written beside an output never written, and a later real run was skipped)."""
+    fb = QuietFeedback()
+    try:
+        result = pipeline.pansharpen(**kwargs, feedback=fb)
+    except (InputError, MemoryError) as e:
+        error = memory_advice(str(e) or type(e).__name__, kwargs) if memory.out_of_memory(e) else str(e)
+        return {**base, "status": "failed", "error": error, "warnings": fb.warnings}
+    except Exception as e:
+        e.ksdiff_warnings = fb.warnings
+        raise
+    return _checked_record(base, result, fb.warnings)
 
 
 def record_failure(output: str, error: OSError) -> str:

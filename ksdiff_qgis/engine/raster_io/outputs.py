@@ -21,8 +21,9 @@ from ..blockcache import capped_cache
 from ..errors import Cancelled, InputError
 from ..gdalutil import close_dataset, gdal_call, gdal_try, gdal_try_warned, os_path
 from ..labels import param
+from . import space
 from .partials import total_size
-from .writer import GeoTiffWriter, write_failure
+from .writer import LOW_SPACE, GeoTiffWriter, write_failure
 
 CREATE = param("CREATE_OPTIONS")   # the option as the dialog names it, in the notes about it
 
@@ -242,12 +243,30 @@ class CogWriter(GeoTiffWriter):
         super().__init__(*args, **kwargs)
         self.cog_options, self.is_cancelled = cog_options, is_cancelled
         self.staged = self.tmp_path
+        # what the run's free-space warning counted (space.space_warning), so that a full disk's message agrees
+        cols, rows, ms = args[1], args[2], args[3]
+        self.needed = space.needed_bytes(cols, rows, ms.bands, ms.dtype, space.codec("none", cog_options), True)
+        # GDAL writes the overviews' temporary file into CPL_TMPDIR when set: its disk may fill, not the output's
+        self.temp_folder = space.temp_folder(self.folder)
+        self.temp_needed = space.temp_bytes(cols, rows, ms.bands, ms.dtype)
+        self.temp_free_at_start = space.free_space(self.temp_folder) if self.temp_folder else None
+
+    def _output_had_room(self) -> bool:
+        """The output folder had the room the run needed at the start and still has some."""
+        free_now = space.free_space(self.folder)
+        return ((self.free_at_start is None or self.free_at_start >= self.needed)
+                and (free_now is None or free_now >= LOW_SPACE))
 
     def _cog_failure(self, action: str, errors: list[str]) -> str:
-        """``failure`` of the COG pass: it needs room for the finished intermediate file and a copy about as large
-        (GDAL deletes a copy it could not finish: what was written then is the intermediate alone)."""
-        staged = total_size([self.staged])
-        return write_failure(self.path, action, errors, total_size(self.own_files()), self.free_at_start, 2 * staged)
+        """``failure`` of the COG pass: it needs room for the intermediate file and the COG at once (the figure the
+        free-space warning said), and, with CPL_TMPDIR on another disk, room there for the overviews: a full disk
+        there is said there (QA: a full CPL_TMPDIR was reported as the output folder's, with 58 GB free)."""
+        full = "no space left" in " ".join(errors).lower()
+        if full and self.temp_folder and self._output_had_room():
+            return space.temp_failure(self.path, action, errors, self.temp_folder, self.temp_free_at_start,
+                                      self.temp_needed)
+        return write_failure(self.path, action, errors, total_size(self.own_files()), self.free_at_start,
+                             self.needed)
 
     def commit(self, cancelled: Callable[[], bool] | None = None,
                progress: Callable[[float], None] | None = None) -> list[str]:

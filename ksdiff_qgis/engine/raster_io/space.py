@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 
 import numpy as np
+from osgeo import gdal
 
 from .writer import free_space
 
@@ -17,6 +18,10 @@ from .writer import free_space
 COMPRESSED_RATIO = 0.8
 # a COG: the intermediate file and its copy with overviews are on the disk at once (~1.6x the COG at the QA peak)
 COG_FACTOR = 2.0
+# a COG's overviews (1/4 + 1/16 + ... < 1/3 of the image's pixels), which GDAL's COG driver writes into a temporary
+# file in CPL_TMPDIR when that is set (beside the output otherwise, counted in COG_FACTOR): half the compressed image,
+# cautious, as that file's codec is GDAL's choice
+OVERVIEW_SHARE = 0.5
 
 
 def needed_bytes(cols: int, rows: int, bands: int, dtype, compression: str, cog: bool) -> int:
@@ -24,6 +29,29 @@ def needed_bytes(cols: int, rows: int, bands: int, dtype, compression: str, cog:
     raw = cols * rows * bands * np.dtype(dtype).itemsize
     size = raw * (1.0 if compression.lower() == "none" else COMPRESSED_RATIO)
     return int(size * (COG_FACTOR if cog else 1.0))
+
+
+def temp_bytes(cols: int, rows: int, bands: int, dtype) -> int:
+    """Bytes a COG's temporary overview file needs in GDAL's temporary folder (cautious)."""
+    return int(cols * rows * bands * np.dtype(dtype).itemsize * COMPRESSED_RATIO * OVERVIEW_SHARE)
+
+
+def _same_disk(a: str, b: str) -> bool:
+    try:
+        return os.stat(a).st_dev == os.stat(b).st_dev
+    except OSError:
+        return False
+
+
+def temp_folder(output_folder: str) -> str | None:
+    """The folder GDAL's COG driver writes its temporary overview file into when that is on another file system than
+    ``output_folder``: CPL_TMPDIR (a GDAL config option or environment variable) when set; None otherwise (the
+    file then lies beside the output, and the output folder's estimate counts it)."""
+    folder = gdal.GetConfigOption("CPL_TMPDIR")
+    if not folder:
+        return None
+    folder = os.path.abspath(folder)
+    return None if _same_disk(folder, output_folder) else folder
 
 
 def _size(n: float) -> str:
@@ -39,9 +67,36 @@ def codec(compression: str, extra: list[str]) -> str:
 
 
 def space_warning(path: str, cols: int, rows: int, bands: int, dtype, compression: str, cog: bool) -> str | None:
-    """One line when the output ``path`` may not fit the free space of its folder; None when it fits or the free
-    space is unknown. ``compression``: the codec the output is written with ('none' for none)."""
+    """One line when the output ``path`` may not fit the free space of its folder, and one when a COG's overviews may
+    not fit GDAL's temporary folder (CPL_TMPDIR on another file system); None when it fits or the free space is
+    unknown. ``compression``: the codec the output is written with ('none' for none)."""
     folder = os.path.dirname(os.path.abspath(path))
+    lines = [_output_line(folder, cols, rows, bands, dtype, compression, cog)]
+    temp = temp_folder(folder) if cog else None
+    if temp:   # QA: a full CPL_TMPDIR failed the COG pass after the fusion, with room in the output folder
+        need, free = temp_bytes(cols, rows, bands, dtype), free_space(temp)
+        if free is not None and need > free:
+            lines.append(f"The Cloud-Optimized GeoTIFF's overviews may need about {_size(need)} in GDAL's temporary "
+                         f"folder CPL_TMPDIR={temp} and {_size(free)} are free there: the run may fail when writing "
+                         "them; free space there, set CPL_TMPDIR to a folder with room, or unset it (they are then "
+                         "written beside the output).")
+    return " ".join(line for line in lines if line) or None
+
+
+def temp_failure(path: str, action: str, errors: list[str], folder: str, free_before: int | None,
+                 needed: int) -> str:
+    """``writer.write_failure``'s message for a COG pass that filled GDAL's temporary folder ``folder``
+    (CPL_TMPDIR), not the output's: where, what it needed (``temp_bytes``, as ``space_warning`` says it) and what was
+    free there when the run started (measured now when unknown)."""
+    free, when = (free_before, "when the run started") if free_before is not None else (free_space(folder), "now")
+    had = f"; {_size(free)} were free there {when}" if free is not None else ""
+    return (f"writing the output {path!r} failed while {action}: no space left on device in GDAL's temporary folder "
+            f"CPL_TMPDIR={folder}, where the overviews are written: they needed about {_size(needed)}{had} (free up "
+            "space there, set CPL_TMPDIR to a folder with room, or unset it to write them beside the output); the "
+            f"partial file was removed and any earlier output there is unchanged (GDAL: {'; '.join(errors[:3])})")
+
+
+def _output_line(folder: str, cols: int, rows: int, bands: int, dtype, compression: str, cog: bool) -> str | None:
     free = free_space(folder)
     need = needed_bytes(cols, rows, bands, dtype, compression, cog)
     if free is None or need <= free:
