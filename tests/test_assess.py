@@ -548,6 +548,37 @@ def test_assess_pairs_a_band_subset_by_name(data_dir, tmp_path, wald_case):
         assert got[key] == pytest.approx(cut[key], rel=1e-9, nan_ok=True), key
 
 
+def test_assess_pairs_an_unnamed_ms_by_fuseds_ms_bands_tag(data_dir, tmp_path):
+    """QA: FUSED made with MS_BANDS 7,5,3,2 (tag KSDIFF_MS_BANDS=7,5,3,2), assessed against the unnamed 8-band MS, was
+    refused ('cannot be paired by band name ... e.g. gdal_translate -b 4 -b 3 -b 2'): the tag pairs the bands, as
+    the same bands cut out would; when it cannot, the refusal names FUSED's own bands."""
+    from test_sensors_bands import make_wv2_8band
+
+    from ksdiff_qgis.engine.assessment import assess_full
+    from ksdiff_qgis.engine.errors import InputError
+    from ksdiff_qgis.engine.feedback import RecordingFeedback
+
+    pan = str(data_dir / "wv2_pan.tif")
+    named = make_wv2_8band(data_dir / "wv2_ms.tif", tmp_path / "ms8.tif")
+    fused = pansharpen(pan, str(named), str(tmp_path / "f7532.tif"), sensor="wv2_8", method="mtf_glp_hpm",
+                       ms_bands=[7, 5, 3, 2]).output_path
+    assert gdal.Open(fused).GetMetadataItem("KSDIFF_MS_BANDS") == "7,5,3,2"
+    bare, cut, six = (str(tmp_path / f"{n}.tif") for n in ("bare", "cut", "six"))
+    for path, bands in ((bare, None), (cut, [7, 5, 3, 2]), (six, [1, 2, 3, 4, 5, 6])):
+        gdal.Translate(path, str(named), bandList=bands)
+        ds = gdal.Open(path, gdal.GA_Update)
+        for b in range(1, ds.RasterCount + 1):
+            ds.GetRasterBand(b).SetDescription("")
+        ds = None
+    log = RecordingFeedback()
+    got, ref = assess_full(fused, pan, bare, "wv2_8", log), assess_full(fused, pan, cut, "wv2_8")
+    for key in M.FULL + M.CONSISTENCY:
+        assert got[key] == pytest.approx(ref[key], rel=1e-9, nan_ok=True), key
+    assert any("KSDIFF_MS_BANDS" in line and "NIR1 = MS band 7, Red = MS band 5" in line for line in log.lines)
+    with pytest.raises(InputError, match="gdal_translate -b 7 -b 5 -b 3 -b 2, the bands"):
+        assess_full(fused, pan, six, "wv2_8")
+
+
 def test_assess_report_wording(data_dir, tmp_path):
     """The full-resolution per-band table says Ds, Dρ, Checkerboard (it said D_s, D_rho, CB), the notes give the tiles
     really used (480×480 with 66 pixels of context at ratio 3; they always said 512 / 64), and bands without

@@ -253,13 +253,36 @@ def _made_with(path: str) -> str | None:
     return ds.GetMetadataItem("KSDIFF_SENSOR") or None
 
 
+def _tagged_bands(fu: MaskedRaster) -> list[int] | None:
+    """The MS bands FUSED was fused from, as its KSDIFF_MS_BANDS tag lists them ('7,5,3,2'), when it lists one per
+    FUSED band, else None."""
+    text = (open_dataset(fu.path, "FUSED").GetMetadataItem("KSDIFF_MS_BANDS") or "").strip()
+    parts = [p.strip() for p in text.split(",")] if text else []
+    if not parts or not all(p.isdigit() for p in parts):
+        return None
+    bands = [int(p) for p in parts]
+    return bands if len(bands) == fu.bands and len(set(bands)) == len(bands) and min(bands) >= 1 else None
+
+
 def pair_bands(fu: MaskedRaster, other: MaskedRaster, fb: Feedback) -> None:
     """Make ``other`` (REFERENCE or MS) read the bands FUSED holds. A fused raster of fewer bands or of the same bands
     in another order (pansharpened from an MS_BANDS selection, e.g. NIR, Red, Green) is paired with ``other``'s bands
-    of the same descriptions when each names exactly one; otherwise the band counts must agree (paired by position)."""
+    of the same descriptions when each names exactly one; else with the MS bands FUSED's KSDIFF_MS_BANDS tag says it
+    was fused from (an unnamed MS: QA, a 7,5,3,2 fusion of an unnamed 8-band MS was refused); otherwise the band
+    counts must agree (paired by position)."""
     key = [(n or "").strip().lower() for n in other.names]
     picks = [[i + 1 for i, k in enumerate(key) if k and k == (nm or "").strip().lower()] for nm in fu.names]
     by_name = fu.bands <= other.bands and all(len(p) == 1 for p in picks) and len({p[0] for p in picks}) == fu.bands
+    tagged = _tagged_bands(fu)
+    # only to pick a subset: a raster of FUSED's band count may already be the bands in FUSED's order (as the
+    # refusal below asks), which the tag would reorder
+    if not by_name and tagged and fu.bands < other.bands and max(tagged) <= other.bands:
+        other.select(tagged)
+        fb.info(f"FUSED's {fu.bands} bands are compared with the {other.role} bands its KSDIFF_MS_BANDS tag says it "
+                f"was fused from ({other.role}'s band names do not pair them): "
+                + ", ".join(f"{nm or f'band {i}'} = {other.role} band {b}"
+                            for i, (nm, b) in enumerate(zip(fu.names, tagged), start=1)))
+        return
     if fu.bands == other.bands and (not by_name or [p[0] for p in picks] == list(range(1, fu.bands + 1))):
         return   # the same bands in the same order, or nothing in the names to say otherwise: by position
     if by_name:   # a subset, or the same bands in another order (MS_BANDS 4,3,2,1): by name
@@ -271,9 +294,12 @@ def pair_bands(fu: MaskedRaster, other: MaskedRaster, fb: Feedback) -> None:
     def listed(r: MaskedRaster) -> str:
         return ", ".join(n or "unnamed" for n in r.names)
 
+    # the command for FUSED's own bands when its tag says them; a generic example otherwise
+    example = ("gdal_translate " + " ".join(f"-b {b}" for b in tagged) + ", the bands FUSED's KSDIFF_MS_BANDS tag "
+               "lists" if tagged else "gdal_translate -b 4 -b 3 -b 2 for bands 4, 3, 2")
     raise InputError(f"FUSED has {fu.bands} bands ({listed(fu)}), {other.role} {other.bands} ({listed(other)}), and "
                      f"they cannot be paired by band name: give a {other.role} of only the bands FUSED was made "
-                     "from, in its order (e.g. gdal_translate -b 4 -b 3 -b 2, or Raster > Conversion > Translate), or "
+                     f"from, in its order (e.g. {example}; or Raster > Conversion > Translate), or "
                      f"name FUSED's bands (band descriptions) as {other.role}'s")
 
 
