@@ -214,20 +214,25 @@ def _bands(fu: MaskedRaster, sens: Sensor, fb: Feedback) -> tuple[list[str], lis
     kinds = [kind(n) for n in sens.band_names]
     unknown = [nm for nm in names if kind(nm) is None or kinds.count(kind(nm)) != 1]
     if not sens.generic and fu.bands != sens.n_bands and unknown:
-        fb.warning(f"FUSED has {fu.bands} bands, {sens.name} {sens.n_bands}, and {', '.join(unknown)} is not named "
-                   f"as one of the sensor's bands ({', '.join(sens.band_names)}): the generic MTF gain "
-                   f"{GENERIC_MTF_MS:g} filters it for Dλ and the R- indices. Give the bands their names (band "
+        short, one = sens.name.split(" (")[0], len(unknown) == 1
+        # one sentence (QA: "FUSED has 8 bands, WorldView-2 (4 bands: B, G, R, NIR) 4, and Coastal, ... is not named")
+        fb.warning(f"FUSED has {fu.bands} bands and {short} (SENSOR {sens.key}) {sens.n_bands}: "
+                   f"{', '.join(unknown)} {'is' if one else 'are'} none of {short}'s bands "
+                   f"({', '.join(sens.band_names)}), so the generic MTF gain {GENERIC_MTF_MS:g} filters "
+                   f"{'it' if one else 'them'} for Dλ and the R- indices. Name the bands as the sensor's (band "
                    "descriptions) or choose the data's sensor")
     return names, gains
 
 
-def sensor_fit_note(sensor: str, bands: int, ratio: int | None = None, made_with: str | None = None) -> str | None:
+def sensor_fit_note(sensor: str, bands: int, ratio: int | None = None, made_with: str | None = None,
+                    auto: bool = False) -> str | None:
     """One warning line when the chosen ``sensor`` does not fit the data: its MS band count is not FUSED's ``bands``
     (unless FUSED was fused with that very sensor, ``made_with``: its KSDIFF_SENSOR tag, an MS_BANDS subset), its
     ratio not the PAN/MS pair's ``ratio`` (None: no PAN/MS given), or FUSED's tag names another sensor; naming the
-    sensors that fit, or auto. None when it fits or is generic. The SENSOR option numbers differ between
-    ksdiff:pansharpen and ksdiff:assess (kept: saved models and History depend on them), so a bare number copied from
-    one to the other picks another sensor: this line is what says so."""
+    other sensors that fit (FUSED's tag first), and auto unless SENSOR auto (``auto``) chose ``sensor``. None when
+    it fits or is generic. The SENSOR option numbers differ between ksdiff:pansharpen and ksdiff:assess (kept: saved
+    models and History depend on them), so a bare number copied from one to the other picks another sensor: this
+    line is what says so."""
     spec = get_sensor(sensor)
     if spec.generic:
         return None
@@ -239,12 +244,17 @@ def sensor_fit_note(sensor: str, bands: int, ratio: int | None = None, made_with
         return None
     fits = [k for k, s in SENSORS.items() if not s.generic and s.n_bands == bands
             and (not ratio or not s.ratio or s.ratio == ratio)]
+    # never the chosen sensor among the alternatives (QA: "choose a sensor that fits (wv2_8, wv3) or auto" on wv2_8,
+    # under SENSOR auto)
+    others = ([made_with] if other_tag else []) + [k for k in fits if k not in (sensor, made_with)]
     name = spec.name.split(" (")[0]
     data = f"FUSED has {bands} bands" + (f", the PAN/MS pair ratio {ratio}" if ratio else "")
     tag = f"; FUSED was made with SENSOR {made_with} (its KSDIFF_SENSOR tag)" if other_tag else ""
-    return (f"SENSOR {sensor} is {name}: {spec.n_bands} MS bands at ratio {spec.ratio}; {data}{tag}. The indices use "
-            f"{name}'s MTF gains, full scale (PSNR, SSIM) and ratio (ERGAS): choose "
-            + (f"a sensor that fits ({', '.join(fits)}) or auto" if fits else "generic or auto"))
+    chosen = f"SENSOR auto chose {sensor}, {name}" if auto else f"SENSOR {sensor} is {name}"
+    advice = (f"set SENSOR to one that fits ({', '.join(others)})" if others else "set SENSOR to generic") \
+        + ("" if auto else " or auto")
+    return (f"{chosen}: {spec.n_bands} MS bands at ratio {spec.ratio}; {data}{tag}. The indices use "
+            f"{name}'s MTF gains, full scale (PSNR, SSIM) and ratio (ERGAS): {advice}")
 
 
 def _made_with(path: str) -> str | None:
@@ -328,7 +338,7 @@ def check_inputs_located(paths: dict[str, str | None]) -> None:
 def assess_reduced(fused_path: str, ref_path: str, sensor: str, feedback: Feedback | None = None,
                    extra_nodata: float | None = None, layer_nodata: dict[str, float | None] | None = None,
                    ratio: int | None = None, layer_crs: dict[str, str | None] | None = None,
-                   check_sensor: bool = True) -> dict:
+                   check_sensor: bool = True, auto: bool = False) -> dict:
     """Reference-based indices of ``fused`` against ``ref`` over their common pixels (same grid).
 
     A pixel counts when it is valid in both (declared nodata, NaN and ``extra_nodata`` in any band are not).
@@ -336,13 +346,14 @@ def assess_reduced(fused_path: str, ref_path: str, sensor: str, feedback: Feedba
     ``ratio``: the data's resolution ratio, for ERGAS when the sensor has none (generic); without either ERGAS is n/a.
     ``layer_crs``: per role a CRS (WKT) set on the QGIS layer, used in place of the file's (``use_layer_crs``).
     ``check_sensor``: warn when the sensor does not fit FUSED (``sensor_fit_note``); False when ``assess_full`` did.
+    ``auto``: SENSOR auto chose ``sensor`` (the warning then does not advise auto).
     """
     check_inputs_located({"FUSED": fused_path, "REFERENCE": ref_path})
     fb = feedback or Feedback()
     sens = get_sensor(sensor)
     given = layer_nodata or {}
     fu = MaskedRaster(fused_path, "FUSED", extra_nodata, given.get("FUSED"))
-    fit = sensor_fit_note(sensor, fu.bands, None, _made_with(fused_path)) if check_sensor else None
+    fit = sensor_fit_note(sensor, fu.bands, None, _made_with(fused_path), auto) if check_sensor else None
     if fit:
         fb.warning(fit)
     rf = MaskedRaster(ref_path, "REFERENCE", extra_nodata, given.get("REFERENCE"))
@@ -426,9 +437,9 @@ def _coverage_notes(common: int, ref_valid: int, zeros: int, fb: Feedback) -> li
 
 def assess_full(fused_path: str, pan_path: str, ms_path: str, sensor: str, feedback: Feedback | None = None,
                 layer_nodata: dict[str, float | None] | None = None,
-                layer_crs: dict[str, str | None] | None = None) -> dict:
+                layer_crs: dict[str, str | None] | None = None, auto: bool = False) -> dict:
     """No-reference indices of ``fused`` (PAN grid) against the original PAN and MS (``layer_nodata`` and
-    ``layer_crs`` as in ``assess_reduced``, roles FUSED, PAN, MS)."""
+    ``layer_crs`` as in ``assess_reduced``, roles FUSED, PAN, MS; ``auto``: SENSOR auto chose ``sensor``)."""
     check_inputs_located({"FUSED": fused_path, "PAN": pan_path, "MS": ms_path})
     fb = feedback or Feedback()
     sens = get_sensor(sensor)
@@ -456,7 +467,7 @@ def assess_full(fused_path: str, pan_path: str, ms_path: str, sensor: str, feedb
         raise InputError(f"MS pixels are {ratio_f:.4f} times the FUSED pixels; expected a whole ratio ≥ 2 (the "
                          "full-resolution indices compare MS pixels with whole blocks of fused pixels: resample the "
                          "MS to a whole ratio first, e.g. gdalwarp -tr)")
-    fit = sensor_fit_note(sensor, fu.bands, ratio, _made_with(fused_path))
+    fit = sensor_fit_note(sensor, fu.bands, ratio, _made_with(fused_path), auto)
     if fit:
         fb.warning(fit + (" (the full-resolution indices use the data's ratio)" if sens.ratio != ratio else ""))
     dc, dr = grid_offset(fu, pn)
