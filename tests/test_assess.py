@@ -548,6 +548,37 @@ def test_assess_pairs_a_band_subset_by_name(data_dir, tmp_path, wald_case):
         assert got[key] == pytest.approx(cut[key], rel=1e-9, nan_ok=True), key
 
 
+def test_assess_pairs_an_unnamed_ms_by_fuseds_ms_bands_tag(data_dir, tmp_path):
+    """QA: FUSED made with MS_BANDS 7,5,3,2 (tag KSDIFF_MS_BANDS=7,5,3,2), assessed against the unnamed 8-band MS, was
+    refused ('cannot be paired by band name ... e.g. gdal_translate -b 4 -b 3 -b 2'): the tag pairs the bands, as
+    the same bands cut out would; when it cannot, the refusal names FUSED's own bands."""
+    from test_sensors_bands import make_wv2_8band
+
+    from ksdiff_qgis.engine.assessment import assess_full
+    from ksdiff_qgis.engine.errors import InputError
+    from ksdiff_qgis.engine.feedback import RecordingFeedback
+
+    pan = str(data_dir / "wv2_pan.tif")
+    named = make_wv2_8band(data_dir / "wv2_ms.tif", tmp_path / "ms8.tif")
+    fused = pansharpen(pan, str(named), str(tmp_path / "f7532.tif"), sensor="wv2_8", method="mtf_glp_hpm",
+                       ms_bands=[7, 5, 3, 2]).output_path
+    assert gdal.Open(fused).GetMetadataItem("KSDIFF_MS_BANDS") == "7,5,3,2"
+    bare, cut, six = (str(tmp_path / f"{n}.tif") for n in ("bare", "cut", "six"))
+    for path, bands in ((bare, None), (cut, [7, 5, 3, 2]), (six, [1, 2, 3, 4, 5, 6])):
+        gdal.Translate(path, str(named), bandList=bands)
+        ds = gdal.Open(path, gdal.GA_Update)
+        for b in range(1, ds.RasterCount + 1):
+            ds.GetRasterBand(b).SetDescription("")
+        ds = None
+    log = RecordingFeedback()
+    got, ref = assess_full(fused, pan, bare, "wv2_8", log), assess_full(fused, pan, cut, "wv2_8")
+    for key in M.FULL + M.CONSISTENCY:
+        assert got[key] == pytest.approx(ref[key], rel=1e-9, nan_ok=True), key
+    assert any("KSDIFF_MS_BANDS" in line and "NIR1 = MS band 7, Red = MS band 5" in line for line in log.lines)
+    with pytest.raises(InputError, match="gdal_translate -b 7 -b 5 -b 3 -b 2, the bands"):
+        assess_full(fused, pan, six, "wv2_8")
+
+
 def test_assess_report_wording(data_dir, tmp_path):
     """The full-resolution per-band table says Ds, Dρ, Checkerboard (it said D_s, D_rho, CB), the notes give the tiles
     really used (480×480 with 66 pixels of context at ratio 3; they always said 512 / 64), and bands without
@@ -927,7 +958,7 @@ def test_a_sensor_that_does_not_fit_the_data_is_warned(qgis_app, data_dir, tmp_p
     assert len(lines) == 1, lines
     assert "SENSOR landsat8 is Landsat 8/9 OLI: 4 MS bands at ratio 2; FUSED has 4 bands, the PAN/MS pair ratio 4" \
         in lines[0]
-    assert "landsat8" not in lines[0].split("choose")[1] and "wv2" in lines[0].split("choose")[1]
+    assert "landsat8" not in lines[0].split("set SENSOR to")[1] and "wv2" in lines[0].split("set SENSOR to")[1]
     assert _assess_warnings({**full, "SENSOR": "wv2"}) == []
     # a subset fused with that very sensor (MS_BANDS 3,2,1 with wv2) fits it
     subset = pansharpen(pan, ms, str(tmp_path / "s.tif"), "wv2", "gsa", ms_bands=[3, 2, 1]).output_path
@@ -980,3 +1011,36 @@ def test_assess_says_the_overlap_and_the_minimum_as_an_input_problem(qgis_app, t
         _run({"FUSED": narrow, "PAN": p, "MS": m, "SENSOR": "wv2", "OUTPUT_HTML": str(tmp_path / "a.html")})
     msg = str(e.value)
     assert "overlap on only 24 x 64 PAN pixels" in msg and "at least 32 x 32" in msg and "failed" not in msg, msg
+
+
+def test_auto_takes_fuseds_sensor_tag_and_the_fit_warning_reads_right(qgis_app, data_dir, tmp_path):
+    """QA (8-band WorldView): with SENSOR auto and no product metadata, assess guessed wv2_8 from the pixel size over
+    FUSED's KSDIFF_SENSOR=wv3, then warned 'FUSED was made with SENSOR wv3 ... choose a sensor that fits (wv2_8,
+    wv3) or auto', on auto and listing the chosen sensor; SENSOR wv2 on 8 bands said 'FUSED has 8 bands, WorldView-2
+    (4 bands: B, G, R, NIR) 4, and Coastal, ... is not named'."""
+    import processing
+    from test_issue14_processing import Log
+    from test_sensors_bands import make_wv2_8band
+
+    from ksdiff_qgis.algorithms.assess import guess_sensor
+    from ksdiff_qgis.engine.assessment import sensor_fit_note
+
+    pan = str(data_dir / "wv2_pan.tif")
+    ms = str(make_wv2_8band(data_dir / "wv2_ms.tif", tmp_path / "ms8.tif"))
+    fused = pansharpen(pan, ms, str(tmp_path / "f.tif"), "wv3", "mtf_glp_hpm").output_path
+    found = guess_sensor(fused, None, pan, ms, {})
+    assert found.key == "wv3" and "KSDIFF_SENSOR=wv3" in found.reasons[0] and "wv2_8" in found.reasons[0]
+    full = {"FUSED": fused, "PAN": pan, "MS": ms, "OUTPUT_HTML": str(tmp_path / "r.html")}
+    assert _assess_warnings(full) == []
+    # auto that lands on another sensor than the tag's: neither the chosen sensor nor auto is advised
+    note = sensor_fit_note("wv2_8", 8, 4, "wv3", auto=True)
+    advice = note.split("SENSOR wv3 (its KSDIFF_SENSOR tag)")[1]
+    assert note.startswith("SENSOR auto chose wv2_8") and "wv2_8" not in advice and "auto" not in advice, note
+    assert "set SENSOR to one that fits (wv3)" in note
+    assert sensor_fit_note("wv3", 8, 4, "wv2_8").endswith("set SENSOR to one that fits (wv2_8) or auto")
+    log = Log()
+    processing.run("ksdiff:assess", {**full, "SENSOR": "wv2"}, feedback=log)
+    said = [line for line in log.lines if "generic MTF gain" in line]
+    assert len(said) == 1 and ("FUSED has 8 bands and WorldView-2 (SENSOR wv2) 4: Coastal, Yellow, Red Edge, NIR2 "
+                               "are none of WorldView-2's bands (Blue, Green, Red, NIR), so the generic MTF gain 0.3 "
+                               "filters them") in said[0], said

@@ -351,3 +351,45 @@ def test_an_older_style_of_a_namesake_is_kept_by_a_first_run_onto_the_stems_tif(
     assert qml.read_bytes() == legacy
     assert "kept o.qml, the QGIS style KSDiff wrote for 'o.tiff', which shares this output's name: QGIS opens this " \
            "output with it too; give the output a name of its own for a style of its own" in fb.lines
+
+
+def test_coastal_blue_is_not_blue_and_the_known_colours_are_kept(qgis_app, data_dir, tmp_path):
+    """QA (8-band WorldView): 'Coastal Blue' counted as blue, so two blues: no natural-colour style and no colour
+    interpretation (Pléiades Neo's 'Deep Blue' too: ``rgb_bands`` of its own band names was None). And with MS_BANDS
+    7,5,3 (NIR1, Red, Green) Red and Green were tagged Undefined and the log said red, green and blue were unknown,
+    though only Blue is missing."""
+    import processing
+    from test_issue14_processing import Log
+
+    from ksdiff_qgis.engine.bandcolour import rgb_bands
+    from ksdiff_qgis.engine.sensors import SENSORS
+
+    assert rgb_bands(list(SENSORS["pneo"].band_names)) == (4, 3, 2)
+    # eight bands from the WV2 fixture's B, G, R, NIR (no torch here: model_core's band mixer beside QGIS crashes)
+    src = gdal.Open(str(data_dir / "wv2_ms.tif"))
+    b, g, r, n = src.ReadAsArray().astype(np.uint32)
+    ms = str(tmp_path / "ms8.tif")
+    ds = gdal.GetDriverByName("GTiff").Create(ms, src.RasterXSize, src.RasterYSize, 8, gdal.GDT_UInt16)
+    ds.SetGeoTransform(src.GetGeoTransform())
+    ds.SetProjection(src.GetProjection())
+    names = ["Coastal Blue", "Blue", "Green", "Yellow", "Red", "RedEdge", "Near-IR1", "Near-IR2"]
+    for i, (arr, name) in enumerate(zip([b, b, g, (g + r) // 2, r, (r + n) // 2, n, n], names), start=1):
+        ds.GetRasterBand(i).WriteArray(arr.astype(np.uint16))
+        ds.GetRasterBand(i).SetDescription(name)
+        ds.GetRasterBand(i).SetNoDataValue(0)
+    ds = None
+    params = {"PAN": str(data_dir / "wv2_pan.tif"), "MS": str(ms), "SENSOR": "wv2_8", "METHOD": "mtf_glp_hpm"}
+    out = str(tmp_path / "all.tif")
+    _run({**params, "OUTPUT": out})
+    assert os.path.isfile(str(tmp_path / "all.qml"))
+    fused = gdal.Open(out)
+    colours = [fused.GetRasterBand(b).GetColorInterpretation() for b in (2, 3, 5)]
+    assert colours == [gdal.GCI_BlueBand, gdal.GCI_GreenBand, gdal.GCI_RedBand]
+
+    sub, log = str(tmp_path / "sub.tif"), Log()
+    processing.run("ksdiff:pansharpen", {**params, "MS_BANDS": [7, 5, 3], "OUTPUT": sub}, feedback=log)
+    fused = gdal.Open(sub)
+    assert [fused.GetRasterBand(b).GetColorInterpretation() for b in (1, 2, 3)] == [
+        gdal.GCI_Undefined, gdal.GCI_RedBand, gdal.GCI_GreenBand]
+    said = [line for line in log.lines if "no QGIS style written" in line]
+    assert len(said) == 1 and "has no band named Blue" in said[0] and "Red" not in said[0].split("has")[-1], said

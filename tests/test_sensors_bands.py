@@ -75,7 +75,12 @@ def test_sensor_table():
                                        # Sentinel-2's codes (Landsat's unpadded B5 is not Sentinel-2's red edge)
                                        ("B02", "blue"), ("B8A", "nir"), ("B05", "rededge"), ("B5", None),
                                        ("Infrared", "nir"), ("SWIR 1", "swir"),
-                                       ("B5, central wavelength 705 nm", "rededge")])
+                                       ("B5, central wavelength 705 nm", "rededge"),
+                                       # hyphens, underscores, no spaces (QA: "Red-Edge" read as red, "NIR-2" as nir)
+                                       ("Red-Edge", "rededge"), ("Red_Edge", "rededge"), ("RedEdge", "rededge"),
+                                       ("NIR-1", "nir"), ("NIR_2", "nir2"), ("NIR-2", "nir2"), ("Near-IR2", "nir2"),
+                                       ("Near IR 1", "nir"), ("Near-IR1", "nir"), ("CoastalBlue", "coastal"),
+                                       ("Coastal-Blue", "coastal"), ("Deep-Blue", "coastal")])
 def test_band_kind(name, kind):
     assert band_kind(name) == kind
 
@@ -269,6 +274,39 @@ def test_plan_bands_gains_and_model_pick(data_dir, tmp_path):
     assert ordered.names == ["NIR1", "Red"] and ordered.gains == (0.1, 0.5)
     with pytest.raises(InputError, match="one per fused band"):
         plan_bands(ms8, get_sensor("generic"), None, custom_gains=[0.1, 0.5])
+
+
+def _renamed(path, names: list[str], order: list[int] | None = None):
+    """``path``'s bands in ``order`` (0-based; None: as they are), described as ``names`` (in the file's order)."""
+    src = gdal.Open(str(path))
+    order = order or list(range(src.RasterCount))
+    dst = str(path).replace(".tif", "_renamed.tif")
+    gdal.Translate(dst, src, bandList=[i + 1 for i in order])
+    ds = gdal.Open(dst, gdal.GA_Update)
+    for i, name in enumerate(names, start=1):
+        ds.GetRasterBand(i).SetDescription(name)
+    ds = None
+    return _info(dst)
+
+
+def test_hyphenated_band_names_are_matched_and_ambiguity_is_said(data_dir, tmp_path):
+    """QA: Coastal, Blue, Green, Yellow, Red, Red-Edge, NIR-1, NIR-2 read Red-Edge as red and NIR-2 as nir: the 8-band
+    model was dropped for the 4-band one, and in reversed order Red-Edge was fed to the network as Red, silently."""
+    ms8 = make_wv2_8band(data_dir / "wv2_ms.tif", tmp_path / "ms8.tif")
+    hyph = ["Coastal", "Blue", "Green", "Yellow", "Red", "Red-Edge", "NIR-1", "NIR-2"]
+    spec, model8 = get_sensor("wv2_8"), list(get_sensor("wv3").band_names)
+    plan = plan_bands(_renamed(ms8, hyph), spec, None, model8)
+    assert plan.model is None and not plan.warnings and not plan.notes   # the 8-band model on all, in order
+    rev = plan_bands(_renamed(ms8, hyph[::-1], list(range(7, -1, -1))), spec, None, model8)
+    assert rev.model == list(range(7, -1, -1)) and not rev.warnings       # each band where it is, by name
+    assert [rev.names[i] for i in rev.model] == hyph
+    # two bands that both read as red: the match takes the first, and says so in one line
+    twice = plan_bands(_renamed(ms8, ["Coastal", "Blue", "Green", "Yellow", "Red", "Red 2", "NIR1", "NIR2"]), spec,
+                       None, ["Blue", "Green", "Red", "NIR"])
+    assert len(twice.warnings) == 1 and "Red (band 5) and Red 2 (band 6) both read as red" in twice.warnings[0]
+    # the refusal says the order does not matter (it said "select them in that order")
+    with pytest.raises(InputError, match="in any order"):
+        plan_bands(_info(ms8), spec, [1, 2, 3], ["Blue", "Green", "Red", "NIR"])
 
 
 def test_learned_output_keeps_the_ms_band_order_and_every_band(data_dir, tmp_path):

@@ -49,13 +49,28 @@ def guess_sensor(fused: str, ref: str | None, pan: str | None, ms: str | None,
             sets[role], _ = assign_crs(open_dataset(path, role), crs.get(role), role)
             infos[role] = describe(sets[role], path)
         # the ratio pansharpen fused at: after reprojecting or resampling the MS (the fused raster lies on the PAN grid)
-        return detect_sensor(infos["PAN"], infos["MS"], pair_ratio(infos["PAN"], infos["MS"], sets["MS"]))
+        ratio = pair_ratio(infos["PAN"], infos["MS"], sets["MS"])
+        found = detect_sensor(infos["PAN"], infos["MS"], ratio)
+        return found if found.source == "metadata" else _tagged_over_guess(fused, found, ratio)
     info = describe(open_dataset(ref, "REFERENCE"), ref)
     # product metadata first, then KSDiff's own tags (KSDIFF_SENSOR of a ksdiff:pansharpen output, KSDIFF_WALD of a
     # Wald case) and the reference's band codes: a Landsat 8 Wald case was assessed as generic, ERGAS n/a (QA)
     return (metadata_detection([ref, fused], info.bands)
             or plugin_tag_detection(fused, [ref], info.bands, list(info.descriptions))
             or Detection("generic", list(NO_CLUE), "fallback"))
+
+
+def _tagged_over_guess(fused: str, found: Detection, ratio: int) -> Detection:
+    """FUSED's KSDIFF_SENSOR tag (the sensor ksdiff:pansharpen fused it with) over a guess from the PAN and MS that no
+    product metadata backs (pixel size, band count), when the tag's sensor has the pair's ratio. QA: auto guessed
+    wv2_8 from a 0.5 m pixel for a fusion tagged wv3, then warned that FUSED was made with wv3."""
+    tagged = (open_dataset(fused, "FUSED").GetMetadataItem("KSDIFF_SENSOR") or "").strip()
+    spec = SENSORS.get(tagged)
+    if spec is None or tagged == found.key or (spec.ratio and spec.ratio != ratio):
+        return found
+    return Detection(tagged, [f"FUSED's tag KSDIFF_SENSOR={tagged} (the sensor ksdiff:pansharpen fused it with), "
+                              f"over the guess from the PAN and MS, which no product metadata names ({found.key}: "
+                              f"{'; '.join(found.reasons)})"], "metadata", warnings=found.warnings)
 
 
 tr = translator("KsdiffAssess")
@@ -100,8 +115,10 @@ class AssessAlgorithm(KsdiffAlgorithm):
             "PSNR/SSIM; generic: the MTF gains 0.3 for MS, 0.15 for PAN, the data's ratio (from the original MS) and "
             "maximum. "
             "auto (the default) guesses it as Pansharpen (KSDiff) does, from the original PAN and MS (ratio, band "
-            "count, PAN pixel size, product metadata), or from the reference's metadata alone (product metadata, then "
-            "KSDiff's own tags: the sensor a KSDiff fusion was made with, a Wald case's sensor and ratio, then "
+            "count, PAN pixel size, product metadata; without product metadata, the sensor the fused raster was "
+            "made with, as its KSDiff tag says, when it has the pair's ratio), or from the reference's metadata "
+            "alone (product metadata, then KSDiff's own tags: the sensor a KSDiff fusion was made with, a Wald "
+            "case's sensor and ratio, then "
             "Landsat 8/9 band codes), and logs why; "
             "without a clue it is generic, with a warning.\n"
             "Report: the HTML file to write.\n\n"
@@ -177,7 +194,8 @@ class AssessAlgorithm(KsdiffAlgorithm):
         try:
             # a raw (RPC- or GCP-only) input is said first, as ksdiff:pansharpen says it, not after the sensor guess
             check_inputs_located({"FUSED": self._fused, "REFERENCE": self._ref, "PAN": self._pan, "MS": self._ms})
-            if self._sensor == AUTO:   # reads the inputs' metadata: here, in the worker
+            auto = self._sensor == AUTO   # the sensor-fit warning then advises no auto
+            if auto:   # reads the inputs' metadata: here, in the worker
                 found = guess_sensor(self._fused, self._ref, self._pan, self._ms, self._crs)
                 self._sensor, guessed, self._tag_ratio = found.key, "; ".join(found.reasons), found.ratio
                 (feedback.pushWarning if found.source == "fallback" else feedback.pushInfo)(found.message())
@@ -187,12 +205,12 @@ class AssessAlgorithm(KsdiffAlgorithm):
             if self._pan:
                 feedback.pushInfo(tr("Full-resolution assessment against the original PAN and MS…"))
                 full = assess_full(self._fused, self._pan, self._ms, self._sensor, fb, layer_nodata=self._nodata,
-                                   layer_crs=self._crs)
+                                   layer_crs=self._crs, auto=auto)
             if self._ref and not feedback.isCanceled():
                 feedback.pushInfo(tr("Reduced-resolution assessment against the reference…"))
                 reduced = assess_reduced(self._fused, self._ref, self._sensor, fb, layer_nodata=self._nodata,
                                          ratio=(full or {}).get("ratio") or self._tag_ratio, layer_crs=self._crs,
-                                         check_sensor=full is None)   # the full assessment checked it
+                                         check_sensor=full is None, auto=auto)   # the full assessment checked it
         except Cancelled:
             raise QgsProcessingException(tr("Cancelled")) from None
         except InputError as e:   # a problem with the inputs, said as one ("Assessment failed:" is for bugs)

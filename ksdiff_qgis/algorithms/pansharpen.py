@@ -21,7 +21,7 @@ from qgis.core import (
 from qgis.PyQt.QtCore import QVariant
 
 from ..engine import labels, memory, selfcheck
-from ..engine.bandcolour import rgb_bands
+from ..engine.bandcolour import missing_colours, rgb_bands
 from ..engine.errors import Cancelled, InputError
 from ..engine.learned import DEFAULT_PRECISION, PRECISION_ALIASES, PRECISIONS
 from ..engine.model_card import bundled_cards
@@ -387,7 +387,8 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
         rgb = rgb_bands(result.band_names)
         # after the commit: a cancelled or failed run raised above, leaving the old output and its style as they were
         # natural colour however the file is opened
-        style = write_default_style(self._output, rgb, replaced=removed_style_note(qml) in engine_feedback.held)
+        style = write_default_style(self._output, rgb, replaced=removed_style_note(qml) in engine_feedback.held,
+                                    missing=missing_colours(result.band_names))
         if style:   # "": the user's own style is kept (the commit said so)
             feedback.pushInfo(style)
         self._describe_layer_to_load(context, rgb, result.method)

@@ -214,20 +214,25 @@ def _bands(fu: MaskedRaster, sens: Sensor, fb: Feedback) -> tuple[list[str], lis
     kinds = [kind(n) for n in sens.band_names]
     unknown = [nm for nm in names if kind(nm) is None or kinds.count(kind(nm)) != 1]
     if not sens.generic and fu.bands != sens.n_bands and unknown:
-        fb.warning(f"FUSED has {fu.bands} bands, {sens.name} {sens.n_bands}, and {', '.join(unknown)} is not named "
-                   f"as one of the sensor's bands ({', '.join(sens.band_names)}): the generic MTF gain "
-                   f"{GENERIC_MTF_MS:g} filters it for Dλ and the R- indices. Give the bands their names (band "
+        short, one = sens.name.split(" (")[0], len(unknown) == 1
+        # one sentence (QA: "FUSED has 8 bands, WorldView-2 (4 bands: B, G, R, NIR) 4, and Coastal, ... is not named")
+        fb.warning(f"FUSED has {fu.bands} bands and {short} (SENSOR {sens.key}) {sens.n_bands}: "
+                   f"{', '.join(unknown)} {'is' if one else 'are'} none of {short}'s bands "
+                   f"({', '.join(sens.band_names)}), so the generic MTF gain {GENERIC_MTF_MS:g} filters "
+                   f"{'it' if one else 'them'} for Dλ and the R- indices. Name the bands as the sensor's (band "
                    "descriptions) or choose the data's sensor")
     return names, gains
 
 
-def sensor_fit_note(sensor: str, bands: int, ratio: int | None = None, made_with: str | None = None) -> str | None:
+def sensor_fit_note(sensor: str, bands: int, ratio: int | None = None, made_with: str | None = None,
+                    auto: bool = False) -> str | None:
     """One warning line when the chosen ``sensor`` does not fit the data: its MS band count is not FUSED's ``bands``
     (unless FUSED was fused with that very sensor, ``made_with``: its KSDIFF_SENSOR tag, an MS_BANDS subset), its
     ratio not the PAN/MS pair's ``ratio`` (None: no PAN/MS given), or FUSED's tag names another sensor; naming the
-    sensors that fit, or auto. None when it fits or is generic. The SENSOR option numbers differ between
-    ksdiff:pansharpen and ksdiff:assess (kept: saved models and History depend on them), so a bare number copied from
-    one to the other picks another sensor: this line is what says so."""
+    other sensors that fit (FUSED's tag first), and auto unless SENSOR auto (``auto``) chose ``sensor``. None when
+    it fits or is generic. The SENSOR option numbers differ between ksdiff:pansharpen and ksdiff:assess (kept: saved
+    models and History depend on them), so a bare number copied from one to the other picks another sensor: this
+    line is what says so."""
     spec = get_sensor(sensor)
     if spec.generic:
         return None
@@ -239,12 +244,17 @@ def sensor_fit_note(sensor: str, bands: int, ratio: int | None = None, made_with
         return None
     fits = [k for k, s in SENSORS.items() if not s.generic and s.n_bands == bands
             and (not ratio or not s.ratio or s.ratio == ratio)]
+    # never the chosen sensor among the alternatives (QA: "choose a sensor that fits (wv2_8, wv3) or auto" on wv2_8,
+    # under SENSOR auto)
+    others = ([made_with] if other_tag else []) + [k for k in fits if k not in (sensor, made_with)]
     name = spec.name.split(" (")[0]
     data = f"FUSED has {bands} bands" + (f", the PAN/MS pair ratio {ratio}" if ratio else "")
     tag = f"; FUSED was made with SENSOR {made_with} (its KSDIFF_SENSOR tag)" if other_tag else ""
-    return (f"SENSOR {sensor} is {name}: {spec.n_bands} MS bands at ratio {spec.ratio}; {data}{tag}. The indices use "
-            f"{name}'s MTF gains, full scale (PSNR, SSIM) and ratio (ERGAS): choose "
-            + (f"a sensor that fits ({', '.join(fits)}) or auto" if fits else "generic or auto"))
+    chosen = f"SENSOR auto chose {sensor}, {name}" if auto else f"SENSOR {sensor} is {name}"
+    advice = (f"set SENSOR to one that fits ({', '.join(others)})" if others else "set SENSOR to generic") \
+        + ("" if auto else " or auto")
+    return (f"{chosen}: {spec.n_bands} MS bands at ratio {spec.ratio}; {data}{tag}. The indices use "
+            f"{name}'s MTF gains, full scale (PSNR, SSIM) and ratio (ERGAS): {advice}")
 
 
 def _made_with(path: str) -> str | None:
@@ -253,13 +263,36 @@ def _made_with(path: str) -> str | None:
     return ds.GetMetadataItem("KSDIFF_SENSOR") or None
 
 
+def _tagged_bands(fu: MaskedRaster) -> list[int] | None:
+    """The MS bands FUSED was fused from, as its KSDIFF_MS_BANDS tag lists them ('7,5,3,2'), when it lists one per
+    FUSED band, else None."""
+    text = (open_dataset(fu.path, "FUSED").GetMetadataItem("KSDIFF_MS_BANDS") or "").strip()
+    parts = [p.strip() for p in text.split(",")] if text else []
+    if not parts or not all(p.isdigit() for p in parts):
+        return None
+    bands = [int(p) for p in parts]
+    return bands if len(bands) == fu.bands and len(set(bands)) == len(bands) and min(bands) >= 1 else None
+
+
 def pair_bands(fu: MaskedRaster, other: MaskedRaster, fb: Feedback) -> None:
     """Make ``other`` (REFERENCE or MS) read the bands FUSED holds. A fused raster of fewer bands or of the same bands
     in another order (pansharpened from an MS_BANDS selection, e.g. NIR, Red, Green) is paired with ``other``'s bands
-    of the same descriptions when each names exactly one; otherwise the band counts must agree (paired by position)."""
+    of the same descriptions when each names exactly one; else with the MS bands FUSED's KSDIFF_MS_BANDS tag says it
+    was fused from (an unnamed MS: QA, a 7,5,3,2 fusion of an unnamed 8-band MS was refused); otherwise the band
+    counts must agree (paired by position)."""
     key = [(n or "").strip().lower() for n in other.names]
     picks = [[i + 1 for i, k in enumerate(key) if k and k == (nm or "").strip().lower()] for nm in fu.names]
     by_name = fu.bands <= other.bands and all(len(p) == 1 for p in picks) and len({p[0] for p in picks}) == fu.bands
+    tagged = _tagged_bands(fu)
+    # only to pick a subset: a raster of FUSED's band count may already be the bands in FUSED's order (as the
+    # refusal below asks), which the tag would reorder
+    if not by_name and tagged and fu.bands < other.bands and max(tagged) <= other.bands:
+        other.select(tagged)
+        fb.info(f"FUSED's {fu.bands} bands are compared with the {other.role} bands its KSDIFF_MS_BANDS tag says it "
+                f"was fused from ({other.role}'s band names do not pair them): "
+                + ", ".join(f"{nm or f'band {i}'} = {other.role} band {b}"
+                            for i, (nm, b) in enumerate(zip(fu.names, tagged), start=1)))
+        return
     if fu.bands == other.bands and (not by_name or [p[0] for p in picks] == list(range(1, fu.bands + 1))):
         return   # the same bands in the same order, or nothing in the names to say otherwise: by position
     if by_name:   # a subset, or the same bands in another order (MS_BANDS 4,3,2,1): by name
@@ -271,9 +304,12 @@ def pair_bands(fu: MaskedRaster, other: MaskedRaster, fb: Feedback) -> None:
     def listed(r: MaskedRaster) -> str:
         return ", ".join(n or "unnamed" for n in r.names)
 
+    # the command for FUSED's own bands when its tag says them; a generic example otherwise
+    example = ("gdal_translate " + " ".join(f"-b {b}" for b in tagged) + ", the bands FUSED's KSDIFF_MS_BANDS tag "
+               "lists" if tagged else "gdal_translate -b 4 -b 3 -b 2 for bands 4, 3, 2")
     raise InputError(f"FUSED has {fu.bands} bands ({listed(fu)}), {other.role} {other.bands} ({listed(other)}), and "
                      f"they cannot be paired by band name: give a {other.role} of only the bands FUSED was made "
-                     "from, in its order (e.g. gdal_translate -b 4 -b 3 -b 2, or Raster > Conversion > Translate), or "
+                     f"from, in its order (e.g. {example}; or Raster > Conversion > Translate), or "
                      f"name FUSED's bands (band descriptions) as {other.role}'s")
 
 
@@ -302,7 +338,7 @@ def check_inputs_located(paths: dict[str, str | None]) -> None:
 def assess_reduced(fused_path: str, ref_path: str, sensor: str, feedback: Feedback | None = None,
                    extra_nodata: float | None = None, layer_nodata: dict[str, float | None] | None = None,
                    ratio: int | None = None, layer_crs: dict[str, str | None] | None = None,
-                   check_sensor: bool = True) -> dict:
+                   check_sensor: bool = True, auto: bool = False) -> dict:
     """Reference-based indices of ``fused`` against ``ref`` over their common pixels (same grid).
 
     A pixel counts when it is valid in both (declared nodata, NaN and ``extra_nodata`` in any band are not).
@@ -310,13 +346,14 @@ def assess_reduced(fused_path: str, ref_path: str, sensor: str, feedback: Feedba
     ``ratio``: the data's resolution ratio, for ERGAS when the sensor has none (generic); without either ERGAS is n/a.
     ``layer_crs``: per role a CRS (WKT) set on the QGIS layer, used in place of the file's (``use_layer_crs``).
     ``check_sensor``: warn when the sensor does not fit FUSED (``sensor_fit_note``); False when ``assess_full`` did.
+    ``auto``: SENSOR auto chose ``sensor`` (the warning then does not advise auto).
     """
     check_inputs_located({"FUSED": fused_path, "REFERENCE": ref_path})
     fb = feedback or Feedback()
     sens = get_sensor(sensor)
     given = layer_nodata or {}
     fu = MaskedRaster(fused_path, "FUSED", extra_nodata, given.get("FUSED"))
-    fit = sensor_fit_note(sensor, fu.bands, None, _made_with(fused_path)) if check_sensor else None
+    fit = sensor_fit_note(sensor, fu.bands, None, _made_with(fused_path), auto) if check_sensor else None
     if fit:
         fb.warning(fit)
     rf = MaskedRaster(ref_path, "REFERENCE", extra_nodata, given.get("REFERENCE"))
@@ -400,9 +437,9 @@ def _coverage_notes(common: int, ref_valid: int, zeros: int, fb: Feedback) -> li
 
 def assess_full(fused_path: str, pan_path: str, ms_path: str, sensor: str, feedback: Feedback | None = None,
                 layer_nodata: dict[str, float | None] | None = None,
-                layer_crs: dict[str, str | None] | None = None) -> dict:
+                layer_crs: dict[str, str | None] | None = None, auto: bool = False) -> dict:
     """No-reference indices of ``fused`` (PAN grid) against the original PAN and MS (``layer_nodata`` and
-    ``layer_crs`` as in ``assess_reduced``, roles FUSED, PAN, MS)."""
+    ``layer_crs`` as in ``assess_reduced``, roles FUSED, PAN, MS; ``auto``: SENSOR auto chose ``sensor``)."""
     check_inputs_located({"FUSED": fused_path, "PAN": pan_path, "MS": ms_path})
     fb = feedback or Feedback()
     sens = get_sensor(sensor)
@@ -430,7 +467,7 @@ def assess_full(fused_path: str, pan_path: str, ms_path: str, sensor: str, feedb
         raise InputError(f"MS pixels are {ratio_f:.4f} times the FUSED pixels; expected a whole ratio ≥ 2 (the "
                          "full-resolution indices compare MS pixels with whole blocks of fused pixels: resample the "
                          "MS to a whole ratio first, e.g. gdalwarp -tr)")
-    fit = sensor_fit_note(sensor, fu.bands, ratio, _made_with(fused_path))
+    fit = sensor_fit_note(sensor, fu.bands, ratio, _made_with(fused_path), auto)
     if fit:
         fb.warning(fit + (" (the full-resolution indices use the data's ratio)" if sens.ratio != ratio else ""))
     dc, dr = grid_offset(fu, pn)

@@ -18,10 +18,10 @@ _COLOURS = {"red": gdal.GCI_RedBand, "green": gdal.GCI_GreenBand, "blue": gdal.G
 
 def _colour_of(name: str) -> str | None:
     """'red', 'green' or 'blue' when a band name says so ('B4 Red', 'Blue', Sentinel-2's 'B04'); 'Red Edge' is not
-    red."""
+    red, 'Coastal Blue' and Pléiades Neo's 'Deep Blue' are not blue (QA: two blues, so no natural colour at all)."""
     words = set(re.findall(r"[a-z]+", name.lower()))
     hits = [c for c in _COLOURS if c in words]
-    if len(hits) == 1 and not words & {"edge", "nir", "infrared"}:
+    if len(hits) == 1 and not words & {"edge", "nir", "infrared", "coastal", "deep", "aerosol"}:
         return hits[0]
     if hits:
         return None
@@ -29,13 +29,27 @@ def _colour_of(name: str) -> str | None:
     return kind if kind in _COLOURS else None
 
 
-def rgb_bands(names: list[str]) -> tuple[int, int, int] | None:
-    """1-based (red, green, blue) band numbers from band names, or None unless each colour is there once."""
+def _by_name(names: list[str]) -> dict[str, list[int]]:
+    """The 1-based bands each of 'red', 'green', 'blue' is named by."""
     found: dict[str, list[int]] = {c: [] for c in _COLOURS}
     for i, name in enumerate(names, start=1):
         colour = _colour_of(name or "")
         if colour:
             found[colour].append(i)
+    return found
+
+
+def missing_colours(names: list[str]) -> list[str]:
+    """What keeps natural colour from bands of these ``names``, one phrase per colour not named by exactly one band:
+    'no band named Blue', 'more than one band named Blue (bands 1 and 2)'; [] when each is there once."""
+    return [f"no band named {c.title()}" if not bands else
+            f"more than one band named {c.title()} (bands {', '.join(map(str, bands[:-1]))} and {bands[-1]})"
+            for c, bands in _by_name(names).items() if len(bands) != 1]
+
+
+def rgb_bands(names: list[str]) -> tuple[int, int, int] | None:
+    """1-based (red, green, blue) band numbers from band names, or None unless each colour is there once."""
+    found = _by_name(names)
     if any(len(v) != 1 for v in found.values()):
         return None
     return found["red"][0], found["green"][0], found["blue"][0]
@@ -50,12 +64,17 @@ def _rgb_tagged(tags: list[int]) -> tuple[int, int, int] | None:
 def set_colour_interpretation(ds: gdal.Dataset, names: list[str], tags: list[int] | None = None) -> None:
     """Mark the red, green and blue bands of ``ds`` (GeoTIFF stores this in the file, no sidecar): by band name, else
     as the input's own colour interpretations ``tags`` say (an unnamed RGB product stays RGB, as gdal:pansharp
-    keeps it)."""
+    keeps it), else the colours the names do give once each (NIR1, Red, Green: Red and Green, QA: all were left
+    Undefined for want of a Blue)."""
     rgb = rgb_bands(names) or (_rgb_tagged(tags) if tags else None)
-    if rgb is None:
-        return
+    if rgb is not None:
+        known = dict(zip(rgb, ("red", "green", "blue")))
+    else:
+        known = {bands[0]: c for c, bands in _by_name(names).items() if len(bands) == 1}
+        if not known:
+            return
     wanted = {i: gdal.GCI_Undefined for i in range(1, ds.RasterCount + 1)}   # GTiff would say Gray
-    wanted.update({band: _COLOURS[c] for band, c in zip(rgb, ("red", "green", "blue"))})
+    wanted.update({band: _COLOURS[c] for band, c in known.items()})
     for i, interp in wanted.items():
         # cosmetic: a driver that refuses must not fail the run (GDAL exceptions may be on)
         gdal_call(ds.GetRasterBand(i).SetColorInterpretation, interp)

@@ -24,12 +24,13 @@ from .metascan import MetadataScan
 from .raster_io import RasterInfo, describe
 from .sensors import GENERIC_MTF_MS, Sensor, table_of
 
-# canonical band kinds, tested in this order (so "Red Edge" is not "Red" and "Deep Blue" not "Blue")
+# canonical band kinds, tested in this order (so "Red Edge" is not "Red" and "Deep Blue" not "Blue"), on the name
+# with hyphens, underscores and runs of spaces read as one space ("Red-Edge", "NIR_2", "Near-IR2")
 _KINDS = [
     ("rededge", r"red ?edge|\bre\b|vre"),
     ("coastal", r"coastal|deep ?blue|aerosol"),
     ("swir", r"swir|short.?wave"),
-    ("nir2", r"nir ?2|near.?infra.?red ?2"),
+    ("nir2", r"nir ?2|near ?infra ?red ?2|near ?ir ?2"),
     ("nir", r"nir|near.?infra.?red|near.?ir|\binfra.?red\b"),
     ("yellow", r"yellow"),
     ("blue", r"blue"),
@@ -87,8 +88,9 @@ def band_kind(name: str, landsat: bool | str = False) -> str | None:
         if landsat:
             return _landsat_kind(code.landsat, landsat) if code.landsat else None
         return _SENTINEL2.get(code.sentinel2) if code.sentinel2 else None
+    words = re.sub(r"[-\s]+", " ", text)   # QA: "Red-Edge" read as red, "NIR-2" as nir (an 8-band model dropped)
     for kind, pat in _KINDS:
-        if re.search(pat, text):
+        if re.search(pat, words):
             return kind
     nm = re.search(r"(\d{3,4}(?:\.\d+)?) ?nm\b", text)
     if nm:
@@ -249,12 +251,15 @@ def plan_bands(ms: RasterInfo, spec: Sensor, selection: list[int] | None, model_
                      "another order, name them (band descriptions) or reorder them with MS bands to fuse (MS_BANDS)")
     if model_bands is not None:
         picked = _match(model_bands, chosen, names, kind_of(spec))
+        twice = _ambiguous(model_bands, chosen, names, kind_of(spec)) if picked is not None else None
+        if twice:
+            warnings.append(twice)
         if picked is None and len(model_bands) != len(chosen):
             raise InputError(
                 f"the model expects {len(model_bands)} MS bands ({', '.join(model_bands)}); they were not all found "
                 "among the selected MS "
-                f"bands ({', '.join(names[b - 1] for b in chosen)}): select them in that order with MS_BANDS, or "
-                "choose a classical method (it fuses any bands)"
+                f"bands ({', '.join(names[b - 1] for b in chosen)}): include them in MS_BANDS (in any order: the "
+                "model finds them by name), or choose a classical method (it fuses any bands)"
             )
         if picked is None and not positional(model_bands):   # a model of unnamed bands knows no names to differ
             unlike = _unlike(model_bands, [names[b - 1] for b in chosen], kind_of(spec))
@@ -286,6 +291,24 @@ def _unlike(model_bands: list[str], names: list[str], kind) -> str | None:
     if None in kinds or Counter(kinds) == Counter(kind(b) for b in model_bands):
         return None
     return ", ".join(f"{n} ({k})" for n, k in zip(names, kinds))
+
+
+def _ambiguous(wanted: list[str], chosen: list[int], names: list[str], kind) -> str | None:
+    """One line when two chosen bands' names read as the same kind the model needs (e.g. 'Red' and a red edge named
+    in a way not read as one): the match by name took the first, which is said rather than resolved silently."""
+    needed = {kind(w) for w in wanted} - {None}
+    by_kind: dict[str, list[int]] = {}
+    for b in chosen:
+        k = kind(names[b - 1])
+        if k in needed:
+            by_kind.setdefault(k, []).append(b)
+    twice = {k: bs for k, bs in by_kind.items() if len(bs) > 1}
+    if not twice:
+        return None
+    listed = "; ".join(" and ".join(f"{names[b - 1]} (band {b})" for b in bs) + f" both read as {k}"
+                       for k, bs in twice.items())
+    return (f"MS band names are ambiguous: {listed}; the model takes the first of each. Rename the bands (band "
+            "descriptions) or choose them with MS bands to fuse (MS_BANDS)")
 
 
 def holds_bands(ms: RasterInfo, spec: Sensor, selection: list[int] | None, model_bands: list[str]) -> bool:
