@@ -255,6 +255,17 @@ def test_tags_record_the_bands_gains_extent_and_coregistration(data_dir, tmp_pat
     assert "KSDIFF_PRECISION" not in tags and "KSDIFF_MODEL_SHA256" not in tags   # a classical method: no model
 
 
+def _engine_run_keeps(pair: dict, out: str, qml, owner: str) -> None:
+    """A run of the engine alone (the batch) onto ``out`` leaves ``qml``, the style KSDiff wrote for its namesake
+    ``owner``, as it was, and says why."""
+    kept = qml.read_bytes()
+    fb = RecordingFeedback()
+    pansharpen(pair["PAN"], pair["MS"], out, sensor="wv2", method="gsa", feedback=fb)
+    assert qml.read_bytes() == kept
+    assert (f"kept o.qml, the QGIS style KSDiff wrote for '{owner}', which shares this output's name: QGIS opens "
+            "this output with it too; give the output a name of its own for a style of its own") in fb.lines
+
+
 def test_outputs_sharing_a_name_do_not_take_each_others_style(qgis_app, pair, tmp_path):
     """QGIS reads o.qml for o.tif and o.tiff alike. QA: a 1-band run onto o.tiff deleted o.tif's style ("removed
     o.qml, the QGIS style KSDiff wrote for the old output"), and a re-run onto o.tif wrote it again, so the 1-band
@@ -283,12 +294,7 @@ def test_outputs_sharing_a_name_do_not_take_each_others_style(qgis_app, pair, tm
     # the batch (engine only) onto o.tiff keeps a style KSDiff wrote for o.tif, and says why
     os.remove(tiff)
     _run({**pair, "OUTPUT": tif})
-    ours = qml.read_bytes()
-    fb = RecordingFeedback()
-    pansharpen(pair["PAN"], pair["MS"], tiff, sensor="wv2", method="gsa", feedback=fb)
-    assert qml.read_bytes() == ours
-    assert "kept o.qml, the QGIS style KSDiff wrote for 'o.tif', which shares this output's name: QGIS opens this " \
-           "output with it too; give the output a name of its own for a style of its own" in fb.lines
+    _engine_run_keeps(pair, tiff, qml, "o.tif")
 
 
 def test_a_style_of_an_older_version_belongs_to_the_stems_tif(qgis_app, pair, tmp_path):
@@ -346,11 +352,7 @@ def test_an_older_style_of_a_namesake_is_kept_by_a_first_run_onto_the_stems_tif(
 
     # the batch (engine only) onto a new o.tif keeps it too, and says why
     os.remove(tif)
-    fb = RecordingFeedback()
-    pansharpen(pair["PAN"], pair["MS"], tif, sensor="wv2", method="gsa", feedback=fb)
-    assert qml.read_bytes() == legacy
-    assert "kept o.qml, the QGIS style KSDiff wrote for 'o.tiff', which shares this output's name: QGIS opens this " \
-           "output with it too; give the output a name of its own for a style of its own" in fb.lines
+    _engine_run_keeps(pair, tif, qml, "o.tiff")
 
 
 def test_coastal_blue_is_not_blue_and_the_known_colours_are_kept(qgis_app, data_dir, tmp_path):
