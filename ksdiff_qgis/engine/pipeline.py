@@ -765,14 +765,16 @@ def pansharpen(
     if method == selfcheck.AUTO:
         method, check = _auto_method(pan_ds, ms_src, pan, ms, plan, spec, stats, card, no_model, model_path, device,
                                      ort_threads, fb, precision, consistency, bplan.model, ranges, bar)
-        if method not in LEARNED_METHODS:   # KSDiff's run warns below; the user mixed product levels either way
-            units_note = pan_units(stats, learned=False)[1]
-            if units_note:
-                warnings.append(units_note)
-        if check_only:
-            return PansharpenResult(output_path="", seconds=time.perf_counter() - t0, width=0, height=0, tiles=0,
-                                    method=method, ratio=plan.ratio, warnings=crs_notes + fill_notes + warnings,
-                                    selfcheck=check, sensor=sensor)
+    # any classical method, chosen or fallen back to by METHOD auto (QA: METHOD mtf_glp_hpm said nothing of a
+    # reflectance PAN with a DN MS); KSDiff's run warns below. The user mixed product levels either way
+    if method not in LEARNED_METHODS:
+        units_note = pan_units(stats, learned=False)[1]
+        if units_note:
+            warnings.append(units_note)
+    if check_only:   # METHOD auto only (checked above)
+        return PansharpenResult(output_path="", seconds=time.perf_counter() - t0, width=0, height=0, tiles=0,
+                                method=method, ratio=plan.ratio, warnings=crs_notes + fill_notes + warnings,
+                                selfcheck=check, sensor=sensor)
     bar.estimate("tiles", _tile_seconds(plan, method in LEARNED_METHODS))   # the method is known now
     if method in LEARNED_METHODS:   # its fit to the data was checked above (METHOD auto: by its self-check)
         session = checked_session(card, device, ort_threads)
