@@ -218,7 +218,8 @@ def _check_tiling(cells: dict[str, Any], defaults: dict[str, Any], params: dict[
             values[key], origin = params[key].default, "by default"
         origins.append(f"{key} {values[key]} {origin}")
     try:
-        pipeline.check_tiling(values["tile_size"], values["overlap"])
+        pipeline.check_tiling(values["tile_size"], values["overlap"], "--tile-size (or the row's tile_size)",
+                              "--overlap (or the row's overlap)")
     except InputError as e:
         where = f"line {line}: " if {"tile_size", "overlap"} & set(cells) else ""   # else: every such row
         raise SceneListError(f"{where}{e} ({', '.join(origins)})") from None
