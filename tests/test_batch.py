@@ -252,7 +252,8 @@ def test_plugin_and_batch_module_do_not_import_dask():
     ("pan,ms,method,output,consistency", [["a.tif", "b.tif", "ksdiff", "o.tif", "ture"]], "consistency.*ture"),
     # the engine's tiling rule, checked for every row before any scene (each scene failed alike, once per scene)
     ("pan,ms,method,output,tile_size,overlap", [["a.tif", "b.tif", "gsa", "o.tif", "128", "100"]],
-     "line 2: the overlap must be between 0 and 64 (half the tile size 128); it is 100 (tile_size 128 in the list, "
+     "line 2: --overlap (or the row's overlap) is 100; with --tile-size (or the row's tile_size) 128 it must be 0 to "
+     "64 (tile_size 128 in the list, "
      "overlap 100 in"),
 ])
 def test_bad_scene_lists_are_refused_before_any_work(tmp_path, header, rows, message):
@@ -456,7 +457,8 @@ def _finish(proc: subprocess.Popen, timeout: float) -> tuple[str, str]:
     (["--retries", "-1"], "--retries must be 0 (no retry) or more"),
     # each scene failed alike once the cluster had started (10k scenes: 10k identical errors, exit 1)
     (["--tile-size", "0"], "the tile size must be at least 64 pixels (tile_size 0 given on the command line"),
-    (["--overlap", "-5"], "the overlap must be between 0 and 256 (half the tile size 512); it is -5 (tile_size 512 "
+    (["--overlap", "-5"], "--overlap (or the row's overlap) is -5; with --tile-size (or the row's tile_size) 512 it "
+                          "must be 0 to 256 (tile_size 512 "
                           "by default, "
                           "overlap -5 given on the command line)"),
     (["--scheduler", "{tmp}/missing.json"], "the scheduler file {tmp}/missing.json does not exist"),   # "missing port"

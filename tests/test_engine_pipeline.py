@@ -232,6 +232,20 @@ def test_a_pan_in_other_units_than_the_ms_keeps_its_detail(data_dir, tmp_path):
     np.testing.assert_allclose(detail["reflectance"], detail["dn"], rtol=0.05)
 
 
+@pytest.mark.parametrize("method", ["mtf_glp_hpm", "brovey"])
+def test_a_classical_method_chosen_explicitly_warns_of_pan_and_ms_units(data_dir, tmp_path, method):
+    """QA: a reflectance PAN (mean ~0.02) with a DN MS under METHOD mtf_glp_hpm said nothing (only METHOD auto's
+    classical fallback warned). Now once per run for every classical method, with what to check."""
+    pan = str(tmp_path / "pan_reflectance.tif")
+    gdal.Translate(pan, str(data_dir / "wv2_pan.tif"), outputType=gdal.GDT_Float32, scaleParams=[[0, 10000, 0, 1]])
+    log = RecordingFeedback()
+    res = pansharpen(pan, str(data_dir / "wv2_ms.tif"), str(tmp_path / "o.tif"), "wv2", method, feedback=log)
+    said = [line for line in log.lines if line.startswith("WARNING") and "different units" in line]
+    assert len(said) == 1 and len([w for w in res.warnings if "different units" in w]) == 1, log.lines
+    assert "so the result is still usable; check that both inputs are the same product level (both digital " \
+           "numbers or both reflectance)" in said[0], said
+
+
 def _with_band(src: str, dst: str, band: int, values, dtype=None) -> str:
     """A copy of ``src`` that declares no nodata value, whose band ``band`` (1-based) holds ``values`` everywhere."""
     gdal.Translate(dst, src, outputType=dtype or gdal.GDT_Unknown, noData="none")

@@ -158,3 +158,16 @@ def test_linux_available_memory_is_meminfo(monkeypatch):
         avail = next(int(line.split()[1]) for line in f if line.startswith("MemAvailable:")) / 1024
     monkeypatch.setattr(memory.sys, "platform", "linux")
     assert memory.available_mb() == pytest.approx(avail, rel=0.2)
+
+
+def test_out_of_memory_advice_names_threads_only_for_a_learned_method():
+    """QA: a classical run out of memory was told to set 'CPU threads for a learned model' (THREADS), which it never
+    reads (its tiles run on default_workers); the tile clause read "(now 512, e.g. to 256)"."""
+    tile, threads = "'Tile size (PAN pixels, 64–8192)' (TILE_SIZE)", "'CPU threads for a learned model' (THREADS)"
+    classical = memory.advice("Unable to allocate 1 GiB", 512, tile, threads, 4, "/o.tif", learned=False)
+    assert "THREADS" not in classical and "cores" not in classical, classical
+    assert f"To use less: lower {tile} from 512 to e.g. 256; or close other programs. No output" in classical
+    learned = memory.advice("Unable to allocate 1 GiB", 512, tile, threads, 4, "/o.tif", learned=True)
+    assert f"lower {tile} from 512 to e.g. 256; set {threads} to the number of cores (4)" in learned, learned
+    assert memory.advice("x", 64, tile, threads, 4, "/o.tif", learned=False).endswith(
+        "To use less: close other programs. No output was written (a file already at /o.tif is unchanged).")

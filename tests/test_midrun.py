@@ -101,6 +101,7 @@ def test_batch_memory_and_disk_full_fail_at_once_with_the_warnings_said_before(t
     assert record["status"] == "failed"
     assert all(w in record["error"] for w in words), record["error"]
     assert any(w.startswith("The output may need about") for w in record["warnings"])
+    assert "threads" not in record["error"], record["error"]   # a classical method (mtf_glp_hpm) ignores them
 
 
 def test_batch_sidecar_on_a_full_disk_says_the_output_is_complete(tmp_path, monkeypatch):

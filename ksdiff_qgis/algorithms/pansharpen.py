@@ -25,7 +25,7 @@ from ..engine.bandcolour import missing_colours, rgb_bands
 from ..engine.errors import Cancelled, InputError
 from ..engine.learned import DEFAULT_PRECISION, PRECISION_ALIASES, PRECISIONS
 from ..engine.model_card import bundled_cards
-from ..engine.pipeline import method_names, pansharpen
+from ..engine.pipeline import LEARNED_METHODS, method_names, pansharpen
 from ..engine.raster_io import (
     open_raster,
     outputs,
@@ -398,8 +398,9 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
     def _memory_message(self, detail: str) -> str:
         """Out of memory mid-run: what to change, and that no output was written (the engine removed its partial
         file; a file already at the destination is untouched). Worded by the engine, as the batch says it."""
+        may_learn = self._method in LEARNED_METHODS or self._method == selfcheck.AUTO   # THREADS only matters then
         return memory.advice(detail, self._tile, labels.param(self.TILE_SIZE), labels.param(self.THREADS),
-                             default_threads(), self._output)
+                             default_threads(), self._output, learned=may_learn)
 
     def _describe_layer_to_load(self, context, rgb: tuple[int, int, int] | None, method: str) -> None:
         """Name the layer a direct run loads after the method and MS layer (a model's output keeps its own name), and

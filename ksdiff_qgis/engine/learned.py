@@ -228,8 +228,9 @@ def pan_units(stats, learned: bool = True) -> tuple[float, str | None]:
     return factor, (f"the PAN's values (scene mean {pan_mean:.4g}) and the MS's (scene mean {ms_mean:.4g}) differ by a "
                     f"factor {factor:.4g}: different units (reflectance and digital numbers?). "
                     + ("The network gets the PAN scaled by that factor" if learned else
-                       "The classical method fits the PAN to the MS on the scene, so the fusion copes")
-                    + "; check that both inputs are the same product level")
+                       "The classical method fits the PAN to the MS on the scene, so the result is still usable")
+                    + "; check that both inputs are the same product level (both digital numbers or both "
+                      "reflectance)")
 
 
 def probe_side(card: ModelCard) -> int:

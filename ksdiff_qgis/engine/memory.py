@@ -235,14 +235,18 @@ def out_of_memory(error: BaseException) -> bool:
 
 
 def advice(detail: str, tile: int | None, tile_option: str, threads_option: str, cores: int, output: str,
-           limit_option: str | None = None) -> str:
+           limit_option: str | None = None, learned: bool = True) -> str:
     """Out of memory mid-run: what to change and that no output was written, worded once for QGIS (its parameter
-    names) and the batch (``--tile-size``, ``KSDIFF_MAX_MEMORY_MB``). ``tile``: the tile size of the run."""
+    names) and the batch (``--tile-size``, ``KSDIFF_MAX_MEMORY_MB``). ``tile``: the tile size of the run;
+    ``learned``: the method may run a model (KSDiff, auto) — only then do threads change the memory used."""
     first = (detail.strip().splitlines() or ["MemoryError"])[0]
-    smaller = (f"lower {tile_option} (now {tile}, e.g. to {max(64, tile // 2)}), " if tile and tile > 64 else "")
+    smaller = (f"lower {tile_option} from {tile} to e.g. {max(64, tile // 2)}" if tile and tile > 64 else "")
+    limit = (f"set {limit_option} lower (the engine then picks smaller tiles)" if limit_option else "")
     # THREADS = the core count means one tile at a time (runtime.balance_threads), which "set it to 2" on a
-    # 2-core machine did not say
-    limit = (f"set {limit_option} lower (the engine then picks smaller tiles); " if limit_option else "")
-    return (f"Not enough memory for this run ({first}). To use less: {smaller}{limit}set {threads_option} to the "
-            f"number of cores ({cores}): tiles are then fused one at a time with all cores, instead of several at "
-            f"once; or close other programs. No output was written (a file already at {output} is unchanged).")
+    # 2-core machine did not say; a classical method ignores THREADS (its tiles run on default_workers)
+    threads = (f"set {threads_option} to the number of cores ({cores}): tiles are then fused one at a time with "
+               f"all cores, instead of several at once" if learned else "")
+    ways = [w for w in (smaller, limit, threads) if w]
+    ways.append("or close other programs" if ways else "close other programs")
+    return (f"Not enough memory for this run ({first}). To use less: {'; '.join(ways)}. No output was written "
+            f"(a file already at {output} is unchanged).")

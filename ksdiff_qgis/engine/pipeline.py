@@ -100,15 +100,16 @@ def method_names() -> dict[str, str]:
     return {**LEARNED_METHODS, **first, selfcheck.AUTO: selfcheck.AUTO_LABEL, **later}
 
 
-def check_tiling(tile_size: int, overlap: int) -> None:
+def check_tiling(tile_size: int, overlap: int, tile_name: str | None = None, overlap_name: str | None = None) -> None:
     """InputError unless ``tile_size`` and ``overlap`` are usable; the batch command checks its scene list with it
-    before any scene starts."""
+    before any scene starts. ``tile_name``, ``overlap_name``: how the refusal names them (default: the dialog's
+    'Label' (KEY); the batch gives its options, as for ``memory.advice``)."""
     if tile_size < MIN_TILE:
         raise InputError(f"the tile size must be at least {MIN_TILE} pixels")
     if not 0 <= overlap <= tile_size // 2:
         # the number to type: QA had to work out that 33 was too much for a 64-pixel tile
-        raise InputError(f"the overlap must be between 0 and {max(0, tile_size // 2)} (half the tile size "
-                         f"{tile_size}); it is {overlap}")
+        raise InputError(f"{overlap_name or labels.param('OVERLAP')} is {overlap}; with "
+                         f"{tile_name or labels.param('TILE_SIZE')} {tile_size} it must be 0 to {tile_size // 2}")
 
 
 def resolve_model(sensor: str, model_path: str | None, feedback: Feedback | None = None, bands: int | None = None,
@@ -765,14 +766,16 @@ def pansharpen(
     if method == selfcheck.AUTO:
         method, check = _auto_method(pan_ds, ms_src, pan, ms, plan, spec, stats, card, no_model, model_path, device,
                                      ort_threads, fb, precision, consistency, bplan.model, ranges, bar)
-        if method not in LEARNED_METHODS:   # KSDiff's run warns below; the user mixed product levels either way
-            units_note = pan_units(stats, learned=False)[1]
-            if units_note:
-                warnings.append(units_note)
-        if check_only:
-            return PansharpenResult(output_path="", seconds=time.perf_counter() - t0, width=0, height=0, tiles=0,
-                                    method=method, ratio=plan.ratio, warnings=crs_notes + fill_notes + warnings,
-                                    selfcheck=check, sensor=sensor)
+    # any classical method, chosen or fallen back to by METHOD auto (QA: METHOD mtf_glp_hpm said nothing of a
+    # reflectance PAN with a DN MS); KSDiff's run warns below. The user mixed product levels either way
+    if method not in LEARNED_METHODS:
+        units_note = pan_units(stats, learned=False)[1]
+        if units_note:
+            warnings.append(units_note)
+    if check_only:   # METHOD auto only (checked above)
+        return PansharpenResult(output_path="", seconds=time.perf_counter() - t0, width=0, height=0, tiles=0,
+                                method=method, ratio=plan.ratio, warnings=crs_notes + fill_notes + warnings,
+                                selfcheck=check, sensor=sensor)
     bar.estimate("tiles", _tile_seconds(plan, method in LEARNED_METHODS))   # the method is known now
     if method in LEARNED_METHODS:   # its fit to the data was checked above (METHOD auto: by its self-check)
         session = checked_session(card, device, ort_threads)

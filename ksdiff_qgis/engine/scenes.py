@@ -218,7 +218,8 @@ def _check_tiling(cells: dict[str, Any], defaults: dict[str, Any], params: dict[
             values[key], origin = params[key].default, "by default"
         origins.append(f"{key} {values[key]} {origin}")
     try:
-        pipeline.check_tiling(values["tile_size"], values["overlap"])
+        pipeline.check_tiling(values["tile_size"], values["overlap"], "--tile-size (or the row's tile_size)",
+                              "--overlap (or the row's overlap)")
     except InputError as e:
         where = f"line {line}: " if {"tile_size", "overlap"} & set(cells) else ""   # else: every such row
         raise SceneListError(f"{where}{e} ({', '.join(origins)})") from None
@@ -468,6 +469,8 @@ def record_failure(output: str, error: OSError) -> str:
 def memory_advice(detail: str, kwargs: dict[str, Any]) -> str:
     """``memory.advice`` in the batch's terms: its option and columns, and the memory limit it reads."""
     tile = kwargs.get("tile_size") or engine_parameters()["tile_size"].default
+    method = kwargs.get("method") or engine_parameters()["method"].default
     return memory.advice(detail, tile, "--tile-size (or the row's tile_size)", "the row's threads",
                          (kwargs.get("workers") or 1) * (kwargs.get("threads") or 1),
-                         kwargs["output_path"], limit_option=memory.ENV_LIMIT)
+                         kwargs["output_path"], limit_option=memory.ENV_LIMIT,
+                         learned=method in pipeline.LEARNED_METHODS or method == selfcheck.AUTO)
