@@ -449,3 +449,29 @@ def test_a_full_landsat8_stack_fuses_by_default_as_with_every_band_listed(data_d
         gdal.Translate(own_pan, pan)
         assert detect_sensor(_info(own_pan), _info(ms), 2).key == "generic"
         assert pansharpen(own_pan, ms, str(other / "o.tif"), "auto", "mtf_glp_hpm").sensor == "generic"
+
+
+@pytest.mark.parametrize("names, sensor", [
+    (["Blue", "Green", "Red", "NIR", "Band 5"], "wv2"),   # an alpha-like extra band: no product band
+    (["Coastal", "Blue", "Green", "Yellow", "Red", "Red Edge", "NIR1", "NIR2"], "wv2"),   # WorldView-2's 8 bands
+    (["Deep Blue", "Blue", "Green", "Red", "Red Edge", "NIR"], "pleiades"),                 # Pléiades Neo's 6
+])
+def test_extra_bands_that_are_not_the_sensors_product_are_still_refused(data_dir, tmp_path, names, sensor):
+    """The 'all bands as if listed' path is for a product holding its sensor's bands among other spectral bands (a
+    Landsat 8 B1-B7 stack). QA: under it an alpha-like fifth band was fused as a band, an 8-band WorldView-2 under
+    SENSOR wv2 took the 4-band sensor's MTF gains and a Pléiades Neo under 'pleiades' 1A/1B's: each refused before,
+    naming the fit; refused again."""
+    src = gdal.Open(str(data_dir / "wv2_ms.tif"))
+    bands = src.ReadAsArray()
+    ms = str(tmp_path / "ms.tif")
+    out = gdal.GetDriverByName("GTiff").Create(ms, src.RasterXSize, src.RasterYSize, len(names), gdal.GDT_UInt16)
+    out.SetGeoTransform(src.GetGeoTransform())
+    out.SetProjection(src.GetProjection())
+    for b, name in enumerate(names):
+        band = out.GetRasterBand(b + 1)
+        band.WriteArray(bands[min(b, 3)] if name != "Band 5" else np.full_like(bands[0], 255))
+        band.SetDescription(name)
+    out = None
+    with pytest.raises(InputError, match=f"the MS raster has {len(names)} bands but sensor"):
+        pansharpen(str(data_dir / "wv2_pan.tif"), ms, str(tmp_path / "o.tif"), sensor, "mtf_glp_hpm")
+    assert not (tmp_path / "o.tif").exists()

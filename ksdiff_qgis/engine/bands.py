@@ -22,7 +22,7 @@ from .errors import InputError
 from .gdalutil import gdal_call
 from .metascan import MetadataScan
 from .raster_io import RasterInfo, describe
-from .sensors import GENERIC_MTF_MS, Sensor, table_of
+from .sensors import GENERIC_MTF_MS, SENSORS, Sensor, table_of
 
 # canonical band kinds, tested in this order (so "Red Edge" is not "Red" and "Deep Blue" not "Blue"), on the name
 # with hyphens, underscores and runs of spaces read as one space ("Red-Edge", "NIR_2", "Near-IR2")
@@ -333,7 +333,18 @@ def holds_sensor_bands(ms: RasterInfo, spec: Sensor) -> bool:
     bands too: a Landsat 8 B1-B7 stack named from its files holds OLI's B2-B5, and is its product all the same."""
     if spec.generic or not spec.band_names or ms.bands <= spec.n_bands:
         return False
-    return _match(list(spec.band_names), list(range(1, ms.bands + 1)), _names(ms, spec), kind_of(spec)) is not None
+    names, every = _names(ms, spec), list(range(1, ms.bands + 1))
+    kind = kind_of(spec)
+    if _match(list(spec.band_names), every, names, kind) is None:
+        return False
+    # QA: an alpha-like 'Band 5' was fused as a fifth band, an 8-band WorldView-2 under SENSOR wv2 with the 4-band
+    # sensor's MTF gains, a Pleiades Neo under 'pleiades' — all refused before, naming the sensor that fits. The other
+    # bands must be spectral bands by name, and no sensor of the MS's own band count may hold them all.
+    if any(kind(n) is None for n in names):
+        return False
+    return not any(other.n_bands == ms.bands and not other.generic and other.band_names
+                   and _match(list(other.band_names), every, band_names(ms.descriptions, other), kind_of(other))
+                   is not None for other in SENSORS.values())
 
 
 def effective_selection(ms: RasterInfo, spec: Sensor, selection: list[int] | None) -> list[int] | None:
