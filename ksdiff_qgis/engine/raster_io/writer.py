@@ -11,7 +11,7 @@ import numpy as np
 from osgeo import gdal
 
 from ..errors import Cancelled, InputError
-from ..gdalutil import close_dataset, gdal_try, os_path
+from ..gdalutil import close_dataset, gdal_try, is_vsi, os_path
 from .info import RasterInfo
 from .partials import (
     Signature,
@@ -101,28 +101,29 @@ def refuse_virtual(path: str, what: str = "output") -> None:
     /vsis3/ ...): the writer commits by renaming a temporary file within the output folder, which none of them
     allow (a zip is written in one go; /vsimem/ is gone when the run ends). Said before anything runs, with a
     plain path to give instead."""
-    if not path.startswith("/vsi"):
+    if not is_vsi(path):
         return
     prefix = path[:path.index("/", 1) + 1]
     name = os.path.basename(path.rstrip("/")) or "fused.tif"
-    parts = path.split("/", 2)[-1].split("/")[:-1]   # '/vsizip//d/a.zip/x.tif' -> ['', 'd', 'a.zip']
     # the deepest local folder the name passes through (the zip's own folder), where the output would be kept
-    folders = ["/".join(parts[:i]) for i in range(len(parts), 1, -1)]
-    folder = next((f for f in folders if f and os.path.isdir(os_path(f))), "/path/to")
+    folder = next((f for f in _local_paths(path)[1:] if f and os.path.isdir(os_path(f))), "/path/to")
     raise InputError(f"the {what} {path!r} cannot be written: outputs cannot be written into an archive or a GDAL "
                      f"virtual file system ({prefix}…): give a plain file path such as {os.path.join(folder, name)}")
 
 
+def _local_paths(name: str) -> list[str]:
+    """The local paths a GDAL virtual file name passes through, deepest first: '/vsizip//d/a.zip/x.tif' ->
+    ['/d/a.zip/x.tif', '/d/a.zip', '/d']."""
+    parts = name.split("/", 2)[-1].split("/")     # ['', 'd', 'a.zip', 'x.tif']
+    return ["/".join(parts[:i]) for i in range(len(parts), 1, -1)]
+
+
 def _local_file(name: str) -> str | None:
     """The local file behind a GDAL file name: the name itself, or the archive a /vsizip/-style name reads."""
-    if not name.startswith("/vsi"):
+    if not is_vsi(name):
         return name
-    parts = name.split("/", 2)[-1].split("/")     # '/vsizip//d/a.zip/x.tif' -> ['', 'd', 'a.zip', 'x.tif']
-    for i in range(len(parts), 1, -1):
-        candidate = "/".join(parts[:i])
-        if os.path.isfile(os_path(candidate)):
-            return candidate
-    return None                                   # a remote or in-memory file cannot be the output
+    # a remote or in-memory file (none is local) cannot be the output
+    return next((c for c in _local_paths(name) if os.path.isfile(os_path(c))), None)
 
 
 def check_not_input(output_path: str, inputs: dict[str, gdal.Dataset]) -> None:
