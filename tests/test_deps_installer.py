@@ -343,3 +343,33 @@ def test_subprocesses_hide_the_console_window_and_decode_utf8():
     assert deps.hidden_window("nt") == {"creationflags": 0x08000000}   # CREATE_NO_WINDOW
     assert deps.hidden_window("posix") == {}
     assert deps.child_env()["PYTHONIOENCODING"] == "utf-8" and deps.TEXT == {"encoding": "utf-8", "errors": "replace"}
+
+
+def test_the_tested_build_already_installed_is_kept_without_downloading(tmp_path, monkeypatch):
+    """QA: `make deploy` and the menu action re-downloaded the same 80 MB build and asked for a restart."""
+    _fresh(monkeypatch)
+    base = str(tmp_path / "rt")
+    deps.install(base, Log(), wheel=str(_stub_wheel(tmp_path, "1.32.0")))   # the tested line, as pip would fetch
+    ran = _fake_pip(monkeypatch, [(0, ["Successfully installed onnxruntime-1.32.0"])] * 3)
+    log = Log()
+    result = deps.install(base, log, package="onnxruntime")
+    assert ran == [] and "onnxruntime 1.32.0 already installed in" in result and "nothing was downloaded" in result
+    assert not any("restart" in line for line in log.lines), log.lines
+    assert deps.install(base, Log(), package="onnxruntime", reinstall=True).startswith("onnxruntime 1.32.0 installed")
+    assert len(ran) == 1
+    deps.install(base, Log(), package="onnxruntime-gpu")   # another build is another install
+    assert ran[-1][-1].startswith("onnxruntime-gpu") and len(ran) == 2
+
+
+def test_an_untested_or_broken_private_build_is_installed_again(tmp_path, monkeypatch):
+    _fresh(monkeypatch)
+    base = str(tmp_path / "rt")
+    deps.install(base, Log(), wheel=str(_stub_wheel(tmp_path, "1.30.0")))
+    assert deps.already_installed(base, "onnxruntime") is None        # outside the tested line
+    (tmp_path / "new").mkdir()
+    deps.install(base, Log(), wheel=str(_stub_wheel(tmp_path / "new", "1.32.0")))
+    assert deps.already_installed(base, "onnxruntime") == "1.32.0"
+    with open(os.path.join(deps.private_dir(base), "onnxruntime", "__init__.py"), "w") as f:
+        f.write("raise ImportError('damaged')\n")
+    assert deps.already_installed(base, "onnxruntime") is None        # does not import: reinstall
+    assert deps.already_installed(base, deps.GPU_WITH_CUDA) is None

@@ -11,6 +11,7 @@ from qgis.core import (
     QgsApplication,
     QgsProcessingException,
     QgsProcessingOutputString,
+    QgsProcessingParameterBoolean,
     QgsProcessingParameterFile,
     QgsSettings,
 )
@@ -34,7 +35,7 @@ def runtime_base() -> str:
 
 class InstallRuntimeAlgorithm(KsdiffAlgorithm):
     ICON_FILE = "install.svg"
-    PACKAGE, WHEEL, RESULT = "PACKAGE", "WHEEL", "RESULT"
+    PACKAGE, WHEEL, REINSTALL, RESULT = "PACKAGE", "WHEEL", "REINSTALL", "RESULT"
     GROUP_ID = "setup"
 
     def name(self) -> str:
@@ -51,7 +52,8 @@ class InstallRuntimeAlgorithm(KsdiffAlgorithm):
             "onnxruntime-gpu when an NVIDIA GPU is found (nvidia-smi), else onnxruntime; the GPU build with the "
             "CUDA/cuDNN runtime wheels (several GB) is an explicit choice for machines without CUDA 13 and cuDNN 9. "
             "Needs access to the Python package index (QGIS's proxy settings are passed to pip), or a local "
-            "onnxruntime wheel (offline install). The import is checked in QGIS's own Python. A first install "
+            "onnxruntime wheel (offline install). The import is checked in QGIS's own Python. A tested build "
+            "already installed is kept (nothing downloaded) unless Reinstall is ticked. A first install "
             "takes effect at once; replacing a runtime this QGIS session has already loaded (e.g. switching from "
             "the CPU to the GPU build) takes effect after restarting QGIS.\nRemoving the plugin does not remove "
             "this folder (about 80 MB, more with the CUDA wheels): delete {} by hand to remove ONNX Runtime."
@@ -68,6 +70,11 @@ class InstallRuntimeAlgorithm(KsdiffAlgorithm):
             QgsProcessingParameterFile(self.WHEEL, tr("Local onnxruntime wheel (offline install)"), extension="whl",
                                        optional=True),
             tr("An onnxruntime or onnxruntime-gpu .whl for this Python; installed without the package index."))))
+        self.addParameter(advanced(set_help(
+            QgsProcessingParameterBoolean(self.REINSTALL, tr("Reinstall even when this build is already installed"),
+                                          defaultValue=False),
+            tr("Off: a tested build of the chosen package that is already installed and imports is kept, and "
+               "nothing is downloaded. On: download and replace it (e.g. to repair a damaged folder)."))))
         self.addOutput(QgsProcessingOutputString(self.RESULT, tr("What was installed")))
 
     @releases_on_failure
@@ -75,9 +82,10 @@ class InstallRuntimeAlgorithm(KsdiffAlgorithm):
         choice = self.parameterDefinition(self.PACKAGE).resolve(parameters, context)
         package = None if choice == "auto" else choice
         wheel = self.parameterAsFile(parameters, self.WHEEL, context) or None
+        reinstall = self.parameterAsBoolean(parameters, self.REINSTALL, context)
         try:
             result = deps.install(runtime_base(), ProcessingFeedback(feedback), package, wheel=wheel,
-                                  proxy=qgis_proxy())
+                                  proxy=qgis_proxy(), reinstall=reinstall)
         except Cancelled:
             raise QgsProcessingException(tr("Cancelled: nothing was installed")) from None
         except InputError as e:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -339,13 +340,58 @@ def _run_pip(cmd: list[str], fb: Feedback, base: str, created: bool, staging: st
     return proc.returncode, lines
 
 
+def _distributions(folder: str) -> dict[str, str]:
+    """The distributions pip installed in ``folder``: normalised name -> version."""
+    from importlib import metadata
+
+    return {re.sub(r"[-_.]+", "-", (d.metadata["Name"] or "")).lower(): d.version
+            for d in metadata.distributions(path=[folder])}
+
+
+def already_installed(base: str, package: str) -> str | None:
+    """The version of ``package`` in the private folder when installing it again would download the same tested
+    build (and it imports), else None. ``make deploy`` and the menu action re-downloaded 80 MB and asked for a
+    restart when nothing had changed."""
+    folder = private_dir(base)
+    if not os.path.isdir(folder):
+        return None
+    have = _distributions(folder)
+    name = "onnxruntime" if package == "onnxruntime" else "onnxruntime-gpu"
+    other = "onnxruntime-gpu" if name == "onnxruntime" else "onnxruntime"
+    version = have.get(name)
+    if version is None or other in have:
+        return None
+    parts = tuple(int(p) for p in re.findall(r"\d+", version)[:2])
+    if len(parts) < 2 or not tested(name, parts):
+        return None
+    with_cuda = [re.sub(r"[-_.]+", "-", w.split("~=")[0]).lower() for w in CUDA_WHEELS]
+    if (package == GPU_WITH_CUDA) != all(w in have for w in with_cuda):
+        return None   # the system-CUDA build and the one with the runtime wheels are different installs
+    try:
+        python = python_for_pip()
+    except InputError:
+        return None   # the install path says what is missing
+    return version if _imports(python, folder)[0] else None
+
+
+def _imports(python: str, folder: str) -> tuple[bool, str]:
+    """(True, "version providers") when onnxruntime in ``folder`` imports with ``python``, else (False, stderr)."""
+    check = subprocess.run(
+        [python, "-c", "import sys; sys.path.insert(0, sys.argv[1]); import onnxruntime as o; "
+         "print(o.__version__, ','.join(o.get_available_providers()))", folder],
+        capture_output=True, timeout=300, env=child_env(), **TEXT, **hidden_window(),
+    )
+    return (True, check.stdout) if check.returncode == 0 else (False, check.stderr)
+
+
 def install(base: str, feedback: Feedback | None = None, package: str | None = None, wheel: str | None = None,
-            proxy: str | None = None) -> str:
+            proxy: str | None = None, reinstall: bool = False) -> str:
     """Install ONNX Runtime into ``private_dir(base)``; returns a line saying what was installed.
 
     ``wheel``: a local onnxruntime wheel (offline install); ``proxy``: passed to pip (``--proxy``).
     A GPU build pip finds no wheel for falls back to the CPU build, with a warning.
     A failed install changes nothing: the old runtime stays, and no folder it created is left behind.
+    The tested build already installed (and importing) is kept without downloading, unless ``reinstall``.
     """
     fb = feedback or Feedback()
     package = package or package_for_machine()
@@ -365,12 +411,20 @@ def install(base: str, feedback: Feedback | None = None, package: str | None = N
         elif reason:
             raise InputError(f"cannot install ONNX Runtime: {reason}. The classical methods work without it; "
                              "nothing was downloaded.")
+    target = private_dir(base)
+    kept = None if wheel or reinstall else already_installed(base, package)
+    if kept:
+        fb.progress(1.0)
+        done = (f"{package} {kept} already installed in {target}: nothing was downloaded (install again with "
+                "'Reinstall' ticked to replace it)")
+        fb.info(done)
+        fb.info(verify_here(base))
+        return done
     # a module imported in this process stays loaded whatever happens to its folder (native code cannot unload)
     loaded_before = sys.modules.get("onnxruntime")
     locked = locked_by_this_session(base)
     if locked:
         raise InputError(locked)
-    target = private_dir(base)
     staging = target + ".partial"
     python = python_for_pip()   # before anything is created: no pip, nothing on disk
     created = _prepare(base, staging)
@@ -394,17 +448,13 @@ def install(base: str, feedback: Feedback | None = None, package: str | None = N
             hint = f"Is {wheel} an onnxruntime wheel for Python {py} on this system?"
         raise InputError(f"pip could not install {package} (exit {code}). {hint} Last lines of pip:\n"
                          + "\n".join(lines[-15:]))
-    check = subprocess.run(
-        [python, "-c", "import sys; sys.path.insert(0, sys.argv[1]); import onnxruntime as o; "
-         "print(o.__version__, ','.join(o.get_available_providers()))", staging],
-        capture_output=True, timeout=300, env=child_env(), **TEXT, **hidden_window(),
-    )
-    if check.returncode != 0:
+    ok, said = _imports(python, staging)
+    if not ok:
         _discard(base, created, staging)
-        raise InputError(f"{package} installed but does not import with this Python:\n{check.stderr[-2000:]}")
+        raise InputError(f"{package} installed but does not import with this Python:\n{said[-2000:]}")
     stuck = _swap_in(staging, target)
     fb.progress(1.0)
-    version, providers = check.stdout.split()
+    version, providers = said.split()
     done = f"{package} {version} installed in {target} (providers: {providers})"
     if stuck:   # QA: a 79 MB folder stayed beside the new runtime without a word
         left = (f"the previous runtime, moved to {stuck}, could not be deleted (it belongs to another user, or a "
