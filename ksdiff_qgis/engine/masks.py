@@ -24,6 +24,7 @@ from .bands import select_bands
 from .errors import InputError
 from .feedback import Feedback
 from .gdalutil import gdal_call
+from .nodatacmd import nodata_command
 from .raster_io import RasterInfo
 from .raster_io.read import Clamp, own_mask, per_band_masks, read_padded, valid_pixels
 
@@ -133,8 +134,7 @@ def with_nodata(ds: gdal.Dataset, info: RasterInfo, value: float | None, role: s
         raise InputError(f"cannot declare {shown} on the {role} raster: {msg}")
     # a layer setting is not in the file, and QGIS History records only the file's path: a replay of the run reads
     # the file's own nodata and gives another result, so the line says how to make the file carry the setting
-    path = f'"{info.path}"' if " " in info.path else info.path
-    command = f"gdal_edit.py {'-unsetnodata' if value is None else f'-a_nodata {value:g}'} {path}"
+    command = nodata_command(info.path, value)   # gdal_edit.py where GDAL can update the file, else a VRT copy
     depends = ("; the result depends on that layer setting, which QGIS History does not record (only the file): to "
                f"make the file carry it, {command}")
     if info.nodata is not None:   # file_nodata False

@@ -19,6 +19,7 @@ from . import (
     aoi,
     classical,
     coregistration,
+    dimap_values,
     inrange,
     labels,
     masks,
@@ -59,6 +60,7 @@ from .learned import (
     zero_fill,
 )
 from .metascan import MetadataScan
+from .nodatacmd import nodata_command
 from .parallel import BlockRowWriter, TilePool, aligned_cells, default_workers, write_cells
 from .progress import RunProgress
 from .raster_io import (
@@ -271,14 +273,14 @@ def undeclared_fill_notes(pan_lr: np.ndarray, ms_lr: np.ndarray, pan: RasterInfo
     that would be fused as data, and that a learned model's tiles would take for scene content."""
     notes = []
     fills = undeclared_fills(pan_lr, ms_lr, pan, ms)
-    for role, zero in (("PAN", pan_lr == 0), ("MS", (ms_lr == 0).all(axis=0))):
+    for role, zero, info in (("PAN", pan_lr == 0, pan), ("MS", (ms_lr == 0).all(axis=0), ms)):
         share = float(zero.mean())
         if role in fills:
             notes.append(f"The {role} raster declares no nodata value its pixels can hold, yet {share:.0%} of its "
                          "sampled pixels are 0" + (" in every band" if role == "MS" else "")
                          + ": if that is a fill (a scene edge), set 0 as "
-                         "its nodata value (Layer Properties > Transparency, or gdal_edit.py -a_nodata 0). It is fused "
-                         "as data now.")
+                         f"its nodata value (Layer Properties > Transparency, or {nodata_command(info.path, 0)}). It "
+                         "is fused as data now.")
     return notes
 
 
@@ -639,6 +641,10 @@ def pansharpen(
     ms, name_notes = band_sel.with_delivery_names(ms, scan)   # band names from a VRT's files or a DIMAP (``delivery``)
     for note in name_notes:
         fb.info(note)
+    # what the DIMAP behind each input declares of its values (NBITS, NODATA), however the delivery was opened
+    dimaps = {"PAN": dimap_values.product_values(pan_ds, pan, scan), "MS": dimap_values.product_values(ms_ds, ms, scan)}
+    pan = dimap_values.with_product_nbits(pan, dimaps["PAN"], "PAN", fb)
+    ms = dimap_values.with_product_nbits(ms, dimaps["MS"], "MS", fb)
     ms_file = ms_ds   # the file's own metadata, whatever views of it are fused (outputs.copy_metadata)
     check_not_input(output_path, {"PAN": pan_ds, "MS": ms_ds})
     crs_notes: list[str] = []
@@ -650,9 +656,16 @@ def pansharpen(
     before = pan, ms
     pan_ds, pan = masks.with_nodata(pan_ds, pan, pan_nodata, "PAN", fb, pan_file_nodata)
     ms_ds, ms = masks.with_nodata(ms_ds, ms, ms_nodata, "MS", fb, ms_file_nodata)
-    # the nodata used and where it came from: a layer's is not in the file (``provenance``)
-    settings = {**provenance.nodata_items("PAN", pan.nodata, masks.nodata_source(before[0], pan)),
-                **provenance.nodata_items("MS", ms.nodata, masks.nodata_source(before[1], ms))}
+    # the nodata used and where it came from: a layer's is not in the file, a DIMAP's in its metadata (``provenance``)
+    sources = {"PAN": masks.nodata_source(before[0], pan), "MS": masks.nodata_source(before[1], ms)}
+    if sources["PAN"] == "none" and pan_file_nodata:
+        pan_ds, pan, applied = dimap_values.with_product_nodata(pan_ds, pan, dimaps["PAN"], "PAN", fb)
+        sources["PAN"] = "dimap" if applied else "none"
+    if sources["MS"] == "none" and ms_file_nodata:
+        ms_ds, ms, applied = dimap_values.with_product_nodata(ms_ds, ms, dimaps["MS"], "MS", fb)
+        sources["MS"] = "dimap" if applied else "none"
+    settings = {**provenance.nodata_items("PAN", pan.nodata, sources["PAN"]),
+                **provenance.nodata_items("MS", ms.nodata, sources["MS"])}
     pan_ds, pan = _pan_without_alpha(pan_ds, pan, fb)
     if pan.bands != 1:
         raise InputError(f"The PAN raster must have one band; {pan_path} has {pan.bands}. Check that PAN and MS are "
@@ -990,7 +1003,7 @@ def _without_integer_nan(info: RasterInfo, role: str, fb: Feedback) -> RasterInf
     if info.nodata is None or not math.isnan(info.nodata) or info.dtype.kind == "f":
         return info
     fb.warning(f"the {role} raster declares NaN as its nodata value, which its integer pixels ({info.dtype}) cannot "
-               "hold: no pixel is nodata by it (set a value they can hold, e.g. gdal_edit.py -a_nodata 0)")
+               f"hold: no pixel is nodata by it (set a value they can hold, e.g. {nodata_command(info.path, 0)})")
     return replace(info, nodata=None)
 
 

@@ -72,6 +72,13 @@ def _vrt_sources(ds: gdal.Dataset, bands: list[int]) -> list[tuple[str, int]] | 
     return out or None
 
 
+def passes_values(ds: gdal.Dataset) -> bool:
+    """Whether ``ds`` holds its files' values unchanged: no VRT, or a VRT whose every band's sources hand them on
+    as they are (no scale, LUT, pixel function) — what its files' metadata (a DIMAP's NBITS, nodata) says of it."""
+    driver = ds.GetDriver().ShortName if ds.GetDriver() else ""
+    return driver != "VRT" or _vrt_sources(ds, list(range(1, ds.RasterCount + 1))) is not None
+
+
 def _from_vrt(ds: gdal.Dataset, bands: list[int], depth: int) -> int | None:
     """The NBITS every source of ``bands`` of a VRT agrees on (sources of the VRT's own data type), else None."""
     sources = _vrt_sources(ds, bands)

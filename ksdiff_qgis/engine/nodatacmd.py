@@ -1,0 +1,41 @@
+"""The command that makes an input raster carry a nodata value (or none), for a log line to give.
+
+``gdal_edit.py -a_nodata`` opens the file for update: GDAL refuses that for a DIMAP ("The DIMAP driver does not
+support update access"), for a file inside an archive (/vsizip/: "Read-write random access not supported"), for a
+driver that writes nothing (no Create nor CreateCopy) and for a file the user may not write. There a virtual copy
+that declares it works for any raster GDAL reads (``gdal_translate -of VRT -a_nodata 0 in out.vrt``: checked on
+GDAL 3.6 with a DIM_*.XML, a /vsizip/ GeoTIFF and a JP2; it keeps the DIMAP's NBITS), and is what to fuse then.
+"""
+from __future__ import annotations
+
+import os
+
+from osgeo import gdal
+
+from .gdalutil import is_vsi
+
+
+def _quoted(path: str) -> str:
+    return f'"{path}"' if " " in path else path
+
+
+def updatable(path: str) -> bool:
+    """Whether ``gdal_edit.py`` can set a nodata value on ``path``: a plain file the user may write, of a driver
+    that writes files (GeoTIFF, VRT, JP2OpenJPEG: the value goes into the file or its .aux.xml)."""
+    if is_vsi(path) or not os.path.isfile(path) or not os.access(path, os.W_OK):
+        return False
+    driver = gdal.IdentifyDriver(path)
+    return driver is not None and any(driver.GetMetadataItem(c) == "YES" for c in ("DCAP_CREATE", "DCAP_CREATECOPY"))
+
+
+def nodata_command(path: str, value: float | None) -> str:
+    """A command that makes ``path`` carry ``value`` as its nodata value (None: no nodata): ``gdal_edit.py`` where
+    GDAL can update the file (``updatable``), else ``gdal_translate -of VRT`` to a virtual copy beside it (in the
+    current folder for a file inside an archive), with the copy named as the file to fuse."""
+    shown = "none" if value is None else f"{value:g}"
+    if updatable(path):
+        return f"gdal_edit.py {'-unsetnodata' if value is None else f'-a_nodata {shown}'} {_quoted(path)}"
+    stem = os.path.splitext(path.rstrip("/").rsplit("/", 1)[-1])[0] + "_nodata.vrt"
+    out = stem if is_vsi(path) else os.path.join(os.path.dirname(path), stem)
+    return (f"gdal_translate -of VRT -a_nodata {shown} {_quoted(path)} {_quoted(out)} (GDAL cannot update "
+            f"{os.path.basename(path)}), then fuse {os.path.basename(out)}")
