@@ -15,7 +15,6 @@ import os
 import re
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from osgeo import gdal
@@ -23,7 +22,7 @@ from osgeo import gdal
 from . import classical, memory, model_card, pipeline, raster_io, selfcheck
 from .errors import InputError, disk_full
 from .feedback import Feedback
-from .gdalutil import gdal_str, os_path
+from .gdalutil import gdal_str, os_path, real_path
 from .numbers import decimal_comma_gains, decimal_comma_number
 from .provenance import plugin_version  # part of every record: a new version redoes old outputs
 from .sensors import get_sensor
@@ -127,14 +126,16 @@ def _convert(value: str, param: inspect.Parameter) -> Any:
     return value
 
 
-def _resolve_path(value: str, base: Path) -> str:
-    """Relative paths are relative to the CSV's folder; GDAL virtual paths (/vsis3/ ...) stay as they are."""
+def _resolve_path(value: str, base: str) -> str:
+    """Relative paths are relative to the CSV's folder; GDAL virtual paths (/vsis3/ ...) stay as they are.
+    Resolved through ``real_path``: Path.resolve() encodes in the locale's encoding and refused a CJK name under
+    LC_ALL=de_DE.ISO-8859-1."""
     if value.startswith("/vsi") or "://" in value:
         return value
-    return str((base / os.path.expanduser(value)).resolve())
+    return real_path(os.path.join(base, os.path.expanduser(value)))
 
 
-def _row_kwargs(row: dict[str, str], params: dict[str, inspect.Parameter], base: Path, line: int) -> dict:
+def _row_kwargs(row: dict[str, str], params: dict[str, inspect.Parameter], base: str, line: int) -> dict:
     kwargs: dict[str, Any] = {}
     for column, cell in row.items():
         if column is None:   # csv puts the cells beyond the header's columns under None
@@ -182,7 +183,7 @@ def sniff_delimiter(header: str) -> str:
 def read_scenes(csv_path: str, defaults: dict[str, Any] | None = None) -> list[Scene]:
     """Every scene of a CSV list; ``defaults`` (engine keywords) apply where a row leaves a cell empty."""
     params = engine_parameters()
-    base = Path(csv_path).resolve().parent
+    base = os.path.dirname(real_path(csv_path))   # through os_path, as _resolve_path
     try:
         with open(os_path(csv_path), newline="", encoding="utf-8-sig") as f:
             reader = csv.DictReader(f, delimiter=sniff_delimiter(f.readline()))
