@@ -192,3 +192,26 @@ def test_tile_size_and_overlap_say_their_range(qgis_app):
         check_tiling(64, 33)
     assert str(refused.value) == ("'Tile overlap (PAN pixels, 0 to half the tile size)' (OVERLAP) is 33; with "
                                   "'Tile size (PAN pixels, 64–8192)' (TILE_SIZE) 64 it must be 0 to 32")
+
+
+def test_paths_in_messages_are_shown_as_written(data_dir, tmp_path, monkeypatch):
+    """QA: a path holding ' and " was shown by Python's repr ('/…/\\'Test\\' "q" 北京/Ergebnis ü.png') in the "must be
+    a GeoTIFF" refusal and the COG write error; paths are shown in plain double quotes, as written, as the other
+    messages do ('cannot open the PAN raster "…"')."""
+    folder = tmp_path / "Ergebnisse 50% #2 & 'Test' \"q\" 北京"
+    folder.mkdir()
+    pan, ms = str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif")
+    png = str(folder / "Ergebnis ü.png")
+    with pytest.raises(InputError) as refused:
+        pansharpen(pan, ms, png, "wv2", "exp")
+    assert f'the output "{png}" must be a GeoTIFF' in str(refused.value)
+    # a COG larger than one 256 px block has overviews, written in CPL_TMPDIR: a folder that does not exist fails it
+    pan, ms = str(tmp_path / "pan.tif"), str(tmp_path / "ms.tif")
+    gdal.Translate(pan, str(data_dir / "wv2_pan.tif"), width=512, height=512)
+    gdal.Translate(ms, str(data_dir / "wv2_ms.tif"), width=128, height=128)
+    monkeypatch.setenv("CPL_TMPDIR", str(tmp_path / "gibt es nicht ä"))
+    cog = str(folder / "COG ä.tif")
+    with pytest.raises(OSError) as failed:
+        pansharpen(pan, ms, cog, "wv2", "exp", cog=True)
+    assert f'writing the output "{cog}" failed while writing the Cloud-Optimized GeoTIFF' in str(failed.value)
+    assert "\\'" not in str(refused.value) + str(failed.value)

@@ -20,7 +20,7 @@ from typing import Any
 from osgeo import gdal
 
 from . import classical, memory, model_card, pipeline, raster_io, selfcheck
-from .errors import InputError, disk_full
+from .errors import InputError, disk_full, quoted
 from .feedback import Feedback
 from .gdalutil import gdal_str, os_path, real_path
 from .numbers import decimal_comma_gains, decimal_comma_number
@@ -149,7 +149,7 @@ def _row_kwargs(row: dict[str, str], params: dict[str, inspect.Parameter], base:
         try:
             kwargs[key] = _resolve_path(cell, base) if key in PATH_KEYS else _convert(cell, params[key])
         except (ValueError, json.JSONDecodeError) as e:
-            raise SceneListError(f"line {line}: column {column!r}: cannot read {cell!r}: {e}") from None
+            raise SceneListError(f"line {line}: column {column!r}: cannot read {quoted(cell)}: {e}") from None
     missing = [c for c in REQUIRED_COLUMNS if column_keyword(c) not in kwargs]
     if missing:
         raise SceneListError(f"line {line}: no {', '.join(missing)} given")
@@ -462,8 +462,8 @@ def _check_scene(base: dict, kwargs: dict[str, Any]) -> dict:
 def record_failure(output: str, error: OSError) -> str:
     """The sidecar of a finished output could not be written: the output is complete, its record is not."""
     why = error.strerror or str(error)
-    return (f"the output {output!r} is complete, but its record {os.path.basename(sidecar_path(output))} could not "
-            f"be written ({why}): the next run fuses this scene again instead of skipping it"
+    return (f"the output {quoted(output)} is complete, but its record {os.path.basename(sidecar_path(output))} could "
+            f"not be written ({why}): the next run fuses this scene again instead of skipping it"
             + ("; free some space in its folder" if disk_full(error) else ""))
 
 
