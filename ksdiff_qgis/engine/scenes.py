@@ -20,6 +20,7 @@ from typing import Any
 from osgeo import gdal
 
 from . import classical, memory, model_card, pipeline, raster_io, selfcheck
+from .coregistration import in_batch_terms
 from .errors import InputError, disk_full, quoted
 from .feedback import Feedback
 from .gdalutil import gdal_str, os_path, real_path
@@ -46,7 +47,7 @@ class QuietFeedback(Feedback):
         self.warnings: list[str] = []
 
     def warning(self, message: str) -> None:
-        self.warnings.append(message)
+        self.warnings.append(in_batch_terms(message))
 
 
 class SceneListError(ValueError):
@@ -356,7 +357,8 @@ def base_record(scene: Scene) -> dict:
 
 
 def _done_record(base: dict, result: pipeline.PansharpenResult, said: list[str] | None = None) -> dict:
-    """``said``: the warnings the run gave its feedback; the result's own follow (once each)."""
+    """``said``: the warnings the run gave its feedback; the result's own follow (once each). Advice names the scene
+    list's columns (``in_batch_terms``)."""
     said = list(said or [])
     mpx = result.width * result.height / 1e6
     # method_used: what ran, e.g. the method an automatic choice settled on
@@ -364,8 +366,15 @@ def _done_record(base: dict, result: pipeline.PansharpenResult, said: list[str] 
             "device": result.device,
             "width": result.width, "height": result.height,
             "seconds": round(result.seconds, 3), "mpx_per_s": round(mpx / max(result.seconds, 1e-9), 3),
-            "warnings": said + [w for w in result.warnings if w not in said], "coregistration": result.coregistration,
+            "warnings": _with_result_warnings(said, result),
+            "coregistration": in_batch_terms(result.coregistration) if result.coregistration else None,
             "selfcheck": _selfcheck_figures(result)}
+
+
+def _with_result_warnings(said: list[str], result: pipeline.PansharpenResult) -> list[str]:
+    """The warnings the feedback was given, then the result's own not among them, in the batch's terms."""
+    said = list(said or [])
+    return said + [w for w in map(in_batch_terms, result.warnings) if w not in said]
 
 
 def _selfcheck_figures(result: pipeline.PansharpenResult) -> dict | None:
@@ -378,7 +387,7 @@ def _checked_record(base: dict, result: pipeline.PansharpenResult, said: list[st
     its figures."""
     return {**base, "status": "checked", "method_used": result.method, "sensor_used": result.sensor,
             "device": result.device, "width": 0, "height": 0, "seconds": round(result.seconds, 3),
-            "warnings": said + [w for w in result.warnings if w not in said], "selfcheck": _selfcheck_figures(result)}
+            "warnings": _with_result_warnings(said, result), "selfcheck": _selfcheck_figures(result)}
 
 
 def share_cores(kwargs: dict[str, Any], cores: int) -> dict[str, Any]:
@@ -425,7 +434,7 @@ def run_scene(scene: Scene, cores: int | None = None, force: bool = False) -> di
         if memory.out_of_memory(e):
             error = memory_advice(str(e) or type(e).__name__, kwargs)
         elif isinstance(e, InputError) or disk_full(e):
-            error = str(e)
+            error = in_batch_terms(str(e))
         else:   # another I/O error may pass (a network share that hiccuped): the scheduler retries the scene
             e.ksdiff_warnings = fb.warnings   # kept by the failed record (``batch.outcome``)
             raise
@@ -451,7 +460,8 @@ def _check_scene(base: dict, kwargs: dict[str, Any]) -> dict:
     try:
         result = pipeline.pansharpen(**kwargs, feedback=fb)
     except (InputError, MemoryError) as e:
-        error = memory_advice(str(e) or type(e).__name__, kwargs) if memory.out_of_memory(e) else str(e)
+        error = (memory_advice(str(e) or type(e).__name__, kwargs) if memory.out_of_memory(e)
+                 else in_batch_terms(str(e)))
         return {**base, "status": "failed", "error": error, "warnings": fb.warnings}
     except Exception as e:
         e.ksdiff_warnings = fb.warnings
