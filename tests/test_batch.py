@@ -423,6 +423,23 @@ def test_the_coregistration_advice_names_the_scene_list_column(tmp_path):
     assert read_record(scene.output)["result"]["warnings"] == record["warnings"]
 
 
+def test_report_and_record_keep_non_ascii_names_readable(tmp_path):
+    """QA: the report .jsonl and the .ksdiff.json record wrote 'Überflug März' as '\\u00dcberflug M\\u00e4rz', so
+    grep found no 'März': both are UTF-8 text with the names as written."""
+    lists = tmp_path / "Überflug März 北京"
+    lists.mkdir()
+    (lists / "s.csv").write_text(f"pan,ms,sensor,method,output\n{DATA / 'wv2_pan.tif'},{DATA / 'wv2_ms.tif'},wv2,"
+                                 "exp,Ergebnis ü/o.tif\n", encoding="utf-8")
+    report = lists / "Bericht März.jsonl"
+    p = cli(str(lists / "s.csv"), "--workers", "1", "--report", str(report))
+    out, err = p.communicate(timeout=300)
+    assert p.returncode == 0, out + err
+    sidecar = (lists / "Ergebnis ü" / "o.tif.ksdiff.json").read_bytes()
+    for text in (report.read_bytes(), sidecar):
+        assert "Überflug März 北京/Ergebnis ü/o.tif".encode() in text and b"\\u00" not in text, text[:300]
+    assert json.loads(report.read_text(encoding="utf-8").splitlines()[0])["status"] == "done"
+
+
 def test_precision_float32_in_a_scene_list_runs(tmp_path):
     """README and the help call float32 PRECISION's other name; QGIS took it, a batch list's cell failed every scene
     with "unknown precision 'float32'" (docs QA): the engine takes the alias too."""

@@ -210,7 +210,7 @@ def test_full_cpl_tmpdir_during_the_cog_pass_is_said_there(qgis_app, pair, tmp_p
     need = space.needed_bytes(256, 256, 4, np.uint16, "deflate", True)
     with pytest.raises(QgsProcessingException) as e:
         _run({**pair, "COG": True, "OUTPUT": str(out)})
-    assert f"the output needed about {need / 1024:,.0f} KB; " in str(e.value), str(e.value)
+    assert f"the output needed about {need / 1024:.0f} KB; " in str(e.value), str(e.value)
     assert str(out.parent) in str(e.value)
 
 

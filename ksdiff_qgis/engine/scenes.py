@@ -311,7 +311,7 @@ def write_record(output: str, record: dict) -> None:
     tmp = f"{path}.{os.getpid()}.partial"
     try:
         with open(os_path(tmp), "w", encoding="utf-8") as f:   # beside the output GDAL wrote (``os_path``)
-            json.dump(record, f, indent=1, sort_keys=True)
+            json.dump(record, f, indent=1, sort_keys=True, ensure_ascii=False)
         os.replace(os_path(tmp), os_path(path))
     except OSError:   # a full disk: no half-written record left behind
         if os.path.exists(os_path(tmp)):

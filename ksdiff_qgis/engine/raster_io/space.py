@@ -57,8 +57,8 @@ def temp_folder(output_folder: str) -> str | None:
 
 def _size(n: float) -> str:
     if n >= 2**30:
-        return f"{n / 2**30:,.1f} GB"
-    return f"{n / 2**20:,.1f} MB" if n >= 2**20 else f"{n / 1024:,.0f} KB"
+        return f"{n / 2**30:.1f} GB"
+    return f"{n / 2**20:.1f} MB" if n >= 2**20 else f"{n / 1024:.0f} KB"
 
 
 def codec(compression: str, extra: list[str]) -> str:

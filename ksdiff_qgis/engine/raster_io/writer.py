@@ -165,7 +165,7 @@ def free_space(folder: str) -> int | None:
 
 
 def _size(n: int) -> str:
-    return f"{n / 2**20:,.1f} MB" if n >= 2**20 else f"{n / 1024:,.0f} KB"
+    return f"{n / 2**20:.1f} MB" if n >= 2**20 else f"{n / 1024:.0f} KB"
 
 
 def write_failure(path: str, action: str, errors: list[str], written: int | None = None,
