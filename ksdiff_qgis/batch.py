@@ -128,7 +128,7 @@ def local_workers(requested: int) -> tuple[int, str | None]:
     if by_cores <= by_memory:
         return by_cores, (f"{asked} is more than this machine's {cores} core(s) can use: using {by_cores} "
                           f"(at most {MAX_WORKERS_PER_CORE} per core)")
-    return by_memory, (f"{asked} would not fit in the {free:,.0f} MB of available RAM: using {by_memory} "
+    return by_memory, (f"{asked} would not fit in the {free:.0f} MB of available RAM: using {by_memory} "
                        f"(each needs about {WORKER_MB} MB)")
 
 
@@ -279,7 +279,7 @@ def fail_unfinished(futures: dict, done: set, records: list[dict], report: IO[st
             done.add(future)
             records.append(rec)
             if report is not None:
-                report.write(json.dumps(rec) + "\n")
+                report.write(json.dumps(rec, ensure_ascii=False) + "\n")
                 report.flush()
             progress.update(rec)
 
@@ -331,7 +331,7 @@ def record_outcome(future, scene: Scene, records: list[dict], report: IO[str] | 
     rec = outcome(future, scene)
     records.append(rec)
     if report is not None:
-        report.write(json.dumps(rec) + "\n")
+        report.write(json.dumps(rec, ensure_ascii=False) + "\n")
         report.flush()   # a long run interrupted halfway keeps the lines it has
     progress.update(rec)
 
@@ -393,7 +393,7 @@ def summarize(records: list[dict], wall: float, scenes: int | None = None, stopp
 
 def write_summary(report: IO[str] | None, summary: dict) -> None:
     if report is not None:
-        report.write(json.dumps({"summary": summary}) + "\n")
+        report.write(json.dumps({"summary": summary}, ensure_ascii=False) + "\n")
         report.flush()
 
 
@@ -451,7 +451,7 @@ def interrupted(scenes: list[Scene], records: list[dict], report: IO[str] | None
             rec = {**base_record(scene), **done.get("result", {}), "status": "done"}
             records.append(rec)
             if report is not None:
-                report.write(json.dumps(rec) + "\n")
+                report.write(json.dumps(rec, ensure_ascii=False) + "\n")
 
 
 def print_summary(summary: dict) -> None:

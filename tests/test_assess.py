@@ -444,7 +444,7 @@ def test_assess_says_why_an_index_is_na_and_how_many_pixels_it_used(full_fused, 
     assert res["pixels"] == 256 * 20 and np.isnan(res["Q2n"]) and np.isnan(res["Q"]) and res["SAM"] >= 0
     assert any("Q2n (Q4/Q8) is n/a: no 32×32 block" in line for line in log.lines), log.lines
     text = html_report(res, None, {"Fused": full_fused}, "wv2")
-    assert "5,120 of the 256×256 pixels" in text and "no 32×32 block is entirely valid" in text
+    assert "5120 of the 256×256 pixels" in text and "no 32×32 block is entirely valid" in text
     zero_b2 = _with_hole(full_fused, str(tmp_path / "zero_b2.tif"), 0.0, slice(None), slice(None))
     src = gdal.Open(full_fused).ReadAsArray()
     ds = gdal.Open(zero_b2, gdal.GA_Update)

@@ -190,7 +190,7 @@ def test_a_damaged_block_names_its_file(qgis_app, pair, tmp_path):
         f.seek(offset)
         f.write(b"\xff" * 256)
     _expect_error({**pair, "PAN": bad}, str(tmp_path / "o.tif"),
-                  "(?s)input '.*pan_damaged.tif' failed.*damaged or truncated")
+                  '(?s)input ".*pan_damaged.tif" failed.*damaged or truncated')
 
 
 def test_not_a_raster(qgis_app, pair, tmp_path):
@@ -216,7 +216,7 @@ def test_an_output_through_a_missing_folder_is_refused_before_any_pixel(qgis_app
     from qgis.core import QgsProcessingException
 
     out = os.path.join(str(tmp_path), "nodir", os.pardir, "o3.tif")
-    missing = re.escape(repr(str(tmp_path / "nodir")))
+    missing = re.escape(f"\"{tmp_path / 'nodir'}\"")
     with pytest.raises(QgsProcessingException, match=f"the output folder {missing} does not exist"):
         processing.run("ksdiff:pansharpen", {**pair, "METHOD": "brovey", "OUTPUT": out})
     # no partial, no output, no folder made

@@ -403,8 +403,41 @@ def test_a_coregistered_scene_keeps_the_move_in_its_record(tmp_path):
                     "mtf_glp_hpm,o.tif,yes\n")
     (scene,) = read_scenes(str(path))
     record = run_scene(scene, cores=1)
-    assert record["status"] == "done" and "(COREGISTER): the MS moved onto the PAN" in record["coregistration"]
+    assert record["status"] == "done" and "coregister=yes: the MS moved onto the PAN" in record["coregistration"]
     assert read_record(scene.output)["result"]["coregistration"] == record["coregistration"]
+
+
+def test_the_coregistration_advice_names_the_scene_list_column(tmp_path):
+    """QA: the batch's warning (and its report record and sidecar) said to tick 'Move the MS onto the PAN…'
+    (COREGISTER) under Advanced Parameters, which a scene list has not: it names the row's coregister column. The
+    fixture pair lies 1.3 PAN pixels apart."""
+    from ksdiff_qgis.engine.scenes import read_record, read_scenes, run_scene
+
+    path = tmp_path / "s.csv"
+    path.write_text(f"pan,ms,sensor,method,output\n{DATA / 'wv2_pan.tif'},{DATA / 'wv2_ms.tif'},wv2,exp,o.tif\n")
+    (scene,) = read_scenes(str(path))
+    record = run_scene(scene, cores=1)
+    said = [w for w in record["warnings"] if "PAN pixels apart" in w]
+    assert len(said) == 1 and "set the row's coregister column to yes" in said[0], record["warnings"]
+    assert not [w for w in record["warnings"] if "Advanced Parameters" in w or "(COREGISTER)" in w]
+    assert read_record(scene.output)["result"]["warnings"] == record["warnings"]
+
+
+def test_report_and_record_keep_non_ascii_names_readable(tmp_path):
+    """QA: the report .jsonl and the .ksdiff.json record wrote 'Überflug März' as '\\u00dcberflug M\\u00e4rz', so
+    grep found no 'März': both are UTF-8 text with the names as written."""
+    lists = tmp_path / "Überflug März 北京"
+    lists.mkdir()
+    (lists / "s.csv").write_text(f"pan,ms,sensor,method,output\n{DATA / 'wv2_pan.tif'},{DATA / 'wv2_ms.tif'},wv2,"
+                                 "exp,Ergebnis ü/o.tif\n", encoding="utf-8")
+    report = lists / "Bericht März.jsonl"
+    p = cli(str(lists / "s.csv"), "--workers", "1", "--report", str(report))
+    out, err = p.communicate(timeout=300)
+    assert p.returncode == 0, out + err
+    sidecar = (lists / "Ergebnis ü" / "o.tif.ksdiff.json").read_bytes()
+    for text in (report.read_bytes(), sidecar):
+        assert "Überflug März 北京/Ergebnis ü/o.tif".encode() in text and b"\\u00" not in text, text[:300]
+    assert json.loads(report.read_text(encoding="utf-8").splitlines()[0])["status"] == "done"
 
 
 def test_precision_float32_in_a_scene_list_runs(tmp_path):

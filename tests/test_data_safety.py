@@ -210,7 +210,7 @@ def test_full_cpl_tmpdir_during_the_cog_pass_is_said_there(qgis_app, pair, tmp_p
     need = space.needed_bytes(256, 256, 4, np.uint16, "deflate", True)
     with pytest.raises(QgsProcessingException) as e:
         _run({**pair, "COG": True, "OUTPUT": str(out)})
-    assert f"the output needed about {need / 1024:,.0f} KB; " in str(e.value), str(e.value)
+    assert f"the output needed about {need / 1024:.0f} KB; " in str(e.value), str(e.value)
     assert str(out.parent) in str(e.value)
 
 
@@ -721,6 +721,28 @@ def test_output_in_a_folder_with_umlauts_under_a_latin1_locale(data_dir, tmp_pat
     assert (folder / "neu" / "b.tif.ksdiff.json").exists()
     assert not _partials(folder) and not _partials(folder / "neu")
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([folder.name, "run.py", "done.jsonl", "skipped.jsonl"])
+
+
+@pytest.mark.skipif(sys.platform == "win32" or LATIN1 is None, reason="needs a POSIX ISO-8859-1 locale (locale -a)")
+def test_batch_paths_outside_latin1_under_a_latin1_locale(data_dir, tmp_path):
+    """LC_ALL=de_DE.ISO-8859-1 and a scene list whose folder, inputs and output hold characters Latin-1 lacks
+    (北京, an en dash; QA: "column 'pan': cannot read ...: 'latin-1' codec can't encode characters", the list's
+    paths went through Path.resolve()). The batch runs as under UTF-8 and writes where the list says."""
+    inputs = tmp_path / "Données 北京 影像"
+    lists = tmp_path / "Stapel März — 北京"
+    inputs.mkdir()
+    lists.mkdir()
+    shutil.copy(data_dir / "wv2_pan.tif", inputs / "Panchromatisch ü.tif")
+    shutil.copy(data_dir / "wv2_ms.tif", inputs / "Multispektral 北京.tif")
+    (lists / "Szenen.csv").write_text("pan;ms;sensor;method;output\n../Données 北京 影像/Panchromatisch ü.tif;"
+                                      "../Données 北京 影像/Multispektral 北京.tif;wv2;gsa;Aus/b – 北京.tif\n",
+                                      encoding="utf-8")
+    env = {**os.environ, "LC_ALL": LATIN1, "LANG": LATIN1, "PYTHONPATH": str(ROOT), "PYTHONIOENCODING": "utf-8"}
+    b = subprocess.run([sys.executable, "-m", "ksdiff_qgis.batch", "Szenen.csv", "--workers", "1", "--no-progress"],
+                       capture_output=True, text=True, env=env, cwd=lists, timeout=300)
+    assert b.returncode == 0, b.stdout + b.stderr
+    assert gdal.Open(str(lists / "Aus" / "b – 北京.tif")).RasterCount == 4
+    assert (lists / "Aus" / "b – 北京.tif.ksdiff.json").exists()
 
 
 # 7. output behind a VRT input ------------------------------------------------------------------------

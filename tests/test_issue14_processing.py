@@ -391,16 +391,22 @@ def test_generic_sensor_with_custom_gains(qgis_app, data_dir, tmp_path):
     _run({**common, "SENSOR": "generic", "MTF_GAINS": "0.34, 0.32, 0.30, 0.22", "OUTPUT": out})
     _run({**common, "SENSOR": "qb", "OUTPUT": ref})       # the same gains as QuickBird's table entry
     assert np.array_equal(gdal.Open(out).ReadAsArray(), gdal.Open(ref).ReadAsArray())
+    # separated by spaces, as MS_BANDS and the batch's mtf_gains column take them (QA: refused in QGIS only)
+    spaced = str(tmp_path / "spaced.tif")
+    _run({**common, "SENSOR": "generic", "MTF_GAINS": "0.34 0.32 0.30 0.22", "OUTPUT": spaced})
+    assert np.array_equal(gdal.Open(spaced).ReadAsArray(), gdal.Open(ref).ReadAsArray())
     from qgis.core import QgsProcessingException
 
     with pytest.raises(QgsProcessingException):
         _run({**common, "SENSOR": "generic", "MTF_GAINS": "1.5", "OUTPUT": str(tmp_path / "bad.tif")})
 
 
-@pytest.mark.parametrize("gains, meant", [("0,35", "0.35"), ("0,34; 0,32; 0,30; 0,22", "0.34, 0.32, 0.30, 0.22")])
+@pytest.mark.parametrize("gains, meant", [("0,35", "0.35"), ("0,34; 0,32; 0,30; 0,22", "0.34, 0.32, 0.30, 0.22"),
+                                          ("0,35 0,32 0,30 0,22", "0.35, 0.32, 0.30, 0.22")])
 def test_decimal_comma_in_mtf_gains_says_use_a_decimal_point(qgis_app, data_dir, tmp_path, gains, meant):
     """MTF_GAINS "0,35" (a decimal comma, German/French habit) read as the gains 0 and 35 and only said "every gain
-    must lie between 0 and 1": the message names the decimal comma and the value meant, before any output."""
+    must lie between 0 and 1": the message names the decimal comma and the value meant, before any output. Also
+    for gains separated by spaces (QA: "0,35 0,32 0,30 0,22" only said "is not a comma-separated list of numbers")."""
     from qgis.core import QgsProcessingException
 
     out, log = tmp_path / "g.tif", Log()
@@ -408,7 +414,8 @@ def test_decimal_comma_in_mtf_gains_says_use_a_decimal_point(qgis_app, data_dir,
         _run({"PAN": str(data_dir / "wv2_pan.tif"), "MS": str(data_dir / "wv2_ms.tif"), "METHOD": "mtf_glp_hpm",
               "SENSOR": "generic", "MTF_GAINS": gains, "OUTPUT": str(out)}, log)
     errors = [line for line in log.lines if line.startswith("ERROR")]
-    assert any(f"use a decimal point ({meant}); commas separate one gain per band" in e for e in errors), errors
+    assert any(f"use a decimal point ({meant}); commas or spaces separate one gain per band" in e for e in errors), \
+        errors
     assert not out.exists()
 
 

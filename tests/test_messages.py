@@ -41,7 +41,8 @@ def test_a_tiny_share_is_not_printed_as_zero():
 
 def test_the_clip_line_says_the_real_limit_and_what_was_written():
     """QA: 'an integer output type holds them clipped to its range' for UInt16 output clipped at 2047, and '0.000%'
-    for 18 of 30 M values. Now: counts with separators, '< 0.001%', the data's 11-bit top, what was written."""
+    for 18 of 30 M values. Now: counts without a thousands separator (QA: '28,725' reads as a decimal to German and
+    French readers), '< 0.001%', the data's 11-bit top, what was written."""
     fb = RecordingFeedback()
     cc = ClipCounter(2047, ["Blue"], bits=11, type_name="UInt16")
     strip = np.full((1, 1000, 1000), 500.0, np.float32)
@@ -50,7 +51,7 @@ def test_the_clip_line_says_the_real_limit_and_what_was_written():
         cc.add(strip)
     cc.report(fb, labels.method("ksdiff"))
     line = fb.lines[0]
-    assert line.startswith("KSDiff (learned): 18,000 of 30,000,000 fused values (0.060%)"), line
+    assert line.startswith("KSDiff (learned): 18000 of 30000000 fused values (0.060%)"), line
     fb = RecordingFeedback()
     few = ClipCounter(2047, ["Blue"], bits=11)
     hit = strip.copy()
@@ -59,7 +60,7 @@ def test_the_clip_line_says_the_real_limit_and_what_was_written():
     for _ in range(29):
         few.add(strip)
     few.report(fb, "KSDiff (learned)")
-    assert fb.lines[0].startswith("KSDiff (learned): 3 of 30,000,000 fused values (< 0.001%)"), fb.lines
+    assert fb.lines[0].startswith("KSDiff (learned): 3 of 30000000 fused values (< 0.001%)"), fb.lines
     assert "those above 2047, the top of the data's 11-bit range, were written as 2047" in line, line
     assert "those below 0 as the lowest valid value" in line and "clipped to its range" not in line, line
     fb = RecordingFeedback()
@@ -192,3 +193,26 @@ def test_tile_size_and_overlap_say_their_range(qgis_app):
         check_tiling(64, 33)
     assert str(refused.value) == ("'Tile overlap (PAN pixels, 0 to half the tile size)' (OVERLAP) is 33; with "
                                   "'Tile size (PAN pixels, 64–8192)' (TILE_SIZE) 64 it must be 0 to 32")
+
+
+def test_paths_in_messages_are_shown_as_written(data_dir, tmp_path, monkeypatch):
+    """QA: a path holding ' and " was shown by Python's repr ('/…/\\'Test\\' "q" 北京/Ergebnis ü.png') in the "must be
+    a GeoTIFF" refusal and the COG write error; paths are shown in plain double quotes, as written, as the other
+    messages do ('cannot open the PAN raster "…"')."""
+    folder = tmp_path / "Ergebnisse 50% #2 & 'Test' \"q\" 北京"
+    folder.mkdir()
+    pan, ms = str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif")
+    png = str(folder / "Ergebnis ü.png")
+    with pytest.raises(InputError) as refused:
+        pansharpen(pan, ms, png, "wv2", "exp")
+    assert f'the output "{png}" must be a GeoTIFF' in str(refused.value)
+    # a COG larger than one 256 px block has overviews, written in CPL_TMPDIR: a folder that does not exist fails it
+    pan, ms = str(tmp_path / "pan.tif"), str(tmp_path / "ms.tif")
+    gdal.Translate(pan, str(data_dir / "wv2_pan.tif"), width=512, height=512)
+    gdal.Translate(ms, str(data_dir / "wv2_ms.tif"), width=128, height=128)
+    monkeypatch.setenv("CPL_TMPDIR", str(tmp_path / "gibt es nicht ä"))
+    cog = str(folder / "COG ä.tif")
+    with pytest.raises(OSError) as failed:
+        pansharpen(pan, ms, cog, "wv2", "exp", cog=True)
+    assert f'writing the output "{cog}" failed while writing the Cloud-Optimized GeoTIFF' in str(failed.value)
+    assert "\\'" not in str(refused.value) + str(failed.value)

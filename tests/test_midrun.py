@@ -180,7 +180,7 @@ def test_output_folder_made_read_only_mid_run_says_so_and_where_the_temporary_fi
         pipeline.pansharpen(**scene_kwargs(out))
     monkeypatch.undo()
     said = str(e.value)
-    assert f"the output folder {str(tmp_path)!r} is not writable" in said, said
+    assert f"the output folder \"{tmp_path}\" is not writable" in said, said
     left = list(tmp_path.glob(".o.tif.*.partial"))
     assert left and "could not be removed" in said and left[0].name in said
     assert "so it was removed" not in said and "Windows" not in said

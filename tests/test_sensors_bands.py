@@ -80,7 +80,17 @@ def test_sensor_table():
                                        ("Red-Edge", "rededge"), ("Red_Edge", "rededge"), ("RedEdge", "rededge"),
                                        ("NIR-1", "nir"), ("NIR_2", "nir2"), ("NIR-2", "nir2"), ("Near-IR2", "nir2"),
                                        ("Near IR 1", "nir"), ("Near-IR1", "nir"), ("CoastalBlue", "coastal"),
-                                       ("Coastal-Blue", "coastal"), ("Deep-Blue", "coastal")])
+                                       ("Coastal-Blue", "coastal"), ("Deep-Blue", "coastal"),
+                                       # localised names, short ones as whole words (QA: Blau, Grün, Rot gave no
+                                       # natural colour); 'Rotation' and 'Vertical' are no colours
+                                       ("Blau", "blue"), ("Grün", "green"), ("Gru\u0308n", "green"), ("Rot", "red"),
+                                       ("Nahes Infrarot", "nir"), ("Rote Kante", "rededge"), ("Bleu", "blue"),
+                                       ("Vert", "green"), ("Rouge", "red"), ("Proche infrarouge", "nir"),
+                                       ("Bleu côtier", "coastal"), ("Rojo", "red"), ("Infrarrojo cercano", "nir"),
+                                       ("Rosso", "red"), ("Vermelho", "red"), ("蓝", "blue"), ("绿", "green"),
+                                       ("红", "red"), ("近红外", "nir"), ("红边", "rededge"), ("短波红外", "swir"),
+                                       ("Rot 红", "red"), ("Nahes Infrarot 2", "nir2"), ("Rotation", None),
+                                       ("Vertical", None), ("Rotes Band", "red")])
 def test_band_kind(name, kind):
     assert band_kind(name) == kind
 
@@ -307,6 +317,60 @@ def test_hyphenated_band_names_are_matched_and_ambiguity_is_said(data_dir, tmp_p
     # the refusal says the order does not matter (it said "select them in that order")
     with pytest.raises(InputError, match="in any order"):
         plan_bands(_info(ms8), spec, [1, 2, 3], ["Blue", "Green", "Red", "NIR"])
+
+
+LOCALISED_8 = {
+    "de": ["Küstenblau", "Blau", "Grün", "Gelb", "Rot", "Rote Kante", "Nahes Infrarot 1", "Nahes Infrarot 2"],
+    "fr": ["Bleu côtier", "Bleu", "Vert", "Jaune", "Rouge", "Bord rouge", "Proche infrarouge 1", "Proche infrarouge 2"],
+    "es": ["Costero", "Azul", "Verde", "Amarillo", "Rojo", "Borde rojo", "Infrarrojo cercano 1",
+           "Infrarrojo cercano 2"],
+    "it": ["Costiero", "Blu", "Verde", "Giallo", "Rosso", "Bordo rosso", "Infrarosso vicino 1", "Infrarosso vicino 2"],
+    "pt": ["Azul costeiro", "Azul", "Verde", "Amarelo", "Vermelho", "Borda do vermelho", "Infravermelho próximo 1",
+           "Infravermelho próximo 2"],
+    "zh": ["海岸", "蓝", "绿", "黄", "红", "红边", "近红外1", "近红外2"],
+}
+
+
+@pytest.mark.parametrize("lang", sorted(LOCALISED_8))
+def test_localised_band_names_work_as_the_english_ones(data_dir, tmp_path, lang):
+    """QA: an MS whose bands are named Blau, Grün, Rot, Nahes Infrarot (or Bleu, Vert, Rouge, Proche infrarouge)
+    got no natural colour and opened in false colour. Localised names pick the same model bands in the same order,
+    the same MTF gains and the same sensor fit as the English ones, and give the natural-colour bands."""
+    from ksdiff_qgis.engine.bandcolour import rgb_bands
+    from ksdiff_qgis.engine.bands import holds_sensor_bands
+
+    def copy(src, name):   # _renamed writes beside its input: one file per name set
+        return shutil.copy(src, tmp_path / name)
+
+    ms8 = make_wv2_8band(data_dir / "wv2_ms.tif", tmp_path / "ms8.tif")
+    rev = list(range(7, -1, -1))   # reversed: each band must be found by its name, not its position
+    english = _renamed(copy(ms8, "en8.tif"), WV8[::-1], rev)
+    local = _renamed(copy(ms8, "local8.tif"), LOCALISED_8[lang][::-1], rev)
+    assert rgb_bands(local.descriptions) == rgb_bands(english.descriptions) == (4, 6, 7)
+    for key, model in (("wv2_8", list(get_sensor("wv3").band_names)), ("wv2_8", ["Blue", "Green", "Red", "NIR"]),
+                       ("generic", ["Blue", "Green", "Red", "NIR"])):
+        want, got = plan_bands(english, get_sensor(key), None, model), plan_bands(local, get_sensor(key), None, model)
+        assert (got.model, got.gains, got.warnings) == (want.model, want.gains, want.warnings), (key, model)
+    four = [_renamed(copy(data_dir / "wv2_ms.tif", f"{tag}4.tif"), [names[i] for i in (4, 2, 1, 6)], [2, 1, 0, 3])
+            for tag, names in (("en", WV8), ("local", LOCALISED_8[lang]))]   # R, G, B, NIR
+    assert [holds_sensor_bands(m, get_sensor(k)) for m in (english, local) for k in ("wv2", "wv2_8")] == [False] * 4
+    plans = [plan_bands(m, get_sensor("qb"), None, ["Blue", "Green", "Red", "NIR"]) for m in four]
+    assert plans[1].model == plans[0].model == [2, 1, 0, 3] and plans[1].gains == plans[0].gains
+    assert rgb_bands(four[1].descriptions) == (1, 2, 3)
+
+
+def test_localised_band_names_give_a_natural_colour_output(data_dir, tmp_path):
+    """The QA's German names (with the odd characters it used): the output's bands are tagged red, green and blue
+    (it said 'no band named Red; no band named Green; no band named Blue')."""
+    from ksdiff_qgis.engine.bandcolour import missing_colours
+
+    names = ["Blau ü", "Grün «g»", "Rot 红", "Nahes Infrarot — NIR"]
+    ms = _renamed(shutil.copy(data_dir / "wv2_ms.tif", tmp_path / "ms.tif"), names)
+    assert missing_colours(names) == []
+    res = pansharpen(str(data_dir / "wv2_pan.tif"), ms.path, str(tmp_path / "o.tif"), "wv2", "gsa")
+    ds = gdal.Open(res.output_path)
+    assert [gdal.GetColorInterpretationName(ds.GetRasterBand(i).GetColorInterpretation()) for i in range(1, 5)] == \
+        ["Blue", "Green", "Red", "Undefined"]
 
 
 def test_learned_output_keeps_the_ms_band_order_and_every_band(data_dir, tmp_path):

@@ -114,6 +114,6 @@ def test_a_tiny_floored_share_is_not_said_as_zero():
 
     fuser = OnnxFuser.__new__(OnnxFuser)   # the note reads only the run's counts
     fuser.floored, fuser.values, fuser.pan_saturated_at = 380, 20430400, None
-    assert "380 of 20,430,400 fused values (< 0.01%; tiles counted with their borders)" in fuser.floor_note()
+    assert "380 of 20430400 fused values (< 0.01%; tiles counted with their borders)" in fuser.floor_note()
     fuser.floored = 20430
     assert "(0.10%; tiles counted with their borders)" in fuser.floor_note()

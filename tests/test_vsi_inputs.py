@@ -76,7 +76,7 @@ def test_a_batch_list_with_an_output_inside_an_archive_stops_before_any_scene(da
                        f"{data_dir}/l8_pan.tif,{data_dir}/l8_ms.tif,landsat8,,{out}\n", encoding="utf-8")
     with pytest.raises(SceneListError) as raised:
         read_scenes(str(listing))
-    assert str(raised.value).startswith(f"line 3: the output '{out}' cannot be written: {VIRTUAL_OUTPUT}")
+    assert str(raised.value).startswith(f'line 3: the output "{out}" cannot be written: {VIRTUAL_OUTPUT}')
     assert hint in str(raised.value), raised.value
 
 

@@ -71,12 +71,14 @@ def compression_help(tr: Callable[[str], str]) -> str:
     return "; ".join(f"{k}: {tr(d)}" for k, d in outputs.COMPRESSIONS.items()) + "."
 
 
+# what separates the items of a list typed as text (MS_BANDS, MTF_GAINS), as the batch's list columns
+LIST_SEPARATORS = r"[,;\s]+"
 BAND_FORMS = "4,3,2,1 or 4 3 2 1 or 4;3;2;1 (qgis_process: MS_BANDS=4,3,2,1, or MS_BANDS repeated)"
 
 
 def parse_bands(value) -> list[int] | None:
-    """MS_BANDS as given: band numbers (1-based) in a list, or text separated by commas, spaces or ';' (MTF_GAINS in
-    the same algorithm is comma-separated), or a mix; None when empty. ValueError naming the accepted forms for
+    """MS_BANDS as given: band numbers (1-based) in a list, or text separated by commas, spaces or ';' (as MTF_GAINS
+    is), or a mix; None when empty. ValueError naming the accepted forms for
     anything else (QGIS's own reading turned '4,3,2,1' into band 0)."""
     items = value if isinstance(value, (list, tuple)) else [value]
     bands = []
@@ -89,7 +91,7 @@ def parse_bands(value) -> list[int] | None:
         if isinstance(item, float) and item.is_integer():
             bands.append(int(item))
             continue
-        for token in re.split(r"[,;\s]+", str(item).strip()):
+        for token in re.split(LIST_SEPARATORS, str(item).strip()):
             if not token:
                 continue
             if not re.fullmatch(r"\d+", token):
@@ -100,19 +102,24 @@ def parse_bands(value) -> list[int] | None:
 
 
 def parse_gains(text: str) -> list[float] | None:
-    """'0.3, 0.28' -> [0.3, 0.28]; empty -> None. ValueError with a readable message otherwise."""
+    """'0.3, 0.28', '0.3 0.28' or '0.3; 0.28' -> [0.3, 0.28] (separated as MS_BANDS and the batch's mtf_gains
+    column are: ``LIST_SEPARATORS``); empty -> None. ValueError with a readable message otherwise; a decimal
+    comma ('0,35 0,32') is refused with the value meant."""
     if not text or not text.strip():
         return None
     try:
-        gains = [float(t) for t in text.replace(";", ",").split(",") if t.strip()]
+        gains = [float(t) for t in re.split(LIST_SEPARATORS, text.strip()) if t]
     except ValueError:
-        raise ValueError(f"MTF_GAINS: {text!r} is not a comma-separated list of numbers") from None
+        meant = decimal_comma_gains(text)
+        hint = f"; with a decimal point: {meant}" if meant else ""
+        raise ValueError(f"MTF_GAINS: {text!r} is not a list of numbers separated by commas or spaces (e.g. 0.34, "
+                         f"0.32 or 0.34 0.32){hint}") from None
     if not gains or any(not 0.0 < g < 1.0 for g in gains):
         meant = decimal_comma_gains(text)
         if meant:
             read = ", ".join(f"{g:g}" for g in gains)
             raise ValueError(f"MTF_GAINS: {text!r} reads as the gains {read}, which must lie between 0 and 1: use a "
-                             f"decimal point ({meant}); commas separate one gain per band")
+                             f"decimal point ({meant}); commas or spaces separate one gain per band")
         raise ValueError(f"MTF_GAINS: every gain must lie between 0 and 1 (exclusive), got {text!r}")
     return gains
 

@@ -169,8 +169,8 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
                 "every band of its model among them (found by name; an 8-band product's Blue, Green, Red, NIR go to "
                 "the 4-band model): it fuses those, MTF-GLP-HPM any others. A selection without all of them is "
                 "refused for METHOD ksdiff; auto then uses a classical method, which fuses any bands.")),
-            (QgsProcessingParameterString(self.MTF_GAINS, tr("MS MTF gains at Nyquist, comma-separated "
-                                                             "(default: the sensor's)"), optional=True),
+            (QgsProcessingParameterString(self.MTF_GAINS, tr("MS MTF gains at Nyquist, separated by commas or "
+                                                             "spaces (default: the sensor's)"), optional=True),
              tr("One value for all bands or one per fused band, each between 0 and 1 (e.g. 0.3 for a generic "
                 "sensor).")),
             (QgsProcessingParameterFile(self.MODEL, tr("ONNX model overriding the bundled one"), extension="onnx",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -24,9 +25,40 @@ from .metascan import MetadataScan
 from .raster_io import RasterInfo, describe
 from .sensors import GENERIC_MTF_MS, SENSORS, Sensor, table_of
 
+
+def _words(*words: str) -> str:
+    """A pattern matching any of ``words`` as whole words (QA: 'Rot' must not be read in 'Rotation')."""
+    return r"\b(?:" + "|".join(words) + r")\b"
+
+
+# the common German, French, Spanish, Italian and Portuguese names of a kind, as whole words, and the Chinese ones
+# (simplified and traditional; Chinese writes no spaces between words, so these are matched anywhere in the name,
+# the longer ones first by the order of _KINDS: 红边 red edge, 近红外 NIR before 红 red)
+_NIR_LOCAL = (r"nahes infrarot|nah ?infrarot|proche infrarouge|infrarouge proche|infrarrojo cercano|"
+              r"infrarosso vicino|vicino infrarosso|infravermelho pr[oó]ximo")
+_LOCAL = {
+    "rededge": _words("rote kante", "bord (?:du )?rouge", "borde (?:del )?rojo", "bordo (?:del )?rosso",
+                      "borda (?:do )?vermelh[oa]") + "|红边|紅邊",
+    "coastal": r"\bküste|" + _words("tiefblau", "c[oô]tier", "bleu profond", "costero", "costiero", "costeiro",
+                                    "azul profundo", "blu profondo") + "|海岸|沿海|深蓝|深藍",
+    "swir": r"\bkurzwell|" + _words("infrarouge moyen", "moyen infrarouge", "infrarouge (?:[aà] )?ondes? courtes?",
+                                    "infrarrojo (?:de )?onda corta", "infrarrojo medio",
+                                    "infrarosso (?:a )?onde corte", "infrarosso medio",
+                                    "infravermelho (?:de )?ondas? curtas?", "infravermelho m[eé]dio")
+            + "|短波红外|中红外|短波紅外|中紅外",
+    "nir2": rf"(?:\b(?:{_NIR_LOCAL}) ?2\b|近红外 ?2|近紅外 ?2)",
+    "nir": _words(_NIR_LOCAL, "pir", "infrarot", "infrarouge", "infrarrojo", "infrarosso", "infravermelho")
+           + "|近红外|近紅外|红外|紅外",
+    "yellow": _words("gelb", "jaune", "amarillo", "giallo", "amarelo") + "|黄|黃",
+    "blue": _words("blau", "blaues", "bleu", "bleue", "azul", "blu") + "|蓝|藍",
+    "green": _words("grün", "grünes", "gruen", "vert", "verte", "verde") + "|绿|綠",
+    "red": _words("rot", "rotes", "rouge", "rojo", "roja", "rosso", "rossa", "vermelho", "vermelha") + "|红|紅",
+    "pan": "全色",
+}
 # canonical band kinds, tested in this order (so "Red Edge" is not "Red" and "Deep Blue" not "Blue"), on the name
-# with hyphens, underscores and runs of spaces read as one space ("Red-Edge", "NIR_2", "Near-IR2")
-_KINDS = [
+# with hyphens, underscores and runs of spaces read as one space ("Red-Edge", "NIR_2", "Near-IR2"); the English
+# names, then the localised ones of ``_LOCAL`` (QA: an MS named Blau, Grün, Rot, Nahes Infrarot got no natural colour)
+_KINDS = [(kind, f"{pat}|{_LOCAL[kind]}" if kind in _LOCAL else pat) for kind, pat in [
     ("rededge", r"red ?edge|\bre\b|vre"),
     ("coastal", r"coastal|deep ?blue|aerosol"),
     ("swir", r"swir|short.?wave"),
@@ -37,7 +69,7 @@ _KINDS = [
     ("green", r"green"),
     ("red", r"red"),
     ("pan", r"pan"),
-]
+]]
 # Sentinel-2's band codes by the two characters its products write (B02 ... B12, B8A; ``bandcodes``)
 _SENTINEL2 = {"01": "coastal", "02": "blue", "03": "green", "04": "red", "05": "rededge", "06": "rededge",
               "07": "rededge", "08": "nir", "8a": "nir", "09": "vapour", "10": "cirrus", "11": "swir", "12": "swir"}
@@ -82,7 +114,8 @@ def band_kind(name: str, landsat: bool | str = False) -> str | None:
     '... central wavelength 665 nm' -> 'red'), or None. ``landsat``: band codes are Landsat's, padded or not, in its
     numbering: "oli" or True (Landsat 8/9: B05 and B5 -> 'nir'), "tm" (Landsat 4-7: B4 -> 'nir'); otherwise a bare
     unpadded code (B5) says nothing."""
-    text = (name or "").lower().replace("_", " ").strip()
+    # NFC: a name typed on macOS may hold 'ü' as 'u' and a combining diaeresis
+    text = unicodedata.normalize("NFC", name or "").lower().replace("_", " ").strip()
     code = bandcodes.parse(text)
     if code:
         if landsat:

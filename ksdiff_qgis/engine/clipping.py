@@ -67,7 +67,7 @@ class ClipCounter:
             return
         names = self.names or [f"band {i + 1}" for i in range(len(self.negative))]
         # counts in words, zero counts left out: "Blue: 45 above 2047", "Red: 12 below 0, 3 above 2047"
-        per_band = ", ".join(f"{n}: " + ", ".join(f"{int(c):,} {word} {limit:g}" for c, word, limit in
+        per_band = ", ".join(f"{n}: " + ", ".join(f"{int(c)} {word} {limit:g}" for c, word, limit in
                                                   ((a, "below", self.low), (b, "above", self.high)) if c)
                              for n, a, b in zip(names, self.negative, self.above) if a or b)
         total = self.valid * len(self.negative)
@@ -82,12 +82,12 @@ class ClipCounter:
             if below:
                 done.append(f"those below {self.low:g} as the lowest valid value" if above else
                             f"those below {self.low:g} were written as the lowest valid value")
-            msg = (f"{method}: {below + above:,} of {total:,} fused values ({share(below + above, total)}) were "
+            msg = (f"{method}: {below + above} of {total} fused values ({share(below + above, total)}) were "
                    f"out of the output's range (min {self.minimum:.1f}, max {self.maximum:.1f}; {per_band}): "
                    + "; ".join(done) + ".")
         else:   # float: nothing is above the type's range; the negatives are written as they are
-            per_band = ", ".join(f"{n}: {int(a):,} below 0" for n, a in zip(names, self.negative) if a)
-            msg = (f"{method}: {below:,} of {total:,} fused values ({share(below, total)}) are negative "
+            per_band = ", ".join(f"{n}: {int(a)} below 0" for n, a in zip(names, self.negative) if a)
+            msg = (f"{method}: {below} of {total} fused values ({share(below, total)}) are negative "
                    f"(min {self.minimum:.4g}; {per_band}); the floating-point output keeps them as they are.")
         if self.fraction() > WARN_FRACTION:
             fb.warning(msg)

@@ -22,6 +22,8 @@ WARN_PAN_PIXELS = 0.5   # an offset at least this long (PAN pixels) is worth a w
 ITERATIONS = 20
 BORDER = 3              # MS pixels at each window edge left out (gradients and the shifted samples' edge repeats)
 COREG = param("COREGISTER")   # the option as the dialog names it
+ADVICE = f"tick {COREG}, under Advanced Parameters"   # how a dialog user turns it on
+UNTICK = "untick it"
 MIN_TEXTURE = 1e-6      # relative determinant of the normal equations below which the sample says nothing
 
 
@@ -64,6 +66,13 @@ def estimate_offset(pans: list[np.ndarray], mss: list[np.ndarray], alpha: np.nda
     return float(d[0]), float(d[1])
 
 
+def in_batch_terms(text: str) -> str:
+    """``text`` with the option named as a scene list sets it, its ``coregister`` column, instead of the dialog's
+    checkbox (QA: the batch's warning said to tick it under Advanced Parameters)."""
+    return (text.replace(ADVICE, "set the row's coregister column to yes")
+            .replace(UNTICK, "set the row's coregister column to no").replace(COREG, "coregister=yes"))
+
+
 def offset_note(offset_ms: tuple[float, float] | None, ratio: int) -> str | None:
     """A warning when the PAN and MS lie at least WARN_PAN_PIXELS apart (``offset_ms``: ``estimate_offset``'s)."""
     if offset_ms is None:
@@ -77,7 +86,7 @@ def offset_note(offset_ms: tuple[float, float] | None, ratio: int) -> str | None
     return (f"The PAN and the MS look {length:.1f} PAN pixels apart (the PAN's content lies {east} and {north} of the "
             "MS's, measured on the scene): fused edges will show colour fringes, and the self-check, "
             "which degrades the scene, sees only part of the offset. Co-register the MS to the PAN for the best "
-            f"result: tick {COREG}, under Advanced Parameters, or use the Georeferencer / gdalwarp with ground "
+            f"result: {ADVICE}, or use the Georeferencer / gdalwarp with ground "
             "control points.")
 
 
@@ -100,7 +109,7 @@ def moved_plan(plan: GridPlan, offset_ms: tuple[float, float], ms_size: tuple[in
     if nr1 - nr0 < 4 * k or nc1 - nc0 < 4 * k:
         raise InputError(f"{COREG}: after moving the MS by the measured offset the PAN/MS overlap is "
                          f"{max(0, nc1 - nc0)} x {max(0, nr1 - nr0)} PAN pixels; at least {4 * k} x {4 * k} are "
-                         "needed: untick it to fuse where the georeferencing places the MS")
+                         f"needed: {UNTICK} to fuse where the georeferencing places the MS")
     return with_region(plan, nr0, nc0, nr1, nc1, ms_origin=origin)
 
 

@@ -17,7 +17,7 @@ import subprocess
 import sys
 from typing import Callable
 
-from .errors import Cancelled, InputError
+from .errors import Cancelled, InputError, quoted
 from .feedback import Feedback
 
 # The tested (major, minor) line per package; widen only after testing a release. The test suite and
@@ -398,7 +398,7 @@ def install(base: str, feedback: Feedback | None = None, package: str | None = N
     py = "{}.{}".format(*sys.version_info[:2])
     if wheel:
         if not os.path.isfile(wheel) or not wheel.endswith(".whl"):
-            raise InputError(f"the wheel {wheel!r} does not exist or is not a .whl file")
+            raise InputError(f"the wheel {quoted(wheel)} does not exist or is not a .whl file")
         package = os.path.basename(wheel).split("-")[0].replace("_", "-")
         version = wheel_version(wheel)
         if version is None or not tested(package, version):

@@ -18,3 +18,9 @@ def disk_full(error: BaseException) -> bool:
     if isinstance(error, OSError) and error.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
         return True
     return isinstance(error, OSError) and "no space left on device" in str(error).lower()
+
+
+def quoted(path: object) -> str:
+    """A path as messages show it: in plain double quotes, as written ('/a/\'Test\' "q"/o.png' by Python's repr
+    escaped quotes and switched quote marks by the path's own)."""
+    return f'"{path}"'

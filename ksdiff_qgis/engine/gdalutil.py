@@ -99,6 +99,12 @@ def gdal_str(path: str | bytes) -> str:
     return path.decode("utf-8", "surrogateescape") if isinstance(path, bytes) else path
 
 
+def real_path(path: str) -> str:
+    """``os.path.realpath`` of a path GDAL names by ``path`` (through ``os_path``: under a non-UTF-8 locale a name
+    with a character outside the locale's encoding, such as a CJK folder under ISO-8859-1, still resolves)."""
+    return gdal_str(os.path.realpath(os_path(path)))
+
+
 def from_os(path: str) -> str:
     """A path Python got from the system in the locale's encoding (a command-line argument, ``os.getcwd()``) as
     the str GDAL takes: its bytes read as UTF-8 (identity on Windows and under a UTF-8 locale)."""

@@ -93,7 +93,7 @@ class RangeGuard:
         if not n and not self._over:
             return None
         what = "pixel value" if self.role == "MS" else "pixel"
-        count = f"more than {MAX_TRACKED:,}" if self._over else f"{n:,}"
+        count = f"more than {MAX_TRACKED}" if self._over else f"{n}"
         rng = f"the {self.borrowed_from}'s" if self.borrowed_from else "its"
         own = f"; the {self.role} declares no bit depth of its own" if self.borrowed_from else ""
         text = (f"{self.role}: {count} {what}{'s' if self._over or n != 1 else ''} above {rng} {self.bits}-bit range "

@@ -12,7 +12,7 @@ PARAMS = {
     "SENSOR": "Sensor",
     "METHOD": "Method",
     "MS_BANDS": "MS bands to fuse, in this order (default: all)",
-    "MTF_GAINS": "MS MTF gains at Nyquist, comma-separated (default: the sensor's)",
+    "MTF_GAINS": "MS MTF gains at Nyquist, separated by commas or spaces (default: the sensor's)",
     "MODEL": "ONNX model overriding the bundled one",
     "DEVICE": "Device for learned models",
     "PRECISION": "Precision of a learned model on CPU",

@@ -545,7 +545,7 @@ class OnnxFuser:
         # one plain line on every KSDiff run: what happened, and the one cause it can check (QA: "as is usual over
         # water and shadow" was said of a cloud scene where most of them lay in or beside the saturated PAN)
         shown = percent(self.floored, self.values, 2)   # not "0.00%" for a few hundred of millions
-        text = (f"{self.floored:,} of {self.values:,} fused values ({shown}; tiles counted with their borders) "
+        text = (f"{self.floored} of {self.values} fused values ({shown}; tiles counted with their borders) "
                 f"came out under {FLOOR_FRACTION:.0%} of the MS's value there and were eased "
                 "smoothly towards black instead of overshooting below it")
         if self.pan_saturated_at is not None:

@@ -173,7 +173,7 @@ def budget_mb() -> tuple[float, str] | None:
     free = available_mb()
     if free is None:
         return None
-    return SAFE_SHARE * free, f"half of the {free:,.0f} MB of RAM available"
+    return SAFE_SHARE * free, f"half of the {free:.0f} MB of RAM available"
 
 
 def room_mb(in_use_mb: float) -> float | None:
@@ -215,12 +215,12 @@ def fit_tile(tile: int, overlap: int, rows: int, cols: int, bands: int, margin: 
     least = estimate_mb(smaller, rows, cols, bands, margin, learned, size_multiple)
     if least > limit:
         raise InputError(
-            f"this run needs about {least:,.0f} MB even with {smaller}-pixel tiles, more than the "
-            f"{limit:,.0f} MB it may use ({source}): free memory, or process a smaller area"
+            f"this run needs about {least:.0f} MB even with {smaller}-pixel tiles, more than the "
+            f"{limit:.0f} MB it may use ({source}): free memory, or process a smaller area"
         )
     return smaller, min(overlap, smaller // 2), (
-        f"Tiles of {tile} px would need about {need:,.0f} MB, more than the {limit:,.0f} MB this run may use "
-        f"({source}); using tiles of {smaller} px (about {least:,.0f} MB)."
+        f"Tiles of {tile} px would need about {need:.0f} MB, more than the {limit:.0f} MB this run may use "
+        f"({source}); using tiles of {smaller} px (about {least:.0f} MB)."
     )
 
 

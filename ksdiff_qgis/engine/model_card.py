@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import InputError
+from .errors import InputError, quoted
 
 MODELS_DIR = Path(__file__).resolve().parent.parent / "resources" / "models"
 REQUIRED = ("format_version", "sensor", "bands", "ratio", "scale", "method", "inputs", "output", "margin")
@@ -94,9 +94,9 @@ def load_card(onnx_path: str | os.PathLike) -> ModelCard:
     """Read and check the card beside ``onnx_path``; InputError explains what is wrong."""
     path = Path(onnx_path)
     if path.is_dir():
-        raise InputError(f"the model {str(path)!r} is a folder, not an ONNX file")
+        raise InputError(f"the model {quoted(str(path))} is a folder, not an ONNX file")
     if not path.is_file():
-        raise InputError(f"the model file {str(path)!r} does not exist")
+        raise InputError(f"the model file {quoted(str(path))} does not exist")
     card_path = path.with_suffix(".json")
     if not card_path.is_file():
         raise InputError(f"the model {path.name} has no model card ({card_path.name} beside it)")

@@ -73,7 +73,7 @@ class PanOnlyHoles:
             real = ("declare no nodata value on the PAN: on its QGIS layer (Layer Properties > Transparency) untick "
                     "'No data value' and remove it from 'Additional no data value', or unset it in the file "
                     "(gdal_edit.py -unsetnodata)")
-        return (f"{self.count:,} output pixels ({self.count / max(self.pixels, 1):.2%} of the output) are nodata only "
+        return (f"{self.count} output pixels ({self.count / max(self.pixels, 1):.2%} of the output) are nodata only "
                 f"because of the PAN ({why}) where the MS holds data: a dead PAN line or column, a hole, or a PAN "
                 "footprint smaller than the MS's. Every method takes its detail from the PAN, so they are left as "
                 "nodata. To fuse them, fill the PAN's holes first (Raster > Analysis > Fill nodata, or gdal_fillnodata)"

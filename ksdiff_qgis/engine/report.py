@@ -111,7 +111,7 @@ def _pixels(res: dict, filtered: bool) -> str:
     if used == total:
         return f"{res['width']}×{res['height']} pixels assessed, all valid."
     why = "nodata in an input" + (", or near enough to a hole for a filter to reach it" if filtered else "")
-    return (f"{used:,} of the {res['width']}×{res['height']} pixels of the overlap assessed "
+    return (f"{used} of the {res['width']}×{res['height']} pixels of the overlap assessed "
             f"({100 * used / total:.1f} %); the others are {why}.")
 
 

@@ -159,7 +159,7 @@ def report(fb: Feedback, method: str, ceil: Ceiling, above: np.ndarray, valid: i
     if not total:
         return None
     share = total / max(valid * len(above), 1)
-    per_band = ", ".join(f"{n}: {int(c):,}" for n, c in zip(names, above) if c)
+    per_band = ", ".join(f"{n}: {int(c)}" for n, c in zip(names, above) if c)
     saturated = [f"{t.share:.1%} of the sampled {role} values" for role, t in (("PAN", ceil.pan), ("MS", ceil.ms))
                  if t.saturated and t.value == ceil.value]
     # EXP (the upsampled MS) sees no PAN: its cubic interpolation rings past the top beside the MS's plateaus
@@ -170,7 +170,7 @@ def report(fb: Feedback, method: str, ceil: Ceiling, above: np.ndarray, valid: i
                   "and the MS disagree" if ceil.floating else "the sensor delivers no such value")
     top, peak = (f"{ceil.value:.6g}", f"{maximum:.4g}") if ceil.floating else (f"{ceil.value:g}", f"{maximum:.1f}")
     msg = (f"{label(method)}: {percent(total, valid * len(above))} of the fused values lie above {top}, {ceil.why} "
-           f"({total:,} values; max {peak}; "
+           f"({total} values; max {peak}; "
            f"{per_band}): {cause}. They are written as they are; {_clip_hint(ceil.value, ceil.floating)}.")
     if share > WARN_FRACTION:
         fb.warning(msg)

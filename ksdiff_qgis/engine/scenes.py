@@ -15,15 +15,15 @@ import os
 import re
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from osgeo import gdal
 
 from . import classical, memory, model_card, pipeline, raster_io, selfcheck
-from .errors import InputError, disk_full
+from .coregistration import in_batch_terms
+from .errors import InputError, disk_full, quoted
 from .feedback import Feedback
-from .gdalutil import gdal_str, os_path
+from .gdalutil import gdal_str, os_path, real_path
 from .numbers import decimal_comma_gains, decimal_comma_number
 from .provenance import plugin_version  # part of every record: a new version redoes old outputs
 from .sensors import get_sensor
@@ -47,7 +47,7 @@ class QuietFeedback(Feedback):
         self.warnings: list[str] = []
 
     def warning(self, message: str) -> None:
-        self.warnings.append(message)
+        self.warnings.append(in_batch_terms(message))
 
 
 class SceneListError(ValueError):
@@ -127,14 +127,16 @@ def _convert(value: str, param: inspect.Parameter) -> Any:
     return value
 
 
-def _resolve_path(value: str, base: Path) -> str:
-    """Relative paths are relative to the CSV's folder; GDAL virtual paths (/vsis3/ ...) stay as they are."""
+def _resolve_path(value: str, base: str) -> str:
+    """Relative paths are relative to the CSV's folder; GDAL virtual paths (/vsis3/ ...) stay as they are.
+    Resolved through ``real_path``: Path.resolve() encodes in the locale's encoding and refused a CJK name under
+    LC_ALL=de_DE.ISO-8859-1."""
     if value.startswith("/vsi") or "://" in value:
         return value
-    return str((base / os.path.expanduser(value)).resolve())
+    return real_path(os.path.join(base, os.path.expanduser(value)))
 
 
-def _row_kwargs(row: dict[str, str], params: dict[str, inspect.Parameter], base: Path, line: int) -> dict:
+def _row_kwargs(row: dict[str, str], params: dict[str, inspect.Parameter], base: str, line: int) -> dict:
     kwargs: dict[str, Any] = {}
     for column, cell in row.items():
         if column is None:   # csv puts the cells beyond the header's columns under None
@@ -148,7 +150,7 @@ def _row_kwargs(row: dict[str, str], params: dict[str, inspect.Parameter], base:
         try:
             kwargs[key] = _resolve_path(cell, base) if key in PATH_KEYS else _convert(cell, params[key])
         except (ValueError, json.JSONDecodeError) as e:
-            raise SceneListError(f"line {line}: column {column!r}: cannot read {cell!r}: {e}") from None
+            raise SceneListError(f"line {line}: column {column!r}: cannot read {quoted(cell)}: {e}") from None
     missing = [c for c in REQUIRED_COLUMNS if column_keyword(c) not in kwargs]
     if missing:
         raise SceneListError(f"line {line}: no {', '.join(missing)} given")
@@ -182,7 +184,7 @@ def sniff_delimiter(header: str) -> str:
 def read_scenes(csv_path: str, defaults: dict[str, Any] | None = None) -> list[Scene]:
     """Every scene of a CSV list; ``defaults`` (engine keywords) apply where a row leaves a cell empty."""
     params = engine_parameters()
-    base = Path(csv_path).resolve().parent
+    base = os.path.dirname(real_path(csv_path))   # through os_path, as _resolve_path
     try:
         with open(os_path(csv_path), newline="", encoding="utf-8-sig") as f:
             reader = csv.DictReader(f, delimiter=sniff_delimiter(f.readline()))
@@ -309,7 +311,7 @@ def write_record(output: str, record: dict) -> None:
     tmp = f"{path}.{os.getpid()}.partial"
     try:
         with open(os_path(tmp), "w", encoding="utf-8") as f:   # beside the output GDAL wrote (``os_path``)
-            json.dump(record, f, indent=1, sort_keys=True)
+            json.dump(record, f, indent=1, sort_keys=True, ensure_ascii=False)
         os.replace(os_path(tmp), os_path(path))
     except OSError:   # a full disk: no half-written record left behind
         if os.path.exists(os_path(tmp)):
@@ -355,7 +357,8 @@ def base_record(scene: Scene) -> dict:
 
 
 def _done_record(base: dict, result: pipeline.PansharpenResult, said: list[str] | None = None) -> dict:
-    """``said``: the warnings the run gave its feedback; the result's own follow (once each)."""
+    """``said``: the warnings the run gave its feedback; the result's own follow (once each). Advice names the scene
+    list's columns (``in_batch_terms``)."""
     said = list(said or [])
     mpx = result.width * result.height / 1e6
     # method_used: what ran, e.g. the method an automatic choice settled on
@@ -363,8 +366,15 @@ def _done_record(base: dict, result: pipeline.PansharpenResult, said: list[str] 
             "device": result.device,
             "width": result.width, "height": result.height,
             "seconds": round(result.seconds, 3), "mpx_per_s": round(mpx / max(result.seconds, 1e-9), 3),
-            "warnings": said + [w for w in result.warnings if w not in said], "coregistration": result.coregistration,
+            "warnings": _with_result_warnings(said, result),
+            "coregistration": in_batch_terms(result.coregistration) if result.coregistration else None,
             "selfcheck": _selfcheck_figures(result)}
+
+
+def _with_result_warnings(said: list[str], result: pipeline.PansharpenResult) -> list[str]:
+    """The warnings the feedback was given, then the result's own not among them, in the batch's terms."""
+    said = list(said or [])
+    return said + [w for w in map(in_batch_terms, result.warnings) if w not in said]
 
 
 def _selfcheck_figures(result: pipeline.PansharpenResult) -> dict | None:
@@ -377,7 +387,7 @@ def _checked_record(base: dict, result: pipeline.PansharpenResult, said: list[st
     its figures."""
     return {**base, "status": "checked", "method_used": result.method, "sensor_used": result.sensor,
             "device": result.device, "width": 0, "height": 0, "seconds": round(result.seconds, 3),
-            "warnings": said + [w for w in result.warnings if w not in said], "selfcheck": _selfcheck_figures(result)}
+            "warnings": _with_result_warnings(said, result), "selfcheck": _selfcheck_figures(result)}
 
 
 def share_cores(kwargs: dict[str, Any], cores: int) -> dict[str, Any]:
@@ -424,7 +434,7 @@ def run_scene(scene: Scene, cores: int | None = None, force: bool = False) -> di
         if memory.out_of_memory(e):
             error = memory_advice(str(e) or type(e).__name__, kwargs)
         elif isinstance(e, InputError) or disk_full(e):
-            error = str(e)
+            error = in_batch_terms(str(e))
         else:   # another I/O error may pass (a network share that hiccuped): the scheduler retries the scene
             e.ksdiff_warnings = fb.warnings   # kept by the failed record (``batch.outcome``)
             raise
@@ -450,7 +460,8 @@ def _check_scene(base: dict, kwargs: dict[str, Any]) -> dict:
     try:
         result = pipeline.pansharpen(**kwargs, feedback=fb)
     except (InputError, MemoryError) as e:
-        error = memory_advice(str(e) or type(e).__name__, kwargs) if memory.out_of_memory(e) else str(e)
+        error = (memory_advice(str(e) or type(e).__name__, kwargs) if memory.out_of_memory(e)
+                 else in_batch_terms(str(e)))
         return {**base, "status": "failed", "error": error, "warnings": fb.warnings}
     except Exception as e:
         e.ksdiff_warnings = fb.warnings
@@ -461,8 +472,8 @@ def _check_scene(base: dict, kwargs: dict[str, Any]) -> dict:
 def record_failure(output: str, error: OSError) -> str:
     """The sidecar of a finished output could not be written: the output is complete, its record is not."""
     why = error.strerror or str(error)
-    return (f"the output {output!r} is complete, but its record {os.path.basename(sidecar_path(output))} could not "
-            f"be written ({why}): the next run fuses this scene again instead of skipping it"
+    return (f"the output {quoted(output)} is complete, but its record {os.path.basename(sidecar_path(output))} could "
+            f"not be written ({why}): the next run fuses this scene again instead of skipping it"
             + ("; free some space in its folder" if disk_full(error) else ""))
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 from osgeo import gdal
 
-from ..errors import InputError
+from ..errors import InputError, quoted
 from ..gdalutil import gdal_call, quiet_metadata
 from .bitdepth import product_nbits
 from .geotransform import is_rotated
@@ -80,7 +80,7 @@ def open_dataset(path: str, role: str) -> gdal.Dataset:
         if not msg and path and not path.startswith("/vsi") and not os.path.exists(path):
             msg = "the file does not exist"    # GDAL says nothing here without OF_VERBOSE_ERROR
         msg = msg or "not a raster GDAL can read"
-        raise InputError(f"cannot open the {role} raster {path!r}: {msg}")
+        raise InputError(f"cannot open the {role} raster {quoted(path)}: {msg}")
     return ds
 
 
@@ -137,7 +137,7 @@ def open_raster(path: str, role: str) -> tuple[gdal.Dataset, RasterInfo]:
     """Open a raster for reading and prove it is readable (first and last block of every band)."""
     ds = open_dataset(path, role)
     if ds.RasterCount < 1:
-        raise InputError(f"the {role} raster {path!r} has no bands")
+        raise InputError(f"the {role} raster {quoted(path)} has no bands")
     tname = gdal.GetDataTypeName(ds.GetRasterBand(1).DataType)
     if tname not in SUPPORTED_TYPES:
         raise InputError(f"the {role} raster has data type {tname}, which pansharpening does not support")
@@ -147,5 +147,5 @@ def open_raster(path: str, role: str) -> tuple[gdal.Dataset, RasterInfo]:
         for x, y in ((0, 0), (ds.RasterXSize - 1, ds.RasterYSize - 1)):
             data, msg = gdal_call(band.ReadRaster, x, y, 1, 1)
             if data is None:
-                raise InputError(f"the {role} raster {path!r} is unreadable or truncated (band {i}): {msg}")
+                raise InputError(f"the {role} raster {quoted(path)} is unreadable or truncated (band {i}): {msg}")
     return ds, describe(ds, path)

@@ -8,7 +8,7 @@ from typing import Callable
 import numpy as np
 from osgeo import gdal
 
-from ..errors import InputError
+from ..errors import InputError, quoted
 from ..gdalutil import gdal_call
 from .geotransform import is_rotated
 from .info import open_dataset
@@ -16,7 +16,7 @@ from .info import open_dataset
 
 def read_failure(ds: gdal.Dataset, what: str, msg: str) -> OSError:
     """A failed read that names the input file (a damaged block shows only when a tile reaches it)."""
-    return OSError(f"reading {what} of the input {ds.GetDescription()!r} failed — the file may be damaged or "
+    return OSError(f"reading {what} of the input {quoted(ds.GetDescription())} failed — the file may be damaged or "
                    f"truncated (check it with gdalinfo -checksum): {msg}")
 
 

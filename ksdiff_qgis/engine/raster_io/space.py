@@ -10,6 +10,7 @@ import os
 import numpy as np
 from osgeo import gdal
 
+from ..errors import quoted
 from .writer import free_space
 
 # output size / uncompressed size of a lossless codec with the predictor: DEFLATE outputs of the QA runs of at least
@@ -56,8 +57,8 @@ def temp_folder(output_folder: str) -> str | None:
 
 def _size(n: float) -> str:
     if n >= 2**30:
-        return f"{n / 2**30:,.1f} GB"
-    return f"{n / 2**20:,.1f} MB" if n >= 2**20 else f"{n / 1024:,.0f} KB"
+        return f"{n / 2**30:.1f} GB"
+    return f"{n / 2**20:.1f} MB" if n >= 2**20 else f"{n / 1024:.0f} KB"
 
 
 def codec(compression: str, extra: list[str]) -> str:
@@ -90,10 +91,11 @@ def temp_failure(path: str, action: str, errors: list[str], folder: str, free_be
     free there when the run started (measured now when unknown)."""
     free, when = (free_before, "when the run started") if free_before is not None else (free_space(folder), "now")
     had = f"; {_size(free)} were free there {when}" if free is not None else ""
-    return (f"writing the output {path!r} failed while {action}: no space left on device in GDAL's temporary folder "
-            f"CPL_TMPDIR={folder}, where the overviews are written: they needed about {_size(needed)}{had} (free up "
-            "space there, set CPL_TMPDIR to a folder with room, or unset it to write them beside the output); the "
-            f"partial file was removed and any earlier output there is unchanged (GDAL: {'; '.join(errors[:3])})")
+    return (f"writing the output {quoted(path)} failed while {action}: no space left on device in GDAL's "
+            f"temporary folder CPL_TMPDIR={folder}, where the overviews are written: they needed about "
+            f"{_size(needed)}{had} (free up space there, set CPL_TMPDIR to a folder with room, or unset it to write "
+            f"them beside the output); the partial file was removed and any earlier output there is unchanged "
+            f"(GDAL: {'; '.join(errors[:3])})")
 
 
 def _output_line(folder: str, cols: int, rows: int, bands: int, dtype, compression: str, cog: bool) -> str | None:

@@ -10,7 +10,7 @@ from typing import Callable
 import numpy as np
 from osgeo import gdal
 
-from ..errors import Cancelled, InputError
+from ..errors import Cancelled, InputError, quoted
 from ..gdalutil import close_dataset, gdal_try, is_vsi, os_path
 from .info import RasterInfo
 from .partials import (
@@ -78,20 +78,20 @@ def check_writable(path: str, extensions: tuple[str, ...] | None = OUTPUT_EXTENS
         raise InputError(f"no {what} file was given")
     refuse_virtual(path, what)
     if os.path.isdir(os_path(path)):
-        raise InputError(f"the {what} path {path!r} is a folder")
+        raise InputError(f"the {what} path {quoted(path)} is a folder")
     folder = os.path.dirname(os.path.abspath(path))
     missing = _missing_folder(path)
     if missing is not None and os.path.isfile(os_path(missing)):
-        raise InputError(f"the {what} folder {missing!r} is a file, not a folder")
+        raise InputError(f"the {what} folder {quoted(missing)} is a file, not a folder")
     if missing is not None:
-        raise InputError(f"the {what} folder {missing!r} does not exist")
+        raise InputError(f"the {what} folder {quoted(missing)} does not exist")
     if not os.access(os_path(folder), os.W_OK):
-        raise InputError(f"the {what} folder {folder!r} is not writable")
+        raise InputError(f"the {what} folder {quoted(folder)} is not writable")
     if os.path.exists(os_path(path)) and not os.access(os_path(path), os.W_OK):
-        raise InputError(f"the {what} file {path!r} exists and cannot be overwritten")
+        raise InputError(f"the {what} file {quoted(path)} exists and cannot be overwritten")
     if extensions and not path.lower().endswith(extensions):
         raise InputError(
-            f"the output {path!r} must be a GeoTIFF file ending in .tif or .tiff: pansharpening writes "
+            f"the output {quoted(path)} must be a GeoTIFF file ending in .tif or .tiff: pansharpening writes "
             "GeoTIFF only (convert it afterwards with gdal_translate or Raster > Conversion)"
         )
 
@@ -107,8 +107,9 @@ def refuse_virtual(path: str, what: str = "output") -> None:
     name = os.path.basename(path.rstrip("/")) or "fused.tif"
     # the deepest local folder the name passes through (the zip's own folder), where the output would be kept
     folder = next((f for f in _local_paths(path)[1:] if f and os.path.isdir(os_path(f))), "/path/to")
-    raise InputError(f"the {what} {path!r} cannot be written: outputs cannot be written into an archive or a GDAL "
-                     f"virtual file system ({prefix}…): give a plain file path such as {os.path.join(folder, name)}")
+    raise InputError(f"the {what} {quoted(path)} cannot be written: outputs cannot be written into an archive or a "
+                     f"GDAL virtual file system ({prefix}…): give a plain file path such as "
+                     f"{os.path.join(folder, name)}")
 
 
 def _local_paths(name: str) -> list[str]:
@@ -140,7 +141,7 @@ def check_not_input(output_path: str, inputs: dict[str, gdal.Dataset]) -> None:
             if i == 0:
                 raise InputError(f"the output file is the {role} input: choose another output path")
             raise InputError(
-                f"the output file {output_path!r} is read by the {role} input {files[0]!r}: "
+                f"the output file {quoted(output_path)} is read by the {role} input {quoted(files[0])}: "
                 "choose another output path"
             )
 
@@ -164,7 +165,7 @@ def free_space(folder: str) -> int | None:
 
 
 def _size(n: int) -> str:
-    return f"{n / 2**20:,.1f} MB" if n >= 2**20 else f"{n / 1024:,.0f} KB"
+    return f"{n / 2**20:.1f} MB" if n >= 2**20 else f"{n / 1024:.0f} KB"
 
 
 def write_failure(path: str, action: str, errors: list[str], written: int | None = None,
@@ -194,7 +195,7 @@ def write_failure(path: str, action: str, errors: list[str], written: int | None
         cause = f"the file size limit of this process was reached (ulimit -f: {_fsize_limit()} bytes)"
     else:
         cause = "GDAL reported an error"
-    return (f"writing the output {path!r} failed while {action}: {cause}; the partial file was removed and "
+    return (f"writing the output {quoted(path)} failed while {action}: {cause}; the partial file was removed and "
             f"any earlier output there is unchanged (GDAL: {'; '.join(errors[:3])})")
 
 
@@ -225,7 +226,7 @@ class GeoTiffWriter:
         check_writable(path)
         busy = live_partials(path)
         if busy:   # both would report success and the later rename would silently replace the other's result
-            raise InputError(f"another run is writing the output {path!r} right now (its temporary file "
+            raise InputError(f"another run is writing the output {quoted(path)} right now (its temporary file "
                              f"{os.path.basename(busy[0])} is in use): choose another OUTPUT, or run again once "
                              "that run has finished")
         self.path, self.found = path, found
@@ -316,11 +317,12 @@ class GeoTiffWriter:
         if cancelled is not None and cancelled():
             raise Cancelled("cancelled by the user")
         if _folder_id(self.folder) != self.folder_id:   # before blaming another run for the output's change
-            raise InputError(f"the output folder {self.folder!r} disappeared or was moved during the run: this run's "
-                             "result was not written; run again once the folder is back (or choose another OUTPUT)")
+            raise InputError(f"the output folder {quoted(self.folder)} disappeared or was moved during the run: this "
+                             "run's result was not written; run again once the folder is back (or choose another "
+                             "OUTPUT)")
         if self.found is not UNCHECKED and signature(self.path) != self.found:
-            raise InputError(f"another run wrote the output {self.path!r} while this one was fusing: that result is "
-                             "kept and this run's was not written; choose another OUTPUT for one of them")
+            raise InputError(f"another run wrote the output {quoted(self.path)} while this one was fusing: that result "
+                             "is kept and this run's was not written; choose another OUTPUT for one of them")
         try:
             os.replace(os_path(self.tmp_path), os_path(self.path))
         except PermissionError as e:   # Windows: a program (QGIS showing it as a layer) holds the old output open
@@ -336,7 +338,7 @@ class GeoTiffWriter:
         """The finished result could not replace the output: keep it (and its sidecars) under a free name beside it
         instead of deleting it with the partial; the message says where it is, why, and how to finish."""
         name = os.path.basename(self.path)
-        why = (f"the finished result could not replace {self.path!r} ({error.strerror or error}): that file is "
+        why = (f"the finished result could not replace {quoted(self.path)} ({error.strerror or error}): that file is "
                "probably open in QGIS (a layer of the project) or in another program, which on Windows stops it "
                "from being replaced")
         kept = free_name(self.path)
@@ -345,16 +347,16 @@ class GeoTiffWriter:
         except OSError as e:
             self.abort()
             left = self.own_files()
-            gone = (f"its temporary file {left[0]!r} could not be removed: delete it by hand" if left
+            gone = (f"its temporary file {quoted(left[0])} could not be removed: delete it by hand" if left
                     else "so it was removed")
-            return f"{why}; keeping the result as {kept!r} failed too ({e.strerror or e}), {gone}"
+            return f"{why}; keeping the result as {quoted(kept)} failed too ({e.strerror or e}), {gone}"
         self._release()
         for suffix in SIDECARS:   # a COG's IMAGERY metadata lives in its .aux.xml: it goes with the pixels
             if os.path.exists(os_path(self.tmp_path + suffix)):
                 with contextlib.suppress(OSError):
                     os.replace(os_path(self.tmp_path + suffix), os_path(kept + suffix))
         self._finish()
-        return (f"{why}. The result was kept as {kept!r}; {name} is unchanged. To finish: remove that layer from "
+        return (f"{why}. The result was kept as {quoted(kept)}; {name} is unchanged. To finish: remove that layer from "
                 f"the project (or close the program), then delete {name} and rename {os.path.basename(kept)} "
                 f"to {name}, or run again")
 
@@ -363,11 +365,11 @@ class GeoTiffWriter:
         temporary file could be removed (else where it is)."""
         self.abort()
         left = self.own_files()
-        where = (f"its temporary file {left[0]!r} could not be removed either: delete it once the folder is writable"
-                 if left else "the temporary file was removed")
-        return (f"the output folder {self.folder!r} is not writable ({error.strerror or error}) since the run "
-                f"started: the finished result could not be written to {self.path!r} and any earlier output there "
-                f"is unchanged; {where}; make the folder writable and run again")
+        where = (f"its temporary file {quoted(left[0])} could not be removed either: delete it once the folder is "
+                 "writable" if left else "the temporary file was removed")
+        return (f"the output folder {quoted(self.folder)} is not writable ({error.strerror or error}) since the run "
+                f"started: the finished result could not be written to {quoted(self.path)} and any earlier output "
+                f"there is unchanged; {where}; make the folder writable and run again")
 
     def _release(self) -> None:
         if self._lock is not None:
