@@ -16,7 +16,7 @@ import xml.etree.ElementTree as ET
 
 from osgeo import gdal
 
-from .gdalutil import gdal_call, is_vsi, read_bytes, vsi_join
+from .gdalutil import gdal_call, gdal_str, is_vsi, os_path, read_bytes, vsi_join
 
 # what sits beside a product's images and may name its satellite
 METADATA_PATTERNS = ("*.IMD", "*.imd", "*_MTL.txt", "*_MTL.json", "*MTL.txt", "*MTL.json", "*.XML", "*.xml")
@@ -49,7 +49,9 @@ class MetadataScan:
                 found = {vsi_join(folder, n) for n in names
                          if any(fnmatch.fnmatchcase(n, pat) for pat in METADATA_PATTERNS)}
             else:
-                found = {p for pat in METADATA_PATTERNS for p in glob.glob(os.path.join(glob.escape(folder), pat))}
+                # through os_path: under a non-UTF-8 locale a CJK folder name cannot be encoded as a str path
+                where = glob.escape(os_path(folder))
+                found = {gdal_str(p) for pat in METADATA_PATTERNS for p in glob.glob(os.path.join(where, os_path(pat)))}
             self._folders[folder] = sorted(p for p in found if not p.lower().endswith(".aux.xml"))
         return self._folders[folder]
 

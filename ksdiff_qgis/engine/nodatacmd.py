@@ -12,7 +12,7 @@ import os
 
 from osgeo import gdal
 
-from .gdalutil import is_vsi
+from .gdalutil import is_vsi, os_path
 
 
 def _quoted(path: str) -> str:
@@ -22,7 +22,7 @@ def _quoted(path: str) -> str:
 def updatable(path: str) -> bool:
     """Whether ``gdal_edit.py`` can set a nodata value on ``path``: a plain file the user may write, of a driver
     that writes files (GeoTIFF, VRT, JP2OpenJPEG: the value goes into the file or its .aux.xml)."""
-    if is_vsi(path) or not os.path.isfile(path) or not os.access(path, os.W_OK):
+    if is_vsi(path) or not os.path.isfile(os_path(path)) or not os.access(os_path(path), os.W_OK):
         return False
     driver = gdal.IdentifyDriver(path)
     return driver is not None and any(driver.GetMetadataItem(c) == "YES" for c in ("DCAP_CREATE", "DCAP_CREATECOPY"))
