@@ -35,7 +35,7 @@ from .grid import (
 )
 from .masks import with_nodata, without_transparency_mask
 from .placement import ASSESSMENT, check_located
-from .raster_io import MaskedRaster, RasterInfo, describe, open_dataset, value_range
+from .raster_io import MaskedRaster, RasterInfo, declared_scaling, describe, open_dataset, value_range
 from .report import INDICES
 from .sensors import GENERIC_MTF_MS, SENSORS, Sensor, get_sensor
 
@@ -78,7 +78,15 @@ def grid_offset(a: MaskedRaster, b: MaskedRaster, tol: float = ALIGN_TOL) -> tup
 def peak_value(raster: MaskedRaster, sensor_scale: float) -> float:
     """The full scale PSNR and SSIM divide by: the sensor's, unless the data's type holds less (8-bit products).
     Floating point: 1.0 for reflectance (band mean + 5 standard deviations at most 1.5, so a stray bright pixel does
-    not change the scale), else the larger of the sensor's scale and the data's maximum (reflectance x 10^4)."""
+    not change the scale), else the larger of the sensor's scale and the data's maximum (reflectance x 10^4).
+    A raster read in physical values (``use_declared_scaling``): that full scale in them, its highest band's."""
+    peak = _stored_peak(raster, sensor_scale)
+    if not raster.physical:
+        return peak
+    return max(peak * sc + off for sc, off in raster.scaling)
+
+
+def _stored_peak(raster: MaskedRaster, sensor_scale: float) -> float:
     info = describe(raster.ds, raster.path)
     if info.dtype.kind != "f" and (sensor_scale or info.nbits):   # the generic sensor (scale 0): the declared bits
         return min(sensor_scale or math.inf, value_range(info.dtype, info.nbits)[1])
@@ -111,6 +119,8 @@ def _sample(raster: MaskedRaster) -> np.ndarray:
     for b, nd in enumerate(raster.nodata):
         if nd is not None and not math.isnan(nd):
             ok &= arr[b] != nd
+    if raster.physical:   # as the indices read it (nodata compared on the stored values)
+        arr = raster.to_physical(arr)
     return arr[:, ok].ravel()
 
 
@@ -135,6 +145,27 @@ def scale_warning(fu: MaskedRaster, other: MaskedRaster) -> str | None:
     return (f"FUSED is {_type_text(fu)} (values up to {pa:.4g}, 99th percentile), {other.role} {_type_text(other)} "
             f"(up to {pb:.4g}): different radiometric scales, the indices compare unlike values. Assess a fused "
             f"raster on {other.role}'s scale (the output of the fusion itself, not a rescaled or 8-bit copy)")
+
+
+def _encoding(raster: MaskedRaster) -> str:
+    """'x 2.75e-05 + -0.2' (one per distinct band encoding), or 'none declared'."""
+    pairs = list(dict.fromkeys(p for p in raster.scaling if p != (1.0, 0.0)))
+    return ", ".join(f"x {sc:g} + {off:g}" for sc, off in pairs) if pairs else "none declared (stored values)"
+
+
+def use_declared_scaling(rasters: list[MaskedRaster], fb: Feedback) -> str | None:
+    """When any of ``rasters`` declares a band scale/offset (Landsat C2 L2: UInt16 x 2.75e-05 - 0.2), read each in
+    physical values, its own scale/offset applied (none: its stored values), and say so (the line, also given to
+    ``fb``, for the report); None, and nothing changed, when none declares one. QA: the indices ran on stored DN,
+    and a fused raster converted to reflectance scored HQNR 0 against a scaled MS and PAN."""
+    if not any(p != (1.0, 0.0) for r in rasters for p in r.scaling):
+        return None
+    for r in rasters:
+        r.physical = True
+    line = ("The indices are computed on physical values, each raster's own declared scale/offset applied: "
+            + "; ".join(f"{r.role} {_encoding(r)}" for r in rasters))
+    fb.info(line)
+    return line
 
 
 def use_layer_crs(rasters: list[MaskedRaster], layer_crs: dict[str, str | None] | None, fb: Feedback) -> None:
@@ -366,9 +397,11 @@ def assess_reduced(fused_path: str, ref_path: str, sensor: str, feedback: Feedba
     c1, r1 = min(fu.w, dc + rf.w), min(fu.h, dr + rf.h)
     if c1 - c0 < 11 or r1 - r0 < 11:
         raise InputError("FUSED and REFERENCE overlap by less than 11x11 pixels")
+    physical = use_declared_scaling([fu, rf], fb)
     notes = [w for w in [scale_warning(fu, rf)] if w]
     for line in notes:
         fb.warning(line)
+    notes = [physical, *notes] if physical else notes
     peak = peak_value(rf, sens.scale)
     q_window = min(32, c1 - c0, r1 - r0)
     if q_window < 32:
@@ -378,6 +411,7 @@ def assess_reduced(fused_path: str, ref_path: str, sensor: str, feedback: Feedba
     tiles = _tiles(r1 - r0, c1 - c0)
     # counted over the tiles' cores: REFERENCE's valid pixels, those FUSED covers, FUSED's all-zero pixels over them
     undeclared = all(nd is None for nd in fu.nodata)
+    f0, g0 = (r.to_physical(np.zeros((r.bands, 1, 1))) if r.physical else 0.0 for r in (fu, rf))   # a stored 0
     ref_valid = common = zeros = 0
     for i, ((r, c, h, w), core) in enumerate(tiles):
         _step(fb, i, len(tiles))
@@ -388,7 +422,7 @@ def assess_reduced(fused_path: str, ref_path: str, sensor: str, feedback: Feedba
         ref_valid += int(gv[inner].sum())
         common += int((fv & gv)[inner].sum())
         if undeclared:
-            zeros += int(((f == 0).all(axis=0) & fv & gv & (g != 0).any(axis=0))[inner].sum())
+            zeros += int(((f == f0).all(axis=0) & fv & gv & (g != g0).any(axis=0))[inner].sum())
     fb.progress(1.0)
     if (c0, r0, c1, r1) != (dc, dr, dc + rf.w, dr + rf.h):   # REFERENCE reaches past FUSED: count it all
         ref_valid = _valid_pixels(rf, fb)
@@ -451,6 +485,9 @@ def assess_full(fused_path: str, pan_path: str, ms_path: str, sensor: str, feedb
         raise InputError(f"PAN must have one band, it has {pn.bands}")
     ms, notes = ms_on_pan_grid(pn, ms_path, given.get("MS"), (layer_crs or {}).get("MS"), fb)
     pair_bands(fu, ms, fb)
+    physical = use_declared_scaling([fu, pn, ms], fb)   # before the scale check: it compares what the indices read
+    if physical:
+        notes = [*notes, physical]
     scale = scale_warning(fu, ms)
     if scale:
         fb.warning(scale)
@@ -564,6 +601,7 @@ def ms_on_pan_grid(pn: MaskedRaster, ms_path: str, nodata: float | None, crs_wkt
     ms = MaskedRaster(ms_path, "MS", outside_nodata=nodata, dataset=plan.ms_dataset or ds)
     if ms.bands == info.bands:   # the warper's view may drop the band descriptions pair_bands reads
         ms.names = list(info.descriptions)
+        ms.scaling = declared_scaling(ds, list(range(1, info.bands + 1)))   # and the scale/offset
     return ms, said + plan.notes
 
 

@@ -125,10 +125,24 @@ def band_kind(name: str, landsat: bool | str = False) -> str | None:
     for kind, pat in _KINDS:
         if re.search(pat, words):
             return kind
-    nm = re.search(r"(\d{3,4}(?:\.\d+)?) ?nm\b", text)
-    if nm:
-        return next((kind for top, kind in _WAVELENGTHS if float(nm.group(1)) < top), None)
+    nm = wavelength_nm(text)
+    if nm is not None:
+        return next((kind for top, kind in _WAVELENGTHS if nm < top), None)
     return None
+
+
+# a central wavelength in a band name: '665 nm', GDAL's ENVI '478.0 Nanometers', '0.478 µm', '0.66 Micrometers'
+_NM = re.compile(r"(\d+(?:\.\d+)?) ?(nm|nanometers?|nanometres?|µm|μm|um|micrometers?|micrometres?|microns?)\b")
+
+
+def wavelength_nm(text: str) -> float | None:
+    """The central wavelength (nm) a band name states ('478.0 Nanometers', '0.478 µm'), or None; only values of a
+    band between 300 nm and 3 µm count (a '2 m' or a date is none)."""
+    m = _NM.search((text or "").lower())
+    if not m:
+        return None
+    value = float(m.group(1)) * (1.0 if m.group(2).startswith("n") else 1000.0)
+    return value if 300 <= value <= 3000 else None
 
 
 @dataclass

@@ -213,21 +213,36 @@ def value_scale_note(card: ModelCard, ms: RasterInfo, scale: float) -> str:
             "NBITS); the network normalises each tile itself, so the data's range needs no other scale")
 
 
-def pan_units(stats, learned: bool = True) -> tuple[float, str | None]:
+def pan_units(stats, learned: bool = True, scaling: tuple | None = None) -> tuple[float, str | None]:
     """The factor that takes the PAN's values into the MS's units for the network, and a warning, when their scene
     means differ by more than :data:`UNITS_TOLERANCE` (a reflectance PAN with a DN MS, a x 1e4 scaling on one of
     them): the network sees both through one value scale, and a PAN 1e4 times too small lost about half its detail
     under the tile normalisation's floor. The classical methods fit the PAN to the MS per scene: unaffected, yet the
-    user mixed product levels, so ``learned`` False (a classical method fuses) still warns, saying so."""
+    user mixed product levels, so ``learned`` False (a classical method fuses) still warns, saying so.
+    ``scaling``: ((PAN scale, offset), [(scale, offset) per MS band]) the inputs declare (None: neither does); the
+    warning then compares their physical values (a float reflectance PAN with a UInt16 MS declaring x 2.75e-05 - 0.2
+    is one product level), while the factor stays on the stored values, which the network sees."""
     ms_mean, pan_mean = float(np.mean(stats.ms_mean)), float(stats.pan_mean)
     if not (math.isfinite(ms_mean) and math.isfinite(pan_mean) and ms_mean > 0 and pan_mean > 0):
         return 1.0, None
     factor = ms_mean / pan_mean
     if 1 / UNITS_TOLERANCE <= factor <= UNITS_TOLERANCE:
         return 1.0, None
-    return factor, (f"the PAN's values (scene mean {pan_mean:.4g}) and the MS's (scene mean {ms_mean:.4g}) differ by a "
-                    f"factor {factor:.4g}: different units (reflectance and digital numbers?). "
-                    + ("The network gets the PAN scaled by that factor" if learned else
+    said = "values"
+    if scaling is not None:
+        (p_sc, p_off), ms_pairs = scaling
+        means = np.ravel(stats.ms_mean)
+        pairs = ms_pairs if len(ms_pairs) == means.size else [ms_pairs[0]] * means.size
+        pan_mean = pan_mean * p_sc + p_off
+        ms_mean = float(np.mean([m * sc + off for m, (sc, off) in zip(means, pairs)]))
+        said = "physical values (their declared scale/offset applied)"
+        if not (ms_mean > 0 and pan_mean > 0) or 1 / UNITS_TOLERANCE <= ms_mean / pan_mean <= UNITS_TOLERANCE:
+            return factor, None
+    shown = ms_mean / pan_mean
+    return factor, (f"the PAN's {said} (scene mean {pan_mean:.4g}) and the MS's (scene mean {ms_mean:.4g}) differ by "
+                    f"a factor {shown:.4g}: different units (reflectance and digital numbers?). "
+                    + ("The network gets the PAN scaled by that factor" if learned and shown == factor else
+                       f"The network gets the PAN's stored values scaled by {factor:.4g}" if learned else
                        "The classical method fits the PAN to the MS on the scene, so the result is still usable")
                     + "; check that both inputs are the same product level (both digital numbers or both "
                       "reflectance)")

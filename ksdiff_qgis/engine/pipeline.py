@@ -24,6 +24,7 @@ from . import (
     labels,
     masks,
     memory,
+    metaoffsets,
     model_card,
     noise,
     panholes,
@@ -70,10 +71,12 @@ from .raster_io import (
     band_value_notes,
     check_not_input,
     check_writable,
+    declared_scaling,
     describe,
     open_raster,
     output_nodata,
     outputs,
+    pair_scaling_note,
     read_decimated,
     read_full_band,
     signature,
@@ -429,6 +432,22 @@ def _band_metadata_notes(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, spec: S
     return [n for n in notes if n] + band_value_notes(ms_ds, "MS", fused) + band_value_notes(pan_ds, "PAN", [1])
 
 
+def _value_encoding(pan_file, ms_file, pan_path: str, ms_path: str, fused: list[int],
+                    scan: MetadataScan) -> tuple[list[str], tuple | None, bool]:
+    """What the inputs declare of their values' encoding: (warnings: the PAN and MS declare different scales/offsets
+    or unit types, an offset only their product metadata declare (``metaoffsets``); the declared (scale, offset) of
+    the PAN and of each fused MS band when either declares one, so ``pan_units`` compares physical values (QA: a float
+    reflectance PAN with a scaled UInt16 MS was told "different units"), else None; whether the MS's values carry an
+    offset, on its bands or in its metadata: the self-check's ERGAS is on the stored encoding)."""
+    notes = [pair_scaling_note(pan_file, ms_file, fused)]
+    meta = {role: metaoffsets.metadata_offset_note(ds, path, role, scan)
+            for role, ds, path in (("MS", ms_file, ms_path), ("PAN", pan_file, pan_path))}
+    pan_pair, ms_pairs = declared_scaling(pan_file, [1])[0], declared_scaling(ms_file, fused)
+    declared = any(p != (1.0, 0.0) for p in [pan_pair, *ms_pairs])
+    offset = any(off for _, off in ms_pairs) or meta["MS"] is not None
+    return [n for n in [*notes, *meta.values()] if n], (pan_pair, ms_pairs) if declared else None, offset
+
+
 def _fits(card: model_card.ModelCard, n_bands: int, ratio: int) -> bool:
     """Whether the model fits ``n_bands`` MS bands at ``ratio`` (``model_card.check_against_data``)."""
     try:
@@ -646,6 +665,7 @@ def pansharpen(
     pan = dimap_values.with_product_nbits(pan, dimaps["PAN"], "PAN", fb)
     ms = dimap_values.with_product_nbits(ms, dimaps["MS"], "MS", fb)
     ms_file = ms_ds   # the file's own metadata, whatever views of it are fused (outputs.copy_metadata)
+    pan_file = pan_ds   # and the PAN's: its declared scale/offset and unit type (``_value_encoding``)
     check_not_input(output_path, {"PAN": pan_ds, "MS": ms_ds})
     crs_notes: list[str] = []
     pan_ds, pan = with_crs(pan_ds, pan, pan_crs, "PAN", crs_notes)
@@ -716,6 +736,8 @@ def pansharpen(
     warnings.extend(bplan.warnings)
     warnings.extend(_band_metadata_notes(pan_ds, ms_ds, pan, ms, spec, bplan.indices, found, plan.ratio,
                                          ms_bands))
+    encoding_notes, scaling, ms_offset = _value_encoding(pan_file, ms_file, pan_path, ms_path, bplan.indices, scan)
+    warnings.extend(encoding_notes)
     if bplan.indices != list(range(1, ms.bands + 1)):
         ms_ds, ms = band_sel.select_bands(ms_ds, ms, bplan.indices)
         if plan.ms_dataset is not None:   # a reprojected or flipped MS: select from that view
@@ -778,11 +800,12 @@ def pansharpen(
         fb.warning(note)
     if method == selfcheck.AUTO:
         method, check = _auto_method(pan_ds, ms_src, pan, ms, plan, spec, stats, card, no_model, model_path, device,
-                                     ort_threads, fb, precision, consistency, bplan.model, ranges, bar)
+                                     ort_threads, fb, precision, consistency, bplan.model, ranges, bar,
+                                     ms_offset=ms_offset)
     # any classical method, chosen or fallen back to by METHOD auto (QA: METHOD mtf_glp_hpm said nothing of a
     # reflectance PAN with a DN MS); KSDiff's run warns below. The user mixed product levels either way
     if method not in LEARNED_METHODS:
-        units_note = pan_units(stats, learned=False)[1]
+        units_note = pan_units(stats, learned=False, scaling=scaling)[1]
         if units_note:
             warnings.append(units_note)
     if check_only:   # METHOD auto only (checked above)
@@ -804,7 +827,7 @@ def pansharpen(
         margin = net_margin
         if (bplan.model is not None and len(bplan.model) < ms.bands) or NOISE_PULL:
             margin = max(margin, classical.margin(classical.BEST_CLASSICAL, plan.ratio))
-        pan_factor, units_note = pan_units(stats)
+        pan_factor, units_note = pan_units(stats, scaling=scaling)
         if units_note:
             warnings.append(units_note)
         fuse = OnnxFuser(card, session, scale, precision, consistency, bplan.model, pan_factor, NOISE_PULL,
@@ -1058,11 +1081,11 @@ def _auto_method(pan_ds, ms_src, pan: RasterInfo, ms: RasterInfo, plan: GridPlan
                  threads: int, fb: Feedback, precision: str, consistency: bool,
                  bands: list[int] | None,
                  ranges: dict[str, inrange.RangeGuard] | None,
-                 bar: RunProgress) -> tuple[str, selfcheck.SelfCheck]:
+                 bar: RunProgress, ms_offset: bool = False) -> tuple[str, selfcheck.SelfCheck]:
     """METHOD auto: the learned model if it passes the self-check on this scene, else the best classical method
     on the check (also the choice when no model can run here). ``bands``: ``BandPlan.model``; ``ranges``: the
     inputs' ``inrange.guards`` (the check reads the values clamped as the run does); ``bar``: the run's progress
-    (its ``model`` and ``check`` stages)."""
+    (its ``model`` and ``check`` stages); ``ms_offset``: the MS's values carry an offset (the check's ERGAS note)."""
     area = _ms_stats_window(plan, ms_src.RasterXSize, ms_src.RasterYSize)
     # a small EXTENT: the check samples the scene around it (the MS over the whole PAN) rather than falling back
     scene = _ms_stats_window(replace(plan, region=(0, 0, pan.height, pan.width)), ms_src.RasterXSize,
@@ -1075,7 +1098,7 @@ def _auto_method(pan_ds, ms_src, pan: RasterInfo, ms: RasterInfo, plan: GridPlan
         # no learned model to score: the check's share is re-estimated for the classical candidates alone
         bar.estimate("check", selfcheck.estimate_seconds(area, plan.ratio, False))
         check = selfcheck.run_check(pan_ds, ms_src, pan, ms, plan, spec, None, stats, area, fb, ranges,
-                                    bar.stage("check"))
+                                    bar.stage("check"), ms_offset=ms_offset)
         check.reason = f"{_auto_reason(why)}; {check.reason}"   # a sentence's full stop would end in '.;'
         selfcheck.log_check(check, fb)
         return check.method, check
@@ -1105,10 +1128,10 @@ def _auto_method(pan_ds, ms_src, pan: RasterInfo, ms: RasterInfo, plan: GridPlan
     bar.stage("model")(1.0)
     runtime.warn_cpu_fallback(device, session, fb)
     fuser = OnnxFuser(card, session, value_scale(card, ms, stats.ms_mean), precision, consistency, bands,
-                      pan_units(stats)[0])
+                      pan_units(stats)[0])   # the network's factor: on the stored values, as the run's
     try:
         check = selfcheck.run_check(pan_ds, ms_src, pan, ms, plan, spec, fuser, stats, area, fb, ranges,
-                                    bar.stage("check"))
+                                    bar.stage("check"), ms_offset=ms_offset)
     finally:
         fuser.release()
     # the user's own MODEL is named: "KSDiff" alone read as the bundled network

@@ -67,6 +67,10 @@ ERGAS_NEAR_ZERO = ("ERGAS divides each band's error by the band's mean: on this 
                    "(surface reflectance), the means lie near 0 and every method's ERGAS reads several times what "
                    "the same data encoded with an offset (DN) would give; compare the methods with each other here")
 
+# the same for an MS whose bands (or product metadata) declare an offset: the figures are on the stored numbers
+ERGAS_ENCODED = ("ERGAS here is on the MS's stored encoding (DN), not on its physical values: the MS declares an "
+                 "offset, which moves each band's mean, the divisor of ERGAS; compare the methods with each other here")
+
 Fuser = Callable[[np.ndarray, np.ndarray, classical.TileContext], np.ndarray]
 
 
@@ -409,7 +413,7 @@ def _fuse_pair(fuser: Fuser, pan: np.ndarray, lms: np.ndarray, ctx: classical.Ti
 def run_check(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan, sensor: Sensor,
               learned: Fuser | None, stats: classical.SceneStats, ms_area: tuple[int, int, int, int],
               feedback: Feedback | None = None, ranges: dict | None = None,
-              progress: Callable[[float], None] | None = None) -> SelfCheck:
+              progress: Callable[[float], None] | None = None, ms_offset: bool = False) -> SelfCheck:
     """Score ``learned`` and the classical candidates on a spread sample of the scene and decide (module doc).
 
     ``ms_area`` = (col, row, w, h): the MS pixels inside the output region (``ms_ds`` coordinates).
@@ -417,6 +421,7 @@ def run_check(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan, se
     ``ranges``: the inputs' ``inrange.guards`` by role: values above a declared bit depth read clamped (not counted:
     the run counts what it reads). ``progress``: told the check's fraction done (0..1) after each method scored on
     a window, by the estimated seconds of the planned windows (``estimate_seconds``), and 1.0 at the end.
+    ``ms_offset``: the MS's values carry a declared offset (``ERGAS_ENCODED``, said with the figures).
     """
     clamps = {role: g.quiet for role, g in (ranges or {}).items()}
     fb = feedback or Feedback()
@@ -487,6 +492,8 @@ def run_check(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan, se
     low = getattr(stats, "ms_low", None)
     if low is not None and (np.asarray(low) < 0).any():   # QA: reflectance read ~10 x its DN encoding's ERGAS
         res.notes.append(ERGAS_NEAR_ZERO)
+    elif ms_offset:   # QA: figures on DN beside an assessment on reflectance, without a word
+        res.notes.append(ERGAS_ENCODED)
     res.pan_checkerboard = float(pan_pool.checkerboard()[0])
     res.ms_checkerboard = float(np.nanmax(ms_pool.checkerboard()))
     if learned is None:

@@ -22,8 +22,8 @@ import importlib
 # output type policy (``dtypes``) without importing osgeo: training runs where only rasterio is installed.
 _EXPORTS = {
     **dict.fromkeys(("data_scale", "fits", "output_nodata", "to_dtype", "value_range"), "dtypes"),
-    **dict.fromkeys(("DEFAULT_GT", "SUPPORTED_TYPES", "RasterInfo", "band_value_notes", "describe", "open_dataset",
-                     "open_raster"), "info"),
+    **dict.fromkeys(("DEFAULT_GT", "RATIO_OFFSET", "SUPPORTED_TYPES", "RasterInfo", "band_value_notes",
+                     "declared_scaling", "describe", "open_dataset", "open_raster", "pair_scaling_note"), "info"),
     **dict.fromkeys(("NORTH_UP_TOLERANCE", "is_rotated"), "geotransform"),
     **dict.fromkeys(("Signature", "remove_stale_partials", "signature", "stale_partials"), "partials"),
     **dict.fromkeys(("STYLE_FOR", "STYLE_MARK", "UNSEALED", "belongs_to", "is_ksdiff_style", "kept_style_note",

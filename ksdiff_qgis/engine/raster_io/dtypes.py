@@ -68,6 +68,15 @@ def output_nodata(pan: RasterInfo, ms: RasterInfo) -> tuple[float | None, str]:
     return value, f"{value:g}, the default for {ms.dtype.name}{note}"
 
 
+def _nudged_float(nodata: float, hi: float) -> float:
+    """The float32 value a valid value equal to the float ``nodata`` is written as: the next one toward the type's
+    top ``hi`` (down when nodata is the top); next to 0 the smallest normal float, ±1.2e-38, not a denormal."""
+    toward = np.inf if nodata < hi else -np.inf
+    if nodata == 0:
+        return float(np.copysign(np.finfo(np.float32).tiny, toward))
+    return float(np.nextafter(np.float32(nodata), np.float32(toward)))
+
+
 def to_dtype(strip: np.ndarray, dtype, nodata: float | None, nbits: int | None = None) -> np.ndarray:
     """Float values (NaN = nodata) -> ``dtype``: clipped to its valid range (NBITS aware), integers rounded,
     NaN -> ``nodata``, and a valid value that would equal ``nodata`` nudged by one step so it never reads
@@ -81,8 +90,9 @@ def to_dtype(strip: np.ndarray, dtype, nodata: float | None, nbits: int | None =
         if nodata is not None:
             out[(out == nodata) & ~nan] = nodata + 1 if nodata < hi else nodata - 1
     elif nodata is not None and not math.isnan(nodata):
-        # the same for floats: the nearest representable value next to nodata
-        toward = np.float32(np.inf if nodata < hi else -np.inf)
-        out[(out == nodata) & ~nan] = np.nextafter(np.float32(nodata), toward)
+        # the same for floats: the nearest representable value next to nodata, a normal float: next to 0 that is
+        # the smallest normal float32 (1.2e-38), not the denormal 1.4e-45, which software that flushes denormals to
+        # zero reads as 0, the hole (QA: pixels moved off a nodata 0 became 1.4e-45)
+        out[(out == nodata) & ~nan] = _nudged_float(nodata, hi)
     out[nan] = nodata if nodata is not None else lo
     return out.astype(dt)

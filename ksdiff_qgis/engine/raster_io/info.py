@@ -52,6 +52,26 @@ class RasterInfo:
         return is_rotated(self.gt, self.width, self.height)
 
 
+# the units an ENVI header's (or a band's) 'wavelength_units' item may give, in nm
+_WAVELENGTH_UNITS = {"nm": 1.0, "nanometers": 1.0, "nanometer": 1.0, "nanometres": 1.0, "um": 1000.0, "µm": 1000.0,
+                     "micrometers": 1000.0, "micrometer": 1000.0, "micrometres": 1000.0, "microns": 1000.0}
+
+
+def band_label(band: gdal.Band) -> str:
+    """A band's name: its description, else its central wavelength from its ``wavelength`` metadata item (GDAL's
+    ENVI driver, an ENVI header's, with ``wavelength_units``; nm when none are given) as '478 nm', which
+    ``bands.band_kind`` reads: QA, an ENVI MS with wavelengths and no band names got no band identity."""
+    if band.GetDescription():
+        return band.GetDescription()
+    items = {k.lower(): v for k, v in (band.GetMetadata() or {}).items()}
+    unit = _WAVELENGTH_UNITS.get((items.get("wavelength_units") or "nm").strip().lower())
+    try:
+        value = float(items.get("wavelength", ""))
+    except ValueError:
+        return ""
+    return f"{value * unit:g} nm" if unit and math.isfinite(value) and value > 0 else ""
+
+
 def describe(ds: gdal.Dataset, path: str) -> RasterInfo:
     """Read the facts of an opened dataset."""
     b1 = ds.GetRasterBand(1)
@@ -67,7 +87,7 @@ def describe(ds: gdal.Dataset, path: str) -> RasterInfo:
         gdal_type=b1.DataType,
         nodata=b1.GetNoDataValue(),
         nbits=product_nbits(ds),   # also through a VRT or NITF, which do not report it themselves
-        descriptions=[ds.GetRasterBand(i + 1).GetDescription() for i in range(ds.RasterCount)],
+        descriptions=[band_label(ds.GetRasterBand(i + 1)) for i in range(ds.RasterCount)],
         gcps=ds.GetGCPCount(),
         rpc=bool(quiet_metadata(ds, "RPC")),
     )
@@ -108,20 +128,38 @@ def _same_nodata(a: float | None, b: float | None) -> bool:
     return a == b or (a is not None and b is not None and math.isnan(a) and math.isnan(b))
 
 
+# what an offset the fusion does not apply means for the ratio-based methods (band offsets and metadata offsets)
+RATIO_OFFSET = ("With an offset, the ratio-based methods (Brovey, MTF-GLP-HPM, KSDiff's base) take the stored "
+                "zero for the physical one: convert to physical values first (e.g. Raster Calculator) for those.")
+
+
+def declared_scaling(ds: gdal.Dataset, bands: list[int]) -> list[tuple[float, float]]:
+    """(scale, offset) each band of ``bands`` (1-based) declares; (1.0, 0.0) where it declares none."""
+    out = []
+    for b in bands:
+        band = ds.GetRasterBand(b)
+        sc, off = band.GetScale(), band.GetOffset()
+        out.append((sc if sc is not None else 1.0, off or 0.0))
+    return out
+
+
+def _scaled(pairs: list[tuple[float, float]]) -> bool:
+    return any(sc != 1.0 or off != 0.0 for sc, off in pairs)
+
+
 def band_value_notes(ds: gdal.Dataset, role: str, bands: list[int]) -> list[str]:
     """Warnings for band metadata the fusion does not follow (``bands``: 1-based, the ones fused): a scale/offset
-    (e.g. reflectance stored as Int16 x 1e-4: fused as the stored numbers, the output keeps the scale/offset), and
-    nodata values that differ between bands (band 1's is the one used)."""
+    (e.g. reflectance stored as Int16 x 1e-4: fused as the stored numbers, the output keeps the MS's scale/offset), and
+    nodata values that differ between bands (band 1's is used)."""
     notes = []
-    scaled = [(b, ds.GetRasterBand(b).GetScale(), ds.GetRasterBand(b).GetOffset()) for b in bands]
-    scaled = [(b, sc if sc is not None else 1.0, off or 0.0) for b, sc, off in scaled]
+    scaled = [(b, sc, off) for b, (sc, off) in zip(bands, declared_scaling(ds, bands))]
     if any(sc != 1.0 or off != 0.0 for _, sc, off in scaled):
         listed = ", ".join(f"band {b}: x {sc:g} + {off:g}" for b, sc, off in scaled if sc != 1.0 or off != 0.0)
+        # the output carries the MS's scale/offset, whatever the PAN's (QA: the PAN's note said "the same")
+        carried = ("the output carries the same scale/offset so QGIS reads it in the same units" if role == "MS" else
+                   "the output carries the MS's scale/offset and unit type, not the PAN's")
         notes.append(f"The {role} raster's bands carry a scale/offset ({listed}): the fusion works on the stored "
-                     "numbers, and the output carries the same scale/offset so QGIS reads it in the same units. "
-                     + ("With an offset, the ratio-based methods (Brovey, MTF-GLP-HPM, KSDiff's base) take the stored "
-                        "zero for the physical one: convert to physical values first (e.g. Raster Calculator) for "
-                        "those. " if any(off for _, _, off in scaled) else ""))
+                     f"numbers, and {carried}. " + (RATIO_OFFSET if any(off for _, _, off in scaled) else ""))
     first = ds.GetRasterBand(1).GetNoDataValue()
     nodatas = {b: ds.GetRasterBand(b).GetNoDataValue() for b in bands}
     other = {b: v for b, v in nodatas.items() if not _same_nodata(v, first)}
@@ -131,6 +169,32 @@ def band_value_notes(ds: gdal.Dataset, role: str, bands: list[int]) -> list[str]
                      "band 1's is used for every band, so the other bands' holes are fused as data. Give the bands "
                      "one nodata value (e.g. gdal_translate -a_nodata).")
     return [n.strip() for n in notes]
+
+
+def _encoding(pair: tuple[float, float]) -> str:
+    return f"x {pair[0]:g} + {pair[1]:g}"
+
+
+def pair_scaling_note(pan_ds: gdal.Dataset, ms_ds: gdal.Dataset, bands: list[int]) -> str | None:
+    """A warning when the PAN and the fused MS bands (``bands``, 1-based) both declare a scale/offset and they differ,
+    or both a unit type and they differ (a radiance PAN with a reflectance MS): the fusion works on the stored
+    numbers and the output carries the MS's; None when they agree or one declares nothing."""
+    pan_pair = declared_scaling(pan_ds, [1])[0]
+    ms_pairs = declared_scaling(ms_ds, bands)
+    said = []
+    if _scaled([pan_pair]) and _scaled(ms_pairs) and any(p != pan_pair for p in ms_pairs):
+        ms_text = ", ".join(dict.fromkeys(_encoding(p) for p in ms_pairs))
+        said.append(f"scales/offsets (PAN {_encoding(pan_pair)}, MS {ms_text})")
+    pan_unit = (pan_ds.GetRasterBand(1).GetUnitType() or "").strip()
+    ms_units = [u for u in dict.fromkeys((ms_ds.GetRasterBand(b).GetUnitType() or "").strip() for b in bands) if u]
+    if pan_unit and ms_units and any(u.lower() != pan_unit.lower() for u in ms_units):
+        said.append(f"unit types (PAN '{pan_unit}', MS " + ", ".join(f"'{u}'" for u in ms_units) + ")")
+    if not said:
+        return None
+    return (f"The PAN and the MS declare different {' and '.join(said)}: the fusion works on the stored numbers and "
+            "the output carries the MS's scale/offset and unit type, so the PAN's detail enters in the MS's encoding "
+            "only as far as the methods fit the PAN to the MS. Give both in one product level and encoding (e.g. "
+            "both surface reflectance, gdal_translate -unscale to store physical values)")
 
 
 def open_raster(path: str, role: str) -> tuple[gdal.Dataset, RasterInfo]:

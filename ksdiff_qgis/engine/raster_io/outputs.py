@@ -45,9 +45,11 @@ BASE = ["TILED=YES", f"BLOCKXSIZE={BLOCK}", f"BLOCKYSIZE={BLOCK}", "BIGTIFF=IF_S
 # the MS's dataset metadata the output keeps: its default domain (what gdal_translate keeps) and IMAGERY (sensor,
 # acquisition); not the domains that describe the input file (IMAGE_STRUCTURE, RPC, GEOLOCATION, SUBDATASETS, xml:...)
 KEPT_DOMAINS = ("", "IMAGERY")
-# keys that describe the input's pixels or grid, not the output's: statistics of the MS's values, and AREA_OR_POINT
-# (the output lies on the PAN's grid, written as GeoTIFF's default, pixel is area)
-_DROPPED = ("STATISTICS_", "AREA_OR_POINT")
+# keys that describe the input's pixels or grid, not the output's: statistics of the MS's values, AREA_OR_POINT
+# (the output lies on the PAN's grid, written as GeoTIFF's default, pixel is area), and the MS file's own TIFF
+# DateTime and ImageDescription (QA: the fused file claimed the input's time and its description, e.g. "radiance x100
+# crop"; TIFFTAG_SOFTWARE is replaced by ``provenance``)
+_DROPPED = ("STATISTICS_", "AREA_OR_POINT", "TIFFTAG_DATETIME", "TIFFTAG_IMAGEDESCRIPTION")
 
 
 def _kept(items: dict | None) -> dict:

@@ -11,7 +11,7 @@ from osgeo import gdal
 from ..errors import InputError, quoted
 from ..gdalutil import gdal_call
 from .geotransform import is_rotated
-from .info import open_dataset
+from .info import band_label, declared_scaling, open_dataset
 
 
 def read_failure(ds: gdal.Dataset, what: str, msg: str) -> OSError:
@@ -154,7 +154,8 @@ class MaskedRaster:
     ``extra_nodata`` is one more value that marks a hole in every band, besides the declared nodata (the
     bench's test cases use 0 as fill whether or not a file declares it); ``outside_nodata`` a nodata value set
     outside the file (a QGIS layer's), used when no band declares one. A mask of the file's own (``own_mask``) hides
-    what it hides.
+    what it hides. ``scaling``: each band's declared (scale, offset) (``declared_scaling``); with ``physical`` set
+    (``assessment.use_declared_scaling``) :meth:`read` returns physical values, value x scale + offset.
     """
 
     def __init__(self, path: str, role: str, extra_nodata: float | None = None, outside_nodata: float | None = None,
@@ -170,14 +171,17 @@ class MaskedRaster:
         if outside_nodata is not None and all(nd is None for nd in self.nodata):
             self.nodata = [float(outside_nodata)] * self.bands   # e.g. a QGIS layer's nodata value
         self.extra_nodata = extra_nodata
-        self.names = [self.ds.GetRasterBand(b + 1).GetDescription() for b in range(self.bands)]
+        self.names = [band_label(self.ds.GetRasterBand(b + 1)) for b in range(self.bands)]
         self.masked = own_mask(self.ds)
         self.band_list = list(range(1, self.bands + 1))
+        self.scaling = declared_scaling(self.ds, self.band_list)
+        self.physical = False
 
     def select(self, band_list: list[int]) -> None:
         """Read only these bands (1-based), in this order."""
         self.nodata = [self.nodata[b - 1] for b in band_list]
         self.names = [self.names[b - 1] for b in band_list]
+        self.scaling = [self.scaling[b - 1] for b in band_list]
         self.band_list, self.bands = list(band_list), len(band_list)
 
     def read(self, col: int, row: int, w: int, h: int) -> tuple[np.ndarray, np.ndarray]:
@@ -199,10 +203,18 @@ class MaskedRaster:
                 raise InputError(f"{self.role}: reading the mask band of {self.path} failed: {msg}")
             valid &= mask != 0
         valid &= np.isfinite(arr).all(axis=0)
+        if self.physical:   # nodata is a stored value: compared above, before the scale/offset
+            arr = self.to_physical(arr)
         # a hole's value (NaN, -3.4e38, 60000) would run through the windowed indices' cumulative sums into windows
         # without it: holes read as 0, whatever fills them in the file
         arr[:, ~valid] = 0.0
         return arr, valid
+
+    def to_physical(self, arr: np.ndarray) -> np.ndarray:
+        """(C, ...) stored values of the selected bands as physical values: x scale + offset, per band."""
+        sc = np.array([p[0] for p in self.scaling], np.float64).reshape((-1,) + (1,) * (arr.ndim - 1))
+        off = np.array([p[1] for p in self.scaling], np.float64).reshape(sc.shape)
+        return arr * sc + off
 
     def read_mirrored(self, col: int, row: int, w: int, h: int, bounds) -> tuple[np.ndarray, np.ndarray]:
         """Like :meth:`read`, for a window that may leave ``bounds`` = (col0, row0, col1, row1): the part

@@ -1,0 +1,85 @@
+"""Offsets an input's product metadata declare but its bands do not carry: warned, not applied.
+
+A Sentinel-2 L2A product since processing baseline 04.00 stores reflectance x 10000 + 1000: GDAL's SENTINEL2 driver,
+and the GeoTIFFs made from it, carry ``BOA_ADD_OFFSET_Bn=-1000`` and ``BOA_QUANTIFICATION_VALUE=10000`` as dataset
+metadata (``RADIO_ADD_OFFSET_Bn`` for L1C) with no band offset. A Landsat Collection 2 MTL gives
+``REFLECTANCE_ADD_BAND_n`` and ``RADIANCE_ADD_BAND_n``. The fusion works on the stored numbers either way; as for a
+band's own offset (``raster_io.band_value_notes``), the ratio-based methods then take the stored zero for the
+physical one, which the user should hear (QA: a declared band offset was warned, these were not).
+"""
+from __future__ import annotations
+
+import os
+import re
+
+from osgeo import gdal
+
+from .delivery import metadata_files
+from .metascan import MetadataScan
+from .raster_io import RATIO_OFFSET, declared_scaling
+
+_S2_OFFSET = re.compile(r"^(BOA|RADIO)_ADD_OFFSET_B\w+$", re.IGNORECASE)
+_S2_QUANT = ("BOA_QUANTIFICATION_VALUE", "QUANTIFICATION_VALUE")
+_MTL_ADD = re.compile(r'"?((?:REFLECTANCE|RADIANCE)_ADD_BAND_\w+)"?\s*[=:]\s*"?(-?[\d.]+(?:[eE][-+]?\d+)?)"?')
+
+
+def _number(text: str | None) -> float | None:
+    try:
+        return float(text) if text is not None else None
+    except ValueError:
+        return None
+
+
+def _natural(key: str) -> list:
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", key)]
+
+
+def _listed(found: dict[str, float]) -> str:
+    """'BOA_ADD_OFFSET_B0 … BOA_ADD_OFFSET_B12: -1000' or 'REFLECTANCE_ADD_BAND_1: -0.1': keys of one value grouped,
+    in natural order."""
+    groups: dict[float, list[str]] = {}
+    for key in sorted(found, key=_natural):
+        groups.setdefault(found[key], []).append(key)
+    return "; ".join((keys[0] if len(keys) == 1 else f"{keys[0]} … {keys[-1]}") + f": {value:g}"
+                     for value, keys in groups.items())
+
+
+def s2_offsets(ds: gdal.Dataset) -> dict[str, float]:
+    """The non-zero Sentinel-2 offsets in the dataset's (or its bands') default metadata, by key."""
+    items = dict(ds.GetMetadata() or {})
+    for b in range(1, ds.RasterCount + 1):
+        items.update(ds.GetRasterBand(b).GetMetadata() or {})
+    found = {k.upper(): _number(v) for k, v in items.items() if _S2_OFFSET.match(k)}
+    return {k: v for k, v in found.items() if v}
+
+
+def mtl_offsets(path: str, scan: MetadataScan) -> tuple[str | None, dict[str, float]]:
+    """(the MTL's name, its non-zero REFLECTANCE_/RADIANCE_ADD_BAND_n values) of the Landsat MTL that names
+    ``path`` (``delivery.metadata_files``); (None, {}) without one."""
+    naming, _ = metadata_files(path, scan)
+    for side in naming:
+        if "MTL" in os.path.basename(side).upper():
+            found = {m.group(1).upper(): _number(m.group(2)) for m in _MTL_ADD.finditer(scan.text(side))}
+            found = {k: v for k, v in found.items() if v}
+            if found:
+                return os.path.basename(side), found
+    return None, {}
+
+
+def metadata_offset_note(ds: gdal.Dataset, path: str, role: str, scan: MetadataScan) -> str | None:
+    """A warning when ``role``'s product metadata declare an offset (``s2_offsets``, ``mtl_offsets``) and its bands
+    carry none (a band offset is ``band_value_notes``'s to say); None otherwise. Nothing is applied."""
+    if any(off for _, off in declared_scaling(ds, list(range(1, ds.RasterCount + 1)))):
+        return None
+    found, source, quant_text = s2_offsets(ds), "metadata", ""
+    if found:
+        quant_key = next((k for k in _S2_QUANT if _number(ds.GetMetadataItem(k))), None)
+        if quant_key:
+            quant, value = _number(ds.GetMetadataItem(quant_key)), next(iter(found.values()))
+            quant_text = f"; with {quant_key} {quant:g}: reflectance = (value {value:+g}) / {quant:g}"
+    else:
+        source, found = mtl_offsets(path, scan)
+        if not found:
+            return None
+    return (f"The {role} raster's {source} declares an offset its bands do not carry ({_listed(found)}{quant_text}): "
+            f"the fusion works on the stored numbers and does not apply it. {RATIO_OFFSET}")
