@@ -52,15 +52,16 @@ def show_natural_colour(layer: QgsRasterLayer, rgb: tuple[int, int, int] | None)
 
 
 def write_default_style(output: str, rgb: tuple[int, int, int] | None, replaced: bool = False,
-                        missing: list[str] | None = None) -> str:
+                        missing: list[str] | None = None, why: str | None = None) -> str:
     """Save the natural-colour style of the committed GeoTIFF ``output`` as its default style (``style_sidecar``):
     only when its red, green and blue bands are known (``rgb``), marked as KSDiff's (``stylemark``). The commit
     removed the replaced output's style (``replaced``: it did, and held back its line, said here instead), so none
     of another band layout stays; a style that is not KSDiff's (the user's, an input's) is kept, and nothing is
     written (the commit said so: ""); nor while another raster of its stem (o.tiff for o.tif) is beside it, which
     QGIS would open with it too, or the style there is KSDiff's for that raster (``stylemark.owner_of``).
-    ``missing``: why the names give no ``rgb`` (``bandcolour.missing_colours``), said instead of all three. Returns
-    the line for the log."""
+    ``missing``: why the names give no ``rgb`` (``bandcolour.missing_colours``), said instead of all three; ``why``:
+    the reason no colours are taken from the names at all (``PansharpenResult.colour_doubt``), said before that.
+    Returns the line for the log."""
     qml, pam = style_sidecar(output), output + ".aux.xml"
     if os.path.exists(qml) and not is_ksdiff_style(qml):
         return ""
@@ -93,6 +94,8 @@ def write_default_style(output: str, rgb: tuple[int, int, int] | None, replaced:
         with contextlib.suppress(OSError):
             os.remove(pam)
     if not shown:
+        if why:   # the names were left bare on purpose: the reason, not the colours they lack
+            return removed + tr("no QGIS style written: {} (QGIS draws bands 1, 2, 3)").format(why)
         if missing:   # which colour is lacking, not all three (QA: NIR1, Red, Green said red/green/blue unknown)
             return removed + tr("no QGIS style written: natural colour needs one band each named Red, Green and "
                                 "Blue, and the output has {} (QGIS draws bands 1, 2, 3)").format("; ".join(missing))

@@ -388,7 +388,7 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
         # after the commit: a cancelled or failed run raised above, leaving the old output and its style as they were
         # natural colour however the file is opened
         style = write_default_style(self._output, rgb, replaced=removed_style_note(qml) in engine_feedback.held,
-                                    missing=missing_colours(result.band_names))
+                                    missing=missing_colours(result.band_names), why=result.colour_doubt)
         if style:   # "": the user's own style is kept (the commit said so)
             feedback.pushInfo(style)
         self._describe_layer_to_load(context, rgb, result.method)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import functools
 import math
+import os
+import shlex
 from dataclasses import dataclass, field, replace
 
 from osgeo import gdal, osr
@@ -138,11 +140,28 @@ def whole_ratio(rx: float, ry: float) -> int | None:
     return r
 
 
-def _integer_ratio(rx: float, ry: float) -> int | None:
-    """The whole MS/PAN ratio shared by both axes, None when there is none (the MS is then resampled)."""
-    if math.sqrt(rx * ry) < 1.5:
-        raise InputError("PAN and MS have (about) the same pixel size: there is nothing to sharpen")
+MIN_RATIO = 1.5   # MS/PAN pixel size ratio below which a pair is refused; 1.5 up to 2 is resampled to 2
+
+
+def _integer_ratio(rx: float, ry: float, pan: RasterInfo, ms_gt: tuple[float, ...]) -> int | None:
+    """The whole MS/PAN ratio shared by both axes, None when there is none (the MS is then resampled). Raises
+    InputError below ``MIN_RATIO`` (a SkySat-like 0.8 m PAN with a 1.0 m MS), with the gdalwarp command that
+    resamples ``pan`` to half the MS pixel (``ms_gt``: the MS's north-up geotransform, in the PAN's CRS)."""
+    if math.sqrt(rx * ry) < MIN_RATIO:
+        raise InputError(too_close_ratio(rx, ry, pan, ms_gt))
     return whole_ratio(rx, ry)
+
+
+def too_close_ratio(rx: float, ry: float, pan: RasterInfo, ms_gt: tuple[float, ...]) -> str:
+    """Why a pair whose MS/PAN ratio is below ``MIN_RATIO`` is refused, and the command that makes one that fuses."""
+    measured = f"{rx:.3g}" if abs(rx - ry) <= RATIO_TOLERANCE * rx else f"{rx:.3g} (x) x {ry:.3g} (y)"
+    src = pan.path or "pan.tif"
+    dst = os.path.splitext(os.path.basename(src))[0] + "_half.tif"
+    tr = f"{abs(ms_gt[1]) / 2:.10g} {abs(ms_gt[5]) / 2:.10g}"
+    return (f"The MS pixel is only {measured} times the PAN's: pansharpening needs a PAN at least {MIN_RATIO:g} "
+            "times finer than the MS (ratios 1.5-2 are resampled to 2); check that PAN and MS are the right layers of "
+            f"the same product, and for such a product resample the PAN to half the MS pixel: gdalwarp -tr {tr} "
+            f"-r cubic {shlex.quote(src)} {shlex.quote(dst)}")
 
 
 def _ms_pixel_size(ms: RasterInfo, pan: RasterInfo) -> float | None:
@@ -465,7 +484,7 @@ def plan_grid(pan: RasterInfo, ms: RasterInfo, ms_ds: gdal.Dataset) -> GridPlan:
     else:
         ms_gt, ms_w, ms_h = ms.gt, ms.width, ms.height
         rx, ry = _ratio(ms_gt[1], pan.gt[1], "x"), _ratio(-ms_gt[5], -pan.gt[5], "y")
-        ratio = _integer_ratio(rx, ry)
+        ratio = _integer_ratio(rx, ry, pan, ms_gt)
         drift = None if ratio is None else max(abs(rx - ratio) * ms_w, abs(ry - ratio) * ms_h)
         if ratio is None or drift > DRIFT_TOLERANCE:
             # e.g. ZiYuan-3 (2.1 m / 5.8 m) or resampled products: GDAL's pansharpening takes any ratio; the fusion

@@ -85,7 +85,14 @@ from .raster_io import (
     valid_pixels,
     value_range,
 )
-from .sensor_detect import PIXEL_NOTE, Detection, band_order_doubt, detect_sensor, pixel_size_note
+from .sensor_detect import (
+    PIXEL_NOTE,
+    Detection,
+    ambiguous_codes,
+    band_order_doubt,
+    detect_sensor,
+    pixel_size_note,
+)
 from .sensors import AUTO, GENERIC_NEAREST, SENSORS, Sensor, get_sensor, model_for, table_of
 from .tiling import blend_cells, blend_strips, choose_layout
 
@@ -180,6 +187,8 @@ class PansharpenResult:
     band_names: list[str] = field(default_factory=list)
     coregistration: str | None = None   # COREGISTER: how far the MS moved and what was left (the log's line)
     sensor: str | None = None           # the sensor the run used (SENSOR=auto: the one it guessed)
+    # why no natural colour is taken from the band names (bare Landsat codes of either numbering), for the style line
+    colour_doubt: str | None = None
 
 
 
@@ -738,6 +747,15 @@ def pansharpen(
                                          ms_bands))
     encoding_notes, scaling, ms_offset = _value_encoding(pan_file, ms_file, pan_path, ms_path, bplan.indices, scan)
     warnings.extend(encoding_notes)
+    doubt = ambiguous_codes(found, [ms.descriptions[b - 1] for b in bplan.indices])
+    colour_doubt = None
+    if doubt:   # a bare code names no colour for sure: it stays bare, so no colour tag or style is taken from it
+        warnings.append(doubt[1])
+        colour_doubt = (f"the band codes {', '.join(ms.descriptions[bplan.indices[j] - 1].strip() for j in doubt[0])} "
+                        "mean other colours on Landsat 8/9 than on Landsat 4-7, and SENSOR=auto guessed the mission "
+                        "from the geometry alone")
+        bplan = replace(bplan, names=[ms.descriptions[b - 1].strip() if j in doubt[0] else n
+                                      for j, (b, n) in enumerate(zip(bplan.indices, bplan.names))])
     if bplan.indices != list(range(1, ms.bands + 1)):
         ms_ds, ms = band_sel.select_bands(ms_ds, ms, bplan.indices)
         if plan.ms_dataset is not None:   # a reprojected or flipped MS: select from that view
@@ -987,7 +1005,8 @@ def pansharpen(
                             sensor=sensor,
                             tiles=layout.count, method=method, ratio=plan.ratio, device=used_device,
                             warnings=crs_notes + fill_notes + warnings,
-                            band_names=list(names), selfcheck=check, coregistration=moved_line)
+                            band_names=list(names), selfcheck=check, coregistration=moved_line,
+                            colour_doubt=colour_doubt)
 
 
 def _tile_seconds(plan: GridPlan, learned: bool) -> float:

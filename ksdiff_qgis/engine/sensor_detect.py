@@ -3,7 +3,8 @@
 Evidence, strongest first: product metadata (GDAL's ``IMAGERY`` domain ``SATELLITEID``, a Maxar
 ``.IMD``/``.XML``, a Landsat ``MTL.txt``/``MTL.json`` or an Airbus DIMAP that names either input or a VRT's source
 files: ``delivery``) unless its sensor's ratio and PAN pixel size both contradict the data's, then band
-descriptions, then the geometry (PAN/MS ratio, MS band count, PAN pixel size). Without a match the answer is
+descriptions, then the geometry (PAN/MS ratio, MS band count, PAN pixel size; at Landsat's, the MS's bit depth).
+Without a match the answer is
 ``generic`` with a warning: the classical methods still work, with generic MTF gains. Metadata that names a sensor
 whose band count the MS does not have (a 3-band composite of a Landsat scene) gives ``generic`` with that sensor's
 ratio and gains where they apply, with a warning; an explicit SENSOR is checked by the band plan instead. A sensor
@@ -18,9 +19,10 @@ import os
 import re
 from dataclasses import dataclass, field
 
+import numpy as np
 from osgeo import osr
 
-from . import delivery
+from . import bandcodes, delivery
 from .bands import band_kind, holds_sensor_bands
 from .errors import InputError
 from .gdalutil import quiet_metadata
@@ -331,7 +333,7 @@ def band_order_doubt(found: Detection, pan: RasterInfo, ms: RasterInfo, ratio: i
     sensor's order, which swaps Red and Blue of the others' products. None when the bands where the orders differ
     are all named or carry a colour interpretation (``tagged``: 0-based bands; ``bands.colour_statement``)."""
     gsd = pixel_size_m(pan)
-    if found.source != "geometry" or found.key not in SENSORS or gsd is None:
+    if found.source != "geometry" or found.key not in SENSORS or SENSORS[found.key].generic or gsd is None:
         return None
     spec = SENSORS[found.key]
     mine = _order(spec)
@@ -353,6 +355,23 @@ def band_order_doubt(found: Detection, pan: RasterInfo, ms: RasterInfo, ratio: i
             f"no names, so they are taken in its order ({', '.join(spec.band_names)}, as {names} deliver them), but "
             f"{theirs}: if the product is one of these, set SENSOR to its sensor (or MS bands to fuse, MS_BANDS, as "
             f"given), else its {mixed}")
+
+
+def ambiguous_codes(found: Detection | None, descriptions: list[str]) -> tuple[list[int], str] | None:
+    """The 0-based bands named only by a bare Landsat band code ('B4'), and the warning, when SENSOR=auto took
+    Landsat 8/9 from the geometry alone (``found``): such a code means another colour on Landsat 4-7 (B4: NIR, Red on
+    Landsat 8/9; a 16-bit Level-2 ETM+ product has the same geometry), so no colour is claimed from it. None else."""
+    if found is None or found.source != "geometry" or found.key != "landsat8":
+        return None
+    bare = [i for i, d in enumerate(descriptions) if d and bandcodes.parse(d) and bandcodes.parse(d).landsat]
+    if not bare:
+        return None
+    codes = ", ".join(descriptions[i].strip() for i in bare)
+    return bare, (f"The MS bands are named only {codes} and SENSOR=auto took Landsat 8/9 from the geometry alone: "
+                  "Landsat 8/9 OLI numbers B1 Coastal, B2 Blue, B3 Green, B4 Red, B5 NIR, Landsat 4-7 TM/ETM+ B1 "
+                  "Blue, B2 Green, B3 Red, B4 NIR, so the output keeps the bare codes and gets no natural colour from "
+                  f"them (no colour tags, no QGIS style); for Landsat 8/9 set {param('SENSOR', 'landsat8')}, else "
+                  "name the bands (e.g. B4 NIR).")
 
 
 PIXEL_NOTE = "The PAN pixel is "   # the start of pixel_size_note's warning, which also says a ratio that differs
@@ -501,6 +520,12 @@ def _detect(pan: RasterInfo, ms: RasterInfo, ratio: int, selection: list[int] | 
                                *notes], "descriptions")
     # Landsat 8/9's 15 m, with room for a reprojection; a 10 m PAN at ratio 2 is Sentinel-2-like: generic
     if ratio == 2 and gsd is not None and LANDSAT_PAN_M[0] <= gsd <= LANDSAT_PAN_M[1] and ms.bands == 4:
+        if ms.dtype == np.uint8:
+            # Landsat 8/9 products are 16-bit; an 8-bit MS at 15/30 m is Landsat 7 ETM+ Level-1 (TM-like): fused as
+            # its product ID would have it (QA: bare B1..B4 read with OLI numbers, NIR named and drawn as Red)
+            return Detection("generic", [f"ratio 2, {gsd_txt}, {ms.bands} MS bands of 8 bits (Landsat 8/9 products "
+                                         "are 16-bit: Landsat 7 ETM+)", _generic_as("landsat_tm"), bare, *notes],
+                             like="landsat_tm")
         return Detection("landsat8", [f"ratio 2, {gsd_txt} (Landsat 8/9: 15 m), {ms.bands} MS bands",
                                       bare, *notes])
     if ratio == 4 and gsd is not None:
