@@ -478,8 +478,10 @@ def test_algorithm_dialog_builds_and_returns_the_new_parameters(qgis_app, data_d
     iface = mock.MagicMock()
     iface.mainWindow.return_value = window
     iface.activeLayer.return_value = None
-    pan = QgsRasterLayer(str(data_dir / "wv2_pan.tif"), "pan")
-    ms = QgsRasterLayer(str(data_dir / "wv2_ms.tif"), "ms")
+    # names of their own, and left in the project: removing layers a closed (not yet deleted) dialog's widgets still
+    # hold crashed the suite once (segfault in removeMapLayers under load)
+    pan = QgsRasterLayer(str(data_dir / "wv2_pan.tif"), "issue14 dialog pan")
+    ms = QgsRasterLayer(str(data_dir / "wv2_ms.tif"), "issue14 dialog ms")
     QgsProject.instance().addMapLayers([pan, ms])
     with mock.patch.object(general, "iface", iface), mock.patch.object(algorithm_dialog, "iface", iface):
         dlg = processing.createAlgorithmDialog("ksdiff:pansharpen", {"PAN": pan.id(), "MS": ms.id(), "SENSOR": 6,
@@ -495,7 +497,6 @@ def test_algorithm_dialog_builds_and_returns_the_new_parameters(qgis_app, data_d
         params = dlg.createProcessingParameters()
         assert (params["SENSOR"], params["METHOD"], params["DEVICE"]) == (6, 3, 2), params
         dlg.close()
-    QgsProject.instance().removeMapLayers([pan.id(), ms.id()])
 
 
 def test_enum_keys_survive_a_model_exported_to_python_and_the_history(qgis_app, data_dir, tmp_path, pansharpen_model):
