@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import outliers
 from .filters import MTF_TAPS, decimate, upsample
 from .saturation import Top
 
@@ -54,6 +55,8 @@ class SceneStats:
     # saturated, ``saturation.Top``); None: not read
     pan_top: Top | None = None
     ms_top: Top | None = None
+    # the values left out of every statistic above, far outside their input's data (``outliers.screen``); None: none
+    screened: outliers.Screened | None = None
 
 
 def scene_stats(pan_lr: np.ndarray, ms: np.ndarray, valid: np.ndarray,
@@ -61,7 +64,13 @@ def scene_stats(pan_lr: np.ndarray, ms: np.ndarray, valid: np.ndarray,
     """Estimate ``SceneStats`` from PAN averaged onto the MS grid (H, W), MS (C, H, W) and a validity mask.
     ``pan_low`` (C, H, W): each band's MTF-matched low-pass PAN on the MS grid (``lowpass_on_ms_grid``), what
     MTF-GLP-FS's gains are regressed on; None only for callers that use no MTF-GLP-FS gains (they then come from
-    the averaged PAN, biased low)."""
+    the averaged PAN, biased low). Values far outside an input's own data (an undeclared fill, a spike) are left out
+    of every statistic (``outliers.screen``: said in ``SceneStats.screened``)."""
+    keep, screened = outliers.screen(pan_lr[valid], ms[:, valid], None if pan_low is None else pan_low[:, valid])
+    if keep is not None:
+        kept = np.zeros_like(valid)
+        kept[valid] = keep
+        valid = kept
     p = pan_lr[valid].astype(np.float64, copy=False)   # boolean indexing already copied
     m = ms[:, valid].astype(np.float64, copy=False)
     if p.size < 16:
@@ -94,7 +103,7 @@ def scene_stats(pan_lr: np.ndarray, ms: np.ndarray, valid: np.ndarray,
         fs_gain=_band_slopes(p, m) if pan_low is None else np.array(
             [_band_slopes(pan_low[b][valid].astype(np.float64), m[b:b + 1])[0] for b in range(m.shape[0])]),
         negative=float(((p < 0) | (m < 0).any(axis=0)).mean()),
-        ms_low=np.percentile(m, 0.1, axis=1),
+        ms_low=np.percentile(m, 0.1, axis=1), screened=screened,
     )
 
 

@@ -9,7 +9,7 @@ import threading
 
 import numpy as np
 
-from . import consistency, noise, runtime, saturation
+from . import consistency, noise, outliers, runtime, saturation
 from .classical import BEST_CLASSICAL, FUSERS, TileContext
 from .errors import InputError
 from .filters import grow_mask
@@ -597,16 +597,21 @@ class OnnxFuser:
         """The model on its bands (``bands``: their places among the scene's, for the scene statistics)."""
         h, w = pan.shape
         lift = data_lift(ctx.stats, bands)
+        # values the scene statistics screened as far outside the data would wreck the whole tile's normalisation:
+        # the network sees them clipped to the data's range (the steps after it see them as they are)
+        screened = getattr(ctx.stats, "screened", None)
+        net_pan, net_lms = outliers.clamp(pan, lms, screened, bands)
         if lift is not None:   # the network sees each band measured from where its data end, as a DN product's
             lms = lms + lift
+            net_lms = lms if screened is None else net_lms + lift
             ctx = dataclasses.replace(ctx, ms=None if ctx.ms is None else ctx.ms + lift)
         m = self.card.size_multiple
         c = self.net_crop if min(h, w) > 2 * self.net_crop + m else 0
         valid = ctx.valid if not c or ctx.valid is None else ctx.valid[c:h - c, c:w - c]
         hn, wn = h - 2 * c, w - 2 * c
         ph, pw = (-hn) % m, (-wn) % m
-        p = pan[None, None, c:c + hn, c:c + wn] / self.pan_scale
-        x = lms[None, :, c:c + hn, c:c + wn] / self.scale
+        p = net_pan[None, None, c:c + hn, c:c + wn] / self.pan_scale
+        x = net_lms[None, :, c:c + hn, c:c + wn] / self.scale
         if ph or pw:
             p = np.pad(p, ((0, 0), (0, 0), (0, ph), (0, pw)), mode="symmetric")
             x = np.pad(x, ((0, 0), (0, 0), (0, ph), (0, pw)), mode="symmetric")

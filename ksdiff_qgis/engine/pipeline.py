@@ -27,6 +27,7 @@ from . import (
     metaoffsets,
     model_card,
     noise,
+    outliers,
     panholes,
     provenance,
     runtime,
@@ -45,7 +46,7 @@ from .bandcolour import (
 )
 from .blockcache import InputCache, row_budget_mb
 from .clipping import ClipCounter
-from .errors import Cancelled, InputError
+from .errors import Cancelled, InputError, quoted
 from .feedback import Feedback, HeldFeedback
 from .filters import upsample
 from .grid import EDGE_TOLERANCE, GRID_SHIFT, GridPlan, ms_lattice, plan_grid, with_crs
@@ -296,6 +297,28 @@ def undeclared_fill_notes(pan_lr: np.ndarray, ms_lr: np.ndarray, pan: RasterInfo
     return notes
 
 
+def outlier_note(screened: outliers.Screened, pan: RasterInfo, ms: RasterInfo) -> str:
+    """The warning for values the scene statistics left out (``outliers.screen``): per input, how many sampled
+    values, their range and the data's, and how to declare them nodata if they are a fill."""
+    parts, fill = [], None
+    for i, (n, seen, data) in enumerate(zip(screened.counts, screened.seen, screened.data)):
+        if not n:
+            continue
+        name = "PAN" if i == 0 else f"MS band {i}" + (f" ({ms.descriptions[i - 1]})" if ms.descriptions[i - 1] else "")
+        values = f"{seen[0]:.6g}" if seen[0] == seen[1] else f"{seen[0]:.6g} to {seen[1]:.6g}"
+        parts.append(f"{name}: {n} sampled value{'s' * (n > 1)} at {values} (its data: {data[0]:.6g} to "
+                     f"{data[1]:.6g})")
+        if seen[0] == seen[1] and fill is None:
+            fill = (seen[0], pan if i == 0 else ms)
+    # one value repeated is a fill: the command that declares it (gdal_edit.py, or a VRT copy where GDAL cannot update)
+    command = (nodata_command(fill[1].path, fill[0]) if fill else
+               f"gdal_edit.py -a_nodata <value> {quoted(os.path.basename(ms.path))}")
+    return ("Values far outside their band's own data are left out of the scene statistics (band means, the "
+            f"methods' regressions, the data's range): {'; '.join(parts)}. If they are a fill value (nodata not "
+            f"declared), declare it: Layer Properties > Transparency, or {command}; if they are real values "
+            "(spikes), they are fused as they are.")
+
+
 def stats_seconds(plan: GridPlan, ms_w: int, ms_h: int) -> float:
     """Estimated seconds of ``estimate_scene_stats``: its windows' PAN pixels at the measured rate
     (``progress.STATS_RATE``)."""
@@ -385,9 +408,12 @@ def estimate_scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: G
     pan_low = np.concatenate(lows, axis=1)[:, None]
     stats = replace(classical.scene_stats(pan_lr, ms_lr, valid, pan_low), pan_noise=noise.pooled_sigma(details),
                     pan_top=pan_seen.top(), ms_top=ms_seen.top())
+    if notes is not None and stats.screened is not None:
+        notes.append(outlier_note(stats.screened, pan, ms))
     # the registration leaves out nodata, and an undeclared fill of zeros the sample shows (warned of above): a
-    # Landsat 7 SLC-off MS with 40 % zero gaps read 0.6 PAN pixels off on registered data
-    whole = _registration_windows(whole, pan, ms, undeclared_fills(pan_lr, ms_lr, pan, ms))
+    # Landsat 7 SLC-off MS with 40 % zero gaps read 0.6 PAN pixels off on registered data; and the values the
+    # statistics screened
+    whole = _registration_windows(whole, pan, ms, undeclared_fills(pan_lr, ms_lr, pan, ms), stats.screened)
     if whole:
         stats = replace(stats, pan_offset=coregistration.estimate_offset(
             [w[0] for w in whole], [w[1] for w in whole], stats.gsa_alpha, [w[2] for w in whole],
@@ -395,10 +421,11 @@ def estimate_scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: G
     return stats
 
 
-def _registration_windows(windows: list, pan: RasterInfo, ms: RasterInfo, fills: set[str]) -> list:
+def _registration_windows(windows: list, pan: RasterInfo, ms: RasterInfo, fills: set[str],
+                          screened: outliers.Screened | None = None) -> list:
     """(PAN, MS, read offset, data mask or None) per window read whole (PAN, MS, read offset) with at least
-    REGISTRATION_DATA of data: nodata and the undeclared zero ``fills`` (``undeclared_fills``' roles) filled with
-    the window's data mean and masked."""
+    REGISTRATION_DATA of data: nodata, the undeclared zero ``fills`` (``undeclared_fills``' roles) and the values
+    beyond the ``screened`` bounds filled with the window's data mean and masked."""
     out = []
     for p, m, offset in windows:
         ok = np.ones(p.shape, dtype=bool)
@@ -406,6 +433,9 @@ def _registration_windows(windows: list, pan: RasterInfo, ms: RasterInfo, fills:
                   p != 0 if "PAN" in fills else None, (m != 0).any(axis=0) if "MS" in fills else None):
             if v is not None:
                 ok &= v
+        if screened is not None:
+            for x, lo_hi in zip((p, *m), screened.bounds):
+                ok &= ~outliers.outside(x, lo_hi)
         if ok.mean() >= REGISTRATION_DATA:
             out.append((np.where(ok, p, p[ok].mean()), np.where(ok, m, m[:, ok].mean(axis=1)[:, None, None]),
                         offset, None if ok.all() else ok))
