@@ -315,8 +315,9 @@ def outlier_note(screened: outliers.Screened, pan: RasterInfo, ms: RasterInfo) -
                f"gdal_edit.py -a_nodata <value> {quoted(os.path.basename(ms.path))}")
     return ("Values far outside their band's own data are left out of the scene statistics (band means, the "
             f"methods' regressions, the data's range): {'; '.join(parts)}. If they are a fill value (nodata not "
-            f"declared), declare it: Layer Properties > Transparency, or {command}; if they are real values "
-            "(spikes), they are fused as they are.")
+            f"declared), declare it: Layer Properties > Transparency, or {command}; if they are real values, they "
+            "are fused with statistics that leave them out, and KSDiff's network sees them clipped to the data's "
+            "range.")
 
 
 def stats_seconds(plan: GridPlan, ms_w: int, ms_h: int) -> float:
