@@ -35,7 +35,7 @@ from .grid import (
 )
 from .masks import with_nodata, without_transparency_mask
 from .placement import ASSESSMENT, check_located
-from .raster_io import MaskedRaster, RasterInfo, declared_scaling, describe, open_dataset, value_range
+from .raster_io import MaskedRaster, RasterInfo, declared_scaling, describe, is_nodata, open_dataset, value_range
 from .report import INDICES
 from .sensors import GENERIC_MTF_MS, SENSORS, Sensor, get_sensor
 
@@ -118,7 +118,7 @@ def _sample(raster: MaskedRaster) -> np.ndarray:
     ok = np.isfinite(arr).all(axis=0)
     for b, nd in enumerate(raster.nodata):
         if nd is not None and not math.isnan(nd):
-            ok &= arr[b] != nd
+            ok &= ~is_nodata(arr[b], nd, raster.dtype)
     if raster.physical:   # as the indices read it (nodata compared on the stored values)
         arr = raster.to_physical(arr)
     return arr[:, ok].ravel()
