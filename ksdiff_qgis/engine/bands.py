@@ -159,16 +159,17 @@ class BandPlan:
 
 def band_names(descriptions: list[str], spec: Sensor) -> list[str]:
     """Name of every band of a raster with these band ``descriptions``: its description (a bare band code the sensor
-    names, e.g. Landsat's 'B4', as the sensor does: 'B4 Red'), else the sensor's name for that position, else
-    'Band i'."""
-    table = table_of(spec).band_names
+    names, e.g. Landsat's 'B4', as the sensor does: 'B4 Red'), else the sensor's name for that position (a generic
+    run's ``like`` sensor's: an 8-bit Landsat-geometry stack is ETM+, B1 Blue .. B4 NIR), else 'Band i'."""
+    like = table_of(spec)
+    table = like.band_names
     out = []
     for i, d in enumerate(descriptions):
         if d:
             named = [n for n in table if bandcodes.parse(d) and n.upper().startswith(d.upper() + " ")]
             out.append(named[0] if len(named) == 1 else d)
-        elif len(descriptions) == spec.n_bands:
-            out.append(spec.band_names[i])
+        elif len(descriptions) == like.n_bands:
+            out.append(table[i])
         else:
             out.append(f"Band {i + 1}")
     return out
