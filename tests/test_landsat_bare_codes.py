@@ -128,3 +128,16 @@ def test_an_unnamed_16bit_landsat_stack_is_still_landsat8(data_dir, tmp_path):
     res = pansharpen(str(data_dir / "l8_pan.tif"), ms, str(tmp_path / "o.tif"), "auto", "mtf_glp_hpm")
     assert res.sensor == "landsat8" and res.band_names == ["B2 Blue", "B3 Green", "B4 Red", "B5 NIR"]
     assert res.colour_doubt is None
+
+
+def test_an_unnamed_8bit_landsat_stack_gets_etm_names_and_colours(qgis_app, data_dir, tmp_path):
+    """8-bit, 15/30 m, no band names (Landsat 8 stretched to Byte, QA): ETM+ by its 8 bits, and it came out 'Band 1'..
+    'Band 4' with Red, Green, Blue on bands 1-3 (band 1 is Blue on both missions' stacks of this kind). Now named
+    and drawn as the LE07_-named B1..B4 stack: B1 Blue .. B4 NIR, blue=1, green=2, red=3."""
+    clip = _stack(data_dir, tmp_path / "clip", "clip", True, ("", "", "", ""))
+    lines = _run(clip["PAN"], clip["MS"], str(tmp_path / "clip.tif"))
+    assert any("[generic]" in x and "Landsat 7 ETM+" in x for x in lines if "SENSOR=auto" in x), lines
+    assert _described(str(tmp_path / "clip.tif")) == [
+        ("B1 Blue", gdal.GCI_BlueBand), ("B2 Green", gdal.GCI_GreenBand), ("B3 Red", gdal.GCI_RedBand),
+        ("B4 NIR", gdal.GCI_Undefined)]
+    assert _style_bands(str(tmp_path / "clip.tif")) == ['blueBand="1"', 'greenBand="2"', 'redBand="3"']

@@ -96,6 +96,34 @@ def test_assess_reads_each_raster_in_its_declared_physical_values(l8, tmp_path):
     assert dn["R_ERGAS"] == pytest.approx(physical["R_ERGAS"], rel=1e-3)
 
 
+def test_a_fused_raster_that_lost_the_ms_scale_is_compared_on_stored_values(l8, tmp_path):
+    """The DN output with its scale/offset dropped (a tool that writes none), assessed against the scaled MS and PAN:
+    the MS and PAN were read in reflectance and FUSED in DN, HQNR 0.0 and R-ERGAS 1e7 (QA; 0.945 at the session
+    start). Now all are read stored, the figures those of the unscaled inputs, and one warning says so."""
+    out = str(tmp_path / "fused.tif")
+    pansharpen(l8["pan_sc"], l8["ms_sc"], out, "landsat8", "mtf_glp_hpm")
+    bare = str(tmp_path / "fused_bare.tif")
+    gdal.Translate(bare, out)
+    ds = gdal.Open(bare, gdal.GA_Update)
+    for b in range(1, ds.RasterCount + 1):
+        ds.GetRasterBand(b).SetScale(1.0)
+        ds.GetRasterBand(b).SetOffset(0.0)
+    ds = None
+    said = []
+
+    class FB(assessment.Feedback):
+        def warning(self, msg):
+            said.append(msg)
+
+    res = assessment.assess_full(bare, l8["pan_sc"], l8["ms_sc"], "landsat8", FB())
+    stored = assessment.assess_full(bare, l8["pan"], l8["ms"], "landsat8")
+    for key in ("HQNR", "D_lambda", "D_s", "R_ERGAS", "R_SAM", "R_Q2n"):
+        assert res[key] == stored[key], key
+    assert res["HQNR"] > 0.9
+    lines = [s for s in said if "FUSED carries no scale/offset while the MS declares one (x 2.75e-05 + -0.2)" in s]
+    assert len(lines) == 1 and "the figures are on stored values" in lines[0], said
+
+
 def test_assess_of_unscaled_inputs_is_bit_identical_to_the_stored_reading(l8, tmp_path, monkeypatch):
     """Inputs that declare no scale/offset: nothing changes, to the last bit (the physical reading is skipped)."""
     out = str(tmp_path / "fused.tif")

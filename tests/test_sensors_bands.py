@@ -90,7 +90,19 @@ def test_sensor_table():
                                        ("Rosso", "red"), ("Vermelho", "red"), ("蓝", "blue"), ("绿", "green"),
                                        ("红", "red"), ("近红外", "nir"), ("红边", "rededge"), ("短波红外", "swir"),
                                        ("Rot 红", "red"), ("Nahes Infrarot 2", "nir2"), ("Rotation", None),
-                                       ("Vertical", None), ("Rotes Band", "red")])
+                                       ("Vertical", None), ("Rotes Band", "red"),
+                                       # thermal names hold an infrared word (QA: read as NIR), and the middle
+                                       # infrared (SWIR) in both word orders (QA: 'Mittleres Infrarot' and
+                                       # 'Medio infrarrojo' read as NIR)
+                                       ("Thermal infrared", "thermal"), ("Thermisches Infrarot", "thermal"),
+                                       ("Infrarouge thermique", "thermal"), ("热红外", "thermal"),
+                                       ("远红外", "thermal"), ("Infrarrojo térmico", "thermal"),
+                                       ("infrarosso termico", "thermal"), ("Infravermelho termal", "thermal"),
+                                       ("TIRS1", "thermal"), ("TIRS", "thermal"), ("LWIR", "thermal"),
+                                       ("Mittleres Infrarot", "swir"), ("Mittleres Infrarot 1", "swir"),
+                                       ("Medio infrarrojo", "swir"), ("infrarrojo medio", "swir"),
+                                       ("Mid infrared", "swir"), ("MIR", "swir"), ("Kurzwelliges Infrarot", "swir"),
+                                       ("Infrarot", "nir"), ("Infrarouge", "nir"), ("红外", "nir")])
 def test_band_kind(name, kind):
     assert band_kind(name) == kind
 

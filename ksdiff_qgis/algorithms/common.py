@@ -11,6 +11,7 @@ from qgis.core import (
 
 from ..engine.errors import InputError
 from ..engine.feedback import Feedback
+from ..engine.nodatacmd import exact
 from ..engine.raster_io import open_dataset
 from .base import translator
 from .compat import WKT_FOR_GDAL
@@ -115,7 +116,8 @@ def layer_nodata(layer) -> float | None:
 
 
 def _span_text(span) -> str:
-    return "{:g}".format(span.min()) if span.min() == span.max() else "{:g}–{:g}".format(span.min(), span.max())
+    # exact: the text goes into gdal_translate -a_nodata, and -3.40282e+38 is not the -FLT_MAX pixels hold
+    return exact(span.min()) if span.min() == span.max() else "{}–{}".format(exact(span.min()), exact(span.max()))
 
 
 def unused_layer_nodata(layer, name: str) -> str | None:
@@ -131,13 +133,13 @@ def unused_layer_nodata(layer, name: str) -> str | None:
                   "run reads the file, which declares its own nodata value, {}, and that one is used. To use {} "
                   "instead, write it into a copy of the file and give that: gdal_translate -a_nodata {} \"{}\" "
                   "copy.tif (or Raster > Conversion > Translate, 'Assign a specified nodata value').").format(
-            name, ", ".join(_span_text(s) for s in spans), layer.name(), "{:g}".format(provider.sourceNoDataValue(1)),
+            name, ", ".join(_span_text(s) for s in spans), layer.name(), exact(provider.sourceNoDataValue(1)),
             _span_text(spans[0]), _span_text(spans[0]), raster_path(layer, name))
     chosen = layer_nodata(layer)
     unused = [s for s in spans if not (s.min() == s.max() == chosen)]
     if not unused:
         return None
-    used = tr("only {:g} is used").format(chosen) if chosen is not None else tr("no range can be used")
+    used = tr("only {} is used").format(exact(chosen)) if chosen is not None else tr("no range can be used")
     return tr("{}: the nodata value {} set on the layer '{}' (Layer Properties > Transparency) is not used: the "
               "run takes one single value from the layer, and {}. Set one value there, or declare it in a copy of "
               "the file (gdal_translate -a_nodata).").format(
@@ -146,7 +148,7 @@ def unused_layer_nodata(layer, name: str) -> str | None:
 
 def _band_nodata_text(provider, band: int) -> str:
     """What is nodata in ``band`` of the layer, as QGIS shows it: the file's value (when used) and the layer's."""
-    values = ["{:g}".format(provider.sourceNoDataValue(band))] \
+    values = [exact(provider.sourceNoDataValue(band))] \
         if provider.sourceHasNoDataValue(band) and provider.useSourceNoDataValue(band) else []
     values += [_span_text(s) for s in provider.userNoDataValues(band)]
     return ", ".join(values) or tr("none")
@@ -176,10 +178,10 @@ def unticked_not_followed(layer, name: str) -> str | None:
         return None
     value = layer.dataProvider().sourceNoDataValue(1)
     return tr("{}: 'No data value' is unticked on the layer '{}' (Layer Properties > Transparency), which this "
-              "algorithm does not follow: the file's nodata value {:g} is used (and no value set on the layer), so "
+              "algorithm does not follow: the file's nodata value {} is used (and no value set on the layer), so "
               "those pixels are left out. To "
               "count them as data, give a copy of the file without it: gdal_translate -a_nodata none \"{}\" "
-              "copy.tif").format(name, layer.name(), value, raster_path(layer, name))
+              "copy.tif").format(name, layer.name(), exact(value), raster_path(layer, name))
 
 
 def input_notes(layers: dict, follows_unticked: bool = True) -> list[str]:

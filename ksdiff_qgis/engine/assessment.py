@@ -35,7 +35,7 @@ from .grid import (
 )
 from .masks import with_nodata, without_transparency_mask
 from .placement import ASSESSMENT, check_located
-from .raster_io import MaskedRaster, RasterInfo, declared_scaling, describe, open_dataset, value_range
+from .raster_io import MaskedRaster, RasterInfo, declared_scaling, describe, is_nodata, open_dataset, value_range
 from .report import INDICES
 from .sensors import GENERIC_MTF_MS, SENSORS, Sensor, get_sensor
 
@@ -118,7 +118,7 @@ def _sample(raster: MaskedRaster) -> np.ndarray:
     ok = np.isfinite(arr).all(axis=0)
     for b, nd in enumerate(raster.nodata):
         if nd is not None and not math.isnan(nd):
-            ok &= arr[b] != nd
+            ok &= ~is_nodata(arr[b], nd, raster.dtype)
     if raster.physical:   # as the indices read it (nodata compared on the stored values)
         arr = raster.to_physical(arr)
     return arr[:, ok].ravel()
@@ -153,12 +153,42 @@ def _encoding(raster: MaskedRaster) -> str:
     return ", ".join(f"x {sc:g} + {off:g}" for sc, off in pairs) if pairs else "none declared (stored values)"
 
 
+def _declares(raster: MaskedRaster) -> bool:
+    return any(p != (1.0, 0.0) for p in raster.scaling)
+
+
+def _level(raster: MaskedRaster, physical: bool) -> float:
+    """log10 of the mean magnitude of ``raster``'s sampled values, stored or physical."""
+    was, raster.physical = raster.physical, physical and _declares(raster)
+    try:
+        values = _sample(raster)
+    finally:
+        raster.physical = was
+    return math.log10(float(np.abs(values).mean()) + 1e-12) if values.size else 0.0
+
+
+def _fused_is_stored(fused: MaskedRaster, against: MaskedRaster) -> bool:
+    """Whether a FUSED raster that declares no scale/offset holds the stored encoding of ``against`` (the MS or
+    REFERENCE, which declares one: a tool dropped the tag) rather than its physical values (converted to them): its
+    values' level is nearer the stored one."""
+    mine = _level(fused, False)
+    return abs(mine - _level(against, False)) <= abs(mine - _level(against, True))
+
+
 def use_declared_scaling(rasters: list[MaskedRaster], fb: Feedback) -> str | None:
-    """When any of ``rasters`` declares a band scale/offset (Landsat C2 L2: UInt16 x 2.75e-05 - 0.2), read each in
-    physical values, its own scale/offset applied (none: its stored values), and say so (the line, also given to
-    ``fb``, for the report); None, and nothing changed, when none declares one. QA: the indices ran on stored DN,
-    and a fused raster converted to reflectance scored HQNR 0 against a scaled MS and PAN."""
-    if not any(p != (1.0, 0.0) for r in rasters for p in r.scaling):
+    """When any of ``rasters`` (FUSED first, the MS or REFERENCE last) declares a band scale/offset (Landsat C2 L2:
+    UInt16 x 2.75e-05 - 0.2), read each in physical values, its own scale/offset applied (none: its stored values),
+    and say so (the line, also given to ``fb``, for the report); None, and nothing changed, when none declares one.
+    QA: the indices ran on stored DN, and a fused raster converted to reflectance scored HQNR 0 against a scaled MS
+    and PAN. A FUSED that declares none while the MS does and holds the MS's stored values (a tool dropped the tag:
+    QA, HQNR 0.945 -> 0.0) is compared on stored values, all of them, with a one-line warning."""
+    if not any(_declares(r) for r in rasters):
+        return None
+    fused, against = rasters[0], rasters[-1]
+    if not _declares(fused) and _declares(against) and _fused_is_stored(fused, against):
+        fb.warning(f"{fused.role} carries no scale/offset while the {against.role} declares one "
+                   f"({_encoding(against)}), and its values are at the {against.role}'s stored level: the figures "
+                   "are on stored values (declare the scale/offset on FUSED to compare physical values)")
         return None
     for r in rasters:
         r.physical = True

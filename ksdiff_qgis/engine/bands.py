@@ -41,10 +41,17 @@ _LOCAL = {
                       "borda (?:do )?vermelh[oa]") + "|红边|紅邊",
     "coastal": r"\bküste|" + _words("tiefblau", "c[oô]tier", "bleu profond", "costero", "costiero", "costeiro",
                                     "azul profundo", "blu profondo") + "|海岸|沿海|深蓝|深藍",
+    # thermal before SWIR and NIR: every one of these names also holds an infrared word (QA: read as NIR)
+    "thermal": _words("thermisch(?:es)? infrarot", "thermal ?infrarot", "infrarouge thermique",
+                      "infrarrojo t[eé]rmico", "infrarosso termico", "infravermelho t[eé]rmico",
+                      "infravermelho termal", "thermique", "termico", "térmico", "termal", "thermisch(?:es)?")
+               + "|热红外|熱紅外|远红外|遠紅外|长波红外|長波紅外",
+    # both word orders (QA: 'Mittleres Infrarot' and 'Medio infrarrojo' were read as NIR)
     "swir": r"\bkurzwell|" + _words("infrarouge moyen", "moyen infrarouge", "infrarouge (?:[aà] )?ondes? courtes?",
-                                    "infrarrojo (?:de )?onda corta", "infrarrojo medio",
-                                    "infrarosso (?:a )?onde corte", "infrarosso medio",
-                                    "infravermelho (?:de )?ondas? curtas?", "infravermelho m[eé]dio")
+                                    "infrarrojo (?:de )?onda corta", "infrarrojo medio", "medio infrarrojo",
+                                    "infrarosso (?:a )?onde corte", "infrarosso medio", "medio infrarosso",
+                                    "infravermelho (?:de )?ondas? curtas?", "infravermelho m[eé]dio",
+                                    "m[eé]dio infravermelho", "mittler(?:es)? infrarot", "mittel ?infrarot")
             + "|短波红外|中红外|短波紅外|中紅外",
     "nir2": rf"(?:\b(?:{_NIR_LOCAL}) ?2\b|近红外 ?2|近紅外 ?2)",
     "nir": _words(_NIR_LOCAL, "pir", "infrarot", "infrarouge", "infrarrojo", "infrarosso", "infravermelho")
@@ -61,7 +68,8 @@ _LOCAL = {
 _KINDS = [(kind, f"{pat}|{_LOCAL[kind]}" if kind in _LOCAL else pat) for kind, pat in [
     ("rededge", r"red ?edge|\bre\b|vre"),
     ("coastal", r"coastal|deep ?blue|aerosol"),
-    ("swir", r"swir|short.?wave"),
+    ("thermal", r"thermal|\btirs?\d?\b|\blwir\d?\b|long.?wave"),
+    ("swir", r"swir|short.?wave|\bmir\b|\bmwir\b|mid.?infra.?red|middle.?infra.?red"),
     ("nir2", r"nir ?2|near ?infra ?red ?2|near ?ir ?2"),
     ("nir", r"nir|near.?infra.?red|near.?ir|\binfra.?red\b"),
     ("yellow", r"yellow"),
@@ -159,16 +167,17 @@ class BandPlan:
 
 def band_names(descriptions: list[str], spec: Sensor) -> list[str]:
     """Name of every band of a raster with these band ``descriptions``: its description (a bare band code the sensor
-    names, e.g. Landsat's 'B4', as the sensor does: 'B4 Red'), else the sensor's name for that position, else
-    'Band i'."""
-    table = table_of(spec).band_names
+    names, e.g. Landsat's 'B4', as the sensor does: 'B4 Red'), else the sensor's name for that position (a generic
+    run's ``like`` sensor's: an 8-bit Landsat-geometry stack is ETM+, B1 Blue .. B4 NIR), else 'Band i'."""
+    like = table_of(spec)
+    table = like.band_names
     out = []
     for i, d in enumerate(descriptions):
         if d:
             named = [n for n in table if bandcodes.parse(d) and n.upper().startswith(d.upper() + " ")]
             out.append(named[0] if len(named) == 1 else d)
-        elif len(descriptions) == spec.n_bands:
-            out.append(spec.band_names[i])
+        elif len(descriptions) == like.n_bands:
+            out.append(table[i])
         else:
             out.append(f"Band {i + 1}")
     return out

@@ -27,6 +27,7 @@ from .errors import InputError
 from .feedback import Feedback
 from .gdalutil import gdal_call
 from .metascan import MetadataScan
+from .nodatacmd import exact
 from .raster_io import RasterInfo
 from .raster_io.bitdepth import passes_values
 
@@ -118,9 +119,9 @@ def with_product_nodata(ds: gdal.Dataset, info: RasterInfo, values: ProductValue
         return ds, info, False
     vrt, msg = gdal_call(gdal.Translate, "", ds, format="VRT", noData=values.nodata)
     if vrt is None:
-        raise InputError(f"cannot declare the nodata value {values.nodata:g} of {os.path.basename(values.dimap)} on "
-                         f"the {role} raster: {msg}")
-    fb.info(f"the {role} raster's nodata value is {values.nodata:g}, the NODATA special value of "
+        raise InputError(f"cannot declare the nodata value {exact(values.nodata)} of "
+                         f"{os.path.basename(values.dimap)} on the {role} raster: {msg}")
+    fb.info(f"the {role} raster's nodata value is {exact(values.nodata)}, the NODATA special value of "
             f"{os.path.basename(values.dimap)}, the DIMAP that describes it (the raster declares none): those pixels "
             "(the product's collar) are left out")
     return vrt, dataclasses.replace(info, nodata=float(values.nodata)), True

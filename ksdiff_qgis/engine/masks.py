@@ -24,9 +24,9 @@ from .bands import select_bands
 from .errors import InputError
 from .feedback import Feedback
 from .gdalutil import gdal_call
-from .nodatacmd import nodata_command
+from .nodatacmd import exact, nodata_command
 from .raster_io import RasterInfo
-from .raster_io.read import Clamp, own_mask, per_band_masks, read_padded, valid_pixels
+from .raster_io.read import Clamp, own_mask, per_band_masks, raster_dtype, read_padded, valid_pixels
 
 NAN = float("nan")
 
@@ -126,23 +126,25 @@ def with_nodata(ds: gdal.Dataset, info: RasterInfo, value: float | None, role: s
         return ds, info
     if info.nodata is not None and file_nodata:
         if not (info.nodata == value or math.isnan(info.nodata) and math.isnan(value)):
-            fb.info(f"the {role} layer's nodata value {value:g} is not used: the file declares {info.nodata:g}")
+            fb.info(f"the {role} layer's nodata value {exact(value)} is not used: the file declares "
+                    f"{exact(info.nodata)}")
         return ds, info
     vrt, msg = gdal_call(gdal.Translate, "", ds, format="VRT", noData="none" if value is None else value)
     if vrt is None:
-        shown = "no nodata value" if value is None else f"the nodata value {value:g}"
+        shown = "no nodata value" if value is None else f"the nodata value {exact(value)}"
         raise InputError(f"cannot declare {shown} on the {role} raster: {msg}")
     # a layer setting is not in the file, and QGIS History records only the file's path: a replay of the run reads
     # the file's own nodata and gives another result, so the line says how to make the file carry the setting
-    command = nodata_command(info.path, value)   # gdal_edit.py where GDAL can update the file, else a VRT copy
+    # gdal_edit.py where GDAL can update the file, else a VRT copy
+    command = nodata_command(info.path, value, info.dtype)
     depends = ("; the result depends on that layer setting, which QGIS History does not record (only the file): to "
                f"make the file carry it, {command}")
     if info.nodata is not None:   # file_nodata False
-        fb.info(f"the {role} file's nodata value {info.nodata:g} is not used, as on its QGIS layer ('No data value' "
-                "unticked in Layer Properties > Transparency): its pixels are data"
-                + (f"; the layer's nodata value {value:g} is used" if value is not None else "") + depends)
+        fb.info(f"the {role} file's nodata value {exact(info.nodata)} is not used, as on its QGIS layer ('No data "
+                "value' unticked in Layer Properties > Transparency): its pixels are data"
+                + (f"; the layer's nodata value {exact(value)} is used" if value is not None else "") + depends)
     else:
-        fb.info(f"the {role} layer's nodata value {value:g} is used (the file declares none){depends}")
+        fb.info(f"the {role} layer's nodata value {exact(value)} is used (the file declares none){depends}")
     return vrt, dataclasses.replace(info, nodata=None if value is None else float(value))
 
 
@@ -196,12 +198,13 @@ def read_filled(ds: gdal.Dataset, row: int, col: int, rows: int, cols: int, noda
     lock = lock or contextlib.nullcontext()
     with lock:
         arr = read_padded(ds, row, col, rows, cols, "symmetric", clamp)
-    valid = valid_pixels(arr, nodata)
+    dtype = raster_dtype(ds)   # nodata compared in the raster's own type, as GDAL's mask compares it
+    valid = valid_pixels(arr, nodata, dtype)
     if valid is None or valid.all() or reach <= 0:
         if valid is not None:
             fill_holes(arr, valid, fallback, 0)
         return arr, valid
     with lock:
         big = read_padded(ds, row - reach, col - reach, rows + 2 * reach, cols + 2 * reach, "symmetric", clamp)
-    fill_holes(big, valid_pixels(big, nodata), fallback, reach)
+    fill_holes(big, valid_pixels(big, nodata, dtype), fallback, reach)
     return big[:, reach:reach + rows, reach:reach + cols].copy(), valid

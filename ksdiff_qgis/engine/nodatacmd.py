@@ -8,8 +8,10 @@ GDAL 3.6 with a DIM_*.XML, a /vsizip/ GeoTIFF and a JP2; it keeps the DIMAP's NB
 """
 from __future__ import annotations
 
+import math
 import os
 
+import numpy as np
 from osgeo import gdal
 
 from .gdalutil import is_vsi, os_path
@@ -17,6 +19,19 @@ from .gdalutil import is_vsi, os_path
 
 def _quoted(path: str) -> str:
     return f'"{path}"' if " " in path else path
+
+
+def exact(value: float, dtype=None) -> str:
+    """``value`` as text that reads back as exactly it, in a raster of type ``dtype`` (None: float64): ``:g`` when
+    that does, else the shortest round trip of the type (a float32 value: 9 digits at most). ``:g`` keeps 6
+    digits: a float32 fill -FLT_MAX printed as -3.40282e+38, which is not the value the pixels hold."""
+    text = f"{value:g}"
+    if math.isnan(value) or math.isinf(value):
+        return text
+    if dtype is not None and np.dtype(dtype) == np.float32 and abs(value) <= np.finfo(np.float32).max:
+        v32 = np.float32(value)
+        return text if np.float32(float(text)) == v32 else str(v32)
+    return text if float(text) == value else repr(float(value))
 
 
 def updatable(path: str) -> bool:
@@ -28,11 +43,12 @@ def updatable(path: str) -> bool:
     return driver is not None and any(driver.GetMetadataItem(c) == "YES" for c in ("DCAP_CREATE", "DCAP_CREATECOPY"))
 
 
-def nodata_command(path: str, value: float | None) -> str:
+def nodata_command(path: str, value: float | None, dtype=None) -> str:
     """A command that makes ``path`` carry ``value`` as its nodata value (None: no nodata): ``gdal_edit.py`` where
     GDAL can update the file (``updatable``), else ``gdal_translate -of VRT`` to a virtual copy beside it (in the
-    current folder for a file inside an archive), with the copy named as the file to fuse."""
-    shown = "none" if value is None else f"{value:g}"
+    current folder for a file inside an archive), with the copy named as the file to fuse. The value is written
+    exactly for a raster of type ``dtype`` (``exact``)."""
+    shown = "none" if value is None else exact(value, dtype)
     if updatable(path):
         return f"gdal_edit.py {'-unsetnodata' if value is None else f'-a_nodata {shown}'} {_quoted(path)}"
     stem = os.path.splitext(path.rstrip("/").rsplit("/", 1)[-1])[0] + "_nodata.vrt"

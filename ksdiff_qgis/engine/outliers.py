@@ -7,6 +7,11 @@ then wrecked every output pixel (QA). A value is screened only beyond an EMPTY g
 p5-p95 spread, outward of the quartiles: real data thin out without such a gap (the widest on every real scene we
 have, any 64 x 64 MS window of it and its 8-bit and float views: 13 times, 1.2 on whole scenes), so a clean scene's
 statistics stay bit-identical.
+
+The gap must also exceed ``MAGNITUDE`` times the data's own size (the larger of |p5|, |p95|): a real bright target
+leaves an empty gap of many spreads too (QA: 40 saturated sun glints, 211-1191 DN, on calm water at ~90 DN with a
+spread of 4 were screened, the glints' fused RMSE 19 -> 858, white glints fused blue). A value the band's data
+cannot reach is screened; one its dtype can hold over a band of any use is not (``MAGNITUDE``).
 """
 from __future__ import annotations
 
@@ -16,6 +21,11 @@ from dataclasses import dataclass
 import numpy as np
 
 GAP = 50.0   # the empty gap, in p5-p95 spreads, between an input's data and a value screened from its statistics
+# ... and in the data's magnitude, max(|p5|, |p95|). Real bright targets reach gaps of at most ~4100 of it: a
+# 12-bit sensor saturating at 4095 over a band whose p95 is 1 DN, a 16-bit one at 65535 over >= 16 DN (8-bit: 255).
+# The fills screened reach >= 1e4: -1e4 (-9999) below reflectance of p95 <= 1 (QA: 0..0.6); 1e20, -FLT_MAX: 1e19+.
+# 5000 lies between, a factor ~2 from each.
+MAGNITUDE = 5000.0
 
 
 @dataclass(frozen=True)
@@ -31,13 +41,14 @@ class Screened:
 
 def bounds(x: np.ndarray) -> tuple[float, float]:
     """(lowest, highest) data value of ``x`` (N,): the sample cut at the first gap wider than ``GAP`` x its p5-p95
-    spread outward of its quartiles; (-inf, inf) when there is no such gap (or no spread to measure one by)."""
+    spread and ``MAGNITUDE`` x max(|p5|, |p95|) outward of its quartiles; (-inf, inf) when there is no such gap (or
+    no spread to measure one by)."""
     if x.size == 0:
         return -math.inf, math.inf
     q5, q25, q75, q95 = np.percentile(x, [5, 25, 75, 95])
-    gap = GAP * (q95 - q5)
-    if not gap > 0:   # 90 % of the values alike: nothing to judge a gap by
+    if not q95 > q5:   # 90 % of the values alike: nothing to judge a gap by
         return -math.inf, math.inf
+    gap = max(GAP * (q95 - q5), MAGNITUDE * max(abs(q5), abs(q95)))
     up, down = np.sort(x[x >= q75]), np.sort(x[x <= q25])
     cut_up, cut_down = np.flatnonzero(np.diff(up) > gap), np.flatnonzero(np.diff(down) > gap)
     return (float(down[cut_down[-1] + 1]) if cut_down.size else -math.inf,

@@ -62,7 +62,7 @@ from .learned import (
     zero_fill,
 )
 from .metascan import MetadataScan
-from .nodatacmd import nodata_command
+from .nodatacmd import exact, nodata_command
 from .parallel import BlockRowWriter, TilePool, aligned_cells, default_workers, write_cells
 from .progress import RunProgress
 from .raster_io import (
@@ -74,6 +74,7 @@ from .raster_io import (
     check_writable,
     declared_scaling,
     describe,
+    is_nodata,
     open_raster,
     output_nodata,
     outputs,
@@ -264,7 +265,7 @@ def empty_band_notes(ms_lr: np.ndarray, ms: RasterInfo) -> list[str]:
     for b in range(ms.bands):
         v = ms_lr[b][np.isfinite(ms_lr[b])]
         if ms.nodata is not None:
-            v = v[v != np.float32(ms.nodata)]
+            v = v[~is_nodata(v, ms.nodata, ms.dtype)]
         if v.size and not v.any():
             empty.append(b)
     if not empty:
@@ -305,18 +306,21 @@ def outlier_note(screened: outliers.Screened, pan: RasterInfo, ms: RasterInfo) -
         if not n:
             continue
         name = "PAN" if i == 0 else f"MS band {i}" + (f" ({ms.descriptions[i - 1]})" if ms.descriptions[i - 1] else "")
-        values = f"{seen[0]:.6g}" if seen[0] == seen[1] else f"{seen[0]:.6g} to {seen[1]:.6g}"
+        # a fill's value exactly (the command below declares it: -3.40282e+38 is not the -FLT_MAX pixels hold)
+        info = pan if i == 0 else ms
+        values = exact(seen[0], info.dtype) if seen[0] == seen[1] else f"{seen[0]:.6g} to {seen[1]:.6g}"
         parts.append(f"{name}: {n} sampled value{'s' * (n > 1)} at {values} (its data: {data[0]:.6g} to "
                      f"{data[1]:.6g})")
         if seen[0] == seen[1] and fill is None:
-            fill = (seen[0], pan if i == 0 else ms)
+            fill = (seen[0], info)
     # one value repeated is a fill: the command that declares it (gdal_edit.py, or a VRT copy where GDAL cannot update)
-    command = (nodata_command(fill[1].path, fill[0]) if fill else
+    command = (nodata_command(fill[1].path, fill[0], fill[1].dtype) if fill else
                f"gdal_edit.py -a_nodata <value> {quoted(os.path.basename(ms.path))}")
     return ("Values far outside their band's own data are left out of the scene statistics (band means, the "
             f"methods' regressions, the data's range): {'; '.join(parts)}. If they are a fill value (nodata not "
-            f"declared), declare it: Layer Properties > Transparency, or {command}; if they are real values "
-            "(spikes), they are fused as they are.")
+            f"declared), declare it: Layer Properties > Transparency, or {command}; if they are real values, they "
+            "are fused with statistics that leave them out, and KSDiff's network sees them clipped to the data's "
+            "range.")
 
 
 def stats_seconds(plan: GridPlan, ms_w: int, ms_h: int) -> float:
@@ -394,12 +398,12 @@ def estimate_scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: G
         notes.extend(undeclared_fill_notes(pan_lr, ms_lr, pan, ms))
         notes.extend(empty_band_notes(ms_lr, ms))
     valid = np.ones(pan_lr.shape, dtype=bool)
-    for arr, nd in ((pan_lr[None], pan.nodata), (ms_lr, ms.nodata)):
-        v = valid_pixels(arr, nd)
+    for arr, nd, dt in ((pan_lr[None], pan.nodata, pan.dtype), (ms_lr, ms.nodata, ms.dtype)):
+        v = valid_pixels(arr, nd, dt)
         if v is not None:
             valid &= v
     if valid.sum() < 16:
-        holes = [b for b in range(ms.bands) if (v := valid_pixels(ms_lr[b:b + 1], ms.nodata)) is not None
+        holes = [b for b in range(ms.bands) if (v := valid_pixels(ms_lr[b:b + 1], ms.nodata, ms.dtype)) is not None
                  and v.sum() < 16]
         if holes and len(holes) < ms.bands:   # one band without data makes every pixel nodata
             raise InputError(f"MS {_band_list(holes, ms)} nodata (or NaN) everywhere in the overlap, so every output "
@@ -429,7 +433,7 @@ def _registration_windows(windows: list, pan: RasterInfo, ms: RasterInfo, fills:
     out = []
     for p, m, offset in windows:
         ok = np.ones(p.shape, dtype=bool)
-        for v in (valid_pixels(p[None], pan.nodata), valid_pixels(m, ms.nodata),
+        for v in (valid_pixels(p[None], pan.nodata, pan.dtype), valid_pixels(m, ms.nodata, ms.dtype),
                   p != 0 if "PAN" in fills else None, (m != 0).any(axis=0) if "MS" in fills else None):
             if v is not None:
                 ok &= v

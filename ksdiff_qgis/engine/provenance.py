@@ -15,6 +15,7 @@ from pathlib import Path
 from osgeo import gdal
 
 from .gdalutil import gdal_call
+from .nodatacmd import exact
 
 PREFIX = "KSDIFF_"
 SOFTWARE = "KSDiff for QGIS"
@@ -58,7 +59,7 @@ def nodata_items(role: str, value: float | None, source: str) -> dict[str, str]:
     """``<role>_NODATA`` (the value used, or 'none') and ``<role>_NODATA_SOURCE``: 'file', 'layer' (a QGIS layer's
     value, not in the file: the result depends on that layer setting), 'dimap' (the NODATA special value of the
     Airbus DIMAP that describes the input, which the raster itself does not declare) or 'none'."""
-    return {f"{role}_NODATA": "none" if value is None else f"{value:g}", f"{role}_NODATA_SOURCE": source}
+    return {f"{role}_NODATA": "none" if value is None else exact(value), f"{role}_NODATA_SOURCE": source}
 
 
 def record(ds: gdal.Dataset, found: dict[str, str]) -> None:

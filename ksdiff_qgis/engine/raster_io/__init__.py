@@ -29,7 +29,8 @@ _EXPORTS = {
     **dict.fromkeys(("STYLE_FOR", "STYLE_MARK", "UNSEALED", "belongs_to", "is_ksdiff_style", "kept_style_note",
                     "namesakes", "owner_of", "removed_style_note", "seal_style", "shared_style_note", "style_owner"),
                     "stylemark"),
-    **dict.fromkeys(("MaskedRaster", "read_decimated", "read_full_band", "read_padded", "valid_pixels"), "read"),
+    **dict.fromkeys(("MaskedRaster", "is_nodata", "raster_dtype", "read_decimated", "read_full_band", "read_padded",
+                     "valid_pixels"), "read"),
     **dict.fromkeys(("OUTPUT_EXTENSIONS", "SIDECARS", "GeoTiffWriter", "check_not_input", "check_writable",
                      "refuse_virtual", "style_sidecar", "write_failure"), "writer"),
 }
