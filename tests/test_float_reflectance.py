@@ -3,10 +3,9 @@ from the real Landsat 8 scene of the data cache (QA round 79): the self-check sc
 and the PAN/MS units warning is said whichever method METHOD auto ends with."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
+from georasters import write_like
 from osgeo import gdal
 
 from ksdiff_qgis.engine import selfcheck
@@ -17,16 +16,6 @@ pytestmark = pytest.mark.skipif("landsat8" not in bundled_cards(), reason="no bu
 UNITS = "different units (reflectance and digital numbers?)"
 
 
-def _write(path: Path, arr: np.ndarray, src: gdal.Dataset, dtype: int) -> str:
-    ds = gdal.GetDriverByName("GTiff").Create(str(path), arr.shape[2], arr.shape[1], arr.shape[0], dtype)
-    ds.SetGeoTransform(src.GetGeoTransform())
-    ds.SetProjection(src.GetProjection())
-    for b in range(arr.shape[0]):
-        ds.GetRasterBand(b + 1).WriteArray(arr[b])
-    ds = None
-    return str(path)
-
-
 @pytest.fixture()
 def l2_float(cached, tmp_path) -> tuple[str, str]:
     """(DN PAN, float32 reflectance MS): the scene's DN taken to reflectance and 0.05 lower, a block at -0.03, as C2
@@ -35,8 +24,8 @@ def l2_float(cached, tmp_path) -> tuple[str, str]:
     refl = ms.ReadAsArray(0, 0, 512, 512).astype(np.float64) * 2e-5 - 0.15
     refl[:, :40, :40] = -0.03
     dn = np.clip(np.round((refl + 0.2) / 2.75e-5), 1, 65535)
-    return (_write(tmp_path / "pan.tif", pan.ReadAsArray(0, 0, 1024, 1024)[None], pan, gdal.GDT_UInt16),
-            _write(tmp_path / "ms.tif", (dn * 2.75e-5 - 0.2).astype(np.float32), ms, gdal.GDT_Float32))
+    return (write_like(tmp_path / "pan.tif", pan.ReadAsArray(0, 0, 1024, 1024)[None], pan, gdal.GDT_UInt16),
+            write_like(tmp_path / "ms.tif", (dn * 2.75e-5 - 0.2).astype(np.float32), ms, gdal.GDT_Float32))
 
 
 def test_the_self_check_scores_ksdiff_on_float_reflectance_as_it_fuses_it(l2_float, tmp_path):

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from georasters import write_like
 from osgeo import gdal
 from scipy.ndimage import binary_dilation
 
@@ -31,16 +32,6 @@ def _cached(relative: str) -> Path:
     return found
 
 
-def _write(path: Path, arr: np.ndarray, src: gdal.Dataset) -> str:
-    ds = gdal.GetDriverByName("GTiff").Create(str(path), arr.shape[2], arr.shape[1], arr.shape[0], gdal.GDT_Float32)
-    ds.SetGeoTransform(src.GetGeoTransform())
-    ds.SetProjection(src.GetProjection())
-    for b in range(arr.shape[0]):
-        ds.GetRasterBand(b + 1).WriteArray(arr[b])
-    ds = None
-    return str(path)
-
-
 @pytest.fixture(scope="module")
 def scenes(tmp_path_factory) -> dict[str, str]:
     """PAN 600 x 600 and MS 300 x 300 of the real scene as float reflectance (/ 65535: 0.09..0.38), clean and with
@@ -51,8 +42,8 @@ def scenes(tmp_path_factory) -> dict[str, str]:
     dirty = clean.copy()
     dirty[CLUSTER] = -1e4
     dirty[SPIKE] = 1e20
-    return {"pan": _write(tmp / "pan.tif", pan.ReadAsArray(0, 0, 600, 600)[None].astype(np.float32) / 65535, pan),
-            "clean": _write(tmp / "clean.tif", clean, ms), "dirty": _write(tmp / "dirty.tif", dirty, ms),
+    return {"pan": write_like(tmp / "pan.tif", pan.ReadAsArray(0, 0, 600, 600)[None].astype(np.float32) / 65535, pan),
+            "clean": write_like(tmp / "clean.tif", clean, ms), "dirty": write_like(tmp / "dirty.tif", dirty, ms),
             "dir": str(tmp)}
 
 
