@@ -235,3 +235,38 @@ def test_assess_reads_a_dimap_delivery_as_the_fusion_did(data_dir, tmp_path, pat
     assert any(f"the REFERENCE raster's nodata value is 0, the NODATA special value of {Path(ms['dim']).name}"
                in line for line in log.lines), log.lines
 
+
+def test_the_pan_holes_hint_gives_what_works_on_a_dimaps_nodata(data_dir, tmp_path):
+    """A dead PAN column of 0 where the DIMAP's NODATA is 0: the warning said 'gdal_edit.py -unsetnodata', which the
+    DIMAP driver refuses, and a VRT copy without nodata takes the DIMAP's value up again (GDAL checked below). It now
+    names the DIMAP's NODATA and gives a value the 12-bit PAN never holds, on the layer or in a VRT copy: both fuse
+    the column."""
+    pan, ms = _delivery(data_dir, tmp_path)
+    tile = gdal.Translate("", pan["tile"], format="MEM")
+    arr = tile.GetRasterBand(1).ReadAsArray()
+    arr[:, 100] = 0   # outside the collar (row + column >= 96) and the MS's
+    tile.GetRasterBand(1).WriteArray(arr)
+    Path(pan["tile"]).unlink()   # not the driver's Delete: it removes the DIMAP too, among the tile's files
+    gdal.Translate(pan["tile"], tile, format="JP2OpenJPEG", creationOptions=["QUALITY=100", "REVERSIBLE=YES"])
+
+    def run(p: str, name: str, **kw) -> tuple[np.ndarray, list[str]]:
+        log = Log()
+        res = pansharpen(p, ms["dim"], str(tmp_path / name), "pleiades", "mtf_glp_hpm", feedback=log, **kw)
+        return (gdal.Open(res.output_path).ReadAsArray(),
+                [line for line in log.lines if "only because of the PAN" in line])
+
+    out, notes = run(pan["dim"], "o.tif")
+    assert (out[:, :128, 100] == 0).all() and len(notes) == 1, notes
+    note, dim = notes[0], Path(pan["dim"])
+    assert "gdal_edit" not in note and f"the NODATA special value of {dim.name}" in note, note
+    assert "e.g. 65535 (above its 12 bits)" in note and "Additional no data value" in note, note
+    command = f"gdal_translate -of VRT -a_nodata 65535 {dim} {dim.with_name(dim.stem + '_nodata.vrt')}"
+    assert command in note, note
+    subprocess.run(command.split(), check=True, capture_output=True)
+    for fused in (run(str(dim.with_name(dim.stem + "_nodata.vrt")), "vrt.tif"), run(pan["dim"], "layer.tif",
+                                                                                        pan_nodata=65535)):
+        assert (fused[0][:, :128, 100] > 0).all() and not fused[1]
+    # what the hint said before does not work: a copy without nodata finds the DIMAP's NODATA again
+    subprocess.run(["gdal_translate", "-of", "VRT", "-a_nodata", "none", str(dim), str(tmp_path / "none.vrt")],
+                   check=True, capture_output=True)
+    assert run(str(tmp_path / "none.vrt"), "none.tif")[1]
