@@ -19,6 +19,7 @@ from osgeo import gdal
 from test_sensors_bands import Log
 
 from ksdiff_qgis.engine import dimap_values
+from ksdiff_qgis.engine.assessment import assess_full, assess_reduced
 from ksdiff_qgis.engine.model_card import bundled_cards
 from ksdiff_qgis.engine.nodatacmd import nodata_command, updatable
 from ksdiff_qgis.engine.pipeline import pansharpen
@@ -189,3 +190,83 @@ def test_the_undeclared_fill_warning_of_a_dimap_gives_a_command_that_works(data_
     assert len(fills) == 2, log.lines
     for line, dim in zip(fills, (pan["dim"], ms["dim"])):
         assert f"gdal_translate -of VRT -a_nodata 0 {dim} " in line and "gdal_edit" not in line, line
+
+
+def _figures(res: dict) -> dict[str, float]:
+    return {k: v for k, v in res.items() if isinstance(v, float) and not np.isnan(v)}
+
+
+def _plain(src: str, out: Path) -> str:
+    """The same pixels as a GeoTIFF that declares nodata 0 and NBITS 12: what the DIMAP says of them."""
+    gdal.Translate(str(out), src, format="GTiff", noData=0, creationOptions=["NBITS=12"])
+    return str(out)
+
+
+@pytest.mark.parametrize("path", ["dim", "vrt"])
+def test_assess_reads_a_dimap_delivery_as_the_fusion_did(data_dir, tmp_path, path):
+    """ksdiff:assess scored the delivery's collar as data (PAN and MS, full resolution; REFERENCE, reduced) and took
+    the full scale of a VRT or tile of 12-bit data from its maximum: its figures now equal those over the same pixels
+    in GeoTIFFs that declare nodata 0 and NBITS 12, with the fusion's lines."""
+    pan, ms = _delivery(data_dir, tmp_path / "d")
+    fused = pansharpen(pan["dim"], ms["dim"], str(tmp_path / "o.tif"), "pleiades", "mtf_glp_hpm").output_path
+    plain_pan, plain_ms = _plain(pan["vrt"], tmp_path / "pan.tif"), _plain(ms["vrt"], tmp_path / "ms.tif")
+    log = Log()
+    got = assess_full(fused, pan[path], ms[path], "pleiades", log)
+    want = assess_full(fused, plain_pan, plain_ms, "pleiades")
+    assert _figures(got) == pytest.approx(_figures(want), rel=1e-12) and len(_figures(got)) >= 6, (got, want)
+    for role, dim in (("PAN", pan["dim"]), ("MS", ms["dim"])):
+        assert any(f"the {role} raster's nodata value is 0, the NODATA special value of {Path(dim).name}" in line
+                   for line in log.lines), log.lines
+    # reduced resolution, generic sensor (full scale from NBITS): a FUSED on the MS grid with data over the collar
+    src = gdal.Open(plain_ms)
+    arr = src.ReadAsArray().astype(np.float64)
+    noisy = np.clip(arr * 1.02 + np.random.default_rng(0).normal(0, 20, arr.shape), 1, 4095)
+    fu = gdal.GetDriverByName("GTiff").Create(str(tmp_path / "fu.tif"), src.RasterXSize, src.RasterYSize,
+                                              src.RasterCount, gdal.GDT_UInt16)
+    fu.SetGeoTransform(src.GetGeoTransform())
+    fu.SetProjection(src.GetProjection())
+    fu.WriteArray(noisy.astype(np.uint16))
+    fu = None
+    log = Log()
+    got = assess_reduced(str(tmp_path / "fu.tif"), ms[path], "generic", log)
+    want = assess_reduced(str(tmp_path / "fu.tif"), plain_ms, "generic")
+    assert _figures(got) == pytest.approx(_figures(want), rel=1e-12) and "PSNR" in _figures(got), (got, want)
+    assert got["max_value"] == 4095
+    assert any(f"the REFERENCE raster's nodata value is 0, the NODATA special value of {Path(ms['dim']).name}"
+               in line for line in log.lines), log.lines
+
+
+def test_the_pan_holes_hint_gives_what_works_on_a_dimaps_nodata(data_dir, tmp_path):
+    """A dead PAN column of 0 where the DIMAP's NODATA is 0: the warning said 'gdal_edit.py -unsetnodata', which the
+    DIMAP driver refuses, and a VRT copy without nodata takes the DIMAP's value up again (GDAL checked below). It now
+    names the DIMAP's NODATA and gives a value the 12-bit PAN never holds, on the layer or in a VRT copy: both fuse
+    the column."""
+    pan, ms = _delivery(data_dir, tmp_path)
+    tile = gdal.Translate("", pan["tile"], format="MEM")
+    arr = tile.GetRasterBand(1).ReadAsArray()
+    arr[:, 100] = 0   # outside the collar (row + column >= 96) and the MS's
+    tile.GetRasterBand(1).WriteArray(arr)
+    Path(pan["tile"]).unlink()   # not the driver's Delete: it removes the DIMAP too, among the tile's files
+    gdal.Translate(pan["tile"], tile, format="JP2OpenJPEG", creationOptions=["QUALITY=100", "REVERSIBLE=YES"])
+
+    def run(p: str, name: str, **kw) -> tuple[np.ndarray, list[str]]:
+        log = Log()
+        res = pansharpen(p, ms["dim"], str(tmp_path / name), "pleiades", "mtf_glp_hpm", feedback=log, **kw)
+        return (gdal.Open(res.output_path).ReadAsArray(),
+                [line for line in log.lines if "only because of the PAN" in line])
+
+    out, notes = run(pan["dim"], "o.tif")
+    assert (out[:, :128, 100] == 0).all() and len(notes) == 1, notes
+    note, dim = notes[0], Path(pan["dim"])
+    assert "gdal_edit" not in note and f"the NODATA special value of {dim.name}" in note, note
+    assert "e.g. 65535 (above its 12 bits)" in note and "Additional no data value" in note, note
+    command = f"gdal_translate -of VRT -a_nodata 65535 {dim} {dim.with_name(dim.stem + '_nodata.vrt')}"
+    assert command in note, note
+    subprocess.run(command.split(), check=True, capture_output=True)
+    for fused in (run(str(dim.with_name(dim.stem + "_nodata.vrt")), "vrt.tif"), run(pan["dim"], "layer.tif",
+                                                                                        pan_nodata=65535)):
+        assert (fused[0][:, :128, 100] > 0).all() and not fused[1]
+    # what the hint said before does not work: a copy without nodata finds the DIMAP's NODATA again
+    subprocess.run(["gdal_translate", "-of", "VRT", "-a_nodata", "none", str(dim), str(tmp_path / "none.vrt")],
+                   check=True, capture_output=True)
+    assert run(str(tmp_path / "none.vrt"), "none.tif")[1]

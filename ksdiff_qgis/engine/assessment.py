@@ -19,6 +19,7 @@ import numpy as np
 from . import metrics as M
 from .bandcolour import alpha_flagged
 from .bands import band_gain, band_names, kind_of, select_bands
+from .dimap_values import product_view
 from .errors import Cancelled, InputError
 from .feedback import Feedback
 from .filters import MTF_TAPS, grow_mask, upsample
@@ -34,6 +35,7 @@ from .grid import (
     whole_ratio,
 )
 from .masks import with_nodata, without_transparency_mask
+from .metascan import MetadataScan
 from .placement import ASSESSMENT, check_located
 from .raster_io import MaskedRaster, RasterInfo, declared_scaling, describe, is_nodata, open_dataset, value_range
 from .report import INDICES
@@ -417,7 +419,9 @@ def assess_reduced(fused_path: str, ref_path: str, sensor: str, feedback: Feedba
     fit = sensor_fit_note(sensor, fu.bands, None, _made_with(fused_path), auto) if check_sensor else None
     if fit:
         fb.warning(fit)
-    rf = MaskedRaster(ref_path, "REFERENCE", extra_nodata, given.get("REFERENCE"))
+    # a DIMAP delivery's NODATA and NBITS, as ksdiff:pansharpen reads them (``dimap_values``)
+    rf = MaskedRaster(ref_path, "REFERENCE", extra_nodata, given.get("REFERENCE"),
+                      product_view(ref_path, "REFERENCE", given.get("REFERENCE"), MetadataScan(), fb))
     use_layer_crs([fu, rf], layer_crs, fb)
     pair_bands(fu, rf, fb)
     check_same_crs(fu, rf)
@@ -508,12 +512,15 @@ def assess_full(fused_path: str, pan_path: str, ms_path: str, sensor: str, feedb
     fb = feedback or Feedback()
     sens = get_sensor(sensor)
     given = layer_nodata or {}
-    fu, pn = (MaskedRaster(path, role, outside_nodata=given.get(role))
-              for path, role in ((fused_path, "FUSED"), (pan_path, "PAN")))
+    scan = MetadataScan()
+    fu = MaskedRaster(fused_path, "FUSED", outside_nodata=given.get("FUSED"))
+    # a DIMAP delivery's NODATA and NBITS, as ksdiff:pansharpen reads them: its collar is no data (``dimap_values``)
+    pn = MaskedRaster(pan_path, "PAN", outside_nodata=given.get("PAN"),
+                      dataset=product_view(pan_path, "PAN", given.get("PAN"), scan, fb))
     use_layer_crs([fu, pn], layer_crs, fb)
     if pn.bands != 1:
         raise InputError(f"PAN must have one band, it has {pn.bands}")
-    ms, notes = ms_on_pan_grid(pn, ms_path, given.get("MS"), (layer_crs or {}).get("MS"), fb)
+    ms, notes = ms_on_pan_grid(pn, ms_path, given.get("MS"), (layer_crs or {}).get("MS"), fb, scan)
     pair_bands(fu, ms, fb)
     physical = use_declared_scaling([fu, pn, ms], fb)   # before the scale check: it compares what the indices read
     if physical:
@@ -600,12 +607,12 @@ def _needs_plan(pan: RasterInfo | MaskedRaster, pan_wkt: str, ms: RasterInfo) ->
 
 
 def ms_on_pan_grid(pn: MaskedRaster, ms_path: str, nodata: float | None, crs_wkt: str | None,
-                   fb: Feedback) -> tuple[MaskedRaster, list[str]]:
+                   fb: Feedback, scan: MetadataScan | None = None) -> tuple[MaskedRaster, list[str]]:
     """The MS as ksdiff:pansharpen read it onto the PAN grid (``grid.plan_grid``: reprojected, de-rotated, flipped
     north-up or resampled to a whole ratio on the fly; the file itself when it needs none of that), and the lines
     said about it (warnings and info, also given to ``fb``) for the report. ``nodata`` and ``crs_wkt``: the MS
-    layer's, as in ``assess_full``."""
-    ds = open_dataset(ms_path, "MS")
+    layer's, as in ``assess_full``; a DIMAP delivery's NODATA and NBITS apply (``dimap_values.product_view``)."""
+    ds = product_view(ms_path, "MS", nodata, scan or MetadataScan(), fb)
     ds, note = assign_crs(ds, crs_wkt, "MS")
     if note:
         fb.warning(note)

@@ -28,7 +28,7 @@ from .feedback import Feedback
 from .gdalutil import gdal_call
 from .metascan import MetadataScan
 from .nodatacmd import exact
-from .raster_io import RasterInfo
+from .raster_io import RasterInfo, describe, open_dataset
 from .raster_io.bitdepth import passes_values
 
 VALUE_TAGS = ("SPECIAL_VALUE_COUNT", "SPECIAL_VALUE_INDEX")   # DIMAP V2's, V1's
@@ -125,3 +125,27 @@ def with_product_nodata(ds: gdal.Dataset, info: RasterInfo, values: ProductValue
             f"{os.path.basename(values.dimap)}, the DIMAP that describes it (the raster declares none): those pixels "
             "(the product's collar) are left out")
     return vrt, dataclasses.replace(info, nodata=float(values.nodata)), True
+
+
+def product_view(path: str, role: str, layer_nodata: float | None, scan: MetadataScan, fb: Feedback) -> gdal.Dataset:
+    """``path`` opened as ksdiff:pansharpen reads it, for ksdiff:assess's readers (PAN, MS, REFERENCE): the DIMAP
+    that describes it gives its NODATA special value when neither the raster nor its layer (``layer_nodata``) declares
+    one, and its NBITS when the raster declares none, both on a virtual copy (the full scale and the type checks read
+    NBITS from the dataset) and said with the fusion's lines; the raster itself when the DIMAP adds nothing."""
+    ds = open_dataset(path, role)
+    info = describe(ds, path)
+    values = product_values(ds, info, scan)
+    nbits = with_product_nbits(info, values, role, fb).nbits
+    copied = False
+    if layer_nodata is None:   # a layer's value wins, as in the fusion
+        ds, info, copied = with_product_nodata(ds, info, values, role, fb)
+    if nbits == info.nbits:
+        return ds
+    if not copied:   # never set metadata on the user's own dataset (a VRT file opened is written back)
+        ds, msg = gdal_call(gdal.Translate, "", ds, format="VRT")
+        if ds is None:
+            raise InputError(f"cannot declare the bit depth {nbits} of {os.path.basename(values.dimap)} on the "
+                             f"{role} raster: {msg}")
+    for b in range(1, ds.RasterCount + 1):
+        ds.GetRasterBand(b).SetMetadataItem("NBITS", str(nbits), "IMAGE_STRUCTURE")
+    return ds

@@ -9,10 +9,12 @@ pixel).
 """
 from __future__ import annotations
 
+import os
 import threading
 
 import numpy as np
 
+from .nodatacmd import exact, nodata_command
 from .raster_io import RasterInfo
 
 Tile = tuple[int, int, int, int]   # row, col, rows, cols of the output region
@@ -60,14 +62,17 @@ class PanOnlyHoles:
             with self._lock:
                 self.count += n
 
-    def note(self, pan: RasterInfo) -> str | None:
-        """The run's warning, or None when no pixel was nodata because of the PAN alone."""
+    def note(self, pan: RasterInfo, dimap: str | None = None) -> str | None:
+        """The run's warning, or None when no pixel was nodata because of the PAN alone. ``dimap``: the DIMAP whose
+        NODATA special value is the PAN's nodata (``dimap_values``), None when the PAN or its layer declares it."""
         if not self.count:
             return None
         if pan.mask:
             why, real = f"the PAN's {pan.mask} hides them", "remove the mask"
         elif pan.nodata is None or np.isnan(pan.nodata):
             why, real = "the PAN holds NaN there", None
+        elif dimap:
+            why, real = f"the PAN holds its nodata value {pan.nodata:g} there", _instead_of_dimap(pan, dimap)
         else:
             why = f"the PAN holds its nodata value {pan.nodata:g} there"
             real = ("declare no nodata value on the PAN: on its QGIS layer (Layer Properties > Transparency) untick "
@@ -78,3 +83,18 @@ class PanOnlyHoles:
                 "footprint smaller than the MS's. Every method takes its detail from the PAN, so they are left as "
                 "nodata. To fuse them, fill the PAN's holes first (Raster > Analysis > Fill nodata, or gdal_fillnodata)"
                 + (f", or, if those pixels hold real values, {real}." if real else "."))
+
+
+def _instead_of_dimap(pan: RasterInfo, dimap: str) -> str:
+    """How to fuse the pixels a DIMAP's NODATA special value hides. It applies while the PAN declares no nodata of
+    its own, and gdal_edit.py cannot unset it: the DIMAP driver refuses update access, and a VRT copy without nodata
+    names the DIMAP's files, so the value is found again. Declaring a value the PAN never holds in its place works."""
+    source = ("give the PAN a nodata value it never holds in place of the NODATA special value of "
+              f"{os.path.basename(dimap)} ({exact(pan.nodata, pan.dtype)}: it applies while the PAN declares no "
+              "nodata value of its own, and a copy without one takes it up again)")
+    bits = pan.dtype.itemsize * 8
+    if pan.dtype.kind != "u" or not pan.nbits or pan.nbits >= bits:
+        return f"{source}, on its QGIS layer (Layer Properties > Transparency > Additional no data value)"
+    spare = float(2 ** bits - 1)   # above the product's NBITS: no pixel holds it
+    return (f"{source}, e.g. {exact(spare)} (above its {pan.nbits} bits): on its QGIS layer (Layer Properties > "
+            f"Transparency > Additional no data value), or {nodata_command(pan.path, spare, pan.dtype)}")

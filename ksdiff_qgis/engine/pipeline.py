@@ -1031,7 +1031,8 @@ def pansharpen(
         over = saturation.report(fb, method, ceil, clips.over_ceiling, clips.valid, clips.maximum, names)
         if over:
             warnings.append(over)
-    for note in (inrange.report(ranges), runner.pan_holes.note(pan)):
+    pan_dimap = dimaps["PAN"].dimap if sources["PAN"] == "dimap" else None   # its NODATA is the PAN's: other advice
+    for note in (inrange.report(ranges), runner.pan_holes.note(pan, pan_dimap)):
         if note:
             fb.warning(note)
             warnings.append(note)
