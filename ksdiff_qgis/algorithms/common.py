@@ -61,8 +61,9 @@ def raster_path(layer, name: str) -> str:
         raise QgsProcessingException(tr("{}: no raster layer given or it could not be loaded").format(name))
     if layer.providerType() != "gdal":
         raise QgsProcessingException(
-            tr("{}: layer '{}' is served by the '{}' provider; pansharpening reads files through GDAL "
-               "(export it to GeoTIFF first)").format(name, layer.name(), layer.providerType())
+            tr("{}: layer '{}' is served by the '{}' provider; KSDiff's algorithms read rasters through GDAL "
+               "(export it to GeoTIFF first: right-click the layer > Export > Save As)").format(
+                name, layer.name(), layer.providerType())
         )
     return QGIS_OPEN_OPTION.sub("", layer.source())
 

@@ -326,7 +326,14 @@ def crs_name(wkt: str) -> str:
     if not wkt or srs.ImportFromWkt(wkt) != 0:
         return "none"
     code = srs.GetAuthorityCode(None)
-    return f"{srs.GetAuthorityName(None)}:{code}" if code else srs.GetName() or "an unnamed CRS"
+    if code:
+        return f"{srs.GetAuthorityName(None)}:{code}"
+    name = srs.GetName() or ""
+    if name and name.lower() != "unknown":
+        return name
+    # a custom CRS set in QGIS exports as WKT named 'unknown' (QA: "its pixels are placed in unknown"): its PROJ string
+    proj = (srs.ExportToProj4() or "").strip()
+    return f"the custom CRS {proj}" if proj else "an unnamed CRS"
 
 
 def assign_crs(ds: gdal.Dataset, wkt: str | None, role: str) -> tuple[gdal.Dataset, str | None]:
