@@ -26,7 +26,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import classical
+from . import classical, outliers
 from . import metrics as M
 from . import progress as P
 from .blockcache import drop_cached_blocks
@@ -37,7 +37,7 @@ from .grid import GridPlan, ms_lattice
 from .labels import method as label
 from .labels import param
 from .learned import zero_fill
-from .masks import MS_FILL_REACH, PAN_FILL_REACH, read_filled
+from .masks import MS_FILL_REACH, PAN_FILL_REACH, fill_holes, read_filled
 from .raster_io import RasterInfo
 from .sensors import Sensor
 
@@ -341,12 +341,19 @@ class _Sample:
         self.ms_raw, ok = read_filled(ms_ds, r - ctx - pad, c - ctx - pad, H + 2 * pad, W + 2 * pad, ms.nodata,
                                       stats.ms_mean, MS_FILL_REACH, clamp=clamps.get("MS"))
         self.ms_ok = np.ones(self.ms_raw.shape[1:], dtype=bool) if ok is None else ok
+        # values the scene statistics screened (an undeclared -1e4 or 1e20 fill) are no data here either: scored as
+        # read, one 1e20 in a window made every method's ERGAS ~4000 and the check picked another method (QA)
+        screened = getattr(stats, "screened", None)
+        if screened is not None:   # ms_ds holds the bands the statistics were computed on: bounds[1 + b] is band b's
+            self.ms_ok = _screen_out(self.ms_raw, self.ms_ok, screened.bounds[1:], stats.ms_mean, MS_FILL_REACH)
         self.pan = None
         if not _enough(self.ms_ok[pad:pad + H, pad:pad + W], ctx):
             return
         pan_arr, ok = read_filled(pan_ds, self.R0, self.C0, H * k, W * k, pan.nodata, np.array([stats.pan_mean]),
                                   PAN_FILL_REACH, clamp=clamps.get("PAN"))
         pan_ok = np.ones(pan_arr.shape[1:], dtype=bool) if ok is None else ok
+        if screened is not None:
+            pan_ok = _screen_out(pan_arr, pan_ok, screened.bounds[:1], np.array([stats.pan_mean]), PAN_FILL_REACH)
         ms_ok = self.ms_ok[pad:pad + H, pad:pad + W]
         # what the window may be chosen on and a learned fuser may summarise: the data, less an undeclared fill of
         # zeros, which the pipeline fuses as data but leaves out of a learned tile's context (``_context_valid``)
@@ -386,6 +393,18 @@ class _Sample:
     def ms_window_corner(self) -> tuple[float, float]:
         """Where the window's first MS pixel has its top-left corner on the region's PAN grid (row, col)."""
         return self.off[0] + self.ctx * self.k, self.off[1] + self.ctx * self.k
+
+
+def _screen_out(arr: np.ndarray, ok: np.ndarray, bounds: tuple[tuple[float, float], ...], fallback: np.ndarray,
+                reach: int) -> np.ndarray:
+    """``ok`` (H, W) less the pixels where a band of ``arr`` (C, H, W) lies beyond its ``bounds`` (``Screened``'s, one
+    per band), those filled in place as holes are (``fill_holes``): the window is then chosen without them and the
+    filters spread no 1e20 into the pixels it is scored on. ``ok`` itself when there are none."""
+    bad = np.logical_or.reduce([outliers.outside(a, b) for a, b in zip(arr, bounds)])
+    if not bad.any():
+        return ok
+    fill_holes(arr, ~bad, fallback, reach)   # from the neighbours (nodata already filled by ``read_filled``)
+    return ok & ~bad
 
 
 def _enough(ok: np.ndarray, ctx: int) -> bool:
