@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import math
 import os
+import shlex
 
 import numpy as np
 from osgeo import gdal
 
 from .gdalutil import is_vsi, os_path
-
-
-def _quoted(path: str) -> str:
-    return f'"{path}"' if " " in path else path
 
 
 def exact(value: float, dtype=None) -> str:
@@ -50,8 +47,8 @@ def nodata_command(path: str, value: float | None, dtype=None) -> str:
     exactly for a raster of type ``dtype`` (``exact``)."""
     shown = "none" if value is None else exact(value, dtype)
     if updatable(path):
-        return f"gdal_edit.py {'-unsetnodata' if value is None else f'-a_nodata {shown}'} {_quoted(path)}"
+        return f"gdal_edit.py {'-unsetnodata' if value is None else f'-a_nodata {shown}'} {shlex.quote(path)}"
     stem = os.path.splitext(path.rstrip("/").rsplit("/", 1)[-1])[0] + "_nodata.vrt"
     out = stem if is_vsi(path) else os.path.join(os.path.dirname(path), stem)
-    return (f"gdal_translate -of VRT -a_nodata {shown} {_quoted(path)} {_quoted(out)} (GDAL cannot update "
+    return (f"gdal_translate -of VRT -a_nodata {shown} {shlex.quote(path)} {shlex.quote(out)} (GDAL cannot update "
             f"{os.path.basename(path)}), then fuse {os.path.basename(out)}")

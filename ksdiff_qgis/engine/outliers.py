@@ -60,6 +60,12 @@ def outside(x: np.ndarray, lo_hi: tuple[float, float]) -> np.ndarray:
     return (x < lo_hi[0]) | (x > lo_hi[1])
 
 
+def beyond(arrays, bounds) -> np.ndarray:
+    """Where any of ``arrays`` (bands of one shape) lies beyond its own ``bounds`` (``Screened.bounds``' entries, one
+    per array): the pixels a screened value makes no data."""
+    return np.logical_or.reduce([outside(a, b) for a, b in zip(arrays, bounds)])
+
+
 def screen(pan: np.ndarray, ms: np.ndarray, pan_low: np.ndarray | None = None
            ) -> tuple[np.ndarray | None, Screened | None]:
     """(the sampled pixels to keep (N,), what was screened), or (None, None) when nothing is: ``pan`` (N,) the PAN

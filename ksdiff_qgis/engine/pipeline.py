@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import os
+import shlex
 import threading
 import time
 from dataclasses import dataclass, field, replace
@@ -46,7 +47,7 @@ from .bandcolour import (
 )
 from .blockcache import InputCache, row_budget_mb
 from .clipping import ClipCounter
-from .errors import Cancelled, InputError, quoted
+from .errors import Cancelled, InputError
 from .feedback import Feedback, HeldFeedback
 from .filters import upsample
 from .grid import EDGE_TOLERANCE, GRID_SHIFT, GridPlan, ms_lattice, plan_grid, with_crs
@@ -315,7 +316,7 @@ def outlier_note(screened: outliers.Screened, pan: RasterInfo, ms: RasterInfo) -
             fill = (seen[0], info)
     # one value repeated is a fill: the command that declares it (gdal_edit.py, or a VRT copy where GDAL cannot update)
     command = (nodata_command(fill[1].path, fill[0], fill[1].dtype) if fill else
-               f"gdal_edit.py -a_nodata <value> {quoted(os.path.basename(ms.path))}")
+               f"gdal_edit.py -a_nodata <value> {shlex.quote(os.path.basename(ms.path))}")
     return ("Values far outside their band's own data are left out of the scene statistics (band means, the "
             f"methods' regressions, the data's range): {'; '.join(parts)}. If they are a fill value (nodata not "
             f"declared), declare it: Layer Properties > Transparency, or {command}; if they are real values, they "
@@ -438,8 +439,7 @@ def _registration_windows(windows: list, pan: RasterInfo, ms: RasterInfo, fills:
             if v is not None:
                 ok &= v
         if screened is not None:
-            for x, lo_hi in zip((p, *m), screened.bounds):
-                ok &= ~outliers.outside(x, lo_hi)
+            ok &= ~outliers.beyond((p, *m), screened.bounds)
         if ok.mean() >= REGISTRATION_DATA:
             out.append((np.where(ok, p, p[ok].mean()), np.where(ok, m, m[:, ok].mean(axis=1)[:, None, None]),
                         offset, None if ok.all() else ok))

@@ -400,7 +400,7 @@ def _screen_out(arr: np.ndarray, ok: np.ndarray, bounds: tuple[tuple[float, floa
     """``ok`` (H, W) less the pixels where a band of ``arr`` (C, H, W) lies beyond its ``bounds`` (``Screened``'s, one
     per band), those filled in place as holes are (``fill_holes``): the window is then chosen without them and the
     filters spread no 1e20 into the pixels it is scored on. ``ok`` itself when there are none."""
-    bad = np.logical_or.reduce([outliers.outside(a, b) for a, b in zip(arr, bounds)])
+    bad = outliers.beyond(arr, bounds)
     if not bad.any():
         return ok
     fill_holes(arr, ~bad, fallback, reach)   # from the neighbours (nodata already filled by ``read_filled``)
