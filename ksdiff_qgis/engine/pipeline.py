@@ -19,6 +19,7 @@ from osgeo import gdal, gdal_array
 from . import (
     aoi,
     classical,
+    codefill,
     coregistration,
     dimap_values,
     inrange,
@@ -727,6 +728,18 @@ def pansharpen(
     if sources["MS"] == "none" and ms_file_nodata:
         ms_ds, ms, applied = dimap_values.with_product_nodata(ms_ds, ms, dimaps["MS"], "MS", fb)
         sources["MS"] = "dimap" if applied else "none"
+    # a fill code no one declared (-9999, -32768, 65535 on a scene edge): nodata, as if the file declared it
+    code_notes: list[str] = []
+    if sources["PAN"] == "none":
+        pan_ds, pan, note = codefill.with_fill_code(pan_ds, pan, "PAN")
+        code_notes += [note] if note else []
+        sources["PAN"] = "fill" if note else "none"
+    if sources["MS"] == "none":
+        ms_ds, ms, note = codefill.with_fill_code(ms_ds, ms, "MS")
+        code_notes += [note] if note else []
+        sources["MS"] = "fill" if note else "none"
+    for note in code_notes:
+        fb.warning(note)
     settings = {**provenance.nodata_items("PAN", pan.nodata, sources["PAN"]),
                 **provenance.nodata_items("MS", ms.nodata, sources["MS"])}
     pan_ds, pan = _pan_without_alpha(pan_ds, pan, fb)
@@ -862,8 +875,8 @@ def pansharpen(
             warnings.append(units_note)
     if check_only:   # METHOD auto only (checked above)
         return PansharpenResult(output_path="", seconds=time.perf_counter() - t0, width=0, height=0, tiles=0,
-                                method=method, ratio=plan.ratio, warnings=crs_notes + fill_notes + warnings,
-                                selfcheck=check, sensor=sensor)
+                                method=method, ratio=plan.ratio,
+                                warnings=crs_notes + code_notes + fill_notes + warnings, selfcheck=check, sensor=sensor)
     bar.estimate("tiles", _tile_seconds(plan, method in LEARNED_METHODS))   # the method is known now
     if method in LEARNED_METHODS:   # its fit to the data was checked above (METHOD auto: by its self-check)
         session = checked_session(card, device, ort_threads)
@@ -1039,7 +1052,7 @@ def pansharpen(
     return PansharpenResult(output_path=output_path, seconds=time.perf_counter() - t0, width=cols, height=rows,
                             sensor=sensor,
                             tiles=layout.count, method=method, ratio=plan.ratio, device=used_device,
-                            warnings=crs_notes + fill_notes + warnings,
+                            warnings=crs_notes + code_notes + fill_notes + warnings,
                             band_names=list(names), selfcheck=check, coregistration=moved_line,
                             colour_doubt=colour_doubt)
 

@@ -58,7 +58,8 @@ def numbers(values) -> str:
 def nodata_items(role: str, value: float | None, source: str) -> dict[str, str]:
     """``<role>_NODATA`` (the value used, or 'none') and ``<role>_NODATA_SOURCE``: 'file', 'layer' (a QGIS layer's
     value, not in the file: the result depends on that layer setting), 'dimap' (the NODATA special value of the
-    Airbus DIMAP that describes the input, which the raster itself does not declare) or 'none'."""
+    Airbus DIMAP that describes the input, which the raster itself does not declare), 'fill' (an undeclared fill
+    code such as -9999 that ``codefill`` recognised) or 'none'."""
     return {f"{role}_NODATA": "none" if value is None else exact(value), f"{role}_NODATA_SOURCE": source}
 
 

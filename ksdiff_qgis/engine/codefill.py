@@ -1,0 +1,113 @@
+"""An undeclared fill code: a scene-edge fill such as -9999, -32768 or 65535 that the raster does not declare as nodata.
+
+Fused as data, such a plateau wrecked every pixel the filters or the network reach from it (QA, a Sentinel-2-like
+Int16 x 10^4 reflectance scene with a corner wedge at -9999: MTF-GLP-HPM up to 33474 off beside it, KSDiff 4678,
+METHOD auto chose MTF-GLP-FS over KSDiff) while the only word was that 8 % of the pixels were below 0. Such a value
+is taken as the input's nodata, as if its file declared it, and the warning gives the command that declares it.
+
+A value is a fill code only when nothing else fits (``find``): a plateau of one exact value in every band, in
+FILL_SHARE of the sampled pixels and SOLID (areas, not speckle), which lies outside the rest of the data — negative
+where every other value is >= 0, or the storage type's extreme (255, 65535, -32768, ...) apart from the data by
+GAP_SHARE of their range. A saturated top stays data: bright clouds clipped at 255 (8-bit) or 65535 (16-bit) come
+with the values just below them (their edges, mixed pixels), so no gap. Zero is ``pipeline.undeclared_fill_notes``'.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+from osgeo import gdal
+from scipy.ndimage import binary_erosion
+
+from .errors import InputError
+from .gdalutil import gdal_call
+from .nodatacmd import exact, nodata_command
+from .raster_io import RasterInfo
+
+WINDOW = 64        # pixels per side of a sampled window, read at full resolution (exact values: no averaging)
+WINDOWS = 8        # windows per side of the sampling grid, corners included (a fill is often a corner wedge)
+FILL_SHARE = 0.01  # the plateau's share of the sampled pixels (as ``pipeline.FILL_SHARE`` for zeros)
+SOLID = 0.5        # share of the plateau's pixels whose 3 x 3 neighbourhood is plateau too: an area, not speckle
+GAP_SHARE = 0.25   # a type's extreme lies this share of the data's range beyond all of them (8-bit clouds: 1 / 254)
+
+
+def sample(ds: gdal.Dataset) -> list[np.ndarray]:
+    """Up to WINDOWS x WINDOWS windows (C, h, w) of ``ds`` read at full resolution, spread from edge to edge."""
+    w, h = min(WINDOW, ds.RasterXSize), min(WINDOW, ds.RasterYSize)
+    n = WINDOWS
+    xs = np.unique(np.linspace(0, ds.RasterXSize - w, n).round().astype(int))
+    ys = np.unique(np.linspace(0, ds.RasterYSize - h, n).round().astype(int))
+    out = []
+    for y in ys:
+        for x in xs:
+            a = ds.ReadAsArray(int(x), int(y), w, h)
+            if a is None:
+                raise InputError(f"cannot read {ds.GetDescription()}: {gdal.GetLastErrorMsg()}")
+            out.append(np.asarray(a, dtype=np.float64).reshape(ds.RasterCount, h, w))
+    return out
+
+
+def _extremes(dtype: np.dtype) -> tuple[float, float]:
+    """The storage type's lowest and highest values."""
+    info = np.iinfo(dtype) if dtype.kind in "iu" else np.finfo(dtype)
+    return float(info.min), float(info.max)
+
+
+def _solid(windows: list[np.ndarray], value: float) -> float:
+    """The share of the plateau's pixels (``value`` in every band) whose 3 x 3 neighbourhood is plateau too; a
+    window's edge counts as plateau (the area goes on beyond it)."""
+    total = inner = 0
+    for win in windows:
+        plateau = (win == value).all(axis=0)
+        total += int(plateau.sum())
+        inner += int(binary_erosion(plateau, np.ones((3, 3), dtype=bool), border_value=1).sum())
+    return inner / total if total else 0.0
+
+
+def find(windows: list[np.ndarray], dtype) -> float | None:
+    """The fill code of a raster of type ``dtype`` whose sampled ``windows`` (C, h, w) show one, else None."""
+    dtype = np.dtype(dtype)
+    pixels = np.concatenate([w.reshape(w.shape[0], -1) for w in windows], axis=1)
+    finite = pixels[np.isfinite(pixels)]
+    if finite.size == 0:
+        return None
+    low, high = _extremes(dtype)
+    for value in (float(finite.min()), float(finite.max())):
+        plateau = (pixels == value).all(axis=0)
+        rest = finite[finite != value]
+        if value == 0 or rest.size == 0 or plateau.mean() < FILL_SHARE:
+            continue
+        below = value < rest.min()
+        gap = rest.min() - value if below else value - rest.max()
+        outside = (below and value < 0 <= rest.min()) or \
+            (value in (low, high) and gap >= GAP_SHARE * (rest.max() - rest.min()))
+        if outside and _solid(windows, value) >= SOLID:
+            return value
+    return None
+
+
+def with_fill_code(ds: gdal.Dataset, info: RasterInfo, role: str
+                   ) -> tuple[gdal.Dataset, RasterInfo, str | None]:
+    """(dataset, info, the warning) with an undeclared fill code ``find`` sees declared nodata on a virtual copy
+    (GDAL's own reads leave it out too, as a QGIS layer's value is: ``masks.with_nodata``); the warning says so and
+    gives the command that makes the file declare it. (``ds``, ``info``, None) when there is none. Only for a raster
+    that declares no nodata value (nor has one set on its layer or in its DIMAP)."""
+    if info.nodata is not None:
+        return ds, info, None
+    windows = sample(ds)
+    value = find(windows, info.dtype)
+    if value is None:
+        return ds, info, None
+    vrt, msg = gdal_call(gdal.Translate, "", ds, format="VRT", noData=value)
+    if vrt is None:
+        raise InputError(f"cannot declare the {role} raster's fill value {exact(value, info.dtype)} as nodata: {msg}")
+    pixels = np.concatenate([w.reshape(w.shape[0], -1) for w in windows], axis=1)
+    share = float((pixels == value).all(axis=0).mean())
+    rest = pixels[np.isfinite(pixels) & (pixels != value)]
+    shown = exact(value, info.dtype)
+    note = (f"The {role} raster declares no nodata value, yet {share:.0%} of its sampled pixels are {shown}"
+               + (" in every band" if info.bands > 1 else "") + f", in solid areas outside the rest of its data "
+               f"({rest.min():.6g} to {rest.max():.6g}): a fill (a scene edge), left out as nodata (the output is "
+               f"nodata there). To make the file declare it, {nodata_command(info.path, value, info.dtype)}; if those "
+               "pixels are data, declare another nodata value on the layer (Layer Properties > Transparency).")
+    return vrt, dataclasses.replace(info, nodata=value), note
