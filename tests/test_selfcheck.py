@@ -71,6 +71,20 @@ def test_decide_allows_the_margins():
     assert decide(Scores(3.0, 4.0, 1.09, 0.4578), Scores(4.0, 4.5, 1.0, 0.38), pan_cb=0.42)[0]
 
 
+def test_decide_measures_the_grid_against_the_classical_method_s_own_response():
+    """QA's Sentinel-2 case (figures of its check): KSDiff wins the Wald and R-ERGAS tests, its checkerboard 0.452
+    exceeds 1.1 x the PAN's 0.404 but not 1.1 x MTF-GLP-HPM's own 0.430, which draws no one-pixel grid by
+    construction: the scene's response, not an artefact. A network's grid (0.70) is still refused."""
+    hpm = Scores(1.760, 2.658, 0.423, 0.430)
+    keep, why = decide(Scores(1.396, 1.921, 0.154, 0.452), hpm, pan_cb=0.404, ms_cb=0.396)
+    assert keep and "1.1 x the classical method's 0.430" in why, why
+    keep, why = decide(Scores(1.396, 1.921, 0.154, 0.70), hpm, pan_cb=0.404, ms_cb=0.396)
+    assert not keep and "exceeds 1.1 x the classical method's 0.430" in why, why
+    # below the PAN's or the MS's, the classical response changes nothing: the sharper of those is named
+    keep, why = decide(Scores(3.0, 4.0, 1.0, 0.50), Scores(4.0, 4.5, 1.0, 0.38), pan_cb=0.42, ms_cb=0.44)
+    assert not keep and "1.1 x the MS's 0.440" in why, why
+
+
 def test_candidate_windows_cover_the_target_and_stay_inside():
     area = (10, 20, 400, 300)
     wins = selfcheck.candidate_windows(area, 128, 4)
@@ -601,3 +615,46 @@ def test_a_small_extent_is_checked_on_the_scene_around_it(tmp_path, cached):
                      feedback=said)
     assert res.selfcheck.pixels >= selfcheck.MIN_PIXELS and res.selfcheck.outputs()["SELFCHECK_KSDIFF_ERGAS"]
     assert any("the check samples the scene around it (150 x 150 MS pixels)" in m for m in said.infos), said.infos
+
+
+def _qa_sentinel2_case(src: Path, folder: Path) -> tuple[str, str]:
+    """QA's Sentinel-2 case (2026-12-07): PAN = 0.1 B + 0.3 G + 0.35 R + 0.25 NIR of the real 10 m bands (1536^2),
+    the MS blurred (Gaussian MTF 0.3 at Nyquist), averaged over 2 x 2 and decimated x 4, both UInt16."""
+    from scipy.ndimage import gaussian_filter
+
+    ds = gdal.Open(str(src))
+    a = ds.ReadAsArray(0, 0, 1536, 1536).astype(np.float64)
+    gt, wkt = list(ds.GetGeoTransform()), ds.GetProjection()
+    pan = 0.1 * a[0] + 0.3 * a[1] + 0.35 * a[2] + 0.25 * a[3]
+    sig = 4 * np.sqrt(-2 * np.log(0.3)) / np.pi
+    ms = []
+    for band in a:
+        b = gaussian_filter(band, sig)
+        c = (b + np.roll(b, 1, 0) + np.roll(b, 1, 1) + np.roll(np.roll(b, 1, 0), 1, 1)) / 4
+        ms.append(c[2::4, 2::4])
+    paths = []
+    for name, arr, cell in (("pan", pan[None], 1), ("ms", np.array(ms), 4)):
+        path = str(folder / f"s2_{name}.tif")
+        out = gdal.GetDriverByName("GTiff").Create(path, arr.shape[2], arr.shape[1], arr.shape[0], gdal.GDT_UInt16)
+        out.SetGeoTransform([gt[0], gt[1] * cell, 0, gt[3], 0, gt[5] * cell])
+        out.SetProjection(wkt)
+        for i, band in enumerate(arr, 1):
+            out.GetRasterBand(i).WriteArray(band.astype(np.uint16))
+        out = None
+        paths.append(path)
+    return paths[0], paths[1]
+
+
+def test_auto_keeps_ksdiff_where_the_classical_method_scores_the_same_grid(tmp_path, cached):
+    """QA: on a Sentinel-2 product whose PAN is a mix of the 10 m bands, auto fused with MTF-GLP-HPM (truth ERGAS
+    1.58) instead of KSDiff (1.37), which passed the Wald and R-ERGAS tests: its checkerboard 0.452 exceeded
+    1.1 x the PAN's 0.404 while MTF-GLP-HPM, which draws no one-pixel grid, itself scored 0.430. The guard's
+    reference now includes the classical method's own response (docs/VALIDATION.md, 2026-12-07 06:25 UTC)."""
+    pan, ms = _qa_sentinel2_case(cached("sentinel2/s2_10m.tif"), tmp_path)
+    res = pansharpen(pan, ms, str(tmp_path / "auto.tif"), "auto", "auto", check_only=True)
+    sc = res.selfcheck
+    assert sc.classical_method == "mtf_glp_hpm", sc.reason
+    # the case is the one QA saw: over the PAN's and the MS's reference, within the classical method's
+    assert sc.learned.checkerboard > 1.1 * max(sc.pan_checkerboard, sc.ms_checkerboard), sc.outputs(4)
+    assert sc.learned.checkerboard <= 1.1 * sc.classical.checkerboard, sc.outputs(4)
+    assert res.method == "ksdiff" and "the classical method's" in sc.reason, sc.reason

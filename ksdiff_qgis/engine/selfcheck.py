@@ -14,8 +14,8 @@ sample was too small to trust). On every window both candidates are scored
 :func:`pick_classical` names the best of :data:`CLASSICAL_CANDIDATES` on the sample (the yardstick and the
 fallback); :func:`decide` keeps the learned model only if it beats that method on the Wald ERGAS, is not worse on
 R-ERGAS by more than :data:`R_ERGAS_MARGIN`, and its checkerboard response stays within
-:data:`CB_FACTOR` times the sharper of the PAN's and the real MS's on every band. Memory: one window
-(plus context) at a time, and the pooled scores of ~64k MS pixels.
+:data:`CB_FACTOR` times the largest of the PAN's, the real MS's and that classical method's own on every band.
+Memory: one window (plus context) at a time, and the pooled scores of ~64k MS pixels.
 """
 from __future__ import annotations
 
@@ -60,7 +60,7 @@ R_ERGAS_MARGIN = 0.10          # the learned R-ERGAS may exceed the classical on
 # classical candidates: the best of them on this scene is the yardstick and the fallback (MTF-GLP-HPM
 # first: it wins ties). GSA and MTF-GLP-FS beat it on some products (the Sentinel-2 cases of the robustness suite)
 CLASSICAL_CANDIDATES = ("mtf_glp_hpm", "gsa", "brovey", "mtf_glp_fs")
-CB_FACTOR = 1.1                # learned checkerboard response <= 1.1 x max(PAN, MS), every band
+CB_FACTOR = 1.1                # learned checkerboard response <= 1.1 x max(PAN, MS, classical), every band
 
 # ERGAS divides each band's error by its mean: on data reaching below 0 (surface reflectance) the means lie near 0
 ERGAS_NEAR_ZERO = ("ERGAS divides each band's error by the band's mean: on this MS, whose values reach below 0 "
@@ -152,13 +152,18 @@ def decide(learned: Scores, classic: Scores, pan_cb: float, ms_cb: float = float
            r_margin: float = R_ERGAS_MARGIN, cb_factor: float = CB_FACTOR) -> tuple[bool, str]:
     """(keep the learned model?, why) from the pooled figures of both methods.
 
-    The checkerboard guard compares with the sharper of the PAN and the real MS at its own resolution:
-    a blurred PAN (some products; every Wald-degraded PAN) scores well below natural imagery, whose
-    one-pixel detail the fusion rightly restores (measured: truth 0.55-0.59 over a Wald PAN's 0.31).
+    The checkerboard guard compares with the largest of the PAN's, the real MS's (at its own resolution) and
+    the classical method's own response: a blurred PAN (some products; every Wald-degraded PAN) scores well
+    below natural imagery, whose one-pixel detail the fusion rightly restores (measured: truth 0.55-0.59 over
+    a Wald PAN's 0.31); where the classical method it would fuse with, which draws no grid of its own, scores
+    above both, that response is the scene's (QA's Sentinel-2 case: MTF-GLP-HPM 0.430 over the PAN's 0.404;
+    docs/VALIDATION.md, 2026-12-07 06:25 UTC). A NaN reference (a flat PAN) still refuses, as before.
     """
     why = []
     ref_cb = max(pan_cb, ms_cb) if math.isfinite(ms_cb) else pan_cb
     ref_name = "MS's" if ref_cb != pan_cb else "PAN's"
+    if classic.checkerboard > ref_cb:   # never when ref_cb is NaN (a flat PAN): the guard still refuses then
+        ref_cb, ref_name = classic.checkerboard, "classical method's"
     if not learned.ergas < classic.ergas:
         why.append(f"its Wald ERGAS {learned.ergas:.3f} is not below the classical method's {classic.ergas:.3f}")
     if not learned.r_ergas <= classic.r_ergas * (1.0 + r_margin):
@@ -171,7 +176,7 @@ def decide(learned: Scores, classic: Scores, pan_cb: float, ms_cb: float = float
         return False, "; ".join(why)
     return True, (f"Wald ERGAS {learned.ergas:.3f} < {classic.ergas:.3f}, R-ERGAS {learned.r_ergas:.3f} within "
                   f"{r_margin:.0%} of {classic.r_ergas:.3f}, checkerboard {learned.checkerboard:.3f} <= "
-                  f"{cb_factor:g} x {ref_cb:.3f}")
+                  f"{cb_factor:g} x the {ref_name} {ref_cb:.3f}")
 
 
 # ---------------------------------------------------------------------------------- sampling
