@@ -658,3 +658,12 @@ def test_auto_keeps_ksdiff_where_the_classical_method_scores_the_same_grid(tmp_p
     assert sc.learned.checkerboard > 1.1 * max(sc.pan_checkerboard, sc.ms_checkerboard), sc.outputs(4)
     assert sc.learned.checkerboard <= 1.1 * sc.classical.checkerboard, sc.outputs(4)
     assert res.method == "ksdiff" and "the classical method's" in sc.reason, sc.reason
+
+
+def test_decide_says_why_a_flat_pan_s_undefined_response_refuses_the_network():
+    """A flat PAN has no checkerboard response (NaN): the guard refuses, and says so instead of '1.1 x the MS's nan'."""
+    learned = Scores(ergas=1.0, r_ergas=0.1, sam=1.0, checkerboard=0.3)
+    classic = Scores(ergas=2.0, r_ergas=0.2, sam=1.0, checkerboard=0.2)
+    keep, why = decide(learned, classic, pan_cb=float("nan"), ms_cb=0.4)
+    assert not keep
+    assert "nan" not in why and "PAN is flat" in why

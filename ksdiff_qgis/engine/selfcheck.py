@@ -160,8 +160,9 @@ def decide(learned: Scores, classic: Scores, pan_cb: float, ms_cb: float = float
     docs/VALIDATION.md, 2026-12-07 06:25 UTC). A NaN reference (a flat PAN) still refuses, as before.
     """
     why = []
-    ref_cb = max(pan_cb, ms_cb) if math.isfinite(ms_cb) else pan_cb
-    ref_name = "MS's" if ref_cb != pan_cb else "PAN's"
+    ref_cb, ref_name = pan_cb, "PAN's"   # a NaN PAN response (a flat PAN) stays the reference: nothing to measure
+    if math.isfinite(pan_cb) and math.isfinite(ms_cb) and ms_cb > pan_cb:
+        ref_cb, ref_name = ms_cb, "MS's"
     if classic.checkerboard > ref_cb:   # never when ref_cb is NaN (a flat PAN): the guard still refuses then
         ref_cb, ref_name = classic.checkerboard, "classical method's"
     if not learned.ergas < classic.ergas:
@@ -169,7 +170,10 @@ def decide(learned: Scores, classic: Scores, pan_cb: float, ms_cb: float = float
     if not learned.r_ergas <= classic.r_ergas * (1.0 + r_margin):
         why.append(f"its full-resolution R-ERGAS {learned.r_ergas:.3f} exceeds the classical method's "
                    f"{classic.r_ergas:.3f} by more than {r_margin:.0%}")
-    if not learned.checkerboard <= cb_factor * ref_cb:
+    if not math.isfinite(ref_cb):
+        why.append(f"its checkerboard response {learned.checkerboard:.3f} cannot be judged: the PAN's is undefined "
+                   "(the PAN is flat on the sample), so one-pixel artefacts cannot be ruled out")
+    elif not learned.checkerboard <= cb_factor * ref_cb:
         why.append(f"its checkerboard response {learned.checkerboard:.3f} exceeds {cb_factor:g} x the {ref_name} "
                    f"{ref_cb:.3f} (one-pixel artefacts)")
     if why:
