@@ -1,4 +1,4 @@
-"""The QGIS plugin object: registers the Processing provider and a menu/toolbar shortcut."""
+"""The QGIS plugin object: registers the Processing provider, a menu/toolbar shortcut and the help entries."""
 from __future__ import annotations
 
 from qgis.core import QgsApplication
@@ -11,6 +11,9 @@ from .provider import KsdiffProvider
 # in bold. So no parentheses in these tooltips (the installer's lost "(GPU build when an NVIDIA GPU is found)").
 DIALOG_TIP = "Pansharpen a PAN + MS pair: KSDiff and classical methods"
 INSTALL_TIP = "Install ONNX Runtime, which the KSDiff method needs: the GPU build when an NVIDIA GPU is found"
+HELP_TIP = "Open the KSDiff README on the project homepage: methods, parameters, sensors, batch runs"
+MODELS_TIP = "Open the bundled models' README: model cards, training data and its licences; works offline"
+MENU = "KSDiff"   # Raster > KSDiff
 
 
 class KsdiffPlugin:
@@ -19,6 +22,8 @@ class KsdiffPlugin:
         self.provider: KsdiffProvider | None = None
         self.action = None
         self.install_action = None
+        self.help_action = None
+        self.models_action = None
 
     def initProcessing(self) -> None:  # noqa: N802
         """Register the provider (no GUI code: qgis_process calls only this)."""
@@ -36,21 +41,28 @@ class KsdiffPlugin:
         if self.iface is None:
             return
         from qgis.PyQt.QtGui import QIcon
-        from qgis.PyQt.QtWidgets import QAction
 
         from .algorithms.install_runtime import InstallRuntimeAlgorithm
 
-        self.action = QAction(QIcon(ICON), "KSDiff Pansharpening…", self.iface.mainWindow())
-        self.action.setToolTip(DIALOG_TIP)
-        self.action.triggered.connect(self.open_dialog)
-        self.iface.addPluginToRasterMenu("KSDiff", self.action)
+        self.action = self._menu_action(QIcon(ICON), "KSDiff Pansharpening…", DIALOG_TIP, self.open_dialog)
         self.iface.addToolBarIcon(self.action)   # the Plugins toolbar: QGIS hides the Raster one in a new profile
         # the install algorithm's own icon, as the toolbox shows it
-        self.install_action = QAction(InstallRuntimeAlgorithm().icon(), "Install ONNX Runtime…",
-                                      self.iface.mainWindow())
-        self.install_action.setToolTip(INSTALL_TIP)
-        self.install_action.triggered.connect(self.open_installer)
-        self.iface.addPluginToRasterMenu("KSDiff", self.install_action)
+        self.install_action = self._menu_action(InstallRuntimeAlgorithm().icon(), "Install ONNX Runtime…",
+                                                INSTALL_TIP, self.open_installer)
+        self.help_action = self._menu_action(QgsApplication.getThemeIcon("/mActionHelpContents.svg"),
+                                             "KSDiff Help…", HELP_TIP, self.open_help)
+        self.models_action = self._menu_action(QgsApplication.getThemeIcon("/mIconInfo.svg"),
+                                               "Model Cards and Licences…", MODELS_TIP, self.open_model_cards)
+
+    def _menu_action(self, icon, text: str, tip: str, slot):
+        """A QAction under Raster > KSDiff running ``slot``."""
+        from qgis.PyQt.QtWidgets import QAction
+
+        action = QAction(icon, text, self.iface.mainWindow())
+        action.setToolTip(tip)
+        action.triggered.connect(slot)
+        self.iface.addPluginToRasterMenu(MENU, action)
+        return action
 
     def open_dialog(self) -> None:
         import processing
@@ -62,13 +74,33 @@ class KsdiffPlugin:
 
         processing.execAlgorithmDialog("ksdiff:install_runtime")
 
+    def open_help(self) -> None:
+        """The README on the project homepage, in the web browser."""
+        from qgis.PyQt.QtCore import QUrl
+        from qgis.PyQt.QtGui import QDesktopServices
+
+        from .helplinks import readme_url
+
+        QDesktopServices.openUrl(QUrl(readme_url()))
+
+    def open_model_cards(self) -> None:
+        """The bundled models' README, a file in the plugin folder (no network needed)."""
+        from qgis.PyQt.QtCore import QUrl
+        from qgis.PyQt.QtGui import QDesktopServices
+
+        from .helplinks import MODELS_README
+
+        QDesktopServices.openUrl(QUrl.fromLocalFile(str(MODELS_README)))
+
     def unload(self) -> None:
-        if self.install_action is not None and self.iface is not None:
-            self.iface.removePluginRasterMenu("KSDiff", self.install_action)
-            self.install_action.deleteLater()
-            self.install_action = None
+        for name in ("models_action", "help_action", "install_action"):
+            action = getattr(self, name)
+            if action is not None and self.iface is not None:
+                self.iface.removePluginRasterMenu(MENU, action)
+                action.deleteLater()
+                setattr(self, name, None)
         if self.action is not None and self.iface is not None:
-            self.iface.removePluginRasterMenu("KSDiff", self.action)
+            self.iface.removePluginRasterMenu(MENU, self.action)
             self.iface.removeToolBarIcon(self.action)
             self.action.deleteLater()
             self.action = None

@@ -26,11 +26,11 @@ def test_init_gui_and_unload(qgis_app, session_plugin):
         plugin = ksdiff_qgis.classFactory(iface)
         plugin.initGui()
         assert registry.providerById("ksdiff") is not None
-        assert iface.addPluginToRasterMenu.call_count == 2   # pansharpen dialog + runtime installer
+        assert iface.addPluginToRasterMenu.call_count == 4   # pansharpen dialog, runtime installer, help, model cards
         iface.addToolBarIcon.assert_called_once_with(plugin.action)
         assert "Pansharpen" in plugin.action.text()
         plugin.unload()
-        assert iface.removePluginRasterMenu.call_count == 2
+        assert iface.removePluginRasterMenu.call_count == 4
         iface.removeToolBarIcon.assert_called_once()
         assert registry.providerById("ksdiff") is None
         assert plugin.action is None
@@ -52,7 +52,8 @@ def test_install_hint_names_the_menu_the_plugin_creates(qgis_app, session_plugin
     try:
         plugin = ksdiff_qgis.classFactory(iface)
         plugin.initGui()
-        menu, action = iface.addPluginToRasterMenu.call_args_list[-1].args
+        menu, action = next(c.args for c in iface.addPluginToRasterMenu.call_args_list
+                            if c.args[1] is plugin.install_action)
         assert f"Raster > {menu} > {action.text()}" in runtime.INSTALL_HINT
         plugin.unload()
     finally:
@@ -76,7 +77,7 @@ def test_menu_entries_have_icons_and_whole_tooltips(qgis_app, session_plugin):
     plugin = ksdiff_qgis.classFactory(iface)
     try:
         plugin.initGui()
-        actions = (plugin.action, plugin.install_action)
+        actions = (plugin.action, plugin.install_action, plugin.help_action, plugin.models_action)
         written = [a.toolTip() for a in actions]
         QgsShortcutsManager(window).registerAllChildren(window)   # what QGIS does after loading the plugins
         for action, tip in zip(actions, written):

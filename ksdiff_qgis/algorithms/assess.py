@@ -86,6 +86,7 @@ def sensor_labels(keys: list[str]) -> list[str]:
 class AssessAlgorithm(KsdiffAlgorithm):
     ICON_FILE = "assess.svg"
     FUSED, REFERENCE, PAN, MS, SENSOR, OUTPUT_HTML = "FUSED", "REFERENCE", "PAN", "MS", "SENSOR", "OUTPUT_HTML"
+    HELP_ANCHOR = "algorithms"   # README.md's section, as GitHub slugs its heading
 
     def name(self) -> str:
         return "assess"

@@ -1,4 +1,4 @@
-"""What every ``ksdiff`` Processing algorithm shares: translation, group, icon and ``createInstance``.
+"""What every ``ksdiff`` Processing algorithm shares: translation, group, icon, help URL and ``createInstance``.
 
 Translatable strings: ``tr("… {} …").format(…)``, never ``tr(f"…")`` (the translation is looked up by the
 literal source text, which an f-string has already replaced).
@@ -16,6 +16,7 @@ from qgis.PyQt.QtCore import QCoreApplication, QThread
 from qgis.PyQt.QtGui import QIcon
 
 from ..engine.errors import Cancelled, InputError
+from ..helplinks import readme_url
 from .compat import unknown_enum_value
 
 ICONS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "resources", "icons")
@@ -136,6 +137,7 @@ class KsdiffAlgorithm(QgsProcessingAlgorithm):
 
     GROUP_ID = "pansharpening"
     ICON_FILE = "ksdiff.svg"   # in resources/icons: each algorithm shows its own icon in the toolbox
+    HELP_ANCHOR = "algorithms"   # the README section (GitHub heading slug) the dialog's Help button opens
 
     def checkParameterValues(self, parameters, context):  # noqa: N802
         _snapshot_store(context, fresh=True)   # before QGIS loads the inputs into the context's temporary store
@@ -148,6 +150,10 @@ class KsdiffAlgorithm(QgsProcessingAlgorithm):
 
     def groupId(self) -> str:  # noqa: N802
         return self.GROUP_ID
+
+    def helpUrl(self) -> str:  # noqa: N802
+        """The algorithm's README section on the project homepage: QGIS's dialog shows a Help button only with one."""
+        return readme_url(self.HELP_ANCHOR)
 
     def icon(self) -> QIcon:
         return QIcon(self.svgIconPath())

@@ -37,6 +37,7 @@ class InstallRuntimeAlgorithm(KsdiffAlgorithm):
     ICON_FILE = "install.svg"
     PACKAGE, WHEEL, REINSTALL, RESULT = "PACKAGE", "WHEEL", "REINSTALL", "RESULT"
     GROUP_ID = "setup"
+    HELP_ANCHOR = "onnx-runtime-for-the-ksdiff-method"   # README.md's section, as GitHub slugs its heading
 
     def name(self) -> str:
         return "install_runtime"

@@ -85,6 +85,7 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
     TILE_SIZE, OVERLAP, THREADS, OUTPUT = "TILE_SIZE", "OVERLAP", "THREADS", "OUTPUT"
     PRECISION, CONSISTENCY, COREGISTER = "PRECISION", "CONSISTENCY", "COREGISTER"
     COMPRESSION, COG, CREATE_OPTIONS = "COMPRESSION", "COG", "CREATE_OPTIONS"
+    HELP_ANCHOR = "parameters-of-ksdiffpansharpen"   # README.md's section, as GitHub slugs its heading
 
     def name(self) -> str:
         return "pansharpen"
