@@ -188,8 +188,13 @@ def _adapt(a) -> int:
         if note:
             print(f"adapt: {note}", file=sys.stderr)
         a.checkpoint = bundled_checkpoint(base)
-    card = adapt(a.checkpoint, a.pan, a.ms, a.out, a.sensor, a.steps, a.lr, a.patch, threads=a.threads,
-                 base_model=base, overwrite=a.overwrite, keep_worse=a.keep_worse)
+    try:
+        card = adapt(a.checkpoint, a.pan, a.ms, a.out, a.sensor, a.steps, a.lr, a.patch, threads=a.threads,
+                     base_model=base, overwrite=a.overwrite, keep_worse=a.keep_worse)
+    except KeyboardInterrupt:   # Ctrl-C (train's Interrupted too): in words, not a traceback; adapt cannot resume
+        print(f"python -m model_core adapt: interrupted; nothing was kept ({a.out} not written, the temporary folder "
+              "removed); the same command starts again from the first step", file=sys.stderr)
+        return 130
     print(json.dumps({k: card[k] for k in ("sensor", "onnx_sha256", "training")}, indent=1))
     return 0
 
