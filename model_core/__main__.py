@@ -131,13 +131,24 @@ def _export(a) -> int:
     if a.as_sensor:  # one network serving several sensors of the same layout (its card says so)
         from ksdiff_qgis.engine.sensors import get_sensor
 
-        trained, target_spec = get_sensor(cfg["sensor"]), get_sensor(a.as_sensor)
+        from .config import gains_words, sensor_spec
+
+        # the network's layout: the table's, or for a generic run the one measured from its data (``data_layout``)
+        trained, target_spec = sensor_spec(cfg), get_sensor(a.as_sensor)
+        if target_spec.generic:
+            raise ValueError("--as-sensor generic: a generic model's layout is measured from its training data; "
+                             "export a run of `sensor: generic` without --as-sensor")
+        generic = trained.key == "generic"   # filled in from data_layout: its ``generic`` property is False
         if (trained.n_bands, trained.ratio) != (target_spec.n_bands, target_spec.ratio):
-            raise SystemExit(f"--as-sensor {a.as_sensor}: {target_spec.n_bands} bands at ratio {target_spec.ratio}, "
-                             f"the model has {trained.n_bands} at ratio {trained.ratio}")
+            measured = " (measured from its data)" if generic else ""
+            raise ValueError(f"--as-sensor {a.as_sensor}: {target_spec.name} has {target_spec.n_bands} MS bands at "
+                             f"ratio {target_spec.ratio}; the network of {Path(a.checkpoint).name} takes "
+                             f"{trained.n_bands} at ratio {trained.ratio}{measured}: give a sensor of that layout")
+        mtf = (f"MTF gains {gains_words(trained.mtf_ms)} for MS, {trained.mtf_pan:g} for PAN" if generic
+               else f"{trained.name}'s nominal MTF")
         rec["serves_sensor"] = (f"{target_spec.key}: the {Path(cfg.get('config_path', '')).name} network (trained "
-                                f"with {trained.name}'s nominal MTF, {mtf_training(cfg)}) "
-                                f"{'bundled' if bundled else 'exported'} for this sensor")
+                                f"with {mtf}, {mtf_training(cfg)}) {'bundled' if bundled else 'exported'} for this "
+                                "sensor")
         cfg = dict(cfg, sensor=target_spec.key)
     if "unfinished" in rec:   # a smoke run or a stopped one: the card says so, and it is never bundled
         print(f"python -m model_core export: warning: {rec['unfinished']}", file=sys.stderr)

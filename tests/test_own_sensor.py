@@ -226,3 +226,44 @@ def test_evaluate_of_a_model_for_a_sensor_without_a_default_config_asks_for_one(
                  ["export", "--sensor", "pleiades"]):
         assert main(argv) == 2, argv
         assert "no default config for sensor pleiades: give --config" in _one_line(capsys), argv
+
+
+@pytest.fixture()
+def generic_l8_run(tmp_path, data_dir) -> Path:
+    """A finished `sensor: generic` run on the Landsat 8 crop (4 bands at ratio 2, measured from the data): its final
+    checkpoint."""
+    import shutil
+
+    # a copy as the test case: what is tested here is not held apart, and the checks refuse the same file
+    l8 = {k: str(shutil.copy(data_dir / f"l8_{k}.tif", tmp_path / f"test_{k}.tif")) for k in ("pan", "ms")}
+    path = write_config(tmp_path, data_dir, "gen_l8.yaml", "generic", pair=("l8_pan.tif", "l8_ms.tif"),
+                        test={"reduced": {"kind": "pair", **l8}, "full": l8})
+    assert main(["train", "--config", str(path)]) == 0
+    return tmp_path / "runs" / "gen_l8" / "main.pt"
+
+
+def test_as_sensor_compares_a_generic_run_with_its_measured_layout(tmp_path, data_dir, generic_l8_run, capsys):
+    """QA 49a: `export --as-sensor landsat8` of a `sensor: generic` run (4 bands at ratio 2) said "--as-sensor landsat8:
+    4 bands at ratio 2, the model has 0 at ratio 0" (the generic table entry, not the run's measured layout), exit 1
+    without the command's prefix. Now a fitting sensor is accepted (the plugin fuses with the model), another gets its
+    true reason in one line, exit 2, nothing written."""
+    from ksdiff_qgis.engine.pipeline import pansharpen
+
+    capsys.readouterr()
+    out = tmp_path / "l8.onnx"
+    assert main(["export", "--checkpoint", str(generic_l8_run), "--out", str(out), "--as-sensor", "landsat8",
+                 "--no-evaluate"]) == 0
+    card = json.loads(out.with_suffix(".json").read_text())
+    assert (card["sensor"], card["ratio"], len(card["bands"])) == ("landsat8", 2, 4)
+    assert "trained with MTF gains 0.3 for MS, 0.15 for PAN" in card["training"]["serves_sensor"]
+    res = pansharpen(str(data_dir / "l8_pan.tif"), str(data_dir / "l8_ms.tif"), str(tmp_path / "f.tif"), "landsat8",
+                     "ksdiff", model_path=str(out))
+    assert res.method == "ksdiff"
+    capsys.readouterr()
+    other = tmp_path / "wv2.onnx"
+    assert main(["export", "--checkpoint", str(generic_l8_run), "--out", str(other), "--as-sensor", "wv2",
+                 "--no-evaluate"]) == 2
+    err = _one_line(capsys)
+    assert err.startswith("python -m model_core export: --as-sensor wv2: WorldView-2") and "0 at ratio 0" not in err
+    assert "4 MS bands at ratio 4; the network of main.pt takes 4 at ratio 2 (measured from its data)" in err
+    assert not other.exists() and not other.with_suffix(".json").exists()
