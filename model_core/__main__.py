@@ -123,6 +123,10 @@ def _export(a) -> int:
     target = a.as_sensor or cfg["sensor"]
     out = Path(a.out or MODELS_DIR / f"{target}.onnx")
     bundled = out.resolve().parent == MODELS_DIR.resolve()
+    if not a.out and not a.sensor and not out.exists():   # `make train SENSOR=…` may add one; nothing else
+        replace = " to replace (--replace-bundled)" if a.replace_bundled else ""
+        raise ValueError(f"sensor {target} has no bundled model{replace}: give --out FILE.onnx (then the plugin's "
+                         "MODEL)")
     if not a.out and not (a.sensor or a.replace_bundled or is_bundled_recipe(ck["config"], a.checkpoint, target)):
         # a smoke run or any other checkpoint used to replace the plugin's bundled model silently
         raise ValueError(f"{a.checkpoint} was not trained by the bundled {target} model's recipe (make train "

@@ -267,3 +267,28 @@ def test_as_sensor_compares_a_generic_run_with_its_measured_layout(tmp_path, dat
     assert err.startswith("python -m model_core export: --as-sensor wv2: WorldView-2") and "0 at ratio 0" not in err
     assert "4 MS bands at ratio 4; the network of main.pt takes 4 at ratio 2 (measured from its data)" in err
     assert not other.exists() and not other.with_suffix(".json").exists()
+
+
+def test_export_without_out_of_a_sensor_with_no_bundled_model_asks_for_out(tmp_path, generic_l8_run, monkeypatch,
+                                                                          capsys):
+    """QA 49a: export of a generic run without --out said it "was not trained by the bundled generic model's recipe
+    (make train SENSOR=generic)" (there is none), and --replace-bundled wrote generic.onnx into the bundled models and
+    a models README naming the user's config outside the repository. Now both ask for --out, nothing written."""
+    import hashlib
+    import shutil
+
+    from ksdiff_qgis.engine import model_card
+
+    folder = tmp_path / "models"   # the bundled models folder as export sees it, a copy
+    folder.mkdir()
+    for name in ("wv2.onnx", "wv2.json", "README.md"):
+        shutil.copy(model_card.MODELS_DIR / name, folder / name)
+    monkeypatch.setattr(model_card, "MODELS_DIR", folder)
+    before = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.iterdir()}
+    capsys.readouterr()
+    for more, words in (([], "no bundled model: give --out"),
+                        (["--replace-bundled"], "no bundled model to replace (--replace-bundled): give --out")):
+        assert main(["export", "--checkpoint", str(generic_l8_run), "--no-evaluate", *more]) == 2
+        err = _one_line(capsys)
+        assert f"python -m model_core export: sensor generic has {words}" in err and "recipe" not in err
+    assert {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.iterdir()} == before
