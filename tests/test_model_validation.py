@@ -180,3 +180,44 @@ def test_a_card_edited_after_its_model_ran_is_refused(tmp_path, data_dir):
     onnx.with_suffix(".json").write_text(json.dumps(card))
     with pytest.raises(InputError, match="differs from the card inside"):
         pansharpen(*args, str(tmp_path / "o.tif"), "wv2", "ksdiff", model_path=str(onnx))
+
+
+@pytest.mark.parametrize("field, value", [("ratio", 4), ("sensor", "wv2")])
+def test_an_edited_ratio_or_sensor_is_refused_as_edited_before_it_is_used(tmp_path, data_dir, field, value):
+    """QA 49a: a card's ratio edited to 4 was refused with "the model mine.onnx was trained for ratio 4; the data has
+    ratio 2" (the edit acted on), and an edited sensor first warned "trained for WorldView-2". The card is compared
+    with the one inside the ONNX before any field is used: refused as edited, no other message, no output."""
+    import json
+    import shutil
+
+    from ksdiff_qgis.engine.errors import InputError
+    from ksdiff_qgis.engine.feedback import RecordingFeedback
+    from ksdiff_qgis.engine.model_card import bundled_cards
+    from ksdiff_qgis.engine.pipeline import pansharpen
+
+    src = bundled_cards()["landsat8"]   # ratio 2, as the Landsat 8 fixture
+    model = tmp_path / "mine.onnx"
+    shutil.copy(src, model)
+    card = json.loads(src.with_suffix(".json").read_text())
+    card[field] = value
+    model.with_suffix(".json").write_text(json.dumps(card))
+    fb = RecordingFeedback()
+    with pytest.raises(InputError) as e:
+        pansharpen(str(data_dir / "l8_pan.tif"), str(data_dir / "l8_ms.tif"), str(tmp_path / "o.tif"), "landsat8",
+                   "ksdiff", model_path=str(model), feedback=fb)
+    assert "the model card mine.json differs from the card inside mine.onnx: it was edited" in str(e.value)
+    assert not [line for line in fb.lines if "WorldView-2" in line or "trained for" in line], fb.lines
+    assert not (tmp_path / "o.tif").exists()
+
+
+def test_a_model_without_its_card_says_how_to_get_one(tmp_path):
+    """QA 49a: "the model mine.onnx has no model card (mine.json beside it)" said what was wrong, not how to fix it."""
+    import shutil
+
+    from ksdiff_qgis.engine.errors import InputError
+    from ksdiff_qgis.engine.model_card import bundled_cards, load_card
+
+    shutil.copy(bundled_cards()["wv2"], tmp_path / "mine.onnx")
+    with pytest.raises(InputError, match=r"has no model card \(mine\.json beside it\): copy the mine\.json exported "
+                                         r"with it into the same folder, or export the model again"):
+        load_card(tmp_path / "mine.onnx")
