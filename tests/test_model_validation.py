@@ -221,3 +221,20 @@ def test_a_model_without_its_card_says_how_to_get_one(tmp_path):
     with pytest.raises(InputError, match=r"has no model card \(mine\.json beside it\): copy the mine\.json exported "
                                          r"with it into the same folder, or export the model again"):
         load_card(tmp_path / "mine.onnx")
+
+
+def test_a_model_of_more_bands_than_the_ms_has_gets_advice_that_can_work(tmp_path, data_dir, qgis_app):
+    """QA 49a: a copy of the bundled 8-band wv3.onnx as MODEL on a 4-band WorldView-2 MS said "they were not all found
+    among the selected MS bands (Blue, Green, Red, NIR): include them in MS_BANDS", which no selection can do. Now it
+    says the MS has 4 bands and the model needs 8, and offers a classical method or a 4-band model."""
+    import shutil
+
+    from ksdiff_qgis.engine.model_card import bundled_cards
+
+    src = bundled_cards()["wv3"]
+    model = tmp_path / "eight.onnx"
+    shutil.copy(src, model)
+    shutil.copy(src.with_suffix(".json"), model.with_suffix(".json"))
+    _expect_refused(data_dir, tmp_path, model,
+                    r"the model expects 8 MS bands \(Coastal.*\); the MS raster has 4 \(Blue, Green, Red, NIR\): "
+                    r"choose a classical method \(it fuses any bands\), or a 4-band model \(MODEL empty")
