@@ -238,3 +238,22 @@ def test_a_model_of_more_bands_than_the_ms_has_gets_advice_that_can_work(tmp_pat
     _expect_refused(data_dir, tmp_path, model,
                     r"the model expects 8 MS bands \(Coastal.*\); the MS raster has 4 \(Blue, Green, Red, NIR\): "
                     r"choose a classical method \(it fuses any bands\), or a 4-band model \(MODEL empty")
+
+
+@pytest.mark.parametrize("name, match", [
+    ("mine.json", r"MODEL mine\.json is a model card: MODEL is the model's \.onnx file \(mine\.onnx\), with this card "
+                  r"beside it"),
+    ("mine.onnx.txt", r"MODEL mine\.onnx\.txt is not an ONNX model: MODEL is the model's \.onnx file, with its model "
+                      r"card \(the \.json exported with it\) beside it")])
+def test_model_given_a_card_or_another_file_says_what_model_takes(tmp_path, data_dir, qgis_app, name, match):
+    """QA 49a: MODEL given the card (.json) instead of the .onnx got QGIS's bare "Incorrect parameter value for
+    MODEL". Now it says MODEL is the .onnx file and its card sits beside it."""
+    import shutil
+
+    from ksdiff_qgis.engine.model_card import bundled_cards
+
+    src = bundled_cards()["wv2"]
+    shutil.copy(src, tmp_path / "mine.onnx")
+    shutil.copy(src.with_suffix(".json"), tmp_path / "mine.json")
+    shutil.copy(src, tmp_path / "mine.onnx.txt")
+    _expect_refused(data_dir, tmp_path, tmp_path / name, match)

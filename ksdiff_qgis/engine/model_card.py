@@ -131,6 +131,19 @@ def load_card(onnx_path: str | os.PathLike) -> ModelCard:
     return ModelCard(path=path, data=data)
 
 
+def not_onnx_words(value: str) -> str | None:
+    """Why ``value`` cannot be MODEL (the parameter takes .onnx files only; QGIS itself says just "Incorrect
+    parameter value"): a card given in place of its model, or another file. None for an .onnx name."""
+    path = Path(value)
+    if path.suffix.lower() == ".onnx":
+        return None
+    if path.suffix.lower() == ".json":
+        return (f"MODEL {path.name} is a model card: MODEL is the model's .onnx file ({path.stem}.onnx), with this "
+                "card beside it")
+    return (f"MODEL {path.name} is not an ONNX model: MODEL is the model's .onnx file, with its model card (the .json "
+            "exported with it) beside it")
+
+
 def edited_card(path: Path) -> str:
     """The refusal of a card that differs from the copy ``model_core.export`` embedded in the ONNX file."""
     return (f"the model card {path.with_suffix('.json').name} differs from the card inside {path.name}: it was "
