@@ -292,3 +292,19 @@ def test_export_without_out_of_a_sensor_with_no_bundled_model_asks_for_out(tmp_p
         err = _one_line(capsys)
         assert f"python -m model_core export: sensor generic has {words}" in err and "recipe" not in err
     assert {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.iterdir()} == before
+
+
+def test_the_card_of_a_users_run_says_whole_raster_and_has_one_slash_in_its_scene_keys(tmp_path, generic_l8_run):
+    """QA 49a, the exported card of a user's config (absolute paths): training data "how" read "rows [0, 1]" for a
+    whole raster, and the metrics' scene keys "reduced//tmp/…". Now "the whole raster" and "reduced/tmp/…"; a part
+    of a raster is said in words."""
+    out = tmp_path / "mine.onnx"
+    assert main(["export", "--checkpoint", str(generic_l8_run), "--out", str(out)]) == 0
+    card = json.loads(out.with_suffix(".json").read_text())
+    hows = [d["how"] for d in card["training"]["data"]]
+    assert hows and all(h.endswith("; the whole raster") for h in hows) and not any("rows [" in h for h in hows)
+    keys = list(card["metrics"]["scenes"])
+    assert sorted(k.split("/", 1)[0] for k in keys) == ["full", "reduced"] and not any("//" in k for k in keys), keys
+    from model_core.train import rows_words
+
+    assert rows_words([0.0, 0.85]) == "rows 0% to 85% of the raster's height"
