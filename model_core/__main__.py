@@ -123,6 +123,10 @@ def _export(a) -> int:
     target = a.as_sensor or cfg["sensor"]
     out = Path(a.out or MODELS_DIR / f"{target}.onnx")
     bundled = out.resolve().parent == MODELS_DIR.resolve()
+    if not a.out and not a.sensor and not out.exists():   # `make train SENSOR=…` may add one; nothing else
+        replace = " to replace (--replace-bundled)" if a.replace_bundled else ""
+        raise ValueError(f"sensor {target} has no bundled model{replace}: give --out FILE.onnx (then the plugin's "
+                         "MODEL)")
     if not a.out and not (a.sensor or a.replace_bundled or is_bundled_recipe(ck["config"], a.checkpoint, target)):
         # a smoke run or any other checkpoint used to replace the plugin's bundled model silently
         raise ValueError(f"{a.checkpoint} was not trained by the bundled {target} model's recipe (make train "
@@ -131,13 +135,24 @@ def _export(a) -> int:
     if a.as_sensor:  # one network serving several sensors of the same layout (its card says so)
         from ksdiff_qgis.engine.sensors import get_sensor
 
-        trained, target_spec = get_sensor(cfg["sensor"]), get_sensor(a.as_sensor)
+        from .config import gains_words, sensor_spec
+
+        # the network's layout: the table's, or for a generic run the one measured from its data (``data_layout``)
+        trained, target_spec = sensor_spec(cfg), get_sensor(a.as_sensor)
+        if target_spec.generic:
+            raise ValueError("--as-sensor generic: a generic model's layout is measured from its training data; "
+                             "export a run of `sensor: generic` without --as-sensor")
+        generic = trained.key == "generic"   # filled in from data_layout: its ``generic`` property is False
         if (trained.n_bands, trained.ratio) != (target_spec.n_bands, target_spec.ratio):
-            raise SystemExit(f"--as-sensor {a.as_sensor}: {target_spec.n_bands} bands at ratio {target_spec.ratio}, "
-                             f"the model has {trained.n_bands} at ratio {trained.ratio}")
+            measured = " (measured from its data)" if generic else ""
+            raise ValueError(f"--as-sensor {a.as_sensor}: {target_spec.name} has {target_spec.n_bands} MS bands at "
+                             f"ratio {target_spec.ratio}; the network of {Path(a.checkpoint).name} takes "
+                             f"{trained.n_bands} at ratio {trained.ratio}{measured}: give a sensor of that layout")
+        mtf = (f"MTF gains {gains_words(trained.mtf_ms)} for MS, {trained.mtf_pan:g} for PAN" if generic
+               else f"{trained.name}'s nominal MTF")
         rec["serves_sensor"] = (f"{target_spec.key}: the {Path(cfg.get('config_path', '')).name} network (trained "
-                                f"with {trained.name}'s nominal MTF, {mtf_training(cfg)}) "
-                                f"{'bundled' if bundled else 'exported'} for this sensor")
+                                f"with {mtf}, {mtf_training(cfg)}) {'bundled' if bundled else 'exported'} for this "
+                                "sensor")
         cfg = dict(cfg, sensor=target_spec.key)
     if "unfinished" in rec:   # a smoke run or a stopped one: the card says so, and it is never bundled
         print(f"python -m model_core export: warning: {rec['unfinished']}", file=sys.stderr)
@@ -188,8 +203,13 @@ def _adapt(a) -> int:
         if note:
             print(f"adapt: {note}", file=sys.stderr)
         a.checkpoint = bundled_checkpoint(base)
-    card = adapt(a.checkpoint, a.pan, a.ms, a.out, a.sensor, a.steps, a.lr, a.patch, threads=a.threads,
-                 base_model=base, overwrite=a.overwrite, keep_worse=a.keep_worse)
+    try:
+        card = adapt(a.checkpoint, a.pan, a.ms, a.out, a.sensor, a.steps, a.lr, a.patch, threads=a.threads,
+                     base_model=base, overwrite=a.overwrite, keep_worse=a.keep_worse)
+    except KeyboardInterrupt:   # Ctrl-C (train's Interrupted too): in words, not a traceback; adapt cannot resume
+        print(f"python -m model_core adapt: interrupted; nothing was kept ({a.out} not written, the temporary folder "
+              "removed); the same command starts again from the first step", file=sys.stderr)
+        return 130
     print(json.dumps({k: card[k] for k in ("sensor", "onnx_sha256", "training")}, indent=1))
     return 0
 

@@ -247,7 +247,8 @@ def card_metrics(res: dict[str, Any], sensor: str, measured_by: str) -> dict[str
     for mode, keys in (("reduced", M.REDUCED), ("full", M.FULL)):
         if mode in res:
             r = res[mode]
-            name = f"{mode}/{r.get('case', sensor)}"
+            # a case of absolute paths (a user's own config) read "reduced//tmp/…": one slash after the mode
+            name = f"{mode}/{str(r.get('case', sensor)).lstrip('/')}"
             scenes[name] = {k: round(float(r[k]), 4) for k in keys if r.get(k) is not None}
             if r.get("network_alone", {}).get("ERGAS") is not None:
                 scenes[name]["network_alone_ERGAS"] = round(float(r["network_alone"]["ERGAS"]), 4)

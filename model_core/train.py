@@ -116,8 +116,16 @@ def data_sources(cfg: dict[str, Any]) -> list[dict[str, str]]:
             if s.get("share") is not None:
                 how += f"; {s['share']:.0%} of the batches"
             name = s.get("name") or s.get("pan", "") + (" + " if s.get("pan") else "") + s["ms"]
-            out.append({"name": str(name), "licence": licence, "how": f"{split}: {how}; rows {s.get('rows', [0, 1])}"})
+            out.append({"name": str(name), "licence": licence, "how": f"{split}: {how}; {rows_words(s.get('rows'))}"})
     return out
+
+
+def rows_words(rows: list[float] | None) -> str:
+    """A source's ``rows`` (fractions of the raster's height it takes) in words: "the whole raster" for none or
+    [0, 1] (the card said "rows [0, 1]")."""
+    if not rows or (float(rows[0]), float(rows[1])) == (0.0, 1.0):
+        return "the whole raster"
+    return f"rows {float(rows[0]):.0%} to {float(rows[1]):.0%} of the raster's height"
 
 
 # ------------------------------------------------------------------------------------------- helpers

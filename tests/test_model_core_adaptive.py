@@ -486,3 +486,31 @@ def test_adapt_writes_only_onnx_files_and_takes_threads(tmp_path, data_dir, caps
         assert torch.get_num_threads() == 1 and (tmp_path / "mine.json").exists()
     finally:
         torch.set_num_threads(1)
+
+
+def test_ctrl_c_during_adapt_says_nothing_was_kept_in_one_line(tmp_path, data_dir, monkeypatch, capsys):
+    """QA 49a: Ctrl-C during adapt printed a traceback ending "model_core.train.Interrupted: interrupted in stage
+    fullres at step 4", status 1 (train says it in one line, 130). Now one line of adapt's own (nothing kept, its
+    temporary folder removed, the same command starts again from the first step), status 130, nothing left."""
+    import tempfile
+
+    from model_core import train
+    from model_core.__main__ import main
+
+    work = tmp_path / "tmp"
+    work.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(work))
+
+    def ctrl_c(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train, "compute_loss", ctrl_c)
+    out = tmp_path / "mine.onnx"
+    try:
+        assert main(_adapt_args(data_dir, out, "--sensor", "wv2")) == 130
+    except KeyboardInterrupt:
+        pytest.fail("Ctrl-C ended adapt with a KeyboardInterrupt traceback")
+    err = capsys.readouterr().err
+    assert "adapt: interrupted; nothing was kept" in err and "temporary folder removed" in err
+    assert "the same command starts again from the first step" in err and "the same command resumes" not in err
+    assert not list(work.glob("ksdiff_adapt_*")) and not out.exists() and not out.with_suffix(".json").exists()

@@ -180,3 +180,80 @@ def test_a_card_edited_after_its_model_ran_is_refused(tmp_path, data_dir):
     onnx.with_suffix(".json").write_text(json.dumps(card))
     with pytest.raises(InputError, match="differs from the card inside"):
         pansharpen(*args, str(tmp_path / "o.tif"), "wv2", "ksdiff", model_path=str(onnx))
+
+
+@pytest.mark.parametrize("field, value", [("ratio", 4), ("sensor", "wv2")])
+def test_an_edited_ratio_or_sensor_is_refused_as_edited_before_it_is_used(tmp_path, data_dir, field, value):
+    """QA 49a: a card's ratio edited to 4 was refused with "the model mine.onnx was trained for ratio 4; the data has
+    ratio 2" (the edit acted on), and an edited sensor first warned "trained for WorldView-2". The card is compared
+    with the one inside the ONNX before any field is used: refused as edited, no other message, no output."""
+    import json
+    import shutil
+
+    from ksdiff_qgis.engine.errors import InputError
+    from ksdiff_qgis.engine.feedback import RecordingFeedback
+    from ksdiff_qgis.engine.model_card import bundled_cards
+    from ksdiff_qgis.engine.pipeline import pansharpen
+
+    src = bundled_cards()["landsat8"]   # ratio 2, as the Landsat 8 fixture
+    model = tmp_path / "mine.onnx"
+    shutil.copy(src, model)
+    card = json.loads(src.with_suffix(".json").read_text())
+    card[field] = value
+    model.with_suffix(".json").write_text(json.dumps(card))
+    fb = RecordingFeedback()
+    with pytest.raises(InputError) as e:
+        pansharpen(str(data_dir / "l8_pan.tif"), str(data_dir / "l8_ms.tif"), str(tmp_path / "o.tif"), "landsat8",
+                   "ksdiff", model_path=str(model), feedback=fb)
+    assert "the model card mine.json differs from the card inside mine.onnx: it was edited" in str(e.value)
+    assert not [line for line in fb.lines if "WorldView-2" in line or "trained for" in line], fb.lines
+    assert not (tmp_path / "o.tif").exists()
+
+
+def test_a_model_without_its_card_says_how_to_get_one(tmp_path):
+    """QA 49a: "the model mine.onnx has no model card (mine.json beside it)" said what was wrong, not how to fix it."""
+    import shutil
+
+    from ksdiff_qgis.engine.errors import InputError
+    from ksdiff_qgis.engine.model_card import bundled_cards, load_card
+
+    shutil.copy(bundled_cards()["wv2"], tmp_path / "mine.onnx")
+    with pytest.raises(InputError, match=r"has no model card \(mine\.json beside it\): copy the mine\.json exported "
+                                         r"with it into the same folder, or export the model again"):
+        load_card(tmp_path / "mine.onnx")
+
+
+def test_a_model_of_more_bands_than_the_ms_has_gets_advice_that_can_work(tmp_path, data_dir, qgis_app):
+    """QA 49a: a copy of the bundled 8-band wv3.onnx as MODEL on a 4-band WorldView-2 MS said "they were not all found
+    among the selected MS bands (Blue, Green, Red, NIR): include them in MS_BANDS", which no selection can do. Now it
+    says the MS has 4 bands and the model needs 8, and offers a classical method or a 4-band model."""
+    import shutil
+
+    from ksdiff_qgis.engine.model_card import bundled_cards
+
+    src = bundled_cards()["wv3"]
+    model = tmp_path / "eight.onnx"
+    shutil.copy(src, model)
+    shutil.copy(src.with_suffix(".json"), model.with_suffix(".json"))
+    _expect_refused(data_dir, tmp_path, model,
+                    r"the model expects 8 MS bands \(Coastal.*\); the MS raster has 4 \(Blue, Green, Red, NIR\): "
+                    r"choose a classical method \(it fuses any bands\), or a 4-band model \(MODEL empty")
+
+
+@pytest.mark.parametrize("name, match", [
+    ("mine.json", r"MODEL mine\.json is a model card: MODEL is the model's \.onnx file \(mine\.onnx\), with this card "
+                  r"beside it"),
+    ("mine.onnx.txt", r"MODEL mine\.onnx\.txt is not an ONNX model: MODEL is the model's \.onnx file, with its model "
+                      r"card \(the \.json exported with it\) beside it")])
+def test_model_given_a_card_or_another_file_says_what_model_takes(tmp_path, data_dir, qgis_app, name, match):
+    """QA 49a: MODEL given the card (.json) instead of the .onnx got QGIS's bare "Incorrect parameter value for
+    MODEL". Now it says MODEL is the .onnx file and its card sits beside it."""
+    import shutil
+
+    from ksdiff_qgis.engine.model_card import bundled_cards
+
+    src = bundled_cards()["wv2"]
+    shutil.copy(src, tmp_path / "mine.onnx")
+    shutil.copy(src.with_suffix(".json"), tmp_path / "mine.json")
+    shutil.copy(src, tmp_path / "mine.onnx.txt")
+    _expect_refused(data_dir, tmp_path, tmp_path / name, match)

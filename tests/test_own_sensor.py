@@ -226,3 +226,85 @@ def test_evaluate_of_a_model_for_a_sensor_without_a_default_config_asks_for_one(
                  ["export", "--sensor", "pleiades"]):
         assert main(argv) == 2, argv
         assert "no default config for sensor pleiades: give --config" in _one_line(capsys), argv
+
+
+@pytest.fixture()
+def generic_l8_run(tmp_path, data_dir) -> Path:
+    """A finished `sensor: generic` run on the Landsat 8 crop (4 bands at ratio 2, measured from the data): its final
+    checkpoint."""
+    import shutil
+
+    # a copy as the test case: what is tested here is not held apart, and the checks refuse the same file
+    l8 = {k: str(shutil.copy(data_dir / f"l8_{k}.tif", tmp_path / f"test_{k}.tif")) for k in ("pan", "ms")}
+    path = write_config(tmp_path, data_dir, "gen_l8.yaml", "generic", pair=("l8_pan.tif", "l8_ms.tif"),
+                        test={"reduced": {"kind": "pair", **l8}, "full": l8})
+    assert main(["train", "--config", str(path)]) == 0
+    return tmp_path / "runs" / "gen_l8" / "main.pt"
+
+
+def test_as_sensor_compares_a_generic_run_with_its_measured_layout(tmp_path, data_dir, generic_l8_run, capsys):
+    """QA 49a: `export --as-sensor landsat8` of a `sensor: generic` run (4 bands at ratio 2) said "--as-sensor landsat8:
+    4 bands at ratio 2, the model has 0 at ratio 0" (the generic table entry, not the run's measured layout), exit 1
+    without the command's prefix. Now a fitting sensor is accepted (the plugin fuses with the model), another gets its
+    true reason in one line, exit 2, nothing written."""
+    from ksdiff_qgis.engine.pipeline import pansharpen
+
+    capsys.readouterr()
+    out = tmp_path / "l8.onnx"
+    assert main(["export", "--checkpoint", str(generic_l8_run), "--out", str(out), "--as-sensor", "landsat8",
+                 "--no-evaluate"]) == 0
+    card = json.loads(out.with_suffix(".json").read_text())
+    assert (card["sensor"], card["ratio"], len(card["bands"])) == ("landsat8", 2, 4)
+    assert "trained with MTF gains 0.3 for MS, 0.15 for PAN" in card["training"]["serves_sensor"]
+    res = pansharpen(str(data_dir / "l8_pan.tif"), str(data_dir / "l8_ms.tif"), str(tmp_path / "f.tif"), "landsat8",
+                     "ksdiff", model_path=str(out))
+    assert res.method == "ksdiff"
+    capsys.readouterr()
+    other = tmp_path / "wv2.onnx"
+    assert main(["export", "--checkpoint", str(generic_l8_run), "--out", str(other), "--as-sensor", "wv2",
+                 "--no-evaluate"]) == 2
+    err = _one_line(capsys)
+    assert err.startswith("python -m model_core export: --as-sensor wv2: WorldView-2") and "0 at ratio 0" not in err
+    assert "4 MS bands at ratio 4; the network of main.pt takes 4 at ratio 2 (measured from its data)" in err
+    assert not other.exists() and not other.with_suffix(".json").exists()
+
+
+def test_export_without_out_of_a_sensor_with_no_bundled_model_asks_for_out(tmp_path, generic_l8_run, monkeypatch,
+                                                                          capsys):
+    """QA 49a: export of a generic run without --out said it "was not trained by the bundled generic model's recipe
+    (make train SENSOR=generic)" (there is none), and --replace-bundled wrote generic.onnx into the bundled models and
+    a models README naming the user's config outside the repository. Now both ask for --out, nothing written."""
+    import hashlib
+    import shutil
+
+    from ksdiff_qgis.engine import model_card
+
+    folder = tmp_path / "models"   # the bundled models folder as export sees it, a copy
+    folder.mkdir()
+    for name in ("wv2.onnx", "wv2.json", "README.md"):
+        shutil.copy(model_card.MODELS_DIR / name, folder / name)
+    monkeypatch.setattr(model_card, "MODELS_DIR", folder)
+    before = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.iterdir()}
+    capsys.readouterr()
+    for more, words in (([], "no bundled model: give --out"),
+                        (["--replace-bundled"], "no bundled model to replace (--replace-bundled): give --out")):
+        assert main(["export", "--checkpoint", str(generic_l8_run), "--no-evaluate", *more]) == 2
+        err = _one_line(capsys)
+        assert f"python -m model_core export: sensor generic has {words}" in err and "recipe" not in err
+    assert {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in folder.iterdir()} == before
+
+
+def test_the_card_of_a_users_run_says_whole_raster_and_has_one_slash_in_its_scene_keys(tmp_path, generic_l8_run):
+    """QA 49a, the exported card of a user's config (absolute paths): training data "how" read "rows [0, 1]" for a
+    whole raster, and the metrics' scene keys "reduced//tmp/…". Now "the whole raster" and "reduced/tmp/…"; a part
+    of a raster is said in words."""
+    out = tmp_path / "mine.onnx"
+    assert main(["export", "--checkpoint", str(generic_l8_run), "--out", str(out)]) == 0
+    card = json.loads(out.with_suffix(".json").read_text())
+    hows = [d["how"] for d in card["training"]["data"]]
+    assert hows and all(h.endswith("; the whole raster") for h in hows) and not any("rows [" in h for h in hows)
+    keys = list(card["metrics"]["scenes"])
+    assert sorted(k.split("/", 1)[0] for k in keys) == ["full", "reduced"] and not any("//" in k for k in keys), keys
+    from model_core.train import rows_words
+
+    assert rows_words([0.0, 0.85]) == "rows 0% to 85% of the raster's height"

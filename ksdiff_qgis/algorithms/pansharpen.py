@@ -24,7 +24,7 @@ from ..engine import labels, memory, selfcheck
 from ..engine.bandcolour import missing_colours, rgb_bands
 from ..engine.errors import Cancelled, InputError
 from ..engine.learned import DEFAULT_PRECISION, PRECISION_ALIASES, PRECISIONS
-from ..engine.model_card import bundled_cards
+from ..engine.model_card import bundled_cards, not_onnx_words
 from ..engine.pipeline import LEARNED_METHODS, method_names, pansharpen
 from ..engine.raster_io import (
     open_raster,
@@ -248,6 +248,10 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
                         open_raster(value, name)
                     except InputError as e:
                         return False, str(e)
+            model = parameters.get(self.MODEL)
+            words = not_onnx_words(model) if isinstance(model, str) and model.strip() else None
+            if words:
+                return False, words
         return ok, msg
 
     @releases_on_failure

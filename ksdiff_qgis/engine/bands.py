@@ -310,6 +310,13 @@ def plan_bands(ms: RasterInfo, spec: Sensor, selection: list[int] | None, model_
         twice = _ambiguous(model_bands, chosen, names, kind_of(spec)) if picked is not None else None
         if twice:
             warnings.append(twice)
+        if picked is None and len(model_bands) > ms.bands:   # no MS_BANDS can help: say what can
+            raise InputError(
+                f"the model expects {len(model_bands)} MS bands ({', '.join(model_bands)}); the MS raster has "
+                f"{ms.bands} ({', '.join(names)}): choose a classical method (it fuses any bands), or a "
+                f"{ms.bands}-band model (MODEL empty: the bundled model of SENSOR, set to the MS's {ms.bands}-band "
+                "sensor or auto)"
+            )
         if picked is None and len(model_bands) != len(chosen):
             raise InputError(
                 f"the model expects {len(model_bands)} MS bands ({', '.join(model_bands)}); they were not all found "

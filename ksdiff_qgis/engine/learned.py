@@ -13,7 +13,7 @@ from . import consistency, noise, outliers, runtime, saturation
 from .classical import BEST_CLASSICAL, FUSERS, TileContext
 from .errors import InputError
 from .filters import grow_mask
-from .model_card import ModelCard
+from .model_card import ModelCard, edited_card
 from .numbers import share as percent
 from .raster_io import RasterInfo
 from .runtime import Session
@@ -415,8 +415,7 @@ def check_graph(card: ModelCard, session: Session) -> None:
     embedded = session.session.get_modelmeta().custom_metadata_map.get("model_card")
     if embedded is not None and json.loads(embedded) != {k: v for k, v in card.data.items() if k != "onnx_sha256"}:
         # the hash proves the ONNX file; the copy of the card inside it proves the JSON beside it
-        raise InputError(f"the model card {card.path.with_suffix('.json').name} differs from the card inside "
-                         f"{card.path.name}: it was edited; restore it (or export the model again)")
+        raise InputError(edited_card(card.path))   # load_card compares them first; this is the session's own copy
     key = (card.input_names, card.output_name, len(card.bands), card.margin, card.size_multiple)
     if session.probed == key:
         return

@@ -99,11 +99,19 @@ def load_card(onnx_path: str | os.PathLike) -> ModelCard:
         raise InputError(f"the model file {quoted(str(path))} does not exist")
     card_path = path.with_suffix(".json")
     if not card_path.is_file():
-        raise InputError(f"the model {path.name} has no model card ({card_path.name} beside it)")
+        # the copy inside the file is not used in its place: the JSON's sha256 is what proves the file unchanged
+        raise InputError(f"the model {path.name} has no model card ({card_path.name} beside it): copy the "
+                         f"{card_path.name} exported with it into the same folder, or export the model again")
     try:
         data = json.loads(card_path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
         raise InputError(f"the model card {card_path.name} is not valid JSON: {e}") from None
+    inside = embedded_card(path)
+    if inside is not None and (not isinstance(data, dict)
+                               or inside != {k: v for k, v in data.items() if k != "onnx_sha256"}):
+        # before any field is read: an edited ratio or sensor was acted on (refused for the wrong reason, a false
+        # sensor warning) before the run's later comparison (``learned.check_graph``) found the edit
+        raise InputError(edited_card(path))
     missing = [k for k in REQUIRED if k not in data]
     if missing:
         raise InputError(f"the model card {card_path.name} lacks {', '.join(missing)}")
@@ -121,6 +129,88 @@ def load_card(onnx_path: str | os.PathLike) -> ModelCard:
             "it is corrupt or was modified"
         )
     return ModelCard(path=path, data=data)
+
+
+def not_onnx_words(value: str) -> str | None:
+    """Why ``value`` cannot be MODEL (the parameter takes .onnx files only; QGIS itself says just "Incorrect
+    parameter value"): a card given in place of its model, or another file. None for an .onnx name."""
+    path = Path(value)
+    if path.suffix.lower() == ".onnx":
+        return None
+    if path.suffix.lower() == ".json":
+        return (f"MODEL {path.name} is a model card: MODEL is the model's .onnx file ({path.stem}.onnx), with this "
+                "card beside it")
+    return (f"MODEL {path.name} is not an ONNX model: MODEL is the model's .onnx file, with its model card (the .json "
+            "exported with it) beside it")
+
+
+def edited_card(path: Path) -> str:
+    """The refusal of a card that differs from the copy ``model_core.export`` embedded in the ONNX file."""
+    return (f"the model card {path.with_suffix('.json').name} differs from the card inside {path.name}: it was "
+            "edited; restore it (or export the model again)")
+
+
+def _varint(f) -> int | None:
+    """A protobuf varint read from ``f``; None at the end of the file."""
+    value = shift = 0
+    while True:
+        b = f.read(1)
+        if not b:
+            return None
+        value |= (b[0] & 0x7F) << shift
+        if b[0] < 0x80:
+            return value
+        shift += 7
+        if shift > 63:
+            raise ValueError("varint too long")
+
+
+def _metadata(f, size: int) -> dict[str, str]:
+    """ModelProto's ``metadata_props`` (field 14: key 1, value 2), read without the onnx package (the plugin has
+    only ONNX Runtime) and without reading the graph (seeked past)."""
+    props = {}
+    while True:
+        tag = _varint(f)
+        if tag is None:
+            return props
+        field, wire = tag >> 3, tag & 7
+        if wire == 0:
+            _varint(f)
+        elif wire in (1, 5):
+            f.seek(8 if wire == 1 else 4, os.SEEK_CUR)
+        elif wire == 2:
+            n = _varint(f)
+            if n is None or f.tell() + n > size:
+                raise ValueError("truncated")
+            if field != 14:
+                f.seek(n, os.SEEK_CUR)
+                continue
+            entry, at, kv = f.read(n), 0, {}
+            while at < len(entry):   # StringStringEntryProto: two length-delimited strings
+                key, at = entry[at] >> 3, at + 1
+                length = shift = 0
+                while True:
+                    b, at = entry[at], at + 1
+                    length |= (b & 0x7F) << shift
+                    shift += 7
+                    if b < 0x80:
+                        break
+                kv[key], at = entry[at:at + length].decode("utf-8"), at + length
+            props[kv.get(1, "")] = kv.get(2, "")
+        else:
+            raise ValueError(f"wire type {wire}")
+
+
+def embedded_card(onnx_path: str | os.PathLike) -> dict | None:
+    """The card ``model_core.export`` embedded in the ONNX file's metadata (``model_card``, without
+    ``onnx_sha256``); None when the file has none or cannot be read as ONNX (the session says why, later)."""
+    path = Path(onnx_path)
+    try:
+        with open(path, "rb") as f:
+            text = _metadata(f, path.stat().st_size).get("model_card")
+        return json.loads(text) if text is not None else None
+    except (OSError, ValueError, IndexError, UnicodeDecodeError):
+        return None
 
 
 def _is_int(v) -> bool:
