@@ -41,7 +41,7 @@ def test_parallel_output_equals_sequential(data_dir, tmp_path, method):
     for workers in (1, 2, 3):
         out = tmp_path / f"w{workers}.tif"
         res = pansharpen(pan, ms, str(out), "wv2", method, tile_size=72, overlap=12, workers=workers, device="cpu")
-        assert res.tiles > 16
+        assert res.tiles >= 16   # 4x4 abutting tiles for a classical method, more for an overlapping one
         runs[workers] = _pixels(out)
     assert np.array_equal(runs[1], runs[2]) and np.array_equal(runs[1], runs[3])
 
@@ -121,8 +121,8 @@ def test_block_row_writer_flushes_whole_block_rows_only(cuts):
 @pytest.mark.parametrize("method", list(classical.FUSERS))
 @pytest.mark.parametrize("scene", ["wv2", "wv2_nodata"])
 def test_block_aligned_tiles_equal_blended_strips(data_dir, tmp_path, method, scene):
-    """Classical methods on block-aligned tiles without overlap, 1-3 at a time: the pixels of overlapping
-    tiles blended in strips, bit for bit."""
+    """Classical methods on block-aligned tiles without overlap, 1-3 at a time: the pixels of strips of tiles
+    smaller than a block (which need no overlap either: OVERLAP 12 is not used), bit for bit."""
     pan, ms = str(data_dir / f"{scene}_pan.tif"), str(data_dir / f"{scene}_ms.tif")
     strips = pansharpen(pan, ms, str(tmp_path / "s.tif"), "wv2", method, tile_size=72, overlap=12, workers=1)
     ref = _pixels(strips.output_path)
