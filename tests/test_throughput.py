@@ -41,7 +41,7 @@ def test_parallel_output_equals_sequential(data_dir, tmp_path, method):
     for workers in (1, 2, 3):
         out = tmp_path / f"w{workers}.tif"
         res = pansharpen(pan, ms, str(out), "wv2", method, tile_size=72, overlap=12, workers=workers, device="cpu")
-        assert res.tiles > 16
+        assert res.tiles >= 16   # 4x4 abutting tiles for a classical method, more for an overlapping one
         runs[workers] = _pixels(out)
     assert np.array_equal(runs[1], runs[2]) and np.array_equal(runs[1], runs[3])
 
@@ -121,8 +121,8 @@ def test_block_row_writer_flushes_whole_block_rows_only(cuts):
 @pytest.mark.parametrize("method", list(classical.FUSERS))
 @pytest.mark.parametrize("scene", ["wv2", "wv2_nodata"])
 def test_block_aligned_tiles_equal_blended_strips(data_dir, tmp_path, method, scene):
-    """Classical methods on block-aligned tiles without overlap, 1-3 at a time: the pixels of overlapping
-    tiles blended in strips, bit for bit."""
+    """Classical methods on block-aligned tiles without overlap, 1-3 at a time: the pixels of strips of tiles
+    smaller than a block (which need no overlap either: OVERLAP 12 is not used), bit for bit."""
     pan, ms = str(data_dir / f"{scene}_pan.tif"), str(data_dir / f"{scene}_ms.tif")
     strips = pansharpen(pan, ms, str(tmp_path / "s.tif"), "wv2", method, tile_size=72, overlap=12, workers=1)
     ref = _pixels(strips.output_path)
@@ -295,11 +295,13 @@ def test_creation_options_are_checked_before_the_fusion(data_dir, tmp_path, monk
                                                        "brovey": lambda *a: fused.append(1) or a[1]})
     out = tmp_path / "o.tif"
     try:
-        with pytest.raises(InputError, match=f"the {what} cannot be written with these creation options"):
+        with pytest.raises(InputError, match=rf"the {what} \(4 band\(s\) of UInt16\) cannot be written with these "
+                                             "creation options") as refused:
             pansharpen(str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif"), str(out), "wv2", "brovey",
                        cog=cog, create_options=options)
     finally:
         request_restore()
+    assert "/vsimem/" not in str(refused.value)   # the trial copy is no one's file
     assert not fused and not out.exists() and not list(tmp_path.iterdir())
 
 
@@ -311,33 +313,13 @@ def test_options_a_driver_does_not_know_are_warned(data_dir, tmp_path):
     assert any("the Cloud-Optimized GeoTIFF driver does not know ZLEVEL" in line for line in log.lines), log.lines
 
 
-@pytest.mark.parametrize("options, cog, fixed", [
-    ("COMPRESS=LZW;NBITS=11", False, "COMPRESS=LZW|NBITS=11"),
-    ("COMPRESS=ZSTD,ZSTD_LEVEL=22", False, "COMPRESS=ZSTD|ZSTD_LEVEL=22"),
-    ("COMPRESS=LZW;NBITS=11", True, "COMPRESS=LZW|NBITS=11"),
-    ("ZLEVEL=13", False, None),   # 1-12 with libdeflate (GDAL 3.6), else 1-9
-], ids=["semicolon", "comma", "semicolon-cog", "zlevel"])
-def test_creation_option_values_gdal_ignores_are_warned(data_dir, tmp_path, options, cog, fixed):
-    """A value GDAL does not recognise is dropped with a console warning only (QA, de_DE: "COMPRESS=LZW;NBITS=11"
-    and "COMPRESS=ZSTD,ZSTD_LEVEL=22" wrote uncompressed files without NBITS, silently): the run's warnings carry
-    GDAL's, say that options are separated by |, and give the corrected text for a ; or , inside a value."""
-    log = RecordingFeedback()
-    pansharpen(str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif"), str(tmp_path / "o.tif"), "wv2",
-               "brovey", cog=cog, create_options=options, feedback=log)
-    notes = [line for line in log.lines if line.startswith("WARNING") and "GDAL ignores creation option values" in line]
-    assert len(notes) == 1, log.lines
-    assert "value not recognised, ignoring" in notes[0] and "separated by |" in notes[0], notes
-    if fixed:
-        assert f"write {fixed}." in notes[0], notes
-
-
 def test_creation_options_gdal_takes_give_no_warning(data_dir, tmp_path):
     """Our own options and correct ones of the user's bring no GDAL warning (GeoTIFF and COG)."""
     log = RecordingFeedback()
     for cog, options in ((False, "COMPRESS=ZSTD|ZSTD_LEVEL=22|NBITS=11"), (True, "LEVEL=9"), (True, "")):
         pansharpen(str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif"), str(tmp_path / f"{cog}.tif"), "wv2",
                    "brovey", cog=cog, create_options=options, feedback=log)
-    assert not [line for line in log.lines if "GDAL ignores" in line], log.lines
+    assert not [line for line in log.lines if "GDAL warned" in line], log.lines
 
 
 def test_cloud_optimized_geotiff(data_dir, tmp_path):

@@ -515,26 +515,16 @@ def _check_model_fit(card: model_card.ModelCard, n_bands: int, ratio: int, pan: 
 
 
 def _make_writer(path: str, cols: int, rows: int, ms: RasterInfo, gt, wkt: str, names: list[str],
-                 nodata: float | None, compression: str, cog: bool, extra: list[str], fb: Feedback,
+                 nodata: float | None, options: outputs.OutputOptions, fb: Feedback,
                  found: Signature | None) -> GeoTiffWriter:
-    """A streamed GeoTIFF writer with the chosen encoding; for a COG, a fast intermediate copied at commit.
-    ``found``: what was at the output when the run started (``GeoTiffWriter``)."""
-    kind = ms.dtype.kind
-    if cog:
-        writer = outputs.CogWriter(path, cols, rows, ms, gt, wkt, names, nodata,
-                                   options=outputs.intermediate_options(kind),
-                                   cog_options=outputs.cog_options(kind, compression, extra),
-                                   is_cancelled=fb.is_cancelled, found=found)
-        for note in writer.notes:
-            fb.warning(note)
-        return writer
+    """A streamed GeoTIFF writer with the ``options`` checked before any work; for a COG, a fast intermediate copied
+    at commit. ``found``: what was at the output when the run started (``GeoTiffWriter``)."""
+    if options.cog is not None:
+        return outputs.CogWriter(path, cols, rows, ms, gt, wkt, names, nodata, options=options.gtiff,
+                                 cog_options=options.cog, is_cancelled=fb.is_cancelled, found=found)
     # an 11-bit product is written as plain 16-bit samples with the predictor, not bit-packed (NBITS=11):
     # half the encoding time and ~13 % smaller (docs/BENCHMARKS_SPEED.md); CREATE_OPTIONS NBITS=11 packs
-    options = outputs.gtiff_options(kind, compression, extra)
-    if extra:   # ours are known to work; a user's are tried first
-        for note in outputs.fixed_key_notes(extra) + outputs.check_options(ms, options, "GTiff"):
-            fb.warning(note)
-    return GeoTiffWriter(path, cols, rows, ms, gt, wkt, names, nodata, options=options, found=found)
+    return GeoTiffWriter(path, cols, rows, ms, gt, wkt, names, nodata, options=options.gtiff, found=found)
 
 
 class _TileRunner:
@@ -823,6 +813,10 @@ def pansharpen(
                    mtf_pan=spec.mtf_pan if mtf_pan is None else float(mtf_pan))
     # a CREATE_OPTIONS NBITS the values fit (refused before any work when narrower than the product's own)
     out_nbits = outputs.output_nbits(extra_options, ms.dtype, ms.nbits)
+    # the output's creation options tried on a tiny copy of its type and bands: refused before the statistics
+    out_options = outputs.checked_options(ms, compression, cog, extra_options)
+    for note in out_options.notes:
+        fb.warning(note)
     # tiles in flight x ONNX Runtime threads = the cores; one session serves the self-check and the run
     pool_size, ort_threads = runtime.balance_threads(workers, threads)
     check = None
@@ -935,8 +929,8 @@ def pansharpen(
         warnings.append(too_big)
     nodata, nodata_why = output_nodata(pan, ms)
     names = bplan.names
-    writer = _make_writer(output_path, cols, rows, ms, plan.out_gt, pan.wkt, names, nodata, compression, cog,
-                          extra_options, fb, found_at_output)
+    writer = _make_writer(output_path, cols, rows, ms, plan.out_gt, pan.wkt, names, nodata, out_options, fb,
+                          found_at_output)
     pool = None   # from here on, any failure (even before the first tile) removes the partial file
     try:
         # classical methods: block-aligned tiles, no overlap; KSDiff: blended cells (or strips on small scenes)
