@@ -488,8 +488,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         import distributed  # noqa: F401  (checked first: the plugin's own Python usually lacks it)
-    except ImportError:
-        print("ksdiff batch: needs Dask: python -m pip install 'dask[distributed]>=2024.1'", file=sys.stderr)
+    except ImportError:   # double quotes: in cmd.exe the '>' inside single quotes redirected pip's output
+        print("ksdiff batch: needs Dask: python -m pip install \"dask[distributed]>=2024.1\"", file=sys.stderr)
         return EXIT_USAGE
     with Stop() as stop:   # Ctrl-C / SIGTERM from here on: a clean stop (see batch_stop)
         stop.local = args.scheduler is None

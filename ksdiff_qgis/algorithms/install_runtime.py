@@ -29,8 +29,9 @@ tr = translator("KsdiffInstallRuntime")
 
 
 def runtime_base() -> str:
-    """Where this QGIS profile keeps the plugin's private ONNX Runtime."""
-    return os.path.join(QgsApplication.qgisSettingsDirPath(), "python", "ksdiff_runtime")
+    """Where this QGIS profile keeps the plugin's private ONNX Runtime (normalised: Qt gives forward slashes, and
+    messages on Windows showed C:/Users/…/default/python\\ksdiff_runtime)."""
+    return os.path.normpath(os.path.join(QgsApplication.qgisSettingsDirPath(), "python", "ksdiff_runtime"))
 
 
 class InstallRuntimeAlgorithm(KsdiffAlgorithm):

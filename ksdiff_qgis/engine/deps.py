@@ -100,6 +100,13 @@ def private_dir(base: str) -> str:
     return os.path.join(base, f"py{sys.version_info.major}{sys.version_info.minor}")
 
 
+def inside(path: str, folder: str) -> bool:
+    """True when ``path`` is ``folder`` or lies in it, compared as the disk does (normcase, abspath): on Windows
+    Qt's forward slashes and importlib's backslashes name the same folder."""
+    norm = os.path.normcase(os.path.abspath(folder))
+    return bool(path) and (os.path.normcase(os.path.abspath(path)) + os.sep).startswith(norm + os.sep)
+
+
 def activate(base: str) -> bool:
     """Put the private folder on sys.path (first, so the user's chosen build wins); True if it exists."""
     folder = private_dir(base)
@@ -155,7 +162,19 @@ def python_for_pip() -> str:
             continue
         if out.returncode == 0 and out.stdout.strip() == str((major, minor)):
             return exe
-    raise InputError(f"no Python {major}.{minor} with pip found to install ONNX Runtime; install python3-pip")
+    raise InputError(f"no Python {major}.{minor} with pip found to install ONNX Runtime; {pip_advice()}")
+
+
+def pip_advice(system: str | None = None) -> str:
+    """How to get pip for QGIS's Python on this platform (``system``: platform.system(), for tests)."""
+    system = system or platform.system()
+    if system == "Windows":
+        return ("QGIS's installer ships pip with its Python: repair or reinstall QGIS, or run "
+                "python -m ensurepip in the OSGeo4W Shell")
+    if system == "Darwin":
+        return ("the QGIS.app bundle ships pip with its Python: reinstall QGIS from qgis.org, or run "
+                "QGIS.app's own python3 with -m ensurepip")
+    return "install your distribution's pip for Python 3 (Debian/Ubuntu: sudo apt install python3-pip)"
 
 
 def wheel_version(path: str) -> tuple[int, int] | None:
@@ -314,8 +333,7 @@ def locked_by_this_session(base: str, os_name: str | None = None, loaded=None) -
         return None
     where = os.path.dirname(getattr(loaded, "__file__", "") or "")
     folder = private_dir(base)
-    norm = os.path.normcase(os.path.abspath(folder))
-    if where and (os.path.normcase(os.path.abspath(where)) + os.sep).startswith(norm + os.sep):
+    if inside(where, folder):
         return (f"restart QGIS first, then install again before running KSDiff: this QGIS session has loaded "
                 f"onnxruntime {getattr(loaded, '__version__', '?')} from {folder}, and Windows does not let its "
                 "files be replaced while QGIS runs; nothing was downloaded")
@@ -484,7 +502,7 @@ def verify_here(base: str) -> str:
     loaded = sys.modules.get("onnxruntime")
     if loaded is not None:
         where = os.path.dirname(getattr(loaded, "__file__", "") or "")
-        if not where.startswith(private_dir(base)):
+        if not inside(where, private_dir(base)):   # not str.startswith: C:/…/QGIS3 vs C:\…\QGIS3 on Windows
             return (f"onnxruntime {getattr(loaded, '__version__', '?')} from {where} is already loaded in this "
                     "QGIS session; restart QGIS to use the new one")
     else:   # submodules a failed import of a broken runtime left would shadow the new ones

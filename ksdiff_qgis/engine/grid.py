@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 import math
 import os
-import shlex
 from dataclasses import dataclass, field, replace
 
 from osgeo import gdal, osr
@@ -22,6 +21,7 @@ from .gdalutil import gdal_call
 from .labels import param
 from .placement import check_map_grid
 from .raster_io import RasterInfo
+from .shellcmd import shell_arg
 
 RATIO_TOLERANCE = 1e-3   # relative; WorldView-2 products carry ~6e-5 of float noise
 EDGE_TOLERANCE = 0.05    # PAN pixels: grid-edge noise below this snaps to the nearest pixel edge
@@ -161,7 +161,7 @@ def too_close_ratio(rx: float, ry: float, pan: RasterInfo, ms_gt: tuple[float, .
     return (f"The MS pixel is only {measured} times the PAN's: pansharpening needs a PAN at least {MIN_RATIO:g} "
             "times finer than the MS (ratios 1.5-2 are resampled to 2); check that PAN and MS are the right layers of "
             f"the same product, and for such a product resample the PAN to half the MS pixel: gdalwarp -tr {tr} "
-            f"-r cubic {shlex.quote(src)} {shlex.quote(dst)}")
+            f"-r cubic {shell_arg(src)} {shell_arg(dst)}")
 
 
 def _ms_pixel_size(ms: RasterInfo, pan: RasterInfo) -> float | None:

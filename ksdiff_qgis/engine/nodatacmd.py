@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import math
 import os
-import shlex
 
 import numpy as np
 from osgeo import gdal
 
 from .gdalutil import is_vsi, os_path
+from .shellcmd import shell_arg
 
 
 def exact(value: float, dtype=None) -> str:
@@ -47,8 +47,9 @@ def nodata_command(path: str, value: float | None, dtype=None) -> str:
     exactly for a raster of type ``dtype`` (``exact``)."""
     shown = "none" if value is None else exact(value, dtype)
     if updatable(path):
-        return f"gdal_edit.py {'-unsetnodata' if value is None else f'-a_nodata {shown}'} {shlex.quote(path)}"
-    stem = os.path.splitext(path.rstrip("/").rsplit("/", 1)[-1])[0] + "_nodata.vrt"
+        return f"gdal_edit.py {'-unsetnodata' if value is None else f'-a_nodata {shown}'} {shell_arg(path)}"
+    # os.path, not a split on "/": a relative Windows path data\ms.tif gave data\data\ms_nodata.vrt
+    stem = os.path.splitext(os.path.basename(path.rstrip("/\\")))[0] + "_nodata.vrt"
     out = stem if is_vsi(path) else os.path.join(os.path.dirname(path), stem)
-    return (f"gdal_translate -of VRT -a_nodata {shown} {shlex.quote(path)} {shlex.quote(out)} (GDAL cannot update "
+    return (f"gdal_translate -of VRT -a_nodata {shown} {shell_arg(path)} {shell_arg(out)} (GDAL cannot update "
             f"{os.path.basename(path)}), then fuse {os.path.basename(out)}")

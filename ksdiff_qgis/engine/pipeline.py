@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import math
 import os
-import shlex
 import threading
 import time
 from dataclasses import dataclass, field, replace
@@ -98,6 +97,7 @@ from .sensor_detect import (
     pixel_size_note,
 )
 from .sensors import AUTO, GENERIC_NEAREST, SENSORS, Sensor, get_sensor, model_for, table_of
+from .shellcmd import shell_arg
 from .tiling import blend_cells, blend_strips, choose_layout
 
 STATS_WINDOW = 128      # MS pixels per side of a window sampled for scene statistics
@@ -317,7 +317,7 @@ def outlier_note(screened: outliers.Screened, pan: RasterInfo, ms: RasterInfo) -
             fill = (seen[0], info)
     # one value repeated is a fill: the command that declares it (gdal_edit.py, or a VRT copy where GDAL cannot update)
     command = (nodata_command(fill[1].path, fill[0], fill[1].dtype) if fill else
-               f"gdal_edit.py -a_nodata <value> {shlex.quote(os.path.basename(ms.path))}")
+               f"gdal_edit.py -a_nodata <value> {shell_arg(os.path.basename(ms.path))}")
     return ("Values far outside their band's own data are left out of the scene statistics (band means, the "
             f"methods' regressions, the data's range): {'; '.join(parts)}. If they are a fill value (nodata not "
             f"declared), declare it: Layer Properties > Transparency, or {command}; if they are real values, they "

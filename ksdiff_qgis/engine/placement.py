@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import math
 import os
-import shlex
 
 from osgeo import gdal, osr
 
 from .errors import InputError
 from .gdalutil import gdal_call, quiet_metadata
 from .raster_io import DEFAULT_GT, RasterInfo
+from .shellcmd import shell_arg
 
 FUSION = "the fusion needs both rasters on a map grid"
 ASSESSMENT = "the assessment compares the rasters on a map grid"
@@ -67,8 +67,8 @@ def orthorectify_commands(inputs: dict[str, RasterInfo], role: str = "PAN") -> s
     if not raw:   # another input is the raw one (an assessment's FUSED or REFERENCE): its own command
         info = inputs[role]
         return (f"gdalwarp -rpc -t_srs EPSG:{_utm_epsg(info.path) or '<its UTM zone>'} -tr <pixel size> <pixel size> "
-                f"-tap -r cubic -dstnodata 0 {shlex.quote(info.path)} "
-                f"{shlex.quote(os.path.splitext(os.path.basename(info.path))[0] + '_ortho.tif')}")
+                f"-tap -r cubic -dstnodata 0 {shell_arg(info.path)} "
+                f"{shell_arg(os.path.splitext(os.path.basename(info.path))[0] + '_ortho.tif')}")
     epsg, size, ratio = "<its UTM zone>", "<PAN pixel size>", None
     if pan is not None and not _raw(pan) and pan.gt[1] > 0:   # the MS alone is raw: onto the PAN's CRS and size
         epsg, size = _epsg_of(pan.wkt) or epsg, _nice(pan.gt[1])
@@ -90,7 +90,7 @@ def orthorectify_commands(inputs: dict[str, RasterInfo], role: str = "PAN") -> s
         dst = os.path.splitext(os.path.basename(info.path))[0] + "_ortho.tif"
         align = f"-tap {extent}"
         return (f"gdalwarp -rpc -t_srs EPSG:{epsg} -tr {tr} {tr} {align}-r cubic -dstnodata 0 "
-                f"{shlex.quote(info.path)} {shlex.quote(dst)}")
+                f"{shell_arg(info.path)} {shell_arg(dst)}")
 
     return " and ".join(command(i, size if i is pan else ms_size) for i in raw)
 

@@ -89,7 +89,8 @@ def namesakes(output: str) -> list[str]:
     """The other rasters beside ``output`` with its stem (``o.tiff``, ``o.TIF``, ``o.vrt`` for ``o.tif``), whose
     QGIS default style is the same ``<stem>.qml``; their file names, sorted."""
     folder, name = os.path.split(os.path.abspath(output))
-    stem = os.path.normcase(os.path.splitext(name)[0])
+    name_stem = os.path.splitext(name)[0]
+    stem = os.path.normcase(name_stem)
     try:
         entries = os.listdir(os_path(folder))
     except OSError:
@@ -97,9 +98,12 @@ def namesakes(output: str) -> list[str]:
     found = []
     for entry in entries:
         path = os.path.join(folder, entry)
-        if (os.path.normcase(os.path.splitext(entry)[0]) != stem or os.path.normcase(entry) == os.path.normcase(name)
+        entry_stem, ext = os.path.splitext(entry)
+        if (entry_stem.lower() != stem.lower() or os.path.normcase(entry) == os.path.normcase(name)
                 or entry.lower().endswith(".qml") or not os.path.isfile(os_path(path))):
             continue
+        if os.path.normcase(entry_stem) != stem and not _same_file(path, os.path.join(folder, name_stem + ext)):
+            continue   # O.tiff beside o.tif: its own O.qml, unless the disk folds case (macOS: the same file)
         with contextlib.suppress(OSError):
             if os.path.exists(os_path(output)) and os.path.samefile(os_path(path), os_path(output)):
                 continue   # o.TIF is o.tif on a case-insensitive disk
@@ -127,7 +131,19 @@ def belongs_to(path: str, output: str) -> bool:
     """True when ``path`` is a style KSDiff wrote for the raster ``output`` (its file name, compared as the disk
     does: ``owner_of``)."""
     owner = owner_of(path, output)
-    return owner is not None and os.path.normcase(owner) == os.path.normcase(os.path.basename(output))
+    if owner is None:
+        return False
+    # normcase does not fold case on macOS, whose disks do: there o.TIF is o.tif when both names find one file
+    return (os.path.normcase(owner) == os.path.normcase(os.path.basename(output))
+            or _same_file(os.path.join(os.path.dirname(os.path.abspath(output)), owner), output))
+
+
+def _same_file(a: str, b: str) -> bool:
+    """True when both paths exist and are one file (two spellings of a name on a case-insensitive disk)."""
+    try:
+        return os.path.samefile(os_path(a), os_path(b))
+    except OSError:
+        return False
 
 
 def shared_style_note(path: str, owner: str) -> str:
