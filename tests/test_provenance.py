@@ -64,7 +64,8 @@ def test_output_says_how_it_was_made(data_dir, tmp_path, cog):
     copy = gdal.Translate(str(tmp_path / "copy.tif"), out)   # what a copy keeps (the default domain)
     for ds in (gdal.Open(out), copy):
         md = ds.GetMetadata()
-        assert re.fullmatch(r"KSDiff for QGIS \d+\.\d+\.\d+", md["TIFFTAG_SOFTWARE"])
+        assert re.fullmatch(r"KSDiff for QGIS \d+\.\d+\.\d+ \(build ([0-9a-f]{7,}(-dirty)?|source)\)",
+                            md["TIFFTAG_SOFTWARE"])
         assert md["KSDIFF_METHOD"] == result.method
         assert md["KSDIFF_SENSOR"] == result.sensor == "wv2"
         assert md["KSDIFF_SELFCHECK_METHOD"] == result.method
@@ -248,7 +249,7 @@ def test_tags_record_the_bands_gains_extent_and_coregistration(data_dir, tmp_pat
                         mtf_gains=[0.25], extent=box, coregister=True)
     tags = _tags(out)
     assert tags["KSDIFF_MS_BANDS"] == "3,2,1" and tags["KSDIFF_MTF_GAINS"] == "0.25,0.25,0.25"
-    assert tags["KSDIFF_EXTENT"] == ",".join(f"{v:.6g}" for v in box) + " (PAN CRS)"
+    assert tags["KSDIFF_EXTENT"] == f"{box[0]!r},{box[2]!r},{box[1]!r},{box[3]!r} [EPSG:32631]"
     assert tags["KSDIFF_COREGISTER"] == "yes"
     if result.coregistration is not None or "KSDIFF_COREGISTER_OFFSET" in tags:   # measured: the offset applied
         assert re.fullmatch(r"east -?\d+\.\d{3} south -?\d+\.\d{3} \(PAN pixels\)", tags["KSDIFF_COREGISTER_OFFSET"])
@@ -395,3 +396,109 @@ def test_coastal_blue_is_not_blue_and_the_known_colours_are_kept(qgis_app, data_
         gdal.GCI_Undefined, gdal.GCI_RedBand, gdal.GCI_GreenBand]
     said = [line for line in log.lines if "no QGIS style written" in line]
     assert len(said) == 1 and "has no band named Blue" in said[0] and "Red" not in said[0].split("has")[-1], said
+
+
+def _tag(path: str, key: str) -> str:
+    return gdal.Open(path).GetMetadataItem(key)
+
+
+@pytest.mark.parametrize("epsg", [None, 4326])
+def test_the_extent_tag_given_back_as_extent_fuses_the_same_window(qgis_app, pair, tmp_path, epsg):
+    """QA: KSDIFF_EXTENT read '595555,5.75126e+06,595683,5.75139e+06 (PAN CRS)': 6 significant digits (10 m on a UTM
+    northing, 20 WorldView-2 PAN pixels), xmin,ymin,xmax,ymax where EXTENT takes xmin,xmax,ymin,ymax, and no CRS
+    code, so it could not repeat the run. Now it is EXTENT's own syntax, exact, with the PAN CRS's code: given back
+    as EXTENT it fuses the same window, bit for bit (also when the first EXTENT was in another CRS)."""
+    from osgeo import osr
+
+    ds = gdal.Open(pair["PAN"])
+    gt, wkt = ds.GetGeoTransform(), ds.GetProjection()
+    ds = None
+    # fractional PAN pixels, as drawn on a canvas
+    x0, x1 = gt[0] + 40.37 * gt[1], gt[0] + 171.81 * gt[1]
+    y1, y0 = gt[3] + 23.29 * gt[5], gt[3] + 150.66 * gt[5]
+    if epsg:
+        src, dst = osr.SpatialReference(wkt=wkt), osr.SpatialReference()
+        dst.ImportFromEPSG(epsg)
+        for s in (src, dst):
+            s.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+        ct = osr.CoordinateTransformation(src, dst)
+        (x0, y0, _), (x1, y1, _) = ct.TransformPoint(x0, y0), ct.TransformPoint(x1, y1)
+    first, again = str(tmp_path / "first.tif"), str(tmp_path / "again.tif")
+    _run({**pair, "EXTENT": f"{x0!r},{x1!r},{y0!r},{y1!r} [EPSG:{epsg or 32631}]", "OUTPUT": first})
+    tag = _tag(first, "KSDIFF_EXTENT")
+    assert re.fullmatch(r"[-\d.e+]+(,[-\d.e+]+){3} \[EPSG:32631\]", tag), tag
+    if not epsg:
+        assert tag == f"{x0!r},{x1!r},{y0!r},{y1!r} [EPSG:32631]"   # exactly as given
+    _run({**pair, "EXTENT": tag, "OUTPUT": again})
+    a, b = gdal.Open(first), gdal.Open(again)
+    assert (a.RasterXSize, a.RasterYSize) == (b.RasterXSize, b.RasterYSize)
+    assert a.GetGeoTransform() == b.GetGeoTransform()
+    assert np.array_equal(a.ReadAsArray(), b.ReadAsArray())
+    assert _tag(again, "KSDIFF_EXTENT") == tag
+
+
+def test_output_names_its_inputs_without_their_folders(pair, tmp_path):
+    """QA: only the batch's .ksdiff.json named the inputs; an output passed on said nothing of what it was fused
+    from. Now KSDIFF_PAN_FILE / KSDIFF_MS_FILE give each input's file name and size, and no folder (privacy)."""
+    out = str(tmp_path / "o.tif")
+    pansharpen(pair["PAN"], pair["MS"], out, sensor="wv2", method="gsa")
+    md = gdal.Open(out).GetMetadata()
+    assert md["KSDIFF_PAN_FILE"] == f"pan.tif, {os.path.getsize(pair['PAN'])} bytes"
+    assert md["KSDIFF_MS_FILE"] == f"ms.tif, {os.path.getsize(pair['MS'])} bytes"
+    assert not [k for k, v in md.items() if str(tmp_path) in v]
+
+
+def _git_commit() -> str:
+    """What the checkout under test is: its short commit (+ '-dirty'), or 'source' without git."""
+    import subprocess
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        commit = subprocess.run(["git", "-C", root, "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", root, "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "source"
+    return commit + ("-dirty" if dirty else "")
+
+
+def test_output_and_report_name_the_build(pair, tmp_path):
+    """QA: TIFFTAG_SOFTWARE read 'KSDiff for QGIS 0.5.2' for an old packaged build and for newer source that writes
+    other tags alike. Now it names the build ('(build 1a2b3c4)'; a source checkout: its git commit) and KSDIFF_BUILD
+    says more; the assess report's header names the version and build too (it named neither)."""
+    from ksdiff_qgis.engine.provenance import plugin_version
+    from ksdiff_qgis.engine.report import html_report
+
+    out = str(tmp_path / "o.tif")
+    pansharpen(pair["PAN"], pair["MS"], out, sensor="wv2", method="gsa")
+    commit = _git_commit()
+    assert _tag(out, "TIFFTAG_SOFTWARE") == f"KSDiff for QGIS {plugin_version()} (build {commit})"
+    build = _tag(out, "KSDIFF_BUILD")
+    assert build == (f"{commit}, source checkout" if commit != "source" else "source")
+    assert f"KSDiff for QGIS {plugin_version()} (build {build})" in html_report(None, None, {}, "wv2")
+
+
+def test_the_packaged_plugin_records_its_build(tmp_path):
+    """`make package` writes ksdiff_qgis/build.txt (commit and date) into the zip, never into the tree; an unpacked
+    plugin reads it, and a copy of the code with neither build.txt nor git says 'source'."""
+    import datetime
+    import shutil
+    import sys
+    import zipfile
+
+    from ksdiff_qgis.engine.provenance import PLUGIN_DIR, build_fields
+
+    sys.path.insert(0, str(PLUGIN_DIR.parent / "scripts"))
+    import package
+
+    zip_path = package.build(tmp_path / "ksdiff_qgis.zip")
+    assert not (PLUGIN_DIR / "build.txt").exists()
+    with zipfile.ZipFile(zip_path) as zf:
+        zf.extractall(tmp_path / "unpacked")
+    today = datetime.datetime.now(datetime.timezone.utc).date().isoformat()
+    assert build_fields(tmp_path / "unpacked" / "ksdiff_qgis") == {"commit": _git_commit(), "date": today}
+    bare = tmp_path / "bare" / "ksdiff_qgis"
+    shutil.copytree(tmp_path / "unpacked" / "ksdiff_qgis", bare)
+    (bare / "build.txt").unlink()
+    assert build_fields(bare) == {"commit": "source"}

@@ -64,6 +64,10 @@ def test_qgis_process_runs_pansharpen(profile, data_dir, tmp_path):
     ref = pansharpen(str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif"), str(tmp_path / "ref.tif"),
                      "wv2", "gsa", tile_size=128)
     assert np.array_equal(ds.ReadAsArray(), gdal.Open(ref.output_path).ReadAsArray())
+    # the deployed plugin names the build its zip recorded (package.build_text), not only metadata.txt's version
+    built = dict(line.split("=", 1) for line in package.build_text().splitlines())
+    assert ds.GetMetadataItem("TIFFTAG_SOFTWARE").endswith(f" (build {built['commit']})")
+    assert ds.GetMetadataItem("KSDIFF_BUILD") == f"{built['commit']}, built {built['date']}"
 
 
 def test_qgis_process_reports_bad_input(profile, data_dir, tmp_path):

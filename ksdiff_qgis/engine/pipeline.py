@@ -730,7 +730,9 @@ def pansharpen(
         sources["MS"] = "fill" if note else "none"
     for note in code_notes:
         fb.warning(note)
-    settings = {**provenance.nodata_items("PAN", pan.nodata, sources["PAN"]),
+    settings = {"PAN_FILE": provenance.input_file(str(pan_path)),
+                "MS_FILE": provenance.input_file(str(ms_path)),
+                **provenance.nodata_items("PAN", pan.nodata, sources["PAN"]),
                 **provenance.nodata_items("MS", ms.nodata, sources["MS"])}
     pan_ds, pan = _pan_without_alpha(pan_ds, pan, fb)
     if pan.bands != 1:
@@ -757,7 +759,7 @@ def pansharpen(
     if extent is not None:
         box = aoi.to_pan_crs(extent, extent_wkt, pan.wkt)
         plan = aoi.clip_plan(plan, pan, box)
-        settings["EXTENT"] = provenance.numbers(box) + " (PAN CRS)"
+        settings["EXTENT"] = provenance.extent_text(box, pan.wkt)   # EXTENT's own syntax: pasted back, same window
     warnings, grid_notes = list(plan.warnings), list(plan.notes)
     warnings += found.warnings if found else []   # metadata that disagrees, or names a satellite KSDiff lacks
     warnings += band_sel.unread_layout_warnings(scan, spec, ms)   # a malformed DIMAP: what is assumed instead

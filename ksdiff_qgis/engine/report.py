@@ -9,6 +9,7 @@ import html
 import math
 
 from . import metrics as M
+from .provenance import SOFTWARE, build, plugin_version
 from .raster_io import check_not_input, check_writable, open_dataset
 from .sensors import GENERIC_MTF_MS, get_sensor
 
@@ -150,7 +151,8 @@ def html_report(reduced: dict | None, full: dict | None, inputs: dict, sensor: s
     guess = f" — guessed (SENSOR auto): {html.escape(guessed)}" if guessed else ""
     parts.append(f"<h1>Pansharpening quality report</h1><p>Sensor: {html.escape(sens.name)} "
                  f"({ratio}, MS MTF gains {gains}, PAN {sens.mtf_pan:g}){guess}. "
-                 f"Generated {datetime.datetime.now().isoformat(timespec='seconds')} by ksdiff:assess.</p>")
+                 f"Generated {datetime.datetime.now().isoformat(timespec='seconds')} by ksdiff:assess, "
+                 f"{SOFTWARE} {html.escape(plugin_version())} (build {html.escape(build())}).</p>")
     parts.append(f"<h2>Inputs</h2><table>{ins}</table>")
     said = (full or {}).get("notes") or []   # how the MS was read onto the PAN grid (``assessment.ms_on_pan_grid``)
     if said:
