@@ -317,7 +317,7 @@ def outlier_note(screened: outliers.Screened, pan: RasterInfo, ms: RasterInfo) -
             fill = (seen[0], info)
     # one value repeated is a fill: the command that declares it (gdal_edit.py, or a VRT copy where GDAL cannot update)
     command = (nodata_command(fill[1].path, fill[0], fill[1].dtype) if fill else
-               f"gdal_edit.py -a_nodata <value> {shell_arg(os.path.basename(ms.path))}")
+               f"gdal_edit.py -a_nodata <value> {shell_arg(ms.path)}")
     return ("Values far outside their band's own data are left out of the scene statistics (band means, the "
             f"methods' regressions, the data's range): {'; '.join(parts)}. If they are a fill value (nodata not "
             f"declared), declare it: Layer Properties > Transparency, or {command}; if they are real values, they "

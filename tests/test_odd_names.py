@@ -1,0 +1,79 @@
+"""Awkward names (QA): a file name starting with "-" in the fix-it commands, band names with newlines or bidi
+controls in log lines, a style file for an output named a>b<c.tif, a 300-character band name in the report's chart,
+and control characters or multi-line rows in a batch CSV."""
+from __future__ import annotations
+
+import shlex
+import shutil
+import subprocess
+import types
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from osgeo import gdal
+
+from ksdiff_qgis.engine import nodatacmd, placement, shellcmd
+from ksdiff_qgis.engine.errors import InputError
+from ksdiff_qgis.engine.outliers import Screened
+from ksdiff_qgis.engine.pipeline import outlier_note, pansharpen
+from ksdiff_qgis.engine.raster_io import open_raster
+
+
+def _run(line: str, cwd) -> subprocess.CompletedProcess:
+    """Run a command line as a POSIX shell would split it, from ``cwd``."""
+    return subprocess.run(shlex.split(line), cwd=cwd, capture_output=True, text=True)
+
+
+def test_a_leading_dash_is_not_read_as_an_option():
+    assert shellcmd.shell_arg("-pan0.tif", "posix") == "./-pan0.tif"
+    assert shellcmd.shell_arg("-my pan.tif", "posix") == "'./-my pan.tif'"
+    assert shellcmd.shell_arg("-pan0.tif", "nt") == ".\\-pan0.tif"
+    assert shellcmd.shell_arg("-my pan.tif", "nt") == '".\\-my pan.tif"'
+    assert shellcmd.shell_arg("/data/-pan0.tif", "posix") == "/data/-pan0.tif"
+    assert shellcmd.shell_arg("C:\\d\\-pan0.tif", "nt") == "C:\\d\\-pan0.tif"
+    assert shellcmd.command(["gdal_edit.py", "-a_nodata", "0"], "posix") == "gdal_edit.py -a_nodata 0"
+
+
+@pytest.mark.skipif(not (shutil.which("gdalwarp") and shutil.which("gdal_edit.py")), reason="GDAL utilities")
+def test_fix_it_commands_run_for_files_named_with_a_leading_dash(data_dir, tmp_path, monkeypatch):
+    """QA: 'gdal_edit.py -a_nodata 0 -pan0.tif' printed gdal_edit's usage, 'gdalwarp … -pan0.tif -pan0_half.tif'
+    said "Unrecognized option", and the outlier note's command dropped the folder. Each now runs as shown, from the
+    folder the run was started in, and writes beside the input."""
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(data_dir / "wv2_pan.tif", "-pan.tif")
+    shutil.copy(data_dir / "wv2_ms.tif", "-ms.tif")
+    pan_gt = gdal.Open("-pan.tif").GetGeoTransform()
+    gdal.Warp("-ms_close.tif", "-ms.tif", xRes=pan_gt[1] * 1.2, yRes=-pan_gt[5] * 1.2)
+
+    line = nodatacmd.nodata_command("-ms.tif", 0.0)
+    assert line == "gdal_edit.py -a_nodata 0 ./-ms.tif", line
+    assert _run(line, tmp_path).returncode == 0
+    assert gdal.Open("-ms.tif").GetRasterBand(1).GetNoDataValue() == 0
+
+    with pytest.raises(InputError) as err:
+        pansharpen("-pan.tif", "-ms_close.tif", str(tmp_path / "out.tif"), method="exp")
+    warp = "gdalwarp " + str(err.value).split("gdalwarp ", 1)[1]
+    assert warp.endswith(" ./-pan.tif ./-pan_half.tif"), warp
+    done = _run(warp, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert gdal.Open(str(tmp_path / "-pan_half.tif")).GetGeoTransform()[1] == pytest.approx(pan_gt[1] * 0.6)
+    assert not (tmp_path / "out.tif").exists()
+    # given by full path (the dialog's way): the resampled PAN goes beside it, not into the current folder
+    with pytest.raises(InputError) as err:
+        pansharpen(str(tmp_path / "-pan.tif"), str(tmp_path / "-ms_close.tif"), str(tmp_path / "out.tif"))
+    assert str(err.value).endswith(f" {tmp_path}/-pan.tif {tmp_path}/-pan_half.tif"), err.value
+
+    info = types.SimpleNamespace(path="-pan.tif", rpc=False, gt=(0, 1, 0, 0, 0, -1))
+    assert placement.orthorectify_commands({"FUSED": info}, "FUSED").endswith(" ./-pan.tif ./-pan_ortho.tif")
+    info.path = str(tmp_path / "f.tif")
+    assert placement.orthorectify_commands({"FUSED": info}, "FUSED").endswith(f" {tmp_path}/f_ortho.tif")
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    ok = (np.nan, np.nan)
+    screened = Screened(bounds=((0, 1),) * 5, counts=(0, 3, 0, 0, 0), seen=(ok, (-9, 5e6), ok, ok, ok),
+                        data=((0, 1),) * 5)
+    _, ms = open_raster("-ms.tif", "MS")
+    for path, shown in (("-ms.tif", "./-ms.tif"), (str(sub / "ms.tif"), str(sub / "ms.tif"))):
+        note = outlier_note(screened, ms, replace(ms, path=path))
+        assert note.split("or ", 1)[1].startswith(f"gdal_edit.py -a_nodata <value> {shown};"), note
