@@ -14,10 +14,12 @@ import pytest
 from osgeo import gdal
 
 from ksdiff_qgis.engine import nodatacmd, placement, shellcmd
-from ksdiff_qgis.engine.errors import InputError
+from ksdiff_qgis.engine.errors import InputError, one_line
+from ksdiff_qgis.engine.feedback import RecordingFeedback
 from ksdiff_qgis.engine.outliers import Screened
 from ksdiff_qgis.engine.pipeline import outlier_note, pansharpen
 from ksdiff_qgis.engine.raster_io import open_raster
+from ksdiff_qgis.engine.scenes import SceneListError, read_scenes
 
 
 def _run(line: str, cwd) -> subprocess.CompletedProcess:
@@ -77,3 +79,75 @@ def test_fix_it_commands_run_for_files_named_with_a_leading_dash(data_dir, tmp_p
     for path, shown in (("-ms.tif", "./-ms.tif"), (str(sub / "ms.tif"), str(sub / "ms.tif"))):
         note = outlier_note(screened, ms, replace(ms, path=path))
         assert note.split("or ", 1)[1].startswith(f"gdal_edit.py -a_nodata <value> {shown};"), note
+
+
+FAKE = "line1\nINFO: fake log entry\nline3"
+BIDI = "Red \u202eFIG\u202c"
+
+
+def test_one_line_escapes_controls_and_bidi_but_keeps_text():
+    assert one_line(FAKE) == "line1\\nINFO: fake log entry\\nline3"
+    assert one_line("tab\there\x1b[31m") == "tab\\there\\x1b[31m"
+    assert one_line(BIDI) == "Red \\u202eFIG\\u202c" and one_line("\u2066x\u2069\u2028") == "\\u2066x\\u2069\\u2028"
+    assert one_line('NIR <b>x</b> & "q" ü 🛰 👩‍👩') == 'NIR <b>x</b> & "q" ü 🛰 👩‍👩'   # printable: as written
+
+
+def test_band_names_with_line_breaks_make_no_fake_log_lines(data_dir, tmp_path):
+    """QA: a band named 'line1\\nINFO: fake log entry\\nline3' put a fake "INFO:" line into the out-of-range
+    warning. Every message is one line now, naming the band escaped; the output keeps the names as they are."""
+    ms = str(tmp_path / "ms.tif")
+    gdal.Translate(ms, str(data_dir / "wv2_ms.tif"))
+    names = ["Blue", "tab\there", BIDI, FAKE]
+    ds = gdal.Open(ms, gdal.GA_Update)
+    for i, name in enumerate(names, start=1):
+        ds.GetRasterBand(i).SetDescription(name)
+    ds = None
+    fb = RecordingFeedback()
+    out = str(tmp_path / "out.tif")
+    result = pansharpen(str(data_dir / "wv2_pan.tif"), ms, out, sensor="wv2", method="exp", feedback=fb)
+    said = fb.lines + list(result.warnings)
+    assert any("line1\\nINFO: fake log entry\\nline3" in m for m in said), said   # the band is named, escaped
+    for message in said:
+        assert not any(ch in message for ch in "\n\t\u202e\u202c"), message
+    fused = gdal.Open(out)
+    assert [fused.GetRasterBand(i + 1).GetDescription() for i in range(4)] == names
+
+
+def test_outlier_note_names_a_band_on_one_line(data_dir):
+    _, ms = open_raster(str(data_dir / "wv2_ms.tif"), "MS")
+    ms = replace(ms, descriptions=[FAKE, "Green", "Red", "NIR"])
+    ok = (np.nan, np.nan)
+    screened = Screened(bounds=((0, 1),) * 5, counts=(0, 3, 0, 0, 0), seen=(ok, (-9, 5e6), ok, ok, ok),
+                        data=((0, 1),) * 5)
+    note = outlier_note(screened, ms, ms)
+    assert "MS band 1 (line1\\nINFO: fake log entry\\nline3): 3 sampled values" in note and "\n" not in note
+
+
+def _scene_list(tmp_path, data_dir, rows: str):
+    path = tmp_path / "scenes.csv"
+    path.write_text("pan,ms,sensor,method,output\n" + rows, encoding="utf-8", newline="")
+    return str(path)
+
+
+def test_batch_refuses_control_characters_in_path_cells(data_dir, tmp_path):
+    """QA: an output cell with a line break made a file named with it."""
+    pan, ms = data_dir / "wv2_pan.tif", data_dir / "wv2_ms.tif"
+    for cell in ('"a\nb.tif"', '"a\tb.tif"', '"a\x1bb.tif"'):
+        csv_path = _scene_list(tmp_path, data_dir, f"{pan},{ms},wv2,exp,{tmp_path}/ok.tif\n{pan},{ms},wv2,exp,{cell}\n")
+        with pytest.raises(SceneListError, match=r"^line 3: column 'output': .* control character") as err:
+            read_scenes(csv_path)
+        assert "\n" not in str(err.value) and "\t" not in str(err.value), err.value
+    assert not list(tmp_path.glob("a*b.tif"))
+
+
+def test_batch_names_a_multi_line_row_by_its_first_line(data_dir, tmp_path):
+    """QA: a quoted cell spanning lines made the row's errors point at its last physical line."""
+    pan, ms = data_dir / "wv2_pan.tif", data_dir / "wv2_ms.tif"
+    rows = (f"{pan},{ms},wv2,exp,{tmp_path}/one.tif\n\n"
+            f'{pan},{ms},"wv2\n\n",exp,{tmp_path}/two.tif\n'
+            f"{pan},{ms},wv2,exp,{tmp_path}/three.tif\n")
+    scenes = read_scenes(_scene_list(tmp_path, data_dir, rows))
+    assert [s.line for s in scenes] == [2, 4, 7]
+    bad = f'{pan},{ms},wv2,exp,{tmp_path}/one.tif\n{pan},"{ms}\n",wv2,exp,{tmp_path}/two.tif,9\n'
+    with pytest.raises(SceneListError, match="^line 3: more cells"):
+        read_scenes(_scene_list(tmp_path, data_dir, bad))
