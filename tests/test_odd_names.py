@@ -3,6 +3,7 @@ controls in log lines, a style file for an output named a>b<c.tif, a 300-charact
 and control characters or multi-line rows in a batch CSV."""
 from __future__ import annotations
 
+import os
 import shlex
 import shutil
 import subprocess
@@ -151,3 +152,24 @@ def test_batch_names_a_multi_line_row_by_its_first_line(data_dir, tmp_path):
     bad = f'{pan},{ms},wv2,exp,{tmp_path}/one.tif\n{pan},"{ms}\n",wv2,exp,{tmp_path}/two.tif,9\n'
     with pytest.raises(SceneListError, match="^line 3: more cells"):
         read_scenes(_scene_list(tmp_path, data_dir, bad))
+
+
+def test_the_style_of_an_output_named_with_angle_brackets_is_known_as_its_own(qgis_app, pair, tmp_path):
+    """QA: QGIS writes value="a>b&lt;c.tif" (">" raw) and a regex up to the first ">" read no name from it, so a run
+    onto a>b<c.tiff took the style KSDiff wrote for a>b<c.tif as its own and replaced it. The .qml is parsed as XML."""
+    import processing
+    from test_issue14_processing import Log
+
+    from ksdiff_qgis.engine.raster_io import belongs_to, style_owner
+
+    tif, tiff, qml = str(tmp_path / "a>b<c.tif"), str(tmp_path / "a>b<c.tiff"), tmp_path / "a>b<c.qml"
+    processing.run("ksdiff:pansharpen", {**pair, "OUTPUT": tif})
+    ours = qml.read_bytes()
+    assert b'value="a>b&lt;c.tif"' in ours   # as QGIS 3.22 writes it
+    assert style_owner(str(qml)) == "a>b<c.tif"
+    assert belongs_to(str(qml), tif) and not belongs_to(str(qml), tiff)
+    os.remove(tif)   # the user removed the output, not its style: a run onto a>b<c.tiff leaves it alone
+    log = Log()
+    processing.run("ksdiff:pansharpen", {**pair, "MS_BANDS": [4], "OUTPUT": tiff}, feedback=log)
+    assert qml.read_bytes() == ours, [line for line in log.lines if "qml" in line]
+    assert not any("a>b<c.tiff'" in line for line in log.lines if "qml" in line), log.lines
