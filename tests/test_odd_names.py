@@ -40,7 +40,7 @@ def test_a_leading_dash_is_not_read_as_an_option():
 
 @pytest.mark.skipif(not (shutil.which("gdalwarp") and shutil.which("gdal_edit.py")), reason="GDAL utilities")
 def test_fix_it_commands_run_for_files_named_with_a_leading_dash(data_dir, tmp_path, monkeypatch):
-    """QA: 'gdal_edit.py -a_nodata 0 -pan0.tif' printed gdal_edit's usage, 'gdalwarp … -pan0.tif -pan0_half.tif'
+    """QA: 'gdal_edit.py -a_nodata 0 -pan0.tif' printed gdal_edit.py's usage, 'gdalwarp … -pan0.tif -pan0_half.tif'
     said "Unrecognized option", and the outlier note's command dropped the folder. Each now runs as shown, from the
     folder the run was started in, and writes beside the input."""
     monkeypatch.chdir(tmp_path)
@@ -173,3 +173,23 @@ def test_the_style_of_an_output_named_with_angle_brackets_is_known_as_its_own(qg
     processing.run("ksdiff:pansharpen", {**pair, "MS_BANDS": [4], "OUTPUT": tiff}, feedback=log)
     assert qml.read_bytes() == ours, [line for line in log.lines if "qml" in line]
     assert not any("a>b<c.tiff'" in line for line in log.lines if "qml" in line), log.lines
+
+
+def test_a_long_band_name_is_cut_in_the_chart_and_whole_in_its_tooltip():
+    """QA: a 300-character band name in the assess report's chart ran over the other bands' labels."""
+    import xml.etree.ElementTree as ET
+
+    from ksdiff_qgis.engine.report import svg_bars
+
+    char_px = 6.5   # an 11 px sans-serif character's mean advance
+
+    long = 'NIR <b>"x"</b> & ' + "y" * 283
+    labels = ["Blue", "Green", long, "Red"]
+    svg = ET.fromstring(svg_bars({"Q": [0.9, 0.8, 0.7, 0.6], "SCC": [0.5, 0.6, 0.7, 0.8]}, labels, vmax=1.0))
+    ns = "{http://www.w3.org/2000/svg}"
+    shown = [t for t in svg.iter(f"{ns}text") if t.find(f"{ns}title") is not None]
+    assert [t.find(f"{ns}title").text for t in shown] == labels   # the whole name, escaped and read back
+    group = (520 - 40 - 10) / 4
+    texts = [t.find(f"{ns}title").tail for t in shown]
+    assert texts[:2] == ["Blue", "Green"] and texts[2].endswith("…") and texts[2].startswith("NIR <b>")
+    assert all(len(t) * char_px <= group for t in texts), texts

@@ -5,7 +5,7 @@
 double quotes (the MSVCRT rules ``subprocess.list2cmdline`` follows), and only where a word needs them.
 
 A file name starting with "-" is read as an option whatever its quotes (``gdal_edit.py -a_nodata 0 -pan0.tif``
-printed gdal_edit's usage; gdalwarp said "Unrecognized option"): ``shell_arg`` writes it as ``./-pan0.tif``
+printed gdal_edit.py's usage; gdalwarp said "Unrecognized option"): ``shell_arg`` writes it as ``./-pan0.tif``
 (``.\\-pan0.tif`` on Windows), the same file. An absolute path never starts with "-".
 """
 from __future__ import annotations
