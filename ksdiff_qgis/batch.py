@@ -21,6 +21,7 @@ from typing import IO, Any
 
 from .batch_stop import Stop, label, sigint_held
 from .engine import memory
+from .engine.errors import one_line
 from .engine.gdalutil import from_os
 from .engine.raster_io.partials import stale_partials
 from .engine.scenes import (
@@ -301,10 +302,12 @@ class Progress:
     def update(self, record: dict) -> None:
         self.done += 1
         self.failed += record["status"] == "failed"
+        # one console line per message: a band name or file name with a line break in it must not start a fake one
+        output = one_line(record["output"])
         for warning in record.get("warnings") or []:   # e.g. the free-space pre-check (also a failed scene's)
-            self.write(f"line {record['line']}: {record['output']}: warning: {warning}")
+            self.write(f"line {record['line']}: {output}: warning: {one_line(warning)}")
         if record["status"] == "failed":
-            self.write(f"line {record['line']}: {record['output']}: {record['error']}")
+            self.write(f"line {record['line']}: {output}: {one_line(record['error'])}")
         if self.bar is not None:
             self.bar.update(1)
             self.bar.set_postfix_str(f"failed {self.failed}")

@@ -67,7 +67,7 @@ def test_windows_arg_uses_double_quotes_only_where_needed():
 def test_fix_it_commands_on_windows_are_double_quoted_and_beside_the_input(monkeypatch):
     """QA: gdal_translate/gdalwarp advice showed 'C:\\Users\\Anna Müller\\…' (POSIX single quotes: two arguments in
     cmd.exe), and the VRT copy of a relative data\\ms.tif was named data\\data\\ms_nodata.vrt."""
-    _windows(monkeypatch, shellcmd, nodatacmd, grid, placement)
+    _windows(monkeypatch, shellcmd, nodatacmd)   # the commands and their paths are made there
     line = nodatacmd.nodata_command(WIN_PAN, 0.0)
     copy = r"C:\Users\Anna Müller\data\pan 1_nodata.vrt"
     assert line == (f'gdal_translate -of VRT -a_nodata 0 "{WIN_PAN}" "{copy}" (GDAL cannot update pan 1.tif), then '
@@ -78,11 +78,12 @@ def test_fix_it_commands_on_windows_are_double_quoted_and_beside_the_input(monke
 
     pan = types.SimpleNamespace(path=WIN_PAN)
     advice = grid.too_close_ratio(1.2, 1.2, pan, (0, 2.0, 0, 0, 0, -2.0))
-    assert advice.endswith(f'gdalwarp -tr 1 1 -r cubic "{WIN_PAN}" "pan 1_half.tif"'), advice
-    assert cmd_split(advice.split("gdalwarp ", 1)[1])[-2:] == [WIN_PAN, "pan 1_half.tif"]
+    half = r"C:\Users\Anna Müller\data\pan 1_half.tif"   # beside the input, not in the current folder
+    assert advice.endswith(f'gdalwarp -tr 1 1 -r cubic "{WIN_PAN}" "{half}"'), advice
+    assert cmd_split(advice.split("gdalwarp ", 1)[1])[-2:] == [WIN_PAN, half]
     info = types.SimpleNamespace(path=WIN_PAN, rpc=False, gt=(0, 1, 0, 0, 0, -1))
     warp = placement.orthorectify_commands({"FUSED": info}, role="FUSED")
-    assert warp.endswith(f'-dstnodata 0 "{WIN_PAN}" "pan 1_ortho.tif"'), warp
+    assert warp.endswith(f'-dstnodata 0 "{WIN_PAN}" "C:\\Users\\Anna Müller\\data\\pan 1_ortho.tif"'), warp
 
 
 def test_fix_it_commands_on_posix_are_unchanged_and_run(data_dir, tmp_path):

@@ -19,7 +19,7 @@ from osgeo import gdal
 
 from . import bandcodes, delivery
 from .classical import BEST_CLASSICAL
-from .errors import InputError
+from .errors import InputError, one_line
 from .gdalutil import gdal_call
 from .metascan import MetadataScan
 from .raster_io import RasterInfo, describe
@@ -219,11 +219,11 @@ def with_delivery_names(ms: RasterInfo, scan: MetadataScan | None = None) -> tup
     said = f" ({LANDSAT_NAMES[mission[0]]} band codes: {mission[2]})" if mission else ""
     if vrt_filled:
         notes.append("MS band names from the VRT's source files: "
-                     + ", ".join(f"band {i + 1} {names[i]}" for i in vrt_filled) + said)
+                     + ", ".join(f"band {i + 1} {one_line(names[i])}" for i in vrt_filled) + said)
     described = [i for i in bare if i not in vrt_filled]
     if mission and described:
         notes.append("MS band descriptions read as band codes"
-                     + said + ": " + ", ".join(f"band {i + 1} {names[i]}" for i in described))
+                     + said + ": " + ", ".join(f"band {i + 1} {one_line(names[i])}" for i in described))
     if names == list(ms.descriptions):
         return ms, notes
     return dataclasses.replace(ms, descriptions=names), notes

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .errors import one_line
 from .feedback import Feedback
 from .numbers import share
 
@@ -65,7 +66,8 @@ class ClipCounter:
         ``method``: the method as the log names it (its label)."""
         if self.negative is None or not (self.negative.sum() or self.above.sum()):
             return
-        names = self.names or [f"band {i + 1}" for i in range(len(self.negative))]
+        # one line each: a band named "a\nINFO: x" made a fake log line
+        names = [one_line(n) for n in self.names or [f"band {i + 1}" for i in range(len(self.negative))]]
         # counts in words, zero counts left out: "Blue: 45 above 2047", "Red: 12 below 0, 3 above 2047"
         per_band = ", ".join(f"{n}: " + ", ".join(f"{int(c)} {word} {limit:g}" for c, word, limit in
                                                   ((a, "below", self.low), (b, "above", self.high)) if c)

@@ -20,6 +20,21 @@ def disk_full(error: BaseException) -> bool:
     return isinstance(error, OSError) and "no space left on device" in str(error).lower()
 
 
+# bidi embeddings, overrides and isolates (U+202A-U+202E, U+2066-U+2069): they reorder the text after them on screen
+_BIDI = frozenset(chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A)))
+
+
+def one_line(text: object) -> str:
+    """A user's string (a band name or description) as a message shows it: on one line and displayed as written.
+    Control characters (newline, tab, ESC, ...), line/paragraph separators and bidi controls are escaped as Python's
+    repr writes them (\\n, \\t, \\x1b, \\u202e): a band named 'a\\nINFO: fake' made a fake "INFO:" log line.
+    Only for messages; the output file keeps the name as it is."""
+    import unicodedata
+
+    return "".join(repr(ch)[1:-1] if ch in _BIDI or unicodedata.category(ch) in ("Cc", "Zl", "Zp") else ch
+                   for ch in str(text))
+
+
 def quoted(path: object) -> str:
     """A path as messages show it: in plain double quotes, as written ('/a/\'Test\' "q"/o.png' by Python's repr
     escaped quotes and switched quote marks by the path's own)."""

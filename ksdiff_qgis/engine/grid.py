@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import math
-import os
 from dataclasses import dataclass, field, replace
 
 from osgeo import gdal, osr
@@ -21,7 +20,7 @@ from .gdalutil import gdal_call
 from .labels import param
 from .placement import check_map_grid
 from .raster_io import RasterInfo
-from .shellcmd import shell_arg
+from .shellcmd import beside, shell_arg
 
 RATIO_TOLERANCE = 1e-3   # relative; WorldView-2 products carry ~6e-5 of float noise
 EDGE_TOLERANCE = 0.05    # PAN pixels: grid-edge noise below this snaps to the nearest pixel edge
@@ -156,7 +155,7 @@ def too_close_ratio(rx: float, ry: float, pan: RasterInfo, ms_gt: tuple[float, .
     """Why a pair whose MS/PAN ratio is below ``MIN_RATIO`` is refused, and the command that makes one that fuses."""
     measured = f"{rx:.3g}" if abs(rx - ry) <= RATIO_TOLERANCE * rx else f"{rx:.3g} (x) x {ry:.3g} (y)"
     src = pan.path or "pan.tif"
-    dst = os.path.splitext(os.path.basename(src))[0] + "_half.tif"
+    dst = beside(src, "_half.tif")
     tr = f"{abs(ms_gt[1]) / 2:.10g} {abs(ms_gt[5]) / 2:.10g}"
     return (f"The MS pixel is only {measured} times the PAN's: pansharpening needs a PAN at least {MIN_RATIO:g} "
             "times finer than the MS (ratios 1.5-2 are resampled to 2); check that PAN and MS are the right layers of "

@@ -15,7 +15,7 @@ import numpy as np
 from osgeo import gdal
 
 from .gdalutil import is_vsi, os_path
-from .shellcmd import shell_arg
+from .shellcmd import beside, shell_arg
 
 
 def exact(value: float, dtype=None) -> str:
@@ -48,8 +48,6 @@ def nodata_command(path: str, value: float | None, dtype=None) -> str:
     shown = "none" if value is None else exact(value, dtype)
     if updatable(path):
         return f"gdal_edit.py {'-unsetnodata' if value is None else f'-a_nodata {shown}'} {shell_arg(path)}"
-    # os.path, not a split on "/": a relative Windows path data\ms.tif gave data\data\ms_nodata.vrt
-    stem = os.path.splitext(os.path.basename(path.rstrip("/\\")))[0] + "_nodata.vrt"
-    out = stem if is_vsi(path) else os.path.join(os.path.dirname(path), stem)
+    out = beside(path, "_nodata.vrt")
     return (f"gdal_translate -of VRT -a_nodata {shown} {shell_arg(path)} {shell_arg(out)} (GDAL cannot update "
             f"{os.path.basename(path)}), then fuse {os.path.basename(out)}")

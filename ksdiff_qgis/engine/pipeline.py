@@ -47,7 +47,7 @@ from .bandcolour import (
 )
 from .blockcache import InputCache, row_budget_mb
 from .clipping import ClipCounter
-from .errors import Cancelled, InputError
+from .errors import Cancelled, InputError, one_line
 from .feedback import Feedback, HeldFeedback
 from .filters import upsample
 from .grid import EDGE_TOLERANCE, GRID_SHIFT, GridPlan, ms_lattice, plan_grid, with_crs
@@ -256,7 +256,7 @@ FILL_SHARE = 0.01   # zeros in this share of the sampled pixels of an input with
 
 def _band_list(bands: list[int], ms: RasterInfo) -> str:
     """'band 4 (NIR) is' / 'bands 3 (Red), 4 (NIR) are' from 0-based band numbers."""
-    named = [f"{b + 1}" + (f" ({ms.descriptions[b]})" if ms.descriptions[b] else "") for b in bands]
+    named = [f"{b + 1}" + (f" ({one_line(ms.descriptions[b])})" if ms.descriptions[b] else "") for b in bands]
     return f"band {named[0]} is" if len(named) == 1 else f"bands {', '.join(named)} are"
 
 
@@ -307,7 +307,8 @@ def outlier_note(screened: outliers.Screened, pan: RasterInfo, ms: RasterInfo) -
     for i, (n, seen, data) in enumerate(zip(screened.counts, screened.seen, screened.data)):
         if not n:
             continue
-        name = "PAN" if i == 0 else f"MS band {i}" + (f" ({ms.descriptions[i - 1]})" if ms.descriptions[i - 1] else "")
+        label = ms.descriptions[i - 1] if i else ""
+        name = "PAN" if i == 0 else f"MS band {i}" + (f" ({one_line(label)})" if label else "")
         # a fill's value exactly (the command below declares it: -3.40282e+38 is not the -FLT_MAX pixels hold)
         info = pan if i == 0 else ms
         values = exact(seen[0], info.dtype) if seen[0] == seen[1] else f"{seen[0]:.6g} to {seen[1]:.6g}"
@@ -317,7 +318,7 @@ def outlier_note(screened: outliers.Screened, pan: RasterInfo, ms: RasterInfo) -
             fill = (seen[0], info)
     # one value repeated is a fill: the command that declares it (gdal_edit.py, or a VRT copy where GDAL cannot update)
     command = (nodata_command(fill[1].path, fill[0], fill[1].dtype) if fill else
-               f"gdal_edit.py -a_nodata <value> {shell_arg(os.path.basename(ms.path))}")
+               f"gdal_edit.py -a_nodata <value> {shell_arg(ms.path)}")
     return ("Values far outside their band's own data are left out of the scene statistics (band means, the "
             f"methods' regressions, the data's range): {'; '.join(parts)}. If they are a fill value (nodata not "
             f"declared), declare it: Layer Properties > Transparency, or {command}; if they are real values, they "
@@ -790,7 +791,8 @@ def pansharpen(
     colour_doubt = None
     if doubt:   # a bare code names no colour for sure: it stays bare, so no colour tag or style is taken from it
         warnings.append(doubt[1])
-        colour_doubt = (f"the band codes {', '.join(ms.descriptions[bplan.indices[j] - 1].strip() for j in doubt[0])} "
+        codes = ", ".join(one_line(ms.descriptions[bplan.indices[j] - 1].strip()) for j in doubt[0])
+        colour_doubt = (f"the band codes {codes} "
                         "mean other colours on Landsat 8/9 than on Landsat 4-7, and SENSOR=auto guessed the mission "
                         "from the geometry alone")
         bplan = replace(bplan, names=[ms.descriptions[b - 1].strip() if j in doubt[0] else n

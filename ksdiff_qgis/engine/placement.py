@@ -11,14 +11,13 @@ extent cannot be worked out).
 from __future__ import annotations
 
 import math
-import os
 
 from osgeo import gdal, osr
 
 from .errors import InputError
 from .gdalutil import gdal_call, quiet_metadata
 from .raster_io import DEFAULT_GT, RasterInfo
-from .shellcmd import shell_arg
+from .shellcmd import beside, shell_arg
 
 FUSION = "the fusion needs both rasters on a map grid"
 ASSESSMENT = "the assessment compares the rasters on a map grid"
@@ -68,7 +67,7 @@ def orthorectify_commands(inputs: dict[str, RasterInfo], role: str = "PAN") -> s
         info = inputs[role]
         return (f"gdalwarp -rpc -t_srs EPSG:{_utm_epsg(info.path) or '<its UTM zone>'} -tr <pixel size> <pixel size> "
                 f"-tap -r cubic -dstnodata 0 {shell_arg(info.path)} "
-                f"{shell_arg(os.path.splitext(os.path.basename(info.path))[0] + '_ortho.tif')}")
+                f"{shell_arg(beside(info.path, '_ortho.tif'))}")
     epsg, size, ratio = "<its UTM zone>", "<PAN pixel size>", None
     if pan is not None and not _raw(pan) and pan.gt[1] > 0:   # the MS alone is raw: onto the PAN's CRS and size
         epsg, size = _epsg_of(pan.wkt) or epsg, _nice(pan.gt[1])
@@ -87,7 +86,7 @@ def orthorectify_commands(inputs: dict[str, RasterInfo], role: str = "PAN") -> s
     extent = _common_extent(raw, int(epsg), float(ms_size)) if len(raw) == 2 and ms_size[0].isdigit() else ""
 
     def command(info: RasterInfo, tr: str) -> str:
-        dst = os.path.splitext(os.path.basename(info.path))[0] + "_ortho.tif"
+        dst = beside(info.path, "_ortho.tif")
         align = f"-tap {extent}"
         return (f"gdalwarp -rpc -t_srs EPSG:{epsg} -tr {tr} {tr} {align}-r cubic -dstnodata 0 "
                 f"{shell_arg(info.path)} {shell_arg(dst)}")

@@ -60,6 +60,16 @@ def _fmt(v) -> str:
     return f"{v:.4f}"
 
 
+CHAR_PX = 6.5   # mean advance of an 11 px sans-serif character: how many fit under a group of bars
+
+
+def fit_label(label: str, width: float) -> str:
+    """``label`` cut to what fits in ``width`` pixels of the chart's font, ending in "…" when cut (QA: a 300-character
+    band name ran over every other group's label)."""
+    room = max(3, int(width / CHAR_PX))
+    return label if len(label) <= room else label[:room - 1].rstrip() + "…"
+
+
 def svg_bars(series: dict[str, list[float]], labels: list[str], width: int = 520, height: int = 220,
              vmax: float | None = None) -> str:
     """A small grouped bar chart (one group per band, one bar per series) as inline SVG."""
@@ -91,9 +101,9 @@ def svg_bars(series: dict[str, list[float]], labels: list[str], width: int = 520
             x = left + gi * gw + gw * 0.1 + si * bw
             out.append(f'<rect x="{x:.1f}" y="{pad + 18 + ph - hgt:.1f}" width="{bw:.1f}" height="{hgt:.1f}" '
                        f'fill="{col}"><title>{html.escape(name)} {html.escape(labels[gi])}: {v:.4f}</title></rect>')
-    for gi, lab in enumerate(labels):
+    for gi, lab in enumerate(labels):   # cut to the group's width; the whole name in the tooltip
         out.append(f'<text x="{left + gi * gw + gw / 2:.1f}" y="{height - 10}" text-anchor="middle">'
-                   f'{html.escape(lab)}</text>')
+                   f'<title>{html.escape(lab)}</title>{html.escape(fit_label(lab, gw))}</text>')
     out.append("</svg>")
     return "".join(out)
 

@@ -21,7 +21,7 @@ from osgeo import gdal
 
 from . import classical, memory, model_card, pipeline, raster_io, selfcheck
 from .coregistration import in_batch_terms
-from .errors import InputError, disk_full, quoted
+from .errors import InputError, disk_full, one_line, quoted
 from .feedback import Feedback
 from .gdalutil import gdal_str, os_path, real_path
 from .numbers import decimal_comma_gains, decimal_comma_number
@@ -147,6 +147,10 @@ def _row_kwargs(row: dict[str, str], params: dict[str, inspect.Parameter], base:
         key = column_keyword(column)
         if key in KEY_COLUMNS:
             cell = cell.lower()
+        if key in PATH_KEYS and one_line(cell) != cell:   # QA: a newline in an output cell named the file with it
+            raise SceneListError(f"line {line}: column {column!r}: {quoted(one_line(cell))} holds a control "
+                                 "character (a line break, a tab, ...): a file name with one is almost certainly a "
+                                 "mistake of the spreadsheet; remove it from the cell")
         try:
             kwargs[key] = _resolve_path(cell, base) if key in PATH_KEYS else _convert(cell, params[key])
         except (ValueError, json.JSONDecodeError) as e:
@@ -187,15 +191,10 @@ def read_scenes(csv_path: str, defaults: dict[str, Any] | None = None) -> list[S
     base = os.path.dirname(real_path(csv_path))   # through os_path, as _resolve_path
     try:
         with open(os_path(csv_path), newline="", encoding="utf-8-sig") as f:
-            reader = csv.DictReader(f, delimiter=sniff_delimiter(f.readline()))
+            delimiter = sniff_delimiter(f.readline())
             f.seek(0)
-            _check_header(reader.fieldnames, params)
-            scenes = []
-            for row in reader:
-                if any((v or "").strip() for v in row.values()):
-                    cells = _row_kwargs(row, params, base, reader.line_num)
-                    _check_tiling(cells, defaults or {}, params, reader.line_num)
-                    scenes.append(Scene(reader.line_num, {**(defaults or {}), **cells}))
+            scenes = [Scene(line, {**(defaults or {}), **cells}) for line, cells in
+                      _rows(csv.reader(f, delimiter=delimiter), params, base, defaults or {})]
     except UnicodeDecodeError as e:
         raise SceneListError(f"{csv_path} is not UTF-8 text ({e.reason} at byte {e.start}): save it as UTF-8 (Excel: "
                              "'CSV UTF-8 (comma delimited)')") from None
@@ -204,6 +203,26 @@ def read_scenes(csv_path: str, defaults: dict[str, Any] | None = None) -> list[S
     _check_unique_outputs(scenes)
     _check_plain_outputs(scenes)
     return scenes
+
+
+def _rows(reader, params: dict[str, inspect.Parameter], base: str, defaults: dict[str, Any]):
+    """(line, engine keywords) of each non-empty row of ``reader`` (a csv.reader), ``line`` the row's first physical
+    line: csv's line_num after a row is its last, and a quoted cell spanning lines made the message point past it.
+    Rows as csv.DictReader makes them: cells beyond the header under None, missing cells None."""
+    fields = next(reader, None)
+    _check_header(fields, params)
+    while True:
+        line = reader.line_num + 1
+        cells = next(reader, None)
+        if cells is None:
+            return
+        row: dict[str | None, Any] = dict(zip(fields, cells + [None] * (len(fields) - len(cells))))
+        if len(cells) > len(fields):
+            row[None] = cells[len(fields):]
+        if any(isinstance(v, str) and v.strip() for v in row.values()) or None in row:
+            kwargs = _row_kwargs(row, params, base, line)
+            _check_tiling(kwargs, defaults, params, line)
+            yield line, kwargs
 
 
 def _check_tiling(cells: dict[str, Any], defaults: dict[str, Any], params: dict[str, inspect.Parameter],

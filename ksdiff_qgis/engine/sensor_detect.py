@@ -24,7 +24,7 @@ from osgeo import osr
 
 from . import bandcodes, delivery
 from .bands import band_kind, holds_sensor_bands
-from .errors import InputError
+from .errors import InputError, one_line
 from .gdalutil import quiet_metadata
 from .labels import param
 from .metascan import MetadataScan
@@ -241,7 +241,8 @@ def plugin_tag_detection(fused: str, others: list[str], bands: int, descriptions
                          "metadata", ratio=ratio)
     key = _codes(bands, descriptions)
     if key:
-        return Detection(key, [f"band descriptions {', '.join(descriptions)} ({_short(SENSORS[key].name)} band "
+        shown = ", ".join(map(one_line, descriptions))
+        return Detection(key, [f"band descriptions {shown} ({_short(SENSORS[key].name)} band "
                                "codes; the ratio is not checked without the original PAN and MS)",
                                f"set {param('SENSOR')} to be sure"], "descriptions", ratio=ratio)
     return None
@@ -366,7 +367,7 @@ def ambiguous_codes(found: Detection | None, descriptions: list[str]) -> tuple[l
     bare = [i for i, d in enumerate(descriptions) if d and bandcodes.parse(d) and bandcodes.parse(d).landsat]
     if not bare:
         return None
-    codes = ", ".join(descriptions[i].strip() for i in bare)
+    codes = ", ".join(one_line(descriptions[i].strip()) for i in bare)
     return bare, (f"The MS bands are named only {codes} and SENSOR=auto took Landsat 8/9 from the geometry alone: "
                   "Landsat 8/9 OLI numbers B1 Coastal, B2 Blue, B3 Green, B4 Red, B5 NIR, Landsat 4-7 TM/ETM+ B1 "
                   "Blue, B2 Green, B3 Red, B4 NIR, so the output keeps the bare codes and gets no natural colour from "
@@ -516,7 +517,8 @@ def _detect(pan: RasterInfo, ms: RasterInfo, ratio: int, selection: list[int] | 
                          "fallback", like=key)
     key = _from_descriptions(ms)
     if key and ratio == SENSORS[key].ratio:
-        return Detection(key, [f"MS band descriptions {', '.join(ms.descriptions)}", f"ratio {ratio}", gsd_txt,
+        shown = ", ".join(map(one_line, ms.descriptions))
+        return Detection(key, [f"MS band descriptions {shown}", f"ratio {ratio}", gsd_txt,
                                *notes], "descriptions")
     # Landsat 8/9's 15 m, with room for a reprojection; a 10 m PAN at ratio 2 is Sentinel-2-like: generic
     if ratio == 2 and gsd is not None and LANDSAT_PAN_M[0] <= gsd <= LANDSAT_PAN_M[1] and ms.bands == 4:

@@ -3,6 +3,10 @@
 ``shlex.quote`` writes POSIX single quotes, which cmd.exe and PowerShell's argument passing do not understand:
 ``'C:\\Users\\Anna Müller\\pan 1.tif'`` reached gdalwarp as two arguments with the quotes in them. Windows gets
 double quotes (the MSVCRT rules ``subprocess.list2cmdline`` follows), and only where a word needs them.
+
+A file name starting with "-" is read as an option whatever its quotes (``gdal_edit.py -a_nodata 0 -pan0.tif``
+printed gdal_edit.py's usage; gdalwarp said "Unrecognized option"): ``shell_arg`` writes it as ``./-pan0.tif``
+(``.\\-pan0.tif`` on Windows), the same file. An absolute path never starts with "-".
 """
 from __future__ import annotations
 
@@ -24,12 +28,29 @@ def windows_arg(text: str) -> str:
     return f'"{inner}"'
 
 
-def shell_arg(text: str, os_name: str | None = None) -> str:
-    """``text`` as one argument for the shell of the running platform (``os_name`` overrides ``os.name``):
-    ``windows_arg`` on Windows, ``shlex.quote`` elsewhere."""
+def _word(text: str, os_name: str | None = None) -> str:
+    """``text`` as one word for the running platform's shell: ``windows_arg`` on Windows, ``shlex.quote`` elsewhere."""
     return windows_arg(text) if (os_name or os.name) == "nt" else shlex.quote(text)
 
 
+def shell_arg(path: str, os_name: str | None = None) -> str:
+    """The file ``path`` as one argument for the shell of the running platform (``os_name`` overrides ``os.name``):
+    quoted as ``_word`` does, a relative path starting with "-" prefixed with the current folder so no program
+    takes it for an option."""
+    if path.startswith("-"):
+        path = (".\\" if (os_name or os.name) == "nt" else "./") + path
+    return _word(path, os_name)
+
+
+def beside(path: str, suffix: str) -> str:
+    """Where a command writes the file made from ``path``: its name without extension plus ``suffix``, in the same
+    folder (in the current folder for a GDAL virtual file, /vsizip/…, which cannot be written). Split by os.path:
+    a relative Windows path data\\ms.tif gives data\\ms_nodata.vrt."""
+    name = os.path.splitext(os.path.basename(path.rstrip("/\\")))[0] + suffix
+    return name if path.startswith("/vsi") else os.path.join(os.path.dirname(path), name)
+
+
 def command(args: list[str], os_name: str | None = None) -> str:
-    """A command line from ``args``, each quoted by ``shell_arg``."""
-    return " ".join(shell_arg(a, os_name) for a in args)
+    """A command line from ``args`` (program, options and values), each quoted as one word; file names among them
+    go through ``shell_arg`` first."""
+    return " ".join(_word(a, os_name) for a in args)

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import html
 import os
 import re
+import xml.etree.ElementTree as ET
 
 from osgeo import gdal
 
@@ -30,11 +30,11 @@ STYLE_MARK = "ksdiff/style"          # the custom property's key (QgsMapLayer.Cu
 STYLE_FOR = "ksdiff/style-for"      # the output file name (no folder) the style was written for
 UNSEALED = "0" * 64                   # its value when written, before seal_style
 MAX_STYLE_BYTES = 1 << 20             # a natural-colour style is ~3 KB; a larger file is not ours
-# the <Option … name="ksdiff/style" … value="…"/> element; QGIS writes its attributes in any order
-_MARK = re.compile(rb'<Option\b[^>]*\bname="' + re.escape(STYLE_MARK.encode()) + rb'"[^>]*>')
+# the <Option … name="ksdiff/style" … value="…"/> element; QGIS writes its attributes in any order, and ">" raw
+# inside a value (an output named a>b<c.tif): attributes are matched whole, quotes to quotes, not up to a ">"
+_ATTR = rb'(?:\s+[^\s=/>]+="[^"]*")*'
+_MARK = re.compile(rb'<Option' + _ATTR + rb'\s+name="' + re.escape(STYLE_MARK.encode()) + rb'"' + _ATTR + rb'\s*/?>')
 _VALUE = re.compile(rb'\bvalue="([0-9a-f]{64})"')
-_FOR = re.compile(rb'<Option\b[^>]*\bname="' + re.escape(STYLE_FOR.encode()) + rb'"[^>]*>')
-_TEXT = re.compile(rb'\bvalue="([^"]*)"')
 
 
 def _mark_value(text: bytes) -> tuple[int, int] | None:
@@ -79,10 +79,17 @@ def style_owner(path: str) -> str | None:
     recorded; None when ``path`` is not a style KSDiff wrote (``is_ksdiff_style``)."""
     if not is_ksdiff_style(path):
         return None
-    with open(os_path(path), "rb") as fh:
-        tag = _FOR.search(fh.read())
-    value = _TEXT.search(tag.group(0)) if tag else None
-    return html.unescape(value.group(1).decode("utf-8", "replace")) if value else ""
+    # parsed as XML: a regex up to the tag's first ">" read "a" from value="a>b&lt;c.tif" (QGIS writes ">" raw), so a
+    # run onto a>b<c.tiff took the style of a>b<c.tif for its own (QA)
+    try:
+        with open(os_path(path), "rb") as fh:
+            root = ET.parse(fh).getroot()   # the DOCTYPE's external DTD is never fetched
+    except (ET.ParseError, OSError):
+        return ""
+    for option in root.iter("Option"):
+        if option.get("name") == STYLE_FOR:
+            return option.get("value") or ""
+    return ""
 
 
 def namesakes(output: str) -> list[str]:
