@@ -3,9 +3,12 @@
 QGIS's own CumulativeCut (``setContrastEnhancement``) takes GDAL's approximate histogram, which on a tiled GeoTIFF
 without overviews reads a few blocks, not a sample of the scene (QA: a 4096² MTF-GLP-HPM output, COG off, drew
 red/green/blue over 32–138 / 44–128 / 34–97 where the file's 2–98 % cut is 34–734 / 44–651 / 36–550: washed out;
-a Landsat 8 output 3 % low). Here: a regular grid of full-resolution windows spread over the whole extent, aligned
-to the file's blocks, at most ``SAMPLE_PIXELS`` per band (a 40000² output costs about as much as a 1000² one),
-nodata and non-finite values left out, and numpy's percentiles.
+a Landsat 8 output 3 % low). Here: whole blocks in a regular grid over the whole extent (every block of a file of
+up to ``MAX_BLOCKS``), every step-th pixel of each at full resolution, about ``SAMPLE_PIXELS`` per band, nodata,
+masked and non-finite values left out, and numpy's percentiles. Measured against the exact cut: within 0.6 % of the
+range on the QA outputs (4096² with and without COG, WV2 pair 2 4- and 8-band, float, 8-bit, Landsat 8); on a 24000²
+file that is the 4096² one upsampled (smooth: few scene pixels per block, the worst case for a block sample) 3.5 %
+in 0.8 s (4096 blocks: 0.4 %, 1.5 s); at 40000², 0.6 % in 0.8-1.2 s.
 """
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ import numpy as np
 from osgeo import gdal
 
 SAMPLE_PIXELS = 1 << 20      # per band: what numpy sorts
-MAX_BLOCKS = 1024            # blocks read (each once, for all bands): what the sample costs on a large file
+MAX_BLOCKS = 2048            # blocks read (each once, all bands): the cost on a large file, ~1 s at 40000²
 OVERVIEW_HINT_PIXELS = 4096 * 4096   # from this size on, a file without overviews is slow to draw zoomed out in QGIS
 
 
