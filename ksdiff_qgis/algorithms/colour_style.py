@@ -29,6 +29,7 @@ from ..engine.raster_io import (
     STYLE_MARK,
     UNSEALED,
     belongs_to,
+    cumulative_cut,
     is_ksdiff_style,
     namesakes,
     owner_of,
@@ -41,13 +42,34 @@ tr = translator("KsdiffPansharpen")
 
 
 def show_natural_colour(layer: QgsRasterLayer, rgb: tuple[int, int, int] | None) -> bool:
-    """Draw ``layer`` as red/green/blue = the 1-based bands ``rgb``, each stretched over its 2–98 % cumulative cut;
-    False (layer unchanged) when ``rgb`` is None or the layer lacks those bands."""
+    """Draw ``layer`` as red/green/blue = the 1-based bands ``rgb``, each stretched over its 2–98 % cumulative cut
+    (QGIS's cut settings) measured by ``stretch.cumulative_cut`` and set as fixed limits; False (layer unchanged)
+    when ``rgb`` is None or the layer lacks those bands. The one place both the ``.qml`` and the loaded layer get
+    their stretch."""
     if rgb is None or layer.bandCount() < max(rgb):
         return False
-    layer.setRenderer(QgsMultiBandColorRenderer(layer.dataProvider(), *rgb))
-    layer.setContrastEnhancement(QgsContrastEnhancement.StretchToMinimumMaximum,
-                                 QgsRasterMinMaxOrigin.CumulativeCut, QgsRectangle())
+    provider = layer.dataProvider()
+    renderer = QgsMultiBandColorRenderer(provider, *rgb)
+    origin = renderer.minMaxOrigin()   # QGIS's cut (Settings > Options > Rendering: 2–98 % unless changed)
+    cuts = cumulative_cut(layer.source(), rgb, origin.cumulativeCutLower(), origin.cumulativeCutUpper())
+    if cuts is None:   # GDAL cannot read the file by its path (a provider URI): QGIS's own estimate
+        layer.setRenderer(renderer)
+        layer.setContrastEnhancement(QgsContrastEnhancement.StretchToMinimumMaximum,
+                                     QgsRasterMinMaxOrigin.CumulativeCut, QgsRectangle())
+        return True
+    # not QGIS's CumulativeCut: its approximate histogram reads a few blocks of a file without overviews (QA: a
+    # 4096² output drew 32–138 where its cut is 34–734). Fixed limits ("user defined" in Symbology), which QGIS
+    # keeps as they are instead of estimating them again
+    for set_band, band, (low, high) in zip((renderer.setRedContrastEnhancement, renderer.setGreenContrastEnhancement,
+                                            renderer.setBlueContrastEnhancement), rgb, cuts):
+        enhancement = QgsContrastEnhancement(provider.dataType(band))
+        enhancement.setContrastEnhancementAlgorithm(QgsContrastEnhancement.StretchToMinimumMaximum)
+        enhancement.setMinimumValue(low)
+        enhancement.setMaximumValue(high)
+        set_band(enhancement)   # takes ownership
+    origin.setLimits(QgsRasterMinMaxOrigin.None_)
+    renderer.setMinMaxOrigin(origin)
+    layer.setRenderer(renderer)
     return True
 
 

@@ -29,6 +29,7 @@ from ..engine.pipeline import LEARNED_METHODS, method_names, pansharpen
 from ..engine.raster_io import (
     open_raster,
     outputs,
+    overview_hint,
     owner_of,
     removed_style_note,
     shared_style_note,
@@ -396,6 +397,9 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
                                     missing=missing_colours(result.band_names), why=result.colour_doubt)
         if style:   # "": the user's own style is kept (the commit said so)
             feedback.pushInfo(style)
+        hint = None if self._cog else overview_hint(self._output)   # a big file QGIS would draw slowly zoomed out
+        if hint:
+            feedback.pushInfo(hint)
         self._describe_layer_to_load(context, rgb, result.method)
         checked = result.selfcheck.outputs(selfcheck.DIGITS) if result.selfcheck else {}   # not 16 digits
         return {self.OUTPUT: self._output, **{k: checked.get(k) for k in SELFCHECK_OUTPUTS}}

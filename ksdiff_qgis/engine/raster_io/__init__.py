@@ -10,6 +10,7 @@
 * ``writer``: the streamed, checked GeoTIFF writer and the checks on an output path;
 * ``outputs``: the output encoding (compression, predictor, NBITS, creation options) and the COG writer;
 * ``partials``: temporary files of killed runs and the lock of a live one;
+* ``stretch``: the natural-colour style's 2–98 % cut, from a sample read over the whole extent;
 * ``stylemark``: which ``<output>.qml`` styles KSDiff wrote (the only ones it removes or replaces).
 
 Import the public names from here (``from .raster_io import open_raster``); the submodules stay small.
@@ -26,6 +27,7 @@ _EXPORTS = {
                      "declared_scaling", "describe", "open_dataset", "open_raster", "pair_scaling_note"), "info"),
     **dict.fromkeys(("NORTH_UP_TOLERANCE", "is_rotated"), "geotransform"),
     **dict.fromkeys(("Signature", "remove_stale_partials", "signature", "stale_partials"), "partials"),
+    **dict.fromkeys(("cumulative_cut", "overview_hint", "sample_windows"), "stretch"),
     **dict.fromkeys(("STYLE_FOR", "STYLE_MARK", "UNSEALED", "belongs_to", "is_ksdiff_style", "kept_style_note",
                     "namesakes", "owner_of", "removed_style_note", "seal_style", "shared_style_note", "style_owner"),
                     "stylemark"),
