@@ -13,12 +13,11 @@ in 0.8 s (4096 blocks: 0.4 %, 1.5 s); at 40000², 0.6 % in 0.8-1.2 s.
 from __future__ import annotations
 
 import math
-import os
-import shlex
-import subprocess
 
 import numpy as np
 from osgeo import gdal
+
+from ..shellcmd import shell_arg
 
 SAMPLE_PIXELS = 1 << 20      # per band: what numpy sorts
 MAX_BLOCKS = 2048            # blocks read (each once, all bands): the cost on a large file, ~1 s at 40000²
@@ -100,7 +99,7 @@ def overview_hint(path: str) -> str | None:
     if ds is None or ds.RasterXSize * ds.RasterYSize < OVERVIEW_HINT_PIXELS \
             or ds.GetRasterBand(1).GetOverviewCount() > 0:
         return None
-    shown = subprocess.list2cmdline([path]) if os.name == "nt" else shlex.quote(path)
+    shown = shell_arg(path)
     return (f"The output ({ds.RasterXSize}x{ds.RasterYSize}) has no overviews, so QGIS reads every pixel when it "
             f"shows it zoomed out; to draw it faster, build them: gdaladdo -r average {shown} (or Raster > "
             "Miscellaneous > Build Overviews, or tick COG next time)")
