@@ -64,4 +64,4 @@ def clip_plan(plan: GridPlan, pan: RasterInfo, extent: Extent) -> GridPlan:
     if (nc0, nc1, nr0, nr1) != (c_a, c_b, r_a, r_b):
         warnings.append(f"EXTENT reaches beyond the PAN/MS overlap: the output covers {nc1 - nc0} x {nr1 - nr0} of "
                         f"its {c_b - c_a} x {r_b - r_a} PAN pixels (the part the PAN and the MS both cover).")
-    return with_region(plan, nr0, nc0, nr1, nc1, warnings=warnings)
+    return with_region(plan, nr0, nc0, nr1, nc1, warnings=warnings, extent=True)

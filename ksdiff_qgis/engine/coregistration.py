@@ -73,8 +73,9 @@ def in_batch_terms(text: str) -> str:
             .replace(UNTICK, "set the row's coregister column to no").replace(COREG, "coregister=yes"))
 
 
-def offset_note(offset_ms: tuple[float, float] | None, ratio: int) -> str | None:
-    """A warning when the PAN and MS lie at least WARN_PAN_PIXELS apart (``offset_ms``: ``estimate_offset``'s)."""
+def offset_note(offset_ms: tuple[float, float] | None, ratio: int, where: str = "scene") -> str | None:
+    """A warning when the PAN and MS lie at least WARN_PAN_PIXELS apart (``offset_ms``: ``estimate_offset``'s,
+    measured on ``where``: "scene", or "area of interest" for an EXTENT)."""
     if offset_ms is None:
         return None
     dy, dx = (v * ratio for v in offset_ms)
@@ -84,7 +85,7 @@ def offset_note(offset_ms: tuple[float, float] | None, ratio: int) -> str | None
     east = f"{abs(dx):.1f} px {'east' if dx >= 0 else 'west'}"
     north = f"{abs(dy):.1f} px {'south' if dy >= 0 else 'north'}"
     return (f"The PAN and the MS look {length:.1f} PAN pixels apart (the PAN's content lies {east} and {north} of the "
-            "MS's, measured on the scene): fused edges will show colour fringes, and the self-check, "
+            f"MS's, measured on the {where}): fused edges will show colour fringes, and the self-check, "
             "which degrades the scene, sees only part of the offset. Co-register the MS to the PAN for the best "
             f"result: {ADVICE}, or use the Georeferencer / gdalwarp with ground "
             "control points.")
@@ -119,12 +120,14 @@ def offset_text(offset_ms: tuple[float, float], ratio: int) -> str:
     return f"east {dx:.3f} south {dy:.3f} (PAN pixels)"
 
 
-def moved_note(offset_ms: tuple[float, float], left_ms: tuple[float, float] | None, ratio: int) -> tuple[str, bool]:
+def moved_note(offset_ms: tuple[float, float], left_ms: tuple[float, float] | None, ratio: int,
+               where: str = "scene") -> tuple[str, bool]:
     """(the log line of a co-registered run: how far the MS moved and the offset measured after the move, whether it
-    is a warning: an offset of WARN_PAN_PIXELS or more still measured, or none measurable)."""
+    is a warning: an offset of WARN_PAN_PIXELS or more still measured, or none measurable); ``where``: what the offset
+    was measured on ("scene", or "area of interest")."""
     dy, dx = (v * ratio for v in offset_ms)
     left = None if left_ms is None else math.hypot(*left_ms) * ratio
-    line = (f"{COREG}: the MS moved onto the PAN by the offset measured on the scene, {abs(dx):.2f} px "
+    line = (f"{COREG}: the MS moved onto the PAN by the offset measured on the {where}, {abs(dx):.2f} px "
             f"{'east' if dx >= 0 else 'west'} and {abs(dy):.2f} px {'south' if dy >= 0 else 'north'} (PAN pixels; "
             f"{math.hypot(dy, dx):.2f} in all); left after the move: "
             f"{'not measurable' if left is None else f'{left:.2f} PAN pixels'}. The output keeps the PAN's grid and "

@@ -51,6 +51,7 @@ class GridPlan:
     resampled: bool = False                 # ms_dataset is warped (cubic), not the MS's own pixels
     warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)   # info lines: facts of the layout that need no action
+    extent: bool = False                    # the region is the user's EXTENT (messages name the area of interest)
 
 
 def with_region(plan: GridPlan, r0: int, c0: int, r1: int, c1: int, **changes) -> GridPlan:

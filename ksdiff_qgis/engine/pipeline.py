@@ -50,7 +50,7 @@ from .clipping import ClipCounter
 from .errors import Cancelled, InputError, one_line
 from .feedback import Feedback, HeldFeedback
 from .filters import upsample
-from .grid import EDGE_TOLERANCE, GRID_SHIFT, GridPlan, ms_lattice, plan_grid, with_crs
+from .grid import EDGE_TOLERANCE, GRID_SHIFT, GridPlan, extent_text, ms_lattice, plan_grid, with_crs
 from .learned import (
     DEFAULT_PRECISION,
     PRECISION_ALIASES,
@@ -408,9 +408,14 @@ def estimate_scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: G
     if valid.sum() < 16:
         holes = [b for b in range(ms.bands) if (v := valid_pixels(ms_lr[b:b + 1], ms.nodata, ms.dtype)) is not None
                  and v.sum() < 16]
+        where = _region_name(plan)
         if holes and len(holes) < ms.bands:   # one band without data makes every pixel nodata
-            raise InputError(f"MS {_band_list(holes, ms)} nodata (or NaN) everywhere in the overlap, so every output "
+            raise InputError(f"MS {_band_list(holes, ms)} nodata (or NaN) everywhere in {where}, so every output "
                              "pixel would be nodata: leave it out with MS bands to fuse (MS_BANDS)")
+        if plan.extent:   # QA: an EXTENT in a 68 % valid scene's nodata was refused without naming the EXTENT
+            raise InputError(f"{where} holds (almost) no valid pixels of PAN and MS: everything in it is nodata. "
+                             "Move the EXTENT onto the scene's data, or leave EXTENT empty to fuse the whole "
+                             "PAN/MS overlap")
         raise InputError("the overlap of PAN and MS holds (almost) no valid pixels: everything is nodata")
     pan_low = np.concatenate(lows, axis=1)[:, None]
     stats = replace(classical.scene_stats(pan_lr, ms_lr, valid, pan_low), pan_noise=noise.pooled_sigma(details),
@@ -426,6 +431,21 @@ def estimate_scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: G
             [w[0] for w in whole], [w[1] for w in whole], stats.gsa_alpha, [w[2] for w in whole],
             [w[3] for w in whole]))
     return stats
+
+
+def _measured_on(plan: GridPlan) -> str:
+    """Where the scene statistics (and the PAN/MS offset) were measured: the area of interest or the scene."""
+    return "area of interest" if plan.extent else "scene"
+
+
+def _region_name(plan: GridPlan) -> str:
+    """What the run's region is called in a message: 'the EXTENT (x .. to .., y .. to .. in the PAN CRS)' when the
+    user gave one, else 'the overlap'."""
+    if not plan.extent:
+        return "the overlap"
+    gt, (_, _, rows, cols) = plan.out_gt, plan.region
+    x0, y1 = gt[0], gt[3]
+    return f"the EXTENT ({extent_text(x0, y1 + rows * gt[5], x0 + cols * gt[1], y1)} in the PAN CRS)"
 
 
 def _registration_windows(windows: list, pan: RasterInfo, ms: RasterInfo, fills: set[str],
@@ -841,7 +861,7 @@ def pansharpen(
     moved_line = None
     settings["COREGISTER"] = "yes" if coregister else "no"
     if not coregister:
-        note = coregistration.offset_note(stats.pan_offset, plan.ratio)
+        note = coregistration.offset_note(stats.pan_offset, plan.ratio, _measured_on(plan))
         if note:
             fill_notes.append(note)
     elif stats.pan_offset is None:
@@ -854,7 +874,7 @@ def pansharpen(
         warnings, grid_notes = _before_move(warnings), _before_move(grid_notes)
         stats = estimate_scene_stats(pan_ds, ms_src, pan, ms, plan, ranges=ranges,   # on the co-registered grid
                                      progress=bar.stage("stats_moved"), gains=spec.mtf_ms)
-        moved_line, unreliable = coregistration.moved_note(offset, stats.pan_offset, plan.ratio)
+        moved_line, unreliable = coregistration.moved_note(offset, stats.pan_offset, plan.ratio, _measured_on(plan))
         if unreliable:
             fill_notes.append(moved_line)
         else:
@@ -1152,18 +1172,23 @@ def _auto_method(pan_ds, ms_src, pan: RasterInfo, ms: RasterInfo, plan: GridPlan
     inputs' ``inrange.guards`` (the check reads the values clamped as the run does); ``bar``: the run's progress
     (its ``model`` and ``check`` stages); ``ms_offset``: the MS's values carry an offset (the check's ERGAS note)."""
     area = _ms_stats_window(plan, ms_src.RasterXSize, ms_src.RasterYSize)
-    # a small EXTENT: the check samples the scene around it (the MS over the whole PAN) rather than falling back
+    # an EXTENT too small or too empty (nodata) for the check: it samples the scene around it (the MS over the whole
+    # PAN) rather than falling back untested
     scene = _ms_stats_window(replace(plan, region=(0, 0, pan.height, pan.width)), ms_src.RasterXSize,
                              ms_src.RasterYSize)
-    area, widened = selfcheck.check_area(area, scene, plan.ratio)
+    where = "area of interest" if plan.extent else "scene"
+    area, widened = selfcheck.check_area(area, scene, plan.ratio, lambda a: selfcheck.usable_pixels(
+        pan_ds, ms_src, pan, ms, plan, stats, a, fb, ranges), where)
     if widened:
         fb.info(f"Method auto: {widened}.")
+        where = "scene"
+        bar.estimate("check", selfcheck.estimate_seconds(area, plan.ratio, card is not None))
 
     def classical_choice(why: InputError) -> tuple[str, selfcheck.SelfCheck]:
         # no learned model to score: the check's share is re-estimated for the classical candidates alone
         bar.estimate("check", selfcheck.estimate_seconds(area, plan.ratio, False))
         check = selfcheck.run_check(pan_ds, ms_src, pan, ms, plan, spec, None, stats, area, fb, ranges,
-                                    bar.stage("check"), ms_offset=ms_offset)
+                                    bar.stage("check"), ms_offset=ms_offset, where=where)
         check.reason = f"{_auto_reason(why)}; {check.reason}"   # a sentence's full stop would end in '.;'
         selfcheck.log_check(check, fb)
         return check.method, check
@@ -1196,7 +1221,7 @@ def _auto_method(pan_ds, ms_src, pan: RasterInfo, ms: RasterInfo, plan: GridPlan
                       pan_units(stats)[0])   # the network's factor: on the stored values, as the run's
     try:
         check = selfcheck.run_check(pan_ds, ms_src, pan, ms, plan, spec, fuser, stats, area, fb, ranges,
-                                    bar.stage("check"), ms_offset=ms_offset)
+                                    bar.stage("check"), ms_offset=ms_offset, where=where)
     finally:
         fuser.release()
     # the user's own MODEL is named: "KSDiff" alone read as the bundled network

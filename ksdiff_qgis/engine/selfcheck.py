@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -245,20 +245,32 @@ def planned_windows(area: tuple[int, int, int, int], ratio: int) -> list[tuple[i
     return taken
 
 
-def check_area(area: tuple[int, int, int, int], scene: tuple[int, int, int, int],
-               ratio: int) -> tuple[tuple[int, int, int, int], str]:
+def check_area(area: tuple[int, int, int, int], scene: tuple[int, int, int, int], ratio: int,
+               usable: Callable[[tuple[int, int, int, int]], int] | None = None,
+               where: str = "area of interest") -> tuple[tuple[int, int, int, int], str]:
     """(the MS area the check samples, a note when it is not ``area``): the output's ``area``, or the ``scene``
-    around it (the MS pixels over the whole PAN) when the area's windows would hold fewer than MIN_PIXELS and the
-    scene's more: the question is how the model does on this scene, and a small EXTENT fell back untested."""
+    around it (the MS pixels over the whole PAN) when the area offers fewer than MIN_PIXELS and the scene's windows
+    more: the question is how the model does on this scene, and a small or mostly nodata EXTENT fell back untested.
+
+    ``usable(area)``: the valid MS pixels the check's windows find there (``usable_pixels``, which stops at
+    MIN_PIXELS); None judges the area by its geometry alone. ``where``: what ``area`` is called in the note."""
     def offered(a: tuple[int, int, int, int]) -> int:
         return sum(w[2] * w[3] for w in planned_windows(a, ratio))
 
     here, around = offered(area), offered(scene)
-    if here >= MIN_PIXELS or around <= here:
+    if around <= here:
+        return area, ""   # no EXTENT (or one as large as the scene): nothing around it to sample
+    if here < MIN_PIXELS:
+        return scene, (f"the {where} ({area[2]} x {area[3]} MS pixels) is too small for the self-check's windows "
+                       f"({here} MS pixels, at least {MIN_PIXELS} needed): the check samples the scene around it "
+                       f"({scene[2]} x {scene[3]} MS pixels)")
+    valid = MIN_PIXELS if usable is None else usable(area)
+    if valid >= MIN_PIXELS:
         return area, ""
-    return scene, (f"the area of interest ({area[2]} x {area[3]} MS pixels) is too small for the self-check's windows "
-                   f"({here} MS pixels, at least {MIN_PIXELS} needed): the check samples the scene around it "
-                   f"({scene[2]} x {scene[3]} MS pixels)")
+    # QA: a 200 x 100 m EXTENT at a nodata edge (8 % valid) fell back untested, while a 12 m one was checked around it
+    return scene, (f"the {where} ({area[2]} x {area[3]} MS pixels) offers only {valid} valid MS pixels to the "
+                   f"self-check's windows (at least {MIN_PIXELS} needed; a window counts when {MIN_VALID:.0%} of it "
+                   f"is data): the check samples the scene around it ({scene[2]} x {scene[3]} MS pixels)")
 
 
 def step_seconds(win: tuple[int, int, int, int], ratio: int, learned: bool) -> float:
@@ -441,7 +453,8 @@ def _fuse_pair(fuser: Fuser, pan: np.ndarray, lms: np.ndarray, ctx: classical.Ti
 def run_check(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan, sensor: Sensor,
               learned: Fuser | None, stats: classical.SceneStats, ms_area: tuple[int, int, int, int],
               feedback: Feedback | None = None, ranges: dict | None = None,
-              progress: Callable[[float], None] | None = None, ms_offset: bool = False) -> SelfCheck:
+              progress: Callable[[float], None] | None = None, ms_offset: bool = False,
+              where: str = "scene") -> SelfCheck:
     """Score ``learned`` and the classical candidates on a spread sample of the scene and decide (module doc).
 
     ``ms_area`` = (col, row, w, h): the MS pixels inside the output region (``ms_ds`` coordinates).
@@ -450,6 +463,7 @@ def run_check(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan, se
     the run counts what it reads). ``progress``: told the check's fraction done (0..1) after each method scored on
     a window, by the estimated seconds of the planned windows (``estimate_seconds``), and 1.0 at the end.
     ``ms_offset``: the MS's values carry a declared offset (``ERGAS_ENCODED``, said with the figures).
+    ``where``: what ``ms_area`` is called in a reason ("scene", or "area of interest" for an EXTENT's).
     """
     clamps = {role: g.quiet for role, g in (ranges or {}).items()}
     fb = feedback or Feedback()
@@ -467,31 +481,13 @@ def run_check(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan, se
     gains = sensor.mtf_ms
     fusers = {**({"learned": learned} if learned is not None else {}),
               **{c: classical.FUSERS[c] for c in CLASSICAL_CANDIDATES}}
-    ctx = context_margin(k)
     pools = {name: (_Pool(ms.bands), _Pool(ms.bands)) for name in fusers}
     pan_pool, ms_pool = _Pool(1), _Pool(ms.bands)
-    taken: list[tuple[int, int, int, int]] = []
-    pixels, total_reads = 0, 0
-    for size in (*WINDOW_SIZES, LAST_RESORT_SIZE):
-        if size == LAST_RESORT_SIZE and pixels >= MIN_PIXELS:
-            break
-        reads = 0   # each size its own budget: a scene whose large windows all hold some nodata tries smaller ones
-        for win in candidate_windows(ms_area, size, k):
-            if pixels >= TARGET_PIXELS or reads >= MAX_READS:
-                break
-            if any(_overlaps(win, t) for t in taken):
-                continue
-            if fb.is_cancelled():
-                raise Cancelled("cancelled by the user")
-            reads, total_reads = reads + 1, total_reads + 1
-            s = _Sample(pan_ds, ms_ds, pan, ms, plan, win, ctx, stats, clamps)
-            drop_cached_blocks([pan_ds, ms_ds])   # one window at a time in GDAL's cache
-            if not s.usable:
-                continue
-            _score_window(s, fusers, pools, pan_pool, stats, sensor, gains, scored)
-            ms_pool.add_checker(s.ms_window())   # the real MS, not resampled (that blurs its one-pixel detail)
-            taken.append(win)
-            pixels += win[2] * win[3]
+    walk = _Walk(pan_ds, ms_ds, pan, ms, plan, stats, ms_area, clamps, fb)
+    for s in walk:
+        _score_window(s, fusers, pools, pan_pool, stats, sensor, gains, scored)
+        ms_pool.add_checker(s.ms_window())   # the real MS, not resampled (that blurs its one-pixel detail)
+    pixels, total_reads, taken = walk.pixels, walk.reads, walk.taken
     if progress is not None:
         progress(1.0)
     res = SelfCheck(method=FALLBACK, reason="", pixels=pixels, windows=len(taken))
@@ -504,7 +500,7 @@ def run_check(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan, se
         res.seconds = time.perf_counter() - t0
         return res
     if pixels < MIN_PIXELS:
-        res.reason = (f"the scene offers only {pixels} valid MS pixels for the self-check (at least {MIN_PIXELS} "
+        res.reason = (f"the {where} offers only {pixels} valid MS pixels for the self-check (at least {MIN_PIXELS} "
                       f"needed to trust it; of the {total_reads} windows of {LAST_RESORT_SIZE} to "
                       f"{WINDOW_SIZES[0]} MS pixels it read, a window counts when {MIN_VALID:.0%} of it is data)")
         res.seconds = time.perf_counter() - t0
@@ -535,6 +531,56 @@ def run_check(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan, se
     res.reason = why
     res.seconds = time.perf_counter() - t0
     return res
+
+
+class _Walk:
+    """The check's windows over ``ms_area`` that are usable (``_Sample.usable``), read one at a time, coarse sizes
+    first, until TARGET_PIXELS are covered: what ``run_check`` scores and ``usable_pixels`` counts (one path, so
+    the count is what the check would find). ``pixels``, ``reads`` and ``taken`` grow as it is iterated."""
+
+    def __init__(self, pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan, stats: classical.SceneStats,
+                 ms_area: tuple[int, int, int, int], clamps: dict, fb: Feedback):
+        self.args = (pan_ds, ms_ds, pan, ms, plan)
+        self.stats, self.area, self.clamps, self.fb = stats, ms_area, clamps, fb
+        self.taken: list[tuple[int, int, int, int]] = []
+        self.pixels, self.reads = 0, 0
+
+    def __iter__(self) -> Iterator[_Sample]:
+        pan_ds, ms_ds, pan, ms, plan = self.args
+        k = plan.ratio
+        ctx = context_margin(k)
+        for size in (*WINDOW_SIZES, LAST_RESORT_SIZE):
+            if size == LAST_RESORT_SIZE and self.pixels >= MIN_PIXELS:
+                break
+            reads = 0   # each size its own budget: a scene whose large windows all hold some nodata tries smaller ones
+            for win in candidate_windows(self.area, size, k):
+                if self.pixels >= TARGET_PIXELS or reads >= MAX_READS:
+                    break
+                if any(_overlaps(win, t) for t in self.taken):
+                    continue
+                if self.fb.is_cancelled():
+                    raise Cancelled("cancelled by the user")
+                reads, self.reads = reads + 1, self.reads + 1
+                s = _Sample(pan_ds, ms_ds, pan, ms, plan, win, ctx, self.stats, self.clamps)
+                drop_cached_blocks([pan_ds, ms_ds])   # one window at a time in GDAL's cache
+                if not s.usable:
+                    continue
+                self.taken.append(win)
+                self.pixels += win[2] * win[3]
+                yield s
+
+
+def usable_pixels(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan, stats: classical.SceneStats,
+                  ms_area: tuple[int, int, int, int], feedback: Feedback | None = None,
+                  ranges: dict | None = None) -> int:
+    """The valid MS pixels the check's windows find in ``ms_area``, counted until MIN_PIXELS (then it stops: one
+    128-pixel window on a valid area): whether the check can be trusted there (``check_area``)."""
+    clamps = {role: g.quiet for role, g in (ranges or {}).items()}
+    walk = _Walk(pan_ds, ms_ds, pan, ms, plan, stats, ms_area, clamps, feedback or Feedback())
+    for _ in walk:
+        if walk.pixels >= MIN_PIXELS:
+            break
+    return walk.pixels
 
 
 def _score_window(s: _Sample, fusers: dict[str, Fuser], pools, pan_pool: _Pool, stats, sensor: Sensor,
