@@ -133,7 +133,7 @@ def test_a_skysat_like_ratio_is_refused_with_the_measured_ratio_and_the_command(
     _expect_error({**pair, "PAN": pan, "MS": ms, "SENSOR": "generic"}, str(tmp_path / "o.tif"),
                   re.escape("The MS pixel is only 1.25 times the PAN's: pansharpening needs a PAN at least 1.5 times "
                             "finer than the MS (ratios 1.5-2 are resampled to 2)")
-                  + ".*" + re.escape(f"gdalwarp -tr 0.5 0.5 -r cubic '{pan}' 'sky pan_half.tif'"))
+                  + ".*" + re.escape(f"gdalwarp -tr 0.5 0.5 -r cubic '{pan}' '{tmp_path / 'sky pan_half.tif'}'"))
 
 
 def test_a_ratio_below_1_5_that_differs_by_axis_gives_both(qgis_app, pair, tmp_path):

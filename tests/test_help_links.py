@@ -104,7 +104,10 @@ def test_dialog_help_button_opens_the_algorithms_readme_section(qgis_app, monkey
     iface = mock.MagicMock()
     iface.mapCanvas.return_value = iface.browserModel.return_value = iface.activeLayer.return_value = None
     monkeypatch.setattr(panel_module, "iface", iface)
-    alg = next(a for a in ksdiff_algorithms() if a.id() == "ksdiff:pansharpen")
+    from qgis.core import QgsApplication
+
+    # a fresh instance: the dialog takes ownership of its algorithm (the provider's own one was freed twice at exit)
+    alg = QgsApplication.processingRegistry().createAlgorithmById("ksdiff:pansharpen")
     dialog = alg.createCustomParametersWidget(None)   # what processing.createAlgorithmDialog opens
     try:
         button = dialog.findChild(QDialogButtonBox).button(QDialogButtonBox.Help)
