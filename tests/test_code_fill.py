@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from osgeo import gdal
+from scipy.ndimage import gaussian_filter
 
 from ksdiff_qgis.engine import codefill
 from ksdiff_qgis.engine.pipeline import pansharpen
@@ -129,3 +130,83 @@ def test_an_8bit_fill_of_255_beside_data_below_it_is_found(tmp_path):
     yy, xx = np.mgrid[0:h, 0:w]
     a[:, xx + yy < 0.4 * w] = 255
     assert codefill.find(codefill.sample(_dataset(a, gdal.GDT_Byte)), np.uint8) == 255
+
+
+def _disk(shape: tuple[int, int], blur: float) -> np.ndarray:
+    """A disk a quarter of the scene's size across its centre (0 to 1), edged by a Gaussian of ``blur`` pixels."""
+    h, w = shape
+    yy, xx = np.mgrid[0:h, 0:w]
+    disk = (np.hypot((yy - 0.5 * h) / h, (xx - 0.5 * w) / w) < 0.25).astype(float)
+    return gaussian_filter(disk, blur) if blur else disk
+
+
+def _copy(src: Path, dst: Path, a: np.ndarray, dtype: int = gdal.GDT_Unknown) -> str:
+    """``src`` (its georeferencing, all its bands) holding ``a`` (C, h, w) as ``dtype`` (its own if unknown)."""
+    ds = gdal.Translate(str(dst), str(src), outputType=dtype) if dtype else \
+        gdal.GetDriverByName("GTiff").CreateCopy(str(dst), gdal.Open(str(src)))
+    for b, band in enumerate(a, 1):
+        ds.GetRasterBand(b).WriteArray(band)
+    ds = None
+    return str(dst)
+
+
+def test_a_saturated_cloud_inside_the_scene_stays_data(tmp_path):
+    """QA: the real Landsat 8 PAN and MS with a disk-shaped cloud clipped at 65535 (sharp edge, a 1-pixel blur, 19 %
+    of the scene). The 8 x 8 windows missed its edge pixels, so 65535 looked like a fill outside the data (6461 to
+    30998) and 19.5 % of the output became nodata. Now the whole-raster read sees its blurred edge fill the gap and
+    that it does not reach the border: data, fused, no fill warning."""
+    pan_src, ms_src = _cached("landsat8/pan.tif"), _cached("landsat8/ms.tif")
+    p = gdal.Open(str(pan_src)).ReadAsArray().astype(np.float64)
+    m = _disk(p.shape, 1.0)
+    pan = _copy(pan_src, tmp_path / "pan.tif", np.clip(p * (1 - m) + 70000 * m, 0, 65535).round()[None])
+    a = gdal.Open(str(ms_src)).ReadAsArray().astype(np.float64)
+    m = _disk(a.shape[1:], 1.0)
+    ms = _copy(ms_src, tmp_path / "ms.tif", np.clip(a * (1 - m) + 70000 * m, 0, 65535).round())
+    assert codefill.find(codefill.sample(gdal.Open(pan)), np.uint16) == 65535   # the windows alone are fooled
+    res = pansharpen(pan, ms, str(tmp_path / "out.tif"), "landsat8", "mtf_glp_hpm")
+    out = gdal.Open(res.output_path)
+    assert not [w for w in res.warnings if SAID in w], res.warnings
+    assert out.GetMetadataItem("KSDIFF_PAN_NODATA_SOURCE") == out.GetMetadataItem("KSDIFF_MS_NODATA_SOURCE") == "none"
+    assert (out.GetRasterBand(1).GetMaskBand().ReadAsArray() == 255).all()
+    assert (out.ReadAsArray() == 65535).all(axis=0).mean() > 0.15   # the cloud is there, saturated
+
+
+@pytest.mark.parametrize("dtype, scale", [(gdal.GDT_Int16, 1.0), (gdal.GDT_Float32, 1e-4)])
+def test_water_clipped_to_minus_one_inside_the_scene_stays_data(tmp_path, dtype, scale):
+    """Sentinel-2 reflectance (Int16 x 10^4, or float) whose lake, inside the scene, is clipped to exactly -1 in
+    every band of PAN and MS: negative where all else is >= 0, so the windows take it for a fill. It does not reach
+    the scene's border and lies next to the data: fused as data, no fill warning."""
+    runs = {}
+    for role, rel in (("pan", "sentinel2/s2_10m.tif"), ("ms", "sentinel2/s2_20m.tif")):
+        src = _cached(rel)
+        a = gdal.Open(str(src)).ReadAsArray().astype(np.float64) * scale
+        a[:, _disk(a.shape[1:], 0) > 0.5] = -1
+        runs[role] = _copy(src, tmp_path / f"{role}.tif", a, dtype)
+    ms_type = np.int16 if dtype == gdal.GDT_Int16 else np.float32
+    assert codefill.find(codefill.sample(gdal.Open(runs["ms"])), ms_type) == -1   # the windows alone are fooled
+    gdal.Translate(str(tmp_path / "pan1.tif"), runs["pan"], bandList=[4]).FlushCache()
+    res = pansharpen(str(tmp_path / "pan1.tif"), runs["ms"], str(tmp_path / "out.tif"), "generic", "mtf_glp_hpm")
+    out = gdal.Open(res.output_path)
+    assert not [w for w in res.warnings if SAID in w], res.warnings
+    assert out.GetMetadataItem("KSDIFF_PAN_NODATA_SOURCE") == out.GetMetadataItem("KSDIFF_MS_NODATA_SOURCE") == "none"
+    assert (out.GetRasterBand(1).GetMaskBand().ReadAsArray() == 255).all()
+
+
+def test_a_hole_at_the_types_negative_extreme_inside_the_scene_is_still_a_fill():
+    """A -32768 hole masked out of Int16 reflectance inside the scene (no saturation or clipping makes it): a fill,
+    border or not; the same hole at -1 or -9999 is data (water clipped, a value a product may hold); a 65535 plateau
+    inside a UInt16 scene, apart from the data, is a saturated object (data) where the same value on a corner wedge
+    is a fill."""
+    a = gdal.Open(str(_cached("sentinel2/s2_20m.tif"))).ReadAsArray()[:4].astype(np.float64)
+    hole = _disk(a.shape[1:], 0) > 0.5
+    for value, fill in ((-32768, True), (-9999, False), (-1, False)):
+        b = a.copy()
+        b[:, hole] = value
+        assert codefill.confirmed(codefill.overview(_dataset(b, gdal.GDT_Int16)), value, np.int16) is fill
+    b = np.round(a / a.max() * 30000)
+    b[:, hole] = 65535
+    assert not codefill.confirmed(codefill.overview(_dataset(b, gdal.GDT_UInt16)), 65535, np.uint16)
+    yy, xx = np.mgrid[0:b.shape[1], 0:b.shape[2]]
+    b = np.round(a / a.max() * 30000)
+    b[:, xx + yy < 0.3 * b.shape[2]] = 65535
+    assert codefill.confirmed(codefill.overview(_dataset(b, gdal.GDT_UInt16)), 65535, np.uint16)

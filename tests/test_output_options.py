@@ -85,3 +85,26 @@ def test_valid_options_are_tried_once_and_used(data_dir, tmp_path, monkeypatch):
     assert not [line for line in log.lines if "CREATE_OPTIONS" in line], log.lines
     cog = _run(data_dir, tmp_path / "c.tif", "LEVEL=9", cog=True)
     assert tried == ["GTiff", "COG"] and gdal.Open(cog.output_path).GetMetadata("IMAGE_STRUCTURE")["LAYOUT"] == "COG"
+
+
+@pytest.mark.parametrize("options", ["TARGET_SRS=EPSG:3857", "TILING_SCHEME=GoogleMapsCompatible"])
+def test_cog_options_that_reproject_are_tried_on_a_georeferenced_copy(data_dir, tmp_path, options):
+    """QA: COG with TARGET_SRS=EPSG:3857 (or TILING_SCHEME=GoogleMapsCompatible) was always refused — the 32x32 trial
+    copy had no georeferencing, so GDAL could not 'compute a transformation between pixel/line and georeferenced
+    coordinates'. The copy now lies over the output's extent in its CRS: the run writes a COG in Web Mercator that
+    covers the plain output's footprint, its corners outside the scene nodata."""
+    from osgeo import osr
+
+    plain = gdal.Open(_run(data_dir, tmp_path / "plain.tif", "", cog=True).output_path)
+    out = gdal.Open(_run(data_dir, tmp_path / "web.tif", options, cog=True).output_path)
+    assert out.GetSpatialRef().GetAuthorityCode(None) == "3857"
+    assert out.GetMetadata("IMAGE_STRUCTURE")["LAYOUT"] == "COG"
+    band = out.GetRasterBand(1)
+    assert band.GetNoDataValue() == plain.GetRasterBand(1).GetNoDataValue()
+    # the plain output's centre, in Web Mercator, lies inside the reprojected one and is data there
+    gt, web = plain.GetGeoTransform(), out.GetGeoTransform()
+    to_web = osr.CoordinateTransformation(plain.GetSpatialRef(), out.GetSpatialRef())
+    x, y, _ = to_web.TransformPoint(gt[0] + gt[1] * plain.RasterXSize / 2, gt[3] + gt[5] * plain.RasterYSize / 2)
+    col, row = int((x - web[0]) / web[1]), int((y - web[3]) / web[5])
+    assert 0 <= col < out.RasterXSize and 0 <= row < out.RasterYSize
+    assert band.GetMaskBand().ReadAsArray(col, row, 1, 1)[0, 0] == 255

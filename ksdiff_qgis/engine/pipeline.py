@@ -838,7 +838,8 @@ def pansharpen(
     # a CREATE_OPTIONS NBITS the values fit (refused before any work when narrower than the product's own)
     out_nbits = outputs.output_nbits(extra_options, ms.dtype, ms.nbits)
     # the output's creation options tried on a tiny copy of its type and bands: refused before the statistics
-    out_options = outputs.checked_options(ms, compression, cog, extra_options)
+    out_grid = outputs.OutputGrid(pan.wkt, tuple(plan.out_gt), plan.region[3], plan.region[2])
+    out_options = outputs.checked_options(ms, compression, cog, extra_options, out_grid)
     for note in out_options.notes:
         fb.warning(note)
     # tiles in flight x ONNX Runtime threads = the cores; one session serves the self-check and the run

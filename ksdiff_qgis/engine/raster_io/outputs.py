@@ -352,15 +352,42 @@ def _value_refusal(driver: str, key: str, option: str) -> str:
             + (f"; choose one of {', '.join(values)}" if values else f" ({about})" if about else ""))
 
 
-def check_options(info, options: list[str], driver: str = "COG") -> list[str]:
+@dataclass(frozen=True)
+class OutputGrid:
+    """Where the output lies: its CRS (WKT, '' when none), geotransform and size in pixels."""
+
+    wkt: str
+    gt: tuple[float, ...]
+    cols: int
+    rows: int
+
+
+TRIAL = 32   # pixels per side of the trial copy ``check_options`` writes
+
+
+def _georeference(ds: gdal.Dataset, grid: OutputGrid | None) -> None:
+    """The trial copy ``ds`` placed over the output's extent in its CRS (its pixels TRIAL/cols and TRIAL/rows as large):
+    options that need georeferencing (COG TARGET_SRS, TILING_SCHEME) are tried as the output will meet them (QA:
+    without it GDAL refused TARGET_SRS=EPSG:3857 with 'Unable to compute a transformation ... no affine transformation
+    and no GCPs')."""
+    if grid is None or not grid.wkt:
+        return   # an output without a CRS: GDAL's refusal of such options is then the truth
+    sx, sy = grid.cols / TRIAL, grid.rows / TRIAL
+    gt = grid.gt
+    ds.SetGeoTransform((gt[0], gt[1] * sx, gt[2] * sy, gt[3], gt[4] * sx, gt[5] * sy))
+    ds.SetProjection(grid.wkt)
+
+
+def check_options(info, options: list[str], driver: str = "COG", grid: OutputGrid | None = None) -> list[str]:
     """The ``driver`` (GTiff or COG) takes ``options`` for data like ``info``'s (its bands and type): tried on a 32x32
     copy in memory before any work (a rejected option — COMPRESS=JPEG on 16-bit data, PREDICTOR=3 on integers,
     BLOCKXSIZE=100 — used to fail after the fusion, or at its first block, as a write error). InputError when it
     refuses, or when it does not recognise a value (COMPRESS=FOO, BIGTIFF=MAYBE, ZLEVEL=13: GDAL drops it with a
     console warning, and with it the default it replaced), naming the values the option takes; returns warnings for
     option names the driver does not know (GDAL drops them, saying so only on the console: e.g. ZLEVEL or NBITS with
-    the COG driver) and for GDAL's other warnings."""
-    src = gdal.GetDriverByName("MEM").Create("", 32, 32, info.bands, info.gdal_type)
+    the COG driver) and for GDAL's other warnings. ``grid``: the output's, given to the copy (``_georeference``)."""
+    src = gdal.GetDriverByName("MEM").Create("", TRIAL, TRIAL, info.bands, info.gdal_type)
+    _georeference(src, grid)
     for b in range(info.bands):
         src.GetRasterBand(b + 1).Fill(1)   # blocks of zeros may be skipped, and with them the encoder's checks
     target = f"/vsimem/ksdiff_{driver.lower()}_check_{os.getpid()}_{id(src)}.tif"
@@ -405,15 +432,17 @@ class OutputOptions:
     notes: list[str]          # warnings for options that are not used
 
 
-def checked_options(info, compression: str, cog: bool, extra: list[str]) -> OutputOptions:
+def checked_options(info, compression: str, cog: bool, extra: list[str],
+                    grid: OutputGrid | None = None) -> OutputOptions:
     """The options a run's output is written with, tried on a tiny copy with the output's data type and band count
-    (``info``) before any work: InputError when GDAL refuses them or does not recognise a value (README promises a
-    refusal before the statistics; QA: COMPRESS=JPEG on 16-bit data was refused after 8.8 s of statistics and
-    self-check on a 4200x4200 mosaic). Ours alone are known to work for a GeoTIFF: then nothing is tried."""
+    (``info``), CRS and extent (``grid``) before any work: InputError when GDAL refuses them or does not recognise a
+    value (README promises a refusal before the statistics; QA: COMPRESS=JPEG on 16-bit data was refused after 8.8 s
+    of statistics and self-check on a 4200x4200 mosaic). Ours alone are known to work for a GeoTIFF: then nothing is
+    tried."""
     kind = info.dtype.kind
     if cog:
         options = cog_options(kind, compression, extra)
-        return OutputOptions(intermediate_options(kind), options, check_options(info, options, "COG"))
+        return OutputOptions(intermediate_options(kind), options, check_options(info, options, "COG", grid))
     options = gtiff_options(kind, compression, extra)
-    notes = fixed_key_notes(extra) + check_options(info, options, "GTiff") if extra else []
+    notes = fixed_key_notes(extra) + check_options(info, options, "GTiff", grid) if extra else []
     return OutputOptions(options, None, notes)
