@@ -947,6 +947,9 @@ def pansharpen(
     r0, c0, rows, cols = plan.region
     # before any tile: refuse, or shrink the tiles, when the run would not fit the free memory
     learned = method in LEARNED_METHODS
+    limited = memory.limit_note()
+    if limited:
+        fb.info(limited)
     tile_size, overlap, too_big = memory.fit_tile(tile_size, overlap, rows, cols, ms.bands, margin, learned,
                                                   card.size_multiple if learned else 1)
     if too_big:
