@@ -253,11 +253,16 @@ def fit_tile(tile: int, overlap: int, rows: int, cols: int, bands: int, margin: 
 # what a failed allocation says in an exception's text (ONNX Runtime's arena, C++ std::bad_alloc, GDAL, NumPy)
 ALLOCATION_FAILED = ("failed to allocate memory", "bad_alloc", "bad allocation", "out of memory", "alloc_failed",
                      "unable to allocate")
+# a thread's stack and malloc arena could not be reserved: Python's RuntimeError under a virtual-memory cap (ulimit -v)
+THREAD_FAILED = ("can't start new thread", "can't create new thread")
 
 
 def out_of_memory(error: BaseException) -> bool:
-    """True for a MemoryError or an error whose text says an allocation failed (ONNX Runtime raises its own)."""
-    return isinstance(error, MemoryError) or any(t in str(error).lower() for t in ALLOCATION_FAILED)
+    """True for a MemoryError or an error whose text says an allocation failed (ONNX Runtime raises its own) or that
+    a thread could not be started (its stack and arena are memory too)."""
+    text = str(error).lower()
+    return (isinstance(error, MemoryError) or any(t in text for t in ALLOCATION_FAILED)
+            or (isinstance(error, RuntimeError) and any(t in text for t in THREAD_FAILED)))
 
 
 def advice(detail: str, tile: int | None, tile_option: str, threads_option: str, cores: int, output: str,
