@@ -842,6 +842,8 @@ def pansharpen(
     out_options = outputs.checked_options(ms, compression, cog, extra_options, out_grid)
     for note in out_options.notes:
         fb.warning(note)
+    if not check_only:   # a COG's overviews go to CPL_TMPDIR after the fusion: a missing folder refused now
+        space.check_temp_folder(cog)
     # tiles in flight x ONNX Runtime threads = the cores; one session serves the self-check and the run
     pool_size, ort_threads = runtime.balance_threads(workers, threads)
     check = None
