@@ -881,3 +881,21 @@ def test_cog_with_a_missing_or_unwritable_cpl_tmpdir_is_refused_before_the_fusio
            r"CPL_TMPDIR=.*ro_tmp cannot be written \(Permission denied\): create it")
     readonly.chmod(stat.S_IRWXU)
     assert out.read_bytes() == OLD and not _partials(out.parent)
+
+
+def test_a_style_the_full_disk_did_not_take_says_so(qgis_app, pair, tmp_path, small_disk):
+    """QA: with no space left for the .qml the log said "the natural-colour style … could not be written (Created
+    default style file as …)": QGIS's success text. Now it says why: no space, and the bytes free."""
+    from ksdiff_qgis.algorithms.colour_style import write_default_style
+
+    made = tmp_path / "fused.tif"
+    _run({**pair, "OUTPUT": str(made)})
+    out = small_disk / "fused.tif"
+    shutil.copyfile(made, out)
+    (small_disk / "filler").write_bytes(b"\0" * shutil.disk_usage(small_disk).free)
+    free = shutil.disk_usage(small_disk).free
+    said = write_default_style(str(out), (3, 2, 1))
+    qml = small_disk / "fused.qml"
+    assert said == (f"the natural-colour style {qml} could not be written (no space left on the disk: {free} bytes "
+                    f"free in {small_disk}); the output itself is complete"), said
+    assert "Created default style" not in said and not qml.exists()
