@@ -1044,3 +1044,79 @@ def test_auto_takes_fuseds_sensor_tag_and_the_fit_warning_reads_right(qgis_app, 
     assert len(said) == 1 and ("FUSED has 8 bands and WorldView-2 (SENSOR wv2) 4: Coastal, Yellow, Red Edge, NIR2 "
                                "are none of WorldView-2's bands (Blue, Green, Red, NIR), so the generic MTF gain 0.3 "
                                "filters them") in said[0], said
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 64 KB tmpfs (root only; skipped where mounting is not permitted), unmounted after the test."""
+    import subprocess
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
+
+
+def _report_on_a_full_disk(wald_case, report):
+    from qgis.core import QgsProcessingException
+
+    case, fused, _ = wald_case
+    with pytest.raises(QgsProcessingException) as raised:
+        _run({"FUSED": fused["mtf_glp_hpm"], "REFERENCE": case.ref, "SENSOR": "wv2", "OUTPUT_HTML": str(report)})
+    return str(raised.value)
+
+
+def test_assess_report_on_a_full_disk_keeps_the_earlier_report(qgis_app, wald_case, small_disk):
+    """QA: on a full disk the report failed as "Internal error (OSError: [Errno 28] …)" with a traceback, and an
+    earlier report was cut to 4096 bytes. Now a message that says the disk is full (free bytes, folder), the earlier
+    report whole, no temporary file."""
+    report = small_disk / "old.html"
+    report.write_text("OLDREPORT\n")
+    import shutil
+
+    # fill it: the report gets no block
+    (small_disk / "fill").write_bytes(b"\0" * (shutil.disk_usage(small_disk).free))
+    said = _report_on_a_full_disk(wald_case, report)
+    assert said.startswith(f"The report could not be written to {report}: the disk is full ("), said
+    assert f"bytes free in {small_disk}; the report needs " in said and "an earlier report there is unchanged" in said
+    assert "Internal error" not in said and "Errno" not in said
+    assert report.read_text() == "OLDREPORT\n"
+    assert sorted(p.name for p in small_disk.iterdir()) == ["fill", "old.html"]
+
+
+def test_assess_report_write_failure_keeps_the_earlier_report(qgis_app, wald_case, tmp_path, monkeypatch):
+    """The same without a tmpfs: the write raises ENOSPC after 4096 bytes, as a full disk does."""
+    import builtins
+    import errno
+    import io
+
+    report = tmp_path / "old.html"
+    report.write_text("OLDREPORT\n")
+    real_open = builtins.open
+
+    class FullDisk(io.StringIO):
+        def __init__(self, path):
+            super().__init__()
+            self.path = path
+
+        def write(self, text):
+            with real_open(self.path, "w") as f:   # what the disk took before it was full
+                f.write(text[:4096])
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    def full_open(path, mode="r", *args, **kwargs):
+        if str(path).startswith(str(report)) and "w" in mode:
+            return FullDisk(path)
+        return real_open(path, mode, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", full_open)
+    said = _report_on_a_full_disk(wald_case, report)
+    monkeypatch.undo()
+    assert "the disk is full (" in said and f"bytes free in {tmp_path}" in said, said
+    assert report.read_text() == "OLDREPORT\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["old.html"]

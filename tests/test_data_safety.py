@@ -834,3 +834,68 @@ def test_close_reports_a_full_disk(small_disk, exceptions):
     finally:
         (gdal.UseExceptions if was else gdal.DontUseExceptions)()
     assert any("no space left" in e.lower() for e in errors), errors
+
+
+def test_cog_with_a_missing_or_unwritable_cpl_tmpdir_is_refused_before_the_fusion(qgis_app, pair, tmp_path,
+                                                                                  monkeypatch):
+    """QA: COG=true with CPL_TMPDIR naming a missing (or read-only) folder failed only after the whole fusion, in the
+    COG pass. Now refused before the scene is read, saying what to do; an earlier output is unchanged."""
+    import stat
+    import tempfile
+
+    from qgis.core import QgsProcessingException
+
+    from ksdiff_qgis.engine import pipeline
+
+    def no_stats(*args, **kwargs):   # the scene's statistics come before any tile: not reached
+        raise AssertionError("the run went past the CPL_TMPDIR check")
+
+    out = tmp_path / "out" / "fused.tif"
+    out.parent.mkdir()
+    out.write_bytes(OLD)
+    missing = tmp_path / "no_such_tmp"
+    monkeypatch.setenv("CPL_TMPDIR", str(missing))
+    monkeypatch.setattr(pipeline, "estimate_scene_stats", no_stats)
+    with pytest.raises(QgsProcessingException) as e:
+        _run({**pair, "COG": True, "OUTPUT": str(out)})
+    assert str(e.value) == (f"GDAL's temporary folder CPL_TMPDIR={missing} does not exist: create it, set CPL_TMPDIR "
+                            "to a folder you can write to, or unset it (the Cloud-Optimized GeoTIFF's overviews are "
+                            "then written beside the output); nothing was written."), str(e.value)
+    assert out.read_bytes() == OLD and not _partials(out.parent) and not missing.exists()
+
+    readonly = tmp_path / "ro_tmp"
+    readonly.mkdir()
+    monkeypatch.setenv("CPL_TMPDIR", str(readonly))
+    if os.geteuid() == 0:   # root writes through permissions: its probe fails as on a read-only disk
+        real_mkstemp = tempfile.mkstemp
+
+        def refused(*args, **kwargs):
+            if kwargs.get("dir") == str(readonly):
+                raise PermissionError(13, "Permission denied")
+            return real_mkstemp(*args, **kwargs)
+
+        monkeypatch.setattr(tempfile, "mkstemp", refused)
+    else:
+        readonly.chmod(stat.S_IRUSR | stat.S_IXUSR)
+    _fails({**pair, "COG": True, "OUTPUT": str(out)},
+           r"CPL_TMPDIR=.*ro_tmp cannot be written \(Permission denied\): create it")
+    readonly.chmod(stat.S_IRWXU)
+    assert out.read_bytes() == OLD and not _partials(out.parent)
+
+
+def test_a_style_the_full_disk_did_not_take_says_so(qgis_app, pair, tmp_path, small_disk):
+    """QA: with no space left for the .qml the log said "the natural-colour style … could not be written (Created
+    default style file as …)": QGIS's success text. Now it says why: no space, and the bytes free."""
+    from ksdiff_qgis.algorithms.colour_style import write_default_style
+
+    made = tmp_path / "fused.tif"
+    _run({**pair, "OUTPUT": str(made)})
+    out = small_disk / "fused.tif"
+    shutil.copyfile(made, out)
+    (small_disk / "filler").write_bytes(b"\0" * shutil.disk_usage(small_disk).free)
+    free = shutil.disk_usage(small_disk).free
+    said = write_default_style(str(out), (3, 2, 1))
+    qml = small_disk / "fused.qml"
+    assert said == (f"the natural-colour style {qml} could not be written (no space left on the disk: {free} bytes "
+                    f"free in {small_disk}); the output itself is complete"), said
+    assert "Created default style" not in said and not qml.exists()

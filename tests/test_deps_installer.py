@@ -373,3 +373,70 @@ def test_an_untested_or_broken_private_build_is_installed_again(tmp_path, monkey
         f.write("raise ImportError('damaged')\n")
     assert deps.already_installed(base, "onnxruntime") is None        # does not import: reinstall
     assert deps.already_installed(base, deps.GPU_WITH_CUDA) is None
+
+
+PIP_DISK_FULL = ["Processing /wheels/onnxruntime-1.32.0-cp311-cp311-manylinux_2_28_x86_64.whl",
+                 "Installing collected packages: onnxruntime",
+                 "ERROR: Could not install packages due to an OSError: [Errno 28] No space left on device"]
+
+
+def _disk(free_by_folder: dict[str, float]):
+    """shutil.disk_usage with the free MB given per folder (others: plenty)."""
+    import collections
+
+    usage = collections.namedtuple("usage", "total used free")
+
+    def disk_usage(path):
+        mb = next((v for k, v in free_by_folder.items() if os.path.abspath(path).startswith(k)), 100_000)
+        return usage(200_000 * 2**20, 0, int(mb * 2**20))
+    return disk_usage
+
+
+def test_a_full_disk_during_pip_is_said_with_the_folders_and_their_free_space(tmp_path, monkeypatch):
+    """QA: TMPDIR on a full disk gave "pip could not install onnxruntime (exit 1). Is …whl an onnxruntime wheel for
+    Python 3.11 on this system?": the wheel was blamed. Now the disk is, with each folder's free space."""
+    import tempfile
+
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(temp))
+    monkeypatch.setattr(tempfile, "tempdir", None)   # gettempdir() reads TMPDIR again
+    _fake_pip(monkeypatch, [(1, PIP_DISK_FULL)])
+    wheel = _stub_wheel(tmp_path, "1.32.0")
+    monkeypatch.setattr(deps.shutil, "disk_usage", _disk({str(temp): 1.5}))
+    monkeypatch.setattr(deps, "WHEEL_ROOM_FACTOR", 0)   # the pre-check passes: pip meets the full disk
+    base = tmp_path / "rt"
+    with pytest.raises(InputError) as err:
+        deps.install(str(base), Log(), wheel=str(wheel))
+    said = str(err.value)
+    assert "an onnxruntime wheel for Python" not in said, said
+    assert (f"The disk ran out of space while pip installed onnxruntime (the runtime folder {base}: 100000.0 MB "
+            f"free; the temporary folder (TMPDIR) {temp}: 1.5 MB free). Free some space there (or set TMPDIR") in said
+    assert deps.pip_failure("OSError: [Errno 28] No space left on device", "onnxruntime")[0] == "disk-full"
+    assert not base.exists()
+
+
+def test_too_little_space_is_refused_before_pip(tmp_path, monkeypatch):
+    """Before anything is downloaded: about 300 MB (or 3× a local wheel) in the runtime and the temporary folder."""
+    import tempfile
+
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(temp))
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    ran = _fake_pip(monkeypatch, [(0, [])])
+    monkeypatch.setattr(deps, "python_for_pip", lambda: "py")
+    monkeypatch.setattr(deps.shutil, "disk_usage", _disk({str(temp): 120}))
+    base = tmp_path / "profile" / "rt"   # not created yet: its parent's disk counts
+    with pytest.raises(InputError) as err:
+        deps.install(str(base), Log(), package="onnxruntime")
+    assert str(err.value) == (
+        f"cannot install ONNX Runtime: it needs about 300 MB of free space, and the temporary folder (TMPDIR) {temp}: "
+        "120.0 MB free. Free some space there (or set TMPDIR to a folder on a disk with room) and install again; "
+        "nothing was downloaded.")
+    assert ran == [] and not base.exists()
+    wheel = _stub_wheel(tmp_path, "1.32.0")   # a few KB: 3× fits in 120 MB
+    monkeypatch.setattr(deps.shutil, "disk_usage", _disk({str(tmp_path): 0.001}))
+    with pytest.raises(InputError, match=r"the runtime folder .*rt: 0\.0 MB free; the temporary folder"):
+        deps.install(str(base), Log(), wheel=str(wheel))
+    assert ran == []

@@ -171,3 +171,11 @@ def test_out_of_memory_advice_names_threads_only_for_a_learned_method():
     assert f"lower {tile} from 512 to e.g. 256; set {threads} to the number of cores (4)" in learned, learned
     assert memory.advice("x", 64, tile, threads, 4, "/o.tif", learned=False).endswith(
         "To use less: close other programs. No output was written (a file already at /o.tif is unchanged).")
+
+
+def test_a_thread_that_cannot_start_is_memory_running_out():
+    """QA: under ``ulimit -v`` the tile pool's submit raised RuntimeError("can't start new thread"), reported as an
+    internal error; it is memory (a thread's stack and arena) and gets the memory advice."""
+    assert memory.out_of_memory(RuntimeError("can't start new thread"))
+    assert not memory.out_of_memory(RuntimeError("cannot schedule new futures after shutdown"))
+    assert not memory.out_of_memory(ValueError("can't start new thread"))

@@ -85,6 +85,8 @@ def test_batch_record_keeps_the_free_space_warning_and_prints_it(tmp_path, low_s
 @pytest.mark.parametrize("error, words", [
     (MemoryError("Unable to allocate 1.2 GiB"), ("Not enough memory", "--tile-size", "KSDIFF_MAX_MEMORY_MB")),
     (OSError(errno.ENOSPC, "No space left on device"), ("No space left on device",)),
+    # QA: a thread that cannot start under a virtual-memory cap is memory running out too
+    (RuntimeError("can't start new thread"), ("Not enough memory", "--tile-size", "KSDIFF_MAX_MEMORY_MB")),
 ])
 def test_batch_memory_and_disk_full_fail_at_once_with_the_warnings_said_before(tmp_path, low_space, monkeypatch,
                                                                               error, words):

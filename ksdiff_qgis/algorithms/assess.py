@@ -19,7 +19,7 @@ from ..engine.assessment import assess_full, assess_reduced, check_inputs_locate
 from ..engine.errors import Cancelled, InputError
 from ..engine.grid import assign_crs
 from ..engine.raster_io import describe, open_dataset
-from ..engine.report import INDICES, check_report_path, html_report
+from ..engine.report import INDICES, check_report_path, html_report, write_report
 from ..engine.sensor_detect import Detection, detect_sensor, metadata_detection, plugin_tag_detection
 from ..engine.sensors import AUTO, SENSORS
 from .base import KsdiffAlgorithm, releases_on_failure, translator
@@ -228,7 +228,9 @@ class AssessAlgorithm(KsdiffAlgorithm):
             results[out] = None if v is None or (isinstance(v, float) and math.isnan(v)) else round(float(v), 4)
             if results[out] is not None:
                 feedback.pushInfo(f"{label}: {results[out]:.4f}")   # the report's names, not the metric keys
-        with open(self._html, "w", encoding="utf-8") as fh:
-            fh.write(html_report(reduced, full, inputs, self._sensor, guessed))
+        try:   # through a temporary file: a full disk leaves an earlier report whole (it was cut to 4096 bytes)
+            write_report(self._html, html_report(reduced, full, inputs, self._sensor, guessed))
+        except OSError as e:
+            raise QgsProcessingException(e.strerror or str(e)) from None
         results[self.OUTPUT_HTML] = self._html
         return results

@@ -24,12 +24,14 @@ from qgis.core import (
     QgsRectangle,
 )
 
+from ..engine.errors import disk_full
 from ..engine.raster_io import (
     STYLE_FOR,
     STYLE_MARK,
     UNSEALED,
     belongs_to,
     cumulative_cut,
+    free_space,
     is_ksdiff_style,
     namesakes,
     owner_of,
@@ -73,6 +75,25 @@ def show_natural_colour(layer: QgsRasterLayer, rgb: tuple[int, int, int] | None)
     return True
 
 
+STYLE_ROOM = 64 * 1024   # bytes a style needs with room to spare (a natural-colour style is ~3 KB)
+
+
+def _why_not_written(qml: str, message: str, full: bool) -> str:
+    """Why the style ``qml`` is not on disk, in words that hold: a full disk (its free bytes), else what was wrong.
+    QGIS returns its success text ("Created default style file as …") with a file the disk cut short."""
+    folder = os.path.dirname(os.path.abspath(qml))
+    free = free_space(folder)
+    if full or (free is not None and free < STYLE_ROOM):
+        return tr("no space left on the disk: {} bytes free in {}").format(free if free is not None else 0, folder)
+    try:
+        size = os.path.getsize(qml)
+    except OSError:
+        return tr("QGIS wrote no file") if not message or qml in message else message
+    if qml in message:   # QGIS's success text over a file it did not complete
+        return tr("QGIS wrote {} bytes of it, without the end of the style").format(size)
+    return message
+
+
 def write_default_style(output: str, rgb: tuple[int, int, int] | None, replaced: bool = False,
                         missing: list[str] | None = None, why: str | None = None) -> str:
     """Save the natural-colour style of the committed GeoTIFF ``output`` as its default style (``style_sidecar``):
@@ -111,6 +132,7 @@ def write_default_style(output: str, rgb: tuple[int, int, int] | None, replaced:
     # QGIS's own writer (the layer's renderer as QGIS reads it back); the symbology and the mark: no layer name/notes
     message, ok = layer.saveNamedStyle(qml, QgsMapLayer.Symbology | QgsMapLayer.CustomProperties) if shown \
         else ("", False)
+    full = False
     del layer   # closes the file: GDAL writes the histograms the stretch read into an .aux.xml then
     if not had_pam and os.path.exists(pam):   # a file of its own beside the output: not left by this step
         with contextlib.suppress(OSError):
@@ -125,14 +147,15 @@ def write_default_style(output: str, rgb: tuple[int, int, int] | None, replaced:
                             "colour interpretation (QGIS draws bands 1, 2, 3)")
     if ok:
         try:
+            # QGIS says "Created default style file as …" even when the disk took none of it: no mark then
             ok = seal_style(qml)
         except OSError as e:
-            ok, message = False, str(e)
+            ok, message, full = False, str(e), disk_full(e)
     if not ok:
         with contextlib.suppress(OSError):
             os.remove(qml)   # unsealed: no later run could replace it
         return removed + tr("the natural-colour style {} could not be written ({}); the output itself is "
-                            "complete").format(qml, message)
+                            "complete").format(qml, _why_not_written(qml, message, full))
     if replaced:
         return tr("replaced {}, the QGIS style KSDiff wrote for the old output: QGIS opens the new output in "
                   "natural colour however it is added").format(name)

@@ -383,6 +383,10 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
             raise QgsProcessingException(str(e)) from e
         except Cancelled:
             raise QgsProcessingException(tr("Cancelled: no output was written")) from None
+        except RuntimeError as e:   # "can't start new thread" under a virtual-memory cap (ulimit -v)
+            if memory.out_of_memory(e):
+                raise QgsProcessingException(self._memory_message(str(e))) from None
+            raise
         except OSError as e:
             raise QgsProcessingException(tr("Reading or writing a raster failed: {}").format(e)) from e
         feedback.pushInfo(

@@ -233,12 +233,68 @@ NETWORK_WORDS = ("connection", "proxy", "timed out", "timeout", "name resolution
 NO_MATCH_WORDS = ("no matching distribution", "could not find a version")
 
 
-def pip_failure(output: str, package: str) -> tuple[str, str]:
-    """(kind, hint) for a failed pip run from its output: "network", "no-build" or "other".
+INSTALL_MB = 300        # room an install needs in the runtime and temporary folders (download, unpacked, staged)
+WHEEL_ROOM_FACTOR = 3   # ... or, from a local wheel, this many times its size
+DISK_FULL_WORDS = ("no space left on device", "errno 28", "disk quota exceeded")
 
+
+def _existing(folder: str) -> str:
+    """``folder`` or its nearest existing parent (a runtime folder not created yet lies on its parent's disk)."""
+    folder = os.path.abspath(folder)
+    while not os.path.isdir(folder) and os.path.dirname(folder) != folder:
+        folder = os.path.dirname(folder)
+    return folder
+
+
+def install_folders(base: str) -> list[tuple[str, str]]:
+    """(what, folder) of the folders an install writes into: the runtime folder and pip's temporary folder."""
+    import tempfile
+
+    temp = tempfile.gettempdir()
+    why = "TMPDIR" if os.environ.get("TMPDIR") else "the system's"
+    return [("the runtime folder", base), (f"the temporary folder ({why})", temp)]
+
+
+def free_mb(folder: str) -> float | None:
+    """MB free for this user on the disk of ``folder`` (or its nearest existing parent), None when unknown."""
+    try:
+        return shutil.disk_usage(_existing(folder)).free / 2**20
+    except OSError:
+        return None
+
+
+def _space_list(folders: list[tuple[str, str]]) -> str:
+    said = []
+    for what, folder in folders:
+        free = free_mb(folder)
+        said.append(f"{what} {folder}: {'unknown' if free is None else f'{free:.1f} MB'} free")
+    return "; ".join(said)
+
+
+def check_space(base: str, wheel: str | None = None) -> None:
+    """Before pip: InputError when the runtime or the temporary folder has less room than an install needs
+    (``INSTALL_MB``, or ``WHEEL_ROOM_FACTOR`` times a local wheel's size)."""
+    need = (WHEEL_ROOM_FACTOR * os.path.getsize(wheel) / 2**20) if wheel else INSTALL_MB
+    free = {folder: free_mb(folder) for _, folder in install_folders(base)}
+    short = [(what, folder) for what, folder in install_folders(base)
+             if free[folder] is not None and free[folder] < need]   # unknown: let pip try
+    if short:
+        raise InputError(f"cannot install ONNX Runtime: it needs about {need:.0f} MB of free space, and "
+                         f"{_space_list(short)}. Free some space there (or set TMPDIR to a folder on a disk with "
+                         "room) and install again; nothing was downloaded.")
+
+
+def pip_failure(output: str, package: str, folders: list[tuple[str, str]] | None = None) -> tuple[str, str]:
+    """(kind, hint) for a failed pip run from its output: "disk-full", "network", "no-build" or "other".
+
+    ``folders``: (what, folder) pip wrote into, named with their free space when the disk was full.
     pip says "Could not find a version" also when the index was unreachable, so the network is checked first;
     "(from versions: none)" without a network word is either (pip retried silently, or no build at all)."""
     low = output.lower()
+    if any(w in low for w in DISK_FULL_WORDS):
+        where = f" ({_space_list(folders)})" if folders else ""
+        return "disk-full", (f"The disk ran out of space while pip installed {package}{where}. Free some space "
+                             "there (or set TMPDIR to a folder on a disk with room) and install again.")
     if any(w in low for w in NETWORK_WORDS):
         return "network", OFFLINE_HINT
     if any(w in low for w in NO_MATCH_WORDS):
@@ -445,6 +501,7 @@ def install(base: str, feedback: Feedback | None = None, package: str | None = N
         raise InputError(locked)
     staging = target + ".partial"
     python = python_for_pip()   # before anything is created: no pip, nothing on disk
+    check_space(base, wheel)
     created = _prepare(base, staging)
     while True:
         cmd = pip_command(python, staging, package, wheel, proxy)
@@ -453,7 +510,7 @@ def install(base: str, feedback: Feedback | None = None, package: str | None = N
         code, lines = _run_pip(cmd, fb, base, created, staging)
         if code == 0:
             break
-        kind, hint = pip_failure("\n".join(lines), package)
+        kind, hint = pip_failure("\n".join(lines), package, install_folders(base))
         if not wheel and kind == "no-build" and package != "onnxruntime":
             fb.warning(f"pip found no {package} build for Python {py} on this platform; installing the CPU build "
                        "(onnxruntime) instead: KSDiff runs on the CPU")
@@ -462,7 +519,7 @@ def install(base: str, feedback: Feedback | None = None, package: str | None = N
             os.makedirs(staging)
             continue
         _discard(base, created, staging)
-        if wheel:
+        if wheel and kind != "disk-full":   # (a full disk is no fault of the wheel)
             hint = f"Is {wheel} an onnxruntime wheel for Python {py} on this system?"
         raise InputError(f"pip could not install {package} (exit {code}). {hint} Last lines of pip:\n"
                          + "\n".join(lines[-15:]))

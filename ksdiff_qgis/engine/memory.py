@@ -4,7 +4,8 @@ Measured on the bundled FusionNet-based KSDiff models (ONNX Runtime, CPU): about
 the padded tile for the network's activations, about 200 for the whole pipeline with 4 bands (a run at
 4096 px tiles peaked at 14.3 GB). The classical methods need about 17 per pixel with 4 bands.
 psutil is not part of QGIS's Python: free memory is read from /proc/meminfo or sysconf (Linux, other Unixes),
-GlobalMemoryStatusEx (Windows) or vm_stat (macOS).
+GlobalMemoryStatusEx (Windows) or vm_stat (macOS), and lowered to what a container's memory cgroup or ``ulimit -v``
+leaves (``memlimits``).
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import re
 import subprocess
 import sys
 
+from . import memlimits
 from .errors import InputError
 
 ENV_LIMIT = "KSDIFF_MAX_MEMORY_MB"   # overrides the budget (tests, shared machines, clusters)
@@ -153,13 +155,29 @@ def _macos_available_mb() -> float | None:
         return None
 
 
-def available_mb() -> float | None:
-    """Memory the system can give this process now (MB), or None when it cannot be told."""
+def _system_available_mb() -> float | None:
+    """Free RAM of the machine (MB), or None when it cannot be told."""
     if sys.platform == "win32":
         return _windows_available_mb()
     if sys.platform == "darwin":
         return _macos_available_mb()
     return _linux_available_mb()
+
+
+def available() -> tuple[float, str] | None:
+    """(MB this process can get now, which limit that is): the machine's free RAM or, when tighter, what its
+    container's memory cgroup or its virtual-memory limit leaves; None when none can be told."""
+    free = _system_available_mb()
+    found = [] if free is None else [(free, f"the {free:.0f} MB of RAM available")]
+    if sys.platform.startswith("linux"):   # cgroups and /proc/self/status: Linux only
+        found += memlimits.process_limits()
+    return min(found, key=lambda f: f[0]) if found else None
+
+
+def available_mb() -> float | None:
+    """Memory this process can get now (MB), or None when it cannot be told (see ``available``)."""
+    found = available()
+    return None if found is None else found[0]
 
 
 def budget_mb() -> tuple[float, str] | None:
@@ -170,10 +188,18 @@ def budget_mb() -> tuple[float, str] | None:
             return float(override), f"{ENV_LIMIT}={override}"
         except ValueError:
             raise InputError(f"{ENV_LIMIT} must be a number of megabytes, not {override!r}") from None
-    free = available_mb()
-    if free is None:
+    found = available()
+    if found is None:
         return None
-    return SAFE_SHARE * free, f"half of the {free:.0f} MB of RAM available"
+    return SAFE_SHARE * found[0], f"half of {found[1]}"
+
+
+def limit_note() -> str | None:
+    """A line for the log when a container or process limit, not the machine's free RAM, sets the run's memory."""
+    budget = budget_mb()
+    if budget is None or "RAM available" in budget[1] or budget[1].startswith(ENV_LIMIT):
+        return None
+    return f"Memory: this run plans for {budget[0]:.0f} MB ({budget[1]})."
 
 
 def room_mb(in_use_mb: float) -> float | None:
@@ -227,11 +253,16 @@ def fit_tile(tile: int, overlap: int, rows: int, cols: int, bands: int, margin: 
 # what a failed allocation says in an exception's text (ONNX Runtime's arena, C++ std::bad_alloc, GDAL, NumPy)
 ALLOCATION_FAILED = ("failed to allocate memory", "bad_alloc", "bad allocation", "out of memory", "alloc_failed",
                      "unable to allocate")
+# a thread's stack and malloc arena could not be reserved: Python's RuntimeError under a virtual-memory cap (ulimit -v)
+THREAD_FAILED = ("can't start new thread", "can't create new thread")
 
 
 def out_of_memory(error: BaseException) -> bool:
-    """True for a MemoryError or an error whose text says an allocation failed (ONNX Runtime raises its own)."""
-    return isinstance(error, MemoryError) or any(t in str(error).lower() for t in ALLOCATION_FAILED)
+    """True for a MemoryError or an error whose text says an allocation failed (ONNX Runtime raises its own) or that
+    a thread could not be started (its stack and arena are memory too)."""
+    text = str(error).lower()
+    return (isinstance(error, MemoryError) or any(t in text for t in ALLOCATION_FAILED)
+            or (isinstance(error, RuntimeError) and any(t in text for t in THREAD_FAILED)))
 
 
 def advice(detail: str, tile: int | None, tile_option: str, threads_option: str, cores: int, output: str,

@@ -842,6 +842,8 @@ def pansharpen(
     out_options = outputs.checked_options(ms, compression, cog, extra_options, out_grid)
     for note in out_options.notes:
         fb.warning(note)
+    if not check_only:   # a COG's overviews go to CPL_TMPDIR after the fusion: a missing folder refused now
+        space.check_temp_folder(cog)
     # tiles in flight x ONNX Runtime threads = the cores; one session serves the self-check and the run
     pool_size, ort_threads = runtime.balance_threads(workers, threads)
     check = None
@@ -947,6 +949,9 @@ def pansharpen(
     r0, c0, rows, cols = plan.region
     # before any tile: refuse, or shrink the tiles, when the run would not fit the free memory
     learned = method in LEARNED_METHODS
+    limited = memory.limit_note()
+    if limited:
+        fb.info(limited)
     tile_size, overlap, too_big = memory.fit_tile(tile_size, overlap, rows, cols, ms.bands, margin, learned,
                                                   card.size_multiple if learned else 1)
     if too_big:

@@ -5,12 +5,16 @@ No QGIS: the Processing algorithm, the bench and scripts can write the same repo
 from __future__ import annotations
 
 import datetime
+import errno
 import html
 import math
+import os
 
 from . import metrics as M
+from .errors import disk_full
 from .provenance import SOFTWARE, build, plugin_version
 from .raster_io import check_not_input, check_writable, open_dataset
+from .raster_io.writer import free_space
 from .sensors import GENERIC_MTF_MS, get_sensor
 
 
@@ -20,6 +24,31 @@ def check_report_path(path: str, inputs: dict[str, str | None]) -> None:
     ``inputs`` (role -> raster path) nor a file they read. Raises InputError."""
     check_writable(path, extensions=None, what="report")
     check_not_input(path, {role: open_dataset(p, role) for role, p in inputs.items() if p})
+
+def write_report(path: str, text: str) -> None:
+    """Write the report through a temporary file beside ``path``, then put it in place: a write that fails (a full
+    disk) leaves an earlier report whole and no temporary file. OSError with a message that says why and what to do.
+    """
+    tmp = f"{path}.{os.getpid()}.tmp"
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except OSError as e:
+        try:
+            os.remove(tmp)
+        except OSError:
+            pass
+        folder = os.path.dirname(os.path.abspath(path))
+        before = "an earlier report there is unchanged" if os.path.exists(path) else "nothing was written"
+        if disk_full(e):
+            free = free_space(folder)
+            room = f"{free} bytes free" if free is not None else "no space"
+            raise OSError(e.errno or errno.ENOSPC, f"The report could not be written to {path}: the disk is full "
+                          f"({room} in {folder}; the report needs {len(text.encode('utf-8'))} bytes). Free some "
+                          f"space there or choose another OUTPUT_HTML; {before}.") from None
+        raise OSError(e.errno, f"The report could not be written to {path}: {e.strerror or e}; {before}.") from None
+
 
 # index key in the metrics results -> (output name, label, ideal value, what it says)
 INDICES = {

@@ -448,8 +448,9 @@ def run_scene(scene: Scene, cores: int | None = None, force: bool = False) -> di
     fb = QuietFeedback()
     try:
         result = pipeline.pansharpen(**kwargs, feedback=fb)
-    except (InputError, MemoryError, OSError) as e:
-        # bad input, a full disk, too little memory: said in one line, not retried (it would fail the same way)
+    except (InputError, MemoryError, OSError, RuntimeError) as e:
+        # bad input, a full disk, too little memory (or threads: RuntimeError "can't start new thread"): said in one
+        # line, not retried (it would fail the same way)
         if memory.out_of_memory(e):
             error = memory_advice(str(e) or type(e).__name__, kwargs)
         elif isinstance(e, InputError) or disk_full(e):
@@ -478,7 +479,10 @@ def _check_scene(base: dict, kwargs: dict[str, Any]) -> dict:
     fb = QuietFeedback()
     try:
         result = pipeline.pansharpen(**kwargs, feedback=fb)
-    except (InputError, MemoryError) as e:
+    except (InputError, MemoryError, RuntimeError) as e:
+        if not isinstance(e, (InputError, MemoryError)) and not memory.out_of_memory(e):
+            e.ksdiff_warnings = fb.warnings
+            raise
         error = (memory_advice(str(e) or type(e).__name__, kwargs) if memory.out_of_memory(e)
                  else in_batch_terms(str(e)))
         return {**base, "status": "failed", "error": error, "warnings": fb.warnings}

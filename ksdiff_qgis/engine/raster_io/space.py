@@ -10,7 +10,7 @@ import os
 import numpy as np
 from osgeo import gdal
 
-from ..errors import quoted
+from ..errors import InputError, quoted
 from .writer import free_space
 
 # output size / uncompressed size of a lossless codec with the predictor: DEFLATE outputs of the QA runs of at least
@@ -53,6 +53,28 @@ def temp_folder(output_folder: str) -> str | None:
         return None
     folder = os.path.abspath(folder)
     return None if _same_disk(folder, output_folder) else folder
+
+
+def check_temp_folder(cog: bool) -> None:
+    """With COG on: InputError when CPL_TMPDIR (GDAL config option or environment) names a folder that is missing or
+    cannot be written — GDAL's COG driver writes its overviews there, after the whole fusion (QA: it failed only
+    then). A probe file, not os.access: root is told yes on a read-only file system."""
+    import tempfile
+
+    folder = gdal.GetConfigOption("CPL_TMPDIR") if cog else None
+    if not folder:
+        return
+    fix = ("create it, set CPL_TMPDIR to a folder you can write to, or unset it (the Cloud-Optimized GeoTIFF's "
+           "overviews are then written beside the output); nothing was written")
+    if not os.path.isdir(folder):
+        raise InputError(f"GDAL's temporary folder CPL_TMPDIR={folder} does not exist: {fix}.")
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".ksdiff-write-test-")
+        os.close(fd)
+        os.remove(probe)
+    except OSError as e:
+        raise InputError(f"GDAL's temporary folder CPL_TMPDIR={folder} cannot be written "
+                         f"({e.strerror or e}): {fix}.") from None
 
 
 def _size(n: float) -> str:
