@@ -206,13 +206,15 @@ def test_paths_in_messages_are_shown_as_written(data_dir, tmp_path, monkeypatch)
     with pytest.raises(InputError) as refused:
         pansharpen(pan, ms, png, "wv2", "exp")
     assert f'the output "{png}" must be a GeoTIFF' in str(refused.value)
-    # a COG larger than one 256 px block has overviews, written in CPL_TMPDIR: a folder that does not exist fails it
+    # a COG larger than one 256 px block has overviews, written in CPL_TMPDIR: a folder that does not exist is refused
+    # before the fusion (it failed the COG write after it), its path shown as written
     pan, ms = str(tmp_path / "pan.tif"), str(tmp_path / "ms.tif")
     gdal.Translate(pan, str(data_dir / "wv2_pan.tif"), width=512, height=512)
     gdal.Translate(ms, str(data_dir / "wv2_ms.tif"), width=128, height=128)
-    monkeypatch.setenv("CPL_TMPDIR", str(tmp_path / "gibt es nicht ä"))
+    missing = str(folder / "gibt es nicht ä")
+    monkeypatch.setenv("CPL_TMPDIR", missing)
     cog = str(folder / "COG ä.tif")
-    with pytest.raises(OSError) as failed:
+    with pytest.raises(InputError) as failed:
         pansharpen(pan, ms, cog, "wv2", "exp", cog=True)
-    assert f'writing the output "{cog}" failed while writing the Cloud-Optimized GeoTIFF' in str(failed.value)
+    assert f"CPL_TMPDIR={missing} does not exist" in str(failed.value)
     assert "\\'" not in str(refused.value) + str(failed.value)

@@ -6,6 +6,7 @@ A full disk was reported only when the write failed: after 30+ minutes of fusion
 from __future__ import annotations
 
 import os
+import tempfile
 
 import numpy as np
 from osgeo import gdal
@@ -59,8 +60,6 @@ def check_temp_folder(cog: bool) -> None:
     """With COG on: InputError when CPL_TMPDIR (GDAL config option or environment) names a folder that is missing or
     cannot be written — GDAL's COG driver writes its overviews there, after the whole fusion (QA: it failed only
     then). A probe file, not os.access: root is told yes on a read-only file system."""
-    import tempfile
-
     folder = gdal.GetConfigOption("CPL_TMPDIR") if cog else None
     if not folder:
         return
