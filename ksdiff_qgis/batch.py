@@ -17,14 +17,17 @@ import signal
 import sys
 import time
 from collections.abc import Iterable, Iterator
-from typing import IO, Any
+from typing import Any
 
 from .batch_stop import Stop, label, sigint_held
 from .engine import memory
-from .engine.errors import one_line
+from .engine.errors import disk_full, one_line, quoted
 from .engine.gdalutil import from_os
+from .engine.pipeline import method_names
 from .engine.raster_io.partials import stale_partials
+from .engine.runtime import DEVICES
 from .engine.scenes import (
+    COUNT_KEYS,
     Scene,
     SceneListError,
     base_record,
@@ -33,11 +36,12 @@ from .engine.scenes import (
     remove_partials,
     run_scene,
 )
+from .engine.sensors import AUTO as AUTO_SENSOR
+from .engine.sensors import SENSORS
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 # stopped by a signal: 128 + its number, as a shell reports a process that signal ended
 EXIT_INTERRUPTED, EXIT_TERMINATED = 128 + signal.SIGINT, 128 + signal.SIGTERM   # 130 (Ctrl-C), 143 (SIGTERM)
-USER_MEMORY_LIMIT = os.environ.get(memory.ENV_LIMIT)   # as the process started: a user's setting wins
 MAX_WORKERS_PER_CORE = 2   # more single-threaded scene processes than this only queue for the cores
 # RAM a local worker process needs at least: 104 MB idle, 228 MB after a 512² KSDiff scene (ONNX Runtime session,
 # GDAL caches), plus the smallest tile's working memory
@@ -108,10 +112,17 @@ def check_numbers(args: argparse.Namespace) -> None:
         check_threads(args.threads, usable_cores(), "this machine")
 
 
-def check_threads(threads: int, cores: int, where: str) -> None:
+def check_threads(threads: int, cores: int, where: str, scenes: Iterable[Scene] = ()) -> None:
+    """UsageError for ``--threads`` or a row's ``threads``/``workers`` cell above the ``cores`` of ``where`` (a row's
+    64 threads on 2 cores ran 64 of each per scene)."""
     if threads > cores:
         raise UsageError(f"--threads {threads} is more than the {cores} core(s) of {where}: give at most {cores}, "
                          "or 0 (each scene gets its worker's share)")
+    for scene in scenes:
+        for key in COUNT_KEYS:
+            if (scene.kwargs.get(key) or 0) > cores:
+                raise UsageError(f"line {scene.line}: {key} {scene.kwargs[key]} is more than the {cores} core(s) of "
+                                 f"{where}: give at most {cores}, or leave the cell empty (the scene's share)")
 
 
 def local_workers(requested: int) -> tuple[int, str | None]:
@@ -133,10 +144,30 @@ def local_workers(requested: int) -> tuple[int, str | None]:
                        f"(each needs about {WORKER_MB} MB)")
 
 
+def option_values(key: str) -> list[str]:
+    """The values the engine takes for the option key ``key`` (sensor, method, device)."""
+    if key == "sensor":
+        return [AUTO_SENSOR, *SENSORS]
+    if key == "method":
+        return list(method_names())
+    return list(DEVICES)
+
+
 def defaults_from(args: argparse.Namespace) -> dict[str, Any]:
-    """Engine keywords given on the command line (a CSV cell overrides them)."""
+    """Engine keywords given on the command line (a CSV cell overrides them). ``--sensor``, ``--method`` and
+    ``--device`` are case-insensitive like the list's cells; UsageError for a value the engine does not know, before
+    any scene starts (QA: ``--sensor WV2`` failed every scene of the run alike)."""
     keys = ("sensor", "method", "device", "tile_size", "overlap")
-    return {k: getattr(args, k) for k in keys if getattr(args, k) is not None}
+    defaults = {k: getattr(args, k) for k in keys if getattr(args, k) is not None}
+    for key in ("sensor", "method", "device"):
+        if key in defaults:
+            value = defaults[key].strip().lower()
+            known = option_values(key)
+            if value not in known:
+                raise UsageError(f"--{key} {quoted(one_line(defaults[key]))} is not known: give one of "
+                                 f"{', '.join(known)} (upper or lower case)")
+            defaults[key] = value
+    return defaults
 
 
 # ------------------------------------------------------------------------- cluster
@@ -205,16 +236,21 @@ def threads_per_worker(client) -> dict[str, int]:
 
 
 def share_memory(memory_limit: int | None, slots: int) -> None:
-    """Limit each scene to its share of the worker's memory limit.
+    """Limit each scene to its share of the worker's memory limit (``memory.set_worker_share``).
 
     The engine's memory guard otherwise sizes tiles on half the host's free RAM in every worker process
-    at once; Dask would then restart a worker that outgrows its limit.
+    at once; Dask would then restart a worker that outgrows its limit. A user's ``KSDIFF_MAX_MEMORY_MB`` still wins,
+    and a tighter container or ``ulimit -v`` still decides and is named: the share is no longer written into that
+    variable, whose name the messages then gave as if the user had set it.
     """
-    if USER_MEMORY_LIMIT or not memory_limit:
+    if not memory_limit:
+        memory.set_worker_share(None)
         return
-    share = memory.SAFE_SHARE * memory_limit / 2**20 / max(1, slots)
-    free = memory.available_mb()
-    os.environ[memory.ENV_LIMIT] = f"{min(share, memory.SAFE_SHARE * free) if free else share:.0f}"
+    limit_mb = memory_limit / 2**20
+    share = memory.SAFE_SHARE * limit_mb / max(1, slots)
+    at_once = f", divided by the {slots} scenes it runs at once" if slots > 1 else ""
+    memory.set_worker_share(share, f"this worker's share of the batch's memory: half of its {limit_mb:.0f} MB Dask "
+                                   f"memory limit{at_once}")
 
 
 def quiet_gdal() -> None:
@@ -249,6 +285,68 @@ def submit(client, scenes: list[Scene], threads: int, retries: int, force: bool)
 
 
 # ------------------------------------------------------------------------- results
+class Report:
+    """The ``--report`` file: each record a whole JSON line, written and flushed in one go.
+
+    A write that fails (a full disk, a quota, an I/O error) truncates the file back to where that record began, so
+    every line in it stays valid JSON, prints one line saying so, and the run goes on without the report: the
+    outputs and their ``.ksdiff.json`` records are elsewhere and unaffected (QA: the OSError of ``flush`` killed the
+    run with a 30-line traceback, cancelled the running scenes, printed no summary and cut the last line).
+    """
+
+    def __init__(self, path: str):
+        self.path = path
+        self.file = open(path, "wb", buffering=0)   # unbuffered: nothing of a failed record lingers in a buffer
+        self.lines = 0
+        self.lost: str | None = None   # why the report stopped, once it did
+
+    def add(self, record: dict) -> None:
+        """Append ``record`` as one JSON line, or nothing once the report has stopped."""
+        if self.lost is not None:
+            return
+        data = memoryview((json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8"))
+        start = self.file.tell()
+        try:
+            while data:
+                data = data[self.file.write(data):]
+        except OSError as e:
+            with contextlib.suppress(OSError):   # only whole records stay
+                self.file.truncate(start)
+                self.file.seek(start)
+            self.lost = self.failure(e)
+            print(f"ksdiff batch: {self.lost}; the run goes on without it (the outputs and their .ksdiff.json "
+                  "records are unaffected)", file=sys.stderr, flush=True)
+            return
+        self.lines += 1
+
+    def failure(self, error: OSError) -> str:
+        """One line: which file, why, how much room is left, what it keeps."""
+        folder = os.path.dirname(os.path.abspath(self.path))
+        try:
+            st = os.statvfs(folder)
+            free = f", {st.f_bavail * st.f_frsize} bytes free there"
+        except (OSError, AttributeError):   # statvfs: not on Windows
+            free = ""
+        why = "disk full" if disk_full(error) else (error.strerror or str(error))
+        return (f"the report file {quoted(self.path)} cannot be written ({why}{free}): it keeps its first "
+                f"{self.lines} line(s), each a whole record")
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.file.close()
+
+    def __enter__(self) -> Report:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def add_line(report: Report | None, record: dict) -> None:
+    if report is not None:
+        report.add(record)
+
+
 def outcome(future, scene: Scene) -> dict:
     """The report record of a finished future; a task that still failed after its retries becomes 'failed'."""
     if future.status == "finished":
@@ -270,7 +368,7 @@ def died_message(exc: BaseException | None = None) -> str:
             f"give it more room with a smaller --tile-size, fewer --workers or {memory.ENV_LIMIT}, then run again")
 
 
-def fail_unfinished(futures: dict, done: set, records: list[dict], report: IO[str] | None,
+def fail_unfinished(futures: dict, done: set, records: list[dict], report: Report | None,
                     progress: Progress) -> None:
     """The cluster has no worker left: the scenes not finished fail (their worker died) and the run ends."""
     for future, scene in futures.items():
@@ -279,9 +377,7 @@ def fail_unfinished(futures: dict, done: set, records: list[dict], report: IO[st
                    "error": died_message() + f" (the cluster had no worker left for {NO_WORKER_SECONDS} s)"}
             done.add(future)
             records.append(rec)
-            if report is not None:
-                report.write(json.dumps(rec, ensure_ascii=False) + "\n")
-                report.flush()
+            add_line(report, rec)
             progress.update(rec)
 
 
@@ -330,16 +426,14 @@ class Progress:
             self.bar.close()
 
 
-def record_outcome(future, scene: Scene, records: list[dict], report: IO[str] | None, progress: Progress) -> None:
+def record_outcome(future, scene: Scene, records: list[dict], report: Report | None, progress: Progress) -> None:
     rec = outcome(future, scene)
     records.append(rec)
-    if report is not None:
-        report.write(json.dumps(rec, ensure_ascii=False) + "\n")
-        report.flush()   # a long run interrupted halfway keeps the lines it has
+    add_line(report, rec)   # flushed: a long run interrupted halfway keeps the lines it has
     progress.update(rec)
 
 
-def collect(client, futures: dict, report: IO[str] | None, progress: bool,
+def collect(client, futures: dict, report: Report | None, progress: bool,
             records: list[dict] | None = None, stop: Stop | None = None, watch_workers: bool = False) -> list[dict]:
     """Records in completion order (appended to ``records``, which an interrupted caller keeps), each written to
     ``report`` as soon as it is known; returns early, with what has finished by then, once ``stop`` is requested
@@ -394,10 +488,8 @@ def summarize(records: list[dict], wall: float, scenes: int | None = None, stopp
     }
 
 
-def write_summary(report: IO[str] | None, summary: dict) -> None:
-    if report is not None:
-        report.write(json.dumps({"summary": summary}, ensure_ascii=False) + "\n")
-        report.flush()
+def write_summary(report: Report | None, summary: dict) -> None:
+    add_line(report, {"summary": summary})
 
 
 def cleanup(scenes: Iterable[Scene]) -> None:
@@ -413,7 +505,7 @@ def leftovers(scenes: Iterable[Scene]) -> list[str]:
 
 
 def run(scenes: list[Scene], client, threads: int = 0, retries: int = 2, force: bool = False,
-        report: IO[str] | None = None, progress: bool = True,
+        report: Report | None = None, progress: bool = True,
         records: list[dict] | None = None, stop: Stop | None = None,
         watch_workers: bool = False) -> tuple[list[dict], dict]:
     """Run every scene on ``client``'s cluster; returns the records (completion order, also appended to
@@ -440,7 +532,7 @@ def run(scenes: list[Scene], client, threads: int = 0, retries: int = 2, force: 
     return records, summary
 
 
-def interrupted(scenes: list[Scene], records: list[dict], report: IO[str] | None, since: float,
+def interrupted(scenes: list[Scene], records: list[dict], report: Report | None, since: float,
                 local: bool) -> None:
     """After a stop, once the cluster is closed: the scenes that finished meanwhile (their sidecar was written
     after ``since``, a ``time.time()``) join the report, and a local cluster's stopped scenes leave no temporary
@@ -453,8 +545,7 @@ def interrupted(scenes: list[Scene], records: list[dict], report: IO[str] | None
         if done and done.get("written", 0) >= since:
             rec = {**base_record(scene), **done.get("result", {}), "status": "done"}
             records.append(rec)
-            if report is not None:
-                report.write(json.dumps(rec, ensure_ascii=False) + "\n")
+            add_line(report, rec)
 
 
 def print_summary(summary: dict) -> None:
@@ -466,7 +557,7 @@ def print_summary(summary: dict) -> None:
           f"({summary['mpx']:.1f} Mpx fused, {summary['mpx_per_s']:.2f} Mpx/s)", flush=True)
 
 
-def stopped(stop: Stop, scenes: list[Scene], records: list[dict], report: IO[str] | None, since: float,
+def stopped(stop: Stop, scenes: list[Scene], records: list[dict], report: Report | None, since: float,
             wall: float) -> int:
     """After a stop, once the cluster is closed: clean up, complete the report, write and print the summary, say
     what is left; returns the exit code (128 + the signal's number)."""
@@ -499,15 +590,25 @@ def main(argv: list[str] | None = None) -> int:
         try:
             check_numbers(args)
             # the list's relative paths are joined to its folder and handed to GDAL: as GDAL names them (``from_os``)
-            scenes = read_scenes(from_os(os.path.abspath(args.scenes)), defaults_from(args))
+            defaults = defaults_from(args)
+            try:
+                scenes = read_scenes(from_os(os.path.abspath(args.scenes)), defaults)
+            except OSError as e:   # the list's own errors name it; the OS's do not (QA: "[Errno 2] ... 'x.csv'")
+                raise UsageError(f"the scene list {quoted(args.scenes)} cannot be read: "
+                                 f"{e.strerror or e}") from None
             workers = 0
-            if args.scheduler is None:
+            if args.scheduler is None:   # the rows' own thread counts (a cluster's: once connected)
+                check_threads(0, usable_cores(), "this machine", scenes)
                 workers, warning = local_workers(args.workers)
                 if warning:
                     print(f"ksdiff batch: {warning}", file=sys.stderr, flush=True)
             if stop.requested:   # before any work: nothing to clean up
                 return stop.exit_code
-            report_file = open(args.report, "w", encoding="utf-8") if args.report else contextlib.nullcontext()
+            try:
+                report_file = Report(args.report) if args.report else contextlib.nullcontext()
+            except OSError as e:
+                raise UsageError(f"the report file {quoted(args.report)} cannot be created: {e.strerror or e}; give "
+                                 "a --report path in an existing folder you may write to") from None
         except (OSError, SceneListError, UsageError) as e:
             print(f"ksdiff batch: {e}", file=sys.stderr)
             return EXIT_USAGE
@@ -517,9 +618,9 @@ def main(argv: list[str] | None = None) -> int:
         with report_file as report:
             try:
                 with connect(args.scheduler, workers, stop, args.retries) as client:
-                    cores = client.run(usable_cores) if args.scheduler and args.threads else {}
+                    cores = client.run(usable_cores) if args.scheduler else {}
                     if cores:
-                        check_threads(args.threads, max(cores.values()), "the largest worker host")
+                        check_threads(args.threads, max(cores.values()), "the largest worker host", scenes)
                     if not stop.requested:
                         _, summary = run(scenes, client, args.threads, args.retries, args.force, report,
                                          progress=not args.no_progress, records=records, stop=stop,
@@ -532,7 +633,11 @@ def main(argv: list[str] | None = None) -> int:
                 return stopped(stop, scenes, records, report, since, time.perf_counter() - t0)
     # a signal after the last scene (while the cluster closed) changes nothing: the run is complete
     print_summary(summary)
-    return EXIT_FAILED if summary["failed"] else EXIT_OK
+    lost = report.lost if isinstance(report, Report) else None
+    if lost:   # said when it happened too; repeated here, where it is seen, and the run counts as failed
+        print(f"ksdiff batch: {lost} (the summary above is not in it): free some space and run the same command "
+              "again for a complete report (the finished scenes are skipped)", file=sys.stderr, flush=True)
+    return EXIT_FAILED if summary["failed"] or lost else EXIT_OK
 
 
 if __name__ == "__main__":

@@ -375,24 +375,6 @@ def test_list_columns_follow_the_engine_annotation():
     assert _convert("EPSG:32631", p("str | None")) == "EPSG:32631"
 
 
-def test_each_scene_gets_its_share_of_the_worker_memory(monkeypatch):
-    from ksdiff_qgis import batch
-    from ksdiff_qgis.engine import memory
-
-    monkeypatch.setattr(batch, "USER_MEMORY_LIMIT", None)
-    monkeypatch.setattr(memory, "available_mb", lambda: 100_000.0)
-    monkeypatch.delenv(memory.ENV_LIMIT, raising=False)
-    batch.share_memory(8 * 2**30, 2)                        # 8 GB worker running 2 scenes at once
-    assert float(os.environ[memory.ENV_LIMIT]) == pytest.approx(2048)
-    monkeypatch.setattr(memory, "available_mb", lambda: 1000.0)
-    batch.share_memory(8 * 2**30, 2)                        # the host has less free: that decides
-    assert float(os.environ[memory.ENV_LIMIT]) == pytest.approx(500)
-    monkeypatch.setattr(batch, "USER_MEMORY_LIMIT", "300")
-    monkeypatch.setenv(memory.ENV_LIMIT, "300")
-    batch.share_memory(8 * 2**30, 2)                        # a user's own limit is kept
-    assert os.environ[memory.ENV_LIMIT] == "300"
-
-
 def test_a_coregistered_scene_keeps_the_move_in_its_record(tmp_path):
     """A scene list's coregister column: the report record and the output's sidecar say how far the MS moved (the
     log line is info, which a batch run does not print)."""

@@ -68,9 +68,10 @@ def estimate_offset(pans: list[np.ndarray], mss: list[np.ndarray], alpha: np.nda
 
 def in_batch_terms(text: str) -> str:
     """``text`` with the option named as a scene list sets it, its ``coregister`` column, instead of the dialog's
-    checkbox (QA: the batch's warning said to tick it under Advanced Parameters)."""
+    checkbox (QA: the batch's warning said to tick it under Advanced Parameters, then "tick coregister=yes")."""
     return (text.replace(ADVICE, "set the row's coregister column to yes")
-            .replace(UNTICK, "set the row's coregister column to no").replace(COREG, "coregister=yes"))
+            .replace(UNTICK, "set the row's coregister column to no")
+            .replace(f"tick {COREG}", "set coregister=yes").replace(COREG, "coregister=yes"))
 
 
 def offset_note(offset_ms: tuple[float, float] | None, ratio: int, where: str = "scene") -> str | None:

@@ -24,15 +24,38 @@ def disk_full(error: BaseException) -> bool:
 _BIDI = frozenset(chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A)))
 
 
-def one_line(text: object) -> str:
-    """A user's string (a band name or description) as a message shows it: on one line and displayed as written.
-    Control characters (newline, tab, ESC, ...), line/paragraph separators and bidi controls are escaped as Python's
-    repr writes them (\\n, \\t, \\x1b, \\u202e): a band named 'a\\nINFO: fake' made a fake "INFO:" log line.
-    Only for messages; the output file keeps the name as it is."""
+def _hidden(ch: str) -> bool:
     import unicodedata
 
-    return "".join(repr(ch)[1:-1] if ch in _BIDI or unicodedata.category(ch) in ("Cc", "Zl", "Zp") else ch
-                   for ch in str(text))
+    return ch in _BIDI or unicodedata.category(ch) in ("Cc", "Zl", "Zp")
+
+
+# format characters that belong to visible text: zero width (non-)joiners of emoji sequences and Indic or Persian
+# words, the tag characters of subdivision flags (England's, Scotland's)
+_JOINERS = frozenset(["\u200c", "\u200d", *map(chr, range(0xE0020, 0xE0080))])
+
+
+def _escaped(ch: str) -> str:
+    return f"\\u{ord(ch):04x}" if ord(ch) <= 0xFFFF else f"\\U{ord(ch):08x}"
+
+
+def one_line(text: object) -> str:
+    """A user's string (a band name or description) as a message shows it: on one line and displayed as written.
+    Control characters (newline, tab, ESC, ...), line/paragraph separators, bidi controls and the other invisible
+    format characters (Unicode category Cf: U+200B zero width space, U+00AD soft hyphen, U+FEFF, ...) are escaped as
+    Python's repr writes them (\\n, \\t, \\x1b, \\u202e, \\u200b): a band named 'a\\nINFO: fake' made a fake "INFO:" log
+    line, and 'wv2\\u200b' showed as 'wv2' in "unknown sensor 'wv2'". Joiners of visible text (``_JOINERS``: an
+    emoji's ZWJ) stay. Only for messages; the output file keeps the name as it is."""
+    import unicodedata
+
+    return "".join(repr(ch)[1:-1] if _hidden(ch) else
+                   _escaped(ch) if unicodedata.category(ch) == "Cf" and ch not in _JOINERS else ch for ch in str(text))
+
+
+def has_control(text: str) -> bool:
+    """True when ``text`` holds a control character, a line or paragraph separator or a bidi control (a path cell
+    with one is a spreadsheet's mistake); invisible format characters such as an emoji's joiner are allowed."""
+    return any(_hidden(ch) for ch in text)
 
 
 def quoted(path: object) -> str:

@@ -25,6 +25,10 @@ FIXED_MB = 100.0                     # ONNX Runtime session, GDAL handles and ca
 LEARNED_FLOATS = 170                 # activations per padded tile pixel (+ 8 per band for the pipeline)
 CLASSICAL_FLOATS = 4                 # per padded tile pixel (+ 4 per band)
 MIN_TILE = 64
+# a batch worker's share of its Dask memory limit (MB, and how messages describe it), set by
+# ``ksdiff_qgis.batch.share_memory``; unlike ENV_LIMIT it is no setting of the user's, so the messages name it for
+# what it is, and a tighter container or ``ulimit -v`` still decides (QA: they named KSDIFF_MAX_MEMORY_MB=237)
+_worker_share: tuple[float, str] | None = None
 
 
 def _malloc_trim():
@@ -180,6 +184,13 @@ def available_mb() -> float | None:
     return None if found is None else found[0]
 
 
+def set_worker_share(mb: float | None, description: str = "") -> None:
+    """Limit this process's runs to ``mb`` (None: no share), described in messages as ``description``; the budget is
+    the smaller of it and half of what the machine, container or ``ulimit -v`` leaves (``budget_mb``)."""
+    global _worker_share
+    _worker_share = None if mb is None else (float(mb), description or f"this process's share: {mb:.0f} MB")
+
+
 def budget_mb() -> tuple[float, str] | None:
     """(MB this run may use, where that number comes from), or None when unknown."""
     override = os.environ.get(ENV_LIMIT, "").strip()
@@ -189,8 +200,11 @@ def budget_mb() -> tuple[float, str] | None:
         except ValueError:
             raise InputError(f"{ENV_LIMIT} must be a number of megabytes, not {override!r}") from None
     found = available()
+    share = _worker_share
     if found is None:
-        return None
+        return share
+    if share is not None and share[0] < SAFE_SHARE * found[0]:
+        return share
     return SAFE_SHARE * found[0], f"half of {found[1]}"
 
 

@@ -15,6 +15,7 @@ from .model_card import sha256_file
 
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
+DEVICES = ("auto", "cuda", "cpu")   # the DEVICE values (the batch command checks --device against them)
 INSTALL_HINT = (
     "ONNX Runtime is not installed for this QGIS profile. Use Raster > KSDiff > Install ONNX Runtime… "
     "(or run the Processing algorithm 'ksdiff:install_runtime'); the classical methods work without it."
@@ -50,7 +51,7 @@ class DeviceChoice:
 
 def choose_providers(device: str, available: list[str]) -> DeviceChoice:
     """Execution providers to ask for, given the user's DEVICE and what this ONNX Runtime build offers."""
-    if device not in ("auto", "cuda", "cpu"):
+    if device not in DEVICES:
         raise InputError(f"unknown device {device!r}: use auto, cuda or cpu")
     if device == "cpu":
         return DeviceChoice((CPU,), "CPU requested")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import glob
 import inspect
+import io
 import json
 import os
 import re
@@ -21,7 +22,7 @@ from osgeo import gdal
 
 from . import classical, memory, model_card, pipeline, raster_io, selfcheck
 from .coregistration import in_batch_terms
-from .errors import InputError, disk_full, one_line, quoted
+from .errors import InputError, disk_full, has_control, one_line, quoted
 from .feedback import Feedback
 from .gdalutil import gdal_str, os_path, real_path
 from .numbers import decimal_comma_gains, decimal_comma_number
@@ -136,6 +137,9 @@ def _resolve_path(value: str, base: str) -> str:
     return real_path(os.path.join(base, os.path.expanduser(value)))
 
 
+COUNT_KEYS = ("threads", "workers")   # a row's cores: checked like the batch's --threads
+
+
 def _row_kwargs(row: dict[str, str], params: dict[str, inspect.Parameter], base: str, line: int) -> dict:
     kwargs: dict[str, Any] = {}
     for column, cell in row.items():
@@ -147,7 +151,7 @@ def _row_kwargs(row: dict[str, str], params: dict[str, inspect.Parameter], base:
         key = column_keyword(column)
         if key in KEY_COLUMNS:
             cell = cell.lower()
-        if key in PATH_KEYS and one_line(cell) != cell:   # QA: a newline in an output cell named the file with it
+        if key in PATH_KEYS and has_control(cell):   # QA: a newline in an output cell named the file with it
             raise SceneListError(f"line {line}: column {column!r}: {quoted(one_line(cell))} holds a control "
                                  "character (a line break, a tab, ...): a file name with one is almost certainly a "
                                  "mistake of the spreadsheet; remove it from the cell")
@@ -155,6 +159,9 @@ def _row_kwargs(row: dict[str, str], params: dict[str, inspect.Parameter], base:
             kwargs[key] = _resolve_path(cell, base) if key in PATH_KEYS else _convert(cell, params[key])
         except (ValueError, json.JSONDecodeError) as e:
             raise SceneListError(f"line {line}: column {column!r}: cannot read {quoted(cell)}: {e}") from None
+        if key in COUNT_KEYS and kwargs[key] < 0:   # as --threads: the batch checks the upper limit (cores)
+            raise SceneListError(f"line {line}: column {column!r}: {kwargs[key]} is below 0: give 0 (the scene's "
+                                 "share of the cores) or more")
     missing = [c for c in REQUIRED_COLUMNS if column_keyword(c) not in kwargs]
     if missing:
         raise SceneListError(f"line {line}: no {', '.join(missing)} given")
@@ -164,13 +171,60 @@ def _row_kwargs(row: dict[str, str], params: dict[str, inspect.Parameter], base:
 def _check_header(fields: list[str] | None, params: dict[str, inspect.Parameter]) -> None:
     if not fields:
         raise SceneListError("the scene list is empty (expected the header pan,ms,sensor,method,output)")
-    unknown = [f for f in fields if column_keyword(f) not in params]
+    named = [f for f in fields if f.strip()]   # unnamed columns: Excel's trailing ';;' (``_unnamed_cells``)
+    unknown = [f for f in named if column_keyword(f) not in params]
     if unknown:
         known = sorted({"pan", "ms", "output", "model"} | set(params) - set(PATH_KEYS))
         raise SceneListError(f"unknown column(s) {', '.join(map(repr, unknown))}; known: {', '.join(known)}")
     missing = [c for c in REQUIRED_COLUMNS if c not in {f.strip().lower() for f in fields}]
     if missing:
         raise SceneListError(f"the header lacks the column(s) {', '.join(missing)}")
+    seen: dict[str, str] = {}
+    for f in named:   # QA: 'method' and 'METHOD' both given, the last one silently won
+        key = column_keyword(f)
+        if key in seen:
+            raise SceneListError(f"the columns {seen[key]!r} and {f!r} both set {key}: keep one of them")
+        seen[key] = f
+
+
+def _unnamed_cells(fields: list[str], cells: list[str], line: int) -> None:
+    """SceneListError for a value under a column the header leaves unnamed; empty ones are ignored (Excel saves
+    'pan;ms;method;output;;' when cells beyond the table were ever touched)."""
+    for i, (field, cell) in enumerate(zip(fields, cells), start=1):
+        if not field.strip() and cell.strip():
+            raise SceneListError(f"line {line}: column {i} has no name in the header but holds "
+                                 f"{quoted(one_line(cell))}: name the column (e.g. tile_size) or empty its cells")
+
+
+def _swallowed_rows(cells: list[str], delimiter: str, columns: int, line: int) -> None:
+    """SceneListError for a quoted cell that spans lines which look like rows of their own: a quote opened by
+    mistake and closed only by a later one took those rows in (QA: a 4-row list ran as 3 scenes)."""
+    for cell in cells:
+        later = cell.splitlines()[1:]
+        if any(part.count(delimiter) >= max(1, columns - 1) for part in later):
+            raise SceneListError(f"line {line}: a quoted cell starting on line {line} spans lines that look like "
+                                 f"rows of their own ({quoted(one_line(cell[:80]))}): its quote (\") is closed "
+                                 "only further down; remove the stray quote or close it where the cell ends")
+
+
+def unclosed_quote(text: str, delimiter: str) -> int | None:
+    """The line on which a quoted cell opens that is never closed (csv then reads the rest of the file into it),
+    else None. The default dialect's rules: a quote opens a cell only at its start, '""' inside is a quote."""
+    line, opened, state = 1, 0, "start"   # start of a cell, plain cell, quoted cell, quote seen in a quoted cell
+    for ch in text:
+        if state == "quoted":
+            if ch == '"':
+                state = "quote"
+        elif state == "quote" and ch == '"':
+            state = "quoted"
+        elif ch == delimiter or ch in "\r\n":
+            state = "start"
+        elif state == "start" and ch == '"':
+            state, opened = "quoted", line
+        else:
+            state = "plain"
+        line += ch == "\n"
+    return opened if state == "quoted" else None
 
 
 DELIMITERS = ",;\t"
@@ -191,13 +245,18 @@ def read_scenes(csv_path: str, defaults: dict[str, Any] | None = None) -> list[S
     base = os.path.dirname(real_path(csv_path))   # through os_path, as _resolve_path
     try:
         with open(os_path(csv_path), newline="", encoding="utf-8-sig") as f:
-            delimiter = sniff_delimiter(f.readline())
-            f.seek(0)
-            scenes = [Scene(line, {**(defaults or {}), **cells}) for line, cells in
-                      _rows(csv.reader(f, delimiter=delimiter), params, base, defaults or {})]
+            text = f.read()
     except UnicodeDecodeError as e:
         raise SceneListError(f"{csv_path} is not UTF-8 text ({e.reason} at byte {e.start}): save it as UTF-8 (Excel: "
                              "'CSV UTF-8 (comma delimited)')") from None
+    delimiter = sniff_delimiter(text.splitlines()[0] if text else "")
+    opened = unclosed_quote(text, delimiter)
+    if opened is not None:   # checked first: the rows it took in would be missing from every other message
+        raise SceneListError(f"line {opened}: a quoted cell starting on line {opened} is never closed, so it takes "
+                             "in the rest of the file: close its quote (\") or remove it")
+    scenes = [Scene(line, {**(defaults or {}), **cells}) for line, cells in
+              _rows(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter), params, base, defaults or {},
+                    delimiter)]
     if not scenes:
         raise SceneListError(f"{csv_path} lists no scene")
     _check_unique_outputs(scenes)
@@ -205,7 +264,7 @@ def read_scenes(csv_path: str, defaults: dict[str, Any] | None = None) -> list[S
     return scenes
 
 
-def _rows(reader, params: dict[str, inspect.Parameter], base: str, defaults: dict[str, Any]):
+def _rows(reader, params: dict[str, inspect.Parameter], base: str, defaults: dict[str, Any], delimiter: str = ","):
     """(line, engine keywords) of each non-empty row of ``reader`` (a csv.reader), ``line`` the row's first physical
     line: csv's line_num after a row is its last, and a quoted cell spanning lines made the message point past it.
     Rows as csv.DictReader makes them: cells beyond the header under None, missing cells None."""
@@ -216,7 +275,10 @@ def _rows(reader, params: dict[str, inspect.Parameter], base: str, defaults: dic
         cells = next(reader, None)
         if cells is None:
             return
-        row: dict[str | None, Any] = dict(zip(fields, cells + [None] * (len(fields) - len(cells))))
+        _unnamed_cells(fields, cells, line)
+        _swallowed_rows(cells, delimiter, len(fields), line)
+        row: dict[str | None, Any] = {f: c for f, c in zip(fields, cells + [None] * (len(fields) - len(cells)))
+                                      if f.strip()}
         if len(cells) > len(fields):
             row[None] = cells[len(fields):]
         if any(isinstance(v, str) and v.strip() for v in row.values()) or None in row:

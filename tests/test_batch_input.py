@@ -1,0 +1,185 @@
+"""The batch command's inputs and its report file (QA round 49): a full disk under --report, upper-case option
+values, the memory share's wording, unclosed quotes, Excel's unnamed columns, duplicate columns, row thread counts."""
+from __future__ import annotations
+
+import errno
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ksdiff_qgis import batch
+from ksdiff_qgis.engine import memory
+from ksdiff_qgis.engine.scenes import SceneListError, read_scenes
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / "tests" / "data"
+PAN, MS = DATA / "wv2_pan.tif", DATA / "wv2_ms.tif"
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "ksdiff_qgis.batch", *args, "--no-progress"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=180)
+
+
+def scene_list(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+# ------------------------------------------------------------------------- 1. a full disk under --report
+class FillsUp:
+    """A raw file that takes ``room`` bytes, then fails with ENOSPC (after writing what fitted, as a disk does)."""
+
+    def __init__(self, raw, room: int):
+        self.raw, self.room = raw, room
+
+    def write(self, data) -> int:
+        if len(data) > self.room:
+            self.raw.write(bytes(data[:self.room]))
+            self.room = 0
+            raise OSError(errno.ENOSPC, "No space left on device")
+        self.room -= len(data)
+        return self.raw.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self.raw, name)
+
+
+def test_a_full_report_disk_keeps_whole_records_and_says_so(tmp_path, capsys):
+    path = tmp_path / "r.jsonl"
+    report = batch.Report(str(path))
+    first = {"line": 2, "status": "done", "output": "Überflug/a.tif"}
+    report.file = FillsUp(report.file, len(json.dumps(first, ensure_ascii=False).encode()) + 1 + 10)
+    report.add(first)
+    report.add({"line": 3, "status": "done", "output": "b.tif"})   # 10 bytes of it fit, then the disk is full
+    report.add({"summary": {"scenes": 2}})                          # the report has stopped: nothing more
+    report.close()
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    assert [json.loads(x) for x in lines] == [first] and lines[0].endswith("\n")
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "disk full" in err and f'"{path}"' in err and "keeps its first 1 line" in err
+    assert "the run goes on without it" in err
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs Linux's /dev/full")
+def test_a_report_that_cannot_be_written_ends_with_the_summary_not_a_traceback(tmp_path):
+    """QA: the OSError of report.flush() killed the run (30-line traceback, no summary, running scenes cancelled).
+    /dev/full fails every write with ENOSPC."""
+    lst = scene_list(tmp_path / "s.csv", f"pan,ms,sensor,method,output\n{PAN},{MS},wv2,brovey,o/a.tif\n"
+                                         f"{PAN},{MS},wv2,exp,o/b.tif\n")
+    p = run_cli(str(lst), "--workers", "1", "--report", "/dev/full")
+    assert "Traceback" not in p.stderr, p.stderr[-3000:]
+    assert "2 scene(s): 2 done" in p.stdout, p.stdout + p.stderr
+    assert 'the report file "/dev/full" cannot be written (disk full' in p.stderr
+    assert p.returncode == batch.EXIT_FAILED   # BATCH.md: the report the user asked for is incomplete
+    assert (tmp_path / "o" / "a.tif").exists() and (tmp_path / "o" / "b.tif").exists()
+
+
+# ------------------------------------------------------------------------- 2. --sensor/--method/--device
+def test_command_line_option_keys_are_case_insensitive_and_checked_first():
+    args = batch.parse_args(["s.csv", "--sensor", "WV2", "--method", "BROVEY", "--device", "CPU"])
+    assert batch.defaults_from(args) == {"sensor": "wv2", "method": "brovey", "device": "cpu"}
+    for option, value in (("--sensor", "wv9"), ("--method", "brovy"), ("--device", "gpu")):
+        with pytest.raises(batch.UsageError, match=rf"^{option} \"{value}\" is not known: give one of .*auto"):
+            batch.defaults_from(batch.parse_args(["s.csv", option, value]))
+
+
+def test_upper_case_options_run_and_a_bad_one_stops_before_any_scene(tmp_path):
+    lst = scene_list(tmp_path / "s.csv", f"pan;ms;sensor;method;output\n{PAN};{MS};;;o/a.tif\n")
+    p = run_cli(str(lst), "--workers", "1", "--sensor", "WV2", "--method", "BROVEY")
+    assert p.returncode == 0 and "1 scene(s): 1 done" in p.stdout, p.stdout + p.stderr
+    p = run_cli(str(lst), "--workers", "1", "--method", "Browey", "--force")
+    assert p.returncode == batch.EXIT_USAGE and "--method \"Browey\" is not known" in p.stderr, p.stderr
+    assert "scene(s)" not in p.stdout
+
+
+# ------------------------------------------------------------------------- 3. the memory share's wording
+def test_the_worker_share_is_not_passed_off_as_the_users_setting(monkeypatch):
+    """QA: share_memory wrote KSDIFF_MAX_MEMORY_MB=237 into the worker's environment and the messages named it as if
+    the user had set it, dropping the ulimit -v / container wording the engine alone gives."""
+    monkeypatch.delenv(memory.ENV_LIMIT, raising=False)
+    monkeypatch.setattr(memory, "_worker_share", None)
+    monkeypatch.setattr(memory, "available", lambda: (100_000.0, "the 100000 MB of RAM available"))
+    batch.share_memory(8 * 2**30, 2)                        # 8 GB worker running 2 scenes at once
+    assert memory.ENV_LIMIT not in os.environ
+    mb, source = memory.budget_mb()
+    assert mb == pytest.approx(2048) and source.startswith("this worker's share of the batch's memory: half of its "
+                                                           "8192 MB Dask memory limit"), source
+    monkeypatch.setattr(memory, "available", lambda: (900.0, "the 900 MB the virtual-memory limit (ulimit -v) leaves"))
+    assert memory.budget_mb() == (450.0, "half of the 900 MB the virtual-memory limit (ulimit -v) leaves")
+    monkeypatch.setenv(memory.ENV_LIMIT, "300")            # a user's own setting wins, and is named
+    assert memory.budget_mb() == (300.0, f"{memory.ENV_LIMIT}=300")
+    batch.share_memory(None, 1)
+    monkeypatch.delenv(memory.ENV_LIMIT)
+    assert memory.budget_mb()[1].startswith("half of")
+
+
+# ------------------------------------------------------------------------- 4. quotes that swallow rows
+def test_an_unclosed_quote_stops_the_run_naming_its_line(tmp_path):
+    """QA: a 4-row list with a quote never closed ran as '3 scene(s)'."""
+    lst = scene_list(tmp_path / "s.csv", f"pan,ms,sensor,method,output\n{PAN},{MS},wv2,brovey,a.tif\n"
+                                         f"{PAN},{MS},wv2,\"brovey,b.tif\n{PAN},{MS},wv2,exp,c.tif\n"
+                                         f"{PAN},{MS},wv2,exp,d.tif\n")
+    with pytest.raises(SceneListError, match=r"^line 3: a quoted cell starting on line 3 is never closed"):
+        read_scenes(str(lst))
+
+
+def test_a_quote_closed_rows_later_is_refused(tmp_path):
+    lst = scene_list(tmp_path / "s.csv", f"pan,ms,sensor,method,output\n{PAN},{MS},wv2,\"brovey,a.tif\n"
+                                         f"{PAN},{MS},wv2,exp,c.tif\n{PAN},{MS},wv2,\"exp\",d.tif\n")
+    with pytest.raises(SceneListError, match=r"^line 2: a quoted cell starting on line 2 spans lines that look like "
+                                             r"rows"):
+        read_scenes(str(lst))
+    ok = scene_list(tmp_path / "ok.csv", f"pan,ms,sensor,method,output\n{PAN},{MS},wv2,\"bro\"\"vey\",a.tif\n")
+    assert read_scenes(str(ok))[0].kwargs["method"] == 'bro"vey'   # '""' inside a quoted cell is a quote
+
+
+# ------------------------------------------------------------------------- 5. columns and row counts
+def test_excels_unnamed_empty_columns_are_ignored_but_not_their_values(tmp_path):
+    lst = scene_list(tmp_path / "s.csv", f"pan;ms;method;output;;\n{PAN};{MS};brovey;a.tif;;\n;;;;;\n")
+    (scene,) = read_scenes(str(lst))
+    assert scene.kwargs["method"] == "brovey"
+    bad = scene_list(tmp_path / "b.csv", f"pan;ms;method;output;;\n{PAN};{MS};brovey;a.tif;;256\n")
+    with pytest.raises(SceneListError, match=r'^line 2: column 6 has no name in the header but holds "256"'):
+        read_scenes(str(bad))
+
+
+def test_two_columns_for_one_keyword_are_refused(tmp_path):
+    lst = scene_list(tmp_path / "s.csv", f"pan,ms,method,output,METHOD\n{PAN},{MS},brovey,a.tif,ksdiff\n")
+    with pytest.raises(SceneListError, match=r"the columns 'method' and 'METHOD' both set method: keep one"):
+        read_scenes(str(lst))
+
+
+def test_row_thread_counts_are_checked_like_the_option(tmp_path):
+    neg = scene_list(tmp_path / "n.csv", f"pan,ms,method,output,threads\n{PAN},{MS},brovey,a.tif,-1\n")
+    with pytest.raises(SceneListError, match=r"^line 2: column 'threads': -1 is below 0"):
+        read_scenes(str(neg))
+    big = scene_list(tmp_path / "b.csv", f"pan,ms,method,output,workers\n{PAN},{MS},brovey,a.tif,64\n")
+    scenes = read_scenes(str(big))
+    with pytest.raises(batch.UsageError, match=r"^line 2: workers 64 is more than the 2 core\(s\) of this machine"):
+        batch.check_threads(0, 2, "this machine", scenes)
+    p = run_cli(str(big), "--workers", "1")
+    assert p.returncode == batch.EXIT_USAGE and "line 2: workers 64 is more than" in p.stderr, p.stderr
+
+
+# ------------------------------------------------------------------------- 6. wording
+def test_messages_name_the_file_and_show_invisible_characters(tmp_path, capsys):
+    from ksdiff_qgis.engine.coregistration import in_batch_terms
+    from ksdiff_qgis.engine.errors import has_control, one_line
+    from ksdiff_qgis.engine.labels import param
+
+    assert in_batch_terms(f"check it, or tick {param('COREGISTER')})") == "check it, or set coregister=yes)"
+    assert one_line("wv2\u200b") == "wv2\\u200b" and not has_control("a\u200d.tif") and has_control("a\n.tif")
+    assert one_line("👩\u200d👩 🏴\U000e0067\U000e0062\U000e0065\U000e006e\U000e0067\U000e007f") == \
+        "👩\u200d👩 🏴\U000e0067\U000e0062\U000e0065\U000e006e\U000e0067\U000e007f"   # emoji sequences stay whole
+    assert batch.main([str(tmp_path / "nope.csv")]) == batch.EXIT_USAGE
+    said = capsys.readouterr().err
+    assert f'the scene list "{tmp_path / "nope.csv"}" cannot be read: No such file or directory' in said
+    lst = scene_list(tmp_path / "s.csv", f"pan,ms,method,output\n{PAN},{MS},brovey,a.tif\n")
+    assert batch.main([str(lst), "--report", str(tmp_path / "no" / "r.jsonl")]) == batch.EXIT_USAGE
+    assert f'the report file "{tmp_path / "no" / "r.jsonl"}" cannot be created' in capsys.readouterr().err
