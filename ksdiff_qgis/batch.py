@@ -262,10 +262,25 @@ def quiet_gdal() -> None:
     gdal.SetErrorHandler("CPLQuietErrorHandler")
 
 
-def scene_task(scene: Scene, threads: int, threads_by_worker: dict[str, int], force: bool) -> dict:
-    """The Dask task of one scene: pick this worker's thread count (unless given), run the scene."""
+def quiet_dask_shutdown() -> None:
+    """Keep a local cluster's worker processes from printing Dask's own shutdown noise on the user's console: when
+    Ctrl-C closes the cluster, a worker still running logged "Failed to communicate with scheduler during heartbeat"
+    with a 30-line traceback, and "Async instruction … ended with CancelledError" (QA). A scene's own failures reach
+    its record and the summary, not these loggers."""
+    import logging
+
+    for name in ("distributed.worker", "distributed.core", "distributed.comm", "distributed.nanny"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
+def scene_task(scene: Scene, threads: int, threads_by_worker: dict[str, int], force: bool,
+               local: bool = False) -> dict:
+    """The Dask task of one scene: pick this worker's thread count (unless given), run the scene (``local``: on
+    this run's own local cluster, whose workers' Dask logging is ours to quiet)."""
     from dask.distributed import get_worker
 
+    if local:
+        quiet_dask_shutdown()
     worker = get_worker()
     # a worker that joined after the plan (autoscaling) divides its own cores by its own slots
     threads = threads or threads_by_worker.get(worker.address) or max(1, usable_cores() // worker.state.nthreads)
@@ -276,11 +291,11 @@ def scene_task(scene: Scene, threads: int, threads_by_worker: dict[str, int], fo
     return record
 
 
-def submit(client, scenes: list[Scene], threads: int, retries: int, force: bool) -> dict:
+def submit(client, scenes: list[Scene], threads: int, retries: int, force: bool, local: bool = False) -> dict:
     """One future per scene (retried ``retries`` times on errors other than bad input)."""
     plan = {} if threads > 0 else threads_per_worker(client)
     stamp = f"{time.time_ns():x}"
-    return {client.submit(scene_task, s, threads, plan, force, retries=retries, pure=False,
+    return {client.submit(scene_task, s, threads, plan, force, local, retries=retries, pure=False,
                           key=f"ksdiff-scene-{s.line}-{stamp}"): s for s in scenes}
 
 
@@ -518,7 +533,7 @@ def run(scenes: list[Scene], client, threads: int = 0, retries: int = 2, force: 
     records = [] if records is None else records
     futures: dict = {}
     try:
-        futures = submit(client, scenes, threads, retries, force)
+        futures = submit(client, scenes, threads, retries, force, local=stop is not None and stop.local)
         collect(client, futures, report, progress, records, stop, watch_workers)
     except BaseException:   # e.g. Ctrl-C without ``stop``: the scenes not started are dropped
         client.cancel(list(futures))

@@ -183,3 +183,21 @@ def test_messages_name_the_file_and_show_invisible_characters(tmp_path, capsys):
     lst = scene_list(tmp_path / "s.csv", f"pan,ms,method,output\n{PAN},{MS},brovey,a.tif\n")
     assert batch.main([str(lst), "--report", str(tmp_path / "no" / "r.jsonl")]) == batch.EXIT_USAGE
     assert f'the report file "{tmp_path / "no" / "r.jsonl"}" cannot be created' in capsys.readouterr().err
+
+
+def test_a_local_clusters_workers_keep_dasks_shutdown_noise_off_the_console():
+    """QA: after Ctrl-C a worker of the batch's own cluster printed Dask's heartbeat traceback and "Async instruction
+    … ended with CancelledError" between "stopping" and the summary; those loggers are quieted in its workers."""
+    import logging
+
+    from ksdiff_qgis.batch import quiet_dask_shutdown
+
+    names = ("distributed.worker", "distributed.core", "distributed.comm", "distributed.nanny")
+    before = {n: logging.getLogger(n).level for n in names}
+    try:
+        quiet_dask_shutdown()
+        for name in ("distributed.worker", "distributed.worker.state_machine", "distributed.core"):
+            assert logging.getLogger(name).getEffectiveLevel() == logging.CRITICAL, name
+    finally:   # this test process is not a batch worker
+        for n, level in before.items():
+            logging.getLogger(n).setLevel(level)
