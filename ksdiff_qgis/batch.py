@@ -222,6 +222,7 @@ def connect(scheduler: str | None, workers: int, stop: Stop | None = None, allow
     if stop is not None:   # a second Ctrl-C kills them (read then: a nanny restarts a killed worker)
         stop.worker_pids = lambda: [getattr(n, "pid", None) for n in list(cluster.workers.values())]
     with cluster, Client(cluster) as client:
+        client.run(quiet_dask_shutdown)   # idle workers too (a restarted one is quieted by its first scene)
         yield client
 
 
