@@ -234,3 +234,13 @@ def test_help_html_lists_item_lines():
     assert out == ('<h2>T</h2><p>Intro &amp; more</p><ul style="-qt-list-indent:0; margin-left:14px">'
                    "<li><b>A</b>: one</li><li><b>B (x)</b>: two &lt; three</li></ul><p>Between</p>"
                    '<ul style="-qt-list-indent:0; margin-left:14px"><li>no label here</li></ul>')
+
+
+def test_help_says_ksdiff_needs_onnx_runtime_and_how_to_get_it(qgis_app):
+    """First-run QA: `qgis_process help ksdiff:pansharpen` never said that KSDiff (and auto's learned part) needs
+    ONNX Runtime, nor which algorithm installs it."""
+    from qgis.core import QgsApplication
+
+    text = QgsApplication.processingRegistry().createAlgorithmById("ksdiff:pansharpen").shortHelpString()
+    method = next(line for line in text.splitlines() if line.startswith("- Method: "))
+    assert "KSDiff needs ONNX Runtime: ksdiff:install_runtime" in method
