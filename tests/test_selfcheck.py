@@ -668,3 +668,26 @@ def test_decide_says_why_a_flat_pan_s_undefined_response_refuses_the_network():
     keep, why = decide(learned, classic, pan_cb=float("nan"), ms_cb=0.4)
     assert not keep
     assert "nan" not in why and "PAN is flat" in why
+
+
+def test_ksdiff_without_onnx_runtime_is_refused_before_any_scene_work(data_dir, tmp_path, monkeypatch):
+    """First-run QA: METHOD ksdiff without ONNX Runtime measured the PAN/MS offset and logged its long warning before
+    the install hint; the hint now comes first and alone."""
+    from ksdiff_qgis.engine import pipeline, runtime
+    from ksdiff_qgis.engine.errors import InputError
+
+    def missing():
+        raise InputError(runtime.INSTALL_HINT)
+
+    def no_statistics(*args, **kwargs):
+        raise AssertionError("the scene statistics were computed before the refusal")
+
+    monkeypatch.setattr(runtime, "import_onnxruntime", missing)
+    monkeypatch.setattr(pipeline, "estimate_scene_stats", no_statistics)
+    fb = Recorder()
+    with pytest.raises(InputError) as err:
+        pansharpen(str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif"), str(tmp_path / "o.tif"),
+                   sensor="wv2", method="ksdiff", feedback=fb)
+    assert str(err.value) == runtime.INSTALL_HINT
+    assert not fb.warnings, fb.warnings
+    assert not (tmp_path / "o.tif").exists()

@@ -824,6 +824,8 @@ def pansharpen(
                                                        bplan.indices)
     if method in LEARNED_METHODS:   # the model must fit the fused bands and the ratio before anything is said of it
         _check_model_fit(card, _model_band_count(ms, bplan.model), plan.ratio, pan, ms, sensor, scan)
+        # and ONNX Runtime must be there: without it the refusal came after the offset measurement and statistics
+        runtime.import_onnxruntime()
     elif card is not None and not _fits(card, _model_band_count(ms, bplan.model), plan.ratio):
         held = HeldFeedback()   # METHOD auto falls back to a classical method and says why (``_auto_method``)
     for note in bplan.notes:
