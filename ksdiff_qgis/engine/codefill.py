@@ -19,14 +19,12 @@ just below them (their edges, mixed pixels), so no gap, and sit inside the scene
 """
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 from osgeo import gdal
 from scipy.ndimage import binary_erosion, label
 
 from .errors import InputError
-from .gdalutil import gdal_call
+from .masks import declared_copy
 from .nodatacmd import exact, nodata_command
 from .raster_io import RasterInfo
 
@@ -146,9 +144,8 @@ def with_fill_code(ds: gdal.Dataset, info: RasterInfo, role: str
     whole = overview(ds)
     if not confirmed(whole, value, info.dtype):
         return ds, info, None
-    vrt, msg = gdal_call(gdal.Translate, "", ds, format="VRT", noData=value)
-    if vrt is None:
-        raise InputError(f"cannot declare the {role} raster's fill value {exact(value, info.dtype)} as nodata: {msg}")
+    vrt, declared = declared_copy(ds, info, value, f"the {role} raster's fill value {exact(value, info.dtype)} as "
+                                  "nodata")
     share = float((whole == value).all(axis=0).mean())
     rest = whole[np.isfinite(whole) & (whole != value)]
     shown = exact(value, info.dtype)
@@ -157,4 +154,4 @@ def with_fill_code(ds: gdal.Dataset, info: RasterInfo, role: str
                f"({rest.min():.6g} to {rest.max():.6g}): a fill (a scene edge), left out as nodata (the output is "
                f"nodata there). To make the file declare it, {nodata_command(info.path, value, info.dtype)}; if those "
                "pixels are data, declare another nodata value on the layer (Layer Properties > Transparency).")
-    return vrt, dataclasses.replace(info, nodata=value), note
+    return vrt, declared, note

@@ -26,6 +26,7 @@ from . import delivery
 from .errors import InputError
 from .feedback import Feedback
 from .gdalutil import gdal_call
+from .masks import declared_copy
 from .metascan import MetadataScan
 from .nodatacmd import exact
 from .raster_io import RasterInfo, describe, open_dataset
@@ -117,14 +118,12 @@ def with_product_nodata(ds: gdal.Dataset, info: RasterInfo, values: ProductValue
     (``masks.with_nodata``); the raster itself otherwise."""
     if values is None or values.nodata is None or info.nodata is not None or not _holds(info.dtype, values.nodata):
         return ds, info, False
-    vrt, msg = gdal_call(gdal.Translate, "", ds, format="VRT", noData=values.nodata)
-    if vrt is None:
-        raise InputError(f"cannot declare the nodata value {exact(values.nodata)} of "
-                         f"{os.path.basename(values.dimap)} on the {role} raster: {msg}")
+    vrt, declared = declared_copy(ds, info, values.nodata, f"the nodata value {exact(values.nodata)} of "
+                                  f"{os.path.basename(values.dimap)} on the {role} raster")
     fb.info(f"the {role} raster's nodata value is {exact(values.nodata)}, the NODATA special value of "
             f"{os.path.basename(values.dimap)}, the DIMAP that describes it (the raster declares none): those pixels "
             "(the product's collar) are left out")
-    return vrt, dataclasses.replace(info, nodata=float(values.nodata)), True
+    return vrt, declared, True
 
 
 def product_view(path: str, role: str, layer_nodata: float | None, scan: MetadataScan, fb: Feedback) -> gdal.Dataset:

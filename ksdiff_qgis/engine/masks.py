@@ -129,10 +129,8 @@ def with_nodata(ds: gdal.Dataset, info: RasterInfo, value: float | None, role: s
             fb.info(f"the {role} layer's nodata value {exact(value)} is not used: the file declares "
                     f"{exact(info.nodata)}")
         return ds, info
-    vrt, msg = gdal_call(gdal.Translate, "", ds, format="VRT", noData="none" if value is None else value)
-    if vrt is None:
-        shown = "no nodata value" if value is None else f"the nodata value {exact(value)}"
-        raise InputError(f"cannot declare {shown} on the {role} raster: {msg}")
+    shown = "no nodata value" if value is None else f"the nodata value {exact(value)}"
+    vrt, declared = declared_copy(ds, info, value, f"{shown} on the {role} raster")
     # a layer setting is not in the file, and QGIS History records only the file's path: a replay of the run reads
     # the file's own nodata and gives another result, so the line says how to make the file carry the setting
     # gdal_edit.py where GDAL can update the file, else a VRT copy
@@ -145,6 +143,17 @@ def with_nodata(ds: gdal.Dataset, info: RasterInfo, value: float | None, role: s
                 + (f"; the layer's nodata value {exact(value)} is used" if value is not None else "") + depends)
     else:
         fb.info(f"the {role} layer's nodata value {exact(value)} is used (the file declares none){depends}")
+    return vrt, declared
+
+
+def declared_copy(ds: gdal.Dataset, info: RasterInfo, value: float | None, what: str
+                  ) -> tuple[gdal.Dataset, RasterInfo]:
+    """A virtual copy of ``ds`` declaring ``value`` as its nodata (None: none), and ``info`` to match: GDAL's own
+    reads (averaged windows, the warper) then leave those pixels out too. InputError "cannot declare ``what``" when
+    GDAL cannot make it. The one way a layer's, a DIMAP's or a found fill's value is applied."""
+    vrt, msg = gdal_call(gdal.Translate, "", ds, format="VRT", noData="none" if value is None else value)
+    if vrt is None:
+        raise InputError(f"cannot declare {what}: {msg}")
     return vrt, dataclasses.replace(info, nodata=None if value is None else float(value))
 
 
