@@ -1,6 +1,7 @@
 """An undeclared fill code on a scene edge (-9999 or -32768 in Int16 Sentinel-2 reflectance x 10^4, 65535 in UInt16
-Landsat 8): left out as nodata, as if the file declared it, and said once with the command that declares it. A
-saturated top (8-bit 255, 16-bit 65535 on bright targets) stays data. Real scenes of the data cache (QA)."""
+Landsat 8), or a negative sentinel code (-9999, -32768) anywhere and in any band: left out as nodata, as if the file
+declared it, and said once with the command that declares it. A saturated top (8-bit 255, 16-bit 65535 on bright
+targets), in all bands or some, stays data. Real scenes of the data cache (QA)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -192,14 +193,13 @@ def test_water_clipped_to_minus_one_inside_the_scene_stays_data(tmp_path, dtype,
     assert (out.GetRasterBand(1).GetMaskBand().ReadAsArray() == 255).all()
 
 
-def test_a_hole_at_the_types_negative_extreme_inside_the_scene_is_still_a_fill():
-    """A -32768 hole masked out of Int16 reflectance inside the scene (no saturation or clipping makes it): a fill,
-    border or not; the same hole at -1 or -9999 is data (water clipped, a value a product may hold); a 65535 plateau
-    inside a UInt16 scene, apart from the data, is a saturated object (data) where the same value on a corner wedge
-    is a fill."""
+def test_a_hole_at_a_negative_sentinel_code_inside_the_scene_is_still_a_fill():
+    """A -32768 or -9999 hole masked out of Int16 reflectance inside the scene (no saturation or clipping makes
+    either): a fill, border or not; the same hole at -1 is data (water clipped); a 65535 plateau inside a UInt16
+    scene, apart from the data, is a saturated object (data) where the same value on a corner wedge is a fill."""
     a = gdal.Open(str(_cached("sentinel2/s2_20m.tif"))).ReadAsArray()[:4].astype(np.float64)
     hole = _disk(a.shape[1:], 0) > 0.5
-    for value, fill in ((-32768, True), (-9999, False), (-1, False)):
+    for value, fill in ((-32768, True), (-9999, True), (-1, False)):
         b = a.copy()
         b[:, hole] = value
         assert codefill.confirmed(codefill.overview(_dataset(b, gdal.GDT_Int16)), value, np.int16) is fill
@@ -210,3 +210,116 @@ def test_a_hole_at_the_types_negative_extreme_inside_the_scene_is_still_a_fill()
     b = np.round(a / a.max() * 30000)
     b[:, xx + yy < 0.3 * b.shape[2]] = 65535
     assert codefill.confirmed(codefill.overview(_dataset(b, gdal.GDT_UInt16)), 65535, np.uint16)
+
+
+# an interior block (a masked cloud, a gap inside the scene): MS rows, cols (PAN: twice as many); one band's stripe
+BLOCK = (slice(100, 140), slice(90, 150))
+STRIPE = (slice(60, 200), slice(120, 132))
+
+
+def _planted(tmp: Path, value: float, declare: bool, block: tuple[slice, slice], ms_band: int | None = None
+             ) -> tuple[str, str]:
+    """The Sentinel-2 PAN (512 px, B8) and MS (256 px, 4 bands) as Int16 with ``value`` over the MS pixels ``block``
+    and the PAN pixels beneath them, or in MS band ``ms_band`` only (the PAN keeps its data); declared or not."""
+    pan_src, pan_band, ms_src, ms_bands = SCENES["s2"][:4]
+    folder = tmp / f"{value}_{declare}_{ms_band}"
+    folder.mkdir()
+    paths = []
+    for role, src, bands, scale in (("pan", pan_src, [pan_band], 2), ("ms", ms_src, ms_bands, 1)):
+        size = 256 * scale
+        ds = gdal.Translate(str(folder / f"{role}.tif"), str(_cached(src)), srcWin=[0, 0, size, size],
+                            bandList=bands, outputType=gdal.GDT_Int16)
+        window = tuple(slice(s.start * scale, s.stop * scale) for s in block)
+        for b in range(1, len(bands) + 1):
+            band = ds.GetRasterBand(b)
+            if ms_band is None or role == "ms" and b == ms_band:
+                a = band.ReadAsArray()
+                a[window] = value
+                band.WriteArray(a)
+            if declare:
+                band.SetNoDataValue(value)
+        ds = None
+        paths.append(str(folder / f"{role}.tif"))
+    return paths[0], paths[1]
+
+
+def _runs(tmp: Path, value: float, method: str, block: tuple[slice, slice], ms_band: int | None = None) -> dict:
+    """{declared: (output array, its validity mask, its nodata value, warnings, metadata)} of both runs."""
+    runs = {}
+    for declare in (True, False):
+        pan, ms = _planted(tmp, value, declare, block, ms_band)
+        res = pansharpen(pan, ms, str(Path(pan).parent / "out.tif"), "generic", method)
+        out = gdal.Open(res.output_path)
+        band = out.GetRasterBand(1)
+        runs[declare] = (out.ReadAsArray(), band.GetMaskBand().ReadAsArray() > 0, band.GetNoDataValue(),
+                         res.warnings, out.GetMetadata())
+    return runs
+
+
+@pytest.mark.parametrize("value, method", [(-9999, "mtf_glp_hpm"), (-9999, "ksdiff"), (-32768, "mtf_glp_hpm")])
+def test_an_interior_fill_code_is_fused_as_if_declared(tmp_path, value, method):
+    """QA: a -9999 block inside a Sentinel-2 Int16 scene (a masked cloud, not touching the border), undeclared, was
+    fused as data: MTF-GLP-HPM up to 33844 off within 8 pixels of it, KSDiff 9842, and no word. A negative
+    sentinel code is no saturation: now nodata wherever it is, the declared run's output bit for bit, one warning
+    per input with the gdal_edit.py command."""
+    runs = _runs(tmp_path, value, method, BLOCK)
+    (declared, valid, nd, _, _), (undeclared, uvalid, und, warnings, meta) = runs[True], runs[False]
+    assert und == nd == value
+    assert np.array_equal(valid, uvalid) and not valid[200:280, 180:300].any()
+    assert np.array_equal(declared, undeclared), float(np.abs(declared.astype(float) - undeclared).max())
+    said = [w for w in warnings if SAID in w]
+    assert len(said) == 2, warnings
+    for role, w in zip(("PAN", "MS"), said):
+        assert w.startswith(f"The {role} raster") and f"gdal_edit.py -a_nodata {value} " in w, w
+        assert "wherever it is" in w and "only" not in w, w
+    assert meta["KSDIFF_MS_NODATA_SOURCE"] == meta["KSDIFF_PAN_NODATA_SOURCE"] == "fill"
+
+
+@pytest.mark.parametrize("method", ["mtf_glp_hpm", "ksdiff"])
+def test_a_fill_code_in_one_band_only_is_nodata_in_every_band(tmp_path, method):
+    """QA: -9999 in one MS band only (a detector gap; the other bands hold data there), undeclared, was fused as a
+    value: MTF-GLP-HPM up to 3015 off beside it, KSDiff 3239. Now such a pixel is nodata in every output band, as with
+    -9999 declared (one nodata value for all bands; a pixel that holds it in any band is a hole), and the warning
+    names the band."""
+    runs = _runs(tmp_path, -9999, method, STRIPE, ms_band=2)
+    (declared, valid, nd, _, _), (undeclared, uvalid, und, warnings, meta) = runs[True], runs[False]
+    assert und == nd == -9999
+    assert np.array_equal(valid, uvalid) and not valid[120:400, 240:264].any() and valid.mean() > 0.9
+    assert (undeclared[:, 120:400, 240:264] == -9999).all()
+    assert np.array_equal(declared, undeclared), float(np.abs(declared.astype(float) - undeclared).max())
+    said = [w for w in warnings if SAID in w]
+    assert len(said) == 1 and said[0].startswith("The MS raster"), warnings
+    assert "-9999 in band 2 only" in said[0] and "nodata in all" in said[0], said[0]
+    assert meta["KSDIFF_MS_NODATA_SOURCE"] == "fill" and meta["KSDIFF_PAN_NODATA_SOURCE"] == "none"
+
+
+def test_a_positive_extreme_in_some_bands_only_stays_data():
+    """65535 on a corner wedge of one or two bands of the real Landsat 8 MS (UInt16: saturation of a bright band
+    reaching the border) and 255 on 8-bit WorldView-2: data, as the same top inside the scene; a fill at the top
+    is one in every band only. -1 (water clipped) in one band on a wedge is data too."""
+    for rel, dtype, np_type, top in (("landsat8/ms.tif", gdal.GDT_UInt16, np.uint16, 65535),
+                                     ("wv2/pair1_ms.tif", gdal.GDT_Byte, np.uint8, 255)):
+        a = np.round(_clipped(_cached(rel), 100, 0.8 * top))
+        h, w = a.shape[1:]
+        yy, xx = np.mgrid[0:h, 0:w]
+        for bands in ([0], [0, 1]):
+            b = a.copy()
+            for i in bands:
+                b[i][xx + yy < 0.4 * w] = top
+            ds = _dataset(b, dtype)
+            assert codefill.find(codefill.sample(ds), np_type) is None, (rel, bands)
+    a = gdal.Open(str(_cached("sentinel2/s2_20m.tif"))).ReadAsArray()[:4].astype(np.float64)
+    yy, xx = np.mgrid[0:a.shape[1], 0:a.shape[2]]
+    a[1][xx + yy < 0.4 * a.shape[2]] = -1
+    assert codefill.find(codefill.sample(_dataset(a, gdal.GDT_Int16)), np.int16) is None
+
+
+def test_which_negative_codes_are_sentinels():
+    """Runs of nines from -999 and signed types' lowest values; not -1, -99, -1e4 nor any positive value."""
+    for value, dtype in ((-9999, np.int16), (-999, np.float32), (-99999, np.int32), (-32768, np.int16),
+                         (-32768, np.float32), (-128, np.int8), (-2147483648, np.float64),
+                         (float(-np.finfo(np.float32).max), np.float32)):
+        assert codefill.sentinel(float(value), dtype), (value, dtype)
+    for value, dtype in ((-1, np.int16), (-99, np.int16), (-10000, np.float32), (-9999.5, np.float32),
+                         (65535, np.uint16), (9999, np.int16), (0, np.int16)):
+        assert not codefill.sentinel(float(value), dtype), (value, dtype)

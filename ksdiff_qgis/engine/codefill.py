@@ -1,21 +1,30 @@
-"""An undeclared fill code: a scene-edge fill such as -9999, -32768 or 65535 that the raster does not declare as nodata.
+"""An undeclared fill code: a fill such as -9999, -32768 or 65535 that the raster does not declare as nodata.
 
 Fused as data, such a plateau wrecked every pixel the filters or the network reach from it (QA, a Sentinel-2-like
 Int16 x 10^4 reflectance scene with a corner wedge at -9999: MTF-GLP-HPM up to 33474 off beside it, KSDiff 4678,
 METHOD auto chose MTF-GLP-FS over KSDiff) while the only word was that 8 % of the pixels were below 0. Such a value
 is taken as the input's nodata, as if its file declared it, and the warning gives the command that declares it.
 
-A value is a fill code only when nothing else fits (``find``): a plateau of one exact value in every band, in
-FILL_SHARE of the sampled pixels and SOLID (areas, not speckle), which lies outside the rest of the data — negative
-where every other value is >= 0, or the storage type's extreme (255, 65535, -32768, ...) apart from the data by
-GAP_SHARE of their range. The windows can miss a sharp-edged object's few edge pixels (QA, a disk-shaped cloud
-clipped at 65535 on the Landsat 8 PAN: 19.5 % of the output went nodata), so ``with_fill_code`` confirms a candidate on
-one decimated read of the whole raster (``overview``, ``confirmed``): the plateau must be outside the rest of the
-data there too, and reach the raster's border (a fill is a scene edge, a collar, a corner wedge; a saturated cloud or
-water clipped to -1 inside the scene is data) unless it is the type's negative extreme or a float's (-32768,
--FLT_MAX). A saturated top stays data: bright clouds clipped at 255 (8-bit) or 65535 (16-bit) come with the values
-just below them (their edges, mixed pixels), so no gap, and sit inside the scene. Zero is
-``pipeline.undeclared_fill_notes``'.
+Two kinds of value are fills (``find`` picks a candidate on the sampled windows, ``confirmed`` checks it on one
+decimated read of the whole raster, ``overview``):
+
+- A SENTINEL code: negative, one no measurement, saturation or clipping makes — a run of nines (-999, -9999, ...) or a
+  signed type's lowest value (-128, -32768, -2147483648, -FLT_MAX) — below all the rest of the data (negative where
+  they are >= 0, or GAP_SHARE of their range below them). A fill wherever it is and in whichever bands, any share:
+  a masked cloud or a gap inside the scene, one band's detector gap (QA, an interior -9999 block in Sentinel-2 Int16
+  reflectance: MTF-GLP-HPM 33844 off beside it, KSDiff 9842; -9999 in one MS band only: 3015 and 3239). GDAL's
+  nodata is one value for every band and the pipeline leaves out a pixel that holds it in any band, so such a pixel
+  is nodata in the output, as with the same value declared.
+- Any other value is a fill only as a scene edge: a plateau of one exact value in every band, in FILL_SHARE of the
+  sampled pixels and SOLID (areas, not speckle), outside the rest of the data (negative where every other value is
+  >= 0, or the storage type's extreme 255, 65535, ... apart from the data by GAP_SHARE of their range), and on the
+  whole raster still outside it and reaching the raster's border (a scene edge, a collar, a corner wedge). The windows
+  can miss a sharp-edged object's few edge pixels (QA, a disk-shaped cloud clipped at 65535 on the Landsat 8 PAN:
+  19.5 % of the output went nodata), hence the whole-raster read. Inside the scene, or in some bands only, such a
+  value is data: bright clouds clipped at 255 (8-bit) or 65535 (16-bit) in one band or all, water clipped to -1. A
+  saturated top comes with the values just below it (its edges, mixed pixels), so no gap either.
+
+Zero is ``pipeline.undeclared_fill_notes``'.
 """
 from __future__ import annotations
 
@@ -35,6 +44,9 @@ SOLID = 0.5        # share of the plateau's pixels whose 3 x 3 neighbourhood is 
 GAP_SHARE = 0.25   # a type's extreme lies this share of the data's range beyond all of them (8-bit clouds: 1 / 254)
 OVERVIEW = 1_500_000  # pixels per band of the decimated whole-raster read that confirms a candidate (bounded cost)
 EDGE_SHARE = 0.5   # share of that read's plateau in areas reaching the raster's border: a scene edge, not an object
+NINES_FROM = 999   # the shortest run of nines taken for a fill code (-99 is within reach of data clipped below 0)
+# the signed integer types' lowest values: fill codes in any type (an Int16 product made float keeps -32768)
+SIGNED_LOWEST = tuple(float(np.iinfo(t).min) for t in (np.int8, np.int16, np.int32))
 
 
 def sample(ds: gdal.Dataset) -> list[np.ndarray]:
@@ -70,16 +82,28 @@ def _solid(windows: list[np.ndarray], value: float) -> float:
     return inner / total if total else 0.0
 
 
+def sentinel(value: float, dtype) -> bool:
+    """Whether ``value`` is a negative code no measurement, saturation or clipping makes: a run of nines from
+    NINES_FROM (-999, -9999, -99999, ...) or a signed type's lowest value (SIGNED_LOWEST, a float's -max)."""
+    if not value < 0:
+        return False
+    if value == _extremes(np.dtype(dtype))[0] or value in SIGNED_LOWEST:
+        return True
+    magnitude = -float(value)
+    return magnitude >= NINES_FROM and magnitude.is_integer() and set(str(int(magnitude))) == {"9"}
+
+
 def _outside(value: float, rest: np.ndarray, dtype: np.dtype) -> bool:
     """``value`` lies outside the ``rest`` of the data (finite, without it): negative where all of them are >= 0, or
-    the type's extreme beyond all of them by GAP_SHARE of their range."""
+    the type's extreme or a ``sentinel`` beyond all of them by GAP_SHARE of their range."""
     if rest.size == 0:
         return False
     low, high = _extremes(dtype)
     below = value < rest.min()
     gap = rest.min() - value if below else value - rest.max()
+    coded = value in (low, high) or below and sentinel(value, dtype)
     return bool((below and value < 0 <= rest.min()) or
-                (value in (low, high) and gap >= GAP_SHARE * (rest.max() - rest.min())))
+                (coded and gap >= GAP_SHARE * (rest.max() - rest.min())))
 
 
 def find(windows: list[np.ndarray], dtype) -> float | None:
@@ -91,10 +115,12 @@ def find(windows: list[np.ndarray], dtype) -> float | None:
     if finite.size == 0:
         return None
     for value in (float(finite.min()), float(finite.max())):
-        plateau = (pixels == value).all(axis=0)
-        if value == 0 or plateau.mean() < FILL_SHARE:
+        if value == 0 or not _outside(value, finite[finite != value], dtype):
             continue
-        if _outside(value, finite[finite != value], dtype) and _solid(windows, value) >= SOLID:
+        if sentinel(value, dtype):   # a fill wherever it is, in whichever bands: no share, no shape asked
+            return value
+        plateau = (pixels == value).all(axis=0)
+        if plateau.mean() >= FILL_SHARE and _solid(windows, value) >= SOLID:
             return value
     return None
 
@@ -113,21 +139,38 @@ def overview(ds: gdal.Dataset) -> np.ndarray:
 
 def confirmed(whole: np.ndarray, value: float, dtype) -> bool:
     """``find``'s candidate ``value`` is a fill on the decimated ``whole`` raster (C, h, w) too: outside the rest of
-    the data read there (a saturated object's blurred edge fills the gap the windows saw), and EDGE_SHARE of its
-    plateau in areas that reach the raster's border. An interior plateau — a saturated cloud, water clipped to -1 —
-    is data, unless no saturation or clipping makes it: the type's negative extreme, or a float type's extreme (a
-    -32768 or -FLT_MAX hole masked out of a product; -1 or -9999 holes inside a scene are fused as data)."""
+    the data read there (a saturated object's blurred edge fills the gap the windows saw). A ``sentinel`` then is a
+    fill wherever it is (the read may even miss a small hole the windows saw); any other value only when EDGE_SHARE
+    of its plateau in every band lies in areas that reach the raster's border. An interior plateau — a saturated
+    cloud, water clipped to -1 — is data, unless no saturation or clipping makes it: a float type's extreme."""
     dtype = np.dtype(dtype)
-    plateau = (whole == value).all(axis=0)
     finite = whole[np.isfinite(whole)]
-    rest = finite[finite != value]
-    if not plateau.any() or not _outside(value, rest, dtype):
+    if not _outside(value, finite[finite != value], dtype):
+        return False
+    if sentinel(value, dtype):
+        return True
+    plateau = (whole == value).all(axis=0)
+    if not plateau.any():
         return False
     areas, _ = label(plateau, structure=np.ones((3, 3), dtype=bool))
     ring = np.concatenate([areas[0], areas[-1], areas[:, 0], areas[:, -1]])
     if np.isin(areas, np.unique(ring[ring > 0])).sum() >= EDGE_SHARE * plateau.sum():
         return True
-    return value in _extremes(dtype) and (value < 0 or dtype.kind == "f")
+    return value in _extremes(dtype) and dtype.kind == "f"
+
+
+def _share(share: float) -> str:
+    """A share of pixels as the warning gives it: a handful is 'under 1%', not '0%'."""
+    return "under 1%" if 0 < share < 0.005 else f"{share:.0%}"
+
+
+def _where(held: list[int], bands: int) -> str:
+    """The bands that hold a fill, as the warning names them ('' for a one-band raster)."""
+    if bands == 1:
+        return ""
+    if len(held) == bands:
+        return " in every band"
+    return f" in band{'s' * (len(held) > 1)} {', '.join(map(str, held))} only"
 
 
 def with_fill_code(ds: gdal.Dataset, info: RasterInfo, role: str
@@ -138,7 +181,8 @@ def with_fill_code(ds: gdal.Dataset, info: RasterInfo, role: str
     that declares no nodata value (nor has one set on its layer or in its DIMAP)."""
     if info.nodata is not None:
         return ds, info, None
-    value = find(sample(ds), info.dtype)
+    windows = sample(ds)
+    value = find(windows, info.dtype)
     if value is None:
         return ds, info, None
     whole = overview(ds)
@@ -146,12 +190,25 @@ def with_fill_code(ds: gdal.Dataset, info: RasterInfo, role: str
         return ds, info, None
     vrt, declared = declared_copy(ds, info, value, f"the {role} raster's fill value {exact(value, info.dtype)} as "
                                   "nodata")
-    share = float((whole == value).all(axis=0).mean())
     rest = whole[np.isfinite(whole) & (whole != value)]
     shown = exact(value, info.dtype)
-    note = (f"The {role} raster declares no nodata value, yet {share:.0%} of its sampled pixels are {shown}"
-               + (" in every band" if info.bands > 1 else "") + f", in solid areas outside the rest of its data "
-               f"({rest.min():.6g} to {rest.max():.6g}): a fill (a scene edge), left out as nodata (the output is "
-               f"nodata there). To make the file declare it, {nodata_command(info.path, value, info.dtype)}; if those "
-               "pixels are data, declare another nodata value on the layer (Layer Properties > Transparency).")
-    return vrt, declared, note
+    data = f"({rest.min():.6g} to {rest.max():.6g})"
+    command = (f"To make the file declare it, {nodata_command(info.path, value, info.dtype)}; if those pixels are "
+               "data, declare another nodata value on the layer (Layer Properties > Transparency).")
+    if not sentinel(value, info.dtype):
+        share = float((whole == value).all(axis=0).mean())
+        return vrt, declared, (
+            f"The {role} raster declares no nodata value, yet {_share(share)} of its sampled pixels are {shown}"
+            + (" in every band" if info.bands > 1 else "") + f", in solid areas outside the rest of its data {data}: "
+            f"a fill (a scene edge), left out as nodata (the output is nodata there). {command}")
+    # the decimated read can miss a small hole the windows saw: the bands and share of both
+    found = (whole == value).any(axis=0)
+    held = sorted({b + 1 for b in range(info.bands) if (whole[b] == value).any()}
+                  | {b + 1 for w in windows for b in range(info.bands) if (w[b] == value).any()})
+    share = float(found.mean()) or float(np.mean([(w == value).any(axis=0).mean() for w in windows]))
+    some = len(held) < info.bands
+    return vrt, declared, (
+        f"The {role} raster declares no nodata value, yet {_share(share)} of its sampled pixels are {shown}"
+        f"{_where(held, info.bands)}, far below the rest of its data {data}: a fill code, which no measurement makes, "
+        "left out as nodata wherever it is (the output is nodata there"
+        + (", in every band: a pixel that is fill in one band is nodata in all" if some else "") + f"). {command}")
