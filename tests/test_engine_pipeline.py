@@ -183,6 +183,33 @@ def test_output_equal_to_input_is_refused(data_dir, tmp_path):
         pansharpen(str(pan), str(data_dir / "wv2_ms.tif"), str(pan), "wv2", "gsa")
 
 
+@pytest.mark.parametrize("role", ["PAN", "MS"])
+@pytest.mark.parametrize("link", ["absolute symlink", "relative symlink", "symlink to a symlinked input", "hardlink"])
+def test_output_linked_to_an_input_is_refused(data_dir, tmp_path, role, link):
+    """An output that is a link to an input (QA: a symlink to the MS) is the input: refused before any work, the link
+    and the input as they were."""
+    import os
+    import shutil
+
+    inputs = {"PAN": tmp_path / "pan.tif", "MS": tmp_path / "ms.tif"}
+    shutil.copy(data_dir / "wv2_pan.tif", inputs["PAN"])
+    shutil.copy(data_dir / "wv2_ms.tif", inputs["MS"])
+    target, out = inputs[role], tmp_path / "outs" / "link.tif"
+    out.parent.mkdir()
+    if link == "symlink to a symlinked input":   # the input itself given through a symlink
+        inputs[role] = tmp_path / "alias.tif"
+        os.symlink(target, inputs[role])
+    if link == "hardlink":
+        os.link(target, out)
+    else:
+        os.symlink(os.path.join("..", target.name) if link == "relative symlink" else target, out)
+    before = target.read_bytes()
+    with pytest.raises(InputError, match=f"is the {role} input"):
+        pansharpen(str(inputs["PAN"]), str(inputs["MS"]), str(out), "wv2", "gsa")
+    assert out.is_symlink() == (link != "hardlink") and target.read_bytes() == before
+    assert sorted(p.name for p in out.parent.iterdir()) == ["link.tif"]
+
+
 def test_blend_strips_seamless_and_streaming():
     """Blending many disagreeing tiles stays within their values and yields each row exactly once."""
     rng = np.random.default_rng(0)

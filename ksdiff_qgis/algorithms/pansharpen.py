@@ -8,7 +8,6 @@ from qgis.core import (
     QgsProcessingException,
     QgsProcessingOutputNumber,
     QgsProcessingOutputString,
-    QgsProcessingParameterBand,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterExtent,
     QgsProcessingParameterFile,
@@ -38,6 +37,7 @@ from ..engine.raster_io import (
 from ..engine.runtime import default_threads
 from ..engine.sensors import AUTO, SENSORS
 from .area import UnreadableCrs, referenced_extent, unreadable_extent
+from .band_param import BandList
 from .base import KsdiffAlgorithm, releases_on_failure, translator
 from .colour_style import NaturalColour, write_default_style
 from .common import ProcessingFeedback, file_nodata_unticked, input_notes, layer_crs, layer_nodata, raster_path
@@ -165,8 +165,7 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
              tr("Only this window is fused, snapped outward to the PAN grid; any CRS (reprojected to PAN's).")),
         ]
         extra = [
-            (QgsProcessingParameterBand(self.MS_BANDS, tr("MS bands to fuse, in this order (default: all)"),
-                                        parentLayerParameterName=self.MS, optional=True, allowMultiple=True),
+            (BandList(self.MS_BANDS, tr("MS bands to fuse, in this order (default: all)"), self.MS),
              tr("Every chosen band is written, in this order (scripts: 4,3,2,1, 4 3 2 1 or 4;3;2;1). KSDiff needs "
                 "every band of its model among them (found by name; an 8-band product's Blue, Green, Red, NIR go to "
                 "the 4-band model): it fuses those, MTF-GLP-HPM any others. A selection without all of them is "
