@@ -17,6 +17,7 @@ from pathlib import Path
 
 from osgeo import gdal, osr
 
+from . import containers
 from .gdalutil import gdal_call
 from .nodatacmd import exact
 
@@ -85,9 +86,14 @@ def software() -> str:
     return f"{SOFTWARE} {plugin_version()} (build {_this_build()['commit']})"
 
 
-def input_file(path: str) -> str:
+def input_file(path: str, _depth: int = 0) -> str:
     """KSDIFF_PAN_FILE / KSDIFF_MS_FILE: the input's file name and size, 'pair2_pan.tif, 1440662 bytes' (the name,
-    not the folders: an output shared outside leaks no user's paths)."""
+    not the folders: an output shared outside leaks no user's paths). A raster inside a file names the file and its
+    part: 'scene.nc, 12345 bytes, variable pan', 'both.gpkg, 618496 bytes, table pan', 'delivery.zip, 8456 bytes,
+    member pan.tif' (``containers``; the member's name alone said not which archive)."""
+    address = containers.parse(path) if _depth < 4 else None
+    if address is not None:
+        return f"{input_file(address.file, _depth + 1)}, {address.kind} {address.part}"
     name = os.path.basename(path.rstrip("/\\")) or path
     stat = gdal.VSIStatL(path)
     return f"{name}, {stat.size} bytes" if stat is not None and not stat.IsDirectory() else name
