@@ -448,6 +448,28 @@ def test_output_names_its_inputs_without_their_folders(pair, tmp_path):
     assert not [k for k, v in md.items() if str(tmp_path) in v]
 
 
+def test_a_vrt_input_is_recorded_by_its_sources_not_its_changing_size(cached, tmp_path):
+    """QA: KSDIFF_MS_FILE of a VRT read 2795 bytes on one run and 90988 on the next, same pixels: GDAL (QGIS's
+    provider, loading it as a layer) writes statistics and histograms into the VRT. Now a VRT is recorded as such,
+    with its source files' names and sizes, which no statistics change."""
+    pan, ms = str(tmp_path / "pan.tif"), str(tmp_path / "ms.tif")
+    gdal.Translate(pan, str(cached("wv2/pair1_pan.tif")), srcWin=[0, 0, 384, 384])
+    gdal.Translate(ms, str(cached("wv2/pair1_ms.tif")), srcWin=[0, 0, 96, 96])
+    vrt = str(tmp_path / "ms.vrt")
+    gdal.BuildVRT(vrt, [ms])
+    first = pansharpen(pan, vrt, str(tmp_path / "a.tif"), sensor="wv2", method="mtf_glp_hpm").output_path
+    before = os.path.getsize(vrt)
+    ds = gdal.Open(vrt)   # what a layer's statistics do to the file: written into the VRT when it is closed
+    for b in range(1, ds.RasterCount + 1):
+        ds.GetRasterBand(b).ComputeStatistics(False)
+        ds.GetRasterBand(b).GetHistogram()
+    ds = None
+    assert os.path.getsize(vrt) > 2 * before
+    again = pansharpen(pan, vrt, str(tmp_path / "b.tif"), sensor="wv2", method="mtf_glp_hpm").output_path
+    tags = [gdal.Open(p).GetMetadataItem("KSDIFF_MS_FILE") for p in (first, again)]
+    assert tags[0] == tags[1] == f"ms.vrt (VRT), sources: ms.tif, {os.path.getsize(ms)} bytes"
+
+
 def _git_commit() -> str:
     """What the checkout under test is: its short commit (+ '-dirty'), or 'source' without git."""
     import subprocess

@@ -184,16 +184,23 @@ def band_names(descriptions: list[str], spec: Sensor) -> list[str]:
 
 
 def with_delivery_names(ms: RasterInfo, scan: MetadataScan | None = None) -> tuple[RasterInfo, list[str]]:
-    """``ms`` with names for the bands it leaves unnamed, from its delivery (``delivery``): the band layout of the
-    Airbus DIMAP that describes it (a VRT of its tiles too, band for band), else the band code in the name of a VRT
-    band's source file ('..._B4.TIF' -> 'B4', Sentinel-2's '..._B04_10m.jp2' -> 'B04': QGIS's Build Virtual Raster
-    stacks files in any order and names no band). A bare Landsat band code is written out with its colour as the
-    product's mission numbers its bands, when its MTL or product ID says which ('B4' -> 'B4 NIR' on Landsat 7,
-    'B4 Red' on Landsat 8). Returns log lines that say where the names came from. ``scan``: the run's metadata
-    files, found and read once (``metascan``)."""
+    """``ms`` with names for the bands it leaves unnamed: a VRT band's from the description of its source band (all
+    its sources agreeing: ``delivery.source_band_statements``; gdalbuildvrt copies none), then from its delivery
+    (``delivery``): the band layout of the Airbus DIMAP that describes it (a VRT of its tiles too, band for band),
+    else the band code in the name of a VRT band's source file ('..._B4.TIF' -> 'B4', Sentinel-2's
+    '..._B04_10m.jp2' -> 'B04': QGIS's Build Virtual Raster stacks files in any order and names no band). A bare
+    Landsat band code is written out with its colour as the product's mission numbers its bands, when its MTL or
+    product ID says which ('B4' -> 'B4 NIR' on Landsat 7, 'B4 Red' on Landsat 8). Returns log lines that say where
+    the names came from. ``scan``: the run's metadata files, found and read once (``metascan``)."""
     scan = scan or MetadataScan()
     names, notes = list(ms.descriptions), []
     vrt_filled: list[int] = []
+    stated = (delivery.source_band_statements(ms.path) or []) if not all(names) else []
+    # first what the VRT's source bands are named (gdalbuildvrt copies no band description): the file's own names,
+    # as the file itself would have given them, before a DIMAP's or a file name's
+    from_sources = [i for i, (d, _) in enumerate(stated[:ms.bands]) if d and not names[i]]
+    for i in from_sources:
+        names[i] = stated[i][0]
     if not all(names):
         sources = delivery.vrt_sources(ms.path)
         in_order = sources is None or all(b == i for i, band in enumerate(sources, 1) for _, b in band)
@@ -217,10 +224,14 @@ def with_delivery_names(ms: RasterInfo, scan: MetadataScan | None = None) -> tup
         for i in bare:
             names[i] = landsat_band_name(names[i], mission[0]) or names[i]
     said = f" ({LANDSAT_NAMES[mission[0]]} band codes: {mission[2]})" if mission else ""
+    if from_sources:
+        notes.append("MS band names from the band descriptions of the VRT's source files: "
+                     + ", ".join(f"band {i + 1} {one_line(names[i])}" for i in from_sources)
+                     + (said if any(i in bare for i in from_sources) else ""))
     if vrt_filled:
         notes.append("MS band names from the VRT's source files: "
                      + ", ".join(f"band {i + 1} {one_line(names[i])}" for i in vrt_filled) + said)
-    described = [i for i in bare if i not in vrt_filled]
+    described = [i for i in bare if i not in vrt_filled and i not in from_sources]
     if mission and described:
         notes.append("MS band descriptions read as band codes"
                      + said + ": " + ", ".join(f"band {i + 1} {one_line(names[i])}" for i in described))
@@ -432,6 +443,21 @@ def select_bands(ds: gdal.Dataset, info: RasterInfo, indices: list[int]) -> tupl
     sub = describe(vrt, info.path)
     return vrt, dataclasses.replace(sub, nbits=info.nbits, dtype=info.dtype, gdal_type=info.gdal_type,
                                     mask=info.mask, descriptions=[info.descriptions[b - 1] for b in indices])
+
+
+def band_colours(ds: gdal.Dataset, stated: list[tuple[str, int]] | None, bands: list[int] | None = None) -> list[int]:
+    """The GDAL colour interpretation of each band of ``ds``, a view of the MS file holding its 1-based ``bands``
+    (default: all, in order): a band's Undefined replaced by the one its VRT source bands agree on (``stated``:
+    ``delivery.source_band_statements`` of the file; ``gdalbuildvrt -separate`` copies none, so a stack of files
+    tagged Red, Green, Blue said nothing)."""
+    bands = bands or list(range(1, ds.RasterCount + 1))
+    out = []
+    for j, b in enumerate(bands, 1):
+        colour = ds.GetRasterBand(j).GetColorInterpretation()
+        if colour == gdal.GCI_Undefined and stated and b <= len(stated):
+            colour = stated[b - 1][1]
+        out.append(colour)
+    return out
 
 
 def colour_statement(colours: list[str], ms: RasterInfo) -> dict[int, str]:

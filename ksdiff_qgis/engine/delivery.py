@@ -17,8 +17,10 @@ import os
 import re
 import xml.etree.ElementTree as ET
 
+from osgeo import gdal
+
 from . import bandcodes
-from .gdalutil import vsi_folder
+from .gdalutil import gdal_call, vsi_folder
 from .metascan import MetadataScan
 from .raster_io.vrtxml import band_sources, read_vrt
 
@@ -74,6 +76,50 @@ def source_band_codes(path: str) -> list[str | None] | None:
         found = {band_code(file) if src_band == 1 else None for file, src_band in band}
         codes.append(found.pop() if len(found) == 1 else None)
     return codes
+
+
+def source_band_statements(path: str) -> list[tuple[str, int]] | None:
+    """Per band of a VRT, the (description, GDAL colour interpretation) its source bands state, each one only when
+    every source band states the same ('' and ``gdal.GCI_Undefined`` otherwise); None when ``path`` is not a VRT.
+    ``gdalbuildvrt`` (QGIS's Build Virtual Raster) copies no band description, nor, with -separate, the colour
+    interpretation: a stack of a file whose bands are named Red, Green, Blue, NIR had unnamed bands. A source that is
+    a VRT itself is read so too (a few levels deep); at most ``MAX_SOURCES`` sources of a band are opened (a mosaic's
+    tiles name their bands alike)."""
+    return _source_statements(path, {}, 0)
+
+
+_MAX_DEPTH = 4   # a VRT of a VRT of a VRT ... and no further (a VRT naming itself is no loop then)
+
+
+def _source_statements(path: str, seen: dict, depth: int) -> list[tuple[str, int]] | None:
+    bands = vrt_sources(path)
+    if bands is None:
+        return None
+    out = []
+    for band in bands:
+        said = {_band_statement(file, b, seen, depth) for file, b in band[:MAX_SOURCES] if b > 0}
+        descriptions, colours = {d for d, _ in said}, {c for _, c in said}
+        out.append((descriptions.pop() if len(descriptions) == 1 else "",
+                    colours.pop() if len(colours) == 1 else gdal.GCI_Undefined))
+    return out
+
+
+def _band_statement(file: str, band: int, seen: dict, depth: int) -> tuple[str, int]:
+    """(description, colour interpretation) of band ``band`` of ``file``; ('', GCI_Undefined) when it cannot be
+    read. ``seen``: files opened so far in this call."""
+    if file not in seen:
+        ds, _ = gdal_call(gdal.OpenEx, file, gdal.OF_RASTER | gdal.OF_READONLY)
+        inner = _source_statements(file, seen, depth + 1) if depth < _MAX_DEPTH else None
+        found = []
+        for b in range(1, (ds.RasterCount if ds is not None else 0) + 1):
+            rb = ds.GetRasterBand(b)
+            said = (rb.GetDescription().strip(), rb.GetColorInterpretation())
+            if inner and b <= len(inner):   # a VRT source's own unnamed band: what its sources say
+                said = (said[0] or inner[b - 1][0], said[1] or inner[b - 1][1])
+            found.append(said)
+        seen[file] = found
+    found = seen[file]
+    return found[band - 1] if band <= len(found) else ("", gdal.GCI_Undefined)
 
 
 def landsat_id(file: str) -> tuple[str, int] | None:

@@ -20,6 +20,7 @@ from . import (
     classical,
     codefill,
     coregistration,
+    delivery,
     dimap_values,
     inrange,
     labels,
@@ -482,13 +483,14 @@ def _fit_workers(workers: int, tile: int, rows: int, cols: int, bands: int, marg
 
 
 def _band_metadata_notes(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, spec: Sensor, fused: list[int],
-                         found: Detection | None, ratio: int, selection: list[int] | None) -> list[str]:
+                         found: Detection | None, ratio: int, selection: list[int] | None,
+                         ms_stated: list[tuple[str, int]] | None) -> list[str]:
     """Warnings about what the inputs' band metadata say and the fusion does not follow: a colour interpretation
     that orders unnamed bands otherwise than the sensor, unnamed bands whose order SENSOR=auto took from the PAN pixel
     size alone where sensors of that size differ (``found``: the guess), an explicit SENSOR whose PAN pixel size is
-    far from the data's, a scale/offset, nodata values that differ between bands."""
-    colours = [gdal.GetColorInterpretationName(ms_ds.GetRasterBand(b).GetColorInterpretation())
-               for b in range(1, ms.bands + 1)]
+    far from the data's, a scale/offset, nodata values that differ between bands. ``ms_stated``: what a VRT MS's
+    source bands say (``delivery.source_band_statements``)."""
+    colours = [gdal.GetColorInterpretationName(c) for c in band_sel.band_colours(ms_ds, ms_stated)]
     notes = [band_sel.colour_order_note(colours, ms, spec)]
     if found is not None and not selection:   # MS_BANDS: the user ordered the bands
         notes.append(band_order_doubt(found, pan, ms, ratio, set(band_sel.colour_statement(colours, ms))))
@@ -720,6 +722,7 @@ def pansharpen(
     pan = dimap_values.with_product_nbits(pan, dimaps["PAN"], "PAN", fb)
     ms = dimap_values.with_product_nbits(ms, dimaps["MS"], "MS", fb)
     ms_file = ms_ds   # the file's own metadata, whatever views of it are fused (outputs.copy_metadata)
+    ms_stated = delivery.source_band_statements(ms_path)   # a VRT's sources' band colours (``bands.band_colours``)
     pan_file = pan_ds   # and the PAN's: its declared scale/offset and unit type (``_value_encoding``)
     check_not_input(output_path, {"PAN": pan_ds, "MS": ms_ds})
     crs_notes: list[str] = []
@@ -804,7 +807,7 @@ def pansharpen(
         bplan = band_sel.plan_bands(ms, spec, ms_bands, None, mtf_gains)
     warnings.extend(bplan.warnings)
     warnings.extend(_band_metadata_notes(pan_ds, ms_ds, pan, ms, spec, bplan.indices, found, plan.ratio,
-                                         ms_bands))
+                                         ms_bands, ms_stated))
     encoding_notes, scaling, ms_offset = _value_encoding(pan_file, ms_file, pan_path, ms_path, bplan.indices, scan)
     warnings.extend(encoding_notes)
     doubt = ambiguous_codes(found, [ms.descriptions[b - 1] for b in bplan.indices])
@@ -981,8 +984,7 @@ def pansharpen(
         fb.info(f"output nodata: {nodata_why}")
         runner = _TileRunner(pan_ds, ms_src, pan, ms, plan, spec, fuse, margin, stats, fb, layout.count, ranges,
                              bar.stage("tiles"))
-        set_colour_interpretation(writer.ds, names, [ms_ds.GetRasterBand(b).GetColorInterpretation()
-                                                     for b in range(1, ms_ds.RasterCount + 1)])
+        set_colour_interpretation(writer.ds, names, band_sel.band_colours(ms_ds, ms_stated, bplan.indices))
         # the output's values are the MS's stored numbers: its scale/offset, units and band metadata say what they
         # mean
         outputs.copy_metadata(writer.ds, ms_file, bplan.indices)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from osgeo import gdal, osr
 
+from . import containers, delivery
 from .gdalutil import gdal_call
 from .nodatacmd import exact
 
@@ -85,10 +86,26 @@ def software() -> str:
     return f"{SOFTWARE} {plugin_version()} (build {_this_build()['commit']})"
 
 
-def input_file(path: str) -> str:
+SOURCES_NAMED = 4   # a VRT's source files named in KSDIFF_PAN_FILE / KSDIFF_MS_FILE; the others are counted
+
+
+def input_file(path: str, _depth: int = 0) -> str:
     """KSDIFF_PAN_FILE / KSDIFF_MS_FILE: the input's file name and size, 'pair2_pan.tif, 1440662 bytes' (the name,
-    not the folders: an output shared outside leaks no user's paths)."""
+    not the folders: an output shared outside leaks no user's paths). A raster inside a file names the file and its
+    part: 'scene.nc, 12345 bytes, variable pan', 'both.gpkg, 618496 bytes, table pan', 'delivery.zip, 8456 bytes,
+    member pan.tif' (``containers``; the member's name alone said not which archive). A VRT names its source files
+    instead of its own size, 'ms.vrt (VRT), sources: ms.tif, 119888 bytes': QGIS writes statistics and histograms
+    into a VRT loaded as a layer, so its size changed from run to run (2795 then 90988 bytes) for the same pixels."""
+    address = containers.parse(path) if _depth < 4 else None
+    if address is not None:
+        return f"{input_file(address.file, _depth + 1)}, {address.kind} {address.part}"
     name = os.path.basename(path.rstrip("/\\")) or path
+    bands = delivery.vrt_sources(path) if _depth < 4 else None
+    if bands is not None:
+        files = list(dict.fromkeys(file for band in bands for file, _ in band))
+        named = "; ".join(input_file(file, _depth + 1) for file in files[:SOURCES_NAMED])
+        more = f"; and {len(files) - SOURCES_NAMED} more" if len(files) > SOURCES_NAMED else ""
+        return f"{name} (VRT), sources: {named}{more}" if files else f"{name} (VRT)"
     stat = gdal.VSIStatL(path)
     return f"{name}, {stat.size} bytes" if stat is not None and not stat.IsDirectory() else name
 

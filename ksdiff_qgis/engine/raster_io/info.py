@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 from osgeo import gdal
 
+from .. import containers
 from ..errors import InputError, quoted
 from ..gdalutil import gdal_call, quiet_metadata
 from .bitdepth import product_nbits
@@ -201,6 +202,9 @@ def open_raster(path: str, role: str) -> tuple[gdal.Dataset, RasterInfo]:
     """Open a raster for reading and prove it is readable (first and last block of every band)."""
     ds = open_dataset(path, role)
     if ds.RasterCount < 1:
+        held = containers.subdatasets(ds)   # a GeoPackage of two tables, a NetCDF of several variables
+        if held:
+            raise InputError(containers.several_rasters_message(path, role, held))
         raise InputError(f"the {role} raster {quoted(path)} has no bands")
     tname = gdal.GetDataTypeName(ds.GetRasterBand(1).DataType)
     if tname not in SUPPORTED_TYPES:
