@@ -168,7 +168,8 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
             (BandList(self.MS_BANDS, tr("MS bands to fuse, in this order (default: all)"), self.MS),
              tr("Every chosen band is written, in this order (scripts: 4,3,2,1, 4 3 2 1 or 4;3;2;1). KSDiff needs "
                 "every band of its model among them (found by name; an 8-band product's Blue, Green, Red, NIR go to "
-                "the 4-band model): it fuses those, MTF-GLP-HPM any others. A selection without all of them is "
+                "the 4-band model, and so do a generic product's named Blue, Green, Red, NIR among 5 or more bands): "
+                "it fuses those, MTF-GLP-HPM any others. A selection without all of them is "
                 "refused for METHOD ksdiff; auto then uses a classical method, which fuses any bands.")),
             (QgsProcessingParameterString(self.MTF_GAINS, tr("MS MTF gains at Nyquist, separated by commas or "
                                                              "spaces (default: the sensor's)"), optional=True),

@@ -141,8 +141,11 @@ def resolve_model(sensor: str, model_path: str | None, feedback: Feedback | None
         bundled = model_card.bundled_cards()
         key, nearest = model_for(sensor, bands, ratio, by_shape) if sensor in SENSORS else (sensor, False)
         if key not in bundled:
+            # more bands than the 4-band network's: naming them is what lets it fuse its four (``_named_subset_card``)
+            named = ("; if the MS bands include Blue, Green, Red and NIR, name them (band descriptions) and the 4-band "
+                     "network fuses those" if bands and bands > 4 and (4, ratio) in GENERIC_NEAREST else "")
             shape = (f"no bundled KSDiff model fits {bands} MS bands at ratio {ratio} (bundled: "
-                     f"{', '.join(f'{b} bands at ratio {r}' for b, r in sorted(GENERIC_NEAREST))})"
+                     f"{', '.join(f'{b} bands at ratio {r}' for b, r in sorted(GENERIC_NEAREST))}){named}"
                      if sensor in SENSORS and get_sensor(sensor).generic and bands and ratio else
                      f"no bundled KSDiff model for sensor {sensor} (bundled: {', '.join(bundled) or 'none'})")
             raise InputError(f"{shape}; {NO_MODEL_ADVICE}")
@@ -791,7 +794,12 @@ def pansharpen(
     shape = (len(ms_bands) if ms_bands else ms.bands, plan.ratio)   # what a generic product's nearest network must fit
     # what is said about the model waits for the band plan and the model's fit: a refused run prints only its refusal
     held = HeldFeedback()
-    if method in LEARNED_METHODS:
+    # a generic product of a band count no network has, whose named bands hold Blue, Green, Red and NIR
+    subset = None if model_path or method not in (*LEARNED_METHODS, selfcheck.AUTO) else \
+        _named_subset_card(sensor, spec, ms, ms_bands, shape, held)
+    if subset is not None:
+        card, no_model = subset, ""
+    elif method in LEARNED_METHODS:
         card = resolve_model(sensor, model_path, held, *shape)
     elif method == selfcheck.AUTO:   # the bands KSDiff would fuse, whichever method the check picks
         card, no_model = _auto_card(sensor, model_path, held, shape)
@@ -1151,6 +1159,29 @@ def _model_for_bands(card: model_card.ModelCard, spec: Sensor, ms: RasterInfo, s
     fb.info(f"the selected MS bands lack some of the {len(card.bands)} bands {card.path.name} fuses; using "
             f"{sub.name}, which fuses {', '.join(picked.bands)}")
     return picked
+
+
+def _named_subset_card(sensor: str, spec: Sensor, ms: RasterInfo, selection: list[int] | None,
+                       shape: tuple[int, int], fb: Feedback) -> model_card.ModelCard | None:
+    """A generic product (SENSOR generic, or auto that found no sensor) whose MS band count has no bundled network
+    (``shape``: the fused bands and the ratio; 5 bands Blue, Green, Red, Red Edge, NIR, or Sentinel-2's B02 ... B08)
+    gets the bundled 4-band network of its ratio when the fused bands' names hold that network's Blue, Green, Red and
+    NIR (``bands.holds_bands``: the names and band codes the rest of the engine reads). It fuses those four, and
+    MTF-GLP-HPM the others (``BandPlan.model``), as on a Pléiades Neo product. None otherwise: which of unnamed bands
+    is the NIR is not guessed."""
+    if sensor not in SENSORS or not get_sensor(sensor).generic or model_for(sensor, *shape)[0] is not None:
+        return None
+    key = GENERIC_NEAREST.get((4, shape[1]))
+    path = model_card.bundled_cards().get(key) if key else None
+    if path is None:
+        return None
+    card = model_card.load_card(str(path))
+    if not band_sel.holds_bands(ms, spec, selection, card.bands):
+        return None
+    fb.warning(f"generic sensor: no bundled network fits {shape[0]} MS bands at ratio {shape[1]}, but the MS bands "
+               f"are named and hold Blue, Green, Red and NIR: the 4-band network of ratio {shape[1]} ({path.name}) "
+               f"fuses those, {labels.method(classical.BEST_CLASSICAL)} the others; compare with a classical method")
+    return card
 
 
 def _model_band_count(ms: RasterInfo, bands: list[int] | None) -> int:

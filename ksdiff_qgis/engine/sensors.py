@@ -114,7 +114,8 @@ METADATA_ONLY: dict[str, Sensor] = {
 # (MS bands, ratio) -> the bundled network a generic product of that shape gets as its nearest model, checked on
 # the scene like every nearest model (docs/SELFCHECK.md, 2026-12-05: on validation cases run as generic, the
 # default's ERGAS / best classical fell from 1.000 to 0.970 with 4 bands at ratio 4, from 1.006 to 0.854 at ratio 2,
-# from 1.005 to 0.994 with 8 bands at ratio 4)
+# from 1.005 to 0.994 with 8 bands at ratio 4). A generic product of another band count whose bands are named and
+# hold Blue, Green, Red and NIR gets the 4-band network of its ratio on those four (``pipeline._named_subset_card``)
 GENERIC_NEAREST: dict[tuple[int, int], str] = {(4, 4): "wv2", (4, 2): "landsat8", (8, 4): "wv3"}
 
 
