@@ -101,13 +101,20 @@ def test_coregister_moves_the_ms_as_a_corrected_georeference_would(data_dir, tmp
 
 
 def test_coregister_warns_when_the_offset_is_beyond_reach(data_dir, tmp_path):
-    """An MS 24 PAN pixels (6 MS pixels) off, beyond the measurement's reach: the move is still made but the line is a
-    warning that says the measurement is not reliable here (it was an info line that hid the misregistration)."""
+    """An MS 24 PAN pixels (6 MS pixels) off, beyond the measurement's reach: its intensity explains the PAN so poorly
+    at the offset found that the offset is not trusted; COREGISTER leaves the MS and warns that it was not moved (it
+    was moved by 7.3 PAN pixels, a wrong amount, with a warning); without COREGISTER the pair is warned of as probably
+    misregistered, without advice to co-register by the measured amount."""
     pan, ms = str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif")
     far = _moved(ms, str(tmp_path / "far.vrt"), 0.0, 6.0)
     res = pipeline.pansharpen(pan, far, str(tmp_path / "o.tif"), "wv2", "mtf_glp_hpm", coregister=True)
-    notes = [w for w in res.warnings if "(COREGISTER): the MS moved" in w]
-    assert len(notes) == 1 and "not reliable" in notes[0] and res.coregistration == notes[0]
+    notes = [w for w in res.warnings if w.startswith(coregistration.COREG)]
+    assert len(notes) == 1 and "so it was not moved" in notes[0] and res.coregistration == notes[0], res.warnings
+    assert "further apart than it reaches" in notes[0]
+    plain = pipeline.pansharpen(pan, far, str(tmp_path / "p.tif"), "wv2", "mtf_glp_hpm")
+    assert (res.width, res.height) == (plain.width, plain.height)   # nothing moved: the same overlap
+    notes = [w for w in plain.warnings if "PAN pixels apart" in w]
+    assert len(notes) == 1 and "probably misregistered" in notes[0] and "tick" not in notes[0], notes
 
 
 def test_coregister_on_a_textureless_scene_says_nothing_moved(tmp_path):
@@ -242,3 +249,101 @@ def test_undeclared_zero_gaps_are_left_out_of_the_offset(cached, tmp_path):
         assert declared or [w for w in res.warnings if "sampled pixels are 0" in w]   # the fill itself is warned of
         offsets[declared] = _offset(paths["pan"], paths["ms"])
     assert np.hypot(*np.subtract(offsets[True], offsets[False])) < 0.15, offsets
+
+
+def _s2_pair(cached, folder) -> tuple[str, str]:
+    """QA's aligned Sentinel-2 pair: a PAN = 0.1 B + 0.3 G + 0.35 R + 0.25 NIR of the real 10 m bands (1024 x 1024 from
+    pixel (450, 450)) and an MS (Blue, Green, Red, NIR) of those bands Wald-degraded by 4 (MTF 0.3), both UInt16:
+    registered by construction."""
+    from ksdiff_qgis.engine.filters import wald_degrade
+
+    src = gdal.Open(str(cached("sentinel2/s2_10m.tif")))
+    bands = src.ReadAsArray(450, 450, 1024, 1024).astype(np.float32)
+    g = src.GetGeoTransform()
+    gt = (g[0] + 450 * g[1], g[1], 0, g[3] + 450 * g[5], 0, g[5])
+    pan = np.tensordot(np.array([0.1, 0.3, 0.35, 0.25], dtype=np.float32), bands, axes=1)[None]
+    paths = []
+    for name, arr, cell in (("pan", pan, 1), ("ms", wald_degrade(bands, [0.3] * 4, 4), 4)):
+        path = str(folder / f"s2_{name}.tif")
+        ds = gdal.GetDriverByName("GTiff").Create(path, arr.shape[2], arr.shape[1], arr.shape[0], gdal.GDT_UInt16)
+        ds.SetGeoTransform((gt[0], gt[1] * cell, 0, gt[3], 0, gt[5] * cell))
+        ds.SetProjection(src.GetProjection())
+        for i, band in enumerate(arr):
+            ds.GetRasterBand(i + 1).WriteArray(np.clip(np.round(band), 1, 65535).astype(np.uint16))
+            ds.GetRasterBand(i + 1).SetDescription("PAN" if name == "pan" else ("Blue", "Green", "Red", "NIR")[i])
+        ds = None
+        paths.append(path)
+    return paths[0], paths[1]
+
+
+S2_BANDS = {"bgrn": [1, 2, 3, 4], "rgb": [3, 2, 1], "nir": [4], "red": [3]}
+
+
+def _bands(ms: str, which: str, folder) -> str:
+    """A VRT of the MS ``which`` of its bands (``S2_BANDS``)."""
+    path = str(folder / f"ms_{which}.vrt")
+    gdal.Translate(path, ms, format="VRT", bandList=S2_BANDS[which])
+    return path
+
+
+@pytest.mark.parametrize("which", ["rgb", "nir", "red"])
+def test_an_aligned_ms_without_the_pans_near_infrared_is_neither_warned_nor_moved(cached, tmp_path, which):
+    """QA: on registered data every MS without the NIR band the PAN sees (RGB, one band; NIR alone) was warned 'look
+    0.6 (NIR: 0.8) PAN pixels apart ... tick COREGISTER', and following it fused worse (MTF-GLP-HPM truth ERGAS over
+    the output's pixels, RGB 1.17 -> 1.22, NIR 2.27 -> 2.60). What the MS's bands leave out of the PAN lies
+    differently along edges and moves the measurement by about 0.15 MS pixels; its error on the pair is measured too:
+    the offset, within twice it, is said in an info line without advice, and COREGISTER leaves the MS where it is,
+    with a warning."""
+    pan, ms = _s2_pair(cached, tmp_path)
+    sub = _bands(ms, which, tmp_path)
+    log = RecordingFeedback()
+    plain = pipeline.pansharpen(pan, sub, str(tmp_path / "plain.tif"), method="mtf_glp_hpm", feedback=log)
+    assert not [w for w in plain.warnings if "PAN pixels apart" in w], plain.warnings
+    said = [line for line in log.lines if "too much to tell a misregistration by" in line]
+    assert len(said) == 1 and not said[0].startswith("WARNING") and "tick" not in said[0], log.lines
+    moved = pipeline.pansharpen(pan, sub, str(tmp_path / "coreg.tif"), method="mtf_glp_hpm", coregister=True)
+    notes = [w for w in moved.warnings if w.startswith(coregistration.COREG)]
+    assert len(notes) == 1 and "so it was not moved" in notes[0] and moved.coregistration == notes[0], moved.warnings
+    assert np.array_equal(_read(moved.output_path), _read(plain.output_path))
+
+
+@pytest.mark.parametrize("which", ["bgrn", "rgb", "red"])
+def test_a_known_shift_is_measured_whatever_the_ms_bands(cached, tmp_path, which):
+    """The same pair with the MS moved 1 PAN pixel east and 0.5 south: the measured offset changes by the shift within
+    0.15 PAN pixels with all four bands, the RGB ones or one band (the measurement itself is unchanged by the error
+    it now reports); all four bands, which explain the PAN, measure the aligned pair within 0.2 PAN pixels of 0 and
+    with an error under 0.25."""
+    pan, ms = _s2_pair(cached, tmp_path)
+    sub = _bands(ms, which, tmp_path)
+    base = _offset(pan, sub)
+    if which == "bgrn":
+        assert np.hypot(*base) < 0.2, base
+        pan_ds, pan_info = open_raster(pan, "PAN")
+        ms_ds, ms_info = open_raster(sub, "MS")
+        plan = plan_grid(pan_info, ms_info, ms_ds)
+        stats = pipeline.estimate_scene_stats(pan_ds, ms_ds, pan_info, ms_info, plan, gains=(0.3,) * 4)
+        assert stats.pan_offset_error * plan.ratio < 0.25
+    for rows, cols in ((0.0, 1.0), (0.5, 0.0)):
+        moved = _offset(pan, _moved(sub, str(tmp_path / "moved.vrt"), rows / 4, cols / 4))
+        # the MS's content moved east (south): the PAN's lies that much further west (north) of it
+        assert np.hypot(moved[0] - base[0] + rows, moved[1] - base[1] + cols) < 0.15, (base, moved)
+
+
+def test_offset_notes_weigh_the_measurement_s_error():
+    """An offset its error can explain is said in an info line, not warned of; an offset longer than twice its error
+    is warned of with the advice to co-register; one beyond its error by a warning's length, but not twice it, is
+    warned of without that advice (COREGISTER would not move by it)."""
+    ratio = 4
+    aligned_rgb = ((-0.10, 0.11), 0.17)        # QA's RGB-only case: 0.6 PAN pixels, error 0.68
+    assert coregistration.offset_note(*aligned_rgb[:1], ratio, "scene", aligned_rgb[1]) is None
+    info = coregistration.offset_info(aligned_rgb[0], ratio, "scene", aligned_rgb[1])
+    assert "0.6 PAN pixels apart" in info and "about 0.7 PAN pixels" in info and "tick" not in info
+    assert not coregistration.trusted(*aligned_rgb, ratio)
+    far = ((-0.35, -0.05), 0.12)               # 1.4 PAN pixels, error 0.48: trusted
+    assert "tick" in coregistration.offset_note(far[0], ratio, "scene", far[1])
+    assert coregistration.trusted(*far, ratio) and coregistration.offset_info(far[0], ratio, "scene", far[1]) is None
+    vague = ((0.0, 0.5), 0.3)                  # 2 PAN pixels, error 1.2
+    note = coregistration.offset_note(vague[0], ratio, "scene", vague[1])
+    assert "probably misregistered" in note and "tick" not in note and not coregistration.trusted(*vague, ratio)
+    small = ((0.0, 0.02), 0.02)                # a precise measurement: trusted whatever its length
+    assert coregistration.trusted(*small, ratio)

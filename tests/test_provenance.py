@@ -251,8 +251,12 @@ def test_tags_record_the_bands_gains_extent_and_coregistration(data_dir, tmp_pat
     assert tags["KSDIFF_MS_BANDS"] == "3,2,1" and tags["KSDIFF_MTF_GAINS"] == "0.25,0.25,0.25"
     assert tags["KSDIFF_EXTENT"] == f"{box[0]!r},{box[2]!r},{box[1]!r},{box[3]!r} [EPSG:32631]"
     assert tags["KSDIFF_COREGISTER"] == "yes"
-    if result.coregistration is not None or "KSDIFF_COREGISTER_OFFSET" in tags:   # measured: the offset applied
-        assert re.fullmatch(r"east -?\d+\.\d{3} south -?\d+\.\d{3} \(PAN pixels\)", tags["KSDIFF_COREGISTER_OFFSET"])
+    # the RGB bands measure the area's offset too roughly to move the MS by it (``coregistration.trusted``): no
+    # offset applied; all four bands move it, and the tag says by how much
+    assert "so it was not moved" in result.coregistration and "KSDIFF_COREGISTER_OFFSET" not in tags
+    result = pansharpen(pan, ms, out, sensor="wv2", method="mtf_glp_hpm", extent=box, coregister=True)
+    assert "the MS moved onto the PAN" in result.coregistration
+    assert re.fullmatch(r"east -?\d+\.\d{3} south -?\d+\.\d{3} \(PAN pixels\)", _tags(out)["KSDIFF_COREGISTER_OFFSET"])
     assert "KSDIFF_PRECISION" not in tags and "KSDIFF_MODEL_SHA256" not in tags   # a classical method: no model
 
 

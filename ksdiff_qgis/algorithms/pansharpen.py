@@ -126,7 +126,8 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
             "blurred and decimated; off keeps the network's own output (e.g. PAN and MS taken at different "
             "times).\n"
             "- Co-register (advanced, off by default): moves the MS onto the PAN by the offset measured on the "
-            "scene; off, an offset of half a PAN pixel or more is warned.\n"
+            "scene, unless the measurement's error on this MS could explain it; off, an offset of half a PAN pixel "
+            "or more is warned.\n"
             "- Output (advanced): lossless DEFLATE by default; optionally a Cloud-Optimized GeoTIFF; GDAL creation "
             "options KEY=VALUE separated by | override ours (e.g. ZLEVEL=9, NBITS=11). It records what made it "
             "(TIFFTAG_SOFTWARE, KSDIFF_* metadata).\n"
@@ -195,7 +196,10 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
              tr("Off (default): the MS is placed where its georeferencing says, and an offset of half a PAN pixel "
                 "or more between PAN and MS is warned (colour fringes along edges). On: the MS is moved by the "
                 "offset measured on the scene (sub-pixel, the same over the whole scene) before the fusion; the "
-                "output keeps the PAN's grid and georeferencing, and the log says how far the MS moved.")),
+                "output keeps the PAN's grid and georeferencing, and the log says how far the MS moved. An MS whose "
+                "bands explain the PAN only in part (no band for the near-infrared the PAN sees, or one band) is "
+                "measured less precisely: an offset under twice the measurement's error on it is left, with a "
+                "warning.")),
             (QgsProcessingParameterNumber(self.TILE_SIZE, tr(labels.PARAMS["TILE_SIZE"]), NUMBER_INTEGER,
                                           defaultValue=512, minValue=64, maxValue=8192),
              tr("PAN pixels per tile side; smaller tiles use less memory. A learned model adapts to each tile's "

@@ -49,6 +49,9 @@ class SceneStats:
     # (rows, cols) in MS pixels by which the PAN's content lies shifted against the MS's (engine/coregistration.py);
     # None: not measured (too little texture, or no all-data window in the sample)
     pan_offset: tuple[float, float] | None = None
+    # how far ``pan_offset`` may be off (MS pixels) because the MS's bands do not explain all of the PAN (an MS
+    # without the PAN's near-infrared, one band): ``coregistration.Offset.error``
+    pan_offset_error: float = 0.0
     # the PAN's noise standard deviation over the sample at full resolution (``noise.pooled_sigma``); None: not read
     pan_noise: float | None = None
     # each input's highest sampled value at full resolution and the share of sampled values at it (a plateau there:

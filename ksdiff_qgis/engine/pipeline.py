@@ -431,9 +431,10 @@ def estimate_scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: G
     # statistics screened
     whole = _registration_windows(whole, pan, ms, undeclared_fills(pan_lr, ms_lr, pan, ms), stats.screened)
     if whole:
-        stats = replace(stats, pan_offset=coregistration.estimate_offset(
-            [w[0] for w in whole], [w[1] for w in whole], stats.gsa_alpha, [w[2] for w in whole],
-            [w[3] for w in whole]))
+        measured = coregistration.measure_offset([w[0] for w in whole], [w[1] for w in whole], stats.gsa_alpha,
+                                                 [w[2] for w in whole], [w[3] for w in whole])
+        if measured is not None:
+            stats = replace(stats, pan_offset=measured.offset, pan_offset_error=measured.error)
     return stats
 
 
@@ -687,7 +688,8 @@ def pansharpen(
     file declares none. ``pan_file_nodata`` / ``ms_file_nodata`` False: the file's own nodata value is not used
     (a QGIS layer's 'No data value' unticked): its pixels are data, or nodata by ``pan_nodata`` / ``ms_nodata``.
     ``coregister``: the MS moved onto the PAN by the offset measured on the scene (``engine/coregistration.py``)
-    before anything is fused; the output keeps the PAN's grid. Off, an offset of half a PAN pixel or more is warned.
+    before anything is fused, unless the measurement's error could explain it (``coregistration.trusted``); the
+    output keeps the PAN's grid. Off, an offset of half a PAN pixel or more is warned.
     ``pan_crs`` / ``ms_crs``: a CRS (WKT) set outside the file (a QGIS layer's), assigned in place of the file's.
     ``check_only`` (METHOD auto): return after the self-check, its figures in ``selfcheck``; no tile is fused and
     nothing written (``python -m model_core adapt`` scores models on the user's scene with it).
@@ -876,12 +878,20 @@ def pansharpen(
         stats = estimate_scene_stats(pan_ds, ms_src, pan, ms, plan, ranges=ranges, gains=spec.mtf_ms)
     moved_line = None
     settings["COREGISTER"] = "yes" if coregister else "no"
+    where, error = _measured_on(plan), stats.pan_offset_error
     if not coregister:
-        note = coregistration.offset_note(stats.pan_offset, plan.ratio, _measured_on(plan))
+        note = coregistration.offset_note(stats.pan_offset, plan.ratio, where, error)
         if note:
             fill_notes.append(note)
+        else:   # an offset the measurement's error on this MS can explain: said, not warned of
+            info = coregistration.offset_info(stats.pan_offset, plan.ratio, where, error)
+            if info:
+                fb.info(info)
     elif stats.pan_offset is None:
         moved_line = coregistration.UNMEASURED
+        fill_notes.append(moved_line)
+    elif not coregistration.trusted(stats.pan_offset, error, plan.ratio):
+        moved_line = coregistration.unmoved_note(stats.pan_offset, error, plan.ratio, where)
         fill_notes.append(moved_line)
     else:
         offset = stats.pan_offset
@@ -890,7 +900,7 @@ def pansharpen(
         warnings, grid_notes = _before_move(warnings), _before_move(grid_notes)
         stats = estimate_scene_stats(pan_ds, ms_src, pan, ms, plan, ranges=ranges,   # on the co-registered grid
                                      progress=bar.stage("stats_moved"), gains=spec.mtf_ms)
-        moved_line, unreliable = coregistration.moved_note(offset, stats.pan_offset, plan.ratio, _measured_on(plan))
+        moved_line, unreliable = coregistration.moved_note(offset, stats.pan_offset, plan.ratio, where, error)
         if unreliable:
             fill_notes.append(moved_line)
         else:
