@@ -1,0 +1,95 @@
+"""What a GIS analyst reads at the end of a ksdiff:pansharpen run (log-readability QA 54), through processing.run on
+real crops of WorldView-2 pair 1: the method, model and reason of every run, the self-check's verdict and figures
+worded as what they are, and the band warnings of an 8-bit product."""
+from __future__ import annotations
+
+import re
+
+import pytest
+from osgeo import gdal
+from test_issue14_processing import Log
+
+from ksdiff_qgis.engine import selfcheck
+
+PAN_SIDE = 480   # PAN pixels of the crops (MS 120): one check window, a few seconds a run
+
+
+def _run(params: dict, log=None) -> dict:
+    import processing
+
+    return processing.run("ksdiff:pansharpen", params, feedback=log if log is not None else Log())
+
+
+@pytest.fixture(scope="module")
+def crops(cached, tmp_path_factory) -> dict:
+    """Pair 1's PAN and MS cropped to its top-left PAN_SIDE² PAN pixels, as delivered (UInt16, 11-bit)."""
+    folder = tmp_path_factory.mktemp("pair1")
+    out = {}
+    for role, side in (("pan", PAN_SIDE), ("ms", PAN_SIDE // 4)):
+        out[role.upper()] = str(folder / f"{role}.tif")
+        gdal.Translate(out[role.upper()], str(cached(f"wv2/pair1_{role}.tif")), srcWin=[0, 0, side, side])
+    return out
+
+
+@pytest.fixture(scope="module")
+def auto_run(qgis_app, crops, tmp_path_factory):
+    """METHOD auto (the default) on the 16-bit crops: (outputs, log lines, output path)."""
+    out = str(tmp_path_factory.mktemp("auto") / "auto.tif")
+    log = Log()
+    res = _run({**crops, "OUTPUT": out}, log)
+    return res, log.lines, out
+
+
+def test_the_kept_verdict_states_the_r_ergas_bound(auto_run):
+    """QA: "R-ERGAS 2.728 within 10% of 3.921" (log, SELFCHECK_REASON, file tag) read as "nearly as good" when
+    KSDiff was 30 % better. The rule, R-ERGAS at most 1.1 x the classical method's, is said as the bound it is."""
+    res, lines, out = auto_run
+    assert res["SELFCHECK_METHOD"] == "ksdiff", res   # pair 1's corner: the model wins
+    reason = res["SELFCHECK_REASON"]
+    found = re.search(r"R-ERGAS ([\d.]+) against its ([\d.]+) \(allowed up to ([\d.]+)\)", reason)
+    assert found and "within" not in reason, reason
+    learned, classic, bound = map(float, found.groups())
+    assert learned == pytest.approx(res["SELFCHECK_KSDIFF_R_ERGAS"], abs=1e-3)
+    assert classic == pytest.approx(res["SELFCHECK_CLASSICAL_R_ERGAS"], abs=1e-3)
+    assert bound == pytest.approx(classic * (1 + selfcheck.R_ERGAS_MARGIN), abs=2e-3)
+    assert reason.startswith(f"Wald ERGAS {res['SELFCHECK_KSDIFF_ERGAS']:.3f} < "
+                             f"{selfcheck.label(res['SELFCHECK_CLASSICAL_METHOD'])}'s "), reason
+    assert f"Self-check: KSDiff kept ({reason})." in lines
+    assert gdal.Open(out).GetMetadataItem("KSDIFF_SELFCHECK_REASON") == reason
+
+
+def test_decide_words_a_much_better_r_ergas_truthfully():
+    """The verdict of a model 30 % better on R-ERGAS: no "within 10 %" of the classical value."""
+    learned = selfcheck.Scores(ergas=7.485, sam=7.4, r_ergas=2.728, checkerboard=0.506)
+    classic = selfcheck.Scores(ergas=9.640, sam=9.6, r_ergas=3.921, checkerboard=0.466)
+    keep, why = selfcheck.decide(learned, classic, 0.502, 0.583, classic_name="MTF-GLP-FS")
+    assert keep and why == ("Wald ERGAS 7.485 < MTF-GLP-FS's 9.640, R-ERGAS 2.728 against its 3.921 (allowed up to "
+                            "4.313), checkerboard 0.506 <= 1.1 x the MS's 0.583"), why
+
+
+def test_the_selfcheck_figures_are_labelled_as_the_samples(auto_run):
+    """QA: the check's figures and ksdiff:assess on the same output disagreed (R-ERGAS 2.728 against 2.907) with
+    nothing saying the check scores a sample, the network before its noise step. Its heading says so, and points to
+    ksdiff:assess for the whole scene, once."""
+    res, lines, _ = auto_run
+    heading = [line for line in lines if line.startswith("Self-check on ")]
+    assert len(heading) == 1, lines
+    assert heading[0].startswith(f"Self-check on a {res['SELFCHECK_PIXELS']}-MS-pixel sample, "), heading
+    assert "figures of the sample, KSDiff's before its noise step" in heading[0], heading
+    assert sum("ksdiff:assess" in line for line in lines if not line.startswith("Results: ")) == 1, lines
+
+
+def test_the_best_classical_method_is_ranked_in_plain_words(auto_run):
+    """QA: "relative sum 2.00 (MTF-GLP-HPM 2.01, ...)": unexplained, the winner always near 2.00 and ties unreadable.
+    The line says what the score is and lists every candidate in rank order, to 3 decimals."""
+    res, lines, _ = auto_run
+    said = [line for line in lines if "is the best classical method on this scene. Score" in line]
+    assert len(said) == 1 and "relative sum" not in said[0], lines
+    assert "lower is better" in said[0] and "2.000 = lowest on both" in said[0], said
+    ranked = re.findall(r"([A-Za-z][^,:]*?) (\d\.\d{3})(?:,|$)", said[0].split("): ", 1)[1])
+    names = [selfcheck.label(k) for k in selfcheck.CLASSICAL_CANDIDATES]
+    assert sorted(n for n, _ in ranked) == sorted(names), ranked
+    scores = [float(s) for _, s in ranked]
+    assert scores == sorted(scores) and scores[0] >= 2.0, ranked
+    assert ranked[0][0] == selfcheck.label(res["SELFCHECK_CLASSICAL_METHOD"])
+    assert said[0].strip().startswith(f"{ranked[0][0]} is the best classical method"), said
