@@ -40,6 +40,25 @@ def auto_run(qgis_app, crops, tmp_path_factory):
     return res, log.lines, out
 
 
+@pytest.mark.parametrize("method, model", [("mtf_glp_hpm", None), ("ksdiff", "wv2.onnx")])
+def test_a_forced_method_names_the_method_the_model_and_why(qgis_app, crops, tmp_path, method, model):
+    """QA: METHOD mtf_glp_hpm or ksdiff ended with 13 empty SELFCHECK_* fields and nothing naming the method or the
+    model. Every run now says what fused and why; the self-check's reason says it did not run."""
+    res = _run({**crops, "METHOD": method, "OUTPUT": str(tmp_path / "o.tif")})
+    assert (res["METHOD_USED"], res["MODEL_USED"], res["METHOD_REASON"]) == (method, model, "forced by METHOD"), res
+    assert res["SELFCHECK_REASON"] == "not run (METHOD forced)"
+    assert res["SELFCHECK_KSDIFF_ERGAS"] is None and res["SELFCHECK_PIXELS"] is None   # numbers stay empty
+
+
+def test_auto_names_the_method_and_model_it_chose(auto_run):
+    res, _, _ = auto_run
+    assert res["METHOD_USED"] == res["SELFCHECK_METHOD"]
+    if res["METHOD_USED"] == "ksdiff":
+        assert res["MODEL_USED"] == "wv2.onnx" and res["METHOD_REASON"] == "kept by the self-check", res
+    else:
+        assert res["MODEL_USED"] is None and "KSDiff lost the self-check" in res["METHOD_REASON"], res
+
+
 def test_the_kept_verdict_states_the_r_ergas_bound(auto_run):
     """QA: "R-ERGAS 2.728 within 10% of 3.921" (log, SELFCHECK_REASON, file tag) read as "nearly as good" when
     KSDiff was 30 % better. The rule, R-ERGAS at most 1.1 x the classical method's, is said as the bound it is."""

@@ -176,6 +176,9 @@ def _other_sensor_note(card: model_card.ModelCard, sensor: str) -> str | None:
             "a classical method (METHOD auto checks it on this scene)")
 
 
+FORCED = "forced by METHOD"   # a result's method_reason when METHOD named the method (no self-check ran)
+
+
 @dataclass
 class PansharpenResult:
     output_path: str
@@ -188,6 +191,8 @@ class PansharpenResult:
     device: str = "cpu"
     warnings: list[str] = field(default_factory=list)
     selfcheck: selfcheck.SelfCheck | None = None    # METHOD auto: the check's figures and choice
+    model: str | None = None            # the model file that fused (learned methods), else None
+    method_reason: str = FORCED         # why ``method`` fused: METHOD forced it, or the self-check's ``summary``
     band_names: list[str] = field(default_factory=list)
     coregistration: str | None = None   # COREGISTER: how far the MS moved and what was left (the log's line)
     sensor: str | None = None           # the sensor the run used (SENSOR=auto: the one it guessed)
@@ -899,7 +904,8 @@ def pansharpen(
     if check_only:   # METHOD auto only (checked above)
         return PansharpenResult(output_path="", seconds=time.perf_counter() - t0, width=0, height=0, tiles=0,
                                 method=method, ratio=plan.ratio,
-                                warnings=crs_notes + code_notes + fill_notes + warnings, selfcheck=check, sensor=sensor)
+                                warnings=crs_notes + code_notes + fill_notes + warnings, selfcheck=check, sensor=sensor,
+                                method_reason=check.summary())
     bar.estimate("tiles", _tile_seconds(plan, method in LEARNED_METHODS))   # the method is known now
     if method in LEARNED_METHODS:   # its fit to the data was checked above (METHOD auto: by its self-check)
         session = checked_session(card, device, ort_threads)
@@ -1080,7 +1086,8 @@ def pansharpen(
                             tiles=layout.count, method=method, ratio=plan.ratio, device=used_device,
                             warnings=crs_notes + code_notes + fill_notes + warnings,
                             band_names=list(names), selfcheck=check, coregistration=moved_line,
-                            colour_doubt=colour_doubt)
+                            colour_doubt=colour_doubt, model=card.path.name if learned else None,
+                            method_reason=check.summary() if check is not None else FORCED)
 
 
 def _tile_seconds(plan: GridPlan, learned: bool) -> float:
@@ -1197,7 +1204,8 @@ def _auto_method(pan_ds, ms_src, pan: RasterInfo, ms: RasterInfo, plan: GridPlan
         bar.estimate("check", selfcheck.estimate_seconds(area, plan.ratio, False))
         check = selfcheck.run_check(pan_ds, ms_src, pan, ms, plan, spec, None, stats, area, fb, ranges,
                                     bar.stage("check"), ms_offset=ms_offset, where=where)
-        check.reason = f"{_auto_reason(why)}; {check.reason}"   # a sentence's full stop would end in '.;'
+        check.not_scored = _auto_reason(why)   # said once, before the check (``log_check`` refers to it)
+        check.reason = f"{check.not_scored}; {check.reason}"   # a sentence's full stop would end in '.;'
         selfcheck.log_check(check, fb)
         return check.method, check
 

@@ -101,6 +101,21 @@ class SelfCheck:
     windows: int = 0
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    # why the learned model was not scored (no model for the sensor, no ONNX Runtime, a band or ratio it cannot
+    # fuse), said once before the check ran; "" when it was scored or the check could not run
+    not_scored: str = ""
+
+    def summary(self) -> str:
+        """Why the run fuses with ``method``, in a few words (output METHOD_REASON): kept, lost, not scored, or the
+        check could not run."""
+        if self.method == "ksdiff":
+            return "kept by the self-check"
+        chosen = f"{label(self.method)} is the best classical method on this scene"
+        if self.learned is not None:
+            return f"{chosen}; KSDiff lost the self-check: {self.reason}"
+        if self.candidates:
+            return f"{chosen}; KSDiff was not scored: {self.not_scored}" if self.not_scored else chosen
+        return f"{label(self.method)}: the self-check could not run ({self.reason})"
 
     def outputs(self, digits: int | None = None) -> dict:
         """Figures as Processing outputs (``None`` where not measured), rounded to ``digits`` decimals when given
