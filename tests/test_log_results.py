@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pytest
 from osgeo import gdal
 from test_issue14_processing import Log
@@ -28,6 +29,39 @@ def crops(cached, tmp_path_factory) -> dict:
     for role, side in (("pan", PAN_SIDE), ("ms", PAN_SIDE // 4)):
         out[role.upper()] = str(folder / f"{role}.tif")
         gdal.Translate(out[role.upper()], str(cached(f"wv2/pair1_{role}.tif")), srcWin=[0, 0, side, side])
+    return out
+
+
+def _byte(arr: np.ndarray) -> np.ndarray:
+    """A band stretched to 1-255 as an 8-bit delivery would be (QA's mk.py)."""
+    lo, hi = np.percentile(arr[arr > 0], [0.5, 99.5])
+    return np.clip(np.round((arr - lo) / (hi - lo) * 254) + 1, 1, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def byte_pair(crops, tmp_path_factory) -> dict:
+    """The crops as an 8-bit product written with GDAL's defaults (band 4 flagged alpha), MS bands named Blue, Green,
+    Red, NIR, in a folder whose name needs quoting on a command line."""
+    folder = tmp_path_factory.mktemp("byte") / "eight bit"
+    folder.mkdir()
+    out = {}
+    for role in ("PAN", "MS"):
+        src = gdal.Open(crops[role])
+        path = str(folder / f"{role.lower()}.tif")
+        ds = gdal.GetDriverByName("GTiff").Create(path, src.RasterXSize, src.RasterYSize, src.RasterCount,
+                                                  gdal.GDT_Byte)
+        ds.SetGeoTransform(src.GetGeoTransform())
+        ds.SetProjection(src.GetProjection())
+        for b in range(1, src.RasterCount + 1):
+            band = ds.GetRasterBand(b)
+            band.WriteArray(_byte(src.GetRasterBand(b).ReadAsArray().astype(float)))
+            if role == "MS":
+                band.SetDescription(("Blue", "Green", "Red", "NIR")[b - 1])
+        band = ds = src = None
+        out[role] = path
+    flag = gdal.Open(out["MS"])
+    assert flag.GetRasterBand(4).GetColorInterpretation() == gdal.GCI_AlphaBand   # GDAL's default, as QA's file
+    flag = None
     return out
 
 
@@ -112,3 +146,23 @@ def test_the_best_classical_method_is_ranked_in_plain_words(auto_run):
     assert scores == sorted(scores) and scores[0] >= 2.0, ranked
     assert ranked[0][0] == selfcheck.label(res["SELFCHECK_CLASSICAL_METHOD"])
     assert said[0].strip().startswith(f"{ranked[0][0]} is the best classical method"), said
+
+
+def test_ms_bands_without_the_models_bands_is_said_once_and_truthfully(qgis_app, byte_pair, tmp_path):
+    """QA (b8_123): MS_BANDS 1,2,3 of a B, G, R, NIR product under METHOD auto said "include them in MS_BANDS ..., or
+    choose a classical method", then "no learned model to check" (the model exists; its bands were not selected), and
+    SELFCHECK_REASON told the user to choose a classical method after one was chosen."""
+    log = Log()
+    res = _run({**byte_pair, "MS_BANDS": "1,2,3", "OUTPUT": str(tmp_path / "o.tif")}, log)
+    assert res["METHOD_USED"] in selfcheck.CLASSICAL_CANDIDATES and res["MODEL_USED"] is None
+    text = "\n".join(line for line in log.lines if not line.startswith("Results: "))   # Processing's own echo
+    assert "no learned model" not in text and "choose a classical method" not in text, log.lines
+    assert text.count("include them in MS_BANDS") == 1, log.lines
+    said = [line for line in log.lines if line.startswith("Method auto: ")]
+    assert said == ["Method auto: the model expects 4 MS bands (Blue, Green, Red, NIR), not all among the selected MS "
+                    "bands (Blue, Green, Red; to use it, include them in MS_BANDS, in any order), so the best "
+                    "classical method on this scene is used."], log.lines
+    for out in ("SELFCHECK_REASON", "METHOD_REASON"):
+        assert "choose a classical method" not in res[out] and "not all among the selected" in res[out], res[out]
+    assert res["METHOD_REASON"].startswith(f"{selfcheck.label(res['METHOD_USED'])} is the best classical method on "
+                                           "this scene; KSDiff was not scored: the model expects"), res

@@ -206,8 +206,9 @@ NO_MODEL_ADVICE = "give an ONNX model with its card, or choose a classical metho
 
 
 def _auto_reason(e: InputError) -> str:
-    """Why METHOD auto does not use the model, without the advice that auto itself follows."""
-    text, advice = str(e).rstrip("."), "; " + NO_MODEL_ADVICE
+    """Why METHOD auto does not use the model, without the advice that auto itself follows (a band plan's refusal:
+    its ``auto`` wording)."""
+    text, advice = getattr(e, "auto", str(e)).rstrip("."), "; " + NO_MODEL_ADVICE
     return text[:-len(advice)] if text.endswith(advice) else text   # str.removesuffix is Python 3.9+
 
 
@@ -805,7 +806,7 @@ def pansharpen(
         if method != selfcheck.AUTO or card is None:
             raise
         # METHOD auto and the model (bundled or MODEL) cannot fuse the chosen bands: the classical methods fuse any
-        card, no_model, held = None, str(e), HeldFeedback()
+        card, no_model, held = None, _auto_reason(e), HeldFeedback()
         bplan = band_sel.plan_bands(ms, spec, ms_bands, None, mtf_gains)
     warnings.extend(bplan.warnings)
     warnings.extend(_band_metadata_notes(pan_ds, ms_ds, pan, ms, spec, bplan.indices, found, plan.ratio,

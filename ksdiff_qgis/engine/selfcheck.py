@@ -664,9 +664,10 @@ def log_check(res: SelfCheck, fb: Feedback, learned_name: str = "KSDiff") -> Non
                 + ", ".join(f"{g:.2f}" for g in res.detail_gains))
     for note in res.notes:
         fb.info(f"  {note}")
-    if res.learned is None:
-        fb.info(f"Self-check: no learned model to check; fusing with {label(res.method)}, the best classical method "
-                "on this scene.")
+    if res.learned is None:   # why KSDiff was not scored was said before the check (QA: "no learned model to check"
+        # read false where the model exists and the MS_BANDS selection lacked its bands)
+        fb.info(f"Self-check: fusing with {label(res.method)}, the best classical method on this scene (KSDiff was "
+                "not scored, as said above).")
     elif res.method != "ksdiff":
         fb.warning(f"Self-check: {learned_name} is not used on this scene because {res.reason}; fusing with "
                    f"{label(res.method)} instead (to force the model, choose {label('ksdiff')} in "
