@@ -4,6 +4,8 @@ worded as what they are, and the band warnings of an 8-bit product."""
 from __future__ import annotations
 
 import re
+import shlex
+import subprocess
 
 import numpy as np
 import pytest
@@ -166,3 +168,53 @@ def test_ms_bands_without_the_models_bands_is_said_once_and_truthfully(qgis_app,
         assert "choose a classical method" not in res[out] and "not all among the selected" in res[out], res[out]
     assert res["METHOD_REASON"].startswith(f"{selfcheck.label(res['METHOD_USED'])} is the best classical method on "
                                            "this scene; KSDiff was not scored: the model expects"), res
+
+
+def test_an_alpha_flagged_nir_band_is_named_and_how_to_clear_the_flag_is_said(qgis_app, byte_pair, tmp_path):
+    """QA (b8): "MS band 4 is flagged as alpha ... choose the other bands (MS bands 1,2,3)" named neither the band
+    (NIR) nor that this leaves KSDiff out. A band named NIR is no transparency mask: the warning names it, calls the
+    flag most likely wrong and gives the gdal_edit.py command, quoted for the shell, that clears it (checked here:
+    after it the warning is gone and the pixels are the same)."""
+    import shutil
+
+    folder = tmp_path / "my data"
+    folder.mkdir()
+    ms = str(folder / "ms.tif")
+    shutil.copy(byte_pair["MS"], ms)
+    log = Log()
+    _run({"PAN": byte_pair["PAN"], "MS": ms, "METHOD": "mtf_glp_hpm", "OUTPUT": str(tmp_path / "o.tif")}, log)
+    warned = [line for line in log.lines if "flagged as alpha" in line]
+    assert len(warned) == 1 and warned[0].startswith("WARNING MS band 4 (NIR) is flagged as alpha"), log.lines
+    assert "most likely wrong" in warned[0] and "choose the other bands" not in warned[0], warned
+    command = warned[0].split("clear it with ", 1)[1]
+    assert command == f"gdal_edit.py -colorinterp_4 undefined {shlex.quote(ms)}", command
+    before = gdal.Open(ms).ReadAsArray()
+    subprocess.run(command, shell=True, check=True, capture_output=True)
+    ds = gdal.Open(ms)
+    assert ds.GetRasterBand(4).GetColorInterpretation() == gdal.GCI_Undefined
+    assert ds.GetRasterBand(4).GetDescription() == "NIR" and (ds.ReadAsArray() == before).all()
+    ds = None
+    again = Log()
+    _run({"PAN": byte_pair["PAN"], "MS": ms, "METHOD": "mtf_glp_hpm", "OUTPUT": str(tmp_path / "o2.tif")}, again)
+    assert not [line for line in again.lines if "flagged as alpha" in line], again.lines
+
+
+def test_an_unnamed_alpha_flagged_band_the_model_needs_says_leaving_it_out_leaves_ksdiff_out(qgis_app, byte_pair,
+                                                                                               tmp_path):
+    """Without band names the flag may be right: the advice to leave the band out stays, and says that this leaves
+    KSDiff out when its model fuses that band (METHOD ksdiff; a classical method is not told so)."""
+    ms = str(tmp_path / "unnamed.tif")
+    gdal.Translate(ms, byte_pair["MS"])   # keeps the alpha flag
+    ds = gdal.Open(ms, gdal.GA_Update)
+    for b in range(1, 5):
+        ds.GetRasterBand(b).SetDescription("")
+    ds = None
+    assert gdal.Open(ms).GetRasterBand(4).GetColorInterpretation() == gdal.GCI_AlphaBand
+    for method, loses in (("ksdiff", True), ("brovey", False)):
+        log = Log()
+        _run({"PAN": byte_pair["PAN"], "MS": ms, "SENSOR": "wv2", "METHOD": method,
+              "OUTPUT": str(tmp_path / f"{method}.tif")}, log)
+        warned = [line for line in log.lines if "flagged as alpha" in line]
+        assert len(warned) == 1 and warned[0].startswith("WARNING MS band 4 is flagged as alpha"), log.lines
+        assert "choose the other bands (MS bands 1,2,3)" in warned[0], warned
+        assert ("leaves KSDiff out: its model needs this band" in warned[0]) == loses, (method, warned)

@@ -809,6 +809,7 @@ def pansharpen(
         card, no_model, held = None, _auto_reason(e), HeldFeedback()
         bplan = band_sel.plan_bands(ms, spec, ms_bands, None, mtf_gains)
     warnings.extend(bplan.warnings)
+    alpha_note = _alpha_note(flagged, bplan, ms, card, ms_path)   # said after the band plan's notes, below
     warnings.extend(_band_metadata_notes(pan_ds, ms_ds, pan, ms, spec, bplan.indices, found, plan.ratio,
                                          ms_bands))
     encoding_notes, scaling, ms_offset = _value_encoding(pan_file, ms_file, pan_path, ms_path, bplan.indices, scan)
@@ -836,7 +837,6 @@ def pansharpen(
         held = HeldFeedback()   # METHOD auto falls back to a classical method and says why (``_auto_method``)
     for note in bplan.notes:
         fb.info(note)
-    alpha_note = alpha_band_note(flagged, bplan.indices)
     if alpha_note:
         fb.warning(alpha_note)
     held.release(fb)
@@ -1157,6 +1157,15 @@ def _model_for_bands(card: model_card.ModelCard, spec: Sensor, ms: RasterInfo, s
     fb.info(f"the selected MS bands lack some of the {len(card.bands)} bands {card.path.name} fuses; using "
             f"{sub.name}, which fuses {', '.join(picked.bands)}")
     return picked
+
+
+def _alpha_note(flagged: list[int], bplan: band_sel.BandPlan, ms: RasterInfo,
+                card: model_card.ModelCard | None, ms_path: str) -> str | None:
+    """``alpha_band_note`` for the fused bands, named by the file's own band names, with the bands the model
+    fuses (``card``: None, none)."""
+    names = [one_line(ms.descriptions[b - 1].strip()) for b in bplan.indices]
+    model = [] if card is None else bplan.indices if bplan.model is None else [bplan.indices[j] for j in bplan.model]
+    return alpha_band_note(flagged, bplan.indices, names, str(ms_path), model)
 
 
 def _model_band_count(ms: RasterInfo, bands: list[int] | None) -> int:
