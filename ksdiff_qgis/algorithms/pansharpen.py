@@ -58,6 +58,13 @@ from .options import (
 )
 
 DEVICES = ["auto", "cuda", "cpu"]
+# every run: what fused and why (QA: a forced METHOD ended with 13 empty SELFCHECK_* fields and nothing naming the
+# method or the model)
+RUN_OUTPUTS = {
+    "METHOD_USED": "Method used",
+    "MODEL_USED": "Model used (learned methods)",
+    "METHOD_REASON": "Why this method",
+}
 # METHOD auto: the self-check's figures, as outputs for graphical models and scripts (None when not run)
 SELFCHECK_OUTPUTS = {
     "SELFCHECK_METHOD": "Self-check: method used",
@@ -74,6 +81,8 @@ SELFCHECK_OUTPUTS = {
     "SELFCHECK_MS_CHECKERBOARD": "Self-check: MS checkerboard response (own resolution, worst band)",
     "SELFCHECK_PIXELS": "Self-check: MS pixels in the sample",
 }
+
+NOT_RUN = "not run (METHOD forced)"   # SELFCHECK_REASON of a run whose METHOD named the method
 
 
 tr = translator("KsdiffPansharpen")
@@ -131,6 +140,7 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
             "- Output (advanced): lossless DEFLATE by default; optionally a Cloud-Optimized GeoTIFF; GDAL creation "
             "options KEY=VALUE separated by | override ours (e.g. ZLEVEL=9, NBITS=11). It records what made it "
             "(TIFFTAG_SOFTWARE, KSDIFF_* metadata).\n"
+            "Outputs METHOD_USED, MODEL_USED and METHOD_REASON name what fused and why, for any METHOD.\n"
             "Bundled KSDiff models: {}. Each option's key (shown in brackets) can be given to qgis_process, "
             "as can its label or number. The labels are short; each sensor's bands and ratio and each method's "
             "principle are in the parameter's tooltip (and in qgis_process help)."
@@ -229,6 +239,8 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
         for p, helptext in extra:
             self.addParameter(advanced(set_help(p, helptext)))
         self.addParameter(QgsProcessingParameterRasterDestination(self.OUTPUT, tr("Pansharpened")))
+        for name, label in RUN_OUTPUTS.items():
+            self.addOutput(QgsProcessingOutputString(name, tr(label)))
         for name, label in SELFCHECK_OUTPUTS.items():
             text = name in ("SELFCHECK_METHOD", "SELFCHECK_REASON", "SELFCHECK_CLASSICAL_METHOD")
             kind = QgsProcessingOutputString if text else QgsProcessingOutputNumber
@@ -410,7 +422,10 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
             feedback.pushInfo(hint)
         self._describe_layer_to_load(context, rgb, result.method)
         checked = result.selfcheck.outputs(selfcheck.DIGITS) if result.selfcheck else {}   # not 16 digits
-        return {self.OUTPUT: self._output, **{k: checked.get(k) for k in SELFCHECK_OUTPUTS}}
+        if result.selfcheck is None:   # a forced METHOD: the empty figures say why (numbers stay empty)
+            checked["SELFCHECK_REASON"] = NOT_RUN
+        return {self.OUTPUT: self._output, "METHOD_USED": result.method, "MODEL_USED": result.model,
+                "METHOD_REASON": result.method_reason, **{k: checked.get(k) for k in SELFCHECK_OUTPUTS}}
 
     def _memory_message(self, detail: str) -> str:
         """Out of memory mid-run: what to change, and that no output was written (the engine removed its partial

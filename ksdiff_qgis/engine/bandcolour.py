@@ -5,6 +5,7 @@ QGIS 3.22, which ignores it (red = band 1): the plugin writes a ``.qml`` default
 (``algorithms/colour_style.py``)."""
 from __future__ import annotations
 
+import os
 import re
 
 import numpy as np
@@ -12,6 +13,8 @@ from osgeo import gdal
 
 from .bands import band_kind
 from .gdalutil import gdal_call
+from .nodatacmd import updatable
+from .shellcmd import beside, shell_arg
 
 _COLOURS = {"red": gdal.GCI_RedBand, "green": gdal.GCI_GreenBand, "blue": gdal.GCI_BlueBand}
 
@@ -87,17 +90,42 @@ def alpha_flagged(ds: gdal.Dataset) -> list[int]:
             if ds.GetRasterBand(b).GetColorInterpretation() == gdal.GCI_AlphaBand]
 
 
-def alpha_band_note(flagged: list[int], fused: list[int]) -> str | None:
-    """A warning when a band about to be fused is among the alpha-flagged ones, else None: it is fused as data; the
-    note says how to leave a real transparency band out."""
+def alpha_band_note(flagged: list[int], fused: list[int], names: list[str] | None = None, path: str | None = None,
+                    model_needs: list[int] | None = None) -> str | None:
+    """A warning when a band about to be fused is among the alpha-flagged ones, else None: it is fused as data.
+    ``names``: each fused band's name (its description, or the sensor's for its position), named in the note; a band
+    whose name says NIR is no transparency mask, so the note calls the flag wrong and gives the ``gdal_edit.py``
+    command that clears it on ``path`` (QA: a WorldView-2 Byte MS's NIR band, named so, was told to be left out).
+    Otherwise the note says how to leave a real transparency band out, and that it leaves KSDiff out when the band is
+    among ``model_needs`` (the fused bands the model fuses)."""
     hit = [b for b in fused if b in flagged]
     if not hit:
         return None
-    which = ", ".join(str(b) for b in hit)
+    named = dict(zip(fused, names or []))
+    which = ", ".join(f"{b} ({named[b]})" if named.get(b) else str(b) for b in hit)
+    said = f"MS band {which} is flagged as alpha (transparency) in the file"
+    nir = [b for b in hit if band_kind(named.get(b, "")) == "nir"]
+    if nir and path:
+        return (f"{said}, as GDAL flags the 4th band of 8-bit products by default; it is fused as the NIR band its "
+                f"name says, so the flag is most likely wrong (QGIS draws the band as transparency): clear it with "
+                f"{colour_clear_command(path, nir)}")
     keep = ",".join(str(b) for b in fused if b not in hit)
-    return (f"MS band {which} is flagged as alpha (transparency) in the file; it is fused as a spectral band "
-            f"(GDAL flags the 4th band of 8-bit products so by default). If it really is a transparency mask, "
-            f"choose the other bands (MS bands {keep}) and give the MS a nodata value.")
+    loses = [b for b in hit if b in (model_needs or [])]
+    return (f"{said}; it is fused as a spectral band (GDAL flags the 4th band of 8-bit products so by default). If it "
+            f"really is a transparency mask, choose the other bands (MS bands {keep}) and give the MS a nodata value"
+            + (", which leaves KSDiff out: its model needs this band." if loses else "."))
+
+
+def colour_clear_command(path: str, bands: list[int]) -> str:
+    """The command that sets the colour interpretation of ``bands`` of ``path`` to undefined (an alpha flag cleared;
+    checked with GDAL 3.6 on a GeoTIFF): ``gdal_edit.py`` where GDAL can update the file, else a virtual copy beside
+    it (``gdal_translate -of VRT``) to fuse instead."""
+    flags = " ".join(f"-colorinterp_{b} undefined" for b in bands)
+    if updatable(path):
+        return f"gdal_edit.py {flags} {shell_arg(path)}"
+    out = beside(path, "_bands.vrt")
+    return (f"gdal_translate -of VRT {flags} {shell_arg(path)} {shell_arg(out)} (GDAL cannot update "
+            f"{os.path.basename(path)}), then fuse {os.path.basename(out)}")
 
 
 def sample_bands(ds: gdal.Dataset, sample: int = 256) -> np.ndarray | None:

@@ -153,6 +153,16 @@ def wavelength_nm(text: str) -> float | None:
     return value if 300 <= value <= 3000 else None
 
 
+class ModelBandsMissing(InputError):
+    """The model cannot fuse the MS bands: ``str()`` is METHOD ksdiff's refusal, with both ways out (other bands or
+    a classical method); ``auto`` what METHOD auto says as it takes the second one itself (QA: auto's log and
+    SELFCHECK_REASON told the user to choose a classical method after it had chosen one)."""
+
+    def __init__(self, text: str, auto: str):
+        super().__init__(text)
+        self.auto = auto
+
+
 @dataclass
 class BandPlan:
     indices: list[int]                 # 1-based MS bands fused, in output order
@@ -321,20 +331,22 @@ def plan_bands(ms: RasterInfo, spec: Sensor, selection: list[int] | None, model_
         twice = _ambiguous(model_bands, chosen, names, kind_of(spec)) if picked is not None else None
         if twice:
             warnings.append(twice)
+        expects = f"the model expects {len(model_bands)} MS bands ({', '.join(model_bands)})"
         if picked is None and len(model_bands) > ms.bands:   # no MS_BANDS can help: say what can
-            raise InputError(
-                f"the model expects {len(model_bands)} MS bands ({', '.join(model_bands)}); the MS raster has "
-                f"{ms.bands} ({', '.join(names)}): choose a classical method (it fuses any bands), or a "
-                f"{ms.bands}-band model (MODEL empty: the bundled model of SENSOR, set to the MS's {ms.bands}-band "
-                "sensor or auto)"
-            )
+            has = f"the MS raster has {ms.bands} ({', '.join(names)})"
+            other = (f"{ms.bands}-band model (MODEL empty: the bundled model of SENSOR, set to the MS's "
+                     f"{ms.bands}-band sensor or auto)")
+            raise ModelBandsMissing(
+                f"{expects}; {has}: choose a classical method (it fuses any bands), or a {other}",
+                f"{expects}; {has}, which a {other} fits")
         if picked is None and len(model_bands) != len(chosen):
-            raise InputError(
-                f"the model expects {len(model_bands)} MS bands ({', '.join(model_bands)}); they were not all found "
-                "among the selected MS "
-                f"bands ({', '.join(names[b - 1] for b in chosen)}): include them in MS_BANDS (in any order: the "
-                "model finds them by name), or choose a classical method (it fuses any bands)"
-            )
+            selected = ", ".join(names[b - 1] for b in chosen)
+            raise ModelBandsMissing(
+                f"{expects}; they were not all found among the selected MS bands ({selected}): include them in "
+                "MS_BANDS (in any order: the model finds them by name), or choose a classical method (it fuses any "
+                "bands)",
+                f"{expects}, not all among the selected MS bands ({selected}; to use it, include them in MS_BANDS, "
+                "in any order)")
         if picked is None and not positional(model_bands):   # a model of unnamed bands knows no names to differ
             unlike = _unlike(model_bands, [names[b - 1] for b in chosen], kind_of(spec))
             if unlike:

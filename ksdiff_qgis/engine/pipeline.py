@@ -180,6 +180,9 @@ def _other_sensor_note(card: model_card.ModelCard, sensor: str) -> str | None:
             "a classical method (METHOD auto checks it on this scene)")
 
 
+FORCED = "forced by METHOD"   # a result's method_reason when METHOD named the method (no self-check ran)
+
+
 @dataclass
 class PansharpenResult:
     output_path: str
@@ -192,6 +195,8 @@ class PansharpenResult:
     device: str = "cpu"
     warnings: list[str] = field(default_factory=list)
     selfcheck: selfcheck.SelfCheck | None = None    # METHOD auto: the check's figures and choice
+    model: str | None = None            # the model file that fused (learned methods), else None
+    method_reason: str = FORCED         # why ``method`` fused: METHOD forced it, or the self-check's ``summary``
     band_names: list[str] = field(default_factory=list)
     coregistration: str | None = None   # COREGISTER: how far the MS moved and what was left (the log's line)
     sensor: str | None = None           # the sensor the run used (SENSOR=auto: the one it guessed)
@@ -205,8 +210,9 @@ NO_MODEL_ADVICE = "give an ONNX model with its card, or choose a classical metho
 
 
 def _auto_reason(e: InputError) -> str:
-    """Why METHOD auto does not use the model, without the advice that auto itself follows."""
-    text, advice = str(e).rstrip("."), "; " + NO_MODEL_ADVICE
+    """Why METHOD auto does not use the model, without the advice that auto itself follows (a band plan's refusal:
+    its ``auto`` wording)."""
+    text, advice = getattr(e, "auto", str(e)).rstrip("."), "; " + NO_MODEL_ADVICE
     return text[:-len(advice)] if text.endswith(advice) else text   # str.removesuffix is Python 3.9+
 
 
@@ -813,9 +819,10 @@ def pansharpen(
         if method != selfcheck.AUTO or card is None:
             raise
         # METHOD auto and the model (bundled or MODEL) cannot fuse the chosen bands: the classical methods fuse any
-        card, no_model, held = None, str(e), HeldFeedback()
+        card, no_model, held = None, _auto_reason(e), HeldFeedback()
         bplan = band_sel.plan_bands(ms, spec, ms_bands, None, mtf_gains)
     warnings.extend(bplan.warnings)
+    alpha_note = _alpha_note(flagged, bplan, ms, card, ms_path)   # said after the band plan's notes, below
     warnings.extend(_band_metadata_notes(pan_ds, ms_ds, pan, ms, spec, bplan.indices, found, plan.ratio,
                                          ms_bands, ms_stated))
     encoding_notes, scaling, ms_offset = _value_encoding(pan_file, ms_file, pan_path, ms_path, bplan.indices, scan)
@@ -843,7 +850,6 @@ def pansharpen(
         held = HeldFeedback()   # METHOD auto falls back to a classical method and says why (``_auto_method``)
     for note in bplan.notes:
         fb.info(note)
-    alpha_note = alpha_band_note(flagged, bplan.indices)
     if alpha_note:
         fb.warning(alpha_note)
     held.release(fb)
@@ -920,7 +926,8 @@ def pansharpen(
     if check_only:   # METHOD auto only (checked above)
         return PansharpenResult(output_path="", seconds=time.perf_counter() - t0, width=0, height=0, tiles=0,
                                 method=method, ratio=plan.ratio,
-                                warnings=crs_notes + code_notes + fill_notes + warnings, selfcheck=check, sensor=sensor)
+                                warnings=crs_notes + code_notes + fill_notes + warnings, selfcheck=check, sensor=sensor,
+                                method_reason=check.summary())
     bar.estimate("tiles", _tile_seconds(plan, method in LEARNED_METHODS))   # the method is known now
     if method in LEARNED_METHODS:   # its fit to the data was checked above (METHOD auto: by its self-check)
         session = checked_session(card, device, ort_threads)
@@ -1100,7 +1107,8 @@ def pansharpen(
                             tiles=layout.count, method=method, ratio=plan.ratio, device=used_device,
                             warnings=crs_notes + code_notes + fill_notes + warnings,
                             band_names=list(names), selfcheck=check, coregistration=moved_line,
-                            colour_doubt=colour_doubt)
+                            colour_doubt=colour_doubt, model=card.path.name if learned else None,
+                            method_reason=check.summary() if check is not None else FORCED)
 
 
 def _tile_seconds(plan: GridPlan, learned: bool) -> float:
@@ -1194,6 +1202,15 @@ def _named_subset_card(sensor: str, spec: Sensor, ms: RasterInfo, selection: lis
     return card
 
 
+def _alpha_note(flagged: list[int], bplan: band_sel.BandPlan, ms: RasterInfo,
+                card: model_card.ModelCard | None, ms_path: str) -> str | None:
+    """``alpha_band_note`` for the fused bands, named by the file's own band names, with the bands the model
+    fuses (``card``: None, none)."""
+    names = [one_line(ms.descriptions[b - 1].strip()) for b in bplan.indices]
+    model = [] if card is None else bplan.indices if bplan.model is None else [bplan.indices[j] for j in bplan.model]
+    return alpha_band_note(flagged, bplan.indices, names, str(ms_path), model)
+
+
 def _model_band_count(ms: RasterInfo, bands: list[int] | None) -> int:
     """The MS bands a learned model is given: ``BandPlan.model``'s, else all that are fused."""
     return ms.bands if bands is None else len(bands)
@@ -1240,7 +1257,8 @@ def _auto_method(pan_ds, ms_src, pan: RasterInfo, ms: RasterInfo, plan: GridPlan
         bar.estimate("check", selfcheck.estimate_seconds(area, plan.ratio, False))
         check = selfcheck.run_check(pan_ds, ms_src, pan, ms, plan, spec, None, stats, area, fb, ranges,
                                     bar.stage("check"), ms_offset=ms_offset, where=where)
-        check.reason = f"{_auto_reason(why)}; {check.reason}"   # a sentence's full stop would end in '.;'
+        check.not_scored = _auto_reason(why)   # said once, before the check (``log_check`` refers to it)
+        check.reason = f"{check.not_scored}; {check.reason}"   # a sentence's full stop would end in '.;'
         selfcheck.log_check(check, fb)
         return check.method, check
 
