@@ -481,14 +481,19 @@ def _fit_workers(workers: int, tile: int, rows: int, cols: int, bands: int, marg
     return workers
 
 
+def _colour_names(ds: gdal.Dataset, bands: int) -> list[str]:
+    """GDAL's name of the colour interpretation of each of the first ``bands`` bands ('Red', 'Undefined', ...)."""
+    return [gdal.GetColorInterpretationName(ds.GetRasterBand(b).GetColorInterpretation())
+            for b in range(1, bands + 1)]
+
+
 def _band_metadata_notes(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, spec: Sensor, fused: list[int],
                          found: Detection | None, ratio: int, selection: list[int] | None) -> list[str]:
     """Warnings about what the inputs' band metadata say and the fusion does not follow: a colour interpretation
     that orders unnamed bands otherwise than the sensor, unnamed bands whose order SENSOR=auto took from the PAN pixel
     size alone where sensors of that size differ (``found``: the guess), an explicit SENSOR whose PAN pixel size is
     far from the data's, a scale/offset, nodata values that differ between bands."""
-    colours = [gdal.GetColorInterpretationName(ms_ds.GetRasterBand(b).GetColorInterpretation())
-               for b in range(1, ms.bands + 1)]
+    colours = _colour_names(ms_ds, ms.bands)
     notes = [band_sel.colour_order_note(colours, ms, spec)]
     if found is not None and not selection:   # MS_BANDS: the user ordered the bands
         notes.append(band_order_doubt(found, pan, ms, ratio, set(band_sel.colour_statement(colours, ms))))
@@ -713,6 +718,8 @@ def pansharpen(
     ms_ds, ms = open_raster(ms_path, "MS")
     scan = MetadataScan()   # the inputs' metadata files, found and read once in this run
     ms, name_notes = band_sel.with_delivery_names(ms, scan)   # band names from a VRT's files or a DIMAP (``delivery``)
+    ms, colour_notes = band_sel.with_colour_names(ms, _colour_names(ms_ds, ms.bands))   # then from Red/Green/Blue tags
+    name_notes += colour_notes
     for note in name_notes:
         fb.info(note)
     # what the DIMAP behind each input declares of its values (NBITS, NODATA), however the delivery was opened
