@@ -1,12 +1,19 @@
 """Band kinds from a GeoTIFF's colour interpretation (Red, Green, Blue tags on unnamed bands), the "order assumed"
-line wherever unnamed bands are taken in an assumed order. Real WorldView-2 pair 1 from `make data`'s cache."""
+line wherever unnamed bands are taken in an assumed order, and the advice for a paletted PAN. Real WorldView-2 pair 1
+from `make data`'s cache."""
 from __future__ import annotations
+
+import re
+import shlex
+import shutil
+import subprocess
 
 import numpy as np
 import pytest
 from osgeo import gdal
 
 from ksdiff_qgis.engine.bands import band_names
+from ksdiff_qgis.engine.errors import InputError
 from ksdiff_qgis.engine.feedback import RecordingFeedback
 from ksdiff_qgis.engine.pipeline import pansharpen
 from ksdiff_qgis.engine.sensors import SENSORS
@@ -110,3 +117,42 @@ def test_tagged_unnamed_bands_get_the_natural_colour_style(qgis_app, cached, tmp
     assert (tmp_path / "fused.qml").exists()
     renderer = QgsRasterLayer(out, "opened").renderer()
     assert (renderer.redBand(), renderer.greenBand(), renderer.blueBand()) == (1, 2, 3)
+
+
+def _byte(src: str, dst: str, top: float) -> str:
+    gdal.Translate(dst, src, outputType=gdal.GDT_Byte, scaleParams=[[0, top, 0, 255]])
+    return dst
+
+
+@pytest.mark.parametrize("grey", [True, False])
+def test_a_paletted_pan_is_refused_with_commands_that_give_a_usable_pan(cached, tmp_path, grey):
+    """A paletted PAN: the refusal's commands, run as given, give a one-band PAN the fusion takes (QA: the advice
+    was `gdal_translate -expand rgb`, and its 3-band result was refused next). A grey palette expands to its grey
+    values; a colour palette to RGB, then one grey band of it (GDAL's -expand gray takes only the red)."""
+    if not (shutil.which("gdal_translate") and shutil.which("gdal_calc.py")):
+        pytest.skip("no GDAL command-line tools on PATH")
+    pan = _byte(str(cached("wv2/pair1_pan.tif")), str(tmp_path / "pan8.tif"), 2047)
+    ms = _byte(str(cached("wv2/pair1_ms.tif")), str(tmp_path / "ms8.tif"), 2047)
+    ds = gdal.Open(pan, gdal.GA_Update)
+    table = gdal.ColorTable()
+    for k in range(256):
+        table.SetColorEntry(k, (k, k, k, 255) if grey else (k, 255 - k, (7 * k) % 256, 255))
+    ds.GetRasterBand(1).SetRasterColorTable(table)
+    ds.GetRasterBand(1).SetColorInterpretation(gdal.GCI_PaletteIndex)
+    ds = None
+    with pytest.raises(InputError, match="palette indices") as refused:
+        pansharpen(pan, ms, str(tmp_path / "o.tif"), "wv2", "mtf_glp_hpm")
+    message = str(refused.value)
+    commands = re.findall(r"(gdal_translate -expand \w+ \S+ \S+?),? \(|(gdal_translate -expand \w+ \S+ \S+?), then|"
+                          r"(gdal_calc\.py .*?) \(or", message)
+    commands = [next(c for c in found if c) for found in commands]
+    assert commands and ("-expand gray" in commands[0]) == grey, message
+    assert len(commands) == (1 if grey else 2), message
+    for cmd in commands:
+        subprocess.run(shlex.split(cmd), check=True, capture_output=True)
+    made = str(tmp_path / "pan8_gray.tif")
+    assert gdal.Open(made).RasterCount == 1
+    if grey:   # the grey values are the indices themselves
+        assert np.array_equal(gdal.Open(made).ReadAsArray(), gdal.Open(pan).ReadAsArray())
+    res = pansharpen(made, ms, str(tmp_path / "o.tif"), "wv2", "mtf_glp_hpm")
+    assert gdal.Open(res.output_path).RasterCount == 4
