@@ -1,6 +1,6 @@
 """Band kinds from a GeoTIFF's colour interpretation (Red, Green, Blue tags on unnamed bands), the "order assumed"
-line wherever unnamed bands are taken in an assumed order, and the advice for a paletted PAN. Real WorldView-2 pair 1
-from `make data`'s cache."""
+line wherever unnamed bands are taken in an assumed order, and the advice for inputs that cannot be fused as they are
+(a paletted PAN, an MS with fewer bands than its sensor's). Real WorldView-2 pair 1 from `make data`'s cache."""
 from __future__ import annotations
 
 import re
@@ -156,3 +156,17 @@ def test_a_paletted_pan_is_refused_with_commands_that_give_a_usable_pan(cached, 
         assert np.array_equal(gdal.Open(made).ReadAsArray(), gdal.Open(pan).ReadAsArray())
     res = pansharpen(made, ms, str(tmp_path / "o.tif"), "wv2", "mtf_glp_hpm")
     assert gdal.Open(res.output_path).RasterCount == 4
+
+
+def test_too_few_bands_for_the_sensor_are_not_advised_to_be_picked_with_ms_bands(cached, tmp_path):
+    """A 3-band MS under SENSOR wv2 (4 bands): no MS_BANDS can make up the fourth, so the refusal does not suggest
+    it (QA: it did); an MS with more bands than the sensor's is still told to pick them with MS_BANDS."""
+    pan = str(cached("wv2/pair1_pan.tif"))
+    three = _ms(cached, tmp_path / "bgr.tif", [1, 2, 3], named=True)
+    with pytest.raises(InputError, match="has 3 bands but sensor WorldView-2") as refused:
+        pansharpen(pan, three, str(tmp_path / "o.tif"), "wv2", "mtf_glp_hpm")
+    assert "MS_BANDS" not in str(refused.value) and "no choice of its 3 bands can make up 4: set" in str(refused.value)
+    five = _ms(cached, tmp_path / "five.vrt", [1, 2, 3, 4, 4], named=False, fmt="VRT")
+    with pytest.raises(InputError, match="has 5 bands but sensor WorldView-2") as refused:
+        pansharpen(pan, five, str(tmp_path / "o.tif"), "wv2", "mtf_glp_hpm")
+    assert "MS_BANDS" in str(refused.value)

@@ -21,6 +21,7 @@ from . import bandcodes, delivery
 from .classical import BEST_CLASSICAL
 from .errors import InputError, one_line
 from .gdalutil import gdal_call
+from .labels import param
 from .metascan import MetadataScan
 from .raster_io import RasterInfo, describe
 from .sensors import GENERIC_MTF_MS, SENSORS, Sensor, table_of
@@ -306,12 +307,13 @@ def plan_bands(ms: RasterInfo, spec: Sensor, selection: list[int] | None, model_
     if custom_gains and any(not 0.0 < g < 1.0 for g in custom_gains):
         raise InputError("MTF gains must lie between 0 and 1 (exclusive)")
     if not selection and not spec.generic and ms.bands != spec.n_bands:
-        raise InputError(
-            f"the MS raster has {ms.bands} bands but sensor {spec.name} expects {spec.n_bands} "
-            f"({', '.join(spec.band_names)}); pick the matching sensor (or auto), choose the bands with "
-            "'MS bands to fuse' (MS_BANDS, under Advanced Parameters; a batch list's ms_bands column), or use the "
-            "generic sensor"
-        )
+        # MS_BANDS only picks bands out of more: a 3-band MS cannot make up a 4-band sensor's (QA: it was advised)
+        sensor = f"set {param('SENSOR')} to the MS's own sensor, auto, or generic (it fuses any bands)"
+        fix = (f"choose {spec.n_bands} of its bands with 'MS bands to fuse' (MS_BANDS, under Advanced Parameters; a "
+               f"batch list's ms_bands column), or {sensor}" if ms.bands > spec.n_bands else
+               f"no choice of its {ms.bands} bands can make up {spec.n_bands}: {sensor}")
+        raise InputError(f"the MS raster has {ms.bands} bands but sensor {spec.name} expects {spec.n_bands} "
+                         f"({', '.join(spec.band_names)}); {fix}")
     names = _names(ms, spec)
     chosen = list(selection or range(1, ms.bands + 1))
     notes, warnings, model = [], [], None
