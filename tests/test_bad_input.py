@@ -166,9 +166,10 @@ def test_band_count_error_is_not_preceded_by_a_model_switch(pair, tmp_path):
     from ksdiff_qgis.engine.pipeline import pansharpen
 
     log = RecordingFeedback()
-    with pytest.raises(InputError, match="'MS bands to fuse'"):
+    with pytest.raises(InputError, match=r"'Sensor' \(SENSOR\)") as refused:
         pansharpen(pair["PAN"], pair["MS"], str(tmp_path / "o.tif"), "wv3", "auto", feedback=log)
     assert not any("selected MS bands" in line for line in log.lines), log.lines
+    assert "MS_BANDS" not in str(refused.value)   # no choice of 4 bands makes up 8 (tests/test_colour_interp.py)
 
 
 def test_no_georeferencing(qgis_app, pair, tmp_path):

@@ -668,16 +668,19 @@ def test_auto_falls_back_to_classical_when_the_model_cannot_fuse_the_chosen_band
         pansharpen(pan, ms, str(tmp_path / "ks.tif"), "wv2", "ksdiff", ms_bands=[1, 2, 3])
 
 
-def test_unnamed_bands_whose_colours_say_another_order_are_warned(data_dir, tmp_path):
+def test_unnamed_bands_whose_colours_say_another_order_are_followed(data_dir, tmp_path):
     """An R, G, B, NIR product without band names but tagged Red/Green/Blue (Pleiades, SPOT), fused as
-    WorldView-2: the bands are taken in the sensor's order (B, G, R, NIR) and the log says so with the MS_BANDS that
-    follow the tags (it was silent: Red and Blue swapped in the fusion and the output's names)."""
+    WorldView-2: the tags name the bands, the untagged one is the sensor's NIR (it was silent, then warned: Red and
+    Blue swapped in the fusion and the output's names; tests/test_colour_interp.py checks the pixels)."""
     from test_sensor_warnings import _pleiades_like
 
     rgbn = _pleiades_like(data_dir, tmp_path, photometric="RGB")   # R, G, B tags, no names
-    res = pansharpen(str(data_dir / "wv2_pan.tif"), rgbn, str(tmp_path / "o.tif"), "wv2", "mtf_glp_hpm")
-    notes = [w for w in res.warnings if "colour interpretation" in w]
-    assert len(notes) == 1 and "band 1 Red" in notes[0] and "(MS_BANDS) to 3,2,1,4" in notes[0]
+    log = Log()
+    res = pansharpen(str(data_dir / "wv2_pan.tif"), rgbn, str(tmp_path / "o.tif"), "wv2", "mtf_glp_hpm", feedback=log)
+    assert not [w for w in res.warnings if "colour interpretation" in w]
+    assert any(line.startswith("MS band names from the file's colour interpretation") for line in log.lines)
+    out = gdal.Open(res.output_path)
+    assert [out.GetRasterBand(b).GetDescription() for b in range(1, 5)] == ["Red", "Green", "Blue", "NIR"]
     named = pansharpen(str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif"), str(tmp_path / "n.tif"), "wv2",
                        "mtf_glp_hpm")
     assert not [w for w in named.warnings if "colour interpretation" in w]

@@ -88,18 +88,19 @@ def test_a_separate_stack_of_named_band_files_keeps_their_names(rgbn, tmp_path):
     assert np.array_equal(fused.ReadAsArray(), direct.ReadAsArray())
 
 
-def test_a_separate_stack_of_colour_tagged_files_is_warned_about(rgbn, tmp_path):
+def test_a_separate_stack_of_colour_tagged_files_is_fused_as_tagged(rgbn, tmp_path):
     """Unnamed band files tagged Red, Green, Blue (colour interpretation), stacked with -separate, which copies no
     colour interpretation: the stack was taken in WorldView-2's order without a word, as the tagged file itself is
-    not. Now the VRT's bands carry their sources' tags, so the warning that the tags say otherwise comes."""
+    not. Now the VRT's bands carry their sources' tags, and tags name unnamed bands (``bands.with_colour_names``):
+    the stack is fused as R, G, B and the NIR left by them, as the named file is."""
     pan, ms = rgbn
     vrt = _separate(tmp_path, ms, describe=False,
                     colours=[gdal.GCI_RedBand, gdal.GCI_GreenBand, gdal.GCI_BlueBand, gdal.GCI_Undefined])
     assert gdal.Open(vrt).GetRasterBand(1).GetColorInterpretation() == gdal.GCI_Undefined
-    _, lines = _fuse(pan, vrt, tmp_path / "o.tif")
-    said = [line for line in lines if "the file's colour interpretation says band 1 Red, band 2 Green, band 3 Blue"
-            in line]
-    assert said and "set MS bands to fuse (MS_BANDS) to 3,2,1,4" in said[0], lines
+    fused, lines = _fuse(pan, vrt, tmp_path / "o.tif")
+    assert _names(fused) == ["Red", "Green", "Blue", "NIR"], lines
+    assert any(line.startswith("MS band names from the file's colour interpretation") and "band 1 Red, band 2 Green, "
+               "band 3 Blue" in line for line in lines), lines
 
 
 def test_a_mosaic_whose_tiles_disagree_takes_no_name(rgbn, tmp_path):

@@ -21,6 +21,7 @@ from . import bandcodes, delivery
 from .classical import BEST_CLASSICAL
 from .errors import InputError, one_line
 from .gdalutil import gdal_call
+from .labels import param
 from .metascan import MetadataScan
 from .raster_io import RasterInfo, describe
 from .sensors import GENERIC_MTF_MS, SENSORS, Sensor, table_of
@@ -175,19 +176,35 @@ class BandPlan:
     warnings: list[str] = field(default_factory=list)
 
 
+def left_names(descriptions: list[str], spec: Sensor) -> list[str] | None:
+    """The sensor's band names (a generic run's ``like`` sensor's) the unnamed bands of a raster with its band count
+    take, in the sensor's order: those whose kind no named band has, when they are as many as the unnamed bands (R,
+    G, B named or colour-tagged beside one unnamed band: that band is the sensor's NIR, whatever its position); None
+    when no band is named or they are not as many (then each unnamed band is taken by its position)."""
+    like = table_of(spec)
+    if len(descriptions) != like.n_bands or not any(descriptions):
+        return None
+    kind = kind_of(like)
+    named = {kind(d) for d in descriptions if d}
+    left = [n for n in like.band_names if kind(n) not in named]
+    return left if len(left) == sum(1 for d in descriptions if not d) else None
+
+
 def band_names(descriptions: list[str], spec: Sensor) -> list[str]:
     """Name of every band of a raster with these band ``descriptions``: its description (a bare band code the sensor
-    names, e.g. Landsat's 'B4', as the sensor does: 'B4 Red'), else the sensor's name for that position (a generic
-    run's ``like`` sensor's: an 8-bit Landsat-geometry stack is ETM+, B1 Blue .. B4 NIR), else 'Band i'."""
+    names, e.g. Landsat's 'B4', as the sensor does: 'B4 Red'), else the sensor's name (a generic run's ``like``
+    sensor's: an 8-bit Landsat-geometry stack is ETM+, B1 Blue .. B4 NIR) the named bands leave (``left_names``),
+    else the sensor's name for that position, else 'Band i'."""
     like = table_of(spec)
     table = like.band_names
+    left = iter(left_names(descriptions, spec) or [])
     out = []
     for i, d in enumerate(descriptions):
         if d:
             named = [n for n in table if bandcodes.parse(d) and n.upper().startswith(d.upper() + " ")]
             out.append(named[0] if len(named) == 1 else d)
         elif len(descriptions) == like.n_bands:
-            out.append(table[i])
+            out.append(next(left, table[i]))
         else:
             out.append(f"Band {i + 1}")
     return out
@@ -311,23 +328,31 @@ def plan_bands(ms: RasterInfo, spec: Sensor, selection: list[int] | None, model_
     if custom_gains and any(not 0.0 < g < 1.0 for g in custom_gains):
         raise InputError("MTF gains must lie between 0 and 1 (exclusive)")
     if not selection and not spec.generic and ms.bands != spec.n_bands:
-        raise InputError(
-            f"the MS raster has {ms.bands} bands but sensor {spec.name} expects {spec.n_bands} "
-            f"({', '.join(spec.band_names)}); pick the matching sensor (or auto), choose the bands with "
-            "'MS bands to fuse' (MS_BANDS, under Advanced Parameters; a batch list's ms_bands column), or use the "
-            "generic sensor"
-        )
+        # MS_BANDS only picks bands out of more: a 3-band MS cannot make up a 4-band sensor's (QA: it was advised)
+        sensor = f"set {param('SENSOR')} to the MS's own sensor, auto, or generic (it fuses any bands)"
+        fix = (f"choose {spec.n_bands} of its bands with 'MS bands to fuse' (MS_BANDS, under Advanced Parameters; a "
+               f"batch list's ms_bands column), or {sensor}" if ms.bands > spec.n_bands else
+               f"no choice of its {ms.bands} bands can make up {spec.n_bands}: {sensor}")
+        raise InputError(f"the MS raster has {ms.bands} bands but sensor {spec.name} expects {spec.n_bands} "
+                         f"({', '.join(spec.band_names)}); {fix}")
     names = _names(ms, spec)
     chosen = list(selection or range(1, ms.bands + 1))
     notes, warnings, model = [], [], None
     unnamed = [b for b in chosen if not ms.descriptions[b - 1]]
     if unnamed and not spec.generic and ms.bands == spec.n_bands:
-        notes.append(f"MS band order assumed: the bands have no names, so they are taken in {spec.name.split(' (')[0]}"
-                     "'s order ("
-                     + ", ".join(f"band {b} {names[b - 1]}" for b in unnamed) + "); if the file holds them in "
-                     "another order, name them (band descriptions) or reorder them with MS bands to fuse (MS_BANDS)")
+        notes.append(_order_assumed(ms, spec, unnamed, names))
     if model_bands is not None:
         picked = _match(model_bands, chosen, names, kind_of(spec))
+        if picked is None and not positional(model_bands):   # unnamed bands: the model's order, said so
+            # the bands neither named nor given a sensor's name (a generic run's 'Band 4')
+            bare = [b for b in chosen if not ms.descriptions[b - 1] and kind_of(spec)(names[b - 1]) is None]
+            picked, note = _match_unnamed(model_bands, chosen, names, kind_of(spec), bare)
+            if picked is not None:
+                notes.append(note)
+            if picked is not None and len(bare) < len(chosen):
+                # beside named (or colour-tagged) bands the output names them as the network took them, as a
+                # sensor's run names its unnamed bands; bands all unnamed stay 'Band i' (no name says anything)
+                names = [model_bands[picked.index(b)] if b in bare else n for b, n in enumerate(names, 1)]
         twice = _ambiguous(model_bands, chosen, names, kind_of(spec)) if picked is not None else None
         if twice:
             warnings.append(twice)
@@ -369,6 +394,62 @@ def plan_bands(ms: RasterInfo, spec: Sensor, selection: list[int] | None, model_
         gains = tuple(band_gain(b - 1, names[b - 1], ms.bands, spec) for b in chosen)
     return BandPlan(indices=chosen, names=[names[b - 1] for b in chosen], gains=gains, notes=notes, model=model,
                     warnings=warnings)
+
+
+_REORDER = "name them (band descriptions) or reorder them with MS bands to fuse (MS_BANDS)"
+
+
+def _order_assumed(ms: RasterInfo, spec: Sensor, unnamed: list[int], names: list[str]) -> str:
+    """The info line for unnamed bands taken in the sensor's order: all of them by position, or those beside named
+    (or colour-tagged) bands as the sensor's bands the others leave (``left_names``)."""
+    sensor = spec.name.split(" (")[0]
+    listed = ", ".join(f"band {b} {names[b - 1]}" for b in unnamed)
+    if not any(ms.descriptions):
+        return (f"MS band order assumed: the bands have no names, so they are taken in {sensor}'s order ({listed}); "
+                f"if the file holds them in another order, {_REORDER}")
+    one = len(unnamed) == 1
+    how = (f"as {sensor}'s remaining band{'' if one else 's'}" if left_names(ms.descriptions, spec) is not None
+           else f"by {'its' if one else 'their'} position in {sensor}'s order")
+    return (f"MS band order assumed: {_no_name(unnamed)}, so {'it is' if one else 'they are'} taken {how} "
+            f"({listed}); if the file holds other bands there, {_REORDER}")
+
+
+def _no_name(bands: list[int]) -> str:
+    """'band 4 has no name' or 'bands 1 and 4 have no names'."""
+    if len(bands) == 1:
+        return f"band {bands[0]} has no name"
+    return f"bands {', '.join(map(str, bands[:-1]))} and {bands[-1]} have no names"
+
+
+def _match_unnamed(wanted: list[str], chosen: list[int], names: list[str], kind,
+                   unnamed: list[int]) -> tuple[list[int] | None, str | None]:
+    """``_match`` for a model of named bands on chosen bands some or all of which are unnamed (a generic run: 'Band
+    4'): the named ones by kind, the unnamed ones, in order, as the model's bands no name gives — when every chosen
+    band is one of the model's and the unnamed are as many as the bands left (an R, G, B product tagged so beside one
+    unnamed band: that band is the model's NIR). Returns the bands in the model's order and the "order assumed" info
+    line, or (None, None). The model fused them by position before, silently (QA: an R, G, B, NIR product's Red and
+    Blue swapped, Wald ERGAS 1.478 against 1.314 named)."""
+    if not unnamed or len(chosen) != len(wanted):
+        return None, None
+    out: list[int | None] = []
+    for w in wanted:
+        k = kind(w)
+        hit = [b for b in chosen if b not in unnamed and k is not None and kind(names[b - 1]) == k and b not in out]
+        out.append(hit[0] if hit else None)
+    missing = [j for j, b in enumerate(out) if b is None]
+    if len(missing) != len(unnamed):
+        return None, None
+    for j, b in zip(missing, unnamed):
+        out[j] = b
+    listed = ", ".join(f"band {b} {wanted[j]}" for j, b in zip(missing, unnamed))
+    if len(unnamed) == len(chosen):
+        note = (f"MS band order assumed: the bands have no names, so the network takes them in its order ({listed}); "
+                f"if the file holds them in another order, {_REORDER}")
+    else:
+        one = len(unnamed) == 1
+        note = (f"MS band order assumed: {_no_name(unnamed)}, so the network takes {'it' if one else 'them'} as its "
+                f"remaining band{'' if one else 's'} ({listed}); if the file holds other bands there, {_REORDER}")
+    return [b for b in out if b is not None], note
 
 
 def _unlike(model_bands: list[str], names: list[str], kind) -> str | None:
@@ -481,6 +562,25 @@ def colour_statement(colours: list[str], ms: RasterInfo) -> dict[int, str]:
     if ms.dtype == np.uint8 and said == {0: "red", 1: "green", 2: "blue"}:
         return {}   # GDAL's default tags of any 3- or 4-band 8-bit GeoTIFF: they say nothing about the order
     return said
+
+
+def with_colour_names(ms: RasterInfo, colours: list[str]) -> tuple[RasterInfo, list[str]]:
+    """``ms`` with its unnamed bands that the file's colour interpretation (``colours``: GDAL's names) tags Red, Green
+    or Blue (``colour_statement``) named so, for every sensor: the model's band order, the MTF gains by name and the
+    natural-colour style follow them (QA: an R, G, B, NIR product tagged so was fused as B, G, R, NIR under SENSOR
+    auto/generic, Wald ERGAS 1.478 against 1.314 named, and got no style). A colour tagged on two bands, or on one
+    while another band is named so, names none. Bands still unnamed (a NIR, which has no colour interpretation) are
+    taken as the sensor's or the model's remaining bands, said by the "order assumed" line (``plan_bands``).
+    Returns the info line that says so."""
+    said = colour_statement(colours, ms)
+    have = Counter(c for c in said.values()) + Counter(band_kind(d) for d in ms.descriptions if d)
+    named = {i: c for i, c in said.items() if have[c] == 1}
+    if not named:
+        return ms, []
+    names = [d or (named[i].title() if i in named else "") for i, d in enumerate(ms.descriptions)]
+    note = ("MS band names from the file's colour interpretation (the bands have no descriptions): "
+            + ", ".join(f"band {i + 1} {names[i]}" for i in sorted(named)))
+    return dataclasses.replace(ms, descriptions=names), [note]
 
 
 def colour_order_note(colours: list[str], ms: RasterInfo, spec: Sensor) -> str | None:

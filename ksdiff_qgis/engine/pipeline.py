@@ -492,6 +492,12 @@ def _fit_workers(workers: int, tile: int, rows: int, cols: int, bands: int, marg
     return workers
 
 
+def _colour_names(ds: gdal.Dataset, stated: list[tuple[str, int]] | None) -> list[str]:
+    """GDAL's name of each band's colour interpretation ('Red', 'Undefined', ...), a VRT band's from its sources when
+    it has none (``bands.band_colours``)."""
+    return [gdal.GetColorInterpretationName(c) for c in band_sel.band_colours(ds, stated)]
+
+
 def _band_metadata_notes(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, spec: Sensor, fused: list[int],
                          found: Detection | None, ratio: int, selection: list[int] | None,
                          ms_stated: list[tuple[str, int]] | None) -> list[str]:
@@ -500,7 +506,7 @@ def _band_metadata_notes(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, spec: S
     size alone where sensors of that size differ (``found``: the guess), an explicit SENSOR whose PAN pixel size is
     far from the data's, a scale/offset, nodata values that differ between bands. ``ms_stated``: what a VRT MS's
     source bands say (``delivery.source_band_statements``)."""
-    colours = [gdal.GetColorInterpretationName(c) for c in band_sel.band_colours(ms_ds, ms_stated)]
+    colours = _colour_names(ms_ds, ms_stated)
     notes = [band_sel.colour_order_note(colours, ms, spec)]
     if found is not None and not selection:   # MS_BANDS: the user ordered the bands
         notes.append(band_order_doubt(found, pan, ms, ratio, set(band_sel.colour_statement(colours, ms))))
@@ -726,6 +732,9 @@ def pansharpen(
     ms_ds, ms = open_raster(ms_path, "MS")
     scan = MetadataScan()   # the inputs' metadata files, found and read once in this run
     ms, name_notes = band_sel.with_delivery_names(ms, scan)   # band names from a VRT's files or a DIMAP (``delivery``)
+    ms_stated = delivery.source_band_statements(ms_path)   # a VRT's sources' band colours (``bands.band_colours``)
+    ms, colour_notes = band_sel.with_colour_names(ms, _colour_names(ms_ds, ms_stated))   # then from Red/Green/Blue tags
+    name_notes += colour_notes
     for note in name_notes:
         fb.info(note)
     # what the DIMAP behind each input declares of its values (NBITS, NODATA), however the delivery was opened
@@ -733,7 +742,6 @@ def pansharpen(
     pan = dimap_values.with_product_nbits(pan, dimaps["PAN"], "PAN", fb)
     ms = dimap_values.with_product_nbits(ms, dimaps["MS"], "MS", fb)
     ms_file = ms_ds   # the file's own metadata, whatever views of it are fused (outputs.copy_metadata)
-    ms_stated = delivery.source_band_statements(ms_path)   # a VRT's sources' band colours (``bands.band_colours``)
     pan_file = pan_ds   # and the PAN's: its declared scale/offset and unit type (``_value_encoding``)
     check_not_input(output_path, {"PAN": pan_ds, "MS": ms_ds})
     crs_notes: list[str] = []

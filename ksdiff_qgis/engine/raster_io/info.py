@@ -11,6 +11,7 @@ from osgeo import gdal
 from .. import containers
 from ..errors import InputError, quoted
 from ..gdalutil import gdal_call, quiet_metadata
+from ..shellcmd import beside, command, shell_arg
 from .bitdepth import product_nbits
 from .geotransform import is_rotated
 
@@ -105,7 +106,7 @@ def open_dataset(path: str, role: str) -> gdal.Dataset:
     return ds
 
 
-def check_bands(ds: gdal.Dataset, role: str, tname: str) -> None:
+def check_bands(ds: gdal.Dataset, role: str, tname: str, path: str = "") -> None:
     """InputError for bands that cannot be fused as one image of intensities: spectral bands of different data
     types (a VRT stacking files: the output takes band 1's; an alpha band of its own type is fine, it becomes a
     mask), signed bytes (GDAL 3.6 stores them as Byte with PIXELTYPE=SIGNEDBYTE: its averaged reads and its tile
@@ -122,7 +123,38 @@ def check_bands(ds: gdal.Dataset, role: str, tname: str) -> None:
                              "inconsistently: convert it with " + fix.format("Int16"))
         if band.GetColorTable() is not None or band.GetColorInterpretation() == gdal.GCI_PaletteIndex:
             raise InputError(f"the {role} raster's band {i} holds palette indices (a colour table), not intensities: "
-                             "give the image itself, e.g. expanded with gdal_translate -expand rgb")
+                             + palette_fix(band.GetColorTable(), role, path or ds.GetDescription()))
+
+
+def _grey(table: gdal.ColorTable | None) -> bool:
+    """Whether every entry of a colour table is a grey (red = green = blue): ``-expand gray`` then gives its values."""
+    if table is None:
+        return False
+    entries = [table.GetColorEntry(k) for k in range(table.GetCount())]
+    return all(e[0] == e[1] == e[2] for e in entries)
+
+
+def palette_fix(table: gdal.ColorTable | None, role: str, path: str) -> str:
+    """The commands that turn a paletted raster into intensities the fusion takes (tried, GDAL 3.6): a grey palette
+    expands to its grey values (``-expand gray``); a colour palette to red, green and blue, which an MS can be but a
+    PAN must be made one band of (``-expand gray`` there takes the red only, with a warning; QA: the advice was
+    ``-expand rgb`` for a PAN too, then refused for its 3 bands). Raster > Conversion > Translate does the
+    same in QGIS (its Additional command-line parameters)."""
+    src = shell_arg(path)
+    if _grey(table):
+        dst = beside(path, "_gray.tif")
+        return (f"its palette is grey, so expand it to its grey values: gdal_translate -expand gray {src} "
+                f"{shell_arg(dst)} (or Raster > Conversion > Translate with -expand gray in its Additional "
+                "command-line parameters)")
+    rgb = beside(path, "_rgb.tif")
+    expand = f"gdal_translate -expand rgb {src} {shell_arg(rgb)}"
+    if role != "PAN":
+        return f"give the image itself, expanded to red, green and blue: {expand}"
+    dst = beside(path, "_gray.tif")
+    calc = command(["gdal_calc.py", "-A", rgb, "--A_band=1", "-B", rgb, "--B_band=2", "-C", rgb, "--C_band=3",
+                    "--calc=0.299*A+0.587*B+0.114*C", "--type=Float32", f"--outfile={dst}"])
+    return (f"its palette has colours, and a PAN is one band of intensities: expand it to red, green and blue, "
+            f"{expand}, then make one grey band of them, e.g. {calc} (or Raster > Raster Calculator)")
 
 
 def _same_nodata(a: float | None, b: float | None) -> bool:
@@ -209,7 +241,7 @@ def open_raster(path: str, role: str) -> tuple[gdal.Dataset, RasterInfo]:
     tname = gdal.GetDataTypeName(ds.GetRasterBand(1).DataType)
     if tname not in SUPPORTED_TYPES:
         raise InputError(f"the {role} raster has data type {tname}, which pansharpening does not support")
-    check_bands(ds, role, tname)
+    check_bands(ds, role, tname, path)
     for i in range(1, ds.RasterCount + 1):
         band = ds.GetRasterBand(i)
         for x, y in ((0, 0), (ds.RasterXSize - 1, ds.RasterYSize - 1)):
