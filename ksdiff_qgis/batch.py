@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from .batch_stop import Stop, label, sigint_held
-from .engine import memory
+from .engine import memory, threadlimits
 from .engine.errors import disk_full, one_line, quoted
 from .engine.gdalutil import from_os
 from .engine.pipeline import method_names
@@ -46,6 +46,11 @@ MAX_WORKERS_PER_CORE = 2   # more single-threaded scene processes than this only
 # RAM a local worker process needs at least: 104 MB idle, 228 MB after a 512² KSDiff scene (ONNX Runtime session,
 # GDAL caches), plus the smallest tile's working memory
 WORKER_MB = 256
+# processes and threads of a local cluster, which ``ulimit -u`` counts (a cluster past it hung starting, or died with
+# "Nanny failed to start"): measured peaks of a 2-scene batch of the WV2 fixture, 14, 20 and 32 with 1, 2 and 4
+# workers (12, 18 and 30 beyond the 2 threads this process had): its scheduler and helpers, then each worker's nanny
+# threads here, its own process and threads, and a sequential scene's
+CLUSTER_THREADS, WORKER_THREADS = 6, 6
 CONNECT_TIMEOUT = 10   # seconds to reach a --scheduler (Dask's own default, 30 s, looked like a hang)
 PROGRESS_SECONDS = 60  # without a terminal: a progress line at least this often, and at every tenth of the scenes
 # a local cluster left without any worker this long fails its unfinished scenes: a worker that met a MemoryError in
@@ -134,14 +139,44 @@ def local_workers(requested: int) -> tuple[int, str | None]:
     free = memory.available_mb()
     by_cores = MAX_WORKERS_PER_CORE * cores
     by_memory = max(1, int(free // WORKER_MB)) if free else by_cores
-    if wanted <= min(by_cores, by_memory):
+    room = threadlimits.thread_room()
+    by_threads = local_thread_room(room)
+    if wanted <= min(by_cores, by_memory, by_threads or by_cores):
         return wanted, None
     asked = f"--workers {requested}" if requested else f"one worker per core ({cores})"
+    if by_threads is not None and by_threads < min(by_cores, by_memory):
+        return by_threads, (f"{asked} would start more processes and threads than the limit allows ({room[1]}): "
+                            f"using {by_threads} (a local cluster starts about {CLUSTER_THREADS}, and "
+                            f"{WORKER_THREADS} per worker)")
     if by_cores <= by_memory:
         return by_cores, (f"{asked} is more than this machine's {cores} core(s) can use: using {by_cores} "
                           f"(at most {MAX_WORKERS_PER_CORE} per core)")
     return by_memory, (f"{asked} would not fit in the {free:.0f} MB of available RAM: using {by_memory} "
                        f"(each needs about {WORKER_MB} MB)")
+
+
+def local_thread_room(room: tuple[int, str] | None) -> int | None:
+    """The local workers a thread limit (``threadlimits.thread_room``: ``room``) leaves room for, or None without
+    one; UsageError when not even one fits (the cluster hung starting, or died with "Nanny failed to start")."""
+    if room is None:
+        return None
+    workers = (room[0] - threadlimits.RESERVE - CLUSTER_THREADS) // WORKER_THREADS
+    if workers < 1:
+        raise UsageError(f"a local cluster needs about {CLUSTER_THREADS + WORKER_THREADS} processes and threads for "
+                         f"one worker, and {max(0, room[0])} more can start under {room[1]}: raise the limit "
+                         "(ulimit -u, or the container's pids limit), close other programs of this user, or give "
+                         "--scheduler")
+    return workers
+
+
+def local_thread_share(workers: int) -> int | None:
+    """Threads each scene of a local cluster of ``workers`` may start for itself under a thread limit (what the
+    cluster leaves, shared out): scenes running at once each saw the whole room and took it, and ONNX Runtime hangs
+    past the limit. None without a limit."""
+    room = threadlimits.thread_room()
+    if room is None:
+        return None
+    return max(0, (room[0] - threadlimits.RESERVE - CLUSTER_THREADS - WORKER_THREADS * workers) // max(1, workers))
 
 
 def option_values(key: str) -> list[str]:
@@ -275,9 +310,10 @@ def quiet_dask_shutdown() -> None:
 
 
 def scene_task(scene: Scene, threads: int, threads_by_worker: dict[str, int], force: bool,
-               local: bool = False) -> dict:
+               local: bool = False, thread_share: int | None = None) -> dict:
     """The Dask task of one scene: pick this worker's thread count (unless given), run the scene (``local``: on
-    this run's own local cluster, whose workers' Dask logging is ours to quiet)."""
+    this run's own local cluster, whose workers' Dask logging is ours to quiet; ``thread_share``: the threads the
+    scene may start under a thread limit, ``local_thread_share``)."""
     from dask.distributed import get_worker
 
     if local:
@@ -286,17 +322,20 @@ def scene_task(scene: Scene, threads: int, threads_by_worker: dict[str, int], fo
     # a worker that joined after the plan (autoscaling) divides its own cores by its own slots
     threads = threads or threads_by_worker.get(worker.address) or max(1, usable_cores() // worker.state.nthreads)
     share_memory(worker.memory_manager.memory_limit, worker.state.nthreads)
+    threadlimits.set_share(thread_share, "this worker's share of the threads the limit leaves the batch's local "
+                                         "cluster")
     quiet_gdal()
     record = run_scene(scene, cores=threads, force=force)
     record["worker"] = worker.address
     return record
 
 
-def submit(client, scenes: list[Scene], threads: int, retries: int, force: bool, local: bool = False) -> dict:
+def submit(client, scenes: list[Scene], threads: int, retries: int, force: bool, local: bool = False,
+           thread_share: int | None = None) -> dict:
     """One future per scene (retried ``retries`` times on errors other than bad input)."""
     plan = {} if threads > 0 else threads_per_worker(client)
     stamp = f"{time.time_ns():x}"
-    return {client.submit(scene_task, s, threads, plan, force, local, retries=retries, pure=False,
+    return {client.submit(scene_task, s, threads, plan, force, local, thread_share, retries=retries, pure=False,
                           key=f"ksdiff-scene-{s.line}-{stamp}"): s for s in scenes}
 
 
@@ -523,7 +562,7 @@ def leftovers(scenes: Iterable[Scene]) -> list[str]:
 def run(scenes: list[Scene], client, threads: int = 0, retries: int = 2, force: bool = False,
         report: Report | None = None, progress: bool = True,
         records: list[dict] | None = None, stop: Stop | None = None,
-        watch_workers: bool = False) -> tuple[list[dict], dict]:
+        watch_workers: bool = False, thread_share: int | None = None) -> tuple[list[dict], dict]:
     """Run every scene on ``client``'s cluster; returns the records (completion order, also appended to
     ``records``, which an interrupted caller keeps) and the summary (written to ``report``).
 
@@ -534,7 +573,8 @@ def run(scenes: list[Scene], client, threads: int = 0, retries: int = 2, force: 
     records = [] if records is None else records
     futures: dict = {}
     try:
-        futures = submit(client, scenes, threads, retries, force, local=stop is not None and stop.local)
+        futures = submit(client, scenes, threads, retries, force, local=stop is not None and stop.local,
+                         thread_share=thread_share)
         collect(client, futures, report, progress, records, stop, watch_workers)
     except BaseException:   # e.g. Ctrl-C without ``stop``: the scenes not started are dropped
         client.cancel(list(futures))
@@ -612,12 +652,13 @@ def main(argv: list[str] | None = None) -> int:
             except OSError as e:   # the list's own errors name it; the OS's do not (QA: "[Errno 2] ... 'x.csv'")
                 raise UsageError(f"the scene list {quoted(args.scenes)} cannot be read: "
                                  f"{e.strerror or e}") from None
-            workers = 0
+            workers, share = 0, None
             if args.scheduler is None:   # the rows' own thread counts (a cluster's: once connected)
                 check_threads(0, usable_cores(), "this machine", scenes)
                 workers, warning = local_workers(args.workers)
                 if warning:
                     print(f"ksdiff batch: {warning}", file=sys.stderr, flush=True)
+                share = local_thread_share(workers)   # before the cluster's own threads count against the limit
             if stop.requested:   # before any work: nothing to clean up
                 return stop.exit_code
             try:
@@ -640,7 +681,8 @@ def main(argv: list[str] | None = None) -> int:
                     if not stop.requested:
                         _, summary = run(scenes, client, args.threads, args.retries, args.force, report,
                                          progress=not args.no_progress, records=records, stop=stop,
-                                         watch_workers=args.scheduler is None)
+                                         watch_workers=args.scheduler is None,
+                                         thread_share=share)
             except UsageError as e:
                 print(f"ksdiff batch: {e}", file=sys.stderr)
                 return EXIT_USAGE

@@ -177,6 +177,32 @@ def test_no_georeferencing(qgis_app, pair, tmp_path):
     _expect_error({**pair, "PAN": pan}, str(tmp_path / "o.tif"), "no georeferencing")
 
 
+def test_a_refusal_reaches_the_dialog_log_once_and_the_message_log(qgis_app, pair, tmp_path):
+    """Raised as QGIS's own algorithms do, never also reported: a run as the dialog makes it (QgsProcessingAlgorithm.run
+    catching the exception) shows the message once in its log and in the Log Messages panel; qgis_process's own
+    echo is quieted only there (test_qgis_process_says_a_refusal_once)."""
+    from qgis.core import QgsApplication, QgsProcessingContext, QgsProcessingFeedback
+
+    pan = _without_georef(pair["PAN"], str(tmp_path / "nogeo.tif"))
+    logged = []
+
+    def heard(text, tag, level):
+        logged.append(text)
+
+    log = QgsApplication.messageLog()
+    log.messageReceived.connect(heard)
+    try:
+        alg = QgsApplication.processingRegistry().createAlgorithmById("ksdiff:pansharpen")
+        feedback = QgsProcessingFeedback()
+        _, ok = alg.run({**pair, "PAN": pan, "OUTPUT": str(tmp_path / "o.tif")}, QgsProcessingContext(), feedback,
+                        {}, True)
+    finally:
+        log.messageReceived.disconnect(heard)
+    assert not ok and not os.path.exists(tmp_path / "o.tif")
+    assert feedback.textLog().count("no georeferencing") == 1, feedback.textLog()
+    assert any("no georeferencing" in text for text in logged)
+
+
 def test_gcp_only_georeferencing(qgis_app, pair, tmp_path):
     """An MS georeferenced by ground control points only (no grid): the message says so and how to fix it."""
     ms = _without_georef(pair["MS"], str(tmp_path / "gcp.tif"))

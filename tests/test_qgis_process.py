@@ -79,6 +79,28 @@ def test_qgis_process_reports_bad_input(profile, data_dir, tmp_path):
     assert not out.exists()
 
 
+@pytest.mark.parametrize("json_mode", [False, True])
+def test_qgis_process_says_a_refusal_once(profile, data_dir, tmp_path, json_mode):
+    """QA: a refused run printed its message three times (QGIS 3.22 echoes the message log's Critical lines besides
+    its ERROR: line, and logs a failure twice); once now, as the ERROR: line (with --json, which prints no ERROR:
+    line, the echo)."""
+    gridless = tmp_path / "gridless.tif"
+    src = gdal.Open(str(data_dir / "wv2_pan.tif"))
+    ds = gdal.GetDriverByName("GTiff").Create(str(gridless), src.RasterXSize, src.RasterYSize, 1, gdal.GDT_UInt16)
+    ds.GetRasterBand(1).WriteArray(src.ReadAsArray())
+    ds = None
+    cases = [(f"PAN={gridless}", f"MS={data_dir / 'wv2_ms.tif'}", "no georeferencing"),
+             (f"PAN={data_dir / 'wv2_pan.tif'}", f"MS={data_dir / 'wv2_ms.tif'}", "SENSOR=wv3", "expects 8")]
+    for *args, words in cases:
+        out = tmp_path / "fused.tif"
+        res = qgis_process(profile, *(["--json"] if json_mode else []), "run", "ksdiff:pansharpen", "--", *args,
+                           f"OUTPUT={out}")
+        said = [line for line in (res.stdout + res.stderr).splitlines() if words in line]
+        assert res.returncode != 0 and not out.exists()
+        assert len(said) == 1, res.stdout + res.stderr
+        assert json_mode or said[0].startswith("ERROR:\t")
+
+
 def test_an_empty_option_takes_its_default_and_an_unknown_one_is_named(profile, data_dir, tmp_path):
     """``SENSOR=`` reaches the plugin as a NULL value: it was refused as "Incorrect parameter value for SENSOR" where
     processing.run's "" took the default (QA); ksdiff:assess said only that for an unknown SENSOR."""

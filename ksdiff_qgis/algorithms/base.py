@@ -18,6 +18,7 @@ from qgis.PyQt.QtGui import QIcon
 from ..engine.errors import Cancelled, InputError
 from ..helplinks import readme_url
 from .compat import unknown_enum_value
+from .console_echo import quiet_log_echo
 
 ICONS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "resources", "icons")
 ICON = os.path.join(ICONS, "ksdiff.svg")
@@ -106,7 +107,9 @@ def releases_on_failure(method: Callable) -> Callable:
     4800x4800 scene). The exception raised here carries one frame, whose locals are gone by then.
 
     An expected refusal (QgsProcessingException, the engine's InputError and Cancelled) keeps its message; any
-    other exception is a bug, said as one (QA: KeyError('band_names') reached the user as "'band_names'")."""
+    other exception is a bug, said as one (QA: KeyError('band_names') reached the user as "'band_names'"). Raised
+    as QGIS's own algorithms do, never also reported on ``feedback`` (QGIS reports it); under qgis_process it is
+    said once (``console_echo``)."""
     @functools.wraps(method)
     def wrapper(self, parameters, context, feedback):
         if method.__name__ == "prepareAlgorithm":
@@ -126,6 +129,7 @@ def releases_on_failure(method: Callable) -> Callable:
                 "Ksdiff", "Internal error ({}: {}); please report it with the log above").format(kind, _dropped(e))
         _drop_loaded_inputs(self, parameters, context)
         del self, parameters, context, feedback   # this frame is in the traceback QGIS keeps
+        quiet_log_echo(message)   # qgis_process printed it three times
         raise QgsProcessingException(message)
 
     return wrapper

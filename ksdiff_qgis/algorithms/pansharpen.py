@@ -19,7 +19,7 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QVariant
 
-from ..engine import labels, memory, selfcheck
+from ..engine import labels, memory, selfcheck, threadlimits
 from ..engine.bandcolour import missing_colours, rgb_bands
 from ..engine.errors import Cancelled, InputError
 from ..engine.learned import DEFAULT_PRECISION, PRECISION_ALIASES, PRECISIONS
@@ -393,13 +393,19 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
             )
         except MemoryError as e:
             raise QgsProcessingException(self._memory_message(str(e) or type(e).__name__)) from None
-        except InputError as e:
+        except InputError as e:   # ONNX Runtime's "pthread_create failed" is one, under a thread limit
+            threads = threadlimits.failure_message(e, self._output)
+            if threads:
+                raise QgsProcessingException(threads) from None
             if memory.out_of_memory(e):
                 raise QgsProcessingException(self._memory_message(str(e))) from None
             raise QgsProcessingException(str(e)) from e
         except Cancelled:
             raise QgsProcessingException(tr("Cancelled: no output was written")) from None
-        except RuntimeError as e:   # "can't start new thread" under a virtual-memory cap (ulimit -v)
+        except RuntimeError as e:   # "can't start new thread": a thread limit (ulimit -u), or ulimit -v
+            threads = threadlimits.failure_message(e, self._output)
+            if threads:
+                raise QgsProcessingException(threads) from None
             if memory.out_of_memory(e):
                 raise QgsProcessingException(self._memory_message(str(e))) from None
             raise

@@ -50,8 +50,9 @@ def _mounts(root: str) -> list[tuple[str, str, str, str]]:
     return out
 
 
-def _cgroup_folders(root: str) -> list[tuple[str, str, str]]:
-    """(version, folder of this process's memory cgroup, mount point of its hierarchy) for v2 and v1."""
+def cgroup_folders(root: str, controller: str = "memory") -> list[tuple[str, str, str]]:
+    """(version, folder of this process's cgroup of ``controller``, mount point of its hierarchy) for v2 and v1
+    (``threadlimits`` reads the pids controller's)."""
     found = []
     mounts = _mounts(root)
     for line in (_read(root + "/proc/self/cgroup") or "").splitlines():
@@ -61,8 +62,8 @@ def _cgroup_folders(root: str) -> list[tuple[str, str, str]]:
         _, controllers, path = parts
         if controllers == "" and parts[0] == "0":
             version, match = "v2", [m for m in mounts if m[2] == "cgroup2"]
-        elif "memory" in controllers.split(","):
-            version, match = "v1", [m for m in mounts if m[2] == "cgroup" and "memory" in m[3].split(",")]
+        elif controller in controllers.split(","):
+            version, match = "v1", [m for m in mounts if m[2] == "cgroup" and controller in m[3].split(",")]
         else:
             continue
         for mount_root, point, _, _ in match:
@@ -77,7 +78,7 @@ def _cgroup_folders(root: str) -> list[tuple[str, str, str]]:
 def cgroup_room(root: str = "") -> tuple[float, str] | None:
     """MB left under the tightest memory cgroup limit of this process (its cgroup and every parent), or None."""
     best = None
-    for version, folder, top in _cgroup_folders(root):
+    for version, folder, top in cgroup_folders(root):
         limit_file, usage_file, cache = (("memory.max", "memory.current", "inactive_file") if version == "v2" else
                                          ("memory.limit_in_bytes", "memory.usage_in_bytes", "total_inactive_file"))
         while True:

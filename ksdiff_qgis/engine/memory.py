@@ -267,7 +267,8 @@ def fit_tile(tile: int, overlap: int, rows: int, cols: int, bands: int, margin: 
 # what a failed allocation says in an exception's text (ONNX Runtime's arena, C++ std::bad_alloc, GDAL, NumPy)
 ALLOCATION_FAILED = ("failed to allocate memory", "bad_alloc", "bad allocation", "out of memory", "alloc_failed",
                      "unable to allocate")
-# a thread's stack and malloc arena could not be reserved: Python's RuntimeError under a virtual-memory cap (ulimit -v)
+# a thread's stack and malloc arena could not be reserved: Python's RuntimeError under a virtual-memory cap (ulimit -v);
+# the same words under a thread limit (ulimit -u) are told apart first (``threadlimits.failure_message``)
 THREAD_FAILED = ("can't start new thread", "can't create new thread")
 
 

@@ -35,6 +35,7 @@ from . import (
     runtime,
     saturation,
     selfcheck,
+    threadlimits,
 )
 from . import bands as band_sel
 from . import consistency as consistency_step
@@ -479,6 +480,21 @@ def _registration_windows(windows: list, pan: RasterInfo, ms: RasterInfo, fills:
     return out
 
 
+def _fit_threads(workers: int, pool_size: int, ort_threads: int, method: str, options: outputs.OutputOptions,
+                 fb: Feedback) -> tuple[threadlimits.ThreadPlan, outputs.OutputOptions]:
+    """The run's tile workers, ONNX Runtime threads and GDAL encoding threads within what ``ulimit -u`` or a pids
+    cgroup leaves (``threadlimits``), said in one warning when lowered; the output's options with GDAL's."""
+    learned = method in LEARNED_METHODS or method == selfcheck.AUTO
+    cores = runtime.default_threads()
+    asked = workers or (pool_size if learned else default_workers())
+    fitted = threadlimits.fit(asked, ort_threads, outputs.encoding_threads(options, cores), learned,
+                              threadlimits.thread_room())
+    if fitted.note is None:   # no cap on the workers either path picks (a classical one: default_workers)
+        return threadlimits.ThreadPlan(max(asked, pool_size, default_workers()), ort_threads), options
+    fb.warning(fitted.note)
+    return fitted, outputs.with_encoding_threads(options, fitted.gdal, cores)
+
+
 def _fit_workers(workers: int, tile: int, rows: int, cols: int, bands: int, margin: int, learned: bool,
                  size_multiple: int) -> int:
     """At most ``workers`` tiles in flight, fewer when their memory would pass the run's budget."""
@@ -875,6 +891,9 @@ def pansharpen(
         space.check_temp_folder(cog)
     # tiles in flight x ONNX Runtime threads = the cores; one session serves the self-check and the run
     pool_size, ort_threads = runtime.balance_threads(workers, threads)
+    # and no more threads than a process/thread limit leaves (ONNX Runtime hung past one)
+    fitted, out_options = _fit_threads(workers, pool_size, ort_threads, method, out_options, fb)
+    pool_size, ort_threads = min(pool_size, fitted.workers), fitted.threads
     check = None
     ms_src = plan.ms_dataset or ms_ds
     # one read: the self-check and the run share it
@@ -943,7 +962,7 @@ def pansharpen(
             bar.stage("model")(1.0)
             runtime.warn_cpu_fallback(device, session, fb)
         # a GPU runs one tile at a time anyway: a second in flight would only double its memory
-        workers = workers or (1 if session.device == "cuda" else pool_size)
+        workers = min(workers or (1 if session.device == "cuda" else pool_size), fitted.workers)
         scale = value_scale(card, ms, stats.ms_mean)
         # the model's own context plus the consistency step's (its filter reads beyond what it corrects), and the
         # classical method's that fuses the bands the model does not know
@@ -1006,8 +1025,8 @@ def pansharpen(
         settings.update(TILE_SIZE=tile_size, OVERLAP=overlap)   # as asked (or shrunk to fit the memory)
         layout = choose_layout(rows, cols, tile_size, overlap, writer.block_size(), exact=not learned)
         tile_size, overlap = layout.tile, layout.overlap
-        workers = _fit_workers(workers or default_workers(), tile_size, rows, cols, ms.bands, margin, learned,
-                               card.size_multiple if learned else 1)
+        workers = _fit_workers(min(workers or default_workers(), fitted.workers), tile_size, rows, cols, ms.bands,
+                               margin, learned, card.size_multiple if learned else 1)
         fb.info(
             f"Fusing with {labels.method(method)}: output {cols}x{rows} px (PAN {pan.width}x{pan.height}, MS "
             f"{ms.width}x{ms.height}, {ms.bands} bands, ratio {plan.ratio}) in "

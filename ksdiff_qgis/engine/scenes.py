@@ -20,7 +20,7 @@ from typing import Any
 
 from osgeo import gdal
 
-from . import classical, memory, model_card, pipeline, raster_io, selfcheck
+from . import classical, memory, model_card, pipeline, raster_io, selfcheck, threadlimits
 from .coregistration import in_batch_terms
 from .errors import InputError, disk_full, has_control, one_line, quoted
 from .feedback import Feedback
@@ -511,9 +511,12 @@ def run_scene(scene: Scene, cores: int | None = None, force: bool = False) -> di
     try:
         result = pipeline.pansharpen(**kwargs, feedback=fb)
     except (InputError, MemoryError, OSError, RuntimeError) as e:
-        # bad input, a full disk, too little memory (or threads: RuntimeError "can't start new thread"): said in one
+        # bad input, a full disk, too little memory or threads (RuntimeError "can't start new thread"): said in one
         # line, not retried (it would fail the same way)
-        if memory.out_of_memory(e):
+        threads = threadlimits.failure_message(e, output)
+        if threads:
+            error = threads
+        elif memory.out_of_memory(e):
             error = memory_advice(str(e) or type(e).__name__, kwargs)
         elif isinstance(e, InputError) or disk_full(e):
             error = in_batch_terms(str(e))
@@ -545,8 +548,9 @@ def _check_scene(base: dict, kwargs: dict[str, Any]) -> dict:
         if not isinstance(e, (InputError, MemoryError)) and not memory.out_of_memory(e):
             e.ksdiff_warnings = fb.warnings
             raise
-        error = (memory_advice(str(e) or type(e).__name__, kwargs) if memory.out_of_memory(e)
-                 else in_batch_terms(str(e)))
+        error = (threadlimits.failure_message(e, kwargs["output_path"])
+                 or (memory_advice(str(e) or type(e).__name__, kwargs) if memory.out_of_memory(e)
+                     else in_batch_terms(str(e))))
         return {**base, "status": "failed", "error": error, "warnings": fb.warnings}
     except Exception as e:
         e.ksdiff_warnings = fb.warnings

@@ -446,3 +446,25 @@ def checked_options(info, compression: str, cog: bool, extra: list[str],
     options = gtiff_options(kind, compression, extra)
     notes = fixed_key_notes(extra) + check_options(info, options, "GTiff", grid) if extra else []
     return OutputOptions(options, None, notes)
+
+
+def _threads_of(options: list[str], cores: int) -> int:
+    """GDAL's encoding threads for ``options``' NUM_THREADS (ALL_CPUS: ``cores``; absent or unreadable: 1)."""
+    value = next((o.split("=", 1)[1].strip() for o in options if _key(o) == "NUM_THREADS"), "1")
+    if value.upper() == "ALL_CPUS":
+        return cores
+    return int(value) if value.isdigit() else 1
+
+
+def encoding_threads(options: OutputOptions, cores: int) -> int:
+    """The most threads GDAL encodes the output with (the GeoTIFF's or the COG copy's NUM_THREADS)."""
+    return max(_threads_of(o, cores) for o in (options.gtiff, options.cog) if o is not None)
+
+
+def with_encoding_threads(options: OutputOptions, threads: int, cores: int) -> OutputOptions:
+    """``options`` with no NUM_THREADS above ``threads`` (``threadlimits.fit`` lowered it to a thread limit)."""
+    def capped(opts: list[str] | None) -> list[str] | None:
+        if opts is None or _threads_of(opts, cores) <= threads:
+            return opts
+        return _merge(opts, [f"NUM_THREADS={threads}"])
+    return OutputOptions(capped(options.gtiff), capped(options.cog), options.notes)
