@@ -6,6 +6,7 @@ work) or live in a plugin-private folder put on ``sys.path`` by ``deps.activate`
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from dataclasses import dataclass
 
@@ -20,27 +21,62 @@ INSTALL_HINT = (
     "ONNX Runtime is not installed for this QGIS profile. Use Raster > KSDiff > Install ONNX Runtime… "
     "(or run the Processing algorithm 'ksdiff:install_runtime'); the classical methods work without it."
 )
+NO_INIT = "its folder has no __init__.py: the install is incomplete"
+
+
+class RuntimeUnavailable(InputError):
+    """ONNX Runtime is missing or does not load: no fault of the model, so METHOD auto uses a classical method."""
+
+
+def broken_runtime(where: str, why: str) -> str:
+    """The refusal of an ONNX Runtime that is there but does not load, with the way to repair it."""
+    return (f"ONNX Runtime at {where} does not load ({why}): reinstall it with Raster > KSDiff > "
+            "Install ONNX Runtime… (ksdiff:install_runtime)")
 
 
 def import_onnxruntime():
-    """The onnxruntime module, or InputError: how to install it, or that the installed one is broken."""
+    """The onnxruntime module, or RuntimeUnavailable: how to install it, or that the installed one is broken."""
     try:
         import onnxruntime
     except Exception as e:   # noqa: BLE001 - a broken build also fails with OSError (its native library)
-        import importlib.util
-
-        try:
-            spec = importlib.util.find_spec("onnxruntime")
-        except (ImportError, ValueError):
-            spec = None
+        spec = _find_spec()
         if spec is None:
-            raise InputError(INSTALL_HINT) from None
-        where = os.path.dirname(spec.origin or "") or ", ".join(spec.submodule_search_locations or [])
-        raise InputError(
-            f"ONNX Runtime is installed at {where} but does not import: {short_error(e)}. Reinstall it with "
-            "Raster > KSDiff > Install ONNX Runtime… (the Processing algorithm 'ksdiff:install_runtime')."
-        ) from None
+            raise RuntimeUnavailable(INSTALL_HINT) from None
+        raise RuntimeUnavailable(broken_runtime(_spec_folder(spec), short_error(e))) from None
+    why = not_a_runtime(onnxruntime)
+    if why == NO_INIT:   # an empty module loaded nothing native: forgotten, so a reinstalled one is imported next
+        for name in [n for n in sys.modules if n == "onnxruntime" or n.startswith("onnxruntime.")]:
+            del sys.modules[name]
+    if why:
+        raise RuntimeUnavailable(broken_runtime(_module_folder(onnxruntime), why))
     return onnxruntime
+
+
+def not_a_runtime(module) -> str | None:
+    """Why ``module`` is not a usable onnxruntime, or None. A folder left without __init__.py (a half-removed
+    install) imports as an empty namespace package, and the first call into it raised AttributeError."""
+    if getattr(module, "__file__", None) is None:
+        return NO_INIT
+    missing = [a for a in ("InferenceSession", "get_available_providers") if not hasattr(module, a)]
+    return f"the module has no {' or '.join(missing)}" if missing else None
+
+
+def _find_spec():
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("onnxruntime")
+    except (ImportError, ValueError):
+        return None
+
+
+def _spec_folder(spec) -> str:
+    return os.path.dirname(spec.origin or "") or ", ".join(spec.submodule_search_locations or [])
+
+
+def _module_folder(module) -> str:
+    where = os.path.dirname(getattr(module, "__file__", None) or "")
+    return where or ", ".join(getattr(module, "__path__", None) or []) or "?"
 
 
 @dataclass(frozen=True)
