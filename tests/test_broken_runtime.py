@@ -12,6 +12,8 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"
 NATIVE = "onnxruntime_pybind11_state"
@@ -118,6 +120,34 @@ def _clean_exit(res: subprocess.CompletedProcess) -> None:
     assert res.returncode == 0, f"the QGIS Python ended with {res.returncode} (-7: SIGBUS):\n{res.stderr[-3000:]}"
 
 
+@pytest.mark.skipif(sys.platform != "linux", reason="a truncated ELF library raises SIGBUS on Linux")
+def test_a_truncated_native_library_does_not_kill_qgis(tmp_path):
+    """QA 55 #1: a truncated onnxruntime_pybind11_state .so (interrupted copy, full disk) killed QGIS with SIGBUS
+    (unsaved work lost) on the first METHOD auto or ksdiff run. The import is tried in a child Python first: auto
+    falls back with a warning that says how to repair, ksdiff is refused before any scene work, onnxruntime is never
+    loaded into QGIS; the repaired file is seen in the same session."""
+    package = _runtime_copy(tmp_path / "rt")
+    native = _native(package)
+    good = os.path.realpath(native)
+    native.unlink()
+    with open(good, "rb") as src, open(native, "wb") as dst:
+        dst.write(src.read(os.path.getsize(good) // 2))
+    res, runs = _drive(tmp_path / "rt", [["run", "auto"], ["run", "ksdiff", "refused"], ["run", "mtf_glp_hpm"],
+                                         ["repair", good, str(native)], ["run", "ksdiff"]], tmp_path)
+    _clean_exit(res)
+    auto, ksdiff, hpm, repaired = runs
+    said = (f"ONNX Runtime at {package} does not load (importing it kills Python with signal 7, SIGBUS): {HINT}")
+    assert auto["used"] in ("mtf_glp_hpm", "mtf_glp_fs", "gsa", "brovey", "exp") and auto["written"], auto
+    broken = [w for w in auto["warnings"] if said in w]
+    assert len(broken) == 1 and "\n" not in broken[0] and "classical method" in broken[0], auto["warnings"]
+    assert ksdiff["error"] == said and not ksdiff["written"] and not ksdiff["warnings"], ksdiff
+    assert hpm["used"] == "mtf_glp_hpm" and hpm["written"]
+    assert auto["loaded"] is None and ksdiff["loaded"] is None   # never loaded into the QGIS process
+    # the repair (Install ONNX Runtime… replaces the file) is seen without a restart
+    assert repaired["used"] == "ksdiff" and repaired["written"], repaired
+    assert repaired["loaded"] == str(package / "__init__.py")
+
+
 def test_a_runtime_folder_without_init_is_refused_clearly(tmp_path):
     """QA 55 #2: an onnxruntime folder without __init__.py (half-removed) imported as an empty namespace package and
     METHOD auto/ksdiff stopped with "Internal error (AttributeError …); please report it". Whether the child probe
@@ -136,6 +166,32 @@ def test_a_runtime_folder_without_init_is_refused_clearly(tmp_path):
         assert [w for w in auto["warnings"] if said in w and HINT in w], auto["warnings"]
         assert ksdiff["error"].startswith(said) and ksdiff["error"].endswith(HINT) and not ksdiff["written"], ksdiff
         assert ksdiff["loaded"] is None   # the empty module is forgotten: a reinstall is imported next time
+
+
+def test_the_probe_runs_once_per_state_of_the_files_and_not_after_the_import(tmp_path, monkeypatch):
+    """The child import costs 0.1-0.4 s: once per session and per state of the runtime's files (a repair is seen),
+    never once onnxruntime is loaded in this process."""
+    from ksdiff_qgis.engine import deps, runtime
+
+    calls = []
+    real = deps._imports
+    monkeypatch.setattr(deps, "_imports", lambda *a, **k: calls.append(a) or real(*a, **k))
+    import onnxruntime  # noqa: F401 - loaded in this process: never probed again
+    assert runtime.import_onnxruntime() is sys.modules["onnxruntime"] and not calls
+    package = tmp_path / "py311" / "onnxruntime"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("raise ImportError('half a runtime')\n")
+    monkeypatch.setattr(sys, "path", [str(tmp_path / "py311"), *sys.path])
+    monkeypatch.delitem(sys.modules, "onnxruntime")
+    for _ in range(2):
+        with pytest.raises(runtime.RuntimeUnavailable, match=r"does not load \(ImportError: half a runtime\)"):
+            runtime.import_onnxruntime()
+    assert len(calls) == 1 and calls[0][1] == str(tmp_path / "py311")   # this process's sys.path, in order
+    (package / "__init__.py").write_text("raise ImportError('still half a runtime')\n")
+    os.utime(package / "__init__.py", ns=(1, 1))   # another time: a copy that kept its source's time is seen too
+    with pytest.raises(runtime.RuntimeUnavailable, match="still half a runtime"):
+        runtime.import_onnxruntime()
+    assert len(calls) == 2
 
 
 def test_auto_with_a_model_falls_back_when_the_runtime_does_not_load(data_dir, tmp_path, monkeypatch):

@@ -22,6 +22,7 @@ INSTALL_HINT = (
     "(or run the Processing algorithm 'ksdiff:install_runtime'); the classical methods work without it."
 )
 NO_INIT = "its folder has no __init__.py: the install is incomplete"
+PROBE_TIMEOUT = 120   # s: a first import from a cold disk (or under a virus scanner) takes a few seconds, not minutes
 
 
 class RuntimeUnavailable(InputError):
@@ -35,7 +36,20 @@ def broken_runtime(where: str, why: str) -> str:
 
 
 def import_onnxruntime():
-    """The onnxruntime module, or RuntimeUnavailable: how to install it, or that the installed one is broken."""
+    """The onnxruntime module, or RuntimeUnavailable: how to install it, or that the installed one is broken.
+
+    Before the first import in this process, the import is tried in a child Python (``probe``): a damaged native
+    library (a truncated copy: full disk, interrupted sync) kills the process that loads it with SIGBUS, and in
+    QGIS that is the desktop with the user's unsaved work."""
+    loaded = sys.modules.get("onnxruntime")
+    if loaded is None:
+        spec = _find_spec()
+        if spec is None:
+            raise RuntimeUnavailable(INSTALL_HINT)
+        # a folder without __init__.py has nothing to probe: said as the module check below says it
+        why = NO_INIT if spec.origin is None else probe(_spec_folder(spec))
+        if why:
+            raise RuntimeUnavailable(broken_runtime(_spec_folder(spec), why))
     try:
         import onnxruntime
     except Exception as e:   # noqa: BLE001 - a broken build also fails with OSError (its native library)
@@ -77,6 +91,64 @@ def _spec_folder(spec) -> str:
 def _module_folder(module) -> str:
     where = os.path.dirname(getattr(module, "__file__", None) or "")
     return where or ", ".join(getattr(module, "__path__", None) or []) or "?"
+
+
+_verdicts: dict[tuple, str | None] = {}   # (folder, _signature(folder)) -> why it does not load, None when it does
+_probe_python: list[str | None] = []      # the Python that probes (found once: each candidate costs a process)
+_probe_lock = threading.Lock()
+
+
+def probe(folder: str) -> str | None:
+    """Why the onnxruntime in ``folder`` does not load, tried in a child Python with this process's sys.path
+    (``deps._imports``), or None when it loads or cannot be tried. Asked once per session and per state of the
+    folder's files (``_signature``), so a repair (Install ONNX Runtime…) is seen without a restart."""
+    key = (folder, _signature(folder))
+    with _probe_lock:
+        if key not in _verdicts:
+            _verdicts[key] = _probe_now()
+        return _verdicts[key]
+
+
+def _probe_now() -> str | None:
+    from . import deps
+
+    if not _probe_python:
+        try:   # inside QGIS sys.executable may be QGIS itself: the Python the installer would use, pip or not
+            _probe_python.append(deps.same_python(need_pip=False))
+        except InputError:
+            _probe_python.append(None)
+    python = _probe_python[0]
+    if python is None:   # no Python beside QGIS to ask: import as before (an unprobed runtime may still crash)
+        return None
+    try:
+        ok, said = deps._imports(python, *sys.path, timeout=PROBE_TIMEOUT)
+    except OSError:
+        return None
+    if ok:
+        return None
+    lines = [line.strip() for line in said.splitlines() if line.strip()]
+    return short_error(Exception(lines[-1] if lines else "no error message"))
+
+
+def _signature(folder: str) -> tuple:
+    """(time, size) of the package folder, its __init__.py, capi/ and capi's native libraries: an in-place copy
+    over a truncated .so changes only that file, a removed __init__.py only the folder."""
+    def stat(path: str) -> tuple | None:
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        return st.st_mtime_ns, st.st_size
+
+    capi = os.path.join(folder, "capi")
+    native = []
+    try:
+        with os.scandir(capi) as entries:
+            native = sorted((e.name, stat(e.path)) for e in entries
+                            if e.name.endswith((".so", ".pyd", ".dll", ".dylib")) or ".so." in e.name)
+    except OSError:
+        pass
+    return (stat(folder), stat(os.path.join(folder, "__init__.py")), stat(capi), tuple(native))
 
 
 @dataclass(frozen=True)
