@@ -150,18 +150,27 @@ def python_candidates() -> list[str]:
 
 def python_for_pip() -> str:
     """A Python executable of the running version (inside QGIS, sys.executable may be QGIS itself)."""
+    return same_python(need_pip=True)
+
+
+def same_python(need_pip: bool = True) -> str:
+    """A Python executable of the running version, with pip when ``need_pip`` (the import probe needs none);
+    InputError when there is none."""
     major, minor = sys.version_info[:2]
     names = python_candidates()
+    check = "import sys, pip" if need_pip else "import sys"
     for exe in names:
         if not exe or not os.path.isfile(exe) or "python" not in os.path.basename(exe).lower():
             continue
         try:
-            out = subprocess.run([exe, "-c", "import sys, pip; print(sys.version_info[:2])"],
+            out = subprocess.run([exe, "-c", f"{check}; print(sys.version_info[:2])"],
                                  capture_output=True, timeout=60, env=child_env(), **TEXT, **hidden_window())
         except (OSError, subprocess.SubprocessError):
             continue
         if out.returncode == 0 and out.stdout.strip() == str((major, minor)):
             return exe
+    if not need_pip:
+        raise InputError(f"no Python {major}.{minor} found beside QGIS")
     raise InputError(f"no Python {major}.{minor} with pip found to install ONNX Runtime; {pip_advice()}")
 
 
@@ -448,14 +457,39 @@ def already_installed(base: str, package: str) -> str | None:
     return version if _imports(python, folder)[0] else None
 
 
-def _imports(python: str, folder: str) -> tuple[bool, str]:
-    """(True, "version providers") when onnxruntime in ``folder`` imports with ``python``, else (False, stderr)."""
-    check = subprocess.run(
-        [python, "-c", "import sys; sys.path.insert(0, sys.argv[1]); import onnxruntime as o; "
-         "print(o.__version__, ','.join(o.get_available_providers()))", folder],
-        capture_output=True, timeout=300, env=child_env(), **TEXT, **hidden_window(),
-    )
-    return (True, check.stdout) if check.returncode == 0 else (False, check.stderr)
+def _imports(python: str, *folders: str, timeout: float = 300) -> tuple[bool, str]:
+    """(True, "version providers") when onnxruntime imports with ``python`` and ``folders`` first on its path, else
+    (False, stderr ending with a line that says why: a crash is named by its signal, a hang by the timeout).
+
+    A child process, because a damaged native library (a truncated .so) kills the process that loads it (SIGBUS):
+    ``runtime.import_onnxruntime`` asks here before QGIS imports it. OSError when ``python`` cannot be started."""
+    try:
+        check = subprocess.run(
+            [python, "-c", "import sys; sys.path[:0] = sys.argv[1:]; import onnxruntime as o; "
+             "print(o.__version__, ','.join(o.get_available_providers()))", *folders],
+            capture_output=True, timeout=timeout, env=child_env(), **TEXT, **hidden_window(),
+        )
+    except subprocess.TimeoutExpired:
+        return False, f"importing it did not finish within {timeout:.0f} s"
+    if check.returncode == 0:
+        return True, check.stdout
+    if check.returncode == 1:   # a Python exception: its traceback ends with what went wrong
+        return False, check.stderr
+    return False, f"{check.stderr.rstrip()}\n{crash_text(check.returncode)}".lstrip()
+
+
+def crash_text(code: int) -> str:
+    """How a child process that did not exit with a Python error ended: the signal that killed it, or its code."""
+    import signal
+
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = "unknown signal"
+        return f"importing it kills Python with signal {-code}, {name}"
+    return f"importing it ended Python with exit code {code:#x}" if code > 255 else \
+        f"importing it ended Python with exit code {code}"
 
 
 def install(base: str, feedback: Feedback | None = None, package: str | None = None, wheel: str | None = None,

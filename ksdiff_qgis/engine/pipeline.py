@@ -1305,7 +1305,7 @@ def _auto_method(pan_ds, ms_src, pan: RasterInfo, ms: RasterInfo, plan: GridPlan
     try:
         session = checked_session(card, device, threads)
     except InputError as e:
-        if model_path and str(e) != runtime.INSTALL_HINT:
+        if model_path and not isinstance(e, runtime.RuntimeUnavailable) and str(e) != runtime.INSTALL_HINT:
             raise   # the user's own MODEL is broken: say so rather than hide it
         # a missing or broken ONNX Runtime is the user's to fix: a warning, not an info line among many
         fb.warning(f"Method auto: KSDiff cannot run ({_auto_reason(e)}), so the best classical method on this "

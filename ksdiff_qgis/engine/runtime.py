@@ -6,6 +6,7 @@ work) or live in a plugin-private folder put on ``sys.path`` by ``deps.activate`
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from dataclasses import dataclass
 
@@ -20,27 +21,134 @@ INSTALL_HINT = (
     "ONNX Runtime is not installed for this QGIS profile. Use Raster > KSDiff > Install ONNX Runtime… "
     "(or run the Processing algorithm 'ksdiff:install_runtime'); the classical methods work without it."
 )
+NO_INIT = "its folder has no __init__.py: the install is incomplete"
+PROBE_TIMEOUT = 120   # s: a first import from a cold disk (or under a virus scanner) takes a few seconds, not minutes
+
+
+class RuntimeUnavailable(InputError):
+    """ONNX Runtime is missing or does not load: no fault of the model, so METHOD auto uses a classical method."""
+
+
+def broken_runtime(where: str, why: str) -> str:
+    """The refusal of an ONNX Runtime that is there but does not load, with the way to repair it."""
+    return (f"ONNX Runtime at {where} does not load ({why}): reinstall it with Raster > KSDiff > "
+            "Install ONNX Runtime… (ksdiff:install_runtime)")
 
 
 def import_onnxruntime():
-    """The onnxruntime module, or InputError: how to install it, or that the installed one is broken."""
+    """The onnxruntime module, or RuntimeUnavailable: how to install it, or that the installed one is broken.
+
+    Before the first import in this process, the import is tried in a child Python (``probe``): a damaged native
+    library (a truncated copy: full disk, interrupted sync) kills the process that loads it with SIGBUS, and in
+    QGIS that is the desktop with the user's unsaved work."""
+    loaded = sys.modules.get("onnxruntime")
+    if loaded is None:
+        spec = _find_spec()
+        if spec is None:
+            raise RuntimeUnavailable(INSTALL_HINT)
+        # a folder without __init__.py has nothing to probe: said as the module check below says it
+        why = NO_INIT if spec.origin is None else probe(_spec_folder(spec))
+        if why:
+            raise RuntimeUnavailable(broken_runtime(_spec_folder(spec), why))
     try:
         import onnxruntime
     except Exception as e:   # noqa: BLE001 - a broken build also fails with OSError (its native library)
-        import importlib.util
-
-        try:
-            spec = importlib.util.find_spec("onnxruntime")
-        except (ImportError, ValueError):
-            spec = None
+        spec = _find_spec()
         if spec is None:
-            raise InputError(INSTALL_HINT) from None
-        where = os.path.dirname(spec.origin or "") or ", ".join(spec.submodule_search_locations or [])
-        raise InputError(
-            f"ONNX Runtime is installed at {where} but does not import: {short_error(e)}. Reinstall it with "
-            "Raster > KSDiff > Install ONNX Runtime… (the Processing algorithm 'ksdiff:install_runtime')."
-        ) from None
+            raise RuntimeUnavailable(INSTALL_HINT) from None
+        raise RuntimeUnavailable(broken_runtime(_spec_folder(spec), short_error(e))) from None
+    why = not_a_runtime(onnxruntime)
+    if why == NO_INIT:   # an empty module loaded nothing native: forgotten, so a reinstalled one is imported next
+        for name in [n for n in sys.modules if n == "onnxruntime" or n.startswith("onnxruntime.")]:
+            del sys.modules[name]
+    if why:
+        raise RuntimeUnavailable(broken_runtime(_module_folder(onnxruntime), why))
     return onnxruntime
+
+
+def not_a_runtime(module) -> str | None:
+    """Why ``module`` is not a usable onnxruntime, or None. A folder left without __init__.py (a half-removed
+    install) imports as an empty namespace package, and the first call into it raised AttributeError."""
+    if getattr(module, "__file__", None) is None:
+        return NO_INIT
+    missing = [a for a in ("InferenceSession", "get_available_providers") if not hasattr(module, a)]
+    return f"the module has no {' or '.join(missing)}" if missing else None
+
+
+def _find_spec():
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("onnxruntime")
+    except (ImportError, ValueError):
+        return None
+
+
+def _spec_folder(spec) -> str:
+    return os.path.dirname(spec.origin or "") or ", ".join(spec.submodule_search_locations or [])
+
+
+def _module_folder(module) -> str:
+    where = os.path.dirname(getattr(module, "__file__", None) or "")
+    return where or ", ".join(getattr(module, "__path__", None) or []) or "?"
+
+
+_verdicts: dict[tuple, str | None] = {}   # (folder, _signature(folder)) -> why it does not load, None when it does
+_probe_python: list[str | None] = []      # the Python that probes (found once: each candidate costs a process)
+_probe_lock = threading.Lock()
+
+
+def probe(folder: str) -> str | None:
+    """Why the onnxruntime in ``folder`` does not load, tried in a child Python with this process's sys.path
+    (``deps._imports``), or None when it loads or cannot be tried. Asked once per session and per state of the
+    folder's files (``_signature``), so a repair (Install ONNX Runtime…) is seen without a restart."""
+    key = (folder, _signature(folder))
+    with _probe_lock:
+        if key not in _verdicts:
+            _verdicts[key] = _probe_now()
+        return _verdicts[key]
+
+
+def _probe_now() -> str | None:
+    from . import deps
+
+    if not _probe_python:
+        try:   # inside QGIS sys.executable may be QGIS itself: the Python the installer would use, pip or not
+            _probe_python.append(deps.same_python(need_pip=False))
+        except InputError:
+            _probe_python.append(None)
+    python = _probe_python[0]
+    if python is None:   # no Python beside QGIS to ask: import as before (an unprobed runtime may still crash)
+        return None
+    try:
+        ok, said = deps._imports(python, *sys.path, timeout=PROBE_TIMEOUT)
+    except OSError:
+        return None
+    if ok:
+        return None
+    lines = [line.strip() for line in said.splitlines() if line.strip()]
+    return short_error(Exception(lines[-1] if lines else "no error message"))
+
+
+def _signature(folder: str) -> tuple:
+    """(time, size) of the package folder, its __init__.py, capi/ and capi's native libraries: an in-place copy
+    over a truncated .so changes only that file, a removed __init__.py only the folder."""
+    def stat(path: str) -> tuple | None:
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        return st.st_mtime_ns, st.st_size
+
+    capi = os.path.join(folder, "capi")
+    native = []
+    try:
+        with os.scandir(capi) as entries:
+            native = sorted((e.name, stat(e.path)) for e in entries
+                            if e.name.endswith((".so", ".pyd", ".dll", ".dylib")) or ".so." in e.name)
+    except OSError:
+        pass
+    return (stat(folder), stat(os.path.join(folder, "__init__.py")), stat(capi), tuple(native))
 
 
 @dataclass(frozen=True)
