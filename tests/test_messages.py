@@ -61,13 +61,13 @@ def test_the_clip_line_says_the_real_limit_and_what_was_written():
         few.add(strip)
     few.report(fb, "KSDiff (learned)")
     assert fb.lines[0].startswith("KSDiff (learned): 3 of 30000000 fused values (< 0.001%)"), fb.lines
-    assert "those above 2047, the top of the data's 11-bit range, were written as 2047" in line, line
-    assert "those below 0 as the lowest valid value" in line and "clipped to its range" not in line, line
+    assert "those above 2047, the 11-bit maximum (NBITS), were written as 2047" in line, line
+    assert "those below 0 as 0." in line and "clipped to its range" not in line, line
     fb = RecordingFeedback()
     cc = ClipCounter(65535, ["Blue"], type_name="UInt16")
     cc.add(np.array([[[70000.0, 1.0]]], np.float32))
     cc.report(fb, "MTF-GLP-HPM")
-    assert "those above 65535, the top of UInt16, were written as 65535." in fb.lines[0], fb.lines
+    assert "those above 65535, the UInt16 maximum, were written as 65535." in fb.lines[0], fb.lines
 
 
 def test_a_pan_with_several_bands_says_what_to_check(data_dir, tmp_path):

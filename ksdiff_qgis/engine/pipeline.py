@@ -98,7 +98,7 @@ from .sensor_detect import (
 )
 from .sensors import AUTO, GENERIC_NEAREST, SENSORS, Sensor, get_sensor, model_for, table_of
 from .shellcmd import shell_arg
-from .tiling import blend_cells, blend_strips, choose_layout
+from .tiling import Ownership, blend_cells, blend_strips, choose_layout
 
 STATS_WINDOW = 128      # MS pixels per side of a window sampled for scene statistics
 STATS_WINDOWS = 16      # at most this many windows (262k MS pixels: plenty for a 5-term regression)
@@ -558,7 +558,8 @@ class _TileRunner:
         self.pan_ds, self.ms_ds, self.pan, self.ms, self.plan = pan_ds, ms_ds, pan, ms, plan
         # values above a declared bit depth clamped as they are read, and counted (``inrange``)
         self.clamps = {role: g.clamp for role, g in (ranges or {}).items()}
-        self.pan_holes: panholes.PanOnlyHoles | None = None   # set with the layout (``count_pan_holes``)
+        self.pan_holes: panholes.PanOnlyHoles | None = None   # set with the layout (``set_layout``)
+        self.owner: Ownership | None = None   # which output pixels each tile's counts stand for (``set_layout``)
         self.sensor, self.fuse, self.margin, self.stats = sensor, fuse, margin, stats
         self.feedback, self.total, self.done = feedback, total, 0
         self.progress = progress or feedback.progress   # the fraction of the tiles done (the run's: a ``Span``)
@@ -597,7 +598,8 @@ class _TileRunner:
         valid = _tile_valid(pan_valid, ms_valid, (H, W), origin, k) if holes else None
         ctx = classical.TileContext(stats=st, ratio=k, gains=self.sensor.mtf_ms, origin=(R0, C0),
                                     lattice=ms_lattice(self.plan.ms_origin), ms=ms, ms_origin=origin, ms_real=ms_valid,
-                                    valid=self._context_valid(valid, pan, ms, origin) if self.learned else valid)
+                                    valid=self._context_valid(valid, pan, ms, origin) if self.learned else valid,
+                                    counted=self._counted(row, col, rows, cols, valid) if self.learned else None)
         fused = self.fuse(pan[0], lms, ctx).astype(np.float32, copy=False)
         if m:   # a copy of the interior frees the margin; without a margin the array is already fresh
             fused = fused[:, m : m + rows, m : m + cols].copy()
@@ -609,9 +611,23 @@ class _TileRunner:
             self.pan_holes.add(row, col, (~pan_valid & ms_data)[m : m + rows, m : m + cols])
         return fused
 
-    def count_pan_holes(self, tiles: list[tuple[int, int, int, int]], rows: int, cols: int) -> None:
-        """Count the output pixels that are nodata only because of the PAN over the run's ``tiles`` (its layout's)."""
+    def set_layout(self, tiles: list[tuple[int, int, int, int]], rows: int, cols: int) -> None:
+        """The run's ``tiles`` (its layout's) over the ``rows`` x ``cols`` output: what each tile counts (the output
+        pixels nodata only because of the PAN, a learned fuser's floored values) stands for each pixel once."""
         self.pan_holes = panholes.PanOnlyHoles(tiles, rows, cols)
+        self.owner = Ownership(tiles)
+
+    def _counted(self, row: int, col: int, rows: int, cols: int, valid: np.ndarray | None) -> np.ndarray | None:
+        """``TileContext.counted`` of the tile at output ``row``, ``col`` (``rows`` x ``cols``, without its margin):
+        the pixels it writes and owns, data only. QA: the floor's count took every tile with its margin (5.01% of
+        2334784 values on a 600x600 scene, beside the range line's 1440000)."""
+        if self.owner is None:
+            return None
+        m = self.margin
+        skip_r, skip_c = self.owner.skip(row, col, rows, cols)
+        counted = np.zeros((rows + 2 * m, cols + 2 * m), dtype=bool)
+        counted[m + skip_r : m + rows, m + skip_c : m + cols] = True
+        return counted if valid is None else counted & valid
 
     def _context_valid(self, valid: np.ndarray | None, pan: np.ndarray, ms: np.ndarray,
                        origin: tuple[float, float]) -> np.ndarray | None:
@@ -1006,10 +1022,11 @@ def pansharpen(
         clips = ClipCounter(high, names, clipped=not floating, low=0.0 if floating else low,
                             ceiling=ceil and ceil.counted_from,
                             bits=out_nbits if out_nbits and out_nbits < 8 * ms.dtype.itemsize else None,
-                            type_name=gdal.GetDataTypeName(gdal_array.NumericTypeCodeToGDALTypeCode(ms.dtype)))
+                            type_name=gdal.GetDataTypeName(gdal_array.NumericTypeCodeToGDALTypeCode(ms.dtype)),
+                            nodata=nodata)
         pool = TilePool(runner, rows, cols, tile_size, overlap, workers, on_result=runner.tile_done,
                         order=layout.order)
-        runner.count_pan_holes(pool.order, rows, cols)
+        runner.set_layout(pool.order, rows, cols)
 
         # the tiles' windows with their margin, in each input's pixels (the MS's with its upsampling context)
         side = tile_size + 2 * margin

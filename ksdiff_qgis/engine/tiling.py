@@ -214,6 +214,30 @@ def blend_cells(
         carry = next_carry
 
 
+def _owned_from(spans: set[tuple[int, int]]) -> dict[tuple[int, int], int]:
+    """For spans (start, length) along one axis: the first pixel each one owns, so that every pixel is owned by the
+    first span that covers it (tiles overlap, and the last one reaches back into the grid)."""
+    owned, end = {}, 0
+    for start, length in sorted(spans):
+        owned[(start, length)] = max(start, end)
+        end = max(end, start + length)
+    return owned
+
+
+class Ownership:
+    """Which output pixels each tile of a layout stands for when something is counted per tile: every pixel once,
+    by the first tile that covers it, although tiles overlap."""
+
+    def __init__(self, tiles: list[tuple[int, int, int, int]]):
+        """``tiles``: (row, col, rows, cols) of every tile the run computes (its layout's)."""
+        self.rows_from = _owned_from({(r, h) for r, _, h, _ in tiles})
+        self.cols_from = _owned_from({(c, w) for _, c, _, w in tiles})
+
+    def skip(self, row: int, col: int, rows: int, cols: int) -> tuple[int, int]:
+        """(rows, cols) at the top and left of the tile that an earlier tile owns; the tile owns the rest."""
+        return self.rows_from.get((row, rows), row) - row, self.cols_from.get((col, cols), col) - col
+
+
 CELL_WORK = 1.05   # block-aligned cells unless their tiles compute this much more than balanced strips
 
 

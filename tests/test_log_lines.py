@@ -1,0 +1,66 @@
+"""QA of what a GIS analyst reads in a run's log (2026-12-08, real crops of the data cache): each line says a fact in
+plain words with its unit, lines that count say it over the same values, one line per fact, advice only where it
+applies, and the output's tags say what the log says."""
+from __future__ import annotations
+
+import re
+
+import pytest
+from osgeo import gdal
+
+from ksdiff_qgis.engine.feedback import RecordingFeedback
+from ksdiff_qgis.engine.model_card import bundled_cards
+from ksdiff_qgis.engine.pipeline import pansharpen
+
+needs_wv2 = pytest.mark.skipif("wv2" not in bundled_cards(), reason="no bundled wv2 model")
+
+
+def _lines_with(lines: list[str], text: str) -> list[str]:
+    return [line for line in lines if text in line]
+
+
+@pytest.fixture(scope="module")
+def pair1(cached):
+    """WorldView-2 pair 1 (600 x 600 PAN, UInt16 with NBITS=11, nodata 0; PAN and MS 1.4 PAN pixels apart)."""
+    return str(cached("wv2/pair1_pan.tif")), str(cached("wv2/pair1_ms.tif"))
+
+
+@pytest.fixture(scope="module")
+def pair1_ksdiff(pair1, tmp_path_factory):
+    """KSDiff forced on pair 1, as the QA ran it: (result, log lines)."""
+    fb = RecordingFeedback()
+    res = pansharpen(*pair1, str(tmp_path_factory.mktemp("ksd") / "ksd.tif"), "wv2", "ksdiff", device="cpu",
+                     feedback=fb)
+    return res, fb.lines
+
+
+@needs_wv2
+def test_the_floor_and_range_lines_count_the_same_written_values(pair1_ksdiff):
+    """QA: "117073 of 2334784 fused values (5.01%; tiles counted with their borders) ... eased smoothly towards black"
+    then "427 of 1440000 fused values (0.030%) ... out of the output's range (min 0.0, ...)": two denominators, the
+    first over tile borders never written; and "min 0.0" where the output's lowest value is 1 (0 is its nodata),
+    the move never said. Both lines now count the values written, and the move off nodata is said."""
+    res, lines = pair1_ksdiff
+    written = res.width * res.height * 4
+    floor = _lines_with(lines, "eased smoothly towards black")
+    clip = _lines_with(lines, "were out of range")
+    assert len(floor) == 1 and len(clip) == 1, lines
+    floor_n = re.search(r"(\d+) of (\d+) fused values \(([\d.]+)%\) came out under 20%", floor[0])
+    clip_n = re.search(r"(\d+) of (\d+) fused values \(([\d.]+)%\) were out of range", clip[0])
+    assert floor_n and clip_n, (floor, clip)
+    assert int(floor_n[2]) == int(clip_n[2]) == written, (floor, clip)
+    assert "borders" not in floor[0]
+    # the values that rounded onto the nodata value 0 were written as 1: said, and true of the file
+    moved = re.search(r"; (\d+) values that rounded to 0, the output's nodata value, were written as 1\.$", clip[0])
+    assert moved and int(moved[1]) > 0, clip
+    out = gdal.Open(res.output_path).ReadAsArray()
+    assert out.min() == 1 and int(moved[1]) <= int((out == 1).sum())
+
+
+@needs_wv2
+def test_an_11_bit_clip_names_the_nbits_maximum(pair1_ksdiff):
+    """QA: "out of the output's range" on a UInt16 output clipped at NBITS=11's 2047."""
+    _, lines = pair1_ksdiff
+    clip = _lines_with(lines, "were out of range")
+    assert clip and "those above 2047, the 11-bit maximum (NBITS), were written as 2047" in clip[0], clip
+    assert "output's range" not in clip[0]
