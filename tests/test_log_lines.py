@@ -64,3 +64,20 @@ def test_an_11_bit_clip_names_the_nbits_maximum(pair1_ksdiff):
     clip = _lines_with(lines, "were out of range")
     assert clip and "those above 2047, the 11-bit maximum (NBITS), were written as 2047" in clip[0], clip
     assert "output's range" not in clip[0]
+
+
+@needs_wv2
+def test_the_tile_tag_and_the_log_say_the_same_tiles(pair1, pair1_ksdiff, tmp_path):
+    """QA: KSDIFF_TILE_LAYOUT "strips of 316 px" for a 2 x 2 grid; MTF-GLP-HPM's tag "aligned of 512 px, overlap 0"
+    and its log "4 tile(s) of 512 px" on a 600 x 600 output, whose tiles are 512 and 88 px."""
+    res, lines = pair1_ksdiff
+    tag = gdal.Open(res.output_path).GetMetadataItem("KSDIFF_TILE_LAYOUT")
+    assert tag == "4 tiles (a 2 x 2 grid) of 316x316 px, overlap 32 px", tag
+    fusing = _lines_with(lines, "Fusing with KSDiff")
+    assert fusing and fusing[0].endswith("in 4 tiles (a 2 x 2 grid) of 316x316 px (512 at most, evened out over the "
+                                         "output), overlap 32 px."), fusing
+    fb = RecordingFeedback()
+    hpm = pansharpen(*pair1, str(tmp_path / "hpm.tif"), "wv2", "mtf_glp_hpm", feedback=fb)
+    tag = gdal.Open(hpm.output_path).GetMetadataItem("KSDIFF_TILE_LAYOUT")
+    assert tag == "4 tiles (a 2 x 2 grid) of up to 512x512 px on the output's blocks, no overlap needed", tag
+    assert any(line.endswith(f" in {tag}.") for line in fb.lines if line.startswith("Fusing with")), fb.lines

@@ -991,7 +991,7 @@ def pansharpen(
         fb.info(
             f"Fusing with {labels.method(method)}: output {cols}x{rows} px (PAN {pan.width}x{pan.height}, MS "
             f"{ms.width}x{ms.height}, {ms.bands} bands, ratio {plan.ratio}) in "
-            f"{layout.describe(requested, rows, cols)}."
+            f"{layout.describe(requested)}."
         )
         fb.debug(f"output at PAN offset ({c0}, {r0}); tile margin {margin} px; method {method}")
         fb.info(f"output nodata: {nodata_why}")
@@ -1005,7 +1005,7 @@ def pansharpen(
         # how it was made: METHOD auto may have fallen back to a classical method (``provenance``)
         # the tiles as laid out on this scene (blended cells or strips sized to it) and their margin of context
         settings.update(MS_BANDS=provenance.numbers(bplan.indices), TILE_MARGIN=margin,
-                        TILE_LAYOUT=f"{layout.kind} of {tile_size} px, overlap {overlap}")
+                        TILE_LAYOUT=layout.describe())   # the log's words, without why a tile is smaller
         if mtf_gains:
             settings["MTF_GAINS"] = provenance.numbers(bplan.gains)
         provenance.record(writer.ds, provenance.items(
