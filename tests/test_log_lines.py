@@ -8,6 +8,8 @@ import re
 import pytest
 from osgeo import gdal
 
+from ksdiff_qgis.engine import runtime
+from ksdiff_qgis.engine.deps import has_nvidia_gpu
 from ksdiff_qgis.engine.feedback import RecordingFeedback
 from ksdiff_qgis.engine.model_card import bundled_cards
 from ksdiff_qgis.engine.pipeline import pansharpen
@@ -64,6 +66,36 @@ def test_an_11_bit_clip_names_the_nbits_maximum(pair1_ksdiff):
     clip = _lines_with(lines, "were out of range")
     assert clip and "those above 2047, the 11-bit maximum (NBITS), were written as 2047" in clip[0], clip
     assert "output's range" not in clip[0]
+
+
+@needs_wv2
+def test_a_cpu_run_without_a_gpu_gives_no_gpu_advice(pair1_ksdiff):
+    """QA: "auto: this ONNX Runtime build has no CUDA provider (for an NVIDIA GPU, install the GPU build: …, Package
+    'NVIDIA GPU build'); using CPU." on every run of a machine without an NVIDIA GPU."""
+    if has_nvidia_gpu():
+        pytest.skip("this machine has an NVIDIA GPU")
+    _, lines = pair1_ksdiff
+    assert "Model wv2.onnx: running on the CPU." in lines, lines
+    assert not _lines_with(lines, "NVIDIA") and not _lines_with(lines, "CUDA"), lines
+
+
+def test_the_gpu_advice_comes_with_a_gpu_and_names_one_package_option(qgis_app):
+    """The GPU build is advised only when nvidia-smi finds a GPU, naming the installer's option exactly ('NVIDIA GPU
+    build' matched two of them)."""
+    from qgis.core import QgsApplication
+
+    cpu = runtime.CPU
+    assert runtime.choose_providers("auto", [cpu], gpu=False).reason == ""
+    with_gpu = runtime.choose_providers("auto", [cpu], gpu=True).reason
+    assert runtime.GPU_INSTALL in with_gpu and "NVIDIA GPU" in with_gpu, with_gpu
+    options = QgsApplication.processingRegistry().algorithmById("ksdiff:install_runtime") \
+        .parameterDefinition("PACKAGE").options()
+    named = re.search(r"Package '([^']+)'", runtime.GPU_INSTALL)[1]
+    # one option only, as the dialog shows it (its package key after it)
+    assert [o for o in options if o.startswith(named)] == [f"{named} [onnxruntime-gpu]"], (named, options)
+    assert sum("NVIDIA GPU build" in o for o in options) == 2, options
+    # DEVICE cuda on a machine without a GPU says so instead of advising an install
+    assert runtime.choose_providers("cuda", [cpu], gpu=False).reason == "no NVIDIA GPU was found (nvidia-smi)"
 
 
 @needs_wv2

@@ -83,8 +83,8 @@ def test_a_pan_with_several_bands_says_what_to_check(data_dir, tmp_path):
 
 def test_the_gpu_hint_names_the_plugins_installer():
     """QA: 'install onnxruntime-gpu on a machine with an NVIDIA GPU' named a pip package, not the plugin's menu."""
-    why = runtime.choose_providers("auto", [runtime.CPU]).reason
-    assert "Raster > KSDiff > Install ONNX Runtime…, Package 'NVIDIA GPU build'" in why
+    why = runtime.choose_providers("auto", [runtime.CPU], gpu=True).reason
+    assert "Raster > KSDiff > Install ONNX Runtime…, Package 'NVIDIA GPU build (uses the system CUDA/cuDNN)'" in why
     assert "onnxruntime-gpu" not in why
 
 
@@ -105,7 +105,7 @@ def test_a_run_log_keeps_diagnostics_at_debug_level(wv2_auto_log):
                  "tile margin"):
         said = [line for line in lines if what in line]
         assert said and all(line.startswith("DEBUG ") for line in said), (what, lines)
-    device = [line for line in lines if line.startswith("Model wv2.onnx on cpu")]
+    device = [line for line in lines if line.startswith("Model wv2.onnx: running on the")]
     assert len(device) == 1 and "normalised" not in device[0], lines
     assert any(line.startswith("Fusing with KSDiff (learned): output ") for line in lines), lines
 

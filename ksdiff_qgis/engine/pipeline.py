@@ -943,7 +943,7 @@ def pansharpen(
         if NOISE_PULL:
             line, warn = noise.pull_note(stats.pan_noise)
             (fb.warning if warn else fb.debug)(line)   # the noise read: a diagnostic unless it reads 0
-        fb.info(f"Model {card.path.name} on {session.device}; {session.reason}.")
+        fb.info(runtime.device_line(card.path.name, session))
         # how the tiles run: for whoever studies a run, not every user's log
         fb.debug(f"model {card.path.name} ({card.data.get('backbone', '')}): {value_scale_note(card, ms, scale)}; "
                  f"tiles run {fuse.path_note()}; "
