@@ -37,6 +37,20 @@ def pair1_ksdiff(pair1, tmp_path_factory):
 
 
 @needs_wv2
+def test_the_noise_pull_line_says_what_it_does_to_the_output_with_a_unit(pair1_ksdiff):
+    """QA: "noise pull: the PAN's noise 8.40 (on the flattest quarter of the statistics sample; detail up to 1.5 x
+    that counts as noise and takes MTF-GLP-HPM's)": jargon, no unit, and it hid that flat noisy areas of a KSDiff
+    output are blended towards MTF-GLP-HPM."""
+    _, lines = pair1_ksdiff
+    said = _lines_with(lines, "blended towards MTF-GLP-HPM's")
+    assert len(said) == 1, lines
+    assert re.search(r"In flat, noisy areas \(water, shadow\), where the PAN's detail is within 1\.5 × its noise "
+                     r"\(8\.\d DN\), KSDiff's detail is blended towards MTF-GLP-HPM's so sensor noise is not "
+                     r"amplified\.$", said[0]), said
+    assert not _lines_with(lines, "noise pull") and not _lines_with(lines, "statistics sample"), lines
+
+
+@needs_wv2
 def test_the_floor_and_range_lines_count_the_same_written_values(pair1_ksdiff):
     """QA: "117073 of 2334784 fused values (5.01%; tiles counted with their borders) ... eased smoothly towards black"
     then "427 of 1440000 fused values (0.030%) ... out of the output's range (min 0.0, ...)": two denominators, the
@@ -113,3 +127,59 @@ def test_the_tile_tag_and_the_log_say_the_same_tiles(pair1, pair1_ksdiff, tmp_pa
     tag = gdal.Open(hpm.output_path).GetMetadataItem("KSDIFF_TILE_LAYOUT")
     assert tag == "4 tiles (a 2 x 2 grid) of up to 512x512 px on the output's blocks, no overlap needed", tag
     assert any(line.endswith(f" in {tag}.") for line in fb.lines if line.startswith("Fusing with")), fb.lines
+
+
+@pytest.fixture(scope="module")
+def auto_fp32(data_dir, tmp_path_factory):
+    """METHOD auto with PRECISION fp32 on the WorldView-2 fixture (a crop of pair 1): (result, log lines)."""
+    fb = RecordingFeedback()
+    res = pansharpen(str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif"),
+                     str(tmp_path_factory.mktemp("fp32") / "o.tif"), "wv2", "auto", device="cpu", precision="fp32",
+                     feedback=fb)
+    return res, fb.lines
+
+
+@needs_wv2
+def test_debug_lines_are_short_and_say_float32(auto_fp32):
+    """QA: debug lines printed by qgis_process: "output at PAN offset (0, 0); tile margin 33 px; method ksdiff", "KSDiff
+    detail gains fitted on the Wald sample (diagnostic, not applied): …", a 400-character model line, and with
+    PRECISION fp32 "tiles run per-tile kernels on the plain backbone", never fp32."""
+    res, lines = auto_fp32
+    if res.method != "ksdiff":
+        pytest.skip("the self-check did not keep KSDiff on this build")
+    debug = [line[len("DEBUG "):] for line in lines if line.startswith("DEBUG ")]
+    assert debug and all(len(line) <= 200 for line in debug), [len(line) for line in debug]
+    assert not _lines_with(lines, "detail gains") and not _lines_with(lines, "plain backbone"), lines
+    assert not _lines_with(lines, "PAN offset (0, 0)") and not _lines_with(lines, "method ksdiff"), lines
+    model = _lines_with(debug, "model wv2.onnx: ")
+    assert len(model) == 1 and "tiles run in float32 (PRECISION fp32)" in model[0], model
+
+
+@needs_wv2
+def test_sam_carries_its_unit_in_the_selfcheck_rows(auto_fp32):
+    """QA: the pansharpen log's SAM had no unit (ksdiff:assess says degrees)."""
+    _, lines = auto_fp32
+    rows = [line for line in lines if re.match(r"^[^:]+: Wald ERGAS \d+\.\d{3}, SAM", line)]
+    assert len(rows) >= 2 and all(re.search(r", SAM \d+\.\d{3}°; ", row) for row in rows), rows
+
+
+@pytest.fixture(scope="module")
+def assessed(qgis_app, pair1, pair1_ksdiff, tmp_path_factory):
+    """ksdiff:assess (SENSOR auto) of the KSDiff fusion of pair 1 against its PAN and MS: the log lines."""
+    import processing
+    from test_issue14_processing import Log
+
+    res, _ = pair1_ksdiff
+    log = Log()
+    processing.run("ksdiff:assess", {"FUSED": res.output_path, "PAN": pair1[0], "MS": pair1[1],
+                                     "OUTPUT_HTML": str(tmp_path_factory.mktemp("assess") / "r.html")}, feedback=log)
+    return log.lines
+
+
+@needs_wv2
+def test_assess_says_ergas_and_sam_as_the_pansharpen_log(assessed):
+    """QA: ksdiff:assess said "R-ERGAS: 2.9070" where the pansharpen log says ERGAS with 3 decimals."""
+    for label in ("R-ERGAS", "R-SAM (degrees)"):
+        said = [line for line in assessed if line.startswith(f"{label}: ")]
+        assert len(said) == 1 and re.fullmatch(rf"{re.escape(label)}: \d+\.\d{{3}}", said[0]), (label, assessed)
+    assert any(re.fullmatch(r"HQNR: \d\.\d{4}", line) for line in assessed), assessed   # the 0-1 indices: 4

@@ -202,15 +202,14 @@ def value_scale_note(card: ModelCard, ms: RasterInfo, scale: float) -> str:
     model's training scale, not the data's range. QA read "values normalised by 2047" beside "above 4095, the top
     of Pléiades 1A/1B's 12-bit range" as two ceilings for one 12-bit product (UInt16 without NBITS)."""
     if ms.nbits and ms.dtype.kind in "iu":
-        return f"values divided by {scale:g}, the top of the MS's {ms.nbits}-bit range (its NBITS)"
+        return f"values divided by {scale:g}, the MS's {ms.nbits}-bit maximum (NBITS)"
     if ms.dtype == np.uint8:
-        return f"values divided by {scale:g}, the top of the MS's 8-bit range"
+        return f"values divided by {scale:g}, the 8-bit maximum"
     if scale != card.scale:
-        return (f"values divided by {scale:.4g}, which maps the MS's scene mean to the training products' mean "
-                "(floating-point data)")
+        return f"values divided by {scale:.4g}, which maps the MS's scene mean to the training data's"
     # the network normalises each tile itself: a global gain leaves its output unchanged (test_input_range)
-    return (f"values divided by {scale:g}, the model's training scale, not the data's range (the MS declares no "
-            "NBITS); the network normalises each tile itself, so the data's range needs no other scale")
+    return (f"values divided by {scale:g}, the model's training scale, not the data's range (no NBITS; each tile is "
+            "normalised anyway)")
 
 
 def pan_units(stats, learned: bool = True, scaling: tuple | None = None) -> tuple[float, str | None]:
@@ -533,14 +532,14 @@ class OnnxFuser:
         return "int8" if self.fast is not None and self.fast is not self.session.tile_kernels else "fp32"
 
     def path_note(self) -> str:
-        """How the tiles run, for the log."""
-        if self.fast is not None and self.fast is not self.session.tile_kernels:
-            return ("the model's int8 variant (PRECISION int8: faster, within 1 % of float32; fp32 to compare two "
-                    "versions of a scene pixel for pixel)")
-        note = "per-tile kernels on the plain backbone" if self.fast is not None else "the full graph"
+        """How the tiles run, for the log: the precision in plain words (QA: PRECISION fp32 was said as "per-tile
+        kernels on the plain backbone", never "float32")."""
+        if self.precision_used == "int8":
+            return "tiles run in int8 (PRECISION int8)"
+        graph = "" if self.fast is not None else " on the whole graph"
         if self.precision == "int8":
-            note += " in float32 (this model has no checked int8 variant on this device)"
-        return note
+            return f"tiles run in float32{graph}: this model has no checked int8 variant on this device"
+        return f"tiles run in float32 (PRECISION fp32){graph}"
 
     def window_note(self) -> str | None:
         """How many tiles with nodata took their kernels from a data-only part (or could not: the full graph),

@@ -941,12 +941,11 @@ def pansharpen(
                         MODEL_SHA256=card.sha256)   # load_card checked the file against it: no second hash
         used_device = session.device
         if NOISE_PULL:
-            line, warn = noise.pull_note(stats.pan_noise)
-            (fb.warning if warn else fb.debug)(line)   # the noise read: a diagnostic unless it reads 0
+            line, warn = noise.pull_note(stats.pan_noise, pan.dtype.kind in "iu")
+            (fb.warning if warn else fb.debug)(line + ".")   # what the pull does: a detail, unless it does nothing
         fb.info(runtime.device_line(card.path.name, session))
         # how the tiles run: for whoever studies a run, not every user's log
-        fb.debug(f"model {card.path.name} ({card.data.get('backbone', '')}): {value_scale_note(card, ms, scale)}; "
-                 f"tiles run {fuse.path_note()}; "
+        fb.debug(f"model {card.path.name}: {value_scale_note(card, ms, scale)}; {fuse.path_note()}; "
                  + ("one consistency step onto the MS per tile" if consistency else "no consistency step"))
     else:
         if model_path and check is None:   # auto explained already why the model is not used
@@ -993,7 +992,8 @@ def pansharpen(
             f"{ms.width}x{ms.height}, {ms.bands} bands, ratio {plan.ratio}) in "
             f"{layout.describe(requested)}."
         )
-        fb.debug(f"output at PAN offset ({c0}, {r0}); tile margin {margin} px; method {method}")
+        fb.debug(f"tiles read {margin} px of context beyond their edges"
+                 + (f"; the output starts at the PAN's column {c0}, row {r0}" if r0 or c0 else ""))
         fb.info(f"output nodata: {nodata_why}")
         runner = _TileRunner(pan_ds, ms_src, pan, ms, plan, spec, fuse, margin, stats, fb, layout.count, ranges,
                              bar.stage("tiles"))
