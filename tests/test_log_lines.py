@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pytest
 from osgeo import gdal
 
@@ -183,3 +184,60 @@ def test_assess_says_ergas_and_sam_as_the_pansharpen_log(assessed):
         said = [line for line in assessed if line.startswith(f"{label}: ")]
         assert len(said) == 1 and re.fullmatch(rf"{re.escape(label)}: \d+\.\d{{3}}", said[0]), (label, assessed)
     assert any(re.fullmatch(r"HQNR: \d\.\d{4}", line) for line in assessed), assessed   # the 0-1 indices: 4
+
+
+@needs_wv2
+def test_assess_does_not_nag_when_the_fusions_tag_agrees(pair1_ksdiff, assessed):
+    """QA: "no product metadata: set SENSOR to be sure" although FUSED's KSDIFF_SENSOR=wv2 agreed with the guess."""
+    res, _ = pair1_ksdiff
+    assert gdal.Open(res.output_path).GetMetadataItem("KSDIFF_SENSOR") == "wv2"
+    guess = _lines_with(assessed, "SENSOR=auto")
+    assert len(guess) == 1 and "[wv2]" in guess[0], assessed
+    assert "to be sure" not in guess[0] and "FUSED's tag KSDIFF_SENSOR=wv2 agrees" in guess[0], guess
+
+
+def _sentinel2_like(cached, folder) -> tuple[str, str]:
+    """A product of no known sensor: 4 Sentinel-2 10 m bands of a real scene as the MS at 40 m and their mean as a
+    10 m PAN (ratio 4, UInt16), 512 x 512 PAN pixels."""
+    src = gdal.Open(str(cached("sentinel2/s2_10m.tif")))
+    bands = src.ReadAsArray(0, 0, 512, 512).astype(np.float64)[:4]
+    gt = list(src.GetGeoTransform())
+    gt[1], gt[5] = 10.0, -10.0
+    paths = []
+    for name, arr, step in (("pan", bands.mean(0)[None], 10.0), ("ms", bands.reshape(4, 128, 4, 128, 4).mean((2, 4)),
+                                                                   40.0)):
+        path = str(folder / f"s2_{name}.tif")
+        ds = gdal.GetDriverByName("GTiff").Create(path, arr.shape[2], arr.shape[1], arr.shape[0], gdal.GDT_UInt16)
+        ds.SetGeoTransform([gt[0], step, 0, gt[3], 0, -step])
+        ds.SetProjection(src.GetProjection())
+        ds.WriteArray(np.round(arr).astype(np.uint16))
+        ds = None
+        paths.append(path)
+    return paths[0], paths[1]
+
+
+@needs_wv2
+def test_an_unrecognised_sensor_and_its_network_are_one_actionable_line(cached, tmp_path):
+    """QA (Sentinel-2-like product): "no known sensor has ratio 4 with 4 MS bands and a PAN pixel 10.00 m; set
+    'Sensor' (SENSOR) if you know it", then "generic sensor: using the bundled network … wv2.onnx; compare with a
+    classical method" right above the self-check that does that comparison. One line now; the advice to compare
+    only when METHOD ksdiff is forced (no self-check)."""
+    pan, ms = _sentinel2_like(cached, tmp_path)
+    start = "WARNING Sensor not recognised (4 MS bands, ratio 4, PAN pixel 10.00 m): generic MTF gains (0.3 for MS, " \
+            "0.15 for PAN) and the WorldView-2 network (wv2.onnx); "
+    for method, check in (("auto", "the self-check below compares it with the classical methods. "),
+                          ("ksdiff", "compare it with a classical method (METHOD auto's self-check does so on the "
+                                     "scene). ")):
+        fb = RecordingFeedback()
+        pansharpen(pan, ms, str(tmp_path / f"{method}.tif"), "auto", method, device="cpu", feedback=fb,
+                   check_only=method == "auto")
+        said = _lines_with(fb.lines, "wv2.onnx") + _lines_with(fb.lines, "[generic]")
+        assert said and said[0] == start + check + "Set 'Sensor' (SENSOR) if you know the sensor.", fb.lines
+        assert len([line for line in said if not line.startswith(("Model ", "DEBUG "))]) == 1, fb.lines
+        assert not _lines_with(fb.lines, "compare with a classical method"), fb.lines
+    # a classical method: the sensor line alone
+    fb = RecordingFeedback()
+    pansharpen(pan, ms, str(tmp_path / "hpm.tif"), "auto", "mtf_glp_hpm", feedback=fb)
+    said = _lines_with(fb.lines, "Sensor not recognised")
+    assert said == ["WARNING Sensor not recognised (4 MS bands, ratio 4, PAN pixel 10.00 m): generic MTF gains (0.3 "
+                    "for MS, 0.15 for PAN). Set 'Sensor' (SENSOR) if you know the sensor."], fb.lines

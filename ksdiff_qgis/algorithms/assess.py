@@ -69,6 +69,8 @@ def _tagged_over_guess(fused: str, found: Detection, ratio: int) -> Detection:
     wv2_8 from a 0.5 m pixel for a fusion tagged wv3, then warned that FUSED was made with wv3."""
     tagged = (open_dataset(fused, "FUSED").GetMetadataItem("KSDIFF_SENSOR") or "").strip()
     spec = SENSORS.get(tagged)
+    if tagged == found.key and found.source != "fallback":   # QA: "set SENSOR to be sure" though the tag agreed
+        return found.confirmed(f"FUSED's tag KSDIFF_SENSOR={tagged} agrees")
     if spec is None or tagged == found.key or (spec.ratio and spec.ratio != ratio):
         return found
     return Detection(tagged, [f"FUSED's tag KSDIFF_SENSOR={tagged} (the sensor ksdiff:pansharpen fused it with), "

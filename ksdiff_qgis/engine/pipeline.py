@@ -128,13 +128,25 @@ def check_tiling(tile_size: int, overlap: int, tile_name: str | None = None, ove
                          f"{tile_name or labels.param('TILE_SIZE')} {tile_size} it must be 0 to {tile_size // 2}")
 
 
+def network_words(key: str, checked: bool, shape: str = "") -> str:
+    """'the WorldView-2 network (wv2.onnx)', then ``shape`` (what it was trained on), then what checks it on the
+    scene: METHOD auto's self-check (``checked``), or the user, when METHOD ksdiff is forced."""
+    spec = SENSORS.get(key)
+    name = f"the {spec.name.split(' (')[0]} network" if spec else "the network"
+    check = ("the self-check below compares it with the classical methods" if checked else
+             "compare it with a classical method (METHOD auto's self-check does so on the scene)")
+    return f"{name} ({key}.onnx){shape}; {check}"
+
+
 def resolve_model(sensor: str, model_path: str | None, feedback: Feedback | None = None, bands: int | None = None,
-                  ratio: int | None = None, by_shape: bool = False) -> model_card.ModelCard:
+                  ratio: int | None = None, by_shape: bool = False, checked: bool = False,
+                  sensor_says: bool = False) -> model_card.ModelCard:
     """The checked model card for a user's MODEL file or the bundled model that serves ``sensor``.
 
     A sensor without its own model gets the nearest sensor's (``sensors.model_for``; a generic product the
     network of its MS ``bands`` and ``ratio``), with a warning: whether that helps on a scene is for the
-    per-scene self-check to say.
+    per-scene self-check to say (``checked``: METHOD auto's, which follows). ``sensor_says``: a generic product's
+    network is said in the sensor's own line (``Detection.message``), not here.
     """
     if not model_path:
         bundled = model_card.bundled_cards()
@@ -147,16 +159,16 @@ def resolve_model(sensor: str, model_path: str | None, feedback: Feedback | None
             raise InputError(f"{shape}; {NO_MODEL_ADVICE}")
         spec = get_sensor(sensor) if sensor in SENSORS else None
         other_ratio = spec is not None and by_shape and bool(ratio) and bool(spec.ratio) and ratio != spec.ratio
+        shape = f", trained on products of this shape ({bands} MS bands, ratio {ratio})"
         if nearest and feedback is not None and spec is not None and spec.generic:
-            feedback.warning(f"generic sensor: using the bundled network trained for products of this shape ({bands} "
-                             f"MS bands, ratio {ratio}: {key}.onnx); compare with a classical method")
+            if not sensor_says:
+                feedback.warning(f"generic sensor: KSDiff uses {network_words(key, checked, shape)}.")
         elif nearest and feedback is not None and other_ratio and key == GENERIC_NEAREST.get((bands, ratio)):
-            feedback.warning(f"the data's PAN/MS ratio is {ratio}, {spec.name.split(' (')[0]}'s is {spec.ratio}: using "
-                             f"the bundled network trained for products of this shape ({bands} MS bands, ratio "
-                             f"{ratio}: {key}.onnx); compare with a classical method")
+            feedback.warning(f"the data's PAN/MS ratio is {ratio}, {spec.name.split(' (')[0]}'s is {spec.ratio}: "
+                             f"KSDiff uses {network_words(key, checked, shape)}.")
         elif nearest and feedback is not None:
-            feedback.warning(f"no KSDiff model was trained on {get_sensor(sensor).name}; using the model of the "
-                             f"nearest sensor ({key}.onnx): compare with a classical method")
+            feedback.warning(f"no KSDiff model was trained on {get_sensor(sensor).name}: KSDiff uses the nearest "
+                             f"sensor's, {network_words(key, checked)}.")
         return model_card.load_card(str(bundled[key]))
     card = model_card.load_card(model_path)
     for note in (_other_sensor_note(card, sensor), model_card.unfinished_note(card)):
@@ -789,7 +801,9 @@ def pansharpen(
                            descriptions=[d for b, d in enumerate(ms.descriptions, 1) if b not in alpha_masks])
         found = detect_sensor(pan, spectral, plan.ratio, ms_bands, scan)
         sensor = found.key
-        (fb.warning if found.source == "fallback" else fb.info)(found.message())
+        if not found.unrecognised:   # a product of no known sensor: said below, with the network it gets
+            (fb.warning if found.source == "fallback" else fb.info)(found.message())
+    unrecognised = found is not None and found.unrecognised
     spec = found.sensor() if found else get_sensor(sensor)   # auto: a generic run may keep a sensor's gains
     # MS_BANDS empty on an MS that holds the sensor's bands among others: the path of listing every band
     ms_bands = band_sel.effective_selection(ms, spec, ms_bands)
@@ -805,9 +819,9 @@ def pansharpen(
     # what is said about the model waits for the band plan and the model's fit: a refused run prints only its refusal
     held = HeldFeedback()
     if method in LEARNED_METHODS:
-        card = resolve_model(sensor, model_path, held, *shape)
+        card = resolve_model(sensor, model_path, held, *shape, sensor_says=unrecognised)
     elif method == selfcheck.AUTO:   # the bands KSDiff would fuse, whichever method the check picks
-        card, no_model = _auto_card(sensor, model_path, held, shape)
+        card, no_model = _auto_card(sensor, model_path, held, shape, sensor_says=unrecognised)
     if card is not None and not model_path:
         card = _model_for_bands(card, spec, ms, ms_bands, held)
     try:
@@ -838,12 +852,17 @@ def pansharpen(
         if plan.ms_dataset is not None:   # a reprojected or flipped MS: select from that view
             plan.ms_dataset, _ = band_sel.select_bands(plan.ms_dataset, describe(plan.ms_dataset, ms_path),
                                                        bplan.indices)
+    unfit = False   # METHOD auto's model cannot fuse the chosen bands at this ratio
     if method in LEARNED_METHODS:   # the model must fit the fused bands and the ratio before anything is said of it
         _check_model_fit(card, _model_band_count(ms, bplan.model), plan.ratio, pan, ms, sensor, scan)
         # and ONNX Runtime must be there: without it the refusal came after the offset measurement and statistics
         runtime.import_onnxruntime()
     elif card is not None and not _fits(card, _model_band_count(ms, bplan.model), plan.ratio):
         held = HeldFeedback()   # METHOD auto falls back to a classical method and says why (``_auto_method``)
+        unfit = True
+    if unrecognised:   # the bundled network of the product's shape, in the same line
+        net = card.path.stem if card is not None and not model_path and not unfit else None
+        fb.warning(found.message(net and network_words(net, method == selfcheck.AUTO)))
     for note in bplan.notes:
         fb.info(note)
     alpha_note = alpha_band_note(flagged, bplan.indices)
@@ -1174,11 +1193,12 @@ def _model_band_count(ms: RasterInfo, bands: list[int] | None) -> int:
 
 
 def _auto_card(sensor: str, model_path: str | None, fb: Feedback,
-               shape: tuple[int, int]) -> tuple[model_card.ModelCard | None, str]:
+               shape: tuple[int, int], sensor_says: bool = False) -> tuple[model_card.ModelCard | None, str]:
     """METHOD auto: the model to check, or (None, why) when there is none for the sensor (``shape``: MS bands and
-    ratio, for a generic product)."""
+    ratio, for a generic product; ``sensor_says``: as ``resolve_model``'s)."""
     try:
-        return resolve_model(sensor, model_path, fb, *shape, by_shape=True), ""
+        return resolve_model(sensor, model_path, fb, *shape, by_shape=True, checked=True,
+                             sensor_says=sensor_says), ""
     except InputError as e:
         if model_path:
             raise   # the user's own MODEL is broken: say so rather than hide it
