@@ -84,6 +84,20 @@ def test_an_11_bit_clip_names_the_nbits_maximum(pair1_ksdiff):
 
 
 @needs_wv2
+def test_the_offset_warning_is_the_fact_in_pixels_and_metres_and_the_action(pair1_ksdiff):
+    """QA: 497-519 characters with jargon ("the self-check, which degrades the scene, sees only part of the
+    offset"). Now the offset in PAN pixels and metres, what it does to the output, and the option that fixes it."""
+    _, lines = pair1_ksdiff
+    said = _lines_with(lines, "PAN pixels apart")
+    assert len(said) == 1 and said[0].startswith("WARNING "), lines
+    line = said[0][len("WARNING "):]
+    assert len(line) < 320, (len(line), line)
+    assert re.match(r"The PAN and the MS are 1\.4 PAN pixels apart \(0\.7\d? m; ", line), line
+    assert "expect colour fringes along edges" in line and "(COREGISTER)" in line, line
+    assert "self-check" not in line and "degrades" not in line
+
+
+@needs_wv2
 def test_a_cpu_run_without_a_gpu_gives_no_gpu_advice(pair1_ksdiff):
     """QA: "auto: this ONNX Runtime build has no CUDA provider (for an NVIDIA GPU, install the GPU build: …, Package
     'NVIDIA GPU build'); using CPU." on every run of a machine without an NVIDIA GPU."""

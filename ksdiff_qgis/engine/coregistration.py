@@ -74,9 +74,11 @@ def in_batch_terms(text: str) -> str:
             .replace(f"tick {COREG}", "set coregister=yes").replace(COREG, "coregister=yes"))
 
 
-def offset_note(offset_ms: tuple[float, float] | None, ratio: int, where: str = "scene") -> str | None:
+def offset_note(offset_ms: tuple[float, float] | None, ratio: int, where: str = "scene",
+                pixel_m: float | None = None) -> str | None:
     """A warning when the PAN and MS lie at least WARN_PAN_PIXELS apart (``offset_ms``: ``estimate_offset``'s,
-    measured on ``where``: "scene", or "area of interest" for an EXTENT)."""
+    measured on ``where``: "scene", or "area of interest" for an EXTENT; ``pixel_m``: the PAN pixel in metres, when
+    known). The fact and the action only (QA: 500 characters on what the self-check sees of it)."""
     if offset_ms is None:
         return None
     dy, dx = (v * ratio for v in offset_ms)
@@ -85,11 +87,10 @@ def offset_note(offset_ms: tuple[float, float] | None, ratio: int, where: str = 
         return None
     east = f"{abs(dx):.1f} px {'east' if dx >= 0 else 'west'}"
     north = f"{abs(dy):.1f} px {'south' if dy >= 0 else 'north'}"
-    return (f"The PAN and the MS look {length:.1f} PAN pixels apart (the PAN's content lies {east} and {north} of the "
-            f"MS's, measured on the {where}): fused edges will show colour fringes, and the self-check, "
-            "which degrades the scene, sees only part of the offset. Co-register the MS to the PAN for the best "
-            f"result: {ADVICE}, or use the Georeferencer / gdalwarp with ground "
-            "control points.")
+    metres = f"{length * pixel_m:.2g} m; " if pixel_m else ""
+    on = "" if where == "scene" else f", measured on the {where}"
+    return (f"The PAN and the MS are {length:.1f} PAN pixels apart ({metres}the PAN's content lies {east} and {north} "
+            f"of the MS's{on}): expect colour fringes along edges. To move the MS onto the PAN, {ADVICE}.")
 
 
 UNMEASURED = (f"{COREG}: the PAN/MS offset could not be measured (the scene's sample holds too little texture, or "

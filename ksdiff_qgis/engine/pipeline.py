@@ -94,6 +94,7 @@ from .sensor_detect import (
     ambiguous_codes,
     band_order_doubt,
     detect_sensor,
+    pixel_size_m,
     pixel_size_note,
 )
 from .sensors import AUTO, GENERIC_NEAREST, SENSORS, Sensor, get_sensor, model_for, table_of
@@ -901,7 +902,7 @@ def pansharpen(
     moved_line = None
     settings["COREGISTER"] = "yes" if coregister else "no"
     if not coregister:
-        note = coregistration.offset_note(stats.pan_offset, plan.ratio, _measured_on(plan))
+        note = coregistration.offset_note(stats.pan_offset, plan.ratio, _measured_on(plan), pixel_size_m(pan))
         if note:
             fill_notes.append(note)
     elif stats.pan_offset is None:
