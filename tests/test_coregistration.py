@@ -52,7 +52,7 @@ def test_a_misregistered_pair_is_warned_and_an_aligned_one_is_not(data_dir, tmp_
     log = RecordingFeedback()
     res = pipeline.pansharpen(pan, ms, str(tmp_path / "o.tif"), "wv2", "mtf_glp_hpm", feedback=log)
     notes = [w for w in res.warnings if "PAN pixels apart" in w]
-    assert len(notes) == 1 and "Co-register" in notes[0]
+    assert len(notes) == 1 and "To move the MS onto the PAN, tick" in notes[0] and "(COREGISTER)" in notes[0]
     assert sum("PAN pixels apart" in line for line in log.lines) == 1   # said once
     aligned = _moved(pan, str(tmp_path / "aligned.vrt"), 0.64, 1.24)
     res = pipeline.pansharpen(aligned, ms, str(tmp_path / "a.tif"), "wv2", "mtf_glp_hpm")
@@ -64,6 +64,7 @@ def test_offset_note_threshold():
     assert coregistration.offset_note((0.1, 0.05), 4) is None                      # 0.45 PAN pixels
     note = coregistration.offset_note((-0.25, 0.1), 4)                             # the PAN 1 px north, 0.4 px east
     assert "1.1 PAN pixels apart" in note and "0.4 px east and 1.0 px north" in note
+    assert "(5.4 m; the PAN's" in coregistration.offset_note((-0.25, 0.1), 4, pixel_m=5.0)   # with metres, if known
 
 
 def _read(path: str) -> np.ndarray:

@@ -107,9 +107,9 @@ def test_option_numbers_never_move(qgis_app):
     assert alg.parameterDefinition("PRECISION").defaultValue() == 1   # int8
 
 
-@pytest.mark.parametrize("precision, says", [(None, "the model's int8 variant"),
-                                             ("fp32", "per-tile kernels on the plain backbone"),
-                                             ("float32", "per-tile kernels on the plain backbone")])
+@pytest.mark.parametrize("precision, says", [(None, "tiles run in int8 (PRECISION int8)"),
+                                             ("fp32", "tiles run in float32 (PRECISION fp32)"),
+                                             ("float32", "tiles run in float32 (PRECISION fp32)")])
 def test_precision_through_processing(qgis_app, data_dir, tmp_path, precision, says):
     """PRECISION (advanced): the int8 path on CPU by default, float32 when asked; the log says which ran. The help
     calls it float32: that word is fp32's alias (it was refused: "unknown value 'float32'; use one of fp32, int8")."""

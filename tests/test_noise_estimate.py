@@ -114,7 +114,7 @@ def test_the_run_says_what_noise_the_pull_uses(data_dir, tmp_path):
     log = RecordingFeedback()
     pansharpen(str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif"), str(tmp_path / "o.tif"), "wv2", "ksdiff",
                feedback=log)
-    said = [line for line in log.lines if "noise pull: the PAN's noise" in line]
-    assert len(said) == 1 and not said[0].startswith("WARNING"), log.lines
+    said = [line for line in log.lines if "blended towards MTF-GLP-HPM's" in line]
+    assert len(said) == 1 and not said[0].startswith("WARNING") and " DN)" in said[0], log.lines
     line, warn = noise.pull_note(0.0)
-    assert warn and "does nothing" in line
+    assert warn and "is not blended towards MTF-GLP-HPM's" in line

@@ -131,7 +131,7 @@ def test_qgis_process_runs_a_learned_model(profile, data_dir, tmp_path):
                        f"MS={data_dir / 'wv2_ms.tif'}", "SENSOR=wv2", "METHOD=ksdiff", f"MODEL={model}",
                        "DEVICE=auto", f"OUTPUT={out}")
     assert res.returncode == 0, res.stdout + res.stderr
-    assert "Model m.onnx on cpu;" in res.stdout
+    assert "Model m.onnx: running on the CPU" in res.stdout
     assert gdal.Open(str(out)).RasterCount == 4
 
 

@@ -42,10 +42,11 @@ def test_choose_providers():
     both = ["CUDAExecutionProvider", "CPUExecutionProvider"]
     assert runtime.choose_providers("cpu", both).providers == ("CPUExecutionProvider",)
     assert runtime.choose_providers("auto", both).providers[0] == "CUDAExecutionProvider"
-    auto = runtime.choose_providers("auto", cpu_only)
-    assert auto.providers == ("CPUExecutionProvider",) and "using CPU" in auto.reason
-    cuda = runtime.choose_providers("cuda", cpu_only)
-    assert cuda.providers == ("CPUExecutionProvider",) and "falling back to CPU" in cuda.reason
+    for gpu in (False, True):   # the GPU build advised only when the machine has an NVIDIA GPU
+        auto = runtime.choose_providers("auto", cpu_only, gpu=gpu)
+        assert auto.providers == ("CPUExecutionProvider",) and ("install the GPU build" in auto.reason) == gpu
+        cuda = runtime.choose_providers("cuda", cpu_only, gpu=gpu)
+        assert cuda.providers == ("CPUExecutionProvider",) and cuda.reason
     with pytest.raises(InputError):
         runtime.choose_providers("tpu", both)
 
@@ -54,7 +55,7 @@ def test_cuda_requested_on_this_machine_falls_back_to_cpu(tmp_path):
     model = identity_model(tmp_path / "m.onnx")
     runtime.clear_cache()
     s = runtime.get_session(str(model), "cuda")
-    assert s.device == "cpu" and "CPU" in s.reason
+    assert s.device == "cpu" and ("NVIDIA GPU" in s.reason), s.reason
     assert runtime.get_session(str(model), "cuda") is s   # created once, reused
 
 

@@ -146,7 +146,7 @@ def test_clip_counts_are_words_without_zero_counts():
     cc.add(strip)
     cc.report(fb, "ksdiff")
     line = (fb.warnings + fb.infos)[0]
-    assert "(min -7.0, max 3000.0; Blue: 45 above 2047, Red: 12 below 0, 3 above 2047)" in line, line
+    assert "(fused min -7.0, max 3000.0; Blue: 45 above 2047, Red: 12 below 0, 3 above 2047)" in line, line
     assert "<" not in line and ">" not in line and "Green" not in line
 
 

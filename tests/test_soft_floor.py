@@ -64,8 +64,7 @@ def test_floor_note_is_one_short_plain_sentence(data_dir, tmp_path):
     said = [line for line in fb.lines if "eased smoothly towards black" in line]
     assert len(said) == 1, fb.lines
     line = said[0]
-    assert re.fullmatch(r"KSDiff \(learned\): [\d,]+ of [\d,]+ fused values \(\d+\.\d\d%; tiles counted "
-                        r"with their borders\) came out under "
+    assert re.fullmatch(r"KSDiff \(learned\): [\d,]+ of [\d,]+ fused values \(\d+\.\d\d\d%\) came out under "
                         r"20% of the MS's value there and were eased smoothly towards black instead of overshooting "
                         r"below it\.", line), line
     assert len(line.split()) <= 40 and line.count(".") == 2   # the percentage's point and the full stop
@@ -109,11 +108,13 @@ def test_signed_product_keeps_its_negative_values(data_dir, tmp_path):
 
 
 def test_a_tiny_floored_share_is_not_said_as_zero():
-    """380 of 20,430,400 values (Sentinel-2, QA) were said as "(0.00%, …)": now "< 0.01%"."""
+    """380 of 20,430,400 values (Sentinel-2, QA) were said as "(0.00%, …)": now "0.002%", "< 0.001%" when fewer."""
     from ksdiff_qgis.engine.learned import OnnxFuser
 
     fuser = OnnxFuser.__new__(OnnxFuser)   # the note reads only the run's counts
     fuser.floored, fuser.values, fuser.pan_saturated_at = 380, 20430400, None
-    assert "380 of 20430400 fused values (< 0.01%; tiles counted with their borders)" in fuser.floor_note()
+    assert "380 of 20430400 fused values (0.002%)" in fuser.floor_note()
+    fuser.floored = 20
+    assert "20 of 20430400 fused values (< 0.001%)" in fuser.floor_note()
     fuser.floored = 20430
-    assert "(0.10%; tiles counted with their borders)" in fuser.floor_note()
+    assert "(0.100%)" in fuser.floor_note()

@@ -502,7 +502,7 @@ def test_learned_small_scene_keeps_balanced_strips(data_dir, tmp_path):
     pansharpen(str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif"), str(tmp_path / "o.tif"), "wv2", "ksdiff",
                tile_size=200, overlap=12, workers=1, device="cpu", create_options=["BLOCKXSIZE=64", "BLOCKYSIZE=64"],
                feedback=log)
-    assert any("4 tile(s) of 134 px (200 at most, evened out over the 256x256 px output), overlap 12" in m
+    assert any("4 tiles (a 2 x 2 grid) of 134x134 px (200 at most, evened out over the output), overlap 12 px" in m
                for m in log.lines), log.lines
 
 
@@ -600,7 +600,7 @@ def test_the_cells_log_line_is_plain_and_never_larger_than_the_scene():
 
     one = choose_layout(600, 600, 8192, 32, (256, 256), exact=False)
     assert one.kind == "cells"
-    assert one.describe(8192, 600, 600) == "1 tile of 600x600 px (the whole output), no overlap needed"
-    many = choose_layout(256, 256, 72, 12, (64, 64), exact=False).describe(72, 256, 256)
-    assert many == ("16 tile(s) of 76 px at most, blended with an overlap of 12 px into cells of 64x64 px aligned "
-                    "with the output's blocks"), many
+    assert one.describe(8192) == "1 tile of 600x600 px (the whole output), no overlap needed"
+    many = choose_layout(256, 256, 72, 12, (64, 64), exact=False).describe(72)
+    assert many == ("16 tiles (a 4 x 4 grid) of 76x76 px, blended with an overlap of 12 px into cells of 64x64 px "
+                    "aligned with the output's blocks"), many

@@ -138,7 +138,8 @@ def test_bundled_int8_tiles_stay_within_one_percent(data_dir):
 def test_precision_chooses_the_path_and_the_pixels_agree(data_dir, tmp_path):
     """The bundled model on a real scene: int8 by default, float32 on request, the same picture within 1 %."""
     out = {}
-    for precision, says in ((None, "the model's int8 variant"), ("fp32", "per-tile kernels on the plain backbone")):
+    for precision, says in ((None, "tiles run in int8 (PRECISION int8)"), ("fp32", "tiles run in float32 (PRECISION "
+                                                                                  "fp32)")):
         log = RecordingFeedback()
         res = pansharpen(str(data_dir / "wv2_test_pan.tif"), str(data_dir / "wv2_test_ms.tif"),
                          str(tmp_path / f"{precision}.tif"), "wv2", "ksdiff", device="cpu",
@@ -170,7 +171,7 @@ def test_broken_int8_falls_back_to_the_float32_tile_kernels(int8_model, data_dir
     log = RecordingFeedback()
     pansharpen(str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif"), str(tmp_path / "o.tif"), "wv2", "ksdiff",
                model_path=str(bad), device="cpu", workers=1, precision="int8", feedback=log)
-    says = "per-tile kernels on the plain backbone in float32 (this model has no checked int8"
+    says = "tiles run in float32: this model has no checked int8 variant on this device"
     assert any(says in m for m in log.lines)
 
 

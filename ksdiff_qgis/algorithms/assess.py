@@ -32,6 +32,9 @@ from .options import sensor_help, sensor_name
 BEFORE_AUTO = ("wv2", "wv2_8", "wv3", "wv3_4", "wv4", "qb", "ge1", "ikonos", "pleiades", "pneo", "spot67", "gf2",
                "landsat8", "generic")
 ASSESS_SENSORS = [*BEFORE_AUTO, AUTO, *(k for k in SENSORS if k not in BEFORE_AUTO)]
+# decimals the log gives these indices: as ksdiff:pansharpen's self-check says them (QA: ERGAS 2.9070 here, 2.907
+# there)
+LOG_DECIMALS = {"SAM": 3, "ERGAS": 3, "R_SAM": 3, "R_ERGAS": 3}
 NO_CLUE = ("no product metadata names the sensor, and without the original PAN and MS its ratio and pixel size are "
            "unknown", "the generic MTF gains and the data's maximum are used, and ERGAS is n/a: set SENSOR, or give "
            "the original PAN and MS")
@@ -66,6 +69,8 @@ def _tagged_over_guess(fused: str, found: Detection, ratio: int) -> Detection:
     wv2_8 from a 0.5 m pixel for a fusion tagged wv3, then warned that FUSED was made with wv3."""
     tagged = (open_dataset(fused, "FUSED").GetMetadataItem("KSDIFF_SENSOR") or "").strip()
     spec = SENSORS.get(tagged)
+    if tagged == found.key and found.source != "fallback":   # QA: "set SENSOR to be sure" though the tag agreed
+        return found.confirmed(f"FUSED's tag KSDIFF_SENSOR={tagged} agrees")
     if spec is None or tagged == found.key or (spec.ratio and spec.ratio != ratio):
         return found
     return Detection(tagged, [f"FUSED's tag KSDIFF_SENSOR={tagged} (the sensor ksdiff:pansharpen fused it with), "
@@ -224,10 +229,11 @@ class AssessAlgorithm(KsdiffAlgorithm):
         for key, (out, label, _, _) in INDICES.items():
             src = reduced if key in M.REDUCED else full
             v = None if src is None else src.get(key)
-            # 4 decimals, as the log prints them (Processing showed 16 digits)
+            # 4 decimals (Processing showed 16 digits), as ksdiff:pansharpen's SELFCHECK_* outputs
             results[out] = None if v is None or (isinstance(v, float) and math.isnan(v)) else round(float(v), 4)
-            if results[out] is not None:
-                feedback.pushInfo(f"{label}: {results[out]:.4f}")   # the report's names, not the metric keys
+            if results[out] is not None:   # the report's names, not the metric keys; SAM and ERGAS as the
+                # pansharpen log's self-check says them (3 decimals), the other indices, which lie within 0-1, with 4
+                feedback.pushInfo(f"{label}: {results[out]:.{LOG_DECIMALS.get(key, 4)}f}")
         try:   # through a temporary file: a full disk leaves an earlier report whole (it was cut to 4096 bytes)
             write_report(self._html, html_report(reduced, full, inputs, self._sensor, guessed))
         except OSError as e:

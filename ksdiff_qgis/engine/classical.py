@@ -155,6 +155,9 @@ class TileContext:
     # (H, W) bool on the tile array's grid: pixels holding data in PAN and MS (None: all of them); a learned
     # model takes its tile context from those (``learned.prior_window``)
     valid: np.ndarray | None = None
+    # (H, W) bool on the tile array's grid: the output pixels a learned fuser's counts (its soft floor) stand for:
+    # written, data, each once although tiles overlap (None: the whole array, as a self-check window)
+    counted: np.ndarray | None = None
 
 
 def margin(method: str, ratio: int) -> int:

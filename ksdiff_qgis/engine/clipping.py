@@ -6,6 +6,8 @@ pipeline logs the totals per run: a warning when more than :data:`WARN_FRACTION`
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .errors import one_line
@@ -19,13 +21,17 @@ class ClipCounter:
     """Accumulates, over the strips of one run, how many valid values fell below ``low`` / above ``high``."""
 
     def __init__(self, high: float, band_names: list[str] | None = None, clipped: bool = True, low: float = 0.0,
-                 ceiling: float | None = None, bits: int | None = None, type_name: str | None = None):
+                 ceiling: float | None = None, bits: int | None = None, type_name: str | None = None,
+                 nodata: float | None = None):
         """``clipped``: the output type clips (integers); a floating-point output keeps the values as they are.
         ``low``: the type's smallest value (0 unsigned; a signed type holds negative values). ``ceiling``: also count
         the values from this one on, above the top the inputs keep to (``saturation.Ceiling.counted_from``; not
         clipped). ``bits``: ``high`` is the top of the data's ``bits``-bit range (NBITS), not the type's;
-        ``type_name``: the output type ('UInt16'), for the message."""
+        ``type_name``: the output type ('UInt16'), for the message. ``nodata``: the integer output's nodata value; a
+        valid value written as it is moved one step off it (``raster_io.to_dtype``), and the message says so."""
         self.high, self.low = float(high), float(low)
+        self.nodata = None if nodata is None or not clipped or math.isnan(nodata) else float(nodata)
+        self.at_nodata = 0   # valid values in range that round to the nodata value
         self.bits, self.type_name = bits, type_name
         self.ceiling = ceiling
         self.over_ceiling: np.ndarray | None = None
@@ -52,6 +58,10 @@ class ClipCounter:
         self.above += np.count_nonzero(v > self.high, axis=axes)
         if self.ceiling is not None:
             self.over_ceiling += np.count_nonzero(v >= self.ceiling, axis=axes)
+        if self.nodata is not None:   # in range, rounded onto nodata: written one step off it
+            n = self.nodata
+            near = v[(v >= max(n - 0.5, self.low)) & (v <= min(n + 0.5, self.high))]
+            self.at_nodata += int(np.count_nonzero(np.rint(near) == n)) if near.size else 0
         self.minimum = min(self.minimum, float(v.min()))
         self.maximum = max(self.maximum, float(v.max()))
 
@@ -61,10 +71,32 @@ class ClipCounter:
             return 0.0
         return float(self.negative.sum() + self.above.sum()) / (self.valid * len(self.negative))
 
+    def _written(self, value: float) -> float:
+        """What the writer stores for a valid ``value`` at a limit: one step off the nodata value when it is that."""
+        if self.nodata is None or value != self.nodata:
+            return value
+        return value + 1 if value < self.high else value - 1
+
+    def _nodata_note(self) -> str:
+        """The values in range that rounded onto the nodata value and were written one step off it, or ''."""
+        if not self.at_nodata:
+            return ""
+        n = self.nodata
+        return (f"{self.at_nodata} values that rounded to {n:g}, the output's nodata value, were written as "
+                f"{self._written(n):g}")
+
     def report(self, fb: Feedback, method: str) -> None:
-        """Log the counts: nothing when none were clipped, info below the threshold, else a warning.
-        ``method``: the method as the log names it (its label)."""
-        if self.negative is None or not (self.negative.sum() or self.above.sum()):
+        """Log the counts: nothing when none were clipped (or moved off the nodata value), info below the threshold,
+        else a warning. ``method``: the method as the log names it (its label)."""
+        if self.negative is None:
+            return
+        below, above = int(self.negative.sum()), int(self.above.sum())
+        total = self.valid * len(self.negative)
+        moved = self._nodata_note()
+        if not (below or above):
+            if moved:   # QA: "min 0.0" was said while the output's lowest value is 1, its nodata 0
+                fb.info(f"{method}: {moved[0].upper()}{moved[1:]} ({share(self.at_nodata, total)} of {total} fused "
+                        "values), so that they do not read as nodata.")
             return
         # one line each: a band named "a\nINFO: x" made a fake log line
         names = [one_line(n) for n in self.names or [f"band {i + 1}" for i in range(len(self.negative))]]
@@ -72,20 +104,22 @@ class ClipCounter:
         per_band = ", ".join(f"{n}: " + ", ".join(f"{int(c)} {word} {limit:g}" for c, word, limit in
                                                   ((a, "below", self.low), (b, "above", self.high)) if c)
                              for n, a, b in zip(names, self.negative, self.above) if a or b)
-        total = self.valid * len(self.negative)
-        below, above = int(self.negative.sum()), int(self.above.sum())
         if self.clipped:
-            # say what the writer did (``raster_io.to_dtype``): clipped to the data's NBITS top or the type's range
-            top = (f"the top of the data's {self.bits}-bit range" if self.bits else
-                   f"the top of {self.type_name}" if self.type_name else "the top of the output type")
+            # say what the writer did (``raster_io.to_dtype``) and the limit that applied: the data's NBITS top or
+            # the type's (QA: "out of the output's range" for UInt16 clipped at 2047)
+            top = (f"the {self.bits}-bit maximum (NBITS)" if self.bits else
+                   f"the {self.type_name} maximum" if self.type_name else "the output type's maximum")
+            bottom = (f"the {self.type_name} minimum" if self.type_name and self.low < 0 else None)
             done = []
             if above:
-                done.append(f"those above {self.high:g}, {top}, were written as {self.high:g}")
+                done.append(f"those above {self.high:g}, {top}, were written as {self._off(self.high)}")
             if below:
-                done.append(f"those below {self.low:g} as the lowest valid value" if above else
-                            f"those below {self.low:g} were written as the lowest valid value")
-            msg = (f"{method}: {below + above} of {total} fused values ({share(below + above, total)}) were "
-                   f"out of the output's range (min {self.minimum:.1f}, max {self.maximum:.1f}; {per_band}): "
+                low = f"{self.low:g}" + (f", {bottom}," if bottom else "")
+                done.append(f"those below {low} " + ("as " if above else "were written as ") + self._off(self.low))
+            if moved:
+                done.append(moved)
+            msg = (f"{method}: {below + above} of {total} fused values ({share(below + above, total)}) were out of "
+                   f"range (fused min {self.minimum:.1f}, max {self.maximum:.1f}; {per_band}): "
                    + "; ".join(done) + ".")
         else:   # float: nothing is above the type's range; the negatives are written as they are
             per_band = ", ".join(f"{n}: {int(a)} below 0" for n, a in zip(names, self.negative) if a)
@@ -95,3 +129,8 @@ class ClipCounter:
             fb.warning(msg)
         else:
             fb.info(msg)
+
+    def _off(self, limit: float) -> str:
+        """``limit`` as written, with why when that is one step off it (the nodata value)."""
+        written = self._written(limit)
+        return f"{written:g}" if written == limit else f"{written:g} ({limit:g} is the output's nodata value)"

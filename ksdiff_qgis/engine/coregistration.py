@@ -163,21 +163,25 @@ GCP = "co-register the MS with ground control points (the Georeferencer, gdalwar
 
 
 def offset_note(offset_ms: tuple[float, float] | None, ratio: int, where: str = "scene",
-                error_ms: float = 0.0) -> str | None:
+                error_ms: float = 0.0, pixel_m: float | None = None) -> str | None:
     """A warning when the PAN and MS lie at least WARN_PAN_PIXELS apart (``offset_ms``: ``estimate_offset``'s,
-    measured on ``where``: "scene", or "area of interest" for an EXTENT): advice to co-register when the measurement
-    is ``trusted`` with its ``error_ms`` (``Offset.error``), else a hedged one when even the offset less its error is
-    that long; None otherwise (``offset_info`` then says what an untrusted offset means)."""
+    measured on ``where``: "scene", or "area of interest" for an EXTENT; ``pixel_m``: the PAN pixel in metres, when
+    known): the fact and the action when the measurement is ``trusted`` with its ``error_ms`` (``Offset.error``; QA:
+    500 characters on what the self-check sees of it), else a hedged one when even the offset less its error is that
+    long; None otherwise (``offset_info`` then says what an untrusted offset means)."""
     if offset_ms is None:
         return None
     length, error = math.hypot(*offset_ms) * ratio, error_ms * ratio
     if length < WARN_PAN_PIXELS:
         return None
     if trusted(offset_ms, error_ms, ratio):
-        return (f"The PAN and the MS look {_apart(offset_ms, ratio, where)}: fused edges will show colour fringes, "
-                "and the self-check, which degrades the scene, sees only part of the offset. Co-register the MS to "
-                f"the PAN for the best result: {ADVICE}, or use the Georeferencer / gdalwarp with ground "
-                "control points.")
+        dy, dx = (v * ratio for v in offset_ms)
+        east = f"{abs(dx):.1f} px {'east' if dx >= 0 else 'west'}"
+        north = f"{abs(dy):.1f} px {'south' if dy >= 0 else 'north'}"
+        metres = f"{length * pixel_m:.2g} m; " if pixel_m else ""
+        on = "" if where == "scene" else f", measured on the {where}"
+        return (f"The PAN and the MS are {length:.1f} PAN pixels apart ({metres}the PAN's content lies {east} and "
+                f"{north} of the MS's{on}): expect colour fringes along edges. To move the MS onto the PAN, {ADVICE}.")
     if length - error < WARN_PAN_PIXELS:
         return None
     return (f"The PAN and the MS look {_apart(offset_ms, ratio, where)}, but on this MS the measurement can be off by "

@@ -57,8 +57,8 @@ def _block_starts(size: int, n: int) -> list[int]:
 
 
 def soft_floor(fused: np.ndarray, lms: np.ndarray, fraction: float = FLOOR_FRACTION,
-               base: np.ndarray | None = None) -> tuple[np.ndarray, int]:
-    """(fused kept positive, how many values changed).
+               base: np.ndarray | None = None, counted: np.ndarray | None = None) -> tuple[np.ndarray, int]:
+    """(fused kept positive, how many values changed; ``counted``, (H, W) bool: only those there).
 
     The networks inject detail additively: where a band is nearly black (NIR over water, deep shadow)
     and the PAN, which hardly sees that band, has a strong dark edge, lms + detail falls below zero
@@ -72,13 +72,13 @@ def soft_floor(fused: np.ndarray, lms: np.ndarray, fraction: float = FLOOR_FRACT
     """
     if base is not None:
         b = np.asarray(base, dtype=np.float32)[:, None, None]
-        out, n = soft_floor(fused - b, lms - b, fraction)
+        out, n = soft_floor(fused - b, lms - b, fraction, counted=counted)
         return out + b, n
     t = np.maximum(lms, 0, dtype=np.float32) * np.float32(fraction)
     low = fused < t
-    n = int(np.count_nonzero(low))
-    if not n:
+    if not low.any():
         return fused, 0
+    n = int(np.count_nonzero(low if counted is None else low & counted))
     out = fused.copy()
     tl, v = t[low], fused[low]
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
@@ -202,15 +202,14 @@ def value_scale_note(card: ModelCard, ms: RasterInfo, scale: float) -> str:
     model's training scale, not the data's range. QA read "values normalised by 2047" beside "above 4095, the top
     of Pléiades 1A/1B's 12-bit range" as two ceilings for one 12-bit product (UInt16 without NBITS)."""
     if ms.nbits and ms.dtype.kind in "iu":
-        return f"values divided by {scale:g}, the top of the MS's {ms.nbits}-bit range (its NBITS)"
+        return f"values divided by {scale:g}, the MS's {ms.nbits}-bit maximum (NBITS)"
     if ms.dtype == np.uint8:
-        return f"values divided by {scale:g}, the top of the MS's 8-bit range"
+        return f"values divided by {scale:g}, the 8-bit maximum"
     if scale != card.scale:
-        return (f"values divided by {scale:.4g}, which maps the MS's scene mean to the training products' mean "
-                "(floating-point data)")
+        return f"values divided by {scale:.4g}, which maps the MS's scene mean to the training data's"
     # the network normalises each tile itself: a global gain leaves its output unchanged (test_input_range)
-    return (f"values divided by {scale:g}, the model's training scale, not the data's range (the MS declares no "
-            "NBITS); the network normalises each tile itself, so the data's range needs no other scale")
+    return (f"values divided by {scale:g}, the model's training scale, not the data's range (no NBITS; each tile is "
+            "normalised anyway)")
 
 
 def pan_units(stats, learned: bool = True, scaling: tuple | None = None) -> tuple[float, str | None]:
@@ -509,7 +508,9 @@ class OnnxFuser:
         # the per-tile kernel path when the probe checked it; its int8 variant when asked for
         self.precision = precision
         self.fast = (int8_path(card, session) if precision == "int8" else None) or session.tile_kernels
-        self.floored = 0      # values damped by soft_floor over this fuser's tiles (tiles run in parallel)
+        # values damped by soft_floor over this fuser's tiles (tiles run in parallel), of the values written (every
+        # band's): the range line's count (``TileContext.counted``)
+        self.floored = 0
         self.values = 0
         # of those, how many lie in or next to saturated PAN (``floored_near_saturation``); the PAN's top, when it
         # saturates
@@ -531,14 +532,14 @@ class OnnxFuser:
         return "int8" if self.fast is not None and self.fast is not self.session.tile_kernels else "fp32"
 
     def path_note(self) -> str:
-        """How the tiles run, for the log."""
-        if self.fast is not None and self.fast is not self.session.tile_kernels:
-            return ("the model's int8 variant (PRECISION int8: faster, within 1 % of float32; fp32 to compare two "
-                    "versions of a scene pixel for pixel)")
-        note = "per-tile kernels on the plain backbone" if self.fast is not None else "the full graph"
+        """How the tiles run, for the log: the precision in plain words (QA: PRECISION fp32 was said as "per-tile
+        kernels on the plain backbone", never "float32")."""
+        if self.precision_used == "int8":
+            return "tiles run in int8 (PRECISION int8)"
+        graph = "" if self.fast is not None else " on the whole graph"
         if self.precision == "int8":
-            note += " in float32 (this model has no checked int8 variant on this device)"
-        return note
+            return f"tiles run in float32{graph}: this model has no checked int8 variant on this device"
+        return f"tiles run in float32 (PRECISION fp32){graph}"
 
     def window_note(self) -> str | None:
         """How many tiles with nodata took their kernels from a data-only part (or could not: the full graph),
@@ -558,10 +559,11 @@ class OnnxFuser:
             return None
         # one plain line on every KSDiff run: what happened, and the one cause it can check (QA: "as is usual over
         # water and shadow" was said of a cloud scene where most of them lay in or beside the saturated PAN)
-        shown = percent(self.floored, self.values, 2)   # not "0.00%" for a few hundred of millions
-        text = (f"{self.floored} of {self.values} fused values ({shown}; tiles counted with their borders) "
-                f"came out under {FLOOR_FRACTION:.0%} of the MS's value there and were eased "
-                "smoothly towards black instead of overshooting below it")
+        shown = percent(self.floored, self.values)   # not "0.000%" for a few hundred of millions
+        # of the values written, as the range line counts them (QA: tiles with their margins, 5.01% of 2334784 beside
+        # that line's 1440000)
+        text = (f"{self.floored} of {self.values} fused values ({shown}) came out under {FLOOR_FRACTION:.0%} of the "
+                "MS's value there and were eased smoothly towards black instead of overshooting below it")
         if self.pan_saturated_at is not None:
             text += (f"; {self.floored_near / self.floored:.0%} of them lie in or within {saturation.NEAR_PIXELS} "
                      f"pixels of saturated PAN (at {self.pan_saturated_at:g})")
@@ -578,9 +580,15 @@ class OnnxFuser:
         at_top = pan >= top.value
         if not at_top.any():
             return 0
-        return int(np.count_nonzero((after != before) & grow_mask(at_top, saturation.NEAR_PIXELS)[None]))
+        near = grow_mask(at_top, saturation.NEAR_PIXELS)
+        if ctx.counted is not None:
+            near &= ctx.counted
+        return int(np.count_nonzero((after != before) & near[None]))
 
     def __call__(self, pan: np.ndarray, lms: np.ndarray, ctx: TileContext) -> np.ndarray:
+        written = pan.size if ctx.counted is None else int(np.count_nonzero(ctx.counted))
+        with self._count_lock:   # every band's values: the other bands' are fused by a classical method
+            self.values += written * lms.shape[0]
         if self.bands is None:
             return self._fuse(pan, lms, ctx)
         if len(self.bands) == lms.shape[0]:   # the model's bands in another order
@@ -633,13 +641,12 @@ class OnnxFuser:
         if self.consistency and ctx.ms is not None:   # before the floor: the step may move values either way
             out = consistency.project(out, ctx.ms / self.scale, ctx.ms_origin, ctx.gains, ctx.ratio, real=ctx.ms_real)
         # lifted data end at 0: the floor is measured from there (where the data end)
-        floored, n = soft_floor(out, x)
+        floored, n = soft_floor(out, x, counted=ctx.counted)
         near = self._floored_near_saturation(pan, out, floored, ctx) if n else 0
         out = floored
         with self._count_lock:
             self.floored += n
             self.floored_near += near
-            self.values += out.size
             self.windowed += window is not None
             self.unwindowed += unwindowed
         out = out * self.scale

@@ -108,16 +108,22 @@ def pooled_sigma(parts: list[Detail]) -> float | None:
     return float(np.median(loose)) / MAD_TO_SIGMA if loose.size else None
 
 
-def pull_note(sigma: float | None) -> tuple[str, bool]:
-    """(what a learned run says about its pull, whether that is a warning) for the scene's noise ``sigma``."""
+def pull_note(sigma: float | None, integer: bool = True) -> tuple[str, bool]:
+    """(what a learned run says about its pull, whether that is a warning) for the scene's noise ``sigma``;
+    ``integer``: the PAN stores integer DN (else its noise is in the PAN's own units). QA: "noise pull: the PAN's
+    noise 8.40 (on the flattest quarter ...)" had no unit and hid what the pull does to the output."""
     if sigma is None:
-        return "noise pull: the statistics sample held no PAN noise to read; each tile reads its own", False
+        return ("In flat, noisy areas (water, shadow), KSDiff's detail is blended towards MTF-GLP-HPM's so sensor "
+                "noise is not amplified; the scene sample held no PAN noise to read, so each tile reads its own",
+                False)
     if sigma == 0:
-        return ("noise pull: the PAN's noise reads 0 on the statistics sample's flattest blocks (constant there: "
-                "filled or coarsely quantised), so the pull does nothing and flat areas keep the network's detail",
-                True)
-    return (f"noise pull: the PAN's noise {sigma:.2f} (on the flattest quarter of the statistics sample; detail up to "
-            f"{WIENER_THRESHOLD:g} x that counts as noise and takes MTF-GLP-HPM's)", False)
+        return ("The PAN's noise reads 0 on its flattest areas (constant there: filled or coarsely quantised), so "
+                "KSDiff's detail in flat areas (water, shadow) is not blended towards MTF-GLP-HPM's and any sensor "
+                "noise there is amplified as the network does", True)
+    unit = "DN" if integer else "in the PAN's units"
+    return (f"In flat, noisy areas (water, shadow), where the PAN's detail is within {WIENER_THRESHOLD:g} × its noise "
+            f"({sigma:.3g} {unit}), KSDiff's detail is blended towards MTF-GLP-HPM's so sensor noise is not "
+            "amplified", False)
 
 
 def signal_share(detail: np.ndarray, sigma: float) -> np.ndarray:

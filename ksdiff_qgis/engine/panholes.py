@@ -16,6 +16,7 @@ import numpy as np
 
 from .nodatacmd import exact, nodata_command
 from .raster_io import RasterInfo
+from .tiling import Ownership
 
 Tile = tuple[int, int, int, int]   # row, col, rows, cols of the output region
 
@@ -31,32 +32,19 @@ def eroded(valid: np.ndarray) -> np.ndarray:
     return out
 
 
-def _owned_from(spans: set[tuple[int, int]]) -> dict[tuple[int, int], int]:
-    """For spans (start, length) along one axis: the first pixel each one owns, so that every pixel is owned by the
-    first span that covers it (tiles overlap, and the last one reaches back into the grid)."""
-    owned, end = {}, 0
-    for start, length in sorted(spans):
-        owned[(start, length)] = max(start, end)
-        end = max(end, start + length)
-    return owned
-
-
 class PanOnlyHoles:
     """Counts the output pixels that are nodata only because of the PAN, each once although tiles overlap."""
 
     def __init__(self, tiles: list[Tile], rows: int, cols: int):
         """``tiles``: the tiles the run computes (its layout); ``rows`` x ``cols``: the output's size."""
-        self.rows_from = _owned_from({(r, h) for r, _, h, _ in tiles})
-        self.cols_from = _owned_from({(c, w) for _, c, _, w in tiles})
+        self.owner = Ownership(tiles)
         self.pixels = rows * cols
         self.count = 0
         self._lock = threading.Lock()
 
     def add(self, row: int, col: int, pan_only: np.ndarray) -> None:
         """``pan_only`` (rows, cols): the tile's output pixels where the PAN has nodata and the MS data."""
-        h, w = pan_only.shape
-        r0 = self.rows_from.get((row, h), row) - row
-        c0 = self.cols_from.get((col, w), col) - col
+        r0, c0 = self.owner.skip(row, col, *pan_only.shape)
         n = int(np.count_nonzero(pan_only[r0:, c0:]))
         if n:
             with self._lock:

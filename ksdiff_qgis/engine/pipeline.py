@@ -96,11 +96,12 @@ from .sensor_detect import (
     ambiguous_codes,
     band_order_doubt,
     detect_sensor,
+    pixel_size_m,
     pixel_size_note,
 )
 from .sensors import AUTO, GENERIC_NEAREST, SENSORS, Sensor, get_sensor, model_for, table_of
 from .shellcmd import shell_arg
-from .tiling import blend_cells, blend_strips, choose_layout
+from .tiling import Ownership, blend_cells, blend_strips, choose_layout
 
 STATS_WINDOW = 128      # MS pixels per side of a window sampled for scene statistics
 STATS_WINDOWS = 16      # at most this many windows (262k MS pixels: plenty for a 5-term regression)
@@ -130,13 +131,25 @@ def check_tiling(tile_size: int, overlap: int, tile_name: str | None = None, ove
                          f"{tile_name or labels.param('TILE_SIZE')} {tile_size} it must be 0 to {tile_size // 2}")
 
 
+def network_words(key: str, checked: bool, shape: str = "") -> str:
+    """'the WorldView-2 network (wv2.onnx)', then ``shape`` (what it was trained on), then what checks it on the
+    scene: METHOD auto's self-check (``checked``), or the user, when METHOD ksdiff is forced."""
+    spec = SENSORS.get(key)
+    name = f"the {spec.name.split(' (')[0]} network" if spec else "the network"
+    check = ("the self-check below compares it with the classical methods" if checked else
+             "compare it with a classical method (METHOD auto's self-check does so on the scene)")
+    return f"{name} ({key}.onnx){shape}; {check}"
+
+
 def resolve_model(sensor: str, model_path: str | None, feedback: Feedback | None = None, bands: int | None = None,
-                  ratio: int | None = None, by_shape: bool = False) -> model_card.ModelCard:
+                  ratio: int | None = None, by_shape: bool = False, checked: bool = False,
+                  sensor_says: bool = False) -> model_card.ModelCard:
     """The checked model card for a user's MODEL file or the bundled model that serves ``sensor``.
 
     A sensor without its own model gets the nearest sensor's (``sensors.model_for``; a generic product the
     network of its MS ``bands`` and ``ratio``), with a warning: whether that helps on a scene is for the
-    per-scene self-check to say.
+    per-scene self-check to say (``checked``: METHOD auto's, which follows). ``sensor_says``: a generic product's
+    network is said in the sensor's own line (``Detection.message``), not here.
     """
     if not model_path:
         bundled = model_card.bundled_cards()
@@ -152,16 +165,16 @@ def resolve_model(sensor: str, model_path: str | None, feedback: Feedback | None
             raise InputError(f"{shape}; {NO_MODEL_ADVICE}")
         spec = get_sensor(sensor) if sensor in SENSORS else None
         other_ratio = spec is not None and by_shape and bool(ratio) and bool(spec.ratio) and ratio != spec.ratio
+        shape = f", trained on products of this shape ({bands} MS bands, ratio {ratio})"
         if nearest and feedback is not None and spec is not None and spec.generic:
-            feedback.warning(f"generic sensor: using the bundled network trained for products of this shape ({bands} "
-                             f"MS bands, ratio {ratio}: {key}.onnx); compare with a classical method")
+            if not sensor_says:
+                feedback.warning(f"generic sensor: KSDiff uses {network_words(key, checked, shape)}.")
         elif nearest and feedback is not None and other_ratio and key == GENERIC_NEAREST.get((bands, ratio)):
-            feedback.warning(f"the data's PAN/MS ratio is {ratio}, {spec.name.split(' (')[0]}'s is {spec.ratio}: using "
-                             f"the bundled network trained for products of this shape ({bands} MS bands, ratio "
-                             f"{ratio}: {key}.onnx); compare with a classical method")
+            feedback.warning(f"the data's PAN/MS ratio is {ratio}, {spec.name.split(' (')[0]}'s is {spec.ratio}: "
+                             f"KSDiff uses {network_words(key, checked, shape)}.")
         elif nearest and feedback is not None:
-            feedback.warning(f"no KSDiff model was trained on {get_sensor(sensor).name}; using the model of the "
-                             f"nearest sensor ({key}.onnx): compare with a classical method")
+            feedback.warning(f"no KSDiff model was trained on {get_sensor(sensor).name}: KSDiff uses the nearest "
+                             f"sensor's, {network_words(key, checked)}.")
         return model_card.load_card(str(bundled[key]))
     card = model_card.load_card(model_path)
     for note in (_other_sensor_note(card, sensor), model_card.unfinished_note(card)):
@@ -592,7 +605,8 @@ class _TileRunner:
         self.pan_ds, self.ms_ds, self.pan, self.ms, self.plan = pan_ds, ms_ds, pan, ms, plan
         # values above a declared bit depth clamped as they are read, and counted (``inrange``)
         self.clamps = {role: g.clamp for role, g in (ranges or {}).items()}
-        self.pan_holes: panholes.PanOnlyHoles | None = None   # set with the layout (``count_pan_holes``)
+        self.pan_holes: panholes.PanOnlyHoles | None = None   # set with the layout (``set_layout``)
+        self.owner: Ownership | None = None   # which output pixels each tile's counts stand for (``set_layout``)
         self.sensor, self.fuse, self.margin, self.stats = sensor, fuse, margin, stats
         self.feedback, self.total, self.done = feedback, total, 0
         self.progress = progress or feedback.progress   # the fraction of the tiles done (the run's: a ``Span``)
@@ -631,7 +645,8 @@ class _TileRunner:
         valid = _tile_valid(pan_valid, ms_valid, (H, W), origin, k) if holes else None
         ctx = classical.TileContext(stats=st, ratio=k, gains=self.sensor.mtf_ms, origin=(R0, C0),
                                     lattice=ms_lattice(self.plan.ms_origin), ms=ms, ms_origin=origin, ms_real=ms_valid,
-                                    valid=self._context_valid(valid, pan, ms, origin) if self.learned else valid)
+                                    valid=self._context_valid(valid, pan, ms, origin) if self.learned else valid,
+                                    counted=self._counted(row, col, rows, cols, valid) if self.learned else None)
         fused = self.fuse(pan[0], lms, ctx).astype(np.float32, copy=False)
         if m:   # a copy of the interior frees the margin; without a margin the array is already fresh
             fused = fused[:, m : m + rows, m : m + cols].copy()
@@ -643,9 +658,23 @@ class _TileRunner:
             self.pan_holes.add(row, col, (~pan_valid & ms_data)[m : m + rows, m : m + cols])
         return fused
 
-    def count_pan_holes(self, tiles: list[tuple[int, int, int, int]], rows: int, cols: int) -> None:
-        """Count the output pixels that are nodata only because of the PAN over the run's ``tiles`` (its layout's)."""
+    def set_layout(self, tiles: list[tuple[int, int, int, int]], rows: int, cols: int) -> None:
+        """The run's ``tiles`` (its layout's) over the ``rows`` x ``cols`` output: what each tile counts (the output
+        pixels nodata only because of the PAN, a learned fuser's floored values) stands for each pixel once."""
         self.pan_holes = panholes.PanOnlyHoles(tiles, rows, cols)
+        self.owner = Ownership(tiles)
+
+    def _counted(self, row: int, col: int, rows: int, cols: int, valid: np.ndarray | None) -> np.ndarray | None:
+        """``TileContext.counted`` of the tile at output ``row``, ``col`` (``rows`` x ``cols``, without its margin):
+        the pixels it writes and owns, data only. QA: the floor's count took every tile with its margin (5.01% of
+        2334784 values on a 600x600 scene, beside the range line's 1440000)."""
+        if self.owner is None:
+            return None
+        m = self.margin
+        skip_r, skip_c = self.owner.skip(row, col, rows, cols)
+        counted = np.zeros((rows + 2 * m, cols + 2 * m), dtype=bool)
+        counted[m + skip_r : m + rows, m + skip_c : m + cols] = True
+        return counted if valid is None else counted & valid
 
     def _context_valid(self, valid: np.ndarray | None, pan: np.ndarray, ms: np.ndarray,
                        origin: tuple[float, float]) -> np.ndarray | None:
@@ -811,7 +840,9 @@ def pansharpen(
                            descriptions=[d for b, d in enumerate(ms.descriptions, 1) if b not in alpha_masks])
         found = detect_sensor(pan, spectral, plan.ratio, ms_bands, scan)
         sensor = found.key
-        (fb.warning if found.source == "fallback" else fb.info)(found.message())
+        if not found.unrecognised:   # a product of no known sensor: said below, with the network it gets
+            (fb.warning if found.source == "fallback" else fb.info)(found.message())
+    unrecognised = found is not None and found.unrecognised
     spec = found.sensor() if found else get_sensor(sensor)   # auto: a generic run may keep a sensor's gains
     # MS_BANDS empty on an MS that holds the sensor's bands among others: the path of listing every band
     ms_bands = band_sel.effective_selection(ms, spec, ms_bands)
@@ -832,9 +863,9 @@ def pansharpen(
     if subset is not None:
         card, no_model = subset, ""
     elif method in LEARNED_METHODS:
-        card = resolve_model(sensor, model_path, held, *shape)
+        card = resolve_model(sensor, model_path, held, *shape, sensor_says=unrecognised)
     elif method == selfcheck.AUTO:   # the bands KSDiff would fuse, whichever method the check picks
-        card, no_model = _auto_card(sensor, model_path, held, shape)
+        card, no_model = _auto_card(sensor, model_path, held, shape, sensor_says=unrecognised)
     if card is not None and not model_path:
         card = _model_for_bands(card, spec, ms, ms_bands, held)
     try:
@@ -866,12 +897,17 @@ def pansharpen(
         if plan.ms_dataset is not None:   # a reprojected or flipped MS: select from that view
             plan.ms_dataset, _ = band_sel.select_bands(plan.ms_dataset, describe(plan.ms_dataset, ms_path),
                                                        bplan.indices)
+    unfit = False   # METHOD auto's model cannot fuse the chosen bands at this ratio
     if method in LEARNED_METHODS:   # the model must fit the fused bands and the ratio before anything is said of it
         _check_model_fit(card, _model_band_count(ms, bplan.model), plan.ratio, pan, ms, sensor, scan)
         # and ONNX Runtime must be there: without it the refusal came after the offset measurement and statistics
         runtime.import_onnxruntime()
     elif card is not None and not _fits(card, _model_band_count(ms, bplan.model), plan.ratio):
         held = HeldFeedback()   # METHOD auto falls back to a classical method and says why (``_auto_method``)
+        unfit = True
+    if unrecognised:   # the bundled network of the product's shape, in the same line
+        net = card.path.stem if card is not None and not model_path and not unfit else None
+        fb.warning(found.message(net and network_words(net, method == selfcheck.AUTO)))
     for note in bplan.notes:
         fb.info(note)
     if alpha_note:
@@ -913,7 +949,7 @@ def pansharpen(
     settings["COREGISTER"] = "yes" if coregister else "no"
     where, error = _measured_on(plan), stats.pan_offset_error
     if not coregister:
-        note = coregistration.offset_note(stats.pan_offset, plan.ratio, where, error)
+        note = coregistration.offset_note(stats.pan_offset, plan.ratio, where, error, pixel_size_m(pan))
         if note:
             fill_notes.append(note)
         else:   # an offset the measurement's error on this MS can explain: said, not warned of
@@ -980,12 +1016,11 @@ def pansharpen(
                         MODEL_SHA256=card.sha256)   # load_card checked the file against it: no second hash
         used_device = session.device
         if NOISE_PULL:
-            line, warn = noise.pull_note(stats.pan_noise)
-            (fb.warning if warn else fb.debug)(line)   # the noise read: a diagnostic unless it reads 0
-        fb.info(f"Model {card.path.name} on {session.device}; {session.reason}.")
+            line, warn = noise.pull_note(stats.pan_noise, pan.dtype.kind in "iu")
+            (fb.warning if warn else fb.debug)(line + ".")   # what the pull does: a detail, unless it does nothing
+        fb.info(runtime.device_line(card.path.name, session))
         # how the tiles run: for whoever studies a run, not every user's log
-        fb.debug(f"model {card.path.name} ({card.data.get('backbone', '')}): {value_scale_note(card, ms, scale)}; "
-                 f"tiles run {fuse.path_note()}; "
+        fb.debug(f"model {card.path.name}: {value_scale_note(card, ms, scale)}; {fuse.path_note()}; "
                  + ("one consistency step onto the MS per tile" if consistency else "no consistency step"))
     else:
         if model_path and check is None:   # auto explained already why the model is not used
@@ -1030,9 +1065,10 @@ def pansharpen(
         fb.info(
             f"Fusing with {labels.method(method)}: output {cols}x{rows} px (PAN {pan.width}x{pan.height}, MS "
             f"{ms.width}x{ms.height}, {ms.bands} bands, ratio {plan.ratio}) in "
-            f"{layout.describe(requested, rows, cols)}."
+            f"{layout.describe(requested)}."
         )
-        fb.debug(f"output at PAN offset ({c0}, {r0}); tile margin {margin} px; method {method}")
+        fb.debug(f"tiles read {margin} px of context beyond their edges"
+                 + (f"; the output starts at the PAN's column {c0}, row {r0}" if r0 or c0 else ""))
         fb.info(f"output nodata: {nodata_why}")
         runner = _TileRunner(pan_ds, ms_src, pan, ms, plan, spec, fuse, margin, stats, fb, layout.count, ranges,
                              bar.stage("tiles"))
@@ -1043,7 +1079,7 @@ def pansharpen(
         # how it was made: METHOD auto may have fallen back to a classical method (``provenance``)
         # the tiles as laid out on this scene (blended cells or strips sized to it) and their margin of context
         settings.update(MS_BANDS=provenance.numbers(bplan.indices), TILE_MARGIN=margin,
-                        TILE_LAYOUT=f"{layout.kind} of {tile_size} px, overlap {overlap}")
+                        TILE_LAYOUT=layout.describe())   # the log's words, without why a tile is smaller
         if mtf_gains:
             settings["MTF_GAINS"] = provenance.numbers(bplan.gains)
         provenance.record(writer.ds, provenance.items(
@@ -1060,10 +1096,11 @@ def pansharpen(
         clips = ClipCounter(high, names, clipped=not floating, low=0.0 if floating else low,
                             ceiling=ceil and ceil.counted_from,
                             bits=out_nbits if out_nbits and out_nbits < 8 * ms.dtype.itemsize else None,
-                            type_name=gdal.GetDataTypeName(gdal_array.NumericTypeCodeToGDALTypeCode(ms.dtype)))
+                            type_name=gdal.GetDataTypeName(gdal_array.NumericTypeCodeToGDALTypeCode(ms.dtype)),
+                            nodata=nodata)
         pool = TilePool(runner, rows, cols, tile_size, overlap, workers, on_result=runner.tile_done,
                         order=layout.order)
-        runner.count_pan_holes(pool.order, rows, cols)
+        runner.set_layout(pool.order, rows, cols)
 
         # the tiles' windows with their margin, in each input's pixels (the MS's with its upsampling context)
         side = tile_size + 2 * margin
@@ -1244,11 +1281,12 @@ def _model_band_count(ms: RasterInfo, bands: list[int] | None) -> int:
 
 
 def _auto_card(sensor: str, model_path: str | None, fb: Feedback,
-               shape: tuple[int, int]) -> tuple[model_card.ModelCard | None, str]:
+               shape: tuple[int, int], sensor_says: bool = False) -> tuple[model_card.ModelCard | None, str]:
     """METHOD auto: the model to check, or (None, why) when there is none for the sensor (``shape``: MS bands and
-    ratio, for a generic product)."""
+    ratio, for a generic product; ``sensor_says``: as ``resolve_model``'s)."""
     try:
-        return resolve_model(sensor, model_path, fb, *shape, by_shape=True), ""
+        return resolve_model(sensor, model_path, fb, *shape, by_shape=True, checked=True,
+                             sensor_says=sensor_says), ""
     except InputError as e:
         if model_path:
             raise   # the user's own MODEL is broken: say so rather than hide it

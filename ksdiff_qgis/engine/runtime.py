@@ -5,6 +5,7 @@ work) or live in a plugin-private folder put on ``sys.path`` by ``deps.activate`
 """
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import threading
@@ -157,20 +158,42 @@ class DeviceChoice:
     reason: str
 
 
-def choose_providers(device: str, available: list[str]) -> DeviceChoice:
-    """Execution providers to ask for, given the user's DEVICE and what this ONNX Runtime build offers."""
+# the plugin's own installer and the option to pick, as its dialog lists it less the package key
+# (algorithms/install_runtime.py; 'NVIDIA GPU build' alone matched two options)
+GPU_INSTALL = "Raster > KSDiff > Install ONNX Runtime…, Package 'NVIDIA GPU build (uses the system CUDA/cuDNN)'"
+
+
+@functools.lru_cache(maxsize=1)
+def gpu_present() -> bool:
+    """Whether an NVIDIA GPU answers ``nvidia-smi -L`` (the installer's own test, ``deps.has_nvidia_gpu``); asked
+    once per QGIS session."""
+    from .deps import has_nvidia_gpu
+
+    return has_nvidia_gpu()
+
+
+def choose_providers(device: str, available: list[str], gpu: bool | None = None) -> DeviceChoice:
+    """Execution providers to ask for, given the user's DEVICE and what this ONNX Runtime build offers. ``gpu``:
+    whether the machine has an NVIDIA GPU (None: ask ``gpu_present``, only when the build has no CUDA provider); the
+    reason advises the GPU build only then (QA: that advice came on every CPU run of a machine without a GPU)."""
     if device not in DEVICES:
         raise InputError(f"unknown device {device!r}: use auto, cuda or cpu")
     if device == "cpu":
-        return DeviceChoice((CPU,), "CPU requested")
+        return DeviceChoice((CPU,), "")
     if CUDA in available:
-        return DeviceChoice((CUDA, CPU), f"{'CUDA requested' if device == 'cuda' else 'auto'}: CUDA provider available")
-    # the plugin's own installer, as its dialog names it (algorithms/install_runtime.py)
-    why = ("this ONNX Runtime build has no CUDA provider (for an NVIDIA GPU, install the GPU build: Raster > KSDiff > "
-           "Install ONNX Runtime…, Package 'NVIDIA GPU build')")
-    if device == "cuda":
-        return DeviceChoice((CPU,), f"CUDA requested but unavailable: {why}; falling back to CPU")
-    return DeviceChoice((CPU,), f"auto: {why}; using CPU")
+        return DeviceChoice((CUDA, CPU), "")
+    if gpu if gpu is not None else gpu_present():
+        why = ("an NVIDIA GPU is present, but this ONNX Runtime build has no CUDA provider: to use the GPU, install "
+               f"the GPU build with {GPU_INSTALL}")
+    else:
+        why = "no NVIDIA GPU was found (nvidia-smi)" if device == "cuda" else ""
+    return DeviceChoice((CPU,), why)
+
+
+def device_line(model: str, session: Session) -> str:
+    """The run's line on where ``model`` runs: the device, and why not the GPU only when that is worth saying."""
+    where = "the GPU (CUDA)" if session.device == "cuda" else "the CPU"
+    return f"Model {model}: running on {where}" + (f"; {session.reason}" if session.reason else "") + "."
 
 
 @dataclass
@@ -280,8 +303,7 @@ def get_session(model_path: str, device: str = "auto", threads: int = 0, referen
         sess, reason = _create(ort, model_path, opts, choice)
         ran_on = "cuda" if sess.get_providers()[0] == CUDA else "cpu"
         if CUDA in choice.providers and ran_on != "cuda" and reason == choice.reason:
-            reason = ("the CUDA provider is installed but could not create the session (driver/CUDA libraries?); "
-                      "using CPU")
+            reason = "the CUDA provider is installed but could not create the session (driver/CUDA libraries?)"
         session = Session(sess, ran_on, reason, threads=threads,
                           optimised=opts.graph_optimization_level != ort.GraphOptimizationLevel.ORT_DISABLE_ALL)
         if len(_cache) >= 4:
@@ -316,7 +338,7 @@ def _create(ort, model_path: str, opts, choice: DeviceChoice) -> tuple[object, s
         sess = ort.InferenceSession(model_path, sess_options=opts, providers=[CPU])
     except Exception as e:  # noqa: BLE001 - the CPU error says what is wrong with the model itself
         raise InputError(f"ONNX Runtime cannot load the model {name}: {e}") from None
-    return sess, f"the CUDA session failed to start ({cuda_error}); using CPU"
+    return sess, f"the CUDA session failed to start ({cuda_error})"
 
 
 def cpu_fallback(session: Session, model_path: str, threads: int, why: str, sha256: str | None = None) -> Session:
@@ -325,7 +347,7 @@ def cpu_fallback(session: Session, model_path: str, threads: int, why: str, sha2
         for key in [k for k, v in _cache.items() if v is session]:
             del _cache[key]   # do not hand the broken session to the next run
     cpu = get_session(model_path, "cpu", threads, sha256=sha256)
-    return Session(cpu.session, "cpu", f"the CUDA session failed on its first run ({why}); using CPU", cpu.probed,
+    return Session(cpu.session, "cpu", f"the CUDA session failed on its first run ({why})", cpu.probed,
                    threads, cpu.tile_kernels, cpu.tile_int8, cpu.optimised)
 
 

@@ -657,11 +657,10 @@ def log_check(res: SelfCheck, fb: Feedback, learned_name: str = "KSDiff") -> Non
     # one sentence-like row per method, its label (as the Method list shows it) first: the Processing dialog's Log
     # tab is HTML and collapses runs of spaces, so rows padded into columns came out ragged there
     for name, sc in rows:
-        fb.info(f"{name}: Wald ERGAS {sc.ergas:.3f}, SAM {sc.sam:.3f}; full resolution R-ERGAS {sc.r_ergas:.3f}, "
+        fb.info(f"{name}: Wald ERGAS {sc.ergas:.3f}, SAM {sc.sam:.3f}°; full resolution R-ERGAS {sc.r_ergas:.3f}, "
                 f"checkerboard {sc.checkerboard:.3f} (PAN {res.pan_checkerboard:.3f}, MS {res.ms_checkerboard:.3f})")
-    if res.detail_gains:   # < 1: the network injects more detail than the scene's Wald sample supports
-        fb.debug(f"  {learned_name} detail gains fitted on the Wald sample (diagnostic, not applied): "
-                + ", ".join(f"{g:.2f}" for g in res.detail_gains))
+    # (the detail gains fitted on the Wald sample, ``SelfCheck.detail_gains``, are a study's diagnostic, not applied:
+    # not printed, QA: "(diagnostic, not applied)" in every user's log)
     for note in res.notes:
         fb.info(f"  {note}")
     if res.learned is None:   # why KSDiff was not scored was said before the check (QA: "no learned model to check"

@@ -17,7 +17,7 @@ import json
 import math
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from osgeo import osr
@@ -29,7 +29,7 @@ from .gdalutil import quiet_metadata
 from .labels import param
 from .metascan import MetadataScan
 from .raster_io import RasterInfo, open_dataset
-from .sensors import METADATA_ONLY, SENSORS, Sensor, generic_like, known_sensor
+from .sensors import GENERIC_MTF_MS, GENERIC_MTF_PAN, METADATA_ONLY, SENSORS, Sensor, generic_like, known_sensor
 
 # satellite ids as GDAL, Maxar, Airbus and USGS write them (upper case, spaces/dashes/underscores removed)
 SATELLITE_IDS: dict[str, str] = {
@@ -63,6 +63,10 @@ BY_PIXEL_SIZE: dict[int, list[tuple[str, float, float]]] = {
 }
 
 
+# ends the reason of a guess from the data alone (``Detection.confirmed`` takes it out)
+BE_SURE = ": set SENSOR to be sure"
+
+
 @dataclass
 class Detection:
     key: str
@@ -72,12 +76,28 @@ class Detection:
     # what the log must warn about besides the guess: metadata that disagrees, or names a satellite KSDiff lacks
     warnings: list[str] = field(default_factory=list)
     ratio: int | None = None     # a resolution ratio the evidence states (a Wald case's tag), for ERGAS
+    # no known sensor has the data's shape (the first reason says it): a generic run, said as such (``message``)
+    unrecognised: bool = False
 
     def sensor(self) -> Sensor:
         """The sensor the run uses."""
         return generic_like(self.like) if self.like else SENSORS[self.key]
 
-    def message(self) -> str:
+    def confirmed(self, why: str) -> Detection:
+        """This guess with ``why`` (evidence that names the same sensor) instead of the advice to set SENSOR to be
+        sure."""
+        return replace(self, reasons=[r for r in self.reasons if not r.endswith(BE_SURE)] + [why])
+
+    def message(self, network: str | None = None) -> str:
+        """The guess for the log. ``network``: for a product of no known sensor, the bundled network it gets and
+        what checks it ('the WorldView-2 network (wv2.onnx); the self-check below compares ...'): one actionable line
+        (QA: "no known sensor ..." then "generic sensor: using the bundled network ...; compare with a classical
+        method" right above the self-check that compares them)."""
+        if self.unrecognised:
+            gains = f"generic MTF gains ({GENERIC_MTF_MS:g} for MS, {GENERIC_MTF_PAN:g} for PAN)"
+            notes = "".join(f"; {n}" for n in self.reasons[1:])
+            return (f"Sensor not recognised ({self.reasons[0]}): {gains}" + (f" and {network}" if network else "")
+                    + f"{notes}. Set {param('SENSOR')} if you know the sensor.")
         name = self.sensor().name
         return f"SENSOR=auto: {name} [{self.key}] — {'; '.join(self.reasons)}"
 
@@ -492,8 +512,7 @@ def _detect(pan: RasterInfo, ms: RasterInfo, ratio: int, selection: list[int] | 
     """``detect_sensor``'s guess from the candidates (strongest first), the band descriptions, then the geometry;
     ``unknown``: metadata named a satellite KSDiff has no entry for (the guess is then not without metadata)."""
     gsd_txt = f"PAN pixel {gsd:.2f} m" if gsd is not None else "PAN pixel size unknown (no CRS)"
-    bare = ("no product metadata names a sensor KSDiff has" if unknown else "no product metadata") \
-        + ": set SENSOR to be sure"
+    bare = ("no product metadata names a sensor KSDiff has" if unknown else "no product metadata") + BE_SURE
     for cand in candidates:
         key, why = cand.key, cand.why
         wrong = _contradiction(key, ratio, gsd)
@@ -536,6 +555,5 @@ def _detect(pan: RasterInfo, ms: RasterInfo, ratio: int, selection: list[int] | 
                 spec = SENSORS[key]
                 return Detection(key, [f"ratio 4, {ms.bands} MS bands, {gsd_txt} (nominal {spec.pan_gsd:g} m)",
                                        _non_square(pan) or bare, *notes])
-    return Detection("generic", [f"no known sensor has ratio {ratio} with {ms.bands} MS bands and a {gsd_txt}",
-                                 f"set {param('SENSOR')} if you know it", *notes],
-                     "fallback")
+    return Detection("generic", [f"{ms.bands} MS bands, ratio {ratio}, {gsd_txt}", *notes], "fallback",
+                     unrecognised=True)

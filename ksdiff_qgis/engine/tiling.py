@@ -214,6 +214,30 @@ def blend_cells(
         carry = next_carry
 
 
+def _owned_from(spans: set[tuple[int, int]]) -> dict[tuple[int, int], int]:
+    """For spans (start, length) along one axis: the first pixel each one owns, so that every pixel is owned by the
+    first span that covers it (tiles overlap, and the last one reaches back into the grid)."""
+    owned, end = {}, 0
+    for start, length in sorted(spans):
+        owned[(start, length)] = max(start, end)
+        end = max(end, start + length)
+    return owned
+
+
+class Ownership:
+    """Which output pixels each tile of a layout stands for when something is counted per tile: every pixel once,
+    by the first tile that covers it, although tiles overlap."""
+
+    def __init__(self, tiles: list[tuple[int, int, int, int]]):
+        """``tiles``: (row, col, rows, cols) of every tile the run computes (its layout's)."""
+        self.rows_from = _owned_from({(r, h) for r, _, h, _ in tiles})
+        self.cols_from = _owned_from({(c, w) for _, c, _, w in tiles})
+
+    def skip(self, row: int, col: int, rows: int, cols: int) -> tuple[int, int]:
+        """(rows, cols) at the top and left of the tile that an earlier tile owns; the tile owns the rest."""
+        return self.rows_from.get((row, rows), row) - row, self.cols_from.get((col, cols), col) - col
+
+
 CELL_WORK = 1.05   # block-aligned cells unless their tiles compute this much more than balanced strips
 
 
@@ -227,25 +251,29 @@ class Layout:
     count: int
     order: list[tuple[int, int, int, int]] | None   # (row, col, rows, cols) as consumed; None: blend_strips's
     cell: int | None = None
+    # the tiles' heights down a column and widths along a row of the grid (rows x columns of tiles)
+    heights: tuple[int, ...] = ()
+    widths: tuple[int, ...] = ()
+    size: tuple[int, int] = (0, 0)   # the output's (height, width)
 
-    def describe(self, requested: int | None = None, height: int = 0, width: int = 0) -> str:
-        """The tiling for the log. ``requested``: the tile size asked for; strips smaller than it (tiles evened out
-        over the ``height`` x ``width`` output, ``balanced_tile``) say so, else 316 px looked like a bug beside a
-        default of 512."""
+    def describe(self, requested: int | None = None) -> str:
+        """The tiling as the log and the output's KSDIFF_TILE_LAYOUT tag say it: how many tiles, their grid, their
+        size as computed (QA: "strips of 316 px" for a 2 x 2 grid; "4 tile(s) of 512 px" on a 600 px output, whose
+        tiles are 512 and 88 px). ``requested``: the tile size asked for; tiles evened out below it
+        (``balanced_tile``) say so (the log's: else 316 px looked like a bug beside a default of 512)."""
+        h, w = self.size
+        if self.count == 1:
+            return f"1 tile of {self.widths[0]}x{self.heights[0]} px (the whole output), no overlap needed"
+        grid = f"{self.count} tiles (a {len(self.heights)} x {len(self.widths)} grid)"
+        most = f"{max(self.widths)}x{max(self.heights)} px"
+        size = most if len(set(self.heights)) == 1 and len(set(self.widths)) == 1 else f"up to {most}"
         if self.kind == "aligned":
-            return f"{self.count} tile(s) of {self.tile} px on the output blocks, no overlap needed"
-        if self.kind == "cells" and self.count == 1 and height and width:
-            return f"1 tile of {width}x{height} px (the whole output), no overlap needed"
+            return f"{grid} of {size} on the output's blocks, no overlap needed"
         if self.kind == "cells":
-            # the cell as it lies on this output: an 8192 px cell read as larger than a 600 px scene
-            cell = (f"{min(self.cell, width)}x{min(self.cell, height)} px" if height and width
-                    else f"{self.cell} px")
-            return (f"{self.count} tile(s) of {self.tile} px at most, blended with an overlap of {self.overlap} px "
-                    f"into cells of {cell} aligned with the output's blocks")
-        why = (f" ({requested} at most, evened out over the {width}x{height} px output)"
-               if requested and self.tile < requested and height and width else "")
-        return f"{self.count} tile(s) of {self.tile} px{why}, " + (
-            f"overlap {self.overlap}" if self.overlap else "no overlap needed")
+            return (f"{grid} of {size}, blended with an overlap of {self.overlap} px into cells of "
+                    f"{min(self.cell, w)}x{min(self.cell, h)} px aligned with the output's blocks")
+        why = (f" ({requested} at most, evened out over the output)" if requested and self.tile < requested else "")
+        return f"{grid} of {size}{why}, " + (f"overlap {self.overlap} px" if self.overlap else "no overlap needed")
 
 
 def choose_layout(height: int, width: int, tile: int, overlap: int, block: tuple[int, int], exact: bool) -> Layout:
@@ -257,7 +285,9 @@ def choose_layout(height: int, width: int, tile: int, overlap: int, block: tuple
     if exact:
         aligned = aligned_tiles(height, width, tile, block)
         if aligned is not None:
-            return Layout("aligned", max(aligned[0][2:]), 0, len(aligned), aligned)
+            return Layout("aligned", max(aligned[0][2:]), 0, len(aligned), aligned,
+                          heights=tuple(t[2] for t in aligned if t[1] == 0),
+                          widths=tuple(t[3] for t in aligned if t[0] == 0), size=(height, width))
         # tiles below one block: strips, still without overlap (QA: TILE_SIZE 64 with OVERLAP 32 computed 17161
         # tiles of a 4200x4200 mosaic in 87.5 s, 10x the 0-overlap time, for the same pixels)
         overlap = 0
@@ -266,5 +296,10 @@ def choose_layout(height: int, width: int, tile: int, overlap: int, block: tuple
     if cell is not None and cell_pixels(height, width, cell, overlap) <= CELL_WORK * strip_pixels(
             height, width, balanced, overlap):
         order = cell_tiles(height, width, cell, overlap)
-        return Layout("cells", max(max(t[2:]) for t in order), overlap, len(order), order, cell)
-    return Layout("strips", balanced, overlap, tile_count(height, width, balanced, overlap), None)
+        return Layout("cells", max(max(t[2:]) for t in order), overlap, len(order), order, cell,
+                      heights=tuple(s.length for s in cell_spans(height, cell, overlap)),
+                      widths=tuple(s.length for s in cell_spans(width, cell, overlap)), size=(height, width))
+    th, tw = min(balanced, height), min(balanced, width)   # as ``blend_strips`` computes them
+    return Layout("strips", balanced, overlap, tile_count(height, width, balanced, overlap), None,
+                  heights=(th,) * len(tile_starts(height, th, overlap)),
+                  widths=(tw,) * len(tile_starts(width, tw, overlap)), size=(height, width))
