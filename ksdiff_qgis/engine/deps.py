@@ -19,6 +19,7 @@ from typing import Callable
 
 from .errors import Cancelled, InputError, quoted
 from .feedback import Feedback
+from .ort_telemetry import quiet_events, switch_off
 
 # The tested (major, minor) line per package; widen only after testing a release. The test suite and
 # `make deploy` run onnxruntime 1.32; PyPI has no onnxruntime-gpu 1.32 (newest: 1.31.1), so a 1.32 pin for the GPU
@@ -54,8 +55,11 @@ def hidden_window(os_name: str | None = None) -> dict:
 
 
 def child_env() -> dict:
-    """The environment for pip and the probes: UTF-8 output, decoded as such (not with the Windows code page)."""
-    return {**os.environ, "PYTHONIOENCODING": "utf-8"}
+    """The environment for pip and the probes: UTF-8 output, decoded as such (not with the Windows code page), and
+    ONNX Runtime's telemetry off (``ort_telemetry``: a probe's import alone wrote its device id and event queue)."""
+    env = {**os.environ, "PYTHONIOENCODING": "utf-8"}
+    switch_off(env)
+    return env
 
 
 # how subprocess output is decoded: the child writes UTF-8 (child_env); a stray byte must not raise
@@ -599,10 +603,12 @@ def verify_here(base: str) -> str:
     else:   # submodules a failed import of a broken runtime left would shadow the new ones
         for name in [n for n in sys.modules if n.startswith("onnxruntime.")]:
             del sys.modules[name]
+    switch_off()   # before the first import of this process (ort_telemetry)
     try:
         ort = importlib.import_module("onnxruntime")
     except Exception as e:   # noqa: BLE001 - any import failure must be reported, not raised
         raise InputError(f"onnxruntime was installed but does not import in QGIS's Python: {e}") from None
+    quiet_events(ort)
     return f"onnxruntime {ort.__version__} imports in this interpreter ({sys.executable})"
 
 

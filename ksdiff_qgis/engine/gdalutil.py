@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import os
 import sys
+from contextlib import contextmanager
+from typing import Iterator
 
 from osgeo import gdal
 
@@ -66,6 +68,25 @@ def gdal_try_warned(fn, *args, **kwargs) -> tuple[object, list[str], list[str]]:
     if not errors and isinstance(result, int) and not isinstance(result, bool) and result != 0:
         errors.append(f"GDAL error code {result}")
     return result, list(dict.fromkeys(errors)), list(dict.fromkeys(warnings))
+
+
+@contextmanager
+def quiet_gdal() -> Iterator[list[str]]:
+    """GDAL's (and PROJ's, through OSR) messages inside the block kept off the console and the QGIS log, the errors
+    among them collected in the list it yields. A check that reprojects points it may not be able to, such as an MS
+    on another continent, printed "ERROR 1: Point outside of projection domain" 20 times before its own message.
+    The handler is GDAL's per-thread one: a Processing worker does not silence QGIS's other threads."""
+    errors: list[str] = []
+
+    def handler(err_class, _err_no, msg):
+        if err_class >= gdal.CE_Failure:
+            errors.append(msg)
+
+    gdal.PushErrorHandler(handler)
+    try:
+        yield errors
+    finally:
+        gdal.PopErrorHandler()
 
 
 def close_dataset(ds: gdal.Dataset) -> list[str]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field, replace
 from osgeo import gdal, osr
 
 from .errors import InputError
-from .gdalutil import gdal_call
+from .gdalutil import gdal_call, quiet_gdal
 from .labels import param
 from .placement import check_map_grid
 from .raster_io import RasterInfo
@@ -111,10 +111,11 @@ def _identity_between(sa: osr.SpatialReference, sb: osr.SpatialReference) -> boo
     a, b = sa.Clone(), sb.Clone()
     for srs in (geo, a, b):
         srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)   # x = easting / longitude on both sides
-    try:
-        to_a, a_to_b = osr.CoordinateTransformation(geo, a), osr.CoordinateTransformation(a, b)
-        pts = [to_a.TransformPoint(lon, lat)[:2] for lon, lat in _sample_lonlat(a, b)]
-        moved = [a_to_b.TransformPoint(x, y)[:2] for x, y in pts]
+    try:   # quiet: far apart CRSs (UTM 31N, 16N) print "Point outside of projection domain" per point, not an error
+        with quiet_gdal():
+            to_a, a_to_b = osr.CoordinateTransformation(geo, a), osr.CoordinateTransformation(a, b)
+            pts = [to_a.TransformPoint(lon, lat)[:2] for lon, lat in _sample_lonlat(a, b)]
+            moved = [a_to_b.TransformPoint(x, y)[:2] for x, y in pts]
     except (RuntimeError, TypeError):
         return False
     tol = 1e-9 if a.IsGeographic() else 1e-4 / (a.GetLinearUnits() or 1.0)
@@ -449,6 +450,80 @@ def _half_covered(c0: float, r0: float, c1: float, r1: float, pan: RasterInfo) -
             f"{where} edge{'s' if len(edges) > 1 else ''})")
 
 
+def _own_extent(info: RasterInfo) -> tuple[float, float, float, float]:
+    """(xmin, ymin, xmax, ymax) of a raster's corners in its own CRS (a rotated grid: the box around them)."""
+    gt, w, h = info.gt, info.width, info.height
+    xs = [gt[0] + c * gt[1] + r * gt[2] for c in (0, w) for r in (0, h)]
+    ys = [gt[3] + c * gt[4] + r * gt[5] for c in (0, w) for r in (0, h)]
+    return min(xs), min(ys), max(xs), max(ys)
+
+
+def _lonlat_centre(info: RasterInfo) -> tuple[float, float] | None:
+    """(longitude, latitude) of a raster's centre, from its own CRS (always within that CRS's domain), or None."""
+    srs = osr.SpatialReference()
+    if not info.wkt or srs.ImportFromWkt(info.wkt) != 0 or not (srs.IsProjected() or srs.IsGeographic()):
+        return None
+    geo = srs.CloneGeogCS()
+    for s in (srs, geo):
+        s.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    x0, y0, x1, y1 = _own_extent(info)
+    try:
+        with quiet_gdal():
+            lon, lat = osr.CoordinateTransformation(srs, geo).TransformPoint((x0 + x1) / 2, (y0 + y1) / 2)[:2]
+    except (RuntimeError, TypeError):
+        return None
+    return (lon, lat) if math.isfinite(lon) and math.isfinite(lat) else None
+
+
+def _lonlat_text(lonlat: tuple[float, float] | None) -> str:
+    """', around 51.8720°N 4.3567°E' (four decimals: about 10 m), or '' when the place is not known."""
+    if lonlat is None:
+        return ""
+    lon, lat = lonlat
+    lon = (lon + 180.0) % 360.0 - 180.0
+    return f", around {abs(lat):.4f}°{'N' if lat >= 0 else 'S'} {abs(lon):.4f}°{'E' if lon >= 0 else 'W'}"
+
+
+def _outside_use(lonlat: tuple[float, float] | None, wkt: str) -> bool:
+    """Whether ``lonlat`` lies outside the area of use of the CRS ``wkt`` (False when either is unknown): UTM zone
+    31N's is 0° to 6° E, a projection PROJ computes nonsense in 90° of longitude away (x -7714419 for an MS in
+    Florida)."""
+    srs = osr.SpatialReference()
+    if lonlat is None or not wkt or srs.ImportFromWkt(wkt) != 0:
+        return False
+    area = srs.GetAreaOfUse()
+    if area is None:
+        return False
+    lon, lat = lonlat
+    w, e = area.west_lon_degree, area.east_lon_degree
+    if e < w:   # across the antimeridian
+        e += 360.0
+    lon = w + (lon - w) % 360.0
+    return not (w <= lon <= e and area.south_lat_degree <= lat <= area.north_lat_degree)
+
+
+def _no_overlap(pan: RasterInfo, ms: RasterInfo, placed: tuple, reprojection_errors: list[str]) -> str:
+    """The refusal of a pair that does not overlap, naming both extents. ``placed`` is the MS's (geotransform,
+    width, height) on the PAN's CRS. An MS in another CRS that does not reproject into the PAN's (PROJ reported
+    errors, or it lies outside that CRS's area of use) is named in its own CRS, with where both lie on the globe: its
+    reprojected extent was nonsense ("x -7714418.96 to -7705545.08" for an MS in Florida against a PAN in UTM 31N)."""
+    tail = ("(a CRS or georeference is wrong, or the pair crosses the antimeridian written once as +180 and once as "
+            "-180 degrees)")
+    pan_box = extent_text(*_own_extent(pan))
+    if not same_crs(pan.wkt, ms.wkt):
+        pan_at, ms_at = _lonlat_centre(pan), _lonlat_centre(ms)
+        if reprojection_errors or _outside_use(ms_at, pan.wkt):
+            return (f"the PAN and MS rasters do not overlap: the PAN covers {pan_box} in its CRS ({crs_name(pan.wkt)})"
+                    f"{_lonlat_text(pan_at)}; the MS covers {extent_text(*_own_extent(ms))} in its own CRS "
+                    f"({crs_name(ms.wkt)}){_lonlat_text(ms_at)}, too far from where the PAN's CRS is defined to be "
+                    "reprojected into it. Give the MS of the PAN's scene, or, if the MS's coordinates are not in the "
+                    f"CRS it declares, assign it the right one ({ASSIGN_CRS})")
+    gt, w, h = placed
+    ms_box = extent_text(gt[0], gt[3] + h * gt[5], gt[0] + w * gt[1], gt[3])
+    return (f"the PAN and MS rasters do not overlap: in the PAN's CRS ({crs_name(pan.wkt)}) the PAN covers {pan_box}, "
+            f"the MS {ms_box} {tail}")
+
+
 def plan_grid(pan: RasterInfo, ms: RasterInfo, ms_ds: gdal.Dataset) -> GridPlan:
     """Check the geometry of a PAN/MS pair and work out the output grid. Raises InputError."""
     for info, name in ((pan, "PAN"), (ms, "MS")):
@@ -471,8 +546,10 @@ def plan_grid(pan: RasterInfo, ms: RasterInfo, ms_ds: gdal.Dataset) -> GridPlan:
         ms_ds = view
         notes.append(f"The MS raster is stored {flip}: it is read flipped to north-up, pixel for pixel (no "
                      "resampling).")
+    reprojection_errors: list[str] = []
     if not same_crs(pan.wkt, ms.wkt) or ms.rotated or ms.gt[5] >= 0 or ms.gt[1] <= 0:
-        warped, ratio = _warp_ms(ms_ds, ms, pan, notes=warnings)
+        with quiet_gdal() as reprojection_errors:   # said below when they matter (a pair that does not overlap)
+            warped, ratio = _warp_ms(ms_ds, ms, pan, notes=warnings)
         if not same_crs(pan.wkt, ms.wkt):
             why = "is in another CRS than PAN"
         elif ms.rotated:
@@ -522,13 +599,7 @@ def plan_grid(pan: RasterInfo, ms: RasterInfo, ms_ds: gdal.Dataset) -> GridPlan:
     c_end = min(pan.width, math.floor(c1 + EDGE_TOLERANCE))
     r_end = min(pan.height, math.floor(r1 + EDGE_TOLERANCE))
     if c_end <= c_start or r_end <= r_start:
-        def extent(gt, w, h) -> str:
-            return extent_text(gt[0], gt[3] + h * gt[5], gt[0] + w * gt[1], gt[3])
-
-        raise InputError(f"the PAN and MS rasters do not overlap: in the PAN's CRS ({crs_name(pan.wkt)}) the PAN "
-                         f"covers {extent(pan.gt, pan.width, pan.height)}, the MS {extent(ms_gt, ms_w, ms_h)} (a "
-                         "CRS or georeference is wrong, or the pair crosses the antimeridian written once as +180 and "
-                         "once as -180 degrees)")
+        raise InputError(_no_overlap(pan, ms, (ms_gt, ms_w, ms_h), reprojection_errors))
     min_px = MIN_OVERLAP_MS * ratio
     if c_end - c_start < min_px or r_end - r_start < min_px:
         raise InputError(

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from .errors import InputError
 from .feedback import Feedback
 from .model_card import sha256_file
+from .ort_telemetry import quiet_events, switch_off
 
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
@@ -41,7 +42,9 @@ def import_onnxruntime():
 
     Before the first import in this process, the import is tried in a child Python (``probe``): a damaged native
     library (a truncated copy: full disk, interrupted sync) kills the process that loads it with SIGBUS, and in
-    QGIS that is the desktop with the user's unsaved work."""
+    QGIS that is the desktop with the user's unsaved work. ONNX Runtime's telemetry is switched off before the
+    probe and the import (``ort_telemetry``): its import alone wrote a device id and an event queue under ~/.cache."""
+    switch_off()
     loaded = sys.modules.get("onnxruntime")
     if loaded is None:
         spec = _find_spec()
@@ -64,6 +67,7 @@ def import_onnxruntime():
             del sys.modules[name]
     if why:
         raise RuntimeUnavailable(broken_runtime(_module_folder(onnxruntime), why))
+    quiet_events(onnxruntime)
     return onnxruntime
 
 
