@@ -216,7 +216,7 @@ def _adapt(a) -> int:
 
 def _int8(a) -> int:
     """Add (or replace) the int8 variant of an exported KSDiff model: what `export` adds when the data is there."""
-    from .config import load_config
+    from .config import card_config, load_config
     from .export import add_int8, int8_calibration, write_card
 
     path = Path(a.model)
@@ -224,12 +224,24 @@ def _int8(a) -> int:
     card.pop("onnx_sha256", None)
     if "tile_kernels" not in card:
         raise SystemExit(f"{path.name} has no per-tile kernel graphs (not a KSDiff model exported by this project)")
-    cfg = dict(load_config(card["training"]["config"], None), sensor=card["sensor"])
+    if bool(a.pan) != bool(a.ms):
+        raise ValueError("give --pan and --ms together (a calibration pair), or neither (the model's training data)")
+    pair = (a.pan, a.ms) if a.pan else None
+    training = card.get("training") or {}
+    config, looked = card_config(training, path)
+    if config is None and pair is None:
+        # the config names the training data: without --pan/--ms it is what calibrates
+        raise FileNotFoundError(
+            f"{path.name} was trained from {training.get('config') or 'a config its card does not name'}, which is "
+            f"not in {', '.join(map(str, looked)) or 'any place'}: put the config beside the model, or give a "
+            "calibration pair with --pan and --ms")
+    # with --pan/--ms and no config, the card alone says what calibration needs: the sensor, its ratio and bands
+    cfg = dict(load_config(config, None) if config else {}, sensor=card["sensor"])
     if card["sensor"] == "generic":   # the layout it was trained with
         from .datacheck import card_layout
 
         cfg["data_layout"] = card_layout(card)
-    feeds = int8_calibration(cfg, card["scale"], (a.pan, a.ms) if a.pan else None)
+    feeds = _int8_feeds(cfg, card["scale"], pair) if config is None else int8_calibration(cfg, card["scale"], pair)
     if not feeds:
         raise SystemExit("no calibration pair: run `make data`, or give --pan and --ms")
     add_int8(path, card, feeds)
@@ -237,6 +249,19 @@ def _int8(a) -> int:
     print(json.dumps({"model": str(path), "onnx_sha256": card["onnx_sha256"],
                       "int8": card["tile_kernels"]["int8"]["calibration"]}, indent=1))
     return 0
+
+
+def _int8_feeds(cfg: dict, scale: float, pair: tuple[str, str]) -> list[dict]:
+    """Calibration patches of ``pair`` alone: no training config to fall back on when it holds none."""
+    from . import tile_int8
+    from .config import sensor_spec
+    from .data.scenes import NoPatchError
+
+    try:
+        return tile_int8.calibration_feeds(pair[0], pair[1], cfg["sensor"], scale, ratio=sensor_spec(cfg).ratio)
+    except NoPatchError as e:
+        raise ValueError(f"{e}; the model's training config is not found to calibrate on its data instead: give a "
+                         "larger --pan/--ms pair, or put the config beside the model") from None
 
 
 def _profile(a) -> int:
@@ -307,7 +332,9 @@ def main(argv: list[str] | None = None) -> int:
     ad.set_defaults(fn=_adapt)
     q = sub.add_parser("int8", help="add the int8 CPU variant to an exported KSDiff model (calibrated on a pair)")
     q.add_argument("--model", required=True, help="an exported KSDiff ONNX file (its card beside it)")
-    q.add_argument("--pan", help="calibration PAN (default: the model's config's first training pair)")
+    q.add_argument("--pan", help="calibration PAN (default: the training data of the model's config, found where "
+                                  "export recorded it, beside the model or in model_core/configs); with --pan/--ms "
+                                  "the config is not needed")
     q.add_argument("--ms", help="calibration MS, with --pan")
     q.set_defaults(fn=_int8)
     p = sub.add_parser("profile", help="parameters, FLOPs/pixel and ONNX Runtime time per tile")

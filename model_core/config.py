@@ -151,8 +151,22 @@ def load_config(path: str | Path | None = None, sensor: str | None = None) -> di
         check_keys(cfg, path)
     check_model_keys(cfg, path)
     check_mtf_keys(cfg, path)
-    cfg["config_path"] = str(path)
+    # absolute: export records where the config is (the card's training.config_path), and ``int8`` finds it there
+    # from any working folder (a bare name was looked up in the working folder: "No such file ... my_sensor.yaml")
+    cfg["config_path"] = str(path.absolute())
     return cfg
+
+
+def card_config(training: dict[str, Any], model: str | Path) -> tuple[Path | None, list[Path]]:
+    """The training config a model card names, and every place it was looked for: where export recorded it
+    (``training.config_path``, cards since 2026-12-07), beside ``model``, in model_core/configs, in the working
+    folder (``training.config``: its file name). (None, places) when it is in none of them."""
+    name = training.get("config") or ""
+    places = [Path(training["config_path"])] if training.get("config_path") else []
+    if name:
+        places += [Path(model).absolute().parent / name, CONFIG_DIR / name, Path(name).absolute()]
+    places = list(dict.fromkeys(places))
+    return next((p for p in places if p.is_file()), None), places
 
 
 # keys the code reads that no bundled config sets, by section (``_section``)

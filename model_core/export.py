@@ -29,7 +29,7 @@ from torch import nn
 from ksdiff_qgis.engine.model_card import sha256_file
 
 from . import tile_graphs, tile_int8
-from .config import backbone_spec, sensor_spec
+from .config import CONFIG_DIR, backbone_spec, sensor_spec
 from .data.scenes import NoPatchError
 from .nets import size_multiple
 from .say import stage
@@ -289,9 +289,13 @@ def write_models_readme(models_dir: str | Path) -> Path:
 
 def training_record(ck: dict[str, Any], sources: list[dict[str, str]], git_revision: str) -> dict[str, Any]:
     cfg = ck["config"]
-    record = {"config": Path(cfg.get("config_path", "")).name, "stages": [s["name"] for s in cfg["stages"]],
+    path = Path(cfg.get("config_path", ""))
+    record = {"config": path.name, "stages": [s["name"] for s in cfg["stages"]],
               "steps": int(ck["step"]), "seconds": round(float(ck.get("seconds", 0.0)), 1), "seed": cfg["seed"],
               "git_revision": git_revision, "data": sources}
+    if path.name and path.resolve().parent != CONFIG_DIR.resolve():
+        # a user's own config: where it is, for `python -m model_core int8` (a bundled one is found by its name)
+        record["config_path"] = str(path.absolute())
     if cfg.get("backbone_from"):
         spec = backbone_spec(cfg["backbone_from"])
         name = spec["config"] + (f" seed {cfg['seed']}" if spec.get("same_seed") else "")

@@ -351,15 +351,17 @@ def training_feeds(cfg: dict, n: int = CANDIDATES_PER_SOURCE) -> list[dict]:
     """Calibration inputs from every training source of a config, as training feeds them (Wald-protocol
     patches, values / sensor scale, the PAN and MS variants of domain randomisation in turn), plus the
     first real pair at full resolution (how the plugin runs the network); [] when `make data` was not run."""
-    from .config import sensor_spec
+    from .config import data_root, sensor_spec
     from .data.scenes import build_triple
-    from .datacache import data_dir
 
     sensor = sensor_spec(cfg)
+    # the config's data root, as training reads it (the cache's alone found no source of a config with data.root:
+    # its model was exported without int8, and `int8` said "no calibration pair")
+    root = data_root(cfg) if "data" in cfg else Path()
     feeds, pair = [], None
     for spec in cfg.get("data", {}).get("train", []):
         try:
-            t = build_triple(data_dir(), spec, sensor)
+            t = build_triple(root, spec, sensor)
         except (OSError, FileNotFoundError):
             continue
         pans, lmss = t.pans or [t.pan], t.lmss or [t.lms]
@@ -372,7 +374,8 @@ def training_feeds(cfg: dict, n: int = CANDIDATES_PER_SOURCE) -> list[dict]:
         if spec.get("kind") == "pair" and pair is None:
             pair = spec
     if pair:
-        feeds += calibration_feeds(str(data_dir() / pair["pan"]), str(data_dir() / pair["ms"]), cfg["sensor"],
+        base = Path(pair["root"]) if "root" in pair else root
+        feeds += calibration_feeds(str(base / pair["pan"]), str(base / pair["ms"]), cfg["sensor"],
                                    sensor.scale, n, reduced=False, ms_mix=pair.get("ms_mix"), ratio=sensor.ratio)
     return feeds
 

@@ -6,19 +6,57 @@ what the district costs.
 from __future__ import annotations
 
 import math
+import re
 
 from osgeo import osr
 
-from .errors import InputError
-from .grid import GridPlan, extent_text, same_crs, with_region
+from .errors import InputError, one_line, quoted
+from .gdalutil import gdal_try
+from .grid import GridPlan, crs_name, extent_text, same_crs, with_region
 from .raster_io import RasterInfo
 
 Extent = tuple[float, float, float, float]   # xmin, ymin, xmax, ymax
 
 
+MAX_QUOTED = 160   # characters of an unreadable CRS text quoted in a message (a WKT runs to a thousand)
+# a geometry's WKT, which the column's name ("extent_wkt") invites: it wants the extent's CRS, not the extent
+GEOMETRY_WKT = re.compile(r"\s*(MULTI)?(POLYGON|POINT|LINESTRING)|\s*(GEOMETRYCOLLECTION|BOX|ENVELOPE)\b", re.I)
+CRS_EXAMPLE = "EPSG:32631, a WKT or a PROJ string (+proj=utm +zone=31 +datum=WGS84)"
+
+
+def _shown(text: str) -> str:
+    """``text`` as a message quotes it: on one line, a pretty-printed WKT's indentation dropped, cut when long."""
+    text = " ".join(one_line(text).split())
+    return quoted(text if len(text) <= MAX_QUOTED else text[:MAX_QUOTED] + " …")
+
+
+def crs_wkt(text: str, name: str = "extent_wkt") -> str:
+    """The WKT of the CRS ``text`` names (an authority code such as EPSG:32631, a WKT, a PROJ string: what QGIS's
+    EXTENT takes in brackets). InputError naming ``name`` and what it wants when ``text`` is no CRS: an authority
+    code read as WKT failed each scene with SWIG's TypeError from TransformPoint."""
+    if GEOMETRY_WKT.match(text):
+        raise InputError(
+            f"{name} {_shown(text)} is a geometry, not a CRS: {name} names the CRS the extent (xmin ymin xmax ymax) "
+            f"is given in; give the geometry's bounding box as the extent and its CRS here, e.g. extent "
+            f"593300 5747400 593450 5747550 with {name} EPSG:32631")
+    srs = osr.SpatialReference()
+    err, errors = gdal_try(srs.SetFromUserInput, text.strip())
+    if err != 0 or errors:
+        said = [e for e in errors if not e.startswith("GDAL error code")]   # a bare return code says nothing
+        detail = f" ({one_line(said[0])})" if said else ""
+        meant = f" (EPSG:{text.strip()}?)" if text.strip().isdigit() else ""
+        raise InputError(f"{name} {_shown(text)} is no CRS{detail}{meant}: give the CRS the extent (xmin ymin xmax "
+                         f"ymax) is in as {CRS_EXAMPLE}, or nothing for the PAN's CRS")
+    return srs.ExportToWkt()
+
+
 def to_pan_crs(extent: Extent, extent_wkt: str | None, pan_wkt: str) -> Extent:
-    """``extent`` given in ``extent_wkt`` (None: already in the PAN CRS) as a bounding box in the PAN CRS."""
-    if not extent_wkt or not pan_wkt or same_crs(extent_wkt, pan_wkt):
+    """``extent`` given in the CRS ``extent_wkt`` (an EPSG code, a WKT or a PROJ string, read by ``crs_wkt``; None:
+    already in the PAN CRS) as a bounding box in the PAN CRS."""
+    if not extent_wkt:
+        return extent
+    extent_wkt = crs_wkt(extent_wkt)   # read even when the PAN has no CRS: a bad value is refused alike
+    if not pan_wkt or same_crs(extent_wkt, pan_wkt):
         return extent
     src, dst = osr.SpatialReference(), osr.SpatialReference()
     src.ImportFromWkt(extent_wkt)
@@ -31,7 +69,12 @@ def to_pan_crs(extent: Extent, extent_wkt: str | None, pan_wkt: str) -> Extent:
     n = 21
     pts = [(x0 + (x1 - x0) * i / (n - 1), y) for i in range(n) for y in (y0, y1)]
     pts += [(x, y0 + (y1 - y0) * i / (n - 1)) for i in range(n) for x in (x0, x1)]
-    out = [ct.TransformPoint(x, y)[:2] for x, y in pts]
+    out = [gdal_try(ct.TransformPoint, x, y)[0] for x, y in pts]
+    if any(p is None or not (math.isfinite(p[0]) and math.isfinite(p[1])) for p in out):
+        # coordinates the CRS cannot hold (metres under EPSG:4326) became inf, and an OverflowError each scene
+        raise InputError(f"EXTENT ({extent_text(x0, y0, x1, y1)}) cannot be coordinates in its CRS "
+                         f"{crs_name(extent_wkt)} (extent_wkt): they do not transform to the PAN's CRS "
+                         f"{crs_name(pan_wkt)}; give the CRS they are in, or none when they are in the PAN's")
     xs, ys = [p[0] for p in out], [p[1] for p in out]
     return min(xs), min(ys), max(xs), max(ys)
 

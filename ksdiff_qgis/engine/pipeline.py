@@ -731,7 +731,8 @@ def pansharpen(
     """Fuse ``pan_path`` and ``ms_path`` into a GeoTIFF at ``output_path`` on the PAN grid.
 
     ``sensor='auto'`` guesses the sensor (``sensor_detect``); ``ms_bands`` selects and orders MS bands
-    (1-based); ``extent`` (xmin, ymin, xmax, ymax in ``extent_wkt``, default the PAN CRS) limits the output;
+    (1-based); ``extent`` (xmin, ymin, xmax, ymax in the CRS ``extent_wkt`` names: EPSG:4326, a WKT or a PROJ
+    string; default the PAN CRS) limits the output;
     ``mtf_gains`` overrides the sensor's MS MTF gains (one per fused band, or one for all).
     ``compression``/``cog``/``create_options`` choose the output encoding (``raster_io.outputs``); ``workers``
     tiles are fused in parallel (0: one per core), ``threads`` is ONNX Runtime's intra-op thread count

@@ -20,7 +20,7 @@ from typing import Any
 
 from osgeo import gdal
 
-from . import classical, memory, model_card, pipeline, raster_io, selfcheck, threadlimits
+from . import aoi, classical, memory, model_card, pipeline, raster_io, selfcheck, threadlimits
 from .coregistration import in_batch_terms
 from .errors import InputError, disk_full, has_control, one_line, quoted
 from .feedback import Feedback
@@ -138,6 +138,7 @@ def _resolve_path(value: str, base: str) -> str:
 
 
 COUNT_KEYS = ("threads", "workers")   # a row's cores: checked like the batch's --threads
+CRS_KEYS = ("extent_wkt",)   # a CRS as EXTENT takes one: EPSG:32631, a WKT, a PROJ string
 
 
 def _row_kwargs(row: dict[str, str], params: dict[str, inspect.Parameter], base: str, line: int) -> dict:
@@ -155,6 +156,13 @@ def _row_kwargs(row: dict[str, str], params: dict[str, inspect.Parameter], base:
             raise SceneListError(f"line {line}: column {column!r}: {quoted(one_line(cell))} holds a control "
                                  "character (a line break, a tab, ...): a file name with one is almost certainly a "
                                  "mistake of the spreadsheet; remove it from the cell")
+        if key in CRS_KEYS:   # read as a CRS now: an unreadable one failed every scene at its reprojection
+            try:
+                aoi.crs_wkt(cell, column.strip())
+            except InputError as e:
+                raise SceneListError(f"line {line}: {e}") from None
+            kwargs[key] = cell   # as written (a PROJJSON's '{' is no JSON parameter): the engine reads it alike
+            continue
         try:
             kwargs[key] = _resolve_path(cell, base) if key in PATH_KEYS else _convert(cell, params[key])
         except (ValueError, json.JSONDecodeError) as e:
