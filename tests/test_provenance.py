@@ -371,7 +371,7 @@ def test_coastal_blue_is_not_blue_and_the_known_colours_are_kept(qgis_app, data_
     from ksdiff_qgis.engine.bandcolour import rgb_bands
     from ksdiff_qgis.engine.sensors import SENSORS
 
-    assert rgb_bands(list(SENSORS["pneo"].band_names)) == (4, 3, 2)
+    assert rgb_bands(list(SENSORS["pneo"].band_names)) == (1, 2, 3)   # GDAL's order: R, G, B, NIR, RE, DB
     # eight bands from the WV2 fixture's B, G, R, NIR (no torch here: model_core's band mixer beside QGIS crashes)
     src = gdal.Open(str(data_dir / "wv2_ms.tif"))
     b, g, r, n = src.ReadAsArray().astype(np.uint32)
