@@ -330,6 +330,25 @@ def band_gain(i: int, name: str, n_bands: int, spec: Sensor) -> float:
     return GENERIC_MTF_MS
 
 
+def gains_note(plan: BandPlan, spec: Sensor, given: bool, pan_gain: float, pan_given: bool) -> str:
+    """The log line that says which MTF gains the fusion uses and whose they are: each fused band's MS gain (``plan``)
+    and the PAN's (``pan_gain``), from MTF_GAINS (``given``), the model's own training (``pan_given``), the sensor's
+    table (``spec``'s, or a generic run's ``like`` sensor's) or the generic values. QA: no line or tag said it."""
+    table = table_of(spec)
+    short = table.name.split(" (")[0]
+    if table.generic:
+        whose = "the generic values"
+    elif all(g == GENERIC_MTF_MS for g in table.mtf_ms):   # no published gains for the sensor (sensors.py)
+        whose = f"the generic values: none are published for {short}"
+    else:
+        whose = f"{short}'s"
+    ms_whose = "as given in MTF_GAINS" if given else whose
+    pan_whose = "the model's own, from its training" if pan_given else \
+        "the generic value" if table.generic else f"{short}'s"
+    bands = ", ".join(f"{one_line(n)} {g:g}" for n, g in zip(plan.names, plan.gains))
+    return f"MTF gains at Nyquist: MS {bands} ({ms_whose}); PAN {pan_gain:g} ({pan_whose})"
+
+
 def positional(band_names: list[str]) -> bool:
     """Whether a model's band names are positions only ("Band 1", "Band 2", ...: a generic model trained on rasters
     without band descriptions): it fuses bands by position, whatever the data call them."""
