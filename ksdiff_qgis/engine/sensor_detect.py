@@ -1,8 +1,8 @@
 """``SENSOR=auto``: guess the sensor from the data and its metadata, and say why.
 
 Evidence, strongest first: product metadata (GDAL's ``IMAGERY`` domain ``SATELLITEID``, a Maxar
-``.IMD``/``.XML``, a Landsat ``MTL.txt``/``MTL.json`` or an Airbus DIMAP that names either input or a VRT's source
-files: ``delivery``) unless its sensor's ratio and PAN pixel size both contradict the data's, then band
+``.IMD``/``.XML``, a Landsat ``MTL.txt``/``MTL.json``/``MTL.xml`` or an Airbus DIMAP that names either input or a
+VRT's source files: ``delivery``) unless its sensor's ratio and PAN pixel size both contradict the data's, then band
 descriptions, then the geometry (PAN/MS ratio, MS band count, PAN pixel size; at Landsat's, the MS's bit depth; where
 two sensors share the pixel size, GaoFen-2's and IKONOS's 0.8 m, the MS's bit depth too: ``PIXEL_TWINS``).
 Without a match the answer is
@@ -110,7 +110,7 @@ def _imagery_domain(path: str) -> str | None:
 
 
 def _from_sidecar(path: str, text: str) -> str | None:
-    """Satellite id in a Maxar IMD/XML, a Landsat MTL (text or JSON) or an Airbus DIMAP: ``path``, whose head is
+    """Satellite id in a Maxar IMD/XML, a Landsat MTL (text, JSON or XML) or an Airbus DIMAP: ``path``, whose head is
     ``text``."""
     if path.lower().endswith(".json"):
         try:
@@ -126,13 +126,16 @@ def _from_sidecar(path: str, text: str) -> str | None:
                 stack.extend(node.values())
         return None
     for pat in (r'satId\s*=\s*"([^"]+)"', r"<SATID>\s*([^<]+?)\s*</SATID>", r'SPACECRAFT_ID\s*=\s*"?([^"\s]+)"?',
+                # a Landsat Collection 2 MTL.xml (beside MTL.txt and MTL.json; QA: kept alone, it was not read)
+                r"<SPACECRAFT_ID>\s*([^<]+?)\s*</SPACECRAFT_ID>",
                 # China's vendors (GaoFen-1/2, SuperView ...): <ProductMetaData><SatelliteID>GF2</SatelliteID>
                 r"<SatelliteID>\s*([^<]+?)\s*</SatelliteID>",
                 r"<MISSION>\s*([^<]+?)\s*</MISSION>\s*<MISSION_INDEX>\s*([^<]+?)\s*</MISSION_INDEX>"):
         m = re.search(pat, text, re.IGNORECASE)
         if m:
             # a Landsat 4/5 MSS product numbers its bands otherwise than TM: no sensor KSDiff knows
-            mss = pat.startswith("SPACECRAFT") and re.search(r'SENSOR_ID\s*=\s*"?MSS\b', text, re.IGNORECASE)
+            sensor = delivery.MTL_SENSOR.search(text) if "SPACECRAFT" in pat else None
+            mss = sensor is not None and sensor.group(1).upper() == "MSS"
             return "".join(m.groups()) + (" MSS" if mss else "")
     return None
 
