@@ -254,7 +254,9 @@ def test_the_log_and_tags_say_which_mtf_gains_were_used(cached, tmp_path):
              ("qb", {"ms_bands": [3, 2, 1]}, "MS Red 0.3, Green 0.32, Blue 0.34 (QuickBird's); PAN 0.15 (QuickBird's)",
               "0.3,0.32,0.34", "0.15"),
              ("gf2", {"mtf_gains": [0.25]}, "MS Blue 0.25, Green 0.25, Red 0.25, NIR 0.25 (as given in MTF_GAINS); "
-              "PAN 0.15 (GaoFen-2's)", "0.25,0.25,0.25,0.25", "0.15"),
+              "PAN 0.15 (the generic value)", "0.25,0.25,0.25,0.25", "0.15"),
+             ("wv2", {"mtf_gains": [0.3, 0.31, 0.32, 0.33]}, "MS Blue 0.3, Green 0.31, Red 0.32, NIR 0.33 (as given in "
+              "MTF_GAINS); PAN 0.11 (WorldView-2's)", "0.3,0.31,0.32,0.33", "0.11"),
              ("generic", {}, "MS Blue 0.3, Green 0.3, Red 0.3, NIR 0.3 (the generic values); PAN 0.15 (the generic "
               "value)", "0.3,0.3,0.3,0.3", "0.15")]
     for sensor, kw, line, gains, pan_gain in cases:
@@ -269,7 +271,7 @@ def test_the_log_and_tags_say_which_mtf_gains_were_used(cached, tmp_path):
     log = RecordingFeedback()
     pansharpen(pan, ms, str(tmp_path / "spot.tif"), sensor="spot67", method="mtf_glp_hpm", feedback=log)
     assert "MTF gains at Nyquist: MS Blue 0.3, Green 0.3, Red 0.3, NIR 0.3 (the generic values: none are published " \
-           "for SPOT 6/7); PAN 0.15 (SPOT 6/7's)" in log.lines, log.lines
+           "for SPOT 6/7); PAN 0.15 (the generic value)" in log.lines, log.lines
 
 
 def test_tags_record_the_bands_gains_extent_and_coregistration(data_dir, tmp_path):

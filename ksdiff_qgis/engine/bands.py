@@ -24,7 +24,7 @@ from .gdalutil import gdal_call
 from .labels import param
 from .metascan import MetadataScan
 from .raster_io import RasterInfo, describe
-from .sensors import GENERIC_MTF_MS, SENSORS, Sensor, table_of
+from .sensors import GENERIC_MTF_MS, GENERIC_MTF_PAN, SENSORS, Sensor, table_of
 
 
 def _words(*words: str) -> str:
@@ -336,15 +336,17 @@ def gains_note(plan: BandPlan, spec: Sensor, given: bool, pan_gain: float, pan_g
     table (``spec``'s, or a generic run's ``like`` sensor's) or the generic values. QA: no line or tag said it."""
     table = table_of(spec)
     short = table.name.split(" (")[0]
+    # no published gains for the sensor (sensors.py): the generic ones, said so
+    unpublished = table.generic or all(g == GENERIC_MTF_MS for g in table.mtf_ms) and table.mtf_pan == GENERIC_MTF_PAN
     if table.generic:
         whose = "the generic values"
-    elif all(g == GENERIC_MTF_MS for g in table.mtf_ms):   # no published gains for the sensor (sensors.py)
+    elif unpublished:
         whose = f"the generic values: none are published for {short}"
     else:
         whose = f"{short}'s"
     ms_whose = "as given in MTF_GAINS" if given else whose
     pan_whose = "the model's own, from its training" if pan_given else \
-        "the generic value" if table.generic else f"{short}'s"
+        "the generic value" if unpublished else f"{short}'s"
     bands = ", ".join(f"{one_line(n)} {g:g}" for n, g in zip(plan.names, plan.gains))
     return f"MTF gains at Nyquist: MS {bands} ({ms_whose}); PAN {pan_gain:g} ({pan_whose})"
 
