@@ -90,12 +90,14 @@ def dimap_file_bands(xml_path: str, scan: MetadataScan) -> tuple[dict[str, list[
     return dict.fromkeys(_hrefs(groups[0]), layout[0]), layout[1], layout[2]
 
 
-def _band_count(file: str, seen: dict[str, int]) -> int:
-    """The number of bands GDAL opens in ``file`` (0 when it cannot open it); ``seen``: counts found so far."""
-    if file not in seen:
+def _fits(file: str, listed: list[str], seen: dict[int, bool]) -> bool:
+    """Whether ``file`` holds as many bands as ``listed`` names (a file of another count is not the one the DIMAP
+    describes so: one of two files per tile). Checked on the first file of each group (``seen``: by the group's
+    list): the tiles of a group share their layout, and a mosaic of a hundred JPEG 2000 tiles opens one."""
+    if id(listed) not in seen:
         ds, _ = gdal_call(gdal.OpenEx, file, gdal.OF_RASTER | gdal.OF_READONLY)
-        seen[file] = ds.RasterCount if ds is not None else 0
-    return seen[file]
+        seen[id(listed)] = ds is not None and ds.RasterCount == len(listed)
+    return seen[id(listed)]
 
 
 def dimap_source_names(path: str, n_bands: int, dimap: str,
@@ -109,18 +111,17 @@ def dimap_source_names(path: str, n_bands: int, dimap: str,
     found = dimap_file_bands(dimap, scan)
     if found is None:
         return None
-    files, how, note = found
+    files, how, note = found   # the files of one group share one list of names
     bands = vrt_sources(path)
     if bands is None:
         bands = [[(path, b)] for b in range(1, n_bands + 1)]
-    counts: dict[str, int] = {}
+    checked: dict[int, bool] = {}
     names: list[str | None] = []
     for band in bands[:n_bands]:
         said: set[str | None] = set()
         for file, b in band:
             listed = files.get(os.path.basename(file).upper())
-            # a file of another band count is not the file the DIMAP describes so (one of two files per tile)
-            ok = listed is not None and 1 <= b <= len(listed) and _band_count(file, counts) == len(listed)
+            ok = listed is not None and 1 <= b <= len(listed) and _fits(file, listed, checked)
             said.add(listed[b - 1] if ok else None)
         names.append(said.pop() if len(said) == 1 else None)
     names += [None] * (n_bands - len(names))
