@@ -140,6 +140,17 @@ def test_without_per_file_lists_an_ms_fs_dimap_is_read_as_gdal_reads_it(cached, 
     assert named.descriptions == [""] * 6
     plan = plan_bands(named, get_sensor("pneo"), None)
     assert plan.names == GDAL_ORDER
+    # QA's mock: one Data_Files group with both files and a whole-product Raster_Index_List of six bands; each file
+    # holds three, so none is read as the whole product (its NED bands were about to be named Red, Green, Blue)
+    index = "<Raster_Display><Raster_Index_List>" + "".join(
+        f"<Raster_Index><BAND_ID>{i}</BAND_ID><BAND_INDEX>{n}</BAND_INDEX></Raster_Index>"
+        for n, i in enumerate(["R", "G", "B", "NIR", "RE", "DB"], 1)) + "</Raster_Index_List></Raster_Display>"
+    one_group = f'<Data_Files><Data_File tile_R="1" tile_C="1"><DATA_FILE_PATH href="{Path(files["rgb"]).name}"/>' \
+                f'</Data_File><Data_File tile_R="1" tile_C="1"><DATA_FILE_PATH href="{Path(files["ned"]).name}"/>' \
+                f"</Data_File></Data_Files>{index}"
+    Path(files["dim"]).write_text(DIM.format(spectral="", rows=128, cols=128, bands=6, groups=one_group))
+    assert with_delivery_names(_info(vrt))[0].descriptions == [""] * 6
+    assert with_delivery_names(_info(files["ned"]))[0].descriptions == [""] * 3
     assert any(n.startswith("MS band order assumed") and "band 1 Red" in n and "band 6 Deep Blue" in n
                for n in plan.notes), plan.notes
 
