@@ -233,11 +233,45 @@ def test_runs_that_differ_in_pixels_differ_in_their_tags(data_dir, tmp_path):
     assert (fp32["KSDIFF_TILE_SIZE"], fp32["KSDIFF_OVERLAP"]) == ("128", "16")
     assert fp32["KSDIFF_CONSISTENCY"] == "yes" and runs["plain"][1]["KSDIFF_CONSISTENCY"] == "no"
     assert fp32["KSDIFF_COREGISTER"] == "no" and "KSDIFF_COREGISTER_OFFSET" not in fp32
-    assert fp32["KSDIFF_MS_BANDS"] == "1,2,3,4" and "KSDIFF_MTF_GAINS" not in fp32 and "KSDIFF_EXTENT" not in fp32
+    assert fp32["KSDIFF_MS_BANDS"] == "1,2,3,4" and "KSDIFF_EXTENT" not in fp32
+    assert (fp32["KSDIFF_MTF_GAINS"], fp32["KSDIFF_MTF_GAIN_PAN"]) == ("0.35,0.35,0.35,0.35", "0.11")   # WV2's
     assert (fp32["KSDIFF_PAN_NODATA"], fp32["KSDIFF_PAN_NODATA_SOURCE"]) == ("0", "file")   # the fixture declares 0
     for name in ("int8", "t64", "plain"):   # what changes pixels changes the tags
         assert not np.array_equal(runs[name][0], runs["fp32"][0]) and runs[name][1] != fp32, name
     assert runs["t64"][1]["KSDIFF_TILE_SIZE"] == "64" and "KSDIFF_TILE_LAYOUT" in fp32
+
+
+def test_the_log_and_tags_say_which_mtf_gains_were_used(cached, tmp_path):
+    """QA round 58: no log line or tag said the MTF gains a run used. Now one info line gives each fused band's MS
+    gain and the PAN's and whose they are (the sensor's, MTF_GAINS, the generic values), and the output carries them
+    as KSDIFF_MTF_GAINS (one per output band, as MTF_GAINS takes them back) and KSDIFF_MTF_GAIN_PAN. Crops of the
+    cached WorldView-2 pair 1."""
+    pan, ms = str(tmp_path / "pan.tif"), str(tmp_path / "ms.tif")
+    gdal.Translate(pan, str(cached("wv2/pair1_pan.tif")), srcWin=[0, 0, 256, 256])
+    gdal.Translate(ms, str(cached("wv2/pair1_ms.tif")), srcWin=[0, 0, 64, 64])
+    cases = [("ikonos", {}, "MS Blue 0.26, Green 0.28, Red 0.29, NIR 0.28 (IKONOS's); PAN 0.17 (IKONOS's)",
+              "0.26,0.28,0.29,0.28", "0.17"),
+             ("qb", {"ms_bands": [3, 2, 1]}, "MS Red 0.3, Green 0.32, Blue 0.34 (QuickBird's); PAN 0.15 (QuickBird's)",
+              "0.3,0.32,0.34", "0.15"),
+             ("gf2", {"mtf_gains": [0.25]}, "MS Blue 0.25, Green 0.25, Red 0.25, NIR 0.25 (as given in MTF_GAINS); "
+              "PAN 0.15 (the generic value)", "0.25,0.25,0.25,0.25", "0.15"),
+             ("wv2", {"mtf_gains": [0.3, 0.31, 0.32, 0.33]}, "MS Blue 0.3, Green 0.31, Red 0.32, NIR 0.33 (as given in "
+              "MTF_GAINS); PAN 0.11 (WorldView-2's)", "0.3,0.31,0.32,0.33", "0.11"),
+             ("generic", {}, "MS Blue 0.3, Green 0.3, Red 0.3, NIR 0.3 (the generic values); PAN 0.15 (the generic "
+              "value)", "0.3,0.3,0.3,0.3", "0.15")]
+    for sensor, kw, line, gains, pan_gain in cases:
+        log = RecordingFeedback()
+        out = str(tmp_path / f"{sensor}.tif")
+        pansharpen(pan, ms, out, sensor=sensor, method="mtf_glp_hpm", feedback=log, **kw)
+        said = [x for x in log.lines if x.startswith("MTF gains at Nyquist: ")]
+        assert said == [f"MTF gains at Nyquist: {line}"], (sensor, said)
+        tags = _tags(out)
+        assert (tags["KSDIFF_MTF_GAINS"], tags["KSDIFF_MTF_GAIN_PAN"]) == (gains, pan_gain), (sensor, tags)
+    # a sensor without published gains says so
+    log = RecordingFeedback()
+    pansharpen(pan, ms, str(tmp_path / "spot.tif"), sensor="spot67", method="mtf_glp_hpm", feedback=log)
+    assert "MTF gains at Nyquist: MS Blue 0.3, Green 0.3, Red 0.3, NIR 0.3 (the generic values: none are published " \
+           "for SPOT 6/7); PAN 0.15 (the generic value)" in log.lines, log.lines
 
 
 def test_tags_record_the_bands_gains_extent_and_coregistration(data_dir, tmp_path):
@@ -371,7 +405,7 @@ def test_coastal_blue_is_not_blue_and_the_known_colours_are_kept(qgis_app, data_
     from ksdiff_qgis.engine.bandcolour import rgb_bands
     from ksdiff_qgis.engine.sensors import SENSORS
 
-    assert rgb_bands(list(SENSORS["pneo"].band_names)) == (4, 3, 2)
+    assert rgb_bands(list(SENSORS["pneo"].band_names)) == (1, 2, 3)   # GDAL's order: R, G, B, NIR, RE, DB
     # eight bands from the WV2 fixture's B, G, R, NIR (no torch here: model_core's band mixer beside QGIS crashes)
     src = gdal.Open(str(data_dir / "wv2_ms.tif"))
     b, g, r, n = src.ReadAsArray().astype(np.uint32)

@@ -17,14 +17,14 @@ from dataclasses import dataclass, field
 import numpy as np
 from osgeo import gdal
 
-from . import bandcodes, delivery
+from . import bandcodes, delivery, dimap_tiles
 from .classical import BEST_CLASSICAL
 from .errors import InputError, one_line
 from .gdalutil import gdal_call
 from .labels import param
 from .metascan import MetadataScan
 from .raster_io import RasterInfo, describe
-from .sensors import GENERIC_MTF_MS, SENSORS, Sensor, table_of
+from .sensors import GENERIC_MTF_MS, GENERIC_MTF_PAN, SENSORS, Sensor, table_of
 
 
 def _words(*words: str) -> str:
@@ -213,7 +213,8 @@ def band_names(descriptions: list[str], spec: Sensor) -> list[str]:
 def with_delivery_names(ms: RasterInfo, scan: MetadataScan | None = None) -> tuple[RasterInfo, list[str]]:
     """``ms`` with names for the bands it leaves unnamed: a VRT band's from the description of its source band (all
     its sources agreeing: ``delivery.source_band_statements``; gdalbuildvrt copies none), then from its delivery
-    (``delivery``): the band layout of the Airbus DIMAP that describes it (a VRT of its tiles too, band for band),
+    (``delivery``): the band layout of the Airbus DIMAP that describes it (a VRT of its tiles too, each band by the
+    data file and band it reads: ``dimap_tiles``),
     else the band code in the name of a VRT band's source file ('..._B4.TIF' -> 'B4', Sentinel-2's
     '..._B04_10m.jp2' -> 'B04': QGIS's Build Virtual Raster stacks files in any order and names no band). A bare
     Landsat band code is written out with its colour as the product's mission numbers its bands, when its MTL or
@@ -229,18 +230,7 @@ def with_delivery_names(ms: RasterInfo, scan: MetadataScan | None = None) -> tup
     for i in from_sources:
         names[i] = stated[i][0]
     if not all(names):
-        sources = delivery.vrt_sources(ms.path)
-        in_order = sources is None or all(b == i for i, band in enumerate(sources, 1) for _, b in band)
-        dimap = delivery.dimap_for(ms.path, scan) if in_order else None
-        layout = delivery.dimap_band_names(dimap, ms.bands, scan) if dimap else None
-        if layout:
-            filled = [i for i, d in enumerate(names) if not d]
-            for i in filled:
-                names[i] = layout[0][i]
-            notes.append(f"MS band names from {os.path.basename(dimap)} ({layout[1]}): "
-                         + ", ".join(f"band {i + 1} {names[i]}" for i in filled))
-            if layout[2]:   # the display order taken against the order the DIMAP lists the bands in
-                notes.append(layout[2])
+        notes += _dimap_names(ms, names, scan)
         codes = delivery.source_band_codes(ms.path) or []
         vrt_filled = [i for i, code in enumerate(codes[:ms.bands]) if code and not names[i]]
         for i in vrt_filled:
@@ -265,6 +255,35 @@ def with_delivery_names(ms: RasterInfo, scan: MetadataScan | None = None) -> tup
     if names == list(ms.descriptions):
         return ms, notes
     return dataclasses.replace(ms, descriptions=names), notes
+
+
+def _dimap_names(ms: RasterInfo, names: list[str], scan: MetadataScan) -> list[str]:
+    """Fill ``names``' empty entries from the Airbus DIMAP that describes ``ms``, and say so: each band by the data
+    file and band it reads (a VRT of a Pléiades Neo's RGB and NED tiles, bands in any order: ``dimap_tiles``), else,
+    for the DIMAP itself or a VRT whose band i is its tiles' band i, the DIMAP's band order."""
+    dimap = delivery.dimap_for(ms.path, scan)
+    if not dimap:
+        return []
+    by_file = dimap_tiles.dimap_source_names(ms.path, ms.bands, dimap, scan)
+    if by_file:
+        layout, how, note = by_file
+        filled = [i for i, n in enumerate(layout) if n and not names[i]]
+    else:
+        sources = delivery.vrt_sources(ms.path)
+        in_order = sources is None or all(b == i for i, band in enumerate(sources, 1) for _, b in band)
+        found = delivery.dimap_band_names(dimap, ms.bands, scan) if in_order else None
+        if not found:
+            return []
+        layout, how, note = found
+        filled = [i for i, d in enumerate(names) if not d]
+    for i in filled:
+        names[i] = str(layout[i])
+    if not filled:
+        return []
+    said = [f"MS band names from {os.path.basename(dimap)} ({how}): "
+            + ", ".join(f"band {i + 1} {names[i]}" for i in filled)]
+    # the display order taken against the order the DIMAP lists the bands in
+    return said + ([note] if note else [])
 
 
 def unread_layout_warnings(scan: MetadataScan, spec: Sensor, ms: RasterInfo) -> list[str]:
@@ -309,6 +328,27 @@ def band_gain(i: int, name: str, n_bands: int, spec: Sensor) -> float:
     if n_bands == spec.n_bands:
         return spec.gain_for(i)
     return GENERIC_MTF_MS
+
+
+def gains_note(plan: BandPlan, spec: Sensor, given: bool, pan_gain: float, pan_given: bool) -> str:
+    """The log line that says which MTF gains the fusion uses and whose they are: each fused band's MS gain (``plan``)
+    and the PAN's (``pan_gain``), from MTF_GAINS (``given``), the model's own training (``pan_given``), the sensor's
+    table (``spec``'s, or a generic run's ``like`` sensor's) or the generic values. QA: no line or tag said it."""
+    table = table_of(spec)
+    short = table.name.split(" (")[0]
+    # no published gains for the sensor (sensors.py): the generic ones, said so
+    unpublished = table.generic or all(g == GENERIC_MTF_MS for g in table.mtf_ms) and table.mtf_pan == GENERIC_MTF_PAN
+    if table.generic:
+        whose = "the generic values"
+    elif unpublished:
+        whose = f"the generic values: none are published for {short}"
+    else:
+        whose = f"{short}'s"
+    ms_whose = "as given in MTF_GAINS" if given else whose
+    pan_whose = "the model's own, from its training" if pan_given else \
+        "the generic value" if unpublished else f"{short}'s"
+    bands = ", ".join(f"{one_line(n)} {g:g}" for n, g in zip(plan.names, plan.gains))
+    return f"MTF gains at Nyquist: MS {bands} ({ms_whose}); PAN {pan_gain:g} ({pan_whose})"
 
 
 def positional(band_names: list[str]) -> bool:

@@ -33,8 +33,12 @@ LANDSAT_ID = re.compile(r"^L([COTEM])(?:0([4-9])_|([4-9])\d{13}[A-Z]{3}\d{2})", 
 # TIRS-only products carry no bands of these kinds
 LANDSAT_CODES = {("T", 4): "tm", ("T", 5): "tm", ("E", 7): "tm", ("C", 8): "oli", ("O", 8): "oli", ("C", 9): "oli",
                  ("O", 9): "oli"}
-MTL_SPACECRAFT = re.compile(r'"?SPACECRAFT_ID"?\s*[=:]\s*"?(LANDSAT_?([4-9]))"?', re.IGNORECASE)
-MTL_SENSOR = re.compile(r'"?SENSOR_ID"?\s*[=:]\s*"?([A-Z_+]+)"?', re.IGNORECASE)
+# an MTL's spacecraft and sensor, as MTL.txt (SPACECRAFT_ID = "LANDSAT_9"), MTL.json ("SPACECRAFT_ID": "LANDSAT_9")
+# and MTL.xml (<SPACECRAFT_ID>LANDSAT_9</SPACECRAFT_ID>: Collection 2 ships it beside the other two, and a user may
+# keep only it) write them
+MTL_SPACECRAFT = re.compile(r'(?:"?SPACECRAFT_ID"?\s*[=:]\s*"?|<SPACECRAFT_ID>\s*)(LANDSAT_?([4-9]))\b',
+                            re.IGNORECASE)
+MTL_SENSOR = re.compile(r'(?:"?SENSOR_ID"?\s*[=:]\s*"?|<SENSOR_ID>\s*)([A-Z_+]+)', re.IGNORECASE)
 MAX_SOURCES = 64   # a mosaic of many tiles: its first files are enough to say what it is
 
 

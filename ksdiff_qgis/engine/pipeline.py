@@ -915,6 +915,8 @@ def pansharpen(
         fb.warning(alpha_note)
     held.release(fb)
     # the MTF gains and names follow the fused bands; the ratio the data's for the generic sensor
+    fb.info(band_sel.gains_note(bplan, spec, bool(mtf_gains), spec.mtf_pan if mtf_pan is None else float(mtf_pan),
+                                mtf_pan is not None))
     spec = replace(spec, band_names=tuple(bplan.names), mtf_ms=bplan.gains, ratio=spec.ratio or plan.ratio,
                    mtf_pan=spec.mtf_pan if mtf_pan is None else float(mtf_pan))
     # a CREATE_OPTIONS NBITS the values fit (refused before any work when narrower than the product's own)
@@ -1081,8 +1083,8 @@ def pansharpen(
         # the tiles as laid out on this scene (blended cells or strips sized to it) and their margin of context
         settings.update(MS_BANDS=provenance.numbers(bplan.indices), TILE_MARGIN=margin,
                         TILE_LAYOUT=layout.describe())   # the log's words, without why a tile is smaller
-        if mtf_gains:
-            settings["MTF_GAINS"] = provenance.numbers(bplan.gains)
+        # the gains the fusion used, whoever gave them: the MS's as MTF_GAINS takes them back, one per output band
+        settings.update(MTF_GAINS=provenance.numbers(bplan.gains), MTF_GAIN_PAN=float(spec.mtf_pan))
         provenance.record(writer.ds, provenance.items(
             method, sensor, card.path.name if method in LEARNED_METHODS else None, check and check.outputs(),
             settings))

@@ -1,9 +1,10 @@
 """``SENSOR=auto``: guess the sensor from the data and its metadata, and say why.
 
 Evidence, strongest first: product metadata (GDAL's ``IMAGERY`` domain ``SATELLITEID``, a Maxar
-``.IMD``/``.XML``, a Landsat ``MTL.txt``/``MTL.json`` or an Airbus DIMAP that names either input or a VRT's source
-files: ``delivery``) unless its sensor's ratio and PAN pixel size both contradict the data's, then band
-descriptions, then the geometry (PAN/MS ratio, MS band count, PAN pixel size; at Landsat's, the MS's bit depth).
+``.IMD``/``.XML``, a Landsat ``MTL.txt``/``MTL.json``/``MTL.xml`` or an Airbus DIMAP that names either input or a
+VRT's source files: ``delivery``) unless its sensor's ratio and PAN pixel size both contradict the data's, then band
+descriptions, then the geometry (PAN/MS ratio, MS band count, PAN pixel size; at Landsat's, the MS's bit depth; where
+two sensors share the pixel size, GaoFen-2's and IKONOS's 0.8 m, the MS's bit depth too: ``PIXEL_TWINS``).
 Without a match the answer is
 ``generic`` with a warning: the classical methods still work, with generic MTF gains. Metadata that names a sensor
 whose band count the MS does not have (a 3-band composite of a Landsat scene) gives ``generic`` with that sensor's
@@ -25,7 +26,7 @@ from osgeo import osr
 from . import bandcodes, delivery
 from .bands import band_kind, holds_sensor_bands
 from .errors import InputError, one_line
-from .gdalutil import quiet_metadata
+from .gdalutil import gdal_call, quiet_metadata
 from .labels import param
 from .metascan import MetadataScan
 from .raster_io import RasterInfo, open_dataset
@@ -38,6 +39,9 @@ SATELLITE_IDS: dict[str, str] = {
     "WV04": "wv4", "WORLDVIEW4": "wv4",
     "QB02": "qb", "QB": "qb", "QUICKBIRD": "qb", "QUICKBIRD2": "qb",
     "GE01": "ge1", "GEOEYE1": "ge1",
+    # no IK01: DigitalGlobe's own geoio keys IKONOS's IMD satId as IK02 (constants.DG_BAND_NAMES 'IK02_MULTI'); the
+    # IK01 of the Polar Geospatial Center's imagery_utils is a code it gives GeoEye-format file names (lib/utils.py
+    # get_sensor), not an IMD's satId (searched 2026-12-07)
     "IK02": "ikonos", "IKONOS": "ikonos", "IKONOS2": "ikonos",
     "PHR1A": "pleiades", "PHR1B": "pleiades", "PLEIADES1A": "pleiades", "PLEIADES1B": "pleiades", "PHR": "pleiades",
     "PNEO3": "pneo", "PNEO4": "pneo", "PNEO": "pneo", "PLEIADESNEO": "pneo",
@@ -61,6 +65,12 @@ BY_PIXEL_SIZE: dict[int, list[tuple[str, float, float]]] = {
     6: [("pneo", 0.2, 0.45)],
     8: [("wv3", 0.2, 0.38), ("wv2_8", 0.38, 0.7)],
 }
+# sensors whose products share the pixel size BY_PIXEL_SIZE gives the first of them, too close for the size to tell
+# apart: GaoFen-2 (0.81 m, 10-bit) and IKONOS (0.82 m nominal, archive products at 0.8 m; 11-bit). QA: an IKONOS
+# product at 0.80 m was taken as GaoFen-2 and its 11-bit values divided by GaoFen-2's 1023. The data's bit depth
+# decides (``_by_bit_depth``); where it cannot, the first is kept and the warning names both
+PIXEL_TWINS: dict[int, dict[str, tuple[str, ...]]] = {4: {"gf2": ("ikonos",)}}
+TOP_SAMPLE = 512   # the MS read decimated to at most this many pixels a side (nearest: real values) for its top value
 
 
 # ends the reason of a guess from the data alone (``Detection.confirmed`` takes it out)
@@ -120,7 +130,7 @@ def _imagery_domain(path: str) -> str | None:
 
 
 def _from_sidecar(path: str, text: str) -> str | None:
-    """Satellite id in a Maxar IMD/XML, a Landsat MTL (text or JSON) or an Airbus DIMAP: ``path``, whose head is
+    """Satellite id in a Maxar IMD/XML, a Landsat MTL (text, JSON or XML) or an Airbus DIMAP: ``path``, whose head is
     ``text``."""
     if path.lower().endswith(".json"):
         try:
@@ -136,13 +146,16 @@ def _from_sidecar(path: str, text: str) -> str | None:
                 stack.extend(node.values())
         return None
     for pat in (r'satId\s*=\s*"([^"]+)"', r"<SATID>\s*([^<]+?)\s*</SATID>", r'SPACECRAFT_ID\s*=\s*"?([^"\s]+)"?',
+                # a Landsat Collection 2 MTL.xml (beside MTL.txt and MTL.json; QA: kept alone, it was not read)
+                r"<SPACECRAFT_ID>\s*([^<]+?)\s*</SPACECRAFT_ID>",
                 # China's vendors (GaoFen-1/2, SuperView ...): <ProductMetaData><SatelliteID>GF2</SatelliteID>
                 r"<SatelliteID>\s*([^<]+?)\s*</SatelliteID>",
                 r"<MISSION>\s*([^<]+?)\s*</MISSION>\s*<MISSION_INDEX>\s*([^<]+?)\s*</MISSION_INDEX>"):
         m = re.search(pat, text, re.IGNORECASE)
         if m:
             # a Landsat 4/5 MSS product numbers its bands otherwise than TM: no sensor KSDiff knows
-            mss = pat.startswith("SPACECRAFT") and re.search(r'SENSOR_ID\s*=\s*"?MSS\b', text, re.IGNORECASE)
+            sensor = delivery.MTL_SENSOR.search(text) if "SPACECRAFT" in pat else None
+            mss = sensor is not None and sensor.group(1).upper() == "MSS"
             return "".join(m.groups()) + (" MSS" if mss else "")
     return None
 
@@ -507,6 +520,67 @@ def _unknown_warning(files: list[str], sat: str, used: Candidate | None, guess: 
     return f"SENSOR=auto: {says}, a satellite KSDiff has no entry for: ignored, and {instead}."
 
 
+def _bits(spec: Sensor) -> int:
+    return int(round(math.log2(spec.scale + 1)))
+
+
+def _named(spec: Sensor) -> str:
+    return f"{_short(spec.name)} [{spec.key}]"
+
+
+def data_top(info: RasterInfo) -> float | None:
+    """The highest valid value of ``info``'s bands on one read decimated to ``TOP_SAMPLE`` pixels a side (nearest
+    neighbour: values the raster holds; its nodata value left out); None when unreadable or no value is valid."""
+    try:   # a raster GDAL cannot open says nothing of its bit depth
+        ds = open_dataset(info.path, "MS")
+    except InputError:
+        return None
+    w, h = ds.RasterXSize, ds.RasterYSize
+    bands = list(range(1, min(info.bands, ds.RasterCount) + 1))
+    arr, _ = gdal_call(ds.ReadAsArray, 0, 0, w, h, buf_xsize=min(w, TOP_SAMPLE), buf_ysize=min(h, TOP_SAMPLE),
+                       band_list=bands)
+    if arr is None:
+        return None
+    values = np.asarray(arr, dtype=np.float64).ravel()
+    values = values[np.isfinite(values)]
+    if info.nodata is not None:
+        values = values[values != info.nodata]
+    return float(values.max()) if values.size else None
+
+
+def _by_bit_depth(keys: list[str], ms: RasterInfo, gsd: float) -> tuple[str, str | None, str | None]:
+    """The sensor among ``keys`` (PIXEL_TWINS: the PAN pixel fits them alike; the first is the default) whose bit depth
+    the MS's values have: the NBITS the MS declares, else its highest value (above 1023: no 10-bit product). Returns
+    (key, the reason said with the guess, a warning naming them all with their SENSOR values when the data do not
+    tell them apart)."""
+    specs = [SENSORS[k] for k in keys]
+    sizes = " and ".join(f"{_named(s)} ({s.pan_gsd:g} m, {_bits(s)}-bit)" for s in specs)
+    fits = f"the PAN pixel ({gsd:.2f} m) fits {sizes} alike"
+    if ms.nbits and ms.dtype.kind in "iu":
+        declared = [s for s in specs if _bits(s) == ms.nbits]
+        if len(declared) == 1:
+            return declared[0].key, f"{fits}: the MS declares NBITS={ms.nbits}, {_short(declared[0].name)}'s", None
+    top = data_top(ms) if ms.dtype.kind in "iu" else None
+    if top is None:
+        held, seen = specs, "the MS's bit depth is unknown"
+    else:
+        held = [s for s in specs if top <= s.scale]
+        seen = f"the MS's values reach {top:g}"
+    if len(held) == 1:
+        beyond = [f"{_short(s.name)}'s {_bits(s)}-bit range (0-{s.scale:g})" for s in specs if s not in held]
+        return held[0].key, (f"{fits}: {seen}, beyond {' and '.join(beyond)}, within {_short(held[0].name)}'s "
+                             f"{_bits(held[0])}-bit"), None
+    # none holds the values (a 12-bit or 16-bit product): the widest range, which cuts the fewest of them
+    chosen = specs[0] if held else max(specs, key=lambda s: s.scale)
+    within = ("within each one's range" if held else "beyond each one's range")
+    others = "; ".join(f"{_short(s.name)}'s products, set {param('SENSOR', s.key)}" for s in specs
+                       if s is not chosen)
+    gains = "; ".join(f"{_short(s.name)} MS {', '.join(f'{g:g}' for g in s.mtf_ms)}, PAN {s.mtf_pan:g}" for s in specs)
+    warning = (f"SENSOR=auto: {fits}, and {seen}, {within}: {_named(chosen)} is used. For {others}: the sensors "
+               f"differ in MTF gains ({gains}), value range and network.")
+    return chosen.key, f"{fits}: {seen}, {within}", warning
+
+
 def _detect(pan: RasterInfo, ms: RasterInfo, ratio: int, selection: list[int] | None, gsd: float | None,
             candidates: list[Candidate], notes: list[str], unknown: bool) -> Detection:
     """``detect_sensor``'s guess from the candidates (strongest first), the band descriptions, then the geometry;
@@ -552,8 +626,12 @@ def _detect(pan: RasterInfo, ms: RasterInfo, ratio: int, selection: list[int] | 
     if ratio == 4 and gsd is not None:
         for key, lo, hi in BY_PIXEL_SIZE.get(ms.bands, []):
             if lo <= gsd < hi:
+                twins = [key, *PIXEL_TWINS.get(ms.bands, {}).get(key, ())]
+                key, depth, doubt = _by_bit_depth(twins, ms, gsd) if len(twins) > 1 else (key, None, None)
                 spec = SENSORS[key]
-                return Detection(key, [f"ratio 4, {ms.bands} MS bands, {gsd_txt} (nominal {spec.pan_gsd:g} m)",
-                                       _non_square(pan) or bare, *notes])
+                found = Detection(key, [f"ratio 4, {ms.bands} MS bands, {gsd_txt} (nominal {spec.pan_gsd:g} m)",
+                                        *([depth] if depth else []), _non_square(pan) or bare, *notes])
+                found.warnings += [doubt] if doubt else []
+                return found
     return Detection("generic", [f"{ms.bands} MS bands, ratio {ratio}, {gsd_txt}", *notes], "fallback",
                      unrecognised=True)

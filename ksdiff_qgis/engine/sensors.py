@@ -57,11 +57,22 @@ class Sensor:
         return self.mtf_ms[index] if 0 <= index < len(self.mtf_ms) else GENERIC_MTF_MS
 
 
+# Maxar (WorldView, QuickBird, GeoEye-1, IKONOS) and GaoFen-2 MS rasters hold B, G, R, NIR (8 bands: C, B, G, Y, R,
+# RE, N1, N2), the order their .IMD lists BAND_B ... BAND_N (DigitalGlobe's geoio: DG_BAND_NAMES 'WV02_MULTI',
+# 'IK02_MULTI') and CRESDA's band numbers 1-4; GDAL names no band of these GeoTIFFs (checked 2026-12-07 against
+# GDAL 3.6's GTiff and its IMAGERY metadata readers), so nothing GDAL gives contradicts the table
 BGRN = ("Blue", "Green", "Red", "NIR")
 # Airbus delivers Pléiades 1A/1B and SPOT 6/7 MS rasters in display order R, G, B, NIR (band IDs B2, B1, B0, B3: the
-# DIMAP's Band_Display_Order; read so by ACOLITE, eoreader and the Orfeo Toolbox, and GDAL names Pléiades Neo's
-# R, G, B, NIR, ... in that order too). An unnamed product of theirs is taken in this order
+# DIMAP's Band_Display_Order; read so by ACOLITE, the Orfeo Toolbox and eoreader's DimapV2Product: MS red 1, green 2,
+# blue 3, NIR 4). An unnamed product of theirs is taken in this order. GDAL's DIMAP driver names no band of theirs
+# (its per-band RADIANCE_* metadata put B0 on band 1: no raster order, see delivery.dimap_band_names)
 RGBN = ("Red", "Green", "Blue", "NIR")
+# Pléiades Neo's 6-band MS (MS-FS, PMS-FS) comes as two files per tile, RGB (R, G, B) and NED (NIR, Red Edge, Deep
+# Blue); GDAL's DIMAP driver stacks them so and names the bands Red, Green, Blue, NIR, Red Edge, Deep Blue (its
+# autotest test_dimap_2_vhr2020_ms_fs; eoreader's MS_FS map: red 1 ... NIR 4, red edge 5, deep blue 6), as a user's
+# VRT of the RGB then the NED tile does. Until 2026-12-07 the table said Deep Blue, Blue, Green, Red, Red Edge, NIR:
+# an unnamed stack had its Green, Blue, NIR and Deep Blue fed to the network as Blue, Green, Red and NIR
+PNEO6 = ("Red", "Green", "Blue", "NIR", "Red Edge", "Deep Blue")
 WV8 = ("Coastal", "Blue", "Green", "Yellow", "Red", "Red Edge", "NIR1", "NIR2")
 G4 = (GENERIC_MTF_MS,) * 4
 
@@ -88,7 +99,7 @@ SENSORS: dict[str, Sensor] = {
                pan_gsd=0.82, nearest_model="qb"),
         Sensor("pleiades", "Pléiades 1A/1B (4 bands: R, G, B, NIR)", RGBN, 4, G4, GENERIC_MTF_PAN, 4095.0,
                pan_gsd=0.7, nearest_model="qb"),
-        Sensor("pneo", "Pléiades Neo (6 bands)", ("Deep Blue", "Blue", "Green", "Red", "Red Edge", "NIR"), 4,
+        Sensor("pneo", "Pléiades Neo (6 bands)", PNEO6, 4,
                (GENERIC_MTF_MS,) * 6, GENERIC_MTF_PAN, 4095.0, pan_gsd=0.3, nearest_model="wv2"),
         Sensor("spot67", "SPOT 6/7 (4 bands: R, G, B, NIR)", RGBN, 4, G4, GENERIC_MTF_PAN, 4095.0,
                pan_gsd=1.5, nearest_model="qb"),
