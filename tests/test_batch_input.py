@@ -5,11 +5,10 @@ from __future__ import annotations
 import errno
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from fixture_helpers import run_cli
 
 from ksdiff_qgis import batch
 from ksdiff_qgis.engine import memory
@@ -18,12 +17,6 @@ from ksdiff_qgis.engine.scenes import SceneListError, read_scenes
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"
 PAN, MS = DATA / "wv2_pan.tif", DATA / "wv2_ms.tif"
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "ksdiff_qgis.batch", *args, "--no-progress"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=180)
 
 
 def scene_list(path: Path, text: str) -> Path:

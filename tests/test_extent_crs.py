@@ -4,13 +4,11 @@ CoordinateTransformation.TransformPoint, as aoi.py read it with ImportFromWkt an
 CRS, or a geometry's WKT in its place, stops a batch before any scene starts, naming the row, column and value."""
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from fixture_helpers import run_cli
 from osgeo import gdal, osr
 
 from ksdiff_qgis import batch
@@ -21,12 +19,6 @@ from ksdiff_qgis.engine.scenes import SceneListError, read_scenes
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data"
 PAN, MS = DATA / "wv2_pan.tif", DATA / "wv2_ms.tif"
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "ksdiff_qgis.batch", *args, "--no-progress"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=180)
 
 
 def lonlat_window() -> tuple[float, float, float, float]:

@@ -9,18 +9,11 @@ import sys
 import uuid
 
 import pytest
+from fixture_helpers import fake_files
 
 from ksdiff_qgis.engine import memlimits, memory
 
 MB = 2**20
-
-
-def _files(root, files: dict[str, str]) -> str:
-    for path, text in files.items():
-        p = root / path.lstrip("/")
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(text)
-    return str(root)
 
 
 MOUNTINFO = ("35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory\n"
@@ -29,7 +22,7 @@ MOUNTINFO = ("35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,
 
 def test_cgroup_v1_limit_and_its_parents(tmp_path):
     base = "/sys/fs/cgroup/memory"
-    root = _files(tmp_path, {
+    root = fake_files(tmp_path, {
         "/proc/self/cgroup": "4:memory:/ci/job\n0::/\n",
         "/proc/self/mountinfo": MOUNTINFO,
         f"{base}/memory.limit_in_bytes": "9223372036854771712\n", f"{base}/memory.usage_in_bytes": str(9 * 2**30),
@@ -50,7 +43,7 @@ def test_cgroup_v1_limit_and_its_parents(tmp_path):
 
 def test_cgroup_v2_limit_and_no_limit(tmp_path):
     base = "/sys/fs/cgroup"
-    root = _files(tmp_path, {
+    root = fake_files(tmp_path, {
         "/proc/self/cgroup": "0::/user.slice/app\n",
         "/proc/self/mountinfo": "30 23 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n",
         f"{base}/user.slice/app/memory.max": "max\n", f"{base}/user.slice/app/memory.current": str(100 * MB),
@@ -67,7 +60,7 @@ def test_cgroup_v2_limit_and_no_limit(tmp_path):
 def test_cgroup_without_namespace_is_read_at_the_mount_point(tmp_path):
     """Docker without a cgroup namespace: /proc/self/cgroup names /docker/<id>, mounted as the hierarchy's root."""
     base = "/sys/fs/cgroup/memory"
-    root = _files(tmp_path, {
+    root = fake_files(tmp_path, {
         "/proc/self/cgroup": "9:memory:/docker/abc\n",
         "/proc/self/mountinfo": "35 31 0:32 /docker/abc /sys/fs/cgroup/memory ro - cgroup cgroup rw,memory\n",
         f"{base}/memory.limit_in_bytes": str(800 * MB), f"{base}/memory.usage_in_bytes": str(300 * MB),
@@ -82,7 +75,7 @@ def test_no_cgroup_files_no_limit(tmp_path):
 
 def test_address_space_limit(tmp_path, monkeypatch):
     resource = pytest.importorskip("resource")
-    root = _files(tmp_path, {"/proc/self/status": "Name:\tpython\nVmSize:\t  1048576 kB\nVmRSS:\t 1 kB\n"})
+    root = fake_files(tmp_path, {"/proc/self/status": "Name:\tpython\nVmSize:\t  1048576 kB\nVmRSS:\t 1 kB\n"})
     monkeypatch.setattr(resource, "getrlimit", lambda what: (3 * 2**30, resource.RLIM_INFINITY))
     room, what = memlimits.address_space_room(root)
     assert room == pytest.approx(2048)

@@ -15,19 +15,12 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from fixture_helpers import fake_files
 
 from ksdiff_qgis.engine import threadlimits
 
 ROOT = Path(__file__).resolve().parent.parent
 NOBODY = 65534
-
-
-def _files(root, files: dict[str, str]) -> str:
-    for path, text in files.items():
-        p = root / path.lstrip("/")
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(text)
-    return str(root)
 
 
 def _status(uid: int, threads: int, caps: str = "0000000000000000") -> str:
@@ -36,7 +29,7 @@ def _status(uid: int, threads: int, caps: str = "0000000000000000") -> str:
 
 def _user_proc(tmp_path, uid: int = 1000, caps: str = "0000000000000000", uid_map: str = "0 0 4294967295") -> str:
     """A fake /proc: this process (5 threads), another of the user's (40 threads), one of another user's (100)."""
-    return _files(tmp_path, {
+    return fake_files(tmp_path, {
         "/proc/self/status": _status(uid, 5, caps), "/proc/self/uid_map": f"         {uid_map}\n",
         "/proc/11/status": _status(uid, 5, caps), "/proc/12/status": _status(uid, 40),
         "/proc/13/status": _status(uid + 1, 100),
@@ -74,7 +67,7 @@ def test_root_and_capabilities_pass_the_limit_but_not_inside_a_user_namespace(tm
 
 def test_a_pids_cgroup_is_a_limit_too(tmp_path):
     base = "/sys/fs/cgroup"
-    root = _files(tmp_path, {
+    root = fake_files(tmp_path, {
         "/proc/self/cgroup": "0::/ci/job\n",
         "/proc/self/mountinfo": "30 23 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n",
         f"{base}/ci/job/pids.max": "max\n", f"{base}/ci/job/pids.current": "12\n",

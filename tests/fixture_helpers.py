@@ -1,0 +1,25 @@
+"""Small helpers several test files share: the batch command line in a child process, fake system files."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    """``python -m ksdiff_qgis.batch ARGS --no-progress`` from the repository root, output captured."""
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "ksdiff_qgis.batch", *args, "--no-progress"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=180)
+
+
+def fake_files(root: Path, files: dict[str, str]) -> str:
+    """Write ``files`` (absolute paths such as /proc/self/status -> text) under ``root``; returns ``root``."""
+    for path, text in files.items():
+        p = root / path.lstrip("/")
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text)
+    return str(root)
