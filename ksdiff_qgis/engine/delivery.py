@@ -236,17 +236,20 @@ _CHANNELS = ("RED_CHANNEL", "GREEN_CHANNEL", "BLUE_CHANNEL", "ALPHA_CHANNEL")
 _COLOUR_OF_CHANNEL = {"RED_CHANNEL": "Red", "GREEN_CHANNEL": "Green", "BLUE_CHANNEL": "Blue"}
 
 
-def _local(tag: str) -> str:
+def xml_local(tag: str) -> str:
+    """An XML tag without its namespace (DIMAP files come with and without one)."""
     return tag.rsplit("}", 1)[-1]
 
 
-def _find_all(root: ET.Element, name: str) -> list[ET.Element]:
-    return [e for e in root.iter() if _local(e.tag) == name]
+def xml_all(root: ET.Element, name: str) -> list[ET.Element]:
+    """``root`` and its descendants whose local tag is ``name``."""
+    return [e for e in root.iter() if xml_local(e.tag) == name]
 
 
-def _text(node: ET.Element, name: str) -> str:
+def xml_text(node: ET.Element, name: str) -> str:
+    """The first non-empty text of ``node`` or a descendant whose local tag is ``name`` ('' when none)."""
     for e in node.iter():
-        if _local(e.tag) == name and e.text and e.text.strip():
+        if xml_local(e.tag) == name and e.text and e.text.strip():
             return e.text.strip()
     return ""
 
@@ -266,20 +269,20 @@ def dimap_band_names(xml_path: str, n_bands: int,
     first band as red for that reason; GDAL's own DIMAP v2 sample lists them so too).
     """
     root = (scan or MetadataScan()).root(xml_path)
-    if root is None or "DIMAP" not in _local(root.tag).upper():
+    if root is None or "DIMAP" not in xml_local(root.tag).upper():
         return None
     names: list[str | None] = [None] * n_bands
-    index = _find_all(root, "Raster_Index")
+    index = xml_all(root, "Raster_Index")
     if len(index) == n_bands:
         for node in index:
-            i, band_id = _text(node, "BAND_INDEX"), _text(node, "BAND_ID").upper()
+            i, band_id = xml_text(node, "BAND_INDEX"), xml_text(node, "BAND_ID").upper()
             if i.isdigit() and 1 <= int(i) <= n_bands and band_id in DIMAP_BANDS:
                 names[int(i) - 1] = DIMAP_BANDS[band_id]
         if None not in names and len(set(names)) == n_bands:
             return [str(n) for n in names], "its Raster_Index list", None
         names = [None] * n_bands
-    order = _find_all(root, "Band_Display_Order")
-    channels = {c: _text(order[0], c).upper() for c in _CHANNELS} if order else {}
+    order = xml_all(root, "Band_Display_Order")
+    channels = {c: xml_text(order[0], c).upper() for c in _CHANNELS} if order else {}
     channels = {c: v for c, v in channels.items() if v}
     how = ""
     # the product's band IDs (its calibration lists them), in the order listed: what names a band no channel shows
@@ -307,10 +310,10 @@ def dimap_band_names(xml_path: str, n_bands: int,
 def _measurement_ids(root: ET.Element) -> list[str]:
     """The spectral band IDs the ``Band_Measurement_List`` lists (its first kind of entry, e.g. Band_Radiance), in
     the order listed; the PAN's left out."""
-    for lst in _find_all(root, "Band_Measurement_List"):
-        entries = [m for m in lst if _text(m, "BAND_ID")]
-        first = [m for m in entries if _local(m.tag) == _local(entries[0].tag)] if entries else []
-        ids = [_text(m, "BAND_ID").upper() for m in first]
+    for lst in xml_all(root, "Band_Measurement_List"):
+        entries = [m for m in lst if xml_text(m, "BAND_ID")]
+        first = [m for m in entries if xml_local(m.tag) == xml_local(entries[0].tag)] if entries else []
+        ids = [xml_text(m, "BAND_ID").upper() for m in first]
         return [i for i in ids if DIMAP_BANDS.get(i) != "PAN"]
     return []
 

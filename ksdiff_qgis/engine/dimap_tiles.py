@@ -15,7 +15,7 @@ import xml.etree.ElementTree as ET
 
 from osgeo import gdal
 
-from .delivery import DIMAP_BANDS, dimap_band_names, vrt_sources
+from .delivery import DIMAP_BANDS, dimap_band_names, vrt_sources, xml_all, xml_local, xml_text
 from .gdalutil import gdal_call
 from .metascan import MetadataScan
 
@@ -26,33 +26,20 @@ TWO_FILES_PER_TILE = ("MS-FS", "PMS-FS")
 FS_PARTS = (("Red", "Green", "Blue"), ("NIR", "Red Edge", "Deep Blue"))
 
 
-def _local(tag: str) -> str:
-    return tag.rsplit("}", 1)[-1]
-
-
-def _all(node: ET.Element, name: str) -> list[ET.Element]:
-    return [e for e in node.iter() if _local(e.tag) == name]
-
-
-def _text(node: ET.Element, name: str) -> str:
-    found = next((e.text for e in _all(node, name) if e.text and e.text.strip()), "")
-    return found.strip()
-
-
 def _hrefs(group: ET.Element) -> list[str]:
     """The file names (upper case, no folder) a ``Data_Files`` group lists."""
-    return [os.path.basename(e.get("href", "")).upper() for e in _all(group, "DATA_FILE_PATH") if e.get("href")]
+    return [os.path.basename(e.get("href", "")).upper() for e in xml_all(group, "DATA_FILE_PATH") if e.get("href")]
 
 
 def _group_names(group: ET.Element) -> list[str] | None:
     """The names a ``Data_Files`` group's own ``Raster_Index_List`` gives its files' bands, in file band order: by
     ``BAND_INDEX`` when those number the bands 1..n, else as listed (GDAL's own sample numbers its NED file's bands
     4, 2, 3; GDAL takes them as listed); None without such a list or with a band ID that names no band."""
-    index = _all(group, "Raster_Index")
-    ids = [_text(node, "BAND_ID").upper() for node in index]
+    index = xml_all(group, "Raster_Index")
+    ids = [xml_text(node, "BAND_ID").upper() for node in index]
     if not ids or any(i not in DIMAP_BANDS for i in ids):
         return None
-    numbers = [_text(node, "BAND_INDEX") for node in index]
+    numbers = [xml_text(node, "BAND_INDEX") for node in index]
     if sorted(numbers) == [str(n) for n in range(1, len(ids) + 1)]:
         ids = [i for _, i in sorted(zip(map(int, numbers), ids))]
     return [DIMAP_BANDS[i] for i in ids]
@@ -68,9 +55,9 @@ def dimap_file_bands(xml_path: str, scan: MetadataScan) -> tuple[dict[str, list[
     driver takes them (``FS_PARTS``); one group (the tiles of one raster), each file holding the product's
     ``NBANDS`` bands in the DIMAP's band order (``dimap_band_names``). The caller checks each file's band count."""
     root = scan.root(xml_path)
-    if root is None or "DIMAP" not in _local(root.tag).upper():
+    if root is None or "DIMAP" not in xml_local(root.tag).upper():
         return None
-    groups = [g for g in _all(root, "Data_Files") if _hrefs(g)]
+    groups = [g for g in xml_all(root, "Data_Files") if _hrefs(g)]
     if not groups:
         return None
     files: dict[str, list[str]] = {}
@@ -79,11 +66,11 @@ def dimap_file_bands(xml_path: str, scan: MetadataScan) -> tuple[dict[str, list[
         for group, names in zip(groups, own):
             files.update(dict.fromkeys(_hrefs(group), names))
         return files, "the band list of each of its data files", None
-    if _text(root, "SPECTRAL_PROCESSING").upper() in TWO_FILES_PER_TILE and len(groups) == len(FS_PARTS):
+    if xml_text(root, "SPECTRAL_PROCESSING").upper() in TWO_FILES_PER_TILE and len(groups) == len(FS_PARTS):
         for group, names in zip(groups, FS_PARTS):
             files.update(dict.fromkeys(_hrefs(group), list(names)))
         return files, "its two data files per tile, R, G, B then NIR, Red Edge, Deep Blue, as GDAL reads them", None
-    count = _text(root, "NBANDS")
+    count = xml_text(root, "NBANDS")
     layout = dimap_band_names(xml_path, int(count), scan) if len(groups) == 1 and count.isdigit() else None
     if layout is None:
         return None

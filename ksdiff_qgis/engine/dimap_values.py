@@ -35,13 +35,9 @@ from .raster_io.bitdepth import passes_values
 VALUE_TAGS = ("SPECIAL_VALUE_COUNT", "SPECIAL_VALUE_INDEX")   # DIMAP V2's, V1's
 
 
-def _local(tag: str) -> str:
-    return tag.rsplit("}", 1)[-1]
-
-
 def _child(node: ET.Element, name: str) -> str:
     for e in node:
-        if _local(e.tag) == name and e.text and e.text.strip():
+        if delivery.xml_local(e.tag) == name and e.text and e.text.strip():
             return e.text.strip()
     return ""
 
@@ -50,7 +46,7 @@ def special_values(root: ET.Element) -> dict[str, float]:
     """The DIMAP's special values by name ('NODATA' -> 0.0, 'SATURATED' -> 4095.0); the first of each name."""
     found: dict[str, float] = {}
     for node in root.iter():
-        if _local(node.tag) != "Special_Value":
+        if delivery.xml_local(node.tag) != "Special_Value":
             continue
         name = _child(node, "SPECIAL_VALUE_TEXT").upper()
         value = next((v for v in (_child(node, t) for t in VALUE_TAGS) if v), "")
@@ -64,7 +60,7 @@ def special_values(root: ET.Element) -> dict[str, float]:
 def declared_nbits(root: ET.Element) -> int | None:
     """The bit depth the DIMAP's Raster_Encoding declares (NBITS), or None."""
     for node in root.iter():
-        if _local(node.tag) == "Raster_Encoding":
+        if delivery.xml_local(node.tag) == "Raster_Encoding":
             value = _child(node, "NBITS")
             return int(value) if value.isdigit() and int(value) > 0 else None
     return None
@@ -85,7 +81,7 @@ def product_values(ds: gdal.Dataset, info: RasterInfo, scan: MetadataScan) -> Pr
     changes its files' values (a scale, a LUT: its numbers are no longer the product's)."""
     dimap = delivery.dimap_for(info.path, scan)
     root = scan.root(dimap) if dimap else None
-    if root is None or "DIMAP" not in _local(root.tag).upper() or not passes_values(ds):
+    if root is None or "DIMAP" not in delivery.xml_local(root.tag).upper() or not passes_values(ds):
         return None
     found = ProductValues(dimap, special_values(root).get("NODATA"), declared_nbits(root))
     return found if found.nodata is not None or found.nbits is not None else None
