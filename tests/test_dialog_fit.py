@@ -1,0 +1,123 @@
+"""The dialogs at the size QGIS opens them: short labels (the detail in each parameter's tooltip), no sideways
+scroll."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+ALGORITHMS = ("ksdiff:pansharpen", "ksdiff:assess", "ksdiff:install_runtime")
+MAX_OPTION = 50       # a drop-down is as wide as its longest option
+DIALOG_SIZE = (688, 523)   # QGIS 3.22's algorithm dialog on a fresh profile (QA, Xvfb at 1366x768)
+
+
+def _fresh(alg_id: str):
+    from qgis.core import QgsApplication
+
+    return QgsApplication.processingRegistry().createAlgorithmById(alg_id)
+
+
+@pytest.mark.parametrize("alg_id", ALGORITHMS)
+def test_parameter_labels_are_short_and_the_detail_is_in_their_help(qgis_app, alg_id):
+    """QA at 1366x768: labels up to 80 characters ('MS MTF gains at Nyquist, separated by commas or spaces (default:
+    the sensor's)') made the parameter panel 626 px wide in a 376 px view. Labels are now at most MAX_LABEL characters,
+    as QGIS's own, options at most MAX_OPTION, and every input says more in its help (the tooltip)."""
+    from ksdiff_qgis.algorithms.compat import KeyedEnum
+    from ksdiff_qgis.engine.labels import MAX_LABEL
+
+    alg = _fresh(alg_id)
+    for p in alg.parameterDefinitions():
+        assert len(p.description()) <= MAX_LABEL, (p.name(), p.description())
+        if isinstance(p, KeyedEnum):
+            assert all(len(o) <= MAX_OPTION for o in p.options()), (p.name(), p.options())
+        if not p.isDestination():
+            assert len(p.help()) > len(p.description()), (p.name(), p.help())
+
+
+def _quoted_labels(text: str, pattern: str) -> list[tuple[str, str]]:
+    return [(m.group(1), m.group(2)) for m in re.finditer(pattern, text)]
+
+
+def test_messages_and_docs_quote_the_labels_the_dialog_shows(qgis_app):
+    """Advice names a parameter as the dialog shows it, then its key ("tick 'Co-register the MS onto the PAN'
+    (COREGISTER)"); the README as *Label* (`KEY`). Every such quote in the plugin's code, the README and docs/ names
+    the current label of that parameter."""
+    labels = {}
+    for alg in [_fresh(alg_id) for alg_id in ALGORITHMS]:   # held: its parameters die with it
+        for p in alg.parameterDefinitions():
+            labels.setdefault(p.name(), set()).add(p.description())
+    found = []
+    for path in sorted((ROOT / "ksdiff_qgis").rglob("*.py")):
+        for label, key in _quoted_labels(path.read_text(encoding="utf-8"), r"'([^'\n]+)' \(([A-Z][A-Z_]+)[=,)…]"):
+            if key in labels:
+                assert label in labels[key], (path.name, label, key, labels[key])
+                found.append(key)
+    for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        for label, key in _quoted_labels(path.read_text(encoding="utf-8"), r"\*([^*\n]+)\*\s+\(`([A-Z][A-Z_]+)"):
+            if key in labels:
+                assert label in labels[key], (path.name, label, key, labels[key])
+                found.append(key)
+    assert {"MS_BANDS", "WHEEL", "REINSTALL", "COREGISTER"} <= set(found), found
+    from ksdiff_qgis.engine import coregistration
+
+    assert coregistration.ADVICE == "tick 'Co-register the MS onto the PAN' (COREGISTER), under Advanced Parameters"
+
+
+@pytest.fixture()
+def no_iface(monkeypatch):
+    """The parameters panel without a QGIS main window (it asks iface for the canvas and the active layer)."""
+    from unittest import mock
+
+    import processing.gui.ParametersPanel as panel_module
+
+    iface = mock.MagicMock()
+    iface.mapCanvas.return_value = iface.browserModel.return_value = iface.activeLayer.return_value = None
+    monkeypatch.setattr(panel_module, "iface", iface)
+
+
+@pytest.fixture()
+def desktop_font(qgis_app):
+    """The application font of QGIS 3.22 on X11 (QA under Xvfb: Sans Serif 9 pt at 100 dpi), at the same pixel size
+    here: the offscreen platform's own (DejaVu 12 pt) is a third larger."""
+    from qgis.PyQt.QtGui import QFont
+    from qgis.PyQt.QtWidgets import QApplication
+
+    before = QApplication.font()
+    font = QFont("Sans Serif")
+    font.setPointSizeF(9 * 100 / QApplication.primaryScreen().logicalDotsPerInch())
+    QApplication.setFont(font)
+    yield
+    QApplication.setFont(before)
+
+
+@pytest.mark.parametrize("alg_id", ALGORITHMS)
+def test_the_dialog_needs_no_sideways_scroll_with_advanced_expanded(no_iface, desktop_font, alg_id):
+    """QA at 1366x768: at the size the dialog opens (688x523) the parameter panel scrolled sideways by 250 px with
+    Advanced Parameters expanded, hiding the Sensor and Method drop-down arrows and the '…' buttons; install_runtime's
+    Package drop-down alone was 646 px wide."""
+    from qgis.gui import QgsCollapsibleGroupBox
+    from qgis.PyQt import sip
+    from qgis.PyQt.QtWidgets import QApplication, QScrollArea, QWidget
+
+    dialog = _fresh(alg_id).createCustomParametersWidget(None)   # what processing.createAlgorithmDialog opens
+    try:
+        dialog.resize(*DIALOG_SIZE)
+        dialog.show()
+        advanced = sip.cast(dialog.findChild(QWidget, "grpAdvanced"), QgsCollapsibleGroupBox)
+        advanced.setCollapsed(False)
+        for _ in range(5):
+            QApplication.processEvents()
+        # the parameters' own scroll area, the innermost holding them (the dialog's outer one holds the whole panel)
+        holding = [a for a in dialog.findChildren(QScrollArea) if a.widget() and a.widget().isAncestorOf(advanced)]
+        area = next(a for a in holding if not any(b is not a and a.isAncestorOf(b) for b in holding))
+        assert area.isVisible() and area.viewport().width() >= 350, area.viewport().width()
+        if advanced.isVisible():   # assess has no advanced parameters
+            assert not advanced.isCollapsed() and advanced.height() > 60, advanced.height()   # laid out open
+        wide = area.widget().minimumSizeHint().width()
+        assert wide <= area.viewport().width(), (wide, area.viewport().width())
+        assert area.horizontalScrollBar().maximum() == 0
+    finally:
+        dialog.close()
+        dialog.deleteLater()
