@@ -1,5 +1,5 @@
-"""The dialogs at the size QGIS opens them: short labels (the detail in each parameter's tooltip), no sideways
-scroll."""
+"""The dialogs at the size QGIS opens them: short labels (the detail in each parameter's tooltip), no sideways scroll;
+a toolbox tooltip saying what each algorithm does."""
 from __future__ import annotations
 
 import re
@@ -121,3 +121,26 @@ def test_the_dialog_needs_no_sideways_scroll_with_advanced_expanded(no_iface, de
     finally:
         dialog.close()
         dialog.deleteLater()
+
+
+@pytest.mark.parametrize("alg_id", ALGORITHMS)
+def test_the_toolbox_tooltip_says_what_the_algorithm_does(qgis_app, alg_id):
+    """QA: the Processing Toolbox's tooltip showed only the name and the id: each algorithm has a one-line
+    shortDescription, which the toolbox shows."""
+    from qgis.core import QgsApplication
+    from qgis.gui import QgsProcessingToolboxModel
+    from qgis.PyQt.QtCore import QModelIndex, Qt
+
+    short = _fresh(alg_id).shortDescription()
+    assert short and "\n" not in short and len(short) <= 120, short
+    model = QgsProcessingToolboxModel(None, QgsApplication.processingRegistry())
+    pending, tips = [QModelIndex()], []
+    while pending:
+        parent = pending.pop()
+        for row in range(model.rowCount(parent)):
+            index = model.index(row, 0, parent)
+            alg = model.algorithmForIndex(index)
+            if alg is not None and alg.id() == alg_id:
+                tips.append(model.data(index, Qt.ToolTipRole))
+            pending.append(index)
+    assert tips and all(short in tip for tip in tips), tips

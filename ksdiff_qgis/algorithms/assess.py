@@ -99,6 +99,9 @@ class AssessAlgorithm(KsdiffAlgorithm):
     def displayName(self) -> str:  # noqa: N802
         return tr("Assess pansharpening quality")
 
+    def shortDescription(self) -> str:  # noqa: N802
+        return tr("Quality indices of a pansharpened raster (SAM, ERGAS, Q2n, QNR and more) as an HTML report.")
+
     def tags(self) -> list[str]:
         return tr("quality,assessment,sam,ergas,q4,q8,q2n,scc,psnr,ssim,qnr,hqnr,wald,pansharpening").split(",")
 

@@ -46,6 +46,9 @@ class InstallRuntimeAlgorithm(KsdiffAlgorithm):
     def displayName(self) -> str:  # noqa: N802
         return tr("Install ONNX Runtime (for KSDiff)")
 
+    def shortDescription(self) -> str:  # noqa: N802
+        return tr("Installs ONNX Runtime, which the KSDiff method needs, for this QGIS profile.")
+
     def shortHelpString(self) -> str:  # noqa: N802
         return tr(
             "Downloads ONNX Runtime with pip into a folder private to this plugin and QGIS profile "

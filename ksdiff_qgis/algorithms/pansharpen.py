@@ -103,6 +103,11 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
     def displayName(self) -> str:  # noqa: N802
         return tr("Pansharpen (KSDiff)")
 
+    def shortDescription(self) -> str:  # noqa: N802
+        # one line for the toolbox tooltip (it showed only the name and id)
+        return tr("Fuses a panchromatic and a multispectral raster into MS at the PAN resolution, with KSDiff or a "
+                  "classical method.")
+
     def tags(self) -> list[str]:
         return tr("pansharpening,fusion,panchromatic,multispectral,ksdiff,diffusion,brovey,gsa,mtf,glp").split(",")
 
