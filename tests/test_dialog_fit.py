@@ -1,5 +1,5 @@
-"""The dialogs at the size QGIS opens them: short labels (the detail in each parameter's tooltip), no sideways scroll;
-a toolbox tooltip saying what each algorithm does."""
+"""The dialogs at the size QGIS opens them: short labels (the detail in each parameter's tooltip), no sideways scroll,
+a toolbox tooltip saying what each algorithm does, and the likely PAN/MS pair preselected."""
 from __future__ import annotations
 
 import re
@@ -144,3 +144,55 @@ def test_the_toolbox_tooltip_says_what_the_algorithm_does(qgis_app, alg_id):
                 tips.append(model.data(index, Qt.ToolTipRole))
             pending.append(index)
     assert tips and all(short in tip for tip in tips), tips
+
+
+# ---------------------------------------------------------------------------------------------- the preselected pair
+def _project(layers: list[tuple[str, str]]):
+    """A project of its own (never QgsProject.instance()) holding ``layers`` as (file, layer name), in that order."""
+    from qgis.core import QgsProject, QgsRasterLayer
+
+    project = QgsProject()
+    made = [QgsRasterLayer(path, name) for path, name in layers]
+    assert all(lyr.isValid() for lyr in made)
+    project.addMapLayers(made)
+    return project, {lyr.name(): lyr.id() for lyr in made}
+
+
+def _subset(src: Path, dest: Path, bands: list[int]) -> str:
+    from osgeo import gdal
+
+    gdal.Translate(str(dest), str(src), bandList=bands)
+    return str(dest)
+
+
+def test_the_ms_named_as_the_pan_wins_a_tie(qgis_app, data_dir, tmp_path):
+    """QA: with pair1_pan, pair1_ms (4 bands) and ms3 (3 of its bands, the same extent) the dialog chose ms3, the first
+    layer id of equal overlap. The MS named as the PAN now wins (pair1_pan: pair1_ms), whatever the layer order."""
+    from ksdiff_qgis.algorithms.layer_pair import plausible_pair
+
+    ms3 = _subset(data_dir / "wv2_ms.tif", tmp_path / "ms3.tif", [1, 2, 3])
+    for order in ([0, 1, 2], [2, 1, 0]):
+        layers = [(str(data_dir / "wv2_pan.tif"), "pair1_pan"), (str(data_dir / "wv2_ms.tif"), "pair1_ms"),
+                  (ms3, "ms3")]
+        project, ids = _project([layers[i] for i in order])
+        assert plausible_pair(project) == (ids["pair1_pan"], ids["pair1_ms"])
+
+
+def test_without_a_name_match_more_bands_win_a_tie(qgis_app, data_dir, tmp_path):
+    """Two MS of equal overlap, neither named as the PAN: the one with more bands (all of them, not a subset)."""
+    from ksdiff_qgis.algorithms.layer_pair import plausible_pair
+
+    ms3 = _subset(data_dir / "wv2_ms.tif", tmp_path / "a.tif", [1, 2, 3])
+    project, ids = _project([(str(data_dir / "wv2_pan.tif"), "panchro"), (ms3, "a"),
+                             (str(data_dir / "wv2_ms.tif"), "z")])
+    assert plausible_pair(project) == (ids["panchro"], ids["z"])
+
+
+def test_name_stems_drop_the_pan_and_ms_words():
+    from ksdiff_qgis.algorithms.layer_pair import name_stem
+
+    assert name_stem("pair1_pan") == name_stem("pair1_ms.tif") == "pair1"
+    assert name_stem("IMG_PHR1A_P_001") == name_stem("IMG_PHR1A_MS_001") == "img phr1a 001"
+    assert name_stem("18JAN01-P1BS-0001.tif") == name_stem("18JAN01-M1BS-0001.tif")
+    assert name_stem("LC08_L1TP_B8.TIF") == name_stem("LC08_L1TP_MUL.vrt")
+    assert name_stem("ms3") == "ms3" and name_stem("pan") == ""
