@@ -1,5 +1,6 @@
 """The dialogs at the size QGIS opens them: short labels (the detail in each parameter's tooltip), no sideways scroll,
-a toolbox tooltip saying what each algorithm does, and the likely PAN/MS pair preselected."""
+a toolbox tooltip saying what each algorithm does, the likely PAN/MS pair preselected, and the assess report listed
+in the Results Viewer that opens when the dialog closes."""
 from __future__ import annotations
 
 import re
@@ -196,3 +197,43 @@ def test_name_stems_drop_the_pan_and_ms_words():
     assert name_stem("18JAN01-P1BS-0001.tif") == name_stem("18JAN01-M1BS-0001.tif")
     assert name_stem("LC08_L1TP_B8.TIF") == name_stem("LC08_L1TP_MUL.vrt")
     assert name_stem("ms3") == "ms3" and name_stem("pan") == ""
+
+
+# ------------------------------------------------------------------------------------------------- the assess report
+def test_a_closed_assess_dialog_leaves_its_report_in_the_results_viewer_it_opens(qgis_app, no_iface, data_dir,
+                                                                                  tmp_path):
+    """QA: with 'Keep dialog open after running an algorithm' off (QGIS's default) the assess dialog closes when the
+    run ends. QGIS 3.22 then opens its Results Viewer on any HTML output (ResultsDock.addResult), as for its own
+    algorithms: a real run, finished by QGIS's own dialog code, leaves the report listed there by a name that says
+    what it is (it read 'Report')."""
+    import processing
+    from processing.core.ProcessingConfig import ProcessingConfig
+    from processing.gui.ResultsDock import ResultsDock
+    from processing.tools import dataobjects
+    from qgis.core import QgsProcessingFeedback
+
+    fused, html = str(tmp_path / "fused.tif"), str(tmp_path / "report.html")
+    pair = {"PAN": str(data_dir / "wv2_pan.tif"), "MS": str(data_dir / "wv2_ms.tif"), "SENSOR": "wv2"}
+    processing.run("ksdiff:pansharpen", {**pair, "METHOD": "exp", "OUTPUT": fused})
+    alg = _fresh("ksdiff:assess")
+    feedback = QgsProcessingFeedback()
+    context = dataobjects.createContext(feedback)
+    params = {"FUSED": fused, "PAN": pair["PAN"], "MS": pair["MS"], "SENSOR": "wv2", "OUTPUT_HTML": html}
+    results, ok = alg.run(params, context, feedback)   # headless, as processing.run and qgis_process run it
+    assert ok and results["OUTPUT_HTML"] == html
+    dock = ResultsDock()   # the desktop's (ProcessingPlugin adds it to the main window, hidden)
+    dialog = alg.createCustomParametersWidget(None)
+    kept = ProcessingConfig.getSetting(ProcessingConfig.KEEP_DIALOG_OPEN)
+    ProcessingConfig.setSettingValue(ProcessingConfig.KEEP_DIALOG_OPEN, False)
+    try:
+        dialog.show()
+        dialog.iterateParam = None   # as runAlgorithm sets it for a single run
+        dialog.finish(True, results, context, feedback)   # what the dialog runs when the task ends
+        assert not dialog.isVisible()
+        assert dock.isUserVisible()
+        item = dock.treeResults.currentItem()
+        assert item.filename == html and item.text(0).startswith("Quality report ["), item.text(0)
+    finally:
+        ProcessingConfig.setSettingValue(ProcessingConfig.KEEP_DIALOG_OPEN, kept)
+        dialog.deleteLater()
+        dock.deleteLater()

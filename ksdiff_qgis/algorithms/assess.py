@@ -130,7 +130,8 @@ class AssessAlgorithm(KsdiffAlgorithm):
             "case's sensor and ratio, then "
             "Landsat 8/9 band codes), and logs why; "
             "without a clue it is generic, with a warning.\n"
-            "Report: the HTML file to write.\n\n"
+            "Quality report: the HTML file to write. When the run ends, QGIS opens its Results Viewer panel listing "
+            "it: click its path there to open it in the browser.\n\n"
             "Rasters are read in tiles: memory stays bounded for any scene size. Nodata pixels are left out."
         )
 
@@ -154,8 +155,10 @@ class AssessAlgorithm(KsdiffAlgorithm):
              tr("Sensor of the imagery: resolution ratio, MTF gains and maximum value. Default: auto (guessed from "
                 "the original PAN and MS and their metadata, as Pansharpen (KSDiff) does; the log says what and "
                 "why).") + " " + sensor_help(tr)),
-            (QgsProcessingParameterFileDestination(self.OUTPUT_HTML, tr("Report"), tr("HTML files (*.html)")),
-             tr("HTML report with the table of indices, per-band figures and a chart.")),
+            (QgsProcessingParameterFileDestination(self.OUTPUT_HTML, tr("Quality report"),
+                                                  tr("HTML files (*.html)")),
+             tr("HTML report with the table of indices, per-band figures and a chart. When the run ends, QGIS "
+                "lists it in its Results Viewer panel (Processing > Results Viewer).")),
         ]
         for p, helptext in params:
             set_help(p, helptext)
