@@ -93,7 +93,8 @@ def test_the_registration_line_says_it_was_measured_on_the_area_of_interest(tmp_
     said = Recorder()
     pansharpen(pan, ms, str(tmp_path / "o.tif"), "wv2", "mtf_glp_hpm", feedback=said, coregister=coregister,
                extent=(593300.0, 5747400.0, 593500.0, 5747600.0))
-    # the option's own label ('Move the MS onto the PAN by the offset measured on the scene') is no measurement
+    # the option's own label, quoted in advice, is no measurement (it once read '... by the offset measured on the
+    # scene')
     lines = [m.replace(PARAMS["COREGISTER"], "") for m in said.infos + said.warnings]
     lines = [m for m in lines if "measured on the" in m]
     assert lines and all("measured on the area of interest" in m for m in lines), lines

@@ -199,9 +199,9 @@ def test_landsat_half_pixel_layout_is_an_info_line(data_dir, tmp_path):
     said = [line for line in fb.lines if "MS grid is shifted" in line]
     assert said == ["WARNING The MS grid is shifted by (+0.70, +0.50) PAN pixels (x, y) against the PAN grid (the "
                     "same grid as a shift by (-1.30, -1.50)): expected when the PAN and the MS were cut from their "
-                    "scenes at different pixels; otherwise the MS's georeference is off (check it, or tick 'Move the "
-                    "MS onto the PAN by the offset measured on the scene (co-register)' (COREGISTER)). The MS is "
-                    "resampled at the true position of every PAN pixel."], said
+                    "scenes at different pixels; otherwise the MS's georeference is off (check it, or tick "
+                    "'Co-register the MS onto the PAN' (COREGISTER)). The MS is resampled at the true position of "
+                    "every PAN pixel."], said
     assert [w for w in res.warnings if w.startswith("The MS grid is shifted")]
 
 

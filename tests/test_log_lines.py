@@ -122,7 +122,6 @@ def test_the_gpu_advice_comes_with_a_gpu_and_names_one_package_option(qgis_app):
     named = re.search(r"Package '([^']+)'", runtime.GPU_INSTALL)[1]
     # one option only, as the dialog shows it (its package key after it)
     assert [o for o in options if o.startswith(named)] == [f"{named} [onnxruntime-gpu]"], (named, options)
-    assert sum("NVIDIA GPU build" in o for o in options) == 2, options
     # DEVICE cuda on a machine without a GPU says so instead of advising an install
     assert runtime.choose_providers("cuda", [cpu], gpu=False).reason == "no NVIDIA GPU was found (nvidia-smi)"
 

@@ -84,7 +84,7 @@ def test_a_pan_with_several_bands_says_what_to_check(data_dir, tmp_path):
 def test_the_gpu_hint_names_the_plugins_installer():
     """QA: 'install onnxruntime-gpu on a machine with an NVIDIA GPU' named a pip package, not the plugin's menu."""
     why = runtime.choose_providers("auto", [runtime.CPU], gpu=True).reason
-    assert "Raster > KSDiff > Install ONNX Runtime…, Package 'NVIDIA GPU build (uses the system CUDA/cuDNN)'" in why
+    assert "Raster > KSDiff > Install ONNX Runtime…, Package 'NVIDIA GPU build'" in why
     assert "onnxruntime-gpu" not in why
 
 
@@ -186,12 +186,12 @@ def test_tile_size_and_overlap_say_their_range(qgis_app):
     alg = PansharpenAlgorithm()
     alg.initAlgorithm()
     assert "64–8192" in alg.parameterDefinition("TILE_SIZE").description()
-    assert "half the tile size" in alg.parameterDefinition("OVERLAP").description()
+    assert "half a tile" in alg.parameterDefinition("OVERLAP").description()
     # QA: "the overlap must be between 0 and 32 (half the tile size 64); it is 33" named neither parameter as the
     # dialog shows it
     with pytest.raises(InputError) as refused:
         check_tiling(64, 33)
-    assert str(refused.value) == ("'Tile overlap (PAN pixels, 0 to half the tile size)' (OVERLAP) is 33; with "
+    assert str(refused.value) == ("'Tile overlap (PAN pixels, 0 to half a tile)' (OVERLAP) is 33; with "
                                   "'Tile size (PAN pixels, 64–8192)' (TILE_SIZE) 64 it must be 0 to 32")
 
 

@@ -99,6 +99,9 @@ class AssessAlgorithm(KsdiffAlgorithm):
     def displayName(self) -> str:  # noqa: N802
         return tr("Assess pansharpening quality")
 
+    def shortDescription(self) -> str:  # noqa: N802
+        return tr("Quality indices of a pansharpened raster (SAM, ERGAS, Q2n, QNR and more) as an HTML report.")
+
     def tags(self) -> list[str]:
         return tr("quality,assessment,sam,ergas,q4,q8,q2n,scc,psnr,ssim,qnr,hqnr,wald,pansharpening").split(",")
 
@@ -108,10 +111,10 @@ class AssessAlgorithm(KsdiffAlgorithm):
             "writes an HTML report (table of indices, per-band figures, a bar chart). Every index is also an "
             "output of the algorithm, for use in graphical models.\n\n"
             "Pansharpened (fused) raster: the image to assess.\n"
-            "Reference (reduced-resolution assessment): the true MS on the same pixel grid as the fused "
+            "Reference MS (reduced resolution): the true MS on the same pixel grid as the fused "
             "raster, typically the original MS of a Wald test case (fuse the PAN and MS degraded by the ratio, "
             "compare with the original MS). Gives SAM, ERGAS, Q2n (Q4/Q8), Q, SCC, PSNR and SSIM.\n"
-            "Original PAN and original MS (full-resolution assessment, no reference needed): the "
+            "Original PAN and original MS (full resolution, no reference needed): the "
             "inputs the fused raster was made from. Gives Dλ (Khan), Ds, HQNR, Dρ (local correlation with the PAN), "
             "the reprojection indices R-Q2n, R-SAM and R-ERGAS (the fused image filtered with the MS MTF and "
             "decimated, against the MS) and the checkerboard response (one-pixel grid artefacts; a clean fusion "
@@ -127,7 +130,8 @@ class AssessAlgorithm(KsdiffAlgorithm):
             "case's sensor and ratio, then "
             "Landsat 8/9 band codes), and logs why; "
             "without a clue it is generic, with a warning.\n"
-            "Report: the HTML file to write.\n\n"
+            "Quality report: the HTML file to write. When the run ends, QGIS opens its Results Viewer panel listing "
+            "it: click its path there to open it in the browser.\n\n"
             "Rasters are read in tiles: memory stays bounded for any scene size. Nodata pixels are left out."
         )
 
@@ -135,25 +139,26 @@ class AssessAlgorithm(KsdiffAlgorithm):
         params = [
             (QgsProcessingParameterRasterLayer(self.FUSED, tr("Pansharpened (fused) raster")),
              tr("The pansharpened raster to assess.")),
-            (QgsProcessingParameterRasterLayer(self.REFERENCE,
-                                               tr("Reference MS on the fused grid (reduced-resolution assessment)"),
-                                               optional=True),
-             tr("Ground-truth MS on the same pixel grid as the fused raster (e.g. the original MS of a Wald test "
-                "case). Enables SAM, ERGAS, Q2n, Q, SCC, PSNR and SSIM.")),
-            (QgsProcessingParameterRasterLayer(self.PAN, tr("Original PAN (full-resolution assessment)"),
-                                               optional=True),
-             tr("The panchromatic raster the fused raster was made from (same pixel grid). With the original MS "
+            (QgsProcessingParameterRasterLayer(self.REFERENCE, tr("Reference MS (reduced resolution)"), optional=True),
+             tr("Reduced-resolution assessment: the ground-truth MS on the same pixel grid as the fused raster (e.g. "
+                "the original MS of a Wald test case). Enables SAM, ERGAS, Q2n, Q, SCC, PSNR and SSIM.")),
+            (QgsProcessingParameterRasterLayer(self.PAN, tr("Original PAN (full resolution)"), optional=True),
+             tr("Full-resolution assessment (no reference needed): the panchromatic raster the fused raster was made "
+                "from (same pixel grid). With the original MS "
                 "it enables Dλ, Ds, HQNR, Dρ, R-Q2n, R-SAM, R-ERGAS and the checkerboard response.")),
-            (QgsProcessingParameterRasterLayer(self.MS, tr("Original MS (full-resolution assessment)"), optional=True),
-             tr("The multispectral raster the fused raster was made from. An MS that Pansharpen (KSDiff) "
+            (QgsProcessingParameterRasterLayer(self.MS, tr("Original MS (full resolution)"), optional=True),
+             tr("Full-resolution assessment: the multispectral raster the fused raster was made from, with the "
+                "original PAN. An MS that Pansharpen (KSDiff) "
                 "reprojected or resampled (another CRS, rotated, a ratio not whole) is read onto the PAN grid the "
                 "same way, with a warning: the indices are then approximate.")),
             (KeyedEnum(self.SENSOR, tr("Sensor"), ASSESS_SENSORS, sensor_labels(ASSESS_SENSORS), AUTO),
              tr("Sensor of the imagery: resolution ratio, MTF gains and maximum value. Default: auto (guessed from "
                 "the original PAN and MS and their metadata, as Pansharpen (KSDiff) does; the log says what and "
                 "why).") + " " + sensor_help(tr)),
-            (QgsProcessingParameterFileDestination(self.OUTPUT_HTML, tr("Report"), tr("HTML files (*.html)")),
-             tr("HTML report with the table of indices, per-band figures and a chart.")),
+            (QgsProcessingParameterFileDestination(self.OUTPUT_HTML, tr("Quality report"),
+                                                  tr("HTML files (*.html)")),
+             tr("HTML report with the table of indices, per-band figures and a chart. When the run ends, QGIS "
+                "lists it in its Results Viewer panel (Processing > Results Viewer).")),
         ]
         for p, helptext in params:
             set_help(p, helptext)

@@ -46,6 +46,9 @@ class InstallRuntimeAlgorithm(KsdiffAlgorithm):
     def displayName(self) -> str:  # noqa: N802
         return tr("Install ONNX Runtime (for KSDiff)")
 
+    def shortDescription(self) -> str:  # noqa: N802
+        return tr("Installs ONNX Runtime, which the KSDiff method needs, for this QGIS profile.")
+
     def shortHelpString(self) -> str:  # noqa: N802
         return tr(
             "Downloads ONNX Runtime with pip into a folder private to this plugin and QGIS profile "
@@ -55,25 +58,31 @@ class InstallRuntimeAlgorithm(KsdiffAlgorithm):
             "CUDA/cuDNN runtime wheels (several GB) is an explicit choice for machines without CUDA 13 and cuDNN 9. "
             "Needs access to the Python package index (QGIS's proxy settings are passed to pip), or a local "
             "onnxruntime wheel (offline install). The import is checked in QGIS's own Python. A tested build "
-            "already installed is kept (nothing downloaded) unless Reinstall is ticked. A first install "
-            "takes effect at once; replacing a runtime this QGIS session has already loaded (e.g. switching from "
-            "the CPU to the GPU build) takes effect after restarting QGIS.\nRemoving the plugin does not remove "
-            "this folder (about 80 MB, more with the CUDA wheels): delete {} by hand to remove ONNX Runtime."
+            "already installed is kept (nothing downloaded) unless 'Reinstall even if already installed' is "
+            "ticked. A first install takes effect at once; replacing a runtime this QGIS session has already "
+            "loaded (e.g. switching from the CPU to the GPU build) takes effect after restarting QGIS.\nRemoving "
+            "the plugin does not remove this folder (about 80 MB, more with the CUDA wheels): delete {} by hand to "
+            "remove ONNX Runtime."
         ).format(runtime_base(), deps.TESTED_TEXT, runtime_base())
 
     def initAlgorithm(self, config=None):  # noqa: N802
-        labels = [tr("Automatic (GPU build when an NVIDIA GPU is found)") + " [auto]",
-                  tr("CPU build") + " [onnxruntime]", tr("NVIDIA GPU build (uses the system CUDA/cuDNN)") +
-                  " [onnxruntime-gpu]", tr("NVIDIA GPU build with CUDA/cuDNN runtime wheels (large download)") +
-                  " [{}]".format(deps.GPU_WITH_CUDA)]
-        self.addParameter(set_help(KeyedEnum(self.PACKAGE, tr("Package"), PACKAGES, labels, "auto"),
-                                   tr("Which ONNX Runtime build to install.")))
+        # short, as the dialog's drop-down is as wide as its longest option (QA: 646 px in a 390 px panel); the detail
+        # is in the parameter's help (tooltip). engine/runtime.py's GPU_INSTALL names the third as shown here
+        labels = [tr("Automatic") + " [auto]", tr("CPU build") + " [onnxruntime]",
+                  tr("NVIDIA GPU build") + " [onnxruntime-gpu]",
+                  tr("GPU build with CUDA wheels") + " [{}]".format(deps.GPU_WITH_CUDA)]
+        self.addParameter(set_help(KeyedEnum(self.PACKAGE, tr("Package"), PACKAGES, labels, "auto"), tr(
+            "Which ONNX Runtime build to install. Default: auto, the NVIDIA GPU build when nvidia-smi finds an NVIDIA "
+            "GPU, else the CPU build. onnxruntime-gpu: the NVIDIA GPU build, using the CUDA 13 and cuDNN 9 installed "
+            "on the system. {}: the GPU build with the CUDA/cuDNN runtime wheels (several GB to download), for a "
+            "machine without them.").format(deps.GPU_WITH_CUDA)))
         self.addParameter(advanced(set_help(
-            QgsProcessingParameterFile(self.WHEEL, tr("Local onnxruntime wheel (offline install)"), extension="whl",
+            QgsProcessingParameterFile(self.WHEEL, tr("Local onnxruntime wheel"), extension="whl",
                                        optional=True),
-            tr("An onnxruntime or onnxruntime-gpu .whl for this Python; installed without the package index."))))
+            tr("Offline install: an onnxruntime or onnxruntime-gpu .whl for this Python, installed without the package "
+               "index."))))
         self.addParameter(advanced(set_help(
-            QgsProcessingParameterBoolean(self.REINSTALL, tr("Reinstall even when this build is already installed"),
+            QgsProcessingParameterBoolean(self.REINSTALL, tr("Reinstall even if already installed"),
                                           defaultValue=False),
             tr("Off: a tested build of the chosen package that is already installed and imports is kept, and "
                "nothing is downloaded. On: download and replace it (e.g. to repair a damaged folder)."))))

@@ -1,8 +1,18 @@
 """A plausible PAN/MS pair among the project's raster layers, to preselect in the dialog."""
 from __future__ import annotations
 
+import os
+import re
+
 from qgis.core import QgsCoordinateTransform, QgsProject, QgsRasterLayer
 from qgis.PyQt.QtCore import QCoreApplication, QThread
+
+# words that only say which of the pair a name is, dropped before comparing names: pair1_pan / pair1_ms, DIMAP's
+# IMG_..._P_... / IMG_..._MS_..., Maxar's ..._P1BS_... / ..._M1BS_..., PAN / MUL, Landsat's B8 / B2-B5
+PAN_WORDS = {"pan", "p", "panchro", "panchromatic", "p1bs", "b8"}
+MS_WORDS = {"ms", "mul", "mss", "multi", "multispectral", "m1bs", "xs", "b2", "b3", "b4", "b5", "rgb", "rgbn",
+            "rgbnir"}
+OVERLAP_STEP = 0.01   # overlaps within 1 % of the PAN's extent count as equal: the names and band counts decide
 
 
 def _pixel_size(layer: QgsRasterLayer) -> float:
@@ -22,19 +32,43 @@ def _overlap(pan: QgsRasterLayer, ms: QgsRasterLayer, project: QgsProject) -> fl
     return pan.extent().intersect(extent).area() / area if area > 0 else 0.0
 
 
+def name_stem(name: str) -> str:
+    """``name`` without its extension and the words naming a PAN or an MS: 'pair1_pan' and 'pair1_ms.tif' both give
+    'pair1', 'IMG_PHR1A_P_001' and 'IMG_PHR1A_MS_001' 'img phr1a 001'."""
+    base, ext = os.path.splitext(name)
+    words = re.split(r"[^0-9a-z]+", (base if ext.lower() in (".tif", ".tiff", ".vrt", ".jp2", ".img") else name)
+                     .lower())
+    return " ".join(w for w in words if w and w not in PAN_WORDS | MS_WORDS)
+
+
+def _names(layer: QgsRasterLayer) -> set[str]:
+    """The stems of the layer's name and of its file's name (a renamed layer still matches by its file)."""
+    path = layer.source().split("|")[0]
+    return {s for s in (name_stem(layer.name()), name_stem(os.path.basename(path))) if s}
+
+
+def _same_stem(pan: QgsRasterLayer, ms: QgsRasterLayer) -> bool:
+    return bool(_names(pan) & _names(ms))
+
+
 def plausible_pair(project: QgsProject) -> tuple[str, str] | None:
-    """(PAN id, MS id): a one-band raster and a coarser multi-band raster overlapping it most, or None."""
+    """(PAN id, MS id): a one-band raster and a coarser multi-band raster overlapping it most, or None. Overlaps
+    within ``OVERLAP_STEP`` tie; a tie goes to the MS named as the PAN is (pair1_pan: pair1_ms), then to more bands
+    (QA: with pair1_pan, pair1_ms and ms3, a 3-band subset of it, the dialog chose ms3, the first layer id)."""
     rasters = [lyr for lyr in project.mapLayers().values()
                if isinstance(lyr, QgsRasterLayer) and lyr.isValid() and lyr.providerType() == "gdal"]
-    best: tuple[float, str, str] | None = None
+    best: tuple[tuple[int, bool, int], str, str] | None = None
     for pan in (lyr for lyr in rasters if lyr.bandCount() == 1):
         for ms in (lyr for lyr in rasters if lyr.bandCount() >= 3):
             same_crs = ms.crs() == pan.crs()
             if same_crs and _pixel_size(ms) <= _pixel_size(pan):
                 continue   # an MS band set at the PAN resolution (or finer) is not the MS of this PAN
             share = _overlap(pan, ms, project)
-            if share > 0 and (best is None or share > best[0]):
-                best = (share, pan.id(), ms.id())
+            if share <= 0:
+                continue
+            rank = (round(share / OVERLAP_STEP), _same_stem(pan, ms), ms.bandCount())
+            if best is None or rank > best[0]:
+                best = (rank, pan.id(), ms.id())
     return best and (best[1], best[2])
 
 

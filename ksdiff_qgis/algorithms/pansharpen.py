@@ -103,6 +103,11 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
     def displayName(self) -> str:  # noqa: N802
         return tr("Pansharpen (KSDiff)")
 
+    def shortDescription(self) -> str:  # noqa: N802
+        # one line for the toolbox tooltip (it showed only the name and id)
+        return tr("Fuses a panchromatic and a multispectral raster into MS at the PAN resolution, with KSDiff or a "
+                  "classical method.")
+
     def tags(self) -> list[str]:
         return tr("pansharpening,fusion,panchromatic,multispectral,ksdiff,diffusion,brovey,gsa,mtf,glp").split(",")
 
@@ -124,7 +129,8 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
             "- Method: auto (default) self-checks the scene (Wald, R-ERGAS, checkerboard) and uses KSDiff only "
             "where it beats the best classical method, else that one, saying why (SELFCHECK_...); ksdiff forces it. "
             "KSDiff needs ONNX Runtime: ksdiff:install_runtime.\n"
-            "- Area of interest: only that window, snapped outward to PAN pixels, is read and written.\n"
+            "- Area of interest: only that window, snapped outward to PAN pixels, is read and written (default: the "
+            "whole PAN/MS overlap).\n"
             "- MS bands (advanced): the bands to write, in order (4,3,2,1 in scripts). KSDiff fuses its model's bands "
             "(found by name), MTF-GLP-HPM the others; without all of them ksdiff is refused and auto goes classical.\n"
             "- Memory and threads: tiles run a few at a time on all cores, made smaller (with a warning) when they "
@@ -171,21 +177,21 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
             (enums[self.METHOD], tr("KSDiff (learned) or a classical method. Default: auto (KSDiff, checked on "
                                     "this scene first; the best classical method there when the model loses).")
              + " " + method_help(tr)),
-            (QgsProcessingParameterExtent(self.EXTENT, tr("Area of interest (default: the whole PAN/MS overlap)"),
-                                          optional=True),
-             tr("Only this window is fused, snapped outward to the PAN grid; any CRS (reprojected to PAN's).")),
+            (QgsProcessingParameterExtent(self.EXTENT, tr("Area of interest"), optional=True),
+             tr("Only this window is fused, snapped outward to the PAN grid; any CRS (reprojected to PAN's). "
+                "Default: the whole PAN/MS overlap.")),
         ]
         extra = [
-            (BandList(self.MS_BANDS, tr("MS bands to fuse, in this order (default: all)"), self.MS),
-             tr("Every chosen band is written, in this order (scripts: 4,3,2,1, 4 3 2 1 or 4;3;2;1). KSDiff needs "
+            (BandList(self.MS_BANDS, tr("MS bands to fuse"), self.MS),
+             tr("Default: all, in the file's order. Every chosen band is written, in the order chosen (scripts: "
+                "4,3,2,1, 4 3 2 1 or 4;3;2;1). KSDiff needs "
                 "every band of its model among them (found by name; an 8-band product's Blue, Green, Red, NIR go to "
                 "the 4-band model, and so do a generic product's named Blue, Green, Red, NIR among 5 or more bands): "
                 "it fuses those, MTF-GLP-HPM any others. A selection without all of them is "
                 "refused for METHOD ksdiff; auto then uses a classical method, which fuses any bands.")),
-            (QgsProcessingParameterString(self.MTF_GAINS, tr("MS MTF gains at Nyquist, separated by commas or "
-                                                             "spaces (default: the sensor's)"), optional=True),
-             tr("One value for all bands or one per fused band, each between 0 and 1 (e.g. 0.3 for a generic "
-                "sensor).")),
+            (QgsProcessingParameterString(self.MTF_GAINS, tr("MS MTF gains at Nyquist"), optional=True),
+             tr("Default: the sensor's. One value for all bands or one per fused band, separated by commas or "
+                "spaces, each between 0 and 1 (e.g. 0.3 for a generic sensor).")),
             (QgsProcessingParameterFile(self.MODEL, tr("ONNX model overriding the bundled one"), extension="onnx",
                                         optional=True),
              tr("An ONNX model with its model card (JSON) beside it.")),
@@ -196,13 +202,13 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
                 "ERGAS within 1 % of float32 on every bench scene (docs/BENCHMARKS.md); fp32 (or float32) runs it "
                 "unquantized. Use fp32 to compare two versions of a scene (int8: one changed input pixel moves pixels "
                 "all over its tiles by a few DN). A GPU always runs float32.")),
-            (QgsProcessingParameterBoolean(self.CONSISTENCY, tr("Project a learned output onto the MS "
-                                                                "(one spectral-consistency step)"), defaultValue=True),
-             tr("On (default): each tile of a learned model is corrected so that, blurred by the MS sensor's MTF and "
+            (QgsProcessingParameterBoolean(self.CONSISTENCY, tr("Spectral consistency (learned methods)"),
+                                           defaultValue=True),
+             tr("One spectral-consistency step projecting a learned output onto the MS. On (default): each tile "
+                "of a learned model is corrected so that, blurred by the MS sensor's MTF and "
                 "decimated, it gives back the MS (lower ERGAS and Dλ on every validation scene). Off: the network's "
                 "own output, e.g. for PAN and MS taken at different times. Classical methods are not affected.")),
-            (QgsProcessingParameterBoolean(self.COREGISTER, tr("Move the MS onto the PAN by the offset measured "
-                                                               "on the scene (co-register)"), defaultValue=False),
+            (QgsProcessingParameterBoolean(self.COREGISTER, tr("Co-register the MS onto the PAN"), defaultValue=False),
              tr("Off (default): the MS is placed where its georeferencing says, and an offset of half a PAN pixel "
                 "or more between PAN and MS is warned (colour fringes along edges). On: the MS is moved by the "
                 "offset measured on the scene (sub-pixel, the same over the whole scene) before the fusion; the "
@@ -221,15 +227,14 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
                                           defaultValue=32, minValue=0, maxValue=4096),
              tr("Blended overlap between neighbouring tiles; a learned model's pixels change with it as with the "
                 "tile size (keep it fixed across scenes you compare). Default: 32 (0 to half the tile size).")),
-            (QgsProcessingParameterNumber(self.THREADS, tr("CPU threads for a learned model (0 = all cores)"),
+            (QgsProcessingParameterNumber(self.THREADS, tr(labels.PARAMS["THREADS"]),
                                           NUMBER_INTEGER, defaultValue=0, minValue=0, maxValue=256),
              tr("CPU threads ONNX Runtime may use. Default: 0 (all cores, shared out between the tiles fused at a "
                 "time).")),
             (enums[self.COMPRESSION],
              tr("Lossless encoding of the output GeoTIFF. Default: deflate (level 1, with a predictor): fast and "
                 "small.") + " " + compression_help(tr)),
-            (QgsProcessingParameterBoolean(self.COG, tr("Write a Cloud-Optimized GeoTIFF (with overviews)"),
-                                           defaultValue=False),
+            (QgsProcessingParameterBoolean(self.COG, tr("Write a Cloud-Optimized GeoTIFF"), defaultValue=False),
              tr("COG layout with internal overviews, for web and cloud use; takes a second pass.")),
             (self._create_options_parameter(),
              tr("Extra GDAL creation options (KEY=VALUE separated by |) overriding ours, e.g. ZLEVEL=9 or NBITS=11.")),

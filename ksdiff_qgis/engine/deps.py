@@ -527,8 +527,8 @@ def install(base: str, feedback: Feedback | None = None, package: str | None = N
     kept = None if wheel or reinstall else already_installed(base, package)
     if kept:
         fb.progress(1.0)
-        done = (f"{package} {kept} already installed in {target}: nothing was downloaded (install again with "
-                "'Reinstall' ticked to replace it)")
+        done = (f"{package} {kept} already installed in {target}: nothing was downloaded; to replace it, install "
+                "again with 'Reinstall even if already installed' (REINSTALL) ticked")
         fb.info(done)
         fb.info(verify_here(base))
         return done

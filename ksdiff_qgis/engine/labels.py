@@ -5,26 +5,31 @@ The engine is Qt-free, so these are the English labels of the Pansharpen dialog 
 """
 from __future__ import annotations
 
-# the Pansharpen algorithm's parameter labels, as its dialog shows them
+# the Pansharpen algorithm's parameter labels, as its dialog shows them: short (at most ``MAX_LABEL`` characters, as
+# QGIS's own), the detail in each parameter's help (its tooltip). QA at 1366x768: labels of up to 80 characters made the
+# dialog's parameter panel 626 px wide in a 376 px view, hiding the drop-down arrows and "…" buttons behind a sideways
+# scroll
 PARAMS = {
     "PAN": "Panchromatic (PAN) raster",
     "MS": "Multispectral (MS) raster",
     "SENSOR": "Sensor",
     "METHOD": "Method",
-    "MS_BANDS": "MS bands to fuse, in this order (default: all)",
-    "MTF_GAINS": "MS MTF gains at Nyquist, separated by commas or spaces (default: the sensor's)",
+    "EXTENT": "Area of interest",
+    "MS_BANDS": "MS bands to fuse",
+    "MTF_GAINS": "MS MTF gains at Nyquist",
     "MODEL": "ONNX model overriding the bundled one",
     "DEVICE": "Device for learned models",
     "PRECISION": "Precision of a learned model on CPU",
-    "CONSISTENCY": "Project a learned output onto the MS (one spectral-consistency step)",
-    "COREGISTER": "Move the MS onto the PAN by the offset measured on the scene (co-register)",
+    "CONSISTENCY": "Spectral consistency (learned methods)",
+    "COREGISTER": "Co-register the MS onto the PAN",
     "TILE_SIZE": "Tile size (PAN pixels, 64–8192)",   # the range shown: QGIS's own check names none
-    "OVERLAP": "Tile overlap (PAN pixels, 0 to half the tile size)",
-    "THREADS": "CPU threads for a learned model (0 = all cores)",
+    "OVERLAP": "Tile overlap (PAN pixels, 0 to half a tile)",
+    "THREADS": "CPU threads for a learned model (0 = all)",
     "COMPRESSION": "Output compression",
-    "COG": "Write a Cloud-Optimized GeoTIFF (with overviews)",
+    "COG": "Write a Cloud-Optimized GeoTIFF",
     "CREATE_OPTIONS": "Additional creation options",
 }
+MAX_LABEL = 45
 
 # short names of the methods, as the Method list shows them (before the [key])
 METHODS = {"ksdiff": "KSDiff (learned)", "exp": "EXP cubic upsampling", "brovey": "Weighted Brovey",
@@ -33,7 +38,7 @@ METHODS = {"ksdiff": "KSDiff (learned)", "exp": "EXP cubic upsampling", "brovey"
 
 
 def param(key: str, value: str | None = None) -> str:
-    """"'Tile size (PAN pixels)' (TILE_SIZE)"; with ``value``: "'Sensor' (SENSOR=wv2)"."""
+    """"'Co-register the MS onto the PAN' (COREGISTER)"; with ``value``: "'Sensor' (SENSOR=wv2)"."""
     shown = key if value is None else f"{key}={value}"
     return f"'{PARAMS[key]}' ({shown})" if key in PARAMS else shown
 

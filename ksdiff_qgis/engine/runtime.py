@@ -163,8 +163,8 @@ class DeviceChoice:
 
 
 # the plugin's own installer and the option to pick, as its dialog lists it less the package key
-# (algorithms/install_runtime.py; 'NVIDIA GPU build' alone matched two options)
-GPU_INSTALL = "Raster > KSDiff > Install ONNX Runtime…, Package 'NVIDIA GPU build (uses the system CUDA/cuDNN)'"
+# (algorithms/install_runtime.py)
+GPU_INSTALL = "Raster > KSDiff > Install ONNX Runtime…, Package 'NVIDIA GPU build'"
 
 
 @functools.lru_cache(maxsize=1)
