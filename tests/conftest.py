@@ -159,3 +159,16 @@ def pansharpen_model():
         return model
 
     return make
+
+
+@pytest.fixture()
+def no_iface(monkeypatch):
+    """The Processing parameters panel without a QGIS main window (it asks iface for the canvas and the active
+    layer): what dialog tests open with ``alg.createCustomParametersWidget(None)``."""
+    from unittest import mock
+
+    import processing.gui.ParametersPanel as panel_module
+
+    iface = mock.MagicMock()
+    iface.mapCanvas.return_value = iface.browserModel.return_value = iface.activeLayer.return_value = None
+    monkeypatch.setattr(panel_module, "iface", iface)

@@ -67,18 +67,6 @@ def test_messages_and_docs_quote_the_labels_the_dialog_shows(qgis_app):
 
 
 @pytest.fixture()
-def no_iface(monkeypatch):
-    """The parameters panel without a QGIS main window (it asks iface for the canvas and the active layer)."""
-    from unittest import mock
-
-    import processing.gui.ParametersPanel as panel_module
-
-    iface = mock.MagicMock()
-    iface.mapCanvas.return_value = iface.browserModel.return_value = iface.activeLayer.return_value = None
-    monkeypatch.setattr(panel_module, "iface", iface)
-
-
-@pytest.fixture()
 def desktop_font(qgis_app):
     """The application font of QGIS 3.22 on X11 (QA under Xvfb: Sans Serif 9 pt at 100 dpi), at the same pixel size
     here: the offscreen platform's own (DejaVu 12 pt) is a third larger."""

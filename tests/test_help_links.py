@@ -96,15 +96,10 @@ def test_every_algorithm_has_a_help_url_into_the_readme(qgis_app):
     assert urls["ksdiff:install_runtime"].endswith("#onnx-runtime-for-the-ksdiff-method")
 
 
-def test_dialog_help_button_opens_the_algorithms_readme_section(qgis_app, monkeypatch):
+def test_dialog_help_button_opens_the_algorithms_readme_section(qgis_app, no_iface, monkeypatch):
     """QGIS's dialog drops its Help button when an algorithm has no helpUrl; now it has one and opens the section."""
-    import processing.gui.ParametersPanel as panel_module
-    from qgis.PyQt.QtWidgets import QDialogButtonBox
-
-    iface = mock.MagicMock()
-    iface.mapCanvas.return_value = iface.browserModel.return_value = iface.activeLayer.return_value = None
-    monkeypatch.setattr(panel_module, "iface", iface)
     from qgis.core import QgsApplication
+    from qgis.PyQt.QtWidgets import QDialogButtonBox
 
     # a fresh instance: the dialog takes ownership of its algorithm (the provider's own one was freed twice at exit)
     alg = QgsApplication.processingRegistry().createAlgorithmById("ksdiff:pansharpen")

@@ -75,15 +75,11 @@ def test_text_that_is_no_band_list_is_logged_quoted(qgis_app, data_dir):
 
 
 @pytest.mark.parametrize("text", ["3,2,1", "4 3 2 1"])
-def test_dialog_preset_band_text_shows_those_bands(qgis_app, data_dir, monkeypatch, text):
+def test_dialog_preset_band_text_shows_those_bands(qgis_app, data_dir, no_iface, text):
     """processing.createAlgorithmDialog(alg, {'MS_BANDS': '3,2,1', ...}) showed band 0 (the run then failed 'band 0
     does not exist')."""
-    import processing.gui.ParametersPanel as panel_module
     from qgis.core import QgsApplication
 
-    iface = mock.MagicMock()
-    iface.mapCanvas.return_value = iface.browserModel.return_value = iface.activeLayer.return_value = None
-    monkeypatch.setattr(panel_module, "iface", iface)
     # a fresh instance: the dialog owns its algorithm
     alg = QgsApplication.processingRegistry().createAlgorithmById("ksdiff:pansharpen")
     dialog = alg.createCustomParametersWidget(None)   # what processing.createAlgorithmDialog opens
