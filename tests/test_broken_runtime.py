@@ -194,6 +194,66 @@ def test_the_probe_runs_once_per_state_of_the_files_and_not_after_the_import(tmp
     assert len(calls) == 2
 
 
+# A fresh Python per run, as qgis_process starts one per scene: the runtime copy argv[1] first on the path (the venv's
+# own hidden, argv[3]), deps.activate(argv[4]) as the plugin does, then one import_onnxruntime(). Prints how many child
+# probes it ran, the refusal if any, and the file onnxruntime was loaded from.
+FRESH = textwrap.dedent("""
+    import json, sys
+    site = json.loads(sys.argv[3])
+    sys.path[:] = [sys.argv[1], sys.argv[2]] + [site.get(p, p) for p in sys.path]
+    from ksdiff_qgis.engine import deps, runtime
+    deps.activate(sys.argv[4])
+    probes, real = [], deps._imports
+    deps._imports = lambda *a, **k: probes.append(a) or real(*a, **k)
+    try:
+        runtime.import_onnxruntime()
+        error = None
+    except runtime.RuntimeUnavailable as e:
+        error = str(e)
+    print("RUN " + json.dumps({"probes": len(probes), "error": error,
+                               "loaded": getattr(sys.modules.get("onnxruntime"), "__file__", None)}))
+""")
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="a truncated ELF library raises SIGBUS on Linux")
+def test_a_runtime_that_loaded_is_not_probed_again_by_the_next_process(tmp_path):
+    """QA 61: the child probe cost 0.33 s of a 1.8 s learned run, in every qgis_process (one per scene). A state of
+    the runtime's files that loaded fine is kept in the plugin's runtime folder: the next process imports without a
+    probe; a changed file (touched .so), a corrupt verdict file or a failing state is probed again, and a truncated
+    library still never reaches the process."""
+    from ksdiff_qgis.engine import runtime
+
+    package = _runtime_copy(tmp_path / "rt")
+    native = _native(package)
+    good = os.path.realpath(native)
+    native.unlink()
+    shutil.copy2(good, native)   # a file of its own: touched and truncated below, the venv's left alone
+    base = tmp_path / "ksdiff_runtime"
+    base.mkdir()
+    site = json.dumps(_site_without_onnxruntime(tmp_path / "site"))
+
+    def fresh() -> dict:
+        res = subprocess.run([sys.executable, "-c", FRESH, str(tmp_path / "rt"), str(ROOT), site, str(base)],
+                             capture_output=True, text=True, timeout=300, cwd=tmp_path)
+        _clean_exit(res)
+        return json.loads(res.stdout.splitlines()[-1][4:])
+
+    loaded = {"probes": 1, "error": None, "loaded": str(package / "__init__.py")}
+    assert fresh() == loaded
+    assert fresh() == {**loaded, "probes": 0}   # the second process: no child Python
+    os.utime(native, ns=(1_000_000_000, 1_000_000_000))   # same size, another time: probed again
+    assert fresh() == loaded and fresh() == {**loaded, "probes": 0}
+    (base / runtime.VERDICT_FILE).write_text("{not json")
+    assert fresh() == loaded and fresh() == {**loaded, "probes": 0}
+    native.unlink()
+    with open(good, "rb") as src, open(native, "wb") as dst:
+        dst.write(src.read(os.path.getsize(good) // 2))
+    for _ in range(2):   # a failure is never kept: each process probes, none loads the library
+        said = fresh()
+        assert said["probes"] == 1 and said["loaded"] is None and "SIGBUS" in said["error"], said
+    assert [json.loads(k)[0] for k in json.loads((base / runtime.VERDICT_FILE).read_text())] == [str(package)]
+
+
 def test_auto_with_a_model_falls_back_when_the_runtime_does_not_load(data_dir, tmp_path, monkeypatch):
     """METHOD auto with the user's MODEL stopped on a broken runtime (only a missing one fell back): the runtime is
     no fault of the model."""

@@ -111,8 +111,13 @@ def inside(path: str, folder: str) -> bool:
     return bool(path) and (os.path.normcase(os.path.abspath(path)) + os.sep).startswith(norm + os.sep)
 
 
+active_base: str | None = None   # the base activate() was given: runtime.probe keeps its "loads fine" verdicts there
+
+
 def activate(base: str) -> bool:
     """Put the private folder on sys.path (first, so the user's chosen build wins); True if it exists."""
+    global active_base
+    active_base = base
     folder = private_dir(base)
     if not os.path.isdir(folder):
         return False

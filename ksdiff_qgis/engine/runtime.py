@@ -5,7 +5,9 @@ work) or live in a plugin-private folder put on ``sys.path`` by ``deps.activate`
 """
 from __future__ import annotations
 
+import contextlib
 import functools
+import json
 import os
 import sys
 import threading
@@ -24,6 +26,8 @@ INSTALL_HINT = (
     "(or run the Processing algorithm 'ksdiff:install_runtime'); the classical methods work without it."
 )
 NO_INIT = "its folder has no __init__.py: the install is incomplete"
+VERDICT_FILE = "import-probe.json"   # in the runtime folder: the states of ONNX Runtime's files that loaded fine
+KEEP_VERDICTS = 8                    # a few runtimes (one per Python of the profile, reinstalls) kept at once
 PROBE_TIMEOUT = 120   # s: a first import from a cold disk (or under a virus scanner) takes a few seconds, not minutes
 
 
@@ -106,15 +110,62 @@ _probe_lock = threading.Lock()
 def probe(folder: str) -> str | None:
     """Why the onnxruntime in ``folder`` does not load, tried in a child Python with this process's sys.path
     (``deps._imports``), or None when it loads or cannot be tried. Asked once per session and per state of the
-    folder's files (``_signature``), so a repair (Install ONNX Runtime…) is seen without a restart."""
+    folder's files (``_signature``), so a repair (Install ONNX Runtime…) is seen without a restart; a state that
+    loaded is remembered on disk across processes too (``_known_good``: qgis_process paid 0.3 s per scene)."""
     key = (folder, _signature(folder))
     with _probe_lock:
         if key not in _verdicts:
-            _verdicts[key] = _probe_now()
+            _verdicts[key] = None if _known_good(key) else _probe_now(key)
         return _verdicts[key]
 
 
-def _probe_now() -> str | None:
+def _verdict_file() -> str | None:
+    """The file of "loads fine" verdicts: in the plugin's runtime folder of the QGIS profile (``deps.activate``),
+    only when that folder exists (it is private to the plugin and the profile); None: nothing is kept."""
+    from . import deps
+
+    base = deps.active_base
+    return os.path.join(base, VERDICT_FILE) if base and os.path.isdir(base) else None
+
+
+def _entry(key: tuple) -> str:
+    # the same file state as the session's cache, for this Python and platform only
+    return json.dumps([*key, sys.version, sys.platform])
+
+
+def _read_verdicts(path: str) -> list[str]:
+    try:
+        with open(path, encoding="utf-8") as f:
+            known = json.load(f)
+    except (OSError, ValueError):   # missing, unreadable or corrupt: probe again
+        return []
+    return [k for k in known if isinstance(k, str)] if isinstance(known, list) else []
+
+
+def _known_good(key: tuple) -> bool:
+    path = _verdict_file()
+    return bool(path) and _entry(key) in _read_verdicts(path)
+
+
+def _remember_good(key: tuple) -> None:
+    """Add ``key`` to the verdict file, atomically (a temporary file replaced in one step: a reader sees the old
+    list or the new one). Only successes are kept: a failing state is probed again each time, so a repair is seen.
+    Not writable: nothing is kept, the next process probes again."""
+    path = _verdict_file()
+    if not path:
+        return
+    known = [k for k in _read_verdicts(path) if k != _entry(key)][-(KEEP_VERDICTS - 1):] + [_entry(key)]
+    tmp = f"{path}.{os.getpid()}.tmp"
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(known, f)
+        os.replace(tmp, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+
+
+def _probe_now(key: tuple) -> str | None:
     from . import deps
 
     if not _probe_python:
@@ -130,6 +181,8 @@ def _probe_now() -> str | None:
     except OSError:
         return None
     if ok:
+        if _signature(key[0]) == key[1]:   # the files the child loaded are the ones the key describes
+            _remember_good(key)
         return None
     lines = [line.strip() for line in said.splitlines() if line.strip()]
     return short_error(Exception(lines[-1] if lines else "no error message"))
