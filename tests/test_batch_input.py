@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -130,6 +131,34 @@ def test_a_quote_closed_rows_later_is_refused(tmp_path):
         read_scenes(str(lst))
     ok = scene_list(tmp_path / "ok.csv", f"pan,ms,sensor,method,output\n{PAN},{MS},wv2,\"bro\"\"vey\",a.tif\n")
     assert read_scenes(str(ok))[0].kwargs["method"] == 'bro"vey'   # '""' inside a quoted cell is a quote
+
+
+@pytest.mark.parametrize("column, cell", [
+    ("method", "mtf_glp\nhpm"),
+    ("sensor", "wv2\r\nwv3"),
+    ("compression", "lzw\tzstd"),
+    ("create_options", "COMPRESS=LZW\nNBITS=11"),
+])
+def test_a_line_break_in_an_option_cell_stops_the_run_before_any_scene(tmp_path, column, cell):
+    """QA: a method or sensor cell written on two lines (a quoted multi-line cell, Excel's Alt+Enter) was read; its
+    scene failed only when it ran ("unknown method"), after the scenes above it. Now it is refused with the list,
+    naming the row's line and the column, like a path cell with a line break."""
+    good = {"method": "brovey", "sensor": "wv2", column: "deflate" if column == "compression" else ""}
+    bad = {**good, column: cell}
+    header = "pan,ms,output," + ",".join(good)
+    rows = [f"{PAN},{MS},{out}," + ",".join(f'"{v}"' for v in cells.values())
+            for out, cells in (("a.tif", good), ("b.tif", bad))]
+    lst = scene_list(tmp_path / "s.csv", "\n".join([header, *rows]) + "\n")
+    shown = cell.encode("unicode_escape").decode()   # the message shows it on one line: mtf_glp\nhpm
+    with pytest.raises(SceneListError, match=rf'^line 3: column {column!r}: "{re.escape(shown)}" holds a control '
+                                             r"character \(a line break"):
+        read_scenes(str(lst))
+    if column == "method":   # the command: exit 2 before any scene, the first row's output not written
+        p = run_cli(str(lst), "--workers", "1")
+        assert p.returncode == batch.EXIT_USAGE and "line 3: column 'method'" in p.stderr, p.stdout + p.stderr
+        assert "scene(s)" not in p.stdout and not (tmp_path / "a.tif").exists()
+    ok = scene_list(tmp_path / "ok.csv", f'pan,ms,output,method\n{PAN},{MS},a.tif,"brovey\n"\n')
+    assert read_scenes(str(ok))[0].kwargs["method"] == "brovey"   # a line break after the value is white space
 
 
 # ------------------------------------------------------------------------- 5. columns and row counts

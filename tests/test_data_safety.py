@@ -204,13 +204,12 @@ def test_full_cpl_tmpdir_during_the_cog_pass_is_said_there(qgis_app, pair, tmp_p
     assert str(out.parent) not in message.replace(str(out), ""), message   # the output folder is not blamed
     assert out.read_bytes() == OLD and not _partials(out.parent)
 
-    # CPL_TMPDIR beside the output: the output folder's message, with the free-space warning's figure (51.2 MB
-    # against 25.6 MB for QA's 2048² scene: the intermediate file and the COG at once)
+    # CPL_TMPDIR beside the output, which had room when the run started (so nothing was measured): the output
+    # folder's message, with what was written when the disk filled up (not a figure no warning had said)
     monkeypatch.setattr(space, "_same_disk", lambda a, b: True, raising=False)
-    need = space.needed_bytes(256, 256, 4, np.uint16, "deflate", True)
     with pytest.raises(QgsProcessingException) as e:
         _run({**pair, "COG": True, "OUTPUT": str(out)})
-    assert f"the output needed about {need / 1024:.0f} KB; " in str(e.value), str(e.value)
+    assert re.search(r"the output needed more than the [\d.]+ [KM]B written when the disk filled up; ", str(e.value))
     assert str(out.parent) in str(e.value)
 
 
@@ -232,14 +231,14 @@ def test_low_disk_space_is_said_before_any_tile(qgis_app, pair, small_disk, cog)
     Now a warning says it before the self-check and the tiles: a user who cancels there loses nothing."""
     out = small_disk / "fused.tif"
     out.write_bytes(OLD)
-    # the fused 256x256x4 UInt16 scene is 512 KB uncompressed (~410 KB estimated with DEFLATE): 48 KB free
+    # the fused 256x256x4 UInt16 scene takes ~300 KB with DEFLATE, a COG ~2.5x that at its peak: 48 KB free
     (small_disk / "filler").write_bytes(b"\0" * (shutil.disk_usage(small_disk).free - 48 * 1024))
     fb = _ordered_feedback(stop_at_low_space=True)
     _fails({**pair, "METHOD": "auto", "COG": cog, "OUTPUT": str(out)}, "(?i)cancel", fb)
     found = [m for m in map(LOW_SPACE_LINE.search, fb.lines) if m]
     assert len(found) == 1, fb.lines
     assert found[0].group(2) == str(small_disk)
-    assert _bytes(found[0].group(1)) > (700 if cog else 350) * 1024, fb.lines[-1]
+    assert _bytes(found[0].group(1)) > (600 if cog else 250) * 1024, fb.lines[-1]
     assert abs(_bytes(found[0].group(3)) - 48 * 1024) <= 1024, fb.lines[-1]
     # cancelled at the warning: no self-check ran, no tile was fused, nothing was written
     assert not any(ln.startswith(("Self-check", "Fusing with")) for ln in fb.lines), fb.lines
@@ -252,15 +251,6 @@ def test_no_low_space_warning_with_room(qgis_app, pair, tmp_path):
     _run({**pair, "METHOD": "auto", "COG": True, "OUTPUT": str(tmp_path / "fused.tif")}, fb)
     assert any("Fusing with" in ln for ln in fb.lines), fb.lines
     assert not any(LOW_SPACE_LINE.search(ln) for ln in fb.lines), fb.lines
-
-
-def test_space_estimate_covers_the_qa_scene():
-    """The 12288² x 4 UInt16 DEFLATE scene QA wrote: 742 MB; as a COG ~1.6x that at the peak."""
-    from ksdiff_qgis.engine.raster_io import space
-
-    assert 742e6 < space.needed_bytes(12288, 12288, 4, np.uint16, "deflate", False) < 1.5 * 742e6
-    assert 1.6 * 742e6 < space.needed_bytes(12288, 12288, 4, np.uint16, "deflate", True) < 3 * 742e6
-    assert space.codec("deflate", ["COMPRESS=NONE"]) == "none"
 
 
 FSIZE_SCRIPT = textwrap.dedent("""

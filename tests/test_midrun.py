@@ -98,7 +98,7 @@ def test_batch_memory_and_disk_full_fail_at_once_with_the_warnings_said_before(t
     def fail(*args, **kwargs):
         raise error
 
-    monkeypatch.setattr(pipeline, "estimate_scene_stats", fail)   # after the free-space pre-check
+    monkeypatch.setattr(pipeline, "_measured_on", fail)   # after the statistics and the free-space warning
     record = run_scene(Scene(2, scene_kwargs(tmp_path / "o.tif")), cores=1)
     assert record["status"] == "failed"
     assert all(w in record["error"] for w in words), record["error"]

@@ -584,15 +584,32 @@ def _check_model_fit(card: model_card.ModelCard, n_bands: int, ratio: int, pan: 
 
 def _make_writer(path: str, cols: int, rows: int, ms: RasterInfo, gt, wkt: str, names: list[str],
                  nodata: float | None, options: outputs.OutputOptions, fb: Feedback,
-                 found: Signature | None) -> GeoTiffWriter:
+                 found: Signature | None, need: space.SpaceNeed | None) -> GeoTiffWriter:
     """A streamed GeoTIFF writer with the ``options`` checked before any work; for a COG, a fast intermediate copied
-    at commit. ``found``: what was at the output when the run started (``GeoTiffWriter``)."""
+    at commit. ``found``: what was at the output when the run started (``GeoTiffWriter``); ``need``: what the
+    free-space warning measured (None: not measured, there was room), which a full disk's message repeats."""
     if options.cog is not None:
         return outputs.CogWriter(path, cols, rows, ms, gt, wkt, names, nodata, options=options.gtiff,
-                                 cog_options=options.cog, is_cancelled=fb.is_cancelled, found=found)
+                                 cog_options=options.cog, is_cancelled=fb.is_cancelled, found=found,
+                                 needed=need and need.peak, temp_needed=need and need.temp)
     # an 11-bit product is written as plain 16-bit samples with the predictor, not bit-packed (NBITS=11):
     # half the encoding time and ~13 % smaller (docs/BENCHMARKS_SPEED.md); CREATE_OPTIONS NBITS=11 packs
-    return GeoTiffWriter(path, cols, rows, ms, gt, wkt, names, nodata, options=options.gtiff, found=found)
+    return GeoTiffWriter(path, cols, rows, ms, gt, wkt, names, nodata, options=options.gtiff, found=found,
+                         needed=need and need.peak)
+
+
+def _space_need(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan, spec: Sensor,
+                stats: classical.SceneStats, ranges, fb: Feedback, nbits: int | None,
+                options: outputs.OutputOptions) -> space.SpaceNeed:
+    """What the output will take on the disk (``space.estimate``), measured on a few of its blocks fused with
+    MTF-GLP-HPM: any method's output has the PAN's detail at the MS's levels, and so compresses alike."""
+    method = classical.BEST_CLASSICAL
+    runner = _TileRunner(pan_ds, ms_ds, pan, ms, plan, spec, classical.FUSERS[method],
+                         classical.margin(method, plan.ratio), stats, fb, 1, ranges)
+    nodata = output_nodata(pan, ms)[0]
+    rows, cols = plan.region[2], plan.region[3]
+    blocks = [to_dtype(runner(*window), ms.dtype, nodata, nbits) for window in space.sample_blocks(rows, cols)]
+    return space.estimate(blocks, cols, rows, nodata, options.gtiff, options.cog)
 
 
 class _TileRunner:
@@ -939,15 +956,22 @@ def pansharpen(
     fill_notes: list[str] = []
     ranges = inrange.guards(pan, ms, resampled_ms=plan.resampled)
     bar = _run_progress(fb, plan, ms_src, method, card, coregister, cog)
-    if not check_only:   # a full disk said now, not after the fusion (co-registration only cuts the region)
-        low_space = space.space_warning(output_path, plan.region[3], plan.region[2], ms.bands, ms.dtype,
-                                        space.codec(compression, extra_options), cog)
-        if low_space:
-            fb.warning(low_space)
+    # an output that surely cannot fit its disk is refused now; one that may not is measured once the statistics
+    # are known, still before the self-check and the first tile (co-registration only cuts the region)
+    out_shape = (plan.region[3], plan.region[2], ms.bands, ms.dtype)
+    measure_space = not check_only and space.precheck(output_path, *out_shape, out_options.gtiff, out_options.cog)
     stats = estimate_scene_stats(pan_ds, ms_src, pan, ms, plan, notes=fill_notes, ranges=ranges,
                                  progress=bar.stage("stats"), gains=spec.mtf_ms)
     if inrange.drop_unfit(ranges):   # an input wider than the other's bit depth: its sample read again, unclamped
         stats = estimate_scene_stats(pan_ds, ms_src, pan, ms, plan, ranges=ranges, gains=spec.mtf_ms)
+    need = None
+    if measure_space:
+        need = _space_need(pan_ds, ms_src, pan, ms, plan, spec, stats, ranges, fb, out_nbits, out_options)
+        low_space = space.space_warning(output_path, need, *out_shape, space.codec(compression, extra_options), cog)
+        if low_space:
+            fb.warning(low_space)
+            if fb.is_cancelled():   # a user who reads it and stops loses nothing: no tile was fused yet
+                raise Cancelled("cancelled by the user")
     moved_line = None
     settings["COREGISTER"] = "yes" if coregister else "no"
     where, error = _measured_on(plan), stats.pan_offset_error
@@ -1055,7 +1079,7 @@ def pansharpen(
     nodata, nodata_why = output_nodata(pan, ms)
     names = bplan.names
     writer = _make_writer(output_path, cols, rows, ms, plan.out_gt, pan.wkt, names, nodata, out_options, fb,
-                          found_at_output)
+                          found_at_output, need)
     pool = None   # from here on, any failure (even before the first tile) removes the partial file
     try:
         # classical methods: block-aligned tiles, no overlap; KSDiff: blended cells (or strips on small scenes)

@@ -105,6 +105,9 @@ def _refuse_decimal_commas(value: str, name: str) -> None:
 
 TRUE, FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 KEY_COLUMNS = ("sensor", "method", "device", "precision", "compression")   # option keys: case-insensitive, as in QGIS
+# cells read as words: a line break or tab in one is a spreadsheet's mistake (a multi-line cell, Excel's Alt+Enter)
+# that failed its scene only when it ran, after the scenes before it (lists and numbers split on any white space)
+WORD_KEYS = (*KEY_COLUMNS, "create_options")
 
 
 def _convert(value: str, param: inspect.Parameter) -> Any:
@@ -156,6 +159,11 @@ def _row_kwargs(row: dict[str, str], params: dict[str, inspect.Parameter], base:
             raise SceneListError(f"line {line}: column {column!r}: {quoted(one_line(cell))} holds a control "
                                  "character (a line break, a tab, ...): a file name with one is almost certainly a "
                                  "mistake of the spreadsheet; remove it from the cell")
+        if key in WORD_KEYS and has_control(cell):
+            raise SceneListError(f"line {line}: column {column!r}: {quoted(one_line(cell))} holds a control "
+                                 "character (a line break, a tab, ...), which no value of this column has: a "
+                                 "spreadsheet saves a cell written on several lines (Excel: Alt+Enter) so; remove it "
+                                 "from the cell")
         if key in CRS_KEYS:   # read as a CRS now: an unreadable one failed every scene at its reprojection
             try:
                 aoi.crs_wkt(cell, column.strip())

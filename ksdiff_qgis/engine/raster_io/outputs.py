@@ -240,22 +240,24 @@ class CogWriter(GeoTiffWriter):
     """Streams tile rows into a temporary tiled GeoTIFF like ``GeoTiffWriter``; ``commit()`` copies that to
     a Cloud-Optimized GeoTIFF (overviews, COG layout) beside it and commits the copy in its place."""
 
-    def __init__(self, *args, cog_options: list[str], is_cancelled: Callable[[], bool] = lambda: False, **kwargs):
+    def __init__(self, *args, cog_options: list[str], is_cancelled: Callable[[], bool] = lambda: False,
+                 temp_needed: int | None = None, **kwargs):
+        """``needed`` (the output folder's, at the peak) and ``temp_needed`` (a CPL_TMPDIR's): what the run's
+        free-space warning measured (``space.estimate``), so that a full disk's message agrees; None: not measured."""
         super().__init__(*args, **kwargs)   # its options were checked before any work (``checked_options``)
         self.cog_options, self.is_cancelled = cog_options, is_cancelled
         self.staged = self.tmp_path
-        # what the run's free-space warning counted (space.space_warning), so that a full disk's message agrees
-        cols, rows, ms = args[1], args[2], args[3]
-        self.needed = space.needed_bytes(cols, rows, ms.bands, ms.dtype, space.codec("none", cog_options), True)
         # GDAL writes the overviews' temporary file into CPL_TMPDIR when set: its disk may fill, not the output's
         self.temp_folder = space.temp_folder(self.folder)
-        self.temp_needed = space.temp_bytes(cols, rows, ms.bands, ms.dtype)
+        self.temp_needed = temp_needed
         self.temp_free_at_start = space.free_space(self.temp_folder) if self.temp_folder else None
 
     def _output_had_room(self) -> bool:
-        """The output folder had the room the run needed at the start and still has some."""
+        """The output folder had the room the run needed at the start (not measured: there was room) and still has
+        some."""
         free_now = space.free_space(self.folder)
-        return ((self.free_at_start is None or self.free_at_start >= self.needed)
+        needed = self.needed and self.needed - (self.temp_needed or 0)   # the overviews' file was not to lie here
+        return ((self.free_at_start is None or not needed or self.free_at_start >= needed)
                 and (free_now is None or free_now >= LOW_SPACE))
 
     def _cog_failure(self, action: str, errors: list[str]) -> str:
@@ -266,8 +268,8 @@ class CogWriter(GeoTiffWriter):
         if full and self.temp_folder and self._output_had_room():
             return space.temp_failure(self.path, action, errors, self.temp_folder, self.temp_free_at_start,
                                       self.temp_needed)
-        return write_failure(self.path, action, errors, total_size(self.own_files()), self.free_at_start,
-                             self.needed)
+        needed = self.needed and self.needed - ((self.temp_needed or 0) if self.temp_folder else 0)
+        return write_failure(self.path, action, errors, total_size(self.own_files()), self.free_at_start, needed)
 
     def commit(self, cancelled: Callable[[], bool] | None = None,
                progress: Callable[[float], None] | None = None) -> list[str]:

@@ -164,7 +164,10 @@ def free_space(folder: str) -> int | None:
     return usage.free if usage.total else None
 
 
-def _size(n: int) -> str:
+def size_text(n: float) -> str:
+    """'1.2 GB', '3.4 MB' or '56 KB': as the free-space warning and a full disk's message say a size."""
+    if n >= 2**30:
+        return f"{n / 2**30:.1f} GB"
     return f"{n / 2**20:.1f} MB" if n >= 2**20 else f"{n / 1024:.0f} KB"
 
 
@@ -181,15 +184,15 @@ def write_failure(path: str, action: str, errors: list[str], written: int | None
     free = free_space(folder)
     if "no space left" in text.lower() or (free is not None and free < LOW_SPACE):
         if needed:
-            need = f"the output needed about {_size(needed)}; "
+            need = f"the output needed about {size_text(needed)}; "
         elif written:
-            need = f"the output needed more than the {_size(written)} written when the disk filled up; "
+            need = f"the output needed more than the {size_text(written)} written when the disk filled up; "
         else:
             need = ""
         if free_before is not None:
-            had = f"{_size(free_before)} were free in {folder} when the run started"
+            had = f"{size_text(free_before)} were free in {folder} when the run started"
         else:
-            had = f"{_size(free or 0)} were free in {folder} at the failure"
+            had = f"{size_text(free or 0)} were free in {folder} at the failure"
         cause = f"no space left on device: {need}{had} (free up space there or write the output to another disk)"
     elif "file too large" in text.lower():      # EFBIG: the process's file size limit
         cause = f"the file size limit of this process was reached (ulimit -f: {_fsize_limit()} bytes)"
@@ -220,16 +223,17 @@ class GeoTiffWriter:
 
     def __init__(self, path: str, width: int, height: int, ms: RasterInfo, gt, wkt: str,
                  band_names: list[str], nodata: float | None, options: list[str] | None = None,
-                 found: Signature | None | object = UNCHECKED):
+                 found: Signature | None | object = UNCHECKED, needed: int | None = None):
         """``found``: ``signature`` of the output when the run started (None: there was none); another run that wrote
-        there since is not silently replaced at the commit. Left out: not checked."""
+        there since is not silently replaced at the commit. Left out: not checked. ``needed``: the bytes the run's
+        free-space warning said the output needs (``space.estimate``), for a full disk's message; None: not measured."""
         check_writable(path)
         busy = live_partials(path)
         if busy:   # both would report success and the later rename would silently replace the other's result
             raise InputError(f"another run is writing the output {quoted(path)} right now (its temporary file "
                              f"{os.path.basename(busy[0])} is in use): choose another OUTPUT, or run again once "
                              "that run has finished")
-        self.path, self.found = path, found
+        self.path, self.found, self.needed = path, found, needed
         self.removed_partials = remove_stale_partials(path)
         folder, name = os.path.split(os.path.abspath(path))
         self.free_at_start = free_space(folder)   # for a full disk's message: what there was to write into
@@ -268,7 +272,8 @@ class GeoTiffWriter:
 
     def failure(self, action: str, errors: list[str]) -> str:
         """``write_failure`` for this output, while its temporary files still exist."""
-        return write_failure(self.path, action, errors, total_size(self.own_files()), self.free_at_start)
+        return write_failure(self.path, action, errors, total_size(self.own_files()), self.free_at_start,
+                             self.needed)
 
     def _checked(self, action: str, fn, *args, **kwargs):
         result, errors = gdal_try(fn, *args, **kwargs)
