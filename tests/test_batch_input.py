@@ -129,8 +129,8 @@ def test_a_quote_closed_rows_later_is_refused(tmp_path):
     with pytest.raises(SceneListError, match=r"^line 2: a quoted cell starting on line 2 spans lines that look like "
                                              r"rows"):
         read_scenes(str(lst))
-    ok = scene_list(tmp_path / "ok.csv", f"pan,ms,sensor,method,output\n{PAN},{MS},wv2,\"bro\"\"vey\",a.tif\n")
-    assert read_scenes(str(ok))[0].kwargs["method"] == 'bro"vey'   # '""' inside a quoted cell is a quote
+    ok = scene_list(tmp_path / "ok.csv", f"pan,ms,sensor,method,output\n{PAN},{MS},wv2,brovey,\"a\"\"b.tif\"\n")
+    assert read_scenes(str(ok))[0].output.endswith('a"b.tif')   # '""' inside a quoted cell is a quote
 
 
 @pytest.mark.parametrize("column, cell", [
@@ -159,6 +159,37 @@ def test_a_line_break_in_an_option_cell_stops_the_run_before_any_scene(tmp_path,
         assert "scene(s)" not in p.stdout and not (tmp_path / "a.tif").exists()
     ok = scene_list(tmp_path / "ok.csv", f'pan,ms,output,method\n{PAN},{MS},a.tif,"brovey\n"\n')
     assert read_scenes(str(ok))[0].kwargs["method"] == "brovey"   # a line break after the value is white space
+
+
+@pytest.mark.parametrize("column, cell, choice", [
+    ("method", "foo", "brovey"),
+    ("sensor", "WV9", "wv2"),
+    ("device", "gpu", "cuda"),
+    ("precision", "fp16", "float32"),
+    ("compression", "jpeg", "zstd"),
+])
+def test_an_unknown_option_value_stops_the_run_before_any_scene(tmp_path, column, cell, choice):
+    """QA: method foo, sensor wv9 ... in a cell were read; the scene failed only when it ran ("unknown method 'foo'"),
+    after the scenes above it, while --method foo was refused before any. Now the list's cells are checked against
+    the values the command-line options are checked against (``option_values``), naming line, column and value."""
+    good = {"method": "BROVEY", "sensor": "WV2", "device": "CPU", "precision": "FLOAT32", "compression": "LZW"}
+    header = "pan,ms,output," + ",".join(good)
+    rows = [f"{PAN},{MS},{out}," + ",".join(cells.values())
+            for out, cells in (("a.tif", good), ("b.tif", {**good, column: cell}))]
+    lst = scene_list(tmp_path / "s.csv", "\n".join([header, *rows]) + "\n")
+    known = batch.option_values(column)   # what --method, --sensor, --device are checked against
+    with pytest.raises(SceneListError, match=rf'^line 3: column {column!r}: "{cell}" is not known: give one of '
+                                             rf"{re.escape(', '.join(known))} \(upper or lower case\)$"):
+        read_scenes(str(lst))
+    assert choice in known
+    ok = read_scenes(str(scene_list(tmp_path / "ok.csv", "\n".join([header, rows[0]]) + "\n")))
+    assert {k: ok[0].kwargs[k] for k in good} == {k: v.lower() for k, v in good.items()}   # upper case still reads
+    if column == "method":   # the command: exit 2 before any scene, the first row's output not written
+        p = run_cli(str(lst), "--workers", "1")
+        assert p.returncode == batch.EXIT_USAGE, p.stdout + p.stderr
+        assert p.stderr.strip().splitlines() == [f"ksdiff batch: line 3: column 'method': \"foo\" is not known: give "
+                                                 f"one of {', '.join(known)} (upper or lower case)"], p.stderr
+        assert "scene(s)" not in p.stdout and not (tmp_path / "a.tif").exists()
 
 
 # ------------------------------------------------------------------------- 5. columns and row counts
