@@ -192,6 +192,38 @@ def test_an_unknown_option_value_stops_the_run_before_any_scene(tmp_path, column
         assert "scene(s)" not in p.stdout and not (tmp_path / "a.tif").exists()
 
 
+def test_layer_crs_columns_read_an_epsg_code_and_refuse_bad_text_when_the_list_is_read(tmp_path):
+    """QA: pan_crs / ms_crs EPSG:32632 was assigned, but the warning said "The PAN layer's CRS none ... placed in
+    none" (the cell went to the engine as if it were WKT); unreadable text failed its scene only when it ran. Now the
+    cells are read as extent_wkt is (``aoi.crs_wkt``, SetFromUserInput)."""
+    lst = scene_list(tmp_path / "s.csv", f"pan,ms,sensor,method,output,pan_crs,MS_CRS\n"
+                                         f"{PAN},{MS},wv2,brovey,a.tif,EPSG:32632,EPSG:32632\n"
+                                         f"{PAN},{MS},wv2,brovey,b.tif,EPSG:32631,\n")
+    scenes = read_scenes(str(lst))
+    assert 'AUTHORITY["EPSG","32632"]]' in scenes[0].kwargs["pan_crs"] and "ms_crs" not in scenes[1].kwargs
+    p = run_cli(str(lst), "--workers", "1", "--report", str(tmp_path / "r.jsonl"))
+    assert p.returncode == 0 and "2 scene(s): 2 done" in p.stdout, p.stdout + p.stderr
+    lines = [json.loads(t) for t in (tmp_path / "r.jsonl").read_text().splitlines()]
+    warned = {r["line"]: [w for w in r["warnings"] if "layer's CRS" in w] for r in lines if "line" in r}
+    assert warned[2] == [f"The {role} layer's CRS EPSG:32632, set in QGIS, replaces its file's EPSG:32631: its "
+                         "pixels are placed in EPSG:32632, as QGIS shows the layer." for role in ("PAN", "MS")], warned
+    assert warned[3] == []   # the file's own CRS: nothing to say
+
+    bad = scene_list(tmp_path / "bad.csv", f"pan,ms,sensor,method,output,pan_crs\n{PAN},{MS},wv2,brovey,c.tif,\n"
+                                           f"{PAN},{MS},wv2,brovey,d.tif,UTM 31N\n")
+    said = ('line 3: pan_crs "UTM 31N" is no CRS: give the CRS the PAN\'s coordinates are in as EPSG:32631, a WKT or a '
+            "PROJ string (+proj=utm +zone=31 +datum=WGS84), or nothing for the PAN file's own")
+    with pytest.raises(SceneListError, match=f"^{re.escape(said)}$"):
+        read_scenes(str(bad))
+    p = run_cli(str(bad), "--workers", "1")
+    assert p.returncode == batch.EXIT_USAGE and p.stderr.strip().splitlines() == [f"ksdiff batch: {said}"], p.stderr
+    assert "scene(s)" not in p.stdout and not (tmp_path / "c.tif").exists()
+    with pytest.raises(SceneListError, match=r'^line 2: ms_crs "POLYGON \(\(0 0, 1 0, 1 1, 0 0\)\)" is a geometry, '
+                                             r"not a CRS: give the CRS the MS's coordinates are in as EPSG:32631"):
+        read_scenes(str(scene_list(tmp_path / "geom.csv", f'pan,ms,output,ms_crs\n{PAN},{MS},e.tif,'
+                                                          f'"POLYGON ((0 0, 1 0, 1 1, 0 0))"\n')))
+
+
 # ------------------------------------------------------------------------- 5. columns and row counts
 def test_excels_unnamed_empty_columns_are_ignored_but_not_their_values(tmp_path):
     lst = scene_list(tmp_path / "s.csv", f"pan;ms;method;output;;\n{PAN};{MS};brovey;a.tif;;\n;;;;;\n")

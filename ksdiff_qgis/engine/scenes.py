@@ -159,7 +159,10 @@ def option_values(key: str) -> list[str]:
 
 
 COUNT_KEYS = ("threads", "workers")   # a row's cores: checked like the batch's --threads
-CRS_KEYS = ("extent_wkt",)   # a CRS as EXTENT takes one: EPSG:32631, a WKT, a PROJ string
+# a CRS as EXTENT takes one (EPSG:32631, a WKT, a PROJ string) -> what it names, what an empty cell means
+CRS_KEYS = {"extent_wkt": (aoi.EXTENT_CRS, "the PAN's CRS"),
+            "pan_crs": ("the CRS the PAN's coordinates are in", "the PAN file's own"),
+            "ms_crs": ("the CRS the MS's coordinates are in", "the MS file's own")}
 
 
 def _row_kwargs(row: dict[str, str], params: dict[str, inspect.Parameter], base: str, line: int) -> dict:
@@ -188,10 +191,12 @@ def _row_kwargs(row: dict[str, str], params: dict[str, inspect.Parameter], base:
                                  f"of {', '.join(option_values(key))} (upper or lower case)")
         if key in CRS_KEYS:   # read as a CRS now: an unreadable one failed every scene at its reprojection
             try:
-                aoi.crs_wkt(cell, column.strip())
+                wkt = aoi.crs_wkt(cell, column.strip(), *CRS_KEYS[key])
             except InputError as e:
                 raise SceneListError(f"line {line}: {e}") from None
-            kwargs[key] = cell   # as written (a PROJJSON's '{' is no JSON parameter): the engine reads it alike
+            # extent_wkt as written (a PROJJSON's '{' is no JSON parameter): the engine reads it alike; a layer's CRS
+            # as the WKT the engine takes (EPSG:32631 was assigned, but its warning named the CRS "none")
+            kwargs[key] = cell if key == "extent_wkt" else wkt
             continue
         try:
             kwargs[key] = _resolve_path(cell, base) if key in PATH_KEYS else _convert(cell, params[key])
