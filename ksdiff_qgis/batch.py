@@ -23,21 +23,18 @@ from .batch_stop import Stop, label, sigint_held
 from .engine import memory, threadlimits
 from .engine.errors import disk_full, one_line, quoted
 from .engine.gdalutil import from_os
-from .engine.pipeline import method_names
 from .engine.raster_io.partials import stale_partials
-from .engine.runtime import DEVICES
 from .engine.scenes import (
     COUNT_KEYS,
     Scene,
     SceneListError,
     base_record,
+    option_values,
     read_record,
     read_scenes,
     remove_partials,
     run_scene,
 )
-from .engine.sensors import AUTO as AUTO_SENSOR
-from .engine.sensors import SENSORS
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 # stopped by a signal: 128 + its number, as a shell reports a process that signal ended
@@ -177,15 +174,6 @@ def local_thread_share(workers: int) -> int | None:
     if room is None:
         return None
     return max(0, (room[0] - threadlimits.RESERVE - CLUSTER_THREADS - WORKER_THREADS * workers) // max(1, workers))
-
-
-def option_values(key: str) -> list[str]:
-    """The values the engine takes for the option key ``key`` (sensor, method, device)."""
-    if key == "sensor":
-        return [AUTO_SENSOR, *SENSORS]
-    if key == "method":
-        return list(method_names())
-    return list(DEVICES)
 
 
 def defaults_from(args: argparse.Namespace) -> dict[str, Any]:

@@ -129,8 +129,8 @@ def test_a_quote_closed_rows_later_is_refused(tmp_path):
     with pytest.raises(SceneListError, match=r"^line 2: a quoted cell starting on line 2 spans lines that look like "
                                              r"rows"):
         read_scenes(str(lst))
-    ok = scene_list(tmp_path / "ok.csv", f"pan,ms,sensor,method,output\n{PAN},{MS},wv2,\"bro\"\"vey\",a.tif\n")
-    assert read_scenes(str(ok))[0].kwargs["method"] == 'bro"vey'   # '""' inside a quoted cell is a quote
+    ok = scene_list(tmp_path / "ok.csv", f"pan,ms,sensor,method,output\n{PAN},{MS},wv2,brovey,\"a\"\"b.tif\"\n")
+    assert read_scenes(str(ok))[0].output.endswith('a"b.tif')   # '""' inside a quoted cell is a quote
 
 
 @pytest.mark.parametrize("column, cell", [
@@ -159,6 +159,69 @@ def test_a_line_break_in_an_option_cell_stops_the_run_before_any_scene(tmp_path,
         assert "scene(s)" not in p.stdout and not (tmp_path / "a.tif").exists()
     ok = scene_list(tmp_path / "ok.csv", f'pan,ms,output,method\n{PAN},{MS},a.tif,"brovey\n"\n')
     assert read_scenes(str(ok))[0].kwargs["method"] == "brovey"   # a line break after the value is white space
+
+
+@pytest.mark.parametrize("column, cell, choice", [
+    ("method", "foo", "brovey"),
+    ("sensor", "WV9", "wv2"),
+    ("device", "gpu", "cuda"),
+    ("precision", "fp16", "float32"),
+    ("compression", "jpeg", "zstd"),
+])
+def test_an_unknown_option_value_stops_the_run_before_any_scene(tmp_path, column, cell, choice):
+    """QA: method foo, sensor wv9 ... in a cell were read; the scene failed only when it ran ("unknown method 'foo'"),
+    after the scenes above it, while --method foo was refused before any. Now the list's cells are checked against
+    the values the command-line options are checked against (``option_values``), naming line, column and value."""
+    good = {"method": "BROVEY", "sensor": "WV2", "device": "CPU", "precision": "FLOAT32", "compression": "LZW"}
+    header = "pan,ms,output," + ",".join(good)
+    rows = [f"{PAN},{MS},{out}," + ",".join(cells.values())
+            for out, cells in (("a.tif", good), ("b.tif", {**good, column: cell}))]
+    lst = scene_list(tmp_path / "s.csv", "\n".join([header, *rows]) + "\n")
+    known = batch.option_values(column)   # what --method, --sensor, --device are checked against
+    with pytest.raises(SceneListError, match=rf'^line 3: column {column!r}: "{cell}" is not known: give one of '
+                                             rf"{re.escape(', '.join(known))} \(upper or lower case\)$"):
+        read_scenes(str(lst))
+    assert choice in known
+    ok = read_scenes(str(scene_list(tmp_path / "ok.csv", "\n".join([header, rows[0]]) + "\n")))
+    assert {k: ok[0].kwargs[k] for k in good} == {k: v.lower() for k, v in good.items()}   # upper case still reads
+    if column == "method":   # the command: exit 2 before any scene, the first row's output not written
+        p = run_cli(str(lst), "--workers", "1")
+        assert p.returncode == batch.EXIT_USAGE, p.stdout + p.stderr
+        assert p.stderr.strip().splitlines() == [f"ksdiff batch: line 3: column 'method': \"foo\" is not known: give "
+                                                 f"one of {', '.join(known)} (upper or lower case)"], p.stderr
+        assert "scene(s)" not in p.stdout and not (tmp_path / "a.tif").exists()
+
+
+def test_layer_crs_columns_read_an_epsg_code_and_refuse_bad_text_when_the_list_is_read(tmp_path):
+    """QA: pan_crs / ms_crs EPSG:32632 was assigned, but the warning said "The PAN layer's CRS none ... placed in
+    none" (the cell went to the engine as if it were WKT); unreadable text failed its scene only when it ran. Now the
+    cells are read as extent_wkt is (``aoi.crs_wkt``, SetFromUserInput)."""
+    lst = scene_list(tmp_path / "s.csv", f"pan,ms,sensor,method,output,pan_crs,MS_CRS\n"
+                                         f"{PAN},{MS},wv2,brovey,a.tif,EPSG:32632,EPSG:32632\n"
+                                         f"{PAN},{MS},wv2,brovey,b.tif,EPSG:32631,\n")
+    scenes = read_scenes(str(lst))
+    assert 'AUTHORITY["EPSG","32632"]]' in scenes[0].kwargs["pan_crs"] and "ms_crs" not in scenes[1].kwargs
+    p = run_cli(str(lst), "--workers", "1", "--report", str(tmp_path / "r.jsonl"))
+    assert p.returncode == 0 and "2 scene(s): 2 done" in p.stdout, p.stdout + p.stderr
+    lines = [json.loads(t) for t in (tmp_path / "r.jsonl").read_text().splitlines()]
+    warned = {r["line"]: [w for w in r["warnings"] if "layer's CRS" in w] for r in lines if "line" in r}
+    assert warned[2] == [f"The {role} layer's CRS EPSG:32632, set in QGIS, replaces its file's EPSG:32631: its "
+                         "pixels are placed in EPSG:32632, as QGIS shows the layer." for role in ("PAN", "MS")], warned
+    assert warned[3] == []   # the file's own CRS: nothing to say
+
+    bad = scene_list(tmp_path / "bad.csv", f"pan,ms,sensor,method,output,pan_crs\n{PAN},{MS},wv2,brovey,c.tif,\n"
+                                           f"{PAN},{MS},wv2,brovey,d.tif,UTM 31N\n")
+    said = ('line 3: pan_crs "UTM 31N" is no CRS: give the CRS the PAN\'s coordinates are in as EPSG:32631, a WKT or a '
+            "PROJ string (+proj=utm +zone=31 +datum=WGS84), or nothing for the PAN file's own")
+    with pytest.raises(SceneListError, match=f"^{re.escape(said)}$"):
+        read_scenes(str(bad))
+    p = run_cli(str(bad), "--workers", "1")
+    assert p.returncode == batch.EXIT_USAGE and p.stderr.strip().splitlines() == [f"ksdiff batch: {said}"], p.stderr
+    assert "scene(s)" not in p.stdout and not (tmp_path / "c.tif").exists()
+    with pytest.raises(SceneListError, match=r'^line 2: ms_crs "POLYGON \(\(0 0, 1 0, 1 1, 0 0\)\)" is a geometry, '
+                                             r"not a CRS: give the CRS the MS's coordinates are in as EPSG:32631"):
+        read_scenes(str(scene_list(tmp_path / "geom.csv", f'pan,ms,output,ms_crs\n{PAN},{MS},e.tif,'
+                                                          f'"POLYGON ((0 0, 1 0, 1 1, 0 0))"\n')))
 
 
 # ------------------------------------------------------------------------- 5. columns and row counts

@@ -21,6 +21,7 @@ Extent = tuple[float, float, float, float]   # xmin, ymin, xmax, ymax
 MAX_QUOTED = 160   # characters of an unreadable CRS text quoted in a message (a WKT runs to a thousand)
 # a geometry's WKT, which the column's name ("extent_wkt") invites: it wants the extent's CRS, not the extent
 GEOMETRY_WKT = re.compile(r"\s*(MULTI)?(POLYGON|POINT|LINESTRING)|\s*(GEOMETRYCOLLECTION|BOX|ENVELOPE)\b", re.I)
+EXTENT_CRS = "the CRS the extent (xmin ymin xmax ymax) is in"
 CRS_EXAMPLE = "EPSG:32631, a WKT or a PROJ string (+proj=utm +zone=31 +datum=WGS84)"
 
 
@@ -30,11 +31,15 @@ def _shown(text: str) -> str:
     return quoted(text if len(text) <= MAX_QUOTED else text[:MAX_QUOTED] + " …")
 
 
-def crs_wkt(text: str, name: str = "extent_wkt") -> str:
+def crs_wkt(text: str, name: str = "extent_wkt", wants: str = EXTENT_CRS, empty: str = "the PAN's CRS") -> str:
     """The WKT of the CRS ``text`` names (an authority code such as EPSG:32631, a WKT, a PROJ string: what QGIS's
     EXTENT takes in brackets). InputError naming ``name`` and what it wants when ``text`` is no CRS: an authority
-    code read as WKT failed each scene with SWIG's TypeError from TransformPoint."""
+    code read as WKT failed each scene with SWIG's TypeError from TransformPoint. ``wants``: the CRS the value
+    names, ``empty``: what an empty value means (the refusal's advice; the batch's pan_crs / ms_crs columns too)."""
     if GEOMETRY_WKT.match(text):
+        if wants != EXTENT_CRS:
+            raise InputError(f"{name} {_shown(text)} is a geometry, not a CRS: give {wants} as {CRS_EXAMPLE}, or "
+                             f"nothing for {empty}")
         raise InputError(
             f"{name} {_shown(text)} is a geometry, not a CRS: {name} names the CRS the extent (xmin ymin xmax ymax) "
             f"is given in; give the geometry's bounding box as the extent and its CRS here, e.g. extent "
@@ -45,8 +50,8 @@ def crs_wkt(text: str, name: str = "extent_wkt") -> str:
         said = [e for e in errors if not e.startswith("GDAL error code")]   # a bare return code says nothing
         detail = f" ({one_line(said[0])})" if said else ""
         meant = f" (EPSG:{text.strip()}?)" if text.strip().isdigit() else ""
-        raise InputError(f"{name} {_shown(text)} is no CRS{detail}{meant}: give the CRS the extent (xmin ymin xmax "
-                         f"ymax) is in as {CRS_EXAMPLE}, or nothing for the PAN's CRS")
+        raise InputError(f"{name} {_shown(text)} is no CRS{detail}{meant}: give {wants} as {CRS_EXAMPLE}, or "
+                         f"nothing for {empty}")
     return srs.ExportToWkt()
 
 

@@ -25,9 +25,13 @@ from .coregistration import in_batch_terms
 from .errors import InputError, disk_full, has_control, one_line, quoted
 from .feedback import Feedback
 from .gdalutil import gdal_str, os_path, real_path
+from .learned import PRECISION_ALIASES, PRECISIONS
 from .numbers import decimal_comma_gains, decimal_comma_number
 from .provenance import plugin_version  # part of every record: a new version redoes old outputs
-from .sensors import get_sensor
+from .raster_io.outputs import COMPRESSIONS
+from .runtime import DEVICES
+from .sensors import AUTO as AUTO_SENSOR
+from .sensors import SENSORS, get_sensor
 
 SIDECAR_SUFFIX = ".ksdiff.json"   # one of raster_io.SIDECARS: a run that replaces the output removes it
 REQUIRED_COLUMNS = ("pan", "ms", "output")
@@ -140,8 +144,25 @@ def _resolve_path(value: str, base: str) -> str:
     return real_path(os.path.join(base, os.path.expanduser(value)))
 
 
+def option_values(key: str) -> list[str]:
+    """The values the engine takes for the option key ``key`` (one of ``KEY_COLUMNS``): the batch's --sensor,
+    --method, --device and the list's cells are checked against them before any scene starts."""
+    if key == "sensor":
+        return [AUTO_SENSOR, *SENSORS]
+    if key == "method":
+        return list(pipeline.method_names())
+    if key == "device":
+        return list(DEVICES)
+    if key == "precision":
+        return [*PRECISIONS, *PRECISION_ALIASES]
+    return list(COMPRESSIONS)
+
+
 COUNT_KEYS = ("threads", "workers")   # a row's cores: checked like the batch's --threads
-CRS_KEYS = ("extent_wkt",)   # a CRS as EXTENT takes one: EPSG:32631, a WKT, a PROJ string
+# a CRS as EXTENT takes one (EPSG:32631, a WKT, a PROJ string) -> what it names, what an empty cell means
+CRS_KEYS = {"extent_wkt": (aoi.EXTENT_CRS, "the PAN's CRS"),
+            "pan_crs": ("the CRS the PAN's coordinates are in", "the PAN file's own"),
+            "ms_crs": ("the CRS the MS's coordinates are in", "the MS file's own")}
 
 
 def _row_kwargs(row: dict[str, str], params: dict[str, inspect.Parameter], base: str, line: int) -> dict:
@@ -153,6 +174,7 @@ def _row_kwargs(row: dict[str, str], params: dict[str, inspect.Parameter], base:
         if not cell:
             continue   # empty cell: the engine's default
         key = column_keyword(column)
+        written = cell
         if key in KEY_COLUMNS:
             cell = cell.lower()
         if key in PATH_KEYS and has_control(cell):   # QA: a newline in an output cell named the file with it
@@ -164,12 +186,17 @@ def _row_kwargs(row: dict[str, str], params: dict[str, inspect.Parameter], base:
                                  "character (a line break, a tab, ...), which no value of this column has: a "
                                  "spreadsheet saves a cell written on several lines (Excel: Alt+Enter) so; remove it "
                                  "from the cell")
+        if key in KEY_COLUMNS and cell not in option_values(key):   # else its scene failed only when it ran
+            raise SceneListError(f"line {line}: column {column!r}: {quoted(one_line(written))} is not known: give one "
+                                 f"of {', '.join(option_values(key))} (upper or lower case)")
         if key in CRS_KEYS:   # read as a CRS now: an unreadable one failed every scene at its reprojection
             try:
-                aoi.crs_wkt(cell, column.strip())
+                wkt = aoi.crs_wkt(cell, column.strip(), *CRS_KEYS[key])
             except InputError as e:
                 raise SceneListError(f"line {line}: {e}") from None
-            kwargs[key] = cell   # as written (a PROJJSON's '{' is no JSON parameter): the engine reads it alike
+            # extent_wkt as written (a PROJJSON's '{' is no JSON parameter): the engine reads it alike; a layer's CRS
+            # as the WKT the engine takes (EPSG:32631 was assigned, but its warning named the CRS "none")
+            kwargs[key] = cell if key == "extent_wkt" else wkt
             continue
         try:
             kwargs[key] = _resolve_path(cell, base) if key in PATH_KEYS else _convert(cell, params[key])
