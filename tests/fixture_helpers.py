@@ -23,3 +23,20 @@ def fake_files(root: Path, files: dict[str, str]) -> str:
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_text(text)
     return str(root)
+
+
+def lonlat_window(pan: Path) -> tuple[float, float, float, float]:
+    """PAN pixels 64..192 of the raster ``pan`` (the WV2 fixture) as longitudes and latitudes (EPSG:4326)."""
+    from osgeo import gdal, osr
+
+    ds = gdal.Open(str(pan))
+    gt = ds.GetGeoTransform()
+    src, dst = osr.SpatialReference(), osr.SpatialReference()
+    src.ImportFromWkt(ds.GetProjection())
+    dst.ImportFromEPSG(4326)
+    for s in (src, dst):
+        s.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    ct = osr.CoordinateTransformation(src, dst)
+    lon0, lat0, _ = ct.TransformPoint(gt[0] + 64 * gt[1], gt[3] + 192 * gt[5])
+    lon1, lat1, _ = ct.TransformPoint(gt[0] + 192 * gt[1], gt[3] + 64 * gt[5])
+    return lon0, lat0, lon1, lat1

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fixture_helpers import run_cli
+from fixture_helpers import lonlat_window, run_cli
 from osgeo import gdal, osr
 
 from ksdiff_qgis import batch
@@ -21,23 +21,8 @@ DATA = ROOT / "tests" / "data"
 PAN, MS = DATA / "wv2_pan.tif", DATA / "wv2_ms.tif"
 
 
-def lonlat_window() -> tuple[float, float, float, float]:
-    """PAN pixels 64..192 of the WV2 fixture as longitudes and latitudes (EPSG:4326)."""
-    ds = gdal.Open(str(PAN))
-    gt = ds.GetGeoTransform()
-    src, dst = osr.SpatialReference(), osr.SpatialReference()
-    src.ImportFromWkt(ds.GetProjection())
-    dst.ImportFromEPSG(4326)
-    for s in (src, dst):
-        s.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
-    ct = osr.CoordinateTransformation(src, dst)
-    lon0, lat0, _ = ct.TransformPoint(gt[0] + 64 * gt[1], gt[3] + 192 * gt[5])
-    lon1, lat1, _ = ct.TransformPoint(gt[0] + 192 * gt[1], gt[3] + 64 * gt[5])
-    return lon0, lat0, lon1, lat1
-
-
 def test_an_authority_code_or_proj_string_places_the_extent_as_its_wkt_does(tmp_path):
-    box = lonlat_window()
+    box = lonlat_window(PAN)
     wkt = osr.SpatialReference()
     wkt.ImportFromEPSG(4326)
     ref = pansharpen(str(PAN), str(MS), str(tmp_path / "wkt.tif"), "wv2", "exp", extent=box,
@@ -79,7 +64,7 @@ def test_metres_under_a_crs_in_degrees_are_refused_in_words(tmp_path):
 
 
 def test_the_batch_reads_an_epsg_code_and_refuses_bad_text_when_the_list_is_read(tmp_path):
-    lon0, lat0, lon1, lat1 = lonlat_window()
+    lon0, lat0, lon1, lat1 = lonlat_window(PAN)
     (tmp_path / "ok.csv").write_text("pan,ms,sensor,method,output,extent,extent_wkt\n"
                                      f"{PAN},{MS},wv2,exp,a.tif,{lon0} {lat0} {lon1} {lat1},EPSG:4326\n")
     p = run_cli(str(tmp_path / "ok.csv"), "--workers", "1")

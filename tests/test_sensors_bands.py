@@ -458,21 +458,15 @@ def test_extent_snaps_outward_and_matches_the_full_run(data_dir, tmp_path):
 
 
 def test_extent_in_another_crs_and_one_that_misses(data_dir, tmp_path):
+    from fixture_helpers import lonlat_window
     from osgeo import osr
 
     pan, ms = str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif")
-    ds = gdal.Open(pan)
-    gt, wkt = ds.GetGeoTransform(), ds.GetProjection()
-    src, dst = osr.SpatialReference(), osr.SpatialReference()
-    src.ImportFromWkt(wkt)
-    dst.ImportFromEPSG(4326)
-    for s in (src, dst):
-        s.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
-    ct = osr.CoordinateTransformation(src, dst)
-    lon0, lat0, _ = ct.TransformPoint(gt[0] + 64 * gt[1], gt[3] + 192 * gt[5])
-    lon1, lat1, _ = ct.TransformPoint(gt[0] + 192 * gt[1], gt[3] + 64 * gt[5])
-    res = pansharpen(pan, ms, str(tmp_path / "ll.tif"), "wv2", "exp", extent=(lon0, lat0, lon1, lat1),
-                     extent_wkt=dst.ExportToWkt())
+    gt = gdal.Open(pan).GetGeoTransform()
+    wgs84 = osr.SpatialReference()
+    wgs84.ImportFromEPSG(4326)
+    res = pansharpen(pan, ms, str(tmp_path / "ll.tif"), "wv2", "exp", extent=lonlat_window(pan),
+                     extent_wkt=wgs84.ExportToWkt())
     out = gdal.Open(res.output_path)
     assert 128 <= out.RasterXSize <= 136 and 128 <= out.RasterYSize <= 136
     with pytest.raises(InputError, match="misses the PAN/MS overlap"):
