@@ -128,8 +128,15 @@ def _smooth(img: np.ndarray) -> np.ndarray:
 
 
 def in_batch_terms(text: str) -> str:
-    """``text`` with the option named as a scene list sets it, its ``coregister`` column, instead of the dialog's
-    checkbox (QA: the batch's warning said to tick it under Advanced Parameters, then "tick coregister=yes")."""
+    """``text`` with the options named as a scene list sets them: its ``coregister`` column instead of the dialog's
+    checkbox (QA: the batch's warning said to tick it under Advanced Parameters, then "tick coregister=yes"), its
+    ``pan_crs`` / ``ms_crs`` columns instead of a CRS "set in QGIS" (``grid.assign_crs``)."""
+    for role in ("PAN", "MS"):
+        layer = f"The {role} layer's CRS "
+        if layer in text:
+            text = text.replace(layer, f"The {role}'s CRS ").replace(
+                ", set in QGIS,", f", set in the row's {role.lower()}_crs column,")
+    text = text.replace(", as QGIS shows the layer.", ".")
     return (text.replace(ADVICE, "set the row's coregister column to yes")
             .replace(UNTICK, "set the row's coregister column to no")
             .replace(f"tick {COREG}", "set coregister=yes").replace(COREG, "coregister=yes"))
