@@ -36,15 +36,22 @@ def _crop(src: Path, dst: Path, size: int, bands: list[int], dtype: int, value: 
     gt = ds.GetGeoTransform()
     yy, xx = np.mgrid[0:size, 0:size]
     wedge = (gt[0] + (xx + 0.5) * gt[1] - corner[0]) + (corner[1] - gt[3] - (yy + 0.5) * gt[5]) < edge
-    for b in range(1, len(bands) + 1):
-        band = ds.GetRasterBand(b)
-        a = band.ReadAsArray()
-        a[wedge] = value
-        band.WriteArray(a)
-        if declare:
-            band.SetNoDataValue(value)
+    _fill(ds, wedge, value, declare)
     ds = None
     return str(dst)
+
+
+def _fill(ds: gdal.Dataset, where, value: float, declare: bool, bands: list[int] | None = None) -> None:
+    """``value`` written at ``where`` (a mask or a window) in ``bands`` of ``ds`` (1-based; None: all), and declared
+    as every band's nodata value when ``declare``."""
+    for b in range(1, ds.RasterCount + 1):
+        band = ds.GetRasterBand(b)
+        if bands is None or b in bands:
+            a = band.ReadAsArray()
+            a[where] = value
+            band.WriteArray(a)
+        if declare:
+            band.SetNoDataValue(value)
 
 
 def _scene(tmp: Path, name: str, value: float, declare: bool) -> tuple[str, str, str]:
@@ -230,14 +237,7 @@ def _planted(tmp: Path, value: float, declare: bool, block: tuple[slice, slice],
         ds = gdal.Translate(str(folder / f"{role}.tif"), str(_cached(src)), srcWin=[0, 0, size, size],
                             bandList=bands, outputType=gdal.GDT_Int16)
         window = tuple(slice(s.start * scale, s.stop * scale) for s in block)
-        for b in range(1, len(bands) + 1):
-            band = ds.GetRasterBand(b)
-            if ms_band is None or role == "ms" and b == ms_band:
-                a = band.ReadAsArray()
-                a[window] = value
-                band.WriteArray(a)
-            if declare:
-                band.SetNoDataValue(value)
+        _fill(ds, window, value, declare, None if ms_band is None else [ms_band] if role == "ms" else [])
         ds = None
         paths.append(str(folder / f"{role}.tif"))
     return paths[0], paths[1]

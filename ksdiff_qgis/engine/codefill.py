@@ -35,6 +35,7 @@ from scipy.ndimage import binary_erosion, label
 from .errors import InputError
 from .masks import declared_copy
 from .nodatacmd import exact, nodata_command
+from .numbers import share as percent
 from .raster_io import RasterInfo
 
 WINDOW = 64        # pixels per side of a sampled window, read at full resolution (exact values: no averaging)
@@ -159,11 +160,6 @@ def confirmed(whole: np.ndarray, value: float, dtype) -> bool:
     return value in _extremes(dtype) and dtype.kind == "f"
 
 
-def _share(share: float) -> str:
-    """A share of pixels as the warning gives it: a handful is 'under 1%', not '0%'."""
-    return "under 1%" if 0 < share < 0.005 else f"{share:.0%}"
-
-
 def _where(held: list[int], bands: int) -> str:
     """The bands that hold a fill, as the warning names them ('' for a one-band raster)."""
     if bands == 1:
@@ -196,19 +192,22 @@ def with_fill_code(ds: gdal.Dataset, info: RasterInfo, role: str
     command = (f"To make the file declare it, {nodata_command(info.path, value, info.dtype)}; if those pixels are "
                "data, declare another nodata value on the layer (Layer Properties > Transparency).")
     if not sentinel(value, info.dtype):
-        share = float((whole == value).all(axis=0).mean())
+        plateau = (whole == value).all(axis=0)
         return vrt, declared, (
-            f"The {role} raster declares no nodata value, yet {_share(share)} of its sampled pixels are {shown}"
+            f"The {role} raster declares no nodata value, yet {percent(int(plateau.sum()), plateau.size, 0)} of its "
+            f"sampled pixels are {shown}"
             + (" in every band" if info.bands > 1 else "") + f", in solid areas outside the rest of its data {data}: "
             f"a fill (a scene edge), left out as nodata (the output is nodata there). {command}")
     # the decimated read can miss a small hole the windows saw: the bands and share of both
     found = (whole == value).any(axis=0)
     held = sorted({b + 1 for b in range(info.bands) if (whole[b] == value).any()}
                   | {b + 1 for w in windows for b in range(info.bands) if (w[b] == value).any()})
-    share = float(found.mean()) or float(np.mean([(w == value).any(axis=0).mean() for w in windows]))
+    if not found.any():   # a hole only the windows saw
+        found = np.concatenate([(w == value).any(axis=0).ravel() for w in windows])
     some = len(held) < info.bands
     return vrt, declared, (
-        f"The {role} raster declares no nodata value, yet {_share(share)} of its sampled pixels are {shown}"
+        f"The {role} raster declares no nodata value, yet {percent(int(found.sum()), found.size, 0)} of its sampled "
+        f"pixels are {shown}"
         f"{_where(held, info.bands)}, far below the rest of its data {data}: a fill code, which no measurement makes, "
         "left out as nodata wherever it is (the output is nodata there"
         + (", in every band: a pixel that is fill in one band is nodata in all" if some else "") + f"). {command}")
