@@ -45,24 +45,13 @@ def gdal_try(fn, *args, **kwargs) -> tuple[object, list[str]]:
 def gdal_try_warned(fn, *args, **kwargs) -> tuple[object, list[str], list[str]]:
     """``gdal_try`` that also returns GDAL's warnings (``(result, errors, warnings)``): what GDAL ignores with only
     a console message, e.g. a creation option value it does not recognise."""
-    errors: list[str] = []
-    warnings: list[str] = []
-
-    def handler(err_class, _err_no, msg):
-        if err_class >= gdal.CE_Failure:
-            errors.append(msg)
-        elif err_class == gdal.CE_Warning:
-            warnings.append(msg)
-
     gdal.ErrorReset()
-    gdal.PushErrorHandler(handler)   # per thread in GDAL: safe in a Processing worker
-    try:
-        result = fn(*args, **kwargs)
-    except RuntimeError as e:
-        result = None
-        errors.append(str(e))
-    finally:
-        gdal.PopErrorHandler()
+    with _collected() as (errors, warnings):
+        try:
+            result = fn(*args, **kwargs)
+        except RuntimeError as e:
+            result = None
+            errors.append(str(e))
     if not errors and gdal.GetLastErrorType() >= gdal.CE_Failure:
         errors.append(gdal.GetLastErrorMsg())
     if not errors and isinstance(result, int) and not isinstance(result, bool) and result != 0:
@@ -76,15 +65,26 @@ def quiet_gdal() -> Iterator[list[str]]:
     among them collected in the list it yields. A check that reprojects points it may not be able to, such as an MS
     on another continent, printed "ERROR 1: Point outside of projection domain" 20 times before its own message.
     The handler is GDAL's per-thread one: a Processing worker does not silence QGIS's other threads."""
+    with _collected() as (errors, _warnings):
+        yield errors
+
+
+@contextmanager
+def _collected() -> Iterator[tuple[list[str], list[str]]]:
+    """GDAL's messages inside the block collected, errors and warnings apart, instead of printed: a handler of
+    GDAL's own thread (safe in a Processing worker)."""
     errors: list[str] = []
+    warnings: list[str] = []
 
     def handler(err_class, _err_no, msg):
         if err_class >= gdal.CE_Failure:
             errors.append(msg)
+        elif err_class == gdal.CE_Warning:
+            warnings.append(msg)
 
     gdal.PushErrorHandler(handler)
     try:
-        yield errors
+        yield errors, warnings
     finally:
         gdal.PopErrorHandler()
 
