@@ -1,9 +1,10 @@
 """A PAN or MS with a GDAL mask (an internal mask, GDAL_TIFF_INTERNAL_MASK=YES, or a .msk beside it: COG writers and
 ``gdal_translate -mask`` leave them) is shown by QGIS's GDAL provider with one extra alpha band. The plugin counts the
-file's bands as GDAL reads them (``common.gdal_band_count``): the nodata check and the dialog's PAN/MS preselection do
-not take that extra band for one of the file's. On real WorldView-2 pair 1 crops, through Processing."""
+file's bands as GDAL reads them (``common.gdal_band_count``): the nodata check, the dialog's PAN/MS preselection and
+MS_BANDS do not take that extra band for one of the file's. On real WorldView-2 pair 1 crops, through Processing."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from osgeo import gdal
 
@@ -49,11 +50,11 @@ def _layer(path: str, name: str):
     return layer
 
 
-def _pansharpen(pan, ms, out, **extra):
+def _pansharpen(pan, ms, out, log=None, **extra):
     import processing
     from test_issue14_processing import Log
 
-    log = Log()
+    log = log if log is not None else Log()
     res = processing.run("ksdiff:pansharpen", {"PAN": pan, "MS": ms, "SENSOR": "wv2", "METHOD": "mtf_glp_hpm",
                                                "OUTPUT": str(out), **extra}, feedback=log)
     return res, log
@@ -133,3 +134,20 @@ def test_the_dialog_preselects_a_masked_pan_and_ms(qgis_app, masked_pair):
     project.addMapLayers([pan, ms])
     assert plausible_pair(project) == (pan.id(), ms.id())
 
+
+def test_ms_bands_naming_the_mask_band_is_refused_saying_what_it_is(qgis_app, masked_pair, tmp_path):
+    """QGIS's band picker lists the mask as band 5 of a masked 4-band MS ("Select All" picks it): the run is refused
+    before anything is written, saying band 5 is the file's mask and what to choose; the file's bands fuse."""
+    from qgis.core import QgsProcessingException
+    from test_issue14_processing import Log
+
+    pan, ms = masked_pair
+    out, log = tmp_path / "o.tif", Log()
+    with pytest.raises(QgsProcessingException):
+        _pansharpen(pan, ms, out, log=log, MS_BANDS=[1, 2, 3, 4, 5])
+    said = [line for line in log.lines if line.startswith("ERROR MS_BANDS")]
+    assert said and "band 5 of the layer 'ms_m' is not a band of its file but the file's mask" in said[0], log.lines
+    assert "The file has 4 band(s) (1–4)" in said[0] and not out.exists()
+    res, _ = _pansharpen(pan, ms, out, MS_BANDS=[4, 3, 2])
+    ds = gdal.Open(res["OUTPUT"])
+    assert ds.RasterCount == 3 and np.any(ds.ReadAsArray())

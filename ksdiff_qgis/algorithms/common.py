@@ -114,6 +114,23 @@ def gdal_band_count(layer) -> int:
         return count
 
 
+def mask_band_chosen(layer, bands: list[int] | None, name: str) -> str | None:
+    """Why MS_BANDS ``bands`` cannot be fused from ``layer`` when they name the extra band QGIS shows for its file's
+    mask (``gdal_band_count``), which QGIS's band picker lists with the file's bands; else None."""
+    provider = layer.dataProvider() if layer is not None else None
+    shown = provider.bandCount() if provider is not None else 0
+    if not bands or not any(b >= shown > 0 for b in bands):   # no file opened unless the layer's last band is chosen
+        return None
+    count = gdal_band_count(layer)
+    masks = sorted({b for b in bands if count < b <= shown})
+    if not masks:
+        return None
+    return tr("{}: band {} of the layer '{}' is not a band of its file but the file's mask, which QGIS lists as one "
+              "more band. The file has {} band(s) (1–{}), and the run applies the mask to all of them. Leave band {} "
+              "out of 'MS bands to fuse' (MS_BANDS), or leave that empty for all bands; nothing was written.").format(
+        name, masks[0], layer.name(), count, count, masks[0])
+
+
 def file_nodata_unticked(layer) -> bool:
     """Whether the layer's file declares a nodata value the layer does not use ('No data value' unticked in Layer
     Properties > Transparency, band 1 as for the value): QGIS shows those pixels as data, and so does the run."""
