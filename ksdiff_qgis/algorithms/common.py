@@ -7,6 +7,7 @@ import re
 from qgis.core import (
     QgsProcessingException,
     QgsProviderRegistry,
+    QgsRaster,
 )
 
 from ..engine.errors import InputError
@@ -96,6 +97,40 @@ def unapplied_open_options(layer, name: str) -> str | None:
         name, layer.name(), ", ".join(options), sizes, " ".join("-oo " + o for o in options), path, made)
 
 
+def gdal_band_count(layer) -> int:
+    """The number of bands GDAL reads in the file behind a raster layer, which the run fuses and MS_BANDS numbers.
+
+    QGIS's GDAL provider shows a file's mask (an internal mask or a ``.msk`` beside it, as COG writers and
+    ``gdal_translate -mask`` leave) as one more band, an alpha band after the file's own: ``layer.bandCount()``
+    counts it, GDAL does not (the run applies that mask to every band). Only a layer whose last band is alpha is
+    opened here: that band is either the file's own alpha band or such a mask."""
+    provider = layer.dataProvider() if layer is not None else None
+    count = provider.bandCount() if provider is not None else 0
+    if count == 0 or layer.providerType() != "gdal" or provider.colorInterpretation(count) != QgsRaster.AlphaBand:
+        return count
+    try:
+        return open_dataset(raster_path(layer, "raster"), "raster").RasterCount
+    except InputError:   # GDAL cannot open the source by itself: what QGIS shows is all there is to go by
+        return count
+
+
+def mask_band_chosen(layer, bands: list[int] | None, name: str) -> str | None:
+    """Why MS_BANDS ``bands`` cannot be fused from ``layer`` when they name the extra band QGIS shows for its file's
+    mask (``gdal_band_count``), which QGIS's band picker lists with the file's bands; else None."""
+    provider = layer.dataProvider() if layer is not None else None
+    shown = provider.bandCount() if provider is not None else 0
+    if not bands or not any(b >= shown > 0 for b in bands):   # no file opened unless the layer's last band is chosen
+        return None
+    count = gdal_band_count(layer)
+    masks = sorted({b for b in bands if count < b <= shown})
+    if not masks:
+        return None
+    return tr("{}: band {} of the layer '{}' is not a band of its file but the file's mask, which QGIS lists as one "
+              "more band. The file has {} band(s) (1–{}), and the run applies the mask to all of them. Leave band {} "
+              "out of 'MS bands to fuse' (MS_BANDS), or leave that empty for all bands; nothing was written.").format(
+        name, masks[0], layer.name(), count, count, masks[0])
+
+
 def file_nodata_unticked(layer) -> bool:
     """Whether the layer's file declares a nodata value the layer does not use ('No data value' unticked in Layer
     Properties > Transparency, band 1 as for the value): QGIS shows those pixels as data, and so does the run."""
@@ -158,11 +193,13 @@ def _band_nodata_text(provider, band: int) -> str:
 def band_nodata_differs(layer, name: str) -> str | None:
     """A warning when the layer's bands have different nodata settings (values set band by band from Python;
     Layer Properties > Transparency sets all bands alike): the run takes band 1's for every band (one nodata value
-    per raster), and the warning says which that is; else None."""
+    per raster), and the warning says which that is; else None. Only the file's bands (``gdal_band_count``): the
+    extra band QGIS shows for a file's mask has no nodata value (QA: "band 5: none" for a 4-band MS with a mask)."""
     provider = layer.dataProvider() if layer is not None else None
-    if provider is None or provider.bandCount() < 2:
+    bands = gdal_band_count(layer) if provider is not None else 0
+    if bands < 2:
         return None
-    texts = [_band_nodata_text(provider, b) for b in range(1, provider.bandCount() + 1)]
+    texts = [_band_nodata_text(provider, b) for b in range(1, bands + 1)]
     if len(set(texts)) == 1:
         return None
     listed = "; ".join(tr("band {}: {}").format(b, t) for b, t in enumerate(texts, 1))

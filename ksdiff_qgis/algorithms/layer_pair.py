@@ -7,6 +7,8 @@ import re
 from qgis.core import QgsCoordinateTransform, QgsProject, QgsRasterLayer
 from qgis.PyQt.QtCore import QCoreApplication, QThread
 
+from .common import gdal_band_count
+
 # words that only say which of the pair a name is, dropped before comparing names: pair1_pan / pair1_ms, DIMAP's
 # IMG_..._P_... / IMG_..._MS_..., Maxar's ..._P1BS_... / ..._M1BS_..., PAN / MUL, Landsat's B8 / B2-B5
 PAN_WORDS = {"pan", "p", "panchro", "panchromatic", "p1bs", "b8"}
@@ -54,19 +56,21 @@ def _same_stem(pan: QgsRasterLayer, ms: QgsRasterLayer) -> bool:
 def plausible_pair(project: QgsProject) -> tuple[str, str] | None:
     """(PAN id, MS id): a one-band raster and a coarser multi-band raster overlapping it most, or None. Overlaps
     within ``OVERLAP_STEP`` tie; a tie goes to the MS named as the PAN is (pair1_pan: pair1_ms), then to more bands
-    (QA: with pair1_pan, pair1_ms and ms3, a 3-band subset of it, the dialog chose ms3, the first layer id)."""
+    (QA: with pair1_pan, pair1_ms and ms3, a 3-band subset of it, the dialog chose ms3, the first layer id). Bands
+    as the file has them (``gdal_band_count``): QGIS shows a file's mask as one more band (QA: a masked PAN had 2)."""
     rasters = [lyr for lyr in project.mapLayers().values()
                if isinstance(lyr, QgsRasterLayer) and lyr.isValid() and lyr.providerType() == "gdal"]
+    bands = {lyr.id(): gdal_band_count(lyr) for lyr in rasters}
     best: tuple[tuple[int, bool, int], str, str] | None = None
-    for pan in (lyr for lyr in rasters if lyr.bandCount() == 1):
-        for ms in (lyr for lyr in rasters if lyr.bandCount() >= 3):
+    for pan in (lyr for lyr in rasters if bands[lyr.id()] == 1):
+        for ms in (lyr for lyr in rasters if bands[lyr.id()] >= 3):
             same_crs = ms.crs() == pan.crs()
             if same_crs and _pixel_size(ms) <= _pixel_size(pan):
                 continue   # an MS band set at the PAN resolution (or finer) is not the MS of this PAN
             share = _overlap(pan, ms, project)
             if share <= 0:
                 continue
-            rank = (round(share / OVERLAP_STEP), _same_stem(pan, ms), ms.bandCount())
+            rank = (round(share / OVERLAP_STEP), _same_stem(pan, ms), bands[ms.id()])
             if best is None or rank > best[0]:
                 best = (rank, pan.id(), ms.id())
     return best and (best[1], best[2])

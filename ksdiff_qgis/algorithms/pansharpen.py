@@ -40,7 +40,15 @@ from .area import UnreadableCrs, referenced_extent, unreadable_extent
 from .band_param import BandList
 from .base import KsdiffAlgorithm, releases_on_failure, translator
 from .colour_style import NaturalColour, write_default_style
-from .common import ProcessingFeedback, file_nodata_unticked, input_notes, layer_crs, layer_nodata, raster_path
+from .common import (
+    ProcessingFeedback,
+    file_nodata_unticked,
+    input_notes,
+    layer_crs,
+    layer_nodata,
+    mask_band_chosen,
+    raster_path,
+)
 from .compat import NUMBER_INTEGER, WKT_FOR_GDAL, KeyedEnum, advanced, set_help
 from .layer_pair import dialog_defaults
 from .options import (
@@ -297,6 +305,9 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
         self._consistency = self.parameterAsBoolean(parameters, self.CONSISTENCY, context)
         self._coregister = self.parameterAsBoolean(parameters, self.COREGISTER, context)
         self._ms_bands = self._bands(parameters, context)
+        mask = mask_band_chosen(ms_layer, self._ms_bands, "MS_BANDS")   # QGIS's band picker offers a file's mask
+        if mask:
+            raise QgsProcessingException(mask)
         try:
             self._gains = parse_gains(self.parameterAsString(parameters, self.MTF_GAINS, context))
         except ValueError as e:
