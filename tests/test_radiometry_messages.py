@@ -1,0 +1,99 @@
+"""What the log says of an input's radiometry, on a crop of WorldView-2 pair 2 (QA, 2026-12: a constant MS band, float
+reflectance with an offset, ±Inf in the PAN).
+
+- An MS band of one value (500) is named before fusing with what the method does to it: MTF-GLP-HPM gave it the
+  PAN's texture (3–2047, std 101) without a word, while an all-zero band was warned.
+- The 'below 0' warning names each input's share: '68% of the sampled pixels are below 0' was NIR's 67.5 % alone.
+- PAN holes of ±Inf are said as 'NaN or infinite values', not 'NaN'.
+- Writing the output's QGIS style prints no GDAL error for a band of one value ("ERROR 5: <output>, band 3: dfMax
+  should be strictly greater than dfMin": QGIS's default renderer's histogram, on the layer KSDiff opens to style).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from osgeo import gdal
+
+from ksdiff_qgis.engine.feedback import RecordingFeedback
+from ksdiff_qgis.engine.pipeline import pansharpen
+
+PAN_WIN, MS_WIN = [0, 0, 512, 512], [0, 0, 128, 128]   # WV2 pair 2's top-left corner, with its nodata strip
+REFLECTANCE = 0.6 / 2047   # DN to a reflectance-like float, as the QA's inputs
+
+
+@pytest.fixture()
+def pair2(cached, tmp_path) -> tuple[str, str]:
+    """A crop of WV2 pair 2 (PAN 512², MS 128², UInt16, nodata 0) in tmp_path."""
+    pan, ms = str(tmp_path / "pan.tif"), str(tmp_path / "ms.tif")
+    gdal.Translate(pan, str(cached("wv2/pair2_pan.tif")), srcWin=PAN_WIN)
+    gdal.Translate(ms, str(cached("wv2/pair2_ms.tif")), srcWin=MS_WIN)
+    return pan, ms
+
+
+def _rewritten(src: str, dst: str, change, dtype=None, nodata=None) -> str:
+    """A copy of ``src`` whose bands (C, H, W, float64, with the source's nodata mask) are ``change(arr, mask)``."""
+    ds = gdal.Open(src)
+    arr = ds.ReadAsArray().astype(np.float64).reshape(ds.RasterCount, ds.RasterYSize, ds.RasterXSize)
+    mask = arr == ds.GetRasterBand(1).GetNoDataValue()
+    out = gdal.Translate(dst, src, outputType=dtype or gdal.GDT_Unknown,
+                         noData=nodata)
+    for b, plane in enumerate(change(arr, mask), 1):
+        out.GetRasterBand(b).WriteArray(plane)
+    out = None
+    return dst
+
+
+def _run(pan: str, ms: str, out: str, method: str) -> tuple[RecordingFeedback, np.ndarray]:
+    fb = RecordingFeedback()
+    res = pansharpen(pan, ms, out, "wv2", method, feedback=fb)
+    return fb, gdal.Open(res.output_path).ReadAsArray()
+
+
+def _constant_band(arr, mask):
+    arr[2][~mask[2]] = 500   # MS band 3 (Red) = 500 wherever it has data
+    return arr
+
+
+def test_pan_holes_of_infinite_values_are_said_so(pair2, tmp_path):
+    """QA: 20 +Inf, 10 -Inf and 10 NaN PAN pixels were said as '(the PAN holds NaN there)'."""
+    pan, ms = pair2
+    rng = np.random.default_rng(0)
+
+    def holes(arr, mask):
+        arr = arr * REFLECTANCE
+        arr[mask] = np.nan
+        ys, xs = np.nonzero(~mask[0][16:-16, 16:-16])
+        pick = rng.choice(len(ys), 40, replace=False)
+        y, x = ys[pick] + 16, xs[pick] + 16
+        arr[0, y[:20], x[:20]], arr[0, y[20:30], x[20:30]], arr[0, y[30:], x[30:]] = np.inf, -np.inf, np.nan
+        return arr
+
+    pan_f = _rewritten(pan, str(tmp_path / "pan_inf.tif"), holes, gdal.GDT_Float32, float("nan"))
+    fb, out = _run(pan_f, ms, str(tmp_path / "o.tif"), "mtf_glp_hpm")
+    (line,) = [line for line in fb.lines if "only because of the PAN" in line]
+    assert "(the PAN holds NaN or infinite values there)" in line, line
+
+
+def test_writing_the_style_prints_no_gdal_error_for_a_constant_band(qgis_app, pair2, tmp_path, capfd):
+    """QA: each GSA, MTF-GLP-FS and auto run on an MS band of 500 printed "ERROR 5: <output>, band 3: dfMax should
+    be strictly greater than dfMin": the output's band 3 is 500 throughout, and the layer KSDiff opens to write its
+    natural-colour style got QGIS's default renderer, whose histogram GDAL refuses there. The same line about the
+    MS input comes from QGIS loading the path as a layer (qgis_process, processing.run), before KSDiff runs."""
+    import processing
+    from qgis.core import QgsProcessingContext, QgsProcessingFeedback, QgsProcessingUtils, QgsProject
+
+    pan, ms = pair2
+    const = _rewritten(ms, str(tmp_path / "const.tif"), _constant_band)
+    out = str(tmp_path / "gsa.tif")
+    capfd.readouterr()
+    processing.run("ksdiff:pansharpen", {"PAN": pan, "MS": const, "SENSOR": "wv2", "METHOD": "gsa",
+                                         "OUTPUT": out}, feedback=QgsProcessingFeedback())
+    printed = capfd.readouterr().err
+    assert (gdal.Open(out).GetRasterBand(3).ReadAsArray() == 500).any()
+    assert (tmp_path / "gsa.qml").exists()
+    assert "gsa.tif" not in printed, printed
+    # the input's line is QGIS's own: its layer loading alone prints it
+    context = QgsProcessingContext()
+    context.setProject(QgsProject())
+    assert QgsProcessingUtils.mapLayerFromString(str(tmp_path / "const.tif"), context) is not None
+    assert "const.tif, band 3: dfMax should be strictly greater than dfMin" in capfd.readouterr().err
