@@ -1052,7 +1052,7 @@ def pansharpen(
     else:
         if model_path and check is None:   # auto explained already why the model is not used
             warnings.append(f"MODEL is ignored by the classical method {method}.")
-        negative = classical.negative_note(method, stats)
+        negative = classical.negative_note(method, stats, bplan.names)
         if negative:
             warnings.append(negative)
         fuse, margin, used_device = classical.FUSERS[method], classical.margin(method, plan.ratio), "cpu"
