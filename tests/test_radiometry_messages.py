@@ -56,6 +56,49 @@ def _constant_band(arr, mask):
     return arr
 
 
+@pytest.mark.parametrize("method,effect,textured", [
+    ("mtf_glp_hpm", "MTF-GLP-HPM multiplies it by a PAN ratio, which puts the PAN's detail into it", True),
+    ("brovey", "Weighted Brovey multiplies it by a PAN ratio, which puts the PAN's detail into it", True),
+    ("gsa", "Gram-Schmidt adaptive (GSA) keeps it at 500", False),
+    ("mtf_glp_fs", "MTF-GLP-FS keeps it at 500", False),
+])
+def test_a_constant_ms_band_is_named_with_what_the_method_does(pair2, tmp_path, method, effect, textured):
+    """QA: MS band 3 = 500 came out of MTF-GLP-HPM at 3–2047 (Brovey 7–2047) with no word. Now one warning, before
+    the fusion starts, names the band and its value and says what the method does to it, which the output bears
+    out: the PAN's texture (ratio methods), or 500 kept (GSA, MTF-GLP-FS)."""
+    pan, ms = pair2
+    const = _rewritten(ms, str(tmp_path / "const.tif"), _constant_band)
+    fb, out = _run(pan, const, str(tmp_path / "o.tif"), method)
+    said = [i for i, line in enumerate(fb.lines) if "one value everywhere" in line]
+    assert len(said) == 1, fb.lines
+    line = fb.lines[said[0]]
+    assert line.startswith("WARNING MS band 3 (Red) holds one value everywhere on the scene (500: a constant band): "
+                           + effect), line
+    assert "MS_BANDS" in line
+    fusing = next(i for i, line in enumerate(fb.lines) if line.startswith("Fusing with"))
+    assert said[0] < fusing   # before any pixel is written
+    red = out[2][out[2] != 0]
+    assert (red.std() > 20) if textured else (red == 500).all(), (red.min(), red.max(), red.std())
+
+
+def test_an_empty_band_under_a_learned_model_is_said_to_get_the_pans_detail(pair2, tmp_path):
+    """The all-zero band's warning is the same check: KSDiff puts the PAN's detail into it, a classical method keeps
+    it at 0."""
+    pan, ms = pair2
+
+    def empty(arr, mask):
+        arr[3] = 0
+        return arr
+
+    zero = _rewritten(ms, str(tmp_path / "zero.tif"), empty, nodata="none")
+    for method, effect in (("ksdiff", "KSDiff (learned) puts the PAN's detail into it"),
+                           ("mtf_glp_hpm", "MTF-GLP-HPM keeps it at 0")):
+        fb, _ = _run(pan, zero, str(tmp_path / f"{method}.tif"), method)
+        said = [line for line in fb.lines if "an empty band" in line]
+        assert len(said) == 1 and said[0].startswith(
+            "WARNING MS band 4 (NIR) is 0 everywhere on the scene (an empty band): " + effect), fb.lines
+
+
 def test_the_below_zero_warning_names_each_inputs_share(pair2, tmp_path):
     """QA: float reflectance with a -0.01 offset said '68% of the sampled pixels are below 0' where NIR had 67.5 %,
     the other MS bands 1–4 % and the PAN 3 %. Now each input that reaches below 0 is named with its share."""

@@ -65,6 +65,8 @@ class SceneStats:
     ms_top: Top | None = None
     # the values left out of every statistic above, far outside their input's data (``outliers.screen``); None: none
     screened: outliers.Screened | None = None
+    # the MS bands that hold one value wherever they have data in the sample, with it (``flatbands.flat_bands``)
+    ms_flat: tuple[tuple[int, float], ...] = ()
 
 
 def scene_stats(pan_lr: np.ndarray, ms: np.ndarray, valid: np.ndarray,
