@@ -25,6 +25,7 @@ from qgis.core import (
 )
 
 from ..engine.errors import disk_full
+from ..engine.gdalutil import quiet_gdal
 from ..engine.raster_io import (
     STYLE_FOR,
     STYLE_MARK,
@@ -73,6 +74,16 @@ def show_natural_colour(layer: QgsRasterLayer, rgb: tuple[int, int, int] | None)
     renderer.setMinMaxOrigin(origin)
     layer.setRenderer(renderer)
     return True
+
+
+def open_quietly(path: str, name: str) -> QgsRasterLayer:
+    """The raster ``path`` as a layer without its default style, GDAL's messages kept off the console: QGIS's
+    default renderer asks GDAL for a histogram of each band as it opens a file, which GDAL refuses with an error
+    for a band of one value or with infinite values (QA: every GSA, MTF-GLP-FS and auto run on an MS band of 500
+    printed "ERROR 5: <output>, band 3: dfMax should be strictly greater than dfMin" while its style was written).
+    The stretch KSDiff shows is its own (``show_natural_colour``); validity is the layer's."""
+    with quiet_gdal():
+        return QgsRasterLayer(path, name, "gdal", QgsRasterLayer.LayerOptions(False))
 
 
 STYLE_ROOM = 64 * 1024   # bytes a style needs with room to spare (a natural-colour style is ~3 KB)
@@ -125,7 +136,7 @@ def write_default_style(output: str, rgb: tuple[int, int, int] | None, replaced:
             os.path.splitext(os.path.basename(output))[0])
     had_pam = os.path.exists(pam)   # a COG's IMAGERY metadata lives there
     # the file alone, without a default style: a stale one (not removable, said by the commit) must not come back
-    layer = QgsRasterLayer(output, os.path.basename(output), "gdal", QgsRasterLayer.LayerOptions(False))
+    layer = open_quietly(output, os.path.basename(output))
     shown = layer.isValid() and show_natural_colour(layer, rgb)
     layer.setCustomProperty(STYLE_MARK, UNSEALED)   # sealed below: only a style KSDiff wrote is ever replaced
     layer.setCustomProperty(STYLE_FOR, os.path.basename(output))   # and only by a run onto this output
@@ -186,7 +197,7 @@ def restore_sidecar(path: str, content: bytes | None) -> None:
 def default_renderer(path: str, rgb: tuple[int, int, int] | None):
     """The renderer QGIS gives the raster ``path`` by itself (no default style) when it has no bands ``rgb`` to
     show in natural colour, else None."""
-    fresh = QgsRasterLayer(path, "default", "gdal", QgsRasterLayer.LayerOptions(False))
+    fresh = open_quietly(path, "default")
     if not fresh.isValid() or fresh.renderer() is None or (rgb is not None and fresh.bandCount() >= max(rgb)):
         return None
     return fresh.renderer().clone()
@@ -243,7 +254,8 @@ class NaturalColour(QgsProcessingLayerPostProcessorInterface):
         # not the replaced output's bands (3, 2, 1 on a 1-band file); read before the .aux.xml is put back
         renderer = None if foreign else default_renderer(source, self.rgb)
         restore_sidecar(pam, self.pam)
-        layer.setDataSource(source, layer.name(), layer.providerType(), options)
+        with quiet_gdal():   # QGIS's default renderer's histogram, as in ``open_quietly``
+            layer.setDataSource(source, layer.name(), layer.providerType(), options)
         if foreign:
             layer.loadNamedStyle(qml)   # the style the output opens with
         else:

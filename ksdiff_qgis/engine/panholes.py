@@ -58,7 +58,7 @@ class PanOnlyHoles:
         if pan.mask:
             why, real = f"the PAN's {pan.mask} hides them", "remove the mask"
         elif pan.nodata is None or np.isnan(pan.nodata):
-            why, real = "the PAN holds NaN there", None
+            why, real = "the PAN holds NaN or infinite values there", None
         elif dimap:
             why, real = f"the PAN holds its nodata value {pan.nodata:g} there", _instead_of_dimap(pan, dimap)
         else:

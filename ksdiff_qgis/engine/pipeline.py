@@ -52,6 +52,7 @@ from .clipping import ClipCounter
 from .errors import Cancelled, InputError, one_line
 from .feedback import Feedback, HeldFeedback
 from .filters import upsample
+from .flatbands import band_list, flat_band_note, flat_bands
 from .grid import EDGE_TOLERANCE, GRID_SHIFT, GridPlan, extent_text, ms_lattice, plan_grid, with_crs
 from .learned import (
     DEFAULT_PRECISION,
@@ -77,7 +78,6 @@ from .raster_io import (
     check_writable,
     declared_scaling,
     describe,
-    is_nodata,
     open_raster,
     output_nodata,
     outputs,
@@ -278,28 +278,6 @@ REGISTRATION_DATA = 0.5   # a window read whole is used for the PAN/MS registrat
 FILL_SHARE = 0.01   # zeros in this share of the sampled pixels of an input without nodata: a fill, probably
 
 
-def _band_list(bands: list[int], ms: RasterInfo) -> str:
-    """'band 4 (NIR) is' / 'bands 3 (Red), 4 (NIR) are' from 0-based band numbers."""
-    named = [f"{b + 1}" + (f" ({one_line(ms.descriptions[b])})" if ms.descriptions[b] else "") for b in bands]
-    return f"band {named[0]} is" if len(named) == 1 else f"bands {', '.join(named)} are"
-
-
-def empty_band_notes(ms_lr: np.ndarray, ms: RasterInfo) -> list[str]:
-    """A warning for MS bands that hold only zeros where they have data (a product with an empty band): every method
-    but a learned one writes zeros there, a learned one the PAN's detail on nothing."""
-    empty = []
-    for b in range(ms.bands):
-        v = ms_lr[b][np.isfinite(ms_lr[b])]
-        if ms.nodata is not None:
-            v = v[~is_nodata(v, ms.nodata, ms.dtype)]
-        if v.size and not v.any():
-            empty.append(b)
-    if not empty:
-        return []
-    return [f"MS {_band_list(empty, ms)} 0 everywhere on the scene (an empty band): leave it out with MS bands to "
-            "fuse (MS_BANDS); a learned model puts the PAN's detail into it"]
-
-
 def undeclared_fills(pan_lr: np.ndarray, ms_lr: np.ndarray, pan: RasterInfo, ms: RasterInfo) -> set[str]:
     """The roles ("PAN", "MS") whose raster declares no nodata value yet holds a fill of zeros (at least FILL_SHARE
     of the sampled pixels 0, in every band for the MS): what ``undeclared_fill_notes`` warns of."""
@@ -423,7 +401,6 @@ def estimate_scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: G
     pan_lr, ms_lr = np.concatenate(pans)[None], np.concatenate(mss, axis=1)[:, None]
     if notes is not None:
         notes.extend(undeclared_fill_notes(pan_lr, ms_lr, pan, ms))
-        notes.extend(empty_band_notes(ms_lr, ms))
     valid = np.ones(pan_lr.shape, dtype=bool)
     for arr, nd, dt in ((pan_lr[None], pan.nodata, pan.dtype), (ms_lr, ms.nodata, ms.dtype)):
         v = valid_pixels(arr, nd, dt)
@@ -434,7 +411,7 @@ def estimate_scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: G
                  and v.sum() < 16]
         where = _region_name(plan)
         if holes and len(holes) < ms.bands:   # one band without data makes every pixel nodata
-            raise InputError(f"MS {_band_list(holes, ms)} nodata (or NaN) everywhere in {where}, so every output "
+            raise InputError(f"MS {band_list(holes, ms)} nodata (or NaN) everywhere in {where}, so every output "
                              "pixel would be nodata: leave it out with MS bands to fuse (MS_BANDS)")
         if plan.extent:   # QA: an EXTENT in a 68 % valid scene's nodata was refused without naming the EXTENT
             raise InputError(f"{where} holds (almost) no valid pixels of PAN and MS: everything in it is nodata. "
@@ -443,7 +420,7 @@ def estimate_scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: G
         raise InputError("the overlap of PAN and MS holds (almost) no valid pixels: everything is nodata")
     pan_low = np.concatenate(lows, axis=1)[:, None]
     stats = replace(classical.scene_stats(pan_lr, ms_lr, valid, pan_low), pan_noise=noise.pooled_sigma(details),
-                    pan_top=pan_seen.top(), ms_top=ms_seen.top())
+                    pan_top=pan_seen.top(), ms_top=ms_seen.top(), ms_flat=flat_bands(ms_lr, ms))
     if notes is not None and stats.screened is not None:
         notes.append(outlier_note(stats.screened, pan, ms))
     # the registration leaves out nodata, and an undeclared fill of zeros the sample shows (warned of above): a
@@ -1007,6 +984,10 @@ def pansharpen(
         method, check = _auto_method(pan_ds, ms_src, pan, ms, plan, spec, stats, card, no_model, model_path, device,
                                      ort_threads, fb, precision, consistency, bplan.model, ranges, bar,
                                      ms_offset=ms_offset)
+    # what the method that fuses makes of a band of one value (QA: MTF-GLP-HPM gave a band of 500 the PAN's texture)
+    flat_note = flat_band_note(method, stats.ms_flat, ms, bplan.model)
+    if flat_note:
+        warnings.append(flat_note)
     # any classical method, chosen or fallen back to by METHOD auto (QA: METHOD mtf_glp_hpm said nothing of a
     # reflectance PAN with a DN MS); KSDiff's run warns below. The user mixed product levels either way
     if method not in LEARNED_METHODS:
@@ -1052,7 +1033,7 @@ def pansharpen(
     else:
         if model_path and check is None:   # auto explained already why the model is not used
             warnings.append(f"MODEL is ignored by the classical method {method}.")
-        negative = classical.negative_note(method, stats)
+        negative = classical.negative_note(method, stats, bplan.names)
         if negative:
             warnings.append(negative)
         fuse, margin, used_device = classical.FUSERS[method], classical.margin(method, plan.ratio), "cpu"
