@@ -10,7 +10,8 @@ the community toolbox (Vivone et al.) except where said: SCC and Ds are not the 
 * ``q_avg``  "Q": mean over bands of the universal image quality index (UIQI) averaged over all
              ``block x block`` sliding windows (``img_qi.m``).
 * ``q2n``    hypercomplex UIQI (Q4 / Q8) on non-overlapping 32x32 blocks, bands zero-padded to a power
-             of two; sizes that are not a multiple of the block are mirror-padded (``q2n.m``).
+             of two; sizes that are not a multiple of the block are mirror-padded (``q2n.m``). A block where a
+             reference band is constant and the fused band is not scores ~0 (``onions_quality.m`` alike).
 * ``scc``    correlation (no mean removal) of Sobel gradient magnitudes over interior pixels, all bands (not the
              toolbox's ``SCC.m``, which filters with zero padding, so the image border counts with false edges).
 * ``psnr``   on data divided by the sensor's maximum value: ``10 log10(1 / MSE)``.
@@ -21,9 +22,14 @@ the community toolbox (Vivone et al.) except where said: SCC and Ds are not the 
              protocol (PAN MTF gain) and re-interpolated with the project's cubic upsampler, Q on every 32x32
              sliding window, all at PAN resolution (the toolbox's ``D_s.m`` takes non-overlapping blocks and a PAN
              degraded by ``imresize`` and re-interpolated with its 23-tap filter).
-* ``hqnr``   ``(1 - D_lambda) (1 - D_s)``.
+* ``hqnr``   ``(1 - D_lambda) (1 - D_s)``: the hybrid QNR (Khan's D_lambda, this D_s at PAN resolution), not
+             Alparone et al.'s 2008 QNR (D_lambda from the Q of band pairs, D_s at MS scale), whose values differ
+             (QA, WorldView-2 pair 1 fused by KSDiff: HQNR 0.934, QNR 0.908).
 * ``d_rho``  Scarpa & Ciotola (2022): ``1 - mean`` over bands and ``ratio x ratio`` windows of the local
-             correlation coefficient between each fused band and the PAN, clipped to [-1, 1].
+             correlation coefficient between each fused band and the PAN, clipped to [-1, 1]. Not comparable with
+             their fr-pansh-eval-tool's NumPy ``local_cross_correlation``, which zero-pads the border, subtracts
+             from each pixel its own local mean and floors the covariance at 1e-20: lower values (WorldView-2 pair 1
+             fused by KSDiff 0.185 against 0.268, Landsat 8 0.307 against 0.422).
 * ``reprojection``  R-Q2n, R-SAM, R-ERGAS: the fused image filtered with the MS MTF and sampled at the MS
              pixel centres, against the original MS, which is never resampled (``reproject_at`` on any grid
              offset, as Landsat 8's; ``reprojection`` on aligned grids: Wald's degradation, ``filters.wald_degrade``).
