@@ -1,9 +1,12 @@
 """What ksdiff:assess says its indices are (QA report on ksdiff:assess): HQNR named as such, Dρ and Q2n's known
-differences explained."""
+differences explained, and SAM exactly 0 for identical images."""
 from __future__ import annotations
 
 import json
 import re
+
+import numpy as np
+from osgeo import gdal
 
 from ksdiff_qgis.engine import metrics as M
 
@@ -60,3 +63,16 @@ def test_report_and_docs_say_hqnr_drho_and_flat_q2n(data_dir):
         assert "Alparone" in text and "fr-pansh-eval-tool" in text and "1e-20" in text
         assert "QNR family)" not in text and "by QNR alone" not in text
 
+
+def test_sam_of_identical_images_is_exactly_zero(data_dir):
+    """QA: SAM of an image against itself was 2.37e-7 degrees (arccos of a cosine one rounding step below 1); Kahan's
+    atan2 form gives exactly 0, and the same values otherwise (within 1e-12 degrees here)."""
+    ms = gdal.Open(str(data_dir / "wv2_ms.tif")).ReadAsArray().astype(np.float64)
+    assert M.sam(ms, ms) == 0.0
+    acc = M.ReducedAccumulator(ms.shape[0], 4, 2047)
+    acc.add(ms, ms, (0, ms.shape[1], 0, ms.shape[2]))
+    assert acc.result()["SAM"] == 0.0
+    other = ms * 1.01 + np.random.default_rng(0).normal(scale=5, size=ms.shape)
+    f, r = other.reshape(len(ms), -1), ms.reshape(len(ms), -1)
+    cos = np.sum(f * r, axis=0) / (np.linalg.norm(f, axis=0) * np.linalg.norm(r, axis=0))
+    assert abs(M.sam(other, ms) - float(np.degrees(np.mean(np.arccos(np.clip(cos, -1, 1)))))) < 1e-12
