@@ -100,10 +100,11 @@ class AssessAlgorithm(KsdiffAlgorithm):
         return tr("Assess pansharpening quality")
 
     def shortDescription(self) -> str:  # noqa: N802
-        return tr("Quality indices of a pansharpened raster (SAM, ERGAS, Q2n, QNR and more) as an HTML report.")
+        return tr("Quality indices of a pansharpened raster (SAM, ERGAS, Q2n, HQNR and more) as an HTML report.")
 
     def tags(self) -> list[str]:
-        return tr("quality,assessment,sam,ergas,q4,q8,q2n,scc,psnr,ssim,qnr,hqnr,wald,pansharpening").split(",")
+        # no bare "qnr": the index is HQNR, and the toolbox's search finds "qnr" inside "hqnr" anyway
+        return tr("quality,assessment,sam,ergas,q4,q8,q2n,scc,psnr,ssim,hqnr,hybrid qnr,wald,pansharpening").split(",")
 
     def shortHelpString(self) -> str:  # noqa: N802
         return tr(
@@ -119,6 +120,9 @@ class AssessAlgorithm(KsdiffAlgorithm):
             "the reprojection indices R-Q2n, R-SAM and R-ERGAS (the fused image filtered with the MS MTF and "
             "decimated, against the MS) and the checkerboard response (one-pixel grid artefacts; a clean fusion "
             "stays near the PAN's own value, also reported).\n"
+            "HQNR (hybrid QNR) = (1 − Dλ)(1 − Ds): Khan's Dλ (1 − Q2n of the MS against the fused raster low-passed "
+            "with the MS MTF), Ds at PAN resolution. Not Alparone's QNR (band-pair Dλ, Ds at MS scale): published "
+            "QNR figures are another index.\n"
             "Give a reference, or PAN and MS, or all three.\n"
             "Sensor: sets the resolution ratio, the MTF gains used by Dλ/Ds and the maximum value used by "
             "PSNR/SSIM; generic: the MTF gains 0.3 for MS, 0.15 for PAN, the data's ratio (from the original MS) and "

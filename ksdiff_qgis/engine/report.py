@@ -62,7 +62,7 @@ INDICES = {
     "D_lambda": ("D_LAMBDA", "Dλ (Khan)", "0", "spectral distortion: 1 − Q2n(MS upsampled, MTF-filtered fused)"),
     "D_s": ("D_S", "Ds", "0", "spatial distortion: Q of each fused band with the PAN vs Q of the MS band upsampled "
             "to the PAN grid with the PAN low-passed by its MTF (32×32 sliding windows; not the toolbox's D_s.m)"),
-    "HQNR": ("HQNR", "HQNR", "1", "hybrid quality with no reference: (1 − Dλ)(1 − Ds)"),
+    "HQNR": ("HQNR", "HQNR", "1", "hybrid QNR, no reference: (1 − Dλ)(1 − Ds) with Khan's Dλ; not Alparone's QNR"),
     "D_rho": ("D_RHO", "Dρ", "0", "spatial consistency: 1 − local correlation of each fused band with the PAN "
               "(ratio×ratio windows)"),
     "R_Q2n": ("R_Q2N", "R-Q2n", "1", "Q2n of the fused image MTF-filtered and sampled at the MS pixel centres, against "
@@ -231,12 +231,20 @@ def html_report(reduced: dict | None, full: dict | None, inputs: dict, sensor: s
         f"({_peak(reduced, sens.scale)}); Dλ (Khan) = 1 − Q2n(MS cubic-upsampled, fused low-passed with the MS MTF); "
         "Ds = mean_b |Q(F_b, PAN) − Q(MS_b upsampled, PAN degraded with its MTF and re-interpolated)|, Q on every "
         "32×32 sliding window at PAN resolution (the toolbox's D_s.m uses non-overlapping blocks); "
-        "HQNR = (1 − Dλ)(1 − Ds); "
+        "HQNR (hybrid QNR) = (1 − Dλ)(1 − Ds) with these Dλ and Ds: not Alparone et al.'s 2008 QNR (Dλ from the Q "
+        "of band pairs, Ds at MS scale), whose figures differ (WorldView-2 pair 1 fused by KSDiff: HQNR 0.934, "
+        "QNR 0.908), so compare it only with HQNR; "
         "Dρ = 1 − mean local correlation (ratio×ratio windows, clipped to [−1, 1]) of each fused band with the PAN "
         "(Scarpa &amp; Ciotola 2022); R-Q2n / R-SAM / R-ERGAS compare the fused image filtered with the MS MTF "
         "and sampled at the MS pixel centres (Wald's degradation on aligned grids) with the original MS, which is "
         "not resampled (unless it had to be read onto the PAN grid: see above); checkerboard response = mean "
         "|x ⊛ [[1,−1],[−1,1]]| / mean(|∂x x| + |∂y x|), worst band (a clean fusion stays near the PAN's value).</li>"
+        "<li>Dρ is not comparable with the values of Scarpa &amp; Ciotola's published fr-pansh-eval-tool: its NumPy "
+        "local_cross_correlation zero-pads the border, subtracts from each pixel its own local mean and floors the "
+        "covariance at 1e-20, which lowers Dρ (WorldView-2 pair 1 fused by KSDiff: 0.185 there, 0.268 here).</li>"
+        "<li>A 32×32 block where a reference band is constant (saturated, no signal, a fill) and the fused band is "
+        "not scores Q2n ≈ 0 over all its bands (so Dλ ≈ 1, R-Q2n ≈ 0 there), as the toolbox's onions_quality.m "
+        "does: a low Q2n over flat or saturated areas is the index's definition, not a fault of the fusion.</li>"
         "<li>Pixels that are nodata in any input are left out, with every window and block that touches them.</li>"
         f"<li>Computed tile by tile ({_tiling(reduced, full)}): equal to the whole-image values, "
         "with bounded memory.</li></ul>"
