@@ -170,13 +170,33 @@ class AssessAlgorithm(KsdiffAlgorithm):
         for out, label, _, _ in INDICES.values():
             self.addOutput(QgsProcessingOutputNumber(out, label))
 
+    def refusal(self, parameters, context) -> str | None:
+        """Inputs that give nothing to compare FUSED with, as the run refuses them."""
+        return self.refusal_of(lambda: self._compared_with(parameters, context))
+
+    def _compared_with(self, parameters, context):
+        """The REFERENCE, PAN and MS layers (None when not given); refuses a PAN without its MS (or an MS without
+        its PAN), and neither a reference nor both."""
+        ref, pan, ms = (self.parameterAsRasterLayer(parameters, name, context)
+                        for name in (self.REFERENCE, self.PAN, self.MS))
+        if (pan is None) != (ms is None):
+            given, missing = ("PAN", "MS") if ms is None else ("MS", "PAN")
+            instead = tr("and give a reference MS (REFERENCE)") if ref is None else \
+                tr("to assess against the reference alone")
+            raise QgsProcessingException(tr(
+                "Full-resolution assessment needs both the original PAN and the original MS: {} is given, {} is not. "
+                "Give the original {} too, or leave {} empty {}").format(given, missing, missing, given, instead))
+        if ref is None and pan is None:
+            raise QgsProcessingException(tr(
+                "Give a reference raster, or the original PAN and MS, or both: FUSED alone has nothing to be compared "
+                "with (REFERENCE for SAM, ERGAS and Q2n; PAN and MS for QNR and the full-resolution indices)"))
+        return ref, pan, ms
+
     @releases_on_failure
     def prepareAlgorithm(self, parameters, context, feedback):  # noqa: N802
         fused = self.parameterAsRasterLayer(parameters, self.FUSED, context)
         self._fused = raster_path(fused, "FUSED")
-        ref = self.parameterAsRasterLayer(parameters, self.REFERENCE, context)
-        pan = self.parameterAsRasterLayer(parameters, self.PAN, context)
-        ms = self.parameterAsRasterLayer(parameters, self.MS, context)
+        ref, pan, ms = self._compared_with(parameters, context)
         # no-data values set on the QGIS layers (the files are read, which do not carry them)
         layers = (("FUSED", fused), ("REFERENCE", ref), ("PAN", pan), ("MS", ms))
         self._nodata = {role: layer_nodata(layer) for role, layer in layers}
@@ -185,13 +205,8 @@ class AssessAlgorithm(KsdiffAlgorithm):
             if feedback is not None:
                 feedback.pushWarning(note)
         self._ref = raster_path(ref, "REFERENCE") if ref is not None else None
-        if (pan is None) != (ms is None):
-            raise QgsProcessingException(
-                tr("Full-resolution assessment needs both the original PAN and the original MS"))
         self._pan = raster_path(pan, "PAN") if pan is not None else None
         self._ms = raster_path(ms, "MS") if ms is not None else None
-        if self._ref is None and self._pan is None:
-            raise QgsProcessingException(tr("Give a reference raster, or the original PAN and MS, or both"))
         self._sensor = self.parameterDefinition(self.SENSOR).resolve(parameters, context) or AUTO
         return True
 

@@ -146,8 +146,34 @@ class KsdiffAlgorithm(QgsProcessingAlgorithm):
     def checkParameterValues(self, parameters, context):  # noqa: N802
         _snapshot_store(context, fresh=True)   # before QGIS loads the inputs into the context's temporary store
         ok, msg = super().checkParameterValues(parameters, context)
-        unknown = None if ok else unknown_enum_value(self, parameters)
-        return (False, unknown) if unknown else (ok, msg)
+        if not ok:
+            msg = unknown_enum_value(self, parameters) or msg
+        else:
+            # QGIS accepts any text in a string, extent, band or file parameter: the algorithm's own reading says
+            # what is wrong here, where processing.run raises it and the dialog shows it before the run (raised in
+            # prepareAlgorithm, QGIS kept only "There were errors executing the algorithm.")
+            refusal = self.refusal(parameters, context)
+            if refusal:
+                ok, msg = False, refusal
+        if not ok:
+            _drop_loaded_inputs(self, parameters, context)   # no run follows to let go of the layers loaded here
+        return ok, msg
+
+    def refusal(self, parameters: dict, context) -> str | None:
+        """Why the values of ``parameters`` cannot run, read by the code the run reads them with; None when they can.
+        Checked after QGIS's own check, by ``checkParameterValues``."""
+        return None
+
+    @staticmethod
+    def refusal_of(*readers: Callable[[], object]) -> str | None:
+        """The message of the first of ``readers`` that refuses its value (QgsProcessingException, or the engine's
+        InputError), else None; any other exception is a bug, and is raised."""
+        for read in readers:
+            try:
+                read()
+            except (QgsProcessingException, InputError) as e:
+                return str(e)
+        return None
 
     def group(self) -> str:
         return QCoreApplication.translate("Ksdiff", GROUPS[self.GROUP_ID])

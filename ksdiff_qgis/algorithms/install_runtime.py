@@ -88,6 +88,11 @@ class InstallRuntimeAlgorithm(KsdiffAlgorithm):
                "nothing is downloaded. On: download and replace it (e.g. to repair a damaged folder)."))))
         self.addOutput(QgsProcessingOutputString(self.RESULT, tr("What was installed")))
 
+    def refusal(self, parameters, context) -> str | None:
+        """A WHEEL that is no .whl file, as the install refuses it (QGIS checks only the name's ending)."""
+        wheel = self.parameterAsFile(parameters, self.WHEEL, context)
+        return self.refusal_of(lambda: deps.check_wheel(wheel)) if wheel else None
+
     @releases_on_failure
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         choice = self.parameterDefinition(self.PACKAGE).resolve(parameters, context)

@@ -21,10 +21,11 @@ from qgis.PyQt.QtCore import QVariant
 
 from ..engine import labels, memory, selfcheck, threadlimits
 from ..engine.bandcolour import missing_colours, rgb_bands
+from ..engine.bands import check_selection
 from ..engine.errors import Cancelled, InputError
 from ..engine.learned import DEFAULT_PRECISION, PRECISION_ALIASES, PRECISIONS
-from ..engine.model_card import bundled_cards, not_onnx_words
-from ..engine.pipeline import LEARNED_METHODS, method_names, pansharpen
+from ..engine.model_card import bundled_cards, check_model_file, not_onnx_words
+from ..engine.pipeline import LEARNED_METHODS, check_tiling, method_names, pansharpen
 from ..engine.raster_io import (
     open_raster,
     outputs,
@@ -43,6 +44,7 @@ from .colour_style import NaturalColour, write_default_style
 from .common import (
     ProcessingFeedback,
     file_nodata_unticked,
+    gdal_band_count,
     input_notes,
     layer_crs,
     layer_nodata,
@@ -282,6 +284,10 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
             words = not_onnx_words(model) if isinstance(model, str) and model.strip() else None
             if words:
                 return False, words
+            extent = parameters.get(self.EXTENT)
+            if extent not in (None, "") and \
+                    not self.parameterDefinition(self.EXTENT).checkValueIsAcceptable(extent, context):
+                return False, unreadable_extent(extent)   # as the run words an extent that gives no rectangle
         return ok, msg
 
     @releases_on_failure
@@ -304,14 +310,9 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
         self._precision = self._enum(parameters, self.PRECISION, context)
         self._consistency = self.parameterAsBoolean(parameters, self.CONSISTENCY, context)
         self._coregister = self.parameterAsBoolean(parameters, self.COREGISTER, context)
-        self._ms_bands = self._bands(parameters, context)
-        mask = mask_band_chosen(ms_layer, self._ms_bands, "MS_BANDS")   # QGIS's band picker offers a file's mask
-        if mask:
-            raise QgsProcessingException(mask)
-        try:
-            self._gains = parse_gains(self.parameterAsString(parameters, self.MTF_GAINS, context))
-        except ValueError as e:
-            raise QgsProcessingException(str(e)) from None
+        # read as the check read them (``refusal``): a model's child is not checked by QGIS 3.22
+        self._ms_bands = self._bands_of(ms_layer, parameters, context)
+        self._gains = self._mtf_gains(parameters, context)
         self._extent, self._extent_wkt = self._area(parameters, context)
         self._tile = self.parameterAsInt(parameters, self.TILE_SIZE, context)
         self._overlap = self.parameterAsInt(parameters, self.OVERLAP, context)
@@ -321,6 +322,52 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
         self._cog = self.parameterAsBoolean(parameters, self.COG, context)
         self._create_options = self.parameterAsString(parameters, self.CREATE_OPTIONS, context)
         return True
+
+    def refusal(self, parameters, context) -> str | None:
+        """The text parameters read as the run reads them (``prepareAlgorithm`` and the engine): MS_BANDS (also
+        against the MS's band count), MTF_GAINS, EXTENT, a MODEL file that does not exist (whatever the METHOD: a
+        classical one ignored it), CREATE_OPTIONS (KEY=VALUE, a whole NBITS), and OVERLAP against TILE_SIZE. Left
+        to the run: what needs the sensor or the data (the number of MTF gains, the output against the inputs)."""
+        def model() -> None:
+            path = self.parameterAsFile(parameters, self.MODEL, context)
+            if path:
+                try:
+                    check_model_file(path)
+                except InputError as e:
+                    raise InputError(tr("MODEL: {}; give the model's .onnx file (its model card beside it), or "
+                                        "leave MODEL empty for the bundled model").format(e)) from None
+
+        def bands() -> None:
+            ms = self.parameterAsRasterLayer(parameters, self.MS, context)
+            selection = self._bands_of(ms, parameters, context)
+            if ms is not None:
+                check_selection(selection, gdal_band_count(ms))
+
+        return self.refusal_of(
+            bands,
+            lambda: self._mtf_gains(parameters, context),
+            lambda: self._area(parameters, context),
+            model,
+            lambda: outputs.asked_nbits(outputs.parse_options(
+                self.parameterAsString(parameters, self.CREATE_OPTIONS, context))),
+            lambda: check_tiling(self.parameterAsInt(parameters, self.TILE_SIZE, context),
+                                 self.parameterAsInt(parameters, self.OVERLAP, context)),
+        )
+
+    def _bands_of(self, ms_layer, parameters, context) -> list[int] | None:
+        """MS_BANDS (``_bands``), refused when it names the extra band QGIS's band picker shows for the file's mask."""
+        bands = self._bands(parameters, context)
+        mask = mask_band_chosen(ms_layer, bands, "MS_BANDS")
+        if mask:
+            raise QgsProcessingException(mask)
+        return bands
+
+    def _mtf_gains(self, parameters, context) -> list[float] | None:
+        """MTF_GAINS as gains (``parse_gains``), None when not given."""
+        try:
+            return parse_gains(self.parameterAsString(parameters, self.MTF_GAINS, context))
+        except ValueError as e:
+            raise QgsProcessingException(str(e)) from None
 
     def _bands(self, parameters, context) -> list[int] | None:
         """MS_BANDS: a list, or text with commas, spaces or ';' (``parse_bands``); QGIS's own reading took

@@ -357,14 +357,20 @@ def positional(band_names: list[str]) -> bool:
     return all(re.fullmatch(r"Band \d+", n.strip()) for n in band_names)
 
 
+def check_selection(selection: list[int] | None, count: int) -> None:
+    """InputError unless every band of ``selection`` (1-based) is one of an MS raster's ``count`` and none is
+    repeated: ``plan_bands`` starts with it, and ksdiff:pansharpen's parameter check runs it on MS_BANDS."""
+    for b in selection or []:
+        if not 1 <= b <= count:
+            raise InputError(f"MS_BANDS: band {b} does not exist (the MS raster has {count} bands)")
+    if selection and len(set(selection)) != len(selection):
+        raise InputError("MS_BANDS: a band is selected twice")
+
+
 def plan_bands(ms: RasterInfo, spec: Sensor, selection: list[int] | None, model_bands: list[str] | None = None,
                custom_gains: list[float] | None = None) -> BandPlan:
     """Decide the bands to fuse. ``selection``: user's 1-based bands (None: all); ``model_bands``: a model's."""
-    for b in selection or []:
-        if not 1 <= b <= ms.bands:
-            raise InputError(f"MS_BANDS: band {b} does not exist (the MS raster has {ms.bands} bands)")
-    if selection and len(set(selection)) != len(selection):
-        raise InputError("MS_BANDS: a band is selected twice")
+    check_selection(selection, ms.bands)
     if custom_gains and any(not 0.0 < g < 1.0 for g in custom_gains):
         raise InputError("MTF gains must lie between 0 and 1 (exclusive)")
     if not selection and not spec.generic and ms.bands != spec.n_bands:

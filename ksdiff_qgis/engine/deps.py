@@ -501,6 +501,14 @@ def crash_text(code: int) -> str:
         f"importing it ended Python with exit code {code}"
 
 
+def check_wheel(wheel: str) -> None:
+    """InputError unless ``wheel`` is an existing .whl file: ``install`` starts with it, and ksdiff:install_runtime's
+    parameter check runs it before anything starts."""
+    if not os.path.isfile(wheel) or not wheel.endswith(".whl"):
+        raise InputError(f"the wheel {quoted(wheel)} does not exist or is not a .whl file: give a downloaded "
+                         "onnxruntime .whl, or none to install from the package index")
+
+
 def install(base: str, feedback: Feedback | None = None, package: str | None = None, wheel: str | None = None,
             proxy: str | None = None, reinstall: bool = False) -> str:
     """Install ONNX Runtime into ``private_dir(base)``; returns a line saying what was installed.
@@ -514,8 +522,7 @@ def install(base: str, feedback: Feedback | None = None, package: str | None = N
     package = package or package_for_machine()
     py = "{}.{}".format(*sys.version_info[:2])
     if wheel:
-        if not os.path.isfile(wheel) or not wheel.endswith(".whl"):
-            raise InputError(f"the wheel {quoted(wheel)} does not exist or is not a .whl file")
+        check_wheel(wheel)
         package = os.path.basename(wheel).split("-")[0].replace("_", "-")
         version = wheel_version(wheel)
         if version is None or not tested(package, version):

@@ -90,13 +90,20 @@ def sha256_file(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-def load_card(onnx_path: str | os.PathLike) -> ModelCard:
-    """Read and check the card beside ``onnx_path``; InputError explains what is wrong."""
+def check_model_file(onnx_path: str | os.PathLike) -> None:
+    """InputError unless ``onnx_path`` is an existing file: ``load_card`` starts with it, and ksdiff:pansharpen's
+    parameter check runs it on MODEL whatever the METHOD (a classical one ignored a missing file silently)."""
     path = Path(onnx_path)
     if path.is_dir():
         raise InputError(f"the model {quoted(str(path))} is a folder, not an ONNX file")
     if not path.is_file():
         raise InputError(f"the model file {quoted(str(path))} does not exist")
+
+
+def load_card(onnx_path: str | os.PathLike) -> ModelCard:
+    """Read and check the card beside ``onnx_path``; InputError explains what is wrong."""
+    path = Path(onnx_path)
+    check_model_file(path)
     card_path = path.with_suffix(".json")
     if not card_path.is_file():
         # the copy inside the file is not used in its place: the JSON's sha256 is what proves the file unchanged

@@ -89,7 +89,8 @@ def parse_options(text: str | list[str] | None) -> list[str]:
         if not item:
             continue
         if "=" not in item or not item.split("=", 1)[0]:
-            raise InputError(f"creation option {item!r} is not of the form KEY=VALUE")
+            raise InputError(f"creation option {item!r} is not of the form KEY=VALUE (e.g. ZLEVEL=9; several are "
+                             "separated by |)")
         out.append(item)
     return out
 
@@ -98,18 +99,26 @@ def parse_options(text: str | list[str] | None) -> list[str]:
 NBITS_RANGE = {1: (1, 8), 2: (9, 16), 4: (17, 32)}
 
 
+def asked_nbits(extra: list[str]) -> int | None:
+    """The ``NBITS=`` of the creation options ``extra`` (the last one given), None without one; InputError when it
+    is no whole number (ksdiff:pansharpen's parameter check runs it; ``output_nbits`` checks it against the data)."""
+    asked = [o.split("=", 1)[1] for o in extra if _key(o) == "NBITS"]
+    if not asked:
+        return None
+    try:
+        return int(asked[-1])
+    except ValueError:
+        raise InputError(f"creation option NBITS={asked[-1]} is not a whole number") from None
+
+
 def output_nbits(extra: list[str], dtype, nbits: int | None) -> int | None:
     """The significant bits of the output: a ``NBITS=`` creation option, checked against the data (InputError
     when the type cannot take it, or when it is narrower than the product's own NBITS: values would be lost), else
     the product's ``nbits``."""
-    asked = [o.split("=", 1)[1] for o in extra if _key(o) == "NBITS"]
-    if not asked:
+    value = asked_nbits(extra)
+    if value is None:
         return nbits
     dt = np.dtype(dtype)
-    try:
-        value = int(asked[-1])
-    except ValueError:
-        raise InputError(f"creation option NBITS={asked[-1]} is not a whole number") from None
     if dt.kind == "f":
         raise InputError("creation option NBITS applies to integer outputs; this output is floating point")
     lo, hi = NBITS_RANGE.get(dt.itemsize, (1, dt.itemsize * 8))
