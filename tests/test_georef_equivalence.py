@@ -130,3 +130,40 @@ def test_a_grid_shift_names_the_offset_both_ways(fixture_pair, tmp_path):
     assert "(the same grid as a shift by (+3, +3)): the PAN and the MS were cut" in line[0]
     # the MS's content is 3 PAN pixels off its PAN: the offset measured on the scene still warns
     assert any("PAN pixels apart" in w for w in res.warnings), res.warnings
+
+
+def _meridian_180(epsg: int, lat: float) -> tuple[float, float]:
+    """(easting, northing) of longitude 180 at latitude ``lat`` in UTM ``epsg``."""
+    geo, utm = osr.SpatialReference(), osr.SpatialReference()
+    geo.ImportFromEPSG(4326)
+    utm.ImportFromEPSG(epsg)
+    for s in (geo, utm):
+        s.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    return osr.CoordinateTransformation(geo, utm).TransformPoint(180.0, lat)[:2]
+
+
+@pytest.mark.parametrize("side", [180.0, -180.0])
+@pytest.mark.parametrize("epsg", [32760, 32701])
+def test_an_ms_whose_centre_pixel_straddles_the_antimeridian(fixture_pair, tmp_path, side, epsg):
+    """QA: a PAN in EPSG:4326 across the antimeridian (179.9988 to 180.0012, or -180.0012 to -179.9988) and its MS
+    in UTM 60S whose centre pixel spans 180 degrees: the MS pixel measured ~360 degrees wide (its three corners taken
+    as +179.99999 and -179.99999), ratio 17915, refused as "overlap on only 533 x 533 PAN pixels: too small to fuse".
+    The same MS moved 100 m west fused. Now ratio 4, the whole PAN fused, either way the PAN's longitudes are written
+    and in either UTM zone beside the antimeridian. (The pair as QA made it: the real pair placed in UTM, the meridian
+    through the middle of the MS's centre pixel, column 32; the PAN warped to degrees.)"""
+    pan, ms = fixture_pair
+    e180, n = _meridian_180(epsg, -16.0)
+    x0, y0 = e180 - 65.0, n + 64.0
+    ms_utm = _copy(ms, str(tmp_path / "ms_utm.tif"), lambda g: [x0, 2.0, 0, y0, 0, -2.0], f"EPSG:{epsg}")
+    pan_utm = _copy(pan, str(tmp_path / "pan_utm.tif"), lambda g: [x0, 0.5, 0, y0, 0, -0.5], f"EPSG:{epsg}")
+    step = 4.5e-6   # 0.5 m of latitude; 0.001 degrees (107 m of longitude, 111 m of latitude) inside the MS's 128 m
+    pan_ll = str(tmp_path / "pan_ll.tif")
+    gdal.Warp(pan_ll, pan_utm, dstSRS="EPSG:4326", xRes=step, yRes=step, resampleAlg="cubic",
+              outputBounds=(side - 0.0005, -16.0005, side + 0.0005, -15.9995))
+    res = pansharpen(pan_ll, ms_utm, str(tmp_path / "o.tif"), "wv2", "mtf_glp_hpm")
+    assert res.ratio == 4
+    size = gdal.Open(pan_ll)
+    assert (res.width, res.height) == (size.RasterXSize, size.RasterYSize) == (222, 222)
+    out = gdal.Open(res.output_path)
+    assert out.GetGeoTransform()[0] == pytest.approx(side - 0.0005)
+    assert np.all(out.ReadAsArray() > 0)   # every pixel fused from the MS, none a fill

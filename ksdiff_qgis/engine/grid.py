@@ -186,6 +186,10 @@ def _ms_pixel_size(ms: RasterInfo, pan: RasterInfo) -> float | None:
             pts = [ct.TransformPoint(x, y)[:2] for x, y in pts]
         except (RuntimeError, TypeError):
             return None
+        if dst.IsGeographic():
+            # longitudes of a pixel across the antimeridian: +179.99999 and -179.99999 are 0.00002 degrees apart, not
+            # 360 (a UTM 60S MS whose centre pixel straddles 180 was taken as ratio 17915 and refused as too small)
+            pts = [(x - 360.0 * round((x - pts[0][0]) / 360.0), y) for x, y in pts]
     (x0, y0), (x1, y1), (x2, y2) = pts
     area = abs((x1 - x0) * (y2 - y0) - (x2 - x0) * (y1 - y0))
     return math.sqrt(area) if math.isfinite(area) and area > 0 else None
