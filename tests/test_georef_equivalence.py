@@ -167,3 +167,50 @@ def test_an_ms_whose_centre_pixel_straddles_the_antimeridian(fixture_pair, tmp_p
     out = gdal.Open(res.output_path)
     assert out.GetGeoTransform()[0] == pytest.approx(side - 0.0005)
     assert np.all(out.ReadAsArray() > 0)   # every pixel fused from the MS, none a fill
+
+
+def _written_at(src: str, dst: str, lon0: float, step: float) -> str:
+    return _copy(src, dst, lambda g: [lon0, step, 0, -17.0, 0, -step], "EPSG:4326")
+
+
+@pytest.mark.parametrize("pan_lon0,ms_lon0", [(180.0 - 64 * 4.5e-6, -180.0 - 64 * 4.5e-6),
+                                              (-180.0 - 64 * 4.5e-6, 180.0 - 64 * 4.5e-6),
+                                              (180.0001, -179.9999)])
+def test_a_pair_in_degrees_written_once_past_180_and_once_past_minus_180(fixture_pair, tmp_path, pan_lon0,
+                                                                         ms_lon0):
+    """QA: PAN and MS both in EPSG:4326 at one place across the antimeridian, written once as +180 and once as -180
+    (PAN 179.9986 to 180.0014, MS -180.0014 to -179.9986): refused as "do not overlap", while an MS in another CRS at
+    that place was moved by 360 degrees on its own. Now the MS is moved the same way, pixel for pixel, with a warning
+    that gives the command writing it in the PAN's longitudes: the very output of the pair written alike."""
+    pan, ms = fixture_pair
+    step = 4.5e-6
+    pan_ll = _written_at(pan, str(tmp_path / "pan.tif"), pan_lon0, step)
+    ms_other = _written_at(ms, str(tmp_path / "ms_other.tif"), ms_lon0, 4 * step)
+    ms_alike = _written_at(ms, str(tmp_path / "ms_alike.tif"), pan_lon0, 4 * step)
+    ref = pansharpen(pan_ll, ms_alike, str(tmp_path / "ref.tif"), "wv2", "mtf_glp_hpm")
+    res = pansharpen(pan_ll, ms_other, str(tmp_path / "o.tif"), "wv2", "mtf_glp_hpm")
+    _same_output(ref, res)
+    moved = [w for w in res.warnings if "longitudes are written 360 degrees apart" in w]
+    assert len(moved) == 1, res.warnings
+    way = "east" if pan_lon0 > ms_lon0 else "west"
+    assert f"the MS is placed 360 degrees {way}, in the PAN's longitudes, pixel for pixel (no resampling)" in moved[0]
+    assert not [w for w in ref.warnings if "longitudes" in w]
+    # the command it gives writes the MS so: fused alike, without the warning
+    command = moved[0].split("gdal_edit.py -a_ullr ")[1].split()
+    ulx, uly, lrx, lry = map(float, command[:4])
+    assert command[4] == ms_other
+    gdal.Translate(str(tmp_path / "ms_fixed.tif"), ms_other, outputBounds=[ulx, uly, lrx, lry])
+    fixed = pansharpen(pan_ll, str(tmp_path / "ms_fixed.tif"), str(tmp_path / "f.tif"), "wv2", "mtf_glp_hpm")
+    _same_output(ref, fixed)
+    assert not [w for w in fixed.warnings if "longitudes" in w]
+
+
+def test_a_pair_in_degrees_apart_on_the_globe_too_is_still_refused(fixture_pair, tmp_path):
+    """Only a pair that overlaps once moved by 360 degrees is moved: an MS 1 degree away from the PAN across the
+    antimeridian keeps the refusal naming both extents as written."""
+    pan, ms = fixture_pair
+    pan_ll = _written_at(pan, str(tmp_path / "pan.tif"), 179.9995, 4.5e-6)
+    far = _written_at(ms, str(tmp_path / "ms.tif"), -179.0, 4 * 4.5e-6)
+    with pytest.raises(InputError, match=r"do not overlap: in the PAN's CRS \(EPSG:4326\) the PAN covers x 179.9995 "
+                                         r"to 180.0006.*the MS x -179 to -178.99"):
+        pansharpen(pan_ll, far, str(tmp_path / "o.tif"), "wv2", "mtf_glp_hpm")

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 
 from osgeo import gdal, osr
 
+from . import antimeridian
 from .errors import InputError
 from .gdalutil import gdal_call, quiet_gdal
 from .labels import param
@@ -511,8 +512,8 @@ def _no_overlap(pan: RasterInfo, ms: RasterInfo, placed: tuple, reprojection_err
     width, height) on the PAN's CRS. An MS in another CRS that does not reproject into the PAN's (PROJ reported
     errors, or it lies outside that CRS's area of use) is named in its own CRS, with where both lie on the globe: its
     reprojected extent was nonsense ("x -7714418.96 to -7705545.08" for an MS in Florida against a PAN in UTM 31N)."""
-    tail = ("(a CRS or georeference is wrong, or the pair crosses the antimeridian written once as +180 and once as "
-            "-180 degrees)")
+    # a pair across the antimeridian written once as +180 and once as -180 is no longer refused (``antimeridian``)
+    tail = "(a CRS or georeference is wrong)"
     pan_box = extent_text(*_own_extent(pan))
     if not same_crs(pan.wkt, ms.wkt):
         pan_at, ms_at = _lonlat_centre(pan), _lonlat_centre(ms)
@@ -526,6 +527,23 @@ def _no_overlap(pan: RasterInfo, ms: RasterInfo, placed: tuple, reprojection_err
     ms_box = extent_text(gt[0], gt[3] + h * gt[5], gt[0] + w * gt[1], gt[3])
     return (f"the PAN and MS rasters do not overlap: in the PAN's CRS ({crs_name(pan.wkt)}) the PAN covers {pan_box}, "
             f"the MS {ms_box} {tail}")
+
+
+def _moved_across(pan: RasterInfo, ms: RasterInfo, shift: float) -> str:
+    """The warning for an MS whose longitudes are moved by ``shift`` degrees into the PAN's (``antimeridian``),
+    with the command that writes them so (the MS's corners, moved; a rotated MS: no corners to give)."""
+    (px0, py0, px1, py1), (mx0, my0, mx1, my1) = _own_extent(pan), _own_extent(ms)
+    way = "east" if shift > 0 else "west"
+    text = (f"The MS raster's longitudes are written {abs(shift):g} degrees apart from the PAN's, at the same place "
+            f"across the antimeridian (in {crs_name(pan.wkt)} the PAN covers {extent_text(px0, py0, px1, py1)}, the MS "
+            f"{extent_text(mx0, my0, mx1, my1)}): the MS is placed {abs(shift):g} degrees {way}, in the PAN's "
+            "longitudes, pixel for pixel (no resampling)")
+    if ms.rotated:
+        return text + f"; to write it so, add {shift:g} to its geotransform's x origin."
+    gt = ms.gt
+    corners = " ".join(f"{v:.15g}" for v in (gt[0] + shift, gt[3], gt[0] + shift + ms.width * gt[1],
+                                            gt[3] + ms.height * gt[5]))
+    return text + f"; to write it so: gdal_edit.py -a_ullr {corners} {shell_arg(ms.path or 'ms.tif')}"
 
 
 def plan_grid(pan: RasterInfo, ms: RasterInfo, ms_ds: gdal.Dataset) -> GridPlan:
@@ -544,6 +562,11 @@ def plan_grid(pan: RasterInfo, ms: RasterInfo, ms_ds: gdal.Dataset) -> GridPlan:
         warnings.append(NO_CRS)
     warped, foot, view = None, None, None
     notes: list[str] = []
+    lon_moved = antimeridian.lon_shift(pan, ms) if same_crs(pan.wkt, ms.wkt) else 0.0
+    if lon_moved:   # one place written once past +180 and once past -180: as an MS in another CRS is reprojected
+        warnings.append(_moved_across(pan, ms, lon_moved))
+        view, ms = antimeridian.moved_view(ms_ds, ms, lon_moved)
+        ms_ds = view
     flip = _flip(ms) if same_crs(pan.wkt, ms.wkt) else None
     if flip:   # storage order alone: the same pixels, read north-up, take the north-up path below
         view, ms = north_up_view(ms_ds, ms)
