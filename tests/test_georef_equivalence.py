@@ -214,3 +214,21 @@ def test_a_pair_in_degrees_apart_on_the_globe_too_is_still_refused(fixture_pair,
     with pytest.raises(InputError, match=r"do not overlap: in the PAN's CRS \(EPSG:4326\) the PAN covers x 179.9995 "
                                          r"to 180.0006.*the MS x -179 to -178.99"):
         pansharpen(pan_ll, far, str(tmp_path / "o.tif"), "wv2", "mtf_glp_hpm")
+
+
+@pytest.mark.parametrize("noise_x,noise_y", [(1.3e-5, 1.3e-5), (-1.3e-5, -1.3e-5), (1.3e-5, -1.3e-5),
+                                             (-1.3e-5, 1.3e-5)])
+def test_an_equal_whole_pixel_move_reads_alike_on_both_axes(fixture_pair, tmp_path, noise_x, noise_y):
+    """QA: an MS moved 2 PAN pixels east and 2 south (ratio 4, half an MS pixel) was said "shifted by whole PAN pixels
+    (+2, -2) (x, y) ... (the same grid as a shift by (-2, +2))", where moves of 0.25, 0.5 and 1.5 pixels read (+k, +k):
+    the georeference's noise (2.00003 and 1.99998 pixels, 13 micrometres) fell on either side of half-way, which
+    round() took to opposite MS pixels. Now half-way is +2 on both axes, whatever the noise's signs."""
+    pan, ms = fixture_pair
+    p = gdal.Open(pan).GetGeoTransform()
+    moved = _copy(ms, str(tmp_path / "ms_off2.tif"),
+                  lambda g: [p[0] + 2 * p[1] + noise_x, g[1], 0, p[3] + 2 * p[5] + noise_y, 0, g[5]])
+    fb = RecordingFeedback()
+    pansharpen(pan, moved, str(tmp_path / "o.tif"), "wv2", "mtf_glp_hpm", feedback=fb)
+    line = [w for w in fb.lines if w.startswith("The MS grid is shifted")]
+    assert len(line) == 1, fb.lines
+    assert "by whole PAN pixels (+2, +2) (x, y) against the PAN grid (the same grid as a shift by (-2, -2))" in line[0]

@@ -433,6 +433,14 @@ def ms_lattice(ms_origin: tuple[float, float]) -> tuple[int, int]:
 
 
 
+def grid_offset(origin: float, ratio: int) -> float:
+    """The MS grid's offset against the PAN grid along one axis, from its origin ``origin`` (PAN pixels), modulo an
+    MS pixel: within half an MS pixel, and half-way (within ``EDGE_TOLERANCE``) taken as +ratio/2 on either axis.
+    Python's round() split an MS moved 2 PAN pixels east and 2 south (ratio 4) by its georeference noise: 2.00003
+    read -2 and 1.99998 read +2, "(+2, -2)" for an equal move."""
+    return origin - math.ceil((origin - EDGE_TOLERANCE) / ratio - 0.5) * ratio
+
+
 def whole_shift(frac_c: float, frac_r: float) -> bool:
     """Whether an MS grid shifted by (``frac_c``, ``frac_r``) PAN pixels is off by whole PAN pixels on both axes
     (within ``EDGE_TOLERANCE``): the pair was cut from its scenes at different pixels, fused exactly."""
@@ -634,7 +642,7 @@ def plan_grid(pan: RasterInfo, ms: RasterInfo, ms_ds: gdal.Dataset) -> GridPlan:
             f"to fuse; the minimum is {min_px} x {min_px} PAN pixels ({MIN_OVERLAP_MS} x {MIN_OVERLAP_MS} MS "
             f"pixels at ratio {ratio})"
         )
-    frac_r, frac_c = ms_r0 - round(ms_r0 / ratio) * ratio, ms_c0 - round(ms_c0 / ratio) * ratio
+    frac_r, frac_c = grid_offset(ms_r0, ratio), grid_offset(ms_c0, ratio)
     if warped is None and (abs(frac_r) > EDGE_TOLERANCE or abs(frac_c) > EDGE_TOLERANCE):
         shift = f"{GRID_SHIFT} by ({frac_c:+.2f}, {frac_r:+.2f}) PAN pixels (x, y) against the PAN grid"
         # the offset is only known modulo an MS pixel (the grids repeat every ``ratio`` PAN pixels): an MS moved
