@@ -232,3 +232,19 @@ def test_an_equal_whole_pixel_move_reads_alike_on_both_axes(fixture_pair, tmp_pa
     line = [w for w in fb.lines if w.startswith("The MS grid is shifted")]
     assert len(line) == 1, fb.lines
     assert "by whole PAN pixels (+2, +2) (x, y) against the PAN grid (the same grid as a shift by (-2, -2))" in line[0]
+
+
+def test_a_ratio_of_two_and_a_half_rounds_up(fixture_pair, tmp_path):
+    """QA: an MS of 1.25 m over the 0.5 m PAN (its pixel written as the PAN's 0.49999345509841 m times 2.5) measures
+    2.499999999999999 and was resampled to ratio 2 (SENSOR auto then offered Landsat 8's ratio-2 network on WorldView-2
+    data), where README says "the nearest whole ratio, half up": 3 now."""
+    pan, ms = fixture_pair
+    p, size = gdal.Open(pan).GetGeoTransform(), 0.49999345509841 * 2.5
+    coarse = str(tmp_path / "ms_2.5.tif")
+    gdal.Warp(coarse, ms, xRes=size, yRes=size, resampleAlg="cubic",
+              outputBounds=(p[0], p[3] + 256 * p[5], p[0] + 256 * p[1], p[3]))
+    res = pansharpen(pan, coarse, str(tmp_path / "o.tif"), "wv2", "mtf_glp_hpm")
+    assert res.ratio == 3
+    assert any(w.startswith("The MS/PAN pixel size ratio is 2.5 x 2.5, not one whole number") and
+               w.endswith("resampled on the fly (cubic) to 3 PAN pixels per MS pixel.") for w in res.warnings), \
+        res.warnings

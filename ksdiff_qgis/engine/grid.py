@@ -145,6 +145,13 @@ def whole_ratio(rx: float, ry: float) -> int | None:
 MIN_RATIO = 1.5   # MS/PAN pixel size ratio below which a pair is refused; 1.5 up to 2 is resampled to 2
 
 
+def nearest_ratio(raw: float) -> int:
+    """The whole ratio nearest ``raw``, half up: a ratio within ``RATIO_TOLERANCE`` of half-way counts as half-way.
+    A 1.25 m MS over a 0.5 m PAN measures 2.499999999999999 (float noise of the georeference): 3, as README says,
+    not 2."""
+    return math.floor(raw + 0.5 + RATIO_TOLERANCE * raw)
+
+
 def _integer_ratio(rx: float, ry: float, pan: RasterInfo, ms_gt: tuple[float, ...]) -> int | None:
     """The whole MS/PAN ratio shared by both axes, None when there is none (the MS is then resampled). Raises
     InputError below ``MIN_RATIO`` (a SkySat-like 0.8 m PAN with a 1.0 m MS), with the gdalwarp command that
@@ -256,7 +263,7 @@ def _warp_ms(ms_ds: gdal.Dataset, ms: RasterInfo, pan: RasterInfo,
         # a reprojected pixel size is never exact: accept 10% around a whole ratio
         ms_size = _ms_pixel_size(ms, pan) or math.sqrt(abs(ggt[1] * ggt[5]))
         raw = _ratio(ms_size, math.sqrt(px * py), "x and y")
-        ratio = math.floor(raw + 0.5)
+        ratio = nearest_ratio(raw)
         if ratio < 2:
             raise InputError(f"after reprojection the MS/PAN pixel size ratio is {raw:.3g}: pansharpening needs the "
                              "MS pixels at least 1.5 times the PAN's (check that PAN and MS are not swapped)")
@@ -608,7 +615,7 @@ def plan_grid(pan: RasterInfo, ms: RasterInfo, ms_ds: gdal.Dataset) -> GridPlan:
         if ratio is None or drift > DRIFT_TOLERANCE:
             # e.g. ZiYuan-3 (2.1 m / 5.8 m) or resampled products: GDAL's pansharpening takes any ratio; the fusion
             # here works on whole ratios, so the MS is resampled to the nearest one (half up)
-            ratio = ratio or max(2, math.floor(math.sqrt(rx * ry) + 0.5))
+            ratio = ratio or max(2, nearest_ratio(math.sqrt(rx * ry)))
             warped, ratio = _warp_ms(ms_ds, ms, pan, ratio)
             warnings.append(
                 (f"The MS/PAN pixel size ratio is {rx:.4g} x {ry:.4g}, not one whole number on both axes"
