@@ -177,6 +177,32 @@ def test_no_georeferencing(qgis_app, pair, tmp_path):
     _expect_error({**pair, "PAN": pan}, str(tmp_path / "o.tif"), "no georeferencing")
 
 
+def test_no_georeferencing_keeps_gdal_quiet(qgis_app, pair, tmp_path):
+    """QA: a PAN without georeferencing printed GDAL's "ERROR 1: Unable to compute a transformation between pixel/line
+    and georeferenced coordinates ... SRC_METHOD=NO_GEOTRANSFORM" before the plugin's refusal: QGIS loads an input
+    given as a file name when it checks the value (qgis_process does so before any of the algorithm's code), and its
+    GDAL provider tries to warp such a raster. The raster parameters of both algorithms now check it quietly (a
+    model's copy too); the refusal still says what is wrong."""
+    from qgis.core import QgsApplication, QgsProcessingContext
+
+    from ksdiff_qgis.algorithms.raster_param import RasterInput
+
+    pan = _without_georef(pair["PAN"], str(tmp_path / "nogeo.tif"))
+    heard: list[str] = []
+    gdal.PushErrorHandler(lambda _cls, _no, msg: heard.append(msg))   # what would reach the console
+    try:
+        for alg_id, name in (("ksdiff:pansharpen", "PAN"), ("ksdiff:pansharpen", "MS"), ("ksdiff:assess", "FUSED"),
+                             ("ksdiff:assess", "PAN")):
+            param = QgsApplication.processingRegistry().algorithmById(alg_id).parameterDefinition(name)
+            for p in (param, param.clone()):
+                assert isinstance(p, RasterInput)
+                assert p.checkValueIsAcceptable(pan, QgsProcessingContext())   # as qgis_process checks a value
+        _expect_error({**pair, "PAN": pan}, str(tmp_path / "o.tif"), "no georeferencing")
+    finally:
+        gdal.PopErrorHandler()
+    assert not [m for m in heard if "NO_GEOTRANSFORM" in m], heard
+
+
 def test_a_refusal_reaches_the_dialog_log_once_and_the_message_log(qgis_app, pair, tmp_path):
     """Raised as QGIS's own algorithms do, never also reported: a run as the dialog makes it (QgsProcessingAlgorithm.run
     catching the exception) shows the message once in its log and in the Log Messages panel; qgis_process's own

@@ -99,6 +99,8 @@ def test_qgis_process_says_a_refusal_once(profile, data_dir, tmp_path, json_mode
         assert res.returncode != 0 and not out.exists()
         assert len(said) == 1, res.stdout + res.stderr
         assert json_mode or said[0].startswith("ERROR:\t")
+        # QGIS loading the gridless PAN printed GDAL's "ERROR 1: Unable to compute a transformation ..." first (QA)
+        assert "NO_GEOTRANSFORM" not in res.stdout + res.stderr
 
 
 def test_an_empty_option_takes_its_default_and_an_unknown_one_is_named(profile, data_dir, tmp_path):

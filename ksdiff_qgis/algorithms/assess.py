@@ -11,7 +11,6 @@ from qgis.core import (
     QgsProcessingException,
     QgsProcessingOutputNumber,
     QgsProcessingParameterFileDestination,
-    QgsProcessingParameterRasterLayer,
 )
 
 from ..engine import metrics as M
@@ -26,6 +25,7 @@ from .base import KsdiffAlgorithm, releases_on_failure, translator
 from .common import ProcessingFeedback, input_notes, layer_crs, layer_nodata, raster_path
 from .compat import KeyedEnum, set_help
 from .options import sensor_help, sensor_name
+from .raster_param import RasterInput
 
 # option numbers (saved in models, History, batch files) keep their meaning: options are only appended. The sensor
 # table as it was when auto came (generic last), then auto; a sensor added to the table later comes after auto
@@ -141,16 +141,16 @@ class AssessAlgorithm(KsdiffAlgorithm):
 
     def initAlgorithm(self, config=None):  # noqa: N802
         params = [
-            (QgsProcessingParameterRasterLayer(self.FUSED, tr("Pansharpened (fused) raster")),
+            (RasterInput(self.FUSED, tr("Pansharpened (fused) raster")),
              tr("The pansharpened raster to assess.")),
-            (QgsProcessingParameterRasterLayer(self.REFERENCE, tr("Reference MS (reduced resolution)"), optional=True),
+            (RasterInput(self.REFERENCE, tr("Reference MS (reduced resolution)"), optional=True),
              tr("Reduced-resolution assessment: the ground-truth MS on the same pixel grid as the fused raster (e.g. "
                 "the original MS of a Wald test case). Enables SAM, ERGAS, Q2n, Q, SCC, PSNR and SSIM.")),
-            (QgsProcessingParameterRasterLayer(self.PAN, tr("Original PAN (full resolution)"), optional=True),
+            (RasterInput(self.PAN, tr("Original PAN (full resolution)"), optional=True),
              tr("Full-resolution assessment (no reference needed): the panchromatic raster the fused raster was made "
                 "from (same pixel grid). With the original MS "
                 "it enables Dλ, Ds, HQNR, Dρ, R-Q2n, R-SAM, R-ERGAS and the checkerboard response.")),
-            (QgsProcessingParameterRasterLayer(self.MS, tr("Original MS (full resolution)"), optional=True),
+            (RasterInput(self.MS, tr("Original MS (full resolution)"), optional=True),
              tr("Full-resolution assessment: the multispectral raster the fused raster was made from, with the "
                 "original PAN. An MS that Pansharpen (KSDiff) "
                 "reprojected or resampled (another CRS, rotated, a ratio not whole) is read onto the PAN grid the "

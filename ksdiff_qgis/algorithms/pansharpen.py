@@ -13,7 +13,6 @@ from qgis.core import (
     QgsProcessingParameterFile,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
-    QgsProcessingParameterRasterLayer,
     QgsProcessingParameterString,
     QgsProperty,
 )
@@ -66,6 +65,7 @@ from .options import (
     sensor_help,
     sensor_labels,
 )
+from .raster_param import RasterInput
 
 DEVICES = ["auto", "cuda", "cpu"]
 # every run: what fused and why (QA: a forced METHOD ended with 13 empty SELFCHECK_* fields and nothing naming the
@@ -176,9 +176,9 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
                                         compression_labels(tr), outputs.DEFAULT_COMPRESSION),
         }
         main = [
-            (QgsProcessingParameterRasterLayer(self.PAN, tr("Panchromatic (PAN) raster"), defaultValue=pair[0]),
+            (RasterInput(self.PAN, tr("Panchromatic (PAN) raster"), defaultValue=pair[0]),
              tr("One-band panchromatic raster.")),
-            (QgsProcessingParameterRasterLayer(self.MS, tr("Multispectral (MS) raster"), defaultValue=pair[1]),
+            (RasterInput(self.MS, tr("Multispectral (MS) raster"), defaultValue=pair[1]),
              tr("Multispectral raster, pixels coarser than PAN (e.g. 4 times); another CRS, a shifted grid or a "
                 "ratio that is not a whole number is handled (with a warning).")),
             (enums[self.SENSOR],

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 
 from osgeo import gdal, osr
 
+from . import antimeridian
 from .errors import InputError
 from .gdalutil import gdal_call, quiet_gdal
 from .labels import param
@@ -144,6 +145,13 @@ def whole_ratio(rx: float, ry: float) -> int | None:
 MIN_RATIO = 1.5   # MS/PAN pixel size ratio below which a pair is refused; 1.5 up to 2 is resampled to 2
 
 
+def nearest_ratio(raw: float) -> int:
+    """The whole ratio nearest ``raw``, half up: a ratio within ``RATIO_TOLERANCE`` of half-way counts as half-way.
+    A 1.25 m MS over a 0.5 m PAN measures 2.499999999999999 (float noise of the georeference): 3, as README says,
+    not 2."""
+    return math.floor(raw + 0.5 + RATIO_TOLERANCE * raw)
+
+
 def _integer_ratio(rx: float, ry: float, pan: RasterInfo, ms_gt: tuple[float, ...]) -> int | None:
     """The whole MS/PAN ratio shared by both axes, None when there is none (the MS is then resampled). Raises
     InputError below ``MIN_RATIO`` (a SkySat-like 0.8 m PAN with a 1.0 m MS), with the gdalwarp command that
@@ -186,6 +194,10 @@ def _ms_pixel_size(ms: RasterInfo, pan: RasterInfo) -> float | None:
             pts = [ct.TransformPoint(x, y)[:2] for x, y in pts]
         except (RuntimeError, TypeError):
             return None
+        if dst.IsGeographic():
+            # longitudes of a pixel across the antimeridian: +179.99999 and -179.99999 are 0.00002 degrees apart, not
+            # 360 (a UTM 60S MS whose centre pixel straddles 180 was taken as ratio 17915 and refused as too small)
+            pts = [(x - 360.0 * round((x - pts[0][0]) / 360.0), y) for x, y in pts]
     (x0, y0), (x1, y1), (x2, y2) = pts
     area = abs((x1 - x0) * (y2 - y0) - (x2 - x0) * (y1 - y0))
     return math.sqrt(area) if math.isfinite(area) and area > 0 else None
@@ -251,7 +263,7 @@ def _warp_ms(ms_ds: gdal.Dataset, ms: RasterInfo, pan: RasterInfo,
         # a reprojected pixel size is never exact: accept 10% around a whole ratio
         ms_size = _ms_pixel_size(ms, pan) or math.sqrt(abs(ggt[1] * ggt[5]))
         raw = _ratio(ms_size, math.sqrt(px * py), "x and y")
-        ratio = math.floor(raw + 0.5)
+        ratio = nearest_ratio(raw)
         if ratio < 2:
             raise InputError(f"after reprojection the MS/PAN pixel size ratio is {raw:.3g}: pansharpening needs the "
                              "MS pixels at least 1.5 times the PAN's (check that PAN and MS are not swapped)")
@@ -428,6 +440,14 @@ def ms_lattice(ms_origin: tuple[float, float]) -> tuple[int, int]:
 
 
 
+def grid_offset(origin: float, ratio: int) -> float:
+    """The MS grid's offset against the PAN grid along one axis, from its origin ``origin`` (PAN pixels), modulo an
+    MS pixel: within half an MS pixel, and half-way (within ``EDGE_TOLERANCE``) taken as +ratio/2 on either axis.
+    Python's round() split an MS moved 2 PAN pixels east and 2 south (ratio 4) by its georeference noise: 2.00003
+    read -2 and 1.99998 read +2, "(+2, -2)" for an equal move."""
+    return origin - math.ceil((origin - EDGE_TOLERANCE) / ratio - 0.5) * ratio
+
+
 def whole_shift(frac_c: float, frac_r: float) -> bool:
     """Whether an MS grid shifted by (``frac_c``, ``frac_r``) PAN pixels is off by whole PAN pixels on both axes
     (within ``EDGE_TOLERANCE``): the pair was cut from its scenes at different pixels, fused exactly."""
@@ -507,8 +527,8 @@ def _no_overlap(pan: RasterInfo, ms: RasterInfo, placed: tuple, reprojection_err
     width, height) on the PAN's CRS. An MS in another CRS that does not reproject into the PAN's (PROJ reported
     errors, or it lies outside that CRS's area of use) is named in its own CRS, with where both lie on the globe: its
     reprojected extent was nonsense ("x -7714418.96 to -7705545.08" for an MS in Florida against a PAN in UTM 31N)."""
-    tail = ("(a CRS or georeference is wrong, or the pair crosses the antimeridian written once as +180 and once as "
-            "-180 degrees)")
+    # a pair across the antimeridian written once as +180 and once as -180 is no longer refused (``antimeridian``)
+    tail = "(a CRS or georeference is wrong)"
     pan_box = extent_text(*_own_extent(pan))
     if not same_crs(pan.wkt, ms.wkt):
         pan_at, ms_at = _lonlat_centre(pan), _lonlat_centre(ms)
@@ -522,6 +542,23 @@ def _no_overlap(pan: RasterInfo, ms: RasterInfo, placed: tuple, reprojection_err
     ms_box = extent_text(gt[0], gt[3] + h * gt[5], gt[0] + w * gt[1], gt[3])
     return (f"the PAN and MS rasters do not overlap: in the PAN's CRS ({crs_name(pan.wkt)}) the PAN covers {pan_box}, "
             f"the MS {ms_box} {tail}")
+
+
+def _moved_across(pan: RasterInfo, ms: RasterInfo, shift: float) -> str:
+    """The warning for an MS whose longitudes are moved by ``shift`` degrees into the PAN's (``antimeridian``),
+    with the command that writes them so (the MS's corners, moved; a rotated MS: no corners to give)."""
+    (px0, py0, px1, py1), (mx0, my0, mx1, my1) = _own_extent(pan), _own_extent(ms)
+    way = "east" if shift > 0 else "west"
+    text = (f"The MS raster's longitudes are written {abs(shift):g} degrees apart from the PAN's, at the same place "
+            f"across the antimeridian (in {crs_name(pan.wkt)} the PAN covers {extent_text(px0, py0, px1, py1)}, the MS "
+            f"{extent_text(mx0, my0, mx1, my1)}): the MS is placed {abs(shift):g} degrees {way}, in the PAN's "
+            "longitudes, pixel for pixel (no resampling)")
+    if ms.rotated:
+        return text + f"; to write it so, add {shift:g} to its geotransform's x origin."
+    gt = ms.gt
+    corners = " ".join(f"{v:.15g}" for v in (gt[0] + shift, gt[3], gt[0] + shift + ms.width * gt[1],
+                                            gt[3] + ms.height * gt[5]))
+    return text + f"; to write it so: gdal_edit.py -a_ullr {corners} {shell_arg(ms.path or 'ms.tif')}"
 
 
 def plan_grid(pan: RasterInfo, ms: RasterInfo, ms_ds: gdal.Dataset) -> GridPlan:
@@ -540,6 +577,11 @@ def plan_grid(pan: RasterInfo, ms: RasterInfo, ms_ds: gdal.Dataset) -> GridPlan:
         warnings.append(NO_CRS)
     warped, foot, view = None, None, None
     notes: list[str] = []
+    lon_moved = antimeridian.lon_shift(pan, ms) if same_crs(pan.wkt, ms.wkt) else 0.0
+    if lon_moved:   # one place written once past +180 and once past -180: as an MS in another CRS is reprojected
+        warnings.append(_moved_across(pan, ms, lon_moved))
+        view, ms = antimeridian.moved_view(ms_ds, ms, lon_moved)
+        ms_ds = view
     flip = _flip(ms) if same_crs(pan.wkt, ms.wkt) else None
     if flip:   # storage order alone: the same pixels, read north-up, take the north-up path below
         view, ms = north_up_view(ms_ds, ms)
@@ -573,7 +615,7 @@ def plan_grid(pan: RasterInfo, ms: RasterInfo, ms_ds: gdal.Dataset) -> GridPlan:
         if ratio is None or drift > DRIFT_TOLERANCE:
             # e.g. ZiYuan-3 (2.1 m / 5.8 m) or resampled products: GDAL's pansharpening takes any ratio; the fusion
             # here works on whole ratios, so the MS is resampled to the nearest one (half up)
-            ratio = ratio or max(2, math.floor(math.sqrt(rx * ry) + 0.5))
+            ratio = ratio or max(2, nearest_ratio(math.sqrt(rx * ry)))
             warped, ratio = _warp_ms(ms_ds, ms, pan, ratio)
             warnings.append(
                 (f"The MS/PAN pixel size ratio is {rx:.4g} x {ry:.4g}, not one whole number on both axes"
@@ -607,7 +649,7 @@ def plan_grid(pan: RasterInfo, ms: RasterInfo, ms_ds: gdal.Dataset) -> GridPlan:
             f"to fuse; the minimum is {min_px} x {min_px} PAN pixels ({MIN_OVERLAP_MS} x {MIN_OVERLAP_MS} MS "
             f"pixels at ratio {ratio})"
         )
-    frac_r, frac_c = ms_r0 - round(ms_r0 / ratio) * ratio, ms_c0 - round(ms_c0 / ratio) * ratio
+    frac_r, frac_c = grid_offset(ms_r0, ratio), grid_offset(ms_c0, ratio)
     if warped is None and (abs(frac_r) > EDGE_TOLERANCE or abs(frac_c) > EDGE_TOLERANCE):
         shift = f"{GRID_SHIFT} by ({frac_c:+.2f}, {frac_r:+.2f}) PAN pixels (x, y) against the PAN grid"
         # the offset is only known modulo an MS pixel (the grids repeat every ``ratio`` PAN pixels): an MS moved

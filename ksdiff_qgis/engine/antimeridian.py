@@ -1,0 +1,56 @@
+"""A PAN and an MS in one geographic CRS whose longitudes are written 360 degrees apart: the same place across the
+antimeridian (+180.0001 and -179.9999), which the MS is moved to, pixel for pixel.
+
+An MS in another CRS is reprojected into the PAN's longitudes (``grid._lonlat_footprint``); an MS in the PAN's own
+geographic CRS is not reprojected, so its longitudes were compared as written and the pair refused as "do not overlap".
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+
+from osgeo import gdal, osr
+
+from .errors import InputError
+from .gdalutil import gdal_call
+from .raster_io import RasterInfo
+
+
+def _x_range(info: RasterInfo) -> tuple[float, float]:
+    gt = info.gt
+    xs = [gt[0] + c * gt[1] + r * gt[2] for c in (0, info.width) for r in (0, info.height)]
+    return min(xs), max(xs)
+
+
+def _y_range(info: RasterInfo) -> tuple[float, float]:
+    gt = info.gt
+    ys = [gt[3] + c * gt[4] + r * gt[5] for c in (0, info.width) for r in (0, info.height)]
+    return min(ys), max(ys)
+
+
+def _overlap(a: tuple[float, float], b: tuple[float, float]) -> bool:
+    return min(a[1], b[1]) > max(a[0], b[0])
+
+
+def lon_shift(pan: RasterInfo, ms: RasterInfo) -> float:
+    """The multiple of 360 degrees to add to the MS's longitudes so the pair overlaps, for a PAN and MS in one
+    geographic CRS (``pan.wkt``) that do not overlap as written and do so moved; 0.0 otherwise (a projected CRS, a
+    pair that overlaps already or lies apart on the globe too)."""
+    srs = osr.SpatialReference()
+    if not pan.wkt or srs.ImportFromWkt(pan.wkt) != 0 or not srs.IsGeographic():
+        return 0.0
+    (px0, px1), (mx0, mx1) = _x_range(pan), _x_range(ms)
+    turns = round(((px0 + px1) / 2 - (mx0 + mx1) / 2) / 360.0)
+    if not turns or _overlap((px0, px1), (mx0, mx1)) or not _overlap(_y_range(pan), _y_range(ms)):
+        return 0.0
+    shift = 360.0 * turns
+    return shift if _overlap((px0, px1), (mx0 + shift, mx1 + shift)) else 0.0
+
+
+def moved_view(ms_ds: gdal.Dataset, ms: RasterInfo, shift: float) -> tuple[gdal.Dataset, RasterInfo]:
+    """(view, its info): ``ms_ds`` as a virtual raster of the very same pixels whose longitudes are ``shift``
+    degrees on (its geotransform's x origin moved)."""
+    gt = (ms.gt[0] + shift, *ms.gt[1:])
+    view, msg = gdal_call(gdal.Translate, "", ms_ds, format="VRT")
+    if view is None or view.SetGeoTransform(gt) != 0:
+        raise InputError(f"cannot place the MS raster in the PAN's longitudes: {msg or 'GDAL refused the view'}")
+    return view, replace(ms, gt=gt)
