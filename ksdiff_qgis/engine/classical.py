@@ -46,6 +46,7 @@ class SceneStats:
     fs_gain: np.ndarray        # (C,) cov(MS_b, P_L,b) / var(P_L,b) on the MS grid: MTF-GLP-FS's injection gains
     negative: float = 0.0      # share of the sampled pixels below 0 in the PAN or in an MS band
     ms_low: np.ndarray | None = None   # (C,) each band's 0.1th percentile: where its data end (below 0 if signed)
+    pan_low: float | None = None   # the PAN's 0.1th percentile on the MS grid: where its data end (as ``ms_low``)
     # (rows, cols) in MS pixels by which the PAN's content lies shifted against the MS's (engine/coregistration.py);
     # None: not measured (too little texture, or no all-data window in the sample)
     pan_offset: tuple[float, float] | None = None
@@ -106,7 +107,7 @@ def scene_stats(pan_lr: np.ndarray, ms: np.ndarray, valid: np.ndarray,
         fs_gain=_band_slopes(p, m) if pan_low is None else np.array(
             [_band_slopes(pan_low[b][valid].astype(np.float64), m[b:b + 1])[0] for b in range(m.shape[0])]),
         negative=float(((p < 0) | (m < 0).any(axis=0)).mean()),
-        ms_low=np.percentile(m, 0.1, axis=1), screened=screened,
+        ms_low=np.percentile(m, 0.1, axis=1), pan_low=float(np.percentile(p, 0.1)), screened=screened,
     )
 
 
