@@ -51,6 +51,7 @@ class SceneStats:
     below_zero: tuple[int, ...] = ()
     sampled: int = 0
     ms_low: np.ndarray | None = None   # (C,) each band's 0.1th percentile: where its data end (below 0 if signed)
+    pan_low: float | None = None   # the PAN's 0.1th percentile on the MS grid: where its data end (as ``ms_low``)
     # (rows, cols) in MS pixels by which the PAN's content lies shifted against the MS's (engine/coregistration.py);
     # None: not measured (too little texture, or no all-data window in the sample)
     pan_offset: tuple[float, float] | None = None
@@ -114,7 +115,7 @@ def scene_stats(pan_lr: np.ndarray, ms: np.ndarray, valid: np.ndarray,
             [_band_slopes(pan_low[b][valid].astype(np.float64), m[b:b + 1])[0] for b in range(m.shape[0])]),
         negative=float(((p < 0) | (m < 0).any(axis=0)).mean()),
         below_zero=(int(np.count_nonzero(p < 0)), *(int(n) for n in np.count_nonzero(m < 0, axis=1))), sampled=p.size,
-        ms_low=np.percentile(m, 0.1, axis=1), screened=screened,
+        ms_low=np.percentile(m, 0.1, axis=1), pan_low=float(np.percentile(p, 0.1)), screened=screened,
     )
 
 

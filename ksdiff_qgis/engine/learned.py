@@ -87,24 +87,57 @@ def soft_floor(fused: np.ndarray, lms: np.ndarray, fraction: float = FLOOR_FRACT
     return out, n
 
 
-def data_lift(stats, bands: list[int] | None = None) -> np.ndarray | None:
-    """(C, 1, 1) per band: how far below 0 its data end (``SceneStats.ms_low``), for the bands ``bands`` (None: all),
-    or None when no band reaches below 0. The network gets the values lifted by it and its output is lowered back.
+def data_lifts(stats) -> tuple[float, float]:
+    """(MS lift, PAN lift): how far the learned path raises the MS and the PAN (its output is lowered back by the MS
+    lift); 0 and 0 when no value reaches below 0 (ordinary DN or reflectance: untouched, to the bit).
 
     Why: the network divides each tile by its mean intensity (``model_core/nets/tilenorm.py``) and learned on DN
-    products, whose dark pixels keep a pedestal above 0. Surface reflectance lost it: where a tile's mean nears 0
-    (water, shadow; Landsat C2 L2 float with 10.8 % of values below 0) the division inflated its contrast and the
-    network injected 7-30 times the detail (self-check Wald ERGAS 27.2 against 10.99 for MTF-GLP-HPM on a 128-pixel
-    window; the same data as UInt16 + 0.2 offset: 0.910 against 1.002). Measured from the data's low end, the float
-    check scores 8.5 against MTF-GLP-HPM's 10.99, in line with the UInt16 encoding.
+    products, whose dark pixels keep a pedestal above 0; the noise pull's MTF-GLP-HPM anchor divides the PAN by its
+    low-pass. Data reaching below 0 lost that zero (an Int16 product stored as DN - 300; surface reflectance below 0
+    after an atmospheric correction, where tiles with a mean near 0 got 7-30 times the detail: Landsat C2 L2 float,
+    self-check Wald ERGAS 27.2 against MTF-GLP-HPM's 10.99). They are raised by the least constant that takes them to
+    0 or above, measured from where they end (``SceneStats.ms_low``, ``pan_low``: 0.1th percentiles): one constant for
+    all MS bands, and for the PAN too when, so measured, it is in the MS's units (scene means within
+    ``UNITS_TOLERANCE``), as an offset of the product moves them all alike. (The PAN raised by its own floor sat 21 DN
+    lower against the MS than in the UInt16 product on WorldView-2 pair 1: 1.8 DN mean difference to that run, up to
+    567, against 0.34 and 16.) Until 2026-12-07 each MS band was raised by its own floor and the PAN not at all: pair 1
+    stored as Int16 DN - 300 fused with Wald ERGAS 10.00 against the UInt16 encoding's 8.24, single NIR values at 5372
+    where the UInt16 run had 854 (the pull's P / P_L on a PAN near 0).
     """
-    low = getattr(stats, "ms_low", None)
-    if low is None:
+    ms_low, pan_low = getattr(stats, "ms_low", None), getattr(stats, "pan_low", None)
+    ms = max(0.0, -float(np.min(ms_low))) if ms_low is not None and np.size(ms_low) else 0.0
+    pan = max(0.0, -float(pan_low)) if pan_low is not None else 0.0
+    if ms or pan:
+        common = max(ms, pan)
+        if _same_units(float(np.mean(stats.ms_mean)) + common, float(stats.pan_mean) + common):
+            return common, common
+    return ms, pan
+
+
+def _same_units(ms_mean: float, pan_mean: float) -> bool:
+    """Scene means (measured from where the data end) no further apart than ``UNITS_TOLERANCE``."""
+    return (math.isfinite(ms_mean) and math.isfinite(pan_mean) and ms_mean > 0 and pan_mean > 0
+            and 1 / UNITS_TOLERANCE <= ms_mean / pan_mean <= UNITS_TOLERANCE)
+
+
+def lift_note(stats) -> str | None:
+    """What ``data_lifts`` does to this scene, for the log; None when it does nothing. QA: an Int16 product stored as
+    DN - 300 was logged only as "values divided by 2047" and 11.6 % of its values "eased towards black"."""
+    ms, pan = data_lifts(stats)
+    if not (ms or pan):
         return None
-    low = np.asarray(low if bands is None else np.asarray(low)[bands], dtype=np.float32)
-    if (low >= 0).all():
-        return None
-    return (-np.minimum(low, 0)).reshape(-1, 1, 1)
+    lows = []
+    if stats.ms_low is not None and float(np.min(stats.ms_low)) < 0:
+        lows.append(f"the MS's to {float(np.min(stats.ms_low)):.4g}")
+    if stats.pan_low is not None and stats.pan_low < 0:
+        lows.append(f"the PAN's to {stats.pan_low:.4g}")
+    if ms == pan:
+        raised = f"the MS and the PAN raised by {ms:.4g}"
+    else:
+        raised = " and ".join(part for part in (ms and f"the MS raised by {ms:.4g}",
+                                                pan and f"the PAN{'' if ms else ' raised'} by {pan:.4g}") if part)
+    return (f"KSDiff (learned): values reach below 0 ({', '.join(lows)}; 0.1th percentiles): it fuses {raised}, "
+            "to end at 0 as a digital-number product's do, and lowers its output back by as much.")
 
 
 def largest_rectangle(valid: np.ndarray) -> tuple[int, int, int, int]:
@@ -220,19 +253,22 @@ def pan_units(stats, learned: bool = True, scaling: tuple | None = None) -> tupl
     user mixed product levels, so ``learned`` False (a classical method fuses) still warns, saying so.
     ``scaling``: ((PAN scale, offset), [(scale, offset) per MS band]) the inputs declare (None: neither does); the
     warning then compares their physical values (a float reflectance PAN with a UInt16 MS declaring x 2.75e-05 - 0.2
-    is one product level), while the factor stays on the stored values, which the network sees."""
-    ms_mean, pan_mean = float(np.mean(stats.ms_mean)), float(stats.pan_mean)
+    is one product level), while the factor stays on the stored values, which the network sees. Data reaching below 0
+    are compared from where they end (``data_lifts``): an Int16 product stored as DN - 300 has scene means near or below
+    0 that say nothing of its units."""
+    lift, pan_lift = data_lifts(stats)   # 0 each unless some value of that input reaches below 0
+    ms_mean, pan_mean = float(np.mean(stats.ms_mean)) + lift, float(stats.pan_mean) + pan_lift
     if not (math.isfinite(ms_mean) and math.isfinite(pan_mean) and ms_mean > 0 and pan_mean > 0):
         return 1.0, None
     factor = ms_mean / pan_mean
     if 1 / UNITS_TOLERANCE <= factor <= UNITS_TOLERANCE:
         return 1.0, None
-    said = "values"
+    said = "values measured from where their data end" if lift or pan_lift else "values"
     if scaling is not None:
         (p_sc, p_off), ms_pairs = scaling
         means = np.ravel(stats.ms_mean)
         pairs = ms_pairs if len(ms_pairs) == means.size else [ms_pairs[0]] * means.size
-        pan_mean = pan_mean * p_sc + p_off
+        pan_mean = float(stats.pan_mean) * p_sc + p_off
         ms_mean = float(np.mean([m * sc + off for m, (sc, off) in zip(means, pairs)]))
         said = "physical values (their declared scale/offset applied)"
         if not (ms_mean > 0 and pan_mean > 0) or 1 / UNITS_TOLERANCE <= ms_mean / pan_mean <= UNITS_TOLERANCE:
@@ -603,15 +639,19 @@ class OnnxFuser:
     def _fuse(self, pan: np.ndarray, lms: np.ndarray, ctx: TileContext, bands: list[int] | None = None) -> np.ndarray:
         """The model on its bands (``bands``: their places among the scene's, for the scene statistics)."""
         h, w = pan.shape
-        lift = data_lift(ctx.stats, bands)
+        lift, pan_lift = (np.float32(v) for v in data_lifts(ctx.stats))
         # values the scene statistics screened as far outside the data would wreck the whole tile's normalisation:
         # the network sees them clipped to the data's range (the steps after it see them as they are)
         screened = getattr(ctx.stats, "screened", None)
         net_pan, net_lms = outliers.clamp(pan, lms, screened, bands)
-        if lift is not None:   # the network sees each band measured from where its data end, as a DN product's
+        stored_pan = pan   # the saturation count compares the stored values with the scene's top
+        if lift:   # data reaching below 0: the network sees them from where they end, as a DN product's
             lms = lms + lift
             net_lms = lms if screened is None else net_lms + lift
             ctx = dataclasses.replace(ctx, ms=None if ctx.ms is None else ctx.ms + lift)
+        if pan_lift:   # the noise pull's P / P_L needs a PAN that ends at 0 or above, as the MS
+            pan, net_pan = pan + pan_lift, net_pan + pan_lift
+            ctx = dataclasses.replace(ctx, stats=dataclasses.replace(ctx.stats, pan_mean=ctx.stats.pan_mean + pan_lift))
         m = self.card.size_multiple
         c = self.net_crop if min(h, w) > 2 * self.net_crop + m else 0
         valid = ctx.valid if not c or ctx.valid is None else ctx.valid[c:h - c, c:w - c]
@@ -640,9 +680,9 @@ class OnnxFuser:
             out = noise.pull(out, pan, x, ctx)
         if self.consistency and ctx.ms is not None:   # before the floor: the step may move values either way
             out = consistency.project(out, ctx.ms / self.scale, ctx.ms_origin, ctx.gains, ctx.ratio, real=ctx.ms_real)
-        # lifted data end at 0: the floor is measured from there (where the data end)
+        # lifted data end at 0 or above: the floor is measured from the lifted zero
         floored, n = soft_floor(out, x, counted=ctx.counted)
-        near = self._floored_near_saturation(pan, out, floored, ctx) if n else 0
+        near = self._floored_near_saturation(stored_pan, out, floored, ctx) if n else 0
         out = floored
         with self._count_lock:
             self.floored += n
@@ -650,4 +690,4 @@ class OnnxFuser:
             self.windowed += window is not None
             self.unwindowed += unwindowed
         out = out * self.scale
-        return out if lift is None else out - lift
+        return out - lift if lift else out

@@ -60,6 +60,7 @@ from .learned import (
     PRECISIONS,
     OnnxFuser,
     checked_session,
+    lift_note,
     pan_units,
     value_scale,
     value_scale_note,
@@ -1027,6 +1028,9 @@ def pansharpen(
             line, warn = noise.pull_note(stats.pan_noise, pan.dtype.kind in "iu")
             (fb.warning if warn else fb.debug)(line + ".")   # what the pull does: a detail, unless it does nothing
         fb.info(runtime.device_line(card.path.name, session))
+        lifted = lift_note(stats)
+        if lifted:
+            fb.info(lifted)
         # how the tiles run: for whoever studies a run, not every user's log
         fb.debug(f"model {card.path.name}: {value_scale_note(card, ms, scale)}; {fuse.path_note()}; "
                  + ("one consistency step onto the MS per tile" if consistency else "no consistency step"))
