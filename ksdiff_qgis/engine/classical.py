@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import outliers
+from .feedback import Checkpoint, never_cancelled
 from .filters import MTF_TAPS, decimate, upsample
 from .numbers import share
 from .saturation import Top
@@ -71,13 +72,16 @@ class SceneStats:
 
 
 def scene_stats(pan_lr: np.ndarray, ms: np.ndarray, valid: np.ndarray,
-                pan_low: np.ndarray | None = None) -> SceneStats:
+                pan_low: np.ndarray | None = None, checkpoint: Checkpoint = never_cancelled) -> SceneStats:
     """Estimate ``SceneStats`` from PAN averaged onto the MS grid (H, W), MS (C, H, W) and a validity mask.
     ``pan_low`` (C, H, W): each band's MTF-matched low-pass PAN on the MS grid (``lowpass_on_ms_grid``), what
     MTF-GLP-FS's gains are regressed on; None only for callers that use no MTF-GLP-FS gains (they then come from
     the averaged PAN, biased low). Values far outside an input's own data (an undeclared fill, a spike) are left out
-    of every statistic (``outliers.screen``: said in ``SceneStats.screened``)."""
-    keep, screened = outliers.screen(pan_lr[valid], ms[:, valid], None if pan_low is None else pan_low[:, valid])
+    of every statistic (``outliers.screen``: said in ``SceneStats.screened``). ``checkpoint()`` between its steps
+    (a cancel stops it)."""
+    keep, screened = outliers.screen(pan_lr[valid], ms[:, valid], None if pan_low is None else pan_low[:, valid],
+                                     checkpoint)
+    checkpoint()
     if keep is not None:
         kept = np.zeros_like(valid)
         kept[valid] = keep

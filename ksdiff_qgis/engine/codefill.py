@@ -33,6 +33,7 @@ from osgeo import gdal
 from scipy.ndimage import binary_erosion, label
 
 from .errors import InputError
+from .feedback import Checkpoint, never_cancelled
 from .masks import declared_copy
 from .nodatacmd import exact, nodata_command
 from .numbers import share as percent
@@ -50,8 +51,9 @@ NINES_FROM = 999   # the shortest run of nines taken for a fill code (-99 is wit
 SIGNED_LOWEST = tuple(float(np.iinfo(t).min) for t in (np.int8, np.int16, np.int32))
 
 
-def sample(ds: gdal.Dataset) -> list[np.ndarray]:
-    """Up to WINDOWS x WINDOWS windows (C, h, w) of ``ds`` read at full resolution, spread from edge to edge."""
+def sample(ds: gdal.Dataset, checkpoint: Checkpoint = never_cancelled) -> list[np.ndarray]:
+    """Up to WINDOWS x WINDOWS windows (C, h, w) of ``ds`` read at full resolution, spread from edge to edge;
+    ``checkpoint()`` before each (a cancel stops the scan)."""
     w, h = min(WINDOW, ds.RasterXSize), min(WINDOW, ds.RasterYSize)
     n = WINDOWS
     xs = np.unique(np.linspace(0, ds.RasterXSize - w, n).round().astype(int))
@@ -59,6 +61,7 @@ def sample(ds: gdal.Dataset) -> list[np.ndarray]:
     out = []
     for y in ys:
         for x in xs:
+            checkpoint()
             a = ds.ReadAsArray(int(x), int(y), w, h)
             if a is None:
                 raise InputError(f"cannot read {ds.GetDescription()}: {gdal.GetLastErrorMsg()}")
@@ -169,18 +172,20 @@ def _where(held: list[int], bands: int) -> str:
     return f" in band{'s' * (len(held) > 1)} {', '.join(map(str, held))} only"
 
 
-def with_fill_code(ds: gdal.Dataset, info: RasterInfo, role: str
+def with_fill_code(ds: gdal.Dataset, info: RasterInfo, role: str, checkpoint: Checkpoint = never_cancelled
                    ) -> tuple[gdal.Dataset, RasterInfo, str | None]:
     """(dataset, info, the warning) with an undeclared fill code ``find`` sees declared nodata on a virtual copy
     (GDAL's own reads leave it out too, as a QGIS layer's value is: ``masks.with_nodata``); the warning says so and
     gives the command that makes the file declare it. (``ds``, ``info``, None) when there is none. Only for a raster
-    that declares no nodata value (nor has one set on its layer or in its DIMAP)."""
+    that declares no nodata value (nor has one set on its layer or in its DIMAP). ``checkpoint()`` between its reads
+    (``Feedback.stop_if_cancelled``)."""
     if info.nodata is not None:
         return ds, info, None
-    windows = sample(ds)
+    windows = sample(ds, checkpoint)
     value = find(windows, info.dtype)
     if value is None:
         return ds, info, None
+    checkpoint()
     whole = overview(ds)
     if not confirmed(whole, value, info.dtype):
         return ds, info, None

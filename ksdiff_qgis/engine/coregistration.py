@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .errors import InputError
+from .feedback import Checkpoint, never_cancelled
 from .filters import convolve_axis, grow_mask, upsample
 from .grid import EDGE_TOLERANCE, GridPlan, with_region
 from .labels import param
@@ -66,8 +67,10 @@ class Offset:
 
 def measure_offset(pans: list[np.ndarray], mss: list[np.ndarray], alpha: np.ndarray,
                    read_offsets: list[tuple[float, float]],
-                   valid: list[np.ndarray | None] | None = None) -> Offset | None:
-    """``estimate_offset``'s offset with its error on this pair (``Offset``); None when it cannot be measured."""
+                   valid: list[np.ndarray | None] | None = None,
+                   checkpoint: Checkpoint = never_cancelled) -> Offset | None:
+    """``estimate_offset``'s offset with its error on this pair (``Offset``); None when it cannot be measured.
+    ``checkpoint()`` at each window of each iteration (a cancel stops the measurement)."""
     intensities = [np.tensordot(alpha[:-1], m, axes=1) + alpha[-1] for m in mss]
     keep = [None if v is None else ~grow_mask(~v, BORDER)[BORDER:-BORDER, BORDER:-BORDER] for v in valid or
             [None] * len(pans)]
@@ -75,6 +78,7 @@ def measure_offset(pans: list[np.ndarray], mss: list[np.ndarray], alpha: np.ndar
     for _ in range(ITERATIONS):
         a, b = np.zeros((2, 2)), np.zeros(2)
         for p, i, (ey, ex), w in zip(pans, intensities, read_offsets, keep):
+            checkpoint()
             if min(p.shape) <= 2 * BORDER + 2:
                 continue
             # moved[x] = p[x + d - e]: the read window's own offset e taken out
@@ -94,22 +98,25 @@ def measure_offset(pans: list[np.ndarray], mss: list[np.ndarray], alpha: np.ndar
             break
     if not np.isfinite(d).all():
         return None
-    return Offset((float(d[0]), float(d[1])), ERROR_PER_MISFIT * misfit(pans, intensities, read_offsets, valid, d))
+    return Offset((float(d[0]), float(d[1])),
+                  ERROR_PER_MISFIT * misfit(pans, intensities, read_offsets, valid, d, checkpoint))
 
 
 def misfit(pans: list[np.ndarray], intensities: list[np.ndarray], read_offsets: list[tuple[float, float]],
-           valid: list[np.ndarray | None] | None, d: np.ndarray) -> float:
+           valid: list[np.ndarray | None] | None, d: np.ndarray, checkpoint: Checkpoint = never_cancelled) -> float:
     """The PAN detail the MS intensity leaves unexplained, over the detail's gradient, at the offset ``d`` (MS pixels:
     a residual that large is what a shift of that many pixels leaves). Both smoothed by about one MS pixel first: what
     the PAN and MS differ in at their finest scale (their blur, aliasing, noise) is symmetric about an edge and does
     not move the measurement; what they differ in over larger patches (the near-infrared of vegetation and shadow a
     PAN sees and an MS without that band does not) does (QA: an aligned RGB-only MS read 0.6 PAN pixels off).
-    ``valid`` as ``measure_offset``'s: nodata left out with the smoothing's reach too."""
+    ``valid`` as ``measure_offset``'s: nodata left out with the smoothing's reach too; ``checkpoint()`` at each
+    window."""
     reach = BORDER + len(SMOOTH) // 2
     keep = [None if v is None else ~grow_mask(~v, reach)[BORDER:-BORDER, BORDER:-BORDER] for v in valid or
             [None] * len(pans)]
     res2 = grad2 = 0.0
     for p, i, (ey, ex), w in zip(pans, intensities, read_offsets, keep):
+        checkpoint()
         if min(p.shape) <= 2 * BORDER + 2:
             continue
         moved = upsample(p.astype(np.float32), 1, p.shape, (ey - d[0], ex - d[1]))

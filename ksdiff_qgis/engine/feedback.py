@@ -2,8 +2,19 @@
 from __future__ import annotations
 
 import logging
+from typing import Callable
+
+from .errors import Cancelled
 
 log = logging.getLogger("ksdiff")
+
+# a stage's cancel check: returns, or raises Cancelled (``Feedback.stop_if_cancelled``); loops outside the pipeline
+# (model_core, the tests) call the stages without one
+Checkpoint = Callable[[], None]
+
+
+def never_cancelled() -> None:
+    """The checkpoint of a stage run outside a cancellable run: it never stops."""
 
 
 class Feedback:
@@ -26,6 +37,13 @@ class Feedback:
 
     def is_cancelled(self) -> bool:
         return False
+
+    def stop_if_cancelled(self) -> None:
+        """Raise Cancelled once the user asked to stop: the check each loop of a run makes at each of its steps
+        (window, block, tile, method scored; the progress bar at each report, ``progress.RunProgress``), so that a
+        cancel stops the run within one step and nothing more is reported after it."""
+        if self.is_cancelled():
+            raise Cancelled("cancelled by the user")
 
 
 class RecordingFeedback(Feedback):

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .feedback import Checkpoint, never_cancelled
+
 GAP = 50.0   # the empty gap, in p5-p95 spreads, between an input's data and a value screened from its statistics
 # ... and in the data's magnitude, max(|p5|, |p95|). Real bright targets reach gaps of at most ~4100 of it: a
 # 12-bit sensor saturating at 4095 over a band whose p95 is 1 DN, a 16-bit one at 65535 over >= 16 DN (8-bit: 255).
@@ -66,15 +68,25 @@ def beyond(arrays, bounds) -> np.ndarray:
     return np.logical_or.reduce([outside(a, b) for a, b in zip(arrays, bounds)])
 
 
-def screen(pan: np.ndarray, ms: np.ndarray, pan_low: np.ndarray | None = None
-           ) -> tuple[np.ndarray | None, Screened | None]:
+def _checked_bounds(arrays, checkpoint: Checkpoint) -> list[tuple[float, float]]:
+    """``bounds`` of each of ``arrays``, ``checkpoint()`` before each (a cancel stops the screen)."""
+    found = []
+    for x in arrays:
+        checkpoint()
+        found.append(bounds(x))
+    return found
+
+
+def screen(pan: np.ndarray, ms: np.ndarray, pan_low: np.ndarray | None = None,
+           checkpoint: Checkpoint = never_cancelled) -> tuple[np.ndarray | None, Screened | None]:
     """(the sampled pixels to keep (N,), what was screened), or (None, None) when nothing is: ``pan`` (N,) the PAN
     on the MS grid, ``ms`` (C, N), ``pan_low`` (C, N) the PAN's low-pass per band, screened as the PAN (a PAN spike
-    reaches its neighbours' low-pass)."""
+    reaches its neighbours' low-pass). ``checkpoint()`` before each input's bounds."""
     parts = [pan, *ms]
-    lims = [bounds(v) for v in parts]
+    lims = _checked_bounds(parts, checkpoint)
     out = [outside(v, b) for v, b in zip(parts, lims)]
-    low_out = [outside(v, bounds(v)) for v in pan_low] if pan_low is not None else []
+    low_out = ([outside(v, b) for v, b in zip(pan_low, _checked_bounds(pan_low, checkpoint))]
+               if pan_low is not None else [])
     if not any(o.any() for o in out + low_out):
         return None, None
     drop = np.logical_or.reduce(out + low_out)

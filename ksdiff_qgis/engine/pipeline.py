@@ -49,8 +49,8 @@ from .bandcolour import (
 )
 from .blockcache import InputCache, row_budget_mb
 from .clipping import ClipCounter
-from .errors import Cancelled, InputError, one_line
-from .feedback import Feedback, HeldFeedback
+from .errors import InputError, one_line
+from .feedback import Checkpoint, Feedback, HeldFeedback, never_cancelled
 from .filters import upsample
 from .flatbands import band_list, flat_band_note, flat_bands
 from .grid import EDGE_TOLERANCE, GRID_SHIFT, GridPlan, extent_text, ms_lattice, plan_grid, with_crs
@@ -356,7 +356,7 @@ def estimate_scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: G
                          notes: list[str] | None = None,
                          ranges: dict[str, inrange.RangeGuard] | None = None,
                          progress: Callable[[float], None] | None = None, *,
-                         gains: tuple[float, ...]) -> classical.SceneStats:
+                         gains: tuple[float, ...], checkpoint: Checkpoint = never_cancelled) -> classical.SceneStats:
     """Scene statistics from MS and PAN averaged onto the MS grid, over a spread sample of windows, with the PAN/MS
     offset measured on them (``SceneStats.pan_offset``).
 
@@ -365,7 +365,9 @@ def estimate_scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: G
     ``inrange.guards``, which clamp the full-resolution values above a declared bit depth before they are averaged.
     Each input's highest value and the share at it are followed too (``saturation.TopTracker``).
     ``progress``: told the fraction of the windows read after each. ``gains``: the MS bands' MTF gains, for
-    MTF-GLP-FS's gains on the MTF-matched low-pass PAN (``classical.lowpass_on_ms_grid``).
+    MTF-GLP-FS's gains on the MTF-matched low-pass PAN (``classical.lowpass_on_ms_grid``). ``checkpoint()``: the
+    run's cancel check (``Feedback.stop_if_cancelled``), at each window read and each step of the statistics and the
+    offset measurement after them.
     """
     pan_guard, ms_guard = ((ranges or {}).get(role) for role in ("PAN", "MS"))
     pan_seen, ms_seen = (saturation.TopTracker(g and g.sample) for g in (pan_guard, ms_guard))
@@ -380,6 +382,7 @@ def estimate_scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: G
     cache = InputCache([pan_ds, ms_ds], budget_mb=row_budget_mb(
         [(pan_ds, STATS_WINDOW * k), (ms_ds, STATS_WINDOW)], memory.room_mb(memory.FIXED_MB)))
     for i, (c, r, w, h) in enumerate(windows, 1):
+        checkpoint()
         y, x = plan.ms_origin[0] + r * k, plan.ms_origin[1] + c * k   # the MS window's PAN position
         pc = min(max(0, round(x)), pan.width - 1)
         pr = min(max(0, round(y)), pan.height - 1)
@@ -420,8 +423,10 @@ def estimate_scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: G
                              "PAN/MS overlap")
         raise InputError("the overlap of PAN and MS holds (almost) no valid pixels: everything is nodata")
     pan_low = np.concatenate(lows, axis=1)[:, None]
-    stats = replace(classical.scene_stats(pan_lr, ms_lr, valid, pan_low), pan_noise=noise.pooled_sigma(details),
-                    pan_top=pan_seen.top(), ms_top=ms_seen.top(), ms_flat=flat_bands(ms_lr, ms))
+    stats = classical.scene_stats(pan_lr, ms_lr, valid, pan_low, checkpoint)
+    checkpoint()
+    stats = replace(stats, pan_noise=noise.pooled_sigma(details), pan_top=pan_seen.top(), ms_top=ms_seen.top(),
+                    ms_flat=flat_bands(ms_lr, ms))
     if notes is not None and stats.screened is not None:
         notes.append(outlier_note(stats.screened, pan, ms))
     # the registration leaves out nodata, and an undeclared fill of zeros the sample shows (warned of above): a
@@ -430,7 +435,7 @@ def estimate_scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: G
     whole = _registration_windows(whole, pan, ms, undeclared_fills(pan_lr, ms_lr, pan, ms), stats.screened)
     if whole:
         measured = coregistration.measure_offset([w[0] for w in whole], [w[1] for w in whole], stats.gsa_alpha,
-                                                 [w[2] for w in whole], [w[3] for w in whole])
+                                                 [w[2] for w in whole], [w[3] for w in whole], checkpoint)
         if measured is not None:
             stats = replace(stats, pan_offset=measured.offset, pan_offset_error=measured.error)
     return stats
@@ -617,8 +622,7 @@ class _TileRunner:
         return first, last - first + 1
 
     def __call__(self, row: int, col: int, rows: int, cols: int) -> np.ndarray:
-        if self.feedback.is_cancelled():
-            raise Cancelled("cancelled by the user")
+        self.feedback.stop_if_cancelled()
         m, k = self.margin, self.plan.ratio
         R0, C0 = self.plan.region[0] + row - m, self.plan.region[1] + col - m
         H, W = rows + 2 * m, cols + 2 * m
@@ -687,8 +691,7 @@ class _TileRunner:
         """Progress after each tile, reported from the caller's thread (Qt delivers its signals there)."""
         self.done += 1
         self.progress(self.done / self.total)
-        if self.feedback.is_cancelled():
-            raise Cancelled("cancelled by the user")
+        self.feedback.stop_if_cancelled()
 
 
 def pansharpen(
@@ -750,6 +753,7 @@ def pansharpen(
     Raises InputError (nothing written) for bad input and Cancelled when ``feedback`` asks to stop.
     """
     fb = feedback or Feedback()
+    fb.stop_if_cancelled()   # a run cancelled before it starts reads nothing
     t0 = time.perf_counter()
     if sensor != AUTO:
         try:
@@ -805,11 +809,11 @@ def pansharpen(
     # a fill code no one declared (-9999, -32768, 65535 on a scene edge): nodata, as if the file declared it
     code_notes: list[str] = []
     if sources["PAN"] == "none":
-        pan_ds, pan, note = codefill.with_fill_code(pan_ds, pan, "PAN")
+        pan_ds, pan, note = codefill.with_fill_code(pan_ds, pan, "PAN", fb.stop_if_cancelled)
         code_notes += [note] if note else []
         sources["PAN"] = "fill" if note else "none"
     if sources["MS"] == "none":
-        ms_ds, ms, note = codefill.with_fill_code(ms_ds, ms, "MS")
+        ms_ds, ms, note = codefill.with_fill_code(ms_ds, ms, "MS", fb.stop_if_cancelled)
         code_notes += [note] if note else []
         sources["MS"] = "fill" if note else "none"
     for note in code_notes:
@@ -939,17 +943,17 @@ def pansharpen(
     out_shape = (plan.region[3], plan.region[2], ms.bands, ms.dtype)
     measure_space = not check_only and space.precheck(output_path, *out_shape, out_options.gtiff, out_options.cog)
     stats = estimate_scene_stats(pan_ds, ms_src, pan, ms, plan, notes=fill_notes, ranges=ranges,
-                                 progress=bar.stage("stats"), gains=spec.mtf_ms)
+                                 progress=bar.stage("stats"), gains=spec.mtf_ms, checkpoint=fb.stop_if_cancelled)
     if inrange.drop_unfit(ranges):   # an input wider than the other's bit depth: its sample read again, unclamped
-        stats = estimate_scene_stats(pan_ds, ms_src, pan, ms, plan, ranges=ranges, gains=spec.mtf_ms)
+        stats = estimate_scene_stats(pan_ds, ms_src, pan, ms, plan, ranges=ranges, gains=spec.mtf_ms,
+                                     checkpoint=fb.stop_if_cancelled)
     need = None
     if measure_space:
         need = _space_need(pan_ds, ms_src, pan, ms, plan, spec, stats, ranges, fb, out_nbits, out_options)
         low_space = space.space_warning(output_path, need, *out_shape, space.codec(compression, extra_options), cog)
         if low_space:
             fb.warning(low_space)
-            if fb.is_cancelled():   # a user who reads it and stops loses nothing: no tile was fused yet
-                raise Cancelled("cancelled by the user")
+            fb.stop_if_cancelled()   # a user who reads it and stops loses nothing: no tile was fused yet
     moved_line = None
     settings["COREGISTER"] = "yes" if coregister else "no"
     where, error = _measured_on(plan), stats.pan_offset_error
@@ -973,7 +977,8 @@ def pansharpen(
         plan = coregistration.moved_plan(plan, offset, (ms_src.RasterYSize, ms_src.RasterXSize))
         warnings, grid_notes = _before_move(warnings), _before_move(grid_notes)
         stats = estimate_scene_stats(pan_ds, ms_src, pan, ms, plan, ranges=ranges,   # on the co-registered grid
-                                     progress=bar.stage("stats_moved"), gains=spec.mtf_ms)
+                                     progress=bar.stage("stats_moved"), gains=spec.mtf_ms,
+                                     checkpoint=fb.stop_if_cancelled)
         moved_line, unreliable = coregistration.moved_note(offset, stats.pan_offset, plan.ratio, where, error)
         if unreliable:
             fill_notes.append(moved_line)
@@ -1002,6 +1007,7 @@ def pansharpen(
                                 method_reason=check.summary())
     bar.estimate("tiles", _tile_seconds(plan, method in LEARNED_METHODS))   # the method is known now
     if method in LEARNED_METHODS:   # its fit to the data was checked above (METHOD auto: by its self-check)
+        fb.stop_if_cancelled()   # loading a model takes up to seconds, and cannot be stopped once started
         session = checked_session(card, device, ort_threads)
         if check is None:   # METHOD auto loaded the model for its self-check, and warned then
             bar.stage("model")(1.0)
@@ -1148,8 +1154,7 @@ def pansharpen(
             rows_out.finish()
         pool.close()
         # a cancel during the last tile (or the only one) must not replace the old output
-        if fb.is_cancelled():
-            raise Cancelled("cancelled by the user")
+        fb.stop_if_cancelled()
         if isinstance(writer, outputs.CogWriter):   # a pass of its own: the last share of the progress
             fb.info("writing the Cloud-Optimized GeoTIFF and its overviews (cancel still works)")
         for note in writer.commit(fb.is_cancelled, bar.stage("write")):
@@ -1352,6 +1357,7 @@ def _auto_method(pan_ds, ms_src, pan: RasterInfo, ms: RasterInfo, plan: GridPlan
         else:
             fb.info(f"Method auto: {_auto_reason(e)}, so the best classical method on this scene is used.")
         return classical_choice(e)
+    fb.stop_if_cancelled()   # loading a model takes up to seconds, and cannot be stopped once started
     try:
         session = checked_session(card, device, threads)
     except InputError as e:

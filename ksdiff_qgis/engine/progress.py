@@ -76,13 +76,20 @@ class RunProgress:
         return span
 
     def report(self, value: float) -> None:
-        """Pass ``value`` on when it is further than what was shown."""
+        """Pass ``value`` on when it is further than what was shown. Every report is a cancel check, before it (no
+        progress is shown after a cancel) and after it (a cancel while it was shown stops the stage before its next
+        step): Cancelled then (``Feedback.stop_if_cancelled``)."""
+        self.fb.stop_if_cancelled()
         value = min(1.0, value)
         if value > self.shown:
             self.shown = value
             self.fb.progress(value)
+            self.fb.stop_if_cancelled()
 
     def finish(self) -> None:
-        """The run is done: the bar at 1.0."""
+        """The run is done: the bar at 1.0. No cancel check: the output is written by then, a late cancel changes
+        nothing."""
         self.costs.clear()
-        self.report(1.0)
+        if self.shown < 1.0:
+            self.shown = 1.0
+            self.fb.progress(1.0)

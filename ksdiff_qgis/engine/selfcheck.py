@@ -30,7 +30,6 @@ from . import classical, outliers
 from . import metrics as M
 from . import progress as P
 from .blockcache import drop_cached_blocks
-from .errors import Cancelled
 from .feedback import Feedback
 from .filters import upsample, wald_degrade
 from .grid import GridPlan, ms_lattice
@@ -586,8 +585,7 @@ class _Walk:
                     break
                 if any(_overlaps(win, t) for t in self.taken):
                     continue
-                if self.fb.is_cancelled():
-                    raise Cancelled("cancelled by the user")
+                self.fb.stop_if_cancelled()
                 reads, self.reads = reads + 1, self.reads + 1
                 s = _Sample(pan_ds, ms_ds, pan, ms, plan, win, ctx, self.stats, self.clamps)
                 drop_cached_blocks([pan_ds, ms_ds])   # one window at a time in GDAL's cache

@@ -216,11 +216,15 @@ def write_cog(src_path: str, dst_path: str, options: list[str],
     stop = []
 
     def callback(fraction, _message, _data):
-        if is_cancelled():
+        # the run's progress bar checks cancel too (``progress.RunProgress``): a Cancelled must not escape into GDAL
+        try:
+            if is_cancelled():
+                raise Cancelled("cancelled by the user")
+            if progress is not None:
+                progress(fraction)
+        except Cancelled:
             stop.append(True)
             return 0
-        if progress is not None:
-            progress(fraction)
         return 1
 
     # every error of the copy is kept: a full disk shows first as "No space left on device" there, and the
