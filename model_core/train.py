@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import pickle
 import subprocess
 import time
 from pathlib import Path
@@ -363,8 +362,9 @@ def load_checkpoint(path: str | Path, map_location="cpu", fix: str | None = None
         ck = torch.load(path, map_location=map_location, weights_only=True)
     except FileNotFoundError:
         raise
-    # torch's own words are a zip-reader error or a page on weights_only: what matters is that the file is no checkpoint
-    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as e:
+    # torch's own words are a zip-reader error, a page on weights_only or an unpickler's (a text file: "IndexError:
+    # pop from empty list"): whatever torch raises on a file that exists, the file is no checkpoint
+    except Exception as e:
         if fix == OWN_RUN:   # a file this run wrote (a full disk, a copy of the folder cut short): not to be copied
             raise ValueError(f"{path} is not a readable checkpoint (torch cannot load it: {type(e).__name__}): the "
                              f"run cannot resume from it; delete it to restart the stage {path.stem.split('_last')[0]} "

@@ -485,18 +485,21 @@ def test_coregister_moves_a_wald_pairs_pan_onto_its_ms(data_dir):
 def test_a_file_that_is_no_checkpoint_is_named_in_one_line(tmp_path, data_dir, capsys):
     """A truncated checkpoint, random bytes, a folder and a bare state_dict given to export, evaluate and adapt: one
     line naming the file and what is wrong, exit 2 (tracebacks — OSError, UnpicklingError, IsADirectoryError — and
-    "missing 'config'" before 2026-12-07)."""
+    "missing 'config'" before 2026-12-07). A text file (a config given as --checkpoint) ended in torch's "IndexError:
+    pop from empty list" until QA round 90."""
     from model_core.__main__ import main
     from model_core.weights import WEIGHTS_DIR
 
     real = sorted(WEIGHTS_DIR.glob("*.pt"))[0]
     bad = {"truncated.pt": real.read_bytes()[: real.stat().st_size // 2],
-           "random.pt": np.random.default_rng(0).bytes(4096)}
+           "random.pt": np.random.default_rng(0).bytes(4096),
+           "my_sensor.yaml": b"base: [base/ksdiff_fusionnet.yaml]\nsensor: pleiades\n"}   # README's own config
     for name, data in bad.items():
         (tmp_path / name).write_bytes(data)
     torch.save(load_checkpoint(real)["model"], tmp_path / "state_dict.pt")
     (tmp_path / "folder.pt").mkdir()
     expected = {"truncated.pt": "is not a readable checkpoint", "random.pt": "is not a readable checkpoint",
+                "my_sensor.yaml": "is not a readable checkpoint",
                 "state_dict.pt": "is not a model_core checkpoint", "folder.pt": "is a folder, not a checkpoint file"}
     scene = ["--pan", str(data_dir / "wv2_test_pan.tif"), "--ms", str(data_dir / "wv2_test_ms.tif")]
     for name, words in expected.items():
