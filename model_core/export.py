@@ -122,6 +122,9 @@ def check_out(out: str | Path, overwrite: bool = False) -> Path:
     out = Path(out)
     if out.is_dir():
         raise ValueError(f"--out {out} is a folder: give the model's file name, ending in .onnx")
+    if out.suffix.lower() != ".onnx":   # the plugin's MODEL takes .onnx files; its card is <name>.json beside it
+        raise ValueError(f"--out {out}: give the model's file name, ending in .onnx (its card <name>.json is written "
+                         "beside it)")
     folder = out.absolute().parent
     if not folder.is_dir():
         raise ValueError(f"--out {out}: the folder {folder} does not exist (create it, or give another folder)")

@@ -478,7 +478,7 @@ def test_adapt_writes_only_onnx_files_and_takes_threads(tmp_path, data_dir, caps
 
     for name in ("fused.tif", "mymodel"):
         assert main(_adapt_args(data_dir, tmp_path / name, "--sensor", "wv2")) == 2
-        assert "give a name ending in .onnx" in capsys.readouterr().err
+        assert "give the model's file name, ending in .onnx" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
     torch.set_num_threads(2)
     try:
