@@ -252,7 +252,7 @@ def _adapt(a) -> int:
 def _int8(a) -> int:
     """Add (or replace) the int8 variant of an exported KSDiff model: what `export` adds when the data is there."""
     from .config import card_config, load_config
-    from .export import add_int8, int8_calibration, write_card
+    from .export import add_int8, calibration_data, int8_calibration, write_card
 
     path = _onnx_model(a.model, f"export it first: python -m model_core export --checkpoint {a.model} --out M.onnx")
     card = json.loads(path.with_suffix(".json").read_text())
@@ -276,10 +276,11 @@ def _int8(a) -> int:
         from .datacheck import card_layout
 
         cfg["data_layout"] = card_layout(card)
-    feeds = _int8_feeds(cfg, card["scale"], pair) if config is None else int8_calibration(cfg, card["scale"], pair)
+    feeds, data = ((_int8_feeds(cfg, card["scale"], pair), calibration_data(cfg, pair)) if config is None
+                   else int8_calibration(cfg, card["scale"], pair))
     if not feeds:
         raise SystemExit("no calibration pair: run `make data`, or give --pan and --ms")
-    add_int8(path, card, feeds)
+    add_int8(path, card, feeds, data=data)
     card = write_card(path, card)
     print(json.dumps({"model": str(path), "onnx_sha256": card["onnx_sha256"],
                       "int8": card["tile_kernels"]["int8"]["calibration"]}, indent=1))

@@ -383,7 +383,7 @@ def test_adapt_takes_a_small_scene_on_smaller_patches_and_refuses_a_tiny_one(tmp
     with pytest.raises(ValueError, match="too small to adapt on"):
         adapt.samplers(pan, ms, "wv2", 64)
     monkeypatch.setattr(tile_int8, "training_feeds", lambda cfg: ["training patches"])
-    assert export.int8_calibration({"sensor": "wv2"}, 2047.0, (str(pan), str(ms))) == ["training patches"]
+    assert export.int8_calibration({"sensor": "wv2"}, 2047.0, (str(pan), str(ms)))[0] == ["training patches"]
 
 
 def test_adapt_starts_from_a_bundled_model_without_training(tmp_path, data_dir):
