@@ -173,7 +173,9 @@ def card_config(training: dict[str, Any], model: str | Path) -> tuple[Path | Non
 EXTRA_KEYS = {"": {"config_path",
                    "data_layout",   # the generic sensor's bands, ratio and scale, measured (``datacheck``)
                    "mtf_ms", "mtf_pan"},   # a generic sensor's own MTF gains (``sensor_spec``)
-              "data": {"root"},
+              "data": {"root",
+                       "pancollection"},   # PanCollection HDF5 files instead of rasters (``data.pancollection``)
+              "data.pancollection": {"train", "val", "name", "licence"},
               "source": {"root", "name",
                          "licence"}}   # a data source's licence, for the model card (``train.data_sources``)
 # the sections every data source may sit in: one set of keys for all of them

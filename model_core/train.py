@@ -32,9 +32,11 @@ from .nets.modconv import is_modulation_factor
 def build_samplers(cfg: dict[str, Any]) -> tuple[Any, Any]:
     """(train sampler, validation sampler) from the config's ``data`` section."""
     d = cfg["data"]
-    if "pancollection" in d:
-        pc, scale = d["pancollection"], sensor_spec(cfg).scale
-        return PanCollection(pc["train"], scale), PanCollection(pc["val"], scale) if pc.get("val") else None
+    if "pancollection" in d:   # PanCollection HDF5 files: their samples as stored (datacheck.check_pancollection)
+        from .data.pancollection import files
+
+        paths, scale = files(d["pancollection"], data_root(cfg)), sensor_spec(cfg).scale
+        return PanCollection(paths["train"], scale), PanCollection(paths["val"], scale) if "val" in paths else None
     sensor, root = sensor_spec(cfg), data_root(cfg)
     # ``data.exclude_validation``: leave those validation windows out of every simulated source on a raster that has
     # them (datacache.VALIDATION_WINDOWS: the Sentinel-2 stacks)
@@ -93,8 +95,14 @@ def data_sources(cfg: dict[str, Any]) -> list[dict[str, str]]:
     """Training data statement for the model card: per source its ``name`` (default: its paths), licence
     (``source_licence``) and how it was used."""
     d = cfg["data"]
-    if "pancollection" in d:
-        return [{"name": str(d["pancollection"]["train"]), "licence": "see PanCollection", "how": "training patches"}]
+    if "pancollection" in d:   # the file's own samples: who reduced them and under which licence, its maker says
+        from .data.pancollection import files
+
+        pc = d["pancollection"]
+        return [{"name": f"{pc['name']} ({split})" if pc.get("name") else str(path),
+                 "licence": str(pc.get("licence") or UNDECLARED),
+                 "how": f"{split}: PanCollection HDF5 samples as stored (gt, lms, pan; reduced resolution as the "
+                        "file was made)"} for split, path in files(pc, data_root(cfg)).items()]
     out = []
     fullres = [dict(s, kind="fullres") for s in (d.get("fullres") or {}).get("sources", [])]
     for split, sources in (("train", d.get("train", [])), ("val", d.get("val", [])), ("fullres", fullres)):
