@@ -52,11 +52,12 @@ def build_samplers(cfg: dict[str, Any]) -> tuple[Any, Any]:
     if align > 1 and d["patch"] % align:
         raise ValueError(f"consistency_loss: patch {d['patch']} is not a multiple of the ratio {align}")
     train = PatchSampler(triples(d["train"], hold), d["patch"], d["stride"], augment=True, randomise=d.get("randomise"),
-                         align=align)
+                         align=align, where="data.train (data.patch)")
     # ``data.val_patch``: validation patches of another size (default the training patches'), e.g. 64² when the
     # training patches no longer fit the validation pair's valid area
     vp = int(d.get("val_patch", d["patch"]))
-    val = PatchSampler(triples(d["val"]), vp, vp, augment=False) if d.get("val") else None
+    val = PatchSampler(triples(d["val"]), vp, vp, augment=False, where="data.val (data.val_patch, else data.patch)") \
+        if d.get("val") else None
     return train, val
 
 
@@ -604,13 +605,14 @@ def run(cfg: dict[str, Any], out_dir: str | Path | None = None, max_steps: int |
     torch.set_num_threads(int(cfg["train"]["threads"]))
     device = pick_device(cfg["train"]["device"])
     out = Path(out_dir or cfg["train"]["out_dir"])
-    out.mkdir(parents=True, exist_ok=True)
     check_same_run(out, cfg)
-    (out / "config.json").write_text(json.dumps(cfg, indent=1))
+    # patches cut before anything is written: a raster too small for one patch left a run folder with config.json
     train, val = samplers or build_samplers(cfg)
     fullres = build_fullres_sampler(cfg) if any(st["name"] == "fullres" for st in cfg["stages"]) else None
     if fullres is None and any(st["name"] == "fullres" for st in cfg["stages"]):
         raise ValueError("a fullres stage needs data.fullres sources")   # before the stages before it, not after
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(json.dumps(cfg, indent=1))
     sensor = sensor_spec(cfg)
     model = build_model(cfg["method"], sensor.n_bands, cfg["backbone"], **cfg["model"]).to(device)
     summary = {"stages": []}
