@@ -448,7 +448,9 @@ def train_stage(model: nn.Module, cfg: dict[str, Any], stage_idx: int, train, va
     branches = {b: set(map(id, model.net.branch_parameters(b))) for b in ("spatial", "spectral")} if alt else {}
     log, pending = open(out / "log.jsonl", "a"), []
     trained = saved = step   # steps the weights hold / the last checkpoint holds (done when its last step trained)
-    bar = tqdm(range(step, end), initial=step, total=end, desc=f"{cfg['method']}:{st['name']}", disable=not progress)
+    # the stage's steps as the total: with --max-steps the bar read 30/30, 100 %, in a stage of 60
+    bar = tqdm(range(step, end), initial=step, total=st["steps"], desc=f"{cfg['method']}:{st['name']}",
+               disable=not progress)
     model.train()
     history = []
     try:   # Ctrl-C: said in words with the step a resumed run starts from (``Interrupted``), not a traceback

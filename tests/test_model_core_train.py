@@ -603,3 +603,10 @@ def test_a_raster_too_small_for_one_patch_is_named_with_its_size_and_nothing_is_
                                    f"{side}x{side} pixels"), str(e.value)
     assert not Path(cfg["train"]["out_dir"]).exists()
 
+
+def test_the_progress_bar_counts_the_stages_steps(small_cfg, capsys):
+    """QA round 90: with --max-steps 30 on a first run the bar read "100% 30/30" in a stage of 60 steps."""
+    cfg = small_cfg("bar")
+    run(cfg, max_steps=1)
+    err = capsys.readouterr().err
+    assert "| 1/2 [" in err and "1/1" not in err and "100%" not in err, err
