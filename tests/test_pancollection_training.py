@@ -105,3 +105,22 @@ def test_pancollection_files_of_another_sensor_are_refused_before_anything_is_wr
     with pytest.raises(ValueError, match="both give the training data"):
         run(both, progress=False)
     assert not (tmp_path / "run").exists()
+
+
+def test_the_readmes_pancollection_config_form_loads(h5_config, tmp_path):
+    """model_core/README.md shows the config form; with the test's files for its paths it passes the key and data
+    checks."""
+    import re
+
+    from model_core.config import load_config
+    from model_core.datacheck import checked
+
+    text = (Path(__file__).resolve().parent.parent / "model_core" / "README.md").read_text()
+    block = next(b for b in re.findall(r"```yaml\n(.*?)```", text, re.S) if "pancollection" in b)
+    block = re.sub(r"^  ", "", block, flags=re.M)
+    block = block.replace("/data/pc/train_wv3.h5", str(tmp_path / "train.h5"))
+    block = block.replace("/data/pc/valid_wv3.h5", str(tmp_path / "val.h5"))
+    mine = tmp_path / "readme.yaml"
+    mine.write_text("base: [base/ksdiff_fusionnet.yaml]\nsensor: wv2\n" + block)
+    cfg = checked(load_config(mine), parts=("data.",))
+    assert cfg["data"]["pancollection"]["name"] == "PanCollection WV3"
