@@ -64,16 +64,22 @@ def _evaluate(a) -> int:
     from .train import model_from_checkpoint
 
     if a.onnx:
-        run, mult, card = onnx_runner(a.onnx, a.threads)
+        run, mult, card = onnx_runner(_onnx_model(a.onnx, "score it with --checkpoint"), a.threads)
         # without --config: the sensor's test case with its own MTF and scale, as export scored the card (gf2's
         # default config is the shared WorldView-2 one)
         cfg = load_config(a.config) if a.config else sensor_test_config(a.sensor or card["sensor"])
         if cfg["sensor"] == card["sensor"] == "generic":   # scored with the layout it was trained with
             cfg.setdefault("data_layout", card_layout(card))
-        def fits(cfg: dict) -> None:   # the plugin refuses this pair too
-            if sensor_spec(cfg).ratio != card["ratio"]:
-                raise ValueError(f"the model was trained for ratio {card['ratio']}; {cfg['sensor']}'s test case has "
-                                 f"ratio {sensor_spec(cfg).ratio}")
+        def fits(cfg: dict) -> None:   # the plugin refuses these pairs too (ONNX Runtime's traceback, for the bands)
+            case = f"{Path(a.config).name}'s test case (sensor {cfg['sensor']})" if a.config else \
+                f"{cfg['sensor']}'s test case"
+            spec = sensor_spec(cfg)
+            if spec.n_bands != len(card["bands"]):
+                raise ValueError(f"the model {Path(a.onnx).name} expects {len(card['bands'])} MS bands "
+                                 f"({', '.join(card['bands'])}); {case} has {spec.n_bands}: score it on data of its "
+                                 "bands (--config, --sensor)")
+            if spec.ratio != card["ratio"]:
+                raise ValueError(f"the model was trained for ratio {card['ratio']}; {case} has ratio {spec.ratio}")
 
         if cfg["sensor"] != "generic":   # a table sensor's ratio needs no data: said first, with or without it
             fits(cfg)
@@ -172,8 +178,37 @@ def _export(a) -> int:
             from .weights import save_weights, weights_path
 
             save_weights(ck, weights_path(rec["config"]))
-    print(json.dumps(card, indent=1))
+    print(json.dumps(_card_summary(out, card), indent=1))
     return 0
+
+
+def _onnx_model(path: str, checkpoint_hint: str) -> Path:
+    """``evaluate --onnx`` / ``int8 --model``: an ONNX file with its card beside it (``card_path_of``: the plugin's
+    words), checked before any work; a .pt file is said to be a training checkpoint (``checkpoint_hint``: what to do
+    with it). Raises ValueError / InputError."""
+    from ksdiff_qgis.engine.model_card import card_path_of
+
+    p = Path(path)
+    if p.suffix.lower() != ".onnx" and p.is_file():
+        hint = f" ({p.name} is a training checkpoint: {checkpoint_hint})" if p.suffix.lower() == ".pt" else ""
+        raise ValueError(f"{p} is not an ONNX file: give the model's .onnx file, its card <name>.json beside it{hint}")
+    card_path_of(p)
+    return p
+
+
+def _card_summary(out: Path, card: dict) -> dict:
+    """What export wrote, in a few lines: the card itself (its path is given) holds the int8 scale tables, thousands of
+    lines it printed whole."""
+    training = card.get("training", {})
+    summary = {"model": str(out), "card": str(out.with_suffix(".json")), "sensor": card["sensor"],
+               "bands": card["bands"], "ratio": card["ratio"], "onnx_sha256": card["onnx_sha256"],
+               "training": {k: training[k] for k in ("config", "stages", "steps", "unfinished") if k in training}}
+    int8 = card.get("tile_kernels", {}).get("int8")
+    summary["int8_calibration"] = int8["calibration"] if int8 else None
+    keys = ("ERGAS", "SAM", "network_alone_ERGAS", "best_classical_ERGAS", "best_classical_method", "HQNR")
+    summary["metrics"] = {name: {k: m[k] for k in keys if k in m}
+                          for name, m in ((card.get("metrics") or {}).get("scenes") or {}).items()} or None
+    return summary
 
 
 def _export_metrics(model, cfg) -> dict | None:
@@ -217,9 +252,9 @@ def _adapt(a) -> int:
 def _int8(a) -> int:
     """Add (or replace) the int8 variant of an exported KSDiff model: what `export` adds when the data is there."""
     from .config import card_config, load_config
-    from .export import add_int8, int8_calibration, write_card
+    from .export import add_int8, calibration_data, int8_calibration, write_card
 
-    path = Path(a.model)
+    path = _onnx_model(a.model, f"export it first: python -m model_core export --checkpoint {a.model} --out M.onnx")
     card = json.loads(path.with_suffix(".json").read_text())
     card.pop("onnx_sha256", None)
     if "tile_kernels" not in card:
@@ -241,10 +276,11 @@ def _int8(a) -> int:
         from .datacheck import card_layout
 
         cfg["data_layout"] = card_layout(card)
-    feeds = _int8_feeds(cfg, card["scale"], pair) if config is None else int8_calibration(cfg, card["scale"], pair)
+    feeds, data = ((_int8_feeds(cfg, card["scale"], pair), calibration_data(cfg, pair)) if config is None
+                   else int8_calibration(cfg, card["scale"], pair))
     if not feeds:
         raise SystemExit("no calibration pair: run `make data`, or give --pan and --ms")
-    add_int8(path, card, feeds)
+    add_int8(path, card, feeds, data=data)
     card = write_card(path, card)
     print(json.dumps({"model": str(path), "onnx_sha256": card["onnx_sha256"],
                       "int8": card["tile_kernels"]["int8"]["calibration"]}, indent=1))

@@ -271,9 +271,7 @@ def adapt(checkpoint: str | Path, pan: str | Path, ms: str | Path, out: str | Pa
     from .nets import build_model
     from .train import git_revision, load_checkpoint, train_stage
 
-    if Path(out).suffix.lower() != ".onnx":   # the plugin's MODEL takes .onnx files only
-        raise ValueError(f"--out {out}: the adapted model is an ONNX file; give a name ending in .onnx")
-    check_out(out, overwrite)
+    check_out(out, overwrite)   # a folder that exists, a name ending in .onnx, nothing replaced unasked
     ck = load_checkpoint(checkpoint)
     sensor = sensor or ck["config"]["sensor"]
     bands, ratio = check_scene(pan, ms, sensor)

@@ -146,6 +146,7 @@ def load_config(path: str | Path | None = None, sensor: str | None = None) -> di
     if not path.exists() and (CONFIG_DIR / path).exists():
         path = CONFIG_DIR / path
     cfg = resolve_bases(path)
+    check_sensor(cfg, path)
     cfg = with_defaults(cfg)
     if path.resolve().parent != CONFIG_DIR.resolve():   # the repository's own configs define what is known
         check_keys(cfg, path)
@@ -155,6 +156,25 @@ def load_config(path: str | Path | None = None, sensor: str | None = None) -> di
     # from any working folder (a bare name was looked up in the working folder: "No such file ... my_sensor.yaml")
     cfg["config_path"] = str(path.absolute())
     return cfg
+
+
+def check_sensor(cfg: dict[str, Any], path: str | Path) -> None:
+    """A config trains for one sensor of the table: ``sensor: auto`` (the plugin's choice from a product's metadata)
+    was refused as "unknown sensor 'auto'; known sensors: auto, …", a list that offered it. Raises ValueError naming
+    the sensors a model trains for."""
+    from ksdiff_qgis.engine.sensors import AUTO, SENSORS
+
+    key = cfg.get("sensor")
+    if key in SENSORS:
+        return
+    trainable = ", ".join(SENSORS)
+    if key is None:
+        raise ValueError(f"{Path(path).name} names no sensor: add `sensor:` with one of {trainable}")
+    if key == AUTO:
+        raise ValueError(f"{Path(path).name}: sensor auto is the plugin's choice from a product's metadata, not a "
+                         f"sensor a model is trained for: give one of {trainable} (generic: bands, ratio and scale "
+                         "from the data)")
+    raise ValueError(f"{Path(path).name}: unknown sensor {key!r}; a model is trained for one of {trainable}")
 
 
 def card_config(training: dict[str, Any], model: str | Path) -> tuple[Path | None, list[Path]]:
@@ -173,7 +193,9 @@ def card_config(training: dict[str, Any], model: str | Path) -> tuple[Path | Non
 EXTRA_KEYS = {"": {"config_path",
                    "data_layout",   # the generic sensor's bands, ratio and scale, measured (``datacheck``)
                    "mtf_ms", "mtf_pan"},   # a generic sensor's own MTF gains (``sensor_spec``)
-              "data": {"root"},
+              "data": {"root",
+                       "pancollection"},   # PanCollection HDF5 files instead of rasters (``data.pancollection``)
+              "data.pancollection": {"train", "val", "name", "licence"},
               "source": {"root", "name",
                          "licence"}}   # a data source's licence, for the model card (``train.data_sources``)
 # the sections every data source may sit in: one set of keys for all of them

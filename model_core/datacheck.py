@@ -144,10 +144,10 @@ def checked(cfg: dict[str, Any], parts: tuple[str, ...] | None = None) -> dict[s
     """``cfg`` after its data (the sources whose place starts with one of ``parts``, e.g. ``("test.",)``; default
     all) passed the checks; for ``sensor: generic`` a copy with ``data_layout`` (bands, ratio, scale, band names, how
     they were found) and ``model.ratio`` set, unless it has its layout already (a checkpoint's, a card's): then the
-    data must fit that. Raises ``ValueError`` / ``FileNotFoundError`` (one line each). A config whose data come from
-    PanCollection files is returned as it is."""
-    if "pancollection" in cfg.get("data", {}):
-        return cfg
+    data must fit that. Raises ``ValueError`` / ``FileNotFoundError`` (one line each). PanCollection files
+    (``data.pancollection``) are checked by ``check_pancollection``."""
+    if "pancollection" in cfg.get("data", {}) and (not parts or "data.pancollection".startswith(parts)):
+        check_pancollection(cfg)
     from .config import sensor_spec
 
     sensor = sensor_spec(cfg) if cfg.get("data_layout") else get_sensor(cfg["sensor"])
@@ -168,6 +168,40 @@ def checked(cfg: dict[str, Any], parts: tuple[str, ...] | None = None) -> dict[s
                                  f"{sensor.key} has {sensor.n_bands} ({', '.join(sensor.band_names)}): {fix}")
         return cfg
     return _generic(cfg, rows, given)
+
+
+def check_pancollection(cfg: dict[str, Any]) -> None:
+    """``data.pancollection: {train, val}``: HDF5 files that exist and are PanCollection's (``PanCollection``), with
+    reduced-resolution samples (``gt``), the sensor's MS bands and ratio; instead of ``data.train`` / ``data.val``,
+    not beside them, and for a sensor of the table (the files carry no value scale to measure). Raises ValueError /
+    FileNotFoundError naming the file and what to change."""
+    from .data.pancollection import PanCollection, files
+
+    d = cfg["data"]
+    pc = d["pancollection"]
+    if not isinstance(pc, dict) or not pc.get("train"):
+        raise ValueError("data.pancollection: give the files as {train: train.h5, val: valid.h5} (val optional)")
+    if d.get("train") or d.get("val"):
+        raise ValueError("data.pancollection and data.train / data.val both give the training data: keep one")
+    sensor = get_sensor(cfg["sensor"])
+    if sensor.generic:
+        raise ValueError("data.pancollection: sensor generic measures its value scale on GeoTIFF rasters; give the "
+                         "sensor the PanCollection files come from (wv3, wv2, qb, gf2, …)")
+    for split, path in files(pc, data_root(cfg)).items():
+        where = f"data.pancollection.{split}"
+        if not path.is_file():
+            raise FileNotFoundError(f"{where}: the PanCollection file {path} does not exist (a relative path is read "
+                                    f"under the data root {data_root(cfg)})")
+        f = PanCollection(path, sensor.scale)
+        if not f.has_gt:
+            raise ValueError(f"{where}: {path.name} has no gt (a full-resolution test file?); training reads the "
+                             "reduced-resolution files, whose gt is the reference")
+        if f.bands != sensor.n_bands:
+            raise ValueError(f"{where}: {path.name} has {f.bands} MS bands; sensor {sensor.key} has "
+                             f"{sensor.n_bands} ({', '.join(sensor.band_names)}): give the sensor of the file")
+        if f.ratio != sensor.ratio:
+            raise ValueError(f"{where}: {path.name}'s PAN/MS ratio is {f.ratio}; sensor {sensor.key} has ratio "
+                             f"{sensor.ratio}: give the sensor of the file")
 
 
 def _generic(cfg: dict[str, Any], rows: list[dict[str, Any]], given: int | None) -> dict[str, Any]:

@@ -122,6 +122,9 @@ def check_out(out: str | Path, overwrite: bool = False) -> Path:
     out = Path(out)
     if out.is_dir():
         raise ValueError(f"--out {out} is a folder: give the model's file name, ending in .onnx")
+    if out.suffix.lower() != ".onnx":   # the plugin's MODEL takes .onnx files; its card is <name>.json beside it
+        raise ValueError(f"--out {out}: give the model's file name, ending in .onnx (its card <name>.json is written "
+                         "beside it)")
     folder = out.absolute().parent
     if not folder.is_dir():
         raise ValueError(f"--out {out}: the folder {folder} does not exist (create it, or give another folder)")
@@ -198,32 +201,49 @@ def export(model: nn.Module, cfg: dict[str, Any], path: str | Path, training: di
         card["tile_kernels"] = {"prior": tile_graphs.META_PRIOR, "backbone": tile_graphs.META_BACKBONE,
                                 "offsets": offsets}
         # a config may refuse the int8 copy (export.int8: false) when it failed the 1 % check on validation
-        feeds = int8_calibration(cfg, card["scale"], calibration) if cfg.get("export", {}).get("int8", True) else None
+        feeds, data = (int8_calibration(cfg, card["scale"], calibration) if cfg.get("export", {}).get("int8", True)
+                       else (None, None))
         if feeds:
             stage(f"calibrating the int8 variant on {len(feeds)} patches")
-            add_int8(path, card, feeds, meta)
+            add_int8(path, card, feeds, meta, data)
+        elif data:   # no patch to calibrate on (`make data` not run; PanCollection samples are smaller than one)
+            print(f"export: no int8 variant: {data} hold no {tile_int8.PATCH}² calibration patch; add it with "
+                  f"python -m model_core int8 --model {Path(path).name} --pan PAN --ms MS", file=sys.stderr)
     if metrics:
         card["metrics"] = metrics
     return write_card(path, card)
 
 
-def int8_calibration(cfg: dict[str, Any], scale: float, pair: tuple[str, str] | None = None) -> list[dict] | None:
-    """Calibration inputs of the int8 variant: patches of ``pair`` (e.g. the user's scene of ``adapt``), else
-    of every training source of the config (``tile_int8.training_feeds``), also when ``pair`` is too small to hold
-    one calibration patch; None when there are none (`make data` not run: the model is exported without its int8
-    variant)."""
+def int8_calibration(cfg: dict[str, Any], scale: float,
+                     pair: tuple[str, str] | None = None) -> tuple[list[dict] | None, str]:
+    """(calibration inputs of the int8 variant, what they come from in words: ``calibration_data``): patches of
+    ``pair`` (e.g. the user's scene of ``adapt``), else of every training source of the config
+    (``tile_int8.training_feeds``), also when ``pair`` is too small to hold one calibration patch; None when there are
+    none (`make data` not run: the model is exported without its int8 variant)."""
     if pair:
         try:
-            return tile_int8.calibration_feeds(pair[0], pair[1], cfg["sensor"], scale, ratio=sensor_spec(cfg).ratio)
+            feeds = tile_int8.calibration_feeds(pair[0], pair[1], cfg["sensor"], scale, ratio=sensor_spec(cfg).ratio)
+            return feeds, calibration_data(cfg, pair)
         except NoPatchError as e:
             print(f"export: {e}; the int8 variant is calibrated on the training sources", file=sys.stderr)
-    return tile_int8.training_feeds(cfg) or None
+    return tile_int8.training_feeds(cfg) or None, calibration_data(cfg)
 
 
-def add_int8(path: str | Path, card: dict[str, Any], feeds: list[dict], meta: dict[str, str] | None = None) -> None:
+def calibration_data(cfg: dict[str, Any], pair: tuple[str, str] | None = None) -> str:
+    """What the int8 variant is calibrated on, for its card: the PAN/MS pair, else the config's training sources."""
+    if pair:
+        return f"the pair {Path(pair[0]).absolute()} + {Path(pair[1]).absolute()}"
+    name = Path(cfg.get("config_path") or "").name
+    return f"the training sources of {name}" if name else "the training sources of its config"
+
+
+def add_int8(path: str | Path, card: dict[str, Any], feeds: list[dict], meta: dict[str, str] | None = None,
+             data: str | None = None) -> None:
     """Add the int8 backbone graph (``tile_int8.py``), calibrated on ``feeds``, to the exported ``path`` and its
-    entry to ``card["tile_kernels"]`` (the card is written afterwards). ``meta``: the file's tile graphs when
-    the caller has them (else read from the file)."""
+    entry to ``card["tile_kernels"]`` (the card is written afterwards); ``data``: what the feeds come from, recorded
+    with the patch count (``calibration_data``). Fewer candidate patches than one contrast class takes
+    (``tile_int8.PER_CLASS``) are warned about: a small scene calibrated silently on 5. ``meta``: the file's tile
+    graphs when the caller has them (else read from the file)."""
     import base64
 
     if meta is None:
@@ -233,6 +253,14 @@ def add_int8(path: str | Path, card: dict[str, Any], feeds: list[dict], meta: di
     graph, spec = tile_int8.int8_graph(prior, backbone, tk["offsets"], feeds)
     add_metadata(path, {tile_int8.META_INT8: base64.b64encode(graph).decode("ascii")})
     tk["int8"] = {"graph": tile_int8.META_INT8, **spec}
+    calibration = tk["int8"]["calibration"]
+    if data:
+        calibration["data"] = data
+    if calibration["candidates"] < tile_int8.PER_CLASS:
+        print(f"python -m model_core: warning: the int8 variant is calibrated on only {calibration['candidates']} "
+              f"patches of {tile_int8.PATCH}² pixels ({data or 'the calibration data'}; up to {tile_int8.PER_CLASS} "
+              "per contrast class when there are more): its value ranges may not cover other scenes; calibrate on a "
+              "larger PAN/MS pair (int8 --pan/--ms) or the training data", file=sys.stderr)
 
 
 def write_models_readme(models_dir: str | Path) -> Path:

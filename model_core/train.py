@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import pickle
 import subprocess
 import time
 from pathlib import Path
@@ -33,9 +32,11 @@ from .nets.modconv import is_modulation_factor
 def build_samplers(cfg: dict[str, Any]) -> tuple[Any, Any]:
     """(train sampler, validation sampler) from the config's ``data`` section."""
     d = cfg["data"]
-    if "pancollection" in d:
-        pc, scale = d["pancollection"], sensor_spec(cfg).scale
-        return PanCollection(pc["train"], scale), PanCollection(pc["val"], scale) if pc.get("val") else None
+    if "pancollection" in d:   # PanCollection HDF5 files: their samples as stored (datacheck.check_pancollection)
+        from .data.pancollection import files
+
+        paths, scale = files(d["pancollection"], data_root(cfg)), sensor_spec(cfg).scale
+        return PanCollection(paths["train"], scale), PanCollection(paths["val"], scale) if "val" in paths else None
     sensor, root = sensor_spec(cfg), data_root(cfg)
     # ``data.exclude_validation``: leave those validation windows out of every simulated source on a raster that has
     # them (datacache.VALIDATION_WINDOWS: the Sentinel-2 stacks)
@@ -51,11 +52,12 @@ def build_samplers(cfg: dict[str, Any]) -> tuple[Any, Any]:
     if align > 1 and d["patch"] % align:
         raise ValueError(f"consistency_loss: patch {d['patch']} is not a multiple of the ratio {align}")
     train = PatchSampler(triples(d["train"], hold), d["patch"], d["stride"], augment=True, randomise=d.get("randomise"),
-                         align=align)
+                         align=align, where="data.train (data.patch)")
     # ``data.val_patch``: validation patches of another size (default the training patches'), e.g. 64² when the
     # training patches no longer fit the validation pair's valid area
     vp = int(d.get("val_patch", d["patch"]))
-    val = PatchSampler(triples(d["val"]), vp, vp, augment=False) if d.get("val") else None
+    val = PatchSampler(triples(d["val"]), vp, vp, augment=False, where="data.val (data.val_patch, else data.patch)") \
+        if d.get("val") else None
     return train, val
 
 
@@ -94,8 +96,14 @@ def data_sources(cfg: dict[str, Any]) -> list[dict[str, str]]:
     """Training data statement for the model card: per source its ``name`` (default: its paths), licence
     (``source_licence``) and how it was used."""
     d = cfg["data"]
-    if "pancollection" in d:
-        return [{"name": str(d["pancollection"]["train"]), "licence": "see PanCollection", "how": "training patches"}]
+    if "pancollection" in d:   # the file's own samples: who reduced them and under which licence, its maker says
+        from .data.pancollection import files
+
+        pc = d["pancollection"]
+        return [{"name": f"{pc['name']} ({split})" if pc.get("name") else str(path),
+                 "licence": str(pc.get("licence") or UNDECLARED),
+                 "how": f"{split}: PanCollection HDF5 samples as stored (gt, lms, pan; reduced resolution as the "
+                        "file was made)"} for split, path in files(pc, data_root(cfg)).items()]
     out = []
     fullres = [dict(s, kind="fullres") for s in (d.get("fullres") or {}).get("sources", [])]
     for split, sources in (("train", d.get("train", [])), ("val", d.get("val", [])), ("fullres", fullres)):
@@ -363,8 +371,9 @@ def load_checkpoint(path: str | Path, map_location="cpu", fix: str | None = None
         ck = torch.load(path, map_location=map_location, weights_only=True)
     except FileNotFoundError:
         raise
-    # torch's own words are a zip-reader error or a page on weights_only: what matters is that the file is no checkpoint
-    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as e:
+    # torch's own words are a zip-reader error, a page on weights_only or an unpickler's (a text file: "IndexError:
+    # pop from empty list"): whatever torch raises on a file that exists, the file is no checkpoint
+    except Exception as e:
         if fix == OWN_RUN:   # a file this run wrote (a full disk, a copy of the folder cut short): not to be copied
             raise ValueError(f"{path} is not a readable checkpoint (torch cannot load it: {type(e).__name__}): the "
                              f"run cannot resume from it; delete it to restart the stage {path.stem.split('_last')[0]} "
@@ -439,7 +448,9 @@ def train_stage(model: nn.Module, cfg: dict[str, Any], stage_idx: int, train, va
     branches = {b: set(map(id, model.net.branch_parameters(b))) for b in ("spatial", "spectral")} if alt else {}
     log, pending = open(out / "log.jsonl", "a"), []
     trained = saved = step   # steps the weights hold / the last checkpoint holds (done when its last step trained)
-    bar = tqdm(range(step, end), initial=step, total=end, desc=f"{cfg['method']}:{st['name']}", disable=not progress)
+    # the stage's steps as the total: with --max-steps the bar read 30/30, 100 %, in a stage of 60
+    bar = tqdm(range(step, end), initial=step, total=st["steps"], desc=f"{cfg['method']}:{st['name']}",
+               disable=not progress)
     model.train()
     history = []
     try:   # Ctrl-C: said in words with the step a resumed run starts from (``Interrupted``), not a traceback
@@ -596,13 +607,14 @@ def run(cfg: dict[str, Any], out_dir: str | Path | None = None, max_steps: int |
     torch.set_num_threads(int(cfg["train"]["threads"]))
     device = pick_device(cfg["train"]["device"])
     out = Path(out_dir or cfg["train"]["out_dir"])
-    out.mkdir(parents=True, exist_ok=True)
     check_same_run(out, cfg)
-    (out / "config.json").write_text(json.dumps(cfg, indent=1))
+    # patches cut before anything is written: a raster too small for one patch left a run folder with config.json
     train, val = samplers or build_samplers(cfg)
     fullres = build_fullres_sampler(cfg) if any(st["name"] == "fullres" for st in cfg["stages"]) else None
     if fullres is None and any(st["name"] == "fullres" for st in cfg["stages"]):
         raise ValueError("a fullres stage needs data.fullres sources")   # before the stages before it, not after
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(json.dumps(cfg, indent=1))
     sensor = sensor_spec(cfg)
     model = build_model(cfg["method"], sensor.n_bands, cfg["backbone"], **cfg["model"]).to(device)
     summary = {"stages": []}

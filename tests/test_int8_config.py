@@ -86,3 +86,21 @@ def test_an_older_card_finds_the_config_beside_the_model(own_model, capsys):
     shutil.move(config, model.parent / config.name)
     capsys.readouterr()
     assert main(["int8", "--model", str(model)]) == 0, capsys.readouterr().err
+
+
+def test_int8_on_a_small_pair_warns_with_the_count_and_the_card_records_the_pair(tmp_path, data_dir, capsys):
+    """QA round 90: `int8 --pan/--ms` on a small scene calibrated on 5 patches (32 per contrast class from the training
+    data) without a word, and the card did not say on what. Now a warning with the count, and the card's
+    calibration names the pair beside the patch count."""
+    from ksdiff_qgis.engine.model_card import MODELS_DIR
+    from model_core.__main__ import main
+
+    model = tmp_path / "wv2.onnx"
+    for suffix in (".onnx", ".json"):
+        shutil.copy(MODELS_DIR / f"wv2{suffix}", model.with_suffix(suffix))
+    pan, ms = data_dir / "wv2_pan.tif", data_dir / "wv2_ms.tif"   # 256² PAN pixels: a few 128² patches
+    assert main(["int8", "--model", str(model), "--pan", str(pan), "--ms", str(ms)]) == 0
+    calibration = card(model)["tile_kernels"]["int8"]["calibration"]
+    assert calibration["patches"] < 32 and calibration["data"] == f"the pair {pan} + {ms}"
+    assert (f"warning: the int8 variant is calibrated on only {calibration['candidates']} patches of 128² pixels (the "
+            f"pair {pan} + {ms};") in capsys.readouterr().err

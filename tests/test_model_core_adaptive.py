@@ -383,7 +383,7 @@ def test_adapt_takes_a_small_scene_on_smaller_patches_and_refuses_a_tiny_one(tmp
     with pytest.raises(ValueError, match="too small to adapt on"):
         adapt.samplers(pan, ms, "wv2", 64)
     monkeypatch.setattr(tile_int8, "training_feeds", lambda cfg: ["training patches"])
-    assert export.int8_calibration({"sensor": "wv2"}, 2047.0, (str(pan), str(ms))) == ["training patches"]
+    assert export.int8_calibration({"sensor": "wv2"}, 2047.0, (str(pan), str(ms)))[0] == ["training patches"]
 
 
 def test_adapt_starts_from_a_bundled_model_without_training(tmp_path, data_dir):
@@ -478,7 +478,7 @@ def test_adapt_writes_only_onnx_files_and_takes_threads(tmp_path, data_dir, caps
 
     for name in ("fused.tif", "mymodel"):
         assert main(_adapt_args(data_dir, tmp_path / name, "--sensor", "wv2")) == 2
-        assert "give a name ending in .onnx" in capsys.readouterr().err
+        assert "give the model's file name, ending in .onnx" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
     torch.set_num_threads(2)
     try:

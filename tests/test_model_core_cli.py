@@ -123,3 +123,66 @@ def test_help_names_every_option(capsys):
         with pytest.raises(SystemExit):
             main([cmd, "--help"])
         assert words in " ".join(capsys.readouterr().out.split())
+
+
+def test_model_files_are_refused_up_front_in_words(tmp_path, capsys):
+    """QA round 90: `export --out new.json` traced for a minute, then "'utf-8' codec can't decode byte"; an existing
+    card as --out read "mine30.json and its card mine30.json already exist"; `int8 --model` of a model without its
+    card gave a raw "[Errno 2]"; `evaluate --onnx stage1.pt` asked for a stage1.json. Each is refused before any work,
+    in the words the plugin uses for a model without its card."""
+    from ksdiff_qgis.engine.model_card import MODELS_DIR
+    from model_core.__main__ import main
+    from model_core.weights import WEIGHTS_DIR
+
+    ck = str(sorted(WEIGHTS_DIR.glob("*.pt"))[0])
+    card = tmp_path / "mine30.json"
+    card.write_text("{}")
+    for out in (card, tmp_path / "new.json"):
+        assert main(["export", "--checkpoint", ck, "--out", str(out), "--no-evaluate"]) == 2
+        assert f"--out {out}: give the model's file name, ending in .onnx" in capsys.readouterr().err
+    assert [p.name for p in tmp_path.iterdir()] == ["mine30.json"] and card.read_text() == "{}"
+    nocard = tmp_path / "nocard.onnx"
+    shutil.copy(MODELS_DIR / "wv2.onnx", nocard)
+    assert main(["int8", "--model", str(nocard)]) == 2
+    assert ("int8: the model nocard.onnx has no model card (nocard.json beside it): copy the nocard.json exported "
+            "with it into the same folder") in capsys.readouterr().err
+    stage1 = tmp_path / "stage1.pt"
+    shutil.copy(ck, stage1)
+    assert main(["evaluate", "--onnx", str(stage1)]) == 2
+    assert (f"{stage1} is not an ONNX file: give the model's .onnx file, its card <name>.json beside it (stage1.pt is "
+            "a training checkpoint: score it with --checkpoint)") in capsys.readouterr().err
+
+
+def test_evaluate_refuses_a_model_of_other_bands_in_one_line(tmp_path, data_dir, capsys):
+    """QA round 90: an 8-band model scored on a 4-band config printed ONNX Runtime's traceback ("Got invalid dimensions
+    for input: lms … Got: 4 Expected: 8"); now one line naming both band counts, exit 2, as the plugin and as the ratio
+    check beside it."""
+    import yaml
+
+    from ksdiff_qgis.engine.model_card import bundled_cards
+    from model_core.__main__ import main
+
+    pair = {"pan": str(data_dir / "wv2_test_pan.tif"), "ms": str(data_dir / "wv2_test_ms.tif")}
+    config = tmp_path / "my_sensor.yaml"
+    config.write_text(yaml.safe_dump({"base": ["base/ksdiff_fusionnet.yaml"], "sensor": "wv2",
+                                      "test": {"reduced": {"kind": "pair", **pair}, "full": pair}}))
+    assert main(["evaluate", "--onnx", str(bundled_cards()["wv3"]), "--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert ("evaluate: the model wv3.onnx expects 8 MS bands (Coastal, Blue, Green, Yellow, Red, Red Edge, NIR1, "
+            "NIR2); my_sensor.yaml's test case (sensor wv2) has 4") in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_export_prints_a_summary_not_the_card(tiny_run, tmp_path, capsys):
+    """QA round 90: export printed the whole card, its int8 scale tables thousands of lines long; now a summary with
+    the card's path."""
+    from model_core.__main__ import main
+
+    out = tmp_path / "m.onnx"
+    assert main(["export", "--checkpoint", str(tiny_run), "--out", str(out), "--no-evaluate"]) == 0
+    printed = capsys.readouterr().out
+    summary, card = json.loads(printed), json.loads(out.with_suffix(".json").read_text())
+    assert summary["model"] == str(out) and summary["card"] == str(out.with_suffix(".json"))
+    assert summary["onnx_sha256"] == card["onnx_sha256"] and summary["training"]["steps"] == 6
+    assert summary["int8_calibration"] == card["tile_kernels"]["int8"]["calibration"]
+    whole = len(json.dumps(card, indent=1).splitlines())
+    assert len(printed.splitlines()) < 50 < whole and "activations" not in printed, (len(printed.splitlines()), whole)

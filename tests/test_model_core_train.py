@@ -485,18 +485,21 @@ def test_coregister_moves_a_wald_pairs_pan_onto_its_ms(data_dir):
 def test_a_file_that_is_no_checkpoint_is_named_in_one_line(tmp_path, data_dir, capsys):
     """A truncated checkpoint, random bytes, a folder and a bare state_dict given to export, evaluate and adapt: one
     line naming the file and what is wrong, exit 2 (tracebacks — OSError, UnpicklingError, IsADirectoryError — and
-    "missing 'config'" before 2026-12-07)."""
+    "missing 'config'" before 2026-12-07). A text file (a config given as --checkpoint) ended in torch's "IndexError:
+    pop from empty list" until QA round 90."""
     from model_core.__main__ import main
     from model_core.weights import WEIGHTS_DIR
 
     real = sorted(WEIGHTS_DIR.glob("*.pt"))[0]
     bad = {"truncated.pt": real.read_bytes()[: real.stat().st_size // 2],
-           "random.pt": np.random.default_rng(0).bytes(4096)}
+           "random.pt": np.random.default_rng(0).bytes(4096),
+           "my_sensor.yaml": b"base: [base/ksdiff_fusionnet.yaml]\nsensor: pleiades\n"}   # README's own config
     for name, data in bad.items():
         (tmp_path / name).write_bytes(data)
     torch.save(load_checkpoint(real)["model"], tmp_path / "state_dict.pt")
     (tmp_path / "folder.pt").mkdir()
     expected = {"truncated.pt": "is not a readable checkpoint", "random.pt": "is not a readable checkpoint",
+                "my_sensor.yaml": "is not a readable checkpoint",
                 "state_dict.pt": "is not a model_core checkpoint", "folder.pt": "is a folder, not a checkpoint file"}
     scene = ["--pan", str(data_dir / "wv2_test_pan.tif"), "--ms", str(data_dir / "wv2_test_ms.tif")]
     for name, words in expected.items():
@@ -564,3 +567,46 @@ def test_a_corrupt_checkpoint_of_the_run_says_delete_it(tmp_path, small_cfg, cap
     assert "stage1_last.pt is not a readable checkpoint" in err and "delete it to restart the stage stage1" in err
     last.unlink()
     assert main(args) == 0
+
+
+def test_sensor_auto_is_refused_for_training_with_the_trainable_sensors(tmp_path, capsys):
+    """QA round 90: `sensor: auto` in a training config read "unknown sensor 'auto'; known sensors: auto, wv2, …",
+    offering what it refused. auto is the plugin's choice from a product's metadata; a model trains for one sensor."""
+    from model_core.__main__ import main
+
+    path = _config_file(tmp_path, {"base": ["base/ksdiff_fusionnet.yaml"], "sensor": "auto"}, "auto.yaml")
+    assert main(["train", "--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert ("auto.yaml: sensor auto is the plugin's choice from a product's metadata, not a sensor a model is trained "
+            "for: give one of wv2, wv2_8, wv3") in err and "auto, wv2" not in err, err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_raster_too_small_for_one_patch_is_named_with_its_size_and_nothing_is_written(tmp_path, small_cfg, data_dir):
+    """QA round 90: a small validation raster read "no valid 64x64 patch in [...]", and the run folder's config.json
+    was written before (the README says nothing is written before the data checks). Now its size and the size needed,
+    before the run folder is made."""
+    from osgeo import gdal
+
+    from model_core.data.scenes import NoPatchError
+
+    pan, ms = tmp_path / "small_pan.tif", tmp_path / "small_ms.tif"   # a real pair-1 crop, 16 MS pixels a side
+    gdal.Translate(str(ms), str(data_dir / "wv2_ms.tif"), srcWin=[0, 0, 16, 16])
+    gdal.Translate(str(pan), str(data_dir / "wv2_pan.tif"), srcWin=[0, 0, 64, 64])
+    cfg = small_cfg("small")
+    cfg["data"]["val"] = [{"kind": "pair", "pan": str(pan), "ms": str(ms)}]
+    side = int(cfg["data"].get("val_patch", cfg["data"]["patch"]))
+    with pytest.raises(NoPatchError) as e:
+        run(cfg, progress=False)
+    assert str(e.value).startswith(f"data.val (data.val_patch, else data.patch): no {side}x{side} patch fits: "
+                                   f"{pan}+{ms} is 16x16 MS pixels (width x height); a patch needs an MS of at least "
+                                   f"{side}x{side} pixels"), str(e.value)
+    assert not Path(cfg["train"]["out_dir"]).exists()
+
+
+def test_the_progress_bar_counts_the_stages_steps(small_cfg, capsys):
+    """QA round 90: with --max-steps 30 on a first run the bar read "100% 30/30" in a stage of 60 steps."""
+    cfg = small_cfg("bar")
+    run(cfg, max_steps=1)
+    err = capsys.readouterr().err
+    assert "| 1/2 [" in err and "1/1" not in err and "100%" not in err, err

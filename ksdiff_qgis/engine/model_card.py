@@ -91,7 +91,7 @@ def sha256_file(path: str | os.PathLike) -> str:
 
 
 def check_model_file(onnx_path: str | os.PathLike) -> None:
-    """InputError unless ``onnx_path`` is an existing file: ``load_card`` starts with it, and ksdiff:pansharpen's
+    """InputError unless ``onnx_path`` is an existing file: ``card_path_of`` starts with it, and ksdiff:pansharpen's
     parameter check runs it on MODEL whatever the METHOD (a classical one ignored a missing file silently)."""
     path = Path(onnx_path)
     if path.is_dir():
@@ -100,8 +100,10 @@ def check_model_file(onnx_path: str | os.PathLike) -> None:
         raise InputError(f"the model file {quoted(str(path))} does not exist")
 
 
-def load_card(onnx_path: str | os.PathLike) -> ModelCard:
-    """Read and check the card beside ``onnx_path``; InputError explains what is wrong."""
+def card_path_of(onnx_path: str | os.PathLike) -> Path:
+    """The model card beside ``onnx_path`` (``<name>.json``); InputError when the model is a folder or missing, or
+    has no card (everything that reads a model's card says it in these words: ``python -m model_core int8`` gave a
+    raw "[Errno 2] No such file")."""
     path = Path(onnx_path)
     check_model_file(path)
     card_path = path.with_suffix(".json")
@@ -109,6 +111,13 @@ def load_card(onnx_path: str | os.PathLike) -> ModelCard:
         # the copy inside the file is not used in its place: the JSON's sha256 is what proves the file unchanged
         raise InputError(f"the model {path.name} has no model card ({card_path.name} beside it): copy the "
                          f"{card_path.name} exported with it into the same folder, or export the model again")
+    return card_path
+
+
+def load_card(onnx_path: str | os.PathLike) -> ModelCard:
+    """Read and check the card beside ``onnx_path``; InputError explains what is wrong."""
+    path = Path(onnx_path)
+    card_path = card_path_of(path)
     try:
         data = json.loads(card_path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:

@@ -33,6 +33,22 @@ def valid_positions(t: Triple, patch: int, stride: int, align: int = 1) -> np.nd
     return np.stack([yy[ok], xx[ok]], axis=1)
 
 
+def no_patch_words(triples: list[Triple], patch: int, where: str = "") -> str:
+    """Why no ``patch``² patch fits ``triples`` (``where``: the config's section and the option setting the size), in
+    words: each one's size on the patch grid (the MS's pixels) when it is smaller than a patch, else that nodata or
+    the Wald filters' margin leaves no patch free."""
+    small = [t for t in triples if min(t.gt.shape[-2:]) < patch]
+    head = f"{where}: " if where else ""
+    if small:
+        sizes = ", ".join(f"{t.name} is {t.gt.shape[-1]}x{t.gt.shape[-2]}" for t in small)
+        return (f"{head}no {patch}x{patch} patch fits: {sizes} MS pixels (width x height); a patch needs an MS of at "
+                f"least {patch}x{patch} pixels (its PAN the ratio times that): give larger rasters, or a smaller "
+                "patch")
+    return (f"{head}no {patch}x{patch} patch of {', '.join(t.name for t in triples)} is free of nodata (the Wald "
+            f"filters keep patches {triples[0].margin} MS pixels from it); give rasters with a larger valid area, or a "
+            "smaller patch")
+
+
 class PatchSampler:
     """Random (pan, lms, gt) patch batches from a list of triples, weighted by their valid positions
     (or by each triple's ``share`` of the batches when the config gives shares).
@@ -46,13 +62,13 @@ class PatchSampler:
     """
 
     def __init__(self, triples: list[Triple], patch: int, stride: int, augment: bool = True,
-                 randomise: dict | None = None, align: int = 1) -> None:
+                 randomise: dict | None = None, align: int = 1, where: str = "") -> None:
         self.triples, self.patch, self.augment, self.randomise = triples, patch, augment, randomise
         self.align = max(1, align)
         self.positions = [valid_positions(t, patch, stride, align) for t in triples]
         self.index = [(i, j) for i, p in enumerate(self.positions) for j in range(len(p))]
         if not self.index:
-            raise NoPatchError(f"no valid {patch}x{patch} patch in {[t.name for t in triples]}")
+            raise NoPatchError(no_patch_words(triples, patch, where))
         self.weights = None
         if any(t.share for t in triples):
             # each triple gets its share of the batches, spread evenly over its positions
