@@ -24,6 +24,7 @@ from .engine import memory, threadlimits
 from .engine.errors import disk_full, one_line, quoted
 from .engine.gdalutil import from_os
 from .engine.raster_io.partials import stale_partials
+from .engine.scene_outputs import case_warnings
 from .engine.scenes import (
     COUNT_KEYS,
     Scene,
@@ -640,6 +641,8 @@ def main(argv: list[str] | None = None) -> int:
             except OSError as e:   # the list's own errors name it; the OS's do not (QA: "[Errno 2] ... 'x.csv'")
                 raise UsageError(f"the scene list {quoted(args.scenes)} cannot be read: "
                                  f"{e.strerror or e}") from None
+            for warning in case_warnings(scenes):   # right here, a collision on Windows and macOS
+                print(f"ksdiff batch: warning: {warning}", file=sys.stderr, flush=True)
             workers, share = 0, None
             if args.scheduler is None:   # the rows' own thread counts (a cluster's: once connected)
                 check_threads(0, usable_cores(), "this machine", scenes)

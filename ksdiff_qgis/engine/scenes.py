@@ -20,7 +20,7 @@ from typing import Any
 
 from osgeo import gdal
 
-from . import aoi, classical, memory, model_card, pipeline, raster_io, selfcheck, threadlimits
+from . import aoi, classical, memory, model_card, pipeline, raster_io, scene_outputs, selfcheck, threadlimits
 from .coregistration import in_batch_terms
 from .errors import InputError, disk_full, has_control, one_line, quoted
 from .feedback import Feedback
@@ -302,8 +302,11 @@ def read_scenes(csv_path: str, defaults: dict[str, Any] | None = None) -> list[S
                     delimiter)]
     if not scenes:
         raise SceneListError(f"{csv_path} lists no scene")
-    _check_unique_outputs(scenes)
-    _check_plain_outputs(scenes)
+    for check in (scene_outputs.plain_geotiff_problem, scene_outputs.shared_output_problem,
+                  scene_outputs.overwritten_input_problem):
+        problem = check(scenes)
+        if problem:
+            raise SceneListError(problem)
     return scenes
 
 
@@ -349,26 +352,6 @@ def _check_tiling(cells: dict[str, Any], defaults: dict[str, Any], params: dict[
     except InputError as e:
         where = f"line {line}: " if {"tile_size", "overlap"} & set(cells) else ""   # else: every such row
         raise SceneListError(f"{where}{e} ({', '.join(origins)})") from None
-
-
-def _check_plain_outputs(scenes: list[Scene]) -> None:
-    """SceneListError for an output inside an archive or /vsi file system, before any scene starts: each such scene
-    failed at its writer and was retried (``raster_io.refuse_virtual``)."""
-    for s in scenes:
-        try:
-            raster_io.refuse_virtual(s.output)
-        except InputError as e:
-            raise SceneListError(f"line {s.line}: {e}") from None
-
-
-def _check_unique_outputs(scenes: list[Scene]) -> None:
-    # two scenes writing one file would both "succeed" and one result would be lost
-    seen: dict[str, int] = {}
-    for s in scenes:
-        key = os.path.normcase(s.output)
-        if key in seen:
-            raise SceneListError(f"lines {seen[key]} and {s.line} write the same output {s.output}")
-        seen[key] = s.line
 
 
 # ------------------------------------------------------------------------- sidecar records
