@@ -100,6 +100,27 @@ def test_an_output_that_is_no_geotiff_stops_the_run_before_any_scene(two_scenes,
     assert not (d / "out").exists()
 
 
+# ------------------------------------------------------------------------- 5. comment lines
+def test_comment_lines_are_skipped_and_rows_keep_their_physical_line_numbers(tmp_path):
+    """QA: '# my scenes' above the header gave "unknown column(s) '# my scenes'", one below it "line 2: no ms,
+    output given"."""
+    text = (f"# my scenes, \"from the archive\n\n{HEADER}\n# wv2 scenes\n"
+            f"{PAN},{MS},wv2,brovey,a.tif\n  # not this one: {PAN},{MS},wv2,brovey,c.tif\n{PAN},{MS},wv2,gsa,b.tif\n")
+    (tmp_path / "s.csv").write_text(text, encoding="utf-8")
+    scenes = read_scenes(str(tmp_path / "s.csv"))
+    assert [(s.line, Path(s.output).name) for s in scenes] == [(5, "a.tif"), (7, "b.tif")]
+    (tmp_path / "bad.csv").write_text(f"# notes\n{HEADER.replace(',', ';')}\n# x\n{PAN};{MS};wv9;gsa;a.tif\n")
+    with pytest.raises(SceneListError, match=r"^line 4: column 'sensor': \"wv9\" is not known"):
+        read_scenes(str(tmp_path / "bad.csv"))   # semicolons: told by the header below the note
+
+
+def test_a_line_inside_a_quoted_cell_is_no_comment():
+    from ksdiff_qgis.engine.scenes import blank_comments
+
+    text = 'pan,ms\n"a\n# b",c\n# d, "e\nf,g\n'
+    assert blank_comments(text, ",") == 'pan,ms\n"a\n# b",c\n\nf,g\n'
+
+
 # ------------------------------------------------------------------------- 6. outputs that differ only in case
 def test_outputs_that_differ_only_in_case_run_with_a_warning(two_scenes):
     """Two files on Linux (right here), one on Windows and macOS: QA asked for a warning, not a refusal."""

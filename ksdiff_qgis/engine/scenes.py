@@ -250,10 +250,12 @@ def _swallowed_rows(cells: list[str], delimiter: str, columns: int, line: int) -
                                  "only further down; remove the stray quote or close it where the cell ends")
 
 
-def unclosed_quote(text: str, delimiter: str) -> int | None:
+def unclosed_quote(text: str, delimiter: str, inside: bool = False) -> int | None:
     """The line on which a quoted cell opens that is never closed (csv then reads the rest of the file into it),
-    else None. The default dialect's rules: a quote opens a cell only at its start, '""' inside is a quote."""
-    line, opened, state = 1, 0, "start"   # start of a cell, plain cell, quoted cell, quote seen in a quoted cell
+    else None; ``inside``: ``text`` starts within a quoted cell (opened on its line 1). The default dialect's rules:
+    a quote opens a cell only at its start, '""' inside is a quote."""
+    # start of a cell, plain cell, quoted cell, quote seen in a quoted cell
+    line, opened, state = 1, 1 if inside else 0, "quoted" if inside else "start"
     for ch in text:
         if state == "quoted":
             if ch == '"':
@@ -268,6 +270,32 @@ def unclosed_quote(text: str, delimiter: str) -> int | None:
             state = "plain"
         line += ch == "\n"
     return opened if state == "quoted" else None
+
+
+COMMENT = "#"   # a row whose first cell starts with it is a note, skipped (QA: '# my scenes' was a bad header)
+
+
+def _physical_lines(text: str) -> list[str]:
+    """``text`` cut after each line break csv knows ('\r\n', '\r', '\n'; str.splitlines also cuts at others)."""
+    return re.findall(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$", text)
+
+
+def is_comment(line: str) -> bool:
+    return line.lstrip(" ").startswith(COMMENT)
+
+
+def blank_comments(text: str, delimiter: str) -> str:
+    """``text`` with each comment line (a row whose first cell starts with '#') emptied, its line break kept: the
+    rows keep their physical line numbers, and a quote inside a note opens no cell. A line inside a quoted cell that
+    spans lines is part of that cell, whatever it starts with."""
+    kept, inside = [], False   # inside: a quoted cell goes on across this line's start
+    for line in _physical_lines(text):
+        if not inside and is_comment(line):
+            kept.append(line[len(line.rstrip("\r\n")):])
+            continue
+        kept.append(line)
+        inside = unclosed_quote(line, delimiter, inside) is not None
+    return "".join(kept)
 
 
 DELIMITERS = ",;\t"
@@ -292,7 +320,10 @@ def read_scenes(csv_path: str, defaults: dict[str, Any] | None = None) -> list[S
     except UnicodeDecodeError as e:
         raise SceneListError(f"{csv_path} is not UTF-8 text ({e.reason} at byte {e.start}): save it as UTF-8 (Excel: "
                              "'CSV UTF-8 (comma delimited)')") from None
-    delimiter = sniff_delimiter(text.splitlines()[0] if text else "")
+    # the header: the first line that is neither empty nor a comment (notes above it are no header)
+    header = next((line for line in _physical_lines(text) if line.strip() and not is_comment(line)), "")
+    delimiter = sniff_delimiter(header.rstrip("\r\n"))
+    text = blank_comments(text, delimiter)
     opened = unclosed_quote(text, delimiter)
     if opened is not None:   # checked first: the rows it took in would be missing from every other message
         raise SceneListError(f"line {opened}: a quoted cell starting on line {opened} is never closed, so it takes "
@@ -314,7 +345,8 @@ def _rows(reader, params: dict[str, inspect.Parameter], base: str, defaults: dic
     """(line, engine keywords) of each non-empty row of ``reader`` (a csv.reader), ``line`` the row's first physical
     line: csv's line_num after a row is its last, and a quoted cell spanning lines made the message point past it.
     Rows as csv.DictReader makes them: cells beyond the header under None, missing cells None."""
-    fields = next(reader, None)
+    # empty lines above the header (comments are emptied by ``blank_comments``) are skipped like those below it
+    fields = next((cells for cells in reader if any(c.strip() for c in cells)), None)
     _check_header(fields, params)
     while True:
         line = reader.line_num + 1
