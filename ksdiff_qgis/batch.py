@@ -314,9 +314,7 @@ def scene_task(scene: Scene, threads: int, threads_by_worker: dict[str, int], fo
     threadlimits.set_share(thread_share, "this worker's share of the threads the limit leaves the batch's local "
                                          "cluster")
     quiet_gdal()
-    record = run_scene(scene, cores=threads, force=force)
-    record["worker"] = worker.address
-    return record
+    return run_scene(scene, cores=threads, force=force, worker=worker.address)
 
 
 def submit(client, scenes: list[Scene], threads: int, retries: int, force: bool, local: bool = False,
@@ -444,7 +442,10 @@ class Progress:
         self.failed += record["status"] == "failed"
         # one console line per message: a band name or file name with a line break in it must not start a fake one
         output = one_line(record["output"])
-        for warning in record.get("warnings") or []:   # e.g. the free-space pre-check (also a failed scene's)
+        # e.g. the free-space pre-check (also a failed scene's); a skipped scene's are its output's, said when it was
+        # made (they stay in its report line)
+        said = [] if record["status"] == "skipped" else record.get("warnings") or []
+        for warning in said:
             self.write(f"line {record['line']}: {output}: warning: {one_line(warning)}")
         if record["status"] == "failed":
             self.write(f"line {record['line']}: {output}: {one_line(record['error'])}")
@@ -588,7 +589,8 @@ def interrupted(scenes: list[Scene], records: list[dict], report: Report | None,
     for scene in scenes:
         done = read_record(scene.output) if scene.line not in seen else None
         if done and done.get("written", 0) >= since:
-            rec = {**base_record(scene), **done.get("result", {}), "status": "done"}
+            # the fields of a 'done' line: its sidecar keeps them (``RESULT_KEYS``; an older one lacks some: null)
+            rec = {**base_record(scene), "worker": None, **done.get("result", {}), "status": "done"}
             records.append(rec)
             add_line(report, rec)
 

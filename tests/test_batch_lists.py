@@ -13,6 +13,7 @@ import pytest
 from fixture_helpers import run_cli
 from osgeo import gdal
 
+from ksdiff_qgis import batch
 from ksdiff_qgis.engine.scenes import SceneListError, read_scenes
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -81,6 +82,43 @@ def test_two_outputs_that_are_one_file_by_a_hard_link_are_refused(two_scenes):
     with pytest.raises(SceneListError, match=r"lines 2 and 3 write the same output .*o_link\.tif \(\".*/o\.tif\" is "
                                              r"the same file\): give each row its own output file"):
         read_scenes(str(d / "s.csv"))
+
+
+# ------------------------------------------------------------------------- 2./3. report lines from the sidecar
+@pytest.fixture(scope="module")
+def fused(tmp_path_factory):
+    """One METHOD auto scene run by the CLI: (its list, its report line)."""
+    d = tmp_path_factory.mktemp("fused")
+    (d / "s.csv").write_text(f"{HEADER}\n{PAN},{MS},wv2,auto,out/a.tif\n")
+    res = run_cli(str(d / "s.csv"), "--workers", "1", "--report", str(d / "r.jsonl"))
+    assert res.returncode == 0, res.stdout + res.stderr
+    (line, _summary) = report_lines(d / "r.jsonl")
+    assert line["status"] == "done" and line["method_used"] == "ksdiff", line
+    return d, line
+
+
+def test_a_scene_finished_during_a_stop_is_reported_like_a_done_one(fused):
+    """QA: a scene that finished while Ctrl-C closed the cluster was reported from its sidecar with "workers",
+    "threads", "mpx_per_s" and "selfcheck" null and no "worker", although its self-check had run."""
+    d, done = fused
+    records: list[dict] = []
+    batch.interrupted(read_scenes(str(d / "s.csv")), records, None, since=0.0, local=False)
+    assert records == [done]
+    assert done["selfcheck"]["SELFCHECK_METHOD"] == "ksdiff" and done["worker"].startswith("tcp://")
+
+
+def test_a_skipped_scene_keeps_its_outputs_self_check_and_warnings(fused):
+    """QA: a re-run's 'skipped' lines had "selfcheck": null and "warnings": [] though the output's run gave them.
+    They are its output's: not printed again on the console."""
+    d, done = fused
+    assert done["warnings"], done   # the fixture's PAN and MS are 1.3 PAN pixels apart: said
+    res = run_cli(str(d / "s.csv"), "--workers", "1", "--report", str(d / "again.jsonl"))
+    assert res.returncode == 0, res.stdout + res.stderr
+    (skipped, _summary) = report_lines(d / "again.jsonl")
+    assert skipped["status"] == "skipped" and skipped["seconds"] == 0.0, skipped
+    for key in ("method_used", "sensor_used", "device", "width", "height", "warnings", "coregistration", "selfcheck"):
+        assert skipped[key] == done[key], key
+    assert "warning" not in res.stderr, res.stderr
 
 
 # ------------------------------------------------------------------------- 4. an output that is no GeoTIFF

@@ -543,8 +543,25 @@ def share_cores(kwargs: dict[str, Any], cores: int) -> dict[str, Any]:
     return {**kwargs, "workers": workers, "threads": threads}
 
 
-def run_scene(scene: Scene, cores: int | None = None, force: bool = False) -> dict:
-    """Fuse one scene on ``cores`` CPU cores unless its output is up to date; returns its report record.
+# a 'done' record's fields its sidecar keeps: a scene that finished while a stop closed the cluster is reported from
+# them (QA: without workers, threads, mpx_per_s, selfcheck and worker); a 'skipped' one keeps what describes the output
+RESULT_KEYS = ("method_used", "sensor_used", "device", "workers", "threads", "width", "height", "seconds", "mpx_per_s",
+               "warnings", "coregistration", "selfcheck", "worker")
+OUTPUT_KEYS = ("method_used", "sensor_used", "device", "width", "height", "warnings", "coregistration", "selfcheck")
+
+
+def skipped_record(base: dict, previous: dict) -> dict:
+    """The record of a scene whose output is up to date: what made that output (method, self-check figures,
+    warnings: QA found a re-run's lines without them), nothing run now (0 s)."""
+    result = previous.get("result", {})
+    kept = {k: result.get(k) for k in OUTPUT_KEYS}
+    kept["warnings"] = list(kept["warnings"] or [])
+    return {**base, **kept, "status": "skipped", "seconds": 0.0}
+
+
+def run_scene(scene: Scene, cores: int | None = None, force: bool = False, worker: str | None = None) -> dict:
+    """Fuse one scene on ``cores`` CPU cores unless its output is up to date; returns its report record
+    (``worker``: the Dask worker's address, in the record and its sidecar).
 
     Bad input (InputError) is reported in the record: retrying cannot fix it. Any other exception
     (I/O, memory) propagates so that the scheduler retries the scene.
@@ -553,13 +570,13 @@ def run_scene(scene: Scene, cores: int | None = None, force: bool = False) -> di
     if cores:   # the CPU cores this scene may use
         kwargs = share_cores(kwargs, cores)
     base = {**base_record(scene), "workers": kwargs.get("workers"), "threads": kwargs.get("threads")}
+    if worker is not None:
+        base["worker"] = worker
     if kwargs.get("check_only"):   # nothing is written: no record beside an output that is not there (or not new)
         return _check_scene(base, kwargs)
     previous = None if force else up_to_date(kwargs)
     if previous is not None:
-        kept = {k: previous.get("result", {}).get(k) for k in ("method_used", "sensor_used", "device", "width",
-                                                                 "height")}
-        return {**base, **kept, "status": "skipped", "seconds": 0.0}
+        return skipped_record(base, previous)
     output = kwargs["output_path"]
     if os.path.exists(os_path(sidecar_path(output))):
         os.remove(os_path(sidecar_path(output)))   # the output is about to be replaced: its record no longer holds
@@ -588,9 +605,7 @@ def run_scene(scene: Scene, cores: int | None = None, force: bool = False) -> di
     record = _done_record(base, result, fb.warnings)
     try:
         write_record(output, {"fingerprint": identity, "output": file_identity(output), "written": time.time(),
-                              "result": {k: record[k] for k in ("method_used", "sensor_used", "device", "width",
-                                                                    "height", "seconds", "warnings",
-                                                                    "coregistration")}})
+                              "result": {k: record[k] for k in RESULT_KEYS if k in record}})
     except OSError as e:   # the output is complete: only its record is missing (a retry would fuse it again)
         return {**record, "status": "failed", "error": record_failure(output, e)}
     return record
