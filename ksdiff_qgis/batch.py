@@ -24,6 +24,7 @@ from .engine import memory, threadlimits
 from .engine.errors import disk_full, one_line, quoted
 from .engine.gdalutil import from_os
 from .engine.raster_io.partials import stale_partials
+from .engine.scene_outputs import case_warnings
 from .engine.scenes import (
     COUNT_KEYS,
     Scene,
@@ -313,9 +314,7 @@ def scene_task(scene: Scene, threads: int, threads_by_worker: dict[str, int], fo
     threadlimits.set_share(thread_share, "this worker's share of the threads the limit leaves the batch's local "
                                          "cluster")
     quiet_gdal()
-    record = run_scene(scene, cores=threads, force=force)
-    record["worker"] = worker.address
-    return record
+    return run_scene(scene, cores=threads, force=force, worker=worker.address)
 
 
 def submit(client, scenes: list[Scene], threads: int, retries: int, force: bool, local: bool = False,
@@ -443,7 +442,10 @@ class Progress:
         self.failed += record["status"] == "failed"
         # one console line per message: a band name or file name with a line break in it must not start a fake one
         output = one_line(record["output"])
-        for warning in record.get("warnings") or []:   # e.g. the free-space pre-check (also a failed scene's)
+        # e.g. the free-space pre-check (also a failed scene's); a skipped scene's are its output's, said when it was
+        # made (they stay in its report line)
+        said = [] if record["status"] == "skipped" else record.get("warnings") or []
+        for warning in said:
             self.write(f"line {record['line']}: {output}: warning: {one_line(warning)}")
         if record["status"] == "failed":
             self.write(f"line {record['line']}: {output}: {one_line(record['error'])}")
@@ -587,7 +589,8 @@ def interrupted(scenes: list[Scene], records: list[dict], report: Report | None,
     for scene in scenes:
         done = read_record(scene.output) if scene.line not in seen else None
         if done and done.get("written", 0) >= since:
-            rec = {**base_record(scene), **done.get("result", {}), "status": "done"}
+            # the fields of a 'done' line: its sidecar keeps them (``RESULT_KEYS``; an older one lacks some: null)
+            rec = {**base_record(scene), "worker": None, **done.get("result", {}), "status": "done"}
             records.append(rec)
             add_line(report, rec)
 
@@ -640,6 +643,8 @@ def main(argv: list[str] | None = None) -> int:
             except OSError as e:   # the list's own errors name it; the OS's do not (QA: "[Errno 2] ... 'x.csv'")
                 raise UsageError(f"the scene list {quoted(args.scenes)} cannot be read: "
                                  f"{e.strerror or e}") from None
+            for warning in case_warnings(scenes):   # right here, a collision on Windows and macOS
+                print(f"ksdiff batch: warning: {warning}", file=sys.stderr, flush=True)
             workers, share = 0, None
             if args.scheduler is None:   # the rows' own thread counts (a cluster's: once connected)
                 check_threads(0, usable_cores(), "this machine", scenes)

@@ -570,6 +570,9 @@ def _check_stopped_run(tmp_path: Path, out: Path, log: str, stdout: str, signame
     summary = lines[-1]["summary"]
     reported = sorted(Path(r["output"]).name for r in lines[:-1] if r["status"] == "done")
     assert reported == sorted(p.name for p in out.glob("*.tif")) and "fast.tif" in reported, (reported, log)
+    # also a scene that finished while the cluster closed (reported from its sidecar): the fields of any 'done' line
+    assert all(r["worker"] and r["workers"] and r["threads"] and r["mpx_per_s"] for r in lines[:-1]
+               if r["status"] == "done"), lines
     assert summary["stopped_by"] == signame and summary["scenes"] == 2
     assert summary["done"] + summary["not_run"] == 2 and summary["done"] == len(reported)
     assert f"(stopped by {signame})" in stdout and f"{summary['not_run']} not run" in stdout

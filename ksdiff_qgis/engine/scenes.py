@@ -20,7 +20,7 @@ from typing import Any
 
 from osgeo import gdal
 
-from . import aoi, classical, memory, model_card, pipeline, raster_io, selfcheck, threadlimits
+from . import aoi, classical, memory, model_card, pipeline, raster_io, scene_outputs, selfcheck, threadlimits
 from .coregistration import in_batch_terms
 from .errors import InputError, disk_full, has_control, one_line, quoted
 from .feedback import Feedback
@@ -250,10 +250,12 @@ def _swallowed_rows(cells: list[str], delimiter: str, columns: int, line: int) -
                                  "only further down; remove the stray quote or close it where the cell ends")
 
 
-def unclosed_quote(text: str, delimiter: str) -> int | None:
+def unclosed_quote(text: str, delimiter: str, inside: bool = False) -> int | None:
     """The line on which a quoted cell opens that is never closed (csv then reads the rest of the file into it),
-    else None. The default dialect's rules: a quote opens a cell only at its start, '""' inside is a quote."""
-    line, opened, state = 1, 0, "start"   # start of a cell, plain cell, quoted cell, quote seen in a quoted cell
+    else None; ``inside``: ``text`` starts within a quoted cell (opened on its line 1). The default dialect's rules:
+    a quote opens a cell only at its start, '""' inside is a quote."""
+    # start of a cell, plain cell, quoted cell, quote seen in a quoted cell
+    line, opened, state = 1, 1 if inside else 0, "quoted" if inside else "start"
     for ch in text:
         if state == "quoted":
             if ch == '"':
@@ -268,6 +270,32 @@ def unclosed_quote(text: str, delimiter: str) -> int | None:
             state = "plain"
         line += ch == "\n"
     return opened if state == "quoted" else None
+
+
+COMMENT = "#"   # a row whose first cell starts with it is a note, skipped (QA: '# my scenes' was a bad header)
+
+
+def _physical_lines(text: str) -> list[str]:
+    """``text`` cut after each line break csv knows ('\r\n', '\r', '\n'; str.splitlines also cuts at others)."""
+    return re.findall(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$", text)
+
+
+def is_comment(line: str) -> bool:
+    return line.lstrip(" ").startswith(COMMENT)
+
+
+def blank_comments(text: str, delimiter: str) -> str:
+    """``text`` with each comment line (a row whose first cell starts with '#') emptied, its line break kept: the
+    rows keep their physical line numbers, and a quote inside a note opens no cell. A line inside a quoted cell that
+    spans lines is part of that cell, whatever it starts with."""
+    kept, inside = [], False   # inside: a quoted cell goes on across this line's start
+    for line in _physical_lines(text):
+        if not inside and is_comment(line):
+            kept.append(line[len(line.rstrip("\r\n")):])
+            continue
+        kept.append(line)
+        inside = unclosed_quote(line, delimiter, inside) is not None
+    return "".join(kept)
 
 
 DELIMITERS = ",;\t"
@@ -292,7 +320,10 @@ def read_scenes(csv_path: str, defaults: dict[str, Any] | None = None) -> list[S
     except UnicodeDecodeError as e:
         raise SceneListError(f"{csv_path} is not UTF-8 text ({e.reason} at byte {e.start}): save it as UTF-8 (Excel: "
                              "'CSV UTF-8 (comma delimited)')") from None
-    delimiter = sniff_delimiter(text.splitlines()[0] if text else "")
+    # the header: the first line that is neither empty nor a comment (notes above it are no header)
+    header = next((line for line in _physical_lines(text) if line.strip() and not is_comment(line)), "")
+    delimiter = sniff_delimiter(header.rstrip("\r\n"))
+    text = blank_comments(text, delimiter)
     opened = unclosed_quote(text, delimiter)
     if opened is not None:   # checked first: the rows it took in would be missing from every other message
         raise SceneListError(f"line {opened}: a quoted cell starting on line {opened} is never closed, so it takes "
@@ -302,8 +333,11 @@ def read_scenes(csv_path: str, defaults: dict[str, Any] | None = None) -> list[S
                     delimiter)]
     if not scenes:
         raise SceneListError(f"{csv_path} lists no scene")
-    _check_unique_outputs(scenes)
-    _check_plain_outputs(scenes)
+    for check in (scene_outputs.plain_geotiff_problem, scene_outputs.shared_output_problem,
+                  scene_outputs.overwritten_input_problem):
+        problem = check(scenes)
+        if problem:
+            raise SceneListError(problem)
     return scenes
 
 
@@ -311,7 +345,8 @@ def _rows(reader, params: dict[str, inspect.Parameter], base: str, defaults: dic
     """(line, engine keywords) of each non-empty row of ``reader`` (a csv.reader), ``line`` the row's first physical
     line: csv's line_num after a row is its last, and a quoted cell spanning lines made the message point past it.
     Rows as csv.DictReader makes them: cells beyond the header under None, missing cells None."""
-    fields = next(reader, None)
+    # empty lines above the header (comments are emptied by ``blank_comments``) are skipped like those below it
+    fields = next((cells for cells in reader if any(c.strip() for c in cells)), None)
     _check_header(fields, params)
     while True:
         line = reader.line_num + 1
@@ -349,26 +384,6 @@ def _check_tiling(cells: dict[str, Any], defaults: dict[str, Any], params: dict[
     except InputError as e:
         where = f"line {line}: " if {"tile_size", "overlap"} & set(cells) else ""   # else: every such row
         raise SceneListError(f"{where}{e} ({', '.join(origins)})") from None
-
-
-def _check_plain_outputs(scenes: list[Scene]) -> None:
-    """SceneListError for an output inside an archive or /vsi file system, before any scene starts: each such scene
-    failed at its writer and was retried (``raster_io.refuse_virtual``)."""
-    for s in scenes:
-        try:
-            raster_io.refuse_virtual(s.output)
-        except InputError as e:
-            raise SceneListError(f"line {s.line}: {e}") from None
-
-
-def _check_unique_outputs(scenes: list[Scene]) -> None:
-    # two scenes writing one file would both "succeed" and one result would be lost
-    seen: dict[str, int] = {}
-    for s in scenes:
-        key = os.path.normcase(s.output)
-        if key in seen:
-            raise SceneListError(f"lines {seen[key]} and {s.line} write the same output {s.output}")
-        seen[key] = s.line
 
 
 # ------------------------------------------------------------------------- sidecar records
@@ -528,8 +543,25 @@ def share_cores(kwargs: dict[str, Any], cores: int) -> dict[str, Any]:
     return {**kwargs, "workers": workers, "threads": threads}
 
 
-def run_scene(scene: Scene, cores: int | None = None, force: bool = False) -> dict:
-    """Fuse one scene on ``cores`` CPU cores unless its output is up to date; returns its report record.
+# a 'done' record's fields its sidecar keeps: a scene that finished while a stop closed the cluster is reported from
+# them (QA: without workers, threads, mpx_per_s, selfcheck and worker); a 'skipped' one keeps what describes the output
+RESULT_KEYS = ("method_used", "sensor_used", "device", "workers", "threads", "width", "height", "seconds", "mpx_per_s",
+               "warnings", "coregistration", "selfcheck", "worker")
+OUTPUT_KEYS = ("method_used", "sensor_used", "device", "width", "height", "warnings", "coregistration", "selfcheck")
+
+
+def skipped_record(base: dict, previous: dict) -> dict:
+    """The record of a scene whose output is up to date: what made that output (method, self-check figures,
+    warnings: QA found a re-run's lines without them), nothing run now (0 s)."""
+    result = previous.get("result", {})
+    kept = {k: result.get(k) for k in OUTPUT_KEYS}
+    kept["warnings"] = list(kept["warnings"] or [])
+    return {**base, **kept, "status": "skipped", "seconds": 0.0}
+
+
+def run_scene(scene: Scene, cores: int | None = None, force: bool = False, worker: str | None = None) -> dict:
+    """Fuse one scene on ``cores`` CPU cores unless its output is up to date; returns its report record
+    (``worker``: the Dask worker's address, in the record and its sidecar).
 
     Bad input (InputError) is reported in the record: retrying cannot fix it. Any other exception
     (I/O, memory) propagates so that the scheduler retries the scene.
@@ -538,13 +570,13 @@ def run_scene(scene: Scene, cores: int | None = None, force: bool = False) -> di
     if cores:   # the CPU cores this scene may use
         kwargs = share_cores(kwargs, cores)
     base = {**base_record(scene), "workers": kwargs.get("workers"), "threads": kwargs.get("threads")}
+    if worker is not None:
+        base["worker"] = worker
     if kwargs.get("check_only"):   # nothing is written: no record beside an output that is not there (or not new)
         return _check_scene(base, kwargs)
     previous = None if force else up_to_date(kwargs)
     if previous is not None:
-        kept = {k: previous.get("result", {}).get(k) for k in ("method_used", "sensor_used", "device", "width",
-                                                                 "height")}
-        return {**base, **kept, "status": "skipped", "seconds": 0.0}
+        return skipped_record(base, previous)
     output = kwargs["output_path"]
     if os.path.exists(os_path(sidecar_path(output))):
         os.remove(os_path(sidecar_path(output)))   # the output is about to be replaced: its record no longer holds
@@ -573,9 +605,7 @@ def run_scene(scene: Scene, cores: int | None = None, force: bool = False) -> di
     record = _done_record(base, result, fb.warnings)
     try:
         write_record(output, {"fingerprint": identity, "output": file_identity(output), "written": time.time(),
-                              "result": {k: record[k] for k in ("method_used", "sensor_used", "device", "width",
-                                                                    "height", "seconds", "warnings",
-                                                                    "coregistration")}})
+                              "result": {k: record[k] for k in RESULT_KEYS if k in record}})
     except OSError as e:   # the output is complete: only its record is missing (a retry would fuse it again)
         return {**record, "status": "failed", "error": record_failure(output, e)}
     return record

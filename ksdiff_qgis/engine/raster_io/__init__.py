@@ -33,8 +33,8 @@ _EXPORTS = {
                     "stylemark"),
     **dict.fromkeys(("MaskedRaster", "is_nodata", "raster_dtype", "read_decimated", "read_full_band", "read_padded",
                      "valid_pixels"), "read"),
-    **dict.fromkeys(("OUTPUT_EXTENSIONS", "SIDECARS", "GeoTiffWriter", "check_not_input", "check_writable",
-                     "free_space", "refuse_virtual", "style_sidecar", "write_failure"), "writer"),
+    **dict.fromkeys(("OUTPUT_EXTENSIONS", "SIDECARS", "GeoTiffWriter", "check_extension", "check_not_input",
+                     "check_writable", "free_space", "refuse_virtual", "style_sidecar", "write_failure"), "writer"),
 }
 __all__ = sorted(_EXPORTS)
 

@@ -89,7 +89,14 @@ def check_writable(path: str, extensions: tuple[str, ...] | None = OUTPUT_EXTENS
         raise InputError(f"the {what} folder {quoted(folder)} is not writable")
     if os.path.exists(os_path(path)) and not os.access(os_path(path), os.W_OK):
         raise InputError(f"the {what} file {quoted(path)} exists and cannot be overwritten")
-    if extensions and not path.lower().endswith(extensions):
+    if extensions:
+        check_extension(path, extensions)
+
+
+def check_extension(path: str, extensions: tuple[str, ...] = OUTPUT_EXTENSIONS) -> None:
+    """Raise InputError unless ``path`` names a GeoTIFF (``extensions``). The batch checks every row's output with
+    it when the list is read: a name such as 'dir/' or 'dir/y' failed only when its scene ran."""
+    if not path.lower().endswith(extensions):
         raise InputError(
             f"the output {quoted(path)} must be a GeoTIFF file ending in .tif or .tiff: pansharpening writes "
             "GeoTIFF only (convert it afterwards with gdal_translate or Raster > Conversion)"
