@@ -103,12 +103,14 @@ class SelfCheck:
     # why the learned model was not scored (no model for the sensor, no ONNX Runtime, a band or ratio it cannot
     # fuse), said once before the check ran; "" when it was scored or the check could not run
     not_scored: str = ""
+    # a kept model's reservation: lossy-compressed inputs whose artefacts the check cannot see (``lossy.caveat``)
+    caveat: str = ""
 
     def summary(self) -> str:
         """Why the run fuses with ``method``, in a few words (output METHOD_REASON): kept, lost, not scored, or the
         check could not run."""
         if self.method == "ksdiff":
-            return "kept by the self-check"
+            return "kept by the self-check" + (f"; {self.caveat}" if self.caveat else "")
         chosen = f"{label(self.method)} is the best classical method on this scene"
         if self.learned is not None:
             return f"{chosen}; KSDiff lost the self-check: {self.reason}"
