@@ -1,14 +1,20 @@
-"""Lossy-compressed inputs (``engine/lossy.py``).
+"""Lossy-compressed inputs (``engine/lossy.py``) and the scattered PAN holes such a compression leaves
+(``panholes.scattered``, the self-check's windows).
 
 QA: JPEG and lossy JPEG 2000 inputs got no word, and METHOD auto kept KSDiff where GSA did better (Sentinel-2 JPEG
-quality 50: +15.4 % ERGAS), its Wald check smoothing the compression's blocks away.
+quality 50: +15.4 % ERGAS), its Wald check smoothing the compression's blocks away. A WV2 PAN in JPEG 2000 QUALITY=5
+with nodata 0 had 1.86 % of its dark pixels turned into 0: every self-check window was refused ("only 0 valid MS
+pixels", though the MS had no hole) and auto fell back unchecked.
 """
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import pytest
 from osgeo import gdal
 
-from ksdiff_qgis.engine import lossy
+from ksdiff_qgis.engine import lossy, panholes, selfcheck
 from ksdiff_qgis.engine.feedback import RecordingFeedback
 from ksdiff_qgis.engine.pipeline import pansharpen
 
@@ -109,3 +115,91 @@ def test_auto_keeping_ksdiff_on_lossy_inputs_says_so_in_its_reason(data_dir, tmp
     for text in (res.method_reason, res.selfcheck.reason):
         assert "the PAN and the MS are lossy-compressed (JPEG)" in text and "cannot judge them" in text
 
+
+# ------------------------------------------------------------------------------------------ scattered PAN holes
+def _holed(src, dst, share: float, seed: int = 0) -> str:
+    """A copy of the real fixture PAN (nodata 0) with ``share`` of its pixels set to 0 one by one at random places:
+    isolated holes, as a lossy compression leaves in dark areas."""
+    ds = gdal.Translate(str(dst), str(src))
+    band = ds.GetRasterBand(1)
+    arr = band.ReadAsArray()
+    arr[np.random.default_rng(seed).random(arr.shape) < share] = 0
+    band.WriteArray(arr)
+    band = ds = None
+    return str(dst)
+
+
+def test_scattered_holes_are_told_from_areas():
+    """Single pixels, specks and a one-pixel line are scattered; a wide hole (a scene edge, a gap) is not, not even at
+    its rim."""
+    valid = np.ones((40, 40), dtype=bool)
+    valid[5, 5] = valid[8:10, 20:22] = False   # a pixel, a 2 x 2 speck
+    valid[30, 2:20] = False                    # a dead line segment
+    valid[15:30, 25:40] = False                # an area at the edge
+    thin = panholes.scattered(valid)
+    assert thin[5, 5] and thin[8:10, 20:22].all() and thin[30, 2:20].all()
+    assert not thin[15:30, 25:40].any()
+
+
+def test_scattered_pan_nodata_leaves_the_check_its_windows(data_dir, tmp_path):
+    """2 % of the real fixture PAN's pixels nodata, one by one: every window used to be refused (the check wants 99 %
+    data) and auto fell back unchecked; the holes are filled for the check as for the tiles, so it scores both."""
+    pan = _holed(data_dir / "wv2_pan.tif", tmp_path / "pan.tif", 0.02)
+    res = pansharpen(pan, str(data_dir / "wv2_ms.tif"), str(tmp_path / "out.tif"), "wv2", "auto", workers=1)
+    check = res.selfcheck
+    assert check.pixels >= selfcheck.MIN_PIXELS, check.reason
+    assert check.learned is not None and math.isfinite(check.learned.ergas)
+    out = gdal.Open(res.output_path).ReadAsArray()
+    holes = gdal.Open(pan).ReadAsArray() == 0
+    assert (out[:, holes] == 0).all() and (out[:, ~holes] > 0).all()   # the holes stay nodata in the output
+
+
+def test_too_many_scattered_pan_holes_are_named_as_the_cause(data_dir, tmp_path):
+    """10 % of the PAN's pixels nodata, one by one, beside an MS without a hole: the check cannot run, and its reason
+    names the PAN's nodata in the windows, not 'only 0 valid MS pixels'."""
+    pan = _holed(data_dir / "wv2_pan.tif", tmp_path / "pan.tif", 0.10)
+    res = pansharpen(pan, str(data_dir / "wv2_ms.tif"), str(tmp_path / "out.tif"), "wv2", "auto", check_only=True)
+    reason = res.selfcheck.reason
+    assert "valid MS pixels for the self-check" not in reason
+    assert reason.startswith("the PAN's nodata refused ") and "where the MS holds data" in reason
+    assert "10.2% of their pixels (scattered pixels and specks; the check fills up to 5% of a window" in reason
+
+
+@pytest.fixture(scope="module")
+def qa_jp2_case(load_script, cached, tmp_path_factory):
+    """The QA's case: a Wald-degraded crop of WV2 pair 1 (148 x 148 PAN), PAN and MS in JPEG 2000 QUALITY=5 (nodata
+    0): 408 PAN pixels, 1.86 %, dark ones, became 0."""
+    cached("wv2/pair1_pan.tif")
+    from rasterio.transform import Affine
+
+    from model_core.rasters import write_geotiff
+
+    case = load_script("robustness").wv2_cases("pair1")[0]
+    folder = tmp_path_factory.mktemp("qa_jp2")
+    paths = {}
+    for role, arr, tf in (("pan", case.pan[None], case.transform),
+                          ("ms", case.ms, case.transform * Affine.scale(case.ratio))):
+        tif = write_geotiff(folder / f"{role}.tif", arr.astype(case.dtype), tf, case.crs, 0)
+        paths[role] = _translate(tif, folder / f"{role}.jp2", format="JP2OpenJPEG",
+                                 creationOptions=["QUALITY=5", "REVERSIBLE=NO"])
+    return paths
+
+
+def test_a_lossy_pan_s_zeros_let_the_check_run_and_the_warning_says_why(qa_jp2_case, tmp_path):
+    """The QA's JPEG 2000 case: the check runs (it read 'only 0 valid MS pixels' of 28 windows and fell back), and the
+    warning of the PAN holes says such zeros are a lossy compression's with nodata 0."""
+    fb = RecordingFeedback()
+    res = pansharpen(qa_jp2_case["pan"], qa_jp2_case["ms"], str(tmp_path / "out.tif"), "auto", "auto", feedback=fb)
+    assert res.selfcheck.pixels >= selfcheck.MIN_PIXELS and res.selfcheck.learned is not None, res.selfcheck.reason
+    holes = [w for w in res.warnings if "only because of the PAN" in w]
+    assert len(holes) == 1 and holes[0].startswith("408 output pixels (1.86% of the output)")
+    assert "lossy-compressed (JPEG 2000, irreversible 9/7 wavelet), and its nodata value is 0: isolated pixels of 0 " \
+           "in dark areas are typical of that" in holes[0]
+
+
+def test_a_lossless_pan_s_holes_are_not_blamed_on_compression(data_dir, tmp_path):
+    """The same warning for a lossless PAN with holes says nothing of compression."""
+    pan = _holed(data_dir / "wv2_pan.tif", tmp_path / "pan.tif", 0.01)
+    _, said = _warnings(pan, str(data_dir / "wv2_ms.tif"), tmp_path / "out.tif")
+    holes = [w for w in said if "only because of the PAN" in w]
+    assert len(holes) == 1 and "lossy" not in holes[0]

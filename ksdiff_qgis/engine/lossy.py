@@ -183,3 +183,12 @@ def caveat(found: dict[str, Lossy]) -> str:
             "reduced-resolution windows smooth the compression's artefacts away: it cannot judge them, and a "
             "classical method may do better on this scene")
 
+
+def hole_words(found: Lossy, nodata: float | None) -> str:
+    """For the warning of PAN holes (``panholes``): why isolated zeros in dark areas are typical of a lossy PAN whose
+    nodata value is 0; '' for another nodata value."""
+    if nodata != 0:
+        return ""
+    return (f" The PAN is lossy-compressed ({found.words()}), and its nodata value is 0: isolated pixels of 0 in dark "
+            "areas are typical of that, the compression rounding dark pixels down to 0, which then read as nodata; "
+            "the original (lossless) PAN has none.")

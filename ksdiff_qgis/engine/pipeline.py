@@ -1186,7 +1186,7 @@ def pansharpen(
         if over:
             warnings.append(over)
     pan_dimap = dimaps["PAN"].dimap if sources["PAN"] == "dimap" else None   # its NODATA is the PAN's: other advice
-    for note in (inrange.report(ranges), runner.pan_holes.note(pan, pan_dimap)):
+    for note in (inrange.report(ranges), runner.pan_holes.note(pan, pan_dimap, compressed.get("PAN"))):
         if note:
             fb.warning(note)
             warnings.append(note)
