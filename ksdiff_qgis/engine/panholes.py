@@ -13,12 +13,15 @@ import os
 import threading
 
 import numpy as np
+from scipy.ndimage import binary_erosion, binary_propagation
 
+from .lossy import Lossy, hole_words
 from .nodatacmd import exact, nodata_command
 from .raster_io import RasterInfo
 from .tiling import Ownership
 
 Tile = tuple[int, int, int, int]   # row, col, rows, cols of the output region
+SCATTER_REACH = 2   # PAN pixels: a hole no wider than twice this is filled from data close on every side
 
 
 def eroded(valid: np.ndarray) -> np.ndarray:
@@ -30,6 +33,19 @@ def eroded(valid: np.ndarray) -> np.ndarray:
         for dx in range(3):
             out &= padded[dy:dy + h, dx:dx + w]
     return out
+
+
+def scattered(valid: np.ndarray, reach: int = SCATTER_REACH) -> np.ndarray:
+    """(H, W) bool: the holes of ``valid`` that lie wholly within ``reach`` pixels of data: isolated pixels, specks and
+    thin lines, as a lossy compression leaves in dark areas when it rounds them to a nodata value of 0 (QA: 408 such
+    pixels, 1.86 % of a WV2 PAN in JPEG 2000 QUALITY=5). A hole that holds a pixel farther from data (a scene edge, a
+    gap; beyond the array counts as hole) is not, nor any pixel of it."""
+    holes = ~valid
+    if not holes.any():
+        return holes
+    far = binary_erosion(holes, np.ones((2 * reach + 1, 2 * reach + 1), dtype=bool), border_value=1)
+    wide = binary_propagation(far, structure=np.ones((3, 3), dtype=bool), mask=holes)
+    return holes & ~wide
 
 
 class PanOnlyHoles:
@@ -50,9 +66,11 @@ class PanOnlyHoles:
             with self._lock:
                 self.count += n
 
-    def note(self, pan: RasterInfo, dimap: str | None = None) -> str | None:
+    def note(self, pan: RasterInfo, dimap: str | None = None, compressed: Lossy | None = None) -> str | None:
         """The run's warning, or None when no pixel was nodata because of the PAN alone. ``dimap``: the DIMAP whose
-        NODATA special value is the PAN's nodata (``dimap_values``), None when the PAN or its layer declares it."""
+        NODATA special value is the PAN's nodata (``dimap_values``), None when the PAN or its layer declares it.
+        ``compressed``: the PAN's lossy compression (``lossy.find``), whose rounding of dark pixels to a nodata value of
+        0 the warning names."""
         if not self.count:
             return None
         if pan.mask:
@@ -70,7 +88,8 @@ class PanOnlyHoles:
                 f"because of the PAN ({why}) where the MS holds data: a dead PAN line or column, a hole, or a PAN "
                 "footprint smaller than the MS's. Every method takes its detail from the PAN, so they are left as "
                 "nodata. To fuse them, fill the PAN's holes first (Raster > Analysis > Fill nodata, or gdal_fillnodata)"
-                + (f", or, if those pixels hold real values, {real}." if real else "."))
+                + (f", or, if those pixels hold real values, {real}." if real else ".")
+                + (hole_words(compressed, pan.nodata) if compressed is not None and not pan.mask else ""))
 
 
 def _instead_of_dimap(pan: RasterInfo, dimap: str) -> str:

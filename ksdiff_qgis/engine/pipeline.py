@@ -24,6 +24,7 @@ from . import (
     dimap_values,
     inrange,
     labels,
+    lossy,
     masks,
     memory,
     metaoffsets,
@@ -789,6 +790,11 @@ def pansharpen(
     ms_file = ms_ds   # the file's own metadata, whatever views of it are fused (outputs.copy_metadata)
     pan_file = pan_ds   # and the PAN's: its declared scale/offset and unit type (``_value_encoding``)
     check_not_input(output_path, {"PAN": pan_ds, "MS": ms_ds})
+    # a lossy-compressed input (JPEG, lossy JPEG 2000, ...): said once each, from the files' metadata (``lossy``)
+    compressed = {role: found for role, ds in (("PAN", pan_ds), ("MS", ms_ds)) if (found := lossy.find(ds))}
+    lossy_notes = [lossy.note(role, found) for role, found in compressed.items()]
+    for note in lossy_notes:
+        fb.warning(note)
     crs_notes: list[str] = []
     pan_ds, pan = with_crs(pan_ds, pan, pan_crs, "PAN", crs_notes)
     ms_ds, ms = with_crs(ms_ds, ms, ms_crs, "MS", crs_notes)
@@ -989,7 +995,7 @@ def pansharpen(
     if method == selfcheck.AUTO:
         method, check = _auto_method(pan_ds, ms_src, pan, ms, plan, spec, stats, card, no_model, model_path, device,
                                      ort_threads, fb, precision, consistency, bplan.model, ranges, bar,
-                                     ms_offset=ms_offset)
+                                     ms_offset=ms_offset, caveat=lossy.caveat(compressed))
     # what the method that fuses makes of a band of one value (QA: MTF-GLP-HPM gave a band of 500 the PAN's texture)
     flat_note = flat_band_note(method, stats.ms_flat, ms, bplan.model)
     if flat_note:
@@ -1003,7 +1009,8 @@ def pansharpen(
     if check_only:   # METHOD auto only (checked above)
         return PansharpenResult(output_path="", seconds=time.perf_counter() - t0, width=0, height=0, tiles=0,
                                 method=method, ratio=plan.ratio,
-                                warnings=crs_notes + code_notes + fill_notes + warnings, selfcheck=check, sensor=sensor,
+                                warnings=lossy_notes + crs_notes + code_notes + fill_notes + warnings, selfcheck=check,
+                                sensor=sensor,
                                 method_reason=check.summary())
     bar.estimate("tiles", _tile_seconds(plan, method in LEARNED_METHODS))   # the method is known now
     if method in LEARNED_METHODS:   # its fit to the data was checked above (METHOD auto: by its self-check)
@@ -1179,14 +1186,14 @@ def pansharpen(
         if over:
             warnings.append(over)
     pan_dimap = dimaps["PAN"].dimap if sources["PAN"] == "dimap" else None   # its NODATA is the PAN's: other advice
-    for note in (inrange.report(ranges), runner.pan_holes.note(pan, pan_dimap)):
+    for note in (inrange.report(ranges), runner.pan_holes.note(pan, pan_dimap, compressed.get("PAN"))):
         if note:
             fb.warning(note)
             warnings.append(note)
     return PansharpenResult(output_path=output_path, seconds=time.perf_counter() - t0, width=cols, height=rows,
                             sensor=sensor,
                             tiles=layout.count, method=method, ratio=plan.ratio, device=used_device,
-                            warnings=crs_notes + code_notes + fill_notes + warnings,
+                            warnings=lossy_notes + crs_notes + code_notes + fill_notes + warnings,
                             band_names=list(names), selfcheck=check, coregistration=moved_line,
                             colour_doubt=colour_doubt, model=card.path.name if learned else None,
                             method_reason=check.summary() if check is not None else FORCED)
@@ -1316,11 +1323,12 @@ def _auto_method(pan_ds, ms_src, pan: RasterInfo, ms: RasterInfo, plan: GridPlan
                  threads: int, fb: Feedback, precision: str, consistency: bool,
                  bands: list[int] | None,
                  ranges: dict[str, inrange.RangeGuard] | None,
-                 bar: RunProgress, ms_offset: bool = False) -> tuple[str, selfcheck.SelfCheck]:
+                 bar: RunProgress, ms_offset: bool = False, caveat: str = "") -> tuple[str, selfcheck.SelfCheck]:
     """METHOD auto: the learned model if it passes the self-check on this scene, else the best classical method
     on the check (also the choice when no model can run here). ``bands``: ``BandPlan.model``; ``ranges``: the
     inputs' ``inrange.guards`` (the check reads the values clamped as the run does); ``bar``: the run's progress
-    (its ``model`` and ``check`` stages); ``ms_offset``: the MS's values carry an offset (the check's ERGAS note)."""
+    (its ``model`` and ``check`` stages); ``ms_offset``: the MS's values carry an offset (the check's ERGAS note).
+    ``caveat``: what the check's reason adds when it keeps the model (``lossy.caveat``: lossy-compressed inputs)."""
     area = _ms_stats_window(plan, ms_src.RasterXSize, ms_src.RasterYSize)
     # an EXTENT too small or too empty (nodata) for the check: it samples the scene around it (the MS over the whole
     # PAN) rather than falling back untested
@@ -1376,6 +1384,8 @@ def _auto_method(pan_ds, ms_src, pan: RasterInfo, ms: RasterInfo, plan: GridPlan
                                     bar.stage("check"), ms_offset=ms_offset, where=where)
     finally:
         fuser.release()
+    if caveat and check.method == "ksdiff":   # kept on inputs whose artefacts the check cannot see: its reason says so
+        check.caveat, check.reason = caveat, f"{check.reason}; {caveat}"
     # the user's own MODEL is named: "KSDiff" alone read as the bundled network
     selfcheck.log_check(check, fb, f"KSDiff ({card.path.name})" if model_path else "KSDiff")
     adapted = card.data.get("training", {}).get("adapted_from") if model_path else None

@@ -26,7 +26,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from . import classical, outliers
+from . import classical, outliers, panholes
 from . import metrics as M
 from . import progress as P
 from .blockcache import drop_cached_blocks
@@ -53,6 +53,10 @@ TARGET_PIXELS = 65536          # MS pixels the sample should cover when the scen
 MIN_PIXELS = 256
 MAX_READS = 64                 # candidate windows read at most per window size (bounded time on sparse scenes)
 MIN_VALID = 0.99               # a window must be this valid to be used
+# scattered PAN holes (``panholes.scattered``: isolated pixels and specks, filled from the data around them as the
+# tiles fill them) count as data for that, up to this share of the window: a lossy PAN whose dark pixels became its
+# nodata value 0 (1.86 %, in every window) left the check nothing to score (QA: "only 0 valid MS pixels")
+MAX_SCATTERED = 0.05
 MIN_CONTEXT_VALID = 0.5        # and its context at least this valid (the holes filled, a learned model told)
 DIGITS = 4                     # decimals of the SELFCHECK_* figures (Processing printed 16 significant digits)
 R_ERGAS_MARGIN = 0.10          # the learned R-ERGAS may exceed the classical one by 10 %
@@ -103,12 +107,14 @@ class SelfCheck:
     # why the learned model was not scored (no model for the sensor, no ONNX Runtime, a band or ratio it cannot
     # fuse), said once before the check ran; "" when it was scored or the check could not run
     not_scored: str = ""
+    # a kept model's reservation: lossy-compressed inputs whose artefacts the check cannot see (``lossy.caveat``)
+    caveat: str = ""
 
     def summary(self) -> str:
         """Why the run fuses with ``method``, in a few words (output METHOD_REASON): kept, lost, not scored, or the
         check could not run."""
         if self.method == "ksdiff":
-            return "kept by the self-check"
+            return "kept by the self-check" + (f"; {self.caveat}" if self.caveat else "")
         chosen = f"{label(self.method)} is the best classical method on this scene"
         if self.learned is not None:
             return f"{chosen}; KSDiff lost the self-check: {self.reason}"
@@ -394,6 +400,8 @@ class _Sample:
         if screened is not None:   # ms_ds holds the bands the statistics were computed on: bounds[1 + b] is band b's
             self.ms_ok = _screen_out(self.ms_raw, self.ms_ok, screened.bounds[1:], stats.ms_mean, MS_FILL_REACH)
         self.pan = None
+        # why the window is not usable: "ms" (the MS's nodata), "pan" (the PAN's, the MS holding data), "" usable
+        self.refused, self.pan_holes, self.pan_scattered = "ms", 0.0, 0.0
         if not _enough(self.ms_ok[pad:pad + H, pad:pad + W], ctx):
             return
         pan_arr, ok = read_filled(pan_ds, self.R0, self.C0, H * k, W * k, pan.nodata, np.array([stats.pan_mean]),
@@ -409,8 +417,13 @@ class _Sample:
                          None if ms_zero is None else np.repeat(np.repeat(ms_zero, k, axis=0), k, axis=1))
         pan_data = pan_ok if fill is None else pan_ok & ~fill
         ms_data = ms_ok if fill is None else ms_ok & ~fill.reshape(H, k, W, k).all(axis=(1, 3))
-        if not (_enough(ms_data, ctx) and _enough(pan_data, ctx * k)):
+        if not _enough(ms_data, ctx):
             return
+        pan_chosen = self._forgiven(pan_data, ctx * k)
+        if not _enough(pan_chosen, ctx * k):
+            self.refused = "pan"
+            return
+        self.refused = ""
         self.pan = pan_arr[0]
         full = pan_data & np.repeat(np.repeat(ms_data, k, axis=0), k, axis=1)
         holes = not full.all()
@@ -427,6 +440,19 @@ class _Sample:
             self.ms = self.ms_raw[:, pad:pad + H, pad:pad + W]
         else:
             self.ms = upsample(self.ms_raw, 1, (H, W), (off[0] / k - pad, off[1] / k - pad))
+
+    def _forgiven(self, pan_data: np.ndarray, ctx: int) -> np.ndarray:
+        """``pan_data`` (the region's PAN data pixels) with its scattered holes (``panholes.scattered``) counted as data
+        when they are at most MAX_SCATTERED of the window (``ctx`` pixels inside the region's edge): ``read_filled``
+        filled them from the data around them, as the tiles do. Notes the window's share of PAN holes and of
+        scattered ones (``pan_holes``, ``pan_scattered``) for a refusal's reason."""
+        if pan_data.all():
+            return pan_data
+        thin = panholes.scattered(pan_data)
+        inner = (slice(ctx, pan_data.shape[0] - ctx), slice(ctx, pan_data.shape[1] - ctx))
+        self.pan_holes = 1.0 - float(pan_data[inner].mean()) if pan_data[inner].size else 0.0
+        self.pan_scattered = float(thin[inner].mean()) if thin[inner].size else 0.0
+        return pan_data | thin if 0.0 < self.pan_scattered <= MAX_SCATTERED else pan_data
 
     @property
     def usable(self) -> bool:
@@ -513,7 +539,7 @@ def run_check(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan, se
     for s in walk:
         _score_window(s, fusers, pools, pan_pool, stats, sensor, gains, scored)
         ms_pool.add_checker(s.ms_window())   # the real MS, not resampled (that blurs its one-pixel detail)
-    pixels, total_reads, taken = walk.pixels, walk.reads, walk.taken
+    pixels, taken = walk.pixels, walk.taken
     if progress is not None:
         progress(1.0)
     res = SelfCheck(method=FALLBACK, reason="", pixels=pixels, windows=len(taken))
@@ -526,9 +552,7 @@ def run_check(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan, se
         res.seconds = time.perf_counter() - t0
         return res
     if pixels < MIN_PIXELS:
-        res.reason = (f"the {where} offers only {pixels} valid MS pixels for the self-check (at least {MIN_PIXELS} "
-                      f"needed to trust it; of the {total_reads} windows of {LAST_RESORT_SIZE} to "
-                      f"{WINDOW_SIZES[0]} MS pixels it read, a window counts when {MIN_VALID:.0%} of it is data)")
+        res.reason = _too_few_reason(walk, where)
         res.seconds = time.perf_counter() - t0
         return res
     scores = {}
@@ -560,6 +584,26 @@ def run_check(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan, se
     return res
 
 
+def _too_few_reason(walk: _Walk, where: str) -> str:
+    """Why the check could not run on the windows ``walk`` read: too few valid MS pixels, or, where the MS held data,
+    the PAN's nodata in the windows (QA: a lossy PAN's scattered zeros in every window read "only 0 valid MS pixels"
+    beside an MS without a hole)."""
+    pixels, reads, refused = walk.pixels, walk.reads, walk.pan_refused
+    sizes = f"{LAST_RESORT_SIZE} to {WINDOW_SIZES[0]} MS pixels"
+    if not refused:
+        return (f"the {where} offers only {pixels} valid MS pixels for the self-check (at least {MIN_PIXELS} "
+                f"needed to trust it; of the {reads} windows of {sizes} it read, a window counts when "
+                f"{MIN_VALID:.0%} of it is data)")
+    holes = float(np.mean([h for h, _ in refused]))
+    thin = float(np.mean([t for _, t in refused]))
+    kind = (f"scattered pixels and specks; the check fills up to {MAX_SCATTERED:.0%} of a window of those, as the "
+            "tiles fill them" if thin >= 0.5 * holes else "areas of nodata")
+    return (f"the PAN's nodata refused {len(refused)} of the {reads} windows of {sizes} the self-check read, where "
+            f"the MS holds data: the PAN holds its nodata value in {holes:.1%} of their pixels ({kind}), and a window "
+            f"counts when {MIN_VALID:.0%} of it is data in both inputs; {pixels} valid MS pixels were left, at least "
+            f"{MIN_PIXELS} are needed to trust the check")
+
+
 class _Walk:
     """The check's windows over ``ms_area`` that are usable (``_Sample.usable``), read one at a time, coarse sizes
     first, until TARGET_PIXELS are covered: what ``run_check`` scores and ``usable_pixels`` counts (one path, so
@@ -571,6 +615,8 @@ class _Walk:
         self.stats, self.area, self.clamps, self.fb = stats, ms_area, clamps, fb
         self.taken: list[tuple[int, int, int, int]] = []
         self.pixels, self.reads = 0, 0
+        # the windows refused for the PAN's nodata where the MS holds data: (share of PAN holes, share scattered)
+        self.pan_refused: list[tuple[float, float]] = []
 
     def __iter__(self) -> Iterator[_Sample]:
         pan_ds, ms_ds, pan, ms, plan = self.args
@@ -590,6 +636,8 @@ class _Walk:
                 s = _Sample(pan_ds, ms_ds, pan, ms, plan, win, ctx, self.stats, self.clamps)
                 drop_cached_blocks([pan_ds, ms_ds])   # one window at a time in GDAL's cache
                 if not s.usable:
+                    if s.refused == "pan":
+                        self.pan_refused.append((s.pan_holes, s.pan_scattered))
                     continue
                 self.taken.append(win)
                 self.pixels += win[2] * win[3]
