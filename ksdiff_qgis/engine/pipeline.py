@@ -691,10 +691,10 @@ class _TileRunner:
         return ~fill if valid is None else valid & ~fill
 
     def tile_done(self) -> None:
-        """Progress after each tile, reported from the caller's thread (Qt delivers its signals there)."""
+        """Progress after each tile, reported from the caller's thread (Qt delivers its signals there). The run's
+        bar checks for a cancel as it reports (``RunProgress.report``): Cancelled then."""
         self.done += 1
         self.progress(self.done / self.total)
-        self.feedback.stop_if_cancelled()
 
 
 def pansharpen(
