@@ -166,11 +166,9 @@ def test_the_preselection_opens_a_file_only_where_its_mask_decides_and_never_a_r
 
     gdal.SetConfigOption("GDAL_TIFF_INTERNAL_MASK", "YES")
     try:
-        two = gdal.Translate(str(tmp_path / "two_m.tif"), masked_pair[1],
-                             options=gdal.TranslateOptions(bandList=[1, 2], maskBand="1"))
-        remote = gdal.Translate("/vsimem/review51/pan_m.tif", masked_pair[0],
-                                options=gdal.TranslateOptions(maskBand="1"))
-        two = remote = None
+        for dest, src, bands in ((str(tmp_path / "two_m.tif"), masked_pair[1], [1, 2]),
+                                 ("/vsimem/review51/pan_m.tif", masked_pair[0], None)):
+            gdal.Translate(dest, src, options=gdal.TranslateOptions(bandList=bands, maskBand="1"))   # closed: unheld
     finally:
         gdal.SetConfigOption("GDAL_TIFF_INTERNAL_MASK", None)
     opened: list[str] = []
