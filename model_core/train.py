@@ -11,6 +11,7 @@ import json
 import math
 import subprocess
 import time
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -369,21 +370,47 @@ def load_checkpoint(path: str | Path, map_location="cpu", fix: str | None = None
         raise ValueError(f"{path} is a folder, not a checkpoint file: give a .pt file (runs/<config>/<stage>.pt)")
     try:
         ck = torch.load(path, map_location=map_location, weights_only=True)
-    except FileNotFoundError:
+    # the file cannot be read, or no memory is left: not the file's fault, and a run's own checkpoint must not be
+    # called unreadable (whose advice is to delete it)
+    except (OSError, MemoryError):
         raise
-    # torch's own words are a zip-reader error, a page on weights_only or an unpickler's (a text file: "IndexError:
-    # pop from empty list"): whatever torch raises on a file that exists, the file is no checkpoint
+    except RuntimeError as e:
+        # torch's zip reader says a truncated or foreign file with a RuntimeError; so do a good checkpoint's tensors
+        # on a device map_location names but this machine lacks, and CUDA out of memory: those are raised as they are
+        if _is_checkpoint_file(path):
+            raise
+        raise _unreadable(path, e, fix) from None
+    # torch's own words are a page on weights_only or an unpickler's (a text file: "IndexError: pop from empty list",
+    # "KeyError"; an empty one: EOFError): whatever else torch raises on a file that exists, the file is no checkpoint
     except Exception as e:
-        if fix == OWN_RUN:   # a file this run wrote (a full disk, a copy of the folder cut short): not to be copied
-            raise ValueError(f"{path} is not a readable checkpoint (torch cannot load it: {type(e).__name__}): the "
-                             f"run cannot resume from it; delete it to restart the stage {path.stem.split('_last')[0]} "
-                             "(the same command then trains it again)") from None
-        raise ValueError(f"{path} is not a readable checkpoint (torch cannot load it: {type(e).__name__}); a truncated "
-                         "copy or another kind of file? Copy it again or give a runs/<config>/<stage>.pt") from None
+        raise _unreadable(path, e, fix) from None
     if not (isinstance(ck, dict) and isinstance(ck.get("config"), dict) and "model" in ck):
         raise ValueError(f"{path} is not a model_core checkpoint: it holds no training config and weights (a bare "
                          "state_dict or another program's file?); give a runs/<config>/<stage>.pt")
     return ck
+
+
+def _is_checkpoint_file(path: Path) -> bool:
+    """Whether ``path`` is a whole archive of ``torch.save``: a zip holding a data.pkl, every member's CRC right (read
+    in chunks, nothing loaded). A RuntimeError loading such a file is the machine's (a device it lacks, memory), not
+    the file's. A legacy, non-zip torch file: False, as for any other file."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any(n.endswith("/data.pkl") for n in archive.namelist()) and archive.testzip() is None
+    # no zip, or a damaged one: zipfile's words for it are many (BadZipFile, UnicodeDecodeError, OSError,
+    # NotImplementedError, RuntimeError "is encrypted" on bytes flipped in a checkpoint's headers)
+    except Exception:
+        return False
+
+
+def _unreadable(path: Path, error: Exception, fix: str | None) -> ValueError:
+    """The error for a file torch cannot load, with what to do about it (``load_checkpoint``)."""
+    if fix == OWN_RUN:   # a file this run wrote (a full disk, a copy of the folder cut short): not to be copied
+        return ValueError(f"{path} is not a readable checkpoint (torch cannot load it: {type(error).__name__}): the "
+                          f"run cannot resume from it; delete it to restart the stage {path.stem.split('_last')[0]} "
+                          "(the same command then trains it again)")
+    return ValueError(f"{path} is not a readable checkpoint (torch cannot load it: {type(error).__name__}); a "
+                      "truncated copy or another kind of file? Copy it again or give a runs/<config>/<stage>.pt")
 
 
 def model_from_checkpoint(path: str | Path, use_ema: bool = True) -> tuple[nn.Module, dict]:

@@ -1120,3 +1120,31 @@ def test_assess_report_write_failure_keeps_the_earlier_report(qgis_app, wald_cas
     assert "the disk is full (" in said and f"bytes free in {tmp_path}" in said, said
     assert report.read_text() == "OLDREPORT\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["old.html"]
+
+
+def test_assess_stops_at_a_cancel_in_its_tiles_and_in_its_count_of_the_reference(wald_case, tmp_path):
+    """A cancel stops the reduced-resolution assessment at its next tile, and in its count of a REFERENCE that
+    reaches past FUSED (read again whole, tile by tile), with nothing reported after it."""
+    from ksdiff_qgis.engine import assessment
+    from ksdiff_qgis.engine.errors import Cancelled
+    from ksdiff_qgis.engine.feedback import RecordingFeedback
+
+    case, fused, _ = wald_case
+
+    class CancelAt(RecordingFeedback):
+        def __init__(self, at: float):
+            super().__init__()
+            self.at = at
+
+        def is_cancelled(self) -> bool:
+            return bool(self.progress_calls) and self.progress_calls[-1][0] >= self.at
+
+    part = str(tmp_path / "part.tif")   # FUSED a crop: the REFERENCE reaches past it
+    ds = gdal.Open(fused["exp"])
+    gdal.Translate(part, ds, srcWin=[0, 0, ds.RasterXSize - 40, ds.RasterYSize - 40])
+    for at, path in ((0.0, fused["exp"]), (1.0, part)):
+        fb = CancelAt(at)
+        fb.progress(0.0)
+        with pytest.raises(Cancelled):
+            assessment.assess_reduced(path, case.ref, "wv2", fb)
+        assert fb.progress_calls[-1][0] == at, fb.progress_calls

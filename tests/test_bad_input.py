@@ -182,8 +182,9 @@ def test_no_georeferencing_keeps_gdal_quiet(qgis_app, pair, tmp_path):
     and georeferenced coordinates ... SRC_METHOD=NO_GEOTRANSFORM" before the plugin's refusal: QGIS loads an input
     given as a file name when it checks the value (qgis_process does so before any of the algorithm's code), and its
     GDAL provider tries to warp such a raster. The raster parameters of both algorithms now check it quietly (a
-    model's copy too); the refusal still says what is wrong."""
-    from qgis.core import QgsApplication, QgsProcessingContext
+    model's copy too); the refusal still says what is wrong. The control: QGIS's own raster parameter, checking the
+    same file the same way, is heard."""
+    from qgis.core import QgsApplication, QgsProcessingContext, QgsProcessingParameterRasterLayer
 
     from ksdiff_qgis.algorithms.raster_param import RasterInput
 
@@ -198,9 +199,13 @@ def test_no_georeferencing_keeps_gdal_quiet(qgis_app, pair, tmp_path):
                 assert isinstance(p, RasterInput)
                 assert p.checkValueIsAcceptable(pan, QgsProcessingContext())   # as qgis_process checks a value
         _expect_error({**pair, "PAN": pan}, str(tmp_path / "o.tif"), "no georeferencing")
+        ours = list(heard)
+        plain = QgsProcessingParameterRasterLayer("PLAIN", "plain")
+        assert plain.checkValueIsAcceptable(pan, QgsProcessingContext())
     finally:
         gdal.PopErrorHandler()
-    assert not [m for m in heard if "NO_GEOTRANSFORM" in m], heard
+    assert not [m for m in ours if "NO_GEOTRANSFORM" in m], ours
+    assert [m for m in heard[len(ours):] if "NO_GEOTRANSFORM" in m], heard   # without RasterInput: heard
 
 
 def test_a_refusal_reaches_the_dialog_log_once_and_the_message_log(qgis_app, pair, tmp_path):

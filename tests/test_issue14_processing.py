@@ -361,6 +361,26 @@ def test_help_is_plain_text_with_parameter_help(qgis_app):
     assert not alg.parameterDefinition("EXTENT").flags() & FLAG_ADVANCED
 
 
+def test_a_parameters_copy_keeps_its_flags_and_help(qgis_app):
+    """A model or the batch dialog works on copies (``clone``): KSDiff's own parameter classes (raster inputs, band
+    list, keyed enums) copy the flags (advanced) and help their constructors do not take."""
+    from qgis.core import QgsApplication
+
+    from ksdiff_qgis.algorithms.band_param import BandList
+    from ksdiff_qgis.algorithms.compat import KeyedEnum
+    from ksdiff_qgis.algorithms.raster_param import RasterInput
+
+    seen = set()
+    for alg_id in ("ksdiff:pansharpen", "ksdiff:assess"):
+        for p in QgsApplication.processingRegistry().algorithmById(alg_id).parameterDefinitions():
+            if isinstance(p, (BandList, KeyedEnum, RasterInput)):
+                c = p.clone()
+                assert type(c) is type(p) and (c.name(), c.flags()) == (p.name(), p.flags()), p.name()
+                assert not hasattr(p, "help") or c.help() == p.help(), p.name()
+                seen.add(type(p))
+    assert seen == {BandList, KeyedEnum, RasterInput}
+
+
 def test_parameter_help_states_each_default(qgis_app):
     """QGIS 3.22's ``qgis_process help`` prints no defaults: every option list and number of both algorithms says its
     own in its help (QA: TILE_SIZE, OVERLAP, DEVICE, COMPRESSION and assess SENSOR did not)."""

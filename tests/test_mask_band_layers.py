@@ -151,3 +151,42 @@ def test_ms_bands_naming_the_mask_band_is_refused_saying_what_it_is(qgis_app, ma
     res, _ = _pansharpen(pan, ms, out, MS_BANDS=[4, 3, 2])
     ds = gdal.Open(res["OUTPUT"])
     assert ds.RasterCount == 3 and np.any(ds.ReadAsArray())
+
+
+def test_the_preselection_opens_a_file_only_where_its_mask_decides_and_never_a_remote_one(qgis_app, masked_pair,
+                                                                                         tmp_path, monkeypatch):
+    """Review: each time the dialog opened, every project raster whose last band is alpha was opened with GDAL,
+    remote ones too. A file is opened only where QGIS's count may hold a mask band and that decides: 2 bands shown
+    (a masked PAN) and 4 or more (a masked MS); not 3 (two bands besides the alpha one: no MS either way), nor a
+    source that is no local file (``/vsimem/`` here, as ``/vsicurl/``)."""
+    from qgis.core import QgsProject
+
+    from ksdiff_qgis.algorithms import common
+    from ksdiff_qgis.algorithms.layer_pair import plausible_pair
+
+    gdal.SetConfigOption("GDAL_TIFF_INTERNAL_MASK", "YES")
+    try:
+        for dest, src, bands in ((str(tmp_path / "two_m.tif"), masked_pair[1], [1, 2]),
+                                 ("/vsimem/review51/pan_m.tif", masked_pair[0], None)):
+            gdal.Translate(dest, src, options=gdal.TranslateOptions(bandList=bands, maskBand="1"))   # closed: unheld
+    finally:
+        gdal.SetConfigOption("GDAL_TIFF_INTERNAL_MASK", None)
+    opened: list[str] = []
+    real = common.open_dataset
+
+    def counted(path, *args, **kwargs):
+        opened.append(path)
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(common, "open_dataset", counted)
+    try:
+        project = QgsProject()   # a project of its own, never QgsProject.instance()
+        layers = {name: _layer(path, name) for name, path in (
+            ("pair1_pan", masked_pair[0]), ("pair1_ms", masked_pair[1]), ("two", str(tmp_path / "two_m.tif")),
+            ("remote_pan", "/vsimem/review51/pan_m.tif"))}
+        assert [layers[n].bandCount() for n in layers] == [2, 5, 3, 2]   # QGIS's counts, with the mask band
+        project.addMapLayers(list(layers.values()))
+        assert plausible_pair(project) == (layers["pair1_pan"].id(), layers["pair1_ms"].id())
+        assert sorted(opened) == sorted(masked_pair), opened
+    finally:
+        gdal.Unlink("/vsimem/review51/pan_m.tif")

@@ -513,6 +513,69 @@ def test_a_file_that_is_no_checkpoint_is_named_in_one_line(tmp_path, data_dir, c
     assert not (tmp_path / "x.onnx").exists()
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_a_good_checkpoint_on_a_missing_device_is_not_called_unreadable(tmp_path):
+    """Review: every exception of torch.load became "not a readable checkpoint ... delete it to restart the stage",
+    also torch's on a whole checkpoint mapped to a device the machine lacks (or CUDA out of memory): advice to delete
+    a good run. torch's own error stands; a damaged file is still named so."""
+    from model_core.train import OWN_RUN
+    from model_core.weights import WEIGHTS_DIR
+
+    real = sorted(WEIGHTS_DIR.glob("*.pt"))[0]
+    last = tmp_path / "stage1_last.pt"
+    shutil.copy(real, last)
+    with pytest.raises(RuntimeError, match="CUDA device"):
+        load_checkpoint(last, "cuda", fix=OWN_RUN)
+    zipped = tmp_path / "zipped.pt"   # a zip, but none of torch.save: its reader's RuntimeError is the file's
+    shutil.make_archive(str(tmp_path / "zipped"), "zip", root_dir=str(tmp_path), base_dir="stage1_last.pt")
+    (tmp_path / "zipped.zip").rename(zipped)
+    for bad in (zipped, tmp_path / "empty.pt", tmp_path / "cut.pt"):
+        if bad.name == "empty.pt":
+            bad.write_bytes(b"")
+        elif bad.name == "cut.pt":
+            bad.write_bytes(real.read_bytes()[:-100])
+        with pytest.raises(ValueError, match="is not a readable checkpoint"):
+            load_checkpoint(bad, "cuda", fix=OWN_RUN)
+
+
+def test_running_out_of_memory_while_loading_a_checkpoint_is_not_called_unreadable(tmp_path):
+    """Review: an allocation that failed while loading a whole checkpoint (torch's 'DefaultCPUAllocator: can't
+    allocate memory', a RuntimeError; Python's MemoryError) read "not a readable checkpoint ... delete it". A 200 MB
+    checkpoint loaded under a 100 MB address-space margin raises the memory error, in a child process."""
+    import subprocess
+    import sys
+
+    big = tmp_path / "stage1_last.pt"
+    torch.save({"config": {}, "model": {"w": torch.zeros(50_000_000)}}, big)   # 200 MB of float32
+    code = f"""
+import re, resource
+from model_core.train import OWN_RUN, load_checkpoint
+size = int(re.search(r"VmSize:\\s+(\\d+)", open("/proc/self/status").read()).group(1)) * 1024
+resource.setrlimit(resource.RLIMIT_AS, (size + 100_000_000, resource.RLIM_INFINITY))
+try:
+    load_checkpoint({str(big)!r}, fix=OWN_RUN)
+except BaseException as e:
+    print(type(e).__name__, e)
+"""
+    said = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          cwd=str(Path(__file__).parents[1])).stdout
+    assert said.startswith("MemoryError") or said.startswith("RuntimeError") and "allocate" in said, said
+    assert "not a readable checkpoint" not in said
+
+
+def test_a_memory_error_while_loading_a_checkpoint_is_raised_as_it_is(tmp_path, monkeypatch):
+    """Python's MemoryError (the unpickler's objects) is the machine's, not the file's: raised as it is."""
+    from model_core import train
+    from model_core.weights import WEIGHTS_DIR
+
+    def no_memory(*args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr(train.torch, "load", no_memory)
+    with pytest.raises(MemoryError):
+        load_checkpoint(sorted(WEIGHTS_DIR.glob("*.pt"))[0], fix=train.OWN_RUN)
+
+
 def _config_file(tmp_path: Path, cfg: dict, name: str = "mine.yaml") -> Path:
     path = tmp_path / name
     path.write_text(yaml.safe_dump(cfg))

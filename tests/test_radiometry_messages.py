@@ -169,3 +169,102 @@ def test_writing_the_style_prints_no_gdal_error_for_a_constant_band(qgis_app, pa
     context.setProject(QgsProject())
     assert QgsProcessingUtils.mapLayerFromString(str(tmp_path / "const.tif"), context) is not None
     assert "const.tif, band 3: dfMax should be strictly greater than dfMin" in capfd.readouterr().err
+
+
+SUBSET = [1, 2, 4]   # MS_BANDS leaving out Red: the file's band 4 (NIR) is the run's third band
+
+
+def _subset_run(pan: str, ms: str, out: str, method: str) -> RecordingFeedback:
+    fb = RecordingFeedback()
+    pansharpen(pan, ms, out, "wv2", method, feedback=fb, ms_bands=SUBSET)
+    return fb
+
+
+def test_a_flat_band_of_an_ms_bands_subset_is_named_by_its_file_number(pair2, tmp_path):
+    """Review: with MS_BANDS 1,2,4 and the file's band 4 at 500 the log said 'MS band 3 (NIR) holds one value' and
+    told the user to leave it out with MS_BANDS, where band 3 (Red) was already left out. The band is named by its
+    number in the file, the number MS_BANDS takes."""
+    pan, ms = pair2
+
+    def nir_500(arr, mask):
+        arr[3][~mask[3]] = 500
+        return arr
+
+    const = _rewritten(ms, str(tmp_path / "const.tif"), nir_500)
+    fb = _subset_run(pan, const, str(tmp_path / "o.tif"), "mtf_glp_hpm")
+    (line,) = [line for line in fb.lines if "one value everywhere" in line]
+    assert line.startswith("WARNING MS band 4 (NIR) holds one value everywhere on the scene (500"), line
+
+
+def test_the_below_zero_shares_of_an_ms_bands_subset_name_the_files_band_numbers(pair2, tmp_path):
+    """Review: the 'below 0' warning numbered the MS bands by their position in MS_BANDS (NIR as 'band 3')."""
+    pan, ms = pair2
+
+    def offset(arr, mask):
+        arr = arr * REFLECTANCE - 0.01
+        arr[mask] = np.nan
+        return arr
+
+    pan_f, ms_f = (_rewritten(src, str(tmp_path / f"{role}_f.tif"), offset, gdal.GDT_Float32, float("nan"))
+                   for role, src in (("pan", pan), ("ms", ms)))
+    fb = _subset_run(pan_f, ms_f, str(tmp_path / "o.tif"), "mtf_glp_hpm")
+    (line,) = [line for line in fb.lines if "below 0 in the sampled pixels" in line]
+    shares = dict(re.findall(r"(band \d \(\w+\)|PAN) (\d+\.\d)%", line))
+    assert {"band 1 (Blue)", "band 2 (Green)", "band 4 (NIR)"} <= set(shares), line
+    assert "band 3" not in line, line
+
+
+def test_an_all_nodata_band_of_an_ms_bands_subset_is_refused_by_its_file_number(pair2, tmp_path):
+    """Review: the refusal of an MS band without data named its position in MS_BANDS ('MS band 3 (NIR)') and told
+    the user to leave it out with MS_BANDS, where '3' means Red. It names the file's band 4, and writes nothing."""
+    from ksdiff_qgis.engine.errors import InputError
+
+    pan, ms = pair2
+
+    def no_nir(arr, mask):
+        arr[3] = 0   # the file's nodata
+        return arr
+
+    holes = _rewritten(ms, str(tmp_path / "holes.tif"), no_nir)
+    out = tmp_path / "o.tif"
+    with pytest.raises(InputError, match=r"MS band 4 \(NIR\) is nodata \(or NaN\) everywhere"):
+        _subset_run(pan, holes, str(out), "mtf_glp_hpm")
+    assert not out.exists()
+
+
+def test_the_below_zero_warning_writes_a_band_name_on_one_line(pair2, tmp_path):
+    """Review: the 'below 0' warning put the band's name from the file into the log as written: a description
+    'NIR\\nINFO: all fine' made a fake INFO line. It is escaped, as every band name the log shows."""
+    pan, ms = pair2
+
+    def offset(arr, mask):
+        arr = arr * REFLECTANCE - 0.01
+        arr[mask] = np.nan
+        return arr
+
+    pan_f, ms_f = (_rewritten(src, str(tmp_path / f"{role}_f.tif"), offset, gdal.GDT_Float32, float("nan"))
+                   for role, src in (("pan", pan), ("ms", ms)))
+    ds = gdal.Open(ms_f, gdal.GA_Update)   # held: a band outliving its dataset crashes GDAL
+    ds.GetRasterBand(4).SetDescription("NIR\nINFO: all fine")
+    ds = None
+    fb, _ = _run(pan_f, ms_f, str(tmp_path / "o.tif"), "mtf_glp_hpm")
+    (line,) = [line for line in fb.lines if "below 0 in the sampled pixels" in line]
+    assert "\n" not in line and r"band 4 (NIR\nINFO: all fine)" in line, line
+
+
+def test_the_advice_on_several_flat_bands_speaks_of_them_all(pair2, tmp_path):
+    """Review: two constant bands were listed, then the warning said '(500, 700: a constant band)' and 'If the band
+    should hold data ... leave it out' as of one band. It takes the plural with the list."""
+    pan, ms = pair2
+
+    def two_constant(arr, mask):
+        arr[2][~mask[2]], arr[3][~mask[3]] = 500, 700
+        return arr
+
+    const = _rewritten(ms, str(tmp_path / "const.tif"), two_constant)
+    fb, _ = _run(pan, const, str(tmp_path / "o.tif"), "mtf_glp_hpm")
+    (line,) = [line for line in fb.lines if "one value everywhere" in line]
+    assert line.startswith("WARNING MS bands 3 (Red), 4 (NIR) hold one value everywhere on the scene (500, 700: "
+                           "constant bands)"), line
+    assert line.endswith("If the bands should hold data, check the MS; else leave them out with MS bands to fuse "
+                         "(MS_BANDS), or fuse with GSA or MTF-GLP-FS, which keep such bands at their values."), line

@@ -189,7 +189,7 @@ class AssessAlgorithm(KsdiffAlgorithm):
         if ref is None and pan is None:
             raise QgsProcessingException(tr(
                 "Give a reference raster, or the original PAN and MS, or both: FUSED alone has nothing to be compared "
-                "with (REFERENCE for SAM, ERGAS and Q2n; PAN and MS for QNR and the full-resolution indices)"))
+                "with (REFERENCE for SAM, ERGAS and Q2n; PAN and MS for HQNR and the other full-resolution indices)"))
         return ref, pan, ms
 
     @releases_on_failure

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from qgis.core import QgsProcessingParameterBand, QgsProperty
 
-from .compat import FLAG_OPTIONAL, set_help
+from .compat import FLAG_OPTIONAL, copied_from
 from .options import parse_bands
 
 
@@ -31,12 +31,8 @@ class BandList(QgsProcessingParameterBand):
         super().__init__(name, description, None, parent_layer, optional, True)
 
     def clone(self):
-        c = BandList(self.name(), self.description(), self.parentLayerParameterName(),
-                     bool(self.flags() & FLAG_OPTIONAL))
-        c.setFlags(self.flags())
-        if hasattr(self, "help"):
-            set_help(c, self.help())
-        return c
+        return copied_from(BandList(self.name(), self.description(), self.parentLayerParameterName(),
+                                    bool(self.flags() & FLAG_OPTIONAL)), self)
 
     def valueAsPythonString(self, value, context):  # noqa: N802
         bands = _as_bands(value)

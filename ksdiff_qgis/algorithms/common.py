@@ -115,8 +115,9 @@ def gdal_band_count(layer) -> int:
 
 
 def mask_band_chosen(layer, bands: list[int] | None, name: str) -> str | None:
-    """Why MS_BANDS ``bands`` cannot be fused from ``layer`` when they name the extra band QGIS shows for its file's
-    mask (``gdal_band_count``), which QGIS's band picker lists with the file's bands; else None."""
+    """Why ``bands`` (the parameter ``name``: MS bands to fuse) cannot be fused from ``layer`` when they name the
+    extra band QGIS shows for its file's mask (``gdal_band_count``), which QGIS's band picker lists with the file's
+    bands; else None."""
     provider = layer.dataProvider() if layer is not None else None
     shown = provider.bandCount() if provider is not None else 0
     if not bands or not any(b >= shown > 0 for b in bands):   # no file opened unless the layer's last band is chosen
@@ -127,8 +128,8 @@ def mask_band_chosen(layer, bands: list[int] | None, name: str) -> str | None:
         return None
     return tr("{}: band {} of the layer '{}' is not a band of its file but the file's mask, which QGIS lists as one "
               "more band. The file has {} band(s) (1–{}), and the run applies the mask to all of them. Leave band {} "
-              "out of 'MS bands to fuse' (MS_BANDS), or leave that empty for all bands; nothing was written.").format(
-        name, masks[0], layer.name(), count, count, masks[0])
+              "out of 'MS bands to fuse' ({}), or leave that empty for all bands; nothing was written.").format(
+        name, masks[0], layer.name(), count, count, masks[0], name)
 
 
 def file_nodata_unticked(layer) -> bool:

@@ -47,6 +47,15 @@ def set_help(param, text: str):
     return param
 
 
+def copied_from(copy, original):
+    """``copy``, a parameter's ``clone`` built from ``original``'s constructor arguments, given the flags (advanced,
+    hidden) and help of ``original`` that no constructor takes; returns ``copy``."""
+    copy.setFlags(original.flags())
+    if hasattr(original, "help"):
+        set_help(copy, original.help())
+    return copy
+
+
 class KeyedEnum(QgsProcessingParameterEnum):
     """An enum that shows human labels and accepts a key, a label or an index.
 
@@ -68,13 +77,9 @@ class KeyedEnum(QgsProcessingParameterEnum):
         self.aliases = {a.lower(): k for a, k in (aliases or {}).items() if k in self.keys}
 
     def clone(self):
-        c = KeyedEnum(self.name(), self.description(), self.keys, self.labels,
-                      self.keys[self.defaultValue()] if isinstance(self.defaultValue(), int) else self.keys[0],
-                      bool(self.flags() & FLAG_OPTIONAL), self.aliases)
-        c.setFlags(self.flags())
-        if hasattr(self, "help"):
-            set_help(c, self.help())
-        return c
+        return copied_from(KeyedEnum(self.name(), self.description(), self.keys, self.labels,
+                                     self.keys[self.defaultValue()] if isinstance(self.defaultValue(), int)
+                                     else self.keys[0], bool(self.flags() & FLAG_OPTIONAL), self.aliases), self)
 
     def key_of(self, value) -> str | None:
         """The key for a value given as key, label or index (int or digit string); None when unknown."""

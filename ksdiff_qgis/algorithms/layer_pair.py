@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 import re
 
-from qgis.core import QgsCoordinateTransform, QgsProject, QgsRasterLayer
+from qgis.core import QgsCoordinateTransform, QgsProject, QgsProviderRegistry, QgsRaster, QgsRasterLayer
 from qgis.PyQt.QtCore import QCoreApplication, QThread
 
 from .common import gdal_band_count
@@ -53,14 +53,31 @@ def _same_stem(pan: QgsRasterLayer, ms: QgsRasterLayer) -> bool:
     return bool(_names(pan) & _names(ms))
 
 
+def _band_count(layer: QgsRasterLayer) -> int:
+    """The bands ``plausible_pair`` counts for ``layer``. QGIS shows a file's mask as one more band, an alpha band
+    after the file's own; whether the last band is that or the file's own alpha band only GDAL can tell, and the
+    dialog opens often: the file is opened (``gdal_band_count``) only where it decides what the layer is: 2 bands
+    shown (a PAN with a mask, or no PAN), 4 or more (an MS's bands, which rank a tie). 3 shown, the last alpha: two
+    bands besides it either way, no MS. A source that is no local file (``/vsicurl/``, ``/vsimem/``) is not
+    opened: what QGIS shows is all there is to go by."""
+    provider = layer.dataProvider()
+    shown = provider.bandCount()
+    if shown < 2 or provider.colorInterpretation(shown) != QgsRaster.AlphaBand:
+        return shown
+    if shown == 3:
+        return 2
+    path = QgsProviderRegistry.instance().decodeUri("gdal", layer.source()).get("path") or ""
+    return gdal_band_count(layer) if os.path.isfile(path) else shown
+
+
 def plausible_pair(project: QgsProject) -> tuple[str, str] | None:
     """(PAN id, MS id): a one-band raster and a coarser multi-band raster overlapping it most, or None. Overlaps
     within ``OVERLAP_STEP`` tie; a tie goes to the MS named as the PAN is (pair1_pan: pair1_ms), then to more bands
     (QA: with pair1_pan, pair1_ms and ms3, a 3-band subset of it, the dialog chose ms3, the first layer id). Bands
-    as the file has them (``gdal_band_count``): QGIS shows a file's mask as one more band (QA: a masked PAN had 2)."""
+    as the file has them (``_band_count``): QGIS shows a file's mask as one more band (QA: a masked PAN had 2)."""
     rasters = [lyr for lyr in project.mapLayers().values()
                if isinstance(lyr, QgsRasterLayer) and lyr.isValid() and lyr.providerType() == "gdal"]
-    bands = {lyr.id(): gdal_band_count(lyr) for lyr in rasters}
+    bands = {lyr.id(): _band_count(lyr) for lyr in rasters}
     best: tuple[tuple[int, bool, int], str, str] | None = None
     for pan in (lyr for lyr in rasters if bands[lyr.id()] == 1):
         for ms in (lyr for lyr in rasters if bands[lyr.id()] >= 3):

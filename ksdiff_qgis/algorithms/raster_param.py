@@ -12,7 +12,7 @@ from __future__ import annotations
 from qgis.core import QgsProcessingParameterRasterLayer
 
 from ..engine.gdalutil import quiet_gdal
-from .compat import FLAG_OPTIONAL, set_help
+from .compat import FLAG_OPTIONAL, copied_from
 
 
 class RasterInput(QgsProcessingParameterRasterLayer):
@@ -22,11 +22,8 @@ class RasterInput(QgsProcessingParameterRasterLayer):
         super().__init__(name, description, defaultValue, optional)
 
     def clone(self):
-        c = RasterInput(self.name(), self.description(), self.defaultValue(), bool(self.flags() & FLAG_OPTIONAL))
-        c.setFlags(self.flags())
-        if hasattr(self, "help"):
-            set_help(c, self.help())
-        return c
+        return copied_from(RasterInput(self.name(), self.description(), self.defaultValue(),
+                                       bool(self.flags() & FLAG_OPTIONAL)), self)
 
     def checkValueIsAcceptable(self, value, context=None):  # noqa: N802
         with quiet_gdal():

@@ -15,16 +15,11 @@ from .gdalutil import gdal_call
 from .raster_io import RasterInfo
 
 
-def _x_range(info: RasterInfo) -> tuple[float, float]:
-    gt = info.gt
-    xs = [gt[0] + c * gt[1] + r * gt[2] for c in (0, info.width) for r in (0, info.height)]
-    return min(xs), max(xs)
-
-
-def _y_range(info: RasterInfo) -> tuple[float, float]:
-    gt = info.gt
-    ys = [gt[3] + c * gt[4] + r * gt[5] for c in (0, info.width) for r in (0, info.height)]
-    return min(ys), max(ys)
+def _range(info: RasterInfo, axis: int) -> tuple[float, float]:
+    """The raster's (min, max) georeferenced x (``axis`` 0) or y (1) over its four corners."""
+    o, dc, dr = info.gt[3 * axis:3 * axis + 3]
+    values = [o + c * dc + r * dr for c in (0, info.width) for r in (0, info.height)]
+    return min(values), max(values)
 
 
 def _overlap(a: tuple[float, float], b: tuple[float, float]) -> bool:
@@ -38,9 +33,9 @@ def lon_shift(pan: RasterInfo, ms: RasterInfo) -> float:
     srs = osr.SpatialReference()
     if not pan.wkt or srs.ImportFromWkt(pan.wkt) != 0 or not srs.IsGeographic():
         return 0.0
-    (px0, px1), (mx0, mx1) = _x_range(pan), _x_range(ms)
+    (px0, px1), (mx0, mx1) = _range(pan, 0), _range(ms, 0)
     turns = round(((px0 + px1) / 2 - (mx0 + mx1) / 2) / 360.0)
-    if not turns or _overlap((px0, px1), (mx0, mx1)) or not _overlap(_y_range(pan), _y_range(ms)):
+    if not turns or _overlap((px0, px1), (mx0, mx1)) or not _overlap(_range(pan, 1), _range(ms, 1)):
         return 0.0
     shift = 360.0 * turns
     return shift if _overlap((px0, px1), (mx0 + shift, mx1 + shift)) else 0.0

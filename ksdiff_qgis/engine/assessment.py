@@ -20,7 +20,7 @@ from . import metrics as M
 from .bandcolour import alpha_flagged
 from .bands import band_gain, band_names, kind_of, select_bands
 from .dimap_values import product_view
-from .errors import Cancelled, InputError, one_line
+from .errors import InputError, one_line
 from .feedback import Feedback
 from .filters import MTF_TAPS, grow_mask, upsample
 from .grid import (
@@ -383,8 +383,7 @@ def _explain(res: dict, fb: Feedback) -> None:
 
 
 def _step(fb: Feedback, done: int, total: int) -> None:
-    if fb.is_cancelled():
-        raise Cancelled("cancelled by the user")
+    fb.stop_if_cancelled()
     fb.progress(done / max(total, 1))
 
 
@@ -481,8 +480,7 @@ def _valid_pixels(raster: MaskedRaster, fb: Feedback) -> int:
     total = 0
     for r in range(0, raster.h, TILE):
         for c in range(0, raster.w, TILE):
-            if fb.is_cancelled():
-                raise Cancelled("cancelled by the user")
+            fb.stop_if_cancelled()
             total += int(raster.read(c, r, min(TILE, raster.w - c), min(TILE, raster.h - r))[1].sum())
     return total
 

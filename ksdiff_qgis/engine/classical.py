@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import outliers
+from .errors import one_line
 from .feedback import Checkpoint, never_cancelled
 from .filters import MTF_TAPS, decimate, upsample
 from .numbers import share
@@ -284,22 +285,27 @@ RATIO_METHODS = ("brovey", "mtf_glp_hpm")   # multiply the MS by a PAN ratio: me
 NEGATIVE_WARN = 0.01                         # share of a scene's sampled pixels below 0 that earns a warning
 
 
-def negative_note(method: str, stats: SceneStats, names: list[str] | None = None) -> str | None:
+def negative_note(method: str, stats: SceneStats, names: list[str] | None = None,
+                  numbers: list[int] | None = None) -> str | None:
     """A warning when a ratio method is to fuse a scene with many values below 0 (an offset, signed data): each
-    input's share of sampled pixels below 0, the MS bands by ``names`` (None or '': their numbers)."""
+    input's share of sampled pixels below 0, the MS bands by their number in the file (``numbers``: the file's
+    number of each band fused, ``BandPlan.indices``; None: their positions) and ``names`` (None or '': none)."""
     if method not in RATIO_METHODS or stats.negative < NEGATIVE_WARN:
         return None
     name = METHODS[method].split(" (")[0]
-    return (f"Values below 0 in the sampled pixels: {below_zero_shares(stats, names)}. {name} multiplies the MS by "
-            "a PAN ratio, which is meaningless on such values (extreme outputs where the divisor nears 0); GSA or "
-            "MTF-GLP-FS inject additive detail and suit them")
+    shares = below_zero_shares(stats, names, numbers)
+    return (f"Values below 0 in the sampled pixels: {shares}. {name} multiplies the MS by a PAN ratio, "
+            "which is meaningless on such values (extreme outputs where the divisor nears 0); GSA or MTF-GLP-FS "
+            "inject additive detail and suit them")
 
 
-def below_zero_shares(stats: SceneStats, names: list[str] | None = None) -> str:
+def below_zero_shares(stats: SceneStats, names: list[str] | None = None, numbers: list[int] | None = None) -> str:
     """'MS band 4 (NIR) 67.5%, band 1 (Blue) 1.2%; PAN 3.0%': the share of sampled pixels below 0 of each input
-    that has any, the MS bands with most first."""
+    that has any, the MS bands with most first (``numbers``, ``names``: as ``negative_note``)."""
     ms = [(n, b) for b, n in enumerate(stats.below_zero[1:]) if n]
-    bands = [f"band {b + 1}" + (f" ({names[b]})" if names and b < len(names) and names[b] else "")
+    # a band's name is the file's text (a description, a sensor's name): one line, as every band name said
+    bands = [f"band {numbers[b] if numbers else b + 1}"
+             + (f" ({one_line(names[b])})" if names and b < len(names) and names[b] else "")
              + f" {share(n, stats.sampled, 1)}" for n, b in sorted(ms, key=lambda nb: -nb[0])]
     parts = ["MS " + ", ".join(bands)] if bands else []
     if stats.below_zero and stats.below_zero[0]:

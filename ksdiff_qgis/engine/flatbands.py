@@ -19,10 +19,19 @@ from .raster_io import RasterInfo, is_nodata
 Flat = tuple[tuple[int, float], ...]   # (0-based MS band, its one value)
 
 
-def band_list(bands: list[int], ms: RasterInfo) -> str:
-    """'band 4 (NIR) is' / 'bands 3 (Red), 4 (NIR) are' from 0-based band numbers."""
-    named = [f"{b + 1}" + (f" ({one_line(ms.descriptions[b])})" if ms.descriptions[b] else "") for b in bands]
+def band_list(bands: list[int], ms: RasterInfo, numbers: list[int] | None = None) -> str:
+    """'band 4 (NIR) is' / 'bands 3 (Red), 4 (NIR) are' from 0-based positions in ``ms``. ``numbers``: the file's
+    1-based number of each band of ``ms`` (``BandPlan.indices`` of a view MS_BANDS cut; None: ``ms`` is the file),
+    the numbers the user sees and MS_BANDS takes."""
+    named = [f"{file_number(b, numbers)}" + (f" ({one_line(ms.descriptions[b])})" if ms.descriptions[b] else "")
+             for b in bands]
     return f"band {named[0]} is" if len(named) == 1 else f"bands {', '.join(named)} are"
+
+
+def file_number(band: int, numbers: list[int] | None) -> int:
+    """The file's 1-based number of the 0-based ``band`` of a view holding the file's bands ``numbers`` (None:
+    all of them, in order)."""
+    return numbers[band] if numbers else band + 1
 
 
 def flat_bands(ms_lr: np.ndarray, ms: RasterInfo) -> Flat:
@@ -48,9 +57,11 @@ def _gets_pan_detail(method: str, band: int, value: float, model: list[int] | No
     return method in RATIO_METHODS and value != 0
 
 
-def flat_band_note(method: str, flat: Flat, ms: RasterInfo, model: list[int] | None = None) -> str | None:
+def flat_band_note(method: str, flat: Flat, ms: RasterInfo, model: list[int] | None = None,
+                   numbers: list[int] | None = None) -> str | None:
     """The warning for the ``flat`` bands (``flat_bands``) under ``method`` (the one that fuses): which bands hold
-    one value, which of them the method fills with the PAN's detail and which it keeps. None when there are none."""
+    one value, which of them the method fills with the PAN's detail and which it keeps. None when there are none.
+    ``numbers``: the file's number of each band of ``ms`` (``band_list``)."""
     if not flat:
         return None
     values = dict(flat)
@@ -58,28 +69,34 @@ def flat_band_note(method: str, flat: Flat, ms: RasterInfo, model: list[int] | N
     constant = [b for b, v in flat if v != 0]
     said = []
     if zero:
-        said.append(f"MS {band_list(zero, ms)} 0 everywhere on the scene (an empty band)")
+        said.append(f"MS {band_list(zero, ms, numbers)} 0 everywhere on the scene "
+                    f"({_verb(zero, 'an empty band', 'empty bands')})")
     if constant:
-        said.append(f"MS {_bands(constant, ms)} {_verb(constant, 'holds', 'hold')} one value everywhere on the "
-                    f"scene ({_values(constant, values)}: a constant band)")
+        kind = _verb(constant, "a constant band", "constant bands")
+        said.append(f"MS {_bands(constant, ms, numbers)} {_verb(constant, 'holds', 'hold')} one value everywhere "
+                    f"on the scene ({_values(constant, values)}: {kind})")
     name = labels.method(method)
     textured = [b for b, v in flat if _gets_pan_detail(method, b, v, model)]
     kept = [b for b, _ in flat if b not in textured]
     mixed = bool(textured) and bool(kept)   # name the bands of each effect only when they differ
     effects = []
     if textured:
-        them = _bands(textured, ms) if mixed else _verb(textured, "it", "them")
+        them = _bands(textured, ms, numbers) if mixed else _verb(textured, "it", "them")
         how = f"puts the PAN's detail into {them}" if method == "ksdiff" else \
             f"multiplies {them} by a PAN ratio, which puts the PAN's detail into {_verb(textured, 'it', 'them')}"
         effects.append(f"{name} {how}: texture {_verb(textured, 'that band does', 'those bands do')} not have")
     if kept:
-        them = _bands(kept, ms) if mixed else _verb(kept, "it", "them")
+        them = _bands(kept, ms, numbers) if mixed else _verb(kept, "it", "them")
         effects.append(f"{'it' if mixed else name} keeps {them} at {_values(kept, values)}")
-    advice = "leave it out with MS bands to fuse (MS_BANDS)"
-    if textured:
-        advice += (", or fuse with GSA or MTF-GLP-FS, which keep such a band at its value" if constant
-                   else ", or fuse with a classical method, which keeps it at 0")
-    return f"{'; '.join(said)}: {'; '.join(effects)}. If the band should hold data, check the MS; else {advice}."
+    listed = [b for b, _ in flat]   # the advice speaks of every band the warning lists
+    advice = f"leave {_verb(listed, 'it', 'them')} out with MS bands to fuse (MS_BANDS)"
+    if textured and constant:
+        advice += (", or fuse with GSA or MTF-GLP-FS, which keep "
+                   + _verb(textured, "such a band at its value", "such bands at their values"))
+    elif textured:
+        advice += f", or fuse with a classical method, which keeps {_verb(textured, 'it', 'them')} at 0"
+    return (f"{'; '.join(said)}: {'; '.join(effects)}. If {_verb(listed, 'the band', 'the bands')} should hold data, "
+            f"check the MS; else {advice}.")
 
 
 def _verb(bands: list[int], one: str, many: str) -> str:
@@ -87,9 +104,9 @@ def _verb(bands: list[int], one: str, many: str) -> str:
     return one if len(bands) == 1 else many
 
 
-def _bands(bands: list[int], ms: RasterInfo) -> str:
+def _bands(bands: list[int], ms: RasterInfo, numbers: list[int] | None) -> str:
     """'band 3 (Red)' / 'bands 3 (Red), 4 (NIR)'."""
-    return band_list(bands, ms).rsplit(" ", 1)[0]
+    return band_list(bands, ms, numbers).rsplit(" ", 1)[0]
 
 
 def _values(bands: list[int], values: dict[int, float]) -> str:

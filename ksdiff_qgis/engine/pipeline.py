@@ -357,7 +357,8 @@ def estimate_scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: G
                          notes: list[str] | None = None,
                          ranges: dict[str, inrange.RangeGuard] | None = None,
                          progress: Callable[[float], None] | None = None, *,
-                         gains: tuple[float, ...], checkpoint: Checkpoint = never_cancelled) -> classical.SceneStats:
+                         gains: tuple[float, ...], checkpoint: Checkpoint = never_cancelled,
+                         band_numbers: list[int] | None = None) -> classical.SceneStats:
     """Scene statistics from MS and PAN averaged onto the MS grid, over a spread sample of windows, with the PAN/MS
     offset measured on them (``SceneStats.pan_offset``).
 
@@ -368,7 +369,8 @@ def estimate_scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: G
     ``progress``: told the fraction of the windows read after each. ``gains``: the MS bands' MTF gains, for
     MTF-GLP-FS's gains on the MTF-matched low-pass PAN (``classical.lowpass_on_ms_grid``). ``checkpoint()``: the
     run's cancel check (``Feedback.stop_if_cancelled``), at each window read and each step of the statistics and the
-    offset measurement after them.
+    offset measurement after them. ``band_numbers``: the file's 1-based number of each band of ``ms`` (a view MS_BANDS
+    cut: ``BandPlan.indices``), for the refusal of a band without data to name the band MS_BANDS would leave out.
     """
     pan_guard, ms_guard = ((ranges or {}).get(role) for role in ("PAN", "MS"))
     pan_seen, ms_seen = (saturation.TopTracker(g and g.sample) for g in (pan_guard, ms_guard))
@@ -416,8 +418,9 @@ def estimate_scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: G
                  and v.sum() < 16]
         where = _region_name(plan)
         if holes and len(holes) < ms.bands:   # one band without data makes every pixel nodata
-            raise InputError(f"MS {band_list(holes, ms)} nodata (or NaN) everywhere in {where}, so every output "
-                             "pixel would be nodata: leave it out with MS bands to fuse (MS_BANDS)")
+            raise InputError(f"MS {band_list(holes, ms, band_numbers)} nodata (or NaN) everywhere in {where}, so "
+                             f"every output pixel would be nodata: leave {'it' if len(holes) == 1 else 'them'} out "
+                             "with MS bands to fuse (MS_BANDS)")
         if plan.extent:   # QA: an EXTENT in a 68 % valid scene's nodata was refused without naming the EXTENT
             raise InputError(f"{where} holds (almost) no valid pixels of PAN and MS: everything in it is nodata. "
                              "Move the EXTENT onto the scene's data, or leave EXTENT empty to fuse the whole "
@@ -689,10 +692,10 @@ class _TileRunner:
         return ~fill if valid is None else valid & ~fill
 
     def tile_done(self) -> None:
-        """Progress after each tile, reported from the caller's thread (Qt delivers its signals there)."""
+        """Progress after each tile, reported from the caller's thread (Qt delivers its signals there). The run's
+        bar checks for a cancel as it reports (``RunProgress.report``): Cancelled then."""
         self.done += 1
         self.progress(self.done / self.total)
-        self.feedback.stop_if_cancelled()
 
 
 def pansharpen(
@@ -949,10 +952,11 @@ def pansharpen(
     out_shape = (plan.region[3], plan.region[2], ms.bands, ms.dtype)
     measure_space = not check_only and space.precheck(output_path, *out_shape, out_options.gtiff, out_options.cog)
     stats = estimate_scene_stats(pan_ds, ms_src, pan, ms, plan, notes=fill_notes, ranges=ranges,
-                                 progress=bar.stage("stats"), gains=spec.mtf_ms, checkpoint=fb.stop_if_cancelled)
+                                 progress=bar.stage("stats"), gains=spec.mtf_ms, checkpoint=fb.stop_if_cancelled,
+                                 band_numbers=bplan.indices)
     if inrange.drop_unfit(ranges):   # an input wider than the other's bit depth: its sample read again, unclamped
         stats = estimate_scene_stats(pan_ds, ms_src, pan, ms, plan, ranges=ranges, gains=spec.mtf_ms,
-                                     checkpoint=fb.stop_if_cancelled)
+                                     checkpoint=fb.stop_if_cancelled, band_numbers=bplan.indices)
     need = None
     if measure_space:
         need = _space_need(pan_ds, ms_src, pan, ms, plan, spec, stats, ranges, fb, out_nbits, out_options)
@@ -984,7 +988,7 @@ def pansharpen(
         warnings, grid_notes = _before_move(warnings), _before_move(grid_notes)
         stats = estimate_scene_stats(pan_ds, ms_src, pan, ms, plan, ranges=ranges,   # on the co-registered grid
                                      progress=bar.stage("stats_moved"), gains=spec.mtf_ms,
-                                     checkpoint=fb.stop_if_cancelled)
+                                     checkpoint=fb.stop_if_cancelled, band_numbers=bplan.indices)
         moved_line, unreliable = coregistration.moved_note(offset, stats.pan_offset, plan.ratio, where, error)
         if unreliable:
             fill_notes.append(moved_line)
@@ -996,8 +1000,9 @@ def pansharpen(
         method, check = _auto_method(pan_ds, ms_src, pan, ms, plan, spec, stats, card, no_model, model_path, device,
                                      ort_threads, fb, precision, consistency, bplan.model, ranges, bar,
                                      ms_offset=ms_offset, caveat=lossy.caveat(compressed))
-    # what the method that fuses makes of a band of one value (QA: MTF-GLP-HPM gave a band of 500 the PAN's texture)
-    flat_note = flat_band_note(method, stats.ms_flat, ms, bplan.model)
+    # what the method that fuses makes of a band of one value (QA: MTF-GLP-HPM gave a band of 500 the PAN's texture);
+    # ``ms`` is the view MS_BANDS cut: its bands are named by their numbers in the file
+    flat_note = flat_band_note(method, stats.ms_flat, ms, bplan.model, bplan.indices)
     if flat_note:
         warnings.append(flat_note)
     # any classical method, chosen or fallen back to by METHOD auto (QA: METHOD mtf_glp_hpm said nothing of a
@@ -1050,7 +1055,7 @@ def pansharpen(
     else:
         if model_path and check is None:   # auto explained already why the model is not used
             warnings.append(f"MODEL is ignored by the classical method {method}.")
-        negative = classical.negative_note(method, stats, bplan.names)
+        negative = classical.negative_note(method, stats, bplan.names, bplan.indices)
         if negative:
             warnings.append(negative)
         fuse, margin, used_device = classical.FUSERS[method], classical.margin(method, plan.ratio), "cpu"
