@@ -97,6 +97,7 @@ from .sensor_detect import (
     ambiguous_codes,
     band_order_doubt,
     detect_sensor,
+    native_ratio,
     pixel_size_m,
     pixel_size_note,
 )
@@ -833,7 +834,8 @@ def pansharpen(
         ms_ds, ms, ms_bands, alpha_masks = masks.without_transparency_mask(ms_ds, ms, flagged, ms_bands, fb)
     pan_ds, pan = masks.apply_own_mask(pan_ds, pan, "PAN", fb)
     ms_ds, ms = masks.apply_own_mask(ms_ds, ms, "MS", fb)
-    plan = plan_grid(pan, ms, ms_ds)
+    # the product's ratio (SENSOR's, or the PAN pixel's sensors'), for the refusal of an MS on the PAN's pixel
+    plan = plan_grid(pan, ms, ms_ds, native_ratio(sensor, pan, ms.bands - len(alpha_masks)))
     found = None
     if sensor == AUTO:   # the spectral bands only: a transparency mask is no band of the sensor's
         spectral = replace(ms, bands=ms.bands - len(alpha_masks),
