@@ -234,6 +234,22 @@ def _ms_pixel_size(ms: RasterInfo, pan: RasterInfo) -> float | None:
     return math.sqrt(area) if math.isfinite(area) and area > 0 else None
 
 
+def apparent_ratio(pan: RasterInfo, ms: RasterInfo) -> float | None:
+    """The MS/PAN pixel size ratio the georeferences give (the geometric mean of both axes; an MS in another CRS by
+    the area of its pixel there), None when it cannot be told (a PAN that is not north-up, no georeference)."""
+    if not pan.georeferenced or not ms.georeferenced or pan.rotated or pan.gt[1] <= 0 or pan.gt[5] >= 0:
+        return None
+    if same_crs(pan.wkt, ms.wkt) and not ms.rotated:
+        size = math.sqrt(abs(ms.gt[1] * ms.gt[5]))
+    else:
+        try:   # a pair plan_grid refuses (a CRS on one side only, a broken one) is refused there, with its message
+            size = _ms_pixel_size(ms, pan)
+        except (RuntimeError, TypeError, ValueError):
+            return None
+    ratio = size / math.sqrt(pan.gt[1] * -pan.gt[5]) if size else None
+    return ratio if ratio is not None and math.isfinite(ratio) and ratio > 0 else None
+
+
 def _rotation(ms: RasterInfo) -> float:
     """Rotation of the MS pixel grid against north-up, in degrees."""
     return math.degrees(math.atan2(ms.gt[4], ms.gt[1]))
