@@ -126,22 +126,24 @@ def test_a_ratio_near_one_is_refused(qgis_app, pair, tmp_path):
 
 def test_a_skysat_like_ratio_is_refused_with_the_measured_ratio_and_the_command(qgis_app, pair, tmp_path):
     """A 0.8 m PAN with a 1.0 m MS (ratio 1.25, SkySat-like) was refused as "(about) the same pixel size: there is
-    nothing to sharpen": the message now gives the measured ratio, the 1.5 the plugin needs, and the gdalwarp
-    command that resamples the PAN to half the MS pixel."""
+    nothing to sharpen": the message gives the measured ratio, the 1.5 the plugin needs, and a command that makes a
+    pair that fuses without making the PAN finer than it is (QA: the command resampled the PAN to half the MS
+    pixel): the MS averaged to twice the PAN pixel."""
     pan = _copy_with_gt(pair["PAN"], str(tmp_path / "sky pan.tif"), lambda gt: [gt[0], 0.8, 0, gt[3], 0, -0.8])
     ms = _copy_with_gt(pair["MS"], str(tmp_path / "ms10.tif"), lambda gt: [gt[0], 1.0, 0, gt[3], 0, -1.0])
     _expect_error({**pair, "PAN": pan, "MS": ms, "SENSOR": "generic"}, str(tmp_path / "o.tif"),
                   re.escape("The MS pixel is only 1.25 times the PAN's: pansharpening needs a PAN at least 1.5 times "
                             "finer than the MS (ratios 1.5-2 are resampled to 2)")
-                  + ".*" + re.escape(f"gdalwarp -tr 0.5 0.5 -r cubic '{pan}' '{tmp_path / 'sky pan_half.tif'}'"))
+                  + ".*" + re.escape(f"gdalwarp -tr 1.6 1.6 -r average {ms} {tmp_path / 'ms10_2x.tif'}"))
 
 
 def test_a_ratio_below_1_5_that_differs_by_axis_gives_both(qgis_app, pair, tmp_path):
-    """0.72 m PAN, MS 1.0 x 1.1 m: 1.39 x 1.53, under 1.5 together: both axes are given, the command halves each."""
+    """0.72 m PAN, MS 1.0 x 1.1 m: 1.39 x 1.53, under 1.5 together: both axes are given, the command averages the MS
+    to twice the PAN pixel."""
     pan = _copy_with_gt(pair["PAN"], str(tmp_path / "p.tif"), lambda gt: [gt[0], 0.72, 0, gt[3], 0, -0.72])
     ms = _copy_with_gt(pair["MS"], str(tmp_path / "m.tif"), lambda gt: [gt[0], 1.0, 0, gt[3], 0, -1.1])
     _expect_error({**pair, "PAN": pan, "MS": ms, "SENSOR": "generic"}, str(tmp_path / "o.tif"),
-                  re.escape("only 1.39 (x) x 1.53 (y) times the PAN's") + ".*" + re.escape("gdalwarp -tr 0.5 0.55 "))
+                  re.escape("only 1.39 (x) x 1.53 (y) times the PAN's") + ".*" + re.escape("gdalwarp -tr 1.44 1.44 "))
 
 
 def test_ms_finer_than_pan(qgis_app, pair, tmp_path):

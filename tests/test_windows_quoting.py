@@ -76,11 +76,13 @@ def test_fix_it_commands_on_windows_are_double_quoted_and_beside_the_input(monke
     line = nodatacmd.nodata_command(r"data\ms.tif", 0.0)
     assert line.startswith(r"gdal_translate -of VRT -a_nodata 0 data\ms.tif data\ms_nodata.vrt "), line
 
-    pan = types.SimpleNamespace(path=WIN_PAN)
-    advice = grid.too_close_ratio(1.2, 1.2, pan, (0, 2.0, 0, 0, 0, -2.0))
-    half = r"C:\Users\Anna Müller\data\pan 1_half.tif"   # beside the input, not in the current folder
-    assert advice.endswith(f'gdalwarp -tr 1 1 -r cubic "{WIN_PAN}" "{half}"'), advice
-    assert cmd_split(advice.split("gdalwarp ", 1)[1])[-2:] == [WIN_PAN, half]
+    pan = types.SimpleNamespace(path=WIN_PAN, gt=(0, 0.5, 0, 0, 0, -0.5), wkt="")
+    ms_path = r"C:\Users\Anna Müller\data\ms 1.tif"
+    ms = types.SimpleNamespace(path=ms_path, gt=(0, 0.5, 0, 0, 0, -0.5), wkt="")
+    advice = grid.too_close_ratio(1.0, 1.0, pan, ms, (4, "WorldView-2's ratio"))
+    native = r"C:\Users\Anna Müller\data\ms 1_native.tif"   # beside the input, not in the current folder
+    assert advice.endswith(f'gdalwarp -tr 2 2 -r average "{ms_path}" "{native}"'), advice
+    assert cmd_split(advice.split("gdalwarp ", 1)[1])[-2:] == [ms_path, native]
     info = types.SimpleNamespace(path=WIN_PAN, rpc=False, gt=(0, 1, 0, 0, 0, -1))
     warp = placement.orthorectify_commands({"FUSED": info}, role="FUSED")
     assert warp.endswith(f'-dstnodata 0 "{WIN_PAN}" "C:\\Users\\Anna Müller\\data\\pan 1_ortho.tif"'), warp

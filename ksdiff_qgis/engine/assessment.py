@@ -13,9 +13,11 @@ The reprojection indices are accumulated on the MS grid in a second pass.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 
+from . import blockrepeat
 from . import metrics as M
 from .bandcolour import alpha_flagged
 from .bands import band_gain, band_names, kind_of, select_bands
@@ -27,6 +29,7 @@ from .grid import (
     EDGE_TOLERANCE,
     GRID_SHIFT,
     NO_CRS,
+    apparent_ratio,
     assign_crs,
     crs_name,
     extent_text,
@@ -620,13 +623,24 @@ def ms_on_pan_grid(pn: MaskedRaster, ms_path: str, nodata: float | None, crs_wkt
         ds, info, keep, _ = without_transparency_mask(ds, info, flagged, None, fb)
         if keep:
             ds, info = select_bands(ds, info, keep)
+    # an MS stored upsampled by nearest neighbour is read at its own pixel, as ksdiff:pansharpen fused it
+    own = ds
+    scan_info = info if info.nodata is not None or nodata is None else replace(info, nodata=float(nodata))
+    ds, native, repeat = blockrepeat.with_native_grid(ds, scan_info, apparent_ratio(describe(pn.ds, pn.path), info))
+    said = [repeat] if repeat else []
+    if repeat:
+        info = replace(native, nodata=info.nodata)
     if not _needs_plan(pn, pn.ds.GetProjection() or "", info):
+        for line in said:
+            fb.warning(line)
         ms = MaskedRaster(ms_path, "MS", outside_nodata=nodata, dataset=ds)
         ms.names = list(info.descriptions)   # a masked view (the warper's) drops the band descriptions
-        return ms, []
+        if repeat:   # and the scale/offset
+            ms.scaling = declared_scaling(own, list(range(1, info.bands + 1)))
+        return ms, said
     ds, info = with_nodata(ds, info, nodata, "MS", fb)   # declared on the dataset: the warper leaves it out too
     plan = plan_grid(describe(pn.ds, pn.path), info, ds)
-    said = [w for w in plan.warnings if w != NO_CRS and not w.startswith(GRID_SHIFT)]
+    said += [w for w in plan.warnings if w != NO_CRS and not w.startswith(GRID_SHIFT)]
     if plan.resampled:
         said.append(APPROXIMATE + ".")
     for line in said:
@@ -636,13 +650,15 @@ def ms_on_pan_grid(pn: MaskedRaster, ms_path: str, nodata: float | None, crs_wkt
     ms = MaskedRaster(ms_path, "MS", outside_nodata=nodata, dataset=plan.ms_dataset or ds)
     if ms.bands == info.bands:   # the warper's view may drop the band descriptions pair_bands reads
         ms.names = list(info.descriptions)
-        ms.scaling = declared_scaling(ds, list(range(1, info.bands + 1)))   # and the scale/offset
+        ms.scaling = declared_scaling(own if repeat else ds, list(range(1, info.bands + 1)))   # and the scale/offset
     return ms, said + plan.notes
 
 
 def pair_ratio(pan: RasterInfo, ms: RasterInfo, ms_ds) -> int:
     """The whole MS/PAN ratio ksdiff:pansharpen fuses a pair at (``grid.plan_grid``: after reprojection or resampling
-    to a whole ratio), for the sensor guess; the rounded pixel size ratio when the pair cannot be planned."""
+    to a whole ratio; an MS stored upsampled by nearest neighbour at its own pixel, ``blockrepeat``), for the sensor
+    guess; the rounded pixel size ratio when the pair cannot be planned."""
+    ms_ds, ms, _ = blockrepeat.with_native_grid(ms_ds, ms, apparent_ratio(pan, ms))
     whole = None if _needs_plan(pan, pan.wkt or "", ms) else _whole_ratio(pan, ms)
     if whole:
         return whole

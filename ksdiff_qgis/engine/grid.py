@@ -19,7 +19,7 @@ from . import antimeridian
 from .errors import InputError
 from .gdalutil import gdal_call, quiet_gdal
 from .labels import param
-from .placement import check_map_grid
+from .placement import check_map_grid, epsg_of
 from .raster_io import RasterInfo
 from .shellcmd import beside, shell_arg
 
@@ -143,6 +143,11 @@ def whole_ratio(rx: float, ry: float) -> int | None:
 
 
 MIN_RATIO = 1.5   # MS/PAN pixel size ratio below which a pair is refused; 1.5 up to 2 is resampled to 2
+# below this ratio the MS pixel is the PAN's (up to a reprojection's rounding): an MS resampled onto the PAN grid,
+# which no PAN can sharpen; its own pixel is PAN pixel x the sensor's ratio, TYPICAL_RATIO when no sensor tells
+SAME_PIXEL = 1.2
+TYPICAL_RATIO = 4
+RatioHint = tuple[int, str]   # (the MS/PAN ratio of the product, whose it is), ``sensor_detect.native_ratio``
 
 
 def nearest_ratio(raw: float) -> int:
@@ -152,25 +157,51 @@ def nearest_ratio(raw: float) -> int:
     return math.floor(raw + 0.5 + RATIO_TOLERANCE * raw)
 
 
-def _integer_ratio(rx: float, ry: float, pan: RasterInfo, ms_gt: tuple[float, ...]) -> int | None:
+def _integer_ratio(rx: float, ry: float, pan: RasterInfo, ms: RasterInfo, hint: RatioHint | None) -> int | None:
     """The whole MS/PAN ratio shared by both axes, None when there is none (the MS is then resampled). Raises
-    InputError below ``MIN_RATIO`` (a SkySat-like 0.8 m PAN with a 1.0 m MS), with the gdalwarp command that
-    resamples ``pan`` to half the MS pixel (``ms_gt``: the MS's north-up geotransform, in the PAN's CRS)."""
+    InputError below ``MIN_RATIO`` (``too_close_ratio``)."""
     if math.sqrt(rx * ry) < MIN_RATIO:
-        raise InputError(too_close_ratio(rx, ry, pan, ms_gt))
+        raise InputError(too_close_ratio(rx, ry, pan, ms, hint))
     return whole_ratio(rx, ry)
 
 
-def too_close_ratio(rx: float, ry: float, pan: RasterInfo, ms_gt: tuple[float, ...]) -> str:
-    """Why a pair whose MS/PAN ratio is below ``MIN_RATIO`` is refused, and the command that makes one that fuses."""
+def _size_text(v: float) -> str:
+    return f"{abs(v):.10g}"
+
+
+def _target_srs(pan: RasterInfo, ms: RasterInfo) -> str:
+    """gdalwarp's -t_srs for an MS in another CRS than the PAN's ('' when they share one)."""
+    if same_crs(pan.wkt, ms.wkt):
+        return ""
+    code = epsg_of(pan.wkt)
+    return f"-t_srs EPSG:{code} " if code else "-t_srs <the PAN's CRS> "
+
+
+def too_close_ratio(rx: float, ry: float, pan: RasterInfo, ms: RasterInfo, hint: RatioHint | None = None) -> str:
+    """Why a pair whose MS/PAN ratio is below ``MIN_RATIO`` is refused, and the command that makes one that fuses.
+    No command makes the PAN finer than it is (QA: an MS upsampled onto a 30 m PAN's grid was told to resample the
+    PAN to 15 m): an MS with the PAN's pixel (below SAME_PIXEL) looks resampled onto the PAN grid and is averaged
+    back to its own pixel, PAN pixel x the ratio of ``hint`` (the sensor's) or TYPICAL_RATIO; a ratio of 1.2-1.5
+    (a SkySat-like 0.8 m PAN with a 1.0 m MS) averages the MS to twice the PAN pixel, ratio 2."""
     measured = f"{rx:.3g}" if abs(rx - ry) <= RATIO_TOLERANCE * rx else f"{rx:.3g} (x) x {ry:.3g} (y)"
-    src = pan.path or "pan.tif"
-    dst = beside(src, "_half.tif")
-    tr = f"{abs(ms_gt[1]) / 2:.10g} {abs(ms_gt[5]) / 2:.10g}"
+    src = ms.path or "ms.tif"
+    px, py = abs(pan.gt[1]), abs(pan.gt[5])
+    warp = f"gdalwarp {_target_srs(pan, ms)}-tr"
+    if math.sqrt(rx * ry) < SAME_PIXEL:
+        ratio, whose = hint or (TYPICAL_RATIO, "")
+        size = (f"the PAN pixel x {ratio}, {whose}" if whose else
+                f"here the PAN pixel x {ratio}, a typical ratio: use the MS pixel of your product")
+        return (f"The MS pixel is the PAN's (MS/PAN pixel size ratio {measured}): the MS looks resampled onto the "
+                "PAN grid, and no PAN can sharpen an MS that already has its pixel (the resampling added no detail to "
+                "sharpen from). "
+                "Give the MS as delivered, at its own pixel, or average this one back to it "
+                f"({size}): {warp} {_size_text(px * ratio)} {_size_text(py * ratio)} -r average "
+                f"{shell_arg(src)} {shell_arg(beside(src, '_native.tif'))}")
     return (f"The MS pixel is only {measured} times the PAN's: pansharpening needs a PAN at least {MIN_RATIO:g} "
-            "times finer than the MS (ratios 1.5-2 are resampled to 2); check that PAN and MS are the right layers of "
-            f"the same product, and for such a product resample the PAN to half the MS pixel: gdalwarp -tr {tr} "
-            f"-r cubic {shell_arg(src)} {shell_arg(dst)}")
+            "times finer than the MS (ratios 1.5-2 are resampled to 2). Check that PAN and MS are the right layers of "
+            "the same product; a PAN this close to the MS adds little detail. To fuse them anyway, average the MS to "
+            f"twice the PAN pixel (ratio 2; the PAN is never made finer than it is): {warp} {_size_text(2 * px)} "
+            f"{_size_text(2 * py)} -r average {shell_arg(src)} {shell_arg(beside(src, '_2x.tif'))}")
 
 
 def _ms_pixel_size(ms: RasterInfo, pan: RasterInfo) -> float | None:
@@ -201,6 +232,22 @@ def _ms_pixel_size(ms: RasterInfo, pan: RasterInfo) -> float | None:
     (x0, y0), (x1, y1), (x2, y2) = pts
     area = abs((x1 - x0) * (y2 - y0) - (x2 - x0) * (y1 - y0))
     return math.sqrt(area) if math.isfinite(area) and area > 0 else None
+
+
+def apparent_ratio(pan: RasterInfo, ms: RasterInfo) -> float | None:
+    """The MS/PAN pixel size ratio the georeferences give (the geometric mean of both axes; an MS in another CRS by
+    the area of its pixel there), None when it cannot be told (a PAN that is not north-up, no georeference)."""
+    if not pan.georeferenced or not ms.georeferenced or pan.rotated or pan.gt[1] <= 0 or pan.gt[5] >= 0:
+        return None
+    if same_crs(pan.wkt, ms.wkt) and not ms.rotated:
+        size = math.sqrt(abs(ms.gt[1] * ms.gt[5]))
+    else:
+        try:   # a pair plan_grid refuses (a CRS on one side only, a broken one) is refused there, with its message
+            size = _ms_pixel_size(ms, pan)
+        except (RuntimeError, TypeError, ValueError):
+            return None
+    ratio = size / math.sqrt(pan.gt[1] * -pan.gt[5]) if size else None
+    return ratio if ratio is not None and math.isfinite(ratio) and ratio > 0 else None
 
 
 def _rotation(ms: RasterInfo) -> float:
@@ -249,11 +296,12 @@ def _lonlat_footprint(ms: RasterInfo, pan: RasterInfo) -> tuple[float, float, fl
     return min(xs), min(ys), max(xs), max(ys)
 
 
-def _warp_ms(ms_ds: gdal.Dataset, ms: RasterInfo, pan: RasterInfo,
-             ratio: int | None = None, notes: list[str] | None = None) -> tuple[gdal.Dataset, int]:
+def _warp_ms(ms_ds: gdal.Dataset, ms: RasterInfo, pan: RasterInfo, ratio: int | None = None,
+             notes: list[str] | None = None, hint: RatioHint | None = None) -> tuple[gdal.Dataset, int]:
     """Reproject MS into the PAN CRS on a grid aligned with PAN whose pixels are a whole ratio of PAN's
     (``ratio``, else the reprojected pixel size's: as it is within 10 % of a whole number, else the nearest whole number
-    (half up), said in ``notes`` — as the same-CRS path resamples a ratio that is not whole)."""
+    (half up), said in ``notes`` — as the same-CRS path resamples a ratio that is not whole). ``hint``: the
+    product's ratio for the refusal of a ratio below 1.5 (``too_close_ratio``)."""
     guess, msg = gdal_call(gdal.AutoCreateWarpedVRT, ms_ds, ms.wkt or None, pan.wkt, gdal.GRA_NearestNeighbour)
     if guess is None:
         raise InputError(f"cannot reproject the MS raster into the PAN CRS: {msg}")
@@ -264,9 +312,8 @@ def _warp_ms(ms_ds: gdal.Dataset, ms: RasterInfo, pan: RasterInfo,
         ms_size = _ms_pixel_size(ms, pan) or math.sqrt(abs(ggt[1] * ggt[5]))
         raw = _ratio(ms_size, math.sqrt(px * py), "x and y")
         ratio = nearest_ratio(raw)
-        if ratio < 2:
-            raise InputError(f"after reprojection the MS/PAN pixel size ratio is {raw:.3g}: pansharpening needs the "
-                             "MS pixels at least 1.5 times the PAN's (check that PAN and MS are not swapped)")
+        if ratio < 2:   # the same refusal and command as on one CRS, in the PAN's CRS
+            raise InputError(too_close_ratio(raw, raw, pan, ms, hint))
         if abs(raw - ratio) > 0.1 * ratio and notes is not None:
             notes.append(f"After reprojection the MS/PAN pixel size ratio is {raw:.3g}, not a whole number: the MS is "
                          f"resampled to {ratio} PAN pixels per MS pixel.")
@@ -561,8 +608,9 @@ def _moved_across(pan: RasterInfo, ms: RasterInfo, shift: float) -> str:
     return text + f"; to write it so: gdal_edit.py -a_ullr {corners} {shell_arg(ms.path or 'ms.tif')}"
 
 
-def plan_grid(pan: RasterInfo, ms: RasterInfo, ms_ds: gdal.Dataset) -> GridPlan:
-    """Check the geometry of a PAN/MS pair and work out the output grid. Raises InputError."""
+def plan_grid(pan: RasterInfo, ms: RasterInfo, ms_ds: gdal.Dataset, hint: RatioHint | None = None) -> GridPlan:
+    """Check the geometry of a PAN/MS pair and work out the output grid. Raises InputError. ``hint``: the
+    product's MS/PAN ratio (the sensor's), for the command in the refusal of a ratio below 1.5."""
     for info, name in ((pan, "PAN"), (ms, "MS")):
         check_map_grid(info, name, others={"PAN": pan, "MS": ms})
         _check_degrees(info, name)
@@ -591,7 +639,7 @@ def plan_grid(pan: RasterInfo, ms: RasterInfo, ms_ds: gdal.Dataset) -> GridPlan:
     reprojection_errors: list[str] = []
     if not same_crs(pan.wkt, ms.wkt) or ms.rotated or ms.gt[5] >= 0 or ms.gt[1] <= 0:
         with quiet_gdal() as reprojection_errors:   # said below when they matter (a pair that does not overlap)
-            warped, ratio = _warp_ms(ms_ds, ms, pan, notes=warnings)
+            warped, ratio = _warp_ms(ms_ds, ms, pan, notes=warnings, hint=hint)
         if not same_crs(pan.wkt, ms.wkt):
             why = "is in another CRS than PAN"
         elif ms.rotated:
@@ -610,7 +658,7 @@ def plan_grid(pan: RasterInfo, ms: RasterInfo, ms_ds: gdal.Dataset) -> GridPlan:
     else:
         ms_gt, ms_w, ms_h = ms.gt, ms.width, ms.height
         rx, ry = _ratio(ms_gt[1], pan.gt[1], "x"), _ratio(-ms_gt[5], -pan.gt[5], "y")
-        ratio = _integer_ratio(rx, ry, pan, ms_gt)
+        ratio = _integer_ratio(rx, ry, pan, ms, hint)
         drift = None if ratio is None else max(abs(rx - ratio) * ms_w, abs(ry - ratio) * ms_h)
         if ratio is None or drift > DRIFT_TOLERANCE:
             # e.g. ZiYuan-3 (2.1 m / 5.8 m) or resampled products: GDAL's pansharpening takes any ratio; the fusion

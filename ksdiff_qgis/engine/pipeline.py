@@ -17,6 +17,7 @@ from osgeo import gdal, gdal_array
 
 from . import (
     aoi,
+    blockrepeat,
     classical,
     codefill,
     coregistration,
@@ -54,7 +55,7 @@ from .errors import InputError, one_line
 from .feedback import Checkpoint, Feedback, HeldFeedback, never_cancelled
 from .filters import upsample
 from .flatbands import band_list, flat_band_note, flat_bands
-from .grid import EDGE_TOLERANCE, GRID_SHIFT, GridPlan, extent_text, ms_lattice, plan_grid, with_crs
+from .grid import EDGE_TOLERANCE, GRID_SHIFT, GridPlan, apparent_ratio, extent_text, ms_lattice, plan_grid, with_crs
 from .learned import (
     DEFAULT_PRECISION,
     PRECISION_ALIASES,
@@ -98,6 +99,7 @@ from .sensor_detect import (
     ambiguous_codes,
     band_order_doubt,
     detect_sensor,
+    native_ratio,
     pixel_size_m,
     pixel_size_note,
 )
@@ -842,7 +844,14 @@ def pansharpen(
         ms_ds, ms, ms_bands, alpha_masks = masks.without_transparency_mask(ms_ds, ms, flagged, ms_bands, fb)
     pan_ds, pan = masks.apply_own_mask(pan_ds, pan, "PAN", fb)
     ms_ds, ms = masks.apply_own_mask(ms_ds, ms, "MS", fb)
-    plan = plan_grid(pan, ms, ms_ds)
+    # an MS stored upsampled by nearest neighbour (k x k blocks of one value) is read at its own pixel, so the ratio,
+    # the sensor and the self-check are the product's (QA: WorldView-2 at 2 x 2 fused at ratio 2, not 4)
+    ms_ds, ms, note = blockrepeat.with_native_grid(ms_ds, ms, apparent_ratio(pan, ms), fb.stop_if_cancelled)
+    if note:
+        fb.warning(note)
+        code_notes.append(note)   # the run's warnings list it with the other repairs of the inputs
+    # the product's ratio (SENSOR's, or the PAN pixel's sensors'), for the refusal of an MS on the PAN's pixel
+    plan = plan_grid(pan, ms, ms_ds, native_ratio(sensor, pan, ms.bands - len(alpha_masks)))
     found = None
     if sensor == AUTO:   # the spectral bands only: a transparency mask is no band of the sensor's
         spectral = replace(ms, bands=ms.bands - len(alpha_masks),

@@ -70,7 +70,7 @@ def orthorectify_commands(inputs: dict[str, RasterInfo], role: str = "PAN") -> s
                 f"{shell_arg(beside(info.path, '_ortho.tif'))}")
     epsg, size, ratio = "<its UTM zone>", "<PAN pixel size>", None
     if pan is not None and not _raw(pan) and pan.gt[1] > 0:   # the MS alone is raw: onto the PAN's CRS and size
-        epsg, size = _epsg_of(pan.wkt) or epsg, _nice(pan.gt[1])
+        epsg, size = epsg_of(pan.wkt) or epsg, _nice(pan.gt[1])
     elif raw:
         epsg = _utm_epsg(raw[0].path) or epsg
         if pan is not None and epsg.isdigit():
@@ -98,7 +98,7 @@ def _raw(info: RasterInfo) -> bool:
     return info.rpc and tuple(info.gt) == DEFAULT_GT
 
 
-def _epsg_of(wkt: str) -> str | None:
+def epsg_of(wkt: str) -> str | None:
     """The EPSG code of a CRS, or None."""
     srs = osr.SpatialReference()
     if not wkt or srs.ImportFromWkt(wkt) != 0:

@@ -348,6 +348,23 @@ def pan_pixel_m(pan: RasterInfo) -> float | None:
     return pixel_size_m(pan)
 
 
+def native_ratio(sensor: str, pan: RasterInfo, n_bands: int) -> tuple[int, str] | None:
+    """(ratio, whose) an MS resampled onto the PAN grid most likely had before: the SENSOR's (not auto, not
+    generic), else the one ratio of every sensor whose products have ``n_bands`` MS bands and a PAN pixel that fits
+    the PAN's; None when neither tells (for the refusal's command, ``grid.too_close_ratio``)."""
+    spec = SENSORS.get(sensor) or METADATA_ONLY.get(sensor)
+    if spec is not None and spec.ratio:
+        return spec.ratio, f"{_short(spec.name)}'s ratio"
+    gsd = pan_pixel_m(pan)
+    fit = [s for s in SENSORS.values() if not s.generic and s.n_bands == n_bands and s.pan_gsd
+           and fits_pan_pixel(s, gsd)] if gsd else []
+    ratios = {s.ratio for s in fit}
+    if len(ratios) != 1:
+        return None
+    names = ", ".join(_short(s.name) for s in fit[:3]) + (" ..." if len(fit) > 3 else "")
+    return ratios.pop(), f"the ratio of {n_bands}-band products with a {gsd:.2g} m PAN pixel: {names}"
+
+
 def _order(spec: Sensor) -> tuple[str | None, ...]:
     return tuple(band_kind(n, spec.landsat or False) for n in spec.band_names)
 
