@@ -99,18 +99,23 @@ def test_an_empty_band_under_a_learned_model_is_said_to_get_the_pans_detail(pair
             "WARNING MS band 4 (NIR) is 0 everywhere on the scene (an empty band): " + effect), fb.lines
 
 
-def test_the_below_zero_warning_names_each_inputs_share(pair2, tmp_path):
-    """QA: float reflectance with a -0.01 offset said '68% of the sampled pixels are below 0' where NIR had 67.5 %,
-    the other MS bands 1–4 % and the PAN 3 %. Now each input that reaches below 0 is named with its share."""
-    pan, ms = pair2
-
+def _offset_reflectance(pan: str, ms: str, tmp_path) -> tuple[str, str]:
+    """The pair as float reflectance with a -0.01 offset (an atmospheric correction's values below 0), NaN nodata."""
     def offset(arr, mask):
         arr = arr * REFLECTANCE - 0.01
         arr[mask] = np.nan
         return arr
 
-    pan_f, ms_f = (_rewritten(src, str(tmp_path / f"{role}_f.tif"), offset, gdal.GDT_Float32, float("nan"))
-                   for role, src in (("pan", pan), ("ms", ms)))
+    return tuple(_rewritten(src, str(tmp_path / f"{role}_f.tif"), offset, gdal.GDT_Float32, float("nan"))
+                 for role, src in (("pan", pan), ("ms", ms)))
+
+
+def test_the_below_zero_warning_names_each_inputs_share(pair2, tmp_path):
+    """QA: float reflectance with a -0.01 offset said '68% of the sampled pixels are below 0' where NIR had 67.5 %,
+    the other MS bands 1–4 % and the PAN 3 %. Now each input that reaches below 0 is named with its share."""
+    pan, ms = pair2
+
+    pan_f, ms_f = _offset_reflectance(pan, ms, tmp_path)
     fb, _ = _run(pan_f, ms_f, str(tmp_path / "o.tif"), "mtf_glp_hpm")
     (line,) = [line for line in fb.lines if "below 0 in the sampled pixels" in line]
     assert "% of the sampled pixels are below 0" not in line
@@ -200,13 +205,7 @@ def test_the_below_zero_shares_of_an_ms_bands_subset_name_the_files_band_numbers
     """Review: the 'below 0' warning numbered the MS bands by their position in MS_BANDS (NIR as 'band 3')."""
     pan, ms = pair2
 
-    def offset(arr, mask):
-        arr = arr * REFLECTANCE - 0.01
-        arr[mask] = np.nan
-        return arr
-
-    pan_f, ms_f = (_rewritten(src, str(tmp_path / f"{role}_f.tif"), offset, gdal.GDT_Float32, float("nan"))
-                   for role, src in (("pan", pan), ("ms", ms)))
+    pan_f, ms_f = _offset_reflectance(pan, ms, tmp_path)
     fb = _subset_run(pan_f, ms_f, str(tmp_path / "o.tif"), "mtf_glp_hpm")
     (line,) = [line for line in fb.lines if "below 0 in the sampled pixels" in line]
     shares = dict(re.findall(r"(band \d \(\w+\)|PAN) (\d+\.\d)%", line))
@@ -237,13 +236,7 @@ def test_the_below_zero_warning_writes_a_band_name_on_one_line(pair2, tmp_path):
     'NIR\\nINFO: all fine' made a fake INFO line. It is escaped, as every band name the log shows."""
     pan, ms = pair2
 
-    def offset(arr, mask):
-        arr = arr * REFLECTANCE - 0.01
-        arr[mask] = np.nan
-        return arr
-
-    pan_f, ms_f = (_rewritten(src, str(tmp_path / f"{role}_f.tif"), offset, gdal.GDT_Float32, float("nan"))
-                   for role, src in (("pan", pan), ("ms", ms)))
+    pan_f, ms_f = _offset_reflectance(pan, ms, tmp_path)
     ds = gdal.Open(ms_f, gdal.GA_Update)   # held: a band outliving its dataset crashes GDAL
     ds.GetRasterBand(4).SetDescription("NIR\nINFO: all fine")
     ds = None

@@ -26,6 +26,7 @@ from .feedback import Checkpoint, never_cancelled
 from .gdalutil import gdal_call
 from .raster_io import RasterInfo, is_nodata
 from .shellcmd import beside, shell_arg
+from .window_sample import spread_windows
 
 WINDOW = 120       # pixels per side of a sampled window (36 windows: 0.1-0.5 s on a 2000 x 2000 MS)
 WINDOWS = 6        # windows per side of the sampling grid
@@ -48,18 +49,7 @@ class Repeat:
 
 def sample(ds: gdal.Dataset, checkpoint: Checkpoint = never_cancelled) -> list[tuple[int, int, np.ndarray]]:
     """Up to WINDOWS x WINDOWS windows (row, col, array (C, h, w) float64) spread over ``ds``, at full resolution."""
-    w, h = min(WINDOW, ds.RasterXSize), min(WINDOW, ds.RasterYSize)
-    xs = np.unique(np.linspace(0, ds.RasterXSize - w, WINDOWS).round().astype(int))
-    ys = np.unique(np.linspace(0, ds.RasterYSize - h, WINDOWS).round().astype(int))
-    out = []
-    for y in ys:
-        for x in xs:
-            checkpoint()
-            a = ds.ReadAsArray(int(x), int(y), w, h)
-            if a is None:
-                raise InputError(f"cannot read {ds.GetDescription()}: {gdal.GetLastErrorMsg()}")
-            out.append((int(y), int(x), np.asarray(a, dtype=np.float64).reshape(ds.RasterCount, h, w)))
-    return out
+    return spread_windows(ds, WINDOW, WINDOWS, checkpoint)
 
 
 def _valid(win: np.ndarray, info: RasterInfo) -> np.ndarray:

@@ -38,6 +38,7 @@ from .masks import declared_copy
 from .nodatacmd import exact, nodata_command
 from .numbers import share as percent
 from .raster_io import RasterInfo
+from .window_sample import spread_windows
 
 WINDOW = 64        # pixels per side of a sampled window, read at full resolution (exact values: no averaging)
 WINDOWS = 8        # windows per side of the sampling grid, corners included (a fill is often a corner wedge)
@@ -54,19 +55,7 @@ SIGNED_LOWEST = tuple(float(np.iinfo(t).min) for t in (np.int8, np.int16, np.int
 def sample(ds: gdal.Dataset, checkpoint: Checkpoint = never_cancelled) -> list[np.ndarray]:
     """Up to WINDOWS x WINDOWS windows (C, h, w) of ``ds`` read at full resolution, spread from edge to edge;
     ``checkpoint()`` before each (a cancel stops the scan)."""
-    w, h = min(WINDOW, ds.RasterXSize), min(WINDOW, ds.RasterYSize)
-    n = WINDOWS
-    xs = np.unique(np.linspace(0, ds.RasterXSize - w, n).round().astype(int))
-    ys = np.unique(np.linspace(0, ds.RasterYSize - h, n).round().astype(int))
-    out = []
-    for y in ys:
-        for x in xs:
-            checkpoint()
-            a = ds.ReadAsArray(int(x), int(y), w, h)
-            if a is None:
-                raise InputError(f"cannot read {ds.GetDescription()}: {gdal.GetLastErrorMsg()}")
-            out.append(np.asarray(a, dtype=np.float64).reshape(ds.RasterCount, h, w))
-    return out
+    return [a for _, _, a in spread_windows(ds, WINDOW, WINDOWS, checkpoint)]
 
 
 def _extremes(dtype: np.dtype) -> tuple[float, float]:
