@@ -40,7 +40,7 @@ def test_a_leading_dash_is_not_read_as_an_option():
 
 @pytest.mark.skipif(not (shutil.which("gdalwarp") and shutil.which("gdal_edit.py")), reason="GDAL utilities")
 def test_fix_it_commands_run_for_files_named_with_a_leading_dash(data_dir, tmp_path, monkeypatch):
-    """QA: 'gdal_edit.py -a_nodata 0 -pan0.tif' printed gdal_edit.py's usage, 'gdalwarp … -pan0.tif -pan0_half.tif'
+    """QA: 'gdal_edit.py -a_nodata 0 -pan0.tif' printed gdal_edit.py's usage, 'gdalwarp … -ms.tif -ms_2x.tif'
     said "Unrecognized option", and the outlier note's command dropped the folder. Each now runs as shown, from the
     folder the run was started in, and writes beside the input."""
     monkeypatch.chdir(tmp_path)
@@ -57,15 +57,16 @@ def test_fix_it_commands_run_for_files_named_with_a_leading_dash(data_dir, tmp_p
     with pytest.raises(InputError) as err:
         pansharpen("-pan.tif", "-ms_close.tif", str(tmp_path / "out.tif"), method="exp")
     warp = "gdalwarp " + str(err.value).split("gdalwarp ", 1)[1]
-    assert warp.endswith(" ./-pan.tif ./-pan_half.tif"), warp
+    # an MS pixel 1.2 x the PAN's: averaged to twice the PAN pixel (a finer PAN is never advised)
+    assert warp.endswith(" ./-ms_close.tif ./-ms_close_2x.tif"), warp
     done = _run(warp, tmp_path)
     assert done.returncode == 0, done.stderr
-    assert gdal.Open(str(tmp_path / "-pan_half.tif")).GetGeoTransform()[1] == pytest.approx(pan_gt[1] * 0.6)
+    assert gdal.Open(str(tmp_path / "-ms_close_2x.tif")).GetGeoTransform()[1] == pytest.approx(pan_gt[1] * 2, rel=1e-4)
     assert not (tmp_path / "out.tif").exists()
-    # given by full path (the dialog's way): the resampled PAN goes beside it, not into the current folder
+    # given by full path (the dialog's way): the averaged MS goes beside it, not into the current folder
     with pytest.raises(InputError) as err:
         pansharpen(str(tmp_path / "-pan.tif"), str(tmp_path / "-ms_close.tif"), str(tmp_path / "out.tif"))
-    assert str(err.value).endswith(f" {tmp_path}/-pan.tif {tmp_path}/-pan_half.tif"), err.value
+    assert f" {tmp_path}/-ms_close.tif {tmp_path}/-ms_close_2x.tif" in str(err.value), err.value
 
     info = types.SimpleNamespace(path="-pan.tif", rpc=False, gt=(0, 1, 0, 0, 0, -1))
     assert placement.orthorectify_commands({"FUSED": info}, "FUSED").endswith(" ./-pan.tif ./-pan_ortho.tif")

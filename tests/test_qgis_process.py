@@ -197,3 +197,26 @@ def test_ms_bands_in_commas_spaces_or_repeats(profile, data_dir, tmp_path):
     said = res.stdout + res.stderr
     assert res.returncode != 0 and "is not a list of band numbers" in said and "4,3,2,1 or 4 3 2 1" in said, said
     assert "band 0" not in said and not (tmp_path / "bad.tif").exists()
+
+
+def test_writing_the_style_prints_no_gdal_error_for_a_constant_band(profile, data_dir, tmp_path):
+    """QA: each GSA, MTF-GLP-FS and auto run on an MS band of 500 printed "ERROR 5: <output>, band 3: dfMax should
+    be strictly greater than dfMin": the output's band 3 is 500 throughout, and the layer KSDiff opens to write its
+    natural-colour style got QGIS's default renderer, whose histogram GDAL refuses there. The same line about the MS
+    input comes from QGIS loading the path as a layer before KSDiff runs: it shows this process prints GDAL's errors
+    (a fresh qgis_process: in a long pytest process an earlier test's error handler may hide them)."""
+    src = gdal.Open(str(data_dir / "wv2_ms.tif"))
+    const = gdal.GetDriverByName("GTiff").CreateCopy(str(tmp_path / "const.tif"), src)
+    band = const.GetRasterBand(3)
+    red = band.ReadAsArray()
+    nodata = band.GetNoDataValue()
+    red[red != nodata if nodata is not None else np.ones_like(red, bool)] = 500
+    band.WriteArray(red)
+    const = band = None
+    out = tmp_path / "gsa.tif"
+    r = qgis_process(profile, "run", "ksdiff:pansharpen", "--", f"PAN={data_dir / 'wv2_pan.tif'}",
+                     f"MS={tmp_path / 'const.tif'}", "SENSOR=wv2", "METHOD=gsa", f"OUTPUT={out}")
+    printed = r.stdout + r.stderr
+    assert r.returncode == 0, printed
+    assert (gdal.Open(str(out)).GetRasterBand(3).ReadAsArray() == 500).any() and (tmp_path / "gsa.qml").exists()
+    assert "gsa.tif" not in printed.replace(f"OUTPUT:\t{out}", ""), printed

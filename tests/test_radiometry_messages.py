@@ -151,31 +151,6 @@ def test_pan_holes_of_infinite_values_are_said_so(pair2, tmp_path):
     assert "(the PAN holds NaN or infinite values there)" in line, line
 
 
-def test_writing_the_style_prints_no_gdal_error_for_a_constant_band(qgis_app, pair2, tmp_path, capfd):
-    """QA: each GSA, MTF-GLP-FS and auto run on an MS band of 500 printed "ERROR 5: <output>, band 3: dfMax should
-    be strictly greater than dfMin": the output's band 3 is 500 throughout, and the layer KSDiff opens to write its
-    natural-colour style got QGIS's default renderer, whose histogram GDAL refuses there. The same line about the
-    MS input comes from QGIS loading the path as a layer (qgis_process, processing.run), before KSDiff runs."""
-    import processing
-    from qgis.core import QgsProcessingContext, QgsProcessingFeedback, QgsProcessingUtils, QgsProject
-
-    pan, ms = pair2
-    const = _rewritten(ms, str(tmp_path / "const.tif"), _constant_band)
-    out = str(tmp_path / "gsa.tif")
-    capfd.readouterr()
-    processing.run("ksdiff:pansharpen", {"PAN": pan, "MS": const, "SENSOR": "wv2", "METHOD": "gsa",
-                                         "OUTPUT": out}, feedback=QgsProcessingFeedback())
-    printed = capfd.readouterr().err
-    assert (gdal.Open(out).GetRasterBand(3).ReadAsArray() == 500).any()
-    assert (tmp_path / "gsa.qml").exists()
-    assert "gsa.tif" not in printed, printed
-    # the input's line is QGIS's own: its layer loading alone prints it
-    context = QgsProcessingContext()
-    context.setProject(QgsProject())
-    assert QgsProcessingUtils.mapLayerFromString(str(tmp_path / "const.tif"), context) is not None
-    assert "const.tif, band 3: dfMax should be strictly greater than dfMin" in capfd.readouterr().err
-
-
 SUBSET = [1, 2, 4]   # MS_BANDS leaving out Red: the file's band 4 (NIR) is the run's third band
 
 
