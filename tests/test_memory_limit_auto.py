@@ -132,3 +132,20 @@ def test_statistics_out_of_memory_is_one_line(cached, tmp_path, monkeypatch):
                             sensor="wv2", method="mtf_glp_hpm")
     assert "not enough memory to measure the scene statistics" in str(e.value)
     assert not out.exists()
+
+
+ARENA_CHILD = """
+import resource, sys
+sys.path.insert(0, {root!r})
+from ksdiff_qgis.engine import memory
+assert not memory.cap_arenas_under_limit()   # no limit: glibc's own arenas stay
+resource.setrlimit(resource.RLIMIT_AS, (8 * 2**30, resource.RLIM_INFINITY))
+print("CAPPED", memory.cap_arenas_under_limit())
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt: Linux")
+def test_arenas_capped_only_under_an_address_space_limit():
+    r = subprocess.run([sys.executable, "-c", ARENA_CHILD.format(root=str(ROOT))], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0 and "CAPPED True" in r.stdout, r.stdout + r.stderr
