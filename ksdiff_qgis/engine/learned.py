@@ -307,6 +307,7 @@ class TileKernels:
         self.threads = session.threads
         self.names = list(spec["offsets"])
         self.probe = _probe_inputs(card)
+        self._last = None   # the last tile's session (``release``)
         self.prior = prior or ort.InferenceSession(base64.b64decode(meta[spec["prior"]]),
                                                    runtime.session_options(self.threads), providers=[runtime.CPU])
         if int8:
@@ -349,17 +350,27 @@ class TileKernels:
                 conv.write(graph, values, k)
         tile = self.ort.InferenceSession(bytes(graph), runtime.session_options(self.threads, shared_arena=True),
                                          providers=[runtime.CPU])
-        return tile.run(None, {"pan": pan, "lms": lms})[0]
+        out = tile.run(None, {"pan": pan, "lms": lms})[0]
+        self._last = tile   # kept for ``release``, which must not build a session of its own
+        return out
 
     def release(self) -> None:
         """Hand the shared arena's free memory back (end of a run): ONNX Runtime shrinks an arena only at the
-        end of a run that asks for it. Without this QGIS kept ~290 MB after a 2048² run (497 against 231 MB)."""
-        options = self.ort.RunOptions()
-        options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
-        tile = self.ort.InferenceSession(self.backbone, runtime.session_options(self.threads, shared_arena=True),
-                                         providers=[runtime.CPU])
-        pan, lms = self.probe
-        tile.run(None, {"pan": pan, "lms": lms}, options)
+        end of a run that asks for it. Without this QGIS kept ~290 MB after a 2048² run (497 against 231 MB).
+
+        Never builds a session and never raises: it runs in cleanup paths, often after an allocation failed, where
+        a new session failed in turn and hid the first error (QA: a traceback of pthread_create under prlimit --as).
+        The last tile's session runs the small probe tile once with the shrink option, when a tile ran at all."""
+        tile, self._last = getattr(self, "_last", None), None
+        if tile is None:
+            return
+        try:
+            options = self.ort.RunOptions()
+            options.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
+            pan, lms = self.probe
+            tile.run(None, {"pan": pan, "lms": lms}, options)
+        except Exception:  # noqa: BLE001 - freeing is best effort: the run's own result or error stands
+            pass
 
     def contrast_class(self, pan: np.ndarray, values: dict[str, np.ndarray]) -> int:
         """The tile's contrast class: ``tile_contrast`` against the calibration edges (``model_core.tile_int8``)."""

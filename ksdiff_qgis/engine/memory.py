@@ -55,6 +55,35 @@ def release_free_memory() -> None:
         _TRIM(0)
 
 
+M_ARENA_MAX = -8     # mallopt's parameter number (glibc malloc.h)
+ARENAS_UNDER_LIMIT = 2
+
+
+def cap_arenas_under_limit() -> bool:
+    """Under an address-space limit (``ulimit -v``), cap glibc's malloc arenas (once, for the process; True when
+    capped): each thread that allocates gets an arena of its own reserving 64 MB of address space, never given back
+    while the process lives (ONNX Runtime starts threads per tile session). QA: under prlimit --as=1500000000 a
+    self-check's model tiles left the address space in use at 1377 MB against 1120 MB before, and the classical run
+    after it had no room left. Only the address space is saved; the C allocator spreads its threads over fewer
+    arenas."""
+    global _arenas_capped
+    if _arenas_capped or _MALLOPT is None or memlimits.address_space_room() is None:
+        return _arenas_capped
+    _arenas_capped = bool(_MALLOPT(M_ARENA_MAX, ARENAS_UNDER_LIMIT))
+    return _arenas_capped
+
+
+def _mallopt():
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return None
+
+
+_MALLOPT = _mallopt() if sys.platform.startswith("linux") else None
+_arenas_capped = False
+
+
 def resident_mb() -> float | None:
     """This process's resident memory (MB) from /proc (Linux), or None where it cannot be read cheaply."""
     try:
@@ -216,6 +245,32 @@ def limit_note() -> str | None:
     return f"Memory: this run plans for {budget[0]:.0f} MB ({budget[1]})."
 
 
+def more_memory_way(source: str | None = None, budget: bool = True) -> str:
+    """What gives this run more memory, by where its budget came from (``source``: ``budget_mb``'s words; None: read
+    now): under an address-space limit (``ulimit -v``) or a container's cgroup, freeing memory does not help (QA:
+    "free memory" was the advice under ulimit -v); a lowercase clause for a message. ``budget``: the run plans its
+    tiles within the budget, so raising ENV_LIMIT towards what the limit leaves helps too (not for a step that
+    plans nothing, as the scene statistics)."""
+    if source is None:
+        found = budget_mb()
+        source = "" if found is None else found[1]
+    share = f", or set {ENV_LIMIT} higher (the run plans for half of what the limit leaves)" if budget else ""
+    if source.startswith(ENV_LIMIT):
+        return f"set {ENV_LIMIT} higher"
+    if "virtual-memory limit" in source:
+        return ("raise the virtual-memory limit (ulimit -v, or prlimit --as for one command; freeing memory does not "
+                f"help under it){share}")
+    if "cgroup" in source:
+        return f"raise the container's memory limit (freeing memory outside it does not help){share}"
+    return "close other programs"
+
+
+def more_memory_hint() -> str:
+    """``more_memory_way`` as a sentence of its own."""
+    way = more_memory_way()
+    return f"To give the model the memory it needs: {way}."
+
+
 def room_mb(in_use_mb: float) -> float | None:
     """MB the run may still use beyond ``in_use_mb`` (its estimate: ``estimate_mb``), or None when the budget is
     unknown; what GDAL may cache of the inputs beyond INPUT_CACHE_MB (``blockcache.row_budget_mb``)."""
@@ -256,7 +311,7 @@ def fit_tile(tile: int, overlap: int, rows: int, cols: int, bands: int, margin: 
     if least > limit:
         raise InputError(
             f"this run needs about {least:.0f} MB even with {smaller}-pixel tiles, more than the "
-            f"{limit:.0f} MB it may use ({source}): free memory, or process a smaller area"
+            f"{limit:.0f} MB it may use ({source}): {more_memory_way(source)}; or process a smaller area"
         )
     return smaller, min(overlap, smaller // 2), (
         f"Tiles of {tile} px would need about {need:.0f} MB, more than the {limit:.0f} MB this run may use "
@@ -293,6 +348,7 @@ def advice(detail: str, tile: int | None, tile_option: str, threads_option: str,
     threads = (f"set {threads_option} to the number of cores ({cores}): tiles are then fused one at a time with "
                f"all cores, instead of several at once" if learned else "")
     ways = [w for w in (smaller, limit, threads) if w]
-    ways.append("or close other programs" if ways else "close other programs")
+    other = more_memory_way()
+    ways.append(f"or {other}" if ways else other)
     return (f"Not enough memory for this run ({first}). To use less: {'; '.join(ways)}. No output was written "
             f"(a file already at {output} is unchanged).")

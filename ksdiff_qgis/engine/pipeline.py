@@ -361,6 +361,23 @@ def estimate_scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: G
                          progress: Callable[[float], None] | None = None, *,
                          gains: tuple[float, ...], checkpoint: Checkpoint = never_cancelled,
                          band_numbers: list[int] | None = None) -> classical.SceneStats:
+    """``_scene_stats``, with running out of memory said in one line (InputError) before any pixel is written.
+    QA: under ulimit -v 500 MB NumPy's own _ArrayMemoryError came out of ``classical.scene_stats`` as a traceback."""
+    try:
+        return _scene_stats(pan_ds, ms_ds, pan, ms, plan, notes, ranges, progress, gains=gains, checkpoint=checkpoint,
+                            band_numbers=band_numbers)
+    except MemoryError as e:
+        detail = one_line(str(e) or type(e).__name__)
+        raise InputError(f"not enough memory to measure the scene statistics ({detail}): "
+                         f"{memory.more_memory_way(budget=False)}. No output was written") from None
+
+
+def _scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan,
+                 notes: list[str] | None = None,
+                 ranges: dict[str, inrange.RangeGuard] | None = None,
+                 progress: Callable[[float], None] | None = None, *,
+                 gains: tuple[float, ...], checkpoint: Checkpoint = never_cancelled,
+                 band_numbers: list[int] | None = None) -> classical.SceneStats:
     """Scene statistics from MS and PAN averaged onto the MS grid, over a spread sample of windows, with the PAN/MS
     offset measured on them (``SceneStats.pan_offset``).
 
@@ -761,6 +778,7 @@ def pansharpen(
     fb = feedback or Feedback()
     fb.stop_if_cancelled()   # a run cancelled before it starts reads nothing
     t0 = time.perf_counter()
+    memory.cap_arenas_under_limit()   # before ONNX Runtime or the tile pool start threads
     if sensor != AUTO:
         try:
             get_sensor(sensor)
@@ -1379,6 +1397,14 @@ def _auto_method(pan_ds, ms_src, pan: RasterInfo, ms: RasterInfo, plan: GridPlan
         else:
             fb.info(f"Method auto: {_auto_reason(e)}, so the best classical method on this scene is used.")
         return classical_choice(e)
+    sizes, why_smaller = selfcheck.model_window_sizes(plan.ratio, len(card.bands), card.size_multiple)
+    if not sizes:   # not even the smallest check window's model tile fits: the check cannot score the model
+        e = InputError(f"the self-check could not score it within this run's memory: {why_smaller}")
+        fb.warning(f"Method auto: {e}, so the best classical method on this scene is used. "
+                   f"{memory.more_memory_hint()}")
+        return classical_choice(e)
+    if why_smaller:
+        fb.info(f"Method auto: the self-check reads smaller windows than usual: {why_smaller}.")
     fb.stop_if_cancelled()   # loading a model takes up to seconds, and cannot be stopped once started
     try:
         session = checked_session(card, device, threads)
@@ -1393,11 +1419,27 @@ def _auto_method(pan_ds, ms_src, pan: RasterInfo, ms: RasterInfo, plan: GridPlan
     runtime.warn_cpu_fallback(device, session, fb)
     fuser = OnnxFuser(card, session, value_scale(card, ms, stats.ms_mean), precision, consistency, bands,
                       pan_units(stats)[0])   # the network's factor: on the stored values, as the run's
+    out_of_memory = None
     try:
         check = selfcheck.run_check(pan_ds, ms_src, pan, ms, plan, spec, fuser, stats, area, fb, ranges,
-                                    bar.stage("check"), ms_offset=ms_offset, where=where)
+                                    bar.stage("check"), ms_offset=ms_offset, where=where, sizes=sizes)
+    except InputError as e:
+        if not memory.out_of_memory(e):
+            raise
+        out_of_memory = str(e)   # not the exception: its traceback's frames would keep the model's sessions alive
     finally:
         fuser.release()
+    if out_of_memory is not None:
+        # the model ran out of memory on a check tile (the plan is an estimate; each ONNX Runtime thread reserves
+        # address space of its own): auto still has an answer. The model's sessions are dropped first, or the
+        # classical candidates ran out of memory in their turn (measured under prlimit --as=1500000000)
+        del fuser, session
+        runtime.clear_cache()
+        memory.release_free_memory()
+        why = InputError("the self-check ran out of memory on the model's tile")
+        fb.warning(f"Method auto: {why}, so the best classical method on this scene is used. "
+                   f"{memory.more_memory_hint()}")
+        return classical_choice(why)
     if caveat and check.method == "ksdiff":   # kept on inputs whose artefacts the check cannot see: its reason says so
         check.caveat, check.reason = caveat, f"{check.reason}; {caveat}"
     # the user's own MODEL is named: "KSDiff" alone read as the bundled network

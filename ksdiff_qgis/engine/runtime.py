@@ -308,6 +308,9 @@ def _register_shared_arena(ort) -> bool:
         return _shared_arena[0]
 
 
+ORT_LOG_FATAL = 4   # ONNX Runtime's severities: 0 verbose, 1 info, 2 warning, 3 error, 4 fatal
+
+
 def session_options(threads: int = 0, shared_arena: bool = False):
     """ONNX Runtime options of every session the plugin creates.
 
@@ -328,6 +331,9 @@ def session_options(threads: int = 0, shared_arena: bool = False):
     # no pre-planned memory pattern: it reserves one block per shape for every intermediate at once
     # (measured on a 532² tile of the bundled model: peak RSS 473 -> 310 MB, no slower)
     opts.enable_mem_pattern = False
+    # fatal only: a failed run raises, and the engine reports that in its own words (QA: ONNX Runtime's raw red
+    # "[E:onnxruntime:, sequential_executor.cc ...] Failed to allocate memory" line came before the engine's message)
+    opts.log_severity_level = ORT_LOG_FATAL
     return opts
 
 

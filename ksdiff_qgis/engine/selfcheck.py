@@ -26,7 +26,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from . import classical, outliers, panholes
+from . import classical, memory, outliers, panholes
 from . import metrics as M
 from . import progress as P
 from .blockcache import drop_cached_blocks
@@ -487,6 +487,38 @@ def _enough(ok: np.ndarray, ctx: int) -> bool:
     return inner.size > 0 and inner.mean() >= MIN_VALID and ok.mean() >= MIN_CONTEXT_VALID
 
 
+def model_tile_side(size: int, ratio: int) -> int:
+    """PAN pixels per side of the tile a learned model fuses for a check window of ``size`` MS pixels: the window,
+    its context (``context_margin``) and the mirrored margin ``_fuse_pair`` adds (642 for 128 at ratio 4)."""
+    return (size + 2 * context_margin(ratio)) * ratio + 2 * classical.margin(FALLBACK, ratio)
+
+
+def model_window_sizes(ratio: int, bands: int, size_multiple: int = 1) -> tuple[tuple[int, ...], str | None]:
+    """(the check window sizes, largest first, whose model tile fits this run's memory budget; why some or all
+    are left out, or None): the check plans its memory as the tiles do (``memory.estimate_mb``). QA: under
+    prlimit --as the check's fixed 642-pixel model tile failed while the run's planned tiles fitted."""
+    every = (*WINDOW_SIZES, LAST_RESORT_SIZE)
+    budget = memory.budget_mb()
+    if budget is None:
+        return every, None
+    limit, source = budget
+
+    def need(size: int) -> float:
+        side = model_tile_side(size, ratio)
+        return memory.estimate_mb(side, side, side, bands, 0, True, size_multiple)
+
+    fit = tuple(size for size in every if need(size) <= limit)
+    if fit == every:
+        return every, None
+    smallest = every[-1]
+    if not fit:
+        return (), (f"even its smallest model tile ({model_tile_side(smallest, ratio)} px) would need about "
+                    f"{need(smallest):.0f} MB, more than the {limit:.0f} MB this run may use ({source})")
+    return fit, (f"its model tiles of {model_tile_side(every[0], ratio)} px would need about {need(every[0]):.0f} MB, "
+                 f"more than the {limit:.0f} MB this run may use ({source}): it reads windows of at most "
+                 f"{fit[0]} MS pixels ({model_tile_side(fit[0], ratio)} px model tiles)")
+
+
 def _fuse_pair(fuser: Fuser, pan: np.ndarray, lms: np.ndarray, ctx: classical.TileContext) -> np.ndarray:
     """Fuse with mirrored context around the arrays, as the pipeline does at a raster edge (small
     windows would otherwise be shorter than MTF-GLP-HPM's filters)."""
@@ -506,7 +538,7 @@ def run_check(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan, se
               learned: Fuser | None, stats: classical.SceneStats, ms_area: tuple[int, int, int, int],
               feedback: Feedback | None = None, ranges: dict | None = None,
               progress: Callable[[float], None] | None = None, ms_offset: bool = False,
-              where: str = "scene") -> SelfCheck:
+              where: str = "scene", sizes: tuple[int, ...] | None = None) -> SelfCheck:
     """Score ``learned`` and the classical candidates on a spread sample of the scene and decide (module doc).
 
     ``ms_area`` = (col, row, w, h): the MS pixels inside the output region (``ms_ds`` coordinates).
@@ -516,6 +548,7 @@ def run_check(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan, se
     a window, by the estimated seconds of the planned windows (``estimate_seconds``), and 1.0 at the end.
     ``ms_offset``: the MS's values carry a declared offset (``ERGAS_ENCODED``, said with the figures).
     ``where``: what ``ms_area`` is called in a reason ("scene", or "area of interest" for an EXTENT's).
+    ``sizes``: the window sizes (MS pixels) to read, largest first (``model_window_sizes``); None: all of them.
     """
     clamps = {role: g.quiet for role, g in (ranges or {}).items()}
     fb = feedback or Feedback()
@@ -535,7 +568,7 @@ def run_check(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan, se
               **{c: classical.FUSERS[c] for c in CLASSICAL_CANDIDATES}}
     pools = {name: (_Pool(ms.bands), _Pool(ms.bands)) for name in fusers}
     pan_pool, ms_pool = _Pool(1), _Pool(ms.bands)
-    walk = _Walk(pan_ds, ms_ds, pan, ms, plan, stats, ms_area, clamps, fb)
+    walk = _Walk(pan_ds, ms_ds, pan, ms, plan, stats, ms_area, clamps, fb, sizes)
     for s in walk:
         _score_window(s, fusers, pools, pan_pool, stats, sensor, gains, scored)
         ms_pool.add_checker(s.ms_window())   # the real MS, not resampled (that blurs its one-pixel detail)
@@ -610,8 +643,10 @@ class _Walk:
     the count is what the check would find). ``pixels``, ``reads`` and ``taken`` grow as it is iterated."""
 
     def __init__(self, pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan, stats: classical.SceneStats,
-                 ms_area: tuple[int, int, int, int], clamps: dict, fb: Feedback):
+                 ms_area: tuple[int, int, int, int], clamps: dict, fb: Feedback,
+                 sizes: tuple[int, ...] | None = None):
         self.args = (pan_ds, ms_ds, pan, ms, plan)
+        self.sizes = sizes or (*WINDOW_SIZES, LAST_RESORT_SIZE)
         self.stats, self.area, self.clamps, self.fb = stats, ms_area, clamps, fb
         self.taken: list[tuple[int, int, int, int]] = []
         self.pixels, self.reads = 0, 0
@@ -622,7 +657,7 @@ class _Walk:
         pan_ds, ms_ds, pan, ms, plan = self.args
         k = plan.ratio
         ctx = context_margin(k)
-        for size in (*WINDOW_SIZES, LAST_RESORT_SIZE):
+        for size in self.sizes:
             if size == LAST_RESORT_SIZE and self.pixels >= MIN_PIXELS:
                 break
             reads = 0   # each size its own budget: a scene whose large windows all hold some nodata tries smaller ones
