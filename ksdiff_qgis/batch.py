@@ -36,6 +36,7 @@ from .engine.scenes import (
     remove_partials,
     run_scene,
 )
+from .engine.threadlimits import usable_cores
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 # stopped by a signal: 128 + its number, as a shell reports a process that signal ended
@@ -60,14 +61,6 @@ WATCH_SECONDS = 2      # how often the driver asks the scheduler how many worker
 
 class UsageError(Exception):
     """The command line cannot run (exit 2, one line)."""
-
-
-def usable_cores() -> int:
-    """CPU cores this process may use (affinity-aware, e.g. inside a container or a Slurm job)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:
-        return max(1, os.cpu_count() or 1)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

@@ -945,6 +945,10 @@ def pansharpen(
         fb.warning(note)
     if not check_only:   # a COG's overviews go to CPL_TMPDIR after the fusion: a missing folder refused now
         space.check_temp_folder(cog)
+    # never more threads than cores: they only slow the run, and ONNX Runtime's results changed past them (QA)
+    threads, threads_note = threadlimits.capped_threads(threads)
+    if threads_note:
+        fb.warning(threads_note)
     # tiles in flight x ONNX Runtime threads = the cores; one session serves the self-check and the run
     pool_size, ort_threads = runtime.balance_threads(workers, threads)
     # and no more threads than a process/thread limit leaves (ONNX Runtime hung past one)
