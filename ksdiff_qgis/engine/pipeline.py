@@ -973,7 +973,9 @@ def pansharpen(
     need = None
     if measure_space:
         need = _space_need(pan_ds, ms_src, pan, ms, plan, spec, stats, ranges, fb, out_nbits, out_options)
-        low_space = space.space_warning(output_path, need, *out_shape, space.codec(compression, extra_options), cog)
+        # refused here when it cannot fit; a learned method (or auto's pick) compresses worse than the sample
+        low_space = space.space_warning(output_path, need, *out_shape, space.codec(compression, extra_options), cog,
+                                        learned=method in LEARNED_METHODS or method == selfcheck.AUTO)
         if low_space:
             fb.warning(low_space)
             fb.stop_if_cancelled()   # a user who reads it and stops loses nothing: no tile was fused yet
