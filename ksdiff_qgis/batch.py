@@ -36,6 +36,7 @@ from .engine.scenes import (
     remove_partials,
     run_scene,
 )
+from .engine.threadlimits import usable_cores
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 # stopped by a signal: 128 + its number, as a shell reports a process that signal ended
@@ -60,14 +61,6 @@ WATCH_SECONDS = 2      # how often the driver asks the scheduler how many worker
 
 class UsageError(Exception):
     """The command line cannot run (exit 2, one line)."""
-
-
-def usable_cores() -> int:
-    """CPU cores this process may use (affinity-aware, e.g. inside a container or a Slurm job)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:
-        return max(1, os.cpu_count() or 1)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -128,12 +121,40 @@ def check_threads(threads: int, cores: int, where: str, scenes: Iterable[Scene] 
                                  f"{where}: give at most {cores}, or leave the cell empty (the scene's share)")
 
 
+# file descriptors a local cluster needs (its scheduler's sockets and pipes, each worker's nanny, process and
+# connections). Measured (ulimit -n, 8 WV2 scenes): 1 worker started at 32, not 28; 2 at 44 (40 flooded the log
+# with 390,000 lines of "Too many open files", 32-36 died with "Nanny failed to start"); 3 at 56, not 48
+FILES_CLUSTER, FILES_PER_WORKER = 20, 12
+
+
+def open_file_limit() -> int | None:
+    """This process's soft limit on open files (``ulimit -n``), or None without one (Windows, unlimited)."""
+    try:
+        import resource  # not on Windows
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (ImportError, AttributeError, ValueError, OSError):
+        return None
+    return None if soft == resource.RLIM_INFINITY or soft < 0 else soft
+
+
+def check_open_files(workers: int, limit: int | None) -> None:
+    """UsageError when ``limit`` (``open_file_limit``) leaves too few files for a local cluster of ``workers``."""
+    if limit is None or limit >= FILES_CLUSTER + FILES_PER_WORKER * workers:
+        return
+    fits = (limit - FILES_CLUSTER) // FILES_PER_WORKER
+    need = FILES_CLUSTER + FILES_PER_WORKER * workers
+    instead = f" or use --workers {fits}" if fits >= 1 else ""
+    raise UsageError(f"open-file limit {limit} too low for {workers} worker(s) (they need about {need}): raise "
+                     f"ulimit -n{instead}")
+
+
 def local_workers(requested: int) -> tuple[int, str | None]:
     """The local cluster's worker processes for ``--workers`` (0: one per core) and, when that is more than this
     machine can run (``MAX_WORKERS_PER_CORE`` per core, ``WORKER_MB`` of available RAM each), the number it can and
     a warning saying why (``--workers 1000`` on 2 cores started hundreds of processes)."""
     cores = usable_cores()
     wanted = requested or cores
+    check_open_files(wanted, open_file_limit())   # past it, Dask's cluster died or flooded the log (QA)
     free = memory.available_mb()
     by_cores = MAX_WORKERS_PER_CORE * cores
     by_memory = max(1, int(free // WORKER_MB)) if free else by_cores

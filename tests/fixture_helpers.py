@@ -9,11 +9,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    """``python -m ksdiff_qgis.batch ARGS --no-progress`` from the repository root, output captured."""
+def run_cli(*args: str, preexec_fn=None) -> subprocess.CompletedProcess:
+    """``python -m ksdiff_qgis.batch ARGS --no-progress`` from the repository root, output captured; ``preexec_fn``
+    runs in the child before it starts (e.g. ``resource.setrlimit``)."""
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "PYTHONPATH": str(ROOT)}
     return subprocess.run([sys.executable, "-m", "ksdiff_qgis.batch", *args, "--no-progress"], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=180)
+                          capture_output=True, text=True, timeout=180, preexec_fn=preexec_fn)
 
 
 def fake_files(root: Path, files: dict[str, str]) -> str:

@@ -116,7 +116,16 @@ def _bytes(size: str) -> float:
     return float(number.replace(",", "")) * (1024 if unit == "KB" else 2**20)
 
 
-def test_full_disk_fails_cleanly_and_keeps_old_output(qgis_app, pair, small_disk):
+@pytest.fixture
+def warn_only(monkeypatch):
+    """A run far over its free space is refused before any tile (``space.REFUSE_MARGIN``, test_output_space); these
+    tests follow the warning and a disk that fills up all the same (another program writing meanwhile)."""
+    from ksdiff_qgis.engine.raster_io import space
+
+    monkeypatch.setattr(space, "REFUSE_MARGIN", float("inf"))
+
+
+def test_full_disk_fails_cleanly_and_keeps_old_output(qgis_app, pair, small_disk, warn_only):
     """The message says what the output needed and what was free when the run started (QA: "(0 bytes free in
     DIR)", measured on the full disk; a COG's figure was measured after the cleanup)."""
     out = small_disk / "fused.tif"
@@ -130,7 +139,7 @@ def test_full_disk_fails_cleanly_and_keeps_old_output(qgis_app, pair, small_disk
     assert not _partials(small_disk)
 
 
-def test_full_disk_during_the_cog_pass_says_what_it_needed(qgis_app, pair, small_disk):
+def test_full_disk_during_the_cog_pass_says_what_it_needed(qgis_app, pair, small_disk, warn_only):
     """A COG needs its intermediate copy and the COG at once: with room for the first only, the COG pass fails; the
     message counts both (QA: "1363968 bytes free", measured after the COG was removed)."""
     out = small_disk / "fused.tif"
@@ -191,6 +200,7 @@ def test_full_cpl_tmpdir_during_the_cog_pass_is_said_there(qgis_app, pair, tmp_p
     from qgis.core import QgsProcessingException
 
     fb = _recording_feedback()
+    monkeypatch.setattr(space, "REFUSE_MARGIN", float("inf"))   # warned of, not refused (test_output_space)
     with pytest.raises(QgsProcessingException) as e:
         _run({**pair, "COG": True, "OUTPUT": str(out)}, fb)
     message = str(e.value)
@@ -226,7 +236,7 @@ def _ordered_feedback(stop_at_low_space: bool):
 
 
 @pytest.mark.parametrize("cog", [False, True], ids=["geotiff", "cog"])
-def test_low_disk_space_is_said_before_any_tile(qgis_app, pair, small_disk, cog):
+def test_low_disk_space_is_said_before_any_tile(qgis_app, pair, small_disk, cog, warn_only):
     """QA: a full disk was reported only when the write failed, after all the fusion (30+ min on a whole WV2 scene).
     Now a warning says it before the self-check and the tiles: a user who cancels there loses nothing."""
     out = small_disk / "fused.tif"

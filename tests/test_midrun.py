@@ -68,6 +68,7 @@ def low_space(monkeypatch):
     from ksdiff_qgis.engine.raster_io import space
 
     monkeypatch.setattr(space, "free_space", lambda folder: 1024)
+    monkeypatch.setattr(space, "REFUSE_MARGIN", float("inf"))   # warned of, not refused: these follow the warning
 
 
 def test_batch_record_keeps_the_free_space_warning_and_prints_it(tmp_path, low_space, capsys):

@@ -8,12 +8,12 @@ sequential run, whatever the number of workers.
 """
 from __future__ import annotations
 
-import os
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
+from .threadlimits import usable_cores
 from .tiling import tile_starts
 
 TileFn = Callable[[int, int, int, int], np.ndarray]
@@ -22,7 +22,7 @@ Tile = tuple[int, int, int, int]   # row, col, rows, cols
 
 def default_workers() -> int:
     """Tile workers when the caller says 0: one per core, at most 4 (memory grows with in-flight tiles)."""
-    return max(1, min(4, os.cpu_count() or 1))
+    return max(1, min(4, usable_cores()))
 
 
 class TilePool:

@@ -963,6 +963,10 @@ def pansharpen(
         fb.warning(note)
     if not check_only:   # a COG's overviews go to CPL_TMPDIR after the fusion: a missing folder refused now
         space.check_temp_folder(cog)
+    # never more threads than cores: they only slow the run, and ONNX Runtime's results changed past them (QA)
+    threads, threads_note = threadlimits.capped_threads(threads)
+    if threads_note:
+        fb.warning(threads_note)
     # tiles in flight x ONNX Runtime threads = the cores; one session serves the self-check and the run
     pool_size, ort_threads = runtime.balance_threads(workers, threads)
     # and no more threads than a process/thread limit leaves (ONNX Runtime hung past one)
@@ -987,7 +991,9 @@ def pansharpen(
     need = None
     if measure_space:
         need = _space_need(pan_ds, ms_src, pan, ms, plan, spec, stats, ranges, fb, out_nbits, out_options)
-        low_space = space.space_warning(output_path, need, *out_shape, space.codec(compression, extra_options), cog)
+        # refused here when it cannot fit; a learned method (or auto's pick) compresses worse than the sample
+        low_space = space.space_warning(output_path, need, *out_shape, space.codec(compression, extra_options), cog,
+                                        learned=method in LEARNED_METHODS or method == selfcheck.AUTO)
         if low_space:
             fb.warning(low_space)
             fb.stop_if_cancelled()   # a user who reads it and stops loses nothing: no tile was fused yet

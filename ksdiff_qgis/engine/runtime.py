@@ -271,7 +271,10 @@ _lock = threading.Lock()
 
 
 def default_threads() -> int:
-    return max(1, (os.cpu_count() or 1))
+    """The CPU cores this process may use (``threadlimits.usable_cores``)."""
+    from .threadlimits import usable_cores
+
+    return usable_cores()
 
 
 def balance_threads(workers: int, threads: int) -> tuple[int, int]:

@@ -21,6 +21,27 @@ CAP_SYS_ADMIN, CAP_SYS_RESOURCE = 21, 24   # either lets a process pass RLIMIT_N
 THREAD_FAILED = ("can't start new thread", "can't create new thread", "pthread_create failed")
 
 
+def usable_cores() -> int:
+    """CPU cores this process may run on: its affinity (taskset, a container's cpuset, a Slurm job), which
+    ``os.cpu_count()`` ignores (QA: the machine's count under ``taskset``). The one count every default and cap uses."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):   # not on Windows or macOS
+        return max(1, os.cpu_count() or 1)
+
+
+def capped_threads(threads: int, option: str = "THREADS") -> tuple[int, str | None]:
+    """``threads`` (0: choose) at most the usable cores, and the warning when lowered (the batch refuses such a
+    count). QA: THREADS 64 on 2 cores ran 20 % slower, and its ONNX Runtime pool of 64 changed 1.08 million values
+    of a 4000² scene by up to 20 DN, though the output must not depend on the thread count."""
+    cores = usable_cores()
+    if threads <= cores:
+        return threads, None
+    return cores, (f"{option} {threads} is more than the {cores} CPU core(s) this process may use: using {cores}. "
+                   "More threads than cores only slow the run down; set it to 0 (one per core) or at most "
+                   f"{cores}.")
+
+
 def _status(path: str) -> dict[str, str]:
     try:
         with open(path, encoding="ascii", errors="replace") as f:
@@ -191,7 +212,7 @@ def advice(detail: str, output: str, root: str = "") -> str | None:
     no limit is near: then it was memory (a thread's stack, under ``ulimit -v``), and ``memory.advice`` says so. The
     run's threads are gone by now: a limit is near when it leaves fewer than a run of this machine's cores starts."""
     room = _tightest([nproc_room(root), pids_room(root)])   # the kernel's limits, not a batch worker's share
-    cores = os.cpu_count() or 1
+    cores = usable_cores()
     workers = min(4, cores)   # parallel.default_workers, with runtime.balance_threads's threads
     if room is None or room[0] - RESERVE >= started(workers, max(1, cores // workers), cores, learned=True):
         return None

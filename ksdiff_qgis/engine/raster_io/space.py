@@ -5,7 +5,8 @@ A full disk was reported only when the write failed: after 30+ minutes of fusion
 share of the uncompressed size (0.8) was 1.3-1.7x the written DEFLATE/ZSTD files (8-bit data compress to half)
 and 0.7-0.8x a COG's peak (QA). So the size is measured: a few output blocks spread over the region are fused
 (MTF-GLP-HPM) and compressed with the output's own creation options (``estimate``). Only a size that is certain
-(an uncompressed output's pixels) refuses a run (``precheck``); a measured size near the free space warns. A disk
+(an uncompressed output's pixels) refuses a run before the statistics (``precheck``); a measured size that exceeds
+the free space by REFUSE_MARGIN refuses it before the first tile, and one near the free space warns. A disk
 that fills up all the same fails the write cleanly (``writer.GeoTiffWriter``: every GDAL call checked, the partial
 file removed, an earlier output kept).
 """
@@ -34,10 +35,15 @@ OVERVIEW_SHARE = 0.4
 # ``upper_bound`` a run surely fits and nothing is measured
 WORST_CODEC = 1.5
 HEADER = 16 * 1024   # the TIFF's directory, tags and block tables (a few KB)
-# the measured size is warned of when within this factor of the free space: measured with MTF-GLP-HPM, a learned
-# method's output was up to 6 % larger (WV2 pair 1, LZW); on a scene of 100 blocks (36 % nodata collar) 12 sampled
-# blocks said 4-9 % more than was written
+# the measured size is warned of when within this factor of the free space. Measured with MTF-GLP-HPM: a classical
+# output came within 10 % of it (on a scene of 100 blocks, 36 % nodata collar, 12 sampled blocks said 4-9 % more
+# than was written); a learned method's output was up to 32 % larger (WV2 pair 1: +6 % at 600², LZW; upscaled to
+# 4000², DEFLATE, 45.7 MB against 34.6 MB, QA), so it is warned of from further away
 WARN_MARGIN = 1.1
+WARN_MARGIN_LEARNED = 1.4
+# the measured size refuses the run when it exceeds the free space by this factor: the estimate overstated a written
+# file by at most 9 % (and understates a learned one), so the file is then at least 1.15x the free space
+REFUSE_MARGIN = 1.25
 _DROPPED = ("NUM_THREADS",)   # the sample is compressed by one thread: the same size, and no burst on every core
 
 
@@ -263,27 +269,52 @@ def _how(need: SpaceNeed, cols: int, rows: int, bands: int, dtype, compression: 
     return f"{grid}, {compression.upper()} as measured on {sample}"
 
 
-def space_warning(path: str, need: SpaceNeed, cols: int, rows: int, bands: int, dtype, compression: str,
-                  cog: bool) -> str | None:
-    """One line when the output ``path`` may not fit the free space of its folder (``need``, from ``estimate``), and
-    one when a COG's overviews may not fit GDAL's temporary folder (CPL_TMPDIR on another file system); None when it
-    fits or the free space is unknown. ``compression``: the codec the output is written with."""
+def _shortfalls(path: str, need: SpaceNeed, cog: bool) -> list[tuple[str, int, int, str]]:
+    """(where, bytes needed, bytes free, folder) for the output's folder and, for a COG whose CPL_TMPDIR is on
+    another file system, GDAL's temporary folder; a folder whose free space is unknown is left out."""
     folder = os.path.dirname(os.path.abspath(path))
-    lines = []
-    free = free_space(folder)
     temp = temp_folder(folder) if cog else None
-    peak = need.peak - (need.temp if temp else 0)   # the overviews' file lies in CPL_TMPDIR then
-    if free is not None and peak * WARN_MARGIN > free:
-        lines.append(f"The output may need about {size_text(peak)} in {folder} "
-                     f"({_how(need, cols, rows, bands, dtype, compression, cog)}) and {size_text(free)} are free: "
-                     "the run may fail when writing; free space or choose another output folder.")
-    if temp:   # QA: a full CPL_TMPDIR failed the COG pass after the fusion, with room in the output folder
-        temp_free = free_space(temp)
-        if temp_free is not None and need.temp * WARN_MARGIN > temp_free:
-            lines.append(f"The Cloud-Optimized GeoTIFF's overviews may need about {size_text(need.temp)} in GDAL's "
-                         f"temporary folder CPL_TMPDIR={temp} and {size_text(temp_free)} are free there: the run may "
-                         "fail when writing them; free space there, set CPL_TMPDIR to a folder with room, or unset it "
-                         "(they are then written beside the output).")
+    found = []
+    free = free_space(folder)
+    if free is not None:   # the overviews' file lies in CPL_TMPDIR when that is another disk
+        found.append(("output", need.peak - (need.temp if temp else 0), free, folder))
+    temp_free = free_space(temp) if temp else None
+    if temp_free is not None:
+        found.append(("temp", need.temp, temp_free, temp))
+    return found
+
+
+def space_warning(path: str, need: SpaceNeed, cols: int, rows: int, bands: int, dtype, compression: str,
+                  cog: bool, learned: bool = False) -> str | None:
+    """Before the first tile: InputError when the output ``path`` (``need``, from ``estimate``) or a COG's overviews
+    (GDAL's temporary folder, CPL_TMPDIR on another file system) exceed the free space there by REFUSE_MARGIN: it
+    cannot fit. Else one line for each that may not fit (within WARN_MARGIN, WARN_MARGIN_LEARNED when ``learned``
+    may fuse: its output compresses worse than the MTF-GLP-HPM sample); None when it fits or the free space is
+    unknown. ``compression``: the codec the output is written with."""
+    warn = WARN_MARGIN_LEARNED if learned else WARN_MARGIN
+    lines, refused = [], []
+    for where, needed, free, folder in _shortfalls(path, need, cog):
+        if needed * warn <= free:
+            continue
+        sure = needed > free * REFUSE_MARGIN
+        if where == "output":
+            lines.append(f"The output {'needs' if sure else 'may need'} about {size_text(needed)} in {folder} "
+                         f"({_how(need, cols, rows, bands, dtype, compression, cog)}) and {size_text(free)} are free"
+                         + (": it cannot fit. Free space there or choose another output folder." if sure else
+                            ": the run may fail when writing; free space or choose another output folder."))
+        else:   # QA: a full CPL_TMPDIR failed the COG pass after the fusion, with room in the output folder
+            fix = ("set CPL_TMPDIR to a folder with room, or unset it (they are then written beside the "
+                   "output)")
+            lines.append(f"The Cloud-Optimized GeoTIFF's overviews {'need' if sure else 'may need'} about "
+                         f"{size_text(needed)} in GDAL's temporary folder CPL_TMPDIR={folder} and {size_text(free)} "
+                         "are free there" + (f": they cannot fit. Free space there, {fix}." if sure else
+                                             f": the run may fail when writing them; free space there, {fix}."))
+        refused.append(sure)
+    if any(refused):
+        raise InputError(" ".join(ln for ln, sure in zip(lines, refused) if sure)
+                         + " A run is refused when the measured size exceeds the free space by more than "
+                           f"{round((REFUSE_MARGIN - 1) * 100)} %, beyond the measurement's error. "
+                           "Nothing was written.")
     return " ".join(lines) or None
 
 
