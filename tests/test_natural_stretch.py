@@ -156,3 +156,55 @@ def test_the_sample_is_spread_over_the_whole_extent_within_its_budget():
     assert SAMPLE_PIXELS / 2 <= kept <= SAMPLE_PIXELS * 1.1
     striped, _ = sample_windows(40000, 40000, (40000, 1))
     assert len(striped) <= MAX_BLOCKS and max(r[1] for r in striped) == 39999
+
+
+def _rendered_rgb(path: str) -> np.ndarray:
+    """The raster ``path`` as QGIS draws it (its default style, the ``.qml`` beside it), 200x200, as (N, 3) RGB."""
+    from qgis.core import QgsMapRendererSequentialJob, QgsMapSettings, QgsRasterLayer
+    from qgis.PyQt.QtCore import QSize
+    from qgis.PyQt.QtGui import QColor
+
+    layer = QgsRasterLayer(path, "drawn")
+    settings = QgsMapSettings()
+    settings.setLayers([layer])
+    settings.setExtent(layer.extent())
+    settings.setOutputSize(QSize(200, 200))
+    settings.setBackgroundColor(QColor(255, 0, 255))
+    job = QgsMapRendererSequentialJob(settings)
+    job.start()
+    job.waitForFinished()
+    image = job.renderedImage()
+    bits = image.constBits()
+    bits.setsize(image.byteCount())
+    argb = np.frombuffer(bits, np.uint8).reshape(image.height(), image.width(), 4)
+    return argb[..., [2, 1, 0]].reshape(-1, 3).astype(np.float64)
+
+
+@pytest.mark.parametrize("scale, offset", [(2.75e-05, -0.2), (1e-4, -0.1)])
+def test_a_scaled_output_is_drawn_in_natural_colour_not_black(qgis_app, cached, tmp_path, scale, offset):
+    """QA: every output with a band scale/offset (Landsat C2 L2 x 2.75e-05 - 0.2, Sentinel-2 x 1e-4 - 0.1) drew solid
+    black: the ``.qml`` limits were stored numbers (6663–13550) while QGIS draws stored x scale + offset (~0.09).
+    The limits are in drawn values now: QGIS renders the scaled output as it renders the same output untagged."""
+    import processing
+
+    pan = str(tmp_path / "pan.tif")
+    gdal.Translate(pan, str(cached("landsat8/pan.tif")), srcWin=[256, 256, 512, 512])
+    plain_ms, scaled_ms = str(tmp_path / "ms.tif"), str(tmp_path / "ms_sc.tif")
+    gdal.Translate(plain_ms, str(cached("landsat8/ms.tif")), srcWin=[128, 128, 256, 256])
+    gdal.Translate(scaled_ms, plain_ms)
+    ds = gdal.Open(scaled_ms, gdal.GA_Update)
+    for b in range(1, ds.RasterCount + 1):
+        ds.GetRasterBand(b).SetScale(scale)
+        ds.GetRasterBand(b).SetOffset(offset)
+    ds = None
+    drawn = {}
+    for name, ms in (("plain", plain_ms), ("scaled", scaled_ms)):
+        out = str(tmp_path / f"{name}.tif")
+        processing.run("ksdiff:pansharpen", {"PAN": pan, "MS": ms, "SENSOR": "landsat8", "METHOD": "mtf_glp_hpm",
+                                             "OUTPUT": out})
+        drawn[name] = _rendered_rgb(out)
+    assert gdal.Open(str(tmp_path / "scaled.tif")).GetRasterBand(1).GetOffset() == offset
+    scaled, plain = drawn["scaled"], drawn["plain"]
+    assert scaled.mean() > 40 and scaled.std(axis=0).min() > 20   # not black, not one flat colour
+    # the same picture as the untagged output's (the stretch is linear in the values: a few grey levels apart)
+    assert np.abs(scaled - plain).mean() < 2, (scaled.mean(0), plain.mean(0))

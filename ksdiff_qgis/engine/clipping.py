@@ -38,6 +38,8 @@ class ClipCounter:
         self.names = band_names
         self.clipped = clipped
         self.negative: np.ndarray | None = None
+        # a signed integer output keeps values in [low, 0) as they are: counted and said, as a float output's are
+        self.kept_negative: np.ndarray | None = None
         self.above: np.ndarray | None = None
         self.valid = 0
         self.minimum, self.maximum = np.inf, -np.inf
@@ -46,6 +48,7 @@ class ClipCounter:
         """Count one (C, H, W) float strip; NaN (nodata) pixels are ignored."""
         if self.negative is None:
             self.negative = np.zeros(strip.shape[0], np.int64)
+            self.kept_negative = np.zeros(strip.shape[0], np.int64)
             self.above = np.zeros(strip.shape[0], np.int64)
             self.over_ceiling = np.zeros(strip.shape[0], np.int64)
         ok = ~np.isnan(strip).any(axis=0)
@@ -55,6 +58,8 @@ class ClipCounter:
         v = strip if ok.all() else strip[:, ok]   # no nodata in the strip: count in place, no copy
         axes = tuple(range(1, v.ndim))
         self.negative += np.count_nonzero(v < self.low, axis=axes)
+        if self.clipped and self.low < 0:
+            self.kept_negative += np.count_nonzero((v < 0) & (v >= self.low), axis=axes)
         self.above += np.count_nonzero(v > self.high, axis=axes)
         if self.ceiling is not None:
             self.over_ceiling += np.count_nonzero(v >= self.ceiling, axis=axes)
@@ -90,6 +95,7 @@ class ClipCounter:
         else a warning. ``method``: the method as the log names it (its label)."""
         if self.negative is None:
             return
+        self._report_kept_negative(fb, method)
         below, above = int(self.negative.sum()), int(self.above.sum())
         total = self.valid * len(self.negative)
         moved = self._nodata_note()
@@ -129,6 +135,20 @@ class ClipCounter:
             fb.warning(msg)
         else:
             fb.info(msg)
+
+    def _report_kept_negative(self, fb: Feedback, method: str) -> None:
+        """The negative values a signed integer output (Int16, Int32) keeps, counted as a float output's are (QA:
+        they were written without a word while a float output's got a count): info, a warning above
+        :data:`WARN_FRACTION`."""
+        kept = int(self.kept_negative.sum()) if self.kept_negative is not None else 0
+        if not kept:
+            return
+        total = self.valid * len(self.kept_negative)
+        names = [one_line(n) for n in self.names or [f"band {i + 1}" for i in range(len(self.kept_negative))]]
+        per_band = ", ".join(f"{n}: {int(a)} below 0" for n, a in zip(names, self.kept_negative) if a)
+        msg = (f"{method}: {kept} of {total} fused values ({share(kept, total)}) are negative ({per_band}); the "
+               f"{self.type_name or 'signed integer'} output keeps them as they are.")
+        (fb.warning if kept / total > WARN_FRACTION else fb.info)(msg)
 
     def _off(self, limit: float) -> str:
         """``limit`` as written, with why when that is one step off it (the nodata value)."""

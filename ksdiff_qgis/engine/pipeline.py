@@ -32,6 +32,7 @@ from . import (
     model_card,
     noise,
     outliers,
+    pan_encoding,
     panholes,
     provenance,
     runtime,
@@ -84,9 +85,9 @@ from .raster_io import (
     open_raster,
     output_nodata,
     outputs,
-    pair_scaling_note,
     read_decimated,
     read_full_band,
+    scaling_note,
     signature,
     space,
     to_dtype,
@@ -550,20 +551,25 @@ def _band_metadata_notes(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, spec: S
     return [n for n in notes if n] + band_value_notes(ms_ds, "MS", fused) + band_value_notes(pan_ds, "PAN", [1])
 
 
-def _value_encoding(pan_file, ms_file, pan_path: str, ms_path: str, fused: list[int],
-                    scan: MetadataScan) -> tuple[list[str], tuple | None, bool]:
-    """What the inputs declare of their values' encoding: (warnings: the PAN and MS declare different scales/offsets
-    or unit types, an offset only their product metadata declare (``metaoffsets``); the declared (scale, offset) of
-    the PAN and of each fused MS band when either declares one, so ``pan_units`` compares physical values (QA: a float
-    reflectance PAN with a scaled UInt16 MS was told "different units"), else None; whether the MS's values carry an
-    offset, on its bands or in its metadata: the self-check's ERGAS is on the stored encoding)."""
-    notes = [pair_scaling_note(pan_file, ms_file, fused)]
+def _value_encoding(pan_file, ms_file, pan_path: str, ms_path: str, fused: list[int], scan: MetadataScan,
+                    mapping: pan_encoding.PanMapping | None = None) -> tuple[list[str], list[str], tuple | None, bool]:
+    """What the inputs declare of their values' encoding: (warnings: their scale/offset when it matters
+    (``scaling_note``, one line), an offset only their product metadata declare (``metaoffsets``); info lines: a
+    scale without an offset, or the PAN brought into the MS's encoding (``mapping``); the declared (scale, offset) of
+    the PAN — the MS's once mapped — and of each fused MS band when either declares one, so ``pan_units`` compares
+    physical values (QA: a float reflectance PAN with a scaled UInt16 MS was told "different units"), else None;
+    whether the MS's values carry an offset, on its bands or in its metadata: the self-check's ERGAS is on the stored
+    encoding)."""
+    said = scaling_note(pan_file, ms_file, fused, mapping.note() if mapping else None)
+    warned, infos = ([said[0]], []) if said and said[1] else ([], [said[0]] if said else [])
     meta = {role: metaoffsets.metadata_offset_note(ds, path, role, scan)
             for role, ds, path in (("MS", ms_file, ms_path), ("PAN", pan_file, pan_path))}
     pan_pair, ms_pairs = declared_scaling(pan_file, [1])[0], declared_scaling(ms_file, fused)
+    if mapping is not None:   # the PAN the run reads is stored like the MS now
+        pan_pair = mapping.ms
     declared = any(p != (1.0, 0.0) for p in [pan_pair, *ms_pairs])
     offset = any(off for _, off in ms_pairs) or meta["MS"] is not None
-    return [n for n in [*notes, *meta.values()] if n], (pan_pair, ms_pairs) if declared else None, offset
+    return [n for n in [*warned, *meta.values()] if n], infos, (pan_pair, ms_pairs) if declared else None, offset
 
 
 def _fits(card: model_card.ModelCard, n_bands: int, ratio: int) -> bool:
@@ -916,8 +922,15 @@ def pansharpen(
     alpha_note = _alpha_note(flagged, bplan, ms, card, ms_path)   # said after the band plan's notes, below
     warnings.extend(_band_metadata_notes(pan_ds, ms_ds, pan, ms, spec, bplan.indices, found, plan.ratio,
                                          ms_bands, ms_stated))
-    encoding_notes, scaling, ms_offset = _value_encoding(pan_file, ms_file, pan_path, ms_path, bplan.indices, scan)
+    # a physical (or otherwise scaled) PAN beside a scaled MS: fused in the MS's stored numbers, offset and all
+    mapping = pan_encoding.plan_mapping(pan_ds, ms_ds, pan_file, ms_file, bplan.indices)
+    if mapping is not None:
+        pan_ds, pan = pan_encoding.mapped_pan(pan_ds, pan, mapping)
+    encoding_notes, encoding_infos, scaling, ms_offset = _value_encoding(pan_file, ms_file, pan_path, ms_path,
+                                                                         bplan.indices, scan, mapping)
     warnings.extend(encoding_notes)
+    for line in encoding_infos:
+        fb.info(line)
     doubt = ambiguous_codes(found, [ms.descriptions[b - 1] for b in bplan.indices])
     colour_doubt = None
     if doubt:   # a bare code names no colour for sure: it stays bare, so no colour tag or style is taken from it

@@ -24,7 +24,8 @@ import importlib
 _EXPORTS = {
     **dict.fromkeys(("data_scale", "fits", "output_nodata", "to_dtype", "value_range"), "dtypes"),
     **dict.fromkeys(("DEFAULT_GT", "RATIO_OFFSET", "SUPPORTED_TYPES", "RasterInfo", "band_value_notes",
-                     "declared_scaling", "describe", "open_dataset", "open_raster", "pair_scaling_note"), "info"),
+                     "declared_scaling", "describe", "open_dataset", "open_raster", "pair_scaling_note",
+                     "scaling_note"), "info"),
     **dict.fromkeys(("NORTH_UP_TOLERANCE", "is_rotated"), "geotransform"),
     **dict.fromkeys(("Signature", "remove_stale_partials", "signature", "stale_partials"), "partials"),
     **dict.fromkeys(("cumulative_cut", "overview_hint", "sample_windows"), "stretch"),

@@ -181,18 +181,9 @@ def _scaled(pairs: list[tuple[float, float]]) -> bool:
 
 
 def band_value_notes(ds: gdal.Dataset, role: str, bands: list[int]) -> list[str]:
-    """Warnings for band metadata the fusion does not follow (``bands``: 1-based, the ones fused): a scale/offset
-    (e.g. reflectance stored as Int16 x 1e-4: fused as the stored numbers, the output keeps the MS's scale/offset), and
-    nodata values that differ between bands (band 1's is used)."""
+    """Warnings for band metadata the fusion does not follow (``bands``: 1-based, the ones fused): nodata values that
+    differ between bands (band 1's is used). A scale/offset is ``scaling_note``'s to say, once for both inputs."""
     notes = []
-    scaled = [(b, sc, off) for b, (sc, off) in zip(bands, declared_scaling(ds, bands))]
-    if any(sc != 1.0 or off != 0.0 for _, sc, off in scaled):
-        listed = ", ".join(f"band {b}: x {sc:g} + {off:g}" for b, sc, off in scaled if sc != 1.0 or off != 0.0)
-        # the output carries the MS's scale/offset, whatever the PAN's (QA: the PAN's note said "the same")
-        carried = ("the output carries the same scale/offset so QGIS reads it in the same units" if role == "MS" else
-                   "the output carries the MS's scale/offset and unit type, not the PAN's")
-        notes.append(f"The {role} raster's bands carry a scale/offset ({listed}): the fusion works on the stored "
-                     f"numbers, and {carried}. " + (RATIO_OFFSET if any(off for _, _, off in scaled) else ""))
     first = ds.GetRasterBand(1).GetNoDataValue()
     nodatas = {b: ds.GetRasterBand(b).GetNoDataValue() for b in bands}
     other = {b: v for b, v in nodatas.items() if not _same_nodata(v, first)}
@@ -228,6 +219,38 @@ def pair_scaling_note(pan_ds: gdal.Dataset, ms_ds: gdal.Dataset, bands: list[int
             "the output carries the MS's scale/offset and unit type, so the PAN's detail enters in the MS's encoding "
             "only as far as the methods fit the PAN to the MS. Give both in one product level and encoding (e.g. "
             "both surface reflectance, gdal_translate -unscale to store physical values)")
+
+
+def scaling_note(pan_ds: gdal.Dataset, ms_ds: gdal.Dataset, bands: list[int], mapped: str | None = None
+                 ) -> tuple[str, bool] | None:
+    """The one line on the scale/offset the PAN and the fused MS bands (``bands``, 1-based) declare, and whether it
+    is a warning: ``mapped`` (the PAN was brought into the MS's encoding: what was done, ``pan_encoding``), a PAN and
+    MS that declare different ones (``pair_scaling_note``), else the MS's or the PAN's own. An MS scale without an
+    offset is an info line: the stored numbers are the physical ones times a gain, which no method minds; an offset
+    is a warning (the ratio-based methods take the stored zero for the physical one). QA: one run on a PAN and an MS
+    of different scales logged three overlapping warnings, and every scaled MS one even with offset 0."""
+    ms_pairs = declared_scaling(ms_ds, bands)
+    offset = any(off for _, off in ms_pairs)
+    caveat = " " + RATIO_OFFSET if offset else ""
+    if mapped:
+        return (f"{mapped}, and the output carries the MS's scale/offset so QGIS reads it in the same "
+                f"units.{caveat}", offset)
+    pair = pair_scaling_note(pan_ds, ms_ds, bands)
+    if pair:
+        return pair + "." + caveat, True
+    if _scaled(ms_pairs):
+        role, scaled, carried = "MS", list(zip(bands, ms_pairs)), \
+            "the output carries the same scale/offset so QGIS reads it in the same units"
+    elif _scaled(declared_scaling(pan_ds, [1])):
+        role, scaled, carried = "PAN", [(1, declared_scaling(pan_ds, [1])[0])], \
+            "the output carries the MS's scale/offset and unit type, not the PAN's"
+        offset = True   # the PAN's numbers are not the MS's: said as a warning
+        caveat = " " + RATIO_OFFSET if scaled[0][1][1] else ""
+    else:
+        return None
+    listed = ", ".join(f"band {b}: x {sc:g} + {off:g}" for b, (sc, off) in scaled if sc != 1.0 or off != 0.0)
+    return (f"The {role} raster's bands carry a scale/offset ({listed}): the fusion works on the stored numbers, "
+            f"and {carried}.{caveat}", offset)
 
 
 def open_raster(path: str, role: str) -> tuple[gdal.Dataset, RasterInfo]:

@@ -18,6 +18,7 @@ import numpy as np
 from osgeo import gdal
 
 from ..shellcmd import shell_arg
+from .info import declared_scaling
 
 SAMPLE_PIXELS = 1 << 20      # per band: what numpy sorts
 MAX_BLOCKS = 2048            # blocks read (each once, all bands): the cost on a large file, ~1 s at 40000²
@@ -68,7 +69,10 @@ def cumulative_cut(path: str, bands: tuple[int, ...], lower: float = 0.02, upper
     """Each of the 1-based ``bands`` of the raster ``path``: (value at ``lower``, value at ``upper``) of its valid
     pixels (fractions: QGIS's CumulativeCut defaults are 0.02, 0.98), from a sample of about ``budget`` pixels per
     band spread over the whole extent at full resolution (``sample_windows``; GDAL's nearest-neighbour decimation
-    inside each block). None when GDAL cannot read it or a band has no valid pixel in the sample."""
+    inside each block). None when GDAL cannot read it or a band has no valid pixel in the sample.
+    The cut is in the values QGIS draws: a band's declared scale/offset applied (stored x scale + offset), as QGIS's
+    GDAL provider applies it before the renderer's min/max (QA: a Landsat C2 L2 output's limits 6663–13550 in stored
+    numbers against drawn values near 0.09: solid black)."""
     ds = gdal.OpenEx(path, gdal.OF_RASTER | gdal.OF_READONLY)
     if ds is None or not bands or max(bands) > ds.RasterCount:
         return None
@@ -82,12 +86,12 @@ def cumulative_cut(path: str, bands: tuple[int, ...], lower: float = 0.02, upper
         for k, b in enumerate(bands):
             samples[k].append(_valid(ds.GetRasterBand(b), data[k], read, step))
     cuts = []
-    for parts in samples:
+    for parts, (scale, offset) in zip(samples, declared_scaling(ds, list(bands))):
         values = np.concatenate(parts)
         if values.size == 0:
             return None
-        lo, hi = np.percentile(values.astype(np.float64), [100 * lower, 100 * upper])
-        cuts.append((float(lo), float(hi)))
+        lo, hi = np.percentile(values.astype(np.float64), [100 * lower, 100 * upper]) * scale + offset
+        cuts.append((float(min(lo, hi)), float(max(lo, hi))))   # a negative scale turns the cut over
     return cuts
 
 
