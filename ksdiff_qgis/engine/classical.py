@@ -172,6 +172,9 @@ class TileContext:
     # (H, W) bool on the tile array's grid: the output pixels a learned fuser's counts (its soft floor) stand for:
     # written, data, each once although tiles overlap (None: the whole array, as a self-check window)
     counted: np.ndarray | None = None
+    # where the array lies, in a message's words, when ``origin`` is no place in the scene (the self-check's
+    # reduced-resolution copies); None: said from ``origin``
+    place: str | None = None
 
 
 def margin(method: str, ratio: int) -> int:

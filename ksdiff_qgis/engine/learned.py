@@ -9,9 +9,9 @@ import threading
 
 import numpy as np
 
-from . import consistency, noise, outliers, runtime, saturation
+from . import consistency, noise, outliers, runguard, runtime, saturation
 from .classical import BEST_CLASSICAL, FUSERS, TileContext
-from .errors import InputError
+from .errors import Cancelled, InputError
 from .filters import grow_mask
 from .model_card import ModelCard, edited_card
 from .numbers import share as percent
@@ -38,6 +38,14 @@ PRECISION_ALIASES = {"float32": "fp32"}   # what the help and the logs call it, 
 # pixels, when that rectangle is at least PRIOR_MIN_SIDE pixels each way (half the training patches' side)
 PRIOR_BLOCK = 8
 PRIOR_MIN_SIDE = 32
+# a network output further from 0 than this many times the data's range is refused as broken (``output_fault``).
+# The range, in model units: 1 (the NBITS or 8-bit top; 10 x the scene mean for floating-point data, ``value_scale``)
+# or the tile's largest input, whichever is larger. A fused value is the MS plus the PAN's detail: the bundled models'
+# largest |output| / that range, METHOD ksdiff and auto, int8 and fp32 (2026-12-07): WorldView-2 pair 1 3.28 (its
+# saturated roofs), pair 2 1.93, Landsat 8 0.92, Sentinel-2 (bench case) 0.33; a value beyond 100 x is clipped to the
+# top or floored on every integer output anyway: not a fusion, a broken model (QA: 3e38 on dark pixels became inf once
+# scaled back; -1e30 x MS; both wrote a damaged GeoTIFF with rc 0)
+ABSURD_FACTOR = 100.0
 
 
 def tile_contrast(pan: np.ndarray, a: float, b: float) -> float:
@@ -328,10 +336,10 @@ class TileKernels:
             if at < 0 or at + n > len(self.backbone):
                 raise ValueError("a kernel offset lies outside the backbone graph")
 
-    def __call__(self, pan: np.ndarray, lms: np.ndarray, window: tuple[int, int, int, int] | None = None
-                 ) -> np.ndarray:
+    def __call__(self, pan: np.ndarray, lms: np.ndarray, window: tuple[int, int, int, int] | None = None,
+                 guard: runguard.RunGuard | None = None) -> np.ndarray:
         """Fuse (1, 1, H, W) and (1, C, H, W); ``window`` (row, col, height, width): the part of the tile the
-        kernels are computed from (``prior_window``; None: all of it)."""
+        kernels are computed from (``prior_window``; None: all of it). ``guard``: a cancel ends its runs."""
         graph = bytearray(self.backbone)
         if window is not None:
             r, c, h, w = window
@@ -339,7 +347,7 @@ class TileKernels:
             lms_p = np.ascontiguousarray(lms[:, :, r:r + h, c:c + w])
         else:
             pan_p, lms_p = pan, lms
-        values = dict(zip(self.names, self.prior.run(self.names, {"pan": pan_p, "lms": lms_p})))
+        values = dict(zip(self.names, runguard.run(self.prior, self.names, {"pan": pan_p, "lms": lms_p}, guard)))
         for name, (at, n) in self.floats.items():
             _put(graph, at, n, np.ascontiguousarray(values[name], dtype="<f4"))
         if self.convs:
@@ -350,7 +358,7 @@ class TileKernels:
                 conv.write(graph, values, k)
         tile = self.ort.InferenceSession(bytes(graph), runtime.session_options(self.threads, shared_arena=True),
                                          providers=[runtime.CPU])
-        out = tile.run(None, {"pan": pan, "lms": lms})[0]
+        out = runguard.run(tile, None, {"pan": pan, "lms": lms}, guard)[0]
         self._last = tile   # kept for ``release``, which must not build a session of its own
         return out
 
@@ -415,34 +423,39 @@ class _Int8Conv:
 
 
 def _tile_kernels(card: ModelCard, session: Session, pan: np.ndarray, lms: np.ndarray, reference: np.ndarray,
-                  int8: bool = False, prior=None):
+                  int8: bool = False, prior=None, guard: runguard.RunGuard | None = None):
     """The checked ``TileKernels`` of the card's model, or None (no such path, not on CPU, or it disagrees).
-    ``prior``: as ``TileKernels``."""
+    ``prior``: as ``TileKernels``; ``guard``: a cancel ends its runs (Cancelled)."""
     spec = card.data.get("tile_kernels")
     if not spec or session.device != "cpu" or (int8 and "int8" not in spec):
         return None
     try:
         fast = TileKernels(card, session, int8, prior)
-        diff = fast(pan, lms) - reference
+        diff = fast(pan, lms, guard=guard) - reference
         if int8:
             ok = float(np.sqrt(np.mean(diff ** 2))) <= INT8_TOLERANCE * float(np.sqrt(np.mean(reference ** 2)))
         else:
             ok = float(np.abs(diff).max()) <= FAST_TOLERANCE * max(1.0, float(np.abs(reference).max()))
+    except Cancelled:
+        raise   # the user's cancel, not a broken path
     except Exception:  # noqa: BLE001 - a broken fast path only costs speed: the full graph stays
         return None
     return fast if ok else None
 
 
 def _run(card: ModelCard, session: Session, pan: np.ndarray, lms: np.ndarray, fast=None,
-         window: tuple[int, int, int, int] | None = None) -> np.ndarray:
+         window: tuple[int, int, int, int] | None = None, guard: runguard.RunGuard | None = None) -> np.ndarray:
     """Run the graph on (1, 1, H, W) and (1, C, H, W) (through ``fast``, a ``TileKernels``, when given, with its
-    kernels from ``window``); InputError when it fails or returns the wrong shape."""
+    kernels from ``window``); InputError when it fails or returns the wrong shape; Cancelled when ``guard``'s
+    feedback is cancelled meanwhile (the run stops midway)."""
     pan_name, lms_name = card.input_names
     try:
         if fast:
-            out = fast(pan, lms, window)
+            out = fast(pan, lms, window, guard)
         else:
-            out = session.session.run([card.output_name], {pan_name: pan, lms_name: lms})[0]
+            out = runguard.run(session.session, [card.output_name], {pan_name: pan, lms_name: lms}, guard)[0]
+    except Cancelled:
+        raise
     except Exception as e:  # ONNX Runtime raises its own exception types
         raise InputError(f"the model {card.path.name} failed on a {pan.shape[3]}x{pan.shape[2]} tile: {e}") from None
     want = (1, len(card.bands), pan.shape[2], pan.shape[3])
@@ -454,8 +467,35 @@ def _run(card: ModelCard, session: Session, pan: np.ndarray, lms: np.ndarray, fa
     return out
 
 
-def check_graph(card: ModelCard, session: Session) -> None:
-    """The graph has the card's tensors and turns a small probe tile into finite values of the right shape."""
+def output_fault(name: str, out: np.ndarray, inputs: tuple[np.ndarray, ...], scale: float = 1.0) -> str | None:
+    """Why the network output ``out`` (model units) is unusable, in words, or None: NaN or infinite values, or values
+    beyond ``ABSURD_FACTOR`` times the data's range (the larger of 1 and the largest of ``inputs``, in model units).
+    ``scale``: the data's value of 1.0 in model units, for the message. Ends before "it is broken"."""
+    if not np.isfinite(out).all():
+        return f"the model {name} returned NaN or infinite values"
+    bound = _bound(inputs)
+    if float(np.abs(out).max()) <= bound:
+        return None
+    signed = float(out.flat[int(np.argmax(np.abs(out)))])
+    return (f"the model {name} returned values absurdly far outside the data's range (as large as "
+            f"{signed * scale:.3g}, more than {ABSURD_FACTOR:g} times the data's range, "
+            f"{bound / ABSURD_FACTOR * scale:.4g} here)")
+
+
+def _bound(inputs: tuple[np.ndarray, ...]) -> float:
+    """``ABSURD_FACTOR`` times the data's range in model units: the larger of 1 and the largest of ``inputs``."""
+    return ABSURD_FACTOR * max([1.0] + [float(np.nanmax(np.abs(a))) for a in inputs if a.size])
+
+
+def _faulty(out: np.ndarray, inputs: tuple[np.ndarray, ...]) -> np.ndarray:
+    """Where ``output_fault`` finds ``out`` unusable: NaN, infinite or beyond ``_bound``."""
+    with np.errstate(invalid="ignore"):
+        return ~(np.abs(out) <= _bound(inputs))
+
+
+def check_graph(card: ModelCard, session: Session, guard: runguard.RunGuard | None = None) -> None:
+    """The graph has the card's tensors and turns a small probe tile into sane values of the right shape
+    (``output_fault``); ``guard``: a cancel ends the probe (Cancelled)."""
     # sessions are cached per ONNX file's content; the card beside it may have changed since the last probe, so
     # it is compared on every run (QA: an edit after a first run was accepted), the graph probed once per key
     embedded = session.session.get_modelmeta().custom_metadata_map.get("model_card")
@@ -475,12 +515,12 @@ def check_graph(card: ModelCard, session: Session) -> None:
         raise InputError(f"the model card of {card.path.name} names the output {card.output_name!r}, but the "
                          f"graph's outputs are {', '.join(outputs)}")
     ramp, lms = _probe_inputs(card)
-    out = _run(card, session, ramp, lms)   # the full graph: the reference
-    bad = ~np.isfinite(out)
-    if bad.any():
-        raise InputError(f"the model {card.path.name} returns NaN or infinite values ({bad.mean():.0%} of a "
-                         f"{ramp.shape[3]}x{ramp.shape[2]} test tile): it is broken")
-    session.tile_kernels = _tile_kernels(card, session, ramp, lms, out)
+    out = _run(card, session, ramp, lms, guard=guard)   # the full graph: the reference
+    fault = output_fault(card.path.name, out, (ramp, lms), card.scale)
+    if fault:
+        bad = _faulty(out, (ramp, lms))
+        raise InputError(f"{fault} on {bad.mean():.0%} of a {ramp.shape[3]}x{ramp.shape[2]} test tile: it is broken")
+    session.tile_kernels = _tile_kernels(card, session, ramp, lms, out, guard=guard)
     session.tile_int8 = None   # built and checked when first asked for (int8_path)
     session.probed = key
 
@@ -492,33 +532,34 @@ def _probe_inputs(card: ModelCard) -> tuple[np.ndarray, np.ndarray]:
     return ramp, np.concatenate([ramp * np.float32(0.8 + 0.1 * b) for b in range(len(card.bands))], axis=1)
 
 
-def int8_path(card: ModelCard, session: Session):
+def int8_path(card: ModelCard, session: Session, guard: runguard.RunGuard | None = None):
     """The session's checked int8 ``TileKernels`` (built on first use), or None when the model has none."""
     if session.tile_int8 is None and session.tile_kernels is not None and "int8" in card.data["tile_kernels"]:
         ramp, lms = _probe_inputs(card)
-        reference = _run(card, session, ramp, lms)
+        reference = _run(card, session, ramp, lms, guard=guard)
         session.tile_int8 = _tile_kernels(card, session, ramp, lms, reference, int8=True,
-                                          prior=session.tile_kernels.prior) or False
+                                          prior=session.tile_kernels.prior, guard=guard) or False
     return session.tile_int8 or None
 
 
-def checked_session(card: ModelCard, device: str, threads: int) -> Session:
+def checked_session(card: ModelCard, device: str, threads: int, guard: runguard.RunGuard | None = None) -> Session:
     """A session for the card's model that passed ``check_graph``; CUDA failing at its first run falls back to CPU.
+    ``guard``: a cancel ends the probe runs (Cancelled).
 
     A model with a per-tile kernel path gets its full graph on CPU unoptimised (``runtime.get_session``): only the
     probe runs on it. Should that path fail its check, the graph runs every tile and is created again, optimised."""
     tiled = bool(card.data.get("tile_kernels"))
     session = runtime.get_session(str(card.path), device, threads, reference_on_cpu=tiled, sha256=card.sha256)
     try:
-        check_graph(card, session)
+        check_graph(card, session, guard)
     except InputError as e:
         if session.device != "cuda":
             raise
         session = runtime.cpu_fallback(session, str(card.path), threads, runtime.short_error(e), card.sha256)
-        check_graph(card, session)   # the model itself is broken if it fails on CPU too
+        check_graph(card, session, guard)   # the model itself is broken if it fails on CPU too
     if session.tile_kernels is None and not session.optimised:
         session = runtime.get_session(str(card.path), device, threads, sha256=card.sha256)
-        check_graph(card, session)
+        check_graph(card, session, guard)
     return session
 
 
@@ -536,6 +577,7 @@ class OnnxFuser:
 
     ``bands``: the model's bands as positions among the tile's bands, in the model's order (``BandPlan.model``); the
     others are fused by MTF-GLP-HPM and every band keeps its place. None: the tile holds the model's bands in order.
+    ``guard``: a cancel ends the network's runs in progress (``runguard``; None: they run to their end).
     ``noise_pull``: take the output towards MTF-GLP-HPM where the PAN's detail is noise (``engine/noise.py``); the
     delivered tiles' step, not the self-check's. ``net_crop``: PAN pixels each side of a tile that only other steps
     need (the pull's or the other bands' MTF-GLP-HPM context): the network runs on the tile less that ring, so it sees
@@ -544,8 +586,9 @@ class OnnxFuser:
 
     def __init__(self, card: ModelCard, session: Session, scale: float, precision: str = DEFAULT_PRECISION,
                  consistency: bool = True, bands: list[int] | None = None, pan_factor: float = 1.0,
-                 noise_pull: bool = False, net_crop: int = 0):
-        check_graph(card, session)
+                 noise_pull: bool = False, net_crop: int = 0, guard: runguard.RunGuard | None = None):
+        self.guard = guard
+        check_graph(card, session, guard)
         self.card, self.session, self.scale = card, session, np.float32(scale)
         self.pan_scale = np.float32(scale / pan_factor)   # a PAN in other units than the MS (``pan_units``)
         self.bands = bands
@@ -554,7 +597,7 @@ class OnnxFuser:
         self.net_crop = net_crop
         # the per-tile kernel path when the probe checked it; its int8 variant when asked for
         self.precision = precision
-        self.fast = (int8_path(card, session) if precision == "int8" else None) or session.tile_kernels
+        self.fast = (int8_path(card, session, guard) if precision == "int8" else None) or session.tile_kernels
         # values damped by soft_floor over this fuser's tiles (tiles run in parallel), of the values written (every
         # band's): the range line's count (``TileContext.counted``)
         self.floored = 0
@@ -678,12 +721,13 @@ class OnnxFuser:
         unwindowed = window is not None and self.fast is None
         if unwindowed:
             window = None
-        out = _run(self.card, self.session, np.ascontiguousarray(p, dtype=np.float32),
-                   np.ascontiguousarray(x, dtype=np.float32), self.fast, window)[0, :, :hn, :wn]
-        if not np.isfinite(out).all():
-            # NaN would silently become nodata: a model that produces it is broken, not the data
-            raise InputError(f"the model {self.card.path.name} returned NaN or infinite values on the tile at PAN "
-                             f"row {ctx.origin[0]}, column {ctx.origin[1]}: it is broken for this data")
+        p, x = np.ascontiguousarray(p, dtype=np.float32), np.ascontiguousarray(x, dtype=np.float32)
+        out = _run(self.card, self.session, p, x, self.fast, window, self.guard)[0, :, :hn, :wn]
+        # NaN would silently become nodata, 3e38 inf once scaled back (written as the top value): a model that
+        # produces either is broken, not the data; refused before any of the tile is written
+        fault = output_fault(self.card.path.name, out, (p, x), float(self.scale))
+        if fault:
+            raise InputError(f"{fault} {_place(ctx, _faulty(out, (p, x)), c)}: it is broken for this data")
         if c:   # the ring only other steps read as context (never written: it is within the tile's margin)
             out = np.pad(out, ((0, 0), (c, c), (c, c)), mode="edge")
         x = lms / self.scale
@@ -700,5 +744,30 @@ class OnnxFuser:
             self.floored_near += near
             self.windowed += window is not None
             self.unwindowed += unwindowed
-        out = out * self.scale
-        return out - lift if lift else out
+        with np.errstate(over="ignore", invalid="ignore"):
+            out = out * self.scale
+            out = out - lift if lift else out
+        if not np.isfinite(out).all():   # sane in model units, beyond float32 in the data's (an extreme scale)
+            raise InputError(f"the model {self.card.path.name} returned values that are NaN or infinite once scaled "
+                             f"back to the data's units (x {self.scale:.4g}) "
+                             f"{_place(ctx, ~np.isfinite(out), 0)}: it is broken for this data")
+        return out
+
+
+def _place(ctx: TileContext, bad: np.ndarray, crop: int) -> str:
+    """Where the first of the ``bad`` values (C, h, w) lies, in words: the PAN row and column inside the scene (a
+    tile's array starts at its margin, which may reach beyond the scene: QA read "row -33, column -33"), preferring
+    the values the tile writes; ``crop``: pixels of the tile left out each side of ``bad``; ``ctx.place`` instead
+    when the array is no part of the scene's grid (the self-check's reduced-resolution copies)."""
+    if ctx.place:
+        return ctx.place
+    hit = bad.any(axis=0)
+    for keep in (ctx.counted, ctx.valid):
+        if keep is not None:
+            inside = hit & keep[crop:crop + hit.shape[0], crop:crop + hit.shape[1]]
+            if inside.any():
+                hit = inside
+                break
+    r, c = (int(v[0]) for v in np.nonzero(hit))
+    return (f"on the tile at PAN row {max(0, ctx.origin[0] + crop + r)}, column {max(0, ctx.origin[1] + crop + c)} "
+            "(its first such value)")

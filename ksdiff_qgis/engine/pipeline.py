@@ -35,6 +35,7 @@ from . import (
     pan_encoding,
     panholes,
     provenance,
+    runguard,
     runtime,
     saturation,
     selfcheck,
@@ -1065,8 +1066,9 @@ def pansharpen(
                                 method_reason=check.summary())
     bar.estimate("tiles", _tile_seconds(plan, method in LEARNED_METHODS))   # the method is known now
     if method in LEARNED_METHODS:   # its fit to the data was checked above (METHOD auto: by its self-check)
-        fb.stop_if_cancelled()   # loading a model takes up to seconds, and cannot be stopped once started
-        session = checked_session(card, device, ort_threads)
+        fb.stop_if_cancelled()   # creating a model's session takes up to seconds, and cannot be stopped once started
+        guard = runguard.RunGuard(fb.is_cancelled)   # a cancel stops the network midway (its probe, each tile)
+        session = checked_session(card, device, ort_threads, guard)
         if check is None:   # METHOD auto loaded the model for its self-check, and warned then
             bar.stage("model")(1.0)
             runtime.warn_cpu_fallback(device, session, fb)
@@ -1083,7 +1085,7 @@ def pansharpen(
         if units_note:
             warnings.append(units_note)
         fuse = OnnxFuser(card, session, scale, precision, consistency, bplan.model, pan_factor, NOISE_PULL,
-                         margin - net_margin)   # the network sees its own margin only
+                         margin - net_margin, guard)   # the network sees its own margin only
         # int8 falls back to float32 where the model has no checked int8 variant: the tags say what ran
         settings.update(PRECISION=fuse.precision_used, CONSISTENCY="yes" if consistency else "no",
                         MODEL_SHA256=card.sha256)   # load_card checked the file against it: no second hash
@@ -1424,9 +1426,10 @@ def _auto_method(pan_ds, ms_src, pan: RasterInfo, ms: RasterInfo, plan: GridPlan
         return classical_choice(e)
     if why_smaller:
         fb.info(f"Method auto: the self-check reads smaller windows than usual: {why_smaller}.")
-    fb.stop_if_cancelled()   # loading a model takes up to seconds, and cannot be stopped once started
+    fb.stop_if_cancelled()   # creating a model's session takes up to seconds, and cannot be stopped once started
+    guard = runguard.RunGuard(fb.is_cancelled)   # a cancel stops the network midway (its probe, each check window)
     try:
-        session = checked_session(card, device, threads)
+        session = checked_session(card, device, threads, guard)
     except InputError as e:
         if model_path and not isinstance(e, runtime.RuntimeUnavailable) and str(e) != runtime.INSTALL_HINT:
             raise   # the user's own MODEL is broken: say so rather than hide it
@@ -1437,7 +1440,7 @@ def _auto_method(pan_ds, ms_src, pan: RasterInfo, ms: RasterInfo, plan: GridPlan
     bar.stage("model")(1.0)
     runtime.warn_cpu_fallback(device, session, fb)
     fuser = OnnxFuser(card, session, value_scale(card, ms, stats.ms_mean), precision, consistency, bands,
-                      pan_units(stats)[0])   # the network's factor: on the stored values, as the run's
+                      pan_units(stats)[0], guard=guard)   # the network's factor: on the stored values, as the run's
     out_of_memory = None
     try:
         check = selfcheck.run_check(pan_ds, ms_src, pan, ms, plan, spec, fuser, stats, area, fb, ranges,

@@ -64,6 +64,11 @@ R_ERGAS_MARGIN = 0.10          # the learned R-ERGAS may exceed the classical on
 # first: it wins ties). GSA and MTF-GLP-FS beat it on some products (the Sentinel-2 cases of the robustness suite)
 CLASSICAL_CANDIDATES = ("mtf_glp_hpm", "gsa", "brovey", "mtf_glp_fs")
 CB_FACTOR = 1.1                # learned checkerboard response <= 1.1 x max(PAN, MS, classical), every band
+# an ERGAS from this on is no fusion's but a broken output's (Wald ERGAS 1e6 at ratio 4: an RMSE 40,000 times the
+# band's mean; real methods on real data score 1-30): said in words, not as a number (QA: "Wald ERGAS
+# 1424018876991692536149320925184.000", "SAM nan°" for a model returning -1e30 x MS)
+UNUSABLE_ERGAS = 1e6
+UNUSABLE = "unusable (NaN, infinite or far out of range values)"
 
 # ERGAS divides each band's error by its mean: on data reaching below 0 (surface reflectance) the means lie near 0
 ERGAS_NEAR_ZERO = ("ERGAS divides each band's error by the band's mean: on this MS, whose values reach below 0 "
@@ -85,6 +90,11 @@ class Scores:
     sam: float
     r_ergas: float         # full resolution, reprojected onto the MS
     checkerboard: float    # full resolution, worst band
+
+    @property
+    def unusable(self) -> bool:
+        """The output scored is no fusion: an ERGAS NaN, infinite or from ``UNUSABLE_ERGAS`` on."""
+        return not all(math.isfinite(v) and v < UNUSABLE_ERGAS for v in (self.ergas, self.r_ergas))
 
 
 @dataclass
@@ -126,7 +136,7 @@ class SelfCheck:
         """Figures as Processing outputs (``None`` where not measured), rounded to ``digits`` decimals when given
         (what a user reads; the provenance record keeps them whole)."""
         def num(s: Scores | None, attr: str):
-            v = None if s is None else getattr(s, attr)
+            v = None if s is None or s.unusable else getattr(s, attr)   # no figures of a broken output
             return None if v is None or not math.isfinite(v) else rounded(float(v))
 
         def rounded(v: float) -> float:
@@ -189,6 +199,8 @@ def decide(learned: Scores, classic: Scores, pan_cb: float, ms_cb: float = float
     above both, that response is the scene's (QA's Sentinel-2 case: MTF-GLP-HPM 0.430 over the PAN's 0.404;
     docs/VALIDATION.md, 2026-12-07 06:25 UTC). A NaN reference (a flat PAN) still refuses, as before.
     """
+    if learned.unusable:
+        return False, f"its output on the sample is {UNUSABLE}"
     why = []
     ref_cb, ref_name = pan_cb, "PAN's"   # a NaN PAN response (a flat PAN) stays the reference: nothing to measure
     if math.isfinite(pan_cb) and math.isfinite(ms_cb) and ms_cb > pan_cb:
@@ -529,7 +541,7 @@ def _fuse_pair(fuser: Fuser, pan: np.ndarray, lms: np.ndarray, ctx: classical.Ti
     c = classical.TileContext(stats=ctx.stats, ratio=ctx.ratio, gains=ctx.gains,
                               origin=(ctx.origin[0] - m, ctx.origin[1] - m), lattice=ctx.lattice, ms=ctx.ms,
                               ms_origin=(ctx.ms_origin[0] + m, ctx.ms_origin[1] + m), ms_real=ctx.ms_real,
-                              valid=valid)
+                              valid=valid, place=ctx.place)
     out = np.asarray(fuser(p, x, c), dtype=np.float32)
     return out[:, m:m + pan.shape[0], m:m + pan.shape[1]]
 
@@ -705,7 +717,9 @@ def _score_window(s: _Sample, fusers: dict[str, Fuser], pools, pan_pool: _Pool, 
     ms_real = s.ms_window()
     # each fused as the pipeline would: a learned fuser projects its output onto the MS it was given
     red_ctx = classical.TileContext(stats=stats, ratio=k, gains=gains, origin=(0, 0), ms=ms_lr,
-                                    ms_real=s.ms_real_lr, valid=s.valid_lr)
+                                    ms_real=s.ms_real_lr, valid=s.valid_lr,
+                                    place=f"on the self-check's reduced-resolution copy of its window at MS "
+                                          f"column {c}, row {r}")
     full_ctx = classical.TileContext(stats=stats, ratio=k, gains=gains, origin=(s.R0, s.C0),
                                      lattice=s.lattice,
                                      ms=s.ms, ms_real=s.ms_real, valid=s.valid_full)
@@ -738,6 +752,9 @@ def log_check(res: SelfCheck, fb: Feedback, learned_name: str = "KSDiff") -> Non
     # one sentence-like row per method, its label (as the Method list shows it) first: the Processing dialog's Log
     # tab is HTML and collapses runs of spaces, so rows padded into columns came out ragged there
     for name, sc in rows:
+        if sc.unusable:
+            fb.info(f"{name}: its output is {UNUSABLE}: no figures")
+            continue
         fb.info(f"{name}: Wald ERGAS {sc.ergas:.3f}, SAM {sc.sam:.3f}°; full resolution R-ERGAS {sc.r_ergas:.3f}, "
                 f"checkerboard {sc.checkerboard:.3f} (PAN {res.pan_checkerboard:.3f}, MS {res.ms_checkerboard:.3f})")
     # (the detail gains fitted on the Wald sample, ``SelfCheck.detail_gains``, are a study's diagnostic, not applied:
