@@ -3,17 +3,16 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import json
 import math
 import threading
 
 import numpy as np
 
-from . import consistency, noise, outliers, runguard, runtime, saturation
+from . import consistency, memory, noise, outliers, runguard, runtime, saturation
 from .classical import BEST_CLASSICAL, FUSERS, TileContext
 from .errors import Cancelled, InputError
 from .filters import grow_mask
-from .model_card import ModelCard, edited_card
+from .model_card import ModelCard, edited_card, parse_embedded
 from .numbers import share as percent
 from .raster_io import RasterInfo
 from .runtime import Session
@@ -457,7 +456,11 @@ def _run(card: ModelCard, session: Session, pan: np.ndarray, lms: np.ndarray, fa
     except Cancelled:
         raise
     except Exception as e:  # ONNX Runtime raises its own exception types
-        raise InputError(f"the model {card.path.name} failed on a {pan.shape[3]}x{pan.shape[2]} tile: {e}") from None
+        # out of memory keeps ONNX Runtime's words alone: the run's memory advice follows (``memory.advice``)
+        fix = "" if memory.out_of_memory(e) else ("; check that its card's inputs, bands and margin are the ones it "
+                                                  "was exported with, or use a classical method")
+        raise InputError(f"the model {card.path.name} failed on a {pan.shape[3]}x{pan.shape[2]} tile: "
+                         f"{runtime.ort_words(e).rstrip('.')}{fix}") from None
     want = (1, len(card.bands), pan.shape[2], pan.shape[3])
     if tuple(getattr(out, "shape", ())) != want:
         raise InputError(
@@ -499,7 +502,8 @@ def check_graph(card: ModelCard, session: Session, guard: runguard.RunGuard | No
     # sessions are cached per ONNX file's content; the card beside it may have changed since the last probe, so
     # it is compared on every run (QA: an edit after a first run was accepted), the graph probed once per key
     embedded = session.session.get_modelmeta().custom_metadata_map.get("model_card")
-    if embedded is not None and json.loads(embedded) != {k: v for k, v in card.data.items() if k != "onnx_sha256"}:
+    if embedded is not None and parse_embedded(embedded, card.path) != {k: v for k, v in card.data.items()
+                                                                         if k != "onnx_sha256"}:
         # the hash proves the ONNX file; the copy of the card inside it proves the JSON beside it
         raise InputError(edited_card(card.path))   # load_card compares them first; this is the session's own copy
     key = (card.input_names, card.output_name, len(card.bands), card.margin, card.size_multiple)

@@ -6,14 +6,17 @@ file's sha256 matches its card.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import math
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import InputError, quoted
+from .onnx_scan import FLOAT, GraphFacts, graph_facts
 
 MODELS_DIR = Path(__file__).resolve().parent.parent / "resources" / "models"
 REQUIRED = ("format_version", "sensor", "bands", "ratio", "scale", "method", "inputs", "output", "margin")
@@ -22,12 +25,14 @@ MAX_MARGIN = 256          # PAN pixels of context each side of a tile
 MAX_SIZE_MULTIPLE = 64    # tile sides are padded to a multiple of this
 RATIOS = (2, 16)
 MAX_SCALE = 65535.0 * 4
+MAX_NAME = 64   # characters of a band or sensor name: longer is not a name (QA: 100 000-character bands were logged)
 
 
 @dataclass(frozen=True)
 class ModelCard:
     path: Path              # the ONNX file
     data: dict
+    embedded: bool | None = None   # whether the ONNX file carries a copy of its card (None: not looked at)
 
     @property
     def sensor(self) -> str:
@@ -91,13 +96,25 @@ def sha256_file(path: str | os.PathLike) -> str:
 
 
 def check_model_file(onnx_path: str | os.PathLike) -> None:
-    """InputError unless ``onnx_path`` is an existing file: ``card_path_of`` starts with it, and ksdiff:pansharpen's
-    parameter check runs it on MODEL whatever the METHOD (a classical one ignored a missing file silently)."""
+    """InputError unless ``onnx_path`` is an existing regular file: ``card_path_of`` starts with it, and
+    ksdiff:pansharpen's parameter check runs it on MODEL whatever the METHOD (a classical one ignored a missing file
+    silently). A FIFO, a symbolic link loop or a dangling link is named as such (QA: all "does not exist")."""
     path = Path(onnx_path)
-    if path.is_dir():
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise InputError(f"the model {quoted(str(path))} is a symbolic link loop: give the model's .onnx file "
+                             "itself") from None
+        if os.path.islink(path):
+            raise InputError(f"the model {quoted(str(path))} is a symbolic link to {quoted(os.readlink(path))}, "
+                             "which does not exist") from None
+        raise InputError(f"the model file {quoted(str(path))} does not exist") from None
+    if stat.S_ISDIR(mode):
         raise InputError(f"the model {quoted(str(path))} is a folder, not an ONNX file")
-    if not path.is_file():
-        raise InputError(f"the model file {quoted(str(path))} does not exist")
+    if not stat.S_ISREG(mode):
+        kind = "a named pipe (FIFO)" if stat.S_ISFIFO(mode) else "a device or socket"
+        raise InputError(f"the model {quoted(str(path))} is {kind}, not a regular file: give the model's .onnx file")
 
 
 def card_path_of(onnx_path: str | os.PathLike) -> Path:
@@ -122,12 +139,17 @@ def load_card(onnx_path: str | os.PathLike) -> ModelCard:
         data = json.loads(card_path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
         raise InputError(f"the model card {card_path.name} is not valid JSON: {e}") from None
+    except RecursionError:   # "[[[[...]]]]" nested deeper than Python's stack: no card is
+        raise InputError(f"the model card {card_path.name} is not a valid card: its JSON is nested too deep") from None
     inside = embedded_card(path)
     if inside is not None and (not isinstance(data, dict)
                                or inside != {k: v for k, v in data.items() if k != "onnx_sha256"}):
         # before any field is read: an edited ratio or sensor was acted on (refused for the wrong reason, a false
         # sensor warning) before the run's later comparison (``learned.check_graph``) found the edit
         raise InputError(edited_card(path))
+    if not isinstance(data, dict):
+        raise InputError(f"the model card {card_path.name} is not a valid card (not a JSON object): copy the "
+                         f"{card_path.name} exported with the model, or export it again")
     missing = [k for k in REQUIRED if k not in data]
     if missing:
         raise InputError(f"the model card {card_path.name} lacks {', '.join(missing)}")
@@ -144,7 +166,57 @@ def load_card(onnx_path: str | os.PathLike) -> ModelCard:
             f"the model file {path.name} does not match its card (sha256 {got[:12]}… instead of {want[:12]}…): "
             "it is corrupt or was modified"
         )
-    return ModelCard(path=path, data=data)
+    check_graph_file(path, data)
+    return ModelCard(path=path, data=data, embedded=inside is not None)
+
+
+def check_graph_file(path: Path, data: dict) -> None:
+    """The ONNX file holds all its tensors (the sha256 covers nothing else) and its inputs and output take what the
+    card says, checked on the file's declarations before ONNX Runtime loads it; a file that cannot be scanned is
+    left to ONNX Runtime, which says why it cannot load it."""
+    try:
+        facts = graph_facts(path)
+    except (OSError, ValueError):
+        return
+    if facts.external:
+        raise InputError(f"the model {path.name} keeps tensors in a separate file (ONNX external data), which its "
+                         "card's sha256 does not cover: export the model as a single .onnx file (onnx.save without "
+                         "save_as_external_data)")
+    check_declared_shapes(path.name, data, facts)
+
+
+def check_declared_shapes(name: str, data: dict, facts: GraphFacts) -> None:
+    """The graph's declared element types and fixed dimensions fit the tiles KSDiff gives it: (1, 1, H, W) and
+    (1, bands, H, W) float32 of any H, W, and (1, bands, H, W) back. Undeclared or symbolic dimensions pass (the probe
+    tile checks what the graph really does). QA: ONNX Runtime's multi-line "Got invalid dimensions" mid-run."""
+    n = len(data["bands"])
+    tensors = [("pan input", facts.inputs.get(data["inputs"]["pan"]), 1),
+               ("lms input", facts.inputs.get(data["inputs"]["lms"]), n),
+               ("output", facts.outputs.get(data["output"]), n)]
+    for role, declared, channels in tensors:
+        if declared is None:
+            continue   # a missing name is check_graph's to say, with the graph's real names
+        elem, dims = declared
+        if role != "output" and elem not in (0, FLOAT):
+            raise InputError(f"the model {name}'s {role} takes {_ELEM.get(elem, f'type {elem}')} values; KSDiff "
+                             "gives float32: export the model with float32 inputs")
+        if dims is None:
+            continue
+        if len(dims) != 4:
+            raise InputError(f"the model {name}'s {role} has {len(dims)} dimensions; KSDiff's tiles have 4 (1, "
+                             f"{channels}, height, width): export the model with NCHW inputs and output")
+        if dims[1] is not None and dims[1] != channels:
+            what = "the PAN has 1" if role == "pan input" else f"its card lists {n} MS band{'s' if n != 1 else ''}"
+            raise InputError(f"the model {name}'s {role} has {dims[1]} bands, but {what}: the card does not fit "
+                             "this graph; export the model again with its own card")
+        if dims[0] not in (None, 1) or dims[2] is not None or dims[3] is not None:
+            fixed = "x".join("?" if d is None else str(d) for d in dims)
+            raise InputError(f"the model {name}'s {role} has a fixed shape ({fixed}); KSDiff gives tiles of any "
+                             "size, one at a time: export the model with dynamic height and width (dynamic_axes)")
+
+
+_ELEM = {2: "uint8", 3: "int8", 4: "uint16", 5: "int16", 6: "int32", 7: "int64", 10: "float16", 11: "float64",
+         16: "bfloat16"}
 
 
 def not_onnx_words(value: str) -> str | None:
@@ -219,14 +291,27 @@ def _metadata(f, size: int) -> dict[str, str]:
 
 def embedded_card(onnx_path: str | os.PathLike) -> dict | None:
     """The card ``model_core.export`` embedded in the ONNX file's metadata (``model_card``, without
-    ``onnx_sha256``); None when the file has none or cannot be read as ONNX (the session says why, later)."""
+    ``onnx_sha256``); None when the file has none or cannot be read as ONNX (the session says why, later).
+    InputError when the copy is not a card (not JSON, or nested deeper than Python's stack)."""
     path = Path(onnx_path)
     try:
         with open(path, "rb") as f:
             text = _metadata(f, path.stat().st_size).get("model_card")
-        return json.loads(text) if text is not None else None
     except (OSError, ValueError, IndexError, UnicodeDecodeError):
         return None
+    return None if text is None else parse_embedded(text, path)
+
+
+def parse_embedded(text: str, path: Path) -> dict:
+    """The card embedded in ``path`` from its metadata ``text``; InputError when it is not a JSON object."""
+    try:
+        inside = json.loads(text)
+    except (ValueError, RecursionError):
+        inside = None
+    if not isinstance(inside, dict):
+        raise InputError(f"the card inside {path.name} is not a valid card (not a JSON object): export the model "
+                         "again")
+    return inside
 
 
 def _is_int(v) -> bool:
@@ -234,7 +319,14 @@ def _is_int(v) -> bool:
 
 
 def _bad(name: str, field: str, value, want: str) -> InputError:
-    return InputError(f"the model card {name} has an invalid {field} ({value!r}): it must be {want}")
+    shown = repr(value)   # a hostile card's value can be megabytes long: a line shows its start
+    shown = shown if len(shown) <= MAX_NAME else shown[:MAX_NAME - 1] + "…"
+    return InputError(f"the model card {name} has an invalid {field} ({shown}): it must be {want}")
+
+
+def _is_name(v) -> bool:
+    """A band or sensor name the log can show: a printable, non-blank string of at most ``MAX_NAME`` characters."""
+    return isinstance(v, str) and bool(v.strip()) and len(v) <= MAX_NAME and v.isprintable()
 
 
 def _check_int(data: dict, name: str, field: str, lo: int, hi: int, default: int | None = None) -> None:
@@ -246,20 +338,43 @@ def _check_int(data: dict, name: str, field: str, lo: int, hi: int, default: int
 def _check_names(data: dict, name: str) -> None:
     """bands: a non-empty list of names; inputs.pan, inputs.lms and output: tensor names."""
     bands = data["bands"]
-    if not (isinstance(bands, list) and bands and all(isinstance(b, str) and b.strip() for b in bands)):
-        raise _bad(name, "bands", bands, "a non-empty list of band names")
+    if not (isinstance(bands, list) and bands and all(_is_name(b) for b in bands)):
+        raise _bad(name, "bands", bands, f"a non-empty list of band names (printable, at most {MAX_NAME} characters)")
+    if not _is_name(data["sensor"]):
+        raise _bad(name, "sensor", data["sensor"], f"a sensor key such as \"wv2\" (at most {MAX_NAME} characters)")
     inputs = data["inputs"]
-    if not (isinstance(inputs, dict) and all(isinstance(inputs.get(k), str) and inputs[k] for k in ("pan", "lms"))):
-        raise _bad(name, "inputs", inputs, 'an object naming the "pan" and "lms" input tensors')
+    if not (isinstance(inputs, dict) and all(isinstance(inputs.get(k), str) and inputs[k] for k in ("pan", "lms"))
+            and inputs["pan"] != inputs["lms"]):
+        raise _bad(name, "inputs", inputs, 'an object naming the "pan" and "lms" input tensors (two different ones)')
     if not (isinstance(data["output"], str) and data["output"]):
         raise _bad(name, "output", data["output"], "the name of the output tensor")
     if data.get("layout", "NCHW") != "NCHW":
         raise _bad(name, "layout", data["layout"], "NCHW")
 
 
+def _check_training(data: dict, name: str) -> None:
+    """training: an object whose fields the plugin reads (``unfinished_note``, METHOD auto's ``adapted_from``)
+    have their types. QA: "training": "yes" ended in an AttributeError traceback, "Internal error"."""
+    training = data.get("training")
+    if training is None:
+        return
+    if not isinstance(training, dict):
+        raise _bad(name, "'training'", training, "an object (as model_core.export writes it)")
+    for key in ("unfinished", "adapted_from"):
+        if training.get(key) is not None and not isinstance(training[key], str):
+            raise _bad(name, f"'training' {key}", training[key], "a text")
+    at = training.get("unfinished_at")
+    if at is not None and not (isinstance(at, dict) and all(at.get(k) is None or _is_int(at[k])
+                                                            for k in ("step", "of"))):
+        raise _bad(name, "'training' unfinished_at", at, 'an object of whole numbers "step" and "of"')
+
+
 def check_fields(data: dict, name: str) -> None:
     """Every field the plugin uses has the right type and lies within bounds; InputError says which not."""
     _check_names(data, name)
+    _check_training(data, name)
+    if data.get("tile_kernels") is not None and not isinstance(data["tile_kernels"], dict):
+        raise _bad(name, "tile_kernels", data["tile_kernels"], "an object (as model_core.export writes it)")
     _check_int(data, name, "ratio", *RATIOS)
     _check_int(data, name, "margin", 0, MAX_MARGIN)
     _check_int(data, name, "size_multiple", 1, MAX_SIZE_MULTIPLE, default=1)

@@ -186,12 +186,21 @@ def resolve_model(sensor: str, model_path: str | None, feedback: Feedback | None
     for note in (_other_sensor_note(card, sensor), model_card.unfinished_note(card)):
         if note and feedback is not None:
             feedback.warning(note)
+    if card.embedded is False and feedback is not None:
+        feedback.info(f"the MODEL {card.path.name} carries no copy of its card (model_core.export embeds one), so "
+                      f"edits to {card.path.with_suffix('.json').name} cannot be detected; its sha256 still proves "
+                      "the .onnx file")
     return card
 
 
 def _other_sensor_note(card: model_card.ModelCard, sensor: str) -> str | None:
     """A warning when a user's MODEL was trained for another sensor than SENSOR (as the bundled models warn when
-    they serve a sensor they were not trained on); None when they agree or either is generic (no sensor named)."""
+    they serve a sensor they were not trained on); None when they agree or either is generic (no sensor named). A
+    card's sensor this plugin does not know is warned of too (QA: accepted silently, a known other one warned)."""
+    if card.sensor not in SENSORS and sensor in SENSORS and not get_sensor(sensor).generic:
+        return (f"the MODEL {card.path.name} was trained for sensor {card.sensor!r} (its card's sensor), which this "
+                f"plugin does not know, not for {get_sensor(sensor).name.split(' (')[0]} (SENSOR {sensor}): compare "
+                "with a classical method (METHOD auto checks it on this scene)")
     if card.sensor == sensor or card.sensor not in SENSORS or sensor not in SENSORS or \
             get_sensor(card.sensor).generic or get_sensor(sensor).generic:
         return None
@@ -1466,7 +1475,7 @@ def _auto_method(pan_ds, ms_src, pan: RasterInfo, ms: RasterInfo, plan: GridPlan
         check.caveat, check.reason = caveat, f"{check.reason}; {caveat}"
     # the user's own MODEL is named: "KSDiff" alone read as the bundled network
     selfcheck.log_check(check, fb, f"KSDiff ({card.path.name})" if model_path else "KSDiff")
-    adapted = card.data.get("training", {}).get("adapted_from") if model_path else None
+    adapted = (card.data.get("training") or {}).get("adapted_from") if model_path else None
     if adapted and check.method == "ksdiff":
         fb.warning(f"the MODEL {card.path.name} was fine-tuned on a scene of its own (python -m model_core adapt): "
                    "on that scene the self-check measures it on the data it learned from, not independently")

@@ -9,6 +9,7 @@ import contextlib
 import functools
 import json
 import os
+import re
 import sys
 import threading
 from dataclasses import dataclass
@@ -391,6 +392,38 @@ def short_error(error: Exception, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+_ORT_CODE = re.compile(r"\[ONNXRuntimeError\]\s*:\s*\d+\s*:\s*(\w+)\s*:\s*")
+_LOAD_FROM = re.compile(r"Load model from .*? failed:\s*")
+# "/onnxruntime_src/.../model_load_utils.h:46 void onnxruntime::...::ValidateOpsetForDomain(const std::...&, int) "
+# or "tensorprotoutils.cc:619 ValidateExternalDataPathFromDir ": where in ONNX Runtime's C++ it failed
+_CXX_WHERE = re.compile(r"\S+\.(?:h|hpp|cc|cpp):\d+\s+(?:[^()\s]+(?:\s[^()\s]+)*?\([^()]*\)\s*(?:const\s+)?|\w+\s+)")
+_FIX_EITHER = re.compile(r"\s*Please fix either the inputs/outputs or the model\.?")
+
+
+def ort_words(error: BaseException, limit: int = 200) -> str:
+    """ONNX Runtime's error text on one short line: its status code word kept, the C++ source location and
+    signature, the "Load model from <path> failed:" prefix and the line breaks dropped (QA: a 770-character C++
+    signature for an opset-99 model; "Got invalid dimensions ..." over four lines)."""
+    text = str(error).strip() or type(error).__name__
+    text = _ORT_CODE.sub(lambda m: f"{m.group(1)}: ", text, count=1)
+    text = _FIX_EITHER.sub("", _CXX_WHERE.sub("", _LOAD_FROM.sub("", text)))
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    cut = text[:limit]
+    end = cut.rfind(". ")   # whole sentences when they fit
+    return cut[:end + 1] if end > limit // 3 else cut[:-1] + "…"
+
+
+def load_error(name: str, error: BaseException) -> InputError:
+    """ONNX Runtime failed to load the model ``name``: one line, and what to do."""
+    ort = sys.modules.get("onnxruntime")
+    version = f" {ort.__version__}" if getattr(ort, "__version__", None) else ""
+    return InputError(f"ONNX Runtime cannot load the model {name}: {ort_words(error).rstrip('.')}; export the model "
+                      f"again as a single .onnx file with standard operators and an opset this ONNX Runtime{version} "
+                      "supports, or use a classical method")
+
+
 def _create(ort, model_path: str, opts, choice: DeviceChoice) -> tuple[object, str]:
     """An InferenceSession and the device reason; a CUDA session that fails to start falls back to CPU."""
     name = os.path.basename(model_path)
@@ -398,12 +431,12 @@ def _create(ort, model_path: str, opts, choice: DeviceChoice) -> tuple[object, s
         return ort.InferenceSession(model_path, sess_options=opts, providers=list(choice.providers)), choice.reason
     except Exception as e:  # ONNX Runtime raises its own exception types (corrupt file, missing CUDA/cuDNN)
         if CUDA not in choice.providers:
-            raise InputError(f"ONNX Runtime cannot load the model {name}: {e}") from None
+            raise load_error(name, e) from None
         cuda_error = short_error(e)
     try:
         sess = ort.InferenceSession(model_path, sess_options=opts, providers=[CPU])
     except Exception as e:  # noqa: BLE001 - the CPU error says what is wrong with the model itself
-        raise InputError(f"ONNX Runtime cannot load the model {name}: {e}") from None
+        raise load_error(name, e) from None
     return sess, f"the CUDA session failed to start ({cuda_error})"
 
 
