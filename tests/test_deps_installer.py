@@ -79,7 +79,10 @@ def test_offline_install_from_a_local_wheel(tmp_path, monkeypatch):
     assert "onnxruntime 1.31.0 installed in" in result
     assert any("--no-index" in line for line in log.lines)
     assert any(line.startswith("WARNING") and "tested" in line for line in log.lines)   # 1.31 is outside the pin
-    assert any("imports in this interpreter" in line for line in log.lines)
+    # QA: "imports in this interpreter (/root/.pyenv/shims/python3)", sys.executable, no interpreter inside QGIS
+    py = f"{sys.version_info.major}.{sys.version_info.minor}"
+    assert f"onnxruntime 1.31.0 imports in QGIS's Python {py} ({sys.prefix})" in log.lines, log.lines
+    assert not any(sys.executable in line for line in log.lines if "imports in" in line)
     assert os.path.isfile(os.path.join(deps.private_dir(str(tmp_path / "rt")), "onnxruntime", "__init__.py"))
     with pytest.raises(InputError, match="does not exist"):
         deps.install(str(tmp_path / "rt"), log, wheel=str(tmp_path / "missing.whl"))
@@ -122,7 +125,7 @@ def test_reinstall_in_a_session_that_loaded_onnxruntime_says_restart(tmp_path, m
     assert "onnxruntime 1.31.0 installed" in result and "restart QGIS" in result
     assert "keeps onnxruntime 1.30.0" in result
     assert any(line.startswith("WARNING restart QGIS") for line in log.lines), log.lines
-    assert not any("imports in this interpreter" in line for line in log.lines)
+    assert not any("imports in QGIS's Python" in line for line in log.lines)
     assert _private_version(base) == "1.31.0"
 
 

@@ -580,5 +580,11 @@ def test_an_unknown_option_in_a_model_is_refused_not_run_as_the_default(qgis_app
     with pytest.raises(QgsProcessingException, match="METHOD: unknown value 'mtf-glp-hpm'; use one of ksdiff"):
         method.resolve({"METHOD": "mtf-glp-hpm"}, QgsProcessingContext())
     assert method.resolve({"METHOD": ""}, QgsProcessingContext()) == "auto"
+    # QA: "(or an option's label or number)" while the label alone is refused by design: the message says what works
+    label = next(o for o in method.options() if o.endswith("[brovey]"))
+    whole = r"\(or an option's whole label with its \[key\], or its number\)$"
+    with pytest.raises(QgsProcessingException, match=whole):
+        method.resolve({"METHOD": label.replace(" [brovey]", "")}, QgsProcessingContext())
+    assert method.resolve({"METHOD": label}, QgsProcessingContext()) == "brovey"
     assert method.valueAsPythonString("mtf-glp-hpm", QgsProcessingContext()) == "'mtf-glp-hpm'"
     assert method.valueAsPythonString("gsa", QgsProcessingContext()) == str(method.keys.index("gsa"))

@@ -96,3 +96,18 @@ def test_changelog_and_readme_quote_the_current_bench():
     assert "make bench of" in newest   # the before/after figures of the release name their run
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert f"KSDiff {ergas}" in readme and hqnr in readme
+
+
+def test_readme_speed_figures_come_from_one_precision_of_the_bench():
+    """QA: the README said "14.3 s with KSDiff (int8 ...), 22x faster than SSDiff", 22x (21.9x) being the float32
+    ratio; int8's is 31.7x. Both int8 figures of the summary are read from bench/results.json's int8 rows."""
+    import json
+
+    speed = json.loads((ROOT / "bench" / "results.json").read_text(encoding="utf-8"))["speed"]
+    scene = {r["method"]: r for r in speed["runs"]}["ksdiff[wv2]@int8"]
+    learned = {r["method"]: r for r in speed["learned"]["runs"]}
+    readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+    assert f"{scene['seconds']:.1f} s with KSDiff (int8;" in readme
+    assert (f"KSDiff int8 is {learned['ksdiff[wv2]@int8']['ssdiff_over_ksdiff']:.1f}× faster than the pixel-space "
+            f"diffusion model SSDiff") in readme
+    assert f"{learned['ksdiff[wv2]']['ssdiff_over_ksdiff']:.1f}× in float32" in readme

@@ -130,7 +130,7 @@ def test_verify_here_compares_the_private_folder_as_windows_does(monkeypatch):
     loaded.__file__ = _win_importlib_join(folder, "onnxruntime", "__init__.py")
     loaded.__version__ = "1.32.0"
     monkeypatch.setitem(sys.modules, "onnxruntime", loaded)
-    assert deps.verify_here(base).startswith("onnxruntime 1.32.0 imports in this interpreter")
+    assert deps.verify_here(base).startswith("onnxruntime 1.32.0 imports in QGIS's Python ")
     assert deps.locked_by_this_session(base, "nt") is not None
     elsewhere = types.ModuleType("onnxruntime")
     elsewhere.__file__, elsewhere.__version__ = r"C:\OSGeo4W\apps\Python312\Lib\onnxruntime\__init__.py", "1.31"

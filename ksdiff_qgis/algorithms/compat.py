@@ -136,8 +136,9 @@ class KeyedEnum(QgsProcessingParameterEnum):
 
     def unknown_message(self, value) -> str:
         """The refusal of a value that is no key, label or option number."""
-        return QCoreApplication.translate("KeyedEnum", "{}: unknown value {!r}; use one of {} (or an option's label "
-                                          "or number)").format(self.name(), value, ", ".join(self.keys))
+        return QCoreApplication.translate(
+            "KeyedEnum", "{}: unknown value {!r}; use one of {} (or an option's whole label with its [key], or its "
+                         "number)").format(self.name(), value, ", ".join(self.keys))
 
     def resolve(self, parameters: dict, context) -> str:
         """The key chosen in ``parameters`` (the default when absent or empty); an unknown value is refused (in a

@@ -621,7 +621,10 @@ def verify_here(base: str) -> str:
     except Exception as e:   # noqa: BLE001 - any import failure must be reported, not raised
         raise InputError(f"onnxruntime was installed but does not import in QGIS's Python: {e}") from None
     quiet_events(ort)
-    return f"onnxruntime {ort.__version__} imports in this interpreter ({sys.executable})"
+    # not sys.executable: inside QGIS (and qgis_process) that is the qgis binary, or on Linux a shim on PATH that is
+    # no interpreter of QGIS at all (QA: "in this interpreter (/root/.pyenv/shims/python3)")
+    return (f"onnxruntime {ort.__version__} imports in QGIS's Python {sys.version_info.major}.{sys.version_info.minor} "
+            f"({sys.prefix})")
 
 
 def preload_cuda(ort) -> None:

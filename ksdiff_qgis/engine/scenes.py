@@ -20,11 +20,23 @@ from typing import Any
 
 from osgeo import gdal
 
-from . import aoi, classical, memory, model_card, pipeline, raster_io, scene_outputs, selfcheck, threadlimits
+from . import (
+    aoi,
+    classical,
+    extent_cell,
+    memory,
+    model_card,
+    pipeline,
+    raster_io,
+    scene_outputs,
+    selfcheck,
+    threadlimits,
+)
 from .coregistration import in_batch_terms
 from .errors import InputError, disk_full, has_control, one_line, quoted
 from .feedback import Feedback
 from .gdalutil import gdal_str, os_path, real_path
+from .grid import same_crs
 from .learned import PRECISION_ALIASES, PRECISIONS
 from .numbers import decimal_comma_gains, decimal_comma_number
 from .provenance import plugin_version  # part of every record: a new version redoes old outputs
@@ -167,6 +179,7 @@ CRS_KEYS = {"extent_wkt": (aoi.EXTENT_CRS, "the PAN's CRS"),
 
 def _row_kwargs(row: dict[str, str], params: dict[str, inspect.Parameter], base: str, line: int) -> dict:
     kwargs: dict[str, Any] = {}
+    extent_read: tuple[str, str, str | None, str] | None = None   # column, cell, CRS in brackets, order read
     for column, cell in row.items():
         if column is None:   # csv puts the cells beyond the header's columns under None
             raise SceneListError(f"line {line}: more cells than the header has columns ({len(cell)} too many)")
@@ -198,6 +211,15 @@ def _row_kwargs(row: dict[str, str], params: dict[str, inspect.Parameter], base:
             # as the WKT the engine takes (EPSG:32631 was assigned, but its warning named the CRS "none")
             kwargs[key] = cell if key == "extent_wkt" else wkt
             continue
+        if key == "extent":   # QGIS's comma form in QGIS's order, gdalwarp's space form in its own
+            try:
+                if not extent_cell.QGIS_FORM.match(cell):   # '0,5 1,5 2 3': a German Excel's decimal commas
+                    _refuse_decimal_commas(cell, key)
+                kwargs[key], crs, order = extent_cell.read_extent(cell)
+            except ValueError as e:
+                raise SceneListError(f"line {line}: column {column!r}: cannot read {quoted(cell)}: {e}") from None
+            extent_read = (column, cell, crs, order)
+            continue
         try:
             kwargs[key] = _resolve_path(cell, base) if key in PATH_KEYS else _convert(cell, params[key])
         except (ValueError, json.JSONDecodeError) as e:
@@ -208,7 +230,28 @@ def _row_kwargs(row: dict[str, str], params: dict[str, inspect.Parameter], base:
     missing = [c for c in REQUIRED_COLUMNS if column_keyword(c) not in kwargs]
     if missing:
         raise SceneListError(f"line {line}: no {', '.join(missing)} given")
+    if extent_read:
+        _check_extent(kwargs, *extent_read, line)
     return kwargs
+
+
+def _check_extent(kwargs: dict[str, Any], column: str, cell: str, crs: str | None, order: str, line: int) -> None:
+    """The CRS an extent cell names in brackets as the row's extent_wkt, and SceneListError for a box that cannot be
+    meant for the row's PAN (``extent_cell.too_large``), before any scene runs."""
+    if crs is not None:
+        try:
+            wkt = aoi.crs_wkt(crs, column.strip())
+        except InputError as e:
+            raise SceneListError(f"line {line}: {e}") from None
+        given = kwargs.get("extent_wkt")
+        if given and not same_crs(aoi.crs_wkt(given), wkt):
+            raise SceneListError(f"line {line}: column {column!r} names the CRS {crs} in brackets but extent_wkt "
+                                 f"says {quoted(given)}: keep one of them")
+        kwargs["extent_wkt"] = given or crs
+    problem = extent_cell.too_large(kwargs["extent"], kwargs.get("extent_wkt"), kwargs["pan_path"],
+                                    kwargs.get("pan_crs"), order)
+    if problem:
+        raise SceneListError(f"line {line}: column {column!r}: {quoted(cell)}: {problem}")
 
 
 def _check_header(fields: list[str] | None, params: dict[str, inspect.Parameter]) -> None:
