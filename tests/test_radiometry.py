@@ -120,8 +120,9 @@ def test_a_fused_raster_that_lost_the_ms_scale_is_compared_on_stored_values(l8, 
     for key in ("HQNR", "D_lambda", "D_s", "R_ERGAS", "R_SAM", "R_Q2n"):
         assert res[key] == stored[key], key
     assert res["HQNR"] > 0.9
-    lines = [s for s in said if "FUSED carries no scale/offset while the MS declares one (x 2.75e-05 + -0.2)" in s]
-    assert len(lines) == 1 and "the figures are on stored values" in lines[0], said
+    lines = [s for s in said if "FUSED carries no scale/offset while the PAN and the MS declare one (MS x 2.75e-05 + "
+             "-0.2)" in s]
+    assert len(lines) == 1 and "the indices compare all the inputs on stored values" in lines[0], said
 
 
 def test_assess_of_unscaled_inputs_is_bit_identical_to_the_stored_reading(l8, tmp_path, monkeypatch):

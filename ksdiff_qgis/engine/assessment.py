@@ -130,15 +130,19 @@ def _sample(raster: MaskedRaster) -> np.ndarray:
 
 
 def _type_text(raster: MaskedRaster) -> str:
-    """'8-bit', '11-bit', 'floating point': the data type as a user reads it (NBITS when declared)."""
+    """'8-bit', '11-bit', 'floating point': the data type as a user reads it (NBITS when declared); with the declared
+    scale/offset when the raster is read in physical values (its bit depth is not what the values show)."""
     info = describe(raster.ds, raster.path)
-    return "floating point" if info.dtype.kind == "f" else f"{info.nbits or info.dtype.itemsize * 8}-bit"
+    text = "floating point" if info.dtype.kind == "f" else f"{info.nbits or info.dtype.itemsize * 8}-bit"
+    return f"{text} {_encoding(raster)}" if raster.physical and _declares(raster) else text
 
 
 def scale_warning(fu: MaskedRaster, other: MaskedRaster) -> str | None:
     """A warning when FUSED's values and ``other``'s (REFERENCE or MS) are on different radiometric scales: their
     99th percentiles (a decimated sample) more than ``SCALE_FACTOR`` apart (an 8-bit view of an 11-bit product). The
-    indices still run: a warning, not a refusal."""
+    indices still run: a warning, not a refusal. When only one of the two declares a scale/offset, the advice is the
+    missing tag, not the bit depth (QA: a scaled FUSED against an untagged REFERENCE was told "not a rescaled or
+    8-bit copy")."""
     a, b = _sample(fu), _sample(other)
     if not a.size or not b.size:
         return None
@@ -147,9 +151,15 @@ def scale_warning(fu: MaskedRaster, other: MaskedRaster) -> str | None:
         return None
     if pa <= 0 and pb <= 0:
         return None
-    return (f"FUSED is {_type_text(fu)} (values up to {pa:.4g}, 99th percentile), {other.role} {_type_text(other)} "
-            f"(up to {pb:.4g}): different radiometric scales, the indices compare unlike values. Assess a fused "
-            f"raster on {other.role}'s scale (the output of the fusion itself, not a rescaled or 8-bit copy)")
+    head = (f"FUSED is {_type_text(fu)} (values up to {pa:.4g}, 99th percentile), {other.role} {_type_text(other)} "
+            f"(up to {pb:.4g}): different radiometric scales, the indices compare unlike values. ")
+    if _declares(fu) != _declares(other):
+        has, lacks = (fu, other) if _declares(fu) else (other, fu)
+        return head + (f"Only {has.role} declares a scale/offset ({_encoding(has)}): if {lacks.role} is stored like "
+                       f"it, declare the same on {lacks.role} (gdal_edit.py -scale / -offset); else assess a fused "
+                       f"raster on {other.role}'s scale")
+    return head + (f"Assess a fused raster on {other.role}'s scale (the output of the fusion itself, not a rescaled "
+                   "or 8-bit copy)")
 
 
 def _encoding(raster: MaskedRaster) -> str:
@@ -172,29 +182,65 @@ def _level(raster: MaskedRaster, physical: bool) -> float:
     return math.log10(float(np.abs(values).mean()) + 1e-12) if values.size else 0.0
 
 
-def _fused_is_stored(fused: MaskedRaster, against: MaskedRaster) -> bool:
-    """Whether a FUSED raster that declares no scale/offset holds the stored encoding of ``against`` (the MS or
-    REFERENCE, which declares one: a tool dropped the tag) rather than its physical values (converted to them): its
-    values' level is nearer the stored one."""
-    mine = _level(fused, False)
+def _at_stored_level(raster: MaskedRaster, against: MaskedRaster) -> bool:
+    """Whether a raster that declares no scale/offset holds the stored encoding of ``against`` (which declares one: a
+    tool dropped the tag, or the product never had it) rather than physical values (converted to them): its values'
+    level is nearer the stored one."""
+    mine = _level(raster, False)
     return abs(mine - _level(against, False)) <= abs(mine - _level(against, True))
+
+
+def _roles(rasters: list[MaskedRaster]) -> str:
+    """'FUSED', 'the PAN and the MS': the roles as a sentence names them."""
+    names = [r.role if r.role == "FUSED" else f"the {r.role}" for r in rasters]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _one_encoding(raster: MaskedRaster) -> tuple[float, float] | None:
+    """``raster``'s declared (scale, offset) when all its bands share one, else None."""
+    pairs = set(raster.scaling)
+    return pairs.pop() if len(pairs) == 1 else None
 
 
 def use_declared_scaling(rasters: list[MaskedRaster], fb: Feedback) -> str | None:
     """When any of ``rasters`` (FUSED first, the MS or REFERENCE last) declares a band scale/offset (Landsat C2 L2:
-    UInt16 x 2.75e-05 - 0.2), read each in physical values, its own scale/offset applied (none: its stored values),
-    and say so (the line, also given to ``fb``, for the report); None, and nothing changed, when none declares one.
-    QA: the indices ran on stored DN, and a fused raster converted to reflectance scored HQNR 0 against a scaled MS
-    and PAN. A FUSED that declares none while the MS does and holds the MS's stored values (a tool dropped the tag:
-    QA, HQNR 0.945 -> 0.0) is compared on stored values, all of them, with a one-line warning."""
-    if not any(_declares(r) for r in rasters):
+    UInt16 x 2.75e-05 - 0.2), read each in physical values, its own scale/offset applied (none: its stored values,
+    physical ones), and say so (the line, also given to ``fb``, for the report); None, and nothing changed, when none
+    declares one. QA: the indices ran on stored DN, and a fused raster converted to reflectance scored HQNR 0
+    against a scaled MS and PAN.
+
+    Rasters that declare none while others do and whose values are at the declaring ones' stored level (a tool
+    dropped the tag, or only some inputs were tagged) would be compared in stored numbers against physical values
+    (QA: an untagged FUSED, HQNR 0.945 -> 0.0; an untagged PAN, Ds 0.027 -> 0; an untagged REFERENCE, Q 0.894 -> 0):
+    all the rasters are compared on stored values then, the figures those of the untagged inputs, with one warning
+    naming the inputs without the tag. When the untagged rasters are some at the stored level and some physical, the
+    stored ones are read with the declaring raster's encoding (a PAN stored like the MS, as ksdiff:pansharpen takes
+    it), said in the same warning."""
+    declaring = [r for r in rasters if _declares(r)]
+    if not declaring:
         return None
-    fused, against = rasters[0], rasters[-1]
-    if not _declares(fused) and _declares(against) and _fused_is_stored(fused, against):
-        fb.warning(f"{fused.role} carries no scale/offset while the {against.role} declares one "
-                   f"({_encoding(against)}), and its values are at the {against.role}'s stored level: the figures "
-                   "are on stored values (declare the scale/offset on FUSED to compare physical values)")
+    against = declaring[-1]   # the MS or REFERENCE when it declares one: what the others were made from
+    bare = [r for r in rasters if not _declares(r)]
+    stored = [r for r in bare if _at_stored_level(r, against)]
+    encoding = _one_encoding(against)
+    many = len(stored) > 1
+    lack = stored and (f"{_roles(stored)} {'carry' if many else 'carries'} no scale/offset while {_roles(declaring)} "
+            f"{'declares' if len(declaring) == 1 else 'declare'} one ({against.role} {_encoding(against)}), and "
+            f"{'their' if many else 'its'} values are at the {against.role}'s stored level")
+    lack = lack and lack[0].upper() + lack[1:]
+    if stored and (len(stored) == len(bare) or encoding is None):
+        fb.warning(f"{lack}: the indices compare all the inputs on stored values, as if none declared one (declare "
+                   f"the scale/offset on {_roles(stored)} to compare physical values)")
+        for r in rasters:
+            r.physical = False
         return None
+    for r in stored:   # a PAN stored like the MS beside a FUSED in physical values: the MS's encoding is its own
+        r.scaling = [encoding] * r.bands
+    physical = [r for r in bare if r not in stored]
+    if stored:
+        fb.warning(f"{lack}, while {_roles(physical)} {'hold' if len(physical) > 1 else 'holds'} "
+                   f"physical values: {_roles(stored)} {'are' if many else 'is'} read with the {against.role}'s "
+                   f"scale/offset (declare it on {_roles(stored)} to say so)")
     for r in rasters:
         r.physical = True
     line = ("The indices are computed on physical values, each raster's own declared scale/offset applied: "
