@@ -2,11 +2,19 @@
 scene, an EXTENT typed to 4 decimals, a ratio that is not whole at the MS's edge, and R-* on 16 MS pixels."""
 from __future__ import annotations
 
+import pytest
+from osgeo import gdal
+
 from ksdiff_qgis.engine import memory
+from ksdiff_qgis.engine.errors import InputError
+from ksdiff_qgis.engine.feedback import RecordingFeedback
+from ksdiff_qgis.engine.pipeline import pansharpen
 from ksdiff_qgis.engine.raster_io import open_raster
 from ksdiff_qgis.engine.tiling import choose_layout
 
+gdal.UseExceptions()
 PAN1, MS1 = "wv2/pair1_pan.tif", "wv2/pair1_ms.tif"
+EPSG = "EPSG:32631"
 
 
 def test_the_memory_plan_counts_a_learned_models_overlap(cached, monkeypatch):
@@ -24,3 +32,43 @@ def test_the_memory_plan_counts_a_learned_models_overlap(cached, monkeypatch):
     assert memory.estimate_mb(layout.tile, rows, cols, 7, 0, True) <= budget, layout
     # the classical methods' tiles have no overlap: the same budget keeps their 512 px
     assert memory.fit_tile(512, 32, rows, cols, 7, 0, learned=False)[0] == 512
+
+
+@pytest.mark.parametrize("pixels, refused", [(20, True), (31, True), (32, False)])
+def test_an_extent_has_the_minimum_of_a_scene(cached, tmp_path, pixels, refused):
+    """QA: an EXTENT down to 16 x 16 PAN pixels was fused at ratio 4 while a scene below 32 x 32 is refused and
+    ksdiff:assess refuses such an output. Now 20 x 20 and 31 x 31 are refused in a scene's words, 32 x 32 is fused
+    (and assessed)."""
+    from ksdiff_qgis.engine.assessment import assess_full
+
+    gt = gdal.Open(str(cached(PAN1))).GetGeoTransform()
+    x0, y1 = gt[0] + 260 * gt[1], gt[3] + 240 * gt[5]   # on PAN pixel edges: the window is ``pixels`` wide
+    out = tmp_path / "e.tif"
+    run = lambda: pansharpen(str(cached(PAN1)), str(cached(MS1)), str(out), "wv2", "mtf_glp_hpm",  # noqa: E731
+                             extent=(x0, y1 + pixels * gt[5], x0 + pixels * gt[1], y1))
+    if refused:
+        with pytest.raises(InputError) as e:
+            run()
+        assert str(e.value) == (f"EXTENT covers only {pixels} x {pixels} PAN pixels of the PAN/MS overlap: too small "
+                                "to fuse; the minimum is 32 x 32 PAN pixels (8 x 8 MS pixels at ratio 4); give a "
+                                "larger EXTENT"), str(e.value)
+        assert not out.exists()
+        return
+    res = run()
+    assert (res.width, res.height) == (32, 32)
+    full = assess_full(str(out), str(cached(PAN1)), str(cached(MS1)), "wv2")
+    assert 0 < full["HQNR"] < 1
+
+
+def test_an_extent_typed_to_4_decimals_is_the_pans_own(cached, tmp_path):
+    """QA: the PAN's extent typed to 4 decimals (1.3e-5 m past its right edge) warned 'EXTENT reaches beyond the
+    PAN/MS overlap: ... 600 x 600 of its 601 x 601'; an extent a hundredth of a pixel past it still warns."""
+    said = RecordingFeedback()
+    res = pansharpen(str(cached(PAN1)), str(cached(MS1)), str(tmp_path / "a.tif"), "wv2", "mtf_glp_hpm",
+                     extent=(593270.2919, 5747357.4196, 593570.2880, 5747657.4159), extent_wkt=EPSG, feedback=said)
+    assert (res.width, res.height) == (600, 600)
+    assert not [w for w in said.lines if "reaches beyond" in w], said.lines
+    said = RecordingFeedback()
+    pansharpen(str(cached(PAN1)), str(cached(MS1)), str(tmp_path / "b.tif"), "wv2", "mtf_glp_hpm",
+               extent=(593270.2919, 5747357.4196, 593570.2930, 5747657.4159), extent_wkt=EPSG, feedback=said)
+    assert [w for w in said.lines if "600 x 600 of its 601 x 600 PAN pixels" in w], said.lines

@@ -140,7 +140,7 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
             "where it beats the best classical method, else that one, saying why (SELFCHECK_...); ksdiff forces it. "
             "KSDiff needs ONNX Runtime: ksdiff:install_runtime.\n"
             "- Area of interest: only that window, snapped outward to PAN pixels, is read and written (default: the "
-            "whole PAN/MS overlap).\n"
+            "whole PAN/MS overlap); at least 8 x 8 MS pixels (32 x 32 PAN pixels at ratio 4), as a whole scene.\n"
             "- MS bands (advanced): the bands to write, in order (4,3,2,1 in scripts). KSDiff fuses its model's bands "
             "(found by name), MTF-GLP-HPM the others; without all of them ksdiff is refused and auto goes classical.\n"
             "- Memory and threads: tiles run a few at a time on all cores, made smaller (with a warning) when they "
@@ -188,7 +188,8 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
                                     "this scene first; the best classical method there when the model loses).")
              + " " + method_help(tr)),
             (QgsProcessingParameterExtent(self.EXTENT, tr("Area of interest"), optional=True),
-             tr("Only this window is fused, snapped outward to the PAN grid; any CRS (reprojected to PAN's). "
+             tr("Only this window is fused, snapped outward to the PAN grid; any CRS (reprojected to PAN's). It must "
+                "cover 8 x 8 MS pixels of the overlap, as a whole scene must (32 x 32 PAN pixels at ratio 4). "
                 "Default: the whole PAN/MS overlap.")),
         ]
         extra = [

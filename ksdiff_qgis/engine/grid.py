@@ -608,6 +608,18 @@ def _moved_across(pan: RasterInfo, ms: RasterInfo, shift: float) -> str:
     return text + f"; to write it so: gdal_edit.py -a_ullr {corners} {shell_arg(ms.path or 'ms.tif')}"
 
 
+def min_overlap_px(ratio: int) -> int:
+    """PAN pixels per side a fused area needs at ``ratio``: the whole PAN/MS overlap, or the part EXTENT keeps."""
+    return MIN_OVERLAP_MS * ratio
+
+
+def too_small(ratio: int) -> str:
+    """The refusal's words for an area below ``min_overlap_px`` (a scene's overlap and an EXTENT say the same)."""
+    n = min_overlap_px(ratio)
+    return (f"too small to fuse; the minimum is {n} x {n} PAN pixels ({MIN_OVERLAP_MS} x {MIN_OVERLAP_MS} MS pixels "
+            f"at ratio {ratio})")
+
+
 def plan_grid(pan: RasterInfo, ms: RasterInfo, ms_ds: gdal.Dataset, hint: RatioHint | None = None) -> GridPlan:
     """Check the geometry of a PAN/MS pair and work out the output grid. Raises InputError. ``hint``: the
     product's MS/PAN ratio (the sensor's), for the command in the refusal of a ratio below 1.5."""
@@ -690,13 +702,10 @@ def plan_grid(pan: RasterInfo, ms: RasterInfo, ms_ds: gdal.Dataset, hint: RatioH
     r_end = min(pan.height, math.floor(r1 + EDGE_TOLERANCE))
     if c_end <= c_start or r_end <= r_start:
         raise InputError(_no_overlap(pan, ms, (ms_gt, ms_w, ms_h), reprojection_errors))
-    min_px = MIN_OVERLAP_MS * ratio
+    min_px = min_overlap_px(ratio)
     if c_end - c_start < min_px or r_end - r_start < min_px:
-        raise InputError(
-            f"the PAN and MS rasters overlap on only {c_end - c_start} x {r_end - r_start} PAN pixels: too small "
-            f"to fuse; the minimum is {min_px} x {min_px} PAN pixels ({MIN_OVERLAP_MS} x {MIN_OVERLAP_MS} MS "
-            f"pixels at ratio {ratio})"
-        )
+        raise InputError(f"the PAN and MS rasters overlap on only {c_end - c_start} x {r_end - r_start} PAN pixels: "
+                         f"{too_small(ratio)}")
     frac_r, frac_c = grid_offset(ms_r0, ratio), grid_offset(ms_c0, ratio)
     if warped is None and (abs(frac_r) > EDGE_TOLERANCE or abs(frac_c) > EDGE_TOLERANCE):
         shift = f"{GRID_SHIFT} by ({frac_c:+.2f}, {frac_r:+.2f}) PAN pixels (x, y) against the PAN grid"
