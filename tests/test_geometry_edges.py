@@ -2,12 +2,14 @@
 scene, an EXTENT typed to 4 decimals, a ratio that is not whole at the MS's edge, and R-* on 16 MS pixels."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from osgeo import gdal
 
 from ksdiff_qgis.engine import memory
 from ksdiff_qgis.engine.errors import InputError
 from ksdiff_qgis.engine.feedback import RecordingFeedback
+from ksdiff_qgis.engine.grid import plan_grid
 from ksdiff_qgis.engine.pipeline import pansharpen
 from ksdiff_qgis.engine.raster_io import open_raster
 from ksdiff_qgis.engine.tiling import choose_layout
@@ -72,3 +74,37 @@ def test_an_extent_typed_to_4_decimals_is_the_pans_own(cached, tmp_path):
     pansharpen(str(cached(PAN1)), str(cached(MS1)), str(tmp_path / "b.tif"), "wv2", "mtf_glp_hpm",
                extent=(593270.2919, 5747357.4196, 593570.2930, 5747657.4159), extent_wkt=EPSG, feedback=said)
     assert [w for w in said.lines if "600 x 600 of its 601 x 600 PAN pixels" in w], said.lines
+
+
+def _ms_at(cached, tmp_path, size: float, name: str) -> str:
+    """Pair 1's MS averaged to ``size`` m pixels (no nodata left anywhere in it), as ``gdalwarp -r average -tr``."""
+    out = str(tmp_path / name)
+    gdal.Warp(out, str(cached(MS1)), xRes=size, yRes=size, resampleAlg="average")
+    return out
+
+
+def test_a_ratio_not_whole_has_no_false_nodata_at_the_edge(cached, tmp_path):
+    """QA: pair 1's MS averaged to 2.1 m (ratio 4.2, no nodata anywhere) fused with KSDiff logged '3 tile(s) with
+    nodata (or a fill of zeros)', and its last row and column were 8-10 DN off the same MS resampled to 2 m first
+    (interior 0.45): the on-the-fly resampling had one pixel more, past the MS, all nodata. Now the resampled grid
+    ends inside the MS and the edge is read as an integer-ratio MS's."""
+    ms42 = _ms_at(cached, tmp_path, 2.09997251, "ms42.tif")
+    pan_ds, pan = open_raster(str(cached(PAN1)), "PAN")
+    ms_ds, ms = open_raster(ms42, "MS")
+    plan = plan_grid(pan, ms, ms_ds)
+    grid = plan.ms_dataset
+    assert (plan.ratio, plan.region, grid.RasterXSize, grid.RasterYSize) == (4, (0, 0, 600, 600), 150, 150)
+    assert grid.ReadAsArray().min() > 0   # no pixel of the grid the fusion reads is a fill
+    # the same resampling written beforehand: the fusion must not tell them apart, at the edge either
+    pre = str(tmp_path / "pre.tif")
+    gdal.Warp(pre, grid)
+    said = RecordingFeedback()
+    fused = {}
+    for name, path, fb in (("fly", ms42, said), ("pre", pre, None)):
+        out = str(tmp_path / f"fused_{name}.tif")
+        pansharpen(str(cached(PAN1)), path, out, "wv2", "ksdiff", precision="fp32", feedback=fb)
+        fused[name] = gdal.Open(out).ReadAsArray().astype(np.float64)
+    assert not [w for w in said.lines if "data-only rectangle" in w], said.lines
+    d = np.abs(fused["fly"] - fused["pre"])
+    assert d[:, :, -1].mean() < 0.5 and d[:, -1, :].mean() < 0.5 and d.mean() < 0.1, (
+        d[:, :, -1].mean(), d[:, -1, :].mean(), d.mean())

@@ -297,11 +297,13 @@ def _lonlat_footprint(ms: RasterInfo, pan: RasterInfo) -> tuple[float, float, fl
 
 
 def _warp_ms(ms_ds: gdal.Dataset, ms: RasterInfo, pan: RasterInfo, ratio: int | None = None,
-             notes: list[str] | None = None, hint: RatioHint | None = None) -> tuple[gdal.Dataset, int]:
+             notes: list[str] | None = None, hint: RatioHint | None = None,
+             centres_inside: bool = False) -> tuple[gdal.Dataset, int]:
     """Reproject MS into the PAN CRS on a grid aligned with PAN whose pixels are a whole ratio of PAN's
     (``ratio``, else the reprojected pixel size's: as it is within 10 % of a whole number, else the nearest whole number
     (half up), said in ``notes`` — as the same-CRS path resamples a ratio that is not whole). ``hint``: the
-    product's ratio for the refusal of a ratio below 1.5 (``too_close_ratio``)."""
+    product's ratio for the refusal of a ratio below 1.5 (``too_close_ratio``). ``centres_inside``: the grid ends
+    with the last pixel whose centre lies inside the MS (resampling a ratio that is not whole), not one past it."""
     guess, msg = gdal_call(gdal.AutoCreateWarpedVRT, ms_ds, ms.wkt or None, pan.wkt, gdal.GRA_NearestNeighbour)
     if guess is None:
         raise InputError(f"cannot reproject the MS raster into the PAN CRS: {msg}")
@@ -328,6 +330,12 @@ def _warp_ms(ms_ds: gdal.Dataset, ms: RasterInfo, pan: RasterInfo, ratio: int | 
     r0 = math.floor((pan.gt[3] - y0) / py)
     ncols = math.ceil(((x1 - pan.gt[0]) / px - c0) / ratio)
     nrows = math.ceil(((pan.gt[3] - y1) / py - r0) / ratio)
+    if centres_inside:
+        # a last pixel whose centre lies past the MS is all nodata (0 on an MS without one): as context of the
+        # output's last rows and columns it read as a hole (QA, ratio 4.2: 3 tiles "with nodata", and the edge 8-10 DN
+        # off the MS resampled beforehand); the edge is then read as an integer-ratio MS's, past its last pixel
+        ncols = max(1, math.ceil(((x1 - pan.gt[0]) / px - c0) / ratio + 0.5) - 1)
+        nrows = max(1, math.ceil(((pan.gt[3] - y1) / py - r0) / ratio + 0.5) - 1)
     bounds = (pan.gt[0] + c0 * px, pan.gt[3] - (r0 + nrows * ratio) * py,
               pan.gt[0] + (c0 + ncols * ratio) * px, pan.gt[3] - r0 * py)
     opts = gdal.WarpOptions(
@@ -676,7 +684,7 @@ def plan_grid(pan: RasterInfo, ms: RasterInfo, ms_ds: gdal.Dataset, hint: RatioH
             # e.g. ZiYuan-3 (2.1 m / 5.8 m) or resampled products: GDAL's pansharpening takes any ratio; the fusion
             # here works on whole ratios, so the MS is resampled to the nearest one (half up)
             ratio = ratio or max(2, nearest_ratio(math.sqrt(rx * ry)))
-            warped, ratio = _warp_ms(ms_ds, ms, pan, ratio)
+            warped, ratio = _warp_ms(ms_ds, ms, pan, ratio, centres_inside=True)
             warnings.append(
                 (f"The MS/PAN pixel size ratio is {rx:.4g} x {ry:.4g}, not one whole number on both axes"
                  if drift is None else f"The MS/PAN pixel size ratio is {rx:.7g} x {ry:.7g}: taken as {ratio}, the "
