@@ -108,3 +108,18 @@ def test_a_ratio_not_whole_has_no_false_nodata_at_the_edge(cached, tmp_path):
     d = np.abs(fused["fly"] - fused["pre"])
     assert d[:, :, -1].mean() < 0.5 and d[:, -1, :].mean() < 0.5 and d.mean() < 0.1, (
         d[:, :, -1].mean(), d[:, -1, :].mean(), d.mean())
+
+
+def test_assess_counts_16_whole_ms_pixels_across_a_64_px_output(cached, tmp_path):
+    """QA: a 64 x 600 PAN output of 16 x 150 MS pixels (ratio 4.0003: the 16th MS pixel ends 0.026 px past the output)
+    was told 'R-ERGAS is n/a: fewer than 16 whole MS pixels across or down lie in the overlap'. Now the 16 count."""
+    from ksdiff_qgis.engine.assessment import assess_full
+
+    p, m = str(tmp_path / "p.tif"), str(tmp_path / "m.tif")
+    gdal.Translate(p, str(cached(PAN1)), srcWin=[280, 0, 64, 600])
+    gdal.Translate(m, str(cached(MS1)), srcWin=[70, 0, 16, 150])
+    fused = pansharpen(p, m, str(tmp_path / "f.tif"), "wv2", "mtf_glp_hpm").output_path
+    res = assess_full(fused, p, m, "wv2")
+    assert (res["width"], res["height"]) == (64, 600)
+    assert all(np.isfinite(res[k]) for k in ("R_Q2n", "R_SAM", "R_ERGAS")), res["why"]
+    assert 0 < res["R_ERGAS"] < 10 and 0 < res["R_Q2n"] <= 1, res
