@@ -14,7 +14,6 @@ from ksdiff_qgis.engine.pipeline import pansharpen
 from ksdiff_qgis.engine.raster_io import open_raster
 from ksdiff_qgis.engine.tiling import choose_layout
 
-gdal.UseExceptions()
 PAN1, MS1 = "wv2/pair1_pan.tif", "wv2/pair1_ms.tif"
 EPSG = "EPSG:32631"
 

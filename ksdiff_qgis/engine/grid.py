@@ -703,7 +703,10 @@ def plan_grid(pan: RasterInfo, ms: RasterInfo, ms_ds: gdal.Dataset, hint: RatioH
     if foot is not None:
         fc0, fr0 = (foot[0] - pan.gt[0]) / px, (pan.gt[3] - foot[1]) / py
         fc1, fr1 = (foot[2] - pan.gt[0]) / px, (pan.gt[3] - foot[3]) / py
-        c0, r0, c1, r1 = max(c0, fc0), max(r0, fr0), min(c1, fc1), min(r1, fr1)
+        # the resampled grid ends with its last pixel whose centre lies in the MS (``_warp_ms(centres_inside)``), at
+        # most half a pixel short of it: the PAN pixels the MS covers beyond are fused too, read past that pixel as
+        # an integer-ratio MS's edge is (the output keeps the MS's footprint)
+        c0, r0, c1, r1 = max(c0, fc0), max(r0, fr0), fc1, fr1
     c_start = max(0, math.ceil(c0 - EDGE_TOLERANCE))
     r_start = max(0, math.ceil(r0 - EDGE_TOLERANCE))
     c_end = min(pan.width, math.floor(c1 + EDGE_TOLERANCE))
