@@ -684,9 +684,14 @@ def test_assess_reads_a_reprojected_or_resampled_ms_as_pansharpen_did(resampled_
     assert any("in another CRS than PAN: it is reprojected on the fly" in w for w in said.warnings), said.warnings
     assert sum(approximate in w for w in said.warnings) == 1
     assert any(approximate in n for n in got["notes"]) and not own["notes"]
-    for key, tol in (("D_lambda", 0.06), ("D_s", 0.03), ("HQNR", 0.08), ("D_rho", 0.005), ("R_Q2n", 0.045),
-                     ("R_SAM", 3.0), ("R_ERGAS", 4.0)):
+    for key, tol in (("D_lambda", 0.06), ("D_s", 0.03), ("HQNR", 0.08), ("D_rho", 0.005), ("R_SAM", 3.0),
+                     ("R_ERGAS", 4.0)):
         assert got[key] == pytest.approx(own[key], abs=tol), key
+    # the 64th MS pixel across and down counts since 2026-12-07 (it ends 0.012 px past FUSED): the fused raster's last
+    # column and row, nodata where the reprojected MS was, fall in it, so no 32x32 block of the own 64x64 MS grid is
+    # whole (until then 63 counted and the last block was mirror-padded: R-Q2n 0.965)
+    assert np.isnan(own["R_Q2n"]) and own["why"]["R_Q2n"] == "no 32×32 block is entirely valid", own["why"]
+    assert 0.9 < got["R_Q2n"] <= 1
     assert got["D_lambda"] < own["D_lambda"] and got["R_ERGAS"] < own["R_ERGAS"] and got["HQNR"] > own["HQNR"]
     # a ratio of 2.5: resampled to 3, as pansharpen fused it
     said = _Said()
@@ -975,16 +980,17 @@ def _cut_and_fuse(tmp_path, pan: str, pan_win, ms: str, ms_win, sensor: str) -> 
     return fused, p, m
 
 
-@pytest.mark.parametrize("case, size", [
-    ("wv2_64x64", (64, 64)),     # 16x16 MS at ratio 4.00015, 0.012 px off: counted 63 PAN pixels (R-*: n/a, the
-                                 # 16th MS pixel reaches 0.012 px past the fused raster)
-    ("wv2_60x600", (60, 600)),   # 15x150 MS with the whole PAN
-    ("l8_1253x32", (1253, 32)),  # a 32-row Landsat 8 PAN strip with the whole MS
+@pytest.mark.parametrize("case, size, repro", [
+    ("wv2_64x64", (64, 64), True),       # 16x16 MS at ratio 4.00015, 0.012 px off: counted 63 PAN pixels; its 16th MS
+                                         # pixel reaches 0.03 px past the fused raster and counts (R-* until 2026-12-07
+                                         # n/a: 15 counted)
+    ("wv2_60x600", (60, 600), False),    # 15x150 MS with the whole PAN
+    ("l8_1253x32", (1253, 32), False),   # a 32-row Landsat 8 PAN strip with the whole MS
 ])
-def test_assess_full_scores_the_small_overlaps_pansharpen_makes(tmp_path, cached, case, size):
+def test_assess_full_scores_the_small_overlaps_pansharpen_makes(tmp_path, cached, case, size, repro):
     """QA: outputs ksdiff:pansharpen made from a small overlap were refused with 'overlap by less than 64x64 PAN
     pixels' (no numbers). Now the MS edges snap within pansharpen's tolerance, and an overlap down to one 32x32 block
-    gets Dλ, Ds and HQNR, with R-Q2n/R-SAM/R-ERGAS n/a and the reason when too few MS pixels lie in it."""
+    gets Dλ, Ds and HQNR, with R-Q2n/R-SAM/R-ERGAS n/a and the reason when fewer than 16 MS pixels lie in it."""
     from ksdiff_qgis.engine.assessment import assess_full
 
     inputs = {"wv2_64x64": ("wv2/pair1_pan.tif", [200, 200, 64, 64], "wv2/pair1_ms.tif", [50, 50, 16, 16], "wv2"),
@@ -995,7 +1001,10 @@ def test_assess_full_scores_the_small_overlaps_pansharpen_makes(tmp_path, cached
     res = assess_full(fused, p, m, sensor)
     assert (res["width"], res["height"]) == size
     assert all(0 < res[k] < 1 for k in ("D_lambda", "D_s", "HQNR")), res
-    assert np.isnan(res["R_Q2n"]) and "whole MS pixels" in res["why"]["R_Q2n"]
+    if repro:
+        assert all(np.isfinite(res[k]) for k in ("R_Q2n", "R_SAM", "R_ERGAS")), res["why"]
+    else:
+        assert np.isnan(res["R_Q2n"]) and "whole MS pixels" in res["why"]["R_Q2n"]
 
 
 def test_assess_says_the_overlap_and_the_minimum_as_an_input_problem(qgis_app, tmp_path, cached):

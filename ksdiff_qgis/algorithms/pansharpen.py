@@ -140,7 +140,7 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
             "where it beats the best classical method, else that one, saying why (SELFCHECK_...); ksdiff forces it. "
             "KSDiff needs ONNX Runtime: ksdiff:install_runtime.\n"
             "- Area of interest: only that window, snapped outward to PAN pixels, is read and written (default: the "
-            "whole PAN/MS overlap).\n"
+            "whole PAN/MS overlap); at least 8 x 8 MS pixels (32 x 32 PAN pixels at ratio 4), as a whole scene.\n"
             "- MS bands (advanced): the bands to write, in order (4,3,2,1 in scripts). KSDiff fuses its model's bands "
             "(found by name), MTF-GLP-HPM the others; without all of them ksdiff is refused and auto goes classical.\n"
             "- Memory and threads: tiles run a few at a time on all cores, made smaller (with a warning) when they "
@@ -188,7 +188,8 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
                                     "this scene first; the best classical method there when the model loses).")
              + " " + method_help(tr)),
             (QgsProcessingParameterExtent(self.EXTENT, tr("Area of interest"), optional=True),
-             tr("Only this window is fused, snapped outward to the PAN grid; any CRS (reprojected to PAN's). "
+             tr("Only this window is fused, snapped outward to the PAN grid; any CRS (reprojected to PAN's). It must "
+                "cover 8 x 8 MS pixels of the overlap, as a whole scene must (32 x 32 PAN pixels at ratio 4). "
                 "Default: the whole PAN/MS overlap.")),
         ]
         extra = [
@@ -228,15 +229,18 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
                 "warning.")),
             (QgsProcessingParameterNumber(self.TILE_SIZE, tr(labels.PARAMS["TILE_SIZE"]), NUMBER_INTEGER,
                                           defaultValue=512, minValue=64, maxValue=8192),
-             tr("PAN pixels per tile side; smaller tiles use less memory. A learned model adapts to each tile's "
+             tr("PAN pixels per tile side, at most: the classical methods' tiles; a learned model's tiles finish "
+                "cells of this size and see up to OVERLAP more (512 with OVERLAP 32: tiles of up to 544 px; the "
+                "whole output when smaller). Smaller tiles use less memory. A learned model adapts to each tile's "
                 "content, so its pixels change with the tile size and the overlap (KSDiff on WorldView-2 pair 1, "
                 "256 against 512: 1.4 % of the mean value on average, but 12.7 % at the 99th percentile of pixels and "
                 "up to 134 % at single pixels near strong edges): keep both fixed across scenes you compare. "
                 "Default: 512 (64 to 8192).")),
             (QgsProcessingParameterNumber(self.OVERLAP, tr(labels.PARAMS["OVERLAP"]), NUMBER_INTEGER,
                                           defaultValue=32, minValue=0, maxValue=4096),
-             tr("Blended overlap between neighbouring tiles; a learned model's pixels change with it as with the "
-                "tile size (keep it fixed across scenes you compare). Default: 32 (0 to half the tile size).")),
+             tr("Blended overlap between neighbouring tiles of a learned model, added to TILE_SIZE; its pixels "
+                "change with it as with the tile size (keep it fixed across scenes you compare). Default: 32 (0 to "
+                "half the tile size).")),
             (QgsProcessingParameterNumber(self.THREADS, tr(labels.PARAMS["THREADS"]),
                                           NUMBER_INTEGER, defaultValue=0, minValue=0, maxValue=256),
              tr("CPU threads ONNX Runtime may use. Default: 0 (all cores, shared out between the tiles fused at a "

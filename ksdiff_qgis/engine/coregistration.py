@@ -24,7 +24,7 @@ import numpy as np
 from .errors import InputError
 from .feedback import Checkpoint, never_cancelled
 from .filters import convolve_axis, grow_mask, upsample
-from .grid import EDGE_TOLERANCE, GridPlan, with_region
+from .grid import EDGE_TOLERANCE, GridPlan, min_overlap_px, with_region
 from .labels import param
 
 WARN_PAN_PIXELS = 0.5   # an offset at least this long (PAN pixels) is worth a warning
@@ -243,9 +243,10 @@ def moved_plan(plan: GridPlan, offset_ms: tuple[float, float], ms_size: tuple[in
     nc0 = max(c0, math.ceil(origin[1] - EDGE_TOLERANCE))
     nr1 = min(r0 + rows, math.floor(origin[0] + ms_size[0] * k + EDGE_TOLERANCE))
     nc1 = min(c0 + cols, math.floor(origin[1] + ms_size[1] * k + EDGE_TOLERANCE))
-    if nr1 - nr0 < 4 * k or nc1 - nc0 < 4 * k:
+    least = min_overlap_px(k)   # a whole scene's minimum (an EXTENT's too)
+    if nr1 - nr0 < least or nc1 - nc0 < least:
         raise InputError(f"{COREG}: after moving the MS by the measured offset the PAN/MS overlap is "
-                         f"{max(0, nc1 - nc0)} x {max(0, nr1 - nr0)} PAN pixels; at least {4 * k} x {4 * k} are "
+                         f"{max(0, nc1 - nc0)} x {max(0, nr1 - nr0)} PAN pixels; at least {least} x {least} are "
                          f"needed: {UNTICK} to fuse where the georeferencing places the MS")
     return with_region(plan, nr0, nc0, nr1, nc1, ms_origin=origin)
 

@@ -297,11 +297,13 @@ def _lonlat_footprint(ms: RasterInfo, pan: RasterInfo) -> tuple[float, float, fl
 
 
 def _warp_ms(ms_ds: gdal.Dataset, ms: RasterInfo, pan: RasterInfo, ratio: int | None = None,
-             notes: list[str] | None = None, hint: RatioHint | None = None) -> tuple[gdal.Dataset, int]:
+             notes: list[str] | None = None, hint: RatioHint | None = None,
+             centres_inside: bool = False) -> tuple[gdal.Dataset, int]:
     """Reproject MS into the PAN CRS on a grid aligned with PAN whose pixels are a whole ratio of PAN's
     (``ratio``, else the reprojected pixel size's: as it is within 10 % of a whole number, else the nearest whole number
     (half up), said in ``notes`` — as the same-CRS path resamples a ratio that is not whole). ``hint``: the
-    product's ratio for the refusal of a ratio below 1.5 (``too_close_ratio``)."""
+    product's ratio for the refusal of a ratio below 1.5 (``too_close_ratio``). ``centres_inside``: the grid ends
+    with the last pixel whose centre lies inside the MS (resampling a ratio that is not whole), not one past it."""
     guess, msg = gdal_call(gdal.AutoCreateWarpedVRT, ms_ds, ms.wkt or None, pan.wkt, gdal.GRA_NearestNeighbour)
     if guess is None:
         raise InputError(f"cannot reproject the MS raster into the PAN CRS: {msg}")
@@ -328,6 +330,12 @@ def _warp_ms(ms_ds: gdal.Dataset, ms: RasterInfo, pan: RasterInfo, ratio: int | 
     r0 = math.floor((pan.gt[3] - y0) / py)
     ncols = math.ceil(((x1 - pan.gt[0]) / px - c0) / ratio)
     nrows = math.ceil(((pan.gt[3] - y1) / py - r0) / ratio)
+    if centres_inside:
+        # a last pixel whose centre lies past the MS is all nodata (0 on an MS without one): as context of the
+        # output's last rows and columns it read as a hole (QA, ratio 4.2: 3 tiles "with nodata", and the edge 8-10 DN
+        # off the MS resampled beforehand); the edge is then read as an integer-ratio MS's, past its last pixel
+        ncols = max(1, math.ceil(((x1 - pan.gt[0]) / px - c0) / ratio + 0.5) - 1)
+        nrows = max(1, math.ceil(((pan.gt[3] - y1) / py - r0) / ratio + 0.5) - 1)
     bounds = (pan.gt[0] + c0 * px, pan.gt[3] - (r0 + nrows * ratio) * py,
               pan.gt[0] + (c0 + ncols * ratio) * px, pan.gt[3] - r0 * py)
     opts = gdal.WarpOptions(
@@ -608,6 +616,18 @@ def _moved_across(pan: RasterInfo, ms: RasterInfo, shift: float) -> str:
     return text + f"; to write it so: gdal_edit.py -a_ullr {corners} {shell_arg(ms.path or 'ms.tif')}"
 
 
+def min_overlap_px(ratio: int) -> int:
+    """PAN pixels per side a fused area needs at ``ratio``: the whole PAN/MS overlap, or the part EXTENT keeps."""
+    return MIN_OVERLAP_MS * ratio
+
+
+def too_small(ratio: int) -> str:
+    """The refusal's words for an area below ``min_overlap_px`` (a scene's overlap and an EXTENT say the same)."""
+    n = min_overlap_px(ratio)
+    return (f"too small to fuse; the minimum is {n} x {n} PAN pixels ({MIN_OVERLAP_MS} x {MIN_OVERLAP_MS} MS pixels "
+            f"at ratio {ratio})")
+
+
 def plan_grid(pan: RasterInfo, ms: RasterInfo, ms_ds: gdal.Dataset, hint: RatioHint | None = None) -> GridPlan:
     """Check the geometry of a PAN/MS pair and work out the output grid. Raises InputError. ``hint``: the
     product's MS/PAN ratio (the sensor's), for the command in the refusal of a ratio below 1.5."""
@@ -664,7 +684,7 @@ def plan_grid(pan: RasterInfo, ms: RasterInfo, ms_ds: gdal.Dataset, hint: RatioH
             # e.g. ZiYuan-3 (2.1 m / 5.8 m) or resampled products: GDAL's pansharpening takes any ratio; the fusion
             # here works on whole ratios, so the MS is resampled to the nearest one (half up)
             ratio = ratio or max(2, nearest_ratio(math.sqrt(rx * ry)))
-            warped, ratio = _warp_ms(ms_ds, ms, pan, ratio)
+            warped, ratio = _warp_ms(ms_ds, ms, pan, ratio, centres_inside=True)
             warnings.append(
                 (f"The MS/PAN pixel size ratio is {rx:.4g} x {ry:.4g}, not one whole number on both axes"
                  if drift is None else f"The MS/PAN pixel size ratio is {rx:.7g} x {ry:.7g}: taken as {ratio}, the "
@@ -683,20 +703,20 @@ def plan_grid(pan: RasterInfo, ms: RasterInfo, ms_ds: gdal.Dataset, hint: RatioH
     if foot is not None:
         fc0, fr0 = (foot[0] - pan.gt[0]) / px, (pan.gt[3] - foot[1]) / py
         fc1, fr1 = (foot[2] - pan.gt[0]) / px, (pan.gt[3] - foot[3]) / py
-        c0, r0, c1, r1 = max(c0, fc0), max(r0, fr0), min(c1, fc1), min(r1, fr1)
+        # the resampled grid ends with its last pixel whose centre lies in the MS (``_warp_ms(centres_inside)``), at
+        # most half a pixel short of it: the PAN pixels the MS covers beyond are fused too, read past that pixel as
+        # an integer-ratio MS's edge is (the output keeps the MS's footprint)
+        c0, r0, c1, r1 = max(c0, fc0), max(r0, fr0), fc1, fr1
     c_start = max(0, math.ceil(c0 - EDGE_TOLERANCE))
     r_start = max(0, math.ceil(r0 - EDGE_TOLERANCE))
     c_end = min(pan.width, math.floor(c1 + EDGE_TOLERANCE))
     r_end = min(pan.height, math.floor(r1 + EDGE_TOLERANCE))
     if c_end <= c_start or r_end <= r_start:
         raise InputError(_no_overlap(pan, ms, (ms_gt, ms_w, ms_h), reprojection_errors))
-    min_px = MIN_OVERLAP_MS * ratio
+    min_px = min_overlap_px(ratio)
     if c_end - c_start < min_px or r_end - r_start < min_px:
-        raise InputError(
-            f"the PAN and MS rasters overlap on only {c_end - c_start} x {r_end - r_start} PAN pixels: too small "
-            f"to fuse; the minimum is {min_px} x {min_px} PAN pixels ({MIN_OVERLAP_MS} x {MIN_OVERLAP_MS} MS "
-            f"pixels at ratio {ratio})"
-        )
+        raise InputError(f"the PAN and MS rasters overlap on only {c_end - c_start} x {r_end - r_start} PAN pixels: "
+                         f"{too_small(ratio)}")
     frac_r, frac_c = grid_offset(ms_r0, ratio), grid_offset(ms_c0, ratio)
     if warped is None and (abs(frac_r) > EDGE_TOLERANCE or abs(frac_c) > EDGE_TOLERANCE):
         shift = f"{GRID_SHIFT} by ({frac_c:+.2f}, {frac_r:+.2f}) PAN pixels (x, y) against the PAN grid"

@@ -291,9 +291,17 @@ def estimate_mb(tile: int, rows: int, cols: int, bands: int, margin: int, learne
     return FIXED_MB + (tile_bytes + strip_bytes) / 2**20
 
 
+def computed_tile(tile: int, overlap: int, learned: bool) -> int:
+    """The largest tile side a run of ``tile`` and ``overlap`` computes: a learned model's tiles finish cells of
+    ``tile`` px and see ``overlap`` px more (``tiling.cell_spans``: 513 px at 512 with an overlap of 1 on a 513 px
+    output); the classical methods' tiles have no overlap."""
+    return tile + overlap if learned else tile
+
+
 def fit_tile(tile: int, overlap: int, rows: int, cols: int, bands: int, margin: int, learned: bool,
              size_multiple: int = 1) -> tuple[int, int, str | None]:
-    """(tile, overlap, warning): ``tile`` if the run fits the budget, else a smaller one and why.
+    """(tile, overlap, warning): ``tile`` if the run fits the budget, else a smaller one and why. The estimate is of
+    the tiles as computed (``computed_tile``: a learned model's with their overlap), not of ``tile`` alone.
 
     InputError when even the smallest tile does not fit (a very wide scene or very little memory).
     """
@@ -301,13 +309,18 @@ def fit_tile(tile: int, overlap: int, rows: int, cols: int, bands: int, margin: 
     if budget is None:
         return tile, overlap, None
     limit, source = budget
-    need = estimate_mb(tile, rows, cols, bands, margin, learned, size_multiple)
+
+    def need_mb(side: int) -> float:
+        return estimate_mb(computed_tile(side, min(overlap, side // 2), learned), rows, cols, bands, margin, learned,
+                           size_multiple)
+
+    need = need_mb(tile)
     if need <= limit:
         return tile, overlap, None
     smaller = tile
-    while smaller > MIN_TILE and estimate_mb(smaller, rows, cols, bands, margin, learned, size_multiple) > limit:
+    while smaller > MIN_TILE and need_mb(smaller) > limit:
         smaller = max(MIN_TILE, smaller * 3 // 4 // 16 * 16)   # multiples of 16 keep GDAL reads aligned
-    least = estimate_mb(smaller, rows, cols, bands, margin, learned, size_multiple)
+    least = need_mb(smaller)
     if least > limit:
         raise InputError(
             f"this run needs about {least:.0f} MB even with {smaller}-pixel tiles, more than the "
