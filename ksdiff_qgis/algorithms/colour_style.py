@@ -220,20 +220,35 @@ def keep_user_settings(layer: QgsRasterLayer, user) -> None:
         renderer.setRasterTransparency(transparency)   # takes ownership
 
 
+def processing_style(alg_id: str | None, output: str = "OUTPUT") -> str | None:
+    """The style file Processing gave the loaded layer before our post-processor ran, as it chooses it: the style set
+    for this algorithm's output (toolbox > Edit Rendering Styles for Outputs), else Settings > Options > Processing >
+    General > "Style for raster layers" (RASTER_STYLE); None when neither is set (or Processing is not there)."""
+    try:
+        from processing.core.ProcessingConfig import ProcessingConfig
+        from processing.gui.RenderingStyles import RenderingStyles
+    except ImportError:   # pragma: no cover - the plugin always runs with QGIS's Processing
+        return None
+    style = RenderingStyles.getStyle(alg_id, output) if alg_id else None
+    return style or ProcessingConfig.getSetting(ProcessingConfig.RASTER_STYLE) or None
+
+
 class NaturalColour(QgsProcessingLayerPostProcessorInterface):
     """Shows a loaded result as red/green/blue = the given bands stretched 2–98 %, read afresh from its file; without
-    such bands, as QGIS draws the file by itself; with a style of the user's beside it, in that style."""
+    such bands, as QGIS draws the file by itself; with a style of the user's beside it, in that style; with a
+    Processing style of the user's (``processing_style``), in that one, as QGIS's own algorithms' outputs."""
 
     _keep = []   # Processing holds a plain pointer to it: keep every instance alive (a few bytes each)
 
-    def __init__(self, rgb: tuple[int, int, int] | None, pam: bytes | None):
+    def __init__(self, rgb: tuple[int, int, int] | None, pam: bytes | None, alg_id: str | None = None):
         super().__init__()
-        self.rgb, self.pam = rgb, pam
+        self.rgb, self.pam, self.alg_id = rgb, pam, alg_id
 
     @classmethod
-    def create(cls, rgb: tuple[int, int, int] | None, output: str) -> "NaturalColour":
-        """``output``: the committed file; its PAM ``.aux.xml`` now (a COG's metadata, or none) is what stays."""
-        processor = cls(rgb, read_sidecar(output + ".aux.xml"))
+    def create(cls, rgb: tuple[int, int, int] | None, output: str, alg_id: str | None = None) -> "NaturalColour":
+        """``output``: the committed file; its PAM ``.aux.xml`` now (a COG's metadata, or none) is what stays;
+        ``alg_id``: the algorithm whose output style Processing may have been told (``processing_style``)."""
+        processor = cls(rgb, read_sidecar(output + ".aux.xml"), alg_id)
         cls._keep.append(processor)
         return processor
 
@@ -250,14 +265,18 @@ class NaturalColour(QgsProcessingLayerPostProcessorInterface):
         options.transformContext = layer.transformContext()
         layer.setDataSource("", layer.name(), layer.providerType(), options)
         qml = style_sidecar(source)
-        foreign = os.path.exists(qml) and not is_ksdiff_style(qml)
+        # the user's Processing style overrides ours, as it does QGIS's own algorithms' (QA: RASTER_STYLE's gray
+        # band 4 at 50 % showed as natural colour 3, 2, 1 with only the opacity kept); the .qml beside stays ours
+        chosen = processing_style(self.alg_id)
+        if chosen is None and os.path.exists(qml) and not is_ksdiff_style(qml):
+            chosen = qml   # the user's own style beside the output: the one it opens with
         # not the replaced output's bands (3, 2, 1 on a 1-band file); read before the .aux.xml is put back
-        renderer = None if foreign else default_renderer(source, self.rgb)
+        renderer = None if chosen else default_renderer(source, self.rgb)
         restore_sidecar(pam, self.pam)
         with quiet_gdal():   # QGIS's default renderer's histogram, as in ``open_quietly``
             layer.setDataSource(source, layer.name(), layer.providerType(), options)
-        if foreign:
-            layer.loadNamedStyle(qml)   # the style the output opens with
+        if chosen:
+            layer.loadNamedStyle(chosen)   # Processing's, reapplied to the file read afresh; or the user's .qml
         else:
             if renderer is not None:
                 layer.setRenderer(renderer)

@@ -18,7 +18,7 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QVariant
 
-from ..engine import labels, memory, selfcheck, threadlimits
+from ..engine import gdaldrivers, labels, memory, selfcheck, threadlimits
 from ..engine.bandcolour import missing_colours, rgb_bands
 from ..engine.bands import check_selection
 from ..engine.errors import Cancelled, InputError
@@ -273,7 +273,20 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
         p.setMetadata({"widget_wrapper": {"class": RASTER_OPTIONS_WIDGET}})
         return p
 
+    def _disabled_driver(self, parameters, context) -> str | None:
+        """A GDAL driver the run needs (GTiff; COG when ticked) unticked in Settings > Options > GDAL: said before
+        the inputs are opened (QA: GTiff skipped made a valid GeoTIFF "not a raster GDAL can read"; COG skipped
+        blamed creation options never given)."""
+        why = gdaldrivers.disabled("GTiff", "reads GeoTIFF inputs and writes the output")
+        if why is None and self.parameterAsBoolean(parameters, self.COG, context):
+            why = gdaldrivers.disabled("COG", "writes the Cloud-Optimized GeoTIFF ('COG' is ticked: untick it for "
+                                              "a plain GeoTIFF)")
+        return why
+
     def checkParameterValues(self, parameters, context):  # noqa: N802
+        disabled = self._disabled_driver(parameters, context)
+        if disabled:
+            return False, disabled
         ok, msg = super().checkParameterValues(parameters, context)
         if not ok:
             # QGIS only says "Incorrect parameter value": say what is wrong with a file that won't load
@@ -296,6 +309,9 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
 
     @releases_on_failure
     def prepareAlgorithm(self, parameters, context, feedback):  # noqa: N802
+        disabled = self._disabled_driver(parameters, context)   # a model's child is not checked by QGIS 3.22
+        if disabled:
+            raise QgsProcessingException(disabled)
         # main thread: copy everything the worker needs; it never touches layers or the project
         pan_layer = self.parameterAsRasterLayer(parameters, self.PAN, context)
         ms_layer = self.parameterAsRasterLayer(parameters, self.MS, context)
@@ -519,4 +535,4 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
             label = method_names()[method].split(" (")[0]   # what ran (METHOD auto may fall back)
             # QGIS still prefers the file name for a typed path (its "use filename as layer name" setting)
             details.name = "{} – {}".format(label, self._ms_name)
-        details.setPostProcessor(NaturalColour.create(rgb, self._output))
+        details.setPostProcessor(NaturalColour.create(rgb, self._output, self.id()))

@@ -23,6 +23,7 @@ from . import (
     coregistration,
     delivery,
     dimap_values,
+    gdaldrivers,
     inrange,
     labels,
     lossy,
@@ -809,6 +810,11 @@ def pansharpen(
         raise InputError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)} (or float32)")
     check_tiling(tile_size, overlap)
     check_writable(output_path)
+    if not check_only:   # a driver unticked in QGIS's GDAL settings: said before any input is read (QA)
+        gdaldrivers.require("GTiff", "reads GeoTIFF inputs and writes the output")
+        if cog:
+            gdaldrivers.require("COG", "writes the Cloud-Optimized GeoTIFF ('COG' is ticked: untick it for a plain "
+                                       "GeoTIFF)")
     found_at_output = signature(output_path)   # a run onto the same output meanwhile is not replaced
     extra_options = outputs.parse_options(create_options)
     if compression not in outputs.COMPRESSIONS:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 from osgeo import gdal
 
-from .. import containers
+from .. import containers, gdaldrivers
 from ..errors import InputError, quoted
 from ..gdalutil import gdal_call, quiet_metadata
 from ..shellcmd import beside, command, shell_arg
@@ -102,6 +102,8 @@ def open_dataset(path: str, role: str) -> gdal.Dataset:
         if not msg and path and not path.startswith("/vsi") and not os.path.exists(path):
             msg = "the file does not exist"    # GDAL says nothing here without OF_VERBOSE_ERROR
         msg = msg or "not a raster GDAL can read"
+        if path and (path.startswith("/vsi") or os.path.exists(path)):
+            msg += gdaldrivers.open_hint()   # QA: a valid GeoTIFF "not a raster GDAL can read" with GTiff skipped
         raise InputError(f"cannot open the {role} raster {quoted(path)}: {msg}")
     return ds
 

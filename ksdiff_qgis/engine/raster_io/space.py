@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import tempfile
 import uuid
 from dataclasses import dataclass
@@ -224,14 +225,31 @@ def check_temp_folder(cog: bool) -> None:
     fix = ("create it, set CPL_TMPDIR to a folder you can write to, or unset it (the Cloud-Optimized GeoTIFF's "
            "overviews are then written beside the output); nothing was written")
     if not os.path.isdir(folder):
-        raise InputError(f"GDAL's temporary folder CPL_TMPDIR={folder} does not exist: {fix}.")
+        # QA: a file (/etc/hostname) was said not to exist
+        state = "is a file, not a folder" if os.path.isfile(folder) else \
+            "is not a folder" if os.path.exists(folder) else "does not exist"
+        if state != "does not exist":
+            fix = fix.replace("create it, set", "set")
+        raise InputError(f"GDAL's temporary folder CPL_TMPDIR={folder} {state}: {fix}.")
     try:
         fd, probe = tempfile.mkstemp(dir=folder, prefix=".ksdiff-write-test-")
         os.close(fd)
         os.remove(probe)
     except OSError as e:
-        raise InputError(f"GDAL's temporary folder CPL_TMPDIR={folder} cannot be written "
-                         f"({e.strerror or e}): {fix}.") from None
+        # QA: /proc said "No such file or directory": a pseudo file system (no blocks at all) holds no files
+        pseudo = _total_blocks(folder) == 0
+        why = "it is a pseudo file system such as /proc, where no file can be created" if pseudo else \
+            e.strerror or str(e)
+        raise InputError(f"GDAL's temporary folder CPL_TMPDIR={folder} cannot be written ({why}): "
+                         f"{fix.replace('create it, set', 'set')}.") from None
+
+
+def _total_blocks(folder: str) -> int | None:
+    """The size of the file system holding ``folder`` (0 for /proc, /sys); None when unknown."""
+    try:
+        return shutil.disk_usage(folder).total
+    except OSError:
+        return None
 
 
 def _grid_words(cols: int, rows: int, bands: int, dtype) -> str:

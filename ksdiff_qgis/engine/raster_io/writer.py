@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import uuid
 from typing import Callable
@@ -77,6 +78,7 @@ def check_writable(path: str, extensions: tuple[str, ...] | None = OUTPUT_EXTENS
     if not path:
         raise InputError(f"no {what} file was given")
     refuse_virtual(path, what)
+    refuse_provider_uri(path, what, extensions)
     if os.path.isdir(os_path(path)):
         raise InputError(f"the {what} path {quoted(path)} is a folder")
     folder = os.path.dirname(os.path.abspath(path))
@@ -96,11 +98,42 @@ def check_writable(path: str, extensions: tuple[str, ...] | None = OUTPUT_EXTENS
 def check_extension(path: str, extensions: tuple[str, ...] = OUTPUT_EXTENSIONS) -> None:
     """Raise InputError unless ``path`` names a GeoTIFF (``extensions``). The batch checks every row's output with
     it when the list is read: a name such as 'dir/' or 'dir/y' failed only when its scene ran."""
+    refuse_provider_uri(path, "output", extensions)
     if not path.lower().endswith(extensions):
         raise InputError(
             f"the output {quoted(path)} must be a GeoTIFF file ending in .tif or .tiff: pansharpening writes "
             "GeoTIFF only (convert it afterwards with gdal_translate or Raster > Conversion)"
         )
+
+
+# a QGIS data source URI: "ogr:dbname='/d/g.gpkg' table="fused" (geom)" is how QGIS names a GeoPackage output
+_PROVIDER_URI = re.compile(r"^(ogr|postgres|postgis|spatialite|memory|mssql|oracle|hana|delimitedtext|virtual):",
+                           re.IGNORECASE)
+_URI_FILE = re.compile(r"dbname='((?:[^'\\]|\\.)*)'|dbname=(\S+)")
+_URI_TABLE = re.compile(r"table=\"?([^\"\s]+)")
+
+
+def refuse_provider_uri(path: str, what: str = "output",
+                        extensions: tuple[str, ...] | None = OUTPUT_EXTENSIONS) -> None:
+    """Raise InputError when ``path`` is a QGIS data source URI (a GeoPackage table, a PostGIS one, a memory
+    layer) rather than a file path: QA saw "the output folder "<cwd>/ogr:dbname='" does not exist" for the URI QGIS
+    gives a GeoPackage output. Said as the GeoTIFF-only refusal a '.gpkg' path gets, naming the database."""
+    match = _PROVIDER_URI.match(path)
+    if not match:
+        return
+    found = _URI_FILE.search(path)
+    db = (found.group(1) or found.group(2)) if found else ""
+    table = _URI_TABLE.search(path)
+    kind = "GeoPackage" if db.lower().endswith(".gpkg") else "database" if db else f"{match.group(1)} data source"
+    where = (f"a table{' ' + quoted(table.group(1)) if table else ''} in the {kind} {quoted(db)}" if db
+             else f"a QGIS {kind}")
+    stem = os.path.splitext(db)[0] if db and not is_vsi(db) else os.path.join("/path/to", what)
+    if extensions:
+        need = (f"must be a GeoTIFF file ending in .tif or .tiff: pansharpening writes GeoTIFF only (give a file "
+                f"path such as {stem}.tif, then convert it with gdal_translate or Raster > Conversion if needed)")
+    else:
+        need = f"must be a file path (such as {stem}{'.html' if what == 'report' else ''})"
+    raise InputError(f"the {what} {quoted(path)} is {where}, not a file: the {what} {need}")
 
 
 def refuse_virtual(path: str, what: str = "output") -> None:
