@@ -14,6 +14,10 @@ INSTALL_TIP = "Install ONNX Runtime, which the KSDiff method needs: the GPU buil
 HELP_TIP = "Open the KSDiff README on the project homepage: methods, parameters, sensors, batch runs"
 MODELS_TIP = "Open the bundled models' README: model cards, training data and its licences; works offline"
 MENU = "KSDiff"   # Raster > KSDiff
+UNLOAD_WAIT_S = 30.0   # how long unload() waits for cancelled runs to end (a cancel stops a run within ~0.1 s)
+UNLOADED = ("Cancelled because the KSDiff plugin is being unloaded (reloaded, upgraded, disabled or uninstalled); "
+            "run it again once the plugin is loaded")
+_KEPT: list = []   # providers kept alive past the unload: a run that did not stop still uses its provider
 
 
 class KsdiffPlugin:
@@ -105,9 +109,74 @@ class KsdiffPlugin:
             self.action.deleteLater()
             self.action = None
         if self.provider is not None:
-            QgsApplication.processingRegistry().removeProvider(self.provider)
+            cancelled, left = _stop_runs()
+            if left:
+                _KEPT.append(self.provider)
+            else:
+                _close_dialogs()
+                QgsApplication.processingRegistry().removeProvider(self.provider)   # deletes it
+            _say_stopped(self.iface, cancelled, left)
             self.provider = None
         _forget_modules()
+
+
+def _stop_runs(wait_s: float | None = None) -> tuple[int, int]:
+    """Cancel the runs of our algorithms still going and wait (handling Qt events, at most ``wait_s``) until they
+    are over, their tasks' ``finished()`` included: only then may the provider be deleted (a task that finished
+    after it crashed QGIS). How many runs were cancelled, and how many are still not over."""
+    import time
+
+    from qgis.PyQt.QtCore import QCoreApplication, QEventLoop, QThread
+
+    from .algorithms import running
+
+    if not running.pending():
+        return 0, 0
+    cancelled = running.cancel_all(QCoreApplication.translate("Ksdiff", UNLOADED))
+    deadline = time.monotonic() + (UNLOAD_WAIT_S if wait_s is None else wait_s)
+    while running.pending() and time.monotonic() < deadline:
+        # the task's finished() and then its deleteLater (which deletes the algorithm) arrive as events
+        QCoreApplication.processEvents(QEventLoop.AllEvents, 50)
+        QThread.msleep(10)
+    return cancelled, running.pending()
+
+
+def _say_stopped(iface, cancelled: int, left: int) -> None:
+    """The unload's cancelled runs in the message log, and on the message bar: their dialogs are closed."""
+    from qgis.core import Qgis, QgsMessageLog
+    from qgis.PyQt.QtCore import QCoreApplication
+
+    if left:
+        text = QCoreApplication.translate(
+            "Ksdiff", "{} KSDiff run(s) did not stop within {:.0f} s of the plugin's unload: the KSDiff Processing "
+            "provider stays loaded for them. Restart QGIS before using the plugin again.").format(left, UNLOAD_WAIT_S)
+    elif cancelled:
+        text = QCoreApplication.translate(
+            "Ksdiff", "The KSDiff plugin was unloaded (reloaded, upgraded, disabled or uninstalled) during {} run(s): "
+            "they were cancelled, no output was written, and the plugin's dialogs were closed. Run them again once "
+            "the plugin is loaded.").format(cancelled)
+    else:
+        return
+    QgsMessageLog.logMessage(text, "KSDiff", Qgis.Warning)
+    if iface is not None:
+        iface.messageBar().pushMessage("KSDiff", text, Qgis.Warning)
+
+
+def _close_dialogs() -> None:
+    """Close the open dialogs of this plugin's algorithms: each holds an algorithm that would use the deleted
+    provider (QA: Run again in the dialog of a run the reload cancelled raised a TypeError from a dangling provider;
+    its Copy as Python Command reads the algorithm's id, as the crash did). Told apart by the algorithm's class, this
+    module's: asking an algorithm for its provider could touch one an earlier unload deleted."""
+    from qgis.gui import QgsProcessingAlgorithmDialogBase
+    from qgis.PyQt import sip
+    from qgis.PyQt.QtWidgets import QApplication
+
+    from .algorithms.base import KsdiffAlgorithm
+
+    for widget in QApplication.topLevelWidgets():
+        if isinstance(widget, QgsProcessingAlgorithmDialogBase) and not sip.isdeleted(widget) \
+                and isinstance(widget.algorithm(), KsdiffAlgorithm):
+            widget.close()
 
 
 def _forget_modules() -> None:

@@ -19,6 +19,7 @@ from ..engine.errors import Cancelled, InputError
 from ..helplinks import readme_url
 from .compat import unknown_enum_value
 from .console_echo import quiet_log_echo
+from .running import registered
 
 ICONS = os.path.join(os.path.dirname(os.path.dirname(__file__)), "resources", "icons")
 ICON = os.path.join(ICONS, "ksdiff.svg")
@@ -115,7 +116,11 @@ def releases_on_failure(method: Callable) -> Callable:
         if method.__name__ == "prepareAlgorithm":
             _snapshot_store(context, fresh=False)
         try:
-            result = method(self, parameters, context, feedback)
+            if method.__name__ == "processAlgorithm":   # known to the plugin's unload until the run is over
+                with registered(self, feedback):
+                    result = method(self, parameters, context, feedback)
+            else:
+                result = method(self, parameters, context, feedback)
             if method.__name__ == "processAlgorithm" and context is not None:
                 _STORE_BEFORE.pop(_context_key(context), None)   # the run is over
             return result
