@@ -1171,7 +1171,9 @@ def pansharpen(
         outputs.copy_metadata(writer.ds, ms_file, bplan.indices)
         # how it was made: METHOD auto may have fallen back to a classical method (``provenance``)
         # the tiles as laid out on this scene (blended cells or strips sized to it) and their margin of context
-        settings.update(MS_BANDS=provenance.numbers(bplan.indices), TILE_MARGIN=margin,
+        # the ratio fused at: ksdiff:assess's ERGAS divides by it, and a generic sensor has none of its own (QA: a
+        # generic fusion assessed against its reference alone gave ERGAS n/a)
+        settings.update(RATIO=plan.ratio, MS_BANDS=provenance.numbers(bplan.indices), TILE_MARGIN=margin,
                         TILE_LAYOUT=layout.describe())   # the log's words, without why a tile is smaller
         # the gains the fusion used, whoever gave them: the MS's as MTF_GAINS takes them back, one per output band
         settings.update(MTF_GAINS=provenance.numbers(bplan.gains), MTF_GAIN_PAN=float(spec.mtf_pan))
