@@ -1,6 +1,7 @@
 """A generic fusion records the ratio it ran at (KSDIFF_RATIO) and ksdiff:assess divides ERGAS by it (QA round 103:
 a SuperView-like product fused with SENSOR generic, assessed against its reference alone, SENSOR auto or generic:
-"ERGAS is n/a: the generic sensor has no resolution ratio"). Real WorldView-2 pair 1 crops (tests/data)."""
+"ERGAS is n/a: the generic sensor has no resolution ratio"); and unnamed bands a generic run's network took in its
+order get the natural-colour style by that order. Real WorldView-2 pair 1 crops (tests/data)."""
 from __future__ import annotations
 
 import pytest
@@ -50,3 +51,41 @@ def test_assess_gives_ergas_of_a_generic_fusion_against_a_reference_alone(qgis_a
                    for line in log.lines), log.lines
     else:
         assert any("ERGAS uses ratio 4, FUSED's tag KSDIFF_RATIO" in line for line in log.lines), log.lines
+
+
+def _unnamed_ms(src: str, dst: str) -> str:
+    """A copy of the MS with no band descriptions (and no colour interpretation)."""
+    gdal.Translate(dst, src)
+    ds = gdal.Open(dst, gdal.GA_Update)
+    for b in range(1, ds.RasterCount + 1):
+        ds.GetRasterBand(b).SetDescription("")
+        ds.GetRasterBand(b).SetColorInterpretation(gdal.GCI_Undefined)
+    ds = None
+    return dst
+
+
+def test_unnamed_bands_the_network_took_in_its_order_are_drawn_by_that_order(qgis_app, data_dir, tmp_path):
+    """QA round 103: an unnamed 4-band MS under SENSOR generic: the log said the network takes band 1 as Blue ... band
+    4 as NIR, then 'no QGIS style written', so QGIS drew bands 1, 2, 3 as red, green, blue (Blue as red). Now the
+    style draws bands 3, 2, 1 as the network's order has them, and the log says it is the assumed order; the bands
+    keep their bare names 'Band i'."""
+    import re
+
+    import processing
+    from test_issue14_processing import Log
+
+    ms = _unnamed_ms(str(data_dir / "wv2_ms.tif"), str(tmp_path / "ms.tif"))
+    out = str(tmp_path / "o.tif")
+    log = Log()
+    processing.run("ksdiff:pansharpen", {"PAN": str(data_dir / "wv2_pan.tif"), "MS": ms, "SENSOR": "generic",
+                                         "METHOD": "ksdiff", "OUTPUT": out}, feedback=log)
+    assert any("the network takes them in its order (band 1 Blue, band 2 Green, band 3 Red, band 4 NIR)" in line
+               for line in log.lines), log.lines
+    line = next((x for x in log.lines if x.startswith("wrote o.qml")), None)
+    assert line is not None and "(bands 3, 2, 1 as red, green, blue: the order assumed for the unnamed MS bands, " \
+        "Blue, Green, Red, NIR; name the bands if it is not theirs)" in line, log.lines
+    with open(str(tmp_path / "o.qml"), encoding="utf-8") as fh:
+        qml = fh.read()
+    assert sorted(re.findall(r'(?:red|green|blue)Band="\d"', qml)) == ['blueBand="1"', 'greenBand="2"', 'redBand="3"']
+    ds = gdal.Open(out)
+    assert [ds.GetRasterBand(b).GetDescription() for b in range(1, 5)] == [f"Band {b}" for b in range(1, 5)]

@@ -48,6 +48,7 @@ from . import progress as progress_rates
 from .bandcolour import (
     alpha_band_note,
     alpha_flagged,
+    rgb_bands,
     sample_bands,
     set_colour_interpretation,
     transparency_masks,
@@ -232,6 +233,11 @@ class PansharpenResult:
     sensor: str | None = None           # the sensor the run used (SENSOR=auto: the one it guessed)
     # why no natural colour is taken from the band names (bare Landsat codes of either numbering), for the style line
     colour_doubt: str | None = None
+    # unnamed MS bands the network took in its order: the output's (red, green, blue) band numbers by that order, and
+    # the order they were taken in ('Blue, Green, Red, NIR'), for the natural-colour style (QA: the log said
+    # band 1 Blue, then QGIS drew band 1 as red)
+    assumed_rgb: tuple[int, int, int] | None = None
+    assumed_order: str | None = None
 
 
 
@@ -1266,6 +1272,8 @@ def pansharpen(
                             warnings=lossy_notes + crs_notes + code_notes + fill_notes + warnings,
                             band_names=list(names), selfcheck=check, coregistration=moved_line,
                             colour_doubt=colour_doubt, model=card.path.name if learned else None,
+                            assumed_rgb=rgb_bands(bplan.assumed) if bplan.assumed and not rgb_bands(names) else None,
+                            assumed_order=", ".join(bplan.assumed) if bplan.assumed else None,
                             method_reason=check.summary() if check is not None else FORCED)
 
 
