@@ -19,7 +19,13 @@ from ..engine.errors import Cancelled, InputError
 from ..engine.grid import assign_crs
 from ..engine.raster_io import describe, open_dataset
 from ..engine.report import INDICES, check_report_path, html_report, write_report
-from ..engine.sensor_detect import Detection, detect_sensor, metadata_detection, plugin_tag_detection
+from ..engine.sensor_detect import (
+    Detection,
+    detect_sensor,
+    metadata_detection,
+    plugin_tag_detection,
+    tagged_ratio,
+)
 from ..engine.sensors import AUTO, SENSORS
 from .base import KsdiffAlgorithm, releases_on_failure, translator
 from .common import ProcessingFeedback, input_notes, layer_crs, layer_nodata, raster_path
@@ -210,6 +216,19 @@ class AssessAlgorithm(KsdiffAlgorithm):
         self._sensor = self.parameterDefinition(self.SENSOR).resolve(parameters, context) or AUTO
         return True
 
+    def _ergas_ratio(self, full: dict | None, feedback) -> int | None:
+        """The ratio ERGAS divides by when the sensor has none (generic): the original PAN and MS's, else the one the
+        evidence of SENSOR auto states, else FUSED's tag KSDIFF_RATIO (the ratio ksdiff:pansharpen fused at), said
+        in the log. QA: a generic fusion assessed against its reference alone had ERGAS n/a."""
+        ratio = (full or {}).get("ratio") or self._tag_ratio
+        if ratio or SENSORS.get(self._sensor, SENSORS["generic"]).ratio:
+            return ratio
+        ratio = tagged_ratio(self._fused)
+        if ratio:
+            feedback.pushInfo(tr("ERGAS uses ratio {}, FUSED's tag KSDIFF_RATIO (the ratio ksdiff:pansharpen fused "
+                                 "it at): the {} sensor has none of its own").format(ratio, self._sensor))
+        return ratio
+
     @releases_on_failure
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         # destinations are resolved in the worker's context (the house rule; see ksdiff:pansharpen)
@@ -239,7 +258,7 @@ class AssessAlgorithm(KsdiffAlgorithm):
             if self._ref and not feedback.isCanceled():
                 feedback.pushInfo(tr("Reduced-resolution assessment against the reference…"))
                 reduced = assess_reduced(self._fused, self._ref, self._sensor, fb, layer_nodata=self._nodata,
-                                         ratio=(full or {}).get("ratio") or self._tag_ratio, layer_crs=self._crs,
+                                         ratio=self._ergas_ratio(full, feedback), layer_crs=self._crs,
                                          check_sensor=full is None, auto=auto)   # the full assessment checked it
         except Cancelled:
             raise QgsProcessingException(tr("Cancelled")) from None

@@ -499,11 +499,17 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
                 result.width, result.height, result.tiles, result.seconds,
                 result.width * result.height / 1e6 / max(result.seconds, 1e-9), result.device)
         )
-        rgb = rgb_bands(result.band_names)
+        # unnamed bands the network took in its order are drawn by that order (QA: the log said band 1 Blue, and QGIS
+        # drew band 1 as red); their names stay 'Band i', which claim nothing
+        rgb = rgb_bands(result.band_names) or result.assumed_rgb
         # after the commit: a cancelled or failed run raised above, leaving the old output and its style as they were
         # natural colour however the file is opened
         style = write_default_style(self._output, rgb, replaced=removed_style_note(qml) in engine_feedback.held,
                                     missing=missing_colours(result.band_names), why=result.colour_doubt)
+        if style.endswith("in natural colour however it is added") and result.assumed_rgb \
+                and rgb_bands(result.band_names) is None:
+            style += tr(" (bands {}, {}, {} as red, green, blue: the order assumed for the unnamed MS bands, {}; "
+                        "name the bands if it is not theirs)").format(*rgb, result.assumed_order)
         if style:   # "": the user's own style is kept (the commit said so)
             feedback.pushInfo(style)
         hint = None if self._cog else overview_hint(self._output)   # a big file QGIS would draw slowly zoomed out

@@ -174,6 +174,9 @@ class BandPlan:
     # (or no model). The bands not among them are fused by a classical method (``learned.OnnxFuser``)
     model: list[int] | None = None
     warnings: list[str] = field(default_factory=list)
+    # every fused band unnamed, taken in the model's order: the band each is taken as, per output band ('Blue', ...);
+    # the names stay 'Band i' (no name says it), but the natural-colour style follows this order (``assumed_rgb``)
+    assumed: list[str] | None = None
 
 
 def left_names(descriptions: list[str], spec: Sensor) -> list[str] | None:
@@ -383,7 +386,7 @@ def plan_bands(ms: RasterInfo, spec: Sensor, selection: list[int] | None, model_
                          f"({', '.join(spec.band_names)}); {fix}")
     names = _names(ms, spec)
     chosen = list(selection or range(1, ms.bands + 1))
-    notes, warnings, model = [], [], None
+    notes, warnings, model, assumed = [], [], None, None
     unnamed = [b for b in chosen if not ms.descriptions[b - 1]]
     if unnamed and not spec.generic and ms.bands == spec.n_bands:
         notes.append(_order_assumed(ms, spec, unnamed, names))
@@ -395,6 +398,8 @@ def plan_bands(ms: RasterInfo, spec: Sensor, selection: list[int] | None, model_
             picked, note = _match_unnamed(model_bands, chosen, names, kind_of(spec), bare)
             if picked is not None:
                 notes.append(note)
+            if picked is not None and len(bare) == len(chosen):
+                assumed = [model_bands[picked.index(b)] for b in chosen]
             if picked is not None and len(bare) < len(chosen):
                 # beside named (or colour-tagged) bands the output names them as the network took them, as a
                 # sensor's run names its unnamed bands; bands all unnamed stay 'Band i' (no name says anything)
@@ -439,7 +444,7 @@ def plan_bands(ms: RasterInfo, spec: Sensor, selection: list[int] | None, model_
     else:
         gains = tuple(band_gain(b - 1, names[b - 1], ms.bands, spec) for b in chosen)
     return BandPlan(indices=chosen, names=[names[b - 1] for b in chosen], gains=gains, notes=notes, model=model,
-                    warnings=warnings)
+                    warnings=warnings, assumed=assumed)
 
 
 _REORDER = "name them (band descriptions) or reorder them with MS bands to fuse (MS_BANDS)"

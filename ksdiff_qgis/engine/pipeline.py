@@ -48,6 +48,7 @@ from . import progress as progress_rates
 from .bandcolour import (
     alpha_band_note,
     alpha_flagged,
+    rgb_bands,
     sample_bands,
     set_colour_interpretation,
     transparency_masks,
@@ -232,6 +233,11 @@ class PansharpenResult:
     sensor: str | None = None           # the sensor the run used (SENSOR=auto: the one it guessed)
     # why no natural colour is taken from the band names (bare Landsat codes of either numbering), for the style line
     colour_doubt: str | None = None
+    # unnamed MS bands the network took in its order: the output's (red, green, blue) band numbers by that order, and
+    # the order they were taken in ('Blue, Green, Red, NIR'), for the natural-colour style (QA: the log said
+    # band 1 Blue, then QGIS drew band 1 as red)
+    assumed_rgb: tuple[int, int, int] | None = None
+    assumed_order: str | None = None
 
 
 
@@ -1171,7 +1177,9 @@ def pansharpen(
         outputs.copy_metadata(writer.ds, ms_file, bplan.indices)
         # how it was made: METHOD auto may have fallen back to a classical method (``provenance``)
         # the tiles as laid out on this scene (blended cells or strips sized to it) and their margin of context
-        settings.update(MS_BANDS=provenance.numbers(bplan.indices), TILE_MARGIN=margin,
+        # the ratio fused at: ksdiff:assess's ERGAS divides by it, and a generic sensor has none of its own (QA: a
+        # generic fusion assessed against its reference alone gave ERGAS n/a)
+        settings.update(RATIO=plan.ratio, MS_BANDS=provenance.numbers(bplan.indices), TILE_MARGIN=margin,
                         TILE_LAYOUT=layout.describe())   # the log's words, without why a tile is smaller
         # the gains the fusion used, whoever gave them: the MS's as MTF_GAINS takes them back, one per output band
         settings.update(MTF_GAINS=provenance.numbers(bplan.gains), MTF_GAIN_PAN=float(spec.mtf_pan))
@@ -1264,6 +1272,8 @@ def pansharpen(
                             warnings=lossy_notes + crs_notes + code_notes + fill_notes + warnings,
                             band_names=list(names), selfcheck=check, coregistration=moved_line,
                             colour_doubt=colour_doubt, model=card.path.name if learned else None,
+                            assumed_rgb=rgb_bands(bplan.assumed) if bplan.assumed and not rgb_bands(names) else None,
+                            assumed_order=", ".join(bplan.assumed) if bplan.assumed else None,
                             method_reason=check.summary() if check is not None else FORCED)
 
 

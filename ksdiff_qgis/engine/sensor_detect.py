@@ -66,10 +66,14 @@ BY_PIXEL_SIZE: dict[int, list[tuple[str, float, float]]] = {
     8: [("wv3", 0.2, 0.38), ("wv2_8", 0.38, 0.7)],
 }
 # sensors whose products share the pixel size BY_PIXEL_SIZE gives the first of them, too close for the size to tell
-# apart: GaoFen-2 (0.81 m, 10-bit) and IKONOS (0.82 m nominal, archive products at 0.8 m; 11-bit). QA: an IKONOS
-# product at 0.80 m was taken as GaoFen-2 and its 11-bit values divided by GaoFen-2's 1023. The data's bit depth
-# decides (``_by_bit_depth``); where it cannot, the first is kept and the warning names both
-PIXEL_TWINS: dict[int, dict[str, tuple[str, ...]]] = {4: {"gf2": ("ikonos",)}}
+# apart, each with the PAN pixel sizes (m) where it does: GaoFen-2 (0.81 m, 10-bit) and IKONOS (0.82 m nominal, archive
+# products at 0.8 m; 11-bit), and Pléiades 1A/1B at its own 0.7 m (12-bit; up to 10 % coarser): BY_PIXEL_SIZE's
+# first-match rule keeps it out only where its products are resampled, at 0.5 m, which WorldView-2's network serves
+# (QA: a 0.70 m 14-bit product fitted only GaoFen-2 and IKONOS). QA: an IKONOS product at 0.80 m was taken as
+# GaoFen-2 and its 11-bit values divided by GaoFen-2's 1023. The data's bit depth decides (``_by_bit_depth``); where
+# several hold the values, the first of them is kept and the warning names them; where none does, no known sensor fits
+PIXEL_TWINS: dict[int, dict[str, tuple[tuple[str, float, float], ...]]] = {
+    4: {"gf2": (("ikonos", 0.7, 0.9), ("pleiades", 0.7, 0.77))}}
 TOP_SAMPLE = 512   # the MS read decimated to at most this many pixels a side (nearest: real values) for its top value
 
 
@@ -254,17 +258,27 @@ def wald_tag(path: str) -> dict[str, str]:
     return dict(part.split("=", 1) for part in text.split() if "=" in part)
 
 
+def tagged_ratio(path: str) -> int | None:
+    """The resolution ratio ksdiff:pansharpen fused ``path`` at (its ``KSDIFF_RATIO`` tag), or None (no tag: not
+    a KSDiff output, or one from before the tag came, 2026-12-07)."""
+    text = _plugin_tag(path, "KSDIFF_RATIO") or ""
+    return int(text) if text.isdigit() and int(text) >= 2 else None
+
+
 def plugin_tag_detection(fused: str, others: list[str], bands: int, descriptions: list[str]) -> Detection | None:
     """The sensor KSDiff's own tags or the band codes name, for an assessment without the original PAN and MS and
     without product metadata: ``KSDIFF_SENSOR`` of ``fused`` (``provenance``: the sensor ksdiff:pansharpen fused
-    with), else the ``KSDIFF_WALD`` sensor of ``fused`` or ``others`` (the Wald case it was made from; its ratio is
-    kept for ERGAS), else Landsat 8/9 OLI band codes in ``descriptions`` (as ``detect_sensor``, the ratio unchecked:
-    no PAN and MS tell it). None when none of these names a sensor KSDiff has."""
+    with), else the ``KSDIFF_WALD`` sensor of ``fused`` or ``others`` (the Wald case it was made from), else Landsat
+    8/9 OLI band codes in ``descriptions`` (as ``detect_sensor``, the ratio unchecked:
+    no PAN and MS tell it). The Detection keeps the ratio for ERGAS: ``fused``'s ``KSDIFF_RATIO``, else the Wald
+    case's. None when none of these names a sensor KSDiff has."""
     wald = next((w for w in (wald_tag(p) for p in [fused, *others]) if w), {})
-    ratio = int(wald["ratio"]) if wald.get("ratio", "").isdigit() else None
+    # the ratio FUSED was fused at, else the Wald case's: ERGAS divides by it (QA: generic fusions had ERGAS n/a)
+    ratio = tagged_ratio(fused) or (int(wald["ratio"]) if wald.get("ratio", "").isdigit() else None)
     tagged = _plugin_tag(fused, "KSDIFF_SENSOR")
     if tagged in SENSORS:
-        why = [f"FUSED's tag KSDIFF_SENSOR={tagged} (the sensor ksdiff:pansharpen fused it with)"]
+        why = [f"FUSED's tag KSDIFF_SENSOR={tagged} (the sensor ksdiff:pansharpen fused it with)"
+               + (f", fused at ratio {ratio} (its tag KSDIFF_RATIO)" if ratio and tagged_ratio(fused) else "")]
         if wald.get("sensor") not in (None, tagged):
             why.append(f"the Wald case's KSDIFF_WALD says sensor={wald['sensor']}: FUSED's tag decides")
         return Detection(tagged, why, "metadata", ratio=ratio)
@@ -565,13 +579,19 @@ def data_top(info: RasterInfo) -> float | None:
     return float(values.max()) if values.size else None
 
 
-def _by_bit_depth(keys: list[str], ms: RasterInfo, gsd: float) -> tuple[str, str | None, str | None]:
+def _listed(words: list[str]) -> str:
+    """'A and B', 'A, B and C'."""
+    return " and ".join(words) if len(words) < 3 else f"{', '.join(words[:-1])} and {words[-1]}"
+
+
+def _by_bit_depth(keys: list[str], ms: RasterInfo, gsd: float) -> tuple[str | None, str, str | None]:
     """The sensor among ``keys`` (PIXEL_TWINS: the PAN pixel fits them alike; the first is the default) whose bit depth
     the MS's values have: the NBITS the MS declares, else its highest value (above 1023: no 10-bit product). Returns
-    (key, the reason said with the guess, a warning naming them all with their SENSOR values when the data do not
-    tell them apart)."""
+    (key, the reason said with the guess, a warning naming those that hold the values with their SENSOR values when
+    the data do not tell them apart); the key is None when the values exceed every one's range: no known sensor fits
+    (QA: a 14-bit product at 0.70 m was fused as IKONOS, its values beyond IKONOS's 11 bits)."""
     specs = [SENSORS[k] for k in keys]
-    sizes = " and ".join(f"{_named(s)} ({s.pan_gsd:g} m, {_bits(s)}-bit)" for s in specs)
+    sizes = _listed([f"{_named(s)} ({s.pan_gsd:g} m, {_bits(s)}-bit)" for s in specs])
     fits = f"the PAN pixel ({gsd:.2f} m) fits {sizes} alike"
     if ms.nbits and ms.dtype.kind in "iu":
         declared = [s for s in specs if _bits(s) == ms.nbits]
@@ -583,16 +603,17 @@ def _by_bit_depth(keys: list[str], ms: RasterInfo, gsd: float) -> tuple[str, str
     else:
         held = [s for s in specs if top <= s.scale]
         seen = f"the MS's values reach {top:g}"
+    beyond = [f"{_short(s.name)}'s {_bits(s)}-bit range (0-{s.scale:g})" for s in specs if s not in held]
+    if not held:   # a 12-bit or 14-bit product of another sensor: none of their gains, bit depths or networks applies
+        return None, f"{fits}, but {seen}, beyond each one's range: no known sensor fits", None
     if len(held) == 1:
-        beyond = [f"{_short(s.name)}'s {_bits(s)}-bit range (0-{s.scale:g})" for s in specs if s not in held]
         return held[0].key, (f"{fits}: {seen}, beyond {' and '.join(beyond)}, within {_short(held[0].name)}'s "
                              f"{_bits(held[0])}-bit"), None
-    # none holds the values (a 12-bit or 16-bit product): the widest range, which cuts the fewest of them
-    chosen = specs[0] if held else max(specs, key=lambda s: s.scale)
-    within = ("within each one's range" if held else "beyond each one's range")
-    others = "; ".join(f"{_short(s.name)}'s products, set {param('SENSOR', s.key)}" for s in specs
-                       if s is not chosen)
-    gains = "; ".join(f"{_short(s.name)} MS {', '.join(f'{g:g}' for g in s.mtf_ms)}, PAN {s.mtf_pan:g}" for s in specs)
+    chosen = held[0]
+    within = ("within each one's range" if len(held) == len(specs) else
+              f"within {_listed([_short(s.name) + chr(39) + 's' for s in held])} ranges, beyond {' and '.join(beyond)}")
+    others = "; ".join(f"{_short(s.name)}'s products, set {param('SENSOR', s.key)}" for s in held if s is not chosen)
+    gains = "; ".join(f"{_short(s.name)} MS {', '.join(f'{g:g}' for g in s.mtf_ms)}, PAN {s.mtf_pan:g}" for s in held)
     warning = (f"SENSOR=auto: {fits}, and {seen}, {within}: {_named(chosen)} is used. For {others}: the sensors "
                f"differ in MTF gains ({gains}), value range and network.")
     return chosen.key, f"{fits}: {seen}, {within}", warning
@@ -643,8 +664,12 @@ def _detect(pan: RasterInfo, ms: RasterInfo, ratio: int, selection: list[int] | 
     if ratio == 4 and gsd is not None:
         for key, lo, hi in BY_PIXEL_SIZE.get(ms.bands, []):
             if lo <= gsd < hi:
-                twins = [key, *PIXEL_TWINS.get(ms.bands, {}).get(key, ())]
+                shared = PIXEL_TWINS.get(ms.bands, {}).get(key, ())
+                twins = [key, *(k for k, t_lo, t_hi in shared if t_lo <= gsd < t_hi)]
                 key, depth, doubt = _by_bit_depth(twins, ms, gsd) if len(twins) > 1 else (key, None, None)
+                if key is None:   # the values are beyond every sensor the pixel size fits: a product of none of them
+                    return Detection("generic", [f"ratio 4, {ms.bands} MS bands: {depth}", *notes],
+                                     "fallback", unrecognised=True)
                 spec = SENSORS[key]
                 found = Detection(key, [f"ratio 4, {ms.bands} MS bands, {gsd_txt} (nominal {spec.pan_gsd:g} m)",
                                         *([depth] if depth else []), _non_square(pan) or bare, *notes])
