@@ -1,5 +1,6 @@
 """QA of training on one's own data (2026-12-07): a pair in two CRSs trained to the end; wrong value types ended in
-tracebacks, some after the run folder was written; `licence: 4` went into the card as a number. Real fixture rasters
+tracebacks, some after the run folder was written; `licence: 4` went into the card as a number; two runs of one
+config and seed gave different ONNX sha256 with no way to tell the networks were the same. Real fixture rasters
 (tests/data, WorldView-2 crops), tiny configs, nothing trained."""
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import copy
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 import rasterio
 import torch
@@ -126,3 +128,24 @@ def test_every_config_of_the_repository_passes_the_type_check():
     for path in sorted(CONFIG_DIR.glob("*.yaml")):
         check_types(resolve_bases(path), path)
 
+
+def test_two_exports_of_one_network_differ_in_sha256_only_by_the_cards_training_time(tmp_path):
+    """QA: one config and seed gave bit-identical checkpoints but ONNX files of different sha256, the embedded card
+    carrying the training's wall-clock time. The file hash stays the card's (the plugin checks it);
+    ``network_sha256`` tells the same network apart from another (model_core/README.md, Reproducibility)."""
+    from model_core.export import export, network_sha256
+    from model_core.nets import build_model
+
+    torch.manual_seed(0)
+    model = build_model("fusionnet", 4, "fusionnet", width=8, blocks=1)
+    cfg = {"sensor": "wv2", "method": "fusionnet", "backbone": "fusionnet"}
+    cards = [export(model, cfg, tmp_path / f"run{i}.onnx", {"config": "x.yaml", "steps": 2, "seconds": seconds,
+                                                             "seed": 0, "git_revision": "abc", "data": []})
+             for i, seconds in enumerate((12.3, 45.6))]
+    assert cards[0]["onnx_sha256"] != cards[1]["onnx_sha256"]
+    assert network_sha256(tmp_path / "run0.onnx") == network_sha256(tmp_path / "run1.onnx")
+    with torch.no_grad():   # another network: another network_sha256
+        next(model.parameters()).add_(torch.from_numpy(np.float32([1e-3])))
+    export(model, cfg, tmp_path / "other.onnx", {"config": "x.yaml", "steps": 2, "seconds": 12.3, "seed": 0,
+                                                 "git_revision": "abc", "data": []})
+    assert network_sha256(tmp_path / "other.onnx") != network_sha256(tmp_path / "run0.onnx")
