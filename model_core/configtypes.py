@@ -52,6 +52,11 @@ class Either:
     words: str
 
 
+def nullable(rule: Any) -> Either:
+    """``rule``, or null: for what the code reads as "none" when it is null (``data.fullres: null``, ``init_from:``)."""
+    return Either((Value(lambda v: v is None, "null"), rule), f"{rule.words}, or null")
+
+
 TEXT = Value(lambda v: isinstance(v, str), "text (put it in quotes if YAML reads it as a number)")
 BOOL = Value(lambda v: isinstance(v, bool), "true or false")
 INT_POS = Value(lambda v: _int(v) and v >= 1, "a whole number of at least 1")
@@ -91,10 +96,11 @@ STAGE = Mapping({
 }, "a stage (a mapping with name, steps, lr, ...)")
 
 SCHEMA = Mapping({
-    "sensor": TEXT, "method": TEXT, "backbone": TEXT, "seed": INT_NONNEG, "init_from": TEXT, "config_path": TEXT,
-    "backbone_from": Either((TEXT, Mapping({"config": TEXT, "same_seed": BOOL})),
-                            "a config name, or a mapping {config, same_seed}"),
-    "distil_from": Mapping({"config": TEXT, "seeds": ListOf(INT_NONNEG, "a list of seeds (whole numbers)")}),
+    "sensor": TEXT, "method": TEXT, "backbone": TEXT, "seed": INT_NONNEG, "config_path": TEXT,
+    "init_from": nullable(TEXT),
+    "backbone_from": nullable(Either((TEXT, Mapping({"config": TEXT, "same_seed": BOOL})),
+                                     "a config name, or a mapping {config, same_seed}")),
+    "distil_from": nullable(Mapping({"config": TEXT, "seeds": ListOf(INT_NONNEG, "a list of seeds (whole numbers)")})),
     "model": Mapping(), "export": Mapping(), "data_layout": Mapping(),
     "data": Mapping({
         "root": TEXT, "patch": INT_POS, "stride": INT_POS, "batch": INT_POS, "val_patch": INT_POS,
@@ -102,18 +108,19 @@ SCHEMA = Mapping({
                                     or (isinstance(v, list) and all(_int(i) for i in v)),
                                     "true, or a list of validation window numbers"),
         "train": SOURCES, "val": SOURCES,
-        "randomise": Mapping({"band_gain": NUMBERS, "mirror_margin": NUM_NONNEG, "noise": NUM_NONNEG,
-                              "offset": NUM_NONNEG, "quantise": NUM_NONNEG}),
-        "fullres": Mapping({"patch": INT_POS, "stride": INT_POS, "sources": SOURCES}),
+        "randomise": nullable(Mapping({"band_gain": NUMBERS, "mirror_margin": NUM_NONNEG, "noise": NUM_NONNEG,
+                              "offset": NUM_NONNEG, "quantise": NUM_NONNEG})),
+        "fullres": nullable(Mapping({"patch": INT_POS, "stride": INT_POS, "sources": SOURCES})),
         "pancollection": Mapping({"train": TEXT, "val": TEXT, "name": TEXT, "licence": TEXT},
                                  "a mapping {train: train.h5, val: valid.h5}"),
     }),
     "train": Mapping({
         "val_every": INT_POS, "ckpt_every": INT_POS, "val_batches": INT_POS, "threads": INT_POS,
         "device": TEXT, "out_dir": TEXT, "scaled_loss": BOOL,
-        "consistency_loss": Mapping({"border": INT_NONNEG, "plain_weight": NUM_NONNEG, "sam_weight": NUM_NONNEG}),
+        "consistency_loss": nullable(Mapping({"border": INT_NONNEG, "plain_weight": NUM_NONNEG,
+                                              "sam_weight": NUM_NONNEG})),
     }),
-    "test": Mapping({"reduced": SOURCE, "full": SOURCE}),
+    "test": nullable(Mapping({"reduced": nullable(SOURCE), "full": nullable(SOURCE)})),
     "stages": ListOf(STAGE, "a list of stages (each a mapping with name, steps, lr, ...)", non_empty=True),
 }, "a mapping (key: value)")
 
