@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from .configtypes import check_types
 from .datacache import data_dir
 
 if TYPE_CHECKING:
@@ -146,6 +147,7 @@ def load_config(path: str | Path | None = None, sensor: str | None = None) -> di
     if not path.exists() and (CONFIG_DIR / path).exists():
         path = CONFIG_DIR / path
     cfg = resolve_bases(path)
+    check_types(cfg, path)   # every value's type and range, before any default, raster or run folder
     check_sensor(cfg, path)
     cfg = with_defaults(cfg)
     if path.resolve().parent != CONFIG_DIR.resolve():   # the repository's own configs define what is known
@@ -322,9 +324,13 @@ def resolve_bases(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, A
         raise ValueError(f"config {path.name}: circular base ({' -> '.join(p.name for p in _seen + (path,))})")
     with open(path) as f:
         cfg = yaml.load(f, Loader=_UniqueKeyLoader) or {}
+    if not isinstance(cfg, dict):   # a list or a bare value: refused in words (was "'list' has no attribute 'get'")
+        check_types(cfg, path)
     if "base" not in cfg:
         return cfg
     bases = cfg.pop("base")
+    if not (isinstance(bases, str) or (isinstance(bases, list) and all(isinstance(b, str) for b in bases))):
+        raise ValueError(f"config {path.name}: base is {bases!r}; it must be a config file name or a list of them")
     merged: dict[str, Any] = {}
     for b in [bases] if isinstance(bases, str) else bases:
         bp = path.parent / b

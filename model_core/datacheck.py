@@ -1,7 +1,8 @@
 """A config's data checked before anything is trained or scored, and the generic sensor's layout taken from it.
 
-Every raster a config names must exist, its PAN/MS pixel-size ratio must be the sensor's (``scenes.align_pan``
-crops with the sensor's ratio: on data of another ratio it trained silently on misaligned crops) and its MS band
+Every raster a config names must exist; a pair's PAN and MS must be georeferenced, in one CRS and overlap (in two
+CRSs it trained to the end on crops of two places), their pixel-size ratio must be the sensor's (``scenes.align_pan``
+crops with the sensor's ratio: on data of another ratio it trained silently on misaligned crops) and the MS band
 count the sensor's (a numpy broadcast error came far into the data preparation). ``sensor: generic`` (a sensor not
 in the table) takes its band count, ratio and value scale from the data instead (``model.ratio``, when given, must
 agree with the data), with its MTF gains (``mtf_ms`` / ``mtf_pan``, else the generic ones); the resolved layout
@@ -63,6 +64,37 @@ def _ratio(pan, ms, where: str) -> int:
     return r
 
 
+def _bounds(meta) -> tuple[float, float, float, float]:
+    """(left, bottom, right, top) of a raster header's extent, whatever the signs of its pixel sizes."""
+    xs = [meta.transform.c, meta.transform.c + meta.transform.a * meta.width]
+    ys = [meta.transform.f, meta.transform.f + meta.transform.e * meta.height]
+    return min(xs), min(ys), max(xs), max(ys)
+
+
+def _check_geometry(pan, ms, pan_path: Path, ms_path: Path, where: str) -> None:
+    """A pair is cut into aligned crops by pixel: both rasters must be placed (a geotransform), in one CRS, and
+    overlap. A PAN and MS in different CRSs (UTM 31N beside 32N) used to train to the end on crops of two different
+    places. Raises ValueError naming the source and the fix."""
+    from affine import Affine
+
+    from ksdiff_qgis.engine.grid import crs_name, same_crs
+
+    for role, meta, path in (("PAN", pan, pan_path), ("MS", ms, ms_path)):
+        if meta.transform == Affine.identity():
+            raise ValueError(f"{where}: the {role} {path.name} is not georeferenced (no geotransform): give it the "
+                             "geotransform and CRS of its product, e.g. gdal_translate -a_ullr / -a_srs")
+    if not same_crs(pan.crs, ms.crs):
+        raise ValueError(f"{where}: the PAN {pan_path.name} is in {crs_name(pan.crs)}, the MS {ms_path.name} in "
+                         f"{crs_name(ms.crs)}; a pair is cropped pixel by pixel in one CRS: reproject the MS onto "
+                         f"the PAN's CRS (gdalwarp -t_srs), or assign the right CRS if one is mislabelled "
+                         "(gdal_translate -a_srs)")
+    (pl, pb, pr, pt), (ml, mb, mr, mt) = _bounds(pan), _bounds(ms)
+    if min(pr, mr) <= max(pl, ml) or min(pt, mt) <= max(pb, mb):
+        raise ValueError(f"{where}: the PAN {pan_path.name} and the MS {ms_path.name} do not overlap (PAN x "
+                         f"{pl:.10g}..{pr:.10g}, y {pb:.10g}..{pt:.10g}; MS x {ml:.10g}..{mr:.10g}, y "
+                         f"{mb:.10g}..{mt:.10g}): give the MS of the same scene")
+
+
 def _bands(ms, spec: dict[str, Any], where: str) -> int:
     """The MS bands a source gives the network: its own, or the rows of its ``ms_mix``."""
     mix = spec.get("ms_mix")
@@ -103,6 +135,7 @@ def survey(cfg: dict[str, Any], parts: tuple[str, ...] | None = None) -> list[di
             if pan.count != 1:
                 raise ValueError(f"{where}: the PAN {row['pan_path']} has {pan.count} bands, a PAN has one (PAN and "
                                  "MS swapped?)")
+            _check_geometry(pan, ms, row["pan_path"], ms_path, where)
             row["ratio"] = _ratio(pan, ms, where)
         out.append(row)
     return out

@@ -8,7 +8,9 @@ generator and the modulated backbone.
 Model card: written beside the ONNX file (same stem, ``.json``) and embedded in the ONNX metadata
 under the key ``model_card``. A file cannot contain its own hash, so the embedded card has no
 ``onnx_sha256``; the JSON beside the file has it, computed over the final ``.onnx`` bytes (the ones
-that carry the embedded card). Check a file with ``verify_card``.
+that carry the embedded card). Check a file with ``verify_card``. The card records the training's wall-clock time, so
+two runs of one config and seed give bit-identical weights but files of different sha256: ``network_sha256``
+compares the networks without the card.
 """
 from __future__ import annotations
 
@@ -100,6 +102,20 @@ def write_card(onnx_path: str | Path, card: dict[str, Any]) -> dict[str, Any]:
     full = dict(embedded, onnx_sha256=sha256_file(onnx_path))
     onnx_path.with_suffix(".json").write_text(json.dumps(full, indent=1, sort_keys=True) + "\n")
     return full
+
+
+def network_sha256(onnx_path: str | Path) -> str:
+    """sha256 of an ONNX file's network without its embedded card (``model_card``): the graph, weights and the other
+    metadata (tile graphs, int8 variant). The file's own sha256 (the card's ``onnx_sha256``) differs between two runs
+    of one config and seed because the embedded card records the training's wall-clock time (``training.seconds``);
+    this one does not, so it tells whether two exports hold the same network bit for bit."""
+    import hashlib
+
+    m = onnx.load(str(onnx_path))
+    keep = [p for p in m.metadata_props if p.key != "model_card"]
+    del m.metadata_props[:]
+    m.metadata_props.extend(keep)
+    return hashlib.sha256(m.SerializeToString(deterministic=True)).hexdigest()
 
 
 def verify_card(onnx_path: str | Path) -> dict[str, Any]:
