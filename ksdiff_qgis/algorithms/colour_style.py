@@ -134,7 +134,9 @@ def write_default_style(output: str, rgb: tuple[int, int, int] | None, replaced:
             "Style > Save Style) and load it there").format(
             other, name, tr(" (it is the style KSDiff wrote for '{}')").format(other) if owner == other else "",
             os.path.splitext(os.path.basename(output))[0])
-    had_pam = os.path.exists(pam)   # a COG's IMAGERY metadata lives there
+    # a COG's IMAGERY metadata lives there: what the run put there is all that stays (QA: a COG's .aux.xml kept the
+    # three 250,000-bucket histograms and statistics GDAL wrote as this step's layer closed, 1.5 MB beside 2 MB)
+    pam_before = read_sidecar(pam)
     # the file alone, without a default style: a stale one (not removable, said by the commit) must not come back
     layer = open_quietly(output, os.path.basename(output))
     shown = layer.isValid() and show_natural_colour(layer, rgb)
@@ -145,9 +147,7 @@ def write_default_style(output: str, rgb: tuple[int, int, int] | None, replaced:
         else ("", False)
     full = False
     del layer   # closes the file: GDAL writes the histograms the stretch read into an .aux.xml then
-    if not had_pam and os.path.exists(pam):   # a file of its own beside the output: not left by this step
-        with contextlib.suppress(OSError):
-            os.remove(pam)
+    restore_sidecar(pam, pam_before)   # none left by this step: removed if new, else its earlier content back
     if not shown:
         if why:   # the names were left bare on purpose: the reason, not the colours they lack
             return removed + tr("no QGIS style written: {} (QGIS draws bands 1, 2, 3)").format(why)
