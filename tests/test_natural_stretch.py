@@ -208,3 +208,46 @@ def test_a_scaled_output_is_drawn_in_natural_colour_not_black(qgis_app, cached, 
     assert scaled.mean() > 40 and scaled.std(axis=0).min() > 20   # not black, not one flat colour
     # the same picture as the untagged output's (the stretch is linear in the values: a few grey levels apart)
     assert np.abs(scaled - plain).mean() < 2, (scaled.mean(0), plain.mean(0))
+
+
+def test_a_cogs_aux_xml_keeps_only_what_the_run_put_there(qgis_app, cached, tmp_path):
+    """QA: COG=true on an MS with an IMAGERY domain and a band scale/offset left a 1.5 MB ``.aux.xml`` beside a 2 MB
+    COG, holding three 250,000-bucket histograms and statistics next to the IMAGERY item: the style step's layer
+    wrote them as it closed, and only a new ``.aux.xml`` was removed. Now it holds the IMAGERY item alone, also after
+    the run's layer is loaded as the dialog loads it."""
+    import processing
+    from processing.gui.Postprocessing import handleAlgorithmResults
+    from qgis.core import (
+        QgsApplication,
+        QgsProcessingContext,
+        QgsProcessingFeedback,
+        QgsProcessingOutputLayerDefinition,
+        QgsProject,
+    )
+
+    pan, ms, out = str(tmp_path / "pan.tif"), str(tmp_path / "ms.tif"), str(tmp_path / "cog.tif")
+    gdal.Translate(pan, str(cached("landsat8/pan.tif")), srcWin=[0, 0, 512, 512])
+    gdal.Translate(ms, str(cached("landsat8/ms.tif")), srcWin=[0, 0, 256, 256])
+    for path in (pan, ms):
+        ds = gdal.Open(path, gdal.GA_Update)
+        for b in range(1, ds.RasterCount + 1):
+            ds.GetRasterBand(b).SetScale(2.75e-05)
+            ds.GetRasterBand(b).SetOffset(-0.2)
+        if path == ms:
+            ds.SetMetadata({"SATELLITEID": "LANDSAT_8"}, "IMAGERY")
+        ds = None
+    project = QgsProject()
+    context, feedback = QgsProcessingContext(), QgsProcessingFeedback()
+    context.setProject(project)
+    alg = QgsApplication.processingRegistry().createAlgorithmById("ksdiff:pansharpen")
+    params = {"PAN": pan, "MS": ms, "METHOD": "mtf_glp_hpm", "COG": True,
+              "OUTPUT": QgsProcessingOutputLayerDefinition(out, project)}
+    processing.run(alg, params, context=context, feedback=feedback)
+    assert handleAlgorithmResults(alg, context, feedback, parameters=params)
+    assert "wrote cog.qml" in feedback.textLog()   # the style step ran
+    root = ET.parse(out + ".aux.xml").getroot()
+    assert [m.get("domain") for m in root.findall("Metadata")] == ["IMAGERY"]
+    assert root.find(".//Histograms") is None and root.find(".//Metadata[@domain='']") is None
+    assert "STATISTICS_" not in ET.tostring(root, encoding="unicode")
+    assert gdal.Open(out).GetMetadata("IMAGERY") == {"SATELLITEID": "LANDSAT_8"}
+    project.clear()

@@ -40,6 +40,7 @@ from ..engine.raster_io import (
     style_sidecar,
 )
 from .base import translator
+from .layer_name import distinct_name
 
 tr = translator("KsdiffPansharpen")
 
@@ -134,7 +135,9 @@ def write_default_style(output: str, rgb: tuple[int, int, int] | None, replaced:
             "Style > Save Style) and load it there").format(
             other, name, tr(" (it is the style KSDiff wrote for '{}')").format(other) if owner == other else "",
             os.path.splitext(os.path.basename(output))[0])
-    had_pam = os.path.exists(pam)   # a COG's IMAGERY metadata lives there
+    # a COG's IMAGERY metadata lives there: what the run put there is all that stays (QA: a COG's .aux.xml kept the
+    # three 250,000-bucket histograms and statistics GDAL wrote as this step's layer closed, 1.5 MB beside 2 MB)
+    pam_before = read_sidecar(pam)
     # the file alone, without a default style: a stale one (not removable, said by the commit) must not come back
     layer = open_quietly(output, os.path.basename(output))
     shown = layer.isValid() and show_natural_colour(layer, rgb)
@@ -145,9 +148,7 @@ def write_default_style(output: str, rgb: tuple[int, int, int] | None, replaced:
         else ("", False)
     full = False
     del layer   # closes the file: GDAL writes the histograms the stretch read into an .aux.xml then
-    if not had_pam and os.path.exists(pam):   # a file of its own beside the output: not left by this step
-        with contextlib.suppress(OSError):
-            os.remove(pam)
+    restore_sidecar(pam, pam_before)   # none left by this step: removed if new, else its earlier content back
     if not shown:
         if why:   # the names were left bare on purpose: the reason, not the colours they lack
             return removed + tr("no QGIS style written: {} (QGIS draws bands 1, 2, 3)").format(why)
@@ -236,23 +237,34 @@ def processing_style(alg_id: str | None, output: str = "OUTPUT") -> str | None:
 class NaturalColour(QgsProcessingLayerPostProcessorInterface):
     """Shows a loaded result as red/green/blue = the given bands stretched 2–98 %, read afresh from its file; without
     such bands, as QGIS draws the file by itself; with a style of the user's beside it, in that style; with a
-    Processing style of the user's (``processing_style``), in that one, as QGIS's own algorithms' outputs."""
+    Processing style of the user's (``processing_style``), in that one, as QGIS's own algorithms' outputs. A layer
+    QGIS named ``name`` (not after its file) gets a name no other layer of its project has (``distinct_name``)."""
 
     _keep = []   # Processing holds a plain pointer to it: keep every instance alive (a few bytes each)
 
-    def __init__(self, rgb: tuple[int, int, int] | None, pam: bytes | None, alg_id: str | None = None):
+    def __init__(self, rgb: tuple[int, int, int] | None, pam: bytes | None, alg_id: str | None = None,
+                 name: str | None = None, detail: str | None = None):
         super().__init__()
         self.rgb, self.pam, self.alg_id = rgb, pam, alg_id
+        self.name, self.detail = name, detail
 
     @classmethod
-    def create(cls, rgb: tuple[int, int, int] | None, output: str, alg_id: str | None = None) -> "NaturalColour":
+    def create(cls, rgb: tuple[int, int, int] | None, output: str, alg_id: str | None = None,
+               name: str | None = None, detail: str | None = None) -> "NaturalColour":
         """``output``: the committed file; its PAM ``.aux.xml`` now (a COG's metadata, or none) is what stays;
-        ``alg_id``: the algorithm whose output style Processing may have been told (``processing_style``)."""
-        processor = cls(rgb, read_sidecar(output + ".aux.xml"), alg_id)
+        ``alg_id``: the algorithm whose output style Processing may have been told (``processing_style``);
+        ``name``: the layer name the run gave (None: not set by KSDiff), ``detail``: what sets it apart
+        (``layer_name.bands_detail``)."""
+        processor = cls(rgb, read_sidecar(output + ".aux.xml"), alg_id, name, detail)
         cls._keep.append(processor)
         return processor
 
     def postProcessLayer(self, layer, context, feedback):  # noqa: N802
+        # here, in the main thread with the layer in its project (the run's thread must not read the project); only
+        # the name KSDiff gave: a layer QGIS named after its file keeps that name
+        project = layer.project() or context.project()
+        if self.name and layer.name() == self.name and project is not None:
+            layer.setName(distinct_name(project, layer, self.name, self.detail))
         # a run onto a file the project already shows reuses that layer, whose provider still reads the replaced
         # file (the writer renames the new one into place) with its cached statistics and histograms. Closing it
         # writes them into <output>.aux.xml, which a provider opened next reads as the new file's (QA: every second

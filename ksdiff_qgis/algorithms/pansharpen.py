@@ -51,6 +51,7 @@ from .common import (
     raster_path,
 )
 from .compat import NUMBER_INTEGER, WKT_FOR_GDAL, KeyedEnum, advanced, set_help
+from .layer_name import bands_detail
 from .layer_pair import dialog_defaults
 from .options import (
     BAND_FORMS,
@@ -541,4 +542,9 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
             label = method_names()[method].split(" (")[0]   # what ran (METHOD auto may fall back)
             # QGIS still prefers the file name for a typed path (its "use filename as layer name" setting)
             details.name = "{} – {}".format(label, self._ms_name)
-        details.setPostProcessor(NaturalColour.create(rgb, self._output, self.id()))
+            # made distinct once loaded (``NaturalColour``): another run's layer may have this name
+            named = details.name
+        else:
+            named = None
+        details.setPostProcessor(NaturalColour.create(rgb, self._output, self.id(), named,
+                                                      bands_detail(self._ms_bands)))
