@@ -878,7 +878,7 @@ def test_cog_with_a_missing_or_unwritable_cpl_tmpdir_is_refused_before_the_fusio
     else:
         readonly.chmod(stat.S_IRUSR | stat.S_IXUSR)
     _fails({**pair, "COG": True, "OUTPUT": str(out)},
-           r"CPL_TMPDIR=.*ro_tmp cannot be written \(Permission denied\): create it")
+           r"CPL_TMPDIR=.*ro_tmp cannot be written \(Permission denied\): set CPL_TMPDIR to a folder you can write to")
     readonly.chmod(stat.S_IRWXU)
     assert out.read_bytes() == OLD and not _partials(out.parent)
 
