@@ -123,7 +123,9 @@ class KsdiffPlugin:
 def _stop_runs(wait_s: float | None = None) -> tuple[int, int]:
     """Cancel the runs of our algorithms still going and wait (handling Qt events, at most ``wait_s``) until they
     are over, their tasks' ``finished()`` included: only then may the provider be deleted (a task that finished
-    after it crashed QGIS). How many runs were cancelled, and how many are still not over."""
+    after it crashed QGIS). A run inside processAlgorithm on the main thread (the unload called from its nested event
+    loop) can only end after the unload returns: not waited for (it froze QGIS 30 s), the provider kept for it. How
+    many runs were cancelled, and how many are still not over."""
     import time
 
     from qgis.PyQt.QtCore import QCoreApplication, QEventLoop, QThread
@@ -134,7 +136,7 @@ def _stop_runs(wait_s: float | None = None) -> tuple[int, int]:
         return 0, 0
     cancelled = running.cancel_all(QCoreApplication.translate("Ksdiff", UNLOADED))
     deadline = time.monotonic() + (UNLOAD_WAIT_S if wait_s is None else wait_s)
-    while running.pending() and time.monotonic() < deadline:
+    while running.awaited() and time.monotonic() < deadline:
         # the task's finished() and then its deleteLater (which deletes the algorithm) arrive as events
         QCoreApplication.processEvents(QEventLoop.AllEvents, 50)
         QThread.msleep(10)

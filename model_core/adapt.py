@@ -131,9 +131,11 @@ def scene_scale(pan: str | Path, ms: str | Path, scale: float) -> tuple[float, s
                                   if scale > 0 else f"the scene's values reach {top:g}: {bits}-bit")
 
 
-def base_card(checkpoint: str | Path, ck: dict[str, Any], model: str | None = None) -> dict[str, Any] | None:
-    """The bundled card of weights shipped in ``model_core/weights`` (``model``: the bundled model adapt starts
-    from, when several share the weights; else the card of the sensor they were trained for), None for others."""
+def base_card(checkpoint: str | Path, ck: dict[str, Any],
+              model: str | None = None) -> tuple[Path, dict[str, Any]] | None:
+    """The bundled ONNX file and its card of weights shipped in ``model_core/weights`` (``model``: the bundled model
+    adapt starts from, when several share the weights; else the card of the sensor they were trained for), None for
+    others. The file is the one the card was read from: what the plugin runs (``start_model``)."""
     from ksdiff_qgis.engine.model_card import bundled_cards, load_card
 
     from .weights import WEIGHTS_DIR
@@ -141,18 +143,17 @@ def base_card(checkpoint: str | Path, ck: dict[str, Any], model: str | None = No
     checkpoint = Path(checkpoint)
     if checkpoint.resolve().parent != WEIGHTS_DIR.resolve():
         return None
-    cards = [load_card(p).data for p in bundled_cards().values()]
-    mine = [c for c in cards if Path(c["training"].get("config", "")).stem == checkpoint.stem]
-    mine.sort(key=lambda c: (c["sensor"] != model, c["sensor"] != ck["config"]["sensor"]))
+    found = [(p, load_card(p).data) for p in bundled_cards().values()]
+    mine = [(p, c) for p, c in found if Path(c["training"].get("config", "")).stem == checkpoint.stem]
+    mine.sort(key=lambda pc: (pc[1]["sensor"] != model, pc[1]["sensor"] != ck["config"]["sensor"]))
     return mine[0] if mine else None
 
 
-def start_model(card: dict[str, Any] | None) -> Path | None:
-    """The bundled ONNX file of the bundled ``card`` (``base_card``): the model the plugin runs today, which adapting
-    must beat; None for weights no bundled model holds."""
-    from ksdiff_qgis.engine.model_card import bundled_cards
-
-    return bundled_cards().get(card["sensor"]) if card else None
+def start_model(base: tuple[Path, dict[str, Any]] | None) -> Path | None:
+    """The bundled ONNX file of ``base`` (``base_card``: the file its card came from): the model the plugin runs
+    today, which adapting must beat; None for weights no bundled model holds. Not looked up by the card's sensor: a
+    file's name need not be its card's sensor key."""
+    return base[0] if base else None
 
 
 def base_record(checkpoint: str | Path, ck: dict[str, Any], model: str | None = None) -> dict[str, Any]:
@@ -160,18 +161,20 @@ def base_record(checkpoint: str | Path, ck: dict[str, Any], model: str | None = 
     ``model_core/weights`` (the file holds the last stage only, its card the whole run), else the checkpoint's own."""
     from .export import checkpoint_record
 
-    card = base_card(checkpoint, ck, model)
-    if card:
-        return {k: v for k, v in card["training"].items() if k != "serves_sensor"}
+    base = base_card(checkpoint, ck, model)
+    if base:
+        return {k: v for k, v in base[1]["training"].items() if k != "serves_sensor"}
     return checkpoint_record(checkpoint, ck, "adapted")
 
 
-def base_metrics(card: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The base model's card metrics, labelled as the base's (the adapted network itself is not evaluated)."""
+def base_metrics(base: tuple[Path, dict[str, Any]] | None) -> dict[str, Any] | None:
+    """The base model's card metrics (``base_card``), labelled as the base's (the adapted network itself is not
+    evaluated)."""
+    card = base[1] if base else None
     if not card or not (card.get("metrics") or {}).get("scenes"):
         return None
     m = card["metrics"]
-    return dict(m, measured_by=f"the base model {card['sensor']}.onnx before adaptation, not the adapted one: "
+    return dict(m, measured_by=f"the base model {base[0].name} before adaptation, not the adapted one: "
                                f"{m.get('measured_by', 'its exporter')}")
 
 
@@ -288,9 +291,9 @@ def adapt(checkpoint: str | Path, pan: str | Path, ms: str | Path, out: str | Pa
     if bands != net.n_bands or int(ck["config"]["model"].get("ratio", ratio)) != ratio:
         raise ValueError(f"the scene has {bands} MS bands at ratio {ratio}; the network of {Path(checkpoint).name} "
                          f"fuses {net.n_bands} at ratio {ck['config']['model'].get('ratio', net.ratio)}")
-    card = base_card(checkpoint, ck, base_model)
+    bundled = base_card(checkpoint, ck, base_model)   # (its file, its card) for shipped weights
     base = base_record(checkpoint, ck, base_model)
-    base.update(model=f"{card['sensor']}.onnx" if card else None, metrics=base_metrics(card))
+    base.update(model=bundled[0].name if bundled else None, metrics=base_metrics(bundled))
     if "unfinished" in base:   # as export warns: a smoke run or a stopped one
         print(f"adapt: warning: {base['unfinished']}", file=sys.stderr)
     cfg = adapt_config(ck["config"], sensor, steps, lr, patch)
@@ -320,7 +323,7 @@ def adapt(checkpoint: str | Path, pan: str | Path, ms: str | Path, out: str | Pa
         # int8 ranges scored 7.698 where the bundled wv2.onnx the plugin runs scores 7.667, so the adapted 7.638
         # was measured against a model nobody uses. A checkpoint no bundled model holds has no file the plugin runs:
         # it is exported as the adapted one will be (this scene's value scale and int8 ranges).
-        start = start_model(card)
+        start = start_model(bundled)
         if start is None:
             (tmp / "start").mkdir()
             start = tmp / "start" / name

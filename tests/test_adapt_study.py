@@ -45,3 +45,28 @@ def test_summary_compares_the_adapted_model_with_the_bundled_one_and_the_best_cl
     assert [r["best_classical"] for r in s["rows"]] == ["mtf_glp_hpm", "mtf_glp_fs"]
     md = "\n".join(study.markdown("validation", s, "note"))
     assert "| a | mtf_glp_hpm 2.000 | 1.600 (2.00) | 1.200 (1.50) | 0.750 | 60 |" in md
+
+
+def test_adapt_starts_from_the_bundled_file_its_card_came_from(tmp_path, monkeypatch):
+    """Review: start_model looked the bundled model up by its card's sensor, not by the file the card was read from:
+    a bundled file whose name is not its card's sensor key (here wv2_v2.onnx, card sensor wv2) was not found, and
+    adapt scored a re-export instead of the file the plugin runs."""
+    import shutil
+
+    from ksdiff_qgis.engine import model_card
+    from model_core.adapt import base_card, base_metrics, base_record, start_model
+    from model_core.weights import WEIGHTS_DIR
+
+    src = model_card.bundled_cards()["wv2"]
+    mine = tmp_path / "wv2_v2.onnx"
+    shutil.copy(src, mine)
+    shutil.copy(src.with_suffix(".json"), mine.with_suffix(".json"))
+    monkeypatch.setattr(model_card, "bundled_cards", lambda: {"wv2_v2": mine})
+    checkpoint = WEIGHTS_DIR / f"{model_card.load_card(src).data['training']['config'][:-5]}.pt"
+    ck = {"config": {"sensor": "wv2"}}
+    assert start_model(base_card(checkpoint, ck)) == mine   # the old lookup by sensor found no "wv2" file: None
+    found = base_card(checkpoint, ck)
+    assert found[0] == mine and found[1]["sensor"] == "wv2"
+    assert base_record(checkpoint, ck) == {k: v for k, v in found[1]["training"].items() if k != "serves_sensor"}
+    metrics = base_metrics(found)
+    assert metrics is None or metrics["measured_by"].startswith("the base model wv2_v2.onnx before adaptation")

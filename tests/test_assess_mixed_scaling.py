@@ -148,3 +148,26 @@ def test_a_pan_stored_like_the_ms_beside_a_physical_fused_is_read_with_the_ms_en
         assert mixed[key] == pytest.approx(physical[key], rel=1e-4, abs=1e-6), key
     (line,) = [w for w in fb.warnings if "no scale/offset" in w]
     assert "while FUSED holds physical values: the PAN is read with the MS's scale/offset" in line, line
+
+
+def test_an_untagged_pan_beside_a_fused_and_ms_of_different_encodings_is_read_with_the_ms_encoding(cached, tmp_path):
+    """Review: FUSED declaring x 1e-4 (reflectance x 1e4), the MS Landsat C2 L2's x 2.75e-05 - 0.2, the PAN untagged
+    at the MS's stored level: all the inputs were compared on stored values, FUSED's numbers (reflectance x 1e4)
+    against the MS's DN. Now the PAN is read with the MS's encoding and each raster in physical values: the figures
+    are those of the all-physical inputs."""
+    pan, ms = str(tmp_path / "pan.tif"), str(tmp_path / "ms.tif")
+    gdal.Translate(pan, str(cached("landsat8/pan.tif")), srcWin=[256, 256, 512, 512], stats=False)
+    gdal.Translate(ms, str(cached("landsat8/ms.tif")), srcWin=[128, 128, 256, 256], stats=False)
+    out = str(tmp_path / "fused.tif")
+    pansharpen(pan, ms, out, "landsat8", "mtf_glp_hpm")
+    phys = [_physical(p, tmp_path / f"{n}_phys.tif", 2.75e-05, -0.2) for n, p in (("f", out), ("p", pan), ("m", ms))]
+    physical = assessment.assess_full(*phys, "landsat8")
+    fused_e4 = _tagged(_physical(out, tmp_path / "f_e4.tif", 2.75e-05 / 1e-4, -0.2 / 1e-4), tmp_path / "f_e4t.tif",
+                       1e-4)
+    fb = Said()
+    mixed = assessment.assess_full(fused_e4, pan, _tagged(ms, tmp_path / "ms_sc.tif", 2.75e-05, -0.2), "landsat8", fb)
+    for key in FULL:
+        assert mixed[key] == pytest.approx(physical[key], rel=1e-4, abs=1e-6), key
+    (line,) = [w for w in fb.warnings if "no scale/offset" in w]
+    assert "while FUSED and the MS declare different scale/offsets" in line, line
+    assert "the PAN is read with the MS's scale/offset" in line, line

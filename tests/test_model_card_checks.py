@@ -175,3 +175,43 @@ def test_band_names_of_any_length_are_refused_in_a_short_line(tmp_path):
     assert len(str(e.value)) < 300
     with pytest.raises(InputError, match="invalid sensor"):
         load_card(_save(tmp_path, _graph(), _card(sensor="\u202e\u0000evil" * 1000)))
+
+
+def test_markdown_under_the_model_card_key_is_no_embedded_card(tmp_path, data_dir):
+    """Review: another exporter's Markdown notes under the ``model_card`` metadata key were refused as "not a valid
+    card"; text that is not JSON at all is no card of ours: the model runs, the log says it carries no copy of its
+    card. JSON that is not an object is still refused."""
+    path = _save(tmp_path, _graph(), _card(), embedded_text="# My model\n\nTrained on *four* bands.")
+    card = load_card(path)
+    assert card.embedded is False
+    fb = RecordingFeedback()
+    resolve_model("wv2", path, fb)
+    assert [line for line in fb.lines if "carries no copy of its card" in line], fb.lines
+    _run(data_dir, tmp_path, path, fb)   # the session's own copy of the metadata is read alike
+    assert (tmp_path / "o.tif").is_file()
+    for text in ('["a", "list"]', "42"):
+        with pytest.raises(InputError, match=r"the card inside model.onnx is not a valid card \(not a JSON object\)"):
+            load_card(_save(tmp_path, _graph(), _card(), embedded_text=text))
+
+
+def test_the_model_file_is_walked_once_for_its_card_and_graph(tmp_path, monkeypatch):
+    """Review: the model file was opened three times by load_card (sha256, a second protobuf reader for the
+    metadata, the graph scan); the metadata now come from the graph scan, and an edited card is still found."""
+    import builtins
+
+    path = _save(tmp_path, _graph(), _card())
+    opened = []
+    real_open = builtins.open
+
+    def counting_open(file, *args, **kwargs):
+        if str(file) == path:
+            opened.append(file)
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", counting_open)
+    assert load_card(path).embedded is True
+    assert len(opened) == 2, opened   # sha256 and the one scan
+    card = json.loads((tmp_path / "model.json").read_text())
+    (tmp_path / "model.json").write_text(json.dumps(dict(card, ratio=2)))
+    with pytest.raises(InputError, match="differs from the card inside model.onnx: it was edited"):
+        load_card(path)

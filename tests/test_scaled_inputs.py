@@ -120,3 +120,31 @@ def test_a_signed_integer_output_counts_its_negative_values(l8, tmp_path):
     assert negative > 0
     lines = [line for line in log.infos + log.warnings if "are negative" in line]
     assert len(lines) == 1 and "Int16 output keeps them as they are" in lines[0], lines
+
+
+def test_a_percent_reflectance_pan_is_not_taken_for_physical_values(l8, tmp_path):
+    """Review: a PAN in percent reflectance (Landsat 8 crop: scene mean ~7) beside the C2 L2 MS was nearer the MS's
+    physical mean (~0.07) than its stored one (~9000), so it was mapped as 0-1 reflectance: 100 times too bright in
+    the MS's numbers. Now mapped only within 10x of the MS's physical mean; the percent PAN keeps the fitted gain and
+    the units warning, while the 0-1 PAN is still mapped."""
+    from ksdiff_qgis.engine import pan_encoding
+
+    pct = str(tmp_path / "pan_pct.tif")
+    gdal.Translate(pct, l8["pan_refl"], scaleParams=[[0, 1, 0, 100]], outputType=gdal.GDT_Float32)
+    mean = float(gdal.Open(pct).ReadAsArray().mean())
+    assert 2 < mean < 20, mean
+    ms = gdal.Open(l8["ms_sc"])
+    bands = list(range(1, ms.RasterCount + 1))
+    pct_ds, refl_ds = gdal.Open(pct), gdal.Open(l8["pan_refl"])
+    assert pan_encoding.plan_mapping(pct_ds, ms, pct_ds, ms, bands) is None
+    assert pan_encoding.plan_mapping(refl_ds, ms, refl_ds, ms, bands) == pan_encoding.PanMapping((1.0, 0.0), (SC, OF))
+    log = _Log()
+    out = str(tmp_path / "pct_out.tif")
+    pansharpen(pct, l8["ms_sc"], out, "landsat8", "mtf_glp_hpm", feedback=log)
+    assert not [line for line in log.infos + log.warnings if "brought into" in line]
+    assert [w for w in log.warnings if "different units" in w], log.warnings
+    # the classical fusion fits the percent PAN by a gain: its output stays in the MS's stored range
+    base = str(tmp_path / "base.tif")
+    pansharpen(l8["pan"], l8["ms_sc"], base, "landsat8", "mtf_glp_hpm")
+    a, b = (gdal.Open(p).ReadAsArray().astype(np.float64) for p in (base, out))
+    assert abs(b.mean() / a.mean() - 1) < 0.05

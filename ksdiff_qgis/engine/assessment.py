@@ -213,9 +213,10 @@ def use_declared_scaling(rasters: list[MaskedRaster], fb: Feedback) -> str | Non
     dropped the tag, or only some inputs were tagged) would be compared in stored numbers against physical values
     (QA: an untagged FUSED, HQNR 0.945 -> 0.0; an untagged PAN, Ds 0.027 -> 0; an untagged REFERENCE, Q 0.894 -> 0):
     all the rasters are compared on stored values then, the figures those of the untagged inputs, with one warning
-    naming the inputs without the tag. When the untagged rasters are some at the stored level and some physical, the
-    stored ones are read with the declaring raster's encoding (a PAN stored like the MS, as ksdiff:pansharpen takes
-    it), said in the same warning."""
+    naming the inputs without the tag — when all the declaring rasters share one encoding. When the untagged rasters
+    are some at the stored level and some physical, or the declaring ones store differently (a FUSED x 1e-4 beside
+    an MS x 2.75e-05 - 0.2), the stored ones are read with the MS's (REFERENCE's) encoding (a PAN stored like the MS,
+    as ksdiff:pansharpen takes it), said in the same warning."""
     declaring = [r for r in rasters if _declares(r)]
     if not declaring:
         return None
@@ -228,7 +229,10 @@ def use_declared_scaling(rasters: list[MaskedRaster], fb: Feedback) -> str | Non
             f"{'declares' if len(declaring) == 1 else 'declare'} one ({against.role} {_encoding(against)}), and "
             f"{'their' if many else 'its'} values are at the {against.role}'s stored level")
     lack = lack and lack[0].upper() + lack[1:]
-    if stored and (len(stored) == len(bare) or encoding is None):
+    # stored values are one scale only when every declaring raster stores alike (a FUSED x 1e-4 beside an MS
+    # x 2.75e-05 - 0.2 stores other numbers: the untagged ones then take the MS's encoding, below)
+    alike = len({p for r in declaring for p in r.scaling}) == 1
+    if stored and (encoding is None or (alike and len(stored) == len(bare))):
         fb.warning(f"{lack}: the indices compare all the inputs on stored values, as if none declared one (declare "
                    f"the scale/offset on {_roles(stored)} to compare physical values)")
         for r in rasters:
@@ -238,9 +242,10 @@ def use_declared_scaling(rasters: list[MaskedRaster], fb: Feedback) -> str | Non
         r.scaling = [encoding] * r.bands
     physical = [r for r in bare if r not in stored]
     if stored:
-        fb.warning(f"{lack}, while {_roles(physical)} {'hold' if len(physical) > 1 else 'holds'} "
-                   f"physical values: {_roles(stored)} {'are' if many else 'is'} read with the {against.role}'s "
-                   f"scale/offset (declare it on {_roles(stored)} to say so)")
+        why = (f"{_roles(physical)} {'hold' if len(physical) > 1 else 'holds'} physical values" if physical else
+               f"{_roles(declaring)} declare different scale/offsets (stored values are no common scale)")
+        fb.warning(f"{lack}, while {why}: {_roles(stored)} {'are' if many else 'is'} read with the "
+                   f"{against.role}'s scale/offset (declare it on {_roles(stored)} to say so)")
     for r in rasters:
         r.physical = True
     line = ("The indices are computed on physical values, each raster's own declared scale/offset applied: "

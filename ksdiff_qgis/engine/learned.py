@@ -502,8 +502,8 @@ def check_graph(card: ModelCard, session: Session, guard: runguard.RunGuard | No
     # sessions are cached per ONNX file's content; the card beside it may have changed since the last probe, so
     # it is compared on every run (QA: an edit after a first run was accepted), the graph probed once per key
     embedded = session.session.get_modelmeta().custom_metadata_map.get("model_card")
-    if embedded is not None and parse_embedded(embedded, card.path) != {k: v for k, v in card.data.items()
-                                                                         if k != "onnx_sha256"}:
+    inside = None if embedded is None else parse_embedded(embedded, card.path)   # None: not JSON, no card of ours
+    if inside is not None and inside != {k: v for k, v in card.data.items() if k != "onnx_sha256"}:
         # the hash proves the ONNX file; the copy of the card inside it proves the JSON beside it
         raise InputError(edited_card(card.path))   # load_card compares them first; this is the session's own copy
     key = (card.input_names, card.output_name, len(card.bands), card.margin, card.size_multiple)

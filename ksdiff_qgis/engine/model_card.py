@@ -141,7 +141,8 @@ def load_card(onnx_path: str | os.PathLike) -> ModelCard:
         raise InputError(f"the model card {card_path.name} is not valid JSON: {e}") from None
     except RecursionError:   # "[[[[...]]]]" nested deeper than Python's stack: no card is
         raise InputError(f"the model card {card_path.name} is not a valid card: its JSON is nested too deep") from None
-    inside = embedded_card(path)
+    facts = scan_file(path)   # one walk of the file: the embedded card now, the graph's declarations below
+    inside = embedded_card(path, facts)
     if inside is not None and (not isinstance(data, dict)
                                or inside != {k: v for k, v in data.items() if k != "onnx_sha256"}):
         # before any field is read: an edited ratio or sensor was acted on (refused for the wrong reason, a false
@@ -166,17 +167,15 @@ def load_card(onnx_path: str | os.PathLike) -> ModelCard:
             f"the model file {path.name} does not match its card (sha256 {got[:12]}… instead of {want[:12]}…): "
             "it is corrupt or was modified"
         )
-    check_graph_file(path, data)
+    check_graph_file(path, data, facts)
     return ModelCard(path=path, data=data, embedded=inside is not None)
 
 
-def check_graph_file(path: Path, data: dict) -> None:
+def check_graph_file(path: Path, data: dict, facts: GraphFacts | None) -> None:
     """The ONNX file holds all its tensors (the sha256 covers nothing else) and its inputs and output take what the
-    card says, checked on the file's declarations before ONNX Runtime loads it; a file that cannot be scanned is
-    left to ONNX Runtime, which says why it cannot load it."""
-    try:
-        facts = graph_facts(path)
-    except (OSError, ValueError):
+    card says, checked on the file's declarations (``facts``, its ``scan_file``) before ONNX Runtime loads it; a file
+    that cannot be scanned is left to ONNX Runtime, which says why it cannot load it."""
+    if facts is None or not (facts.external or facts.graph_read):
         return
     if facts.external:
         raise InputError(f"the model {path.name} keeps tensors in a separate file (ONNX external data), which its "
@@ -238,76 +237,37 @@ def edited_card(path: Path) -> str:
             "edited; restore it (or export the model again)")
 
 
-def _varint(f) -> int | None:
-    """A protobuf varint read from ``f``; None at the end of the file."""
-    value = shift = 0
-    while True:
-        b = f.read(1)
-        if not b:
-            return None
-        value |= (b[0] & 0x7F) << shift
-        if b[0] < 0x80:
-            return value
-        shift += 7
-        if shift > 63:
-            raise ValueError("varint too long")
-
-
-def _metadata(f, size: int) -> dict[str, str]:
-    """ModelProto's ``metadata_props`` (field 14: key 1, value 2), read without the onnx package (the plugin has
-    only ONNX Runtime) and without reading the graph (seeked past)."""
-    props = {}
-    while True:
-        tag = _varint(f)
-        if tag is None:
-            return props
-        field, wire = tag >> 3, tag & 7
-        if wire == 0:
-            _varint(f)
-        elif wire in (1, 5):
-            f.seek(8 if wire == 1 else 4, os.SEEK_CUR)
-        elif wire == 2:
-            n = _varint(f)
-            if n is None or f.tell() + n > size:
-                raise ValueError("truncated")
-            if field != 14:
-                f.seek(n, os.SEEK_CUR)
-                continue
-            entry, at, kv = f.read(n), 0, {}
-            while at < len(entry):   # StringStringEntryProto: two length-delimited strings
-                key, at = entry[at] >> 3, at + 1
-                length = shift = 0
-                while True:
-                    b, at = entry[at], at + 1
-                    length |= (b & 0x7F) << shift
-                    shift += 7
-                    if b < 0x80:
-                        break
-                kv[key], at = entry[at:at + length].decode("utf-8"), at + length
-            props[kv.get(1, "")] = kv.get(2, "")
-        else:
-            raise ValueError(f"wire type {wire}")
-
-
-def embedded_card(onnx_path: str | os.PathLike) -> dict | None:
-    """The card ``model_core.export`` embedded in the ONNX file's metadata (``model_card``, without
-    ``onnx_sha256``); None when the file has none or cannot be read as ONNX (the session says why, later).
-    InputError when the copy is not a card (not JSON, or nested deeper than Python's stack)."""
-    path = Path(onnx_path)
+def scan_file(path: Path) -> GraphFacts | None:
+    """The file's metadata and graph declarations (``onnx_scan``), read in one walk; None when it cannot be read
+    as ONNX (ONNX Runtime says why, later)."""
     try:
-        with open(path, "rb") as f:
-            text = _metadata(f, path.stat().st_size).get("model_card")
-    except (OSError, ValueError, IndexError, UnicodeDecodeError):
+        return graph_facts(path)
+    except (OSError, ValueError):
         return None
+
+
+def embedded_card(onnx_path: str | os.PathLike, facts: GraphFacts | None = None) -> dict | None:
+    """The card ``model_core.export`` embedded in the ONNX file's metadata (``model_card``, without
+    ``onnx_sha256``); None when the file has none, holds text there that is not JSON (another exporter's notes under
+    that key), or cannot be read as ONNX (the session says why, later). InputError when the copy is JSON but not a
+    card (not an object, or nested deeper than Python's stack). ``facts``: the file's ``scan_file``, when read."""
+    path = Path(onnx_path)
+    facts = scan_file(path) if facts is None else facts
+    text = None if facts is None or facts.metadata is None else facts.metadata.get("model_card")
     return None if text is None else parse_embedded(text, path)
 
 
-def parse_embedded(text: str, path: Path) -> dict:
-    """The card embedded in ``path`` from its metadata ``text``; InputError when it is not a JSON object."""
+def parse_embedded(text: str, path: Path) -> dict | None:
+    """The card embedded in ``path`` from its metadata ``text``; None for text that is not JSON at all (Markdown
+    notes another exporter put under the key: no card of ours); InputError for JSON that is not an object or is
+    nested too deep."""
     try:
         inside = json.loads(text)
-    except (ValueError, RecursionError):
-        inside = None
+    except RecursionError:
+        raise InputError(f"the card inside {path.name} is not a valid card: its JSON is nested too deep; export the "
+                         "model again") from None
+    except ValueError:
+        return None
     if not isinstance(inside, dict):
         raise InputError(f"the card inside {path.name} is not a valid card (not a JSON object): export the model "
                          "again")

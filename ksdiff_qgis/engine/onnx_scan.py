@@ -1,6 +1,7 @@
 """What a model card is checked against in the ONNX file itself, read without the onnx package (the plugin has only
-ONNX Runtime) and without copying tensor data: whether any tensor lives in an external-data file, and the declared
-element types and shapes of the graph's inputs and outputs.
+ONNX Runtime) and without copying tensor data: the model's metadata (where ``model_core.export`` embeds the card),
+whether any tensor lives in an external-data file, and the declared element types and shapes of the graph's inputs
+and outputs. One reader for all of them: the file is walked once.
 
 The file is memory-mapped and its protobuf fields walked; tensor bytes (``raw_data``) are skipped, not read, so the
 bundled 5.5 MB model is scanned in a few milliseconds after ``sha256_file`` has brought it into the page cache.
@@ -24,6 +25,7 @@ _CHILDREN = {
     "function": {7: "node"},
 }
 _EXTERNAL_DATA, _DATA_LOCATION = 13, 14   # TensorProto: external_data entries, data_location (1: EXTERNAL)
+_METADATA_PROPS = 14   # ModelProto: metadata_props, StringStringEntryProto (key 1, value 2)
 
 
 @dataclass
@@ -33,6 +35,9 @@ class GraphFacts:
     # dims None: no shape declared
     inputs: dict[str, tuple[int, list | None]] = field(default_factory=dict)
     outputs: dict[str, tuple[int, list | None]] = field(default_factory=dict)
+    # ModelProto's metadata_props, key -> value; None when an entry cannot be decoded (not UTF-8, malformed)
+    metadata: dict[str, str] | None = field(default_factory=dict)
+    graph_read: bool = True   # False: the model's own fields were read, a nested message could not be
 
 
 def _varint(buf, pos: int) -> tuple[int, int]:
@@ -93,31 +98,64 @@ def _value_info(buf, span: tuple[int, int]) -> tuple[str, int, list | None]:
     return name, elem, dims
 
 
+def _metadata_entry(buf, span: tuple[int, int]) -> tuple[str, str]:
+    """StringStringEntryProto (key 1, value 2) -> (key, value); ValueError or IndexError when malformed."""
+    kv = {1: "", 2: ""}
+    for number, wire, value in _fields(buf, *span):
+        if number in kv and wire == 2:
+            kv[number] = bytes(buf[value[0]:value[1]]).decode("utf-8")
+    return kv[1], kv[2]
+
+
 def scan(buf) -> GraphFacts:
-    """The ``GraphFacts`` of a serialised ModelProto; ValueError when it is not one."""
+    """The ``GraphFacts`` of a serialised ModelProto; ValueError when its own fields cannot be read (not a model).
+    A nested message that cannot be read leaves ``graph_read`` False, the metadata read (the model's own fields
+    are all read before any nested one)."""
     facts = GraphFacts()
     stack = [("model", 0, len(buf), 0)]
     while stack:
         kind, start, end, depth = stack.pop()
-        if depth > MAX_DEPTH:
-            raise ValueError("subgraphs nested too deep")
-        children = _CHILDREN.get(kind, {})
-        main_graph = kind == "graph" and depth == 1
-        for number, wire, value in _fields(buf, start, end):
-            if kind == "tensor":
-                if number == _EXTERNAL_DATA or (number == _DATA_LOCATION and wire == 0 and value == 1):
-                    facts.external = True
-                    return facts
-            elif main_graph and number in (11, 12) and wire == 2:
-                name, elem, dims = _value_info(buf, value)
-                (facts.inputs if number == 11 else facts.outputs)[name] = (elem, dims)
-            elif wire == 2 and number in children:
-                stack.append((children[number], *value, depth + 1))
+        try:
+            if depth > MAX_DEPTH:
+                raise ValueError("subgraphs nested too deep")
+            if _scan_message(buf, kind, start, end, depth, facts, stack):
+                return facts
+        except (ValueError, IndexError):
+            if depth == 0:
+                raise ValueError("not a serialised ONNX model") from None
+            facts.graph_read = False
+            return facts
     return facts
 
 
+def _scan_message(buf, kind: str, start: int, end: int, depth: int, facts: GraphFacts, stack: list) -> bool:
+    """Walk one message into ``facts``, its children pushed on ``stack``; True once a tensor proves external data
+    (nothing more to learn)."""
+    children = _CHILDREN.get(kind, {})
+    main_graph = kind == "graph" and depth == 1
+    for number, wire, value in _fields(buf, start, end):
+        if kind == "tensor":
+            if number == _EXTERNAL_DATA or (number == _DATA_LOCATION and wire == 0 and value == 1):
+                facts.external = True
+                return True
+        elif kind == "model" and number == _METADATA_PROPS and wire == 2:
+            if facts.metadata is not None:
+                try:
+                    key, text = _metadata_entry(buf, value)
+                    facts.metadata[key] = text
+                except (ValueError, IndexError):   # UnicodeDecodeError is a ValueError
+                    facts.metadata = None
+        elif main_graph and number in (11, 12) and wire == 2:
+            name, elem, dims = _value_info(buf, value)
+            (facts.inputs if number == 11 else facts.outputs)[name] = (elem, dims)
+        elif wire == 2 and number in children:
+            stack.append((children[number], *value, depth + 1))
+    return False
+
+
 def graph_facts(path: str | os.PathLike) -> GraphFacts:
-    """``scan`` of the ONNX file at ``path``; OSError or ValueError when it cannot be read as ONNX."""
+    """``scan`` of the ONNX file at ``path``; OSError or ValueError when it cannot be read as ONNX (an empty file,
+    or its model's own fields unreadable)."""
     with open(path, "rb") as f:
         if os.fstat(f.fileno()).st_size == 0:
             raise ValueError("empty file")

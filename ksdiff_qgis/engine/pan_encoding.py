@@ -20,6 +20,10 @@ from .gdalutil import gdal_call
 from .raster_io import RasterInfo, declared_scaling
 
 SAMPLE_SIDE = 256   # the decimated read whose means tell physical from stored values
+# a PAN taken for the MS's physical values has a scene mean within this factor of theirs: a percent-reflectance PAN
+# (Landsat 8 crop: mean 7.06) beside a C2 L2 MS (physical mean ~0.07) is nearer that than the stored mean (~9000),
+# yet 100 times off; mapped as 0-1 reflectance it was fused 100 times too bright
+PHYSICAL_WITHIN = 10.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,10 +64,13 @@ def _mean(ds: gdal.Dataset, bands: list[int]) -> float:
 
 
 def _closer_to_physical(pan_mean: float, ms_stored: float, ms_physical: float) -> bool:
-    """Whether the PAN's scene mean is nearer (as a ratio) the MS's physical mean than its stored mean."""
+    """Whether the PAN's scene mean is the MS's physical values': within ``PHYSICAL_WITHIN`` of their mean and nearer
+    it (as a ratio) than the MS's stored mean. Other PANs (percent reflectance, radiance) keep the gain the fusion
+    fits and the units warning (``learned.pan_units``)."""
     if not all(math.isfinite(v) and v > 0 for v in (pan_mean, ms_stored, ms_physical)):
         return False
-    return abs(math.log(pan_mean / ms_physical)) < abs(math.log(pan_mean / ms_stored))
+    off_physical = abs(math.log(pan_mean / ms_physical))
+    return off_physical <= math.log(PHYSICAL_WITHIN) and off_physical < abs(math.log(pan_mean / ms_stored))
 
 
 def _units_differ(pan_file: gdal.Dataset, ms_file: gdal.Dataset, bands: list[int]) -> bool:
@@ -77,9 +84,10 @@ def plan_mapping(pan_ds: gdal.Dataset, ms_ds: gdal.Dataset, pan_file: gdal.Datas
                  bands: list[int]) -> PanMapping | None:
     """The mapping of the PAN into the MS's stored encoding, when it is due: the fused MS ``bands`` (1-based) declare
     one scale/offset, the PAN either declares another of the same unit type, or declares none and its values are
-    physical (its scene mean nearer the MS's physical mean than its stored one). None otherwise: the PAN is stored
-    like the MS already, or nothing says how the two relate. ``pan_file``/``ms_file``: the files' own bands, whose
-    declarations count; ``pan_ds``/``ms_ds``: the views the run reads (nodata declared), whose means are compared."""
+    physical (its scene mean within 10x of the MS's physical mean, and nearer it than the stored one). None
+    otherwise: the PAN is stored like the MS already, or nothing says how the two relate. ``pan_file``/``ms_file``:
+    the files' own bands, whose declarations count; ``pan_ds``/``ms_ds``: the views the run reads (nodata
+    declared), whose means are compared."""
     ms_pairs = set(declared_scaling(ms_file, bands))
     if len(ms_pairs) != 1:
         return None

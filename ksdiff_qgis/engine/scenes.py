@@ -237,7 +237,7 @@ def _row_kwargs(row: dict[str, str], params: dict[str, inspect.Parameter], base:
 
 def _check_extent(kwargs: dict[str, Any], column: str, cell: str, crs: str | None, order: str, line: int) -> None:
     """The CRS an extent cell names in brackets as the row's extent_wkt, and SceneListError for a box that cannot be
-    meant for the row's PAN (``extent_cell.too_large``), before any scene runs."""
+    meant for the row's PAN (``extent_cell.misread``), before any scene runs."""
     if crs is not None:
         try:
             wkt = aoi.crs_wkt(crs, column.strip())
@@ -248,8 +248,8 @@ def _check_extent(kwargs: dict[str, Any], column: str, cell: str, crs: str | Non
             raise SceneListError(f"line {line}: column {column!r} names the CRS {crs} in brackets but extent_wkt "
                                  f"says {quoted(given)}: keep one of them")
         kwargs["extent_wkt"] = given or crs
-    problem = extent_cell.too_large(kwargs["extent"], kwargs.get("extent_wkt"), kwargs["pan_path"],
-                                    kwargs.get("pan_crs"), order)
+    problem = extent_cell.misread(kwargs["extent"], kwargs.get("extent_wkt"), kwargs["pan_path"],
+                                  kwargs.get("pan_crs"), order)
     if problem:
         raise SceneListError(f"line {line}: column {column!r}: {quoted(cell)}: {problem}")
 
