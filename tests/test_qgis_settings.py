@@ -33,13 +33,21 @@ def test_a_geopackage_output_uri_gets_the_geotiff_only_refusal(qgis_app, pair, t
 @pytest.fixture()
 def skip_drivers(qgis_app):
     """``skip_drivers(["COG"])``: as unticking them in Settings > Options > GDAL (QGIS sets GDAL_SKIP); every
-    driver is back afterwards."""
+    driver is back afterwards, in GDAL's order: a driver registered again comes last, and a GTiff after COG would make
+    every later ``gdal.Translate`` to a ``.tif`` of this test session write a COG ("Several drivers matching tif
+    extension. Using COG"), which dropped NBITS=16 in test_saturated_range."""
+    from osgeo import gdal
     from qgis.core import QgsApplication
 
+    order = [gdal.GetDriver(i).ShortName for i in range(gdal.GetDriverCount())]
     yield lambda names: QgsApplication.setSkippedGdalDrivers(names, [])
     QgsApplication.setSkippedGdalDrivers([], [])
-    from osgeo import gdal
-    assert gdal.GetDriverByName("GTiff") is not None and gdal.GetDriverByName("COG") is not None
+    for name in order[order.index("GTiff") + 1:]:   # those after GTiff go back after it
+        driver = gdal.GetDriverByName(name)
+        if driver is not None:
+            driver.Deregister()
+            driver.Register()
+    assert [gdal.GetDriver(i).ShortName for i in range(gdal.GetDriverCount())] == order
 
 
 def test_a_skipped_gdal_driver_is_named_with_how_to_enable_it(skip_drivers, pair, tmp_path):
