@@ -52,7 +52,7 @@ def fake_ort(mode: str, asked: list):
     return types.SimpleNamespace(
         get_available_providers=lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"],
         SessionOptions=onnxruntime.SessionOptions, GraphOptimizationLevel=onnxruntime.GraphOptimizationLevel,
-        InferenceSession=session)
+        RunOptions=onnxruntime.RunOptions, InferenceSession=session)
 
 
 @pytest.fixture()

@@ -8,7 +8,7 @@ from __future__ import annotations
 import threading
 from typing import Callable
 
-from . import runtime
+from . import memlimits, runtime
 from .errors import Cancelled
 
 POLL_SECONDS = 0.1   # how often the watcher asks whether the user cancelled while a run is in progress
@@ -20,10 +20,16 @@ class RunGuard:
 
     One watcher thread per guard, alive only while runs are in progress (and ``IDLE_SECONDS`` after: tiles follow each
     other without a thread each), asks ``is_cancelled`` every ``POLL_SECONDS`` and then sets ``terminate`` on every
-    run in progress; those runs raise ``Cancelled``. Thread-safe: the tile workers share one guard."""
+    run in progress; those runs raise ``Cancelled``. Thread-safe: the tile workers share one guard.
+
+    Under an address-space limit (``ulimit -v``) no watcher starts: its thread took 64-72 MB of the address space
+    (its stack and a malloc arena; measured under ``test_memory_limit_auto``'s limit: 628 MB in use without it, 700
+    with it), which a run there needs for its tiles; a cancel then ends the run after the network call in progress,
+    as the tile loop's own checks do."""
 
     def __init__(self, is_cancelled: Callable[[], bool]):
         self.is_cancelled = is_cancelled
+        self.watch = memlimits.address_space_room() is None
         self._active: dict[int, object] = {}   # the RunOptions of the runs in progress, by id
         self._cond = threading.Condition()
         self._watcher: threading.Thread | None = None
@@ -32,6 +38,8 @@ class RunGuard:
         """``session.run(outputs, feed)``, ended by a cancel: Cancelled then (also when it was asked before)."""
         if self.is_cancelled():
             raise Cancelled("cancelled by the user")
+        if not self.watch:
+            return session.run(outputs, feed)
         options = runtime.import_onnxruntime().RunOptions()
         # the engine says it was cancelled in its own words, not ONNX Runtime's red "terminate flag" line
         options.log_severity_level = runtime.ORT_LOG_FATAL
