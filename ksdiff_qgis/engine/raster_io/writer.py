@@ -365,7 +365,10 @@ class GeoTiffWriter:
             raise InputError(f"the output folder {quoted(self.folder)} disappeared or was moved during the run: this "
                              "run's result was not written; run again once the folder is back (or choose another "
                              "OUTPUT)")
-        if self.found is not UNCHECKED and signature(self.path) != self.found:
+        now = UNCHECKED if self.found is UNCHECKED else signature(self.path)
+        # an output deleted meanwhile (the user removed the old one) is no other run's result: nothing to keep
+        vanished = now is None and self.found is not None and self.found is not UNCHECKED
+        if now is not UNCHECKED and now != self.found and not vanished:
             raise InputError(f"another run wrote the output {quoted(self.path)} while this one was fusing: that result "
                              "is kept and this run's was not written; choose another OUTPUT for one of them")
         try:
@@ -377,6 +380,9 @@ class GeoTiffWriter:
         self._release()
         notes = self._replace_sidecars()
         self._finish()
+        if vanished:
+            notes.insert(0, f"the earlier output {quoted(self.path)} had been removed during the run: this run's "
+                            "result was written there")
         return notes
 
     def _keep_beside(self, error: OSError) -> str:
