@@ -377,6 +377,29 @@ def test_output_deleted_meanwhile_gets_this_runs_result(qgis_app, pair, tmp_path
     assert not _partials(tmp_path)
 
 
+@pytest.mark.parametrize("role", ["PAN", "MS"])
+def test_input_rewritten_in_place_mid_run_is_refused(qgis_app, pair, tmp_path, role):
+    """An input overwritten in place while the run read it (QA: `cp new.tif ms.tif` mid-run gave an output of mixed
+    old and new tiles, reported OK): the run refuses before its commit, naming the file, and the old output stays."""
+    out = tmp_path / "fused.tif"
+    out.write_bytes(OLD)
+    fb = _recording_feedback()
+    done = []
+
+    def rewrite_in_place(progress):   # same inode, new modification time: what cp onto the file does
+        if progress > 0 and not done:
+            with open(pair[role], "r+b") as f:
+                data = f.read()
+                f.seek(0)
+                f.write(data)
+            done.append(progress)
+
+    fb.progressChanged.connect(rewrite_in_place)
+    _fails({**pair, "OUTPUT": str(out)}, f"the {role} .* changed on disk while this run read it", fb)
+    assert done and out.read_bytes() == OLD
+    assert not _partials(tmp_path)
+
+
 @pytest.mark.parametrize("cog", [False, True])
 def test_output_open_elsewhere_keeps_the_finished_result_beside_it(qgis_app, pair, tmp_path, monkeypatch, cog):
     """Windows: QGIS showing the old output as a layer holds it open, so the final rename raised PermissionError
