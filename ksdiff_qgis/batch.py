@@ -470,6 +470,8 @@ class Progress:
             self.write(f"line {record['line']}: {output}: warning: {one_line(warning)}")
         if record["status"] == "failed":
             self.write(f"line {record['line']}: {output}: {one_line(record['error'])}")
+        if record.get("note"):   # a row skipped because a concurrent run on the same list finished it
+            self.write(f"line {record['line']}: {output}: skipped: {record['note']}")
         if self.bar is not None:
             self.bar.update(1)
             self.bar.set_postfix_str(f"failed {self.failed}")

@@ -11,7 +11,7 @@ from typing import Callable
 import numpy as np
 from osgeo import gdal
 
-from ..errors import Cancelled, InputError, quoted
+from ..errors import Cancelled, InputError, OutputTaken, quoted
 from ..gdalutil import close_dataset, gdal_try, is_vsi, os_path
 from .info import RasterInfo
 from .partials import (
@@ -369,8 +369,8 @@ class GeoTiffWriter:
         # an output deleted meanwhile (the user removed the old one) is no other run's result: nothing to keep
         vanished = now is None and self.found is not None and self.found is not UNCHECKED
         if now is not UNCHECKED and now != self.found and not vanished:
-            raise InputError(f"another run wrote the output {quoted(self.path)} while this one was fusing: that result "
-                             "is kept and this run's was not written; choose another OUTPUT for one of them")
+            raise OutputTaken(f"another run wrote the output {quoted(self.path)} while this one was fusing: that "
+                              "result is kept and this run's was not written; choose another OUTPUT for one of them")
         try:
             os.replace(os_path(self.tmp_path), os_path(self.path))
         except PermissionError as e:   # Windows: a program (QGIS showing it as a layer) holds the old output open
