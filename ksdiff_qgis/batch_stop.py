@@ -143,10 +143,14 @@ def sigint_held() -> Iterator[None]:
         return
     # multiprocessing starts its resource tracker with SIGINT blocked and then unblocks it on the calling thread,
     # which would undo the block here before Dask's threads start: start it first
+    # SIGHUP (a closed terminal: the whole group) before it: it unblocks only SIGINT and SIGTERM, so the tracker keeps
+    # SIGHUP blocked (QA: killed by it, its successor printed a KeyError traceback per shared-memory name)
+    hup = {signal.SIGHUP} if hasattr(signal, "SIGHUP") else set()
+    signal.pthread_sigmask(signal.SIG_BLOCK, hup)
     from multiprocessing import resource_tracker
 
     resource_tracker.ensure_running()
-    held = {signal.SIGINT, *((signal.SIGHUP,) if hasattr(signal, "SIGHUP") else ())}   # a closed terminal: the group
+    held = {signal.SIGINT, *hup}
     signal.pthread_sigmask(signal.SIG_BLOCK, held)
     try:
         yield
