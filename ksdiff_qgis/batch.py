@@ -4,7 +4,7 @@ Without ``--scheduler`` a local cluster of ``--workers`` processes runs on this 
 same command uses an existing cluster (``dask scheduler`` + ``dask worker``, Kubernetes, HPC, ...).
 One task per scene runs ``engine.scenes.run_scene``, i.e. ``engine.pipeline.pansharpen`` with the
 parameters the Processing algorithm would get. Options and the scene list are checked before any worker starts;
-Ctrl-C and SIGTERM stop the run cleanly (``batch_stop``). Dask is imported only inside the functions below: the
+Ctrl-C, SIGTERM and SIGHUP stop the run cleanly (``batch_stop``). Dask is imported only inside the functions below: the
 plugin inside QGIS never imports this module, and importing it does not import Dask either.
 """
 from __future__ import annotations
@@ -69,8 +69,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description="Pansharpen every scene of a CSV list (header pan,ms,sensor,method,output; further "
                     "columns: any ksdiff:pansharpen parameter, e.g. tile_size, overlap, device, model, threads) "
                     "on a Dask cluster.",
-        epilog="Ctrl-C or SIGTERM stops the run cleanly (temporary files removed, summary written). Exit codes: 0 "
-               "done, 1 a scene failed, 2 unusable command line or list, 130 stopped by Ctrl-C, 143 by SIGTERM.")
+        epilog="Ctrl-C, SIGTERM or SIGHUP stops the run cleanly (temporary files removed, summary written). Exit "
+               "codes: 0 done, 1 a scene failed, 2 unusable command line or list, 130 stopped by Ctrl-C, 143 by "
+               "SIGTERM, 129 by SIGHUP.")
     p.add_argument("scenes", help="CSV scene list; relative paths are relative to its folder")
     p.add_argument("--scheduler", help="address of a running Dask scheduler (tcp://host:8786) or its scheduler "
                                        "file (.json); default: start a local cluster")
@@ -470,6 +471,8 @@ class Progress:
             self.write(f"line {record['line']}: {output}: warning: {one_line(warning)}")
         if record["status"] == "failed":
             self.write(f"line {record['line']}: {output}: {one_line(record['error'])}")
+        if record.get("note"):   # a row skipped because a concurrent run on the same list finished it
+            self.write(f"line {record['line']}: {output}: skipped: {record['note']}")
         if self.bar is not None:
             self.bar.update(1)
             self.bar.set_postfix_str(f"failed {self.failed}")

@@ -1,7 +1,8 @@
-"""Ctrl-C and SIGTERM in the batch driver (``python -m ksdiff_qgis.batch``): stop cleanly, whatever comes next.
+"""Ctrl-C, SIGTERM and SIGHUP in the batch driver (``python -m ksdiff_qgis.batch``): stop cleanly, whatever comes
+next.
 
-The first SIGINT or SIGTERM only asks the run to stop (:attr:`Stop.requested`) and says so at once: the driver then
-cancels the scenes not started, closes the cluster, removes the temporary files of the scenes stopped halfway and
+The first SIGINT, SIGTERM or SIGHUP only asks the run to stop (:attr:`Stop.requested`) and says so at once: the driver
+then cancels the scenes not started, closes the cluster, removes the temporary files of the scenes stopped halfway and
 writes the summary. The handler never raises, so a second signal cannot break that cleanup (a KeyboardInterrupt
 inside Dask's shutdown used to leave a partial file and drop a finished scene from the report); it only hurries
 it: a local cluster's worker processes are killed at once instead of being given a few seconds to finish.
@@ -16,7 +17,8 @@ import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
 
-SIGNALS = (signal.SIGINT, signal.SIGTERM)   # SIGTERM: timeout, Slurm, systemd, docker stop
+# SIGTERM: timeout, Slurm, systemd, docker stop; SIGHUP: the terminal closed (QA: exit 129, no line, no summary)
+SIGNALS = (signal.SIGINT, signal.SIGTERM, *((signal.SIGHUP,) if hasattr(signal, "SIGHUP") else ()))
 
 
 def _say(text: str) -> None:
@@ -29,6 +31,30 @@ def _say(text: str) -> None:
 
 def label(signum: int) -> str:
     return "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+
+
+def _stopped_early(signum: int, frame) -> None:
+    """A signal before ``Stop`` is in place (the engine's and Dask's imports: about 0.5 s): nothing has started, so
+    one line and the signal's exit code (QA: a Ctrl-C then printed a 20-line KeyboardInterrupt traceback)."""
+    _say(f"stopped by {label(signum)} before any scene started; nothing was written")
+    os._exit(128 + signum)
+
+
+def stop_early_when_run() -> None:
+    """Install ``_stopped_early`` when ``python -m ksdiff_qgis.batch`` is starting (not in a process that imports
+    the module: the tests, a script). Called from this module's import, which ``batch`` does before the engine's."""
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    if getattr(spec, "name", None) == "ksdiff_qgis.batch" and threading.current_thread() is threading.main_thread():
+        for s in SIGNALS:
+            signal.signal(s, _stopped_early)
+
+
+def _after_start(signum: int, previous):
+    """What to restore when ``Stop`` ends: not ``_stopped_early`` (scenes may have run by then), Python's default."""
+    if previous is not _stopped_early:
+        return previous
+    return signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL
 
 
 class Stop:
@@ -55,7 +81,7 @@ class Stop:
 
     def __enter__(self) -> Stop:
         if threading.current_thread() is threading.main_thread():
-            self._previous = {s: signal.signal(s, self._handle) for s in SIGNALS}
+            self._previous = {s: _after_start(s, signal.signal(s, self._handle)) for s in SIGNALS}
         return self
 
     def __exit__(self, *exc) -> None:
@@ -65,7 +91,7 @@ class Stop:
     def _handle(self, signum: int, frame) -> None:
         if self.signum is None:
             self.signum = signum
-            again = "Ctrl-C again" if signum == signal.SIGINT else "another SIGTERM or Ctrl-C"
+            again = "Ctrl-C again" if signum == signal.SIGINT else f"another {label(signum)} or Ctrl-C"
             if self.local:
                 _say(f"stopping ({label(signum)}): no new scene starts; the running ones get a few seconds to "
                      "finish, then the temporary files of those stopped halfway are removed and the summary is "
@@ -117,11 +143,19 @@ def sigint_held() -> Iterator[None]:
         return
     # multiprocessing starts its resource tracker with SIGINT blocked and then unblocks it on the calling thread,
     # which would undo the block here before Dask's threads start: start it first
+    # SIGHUP (a closed terminal: the whole group) before it: it unblocks only SIGINT and SIGTERM, so the tracker keeps
+    # SIGHUP blocked (QA: killed by it, its successor printed a KeyError traceback per shared-memory name)
+    hup = {signal.SIGHUP} if hasattr(signal, "SIGHUP") else set()
+    signal.pthread_sigmask(signal.SIG_BLOCK, hup)
     from multiprocessing import resource_tracker
 
     resource_tracker.ensure_running()
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    held = {signal.SIGINT, *hup}
+    signal.pthread_sigmask(signal.SIG_BLOCK, held)
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
+
+
+stop_early_when_run()

@@ -174,3 +174,39 @@ def test_outputs_that_differ_only_in_case_run_with_a_warning(two_scenes):
     assert (f'ksdiff batch: warning: lines 2 and 3 write outputs whose names differ only in upper/lower case '
             f'("{d}/dup/x.tif", "{d}/dup/x.TIF"): two files here, but one file on Windows') in res.stderr, res.stderr
     assert "2 scene(s): 2 done" in res.stdout
+
+
+# ------------------------------------------------------------------------- two batches on one list at once
+@pytest.mark.parametrize("same_list", [True, False])
+def test_a_scene_another_batch_finished_meanwhile_is_skipped_not_failed(two_scenes, monkeypatch, same_list):
+    """QA: two batch runs on the same list at once: the loser reported its scenes "failed ... another run wrote the
+    output" (exit 1) though the outputs were valid. When the other run's output is complete and its record names the
+    same inputs and parameters, the row is skipped ("another run finished it"); another list's output still fails."""
+    from ksdiff_qgis.engine import scenes
+    from ksdiff_qgis.engine.raster_io import writer
+
+    d = two_scenes
+    (d / "s.csv").write_text(f"{HEADER}\na_pan.tif,a_ms.tif,wv2,gsa,o.tif\n", encoding="utf-8")
+    (scene,) = read_scenes(str(d / "s.csv"))
+    first = scenes.run_scene(scene)   # the other run's earlier result, and what it records
+    assert first["status"] == "done", first
+    record = scenes.read_record(str(d / "o.tif"))
+    commit = writer.GeoTiffWriter.commit
+
+    def other_run_commits_first(self, *args, **kwargs):
+        shutil.copy(d / "o.tif", d / "other.tif")
+        os.replace(d / "other.tif", d / "o.tif")   # its rename: a new file there
+        if same_list:   # and then its record, as run_scene writes it
+            scenes.write_record(str(d / "o.tif"), {**record, "output": scenes.file_identity(str(d / "o.tif"))})
+        return commit(self, *args, **kwargs)
+
+    monkeypatch.setattr(writer.GeoTiffWriter, "commit", other_run_commits_first)
+    monkeypatch.setattr(scenes, "RECORD_WAIT", 0.3)
+    row = scenes.run_scene(scene, force=True)
+    if same_list:
+        assert row["status"] == "skipped" and row["note"] == scenes.ANOTHER_RUN, row
+        assert row["method_used"] == first["method_used"]
+    else:
+        assert row["status"] == "failed" and "another run wrote the output" in row["error"], row
+    assert gdal.Open(str(d / "o.tif")).RasterCount == 4
+    assert not [f for f in os.listdir(d) if "partial" in f]

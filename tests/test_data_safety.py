@@ -355,6 +355,52 @@ def test_output_another_run_wrote_meanwhile_is_kept(qgis_app, pair, tmp_path):
 
 
 @pytest.mark.parametrize("cog", [False, True])
+def test_output_deleted_meanwhile_gets_this_runs_result(qgis_app, pair, tmp_path, cog):
+    """The old output deleted by the user while a rerun onto it was fusing (QA: the run said "another run wrote the
+    output ... that result is kept" and left the folder empty): this run's result is written there, with a line."""
+    out = tmp_path / "fused.tif"
+    out.write_bytes(OLD)   # an earlier result
+    fb = _recording_feedback()
+
+    deleted = []
+
+    def user_deletes_it(progress):
+        if progress > 0 and not deleted:   # once: the new result lands at the end
+            out.unlink()
+            deleted.append(progress)
+
+    fb.progressChanged.connect(user_deletes_it)
+    _run({**pair, "OUTPUT": str(out), "COG": cog}, fb)
+    ds = gdal.Open(str(out))
+    assert ds is not None and ds.RasterCount > 0
+    assert any("had been removed during the run" in line for line in fb.infos)
+    assert not _partials(tmp_path)
+
+
+@pytest.mark.parametrize("role", ["PAN", "MS"])
+def test_input_rewritten_in_place_mid_run_is_refused(qgis_app, pair, tmp_path, role):
+    """An input overwritten in place while the run read it (QA: `cp new.tif ms.tif` mid-run gave an output of mixed
+    old and new tiles, reported OK): the run refuses before its commit, naming the file, and the old output stays."""
+    out = tmp_path / "fused.tif"
+    out.write_bytes(OLD)
+    fb = _recording_feedback()
+    done = []
+
+    def rewrite_in_place(progress):   # same inode, new modification time: what cp onto the file does
+        if progress > 0 and not done:
+            with open(pair[role], "r+b") as f:
+                data = f.read()
+                f.seek(0)
+                f.write(data)
+            done.append(progress)
+
+    fb.progressChanged.connect(rewrite_in_place)
+    _fails({**pair, "OUTPUT": str(out)}, f"the {role} .* changed on disk while this run read it", fb)
+    assert done and out.read_bytes() == OLD
+    assert not _partials(tmp_path)
+
+
+@pytest.mark.parametrize("cog", [False, True])
 def test_output_open_elsewhere_keeps_the_finished_result_beside_it(qgis_app, pair, tmp_path, monkeypatch, cog):
     """Windows: QGIS showing the old output as a layer holds it open, so the final rename raised PermissionError
     and the finished result was deleted with the partial, with a raw message. The result is now kept beside it

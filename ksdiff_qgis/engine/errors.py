@@ -5,6 +5,10 @@ class InputError(ValueError):
     """Bad input detected before any output pixel is written (the message is shown to the user)."""
 
 
+class OutputTaken(InputError):
+    """Another run wrote this run's output while it was fusing; its result was kept and this run's not written."""
+
+
 class Cancelled(RuntimeError):
     """The user cancelled the run; the partial output has been removed."""
 

@@ -97,6 +97,7 @@ from .raster_io import (
     valid_pixels,
     value_range,
 )
+from .raster_io.stamps import InputStamps
 from .sensor_detect import (
     PIXEL_NOTE,
     Detection,
@@ -827,6 +828,9 @@ def pansharpen(
         raise InputError(f"unknown compression {compression!r}; choose one of {', '.join(outputs.COMPRESSIONS)}")
     pan_ds, pan = open_raster(pan_path, "PAN")
     ms_ds, ms = open_raster(ms_path, "MS")
+    stamps = InputStamps()   # an input rewritten mid-run must not give a silently mixed output (checked at the commit)
+    stamps.add("PAN", pan_path)
+    stamps.add("MS", ms_path)
     scan = MetadataScan()   # the inputs' metadata files, found and read once in this run
     ms, name_notes = band_sel.with_delivery_names(ms, scan)   # band names from a VRT's files or a DIMAP (``delivery``)
     ms_stated = delivery.source_band_statements(ms_path)   # a VRT's sources' band colours (``bands.band_colours``)
@@ -932,6 +936,8 @@ def pansharpen(
         card, no_model = _auto_card(sensor, model_path, held, shape, sensor_says=unrecognised)
     if card is not None and not model_path:
         card = _model_for_bands(card, spec, ms, ms_bands, held)
+    if card is not None:
+        stamps.add("MODEL", str(card.path))
     try:
         bplan = band_sel.plan_bands(ms, spec, ms_bands, card.bands if card else None, mtf_gains)
     except InputError as e:
@@ -1240,6 +1246,7 @@ def pansharpen(
         fb.stop_if_cancelled()
         if isinstance(writer, outputs.CogWriter):   # a pass of its own: the last share of the progress
             fb.info("writing the Cloud-Optimized GeoTIFF and its overviews (cancel still works)")
+        stamps.check()   # the tiles read the inputs as they were when the run opened them
         for note in writer.commit(fb.is_cancelled, bar.stage("write")):
             fb.info(note)
         bar.finish()

@@ -33,7 +33,7 @@ from . import (
     threadlimits,
 )
 from .coregistration import in_batch_terms
-from .errors import InputError, disk_full, has_control, one_line, quoted
+from .errors import InputError, OutputTaken, disk_full, has_control, one_line, quoted
 from .feedback import Feedback
 from .gdalutil import gdal_str, os_path, real_path
 from .grid import same_crs
@@ -602,6 +602,21 @@ def skipped_record(base: dict, previous: dict) -> dict:
     return {**base, **kept, "status": "skipped", "seconds": 0.0}
 
 
+ANOTHER_RUN = "another run finished it"   # a skipped row's note when a concurrent run wrote its output first
+RECORD_WAIT = 5.0   # seconds: another run writes its record just after renaming its output into place
+
+
+def _finished_by_another_run(kwargs: dict[str, Any]) -> dict | None:
+    """The record of the output a concurrent run just committed, when it is complete and made from the same inputs and
+    parameters (``up_to_date``); None otherwise (another list's output there stays a failure)."""
+    deadline = time.monotonic() + RECORD_WAIT
+    while True:
+        record = up_to_date(kwargs)
+        if record is not None or time.monotonic() > deadline:
+            return record
+        time.sleep(0.1)
+
+
 def run_scene(scene: Scene, cores: int | None = None, force: bool = False, worker: str | None = None) -> dict:
     """Fuse one scene on ``cores`` CPU cores unless its output is up to date; returns its report record
     (``worker``: the Dask worker's address, in the record and its sidecar).
@@ -631,6 +646,9 @@ def run_scene(scene: Scene, cores: int | None = None, force: bool = False, worke
     except (InputError, MemoryError, OSError, RuntimeError) as e:
         # bad input, a full disk, too little memory or threads (RuntimeError "can't start new thread"): said in one
         # line, not retried (it would fail the same way)
+        finished = _finished_by_another_run(kwargs) if isinstance(e, OutputTaken) else None
+        if finished is not None:   # two batches on one list: the output is valid, this row has nothing left to do
+            return {**skipped_record(base, finished), "note": ANOTHER_RUN}
         threads = threadlimits.failure_message(e, output)
         if threads:
             error = threads

@@ -11,7 +11,7 @@ from typing import Callable
 import numpy as np
 from osgeo import gdal
 
-from ..errors import Cancelled, InputError, quoted
+from ..errors import Cancelled, InputError, OutputTaken, quoted
 from ..gdalutil import close_dataset, gdal_try, is_vsi, os_path
 from .info import RasterInfo
 from .partials import (
@@ -365,9 +365,12 @@ class GeoTiffWriter:
             raise InputError(f"the output folder {quoted(self.folder)} disappeared or was moved during the run: this "
                              "run's result was not written; run again once the folder is back (or choose another "
                              "OUTPUT)")
-        if self.found is not UNCHECKED and signature(self.path) != self.found:
-            raise InputError(f"another run wrote the output {quoted(self.path)} while this one was fusing: that result "
-                             "is kept and this run's was not written; choose another OUTPUT for one of them")
+        now = UNCHECKED if self.found is UNCHECKED else signature(self.path)
+        # an output deleted meanwhile (the user removed the old one) is no other run's result: nothing to keep
+        vanished = now is None and self.found is not None and self.found is not UNCHECKED
+        if now is not UNCHECKED and now != self.found and not vanished:
+            raise OutputTaken(f"another run wrote the output {quoted(self.path)} while this one was fusing: that "
+                              "result is kept and this run's was not written; choose another OUTPUT for one of them")
         try:
             os.replace(os_path(self.tmp_path), os_path(self.path))
         except PermissionError as e:   # Windows: a program (QGIS showing it as a layer) holds the old output open
@@ -377,6 +380,9 @@ class GeoTiffWriter:
         self._release()
         notes = self._replace_sidecars()
         self._finish()
+        if vanished:
+            notes.insert(0, f"the earlier output {quoted(self.path)} had been removed during the run: this run's "
+                            "result was written there")
         return notes
 
     def _keep_beside(self, error: OSError) -> str:
