@@ -105,12 +105,12 @@ def test_the_worker_share_is_not_passed_off_as_the_users_setting(monkeypatch):
     assert mb == pytest.approx(2048) and source.startswith("this worker's share of the batch's memory: half of its "
                                                            "8192 MB Dask memory limit"), source
     monkeypatch.setattr(memory, "available", lambda: (900.0, "the 900 MB the virtual-memory limit (ulimit -v) leaves"))
-    assert memory.budget_mb() == (450.0, "half of the 900 MB the virtual-memory limit (ulimit -v) leaves")
+    assert memory.budget_mb() == (765.0, "85% of the 900 MB the virtual-memory limit (ulimit -v) leaves")   # AS_SHARE
     monkeypatch.setenv(memory.ENV_LIMIT, "300")            # a user's own setting wins, and is named
     assert memory.budget_mb() == (300.0, f"{memory.ENV_LIMIT}=300")
     batch.share_memory(None, 1)
     monkeypatch.delenv(memory.ENV_LIMIT)
-    assert memory.budget_mb()[1].startswith("half of")
+    assert memory.budget_mb()[1].startswith("85% of")
 
 
 # ------------------------------------------------------------------------- 4. quotes that swallow rows

@@ -21,6 +21,11 @@ from .errors import InputError
 
 ENV_LIMIT = "KSDIFF_MAX_MEMORY_MB"   # overrides the budget (tests, shared machines, clusters)
 SAFE_SHARE = 0.5                     # of the memory available when the run starts
+# of the address space left under ``ulimit -v``: a hard, exact wall (a failed allocation stops the run before any
+# output is kept), and VmSize in use already holds the session and libraries (FIXED_MB is not counted again).
+# Measured 2026-12-07, KSDiff on a 2048² Landsat mirror, overlap 32: the tile stage's VmSize growth was within
+# 0.8-1.0x of estimate_mb - FIXED_MB per tile in flight (512 px: 279-306 MB against 310; 1024: 943-1027 vs 1015)
+AS_SHARE = 0.85
 FIXED_MB = 100.0                     # ONNX Runtime session, GDAL handles and caches
 LEARNED_FLOATS = 170                 # activations per padded tile pixel (+ 8 per band for the pipeline)
 CLASSICAL_FLOATS = 4                 # per padded tile pixel (+ 4 per band)
@@ -232,16 +237,30 @@ def budget_mb() -> tuple[float, str] | None:
     share = _worker_share
     if found is None:
         return share
-    if share is not None and share[0] < SAFE_SHARE * found[0]:
+    rate = AS_SHARE if "virtual-memory limit" in found[1] else SAFE_SHARE
+    if share is not None and share[0] < rate * found[0]:
         return share
-    return SAFE_SHARE * found[0], f"half of {found[1]}"
+    return rate * found[0], (f"half of {found[1]}" if rate == SAFE_SHARE else f"{rate:.0%} of {found[1]}")
+
+
+def counts_fixed(source: str) -> bool:
+    """False under an address-space limit: the VmSize in use it was measured from holds the session already."""
+    return "virtual-memory limit" not in source
 
 
 def limit_note() -> str | None:
     """A line for the log when a container or process limit, not the machine's free RAM, sets the run's memory."""
     budget = budget_mb()
-    if budget is None or "RAM available" in budget[1] or budget[1].startswith(ENV_LIMIT):
+    if budget is None or "RAM available" in budget[1]:
         return None
+    if budget[1].startswith(ENV_LIMIT):
+        # the setting overrides the plan, but a tighter ulimit -v or cgroup still decides what the run can get
+        # (QA: KSDIFF_MAX_MEMORY_MB=700 under prlimit --as=1.5 GB logged no line about memory at all)
+        found = available() if sys.platform.startswith("linux") else None
+        if found is None or "RAM available" in found[1] or found[0] >= budget[0]:
+            return None
+        return (f"Memory: this run plans for {budget[0]:.0f} MB ({budget[1]}), more than {found[1]}: that limit "
+                "governs, and the run stops with a message (no output written) if it is reached.")
     return f"Memory: this run plans for {budget[0]:.0f} MB ({budget[1]})."
 
 
@@ -254,7 +273,8 @@ def more_memory_way(source: str | None = None, budget: bool = True) -> str:
     if source is None:
         found = budget_mb()
         source = "" if found is None else found[1]
-    share = f", or set {ENV_LIMIT} higher (the run plans for half of what the limit leaves)" if budget else ""
+    part = "half" if "cgroup" in source else f"{AS_SHARE:.0%}"
+    share = f", or set {ENV_LIMIT} higher (the run plans for {part} of what the limit leaves)" if budget else ""
     if source.startswith(ENV_LIMIT):
         return f"set {ENV_LIMIT} higher"
     if "virtual-memory limit" in source:
@@ -309,10 +329,11 @@ def fit_tile(tile: int, overlap: int, rows: int, cols: int, bands: int, margin: 
     if budget is None:
         return tile, overlap, None
     limit, source = budget
+    fixed = 0.0 if counts_fixed(source) else FIXED_MB
 
     def need_mb(side: int) -> float:
         return estimate_mb(computed_tile(side, min(overlap, side // 2), learned), rows, cols, bands, margin, learned,
-                           size_multiple)
+                           size_multiple) - fixed
 
     need = need_mb(tile)
     if need <= limit:
@@ -328,8 +349,25 @@ def fit_tile(tile: int, overlap: int, rows: int, cols: int, bands: int, margin: 
         )
     return smaller, min(overlap, smaller // 2), (
         f"Tiles of {tile} px would need about {need:.0f} MB, more than the {limit:.0f} MB this run may use "
-        f"({source}); using tiles of {smaller} px (about {least:.0f} MB)."
+        f"({source}); using tiles of {smaller} px (about {least:.0f} MB): {slowdown(tile, smaller, rows, cols)}; "
+        f"to keep {tile} px: {_keep_way(source)}."
     )
+
+
+def _keep_way(source: str) -> str:
+    way = more_memory_way(source)
+    return way if ENV_LIMIT in way else f"{way}, or set {ENV_LIMIT} if you know more is available"
+
+
+def slowdown(tile: int, smaller: int, rows: int, cols: int) -> str:
+    """What shrinking the tiles costs: how many times as many tiles (each pays its overlap and a model call)."""
+    def count(side: int) -> int:
+        return -(-rows // side) * -(-cols // side)
+    times = count(smaller) / count(tile)
+    if times < 1.5:
+        return "a few more tiles, the run takes a little longer"
+    return (f"about {times:.0f}x as many tiles, expect the run to take "
+            + ("several times longer" if times >= 3 else "longer"))
 
 
 # what a failed allocation says in an exception's text (ONNX Runtime's arena, C++ std::bad_alloc, GDAL, NumPy)

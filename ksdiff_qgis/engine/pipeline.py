@@ -23,6 +23,7 @@ from . import (
     coregistration,
     delivery,
     dimap_values,
+    eta,
     gdaldrivers,
     inrange,
     labels,
@@ -660,6 +661,7 @@ class _TileRunner:
         self.learned = isinstance(fuse, OnnxFuser)   # only a learned fuser uses a tile's context (TileContext.valid)
         # one GDAL dataset must not be read from two threads at once: tile workers take turns reading
         self.read_lock = threading.Lock()
+        self.time_left: eta.TimeLeft | None = None   # large scenes only (``eta``)
 
     def _ms_window(self, start: int, length: int, axis: int) -> tuple[int, int]:
         """MS pixel range (first, count) the cubic interpolator touches for PAN pixels [start, start+length)."""
@@ -738,6 +740,8 @@ class _TileRunner:
         """Progress after each tile, reported from the caller's thread (Qt delivers its signals there). The run's
         bar checks for a cancel as it reports (``RunProgress.report``): Cancelled then."""
         self.done += 1
+        if self.time_left is not None:
+            self.time_left.after(self.done)
         self.progress(self.done / self.total)
 
 
@@ -1177,6 +1181,10 @@ def pansharpen(
         fb.info(f"output nodata: {nodata_why}")
         runner = _TileRunner(pan_ds, ms_src, pan, ms, plan, spec, fuse, margin, stats, fb, layout.count, ranges,
                              bar.stage("tiles"))
+        if eta.is_large(pan.width, pan.height):
+            raw = rows * cols * ms.bands * ms.dtype.itemsize   # the bound when the space check did not measure
+            fb.info(eta.size_line(pan.width, pan.height, need and need.file, raw))
+            runner.time_left = eta.TimeLeft(layout.count, fb.info)
         set_colour_interpretation(writer.ds, names, band_sel.band_colours(ms_ds, ms_stated, bplan.indices))
         # the output's values are the MS's stored numbers: its scale/offset, units and band metadata say what they
         # mean
