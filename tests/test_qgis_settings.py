@@ -132,6 +132,52 @@ def test_processing_raster_style_setting_is_respected(qgis_app, pair, tmp_path):
     assert (opened.renderer().redBand(), opened.renderer().greenBand(), opened.renderer().blueBand()) == (3, 2, 1)
 
 
+def test_a_missing_processing_raster_style_keeps_natural_colour_and_says_so(qgis_app, pair, tmp_path):
+    """QA: "Style for raster layers" set to a .qml since deleted: the loaded layer opened in bands 1, 2, 3 (Blue drawn
+    red), with no word why. It is natural colour 3, 2, 1 and one warning names the missing file and the setting."""
+    import processing
+    from processing.core.ProcessingConfig import ProcessingConfig
+    from processing.gui.Postprocessing import handleAlgorithmResults
+    from qgis.core import (
+        QgsApplication,
+        QgsMultiBandColorRenderer,
+        QgsProcessingContext,
+        QgsProcessingFeedback,
+        QgsProcessingOutputLayerDefinition,
+        QgsProject,
+    )
+
+    class Recorded(QgsProcessingFeedback):
+        warnings: list = []
+
+        def pushWarning(self, text):  # noqa: N802
+            self.warnings.append(text)
+
+    gone = tmp_path / "gone.qml"
+    _gray_band_4_style(pair["MS"], str(gone))   # Processing takes only a style file that exists when it is set
+    project = QgsProject()   # the run's own project: QgsProject.instance() keeps its layers
+    kept = ProcessingConfig.getSetting(ProcessingConfig.RASTER_STYLE)
+    ProcessingConfig.setSettingValue(ProcessingConfig.RASTER_STYLE, str(gone))
+    gone.unlink()   # ... and is deleted later
+    try:
+        context, feedback = QgsProcessingContext(), Recorded()
+        context.setProject(project)
+        results = processing.run("ksdiff:pansharpen", {**pair, "OUTPUT": QgsProcessingOutputLayerDefinition(
+            str(tmp_path / "fused.tif"), project)}, context=context, feedback=QgsProcessingFeedback())
+        alg = QgsApplication.processingRegistry().createAlgorithmById("ksdiff:pansharpen")
+        assert handleAlgorithmResults(alg, context, feedback, False, results)
+    finally:
+        ProcessingConfig.setSettingValue(ProcessingConfig.RASTER_STYLE, kept)
+    (layer,) = project.mapLayers().values()
+    renderer = layer.renderer()
+    assert isinstance(renderer, QgsMultiBandColorRenderer)
+    assert (renderer.redBand(), renderer.greenBand(), renderer.blueBand()) == (3, 2, 1)
+    style_warnings = [w for w in feedback.warnings if "gone.qml" in w]
+    assert len(style_warnings) == 1
+    assert f'The style file "{gone}" set in Settings > Options > Processing > General > "Style for raster layers" ' \
+           "does not exist" in style_warnings[0]
+
+
 @pytest.mark.parametrize("tmpdir, said", [
     ("/proc", "cannot be written (it is a pseudo file system such as /proc, where no file can be created)"),
     ("/etc/hostname", "is a file, not a folder"),
