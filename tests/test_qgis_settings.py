@@ -28,6 +28,11 @@ def test_a_geopackage_output_uri_gets_the_geotiff_only_refusal(qgis_app, pair, t
                                         "OUTPUT_HTML": URI.format(gpkg)})
     assert "does not exist" not in report
     assert f'the report "{URI.format(gpkg)}" is a table "fused" in the GeoPackage "{gpkg}", not a file' in report
+    # dbname in double quotes, as typed by hand (QA: 'in the database ""/x/o2.gpkg""', 'such as "/x/o2.tif')
+    typed = f'ogr:dbname="{tmp_path / "o2.gpkg"}" table="fused" (geom)'
+    text = _refusal("ksdiff:pansharpen", {**pair, "OUTPUT": typed})
+    assert f'is a table "fused" in the GeoPackage "{tmp_path / "o2.gpkg"}", not a file' in text
+    assert f'such as {tmp_path / "o2.tif"}, then convert' in text and '""' not in text
 
 
 @pytest.fixture()
