@@ -651,9 +651,15 @@ class OnnxFuser:
         if self.windowed:
             notes.append(f"{self.windowed} tile(s) with nodata (or a fill of zeros) took their kernels from their "
                          "largest data-only rectangle (the model's tile context leaves them out)")
-        if self.unwindowed:
+        # a model without kernels (model_core's bare FusionNet) only ever runs whole (QA: it was told of kernels and
+        # a CPU run's pixels on the CPU); only a CPU session takes the per-tile path, which a GPU run lacks
+        if self.unwindowed and not self.card.data.get("tile_kernels"):
+            notes.append(f"{self.unwindowed} tile(s) with nodata ran the whole network on their filled holes "
+                         "(pixels next to a hole see its fill)")
+        elif self.unwindowed:
             notes.append(f"{self.unwindowed} tile(s) with nodata ran the full graph, whose kernels also see the "
-                         "filled nodata (pixels near holes may differ from a CPU run's)")
+                         "filled nodata" + (" (pixels near holes may differ from a CPU run's)"
+                                            if self.session.device != "cpu" else ""))
         return "; ".join(notes) or None
 
     def floor_note(self) -> str | None:
