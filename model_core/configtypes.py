@@ -10,6 +10,7 @@ constructor checks them).
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -23,11 +24,18 @@ def _int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
+# a plain decimal or scientific number written as text: YAML 1.1 reads 1e-3 (no dot) as the string '1e-3'
+_NUMBER_TEXT = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+_SCIENTIFIC = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+$")
+
+
 @dataclass(frozen=True)
 class Value:
-    """A leaf: ``ok(value)`` must hold; ``words`` say what it must be."""
+    """A leaf: ``ok(value)`` must hold; ``words`` say what it must be. ``real``: a (float) number, which may also
+    be written as number text ('1e-3', what YAML reads from ``lr: 1e-3``) and is converted to a float."""
     ok: Callable[[Any], bool]
     words: str
+    real: bool = False
 
 
 @dataclass(frozen=True)
@@ -61,13 +69,14 @@ TEXT = Value(lambda v: isinstance(v, str), "text (put it in quotes if YAML reads
 BOOL = Value(lambda v: isinstance(v, bool), "true or false")
 INT_POS = Value(lambda v: _int(v) and v >= 1, "a whole number of at least 1")
 INT_NONNEG = Value(lambda v: _int(v) and v >= 0, "a whole number of at least 0")
-NUM = Value(_num, "a number")
-NUM_POS = Value(lambda v: _num(v) and v > 0, "a number above 0")
-NUM_NONNEG = Value(lambda v: _num(v) and v >= 0, "a number of at least 0")
-FRACTION = Value(lambda v: _num(v) and 0 <= v <= 1, "a number from 0 to 1")
+NUM = Value(_num, "a number", real=True)
+NUM_POS = Value(lambda v: _num(v) and v > 0, "a number above 0", real=True)
+NUM_NONNEG = Value(lambda v: _num(v) and v >= 0, "a number of at least 0", real=True)
+FRACTION = Value(lambda v: _num(v) and 0 <= v <= 1, "a number from 0 to 1", real=True)
 TEXTS = ListOf(TEXT, "a list of texts")
 NUMBERS = ListOf(NUM, "a list of numbers")
-GAINS = ListOf(Value(lambda v: (_num(v) and 0 < v < 1) or v == "box", "an MTF gain between 0 and 1, or box"),
+GAINS = ListOf(Value(lambda v: (_num(v) and 0 < v < 1) or v == "box", "an MTF gain between 0 and 1, or box",
+                     real=True),
                "a list of MTF gains (numbers between 0 and 1, or box)")
 
 SOURCE = Mapping({
@@ -88,8 +97,10 @@ SOURCES = ListOf(SOURCE, "a list of data sources (each a mapping with kind, pan,
 STAGE = Mapping({
     "name": TEXT, "steps": INT_POS, "lr": NUM_POS, "weight_decay": NUM_NONNEG, "warmup": INT_NONNEG,
     "min_lr_frac": FRACTION,
-    "ema": Value(lambda v: v is None or (_num(v) and 0 <= v < 1), "a decay from 0 up to (not including) 1, or null"),
-    "grad_clip": Value(lambda v: v is None or (_num(v) and v >= 0), "a number of at least 0, or null (no clipping)"),
+    "ema": Value(lambda v: v is None or (_num(v) and 0 <= v < 1), "a decay from 0 up to (not including) 1, or null",
+                 real=True),
+    "grad_clip": Value(lambda v: v is None or (_num(v) and v >= 0), "a number of at least 0, or null (no clipping)",
+                       real=True),
     "alternate_every": INT_POS, "fr_batch": INT_POS, "backbone_lr": NUM_NONNEG, "distil_weight": NUM_NONNEG,
     "fr_lambda": NUM_NONNEG, "fr_weight": NUM_NONNEG, "output_weight": NUM_NONNEG, "prior_weight": NUM_NONNEG,
     "fr_spectral": TEXT, "freeze": TEXTS, "sampling_t": BOOL,
@@ -125,6 +136,25 @@ SCHEMA = Mapping({
 }, "a mapping (key: value)")
 
 
+def _as_numbers(rule: Any, value: Any) -> Any:
+    """``value`` with every number text at a ``real`` leaf ('1e-3') made a float, its mappings and lists changed in
+    place (the config goes on with the numbers); whole-number leaves are left as written (refused if text)."""
+    if isinstance(rule, Value):
+        return float(value) if rule.real and isinstance(value, str) and _NUMBER_TEXT.match(value) else value
+    if isinstance(rule, Either):
+        fitting = next((r for r in rule.rules if _fits(r, value)), None)
+        if fitting is not None:   # walked as the check walks it; ms_mix's band mix name stays text
+            return _as_numbers(fitting, value)
+        return next((v for v in (_as_numbers(r, value) for r in rule.rules) if v is not value), value)
+    if isinstance(rule, Mapping) and isinstance(value, dict):
+        for key, sub in rule.fields.items():
+            if key in value:
+                value[key] = _as_numbers(sub, value[key])
+    elif isinstance(rule, ListOf) and isinstance(value, list):
+        value[:] = [_as_numbers(rule.item, item) for item in value]
+    return value
+
+
 def _fits(rule: Any, value: Any) -> bool:
     """Whether ``value`` has the outer type ``rule`` wants (its items are checked when walked)."""
     if isinstance(rule, Mapping):
@@ -158,7 +188,9 @@ def _problem(rule: Any, value: Any, where: str) -> tuple[str, Any, str] | None:
 
 def check_types(cfg: Any, path: str | Path) -> None:
     """Refuse the first value of ``cfg`` (a config as read, bases merged) whose type or range ``SCHEMA`` does not
-    allow: one ValueError naming the file, the key path and what the value must be."""
+    allow: one ValueError naming the file, the key path and what the value must be. Number text at a number key
+    (``lr: 1e-3``, which YAML reads as the text '1e-3') is first made a float in ``cfg``."""
+    _as_numbers(SCHEMA, cfg)
     found = _problem(SCHEMA, cfg, "")
     if not found:
         return
@@ -167,11 +199,11 @@ def check_types(cfg: Any, path: str | Path) -> None:
     shown = repr(value) if len(repr(value)) <= 40 and not kind else f"{kind} {value!r}" if len(repr(value)) <= 40 \
         else kind or f"{repr(value)[:37]}..."
     hint = ""
-    if isinstance(value, str) and "number" in words:
-        try:
-            float(value)
-            hint = " (YAML reads 1e-3 without a dot as text: write 0.001 or 1.0e-3)"
-        except ValueError:
-            pass
+    if isinstance(value, str) and "whole number" in words and _NUMBER_TEXT.match(value):
+        # number text left here is at a whole-number key (a real one was converted above)
+        written = float(value)
+        hint = (f" (YAML reads {value} without a dot as text: write it out, {int(written)})"
+                if _SCIENTIFIC.match(value) and written.is_integer() else " (write it without quotes)"
+                if written.is_integer() else "")
     what = f"{where} is {shown}" if where else f"its top level is {shown}"
     raise ValueError(f"{Path(path).name}: {what}; it must be {words}{hint}")

@@ -95,7 +95,10 @@ def _set(cfg: dict, where: str, value) -> dict:
 
 @pytest.mark.parametrize("where,value,words", [
     ("stages.0.lr", "fast", r"stages\[0\]\.lr is 'fast'; it must be a number above 0"),
-    ("stages.0.lr", "1e-3", r"stages\[0\]\.lr is '1e-3'; .*write 0\.001 or 1\.0e-3"),
+    ("data.patch", "32", r"data\.patch is '32'; it must be a whole number of at least 1 "
+                          r"\(write it without quotes\) \(MODEL"),
+    ("stages.0.steps", "1e3", r"stages\[0\]\.steps is '1e3'; it must be a whole number of at least 1 \(YAML reads 1e3 "
+                              r"without a dot as text: write it out, 1000\) \(MODEL"),
     ("stages.0.steps", "twenty", r"stages\[0\]\.steps is 'twenty'; it must be a whole number of at least 1"),
     ("stages.0.steps", 0, r"stages\[0\]\.steps is 0; it must be a whole number of at least 1"),
     ("data.val_patch", [32], r"data\.val_patch is a list \[32\]; it must be a whole number of at least 1"),
@@ -111,6 +114,21 @@ def test_a_value_of_the_wrong_type_is_refused_by_its_key_path_before_any_file(tm
     after config.json and log.jsonl were written; `licence: 4` was accepted and ended in the card as a number."""
     err = _refused(tmp_path, _set(_config(tmp_path, data_dir), where, value), capsys)
     assert re.search(words, err), err
+
+
+def test_scientific_number_text_at_a_number_key_is_read_as_the_number(tmp_path, data_dir):
+    """QA: `lr: 1e-3`, natural to write, was refused (YAML 1.1 reads it as the text '1e-3'), and `patch: '32'` got
+    the irrelevant hint "YAML reads 1e-3 without a dot as text". Number text at a (float) number key is that number;
+    whole-number keys stay strict (see the refusals above)."""
+    from model_core.config import load_config
+
+    text = yaml.safe_dump(_config(tmp_path, data_dir))
+    assert "lr: 0.001" in text
+    path = tmp_path / "mine.yaml"
+    path.write_text(text.replace("lr: 0.001", "lr: 1e-3"))
+    assert yaml.safe_load(path.read_text())["stages"][0]["lr"] == "1e-3"   # as YAML reads it
+    cfg = load_config(path)
+    assert cfg["stages"][0]["lr"] == 0.001 and isinstance(cfg["stages"][0]["lr"], float)
 
 
 def test_a_config_whose_top_level_is_a_list_is_refused_in_one_line(tmp_path, capsys):

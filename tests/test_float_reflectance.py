@@ -13,7 +13,7 @@ from ksdiff_qgis.engine.model_card import bundled_cards
 from ksdiff_qgis.engine.pipeline import pansharpen
 
 pytestmark = pytest.mark.skipif("landsat8" not in bundled_cards(), reason="no bundled Landsat model")
-UNITS = "different units (reflectance and digital numbers?)"
+UNITS = "different units or quantities (e.g. radiance and reflectance)?"
 
 
 @pytest.fixture()

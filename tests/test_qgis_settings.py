@@ -28,6 +28,11 @@ def test_a_geopackage_output_uri_gets_the_geotiff_only_refusal(qgis_app, pair, t
                                         "OUTPUT_HTML": URI.format(gpkg)})
     assert "does not exist" not in report
     assert f'the report "{URI.format(gpkg)}" is a table "fused" in the GeoPackage "{gpkg}", not a file' in report
+    # dbname in double quotes, as typed by hand (QA: 'in the database ""/x/o2.gpkg""', 'such as "/x/o2.tif')
+    typed = f'ogr:dbname="{tmp_path / "o2.gpkg"}" table="fused" (geom)'
+    text = _refusal("ksdiff:pansharpen", {**pair, "OUTPUT": typed})
+    assert f'is a table "fused" in the GeoPackage "{tmp_path / "o2.gpkg"}", not a file' in text
+    assert f'such as {tmp_path / "o2.tif"}, then convert' in text and '""' not in text
 
 
 @pytest.fixture()
@@ -130,6 +135,52 @@ def test_processing_raster_style_setting_is_respected(qgis_app, pair, tmp_path):
     opened = QgsRasterLayer(out, "elsewhere")
     assert isinstance(opened.renderer(), QgsMultiBandColorRenderer)
     assert (opened.renderer().redBand(), opened.renderer().greenBand(), opened.renderer().blueBand()) == (3, 2, 1)
+
+
+def test_a_missing_processing_raster_style_keeps_natural_colour_and_says_so(qgis_app, pair, tmp_path):
+    """QA: "Style for raster layers" set to a .qml since deleted: the loaded layer opened in bands 1, 2, 3 (Blue drawn
+    red), with no word why. It is natural colour 3, 2, 1 and one warning names the missing file and the setting."""
+    import processing
+    from processing.core.ProcessingConfig import ProcessingConfig
+    from processing.gui.Postprocessing import handleAlgorithmResults
+    from qgis.core import (
+        QgsApplication,
+        QgsMultiBandColorRenderer,
+        QgsProcessingContext,
+        QgsProcessingFeedback,
+        QgsProcessingOutputLayerDefinition,
+        QgsProject,
+    )
+
+    class Recorded(QgsProcessingFeedback):
+        warnings: list = []
+
+        def pushWarning(self, text):  # noqa: N802
+            self.warnings.append(text)
+
+    gone = tmp_path / "gone.qml"
+    _gray_band_4_style(pair["MS"], str(gone))   # Processing takes only a style file that exists when it is set
+    project = QgsProject()   # the run's own project: QgsProject.instance() keeps its layers
+    kept = ProcessingConfig.getSetting(ProcessingConfig.RASTER_STYLE)
+    ProcessingConfig.setSettingValue(ProcessingConfig.RASTER_STYLE, str(gone))
+    gone.unlink()   # ... and is deleted later
+    try:
+        context, feedback = QgsProcessingContext(), Recorded()
+        context.setProject(project)
+        results = processing.run("ksdiff:pansharpen", {**pair, "OUTPUT": QgsProcessingOutputLayerDefinition(
+            str(tmp_path / "fused.tif"), project)}, context=context, feedback=QgsProcessingFeedback())
+        alg = QgsApplication.processingRegistry().createAlgorithmById("ksdiff:pansharpen")
+        assert handleAlgorithmResults(alg, context, feedback, False, results)
+    finally:
+        ProcessingConfig.setSettingValue(ProcessingConfig.RASTER_STYLE, kept)
+    (layer,) = project.mapLayers().values()
+    renderer = layer.renderer()
+    assert isinstance(renderer, QgsMultiBandColorRenderer)
+    assert (renderer.redBand(), renderer.greenBand(), renderer.blueBand()) == (3, 2, 1)
+    style_warnings = [w for w in feedback.warnings if "gone.qml" in w]
+    assert len(style_warnings) == 1
+    assert f'The style file "{gone}" set in Settings > Options > Processing > General > "Style for raster layers" ' \
+           "does not exist" in style_warnings[0]
 
 
 @pytest.mark.parametrize("tmpdir, said", [

@@ -192,6 +192,19 @@ def test_pan_and_ms_of_different_declared_encodings_are_warned(l8, tmp_path):
     assert "the output carries the MS's scale/offset" in pan_note and "the same scale/offset" not in pan_note
 
 
+def test_a_radiance_pan_with_a_reflectance_ms_is_worded_by_what_each_declares(l8, tmp_path):
+    """QA: the units warning said "their declared scale/offset applied" of inputs that declare none and guessed
+    "reflectance and digital numbers?" whatever the mix. A PAN declaring radiance (x 0.0123) beside an untagged float
+    reflectance MS: the PAN's physical values, the MS's stored ones, and no DN guess."""
+    pan = _set_scaling(shutil.copy(l8["pan"], tmp_path / "pan_rad.tif"), 0.0123, 0.0, "W/m2/sr/um")
+    ms = _physical(l8["ms"], tmp_path / "ms_refl.tif", 2e-5, 0.0)
+    res = pansharpen(pan, ms, str(tmp_path / "o.tif"), "landsat8", "mtf_glp_fs")
+    (units,) = [w for w in res.warnings if "different units" in w]
+    assert "the PAN's physical values (the declared scale/offset applied) (scene mean" in units, units
+    assert "the MS's values (no scale/offset declared) (scene mean" in units, units
+    assert "different units or quantities (e.g. radiance and reflectance)?" in units, units
+
+
 def test_the_units_check_compares_physical_values(l8, tmp_path):
     """A float reflectance PAN with a UInt16 MS declaring x 2.75e-05 - 0.2 is one product level: it was told
     "different units" (stored means 0.1 and 9000); a DN PAN with a float reflectance MS still is."""

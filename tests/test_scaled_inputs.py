@@ -142,7 +142,12 @@ def test_a_percent_reflectance_pan_is_not_taken_for_physical_values(l8, tmp_path
     out = str(tmp_path / "pct_out.tif")
     pansharpen(pct, l8["ms_sc"], out, "landsat8", "mtf_glp_hpm", feedback=log)
     assert not [line for line in log.infos + log.warnings if "brought into" in line]
-    assert [w for w in log.warnings if "different units" in w], log.warnings
+    (said,) = [w for w in log.warnings if "different units" in w]
+    # worded by what each input declares (QA: "the PAN's physical values (their declared scale/offset applied)"
+    # of a PAN declaring none, guessed "reflectance and digital numbers")
+    assert "the PAN's values (no scale/offset declared) (scene mean" in said, said
+    assert "the MS's physical values (the declared scale/offset applied) (scene mean" in said, said
+    assert "different units (percent and 0-1 reflectance?)" in said and "digital numbers?" not in said, said
     # the classical fusion fits the percent PAN by a gain: its output stays in the MS's stored range
     base = str(tmp_path / "base.tif")
     pansharpen(l8["pan"], l8["ms_sc"], base, "landsat8", "mtf_glp_hpm")

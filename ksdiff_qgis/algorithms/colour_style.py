@@ -221,17 +221,31 @@ def keep_user_settings(layer: QgsRasterLayer, user) -> None:
         renderer.setRasterTransparency(transparency)   # takes ownership
 
 
-def processing_style(alg_id: str | None, output: str = "OUTPUT") -> str | None:
-    """The style file Processing gave the loaded layer before our post-processor ran, as it chooses it: the style set
-    for this algorithm's output (toolbox > Edit Rendering Styles for Outputs), else Settings > Options > Processing >
-    General > "Style for raster layers" (RASTER_STYLE); None when neither is set (or Processing is not there)."""
+RASTER_STYLE_SETTING = 'Settings > Options > Processing > General > "Style for raster layers"'
+OUTPUT_STYLE_SETTING = "the Processing Toolbox's Edit Rendering Styles for Outputs"
+
+
+def processing_style(alg_id: str | None, output: str = "OUTPUT") -> tuple[str, str] | None:
+    """The style file Processing gave the loaded layer before our post-processor ran, as it chooses it, and where it
+    is set: the style set for this algorithm's output (``OUTPUT_STYLE_SETTING``), else Processing's "Style for raster
+    layers" (RASTER_STYLE, ``RASTER_STYLE_SETTING``); None when neither is set (or Processing is not there)."""
     try:
         from processing.core.ProcessingConfig import ProcessingConfig
         from processing.gui.RenderingStyles import RenderingStyles
     except ImportError:   # pragma: no cover - the plugin always runs with QGIS's Processing
         return None
     style = RenderingStyles.getStyle(alg_id, output) if alg_id else None
-    return style or ProcessingConfig.getSetting(ProcessingConfig.RASTER_STYLE) or None
+    if style:
+        return style, OUTPUT_STYLE_SETTING
+    style = ProcessingConfig.getSetting(ProcessingConfig.RASTER_STYLE)
+    return (style, RASTER_STYLE_SETTING) if style else None
+
+
+def _style_not_used(feedback, style: str, where: str, why: str) -> None:
+    """One warning that the Processing style ``style`` set in ``where`` was not applied (``why``), and how to fix it."""
+    if feedback is not None:
+        feedback.pushWarning(f'The style file "{style}" set in {where} {why}: the result is shown in natural colour '
+                             "instead. Choose an existing .qml style there, or clear the setting.")
 
 
 class NaturalColour(QgsProcessingLayerPostProcessorInterface):
@@ -279,17 +293,26 @@ class NaturalColour(QgsProcessingLayerPostProcessorInterface):
         qml = style_sidecar(source)
         # the user's Processing style overrides ours, as it does QGIS's own algorithms' (QA: RASTER_STYLE's gray
         # band 4 at 50 % showed as natural colour 3, 2, 1 with only the opacity kept); the .qml beside stays ours
-        chosen = processing_style(self.alg_id)
+        processing = processing_style(self.alg_id)
+        chosen = processing[0] if processing else None
+        if processing and not os.path.isfile(chosen):
+            # QGIS's loadNamedStyle fails silently and left the file's bands 1, 2, 3 (QA: Blue drawn red)
+            _style_not_used(feedback, chosen, processing[1], "does not exist")
+            chosen = None
         if chosen is None and os.path.exists(qml) and not is_ksdiff_style(qml):
             chosen = qml   # the user's own style beside the output: the one it opens with
-        # not the replaced output's bands (3, 2, 1 on a 1-band file); read before the .aux.xml is put back
-        renderer = None if chosen else default_renderer(source, self.rgb)
+        # not the replaced output's bands (3, 2, 1 on a 1-band file); read before the .aux.xml is put back; also
+        # with a chosen style, for one that does not load
+        renderer = default_renderer(source, self.rgb)
         restore_sidecar(pam, self.pam)
         with quiet_gdal():   # QGIS's default renderer's histogram, as in ``open_quietly``
             layer.setDataSource(source, layer.name(), layer.providerType(), options)
-        if chosen:
-            layer.loadNamedStyle(chosen)   # Processing's, reapplied to the file read afresh; or the user's .qml
-        else:
+        # Processing's, reapplied to the file read afresh; or the user's .qml
+        if chosen and not layer.loadNamedStyle(chosen)[1]:
+            if processing and chosen == processing[0]:
+                _style_not_used(feedback, chosen, processing[1], "could not be loaded")
+            chosen = None
+        if not chosen:
             if renderer is not None:
                 layer.setRenderer(renderer)
             else:

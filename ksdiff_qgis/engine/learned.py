@@ -22,6 +22,7 @@ PROBE_MIN = 8   # PAN pixels per side of the smallest probe tile
 # Landsat 8 / 65535: 0.16): where floating-point data is put
 TYPICAL_MEAN = 0.1
 UNITS_TOLERANCE = 4.0   # PAN and MS scene means further apart than this are in different units
+PERCENT_FACTOR = (50.0, 200.0)   # scene means this far apart (either way): likely percent and 0-1 reflectance
 FLOOR_FRACTION = 0.2   # learned values below this share of the upsampled MS are compressed towards 0
 FAST_TOLERANCE = 1e-4  # the per-tile kernel path must reproduce the full graph within this share of its range
 # the int8 path's RMS difference to the full graph on the probe, as a share of the output's RMS: measured
@@ -270,19 +271,27 @@ def pan_units(stats, learned: bool = True, scaling: tuple | None = None) -> tupl
     factor = ms_mean / pan_mean
     if 1 / UNITS_TOLERANCE <= factor <= UNITS_TOLERANCE:
         return 1.0, None
-    said = "values measured from where their data end" if lift or pan_lift else "values"
+    pan_said = ms_said = "values measured from where their data end" if lift or pan_lift else "values"
     if scaling is not None:
         (p_sc, p_off), ms_pairs = scaling
         means = np.ravel(stats.ms_mean)
         pairs = ms_pairs if len(ms_pairs) == means.size else [ms_pairs[0]] * means.size
         pan_mean = float(stats.pan_mean) * p_sc + p_off
         ms_mean = float(np.mean([m * sc + off for m, (sc, off) in zip(means, pairs)]))
-        said = "physical values (their declared scale/offset applied)"
+        # said of the input that declares one only (QA: a percent PAN declaring nothing had "its declared scale")
+        physical = "physical values (the declared scale/offset applied)"
+        pan_said = physical if (p_sc, p_off) != (1.0, 0.0) else "values (no scale/offset declared)"
+        ms_said = physical if any(pair != (1.0, 0.0) for pair in pairs) else "values (no scale/offset declared)"
         if not (ms_mean > 0 and pan_mean > 0) or 1 / UNITS_TOLERANCE <= ms_mean / pan_mean <= UNITS_TOLERANCE:
             return factor, None
     shown = ms_mean / pan_mean
-    return factor, (f"the PAN's {said} (scene mean {pan_mean:.4g}) and the MS's (scene mean {ms_mean:.4g}) differ by "
-                    f"a factor {shown:.4g}: different units (reflectance and digital numbers?). "
+    # a factor near 100 is the one likely mix-up to name; others could be DN, radiance, reflectance, scalings
+    percent = PERCENT_FACTOR[0] <= max(shown, 1 / shown) <= PERCENT_FACTOR[1]
+    guess = ("different units (percent and 0-1 reflectance?)." if percent
+             else "different units or quantities (e.g. radiance and reflectance)?")
+    return factor, (f"the PAN's {pan_said} (scene mean {pan_mean:.4g}) and the MS's "
+                    f"{'' if ms_said == pan_said else ms_said + ' '}(scene mean {ms_mean:.4g}) differ by "
+                    f"a factor {shown:.4g}: {guess} "
                     + ("The network gets the PAN scaled by that factor" if learned and shown == factor else
                        f"The network gets the PAN's stored values scaled by {factor:.4g}" if learned else
                        "The classical method fits the PAN to the MS on the scene, so the result is still usable")
@@ -642,9 +651,15 @@ class OnnxFuser:
         if self.windowed:
             notes.append(f"{self.windowed} tile(s) with nodata (or a fill of zeros) took their kernels from their "
                          "largest data-only rectangle (the model's tile context leaves them out)")
-        if self.unwindowed:
+        # a model without kernels (model_core's bare FusionNet) only ever runs whole (QA: it was told of kernels and
+        # a CPU run's pixels on the CPU); only a CPU session takes the per-tile path, which a GPU run lacks
+        if self.unwindowed and not self.card.data.get("tile_kernels"):
+            notes.append(f"{self.unwindowed} tile(s) with nodata ran the whole network on their filled holes "
+                         "(pixels next to a hole see its fill)")
+        elif self.unwindowed:
             notes.append(f"{self.unwindowed} tile(s) with nodata ran the full graph, whose kernels also see the "
-                         "filled nodata (pixels near holes may differ from a CPU run's)")
+                         "filled nodata" + (" (pixels near holes may differ from a CPU run's)"
+                                            if self.session.device != "cpu" else ""))
         return "; ".join(notes) or None
 
     def floor_note(self) -> str | None:

@@ -109,7 +109,8 @@ def check_extension(path: str, extensions: tuple[str, ...] = OUTPUT_EXTENSIONS) 
 # a QGIS data source URI: "ogr:dbname='/d/g.gpkg' table="fused" (geom)" is how QGIS names a GeoPackage output
 _PROVIDER_URI = re.compile(r"^(ogr|postgres|postgis|spatialite|memory|mssql|oracle|hana|delimitedtext|virtual):",
                            re.IGNORECASE)
-_URI_FILE = re.compile(r"dbname='((?:[^'\\]|\\.)*)'|dbname=(\S+)")
+# dbname='...' (QGIS's own), dbname="..." (typed by hand; QA: the quotes showed in the message), or bare
+_URI_FILE = re.compile(r"dbname='((?:[^'\\]|\\.)*)'|dbname=\"((?:[^\"\\]|\\.)*)\"|dbname=(\S+)")
 _URI_TABLE = re.compile(r"table=\"?([^\"\s]+)")
 
 
@@ -122,7 +123,7 @@ def refuse_provider_uri(path: str, what: str = "output",
     if not match:
         return
     found = _URI_FILE.search(path)
-    db = (found.group(1) or found.group(2)) if found else ""
+    db = next((g for g in found.groups() if g), "").strip("'\"") if found else ""
     table = _URI_TABLE.search(path)
     kind = "GeoPackage" if db.lower().endswith(".gpkg") else "database" if db else f"{match.group(1)} data source"
     where = (f"a table{' ' + quoted(table.group(1)) if table else ''} in the {kind} {quoted(db)}" if db
