@@ -1,7 +1,7 @@
 """A scene list's ``extent`` cell: QGIS's comma form or gdalwarp's space form, and a box in the other order refused.
 
 QGIS writes an extent ``xmin,xmax,ymin,ymax [EPSG:32631]`` (EXTENT, the output tag KSDIFF_EXTENT); gdalwarp -te
-takes ``xmin ymin xmax ymax``. Both are read, each in its own order: until 2026-12-08 every cell was read in
+takes ``xmin ymin xmax ymax``. Both are read, each in its own order: until 2026-12-07 every cell was read in
 gdalwarp's order, and a KSDIFF_EXTENT pasted into a row fused a 455 x 365 window instead of its 282 x 295, exit 0.
 """
 from __future__ import annotations
