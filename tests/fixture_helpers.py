@@ -41,3 +41,36 @@ def lonlat_window(pan: Path) -> tuple[float, float, float, float]:
     lon0, lat0, _ = ct.TransformPoint(gt[0] + 64 * gt[1], gt[3] + 192 * gt[5])
     lon1, lat1, _ = ct.TransformPoint(gt[0] + 192 * gt[1], gt[3] + 64 * gt[5])
     return lon0, lat0, lon1, lat1
+
+
+def tagged_copy(src, dst, scale: float, offset: float = 0.0) -> str:
+    """A copy of ``src`` (same stored values) declaring ``scale``/``offset`` on every band."""
+    import shutil
+
+    from osgeo import gdal
+
+    dst = str(shutil.copy(str(src), str(dst)))
+    ds = gdal.Open(dst, gdal.GA_Update)
+    for b in range(1, ds.RasterCount + 1):
+        ds.GetRasterBand(b).SetScale(scale)
+        ds.GetRasterBand(b).SetOffset(offset)
+    ds = None
+    return dst
+
+
+def physical_copy(src, dst, scale: float, offset: float) -> str:
+    """A float32 copy of ``src`` in physical values (stored x ``scale`` + ``offset``), declaring no scale/offset."""
+    import numpy as np
+    from osgeo import gdal
+
+    ds_in = gdal.Open(str(src))
+    ds = gdal.GetDriverByName("GTiff").Create(str(dst), ds_in.RasterXSize, ds_in.RasterYSize, ds_in.RasterCount,
+                                              gdal.GDT_Float32)
+    ds.SetGeoTransform(ds_in.GetGeoTransform())
+    ds.SetProjection(ds_in.GetProjection())
+    for b in range(1, ds_in.RasterCount + 1):
+        band = ds.GetRasterBand(b)
+        band.WriteArray(ds_in.GetRasterBand(b).ReadAsArray().astype(np.float64) * scale + offset)
+        band.SetDescription(ds_in.GetRasterBand(b).GetDescription())
+    ds = None
+    return str(dst)

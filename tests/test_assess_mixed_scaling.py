@@ -5,10 +5,9 @@ numbers against physical values. Now all are compared on stored values, the figu
 with one warning naming the inputs without the tag. Real WorldView-2 and Landsat 8 crops from the data cache."""
 from __future__ import annotations
 
-import shutil
-
-import numpy as np
 import pytest
+from fixture_helpers import physical_copy as _physical
+from fixture_helpers import tagged_copy as _tagged
 from osgeo import gdal
 
 from ksdiff_qgis.engine import assessment
@@ -17,30 +16,6 @@ from ksdiff_qgis.engine.raster_io import MaskedRaster
 
 FULL = ("HQNR", "D_lambda", "D_s", "D_rho", "R_ERGAS", "R_SAM", "R_Q2n")
 REDUCED = ("SAM", "ERGAS", "Q2n", "Q", "SCC", "PSNR", "SSIM")
-
-
-def _tagged(src, dst, scale: float, offset: float = 0.0) -> str:
-    """A copy of ``src`` (same stored values) declaring ``scale``/``offset`` on every band (1, 0: none)."""
-    dst = str(shutil.copy(str(src), str(dst)))
-    ds = gdal.Open(dst, gdal.GA_Update)
-    for b in range(1, ds.RasterCount + 1):
-        ds.GetRasterBand(b).SetScale(scale)
-        ds.GetRasterBand(b).SetOffset(offset)
-    ds = None
-    return dst
-
-
-def _physical(path: str, dst, scale: float, offset: float) -> str:
-    """A float32 copy of ``path`` in physical values (stored x scale + offset), no scale declared."""
-    src = gdal.Open(path)
-    ds = gdal.GetDriverByName("GTiff").Create(str(dst), src.RasterXSize, src.RasterYSize, src.RasterCount,
-                                              gdal.GDT_Float32)
-    ds.SetGeoTransform(src.GetGeoTransform())
-    ds.SetProjection(src.GetProjection())
-    for b in range(1, src.RasterCount + 1):
-        ds.GetRasterBand(b).WriteArray(src.GetRasterBand(b).ReadAsArray().astype(np.float64) * scale + offset)
-    ds = None
-    return str(dst)
 
 
 class Said(assessment.Feedback):
@@ -131,17 +106,23 @@ def test_the_scale_warning_names_a_missing_tag_not_the_bit_depth(wv2, tmp_path):
     assert "8-bit" not in line and "FUSED is 16-bit x 0.0001 + -0.01 (values up to" in line
 
 
-def test_a_pan_stored_like_the_ms_beside_a_physical_fused_is_read_with_the_ms_encoding(cached, tmp_path):
-    """FUSED converted to reflectance (no tag), the PAN in DN (no tag), the MS declaring x 2.75e-05 - 0.2: neither
-    stored nor physical values fit all; the PAN is read with the MS's scale/offset (stored like it), and the figures
-    are those of the all-physical inputs."""
+def _landsat_in_physical_values(cached, tmp_path):
+    """A Landsat 8 crop fused by MTF-GLP-HPM; its FUSED, PAN and MS in C2 L2 physical values (untagged) and their
+    full-resolution figures: (pan, ms, fused, physical copies, figures)."""
     pan, ms = str(tmp_path / "pan.tif"), str(tmp_path / "ms.tif")
     gdal.Translate(pan, str(cached("landsat8/pan.tif")), srcWin=[256, 256, 512, 512], stats=False)
     gdal.Translate(ms, str(cached("landsat8/ms.tif")), srcWin=[128, 128, 256, 256], stats=False)
     out = str(tmp_path / "fused.tif")
     pansharpen(pan, ms, out, "landsat8", "mtf_glp_hpm")
     phys = [_physical(p, tmp_path / f"{n}_phys.tif", 2.75e-05, -0.2) for n, p in (("f", out), ("p", pan), ("m", ms))]
-    physical = assessment.assess_full(*phys, "landsat8")
+    return pan, ms, out, phys, assessment.assess_full(*phys, "landsat8")
+
+
+def test_a_pan_stored_like_the_ms_beside_a_physical_fused_is_read_with_the_ms_encoding(cached, tmp_path):
+    """FUSED converted to reflectance (no tag), the PAN in DN (no tag), the MS declaring x 2.75e-05 - 0.2: neither
+    stored nor physical values fit all; the PAN is read with the MS's scale/offset (stored like it), and the figures
+    are those of the all-physical inputs."""
+    pan, ms, out, phys, physical = _landsat_in_physical_values(cached, tmp_path)
     fb = Said()
     mixed = assessment.assess_full(phys[0], pan, _tagged(ms, tmp_path / "ms_sc.tif", 2.75e-05, -0.2), "landsat8", fb)
     for key in FULL:
@@ -155,13 +136,7 @@ def test_an_untagged_pan_beside_a_fused_and_ms_of_different_encodings_is_read_wi
     at the MS's stored level: all the inputs were compared on stored values, FUSED's numbers (reflectance x 1e4)
     against the MS's DN. Now the PAN is read with the MS's encoding and each raster in physical values: the figures
     are those of the all-physical inputs."""
-    pan, ms = str(tmp_path / "pan.tif"), str(tmp_path / "ms.tif")
-    gdal.Translate(pan, str(cached("landsat8/pan.tif")), srcWin=[256, 256, 512, 512], stats=False)
-    gdal.Translate(ms, str(cached("landsat8/ms.tif")), srcWin=[128, 128, 256, 256], stats=False)
-    out = str(tmp_path / "fused.tif")
-    pansharpen(pan, ms, out, "landsat8", "mtf_glp_hpm")
-    phys = [_physical(p, tmp_path / f"{n}_phys.tif", 2.75e-05, -0.2) for n, p in (("f", out), ("p", pan), ("m", ms))]
-    physical = assessment.assess_full(*phys, "landsat8")
+    pan, ms, out, phys, physical = _landsat_in_physical_values(cached, tmp_path)
     fused_e4 = _tagged(_physical(out, tmp_path / "f_e4.tif", 2.75e-05 / 1e-4, -0.2 / 1e-4), tmp_path / "f_e4t.tif",
                        1e-4)
     fb = Said()

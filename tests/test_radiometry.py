@@ -8,8 +8,8 @@ import re
 import shutil
 from pathlib import Path
 
-import numpy as np
 import pytest
+from fixture_helpers import physical_copy
 from osgeo import gdal
 
 from ksdiff_qgis.engine import assessment, metaoffsets, selfcheck
@@ -42,17 +42,7 @@ def _set_scaling(path, scale: float, offset: float, unit: str = "") -> str:
 
 def _physical(path: str, dst: Path, scale: float = SC, offset: float = OF) -> str:
     """A float32 copy of ``path`` in physical values (stored x scale + offset), no scale declared."""
-    src = gdal.Open(path)
-    ds = gdal.GetDriverByName("GTiff").Create(str(dst), src.RasterXSize, src.RasterYSize, src.RasterCount,
-                                              gdal.GDT_Float32)
-    ds.SetGeoTransform(src.GetGeoTransform())
-    ds.SetProjection(src.GetProjection())
-    for b in range(1, src.RasterCount + 1):
-        band = ds.GetRasterBand(b)
-        band.WriteArray(src.GetRasterBand(b).ReadAsArray().astype(np.float64) * scale + offset)
-        band.SetDescription(src.GetRasterBand(b).GetDescription())
-    ds = None
-    return str(dst)
+    return physical_copy(path, dst, scale, offset)
 
 
 @pytest.fixture()

@@ -3,10 +3,9 @@ stored encoding, and the log says a scale/offset once. Real Landsat 8 crops from
 SetScale/SetOffset."""
 from __future__ import annotations
 
-import shutil
-
 import numpy as np
 import pytest
+from fixture_helpers import physical_copy, tagged_copy
 from osgeo import gdal
 
 from ksdiff_qgis.engine.feedback import Feedback
@@ -27,24 +26,9 @@ class _Log(Feedback):
         self.warnings.append(message)
 
 
-def _tag(path: str, scale: float, offset: float) -> str:
-    ds = gdal.Open(path, gdal.GA_Update)
-    for b in range(1, ds.RasterCount + 1):
-        ds.GetRasterBand(b).SetScale(scale)
-        ds.GetRasterBand(b).SetOffset(offset)
-    ds = None
-    return path
-
-
 def _physical(path: str, dst: str) -> str:
-    """A float32 copy of ``path`` in physical values (stored x SC + OF), declaring no scale/offset."""
-    src = gdal.Open(path)
-    ds = gdal.GetDriverByName("GTiff").Create(dst, src.RasterXSize, src.RasterYSize, 1, gdal.GDT_Float32)
-    ds.SetGeoTransform(src.GetGeoTransform())
-    ds.SetProjection(src.GetProjection())
-    ds.GetRasterBand(1).WriteArray(src.GetRasterBand(1).ReadAsArray().astype(np.float64) * SC + OF)
-    ds = None
-    return dst
+    """A float32 copy of the single-band ``path`` in physical values (stored x SC + OF), declaring no scale/offset."""
+    return physical_copy(path, dst, SC, OF)
 
 
 @pytest.fixture()
@@ -54,7 +38,7 @@ def l8(cached, tmp_path) -> dict[str, str]:
     gdal.Translate(pan, str(cached("landsat8/pan.tif")), srcWin=[256, 256, 512, 512])
     ms = str(tmp_path / "ms.tif")
     gdal.Translate(ms, str(cached("landsat8/ms.tif")), srcWin=[128, 128, 256, 256])
-    ms_sc = _tag(shutil.copy(ms, tmp_path / "ms_sc.tif").__str__(), SC, OF)
+    ms_sc = tagged_copy(ms, tmp_path / "ms_sc.tif", SC, OF)
     return {"pan": pan, "pan_refl": _physical(pan, str(tmp_path / "pan_refl.tif")), "ms": ms, "ms_sc": ms_sc}
 
 
@@ -93,12 +77,12 @@ def _with_unit(path: str, unit: str) -> str:
 def test_a_scale_without_offset_is_an_info_line_and_different_scales_one_warning(l8, tmp_path):
     """QA: every run on a scaled MS warned even with offset 0 (nothing can go wrong); a PAN and an MS of different
     scales and units got three overlapping scale warnings. Now: an info line, and one warning."""
-    ms = _tag(shutil.copy(l8["ms"], tmp_path / "ms_gain.tif").__str__(), 4.885e-4, 0.0)
+    ms = tagged_copy(l8["ms"], tmp_path / "ms_gain.tif", 4.885e-4)
     log = _Log()
     pansharpen(l8["pan"], ms, str(tmp_path / "a.tif"), "landsat8", "mtf_glp_hpm", feedback=log)
     assert not [w for w in log.warnings if "scale" in w]
     assert len([i for i in log.infos if "carry a scale/offset" in i]) == 1
-    pan = _with_unit(_tag(shutil.copy(l8["pan"], tmp_path / "pan_rad.tif").__str__(), 0.05, 0.0), "W/m2/sr/um")
+    pan = _with_unit(tagged_copy(l8["pan"], tmp_path / "pan_rad.tif", 0.05), "W/m2/sr/um")
     _with_unit(ms, "reflectance")
     log = _Log()
     pansharpen(pan, ms, str(tmp_path / "b.tif"), "landsat8", "mtf_glp_hpm", feedback=log)
