@@ -16,7 +16,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from .batch_stop import Stop, label, sigint_held
@@ -336,7 +336,23 @@ def scene_task(scene: Scene, threads: int, threads_by_worker: dict[str, int], fo
     threadlimits.set_share(thread_share, "this worker's share of the threads the limit leaves the batch's local "
                                          "cluster")
     quiet_gdal()
-    return run_scene(scene, cores=threads, force=force, worker=worker.address)
+    return run_scene(scene, cores=threads, force=force, worker=worker.address, stopped=task_stopped(worker))
+
+
+def task_stopped(worker) -> Callable[[], bool]:
+    """Whether the batch no longer wants the scene this worker thread runs: its task was cancelled (a stop cancels
+    every scene) or the worker is closing (a local cluster closed after a stop)."""
+    from distributed.utils import thread_state
+
+    key = getattr(thread_state, "key", None)
+
+    def stopped() -> bool:
+        if worker.status.name not in ("running", "paused"):
+            return True
+        task = worker.state.tasks.get(key)
+        return task is None or task.state in ("cancelled", "released", "forgotten")
+
+    return stopped
 
 
 def submit(client, scenes: list[Scene], threads: int, retries: int, force: bool, local: bool = False,

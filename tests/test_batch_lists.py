@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -210,3 +211,76 @@ def test_a_scene_another_batch_finished_meanwhile_is_skipped_not_failed(two_scen
         assert row["status"] == "failed" and "another run wrote the output" in row["error"], row
     assert gdal.Open(str(d / "o.tif")).RasterCount == 4
     assert not [f for f in os.listdir(d) if "partial" in f]
+
+
+@pytest.mark.parametrize("other", ["same_list", "other_list", "left_nothing"])
+def test_a_scene_another_batch_is_writing_right_now_waits_for_it(two_scenes, monkeypatch, other):
+    """QA: two batch runs on one list: a row whose output the other run was writing at that moment failed at once
+    ("another run is writing the output ... right now", exit 1), though that run then finished a valid output. The
+    row now waits for the other run's (locked) temporary file to go away: the same inputs and parameters recorded ->
+    'skipped' ("another run finished it"); another list's output -> kept, the row fails; nothing left -> it runs."""
+    import threading
+
+    from ksdiff_qgis.engine import other_runs, scenes
+    from ksdiff_qgis.engine.raster_io import partials
+
+    d = two_scenes
+    (d / "s.csv").write_text(f"{HEADER}\na_pan.tif,a_ms.tif,wv2,gsa,o.tif\n", encoding="utf-8")
+    (scene,) = read_scenes(str(d / "s.csv"))
+    first = scenes.run_scene(scene)   # what the other run makes, and what it records
+    record = scenes.read_record(str(d / "o.tif"))
+    made = d / "made.tif"
+    os.replace(d / "o.tif", made)
+    os.remove(d / "o.tif.ksdiff.json")
+    # the other run's state as the writer detects it: its temporary file beside the output, locked while it writes
+    partial = d / ".o.tif.0123abcd.partial"
+    shutil.copy(made, partial)
+    lock = partials.hold(str(partial))
+    assert partials.live_partials(str(d / "o.tif")) == [str(partial)]
+
+    def other_run_finishes():
+        time.sleep(1.0)
+        if other == "left_nothing":   # it failed: its abort deletes the file
+            os.remove(partial)
+        else:   # its commit renames the file into place, then writes the record
+            os.replace(partial, d / "o.tif")
+            time.sleep(0.2)
+            theirs = record if other == "same_list" else {**record, "fingerprint": {"other": "list"}}
+            scenes.write_record(str(d / "o.tif"), {**theirs, "output": scenes.file_identity(str(d / "o.tif"))})
+        lock.close()
+
+    monkeypatch.setattr(other_runs, "BUSY_POLL", 0.1)
+    monkeypatch.setattr(scenes, "RECORD_WAIT", 1.0)
+    other_run = threading.Thread(target=other_run_finishes)
+    other_run.start()
+    try:
+        row = scenes.run_scene(scene)
+    finally:
+        other_run.join()
+    if other == "same_list":
+        assert row["status"] == "skipped" and row["note"] == scenes.ANOTHER_RUN, row
+        assert row["method_used"] == first["method_used"]
+        assert sha256(d / "o.tif") == sha256(made)
+    elif other == "other_list":
+        assert row["status"] == "failed" and "while this row waited for it" in row["error"], row
+        assert sha256(d / "o.tif") == sha256(made)   # the other run's result is kept
+    else:
+        assert row["status"] == "done", row
+        assert scenes.up_to_date(scene.kwargs) is not None
+    assert gdal.Open(str(d / "o.tif")).RasterCount == 4
+    assert not [f for f in os.listdir(d) if "partial" in f]
+
+
+def test_a_wait_for_another_runs_output_ends_at_a_stop_or_the_limit(tmp_path):
+    """The wait for another run writing the same output is bounded and a stop of the batch ends it at once."""
+    from ksdiff_qgis.engine import other_runs
+    from ksdiff_qgis.engine.raster_io import partials
+
+    partial = tmp_path / ".o.tif.0123abcd.partial"
+    shutil.copy(MS, partial)
+    with partials.hold(str(partial)):
+        t0 = time.monotonic()
+        assert not other_runs.wait_for_writer(str(tmp_path / "o.tif"), stopped=lambda: True)
+        assert not other_runs.wait_for_writer(str(tmp_path / "o.tif"), limit=0.3)
+        assert time.monotonic() - t0 < 2.0
+    assert other_runs.wait_for_writer(str(tmp_path / "o.tif"), stopped=lambda: True)   # nobody writes it

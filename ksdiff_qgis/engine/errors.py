@@ -9,6 +9,10 @@ class OutputTaken(InputError):
     """Another run wrote this run's output while it was fusing; its result was kept and this run's not written."""
 
 
+class OutputBusy(InputError):
+    """Another run is writing this run's output right now (its temporary file is locked); nothing was written."""
+
+
 class Cancelled(RuntimeError):
     """The user cancelled the run; the partial output has been removed."""
 

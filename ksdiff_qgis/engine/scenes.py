@@ -15,6 +15,7 @@ import json
 import os
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +27,7 @@ from . import (
     extent_cell,
     memory,
     model_card,
+    other_runs,
     pipeline,
     raster_io,
     scene_outputs,
@@ -33,7 +35,7 @@ from . import (
     threadlimits,
 )
 from .coregistration import in_batch_terms
-from .errors import InputError, OutputTaken, disk_full, has_control, one_line, quoted
+from .errors import InputError, OutputBusy, OutputTaken, disk_full, has_control, one_line, quoted
 from .feedback import Feedback
 from .gdalutil import gdal_str, os_path, real_path
 from .grid import same_crs
@@ -41,6 +43,7 @@ from .learned import PRECISION_ALIASES, PRECISIONS
 from .numbers import decimal_comma_gains, decimal_comma_number
 from .provenance import plugin_version  # part of every record: a new version redoes old outputs
 from .raster_io.outputs import COMPRESSIONS
+from .raster_io.partials import signature
 from .runtime import DEVICES
 from .sensors import AUTO as AUTO_SENSOR
 from .sensors import SENSORS, get_sensor
@@ -617,9 +620,36 @@ def _finished_by_another_run(kwargs: dict[str, Any]) -> dict | None:
         time.sleep(0.1)
 
 
-def run_scene(scene: Scene, cores: int | None = None, force: bool = False, worker: str | None = None) -> dict:
+def _after_other_writer(base: dict, kwargs: dict[str, Any], busy: OutputBusy,
+                        stopped: Callable[[], bool]) -> dict | None:
+    """The row was refused because another run is writing its output right now (two batches on one list): wait for
+    that run to end (``other_runs.wait_for_writer``). Its complete output with a record of the same inputs and
+    parameters: the row is 'skipped' ("another run finished it"); another list's result: kept, the row fails; the
+    other run left nothing new: None, the row runs itself. A stop or ``BUSY_WAIT`` passing first: the refusal."""
+    output = kwargs["output_path"]
+    before = signature(output)
+    if not other_runs.wait_for_writer(output, stopped):
+        return {**base, "status": "failed", "error": in_batch_terms(str(busy)), "warnings": []}
+    if signature(output) == before:   # it failed or was stopped: this row fuses the scene itself
+        finished = up_to_date(kwargs)   # unless it committed just before ``before`` was taken
+        return None if finished is None else {**skipped_record(base, finished), "note": ANOTHER_RUN}
+    finished = _finished_by_another_run(kwargs)
+    if finished is not None:
+        return {**skipped_record(base, finished), "note": ANOTHER_RUN}
+    return {**base, "status": "failed", "warnings": [],
+            "error": f"another run wrote the output {quoted(output)} while this row waited for it to finish: that "
+                     "result is kept (its record names other inputs or parameters); choose another output for one "
+                     "of the rows"}
+
+
+def run_scene(scene: Scene, cores: int | None = None, force: bool = False, worker: str | None = None,
+              stopped: Callable[[], bool] = other_runs.never_stopped, wait: bool = True) -> dict:
     """Fuse one scene on ``cores`` CPU cores unless its output is up to date; returns its report record
     (``worker``: the Dask worker's address, in the record and its sidecar).
+
+    ``wait``: a row refused because another run is writing its output right now waits for that run to end, then is
+    skipped when that run made the same output, else runs (once: ``_after_other_writer``); ``stopped()`` true (the
+    batch was stopped) ends the wait.
 
     Bad input (InputError) is reported in the record: retrying cannot fix it. Any other exception
     (I/O, memory) propagates so that the scheduler retries the scene.
@@ -646,6 +676,9 @@ def run_scene(scene: Scene, cores: int | None = None, force: bool = False, worke
     except (InputError, MemoryError, OSError, RuntimeError) as e:
         # bad input, a full disk, too little memory or threads (RuntimeError "can't start new thread"): said in one
         # line, not retried (it would fail the same way)
+        if wait and isinstance(e, OutputBusy):   # refused before any pixel: two batches on one list, most often
+            after = _after_other_writer(base, kwargs, e, stopped)
+            return after if after is not None else run_scene(scene, cores, force, worker, stopped, wait=False)
         finished = _finished_by_another_run(kwargs) if isinstance(e, OutputTaken) else None
         if finished is not None:   # two batches on one list: the output is valid, this row has nothing left to do
             return {**skipped_record(base, finished), "note": ANOTHER_RUN}

@@ -11,7 +11,7 @@ from typing import Callable
 import numpy as np
 from osgeo import gdal
 
-from ..errors import Cancelled, InputError, OutputTaken, quoted
+from ..errors import Cancelled, InputError, OutputBusy, OutputTaken, quoted
 from ..gdalutil import close_dataset, gdal_try, is_vsi, os_path
 from .info import RasterInfo
 from .partials import (
@@ -271,7 +271,7 @@ class GeoTiffWriter:
         check_writable(path)
         busy = live_partials(path)
         if busy:   # both would report success and the later rename would silently replace the other's result
-            raise InputError(f"another run is writing the output {quoted(path)} right now (its temporary file "
+            raise OutputBusy(f"another run is writing the output {quoted(path)} right now (its temporary file "
                              f"{os.path.basename(busy[0])} is in use): choose another OUTPUT, or run again once "
                              "that run has finished")
         self.path, self.found, self.needed = path, found, needed
