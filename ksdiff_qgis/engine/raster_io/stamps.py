@@ -9,18 +9,9 @@ from __future__ import annotations
 import os
 
 from ..errors import InputError, quoted
-from ..gdalutil import is_vsi, os_path
+from ..gdalutil import os_path
 from .partials import Signature, signature
-
-
-def _local_file(name: str) -> str | None:
-    """The local file behind a GDAL name (an archive a /vsizip/ name reads), None when there is none (a remote or
-    in-memory file, a driver-prefixed name such as 'NETCDF:"f.nc":v')."""
-    if not is_vsi(name):
-        return name if os.path.isfile(os_path(name)) else None
-    parts = name.split("/", 2)[-1].split("/")
-    return next((c for c in ("/".join(parts[:i]) for i in range(len(parts), 1, -1)) if os.path.isfile(os_path(c))),
-                None)
+from .writer import local_file
 
 
 class InputStamps:
@@ -32,8 +23,8 @@ class InputStamps:
     def add(self, role: str, name: str) -> None:
         """Record the file behind ``name`` (the PAN, the MS, the MODEL) as it is now; names of no local file are
         skipped."""
-        local = _local_file(str(name))
-        if local is not None:
+        local = local_file(str(name))   # names of no local file (remote, in memory, driver-prefixed) are skipped
+        if local is not None and os.path.isfile(os_path(local)):
             self._files[role] = (str(name), local, signature(local))
 
     def check(self) -> None:

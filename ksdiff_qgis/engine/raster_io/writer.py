@@ -160,7 +160,7 @@ def _local_paths(name: str) -> list[str]:
     return ["/".join(parts[:i]) for i in range(len(parts), 1, -1)]
 
 
-def _local_file(name: str) -> str | None:
+def local_file(name: str) -> str | None:
     """The local file behind a GDAL file name: the name itself, or the archive a /vsizip/-style name reads."""
     if not is_vsi(name):
         return name
@@ -175,7 +175,7 @@ def check_not_input(output_path: str, inputs: dict[str, gdal.Dataset]) -> None:
     for role, ds in inputs.items():
         files = ds.GetFileList() or []
         for i, name in enumerate(files):
-            real = _local_file(name)
+            real = local_file(name)
             if real is None or not os.path.exists(os_path(real)) or \
                     not os.path.samefile(os_path(real), os_path(output_path)):
                 continue
