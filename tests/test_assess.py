@@ -504,6 +504,7 @@ def test_assess_full_mtf_gains_by_band_name(data_dir, full_fused, tmp_path):
         ds = gdal.Translate(dst, src)
         for b in range(1, 5):
             ds.GetRasterBand(b).SetDescription("")
+            ds.GetRasterBand(b).SetColorInterpretation(gdal.GCI_Undefined)   # the fusion's Blue/Green/Red tags name
         ds = None
     log = RecordingFeedback()
     assert assess_full(unnamed, pan, ms_unnamed, "wv3", log)["gains"] == [0.3] * 4

@@ -175,3 +175,38 @@ def test_too_few_bands_for_the_sensor_are_not_advised_to_be_picked_with_ms_bands
     with pytest.raises(InputError, match="has 5 bands but sensor WorldView-2") as refused:
         pansharpen(pan, five, str(tmp_path / "o.tif"), "wv2", "mtf_glp_hpm")
     assert "MS_BANDS" in str(refused.value)
+
+
+def test_assess_pairs_a_reordered_fusion_with_the_tagged_bands_of_an_unnamed_ms(cached, tmp_path):
+    """ksdiff:assess reads colour-tagged unnamed MS bands as ksdiff:pansharpen does: an R, G, B, NIR MS tagged Red,
+    Green, Blue (no descriptions) fused with MS_BANDS 3,2,1,4 (Blue, Green, Red, NIR) is compared band by band with
+    the MS's Blue, Green, Red and, by elimination, its untagged NIR (QA: by position, FUSED's Blue against the MS's
+    Red: D_lambda 0.0996 where the named MS gives 0.0252)."""
+    from ksdiff_qgis.engine.assessment import assess_full
+
+    pan = str(cached("wv2/pair1_pan.tif"))
+    got = {}
+    for named in (False, True):
+        ms = _ms(cached, tmp_path / f"rgbn_{named}.tif", [3, 2, 1, 4], named=named, tags="RGBU")
+        out = pansharpen(pan, ms, str(tmp_path / f"o_{named}.tif"), "wv2", "mtf_glp_hpm", ms_bands=[3, 2, 1, 4])
+        log = RecordingFeedback()
+        got[named] = assess_full(out.output_path, pan, ms, "wv2", feedback=log), log.lines
+    (tagged, log), (named, _) = got[False], got[True]
+    for key in ("D_lambda", "D_s", "HQNR", "R_SAM", "R_ERGAS"):
+        assert tagged[key] == pytest.approx(named[key]), key
+    assert ("FUSED's 4 bands are compared with MS's bands of the same names: Blue = MS band 3, Green = MS band 2, "
+            "Red = MS band 1, NIR = MS band 4 (unnamed: the band the names leave)") in log, log
+
+
+def test_assess_reduced_pairs_by_the_reference_colour_interpretation(cached, tmp_path):
+    """A REFERENCE of unnamed bands tagged Red, Green, Blue (R, G, B, NIR) against a FUSED named Blue, Green, Red,
+    NIR holding the same pixels: paired by colour, a perfect score (QA: paired by position, Blue against Red)."""
+    from ksdiff_qgis.engine.assessment import assess_reduced
+
+    fused = _ms(cached, tmp_path / "bgrn.tif", [1, 2, 3, 4], named=True)
+    ref = _ms(cached, tmp_path / "rgbn.tif", [3, 2, 1, 4], named=False, tags="RGBU")
+    log = RecordingFeedback()
+    res = assess_reduced(fused, ref, "wv2", feedback=log)
+    assert res["ERGAS"] == pytest.approx(0.0, abs=1e-9) and res["SAM"] == pytest.approx(0.0, abs=1e-6), res
+    assert ("REFERENCE band names from the file's colour interpretation (the bands have no descriptions): band 1 Red, "
+            "band 2 Green, band 3 Blue") in log.lines, log.lines

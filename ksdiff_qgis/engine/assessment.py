@@ -20,7 +20,8 @@ import numpy as np
 from . import blockrepeat
 from . import metrics as M
 from .bandcolour import alpha_flagged
-from .bands import band_gain, band_names, kind_of, select_bands
+from .bands import band_gain, band_names, colour_named, colour_names, kind_of, select_bands, with_colour_names
+from .delivery import source_band_statements
 from .dimap_values import product_view
 from .errors import InputError, one_line
 from .feedback import Feedback
@@ -391,6 +392,15 @@ def _tagged_bands(fu: MaskedRaster) -> list[int] | None:
     return bands if len(bands) == fu.bands and len(set(bands)) == len(bands) and min(bands) >= 1 else None
 
 
+def name_by_colour(r: MaskedRaster, fb: Feedback) -> None:
+    """Name ``r``'s unnamed bands that the file's colour interpretation tags Red, Green or Blue, as ksdiff:pansharpen
+    names them (``bands.colour_named``), so ``pair_bands`` pairs them by name (QA: an R, G, B, NIR MS tagged so, fused
+    with MS_BANDS 3,2,1,4, was compared by position: FUSED's Blue with the MS's Red, D_lambda 0.0996 for 0.0252)."""
+    r.names, notes = colour_named(r.names, colour_names(r.ds, source_band_statements(r.path)), r.dtype, r.role)
+    for line in notes:
+        fb.info(line)
+
+
 def pair_bands(fu: MaskedRaster, other: MaskedRaster, fb: Feedback) -> None:
     """Make ``other`` (REFERENCE or MS) read the bands FUSED holds. A fused raster of fewer bands or of the same bands
     in another order (pansharpened from an MS_BANDS selection, e.g. NIR, Red, Green) is paired with ``other``'s bands
@@ -399,6 +409,12 @@ def pair_bands(fu: MaskedRaster, other: MaskedRaster, fb: Feedback) -> None:
     counts must agree (paired by position)."""
     key = [(n or "").strip().lower() for n in other.names]
     picks = [[i + 1 for i, k in enumerate(key) if k and k == (nm or "").strip().lower()] for nm in fu.names]
+    # as many unnamed bands of ``other`` as FUSED bands no name pairs: those, in order (an MS tagged Red, Green, Blue
+    # beside one untagged band, fused as B, G, R, NIR: its 4th band is the NIR, as ksdiff:pansharpen took it)
+    unnamed, left = [i + 1 for i, k in enumerate(key) if not k], [j for j, p in enumerate(picks) if not p]
+    if fu.bands == other.bands and unnamed and len(unnamed) == len(left) and len(unnamed) < fu.bands:
+        for j, b in zip(left, unnamed):
+            picks[j] = [b]
     by_name = fu.bands <= other.bands and all(len(p) == 1 for p in picks) and len({p[0] for p in picks}) == fu.bands
     tagged = _tagged_bands(fu)
     # only to pick a subset: a raster of FUSED's band count may already be the bands in FUSED's order (as the
@@ -415,7 +431,9 @@ def pair_bands(fu: MaskedRaster, other: MaskedRaster, fb: Feedback) -> None:
     if by_name:   # a subset, or the same bands in another order (MS_BANDS 4,3,2,1): by name
         other.select([p[0] for p in picks])
         fb.info(f"FUSED's {fu.bands} bands are compared with {other.role}'s bands of the same names: "
-                + ", ".join(f"{one_line(nm)} = {other.role} band {p[0]}" for nm, p in zip(fu.names, picks)))
+                + ", ".join(f"{one_line(nm)} = {other.role} band {p[0]}" + (" (unnamed: the band the names leave)"
+                                                                              if p[0] in unnamed else "")
+                            for nm, p in zip(fu.names, picks)))
         return
 
     def listed(r: MaskedRaster) -> str:
@@ -476,6 +494,8 @@ def assess_reduced(fused_path: str, ref_path: str, sensor: str, feedback: Feedba
     rf = MaskedRaster(ref_path, "REFERENCE", extra_nodata, given.get("REFERENCE"),
                       product_view(ref_path, "REFERENCE", given.get("REFERENCE"), MetadataScan(), fb))
     use_layer_crs([fu, rf], layer_crs, fb)
+    for r in (fu, rf):
+        name_by_colour(r, fb)
     pair_bands(fu, rf, fb)
     check_same_crs(fu, rf)
     check_overlap(fu, rf)
@@ -573,6 +593,7 @@ def assess_full(fused_path: str, pan_path: str, ms_path: str, sensor: str, feedb
     if pn.bands != 1:
         raise InputError(f"PAN must have one band, it has {pn.bands}")
     ms, notes = ms_on_pan_grid(pn, ms_path, given.get("MS"), (layer_crs or {}).get("MS"), fb, scan)
+    name_by_colour(fu, fb)
     pair_bands(fu, ms, fb)
     physical = use_declared_scaling([fu, pn, ms], fb)   # before the scale check: it compares what the indices read
     if physical:
@@ -668,7 +689,10 @@ def ms_on_pan_grid(pn: MaskedRaster, ms_path: str, nodata: float | None, crs_wkt
     ds, note = assign_crs(ds, crs_wkt, "MS")
     if note:
         fb.warning(note)
-    info = describe(ds, ms_path)
+    # unnamed bands tagged Red, Green or Blue named so, before a view drops the tags (``name_by_colour``)
+    info, named = with_colour_names(describe(ds, ms_path), colour_names(ds, source_band_statements(ms_path)))
+    for line in named:
+        fb.info(line)
     flagged = alpha_flagged(ds)
     if flagged:   # a transparency band is left out and hides its pixels, as ksdiff:pansharpen does
         ds, info, keep, _ = without_transparency_mask(ds, info, flagged, None, fb)

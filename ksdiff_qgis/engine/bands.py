@@ -604,34 +604,51 @@ def band_colours(ds: gdal.Dataset, stated: list[tuple[str, int]] | None, bands: 
     return out
 
 
-def colour_statement(colours: list[str], ms: RasterInfo) -> dict[int, str]:
-    """The colour ('red', 'green', 'blue') the file's colour interpretation (``colours``: GDAL's names) gives each
-    unnamed band (0-based), when it says one; GDAL's default tags of an 8-bit product (R, G, B on bands 1-3, whatever
-    they hold) say nothing."""
-    said = {i: c.lower() for i, c in enumerate(colours) if not ms.descriptions[i] and c.lower() in
+def colour_names(ds: gdal.Dataset, stated: list[tuple[str, int]] | None) -> list[str]:
+    """GDAL's name of each band's colour interpretation ('Red', 'Undefined', ...), a VRT band's from its sources when
+    it has none (``band_colours``)."""
+    return [gdal.GetColorInterpretationName(c) for c in band_colours(ds, stated)]
+
+
+def _said(descriptions: list[str], colours: list[str], dtype) -> dict[int, str]:
+    """``colour_statement`` of bands with these ``descriptions`` and numpy ``dtype``."""
+    said = {i: c.lower() for i, c in enumerate(colours) if not descriptions[i] and c.lower() in
             ("red", "green", "blue")}
-    if ms.dtype == np.uint8 and said == {0: "red", 1: "green", 2: "blue"}:
+    if dtype == np.uint8 and said == {0: "red", 1: "green", 2: "blue"}:
         return {}   # GDAL's default tags of any 3- or 4-band 8-bit GeoTIFF: they say nothing about the order
     return said
 
 
-def with_colour_names(ms: RasterInfo, colours: list[str]) -> tuple[RasterInfo, list[str]]:
-    """``ms`` with its unnamed bands that the file's colour interpretation (``colours``: GDAL's names) tags Red, Green
-    or Blue (``colour_statement``) named so, for every sensor: the model's band order, the MTF gains by name and the
-    natural-colour style follow them (QA: an R, G, B, NIR product tagged so was fused as B, G, R, NIR under SENSOR
-    auto/generic, Wald ERGAS 1.478 against 1.314 named, and got no style). A colour tagged on two bands, or on one
-    while another band is named so, names none. Bands still unnamed (a NIR, which has no colour interpretation) are
-    taken as the sensor's or the model's remaining bands, said by the "order assumed" line (``plan_bands``).
-    Returns the info line that says so."""
-    said = colour_statement(colours, ms)
-    have = Counter(c for c in said.values()) + Counter(band_kind(d) for d in ms.descriptions if d)
+def colour_statement(colours: list[str], ms: RasterInfo) -> dict[int, str]:
+    """The colour ('red', 'green', 'blue') the file's colour interpretation (``colours``: GDAL's names) gives each
+    unnamed band (0-based), when it says one; GDAL's default tags of an 8-bit product (R, G, B on bands 1-3, whatever
+    they hold) say nothing."""
+    return _said(ms.descriptions, colours, ms.dtype)
+
+
+def colour_named(descriptions: list[str], colours: list[str], dtype, role: str = "MS") -> tuple[list[str], list[str]]:
+    """``descriptions`` with the unnamed bands the colour interpretation (``colours``: GDAL's names) tags Red, Green or
+    Blue (``colour_statement``) named so, and the info line that says so (none when no band is). A colour tagged on
+    two bands, or on one while another band is named so, names none. ``role``: the raster's, for that line."""
+    said = _said(descriptions, colours, dtype)
+    have = Counter(c for c in said.values()) + Counter(band_kind(d) for d in descriptions if d)
     named = {i: c for i, c in said.items() if have[c] == 1}
     if not named:
-        return ms, []
-    names = [d or (named[i].title() if i in named else "") for i, d in enumerate(ms.descriptions)]
-    note = ("MS band names from the file's colour interpretation (the bands have no descriptions): "
-            + ", ".join(f"band {i + 1} {names[i]}" for i in sorted(named)))
-    return dataclasses.replace(ms, descriptions=names), [note]
+        return list(descriptions), []
+    names = [d or (named[i].title() if i in named else "") for i, d in enumerate(descriptions)]
+    return names, [f"{role} band names from the file's colour interpretation (the bands have no descriptions): "
+                   + ", ".join(f"band {i + 1} {names[i]}" for i in sorted(named))]
+
+
+def with_colour_names(ms: RasterInfo, colours: list[str]) -> tuple[RasterInfo, list[str]]:
+    """``ms`` with its unnamed bands that the file's colour interpretation (``colours``: GDAL's names) tags Red, Green
+    or Blue named so (``colour_named``), for every sensor: the model's band order, the MTF gains by name and the
+    natural-colour style follow them (QA: an R, G, B, NIR product tagged so was fused as B, G, R, NIR under SENSOR
+    auto/generic, Wald ERGAS 1.478 against 1.314 named, and got no style). Bands still unnamed (a NIR, which has no
+    colour interpretation) are taken as the sensor's or the model's remaining bands, said by the "order assumed" line
+    (``plan_bands``). Returns the info line that says so."""
+    names, notes = colour_named(ms.descriptions, colours, ms.dtype)
+    return (dataclasses.replace(ms, descriptions=names) if notes else ms), notes
 
 
 def colour_order_note(colours: list[str], ms: RasterInfo, spec: Sensor) -> str | None:

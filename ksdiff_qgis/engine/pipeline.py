@@ -547,12 +547,6 @@ def _fit_workers(workers: int, tile: int, rows: int, cols: int, bands: int, marg
     return workers
 
 
-def _colour_names(ds: gdal.Dataset, stated: list[tuple[str, int]] | None) -> list[str]:
-    """GDAL's name of each band's colour interpretation ('Red', 'Undefined', ...), a VRT band's from its sources when
-    it has none (``bands.band_colours``)."""
-    return [gdal.GetColorInterpretationName(c) for c in band_sel.band_colours(ds, stated)]
-
-
 def _band_metadata_notes(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, spec: Sensor, fused: list[int],
                          found: Detection | None, ratio: int, selection: list[int] | None,
                          ms_stated: list[tuple[str, int]] | None) -> list[str]:
@@ -561,7 +555,7 @@ def _band_metadata_notes(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, spec: S
     size alone where sensors of that size differ (``found``: the guess), an explicit SENSOR whose PAN pixel size is
     far from the data's, a scale/offset, nodata values that differ between bands. ``ms_stated``: what a VRT MS's
     source bands say (``delivery.source_band_statements``)."""
-    colours = _colour_names(ms_ds, ms_stated)
+    colours = band_sel.colour_names(ms_ds, ms_stated)
     notes = [band_sel.colour_order_note(colours, ms, spec)]
     if found is not None and not selection:   # MS_BANDS: the user ordered the bands
         notes.append(band_order_doubt(found, pan, ms, ratio, set(band_sel.colour_statement(colours, ms))))
@@ -838,7 +832,8 @@ def pansharpen(
     scan = MetadataScan()   # the inputs' metadata files, found and read once in this run
     ms, name_notes = band_sel.with_delivery_names(ms, scan)   # band names from a VRT's files or a DIMAP (``delivery``)
     ms_stated = delivery.source_band_statements(ms_path)   # a VRT's sources' band colours (``bands.band_colours``)
-    ms, colour_notes = band_sel.with_colour_names(ms, _colour_names(ms_ds, ms_stated))   # then from Red/Green/Blue tags
+    # then from Red/Green/Blue tags
+    ms, colour_notes = band_sel.with_colour_names(ms, band_sel.colour_names(ms_ds, ms_stated))
     name_notes += colour_notes
     for note in name_notes:
         fb.info(note)
