@@ -57,18 +57,32 @@ class ClipCounter:
             return
         v = strip if ok.all() else strip[:, ok]   # no nodata in the strip: count in place, no copy
         axes = tuple(range(1, v.ndim))
-        self.negative += np.count_nonzero(v < self.low, axis=axes)
-        if self.clipped and self.low < 0:
-            self.kept_negative += np.count_nonzero((v < 0) & (v >= self.low), axis=axes)
-        self.above += np.count_nonzero(v > self.high, axis=axes)
+        low, high = self._limits()
+        self.negative += np.count_nonzero(v < low, axis=axes)
+        if self.clipped and self.low < 0:   # written negative: rint(v) < 0, i.e. v < -0.5 (-0.5 rounds to 0)
+            self.kept_negative += np.count_nonzero((v < -0.5) & (v >= low), axis=axes)
+        self.above += np.count_nonzero(v >= high if self.clipped else v > high, axis=axes)
         if self.ceiling is not None:
             self.over_ceiling += np.count_nonzero(v >= self.ceiling, axis=axes)
-        if self.nodata is not None:   # in range, rounded onto nodata: written one step off it
+        if self.nodata is not None:   # not clipped, rounded onto nodata: written one step off it
             n = self.nodata
-            near = v[(v >= max(n - 0.5, self.low)) & (v <= min(n + 0.5, self.high))]
+            near = v[(v >= max(n - 0.5, low)) & (v <= n + 0.5) & (v < high)]
             self.at_nodata += int(np.count_nonzero(np.rint(near) == n)) if near.size else 0
         self.minimum = min(self.minimum, float(v.min()))
         self.maximum = max(self.maximum, float(v.max()))
+
+    def _limits(self) -> tuple[float, float]:
+        """(v < first: clipped up; v >= second: clipped down) for an integer output: only the values the writer's
+        clip changes (``raster_io.to_dtype`` clips, then rounds half to even). An integer type's top is odd and its
+        bottom even, so top + 0.5 rounds past the top and bottom - 0.5 back to it: a saturated plateau fused at
+        2047.0005 is written as 2047 either way and not counted (QA: 92 % "out of range", 1 % changed). A float
+        output: (low, high), below it counted, above it kept."""
+        return (self.low - 0.5, self.high + 0.5) if self.clipped else (self.low, self.high)
+
+    def top_note(self) -> str:
+        """'the N above TOP as WRITTEN' for the values the writer clipped at the top, or '' (``saturation.report``)."""
+        above = int(self.above.sum()) if self.above is not None and self.clipped else 0
+        return f"the {above} above {self.high:g} as {self._off(self.high)}" if above else ""
 
     def fraction(self) -> float:
         """Share of valid pixel values (all bands) that had to be clipped."""
@@ -90,9 +104,10 @@ class ClipCounter:
         return (f"{self.at_nodata} values that rounded to {n:g}, the output's nodata value, were written as "
                 f"{self._written(n):g}")
 
-    def report(self, fb: Feedback, method: str) -> None:
+    def report(self, fb: Feedback, method: str, cause: str = "") -> None:
         """Log the counts: nothing when none were clipped (or moved off the nodata value), info below the threshold,
-        else a warning. ``method``: the method as the log names it (its label)."""
+        else a warning. ``method``: the method as the log names it (its label); ``cause``: why values lie past the top,
+        when known ('the inputs saturate at 2047 (...)', ``saturation.clip_cause``), said with them."""
         if self.negative is None:
             return
         self._report_kept_negative(fb, method)
@@ -119,6 +134,8 @@ class ClipCounter:
             done = []
             if above:
                 done.append(f"those above {self.high:g}, {top}, were written as {self._off(self.high)}")
+                if cause:
+                    done.append(cause)
             if below:
                 low = f"{self.low:g}" + (f", {bottom}," if bottom else "")
                 done.append(f"those below {low} " + ("as " if above else "were written as ") + self._off(self.low))

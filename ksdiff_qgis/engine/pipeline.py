@@ -1266,9 +1266,11 @@ def pansharpen(
         for note, say in ((fuse.window_note(), fb.debug), (fuse.floor_note(), fb.info)):
             if note:
                 say(f"{labels.method(method)}: {note}")
-    clips.report(fb, labels.method(method))
+    # NBITS (no ceiling): the inputs' saturation at the top explains the clipped values
+    clips.report(fb, labels.method(method), "" if ceil else saturation.clip_cause(stats.pan_top, stats.ms_top, high))
     if ceil is not None and clips.over_ceiling is not None:
-        over = saturation.report(fb, method, ceil, clips.over_ceiling, clips.valid, clips.maximum, names)
+        over = saturation.report(fb, method, ceil, clips.over_ceiling, clips.valid, clips.maximum, names,
+                                 clips.top_note())
         if over:
             warnings.append(over)
     pan_dimap = dimaps["PAN"].dimap if sources["PAN"] == "dimap" else None   # its NODATA is the PAN's: other advice

@@ -35,6 +35,7 @@ from .raster_io import RasterInfo, value_range
 PLATEAU_SHARE = 1e-3   # this share of an input's sampled values exactly at its highest one: saturated there
 WARN_FRACTION = 0.001  # as ``clipping.WARN_FRACTION``: a warning above 0.1 % of the fused values, else a log line
 SPIKE = 4.0            # ... and this many times as many as at the next lower value (not a coarse quantisation's top)
+MOSTLY = 0.5           # a saturated share above this: the self-check says its figures rest on the rest
 NEAR_PIXELS = 3        # "next to saturated PAN": within this many PAN pixels of it
 
 
@@ -102,12 +103,17 @@ class Ceiling:
     pan: Top
     ms: Top
     floating: bool = False   # a floating-point output: kept as it is, no NBITS
+    type_bits: int = 0       # an integer output's type width (16 for UInt16): NBITS at it clips nothing more
 
     @property
     def counted_from(self) -> float:
         """The smallest fused value counted above the ceiling: an integer output rounds up to ceiling + 0.5 back to
-        it; a floating-point one keeps any value above it."""
-        return float(np.nextafter(self.value, math.inf)) if self.floating else self.value + 0.5
+        it; a floating-point one keeps any value above it. The float strips and output are float32: the next float32
+        up (float64's next value compared with a float32 array becomes the ceiling itself, QA: every value exactly at
+        2047 counted as above it)."""
+        if self.floating:
+            return float(np.nextafter(np.float32(self.value), np.float32(math.inf)))
+        return self.value + 0.5
 
 
 def ceiling(pan: RasterInfo, ms: RasterInfo, pan_top: Top, ms_top: Top, sensor_scale: float, sensor_name: str,
@@ -124,7 +130,7 @@ def ceiling(pan: RasterInfo, ms: RasterInfo, pan_top: Top, ms_top: Top, sensor_s
                        floating=True)
     if pan.dtype.kind != "u" or ms.dtype.kind != "u":
         return None
-    type_top = float(np.iinfo(ms.dtype).max)
+    type_top, width = float(np.iinfo(ms.dtype).max), np.iinfo(ms.dtype).bits
     if value_range(ms.dtype, out_nbits)[1] < type_top:
         return None
     highest = max(pan_top.value, ms_top.value)
@@ -133,35 +139,60 @@ def ceiling(pan: RasterInfo, ms: RasterInfo, pan_top: Top, ms_top: Top, sensor_s
     if 0 < sensor_scale < type_top and highest <= sensor_scale:
         bits = math.log2(sensor_scale + 1)
         depth = f"{bits:.0f}-bit " if bits.is_integer() else ""
-        return Ceiling(sensor_scale, f"the top of {sensor_name}'s {depth}range", pan_top, ms_top)
+        return Ceiling(sensor_scale, f"the top of {sensor_name}'s {depth}range", pan_top, ms_top, type_bits=width)
     if highest < type_top and any(t.saturated and t.value == highest for t in (pan_top, ms_top)):
-        return Ceiling(highest, "the inputs' own top", pan_top, ms_top)
+        return Ceiling(highest, "the inputs' own top", pan_top, ms_top, type_bits=width)
     return None
 
 
-def _clip_hint(top: float, floating: bool = False) -> str:
-    """How to clip the output at ``top``: the NBITS creation option that does, or comes nearest (integer output),
-    the Raster Calculator (floating-point output)."""
-    if floating:
-        return f"to clip them at {top:.6g}, use the Raster Calculator's min(value, {top:.6g})"
+def _clip_hint(top: float, floating: bool = False, type_bits: int = 0) -> str:
+    """How to clip the output at ``top``: the NBITS creation option that does, or comes nearest (integer output, when
+    narrower than the type: NBITS=16 on UInt16 clips nothing), else the Raster Calculator."""
+    calc = f"the Raster Calculator's min(value, {top:.6g})"
     bits = max(1, int(top).bit_length())
+    if floating or (type_bits and bits >= type_bits):
+        return f"to clip them at {top:.6g}, use {calc}"
     if top == 2 ** bits - 1:
         return f"to clip them at {top:g}, add NBITS={bits} to {param('CREATE_OPTIONS')}"
-    return (f"NBITS={bits} in {param('CREATE_OPTIONS')} clips them at {2 ** bits - 1} (the Raster Calculator's "
-            f"min(value, {top:g}) at {top:g})")
+    return f"NBITS={bits} in {param('CREATE_OPTIONS')} clips them at {2 ** bits - 1} ({calc} at {top:g})"
+
+
+def saturated_shares(pan: Top, ms: Top, value: float) -> list[str]:
+    """'93.1% of the sampled PAN values', ... for each input saturated at ``value``."""
+    return [f"{t.share:.1%} of the sampled {role} values" for role, t in (("PAN", pan), ("MS", ms))
+            if t.saturated and t.value == value]
+
+
+def sample_note(pan: Top | None, ms: Top | None) -> str:
+    """'93% of the scene's sampled PAN values are saturated at 2047: ...' when most of an input is (more than
+    ``MOSTLY``), else '': the self-check's figures come mostly from the rest (QA: a 93 % saturated scene, unsaid)."""
+    most = max((t for t in (pan, ms) if t is not None and t.saturated), key=lambda t: t.share, default=None)
+    if most is None or most.share <= MOSTLY:
+        return ""
+    role = "PAN" if most is pan else "MS"
+    return (f"{most.share:.0%} of the scene's sampled {role} values are saturated at {most.value:g}: the figures "
+            f"above come mostly from the other {1 - most.share:.0%}")
+
+
+def clip_cause(pan: Top | None, ms: Top | None, high: float) -> str:
+    """Why values lie past an integer output's top ``high`` when the inputs saturate at it ('' otherwise): the
+    writer's clip count then says so (QA: "92% out of range" on a cloudy NBITS=11 scene, with no word of its
+    saturation)."""
+    shares = saturated_shares(pan or Top(), ms or Top(), high)
+    return f"the inputs saturate at {high:g} ({', '.join(shares)})" if shares else ""
 
 
 def report(fb: Feedback, method: str, ceil: Ceiling, above: np.ndarray, valid: int, maximum: float,
-           names: list[str]) -> str | None:
+           names: list[str], clipped: str = "") -> str | None:
     """Log the fused values above the ceiling (``above``: per band, of ``valid`` pixels): a warning above
-    ``WARN_FRACTION`` of the values (returned), a log line below it, nothing when there are none."""
+    ``WARN_FRACTION`` of the values (returned), a log line below it, nothing when there are none. ``clipped``: those
+    of them the writer clipped at the type's top ('the 33552 above 65535 as 65535', ``ClipCounter.top_note``)."""
     total = int(above.sum())
     if not total:
         return None
     share = total / max(valid * len(above), 1)
     per_band = ", ".join(f"{n}: {int(c)}" for n, c in zip(names, above) if c)
-    saturated = [f"{t.share:.1%} of the sampled {role} values" for role, t in (("PAN", ceil.pan), ("MS", ceil.ms))
-                 if t.saturated and t.value == ceil.value]
+    saturated = saturated_shares(ceil.pan, ceil.ms, ceil.value)
     # EXP (the upsampled MS) sees no PAN: its cubic interpolation rings past the top beside the MS's plateaus
     past = ("the MS's cubic upsampling overshoots past it beside them" if method == "exp" else
             "where the PAN and the MS disagree there the fusion extrapolates past it")
@@ -171,7 +202,8 @@ def report(fb: Feedback, method: str, ceil: Ceiling, above: np.ndarray, valid: i
     top, peak = (f"{ceil.value:.6g}", f"{maximum:.4g}") if ceil.floating else (f"{ceil.value:g}", f"{maximum:.1f}")
     msg = (f"{label(method)}: {percent(total, valid * len(above))} of the fused values lie above {top}, {ceil.why} "
            f"({total} values; max {peak}; "
-           f"{per_band}): {cause}. They are written as they are; {_clip_hint(ceil.value, ceil.floating)}.")
+           f"{per_band}): {cause}. They are written as they are{f' ({clipped})' if clipped else ''}; "
+           f"{_clip_hint(ceil.value, ceil.floating, ceil.type_bits)}.")
     if share > WARN_FRACTION:
         fb.warning(msg)
         return msg

@@ -26,7 +26,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from . import classical, memory, outliers, panholes
+from . import classical, memory, outliers, panholes, saturation
 from . import metrics as M
 from . import progress as P
 from .blockcache import drop_cached_blocks
@@ -608,6 +608,9 @@ def run_check(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan, se
     res.learned, res.classical, res.classical_method = scores.get("learned"), scores[chosen], chosen
     res.candidates = scores
     res.notes.append(why_classical)
+    mostly = saturation.sample_note(getattr(stats, "pan_top", None), getattr(stats, "ms_top", None))
+    if mostly:   # QA: a 93 % saturated sample decided on its 7 % of real content, unsaid
+        res.notes.append(mostly)
     low = getattr(stats, "ms_low", None)
     if low is not None and (np.asarray(low) < 0).any():   # QA: reflectance read ~10 x its DN encoding's ERGAS
         res.notes.append(ERGAS_NEAR_ZERO)
