@@ -159,12 +159,23 @@ def bdsd_pc_coef(ms: np.ndarray, lms_lr: np.ndarray, p_lr: np.ndarray) -> np.nda
     low = np.concatenate([np.zeros(1), np.full(c, -np.inf)])
     high = np.concatenate([np.full(1, np.inf), np.zeros(c)])
     lms = lms_lr.astype(np.float64).T
+    gram_lms = lms.T @ lms
     coef = np.empty((c, c + 1))
     for b in range(c):
-        design = np.column_stack([p_lr[b].astype(np.float64), lms])
+        p = p_lr[b].astype(np.float64)
         target = ms[b].astype(np.float64) - lms[:, b]
+        # the same problem on the design's Gram matrix G = R'R: |Ax - y|^2 = |Rx - R'^-1 A'y|^2 + const, C+1 rows
+        # instead of N (the full design took 2.8 s on an 8-band sample of 262k pixels, every run's statistics)
+        cross = lms.T @ p
+        gram = np.block([[np.array([[p @ p]]), cross[None]], [cross[:, None], gram_lms]])
+        rhs = np.concatenate([[p @ target], lms.T @ target])
+        try:
+            upper = np.linalg.cholesky(gram).T
+            design, goal = upper, np.linalg.solve(upper.T, rhs)
+        except np.linalg.LinAlgError:   # a rank-deficient design (a band of zeros): the full one, slower but exact
+            design, goal = np.column_stack([p, lms]), target
         # bvls: the exact active-set solution, no iteration tolerance in the coefficients
-        coef[b] = lsq_linear(design, target, bounds=(low, high), method="bvls").x
+        coef[b] = lsq_linear(design, goal, bounds=(low, high), method="bvls").x
     return coef
 
 
