@@ -27,7 +27,7 @@ GDAL_METHOD = "gdal_pansharp"
 PEER_METHODS = list(TOOLS)       # the peer tools' methods (bench/external.py): GDAL, Orfeo ToolBox
 SMALL_CACHE_MB = 64
 LABELS = {"exp": "EXP (cubic upsampling)", "brovey": "Brovey", "gsa": "GSA", "mtf_glp_hpm": "MTF-GLP-HPM",
-          "mtf_glp_fs": "MTF-GLP-FS", **{m: t.label for m, t in TOOLS.items()}}
+          "mtf_glp_fs": "MTF-GLP-FS", "bdsd_pc": "BDSD-PC", **{m: t.label for m, t in TOOLS.items()}}
 
 
 INT8 = "@int8"   # label suffix: a bundled KSDiff model run with PRECISION=int8 (its int8 CPU variant)

@@ -113,8 +113,13 @@ def ref_fuse_mtf_glp_fs(pan, lms, ctx):
     return out
 
 
+def ref_fuse_bdsd_pc(pan, lms, ctx):
+    coef = ctx.stats.bdsd_coef
+    return (lms + coef[:, :1, None] * pan[None] + np.tensordot(coef[:, 1:], lms, axes=1)).astype(np.float32)
+
+
 REF_FUSERS = {"exp": lambda pan, lms, ctx: lms, "brovey": ref_fuse_brovey, "gsa": ref_fuse_gsa,
-              "mtf_glp_hpm": ref_fuse_mtf_glp_hpm, "mtf_glp_fs": ref_fuse_mtf_glp_fs}
+              "mtf_glp_hpm": ref_fuse_mtf_glp_hpm, "mtf_glp_fs": ref_fuse_mtf_glp_fs, "bdsd_pc": ref_fuse_bdsd_pc}
 
 
 # ----------------------------------------------------------------------------------- kernel tests

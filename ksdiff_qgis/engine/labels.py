@@ -34,7 +34,8 @@ MAX_LABEL = 45
 # short names of the methods, as the Method list shows them (before the [key])
 METHODS = {"ksdiff": "KSDiff (learned)", "exp": "EXP cubic upsampling", "brovey": "Weighted Brovey",
            "gsa": "Gram-Schmidt adaptive (GSA)", "mtf_glp_hpm": "MTF-GLP-HPM",
-           "auto": "KSDiff self-checked on the scene", "mtf_glp_fs": "MTF-GLP-FS"}
+           "auto": "KSDiff self-checked on the scene", "mtf_glp_fs": "MTF-GLP-FS",
+           "bdsd_pc": "BDSD-PC"}
 
 
 def param(key: str, value: str | None = None) -> str:

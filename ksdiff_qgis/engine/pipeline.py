@@ -58,7 +58,7 @@ from .blockcache import InputCache, row_budget_mb
 from .clipping import ClipCounter
 from .errors import InputError, one_line
 from .feedback import Checkpoint, Feedback, HeldFeedback, never_cancelled
-from .filters import upsample
+from .filters import grow_mask, upsample, wald_degrade
 from .flatbands import band_list, flat_band_note, flat_bands
 from .grid import EDGE_TOLERANCE, GRID_SHIFT, GridPlan, apparent_ratio, extent_text, ms_lattice, plan_grid, with_crs
 from .learned import (
@@ -375,6 +375,38 @@ def _pan_low_window(pan_ds, pan: RasterInfo, pc: int, pr: int, w: int, h: int, k
     return classical.lowpass_on_ms_grid(arr, gains, k, (h, w)).reshape(len(gains), -1)
 
 
+def _lms_lr_window(p: np.ndarray, m: np.ndarray, pan: RasterInfo, ms: RasterInfo, k: int, gains,
+                   inner: tuple[bool, bool, bool, bool]) -> np.ndarray:
+    """BDSD-PC's LMS_LR on a stats window's MS pixels, (C, h*w): the MS window (nodata in the PAN or the MS filled
+    with the window's mean) Wald-degraded by ``k`` with each band's MTF gain and upsampled back, as the self-check's
+    ``lms_lr``; NaN within the filters' reach (``classical.bdsd_reach``) of nodata and of the window's ``inner``
+    (top, bottom, left, right) edges, those inside the raster, and everywhere in a window too small to leave a pixel,
+    so the fit sees no fill or cut. At the raster's own edge the mirroring is the scene's, as every fused tile's and
+    the PAN low-pass's there (``_pan_low_window``): kept, so a small MS (32 x 32) still has pixels to fit on."""
+    c, h, w = m.shape
+    out = np.full((c, h, w), np.nan, np.float32)
+    r = classical.bdsd_reach(gains, k)
+    hh, ww = h // k * k, w // k * k
+    top, bottom, left, right = (r if cut else 0 for cut in inner)
+    bottom = max(bottom, h - hh)   # rows the decimation's whole blocks leave out: no LMS_LR there
+    right = max(right, w - ww)
+    if top + bottom >= h or left + right >= w:
+        return out.reshape(c, -1)
+    bad = np.zeros((h, w), dtype=bool)
+    for arr, info in ((p[None], pan), (m, ms)):
+        v = valid_pixels(arr, info.nodata, info.dtype)
+        if v is not None:
+            bad |= ~v
+    if bad.all():
+        return out.reshape(c, -1)
+    filled = np.where(bad[None], m[:, ~bad].mean(axis=1)[:, None, None], m).astype(np.float32)
+    lms_lr = upsample(wald_degrade(filled, gains, k), k, (hh, ww))
+    usable = ~grow_mask(bad, r)[:hh, :ww]
+    usable[:top], usable[h - bottom:], usable[:, :left], usable[:, w - right:] = False, False, False, False
+    out[:, :hh, :ww] = np.where(usable[None], lms_lr, np.nan)
+    return out.reshape(c, -1)
+
+
 def estimate_scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan,
                          notes: list[str] | None = None,
                          ranges: dict[str, inrange.RangeGuard] | None = None,
@@ -406,7 +438,8 @@ def _scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan,
     ``inrange.guards``, which clamp the full-resolution values above a declared bit depth before they are averaged.
     Each input's highest value and the share at it are followed too (``saturation.TopTracker``).
     ``progress``: told the fraction of the windows read after each. ``gains``: the MS bands' MTF gains, for
-    MTF-GLP-FS's gains on the MTF-matched low-pass PAN (``classical.lowpass_on_ms_grid``). ``checkpoint()``: the
+    MTF-GLP-FS's gains on the MTF-matched low-pass PAN (``classical.lowpass_on_ms_grid``), and for BDSD-PC's
+    reduced-scale fit (``_lms_lr_window``). ``checkpoint()``: the
     run's cancel check (``Feedback.stop_if_cancelled``), at each window read and each step of the statistics and the
     offset measurement after them. ``band_numbers``: the file's 1-based number of each band of ``ms`` (a view MS_BANDS
     cut: ``BandPlan.indices``), for the refusal of a band without data to name the band MS_BANDS would leave out.
@@ -420,6 +453,7 @@ def _scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan,
     details = []
     windows = _sample_windows(kc, kr, kw, kh)
     lows = []   # each band's MTF-matched low-pass PAN on the windows' MS pixels: MTF-GLP-FS's gains
+    lms_lrs = []   # the MS degraded and re-upsampled on the windows' MS pixels: BDSD-PC's baseline (NaN: unused)
     # windows of a row share the blocks of inputs in large blocks (JPEG2000): kept while they fit the budget
     cache = InputCache([pan_ds, ms_ds], budget_mb=row_budget_mb(
         [(pan_ds, STATS_WINDOW * k), (ms_ds, STATS_WINDOW)], memory.room_mb(memory.FIXED_MB)))
@@ -438,6 +472,9 @@ def _scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan,
         lows.append(_pan_low_window(pan_ds, pan, pc, pr, w, h, k, gains, pan_guard) if (pw, ph) == (w * k, h * k)
                     else np.repeat(p.reshape(1, -1), ms.bands, axis=0))
         mss.append(m.reshape(ms.bands, -1))
+        inner = (r > 0, r + h < ms_ds.RasterYSize, c > 0, c + w < ms_ds.RasterXSize)
+        lms_lrs.append(_lms_lr_window(p, m, pan, ms, k, gains, inner) if (pw, ph) == (w * k, h * k)
+                       else np.full((ms.bands, w * h), np.nan, np.float32))
         if (pw, ph) == (w * k, h * k):   # read whole: a window for the registration (its nodata left out after)
             whole.append((p, m, ((pr - y) / k, (pc - x) / k)))
         cache.trim()   # a row of windows at most in GDAL's cache, whatever the scene's size
@@ -466,7 +503,8 @@ def _scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan,
                              "PAN/MS overlap")
         raise InputError("the overlap of PAN and MS holds (almost) no valid pixels: everything is nodata")
     pan_low = np.concatenate(lows, axis=1)[:, None]
-    stats = classical.scene_stats(pan_lr, ms_lr, valid, pan_low, checkpoint)
+    stats = classical.scene_stats(pan_lr, ms_lr, valid, pan_low, checkpoint,
+                                  lms_lr=np.concatenate(lms_lrs, axis=1)[:, None])
     checkpoint()
     stats = replace(stats, pan_noise=noise.pooled_sigma(details), pan_top=pan_seen.top(), ms_top=ms_seen.top(),
                     ms_flat=flat_bands(ms_lr, ms))
@@ -1028,6 +1066,8 @@ def pansharpen(
     if inrange.drop_unfit(ranges):   # an input wider than the other's bit depth: its sample read again, unclamped
         stats = estimate_scene_stats(pan_ds, ms_src, pan, ms, plan, ranges=ranges, gains=spec.mtf_ms,
                                      checkpoint=fb.stop_if_cancelled, band_numbers=bplan.indices)
+    if method == "bdsd_pc" and stats.bdsd_coef is None:   # refused before any pixel is written
+        raise InputError(classical.BDSD_UNFIT)
     need = None
     if measure_space:
         need = _space_need(pan_ds, ms_src, pan, ms, plan, spec, stats, ranges, fb, out_nbits, out_options)

@@ -20,6 +20,7 @@ Memory: one window (plus context) at a time, and the pooled scores of ~64k MS pi
 from __future__ import annotations
 
 import math
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
@@ -63,6 +64,10 @@ R_ERGAS_MARGIN = 0.10          # the learned R-ERGAS may exceed the classical on
 # classical candidates: the best of them on this scene is the yardstick and the fallback (MTF-GLP-HPM
 # first: it wins ties). GSA and MTF-GLP-FS beat it on some products (the Sentinel-2 cases of the robustness suite)
 CLASSICAL_CANDIDATES = ("mtf_glp_hpm", "gsa", "brovey", "mtf_glp_fs")
+# study switch, 2026-12-07; the lead removes or flips it after the pre-registered rule in docs/VALIDATION.md:
+# KSDIFF_STUDY_BDSD=1 makes BDSD-PC a candidate too (the validation scripts take their best classical from here)
+if os.environ.get("KSDIFF_STUDY_BDSD") == "1":
+    CLASSICAL_CANDIDATES += ("bdsd_pc",)
 CB_FACTOR = 1.1                # learned checkerboard response <= 1.1 x max(PAN, MS, classical), every band
 # an ERGAS from this on is no fusion's but a broken output's (Wald ERGAS 1e6 at ratio 4: an RMSE 40,000 times the
 # band's mean; real methods on real data score 1-30): said in words, not as a number (QA: "Wald ERGAS
@@ -576,8 +581,10 @@ def run_check(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan, se
     t0 = time.perf_counter()
     k = plan.ratio
     gains = sensor.mtf_ms
+    # BDSD-PC without fitted coefficients (a sample too small for its fit) is no candidate on this scene
+    candidates = [c for c in CLASSICAL_CANDIDATES if c != "bdsd_pc" or getattr(stats, "bdsd_coef", None) is not None]
     fusers = {**({"learned": learned} if learned is not None else {}),
-              **{c: classical.FUSERS[c] for c in CLASSICAL_CANDIDATES}}
+              **{c: classical.FUSERS[c] for c in candidates}}
     pools = {name: (_Pool(ms.bands), _Pool(ms.bands)) for name in fusers}
     pan_pool, ms_pool = _Pool(1), _Pool(ms.bands)
     walk = _Walk(pan_ds, ms_ds, pan, ms, plan, stats, ms_area, clamps, fb, sizes)
@@ -604,7 +611,7 @@ def run_check(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan, se
     for name, (red, full) in pools.items():
         scores[name] = Scores(ergas=red.ergas(k), sam=red.sam(), r_ergas=full.ergas(k),
                               checkerboard=float(np.nanmax(full.checkerboard())))
-    chosen, why_classical = pick_classical({c: scores[c] for c in CLASSICAL_CANDIDATES})
+    chosen, why_classical = pick_classical({c: scores[c] for c in candidates})
     res.learned, res.classical, res.classical_method = scores.get("learned"), scores[chosen], chosen
     res.candidates = scores
     res.notes.append(why_classical)
