@@ -60,8 +60,7 @@ from model_core.datacache import data_dir  # noqa: E402
 from model_core.rasters import read, write_geotiff  # noqa: E402
 from model_core.wald import make_reduced_case  # noqa: E402
 
-# BDSD-PC a column too while the study switch (KSDIFF_STUDY_BDSD=1) makes it a self-check candidate
-CLASSICAL = ("mtf_glp_hpm", "gsa", "mtf_glp_fs") + tuple(m for m in CLASSICAL_CANDIDATES if m == "bdsd_pc")
+CLASSICAL = ("mtf_glp_hpm", "gsa", "mtf_glp_fs", "bdsd_pc")
 SENSOR, RATIO = "wv2", 4
 
 

@@ -2,9 +2,6 @@
 constraint (g_b >= 0, every gamma_b,i <= 0), applied at full scale as LMS_b + g_b P + sum_i gamma_b,i LMS_i."""
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -95,23 +92,17 @@ def test_bdsd_pc_beats_upsampling_on_the_landsat_wald_case(data_dir, tmp_path):
     assert err["bdsd_pc"] < 0.9 * err["exp"], err
 
 
-def test_appended_after_the_others_and_a_candidate_only_under_the_study_switch():
+def test_appended_after_the_others_and_a_self_check_candidate():
     keys = list(method_names())
     assert keys[:7] == ["ksdiff", "exp", "brovey", "gsa", "mtf_glp_hpm", "auto", "mtf_glp_fs"]   # numbers keep
     assert keys[7] == "bdsd_pc" and method_names()["bdsd_pc"].startswith("BDSD-PC")
-    if os.environ.get("KSDIFF_STUDY_BDSD") != "1":
-        assert selfcheck.CLASSICAL_CANDIDATES == ("mtf_glp_hpm", "gsa", "brovey", "mtf_glp_fs")
-    code = "from ksdiff_qgis.engine import selfcheck; print(','.join(selfcheck.CLASSICAL_CANDIDATES))"
-    for switch, want in (("1", "mtf_glp_hpm,gsa,brovey,mtf_glp_fs,bdsd_pc"), ("", "mtf_glp_hpm,gsa,brovey,mtf_glp_fs")):
-        env = {**os.environ, "KSDIFF_STUDY_BDSD": switch}
-        got = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
-                             timeout=120)
-        assert got.stdout.strip() == want, got.stderr
+    # taken by the rule of docs/VALIDATION.md (2026-12-07, sixth session)
+    assert selfcheck.CLASSICAL_CANDIDATES == ("mtf_glp_hpm", "gsa", "brovey", "mtf_glp_fs", "bdsd_pc")
 
 
-def test_the_self_check_scores_it_under_the_switch_and_skips_it_without_coefficients(data_dir, monkeypatch):
-    """With the switch on, the self-check scores BDSD-PC beside the others; a scene without coefficients leaves it
-    out instead of failing."""
+def test_the_self_check_scores_it_and_skips_it_without_coefficients(data_dir):
+    """The self-check scores BDSD-PC beside the others; a scene without coefficients leaves it out instead of
+    failing."""
     from dataclasses import replace
 
     from ksdiff_qgis.engine.grid import plan_grid
@@ -119,7 +110,6 @@ def test_the_self_check_scores_it_under_the_switch_and_skips_it_without_coeffici
     from ksdiff_qgis.engine.raster_io import open_raster
     from ksdiff_qgis.engine.sensors import get_sensor
 
-    monkeypatch.setattr(selfcheck, "CLASSICAL_CANDIDATES", selfcheck.CLASSICAL_CANDIDATES + ("bdsd_pc",))
     pan_ds, pan = open_raster(str(data_dir / "wv2_pan.tif"), "PAN")
     ms_ds, ms = open_raster(str(data_dir / "wv2_ms.tif"), "MS")
     plan = plan_grid(pan, ms, ms_ds)

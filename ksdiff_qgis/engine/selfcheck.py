@@ -20,7 +20,6 @@ Memory: one window (plus context) at a time, and the pooled scores of ~64k MS pi
 from __future__ import annotations
 
 import math
-import os
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
@@ -62,12 +61,9 @@ MIN_CONTEXT_VALID = 0.5        # and its context at least this valid (the holes 
 DIGITS = 4                     # decimals of the SELFCHECK_* figures (Processing printed 16 significant digits)
 R_ERGAS_MARGIN = 0.10          # the learned R-ERGAS may exceed the classical one by 10 %
 # classical candidates: the best of them on this scene is the yardstick and the fallback (MTF-GLP-HPM
-# first: it wins ties). GSA and MTF-GLP-FS beat it on some products (the Sentinel-2 cases of the robustness suite)
-CLASSICAL_CANDIDATES = ("mtf_glp_hpm", "gsa", "brovey", "mtf_glp_fs")
-# study switch, 2026-12-07; the lead removes or flips it after the pre-registered rule in docs/VALIDATION.md:
-# KSDIFF_STUDY_BDSD=1 makes BDSD-PC a candidate too (the validation scripts take their best classical from here)
-if os.environ.get("KSDIFF_STUDY_BDSD") == "1":
-    CLASSICAL_CANDIDATES += ("bdsd_pc",)
+# first: it wins ties). GSA and MTF-GLP-FS beat it on some products (the Sentinel-2 cases of the robustness suite);
+# BDSD-PC since 2026-12-07 (docs/VALIDATION.md: A's mean default / best-of-four 0.9286 -> 0.9205, no case worse)
+CLASSICAL_CANDIDATES = ("mtf_glp_hpm", "gsa", "brovey", "mtf_glp_fs", "bdsd_pc")
 CB_FACTOR = 1.1                # learned checkerboard response <= 1.1 x max(PAN, MS, classical), every band
 # an ERGAS from this on is no fusion's but a broken output's (Wald ERGAS 1e6 at ratio 4: an RMSE 40,000 times the
 # band's mean; real methods on real data score 1-30): said in words, not as a number (QA: "Wald ERGAS
