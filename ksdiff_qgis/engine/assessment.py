@@ -26,6 +26,7 @@ from .dimap_values import product_view
 from .errors import InputError, one_line
 from .feedback import Feedback
 from .filters import MTF_TAPS, grow_mask, upsample
+from .gdalutil import gdal_text
 from .grid import (
     EDGE_TOLERANCE,
     GRID_SHIFT,
@@ -378,13 +379,13 @@ def sensor_fit_note(sensor: str, bands: int, ratio: int | None = None, made_with
 def _made_with(path: str) -> str | None:
     """The sensor a ksdiff:pansharpen output was fused with (its KSDIFF_SENSOR tag), or None."""
     ds = open_dataset(path, "FUSED")
-    return ds.GetMetadataItem("KSDIFF_SENSOR") or None
+    return gdal_text(ds.GetMetadataItem("KSDIFF_SENSOR") or "") or None
 
 
 def _tagged_bands(fu: MaskedRaster) -> list[int] | None:
     """The MS bands FUSED was fused from, as its KSDIFF_MS_BANDS tag lists them ('7,5,3,2'), when it lists one per
     FUSED band, else None."""
-    text = (open_dataset(fu.path, "FUSED").GetMetadataItem("KSDIFF_MS_BANDS") or "").strip()
+    text = gdal_text(open_dataset(fu.path, "FUSED").GetMetadataItem("KSDIFF_MS_BANDS") or "").strip()
     parts = [p.strip() for p in text.split(",")] if text else []
     if not parts or not all(p.isdigit() for p in parts):
         return None

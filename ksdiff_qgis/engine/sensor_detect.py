@@ -26,7 +26,7 @@ from osgeo import osr
 from . import bandcodes, delivery
 from .bands import band_kind, holds_sensor_bands
 from .errors import InputError, one_line
-from .gdalutil import gdal_call, quiet_metadata
+from .gdalutil import gdal_call, gdal_text, quiet_metadata
 from .labels import param
 from .metascan import MetadataScan
 from .raster_io import RasterInfo, open_dataset
@@ -248,7 +248,7 @@ def _plugin_tag(path: str, name: str) -> str | None:
         ds = open_dataset(path, "input")
     except InputError:
         return None
-    return (ds.GetMetadataItem(name) or "").strip() or None
+    return gdal_text(ds.GetMetadataItem(name) or "").strip() or None
 
 
 def wald_tag(path: str) -> dict[str, str]:
