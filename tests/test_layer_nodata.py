@@ -4,6 +4,8 @@ the file: the pipeline reads the file, so the algorithm hands the layer's value 
 open options) are warned."""
 from __future__ import annotations
 
+import shlex
+
 import numpy as np
 import pytest
 from osgeo import gdal, osr
@@ -134,7 +136,7 @@ def test_a_layers_gdal_open_options_are_warned(qgis_app, data_dir, tmp_path):
     said = [line for line in log.lines if "open option" in line]
     assert len(said) == 1 and said[0].startswith("WARNING MS: the layer 'ms overview'"), log.lines
     for part in ("OVERVIEW_LEVEL=0, which are not applied here: the file itself is read (64x64 pixels, where QGIS "
-                 "shows the layer with them as 32x32)", f'gdal_translate -oo OVERVIEW_LEVEL=0 "{path}"'):
+                 "shows the layer with them as 32x32)", f"gdal_translate -oo OVERVIEW_LEVEL=0 {shlex.quote(path)}"):
         assert part in said[0], said[0]
     # the same file without options: no warning
     _, log = _fused_log(data_dir, QgsRasterLayer(path, "ms"), "gsa", tmp_path / "p.tif")

@@ -10,10 +10,11 @@ from qgis.core import (
     QgsRaster,
 )
 
-from ..engine.errors import InputError
+from ..engine.errors import InputError, one_line, shown_name
 from ..engine.feedback import Feedback
 from ..engine.nodatacmd import exact
 from ..engine.raster_io import open_dataset
+from ..engine.shellcmd import command, shell_arg
 from .base import translator
 from .compat import WKT_FOR_GDAL
 
@@ -64,7 +65,7 @@ def raster_path(layer, name: str) -> str:
         raise QgsProcessingException(
             tr("{}: layer '{}' is served by the '{}' provider; KSDiff's algorithms read rasters through GDAL "
                "(export it to GeoTIFF first: right-click the layer > Export > Save As)").format(
-                name, layer.name(), layer.providerType())
+                name, shown_name(layer.name()), layer.providerType())
         )
     return QGIS_OPEN_OPTION.sub("", layer.source())
 
@@ -91,10 +92,12 @@ def unapplied_open_options(layer, name: str) -> str | None:
         else ""
     stem, ext = os.path.splitext(os.path.basename(path))
     made = os.path.join(os.path.dirname(path), "{}_opened{}".format(stem, ext or ".tif"))
+    # quoted for the shell: a path in double quotes ran its $(...) and backticks when the command was pasted (QA116)
+    cmd = " ".join([command(["gdal_translate", *(w for o in options for w in ("-oo", o))]), shell_arg(path),
+                    shell_arg(made)])
     return tr("{}: the layer '{}' opens its file with the GDAL open option(s) {}, which are not applied here: the file "
               "itself is read{}. To use them, make a file that has them applied and give that instead: "
-              "gdal_translate {} \"{}\" \"{}\"").format(
-        name, layer.name(), ", ".join(options), sizes, " ".join("-oo " + o for o in options), path, made)
+              "{}").format(name, shown_name(layer.name()), ", ".join(map(one_line, options)), sizes, one_line(cmd))
 
 
 def gdal_band_count(layer) -> int:
@@ -129,7 +132,7 @@ def mask_band_chosen(layer, bands: list[int] | None, name: str) -> str | None:
     return tr("{}: band {} of the layer '{}' is not a band of its file but the file's mask, which QGIS lists as one "
               "more band. The file has {} band(s) (1–{}), and the run applies the mask to all of them. Leave band {} "
               "out of 'MS bands to fuse' ({}), or leave that empty for all bands; nothing was written.").format(
-        name, masks[0], layer.name(), count, count, masks[0], name)
+        name, masks[0], shown_name(layer.name()), count, count, masks[0], name)
 
 
 def file_nodata_unticked(layer) -> bool:
@@ -168,10 +171,11 @@ def unused_layer_nodata(layer, name: str) -> str | None:
     if provider.sourceHasNoDataValue(1) and provider.useSourceNoDataValue(1):
         return tr("{}: the nodata value {} set on the layer '{}' (Layer Properties > Transparency) is not used: the "
                   "run reads the file, which declares its own nodata value, {}, and that one is used. To use {} "
-                  "instead, write it into a copy of the file and give that: gdal_translate -a_nodata {} \"{}\" "
+                  "instead, write it into a copy of the file and give that: gdal_translate -a_nodata {} {} "
                   "copy.tif (or Raster > Conversion > Translate, 'Assign a specified nodata value').").format(
-            name, ", ".join(_span_text(s) for s in spans), layer.name(), exact(provider.sourceNoDataValue(1)),
-            _span_text(spans[0]), _span_text(spans[0]), raster_path(layer, name))
+            name, ", ".join(_span_text(s) for s in spans), shown_name(layer.name()),
+            exact(provider.sourceNoDataValue(1)), _span_text(spans[0]), _span_text(spans[0]),
+            shell_arg(raster_path(layer, name)))
     chosen = layer_nodata(layer)
     unused = [s for s in spans if not (s.min() == s.max() == chosen)]
     if not unused:
@@ -180,7 +184,7 @@ def unused_layer_nodata(layer, name: str) -> str | None:
     return tr("{}: the nodata value {} set on the layer '{}' (Layer Properties > Transparency) is not used: the "
               "run takes one single value from the layer, and {}. Set one value there, or declare it in a copy of "
               "the file (gdal_translate -a_nodata).").format(
-        name, ", ".join(_span_text(s) for s in unused), layer.name(), used)
+        name, ", ".join(_span_text(s) for s in unused), shown_name(layer.name()), used)
 
 
 def _band_nodata_text(provider, band: int) -> str:
@@ -207,7 +211,7 @@ def band_nodata_differs(layer, name: str) -> str | None:
     return tr("{}: the bands of the layer '{}' have different nodata values ({}), and the run takes one for all "
               "bands, band 1's: {} in every band, the others' values are data. Set the same nodata value on every "
               "band (Layer Properties > Transparency), or declare one in a copy of the file (gdal_translate "
-              "-a_nodata).").format(name, layer.name(), listed, texts[0])
+              "-a_nodata).").format(name, shown_name(layer.name()), listed, texts[0])
 
 
 def unticked_not_followed(layer, name: str) -> str | None:
@@ -219,8 +223,8 @@ def unticked_not_followed(layer, name: str) -> str | None:
     return tr("{}: 'No data value' is unticked on the layer '{}' (Layer Properties > Transparency), which this "
               "algorithm does not follow: the file's nodata value {} is used (and no value set on the layer), so "
               "those pixels are left out. To "
-              "count them as data, give a copy of the file without it: gdal_translate -a_nodata none \"{}\" "
-              "copy.tif").format(name, layer.name(), exact(value), raster_path(layer, name))
+              "count them as data, give a copy of the file without it: gdal_translate -a_nodata none {} "
+              "copy.tif").format(name, shown_name(layer.name()), exact(value), shell_arg(raster_path(layer, name)))
 
 
 def input_notes(layers: dict, follows_unticked: bool = True) -> list[str]:

@@ -23,9 +23,10 @@ from .bandcolour import alpha_flagged
 from .bands import band_gain, band_names, colour_named, colour_names, kind_of, select_bands, with_colour_names
 from .delivery import source_band_statements
 from .dimap_values import product_view
-from .errors import InputError, one_line
+from .errors import InputError, shown_name
 from .feedback import Feedback
 from .filters import MTF_TAPS, grow_mask, upsample
+from .gdalutil import gdal_text
 from .grid import (
     EDGE_TOLERANCE,
     GRID_SHIFT,
@@ -378,13 +379,13 @@ def sensor_fit_note(sensor: str, bands: int, ratio: int | None = None, made_with
 def _made_with(path: str) -> str | None:
     """The sensor a ksdiff:pansharpen output was fused with (its KSDIFF_SENSOR tag), or None."""
     ds = open_dataset(path, "FUSED")
-    return ds.GetMetadataItem("KSDIFF_SENSOR") or None
+    return gdal_text(ds.GetMetadataItem("KSDIFF_SENSOR") or "") or None
 
 
 def _tagged_bands(fu: MaskedRaster) -> list[int] | None:
     """The MS bands FUSED was fused from, as its KSDIFF_MS_BANDS tag lists them ('7,5,3,2'), when it lists one per
     FUSED band, else None."""
-    text = (open_dataset(fu.path, "FUSED").GetMetadataItem("KSDIFF_MS_BANDS") or "").strip()
+    text = gdal_text(open_dataset(fu.path, "FUSED").GetMetadataItem("KSDIFF_MS_BANDS") or "").strip()
     parts = [p.strip() for p in text.split(",")] if text else []
     if not parts or not all(p.isdigit() for p in parts):
         return None
@@ -423,7 +424,7 @@ def pair_bands(fu: MaskedRaster, other: MaskedRaster, fb: Feedback) -> None:
         other.select(tagged)
         fb.info(f"FUSED's {fu.bands} bands are compared with the {other.role} bands its KSDIFF_MS_BANDS tag says it "
                 f"was fused from ({other.role}'s band names do not pair them): "
-                + ", ".join(f"{one_line(nm) if nm else f'band {i}'} = {other.role} band {b}"
+                + ", ".join(f"{shown_name(nm) if nm else f'band {i}'} = {other.role} band {b}"
                             for i, (nm, b) in enumerate(zip(fu.names, tagged), start=1)))
         return
     if fu.bands == other.bands and (not by_name or [p[0] for p in picks] == list(range(1, fu.bands + 1))):
@@ -431,13 +432,13 @@ def pair_bands(fu: MaskedRaster, other: MaskedRaster, fb: Feedback) -> None:
     if by_name:   # a subset, or the same bands in another order (MS_BANDS 4,3,2,1): by name
         other.select([p[0] for p in picks])
         fb.info(f"FUSED's {fu.bands} bands are compared with {other.role}'s bands of the same names: "
-                + ", ".join(f"{one_line(nm)} = {other.role} band {p[0]}" + (" (unnamed: the band the names leave)"
+                + ", ".join(f"{shown_name(nm)} = {other.role} band {p[0]}" + (" (unnamed: the band the names leave)"
                                                                               if p[0] in unnamed else "")
                             for nm, p in zip(fu.names, picks)))
         return
 
     def listed(r: MaskedRaster) -> str:
-        return ", ".join(one_line(n) if n else "unnamed" for n in r.names)
+        return ", ".join(shown_name(n) if n else "unnamed" for n in r.names)
 
     # the command for FUSED's own bands when its tag says them; a generic example otherwise
     example = ("gdal_translate " + " ".join(f"-b {b}" for b in tagged) + ", the bands FUSED's KSDIFF_MS_BANDS tag "

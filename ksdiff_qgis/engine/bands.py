@@ -19,7 +19,7 @@ from osgeo import gdal
 
 from . import bandcodes, delivery, dimap_tiles
 from .classical import BEST_CLASSICAL
-from .errors import InputError, one_line
+from .errors import InputError, shown_name
 from .gdalutil import gdal_call
 from .labels import param
 from .metascan import MetadataScan
@@ -246,15 +246,15 @@ def with_delivery_names(ms: RasterInfo, scan: MetadataScan | None = None) -> tup
     said = f" ({LANDSAT_NAMES[mission[0]]} band codes: {mission[2]})" if mission else ""
     if from_sources:
         notes.append("MS band names from the band descriptions of the VRT's source files: "
-                     + ", ".join(f"band {i + 1} {one_line(names[i])}" for i in from_sources)
+                     + ", ".join(f"band {i + 1} {shown_name(names[i])}" for i in from_sources)
                      + (said if any(i in bare for i in from_sources) else ""))
     if vrt_filled:
         notes.append("MS band names from the VRT's source files: "
-                     + ", ".join(f"band {i + 1} {one_line(names[i])}" for i in vrt_filled) + said)
+                     + ", ".join(f"band {i + 1} {shown_name(names[i])}" for i in vrt_filled) + said)
     described = [i for i in bare if i not in vrt_filled and i not in from_sources]
     if mission and described:
         notes.append("MS band descriptions read as band codes"
-                     + said + ": " + ", ".join(f"band {i + 1} {one_line(names[i])}" for i in described))
+                     + said + ": " + ", ".join(f"band {i + 1} {shown_name(names[i])}" for i in described))
     if names == list(ms.descriptions):
         return ms, notes
     return dataclasses.replace(ms, descriptions=names), notes
@@ -350,7 +350,7 @@ def gains_note(plan: BandPlan, spec: Sensor, given: bool, pan_gain: float, pan_g
     ms_whose = "as given in MTF_GAINS" if given else whose
     pan_whose = "the model's own, from its training" if pan_given else \
         "the generic value" if unpublished else f"{short}'s"
-    bands = ", ".join(f"{one_line(n)} {g:g}" for n, g in zip(plan.names, plan.gains))
+    bands = ", ".join(f"{shown_name(n)} {g:g}" for n, g in zip(plan.names, plan.gains))
     return f"MTF gains at Nyquist: MS {bands} ({ms_whose}); PAN {pan_gain:g} ({pan_whose})"
 
 

@@ -14,7 +14,7 @@ import numpy as np
 from scipy.optimize import lsq_linear
 
 from . import outliers
-from .errors import InputError, one_line
+from .errors import InputError, shown_name
 from .feedback import Checkpoint, never_cancelled
 from .filters import MTF_TAPS, decimate, mtf_sigma, upsample
 from .numbers import share
@@ -380,7 +380,7 @@ def below_zero_shares(stats: SceneStats, names: list[str] | None = None, numbers
     ms = [(n, b) for b, n in enumerate(stats.below_zero[1:]) if n]
     # a band's name is the file's text (a description, a sensor's name): one line, as every band name said
     bands = [f"band {numbers[b] if numbers else b + 1}"
-             + (f" ({one_line(names[b])})" if names and b < len(names) and names[b] else "")
+             + (f" ({shown_name(names[b])})" if names and b < len(names) and names[b] else "")
              + f" {share(n, stats.sampled, 1)}" for n, b in sorted(ms, key=lambda nb: -nb[0])]
     parts = ["MS " + ", ".join(bands)] if bands else []
     if stats.below_zero and stats.below_zero[0]:

@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from .errors import one_line
+from .errors import shown_name
 from .feedback import Feedback
 from .numbers import share
 
@@ -120,7 +120,7 @@ class ClipCounter:
                         "values), so that they do not read as nodata.")
             return
         # one line each: a band named "a\nINFO: x" made a fake log line
-        names = [one_line(n) for n in self.names or [f"band {i + 1}" for i in range(len(self.negative))]]
+        names = [shown_name(n) for n in self.names or [f"band {i + 1}" for i in range(len(self.negative))]]
         # counts in words, zero counts left out: "Blue: 45 above 2047", "Red: 12 below 0, 3 above 2047"
         per_band = ", ".join(f"{n}: " + ", ".join(f"{int(c)} {word} {limit:g}" for c, word, limit in
                                                   ((a, "below", self.low), (b, "above", self.high)) if c)
@@ -161,7 +161,7 @@ class ClipCounter:
         if not kept:
             return
         total = self.valid * len(self.kept_negative)
-        names = [one_line(n) for n in self.names or [f"band {i + 1}" for i in range(len(self.kept_negative))]]
+        names = [shown_name(n) for n in self.names or [f"band {i + 1}" for i in range(len(self.kept_negative))]]
         per_band = ", ".join(f"{n}: {int(a)} below 0" for n, a in zip(names, self.kept_negative) if a)
         msg = (f"{method}: {kept} of {total} fused values ({share(kept, total)}) are negative ({per_band}); the "
                f"{self.type_name or 'signed integer'} output keeps them as they are.")

@@ -60,6 +60,19 @@ def one_line(text: object) -> str:
                    _escaped(ch) if unicodedata.category(ch) == "Cf" and ch not in _JOINERS else ch for ch in str(text))
 
 
+# how much of a name (a band's, a layer's) a message shows: a 100 kB band description made two 100 kB log lines (QA116)
+MAX_SHOWN = 80
+# how much of longer free text from a file (a model card's notes) a message shows
+MAX_NOTE = 200
+
+
+def shown_name(text: object, limit: int = MAX_SHOWN) -> str:
+    """``one_line`` of a name from a file or a layer, cut at ``limit`` characters with an ellipsis (before escaping,
+    so no escape is cut in two). Only for messages; the output file keeps the whole name."""
+    text = str(text)
+    return one_line(text if len(text) <= limit else text[:limit - 1] + "…")
+
+
 def has_control(text: str) -> bool:
     """True when ``text`` holds a control character, a line or paragraph separator or a bidi control (a path cell
     with one is a spreadsheet's mistake); invisible format characters such as an emoji's joiner are allowed."""
@@ -68,5 +81,6 @@ def has_control(text: str) -> bool:
 
 def quoted(path: object) -> str:
     """A path as messages show it: in plain double quotes, as written ('/a/\'Test\' "q"/o.png' by Python's repr
-    escaped quotes and switched quote marks by the path's own)."""
-    return f'"{path}"'
+    escaped quotes and switched quote marks by the path's own), control characters escaped by ``one_line`` (QA116: a
+    file name holding a newline and "WARNING:" made a fake log line, one holding ESC drove the terminal)."""
+    return f'"{one_line(path)}"'

@@ -13,7 +13,7 @@ import numpy as np
 
 from . import labels
 from .classical import BEST_CLASSICAL, RATIO_METHODS
-from .errors import one_line
+from .errors import shown_name
 from .raster_io import RasterInfo, is_nodata
 
 Flat = tuple[tuple[int, float], ...]   # (0-based MS band, its one value)
@@ -23,7 +23,7 @@ def band_list(bands: list[int], ms: RasterInfo, numbers: list[int] | None = None
     """'band 4 (NIR) is' / 'bands 3 (Red), 4 (NIR) are' from 0-based positions in ``ms``. ``numbers``: the file's
     1-based number of each band of ``ms`` (``BandPlan.indices`` of a view MS_BANDS cut; None: ``ms`` is the file),
     the numbers the user sees and MS_BANDS takes."""
-    named = [f"{file_number(b, numbers)}" + (f" ({one_line(ms.descriptions[b])})" if ms.descriptions[b] else "")
+    named = [f"{file_number(b, numbers)}" + (f" ({shown_name(ms.descriptions[b])})" if ms.descriptions[b] else "")
              for b in bands]
     return f"band {named[0]} is" if len(named) == 1 else f"bands {', '.join(named)} are"
 

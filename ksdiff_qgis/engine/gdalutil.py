@@ -22,12 +22,36 @@ def gdal_call(fn, *args, **kwargs):
     return result, gdal.GetLastErrorMsg()
 
 
+def gdal_text(value: object) -> str:
+    """Text GDAL returned, as valid Unicode: bytes that are not UTF-8 replaced by U+FFFD. GDAL's bindings give a
+    band description holding such bytes as a str with lone surrogates ('Bl\\udcff...', which SetDescription and a
+    UTF-8 write refuse: QA116 crash) and a metadata value as bytes."""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    text = str(value)
+    try:
+        raw = text.encode("utf-8", "surrogateescape")   # the bytes GDAL read, then decoded with replacement
+    except UnicodeEncodeError:                           # a surrogate no escape makes: '?'
+        raw = text.encode("utf-8", "replace")
+    return raw.decode("utf-8", "replace")
+
+
+def text_metadata(obj, domain: str = "") -> dict[str, str]:
+    """``obj.GetMetadata(domain)`` ({} if none) with keys and values as valid text (``gdal_text``)."""
+    md, _ = gdal_call(obj.GetMetadata, domain)
+    return _texts(md)
+
+
+def _texts(md: object) -> dict[str, str]:
+    return {gdal_text(k): gdal_text(v) for k, v in md.items()} if isinstance(md, dict) else {}
+
+
 def quiet_metadata(obj, domain: str = "") -> dict[str, str]:
-    """``obj.GetMetadata(domain)`` ({} if none) with GDAL's complaints kept off the console: a GeoTIFF's first
+    """``text_metadata`` with GDAL's complaints kept off the console: a GeoTIFF's first
     metadata read makes GDAL parse the vendor files beside it (a truncated DIMAP printed "ERROR 1: Parse error at
     EOF" once per open); KSDiff reads those files itself and says what is wrong with them, once."""
     md, _errors, _warnings = gdal_try_warned(obj.GetMetadata, domain)
-    return md or {}
+    return _texts(md)
 
 
 def gdal_try(fn, *args, **kwargs) -> tuple[object, list[str]]:

@@ -15,6 +15,7 @@ import re
 from osgeo import gdal
 
 from .delivery import metadata_files
+from .gdalutil import text_metadata
 from .metascan import MetadataScan
 from .raster_io import RATIO_OFFSET, declared_scaling
 
@@ -46,9 +47,9 @@ def _listed(found: dict[str, float]) -> str:
 
 def s2_offsets(ds: gdal.Dataset) -> dict[str, float]:
     """The non-zero Sentinel-2 offsets in the dataset's (or its bands') default metadata, by key."""
-    items = dict(ds.GetMetadata() or {})
+    items = text_metadata(ds)   # a value that is not UTF-8 comes back from GDAL as bytes
     for b in range(1, ds.RasterCount + 1):
-        items.update(ds.GetRasterBand(b).GetMetadata() or {})
+        items.update(text_metadata(ds.GetRasterBand(b)))
     found = {k.upper(): _number(v) for k, v in items.items() if _S2_OFFSET.match(k)}
     return {k: v for k, v in found.items() if v}
 

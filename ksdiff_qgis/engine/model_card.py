@@ -15,7 +15,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import InputError, quoted
+from .errors import MAX_NOTE, InputError, one_line, quoted, shown_name
 from .onnx_scan import FLOAT, GraphFacts, graph_facts
 
 MODELS_DIR = Path(__file__).resolve().parent.parent / "resources" / "models"
@@ -82,7 +82,9 @@ def unfinished_note(card: ModelCard) -> str | None:
     at = training.get("unfinished_at") or {}
     stopped = (f"stopped at step {at['step']} of {at['of']}" if at.get("step") is not None and at.get("of")
                else "stopped before its end")
-    return (f"the MODEL {card.path.name} comes from an unfinished training run: it {stopped} ({what}); its scores "
+    # the card's own text: a hostile card's is escaped to one line and cut (QA116: ESC sequences and 100 kB logged)
+    return (f"the MODEL {one_line(card.path.name)} comes from an unfinished training run: it {stopped} "
+            f"({shown_name(what, MAX_NOTE)}); its scores "
             "are not those of the finished recipe: compare with a classical method, or finish the run and export "
             "its last stage")
 

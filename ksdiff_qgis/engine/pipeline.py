@@ -56,7 +56,7 @@ from .bandcolour import (
 )
 from .blockcache import InputCache, row_budget_mb
 from .clipping import ClipCounter
-from .errors import InputError, one_line
+from .errors import InputError, one_line, shown_name
 from .feedback import Checkpoint, Feedback, HeldFeedback, never_cancelled
 from .filters import grow_mask, upsample, wald_degrade
 from .flatbands import band_list, flat_band_note, flat_bands
@@ -334,7 +334,7 @@ def outlier_note(screened: outliers.Screened, pan: RasterInfo, ms: RasterInfo) -
         if not n:
             continue
         label = ms.descriptions[i - 1] if i else ""
-        name = "PAN" if i == 0 else f"MS band {i}" + (f" ({one_line(label)})" if label else "")
+        name = "PAN" if i == 0 else f"MS band {i}" + (f" ({shown_name(label)})" if label else "")
         # a fill's value exactly (the command below declares it: -3.40282e+38 is not the -FLT_MAX pixels hold)
         info = pan if i == 0 else ms
         values = exact(seen[0], info.dtype) if seen[0] == seen[1] else f"{seen[0]:.6g} to {seen[1]:.6g}"
@@ -1000,7 +1000,7 @@ def pansharpen(
     colour_doubt = None
     if doubt:   # a bare code names no colour for sure: it stays bare, so no colour tag or style is taken from it
         warnings.append(doubt[1])
-        codes = ", ".join(one_line(ms.descriptions[bplan.indices[j] - 1].strip()) for j in doubt[0])
+        codes = ", ".join(shown_name(ms.descriptions[bplan.indices[j] - 1].strip()) for j in doubt[0])
         colour_doubt = (f"the band codes {codes} "
                         "mean other colours on Landsat 8/9 than on Landsat 4-7, and SENSOR=auto guessed the mission "
                         "from the geometry alone")
@@ -1424,7 +1424,7 @@ def _alpha_note(flagged: list[int], bplan: band_sel.BandPlan, ms: RasterInfo,
                 card: model_card.ModelCard | None, ms_path: str) -> str | None:
     """``alpha_band_note`` for the fused bands, named by the file's own band names, with the bands the model
     fuses (``card``: None, none)."""
-    names = [one_line(ms.descriptions[b - 1].strip()) for b in bplan.indices]
+    names = [shown_name(ms.descriptions[b - 1].strip()) for b in bplan.indices]
     model = [] if card is None else bplan.indices if bplan.model is None else [bplan.indices[j] for j in bplan.model]
     return alpha_band_note(flagged, bplan.indices, names, str(ms_path), model)
 
@@ -1545,6 +1545,6 @@ def _auto_method(pan_ds, ms_src, pan: RasterInfo, ms: RasterInfo, plan: GridPlan
     selfcheck.log_check(check, fb, f"KSDiff ({card.path.name})" if model_path else "KSDiff")
     adapted = (card.data.get("training") or {}).get("adapted_from") if model_path else None
     if adapted and check.method == "ksdiff":
-        fb.warning(f"the MODEL {card.path.name} was fine-tuned on a scene of its own (python -m model_core adapt): "
-                   "on that scene the self-check measures it on the data it learned from, not independently")
+        fb.warning(f"the MODEL {one_line(card.path.name)} was fine-tuned on a scene of its own (python -m model_core "
+                   "adapt): on that scene the self-check measures it on the data it learned from, not independently")
     return check.method, check

@@ -34,11 +34,13 @@ def write_report(path: str, text: str) -> None:
         with open(tmp, "w", encoding="utf-8") as fh:
             fh.write(text)
         os.replace(tmp, path)
-    except OSError as e:
+    except BaseException as e:   # not only OSError: no temporary file is left by any failure (QA116: a text error)
         try:
             os.remove(tmp)
         except OSError:
             pass
+        if not isinstance(e, OSError):
+            raise
         folder = os.path.dirname(os.path.abspath(path))
         before = "an earlier report there is unchanged" if os.path.exists(path) else "nothing was written"
         if disk_full(e):

@@ -220,13 +220,14 @@ def _row_kwargs(row: dict[str, str], params: dict[str, inspect.Parameter], base:
                     _refuse_decimal_commas(cell, key)
                 kwargs[key], crs, order = extent_cell.read_extent(cell)
             except ValueError as e:
-                raise SceneListError(f"line {line}: column {column!r}: cannot read {quoted(cell)}: {e}") from None
+                raise SceneListError(f"line {line}: column {column!r}: cannot read {quoted(cell)}: "
+                                     f"{one_line(e)}") from None
             extent_read = (column, cell, crs, order)
             continue
         try:
             kwargs[key] = _resolve_path(cell, base) if key in PATH_KEYS else _convert(cell, params[key])
         except (ValueError, json.JSONDecodeError) as e:
-            raise SceneListError(f"line {line}: column {column!r}: cannot read {quoted(cell)}: {e}") from None
+            raise SceneListError(f"line {line}: column {column!r}: cannot read {quoted(cell)}: {one_line(e)}") from None
         if key in COUNT_KEYS and kwargs[key] < 0:   # as --threads: the batch checks the upper limit (cores)
             raise SceneListError(f"line {line}: column {column!r}: {kwargs[key]} is below 0: give 0 (the scene's "
                                  "share of the cores) or more")
@@ -248,8 +249,8 @@ def _check_extent(kwargs: dict[str, Any], column: str, cell: str, crs: str | Non
             raise SceneListError(f"line {line}: {e}") from None
         given = kwargs.get("extent_wkt")
         if given and not same_crs(aoi.crs_wkt(given), wkt):
-            raise SceneListError(f"line {line}: column {column!r} names the CRS {crs} in brackets but extent_wkt "
-                                 f"says {quoted(given)}: keep one of them")
+            raise SceneListError(f"line {line}: column {column!r} names the CRS {one_line(crs)} in brackets but "
+                                 f"extent_wkt says {quoted(given)}: keep one of them")
         kwargs["extent_wkt"] = given or crs
     problem = extent_cell.misread(kwargs["extent"], kwargs.get("extent_wkt"), kwargs["pan_path"],
                                   kwargs.get("pan_crs"), order)

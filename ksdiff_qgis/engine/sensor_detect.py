@@ -25,8 +25,8 @@ from osgeo import osr
 
 from . import bandcodes, delivery
 from .bands import band_kind, holds_sensor_bands
-from .errors import InputError, one_line
-from .gdalutil import gdal_call, quiet_metadata
+from .errors import InputError, shown_name
+from .gdalutil import gdal_call, gdal_text, quiet_metadata
 from .labels import param
 from .metascan import MetadataScan
 from .raster_io import RasterInfo, open_dataset
@@ -192,7 +192,8 @@ def _candidates(paths: list[str], scan: MetadataScan) -> tuple[list[Candidate], 
             sat = _imagery_domain(file)
             if sat and _satellite_key(sat):
                 found.append(Candidate(_satellite_key(sat),
-                                       f"GDAL IMAGERY metadata of {os.path.basename(file)} says SATELLITEID={sat}", i))
+                                       f"GDAL IMAGERY metadata of {shown_name(os.path.basename(file))} says "
+                                       f"SATELLITEID={shown_name(sat)}", i))
     named: set[str] = set()
     strangers: dict[str, str] = {}
     unknown: list[tuple[str, str]] = []
@@ -202,14 +203,16 @@ def _candidates(paths: list[str], scan: MetadataScan) -> tuple[list[Candidate], 
             sat = _from_sidecar(side, scan.text(side))
             if sat and _satellite_key(sat) and side not in named:
                 named.add(side)
-                found.append(Candidate(_satellite_key(sat), f"{os.path.basename(side)} says {sat}", i))
+                said = f"{shown_name(os.path.basename(side))} says {shown_name(sat)}"
+                found.append(Candidate(_satellite_key(sat), said, i))
             elif sat and side not in named:
                 named.add(side)
-                unknown.append((os.path.basename(side), sat))
+                # the satellite id and file name of a file are untrusted text: shown on one line, cut
+                unknown.append((shown_name(os.path.basename(side)), shown_name(sat)))
         for side in other:
             sat = _from_sidecar(side, scan.text(side))
             if sat and _satellite_key(sat):
-                strangers[side] = sat
+                strangers[side] = shown_name(sat)
     if not found:   # no metadata file: a Landsat product ID the file names start with (LE07_..., LC80200392015216...)
         for i, p in enumerate(paths):
             for file in delivery.input_files(p):
@@ -221,8 +224,8 @@ def _candidates(paths: list[str], scan: MetadataScan) -> tuple[list[Candidate], 
             if found:
                 break
     # a file that names the PAN and lies beside the MS too is no stranger to the input
-    return found, unknown, [f"{os.path.basename(side)} ({sat}) lies beside the input but names none of its files: "
-                            "ignored" for side, sat in strangers.items() if side not in named]
+    return found, unknown, [f"{shown_name(os.path.basename(side))} ({sat}) lies beside the input but names none of its "
+                            "files: ignored" for side, sat in strangers.items() if side not in named]
 
 
 def metadata_satellite(paths: list[str]) -> tuple[str, str] | None:
@@ -248,7 +251,7 @@ def _plugin_tag(path: str, name: str) -> str | None:
         ds = open_dataset(path, "input")
     except InputError:
         return None
-    return (ds.GetMetadataItem(name) or "").strip() or None
+    return gdal_text(ds.GetMetadataItem(name) or "").strip() or None
 
 
 def wald_tag(path: str) -> dict[str, str]:
@@ -288,7 +291,7 @@ def plugin_tag_detection(fused: str, others: list[str], bands: int, descriptions
                          "metadata", ratio=ratio)
     key = _codes(bands, descriptions)
     if key:
-        shown = ", ".join(map(one_line, descriptions))
+        shown = ", ".join(map(shown_name, descriptions))
         return Detection(key, [f"band descriptions {shown} ({_short(SENSORS[key].name)} band "
                                "codes; the ratio is not checked without the original PAN and MS)",
                                f"set {param('SENSOR')} to be sure"], "descriptions", ratio=ratio)
@@ -431,7 +434,7 @@ def ambiguous_codes(found: Detection | None, descriptions: list[str]) -> tuple[l
     bare = [i for i, d in enumerate(descriptions) if d and bandcodes.parse(d) and bandcodes.parse(d).landsat]
     if not bare:
         return None
-    codes = ", ".join(one_line(descriptions[i].strip()) for i in bare)
+    codes = ", ".join(shown_name(descriptions[i].strip()) for i in bare)
     return bare, (f"The MS bands are named only {codes} and SENSOR=auto took Landsat 8/9 from the geometry alone: "
                   "Landsat 8/9 OLI numbers B1 Coastal, B2 Blue, B3 Green, B4 Red, B5 NIR, Landsat 4-7 TM/ETM+ B1 "
                   "Blue, B2 Green, B3 Red, B4 NIR, so the output keeps the bare codes and gets no natural colour from "
@@ -648,7 +651,7 @@ def _detect(pan: RasterInfo, ms: RasterInfo, ratio: int, selection: list[int] | 
                          "fallback", like=key)
     key = _from_descriptions(ms)
     if key and ratio == SENSORS[key].ratio:
-        shown = ", ".join(map(one_line, ms.descriptions))
+        shown = ", ".join(map(shown_name, ms.descriptions))
         return Detection(key, [f"MS band descriptions {shown}", f"ratio {ratio}", gsd_txt,
                                *notes], "descriptions")
     # Landsat 8/9's 15 m, with room for a reprojection; a 10 m PAN at ratio 2 is Sentinel-2-like: generic

@@ -10,7 +10,7 @@ from osgeo import gdal
 
 from .. import containers, gdaldrivers
 from ..errors import InputError, quoted
-from ..gdalutil import gdal_call, quiet_metadata
+from ..gdalutil import gdal_call, gdal_text, quiet_metadata, text_metadata
 from ..shellcmd import beside, command, shell_arg
 from .bitdepth import product_nbits
 from .geotransform import is_rotated
@@ -63,9 +63,9 @@ def band_label(band: gdal.Band) -> str:
     """A band's name: its description, else its central wavelength from its ``wavelength`` metadata item (GDAL's
     ENVI driver, an ENVI header's, with ``wavelength_units``; nm when none are given) as '478 nm', which
     ``bands.band_kind`` reads: QA, an ENVI MS with wavelengths and no band names got no band identity."""
-    if band.GetDescription():
-        return band.GetDescription()
-    items = {k.lower(): v for k, v in (band.GetMetadata() or {}).items()}
+    if band.GetDescription():   # the one place names are read from files: made valid text for every later use
+        return gdal_text(band.GetDescription())
+    items = {k.lower(): v for k, v in text_metadata(band).items()}
     unit = _WAVELENGTH_UNITS.get((items.get("wavelength_units") or "nm").strip().lower())
     try:
         value = float(items.get("wavelength", ""))

@@ -20,7 +20,7 @@ from osgeo import gdal
 
 from ..blockcache import capped_cache
 from ..errors import Cancelled, InputError
-from ..gdalutil import close_dataset, gdal_call, gdal_try, gdal_try_warned, os_path
+from ..gdalutil import close_dataset, gdal_call, gdal_try, gdal_try_warned, os_path, text_metadata
 from ..labels import param
 from . import space
 from .partials import total_size
@@ -63,9 +63,9 @@ def copy_metadata(dst: gdal.Dataset, src: gdal.Dataset, bands: list[int]) -> Non
     type (e.g. reflectance), scale/offset (the output's values are the MS's stored numbers) and band metadata (e.g.
     WAVELENGTH), without statistics. Band names and colours are the writer's and ``bandcolour``'s."""
     for domain in KEPT_DOMAINS:
-        items = _kept(src.GetMetadata(domain))
+        items = _kept(text_metadata(src, domain))   # text_metadata: a value that is not UTF-8 comes back as bytes
         if items:
-            gdal_call(dst.SetMetadata, {**(dst.GetMetadata(domain) or {}), **items}, domain)
+            gdal_call(dst.SetMetadata, {**text_metadata(dst, domain), **items}, domain)
     for i, b in enumerate(bands, start=1):
         sb, db = src.GetRasterBand(b), dst.GetRasterBand(i)
         scale, offset = sb.GetScale(), sb.GetOffset()
@@ -74,9 +74,9 @@ def copy_metadata(dst: gdal.Dataset, src: gdal.Dataset, bands: list[int]) -> Non
             gdal_call(db.SetOffset, offset or 0.0)
         if sb.GetUnitType():
             gdal_call(db.SetUnitType, sb.GetUnitType())
-        items = _kept(sb.GetMetadata())
+        items = _kept(text_metadata(sb))
         if items:
-            gdal_call(db.SetMetadata, {**(db.GetMetadata() or {}), **items})
+            gdal_call(db.SetMetadata, {**text_metadata(db), **items})
 
 
 def parse_options(text: str | list[str] | None) -> list[str]:
