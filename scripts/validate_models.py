@@ -53,6 +53,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 
 from ksdiff_qgis.engine.assessment import assess_full, assess_reduced  # noqa: E402
+from ksdiff_qgis.engine.errors import InputError  # noqa: E402
 from ksdiff_qgis.engine.learned import DEFAULT_PRECISION  # noqa: E402
 from ksdiff_qgis.engine.pipeline import pansharpen  # noqa: E402
 from ksdiff_qgis.engine.selfcheck import CLASSICAL_CANDIDATES  # noqa: E402
@@ -98,7 +99,13 @@ def score(method: str, model: str | None, scenes: dict, folder: Path, consistenc
     row: dict = {}
     for key, (pan, ms, ref) in scenes.items():
         out = str(folder / f"{key}_{method}_{Path(model).parent.name if model else ''}.tif")
-        pansharpen(pan, ms, out, sensor=sensor, method=method, model_path=model, consistency=consistency)
+        try:
+            pansharpen(pan, ms, out, sensor=sensor, method=method, model_path=model, consistency=consistency)
+        except InputError as e:   # BDSD-PC on a scene its fit cannot use (pair 2's Wald case: 43 % nodata): "—"
+            if method not in CLASSICAL:
+                raise
+            print(f"{method} on {key}: {e}", file=sys.stderr)
+            continue
         if ref:
             r = assess_reduced(out, ref, sensor)
             row[f"{key}_ERGAS"], row[f"{key}_SAM"] = round(r["ERGAS"], 3), round(r["SAM"], 3)
@@ -122,8 +129,9 @@ def sentinel2_scores(methods: dict[str, str | None], folder: Path, windows: list
         method = name if name in CLASSICAL else f"ksdiff@{DEFAULT_PRECISION}"   # as the pair-2 columns run it
         runs = {f"{c.name}@{i}": robustness.run_case(c, [method], folder / f"{name}_{i}", models)
                 for i, c in enumerate(cases)}
-        ergs = {k: r["methods"][method]["ERGAS"] for k, r in runs.items()}
-        rhos = [r["methods"][method]["D_rho"] for r in runs.values()]
+        # a method that could not run on a case (``robustness.run_case`` reports it) is left out of its means
+        ergs = {k: r["methods"][method]["ERGAS"] for k, r in runs.items() if "ERGAS" in r["methods"][method]}
+        rhos = [r["methods"][method]["D_rho"] for r in runs.values() if "D_rho" in r["methods"][method]]
         out[name] = {"s2val_ERGAS": round(float(np.mean(list(ergs.values()))), 4),
                      "s2val_20m_ERGAS": round(float(np.mean([v for k, v in ergs.items() if "20m" in k])), 4),
                      "s2val_D_rho": round(float(np.mean(rhos)), 4), "s2val_cases": ergs}
