@@ -93,7 +93,7 @@ def test_a_scaled_fused_against_an_untagged_reference_gives_the_untagged_figures
     assert 0.5 < mixed["Q"] < 1
     assert not any("radiometric scales" in w or "8-bit" in w for w in fb.warnings), fb.warnings
     (line,) = [w for w in fb.warnings if "scale/offset" in w]
-    assert line.startswith("The REFERENCE carries no scale/offset while FUSED declares one (FUSED x 0.0001 + -0.01)")
+    assert line.startswith("The REFERENCE carries no scale/offset while FUSED declares one (FUSED x 0.0001 - 0.01)")
 
 
 def test_the_scale_warning_names_a_missing_tag_not_the_bit_depth(wv2, tmp_path):
@@ -102,8 +102,8 @@ def test_the_scale_warning_names_a_missing_tag_not_the_bit_depth(wv2, tmp_path):
     fu = MaskedRaster(_tagged(wv2["fused"], tmp_path / "fu_sc.tif", 1e-4, -0.01), "FUSED")
     fu.physical = True
     line = assessment.scale_warning(fu, MaskedRaster(wv2["ms"], "REFERENCE"))
-    assert "Only FUSED declares a scale/offset (x 0.0001 + -0.01): if REFERENCE is stored like it" in line, line
-    assert "8-bit" not in line and "FUSED is 16-bit x 0.0001 + -0.01 (values up to" in line
+    assert "Only FUSED declares a scale/offset (x 0.0001 - 0.01): if REFERENCE is stored like it" in line, line
+    assert "8-bit" not in line and "FUSED is 16-bit x 0.0001 - 0.01 (values up to" in line
 
 
 def _landsat_in_physical_values(cached, tmp_path):

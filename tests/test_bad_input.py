@@ -421,7 +421,7 @@ def test_scale_offset_is_said_and_kept_on_the_output(pair, tmp_path):
     ds = None
     res = pansharpen(pair["PAN"], ms, str(tmp_path / "o.tif"), "wv2", "mtf_glp_hpm", ms_bands=[3, 2, 1])
     notes = [w for w in res.warnings if "scale/offset" in w]
-    assert len(notes) == 1 and "band 3: x 2.75e-05 + -0.2" in notes[0] and "ratio-based" in notes[0]
+    assert len(notes) == 1 and "band 3: x 2.75e-05 - 0.2" in notes[0] and "ratio-based" in notes[0]
     out = gdal.Open(res.output_path)
     assert [(out.GetRasterBand(b).GetScale(), out.GetRasterBand(b).GetOffset()) for b in (1, 2, 3)] == \
         [(2.75e-5, -0.2)] * 3

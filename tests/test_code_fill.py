@@ -323,3 +323,48 @@ def test_which_negative_codes_are_sentinels():
     for value, dtype in ((-1, np.int16), (-99, np.int16), (-10000, np.float32), (-9999.5, np.float32),
                          (65535, np.uint16), (9999, np.int16), (0, np.int16)):
         assert not codefill.sentinel(float(value), dtype), (value, dtype)
+
+
+def _collared(folder: Path, overviews: bool) -> tuple[str, str]:
+    """The Landsat 8 PAN and MS at 200 % (PAN 6 Mpx: a decimated read of it is answered from 2x overviews) with an
+    undeclared 65535 collar on a top-left wedge and a bright strip beside it; with an AVERAGE .ovr when
+    ``overviews`` (the same pixels)."""
+    folder.mkdir()
+    paths = []
+    for role, rel in (("pan", "landsat8/pan.tif"), ("ms", "landsat8/ms.tif")):
+        path = str(folder / f"{role}.tif")
+        ds = gdal.Translate(path, str(_cached(rel)), widthPct=200, heightPct=200, resampleAlg="cubic",
+                            creationOptions=["TILED=YES", "COMPRESS=DEFLATE"])
+        yy, xx = np.mgrid[0:ds.RasterYSize, 0:ds.RasterXSize]
+        across = xx / ds.RasterXSize + yy / ds.RasterYSize
+        for b in range(1, ds.RasterCount + 1):
+            a = ds.GetRasterBand(b).ReadAsArray().astype(float) * 1.5
+            a[(across >= 0.35) & (across < 0.45)] += 20000
+            a = np.clip(a, 0, 60000)
+            a[across < 0.35] = 65535
+            ds.GetRasterBand(b).WriteArray(a.astype(np.uint16))
+        ds = None
+        if overviews:
+            ds = gdal.Open(path)   # read-only: the overviews go to an external .ovr
+            ds.BuildOverviews("AVERAGE", [2, 4, 8])
+            ds = None
+        paths.append(path)
+    return paths[0], paths[1]
+
+
+def test_an_undeclared_fill_is_found_whatever_overviews_the_file_has(tmp_path):
+    """QA: the same pixels with an AVERAGE .ovr (or as a COG) hid the collar: the whole-raster read came from the
+    overviews, whose averaged plateau edge closed the gap to the data, so 6 % of the scene was fused as data, the
+    output declared no nodata and 8514 pixels beside the collar were up to 23311 DN off. Now the same output,
+    nodata and warnings; the data range the warning quotes is the real pixels' (the .ovr's said 9599 to 53146)."""
+    runs = {}
+    for overviews in (False, True):
+        pan, ms = _collared(tmp_path / f"ovr{int(overviews)}", overviews)
+        res = pansharpen(pan, ms, str(Path(pan).parent / "out.tif"), "landsat8", "mtf_glp_hpm")
+        out = gdal.Open(res.output_path)
+        said = [w.split(" To make the file")[0] for w in res.warnings if SAID in w]
+        runs[overviews] = (out.ReadAsArray(), out.GetRasterBand(1).GetNoDataValue(), said)
+    (plain, nd, said), (ovr, ovr_nd, ovr_said) = runs[False], runs[True]
+    assert nd == ovr_nd == 65535
+    assert len(said) == 1 and said[0].startswith("The PAN raster") and ovr_said == said, (said, ovr_said)
+    assert np.array_equal(plain, ovr), float(np.abs(plain.astype(float) - ovr).max())

@@ -203,3 +203,25 @@ def test_a_lossless_pan_s_holes_are_not_blamed_on_compression(data_dir, tmp_path
     _, said = _warnings(pan, str(data_dir / "wv2_ms.tif"), tmp_path / "out.tif")
     holes = [w for w in said if "only because of the PAN" in w]
     assert len(holes) == 1 and "lossy" not in holes[0]
+
+
+def test_lerc_with_an_error_bound_is_found_from_its_first_block(data_dir, tmp_path):
+    """QA: LERC with MAX_Z_ERROR=2 read back up to 2 DN off (output up to 40 DN) with no word; GDAL 3.6 states only
+    COMPRESSION=LERC, so the bound is read from the first block's Lerc2 header. LERC without a bound (an integer
+    bound of 0.5 is exact) and the lossless codecs stay unwarned."""
+    def lerc(src, name: str, comp: str, bound: float, float32: bool = False) -> str:
+        # the fixture's NBITS=11 is carried over unless replaced, and LERC refuses packed bits
+        return _translate(src, tmp_path / name, outputType=gdal.GDT_Float32 if float32 else gdal.GDT_Unknown,
+                          creationOptions=[f"COMPRESS={comp}", f"MAX_Z_ERROR={bound}"] + ["NBITS=16"] * (not float32))
+
+    pan, ms = data_dir / "wv2_pan.tif", data_dir / "wv2_ms.tif"
+    cases = {(comp, bound, float32): lerc(pan, f"{comp}_{bound}_{float32}.tif", comp, bound, float32)
+             for comp in ("LERC", "LERC_DEFLATE") for bound in (0, 0.5, 2) for float32 in (False, True)}
+    for (comp, bound, float32), path in cases.items():
+        found = lossy.find(gdal.Open(path))
+        lossy_expected = bound > (0 if float32 else 0.5)
+        assert (found is not None) == lossy_expected, (comp, bound, float32)
+        assert found is None or found.words() == f"LERC, MAX_Z_ERROR {bound:g}"
+    res, said = _warnings(cases[("LERC", 2, False)], lerc(ms, "ms_lerc2.tif", "LERC", 2), tmp_path / "out.tif")
+    notes = [w for w in said if LOSSY_WORDS in w]
+    assert len(notes) == 2 and all("LERC, MAX_Z_ERROR 2" in n and "error bound" in n for n in notes), said

@@ -79,7 +79,7 @@ def test_assess_reads_each_raster_in_its_declared_physical_values(l8, tmp_path):
         assert mixed[key] == pytest.approx(physical[key], rel=1e-4, abs=1e-6), key
     assert mixed["HQNR"] > 0.9
     note = next(n for n in mixed["notes"] if n.startswith("The indices are computed on physical values"))
-    assert "FUSED none declared" in note and "MS x 2.75e-05 + -0.2" in note
+    assert "FUSED none declared" in note and "MS x 2.75e-05 - 0.2" in note
     assert html.escape(note) in html_report(None, mixed, {"Fused": fused_phys}, "landsat8")
     # the DN output with its declared scale: the same figures as on physical values, not those on stored DN
     dn = assessment.assess_full(out, l8["pan_sc"], l8["ms_sc"], "landsat8")
@@ -110,8 +110,8 @@ def test_a_fused_raster_that_lost_the_ms_scale_is_compared_on_stored_values(l8, 
     for key in ("HQNR", "D_lambda", "D_s", "R_ERGAS", "R_SAM", "R_Q2n"):
         assert res[key] == stored[key], key
     assert res["HQNR"] > 0.9
-    lines = [s for s in said if "FUSED carries no scale/offset while the PAN and the MS declare one (MS x 2.75e-05 + "
-             "-0.2)" in s]
+    lines = [s for s in said if "FUSED carries no scale/offset while the PAN and the MS declare one (MS x 2.75e-05 - "
+             "0.2)" in s]
     assert len(lines) == 1 and "the indices compare all the inputs on stored values" in lines[0], said
 
 
@@ -175,7 +175,7 @@ def test_pan_and_ms_of_different_declared_encodings_are_warned(l8, tmp_path):
     pan = _set_scaling(shutil.copy(l8["pan"], tmp_path / "pan_rad.tif"), 0.0123, -61.5, "W/m2/sr/um")
     res = pansharpen(pan, l8["ms_sc"], str(tmp_path / "o.tif"), "landsat8", "mtf_glp_fs")
     text = "\n".join(res.warnings)
-    assert "declare different scales/offsets (PAN x 0.0123 + -61.5, MS x 2.75e-05 + -0.2) and unit types (PAN " \
+    assert "declare different scales/offsets (PAN x 0.0123 - 61.5, MS x 2.75e-05 - 0.2) and unit types (PAN " \
            "'W/m2/sr/um', MS 'reflectance')" in text, text
     # one line for both inputs' scales (QA round 98: three overlapping ones), saying the output carries the MS's
     (pan_note,) = [w for w in res.warnings if "scale" in w and "offset" in w]

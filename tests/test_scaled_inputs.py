@@ -137,3 +137,23 @@ def test_a_percent_reflectance_pan_is_not_taken_for_physical_values(l8, tmp_path
     pansharpen(l8["pan"], l8["ms_sc"], base, "landsat8", "mtf_glp_hpm")
     a, b = (gdal.Open(p).ReadAsArray().astype(np.float64) for p in (base, out))
     assert abs(b.mean() / a.mean() - 1) < 0.05
+
+
+def test_a_negative_offset_is_said_with_a_minus():
+    """QA: a VRT with scale 0.0001 and offset -0.1 was said 'band 1: x 0.0001 + -0.1'; now 'x 0.0001 - 0.1'."""
+    from ksdiff_qgis.engine.pan_encoding import PanMapping
+    from ksdiff_qgis.engine.raster_io import scaling_note
+
+    def mem(bands: int, scale: float, offset: float) -> gdal.Dataset:
+        ds = gdal.GetDriverByName("MEM").Create("", 4, 4, bands, gdal.GDT_UInt16)
+        for b in range(1, bands + 1):
+            ds.GetRasterBand(b).SetScale(scale)
+            ds.GetRasterBand(b).SetOffset(offset)
+        return ds
+
+    note, _ = scaling_note(mem(1, 1.0, 0.0), mem(2, 0.0001, -0.1), [1, 2])
+    assert "band 1: x 0.0001 - 0.1, band 2: x 0.0001 - 0.1" in note and "+ -" not in note, note
+    note, _ = scaling_note(mem(1, 0.01, -0.5), mem(2, 0.0001, -0.1), [1, 2])
+    assert "(PAN x 0.01 - 0.5, MS x 0.0001 - 0.1)" in note, note
+    mapped = PanMapping((1.0, 0.0), (2.75e-05, -0.2)).note()
+    assert "(x 2.75e-05 - 0.2)" in mapped and "+ -" not in mapped, mapped

@@ -42,7 +42,17 @@ from .grid import (
 from .masks import with_nodata, without_transparency_mask
 from .metascan import MetadataScan
 from .placement import ASSESSMENT, check_located
-from .raster_io import MaskedRaster, RasterInfo, declared_scaling, describe, is_nodata, open_dataset, value_range
+from .raster_io import (
+    MaskedRaster,
+    RasterInfo,
+    declared_scaling,
+    describe,
+    encoding_words,
+    is_nodata,
+    open_dataset,
+    read_nearest,
+    value_range,
+)
 from .report import INDICES
 from .sensors import GENERIC_MTF_MS, SENSORS, Sensor, get_sensor
 
@@ -98,9 +108,7 @@ def _stored_peak(raster: MaskedRaster, sensor_scale: float) -> float:
     if info.dtype.kind != "f" and (sensor_scale or info.nbits):   # the generic sensor (scale 0): the declared bits
         return min(sensor_scale or math.inf, value_range(info.dtype, info.nbits)[1])
     # a decimated read: no statistics written beside the user's file
-    w, h = raster.ds.RasterXSize, raster.ds.RasterYSize
-    sample = raster.ds.ReadAsArray(buf_xsize=min(w, 512), buf_ysize=min(h, 512),
-                                   band_list=raster.band_list).astype(np.float64)
+    sample = read_nearest(raster.ds, 512, 512, raster.band_list)[0].astype(np.float64)
     sample = sample.reshape(raster.bands, -1)
     values = [b[np.isfinite(b) & ~np.isin(b, [nd for nd in raster.nodata if nd is not None])] for b in sample]
     values = [v for v in values if v.size]
@@ -119,8 +127,7 @@ ZERO_HOLES = 64         # all-zero FUSED pixels over REFERENCE data, without a d
 def _sample(raster: MaskedRaster) -> np.ndarray:
     """The valid values (not nodata, finite) of a decimated read of ``raster``'s bands, pooled; nothing is written
     beside the user's file (no statistics)."""
-    w, h = raster.ds.RasterXSize, raster.ds.RasterYSize
-    arr = raster.ds.ReadAsArray(buf_xsize=min(w, 512), buf_ysize=min(h, 512), band_list=raster.band_list)
+    arr = read_nearest(raster.ds, 512, 512, raster.band_list)[0]
     arr = np.asarray(arr, dtype=np.float64).reshape(raster.bands, -1)
     ok = np.isfinite(arr).all(axis=0)
     for b, nd in enumerate(raster.nodata):
@@ -165,9 +172,9 @@ def scale_warning(fu: MaskedRaster, other: MaskedRaster) -> str | None:
 
 
 def _encoding(raster: MaskedRaster) -> str:
-    """'x 2.75e-05 + -0.2' (one per distinct band encoding), or 'none declared'."""
+    """'x 2.75e-05 - 0.2' (one per distinct band encoding), or 'none declared'."""
     pairs = list(dict.fromkeys(p for p in raster.scaling if p != (1.0, 0.0)))
-    return ", ".join(f"x {sc:g} + {off:g}" for sc, off in pairs) if pairs else "none declared (stored values)"
+    return ", ".join(map(encoding_words, pairs)) if pairs else "none declared (stored values)"
 
 
 def _declares(raster: MaskedRaster) -> bool:

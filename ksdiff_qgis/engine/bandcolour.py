@@ -14,6 +14,7 @@ from osgeo import gdal
 from .bands import band_kind
 from .gdalutil import gdal_call
 from .nodatacmd import updatable
+from .raster_io import read_nearest
 from .shellcmd import beside, shell_arg
 
 _COLOURS = {"red": gdal.GCI_RedBand, "green": gdal.GCI_GreenBand, "blue": gdal.GCI_BlueBand}
@@ -129,11 +130,9 @@ def colour_clear_command(path: str, bands: list[int]) -> str:
 
 
 def sample_bands(ds: gdal.Dataset, sample: int = 256) -> np.ndarray | None:
-    """Every band on a grid of at most ``sample`` x ``sample`` pixels (nearest neighbour, the file's data type), or
-    None when GDAL cannot read it."""
-    w, h = ds.RasterXSize, ds.RasterYSize
-    arr, _ = gdal_call(ds.ReadAsArray, 0, 0, w, h, buf_xsize=min(w, sample), buf_ysize=min(h, sample))
-    return None if arr is None else arr.reshape(ds.RasterCount, min(h, sample), min(w, sample))
+    """Every band on a grid of at most ``sample`` x ``sample`` pixels (nearest neighbour, the file's data type; not
+    an averaged overview's values between 0 and 255), or None when GDAL cannot read it."""
+    return read_nearest(ds, sample, sample)[0]
 
 
 def transparency_masks(samples: np.ndarray, flagged: list[int], nbits: int | None = None) -> list[int]:

@@ -37,7 +37,7 @@ from .feedback import Checkpoint, never_cancelled
 from .masks import declared_copy
 from .nodatacmd import exact, nodata_command
 from .numbers import share as percent
-from .raster_io import RasterInfo
+from .raster_io import RasterInfo, read_nearest
 from .window_sample import spread_windows
 
 WINDOW = 64        # pixels per side of a sampled window, read at full resolution (exact values: no averaging)
@@ -120,13 +120,13 @@ def find(windows: list[np.ndarray], dtype) -> float | None:
 
 def overview(ds: gdal.Dataset) -> np.ndarray:
     """The whole of ``ds`` (C, h, w) read once, decimated by nearest neighbour to at most OVERVIEW pixels per band
-    (exact values: a fill code and its neighbours stay what they are)."""
+    (exact values: a fill code and its neighbours stay what they are; never the file's overviews: ``read_nearest``)."""
     step = max(1.0, float(np.sqrt(ds.RasterXSize * ds.RasterYSize / OVERVIEW)))
     w = max(1, min(ds.RasterXSize, int(ds.RasterXSize / step)))
     h = max(1, min(ds.RasterYSize, int(ds.RasterYSize / step)))
-    a = ds.ReadAsArray(buf_xsize=w, buf_ysize=h, resample_alg=gdal.GRIORA_NearestNeighbour)
+    a, msg = read_nearest(ds, w, h)
     if a is None:
-        raise InputError(f"cannot read {ds.GetDescription()}: {gdal.GetLastErrorMsg()}")
+        raise InputError(f"cannot read {ds.GetDescription()}: {msg}")
     return np.asarray(a, dtype=np.float64).reshape(ds.RasterCount, h, w)
 
 

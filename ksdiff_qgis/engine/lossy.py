@@ -1,4 +1,5 @@
-"""Inputs stored with lossy compression (JPEG, lossy JPEG 2000, WebP, JPEG XL, ECW), found from the file's metadata.
+"""Inputs stored with lossy compression (JPEG, lossy JPEG 2000, WebP, JPEG XL, ECW, LERC with an error bound), found
+from the file's metadata.
 
 Such a compression leaves artefacts every method takes for scene detail and keeps in the output (JPEG's 8 x 8-pixel
 blocks; a lossy JPEG 2000's smoothed fine detail and ringing). METHOD auto's self-check judges the methods on the scene
@@ -8,13 +9,16 @@ learned model where a classical method did better (QA: Sentinel-2 8-bit JPEG qua
 run says so once per input, and the self-check's reason says it when it kept the model.
 
 Cheap: the metadata GDAL reports (IMAGE_STRUCTURE's COMPRESSION, COMPRESSION_REVERSIBILITY, JPEG_QUALITY), a JPEG 2000
-codestream's COD marker (its wavelet: 9/7 irreversible is lossy) where the driver states nothing, and the file's size
-against its raw size. No pixel is read.
+codestream's COD marker (its wavelet: 9/7 irreversible is lossy) where the driver states nothing, the file's size
+against its raw size, and a LERC GeoTIFF's error bound (MAX_Z_ERROR) from its first block's header: GDAL 3.6 says only
+COMPRESSION=LERC (QA: MAX_Z_ERROR=2 read back up to 2 off, the output up to 40). Not found: LERC_ZSTD (its block is
+zstd-compressed; Python has no zstd), a sparse first block, LERC in other formats (MRF). No pixel is read.
 """
 from __future__ import annotations
 
 import os
 import struct
+import zlib
 from dataclasses import dataclass
 
 from osgeo import gdal
@@ -38,7 +42,9 @@ EFFECTS = {
     "WebP": "its 4 x 4- and 16 x 16-pixel blocks (their edges and the fine detail quantised away)",
     "JPEG XL": "its 8 x 8-pixel and larger blocks (their edges and the fine detail quantised away)",
     "ECW": "its wavelet quantisation (fine detail smoothed, ringing beside edges)",
+    "LERC": "its quantisation (each value up to the error bound off, fine detail below it flattened)",
 }
+LERC_LOSSLESS = 0.5   # a LERC block's error bound up to which integer values come back exact (GDAL writes 0.5 for 0)
 
 
 @dataclass(frozen=True)
@@ -97,6 +103,8 @@ def _codec(ds: gdal.Dataset) -> str | None:
         return "JPEG XL"
     if driver == "ECW":
         return "ECW"
+    if driver == "GTiff" and comp.startswith("LERC"):   # LERC, LERC_DEFLATE, LERC_ZSTD
+        return "LERC"
     return None
 
 
@@ -117,6 +125,11 @@ def _from_dataset(ds: gdal.Dataset, path: str) -> Lossy | None:
         said = f"about {ratio:.0f}:1" if size >= SAID_RATIO_BYTES else ""
         how = wavelet and (f"{wavelet} wavelet" + (", truncated" if wavelet.startswith("reversible") else ""))
         return Lossy(codec, ", ".join(p for p in (how, said) if p), path)
+    if codec == "LERC":
+        bound = _lerc_bound(ds, path, meta.get("COMPRESSION", "").upper())
+        band_type = ds.GetRasterBand(1).DataType
+        exact_up_to = 0.0 if band_type in (gdal.GDT_Float32, gdal.GDT_Float64) else LERC_LOSSLESS
+        return None if bound is None or bound <= exact_up_to else Lossy(codec, f"MAX_Z_ERROR {bound:g}", path)
     if codec in ("WebP", "JPEG XL") and not lossy:
         # GDAL states it (COMPRESSION_REVERSIBILITY); an older one names a lossy WebP's level only
         if not (codec == "WebP" and meta.get("WEBP_LEVEL") and meta.get("WEBP_LOSSLESS", "").upper() != "TRUE"):
@@ -134,6 +147,36 @@ def _ratio(ds: gdal.Dataset, path: str) -> tuple[float, int]:
     band = ds.GetRasterBand(1)
     bits = int(band.GetMetadataItem("NBITS", "IMAGE_STRUCTURE") or gdal.GetDataTypeSize(band.DataType))
     return ds.RasterXSize * ds.RasterYSize * ds.RasterCount * bits / 8.0 / stat.size, int(stat.size)
+
+
+def _lerc_bound(ds: gdal.Dataset, path: str, compression: str) -> float | None:
+    """The error bound (maxZError) in the Lerc2 header of the first block of band 1 of the LERC GeoTIFF ``ds``
+    (``path``), None when it cannot be read (LERC_ZSTD, a sparse block, another LERC version)."""
+    band = ds.GetRasterBand(1)
+    offset, size = (int(band.GetMetadataItem(f"BLOCK_{k}_0_0", "TIFF") or 0) for k in ("OFFSET", "SIZE"))
+    fp = gdal.VSIFOpenL(path, "rb") if path and offset and size and compression != "LERC_ZSTD" else None
+    if fp is None:
+        return None
+    try:
+        gdal.VSIFSeekL(fp, offset, 0)
+        blob = bytes(gdal.VSIFReadL(1, size, fp))
+    finally:
+        gdal.VSIFCloseL(fp)
+    if compression == "LERC_DEFLATE":
+        try:
+            blob = zlib.decompressobj().decompress(blob, 256)   # the header only
+        except zlib.error:
+            return None
+    if not blob.startswith(b"Lerc2 ") or len(blob) < 14:
+        return None
+    version = struct.unpack_from("<i", blob, 6)[0]
+    # Lerc2 header: version, a checksum (v3+), then nRows, nCols, nDim (v4+), numValidPixel, microBlockSize,
+    # blobSize, dataType, nBlobsMore (v6+) and 4 flag bytes (v6+), then maxZError (double)
+    at = 10 + 4 * (version >= 3) + 4 * (6 + (version >= 4) + (version >= 6)) + 4 * (version >= 6)
+    if not 2 <= version <= 6 or len(blob) < at + 8:
+        return None
+    bound = struct.unpack_from("<d", blob, at)[0]
+    return bound if bound >= 0 else None   # NaN compares False: unreadable
 
 
 def _jp2_wavelet(path: str) -> str | None:

@@ -17,7 +17,7 @@ from osgeo import gdal
 
 from .errors import InputError
 from .gdalutil import gdal_call
-from .raster_io import RasterInfo, declared_scaling
+from .raster_io import RasterInfo, declared_scaling, encoding_words
 
 SAMPLE_SIDE = 256   # the decimated read whose means tell physical from stored values
 # a PAN taken for the MS's physical values has a scene mean within this factor of theirs: a percent-reflectance PAN
@@ -36,10 +36,9 @@ class PanMapping:
 
     def note(self) -> str:
         """The log line that says what was done."""
-        ps, po = self.pan
         ms, mo = self.ms
-        was = "physical values" if self.pan == (1.0, 0.0) else f"stored x {ps:g} + {po:g}"
-        return (f"The PAN's values ({was}) were brought into the MS's stored encoding (x {ms:g} + {mo:g}): "
+        was = "physical values" if self.pan == (1.0, 0.0) else f"stored {encoding_words(self.pan)}"
+        return (f"The PAN's values ({was}) were brought into the MS's stored encoding ({encoding_words(self.ms)}): "
                 f"(physical value - ({mo:g})) / {ms:g}, so PAN and MS are fused in one encoding")
 
 

@@ -26,10 +26,10 @@ from osgeo import osr
 from . import bandcodes, delivery
 from .bands import band_kind, holds_sensor_bands
 from .errors import InputError, shown_name
-from .gdalutil import gdal_call, gdal_text, quiet_metadata
+from .gdalutil import gdal_text, quiet_metadata
 from .labels import param
 from .metascan import MetadataScan
-from .raster_io import RasterInfo, open_dataset
+from .raster_io import RasterInfo, open_dataset, read_nearest
 from .sensors import GENERIC_MTF_MS, GENERIC_MTF_PAN, METADATA_ONLY, SENSORS, Sensor, generic_like, known_sensor
 
 # satellite ids as GDAL, Maxar, Airbus and USGS write them (upper case, spaces/dashes/underscores removed)
@@ -569,10 +569,8 @@ def data_top(info: RasterInfo) -> float | None:
         ds = open_dataset(info.path, "MS")
     except InputError:
         return None
-    w, h = ds.RasterXSize, ds.RasterYSize
     bands = list(range(1, min(info.bands, ds.RasterCount) + 1))
-    arr, _ = gdal_call(ds.ReadAsArray, 0, 0, w, h, buf_xsize=min(w, TOP_SAMPLE), buf_ysize=min(h, TOP_SAMPLE),
-                       band_list=bands)
+    arr, _ = read_nearest(ds, TOP_SAMPLE, TOP_SAMPLE, bands)   # not an averaged overview's lowered top
     if arr is None:
         return None
     values = np.asarray(arr, dtype=np.float64).ravel()

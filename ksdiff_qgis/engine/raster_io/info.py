@@ -197,8 +197,10 @@ def band_value_notes(ds: gdal.Dataset, role: str, bands: list[int]) -> list[str]
     return [n.strip() for n in notes]
 
 
-def _encoding(pair: tuple[float, float]) -> str:
-    return f"x {pair[0]:g} + {pair[1]:g}"
+def encoding_words(pair: tuple[float, float]) -> str:
+    """A (scale, offset) as the log says it: 'x 0.0001 - 0.1' (not '+ -0.1'), 'x 0.05 + 0'."""
+    scale, offset = pair
+    return f"x {scale:g} {'-' if offset < 0 else '+'} {abs(offset):g}"
 
 
 def pair_scaling_note(pan_ds: gdal.Dataset, ms_ds: gdal.Dataset, bands: list[int]) -> str | None:
@@ -209,8 +211,8 @@ def pair_scaling_note(pan_ds: gdal.Dataset, ms_ds: gdal.Dataset, bands: list[int
     ms_pairs = declared_scaling(ms_ds, bands)
     said = []
     if _scaled([pan_pair]) and _scaled(ms_pairs) and any(p != pan_pair for p in ms_pairs):
-        ms_text = ", ".join(dict.fromkeys(_encoding(p) for p in ms_pairs))
-        said.append(f"scales/offsets (PAN {_encoding(pan_pair)}, MS {ms_text})")
+        ms_text = ", ".join(dict.fromkeys(encoding_words(p) for p in ms_pairs))
+        said.append(f"scales/offsets (PAN {encoding_words(pan_pair)}, MS {ms_text})")
     pan_unit = (pan_ds.GetRasterBand(1).GetUnitType() or "").strip()
     ms_units = [u for u in dict.fromkeys((ms_ds.GetRasterBand(b).GetUnitType() or "").strip() for b in bands) if u]
     if pan_unit and ms_units and any(u.lower() != pan_unit.lower() for u in ms_units):
@@ -250,7 +252,7 @@ def scaling_note(pan_ds: gdal.Dataset, ms_ds: gdal.Dataset, bands: list[int], ma
         caveat = " " + RATIO_OFFSET if scaled[0][1][1] else ""
     else:
         return None
-    listed = ", ".join(f"band {b}: x {sc:g} + {off:g}" for b, (sc, off) in scaled if sc != 1.0 or off != 0.0)
+    listed = ", ".join(f"band {b}: {encoding_words(pair)}" for b, pair in scaled if pair != (1.0, 0.0))
     return (f"The {role} raster's bands carry a scale/offset ({listed}): the fusion works on the stored numbers, "
             f"and {carried}.{caveat}", offset)
 
