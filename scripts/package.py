@@ -14,6 +14,7 @@ into the repository.
 """
 from __future__ import annotations
 
+import argparse
 import datetime
 import os
 import subprocess
@@ -86,7 +87,9 @@ def build(dest: Path = DIST) -> Path:
     return dest
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    # no options: argparse answers --help (and refuses anything else) before anything is built (QA119: --help built)
+    argparse.ArgumentParser(prog="scripts/package.py", description=(__doc__ or "").split("\n\n")[0]).parse_args(argv)
     for name in sync_root_copies():
         print(f"make package: refreshed the root copy of {name} from ksdiff_qgis/{name}")
     dest = build()

@@ -7,7 +7,9 @@ run equals an untiled one.
 """
 from __future__ import annotations
 
+import json
 import math
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,6 +36,9 @@ METHODS = {
 BEST_CLASSICAL = "mtf_glp_hpm"
 # methods added after METHOD auto existed: the Processing option list appends them after it
 ADDED_AFTER_AUTO = ("mtf_glp_fs", "bdsd_pc")
+# study switch, 2026-12-07 17:36 rule in docs/VALIDATION.md; the lead removes or flips it: BDSD-PC fitted and applied on
+# mean-removed data (an offset in how PAN and MS are stored then leaves its output unmoved). Read once, at import.
+STUDY_CENTRED = os.environ.get("KSDIFF_STUDY_BDSD_CENTRED") == "1"
 
 
 @dataclass(frozen=True)
@@ -77,18 +82,25 @@ class SceneStats:
     # (C, C+1) BDSD-PC's coefficients, row b = (g_b, gamma_b,1..C) (``bdsd_pc_coef``); None: the sample had too few
     # pixels away from nodata and window edges to fit them (BDSD-PC is then refused, and left out of the self-check)
     bdsd_coef: np.ndarray | None = None
+    # (C, C+1) the fit sample's means of P_LR_b and of each LMS_LR_i, row b = (mean P_LR_b, mean LMS_LR_1..C): the
+    # centres BDSD-PC is applied about under the study switch ``STUDY_CENTRED``; None: fitted without centring
+    bdsd_mean: np.ndarray | None = None
+    # (usable, needed, room): the sample's pixels the fit used, the least it needs, and those beyond the filters'
+    # reach of its windows' edges before nodata took its share (``bdsd_unfit`` says which was short)
+    bdsd_sample: tuple[int, int, int] = (0, 0, 0)
 
 
 def scene_stats(pan_lr: np.ndarray, ms: np.ndarray, valid: np.ndarray,
                 pan_low: np.ndarray | None = None, checkpoint: Checkpoint = never_cancelled,
-                lms_lr: np.ndarray | None = None) -> SceneStats:
+                lms_lr: np.ndarray | None = None, lms_room: int = 0) -> SceneStats:
     """Estimate ``SceneStats`` from PAN averaged onto the MS grid (H, W), MS (C, H, W) and a validity mask.
     ``pan_low`` (C, H, W): each band's MTF-matched low-pass PAN on the MS grid (``lowpass_on_ms_grid``), what
     MTF-GLP-FS's gains are regressed on; None only for callers that use no MTF-GLP-FS gains (they then come from
     the averaged PAN, biased low). Values far outside an input's own data (an undeclared fill, a spike) are left out
     of every statistic (``outliers.screen``: said in ``SceneStats.screened``). ``checkpoint()`` between its steps
     (a cancel stops it). ``lms_lr`` (C, H, W): the MS Wald-degraded and upsampled back onto the MS grid, NaN where
-    it is not to be used (near nodata or a window's edge), BDSD-PC's baseline; None: no BDSD-PC coefficients."""
+    it is not to be used (near nodata or a window's edge), BDSD-PC's baseline; None: no BDSD-PC coefficients.
+    ``lms_room``: how many of ``lms_lr``'s pixels the windows' edges alone leave, nodata aside (``bdsd_unfit``)."""
     keep, screened = outliers.screen(pan_lr[valid], ms[:, valid], None if pan_low is None else pan_low[:, valid],
                                      checkpoint)
     checkpoint()
@@ -118,10 +130,17 @@ def scene_stats(pan_lr: np.ndarray, ms: np.ndarray, valid: np.ndarray,
     if (w[:-1] < 0).any() or not (w[:-1] > 0).any():
         w = np.append(np.full(m.shape[0], 1.0 / m.shape[0]), 0.0)
     i_b = design @ w
-    bdsd = None
+    bdsd = centre = None
+    bdsd_sample = (0, 0, 0)
     if lms_lr is not None and pan_low is not None:
         usable = valid & np.isfinite(lms_lr).all(axis=0)
-        bdsd = bdsd_pc_coef(ms[:, usable], lms_lr[:, usable], pan_low[:, usable])
+        sample_lms, sample_p = lms_lr[:, usable], pan_low[:, usable]
+        # the means of the regressors over the fit sample stand for the scene's at full scale as well: P_LR_b is the
+        # PAN low-passed onto the MS grid (its mean is the PAN's there) and LMS_LR the MS degraded and re-upsampled
+        # (its mean is the MS's), so the full-scale P and LMS are centred on the same numbers
+        centre = bdsd_centre(sample_lms, sample_p) if STUDY_CENTRED and sample_p.shape[1] else None
+        bdsd = bdsd_pc_coef(ms[:, usable], sample_lms, sample_p, centre)
+        bdsd_sample = (int(usable.sum()), 16 * (ms.shape[0] + 1), max(int(lms_room), int(usable.sum())))
     checkpoint()
     return SceneStats(
         ms_mean=m.mean(axis=1), pan_mean=float(p.mean()), pan_std=max(float(p.std()), 1e-6),
@@ -135,7 +154,7 @@ def scene_stats(pan_lr: np.ndarray, ms: np.ndarray, valid: np.ndarray,
         negative=float(((p < 0) | (m < 0).any(axis=0)).mean()),
         below_zero=(int(np.count_nonzero(p < 0)), *(int(n) for n in np.count_nonzero(m < 0, axis=1))), sampled=p.size,
         ms_low=np.percentile(m, 0.1, axis=1), pan_low=float(np.percentile(p, 0.1)), screened=screened,
-        bdsd_coef=bdsd,
+        bdsd_coef=bdsd, bdsd_mean=None if bdsd is None else centre, bdsd_sample=bdsd_sample,
     )
 
 
@@ -147,23 +166,37 @@ def bdsd_reach(gains, ratio: int) -> int:
     return math.ceil(3 * max(mtf_sigma(float(g), ratio) for g in gains)) + 3 * ratio
 
 
-def bdsd_pc_coef(ms: np.ndarray, lms_lr: np.ndarray, p_lr: np.ndarray) -> np.ndarray | None:
+def bdsd_centre(lms_lr: np.ndarray, p_lr: np.ndarray) -> np.ndarray:
+    """(C, C+1) row b = (mean P_LR_b, mean LMS_LR_1..C) over a sample (``lms_lr``, ``p_lr``: (C, N)): the centres of
+    the study switch's centred fit (``STUDY_CENTRED``)."""
+    lms_mean = lms_lr.astype(np.float64).mean(axis=1)
+    return np.column_stack([p_lr.astype(np.float64).mean(axis=1), np.tile(lms_mean, (lms_lr.shape[0], 1))])
+
+
+def bdsd_pc_coef(ms: np.ndarray, lms_lr: np.ndarray, p_lr: np.ndarray,
+                 centre: np.ndarray | None = None) -> np.ndarray | None:
     """BDSD-PC's coefficients (Vivone 2019) from N reduced-scale samples, (C, C+1), row b = (g_b, gamma_b,1..C):
     the bounded least squares MS_b - LMS_LR_b ~ g_b P_LR_b + sum_i gamma_b,i LMS_LR_i with g_b >= 0 and every
     gamma_b,i <= 0 (the paper's physical constraint), no intercept. ``ms``, ``lms_lr``, ``p_lr``: (C, N).
     None when N < 16 (C+1): too few samples to trust the fit. (The alternative, falling back to another method's
-    gains, would make 'BDSD-PC' mean something else on small scenes; refusing it says what happened.)"""
+    gains, would make 'BDSD-PC' mean something else on small scenes; refusing it says what happened.)
+    ``centre`` (``bdsd_centre``): the regressors' means, removed from them, and the target's own mean from it, before
+    the same fit (the study switch ``STUDY_CENTRED``); None: the paper's fit on the data as stored."""
     c, n = ms.shape
     if n < 16 * (c + 1):
         return None
     low = np.concatenate([np.zeros(1), np.full(c, -np.inf)])
     high = np.concatenate([np.full(1, np.inf), np.zeros(c)])
     lms = lms_lr.astype(np.float64).T
+    target_all = ms.astype(np.float64) - lms.T
+    if centre is not None:
+        lms = lms - centre[0, 1:]
+        target_all -= target_all.mean(axis=1, keepdims=True)
     gram_lms = lms.T @ lms
     coef = np.empty((c, c + 1))
     for b in range(c):
-        p = p_lr[b].astype(np.float64)
-        target = ms[b].astype(np.float64) - lms[:, b]
+        p = p_lr[b].astype(np.float64) - (0.0 if centre is None else centre[b, 0])
+        target = target_all[b]
         # the same problem on the design's Gram matrix G = R'R: |Ax - y|^2 = |Rx - R'^-1 A'y|^2 + const, C+1 rows
         # instead of N (the full design took 2.8 s on an 8-band sample of 262k pixels, every run's statistics)
         cross = lms.T @ p
@@ -339,20 +372,61 @@ def fuse_mtf_glp_fs(pan: np.ndarray, lms: np.ndarray, ctx: TileContext) -> np.nd
     return out
 
 
-BDSD_UNFIT = ("BDSD-PC's coefficients could not be fitted: the scene statistics' sample holds too few pixels away "
-              "from nodata and from its windows' edges. Choose another method (MTF-GLP-FS is the nearest)")
+BDSD_UNFIT = "BDSD-PC's coefficients could not be fitted"
+BDSD_OTHER = "Choose another method (MTF-GLP-FS is the nearest)"
+
+
+def bdsd_unfit(stats: SceneStats, extent: bool = False) -> str:
+    """Why BDSD-PC has no coefficients, in one line: the usable sample against the fit's need, and its cause (the
+    scene, or the EXTENT, too small for the filters' reach from its windows' edges; or nodata, with its share)."""
+    usable, needed, room = stats.bdsd_sample
+    head = f"{BDSD_UNFIT}: the scene statistics' sample has {usable} usable MS pixels and the fit needs {needed}"
+    if room < needed:
+        where = "the EXTENT" if extent else "the scene"
+        more = "enlarge the EXTENT or choose" if extent else "choose"
+        return (f"{head}: {where} is too small for the fit's filters ({room} pixels clear of the sample windows' "
+                f"edges). {more[0].upper()}{more[1:]} another method (MTF-GLP-FS is the nearest)")
+    return (f"{head}: nodata and the filters' reach around it took {room - usable} ({share(room - usable, room, 1)}) "
+            f"of the {room} pixels away from the windows' edges. {BDSD_OTHER}")
+
+
+def bdsd_coef_text(stats: SceneStats) -> str | None:
+    """BDSD-PC's coefficients as compact JSON (4 decimals): per band g and the gammas, the sample size, and the
+    centres when fitted centred; None without coefficients. The ``KSDIFF_BDSD_COEF`` tag and the log's line."""
+    if stats.bdsd_coef is None:
+        return None
+    made: dict = {"n": stats.bdsd_sample[0], "g": [round(float(v), 4) for v in stats.bdsd_coef[:, 0]],
+                  "gamma": [[round(float(v), 4) for v in row] for row in stats.bdsd_coef[:, 1:]]}
+    if stats.bdsd_mean is not None:
+        made["mean"] = [[round(float(v), 4) for v in row] for row in stats.bdsd_mean]
+    return json.dumps(made, separators=(",", ":"))
+
+
+def bdsd_coef_line(stats: SceneStats, numbers: list[int] | None = None) -> str | None:
+    """The log's line of BDSD-PC's coefficients: per band g and the gammas, and the sample size; the MS bands by their
+    number in the file (``numbers``, as ``negative_note``; None: their positions). None without coefficients."""
+    if stats.bdsd_coef is None:
+        return None
+    bands = "; ".join(f"band {numbers[b] if numbers else b + 1}: g {row[0]:.4f}, gamma "
+                      + " ".join(f"{v:.4f}" for v in row[1:]) for b, row in enumerate(stats.bdsd_coef))
+    centred = ", centred (study switch)" if stats.bdsd_mean is not None else ""
+    return (f"BDSD-PC's coefficients, fitted on {stats.bdsd_sample[0]} MS pixels{centred} (also in the output's "
+            f"KSDIFF_BDSD_COEF tag): {bands}")
 
 
 def fuse_bdsd_pc(pan: np.ndarray, lms: np.ndarray, ctx: TileContext) -> np.ndarray:
-    """LMS_b + g_b P + sum_i gamma_b,i LMS_i with the scene's ``bdsd_coef`` (no filter at full scale)."""
-    coef = ctx.stats.bdsd_coef
+    """LMS_b + g_b P + sum_i gamma_b,i LMS_i with the scene's ``bdsd_coef`` (no filter at full scale); with
+    ``bdsd_mean`` (the study switch), LMS_b + g_b (P - mean P_b) + sum_i gamma_b,i (LMS_i - mean LMS_i)."""
+    coef, centre = ctx.stats.bdsd_coef, ctx.stats.bdsd_mean
     if coef is None:
-        raise InputError(BDSD_UNFIT)
+        raise InputError(bdsd_unfit(ctx.stats))
     out = lms.copy()
     for b in range(lms.shape[0]):   # explicit sums, not BLAS (as ``_intensity``)
         out[b] += np.float32(coef[b, 0]) * pan
         for i in range(lms.shape[0]):
             out[b] += np.float32(coef[b, i + 1]) * lms[i]
+        if centre is not None:   # the centres' part, one constant per band
+            out[b] -= np.float32(coef[b] @ centre[b])
     return out
 
 

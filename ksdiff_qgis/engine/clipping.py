@@ -101,8 +101,9 @@ class ClipCounter:
         if not self.at_nodata:
             return ""
         n = self.nodata
-        return (f"{self.at_nodata} values that rounded to {n:g}, the output's nodata value, were written as "
-                f"{self._written(n):g}")
+        one = self.at_nodata == 1   # QA119: '1 values that rounded to 0 ... were written as 1'
+        return (f"{self.at_nodata} {'value' if one else 'values'} that rounded to {n:g}, the output's nodata value, "
+                f"{'was' if one else 'were'} written as {self._written(n):g}")
 
     def report(self, fb: Feedback, method: str, cause: str = "") -> None:
         """Log the counts: nothing when none were clipped (or moved off the nodata value), info below the threshold,
@@ -117,7 +118,7 @@ class ClipCounter:
         if not (below or above):
             if moved:   # QA: "min 0.0" was said while the output's lowest value is 1, its nodata 0
                 fb.info(f"{method}: {moved[0].upper()}{moved[1:]} ({share(self.at_nodata, total)} of {total} fused "
-                        "values), so that they do not read as nodata.")
+                        f"values), so that {'it does' if self.at_nodata == 1 else 'they do'} not read as nodata.")
             return
         # one line each: a band named "a\nINFO: x" made a fake log line
         names = [shown_name(n) for n in self.names or [f"band {i + 1}" for i in range(len(self.negative))]]

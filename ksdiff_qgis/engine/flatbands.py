@@ -9,6 +9,8 @@ draws the PAN's detail into any band it fuses.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from . import labels
@@ -58,10 +60,11 @@ def _gets_pan_detail(method: str, band: int, value: float, model: list[int] | No
 
 
 def flat_band_note(method: str, flat: Flat, ms: RasterInfo, model: list[int] | None = None,
-                   numbers: list[int] | None = None) -> str | None:
+                   numbers: list[int] | None = None, written: Callable[[float], float] | None = None) -> str | None:
     """The warning for the ``flat`` bands (``flat_bands``) under ``method`` (the one that fuses): which bands hold
     one value, which of them the method fills with the PAN's detail and which it keeps. None when there are none.
-    ``numbers``: the file's number of each band of ``ms`` (``band_list``)."""
+    ``numbers``: the file's number of each band of ``ms`` (``band_list``). ``written``: the value the output stores
+    for a kept one (a value equal to the output's nodata is moved one step off it); None: as it is."""
     if not flat:
         return None
     values = dict(flat)
@@ -87,16 +90,25 @@ def flat_band_note(method: str, flat: Flat, ms: RasterInfo, model: list[int] | N
         effects.append(f"{name} {how}: texture {_verb(textured, 'that band does', 'those bands do')} not have")
     if kept:
         them = _bands(kept, ms, numbers) if mixed else _verb(kept, "it", "them")
-        effects.append(f"{'it' if mixed else name} keeps {them} at {_values(kept, values)}")
+        effects.append(f"{'it' if mixed else name} keeps {them} at {_values(kept, values)}"
+                       + _moved([values[b] for b in kept], written))
     listed = [b for b, _ in flat]   # the advice speaks of every band the warning lists
     advice = f"leave {_verb(listed, 'it', 'them')} out with MS bands to fuse (MS_BANDS)"
     if textured and constant:
         advice += (", or fuse with GSA or MTF-GLP-FS, which keep "
                    + _verb(textured, "such a band at its value", "such bands at their values"))
     elif textured:
-        advice += f", or fuse with a classical method, which keeps {_verb(textured, 'it', 'them')} at 0"
+        advice += (f", or fuse with a classical method, which keeps {_verb(textured, 'it', 'them')} at 0"
+                   + _moved([0.0], written))
     return (f"{'; '.join(said)}: {'; '.join(effects)}. If {_verb(listed, 'the band', 'the bands')} should hold data, "
             f"check the MS; else {advice}.")
+
+
+def _moved(kept: list[float], written: Callable[[float], float] | None) -> str:
+    """' (0 is the output's nodata value: written as 1)' for the kept values the writer moves off nodata, or ''
+    (QA119: 'keeps it at 0' beside a band written as all 1s)."""
+    moved = {v: written(v) for v in kept if written is not None and written(v) != v}
+    return "".join(f" ({v:g} is the output's nodata value: written as {w:g})" for v, w in moved.items())
 
 
 def _verb(bands: list[int], one: str, many: str) -> str:

@@ -377,13 +377,14 @@ def _pan_low_window(pan_ds, pan: RasterInfo, pc: int, pr: int, w: int, h: int, k
 
 
 def _lms_lr_window(p: np.ndarray, m: np.ndarray, pan: RasterInfo, ms: RasterInfo, k: int, gains,
-                   inner: tuple[bool, bool, bool, bool]) -> np.ndarray:
+                   inner: tuple[bool, bool, bool, bool]) -> tuple[np.ndarray, int]:
     """BDSD-PC's LMS_LR on a stats window's MS pixels, (C, h*w): the MS window (nodata in the PAN or the MS filled
     with the window's mean) Wald-degraded by ``k`` with each band's MTF gain and upsampled back, as the self-check's
     ``lms_lr``; NaN within the filters' reach (``classical.bdsd_reach``) of nodata and of the window's ``inner``
     (top, bottom, left, right) edges, those inside the raster, and everywhere in a window too small to leave a pixel,
     so the fit sees no fill or cut. At the raster's own edge the mirroring is the scene's, as every fused tile's and
-    the PAN low-pass's there (``_pan_low_window``): kept, so a small MS (32 x 32) still has pixels to fit on."""
+    the PAN low-pass's there (``_pan_low_window``): kept, so a small MS (32 x 32) still has pixels to fit on.
+    Also returns how many pixels the edges alone leave, nodata aside (``classical.bdsd_unfit``: which was short)."""
     c, h, w = m.shape
     out = np.full((c, h, w), np.nan, np.float32)
     r = classical.bdsd_reach(gains, k)
@@ -392,20 +393,21 @@ def _lms_lr_window(p: np.ndarray, m: np.ndarray, pan: RasterInfo, ms: RasterInfo
     bottom = max(bottom, h - hh)   # rows the decimation's whole blocks leave out: no LMS_LR there
     right = max(right, w - ww)
     if top + bottom >= h or left + right >= w:
-        return out.reshape(c, -1)
+        return out.reshape(c, -1), 0
+    room = (h - top - bottom) * (w - left - right)
     bad = np.zeros((h, w), dtype=bool)
     for arr, info in ((p[None], pan), (m, ms)):
         v = valid_pixels(arr, info.nodata, info.dtype)
         if v is not None:
             bad |= ~v
     if bad.all():
-        return out.reshape(c, -1)
+        return out.reshape(c, -1), room
     filled = np.where(bad[None], m[:, ~bad].mean(axis=1)[:, None, None], m).astype(np.float32)
     lms_lr = upsample(wald_degrade(filled, gains, k), k, (hh, ww))
     usable = ~grow_mask(bad, r)[:hh, :ww]
     usable[:top], usable[h - bottom:], usable[:, :left], usable[:, w - right:] = False, False, False, False
     out[:, :hh, :ww] = np.where(usable[None], lms_lr, np.nan)
-    return out.reshape(c, -1)
+    return out.reshape(c, -1), room
 
 
 def estimate_scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan,
@@ -455,6 +457,7 @@ def _scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan,
     windows = _sample_windows(kc, kr, kw, kh)
     lows = []   # each band's MTF-matched low-pass PAN on the windows' MS pixels: MTF-GLP-FS's gains
     lms_lrs = []   # the MS degraded and re-upsampled on the windows' MS pixels: BDSD-PC's baseline (NaN: unused)
+    lms_room = 0   # of them, those the windows' edges alone leave (nodata aside): ``classical.bdsd_unfit``
     # windows of a row share the blocks of inputs in large blocks (JPEG2000): kept while they fit the budget
     cache = InputCache([pan_ds, ms_ds], budget_mb=row_budget_mb(
         [(pan_ds, STATS_WINDOW * k), (ms_ds, STATS_WINDOW)], memory.room_mb(memory.FIXED_MB)))
@@ -474,8 +477,10 @@ def _scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan,
                     else np.repeat(p.reshape(1, -1), ms.bands, axis=0))
         mss.append(m.reshape(ms.bands, -1))
         inner = (r > 0, r + h < ms_ds.RasterYSize, c > 0, c + w < ms_ds.RasterXSize)
-        lms_lrs.append(_lms_lr_window(p, m, pan, ms, k, gains, inner) if (pw, ph) == (w * k, h * k)
-                       else np.full((ms.bands, w * h), np.nan, np.float32))
+        lms_lr, room = (_lms_lr_window(p, m, pan, ms, k, gains, inner) if (pw, ph) == (w * k, h * k)
+                        else (np.full((ms.bands, w * h), np.nan, np.float32), 0))
+        lms_lrs.append(lms_lr)
+        lms_room += room
         if (pw, ph) == (w * k, h * k):   # read whole: a window for the registration (its nodata left out after)
             whole.append((p, m, ((pr - y) / k, (pc - x) / k)))
         cache.trim()   # a row of windows at most in GDAL's cache, whatever the scene's size
@@ -505,7 +510,7 @@ def _scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan,
         raise InputError("the overlap of PAN and MS holds (almost) no valid pixels: everything is nodata")
     pan_low = np.concatenate(lows, axis=1)[:, None]
     stats = classical.scene_stats(pan_lr, ms_lr, valid, pan_low, checkpoint,
-                                  lms_lr=np.concatenate(lms_lrs, axis=1)[:, None])
+                                  lms_lr=np.concatenate(lms_lrs, axis=1)[:, None], lms_room=lms_room)
     checkpoint()
     stats = replace(stats, pan_noise=noise.pooled_sigma(details), pan_top=pan_seen.top(), ms_top=ms_seen.top(),
                     ms_flat=flat_bands(ms_lr, ms))
@@ -1068,7 +1073,7 @@ def pansharpen(
         stats = estimate_scene_stats(pan_ds, ms_src, pan, ms, plan, ranges=ranges, gains=spec.mtf_ms,
                                      checkpoint=fb.stop_if_cancelled, band_numbers=bplan.indices)
     if method == "bdsd_pc" and stats.bdsd_coef is None:   # refused before any pixel is written
-        raise InputError(classical.BDSD_UNFIT)
+        raise InputError(classical.bdsd_unfit(stats, extent=bool(plan.extent)))
     need = None
     if measure_space:
         need = _space_need(pan_ds, ms_src, pan, ms, plan, spec, stats, ranges, fb, out_nbits, out_options)
@@ -1116,7 +1121,9 @@ def pansharpen(
                                      ms_offset=ms_offset, caveat=lossy.caveat(compressed))
     # what the method that fuses makes of a band of one value (QA: MTF-GLP-HPM gave a band of 500 the PAN's texture);
     # ``ms`` is the view MS_BANDS cut: its bands are named by their numbers in the file
-    flat_note = flat_band_note(method, stats.ms_flat, ms, bplan.model, bplan.indices)
+    out_nodata = output_nodata(pan, ms)[0]
+    flat_note = flat_band_note(method, stats.ms_flat, ms, bplan.model, bplan.indices, written=lambda v: float(
+        to_dtype(np.full((1, 1), v, np.float32), ms.dtype, out_nodata, out_nbits)[0, 0]))
     if flat_note:
         warnings.append(flat_note)
     # any classical method, chosen or fallen back to by METHOD auto (QA: METHOD mtf_glp_hpm said nothing of a
@@ -1215,6 +1222,9 @@ def pansharpen(
         fb.debug(f"tiles read {margin} px of context beyond their edges"
                  + (f"; the output starts at the PAN's column {c0}, row {r0}" if r0 or c0 else ""))
         fb.info(f"output nodata: {nodata_why}")
+        if method == "bdsd_pc":   # the method's whole state, to explain and reproduce a run (QA119)
+            fb.info(classical.bdsd_coef_line(stats, bplan.indices))
+            settings["BDSD_COEF"] = classical.bdsd_coef_text(stats)
         runner = _TileRunner(pan_ds, ms_src, pan, ms, plan, spec, fuse, margin, stats, fb, layout.count, ranges,
                              bar.stage("tiles"))
         if eta.is_large(pan.width, pan.height):

@@ -611,6 +611,10 @@ def run_check(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan, se
     res.learned, res.classical, res.classical_method = scores.get("learned"), scores[chosen], chosen
     res.candidates = scores
     res.notes.append(why_classical)
+    if "bdsd_pc" not in candidates:   # QA119: left out unsaid, a user who saw five candidates elsewhere could not tell
+        usable, needed, _ = getattr(stats, "bdsd_sample", (0, 0, 0))
+        res.notes.append(f"BDSD-PC was left out of the candidates: its coefficients could not be fitted (the scene "
+                         f"statistics' sample has {usable} usable MS pixels, the fit needs {needed})")
     mostly = saturation.sample_note(getattr(stats, "pan_top", None), getattr(stats, "ms_top", None))
     if mostly:   # QA: a 93 % saturated sample decided on its 7 % of real content, unsaid
         res.notes.append(mostly)

@@ -1,0 +1,117 @@
+"""BDSD-PC's study switch KSDIFF_STUDY_BDSD_CENTRED (fit and apply on mean-removed data; off by default, the paper's
+fit unchanged), and its explainability: the coefficients' info line and the KSDIFF_BDSD_COEF tag."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+from osgeo import gdal
+
+from ksdiff_qgis.engine import classical
+from ksdiff_qgis.engine.feedback import RecordingFeedback
+from ksdiff_qgis.engine.pipeline import pansharpen
+
+ROOT = Path(__file__).resolve().parents[1]
+SHIFT = 3000
+
+
+def _shifted(src: Path, dst: Path, shift: int) -> str:
+    """``src`` with ``shift`` added to every value, same type and georeferencing."""
+    gdal.Translate(str(dst), str(src))
+    ds = gdal.Open(str(dst), gdal.GA_Update)
+    for b in range(1, ds.RasterCount + 1):
+        band = ds.GetRasterBand(b)
+        band.WriteArray(band.ReadAsArray().astype(np.int64) + shift)
+    ds = None
+    return str(dst)
+
+
+def _fused(data_dir: Path, tmp_path: Path, shift: int) -> np.ndarray:
+    """The Landsat 8 fixture fused by BDSD-PC with ``shift`` added to PAN and MS, the output moved back."""
+    pan = _shifted(data_dir / "l8_pan.tif", tmp_path / f"pan{shift}.tif", shift)
+    ms = _shifted(data_dir / "l8_ms.tif", tmp_path / f"ms{shift}.tif", shift)
+    res = pansharpen(pan, ms, str(tmp_path / f"out{shift}.tif"), "landsat8", "bdsd_pc")
+    return gdal.Open(res.output_path).ReadAsArray().astype(np.int64) - shift
+
+
+def test_the_centred_fit_recovers_known_coefficients_on_offset_data():
+    rng = np.random.default_rng(11)
+    c, n = 4, 5000
+    lms = rng.uniform(100, 1000, (c, n)) + 5000.0   # an offset in how the data are stored
+    p_lr = lms.mean(axis=0) + rng.normal(0, 50, n) + 2000.0
+    g = np.array([0.8, 1.1, 0.5, 2.0])
+    w = np.array([[0.3, 0.0, 0.2, 0.1], [0.0, 0.6, 0.0, 0.2], [0.1, 0.1, 0.1, 0.1], [0.0, 0.0, 0.9, 0.4]])
+    mean_p, mean_lms = p_lr.mean(), lms.mean(axis=1)
+    ms = lms + g[:, None] * (p_lr - mean_p)[None] - w @ (lms - mean_lms[:, None]) + 7.0   # and a target offset
+    p_all = p_lr[None].repeat(c, axis=0)
+    centre = classical.bdsd_centre(lms, p_all)
+    assert centre.shape == (c, c + 1)
+    assert np.allclose(centre[:, 0], mean_p) and np.allclose(centre[:, 1:], mean_lms[None])
+    coef = classical.bdsd_pc_coef(ms, lms, p_all, centre)
+    assert np.allclose(coef[:, 0], g, atol=1e-3) and np.allclose(coef[:, 1:], -w, atol=1e-3), coef
+    # the paper's fit (no intercept) on the same data misses them: the offset is what the centring removes
+    plain = classical.bdsd_pc_coef(ms, lms, p_all)
+    assert np.abs(plain - np.column_stack([g, -w])).max() > 0.05
+
+
+def test_with_the_switch_off_the_outputs_are_the_paper_fits(data_dir, tmp_path):
+    """Off (the default), nothing changes: the outputs' hashes before the switch existed (3a59ce8)."""
+    assert not classical.STUDY_CENTRED
+    before = {"l8": "5f06c8f547641ededc7da069473cbff3d484b17cacebe10127efb628a34b3e0a",
+              "wv2_nodata": "23539dcf79babe5715bd7a44bdf44163708b0005f8512dcd8a4057e3c1d045cf"}
+    for name, sensor in (("l8", "landsat8"), ("wv2_nodata", "wv2")):
+        res = pansharpen(str(data_dir / f"{name}_pan.tif"), str(data_dir / f"{name}_ms.tif"),
+                         str(tmp_path / f"{name}.tif"), sensor, "bdsd_pc")
+        arr = gdal.Open(res.output_path).ReadAsArray()
+        assert hashlib.sha256(arr.tobytes()).hexdigest() == before[name], name
+
+
+def test_centred_outputs_ignore_an_offset_in_the_stored_numbers(data_dir, tmp_path, monkeypatch):
+    """Switch on: the Landsat 8 pair and the same pair + 3000 give outputs within 1 DN (rounding). Off, the paper's
+    fit without an intercept moves: max 52 DN, mean 6.3 DN on this pair (2026-12-07)."""
+    plain = _fused(data_dir, tmp_path, 0)
+    shifted = _fused(data_dir, tmp_path, SHIFT)
+    off = np.abs(shifted - plain)
+    print(f"switch off: max {off.max()} DN, mean {off.mean():.2f} DN")
+    assert off.max() > 20
+    monkeypatch.setattr(classical, "STUDY_CENTRED", True)
+    (tmp_path / "c").mkdir()
+    plain_c = _fused(data_dir, tmp_path / "c", 0)
+    shifted_c = _fused(data_dir, tmp_path / "c", SHIFT)
+    on = np.abs(shifted_c - plain_c)
+    print(f"switch on: max {on.max()} DN, mean {on.mean():.4f} DN")
+    assert on.max() <= 1, on.max()
+    assert not np.array_equal(plain_c, plain)   # the switch did change the fit
+    tag = json.loads(gdal.Open(str(tmp_path / "c" / "out0.tif")).GetMetadataItem("KSDIFF_BDSD_COEF"))
+    assert len(tag["mean"]) == 4 and len(tag["mean"][0]) == 5   # the centres are recorded with the coefficients
+
+
+def test_the_switch_is_read_from_the_environment_at_import():
+    code = "from ksdiff_qgis.engine import classical; print(classical.STUDY_CENTRED)"
+    for value, expected in (("1", "True"), ("", "False")):
+        env = {**os.environ, "KSDIFF_STUDY_BDSD_CENTRED": value}
+        out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
+                             timeout=120)
+        assert out.stdout.strip() == expected, out.stderr
+
+
+def test_the_coefficients_are_logged_and_tagged(data_dir, tmp_path):
+    """QA119: the coefficients, BDSD-PC's whole state, were neither logged nor tagged."""
+    said = RecordingFeedback()
+    res = pansharpen(str(data_dir / "l8_pan.tif"), str(data_dir / "l8_ms.tif"), str(tmp_path / "o.tif"),
+                     "landsat8", "bdsd_pc", feedback=said)
+    lines = [m for m in said.lines if m.startswith("BDSD-PC's coefficients, fitted on ")]
+    assert len(lines) == 1 and "band 1: g " in lines[0] and "band 4: g " in lines[0] and "\n" not in lines[0]
+    tag = json.loads(gdal.Open(res.output_path).GetMetadataItem("KSDIFF_BDSD_COEF"))
+    assert tag["n"] > 0 and len(tag["g"]) == 4 and len(tag["gamma"]) == 4 and len(tag["gamma"][0]) == 4
+    assert "mean" not in tag
+    assert f"fitted on {tag['n']} MS pixels" in lines[0]
+    assert all(v >= 0 for v in tag["g"]) and all(v <= 0 for row in tag["gamma"] for v in row)
+    other = pansharpen(str(data_dir / "l8_pan.tif"), str(data_dir / "l8_ms.tif"), str(tmp_path / "fs.tif"),
+                       "landsat8", "mtf_glp_fs")
+    assert gdal.Open(other.output_path).GetMetadataItem("KSDIFF_BDSD_COEF") is None
