@@ -438,6 +438,22 @@ def test_the_best_classical_method_is_the_yardstick():
     assert pick_classical({"gsa": Scores(4.0, 4.5, 1.0, 0.38), "mtf_glp_hpm": hpm})[0] == "mtf_glp_hpm"   # ties
 
 
+def test_a_near_tie_is_said_with_the_decimals_that_tell_it_and_no_false_tie_note():
+    """QA (held-out Landsat 7 case): 'MTF-GLP-FS 2.004, BDSD-PC 2.004, MTF-GLP-HPM 2.732 (MTF-GLP-HPM wins ties)' for
+    scores 2.00380 and 2.00424, with MTF-GLP-HPM third and no tie at all."""
+    fs, bdsd, hpm = Scores(1.0038, 1.0, 1.0, 0.4), Scores(1.0, 1.0, 1.00424, 0.4), Scores(1.3, 1.0, 1.4, 0.4)
+    name, why = pick_classical({"mtf_glp_hpm": hpm, "mtf_glp_fs": fs, "bdsd_pc": bdsd})
+    assert name == "mtf_glp_fs"
+    assert "ties" not in why and "tie;" not in why
+    assert "MTF-GLP-FS 2.0038, BDSD-PC 2.0042, MTF-GLP-HPM 2.7000" in why, why
+    # a real tie names the tied methods and the rule that broke it
+    fs = Scores(1.0, 1.0, 1.0, 0.4)
+    name, why = pick_classical({"mtf_glp_fs": fs, "bdsd_pc": Scores(1.0, 1.0, 1.0, 0.4), "mtf_glp_hpm": hpm})
+    assert name == "mtf_glp_fs" and "(MTF-GLP-FS, BDSD-PC tie; MTF-GLP-FS comes first)" in why, why
+    name, why = pick_classical({"gsa": fs, "mtf_glp_hpm": Scores(1.0, 1.0, 1.0, 0.4)})
+    assert name == "mtf_glp_hpm" and "MTF-GLP-HPM wins ties)" in why, why
+
+
 def test_small_scene_study_runs_auto_at_both_thresholds(load_script, data_dir, tmp_path, monkeypatch):
     """``validate_selfcheck.py --small``: a Wald case of the real fixture below the check's minimum sample is fused
     by ``auto`` at the current threshold (no check: MTF-GLP-HPM) and at the study's (checked), every method is scored
