@@ -38,8 +38,10 @@ class PanMapping:
         """The log line that says what was done."""
         ms, mo = self.ms
         was = "physical values" if self.pan == (1.0, 0.0) else f"stored {encoding_words(self.pan)}"
+        # the offset taken away in words: '(physical value + 0.2)', not '(physical value - (-0.2))'
+        value = f"(physical value {'+' if mo < 0 else '-'} {abs(mo):g})" if mo else "physical value"
         return (f"The PAN's values ({was}) were brought into the MS's stored encoding ({encoding_words(self.ms)}): "
-                f"(physical value - ({mo:g})) / {ms:g}, so PAN and MS are fused in one encoding")
+                f"{value} / {ms:g}, so PAN and MS are fused in one encoding")
 
 
 def _mean(ds: gdal.Dataset, bands: list[int]) -> float:
