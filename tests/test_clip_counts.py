@@ -105,8 +105,8 @@ def test_a_uint16_product_near_its_types_top_gets_no_nbits_16_advice(data_dir, t
     said = [line for line in lines if "of the fused values lie above 65504" in line]
     assert len(clip) == 1 and len(said) == 1, lines
     assert "NBITS" not in said[0], said[0]
-    assert said[0].endswith(f"They are written as they are (the {_counted(clip[0])} above 65535 as 65535); to clip "
-                            "them at 65504, use the Raster Calculator's min(value, 65504)."), said[0]
+    assert said[0].endswith(f"They are written as they are, except the {_counted(clip[0])} above 65535, clipped to "
+                            "65535; to clip them at 65504, use the Raster Calculator's min(value, 65504)."), said[0]
     assert _counted(said[0]) == int((out > 65504).sum())
 
 
@@ -121,6 +121,16 @@ def test_the_self_check_says_when_most_of_the_scene_is_saturated(data_dir, tmp_p
         assert any(line.startswith("Self-check on a") for line in lines), lines
         notes[name] = [line for line in lines if "of the scene's sampled" in line]
     assert len(notes["most"]) == 1 and re.fullmatch(
-        r"  (7\d|8\d)% of the scene's sampled (PAN|MS) values are saturated at 2047: the figures above come "
-        r"mostly from the other (1\d|2\d)%", notes["most"][0]), notes["most"]
+        r"  (7\d|8\d)\.\d% of the scene's sampled (PAN|MS) values are saturated at 2047: the figures above come "
+        r"mostly from the other (1\d|2\d)\.\d%", notes["most"][0]), notes["most"]
     assert not notes["quarter"]
+
+
+def test_the_saturation_note_never_says_100_percent_and_the_other_0():
+    """QA121: a share of 0.996 printed "100% ... come mostly from the other 0%"."""
+    from ksdiff_qgis.engine.saturation import Top, sample_note
+
+    near = sample_note(Top(2047, 0.996, 50), None)
+    assert near.startswith("99.6% of the scene's sampled PAN") and near.endswith("from the other 0.4%"), near
+    full = sample_note(None, Top(2047, 0.9999, 50))
+    assert full.startswith("almost all of the scene's sampled MS") and "0%" not in full.replace("0.1%", ""), full

@@ -157,3 +157,6 @@ def test_a_negative_offset_is_said_with_a_minus():
     assert "(PAN x 0.01 - 0.5, MS x 0.0001 - 0.1)" in note, note
     mapped = PanMapping((1.0, 0.0), (2.75e-05, -0.2)).note()
     assert "(x 2.75e-05 - 0.2)" in mapped and "+ -" not in mapped, mapped
+    assert "(physical value + 0.2) / 2.75e-05," in mapped and "- (-" not in mapped, mapped
+    assert "(physical value - 0.1) / 0.0001," in PanMapping((1.0, 0.0), (1e-4, 0.1)).note()
+    assert ": physical value / 0.0001," in PanMapping((1.0, 0.0), (1e-4, 0.0)).note()

@@ -191,3 +191,46 @@ def test_long_band_names_are_cut_in_messages_not_in_the_output(data_dir, tmp_pat
     assert named and max(map(len, named)) < 1000, [line[:200] for line in named]
     assert any("X" * 79 + "…" in line for line in named)
     assert gdal.Open(out).GetRasterBand(1).GetDescription() == "X" * 100_000
+
+
+def test_band_name_not_utf8_through_a_vrt_is_fused(tmp_path, data_dir):
+    """A VRT's band names come from its source files (delivery._band_statement): read raw, they reached the writer's
+    SetDescription (QA121 crash #1)."""
+    from osgeo import gdal
+
+    from ksdiff_qgis.engine.pipeline import pansharpen
+
+    ms = _bad_utf8_ms(data_dir / "wv2_ms.tif", tmp_path / "bad_ms.tif")
+    vrt = str(tmp_path / "bad_ms.vrt")
+    gdal.BuildVRT(vrt, [ms]).FlushCache()
+    result = pansharpen(str(data_dir / "wv2_pan.tif"), vrt, str(tmp_path / "o.tif"), "wv2", "mtf_glp_hpm")
+    out = gdal.Open(result.output_path)
+    name = out.GetRasterBand(1).GetDescription()
+    assert name.startswith("Bl") and "\ufffd" in name and name.encode("utf-8")
+
+
+def test_pan_name_not_utf8_survives_the_mapping_into_the_ms_encoding(data_dir, tmp_path):
+    """mapped_pan copied the PAN's raw description into its VRT copy (QA121 crash #2)."""
+    from ksdiff_qgis.engine import pan_encoding
+    from ksdiff_qgis.engine.raster_io import open_raster
+
+    ds, info = open_raster(_bad_utf8_ms(data_dir / "wv2_pan.tif", tmp_path / "bad_pan.tif"), "PAN")
+    copy, _ = pan_encoding.mapped_pan(ds, info, pan_encoding.PanMapping((1.0, 0.0), (0.0001, -0.1)))
+    name = copy.GetRasterBand(1).GetDescription()
+    assert name.startswith("Bl") and "\ufffd" in name and name.encode("utf-8")
+
+
+def test_writer_makes_every_band_name_valid_text(data_dir, tmp_path):
+    """The writer is the last guard: a name with lone surrogates is written with replacement characters."""
+
+    from ksdiff_qgis.engine.raster_io import open_raster
+    from ksdiff_qgis.engine.raster_io.writer import GeoTiffWriter
+
+    ds, info = open_raster(str(data_dir / "wv2_ms.tif"), "MS")
+    names = ["Bl\udcff\udcfeue"] + [f"b{i}" for i in range(2, info.bands + 1)]
+    out = str(tmp_path / "w.tif")
+    writer = GeoTiffWriter(out, 8, 8, info, ds.GetGeoTransform(), ds.GetProjection(), names, None)
+    try:
+        assert writer.ds.GetRasterBand(1).GetDescription() == "Bl\ufffd\ufffdue"
+    finally:
+        writer.abort()

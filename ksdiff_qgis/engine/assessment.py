@@ -108,8 +108,7 @@ def _stored_peak(raster: MaskedRaster, sensor_scale: float) -> float:
     if info.dtype.kind != "f" and (sensor_scale or info.nbits):   # the generic sensor (scale 0): the declared bits
         return min(sensor_scale or math.inf, value_range(info.dtype, info.nbits)[1])
     # a decimated read: no statistics written beside the user's file
-    sample = read_nearest(raster.ds, 512, 512, raster.band_list)[0].astype(np.float64)
-    sample = sample.reshape(raster.bands, -1)
+    sample = _nearest_sample(raster)
     values = [b[np.isfinite(b) & ~np.isin(b, [nd for nd in raster.nodata if nd is not None])] for b in sample]
     values = [v for v in values if v.size]
     if info.dtype.kind != "f":   # the generic sensor and integers of undeclared bits: the data's maximum
@@ -124,11 +123,24 @@ COVERAGE_NOTE = 0.99    # FUSED covering less of REFERENCE's valid pixels than t
 ZERO_HOLES = 64         # all-zero FUSED pixels over REFERENCE data, without a declared nodata, said from this many
 
 
+def _nearest_sample(raster: MaskedRaster) -> np.ndarray:
+    """``raster``'s selected bands decimated to at most 512 x 512 pixels, (bands, pixels) float64 in stored values:
+    read once per raster and band selection (the peak, the scale check and the level test ask up to five times, each
+    a decoding of the whole file). Real pixels, never the file's averaged overviews: they blend nodata into data."""
+    key = tuple(raster.band_list)
+    cache = raster.__dict__.setdefault("_nearest_samples", {})
+    if key not in cache:
+        arr, msg = read_nearest(raster.ds, 512, 512, raster.band_list)
+        if arr is None:   # a damaged block: said, not an AttributeError or a silently skipped check
+            raise InputError(f"cannot read {raster.role} {shown_name(gdal_text(raster.path))}: {msg}")
+        cache[key] = np.asarray(arr, dtype=np.float64).reshape(len(key), -1)
+    return cache[key]
+
+
 def _sample(raster: MaskedRaster) -> np.ndarray:
     """The valid values (not nodata, finite) of a decimated read of ``raster``'s bands, pooled; nothing is written
     beside the user's file (no statistics)."""
-    arr = read_nearest(raster.ds, 512, 512, raster.band_list)[0]
-    arr = np.asarray(arr, dtype=np.float64).reshape(raster.bands, -1)
+    arr = _nearest_sample(raster)
     ok = np.isfinite(arr).all(axis=0)
     for b, nd in enumerate(raster.nodata):
         if nd is not None and not math.isnan(nd):

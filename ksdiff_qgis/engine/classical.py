@@ -13,7 +13,6 @@ import os
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import lsq_linear
 
 from . import outliers
 from .errors import InputError, shown_name
@@ -182,6 +181,8 @@ def bdsd_pc_coef(ms: np.ndarray, lms_lr: np.ndarray, p_lr: np.ndarray,
     gains, would make 'BDSD-PC' mean something else on small scenes; refusing it says what happened.)
     ``centre`` (``bdsd_centre``): the regressors' means, removed from them, and the target's own mean from it, before
     the same fit (the study switch ``STUDY_CENTRED``); None: the paper's fit on the data as stored."""
+    from scipy.optimize import lsq_linear  # here: scipy.optimize adds about 0.1 s to the plugin's load
+
     c, n = ms.shape
     if n < 16 * (c + 1):
         return None

@@ -80,9 +80,10 @@ class ClipCounter:
         return (self.low - 0.5, self.high + 0.5) if self.clipped else (self.low, self.high)
 
     def top_note(self) -> str:
-        """'the N above TOP as WRITTEN' for the values the writer clipped at the top, or '' (``saturation.report``)."""
+        """'the N above TOP, clipped to WRITTEN' for the values the writer clipped at the top, or ''
+        (``saturation.report``)."""
         above = int(self.above.sum()) if self.above is not None and self.clipped else 0
-        return f"the {above} above {self.high:g} as {self._off(self.high)}" if above else ""
+        return f"the {above} above {self.high:g}, clipped to {self._off(self.high)}" if above else ""
 
     def fraction(self) -> float:
         """Share of valid pixel values (all bands) that had to be clipped."""

@@ -20,7 +20,7 @@ import xml.etree.ElementTree as ET
 from osgeo import gdal
 
 from . import bandcodes
-from .gdalutil import gdal_call, vsi_folder
+from .gdalutil import gdal_call, gdal_text, vsi_folder
 from .metascan import MetadataScan
 from .raster_io.vrtxml import band_sources, read_vrt
 
@@ -117,7 +117,7 @@ def _band_statement(file: str, band: int, seen: dict, depth: int) -> tuple[str, 
         found = []
         for b in range(1, (ds.RasterCount if ds is not None else 0) + 1):
             rb = ds.GetRasterBand(b)
-            said = (rb.GetDescription().strip(), rb.GetColorInterpretation())
+            said = (gdal_text(rb.GetDescription()).strip(), rb.GetColorInterpretation())
             if inner and b <= len(inner):   # a VRT source's own unnamed band: what its sources say
                 said = (said[0] or inner[b - 1][0], said[1] or inner[b - 1][1])
             found.append(said)

@@ -16,7 +16,7 @@ import numpy as np
 from osgeo import gdal
 
 from .errors import InputError
-from .gdalutil import gdal_call
+from .gdalutil import gdal_call, gdal_text
 from .raster_io import RasterInfo, declared_scaling, encoding_words
 
 SAMPLE_SIDE = 256   # the decimated read whose means tell physical from stored values
@@ -38,8 +38,10 @@ class PanMapping:
         """The log line that says what was done."""
         ms, mo = self.ms
         was = "physical values" if self.pan == (1.0, 0.0) else f"stored {encoding_words(self.pan)}"
+        # the offset taken away in words: '(physical value + 0.2)', not '(physical value - (-0.2))'
+        value = f"(physical value {'+' if mo < 0 else '-'} {abs(mo):g})" if mo else "physical value"
         return (f"The PAN's values ({was}) were brought into the MS's stored encoding ({encoding_words(self.ms)}): "
-                f"(physical value - ({mo:g})) / {ms:g}, so PAN and MS are fused in one encoding")
+                f"{value} / {ms:g}, so PAN and MS are fused in one encoding")
 
 
 def _mean(ds: gdal.Dataset, bands: list[int]) -> float:
@@ -115,6 +117,6 @@ def mapped_pan(pan_ds: gdal.Dataset, pan: RasterInfo, mapping: PanMapping) -> tu
                               noData="nan" if pan.nodata is not None else "none")
     if stage is None or copy is None:
         raise InputError(f"cannot bring the PAN into the MS's stored encoding: {msg}")
-    copy.GetRasterBand(1).SetDescription(pan_ds.GetRasterBand(1).GetDescription())
+    copy.GetRasterBand(1).SetDescription(gdal_text(pan_ds.GetRasterBand(1).GetDescription()))
     return copy, dataclasses.replace(pan, dtype=np.dtype(np.float32), gdal_type=gdal.GDT_Float32, nbits=None,
                                      nodata=math.nan if pan.nodata is not None else None)

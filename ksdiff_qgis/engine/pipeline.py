@@ -410,17 +410,24 @@ def _lms_lr_window(p: np.ndarray, m: np.ndarray, pan: RasterInfo, ms: RasterInfo
     return out.reshape(c, -1), room
 
 
+def _refuse_unfit_bdsd(method: str, stats: classical.SceneStats, plan: GridPlan) -> None:
+    """BDSD-PC refused, before any pixel is written, when the scene statistics fitted no coefficients (checked after
+    every estimate: the co-registered one may lose the fit the first had)."""
+    if method == "bdsd_pc" and stats.bdsd_coef is None:
+        raise InputError(classical.bdsd_unfit(stats, extent=bool(plan.extent)))
+
+
 def estimate_scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan,
                          notes: list[str] | None = None,
                          ranges: dict[str, inrange.RangeGuard] | None = None,
                          progress: Callable[[float], None] | None = None, *,
                          gains: tuple[float, ...], checkpoint: Checkpoint = never_cancelled,
-                         band_numbers: list[int] | None = None) -> classical.SceneStats:
+                         band_numbers: list[int] | None = None, bdsd: bool = True) -> classical.SceneStats:
     """``_scene_stats``, with running out of memory said in one line (InputError) before any pixel is written.
     QA: under ulimit -v 500 MB NumPy's own _ArrayMemoryError came out of ``classical.scene_stats`` as a traceback."""
     try:
         return _scene_stats(pan_ds, ms_ds, pan, ms, plan, notes, ranges, progress, gains=gains, checkpoint=checkpoint,
-                            band_numbers=band_numbers)
+                            band_numbers=band_numbers, bdsd=bdsd)
     except MemoryError as e:
         detail = one_line(str(e) or type(e).__name__)
         raise InputError(f"not enough memory to measure the scene statistics ({detail}): "
@@ -432,7 +439,7 @@ def _scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan,
                  ranges: dict[str, inrange.RangeGuard] | None = None,
                  progress: Callable[[float], None] | None = None, *,
                  gains: tuple[float, ...], checkpoint: Checkpoint = never_cancelled,
-                 band_numbers: list[int] | None = None) -> classical.SceneStats:
+                 band_numbers: list[int] | None = None, bdsd: bool = True) -> classical.SceneStats:
     """Scene statistics from MS and PAN averaged onto the MS grid, over a spread sample of windows, with the PAN/MS
     offset measured on them (``SceneStats.pan_offset``).
 
@@ -446,6 +453,7 @@ def _scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan,
     run's cancel check (``Feedback.stop_if_cancelled``), at each window read and each step of the statistics and the
     offset measurement after them. ``band_numbers``: the file's 1-based number of each band of ``ms`` (a view MS_BANDS
     cut: ``BandPlan.indices``), for the refusal of a band without data to name the band MS_BANDS would leave out.
+    ``bdsd``: fit BDSD-PC's coefficients (its method or auto's self-check); other methods skip the fit (about 1 s).
     """
     pan_guard, ms_guard = ((ranges or {}).get(role) for role in ("PAN", "MS"))
     pan_seen, ms_seen = (saturation.TopTracker(g and g.sample) for g in (pan_guard, ms_guard))
@@ -477,10 +485,11 @@ def _scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan,
                     else np.repeat(p.reshape(1, -1), ms.bands, axis=0))
         mss.append(m.reshape(ms.bands, -1))
         inner = (r > 0, r + h < ms_ds.RasterYSize, c > 0, c + w < ms_ds.RasterXSize)
-        lms_lr, room = (_lms_lr_window(p, m, pan, ms, k, gains, inner) if (pw, ph) == (w * k, h * k)
-                        else (np.full((ms.bands, w * h), np.nan, np.float32), 0))
-        lms_lrs.append(lms_lr)
-        lms_room += room
+        if bdsd:
+            lms_lr, room = (_lms_lr_window(p, m, pan, ms, k, gains, inner) if (pw, ph) == (w * k, h * k)
+                            else (np.full((ms.bands, w * h), np.nan, np.float32), 0))
+            lms_lrs.append(lms_lr)
+            lms_room += room
         if (pw, ph) == (w * k, h * k):   # read whole: a window for the registration (its nodata left out after)
             whole.append((p, m, ((pr - y) / k, (pc - x) / k)))
         cache.trim()   # a row of windows at most in GDAL's cache, whatever the scene's size
@@ -510,7 +519,8 @@ def _scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan,
         raise InputError("the overlap of PAN and MS holds (almost) no valid pixels: everything is nodata")
     pan_low = np.concatenate(lows, axis=1)[:, None]
     stats = classical.scene_stats(pan_lr, ms_lr, valid, pan_low, checkpoint,
-                                  lms_lr=np.concatenate(lms_lrs, axis=1)[:, None], lms_room=lms_room)
+                                  lms_lr=np.concatenate(lms_lrs, axis=1)[:, None] if bdsd else None,
+                                  lms_room=lms_room)
     checkpoint()
     stats = replace(stats, pan_noise=noise.pooled_sigma(details), pan_top=pan_seen.top(), ms_top=ms_seen.top(),
                     ms_flat=flat_bands(ms_lr, ms))
@@ -1066,14 +1076,14 @@ def pansharpen(
     # are known, still before the self-check and the first tile (co-registration only cuts the region)
     out_shape = (plan.region[3], plan.region[2], ms.bands, ms.dtype)
     measure_space = not check_only and space.precheck(output_path, *out_shape, out_options.gtiff, out_options.cog)
+    bdsd = method in ("bdsd_pc", selfcheck.AUTO)   # only they use BDSD-PC's fit (auto's self-check tries it)
     stats = estimate_scene_stats(pan_ds, ms_src, pan, ms, plan, notes=fill_notes, ranges=ranges,
                                  progress=bar.stage("stats"), gains=spec.mtf_ms, checkpoint=fb.stop_if_cancelled,
-                                 band_numbers=bplan.indices)
+                                 band_numbers=bplan.indices, bdsd=bdsd)
     if inrange.drop_unfit(ranges):   # an input wider than the other's bit depth: its sample read again, unclamped
         stats = estimate_scene_stats(pan_ds, ms_src, pan, ms, plan, ranges=ranges, gains=spec.mtf_ms,
-                                     checkpoint=fb.stop_if_cancelled, band_numbers=bplan.indices)
-    if method == "bdsd_pc" and stats.bdsd_coef is None:   # refused before any pixel is written
-        raise InputError(classical.bdsd_unfit(stats, extent=bool(plan.extent)))
+                                     checkpoint=fb.stop_if_cancelled, band_numbers=bplan.indices, bdsd=bdsd)
+    _refuse_unfit_bdsd(method, stats, plan)
     need = None
     if measure_space:
         need = _space_need(pan_ds, ms_src, pan, ms, plan, spec, stats, ranges, fb, out_nbits, out_options)
@@ -1107,7 +1117,8 @@ def pansharpen(
         warnings, grid_notes = _before_move(warnings), _before_move(grid_notes)
         stats = estimate_scene_stats(pan_ds, ms_src, pan, ms, plan, ranges=ranges,   # on the co-registered grid
                                      progress=bar.stage("stats_moved"), gains=spec.mtf_ms,
-                                     checkpoint=fb.stop_if_cancelled, band_numbers=bplan.indices)
+                                     checkpoint=fb.stop_if_cancelled, band_numbers=bplan.indices, bdsd=bdsd)
+        _refuse_unfit_bdsd(method, stats, plan)   # the moved grid's sample may be too small: still before any pixel
         moved_line, unreliable = coregistration.moved_note(offset, stats.pan_offset, plan.ratio, where, error)
         if unreliable:
             fill_notes.append(moved_line)

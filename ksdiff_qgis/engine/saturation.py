@@ -170,8 +170,12 @@ def sample_note(pan: Top | None, ms: Top | None) -> str:
     if most is None or most.share <= MOSTLY:
         return ""
     role = "PAN" if most is pan else "MS"
-    return (f"{most.share:.0%} of the scene's sampled {role} values are saturated at {most.value:g}: the figures "
-            f"above come mostly from the other {1 - most.share:.0%}")
+    rest = 1 - most.share
+    if rest < 0.0005:   # one decimal would say '100.0%' and 'the other 0.0%' (QA121: '100% ... the other 0%')
+        return (f"almost all of the scene's sampled {role} values are saturated at {most.value:g}: the figures "
+                f"above come from the few others (under 0.1%)")
+    return (f"{most.share:.1%} of the scene's sampled {role} values are saturated at {most.value:g}: the figures "
+            f"above come mostly from the other {rest:.1%}")
 
 
 def clip_cause(pan: Top | None, ms: Top | None, high: float) -> str:
@@ -186,7 +190,7 @@ def report(fb: Feedback, method: str, ceil: Ceiling, above: np.ndarray, valid: i
            names: list[str], clipped: str = "") -> str | None:
     """Log the fused values above the ceiling (``above``: per band, of ``valid`` pixels): a warning above
     ``WARN_FRACTION`` of the values (returned), a log line below it, nothing when there are none. ``clipped``: those
-    of them the writer clipped at the type's top ('the 33552 above 65535 as 65535', ``ClipCounter.top_note``)."""
+    of them the writer clipped at the type's top ('the 33552 above 65535, clipped to 65535': ``top_note``)."""
     total = int(above.sum())
     if not total:
         return None
@@ -202,7 +206,7 @@ def report(fb: Feedback, method: str, ceil: Ceiling, above: np.ndarray, valid: i
     top, peak = (f"{ceil.value:.6g}", f"{maximum:.4g}") if ceil.floating else (f"{ceil.value:g}", f"{maximum:.1f}")
     msg = (f"{label(method)}: {percent(total, valid * len(above))} of the fused values lie above {top}, {ceil.why} "
            f"({total} values; max {peak}; "
-           f"{per_band}): {cause}. They are written as they are{f' ({clipped})' if clipped else ''}; "
+           f"{per_band}): {cause}. They are written as they are{f', except {clipped}' if clipped else ''}; "
            f"{_clip_hint(ceil.value, ceil.floating, ceil.type_bits)}.")
     if share > WARN_FRACTION:
         fb.warning(msg)

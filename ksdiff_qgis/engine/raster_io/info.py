@@ -125,7 +125,7 @@ def check_bands(ds: gdal.Dataset, role: str, tname: str, path: str = "") -> None
                              "inconsistently: convert it with " + fix.format("Int16"))
         if band.GetColorTable() is not None or band.GetColorInterpretation() == gdal.GCI_PaletteIndex:
             raise InputError(f"the {role} raster's band {i} holds palette indices (a colour table), not intensities: "
-                             + palette_fix(band.GetColorTable(), role, path or ds.GetDescription()))
+                             + palette_fix(band.GetColorTable(), role, path or gdal_text(ds.GetDescription())))
 
 
 def _grey(table: gdal.ColorTable | None) -> bool:

@@ -12,7 +12,7 @@ import numpy as np
 from osgeo import gdal
 
 from ..errors import Cancelled, InputError, OutputBusy, OutputTaken, quoted
-from ..gdalutil import close_dataset, gdal_try, is_vsi, os_path
+from ..gdalutil import close_dataset, gdal_text, gdal_try, is_vsi, os_path
 from .info import RasterInfo
 from .partials import (
     Signature,
@@ -329,7 +329,7 @@ class GeoTiffWriter:
         self._checked("setting its georeferencing", self.ds.SetProjection, wkt)
         for i, name in enumerate(band_names, start=1):
             band = self.ds.GetRasterBand(i)
-            self._checked("naming its bands", band.SetDescription, name)
+            self._checked("naming its bands", band.SetDescription, gdal_text(name))   # last guard: valid text only
             if nodata is not None:
                 self._checked("setting its nodata value", band.SetNoDataValue, nodata)
 
