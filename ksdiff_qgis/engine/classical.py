@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,9 +34,6 @@ METHODS = {
 BEST_CLASSICAL = "mtf_glp_hpm"
 # methods added after METHOD auto existed: the Processing option list appends them after it
 ADDED_AFTER_AUTO = ("mtf_glp_fs", "bdsd_pc")
-# study switch, 2026-12-07 17:36 rule in docs/VALIDATION.md; the lead removes or flips it: BDSD-PC fitted and applied on
-# mean-removed data (an offset in how PAN and MS are stored then leaves its output unmoved). Read once, at import.
-STUDY_CENTRED = os.environ.get("KSDIFF_STUDY_BDSD_CENTRED") == "1"
 
 
 @dataclass(frozen=True)
@@ -82,7 +78,8 @@ class SceneStats:
     # pixels away from nodata and window edges to fit them (BDSD-PC is then refused, and left out of the self-check)
     bdsd_coef: np.ndarray | None = None
     # (C, C+1) the fit sample's means of P_LR_b and of each LMS_LR_i, row b = (mean P_LR_b, mean LMS_LR_1..C): the
-    # centres BDSD-PC is applied about under the study switch ``STUDY_CENTRED``; None: fitted without centring
+    # centres BDSD-PC is fitted and applied about (docs/VALIDATION.md, 2026-12-07 17:36: an offset in how PAN and MS
+    # are stored then leaves its output unmoved); None: no coefficients
     bdsd_mean: np.ndarray | None = None
     # (usable, needed, room): the sample's pixels the fit used, the least it needs, and those beyond the filters'
     # reach of its windows' edges before nodata took its share (``bdsd_unfit`` says which was short)
@@ -137,7 +134,7 @@ def scene_stats(pan_lr: np.ndarray, ms: np.ndarray, valid: np.ndarray,
         # the means of the regressors over the fit sample stand for the scene's at full scale as well: P_LR_b is the
         # PAN low-passed onto the MS grid (its mean is the PAN's there) and LMS_LR the MS degraded and re-upsampled
         # (its mean is the MS's), so the full-scale P and LMS are centred on the same numbers
-        centre = bdsd_centre(sample_lms, sample_p) if STUDY_CENTRED and sample_p.shape[1] else None
+        centre = bdsd_centre(sample_lms, sample_p) if sample_p.shape[1] else None
         bdsd = bdsd_pc_coef(ms[:, usable], sample_lms, sample_p, centre)
         bdsd_sample = (int(usable.sum()), 16 * (ms.shape[0] + 1), max(int(lms_room), int(usable.sum())))
     checkpoint()
@@ -167,7 +164,7 @@ def bdsd_reach(gains, ratio: int) -> int:
 
 def bdsd_centre(lms_lr: np.ndarray, p_lr: np.ndarray) -> np.ndarray:
     """(C, C+1) row b = (mean P_LR_b, mean LMS_LR_1..C) over a sample (``lms_lr``, ``p_lr``: (C, N)): the centres of
-    the study switch's centred fit (``STUDY_CENTRED``)."""
+    the centred fit (``bdsd_pc_coef``)."""
     lms_mean = lms_lr.astype(np.float64).mean(axis=1)
     return np.column_stack([p_lr.astype(np.float64).mean(axis=1), np.tile(lms_mean, (lms_lr.shape[0], 1))])
 
@@ -180,7 +177,8 @@ def bdsd_pc_coef(ms: np.ndarray, lms_lr: np.ndarray, p_lr: np.ndarray,
     None when N < 16 (C+1): too few samples to trust the fit. (The alternative, falling back to another method's
     gains, would make 'BDSD-PC' mean something else on small scenes; refusing it says what happened.)
     ``centre`` (``bdsd_centre``): the regressors' means, removed from them, and the target's own mean from it, before
-    the same fit (the study switch ``STUDY_CENTRED``); None: the paper's fit on the data as stored."""
+    the same fit, as the plugin fits it (an offset in the stored numbers then moves nothing: the paper's fit moved
+    Landsat 8 stored as Int16 - 8000 by up to 884 DN); None: the paper's fit on the data as stored."""
     from scipy.optimize import lsq_linear  # here: scipy.optimize adds about 0.1 s to the plugin's load
 
     c, n = ms.shape
@@ -410,14 +408,14 @@ def bdsd_coef_line(stats: SceneStats, numbers: list[int] | None = None) -> str |
         return None
     bands = "; ".join(f"band {numbers[b] if numbers else b + 1}: g {row[0]:.4f}, gamma "
                       + " ".join(f"{v:.4f}" for v in row[1:]) for b, row in enumerate(stats.bdsd_coef))
-    centred = ", centred (study switch)" if stats.bdsd_mean is not None else ""
+    centred = ", centred on the sample's means" if stats.bdsd_mean is not None else ""
     return (f"BDSD-PC's coefficients, fitted on {stats.bdsd_sample[0]} MS pixels{centred} (also in the output's "
             f"KSDIFF_BDSD_COEF tag): {bands}")
 
 
 def fuse_bdsd_pc(pan: np.ndarray, lms: np.ndarray, ctx: TileContext) -> np.ndarray:
     """LMS_b + g_b P + sum_i gamma_b,i LMS_i with the scene's ``bdsd_coef`` (no filter at full scale); with
-    ``bdsd_mean`` (the study switch), LMS_b + g_b (P - mean P_b) + sum_i gamma_b,i (LMS_i - mean LMS_i)."""
+    ``bdsd_mean`` (as the plugin fits it), LMS_b + g_b (P - mean P_b) + sum_i gamma_b,i (LMS_i - mean LMS_i)."""
     coef, centre = ctx.stats.bdsd_coef, ctx.stats.bdsd_mean
     if coef is None:
         raise InputError(bdsd_unfit(ctx.stats))

@@ -163,14 +163,10 @@ def _same_nodata(a: float | None, b: float | None) -> bool:
     return a == b or (a is not None and b is not None and math.isnan(a) and math.isnan(b))
 
 
-# the methods fitted without an intercept, so that an offset in how PAN and MS are stored moves their output too
-# (QA119: BDSD-PC on Landsat 8 shifted by -8000, max 884 DN off); drop a name here when its fit is centred
-OFFSET_FIT_METHODS = ("BDSD-PC",)
-# what an offset the fusion does not apply means for the ratio-based methods (band offsets and metadata offsets)
-RATIO_OFFSET = ("With an offset, the ratio-based methods (Brovey, MTF-GLP-HPM, KSDiff's base)"
-                + (f" and {', '.join(OFFSET_FIT_METHODS)} (fitted without an intercept)" if OFFSET_FIT_METHODS else "")
-                + " take the stored zero for the physical one: convert to physical values first (e.g. Raster "
-                "Calculator) for those.")
+# what an offset the fusion does not apply means for the ratio-based methods (band offsets and metadata offsets);
+# BDSD-PC is fitted on centred data, so an offset leaves it unmoved (docs/VALIDATION.md, 2026-12-07 17:36)
+RATIO_OFFSET = ("With an offset, the ratio-based methods (Brovey, MTF-GLP-HPM, KSDiff's base) take the stored zero for "
+                "the physical one: convert to physical values first (e.g. Raster Calculator) for those.")
 
 
 def declared_scaling(ds: gdal.Dataset, bands: list[int]) -> list[tuple[float, float]]:
