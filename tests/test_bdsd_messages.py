@@ -50,7 +50,8 @@ def test_an_extent_too_small_for_the_fit_says_to_enlarge_it(data_dir, tmp_path):
 
 
 def test_a_scene_mostly_nodata_says_how_much_nodata_took(data_dir, tmp_path):
-    """The refusal's nodata cause, with the share of the sample it took (a 16 x 16 block of data amid nodata)."""
+    """The refusal's nodata cause, with the share of the sample it took (a 16 x 16 block of data amid nodata), before
+    anything is written."""
     ms = str(tmp_path / "ms.tif")
     gdal.Translate(ms, str(data_dir / "wv2_ms.tif"))
     ds = gdal.Open(ms, gdal.GA_Update)
@@ -62,8 +63,10 @@ def test_a_scene_mostly_nodata_says_how_much_nodata_took(data_dir, tmp_path):
         arr[24:40, 24:40] = keep
         band.WriteArray(arr)
     ds = None
+    out = tmp_path / "o.tif"
     with pytest.raises(InputError) as e:
-        pansharpen(str(data_dir / "wv2_pan.tif"), ms, str(tmp_path / "o.tif"), "wv2", "bdsd_pc")
+        pansharpen(str(data_dir / "wv2_pan.tif"), ms, str(out), "wv2", "bdsd_pc")
+    assert not out.exists()
     msg = str(e.value)
     assert re.search(r"has 0 usable MS pixels and the fit needs 80: nodata and the filters' reach around it took "
                      r"\d+ \(100(\.0)?%\) of the \d+ pixels", msg), msg

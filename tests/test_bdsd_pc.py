@@ -58,29 +58,6 @@ def test_tiled_equals_untiled_and_processing_writes_it(qgis_app, data_dir, tmp_p
     assert np.array_equal(ds.ReadAsArray(), a)
 
 
-def test_a_scene_too_small_for_the_fit_is_refused_in_one_line(data_dir, tmp_path):
-    """An MS whose data are a 16 x 16 block amid nodata leaves no pixel beyond the filters' reach of it: said before
-    anything is written, naming what to do."""
-    from ksdiff_qgis.engine.errors import InputError
-
-    ms = str(tmp_path / "ms.tif")
-    gdal.Translate(ms, str(data_dir / "wv2_ms.tif"))
-    ds = gdal.Open(ms, gdal.GA_Update)
-    for b in range(1, 5):
-        band = ds.GetRasterBand(b)
-        arr = band.ReadAsArray()
-        keep = arr[24:40, 24:40].copy()
-        arr[:] = 0
-        arr[24:40, 24:40] = keep
-        band.WriteArray(arr)
-    ds = None
-    out = tmp_path / "x.tif"
-    with pytest.raises(InputError, match="BDSD-PC's coefficients could not be fitted.*Choose another method"):
-        pansharpen(str(data_dir / "wv2_pan.tif"), ms, str(out), "wv2", "bdsd_pc")
-    assert not out.exists()
-    assert pansharpen(str(data_dir / "wv2_pan.tif"), ms, str(out), "wv2", "mtf_glp_fs").output_path   # others run
-
-
 def test_bdsd_pc_beats_upsampling_on_the_landsat_wald_case(data_dir, tmp_path):
     pan, ms, ref = _case(data_dir, tmp_path, (0.3, 0.35, 0.35, 0.0))
     err = {}
