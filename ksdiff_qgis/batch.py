@@ -23,7 +23,7 @@ from .batch_stop import Stop, label, sigint_held
 from .engine import memory, threadlimits
 from .engine.errors import disk_full, one_line, quoted
 from .engine.gdalutil import from_os
-from .engine.raster_io.partials import LEFTOVER, stale_partials
+from .engine.raster_io.partials import stale_partials
 from .engine.scene_outputs import case_warnings
 from .engine.scenes import (
     COUNT_KEYS,
@@ -487,8 +487,6 @@ class Progress:
             self.write(f"line {record['line']}: {output}: warning: {one_line(warning)}")
         if record["status"] == "failed":
             self.write(f"line {record['line']}: {output}: {one_line(record['error'])}")
-        for p in record.get("removed") or []:   # swept when this scene started (``run_scene``)
-            self.write(f"line {record['line']}: {output}: removed {one_line(p)}, {LEFTOVER}")
         if record.get("note"):   # a row skipped because a concurrent run on the same list finished it
             self.write(f"line {record['line']}: {output}: skipped: {record['note']}")
         if self.bar is not None:
@@ -579,13 +577,11 @@ def write_summary(report: Report | None, summary: dict) -> None:
     add_line(report, {"summary": summary})
 
 
-def cleanup(scenes: Iterable[Scene]) -> list[str]:
-    """Remove temporary files of writers killed mid-scene and never redone (a redo removes them itself); each is
-    said on the console, and the list returned goes into the report's summary."""
-    removed = [p for s in scenes if not s.output.startswith("/vsi") for p in remove_partials(s.output)]
-    for p in removed:
-        print(f"ksdiff batch: removed {one_line(p)}, {LEFTOVER}", file=sys.stderr, flush=True)
-    return removed
+def cleanup(scenes: Iterable[Scene]) -> None:
+    """Remove temporary files of writers killed mid-scene and never redone (a redo removes them itself)."""
+    for s in scenes:
+        if not s.output.startswith("/vsi"):
+            remove_partials(s.output)
 
 
 def leftovers(scenes: Iterable[Scene]) -> list[str]:
@@ -616,19 +612,19 @@ def run(scenes: list[Scene], client, threads: int = 0, retries: int = 2, force: 
     if stop is not None and stop.requested:
         client.cancel(list(futures))
         return records, summarize(records, time.perf_counter() - t0, len(scenes), stop.name)
-    removed = cleanup(scenes)
-    summary = {**summarize(records, time.perf_counter() - t0), "removed": removed}
+    cleanup(scenes)
+    summary = summarize(records, time.perf_counter() - t0)
     write_summary(report, summary)
     return records, summary
 
 
 def interrupted(scenes: list[Scene], records: list[dict], report: Report | None, since: float,
-                local: bool) -> list[str]:
+                local: bool) -> None:
     """After a stop, once the cluster is closed: the scenes that finished meanwhile (their sidecar was written
     after ``since``, a ``time.time()``) join the report, and a local cluster's stopped scenes leave no temporary
-    files (a remote cluster's workers finish their scene; the next run sweeps what is left). Returns the temporary
-    files removed."""
-    removed = cleanup(scenes) if local else []
+    files (a remote cluster's workers finish their scene; the next run sweeps what is left)."""
+    if local:
+        cleanup(scenes)
     seen = {r["line"] for r in records}
     for scene in scenes:
         done = read_record(scene.output) if scene.line not in seen else None
@@ -637,7 +633,6 @@ def interrupted(scenes: list[Scene], records: list[dict], report: Report | None,
             rec = {**base_record(scene), "worker": None, **done.get("result", {}), "status": "done"}
             records.append(rec)
             add_line(report, rec)
-    return removed
 
 
 def print_summary(summary: dict) -> None:
@@ -653,8 +648,8 @@ def stopped(stop: Stop, scenes: list[Scene], records: list[dict], report: Report
             wall: float) -> int:
     """After a stop, once the cluster is closed: clean up, complete the report, write and print the summary, say
     what is left; returns the exit code (128 + the signal's number)."""
-    removed = interrupted(scenes, records, report, since, local=stop.local)
-    summary = {**summarize(records, wall, len(scenes), stop.name), "removed": removed}
+    interrupted(scenes, records, report, since, local=stop.local)
+    summary = summarize(records, wall, len(scenes), stop.name)
     write_summary(report, summary)
     print_summary(summary)
     left = leftovers(scenes)

@@ -307,12 +307,14 @@ def test_file_size_limit_fails_cleanly_and_keeps_old_output(pair, tmp_path):
 def test_leftover_partials_of_killed_runs_are_removed(qgis_app, pair, tmp_path):
     out = tmp_path / "fused.tif"
     stale = [tmp_path / ".fused.tif.0123abcd.partial", tmp_path / ".fused.tif.0123abcd.partial.aux.xml"]
-    for p in stale:
+    other = tmp_path / ".other.tif.0123abcd.partial"   # belongs to another output: left alone
+    for p in (*stale, other):
         p.write_bytes(b"half a file")
     fb = _recording_feedback()
     _run({**pair, "OUTPUT": str(out)}, fb)
     assert gdal.Open(str(out)).RasterCount == 4
-    assert not any(p.exists() for p in stale)   # other outputs' leftovers: tests/test_leftover_partials.py
+    assert not any(p.exists() for p in stale)
+    assert other.exists()
     assert any("0123abcd.partial" in m and "removed" in m.lower() for m in fb.infos), fb.infos
 
 

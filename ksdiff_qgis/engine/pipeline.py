@@ -98,7 +98,6 @@ from .raster_io import (
     valid_pixels,
     value_range,
 )
-from .raster_io.partials import LEFTOVER
 from .raster_io.stamps import InputStamps
 from .sensor_detect import (
     PIXEL_NOTE,
@@ -1258,7 +1257,7 @@ def pansharpen(
             method, sensor, card.path.name if method in LEARNED_METHODS else None, check and check.outputs(),
             settings))
         for p in writer.removed_partials:
-            fb.info(f"removed {os.path.basename(p)}, {LEFTOVER}")
+            fb.info(f"removed {os.path.basename(p)}, left beside the output by an interrupted earlier run")
         low, high = value_range(ms.dtype, out_nbits)
         floating = ms.dtype.kind == "f"   # keeps every value; its negatives are still worth a line in the log
         # clipping is never silent

@@ -65,7 +65,6 @@ class QuietFeedback(Feedback):
 
     def __init__(self) -> None:
         self.warnings: list[str] = []
-        self.removed: list[str] = []   # killed runs' temporary files this scene's run removed (``LEFTOVER``)
 
     def warning(self, message: str) -> None:
         self.warnings.append(in_batch_terms(message))
@@ -538,7 +537,7 @@ def base_record(scene: Scene) -> dict:
         "sensor": kw.get("sensor", params["sensor"].default), "method": kw.get("method", params["method"].default),
         "method_used": None, "sensor_used": None, "device": None, "workers": kw.get("workers"),
         "threads": kw.get("threads"), "width": None, "height": None,
-        "seconds": None, "mpx_per_s": None, "status": None, "error": None, "warnings": [], "removed": [],
+        "seconds": None, "mpx_per_s": None, "status": None, "error": None, "warnings": [],
         "coregistration": None, "selfcheck": None,
     }
 
@@ -673,8 +672,6 @@ def run_scene(scene: Scene, cores: int | None = None, force: bool = False, worke
     os.makedirs(os_path(os.path.dirname(os.path.abspath(output))), exist_ok=True)   # where GDAL will write
     identity = fingerprint(kwargs)        # before the run: inputs changed during it do not count as done
     fb = QuietFeedback()
-    # here rather than in the writer: its log line would be lost in the worker; the record carries them to the report
-    fb.removed = raster_io.remove_stale_in_folder(os.path.dirname(os.path.abspath(output)))
     try:
         result = pipeline.pansharpen(**kwargs, feedback=fb)
     except (InputError, MemoryError, OSError, RuntimeError) as e:
@@ -696,11 +693,11 @@ def run_scene(scene: Scene, cores: int | None = None, force: bool = False, worke
         else:   # another I/O error may pass (a network share that hiccuped): the scheduler retries the scene
             e.ksdiff_warnings = fb.warnings   # kept by the failed record (``batch.outcome``)
             raise
-        return {**base, "status": "failed", "error": error, "warnings": fb.warnings, "removed": fb.removed}
+        return {**base, "status": "failed", "error": error, "warnings": fb.warnings}
     except Exception as e:
         e.ksdiff_warnings = fb.warnings
         raise
-    record = {**_done_record(base, result, fb.warnings), "removed": fb.removed}
+    record = _done_record(base, result, fb.warnings)
     try:
         write_record(output, {"fingerprint": identity, "output": file_identity(output), "written": time.time(),
                               "result": {k: record[k] for k in RESULT_KEYS if k in record}})

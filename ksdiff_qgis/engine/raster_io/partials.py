@@ -20,47 +20,24 @@ except ImportError:   # pragma: no cover
     fcntl = None
 
 
-# the writer's temporary files: ``.<output name>.<8 hex>.partial`` and what is named after it (``.partial.cog``,
-# ``.partial.aux.xml``, ``.partial.cog.ovr.tmp``); nothing else is ever touched
-ANY_PARTIAL = r"\..+\.[0-9a-f]{8}\.partial(\..+)?"
-
-LEFTOVER = "left in the output folder by an interrupted earlier run"   # how a removed one is said (log, batch)
-
-
-def _matching(folder: str, pattern: str) -> list[str]:
-    """The files in ``folder`` whose whole name matches ``pattern``, sorted."""
+def stale_partials(path: str) -> list[str]:
+    """Temporary files that killed runs onto ``path`` left beside it (``.<name>.<hex>.partial`` and sidecars)."""
+    folder, name = os.path.split(os.path.abspath(path))
+    pattern = re.compile(rf"\.{re.escape(name)}\.[0-9a-f]{{8}}\.partial(\..+)?$")
     try:
         names = [gdal_str(f) for f in os.listdir(os_path(folder))]
     except OSError:
         return []
-    return sorted(os.path.join(folder, f) for f in names if re.fullmatch(pattern, f, re.DOTALL))
+    return sorted(os.path.join(folder, f) for f in names if pattern.match(f))
 
 
-def stale_partials(path: str) -> list[str]:
-    """Temporary files that killed runs onto ``path`` left beside it (``.<name>.<hex>.partial`` and sidecars)."""
-    folder, name = os.path.split(os.path.abspath(path))
-    return _matching(folder, rf"\.{re.escape(name)}\.[0-9a-f]{{8}}\.partial(\..+)?")
-
-
-def folder_partials(folder: str) -> list[str]:
-    """The temporary files of runs onto any output in ``folder`` (``ANY_PARTIAL``), live or left by killed runs."""
-    return _matching(folder, ANY_PARTIAL)
-
-
-def create_held(path: str):
-    """Create the empty temporary file ``path`` with this run's shared lock already on it (GDAL's Create then
-    truncates that same file): a sweep by another run never sees it unlocked. None without ``fcntl``."""
+def hold(path: str):
+    """Keep a shared lock on a temporary file while this run writes it (released by closing the handle)."""
     if fcntl is None:
         return None
-    while True:
-        f = open(os_path(path), "ab")
-        fcntl.flock(f, fcntl.LOCK_SH)   # waits while a sweep holds its exclusive lock to delete the file
-        try:
-            if os.stat(os_path(path)).st_ino == os.fstat(f.fileno()).st_ino:
-                return f
-        except OSError:
-            pass
-        f.close()   # a sweep deleted the file between our open and our lock: make it again
+    f = open(os_path(path), "rb")
+    fcntl.flock(f, fcntl.LOCK_SH)
+    return f
 
 
 def _in_use(partial: str) -> bool:
@@ -88,36 +65,8 @@ def signature(path: str) -> Signature | None:
 
 
 def live_partials(path: str) -> list[str]:
-    """Temporary files that runs writing to ``path`` right now hold (see ``create_held``)."""
+    """Temporary files that runs writing to ``path`` right now hold (see ``hold``)."""
     return [p for p in stale_partials(path) if p.endswith(".partial") and _in_use(p)]
-
-
-def _remove_unheld(files: list[str]) -> list[str]:
-    """Delete those of ``files`` (temporary files and their sidecars) whose ``.partial`` no live run holds; return the
-    ones removed. The ``.partial`` is deleted under an exclusive lock, so a run creating it (``create_held``) waits
-    and makes a new one rather than writing into a deleted file."""
-    removed = []
-    for base in sorted({re.sub(r"\.partial\..+$", ".partial", p, flags=re.DOTALL) for p in files}):
-        guard = None
-        if fcntl is not None and os.path.exists(os_path(base)):
-            try:
-                guard = open(os_path(base), "rb")
-                fcntl.flock(guard, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:   # a live run holds it (or it cannot be read: not ours to insist on)
-                if guard is not None:
-                    guard.close()
-                continue
-        try:
-            for p in [f for f in files if f == base or f.startswith(base + ".")]:
-                try:
-                    os.remove(os_path(p))
-                    removed.append(p)
-                except OSError:
-                    pass   # another user's file or already gone: not ours to insist on
-        finally:
-            if guard is not None:
-                guard.close()
-    return sorted(removed)
 
 
 def remove_stale_partials(path: str) -> list[str]:
@@ -125,13 +74,16 @@ def remove_stale_partials(path: str) -> list[str]:
 
     A run writing to the same output right now keeps its file (it holds a lock on it).
     """
-    return _remove_unheld(stale_partials(path))
-
-
-def remove_stale_in_folder(folder: str) -> list[str]:
-    """Delete the leftovers of killed runs onto any output in ``folder`` (``folder_partials``); return the ones
-    removed. Live runs' files stay: they hold a lock on them (on Windows, the OS refuses to delete an open file)."""
-    return _remove_unheld(folder_partials(folder))
+    removed = []
+    for p in stale_partials(path):
+        if _in_use(re.sub(r"\.partial\..+$", ".partial", p)):
+            continue
+        try:
+            os.remove(os_path(p))
+            removed.append(p)
+        except OSError:
+            pass   # another user's file or already gone: not ours to insist on
+    return removed
 
 
 def files_of(partial: str) -> list[str]:

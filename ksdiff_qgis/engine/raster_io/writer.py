@@ -16,10 +16,10 @@ from ..gdalutil import close_dataset, gdal_text, gdal_try, is_vsi, os_path
 from .info import RasterInfo
 from .partials import (
     Signature,
-    create_held,
     files_of,
+    hold,
     live_partials,
-    remove_stale_in_folder,
+    remove_stale_partials,
     removed_on_sigterm,
     signature,
     total_size,
@@ -275,10 +275,8 @@ class GeoTiffWriter:
                              f"{os.path.basename(busy[0])} is in use): choose another OUTPUT, or run again once "
                              "that run has finished")
         self.path, self.found, self.needed = path, found, needed
+        self.removed_partials = remove_stale_partials(path)
         folder, name = os.path.split(os.path.abspath(path))
-        # every killed run's leftovers here, whatever output they were for (QA: a scene-sized .partial stayed when
-        # no later run wrote to that same name); live runs' files are locked and stay
-        self.removed_partials = remove_stale_in_folder(folder)
         self.free_at_start = free_space(folder)   # for a full disk's message: what there was to write into
         self.folder, self.folder_id = folder, _folder_id(folder)
         self.tmp_path = os.path.join(folder, f".{name}.{uuid.uuid4().hex[:8]}.partial")
@@ -295,8 +293,7 @@ class GeoTiffWriter:
             opts.append("PREDICTOR=3" if ms.dtype.kind == "f" else "PREDICTOR=2")
         if options is not None:   # the caller's full list of GTiff creation options (raster_io.outputs)
             opts = list(options)
-        # locked before GDAL writes it: another run's sweep (``remove_stale_in_folder``) never takes it for a leftover
-        self._lock = create_held(self.tmp_path)
+        self._lock = None
         self.ds, errors = gdal_try(gdal.GetDriverByName("GTiff").Create, self.tmp_path, width, height,
                                    ms.bands, ms.gdal_type, opts)
         if self.ds is None or errors:
@@ -304,6 +301,7 @@ class GeoTiffWriter:
             self.abort()
             raise OSError(message)
         try:
+            self._lock = hold(self.tmp_path)   # tells a concurrent run onto this output it is not stale
             self._describe(gt, wkt, band_names, nodata)
         except BaseException:
             self.abort()
