@@ -711,3 +711,12 @@ def test_ksdiff_without_onnx_runtime_is_refused_before_any_scene_work(data_dir, 
     assert str(err.value) == runtime.INSTALL_HINT
     assert not fb.warnings, fb.warnings
     assert not (tmp_path / "o.tif").exists()
+
+
+def test_a_check_that_could_not_run_names_the_method_by_its_label():
+    """QA122: 'narrower than the 16-pixel check window at ratio 4; fusing with mtf_glp_hpm.' (the option's key)."""
+    from ksdiff_qgis.engine.feedback import RecordingFeedback
+
+    said = RecordingFeedback()
+    selfcheck.log_check(selfcheck.SelfCheck(method="mtf_glp_hpm", reason="the area is 10 MS pixels wide"), said)
+    assert said.lines == ["WARNING Self-check: the area is 10 MS pixels wide; fusing with MTF-GLP-HPM."], said.lines

@@ -382,9 +382,10 @@ def bdsd_unfit(stats: SceneStats, extent: bool = False) -> str:
     head = f"{BDSD_UNFIT}: the scene statistics' sample has {usable} usable MS pixels and the fit needs {needed}"
     if room < needed:
         where = "the EXTENT" if extent else "the scene"
-        more = "enlarge the EXTENT or choose" if extent else "choose"
-        return (f"{head}: {where} is too small for the fit's filters ({room} pixels clear of the sample windows' "
-                f"edges). {more[0].upper()}{more[1:]} another method (MTF-GLP-FS is the nearest)")
+        # the pixels clear of the windows' edges, when nodata took some of them (else they are the count above)
+        clear = f" ({room} pixels clear of the sample windows' edges)" if room != usable else ""
+        return (f"{head}: {where} is too small for the fit's filters{clear}. "
+                + ("Enlarge the EXTENT or c" + BDSD_OTHER[1:] if extent else BDSD_OTHER))
     return (f"{head}: nodata and the filters' reach around it took {room - usable} ({share(room - usable, room, 1)}) "
             f"of the {room} pixels away from the windows' edges. {BDSD_OTHER}")
 

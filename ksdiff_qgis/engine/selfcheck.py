@@ -759,7 +759,7 @@ def _score_window(s: _Sample, fusers: dict[str, Fuser], pools, pan_pool: _Pool, 
 def log_check(res: SelfCheck, fb: Feedback, learned_name: str = "KSDiff") -> None:
     """Both methods' figures and the decision, as info (the choice) and warning (a rejected model)."""
     if res.learned is None and not res.candidates:
-        fb.warning(f"Self-check: {res.reason}; fusing with {res.method}.")
+        fb.warning(f"Self-check: {res.reason}; fusing with {label(res.method)}.")
         return
     # the sample's figures, not the output's: ksdiff:assess on the output reads other values (QA: R-ERGAS 2.728 here,
     # 2.907 there), since the check scores the network before the run's noise step (docs/VALIDATION.md)
