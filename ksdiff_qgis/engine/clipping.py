@@ -136,13 +136,13 @@ class ClipCounter:
             done = []
             if above:
                 done.append(f"those above {self.high:g}, {top}, were written as {self._off(self.high)}")
-                if cause:
-                    done.append(cause)
             if below:
                 low = f"{self.low:g}" + (f", {bottom}," if bottom else "")
                 done.append(f"those below {low} " + ("as " if above else "were written as ") + self._off(self.low))
             if moved:
                 done.append(moved)
+            if above and cause:   # last: between the two limits it split the sentence (QA122)
+                done.append(cause)
             msg = (f"{method}: {below + above} of {total} fused values ({share(below + above, total)}) were out of "
                    f"range (fused min {self.minimum:.1f}, max {self.maximum:.1f}; {per_band}): "
                    + "; ".join(done) + ".")
