@@ -23,7 +23,7 @@ from .batch_stop import Stop, label, sigint_held
 from .engine import memory, threadlimits
 from .engine.errors import disk_full, one_line, quoted
 from .engine.gdalutil import from_os
-from .engine.raster_io.partials import stale_partials
+from .engine.raster_io.partials import leftover_line, shown_path, stale_partials
 from .engine.scene_outputs import case_warnings
 from .engine.scenes import (
     COUNT_KEYS,
@@ -384,7 +384,11 @@ class Report:
         """Append ``record`` as one JSON line, or nothing once the report has stopped."""
         if self.lost is not None:
             return
-        data = memoryview((json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8"))
+        try:
+            text = json.dumps(record, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:   # a lone surrogate (a non-UTF-8 name) missed on its way: escaped, not a crash
+            text = json.dumps(record).encode("ascii")
+        data = memoryview(text + b"\n")
         start = self.file.tell()
         try:
             while data:
@@ -487,6 +491,8 @@ class Progress:
             self.write(f"line {record['line']}: {output}: warning: {one_line(warning)}")
         if record["status"] == "failed":
             self.write(f"line {record['line']}: {output}: {one_line(record['error'])}")
+        for p in record.get("removed") or []:   # killed runs' leftovers the scene's writer removed
+            self.write(f"line {record['line']}: {output}: {leftover_line(p)}")
         if record.get("note"):   # a row skipped because a concurrent run on the same list finished it
             self.write(f"line {record['line']}: {output}: skipped: {record['note']}")
         if self.bar is not None:
@@ -577,11 +583,13 @@ def write_summary(report: Report | None, summary: dict) -> None:
     add_line(report, {"summary": summary})
 
 
-def cleanup(scenes: Iterable[Scene]) -> None:
-    """Remove temporary files of writers killed mid-scene and never redone (a redo removes them itself)."""
-    for s in scenes:
-        if not s.output.startswith("/vsi"):
-            remove_partials(s.output)
+def cleanup(scenes: Iterable[Scene]) -> list[str]:
+    """Remove temporary files of writers killed mid-scene and never redone (a redo removes them itself); each is
+    said on the console, and the list returned (JSON-safe names) goes into the report's summary."""
+    removed = [shown_path(p) for s in scenes if not s.output.startswith("/vsi") for p in remove_partials(s.output)]
+    for p in removed:
+        print(f"ksdiff batch: {leftover_line(p)}", file=sys.stderr, flush=True)
+    return removed
 
 
 def leftovers(scenes: Iterable[Scene]) -> list[str]:
@@ -612,19 +620,19 @@ def run(scenes: list[Scene], client, threads: int = 0, retries: int = 2, force: 
     if stop is not None and stop.requested:
         client.cancel(list(futures))
         return records, summarize(records, time.perf_counter() - t0, len(scenes), stop.name)
-    cleanup(scenes)
-    summary = summarize(records, time.perf_counter() - t0)
+    removed = cleanup(scenes)
+    summary = {**summarize(records, time.perf_counter() - t0), "removed": removed}
     write_summary(report, summary)
     return records, summary
 
 
 def interrupted(scenes: list[Scene], records: list[dict], report: Report | None, since: float,
-                local: bool) -> None:
+                local: bool) -> list[str]:
     """After a stop, once the cluster is closed: the scenes that finished meanwhile (their sidecar was written
     after ``since``, a ``time.time()``) join the report, and a local cluster's stopped scenes leave no temporary
-    files (a remote cluster's workers finish their scene; the next run sweeps what is left)."""
-    if local:
-        cleanup(scenes)
+    files (a remote cluster's workers finish their scene; the next run sweeps what is left). Returns the temporary
+    files removed."""
+    removed = cleanup(scenes) if local else []
     seen = {r["line"] for r in records}
     for scene in scenes:
         done = read_record(scene.output) if scene.line not in seen else None
@@ -633,6 +641,7 @@ def interrupted(scenes: list[Scene], records: list[dict], report: Report | None,
             rec = {**base_record(scene), "worker": None, **done.get("result", {}), "status": "done"}
             records.append(rec)
             add_line(report, rec)
+    return removed
 
 
 def print_summary(summary: dict) -> None:
@@ -648,8 +657,8 @@ def stopped(stop: Stop, scenes: list[Scene], records: list[dict], report: Report
             wall: float) -> int:
     """After a stop, once the cluster is closed: clean up, complete the report, write and print the summary, say
     what is left; returns the exit code (128 + the signal's number)."""
-    interrupted(scenes, records, report, since, local=stop.local)
-    summary = summarize(records, wall, len(scenes), stop.name)
+    removed = interrupted(scenes, records, report, since, local=stop.local)
+    summary = {**summarize(records, wall, len(scenes), stop.name), "removed": removed}
     write_summary(report, summary)
     print_summary(summary)
     left = leftovers(scenes)

@@ -67,6 +67,7 @@ from .options import (
     sensor_labels,
 )
 from .raster_param import RasterInput
+from .temp_leftovers import sweep_temp_leftovers
 
 DEVICES = ["auto", "cuda", "cpu"]
 # every run: what fused and why (QA: a forced METHOD ended with 13 empty SELFCHECK_* fields and nothing naming the
@@ -463,6 +464,8 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
         owner = owner_of(qml, self._output) if os.path.exists(qml) else None
         held = (removed_style_note(qml),) + ((shared_style_note(qml, owner),) if owner is not None else ())
         engine_feedback = ProcessingFeedback(feedback, hold=held)
+        for p in sweep_temp_leftovers(self._output):   # TEMPORARY_OUTPUT: a new folder each run, never swept else
+            engine_feedback.leftover(p)
         try:
             result = pansharpen(
                 self._pan, self._ms, self._output, sensor=self._sensor, method=self._method,

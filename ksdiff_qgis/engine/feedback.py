@@ -5,6 +5,7 @@ import logging
 from typing import Callable
 
 from .errors import Cancelled
+from .raster_io.partials import leftover_line
 
 log = logging.getLogger("ksdiff")
 
@@ -34,6 +35,10 @@ class Feedback:
 
     def warning(self, message: str) -> None:
         log.warning(message)
+
+    def leftover(self, path: str) -> None:
+        """A killed run's temporary file this run removed: said in the log (a batch keeps them for its report)."""
+        self.info(leftover_line(path))
 
     def is_cancelled(self) -> bool:
         return False

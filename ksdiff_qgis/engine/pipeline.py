@@ -1257,7 +1257,7 @@ def pansharpen(
             method, sensor, card.path.name if method in LEARNED_METHODS else None, check and check.outputs(),
             settings))
         for p in writer.removed_partials:
-            fb.info(f"removed {os.path.basename(p)}, left beside the output by an interrupted earlier run")
+            fb.leftover(p)
         low, high = value_range(ms.dtype, out_nbits)
         floating = ms.dtype.kind == "f"   # keeps every value; its negatives are still worth a line in the log
         # clipping is never silent

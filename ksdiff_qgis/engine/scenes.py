@@ -43,7 +43,7 @@ from .learned import PRECISION_ALIASES, PRECISIONS
 from .numbers import decimal_comma_gains, decimal_comma_number
 from .provenance import plugin_version  # part of every record: a new version redoes old outputs
 from .raster_io.outputs import COMPRESSIONS
-from .raster_io.partials import signature
+from .raster_io.partials import shown_path, signature
 from .runtime import DEVICES
 from .sensors import AUTO as AUTO_SENSOR
 from .sensors import SENSORS, get_sensor
@@ -65,9 +65,13 @@ class QuietFeedback(Feedback):
 
     def __init__(self) -> None:
         self.warnings: list[str] = []
+        self.removed: list[str] = []   # killed runs' temporary files the run removed, for the record (JSON-safe)
 
     def warning(self, message: str) -> None:
         self.warnings.append(in_batch_terms(message))
+
+    def leftover(self, path: str) -> None:
+        self.removed.append(shown_path(path))
 
 
 class SceneListError(ValueError):
@@ -537,7 +541,7 @@ def base_record(scene: Scene) -> dict:
         "sensor": kw.get("sensor", params["sensor"].default), "method": kw.get("method", params["method"].default),
         "method_used": None, "sensor_used": None, "device": None, "workers": kw.get("workers"),
         "threads": kw.get("threads"), "width": None, "height": None,
-        "seconds": None, "mpx_per_s": None, "status": None, "error": None, "warnings": [],
+        "seconds": None, "mpx_per_s": None, "status": None, "error": None, "warnings": [], "removed": [],
         "coregistration": None, "selfcheck": None,
     }
 
@@ -693,11 +697,11 @@ def run_scene(scene: Scene, cores: int | None = None, force: bool = False, worke
         else:   # another I/O error may pass (a network share that hiccuped): the scheduler retries the scene
             e.ksdiff_warnings = fb.warnings   # kept by the failed record (``batch.outcome``)
             raise
-        return {**base, "status": "failed", "error": error, "warnings": fb.warnings}
+        return {**base, "status": "failed", "error": error, "warnings": fb.warnings, "removed": fb.removed}
     except Exception as e:
         e.ksdiff_warnings = fb.warnings
         raise
-    record = _done_record(base, result, fb.warnings)
+    record = {**_done_record(base, result, fb.warnings), "removed": fb.removed}
     try:
         write_record(output, {"fingerprint": identity, "output": file_identity(output), "written": time.time(),
                               "result": {k: record[k] for k in RESULT_KEYS if k in record}})

@@ -5,19 +5,38 @@ Python's own encoding of a name with "Ü" is another file)."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import shutil
 import signal
+import stat
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 
-from ..gdalutil import gdal_str, os_path
+from ..errors import one_line
+from ..gdalutil import gdal_str, gdal_text, os_path
 
 try:                  # POSIX only: Windows refuses to delete an open file, which protects a live run's
     import fcntl  # temporary file there without a lock
 except ImportError:   # pragma: no cover
     fcntl = None
+
+# files kept beside a raster that describe its pixels: GDAL's/QGIS's statistics, overviews and mask, and the batch's
+# record of what produced it (engine/scenes.py SIDECAR_SUFFIX; a batch writes its new one after the commit)
+SIDECARS = (".aux.xml", ".ovr", ".msk", ".ksdiff.json")
+# what the writer names after its ``.partial`` (writer.py, outputs.CogWriter): its sidecars, the COG copy and that
+# copy's sidecars, and the COG driver's overview temporaries; a leftover with any other suffix is not ours
+WRITER_SUFFIXES = (*SIDECARS, ".cog", *(".cog" + s for s in SIDECARS), ".cog.ovr.tmp", ".cog.msk.ovr.tmp")
+# a temporary file of a run onto any output (``.<name>.tif.<8 hex>.partial`` + one suffix): the greedy name makes the
+# base end at the LAST ``.<hex>.partial`` (an output named ``scene.partial.tif`` keeps its own base)
+LEFTOVER_NAME = re.compile(r"(\..+\.(?i:tiff?)\.[0-9a-f]{8}\.partial)(" +
+                           "|".join(re.escape(s) for s in WRITER_SUFFIXES) + ")?", re.DOTALL)
+STALE_AGE = 3600.0   # seconds: another output's leftovers younger than this may be a live run's (no lock yet)
+# flock errors that say this file system has no working locks (NFSv4 on a write-only handle, Lustre, FUSE): with
+# them nothing tells a live run's file from a killed one's, so other outputs' files are not swept at all
+_NO_LOCKS = {errno.ENOSYS, errno.ENOLCK, errno.EBADF, errno.EOPNOTSUPP, errno.EINVAL}
 
 
 def stale_partials(path: str) -> list[str]:
@@ -84,6 +103,100 @@ def remove_stale_partials(path: str) -> list[str]:
         except OSError:
             pass   # another user's file or already gone: not ours to insist on
     return removed
+
+
+class _LocksUnavailable(Exception):
+    """flock does not work on this file system (``_NO_LOCKS``)."""
+
+
+def _ours_and_old(path: str, before: float) -> bool:
+    """A regular file (not a link, FIFO or device) of this user, last changed before ``before``."""
+    try:
+        st = os.lstat(os_path(path))
+    except OSError:
+        return False
+    return stat.S_ISREG(st.st_mode) and st.st_uid == os.getuid() and st.st_mtime < before
+
+
+@contextlib.contextmanager
+def _exclusive(path: str) -> Iterator[bool]:
+    """Hold an exclusive lock on ``path`` while inside (True), or False when a live run holds it or it cannot be
+    opened. Opened without following a link and without blocking (a FIFO never hangs the run)."""
+    try:
+        fd = os.open(os_path(path), os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    except OSError:
+        yield False
+        return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            held = stat.S_ISREG(os.fstat(fd).st_mode)
+        except OSError as e:
+            if e.errno in _NO_LOCKS:
+                raise _LocksUnavailable() from e
+            held = False   # EWOULDBLOCK: a live run's
+        yield held
+    finally:
+        os.close(fd)
+
+
+def _remove(files: Iterable[str]) -> list[str]:
+    """Delete ``files``; return the ones removed."""
+    removed = []
+    for p in files:
+        try:
+            os.remove(os_path(p))
+            removed.append(p)
+        except OSError:
+            pass   # already gone: not ours to insist on
+    return removed
+
+
+def sweep_folder(folder: str) -> list[str]:
+    """Delete the leftovers killed runs onto any output left in ``folder``; return the ones removed.
+
+    Only when every check holds (QA123: a looser sweep deleted live runs' files): the name is the writer's own
+    (``LEFTOVER_NAME``), each file of the family is a regular file of this user older than ``STALE_AGE``, and the
+    ``.partial`` is deleted with its sidecars under its exclusive lock (a live run holds a shared one). A sidecar
+    without its ``.partial`` goes only when old and unlocked. Without working locks (Windows, ``_NO_LOCKS``)
+    nothing is swept.
+    """
+    if fcntl is None or not hasattr(os, "getuid"):
+        return []
+    try:
+        names = [gdal_str(f) for f in os.listdir(os_path(folder))]
+    except OSError:
+        return []
+    families: dict[str, list[str]] = {}
+    for name in names:
+        m = LEFTOVER_NAME.fullmatch(name)
+        if m:
+            families.setdefault(os.path.join(folder, m.group(1)), []).append(os.path.join(folder, name))
+    before = time.time() - STALE_AGE
+    removed: list[str] = []
+    try:
+        for base, files in sorted(families.items()):
+            if not all(_ours_and_old(p, before) for p in files):
+                continue
+            # an orphan sidecar is its own guard: its lock checks that locks work here and that no run holds it
+            for guard, group in ([(base, files)] if base in files else [(p, [p]) for p in files]):
+                with _exclusive(guard) as held:
+                    if held and all(_ours_and_old(p, before) for p in group):
+                        removed += _remove(sorted(group, key=lambda p: p == base))   # the .partial last
+    except _LocksUnavailable:
+        pass
+    return sorted(removed)
+
+
+def shown_path(path: str) -> str:
+    """``path`` fit for a log line or a JSON report: bytes that are not UTF-8 (a name from ``os.listdir``) replaced
+    (QA123: a lone surrogate crashed the batch's report)."""
+    return one_line(gdal_text(path))
+
+
+def leftover_line(path: str) -> str:
+    """What a run says about a killed run's temporary file it removed."""
+    return f"removed {shown_path(path)}, left by an interrupted earlier run"
 
 
 def files_of(partial: str) -> list[str]:

@@ -15,6 +15,7 @@ from ..errors import Cancelled, InputError, OutputBusy, OutputTaken, quoted
 from ..gdalutil import close_dataset, gdal_text, gdal_try, is_vsi, os_path
 from .info import RasterInfo
 from .partials import (
+    SIDECARS,
     Signature,
     files_of,
     hold,
@@ -22,6 +23,7 @@ from .partials import (
     remove_stale_partials,
     removed_on_sigterm,
     signature,
+    sweep_folder,
     total_size,
 )
 from .stylemark import belongs_to, is_ksdiff_style, kept_style_note, owner_of, removed_style_note, shared_style_note
@@ -31,10 +33,8 @@ try:                  # POSIX only: Windows has no file size limit to report
 except ImportError:   # pragma: no cover
     resource = None
 
-OUTPUT_EXTENSIONS = (".tif", ".tiff")       # the writer makes GeoTIFF and nothing else
-# files kept beside a raster that describe its pixels: GDAL's/QGIS's statistics, overviews and mask, and the batch's
-# record of what produced it (engine/scenes.py SIDECAR_SUFFIX; a batch writes its new one after the commit)
-SIDECARS = (".aux.xml", ".ovr", ".msk", ".ksdiff.json")
+OUTPUT_EXTENSIONS = (".tif", ".tiff")       # the writer makes GeoTIFF and nothing else (partials.LEFTOVER_NAME)
+# SIDECARS (partials.py, shared with the leftovers' naming): still imported from here
 
 
 def style_sidecar(path: str) -> str:
@@ -275,8 +275,9 @@ class GeoTiffWriter:
                              f"{os.path.basename(busy[0])} is in use): choose another OUTPUT, or run again once "
                              "that run has finished")
         self.path, self.found, self.needed = path, found, needed
-        self.removed_partials = remove_stale_partials(path)
         folder, name = os.path.split(os.path.abspath(path))
+        # other outputs' too: a TEMPORARY_OUTPUT or a renamed output never meets its own again (QA115)
+        self.removed_partials = remove_stale_partials(path) + sweep_folder(folder)
         self.free_at_start = free_space(folder)   # for a full disk's message: what there was to write into
         self.folder, self.folder_id = folder, _folder_id(folder)
         self.tmp_path = os.path.join(folder, f".{name}.{uuid.uuid4().hex[:8]}.partial")
