@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -88,14 +89,17 @@ class SceneStats:
 
 def scene_stats(pan_lr: np.ndarray, ms: np.ndarray, valid: np.ndarray,
                 pan_low: np.ndarray | None = None, checkpoint: Checkpoint = never_cancelled,
-                lms_lr: np.ndarray | None = None, lms_room: int = 0) -> SceneStats:
+                lms_lr: np.ndarray | Callable[[np.ndarray | None], np.ndarray] | None = None,
+                lms_room: int = 0) -> SceneStats:
     """Estimate ``SceneStats`` from PAN averaged onto the MS grid (H, W), MS (C, H, W) and a validity mask.
     ``pan_low`` (C, H, W): each band's MTF-matched low-pass PAN on the MS grid (``lowpass_on_ms_grid``), what
     MTF-GLP-FS's gains are regressed on; None only for callers that use no MTF-GLP-FS gains (they then come from
     the averaged PAN, biased low). Values far outside an input's own data (an undeclared fill, a spike) are left out
     of every statistic (``outliers.screen``: said in ``SceneStats.screened``). ``checkpoint()`` between its steps
     (a cancel stops it). ``lms_lr`` (C, H, W): the MS Wald-degraded and upsampled back onto the MS grid, NaN where
-    it is not to be used (near nodata or a window's edge), BDSD-PC's baseline; None: no BDSD-PC coefficients.
+    it is not to be used (near nodata or a window's edge), BDSD-PC's baseline; or a callable that builds it from the
+    pixels kept by the screen ((H, W) mask; None: nothing screened), so that the screened values are as bad as nodata
+    for it (the Wald degradation blurs them into their neighbours); None: no BDSD-PC coefficients.
     ``lms_room``: how many of ``lms_lr``'s pixels the windows' edges alone leave, nodata aside (``bdsd_unfit``)."""
     keep, screened = outliers.screen(pan_lr[valid], ms[:, valid], None if pan_low is None else pan_low[:, valid],
                                      checkpoint)
@@ -104,6 +108,8 @@ def scene_stats(pan_lr: np.ndarray, ms: np.ndarray, valid: np.ndarray,
         kept = np.zeros_like(valid)
         kept[valid] = keep
         valid = kept
+    if callable(lms_lr):
+        lms_lr = lms_lr(None if keep is None else valid)
     p = pan_lr[valid].astype(np.float64, copy=False)   # boolean indexing already copied
     m = ms[:, valid].astype(np.float64, copy=False)
     if p.size < 16:

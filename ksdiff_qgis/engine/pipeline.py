@@ -375,38 +375,83 @@ def _pan_low_window(pan_ds, pan: RasterInfo, pc: int, pr: int, w: int, h: int, k
     return classical.lowpass_on_ms_grid(arr, gains, k, (h, w)).reshape(len(gains), -1)
 
 
+def _lms_lr_edges(h: int, w: int, k: int, gains, inner: tuple[bool, bool, bool, bool]
+                  ) -> tuple[int, int, int, int] | None:
+    """The rows and columns (top, bottom, left, right) of an (h, w) stats window without BDSD-PC's LMS_LR: within
+    the filters' reach (``classical.bdsd_reach``) of its ``inner`` edges (those inside the raster) and past the
+    decimation's whole blocks; None when they leave no pixel."""
+    r = classical.bdsd_reach(gains, k)
+    top, bottom, left, right = (r if cut else 0 for cut in inner)
+    bottom = max(bottom, h - h // k * k)   # rows the decimation's whole blocks leave out: no LMS_LR there
+    right = max(right, w - w // k * k)
+    if top + bottom >= h or left + right >= w:
+        return None
+    return top, bottom, left, right
+
+
+def _lms_lr_room(h: int, w: int, k: int, gains, inner: tuple[bool, bool, bool, bool]) -> int:
+    """How many of an (h, w) stats window's pixels its edges alone leave BDSD-PC's fit, nodata aside
+    (``classical.bdsd_unfit``: which was short)."""
+    edges = _lms_lr_edges(h, w, k, gains, inner)
+    return 0 if edges is None else (h - edges[0] - edges[1]) * (w - edges[2] - edges[3])
+
+
 def _lms_lr_window(p: np.ndarray, m: np.ndarray, pan: RasterInfo, ms: RasterInfo, k: int, gains,
-                   inner: tuple[bool, bool, bool, bool]) -> tuple[np.ndarray, int]:
-    """BDSD-PC's LMS_LR on a stats window's MS pixels, (C, h*w): the MS window (nodata in the PAN or the MS filled
-    with the window's mean) Wald-degraded by ``k`` with each band's MTF gain and upsampled back, as the self-check's
-    ``lms_lr``; NaN within the filters' reach (``classical.bdsd_reach``) of nodata and of the window's ``inner``
-    (top, bottom, left, right) edges, those inside the raster, and everywhere in a window too small to leave a pixel,
-    so the fit sees no fill or cut. At the raster's own edge the mirroring is the scene's, as every fused tile's and
-    the PAN low-pass's there (``_pan_low_window``): kept, so a small MS (32 x 32) still has pixels to fit on.
-    Also returns how many pixels the edges alone leave, nodata aside (``classical.bdsd_unfit``: which was short)."""
+                   inner: tuple[bool, bool, bool, bool], screened: np.ndarray | None = None) -> np.ndarray:
+    """BDSD-PC's LMS_LR on a stats window's MS pixels, (C, h*w): the MS window (nodata in the PAN or the MS, and the
+    ``screened`` pixels (h, w), filled with the window's mean) Wald-degraded by ``k`` with each band's MTF gain and
+    upsampled back, as the self-check's ``lms_lr``; NaN within the filters' reach (``classical.bdsd_reach``) of
+    nodata, of screened values and of the window's ``inner`` (top, bottom, left, right) edges, those inside the
+    raster, and everywhere in a window too small to leave a pixel, so the fit sees no fill, outlier or cut. At the
+    raster's own edge the mirroring is the scene's, as every fused tile's and the PAN low-pass's there
+    (``_pan_low_window``): kept, so a small MS (32 x 32) still has pixels to fit on."""
     c, h, w = m.shape
     out = np.full((c, h, w), np.nan, np.float32)
-    r = classical.bdsd_reach(gains, k)
+    edges = _lms_lr_edges(h, w, k, gains, inner)
+    if edges is None:
+        return out.reshape(c, -1)
+    top, bottom, left, right = edges
     hh, ww = h // k * k, w // k * k
-    top, bottom, left, right = (r if cut else 0 for cut in inner)
-    bottom = max(bottom, h - hh)   # rows the decimation's whole blocks leave out: no LMS_LR there
-    right = max(right, w - ww)
-    if top + bottom >= h or left + right >= w:
-        return out.reshape(c, -1), 0
-    room = (h - top - bottom) * (w - left - right)
-    bad = np.zeros((h, w), dtype=bool)
+    bad = np.zeros((h, w), dtype=bool) if screened is None else screened.copy()
     for arr, info in ((p[None], pan), (m, ms)):
         v = valid_pixels(arr, info.nodata, info.dtype)
         if v is not None:
             bad |= ~v
     if bad.all():
-        return out.reshape(c, -1), room
+        return out.reshape(c, -1)
     filled = np.where(bad[None], m[:, ~bad].mean(axis=1)[:, None, None], m).astype(np.float32)
     lms_lr = upsample(wald_degrade(filled, gains, k), k, (hh, ww))
-    usable = ~grow_mask(bad, r)[:hh, :ww]
+    usable = ~grow_mask(bad, classical.bdsd_reach(gains, k))[:hh, :ww]
     usable[:top], usable[h - bottom:], usable[:, :left], usable[:, w - right:] = False, False, False, False
     out[:, :hh, :ww] = np.where(usable[None], lms_lr, np.nan)
-    return out.reshape(c, -1), room
+    return out.reshape(c, -1)
+
+
+def _lms_lr_sample(pans: list[np.ndarray], mss: list[np.ndarray], cuts: list, pan: RasterInfo, ms: RasterInfo,
+                   k: int, gains, checkpoint: Checkpoint = never_cancelled
+                   ) -> Callable[[np.ndarray | None], np.ndarray]:
+    """BDSD-PC's LMS_LR sample, (C, 1, N), for ``classical.scene_stats`` to build after its outlier screen: given the
+    sample's pixels kept (1, N; None: nothing screened), each stats window's ``_lms_lr_window`` with the pixels not
+    kept as bad as nodata (QA: built before the screen, one 1e20 blurred into every LMS_LR pixel within the filters'
+    reach, g 0.33 -> 0.96 and a centre of 1.5e15). ``pans`` (h*w,) and ``mss`` (C, h*w): the windows as read (reused,
+    not copied); ``cuts``: each window's (h, w, inner edges), None for one cut by the raster's edge (no LMS_LR).
+    ``checkpoint()`` before each window."""
+    def build(kept: np.ndarray | None) -> np.ndarray:
+        flat = None if kept is None else kept.reshape(-1)
+        parts, at = [], 0
+        for p, m, cut in zip(pans, mss, cuts):
+            checkpoint()
+            n = p.size
+            if cut is None:
+                parts.append(np.full((ms.bands, n), np.nan, np.float32))
+            else:
+                h, w, inner = cut
+                screened = None if flat is None else ~flat[at:at + n].reshape(h, w)
+                parts.append(_lms_lr_window(p.reshape(h, w), m.reshape(ms.bands, h, w), pan, ms, k, gains, inner,
+                                            screened))
+            at += n
+        return np.concatenate(parts, axis=1)[:, None]
+    return build
 
 
 def _refuse_unfit_bdsd(method: str, stats: classical.SceneStats, plan: GridPlan) -> None:
@@ -463,7 +508,7 @@ def _scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan,
     details = []
     windows = _sample_windows(kc, kr, kw, kh)
     lows = []   # each band's MTF-matched low-pass PAN on the windows' MS pixels: MTF-GLP-FS's gains
-    lms_lrs = []   # the MS degraded and re-upsampled on the windows' MS pixels: BDSD-PC's baseline (NaN: unused)
+    cuts = []   # each window's (h, w, inner edges) for BDSD-PC's LMS_LR, built after the screen (None: cut window)
     lms_room = 0   # of them, those the windows' edges alone leave (nodata aside): ``classical.bdsd_unfit``
     # windows of a row share the blocks of inputs in large blocks (JPEG2000): kept while they fit the budget
     cache = InputCache([pan_ds, ms_ds], budget_mb=row_budget_mb(
@@ -485,10 +530,8 @@ def _scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan,
         mss.append(m.reshape(ms.bands, -1))
         inner = (r > 0, r + h < ms_ds.RasterYSize, c > 0, c + w < ms_ds.RasterXSize)
         if bdsd:
-            lms_lr, room = (_lms_lr_window(p, m, pan, ms, k, gains, inner) if (pw, ph) == (w * k, h * k)
-                            else (np.full((ms.bands, w * h), np.nan, np.float32), 0))
-            lms_lrs.append(lms_lr)
-            lms_room += room
+            cuts.append((h, w, inner) if (pw, ph) == (w * k, h * k) else None)
+            lms_room += _lms_lr_room(h, w, k, gains, inner) if cuts[-1] else 0
         if (pw, ph) == (w * k, h * k):   # read whole: a window for the registration (its nodata left out after)
             whole.append((p, m, ((pr - y) / k, (pc - x) / k)))
         cache.trim()   # a row of windows at most in GDAL's cache, whatever the scene's size
@@ -517,8 +560,8 @@ def _scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan,
                              "PAN/MS overlap")
         raise InputError("the overlap of PAN and MS holds (almost) no valid pixels: everything is nodata")
     pan_low = np.concatenate(lows, axis=1)[:, None]
-    stats = classical.scene_stats(pan_lr, ms_lr, valid, pan_low, checkpoint,
-                                  lms_lr=np.concatenate(lms_lrs, axis=1)[:, None] if bdsd else None,
+    lms_lr = _lms_lr_sample(pans, mss, cuts, pan, ms, k, gains, checkpoint) if bdsd else None
+    stats = classical.scene_stats(pan_lr, ms_lr, valid, pan_low, checkpoint, lms_lr=lms_lr,
                                   lms_room=lms_room)
     checkpoint()
     stats = replace(stats, pan_noise=noise.pooled_sigma(details), pan_top=pan_seen.top(), ms_top=ms_seen.top(),
