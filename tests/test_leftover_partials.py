@@ -214,3 +214,36 @@ def test_an_old_orphan_sidecar_goes_and_a_young_one_stays(tmp_path):
     young = _leftover(tmp_path, ".y.tif.89abcdef.partial.aux.xml", age=60)
     assert partials.sweep_folder(str(tmp_path)) == [str(old)]
     assert young.exists()
+
+
+def test_the_same_name_cleanup_keeps_a_live_file_of_an_output_named_dot_partial(tmp_path):
+    """QA124 M1: the same-name cleanup (the batch's end of run) took ``.scene.partial`` as the base of a live
+    ``.scene.partial.tif.<hex>.partial``, found no lock on it and deleted the live run's file."""
+    from ksdiff_qgis.engine.raster_io import partials
+
+    live = _leftover(tmp_path, ".scene.partial.tif.0ef459d4.partial", age=0)
+    side = _leftover(tmp_path, ".scene.partial.tif.0ef459d4.partial.aux.xml", age=0)
+    stale = _leftover(tmp_path, ".scene.partial.tif.1234abcd.partial")
+    lock = partials.hold(str(live))
+    try:
+        removed = partials.remove_stale_partials(str(tmp_path / "scene.partial.tif"))
+    finally:
+        lock.close()
+    assert live.exists() and side.exists()
+    assert removed == [str(stale)] and not stale.exists()
+
+
+def test_a_fifo_named_like_this_outputs_leftover_does_not_hang_the_run(tmp_path):
+    """QA124 M2: ``live_partials`` (every run's start, the batch's wait) opened a FIFO of that name and blocked."""
+    from ksdiff_qgis.engine.raster_io import partials
+
+    fifo = tmp_path / ".x.tif.12345678.partial"
+    os.mkfifo(fifo)
+    signal.signal(signal.SIGALRM, lambda *a: (_ for _ in ()).throw(TimeoutError("hung on the FIFO")))
+    signal.alarm(30)
+    try:
+        assert partials.live_partials(str(tmp_path / "x.tif")) == []
+        partials.remove_stale_partials(str(tmp_path / "x.tif"))
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, signal.SIG_DFL)

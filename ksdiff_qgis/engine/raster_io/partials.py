@@ -60,14 +60,23 @@ def hold(path: str):
 
 
 def _in_use(partial: str) -> bool:
-    """Whether a live run (this process or another) holds ``partial``; a killed run's lock is gone."""
-    if fcntl is None or not os.path.exists(os_path(partial)):
+    """Whether a live run (this process or another) holds ``partial``; a killed run's lock is gone. Opened without
+    blocking or following a link (QA: a FIFO of that name hung every run onto the output); not a regular file: not
+    a run's."""
+    if fcntl is None:
         return False
     try:
-        with open(os_path(partial), "rb") as f:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fd = os.open(os_path(partial), os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    except OSError:
+        return False   # gone (or a link): nothing a run holds
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return False
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         return True
+    finally:
+        os.close(fd)
     return False
 
 
@@ -94,8 +103,13 @@ def remove_stale_partials(path: str) -> list[str]:
     A run writing to the same output right now keeps its file (it holds a lock on it).
     """
     removed = []
+    folder, name = os.path.split(os.path.abspath(path))
+    # the temporary file a sidecar belongs to, anchored on this output's name (QA: an output named scene.partial.tif
+    # made the first ".partial." the base, which no lock held, and a live run's file was deleted)
+    base = re.compile(rf"(\.{re.escape(name)}\.[0-9a-f]{{8}}\.partial)(\..+)?$", re.DOTALL)
     for p in stale_partials(path):
-        if _in_use(re.sub(r"\.partial\..+$", ".partial", p)):
+        m = base.match(os.path.basename(p))
+        if m is None or _in_use(os.path.join(folder, m.group(1))):
             continue
         try:
             os.remove(os_path(p))
