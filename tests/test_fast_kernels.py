@@ -114,8 +114,11 @@ def ref_fuse_mtf_glp_fs(pan, lms, ctx):
 
 
 def ref_fuse_bdsd_pc(pan, lms, ctx):
-    coef = ctx.stats.bdsd_coef
-    return (lms + coef[:, :1, None] * pan[None] + np.tensordot(coef[:, 1:], lms, axes=1)).astype(np.float32)
+    """LMS_b + g_b (P - mean P_b) + sum_i gamma_b,i (LMS_i - mean LMS_i): the fit on centred data (2026-12-07)."""
+    coef, centre = ctx.stats.bdsd_coef, ctx.stats.bdsd_mean
+    p = pan[None] - centre[:, :1, None]
+    detail = coef[:, :1, None] * p + np.tensordot(coef[:, 1:], lms - centre[0, 1:, None, None], axes=1)
+    return (lms + detail).astype(np.float32)
 
 
 REF_FUSERS = {"exp": lambda pan, lms, ctx: lms, "brovey": ref_fuse_brovey, "gsa": ref_fuse_gsa,
