@@ -247,3 +247,35 @@ def test_a_fifo_named_like_this_outputs_leftover_does_not_hang_the_run(tmp_path)
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, signal.SIG_DFL)
+
+
+def test_the_lock_probe_works_where_an_exclusive_flock_needs_a_writable_descriptor(tmp_path, monkeypatch):
+    """QA124 M3: NFSv4 maps an exclusive flock to a write lock, refused (EBADF) on a read-only descriptor: the probe
+    read every killed run's leftover as held, so each later run onto that output was told another run was writing
+    it. Simulated here: flock refuses LOCK_EX on a read-only descriptor, as the NFSv4 client does."""
+    import errno
+    import fcntl as real_fcntl
+
+    from ksdiff_qgis.engine.raster_io import partials
+
+    class Nfs4:
+        LOCK_EX, LOCK_SH, LOCK_NB, LOCK_UN = (real_fcntl.LOCK_EX, real_fcntl.LOCK_SH, real_fcntl.LOCK_NB,
+                                              real_fcntl.LOCK_UN)
+
+        @staticmethod
+        def flock(fd, op):
+            fd = fd if isinstance(fd, int) else fd.fileno()
+            if op & real_fcntl.LOCK_EX and real_fcntl.fcntl(fd, real_fcntl.F_GETFL) & os.O_ACCMODE == os.O_RDONLY:
+                raise OSError(errno.EBADF, "Bad file descriptor")
+            return real_fcntl.flock(fd, op)
+
+    monkeypatch.setattr(partials, "fcntl", Nfs4)
+    dead = _leftover(tmp_path, ".x.tif.0123abcd.partial")
+    live = _leftover(tmp_path, ".x.tif.89abcdef.partial", age=0)
+    lock = partials.hold(str(live))
+    try:
+        assert partials.live_partials(str(tmp_path / "x.tif")) == [str(live)]
+        assert partials.remove_stale_partials(str(tmp_path / "x.tif")) == [str(dead)]
+    finally:
+        lock.close()
+    assert live.exists() and not dead.exists()

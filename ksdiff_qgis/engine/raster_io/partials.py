@@ -59,6 +59,20 @@ def hold(path: str):
     return f
 
 
+def _probe_fd(path: str) -> int:
+    """A descriptor to test ``path``'s lock with: opened without following a link or blocking (a FIFO never hangs
+    the run), for writing where allowed, since NFSv4 turns an exclusive flock into a write lock, which a read-only
+    descriptor may not take (EBADF: a killed run's leftover read as held forever); read-only where writing is not
+    allowed. Raises OSError when neither opens."""
+    flags = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+    try:
+        return os.open(os_path(path), os.O_RDWR | flags)
+    except OSError as e:
+        if e.errno not in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ETXTBSY):
+            raise
+    return os.open(os_path(path), os.O_RDONLY | flags)
+
+
 def _in_use(partial: str) -> bool:
     """Whether a live run (this process or another) holds ``partial``; a killed run's lock is gone. Opened without
     blocking or following a link (QA: a FIFO of that name hung every run onto the output); not a regular file: not
@@ -66,7 +80,7 @@ def _in_use(partial: str) -> bool:
     if fcntl is None:
         return False
     try:
-        fd = os.open(os_path(partial), os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+        fd = _probe_fd(partial)
     except OSError:
         return False   # gone (or a link): nothing a run holds
     try:
@@ -137,7 +151,7 @@ def _exclusive(path: str) -> Iterator[bool]:
     """Hold an exclusive lock on ``path`` while inside (True), or False when a live run holds it or it cannot be
     opened. Opened without following a link and without blocking (a FIFO never hangs the run)."""
     try:
-        fd = os.open(os_path(path), os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+        fd = _probe_fd(path)
     except OSError:
         yield False
         return
