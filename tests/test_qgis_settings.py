@@ -3,6 +3,8 @@ drivers unticked in Settings > Options > GDAL (GDAL_SKIP), Processing's "Style f
 that is no writable folder."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 URI = "ogr:dbname='{}' table=\"fused\" (geom)"   # how QGIS names a GeoPackage output
@@ -91,40 +93,51 @@ def _gray_band_4_style(ms: str, qml: str) -> None:
     assert layer.saveNamedStyle(qml)[1]
 
 
-def test_processing_raster_style_setting_is_respected(qgis_app, pair, tmp_path):
-    """QA: with Processing's "Style for raster layers" set, a native algorithm's output opened in it, ours in natural
-    colour 3, 2, 1 with only the opacity kept. The loaded layer takes the user's style; the .qml beside the output
-    (how the file opens elsewhere) is still KSDiff's natural colour."""
+def _run_and_load_with_style(pair: dict, out: str, style: str, feedback, delete_style: bool = False):
+    """``ksdiff:pansharpen`` onto ``out`` with Processing's "Style for raster layers" set to ``style`` (deleted after
+    it is set when ``delete_style``), its output loaded as the dialog loads it into a project of the run's own
+    (QgsProject.instance() keeps its layers), returned. ``feedback`` receives the loading's
+    messages."""
     import processing
     from processing.core.ProcessingConfig import ProcessingConfig
     from processing.gui.Postprocessing import handleAlgorithmResults
     from qgis.core import (
         QgsApplication,
-        QgsMultiBandColorRenderer,
         QgsProcessingContext,
         QgsProcessingFeedback,
         QgsProcessingOutputLayerDefinition,
         QgsProject,
-        QgsRasterLayer,
     )
+
+    project = QgsProject()
+    kept = ProcessingConfig.getSetting(ProcessingConfig.RASTER_STYLE)
+    ProcessingConfig.setSettingValue(ProcessingConfig.RASTER_STYLE, style)
+    if delete_style:
+        Path(style).unlink()   # Processing takes only a style file that exists when it is set ... and is deleted later
+    try:
+        context = QgsProcessingContext()
+        context.setProject(project)
+        results = processing.run("ksdiff:pansharpen", {**pair, "OUTPUT": QgsProcessingOutputLayerDefinition(
+            out, project)}, context=context, feedback=QgsProcessingFeedback())
+        alg = QgsApplication.processingRegistry().createAlgorithmById("ksdiff:pansharpen")
+        assert handleAlgorithmResults(alg, context, feedback, False, results)
+    finally:
+        ProcessingConfig.setSettingValue(ProcessingConfig.RASTER_STYLE, kept)
+    return project   # the caller keeps it: its layers die with it
+
+
+def test_processing_raster_style_setting_is_respected(qgis_app, pair, tmp_path):
+    """QA: with Processing's "Style for raster layers" set, a native algorithm's output opened in it, ours in natural
+    colour 3, 2, 1 with only the opacity kept. The loaded layer takes the user's style; the .qml beside the output
+    (how the file opens elsewhere) is still KSDiff's natural colour."""
+    from qgis.core import QgsMultiBandColorRenderer, QgsProcessingFeedback, QgsRasterLayer
 
     from ksdiff_qgis.engine.raster_io import is_ksdiff_style
 
     qml = str(tmp_path / "mystyle.qml")
     _gray_band_4_style(pair["MS"], qml)
-    project = QgsProject()   # the run's own project: QgsProject.instance() keeps its layers
-    kept = ProcessingConfig.getSetting(ProcessingConfig.RASTER_STYLE)
-    ProcessingConfig.setSettingValue(ProcessingConfig.RASTER_STYLE, qml)
-    try:
-        out = str(tmp_path / "fused.tif")
-        context, feedback = QgsProcessingContext(), QgsProcessingFeedback()
-        context.setProject(project)
-        results = processing.run("ksdiff:pansharpen", {**pair, "OUTPUT": QgsProcessingOutputLayerDefinition(
-            out, project)}, context=context, feedback=feedback)
-        alg = QgsApplication.processingRegistry().createAlgorithmById("ksdiff:pansharpen")
-        assert handleAlgorithmResults(alg, context, feedback, False, results)
-    finally:
-        ProcessingConfig.setSettingValue(ProcessingConfig.RASTER_STYLE, kept)
+    out = str(tmp_path / "fused.tif")
+    project = _run_and_load_with_style(pair, out, qml, QgsProcessingFeedback())
     (layer,) = project.mapLayers().values()
     renderer = layer.renderer()
     assert type(renderer).__name__ == "QgsSingleBandGrayRenderer" and renderer.grayBand() == 4
@@ -140,17 +153,7 @@ def test_processing_raster_style_setting_is_respected(qgis_app, pair, tmp_path):
 def test_a_missing_processing_raster_style_keeps_natural_colour_and_says_so(qgis_app, pair, tmp_path):
     """QA: "Style for raster layers" set to a .qml since deleted: the loaded layer opened in bands 1, 2, 3 (Blue drawn
     red), with no word why. It is natural colour 3, 2, 1 and one warning names the missing file and the setting."""
-    import processing
-    from processing.core.ProcessingConfig import ProcessingConfig
-    from processing.gui.Postprocessing import handleAlgorithmResults
-    from qgis.core import (
-        QgsApplication,
-        QgsMultiBandColorRenderer,
-        QgsProcessingContext,
-        QgsProcessingFeedback,
-        QgsProcessingOutputLayerDefinition,
-        QgsProject,
-    )
+    from qgis.core import QgsMultiBandColorRenderer, QgsProcessingFeedback
 
     class Recorded(QgsProcessingFeedback):
         warnings: list = []
@@ -159,20 +162,9 @@ def test_a_missing_processing_raster_style_keeps_natural_colour_and_says_so(qgis
             self.warnings.append(text)
 
     gone = tmp_path / "gone.qml"
-    _gray_band_4_style(pair["MS"], str(gone))   # Processing takes only a style file that exists when it is set
-    project = QgsProject()   # the run's own project: QgsProject.instance() keeps its layers
-    kept = ProcessingConfig.getSetting(ProcessingConfig.RASTER_STYLE)
-    ProcessingConfig.setSettingValue(ProcessingConfig.RASTER_STYLE, str(gone))
-    gone.unlink()   # ... and is deleted later
-    try:
-        context, feedback = QgsProcessingContext(), Recorded()
-        context.setProject(project)
-        results = processing.run("ksdiff:pansharpen", {**pair, "OUTPUT": QgsProcessingOutputLayerDefinition(
-            str(tmp_path / "fused.tif"), project)}, context=context, feedback=QgsProcessingFeedback())
-        alg = QgsApplication.processingRegistry().createAlgorithmById("ksdiff:pansharpen")
-        assert handleAlgorithmResults(alg, context, feedback, False, results)
-    finally:
-        ProcessingConfig.setSettingValue(ProcessingConfig.RASTER_STYLE, kept)
+    _gray_band_4_style(pair["MS"], str(gone))
+    feedback = Recorded()
+    project = _run_and_load_with_style(pair, str(tmp_path / "fused.tif"), str(gone), feedback, delete_style=True)
     (layer,) = project.mapLayers().values()
     renderer = layer.renderer()
     assert isinstance(renderer, QgsMultiBandColorRenderer)
