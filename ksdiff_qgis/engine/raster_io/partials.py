@@ -39,10 +39,17 @@ STALE_AGE = 3600.0   # seconds: another output's leftovers younger than this may
 _NO_LOCKS = {errno.ENOSYS, errno.ENOLCK, errno.EBADF, errno.EOPNOTSUPP, errno.EINVAL}
 
 
+def _own_leftover(name: str) -> re.Pattern:
+    """The temporary files of runs onto output ``name``: group 1 the ``.partial`` a sidecar belongs to, anchored on
+    the output's name (QA: an output named scene.partial.tif made the first ".partial." the base, which no lock held,
+    and a live run's file was deleted)."""
+    return re.compile(rf"(\.{re.escape(name)}\.[0-9a-f]{{8}}\.partial)(\..+)?$", re.DOTALL)
+
+
 def stale_partials(path: str) -> list[str]:
     """Temporary files that killed runs onto ``path`` left beside it (``.<name>.<hex>.partial`` and sidecars)."""
     folder, name = os.path.split(os.path.abspath(path))
-    pattern = re.compile(rf"\.{re.escape(name)}\.[0-9a-f]{{8}}\.partial(\..+)?$")
+    pattern = _own_leftover(name)
     try:
         names = [gdal_str(f) for f in os.listdir(os_path(folder))]
     except OSError:
@@ -118,9 +125,7 @@ def remove_stale_partials(path: str) -> list[str]:
     """
     removed = []
     folder, name = os.path.split(os.path.abspath(path))
-    # the temporary file a sidecar belongs to, anchored on this output's name (QA: an output named scene.partial.tif
-    # made the first ".partial." the base, which no lock held, and a live run's file was deleted)
-    base = re.compile(rf"(\.{re.escape(name)}\.[0-9a-f]{{8}}\.partial)(\..+)?$", re.DOTALL)
+    base = _own_leftover(name)
     for p in stale_partials(path):
         m = base.match(os.path.basename(p))
         if m is None or _in_use(os.path.join(folder, m.group(1))):
