@@ -73,3 +73,22 @@ def test_runs_without_an_extent_read_nothing_around_their_windows(data_dir, tmp_
     for method in ("bdsd_pc", "auto"):
         pipeline.pansharpen(str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif"),
                             str(tmp_path / f"{method}.tif"), "wv2", method)
+
+
+@pytest.mark.parametrize("pair", ["wv2", "l8"])
+@pytest.mark.parametrize("extent", [False, True])
+def test_the_fit_leaves_the_registration_as_it_is(data_dir, pair, extent):
+    """The registration's sample is the same whether BDSD-PC is fitted or not, with an EXTENT or without (review: the
+    pad's unpacking once took the name of the PAN window's row, and every window's read offset with it, off the
+    raster's first row)."""
+    from ksdiff_qgis.engine.aoi import clip_plan
+    from ksdiff_qgis.engine.grid import plan_grid
+    from ksdiff_qgis.engine.raster_io import open_raster
+    pan_ds, pan = open_raster(str(data_dir / f"{pair}_pan.tif"), "PAN")
+    ms_ds, ms = open_raster(str(data_dir / f"{pair}_ms.tif"), "MS")
+    plan = plan_grid(pan, ms, ms_ds)
+    if extent:
+        plan = clip_plan(plan, pan, _extent(data_dir, pair, 17, 17))
+    offsets = [pipeline.estimate_scene_stats(pan_ds, plan.ms_dataset or ms_ds, pan, ms, plan, gains=(0.3,) * ms.bands,
+                                             bdsd=bdsd).pan_offset for bdsd in (False, True)]
+    assert offsets[0] == offsets[1]

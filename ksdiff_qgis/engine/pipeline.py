@@ -588,8 +588,8 @@ def _scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan,
             # low-pass has it (no EXTENT: no pad, the sample as before)
             pad = _extent_pad((c, r, w, h), (kc, kr, kw, kh), (ms_ds.RasterXSize, ms_ds.RasterYSize), k,
                               gains) if plan.extent else NO_PAD
-            pt, pb, pl, pr = pad
-            inner = (r - pt > 0, r + h + pb < ms_ds.RasterYSize, c - pl > 0, c + w + pr < ms_ds.RasterXSize)
+            inner = (r - pad[0] > 0, r + h + pad[1] < ms_ds.RasterYSize, c - pad[2] > 0,
+                     c + w + pad[3] < ms_ds.RasterXSize)
             around = _read_around(ms_ds, (c, r, w, h), pad, ms_guard) if any(pad) else None
             cuts.append((h, w, inner, around, pad))
             lms_room += _lms_lr_room(h, w, k, gains, inner, pad)
