@@ -99,7 +99,8 @@ def scene_stats(pan_lr: np.ndarray, ms: np.ndarray, valid: np.ndarray,
     (a cancel stops it). ``lms_lr`` (C, H, W): the MS Wald-degraded and upsampled back onto the MS grid, NaN where
     it is not to be used (near nodata or a window's edge), BDSD-PC's baseline; or a callable that builds it from the
     pixels kept by the screen ((H, W) mask; None: nothing screened), so that the screened values are as bad as nodata
-    for it (the Wald degradation blurs them into their neighbours); None: no BDSD-PC coefficients.
+    for it (the Wald degradation blurs them into their neighbours), called with that mask and the screen's ``Screened``
+    (None: nothing screened); None: no BDSD-PC coefficients.
     ``lms_room``: how many of ``lms_lr``'s pixels the windows' edges alone leave, nodata aside (``bdsd_unfit``)."""
     keep, screened = outliers.screen(pan_lr[valid], ms[:, valid], None if pan_low is None else pan_low[:, valid],
                                      checkpoint)
@@ -109,7 +110,7 @@ def scene_stats(pan_lr: np.ndarray, ms: np.ndarray, valid: np.ndarray,
         kept[valid] = keep
         valid = kept
     if callable(lms_lr):
-        lms_lr = lms_lr(None if keep is None else valid)
+        lms_lr = lms_lr(None if keep is None else valid, screened)
     p = pan_lr[valid].astype(np.float64, copy=False)   # boolean indexing already copied
     m = ms[:, valid].astype(np.float64, copy=False)
     if p.size < 16:

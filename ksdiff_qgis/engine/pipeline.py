@@ -375,69 +375,123 @@ def _pan_low_window(pan_ds, pan: RasterInfo, pc: int, pr: int, w: int, h: int, k
     return classical.lowpass_on_ms_grid(arr, gains, k, (h, w)).reshape(len(gains), -1)
 
 
-def _lms_lr_edges(h: int, w: int, k: int, gains, inner: tuple[bool, bool, bool, bool]
-                  ) -> tuple[int, int, int, int] | None:
+NO_PAD = (0, 0, 0, 0)
+
+
+def _lms_lr_edges(h: int, w: int, k: int, gains, inner: tuple[bool, bool, bool, bool],
+                  pad: tuple[int, int, int, int] = NO_PAD) -> tuple[int, int, int, int] | None:
     """The rows and columns (top, bottom, left, right) of an (h, w) stats window without BDSD-PC's LMS_LR: within
     the filters' reach (``classical.bdsd_reach``) of its ``inner`` edges (those inside the raster) and past the
-    decimation's whole blocks; None when they leave no pixel."""
+    decimation's whole blocks; None when they leave no pixel. ``pad``: the MS pixels (top, bottom, left, right) read
+    around the window (``_extent_pad``), which keep that much of the reach and blocks off it; ``inner`` is then the
+    padded window's."""
+    pt, pb, pl, pr = pad
+    hp, wp = h + pt + pb, w + pl + pr
     r = classical.bdsd_reach(gains, k)
     top, bottom, left, right = (r if cut else 0 for cut in inner)
-    bottom = max(bottom, h - h // k * k)   # rows the decimation's whole blocks leave out: no LMS_LR there
-    right = max(right, w - w // k * k)
+    bottom = max(bottom, hp - hp // k * k)   # rows the decimation's whole blocks leave out: no LMS_LR there
+    right = max(right, wp - wp // k * k)
+    top, bottom, left, right = max(0, top - pt), max(0, bottom - pb), max(0, left - pl), max(0, right - pr)
     if top + bottom >= h or left + right >= w:
         return None
     return top, bottom, left, right
 
 
-def _lms_lr_room(h: int, w: int, k: int, gains, inner: tuple[bool, bool, bool, bool]) -> int:
+def _lms_lr_room(h: int, w: int, k: int, gains, inner: tuple[bool, bool, bool, bool],
+                 pad: tuple[int, int, int, int] = NO_PAD) -> int:
     """How many of an (h, w) stats window's pixels its edges alone leave BDSD-PC's fit, nodata aside
     (``classical.bdsd_unfit``: which was short)."""
-    edges = _lms_lr_edges(h, w, k, gains, inner)
+    edges = _lms_lr_edges(h, w, k, gains, inner, pad)
     return 0 if edges is None else (h - edges[0] - edges[1]) * (w - edges[2] - edges[3])
 
 
+def _extent_pad(window: tuple[int, int, int, int], region: tuple[int, int, int, int], size: tuple[int, int],
+                k: int, gains) -> tuple[int, int, int, int]:
+    """MS pixels (top, bottom, left, right) to read around a stats ``window`` (col, row, w, h) for BDSD-PC's LMS_LR
+    where its edge is the EXTENT's (the stats ``region``'s, (col, row, w, h)) and the MS raster (``size``: width,
+    height) goes on: the filters' reach (QA123: a 30 x 30 MS-pixel EXTENT lost it all to its inner edges and was
+    refused, the same area cut into files fitted), at most to the raster's edge (mirrored there, as a window's at
+    it)."""
+    c, r, w, h = window
+    kc, kr, kw, kh = region
+    reach = classical.bdsd_reach(gains, k)
+    top, bottom, left, right = (r if r == kr else 0, size[1] - r - h if r + h == kr + kh else 0,
+                                c if c == kc else 0, size[0] - c - w if c + w == kc + kw else 0)
+    # bottom and right: up to a block more, for the rows past the padded window's last whole decimation block
+    return min(reach, top), min(reach + k - 1, bottom), min(reach, left), min(reach + k - 1, right)
+
+
+def _read_around(ms_ds, window: tuple[int, int, int, int], pad: tuple[int, int, int, int],
+                 guard: inrange.RangeGuard | None) -> np.ndarray:
+    """The MS (C, h, w) of a stats ``window`` (col, row, w, h) with ``pad`` (``_extent_pad``) around it, clamped to
+    the declared bit depth as the window's own values (not tallied: these pixels lie outside the EXTENT)."""
+    c, r, w, h = window
+    pt, pb, pl, pr = pad
+    cols, rows = w + pl + pr, h + pt + pb
+    arr = read_decimated(ms_ds, c - pl, r - pt, cols, rows, cols, rows).reshape(-1, rows, cols)
+    return arr if guard is None else np.minimum(arr, guard.top)
+
+
 def _lms_lr_window(p: np.ndarray, m: np.ndarray, pan: RasterInfo, ms: RasterInfo, k: int, gains,
-                   inner: tuple[bool, bool, bool, bool], screened: np.ndarray | None = None) -> np.ndarray:
+                   inner: tuple[bool, bool, bool, bool], screened: np.ndarray | None = None,
+                   around: np.ndarray | None = None, pad: tuple[int, int, int, int] = NO_PAD,
+                   bounds: tuple[tuple[float, float], ...] | None = None) -> np.ndarray:
     """BDSD-PC's LMS_LR on a stats window's MS pixels, (C, h*w): the MS window (nodata in the PAN or the MS, and the
     ``screened`` pixels (h, w), filled with the window's mean) Wald-degraded by ``k`` with each band's MTF gain and
     upsampled back, as the self-check's ``lms_lr``; NaN within the filters' reach (``classical.bdsd_reach``) of
     nodata, of screened values and of the window's ``inner`` (top, bottom, left, right) edges, those inside the
     raster, and everywhere in a window too small to leave a pixel, so the fit sees no fill, outlier or cut. At the
     raster's own edge the mirroring is the scene's, as every fused tile's and the PAN low-pass's there
-    (``_pan_low_window``): kept, so a small MS (32 x 32) still has pixels to fit on."""
+    (``_pan_low_window``): kept, so a small MS (32 x 32) still has pixels to fit on. ``around``: the MS with ``pad``
+    pixels around the window (``_read_around``, at the EXTENT's edges), degraded whole so the reach there is the
+    scene's; its own pixels count as bad where MS nodata or beyond the screen's ``bounds`` (``Screened.bounds``);
+    ``inner`` is then the padded window's edges."""
     c, h, w = m.shape
     out = np.full((c, h, w), np.nan, np.float32)
-    edges = _lms_lr_edges(h, w, k, gains, inner)
+    edges = _lms_lr_edges(h, w, k, gains, inner, pad)
     if edges is None:
         return out.reshape(c, -1)
     top, bottom, left, right = edges
-    hh, ww = h // k * k, w // k * k
+    pt, pb, pl, pr = pad
+    big = m if around is None else around
+    hp, wp = big.shape[1:]
+    hh, ww = hp // k * k, wp // k * k
     bad = np.zeros((h, w), dtype=bool) if screened is None else screened.copy()
     for arr, info in ((p[None], pan), (m, ms)):
         v = valid_pixels(arr, info.nodata, info.dtype)
         if v is not None:
             bad |= ~v
+    if around is not None:
+        v = valid_pixels(around, ms.nodata, ms.dtype)
+        bad_big = np.zeros((hp, wp), dtype=bool) if v is None else ~v
+        if bounds is not None:
+            bad_big |= outliers.beyond(around, bounds[1:])
+        bad_big[pt:pt + h, pl:pl + w] = bad
+        bad = bad_big
     if bad.all():
         return out.reshape(c, -1)
-    filled = np.where(bad[None], m[:, ~bad].mean(axis=1)[:, None, None], m).astype(np.float32)
+    filled = np.where(bad[None], big[:, ~bad].mean(axis=1)[:, None, None], big).astype(np.float32)
     lms_lr = upsample(wald_degrade(filled, gains, k), k, (hh, ww))
     usable = ~grow_mask(bad, classical.bdsd_reach(gains, k))[:hh, :ww]
-    usable[:top], usable[h - bottom:], usable[:, :left], usable[:, w - right:] = False, False, False, False
-    out[:, :hh, :ww] = np.where(usable[None], lms_lr, np.nan)
+    whole = np.full((c, hp, wp), np.nan, np.float32)
+    whole[:, :hh, :ww] = np.where(usable[None], lms_lr, np.nan)
+    out = whole[:, pt:pt + h, pl:pl + w].copy()
+    out[:, :top], out[:, h - bottom:], out[:, :, :left], out[:, :, w - right:] = np.nan, np.nan, np.nan, np.nan
     return out.reshape(c, -1)
 
 
 def _lms_lr_sample(pans: list[np.ndarray], mss: list[np.ndarray], cuts: list, pan: RasterInfo, ms: RasterInfo,
                    k: int, gains, checkpoint: Checkpoint = never_cancelled
-                   ) -> Callable[[np.ndarray | None], np.ndarray]:
+                   ) -> Callable[[np.ndarray | None, outliers.Screened | None], np.ndarray]:
     """BDSD-PC's LMS_LR sample, (C, 1, N), for ``classical.scene_stats`` to build after its outlier screen: given the
-    sample's pixels kept (1, N; None: nothing screened), each stats window's ``_lms_lr_window`` with the pixels not
-    kept as bad as nodata (QA: built before the screen, one 1e20 blurred into every LMS_LR pixel within the filters'
-    reach, g 0.33 -> 0.96 and a centre of 1.5e15). ``pans`` (h*w,) and ``mss`` (C, h*w): the windows as read (reused,
-    not copied); ``cuts``: each window's (h, w, inner edges), None for one cut by the raster's edge (no LMS_LR).
-    ``checkpoint()`` before each window."""
-    def build(kept: np.ndarray | None) -> np.ndarray:
+    sample's pixels kept (1, N; None: nothing screened) and what was screened, each stats window's ``_lms_lr_window``
+    with the pixels not kept as bad as nodata (QA: built before the screen, one 1e20 blurred into every LMS_LR pixel
+    within the filters' reach, g 0.33 -> 0.96 and a centre of 1.5e15). ``pans`` (h*w,) and ``mss`` (C, h*w): the
+    windows as read (reused, not copied); ``cuts``: each window's (h, w, inner edges, MS around it or None, its pad),
+    None for one cut by the raster's edge (no LMS_LR). ``checkpoint()`` before each window."""
+    def build(kept: np.ndarray | None, screened: outliers.Screened | None = None) -> np.ndarray:
         flat = None if kept is None else kept.reshape(-1)
+        bounds = None if screened is None else screened.bounds
         parts, at = [], 0
         for p, m, cut in zip(pans, mss, cuts):
             checkpoint()
@@ -445,10 +499,10 @@ def _lms_lr_sample(pans: list[np.ndarray], mss: list[np.ndarray], cuts: list, pa
             if cut is None:
                 parts.append(np.full((ms.bands, n), np.nan, np.float32))
             else:
-                h, w, inner = cut
-                screened = None if flat is None else ~flat[at:at + n].reshape(h, w)
+                h, w, inner, around, pad = cut
+                gone = None if flat is None else ~flat[at:at + n].reshape(h, w)
                 parts.append(_lms_lr_window(p.reshape(h, w), m.reshape(ms.bands, h, w), pan, ms, k, gains, inner,
-                                            screened))
+                                            gone, around, pad, bounds))
             at += n
         return np.concatenate(parts, axis=1)[:, None]
     return build
@@ -508,7 +562,8 @@ def _scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan,
     details = []
     windows = _sample_windows(kc, kr, kw, kh)
     lows = []   # each band's MTF-matched low-pass PAN on the windows' MS pixels: MTF-GLP-FS's gains
-    cuts = []   # each window's (h, w, inner edges) for BDSD-PC's LMS_LR, built after the screen (None: cut window)
+    cuts = []   # each window's (h, w, inner edges, MS around, pad) for BDSD-PC's LMS_LR, built after the screen
+               # (None: a window cut by the raster's edge)
     lms_room = 0   # of them, those the windows' edges alone leave (nodata aside): ``classical.bdsd_unfit``
     # windows of a row share the blocks of inputs in large blocks (JPEG2000): kept while they fit the budget
     cache = InputCache([pan_ds, ms_ds], budget_mb=row_budget_mb(
@@ -528,10 +583,18 @@ def _scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan,
         lows.append(_pan_low_window(pan_ds, pan, pc, pr, w, h, k, gains, pan_guard) if (pw, ph) == (w * k, h * k)
                     else np.repeat(p.reshape(1, -1), ms.bands, axis=0))
         mss.append(m.reshape(ms.bands, -1))
-        inner = (r > 0, r + h < ms_ds.RasterYSize, c > 0, c + w < ms_ds.RasterXSize)
-        if bdsd:
-            cuts.append((h, w, inner) if (pw, ph) == (w * k, h * k) else None)
-            lms_room += _lms_lr_room(h, w, k, gains, inner) if cuts[-1] else 0
+        if bdsd and (pw, ph) == (w * k, h * k):
+            # an EXTENT's edge inside the raster: the MS beyond it gives the filters their reach, as the PAN's
+            # low-pass has it (no EXTENT: no pad, the sample as before)
+            pad = _extent_pad((c, r, w, h), (kc, kr, kw, kh), (ms_ds.RasterXSize, ms_ds.RasterYSize), k,
+                              gains) if plan.extent else NO_PAD
+            inner = (r - pad[0] > 0, r + h + pad[1] < ms_ds.RasterYSize, c - pad[2] > 0,
+                     c + w + pad[3] < ms_ds.RasterXSize)
+            around = _read_around(ms_ds, (c, r, w, h), pad, ms_guard) if any(pad) else None
+            cuts.append((h, w, inner, around, pad))
+            lms_room += _lms_lr_room(h, w, k, gains, inner, pad)
+        elif bdsd:
+            cuts.append(None)
         if (pw, ph) == (w * k, h * k):   # read whole: a window for the registration (its nodata left out after)
             whole.append((p, m, ((pr - y) / k, (pc - x) / k)))
         cache.trim()   # a row of windows at most in GDAL's cache, whatever the scene's size
