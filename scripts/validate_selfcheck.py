@@ -14,6 +14,7 @@ Usage: python scripts/validate_selfcheck.py [--out FILE.md] [--json FILE.json]
        python scripts/validate_selfcheck.py --small      # scenes below the check's minimum sample
        python scripts/validate_selfcheck.py --generic    # products of no known sensor, with the nearest network
        python scripts/validate_selfcheck.py --box        # MS sharper than its sensor's MTF: block-averaged pairs
+       python scripts/validate_selfcheck.py --half-pixel # Landsat's half-pixel grid kept, beside aligned twins
 """
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ from ksdiff_qgis.engine.selfcheck import CLASSICAL_CANDIDATES, decide  # noqa: E
 from ksdiff_qgis.engine.sensors import get_sensor  # noqa: E402
 from model_core.datacache import data_dir  # noqa: E402
 from model_core.rasters import read, write_geotiff  # noqa: E402
-from model_core.wald import make_reduced_case  # noqa: E402
+from model_core.wald import half_pixel_ms, make_half_pixel_case, make_reduced_case  # noqa: E402
 
 DATA = data_dir()
 S2_WEIGHTS, S2_OFFSET = (0.177, 0.194, 0.416, 0.182), -4.8     # as bench/scenes.py
@@ -473,6 +474,72 @@ def box_markdown(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def half_pixel_cases(tmp: Path) -> list[dict]:
+    """Set H (docs/VALIDATION.md, 2026-12-07, seventh session): half-pixel Wald cases (``make_half_pixel_case``:
+    the reduced MS half a reduced PAN pixel off the reduced PAN, nothing resampled), each beside its aligned twin
+    (``make_reduced_case``, the PAN resampled onto the MS grid), on the Landsat 8 validation rows, this script's
+    Landsat 8 window, its four ``small_landsat8_*`` windows and the Landsat 7 cases (simulated PAN on the
+    reference grid: the twin as ``robustness.landsat7_cases``, the half case its MS degraded half a pixel in)."""
+    import robustness
+    from validate_models import LANDSAT_VALIDATION
+
+    l8 = DATA / "landsat8"
+    pan, ms = str(l8 / "pan.tif"), str(l8 / "ms.tif")
+    windows = [("l8val", LANDSAT_VALIDATION["ms"]), ("landsat8", L8_MS_WINDOW)]
+    windows += [(f"small_landsat8_{w[0]}_{w[1]}", w)
+                for w in ((0, 0, 60, 60), (100, 100, 50, 50), (200, 200, 60, 60), (280, 20, 56, 56))]
+    out = []
+    for name, win in windows:
+        twin = wald_case(tmp, name, pan, ms, "landsat8", window=win)
+        half = make_half_pixel_case(pan, ms, str(tmp), "landsat8", win, prefix=f"{name}_half")
+        out += [dict(twin, kind="aligned", twin=f"{name}_half"),
+                dict(name=f"{name}_half", kind="half", twin=name, sensor="landsat8", pan=half.pan, ms=half.ms,
+                     ref=half.ref, ratio=half.ratio)]
+    for c in robustness.landsat7_cases():
+        p, m, r = robustness.write_case(c, tmp / c.name)
+        ref = read(r)
+        lr = half_pixel_ms(ref.data.astype(np.float32), get_sensor("landsat8").mtf_ms, c.ratio)
+        x0, dx, _, y0, _, dy = ref.gt
+        gt = (x0 + 0.5 * dx, dx * c.ratio, 0.0, y0 + 0.5 * dy, 0.0, dy * c.ratio)
+        hm = write_geotiff(str(tmp / c.name / f"{c.name}_half_ms.tif"),
+                           np.clip(np.round(lr), 1, np.iinfo(c.dtype).max).astype(c.dtype), gt, ref.crs, 0, None)
+        base = dict(sensor=c.sensor, pan=p, ref=r, ratio=c.ratio)
+        out += [dict(base, name=c.name, kind="aligned", twin=f"{c.name}_half", ms=m),
+                dict(base, name=f"{c.name}_half", kind="half", twin=c.name, ms=hm)]
+    return out
+
+
+def run_half(case: dict, tmp: Path) -> dict:
+    """Every classical candidate and ``auto`` on a case of set H, against the reference (truth ERGAS)."""
+    out = {k: case[k] for k in ("name", "kind", "twin")}
+    t = time.perf_counter()
+    for m in CLASSICAL_CANDIDATES + ("auto",):
+        path = str(tmp / f"{case['name']}_{m}.tif")
+        res = pansharpen(case["pan"], case["ms"], path, case["sensor"], m)
+        out[m] = truth_ergas(path, case)
+        if m == "auto":
+            out["auto_method"] = res.method
+    out["best_classical"] = min(CLASSICAL_CANDIDATES, key=lambda m: out[m])
+    out["seconds"] = time.perf_counter() - t
+    return out
+
+
+def half_markdown(rows: list[dict]) -> str:
+    """Each case's ERGAS per method and auto's, with a half-pixel case's ratio to its aligned twin per method."""
+    names = CLASSICAL_CANDIDATES + ("auto",)
+    lines = ["| case | kind | " + " | ".join(names) + " | auto's method |",
+             "| --- | --- |" + " ---: |" * len(names) + " --- |"]
+    by_name = {r["name"]: r for r in rows}
+    for r in rows:
+        lines.append(f"| {r['name']} | {r['kind']} | " + " | ".join(f"{r[m]:.4f}" for m in names)
+                     + f" | {r['auto_method']} |")
+        twin = by_name.get(r["twin"])
+        if r["kind"] == "half" and twin is not None:
+            lines.append(f"| / {twin['name']} | ratio | " + " | ".join(f"{r[m] / twin[m]:.4f}" for m in names)
+                         + " | |")
+    return "\n".join(lines) + "\n"
+
+
 def selected(cases: list, only: str) -> list:
     """The cases named in ``only`` (comma-separated; all when empty); cases are dicts or ``robustness.Case``."""
     keep = set(filter(None, only.split(",")))
@@ -509,10 +576,15 @@ def main(argv=None) -> int:
                     help="the generic-product study instead: auto without and with the nearest bundled network")
     ap.add_argument("--windows", type=robustness.window_indices, default=None,
                     help="with --generic: only the ratio-4 Sentinel-2 cases on these validation windows (e.g. 0,1,2)")
+    ap.add_argument("--half-pixel", action="store_true",
+                    help="set H instead: half-pixel Landsat Wald cases beside their aligned twins, every classical "
+                         "method and auto (KSDIFF_STUDY_STATS_EXACT=1 for the study's candidate E)")
     ap.add_argument("--box", action="store_true",
                     help="the sharp-MS study instead: block-averaged Wald pairs and a real Sentinel-2 product, auto "
                          "with and without MTF_GAINS")
     args = ap.parse_args(argv)
+    if args.half_pixel:
+        return _study(half_pixel_cases, run_half, half_markdown, args)
     if args.box:
         return _study(box_cases, run_box, box_markdown, args)
     if args.generic:

@@ -87,3 +87,41 @@ def test_window_clipped_to_pan_coverage(data_dir, tmp_path):
     assert any("clipped" in n for n in case.notes)
     c, r, w, h = case.ms_window
     assert c == 60 and r == 60 and c + w <= 128 and w % 2 == 0
+
+
+def test_half_pixel_case_keeps_landsats_grid(data_dir, tmp_path):
+    """``make_half_pixel_case`` on the Landsat 8 fixture: the reduced PAN on the reference (MS) grid, the reduced MS
+    corner half a reduced PAN pixel inside it (the real pair's MS corner = PAN corner + half a PAN pixel), nothing
+    resampled: the reduced MS is the reference degraded at the moved pixel centres."""
+    from model_core.wald import degrade_at, make_half_pixel_case
+
+    case = make_half_pixel_case(str(data_dir / "l8_pan.tif"), str(data_dir / "l8_ms.tif"), str(tmp_path),
+                                "landsat8", (4, 4, 120, 100), prefix="h")
+    pgt, pan, _, _ = _info(case.pan)
+    lgt, ms, _, _ = _info(case.ms)
+    rgt, ref, _, _ = _info(case.ref)
+    assert pgt == pytest.approx(rgt) and pan.shape[1:] == ref.shape[1:] == (100, 120)
+    assert (lgt[0] - pgt[0], lgt[3] - pgt[3]) == pytest.approx((0.5 * pgt[1], 0.5 * pgt[5]))   # half a PAN pixel
+    assert lgt[1] == pytest.approx(2 * pgt[1]) and ms.shape == (4, 49, 59)
+    full = gdal.Open(str(data_dir / "l8_ms.tif")).ReadAsArray().astype(np.float32)
+    exp = degrade_at(full, get_sensor("landsat8").mtf_ms, 2, (4.5, 4.5), (49, 59))
+    assert np.abs(ms - exp).max() <= 0.5 + 1e-3
+    # the MS pixel centres sit on reference pixel centres: MS pixel [0, 0] is centred on reference pixel [1, 1]
+    # (Gaussian sampled centred), where the reference sits; the reduced PAN tracks the reference's intensity
+    assert np.corrcoef(pan[0].ravel(), ref.mean(axis=0).ravel())[0, 1] > 0.8
+
+
+def test_half_pixel_case_with_no_shift_is_the_wald_case(data_dir, tmp_path):
+    """With ``shift`` 0 on an aligned pair the construction is ``make_reduced_case``'s: the same pixels wherever the
+    filters do not reach the window's edge (there one mirrors the window, the other the raster)."""
+    from model_core.wald import make_half_pixel_case
+
+    pan_path, ms_path = str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif")
+    a = make_reduced_case(pan_path, ms_path, str(tmp_path), "wv2", window=(0, 0, 64, 64), prefix="a")
+    b = make_half_pixel_case(pan_path, ms_path, str(tmp_path), "wv2", (0, 0, 64, 64), prefix="b", shift=0.0)
+    reach = 41 // 2 // 4 + 1   # MS pixels the 41-tap MTF filter reaches at ratio 4
+    for key, cut in (("pan", reach), ("ms", 2)):
+        (ga, xa, _, _), (gb, xb, _, _) = _info(getattr(a, key)), _info(getattr(b, key))
+        assert ga == pytest.approx(gb) and xa.shape == xb.shape
+        np.testing.assert_array_equal(xa[:, cut:-cut, cut:-cut], xb[:, cut:-cut, cut:-cut])
+    np.testing.assert_array_equal(_info(a.ref)[1], _info(b.ref)[1])

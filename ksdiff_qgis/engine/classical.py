@@ -223,15 +223,17 @@ def lowpass_margin(ratio: int) -> int:
     return MTF_TAPS // 2 + ratio
 
 
-def lowpass_on_ms_grid(pan: np.ndarray, gains, ratio: int, shape: tuple[int, int]) -> np.ndarray:
+def lowpass_on_ms_grid(pan: np.ndarray, gains, ratio: int, shape: tuple[int, int],
+                       phase: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
     """Each band's P_L on the MS grid: ``pan`` (a PAN window with ``lowpass_margin(ratio)`` pixels of context each
     side of the ``shape`` (h, w) MS pixels) MTF-filtered with each band's gain and decimated as MTF-GLP-FS's own
-    P_L (``_pan_lowpass``). Returns (C, h, w), C = len(gains)."""
+    P_L (``_pan_lowpass``); ``phase``: the MS pixels start that far into the window's first PAN pixel (``decimate``).
+    Returns (C, h, w), C = len(gains)."""
     m = lowpass_margin(ratio)
     made: dict[float, np.ndarray] = {}
     for g in gains:
         if float(g) not in made:
-            lr, first = decimate(pan, float(g), ratio, origin=(-m, -m))
+            lr, first = decimate(pan, float(g), ratio, origin=(-m, -m), phase=phase)
             made[float(g)] = lr[-first[0]:-first[0] + shape[0], -first[1]:-first[1] + shape[1]]
     return np.stack([made[float(g)] for g in gains])
 

@@ -24,6 +24,7 @@ from . import (
     delivery,
     dimap_values,
     eta,
+    footprint,
     gdaldrivers,
     inrange,
     labels,
@@ -360,19 +361,21 @@ def stats_seconds(plan: GridPlan, ms_w: int, ms_h: int) -> float:
 
 
 def _pan_low_window(pan_ds, pan: RasterInfo, pc: int, pr: int, w: int, h: int, k: int, gains,
-                    guard: inrange.RangeGuard | None) -> np.ndarray:
+                    guard: inrange.RangeGuard | None, phase: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
     """Each band's MTF-matched low-pass PAN on a stats window's (h, w) MS pixels, (C, h*w): the PAN read at full
     resolution with the filter's context around them (mirrored past the raster's edge; nodata, GDAL's mask, as the
-    window's mean)."""
+    window's mean). ``phase``: how far into PAN pixel (``pr``, ``pc``) the MS pixels start (``footprint``)."""
     m = classical.lowpass_margin(k)
+    ey, ex = (int(f > 0) for f in phase)   # the footprint's last fractional PAN pixel
     r0, c0 = max(0, pr - m), max(0, pc - m)
-    r1, c1 = min(pan.height, pr + h * k + m), min(pan.width, pc + w * k + m)
+    r1, c1 = min(pan.height, pr + h * k + m + ey), min(pan.width, pc + w * k + m + ex)
     arr, ok = read_full_band(pan_ds, 0, c0, r0, c1 - c0, r1 - r0)
     if guard is not None:
         arr = np.minimum(arr, guard.top)
     arr = np.where(ok, arr, arr[ok].mean() if ok.any() else 0.0)
-    arr = np.pad(arr, ((r0 - (pr - m), pr + h * k + m - r1), (c0 - (pc - m), pc + w * k + m - c1)), mode="symmetric")
-    return classical.lowpass_on_ms_grid(arr, gains, k, (h, w)).reshape(len(gains), -1)
+    arr = np.pad(arr, ((r0 - (pr - m), pr + h * k + m + ey - r1), (c0 - (pc - m), pc + w * k + m + ex - c1)),
+                 mode="symmetric")
+    return classical.lowpass_on_ms_grid(arr, gains, k, (h, w), phase).reshape(len(gains), -1)
 
 
 NO_PAD = (0, 0, 0, 0)
@@ -571,16 +574,24 @@ def _scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan,
     for i, (c, r, w, h) in enumerate(windows, 1):
         checkpoint()
         y, x = plan.ms_origin[0] + r * k, plan.ms_origin[1] + c * k   # the MS window's PAN position
-        pc = min(max(0, round(x)), pan.width - 1)
-        pr = min(max(0, round(y)), pan.height - 1)
-        pw, ph = min(w * k, pan.width - pc), min(h * k, pan.height - pr)
-        p = read_decimated(pan_ds, pc, pr, pw, ph, w, h, pan_seen, full)[0]
+        exact = footprint.exact_window(y, x, w, h, k, pan.width, pan.height)   # STUDY: None unless switched on
+        if exact is None:
+            pc = min(max(0, round(x)), pan.width - 1)
+            pr = min(max(0, round(y)), pan.height - 1)
+            pw, ph = min(w * k, pan.width - pc), min(h * k, pan.height - pr)
+            phase = (0.0, 0.0)
+            p = read_decimated(pan_ds, pc, pr, pw, ph, w, h, pan_seen, full)[0]
+        else:   # the PAN over each MS pixel's exact footprint (a half-pixel grid)
+            pr, pc, phase = exact
+            pw, ph = w * k, h * k
+            p = footprint.read_footprint(pan_ds, pr, pc, phase, w, h, k, pan_seen, full)
         details.extend(noise.window_detail(*f) for f in full)
         full.clear()
         m = read_decimated(ms_ds, c, r, w, h, w, h, ms_seen).reshape(ms.bands, h, w)
         pans.append(p.ravel())
         # a window cut by the raster's edge (a partial average) keeps the averaged PAN
-        lows.append(_pan_low_window(pan_ds, pan, pc, pr, w, h, k, gains, pan_guard) if (pw, ph) == (w * k, h * k)
+        lows.append(_pan_low_window(pan_ds, pan, pc, pr, w, h, k, gains, pan_guard, phase)
+                    if (pw, ph) == (w * k, h * k)
                     else np.repeat(p.reshape(1, -1), ms.bands, axis=0))
         mss.append(m.reshape(ms.bands, -1))
         if bdsd and (pw, ph) == (w * k, h * k):
@@ -596,7 +607,7 @@ def _scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan,
         elif bdsd:
             cuts.append(None)
         if (pw, ph) == (w * k, h * k):   # read whole: a window for the registration (its nodata left out after)
-            whole.append((p, m, ((pr - y) / k, (pc - x) / k)))
+            whole.append((p, m, ((pr + phase[0] - y) / k, (pc + phase[1] - x) / k)))
         cache.trim()   # a row of windows at most in GDAL's cache, whatever the scene's size
         if progress is not None:
             progress(i / len(windows))
