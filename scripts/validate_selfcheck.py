@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 from bench.scenes import wv2_stats  # noqa: E402
 from ksdiff_qgis.engine import metrics as M  # noqa: E402
 from ksdiff_qgis.engine.assessment import assess_reduced  # noqa: E402
+from ksdiff_qgis.engine.errors import InputError  # noqa: E402
 from ksdiff_qgis.engine.filters import convolve_axis, wald_degrade  # noqa: E402
 from ksdiff_qgis.engine.pipeline import pansharpen  # noqa: E402
 from ksdiff_qgis.engine.selfcheck import CLASSICAL_CANDIDATES, decide  # noqa: E402
@@ -515,13 +516,24 @@ def run_half(case: dict, tmp: Path) -> dict:
     t = time.perf_counter()
     for m in CLASSICAL_CANDIDATES + ("auto",):
         path = str(tmp / f"{case['name']}_{m}.tif")
-        res = pansharpen(case["pan"], case["ms"], path, case["sensor"], m)
+        try:
+            res = pansharpen(case["pan"], case["ms"], path, case["sensor"], m)
+        except InputError:
+            if m != "bdsd_pc":
+                raise
+            out[m] = None   # BDSD-PC refuses a window too small for its fit: no figure
+            continue
         out[m] = truth_ergas(path, case)
         if m == "auto":
             out["auto_method"] = res.method
-    out["best_classical"] = min(CLASSICAL_CANDIDATES, key=lambda m: out[m])
+    out["best_classical"] = min((m for m in CLASSICAL_CANDIDATES if out[m] is not None), key=lambda m: out[m])
     out["seconds"] = time.perf_counter() - t
     return out
+
+
+def _cell(v: float | None) -> str:
+    """A table cell: the figure, or a dash where the method refused the case."""
+    return "–" if v is None else f"{v:.4f}"
 
 
 def half_markdown(rows: list[dict]) -> str:
@@ -531,12 +543,12 @@ def half_markdown(rows: list[dict]) -> str:
              "| --- | --- |" + " ---: |" * len(names) + " --- |"]
     by_name = {r["name"]: r for r in rows}
     for r in rows:
-        lines.append(f"| {r['name']} | {r['kind']} | " + " | ".join(f"{r[m]:.4f}" for m in names)
+        lines.append(f"| {r['name']} | {r['kind']} | " + " | ".join(_cell(r[m]) for m in names)
                      + f" | {r['auto_method']} |")
         twin = by_name.get(r["twin"])
         if r["kind"] == "half" and twin is not None:
-            lines.append(f"| / {twin['name']} | ratio | " + " | ".join(f"{r[m] / twin[m]:.4f}" for m in names)
-                         + " | |")
+            lines.append(f"| / {twin['name']} | ratio | " + " | ".join(
+                _cell(None if r[m] is None or twin[m] is None else r[m] / twin[m]) for m in names) + " | |")
     return "\n".join(lines) + "\n"
 
 
