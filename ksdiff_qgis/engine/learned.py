@@ -212,10 +212,14 @@ def fill_areas(zero: np.ndarray) -> np.ndarray | None:
 
 
 def zero_fill(pan_zero: np.ndarray | None, ms_zero: np.ndarray | None) -> np.ndarray | None:
-    """A fill of zeros (``fill_areas``) in every input that declares no nodata value: ``pan_zero`` / ``ms_zero`` are
-    the zero pixels (MS: 0 in every band) on the tile's PAN grid, None for an input that declares a value."""
-    zeros = [z for z in (pan_zero, ms_zero) if z is not None]
-    return fill_areas(np.logical_and.reduce(zeros)) if zeros else None
+    """A fill of zeros (``fill_areas``) of the inputs that declare no nodata value: ``pan_zero`` / ``ms_zero`` are
+    the zero pixels (MS: 0 in every band) on the tile's PAN grid, None for an input that declares a value. The MS's
+    zeros count on their own, the PAN's data beneath or not (0 in every band is no dark pixel; QA122: an MS-only strip
+    steered the kernels and took METHOD auto off KSDiff); the PAN's only where the MS declares a value or agrees (one
+    band's 0 can be a shadow)."""
+    if ms_zero is not None:
+        return fill_areas(ms_zero)
+    return None if pan_zero is None else fill_areas(pan_zero)
 
 
 def value_scale(card: ModelCard, ms: RasterInfo, ms_mean: np.ndarray | None = None) -> float:

@@ -311,6 +311,16 @@ def undeclared_fills(pan_lr: np.ndarray, ms_lr: np.ndarray, pan: RasterInfo, ms:
             if info.file_nodata is None and float(zero.mean()) >= FILL_SHARE}
 
 
+def ms_fill_over_pan_data(pan_lr: np.ndarray, ms_lr: np.ndarray, pan: RasterInfo, ms: RasterInfo) -> np.ndarray:
+    """The sampled pixels (N,) of an undeclared MS fill of zeros (``undeclared_fills``) over the PAN's data: 0 in every
+    MS band, the PAN not 0 beneath. No measurement makes that (the PAN sees light the MS bands span): such pixels are
+    left out of the scene statistics, where they tilted every regression (QA122, a 12-column strip on the WV2 fixture:
+    GSA 36 DN off on average away from it, 16 % of the data's mean). Where the PAN is 0 too they stay in, as before."""
+    if "MS" not in undeclared_fills(pan_lr, ms_lr, pan, ms):
+        return np.zeros(ms_lr.shape[1:], dtype=bool).ravel()
+    return ((ms_lr == 0).all(axis=0) & (pan_lr[0] != 0)).ravel()
+
+
 def undeclared_fill_notes(pan_lr: np.ndarray, ms_lr: np.ndarray, pan: RasterInfo, ms: RasterInfo) -> list[str]:
     """Warnings for an input that declares no nodata value yet holds many zeros (0 in every band): a scene-edge fill
     that would be fused as data, and that a learned model's tiles would take for scene content."""
@@ -319,11 +329,13 @@ def undeclared_fill_notes(pan_lr: np.ndarray, ms_lr: np.ndarray, pan: RasterInfo
     for role, zero, info in (("PAN", pan_lr == 0, pan), ("MS", (ms_lr == 0).all(axis=0), ms)):
         share = float(zero.mean())
         if role in fills:
+            over = role == "MS" and ms_fill_over_pan_data(pan_lr, ms_lr, pan, ms).any()
             notes.append(f"The {role} raster declares no nodata value its pixels can hold, yet {share:.0%} of its "
                          "sampled pixels are 0" + (" in every band" if role == "MS" else "")
                          + ": if that is a fill (a scene edge), set 0 as "
                          f"its nodata value (Layer Properties > Transparency, or {nodata_command(info.path, 0)}). It "
-                         "is fused as data now.")
+                         "is fused as data now" + (", left out of the scene statistics where the PAN holds data"
+                                                   if over else "") + ".")
     return notes
 
 
@@ -484,16 +496,19 @@ def _lms_lr_window(p: np.ndarray, m: np.ndarray, pan: RasterInfo, ms: RasterInfo
 
 
 def _lms_lr_sample(pans: list[np.ndarray], mss: list[np.ndarray], cuts: list, pan: RasterInfo, ms: RasterInfo,
-                   k: int, gains, checkpoint: Checkpoint = never_cancelled
+                   k: int, gains, checkpoint: Checkpoint = never_cancelled, fill: np.ndarray | None = None
                    ) -> Callable[[np.ndarray | None, outliers.Screened | None], np.ndarray]:
     """BDSD-PC's LMS_LR sample, (C, 1, N), for ``classical.scene_stats`` to build after its outlier screen: given the
     sample's pixels kept (1, N; None: nothing screened) and what was screened, each stats window's ``_lms_lr_window``
     with the pixels not kept as bad as nodata (QA: built before the screen, one 1e20 blurred into every LMS_LR pixel
     within the filters' reach, g 0.33 -> 0.96 and a centre of 1.5e15). ``pans`` (h*w,) and ``mss`` (C, h*w): the
     windows as read (reused, not copied); ``cuts``: each window's (h, w, inner edges, MS around it or None, its pad),
-    None for one cut by the raster's edge (no LMS_LR). ``checkpoint()`` before each window."""
+    None for one cut by the raster's edge (no LMS_LR). ``checkpoint()`` before each window. ``fill``: the sample's
+    pixels (N,) as bad as nodata too (``ms_fill_over_pan_data``: blurred in, it moved BDSD-PC's fit)."""
     def build(kept: np.ndarray | None, screened: outliers.Screened | None = None) -> np.ndarray:
         flat = None if kept is None else kept.reshape(-1)
+        if fill is not None and fill.any():
+            flat = ~fill if flat is None else flat & ~fill
         bounds = None if screened is None else screened.bounds
         parts, at = [], 0
         for p, m, cut in zip(pans, mss, cuts):
@@ -620,6 +635,8 @@ def _scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan,
         v = valid_pixels(arr, nd, dt)
         if v is not None:
             valid &= v
+    fill = ms_fill_over_pan_data(pan_lr, ms_lr, pan, ms)
+    valid &= ~fill
     if valid.sum() < 16:
         holes = [b for b in range(ms.bands) if (v := valid_pixels(ms_lr[b:b + 1], ms.nodata, ms.dtype)) is not None
                  and v.sum() < 16]
@@ -634,7 +651,7 @@ def _scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan,
                              "PAN/MS overlap")
         raise InputError("the overlap of PAN and MS holds (almost) no valid pixels: everything is nodata")
     pan_low = np.concatenate(lows, axis=1)[:, None]
-    lms_lr = _lms_lr_sample(pans, mss, cuts, pan, ms, k, gains, checkpoint) if bdsd else None
+    lms_lr = _lms_lr_sample(pans, mss, cuts, pan, ms, k, gains, checkpoint, fill) if bdsd else None
     stats = classical.scene_stats(pan_lr, ms_lr, valid, pan_low, checkpoint, lms_lr=lms_lr,
                                   lms_room=lms_room)
     checkpoint()

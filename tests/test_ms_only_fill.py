@@ -1,0 +1,119 @@
+"""An undeclared fill of zeros in the MS alone, the PAN's data beneath (an MS strip missing, an MS footprint smaller
+than the PAN's): left out of the scene statistics, of a learned tile's context and of the self-check's windows, as a
+fill in both inputs is, and still fused as data with the warning that names the fix. Dark or one-band zeros stay
+data (QA122)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from osgeo import gdal
+
+from ksdiff_qgis.engine import pipeline
+from ksdiff_qgis.engine.learned import zero_fill
+from ksdiff_qgis.engine.raster_io import describe
+
+COLS = 12   # MS columns of the strip (48 PAN columns on the WV2 fixture)
+FAR = (COLS + 4) * 4   # PAN columns from the right edge beyond which the output is compared
+
+
+def _copy(src: Path, dst: Path, nodata: str, strip=None) -> str:
+    """``src`` declaring ``nodata`` ("none": nothing), with ``strip(band_number, array)`` applied to each band."""
+    ds = gdal.Translate(str(dst), str(src), options=gdal.TranslateOptions(noData=nodata))
+    for b in range(1, ds.RasterCount + 1):
+        band = ds.GetRasterBand(b)
+        if strip is not None:
+            band.WriteArray(strip(b, band.ReadAsArray()))
+    ds = None
+    return str(dst)
+
+
+def _zero_strip(b: int, a: np.ndarray) -> np.ndarray:
+    a[:, -COLS:] = 0
+    return a
+
+
+def _pair(data_dir, tmp: Path, nodata: str, strip=_zero_strip) -> tuple[str, str]:
+    """The WV2 fixture, its PAN declaring nothing, its MS's last COLS columns set by ``strip``."""
+    pan = _copy(data_dir / "wv2_pan.tif", tmp / "pan.tif", "none")
+    return pan, _copy(data_dir / "wv2_ms.tif", tmp / f"ms_{nodata}.tif", nodata, strip)
+
+
+@pytest.mark.parametrize("method", ["gsa", "bdsd_pc", "ksdiff"])
+def test_an_ms_only_zero_strip_is_left_out_as_a_declared_one(data_dir, tmp_path, method):
+    """Fused into the statistics and the kernels, the strip moved the whole scene (away from it, off the run with
+    0 declared in the MS: GSA 36 DN on average, up to 379; BDSD-PC 46 / 837; KSDiff 18 / 1573). Now within 1 DN
+    there, and the warning says it."""
+    out, said = {}, {}
+    for nodata in ("none", "0"):
+        pan, ms = _pair(data_dir, tmp_path, nodata)
+        res = pipeline.pansharpen(pan, ms, str(tmp_path / f"{method}_{nodata}.tif"), "wv2", method, workers=1)
+        out[nodata] = gdal.Open(res.output_path).ReadAsArray().astype(np.float64)
+        said[nodata] = [w for w in res.warnings if "left out of the scene statistics" in w]
+    far = np.abs(out["none"] - out["0"])[:, :, :-FAR]
+    assert far.max() <= 1, (float(far.mean()), float(far.max()))
+    assert len(said["none"]) == 1 and said["none"][0].startswith("The MS raster") and not said["0"], said
+
+
+def test_method_auto_checks_an_ms_only_zero_strip_as_a_declared_one(data_dir, tmp_path):
+    """The self-check scored the strip's fusions as data: KSDiff's Wald ERGAS 11.871 against 6.846 declared, and
+    METHOD auto fused with MTF-GLP-HPM where the declared scene keeps KSDiff."""
+    checks = {}
+    for nodata in ("none", "0"):
+        pan, ms = _pair(data_dir, tmp_path, nodata)
+        checks[nodata] = pipeline.pansharpen(pan, ms, str(tmp_path / f"auto_{nodata}.tif"), "wv2", "auto",
+                                             check_only=True, workers=1).selfcheck
+    assert checks["none"].method == checks["0"].method == "ksdiff", checks["none"].reason
+    assert checks["none"].learned.ergas == pytest.approx(checks["0"].learned.ergas, rel=0.01)
+
+
+def _dark_or_one_band(b: int, a: np.ndarray) -> np.ndarray:
+    """Dark water (1 to 4, varying) in the strip, with band 4 (NIR) at 0 throughout it: no band-wide zero."""
+    rng = np.random.default_rng(b)
+    a[:, -COLS:] = 0 if b == 4 else rng.integers(1, 5, size=a[:, -COLS:].shape)
+    return a
+
+
+def test_dark_water_and_a_zero_band_stay_data(data_dir, tmp_path, monkeypatch):
+    """Dark but varying values, and 0 in one band only (a band constant there), are no fill: the fused pixels are
+    those of the rule's absence, bit for bit, with no word of a fill."""
+    pan, ms = _pair(data_dir, tmp_path, "none", _dark_or_one_band)
+    out = {}
+    for name in ("rule", "without"):
+        if name == "without":
+            monkeypatch.setattr(pipeline, "ms_fill_over_pan_data",
+                                lambda pan_lr, ms_lr, *a: np.zeros(ms_lr.shape[1:], dtype=bool).ravel())
+        res = pipeline.pansharpen(pan, ms, str(tmp_path / f"{name}.tif"), "wv2", "gsa", workers=1)
+        out[name] = gdal.Open(res.output_path).ReadAsArray()
+        assert not any("declares no nodata value" in w for w in res.warnings), res.warnings
+    assert np.array_equal(out["rule"], out["without"])
+
+
+def test_the_ms_zeros_count_alone_only_in_every_band(data_dir, tmp_path):
+    """On the tile's grid: an MS that is 0 in every band over 2 x 2 MS pixels is a fill whatever the PAN holds;
+    the PAN's zeros alone are not (a shadow) while the MS declares no nodata; 0 in one band is no MS zero."""
+    ms = gdal.Open(_copy(data_dir / "wv2_ms.tif", tmp_path / "ms.tif", "none", _dark_or_one_band)).ReadAsArray()
+    ms_zero = (ms == 0).all(axis=0)
+    assert not ms_zero.any() and zero_fill(np.ones((64, 64), bool), ms_zero) is None
+    strip = np.zeros((64, 64), dtype=bool)
+    strip[:, -COLS:] = True
+    fill = zero_fill(np.zeros((64, 64), dtype=bool), strip)   # the PAN's data beneath
+    assert fill is not None and fill[:, -COLS:].all() and not fill[:, : -COLS - 8].any()
+    assert zero_fill(strip, np.zeros((64, 64), dtype=bool)) is None
+
+
+def test_the_sample_leaves_out_only_band_wide_zeros_over_pan_data(data_dir, tmp_path):
+    """``ms_fill_over_pan_data`` on a sample: the MS's band-wide zeros over the PAN's data, not those over the PAN's
+    own zeros (a fill in both, kept as before), and nothing for an MS that declares a nodata value."""
+    pan_info = describe(gdal.Open(str(data_dir / "wv2_pan.tif")), "pan.tif")
+    ms_path = _copy(data_dir / "wv2_ms.tif", tmp_path / "ms.tif", "none")
+    ms_info = describe(gdal.Open(ms_path), ms_path)
+    ms_lr = np.full((4, 1, 100), 300.0)
+    ms_lr[:, :, :20] = 0
+    pan_lr = np.full((1, 100), 500.0)
+    pan_lr[:, :10] = 0
+    over = pipeline.ms_fill_over_pan_data(pan_lr, ms_lr, pan_info, ms_info)
+    assert over.tolist() == [False] * 10 + [True] * 10 + [False] * 80
+    declared = describe(gdal.Open(str(data_dir / "wv2_ms.tif")), "ms.tif")
+    assert not pipeline.ms_fill_over_pan_data(pan_lr, ms_lr, pan_info, declared).any()
