@@ -58,6 +58,7 @@ class Case:
     crs: str               # WKT
     dtype: str
     ratio: int
+    ms_mtf: object = None  # the MTF gain(s) that degraded the MS (simulated-PAN cases), for variants of its geometry
 
 
 def data_root() -> Path:
@@ -155,7 +156,7 @@ def simulated_pan_case(name: str, sensor: str, what: str, src: np.ndarray, trans
     pan = gaussian_blur(np.tensordot(np.asarray(weights), ref, axes=1).astype(np.float32), blur)
     ms = wald_degrade(ref.astype(np.float32), mtf, ratio)
     p, m, r = [cast(a) for a in (pan, ms, ref)] if cast else _quantise([pan, ms, ref], dtype, top)
-    return Case(name, sensor, what, p, m, r, transform, crs, dtype, ratio)
+    return Case(name, sensor, what, p, m, r, transform, crs, dtype, ratio, mtf)
 
 
 def sentinel2_cases(windows: tuple | None = None) -> list[Case]:

@@ -115,8 +115,16 @@ def wald_case(tmp: Path, name: str, pan: str, ms: str, sensor: str, window=None,
 
 
 def truth_ergas(fused: str, case: dict) -> float:
-    """ERGAS against the reference, as the bench scores (the engine's assessment; 0 is the fill)."""
-    return assess_reduced(fused, case["ref"], case["sensor"], extra_nodata=0)["ERGAS"]
+    """ERGAS against the reference, as the bench scores (the engine's assessment; 0 is the fill). SENSOR generic has
+    no ratio: scored as the sensor of its ratio (ERGAS uses no MTF)."""
+    return assess_reduced(fused, case["ref"], scored_as(case), extra_nodata=0)["ERGAS"]
+
+
+def scored_as(case: dict) -> str:
+    """The sensor a case is scored as: its own, or for SENSOR generic the bundled one of its ratio."""
+    if case["sensor"] != "generic":
+        return case["sensor"]
+    return "wv2" if case["ratio"] == 4 else "landsat8"
 
 
 def full_scores(fused: str, case: dict) -> dict:
@@ -497,16 +505,39 @@ def half_pixel_cases(tmp: Path) -> list[dict]:
                 dict(name=f"{name}_half", kind="half", twin=name, sensor="landsat8", pan=half.pan, ms=half.ms,
                      ref=half.ref, ratio=half.ratio)]
     for c in robustness.landsat7_cases():
-        p, m, r = robustness.write_case(c, tmp / c.name)
-        ref = read(r)
-        lr = half_pixel_ms(ref.data.astype(np.float32), get_sensor("landsat8").mtf_ms, c.ratio)
-        x0, dx, _, y0, _, dy = ref.gt
-        gt = (x0 + 0.5 * dx, dx * c.ratio, 0.0, y0 + 0.5 * dy, 0.0, dy * c.ratio)
-        hm = write_geotiff(str(tmp / c.name / f"{c.name}_half_ms.tif"),
-                           np.clip(np.round(lr), 1, np.iinfo(c.dtype).max).astype(c.dtype), gt, ref.crs, 0, None)
-        base = dict(sensor=c.sensor, pan=p, ref=r, ratio=c.ratio)
-        out += [dict(base, name=c.name, kind="aligned", twin=f"{c.name}_half", ms=m),
-                dict(base, name=f"{c.name}_half", kind="half", twin=c.name, ms=hm)]
+        out += _simulated_twins(c, tmp, get_sensor("landsat8").mtf_ms)   # as robustness.landsat7_cases degrades
+    return out
+
+
+def _simulated_twins(c, tmp: Path, mtf, sensor: str | None = None) -> list[dict]:
+    """A simulated-PAN case (``robustness.Case``) as it is and as a half-pixel case: the same PAN and reference, its
+    MS degraded with ``mtf`` onto a grid whose corner sits half a reduced PAN pixel inside (``half_pixel_ms``)."""
+    import robustness
+
+    p, m, r = robustness.write_case(c, tmp / c.name)
+    ref = read(r)
+    lr = half_pixel_ms(ref.data.astype(np.float32), mtf, c.ratio)
+    x0, dx, _, y0, _, dy = ref.gt
+    gt = (x0 + 0.5 * dx, dx * c.ratio, 0.0, y0 + 0.5 * dy, 0.0, dy * c.ratio)
+    if c.dtype.startswith("float"):
+        arr, nodata = lr.astype(c.dtype), None
+    else:
+        arr, nodata = np.clip(np.round(lr), 1, np.iinfo(c.dtype).max).astype(c.dtype), 0
+    hm = write_geotiff(str(tmp / c.name / f"{c.name}_half_ms.tif"), arr, gt, ref.crs, nodata, None)
+    base = dict(sensor=sensor or c.sensor, pan=p, ref=r, ratio=c.ratio)
+    return [dict(base, name=c.name, kind="aligned", twin=f"{c.name}_half", ms=m),
+            dict(base, name=f"{c.name}_half", kind="half", twin=c.name, ms=hm)]
+
+
+def half_pixel_generic_cases(tmp: Path, windows: list[int] | None = None) -> list[dict]:
+    """Set H2 (docs/VALIDATION.md, 2026-12-07 20:12): A's Sentinel-2 validation cases (ratio 4, SENSOR generic) and
+    their half-pixel variants (``_simulated_twins``); each case gets a window-unique name."""
+    import robustness
+
+    out = []
+    for win, c in robustness.validation_cases(windows):
+        c.name = f"{c.name}_w{win[0][0]}_{win[0][1]}"
+        out += _simulated_twins(c, tmp, c.ms_mtf, sensor="generic")
     return out
 
 
@@ -590,13 +621,17 @@ def main(argv=None) -> int:
                     help="with --generic: only the ratio-4 Sentinel-2 cases on these validation windows (e.g. 0,1,2)")
     ap.add_argument("--half-pixel", action="store_true",
                     help="set H instead: half-pixel Landsat Wald cases beside their aligned twins, every classical "
-                         "method and auto (KSDIFF_STUDY_STATS_EXACT=1 for the study's candidate E)")
+                         "method and auto (KSDIFF_STUDY_STATS_EXACT=1 for the study's candidate E); with "
+                         "--windows, set H2: the Sentinel-2 validation cases on those windows and their half-pixel "
+                         "variants")
     ap.add_argument("--box", action="store_true",
                     help="the sharp-MS study instead: block-averaged Wald pairs and a real Sentinel-2 product, auto "
                          "with and without MTF_GAINS")
     args = ap.parse_args(argv)
     if args.half_pixel:
-        return _study(half_pixel_cases, run_half, half_markdown, args)
+        cases = (half_pixel_cases if args.windows is None
+                 else lambda tmp: half_pixel_generic_cases(tmp, args.windows))
+        return _study(cases, run_half, half_markdown, args)
     if args.box:
         return _study(box_cases, run_box, box_markdown, args)
     if args.generic:
