@@ -621,7 +621,7 @@ def main(argv=None) -> int:
                     help="with --generic: only the ratio-4 Sentinel-2 cases on these validation windows (e.g. 0,1,2)")
     ap.add_argument("--half-pixel", action="store_true",
                     help="set H instead: half-pixel Landsat Wald cases beside their aligned twins, every classical "
-                         "method and auto (KSDIFF_STUDY_STATS_EXACT=1 for the study's candidate E); with "
+                         "method and auto; with "
                          "--windows, set H2: the Sentinel-2 validation cases on those windows and their half-pixel "
                          "variants")
     ap.add_argument("--box", action="store_true",

@@ -1,10 +1,7 @@
-"""Scene statistics on Landsat 8's half-pixel grid (MS corner = PAN corner + half a PAN pixel): the study switch
-``KSDIFF_STUDY_STATS_EXACT=1`` (candidate E, docs/VALIDATION.md 2026-12-07) samples the PAN over each MS pixel's
-exact footprint, so the half-pixel pair gives the statistics of an MS-aligned copy; integer-aligned inputs are
-untouched."""
+"""Scene statistics on Landsat 8's half-pixel grid (MS corner = PAN corner + half a PAN pixel): the PAN is sampled
+over each MS pixel's exact footprint (``engine/footprint.py``; docs/VALIDATION.md 2026-12-07 20:12), so the half-pixel
+pair gives the statistics of an MS-aligned copy; integer-aligned inputs read as before."""
 from __future__ import annotations
-
-import dataclasses
 
 import numpy as np
 import pytest
@@ -14,8 +11,6 @@ from ksdiff_qgis.engine import pipeline
 from ksdiff_qgis.engine.grid import plan_grid
 from ksdiff_qgis.engine.raster_io import open_raster
 from ksdiff_qgis.engine.sensors import get_sensor
-
-SWITCH = "KSDIFF_STUDY_STATS_EXACT"
 
 
 def _stats(pan_path: str, ms_path: str, sensor: str):
@@ -45,52 +40,38 @@ def _aligned_pan(src: str, dst: str) -> str:
     return dst
 
 
-def _bdsd_g(st) -> np.ndarray:
-    return st.bdsd_coef[:, 0]
-
-
-def test_half_pixel_landsat8_gives_the_aligned_copys_statistics(data_dir, tmp_path, monkeypatch):
+def test_half_pixel_landsat8_gives_the_aligned_copys_statistics(data_dir, tmp_path):
     """The Landsat 8 fixture (MS corner 3.5 PAN pixels before the PAN's) against its PAN moved onto the MS-aligned
-    grid: with the switch on GSA's and Brovey's weights and the PAN/MS offset match to float precision, BDSD-PC's g
-    and gamma and MTF-GLP-FS's gains within a few per cent (the low-pass); with it off BDSD-PC's g is more than 20 %
-    low (the PAN read half a pixel before the MS)."""
+    grid: GSA's and Brovey's weights match to float precision, BDSD-PC's g and gamma and
+    MTF-GLP-FS's gains within a few per cent (the low-pass). Read at the nearest PAN pixel (before 0.5.8), BDSD-PC's g
+    was 18-75 % low and the fs gains 4.6 % off."""
     pan, ms = str(data_dir / "l8_pan.tif"), str(data_dir / "l8_ms.tif")
     aligned = _aligned_pan(pan, str(tmp_path / "pan_aligned.tif"))
-    monkeypatch.setenv(SWITCH, "1")
     half, ref = _stats(pan, ms, "landsat8"), _stats(aligned, ms, "landsat8")
     assert ref.bdsd_coef is not None and half.bdsd_coef is not None
     # BDSD-PC regresses on the MTF low-pass PAN, which on the aligned copy also carries its 2 x 2 mean's blur: within
-    # 4 % (measured 2.5 %; the switch off: 18-75 % low)
+    # 4 % (measured 2.5 %)
     np.testing.assert_allclose(half.bdsd_coef, ref.bdsd_coef, rtol=0.04, atol=0.002)
     np.testing.assert_allclose(half.gsa_alpha, ref.gsa_alpha, rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(half.brovey_w, ref.brovey_w, rtol=1e-6, atol=1e-6)
-    np.testing.assert_allclose(half.fs_gain, ref.fs_gain, rtol=0.015)   # measured 1.1 % (switch off: 4.6 %)
-    assert half.pan_offset is not None and ref.pan_offset is not None
-    np.testing.assert_allclose(half.pan_offset, ref.pan_offset, atol=1e-6)
-    monkeypatch.delenv(SWITCH)
-    old, ref0 = _stats(pan, ms, "landsat8"), _stats(aligned, ms, "landsat8")
-    np.testing.assert_array_equal(ref0.bdsd_coef, ref.bdsd_coef)   # the aligned copy: the switch changes nothing
-    assert np.max(np.abs(_bdsd_g(old) / _bdsd_g(ref) - 1)) > 0.2
+    np.testing.assert_allclose(half.fs_gain, ref.fs_gain, rtol=0.015)   # measured 1.1 %
+    # the PAN/MS registration keeps its whole-pixel sample (test_coregistration: known shifts measured back)
 
 
-def _same(a, b) -> None:
-    for f in dataclasses.fields(a):
-        x, y = getattr(a, f.name), getattr(b, f.name)
-        if isinstance(x, np.ndarray) or isinstance(y, np.ndarray):
-            np.testing.assert_array_equal(x, y, err_msg=f.name)
-        else:
-            assert repr(x) == repr(y), f.name
+@pytest.mark.parametrize("pair", [("wv2_pan.tif", "wv2_ms.tif"), ("wv2_nodata_pan.tif", "wv2_nodata_ms.tif")])
+def test_integer_aligned_inputs_read_at_whole_pan_pixels(data_dir, pair):
+    """On integer-aligned grids every stats window reads whole PAN pixels, as before (no footprint weights)."""
+    from ksdiff_qgis.engine import footprint
 
-
-@pytest.mark.parametrize("pair", [("wv2_pan.tif", "wv2_ms.tif", "wv2"),
-                                  ("wv2_nodata_pan.tif", "wv2_nodata_ms.tif", "wv2")])
-def test_integer_aligned_inputs_are_untouched(data_dir, monkeypatch, pair):
-    """On integer-aligned grids the switch reads exactly as before: every statistic equal."""
-    pan, ms, sensor = pair
-    off = _stats(str(data_dir / pan), str(data_dir / ms), sensor)
-    monkeypatch.setenv(SWITCH, "1")
-    on = _stats(str(data_dir / pan), str(data_dir / ms), sensor)
-    _same(off, on)
+    pan_ds, pan = open_raster(str(data_dir / pair[0]), "PAN")
+    ms_ds, ms = open_raster(str(data_dir / pair[1]), "MS")
+    plan = plan_grid(pan, ms, ms_ds)
+    k = plan.ratio
+    windows = pipeline._sample_windows(*pipeline._ms_stats_window(plan, ms_ds.RasterXSize, ms_ds.RasterYSize))
+    assert windows
+    for c, r, w, h in windows:
+        y, x = plan.ms_origin[0] + r * k, plan.ms_origin[1] + c * k
+        assert footprint.exact_window(y, x, w, h, k, pan.width, pan.height) is None
 
 
 def test_footprint_read_weights_edges_and_skips_nodata(tmp_path):

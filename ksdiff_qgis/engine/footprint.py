@@ -1,12 +1,10 @@
 """The PAN averaged over each MS pixel's exact footprint where the MS grid sits a fraction of a PAN pixel off the
-PAN's (Landsat 8/7: half a PAN pixel), for the scene statistics (``pipeline._scene_stats``).
-
-STUDY (docs/VALIDATION.md, 2026-12-07, "scene statistics sampled on the MS footprint"): active only with
-``KSDIFF_STUDY_STATS_EXACT=1`` (``exact_stats``); the switch goes once the study has decided."""
+PAN's (Landsat 8/7: half a PAN pixel), for the scene statistics (``pipeline._scene_stats``). Read at the nearest
+PAN pixel, the PAN sat half a PAN pixel before the MS pixels it is regressed against: BDSD-PC's gains 30-70 % low on
+Landsat 8, MTF-GLP-FS's 1-2 % (QA125; taken on validation, docs/VALIDATION.md 2026-12-07 20:12)."""
 from __future__ import annotations
 
 import math
-import os
 
 import numpy as np
 
@@ -15,19 +13,12 @@ from .grid import EDGE_TOLERANCE
 from .raster_io.read import read_full_band
 
 
-def exact_stats() -> bool:
-    """STUDY SWITCH (remove after the decision): candidate E, the footprint-exact scene statistics."""
-    return os.environ.get("KSDIFF_STUDY_STATS_EXACT") == "1"
-
-
 def exact_window(y: float, x: float, w: int, h: int, k: int, pan_w: int, pan_h: int
                  ) -> tuple[int, int, tuple[float, float]] | None:
     """(row, col, phase) of a stats window whose MS corner sits at PAN position (``y``, ``x``) off the PAN's pixel
     lattice (``filters.split_corner``): the PAN pixel its footprint starts in and the fraction into it. None (the
-    PAN read at the nearest pixel, as before) with the study switch off, on a lattice within EDGE_TOLERANCE (WV2's
-    georeference noise: integer-aligned inputs keep exactly their reads), or a footprint not wholly in the PAN."""
-    if not exact_stats():
-        return None
+    PAN read at the nearest pixel) on a lattice within EDGE_TOLERANCE (WV2's georeference noise: integer-aligned
+    inputs keep exactly their reads) or for a footprint not wholly in the PAN."""
     if all(abs(v - round(v)) <= EDGE_TOLERANCE for v in (y, x)):
         return None
     (row, col), phase = split_corner((y, x))

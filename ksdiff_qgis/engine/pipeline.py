@@ -576,6 +576,7 @@ def _scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan,
     kc, kr, kw, kh = _ms_stats_window(plan, ms_ds.RasterXSize, ms_ds.RasterYSize)
     k = plan.ratio
     pans, mss, whole = [], [], []   # whole: the windows read whole, for the registration
+    whole_pixel = []   # the PAN at whole pixels on each window (``pans`` on a fractional grid), for the registration
     full: list = []   # a PAN window at full resolution, for the scene's noise (``noise.pooled_sigma``)
     details = []
     windows = _sample_windows(kc, kr, kw, kh)
@@ -589,7 +590,7 @@ def _scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan,
     for i, (c, r, w, h) in enumerate(windows, 1):
         checkpoint()
         y, x = plan.ms_origin[0] + r * k, plan.ms_origin[1] + c * k   # the MS window's PAN position
-        exact = footprint.exact_window(y, x, w, h, k, pan.width, pan.height)   # STUDY: None unless switched on
+        exact = footprint.exact_window(y, x, w, h, k, pan.width, pan.height)   # None: on the PAN's lattice
         if exact is None:
             pc = min(max(0, round(x)), pan.width - 1)
             pr = min(max(0, round(y)), pan.height - 1)
@@ -600,10 +601,17 @@ def _scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan,
             pr, pc, phase = exact
             pw, ph = w * k, h * k
             p = footprint.read_footprint(pan_ds, pr, pc, phase, w, h, k, pan_seen, full)
+            # the registration keeps its whole-pixel sample (and intensity weights fitted on it), its read offset
+            # taken out: on the footprint's (offset 0) a known 1-pixel shift of the Landsat 8 fixture read 0.65
+            rr, rc = min(max(0, round(y)), pan.height - 1), min(max(0, round(x)), pan.width - 1)
+            near_size = (min(pw, pan.width - rc), min(ph, pan.height - rr))
+            near = read_decimated(pan_ds, rc, rr, *near_size, w, h)[0]
+            near_offset = ((rr - y) / k, (rc - x) / k) if near_size == (pw, ph) else None
         details.extend(noise.window_detail(*f) for f in full)
         full.clear()
         m = read_decimated(ms_ds, c, r, w, h, w, h, ms_seen).reshape(ms.bands, h, w)
         pans.append(p.ravel())
+        whole_pixel.append(p.ravel() if exact is None else near.ravel())
         # a window cut by the raster's edge (a partial average) keeps the averaged PAN
         lows.append(_pan_low_window(pan_ds, pan, pc, pr, w, h, k, gains, pan_guard, phase)
                     if (pw, ph) == (w * k, h * k)
@@ -621,8 +629,11 @@ def _scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan,
             lms_room += _lms_lr_room(h, w, k, gains, inner, pad)
         elif bdsd:
             cuts.append(None)
-        if (pw, ph) == (w * k, h * k):   # read whole: a window for the registration (its nodata left out after)
-            whole.append((p, m, ((pr + phase[0] - y) / k, (pc + phase[1] - x) / k)))
+        if exact is not None:
+            if near_offset is not None:
+                whole.append((near, m, near_offset))
+        elif (pw, ph) == (w * k, h * k):   # read whole: a window for the registration (its nodata left out after)
+            whole.append((p, m, ((pr - y) / k, (pc - x) / k)))
         cache.trim()   # a row of windows at most in GDAL's cache, whatever the scene's size
         if progress is not None:
             progress(i / len(windows))
@@ -664,7 +675,9 @@ def _scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan,
     # statistics screened
     whole = _registration_windows(whole, pan, ms, undeclared_fills(pan_lr, ms_lr, pan, ms), stats.screened)
     if whole:
-        measured = coregistration.measure_offset([w[0] for w in whole], [w[1] for w in whole], stats.gsa_alpha,
+        alpha = stats.gsa_alpha if all(a is b for a, b in zip(pans, whole_pixel)) else \
+            classical.intensity_weights(np.concatenate(whole_pixel)[None], ms_lr, valid)
+        measured = coregistration.measure_offset([w[0] for w in whole], [w[1] for w in whole], alpha,
                                                  [w[2] for w in whole], [w[3] for w in whole], checkpoint)
         if measured is not None:
             stats = replace(stats, pan_offset=measured.offset, pan_offset_error=measured.error)
