@@ -104,16 +104,22 @@ def test_the_ms_zeros_count_alone_only_in_every_band(data_dir, tmp_path):
 
 
 def test_the_sample_leaves_out_only_band_wide_zeros_over_pan_data(data_dir, tmp_path):
-    """``ms_fill_over_pan_data`` on a sample: the MS's band-wide zeros over the PAN's data, not those over the PAN's
-    own zeros (a fill in both, kept as before), and nothing for an MS that declares a nodata value."""
+    """``ms_fill_over_pan_data`` on a sample of two windows: the MS's band-wide zeros over the PAN's data in an area,
+    not those over the PAN's own zeros (a fill in both, kept as before), nor scattered ones (QA128: dark pixels of an
+    8-bit product), and nothing for an MS that declares a nodata value."""
     pan_info = describe(gdal.Open(str(data_dir / "wv2_pan.tif")), "pan.tif")
     ms_path = _copy(data_dir / "wv2_ms.tif", tmp_path / "ms.tif", "none")
     ms_info = describe(gdal.Open(ms_path), ms_path)
-    ms_lr = np.full((4, 1, 100), 300.0)
-    ms_lr[:, :, :20] = 0
-    pan_lr = np.full((1, 100), 500.0)
-    pan_lr[:, :10] = 0
-    over = pipeline.ms_fill_over_pan_data(pan_lr, ms_lr, pan_info, ms_info)
-    assert over.tolist() == [False] * 10 + [True] * 10 + [False] * 80
+    shapes = [(16, 16), (8, 8)]
+    ms_lr = np.full((4, 1, 16 * 16 + 64), 300.0)
+    first, second = ms_lr[:, 0, :256].reshape(4, 16, 16), ms_lr[:, 0, 256:].reshape(4, 8, 8)
+    first[:, :, 8:] = 0   # a strip, its first 4 rows over the PAN's zeros
+    second[:, range(8), range(8)] = 0   # scattered
+    pan_lr = np.full((1, ms_lr.shape[2]), 500.0)
+    pan_lr[0, :256].reshape(16, 16)[:4, 8:] = 0
+    over = pipeline.ms_fill_over_pan_data(pan_lr, ms_lr, pan_info, ms_info, shapes)
+    expected = np.zeros((16, 16), dtype=bool)
+    expected[4:, 8:] = True
+    assert over.tolist() == expected.ravel().tolist() + [False] * 64
     declared = describe(gdal.Open(str(data_dir / "wv2_ms.tif")), "ms.tif")
-    assert not pipeline.ms_fill_over_pan_data(pan_lr, ms_lr, pan_info, declared).any()
+    assert not pipeline.ms_fill_over_pan_data(pan_lr, ms_lr, pan_info, declared, shapes).any()

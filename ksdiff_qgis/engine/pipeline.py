@@ -68,6 +68,7 @@ from .learned import (
     PRECISIONS,
     OnnxFuser,
     checked_session,
+    fill_areas,
     lift_note,
     pan_units,
     value_scale,
@@ -311,32 +312,51 @@ def undeclared_fills(pan_lr: np.ndarray, ms_lr: np.ndarray, pan: RasterInfo, ms:
             if info.file_nodata is None and float(zero.mean()) >= FILL_SHARE}
 
 
-def ms_fill_over_pan_data(pan_lr: np.ndarray, ms_lr: np.ndarray, pan: RasterInfo, ms: RasterInfo) -> np.ndarray:
+def ms_fill_over_pan_data(pan_lr: np.ndarray, ms_lr: np.ndarray, pan: RasterInfo, ms: RasterInfo,
+                          shapes: list[tuple[int, int]] | None = None) -> np.ndarray:
     """The sampled pixels (N,) of an undeclared MS fill of zeros (``undeclared_fills``) over the PAN's data: 0 in every
     MS band, the PAN not 0 beneath. No measurement makes that (the PAN sees light the MS bands span): such pixels are
     left out of the scene statistics, where they tilted every regression (QA122, a 12-column strip on the WV2 fixture:
-    GSA 36 DN off on average away from it, 16 % of the data's mean). Where the PAN is 0 too they stay in, as before."""
+    GSA 36 DN off on average away from it, 16 % of the data's mean). Where the PAN is 0 too they stay in, as before.
+
+    Only areas of zeros count (``learned.fill_areas``, as for a tile's context): scattered dark pixels clipped to 0 in
+    every band (an 8-bit stretch, 1.6 % of WV2 pair 1) are data, and left out they took BDSD-PC's whole sample once
+    grown by its filters' reach (QA128). ``shapes``: the windows (h, w) whose pixels, in turn, make the sample's N
+    pixels (``_scene_stats``); None: ``ms_lr`` (C, h, w) is one window (a flat (C, N) one holds no area)."""
     if "MS" not in undeclared_fills(pan_lr, ms_lr, pan, ms):
         return np.zeros(ms_lr.shape[1:], dtype=bool).ravel()
-    return ((ms_lr == 0).all(axis=0) & (pan_lr[0] != 0)).ravel()
+    zero = (ms_lr == 0).all(axis=0).ravel()
+    over = zero & (pan_lr != 0).ravel()
+    parts, at = [], 0
+    for h, w in shapes or [ms_lr.shape[-2:] if ms_lr.ndim > 2 else (1, zero.size)]:
+        area = fill_areas(zero[at:at + h * w].reshape(h, w))
+        parts.append(np.zeros(h * w, dtype=bool) if area is None else area.ravel())
+        at += h * w
+    return np.concatenate(parts) & over
 
 
-def undeclared_fill_notes(pan_lr: np.ndarray, ms_lr: np.ndarray, pan: RasterInfo, ms: RasterInfo) -> list[str]:
+def undeclared_fill_notes(pan_lr: np.ndarray, ms_lr: np.ndarray, pan: RasterInfo, ms: RasterInfo,
+                          shapes: list[tuple[int, int]] | None = None) -> list[str]:
     """Warnings for an input that declares no nodata value yet holds many zeros (0 in every band): a scene-edge fill
-    that would be fused as data, and that a learned model's tiles would take for scene content."""
+    that would be fused as data, and that a learned model's tiles would take for scene content. ``shapes``: as for
+    ``ms_fill_over_pan_data``."""
     notes = []
     fills = undeclared_fills(pan_lr, ms_lr, pan, ms)
     for role, zero, info in (("PAN", pan_lr == 0, pan), ("MS", (ms_lr == 0).all(axis=0), ms)):
         share = float(zero.mean())
         if role in fills:
-            over = role == "MS" and ms_fill_over_pan_data(pan_lr, ms_lr, pan, ms).any()
+            over = role == "MS" and ms_fill_over_pan_data(pan_lr, ms_lr, pan, ms, shapes).any()
             notes.append(f"The {role} raster declares no nodata value its pixels can hold, yet {share:.0%} of its "
                          "sampled pixels are 0" + (" in every band" if role == "MS" else "")
-                         + ": if that is a fill (a scene edge), set 0 as "
-                         f"its nodata value (Layer Properties > Transparency, or {nodata_command(info.path, 0)}). It "
+                         + ": if that is a fill (a scene edge), " + _zero_nodata_fix(info) + ". It "
                          "is fused as data now" + (", left out of the scene statistics where the PAN holds data"
                                                    if over else "") + ".")
     return notes
+
+
+def _zero_nodata_fix(info: RasterInfo) -> str:
+    """How to declare 0 the raster's nodata value, in a message's words."""
+    return f"set 0 as its nodata value (Layer Properties > Transparency, or {nodata_command(info.path, 0)})"
 
 
 def outlier_note(screened: outliers.Screened, pan: RasterInfo, ms: RasterInfo) -> str:
@@ -639,14 +659,16 @@ def _scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan,
             progress(i / len(windows))
     cache.flush()
     pan_lr, ms_lr = np.concatenate(pans)[None], np.concatenate(mss, axis=1)[:, None]
+    shapes = [(h, w) for _, _, w, h in windows]   # the sample's windows, for the fill's areas
     if notes is not None:
-        notes.extend(undeclared_fill_notes(pan_lr, ms_lr, pan, ms))
+        notes.extend(undeclared_fill_notes(pan_lr, ms_lr, pan, ms, shapes))
     valid = np.ones(pan_lr.shape, dtype=bool)
     for arr, nd, dt in ((pan_lr[None], pan.nodata, pan.dtype), (ms_lr, ms.nodata, ms.dtype)):
         v = valid_pixels(arr, nd, dt)
         if v is not None:
             valid &= v
-    fill = ms_fill_over_pan_data(pan_lr, ms_lr, pan, ms)
+    fill = ms_fill_over_pan_data(pan_lr, ms_lr, pan, ms, shapes)
+    filled = int((valid & fill).sum())   # the data pixels only the MS's fill takes
     valid &= ~fill
     if valid.sum() < 16:
         holes = [b for b in range(ms.bands) if (v := valid_pixels(ms_lr[b:b + 1], ms.nodata, ms.dtype)) is not None
@@ -656,6 +678,10 @@ def _scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan,
             raise InputError(f"MS {band_list(holes, ms, band_numbers)} nodata (or NaN) everywhere in {where}, so "
                              f"every output pixel would be nodata: leave {'it' if len(holes) == 1 else 'them'} out "
                              "with MS bands to fuse (MS_BANDS)")
+        if filled and valid.sum() + filled >= 16:   # QA128: a (nearly) all-zero MS was said to be all nodata
+            raise InputError(f"the MS is 0 in every band almost everywhere the PAN holds data in {where}: an empty MS "
+                             "or a fill of zeros it does not declare. Check the MS file; if 0 is its fill, "
+                             + _zero_nodata_fix(ms))
         if plan.extent:   # QA: an EXTENT in a 68 % valid scene's nodata was refused without naming the EXTENT
             raise InputError(f"{where} holds (almost) no valid pixels of PAN and MS: everything in it is nodata. "
                              "Move the EXTENT onto the scene's data, or leave EXTENT empty to fuse the whole "
