@@ -42,13 +42,14 @@ def test_a_scene_too_small_for_the_fit_says_its_count_and_cause(data_dir, tmp_pa
 
 def test_an_extent_too_small_for_the_fit_says_to_enlarge_it(data_dir, tmp_path):
     """8 x 8 MS pixels: 64, all clear of the filters' reach (the pixels around the EXTENT give it, QA123), fewer
-    than the fit's 80."""
+    than the fit's 80: the EXTENT's size limits it, not the filters (QA128 6: 'too small for the fit's filters')."""
     x0, y1, px = 593370.290605396847241 + 64 * 0.499993455098410, 5747557.417181138880551 - 64 * 0.5, 0.5
     with pytest.raises(InputError) as e:
         pansharpen(str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif"), str(tmp_path / "o.tif"), "wv2",
                    "bdsd_pc", extent=(x0, y1 - 32 * px, x0 + 32 * px, y1))
     msg = str(e.value)
-    assert "the EXTENT is too small" in msg and "Enlarge the EXTENT or choose another method" in msg, msg
+    assert "the EXTENT holds only 64 MS pixels, fewer than the fit's least sample" in msg, msg
+    assert "filters" not in msg and "Enlarge the EXTENT or choose another method" in msg, msg
     assert "has 64 usable MS pixels and the fit needs 80" in msg and "\n" not in msg, msg
 
 

@@ -85,6 +85,7 @@ class SceneStats:
     # (usable, needed, room): the sample's pixels the fit used, the least it needs, and those beyond the filters'
     # reach of its windows' edges before nodata took its share (``bdsd_unfit`` says which was short)
     bdsd_sample: tuple[int, int, int] = (0, 0, 0)
+    bdsd_pixels: int = 0   # all the sample windows' pixels the fit could use, edges and nodata aside (``bdsd_unfit``)
 
 
 def _design(m: np.ndarray) -> np.ndarray:
@@ -103,7 +104,7 @@ def intensity_weights(pan_lr: np.ndarray, ms: np.ndarray, valid: np.ndarray) -> 
 def scene_stats(pan_lr: np.ndarray, ms: np.ndarray, valid: np.ndarray,
                 pan_low: np.ndarray | None = None, checkpoint: Checkpoint = never_cancelled,
                 lms_lr: np.ndarray | Callable[[np.ndarray | None], np.ndarray] | None = None,
-                lms_room: int = 0) -> SceneStats:
+                lms_room: int = 0, lms_pixels: int = 0) -> SceneStats:
     """Estimate ``SceneStats`` from PAN averaged onto the MS grid (H, W), MS (C, H, W) and a validity mask.
     ``pan_low`` (C, H, W): each band's MTF-matched low-pass PAN on the MS grid (``lowpass_on_ms_grid``), what
     MTF-GLP-FS's gains are regressed on; None only for callers that use no MTF-GLP-FS gains (they then come from
@@ -114,7 +115,8 @@ def scene_stats(pan_lr: np.ndarray, ms: np.ndarray, valid: np.ndarray,
     pixels kept by the screen ((H, W) mask; None: nothing screened), so that the screened values are as bad as nodata
     for it (the Wald degradation blurs them into their neighbours), called with that mask and the screen's ``Screened``
     (None: nothing screened); None: no BDSD-PC coefficients.
-    ``lms_room``: how many of ``lms_lr``'s pixels the windows' edges alone leave, nodata aside (``bdsd_unfit``)."""
+    ``lms_room``: how many of ``lms_lr``'s pixels the windows' edges alone leave, nodata aside; ``lms_pixels``: how
+    many there are (``bdsd_unfit``)."""
     keep, screened = outliers.screen(pan_lr[valid], ms[:, valid], None if pan_low is None else pan_low[:, valid],
                                      checkpoint)
     checkpoint()
@@ -171,6 +173,7 @@ def scene_stats(pan_lr: np.ndarray, ms: np.ndarray, valid: np.ndarray,
         below_zero=(int(np.count_nonzero(p < 0)), *(int(n) for n in np.count_nonzero(m < 0, axis=1))), sampled=p.size,
         ms_low=np.percentile(m, 0.1, axis=1), pan_low=float(np.percentile(p, 0.1)), screened=screened,
         bdsd_coef=bdsd, bdsd_mean=None if bdsd is None else centre, bdsd_sample=bdsd_sample,
+        bdsd_pixels=int(lms_pixels) if lms_lr is not None else 0,
     )
 
 
@@ -399,11 +402,15 @@ BDSD_OTHER = "Choose another method (MTF-GLP-FS is the nearest)"
 
 def bdsd_unfit(stats: SceneStats, extent: bool = False) -> str:
     """Why BDSD-PC has no coefficients, in one line: the usable sample against the fit's need, and its cause (the
-    scene, or the EXTENT, too small for the filters' reach from its windows' edges; or nodata, with its share)."""
+    scene, or the EXTENT, smaller than the fit's least sample, or too small for the filters' reach from its windows'
+    edges; or nodata, with its share)."""
     usable, needed, room = stats.bdsd_sample
     head = f"{BDSD_UNFIT}: the scene statistics' sample has {usable} usable MS pixels and the fit needs {needed}"
     if room < needed:
         where = "the EXTENT" if extent else "the scene"
+        if 0 < stats.bdsd_pixels < needed:   # QA128: an 8 x 8 EXTENT, all its pixels usable, blamed the filters
+            return (f"{head}: {where} holds only {stats.bdsd_pixels} MS pixels, fewer than the fit's least sample. "
+                    + ("Enlarge the EXTENT or c" + BDSD_OTHER[1:] if extent else BDSD_OTHER))
         # the pixels clear of the windows' edges, when nodata took some of them (else they are the count above)
         clear = f" ({room} pixels clear of the sample windows' edges)" if room != usable else ""
         return (f"{head}: {where} is too small for the fit's filters{clear}. "

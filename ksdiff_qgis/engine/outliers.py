@@ -41,16 +41,20 @@ class Screened:
     data: tuple[tuple[float, float], ...]     # (C+1,) (lowest, highest) value kept in the sample
 
 
-def bounds(x: np.ndarray) -> tuple[float, float]:
+def bounds(x: np.ndarray, more: np.ndarray | None = None) -> tuple[float, float]:
     """(lowest, highest) data value of ``x`` (N,): the sample cut at the first gap wider than ``GAP`` x its p5-p95
     spread and ``MAGNITUDE`` x max(|p5|, |p95|) outward of its quartiles; (-inf, inf) when there is no such gap (or
-    no spread to measure one by)."""
+    no spread to measure one by). ``more``: values beyond the sample judged by its rule (its percentiles; the gaps
+    among both): a spike the sample never saw is cut there as it would be in it (QA128: one 1e20 just outside an
+    EXTENT, in BDSD-PC's pad, wrecked every output pixel)."""
     if x.size == 0:
         return -math.inf, math.inf
     q5, q25, q75, q95 = np.percentile(x, [5, 25, 75, 95])
     if not q95 > q5:   # 90 % of the values alike: nothing to judge a gap by
         return -math.inf, math.inf
     gap = max(GAP * (q95 - q5), MAGNITUDE * max(abs(q5), abs(q95)))
+    if more is not None:
+        x = np.concatenate([x, more])
     up, down = np.sort(x[x >= q75]), np.sort(x[x <= q25])
     cut_up, cut_down = np.flatnonzero(np.diff(up) > gap), np.flatnonzero(np.diff(down) > gap)
     return (float(down[cut_down[-1] + 1]) if cut_down.size else -math.inf,

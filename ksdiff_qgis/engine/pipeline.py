@@ -464,13 +464,69 @@ def _read_around(ms_ds, window: tuple[int, int, int, int], pad: tuple[int, int, 
     pt, pb, pl, pr = pad
     cols, rows = w + pl + pr, h + pt + pb
     arr = read_decimated(ms_ds, c - pl, r - pt, cols, rows, cols, rows).reshape(-1, rows, cols)
-    return arr if guard is None else np.minimum(arr, guard.top)
+    if guard is not None:   # a nodata above the range stays nodata, as in a window (QA128: 65535 read as 2047, data)
+        guard.quiet(arr, r - pt, c - pl, (ms_ds.RasterYSize, ms_ds.RasterXSize))
+    return arr
+
+
+def _pan_around(pan_ds, pan: RasterInfo, pc: int, pr: int, w: int, h: int, k: int,
+                pad: tuple[int, int, int, int]) -> np.ndarray:
+    """The PAN averaged onto the MS grid of a stats window ((h, w) MS pixels from PAN pixel (``pr``, ``pc``)) with
+    ``pad`` around it, (h + pt + pb, w + pl + pr) as a window's (``read_decimated``): where it holds data beneath the
+    pad; NaN off the PAN raster (no data there)."""
+    pt, pb, pl, pr_ = pad
+    hp, wp = h + pt + pb, w + pl + pr_
+    out = np.full((hp, wp), np.nan)
+    r0, c0 = pr - pt * k, pc - pl * k
+    # the MS rows and columns whose k x k PAN block lies inside the PAN raster
+    i0, j0 = max(0, -(r0 // k)), max(0, -(c0 // k))
+    i1, j1 = min(hp, (pan.height - r0) // k), min(wp, (pan.width - c0) // k)
+    if i1 > i0 and j1 > j0:
+        out[i0:i1, j0:j1] = read_decimated(pan_ds, c0 + j0 * k, r0 + i0 * k, (j1 - j0) * k, (i1 - i0) * k,
+                                           j1 - j0, i1 - i0)[0]
+    return out
+
+
+def _no_data(p: np.ndarray, m: np.ndarray, pan: RasterInfo, ms: RasterInfo) -> np.ndarray:
+    """(h, w): where the PAN ``p`` (h, w) or the MS ``m`` (C, h, w) on the MS grid is nodata (or not finite)."""
+    bad = np.zeros(p.shape, dtype=bool)
+    for arr, info in ((p[None], pan), (m, ms)):
+        v = valid_pixels(arr, info.nodata, info.dtype)
+        if v is not None:
+            bad |= ~v
+    return bad
+
+
+def _around_bad(around: np.ndarray, pan_around: np.ndarray, pan: RasterInfo, ms: RasterInfo) -> np.ndarray:
+    """The padded window's pixels (``_read_around``; ``pan_around``: ``_pan_around``) that are no data for BDSD-PC's
+    LMS_LR, of the kinds a window's are: MS nodata, the PAN's nodata beneath, and an undeclared MS fill of zeros over
+    the PAN's data (``ms_fill_over_pan_data`` on the padded arrays). QA128: a zero strip beside the EXTENT, blurred in,
+    moved its output by 9.5 DN on average."""
+    fill = ms_fill_over_pan_data(pan_around[None], around, pan, ms).reshape(pan_around.shape)
+    return _no_data(pan_around, around, pan, ms) | fill
+
+
+def _pad_limits(mss: list[np.ndarray], valid: np.ndarray, cuts: list) -> list[tuple[float, float]] | None:
+    """Each MS band's (lowest, highest) value kept in the pads around the stats windows: ``outliers.bounds`` of the
+    sample's ``valid`` pixels (N,) with the pads' own data, the screen's rule (the sample's bounds alone screen
+    nothing the sample did not hold: QA128, one 1e20 in a pad made every output pixel -3.5e14). None without pads."""
+    more = []
+    for cut in cuts:
+        if cut is not None and cut[3] is not None:
+            h, w, _, (around, bad), (pt, _, pl, _) = cut
+            outer = ~bad
+            outer[pt:pt + h, pl:pl + w] = False
+            more.append(around[:, outer])
+    if not more:
+        return None
+    sample, beyond = np.concatenate(mss, axis=1)[:, valid], np.concatenate(more, axis=1)
+    return [outliers.bounds(s, b) for s, b in zip(sample, beyond)]
 
 
 def _lms_lr_window(p: np.ndarray, m: np.ndarray, pan: RasterInfo, ms: RasterInfo, k: int, gains,
                    inner: tuple[bool, bool, bool, bool], screened: np.ndarray | None = None,
                    around: np.ndarray | None = None, pad: tuple[int, int, int, int] = NO_PAD,
-                   bounds: tuple[tuple[float, float], ...] | None = None) -> np.ndarray:
+                   around_bad: np.ndarray | None = None) -> np.ndarray:
     """BDSD-PC's LMS_LR on a stats window's MS pixels, (C, h*w): the MS window (nodata in the PAN or the MS, and the
     ``screened`` pixels (h, w), filled with the window's mean) Wald-degraded by ``k`` with each band's MTF gain and
     upsampled back, as the self-check's ``lms_lr``; NaN within the filters' reach (``classical.bdsd_reach``) of
@@ -479,8 +535,8 @@ def _lms_lr_window(p: np.ndarray, m: np.ndarray, pan: RasterInfo, ms: RasterInfo
     raster's own edge the mirroring is the scene's, as every fused tile's and the PAN low-pass's there
     (``_pan_low_window``): kept, so a small MS (32 x 32) still has pixels to fit on. ``around``: the MS with ``pad``
     pixels around the window (``_read_around``, at the EXTENT's edges), degraded whole so the reach there is the
-    scene's; its own pixels count as bad where MS nodata or beyond the screen's ``bounds`` (``Screened.bounds``);
-    ``inner`` is then the padded window's edges."""
+    scene's; its own pixels count as bad where ``around_bad`` (hp, wp) says (``_around_bad``, and values beyond the
+    screen's limits: ``_pad_limits``); ``inner`` is then the padded window's edges."""
     c, h, w = m.shape
     out = np.full((c, h, w), np.nan, np.float32)
     edges = _lms_lr_edges(h, w, k, gains, inner, pad)
@@ -491,16 +547,11 @@ def _lms_lr_window(p: np.ndarray, m: np.ndarray, pan: RasterInfo, ms: RasterInfo
     big = m if around is None else around
     hp, wp = big.shape[1:]
     hh, ww = hp // k * k, wp // k * k
-    bad = np.zeros((h, w), dtype=bool) if screened is None else screened.copy()
-    for arr, info in ((p[None], pan), (m, ms)):
-        v = valid_pixels(arr, info.nodata, info.dtype)
-        if v is not None:
-            bad |= ~v
+    bad = _no_data(p, m, pan, ms)
+    if screened is not None:
+        bad |= screened
     if around is not None:
-        v = valid_pixels(around, ms.nodata, ms.dtype)
-        bad_big = np.zeros((hp, wp), dtype=bool) if v is None else ~v
-        if bounds is not None:
-            bad_big |= outliers.beyond(around, bounds[1:])
+        bad_big = np.zeros((hp, wp), dtype=bool) if around_bad is None else around_bad.copy()
         bad_big[pt:pt + h, pl:pl + w] = bad
         bad = bad_big
     if bad.all():
@@ -516,20 +567,23 @@ def _lms_lr_window(p: np.ndarray, m: np.ndarray, pan: RasterInfo, ms: RasterInfo
 
 
 def _lms_lr_sample(pans: list[np.ndarray], mss: list[np.ndarray], cuts: list, pan: RasterInfo, ms: RasterInfo,
-                   k: int, gains, checkpoint: Checkpoint = never_cancelled, fill: np.ndarray | None = None
+                   k: int, gains, checkpoint: Checkpoint = never_cancelled, fill: np.ndarray | None = None,
+                   valid: np.ndarray | None = None
                    ) -> Callable[[np.ndarray | None, outliers.Screened | None], np.ndarray]:
     """BDSD-PC's LMS_LR sample, (C, 1, N), for ``classical.scene_stats`` to build after its outlier screen: given the
     sample's pixels kept (1, N; None: nothing screened) and what was screened, each stats window's ``_lms_lr_window``
     with the pixels not kept as bad as nodata (QA: built before the screen, one 1e20 blurred into every LMS_LR pixel
     within the filters' reach, g 0.33 -> 0.96 and a centre of 1.5e15). ``pans`` (h*w,) and ``mss`` (C, h*w): the
-    windows as read (reused, not copied); ``cuts``: each window's (h, w, inner edges, MS around it or None, its pad),
-    None for one cut by the raster's edge (no LMS_LR). ``checkpoint()`` before each window. ``fill``: the sample's
-    pixels (N,) as bad as nodata too (``ms_fill_over_pan_data``: blurred in, it moved BDSD-PC's fit)."""
+    windows as read (reused, not copied); ``cuts``: each window's (h, w, inner edges, (MS around it, its bad pixels:
+    ``_around_bad``) or None, its pad), None for one cut by the raster's edge (no LMS_LR). ``checkpoint()`` before
+    each window. ``fill``: the sample's pixels (N,) as bad as nodata too (``ms_fill_over_pan_data``: blurred in, it
+    moved BDSD-PC's fit). ``valid``: the sample's pixels (N,) the screen judged, whose rule the pads' values pass too
+    (``_pad_limits``; the screen's own bounds come from the sample alone)."""
     def build(kept: np.ndarray | None, screened: outliers.Screened | None = None) -> np.ndarray:
         flat = None if kept is None else kept.reshape(-1)
         if fill is not None and fill.any():
             flat = ~fill if flat is None else flat & ~fill
-        bounds = None if screened is None else screened.bounds
+        limits = None if valid is None else _pad_limits(mss, valid, cuts)
         parts, at = [], 0
         for p, m, cut in zip(pans, mss, cuts):
             checkpoint()
@@ -539,8 +593,11 @@ def _lms_lr_sample(pans: list[np.ndarray], mss: list[np.ndarray], cuts: list, pa
             else:
                 h, w, inner, around, pad = cut
                 gone = None if flat is None else ~flat[at:at + n].reshape(h, w)
+                ms_around, around_bad = (None, None) if around is None else around
+                if around is not None and limits is not None:
+                    around_bad = around_bad | outliers.beyond(ms_around, limits)
                 parts.append(_lms_lr_window(p.reshape(h, w), m.reshape(ms.bands, h, w), pan, ms, k, gains, inner,
-                                            gone, around, pad, bounds))
+                                            gone, ms_around, pad, around_bad))
             at += n
         return np.concatenate(parts, axis=1)[:, None]
     return build
@@ -604,6 +661,7 @@ def _scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan,
     cuts = []   # each window's (h, w, inner edges, MS around, pad) for BDSD-PC's LMS_LR, built after the screen
                # (None: a window cut by the raster's edge)
     lms_room = 0   # of them, those the windows' edges alone leave (nodata aside): ``classical.bdsd_unfit``
+    lms_pixels = 0   # and all of those windows' pixels (``classical.bdsd_unfit``: the area itself too small)
     # windows of a row share the blocks of inputs in large blocks (JPEG2000): kept while they fit the budget
     cache = InputCache([pan_ds, ms_ds], budget_mb=row_budget_mb(
         [(pan_ds, STATS_WINDOW * k), (ms_ds, STATS_WINDOW)], memory.room_mb(memory.FIXED_MB)))
@@ -644,9 +702,13 @@ def _scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan,
                               gains) if plan.extent else NO_PAD
             inner = (r - pad[0] > 0, r + h + pad[1] < ms_ds.RasterYSize, c - pad[2] > 0,
                      c + w + pad[3] < ms_ds.RasterXSize)
-            around = _read_around(ms_ds, (c, r, w, h), pad, ms_guard) if any(pad) else None
+            around = None
+            if any(pad):
+                ms_around = _read_around(ms_ds, (c, r, w, h), pad, ms_guard)
+                around = (ms_around, _around_bad(ms_around, _pan_around(pan_ds, pan, pc, pr, w, h, k, pad), pan, ms))
             cuts.append((h, w, inner, around, pad))
             lms_room += _lms_lr_room(h, w, k, gains, inner, pad)
+            lms_pixels += h * w
         elif bdsd:
             cuts.append(None)
         if exact is not None:
@@ -688,9 +750,9 @@ def _scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan,
                              "PAN/MS overlap")
         raise InputError("the overlap of PAN and MS holds (almost) no valid pixels: everything is nodata")
     pan_low = np.concatenate(lows, axis=1)[:, None]
-    lms_lr = _lms_lr_sample(pans, mss, cuts, pan, ms, k, gains, checkpoint, fill) if bdsd else None
+    lms_lr = _lms_lr_sample(pans, mss, cuts, pan, ms, k, gains, checkpoint, fill, valid.ravel()) if bdsd else None
     stats = classical.scene_stats(pan_lr, ms_lr, valid, pan_low, checkpoint, lms_lr=lms_lr,
-                                  lms_room=lms_room)
+                                  lms_room=lms_room, lms_pixels=lms_pixels)
     checkpoint()
     stats = replace(stats, pan_noise=noise.pooled_sigma(details), pan_top=pan_seen.top(), ms_top=ms_seen.top(),
                     ms_flat=flat_bands(ms_lr, ms))
