@@ -19,7 +19,7 @@ from qgis.core import (
 from qgis.PyQt.QtCore import QVariant
 
 from ..engine import gdaldrivers, labels, memory, selfcheck, threadlimits
-from ..engine.bandcolour import missing_colours, rgb_bands
+from ..engine.bandcolour import missing_colours, rgb_bands, wavelength_choice
 from ..engine.bands import check_selection
 from ..engine.errors import Cancelled, InputError
 from ..engine.learned import DEFAULT_PRECISION, PRECISION_ALIASES, PRECISIONS
@@ -514,6 +514,9 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
                 and rgb_bands(result.band_names) is None:
             style += tr(" (bands {}, {}, {} as red, green, blue: the order assumed for the unnamed MS bands, {}; "
                         "name the bands if it is not theirs)").format(*rgb, result.assumed_order)
+        by_wavelength = wavelength_choice(result.band_names)
+        if style.endswith("in natural colour however it is added") and by_wavelength:
+            style += tr(" (by wavelength: {})").format(by_wavelength)   # several bands of a colour (hyperspectral)
         if style:   # "": the user's own style is kept (the commit said so)
             feedback.pushInfo(style)
         hint = None if self._cog else overview_hint(self._output)   # a big file QGIS would draw slowly zoomed out

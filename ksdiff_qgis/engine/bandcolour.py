@@ -11,7 +11,7 @@ import re
 import numpy as np
 from osgeo import gdal
 
-from .bands import band_kind
+from .bands import band_kind, wavelength_nm
 from .gdalutil import gdal_call
 from .nodatacmd import updatable
 from .raster_io import read_nearest
@@ -43,17 +43,55 @@ def _by_name(names: list[str]) -> dict[str, list[int]]:
     return found
 
 
+# nominal centres (nm) of natural colour: Sentinel-2 MSI's B4, B3, B2 (Landsat 8/9 OLI's: 655, 561, 482 nm)
+NATURAL_CENTRES = {"red": 665.0, "green": 560.0, "blue": 490.0}
+
+
+def _nearest_centre(names: list[str], bands: list[int], colour: str) -> int | None:
+    """Of several 1-based ``bands`` of one colour, the one whose name's wavelength is nearest its nominal centre
+    (a tie: the first); None unless every one states a wavelength (two bands named 'Red' stay ambiguous)."""
+    waves = [wavelength_nm(names[b - 1] or "") for b in bands]
+    if any(w is None for w in waves):
+        return None
+    return min(zip(bands, waves), key=lambda bw: abs(bw[1] - NATURAL_CENTRES[colour]))[0]
+
+
+def _chosen(names: list[str]) -> dict[str, list[int]]:
+    """``_by_name``, each colour of several bands with known wavelengths narrowed to the one nearest its centre
+    (QA: a hyperspectral output, 10 Blue, 7 Green, 12 Red bands by wavelength, got no natural colour)."""
+    found = _by_name(names)
+    for colour, bands in found.items():
+        pick = _nearest_centre(names, bands, colour) if len(bands) > 1 else None
+        if pick is not None:
+            found[colour] = [pick]
+    return found
+
+
+def wavelength_choice(names: list[str]) -> str | None:
+    """For the log, the bands natural colour takes by wavelength where a colour has several: 'red = band 14, 664 nm;
+    ... each its colour's band nearest 665 nm ...'; None when no colour was chosen so."""
+    found, chosen = _by_name(names), _chosen(names)
+    picked = [(c, chosen[c][0]) for c in found if len(found[c]) > 1 and len(chosen[c]) == 1]
+    if not picked:
+        return None
+    said = "; ".join(f"{c} = band {b}, {wavelength_nm(names[b - 1]):g} nm" for c, b in picked)
+    near = ", ".join(f"{NATURAL_CENTRES[c]:g}" for c, _ in picked)
+    return f"{said}: each its colour's band nearest {near} nm (Sentinel-2's centres)"
+
+
 def missing_colours(names: list[str]) -> list[str]:
-    """What keeps natural colour from bands of these ``names``, one phrase per colour not named by exactly one band:
-    'no band named Blue', 'more than one band named Blue (bands 1 and 2)'; [] when each is there once."""
+    """What keeps natural colour from bands of these ``names``, one phrase per colour not named by exactly one band
+    (nor narrowed to one by wavelength, ``_chosen``): 'no band named Blue', 'more than one band named Blue (bands 1
+    and 2)'; [] when each is there once."""
     return [f"no band named {c.title()}" if not bands else
             f"more than one band named {c.title()} (bands {', '.join(map(str, bands[:-1]))} and {bands[-1]})"
-            for c, bands in _by_name(names).items() if len(bands) != 1]
+            for c, bands in _chosen(names).items() if len(bands) != 1]
 
 
 def rgb_bands(names: list[str]) -> tuple[int, int, int] | None:
-    """1-based (red, green, blue) band numbers from band names, or None unless each colour is there once."""
-    found = _by_name(names)
+    """1-based (red, green, blue) band numbers from band names, or None unless each colour is there once or, of
+    several bands, one is nearest its centre by wavelength (``_chosen``)."""
+    found = _chosen(names)
     if any(len(v) != 1 for v in found.values()):
         return None
     return found["red"][0], found["green"][0], found["blue"][0]
@@ -74,7 +112,7 @@ def set_colour_interpretation(ds: gdal.Dataset, names: list[str], tags: list[int
     if rgb is not None:
         known = dict(zip(rgb, ("red", "green", "blue")))
     else:
-        known = {bands[0]: c for c, bands in _by_name(names).items() if len(bands) == 1}
+        known = {bands[0]: c for c, bands in _chosen(names).items() if len(bands) == 1}
         if not known:
             return
     wanted = {i: gdal.GCI_Undefined for i in range(1, ds.RasterCount + 1)}   # GTiff would say Gray
