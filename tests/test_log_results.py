@@ -199,10 +199,11 @@ def test_an_alpha_flagged_nir_band_is_named_and_how_to_clear_the_flag_is_said(qg
     assert not [line for line in again.lines if "flagged as alpha" in line], again.lines
 
 
-def test_an_unnamed_alpha_flagged_band_the_model_needs_says_leaving_it_out_leaves_ksdiff_out(qgis_app, byte_pair,
-                                                                                               tmp_path):
-    """Without band names the flag may be right: the advice to leave the band out stays, and says that this leaves
-    KSDiff out when its model fuses that band (METHOD ksdiff; a classical method is not told so)."""
+def test_an_unnamed_alpha_flagged_band_taken_as_nir_gets_the_command_that_clears_the_flag(qgis_app, byte_pair,
+                                                                                          tmp_path):
+    """QA129: numpy, rasterio and QGIS Save As write no band names. An unnamed 4th band the sensor's order takes as
+    the NIR, holding data, is fused as the NIR: the warning calls the flag wrong and gives the gdal_edit.py command,
+    whichever method fuses it (it advised leaving the band out, while the same run fused it as the NIR)."""
     ms = str(tmp_path / "unnamed.tif")
     gdal.Translate(ms, byte_pair["MS"])   # keeps the alpha flag
     ds = gdal.Open(ms, gdal.GA_Update)
@@ -210,11 +211,22 @@ def test_an_unnamed_alpha_flagged_band_the_model_needs_says_leaving_it_out_leave
         ds.GetRasterBand(b).SetDescription("")
     ds = None
     assert gdal.Open(ms).GetRasterBand(4).GetColorInterpretation() == gdal.GCI_AlphaBand
-    for method, loses in (("ksdiff", True), ("brovey", False)):
+    for method in ("ksdiff", "brovey"):
         log = Log()
         _run({"PAN": byte_pair["PAN"], "MS": ms, "SENSOR": "wv2", "METHOD": method,
               "OUTPUT": str(tmp_path / f"{method}.tif")}, log)
         warned = [line for line in log.lines if "flagged as alpha" in line]
         assert len(warned) == 1 and warned[0].startswith("WARNING MS band 4 is flagged as alpha"), log.lines
-        assert "choose the other bands (MS bands 1,2,3)" in warned[0], warned
-        assert ("leaves KSDiff out: its model needs this band" in warned[0]) == loses, (method, warned)
+        assert "choose the other bands" not in warned[0] and "most likely wrong" in warned[0], warned
+        assert warned[0].endswith(f"clear it with gdal_edit.py -colorinterp_4 undefined {shlex.quote(ms)}"), warned
+
+
+def test_an_alpha_flagged_band_not_taken_as_nir_says_leaving_it_out_leaves_ksdiff_out():
+    """A flagged band nothing takes as the NIR may be a real mask: the advice to leave it out stays, and says that
+    this leaves KSDiff out when its model fuses that band (a classical method is not told so)."""
+    from ksdiff_qgis.engine.bandcolour import alpha_band_note
+
+    for needs, loses in (([1, 2, 3, 4], True), ([], False)):
+        note = alpha_band_note([4], [1, 2, 3, 4], ["", "", "", ""], "ms.tif", needs, ["Blue", "Green", "Red", ""])
+        assert note.startswith("MS band 4 is flagged as alpha") and "MS bands 1,2,3" in note, note
+        assert ("leaves KSDiff out: its model needs this band" in note) == loses, note

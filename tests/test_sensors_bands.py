@@ -597,12 +597,58 @@ def test_ms_band_flagged_as_alpha_is_fused_with_a_warning(data_dir, tmp_path):
         ds = None
         assert flagged == (name == "rgba")
         log = Log()
-        res = pansharpen(pan, ms, str(tmp_path / f"{name}_out.tif"), "wv2", "brovey", feedback=log)
+        # generic: the bands keep no sensor's names, so nothing says band 4 is the NIR
+        res = pansharpen(pan, ms, str(tmp_path / f"{name}_out.tif"), "generic", "brovey", feedback=log)
         warned = [line for line in log.lines if "flagged as alpha" in line]
         assert bool(warned) == (name == "rgba"), log.lines
         if warned:
             assert warned[0].startswith("WARNING MS band 4 ") and "MS bands 1,2,3" in warned[0]
         assert gdal.Open(res.output_path).RasterCount == 4
+
+
+def _stretched_8bit(data_dir) -> np.ndarray:
+    """The MS fixture stretched band by band from its 2nd to its 98th percentile to 8 bits, as QA129 did: the NIR
+    holds 0 on about 2 % of the pixels, scattered."""
+    arr = gdal.Open(str(data_dir / "wv2_ms.tif")).ReadAsArray().astype(np.float64)
+    low, high = np.percentile(arr, [2, 98], axis=(1, 2))
+    out = (arr - low[:, None, None]) * 255 / (high - low)[:, None, None]
+    return np.clip(np.round(out), 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("method", ["bdsd_pc", "gsa", "brovey"])
+def test_an_alpha_flagged_nir_is_no_mask_of_the_other_bands(data_dir, tmp_path, method):
+    """QA129: numpy/rasterio/QGIS Save As (GDAL's Create()) flag the 4th of four Byte bands as alpha, and GDAL then
+    takes it as the mask of bands 1-3. The band is fused as data, so it must hide nothing: the scene statistics
+    dropped every pixel where the NIR is 0 (BDSD-PC refused, 'nodata took 100 %'; GSA and Brovey changed silently).
+    Every method's output equals the same pixels written unflagged (PHOTOMETRIC=MINISBLACK)."""
+    pan, arr = _pan8(data_dir, tmp_path), _stretched_8bit(data_dir)
+    assert (arr[3] == 0).mean() > 0.01
+    flagged = _byte_ms(tmp_path / "created.tif", data_dir, arr, [])
+    control = _byte_ms(tmp_path / "control.tif", data_dir, arr, ["PHOTOMETRIC=MINISBLACK"])
+    ds = gdal.Open(flagged)
+    assert ds.GetRasterBand(4).GetColorInterpretation() == gdal.GCI_AlphaBand
+    assert ds.GetRasterBand(1).GetMaskFlags() == gdal.GMF_PER_DATASET | gdal.GMF_ALPHA
+    ds = None
+    out = {}
+    for name, ms in (("flagged", flagged), ("control", control)):
+        log = Log()
+        res = pansharpen(pan, ms, str(tmp_path / f"out_{name}.tif"), "wv2", method, feedback=log)
+        assert any("flagged as alpha" in line for line in log.lines) == (name == "flagged")
+        out[name] = gdal.Open(res.output_path).ReadAsArray()
+    assert np.array_equal(out["flagged"], out["control"])
+
+
+def test_an_unnamed_alpha_flagged_nir_gets_the_command_that_clears_the_flag(data_dir, tmp_path):
+    """QA129: an unnamed 4th band flagged alpha that holds data, where the sensor's 4th band is the NIR, is fused as
+    the NIR: the warning calls the flag wrong and gives the gdal_edit.py command, as for a band named NIR."""
+    pan = _pan8(data_dir, tmp_path)
+    ms = _byte_ms(tmp_path / "created.tif", data_dir, _stretched_8bit(data_dir), [])
+    log = Log()
+    pansharpen(pan, ms, str(tmp_path / "out.tif"), "wv2", "brovey", feedback=log)
+    warned = [line for line in log.lines if "flagged as alpha" in line]
+    assert len(warned) == 1 and warned[0].startswith("WARNING MS band 4 is flagged"), log.lines
+    assert "band order assumed takes it as" in warned[0] and "numpy, rasterio, QGIS Save As" in warned[0]
+    assert warned[0].endswith(f"gdal_edit.py -colorinterp_4 undefined {ms}"), warned[0]
 
 
 def test_a_16bit_ms_with_a_255_alpha_band_keeps_its_opaque_pixels(data_dir, tmp_path):

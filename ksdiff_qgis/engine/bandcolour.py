@@ -130,29 +130,32 @@ def alpha_flagged(ds: gdal.Dataset) -> list[int]:
 
 
 def alpha_band_note(flagged: list[int], fused: list[int], names: list[str] | None = None, path: str | None = None,
-                    model_needs: list[int] | None = None) -> str | None:
+                    model_needs: list[int] | None = None, assumed: list[str] | None = None) -> str | None:
     """A warning when a band about to be fused is among the alpha-flagged ones, else None: it is fused as data.
-    ``names``: each fused band's name (its description, or the sensor's for its position), named in the note; a band
-    whose name says NIR is no transparency mask, so the note calls the flag wrong and gives the ``gdal_edit.py``
-    command that clears it on ``path`` (QA: a WorldView-2 Byte MS's NIR band, named so, was told to be left out).
-    Otherwise the note says how to leave a real transparency band out, and that it leaves KSDiff out when the band is
-    among ``model_needs`` (the fused bands the model fuses)."""
+    ``names``: each fused band's own name (its description), named in the note; ``assumed``: the name each unnamed
+    fused band is taken as (the band order assumed: the sensor's for its position; '' for a real transparency
+    mask). A band named or taken as NIR is no transparency mask, so the note calls the flag wrong and gives the
+    ``gdal_edit.py`` command that clears it on ``path`` (QA: a WorldView-2 Byte MS's NIR band, named so, was told to
+    be left out; QA129: numpy, rasterio and QGIS Save As write it unnamed). Otherwise the note says how to leave a
+    real transparency band out, and that it leaves KSDiff out when the band is among ``model_needs`` (the fused
+    bands the model fuses)."""
     hit = [b for b in fused if b in flagged]
     if not hit:
         return None
-    named = dict(zip(fused, names or []))
+    named, taken = dict(zip(fused, names or [])), dict(zip(fused, assumed or []))
     which = ", ".join(f"{b} ({named[b]})" if named.get(b) else str(b) for b in hit)
     said = f"MS band {which} is flagged as alpha (transparency) in the file"
-    nir = [b for b in hit if band_kind(named.get(b, "")) == "nir"]
+    nir = [b for b in hit if band_kind(named.get(b) or taken.get(b, "")) == "nir"]
     if nir and path:
-        return (f"{said}, as GDAL flags the 4th band of 8-bit products by default; it is fused as the NIR band its "
-                f"name says, so the flag is most likely wrong (QGIS draws the band as transparency): clear it with "
-                f"{colour_clear_command(path, nir)}")
+        how = "its name says" if all(named.get(b) for b in nir) else "the band order assumed takes it as"
+        return (f"{said}, as GDAL's Create()-based writers (numpy, rasterio, QGIS Save As) and PNG flag the 4th "
+                f"band of 8-bit products; it is fused as the NIR band {how}, so the flag is most likely wrong (QGIS "
+                f"draws the band as transparency): clear it with {colour_clear_command(path, nir)}")
     keep = ",".join(str(b) for b in fused if b not in hit)
     loses = [b for b in hit if b in (model_needs or [])]
-    return (f"{said}; it is fused as a spectral band (GDAL flags the 4th band of 8-bit products so by default). If it "
-            f"really is a transparency mask, choose the other bands (MS bands {keep}) and give the MS a nodata value"
-            + (", which leaves KSDiff out: its model needs this band." if loses else "."))
+    return (f"{said}; it is fused as a spectral band (GDAL's Create()-based writers and PNG flag the 4th band of "
+            f"8-bit products so). If it really is a transparency mask, choose the other bands (MS bands {keep}) and "
+            "give the MS a nodata value" + (", which leaves KSDiff out: its model needs this band." if loses else "."))
 
 
 def colour_clear_command(path: str, bands: list[int]) -> str:

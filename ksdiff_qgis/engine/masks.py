@@ -72,6 +72,20 @@ def without_last_alpha(ds: gdal.Dataset, info: RasterInfo) -> tuple[gdal.Dataset
     return ds, info, applied
 
 
+def without_alpha_flag(ds: gdal.Dataset, info: RasterInfo, bands: list[int]) -> gdal.Dataset:
+    """A virtual copy of ``ds`` whose alpha-flagged ``bands``, fused as data, are no longer flagged (colour
+    interpretation undefined); ``ds`` itself when there are none. GDAL otherwise takes a flagged 4th band as the mask
+    of bands 1-3: the scene statistics, the warper and GDAL's averaged reads dropped every pixel where the NIR is 0
+    (QA129: BDSD-PC refused, 'nodata took 100 %'), while the tiles read them."""
+    if not bands:
+        return ds
+    flags = [word for b in bands for word in (f"-colorinterp_{b}", "undefined")]
+    vrt, msg = gdal_call(gdal.Translate, "", ds, options=gdal.TranslateOptions(options=flags, format="VRT"))
+    if vrt is None:
+        raise InputError(f"cannot read the alpha-flagged MS bands {bands} of {info.path} as data: {msg}")
+    return vrt
+
+
 def without_transparency_mask(ms_ds, ms: RasterInfo, flagged: list[int], ms_bands: list[int] | None,
                                fb: Feedback) -> tuple[object, RasterInfo, list[int] | None, list[int]]:
     """(MS dataset, its info, MS bands to fuse, transparency masks still among its bands) for an MS with
@@ -80,11 +94,12 @@ def without_transparency_mask(ms_ds, ms: RasterInfo, flagged: list[int], ms_band
     -addalpha`` write it, hides its pixels (``masked_view``) and is dropped: the MS then has only its spectral
     bands, numbered as before. A mask elsewhere is left out of the fused bands unless MS_BANDS chose it, its pixels
     fused as they are (the warning says to set a nodata value). An alpha-flagged band with other values is data
-    (``alpha_band_note``)."""
+    (``alpha_band_note``), read through a view without the flag (``without_alpha_flag``)."""
     samples = sample_bands(ms_ds)
     found = [] if samples is None else transparency_masks(samples, flagged, ms.nbits)
     if not found or len(found) == ms.bands:
-        return ms_ds, ms, ms_bands, []
+        return without_alpha_flag(ms_ds, ms, flagged), ms, ms_bands, []
+    ms_ds = without_alpha_flag(ms_ds, ms, [b for b in flagged if b not in found])
     opaque = int(samples[found[0] - 1].max())
     what = f"MS band {', '.join(map(str, found))} is a transparency mask (alpha, only 0 and {opaque})"
     unhidden = "The pixels it hides are fused as they are: give the MS a nodata value to leave them out."

@@ -1234,7 +1234,7 @@ def pansharpen(
         card, no_model, held = None, _auto_reason(e), HeldFeedback()
         bplan = band_sel.plan_bands(ms, spec, ms_bands, None, mtf_gains)
     warnings.extend(bplan.warnings)
-    alpha_note = _alpha_note(flagged, bplan, ms, card, ms_path)   # said after the band plan's notes, below
+    alpha_note = _alpha_note(flagged, alpha_masks, bplan, ms, card, ms_path)   # said after the band plan's notes
     warnings.extend(_band_metadata_notes(pan_ds, ms_ds, pan, ms, spec, bplan.indices, found, plan.ratio,
                                          ms_bands, ms_stated))
     # a physical (or otherwise scaled) PAN beside a scaled MS: fused in the MS's stored numbers, offset and all
@@ -1676,13 +1676,16 @@ def _named_subset_card(sensor: str, spec: Sensor, ms: RasterInfo, selection: lis
     return card
 
 
-def _alpha_note(flagged: list[int], bplan: band_sel.BandPlan, ms: RasterInfo,
+def _alpha_note(flagged: list[int], alpha_masks: list[int], bplan: band_sel.BandPlan, ms: RasterInfo,
                 card: model_card.ModelCard | None, ms_path: str) -> str | None:
-    """``alpha_band_note`` for the fused bands, named by the file's own band names, with the bands the model
+    """``alpha_band_note`` for the fused bands, named by the file's own band names, each unnamed one but a real
+    transparency mask (``alpha_masks``) by the name the band order assumed takes it as, with the bands the model
     fuses (``card``: None, none)."""
     names = [shown_name(ms.descriptions[b - 1].strip()) for b in bplan.indices]
+    taken = bplan.assumed or bplan.names   # a generic run's unnamed bands stay 'Band i' in names
+    assumed = ["" if b in alpha_masks else name for b, name in zip(bplan.indices, taken)]
     model = [] if card is None else bplan.indices if bplan.model is None else [bplan.indices[j] for j in bplan.model]
-    return alpha_band_note(flagged, bplan.indices, names, str(ms_path), model)
+    return alpha_band_note(flagged, bplan.indices, names, str(ms_path), model, assumed)
 
 
 def _model_band_count(ms: RasterInfo, bands: list[int] | None) -> int:
