@@ -39,7 +39,8 @@ def test_an_address_space_limit_no_longer_shrinks_tiles_to_96_px(under_ulimit):
 def test_shrunk_tiles_say_the_cost_and_the_way_round(under_ulimit):
     tile, _, warning = memory.fit_tile(1024, 32, 7999, 7999, 4, 27, True)
     assert tile < 1024
-    assert "x as many tiles, expect the run to take several times longer" in warning
+    count = memory.tile_count(tile, 7999, 7999)
+    assert f"{count} tiles instead of 64, expect the run to take several times longer" in warning, warning
     assert "to keep 1024 px: raise the virtual-memory limit (ulimit -v, or prlimit --as" in warning
     assert memory.ENV_LIMIT in warning
 

@@ -15,9 +15,11 @@ import os
 import re
 import subprocess
 import sys
+from typing import Callable
 
 from . import memlimits
 from .errors import InputError
+from .tiling import Layout
 
 ENV_LIMIT = "KSDIFF_MAX_MEMORY_MB"   # overrides the budget (tests, shared machines, clusters)
 SAFE_SHARE = 0.5                     # of the memory available when the run starts
@@ -319,9 +321,12 @@ def computed_tile(tile: int, overlap: int, learned: bool) -> int:
 
 
 def fit_tile(tile: int, overlap: int, rows: int, cols: int, bands: int, margin: int, learned: bool,
-             size_multiple: int = 1) -> tuple[int, int, str | None]:
+             size_multiple: int = 1, layout: Callable[[int, int], Layout] | None = None) -> tuple[int, int, str | None]:
     """(tile, overlap, warning): ``tile`` if the run fits the budget, else a smaller one and why. The estimate is of
     the tiles as computed (``computed_tile``: a learned model's with their overlap), not of ``tile`` alone.
+    ``layout``: the run's tiling for a tile size and overlap (``tiling.choose_layout`` on its output), whose tile
+    size and count the warning names: block-aligned tiles round the shrunk size down to whole blocks (QA126: "tiles
+    of 384 px ... about 2x as many tiles" for a run of 25 tiles of 256 px instead of 9).
 
     InputError when even the smallest tile does not fit (a very wide scene or very little memory).
     """
@@ -347,11 +352,28 @@ def fit_tile(tile: int, overlap: int, rows: int, cols: int, bands: int, margin: 
             f"this run needs about {least:.0f} MB even with {smaller}-pixel tiles, more than the "
             f"{limit:.0f} MB it may use ({source}): {more_memory_way(source)}; or process a smaller area"
         )
-    return smaller, min(overlap, smaller // 2), (
+    fitted = min(overlap, smaller // 2)
+    if layout is None:
+        used, before, after = smaller, tile_count(tile, rows, cols), tile_count(smaller, rows, cols)
+    else:
+        run = layout(smaller, fitted)
+        used, before, after = _side(run), layout(tile, overlap).count, run.count
+        least = need_mb(used)
+    return smaller, fitted, (
         f"Tiles of {tile} px would need about {need:.0f} MB, more than the {limit:.0f} MB this run may use "
-        f"({source}); using tiles of {smaller} px (about {least:.0f} MB): {slowdown(tile, smaller, rows, cols)}; "
+        f"({source}); using tiles of {used} px (about {least:.0f} MB): {slowdown(before, after)}; "
         f"to keep {tile} px: {_keep_way(source)}."
     )
+
+
+def _side(layout: Layout) -> int:
+    """The tile size a run of ``layout`` has, in TILE_SIZE's terms: a blended cell's, else its largest tile's."""
+    return layout.cell if layout.kind == "cells" and layout.cell else layout.tile
+
+
+def tile_count(side: int, rows: int, cols: int) -> int:
+    """Tiles of ``side`` px on a ``rows`` x ``cols`` output, without a layout to ask."""
+    return -(-rows // side) * -(-cols // side)
 
 
 def _keep_way(source: str) -> str:
@@ -359,14 +381,13 @@ def _keep_way(source: str) -> str:
     return way if ENV_LIMIT in way else f"{way}, or set {ENV_LIMIT} if you know more is available"
 
 
-def slowdown(tile: int, smaller: int, rows: int, cols: int) -> str:
-    """What shrinking the tiles costs: how many times as many tiles (each pays its overlap and a model call)."""
-    def count(side: int) -> int:
-        return -(-rows // side) * -(-cols // side)
-    times = count(smaller) / count(tile)
+def slowdown(before: int, after: int) -> str:
+    """What shrinking the tiles costs: ``after`` tiles instead of ``before`` (each pays its overlap and a model
+    call)."""
+    times = after / before
     if times < 1.5:
-        return "a few more tiles, the run takes a little longer"
-    return (f"about {times:.0f}x as many tiles, expect the run to take "
+        return f"{after} tiles instead of {before}, the run takes a little longer"
+    return (f"{after} tiles instead of {before}, expect the run to take "
             + ("several times longer" if times >= 3 else "longer"))
 
 

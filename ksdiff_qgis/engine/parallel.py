@@ -91,8 +91,9 @@ class BlockRowWriter:
 
     A block row flushed half-written is compressed twice (and its first copy stays in the file as dead
     bytes). Rows past the last complete block row are held back, converted to the output type (at
-    most ``block - 1`` rows), and written with the next strip; everything else goes straight to GDAL
-    a column chunk at a time, so no full-width copy of a strip is made.
+    most ``block - 1`` rows), and written in the same calls as the next strip's rows of their blocks
+    (GDAL may evict a half-filled block between two calls when its cache is small: QA126); everything
+    goes to GDAL a column chunk at a time, so no full-width copy of a strip is made.
     """
 
     def __init__(self, write: Callable[[np.ndarray, int, int], None], flush: Callable[[], None],
@@ -114,11 +115,13 @@ class BlockRowWriter:
         if cut == row:   # nothing completes a block row yet
             self._hold(row, self.convert(strip))
             return
-        if self.held is not None:
-            self.write(self.held[1], self.held[0], 0)
-            self.held = None
+        start, held = self.held if self.held is not None else (row, None)
+        self.held = None
         for c in range(0, strip.shape[2], self.chunk):   # bounded temporaries for wide scenes
-            self.write(self.convert(strip[:, : cut - row, c : c + self.chunk]), row, c)
+            part = self.convert(strip[:, : cut - row, c : c + self.chunk])
+            if held is not None:   # with the rows that complete its blocks: no half-filled block between writes
+                part = np.concatenate([held[:, :, c : c + self.chunk], part], axis=1)
+            self.write(part, start, c)
         self.flush()
         if cut < end:
             self._hold(cut, self.convert(strip[:, cut - row :]))

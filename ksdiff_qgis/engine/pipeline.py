@@ -1441,8 +1441,11 @@ def pansharpen(
     limited = memory.limit_note()
     if limited:
         fb.info(limited)
-    tile_size, overlap, too_big = memory.fit_tile(tile_size, overlap, rows, cols, ms.bands, margin, learned,
-                                                  card.size_multiple if learned else 1)
+    block = space.block_size(out_options.gtiff, False)   # the writer's blocks (its GeoTIFF is always tiled)
+    # the warning names the tiles the run will use: block-aligned ones round the shrunk size down (QA126)
+    tile_size, overlap, too_big = memory.fit_tile(
+        tile_size, overlap, rows, cols, ms.bands, margin, learned, card.size_multiple if learned else 1,
+        lambda t, o: choose_layout(rows, cols, t, o, block, exact=not learned))
     if too_big:
         fb.warning(too_big)
         warnings.append(too_big)

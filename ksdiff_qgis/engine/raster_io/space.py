@@ -83,7 +83,7 @@ def _bits(options: list[str], dtype) -> int:
         return np.dtype(dtype).itemsize * 8
 
 
-def _blocks(options: list[str], cog: bool) -> tuple[int, int]:
+def block_size(options: list[str], cog: bool) -> tuple[int, int]:
     """(width, height) of the blocks of a file written with ``options`` (GTiff or COG)."""
     keys = ("BLOCKSIZE", "BLOCKSIZE") if cog else ("BLOCKXSIZE", "BLOCKYSIZE")
     try:
@@ -126,10 +126,10 @@ def upper_bound(cols: int, rows: int, bands: int, dtype, gtiff: list[str], cog: 
     free the run fits, and nothing is measured."""
     bits = np.dtype(dtype).itemsize * 8
     if cog is None:
-        return int(_padded(cols, rows, bands, bits, _blocks(gtiff, False)) * WORST_CODEC) + HEADER, 0
-    block = _blocks(cog, True)
+        return int(_padded(cols, rows, bands, bits, block_size(gtiff, False)) * WORST_CODEC) + HEADER, 0
+    block = block_size(cog, True)
     levels = [_padded(c, r, bands, bits, block) for c, r in _levels(cols, rows, block)]
-    inter = _padded(cols, rows, bands, bits, _blocks(gtiff, False))
+    inter = _padded(cols, rows, bands, bits, block_size(gtiff, False))
     overviews = sum(levels[1:])
     return int((inter + sum(levels) + overviews) * WORST_CODEC) + 3 * HEADER, int(overviews * WORST_CODEC) + HEADER
 
@@ -180,7 +180,7 @@ def estimate(blocks: list[np.ndarray], cols: int, rows: int, fill: float | None,
 
     def measured(options: list[str], driver: str) -> int:
         if _value(options, "COMPRESS", "none").lower() == "none":
-            block = _blocks(options, driver == "COG")
+            block = block_size(options, driver == "COG")
             bits = _bits(options, dtype) if driver == "GTiff" else dtype.itemsize * 8
             return _padded(cols, rows, bands, bits, block) + HEADER
         return int(_compressed(blocks, fill, options, driver) * pixels) + HEADER
@@ -189,7 +189,7 @@ def estimate(blocks: list[np.ndarray], cols: int, rows: int, fill: float | None,
     if cog is None:
         return SpaceNeed(inter, inter, 0, codec("", gtiff) == "none", len(blocks))
     if codec("", cog) == "none":
-        block = _blocks(cog, True)
+        block = block_size(cog, True)
         final = sum(_padded(c, r, bands, dtype.itemsize * 8, block) for c, r in _levels(cols, rows, block)) + HEADER
     else:
         final = int(measured(cog, "COG") * (1 + OVERVIEW_SHARE))
