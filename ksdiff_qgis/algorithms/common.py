@@ -5,13 +5,19 @@ import os
 import re
 
 from qgis.core import (
+    QgsCoordinateTransform,
+    QgsCoordinateTransformContext,
+    QgsCsException,
+    QgsDatumTransform,
     QgsProcessingException,
     QgsProviderRegistry,
     QgsRaster,
 )
 
+from ..engine.datums import placed_alike
 from ..engine.errors import InputError, one_line, shown_name
 from ..engine.feedback import Feedback
+from ..engine.grid import same_crs
 from ..engine.nodatacmd import exact
 from ..engine.raster_io import open_dataset
 from ..engine.shellcmd import command, shell_arg
@@ -241,12 +247,53 @@ def input_notes(layers: dict, follows_unticked: bool = True) -> list[str]:
     return notes
 
 
+def _file_wkt(layer) -> str | None:
+    """The WKT of the raster's own CRS as GDAL reads it ('' for none), None when GDAL cannot open it."""
+    try:
+        return open_dataset(raster_path(layer, "layer"), "layer").GetProjection() or ""
+    except (InputError, QgsProcessingException):
+        return None
+
+
 def layer_crs(layer) -> str | None:
     """The CRS set on a QGIS raster layer (Layer Properties > Source, or QGIS's choice for a file without one), as
-    WKT, when it is not its file's; else None. QGIS shows the layer's pixels there; the pipeline reads the file."""
+    WKT, when it is not its file's as GDAL reads it; else None. QGIS shows the layer's pixels there; the pipeline reads
+    the file. Compared with GDAL's, not the provider's: QGIS reads a file's "+proj=utm +zone=31 +ellps=intl" as
+    EPSG:23031 in both, while GDAL keeps a datum with no shift (placed about 100 m off)."""
     crs = layer.crs() if layer is not None else None
-    provider = layer.dataProvider() if layer is not None else None
-    if crs is None or not crs.isValid() or (provider is not None and provider.crs() == crs):
+    if crs is None or not crs.isValid():
         return None
-    return crs.toWkt(WKT_FOR_GDAL)
+    wkt = crs.toWkt(WKT_FOR_GDAL)
+    own = _file_wkt(layer)
+    if own is None:   # as before: the provider's CRS stands for the file's
+        provider = layer.dataProvider()
+        return None if provider is not None and provider.crs() == crs else wkt
+    centre = layer.extent().center()
+    return None if same_crs(own, wkt) and placed_alike(own, wkt, centre.x(), centre.y()) else wkt
 
+
+def ms_operation(ms_layer, pan_layer, context) -> tuple[str | None, str | None]:
+    """(PROJ pipeline, 'name, accuracy N m') of the datum transformation the project's transform context uses from the
+    MS layer's CRS to the PAN's (Project > Properties > Transformations), as QGIS draws the MS. The pipeline only when
+    the project sets one (else GDAL's default, as before); the text whenever QGIS names an operation."""
+    src, dst = ms_layer.crs(), pan_layer.crs()
+    if not (src.isValid() and dst.isValid()) or src == dst:
+        return None, None
+    ctx = context.transformContext() if context is not None else QgsCoordinateTransformContext()
+    chosen = ctx.calculateCoordinateOperation(src, dst) or None
+    if chosen:   # QGIS names a set pipeline "PROJ-based coordinate operation": its name is the offered one's
+        named = [op for op in QgsDatumTransform.operations(src, dst) if op.proj == chosen]
+        return chosen, _operation_words(named[0].name, named[0].accuracy, "the QGIS project's") if named else None
+    transform = QgsCoordinateTransform(src, dst, ctx)
+    try:   # QGIS knows its operation once it has transformed a point: the MS's centre
+        transform.transform(ms_layer.extent().center())
+    except QgsCsException:
+        return None, None
+    details = transform.instantiatedCoordinateOperationDetails()
+    return None, _operation_words(details.name, details.accuracy, "QGIS's default") if details.name else None
+
+
+def _operation_words(name: str, accuracy: float | None, whose: str) -> str:
+    """'ED50 to WGS 84 (1), accuracy 10 m (QGIS's default)'."""
+    known = accuracy is not None and accuracy > 0
+    return f"{name}, accuracy {accuracy:g} m ({whose})" if known else f"{name}, accuracy unknown ({whose})"

@@ -48,6 +48,7 @@ from .common import (
     layer_crs,
     layer_nodata,
     mask_band_chosen,
+    ms_operation,
     raster_path,
 )
 from .compat import NUMBER_INTEGER, WKT_FOR_GDAL, KeyedEnum, advanced, set_help
@@ -325,6 +326,8 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
             if feedback is not None:
                 feedback.pushWarning(note)
         self._crs = (layer_crs(pan_layer), layer_crs(ms_layer))   # EXTENT (_area) is reprojected into the PAN's
+        # the project's datum transformation MS -> PAN (Project > Properties > Transformations), as QGIS draws the MS
+        self._operation = ms_operation(ms_layer, pan_layer, context)
         self._sensor = self._enum(parameters, self.SENSOR, context)
         self._method = self._enum(parameters, self.METHOD, context)
         self._model = self.parameterAsFile(parameters, self.MODEL, context) or None
@@ -476,7 +479,7 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
                 precision=self._precision, consistency=self._consistency, pan_nodata=self._nodata[0],
                 ms_nodata=self._nodata[1], pan_file_nodata=self._file_nodata[0],
                 ms_file_nodata=self._file_nodata[1], coregister=self._coregister, pan_crs=self._crs[0],
-                ms_crs=self._crs[1],
+                ms_crs=self._crs[1], ms_operation=self._operation[0], ms_operation_text=self._operation[1],
             )
         except MemoryError as e:
             raise QgsProcessingException(self._memory_message(str(e) or type(e).__name__)) from None

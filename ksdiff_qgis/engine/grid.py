@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 
 from osgeo import gdal, osr
 
-from . import antimeridian
+from . import antimeridian, datums
 from .errors import InputError
 from .gdalutil import gdal_call, quiet_gdal
 from .labels import param
@@ -298,12 +298,13 @@ def _lonlat_footprint(ms: RasterInfo, pan: RasterInfo) -> tuple[float, float, fl
 
 def _warp_ms(ms_ds: gdal.Dataset, ms: RasterInfo, pan: RasterInfo, ratio: int | None = None,
              notes: list[str] | None = None, hint: RatioHint | None = None,
-             centres_inside: bool = False) -> tuple[gdal.Dataset, int]:
+             centres_inside: bool = False, operation: str | None = None) -> tuple[gdal.Dataset, int]:
     """Reproject MS into the PAN CRS on a grid aligned with PAN whose pixels are a whole ratio of PAN's
     (``ratio``, else the reprojected pixel size's: as it is within 10 % of a whole number, else the nearest whole number
     (half up), said in ``notes`` — as the same-CRS path resamples a ratio that is not whole). ``hint``: the
     product's ratio for the refusal of a ratio below 1.5 (``too_close_ratio``). ``centres_inside``: the grid ends
-    with the last pixel whose centre lies inside the MS (resampling a ratio that is not whole), not one past it."""
+    with the last pixel whose centre lies inside the MS (resampling a ratio that is not whole), not one past it.
+    ``operation``: the PROJ pipeline from the MS CRS to the PAN's to use (a QGIS project's choice), else PROJ's."""
     guess, msg = gdal_call(gdal.AutoCreateWarpedVRT, ms_ds, ms.wkt or None, pan.wkt, gdal.GRA_NearestNeighbour)
     if guess is None:
         raise InputError(f"cannot reproject the MS raster into the PAN CRS: {msg}")
@@ -341,6 +342,7 @@ def _warp_ms(ms_ds: gdal.Dataset, ms: RasterInfo, pan: RasterInfo, ratio: int | 
     opts = gdal.WarpOptions(
         format="VRT", dstSRS=pan.wkt, outputBounds=bounds, xRes=px * ratio, yRes=py * ratio,
         resampleAlg="cubic", srcNodata=ms.nodata, dstNodata=ms.nodata,
+        **({"coordinateOperation": datums.for_warper(operation, ms.wkt, pan.wkt)} if operation else {}),
     )
     warped, msg = gdal_call(gdal.Warp, "", ms_ds, options=opts)
     if warped is None:
@@ -409,7 +411,11 @@ def assign_crs(ds: gdal.Dataset, wkt: str | None, role: str) -> tuple[gdal.Datas
     own CRS (a CRS set on the QGIS layer, which QGIS shows the pixels in); ``(ds, None)`` otherwise. Assigned, never
     reprojected: the pixels stay where the file's geotransform puts them, in the layer's coordinates."""
     own = ds.GetProjection() or ""
-    if not wkt or same_crs(own, wkt):
+    # placed alike too: QGIS's EPSG:23031 for a file's "+proj=utm +zone=31 +ellps=intl" is ED50's datum shift apart
+    gt = ds.GetGeoTransform()
+    centre = (gt[0] + ds.RasterXSize / 2 * gt[1] + ds.RasterYSize / 2 * gt[2],
+              gt[3] + ds.RasterXSize / 2 * gt[4] + ds.RasterYSize / 2 * gt[5])
+    if not wkt or (same_crs(own, wkt) and datums.placed_alike(own, wkt, *centre)):
         return ds, None
     vrt, msg = gdal_call(gdal.Translate, "", ds, format="VRT", outputSRS=wkt)
     if vrt is None:
@@ -628,9 +634,12 @@ def too_small(ratio: int) -> str:
             f"at ratio {ratio})")
 
 
-def plan_grid(pan: RasterInfo, ms: RasterInfo, ms_ds: gdal.Dataset, hint: RatioHint | None = None) -> GridPlan:
+def plan_grid(pan: RasterInfo, ms: RasterInfo, ms_ds: gdal.Dataset, hint: RatioHint | None = None,
+              ms_operation: str | None = None, ms_operation_text: str | None = None) -> GridPlan:
     """Check the geometry of a PAN/MS pair and work out the output grid. Raises InputError. ``hint``: the
-    product's MS/PAN ratio (the sensor's), for the command in the refusal of a ratio below 1.5."""
+    product's MS/PAN ratio (the sensor's), for the command in the refusal of a ratio below 1.5. ``ms_operation``:
+    the PROJ pipeline reprojecting an MS in another CRS (a QGIS project's), else PROJ's default; ``ms_operation_text``:
+    its name and accuracy as QGIS gives them, for the reprojection warning."""
     for info, name in ((pan, "PAN"), (ms, "MS")):
         check_map_grid(info, name, others={"PAN": pan, "MS": ms})
         _check_degrees(info, name)
@@ -658,17 +667,25 @@ def plan_grid(pan: RasterInfo, ms: RasterInfo, ms_ds: gdal.Dataset, hint: RatioH
                      "resampling).")
     reprojection_errors: list[str] = []
     if not same_crs(pan.wkt, ms.wkt) or ms.rotated or ms.gt[5] >= 0 or ms.gt[1] <= 0:
+        other_crs = not same_crs(pan.wkt, ms.wkt)
+        # a CRS with no datum shift to the PAN's (a bare PROJ string): moved by none, about 100 m off for ED50
+        ballpark = datums.ballpark_warning(ms.wkt, pan.wkt, crs_name(ms.wkt), crs_name(pan.wkt)) if other_crs else None
+        if ballpark:
+            warnings.append(ballpark)
         with quiet_gdal() as reprojection_errors:   # said below when they matter (a pair that does not overlap)
-            warped, ratio = _warp_ms(ms_ds, ms, pan, notes=warnings, hint=hint)
-        if not same_crs(pan.wkt, ms.wkt):
+            warped, ratio = _warp_ms(ms_ds, ms, pan, notes=warnings, hint=hint,
+                                     operation=ms_operation if other_crs else None)
+        datum_text = ""
+        if other_crs:
             why = "is in another CRS than PAN"
+            datum_text = datums.transformation_text(ms.wkt, pan.wkt, ms_operation, ms_operation_text)
         elif ms.rotated:
             why = _turn(ms)
         else:   # a flipped grid was read north-up above: what is left is degenerate (a zero pixel size)
             why = "is not north-up"
         warnings.append(
             f"The MS raster {why}: it is reprojected on the fly (cubic) onto the PAN CRS at "
-            f"{ratio} PAN pixels per MS pixel."
+            f"{ratio} PAN pixels per MS pixel.{datum_text}"
         )
         if ms.nodata is None:
             # the warp fills the corners outside the MS footprint with 0, which then reads as data

@@ -1056,6 +1056,8 @@ def pansharpen(
     coregister: bool = False,
     pan_crs: str | None = None,
     ms_crs: str | None = None,
+    ms_operation: str | None = None,
+    ms_operation_text: str | None = None,
     check_only: bool = False,
     mtf_pan: float | None = None,
 ) -> PansharpenResult:
@@ -1080,6 +1082,8 @@ def pansharpen(
     before anything is fused, unless the measurement's error could explain it (``coregistration.trusted``); the
     output keeps the PAN's grid. Off, an offset of half a PAN pixel or more is warned.
     ``pan_crs`` / ``ms_crs``: a CRS (WKT) set outside the file (a QGIS layer's), assigned in place of the file's.
+    ``ms_operation``: the PROJ pipeline reprojecting an MS in another CRS onto the PAN's (a QGIS project's datum
+    transformation), else PROJ's default; ``ms_operation_text``: its name and accuracy, for the reprojection warning.
     ``check_only`` (METHOD auto): return after the self-check, its figures in ``selfcheck``; no tile is fused and
     nothing written (``python -m model_core adapt`` scores models on the user's scene with it).
     ``mtf_pan``: overrides the sensor's PAN MTF gain (``adapt``: a generic model's own, from its training config).
@@ -1188,7 +1192,8 @@ def pansharpen(
         fb.warning(note)
         code_notes.append(note)   # the run's warnings list it with the other repairs of the inputs
     # the product's ratio (SENSOR's, or the PAN pixel's sensors'), for the refusal of an MS on the PAN's pixel
-    plan = plan_grid(pan, ms, ms_ds, native_ratio(sensor, pan, ms.bands - len(alpha_masks)))
+    plan = plan_grid(pan, ms, ms_ds, native_ratio(sensor, pan, ms.bands - len(alpha_masks)), ms_operation,
+                     ms_operation_text)
     found = None
     if sensor == AUTO:   # the spectral bands only: a transparency mask is no band of the sensor's
         spectral = replace(ms, bands=ms.bands - len(alpha_masks),
