@@ -92,3 +92,33 @@ def test_footprint_read_weights_edges_and_skips_nodata(tmp_path):
             block, ok = a[2 * i:2 * i + 3, 2 * j:2 * j + 3], a[2 * i:2 * i + 3, 2 * j:2 * j + 3] != -1
             w = np.outer(wy, wx) * ok
             assert got[i, j] == pytest.approx((w * block).sum() / w.sum())
+
+
+def _offset_of(pan_path: str, ms_path: str) -> np.ndarray:
+    st = _stats(pan_path, ms_path, "landsat8")
+    assert st.pan_offset is not None
+    return np.array(st.pan_offset)
+
+
+def test_the_registration_on_a_half_pixel_grid_screens_and_masks_as_the_statistics(data_dir, tmp_path):
+    """The registration's whole-pixel sample on Landsat 8's grid is fitted as the statistics are (QA132): six 1e20
+    spikes in a float MS, or two PAN nodata strips, leave the measured offset where the clean pair's is (their intensity
+    weights unscreened gave 2e-17 and an offset of -14.7 MS pixels; -9999 entered as data, 0.06 MS pixels off)."""
+    pan, ms = str(data_dir / "l8_pan.tif"), str(data_dir / "l8_ms.tif")
+    clean = _offset_of(pan, ms)
+    spiked = gdal.Translate(str(tmp_path / "ms_spike.tif"), ms, outputType=gdal.GDT_Float32)
+    rng = np.random.default_rng(0)
+    ys, xs = rng.integers(5, 125, 6), rng.integers(5, 125, 6)
+    for b in range(1, spiked.RasterCount + 1):
+        a = spiked.GetRasterBand(b).ReadAsArray()
+        a[ys, xs] = 1e20
+        spiked.GetRasterBand(b).WriteArray(a)
+    spiked = None
+    np.testing.assert_allclose(_offset_of(pan, str(tmp_path / "ms_spike.tif")), clean, atol=0.01)
+    holed = gdal.Translate(str(tmp_path / "pan_nd.tif"), pan, outputType=gdal.GDT_Float32, noData=-9999)
+    a = holed.GetRasterBand(1).ReadAsArray()
+    a[:, 61:70] = -9999
+    a[141:150, :] = -9999
+    holed.GetRasterBand(1).WriteArray(a)
+    holed = None
+    np.testing.assert_allclose(_offset_of(str(tmp_path / "pan_nd.tif"), ms), clean, atol=0.01)

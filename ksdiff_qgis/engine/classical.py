@@ -88,19 +88,6 @@ class SceneStats:
     bdsd_pixels: int = 0   # all the sample windows' pixels the fit could use, edges and nodata aside (``bdsd_unfit``)
 
 
-def _design(m: np.ndarray) -> np.ndarray:
-    """The regression's design matrix (N, C+1) of the MS sample ``m`` (C, N): the bands and an intercept."""
-    return np.vstack([m, np.ones(m.shape[1])]).T
-
-
-def intensity_weights(pan_lr: np.ndarray, ms: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """GSA's regression of the PAN on the MS bands with an intercept, (C+1,), on the ``valid`` pixels of another
-    PAN sample (``pan_lr`` (1, ...) and ``ms`` (C, ...) as ``scene_stats``'s): the registration's weights where its
-    PAN sample is not the statistics' (``pipeline._scene_stats`` on a fractional grid)."""
-    return np.linalg.lstsq(_design(ms[:, valid].astype(np.float64)), pan_lr[valid].astype(np.float64),
-                           rcond=None)[0]
-
-
 def scene_stats(pan_lr: np.ndarray, ms: np.ndarray, valid: np.ndarray,
                 pan_low: np.ndarray | None = None, checkpoint: Checkpoint = never_cancelled,
                 lms_lr: np.ndarray | Callable[[np.ndarray | None], np.ndarray] | None = None,
@@ -130,7 +117,7 @@ def scene_stats(pan_lr: np.ndarray, ms: np.ndarray, valid: np.ndarray,
     m = ms[:, valid].astype(np.float64, copy=False)
     if p.size < 16:
         raise ValueError("too few valid pixels to estimate scene statistics")
-    design = _design(m)
+    design = np.vstack([m, np.ones_like(p)]).T
     alpha = np.linalg.lstsq(design, p, rcond=None)[0]
     i_gsa = design @ alpha
     var_i = max(float(i_gsa.var()), 1e-12)

@@ -654,6 +654,8 @@ def _scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan,
     k = plan.ratio
     pans, mss, whole = [], [], []   # whole: the windows read whole, for the registration
     whole_pixel = []   # the PAN at whole pixels on each window (``pans`` on a fractional grid), for the registration
+    # clamped to the declared bit depth as the sample, not tallied twice
+    clamp = None if pan_guard is None else (lambda a, ok: np.minimum(a, pan_guard.top))
     full: list = []   # a PAN window at full resolution, for the scene's noise (``noise.pooled_sigma``)
     details = []
     windows = _sample_windows(kc, kr, kw, kh)
@@ -683,7 +685,7 @@ def _scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan,
             # taken out: on the footprint's (offset 0) a known 1-pixel shift of the Landsat 8 fixture read 0.65
             rr, rc = min(max(0, round(y)), pan.height - 1), min(max(0, round(x)), pan.width - 1)
             near_size = (min(pw, pan.width - rc), min(ph, pan.height - rr))
-            near = read_decimated(pan_ds, rc, rr, *near_size, w, h)[0]
+            near = read_decimated(pan_ds, rc, rr, *near_size, w, h, clamp)[0]
             near_offset = ((rr - y) / k, (rc - x) / k) if near_size == (pw, ph) else None
         details.extend(noise.window_detail(*f) for f in full)
         full.clear()
@@ -764,12 +766,21 @@ def _scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan,
     whole = _registration_windows(whole, pan, ms, undeclared_fills(pan_lr, ms_lr, pan, ms), stats.screened)
     if whole:
         alpha = stats.gsa_alpha if all(a is b for a, b in zip(pans, whole_pixel)) else \
-            classical.intensity_weights(np.concatenate(whole_pixel)[None], ms_lr, valid)
+            _whole_pixel_alpha(np.concatenate(whole_pixel)[None], ms_lr, valid, pan, pan_low, checkpoint)
         measured = coregistration.measure_offset([w[0] for w in whole], [w[1] for w in whole], alpha,
                                                  [w[2] for w in whole], [w[3] for w in whole], checkpoint)
         if measured is not None:
             stats = replace(stats, pan_offset=measured.offset, pan_offset_error=measured.error)
     return stats
+
+
+def _whole_pixel_alpha(pan_lr: np.ndarray, ms_lr: np.ndarray, valid: np.ndarray, pan: RasterInfo,
+                       pan_low: np.ndarray, checkpoint: Checkpoint) -> np.ndarray:
+    """GSA's intensity weights on the registration's whole-pixel PAN sample (a fractional grid: ``_scene_stats``),
+    fitted as the statistics' are (the same screen; its own nodata left out: QA132, six 1e20 spikes gave weights of
+    2e-17 and an offset of 29.6 PAN pixels, a PAN nodata strip entered as -9999)."""
+    v = valid_pixels(pan_lr[None], pan.nodata, pan.dtype)
+    return classical.scene_stats(pan_lr, ms_lr, valid if v is None else valid & v, pan_low, checkpoint).gsa_alpha
 
 
 def _measured_on(plan: GridPlan) -> str:
