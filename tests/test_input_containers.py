@@ -233,3 +233,51 @@ def test_the_output_keeps_the_ms_units_band_metadata_and_imagery(data_dir, tmp_p
         assert band.GetUnitType() == "reflectance"
         assert band.GetMetadata() == {"WAVELENGTH": str(400 + 100 * b)}, band.GetMetadata()
     assert out.GetMetadataItem("LAYOUT", "IMAGE_STRUCTURE") == ("COG" if cog else None)
+
+
+@pytest.mark.parametrize("cog", [False, True])
+def test_metadata_of_the_input_file_and_huge_values_are_not_copied(data_dir, tmp_path, cog):
+    """QA134: the output kept the MS file's TIFFTAG_DOCUMENTNAME (a local path), a FOOTPRINT of the whole input tile
+    and a 200,000-character NC_GLOBAL#history. Those are left out (the long one named in the log); what describes
+    the data (sensor, artist, IMAGERY, band WAVELENGTH) is kept."""
+    pan, ms = str(tmp_path / "pan.tif"), str(tmp_path / "ms.tif")
+    shutil.copy(data_dir / "l8_pan.tif", pan)
+    shutil.copy(data_dir / "l8_ms.tif", ms)
+    ds = gdal.Open(ms, gdal.GA_Update)
+    ds.SetMetadata({**ds.GetMetadata(), "TIFFTAG_DOCUMENTNAME": "/home/alice/secret/ms.tif",
+                    "TIFFTAG_HOSTCOMPUTER": "alice-laptop", "TIFFTAG_PAGENAME": "page 1",
+                    "FOOTPRINT": "POLYGON((0 0,1 0,1 1,0 0))", "TIFFTAG_ARTIST": "USGS",
+                    "SPACECRAFT_ID": "LANDSAT_8", "NC_GLOBAL#history": "x" * 200_000})
+    ds.SetMetadata({"SATELLITEID": "LANDSAT_8"}, "IMAGERY")
+    ds.GetRasterBand(1).SetMetadata({"WAVELENGTH": "480", "NOTES": "y" * 5000})
+    ds = None
+    log = RecordingFeedback()
+    res = pansharpen(pan, ms, str(tmp_path / "o.tif"), "landsat8", "mtf_glp_hpm", cog=cog, feedback=log)
+    out = gdal.Open(res.output_path)
+    md = out.GetMetadata()
+    for key in ("TIFFTAG_DOCUMENTNAME", "TIFFTAG_HOSTCOMPUTER", "TIFFTAG_PAGENAME", "FOOTPRINT", "NC_GLOBAL#history"):
+        assert key not in md, key
+    assert md["SPACECRAFT_ID"] == "LANDSAT_8" and md["TIFFTAG_ARTIST"] == "USGS"
+    assert out.GetMetadata("IMAGERY") == {"SATELLITEID": "LANDSAT_8"}
+    assert out.GetRasterBand(1).GetMetadata() == {"WAVELENGTH": "480"}
+    said = [line for line in log.lines if line.startswith("not copied from the MS's metadata")]
+    assert said == ["not copied from the MS's metadata, longer than 4096 characters: NC_GLOBAL#history (200,000 "
+                    "characters), band 1 NOTES (5,000 characters)"], log.lines
+
+
+def test_a_cogs_aux_xml_holds_imagery_alone(data_dir, tmp_path):
+    """QA134: README says a COG's .aux.xml holds its IMAGERY metadata alone; GDAL's PAM repeated every band's name
+    there too."""
+    import xml.etree.ElementTree as ET
+
+    ms = str(tmp_path / "ms.tif")
+    shutil.copy(data_dir / "l8_ms.tif", ms)
+    ds = gdal.Open(ms, gdal.GA_Update)
+    ds.SetMetadata({"SATELLITEID": "LANDSAT_8"}, "IMAGERY")
+    ds = None
+    res = pansharpen(str(data_dir / "l8_pan.tif"), ms, str(tmp_path / "o.tif"), "landsat8", "mtf_glp_hpm", cog=True)
+    root = ET.parse(res.output_path + ".aux.xml").getroot()
+    assert [child.tag for child in root] == ["Metadata"], ET.tostring(root)
+    out = gdal.Open(res.output_path)
+    assert out.GetMetadata("IMAGERY") == {"SATELLITEID": "LANDSAT_8"}
+    assert [out.GetRasterBand(b).GetDescription() for b in range(1, 5)] == res.band_names

@@ -108,3 +108,44 @@ def test_cog_options_that_reproject_are_tried_on_a_georeferenced_copy(data_dir, 
     col, row = int((x - web[0]) / web[1]), int((y - web[3]) / web[5])
     assert 0 <= col < out.RasterXSize and 0 <= row < out.RasterYSize
     assert band.GetMaskBand().ReadAsArray(col, row, 1, 1)[0, 0] == 255
+
+
+@pytest.mark.parametrize("options", ["TARGET_SRS=EPSG:4326", "TILING_SCHEME=GoogleMapsCompatible"])
+def test_a_reprojected_cog_keeps_its_band_names_and_the_log_says_its_grid(data_dir, tmp_path, options):
+    """QA134: a COG GDAL reprojects from an output without nodata (Landsat 8 crop) gained a 5th band, an alpha band,
+    and lost its band names, while the log and KSDIFF_TILE_LAYOUT still said 256x256 px, 4 bands. The names (and
+    colours) are kept in its .aux.xml, the COG stays valid, and the log says GDAL's grid and the added alpha band."""
+    from osgeo_utils.samples.validate_cloud_optimized_geotiff import validate
+
+    log = RecordingFeedback()
+    res = pansharpen(str(data_dir / "l8_pan.tif"), str(data_dir / "l8_ms.tif"), str(tmp_path / "o.tif"), "landsat8",
+                     "mtf_glp_hpm", cog=True, create_options=options, feedback=log)
+    out = gdal.Open(res.output_path)
+    names = [out.GetRasterBand(b).GetDescription() for b in range(1, out.RasterCount + 1)]
+    assert names[:4] == res.band_names and out.RasterCount == 5, names
+    assert out.GetRasterBand(5).GetColorInterpretation() == gdal.GCI_AlphaBand
+    assert [out.GetRasterBand(b).GetColorInterpretation() for b in (1, 2, 3)] == [
+        gdal.GCI_BlueBand, gdal.GCI_GreenBand, gdal.GCI_RedBand]
+    assert validate(res.output_path)[:2] == ([], [])
+    said = [line for line in log.lines if line.startswith("GDAL's COG driver reprojected the output")]
+    auth = out.GetSpatialRef().GetAuthorityCode(None)
+    assert said and f"{out.RasterXSize}x{out.RasterYSize} px in EPSG:{auth}" in said[0], log.lines
+    assert "added band 5, an alpha band" in said[0]
+
+
+def test_a_reprojected_cog_with_nodata_adds_no_alpha_band(data_dir, tmp_path):
+    """With a nodata value GDAL's warp marks outside the scene with it (ADD_ALPHA=NO): four named bands."""
+    res = pansharpen(str(data_dir / "wv2_nodata_pan.tif"), str(data_dir / "wv2_nodata_ms.tif"), str(tmp_path / "o.tif"),
+                     "wv2", "mtf_glp_hpm", cog=True, create_options="TARGET_SRS=EPSG:4326")
+    out = gdal.Open(res.output_path)
+    assert out.RasterCount == len(res.band_names)
+    assert [out.GetRasterBand(b).GetDescription() for b in range(1, out.RasterCount + 1)] == res.band_names
+
+
+def test_a_blocksize_below_the_cog_minimum_is_refused_with_the_minimum(data_dir, tmp_path):
+    """QA134: BLOCKSIZE=64 was refused with 'does not take this value (int: Tile size in pixels)', GDAL's reason
+    ('should be >= 128') left out."""
+    with pytest.raises(InputError) as refused:
+        _run(data_dir, tmp_path / "o.tif", "BLOCKSIZE=64", cog=True)
+    assert "BLOCKSIZE=64: GDAL's COG driver does not take this value (int: Tile size in pixels, at least 128)" in str(
+        refused.value), str(refused.value)

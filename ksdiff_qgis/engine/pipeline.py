@@ -1498,7 +1498,8 @@ def pansharpen(
         set_colour_interpretation(writer.ds, names, band_sel.band_colours(ms_ds, ms_stated, bplan.indices))
         # the output's values are the MS's stored numbers: its scale/offset, units and band metadata say what they
         # mean
-        outputs.copy_metadata(writer.ds, ms_file, bplan.indices)
+        for note in outputs.copy_metadata(writer.ds, ms_file, bplan.indices):   # a value too long to copy
+            fb.info(note)
         # how it was made: METHOD auto may have fallen back to a classical method (``provenance``)
         # the tiles as laid out on this scene (blended cells or strips sized to it) and their margin of context
         # the ratio fused at: ksdiff:assess's ERGAS divides by it, and a generic sensor has none of its own (QA: a

@@ -20,7 +20,7 @@ from osgeo import gdal
 
 from ..blockcache import capped_cache
 from ..errors import Cancelled, InputError
-from ..gdalutil import close_dataset, gdal_call, gdal_try, gdal_try_warned, os_path, text_metadata
+from ..gdalutil import close_dataset, gdal_call, gdal_text, gdal_try, gdal_try_warned, os_path, text_metadata
 from ..labels import param
 from . import space
 from .partials import total_size
@@ -49,21 +49,46 @@ KEPT_DOMAINS = ("", "IMAGERY")
 # keys that describe the input's pixels or grid, not the output's: statistics of the MS's values, AREA_OR_POINT
 # (the output lies on the PAN's grid, written as GeoTIFF's default, pixel is area), and the MS file's own TIFF
 # DateTime and ImageDescription (QA: the fused file claimed the input's time and its description, e.g. "radiance x100
-# crop"; TIFFTAG_SOFTWARE is replaced by ``provenance``)
-_DROPPED = ("STATISTICS_", "AREA_OR_POINT", "TIFFTAG_DATETIME", "TIFFTAG_IMAGEDESCRIPTION")
+# crop"; TIFFTAG_SOFTWARE is replaced by ``provenance``), its document and page names and host computer (QA134: a
+# local path, /home/alice/...), and NITF's corner coordinates; TIFFTAG_ARTIST and TIFFTAG_COPYRIGHT credit the data
+# and are kept
+_DROPPED = ("STATISTICS_", "AREA_OR_POINT", "TIFFTAG_DATETIME", "TIFFTAG_IMAGEDESCRIPTION", "TIFFTAG_DOCUMENTNAME",
+            "TIFFTAG_PAGENAME", "TIFFTAG_HOSTCOMPUTER", "NITF_IGEOLO")
+# a key naming the input's footprint (Sentinel-2's FOOTPRINT: the whole input tile, not the fused area) anywhere in it
+_DROPPED_WORDS = ("FOOTPRINT",)
+# the longest metadata value copied (characters): a NetCDF history of 200,000 characters went into every output's
+# GDAL_METADATA tag (QA134); a longer one is left out and named in the log (a cut value could be broken XML or JSON)
+MAX_VALUE = 4096
 
 
-def _kept(items: dict | None) -> dict:
-    return {k: v for k, v in (items or {}).items() if not k.upper().startswith(_DROPPED)}
+def _dropped(key: str) -> bool:
+    key = key.upper()
+    return key.startswith(_DROPPED) or any(w in key for w in _DROPPED_WORDS)
 
 
-def copy_metadata(dst: gdal.Dataset, src: gdal.Dataset, bands: list[int]) -> None:
+def _kept(items: dict | None, long: list[str], where: str = "") -> dict:
+    """``items`` without the ``_dropped`` keys and the values longer than MAX_VALUE (named in ``long``)."""
+    kept = {}
+    for k, v in (items or {}).items():
+        if _dropped(k):
+            continue
+        if len(v) > MAX_VALUE:
+            long.append(f"{where}{k} ({len(v):,} characters)")
+            continue
+        kept[k] = v
+    return kept
+
+
+def copy_metadata(dst: gdal.Dataset, src: gdal.Dataset, bands: list[int]) -> list[str]:
     """Give the output ``dst`` the metadata of the MS ``src`` that still hold for the fused values: the dataset's
     default and IMAGERY domains, and per output band that of its MS band (``bands``, 1-based, in output order): unit
     type (e.g. reflectance), scale/offset (the output's values are the MS's stored numbers) and band metadata (e.g.
-    WAVELENGTH), without statistics. Band names and colours are the writer's and ``bandcolour``'s."""
+    WAVELENGTH), without statistics nor the keys that describe the input file (``_DROPPED``). Band names and colours
+    are the writer's and ``bandcolour``'s. Returns a line for the log naming the values left out for their length."""
+    long: list[str] = []
     for domain in KEPT_DOMAINS:
-        items = _kept(text_metadata(src, domain))   # text_metadata: a value that is not UTF-8 comes back as bytes
+        # text_metadata: a value that is not UTF-8 comes back as bytes
+        items = _kept(text_metadata(src, domain), long, f"{domain}:" if domain else "")
         if items:
             gdal_call(dst.SetMetadata, {**text_metadata(dst, domain), **items}, domain)
     for i, b in enumerate(bands, start=1):
@@ -74,9 +99,12 @@ def copy_metadata(dst: gdal.Dataset, src: gdal.Dataset, bands: list[int]) -> Non
             gdal_call(db.SetOffset, offset or 0.0)
         if sb.GetUnitType():
             gdal_call(db.SetUnitType, sb.GetUnitType())
-        items = _kept(text_metadata(sb))
+        items = _kept(text_metadata(sb), long, f"band {b} ")
         if items:
             gdal_call(db.SetMetadata, {**text_metadata(db), **items})
+    if not long:
+        return []
+    return [f"not copied from the MS's metadata, longer than {MAX_VALUE} characters: {', '.join(long)}"]
 
 
 def parse_options(text: str | list[str] | None) -> list[str]:
@@ -197,6 +225,17 @@ def cog_options(dtype_kind: str, compression: str = DEFAULT_COMPRESSION, extra: 
     return _merge(opts, list(extra or []))
 
 
+# COG options that make GDAL warp the output onto another grid than the PAN's (GDAL's own reprojection: it adds an
+# alpha band when the output has no nodata value, and drops the band names)
+REGRID_KEYS = ("TARGET_SRS", "TILING_SCHEME", "RES", "EXTENT")
+
+
+def regrids(options: list[str]) -> bool:
+    """``options`` (a COG's) make GDAL warp the output (TILING_SCHEME=CUSTOM, the default, does not)."""
+    return any(_key(o) in REGRID_KEYS and not (_key(o) == "TILING_SCHEME" and o.split("=", 1)[1].strip().upper()
+                                               == "CUSTOM") for o in options)
+
+
 def intermediate_options(dtype_kind: str) -> list[str]:
     """Options of the temporary GeoTIFF a COG is copied from: fast to write and to read back."""
     return gtiff_options(dtype_kind, "zstd")
@@ -253,11 +292,15 @@ class CogWriter(GeoTiffWriter):
     """Streams tile rows into a temporary tiled GeoTIFF like ``GeoTiffWriter``; ``commit()`` copies that to
     a Cloud-Optimized GeoTIFF (overviews, COG layout) beside it and commits the copy in its place."""
 
-    def __init__(self, *args, cog_options: list[str], is_cancelled: Callable[[], bool] = lambda: False,
+    def __init__(self, path: str, width: int, height: int, ms, gt, wkt: str, band_names: list[str],
+                 nodata: float | None, *args, cog_options: list[str], is_cancelled: Callable[[], bool] = lambda: False,
                  temp_needed: int | None = None, **kwargs):
         """``needed`` (the output folder's, at the peak) and ``temp_needed`` (a CPL_TMPDIR's): what the run's
         free-space warning measured (``space.estimate``), so that a full disk's message agrees; None: not measured."""
-        super().__init__(*args, **kwargs)   # its options were checked before any work (``checked_options``)
+        # its options were checked before any work (``checked_options``)
+        super().__init__(path, width, height, ms, gt, wkt, band_names, nodata, *args, **kwargs)
+        if nodata is not None and regrids(cog_options):   # GDAL's warp marks outside the scene with it: no alpha band
+            cog_options = _merge(["ADD_ALPHA=NO"], cog_options)   # (unless the user's ADD_ALPHA says otherwise)
         self.cog_options, self.is_cancelled = cog_options, is_cancelled
         self.staged = self.tmp_path
         # GDAL writes the overviews' temporary file into CPL_TMPDIR when set: its disk may fill, not the output's
@@ -293,14 +336,83 @@ class CogWriter(GeoTiffWriter):
         # the base class renames tmp_path into place; the staged file keeps its lock until then
         self.tmp_path = cog
         self.ds = gdal.OpenEx(cog, gdal.OF_RASTER | gdal.OF_READONLY)
-        # GDAL's copy leaves the IMAGERY domain out, and writing it into the COG would move its directory to the end
-        # (no longer a COG): it goes to the .aux.xml beside it, which the commit moves along
+        # GDAL's copy leaves the IMAGERY domain out (and a warping one the band names), and writing them into the COG
+        # would move its directory to the end (no longer a COG): they go to the .aux.xml beside it, which the commit
+        # moves along; written here, not by GDAL's PAM, which would repeat there what the COG holds (QA134)
         staged = gdal.OpenEx(self.staged, gdal.OF_RASTER | gdal.OF_READONLY)
-        imagery = staged.GetMetadata("IMAGERY") if staged is not None else None
-        if imagery:
-            gdal_call(self.ds.SetMetadata, imagery, "IMAGERY")
+        notes = []
+        if staged is not None:
+            lost = lost_bands(staged, self.ds)
+            write_sidecar(cog + ".aux.xml", text_metadata(staged, "IMAGERY"), lost)
+            notes = [n for n in [regrid_note(staged, self.ds, self.cog_options, bool(lost))] if n]
         staged = None
-        return super().commit(cancelled)   # which also deletes the staged file (it is one of ``own_files``)
+        return notes + super().commit(cancelled)   # which also deletes the staged file (it is one of ``own_files``)
+
+
+def lost_bands(staged: gdal.Dataset, cog: gdal.Dataset) -> dict[int, tuple[str, int | None]]:
+    """{band: (name, colour interpretation or None)} of the bands of ``staged`` whose name or colour the COG copy
+    ``cog`` lost (GDAL 3.6's warp with an added alpha band drops the names)."""
+    lost = {}
+    for b in range(1, staged.RasterCount + 1):
+        s, c = staged.GetRasterBand(b), cog.GetRasterBand(b)
+        name, colour = gdal_text(s.GetDescription()), s.GetColorInterpretation()
+        if gdal_text(c.GetDescription()) != name or c.GetColorInterpretation() != colour:
+            lost[b] = (name, colour if c.GetColorInterpretation() != colour else None)
+    return lost
+
+
+def write_sidecar(path: str, imagery: dict[str, str], bands: dict[int, tuple[str, int | None]]) -> None:
+    """The PAM ``.aux.xml`` of a COG at ``path``: its IMAGERY metadata and the band names (and colours) ``bands``
+    the COG lacks, nothing else; none when there is nothing to keep. GDAL's serializer escapes the text."""
+    def attr(key: str, value: str) -> list:
+        return [gdal.CXT_Attribute, key, [gdal.CXT_Text, value]]
+
+    tree: list = [gdal.CXT_Element, "PAMDataset"]
+    if imagery:
+        tree.append([gdal.CXT_Element, "Metadata", attr("domain", "IMAGERY"),
+                     *[[gdal.CXT_Element, "MDI", attr("key", k), [gdal.CXT_Text, v]] for k, v in imagery.items()]])
+    for b, (name, colour) in bands.items():
+        items = [[gdal.CXT_Element, "Description", [gdal.CXT_Text, name]]] if name else []
+        if colour is not None:
+            items.append([gdal.CXT_Element, "ColorInterp", [gdal.CXT_Text, gdal.GetColorInterpretationName(colour)]])
+        tree.append([gdal.CXT_Element, "PAMRasterBand", attr("band", str(b)), *items])
+    if len(tree) > 2:
+        with open(os_path(path), "w", encoding="utf-8") as f:
+            f.write(gdal.SerializeXMLTree(tree))
+
+
+def _crs_name(ds: gdal.Dataset) -> str:
+    """'EPSG:4326', else the CRS's name, of ``ds``."""
+    srs = ds.GetSpatialRef()
+    if srs is None:
+        return "no CRS"
+    auth, code = srs.GetAuthorityName(None), srs.GetAuthorityCode(None)
+    return f"{auth}:{code}" if auth and code else srs.GetName() or "an unnamed CRS"
+
+
+def regrid_note(staged: gdal.Dataset, cog: gdal.Dataset, options: list[str], names_kept: bool) -> str | None:
+    """The log line for a COG that GDAL warped (``regrids``) onto another grid than the fused file ``staged``'s: its
+    size, CRS and any alpha band GDAL added (QA134: the log and KSDIFF_TILE_LAYOUT described the PAN's 256x256 px grid
+    of a 275x237 px EPSG:4326 file with 5 bands)."""
+    def grid(ds: gdal.Dataset) -> tuple:
+        return ds.RasterXSize, ds.RasterYSize, ds.GetGeoTransform(), ds.RasterCount
+
+    if grid(staged) == grid(cog):
+        return None
+    same_crs = staged.GetSpatialRef() is not None and cog.GetSpatialRef() is not None and bool(
+        staged.GetSpatialRef().IsSame(cog.GetSpatialRef()))
+    asked = "|".join(o for o in options if _key(o) in REGRID_KEYS)
+    line = (f"GDAL's COG driver {'resampled' if same_crs else 'reprojected'} the output ({asked}): the file is "
+            f"{cog.RasterXSize}x{cog.RasterYSize} px in {_crs_name(cog)}, not on the PAN's grid the lines above "
+            "describe (nor KSDIFF_TILE_LAYOUT)")
+    added = [b for b in range(staged.RasterCount + 1, cog.RasterCount + 1)]
+    alpha = [b for b in added if cog.GetRasterBand(b).GetColorInterpretation() == gdal.GCI_AlphaBand]
+    if alpha:
+        line += (f"; it added band {alpha[0]}, an alpha band (transparent outside the fused area: the output has no "
+                 "nodata value)")
+    if names_kept:
+        line += "; GDAL dropped the band names: they are kept in its .aux.xml"
+    return line + "."
 
 
 def _listing(driver: str) -> str:
@@ -324,7 +436,7 @@ def option_choices(driver: str, key: str) -> tuple[list[str], str]:
                   for a, v in re.findall(r"<Value\b([^>]*)>([^<]*)</Value>", m.group(3) or "")]
         # an alias of another value (ALPHA=YES) is left out
         shown = [v + (f" ({a['alias']})" if "alias" in a else "") for a, v in values if "aliasOf" not in a]
-        return shown, ": ".join(x for x in (attrs.get("type", ""), attrs.get("description", "")) if x)
+        return shown, ": ".join(x for x in (attrs.get("type", ""), attrs.get("description", "")) if x) + _bounds(attrs)
     return [], ""
 
 
@@ -358,6 +470,15 @@ def _separator_hint(options: list[str]) -> str:
     fixed = ["|".join(p.strip() for p in re.split(r"[;,]\s*(?=[A-Za-z_]\w*=)", o)) for o in joined]
     return (f" A ; or , inside a value is the likely cause: {', '.join(joined)} — write {', '.join(fixed)} "
             "(creation options are separated by |).")
+
+
+def _bounds(attrs: dict[str, str]) -> str:
+    """', at least 128' for an option's documented min (and max): GDAL's own reason for refusing a value (QA134:
+    BLOCKSIZE=64 was refused with "Tile size in pixels", GDAL's 'should be >= 128' left out)."""
+    low, high = attrs.get("min"), attrs.get("max")
+    if low and high:
+        return f", {low} to {high}"
+    return f", at least {low}" if low else f", at most {high}" if high else ""
 
 
 def _value_refusal(driver: str, key: str, option: str) -> str:
