@@ -629,9 +629,9 @@ def main(argv=None) -> int:
                          "with and without MTF_GAINS")
     args = ap.parse_args(argv)
     if args.half_pixel:
-        cases = (half_pixel_cases if args.windows is None
-                 else lambda tmp: half_pixel_generic_cases(tmp, args.windows))
-        return _study(cases, run_half, half_markdown, args)
+        half = (half_pixel_cases if args.windows is None
+                else lambda tmp: half_pixel_generic_cases(tmp, args.windows))
+        return _study(half, run_half, half_markdown, args)
     if args.box:
         return _study(box_cases, run_box, box_markdown, args)
     if args.generic:

@@ -720,3 +720,21 @@ def test_a_check_that_could_not_run_names_the_method_by_its_label():
     said = RecordingFeedback()
     selfcheck.log_check(selfcheck.SelfCheck(method="mtf_glp_hpm", reason="the area is 10 MS pixels wide"), said)
     assert said.lines == ["WARNING Self-check: the area is 10 MS pixels wide; fusing with MTF-GLP-HPM."], said.lines
+
+
+def test_the_default_study_reaches_its_cases(load_script, monkeypatch):
+    """``validate_selfcheck.py`` with no study flag (and ``--test-scene``) builds its cases with the module's
+    ``cases()`` (QA133: a local of the same name in ``main`` hid it, UnboundLocalError before any work)."""
+    vs = load_script("validate_selfcheck")
+
+    class Reached(Exception):
+        pass
+
+    def fake(tmp, test_scene=False):
+        raise Reached(test_scene)
+
+    monkeypatch.setattr(vs, "cases", fake)
+    for argv, scene in (([], False), (["--test-scene"], True)):
+        with pytest.raises(Reached) as got:
+            vs.main(argv)
+        assert got.value.args == (scene,)
