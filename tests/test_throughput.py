@@ -256,20 +256,66 @@ def test_nbits_that_would_lose_values_is_refused(data_dir, tmp_path, nbits, mess
     assert not out.exists() and not list(tmp_path.glob(".*partial*"))
 
 
-def test_nbits_on_a_product_without_nbits_clips_where_it_says(data_dir, tmp_path):
-    """A plain 16-bit product asked for NBITS=10: the values are clipped at 1023 by the output type policy and the
-    log's clipping count says so (it named the 16-bit range while GDAL clipped at 10 bits)."""
-    from ksdiff_qgis.engine.feedback import RecordingFeedback
+def _ms16(data_dir, tmp_path) -> str:
+    """WorldView-2's MS as a plain 16-bit product: no NBITS of its own (values up to 1481 in the sample)."""
     from model_core.rasters import read, write_geotiff
 
     r = read(str(data_dir / "wv2_ms.tif"))
-    ms = write_geotiff(str(tmp_path / "ms16.tif"), r.data, r.transform, r.crs, nodata=0)
+    return write_geotiff(str(tmp_path / "ms16.tif"), r.data, r.transform, r.crs, nodata=0)
+
+
+def test_nbits_on_a_product_without_nbits_clips_where_it_says(data_dir, tmp_path, monkeypatch):
+    """A plain 16-bit product asked for NBITS=10 (let through here): the values are clipped at 1023 by the output
+    type policy and the clipping count says so, in the log (it named the 16-bit range while GDAL clipped at 10 bits)
+    and in the result's warnings (QA134: the batch summary never saw '100 % ... written as 4095')."""
+    from ksdiff_qgis.engine.feedback import RecordingFeedback
+    from ksdiff_qgis.engine.raster_io import outputs
+
+    monkeypatch.setattr(outputs, "NBITS_CLIP_SHARE", 1.0, raising=False)
     log = RecordingFeedback()
-    res = pansharpen(str(data_dir / "wv2_pan.tif"), ms, str(tmp_path / "o.tif"), "wv2", "brovey",
-                     create_options="NBITS=10", feedback=log)
+    res = pansharpen(str(data_dir / "wv2_pan.tif"), _ms16(data_dir, tmp_path), str(tmp_path / "o.tif"), "wv2",
+                     "brovey", create_options="NBITS=10", feedback=log)
     ds = gdal.Open(res.output_path)
     assert ds.ReadAsArray().max() <= 1023
     assert any("above 1023" in line for line in log.lines), log.lines
+    assert any("above 1023" in w and "were out of range" in w for w in res.warnings), res.warnings
+
+
+@pytest.mark.parametrize("ms, nbits, top, need", [("l8_ms.tif", 12, "21684", "NBITS=15"),
+                                                  (None, 10, "1481", "NBITS=11")])
+def test_nbits_below_the_data_without_nbits_is_refused(data_dir, tmp_path, ms, nbits, top, need):
+    """QA134: NBITS=12 on Landsat 8 (values 5932-21691, no NBITS declared) was accepted and every value written as
+    4095, said after the whole fusion. Refused before any tile, with the sampled maximum and the NBITS it needs."""
+    from ksdiff_qgis.engine.errors import InputError
+
+    pan = "l8_pan.tif" if ms else "wv2_pan.tif"
+    ms_path = str(data_dir / ms) if ms else _ms16(data_dir, tmp_path)
+    out = tmp_path / "o.tif"
+    with pytest.raises(InputError, match=f"NBITS={nbits} holds values up to {2 ** nbits - 1}.*up to {top}.*{need}"):
+        pansharpen(str(data_dir / pan), ms_path, str(out), "landsat8" if ms else "wv2", "mtf_glp_hpm",
+                   create_options=f"NBITS={nbits}")
+    assert not out.exists() and not list(tmp_path.glob(".*partial*"))
+
+
+def test_nbits_output_nodata_fits_the_bits(data_dir, tmp_path):
+    """QA134: an MS nodata of 65535 with NBITS=12: GDAL cut the holes to 4095 while the file declared 65535, so they
+    read as white data. The output's nodata falls back to one the 12 bits hold (0), said in one warning."""
+    from model_core.rasters import read, write_geotiff
+
+    paths = {}
+    for role in ("pan", "ms"):
+        r = read(str(data_dir / f"wv2_{role}.tif"))
+        data = r.data.astype(np.uint16)
+        data[:, :32 if role == "pan" else 8, :32 if role == "pan" else 8] = 65535   # a hole in both
+        paths[role] = write_geotiff(str(tmp_path / f"{role}.tif"), data, r.transform, r.crs, nodata=65535)
+    res = pansharpen(paths["pan"], paths["ms"], str(tmp_path / "o.tif"), "wv2", "mtf_glp_hpm",
+                     create_options="NBITS=12")
+    ds = gdal.Open(res.output_path)
+    band = ds.GetRasterBand(1)
+    nodata, hole = band.GetNoDataValue(), ds.ReadAsArray()[:, :16, :16]
+    assert nodata == 0 and (hole == nodata).all(), (nodata, np.unique(hole))
+    assert any("NBITS=12 holds values up to 4095, not the nodata value 65535" in w for w in res.warnings), \
+        res.warnings
 
 
 @pytest.mark.parametrize("exceptions", [False, True])

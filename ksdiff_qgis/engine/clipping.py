@@ -106,12 +106,13 @@ class ClipCounter:
         return (f"{self.at_nodata} {'value' if one else 'values'} that rounded to {n:g}, the output's nodata value, "
                 f"{'was' if one else 'were'} written as {self._written(n):g}")
 
-    def report(self, fb: Feedback, method: str, cause: str = "") -> None:
+    def report(self, fb: Feedback, method: str, cause: str = "") -> str:
         """Log the counts: nothing when none were clipped (or moved off the nodata value), info below the threshold,
         else a warning. ``method``: the method as the log names it (its label); ``cause``: why values lie past the top,
-        when known ('the inputs saturate at 2047 (...)', ``saturation.clip_cause``), said with them."""
+        when known ('the inputs saturate at 2047 (...)', ``saturation.clip_cause``), said with them. Returns the
+        warning ('' when none), for the run's result (QA134: 100 % clipped was in the log only)."""
         if self.negative is None:
-            return
+            return ""
         self._report_kept_negative(fb, method)
         below, above = int(self.negative.sum()), int(self.above.sum())
         total = self.valid * len(self.negative)
@@ -120,7 +121,7 @@ class ClipCounter:
             if moved:   # QA: "min 0.0" was said while the output's lowest value is 1, its nodata 0
                 fb.info(f"{method}: {moved[0].upper()}{moved[1:]} ({share(self.at_nodata, total)} of {total} fused "
                         f"values), so that {'it does' if self.at_nodata == 1 else 'they do'} not read as nodata.")
-            return
+            return ""
         # one line each: a band named "a\nINFO: x" made a fake log line
         names = [shown_name(n) for n in self.names or [f"band {i + 1}" for i in range(len(self.negative))]]
         # counts in words, zero counts left out: "Blue: 45 above 2047", "Red: 12 below 0, 3 above 2047"
@@ -152,8 +153,9 @@ class ClipCounter:
                    f"(min {self.minimum:.4g}; {per_band}); the floating-point output keeps them as they are.")
         if self.fraction() > WARN_FRACTION:
             fb.warning(msg)
-        else:
-            fb.info(msg)
+            return msg
+        fb.info(msg)
+        return ""
 
     def _report_kept_negative(self, fb: Feedback, method: str) -> None:
         """The negative values a signed integer output (Int16, Int32) keeps, counted as a float output's are (QA:

@@ -930,7 +930,7 @@ def _space_need(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan, 
     method = classical.BEST_CLASSICAL
     runner = _TileRunner(pan_ds, ms_ds, pan, ms, plan, spec, classical.FUSERS[method],
                          classical.margin(method, plan.ratio), stats, fb, 1, ranges)
-    nodata = output_nodata(pan, ms)[0]
+    nodata = output_nodata(pan, ms, nbits)[0]
     rows, cols = plan.region[2], plan.region[3]
     blocks = [to_dtype(runner(*window), ms.dtype, nodata, nbits) for window in space.sample_blocks(rows, cols)]
     return space.estimate(blocks, cols, rows, nodata, options.gtiff, options.cog)
@@ -1300,6 +1300,9 @@ def pansharpen(
                    mtf_pan=spec.mtf_pan if mtf_pan is None else float(mtf_pan))
     # a CREATE_OPTIONS NBITS the values fit (refused before any work when narrower than the product's own)
     out_nbits = outputs.output_nbits(extra_options, ms.dtype, ms.nbits)
+    nodata_note = outputs.nbits_nodata_note(pan, ms, out_nbits)   # the holes' value cut to the bits: another one
+    if nodata_note:
+        warnings.append(nodata_note)
     # the output's creation options tried on a tiny copy of its type and bands: refused before the statistics
     out_grid = outputs.OutputGrid(pan.wkt, tuple(plan.out_gt), plan.region[3], plan.region[2])
     out_options = outputs.checked_options(ms, compression, cog, extra_options, out_grid)
@@ -1334,6 +1337,8 @@ def pansharpen(
         stats = estimate_scene_stats(pan_ds, ms_src, pan, ms, plan, ranges=ranges, gains=spec.mtf_ms,
                                      checkpoint=fb.stop_if_cancelled, band_numbers=bplan.indices, bdsd=bdsd)
     _refuse_unfit_bdsd(method, stats, plan)
+    # and the NBITS against the sampled values: a product without NBITS of its own (Landsat, S2) written all 4095
+    outputs.output_nbits(extra_options, ms.dtype, ms.nbits, stats.ms_top)
     need = None
     if measure_space:
         need = _space_need(pan_ds, ms_src, pan, ms, plan, spec, stats, ranges, fb, out_nbits, out_options)
@@ -1382,7 +1387,7 @@ def pansharpen(
                                      ms_offset=ms_offset, caveat=lossy.caveat(compressed))
     # what the method that fuses makes of a band of one value (QA: MTF-GLP-HPM gave a band of 500 the PAN's texture);
     # ``ms`` is the view MS_BANDS cut: its bands are named by their numbers in the file
-    out_nodata = output_nodata(pan, ms)[0]
+    out_nodata = output_nodata(pan, ms, out_nbits)[0]
     flat_note = flat_band_note(method, stats.ms_flat, ms, bplan.model, bplan.indices, written=lambda v: float(
         to_dtype(np.full((1, 1), v, np.float32), ms.dtype, out_nodata, out_nbits)[0, 0]))
     if flat_note:
@@ -1465,7 +1470,7 @@ def pansharpen(
     if too_big:
         fb.warning(too_big)
         warnings.append(too_big)
-    nodata, nodata_why = output_nodata(pan, ms)
+    nodata, nodata_why = output_nodata(pan, ms, out_nbits)
     names = bplan.names
     writer = _make_writer(output_path, cols, rows, ms, plan.out_gt, pan.wkt, names, nodata, out_options, fb,
                           found_at_output, need)
@@ -1583,7 +1588,10 @@ def pansharpen(
             if note:
                 say(f"{labels.method(method)}: {note}")
     # NBITS (no ceiling): the inputs' saturation at the top explains the clipped values
-    clips.report(fb, labels.method(method), "" if ceil else saturation.clip_cause(stats.pan_top, stats.ms_top, high))
+    clipped = clips.report(fb, labels.method(method), "" if ceil else saturation.clip_cause(stats.pan_top,
+                                                                                             stats.ms_top, high))
+    if clipped:   # a warning the caller sees too (the batch summary), as the others
+        warnings.append(clipped)
     if ceil is not None and clips.over_ceiling is not None:
         over = saturation.report(fb, method, ceil, clips.over_ceiling, clips.valid, clips.maximum, names,
                                  clips.top_note())

@@ -47,6 +47,14 @@ class Top:
     value: float = -math.inf
     share: float = 0.0
     spike: float = 0.0
+    # how many sampled values need each bit width (index: bits; 0, fractions and negatives at 0) and how many were
+    # sampled: the share an output's NBITS would clip (``share_above``)
+    widths: tuple[int, ...] = ()
+    sampled: int = 0
+
+    def share_above(self, bits: int) -> float:
+        """Share of the sampled values above ``2**bits - 1``, the top of a ``bits``-bit output (whole values)."""
+        return sum(self.widths[bits + 1:]) / self.sampled if self.sampled else 0.0
 
     @property
     def saturated(self) -> bool:
@@ -65,12 +73,17 @@ class TopTracker:
         self.then = then
         self.counts: dict[float, int] = {}   # the two highest distinct values seen, and how many sit at each
         self.sampled = 0
+        self.widths = np.zeros(0, np.int64)   # ``Top.widths``
 
     def __call__(self, arr: np.ndarray, ok: np.ndarray) -> np.ndarray:
         if self.then is not None:
             arr = self.then(arr, ok)
         v = arr.ravel() if ok.all() else arr[ok]   # no copy of the usual all-valid window
         self.sampled += v.size
+        if v.size:   # frexp's exponent of a whole value above 0 is its bit length (a fraction's is below 0)
+            widths = np.bincount(np.maximum(np.frexp(np.maximum(v, 0))[1].ravel(), 0))
+            self.widths = np.pad(self.widths, (0, max(0, widths.size - self.widths.size)))
+            self.widths[:widths.size] += widths
         # a window's two highest values: the scene's second highest is among them wherever it occurs (a window
         # holding two values above it would hold a value above the scene's highest)
         below = math.inf
@@ -91,7 +104,8 @@ class TopTracker:
         values = sorted(self.counts)
         n = self.counts[values[-1]]
         below = self.counts[values[-2]] if len(values) > 1 else 0
-        return Top(values[-1], n / self.sampled, n / below if below else math.inf)
+        return Top(values[-1], n / self.sampled, n / below if below else math.inf, tuple(int(w) for w in self.widths),
+                   self.sampled)
 
 
 @dataclass(frozen=True)

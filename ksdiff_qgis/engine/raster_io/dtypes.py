@@ -4,6 +4,7 @@ through :func:`to_dtype` (the pipeline's output, and model_core's Wald test case
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -42,11 +43,14 @@ def fits(value: float | None, info: RasterInfo) -> bool:
     return not math.isnan(value) and float(value).is_integer() and lo <= value <= hi
 
 
-def output_nodata(pan: RasterInfo, ms: RasterInfo) -> tuple[float | None, str]:
+def output_nodata(pan: RasterInfo, ms: RasterInfo, nbits: int | None = None) -> tuple[float | None, str]:
     """The output nodata value and why: MS nodata if the output type holds it, else PAN nodata if it does,
     else 0 for unsigned integers, the type's minimum for signed ones, NaN for floats. None (no nodata)
     only when neither input declares one and the output is not floating point (a floating-point output declares NaN:
-    NaN in the inputs are holes whether declared or not)."""
+    NaN in the inputs are holes whether declared or not). ``nbits``: the output's NBITS (a CREATE_OPTIONS NBITS,
+    ``outputs.output_nbits``), None for the MS's own: GDAL cuts a nodata value above its top to its bits (QA134)."""
+    if nbits is not None:
+        ms = replace(ms, nbits=nbits)
     # a masked input's NaN is the view's, not the product's value: its holes take the output type's default
     ms_nodata, pan_nodata = (None if i.mask else i.nodata for i in (ms, pan))
     masked = [f"the pixels the {n} {i.mask} hides" for n, i in (("MS", ms), ("PAN", pan)) if i.mask]
@@ -59,7 +63,8 @@ def output_nodata(pan: RasterInfo, ms: RasterInfo) -> tuple[float | None, str]:
         return None, "none (neither input declares nodata)"
     unfit = [f"{n} nodata {v:g}" for n, v in (("MS", ms_nodata), ("PAN", pan_nodata))
              if v is not None and not fits(v, ms)]
-    notes = ([f"{' and '.join(unfit)} not representable in {ms.dtype.name}"] if unfit else []) + masked + \
+    bits = f"{ms.nbits}-bit " if ms.nbits and ms.nbits < 8 * ms.dtype.itemsize else ""
+    notes = ([f"{' and '.join(unfit)} not representable in {bits}{ms.dtype.name}"] if unfit else []) + masked + \
         (["no input declares one; NaN in the inputs are holes"] if undeclared else [])
     note = f" ({'; '.join(notes)})" if notes else ""
     if fits(pan_nodata, ms):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 from osgeo import gdal
@@ -22,9 +22,15 @@ from ..blockcache import capped_cache
 from ..errors import Cancelled, InputError
 from ..gdalutil import close_dataset, gdal_call, gdal_text, gdal_try, gdal_try_warned, os_path, text_metadata
 from ..labels import param
+from ..numbers import share
 from . import space
+from .dtypes import output_nodata
 from .partials import total_size
 from .writer import LOW_SPACE, GeoTiffWriter, write_failure
+
+if TYPE_CHECKING:   # saturation imports raster_io: the type only
+    from ..saturation import Top
+    from .info import RasterInfo
 
 CREATE = param("CREATE_OPTIONS")   # the option as the dialog names it, in the notes about it
 
@@ -125,6 +131,9 @@ def parse_options(text: str | list[str] | None) -> list[str]:
 
 # the NBITS a GTiff of each integer width takes (GDAL keeps a narrower request at the type's own floor)
 NBITS_RANGE = {1: (1, 8), 2: (9, 16), 4: (17, 32)}
+# an NBITS above which more than this share of the MS's sampled values lie is refused (``clipping.WARN_FRACTION``:
+# the share whose clipping the run warns of); fewer, a few saturated or hot pixels, are clipped and counted
+NBITS_CLIP_SHARE = 0.001
 
 
 def asked_nbits(extra: list[str]) -> int | None:
@@ -139,10 +148,11 @@ def asked_nbits(extra: list[str]) -> int | None:
         raise InputError(f"creation option NBITS={asked[-1]} is not a whole number") from None
 
 
-def output_nbits(extra: list[str], dtype, nbits: int | None) -> int | None:
+def output_nbits(extra: list[str], dtype, nbits: int | None, top: Top | None = None) -> int | None:
     """The significant bits of the output: a ``NBITS=`` creation option, checked against the data (InputError
-    when the type cannot take it, or when it is narrower than the product's own NBITS: values would be lost), else
-    the product's ``nbits``."""
+    when the type cannot take it, when it is narrower than the product's own NBITS, or, given the MS's sampled
+    ``top`` (``SceneStats.ms_top``), when more than ``NBITS_CLIP_SHARE`` of its values lie above it: values would be
+    lost), else the product's ``nbits``."""
     value = asked_nbits(extra)
     if value is None:
         return nbits
@@ -155,7 +165,25 @@ def output_nbits(extra: list[str], dtype, nbits: int | None) -> int | None:
     if nbits and value < nbits:
         raise InputError(f"creation option NBITS={value} is narrower than the product's {nbits} bits (values up to "
                          f"{2 ** nbits - 1}): they would be clipped at {2 ** value - 1}")
+    if top is not None and top.share_above(value) > NBITS_CLIP_SHARE:   # a product that declares no NBITS (QA134)
+        need = int(top.value).bit_length()
+        use = f"NBITS={need} or leave NBITS out" if need < hi else "leave NBITS out"
+        over = round(top.share_above(value) * top.sampled)
+        raise InputError(f"creation option NBITS={value} holds values up to {2 ** value - 1}, but "
+                         f"{share(over, top.sampled)} of the MS's sampled values lie above it (up to {top.value:g}): "
+                         f"they would be written as {2 ** value - 1}. Use {use}")
     return value
+
+
+def nbits_nodata_note(pan: RasterInfo, ms: RasterInfo, nbits: int | None) -> str:
+    """A warning when the output's NBITS (``output_nbits``) cannot hold the nodata value the output would otherwise
+    take: GDAL cut 65535 to 4095 at NBITS=12 and the holes read as bright data (QA134); '' when it holds it."""
+    kept = output_nodata(pan, ms)[0]
+    value, why = output_nodata(pan, ms, nbits)
+    if nbits is None or kept is None or value == kept:
+        return ""
+    return f"{CREATE} NBITS={nbits} holds values up to {2 ** nbits - 1}, not the nodata value {kept:g}: the output's " \
+           f"nodata is {why}."
 
 
 def _key(option: str) -> str:
