@@ -74,3 +74,21 @@ def physical_copy(src, dst, scale: float, offset: float) -> str:
         band.SetDescription(ds_in.GetRasterBand(b).GetDescription())
     ds = None
     return str(dst)
+
+
+def write_on_grid(path, arr, like, dtype: int | None = None, nodata: float | None = None) -> str:
+    """``arr`` (C, H, W) as a GeoTIFF on the grid of ``like`` (a path or an open GDAL dataset), of GDAL ``dtype``
+    (default Float32), each band's nodata ``nodata`` if given."""
+    from osgeo import gdal
+
+    src = like if isinstance(like, gdal.Dataset) else gdal.Open(str(like))
+    ds = gdal.GetDriverByName("GTiff").Create(str(path), arr.shape[2], arr.shape[1], arr.shape[0],
+                                              gdal.GDT_Float32 if dtype is None else dtype)
+    ds.SetGeoTransform(src.GetGeoTransform())
+    ds.SetProjection(src.GetProjection())
+    for b in range(arr.shape[0]):
+        ds.GetRasterBand(b + 1).WriteArray(arr[b])
+        if nodata is not None:
+            ds.GetRasterBand(b + 1).SetNoDataValue(nodata)
+    ds = None
+    return str(path)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fixture_helpers import write_on_grid
 from osgeo import gdal
 from test_bdsd_extent import N, _extent
 
@@ -18,16 +19,7 @@ STRIP = (slice(None), slice(17, 47), slice(6, 17))   # MS rows 17-46, cols 6-16:
 
 def _write(path: Path, arr: np.ndarray, like: Path, dtype=gdal.GDT_UInt16, nodata: float | None = None) -> Path:
     """``arr`` (C, H, W) as a GeoTIFF on ``like``'s grid (no NBITS: an MS of this type borrows the PAN's 11 bits)."""
-    src = gdal.Open(str(like))
-    ds = gdal.GetDriverByName("GTiff").Create(str(path), arr.shape[2], arr.shape[1], arr.shape[0], dtype)
-    ds.SetGeoTransform(src.GetGeoTransform())
-    ds.SetProjection(src.GetProjection())
-    for b in range(arr.shape[0]):
-        ds.GetRasterBand(b + 1).WriteArray(arr[b])
-        if nodata is not None:
-            ds.GetRasterBand(b + 1).SetNoDataValue(nodata)
-    ds = None
-    return path
+    return Path(write_on_grid(path, arr, like, dtype, nodata))
 
 
 def _run(data_dir: Path, pan: Path, ms: Path, out: Path, n: int = N) -> tuple[dict, np.ndarray]:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fixture_helpers import write_on_grid
 from osgeo import gdal
 
 from ksdiff_qgis.engine.nodatacmd import exact
@@ -26,15 +27,7 @@ def _cached(relative: str) -> Path:
 
 
 def _write(path: Path, arr: np.ndarray, src: gdal.Dataset, nodata: float | None = None) -> str:
-    ds = gdal.GetDriverByName("GTiff").Create(str(path), arr.shape[2], arr.shape[1], arr.shape[0], gdal.GDT_Float32)
-    ds.SetGeoTransform(src.GetGeoTransform())
-    ds.SetProjection(src.GetProjection())
-    for b in range(arr.shape[0]):
-        ds.GetRasterBand(b + 1).WriteArray(arr[b])
-        if nodata is not None:
-            ds.GetRasterBand(b + 1).SetNoDataValue(nodata)
-    ds = None
-    return str(path)
+    return write_on_grid(path, arr, src, nodata=nodata)
 
 
 @pytest.fixture(scope="module")
