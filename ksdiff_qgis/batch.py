@@ -438,11 +438,17 @@ def outcome(future, scene: Scene) -> dict:
     warnings: list[str] = []
     try:
         exc = future.exception()
-        error = died_message(exc) if type(exc).__name__ == "KilledWorker" else f"{type(exc).__name__}: {exc}"
+        error = died_message(exc) if type(exc).__name__ == "KilledWorker" else error_line(exc)
         warnings = list(getattr(exc, "ksdiff_warnings", None) or [])   # said before it failed (``run_scene``)
     except Exception as e:   # cancelled futures raise here
-        error = f"{type(e).__name__}: {e}"
+        error = error_line(e)
     return {**base_record(scene), "status": "failed", "error": error, "warnings": warnings}
+
+
+def error_line(exc: BaseException) -> str:
+    """An unexpected exception as one line: Dask's wrap its text over several (the console showed them as literal
+    \\n escapes, as ``one_line`` escapes a line break)."""
+    return f"{type(exc).__name__}: {' '.join(str(exc).split())}"
 
 
 def died_message(exc: BaseException | None = None) -> str:

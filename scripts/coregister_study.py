@@ -46,9 +46,10 @@ def moved_ms(case: robustness.Case, shift: tuple[float, float]) -> robustness.Ca
 
 
 def moved_by(lines: list[str]) -> float | None:
-    """How far the run moved the MS (PAN pixels), from its COREGISTER log line."""
+    """How far the run moved the MS (PAN pixels), from its COREGISTER log line (``coregistration.moved_note``:
+    "… (COREGISTER): … (PAN pixels; 1.23 in all[, measured to within about …]); …")."""
     for line in lines:
-        m = re.search(r"COREGISTER: .*\(PAN pixels; ([0-9.]+) in all\)", line)
+        m = re.search(r"PAN pixels; ([0-9.]+) in all\b", line) if "COREGISTER" in line else None
         if m:
             return float(m.group(1))
     return None

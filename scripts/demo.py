@@ -7,6 +7,7 @@ Writes demo-output/fused.tif and demo-output/quicklook.png (MS upsampled | PAN |
 """
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from pathlib import Path
@@ -71,7 +72,8 @@ def quicklook(pan_path: Path, ms_path: Path, fused_path: Path, dest: Path, metho
     plt.close(fig)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args(argv)
     from ksdiff_qgis.engine.classical import BEST_CLASSICAL
 
     OUT.mkdir(exist_ok=True)

@@ -5,6 +5,10 @@ algorithm (the menu action runs the same). The profile root is ``$QGIS_CUSTOM_CO
 variable; tests use a temporary
 one), else ``~/.local/share/QGIS/QGIS3``; the profile is ``default`` unless ``--profile`` says otherwise.
 Afterwards ``qgis_process run ksdiff:pansharpen -- ...`` works headless.
+
+qgis_process (3.22) has no ``--profile`` and always opens its root's ``default`` profile (profiles.ini's
+``defaultProfile`` is ignored), so for another profile both qgis_process steps run with a temporary root whose
+``profiles/default`` links to the chosen profile.
 """
 from __future__ import annotations
 
@@ -15,15 +19,36 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 QGIS_PROCESS = "/usr/bin/qgis_process.bin"   # Debian's wrapper passes an option qgis_process rejects
 
 
-def profile_plugins_dir(profile: str = "default") -> Path:
+def profile_dir(profile: str = "default") -> Path:
     base = Path(os.environ.get("QGIS_CUSTOM_CONFIG_PATH") or Path.home() / ".local/share/QGIS/QGIS3")
-    return base / "profiles" / profile / "python" / "plugins"
+    return base / "profiles" / profile
+
+
+def profile_plugins_dir(profile: str = "default") -> Path:
+    return profile_dir(profile) / "python" / "plugins"
+
+
+@contextmanager
+def profile_env(profile: str = "default") -> Iterator[dict]:
+    """Environment under which qgis_process acts on ``profile`` (see the module's docstring): {} for ``default``,
+    else QGIS_CUSTOM_CONFIG_PATH set to a temporary root whose ``profiles/default`` links to the profile."""
+    if profile == "default":
+        yield {}
+        return
+    target = profile_dir(profile)
+    target.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="ksdiff_deploy_") as tmp:
+        (Path(tmp) / "profiles").mkdir()
+        os.symlink(target, Path(tmp) / "profiles" / "default", target_is_directory=True)
+        yield {"QGIS_CUSTOM_CONFIG_PATH": tmp}
 
 
 def install(zip_path: Path, plugins_dir: Path) -> Path:
@@ -61,16 +86,21 @@ def install_runtime(env: dict | None = None) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--zip", type=Path, default=ROOT / "dist" / "ksdiff_qgis.zip")
-    ap.add_argument("--profile", default="default")
+    ap.add_argument("--profile", default="default", help="the QGIS profile to install into (default: default)")
     ap.add_argument("--no-runtime", action="store_true", help="skip installing ONNX Runtime for the profile")
     args = ap.parse_args(argv)
     if not args.zip.exists():
         raise SystemExit(f"make deploy: {args.zip} not found; run 'make package' first")
     target = install(args.zip, profile_plugins_dir(args.profile))
-    enable()
-    print(f"make deploy: installed and enabled in {target}")
-    if not args.no_runtime:
-        print(f"make deploy: {install_runtime()}")
+    with profile_env(args.profile) as env:
+        enable(env)
+        print(f"make deploy: installed and enabled in {target}")
+        if not args.no_runtime:
+            said = install_runtime(env)
+            if env:   # name the profile's folder, not the temporary link to it
+                said = said.replace(str(Path(env["QGIS_CUSTOM_CONFIG_PATH"]) / "profiles" / "default"),
+                                    str(profile_dir(args.profile)))
+            print(f"make deploy: {said}")
     print("try: qgis_process run ksdiff:pansharpen -- PAN=pan.tif MS=ms.tif SENSOR=wv2 OUTPUT=fused.tif")
     return 0
 

@@ -1,6 +1,7 @@
 """Render ksdiff_qgis/resources/icons/ksdiff.svg to the 128x128 PNG named by metadata.txt (shown by the plugin site)."""
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from pathlib import Path
@@ -8,7 +9,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    argparse.ArgumentParser(description=__doc__).parse_args(argv)
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from qgis.PyQt.QtGui import QColor, QImage, QPainter
     from qgis.PyQt.QtSvg import QSvgRenderer

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import html
 import re
+import subprocess
 
 import numpy as np
 import pytest
@@ -752,6 +753,8 @@ def test_assess_takes_pixel_sizes_within_float_noise_as_one_grid(wald_case, tmp_
     sizes = str(err.value).split("(")[1].split(")")[0]
     left, right = sizes.split(" vs ")
     assert left != right and "pixels apart across the raster" in str(err.value), str(err.value)
+    said = str(err.value)
+    assert f"-r cubic {case.ref} " in said and "_on_fused.tif, FUSED's extent" in said, said   # QA133: the files named
 
 
 def test_assess_leaves_an_ms_alpha_band_out_as_pansharpen_does(data_dir, tmp_path):
@@ -850,11 +853,17 @@ def test_assess_says_the_sub_pixel_shift_and_how_to_resample(wald_case, tmp_path
     msg = str(err.value)
     assert re.search(r"\([+-]0\.50, [+-]0\.50\) FUSED pixels", msg), msg
     assert "resample FUSED onto REFERENCE's grid" in msg, msg
-    args = shlex.split(msg.split("(gdalwarp ", 1)[1].split(",", 1)[0])
-    te, tr = [float(v) for v in args[1:5]], [float(v) for v in args[6:8]]
-    on_grid = str(tmp_path / "fused_on_ref.tif")
-    gdal.Warp(on_grid, fused["mtf_glp_hpm"], outputBounds=te, xRes=tr[0], yRes=tr[1], resampleAlg="cubic")
-    assert assess_reduced(on_grid, shifted, "wv2")["pixels"] > 0
+    # QA133: the line gave gdalwarp's options without FUSED's file and an output name; now it runs as printed
+    line = "gdalwarp " + msg.split("(gdalwarp ", 1)[1].rsplit(", REFERENCE's extent", 1)[0]
+    args = shlex.split(line)
+    on_grid = args[-1]
+    assert args[-2] == fused["mtf_glp_hpm"] and on_grid.endswith("_on_reference.tif"), line
+    res = subprocess.run(line, shell=True, capture_output=True, text=True, timeout=120)
+    try:
+        assert res.returncode == 0, res.stderr
+        assert assess_reduced(on_grid, shifted, "wv2")["pixels"] > 0
+    finally:
+        gdal.Unlink(on_grid)   # beside the module's fused file
 
 
 

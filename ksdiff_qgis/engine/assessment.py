@@ -55,6 +55,7 @@ from .raster_io import (
 )
 from .report import INDICES
 from .sensors import GENERIC_MTF_MS, SENSORS, Sensor, get_sensor
+from .shellcmd import beside, shell_arg
 
 TILE = 512
 MIN_FULL = 32           # PAN pixels per side of the overlap the full-resolution indices need (one 32x32 block)
@@ -78,18 +79,25 @@ def grid_offset(a: MaskedRaster, b: MaskedRaster, tol: float = ALIGN_TOL) -> tup
     if drift > tol:
         raise InputError(f"{b.role} and {a.role} have different pixel sizes ({b.gt[1]:.10g} x {b.gt[5]:.10g} vs "
                          f"{a.gt[1]:.10g} x {a.gt[5]:.10g}: {drift:.3g} pixels apart across the raster, more than "
-                         f"{tol:g}); they must share one pixel grid: resample {b.role} onto {a.role}'s grid (gdalwarp "
-                         f"-tr with {a.role}'s pixel size and -te with its extent)")
+                         f"{tol:g}); they must share one pixel grid: resample {b.role} onto {a.role}'s grid "
+                         f"({warp_onto(b, a)}, {a.role}'s extent and pixel size)")
     u, v = (b.gt[0] - a.gt[0]) / a.gt[1], (b.gt[3] - a.gt[3]) / a.gt[5]
     if abs(u - round(u)) > tol or abs(v - round(v)) > tol:
         # the amount and the remedy with the numbers to type (QA: the refusal said neither)
-        x0, y0, x1, y1 = _extent(b)
         raise InputError(f"{b.role} is shifted by a fraction of a pixel from {a.role}: its origin lies at "
                          f"({u - round(u):+.2f}, {v - round(v):+.2f}) {a.role} pixels (column, row) from the nearest "
                          f"corner of {a.role}'s grid, more than {tol:g}; the pixels must coincide: resample {a.role} "
-                         f"onto {b.role}'s grid (gdalwarp -te {x0:.10g} {y0:.10g} {x1:.10g} {y1:.10g} -tr "
-                         f"{abs(b.gt[1]):.10g} {abs(b.gt[5]):.10g} -r cubic, {b.role}'s extent and pixel size)")
+                         f"onto {b.role}'s grid ({warp_onto(a, b)}, {b.role}'s extent and pixel size)")
     return int(round(u)), int(round(v))
+
+
+def warp_onto(a: MaskedRaster, b: MaskedRaster) -> str:
+    """The gdalwarp command that resamples ``a``'s file onto ``b``'s grid, with both file names (QA133: the refusal
+    gave the options alone, and pasted as printed it failed)."""
+    x0, y0, x1, y1 = _extent(b)
+    src = a.path or a.role.lower() + ".tif"
+    return (f"gdalwarp -te {x0:.10g} {y0:.10g} {x1:.10g} {y1:.10g} -tr {abs(b.gt[1]):.10g} {abs(b.gt[5]):.10g} "
+            f"-r cubic {shell_arg(src)} {shell_arg(beside(src, '_on_' + b.role.lower() + '.tif'))}")
 
 
 def peak_value(raster: MaskedRaster, sensor_scale: float) -> float:

@@ -541,8 +541,7 @@ def install(base: str, feedback: Feedback | None = None, package: str | None = N
         fb.progress(1.0)
         done = (f"{package} {kept} already installed in {target}: nothing was downloaded; to replace it, install "
                 "again with 'Reinstall even if already installed' (REINSTALL) ticked")
-        fb.info(done)
-        fb.info(verify_here(base))
+        fb.info(verify_here(base))   # ``done`` is the caller's to say, as a fresh install's is (QA133: said twice)
         return done
     # a module imported in this process stays loaded whatever happens to its folder (native code cannot unload)
     loaded_before = sys.modules.get("onnxruntime")

@@ -401,9 +401,10 @@ def crs_name(wkt: str) -> str:
     name = srs.GetName() or ""
     if name and name.lower() != "unknown":
         return name
-    # a custom CRS set in QGIS exports as WKT named 'unknown' (QA: "its pixels are placed in unknown"): its PROJ string
+    # a custom CRS set in QGIS exports as WKT named 'unknown' (QA: "its pixels are placed in unknown"): its PROJ string,
+    # without an article as messages put the name after "CRS" (QA133: "The MS's CRS the custom CRS +proj=…")
     proj = (srs.ExportToProj4() or "").strip()
-    return f"the custom CRS {proj}" if proj else "an unnamed CRS"
+    return f"{proj} (a custom CRS)" if proj else "an unnamed CRS"
 
 
 def assign_crs(ds: gdal.Dataset, wkt: str | None, role: str) -> tuple[gdal.Dataset, str | None]:
