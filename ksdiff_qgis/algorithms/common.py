@@ -248,11 +248,13 @@ def input_notes(layers: dict, follows_unticked: bool = True) -> list[str]:
 
 
 def _file_wkt(layer) -> str | None:
-    """The WKT of the raster's own CRS as GDAL reads it ('' for none), None when GDAL cannot open it."""
+    """The WKT of the raster's own CRS as GDAL reads it, its ground control points' for a file georeferenced by them
+    alone, as QGIS reads it ('' for none), None when GDAL cannot open it."""
     try:
-        return open_dataset(raster_path(layer, "layer"), "layer").GetProjection() or ""
+        ds = open_dataset(raster_path(layer, "layer"), "layer")
     except (InputError, QgsProcessingException):
         return None
+    return ds.GetProjection() or ds.GetGCPProjection() or ""
 
 
 def layer_crs(layer) -> str | None:
