@@ -138,3 +138,18 @@ def test_the_warp_with_an_operation_is_gdalwarps(ed50):
     assert np.array_equal(vrt.ReadAsArray(), ref.ReadAsArray())
     default = grid.plan_grid(pan, ms, ms_ds).ms_dataset
     assert not np.array_equal(default.ReadAsArray(), ref.ReadAsArray())
+
+
+def test_an_axis_swap_is_no_datum_transformation(data_dir):
+    """A custom CRS on WGS 84 assigned to the MS (through the VRT that writes it back as WKT1, longitude first) against
+    the PAN's EPSG:32631 (latitude first): one datum, no 'Datum transformation' clause (QA135: 'WGS_1984 to
+    WGS_1984: Inverse of unknown + axis order change ...')."""
+    from osgeo import osr
+
+    from ksdiff_qgis.engine import datums, grid
+
+    srs = osr.SpatialReference()
+    srs.ImportFromProj4("+proj=tmerc +lat_0=0 +lon_0=3 +k=0.99960001 +x_0=500000 +y_0=0 +datum=WGS84 +units=m +no_defs")
+    view, _ = grid.assign_crs(gdal.Open(str(data_dir / "wv2_ms.tif")), srs.ExportToWkt(["FORMAT=WKT2_2018"]), "MS")
+    pan = gdal.Open(str(data_dir / "wv2_pan.tif")).GetProjection()
+    assert datums.transformation_text(view.GetProjection(), pan, None, "an axis swap") == ""

@@ -51,8 +51,10 @@ def ballpark(src_wkt: str, dst_wkt: str) -> bool:
 
 
 def _same_datum(a: osr.SpatialReference, b: osr.SpatialReference) -> bool:
-    ga, gb = a.CloneGeogCS(), b.CloneGeogCS()
-    return bool(ga is not None and gb is not None and ga.IsSame(gb))
+    """Whether two CRSs share their geographic CRS, whatever its axis order (QA135: a custom CRS written back as WKT1
+    lists longitude first where EPSG's lists latitude first, and a plain axis swap was named a datum transformation,
+    'WGS_1984 to WGS_1984')."""
+    return bool(a.IsSameGeogCS(b))
 
 
 @functools.lru_cache(maxsize=64)
