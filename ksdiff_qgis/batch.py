@@ -13,6 +13,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import signal
 import sys
 import time
@@ -445,10 +446,15 @@ def outcome(future, scene: Scene) -> dict:
     return {**base_record(scene), "status": "failed", "error": error, "warnings": warnings}
 
 
+# a run of line breaks (\r\n, \n, \r) and the spaces or tabs around it: Dask indents its wrapped lines
+_LINE_BREAKS = re.compile(r"[ \t]*(?:\r\n|\n|\r)+[ \t]*")
+
+
 def error_line(exc: BaseException) -> str:
     """An unexpected exception as one line: Dask's wrap its text over several (the console showed them as literal
-    \\n escapes, as ``one_line`` escapes a line break)."""
-    return f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+    \\n escapes, as ``one_line`` escapes a line break). Only the line breaks (with the blanks around them) become one
+    space: other whitespace stays, e.g. two spaces in a path the user copies from the report (QA136)."""
+    return f"{type(exc).__name__}: {_LINE_BREAKS.sub(' ', str(exc).strip())}"
 
 
 def died_message(exc: BaseException | None = None) -> str:

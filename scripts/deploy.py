@@ -4,7 +4,7 @@ It then installs ONNX Runtime for that profile with the plugin's own `ksdiff:ins
 algorithm (the menu action runs the same). The profile root is ``$QGIS_CUSTOM_CONFIG_PATH`` when set (QGIS's own
 variable; tests use a temporary
 one), else ``~/.local/share/QGIS/QGIS3``; the profile is ``default`` unless ``--profile`` says otherwise.
-Afterwards ``qgis_process run ksdiff:pansharpen -- ...`` works headless.
+Afterwards ``qgis_process run ksdiff:pansharpen -- ...`` works headless (for the ``default`` profile: see below).
 
 qgis_process (3.22) has no ``--profile`` and always opens its root's ``default`` profile (profiles.ini's
 ``defaultProfile`` is ignored), so for another profile both qgis_process steps run with a temporary root whose
@@ -101,8 +101,17 @@ def main(argv: list[str] | None = None) -> int:
                 said = said.replace(str(Path(env["QGIS_CUSTOM_CONFIG_PATH"]) / "profiles" / "default"),
                                     str(profile_dir(args.profile)))
             print(f"make deploy: {said}")
-    print("try: qgis_process run ksdiff:pansharpen -- PAN=pan.tif MS=ms.tif SENSOR=wv2 OUTPUT=fused.tif")
+    print(try_line(args.profile))
     return 0
+
+
+def try_line(profile: str) -> str:
+    """The closing hint: a qgis_process command for ``default``; for another profile, that qgis_process (3.22) does
+    not open it (QA136: the hinted command said "Algorithm ksdiff:pansharpen not found!")."""
+    if profile == "default":
+        return "try: qgis_process run ksdiff:pansharpen -- PAN=pan.tif MS=ms.tif SENSOR=wv2 OUTPUT=fused.tif"
+    return (f"make deploy: qgis_process uses the default profile only, so the plugin in {profile!r} is for the "
+            f"desktop: start QGIS with --profile {profile!r}")
 
 
 if __name__ == "__main__":

@@ -29,3 +29,11 @@ def test_a_multi_line_exception_is_one_line_without_escapes(capsys):
     progress.update(rec)
     said = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("line 2:")]
     assert len(said) == 1 and "\\n" not in said[0] and "frequently occurs" in said[0], said
+
+
+def test_error_line_keeps_the_whitespace_inside_a_path():
+    """QA136: every whitespace run was collapsed, so '/data/scene  A/ms.tif' was reported as a path that does not
+    exist; only line breaks (\\r\\n, \\n, \\r) become a space."""
+    line = batch.error_line(FileNotFoundError(2, "No such file", "/data/scene  A/ms.tif\tx"))
+    assert line == "FileNotFoundError: [Errno 2] No such file: '/data/scene  A/ms.tif\\tx'", line
+    assert batch.error_line(RuntimeError("a\r\nb\rc\n\n  d  e\n")) == "RuntimeError: a b c d  e"

@@ -206,8 +206,8 @@ def test_layer_crs_columns_read_an_epsg_code_and_refuse_bad_text_when_the_list_i
     lines = [json.loads(t) for t in (tmp_path / "r.jsonl").read_text().splitlines()]
     warned = {r["line"]: [w for w in r["warnings"] if "'s CRS" in w] for r in lines if "line" in r}
     # said in the list's terms: the column that set it, not QGIS
-    assert warned[2] == [f"The {role}'s CRS EPSG:32632, set in the row's {role.lower()}_crs column, replaces its "
-                         "file's EPSG:32631: its pixels are placed in EPSG:32632." for role in ("PAN", "MS")], warned
+    assert warned[2] == [f"The {role}'s CRS set in the row's {role.lower()}_crs column, EPSG:32632, replaces its "
+                         "file's, EPSG:32631: its pixels are placed in EPSG:32632." for role in ("PAN", "MS")], warned
     assert warned[3] == []   # the file's own CRS: nothing to say
 
     bad = scene_list(tmp_path / "bad.csv", f"pan,ms,sensor,method,output,pan_crs\n{PAN},{MS},wv2,brovey,c.tif,\n"

@@ -22,3 +22,6 @@ def test_deploy_into_a_named_profile(tmp_path, monkeypatch, capsys):
     assert "ksdiff_qgis=true" in (qa / "QGIS" / "QGIS3.ini").read_text()
     assert (qa / "python" / "ksdiff_runtime").is_dir() and f"installed in {qa / 'python' / 'ksdiff_runtime'}" in said
     assert not (root / "profiles" / "default").exists(), said
+    # QA136: "try: qgis_process run ..." named a command that cannot find the plugin (qgis_process opens `default`)
+    assert "try: qgis_process" not in said and "qgis_process uses the default profile only" in said, said
+    assert "try: qgis_process run" in deploy.try_line("default")

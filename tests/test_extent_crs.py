@@ -58,7 +58,7 @@ def test_metres_under_a_crs_in_degrees_are_refused_in_words(tmp_path):
     gt = gdal.Open(str(PAN)).GetGeoTransform()
     box = (gt[0] + 10, gt[3] - 100, gt[0] + 100, gt[3] - 10)
     with pytest.raises(InputError, match=r"EXTENT \(x 593380.291 to 593470.291, .*\) cannot be coordinates in its "
-                                         r"CRS EPSG:4326 \(extent_wkt\).*EPSG:32631"):
+                                         r"CRS, EPSG:4326 \(extent_wkt\).*EPSG:32631"):
         pansharpen(str(PAN), str(MS), str(tmp_path / "o.tif"), "wv2", "exp", extent=box, extent_wkt="EPSG:4326")
     assert list(tmp_path.iterdir()) == []
 

@@ -253,11 +253,11 @@ def test_processing_uses_the_layers_crs(qgis_app, data_dir, tmp_path):
     assert ref[2] == "32631" and ref_ed50[2] == "23031"
     cases = {
         "no CRS in the files": ({"PAN": layer(bare["pan"], 32631), "MS": layer(bare["ms"], 32631)}, ref,
-                                "CRS EPSG:32631, set in QGIS, is used: its file has none"),
+                                "CRS set in QGIS, EPSG:32631, is used: its file has none"),
         "MS CRS on its layer only": ({"PAN": layer(pan), "MS": layer(bare["ms"], 32631)}, ref,
-                                     "The MS layer's CRS EPSG:32631, set in QGIS, is used: its file has none"),
+                                     "The MS layer's CRS set in QGIS, EPSG:32631, is used: its file has none"),
         "layers in ED50": ({"PAN": layer(pan, 23031), "MS": layer(ms, 23031), "EXTENT": aoi + " [EPSG:23031]"},
-                           ref_ed50, "The PAN layer's CRS EPSG:23031, set in QGIS, replaces its file's EPSG:32631"),
+                           ref_ed50, "The PAN layer's CRS set in QGIS, EPSG:23031, replaces its file's, EPSG:32631"),
     }
     for name, (params, expected, says) in cases.items():
         log = Log()
@@ -292,7 +292,8 @@ def test_assess_uses_the_layers_crs(qgis_app, data_dir, tmp_path):
     want = processing.run("ksdiff:assess", {"FUSED": fused, "PAN": str(pan), "MS": str(ms), "SENSOR": "wv2",
                                             "OUTPUT_HTML": str(tmp_path / "b.html")})
     assert got["HQNR"] == pytest.approx(want["HQNR"]) and got["D_LAMBDA"] == pytest.approx(want["D_LAMBDA"])
-    assert any(line.startswith("WARNING") and "PAN layer's CRS EPSG:32631" in line for line in log.lines), log.lines
+    said = "PAN layer's CRS set in QGIS, EPSG:32631,"
+    assert any(line.startswith("WARNING") and said in line for line in log.lines), log.lines
 
 
 def test_a_file_name_with_a_pipe_is_read_as_qgis_reads_it(qgis_app, data_dir, tmp_path):

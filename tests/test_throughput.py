@@ -297,6 +297,48 @@ def test_nbits_below_the_data_without_nbits_is_refused(data_dir, tmp_path, ms, n
     assert not out.exists() and not list(tmp_path.glob(".*partial*"))
 
 
+def _derived(data_dir, tmp_path, role: str, fn, dtype, nodata) -> str:
+    """WorldView-2's ``role`` band(s) with ``fn`` applied to the values, written as ``dtype``."""
+    from model_core.rasters import read, write_geotiff
+
+    r = read(str(data_dir / f"wv2_{role}.tif"))
+    data = fn(r.data.astype(np.float64)).astype(dtype)
+    return write_geotiff(str(tmp_path / f"{role}_{np.dtype(dtype)}.tif"), data, r.transform, r.crs, nodata=nodata)
+
+
+@pytest.mark.parametrize("nbits", [12, 14])
+def test_nbits_on_a_signed_output_is_refused(data_dir, tmp_path, nbits):
+    """QA136: an Int16 MS with NBITS=12 was refused with "Use NBITS=14"; with NBITS=14 GDAL dropped NBITS (signed
+    types take none) while the values were still clipped at 16383, unsaid. Refused up front, without NBITS advice."""
+    from ksdiff_qgis.engine.errors import InputError
+
+    def signed(a):
+        return np.where(a == 0, -9999, a * 8 - 500)
+
+    pan = _derived(data_dir, tmp_path, "pan", signed, np.int16, -9999)
+    ms = _derived(data_dir, tmp_path, "ms", signed, np.int16, -9999)
+    out = tmp_path / "o.tif"
+    with pytest.raises(InputError, match="unsigned integer outputs.*int16.*leave NBITS out") as err:
+        pansharpen(pan, ms, str(out), "wv2", "mtf_glp_hpm", create_options=f"NBITS={nbits}")
+    assert "NBITS=1" not in str(err.value).split("this output")[1], str(err.value)
+    assert not out.exists()
+
+
+def test_nbits_refusal_when_no_nbits_holds_the_values_reads_right(data_dir, tmp_path):
+    """QA136: with hot pixels at 60000 (more than 0.1 % of the values) the refusal ended "Use leave NBITS out"."""
+    from ksdiff_qgis.engine.errors import InputError
+
+    def hot(a):
+        a = a.copy()
+        a.reshape(-1)[::500] = 60000
+        return a
+
+    ms = _derived(data_dir, tmp_path, "ms", hot, np.uint16, 0)
+    with pytest.raises(InputError, match=r"they would be written as 2047\. Leave NBITS out$"):
+        pansharpen(str(data_dir / "wv2_pan.tif"), ms, str(tmp_path / "o.tif"), "wv2", "mtf_glp_hpm",
+                   create_options="NBITS=11")
+
+
 def test_nbits_output_nodata_fits_the_bits(data_dir, tmp_path):
     """QA134: an MS nodata of 65535 with NBITS=12: GDAL cut the holes to 4095 while the file declared 65535, so they
     read as white data. The output's nodata falls back to one the 12 bits hold (0), said in one warning."""

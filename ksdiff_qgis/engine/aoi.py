@@ -80,8 +80,8 @@ def to_pan_crs(extent: Extent, extent_wkt: str | None, pan_wkt: str) -> Extent:
     out = [gdal_try(ct.TransformPoint, x, y)[0] for x, y in pts]
     if any(p is None or not (math.isfinite(p[0]) and math.isfinite(p[1])) for p in out):
         # coordinates the CRS cannot hold (metres under EPSG:4326) became inf, and an OverflowError each scene
-        raise InputError(f"EXTENT ({extent_text(x0, y0, x1, y1)}) cannot be coordinates in its CRS "
-                         f"{crs_name(extent_wkt)} (extent_wkt): they do not transform to the PAN's CRS "
+        raise InputError(f"EXTENT ({extent_text(x0, y0, x1, y1)}) cannot be coordinates in its CRS, "
+                         f"{crs_name(extent_wkt)} (extent_wkt): they do not transform to the PAN's, "
                          f"{crs_name(pan_wkt)}; give the CRS they are in, or none when they are in the PAN's")
     xs, ys = [p[0] for p in out], [p[1] for p in out]
     return min(xs), min(ys), max(xs), max(ys)

@@ -139,10 +139,8 @@ def in_batch_terms(text: str) -> str:
     checkbox (QA: the batch's warning said to tick it under Advanced Parameters, then "tick coregister=yes"), its
     ``pan_crs`` / ``ms_crs`` columns instead of a CRS "set in QGIS" (``grid.assign_crs``)."""
     for role in ("PAN", "MS"):
-        layer = f"The {role} layer's CRS "
-        if layer in text:
-            text = text.replace(layer, f"The {role}'s CRS ").replace(
-                ", set in QGIS,", f", set in the row's {role.lower()}_crs column,")
+        text = text.replace(f"The {role} layer's CRS set in QGIS, ",
+                            f"The {role}'s CRS set in the row's {role.lower()}_crs column, ")
     text = text.replace(", as QGIS shows the layer.", ".")
     return (text.replace(ADVICE, "set the row's coregister column to yes")
             .replace(UNTICK, "set the row's coregister column to no")

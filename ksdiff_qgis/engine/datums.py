@@ -100,7 +100,7 @@ def ballpark_warning(ms_wkt: str, pan_wkt: str, ms_name: str, pan_name: str) -> 
     fix = (f"it is likely {code}: assign that to the MS in QGIS (Layer Properties > Source) or gdal_edit.py -a_srs "
            f"{code} on its file" if code else "assign the MS its full CRS (an EPSG code) in QGIS or with gdal_edit.py "
            "-a_srs")
-    return (f"The MS's CRS {ms_name}, {_datum(ms_srs)}, has no datum shift to the PAN's {pan_name} "
+    return (f"The MS's CRS, {ms_name} ({_datum(ms_srs)}), has no datum shift to the PAN's, {pan_name} "
             f"({_datum(pan_srs)}): it is reprojected without one and can be fused ~100 m off; {fix}.")
 
 

@@ -391,7 +391,8 @@ def extent_text(x0: float, y0: float, x1: float, y1: float) -> str:
 
 
 def crs_name(wkt: str) -> str:
-    """'EPSG:32631', else the CRS's own name, for messages."""
+    """'EPSG:32631', else the CRS's own name, else 'the custom CRS +proj=…': a noun phrase for messages, which put it
+    where a noun stands ("in {name}", "its CRS, {name}, ...", "(PAN: {name})"), never straight after the word CRS."""
     srs = osr.SpatialReference()
     if not wkt or srs.ImportFromWkt(wkt) != 0:
         return "none"
@@ -402,9 +403,9 @@ def crs_name(wkt: str) -> str:
     if name and name.lower() != "unknown":
         return name
     # a custom CRS set in QGIS exports as WKT named 'unknown' (QA: "its pixels are placed in unknown"): its PROJ string,
-    # without an article as messages put the name after "CRS" (QA133: "The MS's CRS the custom CRS +proj=…")
+    # said as one, outside parentheses (QA136: "(+proj=… (a custom CRS))" nested, and read as part of the CRS to type)
     proj = (srs.ExportToProj4() or "").strip()
-    return f"{proj} (a custom CRS)" if proj else "an unnamed CRS"
+    return f"the custom CRS {proj}" if proj else "an unnamed CRS"
 
 
 def assign_crs(ds: gdal.Dataset, wkt: str | None, role: str) -> tuple[gdal.Dataset, str | None]:
@@ -420,12 +421,12 @@ def assign_crs(ds: gdal.Dataset, wkt: str | None, role: str) -> tuple[gdal.Datas
         return ds, None
     vrt, msg = gdal_call(gdal.Translate, "", ds, format="VRT", outputSRS=wkt)
     if vrt is None:
-        raise InputError(f"cannot assign the {role} layer's CRS {crs_name(wkt)} to its raster: {msg}")
+        raise InputError(f"cannot assign {crs_name(wkt)}, the {role} layer's CRS, to its raster: {msg}")
     name = crs_name(wkt)
     if own:
-        return vrt, (f"The {role} layer's CRS {name}, set in QGIS, replaces its file's {crs_name(own)}: its pixels are "
-                     f"placed in {name}, as QGIS shows the layer.")
-    return vrt, f"The {role} layer's CRS {name}, set in QGIS, is used: its file has none."
+        return vrt, (f"The {role} layer's CRS set in QGIS, {name}, replaces its file's, {crs_name(own)}: its pixels "
+                     f"are placed in {name}, as QGIS shows the layer.")
+    return vrt, f"The {role} layer's CRS set in QGIS, {name}, is used: its file has none."
 
 
 def with_crs(ds: gdal.Dataset, info: RasterInfo, wkt: str | None, role: str,
@@ -449,7 +450,7 @@ def _check_degrees(info: RasterInfo, name: str) -> None:
     ys = [gt[3] + c * gt[4] + r * gt[5] for c in (0, info.width) for r in (0, info.height)]
     if max(abs(v) for v in xs) > 360 or max(abs(v) for v in ys) > 90.5:
         raise InputError(f"the {name} raster's coordinates ({extent_text(min(xs), min(ys), max(xs), max(ys))}) "
-                         f"cannot be longitudes and latitudes, yet its CRS {crs_name(info.wkt)} is in "
+                         f"cannot be longitudes and latitudes, yet its CRS, {crs_name(info.wkt)}, is in "
                          "degrees: the CRS is wrong (set on the QGIS layer, or in the file); give it the CRS its "
                          "coordinates are in")
 
@@ -466,10 +467,10 @@ def _check_crs_pair(pan: RasterInfo, ms: RasterInfo) -> None:
     if bool(pan.wkt) != bool(ms.wkt):
         which, other = ("PAN", "MS") if not pan.wkt else ("MS", "PAN")
         name = crs_name(pan.wkt or ms.wkt)
-        raise InputError(f"the {which} raster has no coordinate reference system (CRS) while the {other} has one "
-                         f"({name}), so the two cannot be placed against each other: assign the {which} raster the "
-                         f"CRS its coordinates are in ({name} if they are in the {other}'s): set it on its QGIS "
-                         f"layer (Layer Properties > Source), or in the file: {ASSIGN_CRS}")
+        raise InputError(f"the {which} raster has no coordinate reference system (CRS) while the {other} has one, "
+                         f"{name}, so the two cannot be placed against each other: assign the {which} raster the "
+                         f"CRS its coordinates are in, the {other}'s if they are in it: set it on its QGIS layer "
+                         f"(Layer Properties > Source), or in the file: {ASSIGN_CRS}")
     if same_crs(pan.wkt, ms.wkt):
         return
     local = [role for role, info in (("PAN", pan), ("MS", ms)) if _is_local(info.wkt)]
@@ -612,8 +613,8 @@ def _moved_across(pan: RasterInfo, ms: RasterInfo, shift: float) -> str:
     (px0, py0, px1, py1), (mx0, my0, mx1, my1) = _own_extent(pan), _own_extent(ms)
     way = "east" if shift > 0 else "west"
     text = (f"The MS raster's longitudes are written {abs(shift):g} degrees apart from the PAN's, at the same place "
-            f"across the antimeridian (in {crs_name(pan.wkt)} the PAN covers {extent_text(px0, py0, px1, py1)}, the MS "
-            f"{extent_text(mx0, my0, mx1, my1)}): the MS is placed {abs(shift):g} degrees {way}, in the PAN's "
+            f"across the antimeridian (in {crs_name(pan.wkt)}, the PAN covers {extent_text(px0, py0, px1, py1)}, "
+            f"the MS {extent_text(mx0, my0, mx1, my1)}): the MS is placed {abs(shift):g} degrees {way}, in the PAN's "
             "longitudes, pixel for pixel (no resampling)")
     if ms.rotated:
         return text + f"; to write it so, add {shift:g} to its geotransform's x origin."

@@ -129,7 +129,7 @@ def parse_options(text: str | list[str] | None) -> list[str]:
     return out
 
 
-# the NBITS a GTiff of each integer width takes (GDAL keeps a narrower request at the type's own floor)
+# the NBITS a GTiff of each unsigned integer width takes (GDAL keeps a narrower request at the type's own floor)
 NBITS_RANGE = {1: (1, 8), 2: (9, 16), 4: (17, 32)}
 # an NBITS above which more than this share of the MS's sampled values lie is refused (``clipping.WARN_FRACTION``:
 # the share whose clipping the run warns of); fewer, a few saturated or hot pixels, are clipped and counted
@@ -150,15 +150,18 @@ def asked_nbits(extra: list[str]) -> int | None:
 
 def output_nbits(extra: list[str], dtype, nbits: int | None, top: Top | None = None) -> int | None:
     """The significant bits of the output: a ``NBITS=`` creation option, checked against the data (InputError
-    when the type cannot take it, when it is narrower than the product's own NBITS, or, given the MS's sampled
-    ``top`` (``SceneStats.ms_top``), when more than ``NBITS_CLIP_SHARE`` of its values lie above it: values would be
-    lost), else the product's ``nbits``."""
+    when the type cannot take it (float or signed: GDAL writes NBITS for unsigned types only), when it is narrower
+    than the product's own NBITS, or, given the MS's sampled ``top`` (``SceneStats.ms_top``), when more than
+    ``NBITS_CLIP_SHARE`` of its values lie above it: values would be lost), else the product's ``nbits``."""
     value = asked_nbits(extra)
     if value is None:
         return nbits
     dt = np.dtype(dtype)
     if dt.kind == "f":
         raise InputError("creation option NBITS applies to integer outputs; this output is floating point")
+    if dt.kind == "i":   # GDAL drops NBITS on signed types, while value_range would still clip at 2**n-1 (QA136)
+        raise InputError(f"creation option NBITS applies to unsigned integer outputs (GDAL writes it for those only); "
+                         f"this output is {dt} (signed): leave NBITS out")
     lo, hi = NBITS_RANGE.get(dt.itemsize, (1, dt.itemsize * 8))
     if not lo <= value <= hi:
         raise InputError(f"creation option NBITS={value} does not fit a {dt} output ({lo} to {hi})")
@@ -167,11 +170,11 @@ def output_nbits(extra: list[str], dtype, nbits: int | None, top: Top | None = N
                          f"{2 ** nbits - 1}): they would be clipped at {2 ** value - 1}")
     if top is not None and top.share_above(value) > NBITS_CLIP_SHARE:   # a product that declares no NBITS (QA134)
         need = int(top.value).bit_length()
-        use = f"NBITS={need} or leave NBITS out" if need < hi else "leave NBITS out"
+        use = f"Use NBITS={need} or leave NBITS out" if need < hi else "Leave NBITS out"
         over = round(top.share_above(value) * top.sampled)
         raise InputError(f"creation option NBITS={value} holds values up to {2 ** value - 1}, but "
                          f"{share(over, top.sampled)} of the MS's sampled values lie above it (up to {top.value:g}): "
-                         f"they would be written as {2 ** value - 1}. Use {use}")
+                         f"they would be written as {2 ** value - 1}. {use}")
     return value
 
 
