@@ -86,8 +86,8 @@ def test_missing_and_local_crs_say_how_to_fix(fixture_pair, tmp_path):
     ENGCRS[...]"; both now say what to assign and where."""
     pan, ms = fixture_pair
     no_crs = _copy(ms, str(tmp_path / "ms_nocrs.tif"), srs="")
-    with pytest.raises(InputError, match=r"MS raster has no coordinate reference system \(CRS\) while the PAN has one "
-                                         r"\(EPSG:32631\).*Assign Projection, or gdal_edit.py -a_srs"):
+    with pytest.raises(InputError, match=r"MS raster has no coordinate reference system \(CRS\) while the PAN has one, "
+                                         r"EPSG:32631,.*Assign Projection, or gdal_edit.py -a_srs"):
         pansharpen(pan, no_crs, str(tmp_path / "a.tif"), "wv2", "mtf_glp_hpm")
     local = _copy(ms, str(tmp_path / "ms_local.tif"))
     ds = gdal.Open(local, gdal.GA_Update)
