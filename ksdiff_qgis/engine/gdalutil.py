@@ -6,7 +6,7 @@ import sys
 from contextlib import contextmanager
 from typing import Iterator
 
-from osgeo import gdal
+from osgeo import gdal, osr
 
 
 def gdal_call(fn, *args, **kwargs):
@@ -189,3 +189,21 @@ def read_bytes(path: str, limit: int) -> bytes | None:
     finally:
         gdal.VSIFCloseL(handle)
     return bytes(data) if data is not None else None
+
+
+def crs_name(wkt: str) -> str:
+    """'EPSG:32631', else the CRS's own name, else 'the custom CRS +proj=…': a noun phrase for messages, which put it
+    where a noun stands ("in {name}", "its CRS, {name}, ...", "(PAN: {name})"), never straight after the word CRS."""
+    srs = osr.SpatialReference()
+    if not wkt or srs.ImportFromWkt(wkt) != 0:
+        return "none"
+    code = srs.GetAuthorityCode(None)
+    if code:
+        return f"{srs.GetAuthorityName(None)}:{code}"
+    name = srs.GetName() or ""
+    if name and name.lower() != "unknown":
+        return name
+    # a custom CRS set in QGIS exports as WKT named 'unknown' (QA: "its pixels are placed in unknown"): its PROJ string,
+    # said as one, outside parentheses (QA136: "(+proj=… (a custom CRS))" nested, and read as part of the CRS to type)
+    proj = (srs.ExportToProj4() or "").strip()
+    return f"the custom CRS {proj}" if proj else "an unnamed CRS"

@@ -17,7 +17,7 @@ from osgeo import gdal, osr
 
 from . import antimeridian, datums
 from .errors import InputError
-from .gdalutil import gdal_call, quiet_gdal
+from .gdalutil import crs_name, gdal_call, quiet_gdal
 from .labels import param
 from .placement import check_map_grid, epsg_of
 from .raster_io import RasterInfo
@@ -388,24 +388,6 @@ def coord_text(v: float) -> str:
 def extent_text(x0: float, y0: float, x1: float, y1: float) -> str:
     """'x 593270 to 593570, y 5747360 to 5747660': an extent (xmin, ymin, xmax, ymax) as messages name it."""
     return f"x {coord_text(x0)} to {coord_text(x1)}, y {coord_text(y0)} to {coord_text(y1)}"
-
-
-def crs_name(wkt: str) -> str:
-    """'EPSG:32631', else the CRS's own name, else 'the custom CRS +proj=…': a noun phrase for messages, which put it
-    where a noun stands ("in {name}", "its CRS, {name}, ...", "(PAN: {name})"), never straight after the word CRS."""
-    srs = osr.SpatialReference()
-    if not wkt or srs.ImportFromWkt(wkt) != 0:
-        return "none"
-    code = srs.GetAuthorityCode(None)
-    if code:
-        return f"{srs.GetAuthorityName(None)}:{code}"
-    name = srs.GetName() or ""
-    if name and name.lower() != "unknown":
-        return name
-    # a custom CRS set in QGIS exports as WKT named 'unknown' (QA: "its pixels are placed in unknown"): its PROJ string,
-    # said as one, outside parentheses (QA136: "(+proj=… (a custom CRS))" nested, and read as part of the CRS to type)
-    proj = (srs.ExportToProj4() or "").strip()
-    return f"the custom CRS {proj}" if proj else "an unnamed CRS"
 
 
 def assign_crs(ds: gdal.Dataset, wkt: str | None, role: str) -> tuple[gdal.Dataset, str | None]:

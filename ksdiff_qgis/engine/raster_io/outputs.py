@@ -20,7 +20,7 @@ from osgeo import gdal
 
 from ..blockcache import capped_cache
 from ..errors import Cancelled, InputError
-from ..gdalutil import close_dataset, gdal_call, gdal_text, gdal_try, gdal_try_warned, os_path, text_metadata
+from ..gdalutil import close_dataset, crs_name, gdal_call, gdal_text, gdal_try, gdal_try_warned, os_path, text_metadata
 from ..labels import param
 from ..numbers import share
 from . import space
@@ -412,15 +412,6 @@ def write_sidecar(path: str, imagery: dict[str, str], bands: dict[int, tuple[str
             f.write(gdal.SerializeXMLTree(tree))
 
 
-def _crs_name(ds: gdal.Dataset) -> str:
-    """'EPSG:4326', else the CRS's name, of ``ds``."""
-    srs = ds.GetSpatialRef()
-    if srs is None:
-        return "no CRS"
-    auth, code = srs.GetAuthorityName(None), srs.GetAuthorityCode(None)
-    return f"{auth}:{code}" if auth and code else srs.GetName() or "an unnamed CRS"
-
-
 def regrid_note(staged: gdal.Dataset, cog: gdal.Dataset, options: list[str], names_kept: bool) -> str | None:
     """The log line for a COG that GDAL warped (``regrids``) onto another grid than the fused file ``staged``'s: its
     size, CRS and any alpha band GDAL added (QA134: the log and KSDIFF_TILE_LAYOUT described the PAN's 256x256 px grid
@@ -434,8 +425,8 @@ def regrid_note(staged: gdal.Dataset, cog: gdal.Dataset, options: list[str], nam
         staged.GetSpatialRef().IsSame(cog.GetSpatialRef()))
     asked = "|".join(o for o in options if _key(o) in REGRID_KEYS)
     line = (f"GDAL's COG driver {'resampled' if same_crs else 'reprojected'} the output ({asked}): the file is "
-            f"{cog.RasterXSize}x{cog.RasterYSize} px in {_crs_name(cog)}, not on the PAN's grid the lines above "
-            "describe (nor KSDIFF_TILE_LAYOUT)")
+            f"{cog.RasterXSize}x{cog.RasterYSize} px in {crs_name(cog.GetProjection())}, not on the PAN's grid the "
+            "lines above describe (nor KSDIFF_TILE_LAYOUT)")
     added = [b for b in range(staged.RasterCount + 1, cog.RasterCount + 1)]
     alpha = [b for b in added if cog.GetRasterBand(b).GetColorInterpretation() == gdal.GCI_AlphaBand]
     if alpha:
