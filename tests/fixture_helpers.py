@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from ksdiff_qgis.engine.feedback import Feedback
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -92,3 +94,17 @@ def write_on_grid(path, arr, like, dtype: int | None = None, nodata: float | Non
             ds.GetRasterBand(b + 1).SetNoDataValue(nodata)
     ds = None
     return str(path)
+
+
+
+class StopAfter(Feedback):
+    """Engine feedback that asks to cancel once ``n`` progress reports have arrived."""
+
+    def __init__(self, n: int) -> None:
+        self.n, self.seen = n, 0
+
+    def progress(self, fraction: float) -> None:
+        self.seen += 1
+
+    def is_cancelled(self) -> bool:
+        return self.seen >= self.n

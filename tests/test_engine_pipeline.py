@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from fixture_helpers import StopAfter
 from osgeo import gdal
 
 from ksdiff_qgis.engine import classical
 from ksdiff_qgis.engine.errors import Cancelled, InputError
-from ksdiff_qgis.engine.feedback import Feedback, RecordingFeedback
+from ksdiff_qgis.engine.feedback import RecordingFeedback
 from ksdiff_qgis.engine.grid import plan_grid
 from ksdiff_qgis.engine.pipeline import pansharpen
 from ksdiff_qgis.engine.raster_io import describe
@@ -159,18 +160,9 @@ def test_ratio_detection_tolerates_float_noise(data_dir):
 
 
 def test_cancel_raises_and_removes_partial(data_dir, tmp_path):
-    class StopAfterTwo(Feedback):
-        n = 0
-
-        def progress(self, fraction):
-            self.n += 1
-
-        def is_cancelled(self):
-            return self.n >= 2
-
     with pytest.raises(Cancelled):
         pansharpen(str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif"), str(tmp_path / "o.tif"), "wv2",
-                   "gsa", tile_size=64, overlap=0, feedback=StopAfterTwo())
+                   "gsa", tile_size=64, overlap=0, feedback=StopAfter(2))
     assert list(tmp_path.iterdir()) == []
 
 

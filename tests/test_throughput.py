@@ -6,11 +6,12 @@ import time
 
 import numpy as np
 import pytest
+from fixture_helpers import StopAfter
 from osgeo import gdal
 
 from ksdiff_qgis.engine import classical
 from ksdiff_qgis.engine.errors import Cancelled, InputError
-from ksdiff_qgis.engine.feedback import Feedback, RecordingFeedback
+from ksdiff_qgis.engine.feedback import RecordingFeedback
 from ksdiff_qgis.engine.model_card import bundled_cards
 from ksdiff_qgis.engine.parallel import TilePool
 from ksdiff_qgis.engine.pipeline import pansharpen
@@ -185,18 +186,9 @@ def test_blocks_read_before_the_tiles_leave_gdal_cache(data_dir):
 
 @pytest.mark.parametrize("options", [None, "BLOCKXSIZE=64|BLOCKYSIZE=64"])
 def test_cancel_with_parallel_workers_leaves_nothing(data_dir, tmp_path, options):
-    class StopAfterTwo(Feedback):
-        n = 0
-
-        def progress(self, fraction):
-            self.n += 1
-
-        def is_cancelled(self):
-            return self.n >= 2
-
     with pytest.raises(Cancelled):
         pansharpen(str(data_dir / "wv2_pan.tif"), str(data_dir / "wv2_ms.tif"), str(tmp_path / "o.tif"), "wv2",
-                   "mtf_glp_hpm", tile_size=64, overlap=0, feedback=StopAfterTwo(), workers=2, create_options=options)
+                   "mtf_glp_hpm", tile_size=64, overlap=0, feedback=StopAfter(2), workers=2, create_options=options)
     assert list(tmp_path.iterdir()) == []
 
 
