@@ -7,7 +7,7 @@ import subprocess
 
 import numpy as np
 import pytest
-from osgeo import gdal
+from osgeo import gdal, osr
 
 from ksdiff_qgis.engine import metrics as M
 from ksdiff_qgis.engine.pipeline import pansharpen
@@ -865,6 +865,39 @@ def test_assess_says_the_sub_pixel_shift_and_how_to_resample(wald_case, tmp_path
     finally:
         gdal.Unlink(on_grid)   # beside the module's fused file
 
+
+
+def test_the_gdalwarp_line_carries_the_layer_crs(wald_case, tmp_path):
+    """FUSED's file declares EPSG:23031, its QGIS layer EPSG:32631 (the right one): the printed gdalwarp line names
+    the layer's CRS with -s_srs, so the raster it writes lies on REFERENCE's grid in its CRS and is assessed (QA136:
+    it was written in the file's EPSG:23031 and refused as in another CRS)."""
+    import shlex
+
+    from ksdiff_qgis.engine.assessment import assess_reduced
+    from ksdiff_qgis.engine.errors import InputError
+
+    _, fused, _ = wald_case
+    wrong = str(tmp_path / "fused_23031.tif")
+    gdal.Translate(wrong, fused["mtf_glp_hpm"], outputSRS="EPSG:23031")
+    shifted = str(tmp_path / "ref_shift.tif")
+    ds = gdal.Translate(shifted, fused["mtf_glp_hpm"])
+    gt = list(ds.GetGeoTransform())
+    ds.SetGeoTransform([gt[0] + 0.5 * gt[1], gt[1], 0.0, gt[3] + 0.5 * gt[5], 0.0, gt[5]])
+    ds = None
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(32631)
+    with pytest.raises(InputError) as err:
+        assess_reduced(wrong, shifted, "wv2", layer_crs={"FUSED": srs.ExportToWkt()})
+    msg = str(err.value)
+    line = "gdalwarp " + msg.split("(gdalwarp ", 1)[1].rsplit(", REFERENCE's extent", 1)[0]
+    assert line.startswith("gdalwarp -s_srs EPSG:32631 -te "), line
+    res = subprocess.run(line, shell=True, capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert gdal.Open(shlex.split(line)[-1]).GetSpatialRef().GetAuthorityCode(None) == "32631"
+    assert assess_reduced(shlex.split(line)[-1], shifted, "wv2")["pixels"] > 0
+    # a layer CRS that is the file's own adds nothing
+    with pytest.raises(InputError, match=r"\(gdalwarp -te "):
+        assess_reduced(shifted, fused["mtf_glp_hpm"], "wv2", layer_crs={"FUSED": srs.ExportToWkt()})
 
 
 def _kept():

@@ -131,6 +131,12 @@ def test_a_reprojected_cog_keeps_its_band_names_and_the_log_says_its_grid(data_d
     auth = out.GetSpatialRef().GetAuthorityCode(None)
     assert said and f"{out.RasterXSize}x{out.RasterYSize} px in EPSG:{auth}" in said[0], log.lines
     assert "added band 5, an alpha band" in said[0]
+    # the tag, in the file itself: the tiles on the PAN's grid, then GDAL's grid (it said "1 tile of 256x256 px (the
+    # whole output)" of a 275x237 px file, as if it were the file's)
+    tag = out.GetMetadataItem("KSDIFF_TILE_LAYOUT")
+    assert tag.startswith("1 tile of 256x256 px") and "on the PAN's grid (256x256 px in EPSG:32616)" in tag, tag
+    assert tag.endswith(f"GDAL's COG driver then warped it onto this file's grid ({options})"), tag
+    assert "KSDIFF_TILE_LAYOUT" not in open(res.output_path + ".aux.xml", encoding="utf-8").read()
 
 
 def test_a_reprojected_cog_with_nodata_adds_no_alpha_band(data_dir, tmp_path):

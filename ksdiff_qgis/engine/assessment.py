@@ -16,6 +16,7 @@ import math
 from dataclasses import replace
 
 import numpy as np
+from osgeo import osr
 
 from . import blockrepeat
 from . import metrics as M
@@ -41,7 +42,7 @@ from .grid import (
 )
 from .masks import with_nodata, without_transparency_mask
 from .metascan import MetadataScan
-from .placement import ASSESSMENT, check_located
+from .placement import ASSESSMENT, check_located, epsg_of
 from .raster_io import (
     MaskedRaster,
     RasterInfo,
@@ -93,11 +94,30 @@ def grid_offset(a: MaskedRaster, b: MaskedRaster, tol: float = ALIGN_TOL) -> tup
 
 def warp_onto(a: MaskedRaster, b: MaskedRaster) -> str:
     """The gdalwarp command that resamples ``a``'s file onto ``b``'s grid, with both file names (QA133: the refusal
-    gave the options alone, and pasted as printed it failed)."""
+    gave the options alone, and pasted as printed it failed), and ``-s_srs`` when ``a``'s QGIS layer CRS replaces its
+    file's (``_layer_srs``)."""
     x0, y0, x1, y1 = _extent(b)
     src = a.path or a.role.lower() + ".tif"
-    return (f"gdalwarp -te {x0:.10g} {y0:.10g} {x1:.10g} {y1:.10g} -tr {abs(b.gt[1]):.10g} {abs(b.gt[5]):.10g} "
-            f"-r cubic {shell_arg(src)} {shell_arg(beside(src, '_on_' + b.role.lower() + '.tif'))}")
+    return (f"gdalwarp {_layer_srs(a)}-te {x0:.10g} {y0:.10g} {x1:.10g} {y1:.10g} -tr {abs(b.gt[1]):.10g} "
+            f"{abs(b.gt[5]):.10g} -r cubic {shell_arg(src)} {shell_arg(beside(src, '_on_' + b.role.lower() + '.tif'))}")
+
+
+def _layer_srs(r: MaskedRaster) -> str:
+    """'-s_srs EPSG:32631 ' when ``r``'s layer CRS replaced its file's (``use_layer_crs``), else '': without it
+    gdalwarp writes the file's own CRS, and the resampled raster was not on the grid the command named (QA136)."""
+    wkt = r.ds.GetProjection() or ""
+    try:
+        own = open_dataset(r.path, r.role) if r.path and wkt else None
+    except InputError:
+        return ""
+    if own is None or assign_crs(own, wkt, r.role)[1] is None:
+        return ""
+    code = epsg_of(wkt)
+    if code:
+        return f"-s_srs EPSG:{code} "
+    srs = osr.SpatialReference()
+    srs.ImportFromWkt(wkt)
+    return f"-s_srs {shell_arg(srs.ExportToProj4().strip() or wkt)} "
 
 
 def peak_value(raster: MaskedRaster, sensor_scale: float) -> float:

@@ -296,15 +296,41 @@ def _lonlat_footprint(ms: RasterInfo, pan: RasterInfo) -> tuple[float, float, fl
     return min(xs), min(ys), max(xs), max(ys)
 
 
+def _footprint(ms_ds: gdal.Dataset, ms: RasterInfo, pan: RasterInfo,
+               operation: str | None) -> tuple[float, float, float, float] | None:
+    """(xmin, ymin, xmax, ymax) of the MS footprint (its densified edges) in the PAN CRS, moved by the operation the
+    warp uses; None when the edges do not transform. GDAL's own guess (``AutoCreateWarpedVRT``) rounds its size to
+    whole pixels: up to half an MS pixel off the footprint (QA130: a PAN row the MS covers left out as nodata)."""
+    opts = [f"SRC_SRS={ms.wkt}", f"DST_SRS={pan.wkt}"] if ms.wkt and pan.wkt else []
+    if operation and opts:
+        opts.append(f"COORDINATE_OPERATION={datums.for_warper(operation, ms.wkt, pan.wkt)}")
+    n = 21
+    edge = [(ms.width * i / (n - 1), r) for i in range(n) for r in (0, ms.height)]
+    edge += [(c, ms.height * i / (n - 1)) for i in range(n) for c in (0, ms.width)]
+    try:
+        with quiet_gdal():
+            tr = gdal.Transformer(ms_ds, None, opts)
+            pts = [tr.TransformPoint(0, c, r) for c, r in edge]
+    except (RuntimeError, TypeError):
+        return None
+    if not all(ok and math.isfinite(p[0]) and math.isfinite(p[1]) for ok, p in pts):
+        return None
+    xs, ys = [p[0] for _, p in pts], [p[1] for _, p in pts]
+    return min(xs), min(ys), max(xs), max(ys)
+
+
 def _warp_ms(ms_ds: gdal.Dataset, ms: RasterInfo, pan: RasterInfo, ratio: int | None = None,
              notes: list[str] | None = None, hint: RatioHint | None = None,
-             centres_inside: bool = False, operation: str | None = None) -> tuple[gdal.Dataset, int]:
+             centres_inside: bool = False, operation: str | None = None, reprojected: bool = False
+             ) -> tuple[gdal.Dataset, int, tuple[float, float, float, float]]:
     """Reproject MS into the PAN CRS on a grid aligned with PAN whose pixels are a whole ratio of PAN's
     (``ratio``, else the reprojected pixel size's: as it is within 10 % of a whole number, else the nearest whole number
     (half up), said in ``notes`` — as the same-CRS path resamples a ratio that is not whole). ``hint``: the
     product's ratio for the refusal of a ratio below 1.5 (``too_close_ratio``). ``centres_inside``: the grid ends
     with the last pixel whose centre lies inside the MS (resampling a ratio that is not whole), not one past it.
-    ``operation``: the PROJ pipeline from the MS CRS to the PAN's to use (a QGIS project's choice), else PROJ's."""
+    ``operation``: the PROJ pipeline from the MS CRS to the PAN's to use (a QGIS project's choice), else PROJ's.
+    ``reprojected``: the grid is laid over the exact footprint (``_footprint``), its edges within EDGE_TOLERANCE of a
+    PAN pixel edge snapped to it. Also returns the footprint (left, top, right, bottom) the grid was laid over."""
     guess, msg = gdal_call(gdal.AutoCreateWarpedVRT, ms_ds, ms.wkt or None, pan.wkt, gdal.GRA_NearestNeighbour)
     if guess is None:
         raise InputError(f"cannot reproject the MS raster into the PAN CRS: {msg}")
@@ -323,12 +349,18 @@ def _warp_ms(ms_ds: gdal.Dataset, ms: RasterInfo, pan: RasterInfo, ratio: int | 
     # the bounds of the warped MS, snapped outward to the PAN grid
     x0, y0 = ggt[0], ggt[3]
     x1, y1 = x0 + ggt[1] * guess.RasterXSize, y0 + ggt[5] * guess.RasterYSize
+    exact = _footprint(ms_ds, ms, pan, operation) if reprojected else None
+    if exact is not None:
+        x0, y1, x1, y0 = exact
     lonlat = _lonlat_footprint(ms, pan) if abs(x1 - x0) > 180.0 else None
     if lonlat is not None and lonlat[2] - lonlat[0] < 180.0:
         # a PAN in degrees and an MS across the antimeridian: its footprint in the PAN's longitudes
         x0, y1, x1, y0 = lonlat
-    c0 = math.floor((x0 - pan.gt[0]) / px)
-    r0 = math.floor((pan.gt[3] - y0) / py)
+    # an edge within EDGE_TOLERANCE past a PAN pixel edge starts there: a grid a whole PAN row above the MS put its
+    # first and last pixel centres outside it (nodata, which the PAN row beside them was fused from)
+    snap = EDGE_TOLERANCE if reprojected else 0.0
+    c0 = math.floor((x0 - pan.gt[0]) / px + snap)
+    r0 = math.floor((pan.gt[3] - y0) / py + snap)
     ncols = math.ceil(((x1 - pan.gt[0]) / px - c0) / ratio)
     nrows = math.ceil(((pan.gt[3] - y1) / py - r0) / ratio)
     if centres_inside:
@@ -347,7 +379,7 @@ def _warp_ms(ms_ds: gdal.Dataset, ms: RasterInfo, pan: RasterInfo, ratio: int | 
     warped, msg = gdal_call(gdal.Warp, "", ms_ds, options=opts)
     if warped is None:
         raise InputError(f"cannot reproject the MS raster into the PAN CRS: {msg}")
-    return warped, ratio
+    return warped, ratio, (x0, y0, x1, y1)
 
 
 def _flip(ms: RasterInfo) -> str | None:
@@ -657,8 +689,10 @@ def plan_grid(pan: RasterInfo, ms: RasterInfo, ms_ds: gdal.Dataset, hint: RatioH
         if ballpark:
             warnings.append(ballpark)
         with quiet_gdal() as reprojection_errors:   # said below when they matter (a pair that does not overlap)
-            warped, ratio = _warp_ms(ms_ds, ms, pan, notes=warnings, hint=hint,
-                                     operation=ms_operation if other_crs else None)
+            # as the same-CRS resampled grid: it ends with its last pixel whose centre lies in the MS, and the output
+            # keeps to the MS's footprint (below)
+            warped, ratio, foot = _warp_ms(ms_ds, ms, pan, notes=warnings, hint=hint, centres_inside=True,
+                                           reprojected=True, operation=ms_operation if other_crs else None)
         datum_text = ""
         if other_crs:
             why = "is in another CRS than PAN"
@@ -685,7 +719,7 @@ def plan_grid(pan: RasterInfo, ms: RasterInfo, ms_ds: gdal.Dataset, hint: RatioH
             # e.g. ZiYuan-3 (2.1 m / 5.8 m) or resampled products: GDAL's pansharpening takes any ratio; the fusion
             # here works on whole ratios, so the MS is resampled to the nearest one (half up)
             ratio = ratio or max(2, nearest_ratio(math.sqrt(rx * ry)))
-            warped, ratio = _warp_ms(ms_ds, ms, pan, ratio, centres_inside=True)
+            warped, ratio, _ = _warp_ms(ms_ds, ms, pan, ratio, centres_inside=True)
             warnings.append(
                 (f"The MS/PAN pixel size ratio is {rx:.4g} x {ry:.4g}, not one whole number on both axes"
                  if drift is None else f"The MS/PAN pixel size ratio is {rx:.7g} x {ry:.7g}: taken as {ratio}, the "

@@ -23,6 +23,7 @@ from ..errors import Cancelled, InputError
 from ..gdalutil import close_dataset, crs_name, gdal_call, gdal_text, gdal_try, gdal_try_warned, os_path, text_metadata
 from ..labels import param
 from ..numbers import share
+from ..provenance import PREFIX
 from . import space
 from .dtypes import output_nodata
 from .partials import total_size
@@ -259,6 +260,7 @@ def cog_options(dtype_kind: str, compression: str = DEFAULT_COMPRESSION, extra: 
 # COG options that make GDAL warp the output onto another grid than the PAN's (GDAL's own reprojection: it adds an
 # alpha band when the output has no nodata value, and drops the band names)
 REGRID_KEYS = ("TARGET_SRS", "TILING_SCHEME", "RES", "EXTENT")
+TILE_LAYOUT = PREFIX + "TILE_LAYOUT"   # the pipeline's tiling tag (``provenance``)
 
 
 def regrids(options: list[str]) -> bool:
@@ -360,6 +362,11 @@ class CogWriter(GeoTiffWriter):
 
     def commit(self, cancelled: Callable[[], bool] | None = None,
                progress: Callable[[float], None] | None = None) -> list[str]:
+        if self.ds is not None and regrids(self.cog_options):
+            # the tiles lay on the PAN's grid, the file GDAL writes on another: the tag says both, in the file itself
+            layout = self.ds.GetMetadataItem(TILE_LAYOUT)
+            if layout:
+                self.ds.SetMetadataItem(TILE_LAYOUT, regridded_layout(layout, self.ds, self.cog_options))
         self.close_checked()
         cog = self.staged + ".cog"
         write_cog(self.staged, cog, self.cog_options, cancelled or self.is_cancelled, output=self.path,
@@ -412,6 +419,20 @@ def write_sidecar(path: str, imagery: dict[str, str], bands: dict[int, tuple[str
             f.write(gdal.SerializeXMLTree(tree))
 
 
+def _regrid_asked(options: list[str]) -> str:
+    """The COG options that make GDAL warp the output, as the user gave them ('TARGET_SRS=EPSG:4326')."""
+    return "|".join(o for o in options if _key(o) in REGRID_KEYS)
+
+
+def regridded_layout(layout: str, staged: gdal.Dataset, options: list[str]) -> str:
+    """KSDIFF_TILE_LAYOUT of a COG GDAL warps (``regrids``): the tiling ``layout``, on the fused grid of ``staged``
+    (the PAN's), and that the file's grid is GDAL's (QA: it said '1 tile of 256x256 px (the whole output)' of a
+    275x237 px EPSG:4326 file)."""
+    return (f"{layout}, on the PAN's grid ({staged.RasterXSize}x{staged.RasterYSize} px in "
+            f"{crs_name(staged.GetProjection())}); GDAL's COG driver then warped it onto this file's grid "
+            f"({_regrid_asked(options)})")
+
+
 def regrid_note(staged: gdal.Dataset, cog: gdal.Dataset, options: list[str], names_kept: bool) -> str | None:
     """The log line for a COG that GDAL warped (``regrids``) onto another grid than the fused file ``staged``'s: its
     size, CRS and any alpha band GDAL added (QA134: the log and KSDIFF_TILE_LAYOUT described the PAN's 256x256 px grid
@@ -423,10 +444,9 @@ def regrid_note(staged: gdal.Dataset, cog: gdal.Dataset, options: list[str], nam
         return None
     same_crs = staged.GetSpatialRef() is not None and cog.GetSpatialRef() is not None and bool(
         staged.GetSpatialRef().IsSame(cog.GetSpatialRef()))
-    asked = "|".join(o for o in options if _key(o) in REGRID_KEYS)
-    line = (f"GDAL's COG driver {'resampled' if same_crs else 'reprojected'} the output ({asked}): the file is "
-            f"{cog.RasterXSize}x{cog.RasterYSize} px in {crs_name(cog.GetProjection())}, not on the PAN's grid the "
-            "lines above describe (nor KSDIFF_TILE_LAYOUT)")
+    line = (f"GDAL's COG driver {'resampled' if same_crs else 'reprojected'} the output ({_regrid_asked(options)}): "
+            f"the file is {cog.RasterXSize}x{cog.RasterYSize} px in {crs_name(cog.GetProjection())}, not on the PAN's "
+            f"grid the lines above describe (its {TILE_LAYOUT} says so)")
     added = [b for b in range(staged.RasterCount + 1, cog.RasterCount + 1)]
     alpha = [b for b in added if cog.GetRasterBand(b).GetColorInterpretation() == gdal.GCI_AlphaBand]
     if alpha:
