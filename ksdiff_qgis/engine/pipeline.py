@@ -313,7 +313,8 @@ def undeclared_fills(pan_lr: np.ndarray, ms_lr: np.ndarray, pan: RasterInfo, ms:
 
 
 def ms_fill_over_pan_data(pan_lr: np.ndarray, ms_lr: np.ndarray, pan: RasterInfo, ms: RasterInfo,
-                          shapes: list[tuple[int, int]] | None = None) -> np.ndarray:
+                          shapes: list[tuple[int, int]] | None = None, *, scene_fill: bool = False,
+                          origin: tuple[int, int] = (0, 0)) -> np.ndarray:
     """The sampled pixels (N,) of an undeclared MS fill of zeros (``undeclared_fills``) over the PAN's data: 0 in every
     MS band, the PAN not 0 beneath. No measurement makes that (the PAN sees light the MS bands span): such pixels are
     left out of the scene statistics, where they tilted every regression (QA122, a 12-column strip on the WV2 fixture:
@@ -322,14 +323,17 @@ def ms_fill_over_pan_data(pan_lr: np.ndarray, ms_lr: np.ndarray, pan: RasterInfo
     Only areas of zeros count (``learned.fill_areas``, as for a tile's context): scattered dark pixels clipped to 0 in
     every band (an 8-bit stretch, 1.6 % of WV2 pair 1) are data, and left out they took BDSD-PC's whole sample once
     grown by its filters' reach (QA128). ``shapes``: the windows (h, w) whose pixels, in turn, make the sample's N
-    pixels (``_scene_stats``); None: ``ms_lr`` (C, h, w) is one window (a flat (C, N) one holds no area)."""
-    if "MS" not in undeclared_fills(pan_lr, ms_lr, pan, ms):
+    pixels (``_scene_stats``); None: ``ms_lr`` (C, h, w) is one window (a flat (C, N) one holds no area).
+    ``scene_fill``: the scene's sample found the fill already (a pad around a stats window: its few zeros count as
+    the sample's would, QA132); ``origin``: where a block of ``fill_areas`` starts in a single window (the sample's
+    lattice)."""
+    if not scene_fill and "MS" not in undeclared_fills(pan_lr, ms_lr, pan, ms):
         return np.zeros(ms_lr.shape[1:], dtype=bool).ravel()
     zero = (ms_lr == 0).all(axis=0).ravel()
     over = zero & (pan_lr != 0).ravel()
     parts, at = [], 0
     for h, w in shapes or [ms_lr.shape[-2:] if ms_lr.ndim > 2 else (1, zero.size)]:
-        area = fill_areas(zero[at:at + h * w].reshape(h, w))
+        area = fill_areas(zero[at:at + h * w].reshape(h, w), origin)
         parts.append(np.zeros(h * w, dtype=bool) if area is None else area.ravel())
         at += h * w
     return np.concatenate(parts) & over
@@ -497,12 +501,17 @@ def _no_data(p: np.ndarray, m: np.ndarray, pan: RasterInfo, ms: RasterInfo) -> n
     return bad
 
 
-def _around_bad(around: np.ndarray, pan_around: np.ndarray, pan: RasterInfo, ms: RasterInfo) -> np.ndarray:
+def _around_bad(around: np.ndarray, pan_around: np.ndarray, pan: RasterInfo, ms: RasterInfo, scene_fill: bool,
+                pad: tuple[int, int, int, int]) -> np.ndarray:
     """The padded window's pixels (``_read_around``; ``pan_around``: ``_pan_around``) that are no data for BDSD-PC's
     LMS_LR, of the kinds a window's are: MS nodata, the PAN's nodata beneath, and an undeclared MS fill of zeros over
     the PAN's data (``ms_fill_over_pan_data`` on the padded arrays). QA128: a zero strip beside the EXTENT, blurred in,
-    moved its output by 9.5 DN on average."""
-    fill = ms_fill_over_pan_data(pan_around[None], around, pan, ms).reshape(pan_around.shape)
+    moved its output by 9.5 DN on average. A fill is one where the scene's sample found one (``scene_fill``), or
+    where the padded window holds one by itself (QA128's strip beside a sample without zeros); its blocks lie on the
+    sample's lattice, from the window's corner inside its ``pad`` (QA132: a patch the sample would leave out, under
+    1 % of the padded window or off its lattice, was fitted as data)."""
+    fill = ms_fill_over_pan_data(pan_around[None], around, pan, ms, scene_fill=scene_fill,
+                                 origin=(pad[0], pad[2])).reshape(pan_around.shape)
     return _no_data(pan_around, around, pan, ms) | fill
 
 
@@ -707,7 +716,8 @@ def _scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan,
             around = None
             if any(pad):
                 ms_around = _read_around(ms_ds, (c, r, w, h), pad, ms_guard)
-                around = (ms_around, _around_bad(ms_around, _pan_around(pan_ds, pan, pc, pr, w, h, k, pad), pan, ms))
+                # its bad pixels once the whole sample has said whether the MS holds a fill (``_around_bad``)
+                around = (ms_around, _pan_around(pan_ds, pan, pc, pr, w, h, k, pad))
             cuts.append((h, w, inner, around, pad))
             lms_room += _lms_lr_room(h, w, k, gains, inner, pad)
             lms_pixels += h * w
@@ -732,6 +742,9 @@ def _scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan,
         if v is not None:
             valid &= v
     fill = ms_fill_over_pan_data(pan_lr, ms_lr, pan, ms, shapes)
+    scene_fill = "MS" in undeclared_fills(pan_lr, ms_lr, pan, ms)
+    cuts = [cut if cut is None or cut[3] is None else
+            (*cut[:3], (cut[3][0], _around_bad(*cut[3], pan, ms, scene_fill, cut[4])), cut[4]) for cut in cuts]
     filled = int((valid & fill).sum())   # the data pixels only the MS's fill takes
     valid &= ~fill
     if valid.sum() < 16:
