@@ -17,7 +17,7 @@ from osgeo import gdal, osr
 
 from . import antimeridian, datums
 from .errors import InputError
-from .gdalutil import crs_name, gdal_call, quiet_gdal
+from .gdalutil import crs_name, gdal_call, named_view, quiet_gdal
 from .labels import param
 from .placement import check_map_grid, epsg_of
 from .raster_io import RasterInfo
@@ -347,7 +347,7 @@ def _warp_ms(ms_ds: gdal.Dataset, ms: RasterInfo, pan: RasterInfo, ratio: int | 
     warped, msg = gdal_call(gdal.Warp, "", ms_ds, options=opts)
     if warped is None:
         raise InputError(f"cannot reproject the MS raster into the PAN CRS: {msg}")
-    return warped, ratio
+    return named_view(warped, ms_ds), ratio
 
 
 def _flip(ms: RasterInfo) -> str | None:
@@ -373,7 +373,7 @@ def north_up_view(ms_ds: gdal.Dataset, ms: RasterInfo) -> tuple[gdal.Dataset, Ra
     view, msg = gdal_call(gdal.Warp, "", ms_ds, options=opts)
     if view is None:
         raise InputError(f"cannot read the MS raster north-up: {msg}")
-    return view, replace(ms, gt=tuple(view.GetGeoTransform()))
+    return named_view(view, ms_ds), replace(ms, gt=tuple(view.GetGeoTransform()))
 
 
 def coord_text(v: float) -> str:
@@ -404,6 +404,7 @@ def assign_crs(ds: gdal.Dataset, wkt: str | None, role: str) -> tuple[gdal.Datas
     vrt, msg = gdal_call(gdal.Translate, "", ds, format="VRT", outputSRS=wkt)
     if vrt is None:
         raise InputError(f"cannot assign {crs_name(wkt)}, the {role} layer's CRS, to its raster: {msg}")
+    named_view(vrt, ds)
     name = crs_name(wkt)
     if own:
         return vrt, (f"The {role} layer's CRS set in QGIS, {name}, replaces its file's, {crs_name(own)}: its pixels "
