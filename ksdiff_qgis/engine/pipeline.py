@@ -60,7 +60,7 @@ from .clipping import ClipCounter
 from .errors import InputError, one_line, shown_name
 from .feedback import Checkpoint, Feedback, HeldFeedback, never_cancelled
 from .filters import grow_mask, upsample, wald_degrade
-from .flatbands import band_list, flat_band_note, flat_bands
+from .flatbands import band_list, band_name, flat_band_note, flat_bands
 from .grid import EDGE_TOLERANCE, GRID_SHIFT, GridPlan, apparent_ratio, extent_text, ms_lattice, plan_grid, with_crs
 from .learned import (
     DEFAULT_PRECISION,
@@ -658,7 +658,8 @@ def _scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan,
     ``bdsd``: fit BDSD-PC's coefficients (its method or auto's self-check); other methods skip the fit (about 1 s).
     """
     pan_guard, ms_guard = ((ranges or {}).get(role) for role in ("PAN", "MS"))
-    pan_seen, ms_seen = (saturation.TopTracker(g and g.sample) for g in (pan_guard, ms_guard))
+    pan_seen, ms_seen = (saturation.TopTracker(g and g.sample, info.bands)
+                         for g, info in ((pan_guard, pan), (ms_guard, ms)))
     kc, kr, kw, kh = _ms_stats_window(plan, ms_ds.RasterXSize, ms_ds.RasterYSize)
     k = plan.ratio
     pans, mss, whole = [], [], []   # whole: the windows read whole, for the registration
@@ -1351,7 +1352,8 @@ def pansharpen(
                                      checkpoint=fb.stop_if_cancelled, band_numbers=bplan.indices, bdsd=bdsd)
     _refuse_unfit_bdsd(method, stats, plan)
     # and the NBITS against the sampled values: a product without NBITS of its own (Landsat, S2) written all 4095
-    outputs.output_nbits(extra_options, ms.dtype, ms.nbits, stats.ms_top)
+    outputs.output_nbits(extra_options, ms.dtype, ms.nbits, stats.ms_top,
+                         lambda b: f"MS band {band_name(b, ms, bplan.indices)}")
     need = None
     if measure_space:
         need = _space_need(pan_ds, ms_src, pan, ms, plan, spec, stats, ranges, fb, out_nbits, out_options)
