@@ -84,3 +84,19 @@ def test_the_screens_rule_judges_values_beyond_its_sample():
     x = np.linspace(60.0, 120.0, 900)
     assert outliers.bounds(x) == outliers.bounds(x, np.array([])) == (-np.inf, np.inf)
     assert outliers.bounds(x, np.array([70.0, 1e20])) == (-np.inf, 120.0)
+
+
+def test_a_fill_patch_in_the_pad_is_left_out_as_the_samples_fill(data_dir, tmp_path):
+    """QA132 S3: the pad judged a fill on its own (1 % of the padded window, blocks from its own corner): an 8 x 8 zero
+    patch nine pixels left of the EXTENT, on the sample's block lattice but not the pad's, was fitted as data while
+    the sample left its own 8 x 8 fill out. The pad now takes the sample's decision and lattice: the patch and its
+    reach are left out, as a fill in the sample is."""
+    like = data_dir / "wv2_ms.tif"
+    a = _ms(data_dir)
+    a[:, 49:57, 49:57] = 0   # the sample's fill: a whole block on its lattice (the EXTENT's corner, 17 + 32)
+    alone = _write(tmp_path / "alone.tif", a, like)
+    a[:, 25:33, 1:9] = 0   # the pad's patch: on the sample's lattice (17 - 16, 17 + 8), 9 pixels from the EXTENT
+    patched = _write(tmp_path / "patched.tif", a, like)
+    ref, _ = _run(data_dir, data_dir / "wv2_pan.tif", alone, tmp_path / "a.tif", 40)
+    coef, _ = _run(data_dir, data_dir / "wv2_pan.tif", patched, tmp_path / "b.tif", 40)
+    assert 0 < coef["n"] < ref["n"], (coef, ref)

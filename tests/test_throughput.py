@@ -289,6 +289,24 @@ def test_nbits_below_the_data_without_nbits_is_refused(data_dir, tmp_path, ms, n
     assert not out.exists() and not list(tmp_path.glob(".*partial*"))
 
 
+def test_nbits_is_refused_when_one_band_holds_values_above_it(data_dir, tmp_path):
+    """QA136: the share above NBITS was pooled over the bands, so one band of 4 with 0.3 % of its values above it
+    (0.075 % of all) was clipped without a word. Each band is judged on its own, and the refusal names the band."""
+    from ksdiff_qgis.engine.errors import InputError
+
+    def one_hot_band(a):
+        a = np.where(a == 0, 0, np.maximum(a // 2, 1))   # at most 740: 10 bits hold every band
+        a[2].flat[::300] = 2000   # band 3: 14 of 4096 values (0.34 %) above 1023
+        return a
+
+    ms = _derived(data_dir, tmp_path, "ms", one_hot_band, np.uint16, 0)
+    out = tmp_path / "o.tif"
+    with pytest.raises(InputError, match=r"NBITS=10 holds values up to 1023, but 0\.3\d+% of the values sampled in "
+                                         r"MS band 3 .*up to 2000.*NBITS=11"):
+        pansharpen(str(data_dir / "wv2_pan.tif"), ms, str(out), "wv2", "mtf_glp_hpm", create_options="NBITS=10")
+    assert not out.exists()
+
+
 def _derived(data_dir, tmp_path, role: str, fn, dtype, nodata) -> str:
     """WorldView-2's ``role`` band(s) with ``fn`` applied to the values, written as ``dtype``."""
     from model_core.rasters import read, write_geotiff

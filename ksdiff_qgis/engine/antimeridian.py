@@ -11,7 +11,7 @@ from dataclasses import replace
 from osgeo import gdal, osr
 
 from .errors import InputError
-from .gdalutil import gdal_call
+from .gdalutil import gdal_call, named_view
 from .raster_io import RasterInfo
 
 
@@ -48,4 +48,4 @@ def moved_view(ms_ds: gdal.Dataset, ms: RasterInfo, shift: float) -> tuple[gdal.
     view, msg = gdal_call(gdal.Translate, "", ms_ds, format="VRT")
     if view is None or view.SetGeoTransform(gt) != 0:
         raise InputError(f"cannot place the MS raster in the PAN's longitudes: {msg or 'GDAL refused the view'}")
-    return view, replace(ms, gt=gt)
+    return named_view(view, ms_ds), replace(ms, gt=gt)

@@ -20,7 +20,7 @@ from osgeo import gdal
 from . import bandcodes, delivery, dimap_tiles
 from .classical import BEST_CLASSICAL
 from .errors import InputError, shown_name
-from .gdalutil import gdal_call
+from .gdalutil import gdal_call, named_view
 from .labels import param
 from .metascan import MetadataScan
 from .raster_io import RasterInfo, describe
@@ -582,6 +582,7 @@ def select_bands(ds: gdal.Dataset, info: RasterInfo, indices: list[int]) -> tupl
     vrt, msg = gdal_call(gdal.Translate, "", ds, format="VRT", bandList=indices)
     if vrt is None:
         raise InputError(f"cannot select the bands {indices} of {info.path}: {msg}")
+    named_view(vrt, ds)
     # a VRT does not carry NBITS; the value range (and a model's normalisation) must stay the product's, also
     # when ``ds`` is a masked float view of it (``masks.masked_view``)
     sub = describe(vrt, info.path)

@@ -23,7 +23,7 @@ from osgeo import gdal
 
 from .errors import InputError
 from .feedback import Checkpoint, never_cancelled
-from .gdalutil import gdal_call
+from .gdalutil import gdal_call, named_view
 from .raster_io import RasterInfo, is_nodata
 from .shellcmd import beside, shell_arg
 from .window_sample import spread_windows
@@ -162,7 +162,7 @@ def native_view(ds: gdal.Dataset, info: RasterInfo, rep: Repeat) -> tuple[gdal.D
     view, msg = gdal_call(gdal.Warp, "", ds, options=opts)
     if view is None:
         raise InputError(f"cannot read the MS raster at its own pixel: {msg}")
-    return view, dataclasses.replace(info, width=nc, height=nr, gt=tuple(view.GetGeoTransform()))
+    return named_view(view, ds), dataclasses.replace(info, width=nc, height=nr, gt=tuple(view.GetGeoTransform()))
 
 
 def _size(v: float) -> str:

@@ -34,7 +34,7 @@ from scipy.ndimage import binary_erosion, label
 
 from .errors import InputError
 from .feedback import Checkpoint, never_cancelled
-from .gdalutil import gdal_text
+from .gdalutil import dataset_name
 from .masks import declared_copy
 from .nodatacmd import exact, nodata_command
 from .numbers import share as percent
@@ -127,7 +127,7 @@ def overview(ds: gdal.Dataset) -> np.ndarray:
     h = max(1, min(ds.RasterYSize, int(ds.RasterYSize / step)))
     a, msg = read_nearest(ds, w, h)
     if a is None:
-        raise InputError(f"cannot read {gdal_text(ds.GetDescription())}: {msg}")
+        raise InputError(f"cannot read {dataset_name(ds)}: {msg}")
     return np.asarray(a, dtype=np.float64).reshape(ds.RasterCount, h, w)
 
 

@@ -25,7 +25,7 @@ from osgeo import gdal
 from . import delivery
 from .errors import InputError
 from .feedback import Feedback
-from .gdalutil import gdal_call
+from .gdalutil import gdal_call, named_view
 from .masks import declared_copy
 from .metascan import MetadataScan
 from .nodatacmd import exact
@@ -137,10 +137,11 @@ def product_view(path: str, role: str, layer_nodata: float | None, scan: Metadat
     if nbits == info.nbits:
         return ds
     if not copied:   # never set metadata on the user's own dataset (a VRT file opened is written back)
-        ds, msg = gdal_call(gdal.Translate, "", ds, format="VRT")
-        if ds is None:
+        view, msg = gdal_call(gdal.Translate, "", ds, format="VRT")
+        if view is None:
             raise InputError(f"cannot declare the bit depth {nbits} of {os.path.basename(values.dimap)} on the "
                              f"{role} raster: {msg}")
+        ds = named_view(view, ds)
     for b in range(1, ds.RasterCount + 1):
         ds.GetRasterBand(b).SetMetadataItem("NBITS", str(nbits), "IMAGE_STRUCTURE")
     return ds

@@ -25,9 +25,14 @@ def band_list(bands: list[int], ms: RasterInfo, numbers: list[int] | None = None
     """'band 4 (NIR) is' / 'bands 3 (Red), 4 (NIR) are' from 0-based positions in ``ms``. ``numbers``: the file's
     1-based number of each band of ``ms`` (``BandPlan.indices`` of a view MS_BANDS cut; None: ``ms`` is the file),
     the numbers the user sees and MS_BANDS takes."""
-    named = [f"{file_number(b, numbers)}" + (f" ({shown_name(ms.descriptions[b])})" if ms.descriptions[b] else "")
-             for b in bands]
+    named = [band_name(b, ms, numbers) for b in bands]
     return f"band {named[0]} is" if len(named) == 1 else f"bands {', '.join(named)} are"
+
+
+def band_name(band: int, ms: RasterInfo, numbers: list[int] | None = None) -> str:
+    """'4 (NIR)': the 0-based ``band`` of ``ms`` by its file number (``file_number``) and its name, if any."""
+    name = ms.descriptions[band]
+    return f"{file_number(band, numbers)}" + (f" ({shown_name(name)})" if name else "")
 
 
 def file_number(band: int, numbers: list[int] | None) -> int:

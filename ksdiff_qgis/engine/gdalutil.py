@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import sys
+import weakref
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -34,6 +35,25 @@ def gdal_text(value: object) -> str:
     except UnicodeEncodeError:                           # a surrogate no escape makes: '?'
         raw = text.encode("utf-8", "replace")
     return raw.decode("utf-8", "replace")
+
+
+# each in-memory view's (``named_view``) input file name; a view dropped takes its entry with it
+_VIEW_NAMES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def named_view(view, source):
+    """``view``, a virtual raster the run made in memory of ``source`` (its own description is ''), remembered under
+    ``source``'s file name for messages (``dataset_name``); None stays None. Not by SetDescription: a VRT made in
+    memory writes its XML to its description when it closes, over the input file itself (checked)."""
+    if view is not None and view is not source:
+        _VIEW_NAMES[view] = dataset_name(source)
+    return view
+
+
+def dataset_name(ds) -> str:
+    """The file ``ds`` reads, for messages: its description, or for a view of it (``named_view``) the file's (QA132:
+    a read failure through the alpha-flag view named "the input ''")."""
+    return gdal_text(ds.GetDescription()) or _VIEW_NAMES.get(ds, "")
 
 
 def text_metadata(obj, domain: str = "") -> dict[str, str]:

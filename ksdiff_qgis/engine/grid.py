@@ -17,7 +17,7 @@ from osgeo import gdal, osr
 
 from . import antimeridian, datums
 from .errors import InputError
-from .gdalutil import crs_name, gdal_call, quiet_gdal
+from .gdalutil import crs_name, gdal_call, named_view, quiet_gdal
 from .labels import param
 from .placement import check_map_grid, epsg_of
 from .raster_io import RasterInfo
@@ -330,7 +330,8 @@ def _warp_ms(ms_ds: gdal.Dataset, ms: RasterInfo, pan: RasterInfo, ratio: int | 
     with the last pixel whose centre lies inside the MS (resampling a ratio that is not whole), not one past it.
     ``operation``: the PROJ pipeline from the MS CRS to the PAN's to use (a QGIS project's choice), else PROJ's.
     ``reprojected``: the grid is laid over the exact footprint (``_footprint``), its edges within EDGE_TOLERANCE of a
-    PAN pixel edge snapped to it. Also returns the footprint (left, top, right, bottom) the grid was laid over."""
+    PAN pixel edge snapped to it. Also returns the footprint (left, top, right, bottom) the grid was laid over (None
+    when it is not the exact one)."""
     guess, msg = gdal_call(gdal.AutoCreateWarpedVRT, ms_ds, ms.wkt or None, pan.wkt, gdal.GRA_NearestNeighbour)
     if guess is None:
         raise InputError(f"cannot reproject the MS raster into the PAN CRS: {msg}")
@@ -379,7 +380,8 @@ def _warp_ms(ms_ds: gdal.Dataset, ms: RasterInfo, pan: RasterInfo, ratio: int | 
     warped, msg = gdal_call(gdal.Warp, "", ms_ds, options=opts)
     if warped is None:
         raise InputError(f"cannot reproject the MS raster into the PAN CRS: {msg}")
-    return warped, ratio, (x0, y0, x1, y1)
+    # no footprint to trim to when the exact one could not be computed (GDAL's guess is rounded to whole pixels)
+    return named_view(warped, ms_ds), ratio, (x0, y0, x1, y1) if exact is not None else None
 
 
 def _flip(ms: RasterInfo) -> str | None:
@@ -405,7 +407,7 @@ def north_up_view(ms_ds: gdal.Dataset, ms: RasterInfo) -> tuple[gdal.Dataset, Ra
     view, msg = gdal_call(gdal.Warp, "", ms_ds, options=opts)
     if view is None:
         raise InputError(f"cannot read the MS raster north-up: {msg}")
-    return view, replace(ms, gt=tuple(view.GetGeoTransform()))
+    return named_view(view, ms_ds), replace(ms, gt=tuple(view.GetGeoTransform()))
 
 
 def coord_text(v: float) -> str:
@@ -436,6 +438,7 @@ def assign_crs(ds: gdal.Dataset, wkt: str | None, role: str) -> tuple[gdal.Datas
     vrt, msg = gdal_call(gdal.Translate, "", ds, format="VRT", outputSRS=wkt)
     if vrt is None:
         raise InputError(f"cannot assign {crs_name(wkt)}, the {role} layer's CRS, to its raster: {msg}")
+    named_view(vrt, ds)
     name = crs_name(wkt)
     if own:
         return vrt, (f"The {role} layer's CRS set in QGIS, {name}, replaces its file's, {crs_name(own)}: its pixels "

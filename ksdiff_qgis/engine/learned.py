@@ -192,11 +192,16 @@ def prior_window(valid: np.ndarray | None) -> tuple[int, int, int, int] | None:
     return r * b, c * b, rh * b, rw * b
 
 
-def fill_areas(zero: np.ndarray) -> np.ndarray | None:
+def fill_areas(zero: np.ndarray, origin: tuple[int, int] = (0, 0)) -> np.ndarray | None:
     """The parts of a tile's zero pixels (H, W) that form a fill: whole PRIOR_BLOCK-pixel blocks of zeros, grown by
     one block to take in the fill's ragged edge; None when there is none. Scattered zeros (dark pixels of a low bit
-    depth) are not a fill."""
+    depth) are not a fill. ``origin``: the (row, col) in ``zero`` where a block starts (default its corner), so a
+    window read around another finds the blocks that other one does (QA132: a pad's own lattice missed them)."""
     b = PRIOR_BLOCK
+    lead = [(b - o % b) % b for o in origin]   # rows / columns before the first block: part of no whole block
+    if any(lead):
+        found = fill_areas(np.pad(zero, ((lead[0], 0), (lead[1], 0))))
+        return None if found is None else found[lead[0]:, lead[1]:]
     blocks = _whole_blocks(zero, b)
     h, w = blocks.shape
     if not blocks.any():

@@ -23,7 +23,7 @@ from .bandcolour import sample_bands, transparency_masks
 from .bands import select_bands
 from .errors import InputError
 from .feedback import Feedback
-from .gdalutil import gdal_call
+from .gdalutil import gdal_call, named_view
 from .nodatacmd import exact, nodata_command
 from .raster_io import RasterInfo
 from .raster_io.read import Clamp, own_mask, per_band_masks, raster_dtype, read_padded, valid_pixels
@@ -58,7 +58,7 @@ def masked_view(ds: gdal.Dataset, info: RasterInfo, what: str, alpha: bool = Fal
         view, msg = gdal_call(gdal.Warp, "", view, options=gdal.WarpOptions(**grid, **step))
         if view is None:
             raise InputError(f"cannot apply the {what} of {info.path}: {msg}")
-    return view, dataclasses.replace(info, nodata=NAN, mask=what, bands=view.RasterCount)
+    return named_view(view, ds), dataclasses.replace(info, nodata=NAN, mask=what, bands=view.RasterCount)
 
 
 def without_last_alpha(ds: gdal.Dataset, info: RasterInfo) -> tuple[gdal.Dataset, RasterInfo, bool]:
@@ -83,7 +83,7 @@ def without_alpha_flag(ds: gdal.Dataset, info: RasterInfo, bands: list[int]) -> 
     vrt, msg = gdal_call(gdal.Translate, "", ds, options=gdal.TranslateOptions(options=flags, format="VRT"))
     if vrt is None:
         raise InputError(f"cannot read the alpha-flagged MS bands {bands} of {info.path} as data: {msg}")
-    return vrt
+    return named_view(vrt, ds)
 
 
 def without_transparency_mask(ms_ds, ms: RasterInfo, flagged: list[int], ms_bands: list[int] | None,
@@ -169,7 +169,7 @@ def declared_copy(ds: gdal.Dataset, info: RasterInfo, value: float | None, what:
     vrt, msg = gdal_call(gdal.Translate, "", ds, format="VRT", noData="none" if value is None else value)
     if vrt is None:
         raise InputError(f"cannot declare {what}: {msg}")
-    return vrt, dataclasses.replace(info, nodata=None if value is None else float(value))
+    return named_view(vrt, ds), dataclasses.replace(info, nodata=None if value is None else float(value))
 
 
 def nodata_source(before: RasterInfo, after: RasterInfo) -> str:

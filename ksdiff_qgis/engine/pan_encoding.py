@@ -16,7 +16,7 @@ import numpy as np
 from osgeo import gdal
 
 from .errors import InputError
-from .gdalutil import gdal_call, gdal_text
+from .gdalutil import gdal_call, gdal_text, named_view
 from .raster_io import RasterInfo, declared_scaling, encoding_words
 
 SAMPLE_SIDE = 256   # the decimated read whose means tell physical from stored values
@@ -117,6 +117,7 @@ def mapped_pan(pan_ds: gdal.Dataset, pan: RasterInfo, mapping: PanMapping) -> tu
                               noData="nan" if pan.nodata is not None else "none")
     if stage is None or copy is None:
         raise InputError(f"cannot bring the PAN into the MS's stored encoding: {msg}")
+    named_view(copy, pan_ds)
     copy.GetRasterBand(1).SetDescription(gdal_text(pan_ds.GetRasterBand(1).GetDescription()))
     return copy, dataclasses.replace(pan, dtype=np.dtype(np.float32), gdal_type=gdal.GDT_Float32, nbits=None,
                                      nodata=math.nan if pan.nodata is not None else None)

@@ -60,7 +60,7 @@ from .clipping import ClipCounter
 from .errors import InputError, one_line, shown_name
 from .feedback import Checkpoint, Feedback, HeldFeedback, never_cancelled
 from .filters import grow_mask, upsample, wald_degrade
-from .flatbands import band_list, flat_band_note, flat_bands
+from .flatbands import band_list, band_name, flat_band_note, flat_bands
 from .grid import EDGE_TOLERANCE, GRID_SHIFT, GridPlan, apparent_ratio, extent_text, ms_lattice, plan_grid, with_crs
 from .learned import (
     DEFAULT_PRECISION,
@@ -313,7 +313,8 @@ def undeclared_fills(pan_lr: np.ndarray, ms_lr: np.ndarray, pan: RasterInfo, ms:
 
 
 def ms_fill_over_pan_data(pan_lr: np.ndarray, ms_lr: np.ndarray, pan: RasterInfo, ms: RasterInfo,
-                          shapes: list[tuple[int, int]] | None = None) -> np.ndarray:
+                          shapes: list[tuple[int, int]] | None = None, *, scene_fill: bool = False,
+                          origin: tuple[int, int] = (0, 0)) -> np.ndarray:
     """The sampled pixels (N,) of an undeclared MS fill of zeros (``undeclared_fills``) over the PAN's data: 0 in every
     MS band, the PAN not 0 beneath. No measurement makes that (the PAN sees light the MS bands span): such pixels are
     left out of the scene statistics, where they tilted every regression (QA122, a 12-column strip on the WV2 fixture:
@@ -322,14 +323,17 @@ def ms_fill_over_pan_data(pan_lr: np.ndarray, ms_lr: np.ndarray, pan: RasterInfo
     Only areas of zeros count (``learned.fill_areas``, as for a tile's context): scattered dark pixels clipped to 0 in
     every band (an 8-bit stretch, 1.6 % of WV2 pair 1) are data, and left out they took BDSD-PC's whole sample once
     grown by its filters' reach (QA128). ``shapes``: the windows (h, w) whose pixels, in turn, make the sample's N
-    pixels (``_scene_stats``); None: ``ms_lr`` (C, h, w) is one window (a flat (C, N) one holds no area)."""
-    if "MS" not in undeclared_fills(pan_lr, ms_lr, pan, ms):
+    pixels (``_scene_stats``); None: ``ms_lr`` (C, h, w) is one window (a flat (C, N) one holds no area).
+    ``scene_fill``: the scene's sample found the fill already (a pad around a stats window: its few zeros count as
+    the sample's would, QA132); ``origin``: where a block of ``fill_areas`` starts in a single window (the sample's
+    lattice)."""
+    if not scene_fill and "MS" not in undeclared_fills(pan_lr, ms_lr, pan, ms):
         return np.zeros(ms_lr.shape[1:], dtype=bool).ravel()
     zero = (ms_lr == 0).all(axis=0).ravel()
     over = zero & (pan_lr != 0).ravel()
     parts, at = [], 0
     for h, w in shapes or [ms_lr.shape[-2:] if ms_lr.ndim > 2 else (1, zero.size)]:
-        area = fill_areas(zero[at:at + h * w].reshape(h, w))
+        area = fill_areas(zero[at:at + h * w].reshape(h, w), origin)
         parts.append(np.zeros(h * w, dtype=bool) if area is None else area.ravel())
         at += h * w
     return np.concatenate(parts) & over
@@ -497,12 +501,17 @@ def _no_data(p: np.ndarray, m: np.ndarray, pan: RasterInfo, ms: RasterInfo) -> n
     return bad
 
 
-def _around_bad(around: np.ndarray, pan_around: np.ndarray, pan: RasterInfo, ms: RasterInfo) -> np.ndarray:
+def _around_bad(around: np.ndarray, pan_around: np.ndarray, pan: RasterInfo, ms: RasterInfo, scene_fill: bool,
+                pad: tuple[int, int, int, int]) -> np.ndarray:
     """The padded window's pixels (``_read_around``; ``pan_around``: ``_pan_around``) that are no data for BDSD-PC's
     LMS_LR, of the kinds a window's are: MS nodata, the PAN's nodata beneath, and an undeclared MS fill of zeros over
     the PAN's data (``ms_fill_over_pan_data`` on the padded arrays). QA128: a zero strip beside the EXTENT, blurred in,
-    moved its output by 9.5 DN on average."""
-    fill = ms_fill_over_pan_data(pan_around[None], around, pan, ms).reshape(pan_around.shape)
+    moved its output by 9.5 DN on average. A fill is one where the scene's sample found one (``scene_fill``), or
+    where the padded window holds one by itself (QA128's strip beside a sample without zeros); its blocks lie on the
+    sample's lattice, from the window's corner inside its ``pad`` (QA132: a patch the sample would leave out, under
+    1 % of the padded window or off its lattice, was fitted as data)."""
+    fill = ms_fill_over_pan_data(pan_around[None], around, pan, ms, scene_fill=scene_fill,
+                                 origin=(pad[0], pad[2])).reshape(pan_around.shape)
     return _no_data(pan_around, around, pan, ms) | fill
 
 
@@ -649,7 +658,8 @@ def _scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan,
     ``bdsd``: fit BDSD-PC's coefficients (its method or auto's self-check); other methods skip the fit (about 1 s).
     """
     pan_guard, ms_guard = ((ranges or {}).get(role) for role in ("PAN", "MS"))
-    pan_seen, ms_seen = (saturation.TopTracker(g and g.sample) for g in (pan_guard, ms_guard))
+    pan_seen, ms_seen = (saturation.TopTracker(g and g.sample, info.bands)
+                         for g, info in ((pan_guard, pan), (ms_guard, ms)))
     kc, kr, kw, kh = _ms_stats_window(plan, ms_ds.RasterXSize, ms_ds.RasterYSize)
     k = plan.ratio
     pans, mss, whole = [], [], []   # whole: the windows read whole, for the registration
@@ -707,7 +717,8 @@ def _scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan,
             around = None
             if any(pad):
                 ms_around = _read_around(ms_ds, (c, r, w, h), pad, ms_guard)
-                around = (ms_around, _around_bad(ms_around, _pan_around(pan_ds, pan, pc, pr, w, h, k, pad), pan, ms))
+                # its bad pixels once the whole sample has said whether the MS holds a fill (``_around_bad``)
+                around = (ms_around, _pan_around(pan_ds, pan, pc, pr, w, h, k, pad))
             cuts.append((h, w, inner, around, pad))
             lms_room += _lms_lr_room(h, w, k, gains, inner, pad)
             lms_pixels += h * w
@@ -732,6 +743,9 @@ def _scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan,
         if v is not None:
             valid &= v
     fill = ms_fill_over_pan_data(pan_lr, ms_lr, pan, ms, shapes)
+    scene_fill = "MS" in undeclared_fills(pan_lr, ms_lr, pan, ms)
+    cuts = [cut if cut is None or cut[3] is None else
+            (*cut[:3], (cut[3][0], _around_bad(*cut[3], pan, ms, scene_fill, cut[4])), cut[4]) for cut in cuts]
     filled = int((valid & fill).sum())   # the data pixels only the MS's fill takes
     valid &= ~fill
     if valid.sum() < 16:
@@ -1338,7 +1352,8 @@ def pansharpen(
                                      checkpoint=fb.stop_if_cancelled, band_numbers=bplan.indices, bdsd=bdsd)
     _refuse_unfit_bdsd(method, stats, plan)
     # and the NBITS against the sampled values: a product without NBITS of its own (Landsat, S2) written all 4095
-    outputs.output_nbits(extra_options, ms.dtype, ms.nbits, stats.ms_top)
+    outputs.output_nbits(extra_options, ms.dtype, ms.nbits, stats.ms_top,
+                         lambda b: f"MS band {band_name(b, ms, bplan.indices)}")
     need = None
     if measure_space:
         need = _space_need(pan_ds, ms_src, pan, ms, plan, spec, stats, ranges, fb, out_nbits, out_options)

@@ -47,14 +47,15 @@ class Top:
     value: float = -math.inf
     share: float = 0.0
     spike: float = 0.0
-    # how many sampled values need each bit width (index: bits; 0, fractions and negatives at 0) and how many were
-    # sampled: the share an output's NBITS would clip (``share_above``)
-    widths: tuple[int, ...] = ()
+    # per band, how many sampled values need each bit width (index: bits; 0, fractions and negatives at 0): the share
+    # an output's NBITS would clip in each band (``shares_above``); and how many values were sampled in all
+    widths: tuple[tuple[int, ...], ...] = ()
     sampled: int = 0
 
-    def share_above(self, bits: int) -> float:
-        """Share of the sampled values above ``2**bits - 1``, the top of a ``bits``-bit output (whole values)."""
-        return sum(self.widths[bits + 1:]) / self.sampled if self.sampled else 0.0
+    def shares_above(self, bits: int) -> list[float]:
+        """Each band's share of its sampled values above ``2**bits - 1``, the top of a ``bits``-bit output (whole
+        values). Per band: pooled over 8 bands, one band's 0.8 % clipped was 0.1 % of all (QA136)."""
+        return [sum(w[bits + 1:]) / sum(w) if sum(w) else 0.0 for w in self.widths]
 
     @property
     def saturated(self) -> bool:
@@ -66,24 +67,28 @@ class Top:
 
 class TopTracker:
     """Follows one input's two highest valid values and their counts over the scene sample (a ``read_decimated``
-    sample hook)."""
+    sample hook), and each band's bit widths."""
 
-    def __init__(self, then=None):
-        """``then``: the hook the values pass first (``inrange.RangeGuard.sample``: what is fused is what counts)."""
+    def __init__(self, then=None, bands: int = 1):
+        """``then``: the hook the values pass first (``inrange.RangeGuard.sample``: what is fused is what counts).
+        ``bands``: the input's; ``read_decimated`` and ``read_footprint`` hand each window's bands in turn, in order."""
         self.then = then
         self.counts: dict[float, int] = {}   # the two highest distinct values seen, and how many sit at each
         self.sampled = 0
-        self.widths = np.zeros(0, np.int64)   # ``Top.widths``
+        self.widths = [np.zeros(0, np.int64) for _ in range(bands)]   # ``Top.widths``
+        self.calls = 0   # bands handed so far: the next one's index, modulo ``bands``
 
     def __call__(self, arr: np.ndarray, ok: np.ndarray) -> np.ndarray:
         if self.then is not None:
             arr = self.then(arr, ok)
         v = arr.ravel() if ok.all() else arr[ok]   # no copy of the usual all-valid window
         self.sampled += v.size
+        b = self.calls % len(self.widths)
+        self.calls += 1
         if v.size:   # frexp's exponent of a whole value above 0 is its bit length (a fraction's is below 0)
             widths = np.bincount(np.maximum(np.frexp(np.maximum(v, 0))[1].ravel(), 0))
-            self.widths = np.pad(self.widths, (0, max(0, widths.size - self.widths.size)))
-            self.widths[:widths.size] += widths
+            self.widths[b] = np.pad(self.widths[b], (0, max(0, widths.size - self.widths[b].size)))
+            self.widths[b][:widths.size] += widths
         # a window's two highest values: the scene's second highest is among them wherever it occurs (a window
         # holding two values above it would hold a value above the scene's highest)
         below = math.inf
@@ -104,8 +109,8 @@ class TopTracker:
         values = sorted(self.counts)
         n = self.counts[values[-1]]
         below = self.counts[values[-2]] if len(values) > 1 else 0
-        return Top(values[-1], n / self.sampled, n / below if below else math.inf, tuple(int(w) for w in self.widths),
-                   self.sampled)
+        widths = tuple(tuple(int(n) for n in w) for w in self.widths)
+        return Top(values[-1], n / self.sampled, n / below if below else math.inf, widths, self.sampled)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from osgeo import gdal
 
 from .errors import InputError
 from .feedback import Checkpoint, never_cancelled
-from .gdalutil import gdal_text
+from .gdalutil import dataset_name
 
 
 def spread_windows(ds: gdal.Dataset, window: int, per_side: int,
@@ -24,6 +24,6 @@ def spread_windows(ds: gdal.Dataset, window: int, per_side: int,
             checkpoint()
             a = ds.ReadAsArray(int(x), int(y), w, h)
             if a is None:
-                raise InputError(f"cannot read {gdal_text(ds.GetDescription())}: {gdal.GetLastErrorMsg()}")
+                raise InputError(f"cannot read {dataset_name(ds)}: {gdal.GetLastErrorMsg()}")
             out.append((int(y), int(x), np.asarray(a, dtype=np.float64).reshape(ds.RasterCount, h, w)))
     return out

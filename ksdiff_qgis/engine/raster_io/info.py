@@ -10,7 +10,7 @@ from osgeo import gdal
 
 from .. import containers, gdaldrivers
 from ..errors import InputError, quoted
-from ..gdalutil import gdal_call, gdal_text, quiet_metadata, text_metadata
+from ..gdalutil import dataset_name, gdal_call, gdal_text, quiet_metadata, text_metadata
 from ..shellcmd import beside, command, shell_arg
 from .bitdepth import product_nbits
 from .geotransform import is_rotated
@@ -125,7 +125,7 @@ def check_bands(ds: gdal.Dataset, role: str, tname: str, path: str = "") -> None
                              "inconsistently: convert it with " + fix.format("Int16"))
         if band.GetColorTable() is not None or band.GetColorInterpretation() == gdal.GCI_PaletteIndex:
             raise InputError(f"the {role} raster's band {i} holds palette indices (a colour table), not intensities: "
-                             + palette_fix(band.GetColorTable(), role, path or gdal_text(ds.GetDescription())))
+                             + palette_fix(band.GetColorTable(), role, path or dataset_name(ds)))
 
 
 def _grey(table: gdal.ColorTable | None) -> bool:

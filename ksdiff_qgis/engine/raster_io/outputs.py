@@ -149,11 +149,13 @@ def asked_nbits(extra: list[str]) -> int | None:
         raise InputError(f"creation option NBITS={asked[-1]} is not a whole number") from None
 
 
-def output_nbits(extra: list[str], dtype, nbits: int | None, top: Top | None = None) -> int | None:
+def output_nbits(extra: list[str], dtype, nbits: int | None, top: Top | None = None,
+                 band: Callable[[int], str] | None = None) -> int | None:
     """The significant bits of the output: a ``NBITS=`` creation option, checked against the data (InputError
     when the type cannot take it (float or signed: GDAL writes NBITS for unsigned types only), when it is narrower
     than the product's own NBITS, or, given the MS's sampled ``top`` (``SceneStats.ms_top``), when more than
-    ``NBITS_CLIP_SHARE`` of its values lie above it: values would be lost), else the product's ``nbits``."""
+    ``NBITS_CLIP_SHARE`` of any band's values lie above it: values would be lost), else the product's ``nbits``.
+    ``band``: names a 0-based MS band in that refusal ('MS band 4 (NIR)'; None: 'MS band 4')."""
     value = asked_nbits(extra)
     if value is None:
         return nbits
@@ -169,13 +171,16 @@ def output_nbits(extra: list[str], dtype, nbits: int | None, top: Top | None = N
     if nbits and value < nbits:
         raise InputError(f"creation option NBITS={value} is narrower than the product's {nbits} bits (values up to "
                          f"{2 ** nbits - 1}): they would be clipped at {2 ** value - 1}")
-    if top is not None and top.share_above(value) > NBITS_CLIP_SHARE:   # a product that declares no NBITS (QA134)
+    shares = [] if top is None else top.shares_above(value)
+    worst = int(np.argmax(shares)) if shares else 0
+    if shares and shares[worst] > NBITS_CLIP_SHARE:   # a product that declares no NBITS (QA134)
         need = int(top.value).bit_length()
         use = f"Use NBITS={need} or leave NBITS out" if need < hi else "Leave NBITS out"
-        over = round(top.share_above(value) * top.sampled)
+        name = band(worst) if band is not None else f"MS band {worst + 1}"
+        widths = top.widths[worst]
         raise InputError(f"creation option NBITS={value} holds values up to {2 ** value - 1}, but "
-                         f"{share(over, top.sampled)} of the MS's sampled values lie above it (up to {top.value:g}): "
-                         f"they would be written as {2 ** value - 1}. {use}")
+                         f"{share(sum(widths[value + 1:]), sum(widths))} of the values sampled in {name} lie above it "
+                         f"(the MS's up to {top.value:g}): they would be written as {2 ** value - 1}. {use}")
     return value
 
 

@@ -10,7 +10,7 @@ from osgeo import gdal, gdal_array
 
 from ..blockcache import decoded_block
 from ..errors import InputError, quoted
-from ..gdalutil import gdal_call, gdal_text
+from ..gdalutil import dataset_name, gdal_call
 from .geotransform import is_rotated
 from .info import band_label, declared_scaling, open_dataset
 
@@ -19,7 +19,7 @@ MAX_WINDOW_BYTES = 64 << 20   # read_nearest's window (one block, all bands); a 
 
 def read_failure(ds: gdal.Dataset, what: str, msg: str) -> OSError:
     """A failed read that names the input file (a damaged block shows only when a tile reaches it)."""
-    return OSError(f"reading {what} of the input {quoted(gdal_text(ds.GetDescription()))} failed — the file may be "
+    return OSError(f"reading {what} of the input {quoted(dataset_name(ds))} failed — the file may be "
                    f"damaged or truncated (check it with gdalinfo -checksum): {msg}")
 
 
