@@ -432,3 +432,19 @@ def test_a_layers_no_data_value_is_recorded_and_the_file_command_given(qgis_app,
     replay, _ = _fused_log(data_dir, ms_path, "mtf_glp_hpm", tmp_path / "replay.tif")
     assert np.array_equal(gdal.Open(res["OUTPUT"]).ReadAsArray(), gdal.Open(replay["OUTPUT"]).ReadAsArray())
     assert gdal.Open(replay["OUTPUT"]).GetMetadataItem("KSDIFF_MS_NODATA_SOURCE") == "file"
+
+
+def test_a_file_whose_bands_declare_different_nodata_is_warned_once_listing_every_band(qgis_app, data_dir, tmp_path):
+    """QA137: an MS VRT whose bands declare 0, 0, none, 65535 got two warnings for one condition, the layer's
+    ("band 1: 0; band 2: 0; band 3: none; band 4: 65535") and the engine's ("band 1: 0.0; band 3: None, band 4:
+    65535.0": band 2 left out, ';' beside ','). Now one, the engine's, listing every band alike (also for the batch
+    CLI, which has no layer)."""
+    ms = str(tmp_path / "nd.vrt")
+    ds = gdal.Translate(ms, str(data_dir / "wv2_ms.tif"), format="VRT", noData="none")
+    for b, value in ((1, 0), (2, 0), (4, 65535)):
+        ds.GetRasterBand(b).SetNoDataValue(value)
+    ds = None
+    _, log = _fused_log(data_dir, ms, "mtf_glp_hpm", tmp_path / "o.tif")
+    said = [line for line in log.lines if "different nodata values" in line]
+    assert len(said) == 1, said
+    assert "(band 1: 0; band 2: 0; band 3: none; band 4: 65535): band 1's, 0, is used for every band" in said[0], said

@@ -128,3 +128,24 @@ def test_an_input_inside_a_file_records_the_file_its_size_and_its_part(cut, tmp_
     assert md["KSDIFF_PAN_FILE"] == f"both.gpkg, {size[gpkg]} bytes, table pan2"
     assert md["KSDIFF_MS_FILE"] == f"delivery.zip, {size[archive]} bytes, member inner/ms.tif"
     assert not [k for k, v in md.items() if str(tmp_path) in v]   # still no folders
+
+
+def test_fix_commands_for_a_layer_inside_a_file_write_beside_the_file_and_run(cut, tmp_path):
+    """The nodata and colour-flag commands for a GeoPackage table or a NetCDF variable printed 'GPKG:/x/a_nodata.vrt'
+    as the file to write (QA137: "Failed to open GPKG:/x/wv2_8bit_bands.vrt to write"). Now the copy lies beside the
+    container file, the source stays the subdataset name, and each printed command runs."""
+    from ksdiff_qgis.engine.bandcolour import colour_clear_command
+    from ksdiff_qgis.engine.nodatacmd import nodata_command
+
+    pan, ms = cut
+    gpkg = _two_table_gpkg(pan, tmp_path / "both.gpkg")
+    nc = str(tmp_path / "scene.nc")
+    gdal.Translate(nc, ms, format="netCDF")
+    for layer, stem in ((f"GPKG:{gpkg}:pan2", "both"), (f'NETCDF:"{nc}":Band1', "scene")):
+        for text, suffix in ((nodata_command(layer, 0), "_nodata.vrt"),
+                             (colour_clear_command(layer, [1]), "_bands.vrt")):
+            command = text.split(" (GDAL cannot update", 1)[0]
+            out = tmp_path / f"{stem}{suffix}"
+            assert command.endswith(f" {out}"), command
+            subprocess.run(command, shell=True, check=True, capture_output=True)
+            assert gdal.Open(str(out)).RasterCount == 1

@@ -201,14 +201,23 @@ def _band_nodata_text(provider, band: int) -> str:
     return ", ".join(values) or tr("none")
 
 
-def band_nodata_differs(layer, name: str) -> str | None:
+def _file_nodata_only(provider, bands: int) -> bool:
+    """Whether the layer's nodata settings of its ``bands`` are the file's own: no value set on the layer, and the
+    file's value used wherever the file declares one."""
+    return all(not provider.userNoDataValues(b) and
+               (provider.useSourceNoDataValue(b) or not provider.sourceHasNoDataValue(b)) for b in range(1, bands + 1))
+
+
+def band_nodata_differs(layer, name: str, file_said: bool = False) -> str | None:
     """A warning when the layer's bands have different nodata settings (values set band by band from Python;
     Layer Properties > Transparency sets all bands alike): the run takes band 1's for every band (one nodata value
     per raster), and the warning says which that is; else None. Only the file's bands (``gdal_band_count``): the
-    extra band QGIS shows for a file's mask has no nodata value (QA: "band 5: none" for a 4-band MS with a mask)."""
+    extra band QGIS shows for a file's mask has no nodata value (QA: "band 5: none" for a 4-band MS with a mask).
+    ``file_said``: the run warns of the file's own per-band values itself (``raster_io.band_value_notes``), so
+    nothing is said here when the layer only uses them (QA: two warnings for one condition)."""
     provider = layer.dataProvider() if layer is not None else None
     bands = gdal_band_count(layer) if provider is not None else 0
-    if bands < 2:
+    if bands < 2 or (file_said and _file_nodata_only(provider, bands)):
         return None
     texts = [_band_nodata_text(provider, b) for b in range(1, bands + 1)]
     if len(set(texts)) == 1:
@@ -233,12 +242,14 @@ def unticked_not_followed(layer, name: str) -> str | None:
               "copy.tif").format(name, shown_name(layer.name()), exact(value), shell_arg(raster_path(layer, name)))
 
 
-def input_notes(layers: dict, follows_unticked: bool = True) -> list[str]:
+def input_notes(layers: dict, follows_unticked: bool = True, file_said: bool = False) -> list[str]:
     """The warnings about QGIS layer settings the run cannot follow (open options, nodata values), per role.
-    ``follows_unticked``: whether the run drops a file nodata value the layer does not use."""
+    ``follows_unticked``: whether the run drops a file nodata value the layer does not use; ``file_said``: whether
+    it warns of the file's own per-band nodata values itself (``band_nodata_differs``)."""
     notes = []
     for role, layer in layers.items():
-        checks = [unapplied_open_options, unused_layer_nodata, band_nodata_differs]
+        checks = [unapplied_open_options, unused_layer_nodata,
+                  lambda lay, name: band_nodata_differs(lay, name, file_said)]
         if not follows_unticked:
             checks.append(unticked_not_followed)
         for note in (check(layer, role) for check in checks):

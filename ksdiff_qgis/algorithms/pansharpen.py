@@ -322,7 +322,8 @@ class PansharpenAlgorithm(KsdiffAlgorithm):
         self._nodata = (layer_nodata(pan_layer), layer_nodata(ms_layer))
         # 'No data value' unticked on a layer: QGIS shows the file's nodata pixels as data, and the run fuses them
         self._file_nodata = (not file_nodata_unticked(pan_layer), not file_nodata_unticked(ms_layer))
-        for note in input_notes({"PAN": pan_layer, "MS": ms_layer}):   # layer settings the run reads past
+        # layer settings the run reads past (the file's own per-band nodata values: the engine's warning)
+        for note in input_notes({"PAN": pan_layer, "MS": ms_layer}, file_said=True):
             if feedback is not None:
                 feedback.pushWarning(note)
         self._crs = (layer_crs(pan_layer), layer_crs(ms_layer))   # EXTENT (_area) is reprojected into the PAN's

@@ -18,6 +18,7 @@ import numpy as np
 from osgeo import gdal
 
 from . import bandcodes, delivery, dimap_tiles
+from .auxlayers import MS_BANDS_WHERE
 from .classical import BEST_CLASSICAL
 from .errors import InputError, shown_name
 from .gdalutil import gdal_call, named_view
@@ -379,8 +380,7 @@ def plan_bands(ms: RasterInfo, spec: Sensor, selection: list[int] | None, model_
     if not selection and not spec.generic and ms.bands != spec.n_bands:
         # MS_BANDS only picks bands out of more: a 3-band MS cannot make up a 4-band sensor's (QA: it was advised)
         sensor = f"set {param('SENSOR')} to the MS's own sensor, auto, or generic (it fuses any bands)"
-        fix = (f"choose {spec.n_bands} of its bands with 'MS bands to fuse' (MS_BANDS, under Advanced Parameters; a "
-               f"batch list's ms_bands column), or {sensor}" if ms.bands > spec.n_bands else
+        fix = (f"choose {spec.n_bands} of its bands with {MS_BANDS_WHERE}, or {sensor}" if ms.bands > spec.n_bands else
                f"no choice of its {ms.bands} bands can make up {spec.n_bands}: {sensor}")
         raise InputError(f"the MS raster has {ms.bands} bands but sensor {spec.name} expects {spec.n_bands} "
                          f"({', '.join(spec.band_names)}); {fix}")

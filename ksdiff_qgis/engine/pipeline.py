@@ -17,6 +17,7 @@ from osgeo import gdal, gdal_array
 
 from . import (
     aoi,
+    auxlayers,
     blockrepeat,
     classical,
     codefill,
@@ -1154,6 +1155,9 @@ def pansharpen(
     name_notes += colour_notes
     for note in name_notes:
         fb.info(note)
+    # a QA, angle or classification layer stacked among the bands (QA137: its bit codes were fused with PAN texture)
+    band_sel.check_selection(ms_bands, ms.bands)
+    auxlayers.refuse_aux_bands(ms_path, ms.descriptions, ms_bands)
     # what the DIMAP behind each input declares of its values (NBITS, NODATA), however the delivery was opened
     dimaps = {"PAN": dimap_values.product_values(pan_ds, pan, scan), "MS": dimap_values.product_values(ms_ds, ms, scan)}
     pan = dimap_values.with_product_nbits(pan, dimaps["PAN"], "PAN", fb)

@@ -45,7 +45,13 @@ def shell_arg(path: str, os_name: str | None = None) -> str:
 def beside(path: str, suffix: str) -> str:
     """Where a command writes the file made from ``path``: its name without extension plus ``suffix``, in the same
     folder (in the current folder for a GDAL virtual file, /vsizip/…, which cannot be written). Split by os.path:
-    a relative Windows path data\\ms.tif gives data\\ms_nodata.vrt."""
+    a relative Windows path data\\ms.tif gives data\\ms_nodata.vrt. A subdataset (``GPKG:/x/a.gpkg:ms``,
+    ``NETCDF:"/x/a.nc":Band1``) is written beside its file: /x/a_nodata.vrt (QA: 'GPKG:/x/a_nodata.vrt' failed)."""
+    # imported here: containers quotes its own commands with this module
+    from .containers import parse
+
+    address = None if path.startswith("/vsi") else parse(path)
+    path = address.file if address else path
     name = os.path.splitext(os.path.basename(path.rstrip("/\\")))[0] + suffix
     return name if path.startswith("/vsi") else os.path.join(os.path.dirname(path), name)
 

@@ -11,6 +11,7 @@ from osgeo import gdal
 from .. import containers, gdaldrivers
 from ..errors import InputError, quoted
 from ..gdalutil import dataset_name, gdal_call, gdal_text, quiet_metadata, text_metadata
+from ..nodatacmd import exact
 from ..shellcmd import beside, command, shell_arg
 from .bitdepth import product_nbits
 from .geotransform import is_rotated
@@ -186,14 +187,18 @@ def _scaled(pairs: list[tuple[float, float]]) -> bool:
 def band_value_notes(ds: gdal.Dataset, role: str, bands: list[int]) -> list[str]:
     """Warnings for band metadata the fusion does not follow (``bands``: 1-based, the ones fused): nodata values that
     differ between bands (band 1's is used). A scale/offset is ``scaling_note``'s to say, once for both inputs."""
+    from .read import raster_dtype  # here: read imports this module
+
     notes = []
     first = ds.GetRasterBand(1).GetNoDataValue()
-    nodatas = {b: ds.GetRasterBand(b).GetNoDataValue() for b in bands}
-    other = {b: v for b, v in nodatas.items() if not _same_nodata(v, first)}
-    if other:
-        listed = ", ".join(f"band {b}: {v}" for b, v in other.items())
-        notes.append(f"The {role} raster's bands declare different nodata values (band 1: {first}; {listed}): "
-                     "band 1's is used for every band, so the other bands' holes are fused as data. Give the bands "
+    nodatas = {b: ds.GetRasterBand(b).GetNoDataValue() for b in sorted({1, *bands})}
+    if any(not _same_nodata(v, first) for v in nodatas.values()):
+        # every band listed alike, as the QGIS layer's warning lists them (QA: band 2 left out, ';' beside ',')
+        dtype = raster_dtype(ds)
+        listed = "; ".join(f"band {b}: {'none' if v is None else exact(v, dtype)}" for b, v in nodatas.items())
+        used = "none" if first is None else exact(first, dtype)
+        notes.append(f"The {role} raster's bands declare different nodata values ({listed}): band 1's, {used}, is "
+                     "used for every band, so the other bands' own nodata values are fused as data. Give the bands "
                      "one nodata value (e.g. gdal_translate -a_nodata).")
     return [n.strip() for n in notes]
 
