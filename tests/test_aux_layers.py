@@ -88,7 +88,7 @@ def test_a_scene_classification_named_by_its_band_description_is_refused(landsat
     f"{PRODUCT}QA_PIXEL.TIF", f"{PRODUCT}QA_RADSAT.TIF", f"{PRODUCT}SR_QA_AEROSOL.TIF", "LC08_x_BQA.TIF",
     f"{PRODUCT}SAA.TIF", f"{PRODUCT}SZA.TIF", f"{PRODUCT}VAA.TIF", f"{PRODUCT}VZA.TIF", f"{PRODUCT}ST_QA.TIF",
     "T18SUJ_20200101T153619_SCL_20m.jp2", "T18SUJ_20200101T153619_AOT_10m.jp2", "T18SUJ_20200101T153619_WVP_10m.jp2",
-    "T18SUJ_20200101T153619_TCI_10m.jp2", "T18SUJ_20200101T153619_TCI.jp2", "MSK_CLDPRB_20m.jp2", "MSK_SNWPRB_20m.jp2",
+    "MSK_CLDPRB_20m.jp2", "MSK_SNWPRB_20m.jp2",
     "MSK_CLASSI_B00.jp2", "MSK_DETFOO_B8A.jp2", "L2A_T18SUJ_CLD_20m.jp2", "L2A_T18SUJ_SNW_20m.jp2", "QA_PIXEL", "SCL"])
 def test_quality_angle_and_classification_names(name):
     assert layer_kind(name) is not None
@@ -96,7 +96,8 @@ def test_quality_angle_and_classification_names(name):
 
 @pytest.mark.parametrize("name", [
     f"{PRODUCT}B5.TIF", f"{PRODUCT}SR_B4.TIF", f"{PRODUCT}ST_B10.TIF", "T18SUJ_20200101T153619_B8A_20m.jp2",
-    "B5 NIR", "Blue", "Band 5", "NIR1", "0.478 um", "pan_tci_x.tif", "msk.tif", "scaled.tif"])
+    "B5 NIR", "Blue", "Band 5", "NIR1", "0.478 um", "pan_tci_x.tif", "msk.tif", "scaled.tif",
+    "T18SUJ_20200101T153619_TCI_10m.jp2"])
 def test_spectral_band_names_are_no_such_layer(name):
     assert layer_kind(name) is None
 

@@ -1,10 +1,10 @@
 """Quality, angle and classification layers of Landsat and Sentinel-2 deliveries: no spectral bands, no MS bands.
 
-A delivery ships them beside its band files (``LC08_..._QA_PIXEL.TIF``, ``T32TQM_..._SCL_20m.jp2``), and QGIS's
-Build Virtual Raster stacks whatever files are picked: a QA band stacked as band 5 had its bit codes fused with PAN
-texture, silently (QA137). Such a layer is recognised by the code its file name ends with (each source file of a
-VRT band) or its band description, and the run is refused before anything is written, naming the MS_BANDS value
-that leaves it out.
+A delivery ships them beside its band files (``LC08_..._QA_PIXEL.TIF``, ``T32TQM_..._SCL_20m.jp2``; not the
+true-colour TCI: stretched, but spectral values), and QGIS's Build Virtual Raster stacks whatever files are picked: a
+QA band stacked as band 5 had its bit codes fused with PAN texture, silently (QA137). Such a layer is recognised by
+the code its file name ends with (each source file of a VRT band) or its band description, and the run is refused
+before anything is written, naming the MS_BANDS value that leaves it out.
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ _LAYERS: dict[str, str] = {
     "ST_QA": "Landsat surface temperature uncertainty",
     # Sentinel-2 Level-2A (Sen2Cor) and its QI_DATA masks
     "SCL": "Sentinel-2 scene classification", "AOT": "Sentinel-2 aerosol optical thickness",
-    "WVP": "Sentinel-2 water vapour", "TCI": "Sentinel-2 true-colour image (8-bit, stretched)",
+    "WVP": "Sentinel-2 water vapour",
     "CLD": "Sentinel-2 cloud probability", "SNW": "Sentinel-2 snow probability",
 }
 # the codes, and those written as families: Landsat's other surface temperature layers, Collection 1's angle bands
