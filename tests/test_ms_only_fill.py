@@ -44,16 +44,18 @@ def _pair(data_dir, tmp: Path, nodata: str, strip=_zero_strip) -> tuple[str, str
 def test_an_ms_only_zero_strip_is_left_out_as_a_declared_one(data_dir, tmp_path, method):
     """Fused into the statistics and the kernels, the strip moved the whole scene (away from it, off the run with
     0 declared in the MS: GSA 36 DN on average, up to 379; BDSD-PC 46 / 837; KSDiff 18 / 1573). Now within 1 DN
-    there, and the warning says it."""
+    there, and the warning says it; so too for an MS declaring 65535, which none of its pixels hold (QA137)."""
     out, said = {}, {}
-    for nodata in ("none", "0"):
+    for nodata in ("none", "65535", "0"):
         pan, ms = _pair(data_dir, tmp_path, nodata)
         res = pipeline.pansharpen(pan, ms, str(tmp_path / f"{method}_{nodata}.tif"), "wv2", method, workers=1)
         out[nodata] = gdal.Open(res.output_path).ReadAsArray().astype(np.float64)
         said[nodata] = [w for w in res.warnings if "left out of the scene statistics" in w]
-    far = np.abs(out["none"] - out["0"])[:, :, :-FAR]
-    assert far.max() <= 1, (float(far.mean()), float(far.max()))
-    assert len(said["none"]) == 1 and said["none"][0].startswith("The MS raster") and not said["0"], said
+    for undeclared in ("none", "65535"):
+        far = np.abs(out[undeclared] - out["0"])[:, :, :-FAR]
+        assert far.max() <= 1, (undeclared, float(far.mean()), float(far.max()))
+        assert len(said[undeclared]) == 1 and said[undeclared][0].startswith("The MS raster"), said
+    assert not said["0"], said
 
 
 def test_method_auto_checks_an_ms_only_zero_strip_as_a_declared_one(data_dir, tmp_path):
@@ -123,3 +125,35 @@ def test_the_sample_leaves_out_only_band_wide_zeros_over_pan_data(data_dir, tmp_
     assert over.tolist() == expected.ravel().tolist() + [False] * 64
     declared = describe(gdal.Open(str(data_dir / "wv2_ms.tif")), "ms.tif")
     assert not pipeline.ms_fill_over_pan_data(pan_lr, ms_lr, pan_info, declared, shapes).any()
+
+
+def test_a_declared_nodata_no_pixel_holds_is_no_declaration(data_dir, tmp_path):
+    """QA137: a file declaring 65535 (netCDF's UInt16 _FillValue), which none of its pixels hold, over a zero strip
+    was taken at its word: no warning, the MS strip kept in the statistics (GSA 0.5-0.95 DN off the 0-declared run).
+    Now as a file declaring nothing: the PAN's and the MS's fill warned with the fix, the MS's left out."""
+    pan, ms = _pair(data_dir, tmp_path, "65535")
+    res = pipeline.pansharpen(pan, ms, str(tmp_path / "gsa_65535.tif"), "wv2", "gsa", workers=1)
+    said = [w for w in res.warnings if "declares the nodata value 65535, which none of its sampled pixels" in w]
+    assert len(said) == 1 and said[0].startswith("The MS raster") and "-a_nodata 0" in said[0], res.warnings
+    assert "left out of the scene statistics" in said[0]
+    _, declared = _pair(data_dir, tmp_path, "0")
+    ref = pipeline.pansharpen(pan, declared, str(tmp_path / "gsa_0.tif"), "wv2", "gsa", workers=1)
+    a, b = (gdal.Open(r.output_path).ReadAsArray().astype(np.float64) for r in (res, ref))
+    assert np.abs(a - b)[:, :, :-FAR].max() <= 1
+    # the PAN's own strip, its file declaring 65535 (QA137's wedge: fused as data, without a word)
+    pan_fill = _copy(data_dir / "wv2_pan.tif", tmp_path / "pan_65535.tif", "65535", lambda b, a: _zero_strip(b, a))
+    res = pipeline.pansharpen(pan_fill, str(data_dir / "wv2_ms.tif"), str(tmp_path / "pan.tif"), "wv2", "gsa",
+                              workers=1)
+    said = [w for w in res.warnings if w.startswith("The PAN raster declares the nodata value 65535")]
+    assert len(said) == 1 and "-a_nodata 0" in said[0], res.warnings
+
+
+def test_a_declared_nodata_pixels_hold_keeps_its_zeros_data(data_dir, tmp_path):
+    """The same MS declaring 2000 (its NBITS 11 holds no 65535) with a corner at 2000 in every band: the declared
+    value is in use, so its zeros stay data, with no word of a fill (as before QA137)."""
+    def strip_and_corner(b: int, a: np.ndarray) -> np.ndarray:
+        a[:8, :8] = 2000
+        return _zero_strip(b, a)
+    pan, ms = _pair(data_dir, tmp_path, "2000", strip_and_corner)
+    res = pipeline.pansharpen(pan, ms, str(tmp_path / "held.tif"), "wv2", "gsa", workers=1)
+    assert not any("sampled pixels are 0" in w for w in res.warnings), res.warnings

@@ -238,3 +238,26 @@ def test_a_wavelength_item_names_an_unnamed_band(cached, tmp_path):
     assert names == ["478 nm", "546 nm", "659 nm", "831 nm"]
     assert [band_kind(n) for n in names] == ["blue", "green", "red", "nir"]
     assert band_kind("0.66 Micrometers") == "red" and band_kind("Band 1") is None
+
+
+def test_a_sentinel2_offset_in_the_sources_of_a_vrt_ms_is_warned_and_kept(cached, tmp_path):
+    """QA137: an MS stacked as a VRT over per-band L2A files, each carrying its BOA_ADD_OFFSET_Bxx=-1000 and
+    BOA_QUANTIFICATION_VALUE=10000: gdalbuildvrt copies no metadata, so the offset was neither warned nor written
+    to the output (a single file MS got both). Its sources' are now, as a single file's."""
+    pan = _crop(str(cached("sentinel2/s2_10m.tif")), tmp_path / "T18SUJ_B08_10m.tif", [0, 0, 256, 256], [4])
+    files = []
+    for band, code in zip([1, 2, 3, 8], ["B02", "B03", "B04", "B8A"]):
+        path = _crop(str(cached("sentinel2/s2_20m.tif")), tmp_path / f"T18SUJ_{code}_20m.tif", [0, 0, 128, 128],
+                     [band])
+        ds = gdal.Open(path, gdal.GA_Update)
+        ds.SetMetadata({f"BOA_ADD_OFFSET_{code}": "-1000", "BOA_QUANTIFICATION_VALUE": "10000"})
+        ds = None
+        files.append(path)
+    ms = str(tmp_path / "ms.vrt")
+    gdal.BuildVRT(ms, files, separate=True).FlushCache()
+    res = pansharpen(pan, ms, str(tmp_path / "o.tif"), "generic", "mtf_glp_hpm")
+    said = [w for w in res.warnings if w.startswith("The MS raster's metadata declares an offset")]
+    assert len(said) == 1 and "BOA_ADD_OFFSET_B02" in said[0] and "(value -1000) / 10000" in said[0], res.warnings
+    carried = gdal.Open(res.output_path).GetMetadata()
+    assert carried.get("BOA_ADD_OFFSET_B02") == carried.get("BOA_ADD_OFFSET_B8A") == "-1000", carried
+    assert carried.get("BOA_QUANTIFICATION_VALUE") == "10000", carried

@@ -75,6 +75,8 @@ class SceneStats:
     screened: outliers.Screened | None = None
     # the MS bands that hold one value wherever they have data in the sample, with it (``flatbands.flat_bands``)
     ms_flat: tuple[tuple[int, float], ...] = ()
+    # the roles ("PAN", "MS") whose sampled zeros are a fill their file does not declare (``pipeline.undeclared_fills``)
+    zero_fills: frozenset[str] = frozenset()
     # (C, C+1) BDSD-PC's coefficients, row b = (g_b, gamma_b,1..C) (``bdsd_pc_coef``); None: the sample had too few
     # pixels away from nodata and window edges to fit them (BDSD-PC is then refused, and left out of the self-check)
     bdsd_coef: np.ndarray | None = None

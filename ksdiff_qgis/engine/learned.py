@@ -227,6 +227,13 @@ def zero_fill(pan_zero: np.ndarray | None, ms_zero: np.ndarray | None) -> np.nda
     return None if pan_zero is None else fill_areas(pan_zero)
 
 
+def may_hold_fill(role: str, info: RasterInfo, stats) -> bool:
+    """Whether ``role``'s zeros may be an undeclared fill for ``zero_fill``: its file declares no nodata value, or the
+    scene's sample found one its declared value does not cover (``SceneStats.zero_fills``: a value none of the sampled
+    pixels hold, QA137's netCDF _FillValue 65535 over a zero edge)."""
+    return info.file_nodata is None or role in getattr(stats, "zero_fills", ())
+
+
 def value_scale(card: ModelCard, ms: RasterInfo, ms_mean: np.ndarray | None = None) -> float:
     """The raw value that maps to 1.0 for the network: the raster's NBITS (or 8-bit range), else the card's scale.
 

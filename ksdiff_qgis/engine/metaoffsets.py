@@ -14,8 +14,8 @@ import re
 
 from osgeo import gdal
 
-from .delivery import metadata_files
-from .gdalutil import text_metadata
+from . import delivery
+from .gdalutil import gdal_call, text_metadata
 from .metascan import MetadataScan
 from .raster_io import RATIO_OFFSET, declared_scaling
 
@@ -45,19 +45,50 @@ def _listed(found: dict[str, float]) -> str:
                      for value, keys in groups.items())
 
 
-def s2_offsets(ds: gdal.Dataset) -> dict[str, float]:
-    """The non-zero Sentinel-2 offsets in the dataset's (or its bands') default metadata, by key."""
+def _s2_items(ds: gdal.Dataset) -> dict[str, str]:
+    """The Sentinel-2 offset and quantification items of the dataset's (and its bands') default metadata."""
     items = text_metadata(ds)   # a value that is not UTF-8 comes back from GDAL as bytes
     for b in range(1, ds.RasterCount + 1):
         items.update(text_metadata(ds.GetRasterBand(b)))
-    found = {k.upper(): _number(v) for k, v in items.items() if _S2_OFFSET.match(k)}
+    return {k: v for k, v in items.items() if _S2_OFFSET.match(k) or k.upper() in _S2_QUANT}
+
+
+def source_items(path: str) -> dict[str, str]:
+    """The Sentinel-2 offset and quantification items of a VRT's source files (``delivery.input_files``, the lookup
+    that names its bands), a key's first file's value kept; {} for another file. gdalbuildvrt copies no metadata: a
+    stack of L2A band files lost their offset, neither warned nor written to the output (QA137)."""
+    found: dict[str, str] = {}
+    for file in delivery.input_files(path)[1:]:
+        ds, _ = gdal_call(gdal.OpenEx, file, gdal.OF_RASTER | gdal.OF_READONLY)
+        for k, v in (_s2_items(ds) if ds is not None else {}).items():
+            found.setdefault(k, v)
+    return found
+
+
+def _items(ds: gdal.Dataset, path: str) -> dict[str, str]:
+    """``_s2_items`` of the dataset, with those of its VRT's sources (``source_items``) it lacks."""
+    return {**(source_items(path) if path else {}), **_s2_items(ds)}
+
+
+def s2_offsets(ds: gdal.Dataset, path: str = "") -> dict[str, float]:
+    """The non-zero Sentinel-2 offsets in the dataset's (or its bands') default metadata, by key; with ``path``, a
+    VRT's, those of its source files too (``source_items``)."""
+    found = {k.upper(): _number(v) for k, v in _items(ds, path).items() if _S2_OFFSET.match(k)}
     return {k: v for k, v in found.items() if v}
+
+
+def carry_source_items(dst: gdal.Dataset, path: str) -> None:
+    """Give the output ``dst`` the Sentinel-2 offset items of a VRT MS's source files (``source_items``) that its
+    own metadata (``outputs.copy_metadata``) did not give it: the fused values keep the stored encoding."""
+    missing = {k: v for k, v in source_items(path).items() if dst.GetMetadataItem(k) is None}
+    if missing:
+        gdal_call(dst.SetMetadata, {**text_metadata(dst), **missing})
 
 
 def mtl_offsets(path: str, scan: MetadataScan) -> tuple[str | None, dict[str, float]]:
     """(the MTL's name, its non-zero REFLECTANCE_/RADIANCE_ADD_BAND_n values) of the Landsat MTL that names
     ``path`` (``delivery.metadata_files``); (None, {}) without one."""
-    naming, _ = metadata_files(path, scan)
+    naming, _ = delivery.metadata_files(path, scan)
     for side in naming:
         if "MTL" in os.path.basename(side).upper():
             found = {m.group(1).upper(): _number(m.group(2)) for m in _MTL_ADD.finditer(scan.text(side))}
@@ -72,11 +103,12 @@ def metadata_offset_note(ds: gdal.Dataset, path: str, role: str, scan: MetadataS
     carry none (a band offset is ``band_value_notes``'s to say); None otherwise. Nothing is applied."""
     if any(off for _, off in declared_scaling(ds, list(range(1, ds.RasterCount + 1)))):
         return None
-    found, source, quant_text = s2_offsets(ds), "metadata", ""
+    found, source, quant_text = s2_offsets(ds, path), "metadata", ""
     if found:
-        quant_key = next((k for k in _S2_QUANT if _number(ds.GetMetadataItem(k))), None)
+        items = {k.upper(): v for k, v in _items(ds, path).items()}
+        quant_key = next((k for k in _S2_QUANT if _number(items.get(k))), None)
         if quant_key:
-            quant, value = _number(ds.GetMetadataItem(quant_key)), next(iter(found.values()))
+            quant, value = _number(items[quant_key]), next(iter(found.values()))
             quant_text = f"; with {quant_key} {quant:g}: reflectance = (value {value:+g}) / {quant:g}"
     else:
         source, found = mtl_offsets(path, scan)

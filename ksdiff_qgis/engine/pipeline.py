@@ -71,6 +71,7 @@ from .learned import (
     checked_session,
     fill_areas,
     lift_note,
+    may_hold_fill,
     pan_units,
     value_scale,
     value_scale_note,
@@ -89,6 +90,7 @@ from .raster_io import (
     check_writable,
     declared_scaling,
     describe,
+    is_nodata,
     open_raster,
     output_nodata,
     outputs,
@@ -305,17 +307,28 @@ REGISTRATION_DATA = 0.5   # a window read whole is used for the PAN/MS registrat
 FILL_SHARE = 0.01   # zeros in this share of the sampled pixels of an input without nodata: a fill, probably
 
 
-def undeclared_fills(pan_lr: np.ndarray, ms_lr: np.ndarray, pan: RasterInfo, ms: RasterInfo) -> set[str]:
-    """The roles ("PAN", "MS") whose raster declares no nodata value yet holds a fill of zeros (at least FILL_SHARE
-    of the sampled pixels 0, in every band for the MS): what ``undeclared_fill_notes`` warns of."""
-    zeros = {"PAN": (pan_lr == 0, pan), "MS": ((ms_lr == 0).all(axis=0), ms)}
-    return {role for role, (zero, info) in zeros.items()
-            if info.file_nodata is None and float(zero.mean()) >= FILL_SHARE}
+def nodata_held(pan_lr: np.ndarray, ms_lr: np.ndarray, pan: RasterInfo, ms: RasterInfo) -> frozenset[str]:
+    """The roles ("PAN", "MS") whose sampled pixels hold the nodata value their file declares (for the MS, in any
+    band). A declared value none of them hold is no better than none for a fill of zeros: netCDF's UInt16
+    _FillValue 65535 over a zero scene edge fused it as data without a word (QA137)."""
+    return frozenset(role for role, values, info in (("PAN", pan_lr, pan), ("MS", ms_lr, ms))
+                     if info.file_nodata is not None and bool(is_nodata(values, info.file_nodata, info.dtype).any()))
+
+
+def undeclared_fills(pan_lr: np.ndarray, ms_lr: np.ndarray, pan: RasterInfo, ms: RasterInfo,
+                     held: frozenset[str] | None = None) -> set[str]:
+    """The roles ("PAN", "MS") whose raster declares no nodata value its sampled pixels hold (``nodata_held``) yet
+    holds a fill of zeros (at least FILL_SHARE of the sampled pixels 0, in every band for the MS): what
+    ``undeclared_fill_notes`` warns of. ``held``: ``nodata_held`` of the scene's sample (a pad around a stats window
+    judges by it, not by its own few pixels); None: of these arrays."""
+    held = nodata_held(pan_lr, ms_lr, pan, ms) if held is None else held
+    zeros = {"PAN": pan_lr == 0, "MS": (ms_lr == 0).all(axis=0)}
+    return {role for role, zero in zeros.items() if role not in held and float(zero.mean()) >= FILL_SHARE}
 
 
 def ms_fill_over_pan_data(pan_lr: np.ndarray, ms_lr: np.ndarray, pan: RasterInfo, ms: RasterInfo,
                           shapes: list[tuple[int, int]] | None = None, *, scene_fill: bool = False,
-                          origin: tuple[int, int] = (0, 0)) -> np.ndarray:
+                          origin: tuple[int, int] = (0, 0), held: frozenset[str] | None = None) -> np.ndarray:
     """The sampled pixels (N,) of an undeclared MS fill of zeros (``undeclared_fills``) over the PAN's data: 0 in every
     MS band, the PAN not 0 beneath. No measurement makes that (the PAN sees light the MS bands span): such pixels are
     left out of the scene statistics, where they tilted every regression (QA122, a 12-column strip on the WV2 fixture:
@@ -327,8 +340,8 @@ def ms_fill_over_pan_data(pan_lr: np.ndarray, ms_lr: np.ndarray, pan: RasterInfo
     pixels (``_scene_stats``); None: ``ms_lr`` (C, h, w) is one window (a flat (C, N) one holds no area).
     ``scene_fill``: the scene's sample found the fill already (a pad around a stats window: its few zeros count as
     the sample's would, QA132); ``origin``: where a block of ``fill_areas`` starts in a single window (the sample's
-    lattice)."""
-    if not scene_fill and "MS" not in undeclared_fills(pan_lr, ms_lr, pan, ms):
+    lattice); ``held``: as for ``undeclared_fills``."""
+    if not scene_fill and "MS" not in undeclared_fills(pan_lr, ms_lr, pan, ms, held):
         return np.zeros(ms_lr.shape[1:], dtype=bool).ravel()
     zero = (ms_lr == 0).all(axis=0).ravel()
     over = zero & (pan_lr != 0).ravel()
@@ -351,12 +364,19 @@ def undeclared_fill_notes(pan_lr: np.ndarray, ms_lr: np.ndarray, pan: RasterInfo
         share = float(zero.mean())
         if role in fills:
             over = role == "MS" and ms_fill_over_pan_data(pan_lr, ms_lr, pan, ms, shapes).any()
-            notes.append(f"The {role} raster declares no nodata value its pixels can hold, yet {share:.0%} of its "
+            notes.append(f"The {role} raster declares {_unheld_nodata(info)}, yet {share:.0%} of its "
                          "sampled pixels are 0" + (" in every band" if role == "MS" else "")
                          + ": if that is a fill (a scene edge), " + _zero_nodata_fix(info) + ". It "
                          "is fused as data now" + (", left out of the scene statistics where the PAN holds data"
                                                    if over else "") + ".")
     return notes
+
+
+def _unheld_nodata(info: RasterInfo) -> str:
+    """What the raster declares of nodata, none of which its sampled pixels hold (``undeclared_fills``)."""
+    if info.file_nodata is None:
+        return "no nodata value its pixels can hold"
+    return f"the nodata value {exact(info.file_nodata, info.dtype)}, which none of its sampled pixels hold"
 
 
 def _zero_nodata_fix(info: RasterInfo) -> str:
@@ -503,16 +523,16 @@ def _no_data(p: np.ndarray, m: np.ndarray, pan: RasterInfo, ms: RasterInfo) -> n
 
 
 def _around_bad(around: np.ndarray, pan_around: np.ndarray, pan: RasterInfo, ms: RasterInfo, scene_fill: bool,
-                pad: tuple[int, int, int, int]) -> np.ndarray:
+                pad: tuple[int, int, int, int], held: frozenset[str] | None = None) -> np.ndarray:
     """The padded window's pixels (``_read_around``; ``pan_around``: ``_pan_around``) that are no data for BDSD-PC's
     LMS_LR, of the kinds a window's are: MS nodata, the PAN's nodata beneath, and an undeclared MS fill of zeros over
     the PAN's data (``ms_fill_over_pan_data`` on the padded arrays). QA128: a zero strip beside the EXTENT, blurred in,
     moved its output by 9.5 DN on average. A fill is one where the scene's sample found one (``scene_fill``), or
     where the padded window holds one by itself (QA128's strip beside a sample without zeros); its blocks lie on the
     sample's lattice, from the window's corner inside its ``pad`` (QA132: a patch the sample would leave out, under
-    1 % of the padded window or off its lattice, was fitted as data)."""
+    1 % of the padded window or off its lattice, was fitted as data). ``held``: the sample's ``nodata_held``."""
     fill = ms_fill_over_pan_data(pan_around[None], around, pan, ms, scene_fill=scene_fill,
-                                 origin=(pad[0], pad[2])).reshape(pan_around.shape)
+                                 origin=(pad[0], pad[2]), held=held).reshape(pan_around.shape)
     return _no_data(pan_around, around, pan, ms) | fill
 
 
@@ -744,9 +764,11 @@ def _scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan,
         if v is not None:
             valid &= v
     fill = ms_fill_over_pan_data(pan_lr, ms_lr, pan, ms, shapes)
-    scene_fill = "MS" in undeclared_fills(pan_lr, ms_lr, pan, ms)
+    held = nodata_held(pan_lr, ms_lr, pan, ms)
+    fills = undeclared_fills(pan_lr, ms_lr, pan, ms, held)
+    scene_fill = "MS" in fills
     cuts = [cut if cut is None or cut[3] is None else
-            (*cut[:3], (cut[3][0], _around_bad(*cut[3], pan, ms, scene_fill, cut[4])), cut[4]) for cut in cuts]
+            (*cut[:3], (cut[3][0], _around_bad(*cut[3], pan, ms, scene_fill, cut[4], held)), cut[4]) for cut in cuts]
     filled = int((valid & fill).sum())   # the data pixels only the MS's fill takes
     valid &= ~fill
     if valid.sum() < 16:
@@ -772,13 +794,13 @@ def _scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan,
                                   lms_room=lms_room, lms_pixels=lms_pixels)
     checkpoint()
     stats = replace(stats, pan_noise=noise.pooled_sigma(details), pan_top=pan_seen.top(), ms_top=ms_seen.top(),
-                    ms_flat=flat_bands(ms_lr, ms))
+                    ms_flat=flat_bands(ms_lr, ms), zero_fills=frozenset(fills))
     if notes is not None and stats.screened is not None:
         notes.append(outlier_note(stats.screened, pan, ms))
     # the registration leaves out nodata, and an undeclared fill of zeros the sample shows (warned of above): a
     # Landsat 7 SLC-off MS with 40 % zero gaps read 0.6 PAN pixels off on registered data; and the values the
     # statistics screened
-    whole = _registration_windows(whole, pan, ms, undeclared_fills(pan_lr, ms_lr, pan, ms), stats.screened)
+    whole = _registration_windows(whole, pan, ms, fills, stats.screened)
     if whole:
         alpha = stats.gsa_alpha if all(a is b for a, b in zip(pans, whole_pixel)) else \
             _whole_pixel_alpha(np.concatenate(whole_pixel)[None], ms_lr, valid, pan, pan_low, checkpoint)
@@ -1037,9 +1059,9 @@ class _TileRunner:
         """The tile's pixels a learned model may summarise (``TileContext.valid``): the valid ones, less an
         undeclared fill (``learned.zero_fill``). Such a fill is still fused as data (``undeclared_fill_notes``
         warns), but a scene edge of zeros must not steer the kernels of the tile's real pixels."""
-        ms_zero = None if self.ms.file_nodata is not None else _on_pan_grid(
+        ms_zero = None if not may_hold_fill("MS", self.ms, self.stats) else _on_pan_grid(
             (ms == 0).all(axis=0), pan.shape[1:], origin, self.plan.ratio)
-        fill = zero_fill(pan[0] == 0 if self.pan.file_nodata is None else None, ms_zero)
+        fill = zero_fill(pan[0] == 0 if may_hold_fill("PAN", self.pan, self.stats) else None, ms_zero)
         if fill is None:
             return valid
         return ~fill if valid is None else valid & ~fill
@@ -1524,6 +1546,7 @@ def pansharpen(
         # mean
         for note in outputs.copy_metadata(writer.ds, ms_file, bplan.indices):   # a value too long to copy
             fb.info(note)
+        metaoffsets.carry_source_items(writer.ds, ms_path)   # a VRT's: its sources' Sentinel-2 offset (QA137)
         # how it was made: METHOD auto may have fallen back to a classical method (``provenance``)
         # the tiles as laid out on this scene (blended cells or strips sized to it) and their margin of context
         # the ratio fused at: ksdiff:assess's ERGAS divides by it, and a generic sensor has none of its own (QA: a

@@ -35,7 +35,7 @@ from .filters import upsample, wald_degrade
 from .grid import GridPlan, ms_lattice
 from .labels import method as label
 from .labels import param
-from .learned import zero_fill
+from .learned import may_hold_fill, zero_fill
 from .masks import MS_FILL_REACH, PAN_FILL_REACH, fill_holes, read_filled
 from .raster_io import RasterInfo
 from .sensors import Sensor
@@ -434,8 +434,9 @@ class _Sample:
         ms_ok = self.ms_ok[pad:pad + H, pad:pad + W]
         # what the window may be chosen on and a learned fuser may summarise: the data, less an undeclared fill of
         # zeros, which the pipeline fuses as data but leaves out of a learned tile's context (``_context_valid``)
-        ms_zero = (self.ms_raw[:, pad:pad + H, pad:pad + W] == 0).all(axis=0) if ms.file_nodata is None else None
-        fill = zero_fill(pan_arr[0] == 0 if pan.file_nodata is None else None,
+        ms_zero = ((self.ms_raw[:, pad:pad + H, pad:pad + W] == 0).all(axis=0) if may_hold_fill("MS", ms, stats)
+                   else None)
+        fill = zero_fill(pan_arr[0] == 0 if may_hold_fill("PAN", pan, stats) else None,
                          None if ms_zero is None else np.repeat(np.repeat(ms_zero, k, axis=0), k, axis=1))
         pan_data = pan_ok if fill is None else pan_ok & ~fill
         ms_data = ms_ok if fill is None else ms_ok & ~fill.reshape(H, k, W, k).all(axis=(1, 3))
