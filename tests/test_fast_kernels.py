@@ -114,10 +114,10 @@ def ref_fuse_mtf_glp_fs(pan, lms, ctx):
 
 
 def ref_fuse_bdsd_pc(pan, lms, ctx):
-    """LMS_b + g_b (P - mean P_b) + sum_i gamma_b,i (LMS_i - mean LMS_i): the fit on centred data (2026-12-07)."""
-    coef, centre = ctx.stats.bdsd_coef, ctx.stats.bdsd_mean
-    p = pan[None] - centre[:, :1, None]
-    detail = coef[:, :1, None] * p + np.tensordot(coef[:, 1:], lms - centre[0, 1:, None, None], axes=1)
+    """LMS_b + g_b (P - f_P) + sum_i gamma_b,i (LMS_i - F): the data measured from the scene's floor (2026-12-07)."""
+    coef, floor = ctx.stats.bdsd_coef, ctx.stats.bdsd_floor
+    p = pan[None] - floor[:, :1, None]
+    detail = coef[:, :1, None] * p + np.tensordot(coef[:, 1:], lms - floor[0, 1:, None, None], axes=1)
     return (lms + detail).astype(np.float32)
 
 

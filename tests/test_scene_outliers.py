@@ -145,24 +145,25 @@ def test_a_clean_real_scene_keeps_bit_identical_statistics(scenes, monkeypatch):
 def test_bdsd_pc_is_fitted_on_the_dirty_scene_as_on_the_clean_one(scenes):
     """BDSD-PC's LMS_LR was Wald-degraded before the screen: the 1e20 and the -1e4 cluster were blurred into every
     LMS_LR pixel within the filters' reach and fitted on, g (0.33, 0.02, 0.03, 0.08) -> (0.96, 0.02, 0, 0.03), gammas
-    of -1 and a centre of 1.5e15 (auto then picked MTF-GLP-FS over BDSD-PC). Now the screened values are as bad as
-    nodata for it: the clean scene's coefficients within 0.02 and its centres within 1 %."""
+    of -1 and a centre of 1.5e15 (when it was fitted on centred data; auto then picked MTF-GLP-FS over BDSD-PC). Now
+    the screened values are as bad as nodata for it: the clean scene's coefficients within 0.02 and its floor within
+    1 %."""
     clean, _ = _stats(scenes["pan"], scenes["clean"])
     dirty, _ = _stats(scenes["pan"], scenes["dirty"])
     assert clean.bdsd_coef is not None and dirty.bdsd_coef is not None
     np.testing.assert_allclose(dirty.bdsd_coef[:, 0], clean.bdsd_coef[:, 0], atol=0.02, err_msg="g")
     np.testing.assert_allclose(dirty.bdsd_coef[:, 1:], clean.bdsd_coef[:, 1:], atol=0.02, err_msg="gamma")
-    np.testing.assert_allclose(dirty.bdsd_mean, clean.bdsd_mean, rtol=0.01, err_msg="centres")
+    np.testing.assert_allclose(dirty.bdsd_floor, clean.bdsd_floor, rtol=0.01, err_msg="floor")
     assert dirty.bdsd_sample[0] < clean.bdsd_sample[0]   # the outliers' reach left out
 
 
 def test_an_empty_screen_leaves_bdsd_pcs_fit_bit_identical(scenes, monkeypatch):
     """The LMS_LR built with a screen that keeps every pixel (the screened path, nothing screened) is the one built
-    without a screen: BDSD-PC's coefficients, centres and sample bit for bit on the clean real crop."""
+    without a screen: BDSD-PC's coefficients, floor and sample bit for bit on the clean real crop."""
     plain, _ = _stats(scenes["pan"], scenes["clean"])
     monkeypatch.setattr(outliers, "screen", lambda pan, ms, *a: (np.ones(pan.shape, dtype=bool), None))
     kept_all, _ = _stats(scenes["pan"], scenes["clean"])
-    assert np.array_equal(plain.bdsd_coef, kept_all.bdsd_coef) and np.array_equal(plain.bdsd_mean, kept_all.bdsd_mean)
+    assert np.array_equal(plain.bdsd_coef, kept_all.bdsd_coef) and np.array_equal(plain.bdsd_floor, kept_all.bdsd_floor)
     assert plain.bdsd_sample == kept_all.bdsd_sample
 
 

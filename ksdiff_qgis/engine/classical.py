@@ -20,6 +20,7 @@ from .feedback import Checkpoint, never_cancelled
 from .filters import MTF_TAPS, decimate, mtf_sigma, upsample
 from .numbers import share
 from .saturation import Top
+from .units import same_units
 
 METHODS = {
     "exp": "EXP (cubic upsampling of MS, no PAN detail)",
@@ -80,10 +81,9 @@ class SceneStats:
     # (C, C+1) BDSD-PC's coefficients, row b = (g_b, gamma_b,1..C) (``bdsd_pc_coef``); None: the sample had too few
     # pixels away from nodata and window edges to fit them (BDSD-PC is then refused, and left out of the self-check)
     bdsd_coef: np.ndarray | None = None
-    # (C, C+1) the fit sample's means of P_LR_b and of each LMS_LR_i, row b = (mean P_LR_b, mean LMS_LR_1..C): the
-    # centres BDSD-PC is fitted and applied about (docs/VALIDATION.md, 2026-12-07 17:36: an offset in how PAN and MS
-    # are stored then leaves its output unmoved); None: no coefficients
-    bdsd_mean: np.ndarray | None = None
+    # (C, C+1) row b = (f_P, F, ..., F): where BDSD-PC measures the PAN and the MS bands from (``bdsd_floor``: an
+    # offset in how PAN and MS are stored then leaves its output unmoved); None: no coefficients
+    bdsd_floor: np.ndarray | None = None
     # (usable, needed, room): the sample's pixels the fit used, the least it needs, and those beyond the filters'
     # reach of its windows' edges before nodata took its share (``bdsd_unfit`` says which was short)
     bdsd_sample: tuple[int, int, int] = (0, 0, 0)
@@ -137,16 +137,15 @@ def scene_stats(pan_lr: np.ndarray, ms: np.ndarray, valid: np.ndarray,
     if (w[:-1] < 0).any() or not (w[:-1] > 0).any():
         w = np.append(np.full(m.shape[0], 1.0 / m.shape[0]), 0.0)
     i_b = design @ w
-    bdsd = centre = None
+    bdsd = floor = None
     bdsd_sample = (0, 0, 0)
     if lms_lr is not None and pan_low is not None:
         usable = valid & np.isfinite(lms_lr).all(axis=0)
         sample_lms, sample_p = lms_lr[:, usable], pan_low[:, usable]
-        # the means of the regressors over the fit sample stand for the scene's at full scale as well: P_LR_b is the
-        # PAN low-passed onto the MS grid (its mean is the PAN's there) and LMS_LR the MS degraded and re-upsampled
-        # (its mean is the MS's), so the full-scale P and LMS are centred on the same numbers
-        centre = bdsd_centre(sample_lms, sample_p) if sample_p.shape[1] else None
-        bdsd = bdsd_pc_coef(ms[:, usable], sample_lms, sample_p, centre)
+        # the data's floor over the statistics sample stands for the scene's at full scale as well, where the fusion
+        # measures P and LMS from it
+        floor = bdsd_floor(m, p)
+        bdsd = bdsd_pc_coef(ms[:, usable], sample_lms, sample_p, floor)
         bdsd_sample = (int(usable.sum()), 16 * (ms.shape[0] + 1), max(int(lms_room), int(usable.sum())))
     checkpoint()
     return SceneStats(
@@ -161,7 +160,7 @@ def scene_stats(pan_lr: np.ndarray, ms: np.ndarray, valid: np.ndarray,
         negative=float(((p < 0) | (m < 0).any(axis=0)).mean()),
         below_zero=(int(np.count_nonzero(p < 0)), *(int(n) for n in np.count_nonzero(m < 0, axis=1))), sampled=p.size,
         ms_low=np.percentile(m, 0.1, axis=1), pan_low=float(np.percentile(p, 0.1)), screened=screened,
-        bdsd_coef=bdsd, bdsd_mean=None if bdsd is None else centre, bdsd_sample=bdsd_sample,
+        bdsd_coef=bdsd, bdsd_floor=None if bdsd is None else floor, bdsd_sample=bdsd_sample,
         bdsd_pixels=int(lms_pixels) if lms_lr is not None else 0,
     )
 
@@ -174,23 +173,31 @@ def bdsd_reach(gains, ratio: int) -> int:
     return math.ceil(3 * max(mtf_sigma(float(g), ratio) for g in gains)) + 3 * ratio
 
 
-def bdsd_centre(lms_lr: np.ndarray, p_lr: np.ndarray) -> np.ndarray:
-    """(C, C+1) row b = (mean P_LR_b, mean LMS_LR_1..C) over a sample (``lms_lr``, ``p_lr``: (C, N)): the centres of
-    the centred fit (``bdsd_pc_coef``)."""
-    lms_mean = lms_lr.astype(np.float64).mean(axis=1)
-    return np.column_stack([p_lr.astype(np.float64).mean(axis=1), np.tile(lms_mean, (lms_lr.shape[0], 1))])
+def bdsd_floor(m: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """(C, C+1) row b = (f_P, F, ..., F): where BDSD-PC measures the PAN and each MS band from (``bdsd_pc_coef``),
+    over the statistics sample (``m``: (C, N) MS, ``p``: (N,) PAN on the MS grid). F is the lowest MS band's 0.1th
+    percentile, f_P is F as well when, so measured, the PAN is in the MS's units (``units.same_units``: a product's
+    storage offset moves PAN and MS alike), else the PAN's own 0.1th percentile. A storage offset then moves nothing,
+    and on data without one the fit is nearly the paper's, through the stored zero."""
+    floor = float(np.percentile(m, 0.1, axis=1).min())
+    same = same_units(float(m.mean()) - floor, float(p.mean()) - floor)
+    pan_floor = floor if same else float(np.percentile(p, 0.1))
+    c = m.shape[0]
+    return np.column_stack([np.full(c, pan_floor), np.full((c, c), floor)])
 
 
 def bdsd_pc_coef(ms: np.ndarray, lms_lr: np.ndarray, p_lr: np.ndarray,
-                 centre: np.ndarray | None = None) -> np.ndarray | None:
+                 floor: np.ndarray | None = None) -> np.ndarray | None:
     """BDSD-PC's coefficients (Vivone 2019) from N reduced-scale samples, (C, C+1), row b = (g_b, gamma_b,1..C):
     the bounded least squares MS_b - LMS_LR_b ~ g_b P_LR_b + sum_i gamma_b,i LMS_LR_i with g_b >= 0 and every
     gamma_b,i <= 0 (the paper's physical constraint), no intercept. ``ms``, ``lms_lr``, ``p_lr``: (C, N).
     None when N < 16 (C+1): too few samples to trust the fit. (The alternative, falling back to another method's
     gains, would make 'BDSD-PC' mean something else on small scenes; refusing it says what happened.)
-    ``centre`` (``bdsd_centre``): the regressors' means, removed from them, and the target's own mean from it, before
-    the same fit, as the plugin fits it (an offset in the stored numbers then moves nothing: the paper's fit moved
-    Landsat 8 stored as Int16 - 8000 by up to 884 DN); None: the paper's fit on the data as stored."""
+    ``floor`` (``bdsd_floor``): the regressors measured from it, as the plugin fits them (an offset in the stored
+    numbers then moves nothing: the paper's fit moved Landsat 8 stored as Int16 - 8000 by up to 884 DN); the target,
+    a difference of two values, needs none. None: the paper's fit on the data as stored. (Centred on the sample's
+    means, target too, from 2026-12-07 17:51 to 23:50: a free intercept, which fitted the reduced scale better and
+    carried worse to full scale, up to +13.9 % ERGAS on held-out cases; docs/VALIDATION.md, 22:45.)"""
     from scipy.optimize import lsq_linear  # here: scipy.optimize adds about 0.1 s to the plugin's load
 
     c, n = ms.shape
@@ -200,13 +207,12 @@ def bdsd_pc_coef(ms: np.ndarray, lms_lr: np.ndarray, p_lr: np.ndarray,
     high = np.concatenate([np.full(1, np.inf), np.zeros(c)])
     lms = lms_lr.astype(np.float64).T
     target_all = ms.astype(np.float64) - lms.T
-    if centre is not None:
-        lms = lms - centre[0, 1:]
-        target_all -= target_all.mean(axis=1, keepdims=True)
+    if floor is not None:
+        lms = lms - floor[0, 1:]
     gram_lms = lms.T @ lms
     coef = np.empty((c, c + 1))
     for b in range(c):
-        p = p_lr[b].astype(np.float64) - (0.0 if centre is None else centre[b, 0])
+        p = p_lr[b].astype(np.float64) - (0.0 if floor is None else floor[b, 0])
         target = target_all[b]
         # the same problem on the design's Gram matrix G = R'R: |Ax - y|^2 = |Rx - R'^-1 A'y|^2 + const, C+1 rows
         # instead of N (the full design took 2.8 s on an 8-band sample of 262k pixels, every run's statistics)
@@ -410,13 +416,13 @@ def bdsd_unfit(stats: SceneStats, extent: bool = False) -> str:
 
 def bdsd_coef_text(stats: SceneStats) -> str | None:
     """BDSD-PC's coefficients as compact JSON (4 decimals): per band g and the gammas, the sample size, and the
-    centres when fitted centred; None without coefficients. The ``KSDIFF_BDSD_COEF`` tag and the log's line."""
+    floor the PAN and the MS are measured from; None without coefficients. The ``KSDIFF_BDSD_COEF`` tag."""
     if stats.bdsd_coef is None:
         return None
     made: dict = {"n": stats.bdsd_sample[0], "g": [round(float(v), 4) for v in stats.bdsd_coef[:, 0]],
                   "gamma": [[round(float(v), 4) for v in row] for row in stats.bdsd_coef[:, 1:]]}
-    if stats.bdsd_mean is not None:
-        made["mean"] = [[round(float(v), 4) for v in row] for row in stats.bdsd_mean]
+    if stats.bdsd_floor is not None:
+        made["floor"] = {"pan": round(float(stats.bdsd_floor[0, 0]), 4), "ms": round(float(stats.bdsd_floor[0, 1]), 4)}
     return json.dumps(made, separators=(",", ":"))
 
 
@@ -427,15 +433,16 @@ def bdsd_coef_line(stats: SceneStats, numbers: list[int] | None = None) -> str |
         return None
     bands = "; ".join(f"band {numbers[b] if numbers else b + 1}: g {row[0]:.4f}, gamma "
                       + " ".join(f"{v:.4f}" for v in row[1:]) for b, row in enumerate(stats.bdsd_coef))
-    centred = ", centred on the sample's means" if stats.bdsd_mean is not None else ""
-    return (f"BDSD-PC's coefficients, fitted on {stats.bdsd_sample[0]} MS pixels{centred} (also in the output's "
+    fl = stats.bdsd_floor
+    floor = "" if fl is None else f", the PAN measured from {fl[0, 0]:.6g} and the MS from {fl[0, 1]:.6g}"
+    return (f"BDSD-PC's coefficients, fitted on {stats.bdsd_sample[0]} MS pixels{floor} (also in the output's "
             f"KSDIFF_BDSD_COEF tag): {bands}")
 
 
 def fuse_bdsd_pc(pan: np.ndarray, lms: np.ndarray, ctx: TileContext) -> np.ndarray:
     """LMS_b + g_b P + sum_i gamma_b,i LMS_i with the scene's ``bdsd_coef`` (no filter at full scale); with
-    ``bdsd_mean`` (as the plugin fits it), LMS_b + g_b (P - mean P_b) + sum_i gamma_b,i (LMS_i - mean LMS_i)."""
-    coef, centre = ctx.stats.bdsd_coef, ctx.stats.bdsd_mean
+    ``bdsd_floor`` (as the plugin fits it), LMS_b + g_b (P - f_P) + sum_i gamma_b,i (LMS_i - F)."""
+    coef, floor = ctx.stats.bdsd_coef, ctx.stats.bdsd_floor
     if coef is None:
         raise InputError(bdsd_unfit(ctx.stats))
     out = lms.copy()
@@ -443,8 +450,8 @@ def fuse_bdsd_pc(pan: np.ndarray, lms: np.ndarray, ctx: TileContext) -> np.ndarr
         out[b] += np.float32(coef[b, 0]) * pan
         for i in range(lms.shape[0]):
             out[b] += np.float32(coef[b, i + 1]) * lms[i]
-        if centre is not None:   # the centres' part, one constant per band
-            out[b] -= np.float32(coef[b] @ centre[b])
+        if floor is not None:   # the floor's part, one constant per band
+            out[b] -= np.float32(coef[b] @ floor[b])
     return out
 
 

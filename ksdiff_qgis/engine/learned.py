@@ -16,12 +16,12 @@ from .model_card import ModelCard, edited_card, parse_embedded
 from .numbers import share as percent
 from .raster_io import RasterInfo
 from .runtime import Session
+from .units import UNITS_TOLERANCE, same_units
 
 PROBE_MIN = 8   # PAN pixels per side of the smallest probe tile
 # mean MS value of the training products in model units (WorldView-2 pairs 1-2 / 2047: 0.07-0.11,
 # Landsat 8 / 65535: 0.16): where floating-point data is put
 TYPICAL_MEAN = 0.1
-UNITS_TOLERANCE = 4.0   # PAN and MS scene means further apart than this are in different units
 PERCENT_FACTOR = (50.0, 200.0)   # scene means this far apart (either way): likely percent and 0-1 reflectance
 FLOOR_FRACTION = 0.2   # learned values below this share of the upsampled MS are compressed towards 0
 FAST_TOLERANCE = 1e-4  # the per-tile kernel path must reproduce the full graph within this share of its range
@@ -117,15 +117,9 @@ def data_lifts(stats) -> tuple[float, float]:
     pan = max(0.0, -float(pan_low)) if pan_low is not None else 0.0
     if ms or pan:
         common = max(ms, pan)
-        if _same_units(float(np.mean(stats.ms_mean)) + common, float(stats.pan_mean) + common):
+        if same_units(float(np.mean(stats.ms_mean)) + common, float(stats.pan_mean) + common):
             return common, common
     return ms, pan
-
-
-def _same_units(ms_mean: float, pan_mean: float) -> bool:
-    """Scene means (measured from where the data end) no further apart than ``UNITS_TOLERANCE``."""
-    return (math.isfinite(ms_mean) and math.isfinite(pan_mean) and ms_mean > 0 and pan_mean > 0
-            and 1 / UNITS_TOLERANCE <= ms_mean / pan_mean <= UNITS_TOLERANCE)
 
 
 def lift_note(stats) -> str | None:

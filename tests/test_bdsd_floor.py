@@ -1,5 +1,6 @@
-"""BDSD-PC fitted and applied on centred data (docs/VALIDATION.md, 2026-12-07 17:36: an offset in how PAN and MS are
-stored moves nothing), and its explainability: the coefficients' info line and the KSDIFF_BDSD_COEF tag."""
+"""BDSD-PC fitted and applied on data measured from the scene's floor (docs/VALIDATION.md, 2026-12-07 22:45: an
+offset in how PAN and MS are stored moves nothing, and the fit stays the paper's, through the origin), and its
+explainability: the coefficients' info line and the KSDIFF_BDSD_COEF tag."""
 from __future__ import annotations
 
 import json
@@ -35,27 +36,39 @@ def _fused(data_dir: Path, tmp_path: Path, shift: int) -> np.ndarray:
     return gdal.Open(res.output_path).ReadAsArray().astype(np.int64) - shift
 
 
-def test_the_centred_fit_recovers_known_coefficients_on_offset_data():
+def test_the_floor_fit_recovers_known_coefficients_on_offset_data():
+    """Data made through the origin of values measured from their floor, then stored with an offset: the fit from
+    the floor finds the coefficients; the paper's fit on the stored values misses them."""
     rng = np.random.default_rng(11)
     c, n = 4, 5000
-    lms = rng.uniform(100, 1000, (c, n)) + 5000.0   # an offset in how the data are stored
-    p_lr = lms.mean(axis=0) + rng.normal(0, 50, n) + 2000.0
+    offset = 5000.0   # an offset in how the data are stored
+    lms = rng.uniform(100, 1000, (c, n))
+    lms[:, :10] = 0.0   # dark pixels: where the data end
+    p_lr = lms.mean(axis=0) + rng.normal(0, 50, n)
     g = np.array([0.8, 1.1, 0.5, 2.0])
     w = np.array([[0.3, 0.0, 0.2, 0.1], [0.0, 0.6, 0.0, 0.2], [0.1, 0.1, 0.1, 0.1], [0.0, 0.0, 0.9, 0.4]])
-    mean_p, mean_lms = p_lr.mean(), lms.mean(axis=1)
-    ms = lms + g[:, None] * (p_lr - mean_p)[None] - w @ (lms - mean_lms[:, None]) + 7.0   # and a target offset
+    ms = lms + g[:, None] * p_lr[None] - w @ lms
+    lms, p_lr, ms = lms + offset, p_lr + offset, ms + offset
+    floor = classical.bdsd_floor(lms, p_lr)
+    assert floor.shape == (c, c + 1)
+    assert np.allclose(floor[:, 1:], offset) and np.allclose(floor[:, 0], offset)   # one offset: PAN and MS alike
     p_all = p_lr[None].repeat(c, axis=0)
-    centre = classical.bdsd_centre(lms, p_all)
-    assert centre.shape == (c, c + 1)
-    assert np.allclose(centre[:, 0], mean_p) and np.allclose(centre[:, 1:], mean_lms[None])
-    coef = classical.bdsd_pc_coef(ms, lms, p_all, centre)
+    coef = classical.bdsd_pc_coef(ms, lms, p_all, floor)
     assert np.allclose(coef[:, 0], g, atol=1e-3) and np.allclose(coef[:, 1:], -w, atol=1e-3), coef
-    # the paper's fit (no intercept) on the same data misses them: the offset is what the centring removes
     plain = classical.bdsd_pc_coef(ms, lms, p_all)
     assert np.abs(plain - np.column_stack([g, -w])).max() > 0.05
 
 
-def test_centred_outputs_ignore_an_offset_in_the_stored_numbers(data_dir, tmp_path):
+def test_a_pan_in_other_units_is_measured_from_its_own_floor():
+    rng = np.random.default_rng(3)
+    lms = rng.uniform(0.02, 0.4, (4, 2000))   # reflectance
+    p = rng.uniform(300, 1800, 2000)          # DN
+    floor = classical.bdsd_floor(lms, p)
+    assert np.allclose(floor[:, 1:], np.percentile(lms, 0.1, axis=1).min())
+    assert np.allclose(floor[:, 0], np.percentile(p, 0.1))
+
+
+def test_outputs_ignore_an_offset_in_the_stored_numbers(data_dir, tmp_path):
     """The Landsat 8 pair and the same pair + 3000 give outputs within 1 DN (rounding). The paper's fit without an
     intercept, taken first (17:03), moved: max 52 DN, mean 6.3 DN on this pair (2026-12-07)."""
     plain = _fused(data_dir, tmp_path, 0)
@@ -63,7 +76,7 @@ def test_centred_outputs_ignore_an_offset_in_the_stored_numbers(data_dir, tmp_pa
     moved = np.abs(shifted - plain)
     assert moved.max() <= 1, (moved.max(), moved.mean())
     tag = json.loads(gdal.Open(str(tmp_path / "out0.tif")).GetMetadataItem("KSDIFF_BDSD_COEF"))
-    assert len(tag["mean"]) == 4 and len(tag["mean"][0]) == 5   # the centres are recorded with the coefficients
+    assert set(tag["floor"]) == {"pan", "ms"}   # the floor is recorded with the coefficients
 
 
 def test_the_coefficients_are_logged_and_tagged(data_dir, tmp_path):
@@ -75,7 +88,8 @@ def test_the_coefficients_are_logged_and_tagged(data_dir, tmp_path):
     assert len(lines) == 1 and "band 1: g " in lines[0] and "band 4: g " in lines[0] and "\n" not in lines[0]
     tag = json.loads(gdal.Open(res.output_path).GetMetadataItem("KSDIFF_BDSD_COEF"))
     assert tag["n"] > 0 and len(tag["g"]) == 4 and len(tag["gamma"]) == 4 and len(tag["gamma"][0]) == 4
-    assert f"fitted on {tag['n']} MS pixels, centred on the sample's means" in lines[0]
+    said = f"fitted on {tag['n']} MS pixels, the PAN measured from {tag['floor']['pan']:.6g} and the MS from"
+    assert said in lines[0]
     assert all(v >= 0 for v in tag["g"]) and all(v <= 0 for row in tag["gamma"] for v in row)
     other = pansharpen(str(data_dir / "l8_pan.tif"), str(data_dir / "l8_ms.tif"), str(tmp_path / "fs.tif"),
                        "landsat8", "mtf_glp_fs")
