@@ -1,4 +1,4 @@
-"""BDSD-PC fitted and applied on data measured from the scene's floor (docs/VALIDATION.md, 2026-12-07 22:45: an
+"""BDSD-PC fitted and applied on data measured from the scene's floor (docs/VALIDATION.md, 2026-12-07 22:41: an
 offset in how PAN and MS are stored moves nothing, and the fit stays the paper's, through the origin), and its
 explainability: the coefficients' info line and the KSDIFF_BDSD_COEF tag."""
 from __future__ import annotations

@@ -196,8 +196,8 @@ def bdsd_pc_coef(ms: np.ndarray, lms_lr: np.ndarray, p_lr: np.ndarray,
     ``floor`` (``bdsd_floor``): the regressors measured from it, as the plugin fits them (an offset in the stored
     numbers then moves nothing: the paper's fit moved Landsat 8 stored as Int16 - 8000 by up to 884 DN); the target,
     a difference of two values, needs none. None: the paper's fit on the data as stored. (Centred on the sample's
-    means, target too, from 2026-12-07 17:51 to 23:50: a free intercept, which fitted the reduced scale better and
-    carried worse to full scale, up to +13.9 % ERGAS on held-out cases; docs/VALIDATION.md, 22:45.)"""
+    means, target too, from 2026-12-07 17:51 to 23:01: a free intercept, which fitted the reduced scale better and
+    carried worse to full scale, up to +13.9 % ERGAS on held-out cases; docs/VALIDATION.md, 22:41.)"""
     from scipy.optimize import lsq_linear  # here: scipy.optimize adds about 0.1 s to the plugin's load
 
     c, n = ms.shape
