@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from osgeo import gdal
 
-from ksdiff_qgis.engine.auxlayers import layer_kind
+from ksdiff_qgis.engine.auxlayers import aux_bands, layer_kind
 from ksdiff_qgis.engine.errors import InputError
 from ksdiff_qgis.engine.pipeline import pansharpen
 
@@ -116,3 +116,12 @@ def test_processing_refuses_the_qa_band_and_fuses_without_it(qgis_app, landsat, 
     assert not out.exists()
     processing.run("ksdiff:pansharpen", {**params, "MS_BANDS": "1,2,3,4"})
     assert gdal.Open(str(out)).RasterCount == 4
+
+
+def test_a_multiband_file_is_not_refused_for_its_name(data_dir, tmp_path):
+    """QA140: a user's 4-band copy named 'wv2_ms_scl.tif' ('scaled') was refused as a scene classification, 4 times."""
+    ms = tmp_path / "wv2_ms_scl.tif"
+    gdal.Translate(str(ms), str(data_dir / "wv2_ms.tif"))
+    assert aux_bands(str(ms), [""] * 4) == {}
+    res = pansharpen(str(data_dir / "wv2_pan.tif"), str(ms), str(tmp_path / "o.tif"), "generic", "gsa")
+    assert gdal.Open(res.output_path).RasterCount == 4

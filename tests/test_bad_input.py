@@ -440,6 +440,15 @@ def test_different_nodata_per_band_is_warned(pair, tmp_path):
     res = pansharpen(pair["PAN"], ms, str(tmp_path / "o.tif"), "wv2", "mtf_glp_hpm")
     assert any("different nodata values (band 1: 0; band 2: 2047; band 3: 0; band 4: 0)" in w for w in res.warnings), \
         res.warnings
+    # QA140: with MS_BANDS the first fused band's value is the one used, and bands left out are not listed
+    ds = gdal.Open(ms, gdal.GA_Update)
+    ds.GetRasterBand(3).SetNoDataValue(2047)
+    ds = None
+    picked = pansharpen(pair["PAN"], ms, str(tmp_path / "p.tif"), "generic", "gsa", ms_bands=[2, 3])
+    assert not [w for w in picked.warnings if "different nodata values" in w], picked.warnings
+    mixed = pansharpen(pair["PAN"], ms, str(tmp_path / "m.tif"), "generic", "gsa", ms_bands=[2, 4])
+    said = [w for w in mixed.warnings if "different nodata values" in w]
+    assert len(said) == 1 and "(band 2: 2047; band 4: 0): band 2's, 2047, is used" in said[0], said
 
 
 def test_metres_under_a_crs_in_degrees_are_called_a_wrong_crs(pair, tmp_path):

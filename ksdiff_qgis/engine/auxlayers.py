@@ -11,8 +11,11 @@ from __future__ import annotations
 import os
 import re
 
+from osgeo import gdal
+
 from .delivery import vrt_sources
 from .errors import InputError, shown_name
+from .gdalutil import gdal_call
 
 # what each code is, by the code as the delivery writes it at the end of a file name (upper case here)
 _LANDSAT_QA = "Landsat pixel quality bits"
@@ -61,12 +64,21 @@ def aux_bands(path: str, descriptions: list[str]) -> dict[int, str]:
     found: dict[int, str] = {}
     for b, description in enumerate(descriptions, 1):
         files = [f for f, _ in sources[b - 1]] if sources is not None and b <= len(sources) else [path]
-        hit = next(((f"its file {shown_name(os.path.basename(f))}", k) for f in files if (k := layer_kind(f))), None)
+        # a name is told only of a single-band file, as such layers are delivered: a user's 4-band 'scene_scl.tif'
+        # ('scaled') is no scene classification (QA140: it was refused)
+        hit = next(((f"its file {shown_name(os.path.basename(f))}", k) for f in files
+                    if (k := layer_kind(f)) and _single_band(f)), None)
         if hit is None and (k := layer_kind(description)):
             hit = (f"its description {shown_name(description)}", k)
         if hit:
             found[b] = f"{hit[0]}: {hit[1][1]}"
     return found
+
+
+def _single_band(path: str) -> bool:
+    """Whether ``path`` opens as a raster of one band (quietly: a source GDAL cannot open is no such layer)."""
+    ds, _ = gdal_call(gdal.OpenEx, path, gdal.OF_RASTER | gdal.OF_READONLY)
+    return ds is not None and ds.RasterCount == 1
 
 
 MS_BANDS_WHERE = "'MS bands to fuse' (MS_BANDS, under Advanced Parameters; a batch list's ms_bands column)"

@@ -185,21 +185,23 @@ def _scaled(pairs: list[tuple[float, float]]) -> bool:
 
 
 def band_value_notes(ds: gdal.Dataset, role: str, bands: list[int]) -> list[str]:
-    """Warnings for band metadata the fusion does not follow (``bands``: 1-based, the ones fused): nodata values that
-    differ between bands (band 1's is used). A scale/offset is ``scaling_note``'s to say, once for both inputs."""
+    """Warnings for band metadata the fusion does not follow (``bands``: 1-based, the ones fused, in order): nodata
+    values that differ between the fused bands (the first one's is used). A scale/offset is ``scaling_note``'s to
+    say, once for both inputs."""
     from .read import raster_dtype  # here: read imports this module
 
     notes = []
-    first = ds.GetRasterBand(1).GetNoDataValue()
-    nodatas = {b: ds.GetRasterBand(b).GetNoDataValue() for b in sorted({1, *bands})}
+    nodatas = {b: ds.GetRasterBand(b).GetNoDataValue() for b in bands}
+    first = nodatas[bands[0]] if bands else None
     if any(not _same_nodata(v, first) for v in nodatas.values()):
-        # every band listed alike, as the QGIS layer's warning lists them (QA: band 2 left out, ';' beside ',')
+        # every fused band listed alike, as the QGIS layer's warning lists them (QA: band 2 left out, ';' beside ',');
+        # the first fused band's value, not band 1's (QA140: MS_BANDS 3 was told band 1's 0 was used, not its 65535)
         dtype = raster_dtype(ds)
         listed = "; ".join(f"band {b}: {'none' if v is None else exact(v, dtype)}" for b, v in nodatas.items())
         used = "none" if first is None else exact(first, dtype)
-        notes.append(f"The {role} raster's bands declare different nodata values ({listed}): band 1's, {used}, is "
-                     "used for every band, so the other bands' own nodata values are fused as data. Give the bands "
-                     "one nodata value (e.g. gdal_translate -a_nodata).")
+        notes.append(f"The {role} raster's bands declare different nodata values ({listed}): band {bands[0]}'s, "
+                     f"{used}, is used for every band, so the other bands' own nodata values are fused as data. Give "
+                     "the bands one nodata value (e.g. gdal_translate -a_nodata).")
     return [n.strip() for n in notes]
 
 
