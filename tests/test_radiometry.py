@@ -261,3 +261,21 @@ def test_a_sentinel2_offset_in_the_sources_of_a_vrt_ms_is_warned_and_kept(cached
     carried = gdal.Open(res.output_path).GetMetadata()
     assert carried.get("BOA_ADD_OFFSET_B02") == carried.get("BOA_ADD_OFFSET_B8A") == "-1000", carried
     assert carried.get("BOA_QUANTIFICATION_VALUE") == "10000", carried
+    # QA140: an MS that declares its own scale/offset, and a mosaic whose sources disagree (one file without the
+    # offset: an older processing baseline), carry none of it
+    scaled = str(tmp_path / "scaled.vrt")
+    gdal.BuildVRT(scaled, files, separate=True).FlushCache()
+    ds = gdal.Open(scaled, gdal.GA_Update)
+    for b in range(1, 5):
+        ds.GetRasterBand(b).SetScale(1e-4)
+        ds.GetRasterBand(b).SetOffset(-0.1)
+    ds = None
+    res = pansharpen(pan, scaled, str(tmp_path / "s.tif"), "generic", "mtf_glp_hpm")
+    assert "BOA_ADD_OFFSET_B02" not in gdal.Open(res.output_path).GetMetadata()
+    ds = gdal.Open(files[3], gdal.GA_Update)
+    ds.SetMetadata({})
+    ds = None
+    mixed = str(tmp_path / "mixed.vrt")
+    gdal.BuildVRT(mixed, files, separate=True).FlushCache()
+    res = pansharpen(pan, mixed, str(tmp_path / "m.tif"), "generic", "mtf_glp_hpm")
+    assert "BOA_ADD_OFFSET_B02" not in gdal.Open(res.output_path).GetMetadata()

@@ -55,13 +55,21 @@ def _s2_items(ds: gdal.Dataset) -> dict[str, str]:
 
 def source_items(path: str) -> dict[str, str]:
     """The Sentinel-2 offset and quantification items of a VRT's source files (``delivery.input_files``, the lookup
-    that names its bands), a key's first file's value kept; {} for another file. gdalbuildvrt copies no metadata: a
-    stack of L2A band files lost their offset, neither warned nor written to the output (QA137)."""
-    found: dict[str, str] = {}
+    that names its bands); {} for another file, and when the sources disagree: one holds none while another does, or
+    two give a key different values (a mosaic of a processing baseline 04.00 tile, -1000, beside an older one).
+    gdalbuildvrt copies no metadata: a stack of L2A band files lost their offset, neither warned nor written to the
+    output (QA137)."""
+    per_file = []
     for file in delivery.input_files(path)[1:]:
         ds, _ = gdal_call(gdal.OpenEx, file, gdal.OF_RASTER | gdal.OF_READONLY)
-        for k, v in (_s2_items(ds) if ds is not None else {}).items():
-            found.setdefault(k, v)
+        per_file.append(_s2_items(ds) if ds is not None else {})
+    if not per_file or not all(per_file):
+        return {}
+    found: dict[str, str] = {}
+    for items in per_file:
+        for k, v in items.items():
+            if found.setdefault(k, v) != v:
+                return {}
     return found
 
 
@@ -80,6 +88,9 @@ def s2_offsets(ds: gdal.Dataset, path: str = "") -> dict[str, float]:
 def carry_source_items(dst: gdal.Dataset, path: str) -> None:
     """Give the output ``dst`` the Sentinel-2 offset items of a VRT MS's source files (``source_items``) that its
     own metadata (``outputs.copy_metadata``) did not give it: the fused values keep the stored encoding."""
+    bands = [dst.GetRasterBand(b) for b in range(1, dst.RasterCount + 1)]
+    if any((band.GetOffset() or 0.0) != 0.0 or (band.GetScale() or 1.0) != 1.0 for band in bands):
+        return   # the MS declares its own scale/offset, which the output keeps: that is what its values mean
     missing = {k: v for k, v in source_items(path).items() if dst.GetMetadataItem(k) is None}
     if missing:
         gdal_call(dst.SetMetadata, {**text_metadata(dst), **missing})
