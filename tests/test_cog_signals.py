@@ -130,3 +130,25 @@ def test_gdal_temp_files_names_the_file_gdals_cog_driver_writes_into_cpl_tmpdir(
     assert len(names) == 1, found
     assert names.pop().startswith(f".fused.tif.0123abcd.partial_{os.getpid()}_")
     assert sorted(os.listdir(temp)) == sorted(p.name for p in other)   # GDAL removed its own when done
+
+
+def test_qt_events_are_handled_at_a_cancel_check_only_on_a_console_main_thread(qgis_app, monkeypatch):
+    """The desktop (its clicks, the plugin's unloading) and worker threads never have Qt events handled from a cancel
+    check: only the main thread of qgis_process or a script, where a Ctrl-C reaches the feedback only so."""
+    import threading
+
+    from qgis.core import QgsApplication
+    from qgis.PyQt.QtCore import QCoreApplication
+
+    from ksdiff_qgis.algorithms import console_signals
+
+    calls = []
+    monkeypatch.setattr(QCoreApplication, "processEvents", lambda *a: calls.append(threading.current_thread()))
+    console_signals.deliver_pending_signals()
+    assert calls == [threading.main_thread()]
+    worker = threading.Thread(target=console_signals.deliver_pending_signals)
+    worker.start()
+    worker.join()
+    monkeypatch.setattr(QgsApplication, "platform", staticmethod(lambda: "desktop"))
+    console_signals.deliver_pending_signals()
+    assert calls == [threading.main_thread()]
