@@ -23,6 +23,7 @@ from ..engine.raster_io import open_dataset
 from ..engine.shellcmd import command, shell_arg
 from .base import translator
 from .compat import WKT_FOR_GDAL
+from .console_signals import deliver_pending_signals
 
 tr = translator("Ksdiff")
 
@@ -51,6 +52,7 @@ class ProcessingFeedback(Feedback):
         self.fb.pushWarning(message)
 
     def is_cancelled(self) -> bool:
+        deliver_pending_signals()   # qgis_process: a Ctrl-C during a long GDAL call reaches the feedback only so
         return self.fb.isCanceled()
 
 

@@ -15,6 +15,8 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 
+from osgeo import gdal
+
 from ..errors import one_line
 from ..gdalutil import gdal_str, gdal_text, os_path
 
@@ -240,6 +242,25 @@ def files_of(partial: str) -> list[str]:
     except OSError:
         return []
     return [os.path.join(folder, f) for f in names if f == name or f.startswith(name + ".")]
+
+
+def gdal_temp_files(partial: str) -> list[str]:
+    """GDAL's temporary files of this process's COG copy of ``partial`` (``<partial>.cog``) that exist in CPL_TMPDIR.
+
+    With CPL_TMPDIR set, GDAL's COG driver writes its overviews (and a mask's) there, named by
+    ``CPLGenerateTempFilename`` after the copy's name without its last extension: ``<partial's name>_<pid>_<n>.ovr.tmp``
+    (``.msk.ovr.tmp``), n counting GDAL's temporary names in the process. ``files_of`` looks beside the output only
+    (QA139: a SIGTERM during the overviews left that file in CPL_TMPDIR)."""
+    folder = gdal.GetConfigOption("CPL_TMPDIR")
+    if not folder:
+        return []
+    folder = os.path.abspath(folder)
+    own = re.compile(rf"{re.escape(os.path.basename(partial))}_{os.getpid()}_[0-9]+\.(msk\.)?ovr\.tmp", re.DOTALL)
+    try:
+        names = [gdal_str(f) for f in os.listdir(os_path(folder))]
+    except OSError:
+        return []
+    return [os.path.join(folder, f) for f in names if own.fullmatch(f)]
 
 
 def total_size(files: Iterable[str]) -> int:

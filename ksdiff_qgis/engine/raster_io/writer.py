@@ -18,6 +18,7 @@ from .partials import (
     SIDECARS,
     Signature,
     files_of,
+    gdal_temp_files,
     hold,
     live_partials,
     remove_stale_partials,
@@ -284,7 +285,7 @@ class GeoTiffWriter:
         self.prefix = self.tmp_path   # this run's files are named after it (a COG copy, sidecars)
         # a SIGTERM (timeout, systemd, a batch scheduler) deletes them before the process ends
         self._scope = contextlib.ExitStack()
-        self._scope.enter_context(removed_on_sigterm(self.own_files))
+        self._scope.enter_context(removed_on_sigterm(self.files_to_remove))
         self.dtype = ms.dtype
         opts = ["TILED=YES", "BLOCKXSIZE=256", "BLOCKYSIZE=256", "COMPRESS=DEFLATE", "BIGTIFF=IF_SAFER",
                 "PHOTOMETRIC=MINISBLACK"]   # not RGB(A) for 3-4 Byte bands (outputs.BASE)
@@ -311,6 +312,11 @@ class GeoTiffWriter:
     def own_files(self) -> list[str]:
         """This run's temporary files that exist now."""
         return files_of(self.prefix)
+
+    def files_to_remove(self) -> list[str]:
+        """``own_files`` and GDAL's temporary files of this run's COG copy in CPL_TMPDIR (``gdal_temp_files``): what a
+        finished, failed or killed run deletes."""
+        return self.own_files() + gdal_temp_files(self.prefix)
 
     def failure(self, action: str, errors: list[str]) -> str:
         """``write_failure`` for this output, while its temporary files still exist."""
@@ -435,7 +441,7 @@ class GeoTiffWriter:
 
     def _finish(self) -> None:
         """Delete what is left of this run's files (a COG's intermediate), then drop the SIGTERM cleanup."""
-        for p in self.own_files():
+        for p in self.files_to_remove():
             try:
                 os.remove(os_path(p))
             except OSError:
