@@ -13,6 +13,10 @@ class OutputBusy(InputError):
     """Another run is writing this run's output right now (its temporary file is locked); nothing was written."""
 
 
+class ModelMemoryError(InputError):
+    """Memory ran out loading a model: its message says what helps; smaller tiles or fewer threads cannot (QA139)."""
+
+
 class Cancelled(RuntimeError):
     """The user cancelled the run; the partial output has been removed."""
 

@@ -18,7 +18,7 @@ import sys
 from typing import Callable
 
 from . import memlimits
-from .errors import InputError
+from .errors import InputError, ModelMemoryError
 from .tiling import Layout
 
 ENV_LIMIT = "KSDIFF_MAX_MEMORY_MB"   # overrides the budget (tests, shared machines, clusters)
@@ -89,6 +89,30 @@ def _mallopt():
 
 _MALLOPT = _mallopt() if sys.platform.startswith("linux") else None
 _arenas_capped = False
+
+
+# OpenBLAS (NumPy's and SciPy's linear algebra) maps one work buffer at its first matrix-vector product and keeps it
+# for the process: 128 MB on x86-64 (measured 2026-12-07: VmSize +128.0 MB, OpenBLAS 0.3.21). A mapping that
+# ulimit -v refuses it retries forever: QA139, a run hung at 70 % CPU inside the statistics' lstsq, Ctrl-C ignored.
+BLAS_BUFFER_MB = 130
+_blas_ready = False
+
+
+def reserve_blas_buffer() -> None:
+    """Have the linear-algebra library map its work buffer now (once per process), before the statistics' arrays
+    take the room; MemoryError when the address space left under ``ulimit -v`` cannot hold it (it would hang)."""
+    global _blas_ready
+    if _blas_ready:
+        return
+    room = memlimits.address_space_room() if sys.platform.startswith("linux") else None
+    if room is not None and room[0] < BLAS_BUFFER_MB:
+        raise MemoryError(f"the linear-algebra library needs about {BLAS_BUFFER_MB} MB of address space for its "
+                          f"work buffer, more than {room[1]}")
+    import numpy as np
+
+    # 512 rows: a smaller product runs on OpenBLAS's stack buffer and maps nothing
+    np.ones((512, 2)) @ np.ones(2)
+    _blas_ready = True
 
 
 def resident_mb() -> float | None:
@@ -401,7 +425,10 @@ THREAD_FAILED = ("can't start new thread", "can't create new thread")
 
 def out_of_memory(error: BaseException) -> bool:
     """True for a MemoryError or an error whose text says an allocation failed (ONNX Runtime raises its own) or that
-    a thread could not be started (its stack and arena are memory too)."""
+    a thread could not be started (its stack and arena are memory too); False for a ``ModelMemoryError``, whose own
+    message says what helps (the run's advice of smaller tiles cannot)."""
+    if isinstance(error, ModelMemoryError):
+        return False
     text = str(error).lower()
     return (isinstance(error, MemoryError) or any(t in text for t in ALLOCATION_FAILED)
             or (isinstance(error, RuntimeError) and any(t in text for t in THREAD_FAILED)))

@@ -647,8 +647,10 @@ def estimate_scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: G
                          gains: tuple[float, ...], checkpoint: Checkpoint = never_cancelled,
                          band_numbers: list[int] | None = None, bdsd: bool = True) -> classical.SceneStats:
     """``_scene_stats``, with running out of memory said in one line (InputError) before any pixel is written.
-    QA: under ulimit -v 500 MB NumPy's own _ArrayMemoryError came out of ``classical.scene_stats`` as a traceback."""
+    QA: under ulimit -v 500 MB NumPy's own _ArrayMemoryError came out of ``classical.scene_stats`` as a traceback;
+    at 1060 MB OpenBLAS retried its work buffer forever (``memory.reserve_blas_buffer`` refuses first)."""
     try:
+        memory.reserve_blas_buffer()   # under ulimit -v OpenBLAS hung in the fit instead (QA139)
         return _scene_stats(pan_ds, ms_ds, pan, ms, plan, notes, ranges, progress, gains=gains, checkpoint=checkpoint,
                             band_numbers=band_numbers, bdsd=bdsd)
     except MemoryError as e:

@@ -14,7 +14,8 @@ import sys
 import threading
 from dataclasses import dataclass
 
-from .errors import InputError
+from . import memory
+from .errors import InputError, ModelMemoryError
 from .feedback import Feedback
 from .model_card import sha256_file
 from .ort_telemetry import quiet_events, switch_off
@@ -417,6 +418,11 @@ def ort_words(error: BaseException, limit: int = 200) -> str:
 
 def load_error(name: str, error: BaseException) -> InputError:
     """ONNX Runtime failed to load the model ``name``: one line, and what to do."""
+    if memory.out_of_memory(error):   # a std::bad_alloc: re-exporting or a smaller tile cannot help (QA139)
+        short = f"not enough memory to load the model {name} ({ort_words(error).rstrip('.')})"
+        refused = ModelMemoryError(f"{short}: {memory.more_memory_way(budget=False)}. No output was written")
+        refused.auto = short   # METHOD auto's warning: it falls back to a classical method instead
+        return refused
     ort = sys.modules.get("onnxruntime")
     version = f" {ort.__version__}" if getattr(ort, "__version__", None) else ""
     return InputError(f"ONNX Runtime cannot load the model {name}: {ort_words(error).rstrip('.')}; export the model "
