@@ -2,15 +2,22 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
+import signal
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from ksdiff_qgis.engine.errors import InputError
+
+if TYPE_CHECKING:
+    from ksdiff_qgis.engine.model_card import ModelCard
 
 
 def _train(a) -> int:
@@ -29,14 +36,15 @@ def _train(a) -> int:
     from .train import Interrupted
 
     try:
-        summary = run(cfg, max_steps=a.max_steps)
+        with _sigterm_as_interrupt() as term:
+            summary = run(cfg, max_steps=a.max_steps)
     except Interrupted as e:   # Ctrl-C: in words, not a traceback (130: the shell's status for SIGINT)
         print(f"python -m model_core train: {e.words()}", file=sys.stderr)
-        return 130
+        return _interrupted(term)
     except KeyboardInterrupt:   # before the first step: nothing trained
         print("python -m model_core train: interrupted before any step was trained; the same command runs it again",
               file=sys.stderr)
-        return 130
+        return _interrupted(term)
     if summary.get("already_finished"):
         print(f"python -m model_core train: the run in {summary['out_dir']} is already finished (its final checkpoint "
               f"{summary['final_checkpoint']}); nothing was trained. To train it again, delete that folder or give "
@@ -44,6 +52,39 @@ def _train(a) -> int:
     stages = [{k: v for k, v in s.items() if k != "losses"} for s in summary["stages"]]
     print(json.dumps({k: v for k, v in summary.items() if k != "stages"} | {"stages": stages}, indent=1))
     return 0
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[list[bool]]:
+    """While inside, SIGTERM (timeout, a job scheduler) stops training as Ctrl-C does, so train says where it stopped
+    and how the same command resumes (QA141: it ended silently, status 143); the list yielded holds True once a
+    SIGTERM came. Only while SIGTERM has its default action (a handler someone else installed is kept)."""
+    term: list[bool] = []
+
+    def handler(_signum: int, _frame) -> None:
+        term.append(True)
+        raise KeyboardInterrupt
+
+    installed = signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    if installed:
+        try:
+            signal.signal(signal.SIGTERM, handler)
+        except ValueError:   # not the main thread
+            installed = False
+    try:
+        yield term
+    finally:
+        if installed:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _interrupted(term: list[bool]) -> int:
+    """The status of an interrupted train: 130 after Ctrl-C; after a SIGTERM the process ends by it, as without the
+    handler (the status ``timeout``, systemd and schedulers expect, as adapt and export end)."""
+    if term:
+        sys.stderr.flush()
+        signal.raise_signal(signal.SIGTERM)
+    return 130
 
 
 def _json_safe(value):
@@ -64,7 +105,7 @@ def _evaluate(a) -> int:
     from .train import model_from_checkpoint
 
     if a.onnx:
-        run, mult, card = onnx_runner(_onnx_model(a.onnx, "score it with --checkpoint"), a.threads)
+        run, mult, card = onnx_runner(_onnx_model(a.onnx, "score it with --checkpoint").path, a.threads)
         # without --config: the sensor's test case with its own MTF and scale, as export scored the card (gf2's
         # default config is the shared WorldView-2 one)
         cfg = load_config(a.config) if a.config else sensor_test_config(a.sensor or card["sensor"])
@@ -182,18 +223,18 @@ def _export(a) -> int:
     return 0
 
 
-def _onnx_model(path: str, checkpoint_hint: str) -> Path:
-    """``evaluate --onnx`` / ``int8 --model``: an ONNX file with its card beside it (``card_path_of``: the plugin's
-    words), checked before any work; a .pt file is said to be a training checkpoint (``checkpoint_hint``: what to do
-    with it). Raises ValueError / InputError."""
-    from ksdiff_qgis.engine.model_card import card_path_of
+def _onnx_model(path: str, checkpoint_hint: str) -> ModelCard:
+    """``evaluate --onnx`` / ``int8 --model``: an ONNX file with its card beside it, checked before any work as the
+    plugin checks MODEL (``load_card``: the card's fields, the copy inside the file, the sha256), so int8 never
+    re-signs an edited card or a corrupt file (QA141); a .pt file is said to be a training checkpoint
+    (``checkpoint_hint``: what to do with it). Raises ValueError / InputError."""
+    from ksdiff_qgis.engine.model_card import load_card
 
     p = Path(path)
     if p.suffix.lower() != ".onnx" and p.is_file():
         hint = f" ({p.name} is a training checkpoint: {checkpoint_hint})" if p.suffix.lower() == ".pt" else ""
         raise ValueError(f"{p} is not an ONNX file: give the model's .onnx file, its card <name>.json beside it{hint}")
-    card_path_of(p)
-    return p
+    return load_card(p)
 
 
 def _card_summary(out: Path, card: dict) -> dict:
@@ -229,6 +270,10 @@ def _adapt(a) -> int:
 
     if not a.checkpoint and not a.sensor:
         raise SystemExit("adapt: give --checkpoint, or --sensor to start from that sensor's bundled model")
+    if a.sensor:   # the trainable sensors in words (the plugin's list offered "auto", which adapt cannot detect)
+        from .config import check_sensor
+
+        check_sensor({"sensor": a.sensor}, "--sensor")
     base = None
     if not a.checkpoint:
         from .adapt import check_scene
@@ -254,8 +299,8 @@ def _int8(a) -> int:
     from .config import card_config, load_config
     from .export import add_int8, calibration_data, int8_calibration, write_card
 
-    path = _onnx_model(a.model, f"export it first: python -m model_core export --checkpoint {a.model} --out M.onnx")
-    card = json.loads(path.with_suffix(".json").read_text())
+    loaded = _onnx_model(a.model, f"export it first: python -m model_core export --checkpoint {a.model} --out M.onnx")
+    path, card = loaded.path, dict(loaded.data)
     card.pop("onnx_sha256", None)
     if "tile_kernels" not in card:
         raise SystemExit(f"{path.name} has no per-tile kernel graphs (not a KSDiff model exported by this project)")
@@ -309,13 +354,16 @@ def _profile(a) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .train import DEVICES
+
     ap = argparse.ArgumentParser(prog="python -m model_core", description=__doc__)
     sub = ap.add_subparsers(dest="cmd", required=True)
     t = sub.add_parser("train", help="train every stage of a config (resumes unfinished stages)")
     t.add_argument("--config", help="YAML config (path or name in model_core/configs)")
     t.add_argument("--sensor", help="use the sensor's default config (KSDiff around FusionNet)")
     t.add_argument("--out", help="run directory (default: the config's train.out_dir)")
-    t.add_argument("--device", help="auto | cpu | cuda")
+    t.add_argument("--device", choices=DEVICES,
+                   help="where to train (default: the config's train.device, auto: CUDA when available)")
     t.add_argument("--max-steps", type=_positive, help="train at most this many more steps, from where the run "
                    "stopped, then stop (smoke runs; the same command again trains as many more)")
     t.add_argument("--seed", type=int, help="override the config's seed (run folder gets a _seed<N> suffix)")
@@ -350,8 +398,8 @@ def main(argv: list[str] | None = None) -> int:
     ad = sub.add_parser("adapt", help="fine-tune a checkpoint on one scene (target-adaptive); export ONNX + card")
     ad.add_argument("--checkpoint", help="a trained checkpoint (make train: runs/<config>/<stage>.pt); default: the "
                                          "bundled model of --sensor (its weights ship in model_core/weights)")
-    ad.add_argument("--pan", required=True)
-    ad.add_argument("--ms", required=True)
+    ad.add_argument("--pan", required=True, help="the scene's PAN raster (one band)")
+    ad.add_argument("--ms", required=True, help="the scene's MS raster, overlapping the PAN")
     ad.add_argument("--out", required=True, help="ONNX file to write, ending in .onnx (its card beside it): the "
                                                  "plugin's MODEL; its folder must exist")
     ad.add_argument("--overwrite", action="store_true", help="replace an existing --out and its card")

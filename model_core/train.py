@@ -138,9 +138,23 @@ def rows_words(rows: list[float] | None) -> str:
 
 
 # ------------------------------------------------------------------------------------------- helpers
+DEVICES = ("auto", "cpu", "cuda")   # train.device / --device (``cuda:N`` names one GPU)
+
+
 def pick_device(name: str) -> torch.device:
-    if name == "auto":
+    """The training device; ValueError in words, before the run folder is made, for a name torch does not run on
+    here (QA141: "--device cuda" without CUDA traced "Torch not compiled with CUDA enabled" after writing config.json,
+    "--device tpu" a RuntimeError). No CPU fallback: a run meant for the GPU would take hours on the CPU."""
+    kind, _, index = str(name).partition(":")
+    if kind not in DEVICES or (index and (kind != "cuda" or not index.isdigit())):
+        raise ValueError(f"unknown device {name!r} (train.device / --device): use auto, cpu or cuda")
+    if kind == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if kind == "cuda" and not torch.cuda.is_available():
+        why = "this PyTorch is built without CUDA" if torch.version.cuda is None else "no CUDA GPU is available"
+        raise ValueError(f"device {name!r}: {why}; train with --device cpu (or auto)")
+    if kind == "cuda" and index and int(index) >= torch.cuda.device_count():
+        raise ValueError(f"device {name!r}: there are {torch.cuda.device_count()} CUDA GPUs (cuda:0 …); give another")
     return torch.device(name)
 
 
@@ -624,6 +638,7 @@ def run(cfg: dict[str, Any], out_dir: str | Path | None = None, max_steps: int |
 
     from .datacheck import check_held_apart, checked
 
+    device = pick_device(cfg["train"]["device"])   # first: one line, before the data checks' warnings
     cfg = checked(cfg, parts=("data.",))
     check_held_apart(cfg)   # a card calls the test case held apart
     try:
@@ -632,7 +647,6 @@ def run(cfg: dict[str, Any], out_dir: str | Path | None = None, max_steps: int |
         print(f"train: warning: {e} (export and evaluate score the test case)", file=sys.stderr)
     torch.manual_seed(cfg["seed"])
     torch.set_num_threads(int(cfg["train"]["threads"]))
-    device = pick_device(cfg["train"]["device"])
     out = Path(out_dir or cfg["train"]["out_dir"])
     check_same_run(out, cfg)
     # patches cut before anything is written: a raster too small for one patch left a run folder with config.json
