@@ -279,3 +279,8 @@ def test_a_sentinel2_offset_in_the_sources_of_a_vrt_ms_is_warned_and_kept(cached
     gdal.BuildVRT(mixed, files, separate=True).FlushCache()
     res = pansharpen(pan, mixed, str(tmp_path / "m.tif"), "generic", "mtf_glp_hpm")
     assert "BOA_ADD_OFFSET_B02" not in gdal.Open(res.output_path).GetMetadata()
+    # QA142: but the user hears that the values mix encodings (the warning had gone with the items)
+    said = [w for w in res.warnings if "source files disagree on their Sentinel-2 offset" in w]
+    assert len(said) == 1 and "(T18SUJ_B02_20m.tif: BOA_ADD_OFFSET_B02: -1000; T18SUJ_B8A_20m.tif: none; 2 more " \
+        "files)" in said[0], res.warnings   # a file of each value named, the others counted
+    assert not [w for w in res.warnings if w.startswith("The MS raster's metadata declares")], res.warnings

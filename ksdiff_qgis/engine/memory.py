@@ -94,14 +94,21 @@ _arenas_capped = False
 # OpenBLAS (NumPy's and SciPy's linear algebra) maps one work buffer at its first matrix-vector product and keeps it
 # for the process: 128 MB on x86-64 (measured 2026-12-07: VmSize +128.0 MB, OpenBLAS 0.3.21). A mapping that
 # ulimit -v refuses it retries forever: QA139, a run hung at 70 % CPU inside the statistics' lstsq, Ctrl-C ignored.
+# With OPENBLAS_NUM_THREADS=2 the worker thread's buffer is mapped when the library loads (VmSize +140 MB at import):
+# only the calling thread's is left, and after this warm-up the statistics map no other (measured, S2 8 bands).
 BLAS_BUFFER_MB = 130
 _blas_ready = False
 
 
-def reserve_blas_buffer() -> None:
+def reserve_blas_buffer(optimiser: bool = False) -> None:
     """Have the linear-algebra library map its work buffer now (once per process), before the statistics' arrays
-    take the room; MemoryError when the address space left under ``ulimit -v`` cannot hold it (it would hang)."""
+    take the room, and with ``optimiser`` import SciPy's (BDSD-PC's fit); MemoryError when the address space left
+    under ``ulimit -v`` cannot hold the buffer (it would hang), ImportError when it cannot hold the optimiser's."""
     global _blas_ready
+    if optimiser:
+        # its shared objects need address space too: under ulimit -v the loader's ImportError ("failed to map
+        # segment", ``out_of_memory``) comes here, before any window is read, rather than mid-fit
+        import scipy.optimize  # noqa: F401
     if _blas_ready:
         return
     room = memlimits.address_space_room() if sys.platform.startswith("linux") else None
@@ -110,8 +117,10 @@ def reserve_blas_buffer() -> None:
                           f"work buffer, more than {room[1]}")
     import numpy as np
 
-    # 512 rows: a smaller product runs on OpenBLAS's stack buffer and maps nothing
-    np.ones((512, 2)) @ np.ones(2)
+    # through LAPACK, as the statistics' lstsq: a product (@) binds cblas_dgemv, which QGIS's binaries take from
+    # GSL's libgslcblas (loaded into the global scope before NumPy) and which then maps nothing (QA142); LAPACK's
+    # dgemv_ stays OpenBLAS's. 64 rows: big enough for the heap buffer (VmSize +128 MB, measured as above)
+    np.linalg.lstsq(np.arange(128.0).reshape(64, 2), np.ones(64), rcond=None)
     _blas_ready = True
 
 
@@ -416,8 +425,9 @@ def slowdown(before: int, after: int) -> str:
 
 
 # what a failed allocation says in an exception's text (ONNX Runtime's arena, C++ std::bad_alloc, GDAL, NumPy)
+# "failed to map segment": the dynamic loader's, a lazy import's shared object refused under ulimit -v (QA142)
 ALLOCATION_FAILED = ("failed to allocate memory", "bad_alloc", "bad allocation", "out of memory", "alloc_failed",
-                     "unable to allocate")
+                     "unable to allocate", "failed to map segment")
 # a thread's stack and malloc arena could not be reserved: Python's RuntimeError under a virtual-memory cap (ulimit -v);
 # the same words under a thread limit (ulimit -u) are told apart first (``threadlimits.failure_message``)
 THREAD_FAILED = ("can't start new thread", "can't create new thread")

@@ -53,24 +53,62 @@ def _s2_items(ds: gdal.Dataset) -> dict[str, str]:
     return {k: v for k, v in items.items() if _S2_OFFSET.match(k) or k.upper() in _S2_QUANT}
 
 
-def source_items(path: str) -> dict[str, str]:
-    """The Sentinel-2 offset and quantification items of a VRT's source files (``delivery.input_files``, the lookup
-    that names its bands); {} for another file, and when the sources disagree: one holds none while another does, or
-    two give a key different values (a mosaic of a processing baseline 04.00 tile, -1000, beside an older one).
-    gdalbuildvrt copies no metadata: a stack of L2A band files lost their offset, neither warned nor written to the
-    output (QA137)."""
+def _source_files_items(path: str) -> list[tuple[str, dict[str, str]]]:
+    """(file, ``_s2_items``) of each of a VRT's source files (``delivery.input_files``, the lookup that names its
+    bands); [] for another file."""
     per_file = []
     for file in delivery.input_files(path)[1:]:
         ds, _ = gdal_call(gdal.OpenEx, file, gdal.OF_RASTER | gdal.OF_READONLY)
-        per_file.append(_s2_items(ds) if ds is not None else {})
-    if not per_file or not all(per_file):
-        return {}
+        per_file.append((file, _s2_items(ds) if ds is not None else {}))
+    return per_file
+
+
+def _agreed(per_file: list[tuple[str, dict[str, str]]]) -> dict[str, str] | None:
+    """The items all the files share; None when they disagree: one holds none while another does, or two give a key
+    different values (a mosaic of a processing baseline 04.00 tile, -1000, beside an older one)."""
+    if per_file and not all(items for _, items in per_file):
+        return None if any(items for _, items in per_file) else {}
     found: dict[str, str] = {}
-    for items in per_file:
+    for _, items in per_file:
         for k, v in items.items():
             if found.setdefault(k, v) != v:
-                return {}
+                return None
     return found
+
+
+def source_items(path: str) -> dict[str, str]:
+    """The Sentinel-2 offset and quantification items of a VRT's source files (``_source_files_items``); {} for
+    another file, and when the sources disagree (``_agreed``; ``disagreement_note`` says so).
+    gdalbuildvrt copies no metadata: a stack of L2A band files lost their offset, neither warned nor written to the
+    output (QA137)."""
+    return _agreed(_source_files_items(path)) or {}
+
+
+def _file_offsets(items: dict[str, str]) -> dict[str, float]:
+    """The non-zero Sentinel-2 offsets among ``items``, by key."""
+    found = {k.upper(): _number(v) for k, v in items.items() if _S2_OFFSET.match(k)}
+    return {k: v for k, v in found.items() if v}
+
+
+DISAGREE_SHOWN = 3   # source files named in the warning, one per offset value found; the others counted
+
+
+def disagreement_note(path: str, role: str) -> str | None:
+    """A warning when a VRT's source files disagree on their Sentinel-2 offset (``_agreed``: one declares -1000,
+    another nothing or another value): its values then mix encodings, and nothing is carried to the output (QA142:
+    the warning went with the items). Names a file of each offset value found."""
+    per_file = [(os.path.basename(f), _file_offsets(items)) for f, items in _source_files_items(path)]
+    if _agreed([(f, {k: f"{v:g}" for k, v in off.items()}) for f, off in per_file]) is not None:
+        return None
+    shown: dict[frozenset, str] = {}   # by the offset values a file declares (band files differ by key only)
+    for name, off in per_file:
+        if len(shown) < DISAGREE_SHOWN:
+            shown.setdefault(frozenset(off.values()), f"{name}: {_listed(off) if off else 'none'}")
+    more = len(per_file) - len(shown)
+    listed = "; ".join(shown.values()) + (f"; {more} more file{'s' * (more > 1)}" if more else "")
+    return (f"The {role} raster's source files disagree on their Sentinel-2 offset ({listed}): its values mix "
+            "encodings (e.g. processing baselines before and from 04.00), the fusion works on them as stored, and the "
+            "output declares no offset. Build the mosaic from files of one baseline, or bring them to one first.")
 
 
 def _items(ds: gdal.Dataset, path: str) -> dict[str, str]:
@@ -81,8 +119,7 @@ def _items(ds: gdal.Dataset, path: str) -> dict[str, str]:
 def s2_offsets(ds: gdal.Dataset, path: str = "") -> dict[str, float]:
     """The non-zero Sentinel-2 offsets in the dataset's (or its bands') default metadata, by key; with ``path``, a
     VRT's, those of its source files too (``source_items``)."""
-    found = {k.upper(): _number(v) for k, v in _items(ds, path).items() if _S2_OFFSET.match(k)}
-    return {k: v for k, v in found.items() if v}
+    return _file_offsets(_items(ds, path))
 
 
 def carry_source_items(dst: gdal.Dataset, path: str) -> None:
@@ -115,6 +152,10 @@ def metadata_offset_note(ds: gdal.Dataset, path: str, role: str, scan: MetadataS
     if any(off for _, off in declared_scaling(ds, list(range(1, ds.RasterCount + 1)))):
         return None
     found, source, quant_text = s2_offsets(ds, path), "metadata", ""
+    if not found and path:
+        mixed = disagreement_note(path, role)
+        if mixed:
+            return mixed
     if found:
         items = {k.upper(): v for k, v in _items(ds, path).items()}
         quant_key = next((k for k in _S2_QUANT if _number(items.get(k))), None)

@@ -648,13 +648,19 @@ def estimate_scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: G
                          band_numbers: list[int] | None = None, bdsd: bool = True) -> classical.SceneStats:
     """``_scene_stats``, with running out of memory said in one line (InputError) before any pixel is written.
     QA: under ulimit -v 500 MB NumPy's own _ArrayMemoryError came out of ``classical.scene_stats`` as a traceback;
-    at 1060 MB OpenBLAS retried its work buffer forever (``memory.reserve_blas_buffer`` refuses first)."""
+    at 1060 MB OpenBLAS retried its work buffer forever (``memory.reserve_blas_buffer`` refuses first), and a lazy
+    import of SciPy failed with the loader's ImportError (QA142)."""
     try:
-        memory.reserve_blas_buffer()   # under ulimit -v OpenBLAS hung in the fit instead (QA139)
+        memory.reserve_blas_buffer(bdsd)   # under ulimit -v OpenBLAS hung in the fit instead (QA139)
         return _scene_stats(pan_ds, ms_ds, pan, ms, plan, notes, ranges, progress, gains=gains, checkpoint=checkpoint,
                             band_numbers=band_numbers, bdsd=bdsd)
-    except MemoryError as e:
+    except (MemoryError, ImportError) as e:
+        # a lazy import's library refused under ulimit -v is the loader's "failed to map segment" (QA142)
+        if isinstance(e, ImportError) and not memory.out_of_memory(e):
+            raise
         detail = one_line(str(e) or type(e).__name__)
+        if isinstance(e, ImportError):   # the loader names the library by its full path: its file name says enough
+            detail = detail.rsplit("/", 1)[-1]
         raise InputError(f"not enough memory to measure the scene statistics ({detail}): "
                          f"{memory.more_memory_way(budget=False)}. No output was written") from None
 
