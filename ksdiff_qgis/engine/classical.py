@@ -177,8 +177,8 @@ def bdsd_floor(m: np.ndarray, p: np.ndarray) -> np.ndarray:
     """(C, C+1) row b = (f_P, F, ..., F): where BDSD-PC measures the PAN and each MS band from (``bdsd_pc_coef``),
     over the statistics sample (``m``: (C, N) MS, ``p``: (N,) PAN on the MS grid). F is the lowest MS band's 0.1th
     percentile, f_P is F as well when, so measured, the PAN is in the MS's units (``units.same_units``: a product's
-    storage offset moves PAN and MS alike), else the PAN's own 0.1th percentile. A storage offset then moves nothing,
-    and on data without one the fit is nearly the paper's, through the stored zero."""
+    storage offset moves PAN and MS alike), else the PAN's own 0.1th percentile. A storage offset then moves nothing;
+    on data whose darkest band ends near 0 the fit is nearly the paper's, through the stored zero."""
     floor = float(np.percentile(m, 0.1, axis=1).min())
     same = same_units(float(m.mean()) - floor, float(p.mean()) - floor)
     pan_floor = floor if same else float(np.percentile(p, 0.1))
