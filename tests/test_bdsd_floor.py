@@ -94,3 +94,13 @@ def test_the_coefficients_are_logged_and_tagged(data_dir, tmp_path):
     other = pansharpen(str(data_dir / "l8_pan.tif"), str(data_dir / "l8_ms.tif"), str(tmp_path / "fs.tif"),
                        "landsat8", "mtf_glp_fs")
     assert gdal.Open(other.output_path).GetMetadataItem("KSDIFF_BDSD_COEF") is None
+
+
+def test_the_tag_writes_a_coefficient_at_its_bound_as_zero():
+    """A gamma the fit left a hair below its bound 0 was tagged and logged as -0.0 / -0.0000."""
+    coef = np.array([[0.5, -1e-7, -0.2], [0.3, -0.1, -3e-6]])
+    z = np.zeros(2)
+    stats = classical.SceneStats(ms_mean=z, pan_mean=1.0, pan_std=1.0, gsa_alpha=np.zeros(3), gsa_gain=z,
+                                 gsa_i_mean=0.0, gsa_i_std=1.0, brovey_w=np.zeros(3), brovey_i_mean=0.0,
+                                 brovey_i_std=1.0, fs_gain=z, bdsd_coef=coef, bdsd_sample=(100, 48, 100))
+    assert "-0.0" not in classical.bdsd_coef_text(stats) and "-0.0000" not in classical.bdsd_coef_line(stats)

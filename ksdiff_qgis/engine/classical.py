@@ -414,13 +414,18 @@ def bdsd_unfit(stats: SceneStats, extent: bool = False) -> str:
             f"of the {room} pixels away from the windows' edges. {BDSD_OTHER}")
 
 
+def _four(v: float) -> float:
+    """``v`` to 4 decimals, a tiny negative (a bound the fit reached) as 0.0, not -0.0."""
+    return round(float(v), 4) + 0.0
+
+
 def bdsd_coef_text(stats: SceneStats) -> str | None:
     """BDSD-PC's coefficients as compact JSON (4 decimals): per band g and the gammas, the sample size, and the
     floor the PAN and the MS are measured from; None without coefficients. The ``KSDIFF_BDSD_COEF`` tag."""
     if stats.bdsd_coef is None:
         return None
-    made: dict = {"n": stats.bdsd_sample[0], "g": [round(float(v), 4) for v in stats.bdsd_coef[:, 0]],
-                  "gamma": [[round(float(v), 4) for v in row] for row in stats.bdsd_coef[:, 1:]]}
+    made: dict = {"n": stats.bdsd_sample[0], "g": [_four(v) for v in stats.bdsd_coef[:, 0]],
+                  "gamma": [[_four(v) for v in row] for row in stats.bdsd_coef[:, 1:]]}
     if stats.bdsd_floor is not None:
         made["floor"] = {"pan": round(float(stats.bdsd_floor[0, 0]), 4), "ms": round(float(stats.bdsd_floor[0, 1]), 4)}
     return json.dumps(made, separators=(",", ":"))
@@ -431,8 +436,8 @@ def bdsd_coef_line(stats: SceneStats, numbers: list[int] | None = None) -> str |
     number in the file (``numbers``, as ``negative_note``; None: their positions). None without coefficients."""
     if stats.bdsd_coef is None:
         return None
-    bands = "; ".join(f"band {numbers[b] if numbers else b + 1}: g {row[0]:.4f}, gamma "
-                      + " ".join(f"{v:.4f}" for v in row[1:]) for b, row in enumerate(stats.bdsd_coef))
+    bands = "; ".join(f"band {numbers[b] if numbers else b + 1}: g {_four(row[0]):.4f}, gamma "
+                      + " ".join(f"{_four(v):.4f}" for v in row[1:]) for b, row in enumerate(stats.bdsd_coef))
     fl = stats.bdsd_floor
     floor = "" if fl is None else f", the PAN measured from {fl[0, 0]:.6g} and the MS from {fl[0, 1]:.6g}"
     return (f"BDSD-PC's coefficients, fitted on {stats.bdsd_sample[0]} MS pixels{floor} (also in the output's "
