@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import outliers
+from . import memory, outliers
 from .errors import InputError, shown_name
 from .feedback import Checkpoint, never_cancelled
 from .filters import MTF_TAPS, decimate, mtf_sigma, upsample
@@ -120,7 +120,7 @@ def scene_stats(pan_lr: np.ndarray, ms: np.ndarray, valid: np.ndarray,
     if p.size < 16:
         raise ValueError("too few valid pixels to estimate scene statistics")
     design = np.vstack([m, np.ones_like(p)]).T
-    alpha = np.linalg.lstsq(design, p, rcond=None)[0]
+    alpha = memory.lstsq(design, p)   # checked: under ulimit -v NumPy's returned garbage (QA142)
     i_gsa = design @ alpha
     var_i = max(float(i_gsa.var()), 1e-12)
     gain = _band_slopes(i_gsa, m)
@@ -130,7 +130,7 @@ def scene_stats(pan_lr: np.ndarray, ms: np.ndarray, valid: np.ndarray,
         cols = np.append(active, True)
         w = np.zeros_like(alpha)
         # with every band active this is the GSA regression, already solved
-        w[cols] = alpha if active.all() else np.linalg.lstsq(design[:, cols], p, rcond=None)[0]
+        w[cols] = alpha if active.all() else memory.lstsq(design[:, cols], p)
         if (w[:-1] >= 0).all() or active.sum() == 1:
             break
         active &= w[:-1] > 0
@@ -224,6 +224,8 @@ def bdsd_pc_coef(ms: np.ndarray, lms_lr: np.ndarray, p_lr: np.ndarray,
             design, goal = upper, np.linalg.solve(upper.T, rhs)
         except np.linalg.LinAlgError:   # a rank-deficient design (a band of zeros): the full one, slower but exact
             design, goal = np.column_stack([p, lms]), target
+            # bvls runs lstsq on column subsets of it: a copy and lstsq's own (garbage when they do not fit)
+            memory.check_lstsq_room(design, goal, copies=2)
         # bvls: the exact active-set solution, no iteration tolerance in the coefficients
         coef[b] = lsq_linear(design, goal, bounds=(low, high), method="bvls").x
     return coef

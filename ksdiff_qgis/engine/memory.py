@@ -17,6 +17,13 @@ import subprocess
 import sys
 from typing import Callable
 
+try:
+    import resource
+except ImportError:   # Windows: no ulimit
+    resource = None  # type: ignore[assignment]
+
+import numpy as np
+
 from . import memlimits
 from .errors import InputError, ModelMemoryError
 from .tiling import Layout
@@ -115,13 +122,65 @@ def reserve_blas_buffer(optimiser: bool = False) -> None:
     if room is not None and room[0] < BLAS_BUFFER_MB:
         raise MemoryError(f"the linear-algebra library needs about {BLAS_BUFFER_MB} MB of address space for its "
                           f"work buffer, more than {room[1]}")
-    import numpy as np
-
     # through LAPACK, as the statistics' lstsq: a product (@) binds cblas_dgemv, which QGIS's binaries take from
     # GSL's libgslcblas (loaded into the global scope before NumPy) and which then maps nothing (QA142); LAPACK's
     # dgemv_ stays OpenBLAS's. 64 rows: big enough for the heap buffer (VmSize +128 MB, measured as above)
     np.linalg.lstsq(np.arange(128.0).reshape(64, 2), np.ones(64), rcond=None)
     _blas_ready = True
+
+
+# NumPy 1.24's lstsq (LAPACK gelsd) copies its design and target into one malloc'd block, and when that fails it
+# prints "init_gelsd failed init" and returns uninitialised numbers without raising (QA142: GSA and Brovey scored
+# alike, once a segfault). Measured 2026-12-07, 1M x 9 design (68.7 MB) + target (7.6 MB): garbage up to 76 MB of
+# room, solved from 77: the copies plus LAPACK's workspace (under 1 MB for C+1 unknowns)
+LSTSQ_MARGIN_MB = 2
+
+
+def check_lstsq_room(design: np.ndarray, target: np.ndarray, copies: int = 1) -> None:
+    """MemoryError when the address space left under ``ulimit -v`` cannot hold ``copies`` copies of ``design`` and
+    ``target`` (``np.linalg.lstsq``'s; a solver that copies column subsets too needs 2) and the margin: lstsq would
+    return garbage instead of raising. Nothing is checked without a limit (or off Linux)."""
+    room = memlimits.address_space_room() if sys.platform.startswith("linux") else None
+    need = copies * (design.nbytes + target.nbytes) / 2**20 + LSTSQ_MARGIN_MB
+    if room is not None and room[0] < need:
+        raise MemoryError(f"the least-squares fit needs about {need:.0f} MB of address space, more than {room[1]}")
+
+
+def lstsq(design: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """``np.linalg.lstsq(design, target, rcond=None)``'s solution, after ``check_lstsq_room``."""
+    check_lstsq_room(design, target)
+    return np.linalg.lstsq(design, target, rcond=None)[0]
+
+
+# GDAL's encoding threads (NUM_THREADS) under ``ulimit -v``: when one cannot be started GDAL prints
+# "CPLCreateJoinableThread() failed" and waits forever in CPLJobQueue::WaitCompletion (QA142, 160 MB of room, GSL
+# loaded, 2 cores; here from 24 MB of room down). Measured 2026-12-07, GDAL 3.6, arenas capped: a 1024² 4-band DEFLATE
+# write grew VmSize by 10 MB with 1 thread, 91 with 2 (a malloc arena of 64 MB, then a stack of 8 MB and about
+# 2 MB of buffers each), 110 with 4
+ARENA_MB = 64
+THREAD_BUFFERS_MB = 2
+DEFAULT_STACK_MB = 8   # glibc's thread stack is RLIMIT_STACK's soft limit; unlimited: a smaller default
+
+
+def thread_stack_mb() -> float:
+    """A new thread's stack (MB): ``ulimit -s`` when set, else DEFAULT_STACK_MB."""
+    soft = resource.getrlimit(resource.RLIMIT_STACK)[0] if resource is not None else -1
+    return soft / 2**20 if soft > 0 and soft != resource.RLIM_INFINITY else DEFAULT_STACK_MB   # Linux: -1
+
+
+def encoding_threads_fit(threads: int) -> tuple[int, str | None]:
+    """GDAL's encoding threads for a run asking ``threads``, and the log line when fewer: under ``ulimit -v`` they
+    must fit the share of the address space left that the tiles' budget leaves (1 - AS_SHARE): an arena and each
+    thread's stack and buffers. One thread starts none (GDAL encodes in the writing thread)."""
+    room = memlimits.address_space_room() if threads > 1 and sys.platform.startswith("linux") else None
+    if room is None:
+        return threads, None
+    spare = (1 - AS_SHARE) * room[0] - ARENA_MB
+    fit = max(1, min(threads, int(spare // (thread_stack_mb() + THREAD_BUFFERS_MB))))
+    if fit >= threads:
+        return threads, None
+    return fit, (f"Output: encoded with {fit} GDAL thread(s), not {threads}: their stacks might not fit in "
+                 f"{room[1]}, and GDAL waits forever for a thread it cannot start. Raise the limit for a faster write.")
 
 
 def resident_mb() -> float | None:

@@ -878,6 +878,17 @@ def _fit_threads(workers: int, pool_size: int, ort_threads: int, method: str, op
     return fitted, outputs.with_encoding_threads(options, fitted.gdal, cores)
 
 
+def _fit_encoding_memory(options: outputs.OutputOptions, fb: Feedback) -> outputs.OutputOptions:
+    """``options`` with no more GDAL encoding threads than ``memory.encoding_threads_fit`` leaves under ``ulimit -v``
+    (said in the log): GDAL hung for good when it could not start one (QA142)."""
+    cores = runtime.default_threads()
+    threads, note = memory.encoding_threads_fit(outputs.encoding_threads(options, cores))
+    if note is None:
+        return options
+    fb.info(note)
+    return outputs.with_encoding_threads(options, threads, cores)
+
+
 def _fit_workers(workers: int, tile: int, rows: int, cols: int, bands: int, margin: int, learned: bool,
                  size_multiple: int) -> int:
     """At most ``workers`` tiles in flight, fewer when their memory would pass the run's budget."""
@@ -1521,6 +1532,7 @@ def pansharpen(
         warnings.append(too_big)
     nodata, nodata_why = output_nodata(pan, ms, out_nbits)
     names = bplan.names
+    out_options = _fit_encoding_memory(out_options, fb)   # now: the statistics took their address space
     writer = _make_writer(output_path, cols, rows, ms, plan.out_gt, pan.wkt, names, nodata, out_options, fb,
                           found_at_output, need)
     pool = None   # from here on, any failure (even before the first tile) removes the partial file
