@@ -151,13 +151,14 @@ def metadata_offset_note(ds: gdal.Dataset, path: str, role: str, scan: MetadataS
     carry none (a band offset is ``band_value_notes``'s to say); None otherwise. Nothing is applied."""
     if any(off for _, off in declared_scaling(ds, list(range(1, ds.RasterCount + 1)))):
         return None
-    found, source, quant_text = s2_offsets(ds, path), "metadata", ""
+    items = _items(ds, path)   # a VRT's source files read once here
+    found, source, quant_text = _file_offsets(items), "metadata", ""
     if not found and path:
         mixed = disagreement_note(path, role)
         if mixed:
             return mixed
     if found:
-        items = {k.upper(): v for k, v in _items(ds, path).items()}
+        items = {k.upper(): v for k, v in items.items()}
         quant_key = next((k for k in _S2_QUANT if _number(items.get(k))), None)
         if quant_key:
             quant, value = _number(items[quant_key]), next(iter(found.values()))
