@@ -85,7 +85,7 @@ def test_dark_water_and_a_zero_band_stay_data(data_dir, tmp_path, monkeypatch):
     for name in ("rule", "without"):
         if name == "without":
             monkeypatch.setattr(pipeline, "ms_fill_over_pan_data",
-                                lambda pan_lr, ms_lr, *a, **kw: np.zeros(ms_lr.shape[1:], dtype=bool).ravel())
+                                lambda pan_lr, ms_lr, *a: np.zeros(ms_lr.shape[1:], dtype=bool).ravel())
         res = pipeline.pansharpen(pan, ms, str(tmp_path / f"{name}.tif"), "wv2", "gsa", workers=1)
         out[name] = gdal.Open(res.output_path).ReadAsArray()
         assert not any("declares no nodata value" in w for w in res.warnings), res.warnings

@@ -771,10 +771,10 @@ def _scene_stats(pan_ds, ms_ds, pan: RasterInfo, ms: RasterInfo, plan: GridPlan,
         v = valid_pixels(arr, nd, dt)
         if v is not None:
             valid &= v
+    fill = ms_fill_over_pan_data(pan_lr, ms_lr, pan, ms, shapes)
     held = nodata_held(pan_lr, ms_lr, pan, ms)
     fills = undeclared_fills(pan_lr, ms_lr, pan, ms, held)
     scene_fill = "MS" in fills
-    fill = ms_fill_over_pan_data(pan_lr, ms_lr, pan, ms, shapes, held=held)
     cuts = [cut if cut is None or cut[3] is None else
             (*cut[:3], (cut[3][0], _around_bad(*cut[3], pan, ms, scene_fill, cut[4], held)), cut[4]) for cut in cuts]
     filled = int((valid & fill).sum())   # the data pixels only the MS's fill takes
